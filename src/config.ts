@@ -1,0 +1,423 @@
+// The only reader of the environment: validates every variable at once into a frozen Config.
+import { z } from 'zod'
+import { AppError } from './errors.ts'
+import type { Level } from './log.ts'
+
+/** Every variable the binary reads, with its default; `--help` prints this table. */
+export const ENV_VARS: readonly { name: string; default: string; meaning: string }[] = [
+  { name: 'DATABASE_URL', default: '-', meaning: 'the database to drain (a pooled URL is fine)' },
+  {
+    name: 'LISTEN_DATABASE_URL',
+    default: 'DATABASE_URL',
+    meaning: 'direct (session) URL for LISTEN and migrations',
+  },
+  {
+    name: 'MAILER_DATABASES',
+    default: '-',
+    meaning: 'JSON array for several databases: [{"name","url","listenUrl"?}]',
+  },
+  { name: 'MAIL_TRANSPORT', default: 'graph', meaning: 'graph | file | discard' },
+  { name: 'MAIL_FILE_DIR', default: './mail-out', meaning: 'directory for the file transport' },
+  { name: 'MAIL_FROM', default: '-', meaning: 'default sender mailbox (user id or UPN)' },
+  { name: 'GRAPH_TENANT_ID', default: '-', meaning: 'Entra tenant (GUID or domain)' },
+  { name: 'GRAPH_CLIENT_ID', default: '-', meaning: 'Entra app registration (client) id' },
+  { name: 'GRAPH_CERTIFICATE', default: '-', meaning: 'PEM certificate (for the thumbprint)' },
+  { name: 'GRAPH_CERTIFICATE_FILE', default: '-', meaning: 'path of the PEM certificate' },
+  { name: 'GRAPH_PRIVATE_KEY', default: '-', meaning: 'PEM private key (PKCS#8)' },
+  { name: 'GRAPH_PRIVATE_KEY_FILE', default: '-', meaning: 'path of the PEM private key' },
+  { name: 'GRAPH_CLIENT_SECRET', default: '-', meaning: 'client secret, instead of a certificate' },
+  {
+    name: 'GRAPH_ASSERTION_ALGORITHM',
+    default: 'PS256',
+    meaning: 'PS256 (x5t#S256) or RS256 (x5t) for the client assertion',
+  },
+  {
+    name: 'GRAPH_AUTHORITY_URL',
+    default: 'https://login.microsoftonline.com',
+    meaning: 'Entra authority (sovereign clouds, tests)',
+  },
+  {
+    name: 'GRAPH_API_URL',
+    default: 'https://graph.microsoft.com/v1.0',
+    meaning: 'Graph base URL',
+  },
+  {
+    name: 'GRAPH_SAVE_TO_SENT_ITEMS',
+    default: 'true',
+    meaning: 'keep a copy in the mailbox Sent Items',
+  },
+  {
+    name: 'GRAPH_REQUEST_TIMEOUT_SECONDS',
+    default: '30',
+    meaning: 'deadline of one Graph request (must be well under the lease)',
+  },
+  {
+    name: 'GRAPH_MAILBOX_LOOKUP',
+    default: 'false',
+    meaning: 'after a crash mid-send, look the message up in the mailbox (needs Mail.ReadBasic)',
+  },
+  {
+    name: 'AMBIGUOUS_SEND_POLICY',
+    default: 'resend',
+    meaning: 'without lookup, a crash mid-send: resend (at-least-once) or hold (fail for review)',
+  },
+  {
+    name: 'THROTTLE_DEADLINE_SECONDS',
+    default: '86400',
+    meaning: 'a row throttled for longer than this since creation fails with code throttled',
+  },
+  { name: 'HOST', default: '0.0.0.0', meaning: 'HTTP listen address' },
+  { name: 'PORT', default: '8080', meaning: 'HTTP listen port' },
+  { name: 'API_JWT_SECRET', default: '-', meaning: 'HS256 secret for API bearer tokens' },
+  { name: 'API_JWKS_URL', default: '-', meaning: 'JWKS URL for API bearer tokens' },
+  { name: 'API_JWT_ISSUER', default: '-', meaning: 'required iss of API tokens' },
+  { name: 'API_JWT_AUDIENCE', default: '-', meaning: 'required aud of API tokens' },
+  { name: 'LOG_LEVEL', default: 'info', meaning: 'debug | info | warn | error' },
+  { name: 'WORKER_CONCURRENCY', default: '10', meaning: 'sends in flight per process' },
+  { name: 'LEASE_SECONDS', default: '60', meaning: 'lease length of a claimed row' },
+  { name: 'HEARTBEAT_SECONDS', default: 'LEASE_SECONDS/3', meaning: 'lease heartbeat period' },
+  { name: 'MAX_ATTEMPTS', default: '8', meaning: 'attempts for rows that set none' },
+  {
+    name: 'RETRY_BASE_SECONDS',
+    default: '10',
+    meaning: 'first retry delay; doubles per attempt, with jitter',
+  },
+  { name: 'RETRY_MAX_SECONDS', default: '3600', meaning: 'cap of the retry delay' },
+  {
+    name: 'POLL_INTERVAL_SECONDS',
+    default: '30',
+    meaning: 'backstop poll when no notification came (poll-only mode: 1s)',
+  },
+  {
+    name: 'LISTEN_CHECK_SECONDS',
+    default: '15',
+    meaning: 'how often the LISTEN connection is checked for a half-open socket',
+  },
+  {
+    name: 'LISTEN_MODE',
+    default: 'auto',
+    meaning: 'auto (LISTEN, fall back to polling) or poll (never LISTEN: transaction poolers)',
+  },
+  {
+    name: 'SHUTDOWN_GRACE_SECONDS',
+    default: '20',
+    meaning: 'time in-flight sends get after SIGTERM',
+  },
+  {
+    name: 'GRAPH_MAX_CONCURRENCY',
+    default: '4',
+    meaning: 'concurrent Graph requests per app across all workers',
+  },
+  {
+    name: 'MAILBOX_RATE_PER_MINUTE',
+    default: '30',
+    meaning: 'sends per mailbox per minute across all workers (0 = no limit)',
+  },
+]
+
+export interface DatabaseConfig {
+  name: string
+  url: string
+  listenUrl: string
+}
+
+export interface GraphConfig {
+  tenantId: string
+  clientId: string
+  certificate: string | null
+  certificateFile: string | null
+  privateKey: string | null
+  privateKeyFile: string | null
+  clientSecret: string | null
+  assertionAlgorithm: 'PS256' | 'RS256'
+  authorityUrl: string
+  apiUrl: string
+  saveToSentItems: boolean
+  requestTimeoutMs: number
+  mailboxLookup: boolean
+  ambiguousSendPolicy: 'resend' | 'hold'
+}
+
+export interface WorkerConfig {
+  concurrency: number
+  leaseSeconds: number
+  heartbeatSeconds: number
+  maxAttempts: number
+  retryBaseSeconds: number
+  retryMaxSeconds: number
+  pollIntervalSeconds: number
+  listenCheckSeconds: number
+  listenMode: 'auto' | 'poll'
+  shutdownGraceSeconds: number
+  throttleDeadlineSeconds: number
+}
+
+export interface ApiAuthConfig {
+  jwtSecret: string | null
+  jwksUrl: string | null
+  issuer: string | null
+  audience: string | null
+}
+
+export interface Config {
+  databases: DatabaseConfig[]
+  transport: 'graph' | 'file' | 'discard'
+  fileDir: string
+  mailFrom: string | null
+  graph: GraphConfig | null
+  http: { host: string; port: number }
+  api: ApiAuthConfig
+  logLevel: Level
+  worker: WorkerConfig
+  limits: { graphMaxConcurrency: number; mailboxRatePerMinute: number }
+}
+
+const optional = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+const int = (min: number, max: number) =>
+  optional.pipe(
+    z
+      .string()
+      .regex(/^-?\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().min(min).max(max))
+      .optional(),
+  )
+const bool = optional.pipe(z.enum(['true', 'false', '1', '0']).optional())
+const pgUrl = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL')
+  .transform((u) => u.replace(/\/+$/, ''))
+
+const DatabasesJson = z
+  .array(
+    z
+      .object({
+        name: z.string().regex(/^[a-z0-9_-]{1,40}$/, 'must be 1-40 of a-z 0-9 _ -'),
+        url: pgUrl,
+        listenUrl: pgUrl.optional(),
+      })
+      .strict(),
+  )
+  .min(1, 'must list at least one database')
+
+const Env = z.object({
+  DATABASE_URL: optional.pipe(pgUrl.optional()),
+  LISTEN_DATABASE_URL: optional.pipe(pgUrl.optional()),
+  MAILER_DATABASES: optional,
+  MAIL_TRANSPORT: optional.pipe(z.enum(['graph', 'file', 'discard']).default('graph')),
+  MAIL_FILE_DIR: optional.pipe(z.string().default('./mail-out')),
+  MAIL_FROM: optional,
+  GRAPH_TENANT_ID: optional,
+  GRAPH_CLIENT_ID: optional,
+  GRAPH_CERTIFICATE: optional,
+  GRAPH_CERTIFICATE_FILE: optional,
+  GRAPH_PRIVATE_KEY: optional,
+  GRAPH_PRIVATE_KEY_FILE: optional,
+  GRAPH_CLIENT_SECRET: optional,
+  GRAPH_ASSERTION_ALGORITHM: optional.pipe(z.enum(['PS256', 'RS256']).default('PS256')),
+  GRAPH_AUTHORITY_URL: optional.pipe(httpUrl.default('https://login.microsoftonline.com')),
+  GRAPH_API_URL: optional.pipe(httpUrl.default('https://graph.microsoft.com/v1.0')),
+  GRAPH_SAVE_TO_SENT_ITEMS: bool,
+  GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 600),
+  GRAPH_MAILBOX_LOOKUP: bool,
+  AMBIGUOUS_SEND_POLICY: optional.pipe(z.enum(['resend', 'hold']).default('resend')),
+  THROTTLE_DEADLINE_SECONDS: int(60, 30 * 86400),
+  HOST: optional.pipe(z.string().default('0.0.0.0')),
+  PORT: int(0, 65535),
+  API_JWT_SECRET: optional.pipe(
+    z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
+  ),
+  API_JWKS_URL: optional.pipe(httpUrl.optional()),
+  API_JWT_ISSUER: optional,
+  API_JWT_AUDIENCE: optional,
+  LOG_LEVEL: optional.pipe(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
+  WORKER_CONCURRENCY: int(1, 500),
+  LEASE_SECONDS: int(5, 3600),
+  HEARTBEAT_SECONDS: int(1, 1200),
+  MAX_ATTEMPTS: int(1, 100),
+  RETRY_BASE_SECONDS: int(1, 3600),
+  RETRY_MAX_SECONDS: int(1, 7 * 86400),
+  POLL_INTERVAL_SECONDS: int(1, 3600),
+  LISTEN_CHECK_SECONDS: int(1, 600),
+  LISTEN_MODE: optional.pipe(z.enum(['auto', 'poll']).default('auto')),
+  SHUTDOWN_GRACE_SECONDS: int(0, 600),
+  GRAPH_MAX_CONCURRENCY: int(1, 100),
+  MAILBOX_RATE_PER_MINUTE: int(0, 100_000),
+})
+
+const truthy = (v: string | undefined, fallback: boolean) =>
+  v === undefined ? fallback : v === 'true' || v === '1'
+
+export interface LoadOptions {
+  /** Under `bun run dev` the API may run without auth. */
+  dev?: boolean
+  /** Commands that never touch a database (e.g. check-config without --connect) still validate it. */
+  requireDatabase?: boolean
+}
+
+/** Parses the environment; throws AppError('config_invalid') naming every problem, never a value. */
+export function loadConfig(env: Record<string, string | undefined>, opts: LoadOptions = {}): Config {
+  const parsed = Env.safeParse(env)
+  const problems: string[] = []
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      problems.push(`${issue.path.join('.') || 'environment'}: ${issue.message}`)
+    }
+    throw configError(problems)
+  }
+  const e = parsed.data
+
+  const databases: DatabaseConfig[] = []
+  if (e.MAILER_DATABASES !== undefined) {
+    if (e.DATABASE_URL !== undefined) {
+      problems.push('MAILER_DATABASES and DATABASE_URL are both set: use one of them')
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(e.MAILER_DATABASES)
+    } catch {
+      problems.push('MAILER_DATABASES: is not valid JSON')
+    }
+    if (json !== undefined) {
+      const dbs = DatabasesJson.safeParse(json)
+      if (!dbs.success) {
+        for (const issue of dbs.error.issues) {
+          problems.push(`MAILER_DATABASES[${issue.path.join('.')}]: ${issue.message}`)
+        }
+      } else {
+        const names = new Set<string>()
+        for (const d of dbs.data) {
+          if (names.has(d.name)) problems.push(`MAILER_DATABASES: name "${d.name}" is repeated`)
+          names.add(d.name)
+          databases.push({ name: d.name, url: d.url, listenUrl: d.listenUrl ?? d.url })
+        }
+      }
+    }
+  } else if (e.DATABASE_URL !== undefined) {
+    databases.push({
+      name: 'default',
+      url: e.DATABASE_URL,
+      listenUrl: e.LISTEN_DATABASE_URL ?? e.DATABASE_URL,
+    })
+  } else if (opts.requireDatabase !== false) {
+    problems.push('DATABASE_URL (or MAILER_DATABASES) is required')
+  }
+
+  const leaseSeconds = e.LEASE_SECONDS ?? 60
+  const heartbeatSeconds = e.HEARTBEAT_SECONDS ?? Math.max(1, Math.floor(leaseSeconds / 3))
+  if (heartbeatSeconds * 2 > leaseSeconds) {
+    problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
+  }
+  const requestTimeoutSeconds = e.GRAPH_REQUEST_TIMEOUT_SECONDS ?? 30
+  if (requestTimeoutSeconds * 2 > leaseSeconds) {
+    problems.push('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS')
+  }
+  const retryBaseSeconds = e.RETRY_BASE_SECONDS ?? 10
+  const retryMaxSeconds = e.RETRY_MAX_SECONDS ?? 3600
+  if (retryMaxSeconds < retryBaseSeconds) {
+    problems.push('RETRY_MAX_SECONDS: must be at least RETRY_BASE_SECONDS')
+  }
+
+  let graph: GraphConfig | null = null
+  if (e.MAIL_TRANSPORT === 'graph') {
+    if (!e.GRAPH_TENANT_ID) problems.push('GRAPH_TENANT_ID is required with MAIL_TRANSPORT=graph')
+    if (!e.GRAPH_CLIENT_ID) problems.push('GRAPH_CLIENT_ID is required with MAIL_TRANSPORT=graph')
+    if (!e.MAIL_FROM) problems.push('MAIL_FROM is required with MAIL_TRANSPORT=graph')
+    const cert = e.GRAPH_CERTIFICATE ?? e.GRAPH_CERTIFICATE_FILE
+    const key = e.GRAPH_PRIVATE_KEY ?? e.GRAPH_PRIVATE_KEY_FILE
+    if (e.GRAPH_CERTIFICATE && e.GRAPH_CERTIFICATE_FILE) {
+      problems.push('GRAPH_CERTIFICATE and GRAPH_CERTIFICATE_FILE are both set: use one')
+    }
+    if (e.GRAPH_PRIVATE_KEY && e.GRAPH_PRIVATE_KEY_FILE) {
+      problems.push('GRAPH_PRIVATE_KEY and GRAPH_PRIVATE_KEY_FILE are both set: use one')
+    }
+    if (e.GRAPH_CLIENT_SECRET && (cert || key)) {
+      problems.push('GRAPH_CLIENT_SECRET and a certificate are both set: use one credential')
+    } else if (!e.GRAPH_CLIENT_SECRET && !(cert && key)) {
+      problems.push(
+        'a Graph credential is required: GRAPH_CERTIFICATE(_FILE) with GRAPH_PRIVATE_KEY(_FILE), or GRAPH_CLIENT_SECRET',
+      )
+    }
+    graph = {
+      tenantId: e.GRAPH_TENANT_ID ?? '',
+      clientId: e.GRAPH_CLIENT_ID ?? '',
+      certificate: e.GRAPH_CERTIFICATE ?? null,
+      certificateFile: e.GRAPH_CERTIFICATE_FILE ?? null,
+      privateKey: e.GRAPH_PRIVATE_KEY ?? null,
+      privateKeyFile: e.GRAPH_PRIVATE_KEY_FILE ?? null,
+      clientSecret: e.GRAPH_CLIENT_SECRET ?? null,
+      assertionAlgorithm: e.GRAPH_ASSERTION_ALGORITHM,
+      authorityUrl: e.GRAPH_AUTHORITY_URL,
+      apiUrl: e.GRAPH_API_URL,
+      saveToSentItems: truthy(e.GRAPH_SAVE_TO_SENT_ITEMS, true),
+      requestTimeoutMs: requestTimeoutSeconds * 1000,
+      mailboxLookup: truthy(e.GRAPH_MAILBOX_LOOKUP, false),
+      ambiguousSendPolicy: e.AMBIGUOUS_SEND_POLICY,
+    }
+  }
+
+  if (e.API_JWT_SECRET && e.API_JWKS_URL) {
+    problems.push('API_JWT_SECRET and API_JWKS_URL are both set: use one')
+  }
+  if (e.API_JWKS_URL && (!e.API_JWT_ISSUER || !e.API_JWT_AUDIENCE)) {
+    problems.push('API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE to pin the tokens')
+  }
+
+  if (problems.length > 0) throw configError(problems)
+
+  return deepFreeze({
+    databases,
+    transport: e.MAIL_TRANSPORT,
+    fileDir: e.MAIL_FILE_DIR,
+    mailFrom: e.MAIL_FROM ?? null,
+    graph,
+    http: { host: e.HOST, port: e.PORT ?? 8080 },
+    api: {
+      jwtSecret: e.API_JWT_SECRET ?? null,
+      jwksUrl: e.API_JWKS_URL ?? null,
+      issuer: e.API_JWT_ISSUER ?? null,
+      audience: e.API_JWT_AUDIENCE ?? null,
+    },
+    logLevel: e.LOG_LEVEL,
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY ?? 10,
+      leaseSeconds,
+      heartbeatSeconds,
+      maxAttempts: e.MAX_ATTEMPTS ?? 8,
+      retryBaseSeconds,
+      retryMaxSeconds,
+      pollIntervalSeconds: e.POLL_INTERVAL_SECONDS ?? 30,
+      listenCheckSeconds: e.LISTEN_CHECK_SECONDS ?? 15,
+      listenMode: e.LISTEN_MODE,
+      shutdownGraceSeconds: e.SHUTDOWN_GRACE_SECONDS ?? 20,
+      throttleDeadlineSeconds: e.THROTTLE_DEADLINE_SECONDS ?? 86400,
+    },
+    limits: {
+      graphMaxConcurrency: e.GRAPH_MAX_CONCURRENCY ?? 4,
+      mailboxRatePerMinute: e.MAILBOX_RATE_PER_MINUTE ?? 30,
+    },
+  })
+}
+
+function configError(problems: string[]) {
+  return new AppError(
+    'config_invalid',
+    `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    { problems },
+  )
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
+}

@@ -1,0 +1,14 @@
+// The ordered list of schema migrations, embedded in the binary as text.
+import m0001 from '../../sql/0001_mailer_schema.sql' with { type: 'text' }
+
+export interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+export const migrations: readonly Migration[] = [
+  { version: 1, name: '0001_mailer_schema', sql: m0001 },
+]
+
+export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -1,0 +1,49 @@
+// Opens one database: a pg pool (application_name outbox-mailer) wrapped in Kysely.
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import type { Logger } from '../log.ts'
+import type { Database } from './schema.ts'
+
+export const POOL_APPLICATION_NAME = 'outbox-mailer'
+
+export interface DbHandle {
+  name: string
+  pool: pg.Pool
+  db: Kysely<Database>
+  close(): Promise<void>
+}
+
+export interface OpenOptions {
+  name: string
+  url: string
+  maxConnections?: number
+  log: Logger
+  applicationName?: string
+}
+
+export function openDb(o: OpenOptions): DbHandle {
+  const pool = new pg.Pool({
+    connectionString: o.url,
+    application_name: o.applicationName ?? POOL_APPLICATION_NAME,
+    max: o.maxConnections ?? 8,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    // Recycle before proxies (e.g. Fly's) close long-lived connections under us.
+    maxLifetimeSeconds: 600,
+    keepAlive: true,
+  })
+  // An idle client's socket error must not crash the process; the next checkout reconnects.
+  pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  let closed = false
+  return {
+    name: o.name,
+    pool,
+    db,
+    close: async () => {
+      if (closed) return
+      closed = true
+      await db.destroy()
+    },
+  }
+}

@@ -1,0 +1,96 @@
+// Kysely table types for the mailer schema; row types mirror the SQL (snake_case, bigint ids as strings).
+import type { ColumnType, Generated, Selectable } from 'kysely'
+
+type NullableTimestamp = ColumnType<Date | null, Date | string | null, Date | string | null>
+/** A timestamp with a database default: optional on insert. */
+type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>
+
+export type OutboxStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'cancelled'
+export const OUTBOX_STATUSES: readonly OutboxStatus[] = [
+  'pending',
+  'sending',
+  'sent',
+  'failed',
+  'cancelled',
+]
+
+export interface EmailOutboxTable {
+  id: Generated<string>
+  tenant: Generated<string>
+  dedupe_key: string | null
+  status: Generated<OutboxStatus>
+  priority: Generated<number>
+  send_at: DefaultTimestamp
+  expires_at: NullableTimestamp
+  attempts: Generated<number>
+  max_attempts: number | null
+  last_error_code: string | null
+  last_error: string | null
+  created_at: DefaultTimestamp
+  sent_at: NullableTimestamp
+  correlation_id: string | null
+  message: unknown | null
+  template: string | null
+  source_row: unknown | null
+  lease_owner: string | null
+  lease_token: string | null
+  lease_expires_at: NullableTimestamp
+  send_started_at: NullableTimestamp
+  cancel_requested_at: NullableTimestamp
+}
+
+export interface EmailAttemptsTable {
+  id: Generated<string>
+  outbox_id: string
+  attempt: number
+  worker_id: string | null
+  started_at: NullableTimestamp
+  finished_at: DefaultTimestamp
+  outcome: string
+  http_status: number | null
+  request_id: string | null
+  error_code: string | null
+  error: string | null
+}
+
+export interface TemplatesTable {
+  name: string
+  subject: string
+  text_body: string | null
+  html_body: string | null
+  to_addresses: Generated<string[]>
+  cc_addresses: Generated<string[]>
+  bcc_addresses: Generated<string[]>
+  reply_to: string | null
+  from_address: string | null
+  created_at: DefaultTimestamp
+  updated_at: DefaultTimestamp
+}
+
+export interface WorkersTable {
+  id: string
+  host: string
+  pid: number
+  version: string
+  started_at: DefaultTimestamp
+  last_heartbeat_at: DefaultTimestamp
+}
+
+export interface SchemaMigrationsTable {
+  version: number
+  name: string
+  checksum: string
+  applied_at: DefaultTimestamp
+}
+
+export interface Database {
+  'mailer.email_outbox': EmailOutboxTable
+  'mailer.email_attempts': EmailAttemptsTable
+  'mailer.templates': TemplatesTable
+  'mailer.workers': WorkersTable
+  'mailer.schema_migrations': SchemaMigrationsTable
+}
+
+export type OutboxRow = Selectable<EmailOutboxTable>
+export type AttemptRow = Selectable<EmailAttemptsTable>
+export type TemplateRow = Selectable<TemplatesTable>

@@ -1,0 +1,94 @@
+// `bun run dev`: embedded Postgres under ./.data, migrations, a demo table + trigger + template, file transport, API.
+import { resolve } from 'node:path'
+import pg from 'pg'
+import { loadConfig } from './config.ts'
+import { migrate } from './db/migrate.ts'
+import { startEmbeddedPostgres } from './embedded-postgres.ts'
+import { createLogger } from './log.ts'
+import { runUntilSignalled } from './main.ts'
+
+const DATA_DIR = resolve('.data/postgres')
+const MAIL_DIR = resolve('mail-out')
+const PORT = Number(process.env.PORT ?? 8080)
+const DATABASE = 'outbox_dev'
+
+const DEMO_SQL = `
+create table if not exists public.inquiries (
+  id         bigint generated always as identity primary key,
+  name       text not null,
+  email      text not null,
+  message    text not null,
+  created_at timestamptz not null default now()
+);
+insert into mailer.templates (name, subject, text_body, html_body, to_addresses, reply_to)
+values ('inquiry', 'New inquiry from {{name}}',
+        E'{{name}} <{{email}}> wrote:\\n\\n{{message}}\\n',
+        '<p><strong>{{name}}</strong> &lt;{{email}}&gt; wrote:</p><blockquote>{{message}}</blockquote>',
+        array['sales@example.com'], '{{name}} <{{email}}>')
+on conflict (name) do nothing;
+do $$ begin
+  if not exists (select 1 from pg_trigger where tgname = 'inquiries_mail') then
+    create trigger inquiries_mail after insert on public.inquiries
+      for each row execute function mailer.enqueue_from_row('inquiry');
+  end if;
+end $$;
+`
+
+async function main() {
+  console.log('outbox-mailer dev: starting an embedded Postgres in ./.data (first start takes a few seconds)…')
+  const server = await startEmbeddedPostgres({ dir: DATA_DIR, port: 54329, persistent: true })
+  const admin = new pg.Client({ connectionString: server.url('postgres') })
+  await admin.connect()
+  const exists = await admin.query('select 1 from pg_database where datname = $1', [DATABASE])
+  if (exists.rowCount === 0) await admin.query(`create database ${DATABASE}`)
+  await admin.end()
+  const url = server.url(DATABASE)
+
+  const log = createLogger((process.env.LOG_LEVEL as 'info' | undefined) ?? 'info')
+  await migrate({ url, log })
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  await client.query(DEMO_SQL)
+  const { rows } = await client.query<{ n: string }>('select count(*) as n from public.inquiries')
+  if (rows[0]?.n === '0') {
+    await client.query(
+      `insert into public.inquiries (name, email, message) values ('Ada Lovelace', 'ada@example.com', 'Hello! Is the analytical engine still available?')`,
+    )
+  }
+  await client.end()
+
+  const config = loadConfig(
+    {
+      ...process.env,
+      DATABASE_URL: url,
+      MAIL_TRANSPORT: 'file',
+      MAIL_FILE_DIR: MAIL_DIR,
+      MAIL_FROM: process.env.MAIL_FROM ?? 'outbox@example.com',
+      PORT: String(PORT),
+      HOST: '127.0.0.1',
+    },
+    { dev: true },
+  )
+  const banner = `
+outbox-mailer is running (dev mode: embedded Postgres, file transport, no API auth)
+
+  database    ${url}
+  mail out    ${MAIL_DIR}/outbox-<id>.eml
+  API docs    http://localhost:${PORT}/docs
+  readiness   http://localhost:${PORT}/readyz
+
+Try it: insert an inquiry and watch a new .eml appear in ./mail-out within a second:
+
+  psql '${url}' -c "insert into public.inquiries (name, email, message) values ('Grace Hopper', 'grace@example.com', 'Found a bug')"
+
+or enqueue directly:
+
+  psql '${url}' -c "select mailer.enqueue_email('{\\"to\\":\\"you@example.com\\",\\"subject\\":\\"Hi\\",\\"text\\":\\"Hello\\"}')"
+
+Stop with Ctrl+C (data stays in ./.data; delete it to start over).
+`
+  console.log(banner)
+  await runUntilSignalled(config, { role: 'all', log, dev: true })
+}
+
+await main()

@@ -1,0 +1,42 @@
+// Application errors: every failure the product reports carries a fixed code; the API maps codes to HTTP.
+
+export type ErrorCode =
+  | 'config_invalid'
+  | 'schema_missing'
+  | 'schema_outdated'
+  | 'schema_ahead'
+  | 'migration_checksum_mismatch'
+  | 'migration_lock_timeout'
+  | 'validation_failed'
+  | 'template_not_found'
+  | 'template_error'
+  | 'not_found'
+  | 'conflict'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'rate_limited'
+  | 'database_unknown'
+  | 'database_unavailable'
+  | 'lease_lost'
+  | 'internal'
+
+export class AppError extends Error {
+  override readonly name = 'AppError'
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+}
+
+export const isAppError = (e: unknown, code?: ErrorCode): e is AppError =>
+  e instanceof AppError && (code === undefined || e.code === code)
+
+/** A message safe to log: never includes row data, only what the error itself says. */
+export function describeError(e: unknown): string {
+  if (e instanceof Error) return e.message
+  return String(e)
+}

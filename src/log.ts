@@ -1,0 +1,71 @@
+// Structured JSON-lines logger. Callers pass ids and codes only: never addresses, subjects or bodies.
+
+export type Level = 'debug' | 'info' | 'warn' | 'error'
+export type Fields = Record<string, unknown>
+type LogFn = (msg: string, fields?: Fields) => void
+
+export interface Logger {
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+  child(bound: Fields): Logger
+}
+
+const RANK: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
+
+// Keys whose values are personal data or secrets; they are dropped even if a caller passes them.
+const REDACTED = new Set([
+  'to',
+  'cc',
+  'bcc',
+  'from',
+  'replyTo',
+  'subject',
+  'text',
+  'html',
+  'body',
+  'address',
+  'password',
+  'secret',
+  'token',
+  'authorization',
+  'url',
+])
+
+function serialize(fields: Fields): Fields {
+  const out: Fields = {}
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined) continue
+    if (REDACTED.has(k)) {
+      out[k] = '[redacted]'
+    } else if (v instanceof Error) {
+      out[k] = { name: v.name, message: v.message, code: (v as { code?: unknown }).code }
+    } else {
+      out[k] = typeof v === 'bigint' ? v.toString() : v
+    }
+  }
+  return out
+}
+
+export function createLogger(
+  min: Level,
+  write: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+  bound: Fields = {},
+): Logger {
+  const at =
+    (level: Level): LogFn =>
+    (msg, fields = {}) => {
+      if (RANK[level] < RANK[min]) return
+      write(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...bound, ...serialize(fields) }))
+    }
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (more) => createLogger(min, write, { ...bound, ...serialize(more) }),
+  }
+}
+
+export const silentLogger: Logger = createLogger('error', () => {})

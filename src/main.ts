@@ -1,0 +1,288 @@
+// The composition root: the CLI, the wiring of every concrete piece, signals and exit codes.
+import { hostname } from 'node:os'
+import pkg from '../package.json' with { type: 'json' }
+import { systemClock } from './clock.ts'
+import { type Config, ENV_VARS, loadConfig } from './config.ts'
+import { assertSchemaCurrent, migrate } from './db/migrate.ts'
+import { type DbHandle, openDb } from './db/open.ts'
+import { AppError, describeError, isAppError } from './errors.ts'
+import { createLogger, type Logger } from './log.ts'
+import { createDrainer, type Drainer } from './outbox/drainer.ts'
+import type { EngineEventHandler } from './outbox/events.ts'
+import { createHealthMonitor } from './outbox/health-monitor.ts'
+import { createListener, type Listener } from './outbox/listener.ts'
+import { openGate } from './outbox/send-gate.ts'
+import type { Sender } from './outbox/sender.ts'
+import { createSlots } from './outbox/slots.ts'
+import { createDiscardSender } from './transport/discard-sender.ts'
+import { createFileSender } from './transport/file-sender.ts'
+
+export const VERSION: string = pkg.version
+
+/** Exit codes: documented in --help and the README. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, schema: 3 } as const
+
+export type Role = 'all' | 'worker' | 'api'
+
+const HELP = `outbox-mailer ${VERSION}: Postgres outbox rows in, e-mail out through Microsoft Graph.
+
+Usage:
+  outbox-mailer serve [--role all|worker|api]   run the workers and/or the HTTP API (default: all)
+  outbox-mailer migrate                         apply the embedded schema migrations to every database
+  outbox-mailer --version | --help
+
+Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or newer.
+
+Environment (every variable is validated at start):
+${ENV_VARS.map((v) => `  ${v.name.padEnd(30)} ${v.meaning} (default: ${v.default})`).join('\n')}
+`
+
+export interface Running {
+  stop(reason: string): Promise<void>
+  port: number | null
+  drainers: Map<string, Drainer>
+  listeners: Map<string, Listener>
+}
+
+export interface ServeOptions {
+  role: Role
+  log: Logger
+  dev?: boolean
+  onEvent?: EngineEventHandler
+  /** Overrides the transport (tests, dev). */
+  sender?: Sender
+}
+
+function createSender(config: Config): Sender {
+  switch (config.transport) {
+    case 'discard':
+      return createDiscardSender()
+    case 'file':
+      return createFileSender(config.fileDir)
+    case 'graph':
+      throw new AppError('config_invalid', 'the graph transport is not wired yet')
+  }
+}
+
+/** Starts the engine for every database and the HTTP surface; returns a handle to stop it. */
+export async function serve(config: Config, o: ServeOptions): Promise<Running> {
+  const log = o.log
+  const handles: DbHandle[] = config.databases.map((d) =>
+    openDb({ name: d.name, url: d.url, log, maxConnections: config.worker.concurrency + 4 }),
+  )
+  for (const h of handles) {
+    try {
+      await assertSchemaCurrent(h.pool, h.name)
+    } catch (e) {
+      if (isAppError(e)) {
+        await Promise.all(handles.map((x) => x.close()))
+        throw e
+      }
+      // Unreachable now: start anyway; the loops retry and readiness reports it.
+      log.warn('database unreachable at start; will keep trying', { db: h.name, err: e })
+    }
+  }
+
+  const drainers = new Map<string, Drainer>()
+  const listeners = new Map<string, Listener>()
+  if (o.role !== 'api') {
+    const sender = o.sender ?? createSender(config)
+    const slots = createSlots(config.worker.concurrency)
+    const worker = {
+      id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
+      host: hostname(),
+      pid: process.pid,
+      version: VERSION,
+    }
+    for (const [i, h] of handles.entries()) {
+      const dbConfig = config.databases[i]!
+      let listener: Listener | null = null
+      const drainer = createDrainer({
+        dbName: h.name,
+        db: h.db,
+        sender,
+        gate: openGate,
+        slots,
+        clock: systemClock,
+        log,
+        worker,
+        config: config.worker,
+        mailFrom: config.mailFrom,
+        lookup: null,
+        ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
+        // Without a listener the backstop poll is the only wake-up, so it must be quick.
+        pollIntervalMs: () =>
+          listener?.state() === 'polling'
+            ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
+            : config.worker.pollIntervalSeconds * 1000,
+        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+      })
+      listener = createListener({
+        db: h.name,
+        url: dbConfig.listenUrl,
+        log,
+        clock: systemClock,
+        wake: () => drainer.wake(),
+        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+        mode: config.worker.listenMode,
+      })
+      drainers.set(h.name, drainer)
+      listeners.set(h.name, listener)
+      listener.start()
+      drainer.start()
+    }
+    log.info('workers started', {
+      databases: handles.map((h) => h.name),
+      transport: sender.name,
+      concurrency: config.worker.concurrency,
+      workerId: worker.id,
+    })
+  }
+
+  const health = createHealthMonitor({
+    databases: handles.map((h) => ({
+      name: h.name,
+      pool: h.pool,
+      drainer: drainers.get(h.name) ?? null,
+      listener: listeners.get(h.name) ?? null,
+    })),
+    wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
+  })
+
+  const server = Bun.serve({
+    hostname: config.http.host,
+    port: config.http.port,
+    fetch: async (req) => {
+      const path = new URL(req.url).pathname
+      if (path === '/healthz') {
+        const live = health.liveness()
+        return Response.json(live, { status: live.ok ? 200 : 503 })
+      }
+      if (path === '/readyz') {
+        const dbs = await health.readiness()
+        const ready = dbs.every((d) => d.reachable && d.migrated && !d.problem)
+        return Response.json({ ready, databases: dbs }, { status: ready ? 200 : 503 })
+      }
+      return new Response('not found', { status: 404 })
+    },
+  })
+  log.info('http listening', { host: config.http.host, port: server.port, role: o.role })
+
+  // Fly does not restart a machine for failing checks: a wedged loop must end the process.
+  let failedChecks = 0
+  const watchdog = setInterval(() => {
+    const live = health.liveness()
+    failedChecks = live.ok ? 0 : failedChecks + 1
+    if (failedChecks >= 3) {
+      log.error('worker loop wedged; exiting so the platform restarts us', { problems: live.problems })
+      process.exit(EXIT.failure)
+    }
+  }, 20_000)
+
+  let stopped: Promise<void> | null = null
+  return {
+    port: server.port ?? null,
+    drainers,
+    listeners,
+    stop(reason) {
+      stopped ??= (async () => {
+        log.info('stopping', { reason, graceSeconds: config.worker.shutdownGraceSeconds })
+        clearInterval(watchdog)
+        await Promise.all([...listeners.values()].map((l) => l.stop()))
+        await Promise.all(
+          [...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
+        )
+        await server.stop()
+        await Promise.all(handles.map((h) => h.close()))
+        log.info('stopped')
+      })()
+      return stopped
+    },
+  }
+}
+
+function parseRole(argv: string[]): Role {
+  const i = argv.indexOf('--role')
+  const value = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--role='))?.slice(7)
+  if (value === undefined) return 'all'
+  if (value === 'all' || value === 'worker' || value === 'api') return value
+  throw new AppError('config_invalid', `--role must be all, worker or api (got "${value}")`)
+}
+
+/** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */
+export async function runUntilSignalled(config: Config, o: ServeOptions): Promise<never> {
+  const running = await serve(config, o)
+  let signals = 0
+  const onSignal = (signal: string) => {
+    signals += 1
+    if (signals > 1) {
+      o.log.warn('second signal; exiting now', { signal })
+      process.exit(EXIT.failure)
+    }
+    void running.stop(signal).then(
+      () => process.exit(EXIT.ok),
+      (err) => {
+        o.log.error('shutdown failed', { err })
+        process.exit(EXIT.failure)
+      },
+    )
+  }
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  return new Promise<never>(() => {})
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === '--version' || command === '-v' || command === 'version') {
+    console.log(VERSION)
+    return EXIT.ok
+  }
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(HELP)
+    return command === undefined ? EXIT.usage : EXIT.ok
+  }
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (e) {
+    console.error(describeError(e))
+    return EXIT.usage
+  }
+  const log = createLogger(config.logLevel)
+  try {
+    switch (command) {
+      case 'migrate': {
+        for (const d of config.databases) {
+          const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) })
+          console.log(
+            `${d.name}: ${r.applied.length ? `applied ${r.applied.join(', ')}` : 'up to date'} (schema version ${r.version})`,
+          )
+        }
+        return EXIT.ok
+      }
+      case 'serve':
+        return await runUntilSignalled(config, { role: parseRole(rest), log })
+      default:
+        console.error(`unknown command "${command}"; see outbox-mailer --help`)
+        return EXIT.usage
+    }
+  } catch (e) {
+    console.error(describeError(e))
+    if (isAppError(e, 'config_invalid')) return EXIT.usage
+    if (
+      isAppError(e) &&
+      ['schema_missing', 'schema_outdated', 'schema_ahead', 'migration_checksum_mismatch'].includes(
+        e.code,
+      )
+    ) {
+      return EXIT.schema
+    }
+    return EXIT.failure
+  }
+}
+
+if (import.meta.main) {
+  process.exit(await main(process.argv.slice(2)))
+}

@@ -1,0 +1,232 @@
+// Delivery of a claimed batch: render, resolve crash ambiguity, last check, send, settle. Never throws per row.
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.ts'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { retryDelayMs } from './backoff.ts'
+import type { Lease } from './claim.ts'
+import type { EngineEventHandler, SettleOutcome } from './events.ts'
+import { RenderError, renderLease } from './render.ts'
+import type { SendGate } from './send-gate.ts'
+import type { OutboundMail, Sender, SendOutcome } from './sender.ts'
+import type { Settlement } from './settle.ts'
+import type { SettleQueue } from './settle-queue.ts'
+import { startSends } from './start-send.ts'
+import { loadTemplates } from './templates.ts'
+
+export type MailboxLookup = (
+  mail: OutboundMail,
+  signal: AbortSignal,
+) => Promise<'found' | 'not_found' | 'unavailable'>
+
+export interface DeliveryDeps {
+  dbName: string
+  db: Kysely<Database>
+  sender: Sender
+  gate: SendGate
+  settle: SettleQueue
+  clock: Clock
+  log: Logger
+  mailFrom: string | null
+  backoff: { baseMs: number; maxMs: number }
+  /** Resolves crash ambiguity by looking in the mailbox; absent when not permitted. */
+  lookup: MailboxLookup | null
+  ambiguousPolicy: 'resend' | 'hold'
+  onEvent?: EngineEventHandler
+  rng?: () => number
+  /** Soft stop: rows not yet started are released, not sent. */
+  stopping: AbortSignal
+  /** Hard stop: in-flight sends are aborted. */
+  abort: AbortSignal
+  /** Called once per lease when it is finished with (settled or lost). */
+  done: (lease: Lease) => void
+}
+
+// Outcomes after which the provider may or may not have the message.
+const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
+
+export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
+  const finish = async (lease: Lease, s: Settlement, extra: Partial<SendExtra> = {}) => {
+    const row = await d.settle.push({
+      id: lease.id,
+      token: lease.token,
+      settlement: s,
+      startedAt: extra.startedAt ?? null,
+      httpStatus: extra.httpStatus,
+      requestId: extra.requestId,
+    })
+    if (row) {
+      const outcome = row.outcome as SettleOutcome | 'exhausted' | 'throttled_out' | 'released'
+      if (outcome !== 'released') {
+        d.onEvent?.({
+          type: 'settled',
+          db: d.dbName,
+          id: lease.id,
+          outcome: outcome === 'exhausted' || outcome === 'throttled_out' ? 'failed' : outcome,
+          ...(row.code ? { code: row.code } : {}),
+          ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
+        })
+      }
+      d.log.debug('settled', { db: d.dbName, outboxId: lease.id, outcome, code: row.code })
+    } else {
+      d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: lease.id, during: 'settle' })
+      d.log.warn('lease lost before the outcome was recorded', {
+        db: d.dbName,
+        outboxId: lease.id,
+        tenant: lease.tenant,
+        attempt: lease.attempt,
+        outcome: s.kind,
+      })
+    }
+    d.done(lease)
+  }
+
+  const ready: { lease: Lease; mail: OutboundMail }[] = []
+  let templates: Awaited<ReturnType<typeof loadTemplates>> = new Map()
+  let templatesFailed = false
+  try {
+    templates = await loadTemplates(
+      d.db,
+      leases.flatMap((l) => (l.template ? [l.template] : [])),
+    )
+  } catch (err) {
+    // Without templates nothing templated can render; release those rows to try again shortly.
+    templatesFailed = true
+    d.log.warn('could not load templates', { db: d.dbName, err })
+  }
+  const settling: Promise<void>[] = []
+  for (const lease of leases) {
+    if (lease.expired) settling.push(finish(lease, { kind: 'expired' }))
+    else if (lease.cancelRequested) settling.push(finish(lease, { kind: 'cancelled' }))
+    else if (lease.template && templatesFailed) settling.push(finish(lease, { kind: 'released' }))
+    else {
+      try {
+        ready.push({ lease, mail: renderLease(lease, templates, d.mailFrom) })
+      } catch (e) {
+        const code = e instanceof RenderError ? e.code : 'template_error'
+        const message = e instanceof Error ? e.message : String(e)
+        settling.push(finish(lease, { kind: 'failed', code, message }))
+      }
+    }
+  }
+
+  const sendable: { lease: Lease; mail: OutboundMail }[] = []
+  for (const r of ready) {
+    if (!r.lease.ambiguous) {
+      sendable.push(r)
+      continue
+    }
+    const verdict = d.lookup ? await d.lookup(r.mail, d.abort).catch(() => 'unavailable' as const) : 'unavailable'
+    if (verdict === 'found') {
+      d.log.info('found in the mailbox after an interrupted send; not sending again', {
+        db: d.dbName,
+        outboxId: r.lease.id,
+      })
+      settling.push(finish(r.lease, { kind: 'sent' }))
+    } else if (verdict === 'unavailable' && d.ambiguousPolicy === 'hold') {
+      settling.push(
+        finish(r.lease, {
+          kind: 'failed',
+          code: 'ambiguous_send',
+          message: 'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
+        }),
+      )
+    } else sendable.push(r)
+  }
+
+  if (d.gate.open) {
+    const start = await startOrRelease(d, sendable, finish)
+    await Promise.all([...settling, ...start.map((r) => sendOne(d, r, finish, null))])
+    return
+  }
+  await Promise.all([
+    ...settling,
+    ...sendable.map(async (r) => {
+      const permit = await d.gate.acquire(r.mail.from.address, d.stopping)
+      if (!permit) return finish(r.lease, { kind: 'released' })
+      try {
+        const [started] = await startOrRelease(d, [r], finish)
+        if (started) await sendOne(d, started, finish, r.mail.from.address)
+      } finally {
+        await permit.release()
+      }
+    }),
+  ])
+}
+
+interface SendExtra {
+  startedAt: Date
+  httpStatus: number | undefined
+  requestId: string | undefined
+  durationMs: number
+}
+type Finish = (lease: Lease, s: Settlement, extra?: Partial<SendExtra>) => Promise<void>
+type Ready = { lease: Lease; mail: OutboundMail }
+
+async function startOrRelease(d: DeliveryDeps, rows: Ready[], finish: Finish): Promise<Ready[]> {
+  if (rows.length === 0) return []
+  if (d.stopping.aborted) {
+    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
+    return []
+  }
+  let result: Awaited<ReturnType<typeof startSends>>
+  try {
+    result = await startSends(d.db, rows.map((r) => r.lease))
+  } catch (err) {
+    d.log.warn('could not start sends; releasing', { db: d.dbName, err })
+    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
+    return []
+  }
+  const started: Ready[] = []
+  const waits: Promise<void>[] = []
+  for (const r of rows) {
+    if (result.started.has(r.lease.id)) started.push(r)
+    else if (result.cancelled.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'cancelled' }))
+    else if (result.expired.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'expired' }))
+    else {
+      d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
+      d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
+      d.done(r.lease)
+    }
+  }
+  await Promise.all(waits)
+  return started
+}
+
+async function sendOne(d: DeliveryDeps, r: Ready, finish: Finish, mailbox: string | null) {
+  const startedAt = new Date(d.clock.now())
+  const t0 = performance.now()
+  let outcome: SendOutcome
+  try {
+    outcome = await d.sender.send(r.mail, d.abort)
+  } catch (err) {
+    // A transport must not throw; if one does, treat it as a transient failure of unknown effect.
+    d.log.error('transport threw', { db: d.dbName, outboxId: r.lease.id, err })
+    outcome = { kind: 'retry', code: d.abort.aborted ? 'aborted' : 'network', message: String(err) }
+  }
+  const extra = {
+    startedAt,
+    durationMs: performance.now() - t0,
+    httpStatus: outcome.httpStatus,
+    requestId: outcome.requestId,
+  }
+  if (outcome.kind === 'sent') return finish(r.lease, { kind: 'sent' }, extra)
+  if (outcome.kind === 'reject') {
+    return finish(r.lease, { kind: 'failed', code: outcome.code, message: outcome.message }, extra)
+  }
+  const throttled = outcome.throttled === true
+  if (throttled && mailbox && outcome.afterMs) await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
+  const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
+  return finish(
+    r.lease,
+    {
+      kind: 'retry',
+      code: outcome.code,
+      message: outcome.message,
+      delayMs,
+      throttled,
+      ambiguous: AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted,
+    },
+    extra,
+  )
+}

@@ -1,0 +1,258 @@
+// Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.ts'
+import type { WorkerConfig } from '../config.ts'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { claimBatch, type Lease, nextDueInMs } from './claim.ts'
+import { deliverBatch, type MailboxLookup } from './deliver.ts'
+import type { EngineEventHandler } from './events.ts'
+import { deregisterWorker, extendLeases, type WorkerIdentity } from './heartbeat.ts'
+import { reclaimExpired } from './reclaim.ts'
+import type { SendGate } from './send-gate.ts'
+import type { Sender } from './sender.ts'
+import { settleLeases } from './settle.ts'
+import { createSettleQueue } from './settle-queue.ts'
+import type { Slots } from './slots.ts'
+
+export interface DrainerDeps {
+  dbName: string
+  db: Kysely<Database>
+  sender: Sender
+  gate: SendGate
+  slots: Slots
+  clock: Clock
+  log: Logger
+  worker: WorkerIdentity
+  config: WorkerConfig
+  mailFrom: string | null
+  lookup: MailboxLookup | null
+  ambiguousPolicy: 'resend' | 'hold'
+  /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
+  pollIntervalMs?: () => number
+  onEvent?: EngineEventHandler
+  rng?: () => number
+}
+
+export interface Drainer {
+  start(): void
+  wake(): void
+  /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
+  stop(graceMs: number): Promise<void>
+  /** One claim + delivery round, awaited to the end (tests and tools). */
+  drainOnce(): Promise<number>
+  reclaimOnce(): Promise<number>
+  heartbeatOnce(): Promise<void>
+  status(): { running: boolean; lastLoopAt: number | null; inFlight: number }
+}
+
+export function createDrainer(d: DrainerDeps): Drainer {
+  const cfg = d.config
+  const held = new Map<string, Lease>()
+  const deliveries = new Set<Promise<void>>()
+  const stopping = new AbortController()
+  const abort = new AbortController()
+  let wanted = true
+  let backlog = false
+  let wakeUp: (() => void) | null = null
+  let loop: Promise<void> | null = null
+  let lastLoopAt: number | null = null
+  let timers: ReturnType<typeof setInterval>[] = []
+  let dueTimer: ReturnType<typeof setTimeout> | null = null
+  const log = d.log.child({ db: d.dbName })
+  const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
+
+  const settle = createSettleQueue({
+    write: (items) =>
+      settleLeases(d.db, items, {
+        workerId: d.worker.id,
+        defaultMaxAttempts: cfg.maxAttempts,
+        throttleDeadlineSeconds: cfg.throttleDeadlineSeconds,
+      }),
+    clock: d.clock,
+    log,
+    giveUpAfterMs: (cfg.leaseSeconds * 1000) / 2,
+  })
+
+  const wake = () => {
+    wanted = true
+    wakeUp?.()
+  }
+  // Batch claims while a backlog drains: wait for half the slots rather than claiming one by one.
+  const releaseListener = d.slots.onRelease(() => {
+    if (!wanted && !backlog) return
+    if (d.slots.free() >= (backlog ? Math.max(1, Math.ceil(d.slots.size / 2)) : 1)) wake()
+  })
+
+  async function claimAndDeliver(): Promise<{ claimed: number; full: boolean; run: Promise<void> }> {
+    const limit = d.slots.take(d.slots.free())
+    if (limit === 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    let leases: Lease[]
+    try {
+      leases = await claimBatch(d.db, {
+        limit,
+        workerId: d.worker.id,
+        leaseSeconds: cfg.leaseSeconds,
+        defaultMaxAttempts: cfg.maxAttempts,
+      })
+    } catch (e) {
+      d.slots.release(limit)
+      throw e
+    }
+    if (leases.length < limit) d.slots.release(limit - leases.length)
+    if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    for (const l of leases) held.set(l.id, l)
+    d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
+    const run = deliverBatch(
+      {
+        dbName: d.dbName,
+        db: d.db,
+        sender: d.sender,
+        gate: d.gate,
+        settle,
+        clock: d.clock,
+        log,
+        mailFrom: d.mailFrom,
+        backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
+        lookup: d.lookup,
+        ambiguousPolicy: d.ambiguousPolicy,
+        ...(d.onEvent ? { onEvent: d.onEvent } : {}),
+        ...(d.rng ? { rng: d.rng } : {}),
+        stopping: stopping.signal,
+        abort: abort.signal,
+        done: (lease) => {
+          if (held.delete(lease.id)) d.slots.release()
+        },
+      },
+      leases,
+    ).catch((error) => {
+      // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
+      log.error('delivery failed', { err: error })
+      d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'deliver', error })
+    })
+    deliveries.add(run)
+    void run.finally(() => deliveries.delete(run))
+    return { claimed: leases.length, full: leases.length === limit, run }
+  }
+
+  async function scheduleNextDue() {
+    const ms = await nextDueInMs(d.db)
+    if (dueTimer) clearTimeout(dueTimer)
+    dueTimer = null
+    if (ms !== null && ms < pollMs()) dueTimer = setTimeout(wake, Math.ceil(ms) + 5)
+  }
+
+  async function run() {
+    let errorDelay = 500
+    while (!stopping.signal.aborted) {
+      lastLoopAt = d.clock.now()
+      if (wanted && d.slots.free() > 0) {
+        wanted = false
+        try {
+          const r = await claimAndDeliver()
+          backlog = r.full
+          if (r.full) wanted = true
+          else await scheduleNextDue()
+          errorDelay = 500
+          if (r.claimed > 0) continue
+        } catch (error) {
+          wanted = true
+          log.warn('claim failed; retrying', { err: error })
+          d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'claim', error })
+          await d.clock.sleep(errorDelay * (0.5 + Math.random() / 2), stopping.signal)
+          errorDelay = Math.min(errorDelay * 2, 30_000)
+          continue
+        }
+      }
+      const woken = new Promise<void>((resolve) => {
+        wakeUp = resolve
+      })
+      const timedOut = await Promise.race([
+        woken.then(() => false),
+        d.clock.sleep(pollMs(), stopping.signal).then(() => true),
+      ])
+      wakeUp = null
+      if (timedOut) wanted = true
+    }
+  }
+
+  async function heartbeatOnce() {
+    const leases = [...held.values()]
+    const alive = await extendLeases(d.db, d.worker, leases, cfg.leaseSeconds)
+    for (const l of leases) {
+      if (!alive.has(l.id) && held.has(l.id)) {
+        log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
+        d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })
+      }
+    }
+  }
+
+  async function reclaimOnce() {
+    const rows = await reclaimExpired(d.db, { defaultMaxAttempts: cfg.maxAttempts })
+    if (rows.length > 0) {
+      log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })
+      d.onEvent?.({ type: 'reclaimed', db: d.dbName, count: rows.length })
+      wake()
+    }
+    return rows.length
+  }
+
+  const every = (ms: number, what: string, f: () => Promise<unknown>) => {
+    let busy = false
+    const t = setInterval(async () => {
+      if (busy) return
+      busy = true
+      try {
+        await f()
+      } catch (error) {
+        log.warn(`${what} failed`, { err: error })
+        d.onEvent?.({ type: 'loop_error', db: d.dbName, where: what, error })
+      } finally {
+        busy = false
+      }
+    }, ms)
+    timers.push(t)
+  }
+
+  return {
+    start() {
+      if (loop) return
+      loop = run()
+      every(cfg.heartbeatSeconds * 1000, 'heartbeat', heartbeatOnce)
+      every(Math.max(5, cfg.leaseSeconds / 2) * 1000, 'reclaim', reclaimOnce)
+      void heartbeatOnce().catch(() => {})
+      void reclaimOnce().catch(() => {})
+    },
+    wake,
+    async stop(graceMs) {
+      stopping.abort()
+      wakeUp?.()
+      if (dueTimer) clearTimeout(dueTimer)
+      await loop
+      const all = Promise.all([...deliveries])
+      const finished = await Promise.race([
+        all.then(() => true),
+        d.clock.sleep(graceMs).then(() => false),
+      ])
+      if (!finished) {
+        log.warn('shutdown grace over; aborting sends in flight', { inFlight: held.size })
+        abort.abort()
+        await Promise.race([all, d.clock.sleep(5_000)])
+      }
+      await settle.idle()
+      for (const t of timers) clearInterval(t)
+      timers = []
+      releaseListener()
+      await deregisterWorker(d.db, d.worker.id).catch(() => {})
+    },
+    async drainOnce() {
+      const r = await claimAndDeliver()
+      await r.run
+      await settle.idle()
+      return r.claimed
+    },
+    reclaimOnce,
+    heartbeatOnce,
+    status: () => ({ running: loop !== null && !stopping.signal.aborted, lastLoopAt, inFlight: held.size }),
+  }
+}

@@ -1,0 +1,32 @@
+// Events the engine emits for metrics and tests: one union, consumed by whoever main.ts wires in.
+
+export type SettleOutcome =
+  | 'sent'
+  | 'retry'
+  | 'throttled'
+  | 'failed'
+  | 'expired'
+  | 'cancelled'
+  | 'lease_lost'
+
+export type EngineEvent =
+  | { type: 'claimed'; db: string; count: number }
+  | {
+      type: 'settled'
+      db: string
+      id: string
+      outcome: SettleOutcome
+      code?: string
+      /** Wall time of the send call, when one was made. */
+      durationMs?: number
+    }
+  | { type: 'lease_lost'; db: string; id: string; during: 'heartbeat' | 'settle' | 'start' }
+  | { type: 'reclaimed'; db: string; count: number }
+  | { type: 'listener'; db: string; state: ListenerState }
+  | { type: 'notification'; db: string }
+  | { type: 'swept'; db: string; claimed: number }
+  | { type: 'loop_error'; db: string; where: string; error: unknown }
+
+export type ListenerState = 'connecting' | 'listening' | 'reconnecting' | 'polling' | 'stopped'
+
+export type EngineEventHandler = (e: EngineEvent) => void

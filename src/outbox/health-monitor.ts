@@ -1,0 +1,88 @@
+// HealthSource over the running engine: probes each database and reads its drainer and listener state.
+import type pg from 'pg'
+import { assertSchemaCurrent } from '../db/migrate.ts'
+import type { Drainer } from './drainer.ts'
+import type { DatabaseHealth, HealthSource } from './health.ts'
+import type { Listener } from './listener.ts'
+
+export interface MonitoredDatabase {
+  name: string
+  pool: pg.Pool
+  /** Absent under --role api. */
+  drainer: Drainer | null
+  listener: Listener | null
+}
+
+export function createHealthMonitor(o: {
+  databases: readonly MonitoredDatabase[]
+  probeTimeoutMs?: number
+  /** A loop silent for longer than this is wedged. */
+  wedgedAfterMs: number
+  now?: () => number
+}): HealthSource {
+  const now = o.now ?? Date.now
+  const timeoutMs = o.probeTimeoutMs ?? 2_000
+
+  async function probe(d: MonitoredDatabase): Promise<DatabaseHealth> {
+    const report: DatabaseHealth = {
+      name: d.name,
+      reachable: false,
+      migrated: false,
+      worker: d.drainer ? (d.drainer.status().running ? 'running' : 'stopped') : 'disabled',
+      listener: d.listener ? d.listener.state() : 'disabled',
+      lastLoopAt: d.drainer?.status().lastLoopAt ?? null,
+      problem: null,
+    }
+    try {
+      await withTimeout(d.pool.query('select 1'), timeoutMs)
+      report.reachable = true
+    } catch {
+      report.problem = 'database unreachable'
+      return report
+    }
+    try {
+      await withTimeout(assertSchemaCurrent(d.pool, d.name), timeoutMs)
+      report.migrated = true
+    } catch (e) {
+      report.problem = e instanceof Error ? e.message : 'schema check failed'
+      return report
+    }
+    if (report.worker === 'stopped') report.problem = 'worker loop is not running'
+    else if (report.listener !== 'disabled' && !['listening', 'polling'].includes(report.listener)) {
+      report.problem = `listener is ${report.listener}`
+    }
+    return report
+  }
+
+  return {
+    readiness: () => Promise.all(o.databases.map(probe)),
+    liveness() {
+      const problems: string[] = []
+      for (const d of o.databases) {
+        const s = d.drainer?.status()
+        if (!s) continue
+        if (!s.running) problems.push(`${d.name}: worker loop stopped`)
+        else if (s.lastLoopAt !== null && now() - s.lastLoopAt > o.wedgedAfterMs) {
+          problems.push(`${d.name}: worker loop silent for ${Math.round((now() - s.lastLoopAt) / 1000)}s`)
+        }
+      }
+      return { ok: problems.length === 0, problems }
+    },
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
+    p.then(
+      (v) => {
+        clearTimeout(t)
+        resolve(v)
+      },
+      (e) => {
+        clearTimeout(t)
+        reject(e)
+      },
+    )
+  })
+}

@@ -1,0 +1,41 @@
+// extendLeases: one statement per tick that keeps live leases and this worker's registry entry fresh.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+
+export interface WorkerIdentity {
+  id: string
+  host: string
+  pid: number
+  version: string
+}
+
+/**
+ * Extends the given leases and upserts the worker's heartbeat; returns the ids still held.
+ * Fenced by (id, lease_token, status = 'sending'); touches only lease_expires_at, which no index
+ * covers, so the update stays HOT.
+ */
+export async function extendLeases(
+  db: Kysely<Database>,
+  worker: WorkerIdentity,
+  leases: readonly { id: string; token: string }[],
+  leaseSeconds: number,
+): Promise<Set<string>> {
+  const { rows } = await sql<{ id: string }>`
+    with beat as (
+      insert into mailer.workers (id, host, pid, version)
+      values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version})
+      on conflict (id) do update set last_heartbeat_at = now()
+    )
+    update mailer.email_outbox o
+       set lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
+      from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
+     where o.id = t.id and o.lease_token = t.token and o.status = 'sending'
+    returning o.id`.execute(db)
+  return new Set(rows.map((r) => r.id))
+}
+
+/** Removes this worker from the registry on a clean stop, and entries silent for a day. */
+export async function deregisterWorker(db: Kysely<Database>, workerId: string): Promise<void> {
+  await sql`delete from mailer.workers
+             where id = ${workerId} or last_heartbeat_at < now() - interval '1 day'`.execute(db)
+}

@@ -1,0 +1,160 @@
+// Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
+import pg from 'pg'
+import type { Clock } from '../clock.ts'
+import type { Logger } from '../log.ts'
+import type { EngineEventHandler, ListenerState } from './events.ts'
+
+export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
+export const CHANNEL = 'mailer_outbox'
+
+export interface ListenerDeps {
+  db: string
+  url: string
+  log: Logger
+  clock: Clock
+  /** Called on a notification and after every successful (re)LISTEN, so nothing missed stays unsent. */
+  wake: (reason: 'notification' | 'sweep') => void
+  onEvent?: EngineEventHandler
+  checkIntervalMs: number
+  checkTimeoutMs?: number
+  maxBackoffMs?: number
+  /** `poll` never connects: for transaction poolers where LISTEN cannot work. */
+  mode: 'auto' | 'poll'
+}
+
+export interface Listener {
+  start(): void
+  stop(): Promise<void>
+  state(): ListenerState
+  /** Backend pid of the LISTEN session (tests terminate it), or null. */
+  backendPid(): number | null
+}
+
+export function createListener(d: ListenerDeps): Listener {
+  let state: ListenerState = d.mode === 'poll' ? 'polling' : 'stopped'
+  let pid: number | null = null
+  let running: Promise<void> | null = null
+  const stopping = new AbortController()
+  const checkTimeoutMs = d.checkTimeoutMs ?? 5_000
+  const maxBackoffMs = d.maxBackoffMs ?? 30_000
+
+  const setState = (s: ListenerState) => {
+    if (s === state) return
+    state = s
+    d.onEvent?.({ type: 'listener', db: d.db, state: s })
+  }
+
+  async function session(): Promise<'lost' | 'pooled'> {
+    const client = new pg.Client({
+      connectionString: d.url,
+      application_name: LISTENER_APPLICATION_NAME,
+      keepAlive: true,
+      connectionTimeoutMillis: 10_000,
+    })
+    const lost = Promise.withResolvers<void>()
+    client.on('error', (err) => {
+      d.log.warn('listener connection error', { db: d.db, err })
+      lost.resolve()
+    })
+    client.on('end', () => lost.resolve())
+    client.on('notification', (n) => {
+      if (n.channel !== CHANNEL) return
+      d.onEvent?.({ type: 'notification', db: d.db })
+      d.wake('notification')
+    })
+    try {
+      await client.connect()
+      await client.query(`listen ${CHANNEL}`)
+      // Behind a transaction pooler the LISTEN lands on some other server session.
+      if (!(await isListening(client, checkTimeoutMs))) return 'pooled'
+      pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid ?? null
+      setState('listening')
+      d.log.info('listening for outbox notifications', { db: d.db })
+      d.wake('sweep')
+      while (!stopping.signal.aborted) {
+        const tick = d.clock.sleep(d.checkIntervalMs, stopping.signal).then(() => 'tick' as const)
+        const why = await Promise.race([tick, lost.promise.then(() => 'lost' as const)])
+        if (why === 'lost' || stopping.signal.aborted) break
+        // A half-open socket answers nothing: the timed check is what notices it.
+        if (!(await isListening(client, checkTimeoutMs))) {
+          d.log.warn('listener check failed; reconnecting', { db: d.db })
+          break
+        }
+      }
+      return 'lost'
+    } finally {
+      pid = null
+      destroy(client)
+    }
+  }
+
+  async function supervise() {
+    let backoffMs = 500
+    while (!stopping.signal.aborted) {
+      setState(state === 'listening' ? 'reconnecting' : state === 'stopped' ? 'connecting' : state)
+      let outcome: 'lost' | 'pooled' | 'error' = 'error'
+      try {
+        outcome = await session()
+      } catch (err) {
+        d.log.warn('listener could not connect', { db: d.db, err })
+      }
+      if (stopping.signal.aborted) break
+      if (outcome === 'pooled') {
+        d.log.warn(
+          'LISTEN is not possible on this connection (a transaction pooler?); polling instead. Set LISTEN_DATABASE_URL to a direct URL to get instant pickup.',
+          { db: d.db },
+        )
+        setState('polling')
+        return
+      }
+      if (outcome === 'lost') backoffMs = 500
+      setState('reconnecting')
+      // The drainer's backstop poll keeps sending while we are away; sweep again on reconnect.
+      const jittered = backoffMs * (0.5 + Math.random() / 2)
+      await d.clock.sleep(jittered, stopping.signal)
+      backoffMs = Math.min(backoffMs * 2, maxBackoffMs)
+    }
+  }
+
+  return {
+    start() {
+      if (d.mode === 'poll') {
+        d.log.info('LISTEN_MODE=poll: polling for outbox rows', { db: d.db })
+        setState('polling')
+        return
+      }
+      running ??= supervise().finally(() => {
+        if (state !== 'polling') setState('stopped')
+      })
+    },
+    async stop() {
+      stopping.abort()
+      await running
+      setState('stopped')
+    },
+    state: () => state,
+    backendPid: () => pid,
+  }
+}
+
+async function isListening(client: pg.Client, timeoutMs: number): Promise<boolean> {
+  const check = client
+    .query<{ ok: boolean }>(
+      'select exists (select 1 from pg_listening_channels() c where c = $1) as ok',
+      [CHANNEL],
+    )
+    .then((r) => r.rows[0]?.ok === true)
+  const timeout = new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => resolve(false), timeoutMs)
+    check.finally(() => clearTimeout(t)).catch(() => {})
+  })
+  return Promise.race([check.catch(() => false), timeout])
+}
+
+// end() waits for the server; a half-open socket never answers, so destroy it outright.
+function destroy(client: pg.Client) {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
+    ?.stream
+  stream?.destroy()
+  client.end().catch(() => {})
+}

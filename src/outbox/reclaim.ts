@@ -1,0 +1,44 @@
+// reclaimExpired: crash recovery: rows whose lease ran out go back to pending, or fail when out of attempts.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+
+export interface Reclaimed {
+  id: string
+  status: 'pending' | 'failed'
+  /** The dead holder had started the send: the next attempt must resolve the ambiguity. */
+  ambiguous: boolean
+}
+
+/**
+ * Returns expired `sending` rows to `pending` (or `failed` when attempts are exhausted), with history.
+ * send_started_at is kept as the evidence that a send may have reached the provider.
+ * Uses email_outbox_sending_idx (only in-flight rows); SKIP LOCKED so concurrent reclaimers never wait.
+ */
+export async function reclaimExpired(
+  db: Kysely<Database>,
+  p: { defaultMaxAttempts: number; limit?: number },
+): Promise<Reclaimed[]> {
+  const { rows } = await sql<Reclaimed>`
+    with expired as (
+      select id from mailer.email_outbox
+       where status = 'sending' and lease_expires_at < now()
+       limit ${p.limit ?? 1000}
+       for update skip locked
+    ), done as (
+      update mailer.email_outbox o
+         set status = case when o.attempts >= coalesce(o.max_attempts, ${p.defaultMaxAttempts}) then 'failed' else 'pending' end,
+             last_error_code = 'lease_expired',
+             last_error = case when o.send_started_at is null
+                               then 'the worker holding the lease stopped before sending'
+                               else 'the worker holding the lease stopped during the send; outcome unknown' end,
+             lease_owner = null, lease_token = null, lease_expires_at = null
+        from expired
+       where o.id = expired.id
+      returning o.id, o.status, o.send_started_at is not null as ambiguous, o.attempts, o.last_error
+    ), history as (
+      insert into mailer.email_attempts (outbox_id, attempt, outcome, error_code, error)
+      select id, attempts, 'lease_expired', 'lease_expired', last_error from done
+    )
+    select id, status, ambiguous from done`.execute(db)
+  return rows
+}

@@ -1,0 +1,145 @@
+// Turns a claimed row into an OutboundMail: a stored message as is, or a template filled from the source row.
+import Mustache from 'mustache'
+import type { TemplateRow } from '../db/schema.ts'
+import type { Lease } from './claim.ts'
+import type { MailAddress, MailAttachment, OutboundMail } from './sender.ts'
+
+export class RenderError extends Error {
+  constructor(
+    readonly code: 'template_error' | 'template_not_found' | 'invalid_message' | 'no_sender',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+interface StoredMessage {
+  from?: MailAddress
+  to?: MailAddress[]
+  cc?: MailAddress[]
+  bcc?: MailAddress[]
+  replyTo?: MailAddress[]
+  subject?: string
+  text?: string
+  html?: string
+  importance?: 'low' | 'normal' | 'high'
+  headers?: Record<string, string>
+  attachments?: { filename: string; contentType?: string; contentBase64: string; contentId?: string }[]
+}
+
+// Same rule as mailer.is_email_address in SQL, so rendered addresses meet the enqueue bar.
+const ADDRESS =
+  /^[^@\s<>(),;:"[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
+const NAMED = /^\s*"?([^"<]*?)"?\s*<([^>]+)>\s*$/
+
+export function renderLease(
+  lease: Lease,
+  templates: ReadonlyMap<string, TemplateRow>,
+  defaultFrom: string | null,
+): OutboundMail {
+  const m = lease.template
+    ? renderTemplate(lease, templates.get(lease.template))
+    : (lease.message as StoredMessage | null)
+  if (!m || typeof m !== 'object') throw new RenderError('invalid_message', 'row has no message')
+  const from = m.from ?? (defaultFrom ? parseAddress(defaultFrom, 'MAIL_FROM') : null)
+  if (!from) throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
+  if (!m.subject) throw new RenderError('invalid_message', 'subject is empty')
+  if (m.text === undefined && m.html === undefined) {
+    throw new RenderError('invalid_message', 'message has neither text nor html')
+  }
+  return {
+    outboxId: lease.id,
+    tenant: lease.tenant,
+    attempt: lease.attempt,
+    correlationId: lease.correlationId,
+    from,
+    to: m.to ?? [],
+    cc: m.cc ?? [],
+    bcc: m.bcc ?? [],
+    replyTo: m.replyTo ?? [],
+    subject: m.subject,
+    text: m.text ?? null,
+    html: m.html ?? null,
+    importance: m.importance ?? null,
+    headers: m.headers ?? {},
+    attachments: (m.attachments ?? []).map(
+      (a): MailAttachment => ({
+        filename: a.filename,
+        contentType: a.contentType ?? 'application/octet-stream',
+        contentBase64: a.contentBase64.replace(/\s+/g, ''),
+        ...(a.contentId ? { contentId: a.contentId } : {}),
+      }),
+    ),
+  }
+}
+
+function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage {
+  if (!t) {
+    throw new RenderError('template_not_found', `template "${lease.template}" no longer exists`)
+  }
+  const view = lease.sourceRow ?? {}
+  const text = (field: string, tpl: string) => fill(field, tpl, view, false)
+  const addresses = (field: string, list: readonly string[]) =>
+    list.map((a, i) => parseAddress(text(`${field}[${i}]`, a), `${field}[${i}]`))
+  const out: StoredMessage = {
+    to: addresses('to_addresses', t.to_addresses),
+    cc: addresses('cc_addresses', t.cc_addresses),
+    bcc: addresses('bcc_addresses', t.bcc_addresses),
+    replyTo: t.reply_to ? [parseAddress(text('reply_to', t.reply_to), 'reply_to')] : [],
+    subject: text('subject', t.subject).replace(/[\r\n]+/g, ' ').trim(),
+  }
+  if (t.from_address) out.from = parseAddress(text('from_address', t.from_address), 'from_address')
+  if (t.text_body !== null) out.text = text('text_body', t.text_body)
+  if (t.html_body !== null) out.html = fill('html_body', t.html_body, view, true)
+  return out
+}
+
+/**
+ * Mustache, logic-less: values are inserted once and never rendered again. Only html_body escapes.
+ * A placeholder naming a column the row does not have is an error, not an empty string.
+ */
+function fill(field: string, tpl: string, view: Record<string, unknown>, html: boolean): string {
+  let tokens: unknown[]
+  try {
+    tokens = Mustache.parse(tpl)
+  } catch (e) {
+    throw new RenderError('template_error', `${field}: ${(e as Error).message}`)
+  }
+  for (const name of placeholders(tokens)) {
+    if (name !== '.' && !hasPath(view, name)) {
+      throw new RenderError('template_error', `${field}: placeholder {{${name}}} has no column`)
+    }
+  }
+  const escape = html ? undefined : (v: unknown) => String(v)
+  return Mustache.render(tpl, view, {}, escape ? { escape } : undefined)
+}
+
+function placeholders(tokens: unknown[], out: string[] = []): string[] {
+  for (const t of tokens as [string, string, number, number, unknown[]?][]) {
+    if (t[0] === 'name' || t[0] === '&' || t[0] === '{') out.push(t[1])
+    else if (t[0] === '#' || t[0] === '^') {
+      out.push(t[1])
+      // Names inside sections may refer to the section's item; only top-level names are checked.
+    }
+  }
+  return out
+}
+
+function hasPath(view: Record<string, unknown>, path: string): boolean {
+  let cur: unknown = view
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) return false
+    cur = (cur as Record<string, unknown>)[part]
+  }
+  return true
+}
+
+function parseAddress(raw: string, field: string): MailAddress {
+  const named = NAMED.exec(raw)
+  const address = (named ? named[2] : raw)?.trim() ?? ''
+  if (!ADDRESS.test(address)) {
+    throw new RenderError('template_error', `${field} is not a valid e-mail address after rendering`)
+  }
+  const name = named?.[1]?.trim()
+  return name ? { address, name } : { address }
+}

@@ -1,0 +1,23 @@
+// SendGate port: limits that must hold across every worker (provider concurrency, per-mailbox rate).
+
+export interface SendPermit {
+  release(): Promise<void>
+}
+
+export interface SendGate {
+  /** True when the gate never waits, so the drainer may start a whole batch at once. */
+  readonly open: boolean
+  /** Waits until a send to `mailbox` may start; null when `signal` aborted first. */
+  acquire(mailbox: string, signal: AbortSignal): Promise<SendPermit | null>
+  /** A provider throttle: no worker sends from `mailbox` for `ms`. */
+  pause(mailbox: string, ms: number): Promise<void>
+}
+
+const noPermit: SendPermit = { release: async () => {} }
+
+/** For transports with no provider limits (file, discard). */
+export const openGate: SendGate = {
+  open: true,
+  acquire: async (_mailbox, signal) => (signal.aborted ? null : noPermit),
+  pause: async () => {},
+}

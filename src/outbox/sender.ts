@@ -1,0 +1,59 @@
+// The Sender port: what the drainer needs from a mail transport, and the closed set of outcomes it understands.
+
+export interface MailAddress {
+  address: string
+  name?: string
+}
+
+export interface MailAttachment {
+  filename: string
+  contentType: string
+  /** Base64 of the bytes. */
+  contentBase64: string
+  /** Content-ID for inline images referenced from the HTML body. */
+  contentId?: string
+}
+
+/** A fully rendered message, ready for a transport. Holds personal data: never log it. */
+export interface OutboundMail {
+  outboxId: string
+  tenant: string
+  attempt: number
+  correlationId: string | null
+  from: MailAddress
+  to: MailAddress[]
+  cc: MailAddress[]
+  bcc: MailAddress[]
+  replyTo: MailAddress[]
+  subject: string
+  text: string | null
+  html: string | null
+  importance: 'low' | 'normal' | 'high' | null
+  /** Extra `X-` headers supplied by the message (not including X-Outbox-Id / X-Correlation-Id). */
+  headers: Record<string, string>
+  attachments: MailAttachment[]
+}
+
+/** Details a transport may report for the attempt history. */
+export interface SendDetails {
+  httpStatus?: number
+  requestId?: string
+}
+
+export type SendOutcome =
+  | ({ kind: 'sent' } & SendDetails)
+  | ({
+      kind: 'retry'
+      code: string
+      message: string
+      /** Earliest retry, e.g. from Retry-After; otherwise the drainer's backoff applies. */
+      afterMs?: number
+      /** A throttle does not count against max_attempts. */
+      throttled?: boolean
+    } & SendDetails)
+  | ({ kind: 'reject'; code: string; message: string } & SendDetails)
+
+export interface Sender {
+  readonly name: string
+  send(mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome>
+}

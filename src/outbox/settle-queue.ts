@@ -1,0 +1,79 @@
+// SettleQueue: batches settlements that finish close together into one settleLeases statement.
+import type { Clock } from '../clock.ts'
+import type { Logger } from '../log.ts'
+import type { SettledRow, SettleItem } from './settle.ts'
+
+export interface SettleQueue {
+  /** Resolves with the settled row, or null when the lease had been lost. */
+  push(item: SettleItem): Promise<SettledRow | null>
+  /** Resolves once everything pushed so far is written (or given up). */
+  idle(): Promise<void>
+}
+
+interface Pending {
+  item: SettleItem
+  done: (row: SettledRow | null) => void
+}
+
+export function createSettleQueue(d: {
+  write: (items: SettleItem[]) => Promise<SettledRow[]>
+  clock: Clock
+  log: Logger
+  /** How long to keep retrying a failed write; past it, the lease expires and reclaim takes over. */
+  giveUpAfterMs: number
+}): SettleQueue {
+  let queue: Pending[] = []
+  let flushing: Promise<void> | null = null
+
+  async function writeWithRetry(batch: Pending[]) {
+    const started = d.clock.now()
+    let delay = 200
+    for (;;) {
+      try {
+        const rows = await d.write(batch.map((p) => p.item))
+        const byId = new Map(rows.map((r) => [r.id, r]))
+        for (const p of batch) p.done(byId.get(p.item.id) ?? null)
+        return
+      } catch (err) {
+        if (d.clock.now() - started + delay > d.giveUpAfterMs) {
+          d.log.error('could not record send outcomes; their leases will expire and be reclaimed', {
+            ids: batch.map((p) => p.item.id),
+            err,
+          })
+          for (const p of batch) p.done(null)
+          return
+        }
+        d.log.warn('recording send outcomes failed; retrying', { count: batch.length, err })
+        await d.clock.sleep(delay)
+        delay = Math.min(delay * 2, 5_000)
+      }
+    }
+  }
+
+  function flush(): Promise<void> {
+    flushing ??= (async () => {
+      // Let sends that finish in the same tick join this batch.
+      await new Promise<void>((r) => setImmediate(r))
+      while (queue.length > 0) {
+        const batch = queue.splice(0, 500)
+        await writeWithRetry(batch)
+      }
+    })().finally(() => {
+      flushing = null
+      if (queue.length > 0) void flush()
+    })
+    return flushing
+  }
+
+  return {
+    push(item) {
+      return new Promise((done) => {
+        queue.push({ item, done })
+        void flush()
+      })
+    },
+    async idle() {
+      while (flushing || queue.length > 0) await (flushing ?? flush())
+    },
+  }
+}

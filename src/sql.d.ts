@@ -1,0 +1,5 @@
+// Type of `import x from '*.sql' with { type: 'text' }`: Bun embeds the file's text.
+declare module '*.sql' {
+  const text: string
+  export default text
+}

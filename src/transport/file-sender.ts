@@ -1,0 +1,63 @@
+// File transport: writes one RFC 5322 .eml per message (built by nodemailer's MIME composer) for development.
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import MailComposer from 'nodemailer/lib/mail-composer'
+import type { MailAddress, OutboundMail, Sender } from '../outbox/sender.ts'
+
+const toAddress = (a: MailAddress) => (a.name ? { name: a.name, address: a.address } : a.address)
+
+/** Builds the complete message; exported for tests and `send-test`. */
+export async function composeEml(mail: OutboundMail): Promise<Buffer> {
+  const headers: Record<string, string> = { ...mail.headers, 'X-Outbox-Id': mail.outboxId }
+  if (mail.correlationId) headers['X-Correlation-Id'] = mail.correlationId
+  const composer = new MailComposer({
+    from: toAddress(mail.from),
+    to: mail.to.map(toAddress),
+    cc: mail.cc.map(toAddress),
+    bcc: mail.bcc.map(toAddress),
+    replyTo: mail.replyTo.map(toAddress),
+    subject: mail.subject,
+    // Both bodies become multipart/alternative; text-only stays a single text/plain part.
+    ...(mail.text !== null ? { text: mail.text } : {}),
+    ...(mail.html !== null ? { html: mail.html } : {}),
+    ...(mail.importance && mail.importance !== 'normal' ? { priority: mail.importance } : {}),
+    headers,
+    messageId: `<outbox-${mail.outboxId}@outbox-mailer.invalid>`,
+    // Only in-memory content is ever attached: never read a path or fetch a URL named in a row.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    attachments: mail.attachments.map((a) => ({
+      filename: a.filename,
+      contentType: a.contentType,
+      content: Buffer.from(a.contentBase64, 'base64'),
+      ...(a.contentId ? { cid: a.contentId } : {}),
+    })),
+  })
+  const node = composer.compile()
+  // Keep Bcc in the file: it is the developer's record of who would receive the message.
+  node.keepBcc = true
+  return node.build()
+}
+
+export function createFileSender(dir: string): Sender {
+  let ready: Promise<unknown> | null = null
+  return {
+    name: 'file',
+    async send(mail) {
+      try {
+        ready ??= mkdir(dir, { recursive: true })
+        await ready
+        const eml = await composeEml(mail)
+        // Named by outbox id: a repeated attempt overwrites, so the directory never holds duplicates.
+        const file = join(dir, `outbox-${mail.outboxId}.eml`)
+        const tmp = `${file}.${process.pid}.tmp`
+        await writeFile(tmp, eml)
+        await rename(tmp, file)
+        return { kind: 'sent' }
+      } catch (e) {
+        ready = null
+        return { kind: 'retry', code: 'file_write_failed', message: (e as Error).message }
+      }
+    },
+  }
+}

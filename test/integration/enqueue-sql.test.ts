@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import pg from 'pg'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+const count = async () =>
+  Number((await t.pool.query('select count(*) as n from mailer.email_outbox')).rows[0].n)
+const ok = { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' }
+
+describe('mailer.enqueue_email validation', () => {
+  const bad: [string, Record<string, unknown>, Record<string, unknown>, RegExp][] = [
+    ['no recipient', { subject: 's', text: 't' }, {}, /message\.to is required/],
+    ['empty recipients', { to: [], subject: 's', text: 't' }, {}, /at least one recipient/],
+    ['malformed address', { to: 'not-an-address', subject: 's', text: 't' }, {}, /message\.to\[0\] is not a valid/],
+    ['malformed cc object', { to: 'a@b.co', cc: [{ address: 'x@' }], subject: 's', text: 't' }, {}, /message\.cc\[0\]\.address/],
+    ['no subject', { to: 'a@b.co', text: 't' }, {}, /message\.subject is required/],
+    ['blank subject', { to: 'a@b.co', subject: '  ', text: 't' }, {}, /message\.subject/],
+    ['multi-line subject', { to: 'a@b.co', subject: 'a\nb', text: 't' }, {}, /one line/],
+    ['no body', { to: 'a@b.co', subject: 's' }, {}, /text or message\.html is required/],
+    ['unknown message key', { ...ok, htlm: '<p>' }, {}, /message\.htlm is not a known key/],
+    ['unknown option', ok, { bogus: 1 }, /options\.bogus is not a known option/],
+    ['bad sendAt', ok, { sendAt: 'tomorrow' }, /options\.sendAt must be an ISO-8601/],
+    ['expiresAt before sendAt', ok, { sendAt: '2031-01-01T00:00:00Z', expiresAt: '2030-01-01T00:00:00Z' }, /expiresAt must be later/],
+    ['priority out of range', ok, { priority: 1000 }, /options\.priority/],
+    ['fractional maxAttempts', ok, { maxAttempts: 1.5 }, /options\.maxAttempts/],
+    ['bad header name', { ...ok, headers: { Subject: 'x' } }, {}, /message\.headers\.Subject/],
+    ['reserved header', { ...ok, headers: { 'X-Outbox-Id': '1' } }, {}, /X-Outbox-Id/],
+    ['attachment without base64', { ...ok, attachments: [{ filename: 'a.txt', contentBase64: '***' }] }, {}, /attachments\[0\]/],
+    ['bad tenant', ok, { tenant: 'a b' }, /options\.tenant/],
+  ]
+  for (const [name, message, options, error] of bad) {
+    test(`${name}: raises a clear error and inserts nothing`, async () => {
+      const e = await enqueue(t, message, options).catch((err: Error & { code?: string }) => err)
+      expect(e).toBeInstanceOf(Error)
+      expect((e as { code?: string }).code).toBe('22023')
+      expect((e as Error).message).toMatch(error)
+      expect(await count()).toBe(0)
+    })
+  }
+
+  test('a valid message is stored normalised, with defaults', async () => {
+    const id = await enqueue(
+      t,
+      { to: ['a@example.com', { address: 'b@example.com', name: 'B' }], subject: 'S', html: '<p>x</p>' },
+      { priority: -5, maxAttempts: 4, correlationId: 'req-1', tenant: 'acme' },
+    )
+    const { rows } = await t.pool.query('select * from mailer.email_outbox where id = $1', [id])
+    expect(rows[0]).toMatchObject({
+      status: 'pending',
+      tenant: 'acme',
+      priority: -5,
+      max_attempts: 4,
+      attempts: 0,
+      correlation_id: 'req-1',
+      message: {
+        to: [{ address: 'a@example.com' }, { address: 'b@example.com', name: 'B' }],
+        cc: [],
+        subject: 'S',
+        html: '<p>x</p>',
+      },
+    })
+  })
+})
+
+describe('dedupe keys', () => {
+  test('a repeated key returns the existing id and inserts nothing', async () => {
+    const a = await enqueue(t, ok, { dedupeKey: 'order-42' })
+    const b = await enqueue(t, { ...ok, subject: 'different' }, { dedupeKey: 'order-42' })
+    expect(b).toBe(a)
+    expect(await count()).toBe(1)
+  })
+
+  test('the same key in another tenant is another row', async () => {
+    const a = await enqueue(t, ok, { dedupeKey: 'k', tenant: 'one' })
+    const b = await enqueue(t, ok, { dedupeKey: 'k', tenant: 'two' })
+    expect(b).not.toBe(a)
+  })
+
+  test('concurrent enqueues with one key yield one row and one id', async () => {
+    const ids = await Promise.all(
+      Array.from({ length: 8 }, () => enqueue(t, ok, { dedupeKey: 'race' })),
+    )
+    expect(new Set(ids).size).toBe(1)
+    expect(await count()).toBe(1)
+  })
+})
+
+describe('triggers', () => {
+  beforeEach(async () => {
+    await t.pool.query(`
+      create table if not exists public.inquiries (id bigint generated always as identity primary key, name text, email text);
+      truncate public.inquiries restart identity;
+      insert into mailer.templates (name, subject, text_body, to_addresses) values ('inquiry', 'From {{name}}', 'x', array['sales@example.com']);
+      drop trigger if exists inquiries_mail on public.inquiries;
+      create trigger inquiries_mail after insert on public.inquiries for each row execute function mailer.enqueue_from_row('inquiry');`)
+  })
+
+  test('the row trigger stores the template name and the source row, rendering nothing', async () => {
+    await t.pool.query(`insert into public.inquiries (name, email) values ('Ada', 'ada@example.com')`)
+    const { rows } = await t.pool.query('select template, source_row, message, correlation_id from mailer.email_outbox')
+    expect(rows).toEqual([
+      {
+        template: 'inquiry',
+        source_row: { id: 1, name: 'Ada', email: 'ada@example.com' },
+        message: null,
+        correlation_id: 'public.inquiries:1',
+      },
+    ])
+  })
+
+  test('an unknown template name fails the application’s insert loudly', async () => {
+    await t.pool.query(`
+      drop trigger inquiries_mail on public.inquiries;
+      create trigger inquiries_mail after insert on public.inquiries for each row execute function mailer.enqueue_from_row('nope');`)
+    await expect(t.pool.query(`insert into public.inquiries (name) values ('x')`)).rejects.toThrow(
+      /unknown template "nope"/,
+    )
+    const { rows } = await t.pool.query('select count(*)::int as n from public.inquiries')
+    expect(rows[0].n).toBe(0)
+  })
+
+  test('a rolled-back transaction leaves no row and sends no notification', async () => {
+    const listener = new pg.Client({ connectionString: t.url })
+    await listener.connect()
+    const heard: string[] = []
+    listener.on('notification', (n) => heard.push(n.payload ?? ''))
+    await listener.query('listen mailer_outbox')
+    const c = await t.pool.connect()
+    try {
+      await c.query('begin')
+      await c.query(`insert into public.inquiries (name) values ('rolled back')`)
+      await c.query('rollback')
+      // A committed insert afterwards proves the listener works and orders after the rollback.
+      await c.query(`insert into public.inquiries (name) values ('committed')`)
+    } finally {
+      c.release()
+    }
+    const deadline = Date.now() + 5000
+    while (heard.length === 0 && Date.now() < deadline) await Bun.sleep(10)
+    await listener.end()
+    expect(heard).toEqual([''])
+    expect(await count()).toBe(1)
+  })
+
+  test('a multi-row insert folds into one empty notification', async () => {
+    const listener = new pg.Client({ connectionString: t.url })
+    await listener.connect()
+    const heard: string[] = []
+    listener.on('notification', (n) => heard.push(n.payload ?? ''))
+    await listener.query('listen mailer_outbox')
+    await t.pool.query(`insert into public.inquiries (name) select 'n' || g from generate_series(1, 50) g`)
+    await t.pool.query('select 1') // a round trip after the commit
+    const deadline = Date.now() + 5000
+    while (heard.length === 0 && Date.now() < deadline) await Bun.sleep(10)
+    await listener.query('select 1')
+    await listener.end()
+    expect(heard).toEqual([''])
+    expect(await count()).toBe(50)
+  })
+})

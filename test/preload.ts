@@ -1,0 +1,18 @@
+// Test-run setup: one Postgres per `bun test` run with a migrated template; each test file clones it.
+import { afterAll } from 'bun:test'
+import { startTestCluster, type TestCluster } from './support/postgres.ts'
+
+declare global {
+  var __outboxTestCluster: Promise<TestCluster> | undefined
+}
+
+// Started lazily by the first test file that needs a database; unit-only runs never start Postgres.
+export function testCluster(): Promise<TestCluster> {
+  globalThis.__outboxTestCluster ??= startTestCluster()
+  return globalThis.__outboxTestCluster
+}
+
+afterAll(async () => {
+  const cluster = globalThis.__outboxTestCluster
+  if (cluster) await (await cluster).stop()
+})

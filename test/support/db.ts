@@ -1,0 +1,38 @@
+// A fresh database per test file, cloned from the run's migrated template.
+import type { Kysely } from 'kysely'
+import type pg from 'pg'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
+import type { Database } from '../../src/db/schema.ts'
+import { silentLogger } from '../../src/log.ts'
+import { testCluster } from '../preload.ts'
+import { adminQuery } from './postgres.ts'
+
+export interface TestDb extends DbHandle {
+  url: string
+  db: Kysely<Database>
+  pool: pg.Pool
+  /** Empties every mailer table (between tests). */
+  reset(): Promise<void>
+  drop(): Promise<void>
+}
+
+export async function createTestDb(): Promise<TestDb> {
+  const cluster = await testCluster()
+  const name = `outbox_t_${crypto.randomUUID().replaceAll('-', '').slice(0, 16)}`
+  await adminQuery(cluster.url('postgres'), `create database ${name} template ${cluster.templateName}`)
+  const url = cluster.url(name)
+  const handle = openDb({ name: 'test', url, log: silentLogger, maxConnections: 20 })
+  return {
+    ...handle,
+    url,
+    reset: async () => {
+      await handle.pool.query(
+        'truncate mailer.email_attempts, mailer.email_outbox, mailer.templates, mailer.workers restart identity cascade',
+      )
+    },
+    drop: async () => {
+      await handle.close()
+      await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+    },
+  }
+}

@@ -1,0 +1,106 @@
+// Builds one database's drainer + listener for tests, with test-friendly defaults and recorded events.
+import { systemClock } from '../../src/clock.ts'
+import type { WorkerConfig } from '../../src/config.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createDrainer, type Drainer, type DrainerDeps } from '../../src/outbox/drainer.ts'
+import { createListener, type Listener } from '../../src/outbox/listener.ts'
+import { openGate } from '../../src/outbox/send-gate.ts'
+import { createSlots } from '../../src/outbox/slots.ts'
+import { createEventLog, type EventLog } from './events.ts'
+import { createFakeSender, type FakeSender } from './fake-sender.ts'
+import type { TestDb } from './db.ts'
+
+export const testWorkerConfig: WorkerConfig = {
+  concurrency: 10,
+  leaseSeconds: 30,
+  heartbeatSeconds: 10,
+  maxAttempts: 3,
+  retryBaseSeconds: 10,
+  retryMaxSeconds: 60,
+  // Long on purpose: a test that passes never relied on the backstop poll.
+  pollIntervalSeconds: 600,
+  listenCheckSeconds: 600,
+  listenMode: 'auto',
+  shutdownGraceSeconds: 5,
+  throttleDeadlineSeconds: 86400,
+}
+
+export interface TestEngine {
+  drainer: Drainer
+  listener: Listener
+  sender: FakeSender
+  events: EventLog
+  start(): Promise<void>
+  stop(graceMs?: number): Promise<void>
+}
+
+export function createTestEngine(
+  t: TestDb,
+  o: { config?: Partial<WorkerConfig>; workerId?: string; deps?: Partial<DrainerDeps> } = {},
+): TestEngine {
+  const config = { ...testWorkerConfig, ...o.config }
+  const sender = (o.deps?.sender as FakeSender | undefined) ?? createFakeSender()
+  const events = createEventLog()
+  const drainer = createDrainer({
+    dbName: 'test',
+    db: t.db,
+    sender,
+    gate: openGate,
+    slots: createSlots(config.concurrency),
+    clock: systemClock,
+    log: silentLogger,
+    worker: { id: o.workerId ?? 'test-worker', host: 'test', pid: process.pid, version: 'test' },
+    config,
+    mailFrom: 'sender@example.com',
+    lookup: null,
+    ambiguousPolicy: 'resend',
+    onEvent: events.handler,
+    ...o.deps,
+  })
+  const listener = createListener({
+    db: 'test',
+    url: t.url,
+    log: silentLogger,
+    clock: systemClock,
+    wake: () => drainer.wake(),
+    onEvent: events.handler,
+    checkIntervalMs: config.listenCheckSeconds * 1000,
+    checkTimeoutMs: 1000,
+    maxBackoffMs: 500,
+    mode: config.listenMode,
+  })
+  return {
+    drainer,
+    listener,
+    sender,
+    events,
+    async start() {
+      listener.start()
+      drainer.start()
+      if (config.listenMode === 'auto') {
+        await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+      }
+    },
+    async stop(graceMs = 2000) {
+      await listener.stop()
+      await drainer.stop(graceMs)
+    },
+  }
+}
+
+export async function enqueue(
+  t: TestDb,
+  message: Record<string, unknown> = { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi there' },
+  options: Record<string, unknown> = {},
+): Promise<string> {
+  const r = await t.pool.query<{ id: string }>(
+    'select mailer.enqueue_email($1::jsonb, $2::jsonb) as id',
+    [JSON.stringify(message), JSON.stringify(options)],
+  )
+  return r.rows[0]!.id
+}
+
+export async function rowOf(t: TestDb, id: string) {
+  const r = await t.pool.query('select * from mailer.email_outbox where id = $1', [id])
+  return r.rows[0]
+}

@@ -1,0 +1,61 @@
+// The test run's Postgres: TEST_DATABASE_URL if given, else one embedded cluster per `bun test` run.
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pg from 'pg'
+import { migrate } from '../../src/db/migrate.ts'
+import { type EmbeddedServer, startEmbeddedPostgres } from '../../src/embedded-postgres.ts'
+import { silentLogger } from '../../src/log.ts'
+
+export interface TestCluster {
+  /** URL of a database on the cluster (admin rights). */
+  url(database: string): string
+  templateName: string
+  stop(): Promise<void>
+}
+
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url)
+  u.pathname = `/${database}`
+  return u.toString()
+}
+
+export async function startTestCluster(): Promise<TestCluster> {
+  let embedded: EmbeddedServer | null = null
+  let base = process.env.TEST_DATABASE_URL
+  if (!base) {
+    const dir = await mkdtemp(join(tmpdir(), 'outbox-test-pg-'))
+    embedded = await startEmbeddedPostgres({ dir, persistent: false, fast: true })
+    base = embedded.url('postgres')
+  }
+  const adminUrl = base
+  const url = (database: string) => withDatabase(adminUrl, database)
+  const templateName = `outbox_tpl_${process.pid}_${Date.now().toString(36)}`
+  await adminQuery(adminUrl, `create database ${templateName}`)
+  // Built by the real migrate(), so every run exercises the migrations.
+  await migrate({ url: url(templateName), log: silentLogger })
+  await adminQuery(adminUrl, `alter database ${templateName} with is_template true`)
+  return {
+    url,
+    templateName,
+    stop: async () => {
+      await adminQuery(adminUrl, `alter database ${templateName} with is_template false`).catch(
+        () => {},
+      )
+      await adminQuery(adminUrl, `drop database if exists ${templateName} with (force)`).catch(
+        () => {},
+      )
+      await embedded?.stop()
+    },
+  }
+}
+
+export async function adminQuery(url: string, text: string, values?: unknown[]) {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return await client.query(text, values)
+  } finally {
+    await client.end()
+  }
+}
