@@ -30,7 +30,8 @@ interface StoredMessage {
 // Same rule as mailer.is_email_address in SQL, so rendered addresses meet the enqueue bar.
 const ADDRESS =
   /^[^@\s<>(),;:"[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
-const NAMED = /^\s*"?([^"<]*?)"?\s*<([^>]+)>\s*$/
+// "Display Name <address>": the address is the last <…> group; the name may contain anything.
+const NAMED = /^(.*)<([^<>]+)>\s*$/s
 
 export function renderLease(
   lease: Lease,
@@ -140,6 +141,6 @@ function parseAddress(raw: string, field: string): MailAddress {
   if (!ADDRESS.test(address)) {
     throw new RenderError('template_error', `${field} is not a valid e-mail address after rendering`)
   }
-  const name = named?.[1]?.trim()
+  const name = named?.[1]?.trim().replace(/^"(.*)"$/s, '$1')
   return name ? { address, name } : { address }
 }

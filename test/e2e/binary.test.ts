@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { testCluster } from '../preload.ts'
+import { compiledBinary } from '../support/binary.ts'
+import { pollUntil } from '../support/events.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+let bin: string
+let url: string
+let mailDir: string
+const dbName = `outbox_bin_${process.pid}`
+
+beforeAll(async () => {
+  bin = await compiledBinary()
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `create database ${dbName}`)
+  url = cluster.url(dbName)
+  mailDir = await mkdtemp(join(tmpdir(), 'outbox-mail-'))
+})
+afterAll(async () => {
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+  await rm(mailDir, { recursive: true, force: true })
+})
+
+const env = (extra: Record<string, string> = {}) => ({
+  PATH: process.env.PATH ?? '',
+  DATABASE_URL: url,
+  MAIL_TRANSPORT: 'file',
+  MAIL_FILE_DIR: mailDir,
+  MAIL_FROM: 'outbox@example.com',
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'warn',
+  ...extra,
+})
+
+async function run(args: string[], extra: Record<string, string> = {}) {
+  const p = Bun.spawn([bin, ...args], { env: env(extra), stdout: 'pipe', stderr: 'pipe' })
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ])
+  return { code, stdout, stderr }
+}
+
+test('serve refuses an unmigrated database and says what to run (exit 3)', async () => {
+  const r = await run(['serve'], { PORT: String(await freePort()) })
+  expect(r.code).toBe(3)
+  expect(r.stderr).toContain('outbox-mailer migrate')
+})
+
+test('the compiled binary migrates, drains with the file transport, and stops cleanly on SIGTERM', async () => {
+  const first = await run(['migrate'])
+  expect(first.code).toBe(0)
+  expect(first.stdout).toContain('applied 1')
+  expect((await run(['migrate'])).stdout).toContain('up to date')
+
+  await adminQuery(
+    url,
+    `select mailer.enqueue_email(jsonb_build_object('to', 'r' || g || '@example.com', 'subject', 'n' || g, 'text', 'body ' || g))
+       from generate_series(1, 40) g`,
+  )
+  const port = await freePort()
+  const serve = Bun.spawn([bin, 'serve'], { env: env({ PORT: String(port) }), stdout: 'pipe', stderr: 'pipe' })
+  try {
+    const ready = await pollUntil(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
+      return res?.status === 200 ? await res.json() : undefined
+    })
+    expect(ready.databases[0]).toMatchObject({ name: 'default', listener: 'listening', worker: 'running' })
+    // Rows committed while it runs arrive through the notification.
+    await adminQuery(
+      url,
+      `select mailer.enqueue_email(jsonb_build_object('to', 'late' || g || '@example.com', 'subject', 's', 'html', '<p>x</p>'))
+         from generate_series(1, 10) g`,
+    )
+    await pollUntil(async () => ((await readdir(mailDir)).length === 50 ? true : undefined))
+    const { rows } = await adminQuery(url, `select status, count(*)::int as n from mailer.email_outbox group by status`)
+    expect(rows).toEqual([{ status: 'sent', n: 50 }])
+  } finally {
+    serve.kill('SIGTERM')
+  }
+  expect(await serve.exited).toBe(0)
+  const { rows } = await adminQuery(url, 'select count(*)::int as n from mailer.workers')
+  expect(rows[0].n).toBe(0)
+})

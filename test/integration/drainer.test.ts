@@ -1,0 +1,232 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
+
+let t: TestDb
+let engine: TestEngine | null = null
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+afterEach(async () => {
+  await engine?.stop()
+  engine = null
+})
+
+async function started(o: Parameters<typeof createTestEngine>[1] = {}) {
+  engine = createTestEngine(t, o)
+  await engine.start()
+  return engine
+}
+
+describe('the drainer', () => {
+  test('a committed row is sent promptly on its notification (the backstop poll is 10 minutes)', async () => {
+    const e = await started()
+    const id = await enqueue(t)
+    await e.events.waitFor(settledFor(id, 'sent'), 5000)
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1, lease_token: null })
+    expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
+    const history = await t.pool.query('select outcome, worker_id from mailer.email_attempts where outbox_id = $1', [id])
+    expect(history.rows).toEqual([{ outcome: 'sent', worker_id: 'test-worker' }])
+  })
+
+  test('a 20,000-character body arrives byte-identical', async () => {
+    const e = await started()
+    const text = Array.from({ length: 20_000 }, (_, i) => 'aé€😀\n\t"\\'[i % 7] ?? 'x').join('')
+    expect(text.length).toBe(20_000)
+    const id = await enqueue(t, { to: 'r@example.com', subject: 'Big', text })
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls[0]!.text).toBe(text)
+  })
+
+  test('rows present before start are swept on start', async () => {
+    const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
+    const e = await started()
+    for (const id of ids) await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls.map((m) => m.outboxId).sort()).toEqual(ids.sort())
+  })
+
+  test('a rejection fails the row at once with the transport’s code; others keep flowing', async () => {
+    const e = await started()
+    const bad = await enqueue(t)
+    e.sender.script.set(bad, [{ kind: 'reject', code: 'ErrorInvalidRecipients', message: 'no such user', httpStatus: 400 }])
+    const good = await enqueue(t)
+    await e.events.waitFor(settledFor(bad, 'failed'))
+    await e.events.waitFor(settledFor(good, 'sent'))
+    expect(await rowOf(t, bad)).toMatchObject({ status: 'failed', last_error_code: 'ErrorInvalidRecipients', attempts: 1 })
+    const h = await t.pool.query('select outcome, http_status, error_code from mailer.email_attempts where outbox_id = $1', [bad])
+    expect(h.rows).toEqual([{ outcome: 'failed', http_status: 400, error_code: 'ErrorInvalidRecipients' }])
+  })
+
+  test('a transient failure is retried later with backoff, keeping the error', async () => {
+    const e = await started()
+    const id = await enqueue(t)
+    e.sender.script.set(id, [{ kind: 'retry', code: 'graph_503', message: 'busy' }])
+    await e.events.waitFor(settledFor(id, 'retry'))
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({ status: 'pending', attempts: 1, last_error_code: 'graph_503' })
+    // testWorkerConfig: base 10 s, ±25 % jitter.
+    const delay = row.send_at.getTime() - Date.now()
+    expect(delay).toBeGreaterThan(5_000)
+    expect(delay).toBeLessThan(13_000)
+  })
+
+  test('a row past its expiresAt is failed as expired and never sent', async () => {
+    const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 60_000).toISOString() })
+    await t.pool.query(`update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`, [id])
+    const e = await started()
+    await e.events.waitFor(settledFor(id, 'expired'))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
+    expect(e.sender.calls).toEqual([])
+  })
+
+  test('a row cancelled after being claimed is not sent', async () => {
+    const e = createTestEngine(t)
+    engine = e
+    const id = await enqueue(t)
+    // Claimed but the cancel lands before the last check: what the API does for a sending row.
+    const { claimBatch } = await import('../../src/outbox/claim.ts')
+    const { startSends } = await import('../../src/outbox/start-send.ts')
+    const [lease] = await claimBatch(t.db, { limit: 1, workerId: 'x', leaseSeconds: 30, defaultMaxAttempts: 3 })
+    await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [id])
+    const r = await startSends(t.db, [lease!])
+    expect([...r.cancelled]).toEqual([id])
+    expect(r.started.size).toBe(0)
+    // And through the drainer: a cancel recorded before the claim is honoured too.
+    const id2 = await enqueue(t)
+    await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [id2])
+    await e.start()
+    await e.events.waitFor(settledFor(id2, 'cancelled'))
+    expect(await rowOf(t, id2)).toMatchObject({ status: 'cancelled' })
+    expect(e.sender.calls).toEqual([])
+  })
+
+  test('a scheduled send_at fires on time without polling', async () => {
+    const e = await started()
+    const sendAt = new Date(Date.now() + 1500)
+    const id = await enqueue(t, undefined, { sendAt: sendAt.toISOString() })
+    await e.events.waitFor(settledFor(id, 'sent'), 6000)
+    const row = await rowOf(t, id)
+    expect(row.sent_at.getTime()).toBeGreaterThanOrEqual(sendAt.getTime())
+  })
+
+  test('after pg_terminate_backend on the LISTEN session, a new row is still delivered promptly', async () => {
+    const e = await started()
+    const pid = e.listener.backendPid()
+    expect(pid).not.toBeNull()
+    await t.pool.query('select pg_terminate_backend($1)', [pid])
+    await e.events.waitFor((x) => x.type === 'listener' && x.state === 'reconnecting')
+    await pollUntil(async () => (e.listener.state() === 'listening' && e.listener.backendPid() !== pid ? true : undefined))
+    const id = await enqueue(t)
+    await e.events.waitFor(settledFor(id, 'sent'), 3000)
+    const apps = await t.pool.query(`select count(*)::int as n from pg_stat_activity where application_name = 'outbox-mailer:listener' and datname = current_database()`)
+    expect(apps.rows[0].n).toBe(1)
+  })
+
+  test('rows inserted while the listener was down are swept on reconnect', async () => {
+    const e = await started()
+    const pid = e.listener.backendPid()
+    await t.pool.query('select pg_terminate_backend($1)', [pid])
+    await e.events.waitFor((x) => x.type === 'listener' && x.state === 'reconnecting')
+    const id = await enqueue(t)
+    await e.events.waitFor(settledFor(id, 'sent'), 5000)
+  })
+
+  test('a template that fails to render fails its row with a clear code; the rest still send', async () => {
+    await t.pool.query(`
+      create table if not exists public.signups (id bigint generated always as identity primary key, email text);
+      insert into mailer.templates (name, subject, text_body, html_body, to_addresses)
+        values ('welcome', 'Welcome {{email}}', 'Hi {{email}}', '<b>{{email}}</b>', array['{{email}}']),
+               ('broken', 'Hi {{emali}}', 'x', null, array['ops@example.com']);
+      create or replace trigger s1 after insert on public.signups for each row execute function mailer.enqueue_from_row('welcome');
+      create or replace trigger s2 after insert on public.signups for each row execute function mailer.enqueue_from_row('broken');`)
+    const e = await started()
+    await t.pool.query(`insert into public.signups (email) values ('x<y>@example.com'), ('amy@example.com')`)
+    await pollUntil(async () => {
+      const r = await t.pool.query(`select count(*)::int as n from mailer.email_outbox where status in ('sent', 'failed')`)
+      return r.rows[0].n === 4 ? true : undefined
+    })
+    const rows = await t.pool.query(`select template, status, last_error_code, source_row->>'email' as email from mailer.email_outbox order by id`)
+    expect(rows.rows.filter((r) => r.template === 'broken').every((r) => r.status === 'failed' && r.last_error_code === 'template_error')).toBe(true)
+    // 'x<y>@example.com' is not an address: rendering it into to_addresses fails that row only.
+    expect(rows.rows.find((r) => r.template === 'welcome' && r.email === 'x<y>@example.com')).toMatchObject({ status: 'failed', last_error_code: 'template_error' })
+    const amy = e.sender.calls.find((m) => m.to[0]?.address === 'amy@example.com')
+    expect(amy).toMatchObject({ subject: 'Welcome amy@example.com', text: 'Hi amy@example.com', html: '<b>amy@example.com</b>' })
+  })
+})
+
+describe('crash ambiguity', () => {
+  async function ambiguousRow() {
+    const id = await enqueue(t)
+    await t.pool.query(`update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`, [id])
+    return id
+  }
+
+  test('found in the mailbox: marked sent without sending again', async () => {
+    const id = await ambiguousRow()
+    const e = await started({ deps: { lookup: async () => 'found' } })
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls).toEqual([])
+  })
+
+  test('not found: sent', async () => {
+    const id = await ambiguousRow()
+    const e = await started({ deps: { lookup: async () => 'not_found' } })
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls.length).toBe(1)
+  })
+
+  test('no lookup and policy hold: failed for review, not sent', async () => {
+    const id = await ambiguousRow()
+    const e = await started({ deps: { ambiguousPolicy: 'hold' } })
+    await e.events.waitFor(settledFor(id, 'failed'))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'ambiguous_send' })
+    expect(e.sender.calls).toEqual([])
+  })
+})
+
+describe('graceful shutdown', () => {
+  test('in-flight sends finish within the grace; rows not yet started are released uncounted', async () => {
+    const e = createTestEngine(t, { config: { concurrency: 2 } })
+    engine = e
+    e.sender.hold()
+    const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
+    await e.start()
+    await pollUntil(async () => (e.sender.inFlight() === 2 ? true : undefined))
+    const stopping = e.drainer.stop(10_000)
+    e.sender.release()
+    await stopping
+    engine = null
+    const rows = await t.pool.query('select id, status, attempts, lease_token from mailer.email_outbox order by id')
+    const sent = rows.rows.filter((r) => r.status === 'sent')
+    expect(sent.length).toBe(2)
+    expect(rows.rows.every((r) => r.lease_token === null)).toBe(true)
+    const rest = rows.rows.filter((r) => r.status !== 'sent')
+    expect(rest).toEqual(rest.map((r) => ({ ...r, status: 'pending', attempts: 0 })))
+    expect(ids.length).toBe(3)
+    await e.listener.stop()
+  })
+
+  test('past the grace, sends are aborted and their rows are left retryable and marked ambiguous', async () => {
+    const e = createTestEngine(t, { config: { concurrency: 1 } })
+    engine = e
+    e.sender.hold()
+    const id = await enqueue(t)
+    await e.start()
+    await pollUntil(async () => (e.sender.inFlight() === 1 ? true : undefined))
+    await e.drainer.stop(100)
+    await e.listener.stop()
+    engine = null
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({ status: 'pending', lease_token: null, last_error_code: 'aborted' })
+    expect(row.send_started_at).not.toBeNull()
+    const w = await t.pool.query('select count(*)::int as n from mailer.workers')
+    expect(w.rows[0].n).toBe(0)
+  })
+})

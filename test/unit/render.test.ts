@@ -1,0 +1,124 @@
+import { describe, expect, test } from 'bun:test'
+import type { TemplateRow } from '../../src/db/schema.ts'
+import { retryDelayMs } from '../../src/outbox/backoff.ts'
+import type { Lease } from '../../src/outbox/claim.ts'
+import { RenderError, renderLease } from '../../src/outbox/render.ts'
+
+const lease = (over: Partial<Lease>): Lease => ({
+  id: '7',
+  token: 't',
+  tenant: 'default',
+  attempt: 1,
+  maxAttempts: 3,
+  correlationId: 'c-1',
+  message: null,
+  template: null,
+  sourceRow: null,
+  expired: false,
+  cancelRequested: false,
+  ambiguous: false,
+  ageSeconds: 0,
+  ...over,
+})
+
+const template = (over: Partial<TemplateRow>): TemplateRow => ({
+  name: 'inquiry',
+  subject: 'Inquiry from {{name}}',
+  text_body: '{{name}} wrote: {{message}}',
+  html_body: '<p>{{name}}</p><p>{{message}}</p>',
+  to_addresses: ['sales@example.com'],
+  cc_addresses: [],
+  bcc_addresses: [],
+  reply_to: '{{name}} <{{email}}>',
+  from_address: null,
+  created_at: new Date(),
+  updated_at: new Date(),
+  ...over,
+})
+
+const render = (row: Record<string, unknown>, t: Partial<TemplateRow> = {}) =>
+  renderLease(
+    lease({ template: 'inquiry', sourceRow: row }),
+    new Map([['inquiry', template(t)]]),
+    'outbox@example.com',
+  )
+
+describe('renderLease', () => {
+  test('fills templates from the source row; only html_body escapes', () => {
+    const m = render({ name: 'Tom & <Jerry>', email: 'tj@example.com', message: '{{name}} "quoted"' })
+    expect(m.subject).toBe('Inquiry from Tom & <Jerry>')
+    expect(m.text).toBe('Tom & <Jerry> wrote: {{name}} "quoted"')
+    expect(m.html).toBe('<p>Tom &amp; &lt;Jerry&gt;</p><p>{{name}} &quot;quoted&quot;</p>')
+    expect(m.replyTo).toEqual([{ name: 'Tom & <Jerry>', address: 'tj@example.com' }])
+    expect(m.from).toEqual({ address: 'outbox@example.com' })
+    expect(m.to).toEqual([{ address: 'sales@example.com' }])
+  })
+
+  test('a value is inserted once, never rendered again', () => {
+    const m = render({ name: '{{email}}', email: 'x@example.com', message: 'm' })
+    expect(m.subject).toBe('Inquiry from {{email}}')
+  })
+
+  test('a placeholder with no column is a template error, not an empty string', () => {
+    expect(() => render({ name: 'A', email: 'a@example.com' })).toThrow(/\{\{message\}\} has no column/)
+  })
+
+  test('an address that renders invalid is a template error', () => {
+    try {
+      render({ name: 'A', email: 'not an address', message: 'm' })
+      throw new Error('expected a RenderError')
+    } catch (e) {
+      expect(e).toBeInstanceOf(RenderError)
+      expect((e as RenderError).code).toBe('template_error')
+    }
+  })
+
+  test('a null column renders empty; a deleted template is named', () => {
+    expect(render({ name: null, email: 'a@example.com', message: 'm' }).subject).toBe('Inquiry from')
+    expect(() =>
+      renderLease(lease({ template: 'gone', sourceRow: {} }), new Map(), 'a@example.com'),
+    ).toThrow(/template "gone" no longer exists/)
+  })
+
+  test('a stored message passes through, with MAIL_FROM as the default sender', () => {
+    const m = renderLease(
+      lease({
+        message: {
+          to: [{ address: 'a@example.com' }],
+          subject: 'S',
+          text: 'T',
+          headers: { 'X-Tag': 'v' },
+          attachments: [{ filename: 'a.txt', contentBase64: 'aGVs\nbG8=' }],
+        },
+      }),
+      new Map(),
+      'outbox@example.com',
+    )
+    expect(m).toMatchObject({
+      outboxId: '7',
+      correlationId: 'c-1',
+      from: { address: 'outbox@example.com' },
+      text: 'T',
+      html: null,
+      headers: { 'X-Tag': 'v' },
+      attachments: [{ filename: 'a.txt', contentType: 'application/octet-stream', contentBase64: 'aGVsbG8=' }],
+    })
+  })
+
+  test('no sender anywhere is a clear error', () => {
+    expect(() =>
+      renderLease(lease({ message: { to: [{ address: 'a@example.com' }], subject: 'S', text: 'T' } }), new Map(), null),
+    ).toThrow(/MAIL_FROM/)
+  })
+})
+
+describe('retryDelayMs', () => {
+  test('doubles per attempt, is capped, and jitters within ±25 %', () => {
+    const p = { baseMs: 1000, maxMs: 60_000 }
+    expect(retryDelayMs(1, p, () => 0.5)).toBe(1000)
+    expect(retryDelayMs(3, p, () => 0.5)).toBe(4000)
+    expect(retryDelayMs(30, p, () => 0.5)).toBe(60_000)
+    expect(retryDelayMs(1, p, () => 0)).toBe(750)
+    expect(retryDelayMs(1, p, () => 0.999999)).toBe(1250)
+  })
+})
