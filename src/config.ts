@@ -186,9 +186,7 @@ const int = (min: number, max: number) =>
       .optional(),
   )
 const bool = optional.pipe(z.enum(['true', 'false', '1', '0']).optional())
-const pgUrl = z
-  .string()
-  .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+const pgUrl = z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
 const httpUrl = z
   .string()
   .url()
@@ -263,7 +261,10 @@ export interface LoadOptions {
 }
 
 /** Parses the environment; throws AppError('config_invalid') naming every problem, never a value. */
-export function loadConfig(env: Record<string, string | undefined>, opts: LoadOptions = {}): Config {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  opts: LoadOptions = {},
+): Config {
   const parsed = Env.safeParse(env)
   const problems: string[] = []
   if (!parsed.success) {
@@ -343,6 +344,11 @@ export function loadConfig(env: Record<string, string | undefined>, opts: LoadOp
     } else if (!e.GRAPH_CLIENT_SECRET && !(cert && key)) {
       problems.push(
         'a Graph credential is required: GRAPH_CERTIFICATE(_FILE) with GRAPH_PRIVATE_KEY(_FILE), or GRAPH_CLIENT_SECRET',
+      )
+    }
+    if (truthy(e.GRAPH_MAILBOX_LOOKUP, false) && !truthy(e.GRAPH_SAVE_TO_SENT_ITEMS, true)) {
+      problems.push(
+        'GRAPH_MAILBOX_LOOKUP=true needs GRAPH_SAVE_TO_SENT_ITEMS=true: the lookup finds sent messages in Sent Items',
       )
     }
     graph = {

@@ -35,7 +35,9 @@ end $$;
 `
 
 async function main() {
-  console.log('outbox-mailer dev: starting an embedded Postgres in ./.data (first start takes a few seconds)…')
+  console.log(
+    'outbox-mailer dev: starting an embedded Postgres in ./.data (first start takes a few seconds)…',
+  )
   const server = await startEmbeddedPostgres({ dir: DATA_DIR, port: 54329, persistent: true })
   const admin = new pg.Client({ connectionString: server.url('postgres') })
   await admin.connect()

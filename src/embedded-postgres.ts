@@ -16,6 +16,8 @@ export interface EmbeddedOptions {
   persistent: boolean
   /** Trade durability for speed: only for throwaway test clusters. */
   fast?: boolean
+  /** More `-c name=value` server flags, e.g. shared_preload_libraries for the benchmarks. */
+  extraFlags?: string[]
   onLog?: (line: string) => void
 }
 
@@ -40,8 +42,17 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   const port = o.port ?? (await freePort())
   const initialised = existsSync(`${o.dir}/PG_VERSION`)
   if (!initialised) await mkdir(o.dir, { recursive: true })
-  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=300']
-  if (o.fast) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
+  const flags = [
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'max_connections=300',
+  ]
+  if (o.fast)
+    flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
+  if (o.extraFlags) flags.push(...o.extraFlags)
   const server = new EmbeddedPostgres({
     databaseDir: o.dir,
     user: USER,

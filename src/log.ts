@@ -57,7 +57,15 @@ export function createLogger(
     (level: Level): LogFn =>
     (msg, fields = {}) => {
       if (RANK[level] < RANK[min]) return
-      write(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...bound, ...serialize(fields) }))
+      write(
+        JSON.stringify({
+          ts: new Date().toISOString(),
+          level,
+          msg,
+          ...bound,
+          ...serialize(fields),
+        }),
+      )
     }
   return {
     debug: at('debug'),

@@ -1,21 +1,26 @@
 // The composition root: the CLI, the wiring of every concrete piece, signals and exit codes.
 import { hostname } from 'node:os'
 import pkg from '../package.json' with { type: 'json' }
+import { createApp } from './api/app.ts'
+import { createMetrics, type Metrics } from './api/metrics.ts'
 import { systemClock } from './clock.ts'
 import { type Config, ENV_VARS, loadConfig } from './config.ts'
 import { assertSchemaCurrent, migrate } from './db/migrate.ts'
 import { type DbHandle, openDb } from './db/open.ts'
 import { AppError, describeError, isAppError } from './errors.ts'
 import { createLogger, type Logger } from './log.ts'
+import type { MailboxLookup } from './outbox/deliver.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
 import { createListener, type Listener } from './outbox/listener.ts'
-import { openGate } from './outbox/send-gate.ts'
-import type { Sender } from './outbox/sender.ts'
+import { createPgSendGate } from './outbox/pg-send-gate.ts'
+import { openGate, type SendGate } from './outbox/send-gate.ts'
+import type { OutboundMail, Sender } from './outbox/sender.ts'
 import { createSlots } from './outbox/slots.ts'
 import { createDiscardSender } from './transport/discard-sender.ts'
 import { createFileSender } from './transport/file-sender.ts'
+import { createGraphTransport } from './transport/graph-transport.ts'
 
 export const VERSION: string = pkg.version
 
@@ -29,6 +34,7 @@ const HELP = `outbox-mailer ${VERSION}: Postgres outbox rows in, e-mail out thro
 Usage:
   outbox-mailer serve [--role all|worker|api]   run the workers and/or the HTTP API (default: all)
   outbox-mailer migrate                         apply the embedded schema migrations to every database
+  outbox-mailer send-test --to ADDRESS          send one test message with the configured transport
   outbox-mailer --version | --help
 
 Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or newer.
@@ -53,20 +59,64 @@ export interface ServeOptions {
   sender?: Sender
 }
 
-function createSender(config: Config): Sender {
+interface Transport {
+  sender: Sender
+  lookup: MailboxLookup | null
+  /** Limits shared by every worker on one database (Graph only). */
+  gateFor(db: DbHandle, holder: string): SendGate
+  problem(): string | null
+}
+
+function createTransport(
+  config: Config,
+  log: Logger,
+  onTokenRefresh?: (outcome: 'success' | 'failure') => void,
+): Transport {
+  const none = { lookup: null, gateFor: () => openGate, problem: () => null }
   switch (config.transport) {
     case 'discard':
-      return createDiscardSender()
+      return { sender: createDiscardSender(), ...none }
     case 'file':
-      return createFileSender(config.fileDir)
-    case 'graph':
-      throw new AppError('config_invalid', 'the graph transport is not wired yet')
+      return { sender: createFileSender(config.fileDir), ...none }
+    case 'graph': {
+      const g = config.graph!
+      const graph = createGraphTransport(g, config.mailFrom!, {
+        fetch,
+        clock: systemClock,
+        log,
+        ...(onTokenRefresh ? { onTokenRefresh } : {}),
+      })
+      return {
+        sender: graph.sender,
+        lookup: g.mailboxLookup
+          ? (mail, signal) =>
+              graph.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal)
+          : null,
+        gateFor: (db, holder) =>
+          createPgSendGate({
+            db: db.db,
+            clock: systemClock,
+            log,
+            holder,
+            maxConcurrency: config.limits.graphMaxConcurrency,
+            ratePerMinute: config.limits.mailboxRatePerMinute,
+            slotTtlMs: g.requestTimeoutMs + 15_000,
+          }),
+        problem: graph.problem,
+      }
+    }
   }
 }
 
 /** Starts the engine for every database and the HTTP surface; returns a handle to stop it. */
 export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const log = o.log
+  if (o.role !== 'worker' && !o.dev && !config.api.jwtSecret && !config.api.jwksUrl) {
+    throw new AppError(
+      'config_invalid',
+      'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (or run `serve --role worker` for health and metrics only)',
+    )
+  }
   const handles: DbHandle[] = config.databases.map((d) =>
     openDb({ name: d.name, url: d.url, log, maxConnections: config.worker.concurrency + 4 }),
   )
@@ -85,8 +135,19 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
 
   const drainers = new Map<string, Drainer>()
   const listeners = new Map<string, Listener>()
+  let transportProblem: () => string | null = () => null
+  // Metrics need the health monitor, which needs the drainers: bind late.
+  let metrics: Metrics | null = null
+  const onEvent: EngineEventHandler = (e) => {
+    o.onEvent?.(e)
+    metrics?.observe(e)
+  }
   if (o.role !== 'api') {
-    const sender = o.sender ?? createSender(config)
+    const transport = o.sender
+      ? { sender: o.sender, lookup: null, gateFor: () => openGate, problem: () => null }
+      : createTransport(config, log, (outcome) => metrics?.incTokenRefresh(outcome))
+    const sender = transport.sender
+    transportProblem = transport.problem
     const slots = createSlots(config.worker.concurrency)
     const worker = {
       id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
@@ -101,21 +162,21 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         dbName: h.name,
         db: h.db,
         sender,
-        gate: openGate,
+        gate: transport.gateFor(h, worker.id),
         slots,
         clock: systemClock,
         log,
         worker,
         config: config.worker,
         mailFrom: config.mailFrom,
-        lookup: null,
+        lookup: transport.lookup,
         ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
         // Without a listener the backstop poll is the only wake-up, so it must be quick.
         pollIntervalMs: () =>
           listener?.state() === 'polling'
             ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
             : config.worker.pollIntervalSeconds * 1000,
-        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+        onEvent,
       })
       listener = createListener({
         db: h.name,
@@ -123,7 +184,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         log,
         clock: systemClock,
         wake: () => drainer.wake(),
-        ...(o.onEvent ? { onEvent: o.onEvent } : {}),
+        onEvent,
         checkIntervalMs: config.worker.listenCheckSeconds * 1000,
         mode: config.worker.listenMode,
       })
@@ -148,25 +209,30 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       listener: listeners.get(h.name) ?? null,
     })),
     wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
+    transportProblem: () => transportProblem(),
   })
 
-  const server = Bun.serve({
-    hostname: config.http.host,
-    port: config.http.port,
-    fetch: async (req) => {
-      const path = new URL(req.url).pathname
-      if (path === '/healthz') {
-        const live = health.liveness()
-        return Response.json(live, { status: live.ok ? 200 : 503 })
-      }
-      if (path === '/readyz') {
-        const dbs = await health.readiness()
-        const ready = dbs.every((d) => d.reachable && d.migrated && !d.problem)
-        return Response.json({ ready, databases: dbs }, { status: ready ? 200 : 503 })
-      }
-      return new Response('not found', { status: 404 })
-    },
-  })
+  metrics = createMetrics({ databases: handles, health })
+  let app: ReturnType<typeof createApp>
+  try {
+    app = createApp({
+      databases: handles,
+      auth: config.api,
+      dev: o.dev === true,
+      health,
+      metrics,
+      log,
+      version: VERSION,
+      // A worker-only process serves what the platform needs: health, readiness, metrics.
+      surface: o.role === 'worker' ? 'operations' : 'all',
+    })
+  } catch (e) {
+    await Promise.all([...drainers.values()].map((d) => d.stop(0)))
+    await Promise.all([...listeners.values()].map((l) => l.stop()))
+    await Promise.all(handles.map((h) => h.close()))
+    throw e
+  }
+  const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: app.fetch })
   log.info('http listening', { host: config.http.host, port: server.port, role: o.role })
 
   // Fly does not restart a machine for failing checks: a wedged loop must end the process.
@@ -175,7 +241,9 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     const live = health.liveness()
     failedChecks = live.ok ? 0 : failedChecks + 1
     if (failedChecks >= 3) {
-      log.error('worker loop wedged; exiting so the platform restarts us', { problems: live.problems })
+      log.error('worker loop wedged; exiting so the platform restarts us', {
+        problems: live.problems,
+      })
       process.exit(EXIT.failure)
     }
   }, 20_000)
@@ -233,6 +301,59 @@ export async function runUntilSignalled(config: Config, o: ServeOptions): Promis
   return new Promise<never>(() => {})
 }
 
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1)
+}
+
+/** Sends one message through the configured transport and prints the outcome: a first-run check. */
+async function sendTest(config: Config, argv: string[], log: Logger): Promise<number> {
+  const to = flag(argv, '--to')
+  const from = flag(argv, '--from') ?? config.mailFrom
+  if (!to || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(to)) {
+    console.error('send-test needs --to ADDRESS (a valid e-mail address)')
+    return EXIT.usage
+  }
+  if (!from) {
+    console.error('send-test needs MAIL_FROM or --from ADDRESS')
+    return EXIT.usage
+  }
+  const transport = createTransport(config, log)
+  const id = `send-test-${Date.now()}`
+  const mail: OutboundMail = {
+    outboxId: id,
+    tenant: 'default',
+    attempt: 1,
+    correlationId: id,
+    from: { address: from },
+    to: [{ address: to }],
+    cc: [],
+    bcc: [],
+    replyTo: [],
+    subject: `outbox-mailer test message (${new Date().toISOString()})`,
+    text: `This is a test message from outbox-mailer ${VERSION} (${config.transport} transport).`,
+    html: null,
+    importance: null,
+    headers: {},
+    attachments: [],
+  }
+  const outcome = await transport.sender.send(mail, AbortSignal.timeout(60_000))
+  const detail = [
+    outcome.httpStatus ? `HTTP ${outcome.httpStatus}` : null,
+    outcome.requestId ? `request-id ${outcome.requestId}` : null,
+  ].filter(Boolean)
+  if (outcome.kind === 'sent') {
+    console.log(
+      `sent: ${config.transport} accepted the message${detail.length ? ` (${detail.join(', ')})` : ''}`,
+    )
+    return EXIT.ok
+  }
+  console.error(
+    `${outcome.kind === 'retry' ? 'not sent (transient)' : 'not sent'}: ${outcome.code}: ${outcome.message}${detail.length ? ` (${detail.join(', ')})` : ''}`,
+  )
+  return EXIT.failure
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   if (command === '--version' || command === '-v' || command === 'version') {
@@ -245,7 +366,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   let config: Config
   try {
-    config = loadConfig(process.env)
+    config = loadConfig(process.env, { requireDatabase: command !== 'send-test' })
   } catch (e) {
     console.error(describeError(e))
     return EXIT.usage
@@ -264,6 +385,8 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'serve':
         return await runUntilSignalled(config, { role: parseRole(rest), log })
+      case 'send-test':
+        return await sendTest(config, rest, log)
       default:
         console.error(`unknown command "${command}"; see outbox-mailer --help`)
         return EXIT.usage

@@ -1,6 +1,9 @@
 // Test-run setup: one Postgres per `bun test` run with a migrated template; each test file clones it.
-import { afterAll } from 'bun:test'
+import { afterAll, setDefaultTimeout } from 'bun:test'
 import { startTestCluster, type TestCluster } from './support/postgres.ts'
+
+// Integration tests start engines and compile the binary; bounded waits inside them fail first.
+setDefaultTimeout(30_000)
 
 declare global {
   var __outboxTestCluster: Promise<TestCluster> | undefined

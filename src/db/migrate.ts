@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { type Migration, migrations as embedded } from './migrations.ts'
+import { migrations as embedded, type Migration } from './migrations.ts'
 
 // Arbitrary constant shared by every outbox-mailer binary: "mailer" in ASCII.
 const MIGRATION_LOCK_KEY = 0x6d61696c6572

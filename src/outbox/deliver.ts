@@ -17,7 +17,7 @@ import { loadTemplates } from './templates.ts'
 export type MailboxLookup = (
   mail: OutboundMail,
   signal: AbortSignal,
-) => Promise<'found' | 'not_found' | 'unavailable'>
+) => Promise<'found' | 'not_found' | 'unavailable' | 'error'>
 
 export interface DeliveryDeps {
   dbName: string
@@ -116,8 +116,23 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       sendable.push(r)
       continue
     }
-    const verdict = d.lookup ? await d.lookup(r.mail, d.abort).catch(() => 'unavailable' as const) : 'unavailable'
-    if (verdict === 'found') {
+    const verdict = d.lookup
+      ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
+      : 'unavailable'
+    if (verdict === 'error') {
+      // Ask the mailbox again later rather than guess; the attempt is not counted.
+      const delayMs = retryDelayMs(r.lease.attempt, d.backoff, d.rng)
+      settling.push(
+        finish(r.lease, {
+          kind: 'retry',
+          code: 'lookup_failed',
+          message: 'could not look the interrupted send up in the mailbox; will ask again',
+          delayMs,
+          throttled: true,
+          ambiguous: true,
+        }),
+      )
+    } else if (verdict === 'found') {
       d.log.info('found in the mailbox after an interrupted send; not sending again', {
         db: d.dbName,
         outboxId: r.lease.id,
@@ -128,7 +143,8 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         finish(r.lease, {
           kind: 'failed',
           code: 'ambiguous_send',
-          message: 'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
+          message:
+            'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
         }),
       )
     } else sendable.push(r)
@@ -171,7 +187,10 @@ async function startOrRelease(d: DeliveryDeps, rows: Ready[], finish: Finish): P
   }
   let result: Awaited<ReturnType<typeof startSends>>
   try {
-    result = await startSends(d.db, rows.map((r) => r.lease))
+    result = await startSends(
+      d.db,
+      rows.map((r) => r.lease),
+    )
   } catch (err) {
     d.log.warn('could not start sends; releasing', { db: d.dbName, err })
     await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
@@ -215,7 +234,8 @@ async function sendOne(d: DeliveryDeps, r: Ready, finish: Finish, mailbox: strin
     return finish(r.lease, { kind: 'failed', code: outcome.code, message: outcome.message }, extra)
   }
   const throttled = outcome.throttled === true
-  if (throttled && mailbox && outcome.afterMs) await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
+  if (throttled && mailbox && outcome.afterMs)
+    await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
   const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
   return finish(
     r.lease,

@@ -84,7 +84,11 @@ export function createDrainer(d: DrainerDeps): Drainer {
     if (d.slots.free() >= (backlog ? Math.max(1, Math.ceil(d.slots.size / 2)) : 1)) wake()
   })
 
-  async function claimAndDeliver(): Promise<{ claimed: number; full: boolean; run: Promise<void> }> {
+  async function claimAndDeliver(): Promise<{
+    claimed: number
+    full: boolean
+    run: Promise<void>
+  }> {
     const limit = d.slots.take(d.slots.free())
     if (limit === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     let leases: Lease[]
@@ -253,6 +257,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     },
     reclaimOnce,
     heartbeatOnce,
-    status: () => ({ running: loop !== null && !stopping.signal.aborted, lastLoopAt, inFlight: held.size }),
+    status: () => ({
+      running: loop !== null && !stopping.signal.aborted,
+      lastLoopAt,
+      inFlight: held.size,
+    }),
   }
 }

@@ -18,6 +18,8 @@ export function createHealthMonitor(o: {
   probeTimeoutMs?: number
   /** A loop silent for longer than this is wedged. */
   wedgedAfterMs: number
+  /** A process-wide problem that stops sending (e.g. the provider refuses our credential). */
+  transportProblem?: () => string | null
   now?: () => number
 }): HealthSource {
   const now = o.now ?? Date.now
@@ -47,8 +49,13 @@ export function createHealthMonitor(o: {
       report.problem = e instanceof Error ? e.message : 'schema check failed'
       return report
     }
+    const transport = d.drainer ? (o.transportProblem?.() ?? null) : null
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
-    else if (report.listener !== 'disabled' && !['listening', 'polling'].includes(report.listener)) {
+    else if (transport) report.problem = transport
+    else if (
+      report.listener !== 'disabled' &&
+      !['listening', 'polling'].includes(report.listener)
+    ) {
       report.problem = `listener is ${report.listener}`
     }
     return report
@@ -63,7 +70,9 @@ export function createHealthMonitor(o: {
         if (!s) continue
         if (!s.running) problems.push(`${d.name}: worker loop stopped`)
         else if (s.lastLoopAt !== null && now() - s.lastLoopAt > o.wedgedAfterMs) {
-          problems.push(`${d.name}: worker loop silent for ${Math.round((now() - s.lastLoopAt) / 1000)}s`)
+          problems.push(
+            `${d.name}: worker loop silent for ${Math.round((now() - s.lastLoopAt) / 1000)}s`,
+          )
         }
       }
       return { ok: problems.length === 0, problems }

@@ -67,7 +67,8 @@ export function createListener(d: ListenerDeps): Listener {
       await client.query(`listen ${CHANNEL}`)
       // Behind a transaction pooler the LISTEN lands on some other server session.
       if (!(await isListening(client, checkTimeoutMs))) return 'pooled'
-      pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid ?? null
+      pid =
+        (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid ?? null
       setState('listening')
       d.log.info('listening for outbox notifications', { db: d.db })
       d.wake('sweep')

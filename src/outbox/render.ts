@@ -24,7 +24,12 @@ interface StoredMessage {
   html?: string
   importance?: 'low' | 'normal' | 'high'
   headers?: Record<string, string>
-  attachments?: { filename: string; contentType?: string; contentBase64: string; contentId?: string }[]
+  attachments?: {
+    filename: string
+    contentType?: string
+    contentBase64: string
+    contentId?: string
+  }[]
 }
 
 // Same rule as mailer.is_email_address in SQL, so rendered addresses meet the enqueue bar.
@@ -43,7 +48,8 @@ export function renderLease(
     : (lease.message as StoredMessage | null)
   if (!m || typeof m !== 'object') throw new RenderError('invalid_message', 'row has no message')
   const from = m.from ?? (defaultFrom ? parseAddress(defaultFrom, 'MAIL_FROM') : null)
-  if (!from) throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
+  if (!from)
+    throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
   if (!m.subject) throw new RenderError('invalid_message', 'subject is empty')
   if (m.text === undefined && m.html === undefined) {
     throw new RenderError('invalid_message', 'message has neither text nor html')
@@ -87,7 +93,9 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
     cc: addresses('cc_addresses', t.cc_addresses),
     bcc: addresses('bcc_addresses', t.bcc_addresses),
     replyTo: t.reply_to ? [parseAddress(text('reply_to', t.reply_to), 'reply_to')] : [],
-    subject: text('subject', t.subject).replace(/[\r\n]+/g, ' ').trim(),
+    subject: text('subject', t.subject)
+      .replace(/[\r\n]+/g, ' ')
+      .trim(),
   }
   if (t.from_address) out.from = parseAddress(text('from_address', t.from_address), 'from_address')
   if (t.text_body !== null) out.text = text('text_body', t.text_body)
@@ -111,8 +119,7 @@ function fill(field: string, tpl: string, view: Record<string, unknown>, html: b
       throw new RenderError('template_error', `${field}: placeholder {{${name}}} has no column`)
     }
   }
-  const escape = html ? undefined : (v: unknown) => String(v)
-  return Mustache.render(tpl, view, {}, escape ? { escape } : undefined)
+  return Mustache.render(tpl, view, {}, html ? undefined : { escape: (v: unknown) => String(v) })
 }
 
 function placeholders(tokens: unknown[], out: string[] = []): string[] {
@@ -139,7 +146,10 @@ function parseAddress(raw: string, field: string): MailAddress {
   const named = NAMED.exec(raw)
   const address = (named ? named[2] : raw)?.trim() ?? ''
   if (!ADDRESS.test(address)) {
-    throw new RenderError('template_error', `${field} is not a valid e-mail address after rendering`)
+    throw new RenderError(
+      'template_error',
+      `${field} is not a valid e-mail address after rendering`,
+    )
   }
   const name = named?.[1]?.trim().replace(/^"(.*)"$/s, '$1')
   return name ? { address, name } : { address }

@@ -22,7 +22,7 @@ export function createSettleQueue(d: {
   /** How long to keep retrying a failed write; past it, the lease expires and reclaim takes over. */
   giveUpAfterMs: number
 }): SettleQueue {
-  let queue: Pending[] = []
+  const queue: Pending[] = []
   let flushing: Promise<void> | null = null
 
   async function writeWithRetry(batch: Pending[]) {

@@ -99,7 +99,7 @@ export async function settleLeases(
                when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(d.message, '')
                else d.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
-             send_started_at = case when d.verdict = 'retry' and d.ambiguous then o.send_started_at end
+             send_started_at = case when d.verdict = 'retry' and d.ambiguous then coalesce(o.send_started_at, now()) end
         from decided d
        where o.id = d.id and o.lease_token = d.token
       returning o.id, o.status, d.verdict, o.last_error_code, o.last_error, o.attempts

@@ -26,7 +26,12 @@ export async function startSends(
     lost: new Set(),
   }
   if (leases.length === 0) return result
-  const { rows } = await sql<{ id: string; started: boolean; cancelled: boolean; expired: boolean }>`
+  const { rows } = await sql<{
+    id: string
+    started: boolean
+    cancelled: boolean
+    expired: boolean
+  }>`
     with input as (
       select * from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
     )

@@ -12,6 +12,8 @@ let bin: string
 let url: string
 let mailDir: string
 const dbName = `outbox_bin_${process.pid}`
+// Generated per run: secrets never enter the repository.
+const jwtSecret = crypto.randomUUID() + crypto.randomUUID()
 
 beforeAll(async () => {
   bin = await compiledBinary()
@@ -34,6 +36,7 @@ const env = (extra: Record<string, string> = {}) => ({
   MAIL_FROM: 'outbox@example.com',
   HOST: '127.0.0.1',
   LOG_LEVEL: 'warn',
+  API_JWT_SECRET: jwtSecret,
   ...extra,
 })
 
@@ -65,13 +68,21 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
        from generate_series(1, 40) g`,
   )
   const port = await freePort()
-  const serve = Bun.spawn([bin, 'serve'], { env: env({ PORT: String(port) }), stdout: 'pipe', stderr: 'pipe' })
+  const serve = Bun.spawn([bin, 'serve'], {
+    env: env({ PORT: String(port) }),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
   try {
-    const ready = await pollUntil(async () => {
+    const ready = await pollUntil<{ databases: unknown[] }>(async () => {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
-      return res?.status === 200 ? await res.json() : undefined
+      return res?.status === 200 ? ((await res.json()) as { databases: unknown[] }) : undefined
     })
-    expect(ready.databases[0]).toMatchObject({ name: 'default', listener: 'listening', worker: 'running' })
+    expect(ready.databases[0]).toMatchObject({
+      name: 'default',
+      listener: 'listening',
+      worker: 'running',
+    })
     // Rows committed while it runs arrive through the notification.
     await adminQuery(
       url,
@@ -79,7 +90,10 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
          from generate_series(1, 10) g`,
     )
     await pollUntil(async () => ((await readdir(mailDir)).length === 50 ? true : undefined))
-    const { rows } = await adminQuery(url, `select status, count(*)::int as n from mailer.email_outbox group by status`)
+    const { rows } = await adminQuery(
+      url,
+      `select status, count(*)::int as n from mailer.email_outbox group by status`,
+    )
     expect(rows).toEqual([{ status: 'sent', n: 50 }])
   } finally {
     serve.kill('SIGTERM')

@@ -32,7 +32,10 @@ describe('the drainer', () => {
     await e.events.waitFor(settledFor(id, 'sent'), 5000)
     expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1, lease_token: null })
     expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
-    const history = await t.pool.query('select outcome, worker_id from mailer.email_attempts where outbox_id = $1', [id])
+    const history = await t.pool.query(
+      'select outcome, worker_id from mailer.email_attempts where outbox_id = $1',
+      [id],
+    )
     expect(history.rows).toEqual([{ outcome: 'sent', worker_id: 'test-worker' }])
   })
 
@@ -55,13 +58,24 @@ describe('the drainer', () => {
   test('a rejection fails the row at once with the transport’s code; others keep flowing', async () => {
     const e = await started()
     const bad = await enqueue(t)
-    e.sender.script.set(bad, [{ kind: 'reject', code: 'ErrorInvalidRecipients', message: 'no such user', httpStatus: 400 }])
+    e.sender.script.set(bad, [
+      { kind: 'reject', code: 'ErrorInvalidRecipients', message: 'no such user', httpStatus: 400 },
+    ])
     const good = await enqueue(t)
     await e.events.waitFor(settledFor(bad, 'failed'))
     await e.events.waitFor(settledFor(good, 'sent'))
-    expect(await rowOf(t, bad)).toMatchObject({ status: 'failed', last_error_code: 'ErrorInvalidRecipients', attempts: 1 })
-    const h = await t.pool.query('select outcome, http_status, error_code from mailer.email_attempts where outbox_id = $1', [bad])
-    expect(h.rows).toEqual([{ outcome: 'failed', http_status: 400, error_code: 'ErrorInvalidRecipients' }])
+    expect(await rowOf(t, bad)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'ErrorInvalidRecipients',
+      attempts: 1,
+    })
+    const h = await t.pool.query(
+      'select outcome, http_status, error_code from mailer.email_attempts where outbox_id = $1',
+      [bad],
+    )
+    expect(h.rows).toEqual([
+      { outcome: 'failed', http_status: 400, error_code: 'ErrorInvalidRecipients' },
+    ])
   })
 
   test('a transient failure is retried later with backoff, keeping the error', async () => {
@@ -78,8 +92,13 @@ describe('the drainer', () => {
   })
 
   test('a row past its expiresAt is failed as expired and never sent', async () => {
-    const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 60_000).toISOString() })
-    await t.pool.query(`update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`, [id])
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    })
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`,
+      [id],
+    )
     const e = await started()
     await e.events.waitFor(settledFor(id, 'expired'))
     expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
@@ -93,14 +112,23 @@ describe('the drainer', () => {
     // Claimed but the cancel lands before the last check: what the API does for a sending row.
     const { claimBatch } = await import('../../src/outbox/claim.ts')
     const { startSends } = await import('../../src/outbox/start-send.ts')
-    const [lease] = await claimBatch(t.db, { limit: 1, workerId: 'x', leaseSeconds: 30, defaultMaxAttempts: 3 })
-    await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [id])
+    const [lease] = await claimBatch(t.db, {
+      limit: 1,
+      workerId: 'x',
+      leaseSeconds: 30,
+      defaultMaxAttempts: 3,
+    })
+    await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [
+      id,
+    ])
     const r = await startSends(t.db, [lease!])
     expect([...r.cancelled]).toEqual([id])
     expect(r.started.size).toBe(0)
     // And through the drainer: a cancel recorded before the claim is honoured too.
     const id2 = await enqueue(t)
-    await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [id2])
+    await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [
+      id2,
+    ])
     await e.start()
     await e.events.waitFor(settledFor(id2, 'cancelled'))
     expect(await rowOf(t, id2)).toMatchObject({ status: 'cancelled' })
@@ -122,10 +150,14 @@ describe('the drainer', () => {
     expect(pid).not.toBeNull()
     await t.pool.query('select pg_terminate_backend($1)', [pid])
     await e.events.waitFor((x) => x.type === 'listener' && x.state === 'reconnecting')
-    await pollUntil(async () => (e.listener.state() === 'listening' && e.listener.backendPid() !== pid ? true : undefined))
+    await pollUntil(async () =>
+      e.listener.state() === 'listening' && e.listener.backendPid() !== pid ? true : undefined,
+    )
     const id = await enqueue(t)
     await e.events.waitFor(settledFor(id, 'sent'), 3000)
-    const apps = await t.pool.query(`select count(*)::int as n from pg_stat_activity where application_name = 'outbox-mailer:listener' and datname = current_database()`)
+    const apps = await t.pool.query(
+      `select count(*)::int as n from pg_stat_activity where application_name = 'outbox-mailer:listener' and datname = current_database()`,
+    )
     expect(apps.rows[0].n).toBe(1)
   })
 
@@ -147,24 +179,43 @@ describe('the drainer', () => {
       create or replace trigger s1 after insert on public.signups for each row execute function mailer.enqueue_from_row('welcome');
       create or replace trigger s2 after insert on public.signups for each row execute function mailer.enqueue_from_row('broken');`)
     const e = await started()
-    await t.pool.query(`insert into public.signups (email) values ('x<y>@example.com'), ('amy@example.com')`)
+    await t.pool.query(
+      `insert into public.signups (email) values ('x<y>@example.com'), ('amy@example.com')`,
+    )
     await pollUntil(async () => {
-      const r = await t.pool.query(`select count(*)::int as n from mailer.email_outbox where status in ('sent', 'failed')`)
+      const r = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox where status in ('sent', 'failed')`,
+      )
       return r.rows[0].n === 4 ? true : undefined
     })
-    const rows = await t.pool.query(`select template, status, last_error_code, source_row->>'email' as email from mailer.email_outbox order by id`)
-    expect(rows.rows.filter((r) => r.template === 'broken').every((r) => r.status === 'failed' && r.last_error_code === 'template_error')).toBe(true)
+    const rows = await t.pool.query(
+      `select template, status, last_error_code, source_row->>'email' as email from mailer.email_outbox order by id`,
+    )
+    expect(
+      rows.rows
+        .filter((r) => r.template === 'broken')
+        .every((r) => r.status === 'failed' && r.last_error_code === 'template_error'),
+    ).toBe(true)
     // 'x<y>@example.com' is not an address: rendering it into to_addresses fails that row only.
-    expect(rows.rows.find((r) => r.template === 'welcome' && r.email === 'x<y>@example.com')).toMatchObject({ status: 'failed', last_error_code: 'template_error' })
+    expect(
+      rows.rows.find((r) => r.template === 'welcome' && r.email === 'x<y>@example.com'),
+    ).toMatchObject({ status: 'failed', last_error_code: 'template_error' })
     const amy = e.sender.calls.find((m) => m.to[0]?.address === 'amy@example.com')
-    expect(amy).toMatchObject({ subject: 'Welcome amy@example.com', text: 'Hi amy@example.com', html: '<b>amy@example.com</b>' })
+    expect(amy).toMatchObject({
+      subject: 'Welcome amy@example.com',
+      text: 'Hi amy@example.com',
+      html: '<b>amy@example.com</b>',
+    })
   })
 })
 
 describe('crash ambiguity', () => {
   async function ambiguousRow() {
     const id = await enqueue(t)
-    await t.pool.query(`update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`, [id])
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`,
+      [id],
+    )
     return id
   }
 
@@ -186,7 +237,10 @@ describe('crash ambiguity', () => {
     const id = await ambiguousRow()
     const e = await started({ deps: { ambiguousPolicy: 'hold' } })
     await e.events.waitFor(settledFor(id, 'failed'))
-    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'ambiguous_send' })
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'ambiguous_send',
+    })
     expect(e.sender.calls).toEqual([])
   })
 })
@@ -203,7 +257,9 @@ describe('graceful shutdown', () => {
     e.sender.release()
     await stopping
     engine = null
-    const rows = await t.pool.query('select id, status, attempts, lease_token from mailer.email_outbox order by id')
+    const rows = await t.pool.query(
+      'select id, status, attempts, lease_token from mailer.email_outbox order by id',
+    )
     const sent = rows.rows.filter((r) => r.status === 'sent')
     expect(sent.length).toBe(2)
     expect(rows.rows.every((r) => r.lease_token === null)).toBe(true)

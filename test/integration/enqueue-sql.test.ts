@@ -22,8 +22,18 @@ describe('mailer.enqueue_email validation', () => {
   const bad: [string, Record<string, unknown>, Record<string, unknown>, RegExp][] = [
     ['no recipient', { subject: 's', text: 't' }, {}, /message\.to is required/],
     ['empty recipients', { to: [], subject: 's', text: 't' }, {}, /at least one recipient/],
-    ['malformed address', { to: 'not-an-address', subject: 's', text: 't' }, {}, /message\.to\[0\] is not a valid/],
-    ['malformed cc object', { to: 'a@b.co', cc: [{ address: 'x@' }], subject: 's', text: 't' }, {}, /message\.cc\[0\]\.address/],
+    [
+      'malformed address',
+      { to: 'not-an-address', subject: 's', text: 't' },
+      {},
+      /message\.to\[0\] is not a valid/,
+    ],
+    [
+      'malformed cc object',
+      { to: 'a@b.co', cc: [{ address: 'x@' }], subject: 's', text: 't' },
+      {},
+      /message\.cc\[0\]\.address/,
+    ],
     ['no subject', { to: 'a@b.co', text: 't' }, {}, /message\.subject is required/],
     ['blank subject', { to: 'a@b.co', subject: '  ', text: 't' }, {}, /message\.subject/],
     ['multi-line subject', { to: 'a@b.co', subject: 'a\nb', text: 't' }, {}, /one line/],
@@ -31,12 +41,22 @@ describe('mailer.enqueue_email validation', () => {
     ['unknown message key', { ...ok, htlm: '<p>' }, {}, /message\.htlm is not a known key/],
     ['unknown option', ok, { bogus: 1 }, /options\.bogus is not a known option/],
     ['bad sendAt', ok, { sendAt: 'tomorrow' }, /options\.sendAt must be an ISO-8601/],
-    ['expiresAt before sendAt', ok, { sendAt: '2031-01-01T00:00:00Z', expiresAt: '2030-01-01T00:00:00Z' }, /expiresAt must be later/],
+    [
+      'expiresAt before sendAt',
+      ok,
+      { sendAt: '2031-01-01T00:00:00Z', expiresAt: '2030-01-01T00:00:00Z' },
+      /expiresAt must be later/,
+    ],
     ['priority out of range', ok, { priority: 1000 }, /options\.priority/],
     ['fractional maxAttempts', ok, { maxAttempts: 1.5 }, /options\.maxAttempts/],
     ['bad header name', { ...ok, headers: { Subject: 'x' } }, {}, /message\.headers\.Subject/],
     ['reserved header', { ...ok, headers: { 'X-Outbox-Id': '1' } }, {}, /X-Outbox-Id/],
-    ['attachment without base64', { ...ok, attachments: [{ filename: 'a.txt', contentBase64: '***' }] }, {}, /attachments\[0\]/],
+    [
+      'attachment without base64',
+      { ...ok, attachments: [{ filename: 'a.txt', contentBase64: '***' }] },
+      {},
+      /attachments\[0\]/,
+    ],
     ['bad tenant', ok, { tenant: 'a b' }, /options\.tenant/],
   ]
   for (const [name, message, options, error] of bad) {
@@ -52,7 +72,11 @@ describe('mailer.enqueue_email validation', () => {
   test('a valid message is stored normalised, with defaults', async () => {
     const id = await enqueue(
       t,
-      { to: ['a@example.com', { address: 'b@example.com', name: 'B' }], subject: 'S', html: '<p>x</p>' },
+      {
+        to: ['a@example.com', { address: 'b@example.com', name: 'B' }],
+        subject: 'S',
+        html: '<p>x</p>',
+      },
       { priority: -5, maxAttempts: 4, correlationId: 'req-1', tenant: 'acme' },
     )
     const { rows } = await t.pool.query('select * from mailer.email_outbox where id = $1', [id])
@@ -107,8 +131,12 @@ describe('triggers', () => {
   })
 
   test('the row trigger stores the template name and the source row, rendering nothing', async () => {
-    await t.pool.query(`insert into public.inquiries (name, email) values ('Ada', 'ada@example.com')`)
-    const { rows } = await t.pool.query('select template, source_row, message, correlation_id from mailer.email_outbox')
+    await t.pool.query(
+      `insert into public.inquiries (name, email) values ('Ada', 'ada@example.com')`,
+    )
+    const { rows } = await t.pool.query(
+      'select template, source_row, message, correlation_id from mailer.email_outbox',
+    )
     expect(rows).toEqual([
       {
         template: 'inquiry',
@@ -159,7 +187,9 @@ describe('triggers', () => {
     const heard: string[] = []
     listener.on('notification', (n) => heard.push(n.payload ?? ''))
     await listener.query('listen mailer_outbox')
-    await t.pool.query(`insert into public.inquiries (name) select 'n' || g from generate_series(1, 50) g`)
+    await t.pool.query(
+      `insert into public.inquiries (name) select 'n' || g from generate_series(1, 50) g`,
+    )
     await t.pool.query('select 1') // a round trip after the commit
     const deadline = Date.now() + 5000
     while (heard.length === 0 && Date.now() < deadline) await Bun.sleep(10)

@@ -145,20 +145,33 @@ describe('settleLeases', () => {
       ambiguous: false,
     }
     let [l] = await claim(1)
-    expect(await settleLeases(t.db, [{ id, token: l!.token, settlement: retry, startedAt: null }], settleParams)).toMatchObject([{ id, status: 'pending', outcome: 'retry' }])
+    expect(
+      await settleLeases(
+        t.db,
+        [{ id, token: l!.token, settlement: retry, startedAt: null }],
+        settleParams,
+      ),
+    ).toMatchObject([{ id, status: 'pending', outcome: 'retry' }])
     const row = await rowOf(t, id)
     expect(row.send_at.getTime()).toBeGreaterThan(Date.now() + 50_000)
     expect(row).toMatchObject({ attempts: 1, last_error_code: 'graph_503', lease_token: null })
     await t.pool.query('update mailer.email_outbox set send_at = now() where id = $1', [id])
     ;[l] = await claim(1)
-    await settleLeases(t.db, [{ id, token: l!.token, settlement: retry, startedAt: null }], settleParams)
+    await settleLeases(
+      t.db,
+      [{ id, token: l!.token, settlement: retry, startedAt: null }],
+      settleParams,
+    )
     expect(await rowOf(t, id)).toMatchObject({
       status: 'failed',
       attempts: 2,
       last_error_code: 'graph_503',
       last_error: expect.stringContaining('attempts exhausted'),
     })
-    const history = await t.pool.query('select attempt, outcome, error_code from mailer.email_attempts where outbox_id = $1 order by id', [id])
+    const history = await t.pool.query(
+      'select attempt, outcome, error_code from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
     expect(history.rows).toEqual([
       { attempt: 1, outcome: 'retry', error_code: 'graph_503' },
       { attempt: 2, outcome: 'failed', error_code: 'graph_503' },
@@ -168,14 +181,52 @@ describe('settleLeases', () => {
   test('a throttle does not count against max_attempts', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     const [l] = await claim(1)
-    await settleLeases(t.db, [{ id, token: l!.token, startedAt: null, settlement: { kind: 'retry', code: 'throttled', message: '429', delayMs: 1000, throttled: true, ambiguous: false } }], settleParams)
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: l!.token,
+          startedAt: null,
+          settlement: {
+            kind: 'retry',
+            code: 'throttled',
+            message: '429',
+            delayMs: 1000,
+            throttled: true,
+            ambiguous: false,
+          },
+        },
+      ],
+      settleParams,
+    )
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
   })
 
   test('a retry that would land after expiresAt fails the row as expired', async () => {
-    const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 30_000).toISOString() })
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 30_000).toISOString(),
+    })
     const [l] = await claim(1)
-    await settleLeases(t.db, [{ id, token: l!.token, startedAt: null, settlement: { kind: 'retry', code: 'network', message: 'x', delayMs: 60_000, throttled: false, ambiguous: false } }], settleParams)
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: l!.token,
+          startedAt: null,
+          settlement: {
+            kind: 'retry',
+            code: 'network',
+            message: 'x',
+            delayMs: 60_000,
+            throttled: false,
+            ambiguous: false,
+          },
+        },
+      ],
+      settleParams,
+    )
     expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
   })
 
@@ -189,7 +240,7 @@ describe('settleLeases', () => {
       startedAt: new Date(),
     }))
     const settled = await settleLeases(t.db, items, settleParams)
-    expect(settled.map((s) => s.id).sort()).toEqual([ids[0], ids[1]].sort())
+    expect(settled.map((s) => s.id).sort()).toEqual([ids[0]!, ids[1]!].sort())
     expect((await rowOf(t, ids[2]!)).status).toBe('sending')
   })
 })

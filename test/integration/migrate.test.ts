@@ -23,7 +23,8 @@ beforeAll(async () => {
   urlOf = cluster.url
 })
 afterAll(async () => {
-  for (const name of created) await adminQuery(adminUrl, `drop database if exists ${name} with (force)`)
+  for (const name of created)
+    await adminQuery(adminUrl, `drop database if exists ${name} with (force)`)
 })
 
 describe('migrate', () => {
@@ -34,7 +35,9 @@ describe('migrate', () => {
     const second = await migrate({ url, log: silentLogger })
     expect(second.applied).toEqual([])
     const { rows } = await adminQuery(url, 'select version, checksum from mailer.schema_migrations')
-    expect(rows).toEqual(migrations.map((m) => ({ version: m.version, checksum: checksumOf(m.sql) })))
+    expect(rows).toEqual(
+      migrations.map((m) => ({ version: m.version, checksum: checksumOf(m.sql) })),
+    )
   })
 
   test('six migrators racing on one database apply each migration exactly once', async () => {
@@ -44,7 +47,10 @@ describe('migrate', () => {
     )
     const applied = results.flatMap((r) => r.applied)
     expect(applied.sort()).toEqual(migrations.map((m) => m.version))
-    const { rows } = await adminQuery(url, 'select count(*)::int as n from mailer.schema_migrations')
+    const { rows } = await adminQuery(
+      url,
+      'select count(*)::int as n from mailer.schema_migrations',
+    )
     expect(rows[0].n).toBe(migrations.length)
   })
 
@@ -64,7 +70,9 @@ describe('migrate', () => {
       url,
       `insert into mailer.schema_migrations (version, name, checksum) values (9999, '9999_future', 'x')`,
     )
-    await expect(migrate({ url, log: silentLogger })).rejects.toMatchObject({ code: 'schema_ahead' })
+    await expect(migrate({ url, log: silentLogger })).rejects.toMatchObject({
+      code: 'schema_ahead',
+    })
   })
 
   test('a migrator waiting on the lock past lock_timeout fails clearly', async () => {

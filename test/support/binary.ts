@@ -15,7 +15,8 @@ export function compiledBinary(): Promise<string> {
       stdout: 'pipe',
       stderr: 'pipe',
     })
-    if ((await p.exited) !== 0) throw new Error(`bun build failed: ${await new Response(p.stderr).text()}`)
+    if ((await p.exited) !== 0)
+      throw new Error(`bun build failed: ${await new Response(p.stderr).text()}`)
     return out
   })()
   return built

@@ -19,7 +19,10 @@ export interface TestDb extends DbHandle {
 export async function createTestDb(): Promise<TestDb> {
   const cluster = await testCluster()
   const name = `outbox_t_${crypto.randomUUID().replaceAll('-', '').slice(0, 16)}`
-  await adminQuery(cluster.url('postgres'), `create database ${name} template ${cluster.templateName}`)
+  await adminQuery(
+    cluster.url('postgres'),
+    `create database ${name} template ${cluster.templateName}`,
+  )
   const url = cluster.url(name)
   const handle = openDb({ name: 'test', url, log: silentLogger, maxConnections: 20 })
   return {

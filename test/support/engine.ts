@@ -6,9 +6,9 @@ import { createDrainer, type Drainer, type DrainerDeps } from '../../src/outbox/
 import { createListener, type Listener } from '../../src/outbox/listener.ts'
 import { openGate } from '../../src/outbox/send-gate.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
+import type { TestDb } from './db.ts'
 import { createEventLog, type EventLog } from './events.ts'
 import { createFakeSender, type FakeSender } from './fake-sender.ts'
-import type { TestDb } from './db.ts'
 
 export const testWorkerConfig: WorkerConfig = {
   concurrency: 10,

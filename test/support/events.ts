@@ -11,7 +11,10 @@ export interface EventLog {
 
 export function createEventLog(): EventLog {
   const events: EngineEvent[] = []
-  const waiters = new Set<{ match: (e: EngineEvent) => boolean; resolve: (e: EngineEvent) => void }>()
+  const waiters = new Set<{
+    match: (e: EngineEvent) => boolean
+    resolve: (e: EngineEvent) => void
+  }>()
   return {
     events,
     handler: (e) => {
@@ -30,7 +33,8 @@ export function createEventLog(): EventLog {
         const w = { match, resolve }
         waiters.add(w)
         setTimeout(() => {
-          if (waiters.delete(w)) reject(new Error(`no matching engine event within ${timeoutMs} ms`))
+          if (waiters.delete(w))
+            reject(new Error(`no matching engine event within ${timeoutMs} ms`))
         }, timeoutMs)
       })
     },

@@ -16,12 +16,16 @@ describe('loadConfig', () => {
     })
     expect(c.limits).toEqual({ graphMaxConcurrency: 4, mailboxRatePerMinute: 30 })
     expect(c.http).toEqual({ host: '0.0.0.0', port: 8080 })
-    expect(c.databases).toEqual([{ name: 'default', url: base.DATABASE_URL, listenUrl: base.DATABASE_URL }])
+    expect(c.databases).toEqual([
+      { name: 'default', url: base.DATABASE_URL, listenUrl: base.DATABASE_URL },
+    ])
     expect(Object.isFrozen(c.worker)).toBe(true)
   })
 
   test('LISTEN_DATABASE_URL and MAILER_DATABASES', () => {
-    expect(loadConfig({ ...base, LISTEN_DATABASE_URL: 'postgres://direct/app' }).databases[0]!.listenUrl).toBe('postgres://direct/app')
+    expect(
+      loadConfig({ ...base, LISTEN_DATABASE_URL: 'postgres://direct/app' }).databases[0]!.listenUrl,
+    ).toBe('postgres://direct/app')
     const c = loadConfig({
       MAIL_TRANSPORT: 'discard',
       MAILER_DATABASES: JSON.stringify([
@@ -66,28 +70,70 @@ describe('loadConfig', () => {
         return (e as Error).message
       }
     }
-    expect(problems({ MAIL_TRANSPORT: 'file' })).toContain('DATABASE_URL (or MAILER_DATABASES) is required')
+    expect(problems({ MAIL_TRANSPORT: 'file' })).toContain(
+      'DATABASE_URL (or MAILER_DATABASES) is required',
+    )
     expect(problems({ ...base, HEARTBEAT_SECONDS: '40' })).toContain('HEARTBEAT_SECONDS')
     expect(problems({ ...base, MAIL_TRANSPORT: 'graph' })).toContain('GRAPH_TENANT_ID is required')
-    expect(problems({ ...base, MAIL_TRANSPORT: 'graph' })).toContain('a Graph credential is required')
-    expect(problems({ ...base, MAILER_DATABASES: '[{"name":"a","url":"postgres://x/a"}]' })).toContain('both set')
-    expect(problems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: '[{"name":"a","url":"postgres://x/a"},{"name":"a","url":"postgres://x/b"}]' })).toContain('repeated')
-    expect(problems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: 'not json' })).toContain('not valid JSON')
+    expect(problems({ ...base, MAIL_TRANSPORT: 'graph' })).toContain(
+      'a Graph credential is required',
+    )
+    expect(
+      problems({ ...base, MAILER_DATABASES: '[{"name":"a","url":"postgres://x/a"}]' }),
+    ).toContain('both set')
+    expect(
+      problems({
+        MAIL_TRANSPORT: 'file',
+        MAILER_DATABASES:
+          '[{"name":"a","url":"postgres://x/a"},{"name":"a","url":"postgres://x/b"}]',
+      }),
+    ).toContain('repeated')
+    expect(problems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: 'not json' })).toContain(
+      'not valid JSON',
+    )
     expect(problems({ ...base, DATABASE_URL: 'mysql://x' })).toContain('postgres://')
   })
 
   test('--help lists every environment variable DESIGN.md names', async () => {
-    const design = await Bun.file(new URL('../../../shared/DESIGN.md', import.meta.url)).text().catch(() => '')
+    const design = await Bun.file(new URL('../../../shared/DESIGN.md', import.meta.url))
+      .text()
+      .catch(() => '')
     const named = [...design.matchAll(/\*\*`([A-Z][A-Z0-9_]+)`\*\*/g)].map((m) => m[1]!)
     const listed = new Set(ENV_VARS.map((v) => v.name))
     const contractVars = [
-      'DATABASE_URL', 'LISTEN_DATABASE_URL', 'MAILER_DATABASES', 'MAIL_TRANSPORT', 'MAIL_FILE_DIR', 'MAIL_FROM',
-      'GRAPH_TENANT_ID', 'GRAPH_CLIENT_ID', 'GRAPH_CERTIFICATE', 'GRAPH_CERTIFICATE_FILE', 'GRAPH_PRIVATE_KEY',
-      'GRAPH_PRIVATE_KEY_FILE', 'GRAPH_CLIENT_SECRET', 'GRAPH_AUTHORITY_URL', 'GRAPH_API_URL', 'PORT', 'HOST',
-      'API_JWT_SECRET', 'API_JWKS_URL', 'LOG_LEVEL', 'WORKER_CONCURRENCY', 'LEASE_SECONDS', 'HEARTBEAT_SECONDS',
-      'MAX_ATTEMPTS', 'POLL_INTERVAL_SECONDS', 'SHUTDOWN_GRACE_SECONDS', 'GRAPH_MAX_CONCURRENCY', 'MAILBOX_RATE_PER_MINUTE',
+      'DATABASE_URL',
+      'LISTEN_DATABASE_URL',
+      'MAILER_DATABASES',
+      'MAIL_TRANSPORT',
+      'MAIL_FILE_DIR',
+      'MAIL_FROM',
+      'GRAPH_TENANT_ID',
+      'GRAPH_CLIENT_ID',
+      'GRAPH_CERTIFICATE',
+      'GRAPH_CERTIFICATE_FILE',
+      'GRAPH_PRIVATE_KEY',
+      'GRAPH_PRIVATE_KEY_FILE',
+      'GRAPH_CLIENT_SECRET',
+      'GRAPH_AUTHORITY_URL',
+      'GRAPH_API_URL',
+      'PORT',
+      'HOST',
+      'API_JWT_SECRET',
+      'API_JWKS_URL',
+      'LOG_LEVEL',
+      'WORKER_CONCURRENCY',
+      'LEASE_SECONDS',
+      'HEARTBEAT_SECONDS',
+      'MAX_ATTEMPTS',
+      'POLL_INTERVAL_SECONDS',
+      'SHUTDOWN_GRACE_SECONDS',
+      'GRAPH_MAX_CONCURRENCY',
+      'MAILBOX_RATE_PER_MINUTE',
     ]
-    for (const v of [...contractVars, ...named.filter((n) => /_(URL|ID|SECONDS|FILE|KEY)$|^MAIL/.test(n))]) {
+    for (const v of [
+      ...contractVars,
+      ...named.filter((n) => /_(URL|ID|SECONDS|FILE|KEY)$|^MAIL/.test(n)),
+    ]) {
       expect(listed.has(v)).toBe(true)
     }
   })

@@ -20,7 +20,13 @@ const mail: OutboundMail = {
   html: '<p>html body</p>',
   importance: null,
   headers: { 'X-Tag': 'demo' },
-  attachments: [{ filename: 'hello.txt', contentType: 'text/plain', contentBase64: Buffer.from('hello').toString('base64') }],
+  attachments: [
+    {
+      filename: 'hello.txt',
+      contentType: 'text/plain',
+      contentBase64: Buffer.from('hello').toString('base64'),
+    },
+  ],
 }
 
 const dirs: string[] = []
@@ -42,7 +48,9 @@ test('composes an RFC 5322 message: multipart/alternative inside mixed, our head
 })
 
 test('a text-only message is a single text/plain part holding exactly the text', async () => {
-  const eml = (await composeEml({ ...mail, html: null, attachments: [], text: 'just text' })).toString('utf8')
+  const eml = (
+    await composeEml({ ...mail, html: null, attachments: [], text: 'just text' })
+  ).toString('utf8')
   expect(eml).not.toContain('multipart')
   expect(eml).toMatch(/Content-Type: text\/plain; charset=utf-8/)
   expect(eml.trimEnd().endsWith('just text')).toBe(true)

@@ -45,7 +45,11 @@ const render = (row: Record<string, unknown>, t: Partial<TemplateRow> = {}) =>
 
 describe('renderLease', () => {
   test('fills templates from the source row; only html_body escapes', () => {
-    const m = render({ name: 'Tom & <Jerry>', email: 'tj@example.com', message: '{{name}} "quoted"' })
+    const m = render({
+      name: 'Tom & <Jerry>',
+      email: 'tj@example.com',
+      message: '{{name}} "quoted"',
+    })
     expect(m.subject).toBe('Inquiry from Tom & <Jerry>')
     expect(m.text).toBe('Tom & <Jerry> wrote: {{name}} "quoted"')
     expect(m.html).toBe('<p>Tom &amp; &lt;Jerry&gt;</p><p>{{name}} &quot;quoted&quot;</p>')
@@ -60,7 +64,9 @@ describe('renderLease', () => {
   })
 
   test('a placeholder with no column is a template error, not an empty string', () => {
-    expect(() => render({ name: 'A', email: 'a@example.com' })).toThrow(/\{\{message\}\} has no column/)
+    expect(() => render({ name: 'A', email: 'a@example.com' })).toThrow(
+      /\{\{message\}\} has no column/,
+    )
   })
 
   test('an address that renders invalid is a template error', () => {
@@ -74,7 +80,9 @@ describe('renderLease', () => {
   })
 
   test('a null column renders empty; a deleted template is named', () => {
-    expect(render({ name: null, email: 'a@example.com', message: 'm' }).subject).toBe('Inquiry from')
+    expect(render({ name: null, email: 'a@example.com', message: 'm' }).subject).toBe(
+      'Inquiry from',
+    )
     expect(() =>
       renderLease(lease({ template: 'gone', sourceRow: {} }), new Map(), 'a@example.com'),
     ).toThrow(/template "gone" no longer exists/)
@@ -101,13 +109,19 @@ describe('renderLease', () => {
       text: 'T',
       html: null,
       headers: { 'X-Tag': 'v' },
-      attachments: [{ filename: 'a.txt', contentType: 'application/octet-stream', contentBase64: 'aGVsbG8=' }],
+      attachments: [
+        { filename: 'a.txt', contentType: 'application/octet-stream', contentBase64: 'aGVsbG8=' },
+      ],
     })
   })
 
   test('no sender anywhere is a clear error', () => {
     expect(() =>
-      renderLease(lease({ message: { to: [{ address: 'a@example.com' }], subject: 'S', text: 'T' } }), new Map(), null),
+      renderLease(
+        lease({ message: { to: [{ address: 'a@example.com' }], subject: 'S', text: 'T' } }),
+        new Map(),
+        null,
+      ),
     ).toThrow(/MAIL_FROM/)
   })
 })

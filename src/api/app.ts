@@ -1,0 +1,57 @@
+// createApp(deps): the HTTP surface as a Hono app; main.ts serves app.fetch, tests call app.request.
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import { AppError } from '../errors.ts'
+import { authenticate, createVerifier } from './auth.ts'
+import { type ApiDeps, type AppEnv, BODY_LIMIT_BYTES } from './context.ts'
+import { onError, onNotFound, validationHook } from './problem.ts'
+import { rateLimit } from './rate-limit.ts'
+import { requestContext } from './request-context.ts'
+import { mountDocs } from './routes/docs.ts'
+import { healthRoutes } from './routes/health.ts'
+import { metricsRoutes } from './routes/metrics.ts'
+import { outboxRoutes } from './routes/outbox.ts'
+import { outboxActionRoutes } from './routes/outbox-actions.ts'
+import { statsRoutes } from './routes/stats.ts'
+
+export type { ApiDatabase, ApiDeps } from './context.ts'
+
+const DEFAULT_RATE_PER_MINUTE = 600
+
+/**
+ * Throws AppError('config_invalid') when no auth is configured and `dev` is false (unless only the
+ * operations surface is served).
+ */
+export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  if (deps.databases.length === 0) {
+    throw new AppError('config_invalid', 'the API needs at least one database')
+  }
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+  app.onError(onError)
+  app.notFound(onNotFound)
+  app.use('*', requestContext(deps.log))
+  app.route('/', healthRoutes(deps))
+  app.route('/', metricsRoutes(deps))
+  if (deps.surface === 'operations') return app
+
+  const verify = createVerifier(deps.auth, deps.dev)
+  if (verify === null) deps.log.warn('API auth is off (dev): every caller may read and write')
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: BODY_LIMIT_BYTES,
+      onError: () => {
+        throw new HTTPException(413, { message: `the body exceeds ${BODY_LIMIT_BYTES} bytes` })
+      },
+    }),
+    authenticate(verify, deps.log),
+    rateLimit(deps.rateLimitPerMinute ?? DEFAULT_RATE_PER_MINUTE),
+  )
+
+  app.route('/', outboxActionRoutes(deps))
+  app.route('/', outboxRoutes(deps))
+  app.route('/', statsRoutes(deps))
+  mountDocs(app, deps)
+  return app
+}

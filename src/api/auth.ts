@@ -1,0 +1,140 @@
+// Bearer-JWT verification (jose) and scope checks; a `tenant` claim confines every query.
+import { createHash } from 'node:crypto'
+import { createMiddleware } from 'hono/factory'
+import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose'
+import type { ApiAuthConfig } from '../config.ts'
+import { AppError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { AppEnv, Principal, Scope } from './context.ts'
+
+/**
+ * Asymmetric algorithms accepted from a JWKS. Pinned so a key set can never be used with `none` or
+ * an HMAC algorithm (key confusion); jose also refuses an alg that does not fit the key type.
+ */
+export const JWKS_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519']
+
+const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(['outbox:read', 'outbox:write'])
+const DEV_PRINCIPAL: Principal = { subject: 'dev', scopes: ALL_SCOPES, tenant: null }
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+export type Verify = (token: string) => Promise<JWTPayload>
+
+/**
+ * Builds the token verifier once. Throws config_invalid when no auth is configured outside dev:
+ * an open admin API must never happen by accident. Returns null in dev without auth.
+ */
+export function createVerifier(auth: ApiAuthConfig, dev: boolean): Verify | null {
+  const common: JWTVerifyOptions = {
+    requiredClaims: ['exp'],
+    ...(auth.issuer ? { issuer: auth.issuer } : {}),
+    ...(auth.audience ? { audience: auth.audience } : {}),
+  }
+  if (auth.jwtSecret && auth.jwksUrl) {
+    throw new AppError('config_invalid', 'API_JWT_SECRET and API_JWKS_URL are both set: use one')
+  }
+  if (auth.jwtSecret) {
+    const key = new TextEncoder().encode(auth.jwtSecret)
+    return async (token) =>
+      (await jwtVerify(token, key, { ...common, algorithms: ['HS256'] })).payload
+  }
+  if (auth.jwksUrl) {
+    if (!auth.issuer || !auth.audience) {
+      throw new AppError('config_invalid', 'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE')
+    }
+    // jose caches the key set and refetches (rate-limited) when a token names an unknown kid.
+    const keys = createRemoteJWKSet(new URL(auth.jwksUrl))
+    return async (token) =>
+      (await jwtVerify(token, keys, { ...common, algorithms: JWKS_ALGORITHMS })).payload
+  }
+  if (!dev) {
+    throw new AppError(
+      'config_invalid',
+      'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (only `bun run dev` may run without)',
+    )
+  }
+  return null
+}
+
+/** Verifies the bearer token of every request it guards and sets `principal`. */
+export function authenticate(verify: Verify | null, log: Logger) {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    if (verify === null) {
+      c.set('principal', DEV_PRINCIPAL)
+      return next()
+    }
+    const header = c.req.header('authorization')
+    if (!header)
+      throw new AppError('unauthorized', 'an Authorization: Bearer <JWT> header is required')
+    const match = /^Bearer +(\S+)$/i.exec(header)
+    if (!match || !JWT_SHAPE.test(match[1]!)) {
+      throw new AppError('unauthorized', 'the Authorization header must be "Bearer <JWT>"')
+    }
+    const token = match[1]!
+    let payload: JWTPayload
+    try {
+      payload = await verify(token)
+    } catch (e) {
+      throw rejection(e, log)
+    }
+    c.set('principal', toPrincipal(payload, token))
+    return next()
+  })
+}
+
+/** 403 when the verified token lacks the scope; runs after authenticate. */
+export const requireScope = (scope: Scope) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    if (!c.get('principal').scopes.has(scope)) {
+      throw new AppError('forbidden', `the token's scope claim must include ${scope}`, { scope })
+    }
+    return next()
+  })
+
+function toPrincipal(p: JWTPayload, token: string): Principal {
+  const scope = p.scope
+  if (scope !== undefined && typeof scope !== 'string') {
+    throw new AppError('unauthorized', 'the scope claim must be a space-separated string')
+  }
+  const tenant = p.tenant
+  if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length === 0)) {
+    throw new AppError('unauthorized', 'the tenant claim must be a non-empty string')
+  }
+  const subject =
+    typeof p.sub === 'string' && p.sub.length > 0
+      ? `sub:${p.sub}`
+      : `token:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`
+  return {
+    subject,
+    scopes: new Set((scope ?? '').split(' ').filter(Boolean)),
+    tenant: tenant ?? null,
+  }
+}
+
+function rejection(e: unknown, log: Logger): AppError {
+  if (e instanceof errors.JWTExpired) {
+    return new AppError('unauthorized', 'the token has expired', {}, { cause: e })
+  }
+  if (e instanceof errors.JWTClaimValidationFailed) {
+    return new AppError(
+      'unauthorized',
+      `the token's ${e.claim} claim is missing or wrong`,
+      {},
+      { cause: e },
+    )
+  }
+  if (
+    e instanceof errors.JWKSTimeout ||
+    e instanceof errors.JWKSInvalid ||
+    !(e instanceof errors.JOSEError)
+  ) {
+    // The key set could not be fetched: not the caller's fault, so it is logged as ours.
+    log.warn('API signing keys unavailable', { err: e })
+    return new AppError(
+      'unauthorized',
+      'the token could not be verified: signing keys unavailable',
+      {},
+      { cause: e },
+    )
+  }
+  return new AppError('unauthorized', 'the token is not valid', {}, { cause: e })
+}

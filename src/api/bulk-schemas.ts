@@ -1,0 +1,85 @@
+// Wire shapes of bulk cancel / retry: a filter, a dry run that only counts, per-row results.
+import { z } from '@hono/zod-openapi'
+import type { OutboxStatus } from '../db/schema.ts'
+import type { OutboxFilter } from '../outbox/outbox-filter.ts'
+import { OutboxId } from './outbox-schemas.ts'
+
+const Timestamp = z.iso.datetime({ offset: true }).optional()
+
+function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(statuses: S) {
+  return (
+    z
+      .strictObject({
+        status: z.array(z.enum(statuses)).min(1).optional(),
+        tenant: z.string().min(1).optional(),
+        createdFrom: Timestamp,
+        createdTo: Timestamp,
+        sentFrom: Timestamp,
+        sentTo: Timestamp,
+        dedupeKey: z.string().min(1).optional(),
+        correlationId: z.string().min(1).optional(),
+        ids: z.array(OutboxId).min(1).max(1000).optional(),
+      })
+      // An empty filter would act on every row: the caller must say what it means.
+      .refine((f) => Object.keys(f).length > 0, 'must name at least one criterion')
+  )
+}
+
+const bulkRequest = <F extends z.ZodType>(filter: F) =>
+  z.strictObject({
+    filter,
+    dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),
+    limit: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .default(1000)
+      .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
+  })
+
+export const BulkCancelRequest = bulkRequest(bulkFilter(['pending', 'sending'])).openapi(
+  'BulkCancelRequest',
+)
+export const BulkRetryRequest = bulkRequest(bulkFilter(['failed', 'cancelled'])).openapi(
+  'BulkRetryRequest',
+)
+
+export const BulkResult = z
+  .object({
+    dryRun: z.boolean(),
+    matched: z
+      .number()
+      .int()
+      .openapi({ description: 'Rows acted on (a dry run: rows that would be, in total)' }),
+    items: z.array(
+      z.object({ id: OutboxId, outcome: z.enum(['cancelled', 'cancel_requested', 'requeued']) }),
+    ),
+    more: z.boolean().openapi({ description: 'The batch was full: call again for the rest' }),
+  })
+  .openapi('BulkResult')
+
+export function toOutboxFilter(f: {
+  status?: OutboxStatus[]
+  tenant?: string
+  createdFrom?: string
+  createdTo?: string
+  sentFrom?: string
+  sentTo?: string
+  dedupeKey?: string
+  correlationId?: string
+  ids?: string[]
+}): OutboxFilter {
+  const date = (v: string | undefined) => (v === undefined ? undefined : new Date(v))
+  return {
+    status: f.status,
+    tenant: f.tenant,
+    createdFrom: date(f.createdFrom),
+    createdTo: date(f.createdTo),
+    sentFrom: date(f.sentFrom),
+    sentTo: date(f.sentTo),
+    dedupeKey: f.dedupeKey,
+    correlationId: f.correlationId,
+    ids: f.ids,
+  }
+}

@@ -1,0 +1,55 @@
+// What the HTTP layer is given (ApiDeps) and what each request carries through Hono (AppEnv).
+import type { Kysely } from 'kysely'
+import type pg from 'pg'
+import type { ApiAuthConfig } from '../config.ts'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import type { HealthSource } from '../outbox/health.ts'
+import type { Metrics } from './metrics.ts'
+
+export interface ApiDatabase {
+  name: string
+  db: Kysely<Database>
+  pool: pg.Pool
+}
+
+export interface ApiDeps {
+  databases: ReadonlyArray<ApiDatabase>
+  auth: ApiAuthConfig
+  /** `bun run dev`: the API may run without auth (every caller gets both scopes, no tenant). */
+  dev: boolean
+  health: HealthSource
+  metrics: Metrics
+  log: Logger
+  version: string
+  /** Requests per minute per token subject; default 600, 0 disables the limit. */
+  rateLimitPerMinute?: number
+  /** `operations` serves only health, readiness and metrics (`serve --role worker`): no auth needed. */
+  surface?: 'all' | 'operations'
+}
+
+export type Scope = 'outbox:read' | 'outbox:write'
+
+export interface Principal {
+  /** The token's `sub` (or a hash of the token when it has none): the rate-limit key. Never logged. */
+  subject: string
+  scopes: ReadonlySet<string>
+  /** From the `tenant` claim: when set, every query is confined to this tenant. */
+  tenant: string | null
+}
+
+export interface AppEnv {
+  Variables: {
+    requestId: string
+    log: Logger
+    principal: Principal
+    database: ApiDatabase
+  }
+}
+
+/** statement_timeout of inspection and single-row writes. */
+export const QUERY_TIMEOUT_MS = 5_000
+/** Bulk actions touch up to 1000 rows; they get longer. */
+export const BULK_TIMEOUT_MS = 30_000
+/** Largest request body: a message with inline attachments (Graph's own sendMail limit is ~4 MB). */
+export const BODY_LIMIT_BYTES = 4 * 1024 * 1024

@@ -1,0 +1,69 @@
+// Wire shape of POST /v1/outbox. Types only: mailer.enqueue_email is the validator of the content,
+// so objects are loose (unknown keys reach Postgres, which names them) and nothing is stricter than SQL.
+import { z } from '@hono/zod-openapi'
+
+const Recipient = z
+  .union([
+    z.string().openapi({ example: 'ada@example.com' }),
+    z.looseObject({ address: z.string(), name: z.string().nullable().optional() }),
+  ])
+  .openapi('Recipient', { description: '"a@b.c" or {"address","name"}' })
+
+const Recipients = z
+  .union([Recipient, z.array(Recipient)])
+  .nullable()
+  .optional()
+
+const Attachment = z.looseObject({
+  filename: z.string(),
+  contentBase64: z.string(),
+  contentType: z.string().optional(),
+  contentId: z.string().optional(),
+})
+
+export const Message = z
+  .looseObject({
+    from: Recipient.nullable().optional(),
+    to: Recipients,
+    cc: Recipients,
+    bcc: Recipients,
+    replyTo: Recipients,
+    subject: z.string().optional().openapi({ description: 'Required by enqueue_email' }),
+    text: z.string().nullable().optional(),
+    html: z.string().nullable().optional(),
+    headers: z.record(z.string(), z.string()).nullable().optional(),
+    attachments: z.array(Attachment).nullable().optional(),
+    importance: z.enum(['low', 'normal', 'high']).nullable().optional(),
+  })
+  .openapi('Message', {
+    description:
+      'Validated by mailer.enqueue_email: at least one recipient, a one-line subject, text or html.',
+    example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
+  })
+
+export const EnqueueOptions = z
+  .looseObject({
+    tenant: z.string().optional(),
+    dedupeKey: z.string().optional().openapi({ description: 'Or the Idempotency-Key header' }),
+    sendAt: z.string().optional().openapi({ example: '2030-01-01T09:00:00Z' }),
+    expiresAt: z.string().optional(),
+    priority: z.number().int().optional().openapi({ description: '-100 (first) .. 100 (last)' }),
+    maxAttempts: z.number().int().optional(),
+    correlationId: z.string().optional(),
+  })
+  .openapi('EnqueueOptions')
+
+export const EnqueueRequest = z
+  .strictObject({ message: Message, options: EnqueueOptions.optional() })
+  .openapi('EnqueueRequest')
+
+export const EnqueueHeaders = z.object({
+  'idempotency-key': z
+    .string()
+    .min(1)
+    .max(500)
+    .optional()
+    .openapi({ description: 'Becomes options.dedupeKey: a repeat answers 200 with the same id' }),
+})
+
+export const Enqueued = z.object({ id: z.string().openapi({ example: '42' }) }).openapi('Enqueued')

@@ -1,0 +1,171 @@
+// Prometheus metrics (prom-client, own Registry): engine events as counters, table state at scrape time.
+import type { Kysely } from 'kysely'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
+import type { EngineEvent } from '../outbox/events.ts'
+import type { HealthSource } from '../outbox/health.ts'
+import { withStatementTimeout } from '../outbox/statement-timeout.ts'
+import { notificationQueueUsage, outboxStats } from '../outbox/stats.ts'
+
+export interface Metrics {
+  readonly registry: Registry
+  readonly contentType: string
+  /** Feed every engine event here (main.ts wires the drainer's onEvent to it). */
+  observe(e: EngineEvent): void
+  /** The Graph token source calls this once per token request it makes. */
+  incTokenRefresh(outcome?: 'success' | 'failure'): void
+  /** Queries each database (bounded), then renders the exposition text. */
+  render(): Promise<string>
+}
+
+export interface MetricsDeps {
+  databases: ReadonlyArray<{ name: string; db: Kysely<Database> }>
+  health: HealthSource
+  /** statement_timeout of the scrape queries: a slow database must not stall the scraper. */
+  scrapeTimeoutMs?: number
+}
+
+const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30]
+
+export function createMetrics(deps: MetricsDeps): Metrics {
+  const registry = new Registry()
+  const registers = [registry]
+  const sends = new Counter({
+    name: 'outbox_sends_total',
+    help: 'Settled send attempts by outcome',
+    labelNames: ['db', 'outcome'] as const,
+    registers,
+  })
+  const duration = new Histogram({
+    name: 'outbox_send_duration_seconds',
+    help: 'Wall time of the send call (Graph sendMail or the configured transport)',
+    labelNames: ['db'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  })
+  const throttled = new Counter({
+    name: 'outbox_graph_throttled_total',
+    help: 'Sends answered with 429/503/504 and rescheduled without burning an attempt',
+    labelNames: ['db'] as const,
+    registers,
+  })
+  const reclaimed = new Counter({
+    name: 'outbox_leases_reclaimed_total',
+    help: 'Expired leases taken back from dead or stuck workers',
+    labelNames: ['db'] as const,
+    registers,
+  })
+  const leasesLost = new Counter({
+    name: 'outbox_leases_lost_total',
+    help: 'Writes refused because this worker no longer held the lease',
+    labelNames: ['db'] as const,
+    registers,
+  })
+  const loopErrors = new Counter({
+    name: 'outbox_loop_errors_total',
+    help: 'Errors caught in background loops (they are retried, never fatal)',
+    labelNames: ['db'] as const,
+    registers,
+  })
+  const tokenRefreshes = new Counter({
+    name: 'outbox_token_refreshes_total',
+    help: 'Graph access-token requests by outcome',
+    labelNames: ['outcome'] as const,
+    registers,
+  })
+  const rows = new Gauge({
+    name: 'outbox_rows',
+    help: 'Outbox rows by status',
+    labelNames: ['db', 'status'] as const,
+    registers,
+  })
+  const oldestPending = new Gauge({
+    name: 'outbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest due pending row (database time; 0 when none)',
+    labelNames: ['db'] as const,
+    registers,
+  })
+  const queueUsage = new Gauge({
+    name: 'outbox_notification_queue_usage',
+    help: 'pg_notification_queue_usage(): fill level 0..1 of the NOTIFY queue',
+    labelNames: ['db'] as const,
+    registers,
+  })
+  const databaseUp = new Gauge({
+    name: 'outbox_database_up',
+    help: '1 when the last scrape query of this database succeeded',
+    labelNames: ['db'] as const,
+    registers,
+  })
+  const listenerConnected = new Gauge({
+    name: 'outbox_listener_connected',
+    help: '1 while the LISTEN connection is listening (0 when reconnecting, polling or disabled)',
+    labelNames: ['db'] as const,
+    registers,
+  })
+
+  const timeoutMs = deps.scrapeTimeoutMs ?? 2_000
+
+  async function scrapeDatabase(name: string, db: Kysely<Database>) {
+    try {
+      const { stats, usage } = await withStatementTimeout(db, timeoutMs, async (trx) => ({
+        stats: await outboxStats(trx, null),
+        usage: await notificationQueueUsage(trx),
+      }))
+      for (const s of OUTBOX_STATUSES) rows.set({ db: name, status: s }, stats.counts[s])
+      oldestPending.set({ db: name }, stats.oldestPendingAgeSeconds ?? 0)
+      queueUsage.set({ db: name }, usage)
+      databaseUp.set({ db: name }, 1)
+    } catch {
+      // Stale numbers would look healthy: drop them and say the scrape failed.
+      for (const s of OUTBOX_STATUSES) rows.remove({ db: name, status: s })
+      oldestPending.remove({ db: name })
+      queueUsage.remove({ db: name })
+      databaseUp.set({ db: name }, 0)
+    }
+  }
+
+  async function scrapeHealth() {
+    const states = await deps.health.readiness().catch(() => [])
+    for (const h of states)
+      listenerConnected.set({ db: h.name }, h.listener === 'listening' ? 1 : 0)
+  }
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    observe(e) {
+      switch (e.type) {
+        case 'settled':
+          sends.inc({ db: e.db, outcome: e.outcome })
+          if (e.outcome === 'throttled') throttled.inc({ db: e.db })
+          if (e.durationMs !== undefined) duration.observe({ db: e.db }, e.durationMs / 1000)
+          break
+        case 'reclaimed':
+          if (e.count > 0) reclaimed.inc({ db: e.db }, e.count)
+          break
+        case 'lease_lost':
+          leasesLost.inc({ db: e.db })
+          break
+        case 'loop_error':
+          loopErrors.inc({ db: e.db })
+          break
+        case 'listener':
+          listenerConnected.set({ db: e.db }, e.state === 'listening' ? 1 : 0)
+          break
+        default:
+          break
+      }
+    },
+    incTokenRefresh(outcome = 'success') {
+      tokenRefreshes.inc({ outcome })
+    },
+    async render() {
+      await Promise.all([
+        scrapeHealth(),
+        ...deps.databases.map((d) => scrapeDatabase(d.name, d.db)),
+      ])
+      return registry.metrics()
+    },
+  }
+}

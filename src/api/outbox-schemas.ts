@@ -1,0 +1,124 @@
+// Wire shapes of the outbox resource (zod: they validate, and they generate the OpenAPI document).
+import { z } from '@hono/zod-openapi'
+import { OUTBOX_STATUSES } from '../db/schema.ts'
+import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
+
+const Timestamp = z.iso.datetime({ offset: true }).openapi({ example: '2030-01-01T09:00:00.000Z' })
+const OptionalTimestamp = z.iso
+  .datetime({ offset: true })
+  .optional()
+  .openapi({ example: '2030-01-01T00:00:00Z' })
+
+export const OutboxStatus = z.enum(OUTBOX_STATUSES).openapi('OutboxStatus')
+
+export const OutboxId = z
+  .string()
+  .regex(/^[1-9][0-9]{0,17}$/, 'must be a positive integer id')
+  .openapi({ example: '42' })
+
+export const IdParam = z.object({
+  id: OutboxId.openapi({ param: { name: 'id', in: 'path' } }),
+})
+
+export const DbQuery = z.object({
+  db: z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: 'db', in: 'query' },
+      description: 'Database name (MAILER_DATABASES); optional when one is configured',
+      example: 'default',
+    }),
+})
+
+export const OutboxItem = z
+  .object({
+    id: OutboxId,
+    tenant: z.string(),
+    dedupeKey: z.string().nullable(),
+    status: OutboxStatus,
+    priority: z.number().int(),
+    sendAt: Timestamp,
+    expiresAt: Timestamp.nullable(),
+    attempts: z.number().int(),
+    maxAttempts: z.number().int().nullable(),
+    lastErrorCode: z.string().nullable(),
+    lastError: z.string().nullable(),
+    createdAt: Timestamp,
+    sentAt: Timestamp.nullable(),
+    correlationId: z.string().nullable(),
+    template: z.string().nullable(),
+    leaseOwner: z.string().nullable(),
+    leaseToken: z.string().nullable(),
+    leaseExpiresAt: Timestamp.nullable(),
+    sendStartedAt: Timestamp.nullable(),
+    cancelRequestedAt: Timestamp.nullable(),
+  })
+  .openapi('OutboxItem', { description: 'An outbox row without its bodies (message, sourceRow)' })
+
+export const OutboxAttempt = z
+  .object({
+    id: z.string(),
+    attempt: z.number().int(),
+    workerId: z.string().nullable(),
+    startedAt: Timestamp.nullable(),
+    finishedAt: Timestamp,
+    outcome: z.string().openapi({ example: 'sent' }),
+    httpStatus: z.number().int().nullable(),
+    requestId: z.string().nullable().openapi({ description: 'Graph request-id, for support' }),
+    errorCode: z.string().nullable(),
+    error: z.string().nullable(),
+  })
+  .openapi('OutboxAttempt')
+
+const JsonObject = z.record(z.string(), z.unknown())
+
+export const OutboxDetail = OutboxItem.extend({
+  message: JsonObject.nullable().openapi({ description: 'The normalised message (enqueue_email)' }),
+  sourceRow: JsonObject.nullable().openapi({ description: 'The row a template trigger saw' }),
+  history: z.array(OutboxAttempt),
+}).openapi('OutboxDetail')
+
+export const OutboxList = z
+  .object({ items: z.array(OutboxItem), nextCursor: z.string().nullable() })
+  .openapi('OutboxList')
+
+export const ListQuery = DbQuery.extend({
+  status: OutboxStatus.optional(),
+  tenant: z.string().min(1).optional(),
+  createdFrom: OptionalTimestamp.openapi({ description: 'created_at >= this' }),
+  createdTo: OptionalTimestamp.openapi({ description: 'created_at < this' }),
+  sentFrom: OptionalTimestamp.openapi({ description: 'sent_at >= this' }),
+  sentTo: OptionalTimestamp.openapi({ description: 'sent_at < this' }),
+  dedupeKey: z.string().min(1).optional(),
+  correlationId: z.string().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
+  cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
+})
+
+export const toItemJson = (r: OutboxSummary): z.infer<typeof OutboxItem> => ({
+  ...r,
+  sendAt: r.sendAt.toISOString(),
+  expiresAt: r.expiresAt?.toISOString() ?? null,
+  createdAt: r.createdAt.toISOString(),
+  sentAt: r.sentAt?.toISOString() ?? null,
+  leaseExpiresAt: r.leaseExpiresAt?.toISOString() ?? null,
+  sendStartedAt: r.sendStartedAt?.toISOString() ?? null,
+  cancelRequestedAt: r.cancelRequestedAt?.toISOString() ?? null,
+})
+
+const toAttemptJson = (a: Attempt): z.infer<typeof OutboxAttempt> => ({
+  ...a,
+  startedAt: a.startedAt?.toISOString() ?? null,
+  finishedAt: a.finishedAt.toISOString(),
+})
+
+export function toDetailJson(r: OutboxRecord, history: Attempt[]): z.infer<typeof OutboxDetail> {
+  const { message, sourceRow, ...summary } = r
+  return {
+    ...toItemJson(summary),
+    message: (message ?? null) as Record<string, unknown> | null,
+    sourceRow: (sourceRow ?? null) as Record<string, unknown> | null,
+    history: history.map(toAttemptJson),
+  }
+}

@@ -1,0 +1,149 @@
+// The only place errors become HTTP: application/problem+json (RFC 9457) with a stable type per code.
+import { z } from '@hono/zod-openapi'
+import type { Context, ErrorHandler, NotFoundHandler } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { ZodError } from 'zod'
+import { AppError, type ErrorCode } from '../errors.ts'
+import type { AppEnv } from './context.ts'
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
+
+/** `type` of a problem: a URN per AppError code, stable across releases. */
+export const problemType = (code: ErrorCode) => `urn:outbox-mailer:problem:${code}`
+
+const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
+  validation_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  database_unknown: 404,
+  template_not_found: 404,
+  conflict: 409,
+  rate_limited: 429,
+  database_unavailable: 503,
+  config_invalid: 500,
+  schema_missing: 503,
+  schema_outdated: 503,
+  schema_ahead: 503,
+  migration_checksum_mismatch: 500,
+  migration_lock_timeout: 503,
+  template_error: 500,
+  lease_lost: 500,
+  internal: 500,
+}
+
+const TITLE: Partial<Record<ErrorCode, string>> = {
+  validation_failed: 'The request is not valid',
+  unauthorized: 'A valid bearer token is required',
+  forbidden: 'The token lacks the required scope',
+  not_found: 'Not found',
+  database_unknown: 'Unknown database',
+  conflict: 'The row is not in a state that allows this',
+  rate_limited: 'Too many requests',
+  database_unavailable: 'The database is unavailable',
+}
+
+export const Problem = z
+  .object({
+    type: z.string().openapi({ example: problemType('not_found') }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    requestId: z.string().optional(),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .openapi({ description: 'Each invalid field (validation_failed only)' }),
+  })
+  .openapi('Problem')
+
+/** An OpenAPI response entry for a problem status. */
+export const problemResponse = (description: string) => ({
+  description,
+  content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } },
+})
+
+function send(
+  c: Context<AppEnv>,
+  status: ContentfulStatusCode,
+  body: z.infer<typeof Problem>,
+  headers: Record<string, string> = {},
+) {
+  const requestId = c.get('requestId')
+  return c.body(JSON.stringify({ ...body, status, requestId }), status, {
+    ...headers,
+    'content-type': PROBLEM_CONTENT_TYPE,
+  })
+}
+
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  if (err instanceof AppError) {
+    const status = STATUS[err.code]
+    const headers: Record<string, string> = {}
+    if (err.code === 'unauthorized') headers['www-authenticate'] = 'Bearer'
+    if (err.code === 'forbidden') headers['www-authenticate'] = 'Bearer error="insufficient_scope"'
+    const retryAfter = err.details?.retryAfterSeconds
+    if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter)
+    if (status >= 500) c.get('log')?.error('request failed', { code: err.code, err })
+    const errors = Array.isArray(err.details?.errors)
+      ? (err.details.errors as { path: string; message: string }[])
+      : undefined
+    // 500s never echo internals; the request id finds the log line.
+    const detail = status === 500 ? 'internal error; quote the request id' : err.message
+    return send(
+      c,
+      status,
+      { type: problemType(err.code), title: TITLE[err.code] ?? err.code, status, detail, errors },
+      headers,
+    )
+  }
+  if (err instanceof HTTPException) {
+    // Framework-level rejections (malformed JSON, wrong content type, body too large).
+    const status = err.status as ContentfulStatusCode
+    const type = status === 400 ? problemType('validation_failed') : 'about:blank'
+    const title = status === 400 ? TITLE.validation_failed! : err.message || 'Request rejected'
+    return send(c, status, { type, title, status, detail: err.message || undefined })
+  }
+  c.get('log')?.error('unhandled request error', { err })
+  return send(c, 500, {
+    type: problemType('internal'),
+    title: 'internal',
+    status: 500,
+    detail: 'internal error; quote the request id',
+  })
+}
+
+export const onNotFound: NotFoundHandler<AppEnv> = (c) =>
+  send(c, 404, {
+    type: problemType('not_found'),
+    title: TITLE.not_found!,
+    status: 404,
+    detail: `no route for ${c.req.method} ${c.req.path}`,
+  })
+
+/** zod-openapi's defaultHook: every validation failure takes the same problem shape. */
+export function validationHook(result: { success: boolean; error?: ZodError }): undefined {
+  if (result.success || !result.error) return undefined
+  const errors = result.error.issues.map((i) => ({
+    path: i.path.map(String).join('.') || '(root)',
+    message: i.message,
+  }))
+  const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
+  throw new AppError('validation_failed', detail, { errors })
+}
+
+/** The problems every /v1 route can answer. */
+export const V1_PROBLEMS = {
+  400: problemResponse('The request is not valid (validation_failed)'),
+  401: problemResponse('Missing, malformed, expired or otherwise invalid bearer token'),
+  403: problemResponse('The token lacks the scope this route needs'),
+  404: problemResponse('Unknown ?db, or no such row visible to this token'),
+  429: {
+    ...problemResponse('Rate limit of this token subject exceeded'),
+    headers: {
+      'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' as const } },
+    },
+  },
+  503: problemResponse('The database is unreachable or the query timed out'),
+} as const

@@ -1,0 +1,109 @@
+// /healthz (liveness) and /readyz (readiness, per database): no token, no secrets, no row data.
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import type { DatabaseHealth } from '../../outbox/health.ts'
+import type { ApiDeps, AppEnv } from '../context.ts'
+import { validationHook } from '../problem.ts'
+
+const Liveness = z
+  .object({ status: z.enum(['ok', 'failing']), problems: z.array(z.string()) })
+  .openapi('Liveness')
+
+const DatabaseReadiness = z
+  .object({
+    name: z.string(),
+    ready: z.boolean(),
+    reachable: z.boolean(),
+    migrated: z.boolean(),
+    worker: z.enum(['running', 'starting', 'stopped', 'disabled']),
+    listener: z.enum(['connecting', 'listening', 'reconnecting', 'polling', 'stopped', 'disabled']),
+    lastLoopAt: z.iso.datetime().nullable(),
+    problem: z.string().nullable(),
+  })
+  .openapi('DatabaseReadiness')
+
+const Readiness = z
+  .object({ status: z.enum(['ready', 'unavailable']), databases: z.array(DatabaseReadiness) })
+  .openapi('Readiness')
+
+/**
+ * Ready: reachable, migrated, its worker running (or disabled under --role api), and its listener
+ * listening or in declared poll-only mode. A reconnecting listener is not ready: the backstop poll
+ * still works, but the instance should not look healthy while its wake-ups are lost. Any reported
+ * problem (e.g. Graph refusing our credential for good) also makes it not ready: it cannot send.
+ */
+export function isReady(h: DatabaseHealth): boolean {
+  return (
+    h.problem === null &&
+    h.reachable &&
+    h.migrated &&
+    (h.worker === 'running' || h.worker === 'disabled') &&
+    (h.listener === 'listening' || h.listener === 'polling' || h.listener === 'disabled')
+  )
+}
+
+const json = <T>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+
+export function healthRoutes(deps: ApiDeps) {
+  const healthz = createRoute({
+    method: 'get',
+    path: '/healthz',
+    tags: ['operations'],
+    summary: 'Liveness: the process and its loops are alive',
+    responses: {
+      200: json(Liveness, 'Alive'),
+      503: json(Liveness, 'A loop is wedged: restart the machine'),
+    },
+  })
+  const readyz = createRoute({
+    method: 'get',
+    path: '/readyz',
+    tags: ['operations'],
+    summary: 'Readiness: every database reachable, migrated, worker and listener running',
+    responses: {
+      200: json(Readiness, 'Ready'),
+      503: json(Readiness, 'Not ready: each database says what is wrong'),
+    },
+  })
+
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+    .openapi(healthz, (c) => {
+      const l = deps.health.liveness()
+      const body = { status: l.ok ? ('ok' as const) : ('failing' as const), problems: l.problems }
+      return l.ok ? c.json(body, 200) : c.json(body, 503)
+    })
+    .openapi(readyz, async (c) => {
+      let states: DatabaseHealth[]
+      try {
+        states = await deps.health.readiness()
+      } catch (e) {
+        c.get('log').warn('readiness probe failed', { err: e })
+        states = deps.databases.map((d) => unknownState(d.name))
+      }
+      const databases = states.map((h) => ({
+        name: h.name,
+        ready: isReady(h),
+        reachable: h.reachable,
+        migrated: h.migrated,
+        worker: h.worker,
+        listener: h.listener,
+        lastLoopAt: h.lastLoopAt === null ? null : new Date(h.lastLoopAt).toISOString(),
+        problem: h.problem,
+      }))
+      const ready = databases.length > 0 && databases.every((d) => d.ready)
+      const body = { status: ready ? ('ready' as const) : ('unavailable' as const), databases }
+      return ready ? c.json(body, 200) : c.json(body, 503)
+    })
+}
+
+const unknownState = (name: string): DatabaseHealth => ({
+  name,
+  reachable: false,
+  migrated: false,
+  worker: 'stopped',
+  listener: 'stopped',
+  lastLoopAt: null,
+  problem: 'the readiness probe failed',
+})

@@ -1,0 +1,154 @@
+// Steering rows: cancel and retry, one by id or in bulk by filter (with a dry run).
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
+import { cancelMatching, cancelOutbox, countCancellable } from '../../outbox/cancel.ts'
+import { countRequeueable, requeueMatching, requeueOutbox } from '../../outbox/requeue.ts'
+import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
+import { requireScope } from '../auth.ts'
+import { BulkCancelRequest, BulkResult, BulkRetryRequest, toOutboxFilter } from '../bulk-schemas.ts'
+import { type ApiDeps, type AppEnv, BULK_TIMEOUT_MS, QUERY_TIMEOUT_MS } from '../context.ts'
+import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
+import { problemResponse, V1_PROBLEMS, validationHook } from '../problem.ts'
+import { selectDatabase } from '../select-database.ts'
+
+const security = [{ Bearer: [] }]
+const json = <T>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+const conflict = problemResponse('The row is in a state that does not allow this (conflict)')
+
+export function outboxActionRoutes(deps: ApiDeps) {
+  const middleware = [requireScope('outbox:write'), selectDatabase(deps.databases)]
+
+  const cancel = createRoute({
+    method: 'post',
+    path: '/v1/outbox/{id}/cancel',
+    tags: ['outbox'],
+    summary:
+      'Cancel a pending row (200), or ask the worker holding a sending row to cancel it (202)',
+    security,
+    middleware,
+    request: { params: IdParam, query: DbQuery },
+    responses: {
+      200: json(OutboxItem, 'Cancelled'),
+      202: json(
+        OutboxItem,
+        'The row is being sent: the cancel is recorded and honoured if the send has not started',
+      ),
+      ...V1_PROBLEMS,
+      409: conflict,
+    },
+  })
+
+  const retry = createRoute({
+    method: 'post',
+    path: '/v1/outbox/{id}/retry',
+    tags: ['outbox'],
+    summary: 'Requeue a failed or cancelled row: pending now, attempts reset (last error kept)',
+    security,
+    middleware,
+    request: { params: IdParam, query: DbQuery },
+    responses: { 200: json(OutboxItem, 'Requeued'), ...V1_PROBLEMS, 409: conflict },
+  })
+
+  const bulkCancel = createRoute({
+    method: 'post',
+    path: '/v1/outbox/cancel',
+    tags: ['outbox'],
+    summary: 'Cancel the pending and sending rows that match a filter',
+    security,
+    middleware,
+    request: {
+      query: DbQuery,
+      body: { required: true, content: { 'application/json': { schema: BulkCancelRequest } } },
+    },
+    responses: {
+      200: json(BulkResult, 'Per-row results (or the count, for a dry run)'),
+      ...V1_PROBLEMS,
+    },
+  })
+
+  const bulkRetry = createRoute({
+    method: 'post',
+    path: '/v1/outbox/retry',
+    tags: ['outbox'],
+    summary: 'Requeue the failed and cancelled rows that match a filter (expired rows are left)',
+    security,
+    middleware,
+    request: {
+      query: DbQuery,
+      body: { required: true, content: { 'application/json': { schema: BulkRetryRequest } } },
+    },
+    responses: {
+      200: json(BulkResult, 'Per-row results (or the count, for a dry run)'),
+      ...V1_PROBLEMS,
+    },
+  })
+
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+    .openapi(cancel, async (c) => {
+      const { id } = c.req.valid('param')
+      const r = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
+        cancelOutbox(trx, id, c.get('principal').tenant),
+      )
+      c.get('log').info('cancel', { id, outcome: r.outcome })
+      return r.outcome === 'cancelled'
+        ? c.json(toItemJson(r.row), 200)
+        : c.json(toItemJson(r.row), 202)
+    })
+    .openapi(retry, async (c) => {
+      const { id } = c.req.valid('param')
+      const row = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
+        requeueOutbox(trx, id, c.get('principal').tenant),
+      )
+      c.get('log').info('retry', { id })
+      return c.json(toItemJson(row), 200)
+    })
+    .openapi(bulkCancel, async (c) => {
+      const body = c.req.valid('json')
+      const filter = toOutboxFilter(body.filter)
+      const tenant = c.get('principal').tenant
+      const result = await withStatementTimeout(
+        c.get('database').db,
+        BULK_TIMEOUT_MS,
+        async (trx) =>
+          body.dryRun
+            ? {
+                dryRun: true,
+                matched: await countCancellable(trx, filter, tenant),
+                items: [],
+                more: false,
+              }
+            : bulkResult(await cancelMatching(trx, filter, tenant, { limit: body.limit })),
+      )
+      c.get('log').info('bulk cancel', { dryRun: result.dryRun, matched: result.matched })
+      return c.json(result, 200)
+    })
+    .openapi(bulkRetry, async (c) => {
+      const body = c.req.valid('json')
+      const filter = toOutboxFilter(body.filter)
+      const tenant = c.get('principal').tenant
+      const result = await withStatementTimeout(
+        c.get('database').db,
+        BULK_TIMEOUT_MS,
+        async (trx) =>
+          body.dryRun
+            ? {
+                dryRun: true,
+                matched: await countRequeueable(trx, filter, tenant),
+                items: [],
+                more: false,
+              }
+            : bulkResult(await requeueMatching(trx, filter, tenant, { limit: body.limit })),
+      )
+      c.get('log').info('bulk retry', { dryRun: result.dryRun, matched: result.matched })
+      return c.json(result, 200)
+    })
+}
+
+const bulkResult = <I>(r: { items: I[]; more: boolean }) => ({
+  dryRun: false,
+  matched: r.items.length,
+  items: r.items,
+  more: r.more,
+})

@@ -1,0 +1,136 @@
+// /v1/outbox: list (filters, keyset pages, no bodies), one row with its history, and enqueue.
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
+import { AppError } from '../../errors.ts'
+import { enqueueEmail } from '../../outbox/enqueue.ts'
+import { findOutboxRow, listAttempts, listOutbox } from '../../outbox/inspect.ts'
+import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
+import { requireScope } from '../auth.ts'
+import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
+import { decodeCursor, encodeCursor } from '../cursor.ts'
+import { Enqueued, EnqueueHeaders, EnqueueRequest } from '../enqueue-schemas.ts'
+import {
+  DbQuery,
+  IdParam,
+  ListQuery,
+  OutboxDetail,
+  OutboxList,
+  toDetailJson,
+  toItemJson,
+} from '../outbox-schemas.ts'
+import { problemResponse, V1_PROBLEMS, validationHook } from '../problem.ts'
+import { selectDatabase } from '../select-database.ts'
+
+const security = [{ Bearer: [] }]
+const json = <T>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+})
+
+export function outboxRoutes(deps: ApiDeps) {
+  const db = selectDatabase(deps.databases)
+  const read = [requireScope('outbox:read'), db]
+  const write = [requireScope('outbox:write'), db]
+
+  const list = createRoute({
+    method: 'get',
+    path: '/v1/outbox',
+    tags: ['outbox'],
+    summary: 'List outbox rows, newest first (bodies omitted)',
+    security,
+    middleware: read,
+    request: { query: ListQuery },
+    responses: { 200: json(OutboxList, 'One page; pass nextCursor as ?cursor='), ...V1_PROBLEMS },
+  })
+
+  const get = createRoute({
+    method: 'get',
+    path: '/v1/outbox/{id}',
+    tags: ['outbox'],
+    summary: 'One row with its message and attempt history',
+    security,
+    middleware: read,
+    request: { params: IdParam, query: DbQuery },
+    responses: { 200: json(OutboxDetail, 'The row'), ...V1_PROBLEMS },
+  })
+
+  const enqueue = createRoute({
+    method: 'post',
+    path: '/v1/outbox',
+    tags: ['outbox'],
+    summary: 'Enqueue an e-mail (validated exactly as mailer.enqueue_email)',
+    security,
+    middleware: write,
+    request: {
+      query: DbQuery,
+      headers: EnqueueHeaders,
+      body: { required: true, content: { 'application/json': { schema: EnqueueRequest } } },
+    },
+    responses: {
+      200: json(Enqueued, 'The Idempotency-Key (dedupe key) already named a row: its id'),
+      201: json(Enqueued, 'Enqueued'),
+      ...V1_PROBLEMS,
+      413: problemResponse('The body is larger than the limit'),
+    },
+  })
+
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+    .openapi(list, async (c) => {
+      const q = c.req.valid('query')
+      const beforeId = decodeCursor(q.cursor)
+      const filter = {
+        status: q.status ? [q.status] : undefined,
+        tenant: q.tenant,
+        createdFrom: q.createdFrom ? new Date(q.createdFrom) : undefined,
+        createdTo: q.createdTo ? new Date(q.createdTo) : undefined,
+        sentFrom: q.sentFrom ? new Date(q.sentFrom) : undefined,
+        sentTo: q.sentTo ? new Date(q.sentTo) : undefined,
+        dedupeKey: q.dedupeKey,
+        correlationId: q.correlationId,
+      }
+      const page = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
+        listOutbox(trx, filter, { limit: q.limit, beforeId }, c.get('principal').tenant),
+      )
+      const nextCursor = page.nextBeforeId ? encodeCursor(page.nextBeforeId) : null
+      return c.json({ items: page.items.map(toItemJson), nextCursor }, 200)
+    })
+    .openapi(get, async (c) => {
+      const { id } = c.req.valid('param')
+      const found = await withStatementTimeout(
+        c.get('database').db,
+        QUERY_TIMEOUT_MS,
+        async (trx) => {
+          const row = await findOutboxRow(trx, id, c.get('principal').tenant)
+          return row ? { row, history: await listAttempts(trx, id) } : null
+        },
+      )
+      if (!found) throw new AppError('not_found', `outbox row ${id} does not exist`)
+      return c.json(toDetailJson(found.row, found.history), 200)
+    })
+    .openapi(enqueue, async (c) => {
+      const body = c.req.valid('json')
+      const key = c.req.valid('header')['idempotency-key']
+      const options: Record<string, unknown> = { ...(body.options ?? {}) }
+      if (key !== undefined) {
+        if (options.dedupeKey !== undefined && options.dedupeKey !== key) {
+          throw new AppError('validation_failed', 'Idempotency-Key and options.dedupeKey differ', {
+            errors: [
+              { path: 'options.dedupeKey', message: 'differs from the Idempotency-Key header' },
+            ],
+          })
+        }
+        options.dedupeKey = key
+      }
+      const tenant = c.get('principal').tenant
+      if (tenant !== null) {
+        if (options.tenant !== undefined && options.tenant !== tenant) {
+          throw new AppError('forbidden', 'the token may only enqueue for its own tenant')
+        }
+        options.tenant = tenant
+      }
+      const result = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
+        enqueueEmail(trx, { message: body.message, options }),
+      )
+      c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', { id: result.id })
+      return result.created ? c.json({ id: result.id }, 201) : c.json({ id: result.id }, 200)
+    })
+}

@@ -1,0 +1,65 @@
+// /v1/stats: counts by status and oldest pending age, per database (all of them unless ?db= names one).
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { AppError } from '../../errors.ts'
+import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
+import { outboxStats } from '../../outbox/stats.ts'
+import { requireScope } from '../auth.ts'
+import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
+import { DbQuery } from '../outbox-schemas.ts'
+import { V1_PROBLEMS, validationHook } from '../problem.ts'
+
+const Count = z.number().int()
+
+const Stats = z
+  .object({
+    databases: z.array(
+      z.object({
+        name: z.string(),
+        counts: z.object({
+          pending: Count,
+          sending: Count,
+          sent: Count,
+          failed: Count,
+          cancelled: Count,
+        }),
+        oldestPendingAgeSeconds: z.number().nullable().openapi({
+          description:
+            'now() - send_at of the oldest due pending row (database time); null if none',
+        }),
+      }),
+    ),
+  })
+  .openapi('Stats')
+
+// Without ?db= every database is reported, so there is no "db is required" 400 here.
+const { 400: _noValidationProblem, ...problems } = V1_PROBLEMS
+
+export function statsRoutes(deps: ApiDeps) {
+  const route = createRoute({
+    method: 'get',
+    path: '/v1/stats',
+    tags: ['outbox'],
+    summary: 'Counts by status and the oldest pending age, per database',
+    security: [{ Bearer: [] }],
+    middleware: [requireScope('outbox:read')],
+    request: { query: DbQuery },
+    responses: {
+      200: { description: 'Stats', content: { 'application/json': { schema: Stats } } },
+      ...problems,
+    },
+  })
+
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(route, async (c) => {
+    const { db: name } = c.req.valid('query')
+    const selected = name ? deps.databases.filter((d) => d.name === name) : deps.databases
+    if (selected.length === 0) throw new AppError('database_unknown', `no database named "${name}"`)
+    const tenant = c.get('principal').tenant
+    const databases = await Promise.all(
+      selected.map(async (d) => ({
+        name: d.name,
+        ...(await withStatementTimeout(d.db, QUERY_TIMEOUT_MS, (trx) => outboxStats(trx, tenant))),
+      })),
+    )
+    return c.json({ databases }, 200)
+  })
+}

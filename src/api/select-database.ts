@@ -1,0 +1,26 @@
+// Resolves `?db=NAME` to one configured database; optional when exactly one is configured.
+import { createMiddleware } from 'hono/factory'
+import { AppError } from '../errors.ts'
+import type { ApiDatabase, AppEnv } from './context.ts'
+
+export function selectDatabase(databases: ReadonlyArray<ApiDatabase>) {
+  const byName = new Map(databases.map((d) => [d.name, d]))
+  const names = databases.map((d) => d.name).join(', ')
+  return createMiddleware<AppEnv>(async (c, next) => {
+    const name = c.req.query('db')
+    if (name === undefined || name === '') {
+      if (databases.length !== 1) {
+        throw new AppError('validation_failed', `db is required: one of ${names}`, {
+          errors: [{ path: 'db', message: `required: one of ${names}` }],
+        })
+      }
+      c.set('database', databases[0]!)
+      return next()
+    }
+    const found = byName.get(name)
+    if (!found)
+      throw new AppError('database_unknown', `no database named "${name}"; configured: ${names}`)
+    c.set('database', found)
+    return next()
+  })
+}

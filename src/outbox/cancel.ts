@@ -1,0 +1,113 @@
+// Cancelling rows: a pending row is cancelled at once; a claimed one records the request for its worker.
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { AppError } from '../errors.ts'
+import { findOutboxRow } from './inspect.ts'
+import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
+import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
+
+/** `cancel_requested`: the row is `sending`; its worker cancels it if the Graph call has not started. */
+export type CancelOutcome = 'cancelled' | 'cancel_requested'
+
+const outcomeOf = (status: string): CancelOutcome =>
+  status === 'cancelled' ? 'cancelled' : 'cancel_requested'
+
+// The first request's time is kept, so repeating a cancel is harmless.
+const cancelSet = {
+  status: sql<'cancelled'>`case when status = 'pending' then 'cancelled' else status end`,
+  cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
+}
+
+/** One row, if it is pending or sending; null when it is neither (or not the caller's tenant's). */
+export async function cancelOutboxRow(
+  db: Kysely<Database>,
+  id: string,
+  scopeTenant: string | null,
+): Promise<OutboxSummary | null> {
+  const row = await db
+    .updateTable('mailer.email_outbox')
+    .set(cancelSet)
+    .where('id', '=', id)
+    .where('status', 'in', ['pending', 'sending'])
+    .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
+    .returning(SUMMARY_COLUMNS)
+    .executeTakeFirst()
+  return row ? toOutboxSummary(row) : null
+}
+
+/** Cancel one row, or say why not: not_found (absent or another tenant's) or conflict (finished). */
+export async function cancelOutbox(
+  db: Kysely<Database>,
+  id: string,
+  scopeTenant: string | null,
+): Promise<{ outcome: CancelOutcome; row: OutboxSummary }> {
+  const row = await cancelOutboxRow(db, id, scopeTenant)
+  if (row) return { outcome: outcomeOf(row.status), row }
+  const current = await findOutboxRow(db, id, scopeTenant)
+  if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
+  throw new AppError(
+    'conflict',
+    `outbox row ${id} is ${current.status}; only pending or sending rows can be cancelled`,
+    {
+      status: current.status,
+    },
+  )
+}
+
+export interface BulkOptions {
+  /** At most this many rows per call, lowest ids first; repeat while `more` is true. */
+  limit: number
+}
+
+export interface BulkCancelResult {
+  items: { id: string; outcome: CancelOutcome }[]
+  more: boolean
+}
+
+// A sending row whose cancel is already requested no longer matches, so repeated batches finish.
+const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+  eb.or([
+    eb('status', '=', 'pending'),
+    eb.and([eb('status', '=', 'sending'), eb('cancel_requested_at', 'is', null)]),
+  ])
+
+/** How many rows a bulk cancel with this filter would touch now. */
+export async function countCancellable(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+): Promise<number> {
+  const r = await db
+    .selectFrom('mailer.email_outbox')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where((eb) => eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)]))
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+/** Locks the batch first (for update), so the case in the SET sees each row's latest status. */
+export async function cancelMatching(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+  o: BulkOptions,
+): Promise<BulkCancelResult> {
+  const rows = await db
+    .updateTable('mailer.email_outbox')
+    .set(cancelSet)
+    .where('id', 'in', (qb) =>
+      qb
+        .selectFrom('mailer.email_outbox')
+        .select('id')
+        .where((eb) => eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)]))
+        .orderBy('id')
+        .limit(o.limit)
+        .forUpdate(),
+    )
+    .returning(['id', 'status'])
+    .execute()
+  const items = rows
+    .map((r) => ({ id: String(r.id), outcome: outcomeOf(r.status) }))
+    .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
+  return { items, more: rows.length === o.limit }
+}

@@ -1,0 +1,44 @@
+// Enqueue through mailer.enqueue_email, so the API validates exactly as SQL callers do.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { AppError } from '../errors.ts'
+
+export interface EnqueueInput {
+  /** Passed to Postgres untouched: mailer.normalize_message is the one validator. */
+  message: unknown
+  options: Record<string, unknown>
+}
+
+export interface EnqueueResult {
+  id: string
+  /** False when the (tenant, dedupeKey) pair already named a row: that row's id is returned. */
+  created: boolean
+}
+
+/**
+ * One transaction, two statements. The second tells "inserted now" from "already there" by comparing
+ * the row's xmin with this transaction's id: race-safe, because a concurrent insert of the same key
+ * makes `on conflict` wait for it, and a row another transaction committed never carries our xid.
+ * The statement-level trigger has already queued the NOTIFY; it is delivered at commit.
+ */
+export async function enqueueEmail(
+  db: Kysely<Database>,
+  input: EnqueueInput,
+): Promise<EnqueueResult> {
+  if (!db.isTransaction) return db.transaction().execute((trx) => enqueueEmail(trx, input))
+  try {
+    const inserted = await sql<{ id: string }>`
+      select mailer.enqueue_email(${JSON.stringify(input.message)}::jsonb, ${JSON.stringify(input.options)}::jsonb)::text as id
+    `.execute(db)
+    const id = inserted.rows[0]!.id
+    const mine = await sql<{ created: boolean }>`
+      select xmin = pg_current_xact_id()::xid as created from mailer.email_outbox where id = ${id}::bigint
+    `.execute(db)
+    return { id, created: mine.rows[0]?.created === true }
+  } catch (e) {
+    if ((e as { code?: unknown }).code === '22023') {
+      throw new AppError('validation_failed', (e as Error).message, {}, { cause: e })
+    }
+    throw e
+  }
+}

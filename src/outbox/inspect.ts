@@ -1,0 +1,71 @@
+// Read-only inspection: a filtered, keyset-paginated list (no bodies) and one row with its attempts.
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
+import {
+  type Attempt,
+  type OutboxRecord,
+  type OutboxSummary,
+  SUMMARY_COLUMNS,
+  toAttempt,
+  toOutboxRecord,
+  toOutboxSummary,
+} from './outbox-view.ts'
+
+export interface ListPage {
+  limit: number
+  /** Keyset position: only rows with a smaller id (the list runs newest first, by id desc). */
+  beforeId?: string
+}
+
+export interface ListResult {
+  items: OutboxSummary[]
+  /** The last id of this page when more rows follow; the API wraps it in an opaque cursor. */
+  nextBeforeId: string | null
+}
+
+/** Uses the primary key for order and position; filters narrow it. One extra row tells "more". */
+export async function listOutbox(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  page: ListPage,
+  scopeTenant: string | null,
+): Promise<ListResult> {
+  const rows = await db
+    .selectFrom('mailer.email_outbox')
+    .select(SUMMARY_COLUMNS)
+    .where((eb) => matchOutbox(eb, filter, scopeTenant))
+    .$if(page.beforeId !== undefined, (q) => q.where('id', '<', page.beforeId!))
+    .orderBy('id', 'desc')
+    .limit(page.limit + 1)
+    .execute()
+  const more = rows.length > page.limit
+  const items = rows.slice(0, page.limit).map(toOutboxSummary)
+  return { items, nextBeforeId: more ? (items.at(-1)?.id ?? null) : null }
+}
+
+/** One row with bodies; another tenant's row is simply not found. */
+export async function findOutboxRow(
+  db: Kysely<Database>,
+  id: string,
+  scopeTenant: string | null,
+): Promise<OutboxRecord | null> {
+  const row = await db
+    .selectFrom('mailer.email_outbox')
+    .selectAll()
+    .where('id', '=', id)
+    .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
+    .executeTakeFirst()
+  return row ? toOutboxRecord(row) : null
+}
+
+/** The attempt history of one row, oldest first (served by email_attempts_outbox_idx). */
+export async function listAttempts(db: Kysely<Database>, outboxId: string): Promise<Attempt[]> {
+  const rows = await db
+    .selectFrom('mailer.email_attempts')
+    .selectAll()
+    .where('outbox_id', '=', outboxId)
+    .orderBy('id', 'asc')
+    .execute()
+  return rows.map(toAttempt)
+}

@@ -1,0 +1,125 @@
+// Requeueing failed or cancelled rows as fresh pending rows, then waking the workers.
+//
+// Decision: last_error_code / last_error are KEPT. The row's last failure stays visible until its
+// next attempt replaces it, and email_attempts keeps every attempt anyway. attempts restart at 0,
+// send_at is now(), cancel and send markers are cleared. A row past its expires_at is never
+// requeued: an expired message (an OTP, a reset link) must not go out late.
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { AppError } from '../errors.ts'
+import type { BulkOptions } from './cancel.ts'
+import { findOutboxRow } from './inspect.ts'
+import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
+import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
+import { wakeWorkers } from './wake-workers.ts'
+
+const requeueSet = {
+  status: 'pending' as const,
+  attempts: 0,
+  send_at: sql<never>`now()`,
+  cancel_requested_at: null,
+  send_started_at: null,
+  sent_at: null,
+  lease_owner: null,
+}
+
+const requeueable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+  eb.and([
+    eb('status', 'in', ['failed', 'cancelled']),
+    eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]),
+  ])
+
+/** One row back to pending; null when it is not failed/cancelled, has expired, or is not visible. */
+export async function requeueOutboxRow(
+  db: Kysely<Database>,
+  id: string,
+  scopeTenant: string | null,
+): Promise<OutboxSummary | null> {
+  const row = await db
+    .updateTable('mailer.email_outbox')
+    .set(requeueSet)
+    .where('id', '=', id)
+    .where(requeueable)
+    .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
+    .returning(SUMMARY_COLUMNS)
+    .executeTakeFirst()
+  return row ? toOutboxSummary(row) : null
+}
+
+/** Requeue one row and wake the workers (at commit), or say why not: not_found or conflict. */
+export async function requeueOutbox(
+  db: Kysely<Database>,
+  id: string,
+  scopeTenant: string | null,
+): Promise<OutboxSummary> {
+  const row = await requeueOutboxRow(db, id, scopeTenant)
+  if (row) {
+    await wakeWorkers(db)
+    return row
+  }
+  const current = await findOutboxRow(db, id, scopeTenant)
+  if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
+  if (current.status === 'failed' || current.status === 'cancelled') {
+    throw new AppError(
+      'conflict',
+      `outbox row ${id} expired at ${current.expiresAt?.toISOString()}; it is never sent late`,
+      {
+        status: current.status,
+      },
+    )
+  }
+  throw new AppError(
+    'conflict',
+    `outbox row ${id} is ${current.status}; only failed or cancelled rows can be retried`,
+    {
+      status: current.status,
+    },
+  )
+}
+
+/** How many rows a bulk retry with this filter would requeue now (expired rows excluded). */
+export async function countRequeueable(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+): Promise<number> {
+  const r = await db
+    .selectFrom('mailer.email_outbox')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where((eb) => eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)]))
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+export interface BulkRequeueResult {
+  items: { id: string; outcome: 'requeued' }[]
+  more: boolean
+}
+
+/** Requeues a batch (lowest ids first) and wakes the workers when any row was requeued. */
+export async function requeueMatching(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+  o: BulkOptions,
+): Promise<BulkRequeueResult> {
+  const rows = await db
+    .updateTable('mailer.email_outbox')
+    .set(requeueSet)
+    .where('id', 'in', (qb) =>
+      qb
+        .selectFrom('mailer.email_outbox')
+        .select('id')
+        .where((eb) => eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)]))
+        .orderBy('id')
+        .limit(o.limit)
+        .forUpdate(),
+    )
+    .returning('id')
+    .execute()
+  if (rows.length > 0) await wakeWorkers(db)
+  const items = rows
+    .map((r) => ({ id: String(r.id), outcome: 'requeued' as const }))
+    .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
+  return { items, more: rows.length === o.limit }
+}

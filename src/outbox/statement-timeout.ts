@@ -1,0 +1,58 @@
+// Runs API-driven statements in one transaction under a statement_timeout; maps outages to AppErrors.
+import { type Kysely, sql, type Transaction } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { AppError } from '../errors.ts'
+
+// SQLSTATE classes / codes that mean "the database is not answering", not "the request is wrong".
+const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-4])/
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+])
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i
+
+/**
+ * Runs `fn` in a transaction whose statements are cancelled after `ms` (set local: it ends with the
+ * transaction, so pooled connections never keep it). A cancelled statement or a lost connection
+ * becomes AppError('database_unavailable'); every other error passes through unchanged.
+ */
+export async function withStatementTimeout<T>(
+  db: Kysely<Database>,
+  ms: number,
+  fn: (trx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
+  try {
+    return await db.transaction().execute(async (trx) => {
+      await sql`select set_config('statement_timeout', ${String(Math.max(1, Math.round(ms)))}, true)`.execute(
+        trx,
+      )
+      return fn(trx)
+    })
+  } catch (e) {
+    throw toUnavailable(e, ms) ?? e
+  }
+}
+
+function toUnavailable(e: unknown, ms: number): AppError | null {
+  if (e instanceof AppError || !(e instanceof Error)) return null
+  const code = (e as { code?: unknown }).code
+  if (code === '57014') {
+    return new AppError(
+      'database_unavailable',
+      `the query took longer than ${ms} ms`,
+      {},
+      { cause: e },
+    )
+  }
+  const unavailable =
+    (typeof code === 'string' &&
+      (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
+    UNAVAILABLE_MESSAGES.test(e.message)
+  return unavailable
+    ? new AppError('database_unavailable', 'the database is not reachable', {}, { cause: e })
+    : null
+}

@@ -1,0 +1,182 @@
+// The Entra app credential: loads the certificate + key (or a client secret) and signs client assertions.
+import {
+  createHash,
+  createPrivateKey,
+  type KeyObject,
+  randomUUID,
+  X509Certificate,
+} from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { SignJWT } from 'jose'
+import type { GraphConfig } from '../config.ts'
+import { AppError } from '../errors.ts'
+
+export type AssertionAlgorithm = 'PS256' | 'RS256'
+
+/** Entra accepts at most what we sign; MSAL uses the same 10 minutes. */
+export const ASSERTION_LIFETIME_SECONDS = 600
+
+export interface CertificateCredential {
+  readonly kind: 'certificate'
+  readonly algorithm: AssertionAlgorithm
+  /** base64url (no padding) SHA-1 of the DER certificate: the `x5t` header. */
+  readonly x5t: string
+  /** base64url (no padding) SHA-256 of the DER certificate: the `x5t#S256` header. */
+  readonly x5tS256: string
+  /** Epoch ms after which Entra will refuse the certificate. */
+  readonly notAfter: number
+}
+
+export interface SecretCredential {
+  readonly kind: 'secret'
+}
+
+export type CredentialInfo = CertificateCredential | SecretCredential
+
+/** What the token request needs from a credential: the form fields that prove who we are. */
+export interface GraphCredential {
+  readonly info: CredentialInfo
+  authFields(p: {
+    tokenUrl: string
+    clientId: string
+    now: number
+  }): Promise<Record<string, string>>
+}
+
+export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+/**
+ * Loads the credential named by the Graph configuration. Throws AppError('config_invalid') for an
+ * unreadable or garbled PEM, a key that does not belong to the certificate, or a certificate outside
+ * its validity period at `now`. Messages name the variable, never its value.
+ */
+export function loadGraphCredential(config: GraphConfig, now: number): GraphCredential {
+  if (config.clientSecret) return secretCredential(config.clientSecret)
+  const certPem = readPem(config.certificate, config.certificateFile, 'GRAPH_CERTIFICATE')
+  const keyPem = readPem(config.privateKey, config.privateKeyFile, 'GRAPH_PRIVATE_KEY')
+  return certificateCredential({ certPem, keyPem, algorithm: config.assertionAlgorithm, now })
+}
+
+export function secretCredential(secret: string): GraphCredential {
+  return {
+    info: { kind: 'secret' },
+    authFields: async () => ({ client_secret: secret }),
+  }
+}
+
+export function certificateCredential(p: {
+  certPem: string
+  keyPem: string
+  algorithm: AssertionAlgorithm
+  now: number
+}): GraphCredential {
+  const cert = parseCertificate(p.certPem)
+  const key = parsePrivateKey(p.keyPem)
+  if (key.asymmetricKeyType !== 'rsa') {
+    throw invalid(
+      `GRAPH_PRIVATE_KEY: must be an RSA key (PS256/RS256), got ${key.asymmetricKeyType}`,
+    )
+  }
+  if (!cert.checkPrivateKey(key)) {
+    throw invalid('GRAPH_PRIVATE_KEY: does not match the public key of GRAPH_CERTIFICATE')
+  }
+  const notBefore = Date.parse(cert.validFrom)
+  const notAfter = Date.parse(cert.validTo)
+  if (p.now < notBefore) {
+    throw invalid(`GRAPH_CERTIFICATE: is not valid before ${new Date(notBefore).toISOString()}`)
+  }
+  if (p.now >= notAfter) {
+    throw invalid(`GRAPH_CERTIFICATE: expired at ${new Date(notAfter).toISOString()}`)
+  }
+  const info: CertificateCredential = {
+    kind: 'certificate',
+    algorithm: p.algorithm,
+    x5t: thumbprint(cert, 'sha1'),
+    x5tS256: thumbprint(cert, 'sha256'),
+    notAfter,
+  }
+  return {
+    info,
+    authFields: async ({ tokenUrl, clientId, now }) => ({
+      client_assertion_type: CLIENT_ASSERTION_TYPE,
+      client_assertion: await signClientAssertion({ key, info, tokenUrl, clientId, now }),
+    }),
+  }
+}
+
+/** A fresh assertion per token request: requests are rare (about one an hour), so no reuse. */
+export function signClientAssertion(p: {
+  key: KeyObject
+  info: CertificateCredential
+  tokenUrl: string
+  clientId: string
+  now: number
+}): Promise<string> {
+  const nowSeconds = Math.floor(p.now / 1000)
+  const header =
+    p.info.algorithm === 'PS256'
+      ? { alg: 'PS256', typ: 'JWT', 'x5t#S256': p.info.x5tS256 }
+      : { alg: 'RS256', typ: 'JWT', x5t: p.info.x5t }
+  return new SignJWT({})
+    .setProtectedHeader(header)
+    .setAudience(p.tokenUrl)
+    .setIssuer(p.clientId)
+    .setSubject(p.clientId)
+    .setJti(randomUUID())
+    .setNotBefore(nowSeconds)
+    .setIssuedAt(nowSeconds)
+    .setExpirationTime(nowSeconds + ASSERTION_LIFETIME_SECONDS)
+    .sign(p.key)
+}
+
+export function thumbprint(cert: X509Certificate, hash: 'sha1' | 'sha256'): string {
+  return createHash(hash).update(cert.raw).digest('base64url')
+}
+
+function readPem(inline: string | null, file: string | null, name: string): string {
+  if (inline) return normalizePem(inline)
+  if (!file) throw invalid(`${name} or ${name}_FILE is required with a certificate credential`)
+  try {
+    return normalizePem(readFileSync(file, 'utf8'))
+  } catch (e) {
+    const code = (e as { code?: unknown }).code
+    throw invalid(`${name}_FILE: cannot be read (${typeof code === 'string' ? code : 'error'})`)
+  }
+}
+
+// Secret stores and .env files often flatten a PEM onto one line with literal "\n" sequences.
+function normalizePem(pem: string): string {
+  return pem.includes('\n') ? pem : pem.replaceAll('\\n', '\n')
+}
+
+function parseCertificate(pem: string): X509Certificate {
+  // A chain file starts with the leaf; Entra identifies the app by the leaf only.
+  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0]
+  if (!leaf)
+    throw invalid('GRAPH_CERTIFICATE: is not a PEM certificate (no BEGIN CERTIFICATE block)')
+  try {
+    return new X509Certificate(leaf)
+  } catch {
+    throw invalid('GRAPH_CERTIFICATE: the PEM certificate cannot be parsed')
+  }
+}
+
+function parsePrivateKey(pem: string): KeyObject {
+  if (!/-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
+    throw invalid('GRAPH_PRIVATE_KEY: is not a PEM private key (no BEGIN PRIVATE KEY block)')
+  }
+  if (pem.includes('BEGIN ENCRYPTED PRIVATE KEY')) {
+    throw invalid('GRAPH_PRIVATE_KEY: is encrypted; provide an unencrypted PKCS#8 key')
+  }
+  try {
+    return createPrivateKey(pem)
+  } catch {
+    throw invalid('GRAPH_PRIVATE_KEY: the PEM private key cannot be parsed')
+  }
+}
+
+function invalid(problem: string): AppError {
+  return new AppError('config_invalid', `invalid Graph credential: ${problem}`, {
+    problems: [problem],
+  })
+}

@@ -1,0 +1,60 @@
+// Crash recovery: finds a message we may already have sent by the OutboxId extended property.
+import type { Logger } from '../log.ts'
+import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
+import { parseGraphError } from './graph-outcome.ts'
+import type { GraphRequest } from './graph-request.ts'
+
+/**
+ * `found`: the mailbox holds the message, so it was submitted. `not_found`: neither Sent Items nor
+ * the rest of the mailbox (Drafts/Outbox, where it sits until transport picks it up) has it.
+ * `unavailable`: not permitted (401/403 without Mail.Read/Mail.ReadBasic): the caller applies its
+ * ambiguous-send policy. `error`: a transient failure: the caller asks again later.
+ */
+export type LookupResult = 'found' | 'not_found' | 'unavailable' | 'error'
+
+export function lookupFilter(outboxId: string): string {
+  const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
+  return `singleValueExtendedProperties/Any(ep: ep/id eq ${quote(OUTBOX_ID_PROPERTY_ID)} and ep/value eq ${quote(outboxId)})`
+}
+
+export function createMailboxLookup(d: { apiUrl: string; request: GraphRequest; log: Logger }) {
+  return async (from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult> => {
+    const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
+    const query = `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=id&$top=1`
+    // Sent Items first (where a delivered message ends up), then the whole mailbox.
+    for (const path of ['/mailFolders/sentitems/messages', '/messages']) {
+      const exchange = await d.request(`${mailbox}${path}${query}`, { method: 'GET' }, signal)
+      if ('failed' in exchange) {
+        const failed = exchange.failed
+        d.log.warn('graph mailbox lookup failed', {
+          outboxId,
+          code: failed.kind === 'sent' ? undefined : failed.code,
+        })
+        return 'error'
+      }
+      const { res, text } = exchange
+      if (res.status !== 200) {
+        d.log.warn('graph mailbox lookup refused', {
+          outboxId,
+          httpStatus: res.status,
+          code: parseGraphError(text).code,
+          requestId: res.headers.get('request-id') ?? undefined,
+        })
+        return res.status === 401 || res.status === 403 ? 'unavailable' : 'error'
+      }
+      const count = messageCount(text)
+      if (count === undefined) return 'error'
+      if (count > 0) return 'found'
+    }
+    return 'not_found'
+  }
+}
+
+function messageCount(text: string): number | undefined {
+  try {
+    const value = (JSON.parse(text) as { value?: unknown }).value
+    return Array.isArray(value) ? value.length : undefined
+  } catch {
+    return undefined
+  }
+}

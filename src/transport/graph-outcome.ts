@@ -1,0 +1,104 @@
+// The one mapping from a Graph sendMail response (or a failed fetch) to the drainer's closed set of outcomes.
+import type { SendOutcome } from '../outbox/sender.ts'
+
+/** Retry-After absent on a throttle: Graph says back off; 30 s keeps us well clear of the limit. */
+export const DEFAULT_THROTTLE_MS = 30_000
+/** MSAL's ThrottlingConstants cap: a Retry-After beyond an hour is treated as an hour. */
+export const MAX_RETRY_AFTER_MS = 3_600_000
+
+/** A 401: the caller refreshes the token once and repeats the request before settling on an outcome. */
+export interface TokenRejected {
+  kind: 'token_rejected'
+  code: string
+  message: string
+  httpStatus: number
+  requestId?: string
+}
+
+export type GraphSendResult = SendOutcome | TokenRejected
+
+const THROTTLE_STATUSES = new Set([429, 503, 504])
+
+/**
+ * Codes: the Graph error code as Graph spells it (`ErrorInvalidRecipients`, `ApplicationThrottled`),
+ * or `http_<status>` when the body names none. Graph codes are PascalCase, ours snake_case, so they
+ * never collide.
+ */
+export function classifySendResponse(
+  status: number,
+  headers: Headers,
+  bodyText: string,
+  now: number,
+): GraphSendResult {
+  const error = parseGraphError(bodyText)
+  const requestId = headers.get('request-id') ?? error.requestId
+  const details = { httpStatus: status, ...(requestId ? { requestId } : {}) }
+  // A 2xx means Graph owns the message now; repeating it would send it twice, Retry-After or not.
+  if (status >= 200 && status < 300) return { kind: 'sent', ...details }
+  const code = error.code ?? `http_${status}`
+  const message = error.message ?? `Graph answered HTTP ${status}`
+  if (status === 401) return { kind: 'token_rejected', code, message, ...details }
+  if (THROTTLE_STATUSES.has(status)) {
+    const afterMs = retryAfterMs(headers.get('retry-after'), now) ?? DEFAULT_THROTTLE_MS
+    return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
+  }
+  if (status >= 500 || status === 408 || status < 200 || (status >= 300 && status < 400)) {
+    return { kind: 'retry', code, message, ...details }
+  }
+  return { kind: 'reject', code, message, ...details }
+}
+
+/** A fetch that produced no response. Graph may still have accepted the message: at-least-once. */
+export function classifySendFailure(error: unknown, shutdown: AbortSignal): SendOutcome {
+  if (shutdown.aborted)
+    return { kind: 'retry', code: 'aborted', message: 'send aborted by shutdown' }
+  if (error instanceof DOMException && error.name === 'TimeoutError') {
+    return { kind: 'retry', code: 'timeout', message: 'Graph request exceeded its deadline' }
+  }
+  const reason = error instanceof Error ? `${error.name}: ${error.message}` : 'unknown error'
+  return { kind: 'retry', code: 'network', message: `Graph request failed: ${redact(reason)}` }
+}
+
+/** Retry-After as delta-seconds or an HTTP-date, in ms from `now`; undefined when absent or garbled. */
+export function retryAfterMs(value: string | null, now: number): number | undefined {
+  if (value === null || value.trim() === '') return undefined
+  const v = value.trim()
+  let ms: number
+  if (/^\d+(\.\d+)?$/.test(v)) ms = Number(v) * 1000
+  // An HTTP-date names a weekday and month; Date.parse alone would read "-3" as a year.
+  else if (/^[A-Za-z]{3}, /.test(v)) ms = Date.parse(v) - now
+  else return undefined
+  if (!Number.isFinite(ms)) return undefined
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.round(ms)))
+}
+
+interface GraphError {
+  code?: string
+  message?: string
+  requestId?: string
+}
+
+/** `{"error":{"code","message","innerError":{"request-id"}}}`; anything else yields no fields. */
+export function parseGraphError(bodyText: string): GraphError {
+  if (bodyText === '') return {}
+  try {
+    const json = JSON.parse(bodyText) as { error?: Record<string, unknown> }
+    const e = json.error
+    if (!e || typeof e !== 'object') return {}
+    const inner = (e.innerError ?? e.innererror) as Record<string, unknown> | undefined
+    const requestId = inner?.['request-id']
+    return {
+      ...(typeof e.code === 'string' && e.code !== '' ? { code: e.code } : {}),
+      ...(typeof e.message === 'string' ? { message: redact(e.message) } : {}),
+      ...(typeof requestId === 'string' ? { requestId } : {}),
+    }
+  } catch {
+    return {}
+  }
+}
+
+// Graph quotes recipients and mailboxes in its messages ("Recipient 'a@b.c' isn't resolved"); the
+// message reaches logs and the attempt history, which must hold no addresses.
+function redact(message: string): string {
+  return message.replace(/[^\s'"<>(),;:]+@[^\s'"<>(),;:]+/g, '[address]').slice(0, 500)
+}

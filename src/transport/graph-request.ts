@@ -1,0 +1,62 @@
+// One authorized Graph request: bearer token, per-request deadline, and one token refresh on a 401.
+import type { Clock } from '../clock.ts'
+import type { SendOutcome } from '../outbox/sender.ts'
+import { classifySendFailure } from './graph-outcome.ts'
+import { GraphAuthError, type TokenSource } from './graph-token.ts'
+
+/** Either Graph's answer (any status) or the outcome of never getting one. */
+export type GraphExchange = { res: Response; text: string } | { failed: SendOutcome }
+
+export type GraphRequest = (
+  url: string,
+  init: { method: string; headers?: Record<string, string>; body?: string },
+  signal: AbortSignal,
+) => Promise<GraphExchange>
+
+export function createGraphRequest(d: {
+  tokens: TokenSource
+  fetch: typeof fetch
+  clock: Clock
+  requestTimeoutMs: number
+}): GraphRequest {
+  return async (url, init, signal) => {
+    for (let attempt = 1; ; attempt++) {
+      // The deadline covers waiting for a token too: the whole attempt must finish well inside the lease.
+      const deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
+      let token: string
+      try {
+        token = await d.tokens.getToken(deadline)
+      } catch (e) {
+        return { failed: tokenFailure(e, signal) }
+      }
+      try {
+        const res = await d.fetch(url, {
+          method: init.method,
+          headers: { ...init.headers, authorization: `Bearer ${token}` },
+          ...(init.body !== undefined ? { body: init.body } : {}),
+          signal: deadline,
+        })
+        const text = await res.text()
+        // Graph answers 401 for an expired or revoked token: refresh once, then let the caller judge.
+        if (res.status === 401 && attempt === 1) {
+          d.tokens.invalidate(token)
+          continue
+        }
+        return { res, text }
+      } catch (e) {
+        return { failed: classifySendFailure(e, signal) }
+      }
+    }
+  }
+}
+
+/** A credential Entra refuses for good fails the row with its AADSTS code; anything else retries. */
+function tokenFailure(e: unknown, shutdown: AbortSignal): SendOutcome {
+  if (e instanceof GraphAuthError) {
+    const details = e.httpStatus ? { httpStatus: e.httpStatus } : {}
+    return e.permanent
+      ? { kind: 'reject', code: e.code, message: e.message, ...details }
+      : { kind: 'retry', code: e.code, message: e.message, ...details }
+  }
+  return classifySendFailure(e, shutdown)
+}

@@ -1,0 +1,72 @@
+// The production Sender: POST /users/{from}/sendMail with an app-only token, plus the mailbox lookup.
+import type { Clock } from '../clock.ts'
+import type { GraphConfig } from '../config.ts'
+import type { Logger } from '../log.ts'
+import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
+import { createMailboxLookup, type LookupResult } from './graph-lookup.ts'
+import { buildSendMailBody, checkSendable } from './graph-message.ts'
+import { classifySendResponse } from './graph-outcome.ts'
+import { createGraphRequest } from './graph-request.ts'
+import type { TokenSource } from './graph-token.ts'
+
+export type { LookupResult } from './graph-lookup.ts'
+
+export interface GraphSender extends Sender {
+  /** Whether a message tagged with `outboxId` is in `from`'s mailbox; see graph-lookup.ts. */
+  lookupSentMessage(from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult>
+}
+
+export interface GraphSenderDeps {
+  config: GraphConfig
+  /** Sender mailbox when a mail carries none. */
+  mailFrom: string
+  tokens: TokenSource
+  fetch: typeof fetch
+  clock: Clock
+  log: Logger
+}
+
+export function createGraphSender(d: GraphSenderDeps): GraphSender {
+  const apiUrl = d.config.apiUrl.replace(/\/+$/, '')
+  const request = createGraphRequest({ ...d, requestTimeoutMs: d.config.requestTimeoutMs })
+
+  async function send(mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome> {
+    const body = JSON.stringify(
+      buildSendMailBody(mail, { saveToSentItems: d.config.saveToSentItems }),
+    )
+    const problem = checkSendable(mail, body)
+    if (problem) return { kind: 'reject', ...problem }
+    const from = mail.from.address || d.mailFrom
+    const exchange = await request(
+      `${apiUrl}/users/${encodeURIComponent(from)}/sendMail`,
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body },
+      signal,
+    )
+    let outcome: SendOutcome
+    if ('failed' in exchange) {
+      outcome = exchange.failed
+    } else {
+      const { res, text } = exchange
+      const result = classifySendResponse(res.status, res.headers, text, d.clock.now())
+      // Still 401 with a fresh token: not the row's fault, so back off rather than fail it.
+      outcome = result.kind === 'token_rejected' ? { ...result, kind: 'retry' } : result
+    }
+    const fields = {
+      outboxId: mail.outboxId,
+      attempt: mail.attempt,
+      outcome: outcome.kind,
+      code: outcome.kind === 'sent' ? undefined : outcome.code,
+      httpStatus: outcome.httpStatus,
+      requestId: outcome.requestId,
+    }
+    if (outcome.kind === 'sent') d.log.debug('graph sendMail accepted', fields)
+    else d.log.info('graph sendMail not accepted', fields)
+    return outcome
+  }
+
+  return {
+    name: 'graph',
+    send,
+    lookupSentMessage: createMailboxLookup({ apiUrl, request, log: d.log }),
+  }
+}

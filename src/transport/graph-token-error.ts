@@ -1,0 +1,70 @@
+// Token endpoint failures: Entra's AADSTS code, and whether asking again could ever help.
+
+/** Entra `error` values that mean the request itself is wrong: retrying cannot fix them. */
+const PERMANENT_ERRORS = new Set([
+  'invalid_client',
+  'unauthorized_client',
+  'invalid_request',
+  'invalid_scope',
+  'invalid_grant',
+  'invalid_resource',
+  'unsupported_grant_type',
+])
+
+/** AADSTS codes that come with a 4xx but clear up by themselves (throttling, loop detection). */
+const TRANSIENT_AADSTS = new Set(['AADSTS50196', 'AADSTS90055'])
+
+export class GraphAuthError extends Error {
+  override readonly name = 'GraphAuthError'
+  constructor(
+    /** `AADSTS700027`, or `token_http_503`, `token_network`, `token_timeout`, `token_response_invalid`. */
+    readonly code: string,
+    message: string,
+    /** True when asking Entra again with the same credential will fail the same way. */
+    readonly permanent: boolean,
+    readonly httpStatus?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options)
+  }
+
+  static network(cause: unknown): GraphAuthError {
+    if (cause instanceof GraphAuthError) return cause
+    const timedOut = cause instanceof DOMException && cause.name === 'TimeoutError'
+    return new GraphAuthError(
+      timedOut ? 'token_timeout' : 'token_network',
+      timedOut ? 'token request timed out' : 'token request failed before a response',
+      false,
+      undefined,
+      { cause },
+    )
+  }
+}
+
+/** Turns a non-200 token response into a GraphAuthError; the description keeps only its first line. */
+export function parseTokenError(status: number, text: string): GraphAuthError {
+  let json: { error?: unknown; error_description?: unknown; error_codes?: unknown } = {}
+  try {
+    json = JSON.parse(text) as typeof json
+  } catch {}
+  const error = typeof json.error === 'string' ? json.error : undefined
+  const description =
+    typeof json.error_description === 'string' ? json.error_description : `HTTP ${status}`
+  const code = aadstsCode(json.error_codes, description) ?? `token_http_${status}`
+  // The first line is the human message; the rest is Trace ID / Correlation ID / Timestamp noise.
+  const firstLine = description.split(/\r?\n/)[0] ?? description
+  const permanent =
+    status >= 400 &&
+    status < 500 &&
+    status !== 408 &&
+    status !== 429 &&
+    !TRANSIENT_AADSTS.has(code) &&
+    (error === undefined || PERMANENT_ERRORS.has(error))
+  return new GraphAuthError(code, error ? `${error}: ${firstLine}` : firstLine, permanent, status)
+}
+
+function aadstsCode(codes: unknown, description: string): string | undefined {
+  if (Array.isArray(codes) && typeof codes[0] === 'number') return `AADSTS${codes[0]}`
+  const m = /AADSTS(\d+)/.exec(description)
+  return m ? `AADSTS${m[1]}` : undefined
+}

@@ -1,0 +1,183 @@
+// The app-only Graph access token: one cache per process, one refresh in flight, Entra errors kept by code.
+import type { Clock } from '../clock.ts'
+import type { Logger } from '../log.ts'
+import type { GraphCredential } from './graph-credential.ts'
+import { GraphAuthError, parseTokenError } from './graph-token-error.ts'
+
+export { GraphAuthError } from './graph-token-error.ts'
+
+/** MSAL's DEFAULT_TOKEN_RENEWAL_OFFSET_SEC: a token is not handed out in its last 5 minutes. */
+export const TOKEN_RENEWAL_OFFSET_MS = 5 * 60_000
+const TOKEN_REQUEST_TIMEOUT_MS = 30_000
+/** After a permanent failure (e.g. an unregistered certificate) Entra is not asked again for this long. */
+const PERMANENT_FAILURE_COOLDOWN_MS = 60_000
+
+export interface TokenSource {
+  getToken(signal?: AbortSignal): Promise<string>
+  /** Drops the cached token if it is still `token`, so the next getToken fetches a new one. */
+  invalidate(token: string): void
+  refreshCount(): number
+  /** The last token failure, cleared by the next success: readiness reports it. */
+  lastError(): GraphAuthError | null
+}
+
+export interface TokenSourceDeps {
+  fetch: typeof fetch
+  clock: Clock
+  log: Logger
+  tokenUrl: string
+  clientId: string
+  /** `${resource}/.default`; see graphScopeFor. */
+  scope: string
+  credential: GraphCredential
+  requestTimeoutMs?: number
+  /** Told about every token request's result (metrics). */
+  onRefresh?: (outcome: 'success' | 'failure') => void
+}
+
+export function tokenUrlFor(authorityUrl: string, tenantId: string): string {
+  return `${authorityUrl.replace(/\/+$/, '')}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`
+}
+
+/** The resource is the Graph host the API URL points at, so sovereign clouds get their own. */
+export function graphScopeFor(apiUrl: string): string {
+  return `${new URL(apiUrl).origin}/.default`
+}
+
+interface Cached {
+  token: string
+  /** From here on a refresh starts; the cached token is still handed out until `usableUntil`. */
+  refreshAt: number
+  usableUntil: number
+}
+
+export function createTokenSource(d: TokenSourceDeps): TokenSource {
+  let cached: Cached | undefined
+  let inflight: Promise<string> | undefined
+  let refreshes = 0
+  let failure: { error: GraphAuthError; at: number } | undefined
+
+  function refresh(): Promise<string> {
+    inflight ??= requestToken()
+      .then((c) => {
+        cached = c
+        failure = undefined
+        d.onRefresh?.('success')
+        return c.token
+      })
+      .catch((e: unknown) => {
+        const error = e instanceof GraphAuthError ? e : GraphAuthError.network(e)
+        failure = { error, at: d.clock.now() }
+        d.onRefresh?.('failure')
+        d.log.warn('graph token request failed', {
+          code: error.code,
+          permanent: error.permanent,
+          httpStatus: error.httpStatus,
+        })
+        throw error
+      })
+      .finally(() => {
+        inflight = undefined
+      })
+    return inflight
+  }
+
+  async function requestToken(): Promise<Cached> {
+    refreshes++
+    // Expiry counts from before the request, as MSAL does: the token was minted no earlier.
+    const started = d.clock.now()
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: d.clientId,
+      scope: d.scope,
+      ...(await d.credential.authFields({
+        tokenUrl: d.tokenUrl,
+        clientId: d.clientId,
+        now: started,
+      })),
+    })
+    let res: Response
+    let text: string
+    try {
+      res = await d.fetch(d.tokenUrl, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+        },
+        body,
+        signal: AbortSignal.timeout(d.requestTimeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS),
+      })
+      text = await res.text()
+    } catch (e) {
+      throw GraphAuthError.network(e)
+    }
+    if (res.status !== 200) throw parseTokenError(res.status, text)
+    return toCached(text, started)
+  }
+
+  return {
+    async getToken(signal) {
+      const now = d.clock.now()
+      if (cached && now < cached.usableUntil) {
+        if (now >= cached.refreshAt && !inflight) {
+          // Proactive refresh (refresh_in): callers keep the valid token; a failure is only logged.
+          refresh().catch(() => {})
+        }
+        return cached.token
+      }
+      if (failure?.error.permanent && now - failure.at < PERMANENT_FAILURE_COOLDOWN_MS) {
+        throw failure.error
+      }
+      return abortable(refresh(), signal)
+    },
+    invalidate(token) {
+      if (cached?.token === token) cached = undefined
+    },
+    refreshCount: () => refreshes,
+    lastError: () => failure?.error ?? null,
+  }
+}
+
+function toCached(text: string, started: number): Cached {
+  let json: Record<string, unknown>
+  try {
+    json = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    throw new GraphAuthError('token_response_invalid', 'token response is not JSON', false, 200)
+  }
+  const token = json.access_token
+  const expiresIn = seconds(json.expires_in)
+  if (typeof token !== 'string' || token === '' || expiresIn === undefined) {
+    throw new GraphAuthError(
+      'token_response_invalid',
+      'token response lacks access_token or expires_in',
+      false,
+      200,
+    )
+  }
+  const lifetime = expiresIn * 1000
+  // A token shorter-lived than twice the offset (test fakes, unusual tenants) is still reused for half its life.
+  const usableUntil = started + lifetime - Math.min(TOKEN_RENEWAL_OFFSET_MS, lifetime / 2)
+  const refreshIn = seconds(json.refresh_in)
+  const refreshAt =
+    refreshIn === undefined ? usableUntil : Math.min(usableUntil, started + refreshIn * 1000)
+  return { token, refreshAt, usableUntil }
+}
+
+// Entra sends numbers; some clouds and proxies send strings. MSAL accepts both.
+function seconds(v: unknown): number | undefined {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined
+}
+
+// One caller giving up must not cancel the refresh the others are waiting for.
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}

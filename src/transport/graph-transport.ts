@@ -1,0 +1,59 @@
+// Builds the Graph transport from configuration: credential (checked at start), one token cache, the sender.
+import type { Clock } from '../clock.ts'
+import type { GraphConfig } from '../config.ts'
+import type { Logger } from '../log.ts'
+import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
+import { createGraphSender, type GraphSender } from './graph-sender.ts'
+import { createTokenSource, graphScopeFor, type TokenSource, tokenUrlFor } from './graph-token.ts'
+
+export interface GraphTransport {
+  sender: GraphSender
+  tokens: TokenSource
+  credential: GraphCredential
+  /** A secret-free reason when Graph cannot work until someone acts (e.g. certificate not registered). */
+  problem(): string | null
+}
+
+/** Throws AppError('config_invalid') for an unreadable PEM, a key that does not match, or an expired certificate. */
+export function createGraphTransport(
+  config: GraphConfig,
+  mailFrom: string,
+  d: {
+    fetch: typeof fetch
+    clock: Clock
+    log: Logger
+    onTokenRefresh?: (outcome: 'success' | 'failure') => void
+  },
+): GraphTransport {
+  const credential = loadGraphCredential(config, d.clock.now())
+  // One token cache per process, shared by every database's drainer.
+  const tokens = createTokenSource({
+    fetch: d.fetch,
+    clock: d.clock,
+    log: d.log,
+    clientId: config.clientId,
+    credential,
+    tokenUrl: tokenUrlFor(config.authorityUrl, config.tenantId),
+    scope: graphScopeFor(config.apiUrl),
+    ...(d.onTokenRefresh ? { onRefresh: d.onTokenRefresh } : {}),
+  })
+  const sender = createGraphSender({
+    config,
+    mailFrom,
+    tokens,
+    fetch: d.fetch,
+    clock: d.clock,
+    log: d.log,
+  })
+  return {
+    sender,
+    tokens,
+    credential,
+    problem() {
+      const e = tokens.lastError()
+      return e?.permanent
+        ? `graph token refused: ${e.code} (fix the app registration or credential)`
+        : null
+    },
+  }
+}

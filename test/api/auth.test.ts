@@ -1,0 +1,258 @@
+// Bearer tokens: HS256 and JWKS verification, scopes, tenant confinement, refusal to run open, rate limits.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import { createApp } from '../../src/api/app.ts'
+import { isAppError } from '../../src/errors.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { AUDIENCE, ISSUER, token } from './support/tokens.ts'
+
+let t: TestDb
+let app: App
+type Problem = { type: string; detail: string }
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+const list = (o: { token?: string; headers?: Record<string, string> }) =>
+  send(app, 'GET', '/v1/outbox', o)
+
+describe('HS256 tokens', () => {
+  test('a missing token is 401 with WWW-Authenticate', async () => {
+    const r = await list({})
+    expect(r.status).toBe(401)
+    expect(r.headers.get('www-authenticate')).toBe('Bearer')
+    expect((r.body as Problem).type).toBe('urn:outbox-mailer:problem:unauthorized')
+  })
+
+  test('malformed headers and tokens are 401', async () => {
+    for (const h of [
+      'Basic dXNlcjpwYXNz',
+      'Bearer',
+      'Bearer not-a-jwt',
+      'Bearer a.b.c',
+      'Bearer x y',
+    ]) {
+      expect([h, (await list({ headers: { authorization: h } })).status]).toEqual([h, 401])
+    }
+  })
+
+  test('expired, wrong audience, wrong issuer, wrong key and no exp are 401', async () => {
+    const cases: [string, string, string][] = [
+      ['expired', await token({ expiresIn: -60 }), 'expired'],
+      ['audience', await token({ audience: 'someone-else' }), 'aud'],
+      ['issuer', await token({ issuer: 'https://evil.test' }), 'iss'],
+      ['key', await token({ secret: 'another-secret-that-is-at-least-32-chars' }), 'not valid'],
+      ['no exp', await token({ expiresIn: null }), 'exp'],
+    ]
+    for (const [name, tk, detail] of cases) {
+      const r = await list({ token: tk })
+      expect([name, r.status]).toEqual([name, 401])
+      expect((r.body as Problem).detail).toContain(detail)
+    }
+  })
+
+  test('an unsigned (alg none) token is 401', async () => {
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+    const exp = Math.floor(Date.now() / 1000) + 300
+    const none = `${enc({ alg: 'none' })}.${enc({ scope: 'outbox:read', iss: ISSUER, aud: AUDIENCE, exp })}.x`
+    expect((await list({ token: none })).status).toBe(401)
+  })
+
+  test('scopes: read can look but not act; write can act but not look', async () => {
+    const id = await enqueueSql(t.pool)
+    const read = await token({ scope: 'outbox:read' })
+    const write = await token({ scope: 'outbox:write' })
+    expect((await list({ token: read })).status).toBe(200)
+    const denied = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: read })
+    expect(denied.status).toBe(403)
+    expect((denied.body as Problem).type).toBe('urn:outbox-mailer:problem:forbidden')
+    expect((await list({ token: write })).status).toBe(403)
+    expect((await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: write })).status).toBe(200)
+    expect((await list({ token: await token({ scope: 'outbox:readwrite' }) })).status).toBe(403)
+  })
+})
+
+describe('tenant confinement', () => {
+  test("another tenant's rows are 404 for get, cancel and retry, and invisible to list, bulk and stats", async () => {
+    const mine = await enqueueSql(t.pool, { tenant: 'acme' })
+    const theirs = await enqueueSql(t.pool, { tenant: 'beta' })
+    const failedTheirs = await enqueueSql(t.pool, { tenant: 'beta' })
+    await setState(t.pool, failedTheirs, 'failed')
+    const acme = await token({ tenant: 'acme' })
+    expect((await send(app, 'GET', `/v1/outbox/${theirs}`, { token: acme })).status).toBe(404)
+    expect((await send(app, 'GET', `/v1/outbox/${mine}`, { token: acme })).status).toBe(200)
+    expect((await send(app, 'POST', `/v1/outbox/${theirs}/cancel`, { token: acme })).status).toBe(
+      404,
+    )
+    expect(
+      (await send(app, 'POST', `/v1/outbox/${failedTheirs}/retry`, { token: acme })).status,
+    ).toBe(404)
+    const listed = await send(app, 'GET', '/v1/outbox', { token: acme })
+    expect((listed.body as { items: { id: string }[] }).items.map((i) => i.id)).toEqual([mine])
+    const asked = await send(app, 'GET', '/v1/outbox?tenant=beta', { token: acme })
+    expect((asked.body as { items: unknown[] }).items).toEqual([])
+    const bulkCancel = await send(app, 'POST', '/v1/outbox/cancel', {
+      token: acme,
+      body: { filter: { ids: [theirs, mine] } },
+    })
+    expect((bulkCancel.body as { items: unknown[] }).items).toEqual([
+      { id: mine, outcome: 'cancelled' },
+    ])
+    const bulkRetry = await send(app, 'POST', '/v1/outbox/retry', {
+      token: acme,
+      body: { filter: { tenant: 'beta' } },
+    })
+    expect((bulkRetry.body as { matched: number }).matched).toBe(0)
+    const states = await t.pool.query(
+      'select id::text, status from mailer.email_outbox order by id',
+    )
+    expect(states.rows).toEqual([
+      { id: mine, status: 'cancelled' },
+      { id: theirs, status: 'pending' },
+      { id: failedTheirs, status: 'failed' },
+    ])
+    const stats = await send(app, 'GET', '/v1/stats', { token: acme })
+    expect(
+      (stats.body as { databases: { counts: Record<string, number> }[] }).databases[0]!.counts,
+    ).toMatchObject({
+      pending: 0,
+      cancelled: 1,
+      failed: 0,
+    })
+  })
+
+  test('enqueue lands in the token tenant, and naming another tenant is 403', async () => {
+    const acme = await token({ tenant: 'acme' })
+    const message = { to: 'ada@example.com', subject: 'S', text: 'T' }
+    const r = await send(app, 'POST', '/v1/outbox', { token: acme, body: { message } })
+    expect(r.status).toBe(201)
+    const row = await t.pool.query('select tenant from mailer.email_outbox where id = $1', [
+      (r.body as { id: string }).id,
+    ])
+    expect(row.rows[0].tenant).toBe('acme')
+    const other = await send(app, 'POST', '/v1/outbox', {
+      token: acme,
+      body: { message, options: { tenant: 'beta' } },
+    })
+    expect(other.status).toBe(403)
+  })
+})
+
+describe('JWKS tokens', () => {
+  test('verifies against a remote key set with issuer, audience and algorithms pinned', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256')
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }
+    let requests = 0
+    const server = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch: () => {
+        requests++
+        return Response.json({ keys: [jwk] })
+      },
+    })
+    try {
+      const jwksApp = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+        auth: {
+          jwtSecret: null,
+          jwksUrl: `http://127.0.0.1:${server.port}/jwks`,
+          issuer: ISSUER,
+          audience: AUDIENCE,
+        },
+      }).app
+      const sign = (claims: Record<string, unknown>, kid = 'k1') =>
+        new SignJWT({ scope: 'outbox:read', ...claims })
+          .setProtectedHeader({ alg: 'RS256', kid })
+          .setIssuer((claims.iss as string) ?? ISSUER)
+          .setAudience((claims.aud as string) ?? AUDIENCE)
+          .setExpirationTime('5m')
+          .sign(privateKey)
+      expect((await send(jwksApp, 'GET', '/v1/outbox', { token: await sign({}) })).status).toBe(200)
+      expect(
+        (
+          await send(jwksApp, 'GET', '/v1/outbox', {
+            token: await sign({ iss: 'https://evil.test' }),
+          })
+        ).status,
+      ).toBe(401)
+      expect(
+        (await send(jwksApp, 'GET', '/v1/outbox', { token: await sign({ aud: 'other' }) })).status,
+      ).toBe(401)
+      // An HMAC token must never verify against a key set, whatever its secret.
+      expect((await send(jwksApp, 'GET', '/v1/outbox', { token: await token() })).status).toBe(401)
+      expect(requests).toBe(1)
+      // A kid the set does not hold triggers a refetch, which finds no such key.
+      const unknownKid = await send(jwksApp, 'GET', '/v1/outbox', { token: await sign({}, 'k2') })
+      expect(unknownKid.status).toBe(401)
+    } finally {
+      await server.stop(true)
+    }
+  })
+})
+
+test('an unreachable key set is a 401 that says so', async () => {
+  const jwksApp = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+    auth: {
+      jwtSecret: null,
+      jwksUrl: 'http://127.0.0.1:1/jwks',
+      issuer: ISSUER,
+      audience: AUDIENCE,
+    },
+  }).app
+  const { privateKey } = await generateKeyPair('RS256')
+  const tk = await new SignJWT({ scope: 'outbox:read' })
+    .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setExpirationTime('5m')
+    .sign(privateKey)
+  const r = await send(jwksApp, 'GET', '/v1/outbox', { token: tk })
+  expect(r.status).toBe(401)
+  expect((r.body as Problem).detail).toContain('signing keys unavailable')
+})
+
+describe('configuration', () => {
+  const base = () => buildApp([{ name: 'default', db: t.db, pool: t.pool }]).deps
+  const noAuth = { jwtSecret: null, jwksUrl: null, issuer: null, audience: null }
+
+  test('without auth configured the API refuses to start', () => {
+    let err: unknown
+    try {
+      createApp({ ...base(), auth: noAuth, dev: false })
+    } catch (e) {
+      err = e
+    }
+    expect(isAppError(err, 'config_invalid')).toBe(true)
+  })
+
+  test('in dev without auth every caller has both scopes', async () => {
+    const dev = createApp({ ...base(), auth: noAuth, dev: true })
+    expect((await send(dev, 'GET', '/v1/outbox')).status).toBe(200)
+  })
+})
+
+describe('rate limit', () => {
+  test('each token subject has its own bucket; an empty one answers 429 with Retry-After', async () => {
+    const limited = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+      rateLimitPerMinute: 3,
+    }).app
+    const a = await token({ sub: 'a' })
+    const b = await token({ sub: 'b' })
+    for (let i = 0; i < 3; i++)
+      expect((await send(limited, 'GET', '/v1/stats', { token: a })).status).toBe(200)
+    const over = await send(limited, 'GET', '/v1/stats', { token: a })
+    expect(over.status).toBe(429)
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
+    expect((over.body as Problem).type).toBe('urn:outbox-mailer:problem:rate_limited')
+    expect((await send(limited, 'GET', '/v1/stats', { token: b })).status).toBe(200)
+  })
+})

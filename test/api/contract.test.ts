@@ -1,0 +1,239 @@
+// The generated OpenAPI document is valid, and every response it documents is produced and matches.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import net from 'node:net'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { createContract } from './support/contract.ts'
+import { fakeHealth } from './support/fake-health.ts'
+import { type App, buildApp, enqueueSql, type Sent, send, setState } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+let t: TestDb
+let app: App
+let contract: ReturnType<typeof createContract>
+let doc: Parameters<typeof createContract>[0]
+const health = fakeHealth()
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health }).app
+  doc = (await (await app.request('/openapi.json')).json()) as typeof doc
+  contract = createContract(doc)
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+async function call(target: App, method: string, url: string, o: Parameters<typeof send>[3] = {}) {
+  return contract.check(method, url, await send(target, method, url, o))
+}
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
+
+test('the generated document is a valid OpenAPI 3.1 document', async () => {
+  const result = await new Validator().validate(doc as never)
+  expect(result.errors ?? []).toEqual([])
+  expect(result.valid).toBe(true)
+  expect((doc as unknown as { openapi: string }).openapi).toBe('3.1.0')
+})
+
+test('the checker rejects a body that breaks its schema and an undocumented status', async () => {
+  const fake = (status: number, body: unknown): Sent => ({
+    status,
+    body,
+    headers: new Headers({ 'content-type': 'application/json' }),
+    res: new Response(),
+  })
+  expect(() =>
+    createContract(doc).check('GET', '/v1/stats', fake(200, { databases: [{}] })),
+  ).toThrow('does not match')
+  expect(() => createContract(doc).check('GET', '/v1/stats', fake(418, {}))).toThrow(
+    'not documented',
+  )
+})
+
+test('the docs page is served and points at the document', async () => {
+  const res = await app.request('/docs')
+  expect(res.status).toBe(200)
+  expect(await res.text()).toContain('/openapi.json')
+})
+
+describe('every documented response', () => {
+  test('health, readiness and metrics', async () => {
+    await call(app, 'GET', '/healthz')
+    await call(app, 'GET', '/readyz')
+    const metrics = await call(app, 'GET', '/metrics')
+    expect(metrics.headers.get('content-type')).toStartWith('text/plain')
+    health.live = { ok: false, problems: ['worker loop of default has not run for 300 s'] }
+    health.states[0]!.reachable = false
+    expect((await call(app, 'GET', '/healthz')).status).toBe(503)
+    expect((await call(app, 'GET', '/readyz')).status).toBe(503)
+    health.live = { ok: true, problems: [] }
+    health.states[0]!.reachable = true
+  })
+
+  test('success statuses of the outbox routes', async () => {
+    const w = await token()
+    expect((await call(app, 'POST', '/v1/outbox', { token: w, body: { message } })).status).toBe(
+      201,
+    )
+    const created = await call(app, 'POST', '/v1/outbox', {
+      token: w,
+      body: { message },
+      headers: { 'idempotency-key': 'k1' },
+    })
+    expect(created.status).toBe(201)
+    const again = await call(app, 'POST', '/v1/outbox', {
+      token: w,
+      body: { message },
+      headers: { 'idempotency-key': 'k1' },
+    })
+    expect(again.status).toBe(200)
+    const id = (created.body as { id: string }).id
+    await t.pool.query(
+      `insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
+       values ($1, 1, 'w1', now(), 'retry', 503, 'req-1', 'ServiceUnavailable', 'try later')`,
+      [id],
+    )
+    expect((await call(app, 'GET', '/v1/outbox?limit=1', { token: w })).status).toBe(200)
+    expect((await call(app, 'GET', `/v1/outbox/${id}`, { token: w })).status).toBe(200)
+    expect((await call(app, 'GET', '/v1/stats', { token: w })).status).toBe(200)
+    expect((await call(app, 'POST', `/v1/outbox/${id}/cancel`, { token: w })).status).toBe(200)
+    expect((await call(app, 'POST', `/v1/outbox/${id}/cancel`, { token: w })).status).toBe(409)
+    expect((await call(app, 'POST', `/v1/outbox/${id}/retry`, { token: w })).status).toBe(200)
+    expect((await call(app, 'POST', `/v1/outbox/${id}/retry`, { token: w })).status).toBe(409)
+    await setState(t.pool, id, 'sending')
+    expect((await call(app, 'POST', `/v1/outbox/${id}/cancel`, { token: w })).status).toBe(202)
+    const other = await enqueueSql(t.pool)
+    const bulk = { filter: { ids: [other] } }
+    expect((await call(app, 'POST', '/v1/outbox/cancel', { token: w, body: bulk })).status).toBe(
+      200,
+    )
+    expect((await call(app, 'POST', '/v1/outbox/retry', { token: w, body: bulk })).status).toBe(200)
+    const big = 'x'.repeat(4 * 1024 * 1024 + 1)
+    const tooLarge = await call(app, 'POST', '/v1/outbox', { token: w, body: big })
+    expect(tooLarge.status).toBe(413)
+  })
+
+  const routes = (id: string) => [
+    { method: 'GET', url: '/v1/outbox', scope: 'outbox:write', invalid: '/v1/outbox?limit=0' },
+    { method: 'GET', url: `/v1/outbox/${id}`, scope: 'outbox:write', invalid: '/v1/outbox/abc' },
+    { method: 'GET', url: '/v1/stats', scope: 'outbox:write', invalid: null },
+    {
+      method: 'POST',
+      url: '/v1/outbox',
+      scope: 'outbox:read',
+      body: { message },
+      invalid: '/v1/outbox',
+      invalidBody: { message: { ...message, to: 'not-an-address' } },
+    },
+    {
+      method: 'POST',
+      url: `/v1/outbox/${id}/cancel`,
+      scope: 'outbox:read',
+      invalid: '/v1/outbox/x/cancel',
+    },
+    {
+      method: 'POST',
+      url: `/v1/outbox/${id}/retry`,
+      scope: 'outbox:read',
+      invalid: '/v1/outbox/0/retry',
+    },
+    {
+      method: 'POST',
+      url: '/v1/outbox/cancel',
+      scope: 'outbox:read',
+      body: { filter: { ids: [id] } },
+      invalid: '/v1/outbox/cancel',
+      invalidBody: { filter: {} },
+    },
+    {
+      method: 'POST',
+      url: '/v1/outbox/retry',
+      scope: 'outbox:read',
+      body: { filter: { ids: [id] }, dryRun: true },
+      invalid: '/v1/outbox/retry',
+      invalidBody: { filter: { status: ['sent'] } },
+    },
+  ]
+
+  test('400, 401, 403 and 404 of every /v1 route', async () => {
+    const id = await enqueueSql(t.pool)
+    const full = await token()
+    for (const r of routes(id)) {
+      const name = `${r.method} ${r.url}`
+      expect([name, (await call(app, r.method, r.url, { body: r.body })).status]).toEqual([
+        name,
+        401,
+      ])
+      const wrongScope = await token({ scope: r.scope })
+      expect([
+        name,
+        (await call(app, r.method, r.url, { token: wrongScope, body: r.body })).status,
+      ]).toEqual([name, 403])
+      const sep = r.url.includes('?') ? '&' : '?'
+      const unknownDb = await call(app, r.method, `${r.url}${sep}db=nope`, {
+        token: full,
+        body: r.body,
+      })
+      expect([name, unknownDb.status]).toEqual([name, 404])
+      if (r.invalid) {
+        const bad = await call(app, r.method, r.invalid, {
+          token: full,
+          body: r.invalidBody ?? r.body,
+        })
+        expect([name, bad.status]).toEqual([name, 400])
+      }
+    }
+    const missing = await call(app, 'GET', '/v1/outbox/999999', { token: full })
+    expect(missing.status).toBe(404)
+  })
+
+  test('429 of every /v1 route', async () => {
+    const limited = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+      rateLimitPerMinute: 1,
+    }).app
+    const id = await enqueueSql(t.pool)
+    let n = 0
+    for (const r of routes(id)) {
+      const tk = await token({ sub: `limited-${n++}` })
+      await send(limited, 'GET', '/v1/stats', { token: tk })
+      const res = await call(limited, r.method, r.url, { token: tk, body: r.body })
+      expect([r.url, res.status]).toEqual([r.url, 429])
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0)
+    }
+  })
+
+  test('503 of every /v1 route when the database is unreachable', async () => {
+    const dead = openDb({
+      name: 'default',
+      url: `postgres://nobody@127.0.0.1:${await closedPort()}/nothing`,
+      log: silentLogger,
+    })
+    try {
+      const down = buildApp([{ name: 'default', db: dead.db, pool: dead.pool }]).app
+      const tk = await token()
+      for (const r of routes('1')) {
+        const res: Sent = await call(down, r.method, r.url, { token: tk, body: r.body })
+        expect([r.url, res.status]).toEqual([r.url, 503])
+      }
+    } finally {
+      await dead.close()
+    }
+  })
+
+  test('were all produced', () => {
+    const missing = contract.documented().filter((k) => !contract.covered.has(k))
+    expect(missing).toEqual([])
+  })
+})

@@ -1,0 +1,191 @@
+// Liveness, readiness (a fake, and a real probe through a database outage) and the metrics exposition.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import pg from 'pg'
+import { createMetrics } from '../../src/api/metrics.ts'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import type { DatabaseHealth, HealthSource } from '../../src/outbox/health.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { fakeHealth } from './support/fake-health.ts'
+import { buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { startTcpProxy } from './support/tcp-proxy.ts'
+
+let t: TestDb
+type Ready = { status: string; databases: (DatabaseHealth & { ready: boolean })[] }
+
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+describe('/healthz and /readyz', () => {
+  test('need no token and flip with the health source', async () => {
+    const health = fakeHealth(['default'])
+    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    expect((await send(app, 'GET', '/healthz')).status).toBe(200)
+    expect((await send(app, 'GET', '/readyz')).status).toBe(200)
+
+    health.live = { ok: false, problems: ['worker loop wedged'] }
+    const dead = await send(app, 'GET', '/healthz')
+    expect(dead.status).toBe(503)
+    expect(dead.body).toEqual({ status: 'failing', problems: ['worker loop wedged'] })
+
+    const db = health.states[0]!
+    const notReady: [Partial<DatabaseHealth>, number][] = [
+      [{ listener: 'reconnecting' }, 503],
+      [{ listener: 'polling' }, 200],
+      [{ worker: 'stopped' }, 503],
+      [{ worker: 'starting' }, 503],
+      [{ worker: 'disabled', listener: 'disabled' }, 200],
+      [{ migrated: false, problem: 'schema version 0, binary needs 1' }, 503],
+      [{ reachable: false, problem: 'connection refused' }, 503],
+    ]
+    for (const [change, status] of notReady) {
+      health.states[0] = { ...db, ...change }
+      const r = await send(app, 'GET', '/readyz')
+      expect([change, r.status]).toEqual([change, status])
+      if (status === 503) expect((r.body as Ready).databases[0]!.ready).toBe(false)
+    }
+  })
+
+  test('report each database when there are several', async () => {
+    const health = fakeHealth(['a', 'b'])
+    health.states[1]!.reachable = false
+    health.states[1]!.problem = 'connection refused'
+    const { app } = buildApp(
+      [
+        { name: 'a', db: t.db, pool: t.pool },
+        { name: 'b', db: t.db, pool: t.pool },
+      ],
+      { health },
+    )
+    const r = await send(app, 'GET', '/readyz')
+    expect(r.status).toBe(503)
+    const body = r.body as Ready
+    expect(body.databases.map((d) => [d.name, d.ready, d.problem])).toEqual([
+      ['a', true, null],
+      ['b', false, 'connection refused'],
+    ])
+  })
+
+  test('a failing probe is not ready', async () => {
+    const health: HealthSource = {
+      readiness: () => Promise.reject(new Error('boom')),
+      liveness: () => ({ ok: true, problems: [] }),
+    }
+    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    expect((await send(app, 'GET', '/readyz')).status).toBe(503)
+  })
+
+  test('tell the truth through a real database outage', async () => {
+    const target = new URL(t.url)
+    const proxy = await startTcpProxy(target.hostname, Number(target.port))
+    const viaProxy = new URL(t.url)
+    viaProxy.hostname = '127.0.0.1'
+    viaProxy.port = String(proxy.port)
+    const pool = new pg.Pool({
+      connectionString: viaProxy.toString(),
+      connectionTimeoutMillis: 2000,
+      max: 2,
+    })
+    pool.on('error', () => {})
+    // A minimal probing source, as main.ts's will be: reachability and the migration table.
+    const health: HealthSource = {
+      readiness: async () => {
+        try {
+          const r = await pool.query('select count(*)::int as n from mailer.schema_migrations')
+          return [{ ...fakeHealth().states[0]!, migrated: r.rows[0].n > 0 }]
+        } catch {
+          return [{ ...fakeHealth().states[0]!, reachable: false, problem: 'database unreachable' }]
+        }
+      },
+      liveness: () => ({ ok: true, problems: [] }),
+    }
+    try {
+      const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+      expect((await send(app, 'GET', '/readyz')).status).toBe(200)
+      proxy.down()
+      const down = await send(app, 'GET', '/readyz')
+      expect(down.status).toBe(503)
+      expect((down.body as Ready).databases[0]).toMatchObject({
+        reachable: false,
+        problem: 'database unreachable',
+      })
+      proxy.up()
+      expect((await send(app, 'GET', '/readyz')).status).toBe(200)
+    } finally {
+      await pool.end()
+      await proxy.close()
+    }
+  })
+})
+
+describe('/metrics', () => {
+  test('exposes engine counters, table state per database and listener state', async () => {
+    await t.reset()
+    const health = fakeHealth(['default'])
+    const metrics = createMetrics({ databases: [{ name: 'default', db: t.db }], health })
+    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health, metrics })
+    const a = await enqueueSql(t.pool)
+    const b = await enqueueSql(t.pool)
+    await setState(t.pool, b, 'failed')
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '30 seconds' where id = $1`,
+      [a],
+    )
+    metrics.observe({ type: 'settled', db: 'default', id: '1', outcome: 'sent', durationMs: 120 })
+    metrics.observe({
+      type: 'settled',
+      db: 'default',
+      id: '2',
+      outcome: 'throttled',
+      durationMs: 80,
+    })
+    metrics.observe({ type: 'reclaimed', db: 'default', count: 2 })
+    metrics.incTokenRefresh()
+
+    const r = await send(app, 'GET', '/metrics')
+    expect(r.status).toBe(200)
+    const text = r.body as string
+    expect(text).toContain('outbox_sends_total{db="default",outcome="sent"} 1')
+    expect(text).toContain('outbox_sends_total{db="default",outcome="throttled"} 1')
+    expect(text).toContain('outbox_graph_throttled_total{db="default"} 1')
+    expect(text).toContain('outbox_send_duration_seconds_count{db="default"} 2')
+    expect(text).toContain('outbox_leases_reclaimed_total{db="default"} 2')
+    expect(text).toContain('outbox_token_refreshes_total{outcome="success"} 1')
+    expect(text).toContain('outbox_rows{db="default",status="pending"} 1')
+    expect(text).toContain('outbox_rows{db="default",status="failed"} 1')
+    expect(text).toContain('outbox_rows{db="default",status="sent"} 0')
+    expect(text).toContain('outbox_listener_connected{db="default"} 1')
+    expect(text).toContain('outbox_notification_queue_usage{db="default"} 0')
+    expect(text).toContain('outbox_database_up{db="default"} 1')
+    const age = Number(/outbox_oldest_pending_age_seconds\{db="default"\} ([\d.]+)/.exec(text)?.[1])
+    expect(age).toBeGreaterThanOrEqual(30)
+
+    health.states[0]!.listener = 'reconnecting'
+    expect((await send(app, 'GET', '/metrics')).body as string).toContain(
+      'outbox_listener_connected{db="default"} 0',
+    )
+  })
+
+  test('an unreachable database drops its numbers and reports outbox_database_up 0', async () => {
+    const dead = openDb({
+      name: 'gone',
+      url: 'postgres://nobody@127.0.0.1:1/none',
+      log: silentLogger,
+    })
+    try {
+      const metrics = createMetrics({
+        databases: [{ name: 'gone', db: dead.db }],
+        health: fakeHealth(['gone']),
+      })
+      const text = await metrics.render()
+      expect(text).toContain('outbox_database_up{db="gone"} 0')
+      expect(text).not.toContain('outbox_rows{db="gone"')
+    } finally {
+      await dead.close()
+    }
+  })
+})

@@ -1,0 +1,470 @@
+// The /v1 outbox routes against a real database: enqueue, list, get, cancel, retry, bulk, stats.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { sql } from 'kysely'
+import pg from 'pg'
+import { isAppError } from '../../src/errors.ts'
+import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+let t: TestDb
+let app: App
+let tk: string
+const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
+type Row = Record<string, unknown> & { id: string; status: string }
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  tk = await token()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+/** Resolves on the next mailer_outbox notification seen by a dedicated LISTEN connection. */
+async function listen() {
+  const client = new pg.Client({ connectionString: t.url })
+  await client.connect()
+  await client.query('listen mailer_outbox')
+  const next = new Promise<void>((resolve) => client.once('notification', () => resolve()))
+  return { next, close: () => client.end() }
+}
+
+describe('POST /v1/outbox', () => {
+  test('enqueues through mailer.enqueue_email and answers 201 with the id', async () => {
+    const r = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message, options: { priority: 5, correlationId: 'inq-1' } },
+    })
+    expect(r.status).toBe(201)
+    const id = (r.body as { id: string }).id
+    const row = await t.pool.query(
+      'select message, priority, correlation_id from mailer.email_outbox where id = $1',
+      [id],
+    )
+    expect(row.rows[0].message.to).toEqual([{ address: 'ada@example.com' }])
+    expect(row.rows[0].priority).toBe(5)
+    expect(row.rows[0].correlation_id).toBe('inq-1')
+  })
+
+  test('a repeated Idempotency-Key answers 200 with the same id', async () => {
+    const h = { 'idempotency-key': 'order-7' }
+    const a = await send(app, 'POST', '/v1/outbox', { token: tk, body: { message }, headers: h })
+    const b = await send(app, 'POST', '/v1/outbox', { token: tk, body: { message }, headers: h })
+    expect([a.status, b.status]).toEqual([201, 200])
+    expect(b.body).toEqual(a.body)
+    const dedupe = await t.pool.query('select dedupe_key from mailer.email_outbox')
+    expect(dedupe.rows).toEqual([{ dedupe_key: 'order-7' }])
+  })
+
+  test('concurrent requests with one key create exactly one row', async () => {
+    const h = { 'idempotency-key': 'race' }
+    const all = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        send(app, 'POST', '/v1/outbox', { token: tk, body: { message }, headers: h }),
+      ),
+    )
+    expect(all.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201])
+    expect(new Set(all.map((r) => (r.body as { id: string }).id)).size).toBe(1)
+  })
+
+  test('an Idempotency-Key that differs from options.dedupeKey is a 400', async () => {
+    const r = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message, options: { dedupeKey: 'a' } },
+      headers: { 'idempotency-key': 'b' },
+    })
+    expect(r.status).toBe(400)
+  })
+
+  test('validation errors are the ones Postgres raises, naming the field', async () => {
+    const bad = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message: { ...message, to: ['ok@example.com', 'nope'] } },
+    })
+    expect(bad.status).toBe(400)
+    expect(bad.headers.get('content-type')).toBe('application/problem+json')
+    expect(bad.body).toMatchObject({
+      type: 'urn:outbox-mailer:problem:validation_failed',
+      detail: 'mailer: message.to[1] is not a valid e-mail address',
+    })
+    const unknownKey = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message: { ...message, bodyy: 'x' } },
+    })
+    expect((unknownKey.body as { detail: string }).detail).toStartWith(
+      'mailer: message.bodyy is not a known key',
+    )
+    const badOption = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message, options: { sendAt: 'tomorrow' } },
+    })
+    expect((badOption.body as { detail: string }).detail).toContain('options.sendAt')
+    const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows.rows[0].n).toBe(0)
+  })
+
+  test('malformed JSON and a wrong shape are 400 problems', async () => {
+    const malformed = await send(app, 'POST', '/v1/outbox', { token: tk, body: '{"message": ' })
+    expect(malformed.status).toBe(400)
+    expect(malformed.headers.get('content-type')).toBe('application/problem+json')
+    const shape = await send(app, 'POST', '/v1/outbox', { token: tk, body: { msg: message } })
+    expect(shape.status).toBe(400)
+    expect((shape.body as { errors: { path: string }[] }).errors.map((e) => e.path)).toContain(
+      'message',
+    )
+  })
+
+  test('the insert wakes listening workers', async () => {
+    const l = await listen()
+    try {
+      await send(app, 'POST', '/v1/outbox', { token: tk, body: { message } })
+      await l.next
+    } finally {
+      await l.close()
+    }
+  })
+})
+
+describe('GET /v1/outbox', () => {
+  test('lists newest first without bodies, page by page through an opaque cursor', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) ids.push(await enqueueSql(t.pool))
+    const seen: string[] = []
+    let url = '/v1/outbox?limit=2'
+    for (let page = 0; page < 5; page++) {
+      const r = await send(app, 'GET', url, { token: tk })
+      expect(r.status).toBe(200)
+      const body = r.body as { items: Row[]; nextCursor: string | null }
+      for (const item of body.items) {
+        expect(item).not.toHaveProperty('message')
+        expect(item).not.toHaveProperty('sourceRow')
+        seen.push(item.id)
+      }
+      if (!body.nextCursor) break
+      expect(body.nextCursor).not.toContain(body.items.at(-1)!.id)
+      url = `/v1/outbox?limit=2&cursor=${body.nextCursor}`
+    }
+    expect(seen).toEqual([...ids].reverse())
+  })
+
+  test('filters by status, tenant, dedupe key, correlation id and time ranges', async () => {
+    const a = await enqueueSql(t.pool, { tenant: 'acme', dedupeKey: 'd1', correlationId: 'c1' })
+    const b = await enqueueSql(t.pool, { tenant: 'beta' })
+    const c = await enqueueSql(t.pool, { tenant: 'acme' })
+    await setState(t.pool, b, 'sent')
+    await t.pool.query(
+      `update mailer.email_outbox set created_at = '2020-01-01T00:00:00Z' where id = $1`,
+      [c],
+    )
+    const ids = async (q: string) =>
+      (
+        (await send(app, 'GET', `/v1/outbox?${q}`, { token: tk })).body as { items: Row[] }
+      ).items.map((i) => i.id)
+    expect(await ids('status=sent')).toEqual([b])
+    expect(await ids('tenant=acme')).toEqual([c, a])
+    expect(await ids('dedupeKey=d1')).toEqual([a])
+    expect(await ids('correlationId=c1')).toEqual([a])
+    expect(await ids('createdTo=2021-01-01T00:00:00Z')).toEqual([c])
+    expect(await ids('createdFrom=2021-01-01T00:00:00Z')).toEqual([b, a])
+    expect(await ids('sentFrom=2021-01-01T00:00:00Z')).toEqual([b])
+    expect(await ids('sentTo=2021-01-01T00:00:00Z')).toEqual([])
+  })
+
+  test('limit is capped, and status and cursor are checked', async () => {
+    expect((await send(app, 'GET', '/v1/outbox?limit=201', { token: tk })).status).toBe(400)
+    expect((await send(app, 'GET', '/v1/outbox?status=lost', { token: tk })).status).toBe(400)
+    const badCursor = await send(app, 'GET', '/v1/outbox?cursor=bm9wZQ', { token: tk })
+    expect(badCursor.status).toBe(400)
+    expect((badCursor.body as { errors: { path: string }[] }).errors[0]!.path).toBe('cursor')
+  })
+})
+
+describe('GET /v1/outbox/{id}', () => {
+  test('returns the row with its message and attempt history, oldest first', async () => {
+    const id = await enqueueSql(t.pool)
+    await t.pool.query(
+      `insert into mailer.email_attempts (outbox_id, attempt, outcome, http_status, error_code)
+       values ($1, 1, 'throttled', 429, 'TooManyRequests'), ($1, 2, 'sent', 202, null)`,
+      [id],
+    )
+    const r = await send(app, 'GET', `/v1/outbox/${id}`, { token: tk })
+    expect(r.status).toBe(200)
+    const body = r.body as Row & { history: Row[]; message: { subject: string } }
+    expect(body.id).toBe(id)
+    expect(body.message.subject).toBe('Hi')
+    expect(body.history.map((h) => [h.attempt, h.outcome, h.httpStatus])).toEqual([
+      [1, 'throttled', 429],
+      [2, 'sent', 202],
+    ])
+  })
+
+  test('an unknown id is a 404 problem', async () => {
+    const r = await send(app, 'GET', '/v1/outbox/123456', { token: tk })
+    expect(r.status).toBe(404)
+    expect(r.body).toMatchObject({ type: 'urn:outbox-mailer:problem:not_found', status: 404 })
+  })
+})
+
+describe('cancel', () => {
+  test('a pending row is cancelled at once (200)', async () => {
+    const id = await enqueueSql(t.pool)
+    const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({ id, status: 'cancelled' })
+    expect((r.body as Row).cancelRequestedAt).toBeString()
+  })
+
+  test('a sending row records the request for its worker (202) and stays sending', async () => {
+    const id = await enqueueSql(t.pool)
+    await setState(t.pool, id, 'sending')
+    const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+    expect(r.status).toBe(202)
+    expect(r.body).toMatchObject({ id, status: 'sending', sendStartedAt: null })
+    const first = (r.body as Row).cancelRequestedAt
+    const again = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+    expect(again.status).toBe(202)
+    expect((again.body as Row).cancelRequestedAt).toBe(first)
+  })
+
+  test('sent, failed and cancelled rows answer 409', async () => {
+    for (const state of ['sent', 'failed', 'cancelled'] as const) {
+      const id = await enqueueSql(t.pool)
+      await setState(t.pool, id, state)
+      const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+      expect([state, r.status]).toEqual([state, 409])
+      expect((r.body as { type: string }).type).toBe('urn:outbox-mailer:problem:conflict')
+    }
+  })
+})
+
+describe('retry', () => {
+  test('a failed row goes back to pending with attempts reset and its last error kept', async () => {
+    const id = await enqueueSql(t.pool)
+    await setState(t.pool, id, 'failed')
+    const l = await listen()
+    try {
+      const r = await send(app, 'POST', `/v1/outbox/${id}/retry`, { token: tk })
+      expect(r.status).toBe(200)
+      expect(r.body).toMatchObject({
+        id,
+        status: 'pending',
+        attempts: 0,
+        lastErrorCode: 'ErrorInvalidRecipients',
+      })
+      await l.next
+    } finally {
+      await l.close()
+    }
+  })
+
+  test('a cancelled row can be retried; pending, sending and sent rows cannot', async () => {
+    const cancelled = await enqueueSql(t.pool)
+    await setState(t.pool, cancelled, 'cancelled')
+    expect((await send(app, 'POST', `/v1/outbox/${cancelled}/retry`, { token: tk })).status).toBe(
+      200,
+    )
+    const pending = await enqueueSql(t.pool)
+    expect((await send(app, 'POST', `/v1/outbox/${pending}/retry`, { token: tk })).status).toBe(409)
+    const sent = await enqueueSql(t.pool)
+    await setState(t.pool, sent, 'sent')
+    expect((await send(app, 'POST', `/v1/outbox/${sent}/retry`, { token: tk })).status).toBe(409)
+    expect((await send(app, 'POST', '/v1/outbox/424242/retry', { token: tk })).status).toBe(404)
+  })
+
+  test('an expired row is never requeued', async () => {
+    const id = await enqueueSql(t.pool, { expiresAt: '2099-01-01T00:00:00Z' })
+    await t.pool.query(
+      `update mailer.email_outbox set status = 'failed', last_error_code = 'expired', send_at = now() - interval '2 hours',
+         expires_at = now() - interval '1 hour' where id = $1`,
+      [id],
+    )
+    const r = await send(app, 'POST', `/v1/outbox/${id}/retry`, { token: tk })
+    expect(r.status).toBe(409)
+    expect((r.body as { detail: string }).detail).toContain('never sent late')
+  })
+})
+
+describe('bulk actions', () => {
+  test('bulk cancel: a dry run counts, the real run reports each row, a repeat finds nothing', async () => {
+    const [p1, p2, s1, done] = [
+      await enqueueSql(t.pool, { correlationId: 'batch' }),
+      await enqueueSql(t.pool, { correlationId: 'batch' }),
+      await enqueueSql(t.pool, { correlationId: 'batch' }),
+      await enqueueSql(t.pool, { correlationId: 'batch' }),
+    ]
+    await setState(t.pool, s1!, 'sending')
+    await setState(t.pool, done!, 'sent')
+    const body = { filter: { correlationId: 'batch' } }
+    const dry = await send(app, 'POST', '/v1/outbox/cancel', {
+      token: tk,
+      body: { ...body, dryRun: true },
+    })
+    expect(dry.body).toEqual({ dryRun: true, matched: 3, items: [], more: false })
+    const real = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect(real.body).toEqual({
+      dryRun: false,
+      matched: 3,
+      items: [
+        { id: p1, outcome: 'cancelled' },
+        { id: p2, outcome: 'cancelled' },
+        { id: s1, outcome: 'cancel_requested' },
+      ],
+      more: false,
+    })
+    const repeat = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect((repeat.body as { matched: number }).matched).toBe(0)
+  })
+
+  test('bulk cancel works in batches of `limit`', async () => {
+    for (let i = 0; i < 3; i++) await enqueueSql(t.pool)
+    const body = { filter: { status: ['pending'] }, limit: 2 }
+    const first = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect(first.body).toMatchObject({ matched: 2, more: true })
+    const second = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect(second.body).toMatchObject({ matched: 1, more: false })
+  })
+
+  test('bulk retry requeues failed and cancelled rows, leaving expired ones', async () => {
+    const failed = await enqueueSql(t.pool)
+    const cancelled = await enqueueSql(t.pool)
+    const expired = await enqueueSql(t.pool)
+    await setState(t.pool, failed, 'failed')
+    await setState(t.pool, cancelled, 'cancelled')
+    await t.pool.query(
+      `update mailer.email_outbox set status = 'failed', send_at = now() - interval '2 hours', expires_at = now() - interval '1 hour' where id = $1`,
+      [expired],
+    )
+    const onlyFailed = await send(app, 'POST', '/v1/outbox/retry', {
+      token: tk,
+      body: { filter: { status: ['failed'] }, dryRun: true },
+    })
+    expect((onlyFailed.body as { matched: number }).matched).toBe(1)
+    const r = await send(app, 'POST', '/v1/outbox/retry', {
+      token: tk,
+      body: { filter: { status: ['failed', 'cancelled'] } },
+    })
+    expect((r.body as { items: unknown[] }).items).toEqual([
+      { id: failed, outcome: 'requeued' },
+      { id: cancelled, outcome: 'requeued' },
+    ])
+    const left = await t.pool.query('select status from mailer.email_outbox where id = $1', [
+      expired,
+    ])
+    expect(left.rows[0].status).toBe('failed')
+  })
+
+  test('an empty filter or a status outside the action is refused', async () => {
+    expect(
+      (await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body: { filter: {} } })).status,
+    ).toBe(400)
+    const wrong = await send(app, 'POST', '/v1/outbox/cancel', {
+      token: tk,
+      body: { filter: { status: ['failed'] } },
+    })
+    expect(wrong.status).toBe(400)
+  })
+})
+
+describe('GET /v1/stats', () => {
+  test('counts rows by status and reports the oldest due pending age in database time', async () => {
+    const old = await enqueueSql(t.pool)
+    await enqueueSql(t.pool, { sendAt: '2099-01-01T00:00:00Z' })
+    const sent = await enqueueSql(t.pool)
+    await setState(t.pool, sent, 'sent')
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '90 seconds' where id = $1`,
+      [old],
+    )
+    const r = await send(app, 'GET', '/v1/stats', { token: tk })
+    const db = (
+      r.body as {
+        databases: {
+          name: string
+          counts: Record<string, number>
+          oldestPendingAgeSeconds: number
+        }[]
+      }
+    ).databases[0]!
+    expect(db.name).toBe('default')
+    expect(db.counts).toEqual({ pending: 2, sending: 0, sent: 1, failed: 0, cancelled: 0 })
+    expect(db.oldestPendingAgeSeconds).toBeGreaterThanOrEqual(90)
+    expect(db.oldestPendingAgeSeconds).toBeLessThan(200)
+  })
+
+  test('with nothing waiting the age is null', async () => {
+    const r = await send(app, 'GET', '/v1/stats', { token: tk })
+    expect(
+      (r.body as { databases: { oldestPendingAgeSeconds: null }[] }).databases[0]!
+        .oldestPendingAgeSeconds,
+    ).toBeNull()
+  })
+})
+
+describe('several databases', () => {
+  test('?db= selects one, is required by row routes, and stats reports each', async () => {
+    const second = await createTestDb()
+    try {
+      const multi = buildApp([
+        { name: 'main', db: t.db, pool: t.pool },
+        { name: 'second', db: second.db, pool: second.pool },
+      ]).app
+      const id = await enqueueSql(second.pool, { correlationId: 'in-second' })
+      const listed = await send(multi, 'GET', '/v1/outbox?db=second', { token: tk })
+      expect((listed.body as { items: Row[] }).items.map((i) => i.id)).toEqual([id])
+      expect((await send(multi, 'GET', '/v1/outbox?db=main', { token: tk })).body).toEqual({
+        items: [],
+        nextCursor: null,
+      })
+      const missing = await send(multi, 'GET', '/v1/outbox', { token: tk })
+      expect(missing.status).toBe(400)
+      expect((missing.body as { detail: string }).detail).toContain('main, second')
+      const stats = await send(multi, 'GET', '/v1/stats', { token: tk })
+      expect(
+        (stats.body as { databases: { name: string }[] }).databases.map((d) => d.name),
+      ).toEqual(['main', 'second'])
+      const one = await send(multi, 'GET', '/v1/stats?db=second', { token: tk })
+      expect(
+        (one.body as { databases: { counts: { pending: number } }[] }).databases[0]!.counts.pending,
+      ).toBe(1)
+      expect((await send(multi, 'GET', '/v1/stats?db=third', { token: tk })).status).toBe(404)
+    } finally {
+      await second.drop()
+    }
+  })
+})
+
+describe('request plumbing', () => {
+  test('X-Request-Id is echoed when given, generated otherwise, and in problems', async () => {
+    const given = await send(app, 'GET', '/v1/outbox/1', {
+      token: tk,
+      headers: { 'x-request-id': 'abc-123' },
+    })
+    expect(given.headers.get('x-request-id')).toBe('abc-123')
+    expect((given.body as { requestId: string }).requestId).toBe('abc-123')
+    const generated = await send(app, 'GET', '/healthz')
+    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    const unsafe = await send(app, 'GET', '/healthz', {
+      headers: { 'x-request-id': 'has spaces <and> more' },
+    })
+    expect(unsafe.headers.get('x-request-id')).not.toBe('has spaces <and> more')
+  })
+
+  test('an unknown route is a 404 problem', async () => {
+    const r = await send(app, 'GET', '/v2/nothing')
+    expect(r.status).toBe(404)
+    expect(r.headers.get('content-type')).toBe('application/problem+json')
+  })
+
+  test('a statement that outlives statement_timeout becomes database_unavailable', async () => {
+    const err = await withStatementTimeout(t.db, 50, async (trx) => {
+      await sql`select pg_sleep(5)`.execute(trx)
+    }).catch((e: unknown) => e)
+    expect(isAppError(err, 'database_unavailable')).toBe(true)
+  })
+})

@@ -1,0 +1,744 @@
+// The Graph sender and token source against the strict fake Entra + Graph over loopback HTTP.
+import { afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
+import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
+import { SignJWT } from 'jose'
+import type { Clock } from '../../src/clock.ts'
+import type { GraphConfig } from '../../src/config.ts'
+import { createLogger } from '../../src/log.ts'
+import type { OutboundMail } from '../../src/outbox/sender.ts'
+import {
+  type AssertionAlgorithm,
+  CLIENT_ASSERTION_TYPE,
+  certificateCredential,
+  type GraphCredential,
+  secretCredential,
+} from '../../src/transport/graph-credential.ts'
+import { createGraphSender } from '../../src/transport/graph-sender.ts'
+import {
+  createTokenSource,
+  GraphAuthError,
+  graphScopeFor,
+  type TokenSource,
+  tokenUrlFor,
+} from '../../src/transport/graph-token.ts'
+import {
+  type FakeGraph,
+  type FakeGraphOptions,
+  generateTestCertificate,
+  startFakeGraph,
+  type TestCertificate,
+} from '../support/fake-graph.ts'
+
+const FROM = 'noreply@contoso.com'
+let cert: TestCertificate
+let unregistered: TestCertificate
+
+beforeAll(async () => {
+  ;[cert, unregistered] = await Promise.all([generateTestCertificate(), generateTestCertificate()])
+})
+
+class ManualClock implements Clock {
+  constructor(private t = Date.now()) {}
+  now = () => this.t
+  sleep = async () => {}
+  advance(ms: number) {
+    this.t += ms
+  }
+}
+
+let fakes: FakeGraph[] = []
+afterEach(async () => {
+  await Promise.all(fakes.map((f) => f.stop()))
+  fakes = []
+})
+
+interface Setup {
+  fake: FakeGraph
+  clock: ManualClock
+  tokens: TokenSource
+  sender: ReturnType<typeof createGraphSender>
+  logLines: string[]
+}
+
+async function setup(
+  o: {
+    fake?: FakeGraphOptions
+    algorithm?: AssertionAlgorithm
+    credential?: (now: number) => GraphCredential
+    config?: Partial<GraphConfig>
+  } = {},
+): Promise<Setup> {
+  const clock = new ManualClock()
+  const fake = await startFakeGraph({
+    certificates: [cert.certPem],
+    concurrencyLimit: 1000,
+    now: clock.now,
+    ...o.fake,
+  })
+  fakes.push(fake)
+  const logLines: string[] = []
+  const log = createLogger('debug', (l) => logLines.push(l))
+  const credential =
+    o.credential?.(clock.now()) ??
+    certificateCredential({
+      certPem: cert.certPem,
+      keyPem: cert.keyPem,
+      algorithm: o.algorithm ?? 'PS256',
+      now: clock.now(),
+    })
+  const config: GraphConfig = {
+    tenantId: fake.tenantId,
+    clientId: fake.clientId,
+    certificate: null,
+    certificateFile: null,
+    privateKey: null,
+    privateKeyFile: null,
+    clientSecret: null,
+    assertionAlgorithm: o.algorithm ?? 'PS256',
+    authorityUrl: fake.authorityUrl,
+    apiUrl: fake.apiUrl,
+    saveToSentItems: true,
+    requestTimeoutMs: 5_000,
+    mailboxLookup: true,
+    ambiguousSendPolicy: 'resend',
+    ...o.config,
+  }
+  const tokens = createTokenSource({
+    fetch,
+    clock,
+    log,
+    tokenUrl: tokenUrlFor(config.authorityUrl, config.tenantId),
+    clientId: config.clientId,
+    scope: graphScopeFor(config.apiUrl),
+    credential,
+  })
+  const sender = createGraphSender({ config, mailFrom: FROM, tokens, fetch, clock, log })
+  return { fake, clock, tokens, sender, logLines }
+}
+
+let nextId = 1
+function mail(over: Partial<OutboundMail> = {}): OutboundMail {
+  return {
+    outboxId: String(nextId++),
+    tenant: 't1',
+    attempt: 1,
+    correlationId: 'corr-1',
+    from: { address: FROM },
+    to: [{ address: 'ann@contoso.com', name: 'Ann' }],
+    cc: [],
+    bcc: [],
+    replyTo: [],
+    subject: 'Your inquiry',
+    text: 'Thanks, we will reply soon.',
+    html: null,
+    importance: null,
+    headers: {},
+    attachments: [],
+    ...over,
+  }
+}
+
+const live = () => new AbortController().signal
+
+/** Polls a condition with a bound: waits on an effect without guessing a sleep length. */
+async function until(cond: () => boolean | Promise<boolean>, what: string) {
+  for (let i = 0; i < 500; i++) {
+    if (await cond()) return
+    await Bun.sleep(2)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+describe('token source', () => {
+  test('many concurrent sends share one token request', async () => {
+    const s = await setup()
+    // A little latency so the requests overlap on the fake and the overlap is measurable.
+    s.fake.setFaults({ latencyMs: 20 })
+    const outcomes = await Promise.all(
+      Array.from({ length: 25 }, () => s.sender.send(mail(), live())),
+    )
+    expect(outcomes.every((o) => o.kind === 'sent')).toBe(true)
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    expect(s.fake.tokenRequests[0]).toMatchObject({
+      ok: true,
+      alg: 'PS256',
+      thumbprintHeader: 'x5t#S256',
+    })
+    expect(s.fake.accepted).toHaveLength(25)
+    expect(s.fake.maxConcurrent).toBeGreaterThan(1)
+  })
+
+  test('the token is reused until 5 minutes before expiry', async () => {
+    const s = await setup()
+    const first = await s.tokens.getToken()
+    s.clock.advance((3599 - 301) * 1000)
+    expect(await s.tokens.getToken()).toBe(first)
+    s.clock.advance(2000)
+    expect(await s.tokens.getToken()).not.toBe(first)
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.tokens.refreshCount()).toBe(2)
+  })
+
+  test('two callers racing a refresh cause one request and get the same token', async () => {
+    const s = await setup()
+    const first = await s.tokens.getToken()
+    s.clock.advance(3600_000)
+    const [a, b] = await Promise.all([s.tokens.getToken(), s.tokens.getToken()])
+    expect(a).toBe(b)
+    expect(a).not.toBe(first)
+    expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+
+  test('refresh_in starts a background refresh while the cached token keeps serving', async () => {
+    const s = await setup({ fake: { refreshInSeconds: 1800 } })
+    const first = await s.tokens.getToken()
+    s.clock.advance(1801_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    await until(async () => (await s.tokens.getToken()) !== first, 'the refreshed token')
+    expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+
+  test('a caller giving up does not cancel the refresh others wait for', async () => {
+    const s = await setup()
+    const gate = Promise.withResolvers<void>()
+    const gated = createTokenSource({
+      fetch: (async (input: string | URL | Request, init?: RequestInit) => {
+        await gate.promise
+        return fetch(input, init)
+      }) as typeof fetch,
+      clock: s.clock,
+      log: createLogger('error', () => {}),
+      tokenUrl: tokenUrlFor(s.fake.authorityUrl, s.fake.tenantId),
+      clientId: s.fake.clientId,
+      scope: graphScopeFor(s.fake.apiUrl),
+      credential: certificateCredential({
+        certPem: cert.certPem,
+        keyPem: cert.keyPem,
+        algorithm: 'PS256',
+        now: s.clock.now(),
+      }),
+    })
+    const impatient = new AbortController()
+    const a = gated.getToken(impatient.signal)
+    const b = gated.getToken()
+    impatient.abort(new Error('gave up'))
+    await expect(a).rejects.toThrow('gave up')
+    gate.resolve()
+    expect(await b).toStartWith('fake-')
+    expect(s.fake.tokenRequests).toHaveLength(1)
+  })
+
+  test('expires_in sent as a string is understood', async () => {
+    const s = await setup({ fake: { expiresInAsString: true } })
+    const first = await s.tokens.getToken()
+    s.clock.advance(3000_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    expect(s.fake.tokenRequests).toHaveLength(1)
+  })
+
+  test('RS256 with x5t is accepted too', async () => {
+    const s = await setup({ algorithm: 'RS256' })
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests[0]).toMatchObject({
+      ok: true,
+      alg: 'RS256',
+      thumbprintHeader: 'x5t',
+    })
+  })
+
+  test('a client secret works, and a wrong one keeps AADSTS7000215', async () => {
+    const ok = await setup({
+      fake: { clientSecret: 'right' },
+      credential: () => secretCredential('right'),
+    })
+    expect((await ok.sender.send(mail(), live())).kind).toBe('sent')
+    const bad = await setup({
+      fake: { clientSecret: 'right' },
+      credential: () => secretCredential('wrong'),
+    })
+    expect(await bad.sender.send(mail(), live())).toMatchObject({
+      kind: 'reject',
+      code: 'AADSTS7000215',
+      httpStatus: 401,
+    })
+  })
+
+  test('an unregistered certificate fails the send with AADSTS700027, without hammering Entra', async () => {
+    const s = await setup({
+      credential: (now) =>
+        certificateCredential({
+          certPem: unregistered.certPem,
+          keyPem: unregistered.keyPem,
+          algorithm: 'PS256',
+          now,
+        }),
+    })
+    const outcome = await s.sender.send(mail(), live())
+    expect(outcome).toMatchObject({ kind: 'reject', code: 'AADSTS700027', httpStatus: 401 })
+    expect(outcome.kind === 'reject' && outcome.message).toMatch(
+      /^invalid_client: AADSTS700027: The certificate/,
+    )
+    expect(s.tokens.lastError()).toMatchObject({ code: 'AADSTS700027', permanent: true })
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'reject',
+      code: 'AADSTS700027',
+    })
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    expect(s.fake.accepted).toHaveLength(0)
+  })
+
+  test('a token endpoint outage is transient: retry, and the next call asks again', async () => {
+    const s = await setup()
+    s.fake.setFaults({ token: [{ status: 503, error: 'temporarily_unavailable', aadsts: 90055 }] })
+    const outcome = await s.sender.send(mail(), live())
+    expect(outcome).toMatchObject({ kind: 'retry', code: 'AADSTS90055', httpStatus: 503 })
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.tokens.lastError()).toBeNull()
+  })
+
+  test('getToken errors are GraphAuthError with the AADSTS code', async () => {
+    const s = await setup()
+    s.fake.setFaults({ token: [{ status: 400, error: 'invalid_scope', aadsts: 70011 }] })
+    const e = await s.tokens.getToken().catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(GraphAuthError)
+    expect(e).toMatchObject({ code: 'AADSTS70011', permanent: true, httpStatus: 400 })
+  })
+})
+
+describe('sendMail outcomes', () => {
+  test('a sent message carries X-Outbox-Id and the OutboxId property, and nothing personal is logged', async () => {
+    const s = await setup()
+    const m = mail({ cc: [{ address: 'bob@contoso.com' }], html: '<p>Hi</p>' })
+    const outcome = await s.sender.send(m, live())
+    expect(outcome).toMatchObject({ kind: 'sent', httpStatus: 202 })
+    expect(outcome.requestId).toBe(s.fake.accepted[0]!.requestId)
+    expect(s.fake.accepted[0]).toMatchObject({
+      mailbox: FROM,
+      outboxId: m.outboxId,
+      propertyValue: m.outboxId,
+    })
+    expect(s.logLines.join('\n')).not.toContain('@')
+    expect(s.logLines.join('\n')).not.toContain('Your inquiry')
+  })
+
+  test('401 → one token refresh and the same request again', async () => {
+    const s = await setup()
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    s.fake.revokeTokens('expired')
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.fake.accepted).toHaveLength(2)
+  })
+
+  test('401 again after the refresh is a retry, not a loop', async () => {
+    const s = await setup()
+    const unauthorized = { status: 401, code: 'InvalidAuthenticationToken' }
+    s.fake.setFaults({ sendMail: [unauthorized, unauthorized, unauthorized] })
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      code: 'InvalidAuthenticationToken',
+      httpStatus: 401,
+    })
+    expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+
+  test('429 with Retry-After is a throttled retry', async () => {
+    const s = await setup()
+    s.fake.setFaults({ sendMail: [{ status: 429, code: 'ApplicationThrottled', retryAfter: '5' }] })
+    const outcome = await s.sender.send(mail(), live())
+    expect(outcome).toMatchObject({
+      kind: 'retry',
+      code: 'ApplicationThrottled',
+      afterMs: 5000,
+      throttled: true,
+      httpStatus: 429,
+    })
+    expect(outcome.requestId).toMatch(/^[0-9a-f-]{36}$/)
+    expect(s.fake.accepted).toHaveLength(0)
+  })
+
+  test('a throttled fraction: each request is either sent or a throttled retry', async () => {
+    const s = await setup()
+    s.fake.setFaults({ throttleFraction: 0.5, retryAfter: '2' })
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, () => s.sender.send(mail(), live())),
+    )
+    const throttled = outcomes.filter(
+      (o) => o.kind === 'retry' && o.throttled && o.afterMs === 2000,
+    )
+    expect(throttled.length).toBeGreaterThan(0)
+    expect(throttled.length + s.fake.accepted.length).toBe(20)
+  })
+
+  test('503 is a throttled retry; 500 leaves the backoff to the engine', async () => {
+    const s = await setup()
+    s.fake.setFaults({
+      sendMail: [
+        { status: 503, code: 'ServiceUnavailable', retryAfter: '3' },
+        { status: 500, code: 'InternalServerError' },
+      ],
+    })
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      throttled: true,
+      afterMs: 3000,
+      httpStatus: 503,
+    })
+    const second = await s.sender.send(mail(), live())
+    expect(second).toMatchObject({ kind: 'retry', code: 'InternalServerError', httpStatus: 500 })
+    expect(second.kind === 'retry' && second.afterMs).toBeUndefined()
+  })
+
+  test('202 with Retry-After is sent once and never repeated', async () => {
+    const s = await setup()
+    s.fake.setFaults({ sendMail: ['accept_with_retry_after'] })
+    expect(await s.sender.send(mail(), live())).toMatchObject({ kind: 'sent', httpStatus: 202 })
+    expect(s.fake.accepted).toHaveLength(1)
+  })
+
+  test('an invalid recipient is rejected with the Graph code and no address in the message', async () => {
+    const s = await setup()
+    s.fake.setFaults({ sendMail: ['invalid_recipients'] })
+    const outcome = await s.sender.send(mail(), live())
+    expect(outcome).toMatchObject({
+      kind: 'reject',
+      code: 'ErrorInvalidRecipients',
+      httpStatus: 400,
+    })
+    expect(outcome.kind === 'reject' && outcome.message).not.toContain('@')
+  })
+
+  test('a syntactically bad address is refused by the fake as ErrorInvalidRecipients', async () => {
+    const s = await setup()
+    expect(
+      await s.sender.send(mail({ to: [{ address: 'not-an-address' }] }), live()),
+    ).toMatchObject({ kind: 'reject', code: 'ErrorInvalidRecipients' })
+  })
+
+  test('403 ErrorAccessDenied rejects', async () => {
+    const s = await setup()
+    s.fake.setFaults({
+      sendMail: [
+        {
+          status: 403,
+          code: 'ErrorAccessDenied',
+          message: 'Access is denied. Check credentials and try again.',
+        },
+      ],
+    })
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'reject',
+      code: 'ErrorAccessDenied',
+      httpStatus: 403,
+    })
+  })
+
+  test('unknown and disabled mailboxes reject with their Graph codes', async () => {
+    const s = await setup({
+      fake: { mailboxes: [FROM, 'old@contoso.com'], disabledMailboxes: ['old@contoso.com'] },
+    })
+    expect(
+      await s.sender.send(mail({ from: { address: 'ghost@contoso.com' } }), live()),
+    ).toMatchObject({ kind: 'reject', code: 'ErrorInvalidUser', httpStatus: 404 })
+    expect(
+      await s.sender.send(mail({ from: { address: 'old@contoso.com' } }), live()),
+    ).toMatchObject({ kind: 'reject', code: 'MailboxNotEnabledForRESTAPI', httpStatus: 404 })
+  })
+
+  test('a mail without a sender mailbox goes out from MAIL_FROM', async () => {
+    const s = await setup()
+    expect((await s.sender.send(mail({ from: { address: '' } }), live())).kind).toBe('sent')
+    expect(s.fake.accepted[0]!.mailbox).toBe(FROM)
+  })
+
+  test('a hung request hits the deadline: retry with code timeout', async () => {
+    const s = await setup({ config: { requestTimeoutMs: 150 } })
+    await s.tokens.getToken()
+    s.fake.setFaults({ sendMail: ['hang'] })
+    expect(await s.sender.send(mail(), live())).toMatchObject({ kind: 'retry', code: 'timeout' })
+  })
+
+  test('shutdown during a hung request: retry with code aborted', async () => {
+    const s = await setup()
+    s.fake.setFaults({ sendMail: ['hang'] })
+    const shutdown = new AbortController()
+    const pending = s.sender.send(mail(), shutdown.signal)
+    await until(() => s.fake.inFlight() === 1, 'the request to hang')
+    shutdown.abort()
+    expect(await pending).toMatchObject({ kind: 'retry', code: 'aborted' })
+  })
+
+  test('nobody listening: retry with code network', async () => {
+    const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
+    const port = closed.port
+    await closed.stop(true)
+    const s = await setup()
+    await s.tokens.getToken()
+    const sender = createGraphSender({
+      config: { ...baseConfig(s.fake), apiUrl: `http://127.0.0.1:${port}/v1.0` },
+      mailFrom: FROM,
+      tokens: s.tokens,
+      fetch,
+      clock: s.clock,
+      log: createLogger('error', () => {}),
+    })
+    expect(await sender.send(mail(), live())).toMatchObject({ kind: 'retry', code: 'network' })
+  })
+
+  test('attachments just under 3 MB are sent; more is rejected before any request', async () => {
+    const s = await setup()
+    const attachment = (bytes: number) => ({
+      filename: 'report.pdf',
+      contentType: 'application/pdf',
+      contentBase64: Buffer.alloc(bytes, 1).toString('base64'),
+    })
+    expect(
+      (
+        await s.sender.send(
+          mail({ attachments: [attachment(3 * 1024 * 1024 - 64 * 1024)] }),
+          live(),
+        )
+      ).kind,
+    ).toBe('sent')
+    expect(
+      await s.sender.send(mail({ attachments: [attachment(3 * 1024 * 1024 + 1)] }), live()),
+    ).toMatchObject({ kind: 'reject', code: 'attachment_too_large' })
+    expect(s.fake.accepted).toHaveLength(1)
+  })
+
+  test('the concurrency limit of the fake answers 429 MailboxConcurrency above it', async () => {
+    const s = await setup({ fake: { concurrencyLimit: 2 } })
+    s.fake.setFaults({ sendMail: ['hang', 'hang'] })
+    const shutdown = new AbortController()
+    const hung = [s.sender.send(mail(), shutdown.signal), s.sender.send(mail(), shutdown.signal)]
+    await until(() => s.fake.inFlight() === 2, 'two hung requests')
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      code: 'ApplicationThrottled',
+      throttled: true,
+    })
+    expect(s.fake.maxConcurrent).toBe(3)
+    shutdown.abort()
+    await Promise.all(hung)
+  })
+})
+
+describe('mailbox lookup', () => {
+  test('found in Sent Items after a send, not found for another id', async () => {
+    const s = await setup()
+    const m = mail()
+    await s.sender.send(m, live())
+    expect(await s.sender.lookupSentMessage(FROM, m.outboxId, live())).toBe('found')
+    expect(await s.sender.lookupSentMessage(FROM, 'no-such-id', live())).toBe('not_found')
+  })
+
+  test('still in Drafts: found through the whole-mailbox fallback', async () => {
+    const s = await setup()
+    s.fake.setFaults({ landIn: 'drafts' })
+    const m = mail()
+    await s.sender.send(m, live())
+    expect(await s.sender.lookupSentMessage(FROM, m.outboxId, live())).toBe('found')
+  })
+
+  test('saveToSentItems false leaves nothing to find', async () => {
+    const s = await setup({ config: { saveToSentItems: false } })
+    const m = mail()
+    await s.sender.send(m, live())
+    expect(s.fake.accepted[0]!.saveToSentItems).toBe(false)
+    expect(await s.sender.lookupSentMessage(FROM, m.outboxId, live())).toBe('not_found')
+  })
+
+  test('without Mail.Read the lookup is unavailable', async () => {
+    const s = await setup({ fake: { mailRead: false } })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toBe('unavailable')
+  })
+
+  test('a lookup refreshes an expired token once, like a send', async () => {
+    const s = await setup()
+    const m = mail()
+    await s.sender.send(m, live())
+    s.fake.revokeTokens('expired')
+    expect(await s.sender.lookupSentMessage(FROM, m.outboxId, live())).toBe('found')
+    expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+})
+
+describe('the fake token endpoint is strict', () => {
+  async function tokenRequest(
+    fake: FakeGraph,
+    assertion: string,
+    url = tokenUrlFor(fake.authorityUrl, fake.tenantId),
+  ) {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: fake.clientId,
+        scope: graphScopeFor(fake.apiUrl),
+        client_assertion_type: CLIENT_ASSERTION_TYPE,
+        client_assertion: assertion,
+        'x-client-SKU': 'msal.js.node',
+      }),
+    })
+    return { status: res.status, json: (await res.json()) as Record<string, unknown> }
+  }
+
+  async function sign(
+    fake: FakeGraph,
+    header: { alg: string } & Record<string, unknown>,
+    claims: Record<string, unknown> = {},
+  ) {
+    const now = Math.floor(Date.now() / 1000)
+    return new SignJWT({
+      aud: tokenUrlFor(fake.authorityUrl, fake.tenantId),
+      iss: fake.clientId,
+      sub: fake.clientId,
+      jti: crypto.randomUUID(),
+      nbf: now,
+      exp: now + 600,
+      ...claims,
+    })
+      .setProtectedHeader({ typ: 'JWT', ...header })
+      .sign(createPrivateKey(cert.keyPem))
+  }
+
+  const sha = (kind: 'fingerprint' | 'fingerprint256') =>
+    Buffer.from(new X509Certificate(cert.certPem)[kind].replaceAll(':', ''), 'hex').toString(
+      'base64url',
+    )
+
+  test("MSAL Node's own assertion is accepted (the fake agrees with Microsoft's client)", async () => {
+    const fake = await startFakeGraph({ certificates: [cert.certPem] })
+    fakes.push(fake)
+    const hex = new X509Certificate(cert.certPem).fingerprint256.replaceAll(':', '')
+    const jwt = ClientAssertion.fromCertificateWithSha256Thumbprint(hex, cert.keyPem).getJwt(
+      new CryptoProvider(),
+      fake.clientId,
+      tokenUrlFor(fake.authorityUrl, fake.tenantId),
+    )
+    const { status, json } = await tokenRequest(fake, jwt)
+    expect(status).toBe(200)
+    expect(json).toMatchObject({ token_type: 'Bearer', expires_in: 3599, ext_expires_in: 3599 })
+  })
+
+  test.each([
+    [
+      'a SHA-256 thumbprint in x5t',
+      () => ({ alg: 'RS256', x5t: sha('fingerprint256') }),
+      {},
+      401,
+      700027,
+    ],
+    [
+      'PS256 with the SHA-1 x5t',
+      () => ({ alg: 'PS256', x5t: sha('fingerprint') }),
+      {},
+      401,
+      700027,
+    ],
+    [
+      'an expired assertion',
+      () => ({ alg: 'PS256', 'x5t#S256': sha('fingerprint256') }),
+      { exp: Math.floor(Date.now() / 1000) - 3600, nbf: Math.floor(Date.now() / 1000) - 4000 },
+      401,
+      700024,
+    ],
+    [
+      'a lifetime over 10 minutes',
+      () => ({ alg: 'PS256', 'x5t#S256': sha('fingerprint256') }),
+      { exp: Math.floor(Date.now() / 1000) + 3600 },
+      401,
+      700024,
+    ],
+    [
+      'sub different from iss',
+      () => ({ alg: 'PS256', 'x5t#S256': sha('fingerprint256') }),
+      { sub: 'someone-else' },
+      401,
+      50048,
+    ],
+    [
+      'the wrong audience',
+      () => ({ alg: 'PS256', 'x5t#S256': sha('fingerprint256') }),
+      { aud: 'https://login.microsoftonline.com/other/v2.0' },
+      401,
+      50027,
+    ],
+  ] as const)('refuses %s', async (_name, header, claims, status, aadsts) => {
+    const fake = await startFakeGraph({ certificates: [cert.certPem] })
+    fakes.push(fake)
+    const res = await tokenRequest(fake, await sign(fake, header(), claims))
+    expect(res.status).toBe(status)
+    expect(res.json).toMatchObject({ error: 'invalid_client', error_codes: [aadsts] })
+    expect(String(res.json.error_description)).toMatch(
+      new RegExp(
+        `^AADSTS${aadsts}: .*\\r\\nTrace ID: .*\\r\\nCorrelation ID: .*\\r\\nTimestamp: `,
+        's',
+      ),
+    )
+  })
+
+  test('a signature by another key is refused with AADSTS700027', async () => {
+    const fake = await startFakeGraph({ certificates: [cert.certPem] })
+    fakes.push(fake)
+    const forged = certificateCredential({
+      certPem: unregistered.certPem,
+      keyPem: unregistered.keyPem,
+      algorithm: 'PS256',
+      now: Date.now(),
+    })
+    // Same thumbprint header as the registered certificate, signed with the wrong key.
+    const { client_assertion } = await forged.authFields({
+      tokenUrl: tokenUrlFor(fake.authorityUrl, fake.tenantId),
+      clientId: fake.clientId,
+      now: Date.now(),
+    })
+    const [, payload, signature] = client_assertion!.split('.')
+    const header = Buffer.from(
+      JSON.stringify({ alg: 'PS256', typ: 'JWT', 'x5t#S256': sha('fingerprint256') }),
+    ).toString('base64url')
+    const res = await tokenRequest(fake, `${header}.${payload}.${signature}`)
+    expect(res.json).toMatchObject({ error: 'invalid_client', error_codes: [700027] })
+    expect(String(res.json.error_description)).toContain('signature validation')
+  })
+
+  test('a scope for another resource is refused', async () => {
+    const fake = await startFakeGraph({ certificates: [cert.certPem] })
+    fakes.push(fake)
+    const res = await fetch(tokenUrlFor(fake.authorityUrl, fake.tenantId), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: fake.clientId,
+        scope: 'https://graph.microsoft.com/.default',
+        client_assertion_type: CLIENT_ASSERTION_TYPE,
+        client_assertion: await sign(fake, { alg: 'PS256', 'x5t#S256': sha('fingerprint256') }),
+      }),
+    })
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ error: 'invalid_resource' })
+  })
+})
+
+function baseConfig(fake: FakeGraph): GraphConfig {
+  return {
+    tenantId: fake.tenantId,
+    clientId: fake.clientId,
+    certificate: null,
+    certificateFile: null,
+    privateKey: null,
+    privateKeyFile: null,
+    clientSecret: null,
+    assertionAlgorithm: 'PS256',
+    authorityUrl: fake.authorityUrl,
+    apiUrl: fake.apiUrl,
+    saveToSentItems: true,
+    requestTimeoutMs: 5_000,
+    mailboxLookup: true,
+    ambiguousSendPolicy: 'resend',
+  }
+}

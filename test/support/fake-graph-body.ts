@@ -1,0 +1,88 @@
+// The fake Graph's sendMail body rules: the schema extract (ajv, 2020-12) plus what Graph checks beyond it.
+import Ajv2020 from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
+import schema from './graph-sendmail-schema.json'
+
+const MAX_RECIPIENTS = 500
+const ajv = new Ajv2020({ strict: false, allErrors: true })
+addFormats(ajv)
+const validateBody = ajv.compile(schema)
+const messageProperties = new Set(
+  Object.keys(schema.$defs['microsoft.graph.message'].properties as Record<string, unknown>),
+)
+const ADDRESS = /^[^\s@<>()",;:]+@[^\s@<>()",;:]+\.[^\s@<>()",;:]+$/
+
+/** Graph's answer to a body it refuses (always a 400), or null when it would accept it. */
+export function sendMailBodyError(body: unknown): { code: string; message: string } | null {
+  if (!validateBody(body)) {
+    return {
+      code: 'BadRequest',
+      message: `Invalid sendMail body: ${ajv.errorsText(validateBody.errors)}`,
+    }
+  }
+  const b = body as Record<string, unknown>
+  return messageProblem((b.message ?? b.Message) as Record<string, unknown>)
+}
+
+/** The same check for unit tests, for unit tests: schema errors plus Graph's own rules; [] when valid. */
+export function sendMailBodyProblems(body: unknown): string[] {
+  if (!validateBody(body))
+    return (validateBody.errors ?? []).map((e) => `${e.instancePath} ${e.message}`)
+  const b = body as Record<string, unknown>
+  const problem = messageProblem((b.message ?? b.Message) as Record<string, unknown>)
+  return problem ? [`${problem.code}: ${problem.message}`] : []
+}
+
+/** What Graph checks beyond the schema (graph.md §2): recipients, x- headers, unknown properties, base64. */
+function messageProblem(
+  message: Record<string, unknown>,
+): { code: string; message: string } | null {
+  for (const key of Object.keys(message)) {
+    if (!messageProperties.has(key)) {
+      return {
+        code: 'RequestBodyRead',
+        message: `The property '${key}' does not exist on type 'microsoft.graph.message'.`,
+      }
+    }
+  }
+  type R = { emailAddress?: { address?: string } }
+  const recipients = ['toRecipients', 'ccRecipients', 'bccRecipients'].flatMap(
+    (k) => (message[k] ?? []) as R[],
+  )
+  if (recipients.length === 0)
+    return {
+      code: 'ErrorInvalidRecipients',
+      message: "A message can't be sent because it contains no recipients.",
+    }
+  if (recipients.length > MAX_RECIPIENTS)
+    return { code: 'ErrorInvalidRecipients', message: 'Too many recipients.' }
+  const replyTo = (message.replyTo ?? []) as R[]
+  if ([...recipients, ...replyTo].some((r) => !ADDRESS.test(r.emailAddress?.address ?? ''))) {
+    return { code: 'ErrorInvalidRecipients', message: "At least one recipient isn't valid." }
+  }
+  const headers = message.internetMessageHeaders as { name: string }[] | undefined
+  if (headers !== undefined) {
+    if (headers.length === 0 || headers.length > 5) {
+      return {
+        code: 'InvalidInternetMessageHeaderCollection',
+        message:
+          'The number of internet message headers should be greater than 0 and less than or equal to 5.',
+      }
+    }
+    const bad = headers.find((h) => !/^x-/i.test(h.name))
+    if (bad)
+      return {
+        code: 'InvalidInternetMessageHeader',
+        message: `The internet message header name '${bad.name}' should start with 'x-' or 'X-'.`,
+      }
+  }
+  for (const a of (message.attachments ?? []) as { contentBytes?: string }[]) {
+    if (a.contentBytes && !/^[A-Za-z0-9+/]*={0,2}$/.test(a.contentBytes)) {
+      return {
+        code: 'ErrorInvalidRequest',
+        message: 'Invalid base64 string for attachment content.',
+      }
+    }
+  }
+  return null
+}

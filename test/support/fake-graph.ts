@@ -1,0 +1,332 @@
+// A strict fake of Microsoft Graph sendMail + mailbox lookup (and, via fake-entra, the token endpoint) on loopback.
+import { randomUUID } from 'node:crypto'
+import { createFakeEntra, type TokenFault, type TokenRequestRecord } from './fake-entra.ts'
+import { sendMailBodyError } from './fake-graph-body.ts'
+
+export type { TokenFault, TokenRequestRecord } from './fake-entra.ts'
+export { sendMailBodyProblems } from './fake-graph-body.ts'
+export { generateTestCertificate, type TestCertificate } from './test-certificate.ts'
+
+export interface FakeGraphOptions {
+  tenantId?: string
+  clientId?: string
+  /** PEM certificates registered on the app registration. */
+  certificates?: string[]
+  clientSecret?: string
+  tokenLifetimeSeconds?: number
+  refreshInSeconds?: number
+  expiresInAsString?: boolean
+  /** The fake's notion of time (token expiry, assertion windows); share the test's clock. */
+  now?: () => number
+  /** When set, any other mailbox answers 404 ErrorInvalidUser. */
+  mailboxes?: string[]
+  disabledMailboxes?: string[]
+  /** Mail.Read/Mail.ReadBasic granted (lookup works); otherwise lookups answer 403. */
+  mailRead?: boolean
+  /** Outlook's limit of concurrent requests per app; above it Graph answers 429 MailboxConcurrency. */
+  concurrencyLimit?: number
+  seed?: number
+}
+
+export type GraphFault =
+  | { status: number; code: string; message?: string; retryAfter?: string }
+  | 'hang'
+  | 'invalid_recipients'
+  /** 202 with a Retry-After header: accepted, and must not be repeated (msgraph-sdk-java#1487). */
+  | 'accept_with_retry_after'
+
+export interface FakeGraphFaults {
+  /** Consumed one per sendMail request, before anything else happens to it. */
+  sendMail?: GraphFault[]
+  /** Fraction of sendMail requests answered 429 ApplicationThrottled (seeded, deterministic). */
+  throttleFraction?: number
+  retryAfter?: string
+  latencyMs?: number
+  token?: TokenFault[]
+  /** Where accepted messages land: Sent Items, or still in Drafts (in transit). */
+  landIn?: 'sentitems' | 'drafts'
+}
+
+export interface AcceptedMessage {
+  mailbox: string
+  outboxId: string | null
+  propertyValue: string | null
+  folder: 'sentitems' | 'drafts' | null
+  saveToSentItems: boolean
+  body: Record<string, unknown>
+  requestId: string
+}
+
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+export async function startFakeGraph(opts: FakeGraphOptions = {}) {
+  const tenantId = opts.tenantId ?? randomUUID()
+  const clientId = opts.clientId ?? randomUUID()
+  const now = opts.now ?? Date.now
+  const accepted: AcceptedMessage[] = []
+  const hung = new Set<() => void>()
+  let faults: FakeGraphFaults = {}
+  let inFlight = 0
+  let maxConcurrent = 0
+  let rng = opts.seed ?? 42
+  const random = () => {
+    rng = (rng * 1103515245 + 12345) % 2 ** 31
+    return rng / 2 ** 31
+  }
+
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    idleTimeout: 0,
+    fetch: (req) => route(req),
+  })
+  const origin = `http://127.0.0.1:${server.port}`
+  const entra = createFakeEntra({
+    tenantId,
+    clientId,
+    certificates: opts.certificates ?? [],
+    ...(opts.clientSecret !== undefined ? { clientSecret: opts.clientSecret } : {}),
+    resource: origin,
+    tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3599,
+    ...(opts.refreshInSeconds !== undefined ? { refreshInSeconds: opts.refreshInSeconds } : {}),
+    ...(opts.expiresInAsString ? { expiresInAsString: true } : {}),
+    now,
+  })
+
+  function hang(req: Request): Promise<Response> {
+    return new Promise<Response>((resolve) => {
+      const done = () => {
+        hung.delete(done)
+        resolve(new Response(null, { status: 499 }))
+      }
+      hung.add(done)
+      req.signal.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  async function route(req: Request): Promise<Response> {
+    const url = new URL(req.url)
+    const token = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(url.pathname)
+    if (token) {
+      if (req.method !== 'POST') return graphError(405, 'Request_BadRequest', 'POST only')
+      return entra.handle(req, `${origin}${url.pathname}`, decodeURIComponent(token[1]!))
+    }
+    inFlight++
+    maxConcurrent = Math.max(maxConcurrent, inFlight)
+    try {
+      if (inFlight > (opts.concurrencyLimit ?? 4)) {
+        return graphError(
+          429,
+          'ApplicationThrottled',
+          'Application is over its MailboxConcurrency limit.',
+          { 'retry-after': '1' },
+        )
+      }
+      return await graphRoute(req, url)
+    } finally {
+      inFlight--
+    }
+  }
+
+  async function graphRoute(req: Request, url: URL): Promise<Response> {
+    const m =
+      /^\/v1\.0\/users\/([^/]+)(\/sendMail|\/messages|\/mailFolders\/sentitems\/messages)$/i.exec(
+        url.pathname,
+      )
+    if (!m)
+      return graphError(400, 'BadRequest', `Resource not found for the segment '${url.pathname}'.`)
+    const bearer = /^Bearer (.+)$/.exec(req.headers.get('authorization') ?? '')?.[1]
+    const state = bearer ? entra.checkBearer(bearer) : 'invalid'
+    if (state !== 'ok') {
+      return graphError(
+        401,
+        'InvalidAuthenticationToken',
+        state === 'expired'
+          ? 'Access token has expired or is not yet valid.'
+          : 'Access token validation failure.',
+        {
+          'www-authenticate':
+            'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"',
+        },
+      )
+    }
+    const mailbox = decodeURIComponent(m[1]!).toLowerCase()
+    if (opts.mailboxes && !opts.mailboxes.some((b) => b.toLowerCase() === mailbox)) {
+      return graphError(404, 'ErrorInvalidUser', `The requested user '${mailbox}' is invalid.`)
+    }
+    if (opts.disabledMailboxes?.some((b) => b.toLowerCase() === mailbox)) {
+      return graphError(
+        404,
+        'MailboxNotEnabledForRESTAPI',
+        'The mailbox is either inactive, soft-deleted, or is hosted on-premise.',
+      )
+    }
+    if (m[2] === '/sendMail') {
+      if (req.method !== 'POST') return graphError(405, 'Request_BadRequest', 'sendMail takes POST')
+      return sendMail(req, mailbox)
+    }
+    if (req.method !== 'GET')
+      return graphError(405, 'Request_BadRequest', 'messages takes GET here')
+    return listMessages(url, mailbox, m[2]!.toLowerCase() === '/messages' ? null : 'sentitems')
+  }
+
+  async function sendMail(req: Request, mailbox: string): Promise<Response> {
+    if (faults.latencyMs) await Bun.sleep(faults.latencyMs)
+    const fault = faults.sendMail?.shift()
+    if (fault === 'hang') return hang(req)
+    if (typeof fault === 'object') {
+      return graphError(
+        fault.status,
+        fault.code,
+        fault.message ?? fault.code,
+        fault.retryAfter ? { 'retry-after': fault.retryAfter } : {},
+      )
+    }
+    if (faults.throttleFraction && random() < faults.throttleFraction) {
+      return graphError(
+        429,
+        'ApplicationThrottled',
+        'Application is over its MailboxConcurrency limit.',
+        { 'retry-after': faults.retryAfter ?? '1' },
+      )
+    }
+    if (!(req.headers.get('content-type') ?? '').startsWith('application/json')) {
+      return graphError(415, 'UnsupportedMediaType', 'Content-Type must be application/json.')
+    }
+    const raw = await req.text()
+    if (Buffer.byteLength(raw) > MAX_REQUEST_BYTES)
+      return graphError(
+        413,
+        'RequestEntityTooLarge',
+        'The maximum request length supported is 4MB.',
+      )
+    let body: Record<string, unknown>
+    try {
+      body = JSON.parse(raw) as Record<string, unknown>
+    } catch {
+      return graphError(400, 'BadRequest', 'Unable to read JSON request payload.')
+    }
+    const problem = sendMailBodyError(body)
+    if (problem) return graphError(400, problem.code, problem.message)
+    if (fault === 'invalid_recipients') {
+      return graphError(
+        400,
+        'ErrorInvalidRecipients',
+        "At least one recipient isn't valid., Recipient 'nobody@example.invalid' isn't resolved. All recipients must be resolved before a message can be submitted.",
+      )
+    }
+    const message = (body.message ?? body.Message) as Record<string, unknown>
+    const save =
+      String(body.saveToSentItems ?? body.SaveToSentItems ?? 'true').toLowerCase() !== 'false'
+    const headers = (message.internetMessageHeaders ?? []) as { name: string; value: string }[]
+    const props = (message.singleValueExtendedProperties ?? []) as { id: string; value: string }[]
+    const requestId = randomUUID()
+    accepted.push({
+      mailbox,
+      outboxId: headers.find((h) => h.name.toLowerCase() === 'x-outbox-id')?.value ?? null,
+      propertyValue: props.find((p) => / Name OutboxId$/.test(p.id))?.value ?? null,
+      folder: save ? (faults.landIn ?? 'sentitems') : null,
+      saveToSentItems: save,
+      body,
+      requestId,
+    })
+    const extra: Record<string, string> =
+      fault === 'accept_with_retry_after' ? { 'retry-after': '10' } : {}
+    return new Response(null, {
+      status: 202,
+      headers: { 'request-id': requestId, 'client-request-id': requestId, ...extra },
+    })
+  }
+
+  function listMessages(url: URL, mailbox: string, folder: 'sentitems' | null): Response {
+    if (opts.mailRead === false)
+      return graphError(
+        403,
+        'ErrorAccessDenied',
+        'Access is denied. Check credentials and try again.',
+      )
+    const filter = url.searchParams.get('$filter') ?? ''
+    const f =
+      /^singleValueExtendedProperties\/Any\((\w+): \1\/id eq '((?:[^']|'')*)' and \1\/value eq '((?:[^']|'')*)'\)$/i.exec(
+        filter,
+      )
+    if (!f) return graphError(400, 'BadRequest', 'Invalid filter clause')
+    const top = Number(url.searchParams.get('$top') ?? '10')
+    if (!Number.isInteger(top) || top < 1 || top > 1000)
+      return graphError(400, 'BadRequest', 'Invalid $top')
+    const id = f[2]!.replaceAll("''", "'")
+    const value = f[3]!.replaceAll("''", "'").toLowerCase()
+    const found = accepted.filter((a) => {
+      if (a.mailbox !== mailbox || a.folder === null || (folder && a.folder !== folder))
+        return false
+      const props =
+        (
+          (a.body.message ?? a.body.Message) as {
+            singleValueExtendedProperties?: { id: string; value: string }[]
+          }
+        ).singleValueExtendedProperties ?? []
+      // The name part of a property id is case-sensitive, the value is not (graph.md §4).
+      return props.some((p) => p.id === id && p.value.toLowerCase() === value)
+    })
+    return Response.json(
+      {
+        '@odata.context': `${origin}/v1.0/$metadata#users('${mailbox}')/messages(id)`,
+        value: found.slice(0, top).map((a) => ({ id: a.requestId })),
+      },
+      { headers: { 'request-id': randomUUID() } },
+    )
+  }
+
+  return {
+    authorityUrl: origin,
+    apiUrl: `${origin}/v1.0`,
+    tenantId,
+    clientId,
+    accepted,
+    tokenRequests: entra.requests as readonly TokenRequestRecord[],
+    get maxConcurrent() {
+      return maxConcurrent
+    },
+    inFlight: () => inFlight,
+    setFaults(f: FakeGraphFaults) {
+      faults = { ...f, ...(f.sendMail ? { sendMail: [...f.sendMail] } : {}) }
+      entra.setFaults(f.token ?? [])
+    },
+    /** Makes every issued token fail on Graph with 401 InvalidAuthenticationToken. */
+    revokeTokens(reason: 'expired' | 'invalid' = 'expired') {
+      entra.revokeTokens(reason)
+    },
+    resetMaxConcurrent() {
+      maxConcurrent = inFlight
+    },
+    async stop() {
+      for (const done of [...hung]) done()
+      await server.stop(true)
+    },
+  }
+}
+
+export type FakeGraph = Awaited<ReturnType<typeof startFakeGraph>>
+
+function graphError(
+  status: number,
+  code: string,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
+  const requestId = randomUUID()
+  return Response.json(
+    {
+      error: {
+        code,
+        message,
+        innerError: {
+          date: new Date().toISOString().slice(0, 19),
+          'request-id': requestId,
+          'client-request-id': requestId,
+        },
+      },
+    },
+    { status, headers: { 'request-id': requestId, 'client-request-id': requestId, ...headers } },
+  )
+}

@@ -1,0 +1,240 @@
+// The Entra credential: PEM loading errors, and the client assertion's header and claims for both algorithms.
+import { beforeAll, describe, expect, test } from 'bun:test'
+import { X509Certificate } from 'node:crypto'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
+import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose'
+import type { GraphConfig } from '../../src/config.ts'
+import { AppError } from '../../src/errors.ts'
+import {
+  CLIENT_ASSERTION_TYPE,
+  certificateCredential,
+  loadGraphCredential,
+} from '../../src/transport/graph-credential.ts'
+import { generateTestCertificate, type TestCertificate } from '../support/test-certificate.ts'
+
+const NOW = Date.now()
+const DAY = 86_400_000
+const TOKEN_URL = 'https://login.microsoftonline.com/tenant-1/oauth2/v2.0/token'
+const CLIENT_ID = '11111111-2222-3333-4444-555555555555'
+
+let good: TestCertificate
+let other: TestCertificate
+let expired: TestCertificate
+let future: TestCertificate
+
+beforeAll(async () => {
+  ;[good, other, expired, future] = await Promise.all([
+    generateTestCertificate(),
+    generateTestCertificate(),
+    generateTestCertificate({ notBefore: new Date(NOW - 30 * DAY), notAfter: new Date(NOW - DAY) }),
+    generateTestCertificate({ notBefore: new Date(NOW + DAY), notAfter: new Date(NOW + 30 * DAY) }),
+  ])
+})
+
+function config(over: Partial<GraphConfig>): GraphConfig {
+  return {
+    tenantId: 'tenant-1',
+    clientId: CLIENT_ID,
+    certificate: null,
+    certificateFile: null,
+    privateKey: null,
+    privateKeyFile: null,
+    clientSecret: null,
+    assertionAlgorithm: 'PS256',
+    authorityUrl: 'https://login.microsoftonline.com',
+    apiUrl: 'https://graph.microsoft.com/v1.0',
+    saveToSentItems: true,
+    requestTimeoutMs: 10_000,
+    mailboxLookup: false,
+    ambiguousSendPolicy: 'resend',
+    ...over,
+  }
+}
+
+async function assertionOf(algorithm: 'PS256' | 'RS256') {
+  const cred = certificateCredential({
+    certPem: good.certPem,
+    keyPem: good.keyPem,
+    algorithm,
+    now: NOW,
+  })
+  const fields = await cred.authFields({ tokenUrl: TOKEN_URL, clientId: CLIENT_ID, now: NOW })
+  expect(fields.client_assertion_type).toBe(CLIENT_ASSERTION_TYPE)
+  return fields.client_assertion!
+}
+
+function expectConfigError(fn: () => unknown, pattern: RegExp, secret?: string) {
+  try {
+    fn()
+  } catch (e) {
+    expect(e).toBeInstanceOf(AppError)
+    expect((e as AppError).code).toBe('config_invalid')
+    expect((e as AppError).message).toMatch(pattern)
+    if (secret) expect((e as AppError).message).not.toContain(secret.slice(40, 80))
+    return
+  }
+  throw new Error('expected a config_invalid error')
+}
+
+describe('client assertion', () => {
+  test('PS256 by default: x5t#S256 header, PSS signature, claims as Entra wants them', async () => {
+    const jwt = await assertionOf('PS256')
+    const header = decodeProtectedHeader(jwt)
+    const sha256 = new X509Certificate(good.certPem).fingerprint256.replaceAll(':', '')
+    expect(header).toEqual({
+      alg: 'PS256',
+      typ: 'JWT',
+      'x5t#S256': Buffer.from(sha256, 'hex').toString('base64url'),
+    })
+    const { payload } = await compactVerify(jwt, new X509Certificate(good.certPem).publicKey, {
+      algorithms: ['PS256'],
+    })
+    const claims = JSON.parse(new TextDecoder().decode(payload))
+    const now = Math.floor(NOW / 1000)
+    expect(claims).toEqual({
+      aud: TOKEN_URL,
+      iss: CLIENT_ID,
+      sub: CLIENT_ID,
+      jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      nbf: now,
+      iat: now,
+      exp: now + 600,
+    })
+  })
+
+  test('RS256 when configured: x5t (SHA-1) header, PKCS#1 v1.5 signature', async () => {
+    const jwt = await assertionOf('RS256')
+    const sha1 = new X509Certificate(good.certPem).fingerprint.replaceAll(':', '')
+    expect(decodeProtectedHeader(jwt)).toEqual({
+      alg: 'RS256',
+      typ: 'JWT',
+      x5t: Buffer.from(sha1, 'hex').toString('base64url'),
+    })
+    await compactVerify(jwt, new X509Certificate(good.certPem).publicKey, { algorithms: ['RS256'] })
+  })
+
+  test('every assertion has its own jti', async () => {
+    const [a, b] = await Promise.all([assertionOf('PS256'), assertionOf('PS256')])
+    expect(decodeJwt(a).jti).not.toBe(decodeJwt(b).jti)
+  })
+
+  test.each([
+    ['PS256', 'fromCertificateWithSha256Thumbprint', 'fingerprint256'],
+    ['RS256', 'fromCertificate', 'fingerprint'],
+  ] as const)('matches what MSAL Node builds offline (%s)', async (alg, factory, fingerprint) => {
+    const hex = new X509Certificate(good.certPem)[fingerprint].replaceAll(':', '')
+    const msal = ClientAssertion[factory](hex, good.keyPem).getJwt(
+      new CryptoProvider(),
+      CLIENT_ID,
+      TOKEN_URL,
+    )
+    const ours = await assertionOf(alg)
+    expect(decodeProtectedHeader(ours)).toEqual(decodeProtectedHeader(msal))
+    const [m, o] = [decodeJwt(msal), decodeJwt(ours)]
+    expect(Object.keys(o).sort()).toEqual(Object.keys(m).sort())
+    expect({ aud: o.aud, iss: o.iss, sub: o.sub }).toEqual({ aud: m.aud, iss: m.iss, sub: m.sub })
+    expect(o.exp! - o.nbf!).toBe(m.exp! - m.nbf!)
+  })
+})
+
+describe('loading the credential', () => {
+  test('from PEM files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'outbox-cred-'))
+    await writeFile(join(dir, 'c.pem'), good.certPem)
+    await writeFile(join(dir, 'k.pem'), good.keyPem)
+    const cred = loadGraphCredential(
+      config({ certificateFile: join(dir, 'c.pem'), privateKeyFile: join(dir, 'k.pem') }),
+      NOW,
+    )
+    expect(cred.info).toMatchObject({ kind: 'certificate', algorithm: 'PS256' })
+  })
+
+  test('from one-line PEMs with literal \\n, as secret stores flatten them', () => {
+    const flat = (s: string) => s.trim().replaceAll('\n', '\\n')
+    const cred = loadGraphCredential(
+      config({
+        certificate: flat(good.certPem),
+        privateKey: flat(good.keyPem),
+        assertionAlgorithm: 'RS256',
+      }),
+      NOW,
+    )
+    expect(cred.info).toMatchObject({ kind: 'certificate', algorithm: 'RS256' })
+  })
+
+  test('a client secret is sent as client_secret', async () => {
+    const cred = loadGraphCredential(config({ clientSecret: 's3cret' }), NOW)
+    expect(await cred.authFields({ tokenUrl: TOKEN_URL, clientId: CLIENT_ID, now: NOW })).toEqual({
+      client_secret: 's3cret',
+    })
+  })
+
+  test('a key that does not belong to the certificate', () => {
+    expectConfigError(
+      () =>
+        loadGraphCredential(config({ certificate: good.certPem, privateKey: other.keyPem }), NOW),
+      /does not match/,
+      other.keyPem,
+    )
+  })
+
+  test('an expired certificate', () => {
+    expectConfigError(
+      () =>
+        loadGraphCredential(
+          config({ certificate: expired.certPem, privateKey: expired.keyPem }),
+          NOW,
+        ),
+      /GRAPH_CERTIFICATE: expired at \d{4}-/,
+    )
+  })
+
+  test('a certificate not valid yet', () => {
+    expectConfigError(
+      () =>
+        loadGraphCredential(
+          config({ certificate: future.certPem, privateKey: future.keyPem }),
+          NOW,
+        ),
+      /not valid before/,
+    )
+  })
+
+  test('garbage instead of a certificate', () => {
+    expectConfigError(
+      () => loadGraphCredential(config({ certificate: 'hello', privateKey: good.keyPem }), NOW),
+      /GRAPH_CERTIFICATE: is not a PEM certificate/,
+    )
+  })
+
+  test('a garbled certificate body', () => {
+    const garbled = '-----BEGIN CERTIFICATE-----\nAAAAnotreallyacert\n-----END CERTIFICATE-----\n'
+    expectConfigError(
+      () => loadGraphCredential(config({ certificate: garbled, privateKey: good.keyPem }), NOW),
+      /cannot be parsed/,
+    )
+  })
+
+  test('a garbled key never echoes the key', () => {
+    const garbled = good.keyPem.replace(/^(-----BEGIN PRIVATE KEY-----\n.{10})/, '$1!!!')
+    expectConfigError(
+      () => loadGraphCredential(config({ certificate: good.certPem, privateKey: garbled }), NOW),
+      /GRAPH_PRIVATE_KEY: the PEM private key cannot be parsed/,
+      garbled,
+    )
+  })
+
+  test('an unreadable key file names the variable, not the file contents', () => {
+    expectConfigError(
+      () =>
+        loadGraphCredential(
+          config({ certificate: good.certPem, privateKeyFile: '/nonexistent/key.pem' }),
+          NOW,
+        ),
+      /GRAPH_PRIVATE_KEY_FILE: cannot be read \(ENOENT\)/,
+    )
+  })
+})

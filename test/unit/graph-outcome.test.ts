@@ -1,0 +1,243 @@
+// Table test of the one mapping from Graph sendMail responses and fetch failures to outcomes.
+import { describe, expect, test } from 'bun:test'
+import {
+  classifySendFailure,
+  classifySendResponse,
+  DEFAULT_THROTTLE_MS,
+  MAX_RETRY_AFTER_MS,
+  retryAfterMs,
+} from '../../src/transport/graph-outcome.ts'
+
+const NOW = Date.parse('2026-03-01T12:00:00Z')
+const graphBody = (code: string, message = `${code} happened`) =>
+  JSON.stringify({ error: { code, message, innerError: { 'request-id': 'body-rid' } } })
+
+type Row = [
+  name: string,
+  status: number,
+  headers: Record<string, string>,
+  body: string,
+  expected: Record<string, unknown>,
+]
+
+const table: Row[] = [
+  [
+    '202 is sent',
+    202,
+    { 'request-id': 'rid' },
+    '',
+    { kind: 'sent', httpStatus: 202, requestId: 'rid' },
+  ],
+  [
+    '202 with Retry-After is still sent, never retried',
+    202,
+    { 'retry-after': '10' },
+    '',
+    { kind: 'sent', httpStatus: 202 },
+  ],
+  ['another 2xx is sent', 200, {}, '', { kind: 'sent', httpStatus: 200 }],
+  [
+    '429 with delta-seconds',
+    429,
+    { 'retry-after': '7', 'request-id': 'rid' },
+    graphBody('ApplicationThrottled'),
+    {
+      kind: 'retry',
+      code: 'ApplicationThrottled',
+      afterMs: 7000,
+      throttled: true,
+      httpStatus: 429,
+      requestId: 'rid',
+    },
+  ],
+  [
+    '429 with an HTTP-date',
+    429,
+    { 'retry-after': new Date(NOW + 90_000).toUTCString() },
+    graphBody('TooManyRequests'),
+    { kind: 'retry', code: 'TooManyRequests', afterMs: 90_000, throttled: true },
+  ],
+  [
+    '429 without Retry-After gets the default',
+    429,
+    {},
+    '',
+    { kind: 'retry', code: 'http_429', afterMs: DEFAULT_THROTTLE_MS, throttled: true },
+  ],
+  [
+    '503 is a throttle',
+    503,
+    { 'retry-after': '2' },
+    graphBody('ServiceUnavailable'),
+    { kind: 'retry', code: 'ServiceUnavailable', afterMs: 2000, throttled: true, httpStatus: 503 },
+  ],
+  [
+    '504 is a throttle',
+    504,
+    {},
+    '',
+    { kind: 'retry', code: 'http_504', afterMs: DEFAULT_THROTTLE_MS, throttled: true },
+  ],
+  [
+    'a huge Retry-After is capped',
+    429,
+    { 'retry-after': '999999' },
+    '',
+    { kind: 'retry', afterMs: MAX_RETRY_AFTER_MS },
+  ],
+  [
+    '500 retries with engine backoff',
+    500,
+    { 'request-id': 'rid' },
+    graphBody('InternalServerError'),
+    {
+      kind: 'retry',
+      code: 'InternalServerError',
+      afterMs: undefined,
+      throttled: undefined,
+      httpStatus: 500,
+    },
+  ],
+  [
+    '502 with an HTML body retries',
+    502,
+    {},
+    '<html>bad gateway</html>',
+    { kind: 'retry', code: 'http_502', afterMs: undefined },
+  ],
+  ['408 retries', 408, {}, '', { kind: 'retry', code: 'http_408' }],
+  [
+    '401 asks for a token refresh',
+    401,
+    { 'request-id': 'rid' },
+    graphBody('InvalidAuthenticationToken'),
+    {
+      kind: 'token_rejected',
+      code: 'InvalidAuthenticationToken',
+      httpStatus: 401,
+      requestId: 'rid',
+    },
+  ],
+  [
+    '400 ErrorInvalidRecipients rejects',
+    400,
+    {},
+    graphBody('ErrorInvalidRecipients'),
+    { kind: 'reject', code: 'ErrorInvalidRecipients', httpStatus: 400, requestId: 'body-rid' },
+  ],
+  [
+    '403 ErrorAccessDenied rejects',
+    403,
+    {},
+    graphBody('ErrorAccessDenied'),
+    { kind: 'reject', code: 'ErrorAccessDenied', httpStatus: 403 },
+  ],
+  [
+    '403 ErrorSendAsDenied rejects',
+    403,
+    {},
+    graphBody('ErrorSendAsDenied'),
+    { kind: 'reject', code: 'ErrorSendAsDenied' },
+  ],
+  [
+    '404 MailboxNotEnabledForRESTAPI rejects',
+    404,
+    {},
+    graphBody('MailboxNotEnabledForRESTAPI'),
+    { kind: 'reject', code: 'MailboxNotEnabledForRESTAPI', httpStatus: 404 },
+  ],
+  [
+    '404 ErrorInvalidUser rejects',
+    404,
+    {},
+    graphBody('ErrorInvalidUser'),
+    { kind: 'reject', code: 'ErrorInvalidUser' },
+  ],
+  [
+    '404 ResourceNotFound rejects',
+    404,
+    {},
+    graphBody('ResourceNotFound'),
+    { kind: 'reject', code: 'ResourceNotFound' },
+  ],
+  [
+    '413 without a body rejects with the status',
+    413,
+    {},
+    '',
+    { kind: 'reject', code: 'http_413', httpStatus: 413 },
+  ],
+]
+
+describe('classifySendResponse', () => {
+  for (const [name, status, headers, body, expected] of table) {
+    test(name, () => {
+      const outcome = classifySendResponse(status, new Headers(headers), body, NOW)
+      const present = Object.fromEntries(
+        Object.entries(expected).filter(([, v]) => v !== undefined),
+      )
+      expect(outcome).toMatchObject(present)
+      for (const [k, v] of Object.entries(expected)) {
+        if (v === undefined)
+          expect((outcome as unknown as Record<string, unknown>)[k]).toBeUndefined()
+      }
+    })
+  }
+
+  test('the header request-id wins over the one in the body', () => {
+    const outcome = classifySendResponse(
+      400,
+      new Headers({ 'request-id': 'hdr' }),
+      graphBody('X'),
+      NOW,
+    )
+    expect(outcome.requestId).toBe('hdr')
+  })
+
+  test('addresses quoted by Graph never reach the outcome message', () => {
+    const body = graphBody(
+      'ErrorInvalidRecipients',
+      "Recipient 'jane.doe@contoso.com' isn't resolved.",
+    )
+    const outcome = classifySendResponse(400, new Headers(), body, NOW)
+    expect(outcome.kind === 'reject' && outcome.message).toBe(
+      "Recipient '[address]' isn't resolved.",
+    )
+  })
+})
+
+describe('classifySendFailure', () => {
+  const live = new AbortController().signal
+  test('a deadline is a timeout', () => {
+    const e = new DOMException('The operation timed out.', 'TimeoutError')
+    expect(classifySendFailure(e, live)).toMatchObject({ kind: 'retry', code: 'timeout' })
+  })
+  test('a refused connection is a network error', () => {
+    expect(classifySendFailure(new TypeError('fetch failed'), live)).toMatchObject({
+      kind: 'retry',
+      code: 'network',
+    })
+  })
+  test('shutdown is reported as aborted', () => {
+    const c = new AbortController()
+    c.abort()
+    expect(classifySendFailure(c.signal.reason, c.signal)).toMatchObject({
+      kind: 'retry',
+      code: 'aborted',
+    })
+  })
+})
+
+describe('retryAfterMs', () => {
+  test.each([
+    ['0', 0],
+    ['1.5', 1500],
+    ['  12 ', 12_000],
+    [new Date(NOW - 5000).toUTCString(), 0],
+  ])('%p → %p', (value, ms) => expect(retryAfterMs(value, NOW)).toBe(ms))
+  test('absent or garbled is undefined', () => {
+    expect(retryAfterMs(null, NOW)).toBeUndefined()
+    expect(retryAfterMs('soon', NOW)).toBeUndefined()
+    expect(retryAfterMs('-3', NOW)).toBeUndefined()
+  })
+})
