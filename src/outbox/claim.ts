@@ -54,14 +54,12 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
   if (p.limit <= 0) return []
   const { rows } = await sql<LeaseRow>`
     with picked as (
-      select id from mailer.email_outbox
+      -- The locked row version: send_started_at still says whether the previous attempt began a send.
+      select id, send_started_at is not null as ambiguous from mailer.email_outbox
        where status = 'pending' and send_at <= now()
        order by priority, send_at, id
        limit ${p.limit}
        for update skip locked
-    ), previous as (
-      select o.id, o.send_started_at is not null as ambiguous
-        from mailer.email_outbox o join picked using (id)
     )
     update mailer.email_outbox o
        set status = 'sending',
@@ -70,14 +68,14 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
            lease_token = gen_random_uuid(),
            lease_expires_at = now() + make_interval(secs => ${p.leaseSeconds}),
            send_started_at = null
-      from previous
-     where o.id = previous.id
+      from picked
+     where o.id = picked.id
     returning o.id, o.lease_token, o.tenant, o.attempts,
               coalesce(o.max_attempts, ${p.defaultMaxAttempts})::int as max_attempts,
               o.correlation_id, o.message, o.template, o.source_row,
               (o.expires_at is not null and o.expires_at <= now()) as expired,
               o.cancel_requested_at is not null as cancel_requested,
-              previous.ambiguous,
+              picked.ambiguous,
               extract(epoch from now() - o.created_at)::float8 as age_seconds`.execute(db)
   return rows.map(toLease).sort(byId)
 }

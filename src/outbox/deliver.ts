@@ -67,7 +67,23 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
           ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
         })
       }
-      d.log.debug('settled', { db: d.dbName, outboxId: lease.id, outcome, code: row.code })
+      const fields = {
+        db: d.dbName,
+        outboxId: lease.id,
+        tenant: lease.tenant,
+        attempt: lease.attempt,
+        correlationId: lease.correlationId,
+        outcome,
+        status: row.status,
+        code: row.code,
+        httpStatus: extra.httpStatus,
+        requestId: extra.requestId,
+      }
+      // One line per state change: failures stand out, routine sends stay at debug.
+      if (row.status === 'failed') d.log.warn('message failed', fields)
+      else if (outcome === 'retry' || outcome === 'throttled')
+        d.log.info('send will be retried', fields)
+      else d.log.debug('settled', fields)
     } else {
       d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: lease.id, during: 'settle' })
       d.log.warn('lease lost before the outcome was recorded', {

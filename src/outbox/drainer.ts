@@ -168,6 +168,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
           continue
         }
       }
+      // A wake that arrived while we were claiming must not be lost to the wait below.
+      if (wanted && d.slots.free() > 0) continue
       const woken = new Promise<void>((resolve) => {
         wakeUp = resolve
       })

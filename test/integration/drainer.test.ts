@@ -57,11 +57,14 @@ describe('the drainer', () => {
 
   test('a rejection fails the row at once with the transport’s code; others keep flowing', async () => {
     const e = await started()
+    // Hold sends so the script is in place before the row can be sent.
+    e.sender.hold()
     const bad = await enqueue(t)
     e.sender.script.set(bad, [
       { kind: 'reject', code: 'ErrorInvalidRecipients', message: 'no such user', httpStatus: 400 },
     ])
     const good = await enqueue(t)
+    e.sender.release()
     await e.events.waitFor(settledFor(bad, 'failed'))
     await e.events.waitFor(settledFor(good, 'sent'))
     expect(await rowOf(t, bad)).toMatchObject({
@@ -80,8 +83,10 @@ describe('the drainer', () => {
 
   test('a transient failure is retried later with backoff, keeping the error', async () => {
     const e = await started()
+    e.sender.hold()
     const id = await enqueue(t)
     e.sender.script.set(id, [{ kind: 'retry', code: 'graph_503', message: 'busy' }])
+    e.sender.release()
     await e.events.waitFor(settledFor(id, 'retry'))
     const row = await rowOf(t, id)
     expect(row).toMatchObject({ status: 'pending', attempts: 1, last_error_code: 'graph_503' })
@@ -284,5 +289,19 @@ describe('graceful shutdown', () => {
     expect(row.send_started_at).not.toBeNull()
     const w = await t.pool.query('select count(*)::int as n from mailer.workers')
     expect(w.rows[0].n).toBe(0)
+  })
+})
+
+describe('poll-only mode', () => {
+  test('LISTEN_MODE=poll never listens, reports polling, and still delivers', async () => {
+    const e = await started({ config: { listenMode: 'poll', pollIntervalSeconds: 1 } })
+    expect(e.listener.state()).toBe('polling')
+    const id = await enqueue(t)
+    await e.events.waitFor(settledFor(id, 'sent'), 5000)
+    const listeners = await t.pool.query(
+      `select count(*)::int as n from pg_stat_activity where application_name = 'outbox-mailer:listener'`,
+    )
+    expect(listeners.rows[0].n).toBe(0)
+    expect(e.events.events.some((x) => x.type === 'notification')).toBe(false)
   })
 })

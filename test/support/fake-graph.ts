@@ -26,6 +26,8 @@ export interface FakeGraphOptions {
   /** Outlook's limit of concurrent requests per app; above it Graph answers 429 MailboxConcurrency. */
   concurrencyLimit?: number
   seed?: number
+  /** Recipients Graph cannot resolve: a message to any of them answers 400 ErrorInvalidRecipients. */
+  rejectRecipients?: string[]
 }
 
 export type GraphFault =
@@ -55,6 +57,8 @@ export interface AcceptedMessage {
   saveToSentItems: boolean
   body: Record<string, unknown>
   requestId: string
+  /** Date.now() when the message was accepted (rate checks). */
+  acceptedAt: number
 }
 
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -208,7 +212,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     }
     const problem = sendMailBodyError(body)
     if (problem) return graphError(400, problem.code, problem.message)
-    if (fault === 'invalid_recipients') {
+    if (fault === 'invalid_recipients' || hasRejectedRecipient(body)) {
       return graphError(
         400,
         'ErrorInvalidRecipients',
@@ -229,6 +233,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       saveToSentItems: save,
       body,
       requestId,
+      acceptedAt: Date.now(),
     })
     const extra: Record<string, string> =
       fault === 'accept_with_retry_after' ? { 'retry-after': '10' } : {}
@@ -236,6 +241,17 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       status: 202,
       headers: { 'request-id': requestId, 'client-request-id': requestId, ...extra },
     })
+  }
+
+  function hasRejectedRecipient(body: Record<string, unknown>): boolean {
+    if (!opts.rejectRecipients?.length) return false
+    const message = (body.message ?? body.Message) as Record<string, unknown>
+    const rejected = new Set(opts.rejectRecipients.map((r) => r.toLowerCase()))
+    return ['toRecipients', 'ccRecipients', 'bccRecipients'].some((k) =>
+      ((message[k] ?? []) as { emailAddress?: { address?: string } }[]).some((r) =>
+        rejected.has(String(r.emailAddress?.address ?? '').toLowerCase()),
+      ),
+    )
   }
 
   function listMessages(url: URL, mailbox: string, folder: 'sentitems' | null): Response {

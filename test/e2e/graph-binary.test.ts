@@ -1,0 +1,144 @@
+// The compiled binary against the strict Graph fake: one token, bounded concurrency, codes kept.
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { testCluster } from '../preload.ts'
+import { compiledBinary } from '../support/binary.ts'
+import { pollUntil } from '../support/events.ts'
+import {
+  type FakeGraph,
+  generateTestCertificate,
+  startFakeGraph,
+  type TestCertificate,
+} from '../support/fake-graph.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+const FROM = 'outbox@contoso.example'
+const dbName = `outbox_graph_${process.pid}`
+const jwtSecret = crypto.randomUUID() + crypto.randomUUID()
+let bin: string
+let url: string
+let cert: TestCertificate
+
+beforeAll(async () => {
+  ;[bin, cert] = await Promise.all([compiledBinary(), generateTestCertificate()])
+  const cluster = await testCluster()
+  await adminQuery(
+    cluster.url('postgres'),
+    `create database ${dbName} template ${cluster.templateName}`,
+  )
+  url = cluster.url(dbName)
+})
+afterAll(async () => {
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+})
+
+async function serve(fake: FakeGraph, key: TestCertificate) {
+  const port = await freePort()
+  const proc = Bun.spawn([bin, 'serve'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: url,
+      MAIL_TRANSPORT: 'graph',
+      MAIL_FROM: FROM,
+      GRAPH_TENANT_ID: fake.tenantId,
+      GRAPH_CLIENT_ID: fake.clientId,
+      GRAPH_CERTIFICATE: key.certPem,
+      GRAPH_PRIVATE_KEY: key.keyPem,
+      GRAPH_AUTHORITY_URL: fake.authorityUrl,
+      GRAPH_API_URL: fake.apiUrl,
+      GRAPH_MAX_CONCURRENCY: '4',
+      MAILBOX_RATE_PER_MINUTE: '0',
+      WORKER_CONCURRENCY: '20',
+      API_JWT_SECRET: jwtSecret,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    },
+    stdout: 'ignore',
+    stderr: 'pipe',
+  })
+  await pollUntil(async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null)
+    return res?.ok ? true : undefined
+  })
+  return { proc, port }
+}
+
+const statusOf = async (id: string) =>
+  (
+    await adminQuery(url, 'select status, last_error_code from mailer.email_outbox where id = $1', [
+      id,
+    ])
+  ).rows[0]
+const enqueueOne = async (to = 'someone@contoso.example') =>
+  (
+    await adminQuery(url, `select mailer.enqueue_email($1::jsonb) as id`, [
+      JSON.stringify({ to, subject: 'Hello', text: 'Hi' }),
+    ])
+  ).rows[0].id as string
+
+test('drains a burst through Graph with one token request and at most 4 requests in flight', async () => {
+  const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
+  const { proc } = await serve(fake, cert)
+  try {
+    fake.setFaults({ sendMail: ['invalid_recipients'] })
+    const bad = await enqueueOne()
+    await pollUntil(async () => ((await statusOf(bad)).status === 'failed' ? true : undefined))
+    expect(await statusOf(bad)).toEqual({
+      status: 'failed',
+      last_error_code: 'ErrorInvalidRecipients',
+    })
+    const attempt = await adminQuery(
+      url,
+      'select http_status, request_id from mailer.email_attempts where outbox_id = $1',
+      [bad],
+    )
+    expect(attempt.rows[0].http_status).toBe(400)
+    expect(attempt.rows[0].request_id).toMatch(/^[0-9a-f-]{36}$/)
+
+    fake.setFaults({ latencyMs: 2 })
+    await adminQuery(
+      url,
+      `select mailer.enqueue_email(jsonb_build_object('to', 'r' || g || '@contoso.example', 'subject', 's' || g, 'text', 'b'))
+         from generate_series(1, 1500) g`,
+    )
+    await pollUntil(async () => {
+      const r = await adminQuery(
+        url,
+        `select count(*)::int as n from mailer.email_outbox where status = 'sent'`,
+      )
+      return r.rows[0].n === 1500 ? true : undefined
+    }, 60_000)
+    const ids = fake.accepted.map((m) => m.outboxId)
+    expect(ids.length).toBe(1500)
+    expect(new Set(ids).size).toBe(1500)
+    expect(fake.accepted.every((m) => m.propertyValue === m.outboxId)).toBe(true)
+    expect(fake.tokenRequests.length).toBe(1)
+    expect(fake.maxConcurrent).toBeLessThanOrEqual(4)
+    expect(fake.maxConcurrent).toBeGreaterThan(1)
+  } finally {
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toBe(0)
+    await fake.stop()
+  }
+})
+
+test('a certificate Entra does not know fails the row with its AADSTS code and readiness says why', async () => {
+  const other = await generateTestCertificate()
+  const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
+  const { proc, port } = await serve(fake, other)
+  try {
+    const id = await enqueueOne()
+    await pollUntil(async () => ((await statusOf(id)).status === 'failed' ? true : undefined))
+    expect(await statusOf(id)).toEqual({ status: 'failed', last_error_code: 'AADSTS700027' })
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`)
+    expect(res.status).toBe(503)
+    expect(JSON.stringify(await res.json())).toContain('AADSTS700027')
+    expect(fake.accepted).toEqual([])
+  } finally {
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toBe(0)
+    await fake.stop()
+  }
+})
