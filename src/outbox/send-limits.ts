@@ -34,7 +34,7 @@ export async function freeSlot(db: Kysely<Database>, slot: number, token: string
 
 /**
  * GCRA pacing: takes the mailbox's next send time if it has come, and moves it one interval on.
- * Returns 0 when taken, else the milliseconds to wait.
+ * Returns 0 when taken, else the milliseconds to wait (> 0).
  */
 export async function takePacing(
   db: Kysely<Database>,
@@ -51,11 +51,13 @@ export async function takePacing(
     )
     select wait_ms from taken
     union all
-    select greatest(0, extract(epoch from next_at - now()) * 1000)::float8
+    select greatest(1, extract(epoch from next_at - now()) * 1000)::float8
       from mailer.mailbox_pacing where mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
     db,
   )
-  return rows[0]?.wait_ms ?? 0
+  // Neither taken nor visible: another worker created the row after this statement's snapshot.
+  // Ask again shortly; never count that as taken.
+  return rows[0]?.wait_ms ?? 1
 }
 
 /** A provider throttle: no worker starts a send from this mailbox for `ms`. */

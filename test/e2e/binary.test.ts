@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,6 +14,9 @@ let mailDir: string
 const dbName = `outbox_bin_${process.pid}`
 // Generated per run: secrets never enter the repository.
 const jwtSecret = crypto.randomUUID() + crypto.randomUUID()
+
+// Builds and drives the real binary: slower than a unit test, still bounded.
+setDefaultTimeout(90_000)
 
 beforeAll(async () => {
   bin = await compiledBinary()

@@ -1,5 +1,5 @@
 // The compiled binary against the strict Graph fake: one token, bounded concurrency, codes kept.
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
@@ -18,6 +18,9 @@ const jwtSecret = crypto.randomUUID() + crypto.randomUUID()
 let bin: string
 let url: string
 let cert: TestCertificate
+
+// Builds and drives the real binary: slower than a unit test, still bounded.
+setDefaultTimeout(90_000)
 
 beforeAll(async () => {
   ;[bin, cert] = await Promise.all([compiledBinary(), generateTestCertificate()])

@@ -1,11 +1,16 @@
 // The fault suite's machinery: spawns the compiled binary, owns its Postgres and Graph fakes, and measures outcomes.
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
 import pg from 'pg'
-import { type EmbeddedServer, freePort, startEmbeddedPostgres } from '../../src/embedded-postgres.ts'
+import {
+  type EmbeddedServer,
+  freePort,
+  startEmbeddedPostgres,
+} from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
 import {
@@ -118,7 +123,10 @@ function openDatabase(name: string, url: string): Database {
 export async function sharedDatabase(name: string): Promise<Database> {
   const cluster = await testCluster()
   const db = `outbox_fault_${name}_${crypto.randomUUID().slice(0, 8)}`
-  await adminQuery(cluster.url('postgres'), `create database ${db} template ${cluster.templateName}`)
+  await adminQuery(
+    cluster.url('postgres'),
+    `create database ${db} template ${cluster.templateName}`,
+  )
   const d = openDatabase(db, cluster.url(db))
   onCleanup(async () => {
     await d.pool.end()
@@ -148,7 +156,12 @@ export async function ownCluster(name: string): Promise<OwnCluster> {
   const db = openDatabase(name, server.url('mailer_app'))
   onCleanup(() => db.pool.end())
   const migrate = Bun.spawn([await binary(), 'migrate'], {
-    env: { PATH: process.env.PATH ?? '', DATABASE_URL: db.url, LOG_LEVEL: 'warn' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: db.url,
+      MAIL_TRANSPORT: 'discard',
+      LOG_LEVEL: 'warn',
+    },
     stdout: 'pipe',
     stderr: 'pipe',
   })
@@ -285,7 +298,13 @@ export interface Mailer {
 
 export interface Readiness {
   status: string
-  databases: { name: string; ready: boolean; reachable: boolean; listener: string; problem: string | null }[]
+  databases: {
+    name: string
+    ready: boolean
+    reachable: boolean
+    listener: string
+    problem: string | null
+  }[]
 }
 
 const CLK_TCK = 100
@@ -387,3 +406,67 @@ export const FAST = {
   LISTEN_CHECK_SECONDS: '600',
   MAILBOX_RATE_PER_MINUTE: '0',
 } as const
+
+// ---------------------------------------------------------------- a half-open network
+
+export interface FreezingProxy {
+  port: number
+  /** Connections open now stop forwarding in both directions, without closing: a dead NAT entry. */
+  freeze(): number
+  /** Connections accepted so far. */
+  accepted(): number
+}
+
+/** A loopback TCP proxy whose current connections can be frozen; new connections still pass. */
+export async function startFreezingProxy(target: string): Promise<FreezingProxy> {
+  const u = new URL(target)
+  // `open` is every pair (closed at cleanup); `live` the pairs still forwarding.
+  const open = new Set<{ client: Socket; upstream: Socket }>()
+  const live = new Set<{ client: Socket; upstream: Socket }>()
+  let count = 0
+  const server = createServer((client) => {
+    count++
+    const upstream = connect(Number(u.port), u.hostname)
+    const pair = { client, upstream }
+    open.add(pair)
+    live.add(pair)
+    for (const s of [client, upstream]) s.on('error', () => {})
+    const close = () => {
+      open.delete(pair)
+      live.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('close', close)
+    upstream.on('close', close)
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  onCleanup(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const p of open) {
+          p.client.destroy()
+          p.upstream.destroy()
+        }
+        server.close(() => resolve())
+      }),
+  )
+  return {
+    port,
+    freeze() {
+      const n = live.size
+      for (const { client, upstream } of live) {
+        client.unpipe(upstream)
+        upstream.unpipe(client)
+        client.pause()
+        upstream.pause()
+      }
+      live.clear()
+      return n
+    },
+    accepted: () => count,
+  }
+}

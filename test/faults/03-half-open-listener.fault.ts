@@ -1,0 +1,66 @@
+// Scenario 3: the LISTEN connection goes half-open (a proxy stops forwarding, never closes): noticed, replaced, swept.
+import { afterAll, expect, test } from 'bun:test'
+import {
+  allSent,
+  cleanupAll,
+  enqueue,
+  FAST,
+  report,
+  seconds,
+  sharedDatabase,
+  spawnMailer,
+  startFreezingProxy,
+  startGraph,
+  within,
+} from './harness.ts'
+
+afterAll(cleanupAll)
+
+test('a half-open LISTEN connection is noticed by the check, replaced, and new rows are delivered', async () => {
+  const db = await sharedDatabase('half_open')
+  const graph = await startGraph()
+  const proxy = await startFreezingProxy(db.url)
+  const listenUrl = new URL(db.url)
+  listenUrl.port = String(proxy.port)
+  const mailer = await spawnMailer('half-open', {
+    DATABASE_URL: db.url,
+    LISTEN_DATABASE_URL: listenUrl.toString(),
+    ...graph.env,
+    ...FAST,
+    LISTEN_CHECK_SECONDS: '1',
+  })
+  await mailer.waitReady()
+  const before = await enqueue(db, 10, { tag: 'before' })
+  await allSent(db, before, 5_000, [mailer])
+
+  const connections = proxy.accepted()
+  expect(proxy.freeze()).toBe(1)
+  const frozenAt = performance.now()
+  // Committed while the socket is dead: the notification goes nowhere; only the reconnect sweep finds these.
+  const during = await enqueue(db, 20, { tag: 'during' })
+  await allSent(db, during, 20_000, [mailer])
+  const recoverMs = performance.now() - frozenAt
+  expect(proxy.accepted()).toBeGreaterThan(connections)
+
+  // The replacement LISTEN session carries notifications again.
+  await mailer.waitReady(5_000)
+  const t0 = performance.now()
+  const after = await enqueue(db, 10, { tag: 'after' })
+  await allSent(db, after, 3_000, [mailer])
+  const afterMs = performance.now() - t0
+
+  const ids = [...before, ...during, ...after]
+  report('3 half-open listener', {
+    sent: ids.length,
+    duplicates: graph.duplicates(ids),
+    recover: seconds(recoverMs),
+    deliveryAfter: seconds(afterMs),
+  })
+  expect(graph.missing(ids)).toEqual([])
+  expect(graph.duplicates(ids)).toBe(0)
+  await within('still ready', 5_000, async () =>
+    (await mailer.readyz()).status === 200 ? true : undefined,
+  )
+  mailer.proc.kill('SIGTERM')
+  expect(await mailer.exited).toBe(0)
+}, 60_000)
