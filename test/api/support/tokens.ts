@@ -1,7 +1,8 @@
 // Test bearer tokens: HS256 with the test secret, claims overridable per case.
 import { type JWTPayload, SignJWT } from 'jose'
 
-export const SECRET = 'test-secret-that-is-at-least-32-characters-long'
+// Generated per run: no secret, not even a test one, is committed.
+export const SECRET = `${crypto.randomUUID()}${crypto.randomUUID()}`
 export const ISSUER = 'https://issuer.test'
 export const AUDIENCE = 'outbox-mailer'
 

@@ -1,0 +1,138 @@
+// The HTTP API over a real socket, served by the compiled binary: documented, authenticated, working.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Validator } from '@seriousme/openapi-schema-validator'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { AUDIENCE, ISSUER, SECRET, token } from '../api/support/tokens.ts'
+import { testCluster } from '../preload.ts'
+import { compiledBinary } from '../support/binary.ts'
+import { pollUntil } from '../support/events.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+// Builds and drives the real binary: slower than a unit test, still bounded.
+setDefaultTimeout(90_000)
+
+const dbName = `outbox_api_${process.pid}`
+let proc: ReturnType<typeof Bun.spawn>
+let base: string
+let mailDir: string
+let bin: string
+
+beforeAll(async () => {
+  bin = await compiledBinary()
+  const cluster = await testCluster()
+  await adminQuery(
+    cluster.url('postgres'),
+    `create database ${dbName} template ${cluster.templateName}`,
+  )
+  mailDir = await mkdtemp(join(tmpdir(), 'outbox-api-mail-'))
+  const port = await freePort()
+  base = `http://127.0.0.1:${port}`
+  proc = Bun.spawn([bin, 'serve'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: cluster.url(dbName),
+      MAIL_TRANSPORT: 'file',
+      MAIL_FILE_DIR: mailDir,
+      MAIL_FROM: 'outbox@example.com',
+      API_JWT_SECRET: SECRET,
+      API_JWT_ISSUER: ISSUER,
+      API_JWT_AUDIENCE: AUDIENCE,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'warn',
+    },
+    stdout: 'ignore',
+    stderr: 'ignore',
+  })
+  await pollUntil(async () =>
+    (await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined,
+  )
+})
+
+afterAll(async () => {
+  proc?.kill('SIGTERM')
+  await proc?.exited
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+  await rm(mailDir, { recursive: true, force: true })
+})
+
+test('the served /openapi.json is a valid OpenAPI 3.1 document', async () => {
+  const doc = await (await fetch(`${base}/openapi.json`)).json()
+  const result = await new Validator().validate(doc)
+  expect(result.errors ?? []).toEqual([])
+  expect(result.valid).toBe(true)
+  expect(doc.openapi).toMatch(/^3\.1/)
+  expect((await fetch(`${base}/docs`)).status).toBe(200)
+})
+
+test('enqueue over HTTP with a bearer token: the mail is written and the row reads back sent', async () => {
+  const auth = { authorization: `Bearer ${await token()}`, 'content-type': 'application/json' }
+  const res = await fetch(`${base}/v1/outbox`, {
+    method: 'POST',
+    headers: { ...auth, 'idempotency-key': 'socket-1' },
+    body: JSON.stringify({
+      message: { to: 'a@example.com', subject: 'Over a socket', text: 'hi' },
+    }),
+  })
+  expect(res.status).toBe(201)
+  const { id } = (await res.json()) as { id: string }
+  await pollUntil(async () =>
+    (await readdir(mailDir)).includes(`outbox-${id}.eml`) ? true : undefined,
+  )
+  const row = await pollUntil(async () => {
+    const r = await fetch(`${base}/v1/outbox/${id}`, { headers: auth })
+    const body = (await r.json()) as { status: string; history: unknown[] }
+    return body.status === 'sent' ? body : undefined
+  })
+  expect(row.history.length).toBe(1)
+  const again = await fetch(`${base}/v1/outbox`, {
+    method: 'POST',
+    headers: { ...auth, 'idempotency-key': 'socket-1' },
+    body: JSON.stringify({
+      message: { to: 'a@example.com', subject: 'Over a socket', text: 'hi' },
+    }),
+  })
+  expect(again.status).toBe(200)
+  expect(((await again.json()) as { id: string }).id).toBe(id)
+})
+
+test('without a token the API answers a 401 problem; health needs none', async () => {
+  const res = await fetch(`${base}/v1/outbox`)
+  expect(res.status).toBe(401)
+  expect(res.headers.get('content-type')).toContain('application/problem+json')
+  expect((await fetch(`${base}/healthz`)).status).toBe(200)
+  const metrics = await (await fetch(`${base}/metrics`)).text()
+  expect(metrics).toContain('outbox_listener_connected{db="default"} 1')
+})
+
+test('send-test sends one message through the configured transport', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-send-test-'))
+  try {
+    const p = Bun.spawn([bin, 'send-test', '--to', 'me@example.com'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        MAIL_TRANSPORT: 'file',
+        MAIL_FILE_DIR: dir,
+        MAIL_FROM: 'outbox@example.com',
+      },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    expect(await p.exited).toBe(0)
+    expect(await new Response(p.stdout).text()).toContain('sent')
+    const files = await readdir(dir)
+    expect(files.length).toBe(1)
+    expect(files[0]).toMatch(/^outbox-send-test-\d+\.eml$/)
+    const bad = Bun.spawn([bin, 'send-test'], {
+      env: { PATH: process.env.PATH ?? '', MAIL_TRANSPORT: 'file' },
+      stderr: 'pipe',
+    })
+    expect(await bad.exited).toBe(2)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
