@@ -15,6 +15,8 @@ import { settleLeases } from './settle.ts'
 import { createSettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 
+const IDLE_REGISTRY_BEAT_MS = 60_000
+
 export interface DrainerDeps {
   dbName: string
   db: Kysely<Database>
@@ -182,8 +184,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
     }
   }
 
-  async function heartbeatOnce() {
+  let lastBeatAt = Number.NEGATIVE_INFINITY
+  async function heartbeatOnce(force = true) {
     const leases = [...held.values()]
+    // Idle: only the registry needs a beat, and once a minute is plenty (idle cost per database).
+    if (!force && leases.length === 0 && d.clock.now() - lastBeatAt < IDLE_REGISTRY_BEAT_MS) return
+    lastBeatAt = d.clock.now()
     const alive = await extendLeases(d.db, d.worker, leases, cfg.leaseSeconds)
     for (const l of leases) {
       if (!alive.has(l.id) && held.has(l.id)) {
@@ -224,7 +230,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     start() {
       if (loop) return
       loop = run()
-      every(cfg.heartbeatSeconds * 1000, 'heartbeat', heartbeatOnce)
+      every(cfg.heartbeatSeconds * 1000, 'heartbeat', () => heartbeatOnce(false))
       every(Math.max(5, cfg.leaseSeconds / 2) * 1000, 'reclaim', reclaimOnce)
       void heartbeatOnce().catch(() => {})
       void reclaimOnce().catch(() => {})
@@ -258,7 +264,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       return r.claimed
     },
     reclaimOnce,
-    heartbeatOnce,
+    heartbeatOnce: () => heartbeatOnce(true),
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,
       lastLoopAt,
