@@ -61,7 +61,7 @@ afterAll(async () => {
 })
 
 test('the served /openapi.json is a valid OpenAPI 3.1 document', async () => {
-  const doc = await (await fetch(`${base}/openapi.json`)).json()
+  const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string }
   const result = await new Validator().validate(doc)
   expect(result.errors ?? []).toEqual([])
   expect(result.valid).toBe(true)
