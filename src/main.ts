@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import pkg from '../package.json' with { type: 'json' }
 import { createApp } from './api/app.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
+import { checkConfig } from './check-config.ts'
 import { systemClock } from './clock.ts'
 import { type Config, ENV_VARS, loadConfig } from './config.ts'
 import { assertSchemaCurrent, migrate } from './db/migrate.ts'
@@ -35,6 +36,9 @@ Usage:
   outbox-mailer serve [--role all|worker|api]   run the workers and/or the HTTP API (default: all)
   outbox-mailer migrate                         apply the embedded schema migrations to every database
   outbox-mailer send-test --to ADDRESS          send one test message with the configured transport
+  outbox-mailer check-config [--connect] [--role all|worker|api]
+                                                validate the environment; --connect also reaches the
+                                                databases and fetches a Graph token
   outbox-mailer --version | --help
 
 Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or newer.
@@ -363,6 +367,21 @@ export async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     console.log(HELP)
     return command === undefined ? EXIT.usage : EXIT.ok
+  }
+  if (command === 'check-config') {
+    let role: Role
+    try {
+      role = parseRole(rest)
+    } catch (e) {
+      console.error(describeError(e))
+      return EXIT.usage
+    }
+    // Reports every problem instead of stopping at the first; usable in CI and before a deploy.
+    const r = await checkConfig(process.env, { connect: rest.includes('--connect'), role })
+    for (const c of r.checks) console.log(c.startsWith('warning: ') ? c : `ok: ${c}`)
+    for (const p of r.problems) console.error(`problem: ${p}`)
+    console.log(r.ok ? 'configuration OK' : `${r.problems.length} problem(s)`)
+    return r.ok ? EXIT.ok : EXIT.usage
   }
   let config: Config
   try {

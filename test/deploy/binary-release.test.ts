@@ -1,0 +1,118 @@
+// The compiled binary does what fly.toml relies on: release_command migrates over the direct URL,
+// the checked and scraped paths answer, and SIGTERM ends it well within kill_timeout.
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { resolve } from 'node:path'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { testCluster } from '../preload.ts'
+import { compiledBinary } from '../support/binary.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { pollUntil } from '../support/events.ts'
+import { adminQuery } from '../support/postgres.ts'
+import {
+  durationSeconds,
+  type FlyConfig,
+  flyEnv,
+  metricsList,
+  ROOT,
+  readFlyConfig,
+} from './deploy-files.ts'
+
+const fly: FlyConfig = await readFlyConfig()
+// /metrics comes with the src/api app; until main.ts serves it, only the health paths are checked.
+const apiWired = (await Bun.file(resolve(ROOT, 'src/main.ts')).text()).includes("'./api/app.ts'")
+
+let bin: string
+let db: TestDb
+const freshDb = `outbox_release_${process.pid}`
+
+beforeAll(async () => {
+  bin = await compiledBinary()
+  db = await createTestDb()
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `create database ${freshDb}`)
+})
+afterAll(async () => {
+  await db?.drop()
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `drop database if exists ${freshDb} with (force)`)
+})
+
+/** fly.toml's [env] plus what `fly secrets set` adds in the runbook, generated per run. */
+function releaseEnv(extra: Record<string, string>): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    GRAPH_TENANT_ID: randomUUID(),
+    GRAPH_CLIENT_ID: randomUUID(),
+    MAIL_FROM: 'notifications@example.com',
+    GRAPH_CLIENT_SECRET: randomBytes(24).toString('base64url'),
+    API_JWT_SECRET: randomBytes(32).toString('base64url'),
+    ...flyEnv(fly),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    ...extra,
+  }
+}
+
+test('release_command migrates through LISTEN_DATABASE_URL even when the pooled URL is unreachable', async () => {
+  const cluster = await testCluster()
+  const closed = await freePort()
+  const argv = fly.deploy!.release_command!.split(/\s+/)
+  const p = Bun.spawn([bin, ...argv], {
+    env: releaseEnv({
+      DATABASE_URL: `postgres://127.0.0.1:${closed}/pooled`,
+      LISTEN_DATABASE_URL: cluster.url(freshDb),
+    }),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ])
+  expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
+  expect(stdout).toContain('applied 1')
+})
+
+test('the checked and scraped paths answer, and SIGTERM exits 0 well within kill_timeout', async () => {
+  const port = await freePort()
+  // The discard transport needs nothing external; the deployment's transport is not under test here.
+  const p = Bun.spawn([bin, 'serve'], {
+    env: releaseEnv({
+      DATABASE_URL: db.url,
+      MAIL_TRANSPORT: 'discard',
+      PORT: String(port),
+    }),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  let signalledAt = 0
+  try {
+    const checks = fly.http_service?.checks ?? []
+    expect(checks.length).toBeGreaterThan(0)
+    for (const c of checks) {
+      const status = await pollUntil(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}${c.path}`, {
+          method: c.method ?? 'GET',
+        }).catch(() => null)
+        return res?.status === 200 ? res.status : undefined
+      })
+      expect({ path: c.path, status }).toEqual({ path: c.path, status: 200 })
+    }
+    if (apiWired) {
+      for (const m of metricsList(fly)) {
+        const res = await fetch(`http://127.0.0.1:${port}${m.path}`)
+        expect({ path: m.path, status: res.status }).toEqual({ path: m.path, status: 200 })
+        expect(await res.text()).toContain('outbox_')
+      }
+    }
+  } finally {
+    signalledAt = Date.now()
+    p.kill('SIGTERM')
+  }
+  const code = await p.exited
+  const seconds = (Date.now() - signalledAt) / 1000
+  expect(code).toBe(0)
+  expect(seconds).toBeLessThan(durationSeconds(fly.kill_timeout)!)
+})

@@ -1,0 +1,237 @@
+// checkConfig: every problem named, no secret echoed, real databases and a strict fake Entra reached.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { randomBytes } from 'node:crypto'
+import { checkConfig } from '../../src/check-config.ts'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { testCluster } from '../preload.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import {
+  generateTestCertificate,
+  startFakeGraph,
+  type TestCertificate,
+} from '../support/fake-graph.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+// Generated per run so that a leak is unmistakable and nothing secret sits in the repo.
+const dbPassword = `pw-${randomBytes(12).toString('hex')}`
+const clientSecret = `cs-${randomBytes(18).toString('base64url')}`
+const jwtSecret = randomBytes(32).toString('base64url')
+
+let db: TestDb
+let cert: TestCertificate
+const emptyDb = `outbox_checkcfg_${process.pid}`
+
+beforeAll(async () => {
+  db = await createTestDb()
+  cert = await generateTestCertificate()
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `create database ${emptyDb}`)
+})
+afterAll(async () => {
+  await db?.drop()
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `drop database if exists ${emptyDb} with (force)`)
+})
+
+const discard = (extra: Record<string, string | undefined> = {}) => ({
+  MAIL_TRANSPORT: 'discard',
+  API_JWT_SECRET: jwtSecret,
+  ...extra,
+})
+
+function expectNoSecrets(result: unknown, ...secrets: string[]) {
+  const printed = JSON.stringify(result)
+  for (const s of secrets) expect(printed).not.toContain(s)
+}
+
+describe('without --connect', () => {
+  test('a bad environment names every problem and echoes no value', async () => {
+    const r = await checkConfig(
+      {
+        DATABASE_URL: `mysql://app:${dbPassword}@db.internal/app`,
+        MAIL_TRANSPORT: 'graph',
+        GRAPH_CLIENT_SECRET: clientSecret,
+        LEASE_SECONDS: 'soon',
+        API_JWT_SECRET: 'short',
+      },
+      { connect: false },
+    )
+    expect(r.ok).toBe(false)
+    const text = r.problems.join('\n')
+    for (const name of ['DATABASE_URL', 'LEASE_SECONDS', 'API_JWT_SECRET']) {
+      expect(text).toContain(name)
+    }
+    expectNoSecrets(r, dbPassword, clientSecret, 'short')
+  })
+
+  test('missing Graph settings are each named', async () => {
+    const r = await checkConfig(
+      { DATABASE_URL: 'postgres://h/db', MAIL_TRANSPORT: 'graph', API_JWT_SECRET: jwtSecret },
+      { connect: false },
+    )
+    expect(r.ok).toBe(false)
+    const text = r.problems.join('\n')
+    for (const name of ['GRAPH_TENANT_ID', 'GRAPH_CLIENT_ID', 'MAIL_FROM', 'GRAPH_CERTIFICATE']) {
+      expect(text).toContain(name)
+    }
+  })
+
+  test('the API role needs auth; a worker-only deployment does not', async () => {
+    const env = { DATABASE_URL: 'postgres://h/db', MAIL_TRANSPORT: 'discard' }
+    const api = await checkConfig(env, { connect: false })
+    expect(api.ok).toBe(false)
+    expect(api.problems.join('\n')).toContain('API_JWT_SECRET or API_JWKS_URL')
+    const worker = await checkConfig(env, { connect: false, role: 'worker' })
+    expect(worker).toMatchObject({ ok: true, problems: [] })
+  })
+
+  test('a key that does not belong to the certificate is named, and no PEM is printed', async () => {
+    const other = await generateTestCertificate()
+    const r = await checkConfig(
+      {
+        DATABASE_URL: 'postgres://h/db',
+        MAIL_TRANSPORT: 'graph',
+        GRAPH_TENANT_ID: 'contoso.onmicrosoft.com',
+        GRAPH_CLIENT_ID: '11111111-1111-1111-1111-111111111111',
+        MAIL_FROM: 'notifications@example.com',
+        GRAPH_CERTIFICATE: cert.certPem,
+        GRAPH_PRIVATE_KEY: other.keyPem,
+        API_JWT_SECRET: jwtSecret,
+      },
+      { connect: false },
+    )
+    expect(r.ok).toBe(false)
+    expect(r.problems.join('\n')).toContain('GRAPH_PRIVATE_KEY')
+    const keyBody = other.keyPem.split('\n')[1]!
+    expectNoSecrets(r, keyBody, '-----BEGIN', jwtSecret)
+  })
+
+  test('a valid environment passes and says the network was not checked', async () => {
+    const r = await checkConfig(discard({ DATABASE_URL: 'postgres://h/db' }), { connect: false })
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    expect(r.checks.join('\n')).toContain('--connect')
+  })
+})
+
+describe('with --connect', () => {
+  test('a reachable, migrated database passes', async () => {
+    const r = await checkConfig(discard({ DATABASE_URL: db.url }), { connect: true })
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    const text = r.checks.join('\n')
+    expect(text).toContain('database "default" (DATABASE_URL): reachable')
+    expect(text).toContain('schema current')
+  })
+
+  test('an unmigrated database is a warning: the release_command migrates it', async () => {
+    const cluster = await testCluster()
+    const r = await checkConfig(discard({ DATABASE_URL: cluster.url(emptyDb) }), {
+      connect: true,
+    })
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    expect(r.checks.join('\n')).toMatch(/warning: .*outbox-mailer migrate/)
+  })
+
+  test('a closed port is a problem naming the database and its variable, without the password', async () => {
+    const port = await freePort()
+    const r = await checkConfig(
+      discard({ DATABASE_URL: `postgres://app:${dbPassword}@127.0.0.1:${port}/app` }),
+      { connect: true, timeoutMs: 3000 },
+    )
+    expect(r.ok).toBe(false)
+    expect(r.problems).toHaveLength(1)
+    expect(r.problems[0]).toContain('database "default" (DATABASE_URL): cannot connect')
+    expectNoSecrets(r, dbPassword)
+  })
+
+  test('an unreachable direct URL is named as LISTEN_DATABASE_URL', async () => {
+    const port = await freePort()
+    const r = await checkConfig(
+      discard({
+        DATABASE_URL: db.url,
+        LISTEN_DATABASE_URL: `postgres://app:${dbPassword}@127.0.0.1:${port}/app`,
+      }),
+      { connect: true, timeoutMs: 3000 },
+    )
+    expect(r.ok).toBe(false)
+    expect(r.problems.join('\n')).toContain('(LISTEN_DATABASE_URL): cannot connect')
+    expectNoSecrets(r, dbPassword)
+  })
+
+  test('each of several databases is checked by name', async () => {
+    const port = await freePort()
+    const r = await checkConfig(
+      discard({
+        MAILER_DATABASES: JSON.stringify([
+          { name: 'shop', url: db.url },
+          { name: 'crm', url: `postgres://app:${dbPassword}@127.0.0.1:${port}/crm` },
+        ]),
+      }),
+      { connect: true, timeoutMs: 3000 },
+    )
+    expect(r.ok).toBe(false)
+    expect(r.checks.join('\n')).toContain('database "shop"')
+    expect(r.problems.join('\n')).toContain('database "crm" (MAILER_DATABASES crm.url)')
+    expectNoSecrets(r, dbPassword)
+  })
+
+  describe('Graph', () => {
+    const graphEnv = (fake: Awaited<ReturnType<typeof startFakeGraph>>, c: TestCertificate) =>
+      discard({
+        DATABASE_URL: db.url,
+        MAIL_TRANSPORT: 'graph',
+        MAIL_FROM: 'notifications@example.com',
+        GRAPH_TENANT_ID: fake.tenantId,
+        GRAPH_CLIENT_ID: fake.clientId,
+        GRAPH_AUTHORITY_URL: fake.authorityUrl,
+        GRAPH_API_URL: fake.apiUrl,
+        GRAPH_CERTIFICATE: c.certPem,
+        GRAPH_PRIVATE_KEY: c.keyPem,
+      })
+
+    test('a registered certificate gets a token', async () => {
+      const fake = await startFakeGraph({ certificates: [cert.certPem] })
+      try {
+        const r = await checkConfig(graphEnv(fake, cert), { connect: true })
+        expect(r).toMatchObject({ ok: true, problems: [] })
+        expect(r.checks.join('\n')).toContain('Graph token: issued')
+        expect(fake.tokenRequests.filter((t) => t.ok)).toHaveLength(1)
+        expectNoSecrets(r, cert.keyPem.split('\n')[1]!)
+      } finally {
+        await fake.stop()
+      }
+    })
+
+    test('an unregistered certificate is named with Entra’s code and what to do', async () => {
+      const fake = await startFakeGraph({ certificates: [cert.certPem] })
+      const stranger = await generateTestCertificate()
+      try {
+        const r = await checkConfig(graphEnv(fake, stranger), { connect: true })
+        expect(r.ok).toBe(false)
+        expect(r.problems.join('\n')).toMatch(
+          /Graph token: AADSTS700027: .*upload GRAPH_CERTIFICATE/,
+        )
+        expectNoSecrets(r, stranger.keyPem.split('\n')[1]!)
+      } finally {
+        await fake.stop()
+      }
+    })
+
+    test('a wrong client secret is named, and the secret is not printed', async () => {
+      const fake = await startFakeGraph({ clientSecret: randomBytes(16).toString('hex') })
+      try {
+        const env = {
+          ...graphEnv(fake, cert),
+          GRAPH_CERTIFICATE: undefined,
+          GRAPH_PRIVATE_KEY: undefined,
+          GRAPH_CLIENT_SECRET: clientSecret,
+        }
+        const r = await checkConfig(env, { connect: true })
+        expect(r.ok).toBe(false)
+        expect(r.problems.join('\n')).toContain('Graph token:')
+        expectNoSecrets(r, clientSecret)
+      } finally {
+        await fake.stop()
+      }
+    })
+  })
+})

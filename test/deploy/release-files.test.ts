@@ -1,0 +1,199 @@
+// fly.toml and the Dockerfile must agree with the binary: port, paths, drain window, command, user.
+import { describe, expect, test } from 'bun:test'
+import { resolve } from 'node:path'
+import pkg from '../../package.json' with { type: 'json' }
+import { ENV_VARS, loadConfig } from '../../src/config.ts'
+import {
+  type DockerStage,
+  dockerContextIncludes,
+  durationSeconds,
+  execForm,
+  type FlyConfig,
+  flyEnv,
+  metricsList,
+  ROOT,
+  readDockerfile,
+  readDockerignore,
+  readFlyConfig,
+} from './deploy-files.ts'
+
+const fly: FlyConfig = await readFlyConfig()
+const stages: DockerStage[] = await readDockerfile()
+const runtime = stages.at(-1)!
+const build = stages[0]!
+
+/** What the binary would load with fly.toml's [env] plus the secrets the runbook sets. */
+function configUnderFly() {
+  return loadConfig({
+    GRAPH_TENANT_ID: 'contoso.onmicrosoft.com',
+    GRAPH_CLIENT_ID: '11111111-1111-1111-1111-111111111111',
+    MAIL_FROM: 'notifications@example.com',
+    GRAPH_CLIENT_SECRET: 'placeholder-not-a-secret',
+    ...flyEnv(fly),
+    DATABASE_URL: 'postgres://pooled.example/app',
+    LISTEN_DATABASE_URL: 'postgres://direct.example/app',
+  })
+}
+
+const bunVersion = pkg.packageManager.replace(/^bun@/, '')
+const ops = (stage: DockerStage, op: string) => stage.instructions.filter((i) => i.op === op)
+const last = (stage: DockerStage, op: string) => ops(stage, op).at(-1)?.args
+
+/** The role each Fly process group serves, from its command or the image's default CMD. */
+function processRoles(): Record<string, string> {
+  const roleOf = (argv: string[]) => {
+    if (argv[0] !== 'serve') return `not serve (${argv.join(' ')})`
+    const i = argv.indexOf('--role')
+    return i >= 0 ? argv[i + 1]! : (argv.find((a) => a.startsWith('--role='))?.slice(7) ?? 'all')
+  }
+  if (!fly.processes) return { app: roleOf(execForm(last(runtime, 'CMD')) ?? []) }
+  return Object.fromEntries(
+    Object.entries(fly.processes).map(([group, cmd]) => [group, roleOf(cmd.split(/\s+/))]),
+  )
+}
+
+describe('fly.toml', () => {
+  test('kill_signal is SIGTERM, which the binary drains on', async () => {
+    expect(fly.kill_signal).toBe('SIGTERM')
+    expect(await Bun.file(resolve(ROOT, 'src/main.ts')).text()).toContain("process.on('SIGTERM'")
+  })
+
+  test('kill_timeout outlasts the shutdown grace with a margin, within Fly’s 300 s cap', () => {
+    const grace = configUnderFly().worker.shutdownGraceSeconds
+    const defaultGrace = ENV_VARS.find((v) => v.name === 'SHUTDOWN_GRACE_SECONDS')!.default
+    expect(grace).toBe(Number(fly.env?.SHUTDOWN_GRACE_SECONDS ?? defaultGrace))
+    const kill = durationSeconds(fly.kill_timeout)
+    expect(kill).toBeDefined()
+    expect(kill!).toBeGreaterThanOrEqual(grace + 10)
+    expect(kill!).toBeLessThanOrEqual(300)
+  })
+
+  test('release_command runs migrate through the image entrypoint, with no shell', () => {
+    const argv = (fly.deploy?.release_command ?? '').split(/\s+/)
+    expect(argv).toEqual(['migrate'])
+    // Fly replaces CMD, not ENTRYPOINT: so the binary is what runs it.
+    expect(execForm(last(runtime, 'ENTRYPOINT'))).toEqual(['/app/outbox-mailer'])
+  })
+
+  test('migrate uses the direct URL when one is set', async () => {
+    // The release machine gets both URLs; migrations need a session connection, not a pooler.
+    expect(configUnderFly().databases[0]!.listenUrl).toBe('postgres://direct.example/app')
+    const main = await Bun.file(resolve(ROOT, 'src/main.ts')).text()
+    expect(main).toMatch(/migrate\(\{\s*url:\s*d\.listenUrl/)
+  })
+
+  test('the HTTP service targets the port the binary listens on', () => {
+    const port = configUnderFly().http.port
+    expect(port).toBe(Number(ENV_VARS.find((v) => v.name === 'PORT')!.default))
+    expect(fly.http_service?.internal_port).toBe(port)
+    expect(fly.services ?? []).toEqual([])
+  })
+
+  test('the HTTP checks probe /readyz, a route the binary serves', async () => {
+    const paths = (fly.http_service?.checks ?? []).map((c) => c.path)
+    expect(paths).toContain('/readyz')
+    const sources = [
+      await Bun.file(resolve(ROOT, 'src/main.ts')).text(),
+      await Bun.file(resolve(ROOT, 'src/api/routes/health.ts')).text(),
+    ].join('\n')
+    for (const p of paths) expect(sources).toContain(`'${p}'`)
+  })
+
+  test('no machine that drains the outbox is ever auto-stopped by the proxy', () => {
+    const roles = processRoles()
+    const served = fly.http_service?.processes ?? Object.keys(roles)
+    for (const group of served) {
+      const role = roles[group]
+      expect(role).toBeDefined()
+      if (role === 'api') continue
+      // A draining worker gets no HTTP traffic, so the proxy would think it idle.
+      expect([false, 'off']).toContain(fly.http_service?.auto_stop_machines ?? 'unset')
+    }
+    for (const [group, role] of Object.entries(roles)) {
+      expect({ group, role }).toMatchObject({ role: expect.stringMatching(/^(all|worker|api)$/) })
+    }
+  })
+
+  test('metrics are scraped from /metrics on the binary’s port, a route the API serves', async () => {
+    const metrics = metricsList(fly)
+    expect(metrics.length).toBeGreaterThan(0)
+    for (const m of metrics) {
+      expect(m.path).toBe('/metrics')
+      expect(m.port).toBe(configUnderFly().http.port)
+    }
+    const route = await Bun.file(resolve(ROOT, 'src/api/routes/metrics.ts')).text()
+    expect(route).toContain("path: '/metrics'")
+  })
+
+  test('no volume: nothing is mounted', () => {
+    expect(fly.mounts).toBeUndefined()
+    expect(Object.keys(fly)).not.toContain('mount')
+  })
+
+  test('[env] holds only known, non-secret variables', () => {
+    const known = new Set(ENV_VARS.map((v) => v.name))
+    const secretName = /SECRET|PASSWORD|PRIVATE_KEY|TOKEN|CERTIFICATE|DATABASE_URL|DATABASES$/
+    for (const [name, value] of Object.entries(flyEnv(fly))) {
+      expect({ name, known: known.has(name) }).toEqual({ name, known: true })
+      expect({ name, secretName: secretName.test(name) }).toEqual({ name, secretName: false })
+      expect(value).not.toMatch(/-----BEGIN|:\/\/[^/@\s]+:[^/@\s]+@/)
+    }
+  })
+})
+
+describe('Dockerfile', () => {
+  test('builds in a pinned oven/bun image matching package.json packageManager', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2)
+    expect(build.from).toBe(`oven/bun:${bunVersion}`)
+    expect(pkg.engines.bun).toBe(bunVersion)
+  })
+
+  test('installs from the frozen lockfile and compiles with `bun run build`', () => {
+    const runs = ops(build, 'RUN').map((r) => r.args)
+    expect(runs.some((r) => /\bbun install\b.*--frozen-lockfile/.test(r))).toBe(true)
+    expect(runs.some((r) => /\bbun run build\b/.test(r))).toBe(true)
+    expect(pkg.scripts.build).toContain('--outfile dist/outbox-mailer')
+  })
+
+  test('the runtime stage has glibc: no musl, static or scratch base', () => {
+    expect(runtime.from).toMatch(
+      /^(debian:(bookworm|trixie)-slim|gcr\.io\/distroless\/(cc|base)-debian1[2-9])/,
+    )
+    expect(runtime.from).not.toMatch(/alpine|static|scratch|musl/)
+  })
+
+  test('the runtime stage holds only the compiled binary from the build stage', () => {
+    const copies = ops(runtime, 'COPY')
+    expect(copies.length).toBe(1)
+    const from = build.name ?? '0'
+    expect(copies[0]!.args).toBe(`--from=${from} /src/dist/outbox-mailer /app/outbox-mailer`)
+    expect(ops(runtime, 'ADD')).toEqual([])
+  })
+
+  test('runs as a non-root user', () => {
+    const user = last(runtime, 'USER')
+    expect(user).toBeDefined()
+    const name = user!.split(':')[0]!
+    expect(['root', '0']).not.toContain(name)
+    expect(ops(runtime, 'USER').at(-1)!.line).toBeGreaterThan(ops(runtime, 'RUN').at(-1)?.line ?? 0)
+  })
+
+  test('exec-form ENTRYPOINT is the binary, CMD is serve, EXPOSE is the binary’s port', () => {
+    expect(execForm(last(runtime, 'ENTRYPOINT'))).toEqual(['/app/outbox-mailer'])
+    expect(execForm(last(runtime, 'CMD'))).toEqual(['serve'])
+    expect(last(runtime, 'EXPOSE')).toBe(String(configUnderFly().http.port))
+  })
+
+  test('.dockerignore keeps secrets, state and build output out of the context', async () => {
+    const rules = await readDockerignore()
+    for (const p of ['.env', '.env.production', '.git/config', '.data/pg/PG_VERSION', 'dist/x']) {
+      expect({ p, sent: dockerContextIncludes(rules, p) }).toEqual({ p, sent: false })
+    }
+    for (const p of ['node_modules/pg/package.json', 'mail-out/1.eml', 'test/deploy/x.ts']) {
+      expect({ p, sent: dockerContextIncludes(rules, p) }).toEqual({ p, sent: false })
+    }
+    for (const p of ['package.json', 'bun.lock', 'src/main.ts', 'sql/0001_mailer_schema.sql']) {
+      expect({ p, sent: dockerContextIncludes(rules, p) }).toEqual({ p, sent: true })
+    }
+  })
+})
