@@ -54,7 +54,7 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   {
     name: 'GRAPH_MAILBOX_LOOKUP',
     default: 'false',
-    meaning: 'after a crash mid-send, look the message up in the mailbox (needs Mail.ReadBasic)',
+    meaning: 'after a crash mid-send, look the message up in the mailbox (needs Mail.Read)',
   },
   {
     name: 'AMBIGUOUS_SEND_POLICY',
