@@ -261,9 +261,10 @@ async function checkGraphToken(
   } else {
     out.checks.push(`Graph token: roles ${roles.join(', ')}`)
   }
-  if (graph.mailboxLookup && !roles.some((r) => r === 'Mail.ReadBasic' || r === 'Mail.Read')) {
+  // The lookup filters on an extended property, which Mail.ReadBasic does not expose.
+  if (graph.mailboxLookup && !roles.some((r) => r === 'Mail.Read' || r === 'Mail.ReadWrite')) {
     out.checks.push(
-      'warning: GRAPH_MAILBOX_LOOKUP=true but the token carries no Mail.ReadBasic role (fine with Exchange RBAC for Applications)',
+      'warning: GRAPH_MAILBOX_LOOKUP=true but the token carries no Mail.Read role (fine with Exchange RBAC for Applications)',
     )
   }
   return out

@@ -128,6 +128,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
         abort: abort.signal,
         done: (lease) => {
           if (held.delete(lease.id)) d.slots.release()
+          // A row settled for a retry is due later: the claim round that follows an idle drainer
+          // arms the timer for the earliest send_at, so nothing waits for the backstop poll.
+          if (held.size === 0) wake()
         },
       },
       leases,

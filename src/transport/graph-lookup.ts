@@ -7,7 +7,7 @@ import type { GraphRequest } from './graph-request.ts'
 /**
  * `found`: the mailbox holds the message, so it was submitted. `not_found`: neither Sent Items nor
  * the rest of the mailbox (Drafts/Outbox, where it sits until transport picks it up) has it.
- * `unavailable`: not permitted (401/403 without Mail.Read/Mail.ReadBasic): the caller applies its
+ * `unavailable`: not permitted (401/403 without Mail.Read): the caller applies its
  * ambiguous-send policy. `error`: a transient failure: the caller asks again later.
  */
 export type LookupResult = 'found' | 'not_found' | 'unavailable' | 'error'
