@@ -1,0 +1,64 @@
+// One drain run: N pre-inserted rows, timed from the insert's commit to the last row recorded done.
+import type { BenchCluster } from './cluster.ts'
+import { costBetween, type ServerCost, snapshot } from './server-stats.ts'
+import type { BenchSystem } from './systems/system.ts'
+
+export interface DrainRun {
+  concurrency: number
+  rows: number
+  seconds: number
+  rowsPerSecond: number
+  /** False when the time cap stopped the run before every row was done. */
+  complete: boolean
+  cost: ServerCost
+  statementsPerRow: number
+  walBytesPerRow: number
+  cpuMicrosPerRow: number
+}
+
+export async function drainRun(
+  cluster: BenchCluster,
+  sys: BenchSystem,
+  rows: number,
+  concurrency: number,
+  capMs: number,
+): Promise<DrainRun> {
+  await sys.reset()
+  let handled = 0
+  await sys.start({ concurrency, onStart: () => handled++ })
+  const outOfProcess = sys.latenciesMs !== undefined
+  try {
+    await Bun.sleep(500)
+    const a = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
+    const walFrom = await sys.insertBulk(rows)
+    const t0 = performance.now()
+    let left = rows
+    while (performance.now() - t0 < capMs) {
+      if (!outOfProcess && handled < rows) {
+        await Bun.sleep(5)
+        continue
+      }
+      left = await sys.remaining()
+      if (left === 0) break
+      await Bun.sleep(outOfProcess ? 20 : 5)
+    }
+    const t1 = performance.now()
+    const b = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
+    if (left !== 0) left = await sys.remaining()
+    const done = rows - left
+    const cost = costBetween(a, b, walFrom)
+    return {
+      concurrency,
+      rows: done,
+      seconds: (t1 - t0) / 1000,
+      rowsPerSecond: done / ((t1 - t0) / 1000),
+      complete: left === 0,
+      cost,
+      statementsPerRow: cost.statements / done,
+      walBytesPerRow: cost.walBytes / done,
+      cpuMicrosPerRow: (cost.cpuSeconds * 1e6) / done,
+    }
+  } finally {
+    await sys.stop()
+  }
+}

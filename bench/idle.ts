@@ -1,0 +1,63 @@
+// Idle cost: every system started at once on its own empty database, then 30 s of counting what it asks of Postgres.
+import { readFile } from 'node:fs/promises'
+import type { BenchCluster } from './cluster.ts'
+import { snapshot } from './server-stats.ts'
+import type { BenchSystem } from './systems/system.ts'
+
+export interface IdleResult {
+  seconds: number
+  statementsPerSecond: number
+  transactionsPerSecond: number
+  connections: number
+}
+
+export async function rssMiB(pid: number): Promise<number | null> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => null)
+  const kb = status && /VmRSS:\s+(\d+)/.exec(status)?.[1]
+  return kb ? Number(kb) / 1024 : null
+}
+
+/**
+ * Transactions come from pg_stat_database, which a backend flushes at most once a second while busy
+ * and within ~10 s when idle: over 30 s the figure is close, not exact. Statements (pg_stat_statements)
+ * are counted as they finish.
+ */
+export async function idleRun(
+  cluster: BenchCluster,
+  systems: BenchSystem[],
+  o: {
+    seconds: number
+    warmupSeconds: number
+    concurrency: number
+    duringIdle?: () => Promise<void>
+  },
+): Promise<Map<string, IdleResult>> {
+  for (const s of systems) await s.reset()
+  await Promise.all(systems.map((s) => s.start({ concurrency: o.concurrency })))
+  const out = new Map<string, IdleResult>()
+  try {
+    await Bun.sleep(o.warmupSeconds * 1000)
+    const before = await Promise.all(
+      systems.map((s) => snapshot(cluster.admin, cluster.postmasterPid, s.database)),
+    )
+    await Bun.sleep(o.seconds * 1000)
+    const after = await Promise.all(
+      systems.map((s) => snapshot(cluster.admin, cluster.postmasterPid, s.database)),
+    )
+    await o.duringIdle?.()
+    systems.forEach((s, i) => {
+      const a = before[i]!
+      const b = after[i]!
+      const seconds = (b.at - a.at) / 1000
+      out.set(s.name, {
+        seconds,
+        statementsPerSecond: (b.statements - a.statements) / seconds,
+        transactionsPerSecond: (b.transactions - a.transactions) / seconds,
+        connections: Math.max(a.connections, b.connections),
+      })
+    })
+  } finally {
+    await Promise.all(systems.map((s) => s.stop()))
+  }
+  return out
+}

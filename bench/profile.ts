@@ -1,0 +1,45 @@
+// `bun run bench/profile.ts [system] [rows] [concurrency]`: one drain, then the statements it cost (pg_stat_statements).
+import { compiledBinary } from '../test/support/binary.ts'
+import { startBenchCluster } from './cluster.ts'
+import { drainRun } from './drain.ts'
+import { ceilingSystem } from './systems/ceiling.ts'
+import { graphileSystem } from './systems/graphile.ts'
+import { outboxBinarySystem } from './systems/outbox-binary.ts'
+import { outboxEngineSystem } from './systems/outbox-engine.ts'
+import { pgBossSystem } from './systems/pg-boss.ts'
+import { openProbe } from './systems/probe.ts'
+
+const [which = 'outbox_engine', rows = '20000', conc = '10'] = process.argv.slice(2)
+const cluster = await startBenchCluster()
+await cluster.createDatabase(which)
+const probe = await openProbe(cluster.probeUrl(which))
+try {
+  const url = cluster.url(which)
+  const sys =
+    which === 'ceiling'
+      ? ceilingSystem(which, url, probe)
+      : which.startsWith('graphile')
+        ? graphileSystem(which, url, probe, which.endsWith('batched'))
+        : which.startsWith('pgboss')
+          ? pgBossSystem(which, url, probe, which.endsWith('batched'))
+          : which === 'outbox_binary'
+            ? outboxBinarySystem(which, url, probe, await compiledBinary(), 'graph')
+            : outboxEngineSystem(which, url, probe)
+  await sys.prepare()
+  await cluster.admin.query('select pg_stat_statements_reset()')
+  const r = await drainRun(cluster, sys, Number(rows), Number(conc), 60_000)
+  console.log(JSON.stringify(r, null, 1))
+  const top = await cluster.admin.query(
+    `select s.calls, round(s.total_exec_time::numeric, 1) as total_ms, round(s.mean_exec_time::numeric, 3) as mean_ms,
+            s.rows, s.shared_blks_hit as hit, s.shared_blks_dirtied as dirtied, s.wal_bytes, s.wal_fpi,
+            left(regexp_replace(s.query, '\\s+', ' ', 'g'), 110) as query
+       from pg_stat_statements s join pg_database d on d.oid = s.dbid join pg_roles u on u.oid = s.userid
+      where d.datname = $1 and u.rolname <> 'bench_probe' order by s.total_exec_time desc limit 12`,
+    [which],
+  )
+  console.table(top.rows)
+  await sys.dispose?.()
+} finally {
+  await probe.close()
+  await cluster.stop()
+}

@@ -1,0 +1,84 @@
+// The results: one table for stdout and BENCHMARKS.md, and the JSON kept in bench/results/latest.json.
+
+import type { DrainRun } from './drain.ts'
+import type { IdleResult } from './idle.ts'
+import type { LatencyResult } from './latency.ts'
+import { median } from './percentiles.ts'
+
+export interface SystemResult {
+  name: string
+  drain: Record<string, DrainRun[]>
+  latency: LatencyResult | null
+  idle: IdleResult | null
+}
+
+export interface Results {
+  startedAt: string
+  durationSeconds: number
+  machine: { cpus: number; model: string; memoryGiB: number; kernel: string; bun: string }
+  postgres: { version: string; settings: Record<string, string> }
+  parameters: Record<string, unknown>
+  binary: { transport: string; readyMs: number[]; readyMsMedian: number; idleRssMiB: number | null }
+  systems: SystemResult[]
+}
+
+const med = (runs: DrainRun[] | undefined, f: (r: DrainRun) => number) =>
+  runs && runs.length > 0 ? median(runs.map(f)) : Number.NaN
+
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '–'
+
+const capped = (runs: DrainRun[] | undefined) => (runs?.some((r) => !r.complete) ? '*' : '')
+
+export function table(r: Results): string {
+  const head = [
+    'system',
+    'drain c10 rows/s',
+    'drain c50 rows/s',
+    'pickup p50 / p95 / p99 / max ms',
+    'idle stmt/s',
+    'idle xact/s',
+    'idle conns',
+    'stmts/row c10 · c50',
+    'WAL B/row c10 · c50',
+    'PG CPU µs/row c10 · c50',
+  ]
+  const rows = r.systems.map((s) => {
+    const c10 = s.drain.c10
+    const c50 = s.drain.c50
+    const l = s.latency
+    return [
+      s.name,
+      fmt(med(c10, (x) => x.rowsPerSecond)) + capped(c10),
+      fmt(med(c50, (x) => x.rowsPerSecond)) + capped(c50),
+      l ? `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)}` : '–',
+      s.idle ? fmt(s.idle.statementsPerSecond, 2) : '–',
+      s.idle ? fmt(s.idle.transactionsPerSecond, 2) : '–',
+      s.idle ? fmt(s.idle.connections) : '–',
+      `${fmt(
+        med(c10, (x) => x.statementsPerRow),
+        3,
+      )} · ${fmt(
+        med(c50, (x) => x.statementsPerRow),
+        3,
+      )}`,
+      `${fmt(med(c10, (x) => x.walBytesPerRow))} · ${fmt(med(c50, (x) => x.walBytesPerRow))}`,
+      `${fmt(med(c10, (x) => x.cpuMicrosPerRow))} · ${fmt(med(c50, (x) => x.cpuMicrosPerRow))}`,
+    ]
+  })
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n')
+}
+
+export function footnotes(r: Results): string {
+  return [
+    `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done).`,
+    `Pickup: ${r.parameters.latencyPerSecond} rows/s for ${r.parameters.latencySeconds} s, one autocommit insert each, concurrency 10.`,
+    `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database; connections = client backends held.`,
+    `Compiled binary (${r.binary.transport}): start-to-ready median ${fmt(r.binary.readyMsMedian)} ms ` +
+      `(spawn → /readyz 200, ${r.binary.readyMs.length} starts: ${r.binary.readyMs.map((x) => fmt(x)).join(', ')} ms); ` +
+      `idle RSS ${fmt(r.binary.idleRssMiB ?? Number.NaN, 1)} MiB.`,
+  ].join('\n')
+}

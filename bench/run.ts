@@ -1,0 +1,174 @@
+// `bun run bench`: every system on one embedded Postgres, in one run; prints the table, writes the results.
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cpus, release, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { compiledBinary } from '../test/support/binary.ts'
+import { startBenchCluster } from './cluster.ts'
+import { type DrainRun, drainRun } from './drain.ts'
+import { idleRun, rssMiB } from './idle.ts'
+import { latencyRun } from './latency.ts'
+import { median } from './percentiles.ts'
+import { footnotes, type Results, type SystemResult, table } from './report.ts'
+import { ceilingSystem } from './systems/ceiling.ts'
+import { graphileSystem } from './systems/graphile.ts'
+import { outboxBinarySystem } from './systems/outbox-binary.ts'
+import { outboxEngineSystem } from './systems/outbox-engine.ts'
+import { pgBossSystem } from './systems/pg-boss.ts'
+import { openProbe, type Probe } from './systems/probe.ts'
+import type { BenchSystem } from './systems/system.ts'
+
+const env = process.env
+const P = {
+  rows: Number(env.BENCH_ROWS ?? 20_000),
+  repeats: Number(env.BENCH_REPEATS ?? 3),
+  concurrencies: [10, 50],
+  capSeconds: Number(env.BENCH_CAP_SECONDS ?? 15),
+  latencyPerSecond: 50,
+  latencySeconds: Number(env.BENCH_LATENCY_SECONDS ?? 6),
+  idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 30),
+  only: env.BENCH_ONLY?.split(',') ?? null,
+}
+const say = (m: string) =>
+  process.stderr.write(`[bench ${((performance.now() - T0) / 1000).toFixed(0)}s] ${m}\n`)
+const T0 = performance.now()
+
+const [bin, cluster] = await Promise.all([compiledBinary(), startBenchCluster()])
+const probes: Probe[] = []
+const systems: BenchSystem[] = []
+let binary: ReturnType<typeof outboxBinarySystem> | null = null
+try {
+  const make: [string, (db: string, url: string, probe: Probe) => BenchSystem][] = [
+    ['ceiling', (d, u, p) => ceilingSystem(d, u, p)],
+    ['graphile_defaults', (d, u, p) => graphileSystem(d, u, p, false)],
+    ['graphile_batched', (d, u, p) => graphileSystem(d, u, p, true)],
+    ['pgboss_defaults', (d, u, p) => pgBossSystem(d, u, p, false)],
+    ['pgboss_batched', (d, u, p) => pgBossSystem(d, u, p, true)],
+    ['outbox_engine', (d, u, p) => outboxEngineSystem(d, u, p)],
+    ['outbox_binary', (d, u, p) => (binary = outboxBinarySystem(d, u, p, bin, 'graph'))],
+  ]
+  for (const [db, f] of make) {
+    if (P.only && !P.only.some((o) => db.includes(o))) continue
+    await cluster.createDatabase(db)
+    const probe = await openProbe(cluster.probeUrl(db))
+    probes.push(probe)
+    const s = f(db, cluster.url(db), probe)
+    await s.prepare()
+    systems.push(s)
+    say(`prepared ${s.name}`)
+  }
+  const results = new Map<string, SystemResult>(
+    systems.map((s) => [s.name, { name: s.name, drain: {}, latency: null, idle: null }]),
+  )
+  const readyMs: number[] = []
+  const noteReady = (s: BenchSystem) => {
+    if (s === binary && binary.lastRun()) readyMs.push(binary.lastRun()!.readyMs)
+  }
+
+  // Interleaved so that noise on the shared machine spreads over every system alike.
+  for (let rep = 1; rep <= P.repeats; rep++) {
+    for (const c of P.concurrencies) {
+      for (const s of systems) {
+        const r: DrainRun = await drainRun(cluster, s, P.rows, c, P.capSeconds * 1000)
+        noteReady(s)
+        const key = `c${c}`
+        const entry = results.get(s.name)!
+        entry.drain[key] = [...(entry.drain[key] ?? []), r]
+        say(
+          `drain rep ${rep} c${c} ${s.name}: ${r.rowsPerSecond.toFixed(0)} rows/s${r.complete ? '' : ' (capped)'}, ` +
+            `${r.statementsPerRow.toFixed(3)} stmt/row, ${r.walBytesPerRow.toFixed(0)} WAL B/row, ${r.cpuMicrosPerRow.toFixed(0)} µs CPU/row`,
+        )
+      }
+    }
+  }
+  for (const s of systems) {
+    const l = await latencyRun(s, {
+      perSecond: P.latencyPerSecond,
+      seconds: P.latencySeconds,
+      concurrency: 10,
+    })
+    noteReady(s)
+    results.get(s.name)!.latency = l
+    say(
+      `latency ${s.name}: p50 ${l.p50.toFixed(1)} p99 ${l.p99.toFixed(1)} max ${l.max.toFixed(1)} ms (${l.missing} missing)`,
+    )
+  }
+  // The ceiling polls in a tight loop by design: it has no idle figure.
+  let idleRss: number | null = null
+  const idle = await idleRun(
+    cluster,
+    systems.filter((s) => !s.name.includes('ceiling')),
+    {
+      seconds: P.idleSeconds,
+      warmupSeconds: 5,
+      concurrency: 10,
+      duringIdle: async () => {
+        const pid = binary?.lastRun()?.pid
+        if (pid) idleRss = await rssMiB(pid)
+      },
+    },
+  )
+  for (const [name, r] of idle) {
+    results.get(name)!.idle = r
+    say(
+      `idle ${name}: ${r.statementsPerSecond.toFixed(2)} stmt/s, ${r.transactionsPerSecond.toFixed(2)} xact/s, ${r.connections} conns`,
+    )
+  }
+  noteReady(binary as unknown as BenchSystem)
+
+  const cpu = cpus()
+  const out: Results = {
+    startedAt: new Date(Date.now() - performance.now()).toISOString(),
+    durationSeconds: (performance.now() - T0) / 1000,
+    machine: {
+      cpus: cpu.length,
+      model: cpu[0]?.model ?? '?',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+      bun: Bun.version,
+    },
+    postgres: { version: cluster.version, settings: cluster.settings },
+    parameters: { ...P },
+    binary: {
+      transport: 'graph (fake on loopback)',
+      readyMs,
+      readyMsMedian: median(readyMs),
+      idleRssMiB: idleRss,
+    },
+    systems: [...results.values()],
+  }
+  const text = `${table(out)}\n\n${footnotes(out)}`
+  console.log(text)
+  const dir = join(import.meta.dir, 'results')
+  await mkdir(dir, { recursive: true })
+  await writeFile(join(dir, 'latest.json'), `${JSON.stringify(out, null, 2)}\n`)
+  if (!P.only && P.rows === 20_000) await updateBenchmarksMd(text, out)
+  say('done')
+} finally {
+  for (const s of systems) await s.dispose?.().catch(() => {})
+  for (const p of probes) await p.close().catch(() => {})
+  await cluster.stop()
+}
+
+/** Replaces the part of BENCHMARKS.md between the result markers. */
+async function updateBenchmarksMd(text: string, r: Results) {
+  const path = join(import.meta.dir, '..', 'BENCHMARKS.md')
+  const doc = await readFile(path, 'utf8').catch(() => null)
+  const begin = '<!-- bench:results:begin -->'
+  const end = '<!-- bench:results:end -->'
+  if (!doc?.includes(begin) || !doc.includes(end)) return
+  const m = r.machine
+  const block = [
+    begin,
+    `Run ${r.startedAt} (${r.durationSeconds.toFixed(0)} s) on ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Bun ${m.bun}.`,
+    `${r.postgres.version}; ${Object.entries(r.postgres.settings)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}.`,
+    '',
+    text,
+    end,
+  ].join('\n')
+  await writeFile(
+    path,
+    doc.slice(0, doc.indexOf(begin)) + block + doc.slice(doc.indexOf(end) + end.length),
+  )
+}

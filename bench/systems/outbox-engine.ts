@@ -1,0 +1,115 @@
+// outbox-mailer's engine in process (drainer + listener, production defaults) with an instant sender.
+import { systemClock } from '../../src/clock.ts'
+import { loadConfig } from '../../src/config.ts'
+import { migrate } from '../../src/db/migrate.ts'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createDrainer, type Drainer } from '../../src/outbox/drainer.ts'
+import { createListener, type Listener } from '../../src/outbox/listener.ts'
+import { openGate } from '../../src/outbox/send-gate.ts'
+import type { Sender } from '../../src/outbox/sender.ts'
+import { createSlots } from '../../src/outbox/slots.ts'
+import { createDiscardSender } from '../../src/transport/discard-sender.ts'
+import type { Probe } from './probe.ts'
+import type { BenchSystem, StartOptions } from './system.ts'
+
+export const OUTBOX_MESSAGE = `jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'a@example.com')), 'subject', 's', 'text', 't')`
+
+/** The outbox's insert/reset/progress, shared by the in-process engine and the compiled binary. */
+export function outboxQueue(probe: Probe) {
+  return {
+    async reset() {
+      await probe.query('truncate mailer.email_attempts, mailer.email_outbox, mailer.workers')
+      await probe.query('vacuum analyze mailer.email_outbox, mailer.email_attempts')
+    },
+    insertBulk: (n: number) =>
+      probe.insertAndMark([
+        {
+          text: `insert into mailer.email_outbox (message) select ${OUTBOX_MESSAGE} from generate_series(1, $1)`,
+          values: [n],
+        },
+      ]),
+    async insertOne(key: number) {
+      await probe.query(
+        `insert into mailer.email_outbox (message, correlation_id) values (${OUTBOX_MESSAGE}, $1::text)`,
+        [String(key)],
+      )
+    },
+    async remaining() {
+      const r = await probe.query<{ n: string }>(
+        `select count(*) as n from mailer.email_outbox where status in ('pending', 'sending')`,
+      )
+      return Number(r[0]!.n)
+    },
+  }
+}
+
+export function outboxEngineSystem(database: string, url: string, probe: Probe): BenchSystem {
+  let handle: DbHandle | null = null
+  let drainer: Drainer | null = null
+  let listener: Listener | null = null
+  return {
+    name: 'outbox-mailer engine',
+    database,
+    ...outboxQueue(probe),
+    async prepare() {
+      await migrate({ url, log: silentLogger })
+    },
+    async start(o: StartOptions) {
+      const config = loadConfig({
+        DATABASE_URL: url,
+        MAIL_TRANSPORT: 'discard',
+        MAIL_FROM: 'outbox@example.com',
+        API_JWT_SECRET: 'x'.repeat(32),
+        WORKER_CONCURRENCY: String(o.concurrency),
+      })
+      const discard = createDiscardSender()
+      // Send start is when the engine calls the transport; the key travels as the correlation id.
+      const sender: Sender = {
+        name: 'bench',
+        send: (mail, signal) => {
+          o.onStart?.(Number(mail.correlationId ?? 0))
+          return discard.send(mail, signal)
+        },
+      }
+      handle = openDb({
+        name: 'bench',
+        url,
+        log: silentLogger,
+        maxConnections: config.worker.concurrency + 4,
+      })
+      const d = createDrainer({
+        dbName: 'bench',
+        db: handle.db,
+        sender,
+        gate: openGate,
+        slots: createSlots(config.worker.concurrency),
+        clock: systemClock,
+        log: silentLogger,
+        worker: { id: `bench-${process.pid}`, host: 'bench', pid: process.pid, version: 'bench' },
+        config: config.worker,
+        mailFrom: config.mailFrom,
+        lookup: null,
+        ambiguousPolicy: 'resend',
+      })
+      drainer = d
+      listener = createListener({
+        db: 'bench',
+        url,
+        log: silentLogger,
+        clock: systemClock,
+        wake: () => d.wake(),
+        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+        mode: config.worker.listenMode,
+      })
+      listener.start()
+      drainer.start()
+    },
+    async stop() {
+      await listener?.stop()
+      await drainer?.stop(5000)
+      await handle?.close()
+      listener = drainer = handle = null
+    },
+  }
+}
