@@ -113,7 +113,7 @@ try {
       `idle ${name}: ${r.statementsPerSecond.toFixed(2)} stmt/s, ${r.transactionsPerSecond.toFixed(2)} xact/s, ${r.connections} conns`,
     )
   }
-  noteReady(binary as unknown as BenchSystem)
+  if (binary) noteReady(binary as unknown as BenchSystem)
 
   const cpu = cpus()
   const out: Results = {

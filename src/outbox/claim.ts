@@ -18,6 +18,8 @@ export interface Lease {
   cancelRequested: boolean
   /** The previous attempt started a send and never learned its outcome (crash or abort mid-send). */
   ambiguous: boolean
+  /** The claim itself recorded the send as started (ClaimParams.markStarted): no startSends needed. */
+  started: boolean
   /** Seconds since the row was created, for the throttle deadline. */
   ageSeconds: number
 }
@@ -35,6 +37,7 @@ interface LeaseRow {
   expired: boolean
   cancel_requested: boolean
   ambiguous: boolean
+  started: boolean
   age_seconds: number
 }
 
@@ -43,6 +46,12 @@ export interface ClaimParams {
   workerId: string
   leaseSeconds: number
   defaultMaxAttempts: number
+  /**
+   * Record the send as started in the claim itself, for transports that send at once (no shared
+   * limits to wait for): the claim is then the last check before the send. Never for ambiguous,
+   * cancelled or expired rows.
+   */
+  markStarted?: boolean
 }
 
 /**
@@ -67,7 +76,10 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
            lease_owner = ${p.workerId},
            lease_token = gen_random_uuid(),
            lease_expires_at = now() + make_interval(secs => ${p.leaseSeconds}),
-           send_started_at = null
+           send_started_at = case
+             when ${p.markStarted === true} and not picked.ambiguous and o.cancel_requested_at is null
+                  and (o.expires_at is null or o.expires_at > now()) then now()
+           end
       from picked
      where o.id = picked.id
     returning o.id, o.lease_token, o.tenant, o.attempts,
@@ -76,6 +88,7 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
               (o.expires_at is not null and o.expires_at <= now()) as expired,
               o.cancel_requested_at is not null as cancel_requested,
               picked.ambiguous,
+              o.send_started_at is not null as started,
               extract(epoch from now() - o.created_at)::float8 as age_seconds`.execute(db)
   return rows.map(toLease).sort(byId)
 }
@@ -96,6 +109,7 @@ function toLease(r: LeaseRow): Lease {
     expired: r.expired,
     cancelRequested: r.cancel_requested,
     ambiguous: r.ambiguous,
+    started: r.started,
     ageSeconds: r.age_seconds,
   }
 }

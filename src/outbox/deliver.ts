@@ -8,6 +8,7 @@ import type { Lease } from './claim.ts'
 import type { EngineEventHandler, SettleOutcome } from './events.ts'
 import { RenderError, renderLease } from './render.ts'
 import type { SendGate } from './send-gate.ts'
+import type { Slots } from './slots.ts'
 import type { OutboundMail, Sender, SendOutcome } from './sender.ts'
 import type { Settlement } from './settle.ts'
 import type { SettleQueue } from './settle-queue.ts'
@@ -24,6 +25,8 @@ export interface DeliveryDeps {
   db: Kysely<Database>
   sender: Sender
   gate: SendGate
+  /** Process-wide sends in flight: taken right before a send, given back right after it. */
+  slots: Slots
   settle: SettleQueue
   clock: Clock
   log: Logger
@@ -40,6 +43,8 @@ export interface DeliveryDeps {
   abort: AbortSignal
   /** Called once per lease when it is finished with (settled or lost). */
   done: (lease: Lease) => void
+  /** A row was rescheduled `delayMs` from now: the drainer arms its timer for it. */
+  onRetry?: (delayMs: number) => void
 }
 
 // Outcomes after which the provider may or may not have the message.
@@ -56,6 +61,9 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       requestId: extra.requestId,
     })
     if (row) {
+      if (s.kind === 'retry' && row.status === 'pending') d.onRetry?.(s.delayMs)
+      // A released row is due again now (unless we are stopping): claim it again promptly.
+      if (s.kind === 'released' && !d.stopping.aborted) d.onRetry?.(0)
       const outcome = row.outcome as SettleOutcome | 'exhausted' | 'throttled_out' | 'released'
       if (outcome !== 'released') {
         d.onEvent?.({
@@ -167,23 +175,54 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   }
 
   if (d.gate.open) {
-    const start = await startOrRelease(d, sendable, finish)
-    await Promise.all([...settling, ...start.map((r) => sendOne(d, r, finish, null))])
+    // The claim already recorded most sends as started; only the rest need the last check.
+    const unstarted = sendable.filter((r) => !r.lease.started)
+    const started = [
+      ...sendable.filter((r) => r.lease.started),
+      ...(await startOrRelease(d, unstarted, finish)),
+    ]
+    await Promise.all([...settling, ...started.map((r) => sendInSlot(d, r, finish, null, false))])
     return
   }
   await Promise.all([
     ...settling,
     ...sendable.map(async (r) => {
-      const permit = await d.gate.acquire(r.mail.from.address, d.stopping)
+      const mailbox = r.mail.from.address
+      let permit: Awaited<ReturnType<SendGate['acquire']>>
+      try {
+        permit = await d.gate.acquire(mailbox, d.stopping)
+      } catch (err) {
+        // The limits live in the database: unreachable now, so give the row back untouched.
+        d.log.warn('could not take a send permit; releasing the row', { db: d.dbName, err })
+        permit = null
+      }
       if (!permit) return finish(r.lease, { kind: 'released' })
       try {
-        const [started] = await startOrRelease(d, [r], finish)
-        if (started) await sendOne(d, started, finish, r.mail.from.address)
+        await sendInSlot(d, r, finish, mailbox, true)
       } finally {
         await permit.release()
       }
     }),
   ])
+}
+
+/** Takes a process slot, (optionally) makes the last check, sends, gives the slot back, then settles. */
+async function sendInSlot(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+  mailbox: string | null,
+  check: boolean,
+): Promise<void> {
+  if (!(await d.slots.acquire(d.stopping))) return finish(r.lease, { kind: 'released' })
+  let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
+  try {
+    const go = check ? (await startOrRelease(d, [r], finish)).length > 0 : true
+    if (go) result = await sendOne(d, r, mailbox)
+  } finally {
+    d.slots.release()
+  }
+  if (result) await finish(r.lease, result.settlement, result.extra)
 }
 
 interface SendExtra {
@@ -228,7 +267,11 @@ async function startOrRelease(d: DeliveryDeps, rows: Ready[], finish: Finish): P
   return started
 }
 
-async function sendOne(d: DeliveryDeps, r: Ready, finish: Finish, mailbox: string | null) {
+async function sendOne(
+  d: DeliveryDeps,
+  r: Ready,
+  mailbox: string | null,
+): Promise<{ settlement: Settlement; extra: Partial<SendExtra> }> {
   const startedAt = new Date(d.clock.now())
   const t0 = performance.now()
   let outcome: SendOutcome
@@ -245,24 +288,22 @@ async function sendOne(d: DeliveryDeps, r: Ready, finish: Finish, mailbox: strin
     httpStatus: outcome.httpStatus,
     requestId: outcome.requestId,
   }
-  if (outcome.kind === 'sent') return finish(r.lease, { kind: 'sent' }, extra)
+  if (outcome.kind === 'sent') return { settlement: { kind: 'sent' }, extra }
   if (outcome.kind === 'reject') {
-    return finish(r.lease, { kind: 'failed', code: outcome.code, message: outcome.message }, extra)
+    return { settlement: { kind: 'failed', code: outcome.code, message: outcome.message }, extra }
   }
   const throttled = outcome.throttled === true
-  if (throttled && mailbox && outcome.afterMs)
+  if (throttled && mailbox && outcome.afterMs) {
     await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
+  }
   const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
-  return finish(
-    r.lease,
-    {
-      kind: 'retry',
-      code: outcome.code,
-      message: outcome.message,
-      delayMs,
-      throttled,
-      ambiguous: AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted,
-    },
-    extra,
-  )
+  const settlement: Settlement = {
+    kind: 'retry',
+    code: outcome.code,
+    message: outcome.message,
+    delayMs,
+    throttled,
+    ambiguous: AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted,
+  }
+  return { settlement, extra }
 }

@@ -16,6 +16,9 @@ import { createSettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 
 const IDLE_REGISTRY_BEAT_MS = 60_000
+// Local queue for open-gate transports: rows claimed per send slot, and a hard cap per drainer.
+const LOCAL_QUEUE_FACTOR = 20
+const MAX_LOCAL_QUEUE = 500
 
 export interface DrainerDeps {
   dbName: string
@@ -61,6 +64,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let lastLoopAt: number | null = null
   let timers: ReturnType<typeof setInterval>[] = []
   let dueTimer: ReturnType<typeof setTimeout> | null = null
+  let dueAt = 0
   const log = d.log.child({ db: d.dbName })
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
@@ -80,32 +84,44 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wanted = true
     wakeUp?.()
   }
-  // Batch claims while a backlog drains: wait for half the slots rather than claiming one by one.
-  const releaseListener = d.slots.onRelease(() => {
-    if (!wanted && !backlog) return
-    if (d.slots.free() >= (backlog ? Math.max(1, Math.ceil(d.slots.size / 2)) : 1)) wake()
-  })
+  // Rows held at once: with shared limits (Graph) only what can be sent now, so other workers get
+  // the rest; with an open gate a local queue, so one claim feeds many sends.
+  const capacity = d.gate.open
+    ? Math.min(MAX_LOCAL_QUEUE, cfg.concurrency * LOCAL_QUEUE_FACTOR)
+    : cfg.concurrency
+  // Refill while half the queue is still being sent, so claims overlap sends instead of taking turns.
+  const lowWater = Math.floor(capacity / 2)
+  // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
+
+  function armDue(ms: number) {
+    if (ms >= pollMs() || stopping.signal.aborted) return
+    const at = d.clock.now() + ms
+    if (dueTimer && dueAt <= at) return
+    if (dueTimer) clearTimeout(dueTimer)
+    dueAt = at
+    dueTimer = setTimeout(
+      () => {
+        dueTimer = null
+        wake()
+      },
+      Math.ceil(ms) + 5,
+    )
+  }
 
   async function claimAndDeliver(): Promise<{
     claimed: number
     full: boolean
     run: Promise<void>
   }> {
-    const limit = d.slots.take(d.slots.free())
-    if (limit === 0) return { claimed: 0, full: false, run: Promise.resolve() }
-    let leases: Lease[]
-    try {
-      leases = await claimBatch(d.db, {
-        limit,
-        workerId: d.worker.id,
-        leaseSeconds: cfg.leaseSeconds,
-        defaultMaxAttempts: cfg.maxAttempts,
-      })
-    } catch (e) {
-      d.slots.release(limit)
-      throw e
-    }
-    if (leases.length < limit) d.slots.release(limit - leases.length)
+    const limit = capacity - held.size
+    if (limit <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    const leases = await claimBatch(d.db, {
+      limit,
+      workerId: d.worker.id,
+      leaseSeconds: cfg.leaseSeconds,
+      defaultMaxAttempts: cfg.maxAttempts,
+      markStarted: d.gate.open,
+    })
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) held.set(l.id, l)
     d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
@@ -115,6 +131,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         db: d.db,
         sender: d.sender,
         gate: d.gate,
+        slots: d.slots,
         settle,
         clock: d.clock,
         log,
@@ -127,15 +144,16 @@ export function createDrainer(d: DrainerDeps): Drainer {
         stopping: stopping.signal,
         abort: abort.signal,
         done: (lease) => {
-          if (held.delete(lease.id)) d.slots.release()
-          // A row settled for a retry is due later: the claim round that follows an idle drainer
-          // arms the timer for the earliest send_at, so nothing waits for the backstop poll.
-          if (held.size === 0) wake()
+          if (!held.delete(lease.id)) return
+          if ((backlog || wanted) && held.size <= lowWater) wake()
         },
+        onRetry: armDue,
       },
       leases,
     ).catch((error) => {
       // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
+      // Stop heartbeating them (or they never expire).
+      for (const l of leases) held.delete(l.id)
       log.error('delivery failed', { err: error })
       d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'deliver', error })
     })
@@ -146,22 +164,19 @@ export function createDrainer(d: DrainerDeps): Drainer {
 
   async function scheduleNextDue() {
     const ms = await nextDueInMs(d.db)
-    if (dueTimer) clearTimeout(dueTimer)
-    dueTimer = null
-    if (ms !== null && ms < pollMs()) dueTimer = setTimeout(wake, Math.ceil(ms) + 5)
+    if (ms !== null) armDue(ms)
   }
 
   async function run() {
     let errorDelay = 500
     while (!stopping.signal.aborted) {
       lastLoopAt = d.clock.now()
-      if (wanted && d.slots.free() > 0) {
+      if (wanted && held.size <= lowWater) {
         wanted = false
         try {
           const r = await claimAndDeliver()
           backlog = r.full
-          if (r.full) wanted = true
-          else await scheduleNextDue()
+          if (!r.full) await scheduleNextDue()
           errorDelay = 500
           if (r.claimed > 0) continue
         } catch (error) {
@@ -174,7 +189,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         }
       }
       // A wake that arrived while we were claiming must not be lost to the wait below.
-      if (wanted && d.slots.free() > 0) continue
+      if (wanted && held.size <= lowWater) continue
       const woken = new Promise<void>((resolve) => {
         wakeUp = resolve
       })
@@ -257,7 +272,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
       await settle.idle()
       for (const t of timers) clearInterval(t)
       timers = []
-      releaseListener()
       await deregisterWorker(d.db, d.worker.id).catch(() => {})
     },
     async drainOnce() {

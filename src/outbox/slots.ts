@@ -3,31 +3,42 @@
 export interface Slots {
   readonly size: number
   free(): number
-  /** Takes up to `wanted` slots; returns how many were taken. */
-  take(wanted: number): number
-  release(count?: number): void
-  /** Called after every release. */
-  onRelease(listener: () => void): () => void
+  /** Waits for a slot (first come, first served); false when `signal` aborted first. */
+  acquire(signal: AbortSignal): Promise<boolean>
+  release(): void
 }
 
 export function createSlots(size: number): Slots {
   let used = 0
-  const listeners = new Set<() => void>()
+  const waiters: (() => void)[] = []
   return {
     size,
     free: () => size - used,
-    take: (wanted) => {
-      const n = Math.max(0, Math.min(wanted, size - used))
-      used += n
-      return n
+    acquire(signal) {
+      if (signal.aborted) return Promise.resolve(false)
+      if (used < size && waiters.length === 0) {
+        used += 1
+        return Promise.resolve(true)
+      }
+      return new Promise<boolean>((resolve) => {
+        const grant = () => {
+          signal.removeEventListener('abort', abort)
+          resolve(true)
+        }
+        const abort = () => {
+          const i = waiters.indexOf(grant)
+          if (i >= 0) waiters.splice(i, 1)
+          resolve(false)
+        }
+        waiters.push(grant)
+        signal.addEventListener('abort', abort, { once: true })
+      })
     },
-    release: (count = 1) => {
-      used = Math.max(0, used - count)
-      for (const l of listeners) l()
-    },
-    onRelease: (l) => {
-      listeners.add(l)
-      return () => listeners.delete(l)
+    release() {
+      // Hand the slot straight to the next waiter, so `used` never dips and lets a newcomer jump the queue.
+      const next = waiters.shift()
+      if (next) next()
+      else used = Math.max(0, used - 1)
     },
   }
 }

@@ -17,6 +17,7 @@ const lease = (over: Partial<Lease>): Lease => ({
   expired: false,
   cancelRequested: false,
   ambiguous: false,
+  started: false,
   ageSeconds: 0,
   ...over,
 })
