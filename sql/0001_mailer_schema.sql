@@ -48,9 +48,12 @@ create index email_outbox_sending_idx on mailer.email_outbox (id) where status =
 -- A dedupe key is unique per tenant.
 create unique index email_outbox_dedupe_idx on mailer.email_outbox (tenant, dedupe_key) where dedupe_key is not null;
 
+-- One row per attempt. No foreign key on purpose: rows are only ever inserted by the statements that
+-- settle or reclaim their outbox row (integrity by construction), and a per-row RI check would double
+-- the cost of settling a batch. Whoever deletes outbox rows deletes their attempts in the same statement.
 create table mailer.email_attempts (
-  id           bigint generated always as identity primary key,
-  outbox_id    bigint      not null references mailer.email_outbox (id) on delete cascade,
+  id           bigint generated always as identity,
+  outbox_id    bigint      not null,
   attempt      integer     not null,
   worker_id    text,
   started_at   timestamptz,
@@ -61,9 +64,10 @@ create table mailer.email_attempts (
   error_code   text,
   error        text,
   constraint email_attempts_outcome_check
-    check (outcome in ('sent', 'retry', 'throttled', 'failed', 'expired', 'cancelled', 'lease_expired', 'released'))
+    check (outcome in ('sent', 'retry', 'throttled', 'failed', 'expired', 'cancelled', 'lease_expired', 'released')),
+  -- One index serves both identity and "the history of row N, in order".
+  constraint email_attempts_pkey primary key (outbox_id, id)
 );
-create index email_attempts_outbox_idx on mailer.email_attempts (outbox_id, id);
 
 create table mailer.templates (
   name          text primary key,

@@ -99,13 +99,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     if (dueTimer && dueAt <= at) return
     if (dueTimer) clearTimeout(dueTimer)
     dueAt = at
-    dueTimer = setTimeout(
-      () => {
-        dueTimer = null
-        wake()
-      },
-      Math.ceil(ms) + 5,
-    )
+    dueTimer = setTimeout(() => {
+      dueTimer = null
+      wake()
+    }, Math.ceil(ms) + 5)
   }
 
   async function claimAndDeliver(): Promise<{

@@ -59,7 +59,7 @@ export async function findOutboxRow(
   return row ? toOutboxRecord(row) : null
 }
 
-/** The attempt history of one row, oldest first (served by email_attempts_outbox_idx). */
+/** The attempt history of one row, oldest first (served by email_attempts_pkey (outbox_id, id)). */
 export async function listAttempts(db: Kysely<Database>, outboxId: string): Promise<Attempt[]> {
   const rows = await db
     .selectFrom('mailer.email_attempts')

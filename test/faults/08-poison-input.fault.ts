@@ -1,0 +1,128 @@
+// Scenario 8: poison input (broken template, rejected recipient, oversized attachment, unknown template) amid good rows.
+import { afterAll, expect, test } from 'bun:test'
+import {
+  allSent,
+  cleanupAll,
+  enqueue,
+  FAST,
+  report,
+  seconds,
+  sharedDatabase,
+  spawnMailer,
+  startGraph,
+  within,
+} from './harness.ts'
+
+afterAll(cleanupAll)
+
+const REJECTED = 'nobody@example.invalid'
+
+test('each poison row ends in a clear terminal state or error while everything else is sent', async () => {
+  const db = await sharedDatabase('poison')
+  const graph = await startGraph({ rejectRecipients: [REJECTED] })
+  await db.q(`
+    create table public.inquiries (id serial primary key, name text not null, message text not null);
+    create table public.orders (id serial primary key, total numeric not null);
+    create table public.orphans (id serial primary key, note text);
+    insert into mailer.templates (name, subject, text_body, to_addresses)
+    values ('inquiry', 'Inquiry from {{name}}', '{{name}} wrote: {{message}}', array['sales@example.com']),
+           ('order', 'Order {{id}}', 'Total {{total}} for {{customer_name}}', array['orders@example.com']);
+    create trigger inquiries_mail after insert on public.inquiries
+      for each row execute function mailer.enqueue_from_row('inquiry');
+    create trigger orders_mail after insert on public.orders
+      for each row execute function mailer.enqueue_from_row('order');
+    create trigger orphans_mail after insert on public.orphans
+      for each row execute function mailer.enqueue_from_row('no_such_template');`)
+  const mailer = await spawnMailer('poison', { DATABASE_URL: db.url, ...graph.env, ...FAST })
+  await mailer.waitReady()
+  const t0 = performance.now()
+
+  // An unknown template fails the application's own insert, loudly, and enqueues nothing.
+  const orphan = await db.q('insert into public.orphans (note) values ($1)', ['x']).then(
+    () => null,
+    (e: { code?: string; message: string }) => e,
+  )
+  expect(orphan?.code).toBe('22023')
+  expect(orphan?.message).toContain('unknown template "no_such_template"')
+  expect((await db.q<{ n: number }>('select count(*)::int as n from public.orphans'))[0]!.n).toBe(0)
+  // Bad input through the HTTP API is refused with a problem document, and enqueues nothing.
+  const bad = await mailer.api('/v1/outbox', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ message: { subject: 'no recipient', text: 'x' } }),
+  })
+  expect(bad.status).toBeGreaterThanOrEqual(400)
+  expect(bad.status).toBeLessThan(500)
+  expect(bad.headers.get('content-type')).toContain('application/problem+json')
+
+  const good: string[] = await enqueue(db, 100, { tag: 'good first' })
+  // A template whose placeholder names no column of the source row.
+  await db.q('insert into public.orders (total) values (42)')
+  const rejected = await db.q<{ id: string }>(
+    `select mailer.enqueue_email(jsonb_build_object('to', $1::text, 'subject', 'to nobody', 'text', 'x'))::text as id`,
+    [REJECTED],
+  )
+  // 3.5 MB decoded: over sendMail's inline attachment limit.
+  const big = Buffer.alloc(3_500_000, 7).toString('base64')
+  const oversized = await db.q<{ id: string }>(
+    `select mailer.enqueue_email(jsonb_build_object('to', 'big@example.com', 'subject', 'big', 'text', 'x',
+       'attachments', jsonb_build_array(jsonb_build_object('filename', 'big.bin', 'contentBase64', $1::text))))::text as id`,
+    [big],
+  )
+  await db.q(
+    `insert into public.inquiries (name, message) select 'name ' || g, 'message ' || g from generate_series(1, 50) g`,
+  )
+  good.push(...(await enqueue(db, 100, { tag: 'good last' })))
+  const templated = await db.q<{ id: string; template: string }>(
+    `select id::text, template from mailer.email_outbox where template is not null order by id`,
+  )
+  good.push(...templated.filter((r) => r.template === 'inquiry').map((r) => r.id))
+  const broken = templated.find((r) => r.template === 'order')!.id
+
+  await allSent(db, good, 30_000, [mailer])
+  const poison = { broken, rejected: rejected[0]!.id, oversized: oversized[0]!.id }
+  const rows = await within('every poison row failed', 10_000, async () => {
+    const out: Record<string, { status: string; lastErrorCode: string | null; attempts: number }> =
+      {}
+    for (const [k, id] of Object.entries(poison)) {
+      const res = await mailer.api(`/v1/outbox/${id}`)
+      expect(res.status).toBe(200)
+      out[k] = (await res.json()) as (typeof out)[string]
+      if (out[k]!.status !== 'failed') return undefined
+    }
+    return out
+  })
+  const drainMs = performance.now() - t0
+  expect(rows.broken).toMatchObject({
+    status: 'failed',
+    lastErrorCode: 'template_error',
+    attempts: 1,
+  })
+  expect(rows.rejected).toMatchObject({
+    status: 'failed',
+    lastErrorCode: 'ErrorInvalidRecipients',
+    attempts: 1,
+  })
+  expect(rows.oversized).toMatchObject({
+    status: 'failed',
+    lastErrorCode: 'attachment_too_large',
+    attempts: 1,
+  })
+  // Graph saw the good rows once each and never the oversized or broken ones.
+  expect(graph.missing(good)).toEqual([])
+  expect(graph.duplicates()).toBe(0)
+  const seen = new Set(graph.acceptedCounts().keys())
+  expect(seen.has(poison.broken) || seen.has(poison.oversized) || seen.has(poison.rejected)).toBe(
+    false,
+  )
+  expect((await mailer.readyz()).status).toBe(200)
+  report('8 poison input', {
+    sent: good.length,
+    failed: Object.keys(poison).length,
+    refusedAtInsert: 2,
+    duplicates: graph.duplicates(),
+    drain: seconds(drainMs),
+  })
+  mailer.proc.kill('SIGTERM')
+  expect(await mailer.exited).toBe(0)
+}, 60_000)
