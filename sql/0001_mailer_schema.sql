@@ -97,6 +97,21 @@ create table mailer.workers (
   last_heartbeat_at timestamptz not null default now()
 );
 
+-- The fate of a settled lease (inlined into the settle statement): a retry ends the row when it stayed
+-- throttled past the deadline, would land after expires_at, or has no attempts left.
+create function mailer.settle_verdict(
+  kind text, refund boolean, delay_ms float8, created_at timestamptz, expires_at timestamptz,
+  attempts_after integer, max_attempts integer, throttle_deadline_seconds float8
+) returns text language sql stable as $$
+  select case
+    when kind <> 'retry' then kind
+    when refund and created_at + make_interval(secs => throttle_deadline_seconds) <= now() then 'throttled_out'
+    when expires_at is not null and now() + make_interval(secs => delay_ms / 1000) >= expires_at then 'expired'
+    when attempts_after >= max_attempts then 'exhausted'
+    else 'retry'
+  end
+$$;
+
 -- Wake-up hint only: no data travels in a notification, and a statement's burst folds into one.
 create function mailer.notify_outbox() returns trigger language plpgsql as $$
 begin

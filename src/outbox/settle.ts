@@ -55,6 +55,10 @@ export async function settleLeases(
   if (items.length === 0) return []
   const col = <T>(f: (i: SettleItem) => T) => items.map(f)
   const s = (i: SettleItem) => i.settlement
+  // Evaluated on the row version the UPDATE itself locks, so a concurrent reclaim cannot slip in
+  // between deciding and writing (the fence is re-checked on the latest version).
+  const verdict = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, o.created_at, o.expires_at,
+    o.attempts - i.refund::int, coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
   const { rows } = await sql<SettledRow>`
     with input as (
       select * from unnest(
@@ -67,52 +71,42 @@ export async function settleLeases(
         ${col((i) => i.startedAt)}::timestamptz[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => i.requestId ?? null)}::text[]
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_at, http_status, request_id)
-    ), decided as (
-      select i.*, o.attempts - i.refund::int as attempts_after,
-        case
-          when i.kind in ('sent', 'cancelled', 'released') then i.kind
-          when i.kind in ('failed', 'expired') then i.kind
-          when (i.kind = 'retry' and i.refund and o.created_at + make_interval(secs => ${p.throttleDeadlineSeconds}) <= now()) then 'throttled_out'
-          when o.expires_at is not null and now() + make_interval(secs => i.delay_ms / 1000) >= o.expires_at then 'expired'
-          when o.attempts - i.refund::int >= coalesce(o.max_attempts, ${p.defaultMaxAttempts}) then 'exhausted'
-          else 'retry'
-        end as verdict
-      from input i join mailer.email_outbox o on o.id = i.id
-       where o.lease_token = i.token and o.status = 'sending'
-       for update of o
     ), done as (
       update mailer.email_outbox o
-         set status = case d.verdict when 'sent' then 'sent' when 'cancelled' then 'cancelled'
-                                     when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
-             attempts = d.attempts_after,
-             send_at = case when d.verdict = 'retry' then now() + make_interval(secs => d.delay_ms / 1000) else o.send_at end,
-             sent_at = case when d.verdict = 'sent' then now() end,
-             last_error_code = case d.verdict
+         set status = case ${verdict} when 'sent' then 'sent' when 'cancelled' then 'cancelled'
+                                      when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
+             attempts = o.attempts - i.refund::int,
+             send_at = case when ${verdict} = 'retry' then now() + make_interval(secs => i.delay_ms / 1000) else o.send_at end,
+             sent_at = case when i.kind = 'sent' then now() end,
+             last_error_code = case ${verdict}
                when 'sent' then null when 'released' then o.last_error_code
                when 'expired' then 'expired' when 'cancelled' then 'cancelled'
-               when 'throttled_out' then 'throttled' else d.code end,
-             last_error = case d.verdict
+               when 'throttled_out' then 'throttled' else i.code end,
+             last_error = case ${verdict}
                when 'sent' then null when 'released' then o.last_error
                when 'expired' then 'not sent before expiresAt'
                when 'cancelled' then 'cancelled before the send started'
-               when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(d.message, '')
-               when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(d.message, '')
-               else d.message end,
+               when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
+               when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')
+               else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
-             send_started_at = case when d.verdict = 'retry' and d.ambiguous then coalesce(o.send_started_at, now()) end
-        from decided d
-       where o.id = d.id and o.lease_token = d.token
-      returning o.id, o.status, d.verdict, o.last_error_code, o.last_error, o.attempts
+             send_started_at = case when ${verdict} = 'retry' and i.ambiguous
+                                    then coalesce(o.send_started_at, now()) end
+        from input i
+       where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
+      returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind, i.refund,
+                i.started_at, i.http_status, i.request_id,
+                case when i.kind <> 'retry' then i.kind
+                     when o.status = 'pending' then case when i.refund then 'throttled' else 'retry' end
+                     when o.last_error_code = 'expired' then 'expired'
+                     else 'failed' end as outcome
     ), history as (
       insert into mailer.email_attempts
              (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
-      select d.id, d.attempts + i.refund::int, ${p.workerId}, i.started_at,
-             case when d.verdict in ('throttled_out', 'exhausted') then 'failed'
-                  when d.verdict = 'retry' and i.refund then 'throttled'
-                  else d.verdict end,
-             i.http_status, i.request_id, d.last_error_code, d.last_error
-        from done d join input i on i.id = d.id
+      select id, attempts + refund::int, ${p.workerId}, started_at, outcome, http_status, request_id,
+             last_error_code, last_error
+        from done
     )
-    select id, status, verdict as outcome, last_error_code as code from done`.execute(db)
+    select id, status, outcome, last_error_code as code from done`.execute(db)
   return rows
 }
