@@ -16,8 +16,8 @@ import { createSettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 
 const IDLE_REGISTRY_BEAT_MS = 60_000
-// Local queue for open-gate transports: rows claimed per send slot, and a hard cap per drainer.
-const LOCAL_QUEUE_FACTOR = 20
+// Local queue for open-gate transports (file, discard): rows claimed per send slot, capped per drainer.
+const LOCAL_QUEUE_FACTOR = 50
 const MAX_LOCAL_QUEUE = 500
 
 export interface DrainerDeps {
