@@ -98,14 +98,16 @@ create table mailer.workers (
 );
 
 -- The fate of a settled lease (inlined into the settle statement): a retry ends the row when it stayed
--- throttled past the deadline, would land after expires_at, or has no attempts left.
+-- throttled past the deadline or would land after expires_at (a throttled row then fails as throttled,
+-- any other as expired), or has no attempts left.
 create function mailer.settle_verdict(
   kind text, refund boolean, delay_ms float8, created_at timestamptz, expires_at timestamptz,
   attempts_after integer, max_attempts integer, throttle_deadline_seconds float8
 ) returns text language sql stable as $$
   select case
     when kind <> 'retry' then kind
-    when refund and created_at + make_interval(secs => throttle_deadline_seconds) <= now() then 'throttled_out'
+    when refund and (created_at + make_interval(secs => throttle_deadline_seconds) <= now()
+                     or now() + make_interval(secs => delay_ms / 1000) >= expires_at) then 'throttled_out'
     when expires_at is not null and now() + make_interval(secs => delay_ms / 1000) >= expires_at then 'expired'
     when attempts_after >= max_attempts then 'exhausted'
     else 'retry'

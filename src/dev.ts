@@ -5,7 +5,7 @@ import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createLogger } from './log.ts'
-import { runUntilSignalled } from './main.ts'
+import { runUntilSignalled } from './serve.ts'
 
 const DATA_DIR = resolve('.data/postgres')
 const MAIL_DIR = resolve('mail-out')

@@ -20,6 +20,9 @@ export type ErrorCode =
   | 'lease_lost'
   | 'internal'
 
+/** Process exit codes: documented in --help and the README. */
+export const EXIT = { ok: 0, failure: 1, usage: 2, schema: 3 } as const
+
 export class AppError extends Error {
   override readonly name = 'AppError'
   constructor(

@@ -26,7 +26,8 @@ export function openDb(o: OpenOptions): DbHandle {
     connectionString: o.url,
     application_name: o.applicationName ?? POOL_APPLICATION_NAME,
     max: o.maxConnections ?? 8,
-    idleTimeoutMillis: 30_000,
+    // An idle worker needs one connection every poll at most: give the rest back to the server soon.
+    idleTimeoutMillis: 10_000,
     connectionTimeoutMillis: 10_000,
     // Recycle before proxies (e.g. Fly's) close long-lived connections under us.
     maxLifetimeSeconds: 600,

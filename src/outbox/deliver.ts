@@ -64,13 +64,14 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       if (s.kind === 'retry' && row.status === 'pending') d.onRetry?.(s.delayMs)
       // A released row is due again now (unless we are stopping): claim it again promptly.
       if (s.kind === 'released' && !d.stopping.aborted) d.onRetry?.(0)
-      const outcome = row.outcome as SettleOutcome | 'exhausted' | 'throttled_out' | 'released'
+      // What the attempt history recorded: sent, retry, throttled, failed, expired, cancelled, released.
+      const outcome = row.outcome as SettleOutcome | 'released'
       if (outcome !== 'released') {
         d.onEvent?.({
           type: 'settled',
           db: d.dbName,
           id: lease.id,
-          outcome: outcome === 'exhausted' || outcome === 'throttled_out' ? 'failed' : outcome,
+          outcome,
           ...(row.code ? { code: row.code } : {}),
           ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
         })

@@ -55,7 +55,7 @@ function processRoles(): Record<string, string> {
 describe('fly.toml', () => {
   test('kill_signal is SIGTERM, which the binary drains on', async () => {
     expect(fly.kill_signal).toBe('SIGTERM')
-    expect(await Bun.file(resolve(ROOT, 'src/main.ts')).text()).toContain("process.on('SIGTERM'")
+    expect(await Bun.file(resolve(ROOT, 'src/serve.ts')).text()).toContain("process.on('SIGTERM'")
   })
 
   test('kill_timeout outlasts the shutdown grace with a margin, within Fly’s 300 s cap', () => {
@@ -93,7 +93,7 @@ describe('fly.toml', () => {
     const paths = (fly.http_service?.checks ?? []).map((c) => c.path)
     expect(paths).toContain('/readyz')
     const sources = [
-      await Bun.file(resolve(ROOT, 'src/main.ts')).text(),
+      await Bun.file(resolve(ROOT, 'src/serve.ts')).text(),
       await Bun.file(resolve(ROOT, 'src/api/routes/health.ts')).text(),
     ].join('\n')
     for (const p of paths) expect(sources).toContain(`'${p}'`)

@@ -203,6 +203,31 @@ describe('settleLeases', () => {
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
   })
 
+  test('a row still throttled at its expiresAt fails with code throttled', async () => {
+    const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 30_000).toISOString() })
+    const [l] = await claim(1)
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: l!.token,
+          startedAt: null,
+          settlement: {
+            kind: 'retry',
+            code: 'ApplicationThrottled',
+            message: '429',
+            delayMs: 60_000,
+            throttled: true,
+            ambiguous: false,
+          },
+        },
+      ],
+      settleParams,
+    )
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'throttled' })
+  })
+
   test('a retry that would land after expiresAt fails the row as expired', async () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 30_000).toISOString(),

@@ -4,9 +4,22 @@ import { dirname, relative, resolve } from 'node:path'
 
 const ROOT = resolve(import.meta.dir, '../..')
 const RANK: Record<string, number> = { leaf: 0, db: 1, outbox: 2, transport: 3, api: 4, main: 5 }
-const LEAVES = ['src/config.ts', 'src/clock.ts', 'src/log.ts', 'src/errors.ts', 'src/sql.d.ts']
+const LEAVES = [
+  'src/config.ts',
+  'src/clock.ts',
+  'src/log.ts',
+  'src/errors.ts',
+  'src/sql.d.ts',
+  'src/version.ts',
+]
 // Composition roots: only these may know every concrete piece.
-const ROOTS = ['src/main.ts', 'src/dev.ts', 'src/check-config.ts']
+const ROOTS = [
+  'src/main.ts',
+  'src/serve.ts',
+  'src/send-test.ts',
+  'src/dev.ts',
+  'src/check-config.ts',
+]
 
 function layerOf(file: string): string {
   const rel = relative(ROOT, file)

@@ -1,0 +1,60 @@
+// `send-test`: one message through the configured transport, its outcome printed: a first-run check.
+import type { Config } from './config.ts'
+import { EXIT } from './errors.ts'
+import type { Logger } from './log.ts'
+import type { OutboundMail } from './outbox/sender.ts'
+import { createTransport } from './serve.ts'
+import { VERSION } from './version.ts'
+
+export function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1)
+}
+
+/** Sends one message through the configured transport and prints the outcome: a first-run check. */
+export async function sendTest(config: Config, argv: string[], log: Logger): Promise<number> {
+  const to = flag(argv, '--to')
+  const from = flag(argv, '--from') ?? config.mailFrom
+  if (!to || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(to)) {
+    console.error('send-test needs --to ADDRESS (a valid e-mail address)')
+    return EXIT.usage
+  }
+  if (!from) {
+    console.error('send-test needs MAIL_FROM or --from ADDRESS')
+    return EXIT.usage
+  }
+  const transport = createTransport(config, log)
+  const id = `send-test-${Date.now()}`
+  const mail: OutboundMail = {
+    outboxId: id,
+    tenant: 'default',
+    attempt: 1,
+    correlationId: id,
+    from: { address: from },
+    to: [{ address: to }],
+    cc: [],
+    bcc: [],
+    replyTo: [],
+    subject: `outbox-mailer test message (${new Date().toISOString()})`,
+    text: `This is a test message from outbox-mailer ${VERSION} (${config.transport} transport).`,
+    html: null,
+    importance: null,
+    headers: {},
+    attachments: [],
+  }
+  const outcome = await transport.sender.send(mail, AbortSignal.timeout(60_000))
+  const detail = [
+    outcome.httpStatus ? `HTTP ${outcome.httpStatus}` : null,
+    outcome.requestId ? `request-id ${outcome.requestId}` : null,
+  ].filter(Boolean)
+  if (outcome.kind === 'sent') {
+    console.log(
+      `sent: ${config.transport} accepted the message${detail.length ? ` (${detail.join(', ')})` : ''}`,
+    )
+    return EXIT.ok
+  }
+  console.error(
+    `${outcome.kind === 'retry' ? 'not sent (transient)' : 'not sent'}: ${outcome.code}: ${outcome.message}${detail.length ? ` (${detail.join(', ')})` : ''}`,
+  )
+  return EXIT.failure
+}

@@ -1,0 +1,275 @@
+// Composition of `serve`: every database's engine, the transport and its limits, the HTTP surface, signals.
+import { hostname } from 'node:os'
+import { createApp } from './api/app.ts'
+import { createMetrics, type Metrics } from './api/metrics.ts'
+import { systemClock } from './clock.ts'
+import type { Config } from './config.ts'
+import { assertSchemaCurrent } from './db/migrate.ts'
+import { type DbHandle, openDb } from './db/open.ts'
+import { AppError, EXIT, isAppError } from './errors.ts'
+import type { Logger } from './log.ts'
+import type { MailboxLookup } from './outbox/deliver.ts'
+import { createDrainer, type Drainer } from './outbox/drainer.ts'
+import type { EngineEventHandler } from './outbox/events.ts'
+import { createHealthMonitor } from './outbox/health-monitor.ts'
+import { createListener, type Listener } from './outbox/listener.ts'
+import { createPgSendGate } from './outbox/pg-send-gate.ts'
+import { openGate, type SendGate } from './outbox/send-gate.ts'
+import type { Sender } from './outbox/sender.ts'
+import { createSlots } from './outbox/slots.ts'
+import { createDiscardSender } from './transport/discard-sender.ts'
+import { createFileSender } from './transport/file-sender.ts'
+import { createGraphTransport } from './transport/graph-transport.ts'
+import { VERSION } from './version.ts'
+
+export type Role = 'all' | 'worker' | 'api'
+
+export interface Running {
+  stop(reason: string): Promise<void>
+  port: number | null
+  drainers: Map<string, Drainer>
+  listeners: Map<string, Listener>
+}
+
+export interface ServeOptions {
+  role: Role
+  log: Logger
+  dev?: boolean
+  onEvent?: EngineEventHandler
+  /** Overrides the transport (tests, dev). */
+  sender?: Sender
+}
+
+export interface Transport {
+  sender: Sender
+  lookup: MailboxLookup | null
+  /** Limits shared by every worker on one database (Graph only). */
+  gateFor(db: DbHandle, holder: string): SendGate
+  problem(): string | null
+}
+
+export function createTransport(
+  config: Config,
+  log: Logger,
+  onTokenRefresh?: (outcome: 'success' | 'failure') => void,
+): Transport {
+  const none = { lookup: null, gateFor: () => openGate, problem: () => null }
+  switch (config.transport) {
+    case 'discard':
+      return { sender: createDiscardSender(), ...none }
+    case 'file':
+      return { sender: createFileSender(config.fileDir), ...none }
+    case 'graph': {
+      const g = config.graph!
+      const graph = createGraphTransport(g, config.mailFrom!, {
+        fetch,
+        clock: systemClock,
+        log,
+        ...(onTokenRefresh ? { onTokenRefresh } : {}),
+      })
+      return {
+        sender: graph.sender,
+        lookup: g.mailboxLookup
+          ? (mail, signal) =>
+              graph.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal)
+          : null,
+        gateFor: (db, holder) =>
+          createPgSendGate({
+            db: db.db,
+            clock: systemClock,
+            log,
+            holder,
+            maxConcurrency: config.limits.graphMaxConcurrency,
+            ratePerMinute: config.limits.mailboxRatePerMinute,
+            slotTtlMs: g.requestTimeoutMs + 15_000,
+          }),
+        problem: graph.problem,
+      }
+    }
+  }
+}
+
+/** Starts the engine for every database and the HTTP surface; returns a handle to stop it. */
+export async function serve(config: Config, o: ServeOptions): Promise<Running> {
+  const log = o.log
+  if (o.role !== 'worker' && !o.dev && !config.api.jwtSecret && !config.api.jwksUrl) {
+    throw new AppError(
+      'config_invalid',
+      'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (or run `serve --role worker` for health and metrics only)',
+    )
+  }
+  const handles: DbHandle[] = config.databases.map((d) =>
+    openDb({ name: d.name, url: d.url, log, maxConnections: config.worker.concurrency + 4 }),
+  )
+  for (const h of handles) {
+    try {
+      await assertSchemaCurrent(h.pool, h.name)
+    } catch (e) {
+      if (isAppError(e)) {
+        await Promise.all(handles.map((x) => x.close()))
+        throw e
+      }
+      // Unreachable now: start anyway; the loops retry and readiness reports it.
+      log.warn('database unreachable at start; will keep trying', { db: h.name, err: e })
+    }
+  }
+
+  const drainers = new Map<string, Drainer>()
+  const listeners = new Map<string, Listener>()
+  let transportProblem: () => string | null = () => null
+  // Metrics need the health monitor, which needs the drainers: bind late.
+  let metrics: Metrics | null = null
+  const onEvent: EngineEventHandler = (e) => {
+    o.onEvent?.(e)
+    metrics?.observe(e)
+  }
+  if (o.role !== 'api') {
+    const transport = o.sender
+      ? { sender: o.sender, lookup: null, gateFor: () => openGate, problem: () => null }
+      : createTransport(config, log, (outcome) => metrics?.incTokenRefresh(outcome))
+    const sender = transport.sender
+    transportProblem = transport.problem
+    const slots = createSlots(config.worker.concurrency)
+    const worker = {
+      id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
+      host: hostname(),
+      pid: process.pid,
+      version: VERSION,
+    }
+    for (const [i, h] of handles.entries()) {
+      const dbConfig = config.databases[i]!
+      let listener: Listener | null = null
+      const drainer = createDrainer({
+        dbName: h.name,
+        db: h.db,
+        sender,
+        gate: transport.gateFor(h, worker.id),
+        slots,
+        clock: systemClock,
+        log,
+        worker,
+        config: config.worker,
+        mailFrom: config.mailFrom,
+        lookup: transport.lookup,
+        ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
+        // Without a listener the backstop poll is the only wake-up, so it must be quick.
+        pollIntervalMs: () =>
+          listener?.state() === 'polling'
+            ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
+            : config.worker.pollIntervalSeconds * 1000,
+        onEvent,
+      })
+      listener = createListener({
+        db: h.name,
+        url: dbConfig.listenUrl,
+        log,
+        clock: systemClock,
+        wake: () => drainer.wake(),
+        onEvent,
+        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+        mode: config.worker.listenMode,
+      })
+      drainers.set(h.name, drainer)
+      listeners.set(h.name, listener)
+      listener.start()
+      drainer.start()
+    }
+    log.info('workers started', {
+      databases: handles.map((h) => h.name),
+      transport: sender.name,
+      concurrency: config.worker.concurrency,
+      workerId: worker.id,
+    })
+  }
+
+  const health = createHealthMonitor({
+    databases: handles.map((h) => ({
+      name: h.name,
+      pool: h.pool,
+      drainer: drainers.get(h.name) ?? null,
+      listener: listeners.get(h.name) ?? null,
+    })),
+    wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
+    transportProblem: () => transportProblem(),
+  })
+
+  metrics = createMetrics({ databases: handles, health })
+  let app: ReturnType<typeof createApp>
+  try {
+    app = createApp({
+      databases: handles,
+      auth: config.api,
+      dev: o.dev === true,
+      health,
+      metrics,
+      log,
+      version: VERSION,
+      // A worker-only process serves what the platform needs: health, readiness, metrics.
+      surface: o.role === 'worker' ? 'operations' : 'all',
+    })
+  } catch (e) {
+    await Promise.all([...drainers.values()].map((d) => d.stop(0)))
+    await Promise.all([...listeners.values()].map((l) => l.stop()))
+    await Promise.all(handles.map((h) => h.close()))
+    throw e
+  }
+  const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: app.fetch })
+  log.info('http listening', { host: config.http.host, port: server.port, role: o.role })
+
+  // Fly does not restart a machine for failing checks: a wedged loop must end the process.
+  let failedChecks = 0
+  const watchdog = setInterval(() => {
+    const live = health.liveness()
+    failedChecks = live.ok ? 0 : failedChecks + 1
+    if (failedChecks >= 3) {
+      log.error('worker loop wedged; exiting so the platform restarts us', {
+        problems: live.problems,
+      })
+      process.exit(EXIT.failure)
+    }
+  }, 20_000)
+
+  let stopped: Promise<void> | null = null
+  return {
+    port: server.port ?? null,
+    drainers,
+    listeners,
+    stop(reason) {
+      stopped ??= (async () => {
+        log.info('stopping', { reason, graceSeconds: config.worker.shutdownGraceSeconds })
+        clearInterval(watchdog)
+        await Promise.all([...listeners.values()].map((l) => l.stop()))
+        await Promise.all(
+          [...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
+        )
+        await server.stop()
+        await Promise.all(handles.map((h) => h.close()))
+        log.info('stopped')
+      })()
+      return stopped
+    },
+  }
+}
+
+/** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */
+export async function runUntilSignalled(config: Config, o: ServeOptions): Promise<never> {
+  const running = await serve(config, o)
+  let signals = 0
+  const onSignal = (signal: string) => {
+    signals += 1
+    if (signals > 1) {
+      o.log.warn('second signal; exiting now', { signal })
+      process.exit(EXIT.failure)
+    }
+    void running.stop(signal).then(
+      () => process.exit(EXIT.ok),
+      (err) => {
+        o.log.error('shutdown failed', { err })
+        process.exit(EXIT.failure)
+      },
+    )
+  }
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  return new Promise<never>(() => {})
+}
