@@ -204,7 +204,9 @@ describe('settleLeases', () => {
   })
 
   test('a row still throttled at its expiresAt fails with code throttled', async () => {
-    const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 30_000).toISOString() })
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 30_000).toISOString(),
+    })
     const [l] = await claim(1)
     await settleLeases(
       t.db,
