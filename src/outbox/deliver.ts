@@ -3,16 +3,21 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { retryDelayMs } from './backoff.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler, SettleOutcome } from './events.ts'
 import { RenderError, renderLease } from './render.ts'
+import {
+  type Ready,
+  resolveAmbiguity,
+  type SendExtra,
+  sendInSlot,
+  startOrRelease,
+} from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
-import type { OutboundMail, Sender, SendOutcome } from './sender.ts'
+import type { OutboundMail, Sender } from './sender.ts'
 import type { Settlement } from './settle.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
-import { startSends } from './start-send.ts'
 import { loadTemplates } from './templates.ts'
 
 export type MailboxLookup = (
@@ -46,9 +51,6 @@ export interface DeliveryDeps {
   /** A row was rescheduled `delayMs` from now: the drainer arms its timer for it. */
   onRetry?: (delayMs: number) => void
 }
-
-// Outcomes after which the provider may or may not have the message.
-const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
 
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
   const finish = async (lease: Lease, s: Settlement, extra: Partial<SendExtra> = {}) => {
@@ -106,7 +108,7 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     d.done(lease)
   }
 
-  const ready: { lease: Lease; mail: OutboundMail }[] = []
+  const ready: Ready[] = []
   let templates: Awaited<ReturnType<typeof loadTemplates>> = new Map()
   let templatesFailed = false
   try {
@@ -135,48 +137,14 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     }
   }
 
-  const sendable: { lease: Lease; mail: OutboundMail }[] = []
-  for (const r of ready) {
-    if (!r.lease.ambiguous) {
-      sendable.push(r)
-      continue
-    }
-    const verdict = d.lookup
-      ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
-      : 'unavailable'
-    if (verdict === 'error') {
-      // Ask the mailbox again later rather than guess; the attempt is not counted.
-      const delayMs = retryDelayMs(r.lease.attempt, d.backoff, d.rng)
-      settling.push(
-        finish(r.lease, {
-          kind: 'retry',
-          code: 'lookup_failed',
-          message: 'could not look the interrupted send up in the mailbox; will ask again',
-          delayMs,
-          throttled: true,
-          ambiguous: true,
-        }),
-      )
-    } else if (verdict === 'found') {
-      d.log.info('found in the mailbox after an interrupted send; not sending again', {
-        db: d.dbName,
-        outboxId: r.lease.id,
-      })
-      settling.push(finish(r.lease, { kind: 'sent' }))
-    } else if (verdict === 'unavailable' && d.ambiguousPolicy === 'hold') {
-      settling.push(
-        finish(r.lease, {
-          kind: 'failed',
-          code: 'ambiguous_send',
-          message:
-            'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
-        }),
-      )
-    } else sendable.push(r)
-  }
-
   if (d.gate.open) {
     // The claim already recorded most sends as started; only the rest need the last check.
+    const resolved = await Promise.all(
+      ready.map(async (r) =>
+        r.lease.ambiguous && !(await resolveAmbiguity(d, r, finish)) ? null : r,
+      ),
+    )
+    const sendable = resolved.filter((r): r is Ready => r !== null)
     const unstarted = sendable.filter((r) => !r.lease.started)
     const started = [
       ...sendable.filter((r) => r.lease.started),
@@ -187,7 +155,7 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   }
   await Promise.all([
     ...settling,
-    ...sendable.map(async (r) => {
+    ...ready.map(async (r) => {
       const mailbox = r.mail.from.address
       let permit: Awaited<ReturnType<SendGate['acquire']>>
       try {
@@ -199,112 +167,12 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       }
       if (!permit) return finish(r.lease, { kind: 'released' })
       try {
+        // The lookup is a provider request too: it runs under the same permit as a send.
+        if (r.lease.ambiguous && !(await resolveAmbiguity(d, r, finish))) return
         await sendInSlot(d, r, finish, mailbox, true)
       } finally {
         await permit.release()
       }
     }),
   ])
-}
-
-/** Takes a process slot, (optionally) makes the last check, sends, gives the slot back, then settles. */
-async function sendInSlot(
-  d: DeliveryDeps,
-  r: Ready,
-  finish: Finish,
-  mailbox: string | null,
-  check: boolean,
-): Promise<void> {
-  if (!(await d.slots.acquire(d.stopping))) return finish(r.lease, { kind: 'released' })
-  let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
-  try {
-    const go = check ? (await startOrRelease(d, [r], finish)).length > 0 : true
-    if (go) result = await sendOne(d, r, mailbox)
-  } finally {
-    d.slots.release()
-  }
-  if (result) await finish(r.lease, result.settlement, result.extra)
-}
-
-interface SendExtra {
-  startedAt: Date
-  httpStatus: number | undefined
-  requestId: string | undefined
-  durationMs: number
-}
-type Finish = (lease: Lease, s: Settlement, extra?: Partial<SendExtra>) => Promise<void>
-type Ready = { lease: Lease; mail: OutboundMail }
-
-async function startOrRelease(d: DeliveryDeps, rows: Ready[], finish: Finish): Promise<Ready[]> {
-  if (rows.length === 0) return []
-  if (d.stopping.aborted) {
-    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
-    return []
-  }
-  let result: Awaited<ReturnType<typeof startSends>>
-  try {
-    result = await startSends(
-      d.db,
-      rows.map((r) => r.lease),
-    )
-  } catch (err) {
-    d.log.warn('could not start sends; releasing', { db: d.dbName, err })
-    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
-    return []
-  }
-  const started: Ready[] = []
-  const waits: Promise<void>[] = []
-  for (const r of rows) {
-    if (result.started.has(r.lease.id)) started.push(r)
-    else if (result.cancelled.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'cancelled' }))
-    else if (result.expired.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'expired' }))
-    else {
-      d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
-      d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
-      d.done(r.lease)
-    }
-  }
-  await Promise.all(waits)
-  return started
-}
-
-async function sendOne(
-  d: DeliveryDeps,
-  r: Ready,
-  mailbox: string | null,
-): Promise<{ settlement: Settlement; extra: Partial<SendExtra> }> {
-  const startedAt = new Date(d.clock.now())
-  const t0 = performance.now()
-  let outcome: SendOutcome
-  try {
-    outcome = await d.sender.send(r.mail, d.abort)
-  } catch (err) {
-    // A transport must not throw; if one does, treat it as a transient failure of unknown effect.
-    d.log.error('transport threw', { db: d.dbName, outboxId: r.lease.id, err })
-    outcome = { kind: 'retry', code: d.abort.aborted ? 'aborted' : 'network', message: String(err) }
-  }
-  const extra = {
-    startedAt,
-    durationMs: performance.now() - t0,
-    httpStatus: outcome.httpStatus,
-    requestId: outcome.requestId,
-  }
-  if (outcome.kind === 'sent') return { settlement: { kind: 'sent' }, extra }
-  if (outcome.kind === 'reject') {
-    return { settlement: { kind: 'failed', code: outcome.code, message: outcome.message }, extra }
-  }
-  const throttled = outcome.throttled === true
-  if (throttled && mailbox && outcome.afterMs) {
-    await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
-  }
-  const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
-  const settlement: Settlement = {
-    kind: 'retry',
-    code: outcome.code,
-    message: outcome.message,
-    delayMs,
-    throttled,
-    ambiguous: AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted,
-  }
-  return { settlement, extra }
 }

@@ -181,7 +181,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
           log.warn('claim failed; retrying', { err: error })
           d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'claim', error })
           await d.clock.sleep(errorDelay * (0.5 + Math.random() / 2), stopping.signal)
-          errorDelay = Math.min(errorDelay * 2, 30_000)
+          // Bounded: a database that comes back is used again within a few seconds, without spinning.
+          errorDelay = Math.min(errorDelay * 2, 5_000)
           continue
         }
       }

@@ -36,7 +36,7 @@ export function createListener(d: ListenerDeps): Listener {
   let running: Promise<void> | null = null
   const stopping = new AbortController()
   const checkTimeoutMs = d.checkTimeoutMs ?? 5_000
-  const maxBackoffMs = d.maxBackoffMs ?? 30_000
+  const maxBackoffMs = d.maxBackoffMs ?? 10_000
 
   const setState = (s: ListenerState) => {
     if (s === state) return

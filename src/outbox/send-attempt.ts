@@ -1,0 +1,159 @@
+// One send attempt of a claimed row: resolve an interrupted earlier send, last check, slot, send, verdict.
+
+import { retryDelayMs } from './backoff.ts'
+import type { Lease } from './claim.ts'
+import type { DeliveryDeps } from './deliver.ts'
+import type { OutboundMail, SendOutcome } from './sender.ts'
+import type { Settlement } from './settle.ts'
+import { startSends } from './start-send.ts'
+
+// Outcomes after which the provider may or may not have the message.
+const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
+
+/**
+ * An earlier attempt started a send and never learned its outcome. Looks in the mailbox when
+ * permitted; otherwise the policy decides. True: send now. False: settled here.
+ */
+export async function resolveAmbiguity(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+): Promise<boolean> {
+  const verdict = d.lookup
+    ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
+    : 'unavailable'
+  if (verdict === 'not_found' || (verdict === 'unavailable' && d.ambiguousPolicy === 'resend')) {
+    return true
+  }
+  if (verdict === 'error') {
+    // Ask the mailbox again later rather than guess; the attempt is not counted.
+    await finish(r.lease, {
+      kind: 'retry',
+      code: 'lookup_failed',
+      message: 'could not look the interrupted send up in the mailbox; will ask again',
+      delayMs: retryDelayMs(r.lease.attempt, d.backoff, d.rng),
+      throttled: true,
+      ambiguous: true,
+    })
+  } else if (verdict === 'found') {
+    d.log.info('found in the mailbox after an interrupted send; not sending again', {
+      db: d.dbName,
+      outboxId: r.lease.id,
+    })
+    await finish(r.lease, { kind: 'sent' })
+  } else {
+    await finish(r.lease, {
+      kind: 'failed',
+      code: 'ambiguous_send',
+      message:
+        'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
+    })
+  }
+  return false
+}
+
+/** Takes a process slot, (optionally) makes the last check, sends, gives the slot back, then settles. */
+export async function sendInSlot(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+  mailbox: string | null,
+  check: boolean,
+): Promise<void> {
+  if (!(await d.slots.acquire(d.stopping))) return finish(r.lease, { kind: 'released' })
+  let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
+  try {
+    const go = check ? (await startOrRelease(d, [r], finish)).length > 0 : true
+    if (go) result = await sendOne(d, r, mailbox)
+  } finally {
+    d.slots.release()
+  }
+  if (result) await finish(r.lease, result.settlement, result.extra)
+}
+
+export interface SendExtra {
+  startedAt: Date
+  httpStatus: number | undefined
+  requestId: string | undefined
+  durationMs: number
+}
+export type Finish = (lease: Lease, s: Settlement, extra?: Partial<SendExtra>) => Promise<void>
+export type Ready = { lease: Lease; mail: OutboundMail }
+
+export async function startOrRelease(
+  d: DeliveryDeps,
+  rows: Ready[],
+  finish: Finish,
+): Promise<Ready[]> {
+  if (rows.length === 0) return []
+  if (d.stopping.aborted) {
+    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
+    return []
+  }
+  let result: Awaited<ReturnType<typeof startSends>>
+  try {
+    result = await startSends(
+      d.db,
+      rows.map((r) => r.lease),
+    )
+  } catch (err) {
+    d.log.warn('could not start sends; releasing', { db: d.dbName, err })
+    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
+    return []
+  }
+  const started: Ready[] = []
+  const waits: Promise<void>[] = []
+  for (const r of rows) {
+    if (result.started.has(r.lease.id)) started.push(r)
+    else if (result.cancelled.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'cancelled' }))
+    else if (result.expired.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'expired' }))
+    else {
+      d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
+      d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
+      d.done(r.lease)
+    }
+  }
+  await Promise.all(waits)
+  return started
+}
+
+async function sendOne(
+  d: DeliveryDeps,
+  r: Ready,
+  mailbox: string | null,
+): Promise<{ settlement: Settlement; extra: Partial<SendExtra> }> {
+  const startedAt = new Date(d.clock.now())
+  const t0 = performance.now()
+  let outcome: SendOutcome
+  try {
+    outcome = await d.sender.send(r.mail, d.abort)
+  } catch (err) {
+    // A transport must not throw; if one does, treat it as a transient failure of unknown effect.
+    d.log.error('transport threw', { db: d.dbName, outboxId: r.lease.id, err })
+    outcome = { kind: 'retry', code: d.abort.aborted ? 'aborted' : 'network', message: String(err) }
+  }
+  const extra = {
+    startedAt,
+    durationMs: performance.now() - t0,
+    httpStatus: outcome.httpStatus,
+    requestId: outcome.requestId,
+  }
+  if (outcome.kind === 'sent') return { settlement: { kind: 'sent' }, extra }
+  if (outcome.kind === 'reject') {
+    return { settlement: { kind: 'failed', code: outcome.code, message: outcome.message }, extra }
+  }
+  const throttled = outcome.throttled === true
+  if (throttled && mailbox && outcome.afterMs) {
+    await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
+  }
+  const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
+  const settlement: Settlement = {
+    kind: 'retry',
+    code: outcome.code,
+    message: outcome.message,
+    delayMs,
+    throttled,
+    ambiguous: AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted,
+  }
+  return { settlement, extra }
+}
