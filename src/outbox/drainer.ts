@@ -245,11 +245,14 @@ export function createDrainer(d: DrainerDeps): Drainer {
   return {
     start() {
       if (loop) return
-      loop = run()
+      // Register, reclaim, then claim: one after the other, so a start needs one pooled connection.
+      loop = (async () => {
+        await heartbeatOnce().catch(() => {})
+        await reclaimOnce().catch(() => {})
+        await run()
+      })()
       every(cfg.heartbeatSeconds * 1000, 'heartbeat', () => heartbeatOnce(false))
       every(Math.max(5, cfg.leaseSeconds / 2) * 1000, 'reclaim', reclaimOnce)
-      void heartbeatOnce().catch(() => {})
-      void reclaimOnce().catch(() => {})
     },
     wake,
     async stop(graceMs) {
