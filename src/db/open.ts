@@ -32,6 +32,10 @@ export function openDb(o: OpenOptions): DbHandle {
     // Recycle before proxies (e.g. Fly's) close long-lived connections under us.
     maxLifetimeSeconds: 600,
     keepAlive: true,
+    // No statement may hang a worker loop: a lock wait fails and is retried instead (the API sets
+    // tighter limits per query); a half-open socket fails the query on the client side.
+    statement_timeout: 30_000,
+    query_timeout: 60_000,
   })
   // An idle client's socket error must not crash the process; the next checkout reconnects.
   pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))
