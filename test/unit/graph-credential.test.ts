@@ -219,7 +219,7 @@ describe('loading the credential', () => {
   })
 
   test('a garbled key never echoes the key', () => {
-    const garbled = good.keyPem.replace(/^(-----BEGIN PRIVATE KEY-----\n.{10})/, '$1!!!')
+    const garbled = good.keyPem.replace(/^(-----BEGIN [A-Z ]+-----\n.{10})/, '$1!!!')
     expectConfigError(
       () => loadGraphCredential(config({ certificate: good.certPem, privateKey: garbled }), NOW),
       /GRAPH_PRIVATE_KEY: the PEM private key cannot be parsed/,
