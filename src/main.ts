@@ -25,9 +25,14 @@ Environment (every variable is validated at start):
 ${ENV_VARS.map((v) => `  ${v.name.padEnd(30)} ${v.meaning} (default: ${v.default})`).join('\n')}
 `
 
+/** The value of `--name value` or `--name=value`. */
+function flag(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1)
+}
+
 function parseRole(argv: string[]): Role {
-  const i = argv.indexOf('--role')
-  const value = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--role='))?.slice(7)
+  const value = flag(argv, '--role')
   if (value === undefined) return 'all'
   if (value === 'all' || value === 'worker' || value === 'api') return value
   throw new AppError('config_invalid', `--role must be all, worker or api (got "${value}")`)
@@ -80,7 +85,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         return await runUntilSignalled(config, { role: parseRole(rest), log })
       case 'send-test':
-        return await sendTest(config, rest, log)
+        return await sendTest(config, { to: flag(rest, '--to'), from: flag(rest, '--from') }, log)
       default:
         console.error(`unknown command "${command}"; see outbox-mailer --help`)
         return EXIT.usage

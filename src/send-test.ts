@@ -6,15 +6,14 @@ import type { OutboundMail } from './outbox/sender.ts'
 import { createTransport } from './serve.ts'
 import { VERSION } from './version.ts'
 
-export function flag(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name)
-  return i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1)
-}
-
 /** Sends one message through the configured transport and prints the outcome: a first-run check. */
-export async function sendTest(config: Config, argv: string[], log: Logger): Promise<number> {
-  const to = flag(argv, '--to')
-  const from = flag(argv, '--from') ?? config.mailFrom
+export async function sendTest(
+  config: Config,
+  args: { to: string | undefined; from: string | undefined },
+  log: Logger,
+): Promise<number> {
+  const to = args.to
+  const from = args.from ?? config.mailFrom
   if (!to || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(to)) {
     console.error('send-test needs --to ADDRESS (a valid e-mail address)')
     return EXIT.usage
