@@ -20,8 +20,6 @@ export interface Lease {
   ambiguous: boolean
   /** The claim itself recorded the send as started (ClaimParams.markStarted): no startSends needed. */
   started: boolean
-  /** Seconds since the row was created, for the throttle deadline. */
-  ageSeconds: number
 }
 
 interface LeaseRow {
@@ -38,7 +36,6 @@ interface LeaseRow {
   cancel_requested: boolean
   ambiguous: boolean
   started: boolean
-  age_seconds: number
 }
 
 export interface ClaimParams {
@@ -88,8 +85,7 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
               (o.expires_at is not null and o.expires_at <= now()) as expired,
               o.cancel_requested_at is not null as cancel_requested,
               picked.ambiguous,
-              o.send_started_at is not null as started,
-              extract(epoch from now() - o.created_at)::float8 as age_seconds`.execute(db)
+              o.send_started_at is not null as started`.execute(db)
   return rows.map(toLease).sort(byId)
 }
 
@@ -110,7 +106,6 @@ function toLease(r: LeaseRow): Lease {
     cancelRequested: r.cancel_requested,
     ambiguous: r.ambiguous,
     started: r.started,
-    ageSeconds: r.age_seconds,
   }
 }
 

@@ -44,10 +44,6 @@ export interface Drainer {
   wake(): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
-  /** One claim + delivery round, awaited to the end (tests and tools). */
-  drainOnce(): Promise<number>
-  reclaimOnce(): Promise<number>
-  heartbeatOnce(): Promise<void>
   status(): { running: boolean; lastLoopAt: number | null; inFlight: number }
 }
 
@@ -275,14 +271,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
       timers = []
       await deregisterWorker(d.db, d.worker.id).catch(() => {})
     },
-    async drainOnce() {
-      const r = await claimAndDeliver()
-      await r.run
-      await settle.idle()
-      return r.claimed
-    },
-    reclaimOnce,
-    heartbeatOnce: () => heartbeatOnce(true),
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,
       lastLoopAt,

@@ -18,7 +18,6 @@ const lease = (over: Partial<Lease>): Lease => ({
   cancelRequested: false,
   ambiguous: false,
   started: false,
-  ageSeconds: 0,
   ...over,
 })
 
