@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
-import { settleLeases } from '../../src/outbox/settle.ts'
+import { type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
@@ -21,6 +21,16 @@ beforeEach(async () => {
 const claim = (limit: number, workerId = 'w1', leaseSeconds = 30) =>
   claimBatch(t.db, { limit, workerId, leaseSeconds, defaultMaxAttempts: 3 })
 const settleParams = { workerId: 'w1', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 }
+const settleOne = (id: string, token: string, settlement: Settlement) =>
+  settleLeases(t.db, [{ id, token, settlement, startedAt: null }], settleParams)
+const retryOf = (code: string, delayMs: number, throttled = false): Settlement => ({
+  kind: 'retry',
+  code,
+  message: code,
+  delayMs,
+  throttled,
+  ambiguous: false,
+})
 const expireLease = (id: string) =>
   t.pool.query(
     `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
@@ -80,11 +90,7 @@ describe('fencing and reclaim', () => {
     await expireLease(id)
     const reclaimed = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
     expect(reclaimed).toEqual([{ id, status: 'pending', ambiguous: false }])
-    const late = await settleLeases(
-      t.db,
-      [{ id, token: old!.token, settlement: { kind: 'sent' }, startedAt: null }],
-      settleParams,
-    )
+    const late = await settleOne(id, old!.token, { kind: 'sent' })
     expect(late).toEqual([])
     expect((await rowOf(t, id)).status).toBe('pending')
     // The new holder's lease works; the old token is refused by heartbeat and start too.
@@ -136,32 +142,17 @@ describe('fencing and reclaim', () => {
 describe('settleLeases', () => {
   test('retry reschedules with the delay and keeps the error; exhausting attempts fails the row', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 2 })
-    const retry = {
-      kind: 'retry' as const,
-      code: 'graph_503',
-      message: 'unavailable',
-      delayMs: 60_000,
-      throttled: false,
-      ambiguous: false,
-    }
+    const retry = retryOf('graph_503', 60_000)
     let [l] = await claim(1)
-    expect(
-      await settleLeases(
-        t.db,
-        [{ id, token: l!.token, settlement: retry, startedAt: null }],
-        settleParams,
-      ),
-    ).toMatchObject([{ id, status: 'pending', outcome: 'retry' }])
+    expect(await settleOne(id, l!.token, retry)).toMatchObject([
+      { id, status: 'pending', outcome: 'retry' },
+    ])
     const row = await rowOf(t, id)
     expect(row.send_at.getTime()).toBeGreaterThan(Date.now() + 50_000)
     expect(row).toMatchObject({ attempts: 1, last_error_code: 'graph_503', lease_token: null })
     await t.pool.query('update mailer.email_outbox set send_at = now() where id = $1', [id])
     ;[l] = await claim(1)
-    await settleLeases(
-      t.db,
-      [{ id, token: l!.token, settlement: retry, startedAt: null }],
-      settleParams,
-    )
+    await settleOne(id, l!.token, retry)
     expect(await rowOf(t, id)).toMatchObject({
       status: 'failed',
       attempts: 2,
@@ -181,25 +172,7 @@ describe('settleLeases', () => {
   test('a throttle does not count against max_attempts', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     const [l] = await claim(1)
-    await settleLeases(
-      t.db,
-      [
-        {
-          id,
-          token: l!.token,
-          startedAt: null,
-          settlement: {
-            kind: 'retry',
-            code: 'throttled',
-            message: '429',
-            delayMs: 1000,
-            throttled: true,
-            ambiguous: false,
-          },
-        },
-      ],
-      settleParams,
-    )
+    await settleOne(id, l!.token, retryOf('throttled', 1000, true))
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
   })
 
@@ -208,25 +181,7 @@ describe('settleLeases', () => {
       expiresAt: new Date(Date.now() + 30_000).toISOString(),
     })
     const [l] = await claim(1)
-    await settleLeases(
-      t.db,
-      [
-        {
-          id,
-          token: l!.token,
-          startedAt: null,
-          settlement: {
-            kind: 'retry',
-            code: 'ApplicationThrottled',
-            message: '429',
-            delayMs: 60_000,
-            throttled: true,
-            ambiguous: false,
-          },
-        },
-      ],
-      settleParams,
-    )
+    await settleOne(id, l!.token, retryOf('ApplicationThrottled', 60_000, true))
     expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'throttled' })
   })
 
@@ -235,25 +190,7 @@ describe('settleLeases', () => {
       expiresAt: new Date(Date.now() + 30_000).toISOString(),
     })
     const [l] = await claim(1)
-    await settleLeases(
-      t.db,
-      [
-        {
-          id,
-          token: l!.token,
-          startedAt: null,
-          settlement: {
-            kind: 'retry',
-            code: 'network',
-            message: 'x',
-            delayMs: 60_000,
-            throttled: false,
-            ambiguous: false,
-          },
-        },
-      ],
-      settleParams,
-    )
+    await settleOne(id, l!.token, retryOf('network', 60_000))
     expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
   })
 

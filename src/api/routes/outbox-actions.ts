@@ -1,6 +1,10 @@
 // Steering rows: cancel and retry, one by id or in bulk by filter (with a dry run).
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
+import type { Context } from 'hono'
+import type { Kysely } from 'kysely'
+import type { Database } from '../../db/schema.ts'
 import { cancelMatching, cancelOutbox, countCancellable } from '../../outbox/cancel.ts'
+import type { OutboxFilter } from '../../outbox/outbox-filter.ts'
 import { countRequeueable, requeueMatching, requeueOutbox } from '../../outbox/requeue.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
@@ -104,46 +108,42 @@ export function outboxActionRoutes(deps: ApiDeps) {
       c.get('log').info('retry', { id })
       return c.json(toItemJson(row), 200)
     })
-    .openapi(bulkCancel, async (c) => {
-      const body = c.req.valid('json')
-      const filter = toOutboxFilter(body.filter)
-      const tenant = c.get('principal').tenant
-      const result = await withStatementTimeout(
-        c.get('database').db,
-        BULK_TIMEOUT_MS,
-        async (trx) =>
-          body.dryRun
-            ? {
-                dryRun: true,
-                matched: await countCancellable(trx, filter, tenant),
-                items: [],
-                more: false,
-              }
-            : bulkResult(await cancelMatching(trx, filter, tenant, { limit: body.limit })),
-      )
-      c.get('log').info('bulk cancel', { dryRun: result.dryRun, matched: result.matched })
-      return c.json(result, 200)
-    })
-    .openapi(bulkRetry, async (c) => {
-      const body = c.req.valid('json')
-      const filter = toOutboxFilter(body.filter)
-      const tenant = c.get('principal').tenant
-      const result = await withStatementTimeout(
-        c.get('database').db,
-        BULK_TIMEOUT_MS,
-        async (trx) =>
-          body.dryRun
-            ? {
-                dryRun: true,
-                matched: await countRequeueable(trx, filter, tenant),
-                items: [],
-                more: false,
-              }
-            : bulkResult(await requeueMatching(trx, filter, tenant, { limit: body.limit })),
-      )
-      c.get('log').info('bulk retry', { dryRun: result.dryRun, matched: result.matched })
-      return c.json(result, 200)
-    })
+    .openapi(bulkCancel, async (c) =>
+      c.json(
+        await runBulk(c, c.req.valid('json'), 'bulk cancel', countCancellable, cancelMatching),
+        200,
+      ),
+    )
+    .openapi(bulkRetry, async (c) =>
+      c.json(
+        await runBulk(c, c.req.valid('json'), 'bulk retry', countRequeueable, requeueMatching),
+        200,
+      ),
+    )
+}
+
+// Bulk cancel and bulk retry differ only in which rows they count and what they do to them.
+async function runBulk<I>(
+  c: Context<AppEnv>,
+  body: { filter: Parameters<typeof toOutboxFilter>[0]; dryRun: boolean; limit: number },
+  what: string,
+  count: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
+  apply: (
+    db: Kysely<Database>,
+    f: OutboxFilter,
+    tenant: string | null,
+    o: { limit: number },
+  ) => Promise<{ items: I[]; more: boolean }>,
+) {
+  const filter = toOutboxFilter(body.filter)
+  const tenant = c.get('principal').tenant
+  const result = await withStatementTimeout(c.get('database').db, BULK_TIMEOUT_MS, async (trx) =>
+    body.dryRun
+      ? { dryRun: true, matched: await count(trx, filter, tenant), items: [], more: false }
+      : bulkResult(await apply(trx, filter, tenant, { limit: body.limit })),
+  )
+  c.get('log').info(what, { dryRun: result.dryRun, matched: result.matched })
+  return result
 }
 
 const bulkResult = <I>(r: { items: I[]; more: boolean }) => ({
