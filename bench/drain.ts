@@ -14,6 +14,10 @@ export interface DrainRun {
   statementsPerRow: number
   walBytesPerRow: number
   cpuMicrosPerRow: number
+  /** CPU of this process (where in-process systems run their client side) per row. */
+  clientCpuMicrosPerRow: number
+  /** WAL range of the drain (insert commit → end), for a per-record breakdown (bench/profile.ts). */
+  wal: { from: string; to: string }
 }
 
 export async function drainRun(
@@ -31,6 +35,7 @@ export async function drainRun(
     await Bun.sleep(500)
     const a = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
     const walFrom = await sys.insertBulk(rows)
+    const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     let left = rows
     while (performance.now() - t0 < capMs) {
@@ -43,6 +48,7 @@ export async function drainRun(
       await Bun.sleep(outOfProcess ? 20 : 5)
     }
     const t1 = performance.now()
+    const cpu1 = process.cpuUsage(cpu0)
     const b = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
     if (left !== 0) left = await sys.remaining()
     const done = rows - left
@@ -57,6 +63,8 @@ export async function drainRun(
       statementsPerRow: cost.statements / done,
       walBytesPerRow: cost.walBytes / done,
       cpuMicrosPerRow: (cost.cpuSeconds * 1e6) / done,
+      clientCpuMicrosPerRow: (cpu1.user + cpu1.system) / done,
+      wal: { from: walFrom, to: b.walLsn },
     }
   } finally {
     await sys.stop()

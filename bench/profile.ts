@@ -26,6 +26,8 @@ try {
             ? outboxBinarySystem(which, url, probe, await compiledBinary(), 'graph')
             : outboxEngineSystem(which, url, probe)
   await sys.prepare()
+  // One warm-up drain first, so the figures below are of warm code (as in the interleaved suite).
+  await drainRun(cluster, sys, Number(rows), Number(conc), 60_000)
   await cluster.admin.query('select pg_stat_statements_reset()')
   const r = await drainRun(cluster, sys, Number(rows), Number(conc), 60_000)
   console.log(JSON.stringify(r, null, 1))
@@ -38,6 +40,17 @@ try {
     [which],
   )
   console.table(top.rows)
+  // Where the WAL went, by record type (pg_walinspect), per drained row.
+  await cluster.admin.query('create extension if not exists pg_walinspect')
+  const wal = await cluster.admin.query(
+    `select resource_manager as rmgr, record_type as type, count(*)::int as records,
+            round(sum(record_length)::numeric / $3, 1) as bytes_per_row,
+            round(sum(fpi_length)::numeric / $3, 1) as fpi_per_row
+       from pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)
+      group by 1, 2 order by sum(record_length) desc limit 15`,
+    [r.wal.from, r.wal.to, r.rows],
+  )
+  console.table(wal.rows)
   await sys.dispose?.()
 } finally {
   await probe.close()

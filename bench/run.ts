@@ -140,8 +140,13 @@ try {
   console.log(text)
   const dir = join(import.meta.dir, 'results')
   await mkdir(dir, { recursive: true })
-  await writeFile(join(dir, 'latest.json'), `${JSON.stringify(out, null, 2)}\n`)
-  if (!P.only && P.rows === 20_000) await updateBenchmarksMd(text, out)
+  // Only a full run replaces the published results; a partial one is kept beside them (untracked).
+  const full = !P.only && P.rows === 20_000 && P.repeats >= 3
+  await writeFile(
+    join(dir, full ? 'latest.json' : 'partial.json'),
+    `${JSON.stringify(out, null, 2)}\n`,
+  )
+  if (full) await updateBenchmarksMd(text, out)
   say('done')
 } finally {
   for (const s of systems) await s.dispose?.().catch(() => {})

@@ -22,21 +22,23 @@ export interface Lease {
   started: boolean
 }
 
-interface LeaseRow {
-  id: string
-  lease_token: string
-  tenant: string
-  attempts: number
-  max_attempts: number
-  correlation_id: string | null
-  message: unknown | null
-  template: string | null
-  source_row: Record<string, unknown> | null
-  expired: boolean
-  cancel_requested: boolean
-  ambiguous: boolean
-  started: boolean
-}
+// One claimed row as the claim's JSON array returns it (one JSON.parse per batch, not per field):
+// [id, tenant, attempt, maxAttempts, correlationId, message, template, sourceRow, expired,
+//  cancelRequested, ambiguous, started]
+type LeaseTuple = [
+  string,
+  string,
+  number,
+  number,
+  string | null,
+  unknown | null,
+  string | null,
+  Record<string, unknown> | null,
+  boolean,
+  boolean,
+  boolean,
+  boolean,
+]
 
 export interface ClaimParams {
   limit: number
@@ -58,54 +60,57 @@ export interface ClaimParams {
  */
 export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Lease[]> {
   if (p.limit <= 0) return []
-  const { rows } = await sql<LeaseRow>`
+  // One token per claim: (id, token) is still unique per lease, since a row is claimed at most
+  // once per statement, and it spares a random UUID per row.
+  const token = crypto.randomUUID()
+  const { rows } = await sql<{ leases: LeaseTuple[] | null }>`
     with picked as (
-      -- The locked row version: send_started_at still says whether the previous attempt began a send.
-      select id, send_started_at is not null as ambiguous from mailer.email_outbox
-       where status = 'pending' and send_at <= now()
-       order by priority, send_at, id
-       limit ${p.limit}
-       for update skip locked
+      -- mailer.claim_candidates (sql/0003): SELECT … ORDER BY priority, send_at, id LIMIT n
+      -- FOR UPDATE SKIP LOCKED, pinned to an ordered scan of email_outbox_claim_idx.
+      select id, ambiguous from mailer.claim_candidates(${p.limit})
+    ), claimed as (
+      -- = any(array(...)): a primary-key probe per picked row, never a scan of the whole table.
+      update mailer.email_outbox o
+         set status = 'sending',
+             attempts = o.attempts + 1,
+             lease_owner = ${p.workerId},
+             lease_token = ${token}::uuid,
+             lease_expires_at = now() + make_interval(secs => ${p.leaseSeconds}),
+             -- An interrupted send's mark stays until it is resolved; a clean row may be marked now.
+             send_started_at = case
+               when o.send_started_at is not null then o.send_started_at
+               when ${p.markStarted === true} and o.cancel_requested_at is null
+                    and (o.expires_at is null or o.expires_at > now()) then now()
+             end
+       where o.id = any(array(select id from picked))
+      returning o.id, o.tenant, o.attempts, coalesce(o.max_attempts, ${p.defaultMaxAttempts}) as max_attempts,
+                o.correlation_id, o.message, o.template, o.source_row,
+                coalesce(o.expires_at <= now(), false) as expired,
+                o.cancel_requested_at is not null as cancel_requested,
+                o.send_started_at is not null as marked
     )
-    update mailer.email_outbox o
-       set status = 'sending',
-           attempts = o.attempts + 1,
-           lease_owner = ${p.workerId},
-           lease_token = gen_random_uuid(),
-           lease_expires_at = now() + make_interval(secs => ${p.leaseSeconds}),
-           send_started_at = case
-             when ${p.markStarted === true} and not picked.ambiguous and o.cancel_requested_at is null
-                  and (o.expires_at is null or o.expires_at > now()) then now()
-           end
-      from picked
-     where o.id = picked.id
-    returning o.id, o.lease_token, o.tenant, o.attempts,
-              coalesce(o.max_attempts, ${p.defaultMaxAttempts})::int as max_attempts,
-              o.correlation_id, o.message, o.template, o.source_row,
-              (o.expires_at is not null and o.expires_at <= now()) as expired,
-              o.cancel_requested_at is not null as cancel_requested,
-              picked.ambiguous,
-              o.send_started_at is not null as started`.execute(db)
-  return rows.map(toLease).sort(byId)
+    select json_agg(json_build_array(c.id::text, c.tenant, c.attempts, c.max_attempts, c.correlation_id,
+                                     c.message, c.template, c.source_row, c.expired, c.cancel_requested,
+                                     p.ambiguous, c.marked and not p.ambiguous) order by c.id) as leases
+      from claimed c join picked p on p.id = c.id`.execute(db)
+  return (rows[0]?.leases ?? []).map((r) => toLease(r, token))
 }
 
-const byId = (a: Lease, b: Lease) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1)
-
-function toLease(r: LeaseRow): Lease {
+function toLease(r: LeaseTuple, token: string): Lease {
   return {
-    id: r.id,
-    token: r.lease_token,
-    tenant: r.tenant,
-    attempt: r.attempts,
-    maxAttempts: r.max_attempts,
-    correlationId: r.correlation_id,
-    message: r.message,
-    template: r.template,
-    sourceRow: r.source_row,
-    expired: r.expired,
-    cancelRequested: r.cancel_requested,
-    ambiguous: r.ambiguous,
-    started: r.started,
+    id: r[0],
+    token,
+    tenant: r[1],
+    attempt: r[2],
+    maxAttempts: r[3],
+    correlationId: r[4],
+    message: r[5],
+    template: r[6],
+    sourceRow: r[7],
+    expired: r[8],
+    cancelRequested: r[9],
+    ambiguous: r[10],
+    started: r[11],
   }
 }
 

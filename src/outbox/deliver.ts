@@ -46,6 +46,8 @@ export interface DeliveryDeps {
   stopping: AbortSignal
   /** Hard stop: in-flight sends are aborted. */
   abort: AbortSignal
+  /** Called when a lease's outcome is known and goes to be recorded: it needs no send any more. */
+  handedOver?: (lease: Lease) => void
   /** Called once per lease when it is finished with (settled or lost). */
   done: (lease: Lease) => void
   /** A row was rescheduled `delayMs` from now: the drainer arms its timer for it. */
@@ -54,10 +56,12 @@ export interface DeliveryDeps {
 
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
   const finish = async (lease: Lease, s: Settlement, extra: Partial<SendExtra> = {}) => {
+    d.handedOver?.(lease)
     const row = await d.settle.push({
       id: lease.id,
       token: lease.token,
       settlement: s,
+      ambiguous: lease.ambiguous,
       startedAt: extra.startedAt ?? null,
       httpStatus: extra.httpStatus,
       requestId: extra.requestId,

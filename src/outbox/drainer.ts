@@ -11,7 +11,7 @@ import { deregisterWorker, extendLeases, type WorkerIdentity } from './heartbeat
 import { reclaimExpired } from './reclaim.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
-import { settleLeases } from './settle.ts'
+import { markSent, settleLeases } from './settle.ts'
 import { createSettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 
@@ -49,7 +49,11 @@ export interface Drainer {
 
 export function createDrainer(d: DrainerDeps): Drainer {
   const cfg = d.config
+  // Every lease this drainer holds (heartbeats keep them alive) ...
   const held = new Map<string, Lease>()
+  // ... and those of them not yet sent: only these count against the local queue, so the next
+  // claim overlaps the settlement of the last batch instead of waiting for it.
+  const unsent = new Set<string>()
   const deliveries = new Set<Promise<void>>()
   const stopping = new AbortController()
   const abort = new AbortController()
@@ -65,12 +69,24 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
   const settle = createSettleQueue({
-    write: (items) =>
-      settleLeases(d.db, items, {
-        workerId: d.worker.id,
-        defaultMaxAttempts: cfg.maxAttempts,
-        throttleDeadlineSeconds: cfg.throttleDeadlineSeconds,
-      }),
+    // Successful sends (nearly every row) take the lean statement; the rest need their verdict.
+    write: async (items) => {
+      const sent = items.filter((i) => i.settlement.kind === 'sent')
+      const rest = items.filter((i) => i.settlement.kind !== 'sent')
+      const [marked, settled] = await Promise.all([
+        markSent(d.db, sent, d.worker.id),
+        settleLeases(d.db, rest, {
+          workerId: d.worker.id,
+          defaultMaxAttempts: cfg.maxAttempts,
+          throttleDeadlineSeconds: cfg.throttleDeadlineSeconds,
+        }),
+      ])
+      for (const i of sent) {
+        if (marked.has(i.id))
+          settled.push({ id: i.id, status: 'sent', outcome: 'sent', code: null })
+      }
+      return settled
+    },
     clock: d.clock,
     log,
     giveUpAfterMs: (cfg.leaseSeconds * 1000) / 2,
@@ -87,6 +103,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
     : cfg.concurrency
   // Refill while half the queue is still being sent, so claims overlap sends instead of taking turns.
   const lowWater = Math.floor(capacity / 2)
+  // Sent rows awaiting their settlement statement also hold a lease; bound them too.
+  const maxHeld = capacity * 2
+  const roomToClaim = () => unsent.size <= lowWater && held.size < maxHeld
   // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
 
   function armDue(ms: number) {
@@ -106,7 +125,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     full: boolean
     run: Promise<void>
   }> {
-    const limit = capacity - held.size
+    const limit = Math.min(capacity - unsent.size, maxHeld - held.size)
     if (limit <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
     const leases = await claimBatch(d.db, {
       limit,
@@ -116,7 +135,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
       markStarted: d.gate.open,
     })
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
-    for (const l of leases) held.set(l.id, l)
+    for (const l of leases) {
+      held.set(l.id, l)
+      unsent.add(l.id)
+    }
     d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
     const run = deliverBatch(
       {
@@ -136,9 +158,13 @@ export function createDrainer(d: DrainerDeps): Drainer {
         ...(d.rng ? { rng: d.rng } : {}),
         stopping: stopping.signal,
         abort: abort.signal,
+        handedOver: (lease) => {
+          if (unsent.delete(lease.id) && (backlog || wanted) && roomToClaim()) wake()
+        },
         done: (lease) => {
+          unsent.delete(lease.id)
           if (!held.delete(lease.id)) return
-          if ((backlog || wanted) && held.size <= lowWater) wake()
+          if ((backlog || wanted) && roomToClaim()) wake()
         },
         onRetry: armDue,
       },
@@ -146,7 +172,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     ).catch((error) => {
       // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
       // Stop heartbeating them (or they never expire).
-      for (const l of leases) held.delete(l.id)
+      for (const l of leases) {
+        held.delete(l.id)
+        unsent.delete(l.id)
+      }
       log.error('delivery failed', { err: error })
       d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'deliver', error })
     })
@@ -164,7 +193,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     let errorDelay = 500
     while (!stopping.signal.aborted) {
       lastLoopAt = d.clock.now()
-      if (wanted && held.size <= lowWater) {
+      if (wanted && roomToClaim()) {
         wanted = false
         try {
           const r = await claimAndDeliver()
@@ -183,7 +212,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         }
       }
       // A wake that arrived while we were claiming must not be lost to the wait below.
-      if (wanted && held.size <= lowWater) continue
+      if (wanted && roomToClaim()) continue
       const woken = new Promise<void>((resolve) => {
         wakeUp = resolve
       })

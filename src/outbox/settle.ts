@@ -24,6 +24,8 @@ export interface SettleItem {
   id: string
   token: string
   settlement: Settlement
+  /** The lease began with an interrupted earlier send unresolved: a release must keep that mark. */
+  ambiguous?: boolean
   startedAt: Date | null
   httpStatus?: number | undefined
   requestId?: string | undefined
@@ -53,8 +55,7 @@ export async function settleLeases(
   p: SettleParams,
 ): Promise<SettledRow[]> {
   if (items.length === 0) return []
-  const col = <T>(f: (i: SettleItem) => T) => items.map(f)
-  const s = (i: SettleItem) => i.settlement
+  const col = <T>(f: (i: SettleItem, s: Settlement) => T) => items.map((i) => f(i, i.settlement))
   // Evaluated on the row version the UPDATE itself locks, so a concurrent reclaim cannot slip in
   // between deciding and writing (the fence is re-checked on the latest version).
   const verdict = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, o.created_at, o.expires_at,
@@ -62,15 +63,15 @@ export async function settleLeases(
   const { rows } = await sql<SettledRow>`
     with input as (
       select * from unnest(
-        ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((i) => s(i).kind)}::text[],
-        ${col((i) => ('code' in s(i) ? (s(i) as { code: string }).code : null))}::text[],
-        ${col((i) => ('message' in s(i) ? (s(i) as { message: string }).message : null))}::text[],
-        ${col((i) => (s(i).kind === 'retry' ? (s(i) as { delayMs: number }).delayMs : 0))}::float8[],
-        ${col((i) => s(i).kind === 'released' || (s(i).kind === 'retry' && (s(i) as { throttled: boolean }).throttled))}::bool[],
-        ${col((i) => s(i).kind === 'retry' && (s(i) as { ambiguous: boolean }).ambiguous)}::bool[],
-        ${col((i) => i.startedAt)}::timestamptz[], ${col((i) => i.httpStatus ?? null)}::int[],
+        ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
+        ${col((_, s) => ('code' in s ? s.code : null))}::text[],
+        ${col((_, s) => ('message' in s ? s.message : null))}::text[],
+        ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
+        ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
+        ${col((i, s) => (s.kind === 'retry' ? s.ambiguous : s.kind === 'released' && i.ambiguous === true))}::bool[],
+        ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => i.requestId ?? null)}::text[]
-      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_at, http_status, request_id)
+      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
     ), done as (
       update mailer.email_outbox o
          set status = case ${verdict} when 'sent' then 'sent' when 'cancelled' then 'cancelled'
@@ -90,12 +91,13 @@ export async function settleLeases(
                when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
-             send_started_at = case when ${verdict} = 'retry' and i.ambiguous
+             -- The mark of a send that may have reached the provider survives until it is resolved.
+             send_started_at = case when ${verdict} in ('retry', 'released') and i.ambiguous
                                     then coalesce(o.send_started_at, now()) end
         from input i
        where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind, i.refund,
-                i.started_at, i.http_status, i.request_id,
+                i.started_ms, i.http_status, i.request_id,
                 case when i.kind <> 'retry' then i.kind
                      when o.status = 'pending' then case when i.refund then 'throttled' else 'retry' end
                      when o.last_error_code = 'expired' then 'expired'
@@ -103,10 +105,44 @@ export async function settleLeases(
     ), history as (
       insert into mailer.email_attempts
              (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
-      select id, attempts + refund::int, ${p.workerId}, started_at, outcome, http_status, request_id,
-             last_error_code, last_error
+      select id, attempts + refund::int, ${p.workerId}, to_timestamp(started_ms / 1000), outcome,
+             http_status, request_id, last_error_code, last_error
         from done
     )
     select id, status, outcome, last_error_code as code from done`.execute(db)
   return rows
+}
+
+/**
+ * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
+ * a verdict to evaluate. Returns the ids settled; a lease missing from them was lost.
+ * Fenced by (id, lease_token, status = 'sending'); uses the primary key only.
+ */
+export async function markSent(
+  db: Kysely<Database>,
+  items: readonly SettleItem[],
+  workerId: string,
+): Promise<Set<string>> {
+  if (items.length === 0) return new Set()
+  const { rows } = await sql<{ ids: string | null }>`
+    with done as (
+      update mailer.email_outbox o
+         set status = 'sent', sent_at = now(), last_error_code = null, last_error = null,
+             lease_owner = null, lease_token = null, lease_expires_at = null, send_started_at = null
+        from unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.token)}::uuid[],
+                    ${items.map((i) => i.startedAt?.getTime() ?? null)}::float8[],
+                    ${items.map((i) => i.httpStatus ?? null)}::int[],
+                    ${items.map((i) => i.requestId ?? null)}::text[])
+             as i(id, token, started_ms, http_status, request_id)
+       where o.id = any(${items.map((i) => i.id)}::bigint[])
+         and o.id = i.id and o.lease_token = i.token and o.status = 'sending'
+      returning o.id, o.attempts, i.started_ms, i.http_status, i.request_id
+    ), history as (
+      insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id)
+      select id, attempts, ${workerId}, to_timestamp(started_ms / 1000), 'sent', http_status, request_id
+        from done
+    )
+    select string_agg(id::text, ',') as ids from done`.execute(db)
+  const ids = rows[0]?.ids
+  return new Set(ids ? ids.split(',') : [])
 }

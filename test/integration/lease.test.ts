@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
-import { type Settlement, settleLeases } from '../../src/outbox/settle.ts'
+import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
@@ -117,6 +117,50 @@ describe('fencing and reclaim', () => {
     expect(again!.ambiguous).toBe(true)
   })
 
+  test('the mark of an interrupted send survives a second crash and a release', async () => {
+    const id = await enqueue(t)
+    const [first] = await claim(1)
+    await startSends(t.db, [first!])
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 9 })
+    // The next holder dies before resolving the ambiguity: the one after must still see it.
+    const [second] = await claim(1)
+    expect(second!.ambiguous).toBe(true)
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 9 })
+    const [third] = await claim(1)
+    expect(third!.ambiguous).toBe(true)
+    // A holder that gives the row back unresolved (shutdown) keeps the mark too ...
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: third!.token,
+          settlement: { kind: 'released' },
+          ambiguous: true,
+          startedAt: null,
+        },
+      ],
+      settleParams,
+    )
+    const [fourth] = await claim(1)
+    expect(fourth!.ambiguous).toBe(true)
+    // ... while a clean row released before its send is clean again.
+    const clean = await enqueue(t)
+    const [c] = await claimBatch(t.db, {
+      limit: 1,
+      workerId: 'w1',
+      leaseSeconds: 30,
+      defaultMaxAttempts: 3,
+      markStarted: true,
+    })
+    expect(c).toMatchObject({ id: clean, started: true, ambiguous: false })
+    await settleOne(clean, c!.token, { kind: 'released' })
+    const [again] = await claim(1)
+    expect(again).toMatchObject({ id: clean, ambiguous: false })
+  })
+
   test('reclaiming a row with no attempts left fails it', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     await claim(1)
@@ -206,6 +250,97 @@ describe('settleLeases', () => {
     const settled = await settleLeases(t.db, items, settleParams)
     expect(settled.map((s) => s.id).sort()).toEqual([ids[0]!, ids[1]!].sort())
     expect((await rowOf(t, ids[2]!)).status).toBe('sending')
+  })
+})
+
+describe('markSent', () => {
+  test('settles successful sends with their history, fenced like settleLeases', async () => {
+    const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
+    const leases = await claim(3)
+    const startedAt = new Date(Date.now() - 1500)
+    const items = leases.map((l, i) => ({
+      id: l.id,
+      token: i === 2 ? crypto.randomUUID() : l.token,
+      settlement: { kind: 'sent' as const },
+      startedAt,
+      httpStatus: 202,
+      requestId: `req-${i}`,
+    }))
+    const marked = await markSent(t.db, items, 'w1')
+    expect([...marked].sort()).toEqual([ids[0]!, ids[1]!].sort())
+    expect(await rowOf(t, ids[0]!)).toMatchObject({
+      status: 'sent',
+      lease_token: null,
+      lease_expires_at: null,
+      send_started_at: null,
+      last_error_code: null,
+    })
+    expect((await rowOf(t, ids[0]!)).sent_at).toBeInstanceOf(Date)
+    expect((await rowOf(t, ids[2]!)).status).toBe('sending')
+    const history = await t.pool.query(
+      `select outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id
+         from mailer.email_attempts order by outbox_id`,
+    )
+    expect(history.rows).toEqual([
+      {
+        outbox_id: ids[0],
+        attempt: 1,
+        worker_id: 'w1',
+        started_at: startedAt,
+        outcome: 'sent',
+        http_status: 202,
+        request_id: 'req-0',
+      },
+      {
+        outbox_id: ids[1],
+        attempt: 1,
+        worker_id: 'w1',
+        started_at: startedAt,
+        outcome: 'sent',
+        http_status: 202,
+        request_id: 'req-1',
+      },
+    ])
+    expect(await markSent(t.db, [], 'w1')).toEqual(new Set())
+  })
+})
+
+describe('claim plan', () => {
+  // Statistics that say "no pending rows" (as right after a burst) must not turn every claim into a
+  // scan and sort of the whole backlog: the claim reads about as many pages as it takes rows.
+  test('a claim reads a few pages even when statistics predate a large backlog', async () => {
+    await t.pool.query('analyze mailer.email_outbox')
+    await t.pool.query(
+      `insert into mailer.email_outbox (message)
+       select jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'a@example.com')),
+                                 'subject', 's', 'text', repeat('x', 1000))
+         from generate_series(1, 20000)`,
+    )
+    const client = await t.pool.connect()
+    try {
+      await client.query('begin')
+      const plan = await client.query<{
+        'QUERY PLAN': [
+          {
+            Plan: {
+              'Shared Hit Blocks': number
+              'Shared Read Blocks': number
+              'Actual Rows': number
+            }
+          },
+        ]
+      }>('explain (analyze, buffers, format json) select * from mailer.claim_candidates(500)')
+      await client.query('rollback')
+      const top = plan.rows[0]!['QUERY PLAN'][0].Plan
+      expect(top['Actual Rows']).toBe(500)
+      const table = await client.query<{ pages: number }>(
+        `select (pg_relation_size('mailer.email_outbox') / current_setting('block_size')::int)::int as pages`,
+      )
+      expect(table.rows[0]!.pages).toBeGreaterThan(2000)
+      expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(1000)
+    } finally {
+      client.release()
+    }
   })
 })
 
