@@ -45,7 +45,7 @@ export async function drainRun(
       }
       left = await sys.remaining()
       if (left === 0) break
-      await Bun.sleep(outOfProcess ? 20 : 5)
+      await Bun.sleep(outOfProcess ? 20 : 10)
     }
     const t1 = performance.now()
     const cpu1 = process.cpuUsage(cpu0)

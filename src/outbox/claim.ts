@@ -58,16 +58,22 @@ export interface ClaimParams {
  * Invariant: a row is `sending` only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
  * Uses email_outbox_claim_idx (priority, send_at, id) where status = 'pending'.
  */
-export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Lease[]> {
-  if (p.limit <= 0) return []
+export interface Claim {
+  leases: Lease[]
+  /** When the claim took fewer rows than asked: ms until the earliest future send_at, if any. */
+  nextDueInMs: number | null
+}
+
+export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Claim> {
+  if (p.limit <= 0) return { leases: [], nextDueInMs: null }
   // One token per claim: (id, token) is still unique per lease, since a row is claimed at most
   // once per statement, and it spares a random UUID per row.
   const token = crypto.randomUUID()
-  const { rows } = await sql<{ leases: LeaseTuple[] | null }>`
+  const { rows } = await sql<{ leases: LeaseTuple[] | null; next_due_ms: number | null }>`
     with picked as (
       -- mailer.claim_candidates (sql/0003): SELECT … ORDER BY priority, send_at, id LIMIT n
       -- FOR UPDATE SKIP LOCKED, pinned to an ordered scan of email_outbox_claim_idx.
-      select id, ambiguous from mailer.claim_candidates(${p.limit})
+      select id, ambiguous, ord from mailer.claim_candidates(${p.limit}) with ordinality as c(id, ambiguous, ord)
     ), claimed as (
       -- = any(array(...)): a primary-key probe per picked row, never a scan of the whole table.
       update mailer.email_outbox o
@@ -91,9 +97,19 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
     )
     select json_agg(json_build_array(c.id::text, c.tenant, c.attempts, c.max_attempts, c.correlation_id,
                                      c.message, c.template, c.source_row, c.expired, c.cancel_requested,
-                                     p.ambiguous, c.marked and not p.ambiguous) order by c.id) as leases
+                                     p.ambiguous, c.marked and not p.ambiguous) order by p.ord) as leases,
+           -- Only a claim that found fewer due rows than it asked for looks ahead (an init plan,
+           -- evaluated on first use), so the drainer can arm its timer without another statement.
+           case when count(*) < ${p.limit} then
+             (select extract(epoch from min(f.send_at) - now()) * 1000 from mailer.email_outbox f
+               where f.status = 'pending' and f.send_at > now())::float8
+           end as next_due_ms
       from claimed c join picked p on p.id = c.id`.execute(db)
-  return (rows[0]?.leases ?? []).map((r) => toLease(r, token))
+  const ms = rows[0]?.next_due_ms ?? null
+  return {
+    leases: (rows[0]?.leases ?? []).map((r) => toLease(r, token)),
+    nextDueInMs: ms === null ? null : Math.max(0, ms),
+  }
 }
 
 function toLease(r: LeaseTuple, token: string): Lease {
@@ -112,13 +128,4 @@ function toLease(r: LeaseTuple, token: string): Lease {
     ambiguous: r[10],
     started: r[11],
   }
-}
-
-/** Milliseconds until the earliest future send_at, or null when nothing is scheduled. */
-export async function nextDueInMs(db: Kysely<Database>): Promise<number | null> {
-  const { rows } = await sql<{ ms: number | null }>`
-    select (extract(epoch from min(send_at) - now()) * 1000)::float8 as ms
-      from mailer.email_outbox where status = 'pending' and send_at > now()`.execute(db)
-  const ms = rows[0]?.ms
-  return ms === null || ms === undefined ? null : Math.max(0, ms)
 }

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import type { WorkerConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { claimBatch, type Lease, nextDueInMs } from './claim.ts'
+import { claimBatch, type Lease } from './claim.ts'
 import { deliverBatch, type MailboxLookup } from './deliver.ts'
 import type { EngineEventHandler } from './events.ts'
 import { deregisterWorker, extendLeases, type WorkerIdentity } from './heartbeat.ts'
@@ -16,9 +16,9 @@ import { createSettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 
 const IDLE_REGISTRY_BEAT_MS = 60_000
-// Local queue for open-gate transports (file, discard): rows claimed per send slot, capped per drainer.
+// Local queue for open-gate transports (file, discard): rows per claim, per send slot and at most.
 const LOCAL_QUEUE_FACTOR = 50
-const MAX_LOCAL_QUEUE = 500
+const MAX_CLAIM = 500
 
 export interface DrainerDeps {
   dbName: string
@@ -96,15 +96,16 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wanted = true
     wakeUp?.()
   }
-  // Rows held at once: with shared limits (Graph) only what can be sent now, so other workers get
-  // the rest; with an open gate a local queue, so one claim feeds many sends.
-  const capacity = d.gate.open
-    ? Math.min(MAX_LOCAL_QUEUE, cfg.concurrency * LOCAL_QUEUE_FACTOR)
+  // Rows held unsent: with shared limits (Graph) only what can be sent now, so other workers get
+  // the rest; with an open gate a local queue, refilled by a whole claim while half a claim is still
+  // unsent, so one statement feeds many sends and claims overlap sends instead of taking turns.
+  const batch = d.gate.open
+    ? Math.min(MAX_CLAIM, cfg.concurrency * LOCAL_QUEUE_FACTOR)
     : cfg.concurrency
-  // Refill while half the queue is still being sent, so claims overlap sends instead of taking turns.
-  const lowWater = Math.floor(capacity / 2)
+  const lowWater = Math.floor(batch / 2)
+  const maxUnsent = d.gate.open ? lowWater + batch : batch
   // Sent rows awaiting their settlement statement also hold a lease; bound them too.
-  const maxHeld = capacity * 2
+  const maxHeld = maxUnsent * 2
   const roomToClaim = () => unsent.size <= lowWater && held.size < maxHeld
   // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
 
@@ -125,15 +126,16 @@ export function createDrainer(d: DrainerDeps): Drainer {
     full: boolean
     run: Promise<void>
   }> {
-    const limit = Math.min(capacity - unsent.size, maxHeld - held.size)
+    const limit = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
     if (limit <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
-    const leases = await claimBatch(d.db, {
+    const { leases, nextDueInMs } = await claimBatch(d.db, {
       limit,
       workerId: d.worker.id,
       leaseSeconds: cfg.leaseSeconds,
       defaultMaxAttempts: cfg.maxAttempts,
       markStarted: d.gate.open,
     })
+    if (nextDueInMs !== null) armDue(nextDueInMs)
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) {
       held.set(l.id, l)
@@ -184,11 +186,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
     return { claimed: leases.length, full: leases.length === limit, run }
   }
 
-  async function scheduleNextDue() {
-    const ms = await nextDueInMs(d.db)
-    if (ms !== null) armDue(ms)
-  }
-
   async function run() {
     let errorDelay = 500
     while (!stopping.signal.aborted) {
@@ -198,7 +195,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
         try {
           const r = await claimAndDeliver()
           backlog = r.full
-          if (!r.full) await scheduleNextDue()
           errorDelay = 500
           if (r.claimed > 0) continue
         } catch (error) {
@@ -211,15 +207,20 @@ export function createDrainer(d: DrainerDeps): Drainer {
           continue
         }
       }
-      // A wake that arrived while we were claiming must not be lost to the wait below.
+      // A wake that arrived while we were claiming must not be lost to the wait below, nor a stop
+      // (stop() wakes only a wait already begun).
       if (wanted && roomToClaim()) continue
+      if (stopping.signal.aborted) break
       const woken = new Promise<void>((resolve) => {
         wakeUp = resolve
       })
+      // The poll timer of a wait that a wake ended is cancelled, not left pending (one per claim).
+      const wait = new AbortController()
       const timedOut = await Promise.race([
         woken.then(() => false),
-        d.clock.sleep(pollMs(), stopping.signal).then(() => true),
+        d.clock.sleep(pollMs(), wait.signal).then(() => !wait.signal.aborted),
       ])
+      wait.abort()
       wakeUp = null
       if (timedOut) wanted = true
     }

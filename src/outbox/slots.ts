@@ -10,7 +10,26 @@ export interface Slots {
 
 export function createSlots(size: number): Slots {
   let used = 0
-  const waiters: (() => void)[] = []
+  const waiters: { grant: (ok: boolean) => void; signal: AbortSignal }[] = []
+  // One abort listener per signal, not per waiter: a local queue may park hundreds of sends here.
+  const watched = new WeakSet<AbortSignal>()
+  const watch = (signal: AbortSignal) => {
+    if (watched.has(signal)) return
+    watched.add(signal)
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          const w = waiters[i]!
+          if (w.signal === signal) {
+            waiters.splice(i, 1)
+            w.grant(false)
+          }
+        }
+      },
+      { once: true },
+    )
+  }
   return {
     size,
     free: () => size - used,
@@ -20,24 +39,13 @@ export function createSlots(size: number): Slots {
         used += 1
         return Promise.resolve(true)
       }
-      return new Promise<boolean>((resolve) => {
-        const grant = () => {
-          signal.removeEventListener('abort', abort)
-          resolve(true)
-        }
-        const abort = () => {
-          const i = waiters.indexOf(grant)
-          if (i >= 0) waiters.splice(i, 1)
-          resolve(false)
-        }
-        waiters.push(grant)
-        signal.addEventListener('abort', abort, { once: true })
-      })
+      watch(signal)
+      return new Promise<boolean>((grant) => waiters.push({ grant, signal }))
     },
     release() {
       // Hand the slot straight to the next waiter, so `used` never dips and lets a newcomer jump the queue.
       const next = waiters.shift()
-      if (next) next()
+      if (next) next.grant(true)
       else used = Math.max(0, used - 1)
     },
   }

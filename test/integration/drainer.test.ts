@@ -117,7 +117,9 @@ describe('the drainer', () => {
     // Claimed but the cancel lands before the last check: what the API does for a sending row.
     const { claimBatch } = await import('../../src/outbox/claim.ts')
     const { startSends } = await import('../../src/outbox/start-send.ts')
-    const [lease] = await claimBatch(t.db, {
+    const {
+      leases: [lease],
+    } = await claimBatch(t.db, {
       limit: 1,
       workerId: 'x',
       leaseSeconds: 30,

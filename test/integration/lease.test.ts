@@ -19,7 +19,7 @@ beforeEach(async () => {
 })
 
 const claim = (limit: number, workerId = 'w1', leaseSeconds = 30) =>
-  claimBatch(t.db, { limit, workerId, leaseSeconds, defaultMaxAttempts: 3 })
+  claimBatch(t.db, { limit, workerId, leaseSeconds, defaultMaxAttempts: 3 }).then((c) => c.leases)
 const settleParams = { workerId: 'w1', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 }
 const settleOne = (id: string, token: string, settlement: Settlement) =>
   settleLeases(t.db, [{ id, token, settlement, startedAt: null }], settleParams)
@@ -43,7 +43,8 @@ describe('claimBatch', () => {
     const first = await enqueue(t, undefined, { priority: -1 })
     const mid = await enqueue(t)
     const leases = await claim(10)
-    expect(leases.map((l) => l.id).sort()).toEqual([first, mid, low].sort())
+    // In claim order, so the local queue sends the most urgent first.
+    expect(leases.map((l) => l.id)).toEqual([first, mid, low])
     const order = await t.pool.query(
       `select id from mailer.email_outbox order by priority, send_at, id`,
     )
@@ -80,6 +81,23 @@ describe('claimBatch', () => {
   test('does not claim a row scheduled in the future', async () => {
     await enqueue(t, undefined, { sendAt: new Date(Date.now() + 3600_000).toISOString() })
     expect(await claim(10)).toEqual([])
+  })
+
+  test('a claim short of its limit says when the next row is due; a full one does not look', async () => {
+    await enqueue(t)
+    await enqueue(t)
+    await enqueue(t, undefined, { sendAt: new Date(Date.now() + 60_000).toISOString() })
+    const params = { workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }
+    const full = await claimBatch(t.db, { ...params, limit: 1 })
+    expect(full.leases).toHaveLength(1)
+    expect(full.nextDueInMs).toBeNull()
+    const short = await claimBatch(t.db, { ...params, limit: 10 })
+    expect(short.leases).toHaveLength(1)
+    expect(short.nextDueInMs).toBeGreaterThan(50_000)
+    expect(short.nextDueInMs).toBeLessThanOrEqual(60_000)
+    const none = await claimBatch(t.db, { ...params, limit: 10 })
+    expect(none.leases).toEqual([])
+    expect(none.nextDueInMs).toBeGreaterThan(50_000)
   })
 })
 
@@ -148,7 +166,9 @@ describe('fencing and reclaim', () => {
     expect(fourth!.ambiguous).toBe(true)
     // ... while a clean row released before its send is clean again.
     const clean = await enqueue(t)
-    const [c] = await claimBatch(t.db, {
+    const {
+      leases: [c],
+    } = await claimBatch(t.db, {
       limit: 1,
       workerId: 'w1',
       leaseSeconds: 30,

@@ -86,7 +86,7 @@ async function apply(a: Action, held: Lease[][], ids: string[]): Promise<string[
     )
   switch (a.op) {
     case 'claim': {
-      const got = await claimBatch(t.db, {
+      const { leases: got } = await claimBatch(t.db, {
         limit: a.limit,
         workerId: `w${a.w}`,
         leaseSeconds: 60,
@@ -179,7 +179,7 @@ test('random interleavings never send a row twice, never lose one, never change 
           `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where status = 'sending'`,
         )
         await reclaimExpired(t.db, { defaultMaxAttempts: MAX_ATTEMPTS })
-        const got = await claimBatch(t.db, {
+        const { leases: got } = await claimBatch(t.db, {
           limit: ROWS,
           workerId: 'finisher',
           leaseSeconds: 60,

@@ -1,0 +1,35 @@
+import { expect, test } from 'bun:test'
+import { createSlots } from '../../src/outbox/slots.ts'
+
+test('slots: first come, first served; a release hands the slot to the next waiter', async () => {
+  const slots = createSlots(1)
+  const signal = new AbortController().signal
+  expect(await slots.acquire(signal)).toBe(true)
+  const order: number[] = []
+  const a = slots.acquire(signal).then((ok) => order.push(ok ? 1 : -1))
+  const b = slots.acquire(signal).then((ok) => order.push(ok ? 2 : -2))
+  expect(slots.free()).toBe(0)
+  slots.release()
+  await a
+  expect(order).toEqual([1])
+  slots.release()
+  await b
+  expect(order).toEqual([1, 2])
+  slots.release()
+  expect(slots.free()).toBe(1)
+})
+
+test('slots: aborting a signal fails only the waiters that passed it', async () => {
+  const slots = createSlots(1)
+  const stopA = new AbortController()
+  const stopB = new AbortController()
+  expect(await slots.acquire(stopA.signal)).toBe(true)
+  const waitingA = [slots.acquire(stopA.signal), slots.acquire(stopA.signal)]
+  const waitingB = slots.acquire(stopB.signal)
+  stopA.abort()
+  expect(await Promise.all(waitingA)).toEqual([false, false])
+  expect(await slots.acquire(stopA.signal)).toBe(false)
+  slots.release()
+  expect(await waitingB).toBe(true)
+  expect(slots.free()).toBe(0)
+})
