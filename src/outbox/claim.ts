@@ -53,61 +53,32 @@ export interface ClaimParams {
   markStarted?: boolean
 }
 
-/**
- * Claims up to `limit` due rows, ordered by priority, send_at, id.
- * Invariant: a row is `sending` only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
- * Uses email_outbox_claim_idx (priority, send_at, id) where status = 'pending'.
- */
 export interface Claim {
   leases: Lease[]
   /** When the claim took fewer rows than asked: ms until the earliest future send_at, if any. */
   nextDueInMs: number | null
 }
 
+/**
+ * Claims up to `limit` due rows, in claim order (priority, send_at, id).
+ * The statement is mailer.claim_batch (sql/0003_hot_path.sql): UPDATE … WHERE id = ANY(SELECT …
+ * ORDER BY priority, send_at, id LIMIT n FOR UPDATE SKIP LOCKED) with a lease in database time,
+ * pinned to an ordered scan of email_outbox_claim_idx and planned once per connection.
+ * Invariant: a row is `sending` only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
+ */
 export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Claim> {
   if (p.limit <= 0) return { leases: [], nextDueInMs: null }
   // One token per claim: (id, token) is still unique per lease, since a row is claimed at most
   // once per statement, and it spares a random UUID per row.
   const token = crypto.randomUUID()
-  const { rows } = await sql<{ leases: LeaseTuple[] | null; next_due_ms: number | null }>`
-    with picked as (
-      -- mailer.claim_candidates (sql/0003): SELECT … ORDER BY priority, send_at, id LIMIT n
-      -- FOR UPDATE SKIP LOCKED, pinned to an ordered scan of email_outbox_claim_idx.
-      select id, ambiguous, ord from mailer.claim_candidates(${p.limit}) with ordinality as c(id, ambiguous, ord)
-    ), claimed as (
-      -- = any(array(...)): a primary-key probe per picked row, never a scan of the whole table.
-      update mailer.email_outbox o
-         set status = 'sending',
-             attempts = o.attempts + 1,
-             lease_owner = ${p.workerId},
-             lease_token = ${token}::uuid,
-             lease_expires_at = now() + make_interval(secs => ${p.leaseSeconds}),
-             -- An interrupted send's mark stays until it is resolved; a clean row may be marked now.
-             send_started_at = case
-               when o.send_started_at is not null then o.send_started_at
-               when ${p.markStarted === true} and o.cancel_requested_at is null
-                    and (o.expires_at is null or o.expires_at > now()) then now()
-             end
-       where o.id = any(array(select id from picked))
-      returning o.id, o.tenant, o.attempts, coalesce(o.max_attempts, ${p.defaultMaxAttempts}) as max_attempts,
-                o.correlation_id, o.message, o.template, o.source_row,
-                coalesce(o.expires_at <= now(), false) as expired,
-                o.cancel_requested_at is not null as cancel_requested,
-                o.send_started_at is not null as marked
-    )
-    select json_agg(json_build_array(c.id::text, c.tenant, c.attempts, c.max_attempts, c.correlation_id,
-                                     c.message, c.template, c.source_row, c.expired, c.cancel_requested,
-                                     p.ambiguous, c.marked and not p.ambiguous) order by p.ord) as leases,
-           -- Only a claim that found fewer due rows than it asked for looks ahead (an init plan,
-           -- evaluated on first use), so the drainer can arm its timer without another statement.
-           case when count(*) < ${p.limit} then
-             (select extract(epoch from min(f.send_at) - now()) * 1000 from mailer.email_outbox f
-               where f.status = 'pending' and f.send_at > now())::float8
-           end as next_due_ms
-      from claimed c join picked p on p.id = c.id`.execute(db)
-  const ms = rows[0]?.next_due_ms ?? null
+  const { rows } = await sql<{ claim: { leases: LeaseTuple[]; nextDueMs: number | null } }>`
+    select mailer.claim_batch(${p.limit}::int, ${p.workerId}::text, ${token}::uuid,
+                              ${p.leaseSeconds}::float8, ${p.markStarted === true}::boolean,
+                              ${p.defaultMaxAttempts}::int) as claim`.execute(db)
+  const claim = rows[0]?.claim
+  const ms = claim?.nextDueMs ?? null
   return {
-    leases: (rows[0]?.leases ?? []).map((r) => toLease(r, token)),
+    leases: (claim?.leases ?? []).map((r) => toLease(r, token)),
     nextDueInMs: ms === null ? null : Math.max(0, ms),
   }
 }

@@ -115,8 +115,8 @@ export async function settleLeases(
 
 /**
  * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
- * a verdict to evaluate. Returns the ids settled; a lease missing from them was lost.
- * Fenced by (id, lease_token, status = 'sending'); uses the primary key only.
+ * a verdict to evaluate: mailer.mark_sent (sql/0003_hot_path.sql), planned once per connection.
+ * Returns the ids settled; a lease missing from them was lost.
  */
 export async function markSent(
   db: Kysely<Database>,
@@ -125,24 +125,12 @@ export async function markSent(
 ): Promise<Set<string>> {
   if (items.length === 0) return new Set()
   const { rows } = await sql<{ ids: string | null }>`
-    with done as (
-      update mailer.email_outbox o
-         set status = 'sent', sent_at = now(), last_error_code = null, last_error = null,
-             lease_owner = null, lease_token = null, lease_expires_at = null, send_started_at = null
-        from unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.token)}::uuid[],
-                    ${items.map((i) => i.startedAt?.getTime() ?? null)}::float8[],
-                    ${items.map((i) => i.httpStatus ?? null)}::int[],
-                    ${items.map((i) => i.requestId ?? null)}::text[])
-             as i(id, token, started_ms, http_status, request_id)
-       where o.id = any(${items.map((i) => i.id)}::bigint[])
-         and o.id = i.id and o.lease_token = i.token and o.status = 'sending'
-      returning o.id, o.attempts, i.started_ms, i.http_status, i.request_id
-    ), history as (
-      insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id)
-      select id, attempts, ${workerId}, to_timestamp(started_ms / 1000), 'sent', http_status, request_id
-        from done
-    )
-    select string_agg(id::text, ',') as ids from done`.execute(db)
+    select mailer.mark_sent(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.token)}::uuid[],
+                            ${items.map((i) => i.startedAt?.getTime() ?? null)}::float8[],
+                            ${items.map((i) => i.httpStatus ?? null)}::int[],
+                            ${items.map((i) => i.requestId ?? null)}::text[], ${workerId}::text) as ids`.execute(
+    db,
+  )
   const ids = rows[0]?.ids
   return new Set(ids ? ids.split(',') : [])
 }

@@ -327,8 +327,8 @@ describe('markSent', () => {
 
 describe('claim plan', () => {
   // Statistics that say "no pending rows" (as right after a burst) must not turn every claim into a
-  // scan and sort of the whole backlog: the claim reads about as many pages as it takes rows.
-  test('a claim reads a few pages even when statistics predate a large backlog', async () => {
+  // scan and sort of the whole backlog: choosing 500 rows reads about as many pages as rows.
+  test('choosing rows reads a few pages even when statistics predate a large backlog', async () => {
     await t.pool.query('analyze mailer.email_outbox')
     await t.pool.query(
       `insert into mailer.email_outbox (message)
@@ -356,8 +356,10 @@ describe('claim plan', () => {
       const table = await client.query<{ pages: number }>(
         `select (pg_relation_size('mailer.email_outbox') / current_setting('block_size')::int)::int as pages`,
       )
-      expect(table.rows[0]!.pages).toBeGreaterThan(2000)
-      expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(1000)
+      // A scan of the backlog reads every page at least once (and sorts 20,000 rows).
+      const pages = table.rows[0]!.pages
+      expect(pages).toBeGreaterThan(2000)
+      expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(pages / 2)
     } finally {
       client.release()
     }
