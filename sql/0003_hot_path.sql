@@ -34,8 +34,8 @@ end $$;
 -- sourceRow, expired, cancelRequested, ambiguous, started], ...], "nextDueMs": ms | null}, where
 -- nextDueMs (ms until the earliest future send_at) is looked up only when fewer than n rows were due.
 -- Invariant: a row is 'sending' only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
--- The update probes the primary key per claimed row (= any); seqscan off keeps it so whatever the
--- statistics say.
+-- The update probes the primary key once per claimed row (a nested loop); seqscan off keeps it so
+-- whatever the statistics say, including in the generic plan PL/pgSQL caches.
 create function mailer.claim_batch(n integer, worker text, token uuid, lease_seconds float8,
                                    mark_started boolean, default_max_attempts integer)
 returns json
@@ -60,34 +60,38 @@ begin
              when mark_started and o.cancel_requested_at is null
                   and (o.expires_at is null or o.expires_at > now()) then now()
            end
-     where o.id = any(array(select p.id from picked p))
+      from picked p
+     where o.id = p.id
     returning o.id, o.tenant, o.attempts, coalesce(o.max_attempts, default_max_attempts) as max_attempts,
               o.correlation_id, o.message, o.template, o.source_row,
               coalesce(o.expires_at <= now(), false) as expired,
               o.cancel_requested_at is not null as cancel_requested,
-              o.send_started_at is not null as marked
+              p.ambiguous, o.send_started_at is not null and not p.ambiguous as started, p.ord
   )
   select json_build_object(
            'leases', coalesce(json_agg(json_build_array(c.id::text, c.tenant, c.attempts, c.max_attempts,
                        c.correlation_id, c.message, c.template, c.source_row, c.expired,
-                       c.cancel_requested, p.ambiguous, c.marked and not p.ambiguous) order by p.ord), '[]'),
+                       c.cancel_requested, c.ambiguous, c.started) order by c.ord), '[]'),
            -- An init plan, evaluated only when the case reaches it.
            'nextDueMs', case when count(*) < n then
              (select extract(epoch from min(f.send_at) - now()) * 1000 from mailer.email_outbox f
                where f.status = 'pending' and f.send_at > now())::float8 end)
     into result
-    from claimed c join picked p on p.id = c.id;
+    from claimed c;
   return result;
 end $$;
 
 -- Records successful sends (nearly every settlement) and their history: status 'sent', lease cleared.
 -- Fenced per row by (id, lease_token, status = 'sending'); a lease missing from the returned ids
--- (comma-separated) was lost. Primary-key probes only (= any).
+-- (comma-separated) was lost. Primary-key probes (= any) hashed against the input: linear in the
+-- batch whatever the statistics, and in the generic plan PL/pgSQL caches (where a nested loop
+-- over the input, estimated at a few rows, would be quadratic).
 create function mailer.mark_sent(ids bigint[], tokens uuid[], started_ms float8[], http_statuses integer[],
                                  request_ids text[], worker text)
 returns text
 language plpgsql volatile
 set enable_seqscan = off
+set enable_nestloop = off
 as $$
 declare
   result text;
