@@ -1,6 +1,6 @@
 // One drain run: N pre-inserted rows, timed from the insert's commit to the last row recorded done.
 import type { BenchCluster } from './cluster.ts'
-import { costBetween, type ServerCost, snapshot } from './server-stats.ts'
+import { costBetween, lsnBytes, type ServerCost, snapshot } from './server-stats.ts'
 import type { BenchSystem } from './systems/system.ts'
 
 export interface DrainRun {
@@ -14,6 +14,8 @@ export interface DrainRun {
   statementsPerRow: number
   walBytesPerRow: number
   cpuMicrosPerRow: number
+  /** WAL the insert of the rows wrote (the enqueue side, for a whole-life comparison). */
+  enqueueWalBytesPerRow: number
   /** CPU of this process (where in-process systems run their client side) per row. */
   clientCpuMicrosPerRow: number
   /** WAL range of the drain (insert commit → end), for a per-record breakdown (bench/profile.ts). */
@@ -63,6 +65,7 @@ export async function drainRun(
       statementsPerRow: cost.statements / done,
       walBytesPerRow: cost.walBytes / done,
       cpuMicrosPerRow: (cost.cpuSeconds * 1e6) / done,
+      enqueueWalBytesPerRow: Number(lsnBytes(walFrom) - lsnBytes(a.walLsn)) / rows,
       clientCpuMicrosPerRow: (cpu1.user + cpu1.system) / done,
       wal: { from: walFrom, to: b.walLsn },
     }

@@ -43,7 +43,9 @@ export function table(r: Results): string {
     'idle conns',
     'stmts/row c10 · c50',
     'WAL B/row c10 · c50',
+    'enqueue WAL B/row',
     'PG CPU µs/row c10 · c50',
+    'client CPU µs/row c10 · c50',
   ]
   const rows = r.systems.map((s) => {
     const c10 = s.drain.c10
@@ -65,7 +67,12 @@ export function table(r: Results): string {
         3,
       )}`,
       `${fmt(med(c10, (x) => x.walBytesPerRow))} · ${fmt(med(c50, (x) => x.walBytesPerRow))}`,
+      fmt(med([...(c10 ?? []), ...(c50 ?? [])], (x) => x.enqueueWalBytesPerRow)),
       `${fmt(med(c10, (x) => x.cpuMicrosPerRow))} · ${fmt(med(c50, (x) => x.cpuMicrosPerRow))}`,
+      // Only meaningful in process: the binary's client side runs in its own process.
+      s.drain.c10?.[0] && !s.name.includes('binary')
+        ? `${fmt(med(c10, (x) => x.clientCpuMicrosPerRow))} · ${fmt(med(c50, (x) => x.clientCpuMicrosPerRow))}`
+        : '–',
     ]
   })
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`
@@ -75,6 +82,7 @@ export function table(r: Results): string {
 export function footnotes(r: Results): string {
   return [
     `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done).`,
+    "WAL B/row: while draining (from the insert's commit to the last row done); enqueue WAL B/row: the insert itself. Client CPU: this process, where the in-process systems run (– for the binary, a process of its own).",
     `Pickup: ${r.parameters.latencyPerSecond} rows/s for ${r.parameters.latencySeconds} s, one autocommit insert each, concurrency 10.`,
     `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database; connections = client backends held.`,
     `Compiled binary (${r.binary.transport}): start-to-ready median ${fmt(r.binary.readyMsMedian)} ms ` +
