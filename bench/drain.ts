@@ -35,6 +35,7 @@ export async function drainRun(
   const outOfProcess = sys.latenciesMs !== undefined
   try {
     await Bun.sleep(500)
+    await autovacuumQuiet(cluster)
     const a = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
     const walFrom = await sys.insertBulk(rows)
     const cpu0 = process.cpuUsage()
@@ -71,5 +72,20 @@ export async function drainRun(
     }
   } finally {
     await sys.stop()
+  }
+}
+
+/**
+ * Waits (at most 20 s) until no autovacuum worker runs: cleaning up after the previous system's drain
+ * would otherwise compete for the two cores with the next one.
+ */
+async function autovacuumQuiet(cluster: BenchCluster): Promise<void> {
+  const deadline = performance.now() + 20_000
+  while (performance.now() < deadline) {
+    const r = await cluster.admin.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`,
+    )
+    if (r.rows[0]!.n === 0) return
+    await Bun.sleep(100)
   }
 }

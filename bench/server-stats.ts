@@ -8,8 +8,13 @@ export interface ServerSnapshot {
   statements: number
   transactions: number
   walLsn: string
-  /** utime + stime of the postmaster and its children, bench connections excluded, in seconds. */
-  cpuSeconds: number
+  /**
+   * CPU seconds (utime + stime) per server process that works for this database: its backends and
+   * autovacuum workers, and the shared processes (postmaster, WAL writer, checkpointer, background
+   * writer, …); not the benchmark's own connections, nor backends or autovacuum workers of the
+   * other systems' databases (whose garbage would otherwise be billed to whoever runs next).
+   */
+  cpuByPid: Map<number, number>
   connections: number
 }
 
@@ -34,15 +39,20 @@ async function procStat(pid: number): Promise<{ ppid: number; ticks: number } | 
   }
 }
 
-/** CPU seconds of the postmaster and every child, except the given backend pids. */
-export async function serverCpuSeconds(postmaster: number, exclude: Set<number>): Promise<number> {
-  let ticks = (await procStat(postmaster))?.ticks ?? 0
+/** CPU seconds of the postmaster and of each child in `include` (by pid). */
+export async function serverCpuSeconds(
+  postmaster: number,
+  include: (pid: number) => boolean,
+): Promise<Map<number, number>> {
+  const out = new Map<number, number>()
+  const own = await procStat(postmaster)
+  if (own) out.set(postmaster, own.ticks / TICKS)
   const pids = (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number)
   const stats = await Promise.all(pids.map(async (pid) => ({ pid, s: await procStat(pid) })))
   for (const { pid, s } of stats) {
-    if (s && s.ppid === postmaster && !exclude.has(pid)) ticks += s.ticks
+    if (s && s.ppid === postmaster && include(pid)) out.set(pid, s.ticks / TICKS)
   }
-  return ticks / TICKS
+  return out
 }
 
 export async function snapshot(
@@ -55,7 +65,7 @@ export async function snapshot(
     transactions: string
     lsn: string
     connections: string
-    bench_pids: number[]
+    excluded: number[] | null
   }>(
     `select
        (select coalesce(sum(s.calls), 0) from pg_stat_statements s
@@ -66,16 +76,19 @@ export async function snapshot(
        (select count(*) from pg_stat_activity where datname = $1 and usename <> 'bench_probe'
            and backend_type = 'client backend') as connections,
        (select array_agg(pid) from pg_stat_activity
-         where usename = 'bench_probe' or application_name like 'bench:%') as bench_pids`,
+         where usename = 'bench_probe' or application_name like 'bench:%'
+            or (backend_type in ('client backend', 'autovacuum worker') and datname is distinct from $1))
+         as excluded`,
     [db],
   )
   const row = r.rows[0]!
+  const excluded = new Set(row.excluded ?? [])
   return {
     at: performance.now(),
     statements: Number(row.statements),
     transactions: Number(row.transactions),
     walLsn: row.lsn,
-    cpuSeconds: await serverCpuSeconds(postmaster, new Set(row.bench_pids ?? [])),
+    cpuByPid: await serverCpuSeconds(postmaster, (pid) => !excluded.has(pid)),
     connections: Number(row.connections),
   }
 }
@@ -91,6 +104,7 @@ export function costBetween(a: ServerSnapshot, b: ServerSnapshot, walFrom?: stri
     statements: b.statements - a.statements,
     transactions: b.transactions - a.transactions,
     walBytes: Number(lsnBytes(b.walLsn) - lsnBytes(walFrom ?? a.walLsn)),
-    cpuSeconds: b.cpuSeconds - a.cpuSeconds,
+    // Processes that started in between count from zero; one that exited in between is lost (rare).
+    cpuSeconds: [...b.cpuByPid].reduce((sum, [pid, t]) => sum + t - (a.cpuByPid.get(pid) ?? 0), 0),
   }
 }

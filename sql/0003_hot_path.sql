@@ -34,13 +34,16 @@ end $$;
 -- sourceRow, expired, cancelRequested, ambiguous, started], ...], "nextDueMs": ms | null}, where
 -- nextDueMs (ms until the earliest future send_at) is looked up only when fewer than n rows were due.
 -- Invariant: a row is 'sending' only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
--- The update probes the primary key once per claimed row (a nested loop); seqscan off keeps it so
--- whatever the statistics say, including in the generic plan PL/pgSQL caches.
+-- The update probes the primary key once per claimed row (a nested loop): the planner settings keep
+-- it so whatever the statistics say, including in the generic plan PL/pgSQL caches (a hash join
+-- would read the whole table to find a few rows).
 create function mailer.claim_batch(n integer, worker text, token uuid, lease_seconds float8,
                                    mark_started boolean, default_max_attempts integer)
 returns json
 language plpgsql volatile
 set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 declare
   result json;
@@ -112,3 +115,8 @@ begin
   select string_agg(d.id::text, ',') into result from done d;
   return result;
 end $$;
+
+-- Send slots are now permanent rows, taken and freed by HOT updates (free: expires_at has passed),
+-- instead of a row inserted and deleted per send, which left dead index entries for every taker.
+comment on table mailer.send_slots is
+  'One row per provider concurrency slot (1..GRAPH_MAX_CONCURRENCY); busy while expires_at is in the future.';

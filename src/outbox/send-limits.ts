@@ -3,33 +3,51 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
 /**
- * Takes one free slot of 1..max (a free slot has no row or an expired one); null when all are busy.
- * Two takers racing for one slot: the loser's ON CONFLICT WHERE sees the winner's live expiry.
+ * Takes one free slot of 1..max (a free slot's lease has expired); null when all are busy.
+ * Slot rows are permanent and only updated (HOT: no indexed column changes), so a busy send path
+ * leaves no dead index entries behind for the next taker to wade through, as inserting and deleting
+ * a row per send did. SKIP LOCKED keeps racing takers on different slots; a slot another taker
+ * committed in between is rechecked on its latest version and passed over.
  */
 export async function takeSlot(
   db: Kysely<Database>,
   p: { max: number; holder: string; token: string; ttlMs: number },
 ): Promise<number | null> {
+  const take = () =>
+    sql<{ slot: number }>`
+      update mailer.send_slots t
+         set holder = ${p.holder}, token = ${p.token}::uuid,
+             expires_at = now() + make_interval(secs => ${p.ttlMs / 1000})
+       where t.slot = (select s.slot from mailer.send_slots s
+                        where s.slot <= ${p.max}::int and s.expires_at <= now()
+                        order by random() limit 1
+                        for update skip locked)
+      returning t.slot`.execute(db)
+  const { rows } = await take()
+  if (rows[0]) return rows[0].slot
+  // All busy, or the rows do not exist yet (first use, a raised limit): create any missing ones.
+  const created = await ensureSlots(db, p.max)
+  return created > 0 ? ((await take()).rows[0]?.slot ?? null) : null
+}
+
+/**
+ * Creates the slot rows 1..max that do not exist yet, free; returns how many it created. Runs only
+ * when every slot seemed busy: a primary-key probe per slot, no insert attempt for existing ones.
+ */
+export async function ensureSlots(db: Kysely<Database>, max: number): Promise<number> {
   const { rows } = await sql<{ slot: number }>`
-    with free as (
-      select s from generate_series(1, ${p.max}::int) s
-       where not exists (select 1 from mailer.send_slots t where t.slot = s and t.expires_at > now())
-       order by random() limit 1
-    )
-    insert into mailer.send_slots as t (slot, holder, token, expires_at)
-    select s, ${p.holder}, ${p.token}::uuid, now() + make_interval(secs => ${p.ttlMs / 1000}) from free
-    on conflict (slot) do update
-       set holder = excluded.holder, token = excluded.token, expires_at = excluded.expires_at
-     where t.expires_at <= now()
+    insert into mailer.send_slots (slot, holder, token, expires_at)
+    select s, '', gen_random_uuid(), '-infinity' from generate_series(1, ${max}::int) s
+     where not exists (select 1 from mailer.send_slots t where t.slot = s)
+    on conflict (slot) do nothing
     returning slot`.execute(db)
-  return rows[0]?.slot ?? null
+  return rows.length
 }
 
 /** Frees a slot, fenced by its token (an expired and re-taken slot is not freed). */
 export async function freeSlot(db: Kysely<Database>, slot: number, token: string): Promise<void> {
-  await sql`delete from mailer.send_slots where slot = ${slot} and token = ${token}::uuid`.execute(
-    db,
-  )
+  await sql`update mailer.send_slots set expires_at = '-infinity'
+             where slot = ${slot} and token = ${token}::uuid`.execute(db)
 }
 
 /**

@@ -360,6 +360,21 @@ describe('claim plan', () => {
       const pages = table.rows[0]!.pages
       expect(pages).toBeGreaterThan(2000)
       expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(pages / 2)
+      // A small claim (as with Graph, bounded by free send slots) touches its own rows only. The
+      // first call in a session also reads the catalog (planning): measure the second.
+      await client.query('begin')
+      await client.query(`select mailer.claim_batch(5, 'w1', gen_random_uuid(), 30, false, 3)`)
+      await client.query('rollback')
+      await client.query('begin')
+      const small = await client.query<{
+        'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }]
+      }>(
+        `explain (analyze, buffers, format json)
+         select mailer.claim_batch(5, 'w1', gen_random_uuid(), 30, false, 3)`,
+      )
+      await client.query('rollback')
+      const s = small.rows[0]!['QUERY PLAN'][0].Plan
+      expect(s['Shared Hit Blocks'] + s['Shared Read Blocks']).toBeLessThan(pages / 10)
     } finally {
       client.release()
     }
