@@ -11,8 +11,7 @@ import { deregisterWorker, extendLeases, type WorkerIdentity } from './heartbeat
 import { reclaimExpired } from './reclaim.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
-import { markSent, settleLeases } from './settle.ts'
-import { createSettleQueue } from './settle-queue.ts'
+import { createSettlements } from './settlements.ts'
 import type { Slots } from './slots.ts'
 
 const IDLE_REGISTRY_BEAT_MS = 60_000
@@ -68,28 +67,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const log = d.log.child({ db: d.dbName })
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
-  const settle = createSettleQueue({
-    // Successful sends (nearly every row) take the lean statement; the rest need their verdict.
-    write: async (items) => {
-      const sent = items.filter((i) => i.settlement.kind === 'sent')
-      const rest = items.filter((i) => i.settlement.kind !== 'sent')
-      const [marked, settled] = await Promise.all([
-        markSent(d.db, sent, d.worker.id),
-        settleLeases(d.db, rest, {
-          workerId: d.worker.id,
-          defaultMaxAttempts: cfg.maxAttempts,
-          throttleDeadlineSeconds: cfg.throttleDeadlineSeconds,
-        }),
-      ])
-      for (const i of sent) {
-        if (marked.has(i.id))
-          settled.push({ id: i.id, status: 'sent', outcome: 'sent', code: null })
-      }
-      return settled
-    },
+  const settle = createSettlements({
+    db: d.db,
+    workerId: d.worker.id,
+    config: cfg,
     clock: d.clock,
     log,
-    giveUpAfterMs: (cfg.leaseSeconds * 1000) / 2,
   })
 
   const wake = () => {

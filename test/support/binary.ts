@@ -10,7 +10,17 @@ export function compiledBinary(): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'outbox-bin-'))
     const out = join(dir, 'outbox-mailer')
     const root = resolve(import.meta.dir, '../..')
-    const p = Bun.spawn(['bun', 'build', '--compile', 'src/main.ts', '--outfile', out], {
+    // The exact command of `bun run build` (package.json), into a temporary file: tests and the
+    // benchmark drive what ships (bytecode and all).
+    const pkg = (await Bun.file(join(root, 'package.json')).json()) as {
+      scripts: { build: string }
+    }
+    const args = pkg.scripts.build.split(/\s+/)
+    const at = args.indexOf('--outfile')
+    if (args[0] !== 'bun' || at < 0)
+      throw new Error(`unexpected build script: ${pkg.scripts.build}`)
+    args[at + 1] = out
+    const p = Bun.spawn(args, {
       cwd: root,
       stdout: 'pipe',
       stderr: 'pipe',

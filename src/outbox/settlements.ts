@@ -1,0 +1,48 @@
+// Settlements: routes each outcome to its statement (markSent or settleLeases) through batching queues.
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.ts'
+import type { WorkerConfig } from '../config.ts'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { markSent, type SettledRow, type SettleItem, settleLeases } from './settle.ts'
+import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
+
+/**
+ * Successful sends (nearly every row) take the lean statement; the rest need their verdict. Two
+ * queues, so a failing write of one kind is retried alone and never re-applies the other.
+ */
+export function createSettlements(d: {
+  db: Kysely<Database>
+  workerId: string
+  config: Pick<WorkerConfig, 'leaseSeconds' | 'maxAttempts' | 'throttleDeadlineSeconds'>
+  clock: Clock
+  log: Logger
+}): SettleQueue {
+  const queue = (write: (items: SettleItem[]) => Promise<SettledRow[]>) =>
+    createSettleQueue({
+      write,
+      clock: d.clock,
+      log: d.log,
+      // Past half the lease, the lease expires first and reclaim takes over.
+      giveUpAfterMs: (d.config.leaseSeconds * 1000) / 2,
+    })
+  const sent = queue(async (items) => {
+    const marked = await markSent(d.db, items, d.workerId)
+    return items.flatMap((i) =>
+      marked.has(i.id) ? [{ id: i.id, status: 'sent', outcome: 'sent', code: null }] : [],
+    )
+  })
+  const others = queue((items) =>
+    settleLeases(d.db, items, {
+      workerId: d.workerId,
+      defaultMaxAttempts: d.config.maxAttempts,
+      throttleDeadlineSeconds: d.config.throttleDeadlineSeconds,
+    }),
+  )
+  return {
+    push: (item) => (item.settlement.kind === 'sent' ? sent : others).push(item),
+    idle: async () => {
+      await Promise.all([sent.idle(), others.idle()])
+    },
+  }
+}
