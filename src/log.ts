@@ -9,6 +9,8 @@ export interface Logger {
   info: LogFn
   warn: LogFn
   error: LogFn
+  /** Whether `level` is written: lets a hot path skip building fields nobody will read. */
+  enabled(level: Level): boolean
   child(bound: Fields): Logger
 }
 
@@ -72,6 +74,7 @@ export function createLogger(
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
+    enabled: (level) => RANK[level] >= RANK[min],
     child: (more) => createLogger(min, write, { ...bound, ...serialize(more) }),
   }
 }

@@ -82,23 +82,28 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
           ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
         })
       }
-      const fields = {
-        db: d.dbName,
-        outboxId: lease.id,
-        tenant: lease.tenant,
-        attempt: lease.attempt,
-        correlationId: lease.correlationId,
-        outcome,
-        status: row.status,
-        code: row.code,
-        httpStatus: extra.httpStatus,
-        requestId: extra.requestId,
-      }
       // One line per state change: failures stand out, routine sends stay at debug.
-      if (row.status === 'failed') d.log.warn('message failed', fields)
-      else if (outcome === 'retry' || outcome === 'throttled')
-        d.log.info('send will be retried', fields)
-      else d.log.debug('settled', fields)
+      const level =
+        row.status === 'failed'
+          ? 'warn'
+          : outcome === 'retry' || outcome === 'throttled'
+            ? 'info'
+            : 'debug'
+      if (d.log.enabled(level)) {
+        const message = { warn: 'message failed', info: 'send will be retried', debug: 'settled' }
+        d.log[level](message[level], {
+          db: d.dbName,
+          outboxId: lease.id,
+          tenant: lease.tenant,
+          attempt: lease.attempt,
+          correlationId: lease.correlationId,
+          outcome,
+          status: row.status,
+          code: row.code,
+          httpStatus: extra.httpStatus,
+          requestId: extra.requestId,
+        })
+      }
     } else {
       d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: lease.id, during: 'settle' })
       d.log.warn('lease lost before the outcome was recorded', {
