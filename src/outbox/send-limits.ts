@@ -14,25 +14,31 @@ export async function takeSlot(
   p: { max: number; holder: string; token: string; ttlMs: number },
 ): Promise<number | null> {
   const take = () =>
-    sql<{ slot: number }>`
-      update mailer.send_slots t
-         set holder = ${p.holder}, token = ${p.token}::uuid,
-             expires_at = now() + make_interval(secs => ${p.ttlMs / 1000})
-       where t.slot = (select s.slot from mailer.send_slots s
-                        where s.slot <= ${p.max}::int and s.expires_at <= now()
-                        order by random() limit 1
-                        for update skip locked)
-      returning t.slot`.execute(db)
-  const { rows } = await take()
-  if (rows[0]) return rows[0].slot
-  // All busy, or the rows do not exist yet (first use, a raised limit): create any missing ones.
-  const created = await ensureSlots(db, p.max)
-  return created > 0 ? ((await take()).rows[0]?.slot ?? null) : null
+    sql<{ slot: number | null; missing: boolean }>`
+      with taken as (
+        update mailer.send_slots t
+           set holder = ${p.holder}, token = ${p.token}::uuid,
+               expires_at = now() + make_interval(secs => ${p.ttlMs / 1000})
+         where t.slot = (select s.slot from mailer.send_slots s
+                          where s.slot <= ${p.max}::int and s.expires_at <= now()
+                          order by random() limit 1
+                          for update skip locked)
+        returning t.slot
+      )
+      select (select slot from taken) as slot,
+             (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int as missing`.execute(
+      db,
+    )
+  const first = (await take()).rows[0]
+  if (first?.slot != null) return first.slot
+  // All busy; or rows do not exist yet (first use, a raised limit): then create them and try again.
+  if (!first?.missing || (await ensureSlots(db, p.max)) === 0) return null
+  return (await take()).rows[0]?.slot ?? null
 }
 
 /**
  * Creates the slot rows 1..max that do not exist yet, free; returns how many it created. Runs only
- * when every slot seemed busy: a primary-key probe per slot, no insert attempt for existing ones.
+ * when a take found rows missing: a primary-key probe per slot, no insert attempt for existing ones.
  */
 export async function ensureSlots(db: Kysely<Database>, max: number): Promise<number> {
   const { rows } = await sql<{ slot: number }>`
