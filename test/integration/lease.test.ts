@@ -325,6 +325,44 @@ describe('markSent', () => {
   })
 })
 
+describe('row layout', () => {
+  // An update that keeps a row on its page logs only the bytes it changed (sql/0004: the claimed
+  // and settled columns last, page room from fillfactor and pruning). A batch claimed and settled
+  // right after a bulk insert, the tightest case, must not move its rows to other pages.
+  test('a claim and a settlement keep each row on its page', async () => {
+    await t.pool.query(
+      `insert into mailer.email_outbox (message)
+       select jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'a@example.com')),
+                                 'subject', 'Order ' || i, 'text', repeat('x', (i % 7) * 40))
+         from generate_series(1, 400) i`,
+    )
+    const pages = async () => {
+      const r = await t.pool.query<{ id: string; page: number }>(
+        `select id, (ctid::text::point)[0]::int as page from mailer.email_outbox order by id`,
+      )
+      return r.rows
+    }
+    const inserted = await pages()
+    expect(new Set(inserted.map((r) => r.page)).size).toBeGreaterThan(10)
+    const leases = await claim(400)
+    expect(leases).toHaveLength(400)
+    expect(await pages()).toEqual(inserted)
+    const sent = await markSent(
+      t.db,
+      leases.map((l) => ({
+        id: l.id,
+        token: l.token,
+        settlement: { kind: 'sent' as const },
+        startedAt: new Date(),
+        httpStatus: 202,
+      })),
+      'w1',
+    )
+    expect(sent.size).toBe(400)
+    expect(await pages()).toEqual(inserted)
+  })
+})
+
 describe('claim plan', () => {
   // Statistics that say "no pending rows" (as right after a burst) must not turn every claim into a
   // scan and sort of the whole backlog: choosing 500 rows reads about as many pages as rows.
