@@ -61,9 +61,9 @@ export interface Claim {
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
- * The statement is mailer.claim_batch (sql/0003_hot_path.sql): UPDATE … FROM (SELECT … ORDER BY
- * priority, send_at, id LIMIT n FOR UPDATE SKIP LOCKED) with a lease in database time, pinned to an
- * ordered scan of email_outbox_claim_idx and primary-key probes, planned once per connection.
+ * The statement is mailer.claim_batch (sql/0005_claim_by_tid.sql): SELECT … ORDER BY priority,
+ * send_at, id LIMIT n FOR UPDATE SKIP LOCKED (an ordered scan of email_outbox_claim_idx), then an
+ * UPDATE of those rows by ctid with a lease in database time; plans pinned and cached per connection.
  * Invariant: a row is `sending` only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
  */
 export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Claim> {

@@ -115,7 +115,7 @@ export async function settleLeases(
 
 /**
  * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
- * a verdict to evaluate: mailer.mark_sent (sql/0003_hot_path.sql), planned once per connection.
+ * a verdict to evaluate: mailer.mark_sent (sql/0003_hot_path.sql), its plan cached per connection (0005).
  * Returns the ids settled; a lease missing from them was lost.
  */
 export async function markSent(
