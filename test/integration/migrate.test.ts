@@ -94,91 +94,86 @@ describe('migrate', () => {
     const url = await emptyDatabase()
     const upTo3 = migrations.filter((m) => m.version <= 3)
     await migrate({ url, log: silentLogger, migrations: upTo3 })
-    const role = `outbox_app_${crypto.randomUUID().replaceAll('-', '').slice(0, 8)}`
-    await adminQuery(url, `create role ${role}`)
-    try {
-      await adminQuery(url, `grant usage on schema mailer to ${role}`)
-      await adminQuery(url, `grant select, insert on mailer.email_outbox to ${role}`)
-      await adminQuery(
-        url,
-        `select mailer.enqueue_email(jsonb_build_object('to', 'a@example.com', 'subject', 's' || i, 'text', 't'),
-                                     jsonb_build_object('dedupeKey', 'k' || i, 'priority', i))
-           from generate_series(1, 5) i`,
-      )
-      await adminQuery(
-        url,
-        `update mailer.email_outbox set status = 'sent', attempts = 1, sent_at = now() where id = 2`,
-      )
-      // The sequence is past the highest id left: a new row must not reuse 5.
-      await adminQuery(url, 'delete from mailer.email_outbox where id = 5')
-      const snapshot = async () => ({
-        rows: (
-          await adminQuery(url, 'select to_jsonb(o) as r from mailer.email_outbox o order by id')
-        ).rows,
-        indexes: (
-          await adminQuery(
-            url,
-            `select indexname, indexdef from pg_indexes where schemaname = 'mailer' and tablename = 'email_outbox' order by 1`,
-          )
-        ).rows,
-        constraints: (
-          await adminQuery(
-            url,
-            `select conname, pg_get_constraintdef(oid) as def from pg_constraint
-              where conrelid = 'mailer.email_outbox'::regclass order by 1`,
-          )
-        ).rows,
-        triggers: (
-          await adminQuery(
-            url,
-            `select tgname from pg_trigger where tgrelid = 'mailer.email_outbox'::regclass and not tgisinternal`,
-          )
-        ).rows,
-        insert: (
-          await adminQuery(
-            url,
-            `select has_table_privilege('${role}', 'mailer.email_outbox', 'INSERT') as ok`,
-          )
-        ).rows[0].ok,
-        update: (
-          await adminQuery(
-            url,
-            `select has_table_privilege('${role}', 'mailer.email_outbox', 'UPDATE') as ok`,
-          )
-        ).rows[0].ok,
-      })
-      const before = await snapshot()
-      expect(before.rows).toHaveLength(4)
-      expect(before.insert).toBe(true)
-      expect(before.update).toBe(false)
+    // Privileges granted to PUBLIC (no role to create: the test needs no CREATEROLE right).
+    const role = 'public'
+    await adminQuery(url, `grant usage on schema mailer to ${role}`)
+    await adminQuery(url, `grant select, insert on mailer.email_outbox to ${role}`)
+    await adminQuery(
+      url,
+      `select mailer.enqueue_email(jsonb_build_object('to', 'a@example.com', 'subject', 's' || i, 'text', 't'),
+                                   jsonb_build_object('dedupeKey', 'k' || i, 'priority', i))
+         from generate_series(1, 5) i`,
+    )
+    await adminQuery(
+      url,
+      `update mailer.email_outbox set status = 'sent', attempts = 1, sent_at = now() where id = 2`,
+    )
+    // The sequence is past the highest id left: a new row must not reuse 5.
+    await adminQuery(url, 'delete from mailer.email_outbox where id = 5')
+    const snapshot = async () => ({
+      rows: (
+        await adminQuery(url, 'select to_jsonb(o) as r from mailer.email_outbox o order by id')
+      ).rows,
+      indexes: (
+        await adminQuery(
+          url,
+          `select indexname, indexdef from pg_indexes where schemaname = 'mailer' and tablename = 'email_outbox' order by 1`,
+        )
+      ).rows,
+      constraints: (
+        await adminQuery(
+          url,
+          `select conname, pg_get_constraintdef(oid) as def from pg_constraint
+            where conrelid = 'mailer.email_outbox'::regclass order by 1`,
+        )
+      ).rows,
+      triggers: (
+        await adminQuery(
+          url,
+          `select tgname from pg_trigger where tgrelid = 'mailer.email_outbox'::regclass and not tgisinternal`,
+        )
+      ).rows,
+      insert: (
+        await adminQuery(
+          url,
+          `select has_table_privilege('${role}', 'mailer.email_outbox', 'INSERT') as ok`,
+        )
+      ).rows[0].ok,
+      update: (
+        await adminQuery(
+          url,
+          `select has_table_privilege('${role}', 'mailer.email_outbox', 'UPDATE') as ok`,
+        )
+      ).rows[0].ok,
+    })
+    const before = await snapshot()
+    expect(before.rows).toHaveLength(4)
+    expect(before.insert).toBe(true)
+    expect(before.update).toBe(false)
 
-      expect((await migrate({ url, log: silentLogger })).applied).toContain(4)
-      expect(await snapshot()).toEqual(before)
-      const next = await adminQuery(
-        url,
-        `select mailer.enqueue_email(jsonb_build_object('to', 'a@example.com', 'subject', 'n', 'text', 't')) as id`,
-      )
-      expect(Number(next.rows[0].id)).toBe(6)
-      // What a claim or a settlement changes is at the end of the row (see sql/0004).
-      const columns = await adminQuery(
-        url,
-        `select attname from pg_attribute where attrelid = 'mailer.email_outbox'::regclass and attnum > 0
-          order by attnum desc limit 6`,
-      )
-      expect(columns.rows.map((r) => r.attname).sort()).toEqual(
-        [
-          'attempts',
-          'lease_expires_at',
-          'lease_owner',
-          'lease_token',
-          'send_started_at',
-          'status',
-        ].sort(),
-      )
-    } finally {
-      await adminQuery(url, `drop owned by ${role}`)
-      await adminQuery(url, `drop role ${role}`)
-    }
+    expect((await migrate({ url, log: silentLogger })).applied).toContain(4)
+    expect(await snapshot()).toEqual(before)
+    const next = await adminQuery(
+      url,
+      `select mailer.enqueue_email(jsonb_build_object('to', 'a@example.com', 'subject', 'n', 'text', 't')) as id`,
+    )
+    expect(Number(next.rows[0].id)).toBe(6)
+    // What a claim or a settlement changes is at the end of the row (see sql/0004).
+    const columns = await adminQuery(
+      url,
+      `select attname from pg_attribute where attrelid = 'mailer.email_outbox'::regclass and attnum > 0
+        order by attnum desc limit 6`,
+    )
+    expect(columns.rows.map((r) => r.attname).sort()).toEqual(
+      [
+        'attempts',
+        'lease_expires_at',
+        'lease_owner',
+        'lease_token',
+        'send_started_at',
+        'status',
+      ].sort(),
+    )
   })
 
   test('serve’s schema check names what to run', async () => {
