@@ -25,10 +25,11 @@ export async function takeSlot(
                           for update skip locked)
         returning t.slot
       )
+      -- Rows are counted only when nothing was taken (an init plan the case reaches only then).
       select (select slot from taken) as slot,
-             (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int as missing`.execute(
-      db,
-    )
+             case when (select slot from taken) is null
+                  then (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int
+                  else false end as missing`.execute(db)
   const first = (await take()).rows[0]
   if (first?.slot != null) return first.slot
   // All busy; or rows do not exist yet (first use, a raised limit): then create them and try again.
