@@ -1,5 +1,7 @@
-// `bun run dev`: embedded Postgres under ./.data, migrations, a demo table + trigger + template, file transport, API.
-import { resolve } from 'node:path'
+// `bun run dev`: embedded Postgres under ./.data (or the temp directory), migrations, a demo table + trigger + template, file transport, API.
+import { createHash } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
@@ -8,6 +10,13 @@ import { createLogger } from './log.ts'
 import { runUntilSignalled } from './serve.ts'
 
 const DATA_DIR = resolve('.data/postgres')
+// As root under a private directory, Postgres's own user cannot reach ./.data: keep this checkout's
+// data in the temp directory instead (one per checkout, kept between runs).
+const FALLBACK_DATA_DIR = join(
+  tmpdir(),
+  `outbox-mailer-dev-${createHash('sha256').update(process.cwd()).digest('hex').slice(0, 12)}`,
+  'postgres',
+)
 const MAIL_DIR = resolve('mail-out')
 const PORT = Number(process.env.PORT ?? 8080)
 const DATABASE = 'outbox_dev'
@@ -35,10 +44,14 @@ end $$;
 `
 
 async function main() {
-  console.log(
-    'outbox-mailer dev: starting an embedded Postgres in ./.data (first start takes a few seconds)…',
-  )
-  const server = await startEmbeddedPostgres({ dir: DATA_DIR, port: 54329, persistent: true })
+  console.log('outbox-mailer dev: starting an embedded Postgres (first start takes a few seconds)…')
+  const server = await startEmbeddedPostgres({
+    dir: DATA_DIR,
+    fallbackDir: FALLBACK_DATA_DIR,
+    port: 54329,
+    persistent: true,
+  })
+  console.log(`outbox-mailer dev: Postgres data in ${server.dir}`)
   const admin = new pg.Client({ connectionString: server.url('postgres') })
   await admin.connect()
   const exists = await admin.query('select 1 from pg_database where datname = $1', [DATABASE])

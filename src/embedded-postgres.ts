@@ -7,6 +7,8 @@ import { arch, platform, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
 export interface EmbeddedServer {
+  /** The data directory in use: `dir`, or `fallbackDir` when Postgres's user cannot reach `dir`. */
+  dir: string
   url(database?: string): string
   stop(): Promise<void>
   /** Starts it again on the same port and data directory (after stop() of a persistent server). */
@@ -15,6 +17,11 @@ export interface EmbeddedServer {
 
 export interface EmbeddedOptions {
   dir: string
+  /**
+   * The data directory to use instead when we are root and a private parent (a checkout under
+   * /root or `mktemp -d`) hides `dir` from the `postgres` user; without it, that is an error.
+   */
+  fallbackDir?: string
   port?: number
   /** Keep the data directory after stop (dev) or delete it (tests). */
   persistent: boolean
@@ -91,6 +98,21 @@ function reachableDir(dir: string, runAs: RunAs): boolean {
   }
 }
 
+// The first of dir, fallbackDir that holds a cluster or that the postgres user can write to (created).
+async function dataDir(o: EmbeddedOptions, runAs: RunAs): Promise<string> {
+  const candidates = o.fallbackDir === undefined ? [o.dir] : [o.dir, o.fallbackDir]
+  for (const dir of candidates) {
+    if (existsSync(join(dir, 'PG_VERSION'))) return dir
+    await mkdir(dir, { recursive: true })
+    if (runAs.uid === undefined) return dir
+    execFileSync('chown', ['-R', `${runAs.uid}:${runAs.gid}`, dir])
+    if (reachableDir(dir, runAs)) return dir
+  }
+  throw new Error(
+    `the "${USER}" user (Postgres runs as it because you are root) cannot reach ${o.dir}: a parent directory is private. Run from a world-traversable directory, or point DATABASE_URL/TEST_DATABASE_URL at a Postgres of yours.`,
+  )
+}
+
 function postgresUser(): RunAs {
   if (process.getuid?.() !== 0) return {}
   const id = (flag: string) => Number(execFileSync('id', [flag, USER]).toString().trim())
@@ -123,24 +145,17 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   const port = o.port ?? (await freePort())
   const runAs = postgresUser()
   const bin = await binariesFor(runAs)
-  if (!existsSync(join(o.dir, 'PG_VERSION'))) {
-    await mkdir(o.dir, { recursive: true })
-    if (runAs.uid !== undefined) {
-      execFileSync('chown', ['-R', `${runAs.uid}:${runAs.gid}`, o.dir])
-      if (!reachableDir(o.dir, runAs)) {
-        throw new Error(
-          `the "${USER}" user (Postgres runs as it because you are root) cannot reach ${o.dir}: a parent directory is private. Run from a world-traversable directory, or point DATABASE_URL/TEST_DATABASE_URL at a Postgres of yours.`,
-        )
-      }
-    }
+  const dir = await dataDir(o, runAs)
+  if (!existsSync(join(dir, 'PG_VERSION'))) {
     const pwfile = join(tmpdir(), `outbox-pg-pw-${process.pid}-${Date.now()}`)
     await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o644 })
     try {
       await run(
         bin.initdb,
-        [`--pgdata=${o.dir}`, '--auth=password', `--username=${USER}`, `--pwfile=${pwfile}`].concat(
-          ['--encoding=UTF8', '--locale=C'],
-        ),
+        [`--pgdata=${dir}`, '--auth=password', `--username=${USER}`, `--pwfile=${pwfile}`].concat([
+          '--encoding=UTF8',
+          '--locale=C',
+        ]),
         runAs,
         log,
       )
@@ -148,7 +163,7 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
       await rm(pwfile, { force: true })
     }
   }
-  const flags = ['-D', o.dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1']
+  const flags = ['-D', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1']
   flags.push('-c', 'unix_socket_directories=', '-c', 'max_connections=300')
   if (o.fast)
     flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
@@ -179,6 +194,7 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   process.once('exit', onExit)
   await start()
   return {
+    dir,
     url: (database = 'postgres') => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`,
     start,
     async stop() {
@@ -190,7 +206,7 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
       }
       if (!o.persistent) {
         process.removeListener('exit', onExit)
-        await rm(o.dir, { recursive: true, force: true })
+        await rm(dir, { recursive: true, force: true })
       }
     },
   }
