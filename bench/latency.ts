@@ -1,25 +1,48 @@
-// Pickup latency: rows committed one at a time at a steady rate; commit → send (handler) start.
+// Pickup latency: rows committed one at a time at a steady rate; commit → send (handler) start, in rounds.
 import { percentile } from './percentiles.ts'
 import type { BenchSystem } from './systems/system.ts'
 
 export interface LatencyResult {
+  /** Pooled over every round. */
   samples: number
   missing: number
   p50: number
   p95: number
   p99: number
   max: number
+  /** p50 of each round, in the order run (rounds alternate between the systems). */
+  roundP50s: number[]
+}
+
+/** One window of one system: its latencies (ms) and the rows that were never picked up. */
+export interface LatencyWindow {
+  latencies: number[]
+  missing: number
+}
+
+/** Pools the windows of one system into one result. */
+export function poolWindows(windows: readonly LatencyWindow[]): LatencyResult {
+  const all = windows.flatMap((w) => w.latencies)
+  return {
+    samples: all.length,
+    missing: windows.reduce((n, w) => n + w.missing, 0),
+    p50: percentile(all, 50),
+    p95: percentile(all, 95),
+    p99: percentile(all, 99),
+    max: all.length > 0 ? Math.max(...all) : Number.NaN,
+    roundP50s: windows.map((w) => percentile(w.latencies, 50)),
+  }
 }
 
 /**
  * "Commit" is taken when the single-statement insert is issued (autocommit), so each figure includes
- * the insert's own round trip (well under a millisecond on loopback); the binary's figures come from
+ * the insert's own round trip and commit (0.4–2 ms on this machine: less when it is busy); the binary's figures come from
  * the database (attempt started_at − row created_at), which has the same starting point.
  */
-export async function latencyRun(
+export async function latencyWindow(
   sys: BenchSystem,
   o: { perSecond: number; seconds: number; concurrency: number },
-): Promise<LatencyResult> {
+): Promise<LatencyWindow> {
   await sys.reset()
   const starts = new Map<number, number>()
   await sys.start({
@@ -48,12 +71,5 @@ export async function latencyRun(
   const latencies = sys.latenciesMs
     ? await sys.latenciesMs()
     : [...commits].flatMap(([k, t]) => (starts.has(k) ? [starts.get(k)! - t] : []))
-  return {
-    samples: latencies.length,
-    missing: total - latencies.length,
-    p50: percentile(latencies, 50),
-    p95: percentile(latencies, 95),
-    p99: percentile(latencies, 99),
-    max: Math.max(...latencies),
-  }
+  return { latencies, missing: total - latencies.length }
 }

@@ -83,7 +83,10 @@ export function footnotes(r: Results): string {
   return [
     `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done).`,
     "WAL B/row: while draining (from the insert's commit to the last row done); enqueue WAL B/row: the insert itself. Client CPU: this process, where the in-process systems run (– for the binary, a process of its own).",
-    `Pickup: ${r.parameters.latencyPerSecond} rows/s for ${r.parameters.latencySeconds} s, one autocommit insert each, concurrency 10.`,
+    `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds. p50 per round: ${r.systems
+      .filter((s) => s.latency)
+      .map((s) => `${s.name} ${s.latency!.roundP50s.map((x) => fmt(x, 1)).join(' / ')}`)
+      .join('; ')} ms.`,
     `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database; connections = client backends held.`,
     `Compiled binary (${r.binary.transport}): start-to-ready median ${fmt(r.binary.readyMsMedian)} ms ` +
       `(spawn → /readyz 200, ${r.binary.readyMs.length} starts: ${r.binary.readyMs.map((x) => fmt(x)).join(', ')} ms); ` +

@@ -6,7 +6,7 @@ import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
 import { idleRun, rssMiB } from './idle.ts'
-import { latencyRun } from './latency.ts'
+import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
 import { footnotes, type Results, type SystemResult, table } from './report.ts'
 import { ceilingSystem } from './systems/ceiling.ts'
@@ -24,7 +24,8 @@ const P = {
   concurrencies: [10, 50],
   capSeconds: Number(env.BENCH_CAP_SECONDS ?? 15),
   latencyPerSecond: 50,
-  latencySeconds: Number(env.BENCH_LATENCY_SECONDS ?? 6),
+  latencySeconds: Number(env.BENCH_LATENCY_SECONDS ?? 3),
+  latencyRounds: Number(env.BENCH_LATENCY_ROUNDS ?? 3),
   idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 30),
   only: env.BENCH_ONLY?.split(',') ?? null,
 }
@@ -80,18 +81,25 @@ try {
       }
     }
   }
-  for (const s of systems) {
-    const l = await latencyRun(s, {
-      perSecond: P.latencyPerSecond,
-      seconds: P.latencySeconds,
-      concurrency: 10,
-    })
-    noteReady(s)
-    results.get(s.name)!.latency = l
-    say(
-      `latency ${s.name}: p50 ${l.p50.toFixed(1)} p99 ${l.p99.toFixed(1)} max ${l.max.toFixed(1)} ms (${l.missing} missing)`,
-    )
+  // Pickup in rounds, each system once per round: a slower or faster spell of the shared machine
+  // then lands on every system, and each round compares them side by side.
+  const windows = new Map<string, LatencyWindow[]>(systems.map((s) => [s.name, []]))
+  for (let round = 1; round <= P.latencyRounds; round++) {
+    for (const s of systems) {
+      const w = await latencyWindow(s, {
+        perSecond: P.latencyPerSecond,
+        seconds: P.latencySeconds,
+        concurrency: 10,
+      })
+      noteReady(s)
+      windows.get(s.name)!.push(w)
+      const one = poolWindows([w])
+      say(
+        `latency round ${round} ${s.name}: p50 ${one.p50.toFixed(1)} p99 ${one.p99.toFixed(1)} max ${one.max.toFixed(1)} ms (${one.missing} missing)`,
+      )
+    }
   }
+  for (const [name, w] of windows) results.get(name)!.latency = poolWindows(w)
   // The ceiling polls in a tight loop by design: it has no idle figure.
   let idleRss: number | null = null
   const idle = await idleRun(

@@ -47,7 +47,7 @@ export function renderLease(
     ? renderTemplate(lease, templates.get(lease.template))
     : (lease.message as StoredMessage | null)
   if (!m || typeof m !== 'object') throw new RenderError('invalid_message', 'row has no message')
-  const from = m.from ?? (defaultFrom ? parseAddress(defaultFrom, 'MAIL_FROM') : null)
+  const from = m.from ?? (defaultFrom ? parseDefaultFrom(defaultFrom) : null)
   if (!from)
     throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
   if (!m.subject) throw new RenderError('invalid_message', 'subject is empty')
@@ -78,6 +78,15 @@ export function renderLease(
       }),
     ),
   }
+}
+
+// MAIL_FROM is the same for every row of a process: parsed once, not once per message.
+let defaultFromCache: { raw: string; address: Readonly<MailAddress> } | null = null
+function parseDefaultFrom(raw: string): MailAddress {
+  if (defaultFromCache?.raw !== raw) {
+    defaultFromCache = { raw, address: Object.freeze(parseAddress(raw, 'MAIL_FROM')) }
+  }
+  return defaultFromCache.address
 }
 
 function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage {

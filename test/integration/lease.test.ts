@@ -324,6 +324,44 @@ describe('markSent', () => {
     ])
     expect(await markSent(t.db, [], 'w1')).toEqual(new Set())
   })
+
+  test('one batch mixes claims (tokens), sends without a start time, and no statuses at all', async () => {
+    const ids = [await enqueue(t), await enqueue(t)]
+    const first = await claim(1)
+    ids.push(await enqueue(t), await enqueue(t))
+    const second = await claim(3)
+    expect(second[0]!.token).not.toBe(first[0]!.token)
+    const leases = [second[0]!, first[0]!, second[1]!, second[2]!]
+    const startedAt = new Date(Date.now() - 2500)
+    const items = leases.map((l, i) => ({
+      id: l.id,
+      // The last row presents the other claim's token: fenced out.
+      token: i === 3 ? first[0]!.token : l.token,
+      settlement: { kind: 'sent' as const },
+      // Found in the mailbox after an interrupted send: no start time of its own.
+      startedAt: i === 2 ? null : startedAt,
+    }))
+    const marked = await markSent(t.db, items, 'w2')
+    expect([...marked].sort()).toEqual([ids[0]!, ids[1]!, ids[2]!].sort())
+    expect((await rowOf(t, ids[3]!)).status).toBe('sending')
+    const history = await t.pool.query(
+      `select outbox_id, worker_id, started_at, outcome, http_status, request_id
+         from mailer.email_attempts order by outbox_id`,
+    )
+    const row = (id: string, started: Date | null) => ({
+      outbox_id: id,
+      worker_id: 'w2',
+      started_at: started,
+      outcome: 'sent',
+      http_status: null,
+      request_id: null,
+    })
+    expect(history.rows).toEqual([
+      row(ids[0]!, startedAt),
+      row(ids[1]!, startedAt),
+      row(ids[2]!, null),
+    ])
+  })
 })
 
 describe('row layout', () => {
