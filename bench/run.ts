@@ -65,10 +65,14 @@ try {
     if (s === binary && binary.lastRun()) readyMs.push(binary.lastRun()!.readyMs)
   }
 
-  // Interleaved so that noise on the shared machine spreads over every system alike.
+  // Interleaved so that noise on the shared machine spreads over every system alike, and in an
+  // order that rotates, so that no system always follows the same one (a system's window can be
+  // slowed by what the one before it left behind: its autovacuum, its processes winding down).
+  const rotated = (k: number) => systems.map((_, i) => systems[(i + k) % systems.length]!)
+  let turn = 0
   for (let rep = 1; rep <= P.repeats; rep++) {
     for (const c of P.concurrencies) {
-      for (const s of systems) {
+      for (const s of rotated(turn++)) {
         const r: DrainRun = await drainRun(cluster, s, P.rows, c, P.capSeconds * 1000)
         noteReady(s)
         const key = `c${c}`
@@ -85,7 +89,7 @@ try {
   // then lands on every system, and each round compares them side by side.
   const windows = new Map<string, LatencyWindow[]>(systems.map((s) => [s.name, []]))
   for (let round = 1; round <= P.latencyRounds; round++) {
-    for (const s of systems) {
+    for (const s of rotated(round - 1)) {
       const w = await latencyWindow(s, {
         perSecond: P.latencyPerSecond,
         seconds: P.latencySeconds,
