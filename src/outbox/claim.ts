@@ -61,9 +61,10 @@ export interface Claim {
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
- * The statement is mailer.claim_batch (sql/0005_claim_by_tid.sql): SELECT … ORDER BY priority,
- * send_at, id LIMIT n FOR UPDATE SKIP LOCKED (an ordered scan of email_outbox_claim_idx), then an
- * UPDATE of those rows by ctid with a lease in database time; plans pinned and cached per connection.
+ * The statement is mailer.claim_batch (sql/0006_claim_lookahead_by_priority.sql): SELECT … ORDER BY
+ * priority, send_at, id LIMIT n FOR UPDATE SKIP LOCKED (an ordered scan of email_outbox_claim_idx),
+ * then an UPDATE of those rows by ctid with a lease in database time; a short claim also probes the
+ * same index once per priority for the next scheduled row. Plans pinned and cached per connection.
  * Invariant: a row is `sending` only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
  */
 export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Claim> {
