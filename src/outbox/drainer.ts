@@ -6,15 +6,15 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { claimBatch, type Lease } from './claim.ts'
 import { deliverBatch, type MailboxLookup } from './deliver.ts'
+import { createDueTimer } from './due-timer.ts'
 import type { EngineEventHandler } from './events.ts'
-import { deregisterWorker, extendLeases, type WorkerIdentity } from './heartbeat.ts'
-import { reclaimExpired } from './reclaim.ts'
+import { deregisterWorker, type WorkerIdentity } from './heartbeat.ts'
+import { createLeaseUpkeep } from './lease-upkeep.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
 import { createSettlements } from './settlements.ts'
 import type { Slots } from './slots.ts'
 
-const IDLE_REGISTRY_BEAT_MS = 60_000
 // Local queue for open-gate transports (file, discard): rows per claim, per send slot and at most.
 const LOCAL_QUEUE_FACTOR = 50
 const MAX_CLAIM = 500
@@ -61,9 +61,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let wakeUp: (() => void) | null = null
   let loop: Promise<void> | null = null
   let lastLoopAt: number | null = null
-  let timers: ReturnType<typeof setInterval>[] = []
-  let dueTimer: ReturnType<typeof setTimeout> | null = null
-  let dueAt = 0
   const log = d.log.child({ db: d.dbName })
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
@@ -79,6 +76,17 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wanted = true
     wakeUp?.()
   }
+  const upkeep = createLeaseUpkeep({
+    dbName: d.dbName,
+    db: d.db,
+    worker: d.worker,
+    config: cfg,
+    clock: d.clock,
+    log,
+    ...(d.onEvent ? { onEvent: d.onEvent } : {}),
+    held,
+    wake,
+  })
   // Rows held unsent: with shared limits (Graph) only what can be sent now, so other workers get
   // the rest; with an open gate a local queue, refilled by a whole claim while half a claim is still
   // unsent, so one statement feeds many sends and claims overlap sends instead of taking turns.
@@ -92,17 +100,13 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const roomToClaim = () => unsent.size <= lowWater && held.size < maxHeld
   // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
 
-  function armDue(ms: number) {
-    if (ms >= pollMs() || stopping.signal.aborted) return
-    const at = d.clock.now() + ms
-    if (dueTimer && dueAt <= at) return
-    if (dueTimer) clearTimeout(dueTimer)
-    dueAt = at
-    dueTimer = setTimeout(() => {
-      dueTimer = null
-      wake()
-    }, Math.ceil(ms) + 5)
-  }
+  const due = createDueTimer({
+    clock: d.clock,
+    horizonMs: pollMs,
+    stopped: () => stopping.signal.aborted,
+    fire: wake,
+  })
+  const armDue = (ms: number) => due.arm(ms)
 
   async function claimAndDeliver(): Promise<{
     claimed: number
@@ -209,65 +213,21 @@ export function createDrainer(d: DrainerDeps): Drainer {
     }
   }
 
-  let lastBeatAt = Number.NEGATIVE_INFINITY
-  async function heartbeatOnce(force = true) {
-    const leases = [...held.values()]
-    // Idle: only the registry needs a beat, and once a minute is plenty (idle cost per database).
-    if (!force && leases.length === 0 && d.clock.now() - lastBeatAt < IDLE_REGISTRY_BEAT_MS) return
-    lastBeatAt = d.clock.now()
-    const alive = await extendLeases(d.db, d.worker, leases, cfg.leaseSeconds)
-    for (const l of leases) {
-      if (!alive.has(l.id) && held.has(l.id)) {
-        log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
-        d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })
-      }
-    }
-  }
-
-  async function reclaimOnce() {
-    const rows = await reclaimExpired(d.db, { defaultMaxAttempts: cfg.maxAttempts })
-    if (rows.length > 0) {
-      log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })
-      d.onEvent?.({ type: 'reclaimed', db: d.dbName, count: rows.length })
-      wake()
-    }
-    return rows.length
-  }
-
-  const every = (ms: number, what: string, f: () => Promise<unknown>) => {
-    let busy = false
-    const t = setInterval(async () => {
-      if (busy) return
-      busy = true
-      try {
-        await f()
-      } catch (error) {
-        log.warn(`${what} failed`, { err: error })
-        d.onEvent?.({ type: 'loop_error', db: d.dbName, where: what, error })
-      } finally {
-        busy = false
-      }
-    }, ms)
-    timers.push(t)
-  }
-
   return {
     start() {
       if (loop) return
       // Register, reclaim, then claim: one after the other, so a start needs one pooled connection.
       loop = (async () => {
-        await heartbeatOnce().catch(() => {})
-        await reclaimOnce().catch(() => {})
+        await upkeep.first()
         await run()
       })()
-      every(cfg.heartbeatSeconds * 1000, 'heartbeat', () => heartbeatOnce(false))
-      every(Math.max(5, cfg.leaseSeconds / 2) * 1000, 'reclaim', reclaimOnce)
+      upkeep.startTimers()
     },
     wake,
     async stop(graceMs) {
       stopping.abort()
       wakeUp?.()
-      if (dueTimer) clearTimeout(dueTimer)
+      due.clear()
       await loop
       const all = Promise.all([...deliveries])
       const finished = await Promise.race([
@@ -280,8 +240,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         await Promise.race([all, d.clock.sleep(5_000)])
       }
       await settle.idle()
-      for (const t of timers) clearInterval(t)
-      timers = []
+      upkeep.stopTimers()
       await deregisterWorker(d.db, d.worker.id).catch(() => {})
     },
     status: () => ({
