@@ -61,7 +61,7 @@ export interface Claim {
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
- * The statement is mailer.claim_batch (sql/0006_claim_lookahead_by_priority.sql): SELECT … ORDER BY
+ * The statement is mailer.claim_batch (sql/0004_hot_path.sql): SELECT … ORDER BY
  * priority, send_at, id LIMIT n FOR UPDATE SKIP LOCKED (an ordered scan of email_outbox_claim_idx),
  * then an UPDATE of those rows by ctid with a lease in database time; a short claim also probes the
  * same index once per priority for the next scheduled row. Plans pinned and cached per connection.

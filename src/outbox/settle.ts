@@ -115,7 +115,7 @@ export async function settleLeases(
 
 /**
  * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
- * a verdict to evaluate: mailer.mark_sent (sql/0003_hot_path.sql), its plan cached per connection (0005).
+ * a verdict to evaluate: mailer.mark_sent (sql/0004_hot_path.sql), its generic plan cached per connection.
  * Returns the ids settled; a lease missing from them was lost.
  *
  * Its parameters are kept small, as this runs once per few hundred sends: ids and send times as

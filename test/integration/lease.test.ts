@@ -404,7 +404,7 @@ describe('markSent', () => {
 })
 
 describe('row layout', () => {
-  // An update that keeps a row on its page logs only the bytes it changed (sql/0004: the claimed
+  // An update that keeps a row on its page logs only the bytes it changed (sql/0005: the claimed
   // and settled columns last, page room from fillfactor and pruning). A batch claimed and settled
   // right after a bulk insert, the tightest case, must not move its rows to other pages.
   test('a claim and a settlement keep each row on its page', async () => {

@@ -28,6 +28,19 @@ afterAll(async () => {
 })
 
 describe('migrate', () => {
+  // Databases migrated by released binaries hold these names and checksums; a binary whose files
+  // differ refuses to start on them. Append a release's migrations here; never change a line.
+  test('released migrations are unchanged', () => {
+    const released = [
+      [1, '0001_mailer_schema', '5b0ba16a675a19a8e8784f7438c549661a8b6d9cdd3bc9fb3e18623f5daa1d50'],
+      [2, '0002_send_limits', '25a3ed7dcbeb0ae2de4eea59aed9719de79570d565bd1b3a230543d533b7bb3c'],
+      [3, '0003_claim_plan', '014735ccee1f20e132bfeac9a668a11b9c1a63bc5287dadc7175cc2af4a48d8f'],
+    ]
+    expect(
+      migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
+    ).toEqual(released)
+  })
+
   test('applies every migration once, then is a no-op', async () => {
     const url = await emptyDatabase()
     const first = await migrate({ url, log: silentLogger })
@@ -90,10 +103,10 @@ describe('migrate', () => {
     }
   })
 
-  test('0004 rebuilds the outbox with its rows, ids, indexes, constraints and privileges intact', async () => {
+  test('0005 rebuilds the outbox with its rows, ids, indexes, constraints and privileges intact', async () => {
     const url = await emptyDatabase()
-    const upTo3 = migrations.filter((m) => m.version <= 3)
-    await migrate({ url, log: silentLogger, migrations: upTo3 })
+    const upTo4 = migrations.filter((m) => m.version <= 4)
+    await migrate({ url, log: silentLogger, migrations: upTo4 })
     // Privileges granted to PUBLIC (no role to create: the test needs no CREATEROLE right).
     const role = 'public'
     await adminQuery(url, `grant usage on schema mailer to ${role}`)
@@ -151,14 +164,14 @@ describe('migrate', () => {
     expect(before.insert).toBe(true)
     expect(before.update).toBe(false)
 
-    expect((await migrate({ url, log: silentLogger })).applied).toContain(4)
+    expect((await migrate({ url, log: silentLogger })).applied).toContain(5)
     expect(await snapshot()).toEqual(before)
     const next = await adminQuery(
       url,
       `select mailer.enqueue_email(jsonb_build_object('to', 'a@example.com', 'subject', 'n', 'text', 't')) as id`,
     )
     expect(Number(next.rows[0].id)).toBe(6)
-    // What a claim or a settlement changes is at the end of the row (see sql/0004).
+    // What a claim or a settlement changes is at the end of the row (see sql/0005).
     const columns = await adminQuery(
       url,
       `select attname from pg_attribute where attrelid = 'mailer.email_outbox'::regclass and attnum > 0

@@ -1,4 +1,4 @@
--- 0004: mailer.email_outbox rebuilt with the columns a claim or a settlement changes at the end of the row.
+-- 0005: mailer.email_outbox rebuilt with the columns a claim or a settlement changes at the end of the row.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why: Postgres logs an update whose new row version stays on the same page as only the bytes
@@ -21,12 +21,12 @@
 
 lock table mailer.email_outbox in access exclusive mode;
 
-alter table mailer.email_outbox rename to email_outbox_0003;
-alter sequence mailer.email_outbox_id_seq rename to email_outbox_0003_id_seq;
-alter index mailer.email_outbox_pkey rename to email_outbox_0003_pkey;
-alter index mailer.email_outbox_claim_idx rename to email_outbox_0003_claim_idx;
-alter index mailer.email_outbox_sending_idx rename to email_outbox_0003_sending_idx;
-alter index mailer.email_outbox_dedupe_idx rename to email_outbox_0003_dedupe_idx;
+alter table mailer.email_outbox rename to email_outbox_old;
+alter sequence mailer.email_outbox_id_seq rename to email_outbox_old_id_seq;
+alter index mailer.email_outbox_pkey rename to email_outbox_old_pkey;
+alter index mailer.email_outbox_claim_idx rename to email_outbox_old_claim_idx;
+alter index mailer.email_outbox_sending_idx rename to email_outbox_old_sending_idx;
+alter index mailer.email_outbox_dedupe_idx rename to email_outbox_old_dedupe_idx;
 
 create table mailer.email_outbox (
   -- Set when the row is written and changed rarely after (send_at by a retry).
@@ -74,15 +74,15 @@ insert into mailer.email_outbox (
 select id, tenant, dedupe_key, priority, send_at, expires_at, max_attempts, created_at, correlation_id,
        message, template, source_row, cancel_requested_at, last_error_code, last_error, sent_at, attempts,
        status, lease_owner, lease_token, lease_expires_at, send_started_at
-  from mailer.email_outbox_0003
+  from mailer.email_outbox_old
  order by id;
 
 -- Ids are never reused, including those of rows deleted before this migration.
-select setval('mailer.email_outbox_id_seq', s.last_value, s.is_called) from mailer.email_outbox_0003_id_seq s;
+select setval('mailer.email_outbox_id_seq', s.last_value, s.is_called) from mailer.email_outbox_old_id_seq s;
 
 do $$
 declare
-  old regclass := 'mailer.email_outbox_0003'::regclass;
+  old regclass := 'mailer.email_outbox_old'::regclass;
   owner_name name;
   g record;
 begin
@@ -99,7 +99,7 @@ begin
   end loop;
 end $$;
 
-drop table mailer.email_outbox_0003;
+drop table mailer.email_outbox_old;
 
 comment on table mailer.email_outbox is 'One row per e-mail. Written by mailer.enqueue_email / mailer.enqueue_from_row, drained by outbox-mailer.';
 
