@@ -54,6 +54,13 @@ export interface DeliveryDeps {
   onRetry?: (delayMs: number) => void
 }
 
+// The line logged for a settled row, by level: failures stand out, routine sends stay at debug.
+const SETTLED_MESSAGE = {
+  warn: 'message failed',
+  info: 'send will be retried',
+  debug: 'settled',
+} as const
+
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
   const finish = async (lease: Lease, s: Settlement, extra: Partial<SendExtra> = {}) => {
     d.handedOver?.(lease)
@@ -82,7 +89,7 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
           ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
         })
       }
-      // One line per state change: failures stand out, routine sends stay at debug.
+      // One line per state change.
       const level =
         row.status === 'failed'
           ? 'warn'
@@ -90,8 +97,7 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
             ? 'info'
             : 'debug'
       if (d.log.enabled(level)) {
-        const message = { warn: 'message failed', info: 'send will be retried', debug: 'settled' }
-        d.log[level](message[level], {
+        d.log[level](SETTLED_MESSAGE[level], {
           db: d.dbName,
           outboxId: lease.id,
           tenant: lease.tenant,

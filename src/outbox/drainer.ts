@@ -106,7 +106,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
     stopped: () => stopping.signal.aborted,
     fire: wake,
   })
-  const armDue = (ms: number) => due.arm(ms)
 
   async function claimAndDeliver(): Promise<{
     claimed: number
@@ -122,7 +121,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       defaultMaxAttempts: cfg.maxAttempts,
       markStarted: d.gate.open,
     })
-    if (nextDueInMs !== null) armDue(nextDueInMs)
+    if (nextDueInMs !== null) due.arm(nextDueInMs)
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) {
       held.set(l.id, l)
@@ -155,7 +154,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
           if (!held.delete(lease.id)) return
           if ((backlog || wanted) && roomToClaim()) wake()
         },
-        onRetry: armDue,
+        onRetry: due.arm,
       },
       leases,
     ).catch((error) => {
