@@ -1,11 +1,13 @@
 // Prometheus metrics (prom-client, own Registry): engine events as counters, table state at scrape time.
 import type { Kysely } from 'kysely'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { type Clock, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import type { EngineEvent } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
 import { withStatementTimeout } from '../outbox/statement-timeout.ts'
-import { notificationQueueUsage, outboxStats } from '../outbox/stats.ts'
+import { liveStats, notificationQueueUsage, settledCounts } from '../outbox/stats.ts'
+import { createSettledCountsCache, type SettledCountsCache } from './settled-counts-cache.ts'
 
 export interface Metrics {
   readonly registry: Registry
@@ -23,7 +25,17 @@ export interface MetricsDeps {
   health: HealthSource
   /** statement_timeout of the scrape queries: a slow database must not stall the scraper. */
   scrapeTimeoutMs?: number
+  /**
+   * How often finished rows (sent, failed, cancelled) are counted again for `outbox_rows`: that
+   * reads the whole table, which keeps every row (default 5 minutes). Rows in play are live.
+   */
+  settledRefreshMs?: number
+  clock?: Clock
 }
+
+const SETTLED_REFRESH_MS = 5 * 60_000
+// A count of finished rows runs in the background, so it may take longer than a scrape.
+const SETTLED_COUNT_TIMEOUT_MS = 60_000
 
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30]
 
@@ -75,7 +87,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   })
   const rows = new Gauge({
     name: 'outbox_rows',
-    help: 'Outbox rows by status',
+    help: 'Outbox rows by status (pending, sending: at each scrape; sent, failed, cancelled: recounted every few minutes, as that reads the whole table)',
     labelNames: ['db', 'status'] as const,
     registers,
   })
@@ -105,15 +117,29 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   })
 
   const timeoutMs = deps.scrapeTimeoutMs ?? 2_000
+  const settled = new Map<string, SettledCountsCache>(
+    deps.databases.map((d) => [
+      d.name,
+      createSettledCountsCache({
+        count: () =>
+          withStatementTimeout(d.db, SETTLED_COUNT_TIMEOUT_MS, (trx) => settledCounts(trx, null)),
+        clock: deps.clock ?? systemClock,
+        refreshMs: deps.settledRefreshMs ?? SETTLED_REFRESH_MS,
+      }),
+    ]),
+  )
 
+  // Per scrape, only what is cheap: rows in play through their partial indexes, and the NOTIFY queue.
   async function scrapeDatabase(name: string, db: Kysely<Database>) {
+    const finished = settled.get(name)!.get(timeoutMs)
     try {
-      const { stats, usage } = await withStatementTimeout(db, timeoutMs, async (trx) => ({
-        stats: await outboxStats(trx, null),
+      const { live, usage } = await withStatementTimeout(db, timeoutMs, async (trx) => ({
+        live: await liveStats(trx, null),
         usage: await notificationQueueUsage(trx),
       }))
-      for (const s of OUTBOX_STATUSES) rows.set({ db: name, status: s }, stats.counts[s])
-      oldestPending.set({ db: name }, stats.oldestPendingAgeSeconds ?? 0)
+      rows.set({ db: name, status: 'pending' }, live.pending)
+      rows.set({ db: name, status: 'sending' }, live.sending)
+      oldestPending.set({ db: name }, live.oldestPendingAgeSeconds ?? 0)
       queueUsage.set({ db: name }, usage)
       databaseUp.set({ db: name }, 1)
     } catch {
@@ -122,6 +148,11 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       oldestPending.remove({ db: name })
       queueUsage.remove({ db: name })
       databaseUp.set({ db: name }, 0)
+    }
+    const counts = await finished
+    for (const status of ['sent', 'failed', 'cancelled'] as const) {
+      if (counts) rows.set({ db: name, status }, counts[status])
+      else rows.remove({ db: name, status })
     }
   }
 

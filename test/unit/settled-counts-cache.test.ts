@@ -1,0 +1,66 @@
+import { describe, expect, test } from 'bun:test'
+import { createSettledCountsCache } from '../../src/api/settled-counts-cache.ts'
+import type { Clock } from '../../src/clock.ts'
+import type { SettledCounts } from '../../src/outbox/stats.ts'
+
+// A count the test finishes by hand; the clock's sleep is the scrape's wait running out at once.
+function harness() {
+  let now = 0
+  const started: { resolve: (c: SettledCounts) => void; reject: (e: Error) => void }[] = []
+  const clock: Clock = { now: () => now, sleep: () => Promise.resolve() }
+  const cache = createSettledCountsCache({
+    count: () => new Promise((resolve, reject) => started.push({ resolve, reject })),
+    clock,
+    refreshMs: 60_000,
+  })
+  return {
+    cache,
+    started,
+    advance: (ms: number) => {
+      now += ms
+    },
+  }
+}
+const counts = (sent: number): SettledCounts => ({ sent, failed: 0, cancelled: 0 })
+
+describe('settled counts cache', () => {
+  test('counts once per interval, and a scrape never waits longer than it is allowed', async () => {
+    const h = harness()
+    // The first count is slow: the scrape gives up waiting and has nothing yet.
+    expect(await h.cache.get(10)).toBeNull()
+    expect(h.started).toHaveLength(1)
+    // Scrapes while it runs start no second count.
+    expect(await h.cache.get(10)).toBeNull()
+    expect(h.started).toHaveLength(1)
+    h.started[0]!.resolve(counts(5))
+    expect(await h.cache.get(10)).toEqual(counts(5))
+    h.advance(59_999)
+    expect(await h.cache.get(10)).toEqual(counts(5))
+    expect(h.started).toHaveLength(1)
+    // Due again: while the new count runs, scrapes get the previous counts.
+    h.advance(1)
+    expect(await h.cache.get(10)).toEqual(counts(5))
+    expect(h.started).toHaveLength(2)
+    h.started[1]!.resolve(counts(7))
+    expect(await h.cache.get(10)).toEqual(counts(7))
+  })
+
+  test('a failed count drops the numbers until a count succeeds', async () => {
+    const h = harness()
+    const first = h.cache.get(10)
+    h.started[0]!.resolve(counts(3))
+    expect(await first).toEqual(counts(3))
+    h.advance(60_000)
+    const second = h.cache.get(10)
+    h.started[1]!.reject(new Error('statement timeout'))
+    await second
+    expect(await h.cache.get(10)).toBeNull()
+    // Not retried before the interval is over: a count that timed out would time out again.
+    expect(h.started).toHaveLength(2)
+    h.advance(60_000)
+    const third = h.cache.get(10)
+    h.started[2]!.resolve(counts(4))
+    await third
+    expect(await h.cache.get(10)).toEqual(counts(4))
+  })
+})
