@@ -38,6 +38,20 @@ const expireLease = (id: string) =>
     [id],
   )
 
+// Shared buffers (hit + read) a statement touches, from EXPLAIN (ANALYZE, BUFFERS), rolled back.
+async function buffersTouched(client: pg.ClientBase, statement: string): Promise<number> {
+  await client.query('begin')
+  try {
+    const plan = await client.query<{
+      'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }]
+    }>(`explain (analyze, buffers, format json) ${statement}`)
+    const top = plan.rows[0]!['QUERY PLAN'][0].Plan
+    return top['Shared Hit Blocks'] + top['Shared Read Blocks']
+  } finally {
+    await client.query('rollback')
+  }
+}
+
 describe('claimBatch', () => {
   test('orders by priority, then send_at, then id, and counts the attempt', async () => {
     const low = await enqueue(t, undefined, { priority: 5 })
@@ -160,16 +174,8 @@ describe('claimBatch', () => {
     await enqueue(t)
     const client = await t.pool.connect()
     try {
-      await client.query('begin')
-      const plan = await client.query<{
-        'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }]
-      }>(
-        `explain (analyze, buffers, format json)
-         select mailer.claim_batch(10, 'w1', gen_random_uuid(), 30, false, 3)`,
-      )
-      await client.query('rollback')
-      const top = plan.rows[0]!['QUERY PLAN'][0].Plan
-      expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(60)
+      const claimTen = `select mailer.claim_batch(10, 'w1', gen_random_uuid(), 30, false, 3)`
+      expect(await buffersTouched(client, claimTen)).toBeLessThan(60)
     } finally {
       client.release()
     }
@@ -193,13 +199,7 @@ describe('claimBatch', () => {
       await client.query('begin')
       await client.query(claimTen)
       await client.query('rollback')
-      await client.query('begin')
-      const plan = await client.query<{
-        'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }]
-      }>(`explain (analyze, buffers, format json) ${claimTen}`)
-      await client.query('rollback')
-      const top = plan.rows[0]!['QUERY PLAN'][0].Plan
-      expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(60)
+      expect(await buffersTouched(client, claimTen)).toBeLessThan(60)
     } finally {
       client.release()
     }
@@ -561,13 +561,7 @@ describe('claim plan', () => {
       const r = await client.query<{ claim: { leases: unknown[] } }>(claimN)
       await client.query('rollback')
       expect(r.rows[0]!.claim.leases).toHaveLength(n)
-      await client.query('begin')
-      const plan = await client.query<{
-        'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }]
-      }>(`explain (analyze, buffers, format json) ${claimN}`)
-      await client.query('rollback')
-      const top = plan.rows[0]!['QUERY PLAN'][0].Plan
-      return top['Shared Hit Blocks'] + top['Shared Read Blocks']
+      return buffersTouched(client, claimN)
     }
     try {
       const table = await client.query<{ pages: number }>(
