@@ -18,6 +18,7 @@ import type { OutboundMail, Sender } from './sender.ts'
 import type { Settlement } from './settle.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
+import type { StartQueue } from './start-queue.ts'
 import { loadTemplates } from './templates.ts'
 
 export type MailboxLookup = (
@@ -33,6 +34,8 @@ export interface DeliveryDeps {
   /** Process-wide sends in flight: taken right before a send, given back right after it. */
   slots: Slots
   settle: SettleQueue
+  /** The last check before a send (startSends), shared with checks asked for at the same time. */
+  start: StartQueue
   clock: Clock
   log: Logger
   mailFrom: string | null
@@ -181,12 +184,19 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         permit = null
       }
       if (!permit) return finish(r.lease, { kind: 'released' })
+      // Given back once, as soon as the provider request is over (before its settlement).
+      let held = true
+      const release = () => {
+        if (!held) return
+        held = false
+        permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
+      }
       try {
         // The lookup is a provider request too: it runs under the same permit as a send.
         if (r.lease.ambiguous && !(await resolveAmbiguity(d, r, finish))) return
-        await sendInSlot(d, r, finish, mailbox, true)
+        await sendInSlot(d, r, finish, mailbox, true, release)
       } finally {
-        await permit.release()
+        release()
       }
     }),
   ])

@@ -14,6 +14,8 @@ import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
 import { createSettlements } from './settlements.ts'
 import type { Slots } from './slots.ts'
+import { createStartQueue } from './start-queue.ts'
+import { startSends } from './start-send.ts'
 
 // Local queue for open-gate transports (file, discard): rows per claim, per send slot and at most.
 const LOCAL_QUEUE_FACTOR = 50
@@ -71,6 +73,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
     clock: d.clock,
     log,
   })
+
+  const start = createStartQueue((leases) => startSends(d.db, leases))
 
   const wake = () => {
     wanted = true
@@ -136,6 +140,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         gate: d.gate,
         slots: d.slots,
         settle,
+        start,
         clock: d.clock,
         log,
         mailFrom: d.mailFrom,
@@ -239,6 +244,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         await Promise.race([all, d.clock.sleep(5_000)])
       }
       await settle.idle()
+      await d.gate.close?.()
       upkeep.stopTimers()
       await deregisterWorker(d.db, d.worker.id).catch(() => {})
     },

@@ -3,8 +3,9 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import type { SendGate, SendPermit } from './send-gate.ts'
-import { freeSlot, pauseMailbox, takePacing, takeSlot } from './send-limits.ts'
+import type { SendGate } from './send-gate.ts'
+import { pauseMailbox, takePacing } from './send-limits.ts'
+import { createSlotKeeper } from './slot-keeper.ts'
 
 export interface PgSendGateOptions {
   db: Kysely<Database>
@@ -19,13 +20,30 @@ export interface PgSendGateOptions {
   slotTtlMs: number
   /** Upper bound of one wait between attempts, so a freed slot is noticed quickly. */
   maxWaitMs?: number
+  /**
+   * How long after taking a slot this worker may still start another send in it instead of giving
+   * it back (default 500 ms, at most a quarter of the TTL): every send then ends well inside the
+   * TTL, and every slot returns to the database often enough for other workers to take it.
+   */
+  reuseMs?: number
+  /** How long a given-back slot is kept for this worker's next send before it is freed (default 50 ms). */
+  parkMs?: number
 }
 
 export function createPgSendGate(o: PgSendGateOptions): SendGate {
-  const maxWaitMs = o.maxWaitMs ?? 250
   const intervalMs = o.ratePerMinute > 0 ? 60_000 / o.ratePerMinute : 0
   const key = (mailbox: string) => mailbox.trim().toLowerCase()
-  const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4)
+  const slots = createSlotKeeper({
+    db: o.db,
+    clock: o.clock,
+    log: o.log,
+    holder: o.holder,
+    max: o.maxConcurrency,
+    ttlMs: o.slotTtlMs,
+    maxWaitMs: o.maxWaitMs ?? 250,
+    reuseMs: o.reuseMs ?? Math.min(500, o.slotTtlMs / 4),
+    parkMs: o.parkMs ?? 50,
+  })
 
   async function waitForPacing(mailbox: string, signal: AbortSignal): Promise<boolean> {
     if (intervalMs === 0) return true
@@ -37,40 +55,17 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     return false
   }
 
-  async function waitForSlot(signal: AbortSignal): Promise<SendPermit | null> {
-    const token = crypto.randomUUID()
-    let delay = 20
-    while (!signal.aborted) {
-      const slot = await takeSlot(o.db, {
-        max: o.maxConcurrency,
-        holder: o.holder,
-        token,
-        ttlMs: o.slotTtlMs,
-      })
-      if (slot !== null) {
-        return {
-          release: () =>
-            freeSlot(o.db, slot, token).catch((err) =>
-              o.log.warn('could not free a send slot; it expires by itself', { slot, err }),
-            ),
-        }
-      }
-      await o.clock.sleep(jitter(delay), signal)
-      delay = Math.min(delay * 2, maxWaitMs)
-    }
-    return null
-  }
-
   return {
     open: false,
     async acquire(mailbox, signal) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
       if (!(await waitForPacing(mailbox, signal))) return null
-      return waitForSlot(signal)
+      return slots.acquire(signal)
     },
     async pause(mailbox, ms) {
       await pauseMailbox(o.db, { mailbox: key(mailbox), ms })
       o.log.info('mailbox paused after a provider throttle', { pauseMs: Math.round(ms) })
     },
+    close: () => slots.close(),
   }
 }

@@ -5,7 +5,7 @@ import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import type { OutboundMail, SendOutcome } from './sender.ts'
 import type { Settlement } from './settle.ts'
-import { startSends } from './start-send.ts'
+import type { StartResult } from './start-send.ts'
 
 // Outcomes after which the provider may or may not have the message.
 const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
@@ -52,13 +52,18 @@ export async function resolveAmbiguity(
   return false
 }
 
-/** Takes a process slot, (optionally) makes the last check, sends, gives the slot back, then settles. */
+/**
+ * Takes a process slot, (optionally) makes the last check, sends, gives the slot back (and calls
+ * `afterSend`, which gives back the provider permit), then settles: a settlement waiting for its
+ * batch statement holds neither.
+ */
 export async function sendInSlot(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
   mailbox: string | null,
   check: boolean,
+  afterSend?: () => void,
 ): Promise<void> {
   if (!(await d.slots.acquire(d.stopping))) return finish(r.lease, { kind: 'released' })
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
@@ -67,6 +72,7 @@ export async function sendInSlot(
     if (go) result = await sendOne(d, r, mailbox)
   } finally {
     d.slots.release()
+    afterSend?.()
   }
   if (result) await finish(r.lease, result.settlement, result.extra)
 }
@@ -90,12 +96,9 @@ export async function startOrRelease(
     await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
     return []
   }
-  let result: Awaited<ReturnType<typeof startSends>>
+  let result: StartResult
   try {
-    result = await startSends(
-      d.db,
-      rows.map((r) => r.lease),
-    )
+    result = await d.start(rows.map((r) => r.lease))
   } catch (err) {
     d.log.warn('could not start sends; releasing', { db: d.dbName, err })
     await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))

@@ -11,6 +11,8 @@ export interface SendGate {
   acquire(mailbox: string, signal: AbortSignal): Promise<SendPermit | null>
   /** A provider throttle: no worker sends from `mailbox` for `ms`. */
   pause(mailbox: string, ms: number): Promise<void>
+  /** Gives back whatever the gate still holds once no send will ask again (worker stop). */
+  close?(): Promise<void>
 }
 
 const noPermit: SendPermit = { release: async () => {} }

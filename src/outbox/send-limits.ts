@@ -3,38 +3,43 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
 /**
- * Takes one free slot of 1..max (a free slot's lease has expired); null when all are busy.
- * Slot rows are permanent and only updated (HOT: no indexed column changes), so a busy send path
- * leaves no dead index entries behind for the next taker to wade through, as inserting and deleting
- * a row per send did. SKIP LOCKED keeps racing takers on different slots; a slot another taker
- * committed in between is rechecked on its latest version and passed over.
+ * Takes up to `want` free slots of 1..max (a free slot's lease has expired), each with a fresh
+ * token; none when all are busy. Slot rows are permanent and only updated (HOT: no indexed column
+ * changes), so a busy send path leaves no dead index entries behind for the next taker to wade
+ * through, as inserting and deleting a row per send did. SKIP LOCKED keeps racing takers on
+ * different slots; a slot another taker committed in between is rechecked on its latest version
+ * and passed over.
  */
-export async function takeSlot(
+export async function takeSlots(
   db: Kysely<Database>,
-  p: { max: number; holder: string; token: string; ttlMs: number },
-): Promise<number | null> {
+  p: { want: number; max: number; holder: string; ttlMs: number },
+): Promise<{ slot: number; token: string }[]> {
   const take = () =>
-    sql<{ slot: number | null; missing: boolean }>`
+    sql<{ slot: number | null; token: string | null; missing: boolean }>`
       with taken as (
         update mailer.send_slots t
-           set holder = ${p.holder}, token = ${p.token}::uuid,
+           set holder = ${p.holder}, token = gen_random_uuid(),
                expires_at = now() + make_interval(secs => ${p.ttlMs / 1000})
-         where t.slot = (select s.slot from mailer.send_slots s
-                          where s.slot <= ${p.max}::int and s.expires_at <= now()
-                          order by random() limit 1
-                          for update skip locked)
-        returning t.slot
+         where t.slot in (select s.slot from mailer.send_slots s
+                           where s.slot <= ${p.max}::int and s.expires_at <= now()
+                           order by random() limit ${p.want}::int
+                           for update skip locked)
+        returning t.slot, t.token::text as token
       )
-      -- Rows are counted only when nothing was taken (an init plan the case reaches only then).
-      select (select slot from taken) as slot,
-             case when (select slot from taken) is null
-                  then (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int
-                  else false end as missing`.execute(db)
-  const first = (await take()).rows[0]
-  if (first?.slot != null) return first.slot
+      select slot, token, false as missing from taken
+      union all
+      -- Rows are counted only when nothing was taken.
+      select null, null, (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int
+       where not exists (select 1 from taken)`.execute(db)
+  const first = (await take()).rows
+  const slots = (rows: typeof first) =>
+    rows.flatMap((r) =>
+      r.slot !== null && r.token !== null ? [{ slot: r.slot, token: r.token }] : [],
+    )
+  if (first.length > 0 && !first[0]!.missing) return slots(first)
   // All busy; or rows do not exist yet (first use, a raised limit): then create them and try again.
-  if (!first?.missing || (await ensureSlots(db, p.max)) === 0) return null
-  return (await take()).rows[0]?.slot ?? null
+  if (!first[0]?.missing || (await ensureSlots(db, p.max)) === 0) return []
+  return slots((await take()).rows)
 }
 
 /**
@@ -51,10 +56,15 @@ export async function ensureSlots(db: Kysely<Database>, max: number): Promise<nu
   return rows.length
 }
 
-/** Frees a slot, fenced by its token (an expired and re-taken slot is not freed). */
-export async function freeSlot(db: Kysely<Database>, slot: number, token: string): Promise<void> {
-  await sql`update mailer.send_slots set expires_at = '-infinity'
-             where slot = ${slot} and token = ${token}::uuid`.execute(db)
+/** Frees slots, each fenced by its token (an expired and re-taken slot is not freed), in one statement. */
+export async function freeSlots(
+  db: Kysely<Database>,
+  held: readonly { slot: number; token: string }[],
+): Promise<void> {
+  if (held.length === 0) return
+  await sql`update mailer.send_slots s set expires_at = '-infinity'
+              from unnest(${held.map((h) => h.slot)}::int[], ${held.map((h) => h.token)}::uuid[]) as f(slot, token)
+             where s.slot = f.slot and s.token = f.token`.execute(db)
 }
 
 /**

@@ -50,7 +50,9 @@ export async function startSends(
     else result.expired.add(r.id)
   }
   for (const l of leases) {
-    if (!rows.some((r) => r.id === l.id)) result.lost.add(l.id)
+    if (!result.started.has(l.id) && !result.cancelled.has(l.id) && !result.expired.has(l.id)) {
+      result.lost.add(l.id)
+    }
   }
   return result
 }

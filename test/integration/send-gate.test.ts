@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
-import { systemClock } from '../../src/clock.ts'
+import { type Clock, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestEngine, enqueue } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 
 let t: TestDb
 beforeAll(async () => {
@@ -15,17 +17,35 @@ beforeEach(async () => {
   await t.pool.query('truncate mailer.send_slots, mailer.mailbox_pacing')
 })
 
-const gate = (holder: string, o: { max?: number; rate?: number; ttl?: number } = {}) =>
+const gate = (
+  holder: string,
+  o: {
+    max?: number
+    rate?: number
+    ttl?: number
+    clock?: Clock
+    maxWaitMs?: number
+    db?: TestDb['db']
+  } = {},
+) =>
   createPgSendGate({
-    db: t.db,
-    clock: systemClock,
+    db: o.db ?? t.db,
+    clock: o.clock ?? systemClock,
     log: silentLogger,
     holder,
     maxConcurrency: o.max ?? 2,
     ratePerMinute: o.rate ?? 0,
     slotTtlMs: o.ttl ?? 30_000,
-    maxWaitMs: 20,
+    maxWaitMs: o.maxWaitMs ?? 20,
   })
+
+// The slot row as the database has it: who holds it (token) and whether it is free.
+const slotRow = async () =>
+  (
+    await t.pool.query<{ token: string; free: boolean }>(
+      `select token::text, expires_at <= now() as free from mailer.send_slots where slot = 1`,
+    )
+  ).rows[0]!
 
 describe('the Postgres send gate', () => {
   test('concurrency across two workers never exceeds the limit, and every send gets its turn', async () => {
@@ -108,5 +128,133 @@ describe('the Postgres send gate', () => {
       `select extract(epoch from next_at - now()) as s from mailer.mailbox_pacing`,
     )
     expect(Number(row.rows[0].s)).toBeGreaterThan(50)
+  })
+
+  test('a worker passes a slot from send to send without a statement, and frees it once no send wants it', async () => {
+    const a = gate('a', { max: 1 })
+    const signal = new AbortController().signal
+    const first = await a.acquire('m@example.com', signal)
+    const taken = await slotRow()
+    expect(taken.free).toBe(false)
+    await first!.release()
+    // The next send reuses the slot: a take would have written a new token.
+    const second = await a.acquire('m@example.com', signal)
+    expect(await slotRow()).toEqual(taken)
+    // Held, so another worker waits ...
+    const b = gate('b', { max: 1 })
+    const giveUp = new AbortController()
+    const waiting = b.acquire('m@example.com', giveUp.signal)
+    setTimeout(() => giveUp.abort(), 100)
+    expect(await waiting).toBeNull()
+    // ... until no send of this worker wants it: then it is freed for everyone.
+    await second!.release()
+    await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
+    const theirs = await b.acquire('m@example.com', signal)
+    expect(theirs).not.toBeNull()
+    expect((await slotRow()).token).not.toBe(taken.token)
+    await theirs!.release()
+    await b.close?.()
+    expect((await slotRow()).free).toBe(true)
+  })
+
+  test('a send waiting for a slot gets the one its own worker gives back, with no poll', async () => {
+    // Polls 2 s apart: a waiter served by its next poll would take seconds and write a new token.
+    const a = gate('a', { max: 1, maxWaitMs: 2_000 })
+    const signal = new AbortController().signal
+    const first = await a.acquire('m@example.com', signal)
+    const taken = await slotRow()
+    let served = false
+    const next = a.acquire('m@example.com', signal).then((p) => {
+      served = true
+      return p
+    })
+    // The waiter has polled once and found the slot busy: it now waits for a handover.
+    await pollUntil(async () => ((await slotRow()).free === false ? true : undefined))
+    expect(served).toBe(false)
+    const t0 = performance.now()
+    await first!.release()
+    const permit = await next
+    expect(performance.now() - t0).toBeLessThan(1_000)
+    expect(await slotRow()).toEqual(taken)
+    await permit!.release()
+    await a.close?.()
+  })
+
+  test('past its reuse window a slot goes back to the database, whatever this worker wants', async () => {
+    let now = 1_000_000
+    const clock: Clock = { now: () => now, sleep: systemClock.sleep }
+    const a = gate('a', { max: 1, clock })
+    const signal = new AbortController().signal
+    const first = await a.acquire('m@example.com', signal)
+    const taken = await slotRow()
+    await first!.release()
+    // Reuse is bounded (500 ms by default), so a send always starts well inside the slot's TTL.
+    now += 500
+    const second = await a.acquire('m@example.com', signal)
+    expect(second).not.toBeNull()
+    const retaken = await slotRow()
+    expect(retaken.free).toBe(false)
+    expect(retaken.token).not.toBe(taken.token)
+    await second!.release()
+    await a.close?.()
+    expect((await slotRow()).free).toBe(true)
+  })
+
+  test('the engine gives a permit back when the provider request ends, before recording its outcome', async () => {
+    // What the engine had reported when the permit came back.
+    let seenAtRelease: string[] | null = null
+    const engine = createTestEngine(t, {
+      deps: {
+        gate: {
+          open: false,
+          acquire: async () => ({
+            release: async () => {
+              seenAtRelease = engine.events.events.map((e) => e.type)
+            },
+          }),
+          pause: async () => {},
+        },
+      },
+    })
+    try {
+      await engine.start()
+      const id = await enqueue(t)
+      await engine.events.waitFor(settledFor(id, 'sent'), 5_000)
+      expect(seenAtRelease).not.toBeNull()
+      expect(seenAtRelease!).toContain('claimed')
+      expect(seenAtRelease!).not.toContain('settled')
+    } finally {
+      await engine.stop()
+    }
+  })
+
+  test('one statement takes the slots of every send waiting at once', async () => {
+    let statements = 0
+    const db = t.db.withPlugin({
+      transformQuery: (a) => {
+        statements += 1
+        return a.node
+      },
+      transformResult: async (a) => a.result,
+    })
+    const a = gate('a', { max: 8, db })
+    const signal = new AbortController().signal
+    await (await a.acquire('m@example.com', signal))!.release()
+    await a.close?.()
+    // Eight sends at once: the first waiter's take is under way when the others join; the next
+    // take serves all seven of them.
+    statements = 0
+    const b = gate('b', { max: 8, db })
+    const permits = await Promise.all(
+      Array.from({ length: 8 }, () => b.acquire('m@example.com', signal)),
+    )
+    expect(permits.every((p) => p !== null)).toBe(true)
+    expect(statements).toBeLessThanOrEqual(2)
+    const held = await t.pool.query(
+      `select count(distinct token)::int as n from mailer.send_slots where expires_at > now()`,
+    )
+    expect(held.rows[0].n).toBe(8)
+    for (const p of permits) await p!.release()
+    await b.close?.()
   })
 })
