@@ -81,7 +81,7 @@ export function table(r: Results): string {
 
 export function footnotes(r: Results): string {
   return [
-    `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done).`,
+    `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done). ${Number(r.parameters.warmupRows ?? 0) > 0 ? `Before them, one unmeasured warm-up drain per system (${r.parameters.warmupRows} rows at concurrency 10, at most ${r.parameters.warmupCapSeconds} s).` : 'No warm-up drain.'}`,
     "WAL B/row: while draining (from the insert's commit to the last row done); enqueue WAL B/row: the insert itself. Client CPU: this process, where the in-process systems run (– for the binary, a process of its own).",
     `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds. p50 per round: ${r.systems
       .filter((s) => s.latency)

@@ -27,6 +27,10 @@ const P = {
   latencySeconds: Number(env.BENCH_LATENCY_SECONDS ?? 3),
   latencyRounds: Number(env.BENCH_LATENCY_ROUNDS ?? 3),
   idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 30),
+  // One unmeasured drain per system first (0 = none): JIT-compiled client code and warm buffers for
+  // every system alike, as in a worker that has been running for a while.
+  warmupRows: Number(env.BENCH_WARMUP_ROWS ?? 20_000),
+  warmupCapSeconds: Number(env.BENCH_WARMUP_CAP_SECONDS ?? 3),
   only: env.BENCH_ONLY?.split(',') ?? null,
 }
 const say = (m: string) =>
@@ -69,6 +73,13 @@ try {
   // order that rotates, so that no system always follows the same one (a system's window can be
   // slowed by what the one before it left behind: its autovacuum, its processes winding down).
   const rotated = (k: number) => systems.map((_, i) => systems[(i + k) % systems.length]!)
+  if (P.warmupRows > 0) {
+    for (const s of systems) {
+      const r = await drainRun(cluster, s, P.warmupRows, 10, P.warmupCapSeconds * 1000)
+      noteReady(s)
+      say(`warm-up c10 ${s.name}: ${r.rowsPerSecond.toFixed(0)} rows/s (not counted)`)
+    }
+  }
   let turn = 0
   for (let rep = 1; rep <= P.repeats; rep++) {
     for (const c of P.concurrencies) {
