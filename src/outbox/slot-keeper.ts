@@ -39,7 +39,7 @@ interface Waiter {
  * A busy worker would otherwise free and take a slot per send (two commits) and poll once per
  * waiting send (a connection each). Here a given-back slot goes to this worker's next waiting send
  * (first come, first served) or waits parkMs for one; and one statement at a time takes slots for
- * every send still waiting. Invariant: a send starts only in a slot taken less than reuseMs ago.
+ * every send still waiting. Invariant: a slot is handed to a send only if taken less than reuseMs ago.
  */
 export function createSlotKeeper(o: SlotKeeperOptions) {
   const parked: { held: HeldSlot; at: number }[] = []
