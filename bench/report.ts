@@ -4,11 +4,14 @@ import type { DrainRun } from './drain.ts'
 import type { IdleResult } from './idle.ts'
 import type { LatencyResult } from './latency.ts'
 import { median } from './percentiles.ts'
+import type { SporadicResult } from './sporadic.ts'
 
 export interface SystemResult {
   name: string
   drain: Record<string, DrainRun[]>
   latency: LatencyResult | null
+  /** Absent in results written before it was measured. */
+  sporadic?: SporadicResult | null
   idle: IdleResult | null
 }
 
@@ -38,6 +41,7 @@ export function table(r: Results): string {
     'drain c10 rows/s',
     'drain c50 rows/s',
     'pickup p50 / p95 / p99 / max ms',
+    'pickup after idle p50 / max ms',
     'idle stmt/s',
     'idle xact/s',
     'idle conns',
@@ -56,6 +60,7 @@ export function table(r: Results): string {
       fmt(med(c10, (x) => x.rowsPerSecond)) + capped(c10),
       fmt(med(c50, (x) => x.rowsPerSecond)) + capped(c50),
       l ? `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)}` : '–',
+      s.sporadic ? `${fmt(s.sporadic.p50, 1)} / ${fmt(s.sporadic.max, 1)}` : '–',
       s.idle ? fmt(s.idle.statementsPerSecond, 2) : '–',
       s.idle ? fmt(s.idle.transactionsPerSecond, 2) : '–',
       s.idle ? fmt(s.idle.connections) : '–',
@@ -86,6 +91,10 @@ export function footnotes(r: Results): string {
     `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds. p50 per round: ${r.systems
       .filter((s) => s.latency)
       .map((s) => `${s.name} ${s.latency!.roundP50s.map((x) => fmt(x, 1)).join(' / ')}`)
+      .join('; ')} ms.`,
+    `Pickup after idle: all systems at once, one row per system every ${r.parameters.sporadicGapSeconds} s (longer than a pool's 10 s idle timeout), the systems' rows spread across each gap, ${r.parameters.sporadicRounds} rows each: ${r.systems
+      .filter((s) => s.sporadic)
+      .map((s) => `${s.name} ${s.sporadic!.latenciesMs.map((x) => fmt(x, 1)).join(' / ')}`)
       .join('; ')} ms.`,
     `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database; connections = client backends held.`,
     `Compiled binary (${r.binary.transport}): start-to-ready median ${fmt(r.binary.readyMsMedian)} ms ` +

@@ -9,6 +9,7 @@ import { idleRun, rssMiB } from './idle.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
 import { footnotes, type Results, type SystemResult, table } from './report.ts'
+import { sporadicRun } from './sporadic.ts'
 import { ceilingSystem } from './systems/ceiling.ts'
 import { graphileSystem } from './systems/graphile.ts'
 import { outboxBinarySystem } from './systems/outbox-binary.ts'
@@ -29,6 +30,10 @@ const P = {
   idleSeconds: Number(env.BENCH_IDLE_SECONDS ?? 30),
   // One unmeasured drain per system first (0 = none): JIT-compiled client code and warm buffers for
   // every system alike, as in a worker that has been running for a while.
+  // Pickup after a quiet spell: rows this many seconds apart per system (pools drop idle
+  // connections after 10 s), this many rows each; 0 rounds = none.
+  sporadicRounds: Number(env.BENCH_SPORADIC_ROUNDS ?? 4),
+  sporadicGapSeconds: Number(env.BENCH_SPORADIC_GAP_SECONDS ?? 11),
   warmupRows: Number(env.BENCH_WARMUP_ROWS ?? 20_000),
   warmupCapSeconds: Number(env.BENCH_WARMUP_CAP_SECONDS ?? 3),
   only: env.BENCH_ONLY?.split(',') ?? null,
@@ -62,7 +67,10 @@ try {
     say(`prepared ${s.name}`)
   }
   const results = new Map<string, SystemResult>(
-    systems.map((s) => [s.name, { name: s.name, drain: {}, latency: null, idle: null }]),
+    systems.map((s) => [
+      s.name,
+      { name: s.name, drain: {}, latency: null, sporadic: null, idle: null },
+    ]),
   )
   const readyMs: number[] = []
   const noteReady = (s: BenchSystem) => {
@@ -115,6 +123,20 @@ try {
     }
   }
   for (const [name, w] of windows) results.get(name)!.latency = poolWindows(w)
+  if (P.sporadicRounds > 0) {
+    const sporadic = await sporadicRun(systems, {
+      rounds: P.sporadicRounds,
+      gapMs: P.sporadicGapSeconds * 1000,
+      concurrency: 10,
+    })
+    for (const [name, r] of sporadic) {
+      results.get(name)!.sporadic = r
+      say(
+        `pickup after ${P.sporadicGapSeconds} s idle ${name}: ${r.latenciesMs.map((x) => x.toFixed(1)).join(' / ')} ms (${r.missing} missing)`,
+      )
+    }
+    if (binary) noteReady(binary as unknown as BenchSystem)
+  }
   // The ceiling polls in a tight loop by design: it has no idle figure.
   let idleRss: number | null = null
   const idle = await idleRun(

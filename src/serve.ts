@@ -46,6 +46,8 @@ export interface Transport {
   /** Limits shared by every worker on one database (Graph only). */
   gateFor(db: DbHandle, holder: string): SendGate
   problem(): string | null
+  /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
+  warmUp(): void
 }
 
 export function createTransport(
@@ -53,7 +55,7 @@ export function createTransport(
   log: Logger,
   onTokenRefresh?: (outcome: 'success' | 'failure') => void,
 ): Transport {
-  const none = { lookup: null, gateFor: () => openGate, problem: () => null }
+  const none = { lookup: null, gateFor: () => openGate, problem: () => null, warmUp: () => {} }
   switch (config.transport) {
     case 'discard':
       return { sender: createDiscardSender(), ...none }
@@ -84,6 +86,7 @@ export function createTransport(
             slotTtlMs: g.requestTimeoutMs + 15_000,
           }),
         problem: graph.problem,
+        warmUp: graph.warmUp,
       }
     }
   }
@@ -125,8 +128,15 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   }
   if (o.role !== 'api') {
     const transport = o.sender
-      ? { sender: o.sender, lookup: null, gateFor: () => openGate, problem: () => null }
+      ? {
+          sender: o.sender,
+          lookup: null,
+          gateFor: () => openGate,
+          problem: () => null,
+          warmUp: () => {},
+        }
       : createTransport(config, log, (outcome) => metrics?.incTokenRefresh(outcome))
+    transport.warmUp()
     const sender = transport.sender
     transportProblem = transport.problem
     const slots = createSlots(config.worker.concurrency)

@@ -12,6 +12,11 @@ export interface GraphTransport {
   credential: GraphCredential
   /** A secret-free reason when Graph cannot work until someone acts (e.g. certificate not registered). */
   problem(): string | null
+  /**
+   * Asks Entra for the first token in the background: the first send after a start does not wait
+   * for it, and a refused credential shows in readiness before any mail is due. Never throws.
+   */
+  warmUp(): void
 }
 
 /** Throws AppError('config_invalid') for an unreadable PEM, a key that does not match, or an expired certificate. */
@@ -49,6 +54,10 @@ export function createGraphTransport(
     sender,
     tokens,
     credential,
+    warmUp() {
+      // A failure is logged and kept by the token source (readiness, the next send's error).
+      tokens.getToken().catch(() => {})
+    },
     problem() {
       const e = tokens.lastError()
       return e?.permanent

@@ -85,6 +85,9 @@ test('drains a burst through Graph with one token request and at most 4 requests
   const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
   const { proc } = await serve(fake, cert)
   try {
+    // The first token is asked for at start, before any mail is due.
+    await pollUntil(async () => (fake.tokenRequests.length === 1 ? true : undefined), 5_000)
+    expect(fake.accepted.length).toBe(0)
     fake.setFaults({ sendMail: ['invalid_recipients'] })
     const bad = await enqueueOne()
     await pollUntil(async () => ((await statusOf(bad)).status === 'failed' ? true : undefined))

@@ -1,0 +1,72 @@
+// Pickup after a quiet spell: each system gets one row per gap (longer than a pool's idle timeout), taking turns.
+import { median } from './percentiles.ts'
+import type { BenchSystem } from './systems/system.ts'
+
+export interface SporadicResult {
+  /** Commit → handler (or send start), one per row, in order. */
+  latenciesMs: number[]
+  p50: number
+  max: number
+  missing: number
+}
+
+/**
+ * Small teams' outboxes see a row now and then, not 50 a second: between two rows a worker sits
+ * idle, and whatever it lets go of while idle (pooled connections, warm caches) the next row pays
+ * for. All systems run at once, each on its own database; their rows are spread across each gap so
+ * that no two systems handle a row at the same moment.
+ */
+export async function sporadicRun(
+  systems: BenchSystem[],
+  o: { rounds: number; gapMs: number; concurrency: number },
+): Promise<Map<string, SporadicResult>> {
+  const starts = new Map<string, Map<number, number>>()
+  const commits = new Map<string, Map<number, number>>()
+  for (const s of systems) await s.reset()
+  await Promise.all(
+    systems.map((s) => {
+      const seen = new Map<number, number>()
+      starts.set(s.name, seen)
+      commits.set(s.name, new Map())
+      return s.start({
+        concurrency: o.concurrency,
+        onStart: (k) => {
+          if (k > 0 && !seen.has(k)) seen.set(k, performance.now())
+        },
+      })
+    }),
+  )
+  const out = new Map<string, SporadicResult>()
+  try {
+    const step = o.gapMs / systems.length
+    // The first row also comes after a full gap of idleness.
+    const begin = performance.now() + o.gapMs
+    for (let round = 0; round < o.rounds; round++) {
+      for (const [i, s] of systems.entries()) {
+        const wait = begin + round * o.gapMs + i * step - performance.now()
+        if (wait > 0) await Bun.sleep(wait)
+        commits.get(s.name)!.set(round + 1, performance.now())
+        await s.insertOne(round + 1)
+      }
+    }
+    const deadline = performance.now() + 5_000
+    for (const s of systems) {
+      while (performance.now() < deadline && (await s.remaining()) > 0) await Bun.sleep(20)
+    }
+  } finally {
+    await Promise.all(systems.map((s) => s.stop()))
+  }
+  for (const s of systems) {
+    const seen = starts.get(s.name)!
+    const latenciesMs = s.latenciesMs
+      ? await s.latenciesMs()
+      : [...commits.get(s.name)!].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []))
+    out.set(s.name, {
+      latenciesMs,
+      p50: latenciesMs.length > 0 ? median(latenciesMs) : Number.NaN,
+      max: latenciesMs.length > 0 ? Math.max(...latenciesMs) : Number.NaN,
+      missing: o.rounds - latenciesMs.length,
+    })
+  }
+  return out
+}

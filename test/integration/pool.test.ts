@@ -1,0 +1,37 @@
+// The worker's pool: idle connections go back to the server, but one stays open for the next row.
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { pollUntil } from '../support/events.ts'
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+test('an idle pool closes its extra connections and keeps one open', async () => {
+  const h = openDb({ name: 'pool', url: t.url, log: silentLogger, idleTimeoutMs: 20 })
+  try {
+    const pid = async () =>
+      (await h.pool.query<{ pid: number }>('select pg_backend_pid() as pid, pg_sleep(0.05)'))
+        .rows[0]!.pid
+    const busy = await Promise.all([pid(), pid(), pid()])
+    expect(new Set(busy).size).toBe(3)
+    await pollUntil(async () => (h.pool.totalCount === 1 ? true : undefined), 5_000, 5)
+    // Five idle timeouts later the last one is still open (a pool with no minimum closes it too).
+    let removed = 0
+    h.pool.on('remove', () => {
+      removed += 1
+    })
+    await Bun.sleep(100)
+    expect(removed).toBe(0)
+    expect(h.pool.totalCount).toBe(1)
+    expect(busy).toContain(await pid())
+  } finally {
+    await h.close()
+  }
+})
