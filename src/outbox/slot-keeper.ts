@@ -33,6 +33,8 @@ interface HeldSlot {
 interface Waiter {
   grant: (held: HeldSlot) => void
   fail: (err: unknown) => void
+  /** Closed while waiting: no slot. */
+  cancel: () => void
 }
 
 /**
@@ -55,6 +57,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
 
   // Frees go out one statement at a time; slots to free meanwhile go together in the next one.
   function free(slots: HeldSlot[]) {
+    if (slots.length === 0) return
     toFree.push(...slots)
     freeing ??= (async () => {
       while (toFree.length > 0) {
@@ -167,6 +170,10 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
             signal.removeEventListener('abort', leave)
             reject(err)
           },
+          cancel: () => {
+            signal.removeEventListener('abort', leave)
+            resolve(null)
+          },
         }
         signal.addEventListener('abort', leave, { once: true })
         waiting.push(w)
@@ -179,6 +186,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       flushing?.abort()
       flushing = null
       nap?.abort()
+      for (const w of waiting.splice(0)) w.cancel()
       free(parked.splice(0).map((p) => p.held))
       await freeing
     },

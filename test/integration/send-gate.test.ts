@@ -257,4 +257,19 @@ describe('the Postgres send gate', () => {
     for (const p of permits) await p!.release()
     await b.close?.()
   })
+
+  test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
+    const a = gate('a', { max: 1 })
+    const signal = new AbortController().signal
+    const held = await a.acquire('m@example.com', signal)
+    const waiting = a.acquire('m@example.com', signal)
+    await held!.release() // to the waiting send, not to the database
+    const second = await waiting
+    expect(second).not.toBeNull()
+    const third = a.acquire('m@example.com', signal)
+    await a.close?.()
+    expect(await third).toBeNull()
+    await second!.release()
+    await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
+  })
 })
