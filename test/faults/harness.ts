@@ -146,7 +146,13 @@ export interface OwnCluster {
 /** A cluster of its own that a scenario may stop and start again, migrated by the binary itself. */
 export async function ownCluster(name: string): Promise<OwnCluster> {
   const dir = await mkdtemp(join(tmpdir(), `outbox-fault-pg-${name}-`))
-  const server = await startEmbeddedPostgres({ dir, persistent: true, fast: true })
+  // TEST_POSTGRES_NATIVE: another Postgres version's binaries (.ci/run runs the faults on 17 too).
+  const server = await startEmbeddedPostgres({
+    dir,
+    persistent: true,
+    fast: true,
+    nativeDir: process.env.TEST_POSTGRES_NATIVE || undefined,
+  })
   let up = true
   onCleanup(async () => {
     if (up) await server.stop()
