@@ -35,6 +35,28 @@ export function poolWindows(windows: readonly LatencyWindow[]): LatencyResult {
 }
 
 /**
+ * Commit and handler-start times of rows by key, for one system's run. An in-process system reports
+ * handler starts through `onStart`; an out-of-process one measures its own latencies (`latenciesMs`).
+ */
+export function pickupRecorder() {
+  const starts = new Map<number, number>()
+  const commits = new Map<number, number>()
+  return {
+    onStart(key: number) {
+      if (key > 0 && !starts.has(key)) starts.set(key, performance.now())
+    },
+    committed(key: number) {
+      commits.set(key, performance.now())
+    },
+    /** Commit → start per row picked up, in ms. */
+    async latencies(sys: BenchSystem): Promise<number[]> {
+      if (sys.latenciesMs) return sys.latenciesMs()
+      return [...commits].flatMap(([k, t]) => (starts.has(k) ? [starts.get(k)! - t] : []))
+    },
+  }
+}
+
+/**
  * "Commit" is taken when the single-statement insert is issued (autocommit), so each figure includes
  * the insert's own round trip and commit (0.4–2 ms on this machine: less when it is busy); the binary's figures come from
  * the database (attempt started_at − row created_at), which has the same starting point.
@@ -44,14 +66,8 @@ export async function latencyWindow(
   o: { perSecond: number; seconds: number; concurrency: number },
 ): Promise<LatencyWindow> {
   await sys.reset()
-  const starts = new Map<number, number>()
-  await sys.start({
-    concurrency: o.concurrency,
-    onStart: (k) => {
-      if (k > 0 && !starts.has(k)) starts.set(k, performance.now())
-    },
-  })
-  const commits = new Map<number, number>()
+  const pickups = pickupRecorder()
+  await sys.start({ concurrency: o.concurrency, onStart: pickups.onStart })
   const total = o.perSecond * o.seconds
   try {
     await Bun.sleep(1000)
@@ -60,7 +76,7 @@ export async function latencyWindow(
       const due = begin + ((k - 1) * 1000) / o.perSecond
       const wait = due - performance.now()
       if (wait > 0) await Bun.sleep(wait)
-      commits.set(k, performance.now())
+      pickups.committed(k)
       await sys.insertOne(k)
     }
     const deadline = performance.now() + 5000
@@ -68,8 +84,6 @@ export async function latencyWindow(
   } finally {
     await sys.stop()
   }
-  const latencies = sys.latenciesMs
-    ? await sys.latenciesMs()
-    : [...commits].flatMap(([k, t]) => (starts.has(k) ? [starts.get(k)! - t] : []))
+  const latencies = await pickups.latencies(sys)
   return { latencies, missing: total - latencies.length }
 }

@@ -92,7 +92,7 @@ export function footnotes(r: Results): string {
       .filter((s) => s.latency)
       .map((s) => `${s.name} ${s.latency!.roundP50s.map((x) => fmt(x, 1)).join(' / ')}`)
       .join('; ')} ms.`,
-    `Pickup after idle: all systems at once, one row per system every ${r.parameters.sporadicGapSeconds} s (longer than a pool's 10 s idle timeout), the systems' rows spread across each gap, ${r.parameters.sporadicRounds} rows each: ${r.systems
+    `Pickup after idle: all systems at once, one row per system every ${r.parameters.sporadicGapSeconds} s (pools close idle connections after 10 s), the systems' rows spread across each gap, ${r.parameters.sporadicRounds} rows each: ${r.systems
       .filter((s) => s.sporadic)
       .map((s) => `${s.name} ${s.sporadic!.latenciesMs.map((x) => fmt(x, 1)).join(' / ')}`)
       .join('; ')} ms.`,

@@ -1,4 +1,5 @@
 // Pickup after a quiet spell: each system gets one row per gap (longer than a pool's idle timeout), taking turns.
+import { pickupRecorder } from './latency.ts'
 import { median } from './percentiles.ts'
 import type { BenchSystem } from './systems/system.ts'
 
@@ -20,21 +21,12 @@ export async function sporadicRun(
   systems: BenchSystem[],
   o: { rounds: number; gapMs: number; concurrency: number },
 ): Promise<Map<string, SporadicResult>> {
-  const starts = new Map<string, Map<number, number>>()
-  const commits = new Map<string, Map<number, number>>()
+  const pickups = new Map(systems.map((s) => [s.name, pickupRecorder()]))
   for (const s of systems) await s.reset()
   await Promise.all(
-    systems.map((s) => {
-      const seen = new Map<number, number>()
-      starts.set(s.name, seen)
-      commits.set(s.name, new Map())
-      return s.start({
-        concurrency: o.concurrency,
-        onStart: (k) => {
-          if (k > 0 && !seen.has(k)) seen.set(k, performance.now())
-        },
-      })
-    }),
+    systems.map((s) =>
+      s.start({ concurrency: o.concurrency, onStart: pickups.get(s.name)!.onStart }),
+    ),
   )
   const out = new Map<string, SporadicResult>()
   try {
@@ -45,7 +37,7 @@ export async function sporadicRun(
       for (const [i, s] of systems.entries()) {
         const wait = begin + round * o.gapMs + i * step - performance.now()
         if (wait > 0) await Bun.sleep(wait)
-        commits.get(s.name)!.set(round + 1, performance.now())
+        pickups.get(s.name)!.committed(round + 1)
         await s.insertOne(round + 1)
       }
     }
@@ -57,10 +49,7 @@ export async function sporadicRun(
     await Promise.all(systems.map((s) => s.stop()))
   }
   for (const s of systems) {
-    const seen = starts.get(s.name)!
-    const latenciesMs = s.latenciesMs
-      ? await s.latenciesMs()
-      : [...commits.get(s.name)!].flatMap(([k, t]) => (seen.has(k) ? [seen.get(k)! - t] : []))
+    const latenciesMs = await pickups.get(s.name)!.latencies(s)
     out.set(s.name, {
       latenciesMs,
       p50: latenciesMs.length > 0 ? median(latenciesMs) : Number.NaN,

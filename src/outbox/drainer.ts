@@ -74,7 +74,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     log,
   })
 
-  const start = createStartQueue((leases) => startSends(d.db, leases))
+  const lastChecks = createStartQueue((leases) => startSends(d.db, leases))
 
   const wake = () => {
     wanted = true
@@ -140,7 +140,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         gate: d.gate,
         slots: d.slots,
         settle,
-        start,
+        start: lastChecks,
         clock: d.clock,
         log,
         mailFrom: d.mailFrom,

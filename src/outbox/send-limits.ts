@@ -31,15 +31,17 @@ export async function takeSlots(
       -- Rows are counted only when nothing was taken.
       select null, null, (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int
        where not exists (select 1 from taken)`.execute(db)
-  const first = (await take()).rows
-  const slots = (rows: typeof first) =>
-    rows.flatMap((r) =>
+  const takeAll = async () => {
+    const { rows } = await take()
+    const slots = rows.flatMap((r) =>
       r.slot !== null && r.token !== null ? [{ slot: r.slot, token: r.token }] : [],
     )
-  if (first.length > 0 && !first[0]!.missing) return slots(first)
+    return { slots, missing: rows[0]?.missing === true }
+  }
+  const first = await takeAll()
   // All busy; or rows do not exist yet (first use, a raised limit): then create them and try again.
-  if (!first[0]?.missing || (await ensureSlots(db, p.max)) === 0) return []
-  return slots((await take()).rows)
+  if (!first.missing || (await ensureSlots(db, p.max)) === 0) return first.slots
+  return (await takeAll()).slots
 }
 
 /**

@@ -83,9 +83,9 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       if (timer.signal.aborted) return
       flushing = null
       const cutoff = o.clock.now() - o.parkMs
-      const stale = parked.filter((p) => p.at <= cutoff || !reusable(p.held))
-      for (const p of stale) parked.splice(parked.indexOf(p), 1)
-      free(stale.map((p) => p.held))
+      const stale = (p: (typeof parked)[number]) => p.at <= cutoff || !reusable(p.held)
+      free(parked.filter(stale).map((p) => p.held))
+      parked.splice(0, parked.length, ...parked.filter((p) => !stale(p)))
       armFlush()
     })
   }
