@@ -5,6 +5,7 @@ import m0003 from '../../sql/0003_claim_plan.sql' with { type: 'text' }
 import m0004 from '../../sql/0004_hot_path.sql' with { type: 'text' }
 import m0005 from '../../sql/0005_outbox_row_layout.sql' with { type: 'text' }
 import m0006 from '../../sql/0006_claim_by_priority.sql' with { type: 'text' }
+import m0007 from '../../sql/0007_claim_unflushed.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -19,6 +20,7 @@ export const migrations: readonly Migration[] = [
   { version: 4, name: '0004_hot_path', sql: m0004 },
   { version: 5, name: '0005_outbox_row_layout', sql: m0005 },
   { version: 6, name: '0006_claim_by_priority', sql: m0006 },
+  { version: 7, name: '0007_claim_unflushed', sql: m0007 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

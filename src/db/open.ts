@@ -2,6 +2,7 @@
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Logger } from '../log.ts'
+import { preparingClient } from './prepared-statements.ts'
 import type { Database } from './schema.ts'
 
 export const POOL_APPLICATION_NAME = 'outbox-mailer'
@@ -41,6 +42,13 @@ export function openDb(o: OpenOptions): DbHandle {
     // tighter limits per query); a half-open socket fails the query on the client side.
     statement_timeout: 30_000,
     query_timeout: 60_000,
+    // The hot path's statements are prepared per connection, unless a pooler cannot keep them.
+    Client: preparingClient((err) =>
+      o.log.warn(
+        'the database connection does not keep prepared statements (a transaction pooler?); sending every statement unnamed from now on',
+        { db: o.name, err },
+      ),
+    ),
   })
   // An idle client's socket error must not crash the process; the next checkout reconnects.
   pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))

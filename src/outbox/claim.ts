@@ -65,7 +65,11 @@ export interface Claim {
  * pending rows, SELECT … WHERE priority = p AND send_at <= now() ORDER BY send_at, id LIMIT k
  * FOR UPDATE SKIP LOCKED (a range scan of email_outbox_claim_idx), then an UPDATE of those rows by
  * ctid with a lease in database time. The priorities, and the next scheduled row a short claim
- * reports, come from one probe each of the same index. Plans pinned and cached per connection.
+ * reports, come from one probe each of the same index. Plans pinned and cached per connection;
+ * the statement itself is prepared per connection.
+ * Without markStarted it runs through mailer.claim_unflushed (sql/0007), which commits without
+ * waiting for the WAL flush: startSends, which runs before any of its rows is sent, commits
+ * synchronously and so flushes the claim too. With markStarted the claim is that record itself.
  * Invariant: a row is `sending` only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
  */
 export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<Claim> {
@@ -73,10 +77,17 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
   // One token per claim: (id, token) is still unique per lease, since a row is claimed at most
   // once per statement, and it spares a random UUID per row.
   const token = crypto.randomUUID()
-  const { rows } = await sql<{ claim: { leases: LeaseTuple[]; nextDueMs: number | null } }>`
-    select mailer.claim_batch(${p.limit}::int, ${p.workerId}::text, ${token}::uuid,
-                              ${p.leaseSeconds}::float8, ${p.markStarted === true}::boolean,
-                              ${p.defaultMaxAttempts}::int) as claim`.execute(db)
+  type Row = { claim: { leases: LeaseTuple[]; nextDueMs: number | null } }
+  const { rows } = await (p.markStarted === true
+    ? sql<Row>`
+          /* prepared outbox_claim_batch */
+          select mailer.claim_batch(${p.limit}::int, ${p.workerId}::text, ${token}::uuid,
+                                    ${p.leaseSeconds}::float8, true, ${p.defaultMaxAttempts}::int) as claim`
+    : sql<Row>`
+          /* prepared outbox_claim_unflushed */
+          select mailer.claim_unflushed(${p.limit}::int, ${p.workerId}::text, ${token}::uuid,
+                                        ${p.leaseSeconds}::float8, ${p.defaultMaxAttempts}::int) as claim`
+  ).execute(db)
   const claim = rows[0]?.claim
   const ms = claim?.nextDueMs ?? null
   return {

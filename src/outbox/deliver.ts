@@ -129,11 +129,10 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   const ready: Ready[] = []
   let templates: Awaited<ReturnType<typeof loadTemplates>> = new Map()
   let templatesFailed = false
+  const templateNames = leases.flatMap((l) => (l.template ? [l.template] : []))
   try {
-    templates = await loadTemplates(
-      d.db,
-      leases.flatMap((l) => (l.template ? [l.template] : [])),
-    )
+    // No await without templated rows: each is a hop on the way to the send.
+    if (templateNames.length > 0) templates = await loadTemplates(d.db, templateNames)
   } catch (err) {
     // Without templates nothing templated can render; release those rows to try again shortly.
     templatesFailed = true
@@ -157,16 +156,20 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
 
   if (d.gate.open) {
     // The claim already recorded most sends as started; only the rest need the last check.
-    const resolved = await Promise.all(
-      ready.map(async (r) =>
-        r.lease.ambiguous && !(await resolveAmbiguity(d, r, finish)) ? null : r,
-      ),
-    )
-    const sendable = resolved.filter((r): r is Ready => r !== null)
+    // (No await for rows with nothing to resolve or check.)
+    const sendable = ready.some((r) => r.lease.ambiguous)
+      ? (
+          await Promise.all(
+            ready.map(async (r) =>
+              r.lease.ambiguous && !(await resolveAmbiguity(d, r, finish)) ? null : r,
+            ),
+          )
+        ).filter((r): r is Ready => r !== null)
+      : ready
     const unstarted = sendable.filter((r) => !r.lease.started)
     const started = [
       ...sendable.filter((r) => r.lease.started),
-      ...(await startOrRelease(d, unstarted, finish)),
+      ...(unstarted.length > 0 ? await startOrRelease(d, unstarted, finish) : []),
     ]
     await Promise.all([...settling, ...started.map((r) => sendInSlot(d, r, finish, null, false))])
     return

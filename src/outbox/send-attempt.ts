@@ -65,7 +65,9 @@ export async function sendInSlot(
   check: boolean,
   afterSend?: () => void,
 ): Promise<void> {
-  if (!(await d.slots.acquire(d.stopping))) return finish(r.lease, { kind: 'released' })
+  // A free slot is taken without an await (a hop on the way to the send).
+  const slot = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
+  if (!slot) return finish(r.lease, { kind: 'released' })
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
   try {
     const go = check ? (await startOrRelease(d, [r], finish)).length > 0 : true

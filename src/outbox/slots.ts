@@ -3,6 +3,8 @@
 export interface Slots {
   readonly size: number
   free(): number
+  /** Takes a slot if one is free and nobody waits for one, without waiting. */
+  tryAcquire(): boolean
   /** Waits for a slot (first come, first served); false when `signal` aborted first. */
   acquire(signal: AbortSignal): Promise<boolean>
   release(): void
@@ -30,15 +32,18 @@ export function createSlots(size: number): Slots {
       { once: true },
     )
   }
+  const tryAcquire = () => {
+    if (used >= size || waiters.length > 0) return false
+    used += 1
+    return true
+  }
   return {
     size,
     free: () => size - used,
+    tryAcquire,
     acquire(signal) {
       if (signal.aborted) return Promise.resolve(false)
-      if (used < size && waiters.length === 0) {
-        used += 1
-        return Promise.resolve(true)
-      }
+      if (tryAcquire()) return Promise.resolve(true)
       watch(signal)
       return new Promise<boolean>((grant) => waiters.push({ grant, signal }))
     },

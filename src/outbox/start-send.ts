@@ -32,7 +32,7 @@ export async function startSends(
     cancelled: boolean
     expired: boolean
   }>`
-    with input as (
+    /* prepared outbox_start_sends */ with input as (
       select * from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
     )
     update mailer.email_outbox o

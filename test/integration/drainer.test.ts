@@ -48,6 +48,22 @@ describe('the drainer', () => {
     expect(e.sender.calls[0]!.text).toBe(text)
   })
 
+  test('the backstop poll still comes after notifications have woken the worker', async () => {
+    const e = await started({ config: { pollIntervalSeconds: 1 } })
+    const first = await enqueue(t)
+    await e.events.waitFor(settledFor(first, 'sent'), 5000)
+    // A row whose notification never comes (as when it was lost) is found by the poll alone.
+    await t.pool.query('alter table mailer.email_outbox disable trigger email_outbox_notify')
+    try {
+      const notified = e.events.events.filter((x) => x.type === 'notification').length
+      const second = await enqueue(t)
+      await e.events.waitFor(settledFor(second, 'sent'), 5000)
+      expect(e.events.events.filter((x) => x.type === 'notification').length).toBe(notified)
+    } finally {
+      await t.pool.query('alter table mailer.email_outbox enable trigger email_outbox_notify')
+    }
+  })
+
   test('rows present before start are swept on start', async () => {
     const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
     const e = await started()

@@ -207,6 +207,43 @@ describe('claimBatch', () => {
   })
 })
 
+describe('claim_unflushed', () => {
+  // What its transaction commits with: only a claim that is not the record of a send may skip the
+  // flush (the last check before the send commits synchronously and flushes the claim with it).
+  async function commitModeAfterClaim(markStarted: boolean) {
+    const c = await t.pool.connect()
+    try {
+      // The test cluster runs with synchronous_commit off; production's default is on.
+      await c.query('set synchronous_commit = on')
+      await c.query('begin')
+      const r = await c.query<{ claim: { leases: unknown[] } }>(
+        markStarted
+          ? `select mailer.claim_batch(10, 'w1', gen_random_uuid(), 30, true, 3) as claim`
+          : `select mailer.claim_unflushed(10, 'w1', gen_random_uuid(), 30, 3) as claim`,
+      )
+      const mode = (
+        await c.query<{ m: string }>(`select current_setting('synchronous_commit') as m`)
+      ).rows[0]!.m
+      await c.query('commit')
+      const after = (
+        await c.query<{ m: string }>(`select current_setting('synchronous_commit') as m`)
+      ).rows[0]!.m
+      return { claimed: r.rows[0]!.claim.leases.length, mode, after }
+    } finally {
+      await c.query('reset synchronous_commit')
+      c.release()
+    }
+  }
+
+  test('a claim that does not record sends as started commits without a flush; claim_batch, with', async () => {
+    await enqueue(t)
+    await enqueue(t)
+    expect(await commitModeAfterClaim(false)).toEqual({ claimed: 2, mode: 'off', after: 'on' })
+    await enqueue(t)
+    expect(await commitModeAfterClaim(true)).toEqual({ claimed: 1, mode: 'on', after: 'on' })
+  })
+})
+
 describe('fencing and reclaim', () => {
   test('an expired lease is reclaimed and the old holder’s late completion is rejected', async () => {
     const id = await enqueue(t)

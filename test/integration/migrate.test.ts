@@ -41,6 +41,11 @@ describe('migrate', () => {
         '0005_outbox_row_layout',
         '57f0670d90080b81e24988436647e983ed530e63b7bc0e168612fbec258c0ff4',
       ],
+      [
+        6,
+        '0006_claim_by_priority',
+        'ebeda35379707c8799b2b3225ff695ae84466d97bd96da2d808770b7e32914b2',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),

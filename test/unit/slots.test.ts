@@ -33,3 +33,18 @@ test('slots: aborting a signal fails only the waiters that passed it', async () 
   expect(await waitingB).toBe(true)
   expect(slots.free()).toBe(0)
 })
+
+test('slots: tryAcquire takes a free slot at once, but never one that a waiter is owed', async () => {
+  const slots = createSlots(1)
+  const signal = new AbortController().signal
+  expect(slots.tryAcquire()).toBe(true)
+  expect(slots.tryAcquire()).toBe(false)
+  const waiting = slots.acquire(signal)
+  // The release hands the slot to the waiter: nothing is free for a newcomer.
+  slots.release()
+  expect(slots.tryAcquire()).toBe(false)
+  expect(await waiting).toBe(true)
+  slots.release()
+  expect(slots.tryAcquire()).toBe(true)
+  expect(slots.free()).toBe(0)
+})
