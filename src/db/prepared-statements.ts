@@ -14,8 +14,9 @@ type Query = (this: pg.Client, ...args: unknown[]) => unknown
 
 /**
  * A pg Client class for one pool: marked queries go out as named statements, so the server skips
- * parsing and planning them after the first time on each connection (0.1-0.15 ms of a claim's round
- * trip on the benchmark's VM). The first sign that the connection does not keep them (a
+ * parsing and planning them after the first time on each connection (0.06-0.18 ms of a claim's
+ * round trip on the benchmark's VM). Mark only statements whose plan cannot go stale (a call of a
+ * function that pins its own plans): a cached generic plan outlives the statistics it was made with. The first sign that the connection does not keep them (a
  * transaction pooler) switches the whole pool to unnamed statements for good and calls `onNotKept`.
  * Unmarked queries, and queries with a callback, are passed through untouched.
  * Mark only statements that run on their own (autocommit): inside a transaction the refused attempt

@@ -11,9 +11,11 @@ export interface StartResult {
 }
 
 /**
- * Marks the given leases as sending-now unless cancelled or expired, in one statement.
+ * Marks the given leases as sending-now unless cancelled or expired, in one statement:
+ * mailer.start_sends (sql/0007), its plan pinned and cached per connection, the call prepared.
  * Row locks order this against the API's cancel: exactly one of them sees the other's write.
  * Fenced by (id, lease_token, status = 'sending'); send_started_at is not indexed (HOT update).
+ * Commits synchronously: it is the durable record that a send began, and it flushes the claim.
  */
 export async function startSends(
   db: Kysely<Database>,
@@ -32,18 +34,11 @@ export async function startSends(
     cancelled: boolean
     expired: boolean
   }>`
-    /* prepared outbox_start_sends */ with input as (
-      select * from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
-    )
-    update mailer.email_outbox o
-       set send_started_at = case
-             when o.cancel_requested_at is null and (o.expires_at is null or o.expires_at > now()) then now()
-           end
-      from input
-     where o.id = input.id and o.lease_token = input.token and o.status = 'sending'
-    returning o.id, o.send_started_at is not null as started,
-              o.cancel_requested_at is not null as cancelled,
-              (o.expires_at is not null and o.expires_at <= now()) as expired`.execute(db)
+    /* prepared outbox_start_sends */
+    select id, started, cancelled, expired
+      from mailer.start_sends(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[])`.execute(
+    db,
+  )
   for (const r of rows) {
     if (r.started) result.started.add(r.id)
     else if (r.cancelled) result.cancelled.add(r.id)

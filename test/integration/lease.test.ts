@@ -581,6 +581,47 @@ describe('claim plan', () => {
     }
   })
 
+  test('the last check reads its own rows, whatever the table size when its session planned it', async () => {
+    // A session of its own, whose cached plan is made while the table holds a handful of rows.
+    const client = new pg.Client({ connectionString: t.url })
+    await client.connect()
+    const check = (ids: string[], tokens: string[]) =>
+      client.query(`select * from mailer.start_sends($1::bigint[], $2::uuid[])`, [ids, tokens])
+    try {
+      await client.query('analyze mailer.email_outbox')
+      for (let i = 0; i < 8; i++) {
+        const id = await enqueue(t)
+        const [lease] = await claim(1)
+        expect((await check([id], [lease!.token])).rows).toEqual([
+          { id, started: true, cancelled: false, expired: false },
+        ])
+      }
+      await t.pool.query(
+        `insert into mailer.email_outbox (message, status, attempts, sent_at)
+         select jsonb_build_object('to', 'a@example.com', 'subject', 's', 'text', 't'), 'sent', 1, now()
+           from generate_series(1, 20000)`,
+      )
+      const id = await enqueue(t)
+      const [lease] = await claim(1)
+      const plan = await client.query<{
+        'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }]
+      }>(
+        `explain (analyze, buffers, format json) select * from mailer.start_sends($1::bigint[], $2::uuid[])`,
+        [[id], [lease!.token]],
+      )
+      const top = plan.rows[0]!['QUERY PLAN'][0].Plan
+      const table = await client.query<{ pages: number }>(
+        `select (pg_relation_size('mailer.email_outbox') / current_setting('block_size')::int)::int as pages`,
+      )
+      expect(table.rows[0]!.pages).toBeGreaterThan(500)
+      expect(top['Shared Hit Blocks'] + top['Shared Read Blocks']).toBeLessThan(50)
+      expect(await rowOf(t, id)).toMatchObject({ status: 'sending' })
+      expect((await rowOf(t, id)).send_started_at).not.toBeNull()
+    } finally {
+      await client.end()
+    }
+  })
+
   test('choosing rows reads a few pages even when statistics predate a large backlog', async () => {
     await t.pool.query('analyze mailer.email_outbox')
     await t.pool.query(
