@@ -104,25 +104,19 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const roomToClaim = () => unsent.size <= lowWater && held.size < maxHeld
   // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
 
-  // The backstop poll: a timer armed when the loop goes to wait and left running when a wake ends
-  // the wait (cancelling it on every wake cost each pickup 0.03-0.05 ms). So a poll comes at most
-  // one interval after a wait began, at most one extra claim per interval; a shorter interval
-  // (polling after the listener failed) arms a sooner timer at the next wait.
-  let pollDueAt = Number.POSITIVE_INFINITY
-  const armPoll = () => {
-    const ms = pollMs()
-    const at = d.clock.now() + ms
-    if (at >= pollDueAt) return
-    pollDueAt = at
-    void d.clock.sleep(ms, stopping.signal).then(() => {
-      if (pollDueAt === at) pollDueAt = Number.POSITIVE_INFINITY
-      if (!stopping.signal.aborted) wake()
-    })
-  }
-
   const due = createDueTimer({
     clock: d.clock,
     horizonMs: pollMs,
+    stopped: () => stopping.signal.aborted,
+    fire: wake,
+  })
+  // The backstop poll: armed when the loop goes to wait and left running when a wake ends the wait
+  // (cancelling it on every wake cost each pickup 0.03-0.05 ms). So a poll comes at most one
+  // interval after a wait began, at most one extra claim per interval; a shorter interval
+  // (polling once the listener is gone) arms a sooner timer at the next wait.
+  const poll = createDueTimer({
+    clock: d.clock,
+    horizonMs: () => Number.POSITIVE_INFINITY,
     stopped: () => stopping.signal.aborted,
     fire: wake,
   })
@@ -218,7 +212,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       // (stop() wakes only a wait already begun).
       if (wanted && roomToClaim()) continue
       if (stopping.signal.aborted) break
-      armPoll()
+      poll.arm(pollMs())
       await new Promise<void>((resolve) => {
         wakeUp = resolve
       })
@@ -241,6 +235,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       stopping.abort()
       wakeUp?.()
       due.clear()
+      poll.clear()
       await loop
       const all = Promise.all([...deliveries])
       const finished = await Promise.race([

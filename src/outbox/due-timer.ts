@@ -1,15 +1,15 @@
-// Due timer: one timer for the earliest known future send_at, so a scheduled or retried row is claimed when due.
+// Due timer: one timer for the earliest time it is armed for (a scheduled or retried row, the backstop poll).
 import type { Clock } from '../clock.ts'
 
 export interface DueTimer {
-  /** Wake in `ms`, unless a timer already wakes sooner (or the backstop poll comes first). */
+  /** Wake in `ms`, unless a timer already wakes sooner (or `ms` reaches the horizon). */
   arm(ms: number): void
   clear(): void
 }
 
 export function createDueTimer(d: {
   clock: Clock
-  /** The backstop poll's interval: a row due later is claimed by the poll anyway. */
+  /** Times this far off are not armed: for a scheduled row, the backstop poll comes first anyway. */
   horizonMs: () => number
   stopped: () => boolean
   fire: () => void
