@@ -29,6 +29,9 @@ export async function idleRun(
     seconds: number
     warmupSeconds: number
     concurrency: number
+    /** Once the warm-up is over; runs through the window (what a deployment polls, e.g.). */
+    duringWarmup?: () => Promise<void>
+    whileMeasuring?: (window: AbortSignal) => Promise<void>
     duringIdle?: () => Promise<void>
   },
 ): Promise<Map<string, IdleResult>> {
@@ -36,11 +39,16 @@ export async function idleRun(
   await Promise.all(systems.map((s) => s.start({ concurrency: o.concurrency })))
   const out = new Map<string, IdleResult>()
   try {
+    await o.duringWarmup?.()
     await Bun.sleep(o.warmupSeconds * 1000)
     const before = await Promise.all(
       systems.map((s) => snapshot(cluster.admin, cluster.postmasterPid, s.database)),
     )
+    const window = new AbortController()
+    const measuring = o.whileMeasuring?.(window.signal)
     await Bun.sleep(o.seconds * 1000)
+    window.abort()
+    await measuring
     const after = await Promise.all(
       systems.map((s) => snapshot(cluster.admin, cluster.postmasterPid, s.database)),
     )

@@ -7,6 +7,8 @@ import type { BenchSystem, StartOptions } from './system.ts'
 
 export interface BinaryRun {
   pid: number
+  /** Its HTTP port (health, metrics, API). */
+  port: number
   /** Spawn to the first 200 from /readyz. */
   readyMs: number
 }
@@ -82,7 +84,7 @@ export function outboxBinarySystem(
         if (performance.now() - t0 > 20_000) throw new Error('binary not ready within 20 s')
         await Bun.sleep(2)
       }
-      run = { pid: proc.pid, readyMs: performance.now() - t0 }
+      run = { pid: proc.pid, port, readyMs: performance.now() - t0 }
     },
     async stop() {
       proc?.kill('SIGTERM')

@@ -136,16 +136,19 @@ export async function assertSchemaCurrent(
   dbName: string,
   list: readonly Migration[] = embedded,
 ): Promise<void> {
-  const { rows } = await pool.query<{ exists: boolean }>(
-    `select to_regclass('mailer.schema_migrations') is not null as exists`,
-  )
-  if (!rows[0]?.exists) {
+  // One statement (readiness runs this): a missing table or schema is its own answer.
+  let applied: Applied[]
+  try {
+    applied = await readApplied(pool)
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code
+    if (code !== '42P01' && code !== '3F000') throw e
     throw new AppError(
       'schema_missing',
       `database "${dbName}" has no mailer schema: run \`outbox-mailer migrate\` first`,
     )
   }
-  const pending = pendingMigrations(await readApplied(pool), list)
+  const pending = pendingMigrations(applied, list)
   if (pending.length > 0) {
     throw new AppError(
       'schema_outdated',

@@ -19,6 +19,8 @@ export interface DatabaseHealth {
 export interface HealthSource {
   /** Probes each database (bounded by a timeout) and reports its engine's state. */
   readiness(): Promise<DatabaseHealth[]>
+  /** Each database's listener as this process last knew it, without asking the database (metrics). */
+  listenerStates(): Pick<DatabaseHealth, 'name' | 'listener'>[]
   /** Liveness: false when a worker loop is wedged (no iteration for far longer than it should take). */
   liveness(): { ok: boolean; problems: string[] }
 }

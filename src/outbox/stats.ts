@@ -1,4 +1,4 @@
-// Counts by status and the age of the oldest due pending row, in database time.
+// Counts by status, the age of the oldest due pending row (database time) and the NOTIFY queue's fill.
 import { type Kysely, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
 
@@ -15,6 +15,8 @@ export interface LiveStats {
   pending: number
   sending: number
   oldestPendingAgeSeconds: number | null
+  /** Fill level (0..1) of the server's NOTIFY queue; near 1, NOTIFYing commits start to fail. */
+  notificationQueueUsage: number
 }
 
 export type SettledCounts = Pick<Record<OutboxStatus, number>, 'sent' | 'failed' | 'cancelled'>
@@ -22,13 +24,19 @@ export type SettledCounts = Pick<Record<OutboxStatus, number>, 'sent' | 'failed'
 /**
  * The rows still in play, read through the partial indexes that hold only them
  * (email_outbox_claim_idx, email_outbox_sending_idx): cost O(pending + sending), whatever the
- * number of finished rows the table keeps. Cheap enough for every metrics scrape.
+ * number of finished rows the table keeps; and the NOTIFY queue's fill. One statement, cheap
+ * enough for every metrics scrape.
  */
 export async function liveStats(
   db: Kysely<Database>,
   scopeTenant: string | null,
 ): Promise<LiveStats> {
-  const { rows } = await sql<{ pending: string; sending: string; oldest: number | null }>`
+  const { rows } = await sql<{
+    pending: string
+    sending: string
+    oldest: number | null
+    usage: number
+  }>`
     select
       (select count(*) from mailer.email_outbox
         where status = 'pending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as pending,
@@ -36,13 +44,15 @@ export async function liveStats(
         where status = 'sending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as sending,
       (select extract(epoch from now() - min(send_at))::float8 from mailer.email_outbox
         where status = 'pending' and send_at <= now()
-          and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as oldest
+          and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as oldest,
+      pg_notification_queue_usage()::float8 as usage
   `.execute(db)
   const r = rows[0]
   return {
     pending: Number(r?.pending ?? 0),
     sending: Number(r?.sending ?? 0),
     oldestPendingAgeSeconds: r?.oldest == null ? null : Math.max(0, r.oldest),
+    notificationQueueUsage: r?.usage ?? 0,
   }
 }
 
@@ -77,12 +87,4 @@ export async function outboxStats(
     counts: { pending: live.pending, sending: live.sending, ...settled },
     oldestPendingAgeSeconds: live.oldestPendingAgeSeconds,
   }
-}
-
-/** Fill level (0..1) of the server's NOTIFY queue; near 1, NOTIFYing commits start to fail. */
-export async function notificationQueueUsage(db: Kysely<Database>): Promise<number> {
-  const r = await sql<{
-    usage: number
-  }>`select pg_notification_queue_usage()::float8 as usage`.execute(db)
-  return r.rows[0]?.usage ?? 0
 }

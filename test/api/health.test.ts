@@ -1,12 +1,14 @@
 // Liveness, readiness (a fake, and a real probe through a database outage) and the metrics exposition.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { sql } from 'kysely'
+import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { createMetrics } from '../../src/api/metrics.ts'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
+import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { DatabaseHealth, HealthSource } from '../../src/outbox/health.ts'
+import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { fakeHealth } from './support/fake-health.ts'
@@ -76,13 +78,14 @@ describe('/healthz and /readyz', () => {
   test('a failing probe is not ready', async () => {
     const health: HealthSource = {
       readiness: () => Promise.reject(new Error('boom')),
+      listenerStates: () => [],
       liveness: () => ({ ok: true, problems: [] }),
     }
     const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
     expect((await send(app, 'GET', '/readyz')).status).toBe(503)
   })
 
-  test('tell the truth through a real database outage', async () => {
+  test('tell the truth through a real database outage, one statement per probe', async () => {
     const target = new URL(t.url)
     const proxy = await startTcpProxy(target.hostname, Number(target.port))
     const viaProxy = new URL(t.url)
@@ -94,21 +97,31 @@ describe('/healthz and /readyz', () => {
       max: 2,
     })
     pool.on('error', () => {})
-    // A minimal probing source, as main.ts's will be: reachability and the migration table.
-    const health: HealthSource = {
-      readiness: async () => {
-        try {
-          const r = await pool.query('select count(*)::int as n from mailer.schema_migrations')
-          return [{ ...fakeHealth().states[0]!, migrated: r.rows[0].n > 0 }]
-        } catch {
-          return [{ ...fakeHealth().states[0]!, reachable: false, problem: 'database unreachable' }]
-        }
-      },
-      liveness: () => ({ ok: true, problems: [] }),
-    }
+    // Every statement the probes send, as the pool sees it.
+    const sent: string[] = []
+    const query = pool.query.bind(pool) as (text: string) => Promise<unknown>
+    pool.query = ((text: string) => {
+      sent.push(text)
+      return query(text)
+    }) as unknown as typeof pool.query
+    let now = 1_000_000
+    const health = createHealthMonitor({
+      databases: [{ name: 'default', pool, drainer: null, listener: null }],
+      wedgedAfterMs: 60_000,
+      now: () => now,
+    })
+    const readsSchema = (q: string | undefined) => q?.includes('mailer.schema_migrations') ?? false
     try {
       const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
       expect((await send(app, 'GET', '/readyz')).status).toBe(200)
+      expect(sent.length).toBe(1)
+      expect(readsSchema(sent[0])).toBe(true)
+      // Fly probes every 15 s: the schema is read again only after five minutes.
+      now += 15_000
+      expect((await send(app, 'GET', '/readyz')).status).toBe(200)
+      expect(sent.length).toBe(2)
+      expect(readsSchema(sent[1])).toBe(false)
+
       proxy.down()
       const down = await send(app, 'GET', '/readyz')
       expect(down.status).toBe(503)
@@ -117,10 +130,32 @@ describe('/healthz and /readyz', () => {
         problem: 'database unreachable',
       })
       proxy.up()
+      // Back after an outage: the schema is read again (the database may have been restored).
       expect((await send(app, 'GET', '/readyz')).status).toBe(200)
+      expect(readsSchema(sent.at(-1))).toBe(true)
+      now += 5 * 60_000
+      expect((await send(app, 'GET', '/readyz')).status).toBe(200)
+      expect(readsSchema(sent.at(-1))).toBe(true)
+      expect(sent.length).toBe(5)
     } finally {
       await pool.end()
       await proxy.close()
+    }
+  })
+
+  test('a database without the schema is reachable and says how to fix it', async () => {
+    const bare = await createTestDb()
+    try {
+      await bare.pool.query('drop schema mailer cascade')
+      const health = createHealthMonitor({
+        databases: [{ name: 'bare', pool: bare.pool, drainer: null, listener: null }],
+        wedgedAfterMs: 60_000,
+      })
+      const [state] = await health.readiness()
+      expect(state).toMatchObject({ reachable: true, migrated: false })
+      expect(state?.problem).toContain('run `outbox-mailer migrate` first')
+    } finally {
+      await bare.drop()
     }
   })
 })
@@ -222,6 +257,59 @@ describe('/metrics', () => {
     expect(live).toMatchObject({ pending: 1, sending: 0 })
     expect(seq).toBe(0)
     expect(idx).toBe(3)
+  })
+
+  test('a scrape sends one statement; a slow one is waited for within the bound, and not sent twice', async () => {
+    await t.reset()
+    await enqueueSql(t.pool)
+    const done: string[] = []
+    // The harness's pool under a Kysely that logs every statement it completes (never destroyed:
+    // that would end the shared pool).
+    const logged = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: t.pool }),
+      log: (e) => {
+        done.push(e.query.sql)
+      },
+    })
+    const metrics = createMetrics({
+      databases: [{ name: 'default', db: logged }],
+      health: fakeHealth(['default']),
+      scrapeTimeoutMs: 300,
+      settledRefreshMs: 60 * 60_000,
+    })
+    expect(await metrics.render()).toContain('outbox_rows{db="default",status="pending"} 1')
+    done.length = 0
+    expect(await metrics.render()).toContain('outbox_database_up{db="default"} 1')
+    expect(done.length).toBe(1)
+
+    const waiting = async () =>
+      Number(
+        (
+          await t.pool.query(
+            `select count(*) as n from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'
+                and query like '%pg_notification_queue_usage%'`,
+          )
+        ).rows[0].n,
+      )
+    const locker = await t.pool.connect()
+    try {
+      await locker.query('begin')
+      await locker.query('lock table mailer.email_outbox in access exclusive mode')
+      const text = await metrics.render()
+      expect(text).toContain('outbox_database_up{db="default"} 0')
+      expect(text).not.toContain('outbox_rows{db="default",status="pending"}')
+      expect(await metrics.render()).toContain('outbox_database_up{db="default"} 0')
+      expect(await waiting()).toBe(1)
+    } finally {
+      await locker.query('commit')
+      locker.release()
+    }
+    let text = ''
+    for (let i = 0; i < 50 && !text.includes('outbox_database_up{db="default"} 1'); i++) {
+      text = await metrics.render()
+    }
+    expect(text).toContain('outbox_rows{db="default",status="pending"} 1')
   })
 
   test('an unreachable database drops its numbers and reports outbox_database_up 0', async () => {

@@ -21,6 +21,7 @@ export function fakeHealth(names: string[] = ['default']): FakeHealth {
     states: names.map(healthyDatabase),
     live: { ok: true, problems: [] },
     readiness: async () => h.states.map((s) => ({ ...s })),
+    listenerStates: () => h.states.map((s) => ({ name: s.name, listener: s.listener })),
     liveness: () => h.live,
   }
   return h
