@@ -29,8 +29,9 @@ export async function idleRun(
     seconds: number
     warmupSeconds: number
     concurrency: number
-    /** Once the warm-up is over; runs through the window (what a deployment polls, e.g.). */
+    /** At the start of the warm-up: e.g. a first scrape whose one-off cost stays out of the window. */
     duringWarmup?: () => Promise<void>
+    /** Through the measured window, until `window` aborts: e.g. what a deployment polls. */
     whileMeasuring?: (window: AbortSignal) => Promise<void>
     duringIdle?: () => Promise<void>
   },
