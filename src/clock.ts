@@ -20,3 +20,22 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', done, { once: true })
     }),
 }
+
+/**
+ * Settles as `p` does, or rejects once `ms` have passed on `clock`. Nothing is cancelled: `p` runs
+ * on, the caller only stops waiting for it.
+ */
+export async function waitAtMost<T>(clock: Clock, p: Promise<T>, ms: number): Promise<T> {
+  const gaveUp = new AbortController()
+  try {
+    return await Promise.race([
+      p,
+      clock.sleep(ms, gaveUp.signal).then(() => {
+        if (!gaveUp.signal.aborted) throw new Error(`no answer within ${ms} ms`)
+        return p
+      }),
+    ])
+  } finally {
+    gaveUp.abort()
+  }
+}

@@ -1,7 +1,7 @@
 // Prometheus metrics (prom-client, own Registry): engine events as counters, table state at scrape time.
 import type { Kysely } from 'kysely'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { type Clock, systemClock } from '../clock.ts'
+import { type Clock, systemClock, waitAtMost } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import type { EngineEvent } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
@@ -146,17 +146,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
         () => reading.delete(name),
       )
     }
-    const waited = new AbortController()
-    try {
-      return await Promise.race([
-        running,
-        clock.sleep(timeoutMs, waited.signal).then(() => {
-          throw new Error(`no answer within ${timeoutMs} ms`)
-        }),
-      ])
-    } finally {
-      waited.abort()
-    }
+    return waitAtMost(clock, running, timeoutMs)
   }
 
   // The live statement first, then (when due) the count of finished rows in what is left of the

@@ -1,5 +1,5 @@
 // Finished-row counts for /metrics: counting them reads the whole table, so at most once per interval.
-import type { Clock } from '../clock.ts'
+import { type Clock, waitAtMost } from '../clock.ts'
 import type { SettledCounts } from '../outbox/stats.ts'
 
 export interface SettledCountsCache {
@@ -41,11 +41,7 @@ export function createSettledCountsCache(d: {
   return {
     async get(waitMs) {
       const running = counting ?? (d.clock.now() - startedAt >= d.refreshMs ? count() : null)
-      if (running) {
-        const waited = new AbortController()
-        await Promise.race([running, d.clock.sleep(waitMs, waited.signal)])
-        waited.abort()
-      }
+      if (running) await waitAtMost(d.clock, running, waitMs).catch(() => {})
       return counts
     },
   }

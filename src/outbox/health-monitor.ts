@@ -1,10 +1,12 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import type pg from 'pg'
+import { systemClock, waitAtMost } from '../clock.ts'
 import { assertSchemaCurrent } from '../db/migrate.ts'
 import { isAppError } from '../errors.ts'
 import type { Drainer } from './drainer.ts'
 import type { DatabaseHealth, HealthSource } from './health.ts'
 import type { Listener } from './listener.ts'
+import { isUnavailableSqlstate } from './statement-timeout.ts'
 
 export interface MonitoredDatabase {
   name: string
@@ -47,10 +49,10 @@ export function createHealthMonitor(o: {
     try {
       if (checkedAt === undefined || now() - checkedAt >= SCHEMA_RECHECK_MS) {
         schemaCheckedAt.delete(d.name)
-        await withTimeout(assertSchemaCurrent(d.pool, d.name), timeoutMs)
+        await waitAtMost(systemClock, assertSchemaCurrent(d.pool, d.name), timeoutMs)
         schemaCheckedAt.set(d.name, now())
       } else {
-        await withTimeout(d.pool.query('select 1'), timeoutMs)
+        await waitAtMost(systemClock, d.pool.query('select 1'), timeoutMs)
       }
       report.reachable = true
       report.migrated = true
@@ -100,25 +102,9 @@ export function createHealthMonitor(o: {
   }
 }
 
-/** The database answered (a schema verdict, or any SQLSTATE but a connection or shutdown class). */
+/** The database answered: a schema verdict, or an error from the server that is not an outage. */
 function answered(e: unknown): boolean {
   if (isAppError(e)) return true
   const code = (e as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|53|57P0)/.test(code)
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms)
-    p.then(
-      (v) => {
-        clearTimeout(t)
-        resolve(v)
-      },
-      (e) => {
-        clearTimeout(t)
-        reject(e)
-      },
-    )
-  })
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isUnavailableSqlstate(code)
 }

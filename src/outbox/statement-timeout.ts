@@ -5,6 +5,7 @@ import { AppError } from '../errors.ts'
 
 // SQLSTATE classes / codes that mean "the database is not answering", not "the request is wrong".
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-4])/
+export const isUnavailableSqlstate = (code: string): boolean => UNAVAILABLE_SQLSTATE.test(code)
 const UNAVAILABLE_NODE_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -50,7 +51,7 @@ function toUnavailable(e: unknown, ms: number): AppError | null {
   }
   const unavailable =
     (typeof code === 'string' &&
-      (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
+      (isUnavailableSqlstate(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
     UNAVAILABLE_MESSAGES.test(e.message)
   return unavailable
     ? new AppError('database_unavailable', 'the database is not reachable', {}, { cause: e })
