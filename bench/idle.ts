@@ -8,7 +8,10 @@ export interface IdleResult {
   seconds: number
   statementsPerSecond: number
   transactionsPerSecond: number
+  /** Client backends held: the most seen in once-a-second samples through the window. */
   connections: number
+  /** The fewest seen in those samples (what it holds between bursts of work). */
+  connectionsMin: number
 }
 
 export async function rssMiB(pid: number): Promise<number | null> {
@@ -47,9 +50,12 @@ export async function idleRun(
     )
     const window = new AbortController()
     const measuring = o.whileMeasuring?.(window.signal)
+    const held = systems.map(() => [] as number[])
+    const sampling = sampleConnections(cluster, systems, held, window.signal)
     await Bun.sleep(o.seconds * 1000)
     window.abort()
     await measuring
+    await sampling
     const after = await Promise.all(
       systems.map((s) => snapshot(cluster.admin, cluster.postmasterPid, s.database)),
     )
@@ -62,11 +68,50 @@ export async function idleRun(
         seconds,
         statementsPerSecond: (b.statements - a.statements) / seconds,
         transactionsPerSecond: (b.transactions - a.transactions) / seconds,
-        connections: Math.max(a.connections, b.connections),
+        connections: Math.max(a.connections, b.connections, ...held[i]!),
+        connectionsMin: Math.min(a.connections, b.connections, ...held[i]!),
       })
     })
   } finally {
     await Promise.all(systems.map((s) => s.stop()))
   }
   return out
+}
+
+/** Once a second until `window` aborts: each system's client backends (a pool may open one for a burst). */
+async function sampleConnections(
+  cluster: BenchCluster,
+  systems: BenchSystem[],
+  into: number[][],
+  window: AbortSignal,
+): Promise<void> {
+  const names = systems.map((s) => s.database)
+  while (!window.aborted) {
+    const r = await cluster.admin.query<{ db: string; n: number }>(
+      `select datname as db, count(*)::int as n from pg_stat_activity
+        where datname = any($1) and usename <> 'bench_probe' and backend_type = 'client backend'
+        group by datname`,
+      [names],
+    )
+    const byDb = new Map(r.rows.map((x) => [x.db, x.n]))
+    names.forEach((db, i) => {
+      into[i]!.push(byDb.get(db) ?? 0)
+    })
+    await pauseInWindow(1000, window)
+  }
+}
+
+/** Resolves after `ms`, or as soon as `window` aborts. */
+export function pauseInWindow(ms: number, window: AbortSignal): Promise<void> {
+  return new Promise<void>((done) => {
+    const stop = () => {
+      clearTimeout(t)
+      done()
+    }
+    const t = setTimeout(() => {
+      window.removeEventListener('abort', stop)
+      done()
+    }, ms)
+    window.addEventListener('abort', stop, { once: true })
+  })
 }

@@ -63,7 +63,11 @@ export function table(r: Results): string {
       s.sporadic ? `${fmt(s.sporadic.p50, 1)} / ${fmt(s.sporadic.max, 1)}` : '–',
       s.idle ? fmt(s.idle.statementsPerSecond, 2) : '–',
       s.idle ? fmt(s.idle.transactionsPerSecond, 2) : '–',
-      s.idle ? fmt(s.idle.connections) : '–',
+      !s.idle
+        ? '–'
+        : s.idle.connectionsMin === s.idle.connections
+          ? fmt(s.idle.connections)
+          : `${fmt(s.idle.connectionsMin)}–${fmt(s.idle.connections)}`,
       `${fmt(
         med(c10, (x) => x.statementsPerRow),
         3,
@@ -96,7 +100,7 @@ export function footnotes(r: Results): string {
       .filter((s) => s.sporadic)
       .map((s) => `${s.name} ${s.sporadic!.latenciesMs.map((x) => fmt(x, 1)).join(' / ')}`)
       .join('; ')} ms.`,
-    `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database; connections = client backends held. The binary idles as deployed: /readyz and /metrics fetched every 15 s (fly.toml's check, Fly's scrape); its count of finished rows, every 5 minutes (4 statements, 0.013/s), is outside the window.`,
+    `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database, after an ${r.parameters.idleWarmupSeconds} s warm-up (longer than the pools' 10 s idle timeout, so connections opened for the start-up have closed); connections = client backends held, sampled every second through the window (fewest–most when they differ). The binary idles as deployed: /readyz and /metrics fetched every 15 s (fly.toml's check, Fly's scrape); its count of finished rows, every 5 minutes (4 statements, 0.013/s), is outside the window.`,
     `Compiled binary (${r.binary.transport}): start-to-ready median ${fmt(r.binary.readyMsMedian)} ms ` +
       `(spawn → /readyz 200, ${r.binary.readyMs.length} starts: ${r.binary.readyMs.map((x) => fmt(x)).join(', ')} ms); ` +
       `idle RSS ${fmt(r.binary.idleRssMiB ?? Number.NaN, 1)} MiB.`,
