@@ -1,7 +1,7 @@
 // Idle cost: every system started at once on its own empty database, then 30 s of counting what it asks of Postgres.
 import { readFile } from 'node:fs/promises'
 import type { BenchCluster } from './cluster.ts'
-import { snapshot } from './server-stats.ts'
+import { clientBackends, snapshot } from './server-stats.ts'
 import type { BenchSystem } from './systems/system.ts'
 
 export interface IdleResult {
@@ -68,8 +68,8 @@ export async function idleRun(
         seconds,
         statementsPerSecond: (b.statements - a.statements) / seconds,
         transactionsPerSecond: (b.transactions - a.transactions) / seconds,
-        connections: Math.max(a.connections, b.connections, ...held[i]!),
-        connectionsMin: Math.min(a.connections, b.connections, ...held[i]!),
+        connections: Math.max(...held[i]!),
+        connectionsMin: Math.min(...held[i]!),
       })
     })
   } finally {
@@ -78,7 +78,7 @@ export async function idleRun(
   return out
 }
 
-/** Once a second until `window` aborts: each system's client backends (a pool may open one for a burst). */
+/** At the window's start, once a second through it, and at its end: each system's client backends. */
 async function sampleConnections(
   cluster: BenchCluster,
   systems: BenchSystem[],
@@ -86,19 +86,17 @@ async function sampleConnections(
   window: AbortSignal,
 ): Promise<void> {
   const names = systems.map((s) => s.database)
-  while (!window.aborted) {
-    const r = await cluster.admin.query<{ db: string; n: number }>(
-      `select datname as db, count(*)::int as n from pg_stat_activity
-        where datname = any($1) and usename <> 'bench_probe' and backend_type = 'client backend'
-        group by datname`,
-      [names],
-    )
-    const byDb = new Map(r.rows.map((x) => [x.db, x.n]))
-    names.forEach((db, i) => {
-      into[i]!.push(byDb.get(db) ?? 0)
+  const sample = async () => {
+    const counts = await clientBackends(cluster.admin, names)
+    counts.forEach((n, i) => {
+      into[i]!.push(n)
     })
+  }
+  while (!window.aborted) {
+    await sample()
     await pauseInWindow(1000, window)
   }
+  await sample()
 }
 
 /** Resolves after `ms`, or as soon as `window` aborts. */

@@ -1,4 +1,4 @@
-// Snapshots of what a system costs the server: statements, transactions, WAL, CPU time, connections.
+// Snapshots of what a system costs the server: statements, transactions, WAL, CPU time; and connections held.
 import { readdir, readFile } from 'node:fs/promises'
 import type pg from 'pg'
 
@@ -15,7 +15,6 @@ export interface ServerSnapshot {
    * other systems' databases (whose garbage would otherwise be billed to whoever runs next).
    */
   cpuByPid: Map<number, number>
-  connections: number
 }
 
 export interface ServerCost {
@@ -64,7 +63,6 @@ export async function snapshot(
     statements: string
     transactions: string
     lsn: string
-    connections: string
     excluded: number[] | null
   }>(
     `select
@@ -73,8 +71,6 @@ export async function snapshot(
          where d.datname = $1 and r.rolname <> 'bench_probe') as statements,
        (select xact_commit + xact_rollback from pg_stat_database where datname = $1) as transactions,
        pg_current_wal_insert_lsn()::text as lsn,
-       (select count(*) from pg_stat_activity where datname = $1 and usename <> 'bench_probe'
-           and backend_type = 'client backend') as connections,
        (select array_agg(pid) from pg_stat_activity
          where usename = 'bench_probe' or application_name like 'bench:%'
             or (backend_type in ('client backend', 'autovacuum worker') and datname is distinct from $1))
@@ -89,8 +85,22 @@ export async function snapshot(
     transactions: Number(row.transactions),
     walLsn: row.lsn,
     cpuByPid: await serverCpuSeconds(postmaster, (pid) => !excluded.has(pid)),
-    connections: Number(row.connections),
   }
+}
+
+/** Client backends each database has open, not counting the benchmark's own (bench_probe). */
+export async function clientBackends(
+  admin: pg.Client,
+  databases: readonly string[],
+): Promise<number[]> {
+  const r = await admin.query<{ db: string; n: number }>(
+    `select datname as db, count(*)::int as n from pg_stat_activity
+      where datname = any($1) and usename <> 'bench_probe' and backend_type = 'client backend'
+      group by datname`,
+    [databases],
+  )
+  const byDb = new Map(r.rows.map((x) => [x.db, x.n]))
+  return databases.map((db) => byDb.get(db) ?? 0)
 }
 
 export function lsnBytes(lsn: string): bigint {
