@@ -77,7 +77,7 @@ export function createTransport(
           : null,
         gateFor: (db, holder) =>
           createPgSendGate({
-            db: db.db,
+            db: db.statements.db,
             clock: systemClock,
             log,
             holder,
@@ -102,7 +102,15 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     )
   }
   const handles: DbHandle[] = config.databases.map((d) =>
-    openDb({ name: d.name, url: d.url, log, maxConnections: config.worker.concurrency + 4 }),
+    openDb({
+      name: d.name,
+      url: d.url,
+      log,
+      maxConnections: config.worker.concurrency + 4,
+      // The worker's statements ride its LISTEN session when it is free: idle, one connection.
+      shareListenSession:
+        o.role !== 'api' && config.worker.listenMode === 'auto' && d.listenUrl === d.url,
+    }),
   )
   for (const h of handles) {
     try {
@@ -151,7 +159,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       let listener: Listener | null = null
       const drainer = createDrainer({
         dbName: h.name,
-        db: h.db,
+        db: h.statements.db,
         sender,
         gate: transport.gateFor(h, worker.id),
         slots,
@@ -178,6 +186,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         onEvent,
         checkIntervalMs: config.worker.listenCheckSeconds * 1000,
         mode: config.worker.listenMode,
+        shared: h.listenSession,
       })
       drainers.set(h.name, drainer)
       listeners.set(h.name, listener)
@@ -195,7 +204,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const health = createHealthMonitor({
     databases: handles.map((h) => ({
       name: h.name,
-      pool: h.pool,
+      statements: h.statements,
       drainer: drainers.get(h.name) ?? null,
       listener: listeners.get(h.name) ?? null,
     })),

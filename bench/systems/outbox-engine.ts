@@ -77,10 +77,12 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         url,
         log: silentLogger,
         maxConnections: config.worker.concurrency + 4,
+        // As `serve` opens it: idle, the worker's statements ride the LISTEN session.
+        shareListenSession: true,
       })
       const d = createDrainer({
         dbName: 'bench',
-        db: handle.db,
+        db: handle.statements.db,
         sender,
         gate: openGate,
         slots: createSlots(config.worker.concurrency),
@@ -101,6 +103,7 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         wake: () => d.wake(),
         checkIntervalMs: config.worker.listenCheckSeconds * 1000,
         mode: config.worker.listenMode,
+        shared: handle.listenSession,
       })
       listener.start()
       drainer.start()

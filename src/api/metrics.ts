@@ -21,7 +21,12 @@ export interface Metrics {
 }
 
 export interface MetricsDeps {
-  databases: ReadonlyArray<{ name: string; db: Kysely<Database> }>
+  /** `statements` (the statement route), when given, takes the scrape's one live statement. */
+  databases: ReadonlyArray<{
+    name: string
+    db: Kysely<Database>
+    statements?: { db: Kysely<Database> }
+  }>
   health: HealthSource
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
   scrapeTimeoutMs?: number
@@ -211,7 +216,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     async render() {
       scrapeListeners()
-      await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name, d.db)))
+      await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name, d.statements?.db ?? d.db)))
       return registry.metrics()
     },
   }

@@ -4,6 +4,7 @@ import pg from 'pg'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
+import type { Queryable } from './statement-route.ts'
 
 // Arbitrary constant shared by every outbox-mailer binary: "mailer" in ASCII.
 const MIGRATION_LOCK_KEY = 0x6d61696c6572
@@ -116,7 +117,7 @@ async function ensureMigrationsTable(client: pg.Client) {
     )`)
 }
 
-async function readApplied(client: pg.Client | pg.Pool): Promise<Applied[]> {
+async function readApplied(client: Queryable): Promise<Applied[]> {
   const { rows } = await client.query<Applied>(
     'select version, name, checksum from mailer.schema_migrations order by version',
   )
@@ -132,7 +133,7 @@ async function recordMigration(client: pg.Client, m: Migration) {
 
 /** Throws a clear AppError unless the database's schema is exactly what this binary expects. */
 export async function assertSchemaCurrent(
-  pool: pg.Pool,
+  pool: Queryable,
   dbName: string,
   list: readonly Migration[] = embedded,
 ): Promise<void> {

@@ -4,6 +4,7 @@ import pg from 'pg'
 import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
 import type { Database } from './schema.ts'
+import { createStatementRoute, type SharedSession, type StatementRoute } from './statement-route.ts'
 
 export const POOL_APPLICATION_NAME = 'outbox-mailer'
 
@@ -11,6 +12,10 @@ export interface DbHandle {
   name: string
   pool: pg.Pool
   db: Kysely<Database>
+  /** For statements that run on their own: the worker's, readiness, a scrape's (see statement-route). */
+  statements: StatementRoute
+  /** For the listener, when it may carry `statements` (`shareListenSession`); else null. */
+  listenSession: SharedSession | null
   close(): Promise<void>
 }
 
@@ -20,44 +25,60 @@ export interface OpenOptions {
   maxConnections?: number
   log: Logger
   applicationName?: string
-  /** How long an idle connection above the one kept stays open (default 10 s). */
+  /** How long an idle connection stays open (default 10 s). */
   idleTimeoutMs?: number
+  /**
+   * A listener LISTENs on this same URL: statements that run on their own take its session when
+   * it is free, and an idle pool closes all its connections. Otherwise the pool keeps one open.
+   */
+  shareListenSession?: boolean
 }
 
 export function openDb(o: OpenOptions): DbHandle {
-  const pool = new pg.Pool({
+  const Client = preparingClient((err) =>
+    o.log.warn(
+      'the database connection does not keep prepared statements (a transaction pooler?); sending every statement unnamed from now on',
+      { db: o.name, err },
+    ),
+  )
+  // The pool's connections and a shared LISTEN session are set up alike.
+  const session = {
     connectionString: o.url,
-    application_name: o.applicationName ?? POOL_APPLICATION_NAME,
-    max: o.maxConnections ?? 8,
-    // An idle worker needs one connection at most: the rest go back to the server after 10 s idle.
-    // One stays, so a row after a quiet spell is claimed on an open, authenticated connection with
-    // the claim's plan cached, not after a reconnect (pickup after 11 s idle: 36 → 8 ms, bench).
-    min: 1,
-    idleTimeoutMillis: o.idleTimeoutMs ?? 10_000,
     connectionTimeoutMillis: 10_000,
-    // Recycle before proxies (e.g. Fly's) close long-lived connections under us.
-    maxLifetimeSeconds: 600,
     keepAlive: true,
     // No statement may hang a worker loop: a lock wait fails and is retried instead (the API sets
     // tighter limits per query); a half-open socket fails the query on the client side.
     statement_timeout: 30_000,
     query_timeout: 60_000,
+  }
+  const pool = new pg.Pool({
+    ...session,
+    application_name: o.applicationName ?? POOL_APPLICATION_NAME,
+    max: o.maxConnections ?? 8,
+    // An idle worker needs one connection at most, and a row after a quiet spell must not wait for
+    // a reconnect (pickup after 11 s idle: 36 → 8 ms, bench round 6). With a shared LISTEN session
+    // that one is the session; without, the pool keeps one open. The rest close after 10 s idle.
+    min: o.shareListenSession ? 0 : 1,
+    idleTimeoutMillis: o.idleTimeoutMs ?? 10_000,
+    // Recycle before proxies (e.g. Fly's) close long-lived connections under us.
+    maxLifetimeSeconds: 600,
     // The hot path's statements are prepared per connection, unless a pooler cannot keep them.
-    Client: preparingClient((err) =>
-      o.log.warn(
-        'the database connection does not keep prepared statements (a transaction pooler?); sending every statement unnamed from now on',
-        { db: o.name, err },
-      ),
-    ),
+    Client,
   })
   // An idle client's socket error must not crash the process; the next checkout reconnects.
   pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const { route, session: shared } = createStatementRoute(
+    pool,
+    (applicationName) => new Client({ ...session, application_name: applicationName }),
+  )
   let closed = false
   return {
     name: o.name,
     pool,
     db,
+    statements: route,
+    listenSession: o.shareListenSession ? shared : null,
     close: async () => {
       if (closed) return
       closed = true

@@ -1,7 +1,7 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
-import type pg from 'pg'
 import { systemClock, waitAtMost } from '../clock.ts'
 import { assertSchemaCurrent } from '../db/migrate.ts'
+import type { Queryable } from '../db/statement-route.ts'
 import { isAppError } from '../errors.ts'
 import type { Drainer } from './drainer.ts'
 import type { DatabaseHealth, HealthSource } from './health.ts'
@@ -10,7 +10,8 @@ import { isUnavailableSqlstate } from './statement-timeout.ts'
 
 export interface MonitoredDatabase {
   name: string
-  pool: pg.Pool
+  /** Where a probe's one statement goes (the pool, or the statement route). */
+  statements: Queryable
   /** Absent under --role api. */
   drainer: Drainer | null
   listener: Listener | null
@@ -49,10 +50,10 @@ export function createHealthMonitor(o: {
     try {
       if (checkedAt === undefined || now() - checkedAt >= SCHEMA_RECHECK_MS) {
         schemaCheckedAt.delete(d.name)
-        await waitAtMost(systemClock, assertSchemaCurrent(d.pool, d.name), timeoutMs)
+        await waitAtMost(systemClock, assertSchemaCurrent(d.statements, d.name), timeoutMs)
         schemaCheckedAt.set(d.name, now())
       } else {
-        await waitAtMost(systemClock, d.pool.query('select 1'), timeoutMs)
+        await waitAtMost(systemClock, d.statements.query('select 1'), timeoutMs)
       }
       report.reachable = true
       report.migrated = true

@@ -1,6 +1,7 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
 import pg from 'pg'
-import type { Clock } from '../clock.ts'
+import { type Clock, waitAtMost } from '../clock.ts'
+import type { SharedSession } from '../db/statement-route.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
 
@@ -20,6 +21,8 @@ export interface ListenerDeps {
   maxBackoffMs?: number
   /** `poll` never connects: for transaction poolers where LISTEN cannot work. */
   mode: 'auto' | 'poll'
+  /** The pool's statement route, when this session may carry its statements (same URL). */
+  shared?: SharedSession | null
 }
 
 export interface Listener {
@@ -45,12 +48,14 @@ export function createListener(d: ListenerDeps): Listener {
   }
 
   async function session(): Promise<'lost' | 'pooled'> {
-    const client = new pg.Client({
-      connectionString: d.url,
-      application_name: LISTENER_APPLICATION_NAME,
-      keepAlive: true,
-      connectionTimeoutMillis: 10_000,
-    })
+    const client =
+      d.shared?.newClient(LISTENER_APPLICATION_NAME) ??
+      new pg.Client({
+        connectionString: d.url,
+        application_name: LISTENER_APPLICATION_NAME,
+        keepAlive: true,
+        connectionTimeoutMillis: 10_000,
+      })
     const lost = Promise.withResolvers<void>()
     client.on('error', (err) => {
       d.log.warn('listener connection error', { db: d.db, err })
@@ -70,14 +75,20 @@ export function createListener(d: ListenerDeps): Listener {
       pid =
         (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid ?? null
       setState('listening')
+      d.shared?.attach(client)
       d.log.info('listening for outbox notifications', { db: d.db })
       d.wake('sweep')
       while (!stopping.signal.aborted) {
         const tick = d.clock.sleep(d.checkIntervalMs, stopping.signal).then(() => 'tick' as const)
         const why = await Promise.race([tick, lost.promise.then(() => 'lost' as const)])
         if (why === 'lost' || stopping.signal.aborted) break
-        // A half-open socket answers nothing: the timed check is what notices it.
-        if (!(await isListening(client, checkTimeoutMs))) {
+        // A half-open socket answers nothing: the timed check is what notices it. On a shared
+        // session it waits for the statement there, within the same bound.
+        const check = () => isListening(client, checkTimeoutMs)
+        const listening = d.shared
+          ? waitAtMost(d.clock, d.shared.inTurn(check), checkTimeoutMs).catch(() => false)
+          : check()
+        if (!(await listening)) {
           d.log.warn('listener check failed; reconnecting', { db: d.db })
           break
         }
@@ -85,6 +96,11 @@ export function createListener(d: ListenerDeps): Listener {
       return 'lost'
     } finally {
       pid = null
+      // A lost session fails the statement on it (its caller retries); a stop lets it finish.
+      const detached = d.shared?.detach()
+      if (detached && stopping.signal.aborted) {
+        await waitAtMost(d.clock, detached, checkTimeoutMs).catch(() => {})
+      }
       destroy(client)
     }
   }

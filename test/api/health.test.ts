@@ -106,7 +106,7 @@ describe('/healthz and /readyz', () => {
     }) as unknown as typeof pool.query
     let now = 1_000_000
     const health = createHealthMonitor({
-      databases: [{ name: 'default', pool, drainer: null, listener: null }],
+      databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
       wedgedAfterMs: 60_000,
       now: () => now,
     })
@@ -148,7 +148,7 @@ describe('/healthz and /readyz', () => {
     try {
       await bare.pool.query('drop schema mailer cascade')
       const health = createHealthMonitor({
-        databases: [{ name: 'bare', pool: bare.pool, drainer: null, listener: null }],
+        databases: [{ name: 'bare', statements: bare.pool, drainer: null, listener: null }],
         wedgedAfterMs: 60_000,
       })
       const [state] = await health.readiness()

@@ -1,4 +1,4 @@
-// The worker's pool: idle connections go back to the server, but one stays open for the next row.
+// The worker's pool: idle connections go back to the server; one stays open unless the LISTEN session stands in for it.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -32,6 +32,28 @@ test('an idle pool closes its extra connections and keeps one open', async () =>
     expect(removed).toBe(2)
     expect(h.pool.totalCount).toBe(1)
     expect(busy).toContain(await pid())
+  } finally {
+    await h.close()
+  }
+})
+
+test('a pool that shares the LISTEN session closes its last connection too', async () => {
+  const h = openDb({
+    name: 'pool',
+    url: t.url,
+    log: silentLogger,
+    idleTimeoutMs: 20,
+    shareListenSession: true,
+  })
+  try {
+    let removed = 0
+    h.pool.on('remove', () => {
+      removed += 1
+    })
+    await Promise.all([1, 2, 3].map(() => h.pool.query('select pg_sleep(0.05)')))
+    await pollUntil(async () => (removed === 3 ? true : undefined), 5_000, 5)
+    expect(h.pool.totalCount).toBe(0)
+    expect(h.listenSession).not.toBeNull()
   } finally {
     await h.close()
   }

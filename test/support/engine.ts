@@ -1,6 +1,7 @@
 // Builds one database's drainer + listener for tests, with test-friendly defaults and recorded events.
 import { systemClock } from '../../src/clock.ts'
 import type { WorkerConfig } from '../../src/config.ts'
+import type { DbHandle } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createDrainer, type Drainer, type DrainerDeps } from '../../src/outbox/drainer.ts'
 import { createListener, type Listener } from '../../src/outbox/listener.ts'
@@ -36,14 +37,20 @@ export interface TestEngine {
 
 export function createTestEngine(
   t: TestDb,
-  o: { config?: Partial<WorkerConfig>; workerId?: string; deps?: Partial<DrainerDeps> } = {},
+  o: {
+    config?: Partial<WorkerConfig>
+    workerId?: string
+    deps?: Partial<DrainerDeps>
+    /** Run as `serve` does: the worker's statements on this handle's route, sharing the LISTEN session. */
+    handle?: DbHandle
+  } = {},
 ): TestEngine {
   const config = { ...testWorkerConfig, ...o.config }
   const sender = (o.deps?.sender as FakeSender | undefined) ?? createFakeSender()
   const events = createEventLog()
   const drainer = createDrainer({
     dbName: 'test',
-    db: t.db,
+    db: o.handle?.statements.db ?? t.db,
     sender,
     gate: openGate,
     slots: createSlots(config.concurrency),
@@ -68,6 +75,7 @@ export function createTestEngine(
     checkTimeoutMs: 1000,
     maxBackoffMs: 500,
     mode: config.listenMode,
+    shared: o.handle?.listenSession ?? null,
   })
   return {
     drainer,

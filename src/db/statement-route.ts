@@ -1,0 +1,148 @@
+// Statement route: a statement that runs on its own goes over the LISTEN session when it is free, so an idle worker holds one connection.
+import {
+  Kysely,
+  PostgresDialect,
+  type PostgresDialectConfig,
+  PostgresDriver,
+  type PostgresPoolClient,
+} from 'kysely'
+import type pg from 'pg'
+import type { Database } from './schema.ts'
+
+/** What can run one statement: a pool, a client, or the route. */
+export interface Queryable {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>
+}
+
+/** The LISTEN session's side of the route (the listener drives it). */
+export interface SharedSession {
+  /** A client configured like the pool's (prepared statements, timeouts), for the LISTEN session. */
+  newClient(applicationName: string): pg.Client
+  /** The session is listening on `client`: statements may take it. */
+  attach(client: pg.Client): void
+  /** The session is going: no new statement takes it; resolves when the one on it (if any) ended. */
+  detach(): Promise<void>
+  /** Runs the owner's own statement on the session in turn: a client runs one query at a time. */
+  inTurn<T>(statement: () => Promise<T>): Promise<T>
+}
+
+export interface StatementRoute extends Queryable {
+  /** Kysely for statements that run on their own (autocommit); beginning a transaction throws. */
+  db: Kysely<Database>
+  /** Which connection the next statement would take. */
+  next(): 'session' | 'pool'
+}
+
+/**
+ * The LISTEN session is open anyway: a statement of the route takes it whenever no other statement
+ * of the route is on it, and the pool (which then closes every idle connection) takes the rest. So
+ * an idle worker's statements (backstop poll, registry beat, readiness, a scrape's) hold no second
+ * connection, and a row after a quiet spell is claimed on a session where the claim is prepared and
+ * planned already, waiting for neither a reconnect nor a cold plan. Busy, the session is one more
+ * connection beside the pool's. `attach` a session only while it listens on the pool's database.
+ */
+export function createStatementRoute(
+  pool: pg.Pool,
+  newClient: (applicationName: string) => pg.Client,
+): { route: StatementRoute; session: SharedSession } {
+  let session: pg.Client | null = null
+  let onSession: Promise<void> | null = null
+  let ended: (() => void) | null = null
+
+  const claimTurn = () => {
+    const done = Promise.withResolvers<void>()
+    onSession = done.promise
+    ended = done.resolve
+  }
+  const take = (): pg.Client | null => {
+    if (!session || onSession) return null
+    claimTurn()
+    return session
+  }
+  const free = () => {
+    ended?.()
+    onSession = ended = null
+  }
+
+  // Kysely reserves a connection per statement and releases it after: the reservation is the turn.
+  const leases = new WeakMap<pg.Client, PostgresPoolClient>()
+  const lease = (client: pg.Client): PostgresPoolClient => {
+    let l = leases.get(client)
+    if (!l) {
+      l = {
+        query: ((text: string, values: readonly unknown[]) =>
+          client.query(text, values as unknown[])) as unknown as PostgresPoolClient['query'],
+        release: free,
+      }
+      leases.set(client, l)
+    }
+    return l
+  }
+  const routed = {
+    Client: (pool as unknown as { Client: PostgresDialectConfig['controlClient'] }).Client,
+    options: pool.options,
+    connect: async () => {
+      const s = take()
+      return s ? lease(s) : pool.connect()
+    },
+    end: async () => {},
+  }
+  const db = new Kysely<Database>({ dialect: new SingleStatementDialect({ pool: routed }) })
+
+  return {
+    route: {
+      db,
+      next: () => (session && !onSession ? 'session' : 'pool'),
+      async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
+        const s = take()
+        if (!s) return pool.query<R>(text, values)
+        try {
+          return await s.query<R>(text, values)
+        } finally {
+          free()
+        }
+      },
+    },
+    session: {
+      newClient,
+      attach(client) {
+        session = client
+      },
+      async detach() {
+        session = null
+        await onSession
+      },
+      async inTurn(statement) {
+        while (onSession) await onSession
+        claimTurn()
+        try {
+          return await statement()
+        } finally {
+          free()
+        }
+      },
+    },
+  }
+}
+
+class SingleStatementDriver extends PostgresDriver {
+  override async beginTransaction(): Promise<void> {
+    throw new Error(
+      'the statement route runs statements on their own; run a transaction on the pool (DbHandle.db)',
+    )
+  }
+}
+
+class SingleStatementDialect extends PostgresDialect {
+  readonly #config: PostgresDialectConfig
+  constructor(config: PostgresDialectConfig) {
+    super(config)
+    this.#config = config
+  }
+  override createDriver() {
+    return new SingleStatementDriver(this.#config)
+  }
+}

@@ -1,0 +1,206 @@
+// The statement route: an idle worker's statements ride its LISTEN session, so it holds one connection.
+import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listener.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
+import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
+
+let t: TestDb
+let h: DbHandle
+let e: TestEngine | null = null
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterEach(async () => {
+  await e?.stop()
+  await h?.close()
+  e = null
+  await t.reset()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+// Connections the pool opened, as counted when each send started.
+let opened = 0
+let openedAtSend: number[] = []
+
+// The pool closes an idle connection after 30 ms, so tests do not wait 10 s for "idle".
+async function startShared(): Promise<TestEngine> {
+  h = openDb({
+    name: 'test',
+    url: t.url,
+    log: silentLogger,
+    idleTimeoutMs: 30,
+    shareListenSession: true,
+    applicationName: WORKER_POOL,
+  })
+  opened = 0
+  openedAtSend = []
+  h.pool.on('connect', () => {
+    opened += 1
+  })
+  const fake = createFakeSender()
+  const sender: FakeSender = {
+    ...fake,
+    send: (mail, signal) => {
+      openedAtSend.push(opened)
+      return fake.send(mail, signal)
+    },
+  }
+  // No heartbeat while a test runs: a statement of the worker's own would take the session.
+  e = createTestEngine(t, {
+    handle: h,
+    deps: { sender },
+    config: { leaseSeconds: 600, heartbeatSeconds: 300 },
+  })
+  await e.start()
+  await quiet()
+  return e
+}
+
+// The worker's start-up statements (its first claims, its registry beat) are done.
+const quiet = () =>
+  pollUntil(
+    async () => (h.pool.totalCount === 0 && h.statements.next() === 'session' ? true : undefined),
+    5_000,
+    5,
+  )
+
+const poolEmpty = () =>
+  pollUntil(async () => (h.pool.totalCount === 0 ? true : undefined), 5_000, 5)
+const pidOf = async (q: Promise<{ rows: { pid: number }[] }>) => (await q).rows[0]!.pid
+
+const WORKER_POOL = 'outbox-mailer:shared-test'
+
+// Client backends of the worker (its pool and its listener) on the test database.
+async function workerConnections(): Promise<number> {
+  const r = await t.pool.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and application_name in ($1, $2)`,
+    [WORKER_POOL, LISTENER_APPLICATION_NAME],
+  )
+  return r.rows[0]!.n
+}
+
+test('an idle worker holds one connection: its statements, and a row after a quiet spell, take the LISTEN session', async () => {
+  const engine = await startShared()
+  const first = await enqueue(t)
+  await engine.events.waitFor(settledFor(first, 'sent'))
+  await poolEmpty()
+  expect(await workerConnections()).toBe(1)
+  expect(h.statements.next()).toBe('session')
+  expect(await pidOf(h.statements.query('select pg_backend_pid() as pid'))).toBe(
+    engine.listener.backendPid()!,
+  )
+  // A row after the quiet spell is claimed on the session: the pool opened nothing before its send.
+  const before = opened
+  const second = await enqueue(t)
+  await engine.events.waitFor(settledFor(second, 'sent'))
+  expect(openedAtSend.at(-1)).toBe(before)
+  expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([first, second])
+})
+
+test('a statement while another is on the session takes the pool; the session takes the next one once free', async () => {
+  const engine = await startShared()
+  const listenerPid = engine.listener.backendPid()!
+  const openedBefore = opened
+  expect(h.statements.next()).toBe('session')
+  const slow = pidOf(h.statements.query('select pg_backend_pid() as pid, pg_sleep(0.2)'))
+  expect(h.statements.next()).toBe('pool')
+  const meanwhile = await pidOf(h.statements.query('select pg_backend_pid() as pid'))
+  expect(meanwhile).not.toBe(listenerPid)
+  expect(opened).toBe(openedBefore + 1)
+  expect(await slow).toBe(listenerPid)
+  expect(h.statements.next()).toBe('session')
+  expect(await pidOf(h.statements.query('select pg_backend_pid() as pid'))).toBe(listenerPid)
+  // The pool's connection closes once idle: the worker is back to its one connection.
+  await poolEmpty()
+  expect(await workerConnections()).toBe(1)
+})
+
+test("the listener's own statement waits for the route's on the session, and the route takes the pool meanwhile", async () => {
+  await startShared()
+  const at = async (q: Promise<{ rows: { t: number }[] }>) => (await q).rows[0]!.t
+  // clock_timestamp() in the select list is read after pg_sleep in the from list has returned.
+  const routeEnded = at(
+    h.statements.query(
+      'select extract(epoch from clock_timestamp())::float8 as t from pg_sleep(0.1)',
+    ),
+  )
+  let turnStarted = 0
+  let during = ''
+  await h.listenSession!.inTurn(async () => {
+    during = h.statements.next()
+    turnStarted = await at(
+      t.pool.query('select extract(epoch from clock_timestamp())::float8 as t'),
+    )
+  })
+  expect(turnStarted).toBeGreaterThanOrEqual(await routeEnded)
+  expect(during).toBe('pool')
+  expect(h.statements.next()).toBe('session')
+})
+
+test('a transaction on the statement route is refused before anything runs', async () => {
+  await startShared()
+  const ran = h.statements.db
+    .transaction()
+    .execute(async (trx) => trx.selectFrom('mailer.workers').selectAll().execute())
+  await expect(ran).rejects.toThrow(/run a transaction on the pool/)
+})
+
+test('a stop lets the statement on the session finish; a lost session fails it and the next one takes the pool', async () => {
+  const engine = await startShared()
+  await poolEmpty()
+  const finishing = h.statements.query<{ ok: boolean }>('select true as ok from pg_sleep(0.2)')
+  await engine.stop()
+  expect((await finishing).rows[0]!.ok).toBe(true)
+  expect(h.statements.next()).toBe('pool')
+  e = null
+  await h.close()
+
+  const again = await startShared()
+  await poolEmpty()
+  const pid = again.listener.backendPid()!
+  expect(h.statements.next()).toBe('session')
+  const cut = h.statements.query('select pg_sleep(5)').then(
+    () => null,
+    (err: unknown) => err,
+  )
+  await t.pool.query('select pg_terminate_backend($1)', [pid])
+  expect(await cut).toMatchObject({ code: '57P01' })
+  // Gone from the route at once; back once the listener listens again on a new session.
+  const back = await pollUntil(
+    async () =>
+      again.listener.state() === 'listening' && again.listener.backendPid() !== pid
+        ? again.listener.backendPid()!
+        : undefined,
+    10_000,
+    10,
+  )
+  // The reconnect's sweep claims on the new session too; poll past it.
+  await pollUntil(async () => {
+    await poolEmpty()
+    return (await pidOf(h.statements.query('select pg_backend_pid() as pid'))) === back
+      ? true
+      : undefined
+  })
+})
+
+test('without a shared session the pool keeps one connection open and every statement takes it', async () => {
+  const plain = openDb({ name: 'plain', url: t.url, log: silentLogger, idleTimeoutMs: 30 })
+  try {
+    expect(plain.listenSession).toBeNull()
+    const pid = await pidOf(plain.statements.query('select pg_backend_pid() as pid'))
+    // Three idle timeouts later the one connection is still open and still taken.
+    await Bun.sleep(100)
+    expect(plain.statements.next()).toBe('pool')
+    expect(await pidOf(plain.statements.query('select pg_backend_pid() as pid'))).toBe(pid)
+    expect(plain.pool.totalCount).toBe(1)
+  } finally {
+    await plain.close()
+  }
+})
