@@ -21,8 +21,8 @@ export interface Queryable {
 export interface SharedSession {
   /** A client configured like the pool's (prepared statements, timeouts), for the LISTEN session. */
   newClient(applicationName: string): pg.Client
-  /** The session is listening on `client`: statements may take it. */
-  attach(client: pg.Client): void
+  /** The session is listening on `client`: statements may take it; `answered` hears each answer. */
+  attach(client: pg.Client, answered?: () => void): void
   /** The session is going: no new statement takes it; resolves when the one on it (if any) ended. */
   detach(): Promise<void>
   /** Runs the owner's own statement on the session in turn: a client runs one query at a time. */
@@ -49,6 +49,7 @@ export function createStatementRoute(
   newClient: (applicationName: string) => pg.Client,
 ): { route: StatementRoute; session: SharedSession } {
   let session: pg.Client | null = null
+  let answered: (() => void) | undefined
   let onSession: Promise<void> | null = null
   let ended: (() => void) | null = null
 
@@ -67,6 +68,13 @@ export function createStatementRoute(
     onSession = ended = null
   }
 
+  // An answer shows the session's socket alive: its owner may skip a check of its own.
+  const answer = <T>(p: Promise<T>): Promise<T> =>
+    p.then((r) => {
+      answered?.()
+      return r
+    })
+
   // Kysely reserves a connection per statement and releases it after: the reservation is the turn.
   const leases = new WeakMap<pg.Client, PostgresPoolClient>()
   const lease = (client: pg.Client): PostgresPoolClient => {
@@ -74,7 +82,9 @@ export function createStatementRoute(
     if (!l) {
       l = {
         query: ((text: string, values: readonly unknown[]) =>
-          client.query(text, values as unknown[])) as unknown as PostgresPoolClient['query'],
+          answer(
+            client.query(text, values as unknown[]),
+          )) as unknown as PostgresPoolClient['query'],
         release: free,
       }
       leases.set(client, l)
@@ -100,7 +110,7 @@ export function createStatementRoute(
         const s = take()
         if (!s) return pool.query<R>(text, values)
         try {
-          return await s.query<R>(text, values)
+          return await answer(s.query<R>(text, values))
         } finally {
           free()
         }
@@ -108,11 +118,13 @@ export function createStatementRoute(
     },
     session: {
       newClient,
-      attach(client) {
+      attach(client, onAnswer) {
         session = client
+        answered = onAnswer
       },
       async detach() {
         session = null
+        answered = undefined
         await onSession
       },
       async inTurn(statement) {

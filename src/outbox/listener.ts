@@ -75,7 +75,10 @@ export function createListener(d: ListenerDeps): Listener {
       pid =
         (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid ?? null
       setState('listening')
-      d.shared?.attach(client)
+      let answeredAt = Number.NEGATIVE_INFINITY
+      d.shared?.attach(client, () => {
+        answeredAt = d.clock.now()
+      })
       d.log.info('listening for outbox notifications', { db: d.db })
       d.wake('sweep')
       while (!stopping.signal.aborted) {
@@ -83,7 +86,11 @@ export function createListener(d: ListenerDeps): Listener {
         const why = await Promise.race([tick, lost.promise.then(() => 'lost' as const)])
         if (why === 'lost' || stopping.signal.aborted) break
         // A half-open socket answers nothing: the timed check is what notices it. On a shared
-        // session it waits for the statement there, within the same bound.
+        // session, a statement answered within the interval showed the socket alive (and a live
+        // session keeps its LISTEN): no check, so idle the backstop poll and readiness stand in
+        // for it, and a dead socket is noticed within two intervals of its last answer, not one.
+        // A check waits for the statement on the session, within the same bound.
+        if (d.clock.now() - answeredAt < d.checkIntervalMs) continue
         const check = () => isListening(client, checkTimeoutMs)
         const listening = d.shared
           ? waitAtMost(d.clock, d.shared.inTurn(check), checkTimeoutMs).catch(() => false)

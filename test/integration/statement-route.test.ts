@@ -1,11 +1,13 @@
 // The statement route: an idle worker's statements ride its LISTEN session, so it holds one connection.
 import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
+import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
+import type { SharedSession } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
-import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listener.ts'
+import { createListener, LISTENER_APPLICATION_NAME } from '../../src/outbox/listener.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
-import { pollUntil, settledFor } from '../support/events.ts'
+import { createEventLog, pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
 
 let t: TestDb
@@ -202,5 +204,53 @@ test('without a shared session the pool keeps one connection open and every stat
     expect(plain.pool.totalCount).toBe(1)
   } finally {
     await plain.close()
+  }
+})
+
+test('while statements answer on the shared session the listener sends no check of its own; once they stop it checks again', async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+  const shared = h.listenSession!
+  let checks = 0
+  const counted: SharedSession = {
+    ...shared,
+    newClient(applicationName) {
+      const client = shared.newClient(applicationName)
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown
+      client.query = ((...args: unknown[]) => {
+        if (typeof args[0] === 'string' && args[0].includes('pg_listening_channels')) checks += 1
+        return query(...args)
+      }) as typeof client.query
+      return client
+    },
+  }
+  const events = createEventLog()
+  const listener = createListener({
+    db: 'test',
+    url: t.url,
+    log: silentLogger,
+    clock: systemClock,
+    wake: () => {},
+    onEvent: events.handler,
+    checkIntervalMs: 50,
+    checkTimeoutMs: 1000,
+    mode: 'auto',
+    shared: counted,
+  })
+  try {
+    listener.start()
+    await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
+    // One check when the session starts (is the LISTEN there, or behind a pooler?).
+    const atStart = checks
+    expect(atStart).toBe(1)
+    const until = performance.now() + 20 * 50
+    while (performance.now() < until) {
+      expect(h.statements.next()).toBe('session')
+      await h.statements.query('select 1')
+    }
+    expect(checks).toBe(atStart)
+    await pollUntil(async () => (checks > atStart ? true : undefined), 5_000, 10)
+    expect(listener.state()).toBe('listening')
+  } finally {
+    await listener.stop()
   }
 })
