@@ -1,5 +1,6 @@
 // Idle cost: every system started at once on its own empty database, then 30 s of counting what it asks of Postgres.
 import { readFile } from 'node:fs/promises'
+import { systemClock } from '../src/clock.ts'
 import type { BenchCluster } from './cluster.ts'
 import { clientBackends, snapshot } from './server-stats.ts'
 import type { BenchSystem } from './systems/system.ts'
@@ -94,22 +95,7 @@ async function sampleConnections(
   }
   while (!window.aborted) {
     await sample()
-    await pauseInWindow(1000, window)
+    await systemClock.sleep(1000, window)
   }
   await sample()
-}
-
-/** Resolves after `ms`, or as soon as `window` aborts. */
-export function pauseInWindow(ms: number, window: AbortSignal): Promise<void> {
-  return new Promise<void>((done) => {
-    const stop = () => {
-      clearTimeout(t)
-      done()
-    }
-    const t = setTimeout(() => {
-      window.removeEventListener('abort', stop)
-      done()
-    }, ms)
-    window.addEventListener('abort', stop, { once: true })
-  })
 }

@@ -2,10 +2,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { cpus, release, totalmem } from 'node:os'
 import { join } from 'node:path'
+import { systemClock } from '../src/clock.ts'
 import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
-import { idleRun, pauseInWindow, rssMiB } from './idle.ts'
+import { idleRun, rssMiB } from './idle.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
 import { footnotes, type Results, type SystemResult, table } from './report.ts'
@@ -170,7 +171,7 @@ try {
           // One after the other: Fly's check and its scrape are not in step.
           await binaryGet('/readyz')
           await binaryGet('/metrics')
-          await pauseInWindow(FLY_CHECK_SECONDS * 1000, window)
+          await systemClock.sleep(FLY_CHECK_SECONDS * 1000, window)
         }
       },
       duringIdle: async () => {

@@ -21,11 +21,11 @@ export interface Metrics {
 }
 
 export interface MetricsDeps {
-  /** `statements` (the statement route), when given, takes the scrape's one live statement. */
+  /** `statements` (the statement route) takes the scrape's live statement; `db` the settled counts'. */
   databases: ReadonlyArray<{
     name: string
     db: Kysely<Database>
-    statements?: { db: Kysely<Database> }
+    statements: { db: Kysely<Database> }
   }>
   health: HealthSource
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
@@ -216,7 +216,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     async render() {
       scrapeListeners()
-      await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name, d.statements?.db ?? d.db)))
+      await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name, d.statements.db)))
       return registry.metrics()
     },
   }

@@ -58,8 +58,9 @@ export function createStatementRoute(
     onSession = done.promise
     ended = done.resolve
   }
+  const sessionFree = () => session !== null && onSession === null
   const take = (): pg.Client | null => {
-    if (!session || onSession) return null
+    if (!sessionFree()) return null
     claimTurn()
     return session
   }
@@ -94,9 +95,9 @@ export function createStatementRoute(
   const routed = {
     Client: (pool as unknown as { Client: PostgresDialectConfig['controlClient'] }).Client,
     options: pool.options,
-    connect: async () => {
+    connect: async (): Promise<PostgresPoolClient> => {
       const s = take()
-      return s ? lease(s) : pool.connect()
+      return s ? lease(s) : ((await pool.connect()) as unknown as PostgresPoolClient)
     },
     end: async () => {},
   }
@@ -105,14 +106,15 @@ export function createStatementRoute(
   return {
     route: {
       db,
-      next: () => (session && !onSession ? 'session' : 'pool'),
-      async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
-        const s = take()
-        if (!s) return pool.query<R>(text, values)
+      next: () => (sessionFree() ? 'session' : 'pool'),
+      // The same turn as Kysely's statements: a connection reserved, one query, released.
+      async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []) {
+        const client = await routed.connect()
         try {
-          return await answer(s.query<R>(text, values))
+          // pg's full result, typed by Kysely's narrower client interface.
+          return (await client.query<R>(text, values)) as unknown as pg.QueryResult<R>
         } finally {
-          free()
+          client.release()
         }
       },
     },

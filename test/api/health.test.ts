@@ -164,7 +164,10 @@ describe('/metrics', () => {
   test('exposes engine counters, table state per database and listener state', async () => {
     await t.reset()
     const health = fakeHealth(['default'])
-    const metrics = createMetrics({ databases: [{ name: 'default', db: t.db }], health })
+    const metrics = createMetrics({
+      databases: [{ name: 'default', db: t.db, statements: t.statements }],
+      health,
+    })
     const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health, metrics })
     const a = await enqueueSql(t.pool)
     const b = await enqueueSql(t.pool)
@@ -219,7 +222,7 @@ describe('/metrics', () => {
     await t.pool.query('analyze mailer.email_outbox')
     let now = 1_000_000
     const metrics = createMetrics({
-      databases: [{ name: 'default', db: t.db }],
+      databases: [{ name: 'default', db: t.db, statements: t.statements }],
       health: fakeHealth(['default']),
       clock: { now: () => now, sleep: systemClock.sleep },
       settledRefreshMs: 60_000,
@@ -272,7 +275,7 @@ describe('/metrics', () => {
       },
     })
     const metrics = createMetrics({
-      databases: [{ name: 'default', db: logged }],
+      databases: [{ name: 'default', db: logged, statements: { db: logged } }],
       health: fakeHealth(['default']),
       scrapeTimeoutMs: 300,
       settledRefreshMs: 60 * 60_000,
@@ -320,7 +323,7 @@ describe('/metrics', () => {
     })
     try {
       const metrics = createMetrics({
-        databases: [{ name: 'gone', db: dead.db }],
+        databases: [{ name: 'gone', db: dead.db, statements: dead.statements }],
         health: fakeHealth(['gone']),
       })
       const text = await metrics.render()

@@ -50,7 +50,7 @@ export function createTestEngine(
   const events = createEventLog()
   const drainer = createDrainer({
     dbName: 'test',
-    db: o.handle?.statements.db ?? t.db,
+    db: (o.handle ?? t).statements.db,
     sender,
     gate: openGate,
     slots: createSlots(config.concurrency),
@@ -75,7 +75,7 @@ export function createTestEngine(
     checkTimeoutMs: 1000,
     maxBackoffMs: 500,
     mode: config.listenMode,
-    shared: o.handle?.listenSession ?? null,
+    shared: (o.handle ?? t).listenSession,
   })
   return {
     drainer,

@@ -17,7 +17,12 @@ export interface Db {
 
 export function buildApp(databases: Db[], over: Partial<ApiDeps> = {}) {
   const health: HealthSource = over.health ?? fakeHealth(databases.map((d) => d.name))
-  const metrics = over.metrics ?? createMetrics({ databases, health })
+  const metrics =
+    over.metrics ??
+    createMetrics({
+      databases: databases.map((d) => ({ ...d, statements: { db: d.db } })),
+      health,
+    })
   const deps: ApiDeps = {
     databases: databases.map((d) => ({ name: d.name, db: d.db, pool: d.pool })),
     auth: { jwtSecret: SECRET, jwksUrl: null, issuer: ISSUER, audience: AUDIENCE },
