@@ -16,6 +16,7 @@ import { silentLogger } from '../src/log.ts'
 import { claimBatch } from '../src/outbox/claim.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median, percentile } from './percentiles.ts'
+import { GET_JOB_500, GRAPHILE_SCHEMA as W } from './systems/graphile-statements.ts'
 import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
 
 const calls = Number(process.argv[2] ?? 200)
@@ -48,38 +49,6 @@ const taskId = (
   )
 ).rows[0]!.id
 await graphileProbe.query('delete from graphile_worker._private_jobs')
-
-// graphile-worker 0.18.0's get_job for its batched preset (dist/sql/getJobs.js, constructQuery
-// with batchSize 500, no flags, database time, named-queue strategy 2), sent as it sends it: named.
-const W = 'graphile_worker'
-const GET_JOB_500 = `with j_raw as (
-  select jobs.job_queue_id, jobs.priority, jobs.run_at, jobs.id
-    from ${W}._private_jobs as jobs
-    where jobs.is_available = true
-    and run_at <= now()
-    and task_id = any($2::int[])
-    and (jobs.job_queue_id is null or jobs.job_queue_id in (
-      select id from ${W}._private_job_queues as job_queues
-       where job_queues.is_available = true for update skip locked))
-    order by priority asc, run_at asc
-    limit 500
-    for update
-    skip locked
-), j as (
-  select distinct on (job_queue_id, case when job_queue_id is null then id end)
-      job_queue_id, priority, run_at, id
-    from j_raw
-    order by job_queue_id, case when job_queue_id is null then id end, priority asc, run_at asc
-), q as (
-  update ${W}._private_job_queues as job_queues
-     set locked_by = $1::text, locked_at = now()
-    from j where job_queues.id = j.job_queue_id
-)
-  update ${W}._private_jobs as jobs
-    set attempts = jobs.attempts + 1, locked_by = $1::text, locked_at = now()
-    from j
-    where jobs.id = j.id
-    returning *`
 
 interface Variant {
   name: string

@@ -38,6 +38,13 @@ async function procStat(pid: number): Promise<{ ppid: number; ticks: number } | 
   }
 }
 
+/** CPU seconds (utime + stime) one server process has used so far (e.g. a backend, by pg_backend_pid()). */
+export async function backendCpuSeconds(pid: number): Promise<number> {
+  const s = await procStat(pid)
+  if (!s) throw new Error(`no server process ${pid}`)
+  return s.ticks / TICKS
+}
+
 /** CPU seconds of the postmaster and of each child in `include` (by pid). */
 export async function serverCpuSeconds(
   postmaster: number,

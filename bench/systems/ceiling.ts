@@ -3,7 +3,7 @@ import pg from 'pg'
 import type { Probe } from './probe.ts'
 import type { BenchSystem, StartOptions } from './system.ts'
 
-const SCHEMA = `
+export const CEILING_SCHEMA = `
   create table if not exists jobs (
     id bigint generated always as identity primary key,
     status text not null default 'pending',
@@ -18,6 +18,12 @@ const SCHEMA = `
 const LOOPS = 2
 const CLAIM = 500
 
+// The loop's two statements: claim up to $1 rows (returning each row's key), complete the ids in $1.
+export const CEILING_CLAIM = `update jobs set status = 'running', locked_until = now() + interval '1 minute'
+  where id in (select id from jobs where status = 'pending' order by id limit $1 for update skip locked)
+  returning id, (payload ->> 'k')::int as k`
+export const CEILING_COMPLETE = `update jobs set status = 'done', done_at = now(), locked_until = null where id = any($1::bigint[])`
+
 export function ceilingSystem(database: string, url: string, probe: Probe): BenchSystem {
   let pool: pg.Pool | null = null
   let running = false
@@ -25,12 +31,7 @@ export function ceilingSystem(database: string, url: string, probe: Probe): Benc
 
   async function loop(concurrency: number, onStart?: (key: number) => void) {
     while (running && pool) {
-      const { rows } = await pool.query<{ id: string; k: number | null }>(
-        `update jobs set status = 'running', locked_until = now() + interval '1 minute'
-          where id in (select id from jobs where status = 'pending' order by id limit $1 for update skip locked)
-          returning id, (payload ->> 'k')::int as k`,
-        [CLAIM],
-      )
+      const { rows } = await pool.query<{ id: string; k: number | null }>(CEILING_CLAIM, [CLAIM])
       if (rows.length === 0) {
         await Bun.sleep(5)
         continue
@@ -38,10 +39,7 @@ export function ceilingSystem(database: string, url: string, probe: Probe): Benc
       for (let i = 0; i < rows.length; i += concurrency) {
         await Promise.all(rows.slice(i, i + concurrency).map(async (r) => onStart?.(r.k ?? 0)))
       }
-      await pool.query(
-        `update jobs set status = 'done', done_at = now(), locked_until = null where id = any($1::bigint[])`,
-        [rows.map((r) => r.id)],
-      )
+      await pool.query(CEILING_COMPLETE, [rows.map((r) => r.id)])
     }
   }
 
@@ -49,7 +47,7 @@ export function ceilingSystem(database: string, url: string, probe: Probe): Benc
     name: 'SKIP LOCKED ceiling',
     database,
     async prepare() {
-      await probe.query(SCHEMA)
+      await probe.query(CEILING_SCHEMA)
     },
     async reset() {
       await probe.query('truncate jobs')

@@ -1,0 +1,248 @@
+// `bun run bench/statement-cost.ts [batches] [rows]`: what one drain batch's claim and completion cost Postgres, run alone.
+//
+// A drain on this machine is bound by its two cores, shared by Postgres and the client, so what a
+// row costs decides how fast a system can drain. This runs each system's two drain statements one
+// at a time on an otherwise quiet cluster (no contention, no client work in between): `rows` rows
+// committed, then one claim of all of them, then one completion of all of them, the systems taking
+// turns batch by batch. Reported per statement: round trip (median per batch, and per row), the
+// backend's CPU time per row (/proc, summed over the batches: ticks are 10 ms), WAL bytes per row.
+// Ours are the engine's own calls (claimBatch as a file/discard transport claims, markSent);
+// graphile-worker's are its batched preset's get_job and complete_jobs as it sends them.
+
+import { runMigrations } from 'graphile-worker'
+import pg from 'pg'
+import { migrate } from '../src/db/migrate.ts'
+import { openDb } from '../src/db/open.ts'
+import { silentLogger } from '../src/log.ts'
+import { claimBatch } from '../src/outbox/claim.ts'
+import { markSent } from '../src/outbox/settle.ts'
+import { startBenchCluster } from './cluster.ts'
+import { median } from './percentiles.ts'
+import { backendCpuSeconds } from './server-stats.ts'
+import { CEILING_CLAIM, CEILING_COMPLETE, ceilingSystem } from './systems/ceiling.ts'
+import { graphileSystem } from './systems/graphile.ts'
+import { COMPLETE_JOBS, GET_JOB_500, GRAPHILE_SCHEMA } from './systems/graphile-statements.ts'
+import { outboxQueue } from './systems/outbox-engine.ts'
+import { openProbe } from './systems/probe.ts'
+
+const batches = Number(process.argv[2] ?? 100)
+const rows = Number(process.argv[3] ?? 500)
+if (rows > 500) throw new Error('at most 500 rows: graphile-worker claims 500 at a time')
+const WARMUP_BATCHES = 3
+
+const cluster = await startBenchCluster()
+for (const db of ['outbox', 'graphile', 'ceiling']) await cluster.createDatabase(db)
+const probes = {
+  outbox: await openProbe(cluster.probeUrl('outbox')),
+  graphile: await openProbe(cluster.probeUrl('graphile')),
+  ceiling: await openProbe(cluster.probeUrl('ceiling')),
+}
+
+/** One system's drain statements on one connection; `claim` returns what `complete` needs. */
+interface Subject {
+  name: string
+  /** Empties the tables, vacuumed and analysed, as before a drain. */
+  reset(): Promise<unknown>
+  /** Commits `rows` due rows. */
+  insert(): Promise<unknown>
+  claim(): Promise<{ count: number; complete: () => Promise<unknown> }>
+  backendPid(): Promise<number>
+}
+
+await migrate({ url: cluster.url('outbox'), log: silentLogger })
+const ours = openDb({
+  name: 'outbox',
+  url: cluster.url('outbox'),
+  log: silentLogger,
+  maxConnections: 1,
+})
+const outboxRows = outboxQueue(probes.outbox)
+
+await runMigrations({ connectionString: cluster.url('graphile') })
+const graphile = graphileSystem('graphile', cluster.url('graphile'), probes.graphile, true)
+const graphilePool = new pg.Pool({ connectionString: cluster.url('graphile'), max: 1 })
+await graphile.insertBulk(1)
+const taskId = (
+  await probes.graphile.query<{ id: number }>(
+    `select id from ${GRAPHILE_SCHEMA}._private_tasks where identifier = 'noop'`,
+  )
+)[0]!.id
+
+const ceiling = ceilingSystem('ceiling', cluster.url('ceiling'), probes.ceiling)
+await ceiling.prepare()
+const ceilingPool = new pg.Pool({ connectionString: cluster.url('ceiling'), max: 1 })
+
+const pidOf = async (pool: pg.Pool) =>
+  (await pool.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
+
+const subjects: Subject[] = [
+  {
+    name: 'outbox-mailer: claimBatch · markSent (+ attempt history)',
+    reset: () => outboxRows.reset(),
+    insert: () => outboxRows.insertBulk(rows),
+    async claim() {
+      const { leases } = await claimBatch(ours.statements.db, {
+        limit: 500,
+        workerId: 'statement-cost',
+        leaseSeconds: 60,
+        defaultMaxAttempts: 5,
+        markStarted: true,
+      })
+      const startedAt = new Date()
+      return {
+        count: leases.length,
+        complete: async () => {
+          const settled = await markSent(
+            ours.statements.db,
+            leases.map((l) => ({
+              id: l.id,
+              token: l.token,
+              settlement: { kind: 'sent' },
+              startedAt,
+            })),
+            'statement-cost',
+          )
+          if (settled.size !== leases.length)
+            throw new Error(`settled ${settled.size} of ${leases.length}`)
+        },
+      }
+    },
+    backendPid: () => pidOf(ours.pool),
+  },
+  {
+    name: 'graphile-worker batched: get_job · complete_jobs (delete)',
+    reset: () => graphile.reset(),
+    insert: () => graphile.insertBulk(rows),
+    async claim() {
+      const r = await graphilePool.query<{ id: string }>({
+        name: 'get_job500',
+        text: GET_JOB_500,
+        values: ['statement-cost', [taskId]],
+      })
+      return {
+        count: r.rows.length,
+        complete: () =>
+          graphilePool.query({
+            name: 'complete_jobs',
+            text: COMPLETE_JOBS,
+            values: [r.rows.map((j) => j.id)],
+          }),
+      }
+    },
+    backendPid: () => pidOf(graphilePool),
+  },
+  {
+    name: 'SKIP LOCKED ceiling: claim · complete (update)',
+    reset: () => ceiling.reset(),
+    insert: () => ceiling.insertBulk(rows),
+    async claim() {
+      const r = await ceilingPool.query<{ id: string }>(CEILING_CLAIM, [500])
+      return {
+        count: r.rows.length,
+        complete: () => ceilingPool.query(CEILING_COMPLETE, [r.rows.map((j) => j.id)]),
+      }
+    },
+    backendPid: () => pidOf(ceilingPool),
+  },
+]
+
+interface Cost {
+  ms: number[]
+  cpuSeconds: number
+  walBytes: number
+}
+const fresh = (): Cost => ({ ms: [], cpuSeconds: 0, walBytes: 0 })
+const costs = new Map(subjects.map((s) => [s.name, { claim: fresh(), complete: fresh() }]))
+const walLsn = async () =>
+  (await cluster.admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn'))
+    .rows[0]!.lsn
+const walBytesBetween = async (from: string, to: string) =>
+  Number(
+    (
+      await cluster.admin.query<{ b: string }>('select ($2::pg_lsn - $1::pg_lsn)::text as b', [
+        from,
+        to,
+      ])
+    ).rows[0]!.b,
+  )
+
+/** Runs one statement, adding its round trip, its backend's CPU and the WAL written to `into`. */
+async function measured<T>(pid: number, into: Cost | null, run: () => Promise<T>): Promise<T> {
+  const cpu0 = await backendCpuSeconds(pid)
+  const wal0 = await walLsn()
+  const t0 = performance.now()
+  const result = await run()
+  const ms = performance.now() - t0
+  const wal1 = await walLsn()
+  const cpu1 = await backendCpuSeconds(pid)
+  if (into) {
+    into.ms.push(ms)
+    into.cpuSeconds += cpu1 - cpu0
+    into.walBytes += await walBytesBetween(wal0, wal1)
+  }
+  return result
+}
+
+// As in a drain, the tables are emptied and vacuumed once, then batch after batch is claimed and
+// completed (a vacuum or truncate in between would make every batch replan its statements).
+for (const s of subjects) await s.reset()
+for (let b = 0; b < WARMUP_BATCHES + batches; b++) {
+  for (const s of subjects) {
+    await s.insert()
+    const pid = await s.backendPid()
+    const c = b < WARMUP_BATCHES ? null : costs.get(s.name)!
+    const claimed = await measured(pid, c?.claim ?? null, () => s.claim())
+    if (claimed.count !== rows)
+      throw new Error(`${s.name}: claimed ${claimed.count} of ${rows} rows`)
+    await measured(pid, c?.complete ?? null, claimed.complete)
+  }
+}
+
+const n = batches * rows
+const perRow = (c: Cost) => ({
+  ms: median(c.ms),
+  rowUs: (median(c.ms) * 1000) / rows,
+  cpuUs: (c.cpuSeconds * 1e6) / n,
+  walB: c.walBytes / n,
+})
+const ceilingName = subjects[2]!.name
+const totals = (name: string) => {
+  const c = costs.get(name)!
+  const claim = perRow(c.claim)
+  const complete = perRow(c.complete)
+  return {
+    claim,
+    complete,
+    tripUs: claim.rowUs + complete.rowUs,
+    cpuUs: claim.cpuUs + complete.cpuUs,
+  }
+}
+const ceilingTotals = totals(ceilingName)
+const f1 = (x: number) => x.toFixed(1)
+console.log(
+  `${batches} batches of ${rows} rows per system (after ${WARMUP_BATCHES} unmeasured), the systems taking turns`,
+)
+console.table(
+  subjects.map((s) => {
+    const t = totals(s.name)
+    return {
+      system: s.name,
+      'claim ms': f1(t.claim.ms),
+      'complete ms': f1(t.complete.ms),
+      'round trips µs/row': f1(t.tripUs),
+      'CPU µs/row claim + complete': `${f1(t.claim.cpuUs)} + ${f1(t.complete.cpuUs)}`,
+      'WAL B/row claim + complete': `${Math.round(t.claim.walB)} + ${Math.round(t.complete.walB)}`,
+      'ceiling ÷ this (trips · CPU)': `${(ceilingTotals.tripUs / t.tripUs).toFixed(2)} · ${(ceilingTotals.cpuUs / t.cpuUs).toFixed(2)}`,
+    }
+  }),
+)
+console.log(
+  '"ceiling ÷ this": the share of the ceiling\'s drain rate a system could reach if its statements alone bounded the drain.',
+)
+await Promise.all([
+  ours.close(),
+  graphilePool.end(),
+  ceilingPool.end(),
+  ...Object.values(probes).map((p) => p.close()),
+])
+await cluster.stop()
