@@ -9,7 +9,6 @@
 // Ours are the engine's own calls (claimBatch as a file/discard transport claims, markSent);
 // graphile-worker's are its batched preset's get_job and complete_jobs as it sends them.
 
-import { runMigrations } from 'graphile-worker'
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
@@ -18,7 +17,7 @@ import { claimBatch } from '../src/outbox/claim.ts'
 import { markSent } from '../src/outbox/settle.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median } from './percentiles.ts'
-import { backendCpuSeconds } from './server-stats.ts'
+import { backendCpuSeconds, lsnBytes } from './server-stats.ts'
 import { CEILING_CLAIM, CEILING_COMPLETE, ceilingSystem } from './systems/ceiling.ts'
 import { graphileSystem } from './systems/graphile.ts'
 import { COMPLETE_JOBS, GET_JOB_500, GRAPHILE_SCHEMA } from './systems/graphile-statements.ts'
@@ -58,8 +57,8 @@ const ours = openDb({
 })
 const outboxRows = outboxQueue(probes.outbox)
 
-await runMigrations({ connectionString: cluster.url('graphile') })
 const graphile = graphileSystem('graphile', cluster.url('graphile'), probes.graphile, true)
+await graphile.prepare()
 const graphilePool = new pg.Pool({ connectionString: cluster.url('graphile'), max: 1 })
 await graphile.insertBulk(1)
 const taskId = (
@@ -156,15 +155,6 @@ const costs = new Map(subjects.map((s) => [s.name, { claim: fresh(), complete: f
 const walLsn = async () =>
   (await cluster.admin.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn'))
     .rows[0]!.lsn
-const walBytesBetween = async (from: string, to: string) =>
-  Number(
-    (
-      await cluster.admin.query<{ b: string }>('select ($2::pg_lsn - $1::pg_lsn)::text as b', [
-        from,
-        to,
-      ])
-    ).rows[0]!.b,
-  )
 
 /** Runs one statement, adding its round trip, its backend's CPU and the WAL written to `into`. */
 async function measured<T>(pid: number, into: Cost | null, run: () => Promise<T>): Promise<T> {
@@ -178,7 +168,7 @@ async function measured<T>(pid: number, into: Cost | null, run: () => Promise<T>
   if (into) {
     into.ms.push(ms)
     into.cpuSeconds += cpu1 - cpu0
-    into.walBytes += await walBytesBetween(wal0, wal1)
+    into.walBytes += Number(lsnBytes(wal1) - lsnBytes(wal0))
   }
   return result
 }
