@@ -8,7 +8,6 @@
 // are timed whole, start-up included, inside the call's. So a claim in a function looks slower
 // there than the same work sent as one statement; the round trip is the fair comparison.
 
-import { Logger, runMigrations } from 'graphile-worker'
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
@@ -16,8 +15,10 @@ import { silentLogger } from '../src/log.ts'
 import { claimBatch } from '../src/outbox/claim.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median, percentile } from './percentiles.ts'
-import { GET_JOB_500, GRAPHILE_SCHEMA as W } from './systems/graphile-statements.ts'
+import { graphileSystem } from './systems/graphile.ts'
+import { GET_JOB_500, NOOP_TASK_ID, GRAPHILE_SCHEMA as W } from './systems/graphile-statements.ts'
 import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
+import { openProbe } from './systems/probe.ts'
 
 const calls = Number(process.argv[2] ?? 200)
 const WARMUP_CALLS = 10
@@ -25,10 +26,11 @@ const cluster = await startBenchCluster()
 await cluster.createDatabase('outbox')
 await cluster.createDatabase('graphile')
 await migrate({ url: cluster.url('outbox'), log: silentLogger })
-await runMigrations({
-  connectionString: cluster.url('graphile'),
-  logger: new Logger(() => () => {}),
-})
+// Inserts and clean-up go through the probe role, left out of the statement counts.
+const outboxProbe = new pg.Client({ connectionString: cluster.probeUrl('outbox') })
+await outboxProbe.connect()
+const graphileProbe = await openProbe(cluster.probeUrl('graphile'))
+await graphileSystem('graphile', cluster.url('graphile'), graphileProbe, true).prepare()
 
 const ours = openDb({
   name: 'outbox',
@@ -38,16 +40,8 @@ const ours = openDb({
 })
 // graphile-worker checks a client out of its pg.Pool for each get_job (withPgClient).
 const theirs = new pg.Pool({ connectionString: cluster.url('graphile'), max: 1 })
-// Inserts and clean-up go through the probe role, left out of the statement counts.
-const outboxProbe = new pg.Client({ connectionString: cluster.probeUrl('outbox') })
-const graphileProbe = new pg.Client({ connectionString: cluster.probeUrl('graphile') })
-await Promise.all([outboxProbe.connect(), graphileProbe.connect()])
 await graphileProbe.query(`select graphile_worker.add_job('noop', '{}'::json)`)
-const taskId = (
-  await graphileProbe.query<{ id: number }>(
-    `select id from graphile_worker._private_tasks where identifier = 'noop'`,
-  )
-).rows[0]!.id
+const taskId = (await graphileProbe.query<{ id: number }>(NOOP_TASK_ID))[0]!.id
 await graphileProbe.query('delete from graphile_worker._private_jobs')
 
 interface Variant {
@@ -160,5 +154,5 @@ console.table(
     query: r.query,
   })),
 )
-await Promise.all([outboxProbe.end(), graphileProbe.end(), theirs.end(), ours.close()])
+await Promise.all([outboxProbe.end(), graphileProbe.close(), theirs.end(), ours.close()])
 await cluster.stop()

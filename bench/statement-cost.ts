@@ -20,7 +20,7 @@ import { median } from './percentiles.ts'
 import { backendCpuSeconds, lsnBytes } from './server-stats.ts'
 import { CEILING_CLAIM, CEILING_COMPLETE, ceilingSystem } from './systems/ceiling.ts'
 import { graphileSystem } from './systems/graphile.ts'
-import { COMPLETE_JOBS, GET_JOB_500, GRAPHILE_SCHEMA } from './systems/graphile-statements.ts'
+import { COMPLETE_JOBS, GET_JOB_500, NOOP_TASK_ID } from './systems/graphile-statements.ts'
 import { outboxQueue } from './systems/outbox-engine.ts'
 import { openProbe } from './systems/probe.ts'
 
@@ -61,11 +61,7 @@ const graphile = graphileSystem('graphile', cluster.url('graphile'), probes.grap
 await graphile.prepare()
 const graphilePool = new pg.Pool({ connectionString: cluster.url('graphile'), max: 1 })
 await graphile.insertBulk(1)
-const taskId = (
-  await probes.graphile.query<{ id: number }>(
-    `select id from ${GRAPHILE_SCHEMA}._private_tasks where identifier = 'noop'`,
-  )
-)[0]!.id
+const taskId = (await probes.graphile.query<{ id: number }>(NOOP_TASK_ID))[0]!.id
 
 const ceiling = ceilingSystem('ceiling', cluster.url('ceiling'), probes.ceiling)
 await ceiling.prepare()
@@ -74,6 +70,19 @@ const ceilingPool = new pg.Pool({ connectionString: cluster.url('ceiling'), max:
 const pidOf = async (pool: pg.Pool) =>
   (await pool.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
 
+const ceilingSubject: Subject = {
+  name: 'SKIP LOCKED ceiling: claim · complete (update)',
+  reset: () => ceiling.reset(),
+  insert: () => ceiling.insertBulk(rows),
+  async claim() {
+    const r = await ceilingPool.query<{ id: string }>(CEILING_CLAIM, [500])
+    return {
+      count: r.rows.length,
+      complete: () => ceilingPool.query(CEILING_COMPLETE, [r.rows.map((j) => j.id)]),
+    }
+  },
+  backendPid: () => pidOf(ceilingPool),
+}
 const subjects: Subject[] = [
   {
     name: 'outbox-mailer: claimBatch · markSent (+ attempt history)',
@@ -130,19 +139,7 @@ const subjects: Subject[] = [
     },
     backendPid: () => pidOf(graphilePool),
   },
-  {
-    name: 'SKIP LOCKED ceiling: claim · complete (update)',
-    reset: () => ceiling.reset(),
-    insert: () => ceiling.insertBulk(rows),
-    async claim() {
-      const r = await ceilingPool.query<{ id: string }>(CEILING_CLAIM, [500])
-      return {
-        count: r.rows.length,
-        complete: () => ceilingPool.query(CEILING_COMPLETE, [r.rows.map((j) => j.id)]),
-      }
-    },
-    backendPid: () => pidOf(ceilingPool),
-  },
+  ceilingSubject,
 ]
 
 interface Cost {
@@ -195,7 +192,6 @@ const perRow = (c: Cost) => ({
   cpuUs: (c.cpuSeconds * 1e6) / n,
   walB: c.walBytes / n,
 })
-const ceilingName = subjects[2]!.name
 const totals = (name: string) => {
   const c = costs.get(name)!
   const claim = perRow(c.claim)
@@ -207,7 +203,7 @@ const totals = (name: string) => {
     cpuUs: claim.cpuUs + complete.cpuUs,
   }
 }
-const ceilingTotals = totals(ceilingName)
+const ceilingTotals = totals(ceilingSubject.name)
 const f1 = (x: number) => x.toFixed(1)
 console.log(
   `${batches} batches of ${rows} rows per system (after ${WARMUP_BATCHES} unmeasured), the systems taking turns`,

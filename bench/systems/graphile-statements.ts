@@ -3,6 +3,9 @@
 export const GRAPHILE_SCHEMA = 'graphile_worker'
 const W = GRAPHILE_SCHEMA
 
+// The id of the bench's task ('noop'), which get_job takes as its task list (after a first add_job).
+export const NOOP_TASK_ID = `select id from ${W}._private_tasks where identifier = 'noop'`
+
 // Its get_job for its batched preset (dist/sql/getJobs.js, constructQuery
 // with batchSize 500, no flags, database time, named-queue strategy 2), sent as it sends it: named.
 export const GET_JOB_500 = `with j_raw as (

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { type Clock, systemClock, waitAtMost } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
+import type { StatementRoute } from '../db/statement-route.ts'
 import type { EngineEvent } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
 import { withStatementTimeout } from '../outbox/statement-timeout.ts'
@@ -25,7 +26,7 @@ export interface MetricsDeps {
   databases: ReadonlyArray<{
     name: string
     db: Kysely<Database>
-    statements: { db: Kysely<Database> }
+    statements: Pick<StatementRoute, 'db'>
   }>
   health: HealthSource
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
