@@ -2,6 +2,7 @@
 import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { drainRun } from './drain.ts'
+import { inImageEnv } from './image-env.ts'
 import { ceilingSystem } from './systems/ceiling.ts'
 import { graphileSystem } from './systems/graphile.ts'
 import { outboxBinarySystem } from './systems/outbox-binary.ts'
@@ -9,6 +10,7 @@ import { outboxEngineSystem } from './systems/outbox-engine.ts'
 import { pgBossSystem } from './systems/pg-boss.ts'
 import { openProbe } from './systems/probe.ts'
 
+await inImageEnv()
 const [which = 'outbox_engine', rows = '20000', conc = '10'] = process.argv.slice(2)
 const cluster = await startBenchCluster()
 await cluster.createDatabase(which)

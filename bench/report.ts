@@ -19,6 +19,8 @@ export interface Results {
   startedAt: string
   durationSeconds: number
   machine: { cpus: number; model: string; memoryGiB: number; kernel: string; bun: string }
+  /** The release image's ENV names with the values this run's processes had (the binary's too). */
+  imageEnv: Record<string, string>
   postgres: { version: string; settings: Record<string, string> }
   parameters: Record<string, unknown>
   binary: { transport: string; readyMs: number[]; readyMsMedian: number; idleRssMiB: number | null }

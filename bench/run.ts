@@ -7,6 +7,7 @@ import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
 import { idleRun, rssMiB } from './idle.ts'
+import { imageEnvInEffect, inImageEnv } from './image-env.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
 import { footnotes, type Results, type SystemResult, table } from './report.ts'
@@ -19,6 +20,8 @@ import { pgBossSystem } from './systems/pg-boss.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
 
+// The in-process systems (ours and the peers alike) run with the release image's allocator settings.
+await inImageEnv()
 const env = process.env
 const P = {
   rows: Number(env.BENCH_ROWS ?? 20_000),
@@ -199,6 +202,7 @@ try {
       kernel: release(),
       bun: Bun.version,
     },
+    imageEnv: await imageEnvInEffect(),
     postgres: { version: cluster.version, settings: cluster.settings },
     parameters: { ...P },
     binary: {
@@ -237,7 +241,11 @@ async function updateBenchmarksMd(text: string, r: Results) {
   const m = r.machine
   const block = [
     begin,
-    `Run ${r.startedAt} (${r.durationSeconds.toFixed(0)} s) on ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Bun ${m.bun}.`,
+    `Run ${r.startedAt} (${r.durationSeconds.toFixed(0)} s) on ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Bun ${m.bun}; the release image's environment for every process (${Object.entries(
+      r.imageEnv,
+    )
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}).`,
     `${r.postgres.version}; ${Object.entries(r.postgres.settings)
       .map(([k, v]) => `${k}=${v}`)
       .join(', ')}.`,

@@ -1,6 +1,7 @@
 // outbox-mailer end to end: the compiled binary (`serve`) against the Graph fake on loopback, or discard.
 import { freePort } from '../../src/embedded-postgres.ts'
 import { type FakeGraph, startFakeGraph } from '../../test/support/fake-graph.ts'
+import { imageEnvInEffect } from '../image-env.ts'
 import { outboxQueue } from './outbox-engine.ts'
 import type { Probe } from './probe.ts'
 import type { BenchSystem, StartOptions } from './system.ts'
@@ -26,7 +27,9 @@ export function outboxBinarySystem(
   const queue = outboxQueue(probe)
 
   async function env(concurrency: number): Promise<Record<string, string>> {
+    // As deployed: the release image's environment, then the settings fly.toml and secrets would give.
     const base = {
+      ...(await imageEnvInEffect()),
       PATH: process.env.PATH ?? '',
       DATABASE_URL: url,
       MAIL_FROM: 'outbox@example.com',

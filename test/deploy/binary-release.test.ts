@@ -12,11 +12,13 @@ import {
   durationSeconds,
   type FlyConfig,
   flyEnv,
+  imageEnv,
   metricsList,
   readFlyConfig,
 } from './deploy-files.ts'
 
 const fly: FlyConfig = await readFlyConfig()
+const image = await imageEnv()
 
 let bin: string
 let db: TestDb
@@ -34,10 +36,11 @@ afterAll(async () => {
   await adminQuery(cluster.url('postgres'), `drop database if exists ${freshDb} with (force)`)
 })
 
-/** fly.toml's [env] plus what `fly secrets set` adds in the runbook, generated per run. */
+/** The image's ENV, fly.toml's [env] and what `fly secrets set` adds in the runbook, generated per run. */
 function releaseEnv(extra: Record<string, string>): Record<string, string> {
   return {
     PATH: process.env.PATH ?? '',
+    ...image,
     GRAPH_TENANT_ID: randomUUID(),
     GRAPH_CLIENT_ID: randomUUID(),
     MAIL_FROM: 'notifications@example.com',
@@ -49,6 +52,23 @@ function releaseEnv(extra: Record<string, string>): Record<string, string> {
     ...extra,
   }
 }
+
+test('the pinned Bun’s allocator takes the settings the image gives it', async () => {
+  // A Bun upgrade that renamed or dropped a mimalloc option would silently undo the tuning.
+  const p = Bun.spawn([bin, '--version'], {
+    env: { PATH: process.env.PATH ?? '', ...image, MIMALLOC_VERBOSE: '1' },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()])
+  expect(code).toBe(0)
+  const allocator = Object.entries(image).filter(([name]) => name.startsWith('MIMALLOC_'))
+  expect(allocator.length).toBeGreaterThan(0)
+  for (const [name, value] of allocator) {
+    const option = name.slice('MIMALLOC_'.length).toLowerCase()
+    expect(stderr).toContain(`option '${option}': ${value} `)
+  }
+})
 
 test('release_command migrates through LISTEN_DATABASE_URL even when the pooled URL is unreachable', async () => {
   const cluster = await testCluster()

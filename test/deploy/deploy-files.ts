@@ -115,6 +115,29 @@ export async function readDockerfile(): Promise<DockerStage[]> {
   return parseDockerfile(await Bun.file(resolve(ROOT, 'Dockerfile')).text())
 }
 
+/**
+ * The environment a stage's ENV instructions set, in `ENV NAME=value …` form (values unquoted or
+ * double-quoted, no spaces); the legacy `ENV NAME value` form is refused rather than guessed at.
+ */
+export function stageEnv(stage: DockerStage): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const i of stage.instructions.filter((x) => x.op === 'ENV')) {
+    for (const pair of i.args.split(' ')) {
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)=("?)([^"]*)\2$/.exec(pair)
+      if (!m) throw new Error(`cannot read ENV on line ${i.line}: ${i.args}`)
+      env[m[1]!] = m[3]!
+    }
+  }
+  return env
+}
+
+/** The environment the release image gives the binary (the runtime stage's ENV). */
+export async function imageEnv(): Promise<Record<string, string>> {
+  const stage = (await readDockerfile()).at(-1)
+  if (!stage) throw new Error('Dockerfile has no stage')
+  return stageEnv(stage)
+}
+
 /** The JSON array of an exec-form ENTRYPOINT/CMD; null for shell form. */
 export function execForm(args: string | undefined): string[] | null {
   if (args === undefined || !args.startsWith('[')) return null

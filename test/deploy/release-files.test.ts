@@ -11,10 +11,12 @@ import {
   type FlyConfig,
   flyEnv,
   metricsList,
+  parseDockerfile,
   ROOT,
   readDockerfile,
   readDockerignore,
   readFlyConfig,
+  stageEnv,
 } from './deploy-files.ts'
 
 const fly: FlyConfig = await readFlyConfig()
@@ -182,6 +184,20 @@ describe('Dockerfile', () => {
     expect(execForm(last(runtime, 'ENTRYPOINT'))).toEqual(['/app/outbox-mailer'])
     expect(execForm(last(runtime, 'CMD'))).toEqual(['serve'])
     expect(last(runtime, 'EXPOSE')).toBe(String(configUnderFly().http.port))
+  })
+
+  test('the image sets only the allocator tuning; configuration stays in fly.toml and secrets', () => {
+    // The binary's own settings are validated from fly.toml [env] and secrets (tests above); an ENV
+    // here would be a second, silent source of them.
+    expect(stageEnv(runtime)).toEqual({ MIMALLOC_PURGE_HOLES: '0' })
+    expect(stageEnv(build)).toEqual({})
+  })
+
+  test('ENV is read in NAME=value form only', () => {
+    const [stage] = parseDockerfile('FROM x\nENV A=1 B="two"\nENV C=3\n')
+    expect(stageEnv(stage!)).toEqual({ A: '1', B: 'two', C: '3' })
+    const [legacy] = parseDockerfile('FROM x\nENV A 1\n')
+    expect(() => stageEnv(legacy!)).toThrow('cannot read ENV on line 2')
   })
 
   test('.dockerignore keeps secrets, state and build output out of the context', async () => {
