@@ -124,10 +124,18 @@ fi
 
 port=$(bun -e "import { freePort } from '$repo/src/embedded-postgres.ts'; console.log(await freePort())")
 jwt_secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-# A clean environment, as on a Fly machine: only what fly.toml and the secrets would provide.
+# The image's own ENV (the Dockerfile's runtime stage), as NAME=value lines.
+image_env_lines=$(bun -e "
+  import { imageEnv } from '$repo/test/deploy/deploy-files.ts'
+  for (const [name, value] of Object.entries(await imageEnv())) console.log(name + '=' + value)
+") || die "could not read the Dockerfile's ENV"
+image_env=()
+[ -z "$image_env_lines" ] || mapfile -t image_env <<<"$image_env_lines"
+say "  the image's ENV: ${image_env[*]:-none}"
+# A clean environment, as on a Fly machine: only what the image, fly.toml and the secrets would provide.
 # chroot and env both exec, so a background run's $! is the binary itself: SIGTERM reaches it directly.
 in_root_cmd=(chroot --userspec="$uid:$uid" "$root" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/nonexistent
-  DATABASE_URL="$db_url" MAIL_TRANSPORT=discard API_JWT_SECRET="$jwt_secret"
+  "${image_env[@]}" DATABASE_URL="$db_url" MAIL_TRANSPORT=discard API_JWT_SECRET="$jwt_secret"
   HOST=127.0.0.1 PORT="$port" LOG_LEVEL=warn /app/outbox-mailer)
 in_root() { "${in_root_cmd[@]}" "$@"; }
 
