@@ -1,10 +1,14 @@
 // The release image's environment (Dockerfile ENV) for the suite's own process and the binary it starts.
 import { imageEnv } from '../test/deploy/deploy-files.ts'
 
+// Read once per process: the binary system asks at every start.
+let fromDockerfile: Promise<Record<string, string>> | null = null
+
 /** The image's ENV names, each with this process's value where the caller set one (an A/B run). */
 export async function imageEnvInEffect(): Promise<Record<string, string>> {
+  fromDockerfile ??= imageEnv()
   return Object.fromEntries(
-    Object.entries(await imageEnv()).map(([name, value]) => [name, process.env[name] ?? value]),
+    Object.entries(await fromDockerfile).map(([name, value]) => [name, process.env[name] ?? value]),
   )
 }
 
@@ -15,11 +19,10 @@ export async function imageEnvInEffect(): Promise<Record<string, string>> {
  * Returns only in the process that has them; the parent exits with the child's code.
  */
 export async function inImageEnv(): Promise<void> {
-  const env = await imageEnv()
-  const missing = Object.keys(env).filter((name) => process.env[name] === undefined)
-  if (missing.length === 0) return
+  const env = await imageEnvInEffect()
+  if (Object.keys(env).every((name) => process.env[name] !== undefined)) return
   const child = Bun.spawn([process.execPath, ...process.argv.slice(1)], {
-    env: { ...process.env, ...Object.fromEntries(missing.map((name) => [name, env[name]!])) },
+    env: { ...process.env, ...env },
     stdio: ['inherit', 'inherit', 'inherit'],
   })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal))

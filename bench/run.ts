@@ -239,12 +239,12 @@ async function updateBenchmarksMd(text: string, r: Results) {
   const end = '<!-- bench:results:end -->'
   if (!doc?.includes(begin) || !doc.includes(end)) return
   const m = r.machine
-  const imageEnv = Object.entries(r.imageEnv)
+  const runEnv = Object.entries(r.imageEnv)
     .map(([k, v]) => `${k}=${v}`)
     .join(', ')
   const block = [
     begin,
-    `Run ${r.startedAt} (${r.durationSeconds.toFixed(0)} s) on ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Bun ${m.bun}; every process with ${imageEnv} (the variables the release image sets).`,
+    `Run ${r.startedAt} (${r.durationSeconds.toFixed(0)} s) on ${m.cpus} × ${m.model}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Bun ${m.bun}; every process with ${runEnv} (the variables the release image sets).`,
     `${r.postgres.version}; ${Object.entries(r.postgres.settings)
       .map(([k, v]) => `${k}=${v}`)
       .join(', ')}.`,
