@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises'
 import { systemClock } from '../src/clock.ts'
 import type { BenchCluster } from './cluster.ts'
-import { clientBackends, snapshot } from './server-stats.ts'
+import { clientBackends, type ServerSnapshot, snapshot } from './server-stats.ts'
 import type { BenchSystem } from './systems/system.ts'
 
 export interface IdleResult {
@@ -46,9 +46,7 @@ export async function idleRun(
   try {
     await o.duringWarmup?.()
     await Bun.sleep(o.warmupSeconds * 1000)
-    const before = await Promise.all(
-      systems.map((s) => snapshot(cluster.admin, cluster.postmasterPid, s.database)),
-    )
+    const before = await snapshots(cluster, systems)
     const window = new AbortController()
     const measuring = o.whileMeasuring?.(window.signal)
     const held = systems.map(() => [] as number[])
@@ -57,9 +55,7 @@ export async function idleRun(
     window.abort()
     await measuring
     await sampling
-    const after = await Promise.all(
-      systems.map((s) => snapshot(cluster.admin, cluster.postmasterPid, s.database)),
-    )
+    const after = await snapshots(cluster, systems)
     await o.duringIdle?.()
     systems.forEach((s, i) => {
       const a = before[i]!
@@ -98,4 +94,12 @@ async function sampleConnections(
     await systemClock.sleep(1000, window)
   }
   await sample()
+}
+
+/** Each system's server counters, one after another: they share the one admin connection. */
+async function snapshots(cluster: BenchCluster, systems: BenchSystem[]) {
+  const out: ServerSnapshot[] = []
+  for (const s of systems)
+    out.push(await snapshot(cluster.admin, cluster.postmasterPid, s.database))
+  return out
 }

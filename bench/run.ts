@@ -81,9 +81,13 @@ try {
       { name: s.name, drain: {}, latency: null, sporadic: null, idle: null },
     ]),
   )
+  // Start-to-ready of the binary's starts on its own, and of those made at the same moment as every
+  // other system's (pickup after idle, idle), which share the two cores with six other start-ups.
   const readyMs: number[] = []
-  const noteReady = (s: BenchSystem) => {
-    if (s === binary && binary.lastRun()) readyMs.push(binary.lastRun()!.readyMs)
+  const readyMsAlongside: number[] = []
+  const noteReady = (s: BenchSystem, alongside = false) => {
+    if (s === binary && binary.lastRun())
+      (alongside ? readyMsAlongside : readyMs).push(binary.lastRun()!.readyMs)
   }
 
   // Interleaved so that noise on the shared machine spreads over every system alike, and in an
@@ -144,7 +148,7 @@ try {
         `pickup after ${P.sporadicGapSeconds} s idle ${name}: ${r.latenciesMs.map((x) => x.toFixed(1)).join(' / ')} ms (${r.missing} missing)`,
       )
     }
-    if (binary) noteReady(binary as unknown as BenchSystem)
+    if (binary) noteReady(binary as unknown as BenchSystem, true)
   }
   // The ceiling polls in a tight loop by design: it has no idle figure.
   let idleRss: number | null = null
@@ -189,7 +193,7 @@ try {
       `idle ${name}: ${r.statementsPerSecond.toFixed(2)} stmt/s, ${r.transactionsPerSecond.toFixed(2)} xact/s, ${r.connections} conns`,
     )
   }
-  if (binary) noteReady(binary as unknown as BenchSystem)
+  if (binary) noteReady(binary as unknown as BenchSystem, true)
 
   const cpu = cpus()
   const out: Results = {
@@ -209,6 +213,7 @@ try {
       transport: 'graph (fake on loopback)',
       readyMs,
       readyMsMedian: median(readyMs),
+      readyMsAlongside,
       idleRssMiB: idleRss,
     },
     systems: [...results.values()],

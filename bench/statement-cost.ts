@@ -7,7 +7,9 @@
 // turns batch by batch. Reported per statement: round trip (median per batch, and per row), the
 // backend's CPU time per row (/proc, summed over the batches: ticks are 10 ms), WAL bytes per row.
 // Ours are the engine's own calls (claimBatch as a file/discard transport claims, markSent);
-// graphile-worker's are its batched preset's get_job and complete_jobs as it sends them.
+// graphile-worker's are its batched preset's get_job and complete_jobs as it sends them. Ours run
+// twice: as released, and on a database whose mark_sent is the installed one without its attempt
+// history insert (what keeping the history costs; not something the product can drop).
 
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
@@ -22,7 +24,7 @@ import { CEILING_CLAIM, CEILING_COMPLETE, ceilingSystem } from './systems/ceilin
 import { graphileSystem } from './systems/graphile.ts'
 import { COMPLETE_JOBS, GET_JOB_500, NOOP_TASK_ID } from './systems/graphile-statements.ts'
 import { outboxQueue } from './systems/outbox-engine.ts'
-import { openProbe } from './systems/probe.ts'
+import { openProbe, type Probe } from './systems/probe.ts'
 
 const batches = Number(process.argv[2] ?? 100)
 const rows = Number(process.argv[3] ?? 500)
@@ -30,9 +32,11 @@ if (rows > 500) throw new Error('at most 500 rows: graphile-worker claims 500 at
 const WARMUP_BATCHES = 3
 
 const cluster = await startBenchCluster()
-for (const db of ['outbox', 'graphile', 'ceiling']) await cluster.createDatabase(db)
+for (const db of ['outbox', 'outbox_no_history', 'graphile', 'ceiling'])
+  await cluster.createDatabase(db)
 const probes = {
   outbox: await openProbe(cluster.probeUrl('outbox')),
+  outboxNoHistory: await openProbe(cluster.probeUrl('outbox_no_history')),
   graphile: await openProbe(cluster.probeUrl('graphile')),
   ceiling: await openProbe(cluster.probeUrl('ceiling')),
 }
@@ -48,14 +52,74 @@ interface Subject {
   backendPid(): Promise<number>
 }
 
-await migrate({ url: cluster.url('outbox'), log: silentLogger })
-const ours = openDb({
-  name: 'outbox',
-  url: cluster.url('outbox'),
-  log: silentLogger,
-  maxConnections: 1,
-})
-const outboxRows = outboxQueue(probes.outbox)
+const closers: (() => Promise<unknown>)[] = []
+
+/** Our two statements on `database` (migrated, then `alter`ed), as file and discard transports run them. */
+async function outboxSubject(
+  name: string,
+  database: string,
+  probe: Probe,
+  alter?: (probe: Probe) => Promise<void>,
+): Promise<Subject> {
+  await migrate({ url: cluster.url(database), log: silentLogger })
+  await alter?.(probe)
+  const db = openDb({
+    name: database,
+    url: cluster.url(database),
+    log: silentLogger,
+    maxConnections: 1,
+  })
+  closers.push(() => db.close())
+  const queue = outboxQueue(probe)
+  return {
+    name,
+    reset: () => queue.reset(),
+    insert: () => queue.insertBulk(rows),
+    async claim() {
+      const { leases } = await claimBatch(db.statements.db, {
+        limit: 500,
+        workerId: 'statement-cost',
+        leaseSeconds: 60,
+        defaultMaxAttempts: 5,
+        markStarted: true,
+      })
+      const startedAt = new Date()
+      return {
+        count: leases.length,
+        complete: async () => {
+          const settled = await markSent(
+            db.statements.db,
+            leases.map((l) => ({
+              id: l.id,
+              token: l.token,
+              settlement: { kind: 'sent' },
+              startedAt,
+            })),
+            'statement-cost',
+          )
+          if (settled.size !== leases.length)
+            throw new Error(`settled ${settled.size} of ${leases.length}`)
+        },
+      }
+    },
+    backendPid: () => pidOf(db.pool),
+  }
+}
+
+/**
+ * Replaces mailer.mark_sent in the probe's database by the installed definition without the CTE
+ * that inserts the attempt history; fails loudly if that CTE is no longer where it was.
+ */
+async function dropHistoryInsert(probe: Probe) {
+  const def = (
+    await probe.query<{ def: string }>(
+      `select pg_get_functiondef('mailer.mark_sent'::regproc) as def`,
+    )
+  )[0]!.def
+  const history = /\), history as \(\s*insert into mailer\.email_attempts[\s\S]*?from done d\s*\)/
+  if (!history.test(def)) throw new Error('mark_sent no longer has the history CTE this removes')
+  await probe.query(def.replace(history, ')'))
+}
 
 const graphile = graphileSystem('graphile', cluster.url('graphile'), probes.graphile, true)
 await graphile.prepare()
@@ -84,39 +148,17 @@ const ceilingSubject: Subject = {
   backendPid: () => pidOf(ceilingPool),
 }
 const subjects: Subject[] = [
-  {
-    name: 'outbox-mailer: claimBatch · markSent (+ attempt history)',
-    reset: () => outboxRows.reset(),
-    insert: () => outboxRows.insertBulk(rows),
-    async claim() {
-      const { leases } = await claimBatch(ours.statements.db, {
-        limit: 500,
-        workerId: 'statement-cost',
-        leaseSeconds: 60,
-        defaultMaxAttempts: 5,
-        markStarted: true,
-      })
-      const startedAt = new Date()
-      return {
-        count: leases.length,
-        complete: async () => {
-          const settled = await markSent(
-            ours.statements.db,
-            leases.map((l) => ({
-              id: l.id,
-              token: l.token,
-              settlement: { kind: 'sent' },
-              startedAt,
-            })),
-            'statement-cost',
-          )
-          if (settled.size !== leases.length)
-            throw new Error(`settled ${settled.size} of ${leases.length}`)
-        },
-      }
-    },
-    backendPid: () => pidOf(ours.pool),
-  },
+  await outboxSubject(
+    'outbox-mailer: claimBatch · markSent (+ attempt history)',
+    'outbox',
+    probes.outbox,
+  ),
+  await outboxSubject(
+    'outbox-mailer, markSent without the history insert',
+    'outbox_no_history',
+    probes.outboxNoHistory,
+    dropHistoryInsert,
+  ),
   {
     name: 'graphile-worker batched: get_job · complete_jobs (delete)',
     reset: () => graphile.reset(),
@@ -226,7 +268,7 @@ console.log(
   '"ceiling ÷ this": the share of the ceiling\'s drain rate a system could reach if its statements alone bounded the drain.',
 )
 await Promise.all([
-  ours.close(),
+  ...closers.map((close) => close()),
   graphilePool.end(),
   ceilingPool.end(),
   ...Object.values(probes).map((p) => p.close()),
