@@ -48,6 +48,12 @@ export function pickupRecorder() {
     committed(key: number) {
       commits.set(key, performance.now())
     },
+    /** Commit and start times (performance.now()) of each row picked up, in commit order. */
+    pickedUp(): { committedAt: number; startedAt: number }[] {
+      return [...commits].flatMap(([k, t]) =>
+        starts.has(k) ? [{ committedAt: t, startedAt: starts.get(k)! }] : [],
+      )
+    },
     /** Commit → start per row picked up, in ms. */
     async latencies(sys: BenchSystem): Promise<number[]> {
       if (sys.latenciesMs) return sys.latenciesMs()

@@ -109,12 +109,24 @@ export function footnotes(r: Results): string {
       .join('; ')} ms.`,
     `Pickup after idle: all systems at once, one row per system every ${r.parameters.sporadicGapSeconds} s (pools close idle connections after 10 s), the systems' rows spread across each gap, ${r.parameters.sporadicRounds} rows each: ${r.systems
       .filter((s) => s.sporadic)
-      .map((s) => `${s.name} ${s.sporadic!.latenciesMs.map((x) => fmt(x, 1)).join(' / ')}`)
-      .join('; ')} ms.`,
+      .map((s) => `${s.name} ${sporadicRows(s.sporadic!)}`)
+      .join(
+        '; ',
+      )} ms; "stall": the longest event-loop stall of the benchmark's own process inside that pickup, in ms (another in-process system's work: bench/stalls.ts).`,
     `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database, after an ${r.parameters.idleWarmupSeconds} s warm-up (longer than the pools' 10 s idle timeout, so connections opened for the start-up have closed); connections = client backends held, sampled every second through the window (fewest–most when they differ). The binary idles as deployed: /readyz and /metrics fetched every 15 s (fly.toml's check, Fly's scrape); its count of finished rows, every 5 minutes (4 statements, 0.013/s), is outside the window.`,
     `Compiled binary (${r.binary.transport}): start-to-ready median ${fmt(r.binary.readyMsMedian)} ms ` +
       `(spawn → /readyz 200, ${r.binary.readyMs.length} starts on its own: ${r.binary.readyMs.map((x) => fmt(x)).join(', ')} ms` +
       `${alongside.length > 0 ? `; not counted, ${alongside.length} more at the same moment as the other systems' start-ups: ${alongside.map((x) => fmt(x)).join(', ')} ms` : ''}); ` +
       `idle RSS ${fmt(r.binary.idleRssMiB ?? Number.NaN, 1)} MiB.`,
   ].join('\n')
+}
+
+/** One system's pickups after idle, in order, each with the benchmark's own stall inside it if any. */
+export function sporadicRows(r: SporadicResult): string {
+  return r.latenciesMs
+    .map((x, i) => {
+      const stall = r.stalledMs?.[i] ?? 0
+      return stall > 0 ? `${fmt(x, 1)} (stall ${fmt(stall, 0)})` : fmt(x, 1)
+    })
+    .join(' / ')
 }

@@ -10,7 +10,7 @@ import { idleRun, rssMiB } from './idle.ts'
 import { imageEnvInEffect, inImageEnv } from './image-env.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
-import { footnotes, type Results, type SystemResult, table } from './report.ts'
+import { footnotes, type Results, type SystemResult, sporadicRows, table } from './report.ts'
 import { sporadicRun } from './sporadic.ts'
 import { ceilingSystem } from './systems/ceiling.ts'
 import { graphileSystem } from './systems/graphile.ts'
@@ -145,7 +145,7 @@ try {
     for (const [name, r] of sporadic) {
       results.get(name)!.sporadic = r
       say(
-        `pickup after ${P.sporadicGapSeconds} s idle ${name}: ${r.latenciesMs.map((x) => x.toFixed(1)).join(' / ')} ms (${r.missing} missing)`,
+        `pickup after ${P.sporadicGapSeconds} s idle ${name}: ${sporadicRows(r)} ms (${r.missing} missing)`,
       )
     }
     if (binary) noteReady(binary as unknown as BenchSystem, true)

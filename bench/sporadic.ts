@@ -1,11 +1,20 @@
 // Pickup after a quiet spell: each system gets one row per gap (longer than a pool's idle timeout), taking turns.
 import { pickupRecorder } from './latency.ts'
 import { median } from './percentiles.ts'
+import { watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
+
+// A pickup of a few ms is skewed by a stall of 10 ms or more.
+const STALL_MS = 10
 
 export interface SporadicResult {
   /** Commit → handler (or send start), one per row, in order. */
   latenciesMs: number[]
+  /**
+   * Per row (in-process systems only): the longest event-loop stall of the benchmark's process
+   * inside its pickup, in ms (0: none of 10 ms or more). Another system's work, not this one's.
+   */
+  stalledMs?: number[]
   p50: number
   max: number
   missing: number
@@ -29,6 +38,7 @@ export async function sporadicRun(
     ),
   )
   const out = new Map<string, SporadicResult>()
+  const stalls = watchStalls(STALL_MS)
   try {
     const step = o.gapMs / systems.length
     // The first row also comes after a full gap of idleness.
@@ -46,12 +56,21 @@ export async function sporadicRun(
       while (performance.now() < deadline && (await s.remaining()) > 0) await Bun.sleep(20)
     }
   } finally {
+    stalls.stop()
     await Promise.all(systems.map((s) => s.stop()))
   }
   for (const s of systems) {
     const latenciesMs = await pickups.get(s.name)!.latencies(s)
+    // A system in its own process (the binary) times its pickups there.
+    const stalledMs = s.latenciesMs
+      ? undefined
+      : pickups
+          .get(s.name)!
+          .pickedUp()
+          .map((r) => stalls.longestWithin(r.committedAt, r.startedAt))
     out.set(s.name, {
       latenciesMs,
+      ...(stalledMs ? { stalledMs } : {}),
       p50: latenciesMs.length > 0 ? median(latenciesMs) : Number.NaN,
       max: latenciesMs.length > 0 ? Math.max(...latenciesMs) : Number.NaN,
       missing: o.rounds - latenciesMs.length,
