@@ -27,8 +27,7 @@ await cluster.createDatabase('outbox')
 await cluster.createDatabase('graphile')
 await migrate({ url: cluster.url('outbox'), log: silentLogger })
 // Inserts and clean-up go through the probe role, left out of the statement counts.
-const outboxProbe = new pg.Client({ connectionString: cluster.probeUrl('outbox') })
-await outboxProbe.connect()
+const outboxProbe = await openProbe(cluster.probeUrl('outbox'))
 const graphileProbe = await openProbe(cluster.probeUrl('graphile'))
 await graphileSystem('graphile', cluster.url('graphile'), graphileProbe, true).prepare()
 
@@ -154,5 +153,5 @@ console.table(
     query: r.query,
   })),
 )
-await Promise.all([outboxProbe.end(), graphileProbe.close(), theirs.end(), ours.close()])
+await Promise.all([outboxProbe.close(), graphileProbe.close(), theirs.end(), ours.close()])
 await cluster.stop()

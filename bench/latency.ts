@@ -41,6 +41,11 @@ export function poolWindows(windows: readonly LatencyWindow[]): LatencyResult {
 export function pickupRecorder() {
   const starts = new Map<number, number>()
   const commits = new Map<number, number>()
+  /** Commit and start times (performance.now()) of each row picked up, in commit order. */
+  const pickedUp = (): { committedAt: number; startedAt: number }[] =>
+    [...commits].flatMap(([k, t]) =>
+      starts.has(k) ? [{ committedAt: t, startedAt: starts.get(k)! }] : [],
+    )
   return {
     onStart(key: number) {
       if (key > 0 && !starts.has(key)) starts.set(key, performance.now())
@@ -48,16 +53,11 @@ export function pickupRecorder() {
     committed(key: number) {
       commits.set(key, performance.now())
     },
-    /** Commit and start times (performance.now()) of each row picked up, in commit order. */
-    pickedUp(): { committedAt: number; startedAt: number }[] {
-      return [...commits].flatMap(([k, t]) =>
-        starts.has(k) ? [{ committedAt: t, startedAt: starts.get(k)! }] : [],
-      )
-    },
+    pickedUp,
     /** Commit → start per row picked up, in ms. */
     async latencies(sys: BenchSystem): Promise<number[]> {
       if (sys.latenciesMs) return sys.latenciesMs()
-      return [...commits].flatMap(([k, t]) => (starts.has(k) ? [starts.get(k)! - t] : []))
+      return pickedUp().map((r) => r.startedAt - r.committedAt)
     },
   }
 }

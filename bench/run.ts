@@ -85,9 +85,12 @@ try {
   // other system's (pickup after idle, idle), which share the two cores with six other start-ups.
   const readyMs: number[] = []
   const readyMsAlongside: number[] = []
-  const noteReady = (s: BenchSystem, alongside = false) => {
-    if (s === binary && binary.lastRun())
-      (alongside ? readyMsAlongside : readyMs).push(binary.lastRun()!.readyMs)
+  const noteReady = (s: BenchSystem) => {
+    if (s === binary && binary.lastRun()) readyMs.push(binary.lastRun()!.readyMs)
+  }
+  const noteReadyAlongside = () => {
+    const run = binary?.lastRun()
+    if (run) readyMsAlongside.push(run.readyMs)
   }
 
   // Interleaved so that noise on the shared machine spreads over every system alike, and in an
@@ -148,7 +151,7 @@ try {
         `pickup after ${P.sporadicGapSeconds} s idle ${name}: ${sporadicRows(r)} ms (${r.missing} missing)`,
       )
     }
-    if (binary) noteReady(binary as unknown as BenchSystem, true)
+    noteReadyAlongside()
   }
   // The ceiling polls in a tight loop by design: it has no idle figure.
   let idleRss: number | null = null
@@ -193,7 +196,7 @@ try {
       `idle ${name}: ${r.statementsPerSecond.toFixed(2)} stmt/s, ${r.transactionsPerSecond.toFixed(2)} xact/s, ${r.connections} conns`,
     )
   }
-  if (binary) noteReady(binary as unknown as BenchSystem, true)
+  noteReadyAlongside()
 
   const cpu = cpus()
   const out: Results = {
