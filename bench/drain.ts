@@ -20,6 +20,8 @@ export interface DrainRun {
   clientCpuMicrosPerRow: number
   /** WAL range of the drain (insert commit → end), for a per-record breakdown (bench/profile.ts). */
   wal: { from: string; to: string }
+  /** The timed span (insert commit → last row done), epoch milliseconds, for bench/cpu-split.ts. */
+  span: { fromMs: number; toMs: number }
 }
 
 export async function drainRun(
@@ -69,6 +71,7 @@ export async function drainRun(
       enqueueWalBytesPerRow: Number(lsnBytes(walFrom) - lsnBytes(a.walLsn)) / rows,
       clientCpuMicrosPerRow: (cpu1.user + cpu1.system) / done,
       wal: { from: walFrom, to: b.walLsn },
+      span: { fromMs: performance.timeOrigin + t0, toMs: performance.timeOrigin + t1 },
     }
   } finally {
     await sys.stop()

@@ -1,32 +1,19 @@
 // `bun run bench/profile.ts [system] [rows] [concurrency]`: one drain, then the statements it cost (pg_stat_statements).
-import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { drainRun } from './drain.ts'
 import { inImageEnv } from './image-env.ts'
-import { ceilingSystem } from './systems/ceiling.ts'
-import { graphileSystem } from './systems/graphile.ts'
-import { outboxBinarySystem } from './systems/outbox-binary.ts'
-import { outboxEngineSystem } from './systems/outbox-engine.ts'
-import { pgBossSystem } from './systems/pg-boss.ts'
+import { checkSystemKeys, systemByKey } from './systems/by-key.ts'
 import { openProbe } from './systems/probe.ts'
 
 await inImageEnv()
 const [which = 'outbox_engine', rows = '20000', conc = '10'] = process.argv.slice(2)
+checkSystemKeys([which])
 const cluster = await startBenchCluster()
 await cluster.createDatabase(which)
 const probe = await openProbe(cluster.probeUrl(which))
 try {
   const url = cluster.url(which)
-  const sys =
-    which === 'ceiling'
-      ? ceilingSystem(which, url, probe)
-      : which.startsWith('graphile')
-        ? graphileSystem(which, url, probe, which.endsWith('batched'))
-        : which.startsWith('pgboss')
-          ? pgBossSystem(which, url, probe, which.endsWith('batched'))
-          : which === 'outbox_binary'
-            ? outboxBinarySystem(which, url, probe, await compiledBinary(), 'graph')
-            : outboxEngineSystem(which, url, probe)
+  const sys = await systemByKey(which, url, probe)
   await sys.prepare()
   // One warm-up drain first, so the figures below are of warm code (as in the interleaved suite).
   await drainRun(cluster, sys, Number(rows), Number(conc), 60_000)

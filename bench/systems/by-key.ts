@@ -1,0 +1,48 @@
+// One benchmarked system by its key (bench/run.ts's database names), for the one-off tools.
+import { compiledBinary } from '../../test/support/binary.ts'
+import { ceilingSystem } from './ceiling.ts'
+import { graphileSystem } from './graphile.ts'
+import { outboxBinarySystem } from './outbox-binary.ts'
+import { outboxEngineSystem } from './outbox-engine.ts'
+import { pgBossSystem } from './pg-boss.ts'
+import type { Probe } from './probe.ts'
+import type { BenchSystem } from './system.ts'
+
+export const SYSTEM_KEYS = [
+  'ceiling',
+  'graphile_defaults',
+  'graphile_batched',
+  'pgboss_defaults',
+  'pgboss_batched',
+  'outbox_engine',
+  'outbox_binary',
+] as const
+
+/** Fails, naming the known keys, before a tool starts anything for a key it does not know. */
+export function checkSystemKeys(keys: readonly string[]): void {
+  const unknown = keys.filter((k) => !(SYSTEM_KEYS as readonly string[]).includes(k))
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown system ${unknown.map((k) => `"${k}"`).join(', ')}; one of: ${SYSTEM_KEYS.join(', ')}`,
+    )
+}
+
+/** The system `key` names, living in database `key`. */
+export async function systemByKey(key: string, url: string, probe: Probe): Promise<BenchSystem> {
+  switch (key) {
+    case 'ceiling':
+      return ceilingSystem(key, url, probe)
+    case 'graphile_defaults':
+    case 'graphile_batched':
+      return graphileSystem(key, url, probe, key === 'graphile_batched')
+    case 'pgboss_defaults':
+    case 'pgboss_batched':
+      return pgBossSystem(key, url, probe, key === 'pgboss_batched')
+    case 'outbox_engine':
+      return outboxEngineSystem(key, url, probe)
+    case 'outbox_binary':
+      return outboxBinarySystem(key, url, probe, await compiledBinary(), 'graph')
+    default:
+      throw new Error(`unknown system "${key}"; one of: ${SYSTEM_KEYS.join(', ')}`)
+  }
+}
