@@ -30,7 +30,10 @@ test('a half-open LISTEN connection is noticed by the check, replaced, and new r
     LISTEN_CHECK_SECONDS: '1',
   })
   await mailer.waitReady()
-  const before = await enqueue(db, 10, { tag: 'before' })
+  // Fewer rows than one claim takes (WORKER_CONCURRENCY, 10): after a full claim the worker claims
+  // again once its sends are done, and that claim could find the rows enqueued below, while the
+  // socket is frozen, without any notification.
+  const before = await enqueue(db, 5, { tag: 'before' })
   await allSent(db, before, 5_000, [mailer])
 
   const connections = proxy.accepted()

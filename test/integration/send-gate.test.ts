@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { Kysely, PostgresDialect } from 'kysely'
 import { type Clock, systemClock } from '../../src/clock.ts'
+import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -256,6 +258,46 @@ describe('the Postgres send gate', () => {
     expect(held.rows[0].n).toBe(8)
     for (const p of permits) await p!.release()
     await b.close?.()
+  })
+
+  test('a free lost with its connection is tried again: the slot is back in moments, not at its expiry', async () => {
+    // The first free fails as a cut connection fails it (the fault suite's terminated LISTEN
+    // session carried one); every other statement reaches the database.
+    let failedFrees = 0
+    const cutOnce = new Kysely<Database>({
+      dialect: new PostgresDialect({
+        pool: new Proxy(t.pool, {
+          get(pool, prop, receiver) {
+            if (prop !== 'connect') return Reflect.get(pool, prop, receiver)
+            return async () => {
+              const client = await pool.connect()
+              return new Proxy(client, {
+                get(c, p, r) {
+                  if (p !== 'query') return Reflect.get(c, p, r)
+                  return (text: string, values: unknown[]) => {
+                    if (failedFrees === 0 && text.includes("set expires_at = '-infinity'")) {
+                      failedFrees++
+                      return Promise.reject(new Error('Connection terminated unexpectedly'))
+                    }
+                    return c.query(text, values)
+                  }
+                },
+              })
+            }
+          },
+        }),
+      }),
+    })
+    const a = gate('a', { max: 1, ttl: 60_000, db: cutOnce })
+    const permit = await a.acquire('m@example.com', new AbortController().signal)
+    const taken = await slotRow()
+    expect(taken.free).toBe(false)
+    await permit!.release()
+    // Parked 50 ms, then freed: the lost statement costs a retry, not the slot's 60 s.
+    await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
+    expect(failedFrees).toBe(1)
+    expect((await slotRow()).token).toBe(taken.token)
+    await a.close?.()
   })
 
   test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
