@@ -4,7 +4,8 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { SendPermit } from './send-gate.ts'
-import { freeSlots, takeSlots } from './send-limits.ts'
+import { takeSlots } from './send-limits.ts'
+import { createSlotFreer, type HeldSlot } from './slot-freer.ts'
 
 export interface SlotKeeperOptions {
   db: Kysely<Database>
@@ -23,17 +24,6 @@ export interface SlotKeeperOptions {
   parkMs: number
 }
 
-// A failed free is tried again after this long, doubling up to the most.
-const FREE_RETRY_FIRST_MS = 50
-const FREE_RETRY_MAX_MS = 2_000
-
-interface HeldSlot {
-  slot: number
-  token: string
-  /** Clock time just before the take was sent: the database's expiry is later than this + TTL. */
-  takenAt: number
-}
-
 interface Waiter {
   grant: (held: HeldSlot) => void
   fail: (err: unknown) => void
@@ -50,54 +40,15 @@ interface Waiter {
 export function createSlotKeeper(o: SlotKeeperOptions) {
   const parked: { held: HeldSlot; at: number }[] = []
   const waiting: Waiter[] = []
-  const toFree: HeldSlot[] = []
-  let freeing: Promise<void> | null = null
   let flushing: AbortController | null = null
   let taking = false
   let nap: AbortController | null = null
-  let freeNap: AbortController | null = null
   let closed = false
   const reusable = (h: HeldSlot) => !closed && o.clock.now() - h.takenAt < o.reuseMs
   const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4)
 
-  // Frees go out one statement at a time; slots to free meanwhile go together in the next one. A
-  // free that fails (e.g. its connection was cut) is retried, fenced by token so a repeat is
-  // harmless, while the slot has not expired on its own: one lost statement must not keep every
-  // send waiting for a TTL. Closing stops the retries.
-  function free(slots: HeldSlot[]) {
-    if (slots.length === 0) return
-    toFree.push(...slots)
-    freeing ??= (async () => {
-      let delay = FREE_RETRY_FIRST_MS
-      while (toFree.length > 0) {
-        const batch = toFree.splice(0)
-        try {
-          await freeSlots(o.db, batch)
-          delay = FREE_RETRY_FIRST_MS
-          continue
-        } catch (err) {
-          const retryAt = o.clock.now() + delay
-          const retry = closed ? [] : batch.filter((h) => h.takenAt + o.ttlMs > retryAt)
-          // Said once when the retries begin and once if they end unfreed, not at every retry.
-          if (retry.length === 0 || delay === FREE_RETRY_FIRST_MS)
-            o.log.warn(
-              retry.length > 0
-                ? 'could not free send slots; retrying'
-                : 'could not free send slots; they expire by themselves',
-              { slots: batch.map((h) => h.slot), err },
-            )
-          if (retry.length === 0) continue
-          toFree.unshift(...retry)
-        }
-        freeNap = new AbortController()
-        await o.clock.sleep(jitter(delay), freeNap.signal)
-        freeNap = null
-        delay = Math.min(delay * 2, FREE_RETRY_MAX_MS)
-      }
-    })().finally(() => {
-      freeing = null
-    })
-  }
+  const freer = createSlotFreer(o)
+  const free = (slots: HeldSlot[]) => freer.free(slots)
 
   // Frees, in one statement, the slots parked for parkMs (and any past reuse); re-arms for the rest.
   function armFlush() {
@@ -208,13 +159,12 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     /** Frees every parked slot now and waits for the frees; later give-backs free at once. */
     async close() {
       closed = true
-      freeNap?.abort()
       flushing?.abort()
       flushing = null
       nap?.abort()
       for (const w of waiting.splice(0)) w.cancel()
       free(parked.splice(0).map((p) => p.held))
-      await freeing
+      await freer.close()
     },
   }
 }
