@@ -31,21 +31,15 @@ await perfBinary()
 const reps = Number(process.argv[3] ?? 3)
 const rows = Number(process.argv[4] ?? 20_000)
 
-type Kind =
-  | 'postgres user'
-  | 'postgres kernel'
-  | 'client main thread'
-  | 'client other threads'
-  | 'idle'
-  | 'other'
-const KINDS: Kind[] = [
+const KINDS = [
   'postgres user',
   'postgres kernel',
   'client main thread',
   'client other threads',
   'idle',
   'other',
-]
+] as const
+type Kind = (typeof KINDS)[number]
 
 function kindOf(s: Sample): Kind {
   if (s.pid === process.pid)

@@ -30,8 +30,15 @@ export function parseSample(line: string): Sample | null {
   }
 }
 
-/** Fails early, with what to do, when `perf` is missing or may not sample every CPU. */
-export async function perfBinary(): Promise<string> {
+let checked: Promise<string> | null = null
+
+/** Fails early, with what to do, when `perf` is missing or may not sample every CPU (checked once). */
+export function perfBinary(): Promise<string> {
+  checked ??= checkPerf()
+  return checked
+}
+
+async function checkPerf(): Promise<string> {
   const bin = Bun.which('perf')
   if (!bin)
     throw new Error('perf not found: install it (linux-tools / linux-perf) to run this tool')

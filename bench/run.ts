@@ -12,11 +12,8 @@ import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
 import { footnotes, type Results, type SystemResult, sporadicRows, table } from './report.ts'
 import { sporadicRun } from './sporadic.ts'
-import { ceilingSystem } from './systems/ceiling.ts'
-import { graphileSystem } from './systems/graphile.ts'
+import { SYSTEM_KEYS, systemByKey } from './systems/by-key.ts'
 import { outboxBinarySystem } from './systems/outbox-binary.ts'
-import { outboxEngineSystem } from './systems/outbox-engine.ts'
-import { pgBossSystem } from './systems/pg-boss.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
 
@@ -56,21 +53,18 @@ const probes: Probe[] = []
 const systems: BenchSystem[] = []
 let binary: ReturnType<typeof outboxBinarySystem> | null = null
 try {
-  const make: [string, (db: string, url: string, probe: Probe) => BenchSystem][] = [
-    ['ceiling', (d, u, p) => ceilingSystem(d, u, p)],
-    ['graphile_defaults', (d, u, p) => graphileSystem(d, u, p, false)],
-    ['graphile_batched', (d, u, p) => graphileSystem(d, u, p, true)],
-    ['pgboss_defaults', (d, u, p) => pgBossSystem(d, u, p, false)],
-    ['pgboss_batched', (d, u, p) => pgBossSystem(d, u, p, true)],
-    ['outbox_engine', (d, u, p) => outboxEngineSystem(d, u, p)],
-    ['outbox_binary', (d, u, p) => (binary = outboxBinarySystem(d, u, p, bin, 'graph'))],
-  ]
-  for (const [db, f] of make) {
+  for (const db of SYSTEM_KEYS) {
     if (P.only && !P.only.some((o) => db.includes(o))) continue
     await cluster.createDatabase(db)
     const probe = await openProbe(cluster.probeUrl(db))
     probes.push(probe)
-    const s = f(db, cluster.url(db), probe)
+    const url = cluster.url(db)
+    // The binary is kept typed: its starts and process are read below.
+    let s: BenchSystem
+    if (db === 'outbox_binary') {
+      binary = outboxBinarySystem(db, url, probe, bin, 'graph')
+      s = binary
+    } else s = await systemByKey(db, url, probe)
     await s.prepare()
     systems.push(s)
     say(`prepared ${s.name}`)

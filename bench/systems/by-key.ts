@@ -27,8 +27,16 @@ export function checkSystemKeys(keys: readonly string[]): void {
     )
 }
 
-/** The system `key` names, living in database `key`. */
-export async function systemByKey(key: string, url: string, probe: Probe): Promise<BenchSystem> {
+/**
+ * The system `key` names, living in database `key`. The binary's is built (or reused) unless the
+ * caller gives its path.
+ */
+export async function systemByKey(
+  key: string,
+  url: string,
+  probe: Probe,
+  binaryPath?: string,
+): Promise<BenchSystem> {
   switch (key) {
     case 'ceiling':
       return ceilingSystem(key, url, probe)
@@ -41,8 +49,9 @@ export async function systemByKey(key: string, url: string, probe: Probe): Promi
     case 'outbox_engine':
       return outboxEngineSystem(key, url, probe)
     case 'outbox_binary':
-      return outboxBinarySystem(key, url, probe, await compiledBinary(), 'graph')
+      return outboxBinarySystem(key, url, probe, binaryPath ?? (await compiledBinary()), 'graph')
     default:
-      throw new Error(`unknown system "${key}"; one of: ${SYSTEM_KEYS.join(', ')}`)
+      checkSystemKeys([key])
+      throw new Error(`no constructor for system "${key}"`)
   }
 }

@@ -12,6 +12,9 @@ export interface HeldSlot {
   takenAt: number
 }
 
+/** A wait spread ±20 %, so that workers retrying together drift apart. */
+export const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4)
+
 // A failed free is tried again after this long, doubling up to the most.
 const RETRY_FIRST_MS = 50
 const RETRY_MAX_MS = 2_000
@@ -31,7 +34,6 @@ export function createSlotFreer(o: {
   let freeing: Promise<void> | null = null
   let nap: AbortController | null = null
   let closed = false
-  const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4)
 
   async function run() {
     let delay = RETRY_FIRST_MS

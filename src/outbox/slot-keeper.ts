@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { SendPermit } from './send-gate.ts'
 import { takeSlots } from './send-limits.ts'
-import { createSlotFreer, type HeldSlot } from './slot-freer.ts'
+import { createSlotFreer, type HeldSlot, jitter } from './slot-freer.ts'
 
 export interface SlotKeeperOptions {
   db: Kysely<Database>
@@ -45,7 +45,6 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   let nap: AbortController | null = null
   let closed = false
   const reusable = (h: HeldSlot) => !closed && o.clock.now() - h.takenAt < o.reuseMs
-  const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4)
 
   const freer = createSlotFreer(o)
   const free = (slots: HeldSlot[]) => freer.free(slots)
