@@ -4,8 +4,8 @@
 // the whole machine. bench/run.ts reads CPU from /proc per process; this samples every CPU with
 // `perf record -a` through the same drains (bench/drain.ts, the systems taking turns, concurrency
 // 10 and 50) and splits the cores' time inside the drains' timed spans into: Postgres in user space
-// and in the kernel (WAL writes, fsync, sockets), this process's main thread (the in-process
-// systems' client side) and its other threads (JIT, garbage collector, allocator), idle, and
+// and in the kernel (WAL writes, fsync, sockets), the client's main thread (the system's own
+// process, bench/systems/hosted.ts) and its other threads (JIT, garbage collector, allocator), idle, and
 // anything else. Then the Postgres functions that take the most time, per row, side by side.
 // Needs `perf` and permission to sample every CPU (root, or kernel.perf_event_paranoid <= 0).
 
@@ -16,6 +16,7 @@ import { inImageEnv } from './image-env.ts'
 import { median } from './percentiles.ts'
 import { perfBinary, type Sample, sampleCpus } from './perf-samples.ts'
 import { checkSystemKeys, systemByKey } from './systems/by-key.ts'
+import { hostedSystem } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
 
@@ -41,9 +42,13 @@ const KINDS = [
 ] as const
 type Kind = (typeof KINDS)[number]
 
+// Where the systems' client sides run: each in a process of its own (bench/systems/hosted.ts), or
+// this one (BENCH_SHARED_PROCESS=1). With their own, this process's samples (the probe) are 'other'.
+const ownProcesses = process.env.BENCH_SHARED_PROCESS !== '1'
+const clientPids = new Set<number>(ownProcesses ? [] : [process.pid])
+
 function kindOf(s: Sample): Kind {
-  if (s.pid === process.pid)
-    return s.tid === process.pid ? 'client main thread' : 'client other threads'
+  if (clientPids.has(s.pid)) return s.tid === s.pid ? 'client main thread' : 'client other threads'
   if (s.comm === 'postgres') return s.kernel ? 'postgres kernel' : 'postgres user'
   if (s.pid === 0) return 'idle'
   return 'other'
@@ -67,7 +72,9 @@ try {
     await cluster.createDatabase(key)
     const probe = await openProbe(cluster.probeUrl(key))
     probes.push(probe)
-    const sys = await systemByKey(key, cluster.url(key), probe)
+    const inner = await systemByKey(key, cluster.url(key), probe)
+    const sys =
+      ownProcesses && key !== 'outbox_binary' ? hostedSystem(key, cluster.url(key), inner) : inner
     await sys.prepare()
     systems.push(sys)
   }
@@ -80,6 +87,8 @@ try {
         for (let i = 0; i < systems.length; i++) {
           const sys = systems[(i + rep) % systems.length]!
           const r = await drainRun(cluster, sys, rows, c, CAP_MS)
+          const pid = sys.clientPid?.()
+          if (pid) clientPids.add(pid)
           drains.push({
             key: sys.database,
             concurrency: c,

@@ -16,7 +16,10 @@ export interface DrainRun {
   cpuMicrosPerRow: number
   /** WAL the insert of the rows wrote (the enqueue side, for a whole-life comparison). */
   enqueueWalBytesPerRow: number
-  /** CPU of this process (where in-process systems run their client side) per row. */
+  /**
+   * CPU per row of the process the client side runs in: its own (bench/systems/hosted.ts), else
+   * this one (in-process systems; for the binary, the Graph fake's).
+   */
   clientCpuMicrosPerRow: number
   /** WAL range of the drain (insert commit → end), for a per-record breakdown (bench/profile.ts). */
   wal: { from: string; to: string }
@@ -40,7 +43,7 @@ export async function drainRun(
     await autovacuumQuiet(cluster)
     const a = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
     const walFrom = await sys.insertBulk(rows)
-    const cpu0 = process.cpuUsage()
+    const cpu0 = await clientCpuMicros(sys)
     const t0 = performance.now()
     let left = rows
     while (performance.now() - t0 < capMs) {
@@ -53,7 +56,7 @@ export async function drainRun(
       await Bun.sleep(outOfProcess ? 20 : 10)
     }
     const t1 = performance.now()
-    const cpu1 = process.cpuUsage(cpu0)
+    const cpu1 = (await clientCpuMicros(sys)) - cpu0
     const b = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
     if (left !== 0) left = await sys.remaining()
     const done = rows - left
@@ -69,13 +72,20 @@ export async function drainRun(
       walBytesPerRow: cost.walBytes / done,
       cpuMicrosPerRow: (cost.cpuSeconds * 1e6) / done,
       enqueueWalBytesPerRow: Number(lsnBytes(walFrom) - lsnBytes(a.walLsn)) / rows,
-      clientCpuMicrosPerRow: (cpu1.user + cpu1.system) / done,
+      clientCpuMicrosPerRow: cpu1 / done,
       wal: { from: walFrom, to: b.walLsn },
       span: { fromMs: performance.timeOrigin + t0, toMs: performance.timeOrigin + t1 },
     }
   } finally {
     await sys.stop()
   }
+}
+
+/** CPU time (µs) so far of the process where `sys` runs its client side. */
+async function clientCpuMicros(sys: BenchSystem): Promise<number> {
+  if (sys.clientCpuMicros) return sys.clientCpuMicros()
+  const u = process.cpuUsage()
+  return u.user + u.system
 }
 
 /**

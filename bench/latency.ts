@@ -47,8 +47,8 @@ export function pickupRecorder() {
       starts.has(k) ? [{ committedAt: t, startedAt: starts.get(k)! }] : [],
     )
   return {
-    onStart(key: number) {
-      if (key > 0 && !starts.has(key)) starts.set(key, performance.now())
+    onStart(key: number, atMs = performance.now()) {
+      if (key > 0 && !starts.has(key)) starts.set(key, atMs)
     },
     committed(key: number) {
       commits.set(key, performance.now())

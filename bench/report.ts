@@ -102,7 +102,7 @@ export function footnotes(r: Results): string {
   const alongside = r.binary.readyMsAlongside ?? []
   return [
     `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done). ${Number(r.parameters.warmupRows ?? 0) > 0 ? `Before them, one unmeasured warm-up drain per system (${r.parameters.warmupRows} rows at concurrency 10, at most ${r.parameters.warmupCapSeconds} s).` : 'No warm-up drain.'}`,
-    "WAL B/row: while draining (from the insert's commit to the last row done); enqueue WAL B/row: the insert itself. Client CPU: this process, where the in-process systems run (– for the binary, a process of its own).",
+    `WAL B/row: while draining (from the insert's commit to the last row done); enqueue WAL B/row: the insert itself. Client CPU: ${r.parameters.ownProcesses === true ? "the process each system's client side runs in, one Bun process per system (bench/systems/hosted.ts)" : "the benchmark's own process, where every system but the binary runs its client side"} (– for the binary, a process of its own, not measured).`,
     `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds. p50 per round: ${r.systems
       .filter((s) => s.latency)
       .map((s) => `${s.name} ${s.latency!.roundP50s.map((x) => fmt(x, 1)).join(' / ')}`)
@@ -112,7 +112,7 @@ export function footnotes(r: Results): string {
       .map((s) => `${s.name} ${sporadicRows(s.sporadic!)}`)
       .join(
         '; ',
-      )} ms; "stall": the longest event-loop stall of the benchmark's own process inside that pickup, in ms (another in-process system's work: bench/stalls.ts).`,
+      )} ms; "stall": the longest event-loop stall inside that pickup of the process the system's client runs in, in ms (${r.parameters.ownProcesses === true ? 'its own process: its own work' : "the benchmark's process: mostly another system's work"}; bench/stalls.ts).`,
     `Idle: ${r.parameters.idleSeconds} s, all systems at once, each on its own database, after an ${r.parameters.idleWarmupSeconds} s warm-up (longer than the pools' 10 s idle timeout, so connections opened for the start-up have closed); connections = client backends held, sampled every second through the window (fewest–most when they differ). The binary idles as deployed: /readyz and /metrics fetched every 15 s (fly.toml's check, Fly's scrape); its count of finished rows, every 5 minutes (4 statements, 0.013/s), is outside the window.`,
     `Compiled binary (${r.binary.transport}): start-to-ready median ${fmt(r.binary.readyMsMedian)} ms ` +
       `(spawn → /readyz 200, ${r.binary.readyMs.length} starts on its own: ${r.binary.readyMs.map((x) => fmt(x)).join(', ')} ms` +

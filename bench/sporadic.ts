@@ -1,7 +1,7 @@
 // Pickup after a quiet spell: each system gets one row per gap (longer than a pool's idle timeout), taking turns.
 import { pickupRecorder } from './latency.ts'
 import { median } from './percentiles.ts'
-import { watchStalls } from './stalls.ts'
+import { longestWithin, watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
 
 // A pickup of a few ms is skewed by a stall of 10 ms or more.
@@ -11,8 +11,9 @@ export interface SporadicResult {
   /** Commit → handler (or send start), one per row, in order. */
   latenciesMs: number[]
   /**
-   * Per row (in-process systems only): the longest event-loop stall of the benchmark's process
-   * inside its pickup, in ms (0: none of 10 ms or more). Another system's work, not this one's.
+   * Per row (not for the binary): the longest event-loop stall, inside its pickup, of the process
+   * the system's client runs in, in ms (0: none of 10 ms or more). In the benchmark's own process
+   * that is mostly another system's work; in a process of its own, the system's own.
    */
   stalledMs?: number[]
   p50: number
@@ -34,7 +35,11 @@ export async function sporadicRun(
   for (const s of systems) await s.reset()
   await Promise.all(
     systems.map((s) =>
-      s.start({ concurrency: o.concurrency, onStart: pickups.get(s.name)!.onStart }),
+      s.start({
+        concurrency: o.concurrency,
+        onStart: pickups.get(s.name)!.onStart,
+        watchStallsMs: STALL_MS,
+      }),
     ),
   )
   const out = new Map<string, SporadicResult>()
@@ -61,13 +66,18 @@ export async function sporadicRun(
   }
   for (const s of systems) {
     const latenciesMs = await pickups.get(s.name)!.latencies(s)
-    // A system in its own process (the binary) times its pickups there.
+    // The binary times its pickups itself; a system in a process of its own stalls on its own.
+    const own = s.clientStalls ? await s.clientStalls() : null
     const stalledMs = s.latenciesMs
       ? undefined
       : pickups
           .get(s.name)!
           .pickedUp()
-          .map((r) => stalls.longestWithin(r.committedAt, r.startedAt))
+          .map((r) =>
+            own
+              ? longestWithin(own, r.committedAt, r.startedAt)
+              : stalls.longestWithin(r.committedAt, r.startedAt),
+          )
     out.set(s.name, {
       latenciesMs,
       ...(stalledMs ? { stalledMs } : {}),

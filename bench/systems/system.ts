@@ -1,9 +1,15 @@
 // The shape every benchmarked system implements, so one driver measures them all the same way.
+import type { Stall } from '../stalls.ts'
 
 export interface StartOptions {
   concurrency: number
-  /** Called when a job's handler (or send) starts, with the key given at insert. */
-  onStart?: (key: number) => void
+  /**
+   * Called when a job's handler (or send) starts, with the key given at insert; `atMs` is when it
+   * started (performance.now() of this process) if that was earlier than the call.
+   */
+  onStart?: (key: number, atMs?: number) => void
+  /** A system in a process of its own watches that process's event loop from start to stop (clientStalls). */
+  watchStallsMs?: number
 }
 
 export interface BenchSystem {
@@ -28,6 +34,12 @@ export interface BenchSystem {
   remaining(): Promise<number>
   /** Pickup latencies measured by the system itself (out-of-process systems); else undefined. */
   latenciesMs?(): Promise<number[]>
-  /** Frees anything kept between runs (fakes). */
+  /** The process the client side runs in, when it is not this one (bench/systems/hosted.ts). */
+  clientPid?(): number | null
+  /** CPU time (µs, user + system) of the process the client side runs in, when it is not this one. */
+  clientCpuMicros?(): Promise<number>
+  /** Stalls of that process's event loop in the last run started with `watchStallsMs` (performance.now() times here). */
+  clientStalls?(): Promise<Stall[]>
+  /** Frees anything kept between runs (fakes, processes). */
   dispose?(): Promise<void>
 }

@@ -1,0 +1,85 @@
+// The child side of bench/systems/hosted.ts: one system's client (its workers) in a process of its own.
+//
+// `bun bench/systems/host.ts <key> <url>`, started by hosted.ts with an IPC channel. Requests:
+// {id, op: 'start', concurrency} | {id, op: 'stop'} | {id, op: 'cpu'}; each gets {id, ok, value?,
+// error?}. Handler starts go up as {op: 'starts', at: [key, epochMs, key, epochMs, …]}, gathered per
+// turn of the event loop (a drain starts thousands a second) and always sent before the reply to the
+// request that follows them, so a stop's reply comes after every start it ended. Times cross over as
+// epoch milliseconds (performance.timeOrigin + performance.now()): Bun's hrtime and performance.now()
+// count from each process's own start.
+import { type StallWatch, watchStalls } from '../stalls.ts'
+import { systemByKey } from './by-key.ts'
+import type { Probe } from './probe.ts'
+
+export type HostOp =
+  | { op: 'start'; concurrency: number; watchStallsMs?: number }
+  | { op: 'stop' }
+  | { op: 'cpu' }
+  | { op: 'stalls' }
+export type HostRequest = HostOp & { id: number }
+export type HostMessage =
+  | { op: 'ready' }
+  | { op: 'starts'; at: number[] }
+  | { id: number; ok: true; value?: number | number[] }
+  | { id: number; ok: false; error: string }
+
+// Inserts, resets and progress checks stay in the benchmark's process, on its probe connection.
+const noProbe: Probe = {
+  query: () => Promise.reject(new Error('the probe is not available in a host process')),
+  insertAndMark: () => Promise.reject(new Error('the probe is not available in a host process')),
+  close: async () => {},
+}
+
+if (import.meta.main) {
+  const [key, url] = process.argv.slice(2)
+  if (!key || !url || !process.send) {
+    console.error(
+      'usage: bun bench/systems/host.ts <key> <url> (started by bench/systems/hosted.ts)',
+    )
+    process.exit(2)
+  }
+  const send = (m: HostMessage) => process.send!(m)
+  const sys = await systemByKey(key, url, noProbe)
+  let starts: number[] = []
+  let flushing = false
+  const flush = () => {
+    flushing = false
+    if (starts.length === 0) return
+    send({ op: 'starts', at: starts })
+    starts = []
+  }
+  const onStart = (k: number) => {
+    starts.push(k, epoch(performance.now()))
+    if (!flushing) {
+      flushing = true
+      setImmediate(flush)
+    }
+  }
+  const epoch = (t: number) => performance.timeOrigin + t
+  let watch: StallWatch | null = null
+  process.on('message', async (r: HostRequest) => {
+    try {
+      let value: number | number[] | undefined
+      if (r.op === 'start') {
+        watch = r.watchStallsMs === undefined ? null : watchStalls(r.watchStallsMs)
+        await sys.start({ concurrency: r.concurrency, onStart })
+      } else if (r.op === 'stop') {
+        await sys.stop()
+        watch?.stop()
+      } else if (r.op === 'stalls') {
+        value = (watch?.stalls() ?? []).flatMap((s) => [epoch(s.from), epoch(s.to)])
+      } else {
+        const u = process.cpuUsage()
+        value = u.user + u.system
+      }
+      flush()
+      send(value === undefined ? { id: r.id, ok: true } : { id: r.id, ok: true, value })
+    } catch (e) {
+      flush()
+      send({ id: r.id, ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) })
+    }
+  })
+  // The benchmark's process went away (finished or killed): so does this one.
+  process.on('disconnect', () => process.exit(0))
+  send({ op: 'ready' })
+}

@@ -1,0 +1,110 @@
+// A benchmarked system whose client side (its workers) runs in a Bun process of its own; the rest stays here.
+//
+// Several in-process systems in one process weigh on each other: one's synchronous work stalls the
+// others' pickups (round 13's pg-boss heartbeat), and with all seven the client-heavy ones paid
+// 16–18 µs of client CPU per row against 11–14 with three to five (round 14, cause not found). In a
+// process each, a system's client costs what it costs deployed alone. Inserts, resets and progress
+// checks still run here, on the probe; only start and stop cross over (bench/systems/host.ts).
+import { join } from 'node:path'
+import type { Subprocess } from 'bun'
+import type { Stall } from '../stalls.ts'
+import type { HostMessage, HostOp } from './host.ts'
+import type { BenchSystem, StartOptions } from './system.ts'
+
+const HOST = join(import.meta.dir, 'host.ts')
+
+type Value = number | number[] | undefined
+type Pending = { resolve: (v: Value) => void; reject: (e: Error) => void }
+// Epoch milliseconds from the host process to this process's performance.now().
+const local = (epochMs: number) => epochMs - performance.timeOrigin
+
+export function hostedSystem(key: string, url: string, inner: BenchSystem): BenchSystem {
+  let child: Subprocess<'ignore', 'inherit', 'inherit'> | null = null
+  let ready: Promise<void> = Promise.resolve()
+  let nextId = 1
+  const waiting = new Map<number, Pending>()
+  let onStart: StartOptions['onStart']
+
+  function spawn() {
+    let up!: () => void
+    let down!: (e: Error) => void
+    ready = new Promise<void>((resolve, reject) => {
+      up = resolve
+      down = reject
+    })
+    const proc = Bun.spawn([process.execPath, HOST, key, url], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: process.env,
+      ipc(m: HostMessage) {
+        if ('op' in m) {
+          if (m.op === 'ready') up()
+          else for (let i = 0; i < m.at.length; i += 2) onStart?.(m.at[i]!, local(m.at[i + 1]!))
+          return
+        }
+        const w = waiting.get(m.id)
+        waiting.delete(m.id)
+        if (m.ok) w?.resolve(m.value)
+        else w?.reject(new Error(`${inner.name}, in its own process: ${m.error}`))
+      },
+    })
+    child = proc
+    void proc.exited.then((code) => {
+      const e = new Error(`${inner.name}: its process exited (code ${code})`)
+      down(e)
+      for (const w of waiting.values()) w.reject(e)
+      waiting.clear()
+      if (child === proc) child = null
+    })
+  }
+
+  async function request(r: HostOp): Promise<Value> {
+    if (!child) spawn()
+    await ready
+    const proc = child
+    if (!proc) throw new Error(`${inner.name}: its process is gone`)
+    const id = nextId++
+    return new Promise((resolve, reject) => {
+      waiting.set(id, { resolve, reject })
+      proc.send({ ...r, id })
+    })
+  }
+
+  return {
+    name: inner.name,
+    database: inner.database,
+    prepare: () => inner.prepare(),
+    reset: () => inner.reset(),
+    insertBulk: (n) => inner.insertBulk(n),
+    insertOne: (k) => inner.insertOne(k),
+    remaining: () => inner.remaining(),
+    async start(o) {
+      onStart = o.onStart
+      await request({
+        op: 'start',
+        concurrency: o.concurrency,
+        ...(o.watchStallsMs === undefined ? {} : { watchStallsMs: o.watchStallsMs }),
+      })
+    },
+    async stop() {
+      await request({ op: 'stop' })
+      onStart = undefined
+    },
+    clientPid: () => child?.pid ?? null,
+    clientCpuMicros: async () => Number(await request({ op: 'cpu' })),
+    async clientStalls() {
+      const flat = (await request({ op: 'stalls' })) as number[]
+      const out: Stall[] = []
+      for (let i = 0; i < flat.length; i += 2)
+        out.push({ from: local(flat[i]!), to: local(flat[i + 1]!) })
+      return out
+    },
+    async dispose() {
+      const proc = child
+      if (proc) {
+        proc.kill()
+        await proc.exited
+      }
+      await inner.dispose?.()
+    },
+  }
+}
