@@ -8,6 +8,7 @@
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import type { Stall } from '../stalls.ts'
+import { checkSystemKeys } from './by-key.ts'
 import type { HostMessage, HostOp } from './host.ts'
 import type { BenchSystem, StartOptions } from './system.ts'
 
@@ -19,6 +20,7 @@ type Pending = { resolve: (v: Value) => void; reject: (e: Error) => void }
 const local = (epochMs: number) => epochMs - performance.timeOrigin
 
 export function hostedSystem(key: string, url: string, inner: BenchSystem): BenchSystem {
+  checkSystemKeys([key])
   let child: Subprocess<'ignore', 'inherit', 'inherit'> | null = null
   let ready: Promise<void> = Promise.resolve()
   let nextId = 1
@@ -65,7 +67,12 @@ export function hostedSystem(key: string, url: string, inner: BenchSystem): Benc
     const id = nextId++
     return new Promise((resolve, reject) => {
       waiting.set(id, { resolve, reject })
-      proc.send({ ...r, id })
+      try {
+        proc.send({ ...r, id })
+      } catch (e) {
+        waiting.delete(id)
+        reject(new Error(`${inner.name}: its process is unreachable (${String(e)})`))
+      }
     })
   }
 
