@@ -1,8 +1,8 @@
 // The child side of bench/systems/hosted.ts: one system's client (its workers) in a process of its own.
 //
-// `bun bench/systems/host.ts <key> <url>`, started by hosted.ts with an IPC channel. Requests:
-// {id, op: 'start', concurrency} | {id, op: 'stop'} | {id, op: 'cpu'}; each gets {id, ok, value?,
-// error?}. Handler starts go up as {op: 'starts', at: [key, epochMs, key, epochMs, …]}, gathered per
+// `bun bench/systems/host.ts <key> <url>`, started by hosted.ts with an IPC channel. Requests
+// (HostOp): start, stop, the process's CPU time, the event-loop stalls of the last run; each gets
+// {id, ok, value?, error?}. Handler starts go up as {op: 'starts', at: [key, epochMs, key, epochMs, …]}, gathered per
 // turn of the event loop (a drain starts thousands a second) and always sent before the reply to the
 // request that follows them, so a stop's reply comes after every start it ended. Times cross over as
 // epoch milliseconds (performance.timeOrigin + performance.now()): Bun's hrtime and performance.now()
@@ -40,6 +40,7 @@ if (import.meta.main) {
   }
   const send = (m: HostMessage) => process.send!(m)
   const sys = await systemByKey(key, url, noProbe)
+  const epoch = (t: number) => performance.timeOrigin + t
   let starts: number[] = []
   let flushing = false
   const flush = () => {
@@ -55,7 +56,6 @@ if (import.meta.main) {
       setImmediate(flush)
     }
   }
-  const epoch = (t: number) => performance.timeOrigin + t
   let watch: StallWatch | null = null
   process.on('message', async (r: HostRequest) => {
     try {

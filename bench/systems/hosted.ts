@@ -1,10 +1,9 @@
 // A benchmarked system whose client side (its workers) runs in a Bun process of its own; the rest stays here.
 //
-// Several in-process systems in one process weigh on each other: one's synchronous work stalls the
-// others' pickups (round 13's pg-boss heartbeat), and with all seven the client-heavy ones paid
-// 16–18 µs of client CPU per row against 11–14 with three to five (round 14, cause not found). In a
-// process each, a system's client costs what it costs deployed alone. Inserts, resets and progress
-// checks still run here, on the probe; only start and stop cross over (bench/systems/host.ts).
+// Systems sharing one process weigh on each other: one's synchronous work stalls the others'
+// pickups (round 13: pg-boss's heartbeat). In a process each, a system is measured as it is
+// deployed, alone. Inserts, resets and progress checks still run here, on the probe; only start,
+// stop and the process's own readings (CPU time, stalls) cross over (bench/systems/host.ts).
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import type { Stall } from '../stalls.ts'
