@@ -1,6 +1,10 @@
 // Pickup latency: rows committed one at a time at a steady rate; commit → send (handler) start, in rounds.
 import { percentile } from './percentiles.ts'
+import { longestWithin, type StallWatch, watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
+
+// A pickup of a few ms is skewed by a stall of 10 ms or more.
+export const STALL_MS = 10
 
 export interface LatencyResult {
   /** Pooled over every round. */
@@ -12,12 +16,22 @@ export interface LatencyResult {
   max: number
   /** p50 of each round, in the order run (rounds alternate between the systems). */
   roundP50s: number[]
+  /**
+   * The slowest pickups, slowest first: which round and which row of its window (row 1 is the
+   * first after the system's start), so that a p99 can be traced to the rows that make it.
+   */
+  slowest: { ms: number; round: number; row: number; stallMs?: number }[]
 }
 
-/** One window of one system: its latencies (ms) and the rows that were never picked up. */
+// A full run pools about 450 rows per system: its p99 is the fifth-slowest.
+const SLOWEST = 5
+
+/** One window of one system: its latencies (ms, in commit order) and the rows never picked up. */
 export interface LatencyWindow {
   latencies: number[]
   missing: number
+  /** Per row, the longest stall inside its pickup (pickupRecorder's `stalls`); not for the binary. */
+  stalledMs?: number[]
 }
 
 /** Pools the windows of one system into one result. */
@@ -31,6 +45,15 @@ export function poolWindows(windows: readonly LatencyWindow[]): LatencyResult {
     p99: percentile(all, 99),
     max: all.length > 0 ? Math.max(...all) : Number.NaN,
     roundP50s: windows.map((w) => percentile(w.latencies, 50)),
+    slowest: windows
+      .flatMap((w, i) =>
+        w.latencies.map((ms, j) => {
+          const stallMs = w.stalledMs?.[j] ?? 0
+          return { ms, round: i + 1, row: j + 1, ...(stallMs > 0 ? { stallMs } : {}) }
+        }),
+      )
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, SLOWEST),
   }
 }
 
@@ -59,6 +82,20 @@ export function pickupRecorder() {
       if (sys.latenciesMs) return sys.latenciesMs()
       return pickedUp().map((r) => r.startedAt - r.committedAt)
     },
+    /**
+     * Per row picked up, the longest event-loop stall inside its pickup of the process its client
+     * runs in: its own (a hosted system, started with `watchStallsMs`), else `shared` (this one).
+     * None for a system that times its own pickups (the binary).
+     */
+    async stalls(sys: BenchSystem, shared: StallWatch): Promise<number[] | undefined> {
+      if (sys.latenciesMs) return undefined
+      const own = sys.clientStalls ? await sys.clientStalls() : null
+      return pickedUp().map((r) =>
+        own
+          ? longestWithin(own, r.committedAt, r.startedAt)
+          : shared.longestWithin(r.committedAt, r.startedAt),
+      )
+    },
   }
 }
 
@@ -73,8 +110,13 @@ export async function latencyWindow(
 ): Promise<LatencyWindow> {
   await sys.reset()
   const pickups = pickupRecorder()
-  await sys.start({ concurrency: o.concurrency, onStart: pickups.onStart })
+  await sys.start({
+    concurrency: o.concurrency,
+    onStart: pickups.onStart,
+    watchStallsMs: STALL_MS,
+  })
   const total = o.perSecond * o.seconds
+  const shared = watchStalls(STALL_MS)
   try {
     await Bun.sleep(1000)
     const begin = performance.now()
@@ -88,8 +130,10 @@ export async function latencyWindow(
     const deadline = performance.now() + 5000
     while (performance.now() < deadline && (await sys.remaining()) > 0) await Bun.sleep(50)
   } finally {
+    shared.stop()
     await sys.stop()
   }
   const latencies = await pickups.latencies(sys)
-  return { latencies, missing: total - latencies.length }
+  const stalledMs = await pickups.stalls(sys, shared)
+  return { latencies, missing: total - latencies.length, ...(stalledMs ? { stalledMs } : {}) }
 }

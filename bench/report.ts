@@ -106,7 +106,15 @@ export function footnotes(r: Results): string {
     `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds. p50 per round: ${r.systems
       .filter((s) => s.latency)
       .map((s) => `${s.name} ${s.latency!.roundP50s.map((x) => fmt(x, 1)).join(' / ')}`)
-      .join('; ')} ms.`,
+      .join(
+        '; ',
+      )} ms. Slowest pickups (ms, with round.row, row 1 being a window's first after the system's start, and the longest event-loop stall inside the pickup of the process the system's client runs in, if any): ${r.systems
+      .filter((s) => s.latency?.slowest)
+      .map(
+        (s) =>
+          `${s.name} ${s.latency!.slowest.map((x) => `${fmt(x.ms, 1)} (${x.round}.${x.row}${x.stallMs ? `, stall ${fmt(x.stallMs, 0)}` : ''})`).join(', ')}`,
+      )
+      .join('; ')}.`,
     `Pickup after idle: all systems at once, one row per system every ${r.parameters.sporadicGapSeconds} s (pools close idle connections after 10 s), the systems' rows spread across each gap, ${r.parameters.sporadicRounds} rows each: ${r.systems
       .filter((s) => s.sporadic)
       .map((s) => `${s.name} ${sporadicRows(s.sporadic!)}`)

@@ -1,11 +1,8 @@
 // Pickup after a quiet spell: each system gets one row per gap (longer than a pool's idle timeout), taking turns.
-import { pickupRecorder } from './latency.ts'
+import { pickupRecorder, STALL_MS } from './latency.ts'
 import { median } from './percentiles.ts'
-import { longestWithin, watchStalls } from './stalls.ts'
+import { watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
-
-// A pickup of a few ms is skewed by a stall of 10 ms or more.
-const STALL_MS = 10
 
 export interface SporadicResult {
   /** Commit → handler (or send start), one per row, in order. */
@@ -66,18 +63,7 @@ export async function sporadicRun(
   }
   for (const s of systems) {
     const latenciesMs = await pickups.get(s.name)!.latencies(s)
-    // The binary times its pickups itself; a system in a process of its own stalls on its own.
-    const own = s.clientStalls ? await s.clientStalls() : null
-    const stalledMs = s.latenciesMs
-      ? undefined
-      : pickups
-          .get(s.name)!
-          .pickedUp()
-          .map((r) =>
-            own
-              ? longestWithin(own, r.committedAt, r.startedAt)
-              : stalls.longestWithin(r.committedAt, r.startedAt),
-          )
+    const stalledMs = await pickups.get(s.name)!.stalls(s, stalls)
     out.set(s.name, {
       latenciesMs,
       ...(stalledMs ? { stalledMs } : {}),

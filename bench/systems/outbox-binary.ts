@@ -100,7 +100,8 @@ export function outboxBinarySystem(
       const rows = await probe.query<{ ms: number }>(
         `select (extract(epoch from a.started_at - o.created_at) * 1000)::float8 as ms
            from mailer.email_attempts a join mailer.email_outbox o on o.id = a.outbox_id
-          where o.correlation_id is not null and a.started_at is not null`,
+          where o.correlation_id is not null and a.started_at is not null
+          order by o.id, a.attempt`,
       )
       return rows.map((r) => r.ms)
     },
