@@ -15,8 +15,8 @@ import { drainRun } from './drain.ts'
 import { inImageEnv } from './image-env.ts'
 import { median } from './percentiles.ts'
 import { perfBinary, type Sample, sampleCpus } from './perf-samples.ts'
-import { checkSystemKeys, systemByKey } from './systems/by-key.ts'
-import { hostedSystem } from './systems/hosted.ts'
+import { checkSystemKeys } from './systems/by-key.ts'
+import { OWN_PROCESSES, placedSystem } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
 
@@ -44,8 +44,7 @@ type Kind = (typeof KINDS)[number]
 
 // Where the systems' client sides run: each in a process of its own (bench/systems/hosted.ts), or
 // this one (BENCH_SHARED_PROCESS=1). With their own, this process's samples (the probe) are 'other'.
-const ownProcesses = process.env.BENCH_SHARED_PROCESS !== '1'
-const clientPids = new Set<number>(ownProcesses ? [] : [process.pid])
+const clientPids = new Set<number>(OWN_PROCESSES ? [] : [process.pid])
 
 function kindOf(s: Sample): Kind {
   if (clientPids.has(s.pid)) return s.tid === s.pid ? 'client main thread' : 'client other threads'
@@ -72,9 +71,7 @@ try {
     await cluster.createDatabase(key)
     const probe = await openProbe(cluster.probeUrl(key))
     probes.push(probe)
-    const inner = await systemByKey(key, cluster.url(key), probe)
-    const sys =
-      ownProcesses && key !== 'outbox_binary' ? hostedSystem(key, cluster.url(key), inner) : inner
+    const sys = await placedSystem(key, cluster.url(key), probe)
     await sys.prepare()
     systems.push(sys)
   }

@@ -1,10 +1,7 @@
 // Pickup latency: rows committed one at a time at a steady rate; commit → send (handler) start, in rounds.
 import { percentile } from './percentiles.ts'
-import { longestWithin, type StallWatch, watchStalls } from './stalls.ts'
+import { longestWithin, STALL_MS, type StallWatch, watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
-
-// A pickup of a few ms is skewed by a stall of 10 ms or more.
-export const STALL_MS = 10
 
 export interface LatencyResult {
   /** Pooled over every round. */
@@ -32,6 +29,11 @@ export interface LatencyWindow {
   missing: number
   /** Per row, the longest stall inside its pickup (pickupRecorder's `stalls`); not for the binary. */
   stalledMs?: number[]
+}
+
+/** Whether `sys` runs its client side in this process (neither hosted nor the binary). */
+export function clientInThisProcess(sys: BenchSystem): boolean {
+  return !sys.clientStalls && !sys.latenciesMs
 }
 
 /** Pools the windows of one system into one result. */
@@ -84,17 +86,14 @@ export function pickupRecorder() {
     },
     /**
      * Per row picked up, the longest event-loop stall inside its pickup of the process its client
-     * runs in: its own (a hosted system, started with `watchStallsMs`), else `shared` (this one).
-     * None for a system that times its own pickups (the binary).
+     * runs in: its own (a hosted system, started with `watchStallsMs`), else this one (`here`, a
+     * watch started by the caller when clientInThisProcess). None for a system that times its own
+     * pickups (the binary).
      */
-    async stalls(sys: BenchSystem, shared: StallWatch): Promise<number[] | undefined> {
+    async stalls(sys: BenchSystem, here: StallWatch | null): Promise<number[] | undefined> {
       if (sys.latenciesMs) return undefined
-      const own = sys.clientStalls ? await sys.clientStalls() : null
-      return pickedUp().map((r) =>
-        own
-          ? longestWithin(own, r.committedAt, r.startedAt)
-          : shared.longestWithin(r.committedAt, r.startedAt),
-      )
+      const list = sys.clientStalls ? await sys.clientStalls() : (here?.stalls() ?? [])
+      return pickedUp().map((r) => longestWithin(list, r.committedAt, r.startedAt))
     },
   }
 }
@@ -116,7 +115,8 @@ export async function latencyWindow(
     watchStallsMs: STALL_MS,
   })
   const total = o.perSecond * o.seconds
-  const shared = watchStalls(STALL_MS)
+  // A 5 ms timer: only where the system's client runs (a hosted one watches in its own process).
+  const here = clientInThisProcess(sys) ? watchStalls(STALL_MS) : null
   try {
     await Bun.sleep(1000)
     const begin = performance.now()
@@ -130,10 +130,10 @@ export async function latencyWindow(
     const deadline = performance.now() + 5000
     while (performance.now() < deadline && (await sys.remaining()) > 0) await Bun.sleep(50)
   } finally {
-    shared.stop()
+    here?.stop()
     await sys.stop()
   }
   const latencies = await pickups.latencies(sys)
-  const stalledMs = await pickups.stalls(sys, shared)
+  const stalledMs = await pickups.stalls(sys, here)
   return { latencies, missing: total - latencies.length, ...(stalledMs ? { stalledMs } : {}) }
 }

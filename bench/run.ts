@@ -12,8 +12,8 @@ import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
 import { footnotes, type Results, type SystemResult, sporadicRows, table } from './report.ts'
 import { sporadicRun } from './sporadic.ts'
-import { SYSTEM_KEYS, systemByKey } from './systems/by-key.ts'
-import { hostedSystem } from './systems/hosted.ts'
+import { SYSTEM_KEYS } from './systems/by-key.ts'
+import { OWN_PROCESSES, placedSystem } from './systems/hosted.ts'
 import { outboxBinarySystem } from './systems/outbox-binary.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
@@ -44,7 +44,7 @@ const P = {
   only: env.BENCH_ONLY?.split(',') ?? null,
   // Each in-process system's client side in a Bun process of its own (bench/systems/hosted.ts);
   // BENCH_SHARED_PROCESS=1 runs them all in this one, as before round 15.
-  ownProcesses: env.BENCH_SHARED_PROCESS !== '1',
+  ownProcesses: OWN_PROCESSES,
 }
 // fly.toml's [[http_service.checks]] interval on /readyz, and Fly's Prometheus scrape interval.
 const FLY_CHECK_SECONDS = 15
@@ -68,10 +68,7 @@ try {
     if (db === 'outbox_binary') {
       binary = outboxBinarySystem(db, url, probe, bin, 'graph')
       s = binary
-    } else {
-      const inner = await systemByKey(db, url, probe)
-      s = P.ownProcesses ? hostedSystem(db, url, inner) : inner
-    }
+    } else s = await placedSystem(db, url, probe)
     await s.prepare()
     systems.push(s)
     say(`prepared ${s.name}`)

@@ -1,7 +1,7 @@
 // Pickup after a quiet spell: each system gets one row per gap (longer than a pool's idle timeout), taking turns.
-import { pickupRecorder, STALL_MS } from './latency.ts'
+import { clientInThisProcess, pickupRecorder } from './latency.ts'
 import { median } from './percentiles.ts'
-import { watchStalls } from './stalls.ts'
+import { STALL_MS, watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
 
 export interface SporadicResult {
@@ -40,7 +40,7 @@ export async function sporadicRun(
     ),
   )
   const out = new Map<string, SporadicResult>()
-  const stalls = watchStalls(STALL_MS)
+  const here = systems.some(clientInThisProcess) ? watchStalls(STALL_MS) : null
   try {
     const step = o.gapMs / systems.length
     // The first row also comes after a full gap of idleness.
@@ -58,12 +58,12 @@ export async function sporadicRun(
       while (performance.now() < deadline && (await s.remaining()) > 0) await Bun.sleep(20)
     }
   } finally {
-    stalls.stop()
+    here?.stop()
     await Promise.all(systems.map((s) => s.stop()))
   }
   for (const s of systems) {
     const latenciesMs = await pickups.get(s.name)!.latencies(s)
-    const stalledMs = await pickups.get(s.name)!.stalls(s, stalls)
+    const stalledMs = await pickups.get(s.name)!.stalls(s, here)
     out.set(s.name, {
       latenciesMs,
       ...(stalledMs ? { stalledMs } : {}),

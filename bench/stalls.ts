@@ -7,6 +7,8 @@
 // timers). The report marks a pickup that a stall overlaps.
 
 const TICK_MS = 5
+/** A pickup of a few ms is skewed by a stall of 10 ms or more: the threshold the report marks. */
+export const STALL_MS = 10
 
 export interface Stall {
   from: number
@@ -14,8 +16,6 @@ export interface Stall {
 }
 
 export interface StallWatch {
-  /** The longest part of one stall inside [from, to] (performance.now() times), in ms; 0 if none. */
-  longestWithin(from: number, to: number): number
   /** Every stall so far (performance.now() times). */
   stalls(): readonly Stall[]
   stop(): void
@@ -41,7 +41,6 @@ export function watchStalls(thresholdMs: number): StallWatch {
     last = now
   }, TICK_MS)
   return {
-    longestWithin: (from, to) => longestWithin(stalls, from, to),
     stalls: () => stalls,
     stop: () => clearInterval(timer),
   }

@@ -7,7 +7,7 @@
 // request that follows them, so a stop's reply comes after every start it ended. Times cross over as
 // epoch milliseconds (performance.timeOrigin + performance.now()): Bun's hrtime and performance.now()
 // count from each process's own start.
-import { type StallWatch, watchStalls } from '../stalls.ts'
+import { type Stall, type StallWatch, watchStalls } from '../stalls.ts'
 import { systemByKey } from './by-key.ts'
 import type { Probe } from './probe.ts'
 
@@ -20,7 +20,7 @@ export type HostRequest = HostOp & { id: number }
 export type HostMessage =
   | { op: 'ready' }
   | { op: 'starts'; at: number[] }
-  | { id: number; ok: true; value?: number | number[] }
+  | { id: number; ok: true; value?: number | Stall[] }
   | { id: number; ok: false; error: string }
 
 // Inserts, resets and progress checks stay in the benchmark's process, on its probe connection.
@@ -59,7 +59,7 @@ if (import.meta.main) {
   let watch: StallWatch | null = null
   process.on('message', async (r: HostRequest) => {
     try {
-      let value: number | number[] | undefined
+      let value: number | Stall[] | undefined
       if (r.op === 'start') {
         watch = r.watchStallsMs === undefined ? null : watchStalls(r.watchStallsMs)
         await sys.start({ concurrency: r.concurrency, onStart })
@@ -67,7 +67,7 @@ if (import.meta.main) {
         await sys.stop()
         watch?.stop()
       } else if (r.op === 'stalls') {
-        value = (watch?.stalls() ?? []).flatMap((s) => [epoch(s.from), epoch(s.to)])
+        value = (watch?.stalls() ?? []).map((s) => ({ from: epoch(s.from), to: epoch(s.to) }))
       } else {
         const u = process.cpuUsage()
         value = u.user + u.system

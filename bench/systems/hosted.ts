@@ -7,13 +7,23 @@
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import type { Stall } from '../stalls.ts'
-import { checkSystemKeys } from './by-key.ts'
+import { checkSystemKeys, systemByKey } from './by-key.ts'
 import type { HostMessage, HostOp } from './host.ts'
+import type { Probe } from './probe.ts'
 import type { BenchSystem, StartOptions } from './system.ts'
 
 const HOST = join(import.meta.dir, 'host.ts')
 
-type Value = number | number[] | undefined
+/** Each system's client in a process of its own, unless BENCH_SHARED_PROCESS=1 (as before round 15). */
+export const OWN_PROCESSES = process.env.BENCH_SHARED_PROCESS !== '1'
+
+/** The system `key` as the suite runs it: in a process of its own unless shared (the binary always is one). */
+export async function placedSystem(key: string, url: string, probe: Probe): Promise<BenchSystem> {
+  const inner = await systemByKey(key, url, probe)
+  return OWN_PROCESSES && key !== 'outbox_binary' ? hostedSystem(key, url, inner) : inner
+}
+
+type Value = number | Stall[] | undefined
 type Pending = { resolve: (v: Value) => void; reject: (e: Error) => void }
 // Epoch milliseconds from the host process to this process's performance.now().
 const local = (epochMs: number) => epochMs - performance.timeOrigin
@@ -85,11 +95,7 @@ export function hostedSystem(key: string, url: string, inner: BenchSystem): Benc
     remaining: () => inner.remaining(),
     async start(o) {
       onStart = o.onStart
-      await request({
-        op: 'start',
-        concurrency: o.concurrency,
-        ...(o.watchStallsMs === undefined ? {} : { watchStallsMs: o.watchStallsMs }),
-      })
+      await request({ op: 'start', concurrency: o.concurrency, watchStallsMs: o.watchStallsMs })
     },
     async stop() {
       await request({ op: 'stop' })
@@ -98,11 +104,8 @@ export function hostedSystem(key: string, url: string, inner: BenchSystem): Benc
     clientPid: () => child?.pid ?? null,
     clientCpuMicros: async () => Number(await request({ op: 'cpu' })),
     async clientStalls() {
-      const flat = (await request({ op: 'stalls' })) as number[]
-      const out: Stall[] = []
-      for (let i = 0; i < flat.length; i += 2)
-        out.push({ from: local(flat[i]!), to: local(flat[i + 1]!) })
-      return out
+      const stalls = (await request({ op: 'stalls' })) as Stall[]
+      return stalls.map((s) => ({ from: local(s.from), to: local(s.to) }))
     },
     async dispose() {
       const proc = child
