@@ -1,0 +1,196 @@
+// `bun run bench/aged.ts [kept] [reps] [rows] [textBytes]`: the engine on an empty outbox against one that keeps a long history.
+//
+// outbox-mailer keeps every finished row and its attempt history (graphile-worker and pg-boss delete
+// or archive theirs), so a deployment's outbox only grows. This puts the engine on two databases of
+// one cluster: one emptied before every run, as `bun run bench` does, and one holding `kept` sent
+// rows (default 1,000,000, each with its attempt row and a message whose text body is `textBytes`
+// hex digits, default 80), to which the drained rows are added and which only autovacuum cleans. The two take turns: drains of
+// `rows` at concurrency 10 and 50 (`reps` each), then pickup windows (50 rows/s, 3 s, `reps` rounds).
+// It prints the disk a kept row takes (heap, TOAST, indexes, attempt history) and both sides'
+// figures; the claim's and the settlement's mean execution time come from pg_stat_statements.
+import { startBenchCluster } from './cluster.ts'
+import { type DrainRun, drainRun } from './drain.ts'
+import { inImageEnv } from './image-env.ts'
+import { latencyWindow, poolWindows } from './latency.ts'
+import { median } from './percentiles.ts'
+import { systemByKey } from './systems/by-key.ts'
+import { hostedSystem, OWN_PROCESSES } from './systems/hosted.ts'
+import { openProbe, type Probe } from './systems/probe.ts'
+import type { BenchSystem } from './systems/system.ts'
+
+await inImageEnv()
+const [kept, reps, rows, textBytes] = [1_000_000, 3, 20_000, 80].map((d, i) => {
+  const arg = process.argv[2 + i]
+  const n = arg === undefined ? d : Number(arg)
+  if (!Number.isInteger(n) || n < (i === 0 ? 0 : 1)) {
+    console.error(`usage: bun run bench/aged.ts [kept ≥ 0] [reps ≥ 1] [rows ≥ 1] [textBytes ≥ 1]`)
+    process.exit(2)
+  }
+  return n
+}) as [number, number, number, number]
+
+const CAP_MS = 60_000
+const FILL_CHUNK = 100_000
+const FRESH = 'outbox_engine'
+const AGED = 'outbox_aged'
+
+// Sent a day ago, one attempt each, as a deployment's history looks once autovacuum has been by.
+const FILL = `
+  with o as (
+    insert into mailer.email_outbox (created_at, send_at, message, sent_at, attempts, status)
+    select now() - interval '1 day', now() - interval '1 day',
+           jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'a@example.com')),
+                              'subject', 'an inquiry',
+                              'text', (select left(string_agg(md5(g::text || ':' || i::text), ''), $2::int)
+                                         from generate_series(1, ($2::int + 31) / 32) i)),
+           now() - interval '1 day', 1, 'sent'
+      from generate_series(1, $1::int) g
+    returning id, sent_at
+  )
+  insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, finished_at, outcome,
+                                     http_status, request_id)
+  select id, 1, 'bench-aged', sent_at, sent_at, 'sent', 202, gen_random_uuid()::text from o`
+
+const SIZES = `
+  select c.relname as name, pg_relation_size(c.oid) as main,
+         coalesce(pg_total_relation_size(c.reltoastrelid), 0) as toast,
+         pg_indexes_size(c.oid) as indexes
+    from pg_class c
+   where c.oid in ('mailer.email_outbox'::regclass, 'mailer.email_attempts'::regclass)
+   order by c.relname desc`
+
+const cluster = await startBenchCluster()
+const probes: Probe[] = []
+const systems: BenchSystem[] = []
+try {
+  for (const db of [FRESH, AGED]) {
+    await cluster.createDatabase(db)
+    probes.push(await openProbe(cluster.probeUrl(db)))
+  }
+  const [freshProbe, agedProbe] = probes as [Probe, Probe]
+  const fresh = await systemByKey('outbox_engine', cluster.url(FRESH), freshProbe)
+  const agedInner = await systemByKey('outbox_engine', cluster.url(AGED), agedProbe)
+  // Never emptied, never vacuumed by hand: autovacuum keeps it, as in a deployment (the table's own
+  // thresholds, 2 % of its rows). A drain still waits until no autovacuum worker runs (drain.ts).
+  const aged: BenchSystem = {
+    ...agedInner,
+    name: `outbox-mailer engine, ${kept.toLocaleString('en-US')} rows kept`,
+    database: AGED,
+    reset: async () => {},
+  }
+  for (const [db, sys] of [
+    [FRESH, fresh],
+    [AGED, aged],
+  ] as const) {
+    const placed = OWN_PROCESSES ? hostedSystem('outbox_engine', cluster.url(db), sys) : sys
+    await placed.prepare()
+    systems.push(placed)
+  }
+
+  const t0 = performance.now()
+  for (let done = 0; done < kept; done += FILL_CHUNK)
+    await agedProbe.query(FILL, [Math.min(FILL_CHUNK, kept - done), textBytes])
+  await agedProbe.query('vacuum (freeze, analyze) mailer.email_outbox, mailer.email_attempts')
+  await cluster.admin.query('checkpoint')
+  const fillS = (performance.now() - t0) / 1000
+  const sizes = await agedProbe.query<{
+    name: string
+    main: string
+    toast: string
+    indexes: string
+  }>(SIZES)
+  console.log(
+    `\n${kept.toLocaleString('en-US')} sent rows kept (text body ${textBytes} B), filled in ${fillS.toFixed(0)} s; bytes per kept row:\n`,
+  )
+  console.log('| table | heap | TOAST | indexes | total |')
+  console.log('| --- | --- | --- | --- | --- |')
+  let sum = 0
+  for (const s of sizes) {
+    const [main, toast, indexes] = [s.main, s.toast, s.indexes].map(
+      (v) => Number(v) / Math.max(1, kept),
+    ) as [number, number, number]
+    sum += main + toast + indexes
+    console.log(
+      `| ${s.name} | ${main.toFixed(0)} | ${toast.toFixed(0)} | ${indexes.toFixed(0)} | ${(main + toast + indexes).toFixed(0)} |`,
+    )
+  }
+  console.log(`| both | | | | ${sum.toFixed(0)} |`)
+
+  // Warm code and caches on both sides before anything is measured.
+  for (const sys of systems) await drainRun(cluster, sys, rows, 10, CAP_MS)
+  await cluster.admin.query('select pg_stat_statements_reset()')
+
+  const drains = new Map<string, DrainRun[]>()
+  for (let rep = 0; rep < reps; rep++) {
+    for (const c of [10, 50]) {
+      for (let i = 0; i < systems.length; i++) {
+        const sys = systems[(i + rep) % systems.length]!
+        const r = await drainRun(cluster, sys, rows, c, CAP_MS)
+        const list = drains.get(`${sys.database} c${c}`) ?? []
+        list.push(r)
+        drains.set(`${sys.database} c${c}`, list)
+        console.error(`${sys.name} c${c}: ${Math.round(r.rowsPerSecond)} rows/s`)
+      }
+    }
+  }
+  const statements = await cluster.admin.query<{
+    db: string
+    calls: string
+    mean: number
+    query: string
+  }>(
+    `select d.datname as db, s.calls, s.mean_exec_time as mean, s.query
+       from pg_stat_statements s join pg_database d on d.oid = s.dbid join pg_roles u on u.oid = s.userid
+      where d.datname = any($1) and u.rolname <> 'bench_probe'
+        and (s.query like '%claim_batch%' or s.query like '%mark_sent%')`,
+    [[FRESH, AGED]],
+  )
+
+  const windows = new Map<string, Awaited<ReturnType<typeof latencyWindow>>[]>()
+  for (let round = 0; round < reps; round++) {
+    for (let i = 0; i < systems.length; i++) {
+      const sys = systems[(i + round) % systems.length]!
+      const w = await latencyWindow(sys, { perSecond: 50, seconds: 3, concurrency: 10 })
+      windows.set(sys.database, [...(windows.get(sys.database) ?? []), w])
+    }
+  }
+
+  const fmt = (n: number, d = 0) =>
+    n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
+  const meanMs = (db: string, fn: string) => {
+    const s = statements.rows.find((r) => r.db === db && r.query.includes(fn))
+    return s ? `${fmt(s.mean, 2)} (${s.calls})` : '–'
+  }
+  console.log(
+    `\nDrains of ${fmt(rows)} rows (medians of ${reps}), pickup at 50 rows/s (${reps} windows of 3 s, pooled), the two taking turns:\n`,
+  )
+  console.log(
+    '| outbox | drain c10 · c50 rows/s | PG CPU µs/row c10 · c50 | WAL B/row c10 · c50 | claim · settlement mean ms (calls) | pickup p50 / p95 / p99 / max ms |',
+  )
+  console.log('| --- | --- | --- | --- | --- | --- |')
+  const footnotes: string[] = []
+  for (const sys of systems) {
+    const both = (f: (r: DrainRun) => number) =>
+      [10, 50]
+        .map((c) => fmt(median((drains.get(`${sys.database} c${c}`) ?? []).map(f))))
+        .join(' · ')
+    const p = poolWindows(windows.get(sys.database) ?? [])
+    const pickup = [p.p50, p.p95, p.p99, p.max].map((v) => fmt(v, 1)).join(' / ')
+    const statementMeans = `${meanMs(sys.database, 'claim_batch')} · ${meanMs(sys.database, 'mark_sent')}`
+    console.log(
+      `| ${sys.name} | ${both((r) => r.rowsPerSecond)} | ${both((r) => r.cpuMicrosPerRow)} | ${both((r) => r.walBytesPerRow)} | ${statementMeans} | ${pickup}${p.missing > 0 ? ` (${p.missing} missing)` : ''} |`,
+    )
+    const rates = [10, 50].map((c) =>
+      (drains.get(`${sys.database} c${c}`) ?? []).map((r) => fmt(r.rowsPerSecond)).join(' / '),
+    )
+    const slowest = p.slowest.map((x) => `${fmt(x.ms, 1)} (${x.round}.${x.row})`)
+    footnotes.push(
+      `${sys.database}: drains ${rates.join(' · ')} rows/s; slowest pickups (round.row) ${slowest.join(', ')} ms`,
+    )
+  }
+  console.log(`\n${footnotes.join('.\n')}.`)
+} finally {
+  for (const sys of systems) await sys.dispose?.()
+  for (const probe of probes) await probe.close()
+  await cluster.stop()
+}
