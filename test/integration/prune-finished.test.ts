@@ -1,0 +1,132 @@
+// deploy/prune-finished.sql, as psql runs it (its :'keep' bound as a parameter), against a migrated database.
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import pg from 'pg'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+
+const script = await Bun.file(join(import.meta.dir, '../../deploy/prune-finished.sql')).text()
+// The statement after psql's guard, with its one variable (:'keep', a quoted literal) bound as $1.
+const statement = script.slice(script.indexOf('with old as')).replaceAll(":'keep'", '$1')
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+const prune = async (keep = '30 days', client: pg.Pool | pg.Client = t.pool) =>
+  Number((await client.query<{ pruned: string }>(statement, [keep])).rows[0]!.pruned)
+
+/** Puts row `id` in `status` as of `daysAgo` days ago, with one attempt in its history. */
+async function finishedAgo(id: string, status: 'sent' | 'failed' | 'cancelled', daysAgo: number) {
+  await t.pool.query(
+    `update mailer.email_outbox
+        set status = $2, attempts = 1, send_at = now() - make_interval(days => $3),
+            created_at = now() - make_interval(days => $3),
+            sent_at = case when $2 = 'sent' then now() - make_interval(days => $3) end,
+            cancel_requested_at = case when $2 = 'cancelled' then now() - make_interval(days => $3) end
+      where id = $1`,
+    [id, status, daysAgo],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, outcome) values ($1, 1, $2)`,
+    [id, status],
+  )
+}
+
+const ids = async () =>
+  (await t.pool.query<{ id: string }>('select id from mailer.email_outbox order by id')).rows.map(
+    (r) => r.id,
+  )
+const historyOf = async () =>
+  (
+    await t.pool.query<{ outbox_id: string }>(
+      'select distinct outbox_id from mailer.email_attempts order by outbox_id',
+    )
+  ).rows.map((r) => r.outbox_id)
+
+describe('deploy/prune-finished.sql', () => {
+  test('deletes finished rows idle past the limit and their history; leaves the rest', async () => {
+    const oldSent = await enqueue(t)
+    const oldFailed = await enqueue(t)
+    const oldCancelled = await enqueue(t)
+    const recentSent = await enqueue(t)
+    const oldPending = await enqueue(t)
+    const retriedLately = await enqueue(t)
+    await finishedAgo(oldSent, 'sent', 40)
+    await finishedAgo(oldFailed, 'failed', 40)
+    await finishedAgo(oldCancelled, 'cancelled', 40)
+    await finishedAgo(recentSent, 'sent', 5)
+    await t.pool.query(
+      `update mailer.email_outbox set created_at = now() - interval '40 days' where id = $1`,
+      [oldPending],
+    )
+    // Created long ago, but its last send was recent: idle by its send time, not its creation.
+    await finishedAgo(retriedLately, 'failed', 40)
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '2 days' where id = $1`,
+      [retriedLately],
+    )
+
+    expect(await prune('30 days')).toBe(3)
+    expect(await ids()).toEqual([recentSent, oldPending, retriedLately])
+    expect(await historyOf()).toEqual([recentSent, retriedLately])
+    expect(await prune('30 days')).toBe(0)
+    expect(await prune('1 day')).toBe(2)
+    expect(await ids()).toEqual([oldPending])
+  })
+
+  test('deletes at most 10,000 rows per run', async () => {
+    await t.pool.query(
+      `insert into mailer.email_outbox (message, status, attempts, send_at, sent_at, created_at)
+       select '{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb, 'sent', 1,
+              now() - interval '40 days', now() - interval '40 days', now() - interval '40 days'
+         from generate_series(1, 10005)`,
+    )
+    expect(await prune()).toBe(10000)
+    expect(await prune()).toBe(5)
+    expect(await prune()).toBe(0)
+  })
+
+  test('skips a row another transaction holds; a retry committed there keeps it', async () => {
+    const held = await enqueue(t)
+    const free = await enqueue(t)
+    await finishedAgo(held, 'failed', 40)
+    await finishedAgo(free, 'failed', 40)
+    const other = new pg.Client({ connectionString: t.url })
+    await other.connect()
+    try {
+      // As a retry through the API would: the row is locked until that transaction ends.
+      await other.query('begin')
+      await other.query('select 1 from mailer.email_outbox where id = $1 for update', [held])
+      expect(await prune()).toBe(1)
+      expect(await ids()).toEqual([held])
+      await other.query(
+        `update mailer.email_outbox set status = 'pending', attempts = 0, send_at = now() where id = $1`,
+        [held],
+      )
+      await other.query('commit')
+      // Retried meanwhile: in play again, so never pruned.
+      expect(await prune('0 seconds')).toBe(0)
+      expect(await ids()).toEqual([held])
+    } finally {
+      await other.end()
+    }
+  })
+
+  test("a pruned row's dedupe key enqueues a new row", async () => {
+    const first = await enqueue(t, undefined, { dedupeKey: 'order-1' })
+    expect(await enqueue(t, undefined, { dedupeKey: 'order-1' })).toBe(first)
+    await finishedAgo(first, 'sent', 40)
+    expect(await prune()).toBe(1)
+    const second = await enqueue(t, undefined, { dedupeKey: 'order-1' })
+    expect(second).not.toBe(first)
+    expect(await ids()).toEqual([second])
+  })
+})
