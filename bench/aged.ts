@@ -4,8 +4,9 @@
 // or archive theirs), so a deployment's outbox only grows. This puts the engine on two databases of
 // one cluster: one emptied before every run, as `bun run bench` does, and one holding `kept` sent
 // rows (default 1,000,000, each with its attempt row and a message whose text body is `textBytes`
-// hex digits, default 80), to which the drained rows are added and which only autovacuum cleans. The two take turns: drains of
-// `rows` at concurrency 10 and 50 (`reps` each), then pickup windows (50 rows/s, 3 s, `reps` rounds).
+// hex digits, default 80), to which the drained rows are added and which only autovacuum cleans.
+// The two take turns: drains of `rows` at concurrency 10 and 50 (`reps` each), then pickup windows
+// (50 rows/s, 3 s, `reps` rounds).
 // It prints the disk a kept row takes (heap, TOAST, indexes, attempt history) and both sides'
 // figures; the claim's and the settlement's mean execution time come from pg_stat_statements.
 import { startBenchCluster } from './cluster.ts'

@@ -5,15 +5,15 @@
 -- outbox-mailer never deletes a row: the table keeps every message and its attempts, about 0.9 KB
 -- per row with a short message and 2.9 KB with a 1 KB text body (BENCHMARKS.md, round 16). Run
 -- this as often as you like (it prints how many rows it deleted, at most 10,000 per run: run it
--- again until it prints 0), e.g. nightly from pg_cron or a Fly scheduled machine.
+-- again until it prints 0), e.g. nightly from cron or a Fly scheduled machine that has psql.
 --
 -- A row's last activity is the latest of its send time (a retry moves it), its sent time and its
 -- cancel request. Rows in play (pending, sending) are never touched, and a row that a retry through
 -- the API or a worker changes at the same moment is skipped (FOR UPDATE re-checks it, SKIP LOCKED
 -- passes over it). Once a row is deleted its id answers 404, and its dedupe key can be enqueued
 -- again as a new row: keep rows for longer than your application may repeat a dedupe key.
--- Reads email_outbox in id order (its primary key), so old rows, which have the lowest ids, come
--- first; the attempts of each deleted row are found by email_attempts' primary key (outbox_id, id).
+-- Lowest ids first, 10,000 at most, so that each run is one short transaction; the attempts of each
+-- deleted row are found by email_attempts' primary key (outbox_id, id).
 \set ON_ERROR_STOP on
 \if :{?keep}
 \else
