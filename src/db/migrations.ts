@@ -6,6 +6,7 @@ import m0004 from '../../sql/0004_hot_path.sql' with { type: 'text' }
 import m0005 from '../../sql/0005_outbox_row_layout.sql' with { type: 'text' }
 import m0006 from '../../sql/0006_claim_by_priority.sql' with { type: 'text' }
 import m0007 from '../../sql/0007_claim_unflushed.sql' with { type: 'text' }
+import m0008 from '../../sql/0008_outbox_vacuum.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -21,6 +22,7 @@ export const migrations: readonly Migration[] = [
   { version: 5, name: '0005_outbox_row_layout', sql: m0005 },
   { version: 6, name: '0006_claim_by_priority', sql: m0006 },
   { version: 7, name: '0007_claim_unflushed', sql: m0007 },
+  { version: 8, name: '0008_outbox_vacuum', sql: m0008 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

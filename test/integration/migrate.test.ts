@@ -46,6 +46,11 @@ describe('migrate', () => {
         '0006_claim_by_priority',
         'ebeda35379707c8799b2b3225ff695ae84466d97bd96da2d808770b7e32914b2',
       ],
+      [
+        7,
+        '0007_claim_unflushed',
+        'ad12b6dfeef6d9608c8c6e9428cdedcef8f0f7e89953709e43cf74489a9144fb',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
