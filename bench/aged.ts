@@ -155,7 +155,7 @@ try {
   // entries until a vacuum cleans them (0008_outbox_vacuum). A deployment's pickups come long after
   // such a burst, so the windows wait (bounded) for autovacuum to have been by, as it would have.
   const waitedS = await autovacuumCaughtUp(agedProbe, AUTOVACUUM_WAIT_MS)
-  console.error(
+  console.log(
     waitedS === null
       ? `autovacuum had not cleaned the kept table after ${AUTOVACUUM_WAIT_MS / 1000} s; pickups measured anyway`
       : `autovacuum cleaned the kept table ${waitedS.toFixed(0)} s after the drains`,
