@@ -13,11 +13,12 @@ import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
 import { inImageEnv } from './image-env.ts'
 import { latencyWindow, poolWindows } from './latency.ts'
-import { median } from './percentiles.ts'
+import { fmt, med } from './report.ts'
 import { systemByKey } from './systems/by-key.ts'
 import { hostedSystem, OWN_PROCESSES } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
+import { rotated } from './turns.ts'
 
 await inImageEnv()
 const [kept, reps, rows, textBytes] = [1_000_000, 3, 20_000, 80].map((d, i) => {
@@ -33,8 +34,6 @@ const [kept, reps, rows, textBytes] = [1_000_000, 3, 20_000, 80].map((d, i) => {
 const CAP_MS = 60_000
 // autovacuum_naptime is 60 s: one launcher round and the vacuum itself.
 const AUTOVACUUM_WAIT_MS = 150_000
-// The outbox's autovacuum threshold (0008_outbox_vacuum): below it, nothing is left to wait for.
-const DEAD_VERSIONS_THRESHOLD = 10_000
 const FILL_CHUNK = 100_000
 const FRESH = 'outbox_engine'
 const AGED = 'outbox_aged'
@@ -128,8 +127,7 @@ try {
   const drains = new Map<string, DrainRun[]>()
   for (let rep = 0; rep < reps; rep++) {
     for (const c of [10, 50]) {
-      for (let i = 0; i < systems.length; i++) {
-        const sys = systems[(i + rep) % systems.length]!
+      for (const sys of rotated(systems, rep)) {
         const r = await drainRun(cluster, sys, rows, c, CAP_MS)
         const list = drains.get(`${sys.database} c${c}`) ?? []
         list.push(r)
@@ -163,15 +161,12 @@ try {
 
   const windows = new Map<string, Awaited<ReturnType<typeof latencyWindow>>[]>()
   for (let round = 0; round < reps; round++) {
-    for (let i = 0; i < systems.length; i++) {
-      const sys = systems[(i + round) % systems.length]!
+    for (const sys of rotated(systems, round)) {
       const w = await latencyWindow(sys, { perSecond: 50, seconds: 3, concurrency: 10 })
       windows.set(sys.database, [...(windows.get(sys.database) ?? []), w])
     }
   }
 
-  const fmt = (n: number, d = 0) =>
-    n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
   const meanMs = (db: string, fn: string) => {
     const s = statements.rows.find((r) => r.db === db && r.query.includes(fn))
     return s ? `${fmt(s.mean, 2)} (${s.calls})` : '–'
@@ -186,9 +181,7 @@ try {
   const footnotes: string[] = []
   for (const sys of systems) {
     const both = (f: (r: DrainRun) => number) =>
-      [10, 50]
-        .map((c) => fmt(median((drains.get(`${sys.database} c${c}`) ?? []).map(f))))
-        .join(' · ')
+      [10, 50].map((c) => fmt(med(drains.get(`${sys.database} c${c}`), f))).join(' · ')
     const p = poolWindows(windows.get(sys.database) ?? [])
     const pickup = [p.p50, p.p95, p.p99, p.max].map((v) => fmt(v, 1)).join(' / ')
     const statementMeans = `${meanMs(sys.database, 'claim_batch')} · ${meanMs(sys.database, 'mark_sent')}`
@@ -210,14 +203,22 @@ try {
   await cluster.stop()
 }
 
-/** Seconds until the kept table's dead versions fell under autovacuum's threshold, or null if not within `maxMs`. */
+/**
+ * Seconds until the kept table's dead versions fell under its own autovacuum threshold (the table's
+ * setting, 0008_outbox_vacuum, else the server's), or null if not within `maxMs`.
+ */
 async function autovacuumCaughtUp(probe: Probe, maxMs: number): Promise<number | null> {
   const t0 = performance.now()
   while (performance.now() - t0 < maxMs) {
-    const r = await probe.query<{ dead: string }>(
-      `select n_dead_tup as dead from pg_stat_user_tables where relid = 'mailer.email_outbox'::regclass`,
+    const r = await probe.query<{ clean: boolean }>(
+      `select s.n_dead_tup < coalesce(
+                (select o.option_value::bigint from pg_options_to_table(c.reloptions) o
+                  where o.option_name = 'autovacuum_vacuum_threshold'),
+                current_setting('autovacuum_vacuum_threshold')::bigint) as clean
+         from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+        where s.relid = 'mailer.email_outbox'::regclass`,
     )
-    if (Number(r[0]?.dead ?? 0) < DEAD_VERSIONS_THRESHOLD) return (performance.now() - t0) / 1000
+    if (r[0]?.clean !== false) return (performance.now() - t0) / 1000
     await Bun.sleep(1000)
   }
   return null

@@ -19,6 +19,7 @@ import { checkSystemKeys } from './systems/by-key.ts'
 import { OWN_PROCESSES, placedSystem } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
+import { rotated } from './turns.ts'
 
 const FREQ_HZ = 999
 const CONCURRENCIES = [10, 50]
@@ -80,9 +81,8 @@ try {
     for (const sys of systems) await drainRun(cluster, sys, rows, CONCURRENCIES[0]!, CAP_MS)
     for (let rep = 0; rep < reps; rep++) {
       for (const c of CONCURRENCIES) {
-        // The order rotates from rep to rep, so that no system always follows the same one.
-        for (let i = 0; i < systems.length; i++) {
-          const sys = systems[(i + rep) % systems.length]!
+        // The order rotates from rep to rep (bench/turns.ts).
+        for (const sys of rotated(systems, rep)) {
           const r = await drainRun(cluster, sys, rows, c, CAP_MS)
           const pid = sys.clientPid?.()
           if (pid) clientPids.add(pid)

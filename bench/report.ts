@@ -35,10 +35,12 @@ export interface Results {
   systems: SystemResult[]
 }
 
-const med = (runs: DrainRun[] | undefined, f: (r: DrainRun) => number) =>
+/** Median of `f` over a system's drains at one concurrency; NaN when there are none. */
+export const med = (runs: DrainRun[] | undefined, f: (r: DrainRun) => number) =>
   runs && runs.length > 0 ? median(runs.map(f)) : Number.NaN
 
-const fmt = (n: number, digits = 0) =>
+/** A figure for the tables: grouped thousands, `digits` decimals, – when not a number. */
+export const fmt = (n: number, digits = 0) =>
   Number.isFinite(n)
     ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : '–'

@@ -17,6 +17,7 @@ import { OWN_PROCESSES, placedSystem } from './systems/hosted.ts'
 import { outboxBinarySystem } from './systems/outbox-binary.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
+import { rotated } from './turns.ts'
 
 // The in-process systems (ours and the peers alike) run with the release image's allocator settings.
 await inImageEnv()
@@ -91,10 +92,8 @@ try {
     if (run) readyMsAlongside.push(run.readyMs)
   }
 
-  // Interleaved so that noise on the shared machine spreads over every system alike, and in an
-  // order that rotates, so that no system always follows the same one (a system's window can be
-  // slowed by what the one before it left behind: its autovacuum, its processes winding down).
-  const rotated = (k: number) => systems.map((_, i) => systems[(i + k) % systems.length]!)
+  // Interleaved so that noise on the shared machine spreads over every system alike, in an order
+  // that rotates (bench/turns.ts).
   if (P.warmupRows > 0) {
     for (const s of systems) {
       const r = await drainRun(cluster, s, P.warmupRows, 10, P.warmupCapSeconds * 1000)
@@ -105,7 +104,7 @@ try {
   let turn = 0
   for (let rep = 1; rep <= P.repeats; rep++) {
     for (const c of P.concurrencies) {
-      for (const s of rotated(turn++)) {
+      for (const s of rotated(systems, turn++)) {
         const r: DrainRun = await drainRun(cluster, s, P.rows, c, P.capSeconds * 1000)
         noteReady(s)
         const key = `c${c}`
@@ -122,7 +121,7 @@ try {
   // then lands on every system, and each round compares them side by side.
   const windows = new Map<string, LatencyWindow[]>(systems.map((s) => [s.name, []]))
   for (let round = 1; round <= P.latencyRounds; round++) {
-    for (const s of rotated(round - 1)) {
+    for (const s of rotated(systems, round - 1)) {
       const w = await latencyWindow(s, {
         perSecond: P.latencyPerSecond,
         seconds: P.latencySeconds,

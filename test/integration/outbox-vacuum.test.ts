@@ -1,5 +1,7 @@
 // A vacuum after a small drain into a large outbox cleans the claim index (0008_outbox_vacuum), so claims stay short.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { markSent } from '../../src/outbox/settle.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 
 const KEPT = 400_000
@@ -20,30 +22,33 @@ afterAll(async () => {
   await t.drop()
 })
 
-/** Enqueues `n` rows and takes them through claim and settlement, 500 at a time, as a worker does. */
+/** Enqueues `n` rows and takes them through the engine's claim and settlement, 500 at a time. */
 async function drain(n: number) {
   await t.pool.query(
     `insert into mailer.email_outbox (message) select ${MESSAGE} from generate_series(1, $1::int)`,
     [n],
   )
   for (let left = n; left > 0; left -= 500) {
-    const token = crypto.randomUUID()
-    const { rows } = await t.pool.query<{ claim: { leases: [string][] } }>(
-      `select mailer.claim_batch(500, 'w', $1::uuid, 60, true, 8) as claim`,
-      [token],
+    const { leases } = await claimBatch(t.db, {
+      limit: 500,
+      workerId: 'w',
+      leaseSeconds: 60,
+      defaultMaxAttempts: 8,
+      markStarted: true,
+    })
+    const startedAt = new Date()
+    const sent = await markSent(
+      t.db,
+      leases.map((l) => ({
+        id: l.id,
+        token: l.token,
+        settlement: { kind: 'sent' },
+        startedAt,
+        httpStatus: 202,
+      })),
+      'w',
     )
-    const ids = rows[0]!.claim.leases.map((l) => l[0])
-    const sent = await t.pool.query<{ ids: string }>(
-      `select mailer.mark_sent($1::bigint[], $2::uuid[], $3::float8[], $4::int[], $5::text[], 'w') as ids`,
-      [
-        ids,
-        ids.map(() => token),
-        ids.map(() => Date.now()),
-        ids.map(() => 202),
-        ids.map(() => null),
-      ],
-    )
-    expect(sent.rows[0]!.ids.split(',')).toHaveLength(ids.length)
+    expect(sent.size).toBe(leases.length)
   }
 }
 
