@@ -12,6 +12,7 @@
 import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
 import { inImageEnv } from './image-env.ts'
+import { fillKept } from './kept-rows.ts'
 import { latencyWindow, poolWindows } from './latency.ts'
 import { fmt, med } from './report.ts'
 import { systemByKey } from './systems/by-key.ts'
@@ -34,26 +35,8 @@ const [kept, reps, rows, textBytes] = [1_000_000, 3, 20_000, 80].map((d, i) => {
 const CAP_MS = 60_000
 // autovacuum_naptime is 60 s: one launcher round and the vacuum itself.
 const AUTOVACUUM_WAIT_MS = 150_000
-const FILL_CHUNK = 100_000
 const FRESH = 'outbox_engine'
 const AGED = 'outbox_aged'
-
-// Sent a day ago, one attempt each, as a deployment's history looks once autovacuum has been by.
-const FILL = `
-  with o as (
-    insert into mailer.email_outbox (created_at, send_at, message, sent_at, attempts, status)
-    select now() - interval '1 day', now() - interval '1 day',
-           jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'a@example.com')),
-                              'subject', 'an inquiry',
-                              'text', (select left(string_agg(md5(g::text || ':' || i::text), ''), $2::int)
-                                         from generate_series(1, ($2::int + 31) / 32) i)),
-           now() - interval '1 day', 1, 'sent'
-      from generate_series(1, $1::int) g
-    returning id, sent_at
-  )
-  insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, finished_at, outcome,
-                                     http_status, request_id)
-  select id, 1, 'bench-aged', sent_at, sent_at, 'sent', 202, gen_random_uuid()::text from o`
 
 const SIZES = `
   select c.relname as name, pg_relation_size(c.oid) as main,
@@ -91,12 +74,8 @@ try {
     systems.push(placed)
   }
 
-  const t0 = performance.now()
-  for (let done = 0; done < kept; done += FILL_CHUNK)
-    await agedProbe.query(FILL, [Math.min(FILL_CHUNK, kept - done), textBytes])
-  await agedProbe.query('vacuum (freeze, analyze) mailer.email_outbox, mailer.email_attempts')
+  const fillS = await fillKept(agedProbe, { kept, textBytes })
   await cluster.admin.query('checkpoint')
-  const fillS = (performance.now() - t0) / 1000
   const sizes = await agedProbe.query<{
     name: string
     main: string

@@ -32,8 +32,9 @@ export interface MetricsDeps {
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
   scrapeTimeoutMs?: number
   /**
-   * How often finished rows (sent, failed, cancelled) are counted again for `outbox_rows`: that
-   * reads the whole table, which keeps every row (default 5 minutes). Rows in play are live.
+   * How often finished rows (sent, failed, cancelled) are counted again for `outbox_rows` (default
+   * 5 minutes): that reads every row's primary-key entry, since the table keeps every row. Rows in
+   * play are live.
    */
   settledRefreshMs?: number
   clock?: Clock
@@ -93,7 +94,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   })
   const rows = new Gauge({
     name: 'outbox_rows',
-    help: 'Outbox rows by status (pending, sending: at each scrape; sent, failed, cancelled: recounted every few minutes, as that reads the whole table)',
+    help: 'Outbox rows by status (pending, sending: at each scrape; sent, failed, cancelled: recounted every 5 minutes, from indexes)',
     labelNames: ['db', 'status'] as const,
     registers,
   })

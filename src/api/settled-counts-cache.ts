@@ -1,4 +1,4 @@
-// Finished-row counts for /metrics: counting them reads the whole table, so at most once per interval.
+// Finished-row counts for /metrics: counting them reads every row's index entry, so at most once per interval.
 import { type Clock, waitAtMost } from '../clock.ts'
 import type { SettledCounts } from '../outbox/stats.ts'
 

@@ -1,6 +1,7 @@
 // Applies embedded migrations under an advisory lock, and checks a database's schema before serving.
 import { createHash } from 'node:crypto'
 import pg from 'pg'
+import { type Clock, systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
@@ -24,6 +25,7 @@ export interface MigrateOptions {
   /** How long to wait for another migrator's lock, or for a table lock, before failing. */
   lockTimeoutMs?: number
   migrations?: readonly Migration[]
+  clock?: Clock
 }
 
 export interface MigrateResult {
@@ -31,46 +33,26 @@ export interface MigrateResult {
   version: number
 }
 
-/** Applies pending migrations, each in its own transaction, while holding a session advisory lock. */
+/**
+ * Applies pending migrations while holding a session advisory lock: each in its own transaction,
+ * or statement by statement when the file says `--! no-transaction`.
+ */
 export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const list = o.migrations ?? embedded
   const client = new pg.Client({ connectionString: o.url, application_name: APPLICATION_NAME })
   await client.connect()
   try {
-    await client.query(`set lock_timeout = ${Math.max(1, Math.round(o.lockTimeoutMs ?? 60_000))}`)
-    try {
-      await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
-    } catch (e) {
-      if ((e as { code?: string }).code === '55P03') {
-        throw new AppError(
-          'migration_lock_timeout',
-          'another migrator holds the migration lock; try again once it has finished',
-          {},
-          { cause: e },
-        )
-      }
-      throw e
-    }
+    const lockTimeoutMs = Math.max(1, Math.round(o.lockTimeoutMs ?? 60_000))
+    await client.query(`set lock_timeout = ${lockTimeoutMs}`)
+    await takeMigrationLock(client, lockTimeoutMs, o.clock ?? systemClock)
     try {
       await ensureMigrationsTable(client)
       const applied = await readApplied(client)
       const pending = pendingMigrations(applied, list)
       const done: number[] = []
       for (const m of pending) {
-        await client.query('begin')
-        try {
-          await client.query(m.sql)
-          await recordMigration(client, m)
-          await client.query('commit')
-        } catch (e) {
-          await client.query('rollback')
-          throw new AppError(
-            'internal',
-            `migration ${m.name} failed: ${(e as Error).message}`,
-            {},
-            { cause: e },
-          )
-        }
+        if (runsOutsideTransaction(m)) await applyOutsideTransaction(client, m)
+        else await applyInTransaction(client, m)
         o.log.info('migration applied', { version: m.version, name: m.name })
         done.push(m.version)
       }
@@ -80,6 +62,77 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     }
   } finally {
     await client.end()
+  }
+}
+
+/**
+ * Takes the session's migration lock, trying again until `timeoutMs` have passed. Polled instead of
+ * waited for in pg_advisory_lock: a statement waiting for the lock holds a snapshot, and the
+ * holder's CREATE INDEX CONCURRENTLY (0009) waits for every older snapshot to go: a deadlock.
+ */
+async function takeMigrationLock(client: pg.Client, timeoutMs: number, clock: Clock) {
+  const deadline = clock.now() + timeoutMs
+  for (let delayMs = 50; ; delayMs = Math.min(delayMs * 2, 1_000)) {
+    const { rows } = await client.query<{ locked: boolean }>(
+      'select pg_try_advisory_lock($1) as locked',
+      [MIGRATION_LOCK_KEY],
+    )
+    if (rows[0]?.locked) return
+    const left = deadline - clock.now()
+    if (left <= 0) {
+      throw new AppError(
+        'migration_lock_timeout',
+        'another migrator holds the migration lock; try again once it has finished',
+      )
+    }
+    await clock.sleep(Math.min(delayMs, left))
+  }
+}
+
+async function applyInTransaction(client: pg.Client, m: Migration) {
+  await client.query('begin')
+  try {
+    await client.query(m.sql)
+    await recordMigration(client, m)
+    await client.query('commit')
+  } catch (e) {
+    await client.query('rollback')
+    throw new AppError(
+      'internal',
+      `migration ${m.name} failed: ${(e as Error).message}`,
+      {},
+      {
+        cause: e,
+      },
+    )
+  }
+}
+
+// A migration that cannot run in a transaction (CREATE INDEX CONCURRENTLY, which does not block
+// writes) says so on a line of its own, and separates its statements with `--! split` lines: each
+// is sent alone, since Postgres runs several statements sent together as one transaction.
+const NO_TRANSACTION = /^--! no-transaction[ \t]*$/m
+const SPLIT = /^--! split[ \t]*$/m
+
+export const runsOutsideTransaction = (m: Migration): boolean => NO_TRANSACTION.test(m.sql)
+
+/** The statements of a migration that runs outside a transaction, in order. */
+export const statementsOf = (m: Migration): string[] =>
+  m.sql.split(SPLIT).filter((part) => part.replace(/--.*$/gm, '').trim() !== '')
+
+// Each statement commits on its own, so a failure leaves the earlier ones applied: such a file is
+// written so that running it again from the start completes it (drop … if exists, then create).
+async function applyOutsideTransaction(client: pg.Client, m: Migration) {
+  try {
+    for (const statement of statementsOf(m)) await client.query(statement)
+    await recordMigration(client, m)
+  } catch (e) {
+    throw new AppError(
+      'internal',
+      `migration ${m.name} failed: ${(e as Error).message} (it runs outside a transaction and is not recorded as applied: run migrate again to complete it)`,
+      {},
+      { cause: e },
+    )
   }
 }
 

@@ -7,6 +7,7 @@ import m0005 from '../../sql/0005_outbox_row_layout.sql' with { type: 'text' }
 import m0006 from '../../sql/0006_claim_by_priority.sql' with { type: 'text' }
 import m0007 from '../../sql/0007_claim_unflushed.sql' with { type: 'text' }
 import m0008 from '../../sql/0008_outbox_vacuum.sql' with { type: 'text' }
+import m0009 from '../../sql/0009_failed_cancelled_index.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -23,6 +24,7 @@ export const migrations: readonly Migration[] = [
   { version: 6, name: '0006_claim_by_priority', sql: m0006 },
   { version: 7, name: '0007_claim_unflushed', sql: m0007 },
   { version: 8, name: '0008_outbox_vacuum', sql: m0008 },
+  { version: 9, name: '0009_failed_cancelled_index', sql: m0009 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { assertSchemaCurrent, checksumOf, migrate } from '../../src/db/migrate.ts'
+import {
+  assertSchemaCurrent,
+  checksumOf,
+  migrate,
+  runsOutsideTransaction,
+  statementsOf,
+} from '../../src/db/migrate.ts'
 import { migrations } from '../../src/db/migrations.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -51,6 +57,7 @@ describe('migrate', () => {
         '0007_claim_unflushed',
         'ad12b6dfeef6d9608c8c6e9428cdedcef8f0f7e89953709e43cf74489a9144fb',
       ],
+      [8, '0008_outbox_vacuum', 'a9e70ad6d3e6de7d3749117191d4b1d1a91df4eddebb1874657c437cd23ecd87'],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -180,7 +187,8 @@ describe('migrate', () => {
     expect(before.insert).toBe(true)
     expect(before.update).toBe(false)
 
-    expect((await migrate({ url, log: silentLogger })).applied).toContain(5)
+    const upTo5 = migrations.filter((m) => m.version <= 5)
+    expect((await migrate({ url, log: silentLogger, migrations: upTo5 })).applied).toEqual([5])
     expect(await snapshot()).toEqual(before)
     const next = await adminQuery(
       url,
@@ -203,6 +211,81 @@ describe('migrate', () => {
         'status',
       ].sort(),
     )
+  })
+
+  test('a no-transaction migration runs its statements one by one, outside a transaction', async () => {
+    const url = await emptyDatabase()
+    const sql = [
+      '-- 1000: a test of statements that no transaction may hold.',
+      '--! no-transaction',
+      'create table mailer.no_tx (id int);',
+      '--! split',
+      '-- A comment of its own, then the statement.',
+      'create index concurrently no_tx_idx on mailer.no_tx (id);',
+      '--! split',
+      '-- Only a comment: not sent.',
+    ].join('\n')
+    const next = [...migrations, { version: 1000, name: '1000_no_tx', sql }]
+    expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
+    expect(statementsOf(next.at(-1)!)).toHaveLength(2)
+    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9])
+    // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
+    await migrate({ url, log: silentLogger, migrations })
+    await expect(
+      migrate({
+        url,
+        log: silentLogger,
+        migrations: [...migrations, { ...next.at(-1)!, sql: sql.replaceAll('--!', '--') }],
+      }),
+    ).rejects.toThrow(/cannot run inside a transaction block|cannot be executed within a pipeline/)
+    expect((await migrate({ url, log: silentLogger, migrations: next })).applied).toEqual([1000])
+    const { rows } = await adminQuery(
+      url,
+      `select i.indisvalid as valid from pg_index i where i.indexrelid = 'mailer.no_tx_idx'::regclass`,
+    )
+    expect(rows).toEqual([{ valid: true }])
+  })
+
+  test('0009 interrupted by lock_timeout is not recorded; migrate again completes it', async () => {
+    const url = await emptyDatabase()
+    await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 8) })
+    const pg = await import('pg')
+    // An open transaction with a snapshot: a concurrent index build waits for it to end.
+    const old = new pg.default.Client({ connectionString: url })
+    await old.connect()
+    await old.query('begin isolation level repeatable read')
+    await old.query('select count(*) from mailer.email_outbox')
+    try {
+      const failed = migrate({ url, log: silentLogger, lockTimeoutMs: 300 })
+      await expect(failed).rejects.toMatchObject({
+        message: expect.stringMatching(
+          /0009_failed_cancelled_index failed: .*lock timeout.*run migrate again/,
+        ),
+      })
+    } finally {
+      await old.query('rollback')
+      await old.end()
+    }
+    const invalid = await adminQuery(
+      url,
+      `select (select max(version) from mailer.schema_migrations) as version,
+              (select indisvalid from pg_index
+                where indexrelid = to_regclass('mailer.email_outbox_failed_cancelled_idx')) as valid`,
+    )
+    // Postgres left the half-built index in place (invalid, so no plan uses it).
+    expect(invalid.rows).toEqual([{ version: 8, valid: false }])
+    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9])
+    const { rows } = await adminQuery(
+      url,
+      `select indisvalid as valid, pg_get_indexdef(indexrelid) as def from pg_index
+        where indexrelid = 'mailer.email_outbox_failed_cancelled_idx'::regclass`,
+    )
+    expect(rows).toEqual([
+      {
+        valid: true,
+        def: "CREATE INDEX email_outbox_failed_cancelled_idx ON mailer.email_outbox USING btree (status, id) WHERE (status = ANY (ARRAY['failed'::text, 'cancelled'::text]))",
+      },
+    ])
   })
 
   test('serve’s schema check names what to run', async () => {

@@ -1,0 +1,143 @@
+// Counting finished rows and finding failed ones read indexes, not the heap that keeps every row (0009).
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { type Kysely, sql, type Transaction } from 'kysely'
+import type { Database } from '../../src/db/schema.ts'
+import { listOutbox } from '../../src/outbox/inspect.ts'
+import { countRequeueable } from '../../src/outbox/requeue.ts'
+import { settledCounts } from '../../src/outbox/stats.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+
+const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+  // 20,000 sent, 300 failed, 200 cancelled, 50 pending, 10 sending; a tenant's share of each. The
+  // rows not sent came in the middle, as on a bad day between two good months. Committed
+  // with its WAL flushed (the test cluster commits asynchronously otherwise): a vacuum can then mark
+  // the pages all-visible, as autovacuum finds a deployment's finished rows, and index-only scans
+  // need not visit them.
+  await t.pool.query(
+    `begin;
+     set local synchronous_commit = on;
+     insert into mailer.email_outbox (tenant, message, status, sent_at, attempts, lease_token,
+                                      lease_expires_at, cancel_requested_at)
+     select case when g % 10 = 0 then 'acme' else 'default' end, ${MESSAGE}, s.status,
+            case when s.status = 'sent' then now() end, 1,
+            case when s.status = 'sending' then gen_random_uuid() end,
+            case when s.status = 'sending' then now() + interval '1 minute' end,
+            case when s.status = 'cancelled' then now() end
+       from (values ('sent', 20000), ('failed', 300), ('cancelled', 200), ('pending', 50),
+                    ('sending', 10)) s(status, n),
+            generate_series(1, s.n) g
+      order by case when s.status <> 'sent' then 1 when g % 2 = 0 then 0 else 2 end, random();
+     commit`,
+  )
+  await t.pool.query('vacuum (analyze) mailer.email_outbox')
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+async function truth(tenant: string | null) {
+  const { rows } = await t.pool.query<{ status: string; n: number }>(
+    `select status, count(*)::int as n from mailer.email_outbox
+      where $1::text is null or tenant = $1 group by status`,
+    [tenant],
+  )
+  const by = Object.fromEntries(rows.map((r) => [r.status, r.n]))
+  return { sent: by.sent ?? 0, failed: by.failed ?? 0, cancelled: by.cancelled ?? 0 }
+}
+
+class Rollback extends Error {}
+
+/**
+ * Runs `read` in a transaction (without parallel workers, whose reads the transaction's own
+ * statistics do not see) and reports the outbox's heap pages and sequential scans it took; with
+ * `dropIndex`, as before 0009. Rolled back either way.
+ */
+async function heapReadBy<T>(
+  read: (trx: Transaction<Database>) => Promise<T>,
+  dropIndex = false,
+): Promise<{ result: T; heapPages: number; seqScans: number }> {
+  let out: { result: T; heapPages: number; seqScans: number } | undefined
+  const stats = (trx: Kysely<Database>) =>
+    sql<{ pages: string; scans: string }>`
+      select pg_stat_get_xact_blocks_fetched('mailer.email_outbox'::regclass) as pages,
+             pg_stat_get_xact_numscans('mailer.email_outbox'::regclass) as scans`
+      .execute(trx)
+      .then((r) => ({ pages: Number(r.rows[0]!.pages), scans: Number(r.rows[0]!.scans) }))
+  await t.db
+    .transaction()
+    .execute(async (trx) => {
+      await sql`set local max_parallel_workers_per_gather = 0`.execute(trx)
+      if (dropIndex) await sql`drop index mailer.email_outbox_failed_cancelled_idx`.execute(trx)
+      const before = await stats(trx)
+      const result = await read(trx)
+      const after = await stats(trx)
+      out = { result, heapPages: after.pages - before.pages, seqScans: after.scans - before.scans }
+      throw new Rollback()
+    })
+    .catch((e) => {
+      if (!(e instanceof Rollback)) throw e
+    })
+  return out!
+}
+
+const heapSize = async () =>
+  Number(
+    (
+      await t.pool.query<{ pages: string }>(
+        `select pg_relation_size('mailer.email_outbox') / current_setting('block_size')::int as pages`,
+      )
+    ).rows[0]!.pages,
+  )
+
+describe('finished rows (0009_failed_cancelled_index)', () => {
+  test('counts are exact, for every tenant and for one', async () => {
+    expect(await settledCounts(t.db, null)).toEqual(await truth(null))
+    expect(await truth(null)).toEqual({ sent: 20_000, failed: 300, cancelled: 200 })
+    expect(await settledCounts(t.db, 'acme')).toEqual(await truth('acme'))
+    expect(await settledCounts(t.db, 'nobody')).toEqual({ sent: 0, failed: 0, cancelled: 0 })
+  })
+
+  test('counting every tenant reads indexes only; without the index, the whole heap', async () => {
+    const pages = await heapSize()
+    expect(pages).toBeGreaterThan(500)
+    const now = await heapReadBy((trx) => settledCounts(trx, null))
+    expect(now.result).toEqual(await truth(null))
+    // Counted with the heap: its visibility map's one page, read once by each of the five scans.
+    expect(now.heapPages).toBeLessThanOrEqual(5)
+    expect(now.seqScans).toBe(0)
+    const before = await heapReadBy((trx) => settledCounts(trx, null), true)
+    expect(before.result).toEqual(await truth(null))
+    expect(before.heapPages).toBeGreaterThan(pages / 2)
+    expect(before.seqScans).toBeGreaterThan(0)
+  })
+
+  test('the newest failed rows are found without walking the sent ones', async () => {
+    const list = (trx: Transaction<Database>) =>
+      listOutbox(trx, { status: ['failed'] }, { limit: 50 }, null)
+    const now = await heapReadBy(list)
+    expect(now.result.items).toHaveLength(50)
+    expect(now.result.items.every((r) => r.status === 'failed')).toBe(true)
+    const ids = now.result.items.map((r) => BigInt(r.id))
+    expect(ids).toEqual([...ids].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0)))
+    // One heap page per row listed at most (and the one more that says "more rows follow").
+    expect(now.heapPages).toBeLessThanOrEqual(51)
+    const before = await heapReadBy(list, true)
+    expect(before.result.items.map((r) => r.id)).toEqual(now.result.items.map((r) => r.id))
+    expect(before.heapPages).toBeGreaterThan(200)
+  })
+
+  test('counting what a bulk retry would requeue reads the failed and cancelled rows only', async () => {
+    const count = (trx: Transaction<Database>) => countRequeueable(trx, {}, null)
+    const now = await heapReadBy(count)
+    expect(now.result).toBe(500)
+    // Their heap pages (for expires_at): 500 rows together on about 25 pages, plus the map's.
+    expect(now.heapPages).toBeLessThanOrEqual(100)
+    const before = await heapReadBy(count, true)
+    expect(before.result).toBe(500)
+    expect(before.heapPages).toBeGreaterThan((await heapSize()) / 2)
+  })
+})
