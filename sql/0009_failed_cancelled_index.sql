@@ -3,12 +3,12 @@
 --
 -- Why: the table keeps every finished row, and nothing indexed the finished statuses. So counting
 -- finished rows by status (/metrics every 5 minutes, every /v1/stats) read the whole heap: with a
--- million kept rows of 1 KB bodies, 2.6 GB and 0.9 s per count, past /v1/stats' 5 s limit at a few
--- million rows. And listing or retrying the failed rows (the ones held for review) walked the
--- primary key through every sent row to find them. With this index the counts read only indexes
+-- million kept rows of 1 KB bodies, 2.6 GB and about a second per count, past /v1/stats' 5 s limit
+-- at a few million rows. And listing the newest failed rows (the ones held for review) walked the
+-- primary key back through the sent rows to find them. With this index the counts read only indexes
 -- (sent = all rows - pending - sending - failed - cancelled, the total from the primary key, the rest
--- from partial indexes: 22 MB per million rows), and failed or cancelled rows are found directly,
--- newest or oldest first. BENCHMARKS.md, round 17.
+-- from partial indexes: 22 MB per million rows), and the newest failed or cancelled rows are found
+-- directly. BENCHMARKS.md, round 17.
 --
 -- Writes: only a row that becomes failed or cancelled gets an entry (rare next to sends). Claims and
 -- settlements already change status, which other indexes' predicates read, so none of them was a

@@ -61,8 +61,9 @@ export async function liveStats(
  * (email_outbox_pkey) less those in play (email_outbox_claim_idx, email_outbox_sending_idx) and the
  * failed and cancelled ones (email_outbox_failed_cancelled_idx, 0009), all in one snapshot, so the
  * heap the table keeps every finished row in is not read (index-only scans; a page changed since the
- * last vacuum is checked in the heap). About 60 ms and 22 MB per million rows against 0.9 s and
- * 2.6 GB for 1 KB bodies. Confined to a tenant it scans the table (tenant is in no such index).
+ * last vacuum is checked in the heap). About 80 ms and 22 MB per million rows against a second and
+ * 2.6 GB for 1 KB bodies (bench/finished-rows.ts). Confined to a tenant it scans the table (tenant
+ * is in no such index).
  * Callers bound it with a statement_timeout.
  */
 export async function settledCounts(
