@@ -2,6 +2,7 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
+import { lowestMatching } from './bulk-candidates.ts'
 import { findOutboxRow } from './inspect.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
@@ -85,29 +86,31 @@ export async function countCancellable(
   return Number(r.n)
 }
 
-/** Locks the batch first (for update), so the case in the SET sees each row's latest status. */
+/**
+ * Cancels the next batch (lowest ids first). The update locks each candidate and checks the filter
+ * again on its latest version, where the case in the SET reads its status too: a row a worker
+ * claimed meanwhile gets its cancel requested, one settled meanwhile is left alone. `more` counts
+ * the candidates, so a row skipped that way never ends a bulk cancel early.
+ */
 export async function cancelMatching(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
   o: BulkOptions,
 ): Promise<BulkCancelResult> {
+  const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)])
+  const ids = await lowestMatching(db, ['pending', 'sending'], matching, o.limit)
+  if (ids.length === 0) return { items: [], more: false }
   const rows = await db
     .updateTable('mailer.email_outbox')
     .set(cancelSet)
-    .where('id', 'in', (qb) =>
-      qb
-        .selectFrom('mailer.email_outbox')
-        .select('id')
-        .where((eb) => eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)]))
-        .orderBy('id')
-        .limit(o.limit)
-        .forUpdate(),
-    )
+    .where('id', 'in', ids)
+    .where(matching)
     .returning(['id', 'status'])
     .execute()
   const items = rows
     .map((r) => ({ id: String(r.id), outcome: outcomeOf(r.status) }))
     .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
-  return { items, more: rows.length === o.limit }
+  return { items, more: ids.length === o.limit }
 }

@@ -7,6 +7,7 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
+import { lowestMatching } from './bulk-candidates.ts'
 import type { BulkOptions } from './cancel.ts'
 import { findOutboxRow } from './inspect.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
@@ -103,23 +104,21 @@ export async function requeueMatching(
   scopeTenant: string | null,
   o: BulkOptions,
 ): Promise<BulkRequeueResult> {
+  const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)])
+  const ids = await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
+  if (ids.length === 0) return { items: [], more: false }
+  // Locks each candidate and checks the filter again on its latest version (see cancelMatching).
   const rows = await db
     .updateTable('mailer.email_outbox')
     .set(requeueSet)
-    .where('id', 'in', (qb) =>
-      qb
-        .selectFrom('mailer.email_outbox')
-        .select('id')
-        .where((eb) => eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)]))
-        .orderBy('id')
-        .limit(o.limit)
-        .forUpdate(),
-    )
+    .where('id', 'in', ids)
+    .where(matching)
     .returning('id')
     .execute()
   if (rows.length > 0) await wakeWorkers(db)
   const items = rows
     .map((r) => ({ id: String(r.id), outcome: 'requeued' as const }))
     .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
-  return { items, more: rows.length === o.limit }
+  return { items, more: ids.length === o.limit }
 }

@@ -62,7 +62,7 @@ export async function liveStats(
  * failed and cancelled ones (email_outbox_failed_cancelled_idx, 0009), all in one snapshot, so the
  * heap the table keeps every finished row in is not read (index-only scans; a page changed since the
  * last vacuum is checked in the heap). About 80 ms and 22 MB per million rows against a second and
- * 2.6 GB for 1 KB bodies (bench/finished-rows.ts). Confined to a tenant it scans the table (tenant
+ * 2.6 GB for 1 KB bodies (bench/kept-reads.ts). Confined to a tenant it scans the table (tenant
  * is in no such index).
  * Callers bound it with a statement_timeout.
  */
