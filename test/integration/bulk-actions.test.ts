@@ -1,26 +1,18 @@
 // Bulk cancel and retry in an outbox that keeps every row: they read the matching rows, not the table, and race settlements safely.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
-import { sql, type Transaction } from 'kysely'
+import { describe, expect, test } from 'bun:test'
+import type { Transaction } from 'kysely'
 import pg from 'pg'
 import type { Database } from '../../src/db/schema.ts'
 import { lowestMatching } from '../../src/outbox/bulk-candidates.ts'
 import { cancelMatching } from '../../src/outbox/cancel.ts'
 import { requeueMatching } from '../../src/outbox/requeue.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
+import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 
 const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
 const SENT = 40_000
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
-})
+const t = useTestDb({ resetEach: true })
 
 /** Inserts `n` rows in `status` (committed with its WAL flushed, so a vacuum can mark pages all-visible). */
 async function insert(n: number, status: 'sent' | 'failed' | 'pending') {
@@ -34,35 +26,7 @@ async function insert(n: number, status: 'sent' | 'failed' | 'pending') {
   )
 }
 
-class Rollback extends Error {}
-
-/** Runs `act` in a rolled-back transaction; reports the outbox's heap pages it read. */
-async function heapPagesOf<T>(act: (trx: Transaction<Database>) => Promise<T>) {
-  let out: { result: T; pages: number } | undefined
-  const pages = async (trx: Transaction<Database>) =>
-    Number(
-      (
-        await sql<{
-          n: string
-        }>`select pg_stat_get_xact_blocks_fetched('mailer.email_outbox'::regclass) as n`.execute(
-          trx,
-        )
-      ).rows[0]!.n,
-    )
-  await t.db
-    .transaction()
-    .execute(async (trx) => {
-      await sql`set local max_parallel_workers_per_gather = 0`.execute(trx)
-      const before = await pages(trx)
-      const result = await act(trx)
-      out = { result, pages: (await pages(trx)) - before }
-      throw new Rollback()
-    })
-    .catch((e) => {
-      if (!(e instanceof Rollback)) throw e
-    })
-  return out!
-}
+const heapPagesOf = <T>(act: (trx: Transaction<Database>) => Promise<T>) => outboxReadsOf(t.db, act)
 
 describe('bulk actions in a large outbox', () => {
   test('a batch reads the rows in its statuses, not the sent ones before them', async () => {
@@ -72,13 +36,7 @@ describe('bulk actions in a large outbox', () => {
     await insert(SENT / 2, 'sent')
     await insert(2_000, 'pending')
     await t.pool.query('vacuum (analyze) mailer.email_outbox')
-    const heap = Number(
-      (
-        await t.pool.query<{ pages: string }>(
-          `select pg_relation_size('mailer.email_outbox') / current_setting('block_size')::int as pages`,
-        )
-      ).rows[0]!.pages,
-    )
+    const heap = await outboxHeapPages(t.pool)
     expect(heap).toBeGreaterThan(2_000)
 
     const retry = await heapPagesOf((trx) => requeueMatching(trx, {}, null, { limit: 50 }))
@@ -100,9 +58,8 @@ describe('bulk actions in a large outbox', () => {
     expect(retry.result.items[0]!.id).toBe(await first('failed'))
     expect(cancel.result.items[0]!.id).toBe(await first('pending'))
     // Walking the primary key to them would read about 2/3 and all of the heap.
-    console.log('pages', heap, retry.pages, cancel.pages)
-    expect(retry.pages).toBeLessThan(heap / 10)
-    expect(cancel.pages).toBeLessThan(heap / 10)
+    expect(retry.heapPages).toBeLessThan(heap / 10)
+    expect(cancel.heapPages).toBeLessThan(heap / 10)
   })
 
   test('the next batch is found through the indexes even where Postgres would walk the primary key', async () => {
@@ -120,7 +77,7 @@ describe('bulk actions in a large outbox', () => {
       )
       expect(next.result).toEqual(lowest.rows.map((r) => String(r.id)))
       // Index-only: the visibility map's page at most (2,108 pages with the pending rows' ids bare).
-      expect(next.pages).toBeLessThanOrEqual(2)
+      expect(next.heapPages).toBeLessThanOrEqual(2)
     }
   })
 

@@ -1,19 +1,10 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { afterEach, describe, expect, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 
-let t: TestDb
+const t = useTestDb({ resetEach: true })
 let engine: TestEngine | null = null
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
-})
 afterEach(async () => {
   await engine?.stop()
   engine = null

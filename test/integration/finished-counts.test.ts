@@ -1,17 +1,17 @@
 // Counting finished rows and finding failed ones read indexes, not the heap that keeps every row (0009).
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { type Kysely, sql, type Transaction } from 'kysely'
+import { beforeAll, describe, expect, test } from 'bun:test'
+import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
 import { listOutbox } from '../../src/outbox/inspect.ts'
 import { countRequeueable } from '../../src/outbox/requeue.ts'
 import { settledCounts } from '../../src/outbox/stats.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
+import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 
 const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
 
-let t: TestDb
+const t = useTestDb()
 beforeAll(async () => {
-  t = await createTestDb()
   // 20,000 sent, 300 failed, 200 cancelled, 50 pending, 10 sending; a tenant's share of each. The
   // rows not sent came in the middle, as on a bad day between two good months. Committed
   // with its WAL flushed (the test cluster commits asynchronously otherwise): a vacuum can then mark
@@ -35,9 +35,6 @@ beforeAll(async () => {
   )
   await t.pool.query('vacuum (analyze) mailer.email_outbox')
 })
-afterAll(async () => {
-  await t.drop()
-})
 
 async function truth(tenant: string | null) {
   const { rows } = await t.pool.query<{ status: string; n: number }>(
@@ -49,49 +46,10 @@ async function truth(tenant: string | null) {
   return { sent: by.sent ?? 0, failed: by.failed ?? 0, cancelled: by.cancelled ?? 0 }
 }
 
-class Rollback extends Error {}
-
-/**
- * Runs `read` in a transaction (without parallel workers, whose reads the transaction's own
- * statistics do not see) and reports the outbox's heap pages and sequential scans it took; with
- * `dropIndex`, as before 0009. Rolled back either way.
- */
-async function heapReadBy<T>(
-  read: (trx: Transaction<Database>) => Promise<T>,
-  dropIndex = false,
-): Promise<{ result: T; heapPages: number; seqScans: number }> {
-  let out: { result: T; heapPages: number; seqScans: number } | undefined
-  const stats = (trx: Kysely<Database>) =>
-    sql<{ pages: string; scans: string }>`
-      select pg_stat_get_xact_blocks_fetched('mailer.email_outbox'::regclass) as pages,
-             pg_stat_get_xact_numscans('mailer.email_outbox'::regclass) as scans`
-      .execute(trx)
-      .then((r) => ({ pages: Number(r.rows[0]!.pages), scans: Number(r.rows[0]!.scans) }))
-  await t.db
-    .transaction()
-    .execute(async (trx) => {
-      await sql`set local max_parallel_workers_per_gather = 0`.execute(trx)
-      if (dropIndex) await sql`drop index mailer.email_outbox_failed_cancelled_idx`.execute(trx)
-      const before = await stats(trx)
-      const result = await read(trx)
-      const after = await stats(trx)
-      out = { result, heapPages: after.pages - before.pages, seqScans: after.scans - before.scans }
-      throw new Rollback()
-    })
-    .catch((e) => {
-      if (!(e instanceof Rollback)) throw e
-    })
-  return out!
-}
-
-const heapSize = async () =>
-  Number(
-    (
-      await t.pool.query<{ pages: string }>(
-        `select pg_relation_size('mailer.email_outbox') / current_setting('block_size')::int as pages`,
-      )
-    ).rows[0]!.pages,
-  )
+const INDEX = 'mailer.email_outbox_failed_cancelled_idx'
+/** The heap reads of `read`; with `dropIndex`, as before 0009. */
+const heapReadBy = <T>(read: (trx: Transaction<Database>) => Promise<T>, dropIndex = false) =>
+  outboxReadsOf(t.db, read, dropIndex ? { dropIndex: INDEX } : {})
 
 describe('finished rows (0009_failed_cancelled_index)', () => {
   test('counts are exact, for every tenant and for one', async () => {
@@ -102,7 +60,7 @@ describe('finished rows (0009_failed_cancelled_index)', () => {
   })
 
   test('counting every tenant reads indexes only; without the index, the whole heap', async () => {
-    const pages = await heapSize()
+    const pages = await outboxHeapPages(t.pool)
     expect(pages).toBeGreaterThan(500)
     const now = await heapReadBy((trx) => settledCounts(trx, null))
     expect(now.result).toEqual(await truth(null))
@@ -138,6 +96,6 @@ describe('finished rows (0009_failed_cancelled_index)', () => {
     expect(now.heapPages).toBeLessThanOrEqual(100)
     const before = await heapReadBy(count, true)
     expect(before.result).toBe(500)
-    expect(before.heapPages).toBeGreaterThan((await heapSize()) / 2)
+    expect(before.heapPages).toBeGreaterThan((await outboxHeapPages(t.pool)) / 2)
   })
 })

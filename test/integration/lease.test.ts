@@ -1,23 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import pg from 'pg'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
-})
+const t = useTestDb({ resetEach: true })
 
 const claim = (limit: number, workerId = 'w1', leaseSeconds = 30) =>
   claimBatch(t.db, { limit, workerId, leaseSeconds, defaultMaxAttempts: 3 }).then((c) => c.leases)

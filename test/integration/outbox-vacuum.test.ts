@@ -1,25 +1,21 @@
 // A vacuum after a small drain into a large outbox cleans the claim index (0008_outbox_vacuum), so claims stay short.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { markSent } from '../../src/outbox/settle.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 
 const KEPT = 400_000
 // Under 2 % of the heap's pages: the share below which Postgres skips index cleanup by default.
 const DRAINED = 5_000
 const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
 
-let t: TestDb
+const t = useTestDb()
 beforeAll(async () => {
-  t = await createTestDb()
   await t.pool.query(
     `insert into mailer.email_outbox (message, status, sent_at, attempts)
      select ${MESSAGE}, 'sent', now(), 1 from generate_series(1, ${KEPT})`,
   )
   await t.pool.query('vacuum (freeze, analyze) mailer.email_outbox')
-})
-afterAll(async () => {
-  await t.drop()
 })
 
 /** Enqueues `n` rows and takes them through the engine's claim and settlement, 500 at a time. */

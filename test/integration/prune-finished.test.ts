@@ -1,24 +1,15 @@
 // deploy/prune-finished.sql, as psql runs it (its :'keep' bound as a parameter), against a migrated database.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import pg from 'pg'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 
 const script = await Bun.file(join(import.meta.dir, '../../deploy/prune-finished.sql')).text()
 // The statement after psql's guard, with its one variable (:'keep', a quoted literal) bound as $1.
 const statement = script.slice(script.indexOf('with old as')).replaceAll(":'keep'", '$1')
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
-})
+const t = useTestDb({ resetEach: true })
 
 const prune = async (keep = '30 days', client: pg.Pool | pg.Client = t.pool) =>
   Number((await client.query<{ pruned: string }>(statement, [keep])).rows[0]!.pruned)

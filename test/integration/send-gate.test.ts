@@ -1,20 +1,14 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { beforeEach, describe, expect, test } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
+const t = useTestDb()
 beforeEach(async () => {
   await t.pool.query('truncate mailer.send_slots, mailer.mailbox_pacing')
 })

@@ -1,5 +1,5 @@
 // Property-based tests of the outbox state machine at the SQL level: random interleavings of several workers.
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { expect, test } from 'bun:test'
 import fc from 'fast-check'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
@@ -7,15 +7,9 @@ import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
+const t = useTestDb()
 
 const ROWS = 4
 const WORKERS = 3

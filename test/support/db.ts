@@ -1,4 +1,5 @@
 // A fresh database per test file, cloned from the run's migrated template.
+import { afterAll, beforeAll, beforeEach } from 'bun:test'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
@@ -38,4 +39,31 @@ export async function createTestDb(): Promise<TestDb> {
       await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
     },
   }
+}
+
+/**
+ * This test file's database: created before its tests, dropped after them and, with `resetEach`,
+ * emptied before each test. The returned handle forwards to it once created (use it inside hooks
+ * and tests, not at the file's top level).
+ */
+export function useTestDb(o: { resetEach?: boolean } = {}): TestDb {
+  let current: TestDb | null = null
+  beforeAll(async () => {
+    current = await createTestDb()
+  })
+  afterAll(async () => {
+    await current?.drop()
+  })
+  if (o.resetEach) {
+    beforeEach(async () => {
+      await current?.reset()
+    })
+  }
+  return new Proxy({} as TestDb, {
+    get(_, key) {
+      if (!current)
+        throw new Error('the test database is created in beforeAll; use it from there on')
+      return Reflect.get(current, key)
+    },
+  })
 }
