@@ -165,8 +165,10 @@ async function checkDatabase(d: DatabaseConfig, config: Config, timeoutMs: numbe
       `database "${d.name}" (${label('url')}): reachable, PostgreSQL ${rows[0]?.version}`,
     )
     try {
-      await assertSchemaCurrent(pool, d.name)
-      out.checks.push(`database "${d.name}": schema current`)
+      const { newer } = await assertSchemaCurrent(pool, d.name)
+      out.checks.push(
+        `database "${d.name}": schema current${newer.length ? ` (also has ${newer.join(', ')} from a newer release, which this one works with)` : ''}`,
+      )
     } catch (e) {
       if (isAppError(e) && SCHEMA_PENDING.has(e.code)) {
         // Normal before a deploy that brings a migration: release_command applies it.

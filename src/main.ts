@@ -76,8 +76,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'migrate': {
         for (const d of config.databases) {
           const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) })
+          const newer = r.newer.length
+            ? `; it also has ${r.newer.join(', ')} from a newer release, which this one works with`
+            : ''
           console.log(
-            `${d.name}: ${r.applied.length ? `applied ${r.applied.join(', ')}` : 'up to date'} (schema version ${r.version})`,
+            `${d.name}: ${r.applied.length ? `applied ${r.applied.join(', ')}` : 'up to date'} (schema version ${r.version}${newer})`,
           )
         }
         return EXIT.ok

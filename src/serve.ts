@@ -114,7 +114,13 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   )
   for (const h of handles) {
     try {
-      await assertSchemaCurrent(h.pool, h.name)
+      const { newer } = await assertSchemaCurrent(h.pool, h.name)
+      if (newer.length > 0) {
+        log.warn('database has migrations from a newer release; they keep this one working', {
+          db: h.name,
+          newer,
+        })
+      }
     } catch (e) {
       if (isAppError(e)) {
         await Promise.all(handles.map((x) => x.close()))

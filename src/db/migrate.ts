@@ -1,23 +1,23 @@
 // Applies embedded migrations under an advisory lock, and checks a database's schema before serving.
-import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { type Clock, systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import {
+  type Applied,
+  checksumOf,
+  keepsOlderBinariesWorking,
+  newerCompatible,
+  pendingMigrations,
+  runsOutsideTransaction,
+  statementsOf,
+} from './migration-plan.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import type { Queryable } from './statement-route.ts'
 
 // Arbitrary constant shared by every outbox-mailer binary: "mailer" in ASCII.
 const MIGRATION_LOCK_KEY = 0x6d61696c6572
 const APPLICATION_NAME = 'outbox-mailer:migrate'
-
-export const checksumOf = (sqlText: string) => createHash('sha256').update(sqlText).digest('hex')
-
-interface Applied {
-  version: number
-  name: string
-  checksum: string
-}
 
 export interface MigrateOptions {
   url: string
@@ -31,6 +31,8 @@ export interface MigrateOptions {
 export interface MigrateResult {
   applied: number[]
   version: number
+  /** Applied by a newer release, unknown to this binary, and declared to keep older binaries working. */
+  newer: number[]
 }
 
 /**
@@ -43,12 +45,15 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   await client.connect()
   try {
     const lockTimeoutMs = Math.max(1, Math.round(o.lockTimeoutMs ?? 60_000))
-    await client.query(`set lock_timeout = ${lockTimeoutMs}`)
+    // A role's or database's statement_timeout (managed Postgres often sets one) would cancel a
+    // long index build, and every rerun of it; waits stay bounded by lock_timeout.
+    await client.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeoutMs}`)
     await takeMigrationLock(client, lockTimeoutMs, o.clock ?? systemClock)
     try {
       await ensureMigrationsTable(client)
       const applied = await readApplied(client)
       const pending = pendingMigrations(applied, list)
+      const newer = newerCompatible(applied, list)
       const done: number[] = []
       for (const m of pending) {
         if (runsOutsideTransaction(m)) await applyOutsideTransaction(client, m)
@@ -56,7 +61,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
         o.log.info('migration applied', { version: m.version, name: m.name })
         done.push(m.version)
       }
-      return { applied: done, version: list.at(-1)?.version ?? 0 }
+      return { applied: done, version: list.at(-1)?.version ?? 0, newer }
     } finally {
       await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
     }
@@ -108,18 +113,6 @@ async function applyInTransaction(client: pg.Client, m: Migration) {
   }
 }
 
-// A migration that cannot run in a transaction (CREATE INDEX CONCURRENTLY, which does not block
-// writes) says so on a line of its own, and separates its statements with `--! split` lines: each
-// is sent alone, since Postgres runs several statements sent together as one transaction.
-const NO_TRANSACTION = /^--! no-transaction[ \t]*$/m
-const SPLIT = /^--! split[ \t]*$/m
-
-export const runsOutsideTransaction = (m: Migration): boolean => NO_TRANSACTION.test(m.sql)
-
-/** The statements of a migration that runs outside a transaction, in order. */
-export const statementsOf = (m: Migration): string[] =>
-  m.sql.split(SPLIT).filter((part) => part.replace(/--.*$/gm, '').trim() !== '')
-
 // Each statement commits on its own, so a failure leaves the earlier ones applied: such a file is
 // written so that running it again from the start completes it (drop … if exists, then create).
 async function applyOutsideTransaction(client: pg.Client, m: Migration) {
@@ -136,28 +129,6 @@ async function applyOutsideTransaction(client: pg.Client, m: Migration) {
   }
 }
 
-/** Decides what to apply; throws on an edited migration or a database ahead of this binary. */
-export function pendingMigrations(applied: Applied[], list: readonly Migration[]): Migration[] {
-  const known = new Map(list.map((m) => [m.version, m]))
-  for (const a of applied) {
-    const m = known.get(a.version)
-    if (!m) {
-      throw new AppError(
-        'schema_ahead',
-        `the database has migration ${a.version} (${a.name}) that this binary does not know: it is newer than this binary; deploy the newer outbox-mailer instead`,
-      )
-    }
-    if (checksumOf(m.sql) !== a.checksum) {
-      throw new AppError(
-        'migration_checksum_mismatch',
-        `migration ${m.name} was changed after it was applied (checksum differs); migrations are forward-only: restore the file and add a new one`,
-      )
-    }
-  }
-  const done = new Set(applied.map((a) => a.version))
-  return list.filter((m) => !done.has(m.version))
-}
-
 // Bootstraps the bookkeeping table; runs under the advisory lock so concurrent migrators do not race.
 async function ensureMigrationsTable(client: pg.Client) {
   await client.query(`
@@ -168,28 +139,48 @@ async function ensureMigrationsTable(client: pg.Client) {
       checksum   text not null,
       applied_at timestamptz not null default now()
     )`)
+  // Added after the first releases, which insert rows without it: their migrations count as breaking.
+  // Checked first: ALTER TABLE takes an exclusive lock even when the column exists, and readiness
+  // reads this table.
+  const { rows } = await client.query(
+    `select 1 from pg_attribute
+      where attrelid = 'mailer.schema_migrations'::regclass
+        and attname = 'older_binaries_compatible' and not attisdropped`,
+  )
+  if (rows.length === 0) {
+    await client.query(`alter table mailer.schema_migrations
+      add column if not exists older_binaries_compatible boolean not null default false`)
+  }
 }
 
 async function readApplied(client: Queryable): Promise<Applied[]> {
+  // Through to_jsonb: a database that no binary with the column has migrated yet lacks it.
   const { rows } = await client.query<Applied>(
-    'select version, name, checksum from mailer.schema_migrations order by version',
+    `select version, name, checksum,
+            coalesce((to_jsonb(s) ->> 'older_binaries_compatible')::boolean, false)
+              as "olderBinariesCompatible"
+       from mailer.schema_migrations s order by version`,
   )
   return rows
 }
 
 async function recordMigration(client: pg.Client, m: Migration) {
   await client.query(
-    'insert into mailer.schema_migrations (version, name, checksum) values ($1, $2, $3)',
-    [m.version, m.name, checksumOf(m.sql)],
+    `insert into mailer.schema_migrations (version, name, checksum, older_binaries_compatible)
+     values ($1, $2, $3, $4)`,
+    [m.version, m.name, checksumOf(m.sql), keepsOlderBinariesWorking(m)],
   )
 }
 
-/** Throws a clear AppError unless the database's schema is exactly what this binary expects. */
+/**
+ * Throws a clear AppError unless the database has every migration this binary knows and none it
+ * does not, except newer ones declared compatible with older binaries: it returns their versions.
+ */
 export async function assertSchemaCurrent(
   pool: Queryable,
   dbName: string,
   list: readonly Migration[] = embedded,
-): Promise<void> {
+): Promise<{ newer: number[] }> {
   // One statement (readiness runs this): a missing table or schema is its own answer.
   let applied: Applied[]
   try {
@@ -209,4 +200,5 @@ export async function assertSchemaCurrent(
       `database "${dbName}" lacks ${pending.length} migration(s) (${pending.map((m) => m.name).join(', ')}): run \`outbox-mailer migrate\` first`,
     )
   }
+  return { newer: newerCompatible(applied, list) }
 }

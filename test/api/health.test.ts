@@ -158,6 +158,32 @@ describe('/healthz and /readyz', () => {
       await bare.drop()
     }
   })
+  test('a newer release’s migration keeps this one ready only if it declared older binaries compatible', async () => {
+    const ahead = await createTestDb()
+    let now = 1_000_000
+    try {
+      const health = createHealthMonitor({
+        databases: [{ name: 'ahead', statements: ahead.pool, drainer: null, listener: null }],
+        wedgedAfterMs: 60_000,
+        now: () => now,
+      })
+      // What a newer binary's migrate records for a file with `--! older-binaries-compatible`.
+      await ahead.pool.query(
+        `insert into mailer.schema_migrations (version, name, checksum, older_binaries_compatible)
+         values (9000, '9000_new_index', 'x', true)`,
+      )
+      expect((await health.readiness())[0]).toMatchObject({ migrated: true, problem: null })
+      await ahead.pool.query(
+        `insert into mailer.schema_migrations (version, name, checksum) values (9001, '9001_new_column', 'y')`,
+      )
+      now += 5 * 60_000
+      const [state] = await health.readiness()
+      expect(state).toMatchObject({ reachable: true, migrated: false })
+      expect(state?.problem).toContain('migration 9001 (9001_new_column)')
+    } finally {
+      await ahead.drop()
+    }
+  })
 })
 
 describe('/metrics', () => {

@@ -105,3 +105,28 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
   const { rows } = await adminQuery(url, 'select count(*)::int as n from mailer.workers')
   expect(rows[0].n).toBe(0)
 })
+
+test('migrate names newer migrations that keep it working, and refuses (exit 3) one that does not', async () => {
+  await run(['migrate'])
+  await adminQuery(
+    url,
+    `insert into mailer.schema_migrations (version, name, checksum, older_binaries_compatible)
+     values (9000, '9000_new_index', 'x', true)`,
+  )
+  try {
+    const kept = await run(['migrate'])
+    expect(kept.code).toBe(0)
+    expect(kept.stdout).toContain(
+      'it also has 9000 from a newer release, which this one works with',
+    )
+    await adminQuery(
+      url,
+      `insert into mailer.schema_migrations (version, name, checksum) values (9001, '9001_new_column', 'y')`,
+    )
+    const refused = await run(['migrate'])
+    expect(refused.code).toBe(3)
+    expect(refused.stderr).toContain('migration 9001 (9001_new_column)')
+  } finally {
+    await adminQuery(url, 'delete from mailer.schema_migrations where version >= 9000')
+  }
+})

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { assertSchemaCurrent, migrate } from '../../src/db/migrate.ts'
 import {
-  assertSchemaCurrent,
   checksumOf,
-  migrate,
+  keepsOlderBinariesWorking,
   runsOutsideTransaction,
   statementsOf,
-} from '../../src/db/migrate.ts'
+} from '../../src/db/migration-plan.ts'
 import { migrations } from '../../src/db/migrations.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -58,6 +58,11 @@ describe('migrate', () => {
         'ad12b6dfeef6d9608c8c6e9428cdedcef8f0f7e89953709e43cf74489a9144fb',
       ],
       [8, '0008_outbox_vacuum', 'a9e70ad6d3e6de7d3749117191d4b1d1a91df4eddebb1874657c437cd23ecd87'],
+      [
+        9,
+        '0009_failed_cancelled_index',
+        'fa2196153bee436ad689d1a22a3eb0f86ca9bdf369bdc7ee92ea5778d88dc5d0',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -108,6 +113,114 @@ describe('migrate', () => {
     )
     await expect(migrate({ url, log: silentLogger })).rejects.toMatchObject({
       code: 'schema_ahead',
+    })
+  })
+
+  test('a statement_timeout set on the database does not cancel a migration', async () => {
+    const url = await emptyDatabase()
+    // Managed Postgres often sets one per role or database; a long index build would never finish.
+    await adminQuery(
+      url,
+      `alter database ${new URL(url).pathname.slice(1)} set statement_timeout = '100ms'`,
+    )
+    const slow = { version: 1000, name: '1000_slow', sql: 'select pg_sleep(0.3)' }
+    const r = await migrate({ url, log: silentLogger, migrations: [...migrations, slow] })
+    expect(r.applied).toEqual([...migrations.map((m) => m.version), 1000])
+    // The setting itself is in force for other sessions.
+    await expect(adminQuery(url, 'select pg_sleep(0.3)')).rejects.toThrow(/statement timeout/)
+  })
+
+  describe('a database a newer release migrated', () => {
+    const compatible = {
+      version: 1000,
+      name: '1000_new_index',
+      sql: [
+        '-- 1000: an index older binaries do not use.',
+        '--! older-binaries-compatible',
+        'create index outbox_tenant_idx on mailer.email_outbox (tenant);',
+      ].join('\n'),
+    }
+    const breaking = {
+      version: 1001,
+      name: '1001_new_required_column',
+      sql: `alter table mailer.email_outbox add column region text not null default 'eu'`,
+    }
+
+    test('older binaries keep working after a migration declared compatible with them', async () => {
+      const url = await emptyDatabase()
+      expect(keepsOlderBinariesWorking(compatible)).toBe(true)
+      expect(migrations.filter(keepsOlderBinariesWorking)).toEqual([])
+      await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
+      const recorded = await adminQuery(
+        url,
+        'select version, older_binaries_compatible as c from mailer.schema_migrations where version >= 9 order by version',
+      )
+      expect(recorded.rows).toEqual([
+        { version: 9, c: false },
+        { version: 1000, c: true },
+      ])
+      // The release before it: its migrate is a no-op that says why, its schema check passes.
+      expect(await migrate({ url, log: silentLogger })).toMatchObject({
+        applied: [],
+        newer: [1000],
+      })
+      const h = openDb({ name: 'x', url, log: silentLogger })
+      try {
+        expect(await assertSchemaCurrent(h.pool, 'x')).toEqual({ newer: [1000] })
+      } finally {
+        await h.close()
+      }
+    })
+
+    test('older binaries refuse a newer migration that did not declare them compatible', async () => {
+      const url = await emptyDatabase()
+      await migrate({ url, log: silentLogger, migrations: [...migrations, compatible, breaking] })
+      const message = expect.stringContaining('migration 1001 (1001_new_required_column)')
+      await expect(migrate({ url, log: silentLogger })).rejects.toMatchObject({
+        code: 'schema_ahead',
+        message,
+      })
+      const h = openDb({ name: 'x', url, log: silentLogger })
+      try {
+        await expect(assertSchemaCurrent(h.pool, 'x')).rejects.toMatchObject({
+          code: 'schema_ahead',
+          message,
+        })
+        // Not a successor of this binary's line: a newer migration, but one this binary has is missing.
+        const other = [...migrations, { version: 999, name: '0999_other', sql: 'select 1' }]
+        await adminQuery(url, 'delete from mailer.schema_migrations where version = 1001')
+        await expect(assertSchemaCurrent(h.pool, 'x', other)).rejects.toMatchObject({
+          code: 'schema_ahead',
+          message: expect.stringContaining('lacks 0999_other'),
+        })
+      } finally {
+        await h.close()
+      }
+    })
+
+    test('rows written before the flag existed count as breaking, and the flag is added once', async () => {
+      const url = await emptyDatabase()
+      await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
+      // As a database migrated by a release before this column left it; that release records no flag.
+      await adminQuery(
+        url,
+        'alter table mailer.schema_migrations drop column older_binaries_compatible',
+      )
+      const h = openDb({ name: 'x', url, log: silentLogger })
+      try {
+        await expect(assertSchemaCurrent(h.pool, 'x')).rejects.toMatchObject({
+          code: 'schema_ahead',
+        })
+        await assertSchemaCurrent(h.pool, 'x', [...migrations, compatible])
+      } finally {
+        await h.close()
+      }
+      await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
+      const { rows } = await adminQuery(
+        url,
+        `select count(*)::int as n, bool_or(older_binaries_compatible) as any from mailer.schema_migrations`,
+      )
+      expect(rows).toEqual([{ n: migrations.length + 1, any: false }])
     })
   })
 

@@ -1,0 +1,77 @@
+// Decides what a database needs from the embedded migrations, and how each file runs: pure, no I/O.
+import { createHash } from 'node:crypto'
+import { AppError } from '../errors.ts'
+import type { Migration } from './migrations.ts'
+
+export const checksumOf = (sqlText: string) => createHash('sha256').update(sqlText).digest('hex')
+
+export interface Applied {
+  version: number
+  name: string
+  checksum: string
+  /** Recorded from the file's `--! older-binaries-compatible` line when it was applied. */
+  olderBinariesCompatible: boolean
+}
+
+// A migration that cannot run in a transaction (CREATE INDEX CONCURRENTLY, which does not block
+// writes) says so on a line of its own, and separates its statements with `--! split` lines: each
+// is sent alone, since Postgres runs several statements sent together as one transaction.
+const NO_TRANSACTION = /^--! no-transaction[ \t]*$/m
+const SPLIT = /^--! split[ \t]*$/m
+
+export const runsOutsideTransaction = (m: Migration): boolean => NO_TRANSACTION.test(m.sql)
+
+/** The statements of a migration that runs outside a transaction, in order. */
+export const statementsOf = (m: Migration): string[] =>
+  m.sql.split(SPLIT).filter((part) => part.replace(/--.*$/gm, '').trim() !== '')
+
+// A migration that binaries released before it keep working with (a new index, a new nullable
+// column, a new function) says so on a line of its own; the flag is recorded with it, so a binary
+// that does not know the file can still tell. Without the line a migration counts as breaking.
+const OLDER_BINARIES_COMPATIBLE = /^--! older-binaries-compatible[ \t]*$/m
+
+export const keepsOlderBinariesWorking = (m: Migration): boolean =>
+  OLDER_BINARIES_COMPATIBLE.test(m.sql)
+
+/**
+ * Decides what to apply; throws on an edited migration, or on a database that has a migration this
+ * binary does not know and that did not declare older binaries compatible.
+ */
+export function pendingMigrations(applied: Applied[], list: readonly Migration[]): Migration[] {
+  const known = new Map(list.map((m) => [m.version, m]))
+  for (const a of applied) {
+    const m = known.get(a.version)
+    if (!m) {
+      if (a.olderBinariesCompatible) continue
+      throw new AppError(
+        'schema_ahead',
+        `the database has migration ${a.version} (${a.name}) that this binary does not know: it is newer than this binary and changes what older binaries rely on; deploy the newer outbox-mailer instead`,
+      )
+    }
+    if (checksumOf(m.sql) !== a.checksum) {
+      throw new AppError(
+        'migration_checksum_mismatch',
+        `migration ${m.name} was changed after it was applied (checksum differs); migrations are forward-only: restore the file and add a new one`,
+      )
+    }
+  }
+  const done = new Set(applied.map((a) => a.version))
+  const pending = list.filter((m) => !done.has(m.version))
+  const newer = newerCompatible(applied, list)
+  if (pending.length > 0 && newer.length > 0) {
+    // Not a database a newer release of this line migrated: it would have applied these first.
+    throw new AppError(
+      'schema_ahead',
+      `the database has migration ${newer[0]} that this binary does not know, but lacks ${pending[0]!.name}, which it does: deploy the release that migrated it`,
+    )
+  }
+  return pending
+}
+
+/** Applied migrations this binary does not know that declared older binaries compatible. */
+export const newerCompatible = (applied: Applied[], list: readonly Migration[]): number[] => {
+  const known = new Set(list.map((m) => m.version))
+  return applied
+    .filter((a) => !known.has(a.version) && a.olderBinariesCompatible)
+    .map((a) => a.version)
+}
