@@ -11,7 +11,9 @@
 // - the count of finished rows: one grouped scan of the table before; settledCounts now;
 // - the 50 newest failed rows (listOutbox);
 // - a bulk retry of 100 rows and a bulk cancel of 100 rows: the single statement before (an id-ordered
-//   candidate scan under the update); requeueMatching and cancelMatching now.
+//   candidate scan under the update); requeueMatching and cancelMatching now;
+// - one order's mails by correlation id (a row halfway through the kept ones): the primary key walked
+//   newest first before round 18 (0010's index dropped); listOutbox now.
 // Time and pages (shared buffers hit + read, parallel workers included) come from pg_stat_statements,
 // summed over the variant's statements.
 import { type Kysely, sql, type Transaction } from 'kysely'
@@ -21,6 +23,7 @@ import type { Database } from '../src/db/schema.ts'
 import { silentLogger } from '../src/log.ts'
 import { cancelMatching } from '../src/outbox/cancel.ts'
 import { listOutbox } from '../src/outbox/inspect.ts'
+import { SUMMARY_COLUMNS } from '../src/outbox/outbox-view.ts'
 import { requeueMatching } from '../src/outbox/requeue.ts'
 import { settledCounts } from '../src/outbox/stats.ts'
 import { startBenchCluster } from './cluster.ts'
@@ -67,41 +70,61 @@ const CANCEL_BEFORE = sql`
                  order by id limit ${BATCH} for update)
   returning id, status`
 
+const FAILED_INDEX = 'mailer.email_outbox_failed_cancelled_idx'
+const CORRELATION_INDEX = 'mailer.email_outbox_correlation_idx'
+const ORDER = `order-${Math.ceil(kept / 2)}`
+
 interface Variant {
   name: string
-  withoutIndex: boolean
+  /** Dropped in the transaction: the variant runs as released before that index. */
+  dropIndex?: string
   run: (trx: Transaction<Database>) => Promise<unknown>
 }
 const newestFailed = (trx: Transaction<Database>) =>
   listOutbox(trx, { status: ['failed'] }, { limit: 50 }, null)
+// listOutbox as released before round 18: a correlation id was one more filter on the id-ordered walk.
+const byCorrelationBefore = (trx: Transaction<Database>) =>
+  trx
+    .selectFrom('mailer.email_outbox')
+    .select(SUMMARY_COLUMNS)
+    .where('correlation_id', '=', ORDER)
+    .orderBy('id', 'desc')
+    .limit(51)
+    .execute()
 const variants: Variant[] = [
-  { name: 'count finished rows, before', withoutIndex: true, run: (t) => COUNT_BEFORE.execute(t) },
+  {
+    name: 'count finished rows, before',
+    dropIndex: FAILED_INDEX,
+    run: (t) => COUNT_BEFORE.execute(t),
+  },
   {
     name: 'count finished rows, now (settledCounts)',
-    withoutIndex: false,
     run: (t) => settledCounts(t, null),
   },
-  { name: '50 newest failed rows, before', withoutIndex: true, run: newestFailed },
-  { name: '50 newest failed rows, now (listOutbox)', withoutIndex: false, run: newestFailed },
+  { name: '50 newest failed rows, before', dropIndex: FAILED_INDEX, run: newestFailed },
+  { name: '50 newest failed rows, now (listOutbox)', run: newestFailed },
   {
     name: `bulk retry of ${BATCH}, before`,
-    withoutIndex: true,
+    dropIndex: FAILED_INDEX,
     run: (t) => RETRY_BEFORE.execute(t),
   },
   {
     name: `bulk retry of ${BATCH}, now (requeueMatching)`,
-    withoutIndex: false,
     run: (t) => requeueMatching(t, {}, null, { limit: BATCH }),
   },
   {
     name: `bulk cancel of ${BATCH}, before`,
-    withoutIndex: true,
+    dropIndex: FAILED_INDEX,
     run: (t) => CANCEL_BEFORE.execute(t),
   },
   {
     name: `bulk cancel of ${BATCH}, now (cancelMatching)`,
-    withoutIndex: false,
     run: (t) => cancelMatching(t, {}, null, { limit: BATCH }),
+  },
+  { name: "an order's mails, before", dropIndex: CORRELATION_INDEX, run: byCorrelationBefore },
+  {
+    name: "an order's mails, now (listOutbox)",
+    run: (t) => listOutbox(t, { correlationId: ORDER }, { limit: 50 }, null),
   },
 ]
 
@@ -127,7 +150,8 @@ try {
   const sizes = await probe.query<{ name: string; bytes: string }>(
     `select c.relname as name, pg_relation_size(c.oid) as bytes from pg_class c
       where c.relnamespace = 'mailer'::regnamespace
-        and c.relname in ('email_outbox', 'email_outbox_pkey', 'email_outbox_failed_cancelled_idx')
+        and c.relname in ('email_outbox', 'email_outbox_pkey', 'email_outbox_failed_cancelled_idx',
+                          'email_outbox_correlation_idx')
       order by 2 desc`,
   )
   await probe.close()
@@ -178,8 +202,7 @@ async function runRolledBack(db: Kysely<Database>, v: Variant) {
   await db
     .transaction()
     .execute(async (trx) => {
-      if (v.withoutIndex)
-        await sql`drop index mailer.email_outbox_failed_cancelled_idx`.execute(trx)
+      if (v.dropIndex) await sql`drop index ${sql.table(v.dropIndex)}`.execute(trx)
       await v.run(trx)
       throw new Rollback()
     })

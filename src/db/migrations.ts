@@ -8,6 +8,7 @@ import m0006 from '../../sql/0006_claim_by_priority.sql' with { type: 'text' }
 import m0007 from '../../sql/0007_claim_unflushed.sql' with { type: 'text' }
 import m0008 from '../../sql/0008_outbox_vacuum.sql' with { type: 'text' }
 import m0009 from '../../sql/0009_failed_cancelled_index.sql' with { type: 'text' }
+import m0010 from '../../sql/0010_correlation_index.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -25,6 +26,7 @@ export const migrations: readonly Migration[] = [
   { version: 7, name: '0007_claim_unflushed', sql: m0007 },
   { version: 8, name: '0008_outbox_vacuum', sql: m0008 },
   { version: 9, name: '0009_failed_cancelled_index', sql: m0009 },
+  { version: 10, name: '0010_correlation_index', sql: m0010 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

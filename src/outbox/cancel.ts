@@ -2,7 +2,7 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
-import { lowestMatching } from './bulk-candidates.ts'
+import { lowestMatching } from './candidate-ids.ts'
 import { findOutboxRow } from './inspect.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'

@@ -1,6 +1,7 @@
 // Read-only inspection: a filtered, keyset-paginated list (no bodies) and one row with its attempts.
-import type { Kysely } from 'kysely'
-import type { Database } from '../db/schema.ts'
+import { type Kysely, sql } from 'kysely'
+import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
+import { candidateIds } from './candidate-ids.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import {
   type Attempt,
@@ -24,18 +25,44 @@ export interface ListResult {
   nextBeforeId: string | null
 }
 
-/** Uses the primary key for order and position; filters narrow it. One extra row tells "more". */
+/**
+ * Uses the primary key for order and position; filters narrow it. One extra row tells "more".
+ * A correlation id is looked up instead (candidateIds: finished rows through
+ * email_outbox_correlation_idx, the others through their statuses' indexes): few rows match one,
+ * so walking the primary key for a page of them would read every kept row.
+ */
 export async function listOutbox(
   db: Kysely<Database>,
   filter: OutboxFilter,
   page: ListPage,
   scopeTenant: string | null,
 ): Promise<ListResult> {
+  const before = page.beforeId
+  const lookup =
+    filter.correlationId === undefined
+      ? null
+      : candidateIds(
+          db,
+          filter.status ?? OUTBOX_STATUSES,
+          (eb) =>
+            eb.and([
+              matchOutbox(eb, filter, scopeTenant),
+              ...(before === undefined ? [] : [eb('id', '<', before)]),
+            ]),
+          page.limit + 1,
+          'desc',
+        )
+  if (filter.correlationId !== undefined && lookup === null)
+    return { items: [], nextBeforeId: null }
   const rows = await db
     .selectFrom('mailer.email_outbox')
     .select(SUMMARY_COLUMNS)
-    .where((eb) => matchOutbox(eb, filter, scopeTenant))
-    .$if(page.beforeId !== undefined, (q) => q.where('id', '<', page.beforeId!))
+    .$if(lookup === null, (q) =>
+      q
+        .where((eb) => matchOutbox(eb, filter, scopeTenant))
+        .$if(before !== undefined, (q) => q.where('id', '<', before!)),
+    )
+    .$if(lookup !== null, (q) => q.where(sql<boolean>`id in (${lookup!})`))
     .orderBy('id', 'desc')
     .limit(page.limit + 1)
     .execute()

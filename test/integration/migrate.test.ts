@@ -63,6 +63,11 @@ describe('migrate', () => {
         '0009_failed_cancelled_index',
         'fa2196153bee436ad689d1a22a3eb0f86ca9bdf369bdc7ee92ea5778d88dc5d0',
       ],
+      [
+        10,
+        '0010_correlation_index',
+        'd71d3718238d773d82fde86bac00d860a1139fc5d05f5c1805f3b650b74fb48d',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -87,7 +92,7 @@ describe('migrate', () => {
       Array.from({ length: 6 }, () => migrate({ url, log: silentLogger })),
     )
     const applied = results.flatMap((r) => r.applied)
-    expect(applied.sort()).toEqual(migrations.map((m) => m.version))
+    expect(applied.sort((a, b) => a - b)).toEqual(migrations.map((m) => m.version))
     const { rows } = await adminQuery(
       url,
       'select count(*)::int as n from mailer.schema_migrations',
@@ -149,7 +154,7 @@ describe('migrate', () => {
     test('older binaries keep working after a migration declared compatible with them', async () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
-      expect(migrations.filter(keepsOlderBinariesWorking)).toEqual([])
+      expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([10])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
         url,
@@ -157,8 +162,13 @@ describe('migrate', () => {
       )
       expect(recorded.rows).toEqual([
         { version: 9, c: false },
+        { version: 10, c: true },
         { version: 1000, c: true },
       ])
+      // 0010 declares it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      expect(
+        await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
+      ).toMatchObject({ applied: [], newer: [10, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -341,7 +351,7 @@ describe('migrate', () => {
     const next = [...migrations, { version: 1000, name: '1000_no_tx', sql }]
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
-    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9])
+    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9, 10])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
     await expect(
@@ -387,7 +397,7 @@ describe('migrate', () => {
     )
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
-    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9])
+    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9, 10])
     const { rows } = await adminQuery(
       url,
       `select indisvalid as valid, pg_get_indexdef(indexrelid) as def from pg_index

@@ -1,0 +1,63 @@
+// The ids of matching rows, found status by status through the index holding each status: for bulk batches and lookups.
+import {
+  type Expression,
+  type ExpressionBuilder,
+  type Kysely,
+  type RawBuilder,
+  type SqlBool,
+  sql,
+} from 'kysely'
+import type { Database, OutboxStatus } from '../db/schema.ts'
+
+type Where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) => Expression<SqlBool>
+
+/**
+ * A statement selecting the ids of up to `limit` rows matching `where` among rows in `statuses`,
+ * lowest or highest first. For each status, its matching rows in id order through the partial index
+ * that holds that status (failed, cancelled: email_outbox_failed_cancelled_idx (status, id), 0009;
+ * sending: email_outbox_sending_idx (id); pending: email_outbox_claim_idx, sorted, as no pending
+ * index is in id order; finished rows with a correlation id in `where`:
+ * email_outbox_correlation_idx (correlation_id, id), 0010), then the first `limit` of them. So the
+ * cost follows the rows in those statuses, never the table: in id order over the primary key
+ * instead, which Postgres picks when it guesses matches are spread evenly, a batch of pending rows
+ * at the end of a million kept ones read them all. Takes no locks.
+ */
+export function candidateIds(
+  db: Kysely<Database>,
+  statuses: readonly OutboxStatus[],
+  where: Where,
+  limit: number,
+  order: 'asc' | 'desc',
+): RawBuilder<{ id: string }> | null {
+  const branches = statuses.map(
+    (status) =>
+      sql`select id from (${db
+        .selectFrom('mailer.email_outbox')
+        .select('id')
+        .where((eb) => eb.and([eb('status', '=', status), where(eb)]))
+        // id + 0 for pending: ordered by the bare id, the planner may walk the primary key instead.
+        .orderBy(status === 'pending' ? sql`id + 0` : sql`id`, order)
+        .limit(limit)}) as ${sql.id(status)}`,
+  )
+  if (branches.length === 0) return null
+  return sql<{ id: string }>`
+    select id from (${sql.join(branches, sql` union all `)}) as candidates
+     order by id ${sql.raw(order)}
+     limit ${limit}`
+}
+
+/**
+ * The next batch of a bulk action: the ids of up to `limit` rows matching `where`, lowest first.
+ * The caller's update locks each row and checks `where` again on its latest version.
+ */
+export async function lowestMatching(
+  db: Kysely<Database>,
+  statuses: readonly OutboxStatus[],
+  where: Where,
+  limit: number,
+): Promise<string[]> {
+  const statement = candidateIds(db, statuses, where, limit, 'asc')
+  if (!statement) return []
+  const { rows } = await statement.execute(db)
+  return rows.map((r) => String(r.id))
+}

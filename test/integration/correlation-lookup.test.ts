@@ -1,0 +1,119 @@
+// Listing by correlation id finds its rows through indexes (0010), not by walking every kept row.
+import { beforeAll, describe, expect, test } from 'bun:test'
+import type { Kysely, Transaction } from 'kysely'
+import type { Database, OutboxStatus } from '../../src/db/schema.ts'
+import { listOutbox } from '../../src/outbox/inspect.ts'
+import type { OutboxFilter } from '../../src/outbox/outbox-filter.ts'
+import { useTestDb } from '../support/db.ts'
+import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
+
+const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
+const INDEX = 'mailer.email_outbox_correlation_idx'
+
+const t = useTestDb()
+beforeAll(async () => {
+  // 20,000 sent rows, each with its own order id, and 5,000 without one; 60 pending rows of other
+  // orders (a backlog the lookup must check). `inq-9` has rows in every status, in two tenants,
+  // spread from the oldest to the newest. Committed with its WAL flushed, then vacuumed, as in
+  // finished-counts.test.ts.
+  await t.pool.query(
+    `begin;
+     set local synchronous_commit = on;
+     insert into mailer.email_outbox (tenant, message, status, correlation_id, sent_at, attempts,
+                                      lease_token, lease_expires_at, cancel_requested_at)
+     select s.tenant, ${MESSAGE}, s.status, s.correlation_id,
+            case when s.status = 'sent' then now() end, 1,
+            case when s.status = 'sending' then gen_random_uuid() end,
+            case when s.status = 'sending' then now() + interval '1 minute' end,
+            case when s.status = 'cancelled' then now() end
+       from (select 'default' as tenant, 'sent' as status, 'order-' || g as correlation_id, g as k
+               from generate_series(1, 20000) g
+             union all
+             select 'default', 'sent', null, g from generate_series(1, 5000) g
+             union all
+             select 'default', 'pending', 'order-b' || g, 20000 + g from generate_series(1, 60) g
+             union all
+             select tenant, status, 'inq-9', k
+               from (values ('default', 'sent', 1), ('acme', 'sent', 9000), ('default', 'failed', 12000),
+                            ('default', 'cancelled', 15000), ('acme', 'sent', 19999),
+                            ('default', 'pending', 20001), ('acme', 'pending', 20002),
+                            ('default', 'sending', 20003)) v(tenant, status, k)) s
+      order by s.k, s.status;
+     commit`,
+  )
+  await t.pool.query('vacuum (analyze) mailer.email_outbox')
+})
+
+/** What a plain scan of the table says, newest first. */
+async function truth(correlationId: string, statuses?: OutboxStatus[], tenant?: string) {
+  const { rows } = await t.pool.query<{ id: string }>(
+    `select id from mailer.email_outbox
+      where correlation_id = $1 and ($2::text[] is null or status = any($2))
+        and ($3::text is null or tenant = $3)
+      order by id desc`,
+    [correlationId, statuses ?? null, tenant ?? null],
+  )
+  return rows.map((r) => String(r.id))
+}
+
+/** Every page of a listing, `limit` rows at a time, following the cursor. */
+async function allPages(
+  db: Kysely<Database>,
+  f: OutboxFilter,
+  limit: number,
+  scope: string | null,
+) {
+  const ids: string[] = []
+  let beforeId: string | undefined
+  for (let pages = 0; pages < 100; pages++) {
+    const page = await listOutbox(db, f, { limit, beforeId }, scope)
+    ids.push(...page.items.map((i) => i.id))
+    if (page.nextBeforeId === null) return ids
+    beforeId = page.nextBeforeId
+  }
+  throw new Error('the cursor never ended')
+}
+
+describe('listing by correlation id (0010_correlation_index)', () => {
+  test('finds the same rows as a scan, in every status, page by page, within filters and tenant scope', async () => {
+    const all = await truth('inq-9')
+    expect(all).toHaveLength(8)
+    expect(await allPages(t.db, { correlationId: 'inq-9' }, 50, null)).toEqual(all)
+    expect(await allPages(t.db, { correlationId: 'inq-9' }, 3, null)).toEqual(all)
+    expect(
+      await allPages(t.db, { correlationId: 'inq-9', status: ['pending', 'sent'] }, 2, null),
+    ).toEqual(await truth('inq-9', ['pending', 'sent']))
+    expect(await allPages(t.db, { correlationId: 'inq-9' }, 2, 'acme')).toEqual(
+      await truth('inq-9', undefined, 'acme'),
+    )
+    expect(await allPages(t.db, { correlationId: 'inq-9', tenant: 'acme' }, 50, 'default')).toEqual(
+      [],
+    )
+    expect(await allPages(t.db, { correlationId: 'inq-9', status: [] }, 50, null)).toEqual([])
+    expect(await allPages(t.db, { correlationId: 'order-12345' }, 50, null)).toEqual(
+      await truth('order-12345'),
+    )
+    expect(await allPages(t.db, { correlationId: 'nobody' }, 50, null)).toEqual([])
+    const page = await listOutbox(t.db, { correlationId: 'inq-9' }, { limit: 3 }, null)
+    expect(page.items.map((i) => [i.id, i.correlationId])).toEqual(
+      all.slice(0, 3).map((id) => [id, 'inq-9']),
+    )
+    expect(page.nextBeforeId).toBe(all[2]!)
+  })
+
+  test('a lookup reads its rows and the backlog, not the kept ones; without the index, half the heap', async () => {
+    const pages = await outboxHeapPages(t.pool)
+    expect(pages).toBeGreaterThan(500)
+    const lookup = (trx: Transaction<Database>) =>
+      listOutbox(trx, { correlationId: 'inq-9' }, { limit: 50 }, null)
+    const now = await outboxReadsOf(t.db, lookup)
+    expect(now.result.items.map((i) => i.id)).toEqual(await truth('inq-9'))
+    // Its 8 rows, each fetched twice (found, then read for the page), and the 63 pending and
+    // sending rows checked for the id: a few pages at the table's end.
+    expect(now.heapPages).toBeLessThanOrEqual(40)
+    expect(now.seqScans).toBe(0)
+    const before = await outboxReadsOf(t.db, lookup, { dropIndex: INDEX })
+    expect(before.result).toEqual(now.result)
+    expect(before.heapPages).toBeGreaterThan(pages / 2)
+  })
+})
