@@ -13,9 +13,12 @@
 // - a bulk retry of 100 rows and a bulk cancel of 100 rows: the single statement before (an id-ordered
 //   candidate scan under the update); requeueMatching and cancelMatching now;
 // - one order's mails by correlation id (a row halfway through the kept ones): the primary key walked
-//   newest first before round 18 (0010's index dropped); listOutbox now.
+//   newest first before round 18 (0010's index dropped); listOutbox now;
+// - deploy/prune-finished.sql with nothing due (keep 90 days) and with everything due (keep 1 hour:
+//   it deletes 10,000), as released before round 18 and now.
 // Time and pages (shared buffers hit + read, parallel workers included) come from pg_stat_statements,
 // summed over the variant's statements.
+import { join } from 'node:path'
 import { type Kysely, sql, type Transaction } from 'kysely'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
@@ -69,6 +72,31 @@ const CANCEL_BEFORE = sql`
                  where status = 'pending' or (status = 'sending' and cancel_requested_at is null)
                  order by id limit ${BATCH} for update)
   returning id, status`
+
+// deploy/prune-finished.sql's statement (after psql's guard) with `keep` in place of psql's :'keep'.
+const pruneNow = await Bun.file(join(import.meta.dir, '../deploy/prune-finished.sql')).text()
+const PRUNE_NOW = pruneNow.slice(pruneNow.indexOf('with recursive'))
+// As released before round 18: the walk went on to the table's end when fewer than 10,000 were due.
+const PRUNE_BEFORE = `
+  with old as (
+    select o.id from mailer.email_outbox o
+     where o.status in ('sent', 'failed', 'cancelled')
+       and greatest(o.send_at, o.sent_at, o.cancel_requested_at) < now() - :'keep'::interval
+     order by o.id limit 10000 for update skip locked
+  ), gone as (
+    delete from mailer.email_outbox o using old where o.id = old.id returning o.id
+  ), history as (
+    delete from mailer.email_attempts a using gone where a.outbox_id = gone.id
+  )
+  select count(*) as pruned from gone`
+const prune =
+  (text: string, keep: string, expected: number) => async (t: Transaction<Database>) => {
+    const { rows } = await sql
+      .raw<{ pruned: string }>(text.replaceAll(":'keep'", `'${keep}'`))
+      .execute(t)
+    if (Number(rows[0]?.pruned) !== expected)
+      throw new Error(`pruned ${rows[0]?.pruned} rows, expected ${expected}`)
+  }
 
 const FAILED_INDEX = 'mailer.email_outbox_failed_cancelled_idx'
 const CORRELATION_INDEX = 'mailer.email_outbox_correlation_idx'
@@ -126,6 +154,10 @@ const variants: Variant[] = [
     name: "an order's mails, now (listOutbox)",
     run: (t) => listOutbox(t, { correlationId: ORDER }, { limit: 50 }, null),
   },
+  { name: 'prune, nothing due, before', run: prune(PRUNE_BEFORE, '90 days', 0) },
+  { name: 'prune, nothing due, now', run: prune(PRUNE_NOW, '90 days', 0) },
+  { name: 'prune, 10,000 due, before', run: prune(PRUNE_BEFORE, '1 hour', 10_000) },
+  { name: 'prune, 10,000 due, now', run: prune(PRUNE_NOW, '1 hour', 10_000) },
 ]
 
 class Rollback extends Error {}

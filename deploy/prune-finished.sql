@@ -7,29 +7,49 @@
 -- this as often as you like (it prints how many rows it deleted, at most 10,000 per run: run it
 -- again until it prints 0), e.g. nightly from cron or a Fly scheduled machine that has psql.
 --
--- A row's last activity is the latest of its send time (a retry moves it), its sent time and its
--- cancel request. Rows in play (pending, sending) are never touched, and a row that a retry through
--- the API or a worker changes at the same moment is skipped (FOR UPDATE re-checks it, SKIP LOCKED
--- passes over it). Once a row is deleted its id answers 404, and its dedupe key can be enqueued
--- again as a new row: keep rows for longer than your application may repeat a dedupe key.
--- Lowest ids first, 10,000 at most, so that each run is one short transaction; the attempts of each
--- deleted row are found by email_attempts' primary key (outbox_id, id).
+-- A row's last activity is the latest of its creation, its send time (a retry moves it), its sent
+-- time and its cancel request. Rows in play (pending, sending) are never touched, and a row that a
+-- retry through the API or a worker changes at the same moment is skipped (FOR UPDATE re-checks it,
+-- SKIP LOCKED passes over it). Once a row is deleted its id answers 404, and its dedupe key can be
+-- enqueued again as a new row: keep rows for longer than your application may repeat a dedupe key.
+-- Lowest ids first, 10,000 at most, so that each run is one short transaction; each deleted row is
+-- found by the outbox's primary key, its attempts by email_attempts' (outbox_id, id).
+-- The walk stops where rows written within :'keep' begin, none of which can be due: ids follow the
+-- time rows are written, so that place is found by bisecting the ids (about 25 primary key probes)
+-- rather than by reading every kept row, as a run that found fewer than 10,000 did before. A row
+-- written out of time order (inserted with an explicit created_at) may wait for a later run.
 \set ON_ERROR_STOP on
 \if :{?keep}
 \else
   do $$ begin raise exception 'prune-finished.sql needs keep: psql -v keep=''90 days'' -f deploy/prune-finished.sql'; end $$;
 \endif
-with old as (
+with recursive bisect(lo, hi) as (
+  -- Invariant: the first row at or after hi (if any) was written within :'keep'; lo only grows past
+  -- rows written before it. Each step reads one row through the primary key.
+  select (select min(id) from mailer.email_outbox), (select max(id) + 1 from mailer.email_outbox)
+  union all
+  select case when young then lo else mid + 1 end, case when young then mid else hi end
+    from bisect,
+         lateral (select (lo + hi) / 2 as mid) m,
+         -- offset 0: evaluated once per step, not once per use above.
+         lateral (select coalesce((select created_at >= now() - :'keep'::interval
+                                     from mailer.email_outbox where id >= mid order by id limit 1),
+                                  true) as young offset 0) y
+   where lo < hi
+), old as (
   select o.id
     from mailer.email_outbox o
-   where o.status in ('sent', 'failed', 'cancelled')
-     and greatest(o.send_at, o.sent_at, o.cancel_requested_at) < now() - :'keep'::interval
+   where o.id < (select coalesce(min(hi), 0) from bisect)
+     and o.status in ('sent', 'failed', 'cancelled')
+     and greatest(o.created_at, o.send_at, o.sent_at, o.cancel_requested_at) < now() - :'keep'::interval
    order by o.id
    limit 10000
      for update skip locked
 ), gone as (
-  delete from mailer.email_outbox o using old where o.id = old.id returning o.id
+  -- By an array of ids, so that each is an index probe: joined, Postgres guesses 10,000 rows and
+  -- hashes them against a sequential scan of the table.
+  delete from mailer.email_outbox o where o.id = any (array(select id from old)) returning o.id
 ), history as (
-  delete from mailer.email_attempts a using gone where a.outbox_id = gone.id
+  delete from mailer.email_attempts a where a.outbox_id = any (array(select id from gone))
 )
 select count(*) as pruned from gone;

@@ -1,13 +1,15 @@
 // deploy/prune-finished.sql, as psql runs it (its :'keep' bound as a parameter), against a migrated database.
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
+import { sql } from 'kysely'
 import pg from 'pg'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 
 const script = await Bun.file(join(import.meta.dir, '../../deploy/prune-finished.sql')).text()
 // The statement after psql's guard, with its one variable (:'keep', a quoted literal) bound as $1.
-const statement = script.slice(script.indexOf('with old as')).replaceAll(":'keep'", '$1')
+const statement = script.slice(script.indexOf('with recursive')).replaceAll(":'keep'", '$1')
 
 const t = useTestDb({ resetEach: true })
 
@@ -109,6 +111,60 @@ describe('deploy/prune-finished.sql', () => {
     } finally {
       await other.end()
     }
+  })
+
+  test('a row written within the limit is never pruned, whatever its send time', async () => {
+    // Scheduled (sendAt) long before it was enqueued, and failed at once: idle since its creation.
+    const early = await enqueue(t)
+    await t.pool.query(
+      `update mailer.email_outbox
+          set status = 'failed', attempts = 1, send_at = now() - interval '400 days' where id = $1`,
+      [early],
+    )
+    // Written after it but created long before (imported): the walk reaches past the early row.
+    const imported = await enqueue(t)
+    await finishedAgo(imported, 'sent', 40)
+    expect(await prune('30 days')).toBe(1)
+    expect(await ids()).toEqual([early])
+  })
+
+  test('a run with nothing due reads a few pages, not the kept rows; one with some, only those', async () => {
+    // 30 rows idle for 40 days, then 20,000 sent within the last hour, then 30 old again (written
+    // out of time order: e.g. imported with their own created_at).
+    const fill = (n: number, ago: string) =>
+      t.pool.query(
+        `insert into mailer.email_outbox (message, status, attempts, send_at, sent_at, created_at)
+         select '{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb, 'sent', 1,
+                now() - $2::interval, now() - $2::interval, now() - $2::interval
+           from generate_series(1, $1::int)`,
+        [n, ago],
+      )
+    await fill(30, '40 days')
+    await fill(20_000, '1 hour')
+    await fill(30, '40 days')
+    await t.pool.query('vacuum (analyze) mailer.email_outbox')
+    const heap = await outboxHeapPages(t.pool)
+    expect(heap).toBeGreaterThan(1000)
+    const run = (keep: string) => (trx: Parameters<Parameters<typeof outboxReadsOf>[1]>[0]) =>
+      sql
+        .raw<{ pruned: string }>(statement.replaceAll('$1', `'${keep}'`))
+        .execute(trx)
+        .then((r) => Number(r.rows[0]!.pruned))
+    const some = await outboxReadsOf(t.db, run('30 days'))
+    // Heap fetches, not distinct pages: a probe per bisection step, a few per row deleted.
+    expect(some.result).toBe(30)
+    expect(some.heapPages).toBeLessThanOrEqual(200)
+    expect(some.seqScans).toBe(0)
+    const none = await outboxReadsOf(t.db, run('90 days'))
+    expect(none.result).toBe(0)
+    expect(none.heapPages).toBeLessThanOrEqual(30)
+    expect(none.seqScans).toBe(0)
+    // The rows written out of order wait until the rows before them are due too.
+    expect(await prune('30 days')).toBe(30)
+    expect(await prune('30 days')).toBe(0)
+    expect(await prune('30 minutes')).toBe(10_000)
+    expect(await prune('30 minutes')).toBe(10_000)
+    expect(await prune('30 minutes')).toBe(30)
   })
 
   test("a pruned row's dedupe key enqueues a new row", async () => {
