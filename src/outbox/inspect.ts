@@ -1,5 +1,5 @@
 // Read-only inspection: a filtered, keyset-paginated list (no bodies) and one row with its attempts.
-import { type Kysely, sql } from 'kysely'
+import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import { candidateIds } from './candidate-ids.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
@@ -38,31 +38,19 @@ export async function listOutbox(
   scopeTenant: string | null,
 ): Promise<ListResult> {
   const before = page.beforeId
-  const lookup =
-    filter.correlationId === undefined
-      ? null
-      : candidateIds(
-          db,
-          filter.status ?? OUTBOX_STATUSES,
-          (eb) =>
-            eb.and([
-              matchOutbox(eb, filter, scopeTenant),
-              ...(before === undefined ? [] : [eb('id', '<', before)]),
-            ]),
-          page.limit + 1,
-          'desc',
-        )
-  if (filter.correlationId !== undefined && lookup === null)
-    return { items: [], nextBeforeId: null }
-  const rows = await db
-    .selectFrom('mailer.email_outbox')
-    .select(SUMMARY_COLUMNS)
-    .$if(lookup === null, (q) =>
-      q
-        .where((eb) => matchOutbox(eb, filter, scopeTenant))
-        .$if(before !== undefined, (q) => q.where('id', '<', before!)),
-    )
-    .$if(lookup !== null, (q) => q.where(sql<boolean>`id in (${lookup!})`))
+  const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    eb.and([
+      matchOutbox(eb, filter, scopeTenant),
+      ...(before === undefined ? [] : [eb('id', '<', before)]),
+    ])
+  let query = db.selectFrom('mailer.email_outbox').select(SUMMARY_COLUMNS)
+  if (filter.correlationId === undefined) query = query.where(where)
+  else {
+    const ids = candidateIds(db, filter.status ?? OUTBOX_STATUSES, where, page.limit + 1, 'desc')
+    if (!ids) return { items: [], nextBeforeId: null }
+    query = query.where(sql<boolean>`id in (${ids})`)
+  }
+  const rows = await query
     .orderBy('id', 'desc')
     .limit(page.limit + 1)
     .execute()
