@@ -122,6 +122,29 @@ describe('with --connect', () => {
     expect(text).toContain('schema current')
   })
 
+  test('a newer release’s migrations pass if they keep this release working, and are a problem if not', async () => {
+    const ahead = await createTestDb()
+    try {
+      await ahead.pool.query(
+        `insert into mailer.schema_migrations (version, name, checksum, older_binaries_compatible)
+         values (9000, '9000_new_index', 'x', true)`,
+      )
+      const kept = await checkConfig(discard({ DATABASE_URL: ahead.url }), { connect: true })
+      expect(kept).toMatchObject({ ok: true, problems: [] })
+      expect(kept.checks.join('\n')).toContain(
+        'schema current (also has 9000 from a newer release, which this one works with)',
+      )
+      await ahead.pool.query(
+        `insert into mailer.schema_migrations (version, name, checksum) values (9001, '9001_x', 'y')`,
+      )
+      const refused = await checkConfig(discard({ DATABASE_URL: ahead.url }), { connect: true })
+      expect(refused.ok).toBe(false)
+      expect(refused.problems.join('\n')).toContain('migration 9001 (9001_x)')
+    } finally {
+      await ahead.drop()
+    }
+  })
+
   test('an unmigrated database is a warning: the release_command migrates it', async () => {
     const cluster = await testCluster()
     const r = await checkConfig(discard({ DATABASE_URL: cluster.url(emptyDb) }), {
