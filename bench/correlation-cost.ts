@@ -1,10 +1,13 @@
-// `bun run bench/correlation-cost.ts [batches]`: what 0010's correlation index costs a mail that carries a correlation id.
+// `bun run bench/correlation-cost.ts [batches] [keys]`: what 0010's correlation index costs a mail that carries a correlation id.
 //
 // Three databases on one cluster: as released before round 18 (0010's index dropped), as now, and
 // with every row version indexed (the plain index 0010 chose not to be). Each takes turns inserting
 // 500 rows with their own correlation ids, claiming them (claimBatch, as a file transport does) and
 // settling them (markSent), `batches` times (default 80) after 3 unmeasured. Per row and statement:
 // the backend's CPU time (/proc; ticks are 10 ms, so sums over all batches) and WAL bytes.
+// `keys`: `mixed` (default: `order-<n>`, whose text order jumps about as n gains digits, so inserts
+// land all over the index) or `ordered` (`inquiry:<n>` zero-padded, as ids of one length arrive from
+// a sequence: each insert lands at the index's right edge).
 import { migrate } from '../src/db/migrate.ts'
 import { type DbHandle, openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
@@ -16,10 +19,12 @@ import { backendCpuSeconds, lsnBytes } from './server-stats.ts'
 import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
 
 const batches = Number(process.argv[2] ?? 80)
-if (!Number.isInteger(batches) || batches < 1) {
-  console.error('usage: bun run bench/correlation-cost.ts [batches ≥ 1]')
+const keys = process.argv[3] ?? 'mixed'
+if (!Number.isInteger(batches) || batches < 1 || !['mixed', 'ordered'].includes(keys)) {
+  console.error('usage: bun run bench/correlation-cost.ts [batches ≥ 1] [mixed | ordered]')
   process.exit(2)
 }
+const KEY = keys === 'mixed' ? `'order-' || g` : `'inquiry:' || lpad(g::text, 12, '0')`
 const ROWS = 500
 const WARMUP = 3
 
@@ -83,7 +88,7 @@ try {
       await measured(s.pid, c?.insert ?? null, () =>
         s.h.pool.query(
           `insert into mailer.email_outbox (message, correlation_id)
-           select ${OUTBOX_MESSAGE}, 'order-' || g from generate_series($1::int, $2::int) g`,
+           select ${OUTBOX_MESSAGE}, ${KEY} from generate_series($1::int, $2::int) g`,
           [b * ROWS, b * ROWS + ROWS - 1],
         ),
       )
@@ -119,7 +124,7 @@ try {
   const bytes = (c: Cost) => c.wal / n
   const total = (s: Subject, f: (c: Cost) => number) => steps.reduce((a, k) => a + f(s.cost[k]), 0)
   console.log(
-    `\n${fmt(batches)} batches of ${ROWS} rows with correlation ids per variant (after ${WARMUP} unmeasured), taking turns\n`,
+    `\n${fmt(batches)} batches of ${ROWS} rows with correlation ids (${keys} keys) per variant (after ${WARMUP} unmeasured), taking turns\n`,
   )
   console.log(
     '| variant | CPU µs/row insert · claim · settle | total | WAL B/row insert · claim · settle | total |',
