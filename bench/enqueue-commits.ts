@@ -1,0 +1,146 @@
+// `bun run bench/enqueue-commits.ts [seconds] [reps]`: how many enqueuing transactions per second the application's database commits, with and without the NOTIFY.
+//
+// Every statement that inserts outbox rows fires one `pg_notify('mailer_outbox', '')` (0001's
+// statement-level trigger), sent at commit. A transaction with a pending notification takes a
+// cluster-wide lock at commit and holds it through its commit record's flush, so notifying
+// transactions commit one at a time. This measures what that costs the application: clients, each
+// on its own connection, committing one-row transactions as fast as they can for `seconds`
+// (default 5), per variant and concurrency, the variants taking turns `reps` times (default 3):
+// - a plain insert into a table of the application's own (no outbox; what the database allows);
+// - `mailer.enqueue_email` as shipped;
+// - `mailer.enqueue_email` with the NOTIFY trigger disabled (the worker would then only poll);
+// - graphile-worker's `add_job` (its own NOTIFY per insert).
+// Reported: commits per second (median of the reps) at each concurrency.
+import pg from 'pg'
+import { migrate } from '../src/db/migrate.ts'
+import { silentLogger } from '../src/log.ts'
+import { startBenchCluster } from './cluster.ts'
+import { median } from './percentiles.ts'
+import { fmt } from './report.ts'
+import { graphileSystem } from './systems/graphile.ts'
+import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
+import { openProbe } from './systems/probe.ts'
+
+const [seconds, reps] = [5, 3].map((d, i) => {
+  const arg = process.argv[2 + i]
+  const n = arg === undefined ? d : Number(arg)
+  if (!Number.isFinite(n) || n <= 0) {
+    console.error('usage: bun run bench/enqueue-commits.ts [seconds > 0] [reps ≥ 1]')
+    process.exit(2)
+  }
+  return n
+}) as [number, number]
+const CONCURRENCY = [1, 8, 32]
+
+interface Variant {
+  name: string
+  db: string
+  statement: string
+}
+const variants: Variant[] = [
+  {
+    name: "plain insert into the application's table",
+    db: 'app_plain',
+    statement: `insert into app_rows (v) values ('x')`,
+  },
+  {
+    name: 'mailer.enqueue_email (NOTIFY per statement, as shipped)',
+    db: 'app_outbox',
+    statement: `select mailer.enqueue_email(${OUTBOX_MESSAGE})`,
+  },
+  {
+    name: 'mailer.enqueue_email, NOTIFY trigger disabled',
+    db: 'app_outbox_silent',
+    statement: `select mailer.enqueue_email(${OUTBOX_MESSAGE})`,
+  },
+  {
+    name: "graphile-worker's add_job",
+    db: 'app_graphile',
+    statement: `select graphile_worker.add_job('noop', '{}'::json)`,
+  },
+]
+
+const cluster = await startBenchCluster()
+try {
+  for (const v of variants) {
+    await cluster.createDatabase(v.db)
+    const url = cluster.url(v.db)
+    if (v.db === 'app_plain') {
+      const c = new pg.Client(url)
+      await c.connect()
+      await c.query(
+        'create table app_rows (id bigint generated always as identity primary key, v text)',
+      )
+      await c.end()
+    } else if (v.db === 'app_graphile') {
+      const probe = await openProbe(cluster.probeUrl(v.db))
+      await graphileSystem(v.db, url, probe, false).prepare()
+      await probe.close()
+    } else {
+      await migrate({ url, log: silentLogger })
+      if (v.db === 'app_outbox_silent') {
+        const c = new pg.Client(url)
+        await c.connect()
+        await c.query('alter table mailer.email_outbox disable trigger email_outbox_notify')
+        await c.end()
+      }
+    }
+  }
+
+  /** Commits per second of `n` clients running `statement` in autocommit for `seconds`. */
+  async function commitsPerSecond(v: Variant, n: number): Promise<number> {
+    const clients = await Promise.all(
+      Array.from({ length: n }, async () => {
+        const c = new pg.Client({
+          connectionString: cluster.url(v.db),
+          application_name: 'bench:app',
+        })
+        await c.connect()
+        await c.query(v.statement)
+        return c
+      }),
+    )
+    let commits = 0
+    const t0 = performance.now()
+    const end = t0 + seconds * 1000
+    await Promise.all(
+      clients.map(async (c) => {
+        while (performance.now() < end) {
+          await c.query(v.statement)
+          commits++
+        }
+      }),
+    )
+    const rate = commits / ((performance.now() - t0) / 1000)
+    await Promise.all(clients.map((c) => c.end()))
+    return rate
+  }
+
+  const rates = new Map<string, number[]>()
+  for (let rep = 0; rep < reps; rep++) {
+    for (const n of CONCURRENCY) {
+      for (const v of rep % 2 === 0 ? variants : [...variants].reverse()) {
+        const key = `${v.name}|${n}`
+        const list = rates.get(key) ?? []
+        list.push(await commitsPerSecond(v, n))
+        rates.set(key, list)
+        console.error(`[rep ${rep + 1}] ${v.name}, ${n} clients: ${fmt(list.at(-1)!)} commits/s`)
+      }
+    }
+  }
+
+  console.log(
+    `\nOne-row transactions committed per second (median of ${reps} windows of ${seconds} s), synchronous_commit=${cluster.settings.synchronous_commit}\n`,
+  )
+  console.log(
+    `| statement | ${CONCURRENCY.map((n) => `${n} client${n > 1 ? 's' : ''}`).join(' | ')} |`,
+  )
+  console.log(`| --- | ${CONCURRENCY.map(() => '---').join(' | ')} |`)
+  for (const v of variants) {
+    console.log(
+      `| ${v.name} | ${CONCURRENCY.map((n) => fmt(median(rates.get(`${v.name}|${n}`) ?? []))).join(' | ')} |`,
+    )
+  }
+} finally {
+  await cluster.stop()
+}
