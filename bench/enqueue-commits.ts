@@ -9,8 +9,10 @@
 // - a plain insert into a table of the application's own (no outbox; what the database allows);
 // - `mailer.enqueue_email` as shipped;
 // - `mailer.enqueue_email` with the NOTIFY trigger disabled (the worker would then only poll);
-// - graphile-worker's `add_job` (its own NOTIFY per insert).
-// Reported: commits per second (median of the reps) at each concurrency.
+// - graphile-worker's `add_job` (its own NOTIFY per insert);
+// - ten `mailer.enqueue_email` calls per transaction (one notification for the ten).
+// Reported: commits per second (median of the reps) at each concurrency; mails per second too where
+// a transaction enqueues several.
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
 import { silentLogger } from '../src/log.ts'
@@ -36,6 +38,8 @@ interface Variant {
   name: string
   db: string
   statement: string
+  /** Mails each transaction enqueues (default 1). */
+  mails?: number
 }
 const variants: Variant[] = [
   {
@@ -58,11 +62,18 @@ const variants: Variant[] = [
     db: 'app_graphile',
     statement: `select graphile_worker.add_job('noop', '{}'::json)`,
   },
+  {
+    name: 'ten mailer.enqueue_email calls per transaction',
+    db: 'app_outbox',
+    statement: `select mailer.enqueue_email(${OUTBOX_MESSAGE}) from generate_series(1, 10)`,
+    mails: 10,
+  },
 ]
 
 const cluster = await startBenchCluster()
 try {
   for (const v of variants) {
+    if (v.mails) continue // shares a database set up above
     await cluster.createDatabase(v.db)
     const url = cluster.url(v.db)
     if (v.db === 'app_plain') {
@@ -130,7 +141,7 @@ try {
   }
 
   console.log(
-    `\nOne-row transactions committed per second (median of ${reps} windows of ${seconds} s), synchronous_commit=${cluster.settings.synchronous_commit}\n`,
+    `\nTransactions committed per second (median of ${reps} windows of ${seconds} s), synchronous_commit=${cluster.settings.synchronous_commit}\n`,
   )
   console.log(
     `| statement | ${CONCURRENCY.map((n) => `${n} client${n > 1 ? 's' : ''}`).join(' | ')} |`,
@@ -138,7 +149,10 @@ try {
   console.log(`| --- | ${CONCURRENCY.map(() => '---').join(' | ')} |`)
   for (const v of variants) {
     console.log(
-      `| ${v.name} | ${CONCURRENCY.map((n) => fmt(median(rates.get(`${v.name}|${n}`) ?? []))).join(' | ')} |`,
+      `| ${v.name} | ${CONCURRENCY.map((n) => {
+        const commits = median(rates.get(`${v.name}|${n}`) ?? [])
+        return v.mails ? `${fmt(commits)} (${fmt(commits * v.mails)} mails)` : fmt(commits)
+      }).join(' | ')} |`,
     )
   }
 } finally {
