@@ -10,15 +10,19 @@
 // - `mailer.enqueue_email` as shipped;
 // - `mailer.enqueue_email` with the NOTIFY trigger disabled (the worker would then only poll);
 // - graphile-worker's `add_job` (its own NOTIFY per insert);
-// - ten `mailer.enqueue_email` calls per transaction (one notification for the ten).
-// Reported: commits per second (median of the reps) at each concurrency; mails per second too where
-// a transaction enqueues several.
+// - ten `mailer.enqueue_email` calls per transaction (one notification for the ten);
+// - `mailer.enqueue_email` as released before round 18 (0001's, migrated up to 0010), which inserted
+//   every mail with ON CONFLICT.
+// Reported: commits per second (median of the reps) at each concurrency, mails per second too where
+// a transaction enqueues several; and WAL bytes per mail (the cluster's, over the 1-client windows).
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
+import { migrations } from '../src/db/migrations.ts'
 import { silentLogger } from '../src/log.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median } from './percentiles.ts'
 import { fmt } from './report.ts'
+import { lsnBytes } from './server-stats.ts'
 import { graphileSystem } from './systems/graphile.ts'
 import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
 import { openProbe } from './systems/probe.ts'
@@ -63,6 +67,11 @@ const variants: Variant[] = [
     statement: `select graphile_worker.add_job('noop', '{}'::json)`,
   },
   {
+    name: 'mailer.enqueue_email before round 18 (every insert ON CONFLICT)',
+    db: 'app_outbox_0010',
+    statement: `select mailer.enqueue_email(${OUTBOX_MESSAGE})`,
+  },
+  {
     name: 'ten mailer.enqueue_email calls per transaction',
     db: 'app_outbox',
     statement: `select mailer.enqueue_email(${OUTBOX_MESSAGE}) from generate_series(1, 10)`,
@@ -73,7 +82,7 @@ const variants: Variant[] = [
 const cluster = await startBenchCluster()
 try {
   for (const v of variants) {
-    if (v.mails) continue // shares a database set up above
+    if (v.mails) continue // shares app_outbox, set up above
     await cluster.createDatabase(v.db)
     const url = cluster.url(v.db)
     if (v.db === 'app_plain') {
@@ -88,7 +97,9 @@ try {
       await graphileSystem(v.db, url, probe, false).prepare()
       await probe.close()
     } else {
-      await migrate({ url, log: silentLogger })
+      const upTo =
+        v.db === 'app_outbox_0010' ? migrations.filter((m) => m.version <= 10) : migrations
+      await migrate({ url, log: silentLogger, migrations: upTo })
       if (v.db === 'app_outbox_silent') {
         const c = new pg.Client(url)
         await c.connect()
@@ -97,6 +108,13 @@ try {
       }
     }
   }
+
+  const lsn = async () =>
+    lsnBytes(
+      (await cluster.admin.query<{ l: string }>('select pg_current_wal_insert_lsn()::text as l'))
+        .rows[0]!.l,
+    )
+  const walPerMail = new Map<string, number[]>()
 
   /** Commits per second of `n` clients running `statement` in autocommit for `seconds`. */
   async function commitsPerSecond(v: Variant, n: number): Promise<number> {
@@ -112,6 +130,7 @@ try {
       }),
     )
     let commits = 0
+    const wal0 = await lsn()
     const t0 = performance.now()
     const end = t0 + seconds * 1000
     await Promise.all(
@@ -123,6 +142,10 @@ try {
       }),
     )
     const rate = commits / ((performance.now() - t0) / 1000)
+    if (n === 1) {
+      const perMail = Number((await lsn()) - wal0) / (commits * (v.mails ?? 1))
+      walPerMail.set(v.name, [...(walPerMail.get(v.name) ?? []), perMail])
+    }
     await Promise.all(clients.map((c) => c.end()))
     return rate
   }
@@ -144,15 +167,15 @@ try {
     `\nTransactions committed per second (median of ${reps} windows of ${seconds} s), synchronous_commit=${cluster.settings.synchronous_commit}\n`,
   )
   console.log(
-    `| statement | ${CONCURRENCY.map((n) => `${n} client${n > 1 ? 's' : ''}`).join(' | ')} |`,
+    `| statement | ${CONCURRENCY.map((n) => `${n} client${n > 1 ? 's' : ''}`).join(' | ')} | WAL B/mail (1 client) |`,
   )
-  console.log(`| --- | ${CONCURRENCY.map(() => '---').join(' | ')} |`)
+  console.log(`| --- | ${CONCURRENCY.map(() => '---').join(' | ')} | --- |`)
   for (const v of variants) {
     console.log(
       `| ${v.name} | ${CONCURRENCY.map((n) => {
         const commits = median(rates.get(`${v.name}|${n}`) ?? [])
         return v.mails ? `${fmt(commits)} (${fmt(commits * v.mails)} mails)` : fmt(commits)
-      }).join(' | ')} |`,
+      }).join(' | ')} | ${fmt(median(walPerMail.get(v.name) ?? []))} |`,
     )
   }
 } finally {

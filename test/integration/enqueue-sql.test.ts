@@ -89,6 +89,37 @@ describe('mailer.enqueue_email validation', () => {
 })
 
 describe('dedupe keys', () => {
+  test('a mail is stored alike with and without a key (0011 inserts one without ON CONFLICT)', async () => {
+    const options = {
+      tenant: 'acme',
+      sendAt: '2030-01-01T09:00:00Z',
+      expiresAt: '2030-01-02T09:00:00Z',
+      priority: 7,
+      maxAttempts: 3,
+      correlationId: 'inquiry:7',
+    }
+    const without = await enqueue(t, ok, options)
+    const withKey = await enqueue(t, ok, { ...options, dedupeKey: 'k-7' })
+    const { rows } = await t.pool.query(
+      `select id, dedupe_key, tenant, priority, send_at, expires_at, max_attempts, correlation_id,
+              message, template, status
+         from mailer.email_outbox order by id`,
+    )
+    expect(rows.map((r) => r.id)).toEqual([without, withKey])
+    expect(rows[1].dedupe_key).toBe('k-7')
+    expect(rows[0]).toEqual({ ...rows[1], id: without, dedupe_key: null })
+    expect(rows[0]).toMatchObject({
+      tenant: 'acme',
+      priority: 7,
+      max_attempts: 3,
+      correlation_id: 'inquiry:7',
+      send_at: new Date('2030-01-01T09:00:00Z'),
+      expires_at: new Date('2030-01-02T09:00:00Z'),
+    })
+    // Without a key, every call is a new mail.
+    expect(await enqueue(t, ok, options)).not.toBe(without)
+  })
+
   test('a repeated key returns the existing id and inserts nothing', async () => {
     const a = await enqueue(t, ok, { dedupeKey: 'order-42' })
     const b = await enqueue(t, { ...ok, subject: 'different' }, { dedupeKey: 'order-42' })
