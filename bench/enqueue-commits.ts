@@ -11,6 +11,8 @@
 // - `mailer.enqueue_email` with the NOTIFY trigger disabled (the worker would then only poll);
 // - graphile-worker's `add_job` (its own NOTIFY per insert);
 // - ten `mailer.enqueue_email` calls per transaction (one notification for the ten);
+// - the trigger path: an insert into an `inquiries` table whose row trigger enqueues a mail
+//   (`mailer.enqueue_from_row`, as `bun run dev` sets up), against the same insert without it;
 // - `mailer.enqueue_email` as released before round 18 (0001's, migrated up to 0010), which inserted
 //   every mail with ON CONFLICT.
 // Reported: commits per second (median of the reps) at each concurrency, mails per second too where
@@ -44,7 +46,22 @@ interface Variant {
   statement: string
   /** Mails each transaction enqueues (default 1). */
   mails?: number
+  /** Runs on a database another variant set up. */
+  shared?: boolean
 }
+
+// The application's own table, as in `bun run dev` (src/dev.ts), and its trigger on the outbox side.
+const INQUIRIES = `create table public.inquiries (
+  id bigint generated always as identity primary key,
+  name text not null, email text not null, message text not null,
+  created_at timestamptz not null default now())`
+const INQUIRY_TRIGGER = `
+  insert into mailer.templates (name, subject, text_body, to_addresses)
+  values ('inquiry', 'New inquiry from {{name}}', '{{name}} <{{email}}> wrote: {{message}}',
+          array['sales@example.com']);
+  create trigger inquiries_mail after insert on public.inquiries
+    for each row execute function mailer.enqueue_from_row('inquiry')`
+const INSERT_INQUIRY = `insert into public.inquiries (name, email, message) values ('A', 'a@example.com', 'hello')`
 const variants: Variant[] = [
   {
     name: "plain insert into the application's table",
@@ -76,13 +93,26 @@ const variants: Variant[] = [
     db: 'app_outbox',
     statement: `select mailer.enqueue_email(${OUTBOX_MESSAGE}) from generate_series(1, 10)`,
     mails: 10,
+    shared: true,
+  },
+  {
+    name: 'an inquiry inserted, without a trigger',
+    db: 'app_plain',
+    statement: INSERT_INQUIRY,
+    shared: true,
+  },
+  {
+    name: 'an inquiry inserted, its trigger enqueueing a mail (enqueue_from_row)',
+    db: 'app_outbox',
+    statement: INSERT_INQUIRY,
+    shared: true,
   },
 ]
 
 const cluster = await startBenchCluster()
 try {
   for (const v of variants) {
-    if (v.mails) continue // shares app_outbox, set up above
+    if (v.shared) continue
     await cluster.createDatabase(v.db)
     const url = cluster.url(v.db)
     if (v.db === 'app_plain') {
@@ -91,6 +121,7 @@ try {
       await c.query(
         'create table app_rows (id bigint generated always as identity primary key, v text)',
       )
+      await c.query(INQUIRIES)
       await c.end()
     } else if (v.db === 'app_graphile') {
       const probe = await openProbe(cluster.probeUrl(v.db))
@@ -100,6 +131,13 @@ try {
       const upTo =
         v.db === 'app_outbox_0010' ? migrations.filter((m) => m.version <= 10) : migrations
       await migrate({ url, log: silentLogger, migrations: upTo })
+      if (v.db === 'app_outbox') {
+        const c = new pg.Client(url)
+        await c.connect()
+        await c.query(INQUIRIES)
+        await c.query(INQUIRY_TRIGGER)
+        await c.end()
+      }
       if (v.db === 'app_outbox_silent') {
         const c = new pg.Client(url)
         await c.connect()
