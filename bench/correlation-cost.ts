@@ -11,9 +11,8 @@
 import { migrate } from '../src/db/migrate.ts'
 import { type DbHandle, openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
-import { claimBatch } from '../src/outbox/claim.ts'
-import { markSent } from '../src/outbox/settle.ts'
 import { startBenchCluster } from './cluster.ts'
+import { claimStarted, settleAllSent } from './engine-batch.ts'
 import { fmt } from './report.ts'
 import { backendCpuSeconds, lsnBytes } from './server-stats.ts'
 import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
@@ -92,30 +91,13 @@ try {
           [b * ROWS, b * ROWS + ROWS - 1],
         ),
       )
-      const { leases } = await measured(s.pid, c?.claim ?? null, () =>
-        claimBatch(s.h.statements.db, {
-          limit: ROWS,
-          workerId: 'correlation-cost',
-          leaseSeconds: 60,
-          defaultMaxAttempts: 5,
-          markStarted: true,
-        }),
+      const leases = await measured(s.pid, c?.claim ?? null, () =>
+        claimStarted(s.h.statements.db, ROWS, 'correlation-cost'),
       )
       if (leases.length !== ROWS) throw new Error(`${s.name}: claimed ${leases.length} of ${ROWS}`)
-      const startedAt = new Date()
-      const settled = await measured(s.pid, c?.settle ?? null, () =>
-        markSent(
-          s.h.statements.db,
-          leases.map((l) => ({
-            id: l.id,
-            token: l.token,
-            settlement: { kind: 'sent' },
-            startedAt,
-          })),
-          'correlation-cost',
-        ),
+      await measured(s.pid, c?.settle ?? null, () =>
+        settleAllSent(s.h.statements.db, leases, 'correlation-cost'),
       )
-      if (settled.size !== ROWS) throw new Error(`${s.name}: settled ${settled.size} of ${ROWS}`)
     }
   }
 

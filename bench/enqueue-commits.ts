@@ -46,8 +46,6 @@ interface Variant {
   statement: string
   /** Mails each transaction enqueues (default 1). */
   mails?: number
-  /** Runs on a database another variant set up. */
-  shared?: boolean
 }
 
 // The application's own table, as in `bun run dev` (src/dev.ts), and its trigger on the outbox side.
@@ -93,58 +91,59 @@ const variants: Variant[] = [
     db: 'app_outbox',
     statement: `select mailer.enqueue_email(${OUTBOX_MESSAGE}) from generate_series(1, 10)`,
     mails: 10,
-    shared: true,
   },
   {
     name: 'an inquiry inserted, without a trigger',
     db: 'app_plain',
     statement: INSERT_INQUIRY,
-    shared: true,
   },
   {
     name: 'an inquiry inserted, its trigger enqueueing a mail (enqueue_from_row)',
     db: 'app_outbox',
     statement: INSERT_INQUIRY,
-    shared: true,
   },
 ]
 
 const cluster = await startBenchCluster()
 try {
-  for (const v of variants) {
-    if (v.shared) continue
-    await cluster.createDatabase(v.db)
-    const url = cluster.url(v.db)
-    if (v.db === 'app_plain') {
-      const c = new pg.Client(url)
-      await c.connect()
-      await c.query(
+  const run = async (db: string, ...statements: string[]) => {
+    const c = new pg.Client(cluster.url(db))
+    await c.connect()
+    for (const statement of statements) await c.query(statement)
+    await c.end()
+  }
+  const migrated = (db: string, upTo = Number.POSITIVE_INFINITY) =>
+    migrate({
+      url: cluster.url(db),
+      log: silentLogger,
+      migrations: migrations.filter((m) => m.version <= upTo),
+    })
+  // Each database the variants run on, and how it is set up.
+  const databases: Record<string, (db: string) => Promise<unknown>> = {
+    app_plain: (db) =>
+      run(
+        db,
         'create table app_rows (id bigint generated always as identity primary key, v text)',
-      )
-      await c.query(INQUIRIES)
-      await c.end()
-    } else if (v.db === 'app_graphile') {
-      const probe = await openProbe(cluster.probeUrl(v.db))
-      await graphileSystem(v.db, url, probe, false).prepare()
+        INQUIRIES,
+      ),
+    app_outbox: async (db) => {
+      await migrated(db)
+      await run(db, INQUIRIES, INQUIRY_TRIGGER)
+    },
+    app_outbox_silent: async (db) => {
+      await migrated(db)
+      await run(db, 'alter table mailer.email_outbox disable trigger email_outbox_notify')
+    },
+    app_outbox_0010: (db) => migrated(db, 10),
+    app_graphile: async (db) => {
+      const probe = await openProbe(cluster.probeUrl(db))
+      await graphileSystem(db, cluster.url(db), probe, false).prepare()
       await probe.close()
-    } else {
-      const upTo =
-        v.db === 'app_outbox_0010' ? migrations.filter((m) => m.version <= 10) : migrations
-      await migrate({ url, log: silentLogger, migrations: upTo })
-      if (v.db === 'app_outbox') {
-        const c = new pg.Client(url)
-        await c.connect()
-        await c.query(INQUIRIES)
-        await c.query(INQUIRY_TRIGGER)
-        await c.end()
-      }
-      if (v.db === 'app_outbox_silent') {
-        const c = new pg.Client(url)
-        await c.connect()
-        await c.query('alter table mailer.email_outbox disable trigger email_outbox_notify')
-        await c.end()
-      }
-    }
+    },
+  }
+  for (const [db, setup] of Object.entries(databases)) {
+    await cluster.createDatabase(db)
+    await setup(db)
   }
 
   const lsn = async () =>

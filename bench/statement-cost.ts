@@ -15,9 +15,8 @@ import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
-import { claimBatch } from '../src/outbox/claim.ts'
-import { markSent } from '../src/outbox/settle.ts'
 import { startBenchCluster } from './cluster.ts'
+import { claimStarted, settleAllSent } from './engine-batch.ts'
 import { median } from './percentiles.ts'
 import { backendCpuSeconds, lsnBytes } from './server-stats.ts'
 import { CEILING_CLAIM, CEILING_COMPLETE, ceilingSystem } from './systems/ceiling.ts'
@@ -76,30 +75,11 @@ async function outboxSubject(
     reset: () => queue.reset(),
     insert: () => queue.insertBulk(rows),
     async claim() {
-      const { leases } = await claimBatch(db.statements.db, {
-        limit: 500,
-        workerId: 'statement-cost',
-        leaseSeconds: 60,
-        defaultMaxAttempts: 5,
-        markStarted: true,
-      })
+      const leases = await claimStarted(db.statements.db, 500, 'statement-cost')
       const startedAt = new Date()
       return {
         count: leases.length,
-        complete: async () => {
-          const settled = await markSent(
-            db.statements.db,
-            leases.map((l) => ({
-              id: l.id,
-              token: l.token,
-              settlement: { kind: 'sent' },
-              startedAt,
-            })),
-            'statement-cost',
-          )
-          if (settled.size !== leases.length)
-            throw new Error(`settled ${settled.size} of ${leases.length}`)
-        },
+        complete: () => settleAllSent(db.statements.db, leases, 'statement-cost', startedAt),
       }
     },
     backendPid: () => pidOf(db.pool),

@@ -7,8 +7,7 @@ import {
   type Applied,
   checksumOf,
   keepsOlderBinariesWorking,
-  newerCompatible,
-  pendingMigrations,
+  planMigrations,
   runsOutsideTransaction,
   statementsOf,
 } from './migration-plan.ts'
@@ -52,8 +51,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     try {
       await ensureMigrationsTable(client)
       const applied = await readApplied(client)
-      const pending = pendingMigrations(applied, list)
-      const newer = newerCompatible(applied, list)
+      const { pending, newer } = planMigrations(applied, list)
       const done: number[] = []
       for (const m of pending) {
         if (runsOutsideTransaction(m)) await applyOutsideTransaction(client, m)
@@ -193,12 +191,12 @@ export async function assertSchemaCurrent(
       `database "${dbName}" has no mailer schema: run \`outbox-mailer migrate\` first`,
     )
   }
-  const pending = pendingMigrations(applied, list)
+  const { pending, newer } = planMigrations(applied, list)
   if (pending.length > 0) {
     throw new AppError(
       'schema_outdated',
       `database "${dbName}" lacks ${pending.length} migration(s) (${pending.map((m) => m.name).join(', ')}): run \`outbox-mailer migrate\` first`,
     )
   }
-  return { newer: newerCompatible(applied, list) }
+  return { newer }
 }

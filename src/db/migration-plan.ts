@@ -33,11 +33,18 @@ const OLDER_BINARIES_COMPATIBLE = /^--! older-binaries-compatible[ \t]*$/m
 export const keepsOlderBinariesWorking = (m: Migration): boolean =>
   OLDER_BINARIES_COMPATIBLE.test(m.sql)
 
+export interface MigrationPlan {
+  /** Known to this binary, not applied yet, in order. */
+  pending: Migration[]
+  /** Applied by a newer release, unknown to this binary, each declared compatible with older binaries. */
+  newer: number[]
+}
+
 /**
  * Decides what to apply; throws on an edited migration, or on a database that has a migration this
  * binary does not know and that did not declare older binaries compatible.
  */
-export function pendingMigrations(applied: Applied[], list: readonly Migration[]): Migration[] {
+export function planMigrations(applied: Applied[], list: readonly Migration[]): MigrationPlan {
   const known = new Map(list.map((m) => [m.version, m]))
   for (const a of applied) {
     const m = known.get(a.version)
@@ -57,7 +64,7 @@ export function pendingMigrations(applied: Applied[], list: readonly Migration[]
   }
   const done = new Set(applied.map((a) => a.version))
   const pending = list.filter((m) => !done.has(m.version))
-  const newer = newerCompatible(applied, list)
+  const newer = applied.filter((a) => !known.has(a.version)).map((a) => a.version)
   if (pending.length > 0 && newer.length > 0) {
     // Not a database a newer release of this line migrated: it would have applied these first.
     throw new AppError(
@@ -65,13 +72,5 @@ export function pendingMigrations(applied: Applied[], list: readonly Migration[]
       `the database has migration ${newer[0]} that this binary does not know, but lacks ${pending[0]!.name}, which it does: deploy the release that migrated it`,
     )
   }
-  return pending
-}
-
-/** Applied migrations this binary does not know that declared older binaries compatible. */
-export const newerCompatible = (applied: Applied[], list: readonly Migration[]): number[] => {
-  const known = new Set(list.map((m) => m.version))
-  return applied
-    .filter((a) => !known.has(a.version) && a.olderBinariesCompatible)
-    .map((a) => a.version)
+  return { pending, newer }
 }

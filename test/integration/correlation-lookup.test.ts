@@ -6,42 +6,31 @@ import { listOutbox } from '../../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../../src/outbox/outbox-filter.ts'
 import { useTestDb } from '../support/db.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
+import { insertRowsInStates } from '../support/rows-in-states.ts'
 
-const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
 const INDEX = 'mailer.email_outbox_correlation_idx'
 
 const t = useTestDb()
 beforeAll(async () => {
   // 20,000 sent rows, each with its own order id, and 5,000 without one; 60 pending rows of other
   // orders (a backlog the lookup must check). `inq-9` has rows in every status, in two tenants,
-  // spread from the oldest to the newest. Committed with its WAL flushed, then vacuumed, as in
-  // finished-counts.test.ts.
-  await t.pool.query(
-    `begin;
-     set local synchronous_commit = on;
-     insert into mailer.email_outbox (tenant, message, status, correlation_id, sent_at, attempts,
-                                      lease_token, lease_expires_at, cancel_requested_at)
-     select s.tenant, ${MESSAGE}, s.status, s.correlation_id,
-            case when s.status = 'sent' then now() end, 1,
-            case when s.status = 'sending' then gen_random_uuid() end,
-            case when s.status = 'sending' then now() + interval '1 minute' end,
-            case when s.status = 'cancelled' then now() end
-       from (select 'default' as tenant, 'sent' as status, 'order-' || g as correlation_id, g as k
-               from generate_series(1, 20000) g
-             union all
-             select 'default', 'sent', null, g from generate_series(1, 5000) g
-             union all
-             select 'default', 'pending', 'order-b' || g, 20000 + g from generate_series(1, 60) g
-             union all
-             select tenant, status, 'inq-9', k
-               from (values ('default', 'sent', 1), ('acme', 'sent', 9000), ('default', 'failed', 12000),
-                            ('default', 'cancelled', 15000), ('acme', 'sent', 19999),
-                            ('default', 'pending', 20001), ('acme', 'pending', 20002),
-                            ('default', 'sending', 20003)) v(tenant, status, k)) s
-      order by s.k, s.status;
-     commit`,
+  // spread from the oldest to the newest.
+  await insertRowsInStates(
+    t.pool,
+    `select 'default' as tenant, 'sent' as status, 'order-' || g as correlation_id, g as k
+       from generate_series(1, 20000) g
+     union all
+     select 'default', 'sent', null, g from generate_series(1, 5000) g
+     union all
+     select 'default', 'pending', 'order-b' || g, 20000 + g from generate_series(1, 60) g
+     union all
+     select tenant, status, 'inq-9', k
+       from (values ('default', 'sent', 1), ('acme', 'sent', 9000), ('default', 'failed', 12000),
+                    ('default', 'cancelled', 15000), ('acme', 'sent', 19999),
+                    ('default', 'pending', 20001), ('acme', 'pending', 20002),
+                    ('default', 'sending', 20003)) v(tenant, status, k)`,
+    's.k, s.status',
   )
-  await t.pool.query('vacuum (analyze) mailer.email_outbox')
 })
 
 /** What a plain scan of the table says, newest first. */

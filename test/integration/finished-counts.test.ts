@@ -7,33 +7,21 @@ import { countRequeueable } from '../../src/outbox/requeue.ts'
 import { settledCounts } from '../../src/outbox/stats.ts'
 import { useTestDb } from '../support/db.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
-
-const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
+import { insertRowsInStates } from '../support/rows-in-states.ts'
 
 const t = useTestDb()
 beforeAll(async () => {
   // 20,000 sent, 300 failed, 200 cancelled, 50 pending, 10 sending; a tenant's share of each. The
-  // rows not sent came in the middle, as on a bad day between two good months. Committed
-  // with its WAL flushed (the test cluster commits asynchronously otherwise): a vacuum can then mark
-  // the pages all-visible, as autovacuum finds a deployment's finished rows, and index-only scans
-  // need not visit them.
-  await t.pool.query(
-    `begin;
-     set local synchronous_commit = on;
-     insert into mailer.email_outbox (tenant, message, status, sent_at, attempts, lease_token,
-                                      lease_expires_at, cancel_requested_at)
-     select case when g % 10 = 0 then 'acme' else 'default' end, ${MESSAGE}, s.status,
-            case when s.status = 'sent' then now() end, 1,
-            case when s.status = 'sending' then gen_random_uuid() end,
-            case when s.status = 'sending' then now() + interval '1 minute' end,
-            case when s.status = 'cancelled' then now() end
+  // rows not sent came in the middle, as on a bad day between two good months.
+  await insertRowsInStates(
+    t.pool,
+    `select case when g % 10 = 0 then 'acme' else 'default' end as tenant, s.status,
+            null::text as correlation_id, g
        from (values ('sent', 20000), ('failed', 300), ('cancelled', 200), ('pending', 50),
                     ('sending', 10)) s(status, n),
-            generate_series(1, s.n) g
-      order by case when s.status <> 'sent' then 1 when g % 2 = 0 then 0 else 2 end, random();
-     commit`,
+            generate_series(1, s.n) g`,
+    `case when s.status <> 'sent' then 1 when s.g % 2 = 0 then 0 else 2 end, random()`,
   )
-  await t.pool.query('vacuum (analyze) mailer.email_outbox')
 })
 
 async function truth(tenant: string | null) {
