@@ -19,7 +19,12 @@ import { startBenchCluster } from './cluster.ts'
 import { claimStarted, settleAllSent } from './engine-batch.ts'
 import { median } from './percentiles.ts'
 import { backendCpuSeconds, lsnBytes } from './server-stats.ts'
-import { CEILING_CLAIM, CEILING_COMPLETE, ceilingSystem } from './systems/ceiling.ts'
+import {
+  CEILING_CLAIM,
+  CEILING_COMPLETE,
+  CEILING_PLAN_OPTIONS,
+  ceilingSystem,
+} from './systems/ceiling.ts'
 import { graphileSystem } from './systems/graphile.ts'
 import { COMPLETE_JOBS, GET_JOB_500, NOOP_TASK_ID } from './systems/graphile-statements.ts'
 import { outboxQueue } from './systems/outbox-engine.ts'
@@ -109,7 +114,11 @@ const taskId = (await probes.graphile.query<{ id: number }>(NOOP_TASK_ID))[0]!.i
 
 const ceiling = ceilingSystem('ceiling', cluster.url('ceiling'), probes.ceiling)
 await ceiling.prepare()
-const ceilingPool = new pg.Pool({ connectionString: cluster.url('ceiling'), max: 1 })
+const ceilingPool = new pg.Pool({
+  connectionString: cluster.url('ceiling'),
+  max: 1,
+  options: CEILING_PLAN_OPTIONS,
+})
 
 const pidOf = async (pool: pg.Pool) =>
   (await pool.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
