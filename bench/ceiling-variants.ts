@@ -21,7 +21,7 @@ import type { BenchSystem } from './systems/system.ts'
 import { rotated } from './turns.ts'
 
 const CONCURRENCIES = [10, 50]
-const CAP_MS = 15_000
+const CAP_MS = 10_000
 
 await inImageEnv()
 const reps = Number(process.argv[2] ?? 5)
@@ -94,4 +94,4 @@ for (const key of keys.filter((k) => !k.startsWith('ceiling'))) {
     console.log(`${name} c${c}, share of: ${shares.join('; ')}`)
   }
 }
-console.log('* = a drain hit the 15 s cap (rate over the rows done).')
+console.log('* = a drain hit the 10 s cap (rate over the rows done).')
