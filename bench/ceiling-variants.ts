@@ -2,8 +2,9 @@
 //
 // The 80 % target reads the ceiling (bench/systems/ceiling.ts) as what Postgres allows on the
 // machine. Until round 19 its claim's plan was left to the planner, which after a bulk insert into a
-// table analysed empty sorted every pending row per claim, so the ceiling drained faster with larger
-// claims and moved with the planner's statistics. This drains (bench/drain.ts, as the suite does:
+// table analysed empty sorted every pending row per claim, so its rate moved with the planner's
+// statistics; and pinned or not, it drains faster with larger claims (its loops are serial, each
+// commit waiting for its flush). This drains (bench/drain.ts, as the suite does:
 // pre-inserted rows, each system's client in a process of its own) the ceiling pinned (as the suite
 // now runs it) and unpinned, with 500- and 2000-row claims, beside graphile-worker's batched preset
 // and our engine. The systems take turns drain by drain (the order rotating), at concurrency 10 and
