@@ -11,14 +11,11 @@
 // 50, after one unmeasured warm-up drain each. Reported per system: median rows/s, Postgres and
 // client CPU per row; and each other system's rate as a share of each ceiling's, rep by rep.
 
-import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
 import { inImageEnv } from './image-env.ts'
 import { median } from './percentiles.ts'
+import { withPlacedSystems } from './placed-systems.ts'
 import { checkSystemKeys } from './systems/by-key.ts'
-import { placedSystem } from './systems/hosted.ts'
-import { openProbe, type Probe } from './systems/probe.ts'
-import type { BenchSystem } from './systems/system.ts'
 import { rotated } from './turns.ts'
 
 const CONCURRENCIES = [10, 50]
@@ -33,20 +30,9 @@ const keys = (
 ).split(',')
 checkSystemKeys(keys)
 
-const cluster = await startBenchCluster()
-const systems: BenchSystem[] = []
-const probes: Probe[] = []
 const runs = new Map<string, DrainRun[]>()
 const at = (key: string, c: number) => `${key}@${c}`
-try {
-  for (const key of keys) {
-    await cluster.createDatabase(key)
-    const probe = await openProbe(cluster.probeUrl(key))
-    probes.push(probe)
-    const sys = await placedSystem(key, cluster.url(key), probe)
-    await sys.prepare()
-    systems.push(sys)
-  }
+const systems = await withPlacedSystems(keys, async (cluster, systems) => {
   for (const sys of systems) await drainRun(cluster, sys, rows, CONCURRENCIES[0]!, CAP_MS)
   for (let rep = 0; rep < reps; rep++) {
     for (const c of CONCURRENCIES) {
@@ -58,11 +44,8 @@ try {
       }
     }
   }
-} finally {
-  for (const sys of systems) await sys.dispose?.()
-  for (const probe of probes) await probe.close()
-  await cluster.stop()
-}
+  return systems
+})
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US')
 const rate = (key: string, c: number) => median(runs.get(at(key, c))!.map((r) => r.rowsPerSecond))

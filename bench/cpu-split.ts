@@ -10,15 +10,13 @@
 // Needs `perf` and permission to sample every CPU (root, or kernel.perf_event_paranoid <= 0).
 
 import { availableParallelism } from 'node:os'
-import { startBenchCluster } from './cluster.ts'
 import { drainRun } from './drain.ts'
 import { inImageEnv } from './image-env.ts'
 import { median } from './percentiles.ts'
 import { perfBinary, type Sample, sampleCpus } from './perf-samples.ts'
+import { withPlacedSystems } from './placed-systems.ts'
 import { checkSystemKeys } from './systems/by-key.ts'
-import { OWN_PROCESSES, placedSystem } from './systems/hosted.ts'
-import { openProbe, type Probe } from './systems/probe.ts'
-import type { BenchSystem } from './systems/system.ts'
+import { OWN_PROCESSES } from './systems/hosted.ts'
 import { rotated } from './turns.ts'
 
 const FREQ_HZ = 999
@@ -63,19 +61,8 @@ interface Drain {
   toS: number
 }
 
-const cluster = await startBenchCluster()
-const systems: BenchSystem[] = []
-const probes: Probe[] = []
 const drains: Drain[] = []
-try {
-  for (const key of keys) {
-    await cluster.createDatabase(key)
-    const probe = await openProbe(cluster.probeUrl(key))
-    probes.push(probe)
-    const sys = await placedSystem(key, cluster.url(key), probe)
-    await sys.prepare()
-    systems.push(sys)
-  }
+await withPlacedSystems(keys, async (cluster, systems) => {
   const { samples, unparsed } = await sampleCpus(FREQ_HZ, async () => {
     // Warm-up drains (unmeasured, outside every span) also give perf time to start sampling.
     for (const sys of systems) await drainRun(cluster, sys, rows, CONCURRENCIES[0]!, CAP_MS)
@@ -100,11 +87,7 @@ try {
     }
   })
   report(samples, unparsed)
-} finally {
-  for (const sys of systems) await sys.dispose?.()
-  for (const probe of probes) await probe.close()
-  await cluster.stop()
-}
+})
 
 function report(samples: Sample[], unparsed: number) {
   const spans = [...drains].sort((a, b) => a.fromS - b.fromS)
