@@ -112,25 +112,6 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         o.role !== 'api' && config.worker.listenMode === 'auto' && d.listenUrl === d.url,
     }),
   )
-  for (const h of handles) {
-    try {
-      const { newer } = await assertSchemaCurrent(h.pool, h.name)
-      if (newer.length > 0) {
-        log.warn('database has migrations from a newer release; they keep this one working', {
-          db: h.name,
-          newer,
-        })
-      }
-    } catch (e) {
-      if (isAppError(e)) {
-        await Promise.all(handles.map((x) => x.close()))
-        throw e
-      }
-      // Unreachable now: start anyway; the loops retry and readiness reports it.
-      log.warn('database unreachable at start; will keep trying', { db: h.name, err: e })
-    }
-  }
-
   const drainers = new Map<string, Drainer>()
   const listeners = new Map<string, Listener>()
   let transportProblem: () => string | null = () => null
@@ -140,6 +121,34 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     o.onEvent?.(e)
     metrics?.observe(e)
   }
+  // Each LISTEN session connects while the schema is checked, so a start waits for one new
+  // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
+  if (o.role !== 'api') {
+    for (const [i, h] of handles.entries()) {
+      const listener = createListener({
+        db: h.name,
+        url: config.databases[i]!.listenUrl,
+        log,
+        clock: systemClock,
+        wake: () => drainers.get(h.name)?.wake(),
+        onEvent,
+        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+        mode: config.worker.listenMode,
+        shared: h.listenSession,
+      })
+      listeners.set(h.name, listener)
+      listener.start()
+    }
+  }
+  let schemaCurrent: string[]
+  try {
+    schemaCurrent = await checkSchemas(handles, log)
+  } catch (e) {
+    await Promise.all([...listeners.values()].map((l) => l.stop()))
+    await Promise.all(handles.map((x) => x.close()))
+    throw e
+  }
+
   if (o.role !== 'api') {
     const transport = o.sender
       ? {
@@ -160,9 +169,8 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       pid: process.pid,
       version: VERSION,
     }
-    for (const [i, h] of handles.entries()) {
-      const dbConfig = config.databases[i]!
-      let listener: Listener | null = null
+    for (const h of handles) {
+      const listener = listeners.get(h.name)
       const drainer = createDrainer({
         dbName: h.name,
         db: h.statements.db,
@@ -183,20 +191,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
             : config.worker.pollIntervalSeconds * 1000,
         onEvent,
       })
-      listener = createListener({
-        db: h.name,
-        url: dbConfig.listenUrl,
-        log,
-        clock: systemClock,
-        wake: () => drainer.wake(),
-        onEvent,
-        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
-        mode: config.worker.listenMode,
-        shared: h.listenSession,
-      })
       drainers.set(h.name, drainer)
-      listeners.set(h.name, listener)
-      listener.start()
       drainer.start()
     }
     log.info('workers started', {
@@ -214,6 +209,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       drainer: drainers.get(h.name) ?? null,
       listener: listeners.get(h.name) ?? null,
     })),
+    schemaCurrent,
     wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
     transportProblem: () => transportProblem(),
   })
@@ -274,6 +270,32 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       return stopped
     },
   }
+}
+
+/**
+ * Checks every database's schema at once; returns the names found current. A verdict (missing,
+ * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
+ */
+async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
+  const outcomes = await Promise.allSettled(handles.map((h) => assertSchemaCurrent(h.pool, h.name)))
+  const current: string[] = []
+  for (const [i, r] of outcomes.entries()) {
+    const db = handles[i]!.name
+    if (r.status === 'fulfilled') {
+      current.push(db)
+      if (r.value.newer.length > 0) {
+        log.warn('database has migrations from a newer release; they keep this one working', {
+          db,
+          newer: r.value.newer,
+        })
+      }
+    } else if (isAppError(r.reason)) {
+      throw r.reason
+    } else {
+      log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
+    }
+  }
+  return current
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */

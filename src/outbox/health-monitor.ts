@@ -21,6 +21,8 @@ const SCHEMA_RECHECK_MS = 5 * 60_000
 
 export function createHealthMonitor(o: {
   databases: readonly MonitoredDatabase[]
+  /** Databases whose schema the caller found current just now (serve's start): not read again yet. */
+  schemaCurrent?: readonly string[]
   probeTimeoutMs?: number
   /** A loop silent for longer than this is wedged. */
   wedgedAfterMs: number
@@ -35,6 +37,7 @@ export function createHealthMonitor(o: {
   // SCHEMA_RECHECK_MS, or after the database was found unreachable; in between a probe is `select 1`.
   // So a probe is one statement (Fly's check every 15 s was three: 0.2 statements/s per database).
   const schemaCheckedAt = new Map<string, number>()
+  for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, now())
 
   async function probe(d: MonitoredDatabase): Promise<DatabaseHealth> {
     const report: DatabaseHealth = {

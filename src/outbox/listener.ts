@@ -71,9 +71,8 @@ export function createListener(d: ListenerDeps): Listener {
       await client.connect()
       await client.query(`listen ${CHANNEL}`)
       // Behind a transaction pooler the LISTEN lands on some other server session.
-      if (!(await isListening(client, checkTimeoutMs))) return 'pooled'
-      pid =
-        (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid ?? null
+      pid = await listeningPid(client, checkTimeoutMs)
+      if (pid === null) return 'pooled'
       setState('listening')
       let answeredAt = Number.NEGATIVE_INFINITY
       d.shared?.attach(client, () => {
@@ -91,7 +90,7 @@ export function createListener(d: ListenerDeps): Listener {
         // for it, and a dead socket is noticed within two intervals of its last answer, not one.
         // A check waits for the statement on the session, within the same bound.
         if (d.clock.now() - answeredAt < d.checkIntervalMs) continue
-        const check = () => isListening(client, checkTimeoutMs)
+        const check = async () => (await listeningPid(client, checkTimeoutMs)) !== null
         const listening = d.shared
           ? waitAtMost(d.clock, d.shared.inTurn(check), checkTimeoutMs).catch(() => false)
           : check()
@@ -161,18 +160,19 @@ export function createListener(d: ListenerDeps): Listener {
   }
 }
 
-async function isListening(client: pg.Client, timeoutMs: number): Promise<boolean> {
+/** The session's backend pid if it listens on CHANNEL; null if not, or if no answer came in time. */
+async function listeningPid(client: pg.Client, timeoutMs: number): Promise<number | null> {
   const check = client
-    .query<{ ok: boolean }>(
-      'select exists (select 1 from pg_listening_channels() c where c = $1) as ok',
+    .query<{ pid: number; ok: boolean }>(
+      'select pg_backend_pid() as pid, exists (select 1 from pg_listening_channels() c where c = $1) as ok',
       [CHANNEL],
     )
-    .then((r) => r.rows[0]?.ok === true)
-  const timeout = new Promise<boolean>((resolve) => {
-    const t = setTimeout(() => resolve(false), timeoutMs)
+    .then((r) => (r.rows[0]?.ok === true ? r.rows[0].pid : null))
+  const timeout = new Promise<null>((resolve) => {
+    const t = setTimeout(() => resolve(null), timeoutMs)
     check.finally(() => clearTimeout(t)).catch(() => {})
   })
-  return Promise.race([check.catch(() => false), timeout])
+  return Promise.race([check.catch(() => null), timeout])
 }
 
 // end() waits for the server; a half-open socket never answers, so destroy it outright.

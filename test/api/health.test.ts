@@ -6,6 +6,7 @@ import { createMetrics } from '../../src/api/metrics.ts'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import type { Database } from '../../src/db/schema.ts'
+import type { Queryable } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { DatabaseHealth, HealthSource } from '../../src/outbox/health.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
@@ -141,6 +142,34 @@ describe('/healthz and /readyz', () => {
       await pool.end()
       await proxy.close()
     }
+  })
+
+  test('a schema serve found current at its start is not read again by the first probes', async () => {
+    const sent: string[] = []
+    const statements: Queryable = {
+      query: (text, values) => {
+        sent.push(text)
+        return t.pool.query(text, values)
+      },
+    }
+    let now = 1_000_000
+    const health = createHealthMonitor({
+      databases: [
+        { name: 'checked', statements, drainer: null, listener: null },
+        { name: 'unchecked', statements, drainer: null, listener: null },
+      ],
+      schemaCurrent: ['checked'],
+      wedgedAfterMs: 60_000,
+      now: () => now,
+    })
+    const readsSchema = (q: string) => q.includes('mailer.schema_migrations')
+    expect((await health.readiness()).map((d) => d.migrated)).toEqual([true, true])
+    // One `select 1` for the database serve checked, one schema read for the one it could not.
+    expect(sent.map(readsSchema).sort()).toEqual([false, true])
+    sent.length = 0
+    now += 5 * 60_000
+    await health.readiness()
+    expect(sent.map(readsSchema)).toEqual([true, true])
   })
 
   test('a database without the schema is reachable and says how to fix it', async () => {

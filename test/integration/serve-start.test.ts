@@ -1,0 +1,72 @@
+// serve's start: the LISTEN session opens beside the schema check, and a refused start leaves nothing open.
+import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { silentLogger } from '../../src/log.ts'
+import { serve } from '../../src/serve.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
+
+let migrated: TestDb
+let bare: TestDb
+
+beforeAll(async () => {
+  ;[migrated, bare] = await Promise.all([createTestDb(), createTestDb()])
+  await bare.pool.query('drop schema mailer cascade')
+  // The test's own pool would be counted among ours.
+  await bare.pool.end()
+})
+afterAll(async () => {
+  await Promise.all([migrated.drop(), bare.drop()])
+})
+
+const configFor = (url: string) =>
+  loadConfig({
+    DATABASE_URL: url,
+    MAIL_TRANSPORT: 'discard',
+    MAIL_FROM: 'outbox@example.com',
+    HOST: '127.0.0.1',
+    PORT: '0',
+  })
+
+/** Sessions of ours on the database (the pool's and the listener's). */
+async function ourSessions(t: TestDb): Promise<number> {
+  const r = await migrated.pool.query<{ n: number }>(
+    `select count(*)::int as n from pg_stat_activity
+      where datname = $1 and application_name like 'outbox-mailer%'`,
+    [new URL(t.url).pathname.slice(1)],
+  )
+  return r.rows[0]!.n
+}
+
+test('a database without the schema refuses the start and keeps no session open, the listener’s included', async () => {
+  const start = serve(configFor(bare.url), { role: 'worker', log: silentLogger })
+  await expect(start).rejects.toMatchObject({ code: 'schema_missing' })
+  // The listener was connecting while the schema was read: it must have been stopped, not left
+  // reconnecting to a database this process will never serve.
+  await pollUntil(async () => ((await ourSessions(bare)) === 0 ? true : undefined), 5_000)
+  expect(await ourSessions(bare)).toBe(0)
+})
+
+test('a start on a current schema is ready with its listener listening, and sends', async () => {
+  const sender = createFakeSender()
+  const running = await serve(configFor(migrated.url), {
+    role: 'worker',
+    log: silentLogger,
+    sender,
+  })
+  try {
+    const ready = await pollUntil(async () => {
+      const r = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+      return r.status === 200 ? r : undefined
+    })
+    expect(ready.status).toBe(200)
+    expect(running.listeners.get('default')?.state()).toBe('listening')
+    const id = await enqueue(migrated)
+    await pollUntil(async () => (sender.calls.some((m) => m.outboxId === id) ? true : undefined))
+    expect(sender.calls.map((m) => m.outboxId)).toEqual([id])
+  } finally {
+    await running.stop('test')
+  }
+})
