@@ -33,6 +33,7 @@ export async function drainRun(
   rows: number,
   concurrency: number,
   capMs: number,
+  quietMaxMs = 20_000,
 ): Promise<DrainRun> {
   await sys.reset()
   let handled = 0
@@ -40,7 +41,7 @@ export async function drainRun(
   const outOfProcess = sys.latenciesMs !== undefined
   try {
     await Bun.sleep(500)
-    await autovacuumQuiet(cluster)
+    await autovacuumQuiet(cluster, quietMaxMs)
     const a = await snapshot(cluster.admin, cluster.postmasterPid, sys.database)
     const walFrom = await sys.insertBulk(rows)
     const cpu0 = await clientCpuMicros(sys)
@@ -89,11 +90,11 @@ async function clientCpuMicros(sys: BenchSystem): Promise<number> {
 }
 
 /**
- * Waits (at most 20 s) until no autovacuum worker runs: cleaning up after the previous system's drain
- * would otherwise compete for the two cores with the next one.
+ * Waits (at most `maxMs`) until no autovacuum worker runs: cleaning up after the previous system's
+ * drain would otherwise compete for the two cores with the next one.
  */
-async function autovacuumQuiet(cluster: BenchCluster): Promise<void> {
-  const deadline = performance.now() + 20_000
+async function autovacuumQuiet(cluster: BenchCluster, maxMs: number): Promise<void> {
+  const deadline = performance.now() + maxMs
   while (performance.now() < deadline) {
     const r = await cluster.admin.query<{ n: number }>(
       `select count(*)::int as n from pg_stat_activity where backend_type = 'autovacuum worker'`,
