@@ -83,6 +83,9 @@ export function openDb(o: OpenOptions): DbHandle {
       if (closed) return
       closed = true
       await db.destroy()
+      // Kysely ends the pool only if it ever took a connection from it; a start refused after a
+      // schema check on the pool itself did not.
+      if (!pool.ended) await pool.end()
     },
   }
 }

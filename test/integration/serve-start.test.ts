@@ -10,15 +10,20 @@ import { createFakeSender } from '../support/fake-sender.ts'
 
 let migrated: TestDb
 let bare: TestDb
+let outdated: TestDb
 
 beforeAll(async () => {
-  ;[migrated, bare] = await Promise.all([createTestDb(), createTestDb()])
+  ;[migrated, bare, outdated] = await Promise.all([createTestDb(), createTestDb(), createTestDb()])
   await bare.pool.query('drop schema mailer cascade')
-  // The test's own pool would be counted among ours.
-  await bare.pool.end()
+  // As if this binary were newer than the database's last migrate.
+  await outdated.pool.query(
+    'delete from mailer.schema_migrations where version = (select max(version) from mailer.schema_migrations)',
+  )
+  // The test's own pools would be counted among ours.
+  await Promise.all([bare.pool.end(), outdated.pool.end()])
 })
 afterAll(async () => {
-  await Promise.all([migrated.drop(), bare.drop()])
+  await Promise.all([migrated.drop(), bare.drop(), outdated.drop()])
 })
 
 const configFor = (url: string) =>
@@ -40,14 +45,21 @@ async function ourSessions(t: TestDb): Promise<number> {
   return r.rows[0]!.n
 }
 
-test('a database without the schema refuses the start and keeps no session open, the listener’s included', async () => {
-  const start = serve(configFor(bare.url), { role: 'worker', log: silentLogger })
-  await expect(start).rejects.toMatchObject({ code: 'schema_missing' })
-  // The listener was connecting while the schema was read: it must have been stopped, not left
-  // reconnecting to a database this process will never serve.
-  await pollUntil(async () => ((await ourSessions(bare)) === 0 ? true : undefined), 5_000)
-  expect(await ourSessions(bare)).toBe(0)
-})
+test.each([
+  ['without the schema', () => bare, 'schema_missing'],
+  ['with an outdated schema', () => outdated, 'schema_outdated'],
+] as const)(
+  'a database %s refuses the start and keeps no session open, the listener’s included',
+  async (_, db, code) => {
+    const start = serve(configFor(db().url), { role: 'worker', log: silentLogger })
+    await expect(start).rejects.toMatchObject({ code })
+    // The listener was connecting while the schema was read: it must have been stopped, not left
+    // reconnecting to a database this process will never serve; nor may the pool keep the
+    // connection the schema was read on.
+    await pollUntil(async () => ((await ourSessions(db())) === 0 ? true : undefined), 5_000)
+    expect(await ourSessions(db())).toBe(0)
+  },
+)
 
 test('a start on a current schema is ready with its listener listening, and sends', async () => {
   const sender = createFakeSender()
