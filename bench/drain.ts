@@ -27,13 +27,16 @@ export interface DrainRun {
   span: { fromMs: number; toMs: number }
 }
 
+/** How long a drain waits, at most, for autovacuum workers to finish before it begins. */
+export const AUTOVACUUM_WAIT_MS = 20_000
+
 export async function drainRun(
   cluster: BenchCluster,
   sys: BenchSystem,
   rows: number,
   concurrency: number,
   capMs: number,
-  quietMaxMs = 20_000,
+  quietMaxMs = AUTOVACUUM_WAIT_MS,
 ): Promise<DrainRun> {
   await sys.reset()
   let handled = 0

@@ -1,6 +1,6 @@
 // The results: one table for stdout and BENCHMARKS.md, and the JSON kept in bench/results/latest.json.
 
-import type { DrainRun } from './drain.ts'
+import { AUTOVACUUM_WAIT_MS, type DrainRun } from './drain.ts'
 import type { IdleResult } from './idle.ts'
 import type { LatencyResult } from './latency.ts'
 import { median } from './percentiles.ts'
@@ -103,7 +103,7 @@ export function table(r: Results): string {
 export function footnotes(r: Results): string {
   const alongside = r.binary.readyMsAlongside ?? []
   return [
-    `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done)${Number(r.parameters.drainsCut ?? 0) > 0 ? `, or a shorter one: ${r.parameters.drainsCut} of ${r.parameters.drains} drains had their cap cut, the run being projected more than 20 s past its ${r.parameters.budgetSeconds} s budget` : ''}.${Number(r.parameters.drainsShortWait ?? 0) > 0 ? ` ${r.parameters.drainsShortWait} of ${r.parameters.drains} drains waited at most 1 s for autovacuum to finish instead of 20, the run being projected past its budget.` : ''} ${Number(r.parameters.warmupRows ?? 0) > 0 ? `Before them, one unmeasured warm-up drain per system (${r.parameters.warmupRows} rows at concurrency 10, at most ${r.parameters.warmupCapSeconds} s).` : 'No warm-up drain.'}`,
+    `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done)${Number(r.parameters.drainsCut ?? 0) > 0 ? `, or a shorter one: ${r.parameters.drainsCut} of ${r.parameters.drains} drains had their cap cut, the run being projected more than 20 s past its ${r.parameters.budgetSeconds} s budget` : ''}.${Number(r.parameters.drainsShortWait ?? 0) > 0 ? ` ${r.parameters.drainsShortWait} of ${r.parameters.drains} drains waited at most 1 s for autovacuum to finish instead of ${AUTOVACUUM_WAIT_MS / 1000}, the run being projected past its budget.` : ''} ${Number(r.parameters.warmupRows ?? 0) > 0 ? `Before them, one unmeasured warm-up drain per system (${r.parameters.warmupRows} rows at concurrency 10, at most ${r.parameters.warmupCapSeconds} s).` : 'No warm-up drain.'}`,
     `WAL B/row: while draining (from the insert's commit to the last row done); enqueue WAL B/row: the insert itself. Client CPU: ${r.parameters.ownProcesses === true ? "the process each system's client side runs in, one Bun process per system (bench/systems/hosted.ts)" : "the benchmark's own process, where every system but the binary runs its client side"} (– for the binary, a process of its own, not measured).`,
     `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds. p50 per round: ${r.systems
       .filter((s) => s.latency)

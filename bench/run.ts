@@ -6,7 +6,7 @@ import { systemClock } from '../src/clock.ts'
 import { compiledBinary } from '../test/support/binary.ts'
 import { drainBudget } from './budget.ts'
 import { startBenchCluster } from './cluster.ts'
-import { type DrainRun, drainRun } from './drain.ts'
+import { AUTOVACUUM_WAIT_MS, type DrainRun, drainRun } from './drain.ts'
 import { idleRun, rssMiB } from './idle.ts'
 import { imageEnvInEffect, inImageEnv } from './image-env.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
@@ -118,7 +118,7 @@ try {
     plan,
     deadline: T0 + (P.budgetSeconds - afterDrainsSeconds) * 1000,
     capMs: P.capSeconds * 1000,
-    quietMaxMs: 20_000,
+    quietMaxMs: AUTOVACUUM_WAIT_MS,
     minCapMs: 3_000,
     minQuietMs: 1_000,
     overheadMs: 2_000,
@@ -152,7 +152,7 @@ try {
         entry.drain[key] = [...(entry.drain[key] ?? []), r]
         say(
           `drain rep ${rep} c${c} ${s.name}: ${r.rowsPerSecond.toFixed(0)} rows/s${r.complete ? '' : ' (capped)'}` +
-            `${allowed.cut ? ` (budget: cap ${(allowed.capMs / 1000).toFixed(1)} s)` : allowed.quietMaxMs < 20_000 ? ' (budget: short autovacuum wait)' : ''}, ` +
+            `${allowed.cut ? ` (budget: cap ${(allowed.capMs / 1000).toFixed(1)} s)` : allowed.quietMaxMs < AUTOVACUUM_WAIT_MS ? ' (budget: short autovacuum wait)' : ''}, ` +
             `${r.statementsPerRow.toFixed(3)} stmt/row, ${r.walBytesPerRow.toFixed(0)} WAL B/row, ${r.cpuMicrosPerRow.toFixed(0)} µs CPU/row`,
         )
       }
