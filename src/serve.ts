@@ -11,6 +11,7 @@ import type { Logger } from './log.ts'
 import type { MailboxLookup } from './outbox/deliver.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
+import type { HealthSource } from './outbox/health.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
 import { createListener, type Listener } from './outbox/listener.ts'
 import { createPgSendGate } from './outbox/pg-send-gate.ts'
@@ -121,103 +122,97 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     o.onEvent?.(e)
     metrics?.observe(e)
   }
-  // Each LISTEN session connects while the schema is checked, so a start waits for one new
-  // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
-  if (o.role !== 'api') {
-    for (const [i, h] of handles.entries()) {
-      const listener = createListener({
-        db: h.name,
-        url: config.databases[i]!.listenUrl,
-        log,
-        clock: systemClock,
-        wake: () => drainers.get(h.name)?.wake(),
-        onEvent,
-        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
-        mode: config.worker.listenMode,
-        shared: h.listenSession,
-      })
-      listeners.set(h.name, listener)
-      listener.start()
+  // A start that fails part-way (a schema verdict, a Graph credential, the API's auth, the port)
+  // leaves nothing running behind it: no loop, no LISTEN session, no pool.
+  const begin = async () => {
+    // Each LISTEN session connects while the schema is checked, so a start waits for one new
+    // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
+    if (o.role !== 'api') {
+      for (const [i, h] of handles.entries()) {
+        const listener = createListener({
+          db: h.name,
+          url: config.databases[i]!.listenUrl,
+          log,
+          clock: systemClock,
+          wake: () => drainers.get(h.name)?.wake(),
+          onEvent,
+          checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+          mode: config.worker.listenMode,
+          shared: h.listenSession,
+        })
+        listeners.set(h.name, listener)
+        listener.start()
+      }
     }
-  }
-  let schemaCurrent: string[]
-  try {
-    schemaCurrent = await checkSchemas(handles, log)
-  } catch (e) {
-    await Promise.all([...listeners.values()].map((l) => l.stop()))
-    await Promise.all(handles.map((x) => x.close()))
-    throw e
-  }
+    const schemaCurrent = await checkSchemas(handles, log)
 
-  if (o.role !== 'api') {
-    const transport = o.sender
-      ? {
-          sender: o.sender,
-          lookup: null,
-          gateFor: () => openGate,
-          problem: () => null,
-          warmUp: () => {},
-        }
-      : createTransport(config, log, (outcome) => metrics?.incTokenRefresh(outcome))
-    transport.warmUp()
-    const sender = transport.sender
-    transportProblem = transport.problem
-    const slots = createSlots(config.worker.concurrency)
-    const worker = {
-      id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
-      host: hostname(),
-      pid: process.pid,
-      version: VERSION,
-    }
-    for (const h of handles) {
-      const listener = listeners.get(h.name)
-      const drainer = createDrainer({
-        dbName: h.name,
-        db: h.statements.db,
-        sender,
-        gate: transport.gateFor(h, worker.id),
-        slots,
-        clock: systemClock,
-        log,
-        worker,
-        config: config.worker,
-        mailFrom: config.mailFrom,
-        lookup: transport.lookup,
-        ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
-        // Without a listener the backstop poll is the only wake-up, so it must be quick.
-        pollIntervalMs: () =>
-          listener?.state() === 'polling'
-            ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
-            : config.worker.pollIntervalSeconds * 1000,
-        onEvent,
+    if (o.role !== 'api') {
+      const transport = o.sender
+        ? {
+            sender: o.sender,
+            lookup: null,
+            gateFor: () => openGate,
+            problem: () => null,
+            warmUp: () => {},
+          }
+        : createTransport(config, log, (outcome) => metrics?.incTokenRefresh(outcome))
+      transport.warmUp()
+      const sender = transport.sender
+      transportProblem = transport.problem
+      const slots = createSlots(config.worker.concurrency)
+      const worker = {
+        id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
+        host: hostname(),
+        pid: process.pid,
+        version: VERSION,
+      }
+      for (const h of handles) {
+        const listener = listeners.get(h.name)
+        const drainer = createDrainer({
+          dbName: h.name,
+          db: h.statements.db,
+          sender,
+          gate: transport.gateFor(h, worker.id),
+          slots,
+          clock: systemClock,
+          log,
+          worker,
+          config: config.worker,
+          mailFrom: config.mailFrom,
+          lookup: transport.lookup,
+          ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
+          // Without a listener the backstop poll is the only wake-up, so it must be quick.
+          pollIntervalMs: () =>
+            listener?.state() === 'polling'
+              ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
+              : config.worker.pollIntervalSeconds * 1000,
+          onEvent,
+        })
+        drainers.set(h.name, drainer)
+        drainer.start()
+      }
+      log.info('workers started', {
+        databases: handles.map((h) => h.name),
+        transport: sender.name,
+        concurrency: config.worker.concurrency,
+        workerId: worker.id,
       })
-      drainers.set(h.name, drainer)
-      drainer.start()
     }
-    log.info('workers started', {
-      databases: handles.map((h) => h.name),
-      transport: sender.name,
-      concurrency: config.worker.concurrency,
-      workerId: worker.id,
+
+    const health = createHealthMonitor({
+      databases: handles.map((h) => ({
+        name: h.name,
+        statements: h.statements,
+        drainer: drainers.get(h.name) ?? null,
+        listener: listeners.get(h.name) ?? null,
+      })),
+      schemaCurrent,
+      wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
+      transportProblem: () => transportProblem(),
     })
-  }
 
-  const health = createHealthMonitor({
-    databases: handles.map((h) => ({
-      name: h.name,
-      statements: h.statements,
-      drainer: drainers.get(h.name) ?? null,
-      listener: listeners.get(h.name) ?? null,
-    })),
-    schemaCurrent,
-    wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
-    transportProblem: () => transportProblem(),
-  })
-
-  metrics = createMetrics({ databases: handles, health })
-  let app: ReturnType<typeof createApp>
-  try {
-    app = createApp({
+    metrics = createMetrics({ databases: handles, health })
+    const app = createApp({
       databases: handles,
       auth: config.api,
       dev: o.dev === true,
@@ -228,13 +223,21 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       // A worker-only process serves what the platform needs: health, readiness, metrics.
       surface: o.role === 'worker' ? 'operations' : 'all',
     })
+    return {
+      health,
+      server: Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: app.fetch }),
+    }
+  }
+  let health: HealthSource
+  let server: ReturnType<typeof Bun.serve>
+  try {
+    ;({ health, server } = await begin())
   } catch (e) {
     await Promise.all([...drainers.values()].map((d) => d.stop(0)))
     await Promise.all([...listeners.values()].map((l) => l.stop()))
     await Promise.all(handles.map((h) => h.close()))
     throw e
   }
-  const server = Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: app.fetch })
   log.info('http listening', { host: config.http.host, port: server.port, role: o.role })
 
   // Fly does not restart a machine for failing checks: a wedged loop must end the process.

@@ -11,19 +11,25 @@ import { createFakeSender } from '../support/fake-sender.ts'
 let migrated: TestDb
 let bare: TestDb
 let outdated: TestDb
+let spare: TestDb
 
 beforeAll(async () => {
-  ;[migrated, bare, outdated] = await Promise.all([createTestDb(), createTestDb(), createTestDb()])
+  ;[migrated, bare, outdated, spare] = await Promise.all([
+    createTestDb(),
+    createTestDb(),
+    createTestDb(),
+    createTestDb(),
+  ])
   await bare.pool.query('drop schema mailer cascade')
   // As if this binary were newer than the database's last migrate.
   await outdated.pool.query(
     'delete from mailer.schema_migrations where version = (select max(version) from mailer.schema_migrations)',
   )
   // The test's own pools would be counted among ours.
-  await Promise.all([bare.pool.end(), outdated.pool.end()])
+  await Promise.all([bare.pool.end(), outdated.pool.end(), spare.pool.end()])
 })
 afterAll(async () => {
-  await Promise.all([migrated.drop(), bare.drop(), outdated.drop()])
+  await Promise.all([migrated.drop(), bare.drop(), outdated.drop(), spare.drop()])
 })
 
 const configFor = (url: string) =>
@@ -80,5 +86,17 @@ test('a start on a current schema is ready with its listener listening, and send
     expect(sender.calls.map((m) => m.outboxId)).toEqual([id])
   } finally {
     await running.stop('test')
+  }
+})
+
+test('a start that fails after its workers began (the port taken) stops them and keeps no session open', async () => {
+  const taken = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
+  try {
+    const config = { ...configFor(spare.url), http: { host: '127.0.0.1', port: taken.port! } }
+    await expect(serve(config, { role: 'worker', log: silentLogger })).rejects.toThrow()
+    await pollUntil(async () => ((await ourSessions(spare)) === 0 ? true : undefined), 5_000)
+    expect(await ourSessions(spare)).toBe(0)
+  } finally {
+    await taken.stop()
   }
 })
