@@ -3,7 +3,7 @@ import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
 import type { Logger } from './log.ts'
 import type { OutboundMail } from './outbox/sender.ts'
-import { createTransport } from './serve.ts'
+import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 /** Sends one message through the configured transport and prints the outcome: a first-run check. */

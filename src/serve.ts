@@ -1,4 +1,4 @@
-// Composition of `serve`: every database's engine, the transport and its limits, the HTTP surface, signals.
+// Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, signals.
 import { hostname } from 'node:os'
 import { createApp } from './api/app.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
@@ -8,19 +8,15 @@ import { assertSchemaCurrent } from './db/migrate.ts'
 import { type DbHandle, openDb } from './db/open.ts'
 import { AppError, EXIT, isAppError } from './errors.ts'
 import type { Logger } from './log.ts'
-import type { MailboxLookup } from './outbox/deliver.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import type { HealthSource } from './outbox/health.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
 import { createListener, type Listener } from './outbox/listener.ts'
-import { createPgSendGate } from './outbox/pg-send-gate.ts'
-import { openGate, type SendGate } from './outbox/send-gate.ts'
+import { openGate } from './outbox/send-gate.ts'
 import type { Sender } from './outbox/sender.ts'
 import { createSlots } from './outbox/slots.ts'
-import { createDiscardSender } from './transport/discard-sender.ts'
-import { createFileSender } from './transport/file-sender.ts'
-import { createGraphTransport } from './transport/graph-transport.ts'
+import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 export type Role = 'all' | 'worker' | 'api'
@@ -39,58 +35,6 @@ export interface ServeOptions {
   onEvent?: EngineEventHandler
   /** Overrides the transport (tests, dev). */
   sender?: Sender
-}
-
-export interface Transport {
-  sender: Sender
-  lookup: MailboxLookup | null
-  /** Limits shared by every worker on one database (Graph only). */
-  gateFor(db: DbHandle, holder: string): SendGate
-  problem(): string | null
-  /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
-  warmUp(): void
-}
-
-export function createTransport(
-  config: Config,
-  log: Logger,
-  onTokenRefresh?: (outcome: 'success' | 'failure') => void,
-): Transport {
-  const none = { lookup: null, gateFor: () => openGate, problem: () => null, warmUp: () => {} }
-  switch (config.transport) {
-    case 'discard':
-      return { sender: createDiscardSender(), ...none }
-    case 'file':
-      return { sender: createFileSender(config.fileDir), ...none }
-    case 'graph': {
-      const g = config.graph!
-      const graph = createGraphTransport(g, config.mailFrom!, {
-        fetch,
-        clock: systemClock,
-        log,
-        ...(onTokenRefresh ? { onTokenRefresh } : {}),
-      })
-      return {
-        sender: graph.sender,
-        lookup: g.mailboxLookup
-          ? (mail, signal) =>
-              graph.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal)
-          : null,
-        gateFor: (db, holder) =>
-          createPgSendGate({
-            db: db.statements.db,
-            clock: systemClock,
-            log,
-            holder,
-            maxConcurrency: config.limits.graphMaxConcurrency,
-            ratePerMinute: config.limits.mailboxRatePerMinute,
-            slotTtlMs: g.requestTimeoutMs + 15_000,
-          }),
-        problem: graph.problem,
-        warmUp: graph.warmUp,
-      }
-    }
-  }
 }
 
 /** Starts the engine for every database and the HTTP surface; returns a handle to stop it. */

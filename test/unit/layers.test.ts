@@ -19,6 +19,7 @@ const ROOTS = [
   'src/send-test.ts',
   'src/dev.ts',
   'src/check-config.ts',
+  'src/transport-wiring.ts',
 ]
 
 function layerOf(file: string): string {
