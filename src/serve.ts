@@ -13,10 +13,9 @@ import type { EngineEventHandler } from './outbox/events.ts'
 import type { HealthSource } from './outbox/health.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
 import { createListener, type Listener } from './outbox/listener.ts'
-import { openGate } from './outbox/send-gate.ts'
 import type { Sender } from './outbox/sender.ts'
 import { createSlots } from './outbox/slots.ts'
-import { createTransport } from './transport-wiring.ts'
+import { createTransport, immediateTransport, type Transport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 export type Role = 'all' | 'worker' | 'api'
@@ -71,78 +70,15 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const begin = async () => {
     // Each LISTEN session connects while the schema is checked, so a start waits for one new
     // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
-    if (o.role !== 'api') {
-      for (const [i, h] of handles.entries()) {
-        const listener = createListener({
-          db: h.name,
-          url: config.databases[i]!.listenUrl,
-          log,
-          clock: systemClock,
-          wake: () => drainers.get(h.name)?.wake(),
-          onEvent,
-          checkIntervalMs: config.worker.listenCheckSeconds * 1000,
-          mode: config.worker.listenMode,
-          shared: h.listenSession,
-        })
-        listeners.set(h.name, listener)
-        listener.start()
-      }
-    }
+    if (o.role !== 'api') startListeners(config, handles, listeners, drainers, onEvent, log)
     const schemaCurrent = await checkSchemas(handles, log)
-
     if (o.role !== 'api') {
       const transport = o.sender
-        ? {
-            sender: o.sender,
-            lookup: null,
-            gateFor: () => openGate,
-            problem: () => null,
-            warmUp: () => {},
-          }
+        ? immediateTransport(o.sender)
         : createTransport(config, log, (outcome) => metrics?.incTokenRefresh(outcome))
-      transport.warmUp()
-      const sender = transport.sender
       transportProblem = transport.problem
-      const slots = createSlots(config.worker.concurrency)
-      const worker = {
-        id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
-        host: hostname(),
-        pid: process.pid,
-        version: VERSION,
-      }
-      for (const h of handles) {
-        const listener = listeners.get(h.name)
-        const drainer = createDrainer({
-          dbName: h.name,
-          db: h.statements.db,
-          sender,
-          gate: transport.gateFor(h, worker.id),
-          slots,
-          clock: systemClock,
-          log,
-          worker,
-          config: config.worker,
-          mailFrom: config.mailFrom,
-          lookup: transport.lookup,
-          ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
-          // Without a listener the backstop poll is the only wake-up, so it must be quick.
-          pollIntervalMs: () =>
-            listener?.state() === 'polling'
-              ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
-              : config.worker.pollIntervalSeconds * 1000,
-          onEvent,
-        })
-        drainers.set(h.name, drainer)
-        drainer.start()
-      }
-      log.info('workers started', {
-        databases: handles.map((h) => h.name),
-        transport: sender.name,
-        concurrency: config.worker.concurrency,
-        workerId: worker.id,
-      })
+      startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
     }
-
     const health = createHealthMonitor({
       databases: handles.map((h) => ({
         name: h.name,
@@ -154,7 +90,6 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
       transportProblem: () => transportProblem(),
     })
-
     metrics = createMetrics({ databases: handles, health })
     const app = createApp({
       databases: handles,
@@ -217,6 +152,83 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       return stopped
     },
   }
+}
+
+/** Starts each database's listener into `listeners` (filled as it goes, so a failed start can stop them). */
+function startListeners(
+  config: Config,
+  handles: readonly DbHandle[],
+  listeners: Map<string, Listener>,
+  drainers: ReadonlyMap<string, Drainer>,
+  onEvent: EngineEventHandler,
+  log: Logger,
+): void {
+  for (const [i, h] of handles.entries()) {
+    const listener = createListener({
+      db: h.name,
+      url: config.databases[i]!.listenUrl,
+      log,
+      clock: systemClock,
+      wake: () => drainers.get(h.name)?.wake(),
+      onEvent,
+      checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+      mode: config.worker.listenMode,
+      shared: h.listenSession,
+    })
+    listeners.set(h.name, listener)
+    listener.start()
+  }
+}
+
+/** Starts each database's drainer into `drainers`; one worker identity and one set of send slots for all. */
+function startDrainers(
+  config: Config,
+  handles: readonly DbHandle[],
+  transport: Transport,
+  listeners: ReadonlyMap<string, Listener>,
+  drainers: Map<string, Drainer>,
+  onEvent: EngineEventHandler,
+  log: Logger,
+): void {
+  transport.warmUp()
+  const slots = createSlots(config.worker.concurrency)
+  const worker = {
+    id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
+    host: hostname(),
+    pid: process.pid,
+    version: VERSION,
+  }
+  for (const h of handles) {
+    const listener = listeners.get(h.name)
+    const drainer = createDrainer({
+      dbName: h.name,
+      db: h.statements.db,
+      sender: transport.sender,
+      gate: transport.gateFor(h, worker.id),
+      slots,
+      clock: systemClock,
+      log,
+      worker,
+      config: config.worker,
+      mailFrom: config.mailFrom,
+      lookup: transport.lookup,
+      ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
+      // Without a listener the backstop poll is the only wake-up, so it must be quick.
+      pollIntervalMs: () =>
+        listener?.state() === 'polling'
+          ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
+          : config.worker.pollIntervalSeconds * 1000,
+      onEvent,
+    })
+    drainers.set(h.name, drainer)
+    drainer.start()
+  }
+  log.info('workers started', {
+    databases: handles.map((h) => h.name),
+    transport: transport.sender.name,
+    concurrency: config.worker.concurrency,
+    workerId: worker.id,
+  })
 }
 
 /**

@@ -21,17 +21,21 @@ export interface Transport {
   warmUp(): void
 }
 
+/** A sender that sends at once: no lookup, no shared limits, nothing to warm up (file, discard, tests). */
+export function immediateTransport(sender: Sender): Transport {
+  return { sender, lookup: null, gateFor: () => openGate, problem: () => null, warmUp: () => {} }
+}
+
 export function createTransport(
   config: Config,
   log: Logger,
   onTokenRefresh?: (outcome: 'success' | 'failure') => void,
 ): Transport {
-  const none = { lookup: null, gateFor: () => openGate, problem: () => null, warmUp: () => {} }
   switch (config.transport) {
     case 'discard':
-      return { sender: createDiscardSender(), ...none }
+      return immediateTransport(createDiscardSender())
     case 'file':
-      return { sender: createFileSender(config.fileDir), ...none }
+      return immediateTransport(createFileSender(config.fileDir))
     case 'graph': {
       const g = config.graph!
       const graph = createGraphTransport(g, config.mailFrom!, {
