@@ -50,11 +50,19 @@ export interface Drainer {
 
 export function createDrainer(d: DrainerDeps): Drainer {
   const cfg = d.config
-  // Every lease this drainer holds (heartbeats keep them alive) ...
+  // Every lease this drainer holds (heartbeats keep them alive), by row id ...
   const held = new Map<string, Lease>()
   // ... and those of them not yet sent: only these count against the local queue, so the next
   // claim overlaps the settlement of the last batch instead of waiting for it.
-  const unsent = new Set<string>()
+  // Invariant: a lease leaves both only by its own hand. A row can be held twice (a lease lost to
+  // reclaim while it waited, then claimed again): the stale lease's end must not drop the live one.
+  const unsent = new Set<Lease>()
+  const release = (lease: Lease): boolean => {
+    unsent.delete(lease)
+    if (held.get(lease.id) !== lease) return false
+    held.delete(lease.id)
+    return true
+  }
   const deliveries = new Set<Promise<void>>()
   const stopping = new AbortController()
   const abort = new AbortController()
@@ -139,7 +147,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) {
       held.set(l.id, l)
-      unsent.add(l.id)
+      unsent.add(l)
     }
     d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
     const run = deliverBatch(
@@ -162,11 +170,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
         stopping: stopping.signal,
         abort: abort.signal,
         handedOver: (lease) => {
-          if (unsent.delete(lease.id) && (backlog || wanted) && roomToClaim()) wake()
+          if (unsent.delete(lease) && (backlog || wanted) && roomToClaim()) wake()
         },
         done: (lease) => {
-          unsent.delete(lease.id)
-          if (!held.delete(lease.id)) return
+          if (!release(lease)) return
           if ((backlog || wanted) && roomToClaim()) wake()
         },
         onRetry: due.arm,
@@ -175,10 +182,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     ).catch((error) => {
       // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
       // Stop heartbeating them (or they never expire).
-      for (const l of leases) {
-        held.delete(l.id)
-        unsent.delete(l.id)
-      }
+      for (const l of leases) release(l)
       log.error('delivery failed', { err: error })
       d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'deliver', error })
     })

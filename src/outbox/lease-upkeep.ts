@@ -42,7 +42,7 @@ export function createLeaseUpkeep(d: {
     lastBeatAt = d.clock.now()
     const alive = await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds)
     for (const l of leases) {
-      if (!alive.has(l.id) && d.held.has(l.id)) {
+      if (!alive.has(l.id) && d.held.get(l.id) === l) {
         d.log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
         d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })
       }

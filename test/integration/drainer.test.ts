@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import type { SendGate, SendPermit } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -220,6 +222,58 @@ describe('the drainer', () => {
       text: 'Hi amy@example.com',
       html: '<b>amy@example.com</b>',
     })
+  })
+})
+
+describe('a row lost to reclaim and claimed again by the same worker', () => {
+  // A closed gate (as Graph's) whose permits the test hands out, first come first served.
+  function manualGate() {
+    const waiting: ((p: SendPermit | null) => void)[] = []
+    const gate: SendGate = {
+      open: false,
+      acquire: (_mailbox, signal) =>
+        new Promise((resolve) => {
+          waiting.push(resolve)
+          signal.addEventListener('abort', () => resolve(null), { once: true })
+        }),
+      pause: async () => {},
+    }
+    const grant = () => waiting.shift()?.({ release: async () => {} })
+    return { gate, waiting: () => waiting.length, grant }
+  }
+
+  test('the stale lease ending keeps the live one held (heartbeated) and it is sent once', async () => {
+    const g = manualGate()
+    const e = await started({ deps: { gate: g.gate } })
+    const id = await enqueue(t)
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    // Heartbeats stopped long enough (a database blip): the lease expired and was reclaimed.
+    await t.pool.query(
+      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+      [id],
+    )
+    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).toHaveLength(1)
+    e.drainer.wake()
+    await pollUntil(async () => (g.waiting() === 2 ? true : undefined))
+    const live = (await rowOf(t, id)).lease_token
+
+    g.grant() // the stale lease's permit: its last check finds the lease lost
+    await e.events.waitFor((x) => x.type === 'lease_lost' && x.id === id && x.during === 'start')
+    expect(e.drainer.status().inFlight).toBe(1)
+    expect((await rowOf(t, id)).lease_token).toBe(live)
+
+    g.grant()
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
+    expect(e.drainer.status().inFlight).toBe(0)
+    const history = await t.pool.query(
+      'select attempt, outcome from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
+    expect(history.rows).toEqual([
+      { attempt: 1, outcome: 'lease_expired' },
+      { attempt: 2, outcome: 'sent' },
+    ])
   })
 })
 
