@@ -7,7 +7,7 @@ import type { OutboundMail, SendOutcome } from './sender.ts'
 import type { Settlement } from './settle.ts'
 import type { StartResult } from './start-send.ts'
 
-// Outcomes after which the provider may or may not have the message.
+// Outcomes after which the provider may or may not have the message, unless the outcome says.
 const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
 
 /**
@@ -158,7 +158,7 @@ async function sendOne(
     message: outcome.message,
     delayMs,
     throttled,
-    ambiguous: AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted,
+    ambiguous: outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted),
   }
   return { settlement, extra }
 }

@@ -50,6 +50,12 @@ export type SendOutcome =
       afterMs?: number
       /** A throttle does not count against max_attempts. */
       throttled?: boolean
+      /**
+       * Whether the provider may have the message after all: true when it may (a gateway timeout on
+       * the request), false when it cannot (no request was made). Absent: judged by the code
+       * (`timeout`, `network` and `aborted` may have reached the provider).
+       */
+      ambiguous?: boolean
     } & SendDetails)
   | ({ kind: 'reject'; code: string; message: string } & SendDetails)
 

@@ -17,7 +17,8 @@ export interface TokenRejected {
 
 export type GraphSendResult = SendOutcome | TokenRejected
 
-const THROTTLE_STATUSES = new Set([429, 503, 504])
+const GATEWAY_TIMEOUT = 504
+const THROTTLE_STATUSES = new Set([429, 503, GATEWAY_TIMEOUT])
 
 /**
  * Codes: the Graph error code as Graph spells it (`ErrorInvalidRecipients`, `ApplicationThrottled`),
@@ -40,7 +41,9 @@ export function classifySendResponse(
   if (status === 401) return { kind: 'token_rejected', code, message, ...details }
   if (THROTTLE_STATUSES.has(status)) {
     const afterMs = retryAfterMs(headers.get('retry-after'), now) ?? DEFAULT_THROTTLE_MS
-    return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
+    // A gateway timeout answers for a backend that may have taken the message after all.
+    const maybeSent = status === GATEWAY_TIMEOUT ? { ambiguous: true } : {}
+    return { kind: 'retry', code, message, afterMs, throttled: true, ...maybeSent, ...details }
   }
   if (status >= 500 || status === 408 || status < 200 || (status >= 300 && status < 400)) {
     return { kind: 'retry', code, message, ...details }
@@ -49,7 +52,10 @@ export function classifySendResponse(
 }
 
 /** A fetch that produced no response. Graph may still have accepted the message: at-least-once. */
-export function classifySendFailure(error: unknown, shutdown: AbortSignal): SendOutcome {
+export function classifySendFailure(
+  error: unknown,
+  shutdown: AbortSignal,
+): Extract<SendOutcome, { kind: 'retry' }> {
   if (shutdown.aborted)
     return { kind: 'retry', code: 'aborted', message: 'send aborted by shutdown' }
   if (error instanceof DOMException && error.name === 'TimeoutError') {

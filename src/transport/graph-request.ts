@@ -50,13 +50,19 @@ export function createGraphRequest(d: {
   }
 }
 
-/** A credential Entra refuses for good fails the row with its AADSTS code; anything else retries. */
+/**
+ * A credential Entra refuses for good fails the row with its AADSTS code; anything else retries.
+ * No request to Graph was made, so the retry is never an ambiguous send: a deadline or a network
+ * error while waiting for the token is `token_timeout` / `token_network`, not `timeout` / `network`.
+ */
 function tokenFailure(e: unknown, shutdown: AbortSignal): SendOutcome {
   if (e instanceof GraphAuthError) {
     const details = e.httpStatus ? { httpStatus: e.httpStatus } : {}
     return e.permanent
       ? { kind: 'reject', code: e.code, message: e.message, ...details }
-      : { kind: 'retry', code: e.code, message: e.message, ...details }
+      : { kind: 'retry', code: e.code, message: e.message, ambiguous: false, ...details }
   }
-  return classifySendFailure(e, shutdown)
+  const f = classifySendFailure(e, shutdown)
+  const code = f.code === 'aborted' ? f.code : `token_${f.code}`
+  return { kind: 'retry', code, message: `no Graph token: ${f.message}`, ambiguous: false }
 }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from 'bun:test'
+import type { EngineEvent } from '../../src/outbox/events.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import type { SendGate, SendPermit } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
@@ -299,6 +300,32 @@ describe('crash ambiguity', () => {
     const e = await started({ deps: { lookup: async () => 'not_found' } })
     await e.events.waitFor(settledFor(id, 'sent'))
     expect(e.sender.calls.length).toBe(1)
+  })
+
+  test('a retry is marked ambiguous as its outcome says, else by its code', async () => {
+    const e = await started()
+    e.sender.hold()
+    const cases = [
+      { outcome: { code: 'timeout' }, ambiguous: true },
+      { outcome: { code: 'timeout', ambiguous: false }, ambiguous: false }, // no request was made
+      { outcome: { code: 'http_504', throttled: true, ambiguous: true }, ambiguous: true },
+      { outcome: { code: 'http_500' }, ambiguous: false },
+    ]
+    const ids: string[] = []
+    for (const c of cases) {
+      const id = await enqueue(t)
+      // Retried in a minute: the row keeps what its settlement wrote while the test reads it.
+      e.sender.script.set(id, [
+        { kind: 'retry', message: 'scripted', afterMs: 60_000, ...c.outcome },
+      ])
+      ids.push(id)
+    }
+    e.sender.release()
+    const retried = (id: string) => (x: EngineEvent) =>
+      x.type === 'settled' && x.id === id && x.outcome !== 'sent'
+    for (const id of ids) await e.events.waitFor(retried(id))
+    const marks = await Promise.all(ids.map(async (id) => (await rowOf(t, id)).send_started_at))
+    expect(marks.map((m) => m !== null)).toEqual(cases.map((c) => c.ambiguous))
   })
 
   test('no lookup and policy hold: failed for review, not sent', async () => {

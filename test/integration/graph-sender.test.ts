@@ -460,6 +460,17 @@ describe('sendMail outcomes', () => {
     expect(await s.sender.send(mail(), live())).toMatchObject({ kind: 'retry', code: 'timeout' })
   })
 
+  test('a token endpoint hanging past the send deadline: token_timeout, no request, not ambiguous', async () => {
+    const s = await setup({ config: { requestTimeoutMs: 150 } })
+    s.fake.setFaults({ token: ['hang'] })
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      code: 'token_timeout',
+      ambiguous: false,
+    })
+    expect(s.fake.sendMailRequests()).toBe(0)
+  })
+
   test('shutdown during a hung request: retry with code aborted', async () => {
     const s = await setup()
     s.fake.setFaults({ sendMail: ['hang'] })

@@ -71,6 +71,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   const hung = new Set<() => void>()
   let faults: FakeGraphFaults = {}
   let inFlight = 0
+  let sendMailRequests = 0
   let maxConcurrent = 0
   let rng = opts.seed ?? 42
   const random = () => {
@@ -175,6 +176,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   }
 
   async function sendMail(req: Request, mailbox: string): Promise<Response> {
+    sendMailRequests++
     if (faults.latencyMs) await Bun.sleep(faults.latencyMs)
     const fault = faults.sendMail?.shift()
     if (fault === 'hang') return hang(req)
@@ -304,6 +306,8 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       return maxConcurrent
     },
     inFlight: () => inFlight,
+    /** sendMail requests received, whatever their answer. */
+    sendMailRequests: () => sendMailRequests,
     setFaults(f: FakeGraphFaults) {
       faults = { ...f, ...(f.sendMail ? { sendMail: [...f.sendMail] } : {}) }
       entra.setFaults(f.token ?? [])
