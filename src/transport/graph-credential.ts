@@ -9,7 +9,7 @@ import {
 import { readFileSync } from 'node:fs'
 import { SignJWT } from 'jose'
 import type { GraphConfig } from '../config.ts'
-import { AppError } from '../errors.ts'
+import { AppError, isAppError } from '../errors.ts'
 
 export type AssertionAlgorithm = 'PS256' | 'RS256'
 
@@ -52,9 +52,14 @@ export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-typ
  */
 export function loadGraphCredential(config: GraphConfig, now: number): GraphCredential {
   if (config.clientSecret) return secretCredential(config.clientSecret)
-  const certPem = readPem(config.certificate, config.certificateFile, 'GRAPH_CERTIFICATE')
-  const keyPem = readPem(config.privateKey, config.privateKeyFile, 'GRAPH_PRIVATE_KEY')
-  return certificateCredential({ certPem, keyPem, algorithm: config.assertionAlgorithm, now })
+  const problems: string[] = []
+  const certPem = noting(problems, () =>
+    readPem(config.certificate, config.certificateFile, 'GRAPH_CERTIFICATE'),
+  )
+  const keyPem = noting(problems, () =>
+    readPem(config.privateKey, config.privateKeyFile, 'GRAPH_PRIVATE_KEY'),
+  )
+  return certificateFrom({ certPem, keyPem, algorithm: config.assertionAlgorithm, now }, problems)
 }
 
 export function secretCredential(secret: string): GraphCredential {
@@ -70,24 +75,33 @@ export function certificateCredential(p: {
   algorithm: AssertionAlgorithm
   now: number
 }): GraphCredential {
-  const cert = parseCertificate(p.certPem)
-  const key = parsePrivateKey(p.keyPem)
-  if (key.asymmetricKeyType !== 'rsa') {
-    throw invalid(
+  return certificateFrom(p, [])
+}
+
+/** Every problem of the pair is named at once (`problems` holds those found reading them). */
+function certificateFrom(
+  p: { certPem: string | null; keyPem: string | null; algorithm: AssertionAlgorithm; now: number },
+  problems: string[],
+): GraphCredential {
+  const { certPem, keyPem } = p
+  const cert = certPem === null ? null : noting(problems, () => parseCertificate(certPem))
+  const key = keyPem === null ? null : noting(problems, () => parsePrivateKey(keyPem))
+  if (key && key.asymmetricKeyType !== 'rsa') {
+    problems.push(
       `GRAPH_PRIVATE_KEY: must be an RSA key (PS256/RS256), got ${key.asymmetricKeyType}`,
     )
+  } else if (cert && key && !cert.checkPrivateKey(key)) {
+    problems.push('GRAPH_PRIVATE_KEY: does not match the public key of GRAPH_CERTIFICATE')
   }
-  if (!cert.checkPrivateKey(key)) {
-    throw invalid('GRAPH_PRIVATE_KEY: does not match the public key of GRAPH_CERTIFICATE')
-  }
-  const notBefore = Date.parse(cert.validFrom)
-  const notAfter = Date.parse(cert.validTo)
+  const notBefore = cert ? Date.parse(cert.validFrom) : Number.NaN
+  const notAfter = cert ? Date.parse(cert.validTo) : Number.NaN
   if (p.now < notBefore) {
-    throw invalid(`GRAPH_CERTIFICATE: is not valid before ${new Date(notBefore).toISOString()}`)
+    problems.push(`GRAPH_CERTIFICATE: is not valid before ${new Date(notBefore).toISOString()}`)
   }
   if (p.now >= notAfter) {
-    throw invalid(`GRAPH_CERTIFICATE: expired at ${new Date(notAfter).toISOString()}`)
+    problems.push(`GRAPH_CERTIFICATE: expired at ${new Date(notAfter).toISOString()}`)
   }
+  if (problems.length > 0 || !cert || !key) throw invalid(...problems)
   const info: CertificateCredential = {
     kind: 'certificate',
     algorithm: p.algorithm,
@@ -175,8 +189,20 @@ function parsePrivateKey(pem: string): KeyObject {
   }
 }
 
-function invalid(problem: string): AppError {
-  return new AppError('config_invalid', `invalid Graph credential: ${problem}`, {
-    problems: [problem],
+function invalid(...problems: string[]): AppError {
+  return new AppError('config_invalid', `invalid Graph credential: ${problems.join('; ')}`, {
+    problems,
   })
+}
+
+/** Runs one check; a credential problem it finds is noted (null returned) so the next still runs. */
+function noting<T>(problems: string[], check: () => T): T | null {
+  try {
+    return check()
+  } catch (e) {
+    const found = isAppError(e, 'config_invalid') ? e.details?.problems : undefined
+    if (!Array.isArray(found)) throw e
+    problems.push(...(found as string[]))
+    return null
+  }
 }

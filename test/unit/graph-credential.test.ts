@@ -227,6 +227,41 @@ describe('loading the credential', () => {
     )
   })
 
+  test('every problem of the pair is named at once, not the first only', () => {
+    const garbledKey = good.keyPem.replace(/^(-----BEGIN [A-Z ]+-----\n.{10})/, '$1!!!')
+    for (const [cfg, expected] of [
+      [
+        { certificateFile: '/nonexistent/cert.pem', privateKey: 'garbage' },
+        [
+          'GRAPH_CERTIFICATE_FILE: cannot be read (ENOENT)',
+          'GRAPH_PRIVATE_KEY: is not a PEM private key (no BEGIN PRIVATE KEY block)',
+        ],
+      ],
+      [
+        { certificate: expired.certPem, privateKey: garbledKey },
+        [
+          'GRAPH_PRIVATE_KEY: the PEM private key cannot be parsed',
+          expect.stringMatching(/^GRAPH_CERTIFICATE: expired at \d{4}-/),
+        ],
+      ],
+      [
+        { certificate: expired.certPem, privateKey: other.keyPem },
+        [
+          'GRAPH_PRIVATE_KEY: does not match the public key of GRAPH_CERTIFICATE',
+          expect.stringMatching(/^GRAPH_CERTIFICATE: expired at /),
+        ],
+      ],
+    ] as const) {
+      let problems: unknown
+      try {
+        loadGraphCredential(config(cfg), NOW)
+      } catch (e) {
+        problems = (e as AppError).details?.problems
+      }
+      expect(problems).toEqual(expected)
+    }
+  })
+
   test('an unreadable key file names the variable, not the file contents', () => {
     expectConfigError(
       () =>
