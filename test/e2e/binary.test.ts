@@ -59,6 +59,44 @@ test('serve refuses an unmigrated database and says what to run (exit 3)', async
   expect(r.stderr).toContain('outbox-mailer migrate')
 })
 
+test('migrate --help and migrate --dry-run leave a fresh database unmigrated', async () => {
+  const help = await run(['migrate', '--help'])
+  expect(help.code).toBe(0)
+  expect(help.stdout).toContain('usage: outbox-mailer migrate')
+  const dry = await run(['migrate', '--dry-run'])
+  expect(dry.code).toBe(2)
+  expect(dry.stderr).toContain('unknown option "--dry-run"')
+  const schema = await adminQuery(url, "select 1 from pg_namespace where nspname = 'mailer'")
+  expect(schema.rows).toEqual([])
+})
+
+test('serve --help prints its usage and exits without serving', async () => {
+  const p = Bun.spawn([bin, 'serve', '--help'], {
+    env: env({ PORT: String(await freePort()) }),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  // Bounded: a serve that started would never exit by itself.
+  const bound = setTimeout(() => p.kill(), 15_000)
+  try {
+    expect(await p.exited).toBe(0)
+    expect(await new Response(p.stdout).text()).toContain('usage: outbox-mailer serve')
+  } finally {
+    clearTimeout(bound)
+  }
+})
+
+test('an unknown command or option is named before the environment is read', async () => {
+  for (const args of [['bogus'], ['--versio'], ['serve', '--role'], ['serve', 'extra-arg']]) {
+    // No DATABASE_URL: a configuration read first would report that instead.
+    const p = Bun.spawn([bin, ...args], { env: { PATH: process.env.PATH ?? '' }, stderr: 'pipe' })
+    const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/unknown command|unknown option|needs a value|unexpected argument/)
+    expect(stderr).not.toContain('DATABASE_URL')
+  }
+})
+
 test('the compiled binary migrates, drains with the file transport, and stops cleanly on SIGTERM', async () => {
   const first = await run(['migrate'])
   expect(first.code).toBe(0)

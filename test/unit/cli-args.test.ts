@@ -1,0 +1,77 @@
+// The command line is checked whole before anything runs: unknown commands, flags and values are refused.
+import { describe, expect, test } from 'bun:test'
+import { parseArgs } from '../../src/main.ts'
+
+const refusal = (argv: string[]) => {
+  try {
+    parseArgs(argv)
+  } catch (e) {
+    return { code: (e as { code?: string }).code, message: (e as Error).message }
+  }
+  return null
+}
+
+describe('parseArgs', () => {
+  test('--help or -h after any command asks for its usage, whatever else is there', () => {
+    for (const argv of [
+      ['migrate', '--help'],
+      ['serve', '-h'],
+      ['serve', '--role', 'worker', '--help'],
+      ['send-test', '--help', '--to'],
+      ['check-config', '--bogus', '-h'],
+    ]) {
+      const p = parseArgs(argv)
+      expect(p.kind).toBe('help')
+      expect(p.kind === 'help' && p.text).toContain(`outbox-mailer ${argv[0]}`)
+      expect(p.kind === 'help' && p.exit).toBe(0)
+    }
+    expect(parseArgs(['--help'])).toMatchObject({ kind: 'help', exit: 0 })
+    expect(parseArgs(['help', 'migrate'])).toMatchObject({ kind: 'help', exit: 0 })
+    expect(parseArgs([])).toMatchObject({ kind: 'help', exit: 2 })
+  })
+
+  test('flags are read in both forms and only where they belong', () => {
+    expect(parseArgs(['serve', '--role', 'worker'])).toEqual({
+      kind: 'run',
+      command: 'serve',
+      flags: new Map([['--role', 'worker']]),
+    })
+    expect(parseArgs(['serve', '--role=api'])).toMatchObject({
+      flags: new Map([['--role', 'api']]),
+    })
+    expect(parseArgs(['check-config', '--connect', '--role', 'worker'])).toMatchObject({
+      flags: new Map([
+        ['--connect', ''],
+        ['--role', 'worker'],
+      ]),
+    })
+    expect(parseArgs(['send-test', '--to', 'a@b.c', '--from=x@y.z'])).toMatchObject({
+      flags: new Map([
+        ['--to', 'a@b.c'],
+        ['--from', 'x@y.z'],
+      ]),
+    })
+    expect(parseArgs(['--version'])).toEqual({ kind: 'version' })
+  })
+
+  test.each([
+    [['bogus'], 'unknown command "bogus"'],
+    [['--versio'], 'unknown option "--versio"'],
+    [['--version', 'now'], '--version takes no arguments'],
+    [['help', 'bogus'], 'help takes at most one command name'],
+    [['migrate', '--dry-run'], 'migrate: unknown option "--dry-run"'],
+    [['migrate', 'now'], 'migrate: unexpected argument "now"'],
+    [['serve', 'extra-arg'], 'serve: unexpected argument "extra-arg"'],
+    [['serve', '--role'], 'serve: --role needs a value'],
+    [['serve', '--role='], 'serve: --role needs a value'],
+    [['check-config', '--role', '--connect'], 'check-config: --role needs a value'],
+    [['check-config', '--connect=yes'], 'check-config: --connect takes no value'],
+    [['serve', '--role', 'api', '--role', 'worker'], 'serve: --role is given twice'],
+    [['serve', '--to', 'a@b.c'], 'serve: unknown option "--to"'],
+    [['send-test', '--from'], 'send-test: --from needs a value'],
+  ])('%j is a usage error: %s', (argv, message) => {
+    const r = refusal(argv)
+    expect(r?.code).toBe('config_invalid')
+    expect(r?.message).toContain(message)
+  })
+})
