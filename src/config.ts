@@ -186,7 +186,29 @@ const int = (min: number, max: number) =>
       .optional(),
   )
 const bool = optional.pipe(z.enum(['true', 'false', '1', '0']).optional())
-const pgUrl = z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+/**
+ * What is wrong with a database URL, in words that never repeat it (it may hold a password). A URL
+ * the driver cannot parse would otherwise pass the start and fail every connection, forever.
+ */
+export function databaseUrlProblem(value: string): string | null {
+  if (!/^postgres(ql)?:\/\//.test(value)) return 'must be a postgres:// or postgresql:// URL'
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return 'is not a valid URL (check the host and port; a password must percent-encode @ : / # ?)'
+  }
+  // A Unix socket directory may come as ?host=/path instead of the URL's host.
+  if (!url.hostname && !url.searchParams.get('host')) return 'must name a host'
+  if (url.pathname.replace(/^\//, '') === '')
+    return 'must name a database (the path after the host)'
+  return null
+}
+
+const pgUrl = z.string().superRefine((value, ctx) => {
+  const problem = databaseUrlProblem(value)
+  if (problem) ctx.addIssue({ code: 'custom', message: problem })
+})
 const httpUrl = z
   .string()
   .url()

@@ -64,6 +64,16 @@ describe('without --connect', () => {
     expectNoSecrets(r, dbPassword, clientSecret, 'short')
   })
 
+  test('a DATABASE_URL the driver cannot parse is a problem, named without its password', async () => {
+    const r = await checkConfig(
+      discard({ DATABASE_URL: `postgres://app:${dbPassword}@127.0.0.1:notaport/app` }),
+      { connect: false },
+    )
+    expect(r.ok).toBe(false)
+    expect(r.problems).toEqual([expect.stringMatching(/^DATABASE_URL: is not a valid URL/)])
+    expectNoSecrets(r, dbPassword)
+  })
+
   test('missing Graph settings are each named', async () => {
     const r = await checkConfig(
       { DATABASE_URL: 'postgres://h/db', MAIL_TRANSPORT: 'graph', API_JWT_SECRET: jwtSecret },

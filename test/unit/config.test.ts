@@ -94,6 +94,41 @@ describe('loadConfig', () => {
     expect(problems({ ...base, DATABASE_URL: 'mysql://x' })).toContain('postgres://')
   })
 
+  test('a database URL the driver could not use is named, and its password never echoed', () => {
+    const password = 'pw-do-not-print-7f3a'
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig({ MAIL_TRANSPORT: 'file', ...env })
+        return []
+      } catch (e) {
+        return (e as { details: { problems: string[] } }).details.problems
+      }
+    }
+    const bad = `postgres://u:${password}@127.0.0.1:notaport/db`
+    const one = problems({ DATABASE_URL: bad })
+    expect(one).toEqual([expect.stringMatching(/^DATABASE_URL: is not a valid URL/)])
+    expect(problems({ DATABASE_URL: 'postgres://db.internal' })).toEqual([
+      expect.stringMatching(/^DATABASE_URL: must name a database/),
+    ])
+    expect(problems({ DATABASE_URL: 'postgres:///app' })).toEqual([
+      expect.stringMatching(/^DATABASE_URL: must name a host/),
+    ])
+    const listen = problems({ DATABASE_URL: base.DATABASE_URL, LISTEN_DATABASE_URL: bad })
+    expect(listen).toEqual([expect.stringMatching(/^LISTEN_DATABASE_URL: is not a valid URL/)])
+    const several = problems({
+      MAILER_DATABASES: JSON.stringify([
+        { name: 'a', url: bad },
+        { name: 'b', url: 'postgres://db/b', listenUrl: `postgres://u:${password}@db:1:2/b` },
+      ]),
+    })
+    expect(several).toHaveLength(2)
+    expect(several[0]).toMatch(/^MAILER_DATABASES\[0\.url\]: is not a valid URL/)
+    expect(several[1]).toMatch(/^MAILER_DATABASES\[1\.listenUrl\]: is not a valid URL/)
+    expect(JSON.stringify([one, listen, several])).not.toContain(password)
+    // A Unix socket directory in ?host= is a host.
+    expect(problems({ DATABASE_URL: 'postgres:///app?host=/var/run/postgresql' })).toEqual([])
+  })
+
   test('--help lists every environment variable DESIGN.md names', async () => {
     const design = await Bun.file(new URL('../../../shared/DESIGN.md', import.meta.url))
       .text()
