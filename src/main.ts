@@ -169,7 +169,11 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'migrate': {
         for (const d of config.databases) {
-          const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) })
+          const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) }).catch(
+            (e: unknown) => {
+              throw namedForDatabase(d.name, e)
+            },
+          )
           const newer = r.newer.length
             ? `; it also has ${r.newer.join(', ')} from a newer release, which this one works with`
             : ''
@@ -199,6 +203,15 @@ export async function main(argv: string[]): Promise<number> {
     }
     return EXIT.failure
   }
+}
+
+/** With several databases, an error that does not say which one leaves the operator guessing. */
+function namedForDatabase(db: string, e: unknown): Error {
+  const message = `${db}: ${describeError(e)}`
+  // The code is kept: it decides the exit code (a schema verdict is 3, not 1).
+  return isAppError(e)
+    ? new AppError(e.code, message, e.details, { cause: e })
+    : new Error(message, { cause: e })
 }
 
 if (import.meta.main) {

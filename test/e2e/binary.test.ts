@@ -168,3 +168,17 @@ test('migrate names newer migrations that keep it working, and refuses (exit 3) 
     await adminQuery(url, 'delete from mailer.schema_migrations where version >= 9000')
   }
 })
+
+test('with several databases, a migrate error names the database it came from', async () => {
+  const closed = `postgres://nobody@127.0.0.1:${await freePort()}/nothing`
+  const r = await run(['migrate'], {
+    DATABASE_URL: '',
+    MAILER_DATABASES: JSON.stringify([
+      { name: 'main', url },
+      { name: 'closed', url: closed },
+    ]),
+  })
+  expect(r.code).toBe(1)
+  expect(r.stdout).toContain('main: ')
+  expect(r.stderr).toMatch(/^closed: .*ECONNREFUSED/m)
+})
