@@ -1,4 +1,5 @@
 // The only reader of the environment: validates every variable at once into a frozen Config.
+import { isIP } from 'node:net'
 import { z } from 'zod'
 import { AppError } from './errors.ts'
 import type { Level } from './log.ts'
@@ -209,6 +210,9 @@ const pgUrl = z.string().superRefine((value, ctx) => {
   const problem = databaseUrlProblem(value)
   if (problem) ctx.addIssue({ code: 'custom', message: problem })
 })
+// RFC 1123 labels: anything else (an underscore, a URL, a port) fails only at bind, as "port in use?".
+const HOSTNAME =
+  /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i
 const httpUrl = z
   .string()
   .url()
@@ -249,7 +253,15 @@ const Env = z.object({
   GRAPH_MAILBOX_LOOKUP: bool,
   AMBIGUOUS_SEND_POLICY: optional.pipe(z.enum(['resend', 'hold']).default('resend')),
   THROTTLE_DEADLINE_SECONDS: int(60, 30 * 86400),
-  HOST: optional.pipe(z.string().default('0.0.0.0')),
+  HOST: optional.pipe(
+    z
+      .string()
+      .refine(
+        (h) => isIP(h) !== 0 || HOSTNAME.test(h),
+        'must be an IP address (0.0.0.0, ::) or a host name (letters, digits, hyphens, dots)',
+      )
+      .default('0.0.0.0'),
+  ),
   PORT: int(0, 65535),
   API_JWT_SECRET: optional.pipe(
     z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),

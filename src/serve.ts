@@ -6,7 +6,7 @@ import { systemClock } from './clock.ts'
 import type { Config } from './config.ts'
 import { assertSchemaCurrent } from './db/migrate.ts'
 import { type DbHandle, openDb } from './db/open.ts'
-import { AppError, EXIT, isAppError } from './errors.ts'
+import { AppError, describeError, EXIT, isAppError } from './errors.ts'
 import type { Logger } from './log.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
@@ -104,7 +104,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     })
     return {
       health,
-      server: Bun.serve({ hostname: config.http.host, port: config.http.port, fetch: app.fetch }),
+      server: listen(config.http, app.fetch),
     }
   }
   let health: HealthSource
@@ -151,6 +151,28 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       })()
       return stopped
     },
+  }
+}
+
+/** Binds the HTTP server; Bun's own error guesses "port in use?" and names neither host nor port. */
+function listen(
+  http: Config['http'],
+  fetch: (req: Request) => Response | Promise<Response>,
+): ReturnType<typeof Bun.serve> {
+  try {
+    return Bun.serve({ hostname: http.host, port: http.port, fetch })
+  } catch (e) {
+    const address = http.host.includes(':')
+      ? `[${http.host}]:${http.port}`
+      : `${http.host}:${http.port}`
+    const code = (e as { code?: unknown }).code
+    const reason = describeError(e)
+    throw new AppError(
+      'internal',
+      `cannot listen on ${address} (HOST, PORT): ${typeof code === 'string' && !reason.includes(code) ? `${code}: ` : ''}${reason}`,
+      { host: http.host, port: http.port },
+      { cause: e },
+    )
   }
 }
 

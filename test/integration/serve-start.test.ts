@@ -93,7 +93,9 @@ test('a start that fails after its workers began (the port taken) stops them and
   const taken = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
   try {
     const config = { ...configFor(spare.url), http: { host: '127.0.0.1', port: taken.port! } }
-    await expect(serve(config, { role: 'worker', log: silentLogger })).rejects.toThrow()
+    // Bun's own message guesses at the port and names neither; ours says where it tried to listen.
+    const start = serve(config, { role: 'worker', log: silentLogger })
+    await expect(start).rejects.toThrow(`cannot listen on 127.0.0.1:${taken.port} (HOST, PORT)`)
     await pollUntil(async () => ((await ourSessions(spare)) === 0 ? true : undefined), 5_000)
     expect(await ourSessions(spare)).toBe(0)
   } finally {

@@ -129,6 +129,30 @@ describe('loadConfig', () => {
     expect(problems({ DATABASE_URL: 'postgres:///app?host=/var/run/postgresql' })).toEqual([])
   })
 
+  test('HOST is an IP address or a host name, or a problem named at start', () => {
+    for (const host of [
+      '0.0.0.0',
+      '127.0.0.1',
+      '::',
+      '::1',
+      'localhost',
+      'fly-local-6pn',
+      'a.b.c.',
+    ]) {
+      expect(loadConfig({ ...base, HOST: host }).http.host).toBe(host)
+    }
+    for (const host of [
+      'not_a_host',
+      'http://example.com',
+      '127.0.0.1:8080',
+      'a..b',
+      '-lead',
+      'sp ace',
+    ]) {
+      expect(() => loadConfig({ ...base, HOST: host })).toThrow(/HOST: must be an IP address/)
+    }
+  })
+
   test('--help lists every environment variable DESIGN.md names', async () => {
     const design = await Bun.file(new URL('../../../shared/DESIGN.md', import.meta.url))
       .text()
