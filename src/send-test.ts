@@ -6,6 +6,8 @@ import type { OutboundMail } from './outbox/sender.ts'
 import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
+const isAddress = (s: string) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s)
+
 /** Sends one message through the configured transport and prints the outcome: a first-run check. */
 export async function sendTest(
   config: Config,
@@ -14,8 +16,14 @@ export async function sendTest(
 ): Promise<number> {
   const to = args.to
   const from = args.from ?? config.mailFrom
-  if (!to || !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(to)) {
+  if (!to || !isAddress(to)) {
     console.error('send-test needs --to ADDRESS (a valid e-mail address)')
+    return EXIT.usage
+  }
+  // MAIL_FROM may be a Graph user id; an explicit --from is an address, or the file transport
+  // writes a message with no From header and reports it sent.
+  if (args.from !== undefined && !isAddress(args.from)) {
+    console.error('send-test --from must be a valid e-mail address')
     return EXIT.usage
   }
   if (!from) {

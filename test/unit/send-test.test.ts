@@ -1,0 +1,41 @@
+// send-test refuses a sender or recipient that is not an address before anything is sent.
+import { afterEach, expect, test } from 'bun:test'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadConfig } from '../../src/config.ts'
+import { silentLogger } from '../../src/log.ts'
+import { sendTest } from '../../src/send-test.ts'
+
+const dirs: string[] = []
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })))
+})
+
+async function fileConfig() {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-send-test-unit-'))
+  dirs.push(dir)
+  const config = loadConfig(
+    { MAIL_TRANSPORT: 'file', MAIL_FILE_DIR: dir, MAIL_FROM: 'outbox@example.com' },
+    { requireDatabase: false },
+  )
+  return { dir, config }
+}
+
+test('a --from that is not an address is a usage error, and nothing is written', async () => {
+  const { dir, config } = await fileConfig()
+  for (const from of ['bad', 'a@b', 'two words@example.com']) {
+    expect(await sendTest(config, { to: 'me@example.com', from }, silentLogger)).toBe(2)
+  }
+  expect(await readdir(dir)).toEqual([])
+})
+
+test('a valid --from is the message’s From', async () => {
+  const { dir, config } = await fileConfig()
+  expect(
+    await sendTest(config, { to: 'me@example.com', from: 'sender@example.com' }, silentLogger),
+  ).toBe(0)
+  const files = await readdir(dir)
+  expect(files).toHaveLength(1)
+  expect(await readFile(join(dir, files[0]!), 'utf8')).toMatch(/^From: sender@example\.com\r?$/m)
+})
