@@ -351,9 +351,6 @@ export function loadConfig(
     problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
   }
   const requestTimeoutSeconds = e.GRAPH_REQUEST_TIMEOUT_SECONDS ?? 30
-  if (requestTimeoutSeconds * 2 > leaseSeconds) {
-    problems.push('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS')
-  }
   const retryBaseSeconds = e.RETRY_BASE_SECONDS ?? 10
   const retryMaxSeconds = e.RETRY_MAX_SECONDS ?? 3600
   if (retryMaxSeconds < retryBaseSeconds) {
@@ -365,6 +362,10 @@ export function loadConfig(
     if (!e.GRAPH_TENANT_ID) problems.push('GRAPH_TENANT_ID is required with MAIL_TRANSPORT=graph')
     if (!e.GRAPH_CLIENT_ID) problems.push('GRAPH_CLIENT_ID is required with MAIL_TRANSPORT=graph')
     if (!e.MAIL_FROM) problems.push('MAIL_FROM is required with MAIL_TRANSPORT=graph')
+    // Only a Graph request can outlive its lease; the file and discard transports make none.
+    if (requestTimeoutSeconds * 2 > leaseSeconds) {
+      problems.push('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS')
+    }
     const cert = e.GRAPH_CERTIFICATE ?? e.GRAPH_CERTIFICATE_FILE
     const key = e.GRAPH_PRIVATE_KEY ?? e.GRAPH_PRIVATE_KEY_FILE
     if (e.GRAPH_CERTIFICATE && e.GRAPH_CERTIFICATE_FILE) {

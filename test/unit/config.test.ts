@@ -129,6 +129,28 @@ describe('loadConfig', () => {
     expect(problems({ DATABASE_URL: 'postgres:///app?host=/var/run/postgresql' })).toEqual([])
   })
 
+  test('the Graph request timeout is held to the lease only when Graph sends', () => {
+    const short = { LEASE_SECONDS: '5', HEARTBEAT_SECONDS: '2' }
+    for (const transport of ['file', 'discard']) {
+      expect(loadConfig({ ...base, ...short, MAIL_TRANSPORT: transport }).worker.leaseSeconds).toBe(
+        5,
+      )
+    }
+    const graph = {
+      ...base,
+      ...short,
+      MAIL_TRANSPORT: 'graph',
+      GRAPH_TENANT_ID: 't',
+      GRAPH_CLIENT_ID: 'c',
+      GRAPH_CLIENT_SECRET: 's',
+      MAIL_FROM: 'outbox@example.com',
+    }
+    expect(() => loadConfig(graph)).toThrow('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half')
+    expect(
+      loadConfig({ ...graph, GRAPH_REQUEST_TIMEOUT_SECONDS: '2' }).graph?.requestTimeoutMs,
+    ).toBe(2000)
+  })
+
   test('HOST is an IP address or a host name, or a problem named at start', () => {
     for (const host of [
       '0.0.0.0',
