@@ -209,6 +209,39 @@ describe('GET /v1/outbox/{id}', () => {
     expect(r.status).toBe(404)
     expect(r.body).toMatchObject({ type: 'urn:outbox-mailer:problem:not_found', status: 404 })
   })
+
+  test('every bigint id is accepted, up to 2^63-1, in paths, bulk filters and cursors', async () => {
+    await t.pool.query(
+      `select setval(pg_get_serial_sequence('mailer.email_outbox', 'id'), 999999999999999999)`,
+    )
+    const [first, second] = [await enqueueSql(t.pool), await enqueueSql(t.pool)]
+    expect(first).toBe('1000000000000000000')
+    const got = await send(app, 'GET', `/v1/outbox/${first}`, { token: tk })
+    expect([got.status, (got.body as Row).id]).toEqual([200, first])
+    const page = await send(app, 'GET', '/v1/outbox?limit=1', { token: tk })
+    const { items, nextCursor } = page.body as { items: Row[]; nextCursor: string }
+    expect(items.map((i) => i.id)).toEqual([second])
+    const next = await send(app, 'GET', `/v1/outbox?limit=1&cursor=${nextCursor}`, { token: tk })
+    expect([next.status, (next.body as { items: Row[] }).items.map((i) => i.id)]).toEqual([
+      200,
+      [first],
+    ])
+    const dry = await send(app, 'POST', '/v1/outbox/cancel', {
+      token: tk,
+      body: { filter: { ids: [first, '9223372036854775807'] }, dryRun: true },
+    })
+    expect([dry.status, (dry.body as { matched: number }).matched]).toEqual([200, 1])
+    const max = await send(app, 'GET', '/v1/outbox/9223372036854775807', { token: tk })
+    expect(max.status).toBe(404)
+    for (const tooBig of ['9223372036854775808', '99999999999999999999']) {
+      const r = await send(app, 'GET', `/v1/outbox/${tooBig}`, { token: tk })
+      expect([tooBig, r.status, (r.body as { detail: string }).detail]).toEqual([
+        tooBig,
+        400,
+        'id: must be a positive integer id',
+      ])
+    }
+  })
 })
 
 describe('cancel', () => {
