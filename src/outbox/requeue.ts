@@ -2,8 +2,10 @@
 //
 // Decision: last_error_code / last_error are KEPT. The row's last failure stays visible until its
 // next attempt replaces it, and email_attempts keeps every attempt anyway. attempts restart at 0,
-// send_at is now(), cancel and send markers are cleared. A row past its expires_at is never
-// requeued: an expired message (an OTP, a reset link) must not go out late.
+// cancel and send markers are cleared. send_at becomes the later of its schedule and now(): a row
+// cancelled before its sendAt must not go out early, while a failed row (due long ago) goes now.
+// A row past its expires_at is never requeued: an expired message (an OTP, a reset link) must not
+// go out late.
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
@@ -17,7 +19,7 @@ import { wakeWorkers } from './wake-workers.ts'
 const requeueSet = {
   status: 'pending' as const,
   attempts: 0,
-  send_at: sql<never>`now()`,
+  send_at: sql<never>`greatest(send_at, now())`,
   cancel_requested_at: null,
   send_started_at: null,
   sent_at: null,

@@ -310,6 +310,36 @@ describe('retry', () => {
     expect((await send(app, 'POST', '/v1/outbox/424242/retry', { token: tk })).status).toBe(404)
   })
 
+  test('a requeued row keeps a future sendAt; a failed row, due in the past, is due now', async () => {
+    const scheduled = await enqueueSql(t.pool, { sendAt: '2030-01-01T09:00:00Z' })
+    const again = await enqueueSql(t.pool, { sendAt: '2030-01-01T09:00:00Z' })
+    const failed = await enqueueSql(t.pool)
+    await setState(t.pool, scheduled, 'cancelled')
+    await setState(t.pool, again, 'cancelled')
+    await setState(t.pool, failed, 'failed')
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '1 hour' where id = $1`,
+      [failed],
+    )
+    const one = await send(app, 'POST', `/v1/outbox/${scheduled}/retry`, { token: tk })
+    expect([one.status, (one.body as Row).sendAt]).toEqual([200, '2030-01-01T09:00:00.000Z'])
+    const bulk = await send(app, 'POST', '/v1/outbox/retry', {
+      token: tk,
+      body: { filter: { ids: [again, failed] } },
+    })
+    expect((bulk.body as { matched: number }).matched).toBe(2)
+    const { rows } = await t.pool.query(
+      `select id::text, send_at = '2030-01-01T09:00:00Z' as kept,
+              send_at between now() - interval '1 minute' and now() as now
+         from mailer.email_outbox where id = any($1::bigint[]) order by id`,
+      [[again, failed]],
+    )
+    expect(rows).toEqual([
+      { id: again, kept: true, now: false },
+      { id: failed, kept: false, now: true },
+    ])
+  })
+
   test('an expired row is never requeued', async () => {
     const id = await enqueueSql(t.pool, { expiresAt: '2099-01-01T00:00:00Z' })
     await t.pool.query(

@@ -48,7 +48,8 @@ export function outboxActionRoutes(deps: ApiDeps) {
     method: 'post',
     path: '/v1/outbox/{id}/retry',
     tags: ['outbox'],
-    summary: 'Requeue a failed or cancelled row: pending now, attempts reset (last error kept)',
+    summary:
+      'Requeue a failed or cancelled row: pending, due now or at its later sendAt, attempts reset (last error kept)',
     security,
     middleware,
     request: { params: IdParam, query: DbQuery },
