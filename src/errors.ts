@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'template_error'
   | 'not_found'
   | 'conflict'
+  | 'send_started'
   | 'unauthorized'
   | 'forbidden'
   | 'rate_limited'

@@ -20,6 +20,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   database_unknown: 404,
   template_not_found: 404,
   conflict: 409,
+  send_started: 409,
   rate_limited: 429,
   database_unavailable: 503,
   config_invalid: 500,
@@ -40,6 +41,7 @@ const TITLE: Partial<Record<ErrorCode, string>> = {
   not_found: 'Not found',
   database_unknown: 'Unknown database',
   conflict: 'The row is not in a state that allows this',
+  send_started: 'The send has already started',
   rate_limited: 'Too many requests',
   database_unavailable: 'The database is unavailable',
 }

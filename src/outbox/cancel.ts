@@ -7,7 +7,7 @@ import { findOutboxRow } from './inspect.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 
-/** `cancel_requested`: the row is `sending`; its worker cancels it if the Graph call has not started. */
+/** `cancel_requested`: the row is `sending`; its worker cancels it before the Graph call starts. */
 export type CancelOutcome = 'cancelled' | 'cancel_requested'
 
 const outcomeOf = (status: string): CancelOutcome =>
@@ -19,7 +19,20 @@ const cancelSet = {
   cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
 }
 
-/** One row, if it is pending or sending; null when it is neither (or not the caller's tenant's). */
+/**
+ * A sending row whose send has started cannot be stopped any more, so it is never stamped: a
+ * request recorded on it would promise a cancel that the send then ignores. A pending row keeps the
+ * send_started_at of an interrupted earlier send (evidence for the ambiguity check) and stays
+ * cancellable. Part of each UPDATE's WHERE, so it is judged on the locked, latest row version: a
+ * worker's start that commits first turns the cancel away, one that comes after sees the request.
+ */
+const notStarted = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+  eb.or([
+    eb('status', '=', 'pending'),
+    eb.and([eb('status', '=', 'sending'), eb('send_started_at', 'is', null)]),
+  ])
+
+/** One row, if pending or sending with its send not started; null otherwise (or another tenant's). */
 export async function cancelOutboxRow(
   db: Kysely<Database>,
   id: string,
@@ -29,30 +42,49 @@ export async function cancelOutboxRow(
     .updateTable('mailer.email_outbox')
     .set(cancelSet)
     .where('id', '=', id)
-    .where('status', 'in', ['pending', 'sending'])
+    .where(notStarted)
     .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
     .returning(SUMMARY_COLUMNS)
     .executeTakeFirst()
   return row ? toOutboxSummary(row) : null
 }
 
-/** Cancel one row, or say why not: not_found (absent or another tenant's) or conflict (finished). */
+// A row refused as started may be cancellable again by the time it is read (its send failed, was
+// rescheduled, perhaps claimed anew): then the cancel is tried again rather than reporting a state
+// the row no longer has.
+const CANCEL_TRIES = 3
+
+/**
+ * Cancel one row, or say why not: not_found (absent or another tenant's), send_started (sending,
+ * the Graph call under way) or conflict (finished).
+ */
 export async function cancelOutbox(
   db: Kysely<Database>,
   id: string,
   scopeTenant: string | null,
 ): Promise<{ outcome: CancelOutcome; row: OutboxSummary }> {
-  const row = await cancelOutboxRow(db, id, scopeTenant)
-  if (row) return { outcome: outcomeOf(row.status), row }
-  const current = await findOutboxRow(db, id, scopeTenant)
-  if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
-  throw new AppError(
-    'conflict',
-    `outbox row ${id} is ${current.status}; only pending or sending rows can be cancelled`,
-    {
-      status: current.status,
-    },
-  )
+  for (let tries = 1; ; tries++) {
+    const row = await cancelOutboxRow(db, id, scopeTenant)
+    if (row) return { outcome: outcomeOf(row.status), row }
+    const current = await findOutboxRow(db, id, scopeTenant)
+    if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
+    if (current.status === 'sending' && current.sendStartedAt !== null) {
+      throw new AppError(
+        'send_started',
+        `outbox row ${id} is being sent and its send has started; it can no longer be cancelled`,
+        { status: current.status },
+      )
+    }
+    const live = current.status === 'pending' || current.status === 'sending'
+    if (live && tries < CANCEL_TRIES) continue
+    throw new AppError(
+      'conflict',
+      live
+        ? `outbox row ${id} kept changing state while being cancelled; try again`
+        : `outbox row ${id} is ${current.status}; only pending or sending rows can be cancelled`,
+      { status: current.status },
+    )
+  }
 }
 
 export interface BulkOptions {
@@ -65,11 +97,12 @@ export interface BulkCancelResult {
   more: boolean
 }
 
-// A sending row whose cancel is already requested no longer matches, so repeated batches finish.
+// A sending row whose cancel is already requested no longer matches, so repeated batches finish;
+// one whose send has started is left alone (see notStarted).
 const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-  eb.or([
-    eb('status', '=', 'pending'),
-    eb.and([eb('status', '=', 'sending'), eb('cancel_requested_at', 'is', null)]),
+  eb.and([
+    notStarted(eb),
+    eb.or([eb('status', '=', 'pending'), eb('cancel_requested_at', 'is', null)]),
   ])
 
 /** How many rows a bulk cancel with this filter would touch now. */
@@ -89,8 +122,9 @@ export async function countCancellable(
 /**
  * Cancels the next batch (lowest ids first). The update locks each candidate and checks the filter
  * again on its latest version, where the case in the SET reads its status too: a row a worker
- * claimed meanwhile gets its cancel requested, one settled meanwhile is left alone. `more` counts
- * the candidates, so a row skipped that way never ends a bulk cancel early.
+ * claimed meanwhile gets its cancel requested, one whose send started or that settled meanwhile is
+ * left alone. `more` counts the candidates, so a row skipped that way never ends a bulk cancel
+ * early.
  */
 export async function cancelMatching(
   db: Kysely<Database>,

@@ -114,6 +114,12 @@ describe('every documented response', () => {
     expect((await call(app, 'POST', `/v1/outbox/${id}/retry`, { token: w })).status).toBe(409)
     await setState(t.pool, id, 'sending')
     expect((await call(app, 'POST', `/v1/outbox/${id}/cancel`, { token: w })).status).toBe(202)
+    await setState(t.pool, id, 'sending', { sendStarted: true })
+    const started = await call(app, 'POST', `/v1/outbox/${id}/cancel`, { token: w })
+    expect([started.status, (started.body as { type: string }).type]).toEqual([
+      409,
+      'urn:outbox-mailer:problem:send_started',
+    ])
     const other = await enqueueSql(t.pool)
     const bulk = { filter: { ids: [other] } }
     expect((await call(app, 'POST', '/v1/outbox/cancel', { token: w, body: bulk })).status).toBe(

@@ -35,6 +35,19 @@ async function listen() {
   return { next, close: () => client.end() }
 }
 
+/** Returns once some session of this database waits for a lock (bounded poll, no fixed sleep). */
+async function waitForLockWait(pool: pg.Pool) {
+  for (let i = 0; ; i++) {
+    const { rows } = await pool.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`,
+    )
+    if (rows[0]!.n > 0) return
+    if (i > 500) throw new Error('no session ever waited for a lock')
+    await Bun.sleep(10)
+  }
+}
+
 describe('POST /v1/outbox', () => {
   test('enqueues through mailer.enqueue_email and answers 201 with the id', async () => {
     const r = await send(app, 'POST', '/v1/outbox', {
@@ -265,6 +278,60 @@ describe('cancel', () => {
     expect((again.body as Row).cancelRequestedAt).toBe(first)
   })
 
+  test('a sending row whose send has started answers 409 send_started and is not stamped', async () => {
+    const id = await enqueueSql(t.pool)
+    await setState(t.pool, id, 'sending', { sendStarted: true })
+    const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+    expect(r.status).toBe(409)
+    expect(r.body).toMatchObject({
+      type: 'urn:outbox-mailer:problem:send_started',
+      title: 'The send has already started',
+    })
+    const { rows } = await t.pool.query(
+      'select status, cancel_requested_at from mailer.email_outbox where id = $1',
+      [id],
+    )
+    expect(rows).toEqual([{ status: 'sending', cancel_requested_at: null }])
+  })
+
+  test('a pending row left by an interrupted send (send_started_at kept) is still cancelled', async () => {
+    const id = await enqueueSql(t.pool)
+    await t.pool.query(
+      `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '5 minutes'
+        where id = $1`,
+      [id],
+    )
+    const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({ id, status: 'cancelled' })
+  })
+
+  test('a send that starts while a cancel waits for the row lock turns the cancel away', async () => {
+    const id = await enqueueSql(t.pool)
+    await setState(t.pool, id, 'sending')
+    const worker = new pg.Client({ connectionString: t.url })
+    await worker.connect()
+    try {
+      await worker.query('begin')
+      await worker.query('update mailer.email_outbox set send_started_at = now() where id = $1', [
+        id,
+      ])
+      const cancelling = send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+      await waitForLockWait(t.pool)
+      await worker.query('commit')
+      const r = await cancelling
+      expect(r.status).toBe(409)
+      expect((r.body as { type: string }).type).toBe('urn:outbox-mailer:problem:send_started')
+      const { rows } = await t.pool.query(
+        'select cancel_requested_at from mailer.email_outbox where id = $1',
+        [id],
+      )
+      expect(rows[0].cancel_requested_at).toBeNull()
+    } finally {
+      await worker.end()
+    }
+  })
+
   test('sent, failed and cancelled rows answer 409', async () => {
     for (const state of ['sent', 'failed', 'cancelled'] as const) {
       const id = await enqueueSql(t.pool)
@@ -382,6 +449,39 @@ describe('bulk actions', () => {
     })
     const repeat = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
     expect((repeat.body as { matched: number }).matched).toBe(0)
+  })
+
+  test('bulk cancel leaves rows whose send has started, and cancels interrupted pending ones', async () => {
+    const started = await enqueueSql(t.pool, { correlationId: 'b' })
+    const claimed = await enqueueSql(t.pool, { correlationId: 'b' })
+    const interrupted = await enqueueSql(t.pool, { correlationId: 'b' })
+    await setState(t.pool, started, 'sending', { sendStarted: true })
+    await setState(t.pool, claimed, 'sending')
+    await t.pool.query(
+      `update mailer.email_outbox set attempts = 1, send_started_at = now() where id = $1`,
+      [interrupted],
+    )
+    const body = { filter: { correlationId: 'b' } }
+    const dry = await send(app, 'POST', '/v1/outbox/cancel', {
+      token: tk,
+      body: { ...body, dryRun: true },
+    })
+    expect((dry.body as { matched: number }).matched).toBe(2)
+    const real = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect(real.body).toEqual({
+      dryRun: false,
+      matched: 2,
+      items: [
+        { id: claimed, outcome: 'cancel_requested' },
+        { id: interrupted, outcome: 'cancelled' },
+      ],
+      more: false,
+    })
+    const { rows } = await t.pool.query(
+      'select status, cancel_requested_at from mailer.email_outbox where id = $1',
+      [started],
+    )
+    expect(rows).toEqual([{ status: 'sending', cancel_requested_at: null }])
   })
 
   test('bulk cancel works in batches of `limit`', async () => {

@@ -119,4 +119,46 @@ describe('bulk actions in a large outbox', () => {
       await worker.end()
     }
   })
+
+  test('a row whose send starts while a bulk cancel waits for it is left alone and not stamped', async () => {
+    await insert(2, 'pending')
+    const ids = (
+      await t.pool.query<{ id: string }>('select id from mailer.email_outbox order by id')
+    ).rows.map((r) => String(r.id))
+    await t.pool.query(
+      `update mailer.email_outbox set status = 'sending', lease_token = gen_random_uuid(),
+         lease_expires_at = now() + interval '1 minute' where id = any($1::bigint[])`,
+      [ids],
+    )
+    // A worker holds the first row's lock, recording that its send has begun.
+    const worker = new pg.Client({ connectionString: t.url })
+    await worker.connect()
+    try {
+      await worker.query('begin')
+      await worker.query('update mailer.email_outbox set send_started_at = now() where id = $1', [
+        ids[0],
+      ])
+      const cancelling = cancelMatching(t.db, {}, null, { limit: 2 })
+      for (let i = 0; ; i++) {
+        const { rows } = await t.pool.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'`,
+        )
+        if (rows[0]!.n > 0) break
+        if (i > 500) throw new Error('the bulk cancel never waited for the row lock')
+        await Bun.sleep(10)
+      }
+      await worker.query('commit')
+      expect(await cancelling).toEqual({
+        items: [{ id: ids[1]!, outcome: 'cancel_requested' }],
+        more: true,
+      })
+      const { rows } = await t.pool.query<{ requested: boolean }>(
+        'select cancel_requested_at is not null as requested from mailer.email_outbox order by id',
+      )
+      expect(rows.map((r) => r.requested)).toEqual([false, true])
+    } finally {
+      await worker.end()
+    }
+  })
 })

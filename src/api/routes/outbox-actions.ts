@@ -37,10 +37,12 @@ export function outboxActionRoutes(deps: ApiDeps) {
       200: json(OutboxItem, 'Cancelled'),
       202: json(
         OutboxItem,
-        'The row is being sent: the cancel is recorded and honoured if the send has not started',
+        'The row is claimed but its send has not started: the cancel is recorded, and its worker cancels it before sending',
       ),
       ...V1_PROBLEMS,
-      409: conflict,
+      409: problemResponse(
+        'The row is sent, failed or cancelled (conflict), or its send has already started (send_started): nothing was recorded',
+      ),
     },
   })
 
@@ -60,7 +62,8 @@ export function outboxActionRoutes(deps: ApiDeps) {
     method: 'post',
     path: '/v1/outbox/cancel',
     tags: ['outbox'],
-    summary: 'Cancel the pending and sending rows that match a filter',
+    summary:
+      'Cancel the pending rows, and the sending rows whose send has not started, that match a filter',
     security,
     middleware,
     request: {
