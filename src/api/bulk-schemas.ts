@@ -2,6 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
+import { withoutNul } from './no-nul.ts'
 import { OutboxId } from './outbox-schemas.ts'
 
 const Timestamp = z.iso.datetime({ offset: true }).optional()
@@ -26,17 +27,19 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
 }
 
 const bulkRequest = <F extends z.ZodType>(filter: F) =>
-  z.strictObject({
-    filter,
-    dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),
-    limit: z
-      .number()
-      .int()
-      .min(1)
-      .max(1000)
-      .default(1000)
-      .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
-  })
+  withoutNul(
+    z.strictObject({
+      filter,
+      dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),
+      limit: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .default(1000)
+        .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
+    }),
+  )
 
 export const BulkCancelRequest = bulkRequest(bulkFilter(['pending', 'sending'])).openapi(
   'BulkCancelRequest',

@@ -1,6 +1,7 @@
 // Wire shape of POST /v1/outbox. Types only: mailer.enqueue_email is the validator of the content,
 // so objects are loose (unknown keys reach Postgres, which names them) and nothing is stricter than SQL.
 import { z } from '@hono/zod-openapi'
+import { withoutNul } from './no-nul.ts'
 
 const Recipient = z
   .union([
@@ -53,9 +54,9 @@ export const EnqueueOptions = z
   })
   .openapi('EnqueueOptions')
 
-export const EnqueueRequest = z
-  .strictObject({ message: Message, options: EnqueueOptions.optional() })
-  .openapi('EnqueueRequest')
+export const EnqueueRequest = withoutNul(
+  z.strictObject({ message: Message, options: EnqueueOptions.optional() }),
+).openapi('EnqueueRequest')
 
 export const EnqueueHeaders = z.object({
   'idempotency-key': z

@@ -2,6 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
+import { withoutNul } from './no-nul.ts'
 
 const Timestamp = z.iso.datetime({ offset: true }).openapi({ example: '2030-01-01T09:00:00.000Z' })
 const OptionalTimestamp = z.iso
@@ -90,18 +91,20 @@ export const OutboxList = z
   .object({ items: z.array(OutboxItem), nextCursor: z.string().nullable() })
   .openapi('OutboxList')
 
-export const ListQuery = DbQuery.extend({
-  status: OutboxStatus.optional(),
-  tenant: z.string().min(1).optional(),
-  createdFrom: OptionalTimestamp.openapi({ description: 'created_at >= this' }),
-  createdTo: OptionalTimestamp.openapi({ description: 'created_at < this' }),
-  sentFrom: OptionalTimestamp.openapi({ description: 'sent_at >= this' }),
-  sentTo: OptionalTimestamp.openapi({ description: 'sent_at < this' }),
-  dedupeKey: z.string().min(1).optional(),
-  correlationId: z.string().min(1).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
-  cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
-})
+export const ListQuery = withoutNul(
+  DbQuery.extend({
+    status: OutboxStatus.optional(),
+    tenant: z.string().min(1).optional(),
+    createdFrom: OptionalTimestamp.openapi({ description: 'created_at >= this' }),
+    createdTo: OptionalTimestamp.openapi({ description: 'created_at < this' }),
+    sentFrom: OptionalTimestamp.openapi({ description: 'sent_at >= this' }),
+    sentTo: OptionalTimestamp.openapi({ description: 'sent_at < this' }),
+    dedupeKey: z.string().min(1).optional(),
+    correlationId: z.string().min(1).optional(),
+    limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
+    cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
+  }),
+)
 
 export const toItemJson = (r: OutboxSummary): z.infer<typeof OutboxItem> => ({
   ...r,

@@ -6,6 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
 import { AppError, type ErrorCode } from '../errors.ts'
 import type { AppEnv } from './context.ts'
+import { NUL_MESSAGE } from './no-nul.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
@@ -79,6 +80,10 @@ function send(
   })
 }
 
+// A string Postgres cannot store (U+0000: 22P05 in jsonb, 22021 in text) is the request's fault. The
+// schemas refuse it first; this catches one that reached a statement another way (a token claim).
+const UNSTORABLE_SQLSTATE = new Set(['22P05', '22021'])
+
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof AppError) {
     const status = STATUS[err.code]
@@ -106,6 +111,14 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     const type = status === 400 ? problemType('validation_failed') : 'about:blank'
     const title = status === 400 ? TITLE.validation_failed! : err.message || 'Request rejected'
     return send(c, status, { type, title, status, detail: err.message || undefined })
+  }
+  if (UNSTORABLE_SQLSTATE.has((err as { code?: unknown }).code as string)) {
+    return send(c, 400, {
+      type: problemType('validation_failed'),
+      title: TITLE.validation_failed!,
+      status: 400,
+      detail: `a request value ${NUL_MESSAGE}`,
+    })
   }
   c.get('log')?.error('unhandled request error', { err })
   return send(c, 500, {

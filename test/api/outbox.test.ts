@@ -602,6 +602,70 @@ describe('several databases', () => {
   })
 })
 
+describe('NUL characters (U+0000), which Postgres cannot store', () => {
+  const refused = (r: { status: number; body: unknown }) => ({
+    status: r.status,
+    type: (r.body as { type: string }).type,
+    errors: (r.body as { errors?: unknown }).errors,
+  })
+  const nul = (path: string) => ({
+    status: 400,
+    type: 'urn:outbox-mailer:problem:validation_failed',
+    errors: [{ path, message: 'must not contain the NUL character (U+0000)' }],
+  })
+
+  test('an enqueue is refused naming the field, and nothing is inserted', async () => {
+    const cases = [
+      [{ message: { ...message, subject: 's\u0000x' } }, 'message.subject'],
+      [{ message: { ...message, text: 'a\u0000' } }, 'message.text'],
+      [{ message, options: { tenant: '\u0000' } }, 'options.tenant'],
+      [{ message: { ...message, headers: { 'X-A': 'v\u0000' } } }, 'message.headers.X-A'],
+    ] as const
+    for (const [body, path] of cases) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: tk, body })
+      expect([path, refused(r)]).toEqual([path, nul(path)])
+    }
+    const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows.rows[0].n).toBe(0)
+  })
+
+  test('list filters are refused naming the parameter', async () => {
+    for (const [query, path] of [
+      ['tenant=%00', 'tenant'],
+      ['correlationId=%00', 'correlationId'],
+      ['dedupeKey=a%00b', 'dedupeKey'],
+    ] as const) {
+      const r = await send(app, 'GET', `/v1/outbox?${query}`, { token: tk })
+      expect([query, refused(r)]).toEqual([query, nul(path)])
+    }
+  })
+
+  test('bulk filters are refused naming the field', async () => {
+    for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry']) {
+      for (const field of ['tenant', 'dedupeKey', 'correlationId']) {
+        const r = await send(app, 'POST', url, {
+          token: tk,
+          body: { filter: { [field]: 'x\u0000' } },
+        })
+        expect([url, refused(r)]).toEqual([url, nul(`filter.${field}`)])
+      }
+    }
+  })
+
+  test('one that reaches a statement another way (a tenant claim) is a 400, not a 500', async () => {
+    const confined = await token({ tenant: 'acme\u0000' })
+    const listed = await send(app, 'GET', '/v1/outbox', { token: confined })
+    const enqueued = await send(app, 'POST', '/v1/outbox', { token: confined, body: { message } })
+    for (const r of [listed, enqueued]) {
+      expect(r.status).toBe(400)
+      expect(r.body).toMatchObject({
+        type: 'urn:outbox-mailer:problem:validation_failed',
+        detail: 'a request value must not contain the NUL character (U+0000)',
+      })
+    }
+  })
+})
+
 describe('request plumbing', () => {
   test('X-Request-Id is echoed when given, generated otherwise, and in problems', async () => {
     const given = await send(app, 'GET', '/v1/outbox/1', {
