@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'migration_checksum_mismatch'
   | 'migration_lock_timeout'
   | 'validation_failed'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
   | 'template_not_found'
   | 'template_error'
   | 'not_found'

@@ -1,7 +1,6 @@
 // createApp(deps): the HTTP surface as a Hono app; main.ts serves app.fetch, tests call app.request.
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
-import { HTTPException } from 'hono/http-exception'
 import { AppError } from '../errors.ts'
 import { authenticate, createVerifier } from './auth.ts'
 import { type ApiDeps, type AppEnv, BODY_LIMIT_BYTES } from './context.ts'
@@ -42,7 +41,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
     bodyLimit({
       maxSize: BODY_LIMIT_BYTES,
       onError: () => {
-        throw new HTTPException(413, { message: `the body exceeds ${BODY_LIMIT_BYTES} bytes` })
+        throw new AppError('payload_too_large', `the body exceeds ${BODY_LIMIT_BYTES} bytes`)
       },
     }),
     authenticate(verify, deps.log),

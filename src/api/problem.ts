@@ -15,6 +15,8 @@ export const problemType = (code: ErrorCode) => `urn:outbox-mailer:problem:${cod
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   validation_failed: 400,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
@@ -37,6 +39,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
 
 const TITLE: Partial<Record<ErrorCode, string>> = {
   validation_failed: 'The request is not valid',
+  payload_too_large: 'The body is too large',
+  unsupported_media_type: 'The body must be application/json',
   unauthorized: 'A valid bearer token is required',
   forbidden: 'The token lacks the required scope',
   not_found: 'Not found',
@@ -84,6 +88,13 @@ function send(
 // schemas refuse it first; this catches one that reached a statement another way (a token claim).
 const UNSTORABLE_SQLSTATE = new Set(['22P05', '22021'])
 
+// Hono's own rejections, given the fixed code of their status.
+const FRAMEWORK_CODE: Partial<Record<number, ErrorCode>> = {
+  400: 'validation_failed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+}
+
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof AppError) {
     const status = STATUS[err.code]
@@ -106,11 +117,19 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     )
   }
   if (err instanceof HTTPException) {
-    // Framework-level rejections (malformed JSON, wrong content type, body too large).
+    // Framework-level rejections: malformed JSON (400), a body that is not JSON (415).
+    const code = FRAMEWORK_CODE[err.status]
+    if (code === 'unsupported_media_type') {
+      return onError(new AppError(code, 'send the body as application/json', {}, { cause: err }), c)
+    }
+    if (code) return onError(new AppError(code, err.message || TITLE[code]!, {}, { cause: err }), c)
     const status = err.status as ContentfulStatusCode
-    const type = status === 400 ? problemType('validation_failed') : 'about:blank'
-    const title = status === 400 ? TITLE.validation_failed! : err.message || 'Request rejected'
-    return send(c, status, { type, title, status, detail: err.message || undefined })
+    return send(c, status, {
+      type: 'about:blank',
+      title: err.message || 'Request rejected',
+      status,
+      detail: err.message || undefined,
+    })
   }
   if (UNSTORABLE_SQLSTATE.has((err as { code?: unknown }).code as string)) {
     return send(c, 400, {
@@ -161,4 +180,15 @@ export const V1_PROBLEMS = {
     },
   },
   503: problemResponse('The database is unreachable or the query timed out'),
+} as const
+
+/** What every /v1 POST route can answer besides V1_PROBLEMS: the limit holds for any body it is sent. */
+export const BODY_PROBLEMS = {
+  413: problemResponse('The body is larger than the limit (payload_too_large)'),
+} as const
+
+/** What a /v1 route that takes a JSON body can answer besides V1_PROBLEMS. */
+export const JSON_BODY_PROBLEMS = {
+  ...BODY_PROBLEMS,
+  415: problemResponse('The body is not sent as application/json (unsupported_media_type)'),
 } as const

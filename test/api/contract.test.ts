@@ -238,6 +238,50 @@ describe('every documented response', () => {
     }
   })
 
+  test('413 of every POST route and 415 of every route that takes JSON, each with its code', async () => {
+    const w = await token()
+    const id = await enqueueSql(t.pool)
+    const problem = (r: Sent) => {
+      const b = r.body as { type: string; title: string; detail: string }
+      return [r.status, b.type, b.title, b.title === b.detail]
+    }
+    const big = 'x'.repeat(4 * 1024 * 1024 + 1)
+    for (const url of [
+      '/v1/outbox',
+      '/v1/outbox/cancel',
+      '/v1/outbox/retry',
+      `/v1/outbox/${id}/cancel`,
+      `/v1/outbox/${id}/retry`,
+    ]) {
+      const r = await call(app, 'POST', url, { token: w, body: big })
+      expect([url, ...problem(r)]).toEqual([
+        url,
+        413,
+        'urn:outbox-mailer:problem:payload_too_large',
+        'The body is too large',
+        false,
+      ])
+    }
+    for (const [url, body] of [
+      ['/v1/outbox', { message }],
+      ['/v1/outbox/cancel', { filter: { ids: [id] } }],
+      ['/v1/outbox/retry', { filter: { ids: [id] } }],
+    ] as const) {
+      const r = await call(app, 'POST', url, {
+        token: w,
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'text/plain' },
+      })
+      expect([url, ...problem(r)]).toEqual([
+        url,
+        415,
+        'urn:outbox-mailer:problem:unsupported_media_type',
+        'The body must be application/json',
+        false,
+      ])
+    }
+  })
+
   test('were all produced', () => {
     const missing = contract.documented().filter((k) => !contract.covered.has(k))
     expect(missing).toEqual([])

@@ -11,7 +11,13 @@ import { requireScope } from '../auth.ts'
 import { BulkCancelRequest, BulkResult, BulkRetryRequest, toOutboxFilter } from '../bulk-schemas.ts'
 import { type ApiDeps, type AppEnv, BULK_TIMEOUT_MS, QUERY_TIMEOUT_MS } from '../context.ts'
 import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
-import { problemResponse, V1_PROBLEMS, validationHook } from '../problem.ts'
+import {
+  BODY_PROBLEMS,
+  JSON_BODY_PROBLEMS,
+  problemResponse,
+  V1_PROBLEMS,
+  validationHook,
+} from '../problem.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]
@@ -40,6 +46,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
         'The row is claimed but its send has not started: the cancel is recorded, and its worker cancels it before sending',
       ),
       ...V1_PROBLEMS,
+      ...BODY_PROBLEMS,
       409: problemResponse(
         'The row is sent, failed or cancelled (conflict), or its send has already started (send_started): nothing was recorded',
       ),
@@ -55,7 +62,12 @@ export function outboxActionRoutes(deps: ApiDeps) {
     security,
     middleware,
     request: { params: IdParam, query: DbQuery },
-    responses: { 200: json(OutboxItem, 'Requeued'), ...V1_PROBLEMS, 409: conflict },
+    responses: {
+      200: json(OutboxItem, 'Requeued'),
+      ...V1_PROBLEMS,
+      ...BODY_PROBLEMS,
+      409: conflict,
+    },
   })
 
   const bulkCancel = createRoute({
@@ -73,6 +85,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     responses: {
       200: json(BulkResult, 'Per-row results (or the count, for a dry run)'),
       ...V1_PROBLEMS,
+      ...JSON_BODY_PROBLEMS,
     },
   })
 
@@ -90,6 +103,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     responses: {
       200: json(BulkResult, 'Per-row results (or the count, for a dry run)'),
       ...V1_PROBLEMS,
+      ...JSON_BODY_PROBLEMS,
     },
   })
 

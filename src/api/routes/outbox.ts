@@ -17,7 +17,7 @@ import {
   toDetailJson,
   toItemJson,
 } from '../outbox-schemas.ts'
-import { problemResponse, V1_PROBLEMS, validationHook } from '../problem.ts'
+import { JSON_BODY_PROBLEMS, V1_PROBLEMS, validationHook } from '../problem.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]
@@ -69,7 +69,7 @@ export function outboxRoutes(deps: ApiDeps) {
       200: json(Enqueued, 'The Idempotency-Key (dedupe key) already named a row: its id'),
       201: json(Enqueued, 'Enqueued'),
       ...V1_PROBLEMS,
-      413: problemResponse('The body is larger than the limit'),
+      ...JSON_BODY_PROBLEMS,
     },
   })
 
