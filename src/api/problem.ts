@@ -95,6 +95,30 @@ const FRAMEWORK_CODE: Partial<Record<number, ErrorCode>> = {
   415: 'unsupported_media_type',
 }
 
+const INTERNAL_DETAIL = 'internal error; quote the request id'
+
+/**
+ * The problem body of an error, without sending it: for a part of a response that failed on its own
+ * (one database of /v1/stats). Anything but an AppError is `internal`, its message never echoed.
+ */
+export function problemOf(err: unknown): z.infer<typeof Problem> {
+  if (!(err instanceof AppError)) {
+    return {
+      type: problemType('internal'),
+      title: 'internal',
+      status: 500,
+      detail: INTERNAL_DETAIL,
+    }
+  }
+  const status = STATUS[err.code]
+  const errors = Array.isArray(err.details?.errors)
+    ? (err.details.errors as { path: string; message: string }[])
+    : undefined
+  // 500s never echo internals; the request id finds the log line.
+  const detail = status === 500 ? INTERNAL_DETAIL : err.message
+  return { type: problemType(err.code), title: TITLE[err.code] ?? err.code, status, detail, errors }
+}
+
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof AppError) {
     const status = STATUS[err.code]
@@ -104,17 +128,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     const retryAfter = err.details?.retryAfterSeconds
     if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter)
     if (status >= 500) c.get('log')?.error('request failed', { code: err.code, err })
-    const errors = Array.isArray(err.details?.errors)
-      ? (err.details.errors as { path: string; message: string }[])
-      : undefined
-    // 500s never echo internals; the request id finds the log line.
-    const detail = status === 500 ? 'internal error; quote the request id' : err.message
-    return send(
-      c,
-      status,
-      { type: problemType(err.code), title: TITLE[err.code] ?? err.code, status, detail, errors },
-      headers,
-    )
+    return send(c, status, problemOf(err), headers)
   }
   if (err instanceof HTTPException) {
     // Framework-level rejections: malformed JSON (400), a body that is not JSON (415).
@@ -140,12 +154,7 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     })
   }
   c.get('log')?.error('unhandled request error', { err })
-  return send(c, 500, {
-    type: problemType('internal'),
-    title: 'internal',
-    status: 500,
-    detail: 'internal error; quote the request id',
-  })
+  return send(c, 500, problemOf(err))
 }
 
 export const onNotFound: NotFoundHandler<AppEnv> = (c) =>

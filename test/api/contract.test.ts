@@ -233,6 +233,16 @@ describe('every documented response', () => {
         const res: Sent = await call(down, r.method, r.url, { token: tk, body: r.body })
         expect([r.url, res.status]).toEqual([r.url, 503])
       }
+      // Stats of several databases, one of them down: 200, that one with its problem.
+      const partly = buildApp([
+        { name: 'default', db: t.db, pool: t.pool },
+        { name: 'down', db: dead.db, pool: dead.pool },
+      ]).app
+      const stats = await call(partly, 'GET', '/v1/stats', { token: tk })
+      expect(stats.status).toBe(200)
+      expect(
+        (stats.body as { databases: { problem?: unknown }[] }).databases[1]!.problem,
+      ).toBeDefined()
     } finally {
       await dead.close()
     }

@@ -1,8 +1,11 @@
 // The /v1 outbox routes against a real database: enqueue, list, get, cancel, retry, bulk, stats.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import net from 'node:net'
 import { sql } from 'kysely'
 import pg from 'pg'
+import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
+import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
@@ -46,6 +49,19 @@ async function waitForLockWait(pool: pg.Pool) {
     if (i > 500) throw new Error('no session ever waited for a lock')
     await Bun.sleep(10)
   }
+}
+
+/** A database handle whose connections are refused: a port that was free a moment ago. */
+async function unreachableDb() {
+  const server = net.createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as net.AddressInfo).port
+  await new Promise<void>((r) => server.close(() => r()))
+  return openDb({
+    name: 'down',
+    url: `postgres://nobody@127.0.0.1:${port}/nothing`,
+    log: silentLogger,
+  })
 }
 
 describe('POST /v1/outbox', () => {
@@ -662,6 +678,39 @@ describe('NUL characters (U+0000), which Postgres cannot store', () => {
         type: 'urn:outbox-mailer:problem:validation_failed',
         detail: 'a request value must not contain the NUL character (U+0000)',
       })
+    }
+  })
+})
+
+describe('stats with a database down', () => {
+  test('the databases that answer are reported, the one that does not carries a problem', async () => {
+    const down = await unreachableDb()
+    try {
+      const multi = buildApp([
+        { name: 'main', db: t.db, pool: t.pool },
+        { name: 'down', db: down.db, pool: down.pool },
+      ]).app
+      await enqueueSql(t.pool)
+      const r = await send(multi, 'GET', '/v1/stats', { token: tk })
+      expect(r.status).toBe(200)
+      const [main, gone] = (r.body as { databases: Record<string, unknown>[] }).databases
+      expect(main).toMatchObject({ name: 'main', counts: { pending: 1 } })
+      expect(gone).toEqual({
+        name: 'down',
+        problem: {
+          type: 'urn:outbox-mailer:problem:database_unavailable',
+          title: 'The database is unavailable',
+          status: 503,
+          detail: 'the database is not reachable',
+        },
+      })
+      const only = await send(multi, 'GET', '/v1/stats?db=down', { token: tk })
+      expect([only.status, (only.body as { type: string }).type]).toEqual([
+        503,
+        'urn:outbox-mailer:problem:database_unavailable',
+      ])
+    } finally {
+      await down.close()
     }
   })
 })

@@ -6,29 +6,39 @@ import { outboxStats } from '../../outbox/stats.ts'
 import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { DbQuery } from '../outbox-schemas.ts'
-import { V1_PROBLEMS, validationHook } from '../problem.ts'
+import { Problem, problemOf, V1_PROBLEMS, validationHook } from '../problem.ts'
 
 const Count = z.number().int()
 
-const Stats = z
+const DatabaseStats = z
   .object({
-    databases: z.array(
-      z.object({
-        name: z.string(),
-        counts: z.object({
-          pending: Count,
-          sending: Count,
-          sent: Count,
-          failed: Count,
-          cancelled: Count,
-        }),
-        oldestPendingAgeSeconds: z.number().nullable().openapi({
-          description:
-            'now() - send_at of the oldest due pending row (database time); null if none',
-        }),
-      }),
-    ),
+    name: z.string(),
+    counts: z.object({
+      pending: Count,
+      sending: Count,
+      sent: Count,
+      failed: Count,
+      cancelled: Count,
+    }),
+    oldestPendingAgeSeconds: z.number().nullable().openapi({
+      description: 'now() - send_at of the oldest due pending row (database time); null if none',
+    }),
   })
+  .openapi('DatabaseStats')
+
+const DatabaseStatsProblem = z
+  .object({
+    name: z.string(),
+    problem: Problem.openapi({
+      description: 'Why this database has no stats (database_unavailable when it did not answer)',
+    }),
+  })
+  .openapi('DatabaseStatsProblem', {
+    description: 'A database that did not answer; the others are still reported',
+  })
+
+const Stats = z
+  .object({ databases: z.array(z.union([DatabaseStats, DatabaseStatsProblem])) })
   .openapi('Stats')
 
 // Without ?db= every database is reported, so there is no "db is required" 400 here.
@@ -44,7 +54,11 @@ export function statsRoutes(deps: ApiDeps) {
     middleware: [requireScope('outbox:read')],
     request: { query: DbQuery },
     responses: {
-      200: { description: 'Stats', content: { 'application/json': { schema: Stats } } },
+      200: {
+        description:
+          'Stats of each database; one that did not answer carries a problem instead (still 200 while any answered)',
+        content: { 'application/json': { schema: Stats } },
+      },
       ...problems,
     },
   })
@@ -54,12 +68,25 @@ export function statsRoutes(deps: ApiDeps) {
     const selected = name ? deps.databases.filter((d) => d.name === name) : deps.databases
     if (selected.length === 0) throw new AppError('database_unknown', `no database named "${name}"`)
     const tenant = c.get('principal').tenant
-    const databases = await Promise.all(
-      selected.map(async (d) => ({
-        name: d.name,
-        ...(await withStatementTimeout(d.db, QUERY_TIMEOUT_MS, (trx) => outboxStats(trx, tenant))),
-      })),
+    const settled = await Promise.allSettled(
+      selected.map((d) =>
+        withStatementTimeout(d.db, QUERY_TIMEOUT_MS, (trx) => outboxStats(trx, tenant)),
+      ),
     )
+    // One database down must not hide the others: it is reported in place, and only a request
+    // that no database answered fails as a whole (its first error: 503 when unreachable).
+    if (settled.every((r) => r.status === 'rejected')) throw settled[0]!.reason
+    const databases = settled.map((r, i) => {
+      const name = selected[i]!.name
+      if (r.status === 'fulfilled') return { name, ...r.value }
+      const problem = problemOf(r.reason)
+      c.get('log').warn('stats of a database failed', {
+        db: name,
+        type: problem.type,
+        err: r.reason,
+      })
+      return { name, problem }
+    })
     return c.json({ databases }, 200)
   })
 }
