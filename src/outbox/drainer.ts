@@ -45,7 +45,15 @@ export interface Drainer {
   wake(): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
-  status(): { running: boolean; lastLoopAt: number | null; inFlight: number }
+  status(): DrainerStatus
+}
+
+export interface DrainerStatus {
+  running: boolean
+  lastLoopAt: number | null
+  inFlight: number
+  /** Since when every claim has failed (null after one succeeded), and the last one's SQLSTATE. */
+  claimsFailing: { since: number; sqlstate: string | null } | null
 }
 
 export function createDrainer(d: DrainerDeps): Drainer {
@@ -71,6 +79,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let wakeUp: (() => void) | null = null
   let loop: Promise<void> | null = null
   let lastLoopAt: number | null = null
+  // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
+  // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
+  let claimsFailing: DrainerStatus['claimsFailing'] = null
   const log = d.log.child({ db: d.dbName })
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
@@ -201,9 +212,15 @@ export function createDrainer(d: DrainerDeps): Drainer {
           const r = await claimAndDeliver()
           backlog = r.full
           errorDelay = 500
+          claimsFailing = null
           if (r.claimed > 0) continue
         } catch (error) {
           wanted = true
+          const code = (error as { code?: unknown } | null)?.code
+          claimsFailing = {
+            since: claimsFailing?.since ?? d.clock.now(),
+            sqlstate: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null,
+          }
           log.warn('claim failed; retrying', { err: error })
           d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'claim', error })
           await d.clock.sleep(errorDelay * (0.5 + Math.random() / 2), stopping.signal)
@@ -260,6 +277,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       running: loop !== null && !stopping.signal.aborted,
       lastLoopAt,
       inFlight: held.size,
+      claimsFailing,
     }),
   }
 }

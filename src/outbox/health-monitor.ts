@@ -18,6 +18,8 @@ export interface MonitoredDatabase {
 }
 
 const SCHEMA_RECHECK_MS = 5 * 60_000
+/** Claims failing for this long make the database unready (a blip of a few retries does not). */
+export const CLAIMS_FAILING_MS = 30_000
 
 export function createHealthMonitor(o: {
   databases: readonly MonitoredDatabase[]
@@ -71,8 +73,13 @@ export function createHealthMonitor(o: {
       return report
     }
     const transport = d.drainer ? (o.transportProblem?.() ?? null) : null
+    const failing = d.drainer?.status().claimsFailing ?? null
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
-    else if (transport) report.problem = transport
+    else if (failing && now() - failing.since >= CLAIMS_FAILING_MS) {
+      // The code only: a server's message may quote what it was given.
+      const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
+      report.problem = `claims have failed for ${Math.round((now() - failing.since) / 1000)}s${code}; see the logs`
+    } else if (transport) report.problem = transport
     else if (
       report.listener !== 'disabled' &&
       !['listening', 'polling'].includes(report.listener)

@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, test } from 'bun:test'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
+import { CLAIMS_FAILING_MS, createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import type { SendGate, SendPermit } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
@@ -223,6 +226,51 @@ describe('the drainer', () => {
       text: 'Hi amy@example.com',
       html: '<b>amy@example.com</b>',
     })
+  })
+})
+
+describe('claims that keep failing', () => {
+  test('a read-only database (a failover onto a standby) makes the worker unready after 30 s, naming the SQLSTATE', async () => {
+    // The worker's own connections open read-only, as on a standby; readiness's probe still answers.
+    const url = new URL(t.url)
+    url.searchParams.set('options', '-c default_transaction_read_only=on')
+    const readOnly = openDb({ name: 'ro', url: url.toString(), log: silentLogger })
+    try {
+      const e = await started({ handle: readOnly })
+      await enqueue(t)
+      await e.events.waitFor((x) => x.type === 'loop_error' && x.where === 'claim')
+      const failing = e.drainer.status().claimsFailing
+      expect(failing).toMatchObject({ sqlstate: '25006' })
+      const monitorAt = (offsetMs: number) =>
+        createHealthMonitor({
+          databases: [
+            { name: 'ro', statements: readOnly.statements, drainer: e.drainer, listener: null },
+          ],
+          schemaCurrent: ['ro'],
+          wedgedAfterMs: 120_000,
+          now: () => failing!.since + offsetMs,
+        })
+      const [early] = await monitorAt(CLAIMS_FAILING_MS - 1_000).readiness()
+      expect(early).toMatchObject({ reachable: true, worker: 'running', problem: null })
+      const [late] = await monitorAt(CLAIMS_FAILING_MS + 4_000).readiness()
+      expect(late!.problem).toBe('claims have failed for 34s (SQLSTATE 25006); see the logs')
+      // Still failing: the first failure's time is kept, not each retry's.
+      const claimErrors = () =>
+        e.events.events.filter((x) => x.type === 'loop_error' && x.where === 'claim').length
+      await pollUntil(async () => (claimErrors() >= 2 ? true : undefined))
+      expect(e.drainer.status().claimsFailing?.since).toBe(failing!.since)
+      await e.stop()
+      engine = null
+    } finally {
+      await readOnly.close()
+    }
+  })
+
+  test('claims that succeed report no failure', async () => {
+    const e = await started()
+    const id = await enqueue(t)
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.drainer.status().claimsFailing).toBeNull()
   })
 })
 
