@@ -240,6 +240,7 @@ function startDrainers(
         listener?.state() === 'polling'
           ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
           : config.worker.pollIntervalSeconds * 1000,
+      sendBlockedForMs: transport.blockedForMs,
       onEvent,
     })
     drainers.set(h.name, drainer)

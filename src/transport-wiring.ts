@@ -17,13 +17,22 @@ export interface Transport {
   /** Limits shared by every worker on one database (Graph only). */
   gateFor(db: DbHandle, holder: string): SendGate
   problem(): string | null
+  /** ms during which no send can succeed (Graph: the credential stands refused); 0 when sends may go. */
+  blockedForMs(): number
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
   warmUp(): void
 }
 
 /** A sender that sends at once: no lookup, no shared limits, nothing to warm up (file, discard, tests). */
 export function immediateTransport(sender: Sender): Transport {
-  return { sender, lookup: null, gateFor: () => openGate, problem: () => null, warmUp: () => {} }
+  return {
+    sender,
+    lookup: null,
+    gateFor: () => openGate,
+    problem: () => null,
+    blockedForMs: () => 0,
+    warmUp: () => {},
+  }
 }
 
 export function createTransport(
@@ -61,6 +70,7 @@ export function createTransport(
             slotTtlMs: g.requestTimeoutMs + 15_000,
           }),
         problem: graph.problem,
+        blockedForMs: graph.blockedForMs,
         warmUp: graph.warmUp,
       }
     }

@@ -36,6 +36,8 @@ export interface DrainerDeps {
   ambiguousPolicy: 'resend' | 'hold'
   /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
   pollIntervalMs?: () => number
+  /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */
+  sendBlockedForMs?: () => number
   onEvent?: EngineEventHandler
   rng?: () => number
 }
@@ -202,11 +204,15 @@ export function createDrainer(d: DrainerDeps): Drainer {
     return { claimed: leases.length, full: leases.length === limit, run }
   }
 
+  // Rows claimed while no send can succeed would only be handed back, each with a history row.
+  const blockedMs = () => d.sendBlockedForMs?.() ?? 0
+  const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
+
   async function run() {
     let errorDelay = 500
     while (!stopping.signal.aborted) {
       lastLoopAt = d.clock.now()
-      if (wanted && roomToClaim()) {
+      if (mayClaim()) {
         wanted = false
         try {
           const r = await claimAndDeliver()
@@ -231,8 +237,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
       }
       // A wake that arrived while we were claiming must not be lost to the wait below, nor a stop
       // (stop() wakes only a wait already begun).
-      if (wanted && roomToClaim()) continue
+      if (mayClaim()) continue
       if (stopping.signal.aborted) break
+      // Blocked, the wake stays wanted and the loop looks again when the block ends.
+      if (wanted && blockedMs() > 0) poll.arm(blockedMs())
       poll.arm(pollMs())
       await new Promise<void>((resolve) => {
         wakeUp = resolve

@@ -7,6 +7,9 @@ import { GraphAuthError, type TokenSource } from './graph-token.ts'
 /** Either Graph's answer (any status) or the outcome of never getting one. */
 export type GraphExchange = { res: Response; text: string } | { failed: SendOutcome }
 
+/** A row that met a refused credential is not tried again sooner than this. */
+const MIN_REFUSED_RETRY_MS = 5_000
+
 export type GraphRequest = (
   url: string,
   init: { method: string; headers?: Record<string, string>; body?: string },
@@ -27,7 +30,7 @@ export function createGraphRequest(d: {
       try {
         token = await d.tokens.getToken(deadline)
       } catch (e) {
-        return { failed: tokenFailure(e, signal) }
+        return { failed: tokenFailure(e, signal, d.tokens.refusedForMs()) }
       }
       try {
         const res = await d.fetch(url, {
@@ -51,16 +54,26 @@ export function createGraphRequest(d: {
 }
 
 /**
- * A credential Entra refuses for good fails the row with its AADSTS code; anything else retries.
  * No request to Graph was made, so the retry is never an ambiguous send: a deadline or a network
  * error while waiting for the token is `token_timeout` / `token_network`, not `timeout` / `network`.
+ * A credential Entra refuses for good (an expired or unregistered certificate) is the app's problem,
+ * not the row's: the row waits, uncounted, until Entra is asked again (its code kept, readiness
+ * saying why), and fails only at the throttle deadline, like a throttled one.
  */
-function tokenFailure(e: unknown, shutdown: AbortSignal): SendOutcome {
+function tokenFailure(e: unknown, shutdown: AbortSignal, refusedForMs: number): SendOutcome {
   if (e instanceof GraphAuthError) {
     const details = e.httpStatus ? { httpStatus: e.httpStatus } : {}
-    return e.permanent
-      ? { kind: 'reject', code: e.code, message: e.message, ...details }
-      : { kind: 'retry', code: e.code, message: e.message, ambiguous: false, ...details }
+    const refused = e.permanent
+      ? { throttled: true, afterMs: Math.max(refusedForMs, MIN_REFUSED_RETRY_MS) }
+      : {}
+    return {
+      kind: 'retry',
+      code: e.code,
+      message: e.message,
+      ...refused,
+      ambiguous: false,
+      ...details,
+    }
   }
   const f = classifySendFailure(e, shutdown)
   const code = f.code === 'aborted' ? f.code : `token_${f.code}`

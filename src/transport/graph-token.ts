@@ -19,6 +19,8 @@ export interface TokenSource {
   refreshCount(): number
   /** The last token failure, cleared by the next success: readiness reports it. */
   lastError(): GraphAuthError | null
+  /** While Entra's last answer was a refusal for good: ms until it is asked again (else 0). */
+  refusedForMs(): number
 }
 
 export interface TokenSourceDeps {
@@ -136,6 +138,10 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
     },
     refreshCount: () => refreshes,
     lastError: () => failure?.error ?? null,
+    refusedForMs: () =>
+      failure?.error.permanent
+        ? Math.max(0, failure.at + PERMANENT_FAILURE_COOLDOWN_MS - d.clock.now())
+        : 0,
   }
 }
 

@@ -12,6 +12,8 @@ export interface GraphTransport {
   credential: GraphCredential
   /** A secret-free reason when Graph cannot work until someone acts (e.g. certificate not registered). */
   problem(): string | null
+  /** While the credential stands refused: ms until Entra is asked again; workers claim nothing meanwhile. */
+  blockedForMs(): number
   /**
    * Asks Entra for the first token in the background: the first send after a start does not wait
    * for it, and a refused credential shows in readiness before any mail is due. Never throws.
@@ -60,9 +62,12 @@ export function createGraphTransport(
     },
     problem() {
       const e = tokens.lastError()
-      return e?.permanent
-        ? `graph token refused: ${e.code} (fix the app registration or credential)`
-        : null
+      if (!e?.permanent) return null
+      // Only a send asks Entra again: with no mail due, a fixed credential would stay reported as
+      // refused. Past the cooldown, a readiness probe asks (one request at a time; never throws).
+      if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
+      return `graph token refused: ${e.code} (fix the app registration or credential)`
     },
+    blockedForMs: () => tokens.refusedForMs(),
   }
 }

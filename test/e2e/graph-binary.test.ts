@@ -130,17 +130,33 @@ test('drains a burst through Graph with one token request and at most 4 requests
   }
 })
 
-test('a certificate Entra does not know fails the row with its AADSTS code and readiness says why', async () => {
+test('a certificate Entra does not know: readiness says why, and rows wait uncounted instead of failing', async () => {
   const other = await generateTestCertificate()
   const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
   const { proc, port } = await serve(fake, other)
   try {
     const id = await enqueueOne()
-    await pollUntil(async () => ((await statusOf(id)).status === 'failed' ? true : undefined))
-    expect(await statusOf(id)).toEqual({ status: 'failed', last_error_code: 'AADSTS700027' })
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`)
-    expect(res.status).toBe(503)
-    expect(JSON.stringify(await res.json())).toContain('AADSTS700027')
+    const readiness = async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`)
+      return { status: res.status, body: JSON.stringify(await res.json()) }
+    }
+    const refused = await pollUntil(async () => {
+      const r = await readiness()
+      return r.status === 503 && r.body.includes('AADSTS700027') ? r : undefined
+    })
+    expect(refused.body).toContain('graph token refused: AADSTS700027')
+    // Claimed before the refusal was known, the row came back with its attempt refunded; after it,
+    // it was not claimed at all. Either way it waits for a credential that works, not failed.
+    const row = await pollUntil(async () => {
+      const r = await adminQuery(
+        url,
+        'select status, attempts, last_error_code from mailer.email_outbox where id = $1',
+        [id],
+      )
+      return r.rows[0].status === 'pending' ? r.rows[0] : undefined
+    })
+    expect(row.attempts).toBe(0)
+    expect([null, 'AADSTS700027']).toContain(row.last_error_code)
     expect(fake.accepted).toEqual([])
   } finally {
     proc.kill('SIGTERM')

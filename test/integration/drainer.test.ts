@@ -266,6 +266,30 @@ describe('claims that keep failing', () => {
     }
   })
 
+  test('while no send can succeed (a refused credential) nothing is claimed; when that ends, rows go', async () => {
+    let blockedMs = 60_000
+    let askedAfterEnqueue = 0
+    let enqueued = false
+    const e = await started({
+      deps: {
+        sendBlockedForMs: () => {
+          if (enqueued) askedAfterEnqueue++
+          return blockedMs
+        },
+      },
+    })
+    enqueued = true
+    const id = await enqueue(t)
+    // The notification's wake made the loop ask, and it claimed nothing.
+    await pollUntil(async () => (askedAfterEnqueue > 0 ? true : undefined))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
+    expect(e.events.events.filter((x) => x.type === 'claimed')).toEqual([])
+    blockedMs = 0
+    e.drainer.wake()
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1 })
+  })
+
   test('claims that succeed report no failure', async () => {
     const e = await started()
     const id = await enqueue(t)

@@ -22,6 +22,7 @@ import {
   type TokenSource,
   tokenUrlFor,
 } from '../../src/transport/graph-token.ts'
+import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import {
   type FakeGraph,
   type FakeGraphOptions,
@@ -258,13 +259,14 @@ describe('token source', () => {
       credential: () => secretCredential('wrong'),
     })
     expect(await bad.sender.send(mail(), live())).toMatchObject({
-      kind: 'reject',
+      kind: 'retry',
+      throttled: true,
       code: 'AADSTS7000215',
       httpStatus: 401,
     })
   })
 
-  test('an unregistered certificate fails the send with AADSTS700027, without hammering Entra', async () => {
+  test('an unregistered certificate: the row waits uncounted with AADSTS700027, Entra asked once a minute', async () => {
     const s = await setup({
       credential: (now) =>
         certificateCredential({
@@ -275,17 +277,56 @@ describe('token source', () => {
         }),
     })
     const outcome = await s.sender.send(mail(), live())
-    expect(outcome).toMatchObject({ kind: 'reject', code: 'AADSTS700027', httpStatus: 401 })
-    expect(outcome.kind === 'reject' && outcome.message).toMatch(
+    // The credential's problem, not the row's: a throttle (no attempt counted) until Entra is asked again.
+    expect(outcome).toMatchObject({
+      kind: 'retry',
+      throttled: true,
+      afterMs: 60_000,
+      ambiguous: false,
+      code: 'AADSTS700027',
+      httpStatus: 401,
+    })
+    expect(outcome.kind === 'retry' && outcome.message).toMatch(
       /^invalid_client: AADSTS700027: The certificate/,
     )
     expect(s.tokens.lastError()).toMatchObject({ code: 'AADSTS700027', permanent: true })
+    expect(s.tokens.refusedForMs()).toBe(60_000)
+    s.clock.advance(20_000)
     expect(await s.sender.send(mail(), live())).toMatchObject({
-      kind: 'reject',
+      kind: 'retry',
       code: 'AADSTS700027',
+      afterMs: 40_000,
     })
     expect(s.fake.tokenRequests).toHaveLength(1)
+    s.clock.advance(40_000)
+    expect(s.tokens.refusedForMs()).toBe(0)
+    expect((await s.sender.send(mail(), live())).kind).toBe('retry')
+    expect(s.fake.tokenRequests).toHaveLength(2)
     expect(s.fake.accepted).toHaveLength(0)
+  })
+
+  test('a refused credential blocks sends until Entra is asked again; past that, a readiness probe asks, so a fixed credential shows without mail', async () => {
+    const clock = new ManualClock()
+    const fake = await startFakeGraph({ certificates: [cert.certPem], now: clock.now })
+    fakes.push(fake)
+    fake.setFaults({ token: [{ status: 401, error: 'invalid_client', aadsts: 700027 }] })
+    const transport = createGraphTransport(
+      { ...baseConfig(fake), certificate: cert.certPem, privateKey: cert.keyPem },
+      FROM,
+      { fetch, clock, log: createLogger('error', () => {}) },
+    )
+    transport.warmUp()
+    await until(() => transport.problem() !== null, 'the refusal')
+    expect(transport.problem()).toBe(
+      'graph token refused: AADSTS700027 (fix the app registration or credential)',
+    )
+    expect(transport.blockedForMs()).toBe(60_000)
+    expect(fake.tokenRequests).toHaveLength(1)
+    clock.advance(60_000)
+    expect(transport.blockedForMs()).toBe(0)
+    expect(transport.problem()).not.toBeNull() // this probe asks Entra, which now accepts
+    await until(() => transport.problem() === null, 'the accepted credential')
+    expect(fake.tokenRequests).toHaveLength(2)
   })
 
   test('a token endpoint outage is transient: retry, and the next call asks again', async () => {
