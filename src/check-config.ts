@@ -60,7 +60,8 @@ export async function checkConfig(
 
   let config: Config
   try {
-    config = loadConfig(env)
+    // The role's own requirements, as serve applies them: an API-only process needs no transport.
+    config = loadConfig(env, { role })
   } catch (e) {
     problems.push(...problemsOf(e).map(redact))
     return { ok: false, problems, checks }
@@ -68,7 +69,9 @@ export async function checkConfig(
   checks.push(
     `configuration: valid (${config.databases.length} database(s): ${config.databases
       .map((d) => d.name)
-      .join(', ')}; transport ${config.transport})`,
+      .join(
+        ', ',
+      )}; ${role === 'api' ? 'no transport: --role api sends nothing' : `transport ${config.transport}`})`,
   )
 
   if (role !== 'worker') {

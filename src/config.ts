@@ -165,6 +165,7 @@ export interface Config {
   transport: 'graph' | 'file' | 'discard'
   fileDir: string
   mailFrom: string | null
+  /** Set when MAIL_TRANSPORT=graph, except under role `api`, which sends nothing. */
   graph: GraphConfig | null
   http: { host: string; port: number }
   api: ApiAuthConfig
@@ -287,9 +288,17 @@ const Env = z.object({
 const truthy = (v: string | undefined, fallback: boolean) =>
   v === undefined ? fallback : v === 'true' || v === '1'
 
+/** What `serve --role` runs: the role decides which settings are needed at all. */
+export type ServeRole = 'all' | 'worker' | 'api'
+
 export interface LoadOptions {
   /** Under `bun run dev` the API may run without auth. */
   dev?: boolean
+  /**
+   * Default `all`. Role `api` sends nothing, so the transport's own requirements (the Graph
+   * credential, MAIL_FROM, the Graph timeout against the lease) are not asked of it.
+   */
+  role?: ServeRole
   /** Commands that never touch a database (e.g. check-config without --connect) still validate it. */
   requireDatabase?: boolean
 }
@@ -357,8 +366,11 @@ export function loadConfig(
     problems.push('RETRY_MAX_SECONDS: must be at least RETRY_BASE_SECONDS')
   }
 
+  // An API-only process never builds a transport: demanding a credential it never uses would make
+  // the documented api/worker split hand the Graph secret to the API machines too.
+  const sends = opts.role !== 'api'
   let graph: GraphConfig | null = null
-  if (e.MAIL_TRANSPORT === 'graph') {
+  if (e.MAIL_TRANSPORT === 'graph' && sends) {
     if (!e.GRAPH_TENANT_ID) problems.push('GRAPH_TENANT_ID is required with MAIL_TRANSPORT=graph')
     if (!e.GRAPH_CLIENT_ID) problems.push('GRAPH_CLIENT_ID is required with MAIL_TRANSPORT=graph')
     if (!e.MAIL_FROM) problems.push('MAIL_FROM is required with MAIL_TRANSPORT=graph')

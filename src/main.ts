@@ -159,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   let config: Config
   try {
-    config = loadConfig(process.env, { requireDatabase: command !== 'send-test' })
+    config = loadConfig(process.env, { requireDatabase: command !== 'send-test', role })
   } catch (e) {
     console.error(describeError(e))
     return EXIT.usage

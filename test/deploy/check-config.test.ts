@@ -86,6 +86,21 @@ describe('without --connect', () => {
     }
   })
 
+  test('the API role needs no Graph settings; the roles that send still name each one', async () => {
+    const env = {
+      DATABASE_URL: 'postgres://h/db',
+      MAIL_TRANSPORT: 'graph',
+      API_JWT_SECRET: jwtSecret,
+    }
+    const api = await checkConfig(env, { connect: false, role: 'api' })
+    expect(api).toMatchObject({ ok: true, problems: [] })
+    expect(api.checks.join('\n')).toContain('no transport')
+    for (const role of ['all', 'worker'] as const) {
+      const r = await checkConfig(env, { connect: false, role })
+      expect(r.problems.join('\n')).toContain('GRAPH_TENANT_ID')
+    }
+  })
+
   test('the API role needs auth; a worker-only deployment does not', async () => {
     const env = { DATABASE_URL: 'postgres://h/db', MAIL_TRANSPORT: 'discard' }
     const api = await checkConfig(env, { connect: false })

@@ -59,6 +59,30 @@ test('serve refuses an unmigrated database and says what to run (exit 3)', async
   expect(r.stderr).toContain('outbox-mailer migrate')
 })
 
+test('serve --role api starts without the Graph settings it never uses (reaches the schema check)', async () => {
+  // No GRAPH_* and no MAIL_FROM: a role api that asked for them would exit 2 naming them.
+  const p = Bun.spawn([bin, 'serve', '--role', 'api'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: url,
+      API_JWT_SECRET: jwtSecret,
+      MAIL_TRANSPORT: 'graph',
+      HOST: '127.0.0.1',
+      PORT: String(await freePort()),
+      LOG_LEVEL: 'warn',
+    },
+    stdout: 'ignore',
+    stderr: 'pipe',
+  })
+  // Bounded: a serve that started would never exit by itself.
+  const bound = setTimeout(() => p.kill(), 15_000)
+  const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()])
+  clearTimeout(bound)
+  // The database is not migrated yet: the start got past the configuration to the schema verdict.
+  expect(stderr).not.toContain('GRAPH_')
+  expect(code).toBe(3)
+})
+
 test('migrate --help and migrate --dry-run leave a fresh database unmigrated', async () => {
   const help = await run(['migrate', '--help'])
   expect(help.code).toBe(0)

@@ -151,6 +151,41 @@ describe('loadConfig', () => {
     ).toBe(2000)
   })
 
+  test('role api needs no transport: the Graph credential, MAIL_FROM and the Graph timeout are not asked of it', () => {
+    const env = {
+      DATABASE_URL: base.DATABASE_URL,
+      MAIL_TRANSPORT: 'graph',
+      API_JWT_SECRET: 'x'.repeat(32),
+      LEASE_SECONDS: '5',
+      HEARTBEAT_SECONDS: '2',
+    }
+    const api = loadConfig(env, { role: 'api' })
+    expect(api.graph).toBeNull()
+    expect(api.databases.map((d) => d.name)).toEqual(['default'])
+    // Every other role sends, so each of those is still named.
+    for (const role of [undefined, 'all', 'worker'] as const) {
+      let problems: string[] = []
+      try {
+        loadConfig(env, role ? { role } : {})
+      } catch (e) {
+        problems = (e as { details: { problems: string[] } }).details.problems
+      }
+      for (const name of [
+        'GRAPH_TENANT_ID',
+        'GRAPH_CLIENT_ID',
+        'MAIL_FROM',
+        'GRAPH_REQUEST_TIMEOUT_SECONDS',
+        'a Graph credential is required',
+      ]) {
+        expect(problems.join('\n')).toContain(name)
+      }
+    }
+    // What the API itself needs is still checked under role api.
+    expect(() =>
+      loadConfig({ ...env, API_JWT_SECRET: 'short', DATABASE_URL: 'mysql://x' }, { role: 'api' }),
+    ).toThrow(/DATABASE_URL[\s\S]*API_JWT_SECRET/)
+  })
+
   test('HOST is an IP address or a host name, or a problem named at start', () => {
     for (const host of [
       '0.0.0.0',
