@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { type Clock, systemClock, waitAtMost } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import type { StatementRoute } from '../db/statement-route.ts'
-import type { EngineEvent } from '../outbox/events.ts'
+import type { EngineEvent, ListenerState } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
 import { withStatementTimeout } from '../outbox/statement-timeout.ts'
 import { type LiveStats, liveStats, settledCounts } from '../outbox/stats.ts'
@@ -29,6 +29,12 @@ export interface MetricsDeps {
     statements: Pick<StatementRoute, 'db'>
   }>
   health: HealthSource
+  /**
+   * LISTEN_MODE (default `auto`). Under `poll` no listener ever connects, by choice: its
+   * `polling` is the configured state, not the fallback from a failed LISTEN, so it is not reported
+   * as a listener down.
+   */
+  listenMode?: 'auto' | 'poll'
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
   scrapeTimeoutMs?: number
   /**
@@ -118,7 +124,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   })
   const listenerConnected = new Gauge({
     name: 'outbox_listener_connected',
-    help: '1 while the LISTEN connection is listening (0 when reconnecting, polling or disabled)',
+    help: '1 while the LISTEN connection is listening; 0 while it connects or reconnects, or after it fell back to polling (LISTEN impossible, e.g. a transaction pooler). Absent where no LISTEN is wanted: serve --role api, LISTEN_MODE=poll',
     labelNames: ['db'] as const,
     registers,
   })
@@ -181,10 +187,17 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     }
   }
 
+  // Exported only where a LISTEN is wanted: a constant 0 from an api process (no listener) or a
+  // poll-only worker would keep `min(outbox_listener_connected) == 0` firing for good.
+  const listenWanted = deps.listenMode !== 'poll'
+  function setListener(db: string, state: ListenerState | 'disabled') {
+    if (!listenWanted || state === 'disabled') listenerConnected.remove({ db })
+    else listenerConnected.set({ db }, state === 'listening' ? 1 : 0)
+  }
+
   // The listener's state as this process knows it: no database round trip.
   function scrapeListeners() {
-    for (const h of deps.health.listenerStates())
-      listenerConnected.set({ db: h.name }, h.listener === 'listening' ? 1 : 0)
+    for (const h of deps.health.listenerStates()) setListener(h.name, h.listener)
   }
 
   return {
@@ -207,7 +220,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
           loopErrors.inc({ db: e.db })
           break
         case 'listener':
-          listenerConnected.set({ db: e.db }, e.state === 'listening' ? 1 : 0)
+          setListener(e.db, e.state)
           break
         default:
           break

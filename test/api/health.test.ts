@@ -266,6 +266,37 @@ describe('/metrics', () => {
     )
   })
 
+  test('outbox_listener_connected is absent where no LISTEN is wanted (--role api, LISTEN_MODE=poll)', async () => {
+    const series = 'outbox_listener_connected{db="default"}'
+    const scrape = async (
+      mode: 'auto' | 'poll' | undefined,
+      listener: DatabaseHealth['listener'],
+    ) => {
+      const health = fakeHealth(['default'])
+      health.states[0]!.listener = listener
+      const metrics = createMetrics({
+        databases: [{ name: 'default', db: t.db, statements: t.statements }],
+        health,
+        ...(mode ? { listenMode: mode } : {}),
+      })
+      return { metrics, health, text: await metrics.render() }
+    }
+    // --role api: no listener at all.
+    expect((await scrape(undefined, 'disabled')).text).not.toContain(series)
+    // LISTEN_MODE=poll: polling is the configured state, and stopping does not report it down.
+    const poll = await scrape('poll', 'polling')
+    expect(poll.text).not.toContain(series)
+    poll.metrics.observe({ type: 'listener', db: 'default', state: 'stopped' })
+    expect(await poll.metrics.registry.metrics()).not.toContain(series)
+    // The fallback from a LISTEN that failed (a transaction pooler) is still worth an alert.
+    const fallback = await scrape('auto', 'polling')
+    expect(fallback.text).toContain(`${series} 0`)
+    expect((await scrape(undefined, 'polling')).text).toContain(`${series} 0`)
+    // A series once exported goes away when its listener does not exist any more.
+    fallback.health.states[0]!.listener = 'disabled'
+    expect(await fallback.metrics.render()).not.toContain(series)
+  })
+
   test('a scrape reads rows in play only; finished rows are recounted once per interval', async () => {
     await t.reset()
     // The table keeps every finished row: counting them at each scrape would read all of it.
