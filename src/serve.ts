@@ -90,7 +90,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
       transportProblem: () => transportProblem(),
     })
-    metrics = createMetrics({ databases: handles, health })
+    metrics = createMetrics({ databases: handles, health, listenMode: config.worker.listenMode })
     const app = createApp({
       databases: handles,
       auth: config.api,

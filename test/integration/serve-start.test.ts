@@ -32,13 +32,14 @@ afterAll(async () => {
   await Promise.all([migrated.drop(), bare.drop(), outdated.drop(), spare.drop()])
 })
 
-const configFor = (url: string) =>
+const configFor = (url: string, env: Record<string, string> = {}) =>
   loadConfig({
     DATABASE_URL: url,
     MAIL_TRANSPORT: 'discard',
     MAIL_FROM: 'outbox@example.com',
     HOST: '127.0.0.1',
     PORT: '0',
+    ...env,
   })
 
 /** Sessions of ours on the database (the pool's and the listener's). */
@@ -87,6 +88,24 @@ test('a start on a current schema is ready with its listener listening, and send
   } finally {
     await running.stop('test')
   }
+})
+
+test('the listener series is exported by a worker that listens, not by one declared poll-only', async () => {
+  const series = async (env: Record<string, string>) => {
+    const running = await serve(configFor(migrated.url, env), { role: 'worker', log: silentLogger })
+    try {
+      await pollUntil(async () => {
+        const r = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+        return r.status === 200 ? true : undefined
+      })
+      const text = await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()
+      return text.split('\n').filter((l) => l.startsWith('outbox_listener_connected'))
+    } finally {
+      await running.stop('test')
+    }
+  }
+  expect(await series({})).toEqual(['outbox_listener_connected{db="default"} 1'])
+  expect(await series({ LISTEN_MODE: 'poll' })).toEqual([])
 })
 
 test('a start that fails after its workers began (the port taken) stops them and keeps no session open', async () => {
