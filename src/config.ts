@@ -69,6 +69,11 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   },
   { name: 'HOST', default: '0.0.0.0', meaning: 'HTTP listen address' },
   { name: 'PORT', default: '8080', meaning: 'HTTP listen port' },
+  {
+    name: 'METRICS_PORT',
+    default: '-',
+    meaning: '/metrics on this port only (a private one, e.g. 9091), not on PORT',
+  },
   { name: 'API_JWT_SECRET', default: '-', meaning: 'HS256 secret for API bearer tokens' },
   { name: 'API_JWKS_URL', default: '-', meaning: 'JWKS URL for API bearer tokens' },
   { name: 'API_JWT_ISSUER', default: '-', meaning: 'required iss of API tokens' },
@@ -167,7 +172,8 @@ export interface Config {
   mailFrom: string | null
   /** Set when MAIL_TRANSPORT=graph, except under role `api`, which sends nothing. */
   graph: GraphConfig | null
-  http: { host: string; port: number }
+  /** metricsPort: /metrics is served there only (a port the platform keeps private), not on `port`. */
+  http: { host: string; port: number; metricsPort: number | null }
   api: ApiAuthConfig
   logLevel: Level
   worker: WorkerConfig
@@ -264,6 +270,7 @@ const Env = z.object({
       .default('0.0.0.0'),
   ),
   PORT: int(0, 65535),
+  METRICS_PORT: int(1, 65535),
   API_JWT_SECRET: optional.pipe(
     z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
   ),
@@ -359,6 +366,9 @@ export function loadConfig(
   if (heartbeatSeconds * 2 > leaseSeconds) {
     problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
   }
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT === (e.PORT ?? 8080)) {
+    problems.push('METRICS_PORT: must differ from PORT (leave it unset to serve /metrics on PORT)')
+  }
   const requestTimeoutSeconds = e.GRAPH_REQUEST_TIMEOUT_SECONDS ?? 30
   const retryBaseSeconds = e.RETRY_BASE_SECONDS ?? 10
   const retryMaxSeconds = e.RETRY_MAX_SECONDS ?? 3600
@@ -431,7 +441,7 @@ export function loadConfig(
     fileDir: e.MAIL_FILE_DIR,
     mailFrom: e.MAIL_FROM ?? null,
     graph,
-    http: { host: e.HOST, port: e.PORT ?? 8080 },
+    http: { host: e.HOST, port: e.PORT ?? 8080, metricsPort: e.METRICS_PORT ?? null },
     api: {
       jwtSecret: e.API_JWT_SECRET ?? null,
       jwksUrl: e.API_JWKS_URL ?? null,

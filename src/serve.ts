@@ -1,6 +1,6 @@
 // Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, signals.
 import { hostname } from 'node:os'
-import { createApp } from './api/app.ts'
+import { createApp, createMetricsApp } from './api/app.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
 import { systemClock } from './clock.ts'
 import type { Config } from './config.ts'
@@ -91,7 +91,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       transportProblem: () => transportProblem(),
     })
     metrics = createMetrics({ databases: handles, health, listenMode: config.worker.listenMode })
-    const app = createApp({
+    const deps = {
       databases: handles,
       auth: config.api,
       dev: o.dev === true,
@@ -100,24 +100,38 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       log,
       version: VERSION,
       // A worker-only process serves what the platform needs: health, readiness, metrics.
-      surface: o.role === 'worker' ? 'operations' : 'all',
-    })
-    return {
-      health,
-      server: listen(config.http, app.fetch),
+      surface: o.role === 'worker' ? ('operations' as const) : ('all' as const),
+      metricsApart: config.http.metricsPort !== null,
     }
+    const app = createApp(deps)
+    if (config.http.metricsPort !== null) {
+      servers.push(
+        listen({ ...config.http, port: config.http.metricsPort }, createMetricsApp(deps).fetch),
+      )
+    }
+    const server = listen(config.http, app.fetch)
+    servers.push(server)
+    return { health, server }
   }
+  // Every listener started, /metrics' own included, so that a failed start and a stop close them all.
+  const servers: ReturnType<typeof Bun.serve>[] = []
   let health: HealthSource
   let server: ReturnType<typeof Bun.serve>
   try {
     ;({ health, server } = await begin())
   } catch (e) {
+    await Promise.all(servers.map((s) => s.stop(true)))
     await Promise.all([...drainers.values()].map((d) => d.stop(0)))
     await Promise.all([...listeners.values()].map((l) => l.stop()))
     await Promise.all(handles.map((h) => h.close()))
     throw e
   }
-  log.info('http listening', { host: config.http.host, port: server.port, role: o.role })
+  log.info('http listening', {
+    host: config.http.host,
+    port: server.port,
+    role: o.role,
+    ...(servers.length > 1 ? { metricsPort: servers[0]!.port } : {}),
+  })
 
   // Fly does not restart a machine for failing checks: a wedged loop must end the process.
   let failedChecks = 0
@@ -145,7 +159,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         await Promise.all(
           [...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
         )
-        await server.stop()
+        await Promise.all(servers.map((s) => s.stop()))
         await Promise.all(handles.map((h) => h.close()))
         log.info('stopped')
       })()

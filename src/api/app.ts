@@ -31,7 +31,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   app.notFound(onNotFound)
   app.use('*', requestContext(deps.log))
   app.route('/', healthRoutes(deps))
-  app.route('/', metricsRoutes(deps))
+  if (!deps.metricsApart) app.route('/', metricsRoutes(deps))
   if (deps.surface === 'operations') return app
 
   const verify = createVerifier(deps.auth, deps.dev)
@@ -52,5 +52,15 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   app.route('/', outboxRoutes(deps))
   app.route('/', statsRoutes(deps))
   mountDocs(app, deps)
+  return app
+}
+
+/** /metrics alone, for its own listener (METRICS_PORT): a port the platform keeps off the internet. */
+export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+  app.onError(onError)
+  app.notFound(onNotFound)
+  app.use('*', requestContext(deps.log))
+  app.route('/', metricsRoutes(deps))
   return app
 }

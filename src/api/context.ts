@@ -26,6 +26,8 @@ export interface ApiDeps {
   rateLimitPerMinute?: number
   /** `operations` serves only health, readiness and metrics (`serve --role worker`): no auth needed. */
   surface?: 'all' | 'operations'
+  /** /metrics has a listener of its own (METRICS_PORT): this app does not serve it. */
+  metricsApart?: boolean
 }
 
 export type Scope = 'outbox:read' | 'outbox:write'

@@ -93,12 +93,15 @@ test('release_command migrates through LISTEN_DATABASE_URL even when the pooled 
 
 test('the checked and scraped paths answer, and SIGTERM exits 0 well within kill_timeout', async () => {
   const port = await freePort()
+  // fly.toml's METRICS_PORT (9091) moved to a free port, as PORT is: tests run side by side.
+  const metricsPort = await freePort()
   // The discard transport needs nothing external; the deployment's transport is not under test here.
   const p = Bun.spawn([bin, 'serve'], {
     env: releaseEnv({
       DATABASE_URL: db.url,
       MAIL_TRANSPORT: 'discard',
       PORT: String(port),
+      METRICS_PORT: String(metricsPort),
     }),
     stdout: 'pipe',
     stderr: 'pipe',
@@ -117,9 +120,11 @@ test('the checked and scraped paths answer, and SIGTERM exits 0 well within kill
       expect({ path: c.path, status }).toEqual({ path: c.path, status: 200 })
     }
     for (const m of metricsList(fly)) {
-      const res = await fetch(`http://127.0.0.1:${port}${m.path}`)
+      const res = await fetch(`http://127.0.0.1:${metricsPort}${m.path}`)
       expect({ path: m.path, status: res.status }).toEqual({ path: m.path, status: 200 })
       expect(await res.text()).toContain('outbox_')
+      // Not on the public port.
+      expect((await fetch(`http://127.0.0.1:${port}${m.path}`)).status).toBe(404)
     }
   } finally {
     signalledAt = Date.now()

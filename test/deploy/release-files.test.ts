@@ -116,13 +116,19 @@ describe('fly.toml', () => {
     }
   })
 
-  test('metrics are scraped from /metrics on the binary’s port, a route the API serves', async () => {
+  test('metrics are scraped from /metrics on the binary’s private metrics port, which no service exposes', async () => {
     const metrics = metricsList(fly)
     expect(metrics.length).toBeGreaterThan(0)
+    const { port, metricsPort } = configUnderFly().http
+    expect(metricsPort).not.toBeNull()
+    expect(metricsPort).not.toBe(port)
     for (const m of metrics) {
       expect(m.path).toBe('/metrics')
-      expect(m.port).toBe(configUnderFly().http.port)
+      expect(m.port).toBe(metricsPort ?? undefined)
     }
+    // Only http_service is public, on PORT: the metrics port stays on Fly's private network.
+    expect(fly.http_service?.internal_port).toBe(port)
+    expect(fly.services ?? []).toEqual([])
     const route = await Bun.file(resolve(ROOT, 'src/api/routes/metrics.ts')).text()
     expect(route).toContain("path: '/metrics'")
   })

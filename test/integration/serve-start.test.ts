@@ -108,10 +108,52 @@ test('the listener series is exported by a worker that listens, not by one decla
   expect(await series({ LISTEN_MODE: 'poll' })).toEqual([])
 })
 
+test('METRICS_PORT serves /metrics there only, and a start failing on the main port closes it again', async () => {
+  const free = async () => {
+    const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
+    const port = probe.port!
+    await probe.stop(true)
+    return port
+  }
+  const metricsPort = await free()
+  const running = await serve(configFor(migrated.url, { METRICS_PORT: String(metricsPort) }), {
+    role: 'worker',
+    log: silentLogger,
+  })
+  try {
+    const apart = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+    expect(apart.status).toBe(200)
+    expect(await apart.text()).toContain('outbox_database_up{db="default"} 1')
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${running.port}/metrics`)).status).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${running.port}/readyz`)).status).not.toBe(404)
+  } finally {
+    await running.stop('test')
+  }
+  // The metrics listener starts first: a main port that is taken must not leave it behind.
+  const taken = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
+  try {
+    const again = await free()
+    const config = {
+      ...configFor(spare.url),
+      http: { host: '127.0.0.1', port: taken.port!, metricsPort: again },
+    }
+    await expect(serve(config, { role: 'worker', log: silentLogger })).rejects.toThrow(
+      'cannot listen on',
+    )
+    await expect(fetch(`http://127.0.0.1:${again}/metrics`)).rejects.toThrow()
+  } finally {
+    await taken.stop(true)
+  }
+})
+
 test('a start that fails after its workers began (the port taken) stops them and keeps no session open', async () => {
   const taken = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
   try {
-    const config = { ...configFor(spare.url), http: { host: '127.0.0.1', port: taken.port! } }
+    const config = {
+      ...configFor(spare.url),
+      http: { host: '127.0.0.1', port: taken.port!, metricsPort: null },
+    }
     // Bun's own message guesses at the port and names neither; ours says where it tried to listen.
     const start = serve(config, { role: 'worker', log: silentLogger })
     await expect(start).rejects.toThrow(`cannot listen on 127.0.0.1:${taken.port} (HOST, PORT)`)

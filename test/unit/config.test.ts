@@ -15,7 +15,7 @@ describe('loadConfig', () => {
       shutdownGraceSeconds: 20,
     })
     expect(c.limits).toEqual({ graphMaxConcurrency: 4, mailboxRatePerMinute: 30 })
-    expect(c.http).toEqual({ host: '0.0.0.0', port: 8080 })
+    expect(c.http).toEqual({ host: '0.0.0.0', port: 8080, metricsPort: null })
     expect(c.databases).toEqual([
       { name: 'default', url: base.DATABASE_URL, listenUrl: base.DATABASE_URL },
     ])
@@ -184,6 +184,18 @@ describe('loadConfig', () => {
     expect(() =>
       loadConfig({ ...env, API_JWT_SECRET: 'short', DATABASE_URL: 'mysql://x' }, { role: 'api' }),
     ).toThrow(/DATABASE_URL[\s\S]*API_JWT_SECRET/)
+  })
+
+  test('METRICS_PORT moves /metrics to a port of its own, which must differ from PORT', () => {
+    expect(loadConfig({ ...base, METRICS_PORT: '9091' }).http).toEqual({
+      host: '0.0.0.0',
+      port: 8080,
+      metricsPort: 9091,
+    })
+    for (const env of [{ METRICS_PORT: '8080' }, { PORT: '9000', METRICS_PORT: '9000' }]) {
+      expect(() => loadConfig({ ...base, ...env })).toThrow(/METRICS_PORT: must differ from PORT/)
+    }
+    expect(() => loadConfig({ ...base, METRICS_PORT: '0' })).toThrow(/METRICS_PORT/)
   })
 
   test('HOST is an IP address or a host name, or a problem named at start', () => {
