@@ -90,14 +90,21 @@ export const requireScope = (scope: Scope) =>
     return next()
   })
 
+// What mailer.check_options accepts as a tenant: a claim outside it can match no row (and a NUL in
+// it would reach Postgres, which cannot hold one).
+const TENANT = /^[A-Za-z0-9_.:-]{1,200}$/
+
 function toPrincipal(p: JWTPayload, token: string): Principal {
   const scope = p.scope
   if (scope !== undefined && typeof scope !== 'string') {
     throw new AppError('unauthorized', 'the scope claim must be a space-separated string')
   }
   const tenant = p.tenant
-  if (tenant !== undefined && (typeof tenant !== 'string' || tenant.length === 0)) {
-    throw new AppError('unauthorized', 'the tenant claim must be a non-empty string')
+  if (tenant !== undefined && (typeof tenant !== 'string' || !TENANT.test(tenant))) {
+    throw new AppError(
+      'unauthorized',
+      'the tenant claim must be a tenant id: 1-200 characters of A-Z a-z 0-9 _ . : -',
+    )
   }
   const subject =
     typeof p.sub === 'string' && p.sub.length > 0

@@ -1,8 +1,11 @@
 // The /v1 outbox routes against a real database: enqueue, list, get, cancel, retry, bulk, stats.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
 import net from 'node:net'
+import { OpenAPIHono } from '@hono/zod-openapi'
 import { sql } from 'kysely'
 import pg from 'pg'
+import type { AppEnv } from '../../src/api/context.ts'
+import { onError } from '../../src/api/problem.ts'
 import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -668,13 +671,28 @@ describe('NUL characters (U+0000), which Postgres cannot store', () => {
     }
   })
 
-  test('one that reaches a statement another way (a tenant claim) is a 400, not a 500', async () => {
-    const confined = await token({ tenant: 'acme\u0000' })
-    const listed = await send(app, 'GET', '/v1/outbox', { token: confined })
-    const enqueued = await send(app, 'POST', '/v1/outbox', { token: confined, body: { message } })
-    for (const r of [listed, enqueued]) {
-      expect(r.status).toBe(400)
-      expect(r.body).toMatchObject({
+  test('a tenant claim that is no tenant id (a NUL, a space) is refused as a bad token', async () => {
+    for (const tenant of ['acme\u0000', 'acme corp', '']) {
+      const confined = await token({ tenant })
+      const listed = await send(app, 'GET', '/v1/outbox', { token: confined })
+      expect([tenant, listed.status]).toEqual([tenant, 401])
+      expect(listed.body).toMatchObject({
+        detail: 'the tenant claim must be a tenant id: 1-200 characters of A-Z a-z 0-9 _ . : -',
+      })
+    }
+  })
+
+  test('one that reaches a statement another way is a 400, not a 500 (the backstop in problem.ts)', async () => {
+    const probe = new OpenAPIHono<AppEnv>()
+    probe.onError(onError)
+    probe.get('/:code', (c) => {
+      const code = c.req.param('code')
+      throw Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), { code })
+    })
+    for (const code of ['22021', '22P05']) {
+      const r = await probe.request(`/${code}`)
+      expect([code, r.status]).toEqual([code, 400])
+      expect(await r.json()).toMatchObject({
         type: 'urn:outbox-mailer:problem:validation_failed',
         detail: 'a request value must not contain the NUL character (U+0000)',
       })
