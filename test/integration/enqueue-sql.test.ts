@@ -180,51 +180,6 @@ describe('triggers', () => {
     expect(rows[0].n).toBe(0)
   })
 
-  test('a tenant read from the row is checked like options.tenant (0012)', async () => {
-    await t.pool.query(`
-      alter table public.inquiries add column if not exists org text;
-      drop trigger inquiries_mail on public.inquiries;
-      create trigger inquiries_mail after insert on public.inquiries for each row
-        execute function mailer.enqueue_from_row('inquiry', '{"tenantColumn":"org","tenant":"fallback"}');`)
-    await t.pool.query(
-      `insert into public.inquiries (name, org) values ('a', 'acme:eu-1'), ('b', null)`,
-    )
-    for (const bad of ['has space / slash', '', 'z'.repeat(201)]) {
-      const refused = t.pool.query('insert into public.inquiries (name, org) values ($1, $2)', [
-        'x',
-        bad,
-      ])
-      await expect(refused).rejects.toMatchObject({
-        code: '22023',
-        message: expect.stringContaining('the tenant in column org must be 1-200 characters'),
-      })
-      await expect(refused).rejects.not.toMatchObject({
-        message: expect.stringContaining(bad || '""'),
-      })
-    }
-    const stored = await t.pool.query('select tenant from mailer.email_outbox order by id')
-    expect(stored.rows).toEqual([{ tenant: 'acme:eu-1' }, { tenant: 'fallback' }])
-    const inquiries = await t.pool.query('select count(*)::int as n from public.inquiries')
-    expect(inquiries.rows[0].n).toBe(2)
-  })
-
-  test('a tenantColumn that names no column, or is not a string, fails the insert (0012)', async () => {
-    for (const options of ['{"tenantColumn":"missing"}', '{"tenantColumn":5}']) {
-      await t.pool.query(`
-        drop trigger if exists inquiries_mail on public.inquiries;
-        create trigger inquiries_mail after insert on public.inquiries for each row
-          execute function mailer.enqueue_from_row('inquiry', '${options}');`)
-      await expect(
-        t.pool.query(`insert into public.inquiries (name) values ('x')`),
-      ).rejects.toMatchObject({
-        code: '22023',
-        message: expect.stringContaining('options.tenantColumn must name a column of the table'),
-      })
-    }
-    const { rows } = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
-    expect(rows[0].n).toBe(0)
-  })
-
   test('a rolled-back transaction leaves no row and sends no notification', async () => {
     const listener = new pg.Client({ connectionString: t.url })
     await listener.connect()
