@@ -1,5 +1,6 @@
 // The only reader of the environment: validates every variable at once into a frozen Config.
 import { isIP } from 'node:net'
+import { parse as parseConnectionString } from 'pg-connection-string'
 import { z } from 'zod'
 import { AppError } from './errors.ts'
 import type { Level } from './log.ts'
@@ -195,21 +196,18 @@ const int = (min: number, max: number) =>
   )
 const bool = optional.pipe(z.enum(['true', 'false', '1', '0']).optional())
 /**
- * What is wrong with a database URL, in words that never repeat it (it may hold a password). A URL
- * the driver cannot parse would otherwise pass the start and fail every connection, forever.
+ * What is wrong with a database URL, in words that never repeat it (it may hold a password): what
+ * the driver's own parser refuses, which would otherwise pass the start and fail every connection.
+ * What it accepts stays accepted: no host (a Unix socket in ?host=, or PGHOST), no database name
+ * (the user's), IPv6 hosts, percent-encoded passwords.
  */
 export function databaseUrlProblem(value: string): string | null {
   if (!/^postgres(ql)?:\/\//.test(value)) return 'must be a postgres:// or postgresql:// URL'
-  let url: URL
   try {
-    url = new URL(value)
+    parseConnectionString(value)
   } catch {
     return 'is not a valid URL (check the host and port; a password must percent-encode @ : / # ?)'
   }
-  // A Unix socket directory may come as ?host=/path instead of the URL's host.
-  if (!url.hostname && !url.searchParams.get('host')) return 'must name a host'
-  if (url.pathname.replace(/^\//, '') === '')
-    return 'must name a database (the path after the host)'
   return null
 }
 
@@ -264,7 +262,7 @@ const Env = z.object({
     z
       .string()
       .refine(
-        (h) => isIP(h) !== 0 || HOSTNAME.test(h),
+        (h) => isIP(h.replace(/^\[(.*)\]$/, '$1')) !== 0 || HOSTNAME.test(h),
         'must be an IP address (0.0.0.0, ::) or a host name (letters, digits, hyphens, dots)',
       )
       .default('0.0.0.0'),

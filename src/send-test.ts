@@ -7,6 +7,8 @@ import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 const isAddress = (s: string) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s)
+const isGuid = (s: string) =>
+  /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s)
 
 /** Sends one message through the configured transport and prints the outcome: a first-run check. */
 export async function sendTest(
@@ -20,10 +22,15 @@ export async function sendTest(
     console.error('send-test needs --to ADDRESS (a valid e-mail address)')
     return EXIT.usage
   }
-  // MAIL_FROM may be a Graph user id; an explicit --from is an address, or the file transport
-  // writes a message with no From header and reports it sent.
-  if (args.from !== undefined && !isAddress(args.from)) {
-    console.error('send-test --from must be a valid e-mail address')
+  // Graph takes a mailbox as an address or a user id (a GUID); the file transport needs an address,
+  // or it writes a message with no From header and reports it sent.
+  const graphUserId = config.transport === 'graph' && args.from !== undefined && isGuid(args.from)
+  if (args.from !== undefined && !isAddress(args.from) && !graphUserId) {
+    console.error(
+      config.transport === 'graph'
+        ? 'send-test --from must be a mailbox: an e-mail address or a Graph user id (GUID)'
+        : 'send-test --from must be a valid e-mail address',
+    )
     return EXIT.usage
   }
   if (!from) {

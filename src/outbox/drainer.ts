@@ -54,8 +54,8 @@ export interface DrainerStatus {
   running: boolean
   lastLoopAt: number | null
   inFlight: number
-  /** Since when every claim has failed (null after one succeeded), and the last one's SQLSTATE. */
-  claimsFailing: { since: number; sqlstate: string | null } | null
+  /** Since when every claim has failed (null after one succeeded), the last failure and its SQLSTATE. */
+  claimsFailing: { since: number; lastAt: number; sqlstate: string | null } | null
 }
 
 export function createDrainer(d: DrainerDeps): Drainer {
@@ -225,6 +225,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
           const code = (error as { code?: unknown } | null)?.code
           claimsFailing = {
             since: claimsFailing?.since ?? d.clock.now(),
+            lastAt: d.clock.now(),
             sqlstate: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null,
           }
           log.warn('claim failed; retrying', { err: error })

@@ -20,6 +20,11 @@ export interface MonitoredDatabase {
 const SCHEMA_RECHECK_MS = 5 * 60_000
 /** Claims failing for this long make the database unready (a blip of a few retries does not). */
 export const CLAIMS_FAILING_MS = 30_000
+/**
+ * ... as long as the last failure is this recent: a failing loop retries within 5 s. A loop that
+ * stopped claiming (its queue full, sends blocked) after a failed claim is not failing now.
+ */
+const CLAIM_FAILURE_FRESH_MS = 15_000
 
 export function createHealthMonitor(o: {
   databases: readonly MonitoredDatabase[]
@@ -75,7 +80,11 @@ export function createHealthMonitor(o: {
     const transport = d.drainer ? (o.transportProblem?.() ?? null) : null
     const failing = d.drainer?.status().claimsFailing ?? null
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
-    else if (failing && now() - failing.since >= CLAIMS_FAILING_MS) {
+    else if (
+      failing &&
+      now() - failing.since >= CLAIMS_FAILING_MS &&
+      now() - failing.lastAt <= CLAIM_FAILURE_FRESH_MS
+    ) {
       // The code only: a server's message may quote what it was given.
       const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
       report.problem = `claims have failed for ${Math.round((now() - failing.since) / 1000)}s${code}; see the logs`

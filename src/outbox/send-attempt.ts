@@ -148,7 +148,7 @@ async function sendOne(
     return { settlement: { kind: 'failed', code: outcome.code, message: outcome.message }, extra }
   }
   const throttled = outcome.throttled === true
-  if (throttled && mailbox && outcome.afterMs) {
+  if (throttled && mailbox && outcome.afterMs && outcome.pausesMailbox !== false) {
     await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
   }
   const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)

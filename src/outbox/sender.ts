@@ -51,6 +51,11 @@ export type SendOutcome =
       /** A throttle does not count against max_attempts. */
       throttled?: boolean
       /**
+       * Whether a throttle holds back the mailbox's other sends until `afterMs` (default: yes). Not
+       * for one that is the app's, not the mailbox's (a refused credential: the workers stop claiming).
+       */
+      pausesMailbox?: boolean
+      /**
        * Whether the provider may have the message after all: true when it may (a gateway timeout on
        * the request), false when it cannot (no request was made). Absent: judged by the code
        * (`timeout`, `network` and `aborted` may have reached the provider).

@@ -64,7 +64,11 @@ function tokenFailure(e: unknown, shutdown: AbortSignal, refusedForMs: number): 
   if (e instanceof GraphAuthError) {
     const details = e.httpStatus ? { httpStatus: e.httpStatus } : {}
     const refused = e.permanent
-      ? { throttled: true, afterMs: Math.max(refusedForMs, MIN_REFUSED_RETRY_MS) }
+      ? {
+          throttled: true,
+          afterMs: Math.max(refusedForMs, MIN_REFUSED_RETRY_MS),
+          pausesMailbox: false,
+        }
       : {}
     return {
       kind: 'retry',

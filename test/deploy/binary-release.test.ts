@@ -102,6 +102,8 @@ test('the checked and scraped paths answer, and SIGTERM exits 0 well within kill
       MAIL_TRANSPORT: 'discard',
       PORT: String(port),
       METRICS_PORT: String(metricsPort),
+      // fly.toml's own HOST: the scraper and `fly proxy` come over Fly's private network, in IPv6.
+      HOST: flyEnv(fly).HOST ?? '127.0.0.1',
     }),
     stdout: 'pipe',
     stderr: 'pipe',
@@ -120,7 +122,7 @@ test('the checked and scraped paths answer, and SIGTERM exits 0 well within kill
       expect({ path: c.path, status }).toEqual({ path: c.path, status: 200 })
     }
     for (const m of metricsList(fly)) {
-      const res = await fetch(`http://127.0.0.1:${metricsPort}${m.path}`)
+      const res = await fetch(`http://[::1]:${metricsPort}${m.path}`)
       expect({ path: m.path, status: res.status }).toEqual({ path: m.path, status: 200 })
       expect(await res.text()).toContain('outbox_')
       // Not on the public port.

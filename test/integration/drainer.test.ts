@@ -241,19 +241,35 @@ describe('claims that keep failing', () => {
       await e.events.waitFor((x) => x.type === 'loop_error' && x.where === 'claim')
       const failing = e.drainer.status().claimsFailing
       expect(failing).toMatchObject({ sqlstate: '25006' })
-      const monitorAt = (offsetMs: number) =>
+      // The drainer's own record, its times shifted as 30 s of failing would have moved them.
+      type Failing = NonNullable<typeof failing>
+      const monitorAt = (claims: Failing, at: number) =>
         createHealthMonitor({
           databases: [
-            { name: 'ro', statements: readOnly.statements, drainer: e.drainer, listener: null },
+            {
+              name: 'ro',
+              statements: readOnly.statements,
+              drainer: {
+                ...e.drainer,
+                status: () => ({ ...e.drainer.status(), claimsFailing: claims }),
+              },
+              listener: null,
+            },
           ],
           schemaCurrent: ['ro'],
           wedgedAfterMs: 120_000,
-          now: () => failing!.since + offsetMs,
+          now: () => at,
         })
-      const [early] = await monitorAt(CLAIMS_FAILING_MS - 1_000).readiness()
+      const f = failing!
+      const [early] = await monitorAt(f, f.since + CLAIMS_FAILING_MS - 1_000).readiness()
       expect(early).toMatchObject({ reachable: true, worker: 'running', problem: null })
-      const [late] = await monitorAt(CLAIMS_FAILING_MS + 4_000).readiness()
-      expect(late!.problem).toBe('claims have failed for 34s (SQLSTATE 25006); see the logs')
+      const failingLong = { ...f, since: f.lastAt - CLAIMS_FAILING_MS - 4_000 }
+      const [late] = await monitorAt(failingLong, f.lastAt + 1_000).readiness()
+      expect(late!.problem).toBe('claims have failed for 35s (SQLSTATE 25006); see the logs')
+      // A loop that stopped claiming after its failures (its queue full, sends blocked) is not
+      // failing now: an old failure alone does not make it unready.
+      const [stale] = await monitorAt(failingLong, f.lastAt + 20_000).readiness()
+      expect(stale!.problem).toBeNull()
       // Still failing: the first failure's time is kept, not each retry's.
       const claimErrors = () =>
         e.events.events.filter((x) => x.type === 'loop_error' && x.where === 'claim').length
@@ -398,6 +414,27 @@ describe('crash ambiguity', () => {
     for (const id of ids) await e.events.waitFor(retried(id))
     const marks = await Promise.all(ids.map(async (id) => (await rowOf(t, id)).send_started_at))
     expect(marks.map((m) => m !== null)).toEqual(cases.map((c) => c.ambiguous))
+  })
+
+  test('a throttle holds back its mailbox, unless it is the app’s (a refused credential)', async () => {
+    const paused: number[] = []
+    const gate: SendGate = {
+      open: false,
+      acquire: async () => ({ release: async () => {} }),
+      pause: async (_mailbox, ms) => {
+        paused.push(ms)
+      },
+    }
+    const e = await started({ deps: { gate } })
+    e.sender.hold()
+    const mailbox = await enqueue(t)
+    const app = await enqueue(t)
+    const throttle = { kind: 'retry', code: 'x', message: 'm', throttled: true } as const
+    e.sender.script.set(mailbox, [{ ...throttle, afterMs: 61_000 }])
+    e.sender.script.set(app, [{ ...throttle, afterMs: 62_000, pausesMailbox: false }])
+    e.sender.release()
+    for (const id of [mailbox, app]) await e.events.waitFor(settledFor(id, 'throttled'))
+    expect(paused).toEqual([61_000])
   })
 
   test('no lookup and policy hold: failed for review, not sent', async () => {

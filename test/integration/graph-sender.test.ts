@@ -283,6 +283,7 @@ describe('token source', () => {
       throttled: true,
       afterMs: 60_000,
       ambiguous: false,
+      pausesMailbox: false,
       code: 'AADSTS700027',
       httpStatus: 401,
     })

@@ -107,11 +107,8 @@ describe('loadConfig', () => {
     const bad = `postgres://u:${password}@127.0.0.1:notaport/db`
     const one = problems({ DATABASE_URL: bad })
     expect(one).toEqual([expect.stringMatching(/^DATABASE_URL: is not a valid URL/)])
-    expect(problems({ DATABASE_URL: 'postgres://db.internal' })).toEqual([
-      expect.stringMatching(/^DATABASE_URL: must name a database/),
-    ])
-    expect(problems({ DATABASE_URL: 'postgres:///app' })).toEqual([
-      expect.stringMatching(/^DATABASE_URL: must name a host/),
+    expect(problems({ DATABASE_URL: `postgres://u:${password}@db:99999/app` })).toEqual([
+      expect.stringMatching(/^DATABASE_URL: is not a valid URL/),
     ])
     const listen = problems({ DATABASE_URL: base.DATABASE_URL, LISTEN_DATABASE_URL: bad })
     expect(listen).toEqual([expect.stringMatching(/^LISTEN_DATABASE_URL: is not a valid URL/)])
@@ -125,8 +122,17 @@ describe('loadConfig', () => {
     expect(several[0]).toMatch(/^MAILER_DATABASES\[0\.url\]: is not a valid URL/)
     expect(several[1]).toMatch(/^MAILER_DATABASES\[1\.listenUrl\]: is not a valid URL/)
     expect(JSON.stringify([one, listen, several])).not.toContain(password)
-    // A Unix socket directory in ?host= is a host.
-    expect(problems({ DATABASE_URL: 'postgres:///app?host=/var/run/postgresql' })).toEqual([])
+    // What the driver accepts stays accepted: a Unix socket in ?host= (with or without a user), no
+    // host (PGHOST or localhost), no database name (the user's), IPv6, a percent-encoded password.
+    for (const url of [
+      'postgres:///app?host=/var/run/postgresql',
+      'postgres://u@/mydb?host=/tmp',
+      'postgres:///app',
+      'postgres://u:p@db.internal:5432',
+      'postgres://u:p%40x@[::1]:5432/db',
+    ]) {
+      expect([url, problems({ DATABASE_URL: url })]).toEqual([url, []])
+    }
   })
 
   test('the Graph request timeout is held to the lease only when Graph sends', () => {
@@ -207,6 +213,8 @@ describe('loadConfig', () => {
       'localhost',
       'fly-local-6pn',
       'a.b.c.',
+      '[::]',
+      '[::1]',
     ]) {
       expect(loadConfig({ ...base, HOST: host }).http.host).toBe(host)
     }

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { sendTest } from '../../src/send-test.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
 
 const dirs: string[] = []
 afterEach(async () => {
@@ -38,4 +39,30 @@ test('a valid --from is the message’s From', async () => {
   const files = await readdir(dir)
   expect(files).toHaveLength(1)
   expect(await readFile(join(dir, files[0]!), 'utf8')).toMatch(/^From: sender@example\.com\r?$/m)
+})
+
+test('with Graph, --from may be a user id (GUID), as Graph takes one; the file transport refuses it', async () => {
+  const userId = '0b2c6a3e-8f1d-4c2a-9e7b-5d4f3a2b1c0d'
+  const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [userId] })
+  try {
+    const config = loadConfig(
+      {
+        MAIL_TRANSPORT: 'graph',
+        MAIL_FROM: 'outbox@example.com',
+        GRAPH_TENANT_ID: fake.tenantId,
+        GRAPH_CLIENT_ID: fake.clientId,
+        GRAPH_CLIENT_SECRET: 'right',
+        GRAPH_AUTHORITY_URL: fake.authorityUrl,
+        GRAPH_API_URL: fake.apiUrl,
+      },
+      { requireDatabase: false },
+    )
+    expect(await sendTest(config, { to: 'me@example.com', from: userId }, silentLogger)).toBe(0)
+    expect(fake.accepted.map((m) => m.mailbox)).toEqual([userId])
+  } finally {
+    await fake.stop()
+  }
+  const { dir, config } = await fileConfig()
+  expect(await sendTest(config, { to: 'me@example.com', from: userId }, silentLogger)).toBe(2)
+  expect(await readdir(dir)).toEqual([])
 })
