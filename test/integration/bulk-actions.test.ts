@@ -7,12 +7,28 @@ import { cancelMatching } from '../../src/outbox/cancel.ts'
 import { lowestMatching } from '../../src/outbox/candidate-ids.ts'
 import { requeueMatching } from '../../src/outbox/requeue.ts'
 import { useTestDb } from '../support/db.ts'
+import { pollUntil } from '../support/events.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 
 const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
 const SENT = 40_000
 
 const t = useTestDb({ resetEach: true })
+
+/** Bounded poll until a statement of this database waits for a row lock (the bulk cancel's update). */
+async function untilWaitingForALock() {
+  await pollUntil(
+    async () => {
+      const { rows } = await t.pool.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock'`,
+      )
+      return rows[0]!.n > 0 ? true : undefined
+    },
+    5_000,
+    10,
+  )
+}
 
 /** Inserts `n` rows in `status` (committed with its WAL flushed, so a vacuum can mark pages all-visible). */
 async function insert(n: number, status: 'sent' | 'failed' | 'pending') {
@@ -96,16 +112,7 @@ describe('bulk actions in a large outbox', () => {
         [ids[0]],
       )
       const cancelling = cancelMatching(t.db, {}, null, { limit: 2 })
-      // Bounded poll: the bulk cancel's update waits for the worker's row lock.
-      for (let i = 0; ; i++) {
-        const { rows } = await t.pool.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock'`,
-        )
-        if (rows[0]!.n > 0) break
-        if (i > 500) throw new Error('the bulk cancel never waited for the row lock')
-        await Bun.sleep(10)
-      }
+      await untilWaitingForALock()
       await worker.query('commit')
       const first = await cancelling
       expect(first).toEqual({ items: [{ id: ids[1]!, outcome: 'cancelled' }], more: true })
@@ -139,15 +146,7 @@ describe('bulk actions in a large outbox', () => {
         ids[0],
       ])
       const cancelling = cancelMatching(t.db, {}, null, { limit: 2 })
-      for (let i = 0; ; i++) {
-        const { rows } = await t.pool.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock'`,
-        )
-        if (rows[0]!.n > 0) break
-        if (i > 500) throw new Error('the bulk cancel never waited for the row lock')
-        await Bun.sleep(10)
-      }
+      await untilWaitingForALock()
       await worker.query('commit')
       expect(await cancelling).toEqual({
         items: [{ id: ids[1]!, outcome: 'cancel_requested' }],
