@@ -128,8 +128,8 @@ describe('loadConfig', () => {
       'postgres:///app?host=/var/run/postgresql',
       'postgres://u@/mydb?host=/tmp',
       'postgres:///app',
-      'postgres://u:p@db.internal:5432',
-      'postgres://u:p%40x@[::1]:5432/db',
+      `postgres://u:${password}@db.internal:5432`,
+      `postgres://u:${encodeURIComponent(`${password}@#`)}@[::1]:5432/db`,
     ]) {
       expect([url, problems({ DATABASE_URL: url })]).toEqual([url, []])
     }
