@@ -2,7 +2,7 @@
 import { decodeJwt } from 'jose'
 import pg from 'pg'
 import { systemClock } from './clock.ts'
-import { type Config, type DatabaseConfig, loadConfig } from './config.ts'
+import { type Config, type DatabaseConfig, loadConfig, type ServeRole } from './config.ts'
 import { assertSchemaCurrent } from './db/migrate.ts'
 import { isAppError } from './errors.ts'
 import { silentLogger } from './log.ts'
@@ -19,7 +19,7 @@ export interface CheckConfigOptions {
   connect: boolean
   fetch?: typeof fetch
   /** The role the deployment will serve; the API (all, api) refuses to start without auth. */
-  role?: 'all' | 'worker' | 'api'
+  role?: ServeRole
   now?: () => number
   /** Per network step; a pre-deploy check should fail fast rather than hang a pipeline. */
   timeoutMs?: number

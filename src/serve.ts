@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { createApp, createMetricsApp } from './api/app.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
 import { systemClock } from './clock.ts'
-import type { Config } from './config.ts'
+import type { Config, ServeRole } from './config.ts'
 import { assertSchemaCurrent } from './db/migrate.ts'
 import { type DbHandle, openDb } from './db/open.ts'
 import { AppError, describeError, EXIT, isAppError } from './errors.ts'
@@ -18,7 +18,8 @@ import { createSlots } from './outbox/slots.ts'
 import { createTransport, immediateTransport, type Transport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
-export type Role = 'all' | 'worker' | 'api'
+/** `serve --role`: config decides by it which settings are needed, serve what it starts. */
+export type Role = ServeRole
 
 export interface Running {
   stop(reason: string): Promise<void>

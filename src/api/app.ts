@@ -26,10 +26,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   if (deps.databases.length === 0) {
     throw new AppError('config_invalid', 'the API needs at least one database')
   }
-  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
-  app.onError(onError)
-  app.notFound(onNotFound)
-  app.use('*', requestContext(deps.log))
+  const app = baseApp(deps)
   app.route('/', healthRoutes(deps))
   if (!deps.metricsApart) app.route('/', metricsRoutes(deps))
   if (deps.surface === 'operations') return app
@@ -57,10 +54,14 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
 
 /** /metrics alone, for its own listener (METRICS_PORT): a port the platform keeps off the internet. */
 export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  return baseApp(deps).route('/', metricsRoutes(deps))
+}
+
+/** What every listener's app shares: problem+json errors and 404s, request ids and access logs. */
+function baseApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   app.onError(onError)
   app.notFound(onNotFound)
   app.use('*', requestContext(deps.log))
-  app.route('/', metricsRoutes(deps))
   return app
 }

@@ -15,12 +15,15 @@ export const OutboxStatus = z.enum(OUTBOX_STATUSES).openapi('OutboxStatus')
 // Postgres bigint's maximum: a longer id would reach the database as an out-of-range error (22003).
 const MAX_ID = 9223372036854775807n
 
+// At most 19 digits, no leading zero: also the pattern the OpenAPI document shows.
+const ID_DIGITS = /^[1-9][0-9]{0,18}$/
+
 /** True for the decimal text of an id a bigint column can hold (1 .. 2^63-1, no leading zero). */
-export const isOutboxId = (s: string) => /^[1-9][0-9]{0,18}$/.test(s) && BigInt(s) <= MAX_ID
+export const isOutboxId = (s: string) => ID_DIGITS.test(s) && BigInt(s) <= MAX_ID
 
 export const OutboxId = z
   .string()
-  .regex(/^[1-9][0-9]{0,18}$/, { message: 'must be a positive integer id', abort: true })
+  .regex(ID_DIGITS, { message: 'must be a positive integer id', abort: true })
   .refine(isOutboxId, 'must be a positive integer id')
   .openapi({ example: '42' })
 
