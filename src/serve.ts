@@ -105,21 +105,25 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       metricsApart: config.http.metricsPort !== null,
     }
     const app = createApp(deps)
+    let metricsServer: ReturnType<typeof Bun.serve> | null = null
     if (config.http.metricsPort !== null) {
-      servers.push(
-        listen({ ...config.http, port: config.http.metricsPort }, createMetricsApp(deps).fetch),
+      metricsServer = listen(
+        { ...config.http, port: config.http.metricsPort },
+        createMetricsApp(deps).fetch,
       )
+      servers.push(metricsServer)
     }
     const server = listen(config.http, app.fetch)
     servers.push(server)
-    return { health, server }
+    return { health, server, metricsPort: metricsServer?.port ?? null }
   }
   // Every listener started, /metrics' own included, so that a failed start and a stop close them all.
   const servers: ReturnType<typeof Bun.serve>[] = []
   let health: HealthSource
   let server: ReturnType<typeof Bun.serve>
+  let metricsPort: number | null
   try {
-    ;({ health, server } = await begin())
+    ;({ health, server, metricsPort } = await begin())
   } catch (e) {
     await Promise.all(servers.map((s) => s.stop(true)))
     await Promise.all([...drainers.values()].map((d) => d.stop(0)))
@@ -131,7 +135,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     host: config.http.host,
     port: server.port,
     role: o.role,
-    ...(servers.length > 1 ? { metricsPort: servers[0]!.port } : {}),
+    ...(metricsPort !== null ? { metricsPort } : {}),
   })
 
   // Fly does not restart a machine for failing checks: a wedged loop must end the process.

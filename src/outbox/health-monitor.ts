@@ -47,13 +47,14 @@ export function createHealthMonitor(o: {
   for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, now())
 
   async function probe(d: MonitoredDatabase): Promise<DatabaseHealth> {
+    const status = d.drainer?.status()
     const report: DatabaseHealth = {
       name: d.name,
       reachable: false,
       migrated: false,
-      worker: d.drainer ? (d.drainer.status().running ? 'running' : 'stopped') : 'disabled',
+      worker: status ? (status.running ? 'running' : 'stopped') : 'disabled',
       listener: d.listener ? d.listener.state() : 'disabled',
-      lastLoopAt: d.drainer?.status().lastLoopAt ?? null,
+      lastLoopAt: status?.lastLoopAt ?? null,
       problem: null,
     }
     const checkedAt = schemaCheckedAt.get(d.name)
@@ -78,6 +79,7 @@ export function createHealthMonitor(o: {
       return report
     }
     const transport = d.drainer ? (o.transportProblem?.() ?? null) : null
+    // Read after the probe's await: a claim may have succeeded or failed meanwhile.
     const failing = d.drainer?.status().claimsFailing ?? null
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
     else if (
