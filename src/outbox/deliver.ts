@@ -5,6 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler, SettleOutcome } from './events.ts'
+import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { RenderError, renderLease } from './render.ts'
 import {
   type Ready,
@@ -45,6 +46,8 @@ export interface DeliveryDeps {
   ambiguousPolicy: 'resend' | 'hold'
   onEvent?: EngineEventHandler
   rng?: () => number
+  /** Until when each lease is surely held: rows the claim started are not sent past it. */
+  deadlines?: LeaseDeadlines
   /** Soft stop: rows not yet started are released, not sent. */
   stopping: AbortSignal
   /** Hard stop: in-flight sends are aborted. */

@@ -9,6 +9,7 @@ import { deliverBatch, type MailboxLookup } from './deliver.ts'
 import { createDueTimer } from './due-timer.ts'
 import type { EngineEventHandler } from './events.ts'
 import { deregisterWorker, type WorkerIdentity } from './heartbeat.ts'
+import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
@@ -101,6 +102,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wanted = true
     wakeUp?.()
   }
+  const deadlines = createLeaseDeadlines(d.clock, cfg.leaseSeconds * 1000)
   const upkeep = createLeaseUpkeep({
     dbName: d.dbName,
     db: d.db,
@@ -110,6 +112,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     log,
     ...(d.onEvent ? { onEvent: d.onEvent } : {}),
     held,
+    deadlines,
     wake,
   })
   // Rows held unsent: with shared limits (Graph) only what can be sent now, so other workers get
@@ -149,6 +152,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   }> {
     const limit = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
     if (limit <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    const claimSentAt = d.clock.now()
     const { leases, nextDueInMs } = await claimBatch(d.db, {
       limit,
       workerId: d.worker.id,
@@ -162,6 +166,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       held.set(l.id, l)
       unsent.add(l)
     }
+    deadlines.confirm(leases, claimSentAt)
     d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
     const run = deliverBatch(
       {
@@ -180,6 +185,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         ambiguousPolicy: d.ambiguousPolicy,
         ...(d.onEvent ? { onEvent: d.onEvent } : {}),
         ...(d.rng ? { rng: d.rng } : {}),
+        deadlines,
         stopping: stopping.signal,
         abort: abort.signal,
         handedOver: (lease) => {

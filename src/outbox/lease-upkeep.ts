@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import { extendLeases, type WorkerIdentity } from './heartbeat.ts'
+import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { reclaimExpired } from './reclaim.ts'
 
 const IDLE_REGISTRY_BEAT_MS = 60_000
@@ -29,6 +30,7 @@ export function createLeaseUpkeep(d: {
   onEvent?: EngineEventHandler
   /** The leases the drainer holds right now. */
   held: ReadonlyMap<string, Lease>
+  deadlines?: LeaseDeadlines
   /** Reclaimed rows are pending again: claim them. */
   wake: () => void
 }): LeaseUpkeep {
@@ -39,10 +41,13 @@ export function createLeaseUpkeep(d: {
     const leases = [...d.held.values()]
     // Idle: only the registry needs a beat, and once a minute is plenty (idle cost per database).
     if (!force && leases.length === 0 && d.clock.now() - lastBeatAt < IDLE_REGISTRY_BEAT_MS) return
-    lastBeatAt = d.clock.now()
+    const sentAt = d.clock.now()
+    lastBeatAt = sentAt
     const alive = await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds)
     for (const l of leases) {
-      if (!alive.has(l.id) && d.held.get(l.id) === l) {
+      if (alive.has(l.id)) d.deadlines?.confirm([l], sentAt)
+      else if (d.held.get(l.id) === l) {
+        d.deadlines?.markLost(l)
         d.log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
         d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })
       }

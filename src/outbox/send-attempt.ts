@@ -68,6 +68,12 @@ export async function sendInSlot(
   // A free slot is taken without an await (a hop on the way to the send).
   const slot = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
   if (!slot) return finish(r.lease, { kind: 'released' })
+  // Started by the claim, the row may have waited for its slot past its lease: then not sent.
+  if (!check && d.deadlines && !d.deadlines.holds(r.lease)) {
+    d.slots.release()
+    afterSend?.()
+    return giveUpUnsent(d, r, finish)
+  }
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
   try {
     const go = check ? (await startOrRelease(d, [r], finish)).length > 0 : true
@@ -77,6 +83,22 @@ export async function sendInSlot(
     afterSend?.()
   }
   if (result) await finish(r.lease, result.settlement, result.extra)
+}
+
+/** A row started by the claim whose lease may have ended before its send: it is not sent. */
+async function giveUpUnsent(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
+  d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
+  if (d.deadlines?.isLost(r.lease)) {
+    d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
+    d.done(r.lease)
+    return
+  }
+  // Perhaps still ours (heartbeats failed, nobody reclaimed yet): handed back, fenced by its token.
+  d.log.warn('lease may have ended before the send; not sending', {
+    db: d.dbName,
+    outboxId: r.lease.id,
+  })
+  await finish(r.lease, { kind: 'released' })
 }
 
 export interface SendExtra {

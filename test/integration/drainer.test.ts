@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from 'bun:test'
+import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
@@ -6,8 +7,15 @@ import { CLAIMS_FAILING_MS, createHealthMonitor } from '../../src/outbox/health-
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import type { SendGate, SendPermit } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import {
+  createTestEngine,
+  enqueue,
+  rowOf,
+  type TestEngine,
+  testWorkerConfig,
+} from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
 
 const t = useTestDb({ resetEach: true })
 let engine: TestEngine | null = null
@@ -363,6 +371,37 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
       { attempt: 1, outcome: 'lease_expired' },
       { attempt: 2, outcome: 'sent' },
     ])
+  })
+})
+
+describe('rows the claim recorded as started (open gate), waiting for a send slot', () => {
+  test('one whose lease ended meanwhile (reclaimed elsewhere) is not sent by the stale holder', async () => {
+    let skew = 0
+    const clock = { now: () => Date.now() + skew, sleep: systemClock.sleep }
+    const first = await enqueue(t)
+    const second = await enqueue(t)
+    const sender = createFakeSender()
+    sender.hold()
+    const e = await started({ config: { concurrency: 1 }, deps: { clock, sender } })
+    // One slot: the first row is in its send, the second (started by the same claim) waits.
+    await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
+    const waiting = sender.calls[0]!.outboxId === first ? second : first
+    // Heartbeats failed for longer than the lease (an outage): it expired, another worker reclaimed it.
+    await t.pool.query(
+      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+      [waiting],
+    )
+    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).toHaveLength(1)
+    skew = testWorkerConfig.leaseSeconds * 1000 + 1_000
+    sender.release()
+    await e.events.waitFor(
+      (x) => x.type === 'lease_lost' && x.id === waiting && x.during === 'start',
+    )
+    e.drainer.wake()
+    await e.events.waitFor(settledFor(waiting, 'sent'))
+    // Sent once, by the claim that holds it, not also by the stale one.
+    expect(sender.calls.filter((m) => m.outboxId === waiting)).toHaveLength(1)
+    expect((await rowOf(t, waiting)).attempts).toBe(2)
   })
 })
 

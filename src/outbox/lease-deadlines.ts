@@ -1,0 +1,39 @@
+// Lease deadlines as this process knows them: until when each held lease is surely still its own.
+import type { Clock } from '../clock.ts'
+import type { Lease } from './claim.ts'
+
+/**
+ * A lease is granted (and extended) for `leaseMs` of database time from the moment its statement
+ * ran, which is after this process sent it: the local moment of sending plus `leaseMs` is a safe
+ * lower bound of the lease's end. Rows of open-gate transports are recorded as started by the claim
+ * and may then wait in the local queue: one whose lease may have ended (heartbeats failing, e.g.
+ * during an outage) must not be sent, or a reclaim by another worker could send it again.
+ */
+export interface LeaseDeadlines {
+  /** The leases were granted or extended by a statement sent at local time `sentAt`. */
+  confirm(leases: Iterable<Lease>, sentAt: number): void
+  /** A heartbeat found the lease taken: it must neither be sent nor settled. */
+  markLost(lease: Lease): void
+  isLost(lease: Lease): boolean
+  /** Still surely held, with `marginMs` to spare for the send itself. */
+  holds(lease: Lease): boolean
+}
+
+export function createLeaseDeadlines(clock: Clock, leaseMs: number): LeaseDeadlines {
+  // A send of an open-gate transport (a file write) is short; a tenth of the lease, at most 5 s.
+  const marginMs = Math.min(5_000, leaseMs / 10)
+  // WeakMap: a lease that leaves the drainer's books needs no forgetting here.
+  const until = new WeakMap<Lease, number>()
+  return {
+    confirm(leases, sentAt) {
+      for (const l of leases) {
+        if (until.get(l) !== Number.NEGATIVE_INFINITY) until.set(l, sentAt + leaseMs)
+      }
+    },
+    markLost(lease) {
+      until.set(lease, Number.NEGATIVE_INFINITY)
+    },
+    isLost: (lease) => until.get(lease) === Number.NEGATIVE_INFINITY,
+    holds: (lease) => clock.now() < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs,
+  }
+}
