@@ -68,8 +68,11 @@ export async function sendInSlot(
   // A free slot is taken without an await (a hop on the way to the send).
   const slot = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
   if (!slot) return finish(r.lease, { kind: 'released' })
-  // Started by the claim, the row may have waited for its slot past its lease: then not sent.
-  if (!check && d.deadlines && !d.deadlines.holds(r.lease)) {
+  // The row may have waited (for a permit, a slot) past its lease: then it is not sent. For a row
+  // the claim recorded as started this is the only check; for the others, the start statement is
+  // fenced by the lease token only, and a lease that ended unreclaimed would pass it and then be
+  // reclaimed mid-send, as ambiguous.
+  if (d.deadlines && !d.deadlines.holds(r.lease)) {
     d.slots.release()
     afterSend?.()
     return giveUpUnsent(d, r, finish)
@@ -85,7 +88,7 @@ export async function sendInSlot(
   if (result) await finish(r.lease, result.settlement, result.extra)
 }
 
-/** A row started by the claim whose lease may have ended before its send: it is not sent. */
+/** A row whose lease may have ended before its send: it is not sent. */
 async function giveUpUnsent(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
   d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
   if (d.deadlines?.isLost(r.lease)) {

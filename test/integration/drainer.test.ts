@@ -372,6 +372,36 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
       { attempt: 2, outcome: 'sent' },
     ])
   })
+
+  test('a lease that ended unreclaimed while the row waited for its permit is not started', async () => {
+    let skew = 0
+    const clock = { now: () => Date.now() + skew, sleep: systemClock.sleep }
+    const g = manualGate()
+    const e = await started({ deps: { gate: g.gate, clock } })
+    const id = await enqueue(t)
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    // Heartbeats failed past the lease; no reclaim has run yet. Started now, the row would be
+    // reclaimed mid-send as ambiguous and sent again.
+    await t.pool.query(
+      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+      [id],
+    )
+    skew = testWorkerConfig.leaseSeconds * 1000 + 1_000
+    g.grant()
+    await e.events.waitFor((x) => x.type === 'lease_lost' && x.id === id && x.during === 'start')
+    expect(e.sender.calls).toHaveLength(0)
+    // Handed back unstarted (no ambiguity) and claimed again at once.
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sending', send_started_at: null })
+    g.grant()
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
+    const history = await t.pool.query(
+      'select outcome from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
+    expect(history.rows.map((r) => r.outcome)).toEqual(['released', 'sent'])
+  })
 })
 
 describe('rows the claim recorded as started (open gate), waiting for a send slot', () => {
