@@ -313,19 +313,30 @@ export function loadConfig(
   env: Record<string, string | undefined>,
   opts: LoadOptions = {},
 ): Config {
-  const parsed = Env.safeParse(env)
+  // Each variable on its own: one malformed value must not hide the others (a missing DATABASE_URL,
+  // the Graph credential), which a whole-object parse would leave unnamed until the next start.
   const problems: string[] = []
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      problems.push(`${issue.path.join('.') || 'environment'}: ${issue.message}`)
+  const refused = new Set<string>()
+  const values: Record<string, unknown> = {}
+  for (const [name, schema] of Object.entries(Env.shape)) {
+    const r = schema.safeParse(env[name])
+    if (r.success) {
+      values[name] = r.data
+      continue
     }
-    throw configError(problems)
+    refused.add(name)
+    for (const issue of r.error.issues) {
+      problems.push(`${[name, ...issue.path].join('.')}: ${issue.message}`)
+    }
+    // Its default stands in, so the checks below run; a rule that involves it is skipped.
+    values[name] = schema.safeParse(undefined).data
   }
-  const e = parsed.data
+  const e = values as z.output<typeof Env>
+  const ok = (...names: string[]) => names.every((n) => !refused.has(n))
 
   const databases: DatabaseConfig[] = []
   if (e.MAILER_DATABASES !== undefined) {
-    if (e.DATABASE_URL !== undefined) {
+    if (e.DATABASE_URL !== undefined || !ok('DATABASE_URL')) {
       problems.push('MAILER_DATABASES and DATABASE_URL are both set: use one of them')
     }
     let json: unknown
@@ -355,22 +366,22 @@ export function loadConfig(
       url: e.DATABASE_URL,
       listenUrl: e.LISTEN_DATABASE_URL ?? e.DATABASE_URL,
     })
-  } else if (opts.requireDatabase !== false) {
+  } else if (opts.requireDatabase !== false && ok('DATABASE_URL')) {
     problems.push('DATABASE_URL (or MAILER_DATABASES) is required')
   }
 
   const leaseSeconds = e.LEASE_SECONDS ?? 60
   const heartbeatSeconds = e.HEARTBEAT_SECONDS ?? Math.max(1, Math.floor(leaseSeconds / 3))
-  if (heartbeatSeconds * 2 > leaseSeconds) {
+  if (heartbeatSeconds * 2 > leaseSeconds && ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS')) {
     problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
   }
-  if (e.METRICS_PORT !== undefined && e.METRICS_PORT === (e.PORT ?? 8080)) {
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT === (e.PORT ?? 8080) && ok('PORT')) {
     problems.push('METRICS_PORT: must differ from PORT (leave it unset to serve /metrics on PORT)')
   }
   const requestTimeoutSeconds = e.GRAPH_REQUEST_TIMEOUT_SECONDS ?? 30
   const retryBaseSeconds = e.RETRY_BASE_SECONDS ?? 10
   const retryMaxSeconds = e.RETRY_MAX_SECONDS ?? 3600
-  if (retryMaxSeconds < retryBaseSeconds) {
+  if (retryMaxSeconds < retryBaseSeconds && ok('RETRY_BASE_SECONDS', 'RETRY_MAX_SECONDS')) {
     problems.push('RETRY_MAX_SECONDS: must be at least RETRY_BASE_SECONDS')
   }
 
@@ -378,12 +389,15 @@ export function loadConfig(
   // the documented api/worker split hand the Graph secret to the API machines too.
   const sends = opts.role !== 'api'
   let graph: GraphConfig | null = null
-  if (e.MAIL_TRANSPORT === 'graph' && sends) {
+  if (e.MAIL_TRANSPORT === 'graph' && sends && ok('MAIL_TRANSPORT')) {
     if (!e.GRAPH_TENANT_ID) problems.push('GRAPH_TENANT_ID is required with MAIL_TRANSPORT=graph')
     if (!e.GRAPH_CLIENT_ID) problems.push('GRAPH_CLIENT_ID is required with MAIL_TRANSPORT=graph')
     if (!e.MAIL_FROM) problems.push('MAIL_FROM is required with MAIL_TRANSPORT=graph')
     // Only a Graph request can outlive its lease; the file and discard transports make none.
-    if (requestTimeoutSeconds * 2 > leaseSeconds) {
+    if (
+      requestTimeoutSeconds * 2 > leaseSeconds &&
+      ok('GRAPH_REQUEST_TIMEOUT_SECONDS', 'LEASE_SECONDS')
+    ) {
       problems.push('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS')
     }
     const cert = e.GRAPH_CERTIFICATE ?? e.GRAPH_CERTIFICATE_FILE

@@ -61,6 +61,37 @@ describe('loadConfig', () => {
     expect(message).not.toContain('short')
   })
 
+  test('a malformed value does not hide the missing ones: every problem is named in one run', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env)
+        return []
+      } catch (e) {
+        return (e as { details: { problems: string[] } }).details.problems
+      }
+    }
+    const named = problems({ MAIL_TRANSPORT: 'graph', WORKER_CONCURRENCY: 'lots' })
+    for (const name of [
+      'WORKER_CONCURRENCY: must be a whole number',
+      'DATABASE_URL (or MAILER_DATABASES) is required',
+      'GRAPH_TENANT_ID is required',
+      'a Graph credential is required',
+    ]) {
+      expect(named.join('\n')).toContain(name)
+    }
+    // A rule between two settings is not reported against a value that is itself refused.
+    expect(problems({ ...base, LEASE_SECONDS: 'soon', HEARTBEAT_SECONDS: '40' })).toEqual([
+      'LEASE_SECONDS: must be a whole number',
+    ])
+    expect(problems({ ...base, PORT: 'x', METRICS_PORT: '8080' })).toEqual([
+      'PORT: must be a whole number',
+    ])
+    expect(problems({ DATABASE_URL: 'mysql://x', MAIL_TRANSPORT: 'smtp' })).toEqual([
+      'DATABASE_URL: must be a postgres:// or postgresql:// URL',
+      expect.stringMatching(/^MAIL_TRANSPORT: /),
+    ])
+  })
+
   test('cross-field rules', () => {
     const problems = (env: Record<string, string>) => {
       try {
