@@ -339,6 +339,12 @@ export function loadConfig(
     if (e.DATABASE_URL !== undefined || !ok('DATABASE_URL')) {
       problems.push('MAILER_DATABASES and DATABASE_URL are both set: use one of them')
     }
+    // Applying it to every database would point them all at one; dropping it would LISTEN elsewhere.
+    if (e.LISTEN_DATABASE_URL !== undefined || !ok('LISTEN_DATABASE_URL')) {
+      problems.push(
+        'LISTEN_DATABASE_URL is ignored with MAILER_DATABASES: give each database its own "listenUrl"',
+      )
+    }
     let json: unknown
     try {
       json = JSON.parse(e.MAILER_DATABASES)

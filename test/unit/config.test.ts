@@ -119,6 +119,14 @@ describe('loadConfig', () => {
           '[{"name":"a","url":"postgres://x/a"},{"name":"a","url":"postgres://x/b"}]',
       }),
     ).toContain('repeated')
+    // Each database of MAILER_DATABASES has its own listenUrl: a LISTEN_DATABASE_URL would be ignored.
+    expect(
+      problems({
+        MAIL_TRANSPORT: 'file',
+        LISTEN_DATABASE_URL: 'postgres://direct/a',
+        MAILER_DATABASES: '[{"name":"a","url":"postgres://x/a"}]',
+      }),
+    ).toContain('LISTEN_DATABASE_URL is ignored with MAILER_DATABASES')
     expect(problems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: 'not json' })).toContain(
       'not valid JSON',
     )
