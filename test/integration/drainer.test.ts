@@ -339,6 +339,24 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
     return { gate, waiting: () => waiting.length, grant }
   }
 
+  test('a row a reclaim fails (out of attempts) is reported as failed, with code lease_expired', async () => {
+    const id = await enqueue(t)
+    // Its worker died holding its last attempt: the first reclaim ends it.
+    await t.pool.query(
+      `update mailer.email_outbox
+          set status = 'sending', attempts = 1, max_attempts = 1, lease_owner = 'dead-worker',
+              lease_token = gen_random_uuid(), lease_expires_at = now() - interval '1 second'
+        where id = $1`,
+      [id],
+    )
+    const e = await started()
+    expect(await e.events.waitFor(settledFor(id, 'failed'))).toMatchObject({
+      code: 'lease_expired',
+    })
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'lease_expired' })
+    expect(e.sender.calls).toEqual([])
+  })
+
   test('the stale lease ending keeps the live one held (heartbeated) and it is sent once', async () => {
     const g = manualGate()
     const e = await started({ deps: { gate: g.gate } })
