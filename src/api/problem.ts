@@ -42,7 +42,8 @@ const TITLE: Partial<Record<ErrorCode, string>> = {
   payload_too_large: 'The body is too large',
   unsupported_media_type: 'The body must be application/json',
   unauthorized: 'A valid bearer token is required',
-  forbidden: 'The token lacks the required scope',
+  // Also a tenant-confined token naming another tenant: its scope may be fine.
+  forbidden: 'The token does not permit this',
   not_found: 'Not found',
   database_unknown: 'Unknown database',
   conflict: 'The row is not in a state that allows this',
@@ -124,7 +125,10 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     const status = STATUS[err.code]
     const headers: Record<string, string> = {}
     if (err.code === 'unauthorized') headers['www-authenticate'] = 'Bearer'
-    if (err.code === 'forbidden') headers['www-authenticate'] = 'Bearer error="insufficient_scope"'
+    // RFC 6750's insufficient_scope sends a client after a wider token: only when a scope is missing.
+    if (err.code === 'forbidden' && err.details?.scope !== undefined) {
+      headers['www-authenticate'] = 'Bearer error="insufficient_scope"'
+    }
     const retryAfter = err.details?.retryAfterSeconds
     if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter)
     if (status >= 500) c.get('log')?.error('request failed', { code: err.code, err })
@@ -180,7 +184,9 @@ export function validationHook(result: { success: boolean; error?: ZodError }): 
 export const V1_PROBLEMS = {
   400: problemResponse('The request is not valid (validation_failed)'),
   401: problemResponse('Missing, malformed, expired or otherwise invalid bearer token'),
-  403: problemResponse('The token lacks the scope this route needs'),
+  403: problemResponse(
+    'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim',
+  ),
   404: problemResponse('Unknown ?db, or no such row visible to this token'),
   429: {
     ...problemResponse('Rate limit of this token subject exceeded'),

@@ -75,6 +75,7 @@ describe('HS256 tokens', () => {
     const denied = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: read })
     expect(denied.status).toBe(403)
     expect((denied.body as Problem).type).toBe('urn:outbox-mailer:problem:forbidden')
+    expect(denied.headers.get('www-authenticate')).toBe('Bearer error="insufficient_scope"')
     expect((await list({ token: write })).status).toBe(403)
     expect((await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: write })).status).toBe(200)
     expect((await list({ token: await token({ scope: 'outbox:readwrite' }) })).status).toBe(403)
@@ -144,6 +145,9 @@ describe('tenant confinement', () => {
       body: { message, options: { tenant: 'beta' } },
     })
     expect(other.status).toBe(403)
+    // Its scope is fine: neither the title nor WWW-Authenticate may send the caller after a scope.
+    expect((other.body as { title: string }).title).not.toContain('scope')
+    expect(other.headers.get('www-authenticate') ?? '').not.toContain('insufficient_scope')
   })
 })
 
