@@ -18,8 +18,8 @@ const Recipients = z
 const Attachment = z.looseObject({
   filename: z.string(),
   contentBase64: z.string(),
-  contentType: z.string().optional(),
-  contentId: z.string().optional(),
+  contentType: z.string().nullable().optional(),
+  contentId: z.string().nullable().optional(),
 })
 
 export const Message = z
@@ -46,8 +46,9 @@ export const EnqueueOptions = z
   .looseObject({
     tenant: z.string().optional(),
     dedupeKey: z.string().optional().openapi({ description: 'Or the Idempotency-Key header' }),
-    sendAt: z.string().optional().openapi({ example: '2030-01-01T09:00:00Z' }),
-    expiresAt: z.string().optional(),
+    // enqueue_email takes null for either as not given: due now, never expires.
+    sendAt: z.string().nullable().optional().openapi({ example: '2030-01-01T09:00:00Z' }),
+    expiresAt: z.string().nullable().optional(),
     priority: z.number().int().optional().openapi({ description: '-100 (first) .. 100 (last)' }),
     maxAttempts: z.number().int().optional(),
     correlationId: z.string().optional(),

@@ -141,6 +141,23 @@ describe('POST /v1/outbox', () => {
     expect(rows.rows[0].n).toBe(0)
   })
 
+  test('what mailer.enqueue_email accepts, the API accepts: null sendAt, expiresAt, contentType', async () => {
+    const body = {
+      message: {
+        ...message,
+        attachments: [{ filename: 'a.txt', contentBase64: 'aGk=', contentType: null }],
+      },
+      options: { sendAt: null, expiresAt: null },
+    }
+    const sql = await t.pool.query<{ id: string }>('select mailer.enqueue_email($1, $2) as id', [
+      body.message,
+      body.options,
+    ])
+    expect(sql.rows[0]!.id).toMatch(/^\d+$/)
+    const r = await send(app, 'POST', '/v1/outbox', { token: tk, body })
+    expect([r.status, r.body]).toEqual([201, { id: expect.stringMatching(/^\d+$/) }])
+  })
+
   test('malformed JSON and a wrong shape are 400 problems', async () => {
     const malformed = await send(app, 'POST', '/v1/outbox', { token: tk, body: '{"message": ' })
     expect(malformed.status).toBe(400)
