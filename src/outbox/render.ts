@@ -80,11 +80,17 @@ export function renderLease(
   }
 }
 
+// A Graph user id: Graph sends from /users/{id} as from /users/{upn}, and sets From itself.
+const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
 // MAIL_FROM is the same for every row of a process: parsed once, not once per message.
 let defaultFromCache: { raw: string; address: Readonly<MailAddress> } | null = null
 function parseDefaultFrom(raw: string): MailAddress {
   if (defaultFromCache?.raw !== raw) {
-    defaultFromCache = { raw, address: Object.freeze(parseAddress(raw, 'MAIL_FROM')) }
+    const address = USER_ID.test(raw.trim())
+      ? { address: raw.trim() }
+      : parseAddress(raw, 'MAIL_FROM')
+    defaultFromCache = { raw, address: Object.freeze(address) }
   }
   return defaultFromCache.address
 }

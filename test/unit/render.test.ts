@@ -115,6 +115,16 @@ describe('renderLease', () => {
     })
   })
 
+  test('MAIL_FROM may be a Graph user id (a GUID), as documented: it names the mailbox to send from', () => {
+    const userId = '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b'
+    const m = renderLease(
+      lease({ message: { to: [{ address: 'a@example.com' }], subject: 'S', text: 'T' } }),
+      new Map(),
+      userId,
+    )
+    expect(m.from).toEqual({ address: userId })
+  })
+
   test('no sender anywhere is a clear error', () => {
     expect(() =>
       renderLease(
