@@ -218,6 +218,20 @@ const pgUrl = z.string().superRefine((value, ctx) => {
 // RFC 1123 labels: anything else (an underscore, a URL, a port) fails only at bind, as "port in use?".
 const HOSTNAME =
   /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i
+// The address rule of mailer.is_email_address (and the renderer's): a MAIL_FROM it refuses would
+// pass the start and then fail, for good, every row that names no sender of its own.
+const EMAIL_ADDRESS =
+  /^[^@\s<>(),;:"[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
+const NAMED_ADDRESS = /^(.*)<([^<>]+)>\s*$/s
+// Graph also names a mailbox by its user id; a file needs an address for its From header.
+const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+function isSenderMailbox(value: string, graph: boolean): boolean {
+  if (graph && GRAPH_USER_ID.test(value)) return true
+  const named = NAMED_ADDRESS.exec(value)
+  return EMAIL_ADDRESS.test((named ? named[2] : value)?.trim() ?? '')
+}
+
 const httpUrl = z
   .string()
   .url()
@@ -394,6 +408,14 @@ export function loadConfig(
   // An API-only process never builds a transport: demanding a credential it never uses would make
   // the documented api/worker split hand the Graph secret to the API machines too.
   const sends = opts.role !== 'api'
+  if (sends && e.MAIL_FROM !== undefined && ok('MAIL_TRANSPORT')) {
+    const graph = e.MAIL_TRANSPORT === 'graph'
+    if (!isSenderMailbox(e.MAIL_FROM, graph)) {
+      problems.push(
+        `MAIL_FROM: must be an e-mail address ("Name <address>" is fine)${graph ? ' or a Graph user id (a GUID)' : ''}`,
+      )
+    }
+  }
   let graph: GraphConfig | null = null
   if (e.MAIL_TRANSPORT === 'graph' && sends && ok('MAIL_TRANSPORT')) {
     if (!e.GRAPH_TENANT_ID) problems.push('GRAPH_TENANT_ID is required with MAIL_TRANSPORT=graph')

@@ -231,6 +231,43 @@ describe('loadConfig', () => {
     ).toThrow(/DATABASE_URL[\s\S]*API_JWT_SECRET/)
   })
 
+  test('MAIL_FROM is checked at start: a mailbox every row without a sender could go out from', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig({ ...base, ...env })
+        return []
+      } catch (e) {
+        return (e as { details: { problems: string[] } }).details.problems
+      }
+    }
+    const graph = {
+      MAIL_TRANSPORT: 'graph',
+      GRAPH_TENANT_ID: 't',
+      GRAPH_CLIENT_ID: 'c',
+      GRAPH_CLIENT_SECRET: 's',
+    }
+    const userId = '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b'
+    for (const from of ['outbox@example.com', 'Outbox <outbox@example.com>']) {
+      expect(problems({ MAIL_FROM: from })).toEqual([])
+      expect(problems({ ...graph, MAIL_FROM: from })).toEqual([])
+    }
+    expect(problems({ ...graph, MAIL_FROM: userId })).toEqual([])
+    // Before, each of these passed the start and failed every row without a sender, for good.
+    for (const from of ['outbox', 'outbox@example', 'Outbox <nope>']) {
+      expect(problems({ ...graph, MAIL_FROM: from })).toEqual([
+        expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
+      ])
+    }
+    // Only Graph knows mailboxes by id; a file is written with a From header.
+    expect(problems({ MAIL_FROM: userId })).toEqual([
+      expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
+    ])
+    // An API-only process sends nothing: MAIL_FROM is not its concern.
+    expect(() =>
+      loadConfig({ ...base, MAIL_FROM: 'outbox', API_JWT_SECRET: 'x'.repeat(32) }, { role: 'api' }),
+    ).not.toThrow()
+  })
+
   test('METRICS_PORT moves /metrics to a port of its own, which must differ from PORT', () => {
     expect(loadConfig({ ...base, METRICS_PORT: '9091' }).http).toEqual({
       host: '0.0.0.0',
