@@ -1,7 +1,7 @@
 // `bun run dev`: embedded Postgres under ./.data (or the temp directory), migrations, a demo table + trigger + template, file transport, API.
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
@@ -100,7 +100,7 @@ or enqueue directly:
 
   psql '${url}' -c "select mailer.enqueue_email('{\\"to\\":\\"you@example.com\\",\\"subject\\":\\"Hi\\",\\"text\\":\\"Hello\\"}')"
 
-Stop with Ctrl+C (data stays in ./.data; delete it to start over).
+Stop with Ctrl+C (data stays in ${dirname(server.dir)}; delete it to start over).
 `
   console.log(banner)
   await runUntilSignalled(config, { role: 'all', log, dev: true })

@@ -2,6 +2,7 @@
 import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
 import type { Logger } from './log.ts'
+import { parseDefaultFrom } from './outbox/render.ts'
 import type { OutboundMail } from './outbox/sender.ts'
 import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
@@ -17,7 +18,13 @@ export async function sendTest(
   log: Logger,
 ): Promise<number> {
   const to = args.to
-  const from = args.from ?? config.mailFrom
+  // MAIL_FROM as the engine reads it: `Name <address>` sends from that address, under that name.
+  const from =
+    args.from !== undefined
+      ? { address: args.from }
+      : config.mailFrom !== null
+        ? parseDefaultFrom(config.mailFrom)
+        : null
   if (!to || !isAddress(to)) {
     console.error('send-test needs --to ADDRESS (a valid e-mail address)')
     return EXIT.usage
@@ -44,7 +51,7 @@ export async function sendTest(
     tenant: 'default',
     attempt: 1,
     correlationId: id,
-    from: { address: from },
+    from,
     to: [{ address: to }],
     cc: [],
     bcc: [],

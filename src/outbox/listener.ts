@@ -124,7 +124,7 @@ export function createListener(d: ListenerDeps): Listener {
       if (stopping.signal.aborted) break
       if (outcome === 'pooled') {
         d.log.warn(
-          'LISTEN is not possible on this connection (a transaction pooler?); polling instead. Set LISTEN_DATABASE_URL to a direct URL to get instant pickup.',
+          'LISTEN is not possible on this connection (a transaction pooler?); polling instead. Give this database a direct URL to listen on (LISTEN_DATABASE_URL, or its "listenUrl" in MAILER_DATABASES) to get instant pickup.',
           { db: d.db },
         )
         setState('polling')

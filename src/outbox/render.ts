@@ -85,7 +85,8 @@ const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 // MAIL_FROM is the same for every row of a process: parsed once, not once per message.
 let defaultFromCache: { raw: string; address: Readonly<MailAddress> } | null = null
-function parseDefaultFrom(raw: string): MailAddress {
+/** MAIL_FROM as a sender: `Name <address>`, an address, or a Graph user id. */
+export function parseDefaultFrom(raw: string): MailAddress {
   if (defaultFromCache?.raw !== raw) {
     const address = USER_ID.test(raw.trim())
       ? { address: raw.trim() }

@@ -66,3 +66,25 @@ test('with Graph, --from may be a user id (GUID), as Graph takes one; the file t
   expect(await sendTest(config, { to: 'me@example.com', from: userId }, silentLogger)).toBe(2)
   expect(await readdir(dir)).toEqual([])
 })
+
+test('MAIL_FROM written `Name <address>` sends from that mailbox, as the engine does', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: ['outbox@example.com'] })
+  try {
+    const config = loadConfig(
+      {
+        MAIL_TRANSPORT: 'graph',
+        MAIL_FROM: 'Outbox <outbox@example.com>',
+        GRAPH_TENANT_ID: fake.tenantId,
+        GRAPH_CLIENT_ID: fake.clientId,
+        GRAPH_CLIENT_SECRET: 'right',
+        GRAPH_AUTHORITY_URL: fake.authorityUrl,
+        GRAPH_API_URL: fake.apiUrl,
+      },
+      { requireDatabase: false },
+    )
+    expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(0)
+    expect(fake.accepted.map((m) => m.mailbox)).toEqual(['outbox@example.com'])
+  } finally {
+    await fake.stop()
+  }
+})
