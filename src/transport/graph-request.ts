@@ -1,7 +1,7 @@
 // One authorized Graph request: bearer token, per-request deadline, and one token refresh on a 401.
 import type { Clock } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
-import { classifySendFailure } from './graph-outcome.ts'
+import { classifySendFailure, DEFAULT_THROTTLE_MS } from './graph-outcome.ts'
 import { GraphAuthError, type TokenSource } from './graph-token.ts'
 
 /** Either Graph's answer (any status) or the outcome of never getting one. */
@@ -30,7 +30,7 @@ export function createGraphRequest(d: {
       try {
         token = await d.tokens.getToken(deadline)
       } catch (e) {
-        return { failed: tokenFailure(e, signal, d.tokens.refusedForMs()) }
+        return { failed: tokenFailure(e, signal, d.tokens) }
       }
       try {
         const res = await d.fetch(url, {
@@ -58,18 +58,25 @@ export function createGraphRequest(d: {
  * error while waiting for the token is `token_timeout` / `token_network`, not `timeout` / `network`.
  * A credential Entra refuses for good (an expired or unregistered certificate) is the app's problem,
  * not the row's: the row waits, uncounted, until Entra is asked again (its code kept, readiness
- * saying why), and fails only at the throttle deadline, like a throttled one.
+ * saying why), and fails only at the throttle deadline, like a throttled one. So does a row that
+ * met Entra throttled or unavailable (429/503/504): it waits out Entra's Retry-After, uncounted.
  */
-function tokenFailure(e: unknown, shutdown: AbortSignal, refusedForMs: number): SendOutcome {
+function tokenFailure(e: unknown, shutdown: AbortSignal, tokens: TokenSource): SendOutcome {
   if (e instanceof GraphAuthError) {
     const details = e.httpStatus ? { httpStatus: e.httpStatus } : {}
-    const refused = e.permanent
-      ? {
-          throttled: true,
-          afterMs: Math.max(refusedForMs, MIN_REFUSED_RETRY_MS),
-          pausesMailbox: false,
-        }
-      : {}
+    const waitMs = e.permanent
+      ? tokens.refusedForMs()
+      : e.throttled
+        ? tokens.throttledForMs() || DEFAULT_THROTTLE_MS
+        : null
+    const refused =
+      waitMs === null
+        ? {}
+        : {
+            throttled: true,
+            afterMs: Math.max(waitMs, MIN_REFUSED_RETRY_MS),
+            pausesMailbox: false,
+          }
     return {
       kind: 'retry',
       code: e.code,

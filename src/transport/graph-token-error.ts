@@ -13,9 +13,15 @@ const PERMANENT_ERRORS = new Set([
 
 /** AADSTS codes that come with a 4xx but clear up by themselves (throttling, loop detection). */
 const TRANSIENT_AADSTS = new Set(['AADSTS50196', 'AADSTS90055'])
+/** Statuses by which Entra, like Graph, says "come back later" (throttled or unavailable). */
+const THROTTLE_STATUSES = new Set([429, 503, 504])
 
 export class GraphAuthError extends Error {
   override readonly name = 'GraphAuthError'
+  /** Entra asked us to come back later (429/503/504, a throttling AADSTS code): not the row's fault. */
+  readonly throttled: boolean
+  /** Entra's Retry-After, when it sent one: Entra is not asked again before it has passed. */
+  readonly retryAfterMs: number | undefined
   constructor(
     /** `AADSTS700027`, or `token_http_503`, `token_network`, `token_timeout`, `token_response_invalid`. */
     readonly code: string,
@@ -23,9 +29,11 @@ export class GraphAuthError extends Error {
     /** True when asking Entra again with the same credential will fail the same way. */
     readonly permanent: boolean,
     readonly httpStatus?: number,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { throttled?: boolean; retryAfterMs?: number | undefined },
   ) {
     super(message, options)
+    this.throttled = options?.throttled === true
+    this.retryAfterMs = options?.retryAfterMs
   }
 
   static network(cause: unknown): GraphAuthError {
@@ -41,8 +49,15 @@ export class GraphAuthError extends Error {
   }
 }
 
-/** Turns a non-200 token response into a GraphAuthError; the description keeps only its first line. */
-export function parseTokenError(status: number, text: string): GraphAuthError {
+/**
+ * Turns a non-200 token response into a GraphAuthError; the description keeps only its first line.
+ * `retryAfterMs` is the response's Retry-After, if any.
+ */
+export function parseTokenError(
+  status: number,
+  text: string,
+  retryAfterMs?: number,
+): GraphAuthError {
   let json: { error?: unknown; error_description?: unknown; error_codes?: unknown } = {}
   try {
     json = JSON.parse(text) as typeof json
@@ -60,7 +75,14 @@ export function parseTokenError(status: number, text: string): GraphAuthError {
     status !== 429 &&
     !TRANSIENT_AADSTS.has(code) &&
     (error === undefined || PERMANENT_ERRORS.has(error))
-  return new GraphAuthError(code, error ? `${error}: ${firstLine}` : firstLine, permanent, status)
+  const throttled = THROTTLE_STATUSES.has(status) || TRANSIENT_AADSTS.has(code)
+  return new GraphAuthError(
+    code,
+    error ? `${error}: ${firstLine}` : firstLine,
+    permanent,
+    status,
+    throttled ? { throttled, retryAfterMs } : {},
+  )
 }
 
 function aadstsCode(codes: unknown, description: string): string | undefined {

@@ -2,6 +2,7 @@
 import type { Clock } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import type { GraphCredential } from './graph-credential.ts'
+import { retryAfterMs } from './graph-outcome.ts'
 import { GraphAuthError, parseTokenError } from './graph-token-error.ts'
 
 export { GraphAuthError } from './graph-token-error.ts'
@@ -21,6 +22,8 @@ export interface TokenSource {
   lastError(): GraphAuthError | null
   /** While Entra's last answer was a refusal for good: ms until it is asked again (else 0). */
   refusedForMs(): number
+  /** While Entra's last answer was a throttle with Retry-After: ms until it is asked again (else 0). */
+  throttledForMs(): number
 }
 
 export interface TokenSourceDeps {
@@ -114,7 +117,10 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
     } catch (e) {
       throw GraphAuthError.network(e)
     }
-    if (res.status !== 200) throw parseTokenError(res.status, text)
+    if (res.status !== 200) {
+      const after = retryAfterMs(res.headers.get('retry-after'), d.clock.now())
+      throw parseTokenError(res.status, text, after)
+    }
     return toCached(text, started)
   }
 
@@ -128,9 +134,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         }
         return cached.token
       }
-      if (failure?.error.permanent && now - failure.at < PERMANENT_FAILURE_COOLDOWN_MS) {
-        throw failure.error
-      }
+      if (failure && now - failure.at < holdOffMs(failure.error)) throw failure.error
       return abortable(refresh(), signal)
     },
     invalidate(token) {
@@ -142,7 +146,17 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       failure?.error.permanent
         ? Math.max(0, failure.at + PERMANENT_FAILURE_COOLDOWN_MS - d.clock.now())
         : 0,
+    throttledForMs: () =>
+      failure?.error.throttled
+        ? Math.max(0, failure.at + holdOffMs(failure.error) - d.clock.now())
+        : 0,
   }
+}
+
+/** How long after a failure Entra is not asked again: a refusal for good, or its own Retry-After. */
+function holdOffMs(e: GraphAuthError): number {
+  if (e.permanent) return PERMANENT_FAILURE_COOLDOWN_MS
+  return e.throttled ? (e.retryAfterMs ?? 0) : 0
 }
 
 function toCached(text: string, started: number): Cached {

@@ -14,6 +14,7 @@ import {
   type GraphCredential,
   secretCredential,
 } from '../../src/transport/graph-credential.ts'
+import { DEFAULT_THROTTLE_MS } from '../../src/transport/graph-outcome.ts'
 import { createGraphSender } from '../../src/transport/graph-sender.ts'
 import {
   createTokenSource,
@@ -330,14 +331,48 @@ describe('token source', () => {
     expect(fake.tokenRequests).toHaveLength(2)
   })
 
-  test('a token endpoint outage is transient: retry, and the next call asks again', async () => {
+  test('a token endpoint outage is transient: an uncounted retry, and the next call asks again', async () => {
     const s = await setup()
     s.fake.setFaults({ token: [{ status: 503, error: 'temporarily_unavailable', aadsts: 90055 }] })
     const outcome = await s.sender.send(mail(), live())
-    expect(outcome).toMatchObject({ kind: 'retry', code: 'AADSTS90055', httpStatus: 503 })
+    expect(outcome).toMatchObject({
+      kind: 'retry',
+      code: 'AADSTS90055',
+      httpStatus: 503,
+      throttled: true,
+      afterMs: DEFAULT_THROTTLE_MS,
+    })
     expect((await s.sender.send(mail(), live())).kind).toBe('sent')
     expect(s.fake.tokenRequests).toHaveLength(2)
     expect(s.tokens.lastError()).toBeNull()
+  })
+
+  test('Entra throttling (429 with Retry-After): the row waits uncounted, and Entra is not asked again before Retry-After', async () => {
+    const s = await setup()
+    s.fake.setFaults({
+      token: [{ status: 429, error: 'temporarily_unavailable', aadsts: 50196, retryAfter: '120' }],
+    })
+    // Not the row's fault: a throttle that burns no attempt and holds back no mailbox.
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      code: 'AADSTS50196',
+      httpStatus: 429,
+      throttled: true,
+      afterMs: 120_000,
+      pausesMailbox: false,
+      ambiguous: false,
+    })
+    s.clock.advance(30_000)
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      code: 'AADSTS50196',
+      throttled: true,
+      afterMs: 90_000,
+    })
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    s.clock.advance(90_000)
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests).toHaveLength(2)
   })
 
   test('getToken errors are GraphAuthError with the AADSTS code', async () => {

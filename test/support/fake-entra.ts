@@ -13,7 +13,7 @@ export interface TokenRequestRecord {
 }
 
 export type TokenFault =
-  | { status: number; error: string; aadsts: number; description?: string }
+  | { status: number; error: string; aadsts: number; description?: string; retryAfter?: string }
   | 'hang'
 
 export interface FakeEntraOptions {
@@ -56,12 +56,19 @@ export function createFakeEntra(o: FakeEntraOptions) {
       readonly error: string,
       readonly aadsts: number,
       description: string,
+      readonly retryAfter?: string,
     ) {
       super(description)
     }
   }
-  const refuse = (status: number, error: string, aadsts: number, description: string): never => {
-    throw new Refusal(status, error, aadsts, description)
+  const refuse = (
+    status: number,
+    error: string,
+    aadsts: number,
+    description: string,
+    retryAfter?: string,
+  ): never => {
+    throw new Refusal(status, error, aadsts, description, retryAfter)
   }
 
   async function handle(req: Request, tokenUrl: string, tenant: string): Promise<Response> {
@@ -70,7 +77,10 @@ export function createFakeEntra(o: FakeEntraOptions) {
     const fault = faults.shift()
     if (fault === 'hang') return new Promise<Response>(() => {})
     try {
-      if (fault) refuse(fault.status, fault.error, fault.aadsts, fault.description ?? fault.error)
+      if (fault) {
+        const text = fault.description ?? fault.error
+        refuse(fault.status, fault.error, fault.aadsts, text, fault.retryAfter)
+      }
       if (tenant !== o.tenantId) {
         refuse(400, 'invalid_request', 90002, `Tenant '${tenant}' not found.`)
       }
@@ -171,7 +181,9 @@ export function createFakeEntra(o: FakeEntraOptions) {
     } catch (e) {
       if (!(e instanceof Refusal)) throw e
       record.error = `AADSTS${e.aadsts}`
-      return errorResponse(e.status, e.error, e.aadsts, e.message, o.now())
+      const response = errorResponse(e.status, e.error, e.aadsts, e.message, o.now())
+      if (e.retryAfter !== undefined) response.headers.set('retry-after', e.retryAfter)
+      return response
     }
   }
 
