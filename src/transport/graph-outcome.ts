@@ -5,6 +5,11 @@ import type { SendOutcome } from '../outbox/sender.ts'
 export const DEFAULT_THROTTLE_MS = 30_000
 /** MSAL's ThrottlingConstants cap: a Retry-After beyond an hour is treated as an hour. */
 export const MAX_RETRY_AFTER_MS = 3_600_000
+/**
+ * The mailbox's sending quota is spent (Exchange counts recipients over a rolling 24 h): it comes
+ * back over minutes to hours, so asking every 30 s would only fill the attempt history.
+ */
+export const SENDING_QUOTA_PAUSE_MS = 15 * 60_000
 
 /** A 401: the caller refreshes the token once and repeats the request before settling on an outcome. */
 export interface TokenRejected {
@@ -19,6 +24,12 @@ export type GraphSendResult = SendOutcome | TokenRejected
 
 const GATEWAY_TIMEOUT = 504
 const THROTTLE_STATUSES = new Set([429, 503, GATEWAY_TIMEOUT])
+/**
+ * Codes that come with a 400 or 403 but say the mailbox may not send for now ("Daily
+ * Message/Recipient limit exceeded"), not that the message is wrong: every row from the mailbox
+ * would meet it, and failing them would fail its whole backlog within seconds.
+ */
+const SENDING_QUOTA_CODES = new Set(['ErrorExceededMessageLimit'])
 
 /**
  * Codes: the Graph error code as Graph spells it (`ErrorInvalidRecipients`, `ApplicationThrottled`),
@@ -39,6 +50,10 @@ export function classifySendResponse(
   const code = error.code ?? `http_${status}`
   const message = error.message ?? `Graph answered HTTP ${status}`
   if (status === 401) return { kind: 'token_rejected', code, message, ...details }
+  if (SENDING_QUOTA_CODES.has(code)) {
+    const afterMs = retryAfterMs(headers.get('retry-after'), now) ?? SENDING_QUOTA_PAUSE_MS
+    return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
+  }
   if (THROTTLE_STATUSES.has(status)) {
     const afterMs = retryAfterMs(headers.get('retry-after'), now) ?? DEFAULT_THROTTLE_MS
     // A gateway timeout answers for a backend that may have taken the message after all.

@@ -6,6 +6,7 @@ import {
   DEFAULT_THROTTLE_MS,
   MAX_RETRY_AFTER_MS,
   retryAfterMs,
+  SENDING_QUOTA_PAUSE_MS,
 } from '../../src/transport/graph-outcome.ts'
 
 const NOW = Date.parse('2026-03-01T12:00:00Z')
@@ -172,6 +173,36 @@ const table: Row[] = [
     {},
     graphBody('ResourceNotFound'),
     { kind: 'reject', code: 'ResourceNotFound' },
+  ],
+  [
+    "400 ErrorExceededMessageLimit (the mailbox's sending quota is spent) waits, uncounted",
+    400,
+    {},
+    graphBody(
+      'ErrorExceededMessageLimit',
+      'Cannot send mail. Daily Message/Recipient limit exceeded.',
+    ),
+    {
+      kind: 'retry',
+      code: 'ErrorExceededMessageLimit',
+      afterMs: SENDING_QUOTA_PAUSE_MS,
+      throttled: true,
+      httpStatus: 400,
+    },
+  ],
+  [
+    '403 ErrorExceededMessageLimit with Retry-After waits that long',
+    403,
+    { 'retry-after': '600' },
+    graphBody('ErrorExceededMessageLimit'),
+    { kind: 'retry', code: 'ErrorExceededMessageLimit', afterMs: 600_000, throttled: true },
+  ],
+  [
+    '400 ErrorMessageSizeExceeded rejects: the message itself is too big',
+    400,
+    {},
+    graphBody('ErrorMessageSizeExceeded'),
+    { kind: 'reject', code: 'ErrorMessageSizeExceeded', httpStatus: 400 },
   ],
   [
     '413 without a body rejects with the status',
