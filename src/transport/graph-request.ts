@@ -39,7 +39,9 @@ export function createGraphRequest(d: {
           ...(init.body !== undefined ? { body: init.body } : {}),
           signal: deadline,
         })
-        const text = await res.text()
+        // The status is Graph's answer: a body cut off after it (a 202 has none) changes nothing,
+        // and must not turn an accepted message into an ambiguous retry, a resend.
+        const text = await res.text().catch(() => '')
         // Graph answers 401 for an expired or revoked token: refresh once, then let the caller judge.
         if (res.status === 401 && attempt === 1) {
           d.tokens.invalidate(token)

@@ -530,6 +530,29 @@ describe('sendMail outcomes', () => {
     expect(s.fake.accepted[0]!.mailbox).toBe(FROM)
   })
 
+  test('a 202 whose (empty) body is cut off is still sent, never repeated', async () => {
+    const s = await setup()
+    // Graph accepted the message; the connection then breaks while the body is read.
+    const cutOff: typeof fetch = Object.assign(
+      async (input: string | URL | Request, init?: RequestInit) => {
+        const res = await fetch(input, init)
+        const broken = new ReadableStream({ start: (c) => c.error(new Error('socket closed')) })
+        return new Response(broken, { status: res.status, headers: res.headers })
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const sender = createGraphSender({
+      config: baseConfig(s.fake),
+      mailFrom: FROM,
+      tokens: s.tokens,
+      fetch: cutOff,
+      clock: s.clock,
+      log: createLogger('error', () => {}),
+    })
+    expect(await sender.send(mail(), live())).toMatchObject({ kind: 'sent', httpStatus: 202 })
+    expect(s.fake.accepted).toHaveLength(1)
+  })
+
   test('a hung request hits the deadline: retry with code timeout', async () => {
     const s = await setup({ config: { requestTimeoutMs: 150 } })
     await s.tokens.getToken()
