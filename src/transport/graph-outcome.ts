@@ -66,6 +66,18 @@ export function classifySendResponse(
   return { kind: 'reject', code, message, ...details }
 }
 
+/**
+ * Errors raised before a connection existed (refused, no such host): no byte of the request left,
+ * so Graph cannot have the message. Any other failure may have come after Graph took it.
+ */
+const NOT_CONNECTED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+])
+
 /** A fetch that produced no response. Graph may still have accepted the message: at-least-once. */
 export function classifySendFailure(
   error: unknown,
@@ -77,7 +89,14 @@ export function classifySendFailure(
     return { kind: 'retry', code: 'timeout', message: 'Graph request exceeded its deadline' }
   }
   const reason = error instanceof Error ? `${error.name}: ${error.message}` : 'unknown error'
-  return { kind: 'retry', code: 'network', message: `Graph request failed: ${redact(reason)}` }
+  const errno = (error as { code?: unknown } | null)?.code
+  const unsent = typeof errno === 'string' && NOT_CONNECTED.has(errno) ? { ambiguous: false } : {}
+  return {
+    kind: 'retry',
+    code: 'network',
+    message: `Graph request failed: ${redact(reason)}`,
+    ...unsent,
+  }
 }
 
 /** Retry-After as delta-seconds or an HTTP-date, in ms from `now`; undefined when absent or garbled. */

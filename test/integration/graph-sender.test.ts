@@ -581,7 +581,7 @@ describe('sendMail outcomes', () => {
     expect(await pending).toMatchObject({ kind: 'retry', code: 'aborted' })
   })
 
-  test('nobody listening: retry with code network', async () => {
+  test('nobody listening: retry with code network, not ambiguous (nothing reached Graph)', async () => {
     const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
     const port = closed.port
     await closed.stop(true)
@@ -595,7 +595,11 @@ describe('sendMail outcomes', () => {
       clock: s.clock,
       log: createLogger('error', () => {}),
     })
-    expect(await sender.send(mail(), live())).toMatchObject({ kind: 'retry', code: 'network' })
+    expect(await sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      code: 'network',
+      ambiguous: false,
+    })
   })
 
   test('attachments just under 3 MB are sent; more is rejected before any request', async () => {

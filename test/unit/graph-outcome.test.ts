@@ -262,6 +262,20 @@ describe('classifySendFailure', () => {
       code: 'network',
     })
   })
+  test('no connection (refused, no such host): nothing reached Graph, so not ambiguous', () => {
+    for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN']) {
+      const e = Object.assign(new TypeError(`${code}: cannot connect`), { code })
+      expect(classifySendFailure(e, live)).toMatchObject({
+        kind: 'retry',
+        code: 'network',
+        ambiguous: false,
+      })
+    }
+  })
+  test('a connection that broke after the request went out stays ambiguous', () => {
+    const e = Object.assign(new TypeError('socket closed'), { code: 'ECONNRESET' })
+    expect(classifySendFailure(e, live).ambiguous).toBeUndefined()
+  })
   test('shutdown is reported as aborted', () => {
     const c = new AbortController()
     c.abort()
