@@ -13,6 +13,9 @@ import { AppError, isAppError } from '../errors.ts'
 
 export type AssertionAlgorithm = 'PS256' | 'RS256'
 
+/** The shortest RSA key PS256/RS256 may use (RFC 7518 §3.3: "2048 bits or larger MUST"); jose refuses less. */
+const MIN_RSA_BITS = 2048
+
 /** Entra accepts at most what we sign; MSAL uses the same 10 minutes. */
 export const ASSERTION_LIFETIME_SECONDS = 600
 
@@ -86,9 +89,15 @@ function certificateFrom(
   const { certPem, keyPem } = p
   const cert = certPem === null ? null : noting(problems, () => parseCertificate(certPem))
   const key = keyPem === null ? null : noting(problems, () => parsePrivateKey(keyPem))
+  const bits = key?.asymmetricKeyDetails?.modulusLength ?? MIN_RSA_BITS
   if (key && key.asymmetricKeyType !== 'rsa') {
     problems.push(
       `GRAPH_PRIVATE_KEY: must be an RSA key (PS256/RS256), got ${key.asymmetricKeyType}`,
+    )
+  } else if (bits < MIN_RSA_BITS) {
+    // Signing would fail at every token request, which reads as a network error, not at start.
+    problems.push(
+      `GRAPH_PRIVATE_KEY: is an RSA key of ${bits} bits; PS256/RS256 need at least ${MIN_RSA_BITS}`,
     )
   } else if (cert && key && !cert.checkPrivateKey(key)) {
     problems.push('GRAPH_PRIVATE_KEY: does not match the public key of GRAPH_CERTIFICATE')

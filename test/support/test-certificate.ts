@@ -25,7 +25,7 @@ commonName = supplied
 `
 
 export async function generateTestCertificate(
-  opts: { notBefore?: Date; notAfter?: Date; commonName?: string } = {},
+  opts: { notBefore?: Date; notAfter?: Date; commonName?: string; bits?: number } = {},
 ): Promise<TestCertificate> {
   const notBefore = opts.notBefore ?? new Date(Date.now() - DAY)
   const notAfter = opts.notAfter ?? new Date(Date.now() + 30 * DAY)
@@ -39,7 +39,7 @@ export async function generateTestCertificate(
       '-algorithm',
       'RSA',
       '-pkeyopt',
-      'rsa_keygen_bits:2048',
+      `rsa_keygen_bits:${opts.bits ?? 2048}`,
       '-out',
       'key.pem',
     ])

@@ -192,6 +192,15 @@ describe('loading the credential', () => {
     )
   })
 
+  test('an RSA key under 2048 bits, which Entra and the signer refuse, is a start-up error', async () => {
+    const short = await generateTestCertificate({ bits: 1024 })
+    expectConfigError(
+      () =>
+        loadGraphCredential(config({ certificate: short.certPem, privateKey: short.keyPem }), NOW),
+      /GRAPH_PRIVATE_KEY: .*1024 bits.*at least 2048/,
+    )
+  })
+
   test('a certificate not valid yet', () => {
     expectConfigError(
       () =>
