@@ -30,6 +30,17 @@ const THROTTLE_STATUSES = new Set([429, 503, GATEWAY_TIMEOUT])
  * would meet it, and failing them would fail its whole backlog within seconds.
  */
 const SENDING_QUOTA_CODES = new Set(['ErrorExceededMessageLimit'])
+/**
+ * 403s by which the app may not send from the mailbox at all: `Mail.Send` not (yet) consented, or an
+ * application access policy leaving the mailbox out. An administrator's fix, not the message's:
+ * failing the rows would fail the whole backlog in seconds, e.g. a first deploy that beat the
+ * consent. They wait like a throttled row (uncounted, the mailbox paused, failed only at
+ * THROTTLE_DEADLINE_SECONDS with this code). A from the app may not send as (ErrorSendAsDenied)
+ * is the message's own error and stays a reject.
+ */
+const APP_PERMISSION_CODES = new Set(['ErrorAccessDenied', 'NoPermissionsInAccessToken'])
+/** How long a mailbox the app may not send from is left alone before the next try. */
+export const APP_PERMISSION_PAUSE_MS = 5 * 60_000
 
 /**
  * Codes: the Graph error code as Graph spells it (`ErrorInvalidRecipients`, `ApplicationThrottled`),
@@ -52,6 +63,10 @@ export function classifySendResponse(
   if (status === 401) return { kind: 'token_rejected', code, message, ...details }
   if (SENDING_QUOTA_CODES.has(code)) {
     const afterMs = retryAfterMs(headers.get('retry-after'), now) ?? SENDING_QUOTA_PAUSE_MS
+    return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
+  }
+  if (status === 403 && APP_PERMISSION_CODES.has(code)) {
+    const afterMs = retryAfterMs(headers.get('retry-after'), now) ?? APP_PERMISSION_PAUSE_MS
     return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
   }
   if (THROTTLE_STATUSES.has(status)) {

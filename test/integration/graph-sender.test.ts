@@ -494,7 +494,7 @@ describe('sendMail outcomes', () => {
     ).toMatchObject({ kind: 'reject', code: 'ErrorInvalidRecipients' })
   })
 
-  test('403 ErrorAccessDenied rejects', async () => {
+  test('403 ErrorAccessDenied (permission not consented yet) waits, uncounted', async () => {
     const s = await setup()
     s.fake.setFaults({
       sendMail: [
@@ -506,8 +506,9 @@ describe('sendMail outcomes', () => {
       ],
     })
     expect(await s.sender.send(mail(), live())).toMatchObject({
-      kind: 'reject',
+      kind: 'retry',
       code: 'ErrorAccessDenied',
+      throttled: true,
       httpStatus: 403,
     })
   })

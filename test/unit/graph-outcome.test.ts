@@ -1,6 +1,7 @@
 // Table test of the one mapping from Graph sendMail responses and fetch failures to outcomes.
 import { describe, expect, test } from 'bun:test'
 import {
+  APP_PERMISSION_PAUSE_MS,
   classifySendFailure,
   classifySendResponse,
   DEFAULT_THROTTLE_MS,
@@ -140,11 +141,24 @@ const table: Row[] = [
     { kind: 'reject', code: 'ErrorInvalidRecipients', httpStatus: 400, requestId: 'body-rid' },
   ],
   [
-    '403 ErrorAccessDenied rejects',
+    '403 ErrorAccessDenied (no Mail.Send consent, an access policy) waits, uncounted',
     403,
     {},
     graphBody('ErrorAccessDenied'),
-    { kind: 'reject', code: 'ErrorAccessDenied', httpStatus: 403 },
+    {
+      kind: 'retry',
+      code: 'ErrorAccessDenied',
+      afterMs: APP_PERMISSION_PAUSE_MS,
+      throttled: true,
+      httpStatus: 403,
+    },
+  ],
+  [
+    '403 NoPermissionsInAccessToken waits, uncounted',
+    403,
+    {},
+    graphBody('NoPermissionsInAccessToken'),
+    { kind: 'retry', code: 'NoPermissionsInAccessToken', throttled: true },
   ],
   [
     '403 ErrorSendAsDenied rejects',
