@@ -4,13 +4,16 @@ import type { Database } from '../db/schema.ts'
 
 export interface Reclaimed {
   id: string
-  status: 'pending' | 'failed'
+  status: 'pending' | 'failed' | 'cancelled'
   /** The dead holder had started the send: the next attempt must resolve the ambiguity. */
   ambiguous: boolean
 }
 
 /**
  * Returns expired `sending` rows to `pending` (or `failed` when attempts are exhausted), with history.
+ * A row whose cancel was recorded (202) before its send started is cancelled here: its worker,
+ * which was to cancel it, is gone, and out of attempts it would otherwise end failed, open to a
+ * retry that sends what was cancelled.
  * send_started_at is kept as the evidence that a send may have reached the provider.
  * Uses email_outbox_sending_idx (only in-flight rows); SKIP LOCKED so concurrent reclaimers never wait.
  */
@@ -18,6 +21,8 @@ export async function reclaimExpired(
   db: Kysely<Database>,
   p: { defaultMaxAttempts: number; limit?: number },
 ): Promise<Reclaimed[]> {
+  // Read on the locked row version the UPDATE writes.
+  const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
   const { rows } = await sql<Reclaimed>`
     with expired as (
       select id from mailer.email_outbox
@@ -26,18 +31,25 @@ export async function reclaimExpired(
        for update skip locked
     ), done as (
       update mailer.email_outbox o
-         set status = case when o.attempts >= coalesce(o.max_attempts, ${p.defaultMaxAttempts}) then 'failed' else 'pending' end,
-             last_error_code = 'lease_expired',
-             last_error = case when o.send_started_at is null
+         set status = case when ${cancelled} then 'cancelled'
+                           when o.attempts >= coalesce(o.max_attempts, ${p.defaultMaxAttempts}) then 'failed'
+                           else 'pending' end,
+             last_error_code = case when ${cancelled} then 'cancelled' else 'lease_expired' end,
+             last_error = case when ${cancelled}
+                               then 'cancelled before the send started (the worker holding the lease stopped)'
+                               when o.send_started_at is null
                                then 'the worker holding the lease stopped before sending'
                                else 'the worker holding the lease stopped during the send; outcome unknown' end,
              lease_owner = null, lease_token = null, lease_expires_at = null
         from expired
        where o.id = expired.id
-      returning o.id, o.status, o.send_started_at is not null as ambiguous, o.attempts, o.last_error
+      returning o.id, o.status, o.send_started_at is not null as ambiguous, o.attempts,
+                o.last_error_code, o.last_error
     ), history as (
       insert into mailer.email_attempts (outbox_id, attempt, outcome, error_code, error)
-      select id, attempts, 'lease_expired', 'lease_expired', last_error from done
+      select id, attempts, case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
+             last_error_code, last_error
+        from done
     )
     select id, status, ambiguous from done`.execute(db)
   return rows

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import pg from 'pg'
+import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
@@ -323,6 +324,29 @@ describe('fencing and reclaim', () => {
       { id, status: 'failed' },
     ])
     expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'lease_expired' })
+  })
+
+  test('a cancel recorded on a claimed row whose worker died cancels it at reclaim, attempts left or not', async () => {
+    const last = await enqueue(t, undefined, { maxAttempts: 1 })
+    const more = await enqueue(t, undefined, { maxAttempts: 5 })
+    await claim(2)
+    // 202: the send had not started, so the cancel is recorded for the worker, which then dies.
+    for (const id of [last, more]) {
+      expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'sending' })
+      await expireLease(id)
+    }
+    const reclaimed = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    expect(reclaimed.sort((a, b) => Number(a.id) - Number(b.id))).toEqual([
+      { id: last, status: 'cancelled', ambiguous: false },
+      { id: more, status: 'cancelled', ambiguous: false },
+    ])
+    for (const id of [last, more]) {
+      expect(await rowOf(t, id)).toMatchObject({
+        status: 'cancelled',
+        last_error_code: 'cancelled',
+      })
+    }
+    expect(await claim(2)).toEqual([])
   })
 
   test('heartbeat extends only live leases and registers the worker', async () => {
