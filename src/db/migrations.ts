@@ -10,6 +10,7 @@ import m0008 from '../../sql/0008_outbox_vacuum.sql' with { type: 'text' }
 import m0009 from '../../sql/0009_failed_cancelled_index.sql' with { type: 'text' }
 import m0010 from '../../sql/0010_correlation_index.sql' with { type: 'text' }
 import m0011 from '../../sql/0011_enqueue_without_conflict.sql' with { type: 'text' }
+import m0012 from '../../sql/0012_recipients_counted_first.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -29,6 +30,7 @@ export const migrations: readonly Migration[] = [
   { version: 9, name: '0009_failed_cancelled_index', sql: m0009 },
   { version: 10, name: '0010_correlation_index', sql: m0010 },
   { version: 11, name: '0011_enqueue_without_conflict', sql: m0011 },
+  { version: 12, name: '0012_recipients_counted_first', sql: m0012 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

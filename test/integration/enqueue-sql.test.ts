@@ -49,6 +49,18 @@ describe('mailer.enqueue_email validation', () => {
       /attachments\[0\]/,
     ],
     ['bad tenant', ok, { tenant: 'a b' }, /options\.tenant/],
+    [
+      // Counted before any address is examined: normalising them one by one first took time
+      // quadratic in their number (20,000: 25 s, past the API's 5 s limit) to say "too many".
+      'too many recipients, counted before their addresses are checked',
+      {
+        ...ok,
+        to: Array.from({ length: 400 }, (_, i) => `r${i}@example.com`),
+        bcc: [...Array.from({ length: 100 }, (_, i) => `b${i}@example.com`), 'not-an-address'],
+      },
+      {},
+      /message\.to has too many recipients/,
+    ],
   ]
   for (const [name, message, options, error] of bad) {
     test(`${name}: raises a clear error and inserts nothing`, async () => {

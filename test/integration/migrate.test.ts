@@ -73,6 +73,11 @@ describe('migrate', () => {
         '0011_enqueue_without_conflict',
         '67daa21f6444581be3ce33d900536e50c1a4975918904d4be8e3be1b8a4526e0',
       ],
+      [
+        12,
+        '0012_recipients_counted_first',
+        '6d446aa24ab07849ce40792fb32493daf895d94a8fbd3f1ea725418deafc8a45',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -159,7 +164,9 @@ describe('migrate', () => {
     test('older binaries keep working after a migration declared compatible with them', async () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
-      expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([10, 11])
+      expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
+        10, 11, 12,
+      ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
         url,
@@ -169,12 +176,13 @@ describe('migrate', () => {
         { version: 9, c: false },
         { version: 10, c: true },
         { version: 11, c: true },
+        { version: 12, c: true },
         { version: 1000, c: true },
       ])
-      // 0010 and 0011 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0012 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 1000] })
+      ).toMatchObject({ applied: [], newer: [10, 11, 12, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -403,7 +411,7 @@ describe('migrate', () => {
     )
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
-    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9, 10, 11])
+    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9, 10, 11, 12])
     const { rows } = await adminQuery(
       url,
       `select indisvalid as valid, pg_get_indexdef(indexrelid) as def from pg_index
