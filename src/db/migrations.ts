@@ -11,6 +11,7 @@ import m0009 from '../../sql/0009_failed_cancelled_index.sql' with { type: 'text
 import m0010 from '../../sql/0010_correlation_index.sql' with { type: 'text' }
 import m0011 from '../../sql/0011_enqueue_without_conflict.sql' with { type: 'text' }
 import m0012 from '../../sql/0012_recipients_counted_first.sql' with { type: 'text' }
+import m0013 from '../../sql/0013_enqueue_from_row_after_row.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -31,6 +32,7 @@ export const migrations: readonly Migration[] = [
   { version: 10, name: '0010_correlation_index', sql: m0010 },
   { version: 11, name: '0011_enqueue_without_conflict', sql: m0011 },
   { version: 12, name: '0012_recipients_counted_first', sql: m0012 },
+  { version: 13, name: '0013_enqueue_from_row_after_row', sql: m0013 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

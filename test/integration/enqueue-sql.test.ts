@@ -192,6 +192,39 @@ describe('triggers', () => {
     expect(rows[0].n).toBe(0)
   })
 
+  test('attached other than AFTER … FOR EACH ROW, it fails the insert loudly and enqueues nothing', async () => {
+    // BEFORE: its NULL return silently dropped the application's row while the mail was queued;
+    // FOR EACH STATEMENT: a mail with no source row per statement.
+    for (const timing of ['before insert', 'after insert']) {
+      for (const level of timing === 'before insert' ? ['row', 'statement'] : ['statement']) {
+        await t.pool.query(`
+          drop trigger inquiries_mail on public.inquiries;
+          create trigger inquiries_mail ${timing} on public.inquiries for each ${level}
+            execute function mailer.enqueue_from_row('inquiry');`)
+        const e = await t.pool
+          .query(`insert into public.inquiries (name) values ('x')`)
+          .catch((err: Error & { code?: string }) => err)
+        expect(e).toBeInstanceOf(Error)
+        expect(e).toMatchObject({ code: '22023' })
+        expect((e as Error).message).toMatch(/inquiries_mail on public\.inquiries.*AFTER/)
+      }
+    }
+    const { rows } = await t.pool.query(
+      'select (select count(*)::int from public.inquiries) as app, (select count(*)::int from mailer.email_outbox) as mail',
+    )
+    expect(rows).toEqual([{ app: 0, mail: 0 }])
+    // INSTEAD OF on a view keeps no row that its NULL return could drop: it still enqueues.
+    await t.pool.query(`
+      create or replace view public.inquiry_requests as select id, name, email from public.inquiries;
+      create trigger inquiry_requests_mail instead of insert on public.inquiry_requests
+        for each row execute function mailer.enqueue_from_row('inquiry');`)
+    await t.pool.query(`insert into public.inquiry_requests (id, name) values (7, 'Ada')`)
+    const mails = await t.pool.query('select template, source_row from mailer.email_outbox')
+    expect(mails.rows).toEqual([
+      { template: 'inquiry', source_row: { id: 7, name: 'Ada', email: null } },
+    ])
+  })
+
   test('a rolled-back transaction leaves no row and sends no notification', async () => {
     const listener = new pg.Client({ connectionString: t.url })
     await listener.connect()
