@@ -25,7 +25,8 @@ export async function reclaimExpired(
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
   const { rows } = await sql<Reclaimed>`
     with expired as (
-      select id from mailer.email_outbox
+      -- The lease's holder, read before the update clears it: the history names the worker that stopped.
+      select id, lease_owner from mailer.email_outbox
        where status = 'sending' and lease_expires_at < now()
        limit ${p.limit ?? 1000}
        for update skip locked
@@ -44,10 +45,11 @@ export async function reclaimExpired(
         from expired
        where o.id = expired.id
       returning o.id, o.status, o.send_started_at is not null as ambiguous, o.attempts,
-                o.last_error_code, o.last_error
+                o.last_error_code, o.last_error, expired.lease_owner
     ), history as (
-      insert into mailer.email_attempts (outbox_id, attempt, outcome, error_code, error)
-      select id, attempts, case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
+      insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+      select id, attempts, lease_owner,
+             case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
              last_error_code, last_error
         from done
     )

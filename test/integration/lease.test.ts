@@ -268,6 +268,12 @@ describe('fencing and reclaim', () => {
     ])
     const [again] = await claim(1)
     expect(again!.ambiguous).toBe(true)
+    // The history names the worker whose lease ran out: where to look for a possible duplicate.
+    const history = await t.pool.query(
+      'select attempt, worker_id, outcome from mailer.email_attempts where outbox_id = $1',
+      [id],
+    )
+    expect(history.rows).toEqual([{ attempt: 1, worker_id: 'w1', outcome: 'lease_expired' }])
   })
 
   test('the mark of an interrupted send survives a second crash and a release', async () => {
