@@ -48,6 +48,19 @@ describe('mailer.enqueue_email validation', () => {
       {},
       /attachments\[0\]/,
     ],
+    [
+      // Accepted before, then refused by Graph (or a broken MIME part in a file) at send time.
+      'attachment with a contentType that is no string',
+      { ...ok, attachments: [{ filename: 'a.txt', contentBase64: 'QQ==', contentType: 5 }] },
+      {},
+      /attachments\[0\]/,
+    ],
+    [
+      'attachment with a contentId that is no string',
+      { ...ok, attachments: [{ filename: 'a.png', contentBase64: 'QQ==', contentId: {} }] },
+      {},
+      /attachments\[0\]/,
+    ],
     ['bad tenant', ok, { tenant: 'a b' }, /options\.tenant/],
     [
       // Counted before any address is examined: normalising them one by one first took time
@@ -79,6 +92,10 @@ describe('mailer.enqueue_email validation', () => {
         to: ['a@example.com', { address: 'b@example.com', name: 'B' }],
         subject: 'S',
         html: '<p>x</p>',
+        attachments: [
+          { filename: 'a.png', contentBase64: 'QQ==', contentType: 'image/png', contentId: 'a' },
+          { filename: 'b.bin', contentBase64: 'QQ==', contentType: null, contentId: null },
+        ],
       },
       { priority: -5, maxAttempts: 4, correlationId: 'req-1', tenant: 'acme' },
     )
@@ -95,6 +112,10 @@ describe('mailer.enqueue_email validation', () => {
         cc: [],
         subject: 'S',
         html: '<p>x</p>',
+        attachments: [
+          { filename: 'a.png', contentBase64: 'QQ==', contentType: 'image/png', contentId: 'a' },
+          { filename: 'b.bin', contentBase64: 'QQ==', contentType: null, contentId: null },
+        ],
       },
     })
   })
