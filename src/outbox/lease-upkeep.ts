@@ -59,8 +59,8 @@ export function createLeaseUpkeep(d: {
     if (rows.length > 0) {
       d.log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })
       d.onEvent?.({ type: 'reclaimed', db: d.dbName, count: rows.length })
-      // A row out of attempts ends here, not in a settlement: it must count as failed all the same
-      // (outbox_sends_total{outcome="failed"} is what the "sends failing" alert watches).
+      // A row out of attempts, or cancelled, ends here, not in a settlement: it must be counted all
+      // the same (outbox_sends_total{outcome="failed"} is what the "sends failing" alert watches).
       for (const r of rows) {
         if (r.status === 'failed') {
           d.onEvent?.({
@@ -70,6 +70,8 @@ export function createLeaseUpkeep(d: {
             outcome: 'failed',
             code: 'lease_expired',
           })
+        } else if (r.status === 'cancelled') {
+          d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome: 'cancelled' })
         }
       }
       d.wake()

@@ -357,6 +357,21 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
     expect(e.sender.calls).toEqual([])
   })
 
+  test('a row a reclaim cancels (its cancel recorded before the worker died) is reported as cancelled', async () => {
+    const id = await enqueue(t)
+    await t.pool.query(
+      `update mailer.email_outbox
+          set status = 'sending', attempts = 1, lease_owner = 'dead-worker', cancel_requested_at = now(),
+              lease_token = gen_random_uuid(), lease_expires_at = now() - interval '1 second'
+        where id = $1`,
+      [id],
+    )
+    const e = await started()
+    await e.events.waitFor(settledFor(id, 'cancelled'))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'cancelled' })
+    expect(e.sender.calls).toEqual([])
+  })
+
   test('the stale lease ending keeps the live one held (heartbeated) and it is sent once', async () => {
     const g = manualGate()
     const e = await started({ deps: { gate: g.gate } })
