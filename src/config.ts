@@ -66,7 +66,8 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   {
     name: 'THROTTLE_DEADLINE_SECONDS',
     default: '86400',
-    meaning: 'a row throttled for longer than this since creation fails with code throttled',
+    meaning:
+      'a row throttled (waiting uncounted) for longer than this since its first throttle in a row fails',
   },
   { name: 'HOST', default: '0.0.0.0', meaning: 'HTTP listen address' },
   { name: 'PORT', default: '8080', meaning: 'HTTP listen port' },

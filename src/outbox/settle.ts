@@ -45,6 +45,20 @@ export interface SettledRow {
 }
 
 /**
+ * Since when the row has waited uncounted (throttled, a refused credential, a lookup asked again):
+ * the first such attempt after its last other outcome, or now for a first one. The throttle
+ * deadline counts from there: from creation, a row scheduled days ahead or retried through the API
+ * failed at its first throttle. A failure ends a run, so a retried row starts a new one.
+ * Read only for an uncounted retry, from the history's primary key (outbox_id, id), in id order.
+ */
+const throttledSince = sql`case when i.refund and i.kind = 'retry' then coalesce(
+      (select min(a.finished_at) from mailer.email_attempts a
+        where a.outbox_id = i.id and a.outcome = 'throttled'
+          and a.id > coalesce((select max(b.id) from mailer.email_attempts b
+                                where b.outbox_id = i.id and b.outcome not in ('throttled', 'released')), 0)),
+      now()) end`
+
+/**
  * Applies outcomes; returns the rows actually settled. A lease missing from the result was lost:
  * the caller logs it and never treats it as success.
  * Fenced by (id, lease_token, status = 'sending'); uses the primary key only.
@@ -58,7 +72,7 @@ export async function settleLeases(
   const col = <T>(f: (i: SettleItem, s: Settlement) => T) => items.map((i) => f(i, i.settlement))
   // Evaluated on the row version the UPDATE itself locks, so a concurrent reclaim cannot slip in
   // between deciding and writing (the fence is re-checked on the latest version).
-  const verdict = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, o.created_at, o.expires_at,
+  const verdict = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
     o.attempts - i.refund::int, coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
   const { rows } = await sql<SettledRow>`
     with input as (
@@ -94,7 +108,7 @@ export async function settleLeases(
              -- The mark of a send that may have reached the provider survives until it is resolved.
              send_started_at = case when ${verdict} in ('retry', 'released') and i.ambiguous
                                     then coalesce(o.send_started_at, now()) end
-        from input i
+        from input i cross join lateral (select ${throttledSince} as since) ts
        where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind, i.refund,
                 i.started_ms, i.http_status, i.request_id,

@@ -4,6 +4,7 @@ import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
@@ -679,3 +680,47 @@ describe('claim plan', () => {
 })
 
 const worker = { id: 'w-test', host: 'h', pid: 1, version: 't' }
+
+describe('the throttle deadline', () => {
+  const throttled = retryOf('ApplicationThrottled', 0, true)
+  const throttleAgain = async (id: string) => {
+    const [lease] = await claim(1)
+    expect(lease?.id).toBe(id)
+    return (await settleOne(id, lease!.token, throttled))[0]
+  }
+
+  test('counts from the first throttle of the current run, not from creation', async () => {
+    const id = await enqueue(t)
+    // Enqueued two days ago (scheduled ahead, or an old row retried): a first throttle only waits.
+    await t.pool.query(
+      `update mailer.email_outbox set created_at = now() - interval '2 days' where id = $1`,
+      [id],
+    )
+    expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
+    expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
+    // The run began more than THROTTLE_DEADLINE_SECONDS ago: the next throttle ends it.
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = now() - interval '25 hours'
+        where id = (select min(id) from mailer.email_attempts where outbox_id = $1)`,
+      [id],
+    )
+    expect(await throttleAgain(id)).toMatchObject({ status: 'failed', code: 'throttled' })
+    // Retried through the API: a new run, which a first throttle does not end.
+    expect(await requeueOutboxRow(t.db, id, null)).not.toBeNull()
+    expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
+  })
+
+  test('an attempt counted in between starts a new run', async () => {
+    const id = await enqueue(t)
+    expect(await throttleAgain(id)).toMatchObject({ outcome: 'throttled' })
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = now() - interval '25 hours' where outbox_id = $1`,
+      [id],
+    )
+    const [lease] = await claim(1)
+    expect(await settleOne(id, lease!.token, retryOf('http_500', 0))).toMatchObject([
+      { status: 'pending', outcome: 'retry' },
+    ])
+    expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
+  })
+})
