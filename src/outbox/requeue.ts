@@ -2,7 +2,10 @@
 //
 // Decision: last_error_code / last_error are KEPT. The row's last failure stays visible until its
 // next attempt replaces it, and email_attempts keeps every attempt anyway. attempts restart at 0,
-// cancel and send markers are cleared. send_at becomes the later of its schedule and now(): a row
+// the cancel marker is cleared. The mark of a send that may have reached the provider
+// (send_started_at, kept only when the outcome was never learned) is KEPT: the next attempt looks
+// the message up in the mailbox (or, with the hold policy, holds it for review) before sending it
+// again; a row failed as ambiguous_send has none, so retrying it sends it. send_at becomes the later of its schedule and now(): a row
 // cancelled before its sendAt must not go out early, while a failed row (due long ago) goes now.
 // A row past its expires_at is never requeued: an expired message (an OTP, a reset link) must not
 // go out late.
@@ -21,7 +24,6 @@ const requeueSet = {
   attempts: 0,
   send_at: sql<never>`greatest(send_at, now())`,
   cancel_requested_at: null,
-  send_started_at: null,
   sent_at: null,
   lease_owner: null,
 }

@@ -105,8 +105,11 @@ export async function settleLeases(
                when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
-             -- The mark of a send that may have reached the provider survives until it is resolved.
-             send_started_at = case when ${verdict} in ('retry', 'released') and i.ambiguous
+             -- The mark of a send that may have reached the provider survives until it is resolved,
+             -- also on a row that fails now (out of attempts, throttled out): retried through the
+             -- API, it is looked up in the mailbox (or held) before it is sent again.
+             send_started_at = case when ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out')
+                                         and i.ambiguous
                                     then coalesce(o.send_started_at, now()) end
         from input i cross join lateral (select ${throttledSince} as since) ts
        where o.id = i.id and o.lease_token = i.token and o.status = 'sending'

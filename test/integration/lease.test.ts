@@ -724,3 +724,43 @@ describe('the throttle deadline', () => {
     expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
   })
 })
+
+describe('a send that may have reached the provider, on a failed row retried through the API', () => {
+  const requeued = async (id: string) => {
+    expect(await requeueOutboxRow(t.db, id, null)).not.toBeNull()
+    const [lease] = await claim(1)
+    expect(lease?.id).toBe(id)
+    return lease!
+  }
+
+  test('out of attempts after a timeout: the retry resolves the ambiguity before sending', async () => {
+    const id = await enqueue(t, undefined, { maxAttempts: 1 })
+    const [lease] = await claim(1)
+    const timedOut: Settlement = { ...retryOf('timeout', 0), ambiguous: true }
+    expect(await settleOne(id, lease!.token, timedOut)).toMatchObject([{ status: 'failed' }])
+    expect((await rowOf(t, id)).send_started_at).not.toBeNull()
+    expect((await requeued(id)).ambiguous).toBe(true)
+  })
+
+  test('failed by the reclaim mid-send: likewise', async () => {
+    const id = await enqueue(t, undefined, { maxAttempts: 1 })
+    const [lease] = await claim(1)
+    await startSends(t.db, [lease!])
+    await expireLease(id)
+    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toMatchObject([
+      { id, status: 'failed', ambiguous: true },
+    ])
+    expect((await requeued(id)).ambiguous).toBe(true)
+  })
+
+  test('held for review (ambiguous_send): retrying it is the decision to send', async () => {
+    const id = await enqueue(t)
+    const [lease] = await claim(1)
+    await settleOne(id, lease!.token, {
+      kind: 'failed',
+      code: 'ambiguous_send',
+      message: 'held for review',
+    })
+    expect((await requeued(id)).ambiguous).toBe(false)
+  })
+})
