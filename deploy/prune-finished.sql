@@ -8,7 +8,7 @@
 -- again until it prints 0), e.g. nightly from cron or a Fly scheduled machine that has psql.
 --
 -- A row's last activity is the latest of its creation, its send time (a retry moves it), its sent
--- time and its cancel request. Rows in play (pending, sending) are never touched, and a row that a
+-- time, its cancel request and, unless sent, its last attempt (the time it failed). Rows in play (pending, sending) are never touched, and a row that a
 -- retry through the API or a worker changes at the same moment is skipped (FOR UPDATE re-checks it,
 -- SKIP LOCKED passes over it). Once a row is deleted its id answers 404, and its dedupe key can be
 -- enqueued again as a new row: keep rows for longer than your application may repeat a dedupe key.
@@ -42,6 +42,11 @@ with recursive bisect(lo, hi) as (
    where o.id < (select coalesce(min(hi), 0) from bisect)
      and o.status in ('sent', 'failed', 'cancelled')
      and greatest(o.created_at, o.send_at, o.sent_at, o.cancel_requested_at) < now() - :'keep'::interval
+     -- A failure has no column of its own: its time is its last attempt's (a row claimed for the
+     -- first time long after it was written, behind a backlog, fails long after its send_at).
+     and (o.status = 'sent'
+          or coalesce((select max(a.finished_at) from mailer.email_attempts a where a.outbox_id = o.id),
+                      o.created_at) < now() - :'keep'::interval)
    order by o.id
    limit 10000
      for update skip locked

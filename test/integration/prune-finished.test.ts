@@ -28,8 +28,9 @@ async function finishedAgo(id: string, status: 'sent' | 'failed' | 'cancelled', 
     [id, status, daysAgo],
   )
   await t.pool.query(
-    `insert into mailer.email_attempts (outbox_id, attempt, outcome) values ($1, 1, $2)`,
-    [id, status],
+    `insert into mailer.email_attempts (outbox_id, attempt, outcome, finished_at)
+     values ($1, 1, $2, now() - make_interval(days => $3))`,
+    [id, status, daysAgo],
   )
 }
 
@@ -73,6 +74,23 @@ describe('deploy/prune-finished.sql', () => {
     expect(await prune('30 days')).toBe(0)
     expect(await prune('1 day')).toBe(2)
     expect(await ids()).toEqual([oldPending])
+  })
+
+  test('a row failed lately, long after it was written and due (behind a backlog), is kept', async () => {
+    const id = await enqueue(t)
+    await finishedAgo(id, 'failed', 40)
+    // Its last attempt, the one that failed it, was yesterday.
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = now() - interval '1 day' where outbox_id = $1`,
+      [id],
+    )
+    expect(await prune()).toBe(0)
+    expect(await ids()).toEqual([id])
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = now() - interval '31 days' where outbox_id = $1`,
+      [id],
+    )
+    expect(await prune()).toBe(1)
   })
 
   test('deletes at most 10,000 rows per run', async () => {
