@@ -39,6 +39,8 @@ export interface DrainerDeps {
   pollIntervalMs?: () => number
   /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */
   sendBlockedForMs?: () => number
+  /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */
+  claim?: typeof claimBatch
   onEvent?: EngineEventHandler
   rng?: () => number
 }
@@ -121,6 +123,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const batch = d.gate.open
     ? Math.min(MAX_CLAIM, cfg.concurrency * LOCAL_QUEUE_FACTOR)
     : cfg.concurrency
+  // A claim returns its rows as one JSON value, which Postgres caps at 1 GB (SQLSTATE 54000): a few
+  // huge rows (a source row with a big bytea) at the head of the claim order would fail every claim
+  // and stop the outbox. After such a failure the next `batch` claims take one row each (a row's
+  // message and source row are at most 255 MB each, jsonb's own limit).
+  let singleRowClaims = 0
+  const claim = d.claim ?? claimBatch
   const lowWater = Math.floor(batch / 2)
   const maxUnsent = d.gate.open ? lowWater + batch : batch
   // Sent rows awaiting their settlement statement also hold a lease; bound them too.
@@ -150,16 +158,29 @@ export function createDrainer(d: DrainerDeps): Drainer {
     full: boolean
     run: Promise<void>
   }> {
-    const limit = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
-    if (limit <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
+    if (room <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    const limit = singleRowClaims > 0 ? 1 : room
     const claimSentAt = d.clock.now()
-    const { leases, nextDueInMs } = await claimBatch(d.db, {
-      limit,
-      workerId: d.worker.id,
-      leaseSeconds: cfg.leaseSeconds,
-      defaultMaxAttempts: cfg.maxAttempts,
-      markStarted: d.gate.open,
-    })
+    let claimed: Awaited<ReturnType<typeof claimBatch>>
+    try {
+      claimed = await claim(d.db, {
+        limit,
+        workerId: d.worker.id,
+        leaseSeconds: cfg.leaseSeconds,
+        defaultMaxAttempts: cfg.maxAttempts,
+        markStarted: d.gate.open,
+      })
+    } catch (error) {
+      if (limit === 1 || (error as { code?: unknown } | null)?.code !== '54000') throw error
+      log.warn('claim too large for one statement; claiming one row at a time for a while', {
+        limit,
+      })
+      singleRowClaims = batch
+      return claimAndDeliver()
+    }
+    if (singleRowClaims > 0) singleRowClaims--
+    const { leases, nextDueInMs } = claimed
     if (nextDueInMs !== null) due.arm(nextDueInMs)
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
+import { claimBatch } from '../../src/outbox/claim.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { CLAIMS_FAILING_MS, createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
@@ -465,6 +466,28 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
     // Sent once, by the claim that holds it, not also by the stale one.
     expect(sender.calls.filter((m) => m.outboxId === waiting)).toHaveLength(1)
     expect((await rowOf(t, waiting)).attempts).toBe(2)
+  })
+})
+
+describe('a claim too large for one statement', () => {
+  test('after Postgres refuses a claim as too large (54000), rows are claimed one at a time and go', async () => {
+    const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
+    const limits: number[] = []
+    // As Postgres answers a claim whose JSON passes 1 GB: only a real gigabyte would make it do so.
+    const claim: typeof claimBatch = async (db, p) => {
+      limits.push(p.limit)
+      if (p.limit > 1) {
+        throw Object.assign(new Error('total size of jsonb array elements exceeds the maximum'), {
+          code: '54000',
+        })
+      }
+      return claimBatch(db, p)
+    }
+    const e = await started({ deps: { claim } })
+    for (const id of ids) await e.events.waitFor(settledFor(id, 'sent'))
+    expect(limits[0]).toBeGreaterThan(1)
+    expect(limits.slice(1, 4)).toEqual([1, 1, 1])
+    expect(e.drainer.status().claimsFailing).toBeNull()
   })
 })
 

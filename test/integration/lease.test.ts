@@ -736,7 +736,14 @@ describe('a send that may have reached the provider, on a failed row retried thr
   test('out of attempts after a timeout: the retry resolves the ambiguity before sending', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     const [lease] = await claim(1)
-    const timedOut: Settlement = { ...retryOf('timeout', 0), ambiguous: true }
+    const timedOut: Settlement = {
+      kind: 'retry',
+      code: 'timeout',
+      message: 'timeout',
+      delayMs: 0,
+      throttled: false,
+      ambiguous: true,
+    }
     expect(await settleOne(id, lease!.token, timedOut)).toMatchObject([{ status: 'failed' }])
     expect((await rowOf(t, id)).send_started_at).not.toBeNull()
     expect((await requeued(id)).ambiguous).toBe(true)
