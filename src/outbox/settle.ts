@@ -99,7 +99,8 @@ export async function settleLeases(
                when 'throttled_out' then 'throttled' else i.code end,
              last_error = case ${verdict}
                when 'sent' then null when 'released' then o.last_error
-               when 'expired' then 'not sent before expiresAt'
+               when 'expired' then case when o.send_started_at is null then 'not sent before expiresAt'
+                 else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
                when 'cancelled' then 'cancelled before the send started'
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
                when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')

@@ -771,3 +771,21 @@ describe('a send that may have reached the provider, on a failed row retried thr
     expect((await requeued(id)).ambiguous).toBe(false)
   })
 })
+
+describe('expiry after an interrupted send', () => {
+  test('says the message may have been delivered, rather than that it was not sent', async () => {
+    const id = await enqueue(t)
+    const [first] = await claim(1)
+    await startSends(t.db, [first!])
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const [again] = await claim(1)
+    expect(again?.ambiguous).toBe(true)
+    await settleOne(id, again!.token, { kind: 'expired' })
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'expired',
+      last_error: expect.stringContaining('may have delivered it'),
+    })
+  })
+})
