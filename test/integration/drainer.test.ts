@@ -323,23 +323,43 @@ describe('claims that keep failing', () => {
   })
 })
 
-describe('a row lost to reclaim and claimed again by the same worker', () => {
-  // A closed gate (as Graph's) whose permits the test hands out, first come first served.
-  function manualGate() {
-    const waiting: ((p: SendPermit | null) => void)[] = []
-    const gate: SendGate = {
-      open: false,
-      acquire: (_mailbox, signal) =>
-        new Promise((resolve) => {
-          waiting.push(resolve)
-          signal.addEventListener('abort', () => resolve(null), { once: true })
-        }),
-      pause: async () => {},
-    }
-    const grant = () => waiting.shift()?.({ release: async () => {} })
-    return { gate, waiting: () => waiting.length, grant }
+// A closed gate (as Graph's) whose permits the test hands out, first come first served.
+function manualGate() {
+  const waiting: ((p: SendPermit | null) => void)[] = []
+  const gate: SendGate = {
+    open: false,
+    acquire: (_mailbox, signal) =>
+      new Promise((resolve) => {
+        waiting.push(resolve)
+        signal.addEventListener('abort', () => resolve(null), { once: true })
+      }),
+    pause: async () => {},
   }
+  const grant = () => waiting.shift()?.({ release: async () => {} })
+  return { gate, waiting: () => waiting.length, grant }
+}
 
+describe('the last check before a send (a closed gate: claimed, then waiting for a permit)', () => {
+  test('a row whose expiresAt passes while it waits is failed as expired and never sent', async () => {
+    const g = manualGate()
+    const e = await started({ deps: { gate: g.gate } })
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 60_000).toISOString(),
+    })
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sending', send_started_at: null })
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`,
+      [id],
+    )
+    g.grant()
+    await e.events.waitFor(settledFor(id, 'expired'))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
+    expect(e.sender.calls).toEqual([])
+  })
+})
+
+describe('a row lost to reclaim and claimed again by the same worker', () => {
   test('a row a reclaim fails (out of attempts) is reported as failed, with code lease_expired', async () => {
     const id = await enqueue(t)
     // Its worker died holding its last attempt: the first reclaim ends it.
