@@ -107,9 +107,12 @@ describe('the Postgres send gate', () => {
     expect(starts.at(-1)! - starts[0]!).toBeGreaterThan(350)
     const rows = await t.pool.query('select mailbox from mailer.mailbox_pacing')
     expect(rows.rows).toEqual([{ mailbox: 'shared@example.com' }])
-    const t0 = performance.now()
-    await (await a.acquire('other@example.com', signal))!.release()
-    expect(performance.now() - t0).toBeLessThan(100)
+    // Another mailbox is not held up, even by one paused for a minute: its permit comes at once.
+    // The bound only ends a failing wait early; it is no timing assertion.
+    await a.pause('shared@example.com', 60_000)
+    const other = await a.acquire('other@example.com', AbortSignal.timeout(10_000))
+    expect(other).not.toBeNull()
+    await other!.release()
   })
 
   test('a throttle pauses the mailbox for every worker; an aborted wait returns null', async () => {
@@ -154,7 +157,7 @@ describe('the Postgres send gate', () => {
   })
 
   test('a send waiting for a slot gets the one its own worker gives back, with no poll', async () => {
-    // Polls 2 s apart: a waiter served by its next poll would take seconds and write a new token.
+    // A waiter served by its own poll (20 ms, doubling up to 2 s) would write a new token.
     const a = gate('a', { max: 1, maxWaitMs: 2_000 })
     const signal = new AbortController().signal
     const first = await a.acquire('m@example.com', signal)
@@ -167,10 +170,9 @@ describe('the Postgres send gate', () => {
     // The waiter has polled once and found the slot busy: it now waits for a handover.
     await pollUntil(async () => ((await slotRow()).free === false ? true : undefined))
     expect(served).toBe(false)
-    const t0 = performance.now()
     await first!.release()
     const permit = await next
-    expect(performance.now() - t0).toBeLessThan(1_000)
+    // Handed over: the same token. A take (the waiter's own poll) would have written a new one.
     expect(await slotRow()).toEqual(taken)
     await permit!.release()
     await a.close?.()
