@@ -45,6 +45,31 @@ describe('the drainer', () => {
     expect(history.rows).toEqual([{ outcome: 'sent', worker_id: 'test-worker' }])
   })
 
+  test("each row goes out from its own sender: the message's from, the template's from_address, else MAIL_FROM", async () => {
+    await t.pool.query(`
+      create table if not exists public.desks (id bigint generated always as identity primary key, team text);
+      insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+        values ('desk', 'Hi', 'x', array['ops@example.com'], 'Team {{team}} <{{team}}@example.com>');
+      create or replace trigger d1 after insert on public.desks for each row execute function mailer.enqueue_from_row('desk');`)
+    const e = await started()
+    const own = await enqueue(t, {
+      from: { address: 'desk@example.com', name: 'Desk' },
+      to: 'r@example.com',
+      subject: 'S',
+      text: 'T',
+    })
+    const plain = await enqueue(t)
+    await t.pool.query(`insert into public.desks (team) values ('sales')`)
+    const templated = (
+      await t.pool.query(`select id::text from mailer.email_outbox where template = 'desk'`)
+    ).rows[0].id as string
+    for (const id of [own, plain, templated]) await e.events.waitFor(settledFor(id, 'sent'))
+    const fromOf = (id: string) => e.sender.calls.find((m) => m.outboxId === id)?.from
+    expect(fromOf(own)).toEqual({ address: 'desk@example.com', name: 'Desk' })
+    expect(fromOf(templated)).toEqual({ address: 'sales@example.com', name: 'Team sales' })
+    expect(fromOf(plain)).toEqual({ address: 'sender@example.com' })
+  })
+
   test('a 20,000-character body arrives byte-identical', async () => {
     const e = await started()
     const text = Array.from({ length: 20_000 }, (_, i) => 'aé€😀\n\t"\\'[i % 7] ?? 'x').join('')
