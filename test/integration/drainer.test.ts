@@ -83,6 +83,9 @@ describe('the drainer', () => {
     const e = await started({ config: { pollIntervalSeconds: 1 } })
     const first = await enqueue(t)
     await e.events.waitFor(settledFor(first, 'sent'), 5000)
+    // The start's sweep may have sent it before its notification was heard: counted after that,
+    // a late one would wake the loop for the next row and be taken for that row's.
+    await e.events.waitFor((x) => x.type === 'notification', 5000)
     // A row whose notification never comes (as when it was lost) is found by the poll alone.
     await t.pool.query('alter table mailer.email_outbox disable trigger email_outbox_notify')
     try {
