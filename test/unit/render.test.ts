@@ -58,6 +58,19 @@ describe('renderLease', () => {
     expect(m.to).toEqual([{ address: 'sales@example.com' }])
   })
 
+  test("a template's cc and bcc addresses are filled from the source row too", () => {
+    const m = render(
+      { name: 'Ann', email: 'ann@example.com', message: 'm' },
+      {
+        cc_addresses: ['{{email}}', 'desk@example.com'],
+        bcc_addresses: ['{{name}} <audit@example.com>'],
+      },
+    )
+    expect(m.to).toEqual([{ address: 'sales@example.com' }])
+    expect(m.cc).toEqual([{ address: 'ann@example.com' }, { address: 'desk@example.com' }])
+    expect(m.bcc).toEqual([{ name: 'Ann', address: 'audit@example.com' }])
+  })
+
   test('a value is inserted once, never rendered again', () => {
     const m = render({ name: '{{email}}', email: 'x@example.com', message: 'm' })
     expect(m.subject).toBe('Inquiry from {{email}}')
