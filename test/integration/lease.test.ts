@@ -405,6 +405,40 @@ describe('settleLeases', () => {
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
   })
 
+  test('a row throttled again past THROTTLE_DEADLINE_SECONDS since its enqueue fails; one within it waits', async () => {
+    const [old, young] = [await enqueue(t), await enqueue(t)]
+    await t.pool.query(
+      `update mailer.email_outbox set created_at = now() - interval '2 minutes' where id = $1`,
+      [old],
+    )
+    const refused: Settlement = {
+      kind: 'retry',
+      code: 'AADSTS700027',
+      message: 'invalid_client: AADSTS700027: The certificate is not registered',
+      delayMs: 60_000,
+      throttled: true,
+      ambiguous: false,
+    }
+    const leases = await claim(2)
+    const settled = await settleLeases(
+      t.db,
+      leases.map((l) => ({ id: l.id, token: l.token, settlement: refused, startedAt: null })),
+      { ...settleParams, throttleDeadlineSeconds: 60 },
+    )
+    expect(settled.map((s) => [s.id, s.status]).sort()).toEqual(
+      [
+        [old, 'failed'],
+        [young, 'pending'],
+      ].sort(),
+    )
+    expect(await rowOf(t, old)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'throttled',
+      last_error: expect.stringContaining('AADSTS700027'),
+    })
+    expect(await rowOf(t, young)).toMatchObject({ status: 'pending', attempts: 0 })
+  })
+
   test('a row still throttled at its expiresAt fails with code throttled', async () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 30_000).toISOString(),
