@@ -622,6 +622,23 @@ describe('crash ambiguity', () => {
   })
 })
 
+describe('heartbeats', () => {
+  test('a send in flight has its lease extended by the heartbeat', async () => {
+    const e = await started({ config: { heartbeatSeconds: 0.05 } })
+    e.sender.hold()
+    const id = await enqueue(t)
+    await pollUntil(async () => (e.sender.inFlight() === 1 ? true : undefined))
+    const claimed = (await rowOf(t, id)).lease_expires_at.getTime()
+    // A beat (every 50 ms here) moves the lease on from where the claim set it.
+    await pollUntil(async () =>
+      (await rowOf(t, id)).lease_expires_at.getTime() > claimed ? true : undefined,
+    )
+    e.sender.release()
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1 })
+  })
+})
+
 describe('graceful shutdown', () => {
   test('in-flight sends finish within the grace; rows not yet started are released uncounted', async () => {
     const e = createTestEngine(t, { config: { concurrency: 2 } })
