@@ -639,6 +639,35 @@ describe('heartbeats', () => {
   })
 })
 
+describe('crash recovery', () => {
+  // Longer than Bun's 5 s default, so a bound of its own: the preload's reaches one file (bun#43787).
+  test("a dead worker's expired leases are reclaimed at start and, while running, by the reclaim timer", async () => {
+    const [before, during] = [await enqueue(t), await enqueue(t)]
+    // Claimed by a worker that died: one lease has run out already, the other runs out later.
+    await t.pool.query(
+      `update mailer.email_outbox set status = 'sending', attempts = 1, lease_owner = 'dead',
+          lease_token = gen_random_uuid(),
+          lease_expires_at = now() + case when id = $1 then interval '-1 second' else interval '2 seconds' end
+        where id in ($1, $2)`,
+      [before, during],
+    )
+    // The reclaim timer comes every half lease, at least every 5 s: a 10 s lease for the shortest.
+    const e = await started({ config: { leaseSeconds: 10 } })
+    await e.events.waitFor(settledFor(before, 'sent'))
+    await e.events.waitFor(settledFor(during, 'sent'), 15_000)
+    expect(e.events.events.filter((x) => x.type === 'reclaimed')).toHaveLength(2)
+    const history = await t.pool.query(
+      'select outbox_id::text as id, outcome from mailer.email_attempts order by id',
+    )
+    expect(history.rows).toEqual([
+      { id: before, outcome: 'lease_expired' },
+      { id: before, outcome: 'sent' },
+      { id: during, outcome: 'lease_expired' },
+      { id: during, outcome: 'sent' },
+    ])
+  }, 30_000)
+})
+
 describe('graceful shutdown', () => {
   test('in-flight sends finish within the grace; rows not yet started are released uncounted', async () => {
     const e = createTestEngine(t, { config: { concurrency: 2 } })
