@@ -68,7 +68,7 @@ test.each([
   },
 )
 
-test('a start on a current schema is ready with its listener listening, and sends', async () => {
+test('a start on a current schema is ready with its listener listening, and sends, counted in /metrics', async () => {
   const sender = createFakeSender()
   const running = await serve(configFor(migrated.url), {
     role: 'worker',
@@ -85,6 +85,12 @@ test('a start on a current schema is ready with its listener listening, and send
     const id = await enqueue(migrated)
     await pollUntil(async () => (sender.calls.some((m) => m.outboxId === id) ? true : undefined))
     expect(sender.calls.map((m) => m.outboxId)).toEqual([id])
+    // The engine's events reach the metrics: the send is counted once it is recorded.
+    const sent = 'outbox_sends_total{db="default",outcome="sent"} 1'
+    await pollUntil(async () => {
+      const text = await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()
+      return text.includes(sent) ? true : undefined
+    })
   } finally {
     await running.stop('test')
   }
