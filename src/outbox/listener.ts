@@ -70,7 +70,8 @@ export function createListener(d: ListenerDeps): Listener {
     try {
       await client.connect()
       await client.query(`listen ${CHANNEL}`)
-      // Behind a transaction pooler the LISTEN lands on some other server session.
+      // Behind a transaction pooler the LISTEN lands on some other server session. Only an answer
+      // says so: a session lost or silent right after its LISTEN is reconnected (listeningPid throws).
       pid = await listeningPid(client, checkTimeoutMs)
       if (pid === null) return 'pooled'
       setState('listening')
@@ -90,7 +91,8 @@ export function createListener(d: ListenerDeps): Listener {
         // for it, and a dead socket is noticed within two intervals of its last answer, not one.
         // A check waits for the statement on the session, within the same bound.
         if (d.clock.now() - answeredAt < d.checkIntervalMs) continue
-        const check = async () => (await listeningPid(client, checkTimeoutMs)) !== null
+        const check = async () =>
+          (await listeningPid(client, checkTimeoutMs).catch(() => null)) !== null
         const listening = d.shared
           ? waitAtMost(d.clock, d.shared.inTurn(check), checkTimeoutMs).catch(() => false)
           : check()
@@ -160,7 +162,10 @@ export function createListener(d: ListenerDeps): Listener {
   }
 }
 
-/** The session's backend pid if it listens on CHANNEL; null if not, or if no answer came in time. */
+/**
+ * The session's backend pid if it listens on CHANNEL; null if it answered that it does not.
+ * Throws when the check fails or no answer comes in time: the session is in doubt, not pooled.
+ */
 async function listeningPid(client: pg.Client, timeoutMs: number): Promise<number | null> {
   const check = client
     .query<{ pid: number; ok: boolean }>(
@@ -168,11 +173,14 @@ async function listeningPid(client: pg.Client, timeoutMs: number): Promise<numbe
       [CHANNEL],
     )
     .then((r) => (r.rows[0]?.ok === true ? r.rows[0].pid : null))
-  const timeout = new Promise<null>((resolve) => {
-    const t = setTimeout(() => resolve(null), timeoutMs)
+  const timeout = new Promise<never>((_, reject) => {
+    const t = setTimeout(
+      () => reject(new Error(`the LISTEN check had no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
     check.finally(() => clearTimeout(t)).catch(() => {})
   })
-  return Promise.race([check.catch(() => null), timeout])
+  return Promise.race([check, timeout])
 }
 
 // end() waits for the server; a half-open socket never answers, so destroy it outright.

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
+import type { SharedSession } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
@@ -216,6 +217,75 @@ describe('the drainer', () => {
       `select count(*)::int as n from pg_stat_activity where application_name = 'outbox-mailer:listener' and datname = current_database()`,
     )
     expect(apps.rows[0].n).toBe(1)
+  })
+
+  test('a LISTEN session lost before its check is reconnected, not taken for a pooler (polling for good)', async () => {
+    const h = openDb({ name: 'cut', url: t.url, log: silentLogger, shareListenSession: true })
+    const real = h.listenSession!
+    let cut = 0
+    // The first session's connection goes between its LISTEN and the check that follows it.
+    const session: SharedSession = {
+      ...real,
+      newClient(applicationName) {
+        const client = real.newClient(applicationName)
+        const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>
+        client.query = (async (...args: unknown[]) => {
+          if (cut === 0 && String(args[0]).includes('pg_listening_channels')) {
+            cut += 1
+            const pid = (client as unknown as { processID: number }).processID
+            await t.pool.query('select pg_terminate_backend($1)', [pid])
+          }
+          return query(...args)
+        }) as typeof client.query
+        return client
+      },
+    }
+    try {
+      const e = await started({ handle: { ...h, listenSession: session } })
+      expect(cut).toBe(1)
+      expect(e.listener.state()).toBe('listening')
+      const id = await enqueue(t)
+      await e.events.waitFor(settledFor(id, 'sent'), 5000)
+      await e.stop()
+      engine = null
+    } finally {
+      await h.close()
+    }
+  })
+
+  test('a session whose check another server session answers (a transaction pooler) falls back to polling', async () => {
+    const h = openDb({ name: 'pooled', url: t.url, log: silentLogger, shareListenSession: true })
+    const real = h.listenSession!
+    const session: SharedSession = {
+      ...real,
+      newClient(applicationName) {
+        const client = real.newClient(applicationName)
+        const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>
+        // As behind a pooler: the check lands on a server session that never ran the LISTEN.
+        client.query = ((...args: unknown[]) =>
+          String(args[0]).includes('pg_listening_channels')
+            ? t.pool.query(args[0] as string, args[1] as unknown[])
+            : query(...args)) as typeof client.query
+        return client
+      },
+    }
+    try {
+      const e = createTestEngine(t, {
+        handle: { ...h, listenSession: session },
+        config: { pollIntervalSeconds: 1 },
+      })
+      engine = e
+      e.listener.start()
+      e.drainer.start()
+      await e.events.waitFor((x) => x.type === 'listener' && x.state === 'polling')
+      const id = await enqueue(t)
+      await e.events.waitFor(settledFor(id, 'sent'), 5000)
+      expect(e.listener.state()).toBe('polling')
+      await e.stop()
+      engine = null
+    } finally {
+      await h.close()
+    }
   })
 
   test('rows inserted while the listener was down are swept on reconnect', async () => {
