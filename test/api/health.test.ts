@@ -76,6 +76,41 @@ describe('/healthz and /readyz', () => {
     ])
   })
 
+  test('liveness fails for a worker loop that stopped or stays silent past the bound; readiness for a stopped one', async () => {
+    let now = 1_000_000
+    const status = { running: true, lastLoopAt: now, inFlight: 0, claimsFailing: null }
+    const health = createHealthMonitor({
+      databases: [
+        {
+          name: 'shop',
+          statements: t.pool,
+          drainer: { status: () => status } as never,
+          listener: null,
+        },
+        // --role api: no loop to watch.
+        { name: 'api', statements: t.pool, drainer: null, listener: null },
+      ],
+      wedgedAfterMs: 120_000,
+      now: () => now,
+    })
+    const { app } = buildApp([{ name: 'shop', db: t.db, pool: t.pool }], { health })
+    now += 120_000
+    expect((await send(app, 'GET', '/healthz')).status).toBe(200)
+    now += 1_000
+    const wedged = await send(app, 'GET', '/healthz')
+    expect([wedged.status, wedged.body]).toEqual([
+      503,
+      { status: 'failing', problems: ['shop: worker loop silent for 121s'] },
+    ])
+    status.lastLoopAt = now
+    status.running = false
+    expect(health.liveness()).toEqual({ ok: false, problems: ['shop: worker loop stopped'] })
+    // A stopped loop is not ready either.
+    const ready = await send(app, 'GET', '/readyz')
+    expect(ready.status).toBe(503)
+    expect((ready.body as Ready).databases[0]).toMatchObject({ worker: 'stopped', ready: false })
+  })
+
   test('a failing probe is not ready', async () => {
     const health: HealthSource = {
       readiness: () => Promise.reject(new Error('boom')),
