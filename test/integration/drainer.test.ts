@@ -147,6 +147,23 @@ describe('the drainer', () => {
     expect(delay).toBeLessThan(13_000)
   })
 
+  test('the backoff doubles with each attempt: the third waits about four times the first', async () => {
+    const id = await enqueue(t, undefined, { maxAttempts: 5 })
+    // Two attempts already made (as by earlier claims): the start's claim is the third.
+    await t.pool.query('update mailer.email_outbox set attempts = 2 where id = $1', [id])
+    const e = createTestEngine(t)
+    engine = e
+    e.sender.script.set(id, [{ kind: 'retry', code: 'graph_503', message: 'busy' }])
+    await e.start()
+    await e.events.waitFor(settledFor(id, 'retry'))
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({ status: 'pending', attempts: 3 })
+    // testWorkerConfig: base 10 s, so 40 s ±25 %.
+    const delay = row.send_at.getTime() - Date.now()
+    expect(delay).toBeGreaterThan(25_000)
+    expect(delay).toBeLessThan(51_000)
+  })
+
   test('a row past its expiresAt is failed as expired and never sent', async () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 60_000).toISOString(),
