@@ -650,6 +650,22 @@ describe('crash ambiguity', () => {
     expect(e.sender.calls.length).toBe(1)
   })
 
+  test('a lookup that fails: not sent, asked again later, uncounted and still marked', async () => {
+    const id = await ambiguousRow()
+    const e = await started({
+      deps: {
+        lookup: async () => {
+          throw new Error('Graph answered 503 to the lookup')
+        },
+      },
+    })
+    await e.events.waitFor(settledFor(id))
+    expect(e.sender.calls).toEqual([])
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({ status: 'pending', attempts: 0, last_error_code: 'lookup_failed' })
+    expect(row.send_started_at).not.toBeNull()
+  })
+
   test('a retry is marked ambiguous as its outcome says, else by its code', async () => {
     const e = await started()
     e.sender.hold()
