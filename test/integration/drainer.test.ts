@@ -3,6 +3,7 @@ import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
+import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { CLAIMS_FAILING_MS, createHealthMonitor } from '../../src/outbox/health-monitor.ts'
@@ -455,6 +456,18 @@ function manualGate() {
 }
 
 describe('the last check before a send (a closed gate: claimed, then waiting for a permit)', () => {
+  test('a row cancelled while it waits (the API answers 202) is cancelled by its worker, never sent', async () => {
+    const g = manualGate()
+    const e = await started({ deps: { gate: g.gate } })
+    const id = await enqueue(t)
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'sending' })
+    g.grant()
+    await e.events.waitFor(settledFor(id, 'cancelled'))
+    expect(await rowOf(t, id)).toMatchObject({ status: 'cancelled', send_started_at: null })
+    expect(e.sender.calls).toEqual([])
+  })
+
   test('a row whose expiresAt passes while it waits is failed as expired and never sent', async () => {
     const g = manualGate()
     const e = await started({ deps: { gate: g.gate } })
