@@ -3,8 +3,8 @@ import { afterAll, setDefaultTimeout } from 'bun:test'
 import { startTestCluster, type TestCluster } from './support/postgres.ts'
 
 // Integration tests start engines and compile the binary; bounded waits inside them fail first.
-// Bun 1.4 keeps this for the run's first file only (bun#43787): later files are back on --timeout,
-// so `bun run test` and .ci/run pass --timeout 30000 too; a plain `bun test` gives them 5 s.
+// Bun 1.4 keeps this for the run's first file only (bun#43787): the files that start databases,
+// engines or processes set it again themselves.
 setDefaultTimeout(30_000)
 
 declare global {

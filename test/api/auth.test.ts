@@ -1,11 +1,22 @@
 // Bearer tokens: HS256 and JWKS verification, scopes, tenant confinement, refusal to run open, rate limits.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createApp } from '../../src/api/app.ts'
 import { isAppError } from '../../src/errors.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { AUDIENCE, ISSUER, token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 let app: App

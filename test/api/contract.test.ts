@@ -1,5 +1,5 @@
 // The generated OpenAPI document is valid, and every response it documents is produced and matches.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { openDb } from '../../src/db/open.ts'
@@ -9,6 +9,9 @@ import { createContract } from './support/contract.ts'
 import { fakeHealth } from './support/fake-health.ts'
 import { type App, buildApp, enqueueSql, type Sent, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 let app: App

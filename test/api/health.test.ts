@@ -1,5 +1,5 @@
 // Liveness, readiness (a fake, and a real probe through a database outage) and the metrics exposition.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { createMetrics } from '../../src/api/metrics.ts'
@@ -15,6 +15,9 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { fakeHealth } from './support/fake-health.ts'
 import { buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { startTcpProxy } from './support/tcp-proxy.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 type Ready = { status: string; databases: (DatabaseHealth & { ready: boolean })[] }

@@ -1,5 +1,13 @@
 // The /v1 outbox routes against a real database: enqueue, list, get, cancel, retry, bulk, stats.
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
 import net from 'node:net'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { sql } from 'kysely'
@@ -13,6 +21,9 @@ import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 let app: App

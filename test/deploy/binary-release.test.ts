@@ -1,6 +1,6 @@
 // The compiled binary does what fly.toml relies on: release_command migrates over the direct URL,
 // the checked and scraped paths answer, and SIGTERM ends it well within kill_timeout.
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
@@ -16,6 +16,9 @@ import {
   metricsList,
   readFlyConfig,
 } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const fly: FlyConfig = await readFlyConfig()
 const image = await imageEnv()

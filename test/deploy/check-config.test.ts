@@ -1,5 +1,5 @@
 // checkConfig: every problem named, no secret echoed, real databases and a strict fake Entra reached.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { checkConfig } from '../../src/check-config.ts'
 import { freePort } from '../../src/embedded-postgres.ts'
@@ -11,6 +11,9 @@ import {
   type TestCertificate,
 } from '../support/fake-graph.ts'
 import { adminQuery } from '../support/postgres.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 // Generated per run so that a leak is unmistakable and nothing secret sits in the repo.
 const dbPassword = `pw-${randomBytes(12).toString('hex')}`

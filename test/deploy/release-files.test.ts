@@ -1,5 +1,5 @@
 // fly.toml and the Dockerfile must agree with the binary: port, paths, drain window, command, user.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import pkg from '../../package.json' with { type: 'json' }
 import { ENV_VARS, loadConfig } from '../../src/config.ts'
@@ -18,6 +18,9 @@ import {
   readFlyConfig,
   stageEnv,
 } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const fly: FlyConfig = await readFlyConfig()
 const stages: DockerStage[] = await readDockerfile()

@@ -1,10 +1,13 @@
 // The benchmark's process-per-system hosting (bench/systems/hosted.ts): starts, times, CPU and stalls cross over intact.
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { hostedSystem } from '../../bench/systems/hosted.ts'
 import { outboxEngineSystem } from '../../bench/systems/outbox-engine.ts'
 import { openProbe, type Probe } from '../../bench/systems/probe.ts'
 import type { BenchSystem } from '../../bench/systems/system.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 let probe: Probe

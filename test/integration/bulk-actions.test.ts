@@ -1,5 +1,5 @@
 // Bulk cancel and retry in an outbox that keeps every row: they read the matching rows, not the table, and race settlements safely.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transaction } from 'kysely'
 import pg from 'pg'
 import type { Database } from '../../src/db/schema.ts'
@@ -9,6 +9,9 @@ import { requeueMatching } from '../../src/outbox/requeue.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
 const SENT = 40_000

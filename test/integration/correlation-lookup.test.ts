@@ -1,5 +1,5 @@
 // Listing by correlation id finds its rows through indexes (0010), not by walking every kept row.
-import { beforeAll, describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Kysely, Transaction } from 'kysely'
 import type { Database, OutboxStatus } from '../../src/db/schema.ts'
 import { listOutbox } from '../../src/outbox/inspect.ts'
@@ -7,6 +7,9 @@ import type { OutboxFilter } from '../../src/outbox/outbox-filter.ts'
 import { useTestDb } from '../support/db.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 import { insertRowsInStates } from '../support/rows-in-states.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const INDEX = 'mailer.email_outbox_correlation_idx'
 

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/statement-route.ts'
@@ -19,6 +19,9 @@ import {
 } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
 let engine: TestEngine | null = null

@@ -1,7 +1,10 @@
-import { beforeEach, describe, expect, test } from 'bun:test'
+import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
 

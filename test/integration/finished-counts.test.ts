@@ -1,5 +1,5 @@
 // Counting finished rows and finding failed ones read indexes, not the heap that keeps every row (0009).
-import { beforeAll, describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
 import { listOutbox } from '../../src/outbox/inspect.ts'
@@ -8,6 +8,9 @@ import { settledCounts } from '../../src/outbox/stats.ts'
 import { useTestDb } from '../support/db.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 import { insertRowsInStates } from '../support/rows-in-states.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const t = useTestDb()
 beforeAll(async () => {

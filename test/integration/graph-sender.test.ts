@@ -1,5 +1,5 @@
 // The Graph sender and token source against the strict fake Entra + Graph over loopback HTTP.
-import { afterEach, beforeAll, describe, expect, test } from 'bun:test'
+import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
 import { SignJWT } from 'jose'
@@ -31,6 +31,9 @@ import {
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const FROM = 'noreply@contoso.com'
 let cert: TestCertificate

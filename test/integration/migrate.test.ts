@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { assertSchemaCurrent, migrate } from '../../src/db/migrate.ts'
 import {
   checksumOf,
@@ -11,6 +11,9 @@ import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { testCluster } from '../preload.ts'
 import { adminQuery } from '../support/postgres.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const created: string[] = []
 let adminUrl: string

@@ -1,8 +1,11 @@
 // A vacuum after a small drain into a large outbox cleans the claim index (0008_outbox_vacuum), so claims stay short.
-import { beforeAll, describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { markSent } from '../../src/outbox/settle.ts'
 import { useTestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const KEPT = 400_000
 // Under 2 % of the heap's pages: the share below which Postgres skips index cleanup by default.

@@ -1,9 +1,12 @@
 // The worker's pool: idle connections go back to the server; one stays open unless the LISTEN session stands in for it.
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 beforeAll(async () => {

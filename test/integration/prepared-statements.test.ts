@@ -1,10 +1,13 @@
 // Marked statements are prepared once per connection, and a connection that loses them costs no query.
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 beforeAll(async () => {

@@ -1,11 +1,14 @@
 // deploy/prune-finished.sql, as psql runs it (its :'keep' bound as a parameter), against a migrated database.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { join } from 'node:path'
 import { sql } from 'kysely'
 import pg from 'pg'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const script = await Bun.file(join(import.meta.dir, '../../deploy/prune-finished.sql')).text()
 // The statement after psql's guard, with its one variable (:'keep', a quoted literal) bound as $1.

@@ -1,8 +1,11 @@
 // Rows never wait for the backstop poll or a leaked slot: retries are re-armed, failed batches freed.
-import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 let engine: TestEngine | null = null

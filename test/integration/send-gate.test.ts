@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, test } from 'bun:test'
+import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
@@ -7,6 +7,9 @@ import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const t = useTestDb()
 beforeEach(async () => {

@@ -1,5 +1,5 @@
 // serve's start: the LISTEN session opens beside the schema check, and a refused start leaves nothing open.
-import { afterAll, beforeAll, expect, test } from 'bun:test'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
@@ -7,6 +7,9 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let migrated: TestDb
 let bare: TestDb

@@ -1,5 +1,5 @@
 // Property-based tests of the outbox state machine at the SQL level: random interleavings of several workers.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import fc from 'fast-check'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
@@ -8,6 +8,9 @@ import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const t = useTestDb()
 

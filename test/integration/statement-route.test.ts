@@ -1,5 +1,5 @@
 // The statement route: an idle worker's statements ride its LISTEN session, so it holds one connection.
-import { afterAll, afterEach, beforeAll, expect, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/statement-route.ts'
@@ -9,6 +9,9 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { createEventLog, pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 let t: TestDb
 let h: DbHandle
