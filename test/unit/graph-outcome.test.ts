@@ -39,6 +39,13 @@ const table: Row[] = [
   ],
   ['another 2xx is sent', 200, {}, '', { kind: 'sent', httpStatus: 200 }],
   [
+    '429 with Retry-After: 0 still waits a second, not a retry at once',
+    429,
+    { 'retry-after': '0' },
+    graphBody('ApplicationThrottled'),
+    { kind: 'retry', code: 'ApplicationThrottled', afterMs: 1000, throttled: true },
+  ],
+  [
     '429 with delta-seconds',
     429,
     { 'retry-after': '7', 'request-id': 'rid' },
