@@ -37,7 +37,11 @@ export async function enqueueEmail(
     return { id, created: mine.rows[0]?.created === true }
   } catch (e) {
     if ((e as { code?: unknown }).code === '22023') {
-      throw new AppError('validation_failed', (e as Error).message, {}, { cause: e })
+      const message = (e as Error).message
+      // mailer.invalid's "mailer: <field> <problem>": the field as a path, as schema errors give one.
+      const m = /^mailer: (\S+) (.+)$/s.exec(message)
+      const errors = m ? [{ path: m[1]!, message: m[2]! }] : []
+      throw new AppError('validation_failed', message, { errors }, { cause: e })
     }
     throw e
   }

@@ -135,6 +135,8 @@ describe('POST /v1/outbox', () => {
     expect(bad.body).toMatchObject({
       type: 'urn:outbox-mailer:problem:validation_failed',
       detail: 'mailer: message.to[1] is not a valid e-mail address',
+      // The same shape as a schema error's: the field as a path.
+      errors: [{ path: 'message.to[1]', message: 'is not a valid e-mail address' }],
     })
     const unknownKey = await send(app, 'POST', '/v1/outbox', {
       token: tk,
