@@ -127,14 +127,16 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   return {
     async getToken(signal) {
       const now = d.clock.now()
+      // Entra's Retry-After (or a refusal's cooldown) holds for a background refresh too.
+      const holdingOff = failure !== undefined && now - failure.at < holdOffMs(failure.error)
       if (cached && now < cached.usableUntil) {
-        if (now >= cached.refreshAt && !inflight) {
+        if (now >= cached.refreshAt && !inflight && !holdingOff) {
           // Proactive refresh (refresh_in): callers keep the valid token; a failure is only logged.
           refresh().catch(() => {})
         }
         return cached.token
       }
-      if (failure && now - failure.at < holdOffMs(failure.error)) throw failure.error
+      if (holdingOff && failure) throw failure.error
       return abortable(refresh(), signal)
     },
     invalidate(token) {

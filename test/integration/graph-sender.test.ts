@@ -378,6 +378,27 @@ describe('token source', () => {
     expect(s.fake.tokenRequests).toHaveLength(2)
   })
 
+  test('a background refresh Entra throttles (429 with Retry-After) is not asked again before Retry-After', async () => {
+    const s = await setup({ fake: { refreshInSeconds: 1800 } })
+    const first = await s.tokens.getToken()
+    s.fake.setFaults({
+      token: [{ status: 429, error: 'temporarily_unavailable', aadsts: 50196, retryAfter: '120' }],
+    })
+    s.clock.advance(1801_000)
+    // The cached token keeps serving; its background refresh meets the throttle.
+    expect(await s.tokens.getToken()).toBe(first)
+    await until(() => s.tokens.throttledForMs() > 0, 'the throttled refresh')
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    // Within Retry-After: sends keep the cached token and ask Entra nothing (counted as asked).
+    s.clock.advance(60_000)
+    for (let i = 0; i < 3; i++) expect(await s.tokens.getToken()).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(2)
+    s.clock.advance(60_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(3)
+    await until(async () => (await s.tokens.getToken()) !== first, 'the refreshed token')
+  })
+
   test('getToken errors are GraphAuthError with the AADSTS code', async () => {
     const s = await setup()
     s.fake.setFaults({ token: [{ status: 400, error: 'invalid_scope', aadsts: 70011 }] })
