@@ -24,7 +24,10 @@ export interface SettleItem {
   id: string
   token: string
   settlement: Settlement
-  /** The lease began with an interrupted earlier send unresolved: a release must keep that mark. */
+  /**
+   * The lease began with an interrupted earlier send unresolved: a release keeps that mark, and an
+   * expiry names it.
+   */
   ambiguous?: boolean
   startedAt: Date | null
   httpStatus?: number | undefined
@@ -82,7 +85,7 @@ export async function settleLeases(
         ${col((_, s) => ('message' in s ? s.message : null))}::text[],
         ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
         ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
-        ${col((i, s) => (s.kind === 'retry' ? s.ambiguous : s.kind === 'released' && i.ambiguous === true))}::bool[],
+        ${col((i, s) => (s.kind === 'retry' ? s.ambiguous : (s.kind === 'released' || s.kind === 'expired') && i.ambiguous === true))}::bool[],
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => i.requestId ?? null)}::text[]
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
@@ -99,7 +102,8 @@ export async function settleLeases(
                when 'throttled_out' then 'throttled' else i.code end,
              last_error = case ${verdict}
                when 'sent' then null when 'released' then o.last_error
-               when 'expired' then case when o.send_started_at is null then 'not sent before expiresAt'
+               -- The last check that found it expired cleared the mark: the lease still knows it.
+               when 'expired' then case when o.send_started_at is null and not i.ambiguous then 'not sent before expiresAt'
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
                when 'cancelled' then 'cancelled before the send started'
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')

@@ -827,4 +827,41 @@ describe('expiry after an interrupted send', () => {
       last_error: expect.stringContaining('may have delivered it'),
     })
   })
+
+  test('likewise when expiresAt passes after the claim, at the last check before the new send', async () => {
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    })
+    const [first] = await claim(1)
+    await startSends(t.db, [first!])
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const [again] = await claim(1)
+    expect(again).toMatchObject({ ambiguous: true, expired: false })
+    // Resent (policy resend, no lookup) after waiting for its permit, past expiresAt meanwhile.
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`,
+      [id],
+    )
+    expect((await startSends(t.db, [again!])).expired.has(id)).toBe(true)
+    // As the engine settles it: with the lease's own knowledge of the interrupted send.
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: again!.token,
+          settlement: { kind: 'expired' },
+          ambiguous: true,
+          startedAt: null,
+        },
+      ],
+      settleParams,
+    )
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'expired',
+      last_error: expect.stringContaining('may have delivered it'),
+    })
+  })
 })
