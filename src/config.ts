@@ -227,8 +227,8 @@ const NAMED_ADDRESS = /^(.*)<([^<>]+)>\s*$/s
 // Graph also names a mailbox by its user id; a file needs an address for its From header.
 const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-function isSenderMailbox(value: string, graph: boolean): boolean {
-  if (graph && GRAPH_USER_ID.test(value)) return true
+function isSenderMailbox(value: string, byId: boolean): boolean {
+  if (byId && GRAPH_USER_ID.test(value)) return true
   const named = NAMED_ADDRESS.exec(value)
   return EMAIL_ADDRESS.test((named ? named[2] : value)?.trim() ?? '')
 }
@@ -410,10 +410,12 @@ export function loadConfig(
   // the documented api/worker split hand the Graph secret to the API machines too.
   const sends = opts.role !== 'api'
   if (sends && e.MAIL_FROM !== undefined && ok('MAIL_TRANSPORT')) {
-    const graph = e.MAIL_TRANSPORT === 'graph'
-    if (!isSenderMailbox(e.MAIL_FROM, graph)) {
+    // Only the file transport writes a From header; discard (a staging copy of a Graph deployment's
+    // settings) takes what Graph takes.
+    const byId = e.MAIL_TRANSPORT !== 'file'
+    if (!isSenderMailbox(e.MAIL_FROM, byId)) {
       problems.push(
-        `MAIL_FROM: must be an e-mail address ("Name <address>" is fine)${graph ? ' or a Graph user id (a GUID)' : ''}`,
+        `MAIL_FROM: must be an e-mail address ("Name <address>" is fine)${byId ? ' or a Graph user id (a GUID)' : ''}`,
       )
     }
   }

@@ -262,6 +262,11 @@ describe('loadConfig', () => {
     expect(problems({ MAIL_FROM: userId })).toEqual([
       expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
     ])
+    // discard writes nothing: a staging copy of a Graph deployment's settings must start as is.
+    expect(problems({ MAIL_TRANSPORT: 'discard', MAIL_FROM: userId })).toEqual([])
+    expect(problems({ MAIL_TRANSPORT: 'discard', MAIL_FROM: 'outbox' })).toEqual([
+      expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
+    ])
     // An API-only process sends nothing: MAIL_FROM is not its concern.
     expect(() =>
       loadConfig({ ...base, MAIL_FROM: 'outbox', API_JWT_SECRET: 'x'.repeat(32) }, { role: 'api' }),
