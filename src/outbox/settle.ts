@@ -102,8 +102,12 @@ export async function settleLeases(
                when 'throttled_out' then 'throttled' else i.code end,
              last_error = case ${verdict}
                when 'sent' then null when 'released' then o.last_error
-               -- The last check that found it expired cleared the mark: the lease still knows it.
-               when 'expired' then case when o.send_started_at is null and not i.ambiguous then 'not sent before expiresAt'
+               -- The mark is an earlier send's only on a row found expired before its send started
+               -- (and the last check that finds it so clears it: the lease knows); after a send, it
+               -- is that send's own start, and a send answered for sure (a 500) delivered nothing.
+               when 'expired' then case when not i.ambiguous
+                                          and (i.kind <> 'expired' or o.send_started_at is null)
+                 then 'not sent before expiresAt'
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
                when 'cancelled' then 'cancelled before the send started'
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')

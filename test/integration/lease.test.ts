@@ -828,6 +828,22 @@ describe('expiry after an interrupted send', () => {
     })
   })
 
+  test('a send that failed for sure, whose retry would come after expiresAt, was not delivered', async () => {
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 30_000).toISOString(),
+    })
+    const [lease] = await claim(1)
+    await startSends(t.db, [lease!])
+    // Graph answered 500: this send did not go out, and no earlier one was interrupted.
+    expect(await settleOne(id, lease!.token, retryOf('http_500', 60_000))).toMatchObject([
+      { status: 'failed', outcome: 'expired' },
+    ])
+    expect(await rowOf(t, id)).toMatchObject({
+      last_error_code: 'expired',
+      last_error: 'not sent before expiresAt',
+    })
+  })
+
   test('likewise when expiresAt passes after the claim, at the last check before the new send', async () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
