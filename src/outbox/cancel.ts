@@ -32,6 +32,29 @@ const notStarted = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([eb('status', '=', 'sending'), eb('send_started_at', 'is', null)]),
   ])
 
+/**
+ * A row cancelled here (it was pending) gets its history entry, as one its worker cancels does:
+ * the attempt history is what the throttle deadline reads runs of waits from, and a row retried
+ * after this cancel must start a new one. A row left `sending` gets its entry from its worker.
+ */
+const historyOfCancelled = (db: Kysely<Database>) =>
+  db
+    .insertInto('mailer.email_attempts')
+    .columns(['outbox_id', 'attempt', 'outcome', 'error_code', 'error'])
+    .expression(
+      db
+        // biome-ignore lint/suspicious/noExplicitAny: the CTE named below, unknown to the schema type
+        .selectFrom('cancelled_now' as any)
+        .select([
+          'id',
+          'attempts',
+          sql.lit('cancelled').as('outcome'),
+          sql.lit('cancelled').as('error_code'),
+          sql.lit('cancelled through the API before it was claimed').as('error'),
+        ])
+        .where('status', '=', 'cancelled'),
+    )
+
 /** One row, if pending or sending with its send not started; null otherwise (or another tenant's). */
 export async function cancelOutboxRow(
   db: Kysely<Database>,
@@ -39,12 +62,18 @@ export async function cancelOutboxRow(
   scopeTenant: string | null,
 ): Promise<OutboxSummary | null> {
   const row = await db
-    .updateTable('mailer.email_outbox')
-    .set(cancelSet)
-    .where('id', '=', id)
-    .where(notStarted)
-    .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
-    .returning(SUMMARY_COLUMNS)
+    .with('cancelled_now', (qb) =>
+      qb
+        .updateTable('mailer.email_outbox')
+        .set(cancelSet)
+        .where('id', '=', id)
+        .where(notStarted)
+        .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
+        .returning(SUMMARY_COLUMNS),
+    )
+    .with('history', () => historyOfCancelled(db))
+    .selectFrom('cancelled_now')
+    .select(SUMMARY_COLUMNS)
     .executeTakeFirst()
   return row ? toOutboxSummary(row) : null
 }
@@ -137,11 +166,17 @@ export async function cancelMatching(
   const ids = await lowestMatching(db, ['pending', 'sending'], matching, o.limit)
   if (ids.length === 0) return { items: [], more: false }
   const rows = await db
-    .updateTable('mailer.email_outbox')
-    .set(cancelSet)
-    .where('id', 'in', ids)
-    .where(matching)
-    .returning(['id', 'status'])
+    .with('cancelled_now', (qb) =>
+      qb
+        .updateTable('mailer.email_outbox')
+        .set(cancelSet)
+        .where('id', 'in', ids)
+        .where(matching)
+        .returning(['id', 'status', 'attempts']),
+    )
+    .with('history', () => historyOfCancelled(db))
+    .selectFrom('cancelled_now')
+    .select(['id', 'status'])
     .execute()
   const items = rows
     .map((r) => ({ id: String(r.id), outcome: outcomeOf(r.status) }))

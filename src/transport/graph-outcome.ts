@@ -35,7 +35,7 @@ const SENDING_QUOTA_CODES = new Set(['ErrorExceededMessageLimit'])
  * application access policy leaving the mailbox out. An administrator's fix, not the message's:
  * failing the rows would fail the whole backlog in seconds, e.g. a first deploy that beat the
  * consent. They wait like a throttled row (uncounted, the mailbox paused, failed only at
- * THROTTLE_DEADLINE_SECONDS with this code). A from the app may not send as (ErrorSendAsDenied)
+ * THROTTLE_DEADLINE_SECONDS as `throttled`, this code in its last error). A from the app may not send as (ErrorSendAsDenied)
  * is the message's own error and stays a reject.
  */
 const APP_PERMISSION_CODES = new Set(['ErrorAccessDenied', 'NoPermissionsInAccessToken'])

@@ -749,6 +749,24 @@ describe('the throttle deadline', () => {
     expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
   })
 
+  test('a cancel through the API and a retry start a new run too', async () => {
+    const id = await enqueue(t)
+    expect(await throttleAgain(id)).toMatchObject({ outcome: 'throttled' })
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = now() - interval '25 hours' where outbox_id = $1`,
+      [id],
+    )
+    // Pending (waiting out the throttle) when cancelled: the cancel is recorded in its history.
+    expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'cancelled' })
+    const history = await t.pool.query(
+      'select outcome from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
+    expect(history.rows.map((r) => r.outcome)).toEqual(['throttled', 'cancelled'])
+    expect(await requeueOutboxRow(t.db, id, null)).not.toBeNull()
+    expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
+  })
+
   test('an attempt counted in between starts a new run', async () => {
     const id = await enqueue(t)
     expect(await throttleAgain(id)).toMatchObject({ outcome: 'throttled' })
