@@ -46,7 +46,8 @@ export function createLeaseUpkeep(d: {
     const alive = await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds)
     for (const l of leases) {
       if (alive.has(l.id)) d.deadlines?.confirm([l], sentAt)
-      else if (d.held.get(l.id) === l) {
+      // Reported once: a lost lease stays held (and heartbeated) until its delivery lets it go.
+      else if (d.held.get(l.id) === l && d.deadlines?.isLost(l) !== true) {
         d.deadlines?.markLost(l)
         d.log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
         d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })

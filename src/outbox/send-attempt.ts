@@ -90,12 +90,13 @@ export async function sendInSlot(
 
 /** A row whose lease may have ended before its send: it is not sent. */
 async function giveUpUnsent(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
-  d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
   if (d.deadlines?.isLost(r.lease)) {
+    // Counted when the heartbeat found it lost.
     d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
     d.done(r.lease)
     return
   }
+  d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
   // Perhaps still ours (heartbeats failed, nobody reclaimed yet): handed back, fenced by its token.
   d.log.warn('lease may have ended before the send; not sending', {
     db: d.dbName,

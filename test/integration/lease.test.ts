@@ -1,8 +1,13 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
+import { systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import type { EngineEvent } from '../../src/outbox/events.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
+import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
+import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
@@ -897,5 +902,37 @@ describe('expiry after an interrupted send', () => {
       last_error_code: 'expired',
       last_error: expect.stringContaining('may have delivered it'),
     })
+  })
+})
+
+describe('lease upkeep', () => {
+  test('a lease a heartbeat finds lost is reported once, however long it stays held', async () => {
+    const id = await enqueue(t)
+    const [lease] = await claim(1)
+    // Taken from this worker: reclaimed after an expiry and claimed by another.
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    await claim(1, 'w2')
+    const events: EngineEvent[] = []
+    const deadlines = createLeaseDeadlines(systemClock, 30_000)
+    deadlines.confirm([lease!], Date.now())
+    const upkeep = createLeaseUpkeep({
+      dbName: 'test',
+      db: t.db,
+      worker: { id: 'w1', host: 'h', pid: 1, version: 't' },
+      config: { heartbeatSeconds: 10, leaseSeconds: 30, maxAttempts: 3 },
+      clock: systemClock,
+      log: silentLogger,
+      onEvent: (e) => events.push(e),
+      held: new Map([[id, lease!]]),
+      deadlines,
+      wake: () => {},
+    })
+    await upkeep.first()
+    await upkeep.first()
+    expect(events.filter((e) => e.type === 'lease_lost')).toEqual([
+      { type: 'lease_lost', db: 'test', id, during: 'heartbeat' },
+    ])
+    expect(deadlines.holds(lease!)).toBe(false)
   })
 })
