@@ -22,8 +22,8 @@ export interface PgSendGateOptions {
   maxWaitMs?: number
   /**
    * How long after taking a slot this worker may still start another send in it instead of giving
-   * it back (default 500 ms, at most a quarter of the TTL): every send then ends well inside the
-   * TTL, and every slot returns to the database often enough for other workers to take it.
+   * it back (default 500 ms, at most a quarter of the TTL): every slot returns to the database
+   * often enough for other workers to take it, and starts each send with most of its TTL ahead.
    */
   reuseMs?: number
   /** How long a given-back slot is kept for this worker's next send before it is freed (default 50 ms). */

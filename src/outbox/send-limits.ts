@@ -70,6 +70,25 @@ export async function freeSlots(
 }
 
 /**
+ * Extends slots still in use by another TTL, each fenced by its token; returns the tokens extended.
+ * A slot freed meanwhile (its send given back while this ran) or already expired is left alone:
+ * extending a freed slot would hold it for nobody, and an expired one may be another worker's now.
+ */
+export async function renewSlots(
+  db: Kysely<Database>,
+  held: readonly { slot: number; token: string }[],
+  ttlMs: number,
+): Promise<string[]> {
+  if (held.length === 0) return []
+  const { rows } = await sql<{ token: string }>`
+    update mailer.send_slots s set expires_at = now() + make_interval(secs => ${ttlMs / 1000})
+      from unnest(${held.map((h) => h.slot)}::int[], ${held.map((h) => h.token)}::uuid[]) as f(slot, token)
+     where s.slot = f.slot and s.token = f.token and s.expires_at > now()
+    returning s.token::text as token`.execute(db)
+  return rows.map((r) => r.token)
+}
+
+/**
  * GCRA pacing: takes the mailbox's next send time if it has come, and moves it one interval on.
  * Returns 0 when taken, else the milliseconds to wait (> 0).
  */

@@ -8,8 +8,10 @@ import { freeSlots } from './send-limits.ts'
 export interface HeldSlot {
   slot: number
   token: string
-  /** Clock time just before the take was sent: the database's expiry is later than this + TTL. */
+  /** Clock time just before the take was sent: bounds how long the slot may pass from send to send. */
   takenAt: number
+  /** Clock time just before the last take or renewal was sent: the database's expiry is later than this + TTL. */
+  sureAt: number
 }
 
 /** A wait spread ±20 %, so that workers retrying together drift apart. */
@@ -45,7 +47,7 @@ export function createSlotFreer(o: {
         continue
       } catch (err) {
         const retryAt = o.clock.now() + delay
-        const retry = closed ? [] : batch.filter((h) => h.takenAt + o.ttlMs > retryAt)
+        const retry = closed ? [] : batch.filter((h) => h.sureAt + o.ttlMs > retryAt)
         // Said once when the retries begin and once if they end unfreed, not at every retry.
         if (retry.length === 0 || delay === RETRY_FIRST_MS)
           o.log.warn(

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { SendPermit } from './send-gate.ts'
-import { takeSlots } from './send-limits.ts'
+import { renewSlots, takeSlots } from './send-limits.ts'
 import { createSlotFreer, type HeldSlot, jitter } from './slot-freer.ts'
 
 export interface SlotKeeperOptions {
@@ -14,7 +14,10 @@ export interface SlotKeeperOptions {
   holder: string
   /** Slots in the database: concurrent provider requests across all workers. */
   max: number
-  /** A dead holder's slot frees itself after this long: longer than one request's deadline. */
+  /**
+   * A dead holder's slot frees itself after this long: longer than one request's deadline. A slot
+   * in use is renewed every third of it, so a permit may outlast it (lookup, 401 retry, send).
+   */
   ttlMs: number
   /** Upper bound of one wait between takes, so a slot another worker frees is noticed quickly. */
   maxWaitMs: number
@@ -36,6 +39,9 @@ interface Waiter {
  * waiting send (a connection each). Here a given-back slot goes to this worker's next waiting send
  * (first come, first served) or waits parkMs for one; and one statement at a time takes slots for
  * every send still waiting. Invariant: a slot is handed to a send only if taken less than reuseMs ago.
+ * A slot stays in use as long as its permit (a lookup of two requests, a 401 refresh-and-retry and a
+ * send may outlast the TTL): those held past a third of the TTL are renewed in one statement. The
+ * TTL itself stays one request's worth, so a dead holder's slot blocks the others only that long.
  */
 export function createSlotKeeper(o: SlotKeeperOptions) {
   const parked: { held: HeldSlot; at: number }[] = []
@@ -44,6 +50,11 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   let taking = false
   let nap: AbortController | null = null
   let closed = false
+  // Slots handed to sends and not given back yet: renewed while their sends run.
+  const inUse = new Set<HeldSlot>()
+  let renewing: AbortController | null = null
+  let renewFailing = false
+  const renewAfterMs = o.ttlMs / 3
   const reusable = (h: HeldSlot) => !closed && o.clock.now() - h.takenAt < o.reuseMs
 
   const freer = createSlotFreer(o)
@@ -85,6 +96,43 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     armFlush()
   }
 
+  // Checks every sixth of the TTL, so a slot is renewed at a third to half of it, and a renewal that
+  // fails (the database unreachable) is tried again before the slot expires.
+  function armRenew() {
+    if (renewing || inUse.size === 0 || closed) return
+    const timer = new AbortController()
+    renewing = timer
+    void o.clock.sleep(renewAfterMs / 2, timer.signal).then(async () => {
+      if (timer.signal.aborted) return
+      await renewDue()
+      renewing = null
+      armRenew()
+    })
+  }
+
+  async function renewDue() {
+    const sentAt = o.clock.now()
+    const due = [...inUse].filter((h) => sentAt - h.sureAt >= renewAfterMs)
+    if (due.length === 0) return
+    let kept: Set<string>
+    try {
+      kept = new Set(await renewSlots(o.db, due, o.ttlMs))
+    } catch (err) {
+      if (!renewFailing) o.log.warn('could not renew send slots in use; retrying', { err })
+      renewFailing = true
+      return
+    }
+    renewFailing = false
+    for (const h of due) {
+      if (kept.has(h.token)) h.sureAt = sentAt
+      else if (inUse.delete(h))
+        // Expired before it could be renewed: another worker may be using it now.
+        o.log.warn('a send slot expired while in use; the concurrency limit may be exceeded', {
+          slot: h.slot,
+        })
+    }
+  }
+
   // One take at a time for all waiting sends; between fruitless takes a backoff that a handover
   // or the last waiter leaving cuts short.
   async function takeForWaiting() {
@@ -106,7 +154,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
           for (const w of waiting.splice(0)) w.fail(err)
           return
         }
-        for (const g of got) giveBack({ ...g, takenAt })
+        for (const g of got) giveBack({ ...g, takenAt, sureAt: takenAt })
         if (got.length > 0 || waiting.length === 0) {
           delay = 20
           continue
@@ -121,7 +169,16 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     }
   }
 
-  const permitFor = (held: HeldSlot): SendPermit => ({ release: async () => giveBack(held) })
+  const permitFor = (held: HeldSlot): SendPermit => {
+    inUse.add(held)
+    armRenew()
+    return {
+      release: async () => {
+        inUse.delete(held)
+        giveBack(held)
+      },
+    }
+  }
 
   return {
     /** A slot for one send; null when `signal` aborted first. Throws when the database fails. */
@@ -161,6 +218,8 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       flushing?.abort()
       flushing = null
       nap?.abort()
+      renewing?.abort()
+      renewing = null
       for (const w of waiting.splice(0)) w.cancel()
       free(parked.splice(0).map((p) => p.held))
       await freer.close()

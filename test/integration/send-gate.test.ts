@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import { takeSlots } from '../../src/outbox/send-limits.ts'
 import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -82,14 +83,40 @@ describe('the Postgres send gate', () => {
   })
 
   test('a dead holder’s slot is freed when it expires', async () => {
-    const dead = gate('dead', { max: 1, ttl: 300 })
+    // What a worker that took the slot and died leaves behind: a row nobody renews.
+    await t.pool.query('truncate mailer.send_slots')
+    await t.pool.query(
+      `insert into mailer.send_slots values (1, 'dead', gen_random_uuid(), now() + interval '300 ms')`,
+    )
     const signal = new AbortController().signal
-    expect(await dead.acquire('m@example.com', signal)).not.toBeNull() // never released
     const live = gate('live', { max: 1 })
     const t0 = performance.now()
     const permit = await live.acquire('m@example.com', signal)
     expect(permit).not.toBeNull()
     expect(performance.now() - t0).toBeGreaterThanOrEqual(250)
+  })
+
+  test('a slot stays held while its send runs past the TTL, and frees once given back', async () => {
+    // One permit may cover a mailbox lookup (two requests), a 401 refresh-and-retry and the send:
+    // longer than the TTL, which is one request's deadline and a margin.
+    const a = gate('a', { max: 1, ttl: 1_000 })
+    const permit = await a.acquire('m@example.com', new AbortController().signal)
+    const taken = await t.pool.query<{ token: string; expires_at: Date }>(
+      'select token::text, expires_at from mailer.send_slots where slot = 1',
+    )
+    const { token, expires_at: firstExpiry } = taken.rows[0]!
+    // Wait (bounded) until the database's clock is past the slot's first expiry.
+    await pollUntil(async () => {
+      const r = await t.pool.query('select now() > $1::timestamptz as past', [firstExpiry])
+      return r.rows[0].past ? true : undefined
+    }, 5_000)
+    // Still in use: another worker's take finds nothing, and the holder's token stands.
+    const rival = await takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 1_000 })
+    expect(rival).toEqual([])
+    expect((await slotRow()).token).toBe(token)
+    await permit!.release()
+    await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
+    await a.close?.()
   })
 
   test('pacing spaces sends from one mailbox across workers; other mailboxes are not held up', async () => {
