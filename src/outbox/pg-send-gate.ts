@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { SendGate } from './send-gate.ts'
-import { pauseMailbox, takePacing } from './send-limits.ts'
+import { mailboxPausedFor, pauseMailbox, takePacing } from './send-limits.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
 
 export interface PgSendGateOptions {
@@ -45,10 +45,25 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     parkMs: o.parkMs ?? 50,
   })
 
+  // Sends asking at once about one mailbox's pause share one read: they then reach the slots
+  // together, and one statement takes slots for all of them.
+  const pauseReads = new Map<string, Promise<number>>()
+  function pausedFor(mailbox: string): Promise<number> {
+    let read = pauseReads.get(mailbox)
+    if (!read) {
+      read = mailboxPausedFor(o.db, { mailbox }).finally(() => pauseReads.delete(mailbox))
+      pauseReads.set(mailbox, read)
+    }
+    return read
+  }
+
   async function waitForPacing(mailbox: string, signal: AbortSignal): Promise<boolean> {
-    if (intervalMs === 0) return true
     while (!signal.aborted) {
-      const wait = await takePacing(o.db, { mailbox: key(mailbox), intervalMs })
+      // With no rate a throttle's pause still holds, for every worker.
+      const wait =
+        intervalMs === 0
+          ? await pausedFor(key(mailbox))
+          : await takePacing(o.db, { mailbox: key(mailbox), intervalMs })
       if (wait === 0) return true
       await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
     }

@@ -116,6 +116,20 @@ export async function takePacing(
   return rows[0]?.wait_ms ?? 1
 }
 
+/**
+ * Without pacing, only a throttle's pause holds a mailbox back: the milliseconds it still lasts
+ * (0 when none). A read, so a send from an unpaused mailbox writes nothing.
+ */
+export async function mailboxPausedFor(
+  db: Kysely<Database>,
+  p: { mailbox: string },
+): Promise<number> {
+  const { rows } = await sql<{ wait_ms: number }>`
+    select greatest(0, extract(epoch from next_at - now()) * 1000)::float8 as wait_ms
+      from mailer.mailbox_pacing where mailbox = ${p.mailbox}`.execute(db)
+  return rows[0]?.wait_ms ?? 0
+}
+
 /** A provider throttle: no worker starts a send from this mailbox for `ms`. */
 export async function pauseMailbox(
   db: Kysely<Database>,
