@@ -190,6 +190,17 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         permit = null
       }
       if (!permit) return finish(r.lease, { kind: 'released' })
+      if ('pausedForMs' in permit) {
+        // Uncounted, like the throttled send that paused the mailbox, and due when the pause ends.
+        return finish(r.lease, {
+          kind: 'retry',
+          code: 'mailbox_paused',
+          message: 'not sent: its sender mailbox is paused after a provider throttle',
+          delayMs: permit.pausedForMs,
+          throttled: true,
+          ambiguous: r.lease.ambiguous,
+        })
+      }
       // Given back once, as soon as the provider request is over (before its settlement).
       let held = true
       const release = () => {

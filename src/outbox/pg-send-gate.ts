@@ -3,9 +3,17 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import type { SendGate } from './send-gate.ts'
+import type { MailboxPaused, SendGate } from './send-gate.ts'
 import { mailboxPausedFor, pauseMailbox, takePacing } from './send-limits.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
+
+/**
+ * A row waits out a pause this long at most while it holds one of its worker's places to send;
+ * past it the row goes back until the pause ends, so a mailbox paused for minutes (a spent sending
+ * quota: 15) does not stop the worker's other mailboxes. Pacing alone never waits longer than one
+ * interval, so this only ever applies to a pause.
+ */
+const PAUSE_HOLD_MS = 5_000
 
 export interface PgSendGateOptions {
   db: Kysely<Database>
@@ -57,7 +65,10 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     return read
   }
 
-  async function waitForPacing(mailbox: string, signal: AbortSignal): Promise<boolean> {
+  async function waitForPacing(
+    mailbox: string,
+    signal: AbortSignal,
+  ): Promise<boolean | MailboxPaused> {
     while (!signal.aborted) {
       // With no rate a throttle's pause still holds, for every worker.
       const wait =
@@ -65,6 +76,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
           ? await pausedFor(key(mailbox))
           : await takePacing(o.db, { mailbox: key(mailbox), intervalMs })
       if (wait === 0) return true
+      if (wait > Math.max(intervalMs, PAUSE_HOLD_MS)) return { pausedForMs: wait }
       await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
     }
     return false
@@ -74,7 +86,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     open: false,
     async acquire(mailbox, signal) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
-      if (!(await waitForPacing(mailbox, signal))) return null
+      const paced = await waitForPacing(mailbox, signal)
+      if (paced !== true) return paced || null
       return slots.acquire(signal)
     },
     async pause(mailbox, ms) {

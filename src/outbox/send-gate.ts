@@ -4,11 +4,19 @@ export interface SendPermit {
   release(): Promise<void>
 }
 
+/** The mailbox stands paused (a provider throttle) for longer than a row should wait holding its place. */
+export interface MailboxPaused {
+  pausedForMs: number
+}
+
 export interface SendGate {
   /** True when the gate never waits, so the drainer may start a whole batch at once. */
   readonly open: boolean
-  /** Waits until a send to `mailbox` may start; null when `signal` aborted first. */
-  acquire(mailbox: string, signal: AbortSignal): Promise<SendPermit | null>
+  /**
+   * Waits until a send to `mailbox` may start; null when `signal` aborted first; MailboxPaused
+   * instead of waiting out a long pause, so the row can make room for other mailboxes' rows.
+   */
+  acquire(mailbox: string, signal: AbortSignal): Promise<SendPermit | MailboxPaused | null>
   /** A provider throttle: no worker sends from `mailbox` for `ms`. */
   pause(mailbox: string, ms: number): Promise<void>
   /** Gives back whatever the gate still holds once no send will ask again (worker stop). */

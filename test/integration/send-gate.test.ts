@@ -17,7 +17,7 @@ beforeEach(async () => {
   await t.pool.query('truncate mailer.send_slots, mailer.mailbox_pacing')
 })
 
-const gate = (
+const pgGate = (
   holder: string,
   o: {
     max?: number
@@ -38,6 +38,19 @@ const gate = (
     slotTtlMs: o.ttl ?? 30_000,
     maxWaitMs: o.maxWaitMs ?? 20,
   })
+
+// A gate for tests that want a permit or null: a "mailbox paused" answer there fails the test.
+const gate = (holder: string, o: Parameters<typeof pgGate>[1] = {}) => {
+  const g = pgGate(holder, o)
+  return {
+    ...g,
+    acquire: async (mailbox: string, signal: AbortSignal) => {
+      const p = await g.acquire(mailbox, signal)
+      if (p && 'pausedForMs' in p) throw new Error(`mailbox paused for ${p.pausedForMs} ms`)
+      return p
+    },
+  }
+}
 
 // The slot row as the database has it: who holds it (token) and whether it is free.
 const slotRow = async () =>
@@ -147,26 +160,35 @@ describe('the Postgres send gate', () => {
 
   test('a throttle pauses the mailbox for every worker; an aborted wait returns null', async () => {
     const a = gate('a', { rate: 6000 })
-    const b = gate('b', { rate: 6000 })
+    const b = pgGate('b', { rate: 6000 })
     await a.pause('busy@example.com', 60_000)
-    const ac = new AbortController()
-    const waiting = b.acquire('busy@example.com', ac.signal)
-    setTimeout(() => ac.abort(), 100)
-    expect(await waiting).toBeNull()
+    // A long pause is answered at once, so the row can go back and make room for other mailboxes.
+    const paused = await b.acquire('busy@example.com', AbortSignal.timeout(10_000))
+    expect(paused).toEqual({ pausedForMs: expect.any(Number) })
+    expect((paused as { pausedForMs: number }).pausedForMs).toBeGreaterThan(50_000)
     const row = await t.pool.query(
       `select extract(epoch from next_at - now()) as s from mailer.mailbox_pacing`,
     )
     expect(Number(row.rows[0].s)).toBeGreaterThan(50)
+    // A brief one is waited out.
+    await a.pause('brief@example.com', 3_000)
+    const ac = new AbortController()
+    const waiting = b.acquire('brief@example.com', ac.signal)
+    setTimeout(() => ac.abort(), 100)
+    expect(await waiting).toBeNull()
   })
 
   test('a throttle pauses the mailbox for every worker also without pacing (MAILBOX_RATE_PER_MINUTE=0)', async () => {
     const a = gate('a', { rate: 0 })
     const b = gate('b', { rate: 0 })
-    await a.pause('busy@example.com', 60_000)
+    await a.pause('busy@example.com', 3_000)
     const ac = new AbortController()
     const waiting = b.acquire('Busy@Example.com', ac.signal)
     setTimeout(() => ac.abort(), 100)
     expect(await waiting).toBeNull()
+    await a.pause('busy@example.com', 60_000)
+    const paused = await pgGate('c').acquire('busy@example.com', AbortSignal.timeout(10_000))
+    expect(paused).toEqual({ pausedForMs: expect.any(Number) })
     // Another mailbox is not held up.
     const other = await b.acquire('other@example.com', AbortSignal.timeout(10_000))
     expect(other).not.toBeNull()
@@ -271,6 +293,52 @@ describe('the Postgres send gate', () => {
       expect(seenAtRelease).not.toBeNull()
       expect(seenAtRelease!).toContain('claimed')
       expect(seenAtRelease!).not.toContain('settled')
+    } finally {
+      await engine.stop()
+    }
+  })
+
+  test('rows of a paused mailbox go back to wait out the pause; they do not hold the worker from other mailboxes', async () => {
+    // Two places to send, both first claimed by a mailbox whose sending quota is spent (15 minutes).
+    await gate('x').pause('spent@example.com', 15 * 60_000)
+    const engine = createTestEngine(t, {
+      config: { concurrency: 2 },
+      deps: { gate: pgGate('w', { max: 2 }) },
+    })
+    try {
+      const spent = [
+        await enqueue(t, {
+          from: 'spent@example.com',
+          to: 'r@example.com',
+          subject: 's',
+          text: 't',
+        }),
+        await enqueue(t, {
+          from: 'spent@example.com',
+          to: 'r@example.com',
+          subject: 's',
+          text: 't',
+        }),
+      ]
+      const other = await enqueue(t, {
+        from: 'other@example.com',
+        to: 'r@example.com',
+        subject: 's',
+        text: 't',
+      })
+      await engine.start()
+      await engine.events.waitFor(settledFor(other, 'sent'), 10_000)
+      for (const id of spent) {
+        await engine.events.waitFor(settledFor(id, 'throttled'), 10_000)
+        const row = await t.pool.query(
+          `select status, attempts, send_at > now() + interval '14 minutes' as later
+             from mailer.email_outbox where id = $1`,
+          [id],
+        )
+        // Not sent, not counted, due when the pause ends.
+        expect(row.rows[0]).toEqual({ status: 'pending', attempts: 0, later: true })
+      }
+      expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([other])
     } finally {
       await engine.stop()
     }
