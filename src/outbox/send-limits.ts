@@ -70,6 +70,19 @@ export async function freeSlots(
 }
 
 /**
+ * Frees the live slots `holder` holds apart from `known` (tokens), in one statement: a take that
+ * committed and then lost its answer with its connection took slots nobody will use or free.
+ */
+export async function freeUnknownSlots(
+  db: Kysely<Database>,
+  p: { holder: string; known: readonly string[] },
+): Promise<void> {
+  await sql`update mailer.send_slots set expires_at = '-infinity'
+             where holder = ${p.holder} and expires_at > now()
+               and token <> all(${p.known}::uuid[])`.execute(db)
+}
+
+/**
  * Extends slots still in use by another TTL, each fenced by its token; returns the tokens extended.
  * A slot freed meanwhile (its send given back while this ran) or already expired is left alone:
  * extending a freed slot would hold it for nobody, and an expired one may be another worker's now.

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { SendPermit } from './send-gate.ts'
-import { renewSlots, takeSlots } from './send-limits.ts'
+import { freeUnknownSlots, renewSlots, takeSlots } from './send-limits.ts'
 import { createSlotFreer, type HeldSlot, jitter } from './slot-freer.ts'
 
 export interface SlotKeeperOptions {
@@ -55,6 +55,8 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   let renewing: AbortController | null = null
   let renewFailing = false
   const renewAfterMs = o.ttlMs / 3
+  // Clock time before a take that failed: it may have committed slots this worker never learned of.
+  let lostTakeAt: number | null = null
   const reusable = (h: HeldSlot) => !closed && o.clock.now() - h.takenAt < o.reuseMs
 
   const freer = createSlotFreer(o)
@@ -134,13 +136,25 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   }
 
   // One take at a time for all waiting sends; between fruitless takes a backoff that a handover
-  // or the last waiter leaving cuts short.
+  // or the last waiter leaving cuts short. After a failed take, and before any other (so no take
+  // of ours can race it), what that take may have got is freed: one lost answer must not keep
+  // every worker's sends waiting for a TTL.
   async function takeForWaiting() {
     if (taking) return
     taking = true
     let delay = 20
     try {
-      while (waiting.length > 0 && !closed) {
+      while ((waiting.length > 0 || lostTakeAt !== null) && !closed) {
+        if (lostTakeAt !== null) {
+          if (await freeLostTake()) delay = 20
+          else {
+            nap = new AbortController()
+            await o.clock.sleep(jitter(delay), nap.signal)
+            nap = null
+            delay = Math.min(delay * 2, 2_000)
+          }
+          continue
+        }
         const takenAt = o.clock.now()
         let got: { slot: number; token: string }[]
         try {
@@ -152,7 +166,8 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
           })
         } catch (err) {
           for (const w of waiting.splice(0)) w.fail(err)
-          return
+          lostTakeAt = takenAt
+          continue
         }
         for (const g of got) giveBack({ ...g, takenAt, sureAt: takenAt })
         if (got.length > 0 || waiting.length === 0) {
@@ -166,6 +181,23 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       }
     } finally {
       taking = false
+    }
+  }
+
+  // True when done: freed, or expired by now anyway. A failure fails the sends waiting meanwhile.
+  async function freeLostTake(): Promise<boolean> {
+    if (lostTakeAt === null || o.clock.now() - lostTakeAt >= o.ttlMs) {
+      lostTakeAt = null
+      return true
+    }
+    const known = [...inUse, ...parked.map((p) => p.held)].map((h) => h.token)
+    try {
+      await freeUnknownSlots(o.db, { holder: o.holder, known })
+      lostTakeAt = null
+      return true
+    } catch (err) {
+      for (const w of waiting.splice(0)) w.fail(err)
+      return false
     }
   }
 

@@ -4,7 +4,7 @@ import { type Clock, systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
-import { takeSlots } from '../../src/outbox/send-limits.ts'
+import { ensureSlots, takeSlots } from '../../src/outbox/send-limits.ts'
 import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -414,6 +414,51 @@ describe('the Postgres send gate', () => {
     expect(failedFrees).toBe(1)
     expect((await slotRow()).token).toBe(taken.token)
     await a.close?.()
+  })
+
+  test('a take whose answer is lost with its connection gives back what it took: the slots are back in moments, not at their expiry', async () => {
+    // The take commits, then its connection is cut before the answer arrives.
+    let lostTakes = 0
+    const cutAfterTake = new Kysely<Database>({
+      dialect: new PostgresDialect({
+        pool: new Proxy(t.pool, {
+          get(pool, prop, receiver) {
+            if (prop !== 'connect') return Reflect.get(pool, prop, receiver)
+            return async () => {
+              const client = await pool.connect()
+              return new Proxy(client, {
+                get(c, p, r) {
+                  if (p !== 'query') return Reflect.get(c, p, r)
+                  return async (text: string, values: unknown[]) => {
+                    const result = await c.query(text, values)
+                    if (lostTakes === 0 && text.includes('with taken as')) {
+                      lostTakes++
+                      throw new Error('Connection terminated unexpectedly')
+                    }
+                    return result
+                  }
+                },
+              })
+            }
+          },
+        }),
+      }),
+    })
+    await ensureSlots(t.db, 2)
+    const a = gate('a', { max: 2, ttl: 60_000, db: cutAfterTake })
+    const signal = new AbortController().signal
+    await expect(a.acquire('m@example.com', signal)).rejects.toThrow('Connection terminated')
+    expect(lostTakes).toBe(1)
+    // Another worker finds both slots free again without waiting out the 60 s.
+    const b = gate('b', { max: 2 })
+    const both = await Promise.all([
+      b.acquire('m@example.com', AbortSignal.timeout(10_000)),
+      b.acquire('m@example.com', AbortSignal.timeout(10_000)),
+    ])
+    expect(both.every((p) => p !== null)).toBe(true)
+    for (const p of both) await p!.release()
+    await a.close?.()
+    await b.close?.()
   })
 
   test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
