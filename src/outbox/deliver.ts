@@ -22,10 +22,11 @@ import type { Slots } from './slots.ts'
 import type { StartQueue } from './start-queue.ts'
 import { loadTemplates } from './templates.ts'
 
+/** See src/transport/graph-lookup.ts; `throttledForMs`: the provider throttled the lookup. */
 export type MailboxLookup = (
   mail: OutboundMail,
   signal: AbortSignal,
-) => Promise<'found' | 'not_found' | 'unavailable' | 'error'>
+) => Promise<'found' | 'not_found' | 'unavailable' | 'error' | { throttledForMs: number }>
 
 export interface DeliveryDeps {
   dbName: string

@@ -25,7 +25,19 @@ export async function resolveAmbiguity(
   if (verdict === 'not_found' || (verdict === 'unavailable' && d.ambiguousPolicy === 'resend')) {
     return true
   }
-  if (verdict === 'error') {
+  if (typeof verdict === 'object') {
+    // Throttled like a send: every worker leaves the mailbox alone, and the row asks again once
+    // it may (uncounted), instead of after the first retry delay.
+    await d.gate.pause(r.mail.from.address, verdict.throttledForMs).catch(() => {})
+    await finish(r.lease, {
+      kind: 'retry',
+      code: 'lookup_failed',
+      message: 'the mailbox lookup of an interrupted send was throttled; will ask again',
+      delayMs: verdict.throttledForMs,
+      throttled: true,
+      ambiguous: true,
+    })
+  } else if (verdict === 'error') {
     // Ask the mailbox again later rather than guess; the attempt is not counted.
     await finish(r.lease, {
       kind: 'retry',

@@ -1,7 +1,7 @@
 // Crash recovery: finds a message we may already have sent by the OutboxId extended property.
 import type { Logger } from '../log.ts'
 import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
-import { parseGraphError } from './graph-outcome.ts'
+import { DEFAULT_THROTTLE_MS, parseGraphError, retryAfterMs } from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
 
 /**
@@ -9,15 +9,30 @@ import type { GraphRequest } from './graph-request.ts'
  * the rest of the mailbox (Drafts/Outbox, where it sits until transport picks it up) has it.
  * `unavailable`: not permitted (401/403 without Mail.Read): the caller applies its
  * ambiguous-send policy. `error`: a transient failure: the caller asks again later.
+ * `throttledForMs`: Graph throttled the lookup (429/503/504): nobody should ask the mailbox
+ * anything before its Retry-After.
  */
-export type LookupResult = 'found' | 'not_found' | 'unavailable' | 'error'
+export type LookupResult =
+  | 'found'
+  | 'not_found'
+  | 'unavailable'
+  | 'error'
+  | { throttledForMs: number }
+
+// Graph's answers that ask the caller to come back later, as they do for a send.
+const THROTTLE_STATUSES = new Set([429, 503, 504])
 
 export function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
   return `singleValueExtendedProperties/Any(ep: ep/id eq ${quote(OUTBOX_ID_PROPERTY_ID)} and ep/value eq ${quote(outboxId)})`
 }
 
-export function createMailboxLookup(d: { apiUrl: string; request: GraphRequest; log: Logger }) {
+export function createMailboxLookup(d: {
+  apiUrl: string
+  request: GraphRequest
+  log: Logger
+  now: () => number
+}) {
   return async (from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult> => {
     const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
     const query = `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=id&$top=1`
@@ -40,6 +55,10 @@ export function createMailboxLookup(d: { apiUrl: string; request: GraphRequest; 
           code: parseGraphError(text).code,
           requestId: res.headers.get('request-id') ?? undefined,
         })
+        if (THROTTLE_STATUSES.has(res.status)) {
+          const after = retryAfterMs(res.headers.get('retry-after'), d.now())
+          return { throttledForMs: after ?? DEFAULT_THROTTLE_MS }
+        }
         return res.status === 401 || res.status === 403 ? 'unavailable' : 'error'
       }
       const count = messageCount(text)

@@ -67,6 +67,11 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   return {
     name: 'graph',
     send,
-    lookupSentMessage: createMailboxLookup({ apiUrl, request, log: d.log }),
+    lookupSentMessage: createMailboxLookup({
+      apiUrl,
+      request,
+      log: d.log,
+      now: () => d.clock.now(),
+    }),
   }
 }

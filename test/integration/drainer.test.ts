@@ -8,7 +8,7 @@ import { claimBatch } from '../../src/outbox/claim.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { CLAIMS_FAILING_MS, createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
-import type { SendGate, SendPermit } from '../../src/outbox/send-gate.ts'
+import { openGate, type SendGate, type SendPermit } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import {
   createTestEngine,
@@ -680,6 +680,33 @@ describe('crash ambiguity', () => {
     const row = await rowOf(t, id)
     expect(row).toMatchObject({ status: 'pending', attempts: 0, last_error_code: 'lookup_failed' })
     expect(row.send_started_at).not.toBeNull()
+  })
+
+  test('a throttled lookup: the mailbox paused for every worker, the row asked again after the Retry-After, uncounted', async () => {
+    const id = await ambiguousRow()
+    const pauses: [string, number][] = []
+    const e = await started({
+      deps: {
+        lookup: async () => ({ throttledForMs: 120_000 }),
+        gate: { ...openGate, pause: async (mailbox, ms) => void pauses.push([mailbox, ms]) },
+      },
+    })
+    await e.events.waitFor(settledFor(id))
+    expect(e.sender.calls).toEqual([])
+    expect(pauses).toEqual([['sender@example.com', 120_000]])
+    const row = await t.pool.query(
+      `select status, attempts, last_error_code, send_started_at is not null as marked,
+              send_at > now() + interval '100 seconds' as later
+         from mailer.email_outbox where id = $1`,
+      [id],
+    )
+    expect(row.rows[0]).toEqual({
+      status: 'pending',
+      attempts: 0,
+      last_error_code: 'lookup_failed',
+      marked: true,
+      later: true,
+    })
   })
 
   test('a retry is marked ambiguous as its outcome says, else by its code', async () => {

@@ -695,6 +695,16 @@ describe('mailbox lookup', () => {
     expect(await s.sender.lookupSentMessage(FROM, '1', live())).toBe('unavailable')
   })
 
+  test('a throttled lookup says for how long, as Graph’s Retry-After does (30 s without one)', async () => {
+    const s = await setup()
+    const throttled = { status: 429, code: 'ApplicationThrottled', retryAfter: '7' }
+    const unavailable = { status: 503, code: 'ServiceUnavailable' }
+    s.fake.setFaults({ lookup: [throttled, unavailable] })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 7_000 })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 30_000 })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toBe('not_found')
+  })
+
   test('a lookup refreshes an expired token once, like a send', async () => {
     const s = await setup()
     const m = mail()

@@ -40,6 +40,8 @@ export type GraphFault =
 export interface FakeGraphFaults {
   /** Consumed one per sendMail request, before anything else happens to it. */
   sendMail?: GraphFault[]
+  /** Consumed one per mailbox lookup (GET …/messages), before anything else happens to it. */
+  lookup?: Extract<GraphFault, { status: number }>[]
   /** Fraction of sendMail requests answered 429 ApplicationThrottled (seeded, deterministic). */
   throttleFraction?: number
   retryAfter?: string
@@ -257,6 +259,15 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   }
 
   function listMessages(url: URL, mailbox: string, folder: 'sentitems' | null): Response {
+    const fault = faults.lookup?.shift()
+    if (fault) {
+      return graphError(
+        fault.status,
+        fault.code,
+        fault.message ?? fault.code,
+        fault.retryAfter ? { 'retry-after': fault.retryAfter } : {},
+      )
+    }
     if (opts.mailRead === false)
       return graphError(
         403,
