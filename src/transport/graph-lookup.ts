@@ -1,7 +1,7 @@
 // Crash recovery: finds a message we may already have sent by the OutboxId extended property.
 import type { Logger } from '../log.ts'
 import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
-import { DEFAULT_THROTTLE_MS, parseGraphError, retryAfterMs } from './graph-outcome.ts'
+import { DEFAULT_THROTTLE_MS, parseGraphError, throttleWaitMs } from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
 
 /**
@@ -56,8 +56,7 @@ export function createMailboxLookup(d: {
           requestId: res.headers.get('request-id') ?? undefined,
         })
         if (THROTTLE_STATUSES.has(res.status)) {
-          const after = retryAfterMs(res.headers.get('retry-after'), d.now())
-          return { throttledForMs: after ?? DEFAULT_THROTTLE_MS }
+          return { throttledForMs: throttleWaitMs(res.headers, d.now(), DEFAULT_THROTTLE_MS) }
         }
         return res.status === 401 || res.status === 403 ? 'unavailable' : 'error'
       }

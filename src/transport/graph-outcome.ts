@@ -62,15 +62,15 @@ export function classifySendResponse(
   const message = error.message ?? `Graph answered HTTP ${status}`
   if (status === 401) return { kind: 'token_rejected', code, message, ...details }
   if (SENDING_QUOTA_CODES.has(code)) {
-    const afterMs = waitMs(headers, now, SENDING_QUOTA_PAUSE_MS)
+    const afterMs = throttleWaitMs(headers, now, SENDING_QUOTA_PAUSE_MS)
     return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
   }
   if (status === 403 && APP_PERMISSION_CODES.has(code)) {
-    const afterMs = waitMs(headers, now, APP_PERMISSION_PAUSE_MS)
+    const afterMs = throttleWaitMs(headers, now, APP_PERMISSION_PAUSE_MS)
     return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
   }
   if (THROTTLE_STATUSES.has(status)) {
-    const afterMs = waitMs(headers, now, DEFAULT_THROTTLE_MS)
+    const afterMs = throttleWaitMs(headers, now, DEFAULT_THROTTLE_MS)
     // A gateway timeout answers for a backend that may have taken the message after all.
     const maybeSent = status === GATEWAY_TIMEOUT ? { ambiguous: true } : {}
     return { kind: 'retry', code, message, afterMs, throttled: true, ...maybeSent, ...details }
@@ -116,10 +116,11 @@ export function classifySendFailure(
 
 /**
  * How long a throttled row (and its mailbox) waits: Retry-After, else `fallback`, but at least a
- * second: `Retry-After: 0` would retry at once, uncounted, until the throttle deadline.
+ * second: `Retry-After: 0` would retry at once, uncounted, until the throttle deadline. A throttled
+ * mailbox lookup waits by the same rule.
  */
 const MIN_THROTTLE_MS = 1_000
-function waitMs(headers: Headers, now: number, fallback: number): number {
+export function throttleWaitMs(headers: Headers, now: number, fallback: number): number {
   return Math.max(MIN_THROTTLE_MS, retryAfterMs(headers.get('retry-after'), now) ?? fallback)
 }
 

@@ -705,6 +705,13 @@ describe('mailbox lookup', () => {
     expect(await s.sender.lookupSentMessage(FROM, '1', live())).toBe('not_found')
   })
 
+  test('a lookup throttled with Retry-After: 0 still waits a second, as a send does', async () => {
+    const s = await setup()
+    s.fake.setFaults({ lookup: [{ status: 429, code: 'ApplicationThrottled', retryAfter: '0' }] })
+    // 0 would ask again at once, uncounted, in a loop until the throttle deadline.
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 1_000 })
+  })
+
   test('a lookup refreshes an expired token once, like a send', async () => {
     const s = await setup()
     const m = mail()
