@@ -444,7 +444,7 @@ describe('claims that keep failing', () => {
 
 // A closed gate (as Graph's) whose permits the test hands out, first come first served.
 function manualGate() {
-  const waiting: ((p: SendPermit | null) => void)[] = []
+  const waiting: ((p: SendPermit | { pausedForMs: number } | null) => void)[] = []
   const gate: SendGate = {
     open: false,
     acquire: (_mailbox, signal) =>
@@ -455,7 +455,9 @@ function manualGate() {
     pause: async () => {},
   }
   const grant = () => waiting.shift()?.({ release: async () => {} })
-  return { gate, waiting: () => waiting.length, grant }
+  // The mailbox stands paused longer than a row holds its place: the row goes back.
+  const paused = (ms: number) => waiting.shift()?.({ pausedForMs: ms })
+  return { gate, waiting: () => waiting.length, grant, paused }
 }
 
 describe('the last check before a send (a closed gate: claimed, then waiting for a permit)', () => {
@@ -586,6 +588,24 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
       [id],
     )
     expect(history.rows.map((r) => r.outcome)).toEqual(['released', 'sent'])
+  })
+  test('a lease a heartbeat found lost while its row waited is counted once, also when the row then goes back as mailbox_paused', async () => {
+    const g = manualGate()
+    const e = await started({ deps: { gate: g.gate }, config: { heartbeatSeconds: 0.1 } })
+    const id = await enqueue(t)
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    // Another worker holds the row now (this one's lease expired and was reclaimed and claimed).
+    await t.pool.query(
+      `update mailer.email_outbox set lease_owner = 'w2', lease_token = gen_random_uuid() where id = $1`,
+      [id],
+    )
+    await e.events.waitFor(
+      (x) => x.type === 'lease_lost' && x.id === id && x.during === 'heartbeat',
+    )
+    g.paused(60_000)
+    await pollUntil(async () => (e.drainer.status().inFlight === 0 ? true : undefined))
+    expect(e.events.events.filter((x) => x.type === 'lease_lost' && x.id === id)).toHaveLength(1)
+    expect(e.sender.calls).toEqual([])
   })
 })
 
