@@ -22,7 +22,9 @@ export async function resolveAmbiguity(
   const verdict = d.lookup
     ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
     : 'unavailable'
-  if (verdict === 'not_found' || (verdict === 'unavailable' && d.ambiguousPolicy === 'resend')) {
+  if (verdict === 'not_found') return true
+  if (verdict === 'unavailable' && d.ambiguousPolicy === 'resend') {
+    r.unverified = true
     return true
   }
   if (typeof verdict === 'object') {
@@ -124,7 +126,11 @@ export interface SendExtra {
   durationMs: number
 }
 export type Finish = (lease: Lease, s: Settlement, extra?: Partial<SendExtra>) => Promise<void>
-export type Ready = { lease: Lease; mail: OutboundMail }
+/**
+ * `unverified`: resent without knowing whether the interrupted earlier send delivered it (no
+ * lookup, policy resend): a failure of this send leaves that question open.
+ */
+export type Ready = { lease: Lease; mail: OutboundMail; unverified?: boolean }
 
 export async function startOrRelease(
   d: DeliveryDeps,
@@ -196,7 +202,9 @@ async function sendOne(
     message: outcome.message,
     delayMs,
     throttled,
-    ambiguous: outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted),
+    ambiguous:
+      r.unverified === true ||
+      (outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted)),
   }
   return { settlement, extra }
 }

@@ -729,6 +729,29 @@ describe('crash ambiguity', () => {
     })
   })
 
+  test('resent unverified (no lookup, policy resend), a send that fails for sure and would retry after expiresAt says the interrupted one may have delivered it', async () => {
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 30_000).toISOString(),
+    })
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`,
+      [id],
+    )
+    // The resend is refused for sure (500): it delivered nothing, but the interrupted send is unknown.
+    const sender = createFakeSender()
+    sender.script.set(id, [
+      { kind: 'retry', code: 'http_500', message: 'scripted', afterMs: 60_000 },
+    ])
+    const e = await started({ deps: { sender } })
+    await e.events.waitFor(settledFor(id, 'expired'))
+    expect(e.sender.calls).toHaveLength(1)
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'expired',
+      last_error: expect.stringContaining('may have delivered it'),
+    })
+  })
+
   test('a retry is marked ambiguous as its outcome says, else by its code', async () => {
     const e = await started()
     e.sender.hold()
