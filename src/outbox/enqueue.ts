@@ -16,6 +16,13 @@ export interface EnqueueResult {
 }
 
 /**
+ * mailer.invalid's "mailer: <field> <problem>", each problem opening with one of these words: a
+ * field may hold a space (a header name, an unknown key). The field becomes a path as the request
+ * schema spells one (message.to[1] → message.to.1), so a client reads both alike.
+ */
+const SQL_PROBLEM = /^mailer: (.+?) ((?:is|must|may|has|or) .+)$/s
+
+/**
  * One transaction, two statements. The second tells "inserted now" from "already there" by comparing
  * the row's xmin with this transaction's id: race-safe, because a concurrent insert of the same key
  * makes `on conflict` wait for it, and a row another transaction committed never carries our xid.
@@ -38,9 +45,8 @@ export async function enqueueEmail(
   } catch (e) {
     if ((e as { code?: unknown }).code === '22023') {
       const message = (e as Error).message
-      // mailer.invalid's "mailer: <field> <problem>": the field as a path, as schema errors give one.
-      const m = /^mailer: (\S+) (.+)$/s.exec(message)
-      const errors = m ? [{ path: m[1]!, message: m[2]! }] : []
+      const m = SQL_PROBLEM.exec(message)
+      const errors = m ? [{ path: m[1]!.replace(/\[(\d+)\]/g, '.$1'), message: m[2]! }] : []
       throw new AppError('validation_failed', message, { errors }, { cause: e })
     }
     throw e

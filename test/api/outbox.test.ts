@@ -135,8 +135,29 @@ describe('POST /v1/outbox', () => {
     expect(bad.body).toMatchObject({
       type: 'urn:outbox-mailer:problem:validation_failed',
       detail: 'mailer: message.to[1] is not a valid e-mail address',
-      // The same shape as a schema error's: the field as a path.
-      errors: [{ path: 'message.to[1]', message: 'is not a valid e-mail address' }],
+      // The same shape as a schema error's: the field as a path, as the schema spells one.
+      errors: [{ path: 'message.to.1', message: 'is not a valid e-mail address' }],
+    })
+    const schemaError = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message: { ...message, attachments: [{ filename: 'a.txt' }] } },
+    })
+    // The schema spells an index as a path segment.
+    expect((schemaError.body as { errors: { path: string }[] }).errors[0]?.path).toBe(
+      'message.attachments.0.contentBase64',
+    )
+    // A field that holds a space (a header name) is named whole.
+    const badHeader = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message: { ...message, headers: { 'X Bad': 'v' } } },
+    })
+    expect(badHeader.body).toMatchObject({
+      errors: [
+        {
+          path: 'message.headers.X Bad',
+          message: 'must be an X- header name other than X-Outbox-Id and X-Correlation-Id',
+        },
+      ],
     })
     const unknownKey = await send(app, 'POST', '/v1/outbox', {
       token: tk,
