@@ -130,7 +130,10 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       // Entra's Retry-After (or a refusal's cooldown) holds for a background refresh too.
       const holdingOff = failure !== undefined && now - failure.at < holdOffMs(failure.error)
       if (cached && now < cached.usableUntil) {
-        if (now >= cached.refreshAt && !inflight && !holdingOff) {
+        // A background refresh that failed without saying for how long (a network error, a 5xx)
+        // is not tried again at every send while the cached token still serves.
+        const retryLater = failure !== undefined && now - failure.at < BACKGROUND_REFRESH_RETRY_MS
+        if (now >= cached.refreshAt && !inflight && !holdingOff && !retryLater) {
           // Proactive refresh (refresh_in): callers keep the valid token; a failure is only logged.
           refresh().catch(() => {})
         }
@@ -154,6 +157,9 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         : 0,
   }
 }
+
+/** A background refresh that failed is tried again after this long (the cached token still serves). */
+const BACKGROUND_REFRESH_RETRY_MS = 30_000
 
 /** How long after a failure Entra is not asked again: a refusal for good, or its own Retry-After. */
 function holdOffMs(e: GraphAuthError): number {

@@ -399,6 +399,22 @@ describe('token source', () => {
     await until(async () => (await s.tokens.getToken()) !== first, 'the refreshed token')
   })
 
+  test('a background refresh that fails without Retry-After (a 500) is not asked again at every send', async () => {
+    const s = await setup({ fake: { refreshInSeconds: 1800 } })
+    const first = await s.tokens.getToken()
+    s.fake.setFaults({ token: [{ status: 500, error: 'server_error', aadsts: 50000 }] })
+    s.clock.advance(1801_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    await until(() => s.tokens.lastError() !== null, 'the failed refresh')
+    // Sends go on with the cached token; Entra is asked again only after a while.
+    for (let i = 0; i < 5; i++) expect(await s.tokens.getToken()).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(2)
+    s.clock.advance(30_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(3)
+    await until(async () => (await s.tokens.getToken()) !== first, 'the refreshed token')
+  })
+
   test('getToken errors are GraphAuthError with the AADSTS code', async () => {
     const s = await setup()
     s.fake.setFaults({ token: [{ status: 400, error: 'invalid_scope', aadsts: 70011 }] })
