@@ -70,7 +70,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   })
   const throttled = new Counter({
     name: 'outbox_graph_throttled_total',
-    help: 'Sends answered with 429/503/504 and rescheduled without burning an attempt',
+    help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, a refused credential) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
     labelNames: ['db'] as const,
     registers,
   })
@@ -207,7 +207,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       switch (e.type) {
         case 'settled':
           sends.inc({ db: e.db, outcome: e.outcome })
-          if (e.outcome === 'throttled') throttled.inc({ db: e.db })
+          // A row sent back from a paused mailbox asked nobody: the send that caused the pause counted.
+          if (e.outcome === 'throttled' && e.code !== 'mailbox_paused') throttled.inc({ db: e.db })
           if (e.durationMs !== undefined) duration.observe({ db: e.db }, e.durationMs / 1000)
           break
         case 'reclaimed':

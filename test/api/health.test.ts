@@ -277,6 +277,14 @@ describe('/metrics', () => {
       outcome: 'throttled',
       durationMs: 80,
     })
+    // Sent back from a paused mailbox: a row that waits, not one more answer from Graph.
+    metrics.observe({
+      type: 'settled',
+      db: 'default',
+      id: '3',
+      outcome: 'throttled',
+      code: 'mailbox_paused',
+    })
     metrics.observe({ type: 'reclaimed', db: 'default', count: 2 })
     metrics.incTokenRefresh()
 
@@ -284,7 +292,7 @@ describe('/metrics', () => {
     expect(r.status).toBe(200)
     const text = r.body as string
     expect(text).toContain('outbox_sends_total{db="default",outcome="sent"} 1')
-    expect(text).toContain('outbox_sends_total{db="default",outcome="throttled"} 1')
+    expect(text).toContain('outbox_sends_total{db="default",outcome="throttled"} 2')
     expect(text).toContain('outbox_graph_throttled_total{db="default"} 1')
     expect(text).toContain('outbox_send_duration_seconds_count{db="default"} 2')
     expect(text).toContain('outbox_leases_reclaimed_total{db="default"} 2')
