@@ -60,6 +60,31 @@ const slotRow = async () =>
     )
   ).rows[0]!
 
+/** A Kysely on the test pool whose queries pass through `through`: to cut one as a lost connection does. */
+function throughQueries(
+  through: (run: () => Promise<unknown>, text: string) => Promise<unknown>,
+): Kysely<Database> {
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: new Proxy(t.pool, {
+        get(pool, prop, receiver) {
+          if (prop !== 'connect') return Reflect.get(pool, prop, receiver)
+          return async () => {
+            const client = await pool.connect()
+            return new Proxy(client, {
+              get(c, p, r) {
+                if (p !== 'query') return Reflect.get(c, p, r)
+                return (text: string, values: unknown[]) =>
+                  through(() => c.query(text, values), text)
+              },
+            })
+          }
+        },
+      }),
+    }),
+  })
+}
+
 describe('the Postgres send gate', () => {
   test('concurrency across two workers never exceeds the limit, and every send gets its turn', async () => {
     const workers = [gate('a', { max: 3 }), gate('b', { max: 3 })]
@@ -380,29 +405,12 @@ describe('the Postgres send gate', () => {
     // The first free fails as a cut connection fails it (the fault suite's terminated LISTEN
     // session carried one); every other statement reaches the database.
     let failedFrees = 0
-    const cutOnce = new Kysely<Database>({
-      dialect: new PostgresDialect({
-        pool: new Proxy(t.pool, {
-          get(pool, prop, receiver) {
-            if (prop !== 'connect') return Reflect.get(pool, prop, receiver)
-            return async () => {
-              const client = await pool.connect()
-              return new Proxy(client, {
-                get(c, p, r) {
-                  if (p !== 'query') return Reflect.get(c, p, r)
-                  return (text: string, values: unknown[]) => {
-                    if (failedFrees === 0 && text.includes("set expires_at = '-infinity'")) {
-                      failedFrees++
-                      return Promise.reject(new Error('Connection terminated unexpectedly'))
-                    }
-                    return c.query(text, values)
-                  }
-                },
-              })
-            }
-          },
-        }),
-      }),
+    const cutOnce = throughQueries((run, text) => {
+      if (failedFrees === 0 && text.includes("set expires_at = '-infinity'")) {
+        failedFrees++
+        return Promise.reject(new Error('Connection terminated unexpectedly'))
+      }
+      return run()
     })
     const a = gate('a', { max: 1, ttl: 60_000, db: cutOnce })
     const permit = await a.acquire('m@example.com', new AbortController().signal)
@@ -419,30 +427,13 @@ describe('the Postgres send gate', () => {
   test('a take whose answer is lost with its connection gives back what it took: the slots are back in moments, not at their expiry', async () => {
     // The take commits, then its connection is cut before the answer arrives.
     let lostTakes = 0
-    const cutAfterTake = new Kysely<Database>({
-      dialect: new PostgresDialect({
-        pool: new Proxy(t.pool, {
-          get(pool, prop, receiver) {
-            if (prop !== 'connect') return Reflect.get(pool, prop, receiver)
-            return async () => {
-              const client = await pool.connect()
-              return new Proxy(client, {
-                get(c, p, r) {
-                  if (p !== 'query') return Reflect.get(c, p, r)
-                  return async (text: string, values: unknown[]) => {
-                    const result = await c.query(text, values)
-                    if (lostTakes === 0 && text.includes('with taken as')) {
-                      lostTakes++
-                      throw new Error('Connection terminated unexpectedly')
-                    }
-                    return result
-                  }
-                },
-              })
-            }
-          },
-        }),
-      }),
+    const cutAfterTake = throughQueries(async (run, text) => {
+      const result = await run()
+      if (lostTakes === 0 && text.includes('with taken as')) {
+        lostTakes++
+        throw new Error('Connection terminated unexpectedly')
+      }
+      return result
     })
     await ensureSlots(t.db, 2)
     const a = gate('a', { max: 2, ttl: 60_000, db: cutAfterTake })

@@ -23,6 +23,21 @@ async function fileConfig() {
   return { dir, config }
 }
 
+/** Sending through the Graph fake, from MAIL_FROM as given. */
+const graphConfig = (fake: Awaited<ReturnType<typeof startFakeGraph>>, mailFrom: string) =>
+  loadConfig(
+    {
+      MAIL_TRANSPORT: 'graph',
+      MAIL_FROM: mailFrom,
+      GRAPH_TENANT_ID: fake.tenantId,
+      GRAPH_CLIENT_ID: fake.clientId,
+      GRAPH_CLIENT_SECRET: 'right',
+      GRAPH_AUTHORITY_URL: fake.authorityUrl,
+      GRAPH_API_URL: fake.apiUrl,
+    },
+    { requireDatabase: false },
+  )
+
 test('a --from that is not an address is a usage error, and nothing is written', async () => {
   const { dir, config } = await fileConfig()
   for (const from of ['bad', 'a@b', 'two words@example.com']) {
@@ -45,18 +60,7 @@ test('with Graph, --from may be a user id (GUID), as Graph takes one; the file t
   const userId = '0b2c6a3e-8f1d-4c2a-9e7b-5d4f3a2b1c0d'
   const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [userId] })
   try {
-    const config = loadConfig(
-      {
-        MAIL_TRANSPORT: 'graph',
-        MAIL_FROM: 'outbox@example.com',
-        GRAPH_TENANT_ID: fake.tenantId,
-        GRAPH_CLIENT_ID: fake.clientId,
-        GRAPH_CLIENT_SECRET: 'right',
-        GRAPH_AUTHORITY_URL: fake.authorityUrl,
-        GRAPH_API_URL: fake.apiUrl,
-      },
-      { requireDatabase: false },
-    )
+    const config = graphConfig(fake, 'outbox@example.com')
     expect(await sendTest(config, { to: 'me@example.com', from: userId }, silentLogger)).toBe(0)
     expect(fake.accepted.map((m) => m.mailbox)).toEqual([userId])
   } finally {
@@ -70,18 +74,7 @@ test('with Graph, --from may be a user id (GUID), as Graph takes one; the file t
 test('MAIL_FROM written `Name <address>` sends from that mailbox, as the engine does', async () => {
   const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: ['outbox@example.com'] })
   try {
-    const config = loadConfig(
-      {
-        MAIL_TRANSPORT: 'graph',
-        MAIL_FROM: 'Outbox <outbox@example.com>',
-        GRAPH_TENANT_ID: fake.tenantId,
-        GRAPH_CLIENT_ID: fake.clientId,
-        GRAPH_CLIENT_SECRET: 'right',
-        GRAPH_AUTHORITY_URL: fake.authorityUrl,
-        GRAPH_API_URL: fake.apiUrl,
-      },
-      { requireDatabase: false },
-    )
+    const config = graphConfig(fake, 'Outbox <outbox@example.com>')
     expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(0)
     expect(fake.accepted.map((m) => m.mailbox)).toEqual(['outbox@example.com'])
   } finally {
