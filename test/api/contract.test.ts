@@ -137,7 +137,7 @@ describe('every documented response', () => {
   const routes = (id: string) => [
     { method: 'GET', url: '/v1/outbox', scope: 'outbox:write', invalid: '/v1/outbox?limit=0' },
     { method: 'GET', url: `/v1/outbox/${id}`, scope: 'outbox:write', invalid: '/v1/outbox/abc' },
-    { method: 'GET', url: '/v1/stats', scope: 'outbox:write', invalid: null },
+    { method: 'GET', url: '/v1/stats', scope: 'outbox:write', invalid: '/v1/stats?db=a&db=b' },
     {
       method: 'POST',
       url: '/v1/outbox',

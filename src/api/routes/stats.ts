@@ -6,7 +6,7 @@ import { outboxStats } from '../../outbox/stats.ts'
 import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { DbQuery } from '../outbox-schemas.ts'
-import { Problem, problemOf, V1_PROBLEMS, validationHook } from '../problem.ts'
+import { Problem, problemOf, problemResponse, V1_PROBLEMS, validationHook } from '../problem.ts'
 
 const Count = z.number().int()
 
@@ -41,8 +41,14 @@ const Stats = z
   .object({ databases: z.array(z.union([DatabaseStats, DatabaseStatsProblem])) })
   .openapi('Stats')
 
-// Without ?db= every database is reported, so there is no "db is required" 400 here.
-const { 400: _noValidationProblem, ...problems } = V1_PROBLEMS
+// Without ?db= every database is reported, so there is no "db is required" 400 here; a query that
+// does not parse (?db= given twice) still is one.
+const problems = {
+  ...V1_PROBLEMS,
+  400: problemResponse(
+    'The query is not valid, e.g. ?db= given more than once (validation_failed)',
+  ),
+}
 
 export function statsRoutes(deps: ApiDeps) {
   const route = createRoute({
