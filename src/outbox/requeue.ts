@@ -51,35 +51,41 @@ export async function requeueOutboxRow(
   return row ? toOutboxSummary(row) : null
 }
 
+// A row refused as not failed or cancelled may be so by the time it is read (a worker settled it in
+// between): it is tried once more rather than refused as expired or in a state it no longer has.
+const REQUEUE_TRIES = 2
+
 /** Requeue one row and wake the workers (at commit), or say why not: not_found or conflict. */
 export async function requeueOutbox(
   db: Kysely<Database>,
   id: string,
   scopeTenant: string | null,
 ): Promise<OutboxSummary> {
-  const row = await requeueOutboxRow(db, id, scopeTenant)
-  if (row) {
-    await wakeWorkers(db)
-    return row
-  }
-  const current = await findOutboxRow(db, id, scopeTenant)
-  if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
-  if (current.status === 'failed' || current.status === 'cancelled') {
+  for (let tries = 1; ; tries++) {
+    const row = await requeueOutboxRow(db, id, scopeTenant)
+    if (row) {
+      await wakeWorkers(db)
+      return row
+    }
+    const current = await findOutboxRow(db, id, scopeTenant)
+    if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
+    const finished = current.status === 'failed' || current.status === 'cancelled'
+    if (!finished) {
+      throw new AppError(
+        'conflict',
+        `outbox row ${id} is ${current.status}; only failed or cancelled rows can be retried`,
+        { status: current.status },
+      )
+    }
+    if (tries < REQUEUE_TRIES) continue
     throw new AppError(
       'conflict',
-      `outbox row ${id} expired at ${current.expiresAt?.toISOString()}; it is never sent late`,
-      {
-        status: current.status,
-      },
+      current.expiresAt !== null
+        ? `outbox row ${id} expired at ${current.expiresAt.toISOString()}; it is never sent late`
+        : `outbox row ${id} kept changing state while being retried; try again`,
+      { status: current.status },
     )
   }
-  throw new AppError(
-    'conflict',
-    `outbox row ${id} is ${current.status}; only failed or cancelled rows can be retried`,
-    {
-      status: current.status,
-    },
-  )
 }
 
 /** How many rows a bulk retry with this filter would requeue now (expired rows excluded). */

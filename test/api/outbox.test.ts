@@ -477,6 +477,32 @@ describe('retry', () => {
     ])
   })
 
+  test('a row that fails just after a retry found it sending is requeued, not called expired', async () => {
+    const id = await enqueueSql(t.pool)
+    await setState(t.pool, id, 'sending')
+    // The worker settles the row between the retry's update (which found it sending) and its look
+    // at why: the moment a real worker's settlement can land in.
+    let settled = false
+    const racing = t.db.withPlugin({
+      transformQuery: (a) => a.node,
+      transformResult: async (a) => {
+        if (!settled && a.result.rows.length === 0 && a.result.numAffectedRows === 0n) {
+          settled = true
+          await t.pool.query(
+            `update mailer.email_outbox set status = 'failed', last_error_code = 'ErrorInvalidRecipients',
+               lease_owner = null, lease_token = null, lease_expires_at = null where id = $1`,
+            [id],
+          )
+        }
+        return a.result
+      },
+    })
+    const raced = buildApp([{ name: 'default', db: racing, pool: t.pool }]).app
+    const r = await send(raced, 'POST', `/v1/outbox/${id}/retry`, { token: tk })
+    expect(settled).toBe(true)
+    expect([r.status, (r.body as Row).status]).toEqual([200, 'pending'])
+  })
+
   test('an expired row is never requeued', async () => {
     const id = await enqueueSql(t.pool, { expiresAt: '2099-01-01T00:00:00Z' })
     await t.pool.query(
