@@ -160,10 +160,12 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       stopped ??= (async () => {
         log.info('stopping', { reason, graceSeconds: config.worker.shutdownGraceSeconds })
         clearInterval(watchdog)
-        await Promise.all([...listeners.values()].map((l) => l.stop()))
-        await Promise.all(
-          [...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
-        )
+        // Together: claims end with the signal, and the grace is not spent waiting for a listener
+        // (a connect in progress, a check) before it even begins: kill_timeout counts from here.
+        await Promise.all([
+          ...[...listeners.values()].map((l) => l.stop()),
+          ...[...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
+        ])
         await Promise.all(servers.map((s) => s.stop()))
         await Promise.all(handles.map((h) => h.close()))
         log.info('stopped')

@@ -67,12 +67,32 @@ export function createListener(d: ListenerDeps): Listener {
       d.onEvent?.({ type: 'notification', db: d.db })
       d.wake('notification')
     })
+    // A stop must not wait out a connect to a server that does not answer (10 s): it drops the
+    // client, whose connect then never settles, so the start is raced against the stop.
+    const dropped = Promise.withResolvers<never>()
+    const abandon = () => {
+      destroy(client)
+      dropped.reject(new Error('listener stopped while connecting'))
+    }
+    stopping.signal.addEventListener('abort', abandon)
     try {
-      await client.connect()
-      await client.query(`listen ${CHANNEL}`)
-      // Behind a transaction pooler the LISTEN lands on some other server session. Only an answer
-      // says so: a session lost or silent right after its LISTEN is reconnected (listeningPid throws).
-      pid = await listeningPid(client, checkTimeoutMs)
+      try {
+        pid = await Promise.race([
+          (async () => {
+            await client.connect()
+            await client.query(`listen ${CHANNEL}`)
+            // Behind a transaction pooler the LISTEN lands on some other server session. Only an
+            // answer says so: a session lost or silent right after its LISTEN is reconnected
+            // (listeningPid throws).
+            return listeningPid(client, checkTimeoutMs)
+          })(),
+          dropped.promise,
+        ])
+      } finally {
+        // Listening, a stop lets the statement riding the session finish (below).
+        stopping.signal.removeEventListener('abort', abandon)
+      }
+      if (stopping.signal.aborted) return 'lost'
       if (pid === null) return 'pooled'
       setState('listening')
       let answeredAt = Number.NEGATIVE_INFINITY
@@ -121,7 +141,7 @@ export function createListener(d: ListenerDeps): Listener {
       try {
         outcome = await session()
       } catch (err) {
-        d.log.warn('listener could not connect', { db: d.db, err })
+        if (!stopping.signal.aborted) d.log.warn('listener could not connect', { db: d.db, err })
       }
       if (stopping.signal.aborted) break
       if (outcome === 'pooled') {

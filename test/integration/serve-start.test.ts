@@ -1,5 +1,6 @@
 // serve's start: the LISTEN session opens beside the schema check, and a refused start leaves nothing open.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
@@ -170,5 +171,47 @@ test('a start that fails after its workers began (the port taken) stops them and
     expect(await ourSessions(spare)).toBe(0)
   } finally {
     await taken.stop()
+  }
+})
+
+test('a stop does not wait for a LISTEN session still connecting: claims end at once and the connect is dropped', async () => {
+  // A direct URL whose server accepts and never answers (a blackholed route): the listener sits in
+  // its connect, which gives up only after 10 s, while Fly's kill_timeout leaves 10 s past the grace.
+  const sockets: Socket[] = []
+  let socketClosed = false
+  const silent = createServer((s) => {
+    sockets.push(s)
+    // Read (and ignore) the startup message: a socket never read never sees its peer's close.
+    s.resume()
+    s.on('close', () => {
+      socketClosed = true
+    })
+  })
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+  const port = (silent.address() as AddressInfo).port
+  const listenUrl = new URL(migrated.url)
+  listenUrl.hostname = '127.0.0.1'
+  listenUrl.port = String(port)
+  const running = await serve(configFor(migrated.url, { LISTEN_DATABASE_URL: listenUrl.href }), {
+    role: 'worker',
+    log: silentLogger,
+  })
+  try {
+    await pollUntil(async () => (sockets.length > 0 ? true : undefined), 5_000)
+    expect(running.listeners.get('default')?.state()).toBe('connecting')
+    const stopped = running.stop('test')
+    // The worker stops claiming with the stop, not after the listener's connect gives up ...
+    await pollUntil(
+      async () => (running.drainers.get('default')?.status().running === false ? true : undefined),
+      5_000,
+    )
+    // ... and the connect in progress is abandoned rather than waited out.
+    await pollUntil(async () => (socketClosed ? true : undefined), 5_000)
+    await stopped
+    expect(running.listeners.get('default')?.state()).toBe('stopped')
+  } finally {
+    await running.stop('test')
+    for (const s of sockets) s.destroy()
+    silent.close()
   }
 })
