@@ -67,6 +67,10 @@ export function openDb(o: OpenOptions): DbHandle {
   })
   // An idle client's socket error must not crash the process; the next checkout reconnects.
   pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))
+  // The pool listens to a client only while it is idle: a connection lost while a caller holds it
+  // (a statement running, a transaction open) would be an uncaught 'error'. Its caller's statement
+  // fails and says so, and the pool drops the client when it comes back.
+  pool.on('connect', (client) => client.on('error', () => {}))
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   const { route, session: shared } = createStatementRoute(
     pool,

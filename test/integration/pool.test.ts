@@ -1,5 +1,6 @@
 // The worker's pool: idle connections go back to the server; one stays open unless the LISTEN session stands in for it.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -57,6 +58,32 @@ test('a pool that shares the LISTEN session closes its last connection too', asy
     await pollUntil(async () => (removed === 3 ? true : undefined), 5_000, 5)
     expect(h.pool.totalCount).toBe(0)
     expect(h.listenSession).not.toBeNull()
+  } finally {
+    await h.close()
+  }
+})
+
+test('a connection lost while a statement holds it fails that statement only: nothing goes unhandled', async () => {
+  const h = openDb({ name: 'pool', url: t.url, log: silentLogger })
+  try {
+    // A failover or an admin's pg_terminate_backend ends the session in the middle of a transaction.
+    // Without a listener of its own, the checked-out client's 'error' event is an uncaught error
+    // (a raw stack trace on stderr outside the JSON log; bun test fails the test for it).
+    const txn = h.db.transaction().execute(async (trx) => {
+      const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)
+      await t.pool.query('select pg_terminate_backend($1)', [rows[0]!.pid])
+      await pollUntil(async () => {
+        const r = await t.pool.query('select 1 from pg_stat_activity where pid = $1', [
+          rows[0]!.pid,
+        ])
+        return r.rowCount === 0 ? true : undefined
+      }, 5_000)
+      await sql`select 1`.execute(trx)
+    })
+    await expect(txn).rejects.toThrow()
+    // The pool drops the dead connection and answers again.
+    const { rows } = await h.pool.query<{ one: number }>('select 1 as one')
+    expect(rows[0]!.one).toBe(1)
   } finally {
     await h.close()
   }
