@@ -138,6 +138,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
           withStatementTimeout(d.db, SETTLED_COUNT_TIMEOUT_MS, (trx) => settledCounts(trx, null)),
         clock: deps.clock ?? systemClock,
         refreshMs: deps.settledRefreshMs ?? SETTLED_REFRESH_MS,
+        retrySoon: (error) => !timedOut(error),
       }),
     ]),
   )
@@ -236,4 +237,10 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       return registry.metrics()
     },
   }
+}
+
+/** The statement ran out of its statement_timeout (57014), itself or as withStatementTimeout's cause. */
+function timedOut(error: unknown): boolean {
+  const e = error as { code?: unknown; cause?: { code?: unknown } } | null
+  return e?.code === '57014' || e?.cause?.code === '57014'
 }

@@ -16,6 +16,11 @@ export function createSettledCountsCache(d: {
   count: () => Promise<SettledCounts>
   clock: Clock
   refreshMs: number
+  /**
+   * Whether a count that failed so is tried again at the next `get` rather than an interval later:
+   * one that failed because the database was away (default: none).
+   */
+  retrySoon?: (error: unknown) => boolean
 }): SettledCountsCache {
   let counts: SettledCounts | null = null
   let startedAt = Number.NEGATIVE_INFINITY
@@ -27,9 +32,12 @@ export function createSettledCountsCache(d: {
       (c) => {
         counts = c
       },
-      () => {
-        // Stale numbers would look current: none until a count succeeds (next interval).
+      (error: unknown) => {
+        // Stale numbers would look current: none until a count succeeds. A count that timed out
+        // would time out again: the next one waits for the interval. One the database missed (an
+        // outage) goes again at the next scrape, so the numbers come back with the database.
         counts = null
+        if (d.retrySoon?.(error)) startedAt = Number.NEGATIVE_INFINITY
       },
     )
     counting = run.finally(() => {

@@ -447,6 +447,46 @@ describe('/metrics', () => {
     expect(text).toContain('outbox_rows{db="default",status="pending"} 1')
   })
 
+  test('finished-row counts that failed in an outage come back with the database, not an interval later', async () => {
+    const target = new URL(t.url)
+    const proxy = await startTcpProxy(target.hostname, Number(target.port))
+    const viaProxy = new URL(t.url)
+    viaProxy.hostname = '127.0.0.1'
+    viaProxy.port = String(proxy.port)
+    const handle = openDb({ name: 'default', url: viaProxy.toString(), log: silentLogger })
+    let now = 1_000_000
+    const metrics = createMetrics({
+      databases: [{ name: 'default', db: handle.db, statements: handle.statements }],
+      health: fakeHealth(['default']),
+      settledRefreshMs: 5 * 60_000,
+      clock: { now: () => now, sleep: systemClock.sleep },
+    })
+    const failed = 'outbox_rows{db="default",status="failed"}'
+    // Bounded: a scrape waits for a count at most its 2 s; the next one sees what it found.
+    const renderUntil = async (want: (text: string) => boolean) => {
+      let text = await metrics.render()
+      for (let i = 1; i < 20 && !want(text); i++) text = await metrics.render()
+      return text
+    }
+    try {
+      expect(await renderUntil((x) => x.includes(failed))).toContain(failed)
+      proxy.down()
+      // The recount falls due while the database is away: it fails, and its numbers are dropped.
+      now += 5 * 60_000
+      const down = await renderUntil((x) => !x.includes(failed))
+      expect(down).toContain('outbox_database_up{db="default"} 0')
+      expect(down).not.toContain(failed)
+      proxy.up()
+      // Back: the next scrapes count again, rather than leaving the series absent for 5 minutes.
+      const back = await renderUntil((x) => x.includes(failed))
+      expect(back).toContain('outbox_database_up{db="default"} 1')
+      expect(back).toContain(failed)
+    } finally {
+      await handle.close()
+      await proxy.close()
+    }
+  })
+
   test('an unreachable database drops its numbers and reports outbox_database_up 0', async () => {
     const dead = openDb({
       name: 'gone',

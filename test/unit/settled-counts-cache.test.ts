@@ -4,7 +4,7 @@ import type { Clock } from '../../src/clock.ts'
 import type { SettledCounts } from '../../src/outbox/stats.ts'
 
 // A count the test finishes by hand; the clock's sleep is the scrape's wait running out at once.
-function harness() {
+function harness(retrySoon?: (error: unknown) => boolean) {
   let now = 0
   const started: { resolve: (c: SettledCounts) => void; reject: (e: Error) => void }[] = []
   const clock: Clock = { now: () => now, sleep: () => Promise.resolve() }
@@ -12,6 +12,7 @@ function harness() {
     count: () => new Promise((resolve, reject) => started.push({ resolve, reject })),
     clock,
     refreshMs: 60_000,
+    ...(retrySoon ? { retrySoon } : {}),
   })
   return {
     cache,
@@ -62,5 +63,18 @@ describe('settled counts cache', () => {
     h.started[2]!.resolve(counts(4))
     await third
     expect(await h.cache.get(10)).toEqual(counts(4))
+  })
+
+  test('a count the database missed goes again at the next scrape; one that timed out waits', async () => {
+    const h = harness((e) => (e as Error).message === 'connection refused')
+    const first = h.cache.get(10)
+    h.started[0]!.reject(new Error('connection refused'))
+    await first
+    const second = h.cache.get(10)
+    expect(h.started).toHaveLength(2)
+    h.started[1]!.reject(new Error('statement timeout'))
+    await second
+    expect(await h.cache.get(10)).toBeNull()
+    expect(h.started).toHaveLength(2)
   })
 })
