@@ -159,7 +159,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   let config: Config
   try {
-    config = loadConfig(process.env, { requireDatabase: command !== 'send-test', role })
+    // migrate sends nothing: asking it for the transport's settings (MAIL_FROM, the Graph credential)
+    // would refuse a job that holds only the database URL, as `serve --role api` is not refused.
+    config = loadConfig(process.env, {
+      requireDatabase: command !== 'send-test',
+      role: command === 'migrate' ? 'api' : role,
+    })
   } catch (e) {
     console.error(describeError(e))
     return EXIT.usage

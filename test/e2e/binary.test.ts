@@ -83,6 +83,32 @@ test('serve --role api starts without the Graph settings it never uses (reaches 
   expect(code).toBe(3)
 })
 
+test('migrate needs only the database, not the Graph settings it never uses', async () => {
+  // A database of its own: the drain test below expects `url` unmigrated.
+  const cluster = await testCluster()
+  const name = `${dbName}_migrate_only`
+  await adminQuery(cluster.url('postgres'), `create database ${name}`)
+  try {
+    // What a CI job or a laptop has for `migrate`: the URL, and the default transport (graph).
+    const p = Bun.spawn([bin, 'migrate'], {
+      env: { PATH: process.env.PATH ?? '', DATABASE_URL: cluster.url(name), LOG_LEVEL: 'warn' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const [code, stdout, stderr] = await Promise.all([
+      p.exited,
+      new Response(p.stdout).text(),
+      new Response(p.stderr).text(),
+    ])
+    expect(stderr).not.toContain('GRAPH_')
+    expect(stderr).not.toContain('MAIL_FROM')
+    expect(code).toBe(0)
+    expect(stdout).toContain('applied 1')
+  } finally {
+    await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+  }
+})
+
 test('migrate --help and migrate --dry-run leave a fresh database unmigrated', async () => {
   const help = await run(['migrate', '--help'])
   expect(help.code).toBe(0)
