@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
+import { devEnvironment } from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createLogger } from './log.ts'
 import { runUntilSignalled } from './serve.ts'
@@ -72,18 +73,9 @@ async function main() {
   }
   await client.end()
 
-  const config = loadConfig(
-    {
-      ...process.env,
-      DATABASE_URL: url,
-      MAIL_TRANSPORT: 'file',
-      MAIL_FILE_DIR: MAIL_DIR,
-      MAIL_FROM: process.env.MAIL_FROM ?? 'outbox@example.com',
-      PORT: String(PORT),
-      HOST: '127.0.0.1',
-    },
-    { dev: true },
-  )
+  const config = loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), {
+    dev: true,
+  })
   const banner = `
 outbox-mailer is running (dev mode: embedded Postgres, file transport, no API auth)
 

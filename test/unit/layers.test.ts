@@ -18,6 +18,7 @@ const ROOTS = [
   'src/serve.ts',
   'src/send-test.ts',
   'src/dev.ts',
+  'src/dev-environment.ts',
   'src/check-config.ts',
   'src/transport-wiring.ts',
 ]
