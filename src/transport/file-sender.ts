@@ -7,12 +7,21 @@ import type { MailAddress, OutboundMail, Sender } from '../outbox/sender.ts'
 // composer took about 3 ms of every start (bench round 20).
 let composerModule: Promise<typeof import('nodemailer/lib/mail-composer')> | null = null
 
+// What Graph's `importance` becomes in a message. Written here because MailComposer ignores its own
+// `priority` option (only nodemailer's transporter turns it into headers), which dropped it silently.
+const PRIORITY = {
+  high: { 'X-Priority': '1 (Highest)', 'X-MSMail-Priority': 'High', Importance: 'High' },
+  low: { 'X-Priority': '5 (Lowest)', 'X-MSMail-Priority': 'Low', Importance: 'Low' },
+} as const
+
 const toAddress = (a: MailAddress) => (a.name ? { name: a.name, address: a.address } : a.address)
 
 /** Builds the complete message; exported for tests and `send-test`. */
 export async function composeEml(mail: OutboundMail): Promise<Buffer> {
   const headers: Record<string, string> = { ...mail.headers, 'X-Outbox-Id': mail.outboxId }
   if (mail.correlationId) headers['X-Correlation-Id'] = mail.correlationId
+  if (mail.importance === 'high' || mail.importance === 'low')
+    Object.assign(headers, PRIORITY[mail.importance])
   composerModule ??= import('nodemailer/lib/mail-composer')
   const { default: MailComposer } = await composerModule
   const composer = new MailComposer({
@@ -25,7 +34,6 @@ export async function composeEml(mail: OutboundMail): Promise<Buffer> {
     // Both bodies become multipart/alternative; text-only stays a single text/plain part.
     ...(mail.text !== null ? { text: mail.text } : {}),
     ...(mail.html !== null ? { html: mail.html } : {}),
-    ...(mail.importance && mail.importance !== 'normal' ? { priority: mail.importance } : {}),
     headers,
     messageId: `<outbox-${mail.outboxId}@outbox-mailer.invalid>`,
     // Only in-memory content is ever attached: never read a path or fetch a URL named in a row.

@@ -56,6 +56,17 @@ test('a text-only message is a single text/plain part holding exactly the text',
   expect(eml.trimEnd().endsWith('just text')).toBe(true)
 })
 
+test('importance high or low is written as the headers mail clients read; normal adds none', async () => {
+  const high = (await composeEml({ ...mail, importance: 'high' })).toString('utf8')
+  expect(high).toMatch(/^Importance: High$/m)
+  expect(high).toMatch(/^X-Priority: 1 \(Highest\)$/m)
+  const low = (await composeEml({ ...mail, importance: 'low' })).toString('utf8')
+  expect(low).toMatch(/^Importance: Low$/m)
+  expect(low).toMatch(/^X-Priority: 5 \(Lowest\)$/m)
+  const normal = (await composeEml({ ...mail, importance: 'normal' })).toString('utf8')
+  expect(normal).not.toMatch(/^(Importance|X-Priority):/im)
+})
+
 test('writes one file per outbox id; a repeat overwrites instead of duplicating', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'outbox-file-'))
   dirs.push(dir)
