@@ -1,4 +1,5 @@
 // The environment `bun run dev` runs with: the shell's settings, but its own database, transport and address.
+import type { Config } from './config.ts'
 
 export interface DevPlaces {
   /** The embedded database's URL. */
@@ -27,4 +28,14 @@ export function devEnvironment(
     PORT: String(places.port),
     HOST: '127.0.0.1',
   }
+}
+
+/**
+ * What the banner says of the API. The shell's API_JWT_SECRET (or API_JWKS_URL) stays in force, so
+ * a token can be tried locally; saying "no API auth" then sent every request to a 401 unexplained.
+ */
+export function devAuthNote(config: Config): string {
+  if (config.api.jwtSecret) return 'API auth on: bearer tokens signed with your API_JWT_SECRET'
+  if (config.api.jwksUrl) return 'API auth on: bearer tokens from your API_JWKS_URL'
+  return 'no API auth'
 }

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
-import { devEnvironment } from './dev-environment.ts'
+import { devAuthNote, devEnvironment } from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createLogger } from './log.ts'
 import { runUntilSignalled } from './serve.ts'
@@ -77,7 +77,7 @@ async function main() {
     dev: true,
   })
   const banner = `
-outbox-mailer is running (dev mode: embedded Postgres, file transport, no API auth)
+outbox-mailer is running (dev mode: embedded Postgres, file transport, ${devAuthNote(config)})
 
   database    ${url}
   mail out    ${MAIL_DIR}/outbox-<id>.eml

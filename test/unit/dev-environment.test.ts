@@ -1,7 +1,7 @@
 // `bun run dev` drains its embedded database only, whatever database settings the shell holds.
 import { expect, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
-import { devEnvironment } from '../../src/dev-environment.ts'
+import { devAuthNote, devEnvironment } from '../../src/dev-environment.ts'
 
 const places = {
   url: 'postgres://postgres:postgres@127.0.0.1:54329/outbox_dev',
@@ -24,4 +24,13 @@ test('the shell’s MAILER_DATABASES neither fails dev nor is drained by it', ()
   const config = loadConfig(devEnvironment({ MAILER_DATABASES: several }, places), { dev: true })
   expect(config.databases.map((d) => d.url)).toEqual([places.url])
   expect(config.transport).toBe('file')
+})
+
+test('the banner says the API needs tokens when the shell holds API_JWT_SECRET, as it then does', () => {
+  const open = loadConfig(devEnvironment({}, places), { dev: true })
+  expect(devAuthNote(open)).toBe('no API auth')
+  const secret = 'x'.repeat(40)
+  const closed = loadConfig(devEnvironment({ API_JWT_SECRET: secret }, places), { dev: true })
+  expect(devAuthNote(closed)).not.toContain('no API auth')
+  expect(devAuthNote(closed)).toContain('API_JWT_SECRET')
 })
