@@ -5,8 +5,9 @@
 // the cancel marker is cleared. The mark of a send that may have reached the provider
 // (send_started_at, kept only when the outcome was never learned) is KEPT: the next attempt looks
 // the message up in the mailbox (or, with the hold policy, holds it for review) before sending it
-// again; a row failed as ambiguous_send has none, so retrying it sends it. send_at becomes the later of its schedule and now(): a row
-// cancelled before its sendAt must not go out early, while a failed row (due long ago) goes now.
+// again; a row failed as ambiguous_send has none, so retrying it sends it. send_at becomes the
+// later of its schedule and now(): a row cancelled before its sendAt must not go out early, while
+// a failed row (due long ago) goes now.
 // A row past its expires_at is never requeued: an expired message (an OTP, a reset link) must not
 // go out late.
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'

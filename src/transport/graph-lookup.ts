@@ -1,7 +1,12 @@
 // Crash recovery: finds a message we may already have sent by the OutboxId extended property.
 import type { Logger } from '../log.ts'
 import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
-import { DEFAULT_THROTTLE_MS, parseGraphError, throttleWaitMs } from './graph-outcome.ts'
+import {
+  DEFAULT_THROTTLE_MS,
+  parseGraphError,
+  THROTTLE_STATUSES,
+  throttleWaitMs,
+} from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
 
 /**
@@ -18,9 +23,6 @@ export type LookupResult =
   | 'unavailable'
   | 'error'
   | { throttledForMs: number }
-
-// Graph's answers that ask the caller to come back later, as they do for a send.
-const THROTTLE_STATUSES = new Set([429, 503, 504])
 
 export function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`

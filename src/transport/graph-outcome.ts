@@ -23,7 +23,8 @@ export interface TokenRejected {
 export type GraphSendResult = SendOutcome | TokenRejected
 
 const GATEWAY_TIMEOUT = 504
-const THROTTLE_STATUSES = new Set([429, 503, GATEWAY_TIMEOUT])
+/** The statuses by which Graph and Entra say "come back later" (throttled or unavailable). */
+export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503, GATEWAY_TIMEOUT])
 /**
  * Codes that come with a 400 or 403 but say the mailbox may not send for now ("Daily
  * Message/Recipient limit exceeded"), not that the message is wrong: every row from the mailbox

@@ -1,4 +1,5 @@
 // Token endpoint failures: Entra's AADSTS code, and whether asking again could ever help.
+import { THROTTLE_STATUSES } from './graph-outcome.ts'
 
 /** Entra `error` values that mean the request itself is wrong: retrying cannot fix them. */
 const PERMANENT_ERRORS = new Set([
@@ -13,8 +14,6 @@ const PERMANENT_ERRORS = new Set([
 
 /** AADSTS codes that come with a 4xx but clear up by themselves (throttling, loop detection). */
 const TRANSIENT_AADSTS = new Set(['AADSTS50196', 'AADSTS90055'])
-/** Statuses by which Entra, like Graph, says "come back later" (throttled or unavailable). */
-const THROTTLE_STATUSES = new Set([429, 503, 504])
 
 export class GraphAuthError extends Error {
   override readonly name = 'GraphAuthError'

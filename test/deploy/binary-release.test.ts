@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
-import { compiledBinary } from '../support/binary.ts'
+import { compiledBinary, runBinary } from '../support/binary.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -77,19 +77,14 @@ test('release_command migrates through LISTEN_DATABASE_URL even when the pooled 
   const cluster = await testCluster()
   const closed = await freePort()
   const argv = fly.deploy!.release_command!.split(/\s+/)
-  const p = Bun.spawn([bin, ...argv], {
-    env: releaseEnv({
+  const { code, stdout, stderr } = await runBinary(
+    bin,
+    argv,
+    releaseEnv({
       DATABASE_URL: `postgres://127.0.0.1:${closed}/pooled`,
       LISTEN_DATABASE_URL: cluster.url(freshDb),
     }),
-    stdout: 'pipe',
-    stderr: 'pipe',
-  })
-  const [code, stdout, stderr] = await Promise.all([
-    p.exited,
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-  ])
+  )
   expect({ code, stderr }).toEqual({ code: 0, stderr: '' })
   expect(stdout).toContain('applied 1')
 })

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
-import { compiledBinary } from '../support/binary.ts'
+import { compiledBinary, runBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
 
@@ -43,15 +43,7 @@ const env = (extra: Record<string, string> = {}) => ({
   ...extra,
 })
 
-async function run(args: string[], extra: Record<string, string> = {}) {
-  const p = Bun.spawn([bin, ...args], { env: env(extra), stdout: 'pipe', stderr: 'pipe' })
-  const [code, stdout, stderr] = await Promise.all([
-    p.exited,
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-  ])
-  return { code, stdout, stderr }
-}
+const run = (args: string[], extra: Record<string, string> = {}) => runBinary(bin, args, env(extra))
 
 test('serve refuses an unmigrated database and says what to run (exit 3)', async () => {
   const r = await run(['serve'], { PORT: String(await freePort()) })
@@ -90,16 +82,11 @@ test('migrate needs only the database, not the Graph settings it never uses', as
   await adminQuery(cluster.url('postgres'), `create database ${name}`)
   try {
     // What a CI job or a laptop has for `migrate`: the URL, and the default transport (graph).
-    const p = Bun.spawn([bin, 'migrate'], {
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: cluster.url(name), LOG_LEVEL: 'warn' },
-      stdout: 'pipe',
-      stderr: 'pipe',
+    const { code, stdout, stderr } = await runBinary(bin, ['migrate'], {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: cluster.url(name),
+      LOG_LEVEL: 'warn',
     })
-    const [code, stdout, stderr] = await Promise.all([
-      p.exited,
-      new Response(p.stdout).text(),
-      new Response(p.stderr).text(),
-    ])
     expect(stderr).not.toContain('GRAPH_')
     expect(stderr).not.toContain('MAIL_FROM')
     expect(code).toBe(0)

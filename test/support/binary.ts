@@ -31,3 +31,18 @@ export function compiledBinary(): Promise<string> {
   })()
   return built
 }
+
+/** Runs the binary to its exit with exactly `env`, and collects what it printed. */
+export async function runBinary(
+  bin: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const p = Bun.spawn([bin, ...args], { env, stdout: 'pipe', stderr: 'pipe' })
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ])
+  return { code, stdout, stderr }
+}
