@@ -1,6 +1,7 @@
 // The command line: parses arguments, loads configuration, runs a command and returns its exit code.
 import { checkConfig } from './check-config.ts'
-import { type Config, ENV_VARS, loadConfig } from './config.ts'
+import { ENV_VARS } from './config/env-vars.ts'
+import { type Config, loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
 import { AppError, describeError, EXIT, isAppError } from './errors.ts'
 import { createLogger } from './log.ts'

@@ -8,7 +8,7 @@ import {
 } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { SignJWT } from 'jose'
-import type { GraphConfig } from '../config.ts'
+import type { GraphConfig } from '../config/graph-settings.ts'
 import { AppError, isAppError } from '../errors.ts'
 
 export type AssertionAlgorithm = 'PS256' | 'RS256'

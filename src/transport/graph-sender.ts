@@ -1,6 +1,6 @@
 // The production Sender: POST /users/{from}/sendMail with an app-only token, plus the mailbox lookup.
 import type { Clock } from '../clock.ts'
-import type { GraphConfig } from '../config.ts'
+import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
 import { createMailboxLookup, type LookupResult } from './graph-lookup.ts'

@@ -1,6 +1,6 @@
 // Builds the Graph transport from configuration: credential (checked at start), one token cache, the sender.
 import type { Clock } from '../clock.ts'
-import type { GraphConfig } from '../config.ts'
+import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'

@@ -2,7 +2,8 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import pkg from '../../package.json' with { type: 'json' }
-import { ENV_VARS, loadConfig } from '../../src/config.ts'
+import { ENV_VARS } from '../../src/config/env-vars.ts'
+import { loadConfig } from '../../src/config.ts'
 import {
   type DockerStage,
   dockerContextIncludes,

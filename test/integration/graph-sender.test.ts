@@ -4,7 +4,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
 import { SignJWT } from 'jose'
 import type { Clock } from '../../src/clock.ts'
-import type { GraphConfig } from '../../src/config.ts'
+import type { GraphConfig } from '../../src/config/graph-settings.ts'
 import { createLogger } from '../../src/log.ts'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import {

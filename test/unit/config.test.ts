@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
-import { ENV_VARS, loadConfig } from '../../src/config.ts'
+import { ENV_VARS } from '../../src/config/env-vars.ts'
+import { loadConfig } from '../../src/config.ts'
 
 const base = { DATABASE_URL: 'postgres://u:p@db/app', MAIL_TRANSPORT: 'file' }
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
 import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose'
-import type { GraphConfig } from '../../src/config.ts'
+import type { GraphConfig } from '../../src/config/graph-settings.ts'
 import { AppError } from '../../src/errors.ts'
 import {
   CLIENT_ASSERTION_TYPE,

@@ -26,7 +26,7 @@ const ROOTS = [
 function layerOf(file: string): string {
   const rel = relative(ROOT, file)
   if (ROOTS.includes(rel)) return 'main'
-  if (LEAVES.includes(rel)) return 'leaf'
+  if (LEAVES.includes(rel) || rel.startsWith('src/config/')) return 'leaf'
   const m = rel.match(/^src\/(db|outbox|transport|api)\//)
   if (m?.[1]) return m[1]
   if (rel === 'src/embedded-postgres.ts') return 'dev-only'

@@ -1,0 +1,73 @@
+// Which databases to drain: DATABASE_URL (with LISTEN_DATABASE_URL), or the MAILER_DATABASES list.
+import { z } from 'zod'
+import { pgUrl } from './database-url.ts'
+import type { Accepted, EnvValues } from './env-schema.ts'
+
+export interface DatabaseConfig {
+  name: string
+  url: string
+  listenUrl: string
+}
+
+const DatabasesJson = z
+  .array(
+    z
+      .object({
+        name: z.string().regex(/^[a-z0-9_-]{1,40}$/, 'must be 1-40 of a-z 0-9 _ -'),
+        url: pgUrl,
+        listenUrl: pgUrl.optional(),
+      })
+      .strict(),
+  )
+  .min(1, 'must list at least one database')
+
+/** The configured databases; `required` false lets a command that connects to none go without. */
+export function databaseList(
+  e: EnvValues,
+  ok: Accepted,
+  required: boolean,
+): { databases: DatabaseConfig[]; problems: string[] } {
+  const problems: string[] = []
+  const databases: DatabaseConfig[] = []
+  if (e.MAILER_DATABASES !== undefined) {
+    if (e.DATABASE_URL !== undefined || !ok('DATABASE_URL')) {
+      problems.push('MAILER_DATABASES and DATABASE_URL are both set: use one of them')
+    }
+    // Applying it to every database would point them all at one; dropping it would LISTEN elsewhere.
+    if (e.LISTEN_DATABASE_URL !== undefined || !ok('LISTEN_DATABASE_URL')) {
+      problems.push(
+        'LISTEN_DATABASE_URL is ignored with MAILER_DATABASES: give each database its own "listenUrl"',
+      )
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(e.MAILER_DATABASES)
+    } catch {
+      problems.push('MAILER_DATABASES: is not valid JSON')
+    }
+    if (json !== undefined) {
+      const dbs = DatabasesJson.safeParse(json)
+      if (!dbs.success) {
+        for (const issue of dbs.error.issues) {
+          problems.push(`MAILER_DATABASES[${issue.path.join('.')}]: ${issue.message}`)
+        }
+      } else {
+        const names = new Set<string>()
+        for (const d of dbs.data) {
+          if (names.has(d.name)) problems.push(`MAILER_DATABASES: name "${d.name}" is repeated`)
+          names.add(d.name)
+          databases.push({ name: d.name, url: d.url, listenUrl: d.listenUrl ?? d.url })
+        }
+      }
+    }
+  } else if (e.DATABASE_URL !== undefined) {
+    databases.push({
+      name: 'default',
+      url: e.DATABASE_URL,
+      listenUrl: e.LISTEN_DATABASE_URL ?? e.DATABASE_URL,
+    })
+  } else if (required && ok('DATABASE_URL')) {
+    problems.push('DATABASE_URL (or MAILER_DATABASES) is required')
+  }
+  return { databases, problems }
+}

@@ -1,0 +1,24 @@
+// What a database URL must be, checked at the start rather than at every connection.
+import { parse as parseConnectionString } from 'pg-connection-string'
+import { z } from 'zod'
+
+/**
+ * What is wrong with a database URL, in words that never repeat it (it may hold a password): what
+ * the driver's own parser refuses, which would otherwise pass the start and fail every connection.
+ * What it accepts stays accepted: no host (a Unix socket in ?host=, or PGHOST), no database name
+ * (the user's), IPv6 hosts, percent-encoded passwords.
+ */
+export function databaseUrlProblem(value: string): string | null {
+  if (!/^postgres(ql)?:\/\//.test(value)) return 'must be a postgres:// or postgresql:// URL'
+  try {
+    parseConnectionString(value)
+  } catch {
+    return 'is not a valid URL (check the host and port; a password must percent-encode @ : / # ?)'
+  }
+  return null
+}
+
+export const pgUrl = z.string().superRefine((value, ctx) => {
+  const problem = databaseUrlProblem(value)
+  if (problem) ctx.addIssue({ code: 'custom', message: problem })
+})

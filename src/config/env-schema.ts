@@ -1,0 +1,118 @@
+// Each environment variable parsed on its own: its form, its range, its default.
+import { isIP } from 'node:net'
+import { z } from 'zod'
+import { pgUrl } from './database-url.ts'
+
+const optional = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+const int = (min: number, max: number) =>
+  optional.pipe(
+    z
+      .string()
+      .regex(/^-?\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().min(min).max(max))
+      .optional(),
+  )
+const bool = optional.pipe(z.enum(['true', 'false', '1', '0']).optional())
+// RFC 1123 labels: anything else (an underscore, a URL, a port) fails only at bind, as "port in use?".
+const HOSTNAME =
+  /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i
+
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL')
+  .transform((u) => u.replace(/\/+$/, ''))
+
+const Env = z.object({
+  DATABASE_URL: optional.pipe(pgUrl.optional()),
+  LISTEN_DATABASE_URL: optional.pipe(pgUrl.optional()),
+  MAILER_DATABASES: optional,
+  MAIL_TRANSPORT: optional.pipe(z.enum(['graph', 'file', 'discard']).default('graph')),
+  MAIL_FILE_DIR: optional.pipe(z.string().default('./mail-out')),
+  MAIL_FROM: optional,
+  GRAPH_TENANT_ID: optional,
+  GRAPH_CLIENT_ID: optional,
+  GRAPH_CERTIFICATE: optional,
+  GRAPH_CERTIFICATE_FILE: optional,
+  GRAPH_PRIVATE_KEY: optional,
+  GRAPH_PRIVATE_KEY_FILE: optional,
+  GRAPH_CLIENT_SECRET: optional,
+  GRAPH_ASSERTION_ALGORITHM: optional.pipe(z.enum(['PS256', 'RS256']).default('PS256')),
+  GRAPH_AUTHORITY_URL: optional.pipe(httpUrl.default('https://login.microsoftonline.com')),
+  GRAPH_API_URL: optional.pipe(httpUrl.default('https://graph.microsoft.com/v1.0')),
+  GRAPH_SAVE_TO_SENT_ITEMS: bool,
+  GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 600),
+  GRAPH_MAILBOX_LOOKUP: bool,
+  AMBIGUOUS_SEND_POLICY: optional.pipe(z.enum(['resend', 'hold']).default('resend')),
+  THROTTLE_DEADLINE_SECONDS: int(60, 30 * 86400),
+  HOST: optional.pipe(
+    z
+      .string()
+      .refine(
+        (h) => isIP(h.replace(/^\[(.*)\]$/, '$1')) !== 0 || HOSTNAME.test(h),
+        'must be an IP address (0.0.0.0, ::) or a host name (letters, digits, hyphens, dots)',
+      )
+      .default('0.0.0.0'),
+  ),
+  PORT: int(0, 65535),
+  METRICS_PORT: int(1, 65535),
+  API_JWT_SECRET: optional.pipe(
+    z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
+  ),
+  API_JWKS_URL: optional.pipe(httpUrl.optional()),
+  API_JWT_ISSUER: optional,
+  API_JWT_AUDIENCE: optional,
+  LOG_LEVEL: optional.pipe(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
+  WORKER_CONCURRENCY: int(1, 500),
+  LEASE_SECONDS: int(5, 3600),
+  HEARTBEAT_SECONDS: int(1, 1200),
+  MAX_ATTEMPTS: int(1, 100),
+  RETRY_BASE_SECONDS: int(1, 3600),
+  RETRY_MAX_SECONDS: int(1, 7 * 86400),
+  POLL_INTERVAL_SECONDS: int(1, 3600),
+  LISTEN_CHECK_SECONDS: int(1, 600),
+  LISTEN_MODE: optional.pipe(z.enum(['auto', 'poll']).default('auto')),
+  SHUTDOWN_GRACE_SECONDS: int(0, 600),
+  GRAPH_MAX_CONCURRENCY: int(1, 100),
+  MAILBOX_RATE_PER_MINUTE: int(0, 100_000),
+})
+
+export type EnvValues = z.output<typeof Env>
+
+/** Whether every named variable parsed: a rule that involves a refused one is skipped. */
+export type Accepted = (...names: string[]) => boolean
+
+/** Parses every variable; a refused one is named in `problems` and its default stands in. */
+export function parseVariables(env: Record<string, string | undefined>): {
+  values: EnvValues
+  problems: string[]
+  ok: Accepted
+} {
+  // Each variable on its own: one malformed value must not hide the others (a missing DATABASE_URL,
+  // the Graph credential), which a whole-object parse would leave unnamed until the next start.
+  const problems: string[] = []
+  const refused = new Set<string>()
+  const values: Record<string, unknown> = {}
+  for (const [name, schema] of Object.entries(Env.shape)) {
+    const r = schema.safeParse(env[name])
+    if (r.success) {
+      values[name] = r.data
+      continue
+    }
+    refused.add(name)
+    for (const issue of r.error.issues) {
+      problems.push(`${[name, ...issue.path].join('.')}: ${issue.message}`)
+    }
+    // Its default stands in, so the cross-variable checks run; a rule that involves it is skipped.
+    values[name] = schema.safeParse(undefined).data
+  }
+  return {
+    values: values as EnvValues,
+    problems,
+    ok: (...names) => names.every((n) => !refused.has(n)),
+  }
+}

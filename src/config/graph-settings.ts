@@ -1,0 +1,81 @@
+// The Graph transport's settings: tenant and app, exactly one credential, endpoints, send options.
+import type { Accepted, EnvValues } from './env-schema.ts'
+
+export interface GraphConfig {
+  tenantId: string
+  clientId: string
+  certificate: string | null
+  certificateFile: string | null
+  privateKey: string | null
+  privateKeyFile: string | null
+  clientSecret: string | null
+  assertionAlgorithm: 'PS256' | 'RS256'
+  authorityUrl: string
+  apiUrl: string
+  saveToSentItems: boolean
+  requestTimeoutMs: number
+  mailboxLookup: boolean
+  ambiguousSendPolicy: 'resend' | 'hold'
+}
+
+const truthy = (v: string | undefined, fallback: boolean) =>
+  v === undefined ? fallback : v === 'true' || v === '1'
+
+/** The settings of a process that sends through Graph, and every problem with them. */
+export function graphSettings(
+  e: EnvValues,
+  ok: Accepted,
+  leaseSeconds: number,
+): { graph: GraphConfig; problems: string[] } {
+  const problems: string[] = []
+  const requestTimeoutSeconds = e.GRAPH_REQUEST_TIMEOUT_SECONDS ?? 30
+  if (!e.GRAPH_TENANT_ID) problems.push('GRAPH_TENANT_ID is required with MAIL_TRANSPORT=graph')
+  if (!e.GRAPH_CLIENT_ID) problems.push('GRAPH_CLIENT_ID is required with MAIL_TRANSPORT=graph')
+  if (!e.MAIL_FROM) problems.push('MAIL_FROM is required with MAIL_TRANSPORT=graph')
+  // Only a Graph request can outlive its lease; the file and discard transports make none.
+  if (
+    requestTimeoutSeconds * 2 > leaseSeconds &&
+    ok('GRAPH_REQUEST_TIMEOUT_SECONDS', 'LEASE_SECONDS')
+  ) {
+    problems.push('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS')
+  }
+  const cert = e.GRAPH_CERTIFICATE ?? e.GRAPH_CERTIFICATE_FILE
+  const key = e.GRAPH_PRIVATE_KEY ?? e.GRAPH_PRIVATE_KEY_FILE
+  if (e.GRAPH_CERTIFICATE && e.GRAPH_CERTIFICATE_FILE) {
+    problems.push('GRAPH_CERTIFICATE and GRAPH_CERTIFICATE_FILE are both set: use one')
+  }
+  if (e.GRAPH_PRIVATE_KEY && e.GRAPH_PRIVATE_KEY_FILE) {
+    problems.push('GRAPH_PRIVATE_KEY and GRAPH_PRIVATE_KEY_FILE are both set: use one')
+  }
+  if (e.GRAPH_CLIENT_SECRET && (cert || key)) {
+    problems.push('GRAPH_CLIENT_SECRET and a certificate are both set: use one credential')
+  } else if (!e.GRAPH_CLIENT_SECRET && !(cert && key)) {
+    problems.push(
+      'a Graph credential is required: GRAPH_CERTIFICATE(_FILE) with GRAPH_PRIVATE_KEY(_FILE), or GRAPH_CLIENT_SECRET',
+    )
+  }
+  if (truthy(e.GRAPH_MAILBOX_LOOKUP, false) && !truthy(e.GRAPH_SAVE_TO_SENT_ITEMS, true)) {
+    problems.push(
+      'GRAPH_MAILBOX_LOOKUP=true needs GRAPH_SAVE_TO_SENT_ITEMS=true: the lookup finds sent messages in Sent Items',
+    )
+  }
+  return {
+    graph: {
+      tenantId: e.GRAPH_TENANT_ID ?? '',
+      clientId: e.GRAPH_CLIENT_ID ?? '',
+      certificate: e.GRAPH_CERTIFICATE ?? null,
+      certificateFile: e.GRAPH_CERTIFICATE_FILE ?? null,
+      privateKey: e.GRAPH_PRIVATE_KEY ?? null,
+      privateKeyFile: e.GRAPH_PRIVATE_KEY_FILE ?? null,
+      clientSecret: e.GRAPH_CLIENT_SECRET ?? null,
+      assertionAlgorithm: e.GRAPH_ASSERTION_ALGORITHM,
+      authorityUrl: e.GRAPH_AUTHORITY_URL,
+      apiUrl: e.GRAPH_API_URL,
+      saveToSentItems: truthy(e.GRAPH_SAVE_TO_SENT_ITEMS, true),
+      requestTimeoutMs: requestTimeoutSeconds * 1000,
+      mailboxLookup: truthy(e.GRAPH_MAILBOX_LOOKUP, false),
+      ambiguousSendPolicy: e.AMBIGUOUS_SEND_POLICY,
+    },
+    problems,
+  }
+}

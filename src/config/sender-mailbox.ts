@@ -1,0 +1,28 @@
+// Which MAIL_FROM a transport can send as: an address the database would accept, or a Graph user id.
+import type { EnvValues } from './env-schema.ts'
+
+// The address rule of mailer.is_email_address (and the renderer's): a MAIL_FROM it refuses would
+// pass the start and then fail, for good, every row that names no sender of its own.
+const EMAIL_ADDRESS =
+  /^[^@\s<>(),;:"[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
+const NAMED_ADDRESS = /^(.*)<([^<>]+)>\s*$/s
+// Graph also names a mailbox by its user id; a file needs an address for its From header.
+const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+function isSenderMailbox(value: string, byId: boolean): boolean {
+  if (byId && GRAPH_USER_ID.test(value)) return true
+  const named = NAMED_ADDRESS.exec(value)
+  return EMAIL_ADDRESS.test((named ? named[2] : value)?.trim() ?? '')
+}
+
+/** What is wrong with MAIL_FROM as the sender of `transport`, or null. */
+export function mailFromProblem(
+  mailFrom: string,
+  transport: EnvValues['MAIL_TRANSPORT'],
+): string | null {
+  // Only the file transport writes a From header; discard (a staging copy of a Graph deployment's
+  // settings) takes what Graph takes.
+  const byId = transport !== 'file'
+  if (isSenderMailbox(mailFrom, byId)) return null
+  return `MAIL_FROM: must be an e-mail address ("Name <address>" is fine)${byId ? ' or a Graph user id (a GUID)' : ''}`
+}
