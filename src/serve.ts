@@ -1,21 +1,19 @@
 // Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, signals.
-import { hostname } from 'node:os'
 import { createApp, createMetricsApp } from './api/app.ts'
 import { createMetrics, type Metrics } from './api/metrics.ts'
-import { systemClock } from './clock.ts'
 import type { Config, ServeRole } from './config.ts'
-import { assertSchemaCurrent } from './db/migrate.ts'
+import { checkSchemas, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
-import { AppError, describeError, EXIT, isAppError } from './errors.ts'
+import { AppError, EXIT } from './errors.ts'
+import { listen } from './http-listen.ts'
 import type { Logger } from './log.ts'
-import { createDrainer, type Drainer } from './outbox/drainer.ts'
+import type { Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import type { HealthSource } from './outbox/health.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
-import { createListener, type Listener } from './outbox/listener.ts'
+import type { Listener } from './outbox/listener.ts'
 import type { Sender } from './outbox/sender.ts'
-import { createSlots } from './outbox/slots.ts'
-import { createTransport, immediateTransport, type Transport } from './transport-wiring.ts'
+import { createTransport, immediateTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 /** `serve --role`: config decides by it which settings are needed, serve what it starts. */
@@ -173,132 +171,6 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       return stopped
     },
   }
-}
-
-/** Binds the HTTP server; Bun's own error guesses "port in use?" and names neither host nor port. */
-function listen(
-  http: Config['http'],
-  fetch: (req: Request) => Response | Promise<Response>,
-): ReturnType<typeof Bun.serve> {
-  try {
-    return Bun.serve({ hostname: http.host, port: http.port, fetch })
-  } catch (e) {
-    const address = http.host.includes(':')
-      ? `[${http.host}]:${http.port}`
-      : `${http.host}:${http.port}`
-    const code = (e as { code?: unknown }).code
-    const reason = describeError(e)
-    throw new AppError(
-      'internal',
-      `cannot listen on ${address} (HOST, PORT): ${typeof code === 'string' && !reason.includes(code) ? `${code}: ` : ''}${reason}`,
-      { host: http.host, port: http.port },
-      { cause: e },
-    )
-  }
-}
-
-/** Starts each database's listener into `listeners` (filled as it goes, so a failed start can stop them). */
-function startListeners(
-  config: Config,
-  handles: readonly DbHandle[],
-  listeners: Map<string, Listener>,
-  drainers: ReadonlyMap<string, Drainer>,
-  onEvent: EngineEventHandler,
-  log: Logger,
-): void {
-  for (const [i, h] of handles.entries()) {
-    const listener = createListener({
-      db: h.name,
-      url: config.databases[i]!.listenUrl,
-      log,
-      clock: systemClock,
-      wake: () => drainers.get(h.name)?.wake(),
-      onEvent,
-      checkIntervalMs: config.worker.listenCheckSeconds * 1000,
-      mode: config.worker.listenMode,
-      shared: h.listenSession,
-    })
-    listeners.set(h.name, listener)
-    listener.start()
-  }
-}
-
-/** Starts each database's drainer into `drainers`; one worker identity and one set of send slots for all. */
-function startDrainers(
-  config: Config,
-  handles: readonly DbHandle[],
-  transport: Transport,
-  listeners: ReadonlyMap<string, Listener>,
-  drainers: Map<string, Drainer>,
-  onEvent: EngineEventHandler,
-  log: Logger,
-): void {
-  transport.warmUp()
-  const slots = createSlots(config.worker.concurrency)
-  const worker = {
-    id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
-    host: hostname(),
-    pid: process.pid,
-    version: VERSION,
-  }
-  for (const h of handles) {
-    const listener = listeners.get(h.name)
-    const drainer = createDrainer({
-      dbName: h.name,
-      db: h.statements.db,
-      sender: transport.sender,
-      gate: transport.gateFor(h, worker.id),
-      slots,
-      clock: systemClock,
-      log,
-      worker,
-      config: config.worker,
-      mailFrom: config.mailFrom,
-      lookup: transport.lookup,
-      ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
-      // Without a listener the backstop poll is the only wake-up, so it must be quick.
-      pollIntervalMs: () =>
-        listener?.state() === 'polling'
-          ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
-          : config.worker.pollIntervalSeconds * 1000,
-      sendBlockedForMs: transport.blockedForMs,
-      onEvent,
-    })
-    drainers.set(h.name, drainer)
-    drainer.start()
-  }
-  log.info('workers started', {
-    databases: handles.map((h) => h.name),
-    transport: transport.sender.name,
-    concurrency: config.worker.concurrency,
-    workerId: worker.id,
-  })
-}
-
-/**
- * Checks every database's schema at once; returns the names found current. A verdict (missing,
- * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
- */
-async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
-  const outcomes = await Promise.allSettled(handles.map((h) => assertSchemaCurrent(h.pool, h.name)))
-  const current: string[] = []
-  for (const [i, r] of outcomes.entries()) {
-    const db = handles[i]!.name
-    if (r.status === 'fulfilled') {
-      current.push(db)
-      if (r.value.newer.length > 0) {
-        log.warn('database has migrations from a newer release; they keep this one working', {
-          db,
-          newer: r.value.newer,
-        })
-      }
-    } else if (isAppError(r.reason)) {
-      throw r.reason
-    } else {
-      log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
-    }
-  }
-  return current
 }
 
 /** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */

@@ -16,6 +16,8 @@ const LEAVES = [
 const ROOTS = [
   'src/main.ts',
   'src/serve.ts',
+  'src/database-engines.ts',
+  'src/http-listen.ts',
   'src/send-test.ts',
   'src/dev.ts',
   'src/dev-environment.ts',

@@ -1,0 +1,118 @@
+// Each database's engine for `serve`: its schema check, its LISTEN session, its drainer.
+import { hostname } from 'node:os'
+import { systemClock } from './clock.ts'
+import type { Config } from './config.ts'
+import { assertSchemaCurrent } from './db/migrate.ts'
+import type { DbHandle } from './db/open.ts'
+import { isAppError } from './errors.ts'
+import type { Logger } from './log.ts'
+import { createDrainer, type Drainer } from './outbox/drainer.ts'
+import type { EngineEventHandler } from './outbox/events.ts'
+import { createListener, type Listener } from './outbox/listener.ts'
+import { createSlots } from './outbox/slots.ts'
+import type { Transport } from './transport-wiring.ts'
+import { VERSION } from './version.ts'
+
+/** Starts each database's listener into `listeners` (filled as it goes, so a failed start can stop them). */
+export function startListeners(
+  config: Config,
+  handles: readonly DbHandle[],
+  listeners: Map<string, Listener>,
+  drainers: ReadonlyMap<string, Drainer>,
+  onEvent: EngineEventHandler,
+  log: Logger,
+): void {
+  for (const [i, h] of handles.entries()) {
+    const listener = createListener({
+      db: h.name,
+      url: config.databases[i]!.listenUrl,
+      log,
+      clock: systemClock,
+      wake: () => drainers.get(h.name)?.wake(),
+      onEvent,
+      checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+      mode: config.worker.listenMode,
+      shared: h.listenSession,
+    })
+    listeners.set(h.name, listener)
+    listener.start()
+  }
+}
+
+/** Starts each database's drainer into `drainers`; one worker identity and one set of send slots for all. */
+export function startDrainers(
+  config: Config,
+  handles: readonly DbHandle[],
+  transport: Transport,
+  listeners: ReadonlyMap<string, Listener>,
+  drainers: Map<string, Drainer>,
+  onEvent: EngineEventHandler,
+  log: Logger,
+): void {
+  transport.warmUp()
+  const slots = createSlots(config.worker.concurrency)
+  const worker = {
+    id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
+    host: hostname(),
+    pid: process.pid,
+    version: VERSION,
+  }
+  for (const h of handles) {
+    const listener = listeners.get(h.name)
+    const drainer = createDrainer({
+      dbName: h.name,
+      db: h.statements.db,
+      sender: transport.sender,
+      gate: transport.gateFor(h, worker.id),
+      slots,
+      clock: systemClock,
+      log,
+      worker,
+      config: config.worker,
+      mailFrom: config.mailFrom,
+      lookup: transport.lookup,
+      ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
+      // Without a listener the backstop poll is the only wake-up, so it must be quick.
+      pollIntervalMs: () =>
+        listener?.state() === 'polling'
+          ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
+          : config.worker.pollIntervalSeconds * 1000,
+      sendBlockedForMs: transport.blockedForMs,
+      onEvent,
+    })
+    drainers.set(h.name, drainer)
+    drainer.start()
+  }
+  log.info('workers started', {
+    databases: handles.map((h) => h.name),
+    transport: transport.sender.name,
+    concurrency: config.worker.concurrency,
+    workerId: worker.id,
+  })
+}
+
+/**
+ * Checks every database's schema at once; returns the names found current. A verdict (missing,
+ * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
+ */
+export async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
+  const outcomes = await Promise.allSettled(handles.map((h) => assertSchemaCurrent(h.pool, h.name)))
+  const current: string[] = []
+  for (const [i, r] of outcomes.entries()) {
+    const db = handles[i]!.name
+    if (r.status === 'fulfilled') {
+      current.push(db)
+      if (r.value.newer.length > 0) {
+        log.warn('database has migrations from a newer release; they keep this one working', {
+          db,
+          newer: r.value.newer,
+        })
+      }
+    } else if (isAppError(r.reason)) {
+      throw r.reason
+    } else {
+      log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
+    }
+  }
+  return current
+}
