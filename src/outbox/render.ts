@@ -135,8 +135,29 @@ function fill(field: string, tpl: string, view: Record<string, unknown>, html: b
       throw new RenderError('template_error', `${field}: placeholder {{${name}}} has no column`)
     }
   }
-  return Mustache.render(tpl, view, {}, html ? undefined : { escape: (v: unknown) => String(v) })
+  return jsonWriter.render(tpl, view, {}, html ? undefined : { escape: (v: unknown) => String(v) })
 }
+
+// A json/jsonb (or array) column reaches the view as an object or an array, which Mustache would
+// print as "[object Object]" (an array joined by commas): a placeholder shows its JSON text instead.
+// Sections ({{#col}}) and dotted names ({{col.field}}) still see the value itself.
+const asText = (v: unknown) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : v)
+const jsonContext = (context: Mustache.Context) =>
+  ({ lookup: (name: string) => asText(context.lookup(name)) }) as Mustache.Context
+
+class JsonValueWriter extends Mustache.Writer {
+  override escapedValue(
+    token: string[],
+    context: Mustache.Context,
+    config?: Mustache.RenderOptions,
+  ): string {
+    return super.escapedValue(token, jsonContext(context), config)
+  }
+  override unescapedValue(token: string[], context: Mustache.Context): string {
+    return super.unescapedValue(token, jsonContext(context))
+  }
+}
+const jsonWriter = new JsonValueWriter()
 
 function placeholders(tokens: unknown[], out: string[] = []): string[] {
   for (const t of tokens as [string, string, number, number, unknown[]?][]) {

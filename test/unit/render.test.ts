@@ -92,6 +92,21 @@ describe('renderLease', () => {
     }
   })
 
+  test('a json or jsonb column (an object or array in the source row) renders as its JSON text', () => {
+    const details = { plan: 'pro', seats: 3, tags: ['a', 'b'] }
+    const m = render(
+      { name: 'Ann', email: 'ann@example.com', message: details },
+      {
+        subject: 'Plan {{message.plan}} for {{message.tags}}',
+        html_body: '{{message}}|{{{message}}}',
+      },
+    )
+    expect(m.subject).toBe('Plan pro for ["a","b"]')
+    expect(m.text).toBe('Ann wrote: {"plan":"pro","seats":3,"tags":["a","b"]}')
+    const json = JSON.stringify(details)
+    expect(m.html).toBe(`${json.replaceAll('"', '&quot;')}|${json}`)
+  })
+
   test('a null column renders empty; a deleted template is named', () => {
     expect(render({ name: null, email: 'a@example.com', message: 'm' }).subject).toBe(
       'Inquiry from',
