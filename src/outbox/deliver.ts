@@ -22,11 +22,21 @@ import type { Slots } from './slots.ts'
 import type { StartQueue } from './start-queue.ts'
 import { loadTemplates } from './templates.ts'
 
-/** See src/transport/graph-lookup.ts; `throttledForMs`: the provider throttled the lookup. */
+/**
+ * See src/transport/graph-lookup.ts; `throttledForMs`: the provider throttled the lookup;
+ * `rejected`: the sender mailbox does not exist, as a send from it would be refused.
+ */
 export type MailboxLookup = (
   mail: OutboundMail,
   signal: AbortSignal,
-) => Promise<'found' | 'not_found' | 'unavailable' | 'error' | { throttledForMs: number }>
+) => Promise<
+  | 'found'
+  | 'not_found'
+  | 'unavailable'
+  | 'error'
+  | { throttledForMs: number }
+  | { rejected: { code: string; message: string; httpStatus: number; requestId?: string } }
+>
 
 export interface DeliveryDeps {
   dbName: string

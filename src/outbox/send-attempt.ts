@@ -27,7 +27,21 @@ export async function resolveAmbiguity(
     r.unverified = true
     return true
   }
-  if (typeof verdict === 'object') {
+  if (typeof verdict === 'object' && 'rejected' in verdict) {
+    // The sender mailbox does not exist: a send from it would be refused and fail the row with
+    // this code at once, so the lookup does the same rather than ask again until the deadline.
+    const { code, message, httpStatus, requestId } = verdict.rejected
+    await finish(
+      r.lease,
+      {
+        kind: 'failed',
+        code,
+        message: `the mailbox lookup of an interrupted send was refused: ${message}`,
+        ambiguous: true,
+      },
+      { httpStatus, requestId },
+    )
+  } else if (typeof verdict === 'object') {
     // Throttled like a send: every worker leaves the mailbox alone, and the row asks again once
     // it may (uncounted), instead of after the first retry delay.
     await d.gate.pause(r.mail.from.address, verdict.throttledForMs).catch(() => {})

@@ -4,7 +4,13 @@ import type { Database } from '../db/schema.ts'
 
 export type Settlement =
   | { kind: 'sent' }
-  | { kind: 'failed'; code: string; message: string }
+  | {
+      kind: 'failed'
+      code: string
+      message: string
+      /** An interrupted earlier send stays unresolved: its mark is kept for a retry to look it up. */
+      ambiguous?: boolean
+    }
   | { kind: 'expired' }
   | { kind: 'cancelled' }
   | {
@@ -85,7 +91,7 @@ export async function settleLeases(
         ${col((_, s) => ('message' in s ? s.message : null))}::text[],
         ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
         ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
-        ${col((i, s) => (s.kind === 'retry' ? s.ambiguous : (s.kind === 'released' || s.kind === 'expired') && i.ambiguous === true))}::bool[],
+        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' ? s.ambiguous === true : (s.kind === 'released' || s.kind === 'expired') && i.ambiguous === true))}::bool[],
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => i.requestId ?? null)}::text[]
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
@@ -115,9 +121,9 @@ export async function settleLeases(
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
              -- The mark of a send that may have reached the provider survives until it is resolved,
-             -- also on a row that fails now (out of attempts, throttled out): retried through the
-             -- API, it is looked up in the mailbox (or held) before it is sent again.
-             send_started_at = case when ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out')
+             -- also on a row that fails now (out of attempts, throttled out, its lookup refused):
+             -- retried through the API, it is looked up in the mailbox (or held) before it is sent again.
+             send_started_at = case when ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out', 'failed')
                                          and i.ambiguous
                                     then coalesce(o.send_started_at, now()) end
         from input i cross join lateral (select ${throttledSince} as since) ts

@@ -15,7 +15,10 @@ import type { GraphRequest } from './graph-request.ts'
  * `unavailable`: not permitted (401/403 without Mail.Read): the caller applies its
  * ambiguous-send policy. `error`: a transient failure: the caller asks again later.
  * `throttledForMs`: Graph throttled the lookup (429/503/504): nobody should ask the mailbox
- * anything before its Retry-After.
+ * anything before its Retry-After. `rejected`: a 404, the sender mailbox does not exist or cannot be
+ * used (ErrorInvalidUser, MailboxNotEnabledForRESTAPI, ResourceNotFound): sendMail is refused the
+ * same way and fails the row with that code, so asking again until the throttle deadline (a day)
+ * would only delay the same verdict.
  */
 export type LookupResult =
   | 'found'
@@ -23,6 +26,15 @@ export type LookupResult =
   | 'unavailable'
   | 'error'
   | { throttledForMs: number }
+  | { rejected: LookupRejection }
+
+export interface LookupRejection {
+  /** Graph's error code, or `http_404` when the body names none (as a refused send is coded). */
+  code: string
+  message: string
+  httpStatus: number
+  requestId?: string
+}
 
 export function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
@@ -51,14 +63,26 @@ export function createMailboxLookup(d: {
       }
       const { res, text } = exchange
       if (res.status !== 200) {
+        const error = parseGraphError(text)
+        const requestId = res.headers.get('request-id') ?? error.requestId
         d.log.warn('graph mailbox lookup refused', {
           outboxId,
           httpStatus: res.status,
-          code: parseGraphError(text).code,
-          requestId: res.headers.get('request-id') ?? undefined,
+          code: error.code,
+          requestId,
         })
         if (THROTTLE_STATUSES.has(res.status)) {
           return { throttledForMs: throttleWaitMs(res.headers, d.now(), DEFAULT_THROTTLE_MS) }
+        }
+        if (res.status === 404) {
+          return {
+            rejected: {
+              code: error.code ?? `http_${res.status}`,
+              message: error.message ?? `Graph answered HTTP ${res.status}`,
+              httpStatus: res.status,
+              ...(requestId ? { requestId } : {}),
+            },
+          }
         }
         return res.status === 401 || res.status === 403 ? 'unavailable' : 'error'
       }

@@ -702,6 +702,44 @@ describe('crash ambiguity', () => {
     expect(row.send_started_at).not.toBeNull()
   })
 
+  test('a lookup refused because the sender mailbox does not exist: failed at once with its code, as the send would be, not asked again for a day', async () => {
+    const id = await ambiguousRow()
+    const e = await started({
+      deps: {
+        lookup: async () => ({
+          rejected: {
+            code: 'ErrorInvalidUser',
+            message: "The requested user '[address]' is invalid.",
+            httpStatus: 404,
+            requestId: 'req-404',
+          },
+        }),
+      },
+    })
+    await e.events.waitFor(settledFor(id))
+    expect(e.sender.calls).toEqual([])
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error_code: 'ErrorInvalidUser',
+    })
+    // The interrupted send is still unresolved: retried once the mailbox exists, it is looked up first.
+    expect(row.send_started_at).not.toBeNull()
+    const history = await t.pool.query(
+      'select outcome, error_code, http_status, request_id from mailer.email_attempts where outbox_id = $1',
+      [id],
+    )
+    expect(history.rows).toEqual([
+      {
+        outcome: 'failed',
+        error_code: 'ErrorInvalidUser',
+        http_status: 404,
+        request_id: 'req-404',
+      },
+    ])
+  })
+
   test('a throttled lookup: the mailbox paused for every worker, the row asked again after the Retry-After, uncounted', async () => {
     const id = await ambiguousRow()
     const pauses: [string, number][] = []

@@ -711,6 +711,25 @@ describe('mailbox lookup', () => {
     expect(await s.sender.lookupSentMessage(FROM, '1', live())).toBe('unavailable')
   })
 
+  test('a sender mailbox Graph does not know (404) refuses the lookup with its code, as it refuses the send', async () => {
+    const s = await setup({
+      fake: { mailboxes: [FROM, 'gone@contoso.com'], disabledMailboxes: ['gone@contoso.com'] },
+    })
+    for (const [from, code] of [
+      ['nobody@contoso.com', 'ErrorInvalidUser'],
+      ['gone@contoso.com', 'MailboxNotEnabledForRESTAPI'],
+    ] as const) {
+      expect(await s.sender.send(mail({ from: { address: from } }), live())).toMatchObject({
+        kind: 'reject',
+        code,
+        httpStatus: 404,
+      })
+      expect(await s.sender.lookupSentMessage(from, '1', live())).toMatchObject({
+        rejected: { code, httpStatus: 404 },
+      })
+    }
+  })
+
   test('a throttled lookup says for how long, as Graph’s Retry-After does (30 s without one)', async () => {
     const s = await setup()
     const throttled = { status: 429, code: 'ApplicationThrottled', retryAfter: '7' }
