@@ -194,7 +194,17 @@ export const V1_PROBLEMS = {
       'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' as const } },
     },
   },
-  503: problemResponse('The database is unreachable or the query timed out'),
+  503: {
+    ...problemResponse(
+      'The database is unreachable, the query timed out, or Postgres aborted the request to break a deadlock (or a serialization failure) with a concurrent one: then Retry-After says when to repeat it',
+    ),
+    headers: {
+      'Retry-After': {
+        description: 'Seconds to wait (a request aborted by a concurrent one)',
+        schema: { type: 'integer' as const },
+      },
+    },
+  },
 } as const
 
 /** What every /v1 POST route can answer besides V1_PROBLEMS: the limit holds for any body it is sent. */

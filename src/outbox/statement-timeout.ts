@@ -16,10 +16,20 @@ const UNAVAILABLE_NODE_CODES = new Set([
 const UNAVAILABLE_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i
 
+// Postgres aborted the transaction to break a deadlock (40P01) or because it could not serialize it
+// with a concurrent one (40001): nothing was written, and the same request succeeds when repeated.
+const CONFLICT_SQLSTATE: Record<string, string> = {
+  '40P01': 'a deadlock with a concurrent transaction',
+  '40001': 'a serialization failure against a concurrent transaction',
+}
+/** How soon a request aborted by such a conflict may be repeated: the other transaction has moved on. */
+const CONFLICT_RETRY_AFTER_SECONDS = 1
+
 /**
  * Runs `fn` in a transaction whose statements are cancelled after `ms` (set local: it ends with the
- * transaction, so pooled connections never keep it). A cancelled statement or a lost connection
- * becomes AppError('database_unavailable'); every other error passes through unchanged.
+ * transaction, so pooled connections never keep it). A cancelled statement, a lost connection or a
+ * transaction aborted by a concurrent one (with a Retry-After) becomes
+ * AppError('database_unavailable'); every other error passes through unchanged.
  */
 export async function withStatementTimeout<T>(
   db: Kysely<Database>,
@@ -41,6 +51,15 @@ export async function withStatementTimeout<T>(
 function toUnavailable(e: unknown, ms: number): AppError | null {
   if (e instanceof AppError || !(e instanceof Error)) return null
   const code = (e as { code?: unknown }).code
+  const conflict = typeof code === 'string' ? CONFLICT_SQLSTATE[code] : undefined
+  if (conflict) {
+    return new AppError(
+      'database_unavailable',
+      `the database aborted the request after ${conflict}; nothing was changed, try again`,
+      { retryAfterSeconds: CONFLICT_RETRY_AFTER_SECONDS },
+      { cause: e },
+    )
+  }
   if (code === '57014') {
     return new AppError(
       'database_unavailable',

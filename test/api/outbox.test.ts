@@ -810,6 +810,53 @@ describe('stats with a database down', () => {
   })
 })
 
+describe('a transaction Postgres aborts to break a deadlock', () => {
+  test('a bulk cancel that deadlocks with another writer answers a retryable 503, not a 500', async () => {
+    const first = await enqueueSql(t.pool)
+    const second = await enqueueSql(t.pool)
+    const other = new pg.Client({ connectionString: t.url })
+    await other.connect()
+    try {
+      await other.query('begin')
+      // Its own deadlock check comes long after the bulk cancel's (1 s), so Postgres aborts the
+      // bulk cancel to break the cycle, not this session.
+      await other.query(`set local deadlock_timeout = '1min'`)
+      await other.query('select 1 from mailer.email_outbox where id = $1 for update', [second])
+      const cancelling = send(app, 'POST', '/v1/outbox/cancel', {
+        token: tk,
+        body: { filter: { status: ['pending'] } },
+      })
+      // The bulk cancel holds the first row and waits for the second; this session now wants the first.
+      await waitForLockWait(t.pool)
+      const closing = other.query('select 1 from mailer.email_outbox where id = $1 for update', [
+        first,
+      ])
+      const r = await cancelling
+      await closing
+      expect([r.status, r.headers.get('retry-after')]).toEqual([503, '1'])
+      expect(r.body).toMatchObject({
+        type: 'urn:outbox-mailer:problem:database_unavailable',
+        detail: expect.stringContaining('try again'),
+      })
+    } finally {
+      await other.query('rollback').catch(() => {})
+      await other.end()
+    }
+  })
+
+  test('a deadlock or serialization failure of any API statement is database_unavailable, retryable', async () => {
+    for (const sqlstate of ['40P01', '40001']) {
+      const err = await withStatementTimeout(t.db, 5_000, async (trx) => {
+        await sql`do $$ begin raise exception 'aborted' using errcode = ${sql.lit(sqlstate)}; end $$`.execute(
+          trx,
+        )
+      }).catch((e: unknown) => e)
+      expect([sqlstate, isAppError(err, 'database_unavailable')]).toEqual([sqlstate, true])
+      expect((err as { details?: unknown }).details).toEqual({ retryAfterSeconds: 1 })
+    }
+  })
+})
+
 describe('request plumbing', () => {
   test('X-Request-Id is echoed when given, generated otherwise, and in problems', async () => {
     const given = await send(app, 'GET', '/v1/outbox/1', {
