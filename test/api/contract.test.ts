@@ -65,6 +65,24 @@ test('the checker rejects a body that breaks its schema and an undocumented stat
   )
 })
 
+test('with METRICS_PORT the document describes no /metrics: the API port does not serve it', async () => {
+  const apart = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+    health,
+    metricsApart: true,
+  }).app
+  expect((await apart.request('/metrics')).status).toBe(404)
+  type Doc = { paths: Record<string, unknown>; tags: unknown[] }
+  const served = (await (await apart.request('/openapi.json')).json()) as Doc
+  expect(Object.keys(served.paths)).not.toContain('/metrics')
+  expect(served.tags).toContainEqual({
+    name: 'operations',
+    description: 'Health, readiness (no token)',
+  })
+  const together = (await (await app.request('/openapi.json')).json()) as Doc
+  expect(Object.keys(together.paths)).toContain('/metrics')
+  expect(JSON.stringify(together.tags)).toContain('metrics')
+})
+
 test('the docs page is served and points at the document', async () => {
   const res = await app.request('/docs')
   expect(res.status).toBe(200)

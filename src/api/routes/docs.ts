@@ -24,7 +24,13 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
     },
     tags: [
       { name: 'outbox', description: 'Rows, enqueue, cancel, retry, stats' },
-      { name: 'operations', description: 'Health, readiness, metrics (no token)' },
+      // With METRICS_PORT, /metrics is not on this port: the document says only what this port serves.
+      {
+        name: 'operations',
+        description: deps.metricsApart
+          ? 'Health, readiness (no token)'
+          : 'Health, readiness, metrics (no token)',
+      },
     ],
   })
   app.get('/docs', Scalar({ url: OPENAPI_PATH, pageTitle: 'outbox-mailer API' }))
