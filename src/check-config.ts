@@ -7,6 +7,7 @@ import { type Config, loadConfig, type ServeRole } from './config.ts'
 import { assertSchemaCurrent } from './db/migrate.ts'
 import { isAppError } from './errors.ts'
 import { silentLogger } from './log.ts'
+import { CHANNEL, listeningPid } from './outbox/listener.ts'
 import { type GraphCredential, loadGraphCredential } from './transport/graph-credential.ts'
 import {
   createTokenSource,
@@ -92,7 +93,7 @@ export async function checkConfig(
 
   if (o.connect) {
     for (const d of config.databases) {
-      const r = await checkDatabase(d, config, timeoutMs)
+      const r = await checkDatabase(d, config, role, timeoutMs)
       problems.push(...r.problems.map(redact))
       checks.push(...r.checks.map(redact))
     }
@@ -144,7 +145,12 @@ function describeCredential(c: GraphCredential, now: number): string[] {
   return lines
 }
 
-async function checkDatabase(d: DatabaseConfig, config: Config, timeoutMs: number) {
+async function checkDatabase(
+  d: DatabaseConfig,
+  config: Config,
+  role: ServeRole,
+  timeoutMs: number,
+) {
   const out: Findings = { problems: [], checks: [] }
   const label = (which: 'url' | 'listenUrl') => {
     if (config.databases.length === 1 && d.name === 'default') {
@@ -161,10 +167,12 @@ async function checkDatabase(d: DatabaseConfig, config: Config, timeoutMs: numbe
   })
   // A refused or dropped connection surfaces through the query; the pool's own event must not crash us.
   pool.on('error', () => {})
+  let reachable = false
   try {
     const { rows } = await pool.query<{ version: string }>(
       `select current_setting('server_version') as version`,
     )
+    reachable = true
     out.checks.push(
       `database "${d.name}" (${label('url')}): reachable, PostgreSQL ${rows[0]?.version}`,
     )
@@ -187,7 +195,12 @@ async function checkDatabase(d: DatabaseConfig, config: Config, timeoutMs: numbe
     await pool.end().catch(() => {})
   }
 
-  if (d.listenUrl !== d.url) {
+  // A URL of its own is for LISTEN and migrations, both needing a session; the one URL is listened
+  // on only by a role that listens, unless LISTEN_MODE=poll says the deployment polls on purpose.
+  const apart = d.listenUrl !== d.url
+  const listens = role !== 'api' && config.worker.listenMode === 'auto'
+  const which = label(apart ? 'listenUrl' : 'url')
+  if (apart || (listens && reachable)) {
     const client = new pg.Client({
       connectionString: d.listenUrl,
       application_name: 'outbox-mailer:check-config',
@@ -195,15 +208,26 @@ async function checkDatabase(d: DatabaseConfig, config: Config, timeoutMs: numbe
       query_timeout: timeoutMs,
     })
     client.on('error', () => {})
+    let connected = false
     try {
       await client.connect()
-      // LISTEN needs a session connection; a transaction pooler accepts the statement but loses it.
-      await client.query('listen mailer_outbox_check_config')
+      connected = true
+      // A transaction pooler accepts the LISTEN and loses it with its session: asked as serve asks.
+      await client.query(`listen ${CHANNEL}`)
+      const pid = await listeningPid(client, timeoutMs)
       await client.query('unlisten *')
-      out.checks.push(`database "${d.name}" (${label('listenUrl')}): reachable, LISTEN accepted`)
+      if (pid === null) {
+        out.problems.push(
+          `database "${d.name}" (${which}): LISTEN does not hold on this connection (a transaction pooler?)${listens ? ': serve would poll instead of being woken' : ''}. ${apart ? `${which} must be a direct (session) URL, for LISTEN and migrations` : `Give this database a direct (session) URL to listen on (${label('listenUrl')}), or set LISTEN_MODE=poll to poll on purpose`}`,
+        )
+      } else {
+        out.checks.push(
+          `database "${d.name}" (${which}): ${apart ? 'reachable, ' : ''}LISTEN holds`,
+        )
+      }
     } catch (e) {
       out.problems.push(
-        `database "${d.name}" (${label('listenUrl')}): cannot connect: ${describe(e)}`,
+        `database "${d.name}" (${which}): ${connected ? 'LISTEN could not be checked' : 'cannot connect'}: ${describe(e)}`,
       )
     } finally {
       await client.end().catch(() => {})

@@ -185,8 +185,9 @@ export function createListener(d: ListenerDeps): Listener {
 /**
  * The session's backend pid if it listens on CHANNEL; null if it answered that it does not.
  * Throws when the check fails or no answer comes in time: the session is in doubt, not pooled.
+ * check-config asks the same question, so that it finds a transaction pooler as serve does.
  */
-async function listeningPid(client: pg.Client, timeoutMs: number): Promise<number | null> {
+export async function listeningPid(client: pg.Client, timeoutMs: number): Promise<number | null> {
   const check = client
     .query<{ pid: number; ok: boolean }>(
       'select pg_backend_pid() as pid, exists (select 1 from pg_listening_channels() c where c = $1) as ok',

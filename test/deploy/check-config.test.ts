@@ -11,6 +11,7 @@ import {
   type TestCertificate,
 } from '../support/fake-graph.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -206,6 +207,49 @@ describe('with --connect', () => {
     expect(r.ok).toBe(false)
     expect(r.problems.join('\n')).toContain('(LISTEN_DATABASE_URL): cannot connect')
     expectNoSecrets(r, dbPassword)
+  })
+
+  test('a LISTEN URL behind a transaction pooler is a problem, found as serve finds it; LISTEN_MODE=poll skips it', async () => {
+    const pooler = await startTransactionPooler(db.url)
+    try {
+      // The pooler accepts the LISTEN, and the next statement runs on a session that never ran it.
+      const apart = await checkConfig(
+        discard({ DATABASE_URL: db.url, LISTEN_DATABASE_URL: pooler.url }),
+        { connect: true, timeoutMs: 3000 },
+      )
+      expect(apart.ok).toBe(false)
+      expect(apart.problems).toEqual([
+        expect.stringContaining(
+          'database "default" (LISTEN_DATABASE_URL): LISTEN does not hold on this connection (a transaction pooler?)',
+        ),
+      ])
+      // Through the pooler alone: serve would fall back to polling, which the deployment should say.
+      const same = await checkConfig(discard({ DATABASE_URL: pooler.url }), {
+        connect: true,
+        timeoutMs: 3000,
+      })
+      expect(same.ok).toBe(false)
+      expect(same.problems).toEqual([
+        expect.stringContaining('database "default" (DATABASE_URL): LISTEN does not hold'),
+      ])
+      expect(same.checks.join('\n')).toContain('database "default" (DATABASE_URL): reachable')
+      const polling = await checkConfig(
+        discard({ DATABASE_URL: pooler.url, LISTEN_MODE: 'poll' }),
+        {
+          connect: true,
+          timeoutMs: 3000,
+        },
+      )
+      expect(polling).toMatchObject({ ok: true, problems: [] })
+      const direct = await checkConfig(
+        discard({ DATABASE_URL: pooler.url, LISTEN_DATABASE_URL: db.url }),
+        { connect: true, timeoutMs: 3000 },
+      )
+      expect(direct).toMatchObject({ ok: true, problems: [] })
+      expect(direct.checks.join('\n')).toContain('(LISTEN_DATABASE_URL): reachable, LISTEN holds')
+    } finally {
+      await pooler.close()
+    }
   })
 
   test('each of several databases is checked by name', async () => {
