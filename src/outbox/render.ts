@@ -138,10 +138,13 @@ function fill(field: string, tpl: string, view: Record<string, unknown>, html: b
   return jsonWriter.render(tpl, view, {}, html ? undefined : { escape: (v: unknown) => String(v) })
 }
 
-// A json/jsonb (or array) column reaches the view as an object or an array, which Mustache would
-// print as "[object Object]" (an array joined by commas): a placeholder shows its JSON text instead.
-// Sections ({{#col}}) and dotted names ({{col.field}}) still see the value itself.
-const asText = (v: unknown) => (v !== null && typeof v === 'object' ? JSON.stringify(v) : v)
+// A json/jsonb column reaches the view as an object or an array, which Mustache would print as
+// "[object Object]": a placeholder shows its JSON text instead. An array of plain values (a text[]
+// column) keeps Mustache's "a,b", as it always rendered. Sections ({{#col}}) and dotted names
+// ({{col.field}}) still see the value itself.
+const isObject = (v: unknown): v is object => v !== null && typeof v === 'object'
+const asText = (v: unknown) =>
+  isObject(v) && !(Array.isArray(v) && !v.some(isObject)) ? JSON.stringify(v) : v
 const jsonContext = (context: Mustache.Context) =>
   ({ lookup: (name: string) => asText(context.lookup(name)) }) as Mustache.Context
 

@@ -93,16 +93,17 @@ describe('renderLease', () => {
   })
 
   test('a json or jsonb column (an object or array in the source row) renders as its JSON text', () => {
-    const details = { plan: 'pro', seats: 3, tags: ['a', 'b'] }
+    const details = { plan: 'pro', seats: 3, tags: ['a', 'b'], items: [{ sku: 1 }] }
     const m = render(
       { name: 'Ann', email: 'ann@example.com', message: details },
       {
-        subject: 'Plan {{message.plan}} for {{message.tags}}',
+        subject: 'Plan {{message.plan}} for {{message.tags}}; {{message.items}}',
         html_body: '{{message}}|{{{message}}}',
       },
     )
-    expect(m.subject).toBe('Plan pro for ["a","b"]')
-    expect(m.text).toBe('Ann wrote: {"plan":"pro","seats":3,"tags":["a","b"]}')
+    // An array of plain values (a text[] column) keeps Mustache's join, as before.
+    expect(m.subject).toBe('Plan pro for a,b; [{"sku":1}]')
+    expect(m.text).toBe(`Ann wrote: ${JSON.stringify(details)}`)
     const json = JSON.stringify(details)
     expect(m.html).toBe(`${json.replaceAll('"', '&quot;')}|${json}`)
   })
