@@ -13,6 +13,7 @@ import m0011 from '../../sql/0011_enqueue_without_conflict.sql' with { type: 'te
 import m0012 from '../../sql/0012_recipients_counted_first.sql' with { type: 'text' }
 import m0013 from '../../sql/0013_enqueue_from_row_after_row.sql' with { type: 'text' }
 import m0014 from '../../sql/0014_attachment_fields_checked.sql' with { type: 'text' }
+import m0015 from '../../sql/0015_lease_and_timestamp_fences.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -35,6 +36,7 @@ export const migrations: readonly Migration[] = [
   { version: 12, name: '0012_recipients_counted_first', sql: m0012 },
   { version: 13, name: '0013_enqueue_from_row_after_row', sql: m0013 },
   { version: 14, name: '0014_attachment_fields_checked', sql: m0014 },
+  { version: 15, name: '0015_lease_and_timestamp_fences', sql: m0015 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -97,9 +97,8 @@ export async function sendInSlot(
   const slot = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
   if (!slot) return finish(r.lease, { kind: 'released' })
   // The row may have waited (for a permit, a slot) past its lease: then it is not sent. For a row
-  // the claim recorded as started this is the only check; for the others, the start statement is
-  // fenced by the lease token only, and a lease that ended unreclaimed would pass it and then be
-  // reclaimed mid-send, as ambiguous.
+  // the claim recorded as started this is the only check; for the others it spares a start
+  // statement that would refuse the ended lease anyway.
   if (d.deadlines && !d.deadlines.holds(r.lease)) {
     d.slots.release()
     afterSend?.()
@@ -116,7 +115,10 @@ export async function sendInSlot(
   if (result) await finish(r.lease, result.settlement, result.extra)
 }
 
-/** A row whose lease may have ended before its send: it is not sent. */
+/**
+ * A row whose lease may have ended before its send (this process's deadline passed, or the last
+ * check refused it): it is not sent, and it is counted as lost once.
+ */
 async function giveUpUnsent(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
   if (d.deadlines?.isLost(r.lease)) {
     // Counted when the heartbeat found it lost.
@@ -125,8 +127,11 @@ async function giveUpUnsent(d: DeliveryDeps, r: Ready, finish: Finish): Promise<
     return
   }
   d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
-  // Perhaps still ours (heartbeats failed, nobody reclaimed yet): handed back, fenced by its token.
-  d.log.warn('lease may have ended before the send; not sending', {
+  // Counted now: the release below finding the row taken must not count it again.
+  d.deadlines?.markLost(r.lease)
+  // Perhaps still ours (heartbeats failed, nobody reclaimed yet): handed back uncounted, fenced by
+  // its token, so a row another claim took meanwhile is left alone.
+  d.log.warn('lease ended or lost before the send; not sending', {
     db: d.dbName,
     outboxId: r.lease.id,
   })
@@ -170,11 +175,9 @@ export async function startOrRelease(
     if (result.started.has(r.lease.id)) started.push(r)
     else if (result.cancelled.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'cancelled' }))
     else if (result.expired.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'expired' }))
-    else {
-      d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
-      d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
-      d.done(r.lease)
-    }
+    // Refused: another claim took the row, or its lease ended before the check and no reclaim
+    // took it yet (mailer.start_sends refuses an ended lease); the latter goes back uncounted.
+    else waits.push(giveUpUnsent(d, r, finish))
   }
   await Promise.all(waits)
   return started

@@ -6,15 +6,20 @@ export interface StartResult {
   started: Set<string>
   cancelled: Set<string>
   expired: Set<string>
-  /** Leases no longer held: neither send nor settle these. */
+  /**
+   * Leases no longer held, or ended (past their expiry in database time, even if no reclaim took
+   * them yet): never send these. A release fenced by the token hands back an ended one uncounted.
+   */
   lost: Set<string>
 }
 
 /**
  * Marks the given leases as sending-now unless cancelled or expired, in one statement:
- * mailer.start_sends (sql/0007), its plan pinned and cached per connection, the call prepared.
- * Row locks order this against the API's cancel: exactly one of them sees the other's write.
- * Fenced by (id, lease_token, status = 'sending'); send_started_at is not indexed (HOT update).
+ * mailer.start_sends (sql/0007, sql/0015), its plan pinned and cached per connection, the call
+ * prepared. Row locks order this against the API's cancel: exactly one of them sees the other's
+ * write. Fenced by (id, lease_token, status = 'sending') and a lease still live in database time,
+ * so no reclaim can take a started send before its heartbeat; send_started_at is not indexed (HOT
+ * update).
  * Commits synchronously: it is the durable record that a send began, and it flushes the claim.
  */
 export async function startSends(

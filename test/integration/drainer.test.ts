@@ -589,6 +589,40 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
     )
     expect(history.rows.map((r) => r.outcome)).toEqual(['released', 'sent'])
   })
+  test('one that ended unreclaimed where only the database saw it end is refused by the last check: handed back uncounted, sent once', async () => {
+    const g = manualGate()
+    const e = await started({ deps: { gate: g.gate } })
+    const id = await enqueue(t)
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    // The lease ended in database time while this process still counts it as held (a pause of the
+    // process, a start statement queued behind a slow one): the database is the authority.
+    await t.pool.query(
+      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+      [id],
+    )
+    g.grant()
+    await e.events.waitFor((x) => x.type === 'lease_lost' && x.id === id && x.during === 'start')
+    await pollUntil(async () => (g.waiting() === 1 ? true : undefined))
+    expect(e.sender.calls).toHaveLength(0)
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'sending',
+      attempts: 1,
+      send_started_at: null,
+    })
+    g.grant()
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
+    expect(e.events.events.filter((x) => x.type === 'lease_lost' && x.id === id)).toHaveLength(1)
+    const history = await t.pool.query(
+      'select attempt, outcome from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
+    expect(history.rows).toEqual([
+      { attempt: 1, outcome: 'released' },
+      { attempt: 1, outcome: 'sent' },
+    ])
+  })
+
   test('a lease a heartbeat found lost while its row waited is counted once, also when the row then goes back as mailbox_paused', async () => {
     const g = manualGate()
     const e = await started({ deps: { gate: g.gate }, config: { heartbeatSeconds: 0.1 } })

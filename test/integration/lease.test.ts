@@ -267,6 +267,35 @@ describe('fencing and reclaim', () => {
     expect(history.rows.map((r) => r.outcome)).toEqual(['lease_expired'])
   })
 
+  test('the last check refuses a lease that ended unreclaimed: nothing started, handed back or reclaimed as unstarted', async () => {
+    const handedBack = await enqueue(t)
+    const reclaimed = await enqueue(t)
+    const leases = await claim(2)
+    for (const id of [handedBack, reclaimed]) await expireLease(id)
+    // Nobody has reclaimed them yet. Started now, a reclaim could take either mid-send, as
+    // ambiguous, and send it again.
+    const r = await startSends(t.db, leases)
+    expect(r.started.size).toBe(0)
+    expect([...r.lost].sort()).toEqual([handedBack, reclaimed].sort())
+    for (const id of [handedBack, reclaimed]) {
+      expect(await rowOf(t, id)).toMatchObject({
+        status: 'sending',
+        attempts: 1,
+        send_started_at: null,
+      })
+    }
+    // Its holder may still hand it back uncounted (fenced by its token), as the engine does ...
+    const back = leases.find((l) => l.id === handedBack)!
+    expect(await settleOne(handedBack, back.token, { kind: 'released' })).toMatchObject([
+      { id: handedBack, status: 'pending' },
+    ])
+    expect(await rowOf(t, handedBack)).toMatchObject({ attempts: 0, send_started_at: null })
+    // ... or a reclaim takes it like any ended lease: no send began, so no ambiguity.
+    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toEqual([
+      { id: reclaimed, status: 'pending', ambiguous: false },
+    ])
+  })
+
   test('a lease expired after the send started is reclaimed as ambiguous', async () => {
     const id = await enqueue(t)
     const [lease] = await claim(1)

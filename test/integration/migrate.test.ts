@@ -91,6 +91,11 @@ describe('migrate', () => {
         '0014_attachment_fields_checked',
         '2c58629aab40f5ce2e606635b882449f1454bccb9a9f4f6fa1acd9c8ace071f2',
       ],
+      [
+        15,
+        '0015_lease_and_timestamp_fences',
+        '47855dea55637bc4bdbe676ed8d23e26398d98cf3809143bb80a35839111e82a',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -178,7 +183,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14,
+        10, 11, 12, 13, 14, 15,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -192,12 +197,13 @@ describe('migrate', () => {
         { version: 12, c: true },
         { version: 13, c: true },
         { version: 14, c: true },
+        { version: 15, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0014 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0015 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 1000] })
+      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -426,7 +432,7 @@ describe('migrate', () => {
     )
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
-    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9, 10, 11, 12, 13, 14])
+    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9, 10, 11, 12, 13, 14, 15])
     const { rows } = await adminQuery(
       url,
       `select indisvalid as valid, pg_get_indexdef(indexrelid) as def from pg_index
