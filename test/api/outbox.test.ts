@@ -171,6 +171,22 @@ describe('POST /v1/outbox', () => {
       body: { message, options: { sendAt: 'tomorrow' } },
     })
     expect((badOption.body as { detail: string }).detail).toContain('options.sendAt')
+    // A time past the year 9999 in UTC would be listed as "+010000-…", which is no date-time.
+    const farExpiry = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message, options: { expiresAt: '9999-12-31T23:59:59-12:00' } },
+    })
+    expect([farExpiry.status, farExpiry.body]).toMatchObject([
+      400,
+      {
+        errors: [
+          {
+            path: 'options.expiresAt',
+            message: 'must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z',
+          },
+        ],
+      },
+    ])
     const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
     expect(rows.rows[0].n).toBe(0)
   })

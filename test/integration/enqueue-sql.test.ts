@@ -41,6 +41,20 @@ describe('mailer.enqueue_email validation', () => {
       { sendAt: '2031-01-01T00:00:00Z', expiresAt: '2030-01-01T00:00:00Z' },
       /expiresAt must be later/,
     ],
+    [
+      // Stored, the row then listed through the API as "+010000-01-01T11:59:59.000Z", no RFC 3339
+      // date-time: the years 0001-9999 are counted in UTC, where the row's time is kept.
+      'expiresAt past the year 9999 in UTC',
+      ok,
+      { expiresAt: '9999-12-31T23:59:59-12:00' },
+      /options\.expiresAt must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z/,
+    ],
+    [
+      'sendAt before the year 1 in UTC',
+      ok,
+      { sendAt: '0001-01-01T00:00:00+14:00' },
+      /options\.sendAt must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z/,
+    ],
     ['priority out of range', ok, { priority: 1000 }, /options\.priority/],
     ['fractional maxAttempts', ok, { maxAttempts: 1.5 }, /options\.maxAttempts/],
     ['bad header name', { ...ok, headers: { Subject: 'x' } }, {}, /message\.headers\.Subject/],
@@ -87,6 +101,19 @@ describe('mailer.enqueue_email validation', () => {
       expect(await count()).toBe(0)
     })
   }
+
+  test('sendAt and expiresAt at the ends of the years 0001-9999 (UTC) are accepted', async () => {
+    const id = await enqueue(t, ok, {
+      sendAt: '0001-01-01T00:00:00Z',
+      expiresAt: '9999-12-31T23:59:59.999999Z',
+    })
+    const { rows } = await t.pool.query(
+      `select send_at = '0001-01-01T00:00:00Z' as first, expires_at = '9999-12-31T23:59:59.999999Z' as last
+         from mailer.email_outbox where id = $1`,
+      [id],
+    )
+    expect(rows).toEqual([{ first: true, last: true }])
+  })
 
   test('a valid message is stored normalised, with defaults', async () => {
     const id = await enqueue(

@@ -94,7 +94,7 @@ describe('migrate', () => {
       [
         15,
         '0015_lease_and_timestamp_fences',
-        '47855dea55637bc4bdbe676ed8d23e26398d98cf3809143bb80a35839111e82a',
+        'd284a4f77fb3c4fc1d9330127e54398c7ce2f7998d2ae24b0d96e0ad1b0910cb',
       ],
     ]
     expect(
