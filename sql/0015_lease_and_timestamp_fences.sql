@@ -1,13 +1,13 @@
--- 0015: the last check before a send refuses a lease that has ended; enqueue options refuse times
--- outside the years 0001-9999 (UTC).
+-- 0015: the last check before a send refuses a lease that has ended; enqueue_email refuses times
+-- outside the years 0001-9999 (UTC) and more than 500 reply-to addresses.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- mailer.start_sends. Why: the last check before a send (0007) was fenced by (id, lease_token,
 -- status = 'sending') only, so a lease whose expiry had passed but that no reclaim had taken yet
 -- still passed it: the send was recorded as started and went out, while any worker's reclaim could
--- take the row mid-send (as ambiguous) and send it again. Now a lease must still be live in database time
--- (lease_expires_at > now(); a reclaim takes lease_expires_at < now()), so a started send always
--- has a live lease: nothing is reclaimed under it before its heartbeat extends it.
+-- take the row mid-send (as ambiguous) and send it again. Now the lease must still be live in
+-- database time (lease_expires_at > now(); a reclaim takes lease_expires_at < now()): a send starts
+-- only under a lease that no reclaim may take yet, and its heartbeats keep it so.
 -- A refused lease is left as it was: missing from the result, as a lost one always was. Its holder
 -- does not send it; outbox-mailer from this release hands it back uncounted (a release fenced by
 -- its token: nothing happens when another claim took the row meanwhile), and a reclaim takes it
@@ -96,4 +96,117 @@ begin
   if coalesce((o ->> 'expiresAt')::timestamptz <= coalesce((o ->> 'sendAt')::timestamptz, now()), false) then
     perform mailer.invalid('options.expiresAt', 'must be later than sendAt (or now)');
   end if;
+end $$;
+
+-- mailer.normalize_message. Why: message.replyTo had no limit, and mailer.normalize_recipients
+-- takes time quadratic in the number of addresses (0012): 20,000 reply-to addresses held the
+-- caller's transaction for 21 s before the row was stored (through POST /v1/outbox, a 503
+-- database_unavailable after its 5 s limit, which a client retries, instead of an answer). Now more
+-- than 500 (the limit of to, cc and bcc together) raise 22023 naming message.replyTo, counted
+-- before any is checked. Otherwise as in 0014; mailer.normalize_message keeps its privileges and
+-- owner.
+create or replace function mailer.normalize_message(m jsonb) returns jsonb language plpgsql immutable as $$
+declare
+  k text;
+  out jsonb;
+  n int;
+begin
+  if m is null or jsonb_typeof(m) <> 'object' then
+    perform mailer.invalid('message', 'must be a JSON object');
+  end if;
+  for k in select jsonb_object_keys(m) loop
+    if k not in ('from', 'to', 'cc', 'bcc', 'replyTo', 'subject', 'text', 'html', 'headers', 'attachments', 'importance') then
+      perform mailer.invalid(format('message.%s', k), 'is not a known key (from, to, cc, bcc, replyTo, subject, text, html, headers, attachments, importance)');
+    end if;
+  end loop;
+  -- Counted before any of them is normalised, which takes time quadratic in their number; the
+  -- reply-to addresses too.
+  select coalesce(sum(case when v is null or v = 'null'::jsonb then 0
+                           when jsonb_typeof(v) = 'array' then jsonb_array_length(v)
+                           else 1 end), 0)
+    into n
+    from (values (m -> 'to'), (m -> 'cc'), (m -> 'bcc')) as r(v);
+  if n > 500 then
+    perform mailer.invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)');
+  end if;
+  if jsonb_typeof(m -> 'replyTo') = 'array' and jsonb_array_length(m -> 'replyTo') > 500 then
+    perform mailer.invalid('message.replyTo', 'has too many addresses (at most 500)');
+  end if;
+  out := jsonb_build_object(
+    'to', mailer.normalize_recipients(m -> 'to', 'message.to'),
+    'cc', mailer.normalize_recipients(m -> 'cc', 'message.cc'),
+    'bcc', mailer.normalize_recipients(m -> 'bcc', 'message.bcc'),
+    'replyTo', mailer.normalize_recipients(m -> 'replyTo', 'message.replyTo'));
+  if jsonb_array_length(out -> 'to') + jsonb_array_length(out -> 'cc') + jsonb_array_length(out -> 'bcc') = 0 then
+    perform mailer.invalid('message.to', 'is required: a message needs at least one recipient in to, cc or bcc');
+  end if;
+  if jsonb_array_length(out -> 'to') + jsonb_array_length(out -> 'cc') + jsonb_array_length(out -> 'bcc') > 500 then
+    perform mailer.invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)');
+  end if;
+  if m ? 'from' and m -> 'from' <> 'null'::jsonb then
+    if jsonb_typeof(m -> 'from') = 'array' then perform mailer.invalid('message.from', 'must be a single address'); end if;
+    out := out || jsonb_build_object('from', mailer.normalize_recipients(m -> 'from', 'message.from') -> 0);
+  end if;
+  if jsonb_typeof(m -> 'subject') is distinct from 'string' or length(btrim(m ->> 'subject')) = 0 then
+    perform mailer.invalid('message.subject', 'is required and must be a non-empty string');
+  end if;
+  if length(m ->> 'subject') > 998 or (m ->> 'subject') ~ '[\r\n]' then
+    perform mailer.invalid('message.subject', 'must be one line of at most 998 characters');
+  end if;
+  out := out || jsonb_build_object('subject', m -> 'subject');
+  if m ? 'text' and jsonb_typeof(m -> 'text') not in ('string', 'null') then
+    perform mailer.invalid('message.text', 'must be a string');
+  end if;
+  if m ? 'html' and jsonb_typeof(m -> 'html') not in ('string', 'null') then
+    perform mailer.invalid('message.html', 'must be a string');
+  end if;
+  if coalesce(m ->> 'text', m ->> 'html') is null then
+    perform mailer.invalid('message.text', 'or message.html is required');
+  end if;
+  out := out || jsonb_strip_nulls(jsonb_build_object('text', m -> 'text', 'html', m -> 'html'));
+  if m ? 'importance' and m -> 'importance' <> 'null'::jsonb then
+    if (m ->> 'importance') not in ('low', 'normal', 'high') then
+      perform mailer.invalid('message.importance', 'must be low, normal or high');
+    end if;
+    out := out || jsonb_build_object('importance', m -> 'importance');
+  end if;
+  if m ? 'headers' and m -> 'headers' <> 'null'::jsonb then
+    if jsonb_typeof(m -> 'headers') <> 'object' then
+      perform mailer.invalid('message.headers', 'must be an object of "X-Name": "value"');
+    end if;
+    select count(*) into n from jsonb_object_keys(m -> 'headers');
+    if n > 3 then
+      perform mailer.invalid('message.headers', 'may hold at most 3 headers (X-Outbox-Id and X-Correlation-Id are added)');
+    end if;
+    for k in select jsonb_object_keys(m -> 'headers') loop
+      if k !~ '^[Xx]-[A-Za-z0-9-]{1,70}$' or lower(k) in ('x-outbox-id', 'x-correlation-id') then
+        perform mailer.invalid(format('message.headers.%s', k), 'must be an X- header name other than X-Outbox-Id and X-Correlation-Id');
+      end if;
+      if jsonb_typeof(m -> 'headers' -> k) <> 'string' or (m -> 'headers' ->> k) ~ '[\r\n]' then
+        perform mailer.invalid(format('message.headers.%s', k), 'must be a one-line string');
+      end if;
+    end loop;
+    out := out || jsonb_build_object('headers', m -> 'headers');
+  end if;
+  if m ? 'attachments' and m -> 'attachments' <> 'null'::jsonb then
+    if jsonb_typeof(m -> 'attachments') <> 'array' then
+      perform mailer.invalid('message.attachments', 'must be an array');
+    end if;
+    n := 0;
+    for k in select value::text from jsonb_array_elements(m -> 'attachments') loop
+      if jsonb_typeof(k::jsonb) <> 'object'
+         or exists (select 1 from jsonb_object_keys(k::jsonb) x where x not in ('filename', 'contentType', 'contentBase64', 'contentId'))
+         or jsonb_typeof(k::jsonb -> 'filename') is distinct from 'string' or length(k::jsonb ->> 'filename') = 0
+         or jsonb_typeof(k::jsonb -> 'contentBase64') is distinct from 'string'
+         or (k::jsonb ->> 'contentBase64') !~ '^[A-Za-z0-9+/\s]*={0,2}\s*$'
+         or coalesce(jsonb_typeof(k::jsonb -> 'contentType'), 'null') not in ('string', 'null')
+         or coalesce(jsonb_typeof(k::jsonb -> 'contentId'), 'null') not in ('string', 'null') then
+        perform mailer.invalid(format('message.attachments[%s]', n),
+          'must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content');
+      end if;
+      n := n + 1;
+    end loop;
+    out := out || jsonb_build_object('attachments', m -> 'attachments');
+  end if;
+  return out;
 end $$;

@@ -91,6 +91,17 @@ describe('mailer.enqueue_email validation', () => {
       {},
       /message\.to has too many recipients/,
     ],
+    [
+      // Unbounded, and normalised in time quadratic in their number: 20,000 reply-to addresses
+      // took 21 s of the caller's transaction (POST /v1/outbox: a 503 after its 5 s limit).
+      'too many reply-to addresses, counted before they are checked',
+      {
+        ...ok,
+        replyTo: [...Array.from({ length: 500 }, (_, i) => `r${i}@example.com`), 'not-an-address'],
+      },
+      {},
+      /message\.replyTo has too many addresses \(at most 500\)/,
+    ],
   ]
   for (const [name, message, options, error] of bad) {
     test(`${name}: raises a clear error and inserts nothing`, async () => {
@@ -101,6 +112,16 @@ describe('mailer.enqueue_email validation', () => {
       expect(await count()).toBe(0)
     })
   }
+
+  test('500 reply-to addresses are accepted', async () => {
+    const replyTo = Array.from({ length: 500 }, (_, i) => `r${i}@example.com`)
+    const id = await enqueue(t, { ...ok, replyTo })
+    const { rows } = await t.pool.query(
+      `select jsonb_array_length(message -> 'replyTo') as n from mailer.email_outbox where id = $1`,
+      [id],
+    )
+    expect(rows).toEqual([{ n: 500 }])
+  })
 
   test('sendAt and expiresAt at the ends of the years 0001-9999 (UTC) are accepted', async () => {
     const id = await enqueue(t, ok, {

@@ -94,7 +94,7 @@ describe('migrate', () => {
       [
         15,
         '0015_lease_and_timestamp_fences',
-        'd284a4f77fb3c4fc1d9330127e54398c7ce2f7998d2ae24b0d96e0ad1b0910cb',
+        '3af296809817c885e78a1cad6a7b99ce9d0b03e156998f3fda2407cfbe9b807e',
       ],
     ]
     expect(
