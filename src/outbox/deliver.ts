@@ -195,39 +195,51 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     ...settling,
     ...ready.map(async (r) => {
       const mailbox = r.mail.from.address
-      let permit: Awaited<ReturnType<SendGate['acquire']>>
-      try {
-        permit = await d.gate.acquire(mailbox, d.stopping)
-      } catch (err) {
-        // The limits live in the database: unreachable now, so give the row back untouched.
-        d.log.warn('could not take a send permit; releasing the row', { db: d.dbName, err })
-        permit = null
-      }
-      if (!permit) return finish(r.lease, { kind: 'released' })
-      if ('pausedForMs' in permit) {
-        // Uncounted, like the throttled send that paused the mailbox, and due when the pause ends.
-        return finish(r.lease, {
-          kind: 'retry',
-          code: 'mailbox_paused',
-          message: 'not sent: its sender mailbox is paused after a provider throttle',
-          delayMs: permit.pausedForMs,
-          throttled: true,
-          ambiguous: r.lease.ambiguous,
-        })
-      }
-      // Given back once, as soon as the provider request is over (before its settlement).
-      let held = true
-      const release = () => {
-        if (!held) return
-        held = false
-        permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
-      }
-      try {
-        // The lookup is a provider request too: it runs under the same permit as a send.
-        if (r.lease.ambiguous && !(await resolveAmbiguity(d, r, finish))) return
-        await sendInSlot(d, r, finish, mailbox, true, release)
-      } finally {
-        release()
+      // A mailbox lookup is a provider request too: it must not go to a paused mailbox, so the gate
+      // reads the pause before it even when it would leave that to the last check.
+      let readPause = r.lease.ambiguous
+      let resolved = !r.lease.ambiguous
+      for (;;) {
+        let permit: Awaited<ReturnType<SendGate['acquire']>>
+        try {
+          permit = await d.gate.acquire(mailbox, d.stopping, readPause)
+        } catch (err) {
+          // The limits live in the database: unreachable now, so give the row back untouched.
+          d.log.warn('could not take a send permit; releasing the row', { db: d.dbName, err })
+          permit = null
+        }
+        if (!permit) return finish(r.lease, { kind: 'released' })
+        if ('pausedForMs' in permit) {
+          // Uncounted, like the throttled send that paused the mailbox, and due when the pause ends.
+          return finish(r.lease, {
+            kind: 'retry',
+            code: 'mailbox_paused',
+            message: 'not sent: its sender mailbox is paused after a provider throttle',
+            delayMs: permit.pausedForMs,
+            throttled: true,
+            ambiguous: r.lease.ambiguous,
+          })
+        }
+        // Given back once, as soon as the provider request is over (before its settlement).
+        let held = true
+        const release = () => {
+          if (!held) return
+          held = false
+          permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
+        }
+        try {
+          // The lookup is a provider request too: it runs under the same permit as a send.
+          if (!resolved && !(await resolveAmbiguity(d, r, finish))) return
+          resolved = true
+          await sendInSlot(d, r, finish, mailbox, true, release)
+        } finally {
+          release()
+        }
+        if (r.pausedForMs === undefined) return
+        // The last check found the mailbox paused (its slots given back meanwhile): the gate now
+        // waits a brief pause out or answers a long one, as it does for a paced mailbox.
+        r.pausedForMs = undefined
+        readPause = true
       }
     }),
   ])

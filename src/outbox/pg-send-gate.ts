@@ -68,7 +68,10 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   async function waitForPacing(
     mailbox: string,
     signal: AbortSignal,
+    readPause: boolean,
   ): Promise<boolean | MailboxPaused> {
+    // Without pacing the last check before the send reads the pause (pauseKey), in its statement.
+    if (intervalMs === 0 && !readPause) return !signal.aborted
     while (!signal.aborted) {
       // With no rate a throttle's pause still holds, for every worker.
       const wait =
@@ -84,9 +87,10 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
 
   return {
     open: false,
-    async acquire(mailbox, signal) {
+    ...(intervalMs === 0 ? { pauseKey: key } : {}),
+    async acquire(mailbox, signal, readPause = false) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
-      const paced = await waitForPacing(mailbox, signal)
+      const paced = await waitForPacing(mailbox, signal, readPause)
       if (paced !== true) return paced || null
       return slots.acquire(signal)
     },

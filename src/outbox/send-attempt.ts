@@ -149,7 +149,13 @@ export type Finish = (lease: Lease, s: Settlement, extra?: Partial<SendExtra>) =
  * `unverified`: resent without knowing whether the interrupted earlier send delivered it (no
  * lookup, policy resend): a failure of this send leaves that question open.
  */
-export type Ready = { lease: Lease; mail: OutboundMail; unverified?: boolean }
+export type Ready = {
+  lease: Lease
+  mail: OutboundMail
+  unverified?: boolean
+  /** The last check found the row's mailbox paused for this long: not started, ask the gate again. */
+  pausedForMs?: number | undefined
+}
 
 export async function startOrRelease(
   d: DeliveryDeps,
@@ -162,8 +168,18 @@ export async function startOrRelease(
     return []
   }
   let result: StartResult
+  // With a gate that leaves the pause to this check, each row names its mailbox.
+  const pauseKey = d.gate.open ? undefined : d.gate.pauseKey
   try {
-    result = await d.start(rows.map((r) => r.lease))
+    result = await d.start(
+      pauseKey
+        ? rows.map((r) => ({
+            id: r.lease.id,
+            token: r.lease.token,
+            mailbox: pauseKey(r.mail.from.address),
+          }))
+        : rows.map((r) => r.lease),
+    )
   } catch (err) {
     d.log.warn('could not start sends; releasing', { db: d.dbName, err })
     await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
@@ -175,6 +191,7 @@ export async function startOrRelease(
     if (result.started.has(r.lease.id)) started.push(r)
     else if (result.cancelled.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'cancelled' }))
     else if (result.expired.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'expired' }))
+    else if (result.paused.has(r.lease.id)) r.pausedForMs = result.paused.get(r.lease.id)
     // Refused: another claim took the row, or its lease ended before the check and no reclaim
     // took it yet (mailer.start_sends refuses an ended lease); the latter goes back uncounted.
     else waits.push(giveUpUnsent(d, r, finish))

@@ -13,10 +13,22 @@ export interface SendGate {
   /** True when the gate never waits, so the drainer may start a whole batch at once. */
   readonly open: boolean
   /**
+   * Set when `acquire` leaves the mailbox's pause to the last check before the send (startSends
+   * reads it there, under this key), sparing a statement per send; unset when `acquire` itself
+   * honours it.
+   */
+  readonly pauseKey?: (mailbox: string) => string
+  /**
    * Waits until a send to `mailbox` may start; null when `signal` aborted first; MailboxPaused
    * instead of waiting out a long pause, so the row can make room for other mailboxes' rows.
+   * `readPause`: read the pause here even with `pauseKey` (the last check found it paused, or a
+   * mailbox lookup is to come first).
    */
-  acquire(mailbox: string, signal: AbortSignal): Promise<SendPermit | MailboxPaused | null>
+  acquire(
+    mailbox: string,
+    signal: AbortSignal,
+    readPause?: boolean,
+  ): Promise<SendPermit | MailboxPaused | null>
   /** A provider throttle: no worker sends from `mailbox` for `ms`. */
   pause(mailbox: string, ms: number): Promise<void>
   /** Gives back whatever the gate still holds once no send will ask again (worker stop). */

@@ -1,7 +1,7 @@
 // StartQueue: last checks that come close together share one startSends statement.
 import type { StartResult } from './start-send.ts'
 
-type Leases = readonly { id: string; token: string }[]
+type Leases = readonly { id: string; token: string; mailbox?: string }[]
 export type StartQueue = (leases: Leases) => Promise<StartResult>
 
 // Rows per statement, as for claims and settlements.

@@ -27,6 +27,7 @@ const allStarted = (ids: string[]): StartResult => ({
   cancelled: new Set(),
   expired: new Set(),
   lost: new Set(),
+  paused: new Map(),
 })
 
 describe('the start queue', () => {
