@@ -208,8 +208,14 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       switch (e.type) {
         case 'settled':
           sends.inc({ db: e.db, outcome: e.outcome })
-          // A row sent back from a paused mailbox asked nobody: the send that caused the pause counted.
-          if (e.outcome === 'throttled' && e.code !== 'mailbox_paused') throttled.inc({ db: e.db })
+          // A row sent back from a paused mailbox (or to a reserved pacing turn) asked nobody: the
+          // send that caused the pause counted.
+          if (
+            e.outcome === 'throttled' &&
+            e.code !== 'mailbox_paused' &&
+            e.code !== 'mailbox_paced'
+          )
+            throttled.inc({ db: e.db })
           if (e.durationMs !== undefined) duration.observe({ db: e.db }, e.durationMs / 1000)
           break
         case 'reclaimed':

@@ -210,11 +210,20 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         }
         if (!permit) return finish(r.lease, { kind: 'released' })
         if ('pausedForMs' in permit) {
-          // Uncounted, like the throttled send that paused the mailbox, and due when the pause ends.
+          // Uncounted, like the throttled send that paused the mailbox, and due when the pause
+          // ends (or at the pacing turn reserved for it).
           return finish(r.lease, {
             kind: 'retry',
-            code: 'mailbox_paused',
-            message: 'not sent: its sender mailbox is paused after a provider throttle',
+            ...(permit.reserved
+              ? {
+                  code: 'mailbox_paced',
+                  message:
+                    'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it',
+                }
+              : {
+                  code: 'mailbox_paused',
+                  message: 'not sent: its sender mailbox is paused after a provider throttle',
+                }),
             delayMs: permit.pausedForMs,
             throttled: true,
             ambiguous: r.lease.ambiguous,

@@ -4,14 +4,15 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { MailboxPaused, SendGate } from './send-gate.ts'
-import { mailboxPausedFor, pauseMailbox, takePacing } from './send-limits.ts'
+import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './send-limits.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
 
 /**
- * A row waits out a pause this long at most while it holds one of its worker's places to send;
- * past it the row goes back until the pause ends, so a mailbox paused for minutes (a spent sending
- * quota: 15) does not stop the worker's other mailboxes. Pacing alone never waits longer than one
- * interval, so this only ever applies to a pause.
+ * A row waits out a pause this long at most (or one pacing interval, if longer) while it holds one
+ * of its worker's places to send; past it the row goes back until the pause ends, so a mailbox
+ * paused for minutes (a spent sending quota: 15) does not stop the worker's other mailboxes. Pacing
+ * alone never makes a row wait longer than one interval: a row of a mailbox that already has one
+ * waiting goes back to a reserved turn instead.
  */
 const PAUSE_HOLD_MS = 5_000
 
@@ -65,6 +66,9 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     return read
   }
 
+  // This worker's rows waiting in place for a mailbox's pacing, by mailbox key.
+  const pacedWaiting = new Map<string, number>()
+
   async function waitForPacing(
     mailbox: string,
     signal: AbortSignal,
@@ -72,17 +76,31 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   ): Promise<boolean | MailboxPaused> {
     // Without pacing the last check before the send reads the pause (pauseKey), in its statement.
     if (intervalMs === 0 && !readPause) return !signal.aborted
-    while (!signal.aborted) {
-      // With no rate a throttle's pause still holds, for every worker.
-      const wait =
-        intervalMs === 0
-          ? await pausedFor(key(mailbox))
-          : await takePacing(o.db, { mailbox: key(mailbox), intervalMs })
-      if (wait === 0) return true
-      if (wait > Math.max(intervalMs, PAUSE_HOLD_MS)) return { pausedForMs: wait }
-      await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
+    const k = key(mailbox)
+    if (intervalMs > 0 && pacedWaiting.has(k)) {
+      // One row per mailbox waits in place for its turn. The others of a backlog would fill every
+      // place to send, each for a turn intervals away, and hold up every other mailbox: such a
+      // row goes back once, due at a turn reserved for it (reservePacing), instead of asking
+      // again every interval.
+      const wait = await reservePacing(o.db, { mailbox: k, intervalMs })
+      return signal.aborted ? false : { pausedForMs: wait, reserved: true }
     }
-    return false
+    pacedWaiting.set(k, (pacedWaiting.get(k) ?? 0) + 1)
+    try {
+      while (!signal.aborted) {
+        // With no rate a throttle's pause still holds, for every worker.
+        const wait =
+          intervalMs === 0 ? await pausedFor(k) : await takePacing(o.db, { mailbox: k, intervalMs })
+        if (wait === 0) return true
+        if (wait > Math.max(intervalMs, PAUSE_HOLD_MS)) return { pausedForMs: wait }
+        await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
+      }
+      return false
+    } finally {
+      const n = (pacedWaiting.get(k) ?? 1) - 1
+      if (n > 0) pacedWaiting.set(k, n)
+      else pacedWaiting.delete(k)
+    }
   }
 
   return {

@@ -4,9 +4,14 @@ export interface SendPermit {
   release(): Promise<void>
 }
 
-/** The mailbox stands paused (a provider throttle) for longer than a row should wait holding its place. */
+/**
+ * The mailbox stands paused (a provider throttle) for longer than a row should wait holding its
+ * place; or, `reserved`, the row's turn under the mailbox's pacing is that far off (another row
+ * already waits in place for the mailbox) and has been reserved for it.
+ */
 export interface MailboxPaused {
   pausedForMs: number
+  reserved?: boolean
 }
 
 export interface SendGate {

@@ -130,6 +130,34 @@ export async function takePacing(
 }
 
 /**
+ * Reserves a future pacing turn of the mailbox for a row that goes back to wait for it, and returns
+ * the milliseconds until it (>= 0). Turns are handed out one interval apart from a horizon that
+ * starts one interval past the mailbox's next send time (that one is left for a row waiting in
+ * place), so rows sent back by every worker come due one at a time instead of together. A turn
+ * is a schedule, not a permit: the row still takes its send through takePacing, so the rate and a
+ * throttle's pause hold whatever the turns say. The horizon is kept in mailer.mailbox_pacing under
+ * the key 'queue ' || mailbox, which no mailbox key can be (an address does not begin with an
+ * unquoted word and a space): no schema change.
+ */
+export async function reservePacing(
+  db: Kysely<Database>,
+  p: { mailbox: string; intervalMs: number },
+): Promise<number> {
+  const { rows } = await sql<{ wait_ms: number }>`
+    insert into mailer.mailbox_pacing as q (mailbox, next_at)
+    select ${`queue ${p.mailbox}`},
+           greatest(coalesce((select next_at from mailer.mailbox_pacing where mailbox = ${p.mailbox}), now()),
+                    now()) + 2 * make_interval(secs => ${p.intervalMs / 1000})
+    on conflict (mailbox) do update
+       set next_at = greatest(q.next_at, excluded.next_at - make_interval(secs => ${p.intervalMs / 1000}))
+                     + make_interval(secs => ${p.intervalMs / 1000})
+    returning greatest(0, extract(epoch from q.next_at - make_interval(secs => ${p.intervalMs / 1000}) - now()) * 1000)::float8 as wait_ms`.execute(
+    db,
+  )
+  return rows[0]?.wait_ms ?? p.intervalMs
+}
+
+/**
  * Without pacing, only a throttle's pause holds a mailbox back: the milliseconds it still lasts
  * (0 when none). A read, so a send from an unpaused mailbox writes nothing.
  */

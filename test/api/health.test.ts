@@ -285,6 +285,14 @@ describe('/metrics', () => {
       outcome: 'throttled',
       code: 'mailbox_paused',
     })
+    // Sent back to a reserved pacing turn: no answer from Graph either.
+    metrics.observe({
+      type: 'settled',
+      db: 'default',
+      id: '4',
+      outcome: 'throttled',
+      code: 'mailbox_paced',
+    })
     metrics.observe({ type: 'reclaimed', db: 'default', count: 2 })
     metrics.incTokenRefresh()
 
@@ -292,7 +300,7 @@ describe('/metrics', () => {
     expect(r.status).toBe(200)
     const text = r.body as string
     expect(text).toContain('outbox_sends_total{db="default",outcome="sent"} 1')
-    expect(text).toContain('outbox_sends_total{db="default",outcome="throttled"} 2')
+    expect(text).toContain('outbox_sends_total{db="default",outcome="throttled"} 3')
     expect(text).toContain('outbox_graph_throttled_total{db="default"} 1')
     expect(text).toContain('outbox_send_duration_seconds_count{db="default"} 2')
     expect(text).toContain('outbox_leases_reclaimed_total{db="default"} 2')

@@ -165,11 +165,15 @@ describe('the Postgres send gate', () => {
     const b = gate('b', { max: 10, rate: 600 })
     const signal = new AbortController().signal
     const starts: number[] = []
+    // Each worker has one send at a time waiting for the mailbox (a second one would go back to a
+    // reserved turn: see below), three each.
     await Promise.all(
-      Array.from({ length: 6 }, async (_, i) => {
-        const p = await (i % 2 ? a : b).acquire('Shared@Example.com', signal)
-        starts.push(performance.now())
-        await p!.release()
+      [a, b].map(async (g) => {
+        for (let i = 0; i < 3; i++) {
+          const p = await g.acquire('Shared@Example.com', signal)
+          starts.push(performance.now())
+          await p!.release()
+        }
       }),
     )
     starts.sort((x, y) => x - y)
@@ -177,6 +181,24 @@ describe('the Postgres send gate', () => {
     expect(starts.at(-1)! - starts[0]!).toBeGreaterThan(350)
     const rows = await t.pool.query('select mailbox from mailer.mailbox_pacing')
     expect(rows.rows).toEqual([{ mailbox: 'shared@example.com' }])
+    // A second send of one worker while the first waits for the mailbox is answered at once, with
+    // a turn reserved for it, later ones an interval apart.
+    const first = pgGate('c', { rate: 600 }).acquire('shared@example.com', signal)
+    const c = pgGate('d', { rate: 600 })
+    const waiting = c.acquire('shared@example.com', signal)
+    const turns = [
+      await c.acquire('shared@example.com', signal),
+      await c.acquire('shared@example.com', signal),
+    ]
+    for (const turn of turns)
+      expect(turn).toEqual({ pausedForMs: expect.any(Number), reserved: true })
+    // The turns come from the mailbox's reservation horizon, kept beside its pacing.
+    const horizon = await t.pool.query(
+      `select mailbox from mailer.mailbox_pacing where mailbox like 'queue %'`,
+    )
+    expect(horizon.rows).toEqual([{ mailbox: 'queue shared@example.com' }])
+    for (const p of [await first, await waiting])
+      await (p as { release(): Promise<void> }).release()
     // Another mailbox is not held up, even by one paused for a minute: its permit comes at once.
     // The bound only ends a failing wait early; it is no timing assertion.
     await a.pause('shared@example.com', 60_000)
@@ -401,6 +423,45 @@ describe('the Postgres send gate', () => {
         expect(row.rows[0]).toEqual({ status: 'pending', attempts: 0, later: true })
       }
       expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([other])
+    } finally {
+      await engine.stop()
+    }
+  })
+
+  test('one mailbox’s paced backlog does not hold up another mailbox’s rows, and its rows go back about once each', async () => {
+    // 600/min: one send per 100 ms from each mailbox; four places to send.
+    const engine = createTestEngine(t, {
+      config: { concurrency: 4 },
+      deps: { gate: pgGate('w', { max: 4, rate: 600 }) },
+    })
+    const mail = (from: string) => ({ from, to: 'r@example.com', subject: 's', text: 't' })
+    try {
+      const backlog: string[] = []
+      for (let i = 0; i < 60; i++) backlog.push(await enqueue(t, mail('backlog@example.com')))
+      // Due after every backlog row, so claimed after them.
+      const other = await enqueue(t, mail('other@example.com'))
+      await engine.start()
+      await engine.events.waitFor(settledFor(other, 'sent'), 30_000)
+      for (const id of backlog) await engine.events.waitFor(settledFor(id, 'sent'), 30_000)
+      // Before: the backlog filled every place, so the other mailbox's row went out after all 60.
+      const order = engine.sender.calls.map((m) => m.outboxId)
+      expect(order.indexOf(other)).toBeLessThan(10)
+      expect(order).toHaveLength(61)
+      // A backlog row goes back about once, to a turn reserved for it, not every interval: here
+      // at most twice (a row that waited in place may take a turn reserved just before it).
+      const back = await t.pool.query<{ code: string; most: number; total: number }>(
+        `select error_code as code, max(n)::int as most, sum(n)::int as total
+           from (select error_code, count(*) as n from mailer.email_attempts
+                  where outcome = 'throttled' and outbox_id = any($1::bigint[])
+                  group by outbox_id, error_code) x
+          group by error_code`,
+        [backlog],
+      )
+      expect(back.rows).toEqual([
+        { code: 'mailbox_paced', most: expect.any(Number), total: expect.any(Number) },
+      ])
+      expect(back.rows[0]!.most).toBeLessThanOrEqual(2)
+      expect(back.rows[0]!.total).toBeLessThanOrEqual(66)
     } finally {
       await engine.stop()
     }
