@@ -75,6 +75,13 @@ export function pickupRecorder() {
     onStart(key: number, atMs = performance.now()) {
       if (key > 0 && !starts.has(key)) starts.set(key, atMs)
     },
+    /**
+     * Called once the row's insert has returned: its commit is acknowledged. Taken when the insert
+     * was issued, each system's figure would include its own insert's work before the commit (a
+     * plain insert, graphile-worker's add_job, pg-boss's four round trips), which the issue's
+     * "commit → send start" leaves out; the acknowledgement trails the commit by one reply, the
+     * same for every system.
+     */
     committed(key: number) {
       commits.set(key, performance.now())
     },
@@ -99,9 +106,8 @@ export function pickupRecorder() {
 }
 
 /**
- * "Commit" is taken when the single-statement insert is issued (autocommit), so each figure includes
- * the insert's own round trip and commit (0.4–2 ms on this machine: less when it is busy); the binary's figures come from
- * the database (attempt started_at − row created_at), which has the same starting point.
+ * "Commit" is taken when the insert's commit is acknowledged (pickupRecorder's `committed`); the
+ * binary's figures come from the database (attempt started_at − row created_at).
  */
 export async function latencyWindow(
   sys: BenchSystem,
@@ -124,8 +130,8 @@ export async function latencyWindow(
       const due = begin + ((k - 1) * 1000) / o.perSecond
       const wait = due - performance.now()
       if (wait > 0) await Bun.sleep(wait)
-      pickups.committed(k)
       await sys.insertOne(k)
+      pickups.committed(k)
     }
     const deadline = performance.now() + 5000
     while (performance.now() < deadline && (await sys.remaining()) > 0) await Bun.sleep(50)

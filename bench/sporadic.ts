@@ -49,8 +49,8 @@ export async function sporadicRun(
       for (const [i, s] of systems.entries()) {
         const wait = begin + round * o.gapMs + i * step - performance.now()
         if (wait > 0) await Bun.sleep(wait)
-        pickups.get(s.name)!.committed(round + 1)
         await s.insertOne(round + 1)
+        pickups.get(s.name)!.committed(round + 1)
       }
     }
     const deadline = performance.now() + 5_000
