@@ -41,7 +41,7 @@ export async function drainRun(
   await sys.reset()
   let handled = 0
   await sys.start({ concurrency, onStart: () => handled++ })
-  const outOfProcess = sys.latenciesMs !== undefined
+  const outOfProcess = sys.sendStartsMs !== undefined
   try {
     await Bun.sleep(500)
     await autovacuumQuiet(cluster, quietMaxMs)

@@ -33,7 +33,7 @@ export interface LatencyWindow {
 
 /** Whether `sys` runs its client side in this process (neither hosted nor the binary). */
 export function clientInThisProcess(sys: BenchSystem): boolean {
-  return !sys.clientStalls && !sys.latenciesMs
+  return !sys.clientStalls && !sys.sendStartsMs
 }
 
 /** Pools the windows of one system into one result. */
@@ -61,7 +61,8 @@ export function poolWindows(windows: readonly LatencyWindow[]): LatencyResult {
 
 /**
  * Commit and handler-start times of rows by key, for one system's run. An in-process system reports
- * handler starts through `onStart`; an out-of-process one measures its own latencies (`latenciesMs`).
+ * handler starts through `onStart`; an out-of-process one records its own (`sendStartsMs`), read
+ * at the end. Either way a pickup runs from this recorder's commit to the start.
  */
 export function pickupRecorder() {
   const starts = new Map<number, number>()
@@ -86,9 +87,13 @@ export function pickupRecorder() {
       commits.set(key, performance.now())
     },
     pickedUp,
-    /** Commit → start per row picked up, in ms. */
+    /** Commit → start per row picked up, in ms, in commit order. */
     async latencies(sys: BenchSystem): Promise<number[]> {
-      if (sys.latenciesMs) return sys.latenciesMs()
+      if (sys.sendStartsMs) {
+        for (const [key, epochMs] of await sys.sendStartsMs()) {
+          if (!starts.has(key)) starts.set(key, epochMs - performance.timeOrigin)
+        }
+      }
       return pickedUp().map((r) => r.startedAt - r.committedAt)
     },
     /**
@@ -98,7 +103,7 @@ export function pickupRecorder() {
      * pickups (the binary).
      */
     async stalls(sys: BenchSystem, here: StallWatch | null): Promise<number[] | undefined> {
-      if (sys.latenciesMs) return undefined
+      if (sys.sendStartsMs) return undefined
       const list = sys.clientStalls ? await sys.clientStalls() : (here?.stalls() ?? [])
       return pickedUp().map((r) => longestWithin(list, r.committedAt, r.startedAt))
     },
@@ -106,8 +111,8 @@ export function pickupRecorder() {
 }
 
 /**
- * "Commit" is taken when the insert's commit is acknowledged (pickupRecorder's `committed`); the
- * binary's figures come from the database (attempt started_at − row created_at).
+ * "Commit" is taken when the insert's commit is acknowledged (pickupRecorder's `committed`), for
+ * the binary too, whose send starts come from its attempt history.
  */
 export async function latencyWindow(
   sys: BenchSystem,

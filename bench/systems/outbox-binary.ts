@@ -94,16 +94,17 @@ export function outboxBinarySystem(
       await proc?.exited
       proc = null
     },
-    async latenciesMs() {
-      // Send start (the worker's clock, just before the transport call) minus the row's commit (one-statement
-      // transaction, so its start time); both clocks are this machine's.
-      const rows = await probe.query<{ ms: number }>(
-        `select (extract(epoch from a.started_at - o.created_at) * 1000)::float8 as ms
+    async sendStartsMs() {
+      // Each row's first send start as the worker recorded it, just before the transport call: its
+      // Date.now(), whole milliseconds, so the middle of that millisecond (the row's created_at, the
+      // server's clock at the insert's start, is not the commit the other systems are timed from).
+      const rows = await probe.query<{ k: string; ms: number }>(
+        `select o.correlation_id as k, (extract(epoch from min(a.started_at)) * 1000)::float8 + 0.5 as ms
            from mailer.email_attempts a join mailer.email_outbox o on o.id = a.outbox_id
           where o.correlation_id is not null and a.started_at is not null
-          order by o.id, a.attempt`,
+          group by o.correlation_id`,
       )
-      return rows.map((r) => r.ms)
+      return new Map(rows.map((r) => [Number(r.k), r.ms]))
     },
     lastRun: () => run,
     async dispose() {

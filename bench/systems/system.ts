@@ -32,8 +32,11 @@ export interface BenchSystem {
   stop(): Promise<void>
   /** Jobs not yet recorded as done in the database (read by the probe role). */
   remaining(): Promise<number>
-  /** Pickup latencies measured by the system itself (out-of-process systems); else undefined. */
-  latenciesMs?(): Promise<number[]>
+  /**
+   * Send starts the system recorded itself, by key, in epoch milliseconds (out-of-process systems:
+   * the binary's attempt history); else undefined, and starts come through `onStart`.
+   */
+  sendStartsMs?(): Promise<Map<number, number>>
   /** The process the client side runs in, when it is not this one (bench/systems/hosted.ts). */
   clientPid?(): number | null
   /** CPU time (µs, user + system) of the process the client side runs in, when it is not this one. */
