@@ -14,7 +14,7 @@ import { type DrainRun, drainRun } from './drain.ts'
 import { inImageEnv } from './image-env.ts'
 import { fillKept } from './kept-rows.ts'
 import { latencyWindow, poolWindows } from './latency.ts'
-import { fmt, med } from './report.ts'
+import { fmt, fmtPickup, med } from './report.ts'
 import { systemByKey } from './systems/by-key.ts'
 import { hostedSystem, OWN_PROCESSES } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
@@ -162,7 +162,7 @@ try {
     const both = (f: (r: DrainRun) => number) =>
       [10, 50].map((c) => fmt(med(drains.get(`${sys.database} c${c}`), f))).join(' · ')
     const p = poolWindows(windows.get(sys.database) ?? [])
-    const pickup = [p.p50, p.p95, p.p99, p.max].map((v) => fmt(v, 1)).join(' / ')
+    const pickup = [p.p50, p.p95, p.p99, p.max].map(fmtPickup).join(' / ')
     const statementMeans = `${meanMs(sys.database, 'claim_batch')} · ${meanMs(sys.database, 'mark_sent')}`
     console.log(
       `| ${sys.name} | ${both((r) => r.rowsPerSecond)} | ${both((r) => r.cpuMicrosPerRow)} | ${both((r) => r.walBytesPerRow)} | ${statementMeans} | ${pickup}${p.missing > 0 ? ` (${p.missing} missing)` : ''} |`,

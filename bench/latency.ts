@@ -3,16 +3,24 @@ import { percentile } from './percentiles.ts'
 import { longestWithin, STALL_MS, type StallWatch, watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
 
+/**
+ * How long a window waits after its last insert for the rows still out. A row never picked up took
+ * longer than that: the figures rank it above every row that was, and a percentile that falls among
+ * such rows is null (more than this; never a figure over the rows picked up alone).
+ */
+export const PICKUP_WAIT_MS = 5_000
+
 export interface LatencyResult {
   /** Pooled over every round. */
   samples: number
   missing: number
-  p50: number
-  p95: number
-  p99: number
-  max: number
+  /** Null: among the rows never picked up (longer than PICKUP_WAIT_MS). */
+  p50: number | null
+  p95: number | null
+  p99: number | null
+  max: number | null
   /** p50 of each round, in the order run (rounds alternate between the systems). */
-  roundP50s: number[]
+  roundP50s: (number | null)[]
   /**
    * The slowest pickups, slowest first: which round and which row of its window (row 1 is the
    * first after the system's start), so that a p99 can be traced to the rows that make it.
@@ -36,17 +44,27 @@ export function clientInThisProcess(sys: BenchSystem): boolean {
   return !sys.clientStalls && !sys.sendStartsMs
 }
 
+/**
+ * A percentile of the rows picked up (`latencies`) and the `missing` ones, which took longer than
+ * any of them; null when it falls among the missing.
+ */
+export function pickupPercentile(latencies: readonly number[], missing: number, p: number) {
+  const x = percentile([...latencies, ...Array<number>(missing).fill(Infinity)], p)
+  return x === Infinity ? null : x
+}
+
 /** Pools the windows of one system into one result. */
 export function poolWindows(windows: readonly LatencyWindow[]): LatencyResult {
   const all = windows.flatMap((w) => w.latencies)
+  const missing = windows.reduce((n, w) => n + w.missing, 0)
   return {
     samples: all.length,
-    missing: windows.reduce((n, w) => n + w.missing, 0),
-    p50: percentile(all, 50),
-    p95: percentile(all, 95),
-    p99: percentile(all, 99),
-    max: all.length > 0 ? Math.max(...all) : Number.NaN,
-    roundP50s: windows.map((w) => percentile(w.latencies, 50)),
+    missing,
+    p50: pickupPercentile(all, missing, 50),
+    p95: pickupPercentile(all, missing, 95),
+    p99: pickupPercentile(all, missing, 99),
+    max: pickupPercentile(all, missing, 100),
+    roundP50s: windows.map((w) => pickupPercentile(w.latencies, w.missing, 50)),
     slowest: windows
       .flatMap((w, i) =>
         w.latencies.map((ms, j) => {
@@ -138,7 +156,7 @@ export async function latencyWindow(
       await sys.insertOne(k)
       pickups.committed(k)
     }
-    const deadline = performance.now() + 5000
+    const deadline = performance.now() + PICKUP_WAIT_MS
     while (performance.now() < deadline && (await sys.remaining()) > 0) await Bun.sleep(50)
   } finally {
     here?.stop()

@@ -2,7 +2,7 @@
 
 import { AUTOVACUUM_WAIT_MS, type DrainRun } from './drain.ts'
 import type { IdleResult } from './idle.ts'
-import type { LatencyResult } from './latency.ts'
+import { type LatencyResult, PICKUP_WAIT_MS } from './latency.ts'
 import { median } from './percentiles.ts'
 import type { SporadicResult } from './sporadic.ts'
 
@@ -45,6 +45,14 @@ export const fmt = (n: number, digits = 0) =>
     ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : '–'
 
+/** A pickup figure; null (among rows never picked up) as more than the wait for them. */
+export const fmtPickup = (ms: number | null) =>
+  ms === null ? `>${fmt(PICKUP_WAIT_MS)}` : fmt(ms, 1)
+
+/** The rows of `total` never picked up, if any, for a pickup cell. */
+const notPickedUp = (missing: number, total: number) =>
+  missing > 0 ? ` (${fmt(missing)} of ${fmt(total)} not picked up)` : ''
+
 const capped = (runs: DrainRun[] | undefined) => (runs?.some((r) => !r.complete) ? '*' : '')
 
 export function table(r: Results): string {
@@ -71,8 +79,12 @@ export function table(r: Results): string {
       s.name,
       fmt(med(c10, (x) => x.rowsPerSecond)) + capped(c10),
       fmt(med(c50, (x) => x.rowsPerSecond)) + capped(c50),
-      l ? `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)}` : '–',
-      s.sporadic ? `${fmt(s.sporadic.p50, 1)} / ${fmt(s.sporadic.max, 1)}` : '–',
+      l
+        ? `${[l.p50, l.p95, l.p99, l.max].map(fmtPickup).join(' / ')}${notPickedUp(l.missing, l.samples + l.missing)}`
+        : '–',
+      s.sporadic
+        ? `${fmtPickup(s.sporadic.p50)} / ${fmtPickup(s.sporadic.max)}${notPickedUp(s.sporadic.missing, s.sporadic.latenciesMs.length + s.sporadic.missing)}`
+        : '–',
       s.idle ? fmt(s.idle.statementsPerSecond, 2) : '–',
       s.idle ? fmt(s.idle.transactionsPerSecond, 2) : '–',
       !s.idle
@@ -105,9 +117,9 @@ export function footnotes(r: Results): string {
   return [
     `Drain figures are medians of ${r.parameters.repeats} runs of ${r.parameters.rows} pre-inserted rows; * = a run hit the ${r.parameters.capSeconds} s cap (rate over the rows done)${Number(r.parameters.drainsCut ?? 0) > 0 ? `, or a shorter one: ${r.parameters.drainsCut} of ${r.parameters.drains} drains had their cap cut, the run being projected more than 20 s past its ${r.parameters.budgetSeconds} s budget` : ''}.${Number(r.parameters.drainsShortWait ?? 0) > 0 ? ` ${r.parameters.drainsShortWait} of ${r.parameters.drains} drains waited at most 1 s for autovacuum to finish instead of ${AUTOVACUUM_WAIT_MS / 1000}, the run being projected past its budget.` : ''} ${Number(r.parameters.warmupRows ?? 0) > 0 ? `Before them, one unmeasured warm-up drain per system (${r.parameters.warmupRows} rows at concurrency 10, at most ${r.parameters.warmupCapSeconds} s).` : 'No warm-up drain.'}`,
     `WAL B/row: while draining (from the insert's commit to the last row done); enqueue WAL B/row: the insert itself. Client CPU: ${r.parameters.ownProcesses === true ? "the process each system's client side runs in, one Bun process per system (bench/systems/hosted.ts)" : "the benchmark's own process, where every system but the binary runs its client side"} (– for the binary, a process of its own, not measured).`,
-    `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds. p50 per round: ${r.systems
+    `Pickup: ${r.parameters.latencyPerSecond} rows/s, one autocommit insert each, concurrency 10, in ${r.parameters.latencyRounds} rounds of ${r.parameters.latencySeconds} s per system (the systems take turns each round); percentiles pooled over the rounds, a row not picked up within ${fmt(PICKUP_WAIT_MS / 1000)} s of a window's last insert counted as slower than every row that was (">${fmt(PICKUP_WAIT_MS)}" when a percentile falls among such rows). p50 per round: ${r.systems
       .filter((s) => s.latency)
-      .map((s) => `${s.name} ${s.latency!.roundP50s.map((x) => fmt(x, 1)).join(' / ')}`)
+      .map((s) => `${s.name} ${s.latency!.roundP50s.map(fmtPickup).join(' / ')}`)
       .join(
         '; ',
       )} ms. Slowest pickups (ms, with round.row, row 1 being a window's first after the system's start, and the longest event-loop stall inside the pickup of the process the system's client runs in, if any): ${r.systems
@@ -138,5 +150,6 @@ export function sporadicRows(r: SporadicResult): string {
       const stall = r.stalledMs?.[i] ?? 0
       return stall > 0 ? `${fmt(x, 1)} (stall ${fmt(stall, 0)})` : fmt(x, 1)
     })
+    .concat(r.missing > 0 ? [`${fmt(r.missing)} not picked up`] : [])
     .join(' / ')
 }

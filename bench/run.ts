@@ -11,7 +11,14 @@ import { idleRun, rssMiB } from './idle.ts'
 import { imageEnvInEffect, inImageEnv } from './image-env.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
-import { footnotes, type Results, type SystemResult, sporadicRows, table } from './report.ts'
+import {
+  fmtPickup,
+  footnotes,
+  type Results,
+  type SystemResult,
+  sporadicRows,
+  table,
+} from './report.ts'
 import { sporadicRun } from './sporadic.ts'
 import { SYSTEM_KEYS } from './systems/by-key.ts'
 import { OWN_PROCESSES, placedSystem } from './systems/hosted.ts'
@@ -172,7 +179,7 @@ try {
       windows.get(s.name)!.push(w)
       const one = poolWindows([w])
       say(
-        `latency round ${round} ${s.name}: p50 ${one.p50.toFixed(1)} p99 ${one.p99.toFixed(1)} max ${one.max.toFixed(1)} ms (${one.missing} missing)`,
+        `latency round ${round} ${s.name}: p50 ${fmtPickup(one.p50)} p99 ${fmtPickup(one.p99)} max ${fmtPickup(one.max)} ms (${one.missing} missing)`,
       )
     }
   }

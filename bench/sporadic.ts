@@ -1,6 +1,5 @@
 // Pickup after a quiet spell: each system gets one row per gap (longer than a pool's idle timeout), taking turns.
-import { clientInThisProcess, pickupRecorder } from './latency.ts'
-import { median } from './percentiles.ts'
+import { clientInThisProcess, PICKUP_WAIT_MS, pickupPercentile, pickupRecorder } from './latency.ts'
 import { STALL_MS, watchStalls } from './stalls.ts'
 import type { BenchSystem } from './systems/system.ts'
 
@@ -13,8 +12,9 @@ export interface SporadicResult {
    * that is mostly another system's work; in a process of its own, the system's own.
    */
   stalledMs?: number[]
-  p50: number
-  max: number
+  /** Null: among the rows never picked up (latency.ts's PICKUP_WAIT_MS). */
+  p50: number | null
+  max: number | null
   missing: number
 }
 
@@ -53,7 +53,7 @@ export async function sporadicRun(
         pickups.get(s.name)!.committed(round + 1)
       }
     }
-    const deadline = performance.now() + 5_000
+    const deadline = performance.now() + PICKUP_WAIT_MS
     for (const s of systems) {
       while (performance.now() < deadline && (await s.remaining()) > 0) await Bun.sleep(20)
     }
@@ -64,12 +64,13 @@ export async function sporadicRun(
   for (const s of systems) {
     const latenciesMs = await pickups.get(s.name)!.latencies(s)
     const stalledMs = await pickups.get(s.name)!.stalls(s, here)
+    const missing = o.rounds - latenciesMs.length
     out.set(s.name, {
       latenciesMs,
       ...(stalledMs ? { stalledMs } : {}),
-      p50: latenciesMs.length > 0 ? median(latenciesMs) : Number.NaN,
-      max: latenciesMs.length > 0 ? Math.max(...latenciesMs) : Number.NaN,
-      missing: o.rounds - latenciesMs.length,
+      p50: pickupPercentile(latenciesMs, missing, 50),
+      max: pickupPercentile(latenciesMs, missing, 100),
+      missing,
     })
   }
   return out

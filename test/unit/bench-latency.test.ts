@@ -1,6 +1,6 @@
 // The benchmark's pickup windows (bench/latency.ts): commit → send start, from the same clock points for every system.
 import { expect, test } from 'bun:test'
-import { latencyWindow } from '../../bench/latency.ts'
+import { latencyWindow, poolWindows } from '../../bench/latency.ts'
 import type { BenchSystem, StartOptions } from '../../bench/systems/system.ts'
 
 /**
@@ -45,4 +45,15 @@ test('a pickup is timed from the commit, not from when the insert was issued', a
   // Each start came 2 ms after its commit, which the benchmark learns of no sooner than the
   // insert returns: at most 2 ms, however long the insert worked before it committed.
   for (const ms of w.latencies) expect(ms).toBeLessThanOrEqual(2)
+})
+
+test('rows never picked up count as slower than every row that was, not as absent', () => {
+  // 3 of 10 rows picked up: the median and beyond lie among the 7 still waiting.
+  const r = poolWindows([{ latencies: [1, 2, 3], missing: 7 }])
+  expect(r.samples).toBe(3)
+  expect(r.missing).toBe(7)
+  expect([r.p50, r.p95, r.p99, r.max, r.roundP50s]).toEqual([null, null, null, null, [null]])
+  // With every row picked up, the figures are the rows'.
+  const all = poolWindows([{ latencies: [3, 1, 2], missing: 0 }])
+  expect([all.p50, all.max, all.roundP50s]).toEqual([2, 3, [2]])
 })
