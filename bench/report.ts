@@ -45,6 +45,12 @@ export const fmt = (n: number, digits = 0) =>
     ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
     : '–'
 
+/**
+ * Statements per row: three significant digits below one, since a drain's statements are few per
+ * row (a target compares 0.00410 with 0.00405, which three decimals showed both as 0.004).
+ */
+export const fmtPerRow = (n: number) => (Number.isFinite(n) && n < 1 ? n.toPrecision(3) : fmt(n, 3))
+
 /** A pickup figure; null (among rows never picked up) as more than the wait for them. */
 export const fmtPickup = (ms: number | null) =>
   ms === null ? `>${fmt(PICKUP_WAIT_MS)}` : fmt(ms, 1)
@@ -92,13 +98,7 @@ export function table(r: Results): string {
         : s.idle.connectionsMin === s.idle.connections
           ? fmt(s.idle.connections)
           : `${fmt(s.idle.connectionsMin)}–${fmt(s.idle.connections)}`,
-      `${fmt(
-        med(c10, (x) => x.statementsPerRow),
-        3,
-      )} · ${fmt(
-        med(c50, (x) => x.statementsPerRow),
-        3,
-      )}`,
+      `${fmtPerRow(med(c10, (x) => x.statementsPerRow))} · ${fmtPerRow(med(c50, (x) => x.statementsPerRow))}`,
       `${fmt(med(c10, (x) => x.walBytesPerRow))} · ${fmt(med(c50, (x) => x.walBytesPerRow))}`,
       fmt(med([...(c10 ?? []), ...(c50 ?? [])], (x) => x.enqueueWalBytesPerRow)),
       `${fmt(med(c10, (x) => x.cpuMicrosPerRow))} · ${fmt(med(c50, (x) => x.cpuMicrosPerRow))}`,
