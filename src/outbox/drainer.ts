@@ -280,7 +280,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
   return {
     start() {
       if (loop) return
-      // Register, reclaim, then claim: one after the other, so a start needs one pooled connection.
+      // Reclaim (which registers the worker), then claim: one after the other, so a start needs one
+      // pooled connection.
       loop = (async () => {
         await upkeep.first()
         await run()

@@ -8,14 +8,22 @@ import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import { extendLeases, type WorkerIdentity } from './heartbeat.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
-import { reclaimExpired } from './reclaim.ts'
+import { reclaimAndBeat } from './reclaim.ts'
 
-const IDLE_REGISTRY_BEAT_MS = 60_000
+// A reclaim comes due this long after the lease it waits for has ended (`lease_expires_at < now()`
+// is strict, and timers fire a little early or late).
+const RECLAIM_MARGIN_MS = 100
 
 export interface LeaseUpkeep {
-  /** One heartbeat (registers the worker), then one reclaim: before the first claim. */
+  /**
+   * A heartbeat of any lease held, then one reclaim, which registers the worker: before the first
+   * claim.
+   */
   first(): Promise<void>
-  /** Heartbeats every `heartbeatSeconds`, reclaims every half lease (at least 5 s). */
+  /**
+   * Heartbeats every `heartbeatSeconds` while leases are held; reclaims when the earliest lease in
+   * flight ends, at least once per lease length (its statement also beats the registry).
+   */
   startTimers(): void
   stopTimers(): void
 }
@@ -35,14 +43,15 @@ export function createLeaseUpkeep(d: {
   wake: () => void
 }): LeaseUpkeep {
   let timers: ReturnType<typeof setInterval>[] = []
-  let lastBeatAt = Number.NEGATIVE_INFINITY
+  let reclaimTimer: ReturnType<typeof setTimeout> | undefined
+  let stopped = true
+  const leaseMs = d.config.leaseSeconds * 1000
 
-  async function heartbeatOnce(force = true) {
+  async function heartbeatOnce() {
     const leases = [...d.held.values()]
-    // Idle: only the registry needs a beat, and once a minute is plenty (idle cost per database).
-    if (!force && leases.length === 0 && d.clock.now() - lastBeatAt < IDLE_REGISTRY_BEAT_MS) return
+    // Idle: the registry's beat rides on the reclaim, due at least once per lease length.
+    if (leases.length === 0) return
     const sentAt = d.clock.now()
-    lastBeatAt = sentAt
     const alive = await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds)
     for (const l of leases) {
       if (alive.has(l.id)) d.deadlines?.confirm([l], sentAt)
@@ -55,8 +64,14 @@ export function createLeaseUpkeep(d: {
     }
   }
 
-  async function reclaimOnce() {
-    const rows = await reclaimExpired(d.db, { defaultMaxAttempts: d.config.maxAttempts })
+  /** Reclaims what has ended; returns the milliseconds until the next reclaim is due. */
+  async function reclaimOnce(): Promise<number> {
+    const limit = 1000
+    const { rows, nextExpiryMs } = await reclaimAndBeat(d.db, {
+      defaultMaxAttempts: d.config.maxAttempts,
+      limit,
+      beat: d.worker,
+    })
     if (rows.length > 0) {
       d.log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })
       d.onEvent?.({ type: 'reclaimed', db: d.dbName, count: rows.length })
@@ -77,6 +92,26 @@ export function createLeaseUpkeep(d: {
       }
       d.wake()
     }
+    // More ended than one statement takes: again at once. Otherwise when the earliest lease in
+    // flight ends; none ends sooner than a lease taken from now on, a lease length away.
+    if (rows.length >= limit) return 0
+    return Math.min(nextExpiryMs ?? leaseMs, leaseMs) + RECLAIM_MARGIN_MS
+  }
+
+  function scheduleReclaim(ms: number) {
+    if (stopped) return
+    reclaimTimer = setTimeout(async () => {
+      let next = leaseMs
+      try {
+        next = await reclaimOnce()
+      } catch (error) {
+        // Unreachable now: asked again in a while, as a timer per half lease did.
+        next = Math.max(5_000, leaseMs / 2)
+        d.log.warn('reclaim failed', { err: error })
+        d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'reclaim', error })
+      }
+      scheduleReclaim(next)
+    }, ms)
   }
 
   // A tick still running when the next one is due is skipped, not stacked.
@@ -97,18 +132,24 @@ export function createLeaseUpkeep(d: {
     timers.push(t)
   }
 
+  let firstReclaimDueMs = leaseMs
   return {
     async first() {
+      // Leases held (none before a drainer's first claim) are kept; the reclaim's beat registers
+      // the worker.
       await heartbeatOnce().catch(() => {})
-      await reclaimOnce().catch(() => {})
+      firstReclaimDueMs = await reclaimOnce().catch(() => Math.max(5_000, leaseMs / 2))
     },
     startTimers() {
-      every(d.config.heartbeatSeconds * 1000, 'heartbeat', () => heartbeatOnce(false))
-      every(Math.max(5, d.config.leaseSeconds / 2) * 1000, 'reclaim', reclaimOnce)
+      stopped = false
+      every(d.config.heartbeatSeconds * 1000, 'heartbeat', heartbeatOnce)
+      scheduleReclaim(firstReclaimDueMs)
     },
     stopTimers() {
+      stopped = true
       for (const t of timers) clearInterval(t)
       timers = []
+      clearTimeout(reclaimTimer)
     },
   }
 }

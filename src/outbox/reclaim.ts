@@ -1,12 +1,23 @@
 // reclaimExpired: crash recovery: rows whose lease ran out go back to pending, or fail when out of attempts.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import type { WorkerIdentity } from './heartbeat.ts'
 
 export interface Reclaimed {
   id: string
   status: 'pending' | 'failed' | 'cancelled'
   /** The dead holder had started the send: the next attempt must resolve the ambiguity. */
   ambiguous: boolean
+}
+
+export interface ReclaimResult {
+  rows: Reclaimed[]
+  /**
+   * Milliseconds (database time) until the earliest lease still running ends, or null when no row
+   * is in flight: no lease taken after this statement can end sooner than LEASE_SECONDS from now,
+   * so the next reclaim is due at the lesser of the two.
+   */
+  nextExpiryMs: number | null
 }
 
 /**
@@ -21,9 +32,30 @@ export async function reclaimExpired(
   db: Kysely<Database>,
   p: { defaultMaxAttempts: number; limit?: number },
 ): Promise<Reclaimed[]> {
+  return (await reclaimAndBeat(db, p)).rows
+}
+
+/**
+ * reclaimExpired, also reading when the next reclaim is due and, with `beat`, upserting the
+ * worker's registry entry: an idle worker's one statement per lease length (no other idle beat).
+ * The earliest end is read from the statement's snapshot over email_outbox_sending_idx (in-flight
+ * rows only); rows this statement reclaims, or another reclaimer holds, have ended and are left out.
+ */
+export async function reclaimAndBeat(
+  db: Kysely<Database>,
+  p: { defaultMaxAttempts: number; limit?: number; beat?: WorkerIdentity },
+): Promise<ReclaimResult> {
   // Read on the locked row version the UPDATE writes.
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
-  const { rows } = await sql<Reclaimed>`
+  const w = p.beat
+  const beat = w
+    ? sql`, beat as (
+      insert into mailer.workers (id, host, pid, version)
+      values (${w.id}, ${w.host}, ${w.pid}, ${w.version})
+      on conflict (id) do update set last_heartbeat_at = now()
+    )`
+    : sql``
+  const { rows } = await sql<Reclaimed & { next_ms: number | null }>`
     with expired as (
       -- The lease's holder, read before the update clears it: the history names the worker that stopped.
       select id, lease_owner from mailer.email_outbox
@@ -52,7 +84,19 @@ export async function reclaimExpired(
              case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
              last_error_code, last_error
         from done
-    )
-    select id, status, ambiguous from done`.execute(db)
-  return rows
+    )${beat}
+    select id, status, ambiguous, null::float8 as next_ms from done
+    union all
+    select null, null, null,
+           (select extract(epoch from min(lease_expires_at) - now()) * 1000
+              from mailer.email_outbox where status = 'sending' and lease_expires_at >= now())::float8`.execute(
+    db,
+  )
+  // The one row without an id carries the next end.
+  return {
+    rows: rows
+      .filter((r) => r.id !== null)
+      .map(({ id, status, ambiguous }) => ({ id, status, ambiguous })),
+    nextExpiryMs: rows.find((r) => r.id === null)?.next_ms ?? null,
+  }
 }

@@ -8,7 +8,7 @@ import type { EngineEvent } from '../../src/outbox/events.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
-import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { reclaimAndBeat, reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
@@ -935,6 +935,57 @@ describe('expiry after an interrupted send', () => {
 })
 
 describe('lease upkeep', () => {
+  test('a reclaim says when the earliest lease in flight ends, and beats the registry', async () => {
+    const worker = { id: 'w9', host: 'h', pid: 9, version: 't' }
+    const idle = await reclaimAndBeat(t.db, { defaultMaxAttempts: 3, beat: worker })
+    expect(idle).toEqual({ rows: [], nextExpiryMs: null })
+    const registered = await t.pool.query(`select id from mailer.workers where id = 'w9'`)
+    expect(registered.rowCount).toBe(1)
+
+    await enqueue(t)
+    await enqueue(t)
+    await claim(1, 'w1', 40)
+    await claim(1, 'w2', 20)
+    const ended = await enqueue(t)
+    await claim(1, 'w3', 30)
+    await expireLease(ended)
+    const r = await reclaimAndBeat(t.db, { defaultMaxAttempts: 3 })
+    expect(r.rows.map((x) => x.id)).toEqual([ended])
+    // w2's lease, the earliest of those still running, ends in about 20 s.
+    expect(r.nextExpiryMs).toBeGreaterThan(15_000)
+    expect(r.nextExpiryMs).toBeLessThanOrEqual(20_000)
+  })
+
+  test('a dead worker’s rows are reclaimed when their lease ends, not a half lease later', async () => {
+    const id = await enqueue(t)
+    // Claimed by a worker that then died, with a lease far shorter than this worker's.
+    await claim(1, 'dead', 1)
+    let woken: () => void = () => {}
+    const wake = new Promise<void>((resolve) => {
+      woken = resolve
+    })
+    const upkeep = createLeaseUpkeep({
+      dbName: 'test',
+      db: t.db,
+      worker: { id: 'w1', host: 'h', pid: 1, version: 't' },
+      // Reclaims every half lease would first come 30 s after the start.
+      config: { heartbeatSeconds: 20, leaseSeconds: 60, maxAttempts: 3 },
+      clock: systemClock,
+      log: silentLogger,
+      held: new Map(),
+      wake: () => woken(),
+    })
+    await upkeep.first()
+    upkeep.startTimers()
+    try {
+      const bound = Bun.sleep(20_000).then(() => 'not reclaimed within 20 s')
+      expect(await Promise.race([wake.then(() => 'reclaimed'), bound])).toBe('reclaimed')
+    } finally {
+      upkeep.stopTimers()
+    }
+    expect((await rowOf(t, id)).status).toBe('pending')
+  })
+
   test('a lease a heartbeat finds lost is reported once, however long it stays held', async () => {
     const id = await enqueue(t)
     const [lease] = await claim(1)
