@@ -27,6 +27,9 @@ export interface SlotKeeperOptions {
   parkMs: number
 }
 
+/** How long close() waits for a take under way; a statement answering later frees its slots too. */
+const CLOSE_WAIT_MS = 2_000
+
 interface Waiter {
   grant: (held: HeldSlot) => void
   fail: (err: unknown) => void
@@ -47,7 +50,8 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   const parked: { held: HeldSlot; at: number }[] = []
   const waiting: Waiter[] = []
   let flushing: AbortController | null = null
-  let taking = false
+  // The take loop while it runs: close() waits for a statement of it still under way.
+  let taking: Promise<void> | null = null
   let nap: AbortController | null = null
   let closed = false
   // Slots handed to sends and not given back yet: renewed while their sends run.
@@ -139,48 +143,49 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   // or the last waiter leaving cuts short. After a failed take, and before any other (so no take
   // of ours can race it), what that take may have got is freed: one lost answer must not keep
   // every worker's sends waiting for a TTL.
-  async function takeForWaiting() {
-    if (taking) return
-    taking = true
+  function takeForWaiting(): Promise<void> {
+    taking ??= takeLoop().finally(() => {
+      taking = null
+    })
+    return taking
+  }
+
+  async function takeLoop() {
     let delay = 20
-    try {
-      while ((waiting.length > 0 || lostTakeAt !== null) && !closed) {
-        if (lostTakeAt !== null) {
-          if (await freeLostTake()) delay = 20
-          else {
-            nap = new AbortController()
-            await o.clock.sleep(jitter(delay), nap.signal)
-            nap = null
-            delay = Math.min(delay * 2, 2_000)
-          }
-          continue
+    while ((waiting.length > 0 || lostTakeAt !== null) && !closed) {
+      if (lostTakeAt !== null) {
+        if (await freeLostTake()) delay = 20
+        else {
+          nap = new AbortController()
+          await o.clock.sleep(jitter(delay), nap.signal)
+          nap = null
+          delay = Math.min(delay * 2, 2_000)
         }
-        const takenAt = o.clock.now()
-        let got: { slot: number; token: string }[]
-        try {
-          got = await takeSlots(o.db, {
-            want: waiting.length,
-            max: o.max,
-            holder: o.holder,
-            ttlMs: o.ttlMs,
-          })
-        } catch (err) {
-          for (const w of waiting.splice(0)) w.fail(err)
-          lostTakeAt = takenAt
-          continue
-        }
-        for (const g of got) giveBack({ ...g, takenAt, sureAt: takenAt })
-        if (got.length > 0 || waiting.length === 0) {
-          delay = 20
-          continue
-        }
-        nap = new AbortController()
-        await o.clock.sleep(jitter(delay), nap.signal)
-        nap = null
-        delay = Math.min(delay * 2, o.maxWaitMs)
+        continue
       }
-    } finally {
-      taking = false
+      const takenAt = o.clock.now()
+      let got: { slot: number; token: string }[]
+      try {
+        got = await takeSlots(o.db, {
+          want: waiting.length,
+          max: o.max,
+          holder: o.holder,
+          ttlMs: o.ttlMs,
+        })
+      } catch (err) {
+        for (const w of waiting.splice(0)) w.fail(err)
+        lostTakeAt = takenAt
+        continue
+      }
+      for (const g of got) giveBack({ ...g, takenAt, sureAt: takenAt })
+      if (got.length > 0 || waiting.length === 0) {
+        delay = 20
+        continue
+      }
+      nap = new AbortController()
+      await o.clock.sleep(jitter(delay), nap.signal)
+      nap = null
+      delay = Math.min(delay * 2, o.maxWaitMs)
     }
   }
 
@@ -244,7 +249,12 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
         void takeForWaiting()
       })
     },
-    /** Frees every parked slot now and waits for the frees; later give-backs free at once. */
+    /**
+     * Frees every parked slot now and waits for the frees; later give-backs free at once. A take
+     * still under way (a send that waited when the stop came) is waited for, up to CLOSE_WAIT_MS,
+     * and what it took is freed with the rest: the process exits once this resolves, and a slot
+     * freed after that would stay held, for every worker, until its TTL.
+     */
     async close() {
       closed = true
       flushing?.abort()
@@ -253,6 +263,11 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       renewing?.abort()
       renewing = null
       for (const w of waiting.splice(0)) w.cancel()
+      if (taking) {
+        const gaveUp = new AbortController()
+        await Promise.race([taking, o.clock.sleep(CLOSE_WAIT_MS, gaveUp.signal)])
+        gaveUp.abort()
+      }
       free(parked.splice(0).map((p) => p.held))
       await freer.close()
     },

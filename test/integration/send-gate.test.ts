@@ -579,6 +579,37 @@ describe('the Postgres send gate', () => {
     await b.close?.()
   })
 
+  test('closing the gate waits for a take still under way and frees what it took', async () => {
+    // A worker stopping while a send waited for a slot: the take has committed, its answer is
+    // still on its way when close() begins. The process exits once close() resolves (its pool
+    // closed), so a slot freed only later stays held, for every worker, until its TTL.
+    let answer = () => {}
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    const events: string[] = []
+    let takes = 0
+    const slowTake = throughQueries(async (run, text) => {
+      const result = await run()
+      if (text.includes('with taken as') && takes++ === 0) await answered
+      if (text.includes("set expires_at = '-infinity'")) events.push('freed')
+      return result
+    })
+    await ensureSlots(t.db, 1)
+    const a = gate('a', { max: 1, ttl: 60_000, db: slowTake })
+    const stop = new AbortController()
+    const waiting = a.acquire('m@example.com', stop.signal)
+    // The take committed (the slot is held in the database); its answer waits.
+    await pollUntil(async () => ((await slotRow()).free ? undefined : true), 5_000)
+    stop.abort()
+    expect(await waiting).toBeNull()
+    const closing = a.close!().then(() => events.push('closed'))
+    answer()
+    await closing
+    expect(events).toEqual(['freed', 'closed'])
+    expect((await slotRow()).free).toBe(true)
+  })
+
   test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
     const a = gate('a', { max: 1 })
     const signal = new AbortController().signal
