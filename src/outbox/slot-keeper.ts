@@ -252,8 +252,9 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     /**
      * Frees every parked slot now and waits for the frees; later give-backs free at once. A take
      * still under way (a send that waited when the stop came) is waited for, up to CLOSE_WAIT_MS,
-     * and what it took is freed with the rest: the process exits once this resolves, and a slot
-     * freed after that would stay held, for every worker, until its TTL.
+     * and what it took is freed with the rest, as is what a take whose answer was lost may have
+     * got: the process exits once this resolves, and a slot freed after that would stay held, for
+     * every worker, until its TTL.
      */
     async close() {
       closed = true
@@ -263,11 +264,13 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       renewing?.abort()
       renewing = null
       for (const w of waiting.splice(0)) w.cancel()
-      if (taking) {
-        const gaveUp = new AbortController()
-        await Promise.race([taking, o.clock.sleep(CLOSE_WAIT_MS, gaveUp.signal)])
-        gaveUp.abort()
-      }
+      const gaveUp = new AbortController()
+      const bounded = (p: Promise<unknown>) =>
+        Promise.race([p, o.clock.sleep(CLOSE_WAIT_MS, gaveUp.signal)])
+      if (taking) await bounded(taking)
+      // A take whose answer was lost and whose give-back has not succeeded yet: one more try.
+      if (lostTakeAt !== null) await bounded(freeLostTake())
+      gaveUp.abort()
       free(parked.splice(0).map((p) => p.held))
       await freer.close()
     },

@@ -610,6 +610,34 @@ describe('the Postgres send gate', () => {
     expect((await slotRow()).free).toBe(true)
   })
 
+  test('closing the gate gives back what a take whose answer was lost got, even when the first give-back failed', async () => {
+    // The take commits and its answer is lost with its connection (a terminated backend); the
+    // give-back of what it may have got fails too, and the worker is stopped meanwhile.
+    let lostTakes = 0
+    let refuseGiveBacks = true
+    const cut = throughQueries(async (run, text) => {
+      if (text.includes('token <> all') && refuseGiveBacks)
+        throw new Error('Connection terminated unexpectedly')
+      const result = await run()
+      if (lostTakes === 0 && text.includes('with taken as')) {
+        lostTakes++
+        throw new Error('Connection terminated unexpectedly')
+      }
+      return result
+    })
+    await ensureSlots(t.db, 1)
+    const a = gate('a', { max: 1, ttl: 60_000, db: cut })
+    await expect(a.acquire('m@example.com', new AbortController().signal)).rejects.toThrow(
+      'Connection terminated',
+    )
+    expect((await slotRow()).free).toBe(false)
+    const closing = a.close!()
+    refuseGiveBacks = false
+    await closing
+    // The process exits now: nothing of this worker's may stay held for the 60 s TTL.
+    expect((await slotRow()).free).toBe(true)
+  })
+
   test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
     const a = gate('a', { max: 1 })
     const signal = new AbortController().signal
