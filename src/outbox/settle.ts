@@ -116,7 +116,13 @@ export async function settleLeases(
                  then 'not sent before expiresAt'
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
                when 'cancelled' then 'cancelled before the send started'
-               when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
+               -- Ended by its expiresAt (as settle_verdict reads it) or by THROTTLE_DEADLINE_SECONDS:
+               -- the error names which, or an expiry minutes away reads as a day of throttling.
+               when 'throttled_out' then case
+                 when o.expires_at is not null
+                      and now() + make_interval(secs => i.delay_ms / 1000) >= o.expires_at
+                 then 'still throttled at its expiresAt: '
+                 else 'still throttled at the throttle deadline: ' end || coalesce(i.message, '')
                when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,

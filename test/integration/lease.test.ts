@@ -484,7 +484,12 @@ describe('settleLeases', () => {
     })
     const [l] = await claim(1)
     await settleOne(id, l!.token, retryOf('ApplicationThrottled', 60_000, true))
-    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'throttled' })
+    // Its error names the expiry that ended it, not THROTTLE_DEADLINE_SECONDS (a day by default).
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'throttled',
+      last_error: expect.stringMatching(/^still throttled at its expiresAt: /),
+    })
   })
 
   test('a retry that would land after expiresAt fails the row as expired', async () => {
