@@ -141,16 +141,26 @@ export interface OwnCluster {
   /** Seconds the server was last down for. */
   stop(): Promise<void>
   start(): Promise<void>
+  /** Kills the server at once (SIGQUIT, immediate shutdown): the next start recovers from its WAL. */
+  crash(): Promise<void>
 }
 
-/** A cluster of its own that a scenario may stop and start again, migrated by the binary itself. */
-export async function ownCluster(name: string): Promise<OwnCluster> {
+/**
+ * A cluster of its own that a scenario may stop and start again, migrated by the binary itself.
+ * `crashable`: commits wait for their WAL to be written (no server-wide synchronous_commit=off), so
+ * a crash() loses only what Postgres itself may lose; fsync stays off (no machine crash here).
+ */
+export async function ownCluster(
+  name: string,
+  o: { crashable?: boolean } = {},
+): Promise<OwnCluster> {
   const dir = await mkdtemp(join(tmpdir(), `outbox-fault-pg-${name}-`))
   // TEST_POSTGRES_NATIVE: another Postgres version's binaries (.ci/run runs the faults on 17 too).
   const server = await startEmbeddedPostgres({
     dir,
     persistent: true,
-    fast: true,
+    fast: !o.crashable,
+    ...(o.crashable ? { extraFlags: ['-c', 'fsync=off', '-c', 'full_page_writes=off'] } : {}),
     nativeDir: process.env.TEST_POSTGRES_NATIVE || undefined,
   })
   let up = true
@@ -183,6 +193,19 @@ export async function ownCluster(name: string): Promise<OwnCluster> {
     start: async () => {
       await server.start()
       up = true
+    },
+    crash: async () => {
+      const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0])
+      process.kill(pid, 'SIGQUIT')
+      await within('postmaster gone after SIGQUIT', 10_000, () => {
+        try {
+          process.kill(pid, 0)
+          return undefined
+        } catch {
+          return true
+        }
+      })
+      up = false
     },
   }
 }
@@ -246,11 +269,24 @@ export interface Graph {
   duplicates(ids?: readonly string[]): number
   /** Ids among `ids` the fake never accepted. */
   missing(ids: readonly string[]): string[]
+  /** With `cuttable`: closes every connection open to the fake now (a network blip); how many. */
+  cut(): number
 }
 
-export async function startGraph(opts: FakeGraphOptions = {}): Promise<Graph> {
+/** `cuttable`: the mailers reach the fake through a proxy whose open connections `cut()` closes. */
+export async function startGraph(
+  opts: FakeGraphOptions = {},
+  o: { cuttable?: boolean } = {},
+): Promise<Graph> {
   const cert = await certificate()
-  const fake = await startFakeGraph({ certificates: [cert.certPem], ...opts })
+  let fakePort = 0
+  const proxy = o.cuttable ? await startFreezingProxy(() => `http://127.0.0.1:${fakePort}`) : null
+  const fake = await startFakeGraph({
+    certificates: [cert.certPem],
+    ...(proxy ? { publicOrigin: `http://127.0.0.1:${proxy.port}` } : {}),
+    ...opts,
+  })
+  fakePort = fake.port ?? 0
   onCleanup(() => fake.stop())
   const acceptedCounts = () => {
     const counts = new Map<string, number>()
@@ -282,6 +318,7 @@ export async function startGraph(opts: FakeGraphOptions = {}): Promise<Graph> {
       const counts = acceptedCounts()
       return ids.filter((id) => !counts.has(id))
     },
+    cut: () => proxy?.cut() ?? 0,
   }
 }
 
@@ -419,19 +456,25 @@ export interface FreezingProxy {
   port: number
   /** Connections open now stop forwarding in both directions, without closing: a dead NAT entry. */
   freeze(): number
+  /** Connections open now are closed at once, in both directions: a network blip. */
+  cut(): number
   /** Connections accepted so far. */
   accepted(): number
 }
 
-/** A loopback TCP proxy whose current connections can be frozen; new connections still pass. */
-export async function startFreezingProxy(target: string): Promise<FreezingProxy> {
-  const u = new URL(target)
+/**
+ * A loopback TCP proxy whose current connections can be frozen or cut; new connections still pass.
+ * `target` may be a function, read at each connection (a target started after the proxy).
+ */
+export async function startFreezingProxy(target: string | (() => string)): Promise<FreezingProxy> {
+  const targetUrl = () => new URL(typeof target === 'string' ? target : target())
   // `open` is every pair (closed at cleanup); `live` the pairs still forwarding.
   const open = new Set<{ client: Socket; upstream: Socket }>()
   const live = new Set<{ client: Socket; upstream: Socket }>()
   let count = 0
   const server = createServer((client) => {
     count++
+    const u = targetUrl()
     const upstream = connect(Number(u.port), u.hostname)
     const pair = { client, upstream }
     open.add(pair)
@@ -471,6 +514,14 @@ export async function startFreezingProxy(target: string): Promise<FreezingProxy>
         upstream.pause()
       }
       live.clear()
+      return n
+    },
+    cut() {
+      const n = open.size
+      for (const { client, upstream } of [...open]) {
+        client.destroy()
+        upstream.destroy()
+      }
       return n
     },
     accepted: () => count,

@@ -28,6 +28,11 @@ export interface FakeGraphOptions {
   seed?: number
   /** Recipients Graph cannot resolve: a message to any of them answers 400 ErrorInvalidRecipients. */
   rejectRecipients?: string[]
+  /**
+   * The origin clients reach the fake at, when not its own (a proxy in front of it): the token
+   * endpoint and the resource Entra checks are named by it.
+   */
+  publicOrigin?: string
 }
 
 export type GraphFault =
@@ -36,12 +41,20 @@ export type GraphFault =
   | 'invalid_recipients'
   /** 202 with a Retry-After header: accepted, and must not be repeated (msgraph-sdk-java#1487). */
   | 'accept_with_retry_after'
+  /** Accepted, then no answer until the client gives up: an ambiguous send. */
+  | 'accept_then_hang'
+  /** Accepted, then a gateway's 504 (Retry-After 1): an ambiguous send. */
+  | 'accept_then_504'
 
 export interface FakeGraphFaults {
   /** Consumed one per sendMail request, before anything else happens to it. */
   sendMail?: GraphFault[]
   /** Consumed one per mailbox lookup (GET …/messages), before anything else happens to it. */
   lookup?: Extract<GraphFault, { status: number }>[]
+  /** Asked per sendMail request once `sendMail` is empty: a fault, or undefined to answer normally. */
+  pickSendMail?: () => GraphFault | undefined
+  /** Asked per mailbox lookup once `lookup` is empty: a fault, or undefined to answer normally. */
+  pickLookup?: () => Extract<GraphFault, { status: number }> | undefined
   /** Fraction of sendMail requests answered 429 ApplicationThrottled (seeded, deterministic). */
   throttleFraction?: number
   retryAfter?: string
@@ -87,7 +100,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     idleTimeout: 0,
     fetch: (req) => route(req),
   })
-  const origin = `http://127.0.0.1:${server.port}`
+  const origin = opts.publicOrigin ?? `http://127.0.0.1:${server.port}`
   const entra = createFakeEntra({
     tenantId,
     clientId,
@@ -180,7 +193,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   async function sendMail(req: Request, mailbox: string): Promise<Response> {
     sendMailRequests++
     if (faults.latencyMs) await Bun.sleep(faults.latencyMs)
-    const fault = faults.sendMail?.shift()
+    const fault = faults.sendMail?.shift() ?? faults.pickSendMail?.()
     if (fault === 'hang') return hang(req)
     if (typeof fault === 'object') {
       return graphError(
@@ -239,6 +252,10 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       requestId,
       acceptedAt: Date.now(),
     })
+    if (fault === 'accept_then_hang') return hang(req)
+    if (fault === 'accept_then_504') {
+      return graphError(504, 'GatewayTimeout', 'Gateway Timeout', { 'retry-after': '1' })
+    }
     const extra: Record<string, string> =
       fault === 'accept_with_retry_after' ? { 'retry-after': '10' } : {}
     return new Response(null, {
@@ -259,7 +276,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   }
 
   function listMessages(url: URL, mailbox: string, folder: 'sentitems' | null): Response {
-    const fault = faults.lookup?.shift()
+    const fault = faults.lookup?.shift() ?? faults.pickLookup?.()
     if (fault) {
       return graphError(
         fault.status,
@@ -309,6 +326,8 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   return {
     authorityUrl: origin,
     apiUrl: `${origin}/v1.0`,
+    /** The fake's own port (a proxy's target when `publicOrigin` is set). */
+    port: server.port,
     tenantId,
     clientId,
     accepted,
