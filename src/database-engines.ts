@@ -78,6 +78,7 @@ export function startDrainers(
           ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
           : config.worker.pollIntervalSeconds * 1000,
       sendBlockedForMs: transport.blockedForMs,
+      ...(config.graph ? { sendTimeoutMs: config.graph.requestTimeoutMs } : {}),
       onEvent,
     })
     drainers.set(h.name, drainer)

@@ -39,6 +39,8 @@ export interface DrainerDeps {
   pollIntervalMs?: () => number
   /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */
   sendBlockedForMs?: () => number
+  /** How long one send may take (Graph's request timeout): a send starts only with that much lease left. */
+  sendTimeoutMs?: number
   /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */
   claim?: typeof claimBatch
   onEvent?: EngineEventHandler
@@ -104,7 +106,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wanted = true
     wakeUp?.()
   }
-  const deadlines = createLeaseDeadlines(d.clock, cfg.leaseSeconds * 1000)
+  const deadlines = createLeaseDeadlines(d.clock, cfg.leaseSeconds * 1000, {
+    ...(d.sendTimeoutMs !== undefined ? { sendTimeoutMs: d.sendTimeoutMs } : {}),
+    heartbeatMs: cfg.heartbeatSeconds * 1000,
+  })
   const upkeep = createLeaseUpkeep({
     dbName: d.dbName,
     db: d.db,

@@ -19,9 +19,27 @@ export interface LeaseDeadlines {
   holds(lease: Lease): boolean
 }
 
-export function createLeaseDeadlines(clock: Clock, leaseMs: number): LeaseDeadlines {
+/**
+ * `sendTimeoutMs`: how long one send may take (Graph: GRAPH_REQUEST_TIMEOUT_SECONDS). A send must
+ * end while its lease surely holds: if heartbeats fail meanwhile, a lease that ends mid-send is
+ * reclaimed, and the reclaimer's mailbox lookup can come before the provider has filed the message,
+ * so it sends it again. The margin stays under what a lease keeps between two heartbeats that work
+ * (`heartbeatMs`), so working heartbeats never hold a send back.
+ */
+export function createLeaseDeadlines(
+  clock: Clock,
+  leaseMs: number,
+  o: { sendTimeoutMs?: number; heartbeatMs?: number } = {},
+): LeaseDeadlines {
   // A send of an open-gate transport (a file write) is short; a tenth of the lease, at most 5 s.
-  const marginMs = Math.min(5_000, leaseMs / 10)
+  const shortMs = Math.min(5_000, leaseMs / 10)
+  const marginMs =
+    o.sendTimeoutMs === undefined
+      ? shortMs
+      : Math.max(
+          shortMs,
+          Math.min(o.sendTimeoutMs + 1_000, leaseMs - (o.heartbeatMs ?? leaseMs / 3) - 1_000),
+        )
   // WeakMap: a lease that leaves the drainer's books needs no forgetting here.
   const until = new WeakMap<Lease, number>()
   return {

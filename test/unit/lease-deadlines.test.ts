@@ -1,0 +1,48 @@
+// Lease deadlines: how much lease a send must have left before it starts.
+import { describe, expect, test } from 'bun:test'
+import type { Clock } from '../../src/clock.ts'
+import type { Lease } from '../../src/outbox/claim.ts'
+import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
+
+function at(ms: number): Clock {
+  return { now: () => ms, sleep: async () => {} }
+}
+
+const lease = { id: '1', token: 't' } as Lease
+
+describe('lease deadlines', () => {
+  test('a Graph send starts only with its request timeout of lease left', () => {
+    // Defaults: LEASE_SECONDS 60, heartbeats every 20 s, GRAPH_REQUEST_TIMEOUT_SECONDS 30.
+    const holdsAt = (ms: number) => {
+      const d = createLeaseDeadlines(at(ms), 60_000, { sendTimeoutMs: 30_000, heartbeatMs: 20_000 })
+      d.confirm([lease], 0)
+      return d.holds(lease)
+    }
+    // Right after a heartbeat, and up to the next one (40 s left): sends start.
+    expect(holdsAt(0)).toBe(true)
+    expect(holdsAt(20_000)).toBe(true)
+    // Two heartbeats missed: 30 s left is not enough for a request that may take 30 s.
+    expect(holdsAt(30_000)).toBe(false)
+    expect(holdsAt(50_000)).toBe(false)
+  })
+
+  test('a short send (file, discard) keeps a tenth of the lease, at most 5 s', () => {
+    const holdsAt = (ms: number) => {
+      const d = createLeaseDeadlines(at(ms), 60_000)
+      d.confirm([lease], 0)
+      return d.holds(lease)
+    }
+    expect(holdsAt(50_000)).toBe(true)
+    expect(holdsAt(55_000)).toBe(false)
+  })
+
+  test('the margin never holds back a send between two heartbeats that work', () => {
+    // Request timeout at its largest (half the lease) and heartbeats at theirs (half the lease too).
+    const d = createLeaseDeadlines(at(29_000), 60_000, {
+      sendTimeoutMs: 30_000,
+      heartbeatMs: 30_000,
+    })
+    d.confirm([lease], 0)
+    expect(d.holds(lease)).toBe(true)
+  })
+})
