@@ -102,7 +102,16 @@ export function createDrainer(d: DrainerDeps): Drainer {
 
   const lastChecks = createStartQueue((leases) => startSends(d.db, leases))
 
+  // Wakes from outside (notification, timer, poll, reclaim) may mean rows the claim in flight did
+  // not see; a wake for room in the local queue only means "claim the backlog", which a claim that
+  // came back short has shown to be gone (it cost every drain one more empty claim).
+  let news = 0
   const wake = () => {
+    news++
+    wanted = true
+    wakeUp?.()
+  }
+  const refill = () => {
     wanted = true
     wakeUp?.()
   }
@@ -215,11 +224,11 @@ export function createDrainer(d: DrainerDeps): Drainer {
         stopping: stopping.signal,
         abort: abort.signal,
         handedOver: (lease) => {
-          if (unsent.delete(lease) && (backlog || wanted) && roomToClaim()) wake()
+          if (unsent.delete(lease) && (backlog || wanted) && roomToClaim()) refill()
         },
         done: (lease) => {
           if (!release(lease)) return
-          if ((backlog || wanted) && roomToClaim()) wake()
+          if ((backlog || wanted) && roomToClaim()) refill()
         },
         onRetry: due.arm,
       },
@@ -246,9 +255,11 @@ export function createDrainer(d: DrainerDeps): Drainer {
       lastLoopAt = d.clock.now()
       if (mayClaim()) {
         wanted = false
+        const newsBefore = news
         try {
           const r = await claimAndDeliver()
           backlog = r.full
+          if (!r.full && news === newsBefore) wanted = false
           errorDelay = 500
           claimsFailing = null
           if (r.claimed > 0) continue

@@ -674,6 +674,40 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
   })
 })
 
+describe('claims per drain', () => {
+  test('a drain ends with one empty claim: sends handed over while it runs do not ask for another', async () => {
+    const got: number[] = []
+    let calls = (): number => 0
+    const claim: typeof claimBatch = async (db, p) => {
+      const r = await claimBatch(db, p)
+      // The claim that finds the drained queue empty returns only after the other rows' sends have
+      // begun (each a wake for room in the local queue), as sends overlap claims in a real drain.
+      if (r.leases.length === 0 && got.includes(50)) {
+        await pollUntil(async () => (calls() === 50 ? true : undefined))
+      }
+      got.push(r.leases.length)
+      return r
+    }
+    // Concurrency 1 with an open gate: claims of 50, the next one when 25 are left unsent.
+    const e = await started({ config: { concurrency: 1 }, deps: { claim } })
+    calls = () => e.sender.calls.length
+    // 50 rows in one transaction: one notification, as the benchmark's drain inserts its rows.
+    await t.pool.query(
+      `insert into mailer.email_outbox (message)
+       select jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Hello', 'text', 'Hi')
+         from generate_series(1, 50)`,
+    )
+    const left = async () =>
+      (
+        await t.pool.query(
+          `select count(*)::int as n from mailer.email_outbox where status <> 'sent'`,
+        )
+      ).rows[0].n as number
+    await pollUntil(async () => ((await left()) === 0 ? true : undefined))
+    expect(got.slice(got.indexOf(50))).toEqual([50, 0])
+  })
+})
+
 describe('a claim too large for one statement', () => {
   test('after Postgres refuses a claim as too large (54000), rows are claimed one at a time and go', async () => {
     const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
