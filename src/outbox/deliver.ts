@@ -5,6 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler, SettleOutcome } from './events.ts'
+import { sendThroughGate } from './gated-send.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { RenderError, renderLease } from './render.ts'
 import {
@@ -191,65 +192,5 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     await Promise.all([...settling, ...started.map((r) => sendInSlot(d, r, finish, null, false))])
     return
   }
-  await Promise.all([
-    ...settling,
-    ...ready.map(async (r) => {
-      const mailbox = r.mail.from.address
-      // A mailbox lookup is a provider request too: it must not go to a paused mailbox, so the gate
-      // reads the pause before it even when it would leave that to the last check.
-      let readPause = r.lease.ambiguous
-      let resolved = !r.lease.ambiguous
-      for (;;) {
-        let permit: Awaited<ReturnType<SendGate['acquire']>>
-        try {
-          permit = await d.gate.acquire(mailbox, d.stopping, readPause)
-        } catch (err) {
-          // The limits live in the database: unreachable now, so give the row back untouched.
-          d.log.warn('could not take a send permit; releasing the row', { db: d.dbName, err })
-          permit = null
-        }
-        if (!permit) return finish(r.lease, { kind: 'released' })
-        if ('pausedForMs' in permit) {
-          // Uncounted, like the throttled send that paused the mailbox, and due when the pause
-          // ends (or at the pacing turn reserved for it).
-          return finish(r.lease, {
-            kind: 'retry',
-            ...(permit.reserved
-              ? {
-                  code: 'mailbox_paced',
-                  message:
-                    'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it',
-                }
-              : {
-                  code: 'mailbox_paused',
-                  message: 'not sent: its sender mailbox is paused after a provider throttle',
-                }),
-            delayMs: permit.pausedForMs,
-            throttled: true,
-            ambiguous: r.lease.ambiguous,
-          })
-        }
-        // Given back once, as soon as the provider request is over (before its settlement).
-        let held = true
-        const release = () => {
-          if (!held) return
-          held = false
-          permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
-        }
-        try {
-          // The lookup is a provider request too: it runs under the same permit as a send.
-          if (!resolved && !(await resolveAmbiguity(d, r, finish))) return
-          resolved = true
-          await sendInSlot(d, r, finish, mailbox, true, release)
-        } finally {
-          release()
-        }
-        if (r.pausedForMs === undefined) return
-        // The last check found the mailbox paused (its slots given back meanwhile): the gate now
-        // waits a brief pause out or answers a long one, as it does for a paced mailbox.
-        r.pausedForMs = undefined
-        readPause = true
-      }
-    }),
-  ])
+  await Promise.all([...settling, ...ready.map((r) => sendThroughGate(d, r, finish))])
 }

@@ -1,0 +1,68 @@
+// One row's send through a gate that waits (Graph's shared limits): permit, lookup, last check, send.
+import type { DeliveryDeps } from './deliver.ts'
+import { type Finish, type Ready, resolveAmbiguity, sendInSlot } from './send-attempt.ts'
+import type { SendGate } from './send-gate.ts'
+
+/**
+ * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send, then
+ * sends through the last check; a long pause or a reserved pacing turn sends the row back
+ * uncounted instead of holding the worker's place. Never throws.
+ */
+export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
+  const mailbox = r.mail.from.address
+  // A mailbox lookup is a provider request too: it must not go to a paused mailbox, so the gate
+  // reads the pause before it even when it would leave that to the last check.
+  let readPause = r.lease.ambiguous
+  let resolved = !r.lease.ambiguous
+  for (;;) {
+    let permit: Awaited<ReturnType<SendGate['acquire']>>
+    try {
+      permit = await d.gate.acquire(mailbox, d.stopping, readPause)
+    } catch (err) {
+      // The limits live in the database: unreachable now, so give the row back untouched.
+      d.log.warn('could not take a send permit; releasing the row', { db: d.dbName, err })
+      permit = null
+    }
+    if (!permit) return finish(r.lease, { kind: 'released' })
+    if ('pausedForMs' in permit) {
+      // Uncounted, like the throttled send that paused the mailbox, and due when the pause
+      // ends (or at the pacing turn reserved for it).
+      return finish(r.lease, {
+        kind: 'retry',
+        ...(permit.reserved
+          ? {
+              code: 'mailbox_paced',
+              message:
+                'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it',
+            }
+          : {
+              code: 'mailbox_paused',
+              message: 'not sent: its sender mailbox is paused after a provider throttle',
+            }),
+        delayMs: permit.pausedForMs,
+        throttled: true,
+        ambiguous: r.lease.ambiguous,
+      })
+    }
+    // Given back once, as soon as the provider request is over (before its settlement).
+    let held = true
+    const release = () => {
+      if (!held) return
+      held = false
+      permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
+    }
+    try {
+      // The lookup is a provider request too: it runs under the same permit as a send.
+      if (!resolved && !(await resolveAmbiguity(d, r, finish))) return
+      resolved = true
+      await sendInSlot(d, r, finish, mailbox, true, release)
+    } finally {
+      release()
+    }
+    if (r.pausedForMs === undefined) return
+    // The last check found the mailbox paused (its slots given back meanwhile): the gate now
+    // waits a brief pause out or answers a long one, as it does for a paced mailbox.
+    r.pausedForMs = undefined
+    readPause = true
+  }
+}
