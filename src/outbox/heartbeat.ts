@@ -10,6 +10,16 @@ export interface WorkerIdentity {
 }
 
 /**
+ * The worker registry's upsert, as a CTE of a statement the worker runs anyway (heartbeat, reclaim):
+ * the registry never costs a statement of its own.
+ */
+export function registryBeat(worker: WorkerIdentity) {
+  return sql`insert into mailer.workers (id, host, pid, version)
+             values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version})
+             on conflict (id) do update set last_heartbeat_at = now()`
+}
+
+/**
  * Extends the given leases and upserts the worker's heartbeat; returns the ids still held.
  * Fenced by (id, lease_token, status = 'sending'); touches only lease_expires_at, which no index
  * covers, so the update stays HOT.
@@ -21,11 +31,7 @@ export async function extendLeases(
   leaseSeconds: number,
 ): Promise<Set<string>> {
   const { rows } = await sql<{ id: string }>`
-    with beat as (
-      insert into mailer.workers (id, host, pid, version)
-      values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version})
-      on conflict (id) do update set last_heartbeat_at = now()
-    )
+    with beat as (${registryBeat(worker)})
     update mailer.email_outbox o
        set lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
       from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)

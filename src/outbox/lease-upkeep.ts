@@ -8,7 +8,7 @@ import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import { extendLeases, type WorkerIdentity } from './heartbeat.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
-import { reclaimAndBeat } from './reclaim.ts'
+import { reclaimExpired } from './reclaim.ts'
 
 // A reclaim comes due this long after the lease it waits for has ended (`lease_expires_at < now()`
 // is strict, and timers fire a little early or late).
@@ -67,7 +67,7 @@ export function createLeaseUpkeep(d: {
   /** Reclaims what has ended; returns the milliseconds until the next reclaim is due. */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
-    const { rows, nextExpiryMs } = await reclaimAndBeat(d.db, {
+    const { rows, nextExpiryMs } = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       limit,
       beat: d.worker,

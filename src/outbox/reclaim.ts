@@ -1,7 +1,7 @@
 // reclaimExpired: crash recovery: rows whose lease ran out go back to pending, or fail when out of attempts.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import type { WorkerIdentity } from './heartbeat.ts'
+import { registryBeat, type WorkerIdentity } from './heartbeat.ts'
 
 export interface Reclaimed {
   id: string
@@ -27,34 +27,18 @@ export interface ReclaimResult {
  * retry that sends what was cancelled.
  * send_started_at is kept as the evidence that a send may have reached the provider.
  * Uses email_outbox_sending_idx (only in-flight rows); SKIP LOCKED so concurrent reclaimers never wait.
+ * Also reads when the next reclaim is due (the earliest end among the leases still running, from
+ * the statement's snapshot: rows it reclaims, or another reclaimer holds, have ended and are left
+ * out) and, with `beat`, upserts the worker's registry entry: an idle worker's one statement per
+ * lease length.
  */
 export async function reclaimExpired(
-  db: Kysely<Database>,
-  p: { defaultMaxAttempts: number; limit?: number },
-): Promise<Reclaimed[]> {
-  return (await reclaimAndBeat(db, p)).rows
-}
-
-/**
- * reclaimExpired, also reading when the next reclaim is due and, with `beat`, upserting the
- * worker's registry entry: an idle worker's one statement per lease length (no other idle beat).
- * The earliest end is read from the statement's snapshot over email_outbox_sending_idx (in-flight
- * rows only); rows this statement reclaims, or another reclaimer holds, have ended and are left out.
- */
-export async function reclaimAndBeat(
   db: Kysely<Database>,
   p: { defaultMaxAttempts: number; limit?: number; beat?: WorkerIdentity },
 ): Promise<ReclaimResult> {
   // Read on the locked row version the UPDATE writes.
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
-  const w = p.beat
-  const beat = w
-    ? sql`, beat as (
-      insert into mailer.workers (id, host, pid, version)
-      values (${w.id}, ${w.host}, ${w.pid}, ${w.version})
-      on conflict (id) do update set last_heartbeat_at = now()
-    )`
-    : sql``
+  const beat = p.beat ? sql`, beat as (${registryBeat(p.beat)})` : sql``
   const { rows } = await sql<Reclaimed & { next_ms: number | null }>`
     with expired as (
       -- The lease's holder, read before the update clears it: the history names the worker that stopped.

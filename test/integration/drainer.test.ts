@@ -536,7 +536,7 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
       `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
       [id],
     )
-    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).toHaveLength(1)
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).rows).toHaveLength(1)
     e.drainer.wake()
     await pollUntil(async () => (g.waiting() === 2 ? true : undefined))
     const live = (await rowOf(t, id)).lease_token
@@ -660,7 +660,7 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
       `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
       [waiting],
     )
-    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).toHaveLength(1)
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).rows).toHaveLength(1)
     skew = testWorkerConfig.leaseSeconds * 1000 + 1_000
     sender.release()
     await e.events.waitFor(

@@ -8,7 +8,7 @@ import type { EngineEvent } from '../../src/outbox/events.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
-import { reclaimAndBeat, reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
@@ -250,7 +250,7 @@ describe('fencing and reclaim', () => {
     const id = await enqueue(t)
     const [old] = await claim(1)
     await expireLease(id)
-    const reclaimed = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const { rows: reclaimed } = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
     expect(reclaimed).toEqual([{ id, status: 'pending', ambiguous: false }])
     const late = await settleOne(id, old!.token, { kind: 'sent' })
     expect(late).toEqual([])
@@ -291,7 +291,7 @@ describe('fencing and reclaim', () => {
     ])
     expect(await rowOf(t, handedBack)).toMatchObject({ attempts: 0, send_started_at: null })
     // ... or a reclaim takes it like any ended lease: no send began, so no ambiguity.
-    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toEqual([
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).rows).toEqual([
       { id: reclaimed, status: 'pending', ambiguous: false },
     ])
   })
@@ -301,7 +301,7 @@ describe('fencing and reclaim', () => {
     const [lease] = await claim(1)
     await startSends(t.db, [lease!])
     await expireLease(id)
-    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toEqual([
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).rows).toEqual([
       { id, status: 'pending', ambiguous: true },
     ])
     const [again] = await claim(1)
@@ -364,7 +364,7 @@ describe('fencing and reclaim', () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     await claim(1)
     await expireLease(id)
-    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toMatchObject([
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).rows).toMatchObject([
       { id, status: 'failed' },
     ])
     expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'lease_expired' })
@@ -379,7 +379,7 @@ describe('fencing and reclaim', () => {
       expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'sending' })
       await expireLease(id)
     }
-    const reclaimed = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const { rows: reclaimed } = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
     expect(reclaimed.sort((a, b) => Number(a.id) - Number(b.id))).toEqual([
       { id: last, status: 'cancelled', ambiguous: false },
       { id: more, status: 'cancelled', ambiguous: false },
@@ -850,7 +850,7 @@ describe('a send that may have reached the provider, on a failed row retried thr
     const [lease] = await claim(1)
     await startSends(t.db, [lease!])
     await expireLease(id)
-    expect(await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).toMatchObject([
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).rows).toMatchObject([
       { id, status: 'failed', ambiguous: true },
     ])
     expect((await requeued(id)).ambiguous).toBe(true)
@@ -942,7 +942,7 @@ describe('expiry after an interrupted send', () => {
 describe('lease upkeep', () => {
   test('a reclaim says when the earliest lease in flight ends, and beats the registry', async () => {
     const worker = { id: 'w9', host: 'h', pid: 9, version: 't' }
-    const idle = await reclaimAndBeat(t.db, { defaultMaxAttempts: 3, beat: worker })
+    const idle = await reclaimExpired(t.db, { defaultMaxAttempts: 3, beat: worker })
     expect(idle).toEqual({ rows: [], nextExpiryMs: null })
     const registered = await t.pool.query(`select id from mailer.workers where id = 'w9'`)
     expect(registered.rowCount).toBe(1)
@@ -954,7 +954,7 @@ describe('lease upkeep', () => {
     const ended = await enqueue(t)
     await claim(1, 'w3', 30)
     await expireLease(ended)
-    const r = await reclaimAndBeat(t.db, { defaultMaxAttempts: 3 })
+    const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
     expect(r.rows.map((x) => x.id)).toEqual([ended])
     // w2's lease, the earliest of those still running, ends in about 20 s.
     expect(r.nextExpiryMs).toBeGreaterThan(15_000)
