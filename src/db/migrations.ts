@@ -14,6 +14,7 @@ import m0012 from '../../sql/0012_recipients_counted_first.sql' with { type: 'te
 import m0013 from '../../sql/0013_enqueue_from_row_after_row.sql' with { type: 'text' }
 import m0014 from '../../sql/0014_attachment_fields_checked.sql' with { type: 'text' }
 import m0015 from '../../sql/0015_lease_and_timestamp_fences.sql' with { type: 'text' }
+import m0018 from '../../sql/0018_throttled_rows_expire.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -37,6 +38,7 @@ export const migrations: readonly Migration[] = [
   { version: 13, name: '0013_enqueue_from_row_after_row', sql: m0013 },
   { version: 14, name: '0014_attachment_fields_checked', sql: m0014 },
   { version: 15, name: '0015_lease_and_timestamp_fences', sql: m0015 },
+  { version: 18, name: '0018_throttled_rows_expire', sql: m0018 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -111,25 +111,24 @@ export async function settleLeases(
                -- The mark is an earlier send's only on a row found expired before its send started
                -- (and the last check that finds it so clears it: the lease knows); after a send, it
                -- is that send's own start, and a send answered for sure (a 500) delivered nothing.
-               when 'expired' then case when not i.ambiguous
-                                          and (i.kind <> 'expired' or o.send_started_at is null)
+               -- A wait given back uncounted (a throttle) that its expiresAt ended names what held
+               -- the row back, as one ended by THROTTLE_DEADLINE_SECONDS does.
+               when 'expired' then case
+                 when i.kind = 'retry' and i.refund
+                 then 'still throttled at its expiresAt: ' || coalesce(i.message, '')
+                 when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
                  then 'not sent before expiresAt'
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
                when 'cancelled' then 'cancelled before the send started'
-               -- Ended by its expiresAt (as settle_verdict reads it) or by THROTTLE_DEADLINE_SECONDS:
-               -- the error names which, or an expiry minutes away reads as a day of throttling.
-               when 'throttled_out' then case
-                 when o.expires_at is not null
-                      and now() + make_interval(secs => i.delay_ms / 1000) >= o.expires_at
-                 then 'still throttled at its expiresAt: '
-                 else 'still throttled at the throttle deadline: ' end || coalesce(i.message, '')
+               when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
                when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
              -- The mark of a send that may have reached the provider survives until it is resolved,
-             -- also on a row that fails now (out of attempts, throttled out, its lookup refused):
+             -- also on a row that fails now (out of attempts, throttled out, its lookup refused, or
+             -- expiring: a retry that would come after its expiresAt fails before it passes):
              -- retried through the API, it is looked up in the mailbox (or held) before it is sent again.
-             send_started_at = case when ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out', 'failed')
+             send_started_at = case when ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
                                          and i.ambiguous
                                     then coalesce(o.send_started_at, now()) end
         from input i cross join lateral (select ${throttledSince} as since) ts

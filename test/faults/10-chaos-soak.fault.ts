@@ -509,8 +509,12 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     if (r.status === 'cancelled' && last?.outcome !== 'cancelled')
       say('cancelled, but its history does not end with the cancel')
     // A throttled row that fails (its expiresAt reached) gives its attempt back, as a throttle does.
+    const throttledUntilExpiry = (error: string | null) =>
+      /^still throttled at its expiresAt/.test(error ?? '')
     const refunded = (h: (typeof hist)[number]) =>
-      ['throttled', 'released'].includes(h.outcome) || h.error_code === 'throttled'
+      ['throttled', 'released'].includes(h.outcome) ||
+      h.error_code === 'throttled' ||
+      (h.error_code === 'expired' && throttledUntilExpiry(h.error))
     if (r.status !== 'pending' && last && !refunded(last) && last.attempt !== r.attempts)
       say('the last history entry names another attempt than the row')
     // Each counted claim leaves one entry, numbered 1, 2, …; throttles and releases give theirs
@@ -529,10 +533,8 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
       const code = r.last_error_code ?? ''
       const ok =
         (code === 'expired' && r.expires_at !== null && r.expires_at.getTime() <= Date.now()) ||
-        // Throttled when its expiresAt came: code throttled, not expired (see the README).
-        (code === 'throttled' &&
-          r.expires_at !== null &&
-          /^still throttled at its expiresAt/.test(r.last_error ?? '')) ||
+        // Throttled until its expiresAt: failed (code expired) when its next turn fell after it.
+        (code === 'expired' && r.expires_at !== null && throttledUntilExpiry(r.last_error)) ||
         (code === 'ErrorInvalidRecipients' && r.rejected) ||
         (code === 'ambiguous_send' && MODE === 'hold') ||
         (code === 'lease_expired' && r.attempts >= r.max_attempts) ||

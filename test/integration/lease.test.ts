@@ -478,18 +478,69 @@ describe('settleLeases', () => {
     expect(await rowOf(t, young)).toMatchObject({ status: 'pending', attempts: 0 })
   })
 
-  test('a row still throttled at its expiresAt fails with code throttled', async () => {
+  test('a row still throttled at its expiresAt fails with code expired, never sent late', async () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 30_000).toISOString(),
     })
     const [l] = await claim(1)
-    await settleOne(id, l!.token, retryOf('ApplicationThrottled', 60_000, true))
-    // Its error names the expiry that ended it, not THROTTLE_DEADLINE_SECONDS (a day by default).
+    expect(await settleOne(id, l!.token, retryOf('ApplicationThrottled', 60_000, true))).toEqual([
+      { id, status: 'failed', outcome: 'expired', code: 'expired' },
+    ])
+    // Its error says what held it back until then, not THROTTLE_DEADLINE_SECONDS (a day by default).
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      attempts: 0,
+      last_error_code: 'expired',
+      last_error: expect.stringMatching(/^still throttled at its expiresAt: ApplicationThrottled/),
+    })
+  })
+
+  test('a throttled row that meets THROTTLE_DEADLINE_SECONDS before its expiresAt fails as throttled', async () => {
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+    })
+    await t.pool.query(
+      `insert into mailer.email_attempts (outbox_id, attempt, outcome, finished_at)
+       values ($1, 1, 'throttled', now() - interval '2 minutes')`,
+      [id],
+    )
+    const [l] = await claim(1)
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: l!.token,
+          settlement: retryOf('ApplicationThrottled', 1000, true),
+          startedAt: null,
+        },
+      ],
+      { ...settleParams, throttleDeadlineSeconds: 60 },
+    )
     expect(await rowOf(t, id)).toMatchObject({
       status: 'failed',
       last_error_code: 'throttled',
-      last_error: expect.stringMatching(/^still throttled at its expiresAt: /),
+      last_error: expect.stringMatching(/^still throttled at the throttle deadline: /),
     })
+  })
+
+  test('an interrupted send throttled until its expiresAt keeps its mark for a lookup', async () => {
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 30_000).toISOString(),
+    })
+    const [l] = await claim(1)
+    const lookupFailed: Settlement = {
+      kind: 'retry',
+      code: 'lookup_failed',
+      message: 'lookup_failed',
+      delayMs: 60_000,
+      throttled: true,
+      ambiguous: true,
+    }
+    await settleOne(id, l!.token, lookupFailed)
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({ status: 'failed', last_error_code: 'expired' })
+    expect(row.send_started_at).not.toBeNull()
   })
 
   test('a retry that would land after expiresAt fails the row as expired', async () => {

@@ -96,6 +96,11 @@ describe('migrate', () => {
         '0015_lease_and_timestamp_fences',
         '3af296809817c885e78a1cad6a7b99ce9d0b03e156998f3fda2407cfbe9b807e',
       ],
+      [
+        18,
+        '0018_throttled_rows_expire',
+        '6088f6460bea3a9d81c2d275be29029fe888a97f2606cebf1870769ffc0c2f22',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -183,7 +188,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15,
+        10, 11, 12, 13, 14, 15, 18,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -198,12 +203,13 @@ describe('migrate', () => {
         { version: 13, c: true },
         { version: 14, c: true },
         { version: 15, c: true },
+        { version: 18, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0015 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0018 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 1000] })
+      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 18, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -432,7 +438,9 @@ describe('migrate', () => {
     )
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
-    expect((await migrate({ url, log: silentLogger })).applied).toEqual([9, 10, 11, 12, 13, 14, 15])
+    expect((await migrate({ url, log: silentLogger })).applied).toEqual([
+      9, 10, 11, 12, 13, 14, 15, 18,
+    ])
     const { rows } = await adminQuery(
       url,
       `select indisvalid as valid, pg_get_indexdef(indexrelid) as def from pg_index
