@@ -15,6 +15,7 @@ import m0013 from '../../sql/0013_enqueue_from_row_after_row.sql' with { type: '
 import m0014 from '../../sql/0014_attachment_fields_checked.sql' with { type: 'text' }
 import m0015 from '../../sql/0015_lease_and_timestamp_fences.sql' with { type: 'text' }
 import m0018 from '../../sql/0018_throttled_rows_expire.sql' with { type: 'text' }
+import m0019 from '../../sql/0019_expiring_rows_checked_in_slot.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -39,6 +40,7 @@ export const migrations: readonly Migration[] = [
   { version: 14, name: '0014_attachment_fields_checked', sql: m0014 },
   { version: 15, name: '0015_lease_and_timestamp_fences', sql: m0015 },
   { version: 18, name: '0018_throttled_rows_expire', sql: m0018 },
+  { version: 19, name: '0019_expiring_rows_checked_in_slot', sql: m0019 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -8,13 +8,7 @@ import type { EngineEventHandler, SettleOutcome } from './events.ts'
 import { sendThroughGate } from './gated-send.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { RenderError, renderLease } from './render.ts'
-import {
-  type Ready,
-  resolveAmbiguity,
-  type SendExtra,
-  sendInSlot,
-  startOrRelease,
-} from './send-attempt.ts'
+import { type Ready, resolveAmbiguity, type SendExtra, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import type { OutboundMail, Sender } from './sender.ts'
 import type { Settlement } from './settle.ts'
@@ -173,8 +167,9 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   }
 
   if (d.gate.open) {
-    // The claim already recorded most sends as started; only the rest need the last check.
-    // (No await for rows with nothing to resolve or check.)
+    // The claim already recorded most sends as started; the rest (an interrupted send, an expiry)
+    // get the last check once they hold their slot, right before the send: the local queue may
+    // hold them for a while. (No await for rows with nothing to resolve.)
     const sendable = ready.some((r) => r.lease.ambiguous)
       ? (
           await Promise.all(
@@ -184,12 +179,10 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
           )
         ).filter((r): r is Ready => r !== null)
       : ready
-    const unstarted = sendable.filter((r) => !r.lease.started)
-    const started = [
-      ...sendable.filter((r) => r.lease.started),
-      ...(unstarted.length > 0 ? await startOrRelease(d, unstarted, finish) : []),
-    ]
-    await Promise.all([...settling, ...started.map((r) => sendInSlot(d, r, finish, null, false))])
+    await Promise.all([
+      ...settling,
+      ...sendable.map((r) => sendInSlot(d, r, finish, null, !r.lease.started)),
+    ])
     return
   }
   await Promise.all([...settling, ...ready.map((r) => sendThroughGate(d, r, finish))])

@@ -157,11 +157,7 @@ export type Ready = {
   pausedForMs?: number | undefined
 }
 
-export async function startOrRelease(
-  d: DeliveryDeps,
-  rows: Ready[],
-  finish: Finish,
-): Promise<Ready[]> {
+async function startOrRelease(d: DeliveryDeps, rows: Ready[], finish: Finish): Promise<Ready[]> {
   if (rows.length === 0) return []
   if (d.stopping.aborted) {
     await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))

@@ -674,6 +674,44 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
   })
 })
 
+describe('rows of an open gate (file, discard) waiting in the local queue for a send slot', () => {
+  test('one whose expiresAt passes while it waits is failed as expired and never sent, also one with an interrupted send', async () => {
+    const blocker = await enqueue(t)
+    const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
+    const expiring = await enqueue(t, undefined, inOneHour)
+    const interrupted = await enqueue(t, undefined, inOneHour)
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`,
+      [interrupted],
+    )
+    const sender = createFakeSender()
+    sender.hold()
+    // One slot: the first row is in its send, the others (claimed with it) wait for the slot.
+    const e = await started({ config: { concurrency: 1 }, deps: { sender } })
+    await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
+    expect(sender.calls.map((m) => m.outboxId)).toEqual([blocker])
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second',
+              send_at = now() - interval '2 seconds' where id = any($1::bigint[])`,
+      [[expiring, interrupted]],
+    )
+    sender.release()
+    await e.events.waitFor(settledFor(expiring))
+    await e.events.waitFor(settledFor(interrupted))
+    const outcomes = e.events.events.flatMap((x) =>
+      x.type === 'settled' ? [[x.id, x.outcome, x.code ?? null]] : [],
+    )
+    expect(outcomes.sort()).toEqual(
+      [
+        [blocker, 'sent', null],
+        [expiring, 'expired', 'expired'],
+        [interrupted, 'expired', 'expired'],
+      ].sort(),
+    )
+    expect(sender.calls.map((m) => m.outboxId)).toEqual([blocker])
+  })
+})
+
 describe('claims per drain', () => {
   test('a drain ends with one empty claim: sends handed over while it runs do not ask for another', async () => {
     const got: number[] = []
