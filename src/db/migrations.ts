@@ -16,6 +16,7 @@ import m0014 from '../../sql/0014_attachment_fields_checked.sql' with { type: 't
 import m0015 from '../../sql/0015_lease_and_timestamp_fences.sql' with { type: 'text' }
 import m0018 from '../../sql/0018_throttled_rows_expire.sql' with { type: 'text' }
 import m0019 from '../../sql/0019_expiring_rows_checked_in_slot.sql' with { type: 'text' }
+import m0020 from '../../sql/0020_last_check_keeps_the_mark.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -41,6 +42,7 @@ export const migrations: readonly Migration[] = [
   { version: 15, name: '0015_lease_and_timestamp_fences', sql: m0015 },
   { version: 18, name: '0018_throttled_rows_expire', sql: m0018 },
   { version: 19, name: '0019_expiring_rows_checked_in_slot', sql: m0019 },
+  { version: 20, name: '0020_last_check_keeps_the_mark', sql: m0020 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

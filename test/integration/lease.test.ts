@@ -988,6 +988,46 @@ describe('expiry after an interrupted send', () => {
       last_error: expect.stringContaining('may have delivered it'),
     })
   })
+
+  test('likewise when the worker dies between that last check and the settlement', async () => {
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    })
+    const [first] = await claim(1)
+    await startSends(t.db, [first!])
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const [again] = await claim(1)
+    expect(again).toMatchObject({ ambiguous: true, expired: false })
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`,
+      [id],
+    )
+    expect((await startSends(t.db, [again!])).expired.has(id)).toBe(true)
+    // The worker stops before settling it: its lease ends, a reclaim takes the row, a claim finds it expired.
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const [third] = await claim(1)
+    expect(third).toMatchObject({ id, expired: true, ambiguous: true })
+    await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: third!.token,
+          settlement: { kind: 'expired' },
+          ambiguous: third!.ambiguous,
+          startedAt: null,
+        },
+      ],
+      settleParams,
+    )
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      last_error_code: 'expired',
+      last_error: expect.stringContaining('may have delivered it'),
+    })
+  })
 })
 
 describe('lease upkeep', () => {

@@ -106,6 +106,11 @@ describe('migrate', () => {
         '0019_expiring_rows_checked_in_slot',
         '453b86948207046ec861a1d9997f1adbfed68d0cefd4cbd2c976db90c01d7390',
       ],
+      [
+        20,
+        '0020_last_check_keeps_the_mark',
+        'e7cac9b8ca945d1e4ec5805ec58910e1dd3f55148fbdfa585211d41a98befd39',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -193,7 +198,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 18, 19,
+        10, 11, 12, 13, 14, 15, 18, 19, 20,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -210,12 +215,13 @@ describe('migrate', () => {
         { version: 15, c: true },
         { version: 18, c: true },
         { version: 19, c: true },
+        { version: 20, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0019 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0020 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 18, 19, 1000] })
+      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 18, 19, 20, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -445,7 +451,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 18, 19,
+      9, 10, 11, 12, 13, 14, 15, 18, 19, 20,
     ])
     const { rows } = await adminQuery(
       url,
