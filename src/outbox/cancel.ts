@@ -149,11 +149,12 @@ export async function countCancellable(
 }
 
 /**
- * Cancels the next batch (lowest ids first). The update locks each candidate and checks the filter
- * again on its latest version, where the case in the SET reads its status too: a row a worker
- * claimed meanwhile gets its cancel requested, one whose send started or that settled meanwhile is
- * left alone. `more` counts the candidates, so a row skipped that way never ends a bulk cancel
- * early.
+ * Cancels the next batch (lowest ids first). Its rows are locked first, in id order (`locked`), as
+ * a worker's settlement locks its batch (settleLeases): two statements that lock overlapping rows in
+ * opposite orders deadlock. The lock checks the filter again on each row's latest version, and the
+ * update's case in the SET reads its status too: a row a worker claimed meanwhile gets its cancel
+ * requested, one whose send started or that settled meanwhile is left alone. `more` counts the
+ * candidates, so a row skipped that way never ends a bulk cancel early.
  */
 export async function cancelMatching(
   db: Kysely<Database>,
@@ -166,12 +167,22 @@ export async function cancelMatching(
   const ids = await lowestMatching(db, ['pending', 'sending'], matching, o.limit)
   if (ids.length === 0) return { items: [], more: false }
   const rows = await db
+    .with(
+      (cte) => cte('locked').materialized(),
+      (qb) =>
+        qb
+          .selectFrom('mailer.email_outbox')
+          .select('id')
+          .where('id', 'in', ids)
+          .where(matching)
+          .orderBy('id')
+          .forUpdate(),
+    )
     .with('cancelled_now', (qb) =>
       qb
         .updateTable('mailer.email_outbox')
         .set(cancelSet)
-        .where('id', 'in', ids)
-        .where(matching)
+        .where('id', 'in', qb.selectFrom('locked').select('id'))
         .returning(['id', 'status', 'attempts']),
     )
     .with('history', () => historyOfCancelled(db))

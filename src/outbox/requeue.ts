@@ -119,12 +119,23 @@ export async function requeueMatching(
     eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)])
   const ids = await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
   if (ids.length === 0) return { items: [], more: false }
-  // Locks each candidate and checks the filter again on its latest version (see cancelMatching).
+  // Locks the candidates in id order, checking the filter again on each latest version, then
+  // updates them (see cancelMatching).
   const rows = await db
+    .with(
+      (cte) => cte('locked').materialized(),
+      (qb) =>
+        qb
+          .selectFrom('mailer.email_outbox')
+          .select('id')
+          .where('id', 'in', ids)
+          .where(matching)
+          .orderBy('id')
+          .forUpdate(),
+    )
     .updateTable('mailer.email_outbox')
     .set(requeueSet)
-    .where('id', 'in', ids)
-    .where(matching)
+    .where('id', 'in', (eb) => eb.selectFrom('locked').select('id'))
     .returning('id')
     .execute()
   if (rows.length > 0) await wakeWorkers(db)

@@ -70,7 +70,8 @@ const throttledSince = sql`case when i.refund and i.kind = 'retry' then coalesce
 /**
  * Applies outcomes; returns the rows actually settled. A lease missing from the result was lost:
  * the caller logs it and never treats it as success.
- * Fenced by (id, lease_token, status = 'sending'); uses the primary key only.
+ * Fenced by (id, lease_token, status = 'sending'); uses the primary key only; locks its rows in id
+ * order before it writes them.
  */
 export async function settleLeases(
   db: Kysely<Database>,
@@ -95,6 +96,13 @@ export async function settleLeases(
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => i.requestId ?? null)}::text[]
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
+    ), locked as materialized (
+      -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
+      -- order its sends finished deadlocked with a bulk action over the same rows.
+      select o.id from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
+       where o.status = 'sending'
+       order by o.id
+         for update of o
     ), done as (
       update mailer.email_outbox o
          set status = case ${verdict} when 'sent' then 'sent' when 'cancelled' then 'cancelled'
@@ -133,6 +141,7 @@ export async function settleLeases(
                                     then coalesce(o.send_started_at, now()) end
         from input i cross join lateral (select ${throttledSince} as since) ts
        where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
+         and o.id in (select id from locked)
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind, i.refund,
                 i.started_ms, i.http_status, i.request_id,
                 case when i.kind <> 'retry' then i.kind
