@@ -2,6 +2,7 @@
 import type { DeliveryDeps } from './deliver.ts'
 import { type Finish, type Ready, resolveAmbiguity, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
+import { PACED_CODE } from './settle.ts'
 
 /**
  * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send, then
@@ -31,7 +32,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
         kind: 'retry',
         ...(permit.reserved
           ? {
-              code: 'mailbox_paced',
+              code: PACED_CODE,
               message:
                 'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it',
             }

@@ -818,6 +818,45 @@ describe('the throttle deadline', () => {
     return (await settleOne(id, lease!.token, throttled))[0]
   }
 
+  test('a row waiting its mailbox’s pacing turns (our schedule, not a throttle) never fails for it', async () => {
+    const id = await enqueue(t)
+    // Given back for its turn two hours ago (a backlog longer than the deadline at the rate).
+    await t.pool.query(
+      `insert into mailer.email_attempts (outbox_id, attempt, outcome, error_code, finished_at)
+       values ($1, 1, 'throttled', 'mailbox_paced', now() - interval '2 hours')`,
+      [id],
+    )
+    const paced = retryOf('mailbox_paced', 60_000, true)
+    const settleAs = async (s: Settlement) => {
+      const [lease] = await claim(1)
+      expect(lease?.id).toBe(id)
+      const [row] = await settleLeases(
+        t.db,
+        [{ id, token: lease!.token, settlement: s, startedAt: null }],
+        { ...settleParams, throttleDeadlineSeconds: 3600 },
+      )
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+      return row
+    }
+    // Its turn came and the mailbox was busy still: given back again, not failed.
+    expect(await settleAs(paced)).toMatchObject({ status: 'pending', outcome: 'throttled' })
+    // A provider throttle after those turns starts the run the deadline counts from.
+    expect(await settleAs(retryOf('ApplicationThrottled', 0, true))).toMatchObject({
+      status: 'pending',
+      outcome: 'throttled',
+    })
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = now() - interval '2 hours'
+        where outbox_id = $1 and error_code = 'ApplicationThrottled'`,
+      [id],
+    )
+    expect(await settleAs(paced)).toMatchObject({ status: 'pending', outcome: 'throttled' })
+    expect(await settleAs(retryOf('ApplicationThrottled', 0, true))).toMatchObject({
+      status: 'failed',
+      code: 'throttled',
+    })
+  })
+
   test('counts from the first throttle of the current run, not from creation', async () => {
     const id = await enqueue(t)
     // Enqueued two days ago (scheduled ahead, or an old row retried): a first throttle only waits.
