@@ -157,11 +157,19 @@ export async function settleLeases(
                      when o.last_error_code = 'expired' then 'expired'
                      else 'failed' end as outcome
     ), history as (
+      -- A row given back for its pacing turn again, with nothing else in between, is recorded
+      -- once: a backlog's rows may each go back more than once, and its give-backs are no attempts.
+      -- The row's latest entry, from the history's primary key (outbox_id, id), read for those only.
       insert into mailer.email_attempts
              (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
       select id, attempts + refund::int, ${p.workerId}, to_timestamp(started_ms / 1000), outcome,
              http_status, request_id, last_error_code, last_error
         from done
+       where case when outcome = 'throttled' and last_error_code = ${PACED_CODE}
+                  then (select h.error_code from mailer.email_attempts h
+                         where h.outbox_id = done.id order by h.id desc limit 1)
+                       is distinct from ${PACED_CODE}
+                  else true end
     )
     select id, status, outcome, last_error_code as code from done`.execute(db)
   return rows

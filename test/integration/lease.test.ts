@@ -857,6 +857,33 @@ describe('the throttle deadline', () => {
     })
   })
 
+  test('a row given back for its pacing turn again and again is recorded once, until something else happens', async () => {
+    const id = await enqueue(t)
+    const settleAs = async (s: Settlement) => {
+      const [lease] = await claim(1)
+      expect(lease?.id).toBe(id)
+      await settleOne(id, lease!.token, s)
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+    }
+    const paced = retryOf('mailbox_paced', 0, true)
+    await settleAs(paced)
+    await settleAs(paced)
+    await settleAs(paced)
+    await settleAs(retryOf('ApplicationThrottled', 0, true))
+    await settleAs(paced)
+    await settleAs(paced)
+    const history = await t.pool.query(
+      'select attempt, outcome, error_code from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
+    expect(history.rows).toEqual([
+      { attempt: 1, outcome: 'throttled', error_code: 'mailbox_paced' },
+      { attempt: 1, outcome: 'throttled', error_code: 'ApplicationThrottled' },
+      { attempt: 1, outcome: 'throttled', error_code: 'mailbox_paced' },
+    ])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
+  })
+
   test('counts from the first throttle of the current run, not from creation', async () => {
     const id = await enqueue(t)
     // Enqueued two days ago (scheduled ahead, or an old row retried): a first throttle only waits.
