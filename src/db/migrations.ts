@@ -14,9 +14,9 @@ import m0012 from '../../sql/0012_recipients_counted_first.sql' with { type: 'te
 import m0013 from '../../sql/0013_enqueue_from_row_after_row.sql' with { type: 'text' }
 import m0014 from '../../sql/0014_attachment_fields_checked.sql' with { type: 'text' }
 import m0015 from '../../sql/0015_lease_and_timestamp_fences.sql' with { type: 'text' }
-import m0018 from '../../sql/0018_throttled_rows_expire.sql' with { type: 'text' }
-import m0019 from '../../sql/0019_expiring_rows_checked_in_slot.sql' with { type: 'text' }
-import m0020 from '../../sql/0020_last_check_keeps_the_mark.sql' with { type: 'text' }
+import m0016 from '../../sql/0016_throttled_rows_expire.sql' with { type: 'text' }
+import m0017 from '../../sql/0017_expiring_rows_checked_in_slot.sql' with { type: 'text' }
+import m0018 from '../../sql/0018_last_check_keeps_the_mark.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -40,9 +40,9 @@ export const migrations: readonly Migration[] = [
   { version: 13, name: '0013_enqueue_from_row_after_row', sql: m0013 },
   { version: 14, name: '0014_attachment_fields_checked', sql: m0014 },
   { version: 15, name: '0015_lease_and_timestamp_fences', sql: m0015 },
-  { version: 18, name: '0018_throttled_rows_expire', sql: m0018 },
-  { version: 19, name: '0019_expiring_rows_checked_in_slot', sql: m0019 },
-  { version: 20, name: '0020_last_check_keeps_the_mark', sql: m0020 },
+  { version: 16, name: '0016_throttled_rows_expire', sql: m0016 },
+  { version: 17, name: '0017_expiring_rows_checked_in_slot', sql: m0017 },
+  { version: 18, name: '0018_last_check_keeps_the_mark', sql: m0018 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -48,7 +48,7 @@ export interface ClaimParams {
   /**
    * Record the send as started in the claim itself, for transports that send at once (no shared
    * limits to wait for): the claim is then the last check before the send. Never for ambiguous,
-   * cancelled or expired rows, nor for one with an expiry (sql/0019): it may wait in the local
+   * cancelled or expired rows, nor for one with an expiry (sql/0017): it may wait in the local
    * queue past it, so its last check comes in its send slot.
    */
   markStarted?: boolean
@@ -62,7 +62,7 @@ export interface Claim {
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
- * The statement is mailer.claim_batch (sql/0006_claim_by_priority.sql, sql/0019): for each priority with
+ * The statement is mailer.claim_batch (sql/0006_claim_by_priority.sql, sql/0017): for each priority with
  * pending rows, SELECT … WHERE priority = p AND send_at <= now() ORDER BY send_at, id LIMIT k
  * FOR UPDATE SKIP LOCKED (a range scan of email_outbox_claim_idx), then an UPDATE of those rows by
  * ctid with a lease in database time. The priorities, and the next scheduled row a short claim

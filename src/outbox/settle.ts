@@ -125,7 +125,7 @@ export async function settleLeases(
              last_error = case ${verdict}
                when 'sent' then null when 'released' then o.last_error
                -- The mark is an earlier send's only on a row found expired before its send started
-               -- (the last check that finds it so keeps it, sql/0020, and the lease knows); after a
+               -- (the last check that finds it so keeps it, sql/0018, and the lease knows); after a
                -- send, it is that send's own start, and a send answered for sure (a 500) delivered nothing.
                -- A wait given back uncounted (a throttle) that its expiresAt ended names what held
                -- the row back, as one ended by THROTTLE_DEADLINE_SECONDS does.

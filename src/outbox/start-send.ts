@@ -17,7 +17,7 @@ export interface StartResult {
 
 /**
  * Marks the given leases as sending-now unless cancelled or expired, in one statement:
- * mailer.start_sends (sql/0007, sql/0015, sql/0020), its plan pinned and cached per connection, the call
+ * mailer.start_sends (sql/0007, sql/0015, sql/0018), its plan pinned and cached per connection, the call
  * prepared. Row locks order this against the API's cancel: exactly one of them sees the other's
  * write. Fenced by (id, lease_token, status = 'sending') and a lease still live in database time,
  * so no reclaim can take a started send before its heartbeat; send_started_at is not indexed (HOT

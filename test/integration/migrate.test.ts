@@ -97,19 +97,19 @@ describe('migrate', () => {
         '3af296809817c885e78a1cad6a7b99ce9d0b03e156998f3fda2407cfbe9b807e',
       ],
       [
+        16,
+        '0016_throttled_rows_expire',
+        '997d7f61289d08a918a255a86ac94a3d93fdf5f4bd877b8ead47c953ed4554e9',
+      ],
+      [
+        17,
+        '0017_expiring_rows_checked_in_slot',
+        '06b969548076f70754999bf9a4ea0d7008908231185b8b71691574e12d6a2154',
+      ],
+      [
         18,
-        '0018_throttled_rows_expire',
-        '6088f6460bea3a9d81c2d275be29029fe888a97f2606cebf1870769ffc0c2f22',
-      ],
-      [
-        19,
-        '0019_expiring_rows_checked_in_slot',
-        '453b86948207046ec861a1d9997f1adbfed68d0cefd4cbd2c976db90c01d7390',
-      ],
-      [
-        20,
-        '0020_last_check_keeps_the_mark',
-        'e7cac9b8ca945d1e4ec5805ec58910e1dd3f55148fbdfa585211d41a98befd39',
+        '0018_last_check_keeps_the_mark',
+        'd2614367ab0fa0fa0102c467c7ecf1666d5b63061a677316eaf8967b6f3eddcb',
       ],
     ]
     expect(
@@ -198,7 +198,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 18, 19, 20,
+        10, 11, 12, 13, 14, 15, 16, 17, 18,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -213,15 +213,15 @@ describe('migrate', () => {
         { version: 13, c: true },
         { version: 14, c: true },
         { version: 15, c: true },
+        { version: 16, c: true },
+        { version: 17, c: true },
         { version: 18, c: true },
-        { version: 19, c: true },
-        { version: 20, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0020 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0018 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 18, 19, 20, 1000] })
+      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -451,7 +451,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 18, 19, 20,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
     ])
     const { rows } = await adminQuery(
       url,

@@ -1,4 +1,4 @@
--- 0018: a throttled row whose next turn falls at or after its expiresAt fails with code expired.
+-- 0016: a throttled row whose next turn falls at or after its expiresAt fails with code expired.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- mailer.settle_verdict. Why: a retry that gave its attempt back (a throttle, a paused or paced

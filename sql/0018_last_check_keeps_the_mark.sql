@@ -1,4 +1,4 @@
--- 0020: the last check before a send keeps an interrupted earlier send's mark on a row it refuses.
+-- 0018: the last check before a send keeps an interrupted earlier send's mark on a row it refuses.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- mailer.start_sends. Why: a row it found expired (or cancelled) had send_started_at set to null,
@@ -8,7 +8,7 @@
 -- saw no mark: the row then failed as expired with "not sent before expiresAt", where it may have
 -- been delivered. Now a refused row keeps send_started_at as it was: null for a clean row, the
 -- earlier send's mark otherwise (a row whose send had started is never cancel-requested, so a
--- cancelled one has none). Rows with an expiry are not recorded as started by a claim (0019), so
+-- cancelled one has none). Rows with an expiry are not recorded as started by a claim (0017), so
 -- a mark found here is never this lease's own. The settlement clears or keeps it as before.
 -- Same signature, result, plan and privileges.
 --! older-binaries-compatible

@@ -1,4 +1,4 @@
--- 0019: a claim that records its sends as started (file, discard) leaves rows with an expiresAt
+-- 0017: a claim that records its sends as started (file, discard) leaves rows with an expiresAt
 -- to the last check before their send.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
