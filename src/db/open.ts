@@ -1,9 +1,10 @@
 // Opens one database: a pg pool (application_name outbox-mailer) wrapped in Kysely.
 import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
 import type { Database } from './schema.ts'
+import { StartupTimeoutPool } from './startup-timeout-pool.ts'
 import { createStatementRoute, type SharedSession, type StatementRoute } from './statement-route.ts'
 
 export const POOL_APPLICATION_NAME = 'outbox-mailer'
@@ -47,24 +48,32 @@ export function openDb(o: OpenOptions): DbHandle {
     connectionTimeoutMillis: 10_000,
     keepAlive: true,
     // No statement may hang a worker loop: a lock wait fails and is retried instead (the API sets
-    // tighter limits per query); a half-open socket fails the query on the client side.
+    // tighter limits per query); a half-open socket fails the query on the client side. A pooler
+    // that refuses statement_timeout at startup (PgBouncer) leaves only query_timeout.
     statement_timeout: 30_000,
     query_timeout: 60_000,
   }
-  const pool = new pg.Pool({
-    ...session,
-    application_name: o.applicationName ?? POOL_APPLICATION_NAME,
-    max: o.maxConnections ?? 8,
-    // An idle worker needs one connection at most, and a row after a quiet spell must not wait for
-    // a reconnect (pickup after 11 s idle: 36 → 8 ms, bench round 6). With a shared LISTEN session
-    // that one is the session; without, the pool keeps one open. The rest close after 10 s idle.
-    min: o.shareListenSession ? 0 : 1,
-    idleTimeoutMillis: o.idleTimeoutMs ?? 10_000,
-    // Recycle before proxies (e.g. Fly's) close long-lived connections under us.
-    maxLifetimeSeconds: 600,
-    // The hot path's statements are prepared per connection, unless a pooler cannot keep them.
-    Client,
-  })
+  const pool = new StartupTimeoutPool(
+    {
+      ...session,
+      application_name: o.applicationName ?? POOL_APPLICATION_NAME,
+      max: o.maxConnections ?? 8,
+      // An idle worker needs one connection at most, and a row after a quiet spell must not wait for
+      // a reconnect (pickup after 11 s idle: 36 → 8 ms, bench round 6). With a shared LISTEN session
+      // that one is the session; without, the pool keeps one open. The rest close after 10 s idle.
+      min: o.shareListenSession ? 0 : 1,
+      idleTimeoutMillis: o.idleTimeoutMs ?? 10_000,
+      // Recycle before proxies (e.g. Fly's) close long-lived connections under us.
+      maxLifetimeSeconds: 600,
+      // The hot path's statements are prepared per connection, unless a pooler cannot keep them.
+      Client,
+    },
+    (err) =>
+      o.log.warn(
+        'the database connection refuses statement_timeout at startup (a pooler such as PgBouncer); connecting without it from now on, statements bounded by the client-side timeout only',
+        { db: o.name, err },
+      ),
+  )
   // An idle client's socket error must not crash the process; the next checkout reconnects.
   pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))
   // The pool listens to a client only while it is idle: a connection lost while a caller holds it
@@ -74,7 +83,12 @@ export function openDb(o: OpenOptions): DbHandle {
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   const { route, session: shared } = createStatementRoute(
     pool,
-    (applicationName) => new Client({ ...session, application_name: applicationName }),
+    (applicationName) =>
+      new Client({
+        ...session,
+        statement_timeout: pool.startupTimeout,
+        application_name: applicationName,
+      }),
   )
   let closed = false
   return {

@@ -1,6 +1,7 @@
 // A loopback stand-in for a transaction-mode pooler (PgBouncer pool_mode=transaction, Supavisor):
 // each transaction of a client runs on the next of its server sessions, so a LISTEN lands on one
-// session and the statement after it on another, as behind the real thing. Real Postgres behind it.
+// session and the statement after it on another, as behind the real thing; like PgBouncer with its
+// default settings it refuses a startup parameter it cannot track. Real Postgres behind it.
 import net from 'node:net'
 import pg from 'pg'
 
@@ -12,6 +13,41 @@ export interface TransactionPooler {
 
 const SSL_REQUEST = 80877103
 const GSS_REQUEST = 80877104
+// The startup parameters PgBouncer accepts unless told to ignore others (ignore_startup_parameters,
+// empty by default): any other, e.g. statement_timeout, fails the connection with 08P01.
+const ACCEPTED_STARTUP_PARAMETERS = new Set([
+  'user',
+  'database',
+  'application_name',
+  'client_encoding',
+  'datestyle',
+  'timezone',
+  'standard_conforming_strings',
+])
+
+/** The name/value pairs of a StartupMessage (length, protocol version, then NUL-terminated pairs). */
+function startupParameters(startup: Buffer): Map<string, string> {
+  const fields = startup.subarray(8).toString('utf8').split('\0')
+  const pairs = new Map<string, string>()
+  for (let i = 0; i + 1 < fields.length && fields[i] !== ''; i += 2)
+    pairs.set(fields[i]!, fields[i + 1]!)
+  return pairs
+}
+
+/** PgBouncer's answer to a parameter it does not accept: a FATAL ErrorResponse, then it hangs up. */
+function refusal(name: string): Buffer {
+  const field = (code: string, value: string) => Buffer.from(`${code}${value}\0`, 'utf8')
+  return message(
+    'E',
+    Buffer.concat([
+      field('S', 'FATAL'),
+      field('V', 'FATAL'),
+      field('C', '08P01'),
+      field('M', `unsupported startup parameter: ${name}`),
+      Buffer.from([0]),
+    ]),
+  )
+}
 
 /** Splits a byte stream of Postgres messages (type byte + int32 length) into whole messages. */
 function framer(onMessage: (type: number, frame: Buffer) => void) {
@@ -67,6 +103,7 @@ export async function startTransactionPooler(
       startup = Buffer.concat([startup, chunk])
       if (startup.length < 8 || startup.length < startup.readInt32BE(0)) return
       const code = startup.readInt32BE(4)
+      const first = startup.subarray(0, startup.readInt32BE(0))
       const rest = startup.subarray(startup.readInt32BE(0))
       startup = Buffer.alloc(0)
       if (code === SSL_REQUEST || code === GSS_REQUEST) {
@@ -75,6 +112,13 @@ export async function startTransactionPooler(
         return
       }
       client.off('data', onStartup)
+      const unsupported = [...startupParameters(first).keys()].find(
+        (name) => !ACCEPTED_STARTUP_PARAMETERS.has(name.toLowerCase()),
+      )
+      if (unsupported !== undefined) {
+        client.end(refusal(unsupported))
+        return
+      }
       client.pause()
       let servers: net.Socket[]
       try {

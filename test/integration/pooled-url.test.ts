@@ -1,0 +1,60 @@
+// A pooled DATABASE_URL (PgBouncer with its default settings, as Fly's Managed Postgres hands out) is drained.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { createLogger } from '../../src/log.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
+import { settledFor } from '../support/events.ts'
+import { startTransactionPooler, type TransactionPooler } from '../support/transaction-pooler.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+let pooler: TransactionPooler
+beforeAll(async () => {
+  t = await createTestDb()
+  pooler = await startTransactionPooler(t.url)
+})
+afterAll(async () => {
+  await pooler.close()
+  await t.drop()
+})
+
+function openPooled(): { h: DbHandle; warnings: string[] } {
+  const warnings: string[] = []
+  const log = createLogger('warn', (line) => warnings.push(JSON.parse(line).msg))
+  return { h: openDb({ name: 'pooled', url: pooler.url, log, maxConnections: 2 }), warnings }
+}
+
+test('through a pooler that refuses statement_timeout at startup, no statement fails; one warning says so', async () => {
+  const { h, warnings } = openPooled()
+  try {
+    // The first connection meets the refusal: it must not be the caller's failure.
+    expect((await sql<{ v: number }>`select 1 as v`.execute(h.db)).rows[0]!.v).toBe(1)
+    expect((await h.statements.query<{ v: number }>('select 2 as v')).rows[0]!.v).toBe(2)
+    // A second connection of the pool (the first is still held) is opened without asking again.
+    await h.db.transaction().execute(async (trx) => {
+      await sql`select 1`.execute(trx)
+      expect((await h.statements.query<{ v: number }>('select 3 as v')).rows[0]!.v).toBe(3)
+    })
+    expect(warnings.filter((w) => /statement_timeout/.test(w))).toHaveLength(1)
+  } finally {
+    await h.close()
+  }
+})
+
+test('pooled DATABASE_URL with a direct LISTEN URL (the deploy guide): a row is sent', async () => {
+  const { h } = openPooled()
+  const e = createTestEngine(t, { handle: h })
+  try {
+    await e.start()
+    const id = await enqueue(t)
+    await e.events.waitFor(settledFor(id, 'sent'), 10_000)
+    expect((await rowOf(t, id)).status).toBe('sent')
+  } finally {
+    await e.stop()
+    await h.close()
+  }
+})
