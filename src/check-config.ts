@@ -7,6 +7,7 @@ import { type Config, loadConfig, type ServeRole } from './config.ts'
 import { assertSchemaCurrent } from './db/migrate.ts'
 import { isAppError } from './errors.ts'
 import { silentLogger } from './log.ts'
+import { hearsOtherSessions } from './outbox/listen-probe.ts'
 import { CHANNEL, listeningPid } from './outbox/listener.ts'
 import { type GraphCredential, loadGraphCredential } from './transport/graph-credential.ts'
 import {
@@ -215,8 +216,16 @@ async function checkDatabase(
       // A transaction pooler accepts the LISTEN and loses it with its session: asked as serve asks.
       await client.query(`listen ${CHANNEL}`)
       const pid = await listeningPid(client, timeoutMs)
+      const holds =
+        pid !== null &&
+        (await hearsOtherSessions(client, {
+          url: d.listenUrl,
+          backendPid: pid,
+          applicationName: 'outbox-mailer:check-config',
+          timeoutMs,
+        }))
       await client.query('unlisten *')
-      if (pid === null) {
+      if (!holds) {
         out.problems.push(
           `database "${d.name}" (${which}): LISTEN does not hold on this connection (a transaction pooler?)${listens ? ': serve would poll instead of being woken' : ''}. ${apart ? `${which} must be a direct (session) URL, for LISTEN and migrations` : `Give this database a direct (session) URL to listen on (${label('listenUrl')}), or set LISTEN_MODE=poll to poll on purpose`}`,
         )

@@ -4,6 +4,7 @@ import { type Clock, waitAtMost } from '../clock.ts'
 import type { SharedSession } from '../db/statement-route.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
+import { hearsOtherSessions } from './listen-probe.ts'
 
 export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
 export const CHANNEL = 'mailer_outbox'
@@ -81,10 +82,18 @@ export function createListener(d: ListenerDeps): Listener {
           (async () => {
             await client.connect()
             await client.query(`listen ${CHANNEL}`)
-            // Behind a transaction pooler the LISTEN lands on some other server session. Only an
-            // answer says so: a session lost or silent right after its LISTEN is reconnected
-            // (listeningPid throws).
-            return listeningPid(client, checkTimeoutMs)
+            // Behind a transaction pooler the LISTEN lands on some other server session, or on
+            // one the pooler lends this client only while a transaction runs. Only an answer says
+            // so: a session lost or silent right after its LISTEN is reconnected (these throw).
+            const listening = await listeningPid(client, checkTimeoutMs)
+            if (listening === null) return null
+            const heard = await hearsOtherSessions(client, {
+              url: d.url,
+              backendPid: listening,
+              applicationName: LISTENER_APPLICATION_NAME,
+              timeoutMs: checkTimeoutMs,
+            })
+            return heard ? listening : null
           })(),
           dropped.promise,
         ])

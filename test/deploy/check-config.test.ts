@@ -252,6 +252,25 @@ describe('with --connect', () => {
     }
   })
 
+  test('a pooler that gives the LISTEN client the same server session each time (PgBouncer when quiet) is found too', async () => {
+    // pg_listening_channels() answers yes on that one session; only a notification from another
+    // session, dropped while no transaction of the client runs, shows LISTEN does not hold.
+    const pooler = await startTransactionPooler(db.url, 1)
+    try {
+      const r = await checkConfig(
+        discard({ DATABASE_URL: db.url, LISTEN_DATABASE_URL: pooler.url }),
+        { connect: true, timeoutMs: 3000 },
+      )
+      expect(r.problems).toEqual([
+        expect.stringContaining(
+          'database "default" (LISTEN_DATABASE_URL): LISTEN does not hold on this connection (a transaction pooler?)',
+        ),
+      ])
+    } finally {
+      await pooler.close()
+    }
+  })
+
   test('each of several databases is checked by name', async () => {
     const port = await freePort()
     const r = await checkConfig(

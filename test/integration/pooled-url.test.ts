@@ -58,3 +58,28 @@ test('pooled DATABASE_URL with a direct LISTEN URL (the deploy guide): a row is 
     await h.close()
   }
 })
+
+test('a single pooled URL whose pooler keeps giving the LISTEN client one server session: polls, says so', async () => {
+  // PgBouncer when quiet: pg_listening_channels() is asked where the LISTEN ran and says yes, yet a
+  // notification from another session is dropped while no transaction of this client runs.
+  const sameSession = await startTransactionPooler(t.url, 1)
+  const h = openDb({
+    name: 'pooled',
+    url: sameSession.url,
+    log: createLogger('error', () => {}),
+    shareListenSession: true,
+  })
+  const e = createTestEngine(t, { handle: h, config: { pollIntervalSeconds: 1 } })
+  try {
+    e.listener.start()
+    e.drainer.start()
+    await e.events.waitFor((x) => x.type === 'listener' && x.state === 'polling', 10_000)
+    const id = await enqueue(t)
+    await e.events.waitFor(settledFor(id, 'sent'), 10_000)
+    expect(e.listener.state()).toBe('polling')
+  } finally {
+    await e.stop()
+    await h.close()
+    await sameSession.close()
+  }
+})

@@ -1,0 +1,46 @@
+// Whether a LISTEN session hears a notification sent from another session: the proof that LISTEN holds.
+import pg from 'pg'
+
+/**
+ * Notifies a channel of the session's own from a second, short-lived session to `url`, and waits up
+ * to `timeoutMs` for it on `listening`. A transaction pooler that hands a quiet client the same
+ * server session for each transaction (PgBouncer) passes pg_listening_channels(), yet drops a
+ * notification that arrives while no transaction of that client runs ("got packet 'A' from server
+ * when not linked"): only this round trip tells. Throws when the second session cannot notify.
+ */
+export async function hearsOtherSessions(
+  listening: pg.Client,
+  o: { url: string; backendPid: number; applicationName: string; timeoutMs: number },
+): Promise<boolean> {
+  // Per backend, so a probe wakes no other worker's listener.
+  const channel = `mailer_outbox_probe_${o.backendPid}`
+  const heard = Promise.withResolvers<boolean>()
+  const onNotification = (n: pg.Notification) => {
+    if (n.channel === channel) heard.resolve(true)
+  }
+  listening.on('notification', onNotification)
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    await listening.query(`listen ${channel}`)
+    const other = new pg.Client({
+      connectionString: o.url,
+      application_name: o.applicationName,
+      connectionTimeoutMillis: o.timeoutMs,
+      query_timeout: o.timeoutMs,
+    })
+    other.on('error', () => {})
+    try {
+      await other.connect()
+      await other.query('select pg_notify($1, $2)', [channel, ''])
+    } finally {
+      await other.end().catch(() => {})
+    }
+    timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
+    const arrived = await heard.promise
+    await listening.query(`unlisten ${channel}`)
+    return arrived
+  } finally {
+    clearTimeout(timer)
+    listening.off('notification', onNotification)
+  }
+}
