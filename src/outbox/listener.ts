@@ -159,6 +159,9 @@ export function createListener(d: ListenerDeps): Listener {
           { db: d.db },
         )
         setState('polling')
+        // The drainer armed its backstop poll (POLL_INTERVAL_SECONDS) while this connected: a wake
+        // makes it look now and wait the polling interval from here on.
+        d.wake('sweep')
         return
       }
       if (outcome === 'lost') backoffMs = 500
