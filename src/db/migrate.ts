@@ -3,6 +3,7 @@ import pg from 'pg'
 import { type Clock, systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { hearsOtherSessions } from './listen-probe.ts'
 import {
   type Applied,
   checksumOf,
@@ -43,6 +44,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const client = new pg.Client({ connectionString: o.url, application_name: APPLICATION_NAME })
   await client.connect()
   try {
+    await assertOwnSession(client, o.url)
     const lockTimeoutMs = Math.max(1, Math.round(o.lockTimeoutMs ?? 60_000))
     // A role's or database's statement_timeout (managed Postgres often sets one) would cancel a
     // long index build, and every rerun of it; waits stay bounded by lock_timeout.
@@ -66,6 +68,26 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   } finally {
     await client.end()
   }
+}
+
+/**
+ * Refuses a transaction pooler before anything is set or locked: its settings would stay on a
+ * server session the pooler lends the application next, and its session lock could be left where
+ * no later migrate can free it. Only a session of its own hears another session's notification.
+ */
+async function assertOwnSession(client: pg.Client, url: string) {
+  const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
+  const own = await hearsOtherSessions(client, {
+    url,
+    backendPid: rows[0]!.pid,
+    applicationName: APPLICATION_NAME,
+    timeoutMs: 5_000,
+  })
+  if (own) return
+  throw new AppError(
+    'config_invalid',
+    'migrate needs a session of its own, and this URL is a transaction pooler (a notification from another session never reached it): set LISTEN_DATABASE_URL (or the database\'s "listenUrl" in MAILER_DATABASES) to the direct URL. Nothing was changed',
+  )
 }
 
 /**

@@ -1,10 +1,10 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
 import pg from 'pg'
 import { type Clock, waitAtMost } from '../clock.ts'
+import { hearsOtherSessions } from '../db/listen-probe.ts'
 import type { SharedSession } from '../db/statement-route.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
-import { hearsOtherSessions } from './listen-probe.ts'
 
 export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
 export const CHANNEL = 'mailer_outbox'

@@ -11,6 +11,7 @@ import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { testCluster } from '../preload.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -150,6 +151,24 @@ describe('migrate', () => {
     await expect(migrate({ url, log: silentLogger, migrations: edited })).rejects.toMatchObject({
       code: 'migration_checksum_mismatch',
     })
+  })
+
+  test('through a transaction pooler it refuses before it sets or locks anything, naming the direct URL', async () => {
+    // Its session settings would stay on a server session the pooler lends the application next,
+    // and its session lock could be left where no later migrate can free it. A pooler that gives
+    // this client the same server session each time (PgBouncer when quiet) is the hard case.
+    const url = await emptyDatabase()
+    const pooler = await startTransactionPooler(url, 1)
+    try {
+      await expect(migrate({ url: pooler.url, log: silentLogger })).rejects.toMatchObject({
+        code: 'config_invalid',
+        message: expect.stringContaining('LISTEN_DATABASE_URL'),
+      })
+      const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
+      expect(rows[0].schema).toBeNull()
+    } finally {
+      await pooler.close()
+    }
   })
 
   test('refuses a database that is ahead of the binary', async () => {
