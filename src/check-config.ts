@@ -223,7 +223,7 @@ async function checkDatabase(
           backendPid: pid,
           applicationName: 'outbox-mailer:check-config',
           timeoutMs,
-        }))
+        })) !== false
       await client.query('unlisten *')
       if (!holds) {
         out.problems.push(

@@ -6,15 +6,17 @@ import pg from 'pg'
  * to `timeoutMs` for it on `listening`. A transaction pooler that hands a quiet client the same
  * server session for each transaction (PgBouncer) passes pg_listening_channels(), yet drops a
  * notification that arrives while no transaction of that client runs ("got packet 'A' from server
- * when not linked"): only this round trip tells. Throws when the second session cannot notify.
+ * when not linked"): only this round trip tells. Null when no second session could be opened (a
+ * role or server at its connection limit, where one session is all a worker may hold): the caller
+ * then has only pg_listening_channels()'s word. Throws when `listening` itself fails.
  */
 export async function hearsOtherSessions(
   listening: pg.Client,
   o: { url: string; backendPid: number; applicationName: string; timeoutMs: number },
-): Promise<boolean> {
+): Promise<boolean | null> {
   // Per backend, so a probe wakes no other worker's listener.
   const channel = `mailer_outbox_probe_${o.backendPid}`
-  const heard = Promise.withResolvers<boolean>()
+  const heard = Promise.withResolvers<boolean | null>()
   const onNotification = (n: pg.Notification) => {
     if (n.channel === channel) heard.resolve(true)
   }
@@ -29,13 +31,16 @@ export async function hearsOtherSessions(
       query_timeout: o.timeoutMs,
     })
     other.on('error', () => {})
-    try {
-      await other.connect()
-      await other.query('select pg_notify($1, $2)', [channel, ''])
-    } finally {
-      await other.end().catch(() => {})
-    }
-    timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
+    const notified = await other
+      .connect()
+      .then(() => other.query('select pg_notify($1, $2)', [channel, '']))
+      .then(
+        () => true,
+        () => false,
+      )
+    await other.end().catch(() => {})
+    if (notified) timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
+    else heard.resolve(null)
     const arrived = await heard.promise
     await listening.query(`unlisten ${channel}`)
     return arrived

@@ -83,7 +83,8 @@ async function assertOwnSession(client: pg.Client, url: string) {
     applicationName: APPLICATION_NAME,
     timeoutMs: 5_000,
   })
-  if (own) return
+  // Unasked (no second session could be opened): as before the probe existed, go on.
+  if (own !== false) return
   throw new AppError(
     'config_invalid',
     'migrate needs a session of its own, and this URL is a transaction pooler (a notification from another session never reached it): set LISTEN_DATABASE_URL (or the database\'s "listenUrl" in MAILER_DATABASES) to the direct URL. Nothing was changed',

@@ -93,7 +93,7 @@ export function createListener(d: ListenerDeps): Listener {
               applicationName: LISTENER_APPLICATION_NAME,
               timeoutMs: checkTimeoutMs,
             })
-            return heard ? listening : null
+            return heard === false ? null : listening
           })(),
           dropped.promise,
         ])
