@@ -76,14 +76,28 @@ try {
     const byDb = new Map(r.rows.map((x) => [x.db, Number(x.n)]))
     return systems.map((s) => byDb.get(s.database) ?? 0)
   }
+  // Each system's statements by text, to say which ones the span's count is made of.
+  const byStatement = async () => {
+    const r = await cluster.admin.query<{ db: string; q: string; n: string }>(
+      `select d.datname as db, s.query as q, sum(s.calls) as n from pg_stat_statements s
+         join pg_database d on d.oid = s.dbid join pg_roles u on u.oid = s.userid
+        where d.datname = any($1) and u.rolname <> 'bench_probe' group by d.datname, s.query`,
+      [systems.map((s) => s.database)],
+    )
+    return new Map(r.rows.map((x) => [`${x.db}\u0000${x.q}`, Number(x.n)]))
+  }
   await get('/metrics')
   await until(WARMUP_S)
   // Every 15 s from the window's start: a window's count first (at its boundary, before the polls
   // that belong to the next window), then Fly's check and scrape, as the suite does.
   const marks: number[][] = []
+  const statementMarks: Map<string, number>[] = []
   for (let tick = 0; WARMUP_S + tick * FLY_CHECK_S <= seconds; tick++) {
     await until(WARMUP_S + tick * FLY_CHECK_S)
-    if ((tick * FLY_CHECK_S) % WINDOW_S === 0) marks.push(await counts())
+    if ((tick * FLY_CHECK_S) % WINDOW_S === 0) {
+      marks.push(await counts())
+      statementMarks.push(await byStatement())
+    }
     await get('/readyz')
     await get('/metrics')
   }
@@ -98,6 +112,22 @@ try {
       `${s.name}: ${windows.join(' ')}; suite's window ${fmt(windows[0]! / WINDOW_S, 3)}/s, over ${spanS} s ${fmt(total / spanS, 3)}/s`,
     )
   })
+  const statementsBefore = statementMarks[0]!
+  const statementsAfter = statementMarks.at(-1)!
+  console.log(`Statements by text over the ${spanS} s (calls, the text's first 160 characters):`)
+  for (const s of systems) {
+    const rows = [...statementsAfter]
+      .filter(([k]) => k.startsWith(`${s.database}\u0000`))
+      .map(([k, n]) => ({
+        q: k.slice(s.database.length + 1),
+        n: n - (statementsBefore.get(k) ?? 0),
+      }))
+      .filter((x) => x.n > 0)
+      .sort((a, b) => b.n - a.n)
+    console.log(`${s.name}:`)
+    for (const x of rows)
+      console.log(`  ${String(x.n).padStart(4)}  ${x.q.replace(/\s+/g, ' ').slice(0, 160)}`)
+  }
 } finally {
   for (const s of systems) await s.stop().catch(() => {})
   for (const s of systems) await s.dispose?.().catch(() => {})
