@@ -1,6 +1,6 @@
 // Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, signals.
 import { createApp, createMetricsApp } from './api/app.ts'
-import { createMetrics, type Metrics } from './api/metrics.ts'
+import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.ts'
 import type { Config, ServeRole } from './config.ts'
 import { checkSchemas, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
@@ -89,7 +89,13 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
       transportProblem: () => transportProblem(),
     })
-    metrics = createMetrics({ databases: handles, health, listenMode: config.worker.listenMode })
+    metrics = createMetrics({
+      databases: handles,
+      health,
+      listenMode: config.worker.listenMode,
+      // onEvent above feeds it every listener's and drainer's events.
+      quietReuseMs: QUIET_LIVE_REUSE_MS,
+    })
     const deps = {
       databases: handles,
       auth: config.api,

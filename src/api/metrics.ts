@@ -1,13 +1,14 @@
 // Prometheus metrics (prom-client, own Registry): engine events as counters, table state at scrape time.
 import type { Kysely } from 'kysely'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
-import { type Clock, systemClock, waitAtMost } from '../clock.ts'
+import { type Clock, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import type { StatementRoute } from '../db/statement-route.ts'
 import type { EngineEvent, ListenerState } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
 import { withStatementTimeout } from '../outbox/statement-timeout.ts'
-import { type LiveStats, liveStats, settledCounts } from '../outbox/stats.ts'
+import { liveStats, settledCounts } from '../outbox/stats.ts'
+import { createLiveStatsReader, type LiveStatsReader } from './live-stats-reader.ts'
 import { createSettledCountsCache, type SettledCountsCache } from './settled-counts-cache.ts'
 
 export interface Metrics {
@@ -43,10 +44,21 @@ export interface MetricsDeps {
    * play are live.
    */
   settledRefreshMs?: number
+  /**
+   * How long a scrape may reuse live numbers that found the outbox empty, while the database's
+   * listener stays listening and no engine event of it arrives (see live-stats-reader.ts); default 0,
+   * every scrape reads. Only where `observe` hears the listener's events (serve wires them).
+   */
+  quietReuseMs?: number
   clock?: Clock
 }
 
 const SETTLED_REFRESH_MS = 5 * 60_000
+/**
+ * serve's quietReuseMs: idle, Fly's scrape every 15 s reads once a minute; that is how old the
+ * NOTIFY queue's fill may be then.
+ */
+export const QUIET_LIVE_REUSE_MS = 60_000
 // A count of finished rows runs in the background, so it may take longer than a scrape.
 const SETTLED_COUNT_TIMEOUT_MS = 60_000
 
@@ -118,7 +130,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   })
   const databaseUp = new Gauge({
     name: 'outbox_database_up',
-    help: '1 when the last scrape query of this database succeeded',
+    help: '1 when the last scrape query of this database succeeded (idle: or an earlier one whose numbers still stand, the outbox empty and its LISTEN session listening, silent since, for at most a minute)',
     labelNames: ['db'] as const,
     registers,
   })
@@ -144,35 +156,32 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   )
 
   // Per scrape, one statement and only what is cheap: the rows in play through their partial
-  // indexes and the NOTIFY queue's fill. A scrape waits for it at most `timeoutMs`; a slower one
-  // finishes in the background (the pool's statement_timeout bounds it) and the next scrape waits
-  // for that one instead of sending another. (A transaction with a statement_timeout was five
+  // indexes and the NOTIFY queue's fill. (A transaction with a statement_timeout was five
   // statements per scrape: with the readiness probe it ran, 0.5 statements/s at Fly's 15 s.)
   const clock = deps.clock ?? systemClock
-  const reading = new Map<string, Promise<LiveStats>>()
-  async function readLive(name: string, db: Kysely<Database>): Promise<LiveStats> {
-    let running = reading.get(name)
-    if (!running) {
-      running = liveStats(db, null)
-      reading.set(name, running)
-      running.then(
-        () => reading.delete(name),
-        () => reading.delete(name),
-      )
-    }
-    return waitAtMost(clock, running, timeoutMs)
-  }
+  const live = new Map<string, LiveStatsReader>(
+    deps.databases.map((d) => [
+      d.name,
+      createLiveStatsReader({
+        read: () => liveStats(d.statements.db, null),
+        clock,
+        reuseMs: deps.quietReuseMs ?? 0,
+        listening: () =>
+          deps.health.listenerStates().find((h) => h.name === d.name)?.listener === 'listening',
+      }),
+    ]),
+  )
 
   // The live statement first, then (when due) the count of finished rows in what is left of the
   // bound: one after the other, a scrape needs one connection, which an idle pool keeps open.
-  async function scrapeDatabase(name: string, db: Kysely<Database>) {
+  async function scrapeDatabase(name: string) {
     const startedAt = clock.now()
     try {
-      const live = await readLive(name, db)
-      rows.set({ db: name, status: 'pending' }, live.pending)
-      rows.set({ db: name, status: 'sending' }, live.sending)
-      oldestPending.set({ db: name }, live.oldestPendingAgeSeconds ?? 0)
-      queueUsage.set({ db: name }, live.notificationQueueUsage)
+      const now = await live.get(name)!.get(timeoutMs)
+      rows.set({ db: name, status: 'pending' }, now.pending)
+      rows.set({ db: name, status: 'sending' }, now.sending)
+      oldestPending.set({ db: name }, now.oldestPendingAgeSeconds ?? 0)
+      queueUsage.set({ db: name }, now.notificationQueueUsage)
       databaseUp.set({ db: name }, 1)
     } catch {
       // Stale numbers would look healthy: drop them and say the scrape failed.
@@ -205,6 +214,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     registry,
     contentType: registry.contentType,
     observe(e) {
+      live.get(e.db)?.changed()
       switch (e.type) {
         case 'settled':
           sends.inc({ db: e.db, outcome: e.outcome })
@@ -239,7 +249,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     async render() {
       scrapeListeners()
-      await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name, d.statements.db)))
+      await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name)))
       return registry.metrics()
     },
   }

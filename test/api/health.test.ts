@@ -455,6 +455,73 @@ describe('/metrics', () => {
     expect(text).toContain('outbox_rows{db="default",status="pending"} 1')
   })
 
+  test('idle, a scrape reuses an empty outbox’s live numbers for at most a minute, and until any engine event', async () => {
+    await t.reset()
+    const done: string[] = []
+    // The harness's pool under a Kysely that logs every statement it completes (never destroyed).
+    const logged = new Kysely<Database>({
+      dialect: new PostgresDialect({ pool: t.pool }),
+      log: (e) => {
+        done.push(e.query.sql)
+      },
+    })
+    let now = 1_000_000
+    const health = fakeHealth(['default'])
+    const metrics = createMetrics({
+      databases: [{ name: 'default', db: logged, statements: { db: logged } }],
+      health,
+      settledRefreshMs: 60 * 60_000,
+      quietReuseMs: 60_000,
+      clock: { now: () => now, sleep: systemClock.sleep },
+    })
+    const scrape = async () => {
+      const before = done.length
+      const text = await metrics.render()
+      return { text, statements: done.length - before }
+    }
+    const pending = (n: number) => `outbox_rows{db="default",status="pending"} ${n}`
+    expect((await scrape()).text).toContain(pending(0))
+    // Fly's scrape every 15 s: no statement until a minute after the read.
+    for (let i = 0; i < 3; i++) {
+      now += 15_000
+      const s = await scrape()
+      expect(s.statements).toBe(0)
+      expect(s.text).toContain(pending(0))
+      expect(s.text).toContain('outbox_database_up{db="default"} 1')
+    }
+    now += 15_000
+    expect((await scrape()).statements).toBe(1)
+    // An insert notifies; the listener's event makes the next scrape read, and it sees the row.
+    const id = await enqueueSql(t.pool)
+    metrics.observe({ type: 'notification', db: 'default' })
+    now += 15_000
+    const after = await scrape()
+    expect(after.statements).toBe(1)
+    expect(after.text).toContain(pending(1))
+    // A row in play: every scrape reads.
+    now += 15_000
+    expect((await scrape()).statements).toBe(1)
+    // Gone again (sent by another worker): the read that finds it empty stands for the next scrape.
+    await setState(t.pool, id, 'sent')
+    now += 15_000
+    expect((await scrape()).text).toContain(pending(0))
+    now += 15_000
+    expect((await scrape()).statements).toBe(0)
+    // Any engine event, not only a notification: a claim here, a reclaim, a settlement.
+    metrics.observe({ type: 'claimed', db: 'default', count: 1 })
+    now += 15_000
+    expect((await scrape()).statements).toBe(1)
+    // A listener not listening hears no insert: read at every scrape, and such a read stands for none.
+    health.states[0]!.listener = 'reconnecting'
+    now += 15_000
+    expect((await scrape()).statements).toBe(1)
+    health.states[0]!.listener = 'listening'
+    now += 15_000
+    expect((await scrape()).statements).toBe(1)
+    now += 15_000
+    expect((await scrape()).statements).toBe(0)
+  })
+
   test('finished-row counts that failed in an outage come back with the database, not an interval later', async () => {
     const target = new URL(t.url)
     const proxy = await startTcpProxy(target.hostname, Number(target.port))

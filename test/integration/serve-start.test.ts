@@ -100,6 +100,36 @@ test('a start on a current schema is ready with its listener listening, and send
   }
 })
 
+test('idle scrapes that reuse an empty outbox’s numbers still count a row inserted since (the listener’s events reach the metrics)', async () => {
+  await migrated.reset()
+  const notified = Promise.withResolvers<void>()
+  const running = await serve(configFor(migrated.url), {
+    role: 'worker',
+    log: silentLogger,
+    onEvent: (e) => {
+      if (e.type === 'notification') notified.resolve()
+    },
+  })
+  const pending = (n: number) => `outbox_rows{db="default",status="pending"} ${n}`
+  const scrape = async () => (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()
+  try {
+    await pollUntil(async () => {
+      const r = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+      return r.status === 200 ? true : undefined
+    })
+    expect(await scrape()).toContain(pending(0))
+    // Due in an hour: it stays pending, and only its insert's notification says it is there.
+    await migrated.pool.query(
+      `select mailer.enqueue_email('{"to": "a@example.com", "subject": "s", "text": "t"}',
+                                   jsonb_build_object('sendAt', now() + interval '1 hour'))`,
+    )
+    await notified.promise
+    expect(await scrape()).toContain(pending(1))
+  } finally {
+    await running.stop('test')
+  }
+})
+
 test('the listener series is exported by a worker that listens, not by one declared poll-only', async () => {
   const series = async (env: Record<string, string>) => {
     const running = await serve(configFor(migrated.url, env), { role: 'worker', log: silentLogger })
