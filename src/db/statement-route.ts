@@ -25,7 +25,10 @@ export interface SharedSession {
   attach(client: pg.Client, answered?: () => void): void
   /** The session is going: no new statement takes it; resolves when the one on it (if any) ended. */
   detach(): Promise<void>
-  /** Runs the owner's own statement on the session in turn: a client runs one query at a time. */
+  /**
+   * Runs the owner's own statement on the session in turn (a client runs one query at a time); a
+   * statement of the route that comes meanwhile waits for it and takes the session after.
+   */
   inTurn<T>(statement: () => Promise<T>): Promise<T>
 }
 
@@ -52,6 +55,8 @@ export function createStatementRoute(
   let answered: (() => void) | undefined
   let onSession: Promise<void> | null = null
   let ended: (() => void) | null = null
+  // The turn on the session is the owner's own (the listener's check), not a statement of the route.
+  let ownerTurn = false
 
   const claimTurn = () => {
     const done = Promise.withResolvers<void>()
@@ -96,6 +101,12 @@ export function createStatementRoute(
     Client: (pool as unknown as { Client: PostgresDialectConfig['controlClient'] }).Client,
     options: pool.options,
     connect: async (): Promise<PostgresPoolClient> => {
+      // The owner's turn is one short statement, bounded by its own timeout: a statement that finds
+      // it on the session waits for it rather than open a pool connection, and then answers on the
+      // session, which shows it alive. (The listener's check and the backstop poll fall due
+      // together, both timed from the session's start: a poll that took the pool cost a second
+      // connection, and its answer, not heard on the session, a second check per poll interval.)
+      while (ownerTurn && onSession) await onSession
       const s = take()
       return s ? lease(s) : ((await pool.connect()) as unknown as PostgresPoolClient)
     },
@@ -106,7 +117,7 @@ export function createStatementRoute(
   return {
     route: {
       db,
-      next: () => (sessionFree() ? 'session' : 'pool'),
+      next: () => (sessionFree() || ownerTurn ? 'session' : 'pool'),
       // The same turn as Kysely's statements: a connection reserved, one query, released.
       async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []) {
         const client = await routed.connect()
@@ -132,9 +143,11 @@ export function createStatementRoute(
       async inTurn(statement) {
         while (onSession) await onSession
         claimTurn()
+        ownerTurn = true
         try {
           return await statement()
         } finally {
+          ownerTurn = false
           free()
         }
       },

@@ -122,8 +122,11 @@ export function createListener(d: ListenerDeps): Listener {
         if (d.clock.now() - answeredAt < d.checkIntervalMs) continue
         const check = async () =>
           (await listeningPid(client, checkTimeoutMs).catch(() => null)) !== null
+        // A statement that was on the session when the check fell due has answered by its turn.
+        const checkInTurn = async () =>
+          d.clock.now() - answeredAt < d.checkIntervalMs || (await check())
         const listening = d.shared
-          ? waitAtMost(d.clock, d.shared.inTurn(check), checkTimeoutMs).catch(() => false)
+          ? waitAtMost(d.clock, d.shared.inTurn(checkInTurn), checkTimeoutMs).catch(() => false)
           : check()
         if (!(await listening)) {
           d.log.warn('listener check failed; reconnecting', { db: d.db })

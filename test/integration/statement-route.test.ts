@@ -131,8 +131,8 @@ test('a statement while another is on the session takes the pool; the session ta
   await holdsOneConnection()
 })
 
-test("the listener's own statement waits for the route's on the session, and the route takes the pool meanwhile", async () => {
-  await startShared()
+test("the listener's own statement waits for the route's on the session; a route statement waits for the listener's and takes the session after", async () => {
+  const engine = await startShared()
   const at = async (q: Promise<{ rows: { t: number }[] }>) => (await q).rows[0]!.t
   // clock_timestamp() in the select list is read after pg_sleep in the from list has returned.
   const routeEnded = at(
@@ -141,16 +141,26 @@ test("the listener's own statement waits for the route's on the session, and the
     ),
   )
   let turnStarted = 0
-  let during = ''
   await h.listenSession!.inTurn(async () => {
-    during = h.statements.next()
     turnStarted = await at(
       t.pool.query('select extract(epoch from clock_timestamp())::float8 as t'),
     )
   })
   expect(turnStarted).toBeGreaterThanOrEqual(await routeEnded)
-  expect(during).toBe('pool')
   expect(h.statements.next()).toBe('session')
+
+  // The listener's check and the backstop poll fall due together: the poll's claim must not open
+  // a pool connection (nor go unheard on the session) because the check holds the session.
+  await poolEmpty()
+  const openedBefore = opened
+  const turn = Promise.withResolvers<void>()
+  const owners = h.listenSession!.inTurn(() => turn.promise)
+  expect(h.statements.next()).toBe('session')
+  const meanwhile = pidOf(h.statements.query('select pg_backend_pid() as pid'))
+  turn.resolve()
+  await owners
+  expect(await meanwhile).toBe(engine.listener.backendPid()!)
+  expect(opened).toBe(openedBefore)
 })
 
 test('a transaction on the statement route is refused before anything runs', async () => {
@@ -256,6 +266,73 @@ test('while statements answer on the shared session the listener sends no check 
     }
     expect(checks).toBe(atStart)
     await pollUntil(async () => (checks > atStart ? true : undefined), 5_000, 10)
+    expect(listener.state()).toBe('listening')
+  } finally {
+    await listener.stop()
+  }
+})
+
+test('a check that falls due while a statement of the route is on the session is not sent: that statement answers for the session', async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+  const shared = h.listenSession!
+  let checks = 0
+  const counted: SharedSession = {
+    ...shared,
+    newClient(applicationName) {
+      const client = shared.newClient(applicationName)
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown
+      client.query = ((...args: unknown[]) => {
+        if (typeof args[0] === 'string' && args[0].includes('pg_listening_channels')) checks += 1
+        return query(...args)
+      }) as typeof client.query
+      return client
+    },
+  }
+  // The listener's interval passes when the test says so; other waits (a check's bound) are real.
+  let now = 1_000_000
+  const sleeps: (() => void)[] = []
+  const clock = {
+    now: () => now,
+    sleep: (ms: number, signal?: AbortSignal) =>
+      ms !== 15_000
+        ? systemClock.sleep(ms, signal)
+        : new Promise<void>((resolve) => {
+            sleeps.push(resolve)
+            signal?.addEventListener('abort', () => resolve(), { once: true })
+          }),
+  }
+  const events = createEventLog()
+  const listener = createListener({
+    db: 'test',
+    url: t.url,
+    log: silentLogger,
+    clock,
+    wake: () => {},
+    onEvent: events.handler,
+    checkIntervalMs: 15_000,
+    checkTimeoutMs: 5_000,
+    mode: 'auto',
+    shared: counted,
+  })
+  const nextSleep = async (n: number) =>
+    pollUntil(async () => (sleeps.length >= n ? true : undefined), 5_000, 5)
+  try {
+    listener.start()
+    await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
+    await nextSleep(1)
+    const atStart = checks
+    // The session has not answered for an interval, and a statement is on it when the check is due.
+    const slow = h.statements.query('select pg_sleep(0.2)')
+    now += 15_000
+    sleeps[0]!()
+    await slow
+    await nextSleep(2)
+    expect(checks).toBe(atStart)
+    // Silent for an interval again: the check is sent.
+    now += 15_000
+    sleeps[1]!()
+    await nextSleep(3)
+    expect(checks).toBe(atStart + 1)
     expect(listener.state()).toBe('listening')
   } finally {
     await listener.stop()
