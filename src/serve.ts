@@ -82,6 +82,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       databases: handles.map((h) => ({
         name: h.name,
         statements: h.statements,
+        answeredAt: () => h.statements.answeredAt(),
         drainer: drainers.get(h.name) ?? null,
         listener: listeners.get(h.name) ?? null,
       })),

@@ -33,6 +33,8 @@ export interface OpenOptions {
    * it is free, and an idle pool closes all its connections. Otherwise the pool keeps one open.
    */
   shareListenSession?: boolean
+  /** The clock of `statements.answeredAt()` (default Date.now, as the health monitor's). */
+  now?: () => number
 }
 
 export function openDb(o: OpenOptions): DbHandle {
@@ -89,6 +91,7 @@ export function openDb(o: OpenOptions): DbHandle {
         statement_timeout: pool.startupTimeout,
         application_name: applicationName,
       }),
+    o.now,
   )
   let closed = false
   return {

@@ -37,6 +37,11 @@ export interface StatementRoute extends Queryable {
   db: Kysely<Database>
   /** Which connection the next statement would take. */
   next(): 'session' | 'pool'
+  /**
+   * When a statement of the route last answered (on `now`'s clock), session or pool; null before
+   * the first answer and after a statement failed, whatever the cause, until the next answer.
+   */
+  answeredAt(): number | null
 }
 
 /**
@@ -50,6 +55,7 @@ export interface StatementRoute extends Queryable {
 export function createStatementRoute(
   pool: pg.Pool,
   newClient: (applicationName: string) => pg.Client,
+  now: () => number = Date.now,
 ): { route: StatementRoute; session: SharedSession } {
   let session: pg.Client | null = null
   let answered: (() => void) | undefined
@@ -74,12 +80,21 @@ export function createStatementRoute(
     onSession = ended = null
   }
 
-  // An answer shows the session's socket alive: its owner may skip a check of its own.
-  const answer = <T>(p: Promise<T>): Promise<T> =>
-    p.then((r) => {
-      answered?.()
-      return r
-    })
+  // An answer shows the database there (readiness may stand on it) and, on the session, the
+  // session's socket alive: its owner may skip a check of its own.
+  let lastAnswerAt: number | null = null
+  const heard = <T>(p: Promise<T>, onSession: boolean): Promise<T> =>
+    p.then(
+      (r) => {
+        lastAnswerAt = now()
+        if (onSession) answered?.()
+        return r
+      },
+      (error: unknown) => {
+        lastAnswerAt = null
+        throw error
+      },
+    )
 
   // Kysely reserves a connection per statement and releases it after: the reservation is the turn.
   const leases = new WeakMap<pg.Client, PostgresPoolClient>()
@@ -88,8 +103,9 @@ export function createStatementRoute(
     if (!l) {
       l = {
         query: ((text: string, values: readonly unknown[]) =>
-          answer(
+          heard(
             client.query(text, values as unknown[]),
+            true,
           )) as unknown as PostgresPoolClient['query'],
         release: free,
       }
@@ -108,7 +124,16 @@ export function createStatementRoute(
       // connection, and its answer, not heard on the session, a second check per poll interval.)
       while (ownerTurn && onSession) await onSession
       const s = take()
-      return s ? lease(s) : ((await pool.connect()) as unknown as PostgresPoolClient)
+      if (s) return lease(s)
+      const c = (await pool.connect().catch((error: unknown) => {
+        lastAnswerAt = null
+        throw error
+      })) as unknown as PostgresPoolClient
+      return {
+        query: ((text: string, values: readonly unknown[]) =>
+          heard(c.query(text, values), false)) as unknown as PostgresPoolClient['query'],
+        release: () => c.release(),
+      }
     },
     end: async () => {},
   }
@@ -118,6 +143,7 @@ export function createStatementRoute(
     route: {
       db,
       next: () => (sessionFree() || ownerTurn ? 'session' : 'pool'),
+      answeredAt: () => lastAnswerAt,
       // The same turn as Kysely's statements: a connection reserved, one query, released.
       async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []) {
         const client = await routed.connect()

@@ -12,12 +12,25 @@ export interface MonitoredDatabase {
   name: string
   /** Where a probe's one statement goes (the pool, or the statement route). */
   statements: Queryable
+  /**
+   * When the database last answered a statement of the worker's (statement route), on the
+   * monitor's `now`; null when none did, or one failed since. Absent: every probe asks.
+   */
+  answeredAt?: () => number | null
   /** Absent under --role api. */
   drainer: Drainer | null
   listener: Listener | null
 }
 
 const SCHEMA_RECHECK_MS = 5 * 60_000
+/**
+ * A probe within this long of an answer to any statement of the worker's (a poll's claim, a
+ * scrape's read, the last probe's own) stands on that answer instead of a statement of its own: a
+ * third of Fly's 15 s check interval. So a database that stops answering is reported at most this
+ * long after its last answer (and the probe's own wait, 2 s); at once after a statement of the
+ * worker failed, or its LISTEN session dropped (the listener's state).
+ */
+export const READINESS_PROOF_MS = 5_000
 /** Claims failing for this long make the database unready (a blip of a few retries does not). */
 export const CLAIMS_FAILING_MS = 30_000
 /**
@@ -41,8 +54,10 @@ export function createHealthMonitor(o: {
   const timeoutMs = o.probeTimeoutMs ?? 2_000
 
   // The schema changes only when a release migrates: once found current, it is read again after
-  // SCHEMA_RECHECK_MS, or after the database was found unreachable; in between a probe is `select 1`.
-  // So a probe is one statement (Fly's check every 15 s was three: 0.2 statements/s per database).
+  // SCHEMA_RECHECK_MS, or after the database was found unreachable; in between a probe is `select 1`,
+  // or none within READINESS_PROOF_MS of an answer. (Fly's check every 15 s was three statements:
+  // 0.2 statements/s per database.)
+  const answeredRecently = (at: number | null) => at !== null && now() - at < READINESS_PROOF_MS
   const schemaCheckedAt = new Map<string, number>()
   for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, now())
 
@@ -63,7 +78,7 @@ export function createHealthMonitor(o: {
         schemaCheckedAt.delete(d.name)
         await waitAtMost(systemClock, assertSchemaCurrent(d.statements, d.name), timeoutMs)
         schemaCheckedAt.set(d.name, now())
-      } else {
+      } else if (!answeredRecently(d.answeredAt?.() ?? null)) {
         await waitAtMost(systemClock, d.statements.query('select 1'), timeoutMs)
       }
       report.reachable = true

@@ -182,6 +182,83 @@ describe('/healthz and /readyz', () => {
     }
   })
 
+  test('a probe within 5 s of an answer to the worker’s statements sends none; an outage is reported 5 s after the last answer at most, at once after a failed statement', async () => {
+    const target = new URL(t.url)
+    const proxy = await startTcpProxy(target.hostname, Number(target.port))
+    const viaProxy = new URL(t.url)
+    viaProxy.hostname = '127.0.0.1'
+    viaProxy.port = String(proxy.port)
+    let now = 1_000_000
+    const handle = openDb({
+      name: 'default',
+      url: viaProxy.toString(),
+      log: silentLogger,
+      now: () => now,
+    })
+    // Every statement the probes send, through the worker's statement route.
+    const sent: string[] = []
+    const statements: Queryable = {
+      query: (text, values) => {
+        sent.push(text)
+        return handle.statements.query(text, values)
+      },
+    }
+    const health = createHealthMonitor({
+      databases: [
+        {
+          name: 'default',
+          statements,
+          answeredAt: () => handle.statements.answeredAt(),
+          drainer: null,
+          listener: null,
+        },
+      ],
+      schemaCurrent: ['default'],
+      wedgedAfterMs: 60_000,
+      now: () => now,
+    })
+    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    const readyz = async () => (await send(app, 'GET', '/readyz')).status
+    try {
+      // Nothing has answered yet: the probe asks.
+      expect(await readyz()).toBe(200)
+      expect(sent.length).toBe(1)
+      // Its answer stands for the probes of the next 5 s.
+      now += 4_999
+      expect(await readyz()).toBe(200)
+      expect(sent.length).toBe(1)
+      now += 1
+      expect(await readyz()).toBe(200)
+      expect(sent.length).toBe(2)
+      // Any statement of the route counts: a poll's claim, a scrape's read.
+      now += 10_000
+      await handle.statements.query('select 2')
+      now += 3_000
+      expect(await readyz()).toBe(200)
+      expect(sent.length).toBe(2)
+      // An outage nothing has run into yet: still ready until 5 s after the last answer, not after.
+      proxy.down()
+      now += 1_999
+      expect(await readyz()).toBe(200)
+      now += 1
+      const down = await send(app, 'GET', '/readyz')
+      expect(down.status).toBe(503)
+      expect((down.body as Ready).databases[0]).toMatchObject({
+        reachable: false,
+        problem: 'database unreachable',
+      })
+      proxy.up()
+      expect(await readyz()).toBe(200)
+      // A statement of the route that fails (here: the worker's) leaves nothing to stand for the probe.
+      proxy.down()
+      await expect(handle.statements.query('select 3')).rejects.toThrow()
+      expect(await readyz()).toBe(503)
+    } finally {
+      await handle.close()
+      await proxy.close()
+    }
+  })
+
   test('a schema serve found current at its start is not read again by the first probes', async () => {
     const sent: string[] = []
     const statements: Queryable = {

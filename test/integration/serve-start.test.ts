@@ -4,6 +4,7 @@ import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
+import { startTcpProxy } from '../api/support/tcp-proxy.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -127,6 +128,32 @@ test('idle scrapes that reuse an empty outbox’s numbers still count a row inse
     expect(await scrape()).toContain(pending(1))
   } finally {
     await running.stop('test')
+  }
+})
+
+test('readiness standing on a recent answer still turns 503 at once when the database goes away, and 200 when it is back', async () => {
+  const target = new URL(migrated.url)
+  const proxy = await startTcpProxy(target.hostname, Number(target.port))
+  const viaProxy = new URL(migrated.url)
+  viaProxy.hostname = '127.0.0.1'
+  viaProxy.port = String(proxy.port)
+  const running = await serve(configFor(viaProxy.href), { role: 'worker', log: silentLogger })
+  const readyz = async () => (await fetch(`http://127.0.0.1:${running.port}/readyz`)).status
+  try {
+    await pollUntil(async () => ((await readyz()) === 200 ? true : undefined))
+    // A statement of the worker answers (a scrape's read): the next probes stand on it ...
+    expect(await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()).toContain(
+      'outbox_database_up{db="default"} 1',
+    )
+    proxy.down()
+    // ... but the LISTEN session dropped with the database: unready without waiting out the 5 s
+    // (the bound here is the poll's, not the product's).
+    await pollUntil(async () => ((await readyz()) === 503 ? true : undefined), 2_000, 10)
+    proxy.up()
+    await pollUntil(async () => ((await readyz()) === 200 ? true : undefined), 20_000)
+  } finally {
+    await running.stop('test')
+    await proxy.close()
   }
 })
 
