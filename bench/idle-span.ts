@@ -1,4 +1,4 @@
-// `bun run bench/idle-span.ts [seconds] [systems]`: idle statements over minutes, window by window, beside the suite's one 30 s window.
+// `bun run bench/idle-span.ts [seconds] [systems] [phase]`: idle statements over minutes, window by window, beside the suite's one 30 s window.
 //
 // The suite (bench/idle.ts) counts one 30 s window, 11 s to 41 s after every system's start. Work
 // a system does less often than that falls in the window or not by its phase, the same in every
@@ -8,6 +8,10 @@
 // binary idling as deployed: /readyz and /metrics every 15 s, one scrape during the first 11 s),
 // then prints each one's top-level statements in consecutive 30 s windows from 11 s, the suite's
 // window, and the rate over the whole span (default 330 s: the 5-minute work once).
+// `phase` (seconds, 0 to 14, default 0) moves the binary's check and scrape that far into each 15 s
+// tick: their cadence is fly.toml's, their phase against the worker's own timers (backstop poll,
+// reclaim, both counted from its start) is the deployment's, and readiness standing on a recent
+// answer saves statements by that phase.
 import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { inImageEnv } from './image-env.ts'
@@ -23,8 +27,9 @@ const seconds = Number(process.argv[2] ?? 330)
 // The ceiling polls in a tight loop by design: no idle figure, as in the suite.
 const keys = (process.argv[3] ?? SYSTEM_KEYS.filter((k) => k !== 'ceiling').join(',')).split(',')
 checkSystemKeys(keys)
-if (!Number.isFinite(seconds) || seconds < 41) {
-  console.error('usage: bun run bench/idle-span.ts [seconds ≥ 41] [systems]')
+const phaseS = Number(process.argv[4] ?? 0)
+if (!Number.isFinite(seconds) || seconds < 41 || !(phaseS >= 0 && phaseS < 15)) {
+  console.error('usage: bun run bench/idle-span.ts [seconds ≥ 41] [systems] [phase 0-14 s]')
   process.exit(2)
 }
 // As the suite: past the pools' 10 s idle timeout; fly.toml's check and scrape interval.
@@ -98,12 +103,13 @@ try {
       marks.push(await counts())
       statementMarks.push(await byStatement())
     }
+    if (phaseS > 0) await until(WARMUP_S + tick * FLY_CHECK_S + phaseS)
     await get('/readyz')
     await get('/metrics')
   }
   const spanS = (marks.length - 1) * WINDOW_S
   console.log(
-    `Top-level statements per ${WINDOW_S} s window from ${WARMUP_S} s after the start (the suite's window is the first), and per second over ${spanS} s:`,
+    `Top-level statements per ${WINDOW_S} s window from ${WARMUP_S} s after the start (the suite's window is the first), and per second over ${spanS} s${phaseS > 0 ? `; the binary's check and scrape ${phaseS} s into each 15 s tick` : ''}:`,
   )
   systems.forEach((s, i) => {
     const windows = marks.slice(1).map((m, w) => m[i]! - marks[w]![i]!)
