@@ -67,12 +67,15 @@ export function createLiveStatsReader(d: {
   return {
     get(waitMs) {
       const r = reusable
+      // A wall clock set back must not make an old read look recent: an age below 0 is none.
+      const age = r ? d.clock.now() - r.readAt : Number.NaN
       if (
         r &&
         d.reuseMs > 0 &&
         r.events === events &&
         d.listening() &&
-        d.clock.now() - r.readAt < d.reuseMs
+        age >= 0 &&
+        age < d.reuseMs
       ) {
         return Promise.resolve(r.stats)
       }

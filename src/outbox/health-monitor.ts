@@ -57,7 +57,11 @@ export function createHealthMonitor(o: {
   // SCHEMA_RECHECK_MS, or after the database was found unreachable; in between a probe is `select 1`,
   // or none within READINESS_PROOF_MS of an answer. (Fly's check every 15 s was three statements:
   // 0.2 statements/s per database.)
-  const answeredRecently = (at: number | null) => at !== null && now() - at < READINESS_PROOF_MS
+  // A wall clock set back must not make an old answer look recent: an age below 0 is none.
+  const answeredRecently = (at: number | null) => {
+    const age = at === null ? Number.NaN : now() - at
+    return age >= 0 && age < READINESS_PROOF_MS
+  }
   const schemaCheckedAt = new Map<string, number>()
   for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, now())
 

@@ -230,12 +230,17 @@ describe('/healthz and /readyz', () => {
       now += 1
       expect(await readyz()).toBe(200)
       expect(sent.length).toBe(2)
+      // A wall clock set back makes no old answer look recent.
+      now -= 60_000
+      expect(await readyz()).toBe(200)
+      expect(sent.length).toBe(3)
+      now += 60_000
       // Any statement of the route counts: a poll's claim, a scrape's read.
       now += 10_000
       await handle.statements.query('select 2')
       now += 3_000
       expect(await readyz()).toBe(200)
-      expect(sent.length).toBe(2)
+      expect(sent.length).toBe(3)
       // An outage nothing has run into yet: still ready until 5 s after the last answer, not after.
       proxy.down()
       now += 1_999
@@ -568,6 +573,10 @@ describe('/metrics', () => {
     }
     now += 15_000
     expect((await scrape()).statements).toBe(1)
+    // A wall clock set back makes no old read look recent.
+    now -= 60_000
+    expect((await scrape()).statements).toBe(1)
+    now += 60_000
     // An insert notifies; the listener's event makes the next scrape read, and it sees the row.
     const id = await enqueueSql(t.pool)
     metrics.observe({ type: 'notification', db: 'default' })
