@@ -1,4 +1,4 @@
-// `bun run bench/claim-trip.ts [calls]`: a pickup's claim round trip, ours against graphile-worker's, on one cluster.
+// `bun run bench/claim-trip.ts [calls] [flushed|unflushed] [before.sql]`: a pickup's claim round trip, ours against graphile-worker's, on one cluster.
 //
 // One row is committed, 15 ms pass (as between rows arriving at 50/s), then one claim fetches it;
 // the variants take turns call by call. Reported: the client's round trip (median, quartiles) and
@@ -7,6 +7,13 @@
 // the plan's state) are outside pg_stat_statements' timing, while the statements a function runs
 // are timed whole, start-up included, inside the call's. So a claim in a function looks slower
 // there than the same work sent as one statement; the round trip is the fair comparison.
+// `unflushed`: every commit without waiting for its WAL flush, and the statements a function runs
+// timed one by one (pg_stat_statements.track = all): the claims' own work without the disk's flush,
+// the same for every claim and, on a shared machine, the noisiest part of a round trip.
+// `before.sql` (e.g. sql/0006_claim_by_priority.sql): one more variant, the claim statement calling
+// mailer.claim_batch as that file defines it (renamed, beside this checkout's, on the same table);
+// between two versions of one function, whose nested statements are both timed in the call, the
+// mean execution time compares like with like.
 
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
@@ -21,11 +28,34 @@ import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
 import { openProbe } from './systems/probe.ts'
 
 const calls = Number(process.argv[2] ?? 200)
+const unflushed = process.argv[3] === 'unflushed'
+const beforeFile = process.argv[4]
 const WARMUP_CALLS = 10
 const cluster = await startBenchCluster()
-await cluster.createDatabase('outbox')
-await cluster.createDatabase('graphile')
+const databases = ['outbox', 'graphile']
+for (const db of databases) await cluster.createDatabase(db)
+if (unflushed) {
+  for (const db of databases) {
+    await cluster.admin.query(`alter database ${db} set synchronous_commit = off`)
+    await cluster.admin.query(`alter database ${db} set pg_stat_statements.track = 'all'`)
+  }
+}
 await migrate({ url: cluster.url('outbox'), log: silentLogger })
+// The former claim beside this checkout's, in the same database and table (a table's dead entries
+// weigh on each claim alike): that file's mailer.claim_batch, renamed.
+if (beforeFile) {
+  const text = (await Bun.file(beforeFile).text()).replaceAll(
+    'function mailer.claim_batch(',
+    'function mailer.claim_batch_before(',
+  )
+  if (!text.includes('mailer.claim_batch_before(')) {
+    throw new Error(`${beforeFile} does not define mailer.claim_batch`)
+  }
+  const c = new pg.Client({ connectionString: cluster.url('outbox') })
+  await c.connect()
+  await c.query(text)
+  await c.end()
+}
 // Inserts and clean-up go through the probe role, left out of the statement counts.
 const outboxProbe = await openProbe(cluster.probeUrl('outbox'))
 const graphileProbe = await openProbe(cluster.probeUrl('graphile'))
@@ -65,6 +95,27 @@ const outboxVariant = (name: string, markStarted: boolean): Variant => ({
     ).leases.length,
   cleanUp: () => outboxProbe.query('delete from mailer.email_outbox'),
 })
+// The function's own time in the server, per call: a median of these is not moved by the rare call
+// that a loaded machine preempts, as pg_stat_statements' mean is.
+const serverTimes = new Map<string, number[]>()
+let measuring = false
+// Our claim statement sent as is on a pooled client (prepared, as the engine's is), its call timed
+// by the server's clock on either side (a target list is evaluated in order).
+const claimStatement = (fn: string, name: string) => async (c: pg.PoolClient) => {
+  const r = await c.query<{ t0: number; claim: { leases: unknown[] }; t1: number }>({
+    name: `claim_trip_${fn}`,
+    text: `select extract(epoch from clock_timestamp())::float8 * 1000 as t0,
+                  mailer.${fn}($1::int, $2::text, $3::uuid, $4::float8, true, $5::int) as claim,
+                  extract(epoch from clock_timestamp())::float8 * 1000 as t1`,
+    values: [500, 'claim-trip', crypto.randomUUID(), 60, 5],
+  })
+  const row = r.rows[0]!
+  if (measuring) {
+    if (!serverTimes.has(name)) serverTimes.set(name, [])
+    serverTimes.get(name)!.push(row.t1 - row.t0)
+  }
+  return row.claim.leases.length
+}
 const pooled = async <T>(pool: pg.Pool, run: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
   const c = await pool.connect()
   try {
@@ -77,18 +128,27 @@ const variants: Variant[] = [
   outboxVariant('outbox-mailer claimBatch (file, discard: commit waits for its flush)', true),
   outboxVariant('outbox-mailer claimBatch (Graph: commit without waiting)', false),
   {
-    // The same statement as the first, through the same pool, without Kysely (diagnostic).
+    // The first variant's call, through the same pool, without Kysely (diagnostic), and timed by the
+    // server's clock too.
     ...outboxVariant('outbox-mailer claim statement, pg pool only', true),
     claim: () =>
-      pooled(ours.pool, async (c) => {
-        const r = await c.query<{ claim: { leases: unknown[] } }>({
-          name: 'claim_trip_claim_batch',
-          text: 'select mailer.claim_batch($1::int, $2::text, $3::uuid, $4::float8, true, $5::int) as claim',
-          values: [500, 'claim-trip', crypto.randomUUID(), 60, 5],
-        })
-        return r.rows[0]!.claim.leases.length
-      }),
+      pooled(
+        ours.pool,
+        claimStatement('claim_batch', 'outbox-mailer claim statement, pg pool only'),
+      ),
   },
+  ...(beforeFile
+    ? [
+        {
+          ...outboxVariant(`the same, as ${beforeFile} defines it`, true),
+          claim: () =>
+            pooled(
+              ours.pool,
+              claimStatement('claim_batch_before', `the same, as ${beforeFile} defines it`),
+            ),
+        },
+      ]
+    : []),
   {
     name: 'graphile-worker get_job, batch 500, pg pool',
     insert: () => graphileProbe.query(`select graphile_worker.add_job('noop', '{}'::json)`),
@@ -103,11 +163,23 @@ const variants: Variant[] = [
       }),
     cleanUp: () => graphileProbe.query(`delete from ${W}._private_jobs`),
   },
+  {
+    // What any statement costs: the floor under both claims (prepared, on the same pool).
+    name: 'select 1, pg pool (a round trip, nothing claimed)',
+    insert: async () => {},
+    claim: () =>
+      pooled(ours.pool, async (c) => {
+        const r = await c.query({ name: 'claim_trip_floor', text: 'select 1 as one' })
+        return r.rows.length
+      }),
+    cleanUp: async () => {},
+  },
 ]
 
 const times = new Map<string, number[]>(variants.map((v) => [v.name, []]))
 for (let i = 0; i < WARMUP_CALLS + calls; i++) {
   if (i === WARMUP_CALLS) await cluster.admin.query('select pg_stat_statements_reset()')
+  measuring = i >= WARMUP_CALLS
   for (const v of variants) {
     await v.insert()
     await Bun.sleep(15)
@@ -126,11 +198,11 @@ const executions = await cluster.admin.query<{
   mean_ms: number
   query: string
 }>(
-  `select d.datname as db, s.calls, s.mean_exec_time as mean_ms, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 60) as query
+  `select d.datname as db, s.calls, s.mean_exec_time as mean_ms, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 90) as query
      from pg_stat_statements s join pg_database d on d.oid = s.dbid join pg_roles r on r.oid = s.userid
-    where d.datname in ('outbox', 'graphile') and r.rolname <> 'bench_probe' and s.calls >= $1
+    where d.datname = any($2) and r.rolname <> 'bench_probe' and s.calls >= $1
     order by s.mean_exec_time desc`,
-  [calls],
+  [calls, databases],
 )
 const fmt = (x: number) => x.toFixed(3)
 console.log(`${calls} calls per variant, one committed row each, the variants taking turns`)
@@ -142,6 +214,7 @@ console.table(
       'p25 ms': fmt(percentile(t, 25)),
       'median ms': fmt(median(t)),
       'p75 ms': fmt(percentile(t, 75)),
+      'server median ms': serverTimes.has(v.name) ? fmt(median(serverTimes.get(v.name)!)) : '',
     }
   }),
 )

@@ -1,0 +1,86 @@
+// `bun run bench/pickup-turns.ts [rounds] [seconds] [before.sql] [unflushed]`: the engine's pickups against graphile-worker's, and against itself with its claim as a former migration left it.
+//
+// Pickup windows as the suite runs them (bench/latency.ts: 50 rows/s, one autocommit insert each,
+// concurrency 10, commit acknowledged → send start), each system in a process of its own, the
+// systems taking turns window by window in a rotating order, on one cluster. With `before.sql`
+// (e.g. sql/0006_claim_by_priority.sql) a second engine runs on a database migrated to this
+// checkout and then given that file again: the same code against the functions as they were, so a
+// migration that replaces a hot-path function is measured end to end in one run. Reported: pooled
+// percentiles, each round's p50, and the median over rounds of each round's p50 difference to
+// graphile-worker's and to the first engine's. `unflushed` as a fourth argument: every database
+// commits without waiting for its WAL flush (inserts and claims alike), which takes the disk's
+// flush, the same for every system and the noisiest part of a pickup on a shared machine, out of it.
+import { readFile } from 'node:fs/promises'
+import { startBenchCluster } from './cluster.ts'
+import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
+import { median } from './percentiles.ts'
+import { placedSystem } from './systems/hosted.ts'
+import { openProbe, type Probe } from './systems/probe.ts'
+import type { BenchSystem } from './systems/system.ts'
+import { rotated } from './turns.ts'
+
+const rounds = Number(process.argv[2] ?? 6)
+const seconds = Number(process.argv[3] ?? 3)
+const beforeFile = process.argv[4] || undefined
+const unflushed = process.argv[5] === 'unflushed'
+
+const cluster = await startBenchCluster()
+const probes: Probe[] = []
+const systems: { label: string; sys: BenchSystem }[] = []
+async function place(label: string, key: string, database: string, after?: string) {
+  await cluster.createDatabase(database)
+  if (unflushed)
+    await cluster.admin.query(`alter database ${database} set synchronous_commit = off`)
+  const probe = await openProbe(cluster.probeUrl(database))
+  probes.push(probe)
+  const sys = await placedSystem(key, cluster.url(database), probe)
+  await sys.prepare()
+  if (after) await probe.query(after)
+  systems.push({ label, sys })
+}
+try {
+  await place('graphile-worker (batched)', 'graphile_batched', 'graphile_batched')
+  await place('outbox-mailer engine', 'outbox_engine', 'outbox_engine')
+  if (beforeFile) {
+    await place(
+      `outbox-mailer engine, ${beforeFile} applied again`,
+      'outbox_engine',
+      'outbox_engine_before',
+      await readFile(beforeFile, 'utf8'),
+    )
+  }
+  const windows = new Map<string, LatencyWindow[]>(systems.map((s) => [s.label, []]))
+  for (let r = 0; r < rounds; r++) {
+    for (const s of rotated(systems, r)) {
+      windows
+        .get(s.label)!
+        .push(await latencyWindow(s.sys, { perSecond: 50, seconds, concurrency: 10 }))
+    }
+  }
+  const fmt = (x: number | null) => (x === null ? '>5000' : x.toFixed(2))
+  const pooled = new Map([...windows].map(([label, w]) => [label, poolWindows(w)]))
+  const medianDiff = (ours: (number | null)[], to: (number | null)[]) =>
+    median(ours.map((x, i) => (x === null || to[i] === null ? Number.NaN : x - to[i]!))).toFixed(3)
+  const theirs = pooled.get('graphile-worker (batched)')!.roundP50s
+  const engine = pooled.get('outbox-mailer engine')!.roundP50s
+  console.log(
+    `${rounds} rounds of ${seconds} s at 50 rows/s per system, the systems taking turns (order rotated each round)${unflushed ? ', commits not waiting for their flush' : ''}`,
+  )
+  console.table(
+    [...pooled].map(([label, p]) => {
+      return {
+        system: label,
+        samples: p.samples,
+        missing: p.missing,
+        'p50 / p95 / p99 / max ms': [p.p50, p.p95, p.p99, p.max].map(fmt).join(' / '),
+        'round p50s ms': p.roundP50s.map(fmt).join(' '),
+        '− graphile-worker ms': medianDiff(p.roundP50s, theirs),
+        '− engine ms': medianDiff(p.roundP50s, engine),
+      }
+    }),
+  )
+} finally {
+  for (const s of systems) await s.sys.dispose?.()
+  for (const p of probes) await p.close()
+  await cluster.stop()
+}
