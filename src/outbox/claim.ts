@@ -62,12 +62,13 @@ export interface Claim {
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
- * The statement is mailer.claim_batch (sql/0006_claim_by_priority.sql, sql/0017): for each priority with
- * pending rows, SELECT … WHERE priority = p AND send_at <= now() ORDER BY send_at, id LIMIT k
- * FOR UPDATE SKIP LOCKED (a range scan of email_outbox_claim_idx), then an UPDATE of those rows by
- * ctid with a lease in database time. The priorities, and the next scheduled row a short claim
- * reports, come from one probe each of the same index. Plans pinned and cached per connection;
- * the statement itself is prepared per connection.
+ * The statement is mailer.claim_batch (sql/0006_claim_by_priority.sql, sql/0017, its update since
+ * sql/0019_claim_update_by_ctid.sql): for each priority with pending rows, SELECT … WHERE
+ * priority = p AND send_at <= now() ORDER BY send_at, id LIMIT k FOR UPDATE SKIP LOCKED (a range
+ * scan of email_outbox_claim_idx), then, if any were locked, an UPDATE of those rows by ctid with a
+ * lease in database time. The priorities, and the next scheduled row a short claim reports, come
+ * from one probe each of the same index. Plans pinned and cached per connection; the statement
+ * itself is prepared per connection.
  * Without markStarted it runs through mailer.claim_unflushed (sql/0007), which commits without
  * waiting for the WAL flush: startSends, which runs before any of its rows is sent, commits
  * synchronously and so flushes the claim too. With markStarted the claim is that record itself.

@@ -732,6 +732,36 @@ describe('claim plan', () => {
     }
   })
 
+  // Each statement a function runs has its own executor start-up and shut-down: a pickup's claim
+  // runs the probe, one candidate scan per priority with due rows and the update, nothing else;
+  // with nothing due, the probe alone (0006 ran five and four: two switched a setting around the update).
+  test('a one-row claim runs three statements, an empty claim one', async () => {
+    const client = new pg.Client({ connectionString: t.url })
+    await client.connect()
+    // auto_explain reports each statement it times: the call itself and each one the call ran.
+    let reported = 0
+    client.on('notice', (n) => {
+      if (n.message?.startsWith('duration:')) reported++
+    })
+    const statementsRun = async () => {
+      reported = 0
+      await client.query(`select mailer.claim_batch(500, 'w1', gen_random_uuid(), 30, true, 3)`)
+      return reported - 1
+    }
+    try {
+      await client.query(`load 'auto_explain'`)
+      await client.query(
+        'set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set client_min_messages = log',
+      )
+      const id = await enqueue(t)
+      expect(await statementsRun()).toBe(3)
+      expect((await rowOf(t, id)).status).toBe('sending')
+      expect(await statementsRun()).toBe(1)
+    } finally {
+      await client.end()
+    }
+  })
+
   test('the last check reads its own rows, whatever the table size when its session planned it', async () => {
     // A session of its own, whose cached plan is made while the table holds a handful of rows.
     const client = new pg.Client({ connectionString: t.url })

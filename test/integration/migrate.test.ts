@@ -112,6 +112,11 @@ describe('migrate', () => {
         '0018_last_check_keeps_the_mark',
         'd2614367ab0fa0fa0102c467c7ecf1666d5b63061a677316eaf8967b6f3eddcb',
       ],
+      [
+        19,
+        '0019_claim_update_by_ctid',
+        '78c1e9f7c064fd4f86e8b5814c84b2f5ecfeace6d2df7734a8d533f91fc3cdb4',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -217,7 +222,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -235,12 +240,13 @@ describe('migrate', () => {
         { version: 16, c: true },
         { version: 17, c: true },
         { version: 18, c: true },
+        { version: 19, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0018 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0019 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 1000] })
+      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -470,7 +476,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
     ])
     const { rows } = await adminQuery(
       url,
