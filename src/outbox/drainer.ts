@@ -1,51 +1,14 @@
 // Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
-import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
-import type { WorkerConfig } from '../config.ts'
-import type { Database } from '../db/schema.ts'
-import type { Logger } from '../log.ts'
-import { claimBatch, type Lease } from './claim.ts'
-import { deliverBatch, type MailboxLookup } from './deliver.ts'
+import { createClaimRound } from './claim-round.ts'
+import type { DrainerDeps } from './drainer-deps.ts'
 import { createDueTimer } from './due-timer.ts'
-import type { EngineEventHandler } from './events.ts'
-import { deregisterWorker, type WorkerIdentity } from './heartbeat.ts'
+import { deregisterWorker } from './heartbeat.ts'
+import { createHeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
-import type { SendGate } from './send-gate.ts'
-import type { Sender } from './sender.ts'
 import { createSettlements } from './settlements.ts'
-import type { Slots } from './slots.ts'
 import { createStartQueue } from './start-queue.ts'
 import { startSends } from './start-send.ts'
-
-// Local queue for open-gate transports (file, discard): rows per claim, per send slot and at most.
-const LOCAL_QUEUE_FACTOR = 50
-const MAX_CLAIM = 500
-
-export interface DrainerDeps {
-  dbName: string
-  db: Kysely<Database>
-  sender: Sender
-  gate: SendGate
-  slots: Slots
-  clock: Clock
-  log: Logger
-  worker: WorkerIdentity
-  config: WorkerConfig
-  mailFrom: string | null
-  lookup: MailboxLookup | null
-  ambiguousPolicy: 'resend' | 'hold'
-  /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
-  pollIntervalMs?: () => number
-  /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */
-  sendBlockedForMs?: () => number
-  /** How long one send may take (Graph's request timeout): a send starts only with that much lease left. */
-  sendTimeoutMs?: number
-  /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */
-  claim?: typeof claimBatch
-  onEvent?: EngineEventHandler
-  rng?: () => number
-}
 
 export interface Drainer {
   start(): void
@@ -65,19 +28,8 @@ export interface DrainerStatus {
 
 export function createDrainer(d: DrainerDeps): Drainer {
   const cfg = d.config
-  // Every lease this drainer holds (heartbeats keep them alive), by row id ...
-  const held = new Map<string, Lease>()
-  // ... and those of them not yet sent: only these count against the local queue, so the next
-  // claim overlaps the settlement of the last batch instead of waiting for it.
-  // Invariant: a lease leaves both only by its own hand. A row can be held twice (a lease lost to
-  // reclaim while it waited, then claimed again): the stale lease's end must not drop the live one.
-  const unsent = new Set<Lease>()
-  const release = (lease: Lease): boolean => {
-    unsent.delete(lease)
-    if (held.get(lease.id) !== lease) return false
-    held.delete(lease.id)
-    return true
-  }
+  const heldLeases = createHeldLeases({ gateOpen: d.gate.open, concurrency: cfg.concurrency })
+  const { held, roomToClaim } = heldLeases
   const deliveries = new Set<Promise<void>>()
   const stopping = new AbortController()
   const abort = new AbortController()
@@ -131,25 +83,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
     deadlines,
     wake,
   })
-  // Rows held unsent: with shared limits (Graph) only what can be sent now, so other workers get
-  // the rest; with an open gate a local queue, refilled by a whole claim while half a claim is still
-  // unsent, so one statement feeds many sends and claims overlap sends instead of taking turns.
-  const batch = d.gate.open
-    ? Math.min(MAX_CLAIM, cfg.concurrency * LOCAL_QUEUE_FACTOR)
-    : cfg.concurrency
-  // A claim returns its rows as one JSON value, which Postgres caps at 1 GB (SQLSTATE 54000): a few
-  // huge rows (a source row with a big bytea) at the head of the claim order would fail every claim
-  // and stop the outbox. After such a failure the next `batch` claims take one row each (a row's
-  // message and source row are at most 255 MB each, jsonb's own limit).
-  let singleRowClaims = 0
-  const claim = d.claim ?? claimBatch
-  const lowWater = Math.floor(batch / 2)
-  const maxUnsent = d.gate.open ? lowWater + batch : batch
-  // Sent rows awaiting their settlement statement also hold a lease; bound them too.
-  const maxHeld = maxUnsent * 2
-  const roomToClaim = () => unsent.size <= lowWater && held.size < maxHeld
-  // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
-
   const due = createDueTimer({
     clock: d.clock,
     horizonMs: pollMs,
@@ -167,83 +100,22 @@ export function createDrainer(d: DrainerDeps): Drainer {
     fire: wake,
   })
 
-  async function claimAndDeliver(): Promise<{
-    claimed: number
-    full: boolean
-    run: Promise<void>
-  }> {
-    const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
-    if (room <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
-    const limit = singleRowClaims > 0 ? 1 : room
-    const claimSentAt = d.clock.now()
-    let claimed: Awaited<ReturnType<typeof claimBatch>>
-    try {
-      claimed = await claim(d.db, {
-        limit,
-        workerId: d.worker.id,
-        leaseSeconds: cfg.leaseSeconds,
-        defaultMaxAttempts: cfg.maxAttempts,
-        markStarted: d.gate.open,
-      })
-    } catch (error) {
-      if (limit === 1 || (error as { code?: unknown } | null)?.code !== '54000') throw error
-      log.warn('claim too large for one statement; claiming one row at a time for a while', {
-        limit,
-      })
-      singleRowClaims = batch
-      return claimAndDeliver()
-    }
-    if (singleRowClaims > 0) singleRowClaims--
-    const { leases, nextDueInMs } = claimed
-    if (nextDueInMs !== null) due.arm(nextDueInMs)
-    if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
-    for (const l of leases) {
-      held.set(l.id, l)
-      unsent.add(l)
-    }
-    deadlines.confirm(leases, claimSentAt)
-    d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
-    const run = deliverBatch(
-      {
-        dbName: d.dbName,
-        db: d.db,
-        sender: d.sender,
-        gate: d.gate,
-        slots: d.slots,
-        settle,
-        start: lastChecks,
-        clock: d.clock,
-        log,
-        mailFrom: d.mailFrom,
-        backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
-        lookup: d.lookup,
-        ambiguousPolicy: d.ambiguousPolicy,
-        ...(d.onEvent ? { onEvent: d.onEvent } : {}),
-        ...(d.rng ? { rng: d.rng } : {}),
-        deadlines,
-        stopping: stopping.signal,
-        abort: abort.signal,
-        handedOver: (lease) => {
-          if (unsent.delete(lease) && (backlog || wanted) && roomToClaim()) refill()
-        },
-        done: (lease) => {
-          if (!release(lease)) return
-          if ((backlog || wanted) && roomToClaim()) refill()
-        },
-        onRetry: due.arm,
-      },
-      leases,
-    ).catch((error) => {
-      // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
-      // Stop heartbeating them (or they never expire).
-      for (const l of leases) release(l)
-      log.error('delivery failed', { err: error })
-      d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'deliver', error })
-    })
-    deliveries.add(run)
-    void run.finally(() => deliveries.delete(run))
-    return { claimed: leases.length, full: leases.length === limit, run }
-  }
+  const claimAndDeliver = createClaimRound({
+    d,
+    log,
+    leases: heldLeases,
+    deadlines,
+    due,
+    settle,
+    lastChecks,
+    stopping: stopping.signal,
+    abort: abort.signal,
+    deliveries,
+    // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
+    roomMade: () => {
+      if ((backlog || wanted) && roomToClaim()) refill()
+    },
+  })
 
   // Rows claimed while no send can succeed would only be handed back, each with a history row.
   const blockedMs = () => d.sendBlockedForMs?.() ?? 0

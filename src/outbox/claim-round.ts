@@ -1,0 +1,119 @@
+// Claim round: one claim sized to the room the drainer has left, and the hand-over of its rows to delivery.
+import type { Logger } from '../log.ts'
+import { claimBatch } from './claim.ts'
+import { deliverBatch } from './deliver.ts'
+import type { DrainerDeps } from './drainer-deps.ts'
+import type { DueTimer } from './due-timer.ts'
+import type { HeldLeases } from './held-leases.ts'
+import type { LeaseDeadlines } from './lease-deadlines.ts'
+import type { SettleQueue } from './settle-queue.ts'
+import type { StartQueue } from './start-queue.ts'
+
+export interface ClaimRound {
+  claimed: number
+  /** The claim returned as many rows as it asked for: more may be waiting. */
+  full: boolean
+  run: Promise<void>
+}
+
+export function createClaimRound(r: {
+  d: DrainerDeps
+  log: Logger
+  leases: HeldLeases
+  deadlines: LeaseDeadlines
+  due: DueTimer
+  settle: SettleQueue
+  /** The last check before a send (startSends), shared by the batches. */
+  lastChecks: StartQueue
+  stopping: AbortSignal
+  abort: AbortSignal
+  /** Every batch's delivery in flight, until it ends. */
+  deliveries: Set<Promise<void>>
+  /** A lease was handed over or released: there may be room to claim again. */
+  roomMade: () => void
+}): () => Promise<ClaimRound> {
+  const { d, log, deadlines, due, settle, lastChecks, deliveries } = r
+  const { held, unsent, release, batch, maxUnsent, maxHeld } = r.leases
+  const cfg = d.config
+  // A claim returns its rows as one JSON value, which Postgres caps at 1 GB (SQLSTATE 54000): a few
+  // huge rows (a source row with a big bytea) at the head of the claim order would fail every claim
+  // and stop the outbox. After such a failure the next `batch` claims take one row each (a row's
+  // message and source row are at most 255 MB each, jsonb's own limit).
+  let singleRowClaims = 0
+  const claim = d.claim ?? claimBatch
+
+  async function claimAndDeliver(): Promise<ClaimRound> {
+    const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
+    if (room <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    const limit = singleRowClaims > 0 ? 1 : room
+    const claimSentAt = d.clock.now()
+    let claimed: Awaited<ReturnType<typeof claimBatch>>
+    try {
+      claimed = await claim(d.db, {
+        limit,
+        workerId: d.worker.id,
+        leaseSeconds: cfg.leaseSeconds,
+        defaultMaxAttempts: cfg.maxAttempts,
+        markStarted: d.gate.open,
+      })
+    } catch (error) {
+      if (limit === 1 || (error as { code?: unknown } | null)?.code !== '54000') throw error
+      log.warn('claim too large for one statement; claiming one row at a time for a while', {
+        limit,
+      })
+      singleRowClaims = batch
+      return claimAndDeliver()
+    }
+    if (singleRowClaims > 0) singleRowClaims--
+    const { leases, nextDueInMs } = claimed
+    if (nextDueInMs !== null) due.arm(nextDueInMs)
+    if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    for (const l of leases) {
+      held.set(l.id, l)
+      unsent.add(l)
+    }
+    deadlines.confirm(leases, claimSentAt)
+    d.onEvent?.({ type: 'claimed', db: d.dbName, count: leases.length })
+    const run = deliverBatch(
+      {
+        dbName: d.dbName,
+        db: d.db,
+        sender: d.sender,
+        gate: d.gate,
+        slots: d.slots,
+        settle,
+        start: lastChecks,
+        clock: d.clock,
+        log,
+        mailFrom: d.mailFrom,
+        backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
+        lookup: d.lookup,
+        ambiguousPolicy: d.ambiguousPolicy,
+        ...(d.onEvent ? { onEvent: d.onEvent } : {}),
+        ...(d.rng ? { rng: d.rng } : {}),
+        deadlines,
+        stopping: r.stopping,
+        abort: r.abort,
+        handedOver: (lease) => {
+          if (unsent.delete(lease)) r.roomMade()
+        },
+        done: (lease) => {
+          if (!release(lease)) return
+          r.roomMade()
+        },
+        onRetry: due.arm,
+      },
+      leases,
+    ).catch((error) => {
+      // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
+      // Stop heartbeating them (or they never expire).
+      for (const l of leases) release(l)
+      log.error('delivery failed', { err: error })
+      d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'deliver', error })
+    })
+    deliveries.add(run)
+    void run.finally(() => deliveries.delete(run))
+    return { claimed: leases.length, full: leases.length === limit, run }
+  }
+  return claimAndDeliver
+}

@@ -1,0 +1,38 @@
+// What one database's drainer is given: its database, transport, limits, clock and policies.
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.ts'
+import type { WorkerConfig } from '../config.ts'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import type { claimBatch } from './claim.ts'
+import type { MailboxLookup } from './deliver.ts'
+import type { EngineEventHandler } from './events.ts'
+import type { WorkerIdentity } from './heartbeat.ts'
+import type { SendGate } from './send-gate.ts'
+import type { Sender } from './sender.ts'
+import type { Slots } from './slots.ts'
+
+export interface DrainerDeps {
+  dbName: string
+  db: Kysely<Database>
+  sender: Sender
+  gate: SendGate
+  slots: Slots
+  clock: Clock
+  log: Logger
+  worker: WorkerIdentity
+  config: WorkerConfig
+  mailFrom: string | null
+  lookup: MailboxLookup | null
+  ambiguousPolicy: 'resend' | 'hold'
+  /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
+  pollIntervalMs?: () => number
+  /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */
+  sendBlockedForMs?: () => number
+  /** How long one send may take (Graph's request timeout): a send starts only with that much lease left. */
+  sendTimeoutMs?: number
+  /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */
+  claim?: typeof claimBatch
+  onEvent?: EngineEventHandler
+  rng?: () => number
+}
