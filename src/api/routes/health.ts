@@ -2,6 +2,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { DatabaseHealth } from '../../outbox/health.ts'
 import type { ApiDeps, AppEnv } from '../context.ts'
+import { jsonResponse } from '../json-response.ts'
 import { validationHook } from '../problem.ts'
 
 const Liveness = z
@@ -41,11 +42,6 @@ export function isReady(h: DatabaseHealth): boolean {
   )
 }
 
-const json = <T>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
-
 export function healthRoutes(deps: ApiDeps) {
   const healthz = createRoute({
     method: 'get',
@@ -53,8 +49,8 @@ export function healthRoutes(deps: ApiDeps) {
     tags: ['operations'],
     summary: 'Liveness: the process and its loops are alive',
     responses: {
-      200: json(Liveness, 'Alive'),
-      503: json(Liveness, 'A loop is wedged: restart the machine'),
+      200: jsonResponse(Liveness, 'Alive'),
+      503: jsonResponse(Liveness, 'A loop is wedged: restart the machine'),
     },
   })
   const readyz = createRoute({
@@ -63,8 +59,8 @@ export function healthRoutes(deps: ApiDeps) {
     tags: ['operations'],
     summary: 'Readiness: every database reachable, migrated, worker and listener running',
     responses: {
-      200: json(Readiness, 'Ready'),
-      503: json(Readiness, 'Not ready: each database says what is wrong'),
+      200: jsonResponse(Readiness, 'Ready'),
+      503: jsonResponse(Readiness, 'Not ready: each database says what is wrong'),
     },
   })
 

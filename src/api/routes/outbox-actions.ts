@@ -10,6 +10,7 @@ import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { BulkCancelRequest, BulkResult, BulkRetryRequest, toOutboxFilter } from '../bulk-schemas.ts'
 import { type ApiDeps, type AppEnv, BULK_TIMEOUT_MS, QUERY_TIMEOUT_MS } from '../context.ts'
+import { jsonResponse } from '../json-response.ts'
 import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
 import {
   BODY_PROBLEMS,
@@ -21,10 +22,6 @@ import {
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]
-const json = <T>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
 const conflict = problemResponse('The row is in a state that does not allow this (conflict)')
 
 export function outboxActionRoutes(deps: ApiDeps) {
@@ -40,8 +37,8 @@ export function outboxActionRoutes(deps: ApiDeps) {
     middleware,
     request: { params: IdParam, query: DbQuery },
     responses: {
-      200: json(OutboxItem, 'Cancelled'),
-      202: json(
+      200: jsonResponse(OutboxItem, 'Cancelled'),
+      202: jsonResponse(
         OutboxItem,
         'The row is claimed but its send has not started: the cancel is recorded, and its worker cancels it before sending',
       ),
@@ -63,7 +60,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     middleware,
     request: { params: IdParam, query: DbQuery },
     responses: {
-      200: json(OutboxItem, 'Requeued'),
+      200: jsonResponse(OutboxItem, 'Requeued'),
       ...V1_PROBLEMS,
       ...BODY_PROBLEMS,
       409: conflict,
@@ -83,7 +80,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
       body: { required: true, content: { 'application/json': { schema: BulkCancelRequest } } },
     },
     responses: {
-      200: json(BulkResult, 'Per-row results (or the count, for a dry run)'),
+      200: jsonResponse(BulkResult, 'Per-row results (or the count, for a dry run)'),
       ...V1_PROBLEMS,
       ...JSON_BODY_PROBLEMS,
     },
@@ -101,7 +98,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
       body: { required: true, content: { 'application/json': { schema: BulkRetryRequest } } },
     },
     responses: {
-      200: json(BulkResult, 'Per-row results (or the count, for a dry run)'),
+      200: jsonResponse(BulkResult, 'Per-row results (or the count, for a dry run)'),
       ...V1_PROBLEMS,
       ...JSON_BODY_PROBLEMS,
     },

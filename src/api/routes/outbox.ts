@@ -8,6 +8,7 @@ import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { decodeCursor, encodeCursor } from '../cursor.ts'
 import { Enqueued, EnqueueHeaders, EnqueueRequest } from '../enqueue-schemas.ts'
+import { jsonResponse } from '../json-response.ts'
 import {
   DbQuery,
   IdParam,
@@ -21,10 +22,6 @@ import { JSON_BODY_PROBLEMS, V1_PROBLEMS, validationHook } from '../problem.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]
-const json = <T>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-})
 
 export function outboxRoutes(deps: ApiDeps) {
   const db = selectDatabase(deps.databases)
@@ -39,7 +36,10 @@ export function outboxRoutes(deps: ApiDeps) {
     security,
     middleware: read,
     request: { query: ListQuery },
-    responses: { 200: json(OutboxList, 'One page; pass nextCursor as ?cursor='), ...V1_PROBLEMS },
+    responses: {
+      200: jsonResponse(OutboxList, 'One page; pass nextCursor as ?cursor='),
+      ...V1_PROBLEMS,
+    },
   })
 
   const get = createRoute({
@@ -50,7 +50,7 @@ export function outboxRoutes(deps: ApiDeps) {
     security,
     middleware: read,
     request: { params: IdParam, query: DbQuery },
-    responses: { 200: json(OutboxDetail, 'The row'), ...V1_PROBLEMS },
+    responses: { 200: jsonResponse(OutboxDetail, 'The row'), ...V1_PROBLEMS },
   })
 
   const enqueue = createRoute({
@@ -66,8 +66,8 @@ export function outboxRoutes(deps: ApiDeps) {
       body: { required: true, content: { 'application/json': { schema: EnqueueRequest } } },
     },
     responses: {
-      200: json(Enqueued, 'The Idempotency-Key (dedupe key) already named a row: its id'),
-      201: json(Enqueued, 'Enqueued'),
+      200: jsonResponse(Enqueued, 'The Idempotency-Key (dedupe key) already named a row: its id'),
+      201: jsonResponse(Enqueued, 'Enqueued'),
       ...V1_PROBLEMS,
       ...JSON_BODY_PROBLEMS,
     },

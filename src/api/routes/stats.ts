@@ -5,6 +5,7 @@ import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { outboxStats } from '../../outbox/stats.ts'
 import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
+import { jsonResponse } from '../json-response.ts'
 import { DbQuery } from '../outbox-schemas.ts'
 import { Problem, problemOf, problemResponse, V1_PROBLEMS, validationHook } from '../problem.ts'
 
@@ -60,11 +61,10 @@ export function statsRoutes(deps: ApiDeps) {
     middleware: [requireScope('outbox:read')],
     request: { query: DbQuery },
     responses: {
-      200: {
-        description:
-          'Stats of each database; one that did not answer carries a problem instead (still 200 while any answered)',
-        content: { 'application/json': { schema: Stats } },
-      },
+      200: jsonResponse(
+        Stats,
+        'Stats of each database; one that did not answer carries a problem instead (still 200 while any answered)',
+      ),
       ...problems,
     },
   })
