@@ -2,7 +2,7 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
-import { lowestMatching } from './candidate-ids.ts'
+import { countMatching, lowestMatching } from './candidate-ids.ts'
 import { findOutboxRow } from './inspect.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
@@ -140,12 +140,7 @@ export async function countCancellable(
   filter: OutboxFilter,
   scopeTenant: string | null,
 ): Promise<number> {
-  const r = await db
-    .selectFrom('mailer.email_outbox')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where((eb) => eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)]))
-    .executeTakeFirstOrThrow()
-  return Number(r.n)
+  return countMatching(db, (eb) => eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)]))
 }
 
 /**

@@ -1,4 +1,4 @@
-// The ids of matching rows, found status by status through the index holding each status: for bulk batches and lookups.
+// The rows a bulk action matches: their ids (status by status, through each status's index) and their count.
 import {
   type Expression,
   type ExpressionBuilder,
@@ -60,4 +60,14 @@ export async function lowestMatching(
   if (!statement) return []
   const { rows } = await statement.execute(db)
   return rows.map((r) => String(r.id))
+}
+
+/** How many rows match `where` now: what a bulk action's dry run reports. */
+export async function countMatching(db: Kysely<Database>, where: Where): Promise<number> {
+  const r = await db
+    .selectFrom('mailer.email_outbox')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where(where)
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
 }
