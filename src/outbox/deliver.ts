@@ -7,31 +7,16 @@ import type { Lease } from './claim.ts'
 import type { EngineEventHandler, SettleOutcome } from './events.ts'
 import { sendThroughGate } from './gated-send.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
+import type { MailboxLookup } from './mailbox-lookup.ts'
 import { RenderError, renderLease } from './render.ts'
 import { type Ready, resolveAmbiguity, type SendExtra, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
-import type { OutboundMail, Sender } from './sender.ts'
+import type { Sender } from './sender.ts'
 import type { Settlement } from './settle.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 import type { StartQueue } from './start-queue.ts'
 import { loadTemplates } from './templates.ts'
-
-/**
- * See src/transport/graph-lookup.ts; `throttledForMs`: the provider throttled the lookup;
- * `rejected`: the sender mailbox does not exist, as a send from it would be refused.
- */
-export type MailboxLookup = (
-  mail: OutboundMail,
-  signal: AbortSignal,
-) => Promise<
-  | 'found'
-  | 'not_found'
-  | 'unavailable'
-  | 'error'
-  | { throttledForMs: number }
-  | { rejected: { code: string; message: string; httpStatus: number; requestId?: string } }
->
 
 export interface DeliveryDeps {
   dbName: string

@@ -1,5 +1,6 @@
 // Crash recovery: finds a message we may already have sent by the OutboxId extended property.
 import type { Logger } from '../log.ts'
+import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
 import {
   DEFAULT_THROTTLE_MS,
@@ -8,33 +9,6 @@ import {
   throttleWaitMs,
 } from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
-
-/**
- * `found`: the mailbox holds the message, so it was submitted. `not_found`: neither Sent Items nor
- * the rest of the mailbox (Drafts/Outbox, where it sits until transport picks it up) has it.
- * `unavailable`: not permitted (401/403 without Mail.Read): the caller applies its
- * ambiguous-send policy. `error`: a transient failure: the caller asks again later.
- * `throttledForMs`: Graph throttled the lookup (429/503/504): nobody should ask the mailbox
- * anything before its Retry-After. `rejected`: a 404, the sender mailbox does not exist or cannot be
- * used (ErrorInvalidUser, MailboxNotEnabledForRESTAPI, ResourceNotFound): sendMail is refused the
- * same way and fails the row with that code, so asking again until the throttle deadline (a day)
- * would only delay the same verdict.
- */
-export type LookupResult =
-  | 'found'
-  | 'not_found'
-  | 'unavailable'
-  | 'error'
-  | { throttledForMs: number }
-  | { rejected: LookupRejection }
-
-export interface LookupRejection {
-  /** Graph's error code, or `http_404` when the body names none (as a refused send is coded). */
-  code: string
-  message: string
-  httpStatus: number
-  requestId?: string
-}
 
 export function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`

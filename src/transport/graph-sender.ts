@@ -2,14 +2,13 @@
 import type { Clock } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
+import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
-import { createMailboxLookup, type LookupResult } from './graph-lookup.ts'
+import { createMailboxLookup } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 import { classifySendResponse } from './graph-outcome.ts'
 import { createGraphRequest } from './graph-request.ts'
 import type { TokenSource } from './graph-token.ts'
-
-export type { LookupResult } from './graph-lookup.ts'
 
 export interface GraphSender extends Sender {
   /** Whether a message tagged with `outboxId` is in `from`'s mailbox; see graph-lookup.ts. */

@@ -1,0 +1,32 @@
+// The mailbox-lookup port: after a send whose outcome was never learned, is the message in the sender's mailbox?
+import type { OutboundMail } from './sender.ts'
+
+/**
+ * `found`: the mailbox holds the message, so it was submitted. `not_found`: neither Sent Items nor
+ * the rest of the mailbox (Drafts/Outbox, where it sits until transport picks it up) has it.
+ * `unavailable`: not permitted (401/403 without Mail.Read): the caller applies its
+ * ambiguous-send policy. `error`: a transient failure: the caller asks again later.
+ * `throttledForMs`: Graph throttled the lookup (429/503/504): nobody should ask the mailbox
+ * anything before its Retry-After. `rejected`: a 404, the sender mailbox does not exist or cannot be
+ * used (ErrorInvalidUser, MailboxNotEnabledForRESTAPI, ResourceNotFound): sendMail is refused the
+ * same way and fails the row with that code, so asking again until the throttle deadline (a day)
+ * would only delay the same verdict.
+ */
+export type LookupResult =
+  | 'found'
+  | 'not_found'
+  | 'unavailable'
+  | 'error'
+  | { throttledForMs: number }
+  | { rejected: LookupRejection }
+
+export interface LookupRejection {
+  /** Graph's error code, or `http_404` when the body names none (as a refused send is coded). */
+  code: string
+  message: string
+  httpStatus: number
+  requestId?: string
+}
+
+/** Asks `mail`'s sender mailbox for the message tagged with its outbox id (Graph: graph-lookup.ts). */
+export type MailboxLookup = (mail: OutboundMail, signal: AbortSignal) => Promise<LookupResult>
