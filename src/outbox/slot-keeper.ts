@@ -4,8 +4,9 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { SendPermit } from './send-gate.ts'
-import { freeUnknownSlots, renewSlots, takeSlots } from './send-limits.ts'
+import { freeUnknownSlots, takeSlots } from './send-limits.ts'
 import { createSlotFreer, type HeldSlot, jitter } from './slot-freer.ts'
+import { createSlotRenewal } from './slot-renewal.ts'
 
 export interface SlotKeeperOptions {
   db: Kysely<Database>
@@ -56,15 +57,13 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   let closed = false
   // Slots handed to sends and not given back yet: renewed while their sends run.
   const inUse = new Set<HeldSlot>()
-  let renewing: AbortController | null = null
-  let renewFailing = false
-  const renewAfterMs = o.ttlMs / 3
   // Clock time before a take that failed: it may have committed slots this worker never learned of.
   let lostTakeAt: number | null = null
   const reusable = (h: HeldSlot) => !closed && o.clock.now() - h.takenAt < o.reuseMs
 
   const freer = createSlotFreer(o)
   const free = (slots: HeldSlot[]) => freer.free(slots)
+  const renewal = createSlotRenewal({ ...o, inUse, closed: () => closed })
 
   // Frees, in one statement, the slots parked for parkMs (and any past reuse); re-arms for the rest.
   function armFlush() {
@@ -100,43 +99,6 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     if (next) return next.grant(held)
     parked.push({ held, at: o.clock.now() })
     armFlush()
-  }
-
-  // Checks every sixth of the TTL, so a slot is renewed at a third to half of it, and a renewal that
-  // fails (the database unreachable) is tried again before the slot expires.
-  function armRenew() {
-    if (renewing || inUse.size === 0 || closed) return
-    const timer = new AbortController()
-    renewing = timer
-    void o.clock.sleep(renewAfterMs / 2, timer.signal).then(async () => {
-      if (timer.signal.aborted) return
-      await renewDue()
-      renewing = null
-      armRenew()
-    })
-  }
-
-  async function renewDue() {
-    const sentAt = o.clock.now()
-    const due = [...inUse].filter((h) => sentAt - h.sureAt >= renewAfterMs)
-    if (due.length === 0) return
-    let kept: Set<string>
-    try {
-      kept = new Set(await renewSlots(o.db, due, o.ttlMs))
-    } catch (err) {
-      if (!renewFailing) o.log.warn('could not renew send slots in use; retrying', { err })
-      renewFailing = true
-      return
-    }
-    renewFailing = false
-    for (const h of due) {
-      if (kept.has(h.token)) h.sureAt = sentAt
-      else if (inUse.delete(h))
-        // Expired before it could be renewed: another worker may be using it now.
-        o.log.warn('a send slot expired while in use; the concurrency limit may be exceeded', {
-          slot: h.slot,
-        })
-    }
   }
 
   // One take at a time for all waiting sends; between fruitless takes a backoff that a handover
@@ -208,7 +170,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
 
   const permitFor = (held: HeldSlot): SendPermit => {
     inUse.add(held)
-    armRenew()
+    renewal.arm()
     return {
       release: async () => {
         inUse.delete(held)
@@ -261,8 +223,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       flushing?.abort()
       flushing = null
       nap?.abort()
-      renewing?.abort()
-      renewing = null
+      renewal.stop()
       for (const w of waiting.splice(0)) w.cancel()
       const gaveUp = new AbortController()
       const bounded = (p: Promise<unknown>) =>
