@@ -1,6 +1,6 @@
 // The command line is checked whole before anything runs: unknown commands, flags and values are refused.
 import { describe, expect, test } from 'bun:test'
-import { parseArgs } from '../../src/main.ts'
+import { parseArgs } from '../../src/cli-args.ts'
 
 const refusal = (argv: string[]) => {
   try {

@@ -15,6 +15,7 @@ const LEAVES = [
 // Composition roots: only these may know every concrete piece.
 const ROOTS = [
   'src/main.ts',
+  'src/cli-args.ts',
   'src/serve.ts',
   'src/database-engines.ts',
   'src/http-listen.ts',

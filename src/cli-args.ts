@@ -1,0 +1,127 @@
+// The command line's grammar: commands, their flags and usage, the help text; nothing a command does not know passes.
+import { ENV_VARS } from './config/env-vars.ts'
+import { AppError, EXIT } from './errors.ts'
+import type { Role } from './serve.ts'
+import { VERSION } from './version.ts'
+
+const HELP = `outbox-mailer ${VERSION}: Postgres outbox rows in, e-mail out through Microsoft Graph.
+
+Usage:
+  outbox-mailer serve [--role all|worker|api]   run the workers and/or the HTTP API (default: all)
+  outbox-mailer migrate                         apply the embedded schema migrations to every database
+  outbox-mailer send-test --to ADDRESS [--from ADDRESS]
+                                                send one test message with the configured transport
+  outbox-mailer check-config [--connect] [--role all|worker|api]
+                                                validate the environment; --connect also reaches the
+                                                databases and fetches a Graph token
+  outbox-mailer --version | --help | COMMAND --help
+
+Arguments a command does not know are refused (exit 2), never ignored.
+
+Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or newer.
+
+Environment (every variable is validated at start):
+${ENV_VARS.map((v) => `  ${v.name.padEnd(30)} ${v.meaning} (default: ${v.default})`).join('\n')}
+`
+
+/** What a command accepts: its usage line, and each flag's kind (a switch, or one that takes a value). */
+interface CommandSpec {
+  usage: string
+  flags: Readonly<Record<string, 'switch' | 'value'>>
+}
+
+const COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  serve: { usage: 'outbox-mailer serve [--role all|worker|api]', flags: { '--role': 'value' } },
+  migrate: { usage: 'outbox-mailer migrate', flags: {} },
+  'send-test': {
+    usage: 'outbox-mailer send-test --to ADDRESS [--from ADDRESS]',
+    flags: { '--to': 'value', '--from': 'value' },
+  },
+  'check-config': {
+    usage: 'outbox-mailer check-config [--connect] [--role all|worker|api]',
+    flags: { '--connect': 'switch', '--role': 'value' },
+  },
+}
+
+export type Parsed =
+  | { kind: 'help'; text: string; exit: number }
+  | { kind: 'version' }
+  | { kind: 'run'; command: string; flags: ReadonlyMap<string, string> }
+
+const usageError = (message: string, usage?: string) =>
+  new AppError(
+    'config_invalid',
+    `${message}\n${usage ? `usage: ${usage}` : 'see outbox-mailer --help'}`,
+  )
+
+/**
+ * Checks the whole command line before anything runs: an argument a command does not know must
+ * never be ignored, since a `--help` or `--dry-run` taken for nothing would migrate or serve for real.
+ */
+export function parseArgs(argv: readonly string[]): Parsed {
+  const [command, ...rest] = argv
+  if (command === '--help' || command === '-h' || command === 'help') {
+    if (rest.length === 0) return { kind: 'help', text: HELP, exit: EXIT.ok }
+    const spec = COMMANDS[rest[0]!]
+    if (rest.length === 1 && spec)
+      return { kind: 'help', text: `usage: ${spec.usage}`, exit: EXIT.ok }
+    throw usageError(`help takes at most one command name (got "${rest.join(' ')}")`)
+  }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    if (rest.length > 0) throw usageError(`--version takes no arguments (got "${rest[0]}")`)
+    return { kind: 'version' }
+  }
+  // Bare, the binary shows what it can do, but a script that forgot its command must not pass.
+  if (command === undefined) return { kind: 'help', text: HELP, exit: EXIT.usage }
+  const spec = COMMANDS[command]
+  if (!spec) {
+    throw usageError(
+      command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`,
+    )
+  }
+  // Asked anywhere, help wins over every other argument: it never runs the command.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    return { kind: 'help', text: `usage: ${spec.usage}`, exit: EXIT.ok }
+  }
+  const flags = new Map<string, string>()
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!
+    const eq = arg.indexOf('=')
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg
+    const kind = spec.flags[name]
+    if (kind === undefined) {
+      throw usageError(
+        arg.startsWith('-')
+          ? `${command}: unknown option "${name}"`
+          : `${command}: unexpected argument "${arg}"`,
+        spec.usage,
+      )
+    }
+    if (flags.has(name)) throw usageError(`${command}: ${name} is given twice`, spec.usage)
+    let value: string | undefined
+    if (kind === 'switch') {
+      if (eq > 0) throw usageError(`${command}: ${name} takes no value`, spec.usage)
+      value = ''
+    } else if (eq > 0) {
+      value = arg.slice(eq + 1)
+    } else {
+      const next = rest[i + 1]
+      // A value that looks like an option is a forgotten value, not a value: `--role --connect`.
+      if (next !== undefined && !next.startsWith('-')) {
+        value = next
+        i++
+      }
+    }
+    if (value === undefined || (kind === 'value' && value === '')) {
+      throw usageError(`${command}: ${name} needs a value`, spec.usage)
+    }
+    flags.set(name, value)
+  }
+  return { kind: 'run', command, flags }
+}
+
+export function parseRole(value: string | undefined): Role {
+  if (value === undefined) return 'all'
+  if (value === 'all' || value === 'worker' || value === 'api') return value
+  throw new AppError('config_invalid', `--role must be all, worker or api (got "${value}")`)
+}
