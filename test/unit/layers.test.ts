@@ -12,7 +12,7 @@ const LEAVES = [
   'src/sql.d.ts',
   'src/version.ts',
 ]
-// Composition roots: only these may know every concrete piece.
+// Composition roots: only these (and check-config's steps, src/check-config/) may know every concrete piece.
 const ROOTS = [
   'src/main.ts',
   'src/cli-args.ts',
@@ -28,7 +28,7 @@ const ROOTS = [
 
 function layerOf(file: string): string {
   const rel = relative(ROOT, file)
-  if (ROOTS.includes(rel)) return 'main'
+  if (ROOTS.includes(rel) || rel.startsWith('src/check-config/')) return 'main'
   if (LEAVES.includes(rel) || rel.startsWith('src/config/')) return 'leaf'
   const m = rel.match(/^src\/(db|outbox|transport|api)\//)
   if (m?.[1]) return m[1]

@@ -1,0 +1,111 @@
+// Database check: reaches one configured database, reads its schema status, and asks whether LISTEN holds on it.
+import pg from 'pg'
+import type { DatabaseConfig } from '../config/database-list.ts'
+import type { Config, ServeRole } from '../config.ts'
+import { hearsOtherSessions } from '../db/listen-probe.ts'
+import { assertSchemaCurrent } from '../db/migrate.ts'
+import { isAppError } from '../errors.ts'
+import { CHANNEL, listeningPid } from '../outbox/listener.ts'
+import { describe, type Findings } from './findings.ts'
+
+// Schema states a deploy fixes by itself (release_command runs migrate); the others need a human.
+const SCHEMA_PENDING = new Set(['schema_missing', 'schema_outdated'])
+
+export async function checkDatabase(
+  d: DatabaseConfig,
+  config: Config,
+  role: ServeRole,
+  timeoutMs: number,
+) {
+  const out: Findings = { problems: [], checks: [] }
+  const label = (which: 'url' | 'listenUrl') => {
+    if (config.databases.length === 1 && d.name === 'default') {
+      return which === 'url' ? 'DATABASE_URL' : 'LISTEN_DATABASE_URL'
+    }
+    return `MAILER_DATABASES ${d.name}.${which}`
+  }
+  const pool = new pg.Pool({
+    connectionString: d.url,
+    application_name: 'outbox-mailer:check-config',
+    max: 1,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs,
+  })
+  // A refused or dropped connection surfaces through the query; the pool's own event must not crash us.
+  pool.on('error', () => {})
+  let reachable = false
+  try {
+    const { rows } = await pool.query<{ version: string }>(
+      `select current_setting('server_version') as version`,
+    )
+    reachable = true
+    out.checks.push(
+      `database "${d.name}" (${label('url')}): reachable, PostgreSQL ${rows[0]?.version}`,
+    )
+    try {
+      const { newer } = await assertSchemaCurrent(pool, d.name)
+      out.checks.push(
+        `database "${d.name}": schema current${newer.length ? ` (also has ${newer.join(', ')} from a newer release, which this one works with)` : ''}`,
+      )
+    } catch (e) {
+      if (isAppError(e) && SCHEMA_PENDING.has(e.code)) {
+        // Normal before a deploy that brings a migration: release_command applies it.
+        out.checks.push(`warning: ${e.message} (the release_command does this on deploy)`)
+      } else {
+        out.problems.push(`database "${d.name}": ${describe(e)}`)
+      }
+    }
+  } catch (e) {
+    out.problems.push(`database "${d.name}" (${label('url')}): cannot connect: ${describe(e)}`)
+  } finally {
+    await pool.end().catch(() => {})
+  }
+
+  // A URL of its own is for LISTEN and migrations, both needing a session; the one URL is listened
+  // on only by a role that listens, unless LISTEN_MODE=poll says the deployment polls on purpose.
+  const apart = d.listenUrl !== d.url
+  const listens = role !== 'api' && config.worker.listenMode === 'auto'
+  const which = label(apart ? 'listenUrl' : 'url')
+  if (apart || (listens && reachable)) {
+    const client = new pg.Client({
+      connectionString: d.listenUrl,
+      application_name: 'outbox-mailer:check-config',
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
+    })
+    client.on('error', () => {})
+    let connected = false
+    try {
+      await client.connect()
+      connected = true
+      // A transaction pooler accepts the LISTEN and loses it with its session: asked as serve asks.
+      await client.query(`listen ${CHANNEL}`)
+      const pid = await listeningPid(client, timeoutMs)
+      const holds =
+        pid !== null &&
+        (await hearsOtherSessions(client, {
+          url: d.listenUrl,
+          backendPid: pid,
+          applicationName: 'outbox-mailer:check-config',
+          timeoutMs,
+        })) !== false
+      await client.query('unlisten *')
+      if (!holds) {
+        out.problems.push(
+          `database "${d.name}" (${which}): LISTEN does not hold on this connection (a transaction pooler?)${listens ? ': serve would poll instead of being woken' : ''}. ${apart ? `${which} must be a direct (session) URL, for LISTEN and migrations` : `Give this database a direct (session) URL to listen on (${label('listenUrl')}), or set LISTEN_MODE=poll to poll on purpose`}`,
+        )
+      } else {
+        out.checks.push(
+          `database "${d.name}" (${which}): ${apart ? 'reachable, ' : ''}LISTEN holds`,
+        )
+      }
+    } catch (e) {
+      out.problems.push(
+        `database "${d.name}" (${which}): ${connected ? 'LISTEN could not be checked' : 'cannot connect'}: ${describe(e)}`,
+      )
+    } finally {
+      await client.end().catch(() => {})
+    }
+  }
+  return out
+}

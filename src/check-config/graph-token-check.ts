@@ -1,0 +1,86 @@
+// Graph token check: fetches a token as serve would, and reads from it the mail roles the app was granted.
+import { decodeJwt } from 'jose'
+import { systemClock } from '../clock.ts'
+import type { Config } from '../config.ts'
+import { silentLogger } from '../log.ts'
+import type { GraphCredential } from '../transport/graph-credential.ts'
+import {
+  createTokenSource,
+  GraphAuthError,
+  graphScopeFor,
+  tokenUrlFor,
+} from '../transport/graph-token.ts'
+import { describe, type Findings } from './findings.ts'
+
+// Hints for the Entra errors a first deploy meets; graph.md §1.3 lists the codes.
+const TOKEN_HINTS: Record<string, string> = {
+  AADSTS700027:
+    'the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration',
+  AADSTS7000215: 'the client secret is wrong: copy the secret value, not its id',
+  AADSTS7000222: 'the client secret has expired: create a new one',
+  AADSTS700016: 'no such app in this tenant: check GRAPH_CLIENT_ID and GRAPH_TENANT_ID',
+  AADSTS90002: 'no such tenant: check GRAPH_TENANT_ID',
+  AADSTS7000112: 'the app registration is disabled',
+}
+
+export async function checkGraphToken(
+  config: Config,
+  credential: GraphCredential,
+  fetchFn: typeof fetch,
+  timeoutMs: number,
+) {
+  const out: Findings = { problems: [], checks: [] }
+  const graph = config.graph!
+  const tokens = createTokenSource({
+    fetch: fetchFn,
+    clock: systemClock,
+    log: silentLogger,
+    tokenUrl: tokenUrlFor(graph.authorityUrl, graph.tenantId),
+    clientId: graph.clientId,
+    scope: graphScopeFor(graph.apiUrl),
+    credential,
+    requestTimeoutMs: timeoutMs,
+  })
+  let token: string
+  try {
+    token = await tokens.getToken()
+  } catch (e) {
+    if (e instanceof GraphAuthError) {
+      const hint = TOKEN_HINTS[e.code]
+      out.problems.push(`Graph token: ${e.code}: ${e.message}${hint ? ` (${hint})` : ''}`)
+    } else {
+      out.problems.push(`Graph token: ${describe(e)}`)
+    }
+    return out
+  }
+  out.checks.push(`Graph token: issued by ${new URL(graph.authorityUrl).host}`)
+  const roles = tokenRoles(token)
+  if (roles === null) {
+    out.checks.push('Graph token: not a readable JWT; permissions not inspected')
+    return out
+  }
+  // RBAC for Applications grants live in Exchange, not in the token: a missing role is only a warning.
+  if (!roles.includes('Mail.Send')) {
+    out.checks.push(
+      'warning: the token carries no Mail.Send role: fine with Exchange RBAC for Applications, otherwise grant Mail.Send and admin consent',
+    )
+  } else {
+    out.checks.push(`Graph token: roles ${roles.join(', ')}`)
+  }
+  // The lookup filters on an extended property, which Mail.ReadBasic does not expose.
+  if (graph.mailboxLookup && !roles.some((r) => r === 'Mail.Read' || r === 'Mail.ReadWrite')) {
+    out.checks.push(
+      'warning: GRAPH_MAILBOX_LOOKUP=true but the token carries no Mail.Read role (fine with Exchange RBAC for Applications)',
+    )
+  }
+  return out
+}
+
+function tokenRoles(token: string): string[] | null {
+  try {
+    const roles = decodeJwt(token).roles
+    return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : []
+  } catch {
+    return null
+  }
+}
