@@ -13,9 +13,13 @@
 // cannot be replayed). CHAOS_MODE=lookup|resend|hold overrides the ambiguous-send handling the seed
 // picks; CHAOS_MS the length of the chaos (default 30 s).
 import { afterAll, expect, test } from 'bun:test'
-import type { GraphFault } from '../support/fake-graph.ts'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FakeGraph, GraphFault } from '../support/fake-graph.ts'
 import {
   cleanupAll,
+  type Database,
   FAST,
   type Mailer,
   ownCluster,
@@ -33,6 +37,11 @@ const MODES = ['lookup', 'resend', 'hold'] as const
 type Mode = (typeof MODES)[number]
 const MODE: Mode = (process.env.CHAOS_MODE as Mode | undefined) ?? MODES[SEED % MODES.length]!
 const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
+// Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
+// is explained from. CHAOS_EVIDENCE_DIR: where a failing run leaves its logs and tables.
+const LOG_LEVEL = process.env.CHAOS_LOG_LEVEL ?? 'debug'
+const EVIDENCE_DIR =
+  process.env.CHAOS_EVIDENCE_DIR ?? join(tmpdir(), `outbox-chaos-${SEED}-${MODE}-${Date.now()}`)
 
 const WORKERS = 3
 const MAX_ATTEMPTS = 6
@@ -129,6 +138,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     DATABASE_URL: db.url,
     ...graph.env,
     ...FAST,
+    LOG_LEVEL,
     WORKER_CONCURRENCY: '8',
     GRAPH_MAX_CONCURRENCY: '6',
     MAX_ATTEMPTS: String(MAX_ATTEMPTS),
@@ -139,6 +149,12 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
 
   // ---------------------------------------------------------------- the harness's own record
   const problems: string[] = []
+  /** Rows a check found wrong: each is explained in full when the run fails. */
+  const offending = new Set<string>()
+  /** What the harness did and when (Date.now(), as the fake's times; the logs are ISO UTC). */
+  const timeline: { at: number; what: string; ids?: string[] }[] = []
+  const note = (what: string, ids?: string[]) =>
+    timeline.push({ at: Date.now(), what, ...(ids ? { ids } : {}) })
   const known = new Set<string>()
   /** Rows whose cancel answered 200/202, and when. */
   const cancelledAt = new Map<string, number>()
@@ -168,6 +184,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
   let spawned = 0
   const spawnWorker = async (slot: number) => {
     const m = await spawnMailer(`chaos-w${slot}-${spawned++}`, env, { role: 'worker' })
+    note(`spawned ${m.name} (pid ${m.proc.pid})`)
     all.push(m)
     workers[slot] = m
     return m
@@ -196,6 +213,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     const t0 = performance.now()
     // A process still starting has no signal handlers yet: SIGTERM ends it like SIGKILL (143).
     if (signal === 'SIGTERM' && !m.logTail(1_000).includes('http listening')) signal = 'SIGKILL'
+    note(`${signal} ${m.name} (pid ${m.proc.pid})`)
     m.proc.kill(signal)
     const code = await Promise.race([
       m.exited,
@@ -212,6 +230,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
         )
       } else gracefulPids.set(m.proc.pid, { from: t0, to: performance.now() })
     }
+    note(`${m.name} exited ${code}`)
     await Bun.sleep(downMs)
     await spawnWorker(slot)
   }
@@ -228,6 +247,10 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
       known.add(r.id)
       if (r.expires) expiresAtOf.set(r.id, Date.parse(r.expires))
     }
+    note(
+      'enqueued (SQL)',
+      rows.map((r) => r.id),
+    )
     figures.enqueued += rows.length
   }
 
@@ -244,6 +267,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
         .catch(() => null)
       if (res && (res.status === 201 || res.status === 200)) {
         const { id } = (await res.json()) as { id: string }
+        note(`enqueued (API, key ${key}): ${res.status}`, [id])
         ids.add(id)
         known.add(id)
         if (spec.options.expiresAt) expiresAtOf.set(id, Date.parse(spec.options.expiresAt))
@@ -291,28 +315,35 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
           inBackground(async () => {
             const span = { from: performance.now(), to: Number.POSITIVE_INFINITY }
             pgDownSpans.push(span)
+            note(`postgres ${action === 'crashPostgres' ? 'crash' : 'stop'} (${outageMs} ms)`)
             if (action === 'crashPostgres') await cluster.crash()
             else await cluster.stop()
+            note('postgres down')
             await Bun.sleep(outageMs)
             await cluster.start()
+            note('postgres up')
             span.to = performance.now()
             pgDown = false
           })
           break
         }
-        case 'terminateBackends':
+        case 'terminateBackends': {
           if (pgDown) break
-          figures.terminated += (
+          const n = (
             await db.q<{ n: number }>(
               `select count(*) filter (where pg_terminate_backend(pid))::int as n
                  from pg_stat_activity where application_name like 'outbox-mailer%'`,
             )
           )[0]!.n
+          figures.terminated += n
+          note(`terminated ${n} backends`)
           break
+        }
         case 'latency':
           // Slow answers keep sends in flight for the kills and cuts to land on.
           chaosFaults.latencyMs = Math.floor(rng() * 400)
           graph.fake.setFaults(chaosFaults)
+          note(`graph latency ${chaosFaults.latencyMs} ms`)
           break
         case 'revokeToken': {
           // Graph answers 401 to the token every worker holds; the refresh may meet Entra down.
@@ -335,20 +366,26 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
                   : [],
           })
           graph.fake.revokeTokens(rng() < 0.5 ? 'expired' : 'invalid')
+          note(`tokens revoked (entra ${entra < 0.3 ? 'hangs' : entra < 0.6 ? '503' : 'fine'})`)
           break
         }
-        case 'cutGraph':
-          figures.cuts += graph.cut()
+        case 'cutGraph': {
+          const n = graph.cut()
+          figures.cuts += n
+          note(`cut ${n} connections to graph`)
           break
+        }
         case 'cancel': {
           // Recent rows: likely pending or in flight, where a cancel has something to decide.
           const ids = [...known].slice(-40)
           if (ids.length === 0) break
           const id = ids[Math.floor(rng() * ids.length)]!
           cancelAsked.add(id)
+          note('cancel asked', [id])
           const res = await api
             .api(`/v1/outbox/${id}/cancel`, { method: 'POST', signal: AbortSignal.timeout(5_000) })
             .catch(() => null)
+          note(`cancel answered ${res?.status ?? 'nothing'}`, [id])
           if (res?.status === 200 || res?.status === 202) {
             cancelledAt.set(id, Date.now())
             figures.cancels++
@@ -363,9 +400,11 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
           )
           if (candidates.length === 0) break
           const id = candidates[Math.floor(rng() * candidates.length)]!.id
+          note('retry asked', [id])
           const res = await api
             .api(`/v1/outbox/${id}/retry`, { method: 'POST', signal: AbortSignal.timeout(5_000) })
             .catch(() => null)
+          note(`retry answered ${res?.status ?? 'nothing'}`, [id])
           if (res?.status === 200) {
             retriedAt.set(id, [...(retriedAt.get(id) ?? []), Date.now()])
             figures.retries++
@@ -380,6 +419,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
 
   // ---------------------------------------------------------------- calm: every row must settle
   await Promise.all([...background])
+  note('calm: faults stop')
   graph.fake.setFaults({ latencyMs: 5 })
   for (let i = 0; i < WORKERS; i++) if (!workers[i]) await spawnWorker(i)
   const calmAt = performance.now()
@@ -467,10 +507,12 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     const n = accepted.get(r.id) ?? 0
     const retries = retriedAt.get(r.id)?.length ?? 0
     const ambiguous = hist.filter(ambiguousEpisode).length
-    const say = (what: string) =>
+    const say = (what: string) => {
+      offending.add(r.id)
       problems.push(
         `row ${r.id} (${r.status}, ${r.last_error_code ?? '-'}, attempts ${r.attempts}/${r.max_attempts}, accepted ${n}x, retried ${retries}x): ${what}\n    history: ${hist.map((h) => `${h.attempt}:${h.outcome}${h.error_code ? `/${h.error_code}` : ''}${h.http_status ? `/${h.http_status}` : ''}`).join(' ')}`,
       )
+    }
     if (!['sent', 'failed', 'cancelled'].includes(r.status)) say('not in a final state')
     if (r.lease_owner || r.lease_token || r.lease_expires_at) say('lease left on a finished row')
     if (r.attempts > r.max_attempts) say('more attempts than allowed')
@@ -590,7 +632,8 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
   })
   if (problems.length > 0) {
     console.log(`[fault] 10 chaos soak seed=${SEED} mode=${MODE}: ${problems.length} problems`)
-    for (const p of problems.slice(0, 40)) console.log(`  ${p}`)
+    for (const p of problems) console.log(`  ${p}`)
+    await leaveEvidence({ db, graph: graph.fake, mailers: all, timeline, ids: [...offending] })
   }
   expect(problems).toEqual([])
   expect(rows.length).toBeGreaterThan(0)
@@ -613,4 +656,77 @@ function rowSpec(r: () => number) {
     },
     options,
   }
+}
+
+/**
+ * A failing run explains itself: for each offending row, its outbox row, its full attempt history,
+ * what the Graph fake received and accepted for it, what the harness did to it and every log line
+ * naming it; and keeps the workers' logs, the tables and the timeline in EVIDENCE_DIR.
+ */
+async function leaveEvidence(e: {
+  db: Database
+  graph: FakeGraph
+  mailers: readonly Mailer[]
+  timeline: readonly { at: number; what: string; ids?: string[] }[]
+  ids: readonly string[]
+}) {
+  const iso = (t: number | null) => (t === null ? '-' : new Date(t).toISOString())
+  mkdirSync(EVIDENCE_DIR, { recursive: true })
+  const logs = e.mailers.map((m) => {
+    let text = ''
+    try {
+      text = readFileSync(m.logPath, 'utf8')
+      copyFileSync(m.logPath, join(EVIDENCE_DIR, `${m.name}.log`))
+    } catch {}
+    return { name: m.name, pid: m.proc.pid, lines: text.split('\n') }
+  })
+  const outbox = await e.db
+    .q(
+      `select id::text, status, attempts, max_attempts, priority, send_at, expires_at, created_at,
+              sent_at, send_started_at, cancel_requested_at, lease_owner, lease_token::text,
+              lease_expires_at, last_error_code, last_error
+         from mailer.email_outbox order by id`,
+    )
+    .catch((err) => [{ error: String(err) }])
+  const attempts = await e.db
+    .q('select * from mailer.email_attempts order by outbox_id, id')
+    .catch((err) => [{ error: String(err) }])
+  const json = (v: unknown) => JSON.stringify(v, null, 1)
+  writeFileSync(join(EVIDENCE_DIR, 'email_outbox.json'), json(outbox))
+  writeFileSync(join(EVIDENCE_DIR, 'email_attempts.json'), json(attempts))
+  writeFileSync(
+    join(EVIDENCE_DIR, 'graph-accepted.json'),
+    json(e.graph.accepted.map(({ body: _body, ...a }) => a)),
+  )
+  writeFileSync(join(EVIDENCE_DIR, 'graph-requests.json'), json(e.graph.requests))
+  writeFileSync(
+    join(EVIDENCE_DIR, 'timeline.txt'),
+    e.timeline.map((t) => `${iso(t.at)} ${t.what}${t.ids ? ` ${t.ids.join(',')}` : ''}`).join('\n'),
+  )
+  for (const id of e.ids) {
+    const out: string[] = [`---- evidence for row ${id}`]
+    const row = (outbox as { id?: string }[]).find((r) => r.id === id)
+    out.push(`  row: ${JSON.stringify(row)}`)
+    for (const a of attempts as { outbox_id?: unknown }[])
+      if (String(a.outbox_id) === id) out.push(`  attempt: ${JSON.stringify(a)}`)
+    for (const r of e.graph.requests)
+      if (r.outboxId === id)
+        out.push(
+          `  graph ${r.kind} at ${iso(r.at)} answered ${iso(r.answeredAt)} ${r.status ?? '-'} fault=${r.fault ?? '-'}${r.found !== undefined ? ` found=${r.found}` : ''}${r.acceptedRequestId ? ` accepted request-id ${r.acceptedRequestId}` : ''}`,
+        )
+    for (const a of e.graph.accepted)
+      if (a.outboxId === id)
+        out.push(`  graph accepted at ${iso(a.acceptedAt)} request-id ${a.requestId} (${a.folder})`)
+    for (const t of e.timeline)
+      if (t.ids?.includes(id) && t.ids.length <= 30) out.push(`  harness ${iso(t.at)} ${t.what}`)
+      else if (t.ids?.includes(id))
+        out.push(`  harness ${iso(t.at)} ${t.what} (one of ${t.ids.length})`)
+    const quoted = `"${id}"`
+    for (const l of logs)
+      for (const line of l.lines) if (line.includes(quoted)) out.push(`  log ${l.name}: ${line}`)
+    console.log(out.join('\n'))
+  }
+  console.log(
+    `[fault] 10 chaos soak: evidence (logs, tables, graph requests, timeline) kept in ${EVIDENCE_DIR}`,
+  )
 }

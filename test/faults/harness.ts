@@ -330,6 +330,8 @@ export interface Mailer {
   port: number
   base: string
   exited: Promise<number>
+  /** Its stdout and stderr (removed at cleanup: copy it to keep it). */
+  logPath: string
   alive(): boolean
   readyz(): Promise<{ status: number; body: Readiness | null }>
   waitReady(timeoutMs?: number): Promise<void>
@@ -394,6 +396,7 @@ export async function spawnMailer(
     port,
     base,
     exited,
+    logPath,
     alive: () => !done,
     async readyz() {
       const res = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(5_000) })

@@ -76,6 +76,27 @@ export interface AcceptedMessage {
   acceptedAt: number
 }
 
+/**
+ * Every sendMail and mailbox lookup the fake received, in arrival order, for a failing test to
+ * explain itself: when it came, which outbox id it carried, what the fake answered and when.
+ */
+export interface GraphRequestRecord {
+  kind: 'sendMail' | 'lookup'
+  mailbox: string
+  /** The X-Outbox-Id of a sendMail body, or the OutboxId a lookup asked for; null when unreadable. */
+  outboxId: string | null
+  /** Date.now() when the request arrived, and when it was answered (null: never, or not yet). */
+  at: number
+  answeredAt: number | null
+  /** The answer's status (499: a hung request released by the client's abort or the stop). */
+  status: number | null
+  /** The fault applied, or null; for a lookup, how many messages it found. */
+  fault: string | null
+  found?: number
+  /** The request id of the accepted message, when the fake accepted it. */
+  acceptedRequestId?: string
+}
+
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 export async function startFakeGraph(opts: FakeGraphOptions = {}) {
@@ -83,6 +104,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   const clientId = opts.clientId ?? randomUUID()
   const now = opts.now ?? Date.now
   const accepted: AcceptedMessage[] = []
+  const requests: GraphRequestRecord[] = []
   const hung = new Set<() => void>()
   let faults: FakeGraphFaults = {}
   let inFlight = 0
@@ -183,17 +205,61 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     }
     if (m[2] === '/sendMail') {
       if (req.method !== 'POST') return graphError(405, 'Request_BadRequest', 'sendMail takes POST')
-      return sendMail(req, mailbox)
+      const record: GraphRequestRecord = {
+        kind: 'sendMail',
+        mailbox,
+        outboxId: null,
+        at: Date.now(),
+        answeredAt: null,
+        status: null,
+        fault: null,
+      }
+      requests.push(record)
+      // Read for the record only (a clone): the answer below does not wait for it.
+      req
+        .clone()
+        .text()
+        .then((raw) => {
+          record.outboxId = outboxIdOf(raw)
+        })
+        .catch(() => {})
+      const res = await sendMail(req, mailbox, record)
+      record.answeredAt = Date.now()
+      record.status = res.status
+      return res
     }
     if (req.method !== 'GET')
       return graphError(405, 'Request_BadRequest', 'messages takes GET here')
-    return listMessages(url, mailbox, m[2]!.toLowerCase() === '/messages' ? null : 'sentitems')
+    const record: GraphRequestRecord = {
+      kind: 'lookup',
+      mailbox,
+      outboxId: null,
+      at: Date.now(),
+      answeredAt: null,
+      status: null,
+      fault: null,
+    }
+    requests.push(record)
+    const res = listMessages(
+      url,
+      mailbox,
+      m[2]!.toLowerCase() === '/messages' ? null : 'sentitems',
+      record,
+    )
+    record.answeredAt = Date.now()
+    record.status = res.status
+    return res
   }
 
-  async function sendMail(req: Request, mailbox: string): Promise<Response> {
+  async function sendMail(
+    req: Request,
+    mailbox: string,
+    record: GraphRequestRecord,
+  ): Promise<Response> {
     sendMailRequests++
     if (faults.latencyMs) await Bun.sleep(faults.latencyMs)
     const fault = faults.sendMail?.shift() ?? faults.pickSendMail?.()
+    record.fault = fault === undefined ? null : typeof fault === 'string' ? fault : fault.code
     if (fault === 'hang') return hang(req)
     if (typeof fault === 'object') {
       return graphError(
@@ -252,6 +318,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       requestId,
       acceptedAt: Date.now(),
     })
+    record.acceptedRequestId = requestId
     if (fault === 'accept_then_hang') return hang(req)
     if (fault === 'accept_then_504') {
       return graphError(504, 'GatewayTimeout', 'Gateway Timeout', { 'retry-after': '1' })
@@ -275,9 +342,17 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     )
   }
 
-  function listMessages(url: URL, mailbox: string, folder: 'sentitems' | null): Response {
+  function listMessages(
+    url: URL,
+    mailbox: string,
+    folder: 'sentitems' | null,
+    record: GraphRequestRecord,
+  ): Response {
+    const asked = /ep\/value eq '((?:[^']|'')*)'\)$/.exec(url.searchParams.get('$filter') ?? '')
+    record.outboxId = asked ? asked[1]!.replaceAll("''", "'") : null
     const fault = faults.lookup?.shift() ?? faults.pickLookup?.()
     if (fault) {
+      record.fault = fault.code
       return graphError(
         fault.status,
         fault.code,
@@ -314,6 +389,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       // The name part of a property id is case-sensitive, the value is not (graph.md §4).
       return props.some((p) => p.id === id && p.value.toLowerCase() === value)
     })
+    record.found = found.length
     return Response.json(
       {
         '@odata.context': `${origin}/v1.0/$metadata#users('${mailbox}')/messages(id)`,
@@ -331,6 +407,8 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     tenantId,
     clientId,
     accepted,
+    /** Every sendMail and lookup received (see GraphRequestRecord). */
+    requests: requests as readonly GraphRequestRecord[],
     tokenRequests: entra.requests as readonly TokenRequestRecord[],
     get maxConcurrent() {
       return maxConcurrent
@@ -357,6 +435,19 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
 }
 
 export type FakeGraph = Awaited<ReturnType<typeof startFakeGraph>>
+
+function outboxIdOf(raw: string): string | null {
+  try {
+    const body = JSON.parse(raw) as { message?: { internetMessageHeaders?: unknown } }
+    const headers = (body.message?.internetMessageHeaders ?? []) as {
+      name: string
+      value: string
+    }[]
+    return headers.find((h) => h.name.toLowerCase() === 'x-outbox-id')?.value ?? null
+  } catch {
+    return null
+  }
+}
 
 function graphError(
   status: number,
