@@ -38,7 +38,8 @@ type Mode = (typeof MODES)[number]
 const MODE: Mode = (process.env.CHAOS_MODE as Mode | undefined) ?? MODES[SEED % MODES.length]!
 const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
 // Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
-// is explained from. CHAOS_EVIDENCE_DIR: where a failing run leaves its logs and tables.
+// is explained from. CHAOS_EVIDENCE_DIR: where a failing run (every run with CHAOS_EVIDENCE=always)
+// leaves its logs and tables.
 const LOG_LEVEL = process.env.CHAOS_LOG_LEVEL ?? 'debug'
 const EVIDENCE_DIR =
   process.env.CHAOS_EVIDENCE_DIR ?? join(tmpdir(), `outbox-chaos-${SEED}-${MODE}-${Date.now()}`)
@@ -174,6 +175,8 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     cancels: 0,
     retries: 0,
     revokes: 0,
+    /** Cancels and retries through the API that got no answer (timed out) or a 5xx. */
+    unanswered: 0,
   }
   const all: Mailer[] = []
   /** Processes that exited 0 after SIGTERM, with when their stop began and ended. */
@@ -386,6 +389,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
             .api(`/v1/outbox/${id}/cancel`, { method: 'POST', signal: AbortSignal.timeout(5_000) })
             .catch(() => null)
           note(`cancel answered ${res?.status ?? 'nothing'}`, [id])
+          if (!res || res.status >= 500) figures.unanswered++
           if (res?.status === 200 || res?.status === 202) {
             cancelledAt.set(id, Date.now())
             figures.cancels++
@@ -405,6 +409,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
             .api(`/v1/outbox/${id}/retry`, { method: 'POST', signal: AbortSignal.timeout(5_000) })
             .catch(() => null)
           note(`retry answered ${res?.status ?? 'nothing'}`, [id])
+          if (!res || res.status >= 500) figures.unanswered++
           if (res?.status === 200) {
             retriedAt.set(id, [...(retriedAt.get(id) ?? []), Date.now()])
             figures.retries++
@@ -502,6 +507,8 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
   const FINAL = new Set(['sent', 'failed', 'expired', 'cancelled'])
 
   let duplicates = 0
+  /** The latest acceptance after an expiresAt or an answered cancel (how close SLACK_MS came). */
+  const lateMs = { expiry: Number.NEGATIVE_INFINITY, cancel: Number.NEGATIVE_INFINITY }
   for (const r of rows) {
     const hist = historyOf.get(r.id) ?? []
     const n = accepted.get(r.id) ?? 0
@@ -586,11 +593,15 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     // Never sent after its expiry, nor after a cancel that answered yes (unless retried after it).
     const times = acceptedTimes.get(r.id) ?? []
     const expires = r.expires_at?.getTime() ?? expiresAtOf.get(r.id)
+    for (const t of times)
+      if (expires !== undefined) lateMs.expiry = Math.max(lateMs.expiry, t - expires)
     if (expires !== undefined && times.some((t) => t > expires + SLACK_MS))
       say('accepted after its expiresAt')
     const cancelled = cancelledAt.get(r.id)
     if (cancelled !== undefined) {
       const retriedAfter = (retriedAt.get(r.id) ?? []).some((t) => t > cancelled)
+      if (!retriedAfter)
+        for (const t of times) lateMs.cancel = Math.max(lateMs.cancel, t - cancelled)
       if (!retriedAfter && times.some((t) => t > cancelled + SLACK_MS))
         say('accepted after its cancel was answered')
     }
@@ -627,14 +638,27 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     accepted: graph.fake.accepted.length,
     duplicates,
     ambiguousRows: rows.filter((r) => (historyOf.get(r.id) ?? []).some(ambiguousEpisode)).length,
+    lateAfterExpiry: Number.isFinite(lateMs.expiry) ? seconds(lateMs.expiry) : '-',
+    lateAfterCancel: Number.isFinite(lateMs.cancel) ? seconds(lateMs.cancel) : '-',
+    // The Graph fake's own delay: a sendMail's arrival to its acceptance (at most latencyMs, idle).
+    fakeLag: seconds(
+      Math.max(
+        0,
+        ...graph.fake.requests.map((q) => {
+          const a = graph.fake.accepted.find((x) => x.requestId === q.acceptedRequestId)
+          return a ? a.acceptedAt - q.at : 0
+        }),
+      ),
+    ),
     ...figures,
     settle: seconds(settleMs),
   })
   if (problems.length > 0) {
     console.log(`[fault] 10 chaos soak seed=${SEED} mode=${MODE}: ${problems.length} problems`)
     for (const p of problems) console.log(`  ${p}`)
-    await leaveEvidence({ db, graph: graph.fake, mailers: all, timeline, ids: [...offending] })
   }
+  if (problems.length > 0 || process.env.CHAOS_EVIDENCE === 'always')
+    await leaveEvidence({ db, graph: graph.fake, mailers: all, timeline, ids: [...offending] })
   expect(problems).toEqual([])
   expect(rows.length).toBeGreaterThan(0)
 }, 180_000)
