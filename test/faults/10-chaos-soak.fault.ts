@@ -442,6 +442,17 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
   const settleMs = performance.now() - calmAt
   for (const m of [...workers, api]) {
     if (!m) continue
+    // A worker respawned as the faults stopped may still be starting (a quick settle, a loaded
+    // machine): before its signal handlers exist, SIGTERM ends it like SIGKILL (143).
+    const ready = await m.waitReady(30_000).then(
+      () => true,
+      (e) => {
+        problems.push(`${m.name} not ready after the faults stopped: ${String(e)}`)
+        return false
+      },
+    )
+    if (!ready) continue
+    note(`final SIGTERM ${m.name} (pid ${m.proc.pid})`)
     m.proc.kill('SIGTERM')
     const code = await m.exited
     if (code === 0) gracefulPids.set(m.proc.pid, { from: 0, to: 0 })
