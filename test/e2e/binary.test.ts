@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../../src/embedded-postgres.ts'
@@ -179,6 +180,38 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
   expect(await serve.exited).toBe(0)
   const { rows } = await adminQuery(url, 'select count(*)::int as n from mailer.workers')
   expect(rows[0].n).toBe(0)
+})
+
+test('a SIGTERM while serve is still starting stops it cleanly (exit 0), not like a SIGKILL', async () => {
+  // A database that takes connections and never answers: the start waits in its schema check,
+  // after its LISTEN session began connecting (its drainers would be claiming next).
+  const sockets: Socket[] = []
+  const silent = createServer((s) => {
+    sockets.push(s)
+    s.resume()
+  })
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+  const silentUrl = new URL(url)
+  silentUrl.hostname = '127.0.0.1'
+  silentUrl.port = String((silent.address() as AddressInfo).port)
+  const p = Bun.spawn([bin, 'serve'], {
+    env: env({ DATABASE_URL: silentUrl.href, PORT: String(await freePort()) }),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  try {
+    await pollUntil(async () => (sockets.length > 0 ? true : undefined), 20_000)
+    p.kill('SIGTERM')
+    // Then the database goes away: the start ends at once (unreachable, it keeps trying) rather
+    // than at its connect timeout, and so does the stop.
+    for (const s of sockets) s.destroy()
+    silent.close()
+    expect(await p.exited).toBe(0)
+  } finally {
+    p.kill('SIGKILL')
+    for (const s of sockets) s.destroy()
+    silent.close()
+  }
 })
 
 test('migrate names newer migrations that keep it working, and refuses (exit 3) one that does not', async () => {
