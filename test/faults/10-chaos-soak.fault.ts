@@ -731,7 +731,13 @@ async function leaveEvidence(e: {
   const attempts = await e.db
     .q('select * from mailer.email_attempts order by outbox_id, id')
     .catch((err) => [{ error: String(err) }])
+  const slots = await e.db
+    .q(
+      'select slot, holder, token, expires_at::text, now()::text as read_at from mailer.send_slots order by slot',
+    )
+    .catch((err) => [{ error: String(err) }])
   const json = (v: unknown) => JSON.stringify(v, null, 1)
+  writeFileSync(join(EVIDENCE_DIR, 'send_slots.json'), json(slots))
   writeFileSync(join(EVIDENCE_DIR, 'email_outbox.json'), json(outbox))
   writeFileSync(join(EVIDENCE_DIR, 'email_attempts.json'), json(attempts))
   writeFileSync(
@@ -767,6 +773,6 @@ async function leaveEvidence(e: {
     console.log(out.join('\n'))
   }
   console.log(
-    `[fault] 10 chaos soak: evidence (logs, tables, graph requests, timeline) kept in ${EVIDENCE_DIR}`,
+    `[fault] 10 chaos soak: evidence (logs, tables, send slots, graph requests, timeline) kept in ${EVIDENCE_DIR}`,
   )
 }
