@@ -74,9 +74,16 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       if (timer.signal.aborted) return
       flushing = null
       const cutoff = o.clock.now() - o.parkMs
-      const stale = (p: (typeof parked)[number]) => p.at <= cutoff || !reusable(p.held)
-      free(parked.filter(stale).map((p) => p.held))
-      parked.splice(0, parked.length, ...parked.filter((p) => !stale(p)))
+      // Sorted in one pass, before the free: the clock moves on while it is issued, and a slot
+      // judged twice could turn stale in between and land on neither side, held until its TTL.
+      const stale: HeldSlot[] = []
+      const kept = parked.filter((p) => {
+        const keep = p.at > cutoff && reusable(p.held)
+        if (!keep) stale.push(p.held)
+        return keep
+      })
+      parked.splice(0, parked.length, ...kept)
+      free(stale)
       armFlush()
     })
   }

@@ -639,6 +639,41 @@ describe('the Postgres send gate', () => {
     expect((await slotRow()).free).toBe(true)
   })
 
+  test('a parked slot that reaches its reuse age while a flush frees another is freed, not forgotten', async () => {
+    // The flush sorts parked slots into stale (freed) and kept. The clock moves on while it frees
+    // the stale ones (issuing a statement takes time on a loaded machine): a slot that turns too
+    // old for reuse meanwhile must land on one side, else nobody frees it and it stays held, for
+    // every worker, until its TTL, even after a clean stop (chaos soak, seed 381, lookup).
+    let now = 1_000_000
+    const clock: Clock = { now: () => now, sleep: systemClock.sleep }
+    let flushes = 0
+    // Moves the clock past the reuse window (500 ms) when the first free statement is issued.
+    const ageOnFree = t.db.withPlugin({
+      transformQuery(args) {
+        const node = args.node as { kind: string; sqlFragments?: readonly string[] }
+        const text = node.kind === 'RawNode' ? (node.sqlFragments ?? []).join('?') : ''
+        if (text.includes("set expires_at = '-infinity'") && flushes++ === 0) now += 400
+        return args.node
+      },
+      transformResult: async (args) => args.result,
+    })
+    await ensureSlots(t.db, 2)
+    const a = gate('a', { max: 2, ttl: 60_000, clock, db: ageOnFree })
+    const signal = new AbortController().signal
+    const [first, second] = await Promise.all([
+      a.acquire('m@example.com', signal),
+      a.acquire('m@example.com', signal),
+    ])
+    // Parked 100 ms apart: the flush 50 ms after the first frees that one and keeps the other.
+    await first!.release()
+    now += 100
+    await second!.release()
+    await pollUntil(async () => (flushes > 0 ? true : undefined), 5_000)
+    await a.close?.()
+    const held = await t.pool.query(`select slot from mailer.send_slots where expires_at > now()`)
+    expect(held.rows).toEqual([])
+  })
+
   test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
     const a = gate('a', { max: 1 })
     const signal = new AbortController().signal
