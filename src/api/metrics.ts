@@ -82,7 +82,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   })
   const throttled = new Counter({
     name: 'outbox_graph_throttled_total',
-    help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, a refused credential) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
+    help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, no Graph token: a refused credential, Entra down or unreachable) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
     labelNames: ['db'] as const,
     registers,
   })

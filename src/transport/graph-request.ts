@@ -7,7 +7,7 @@ import { GraphAuthError, type TokenSource } from './graph-token.ts'
 /** Either Graph's answer (any status) or the outcome of never getting one. */
 export type GraphExchange = { res: Response; text: string } | { failed: SendOutcome }
 
-/** A row that met a refused credential is not tried again sooner than this. */
+/** A row that met no token (a refused credential, an Entra outage) is not tried again sooner than this. */
 const MIN_REFUSED_RETRY_MS = 5_000
 
 export type GraphRequest = (
@@ -58,37 +58,36 @@ export function createGraphRequest(d: {
 /**
  * No request to Graph was made, so the retry is never an ambiguous send: a deadline or a network
  * error while waiting for the token is `token_timeout` / `token_network`, not `timeout` / `network`.
- * A credential Entra refuses for good (an expired or unregistered certificate) is the app's problem,
- * not the row's: the row waits, uncounted, until Entra is asked again (its code kept, readiness
- * saying why), and fails only at the throttle deadline, like a throttled one. So does a row that
- * met Entra throttled or unavailable (429/503/504): it waits out Entra's Retry-After, uncounted.
+ * Nor is it an attempt of the row: whatever kept the token away (a refused credential, Entra
+ * throttled, down, hung or unreachable) is the app's problem, so the row waits uncounted, without
+ * holding back its mailbox, at least until Entra is asked again (the token source's one shared
+ * backoff, Entra's Retry-After, a refusal's cooldown), and fails only at the throttle deadline
+ * (or its expiresAt), like a throttled one. Only a shutdown (`aborted`) is left to the caller.
  */
 function tokenFailure(e: unknown, shutdown: AbortSignal, tokens: TokenSource): SendOutcome {
-  if (e instanceof GraphAuthError) {
-    const details = e.httpStatus ? { httpStatus: e.httpStatus } : {}
-    const waitMs = e.permanent
-      ? tokens.refusedForMs()
-      : e.throttled
-        ? tokens.throttledForMs() || DEFAULT_THROTTLE_MS
-        : null
-    const refused =
-      waitMs === null
-        ? {}
-        : {
-            throttled: true,
-            afterMs: Math.max(waitMs, MIN_REFUSED_RETRY_MS),
-            pausesMailbox: false,
-          }
+  const auth = e instanceof GraphAuthError ? e : null
+  const f = auth ? null : classifySendFailure(e, shutdown)
+  if (f?.code === 'aborted') {
     return {
       kind: 'retry',
-      code: e.code,
-      message: e.message,
-      ...refused,
+      code: f.code,
+      message: `no Graph token: ${f.message}`,
       ambiguous: false,
-      ...details,
     }
   }
-  const f = classifySendFailure(e, shutdown)
-  const code = f.code === 'aborted' ? f.code : `token_${f.code}`
-  return { kind: 'retry', code, message: `no Graph token: ${f.message}`, ambiguous: false }
+  const waitMs = auth?.permanent
+    ? tokens.refusedForMs()
+    : auth?.throttled
+      ? tokens.throttledForMs() || DEFAULT_THROTTLE_MS
+      : tokens.retryInMs()
+  return {
+    kind: 'retry',
+    code: auth ? auth.code : `token_${f?.code}`,
+    message: auth ? auth.message : `no Graph token: ${f?.message}`,
+    throttled: true,
+    afterMs: Math.max(waitMs, tokens.retryInMs(), MIN_REFUSED_RETRY_MS),
+    pausesMailbox: false,
+    ambiguous: false,
+    ...(auth?.httpStatus ? { httpStatus: auth.httpStatus } : {}),
+  }
 }

@@ -12,6 +12,13 @@ export const TOKEN_RENEWAL_OFFSET_MS = 5 * 60_000
 const TOKEN_REQUEST_TIMEOUT_MS = 30_000
 /** After a permanent failure (e.g. an unregistered certificate) Entra is not asked again for this long. */
 const PERMANENT_FAILURE_COOLDOWN_MS = 60_000
+/**
+ * After a transient failure (a 5xx, a timeout, a dropped connection) Entra is not asked again for
+ * this long, doubling with each failure in a row up to the cap, reset by a success: every send of
+ * the process waits on this one delay, so a struggling Entra is not asked once per row.
+ */
+export const TOKEN_BACKOFF_FIRST_MS = 1_000
+export const TOKEN_BACKOFF_MAX_MS = 300_000
 
 export interface TokenSource {
   getToken(signal?: AbortSignal): Promise<string>
@@ -24,6 +31,8 @@ export interface TokenSource {
   refusedForMs(): number
   /** While Entra's last answer was a throttle with Retry-After: ms until it is asked again (else 0). */
   throttledForMs(): number
+  /** After any token failure: ms until Entra is asked again (the shared backoff, a Retry-After, a cooldown), else 0. */
+  retryInMs(): number
 }
 
 export interface TokenSourceDeps {
@@ -60,7 +69,8 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   let cached: Cached | undefined
   let inflight: Promise<string> | undefined
   let refreshes = 0
-  let failure: { error: GraphAuthError; at: number } | undefined
+  /** `holdOffMs`: how long after `at` Entra is not asked again; `streak`: failures in a row. */
+  let failure: { error: GraphAuthError; at: number; holdOffMs: number; streak: number } | undefined
 
   function refresh(): Promise<string> {
     inflight ??= requestToken()
@@ -72,12 +82,15 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       })
       .catch((e: unknown) => {
         const error = e instanceof GraphAuthError ? e : GraphAuthError.network(e)
-        failure = { error, at: d.clock.now() }
+        const streak = (failure?.streak ?? 0) + 1
+        failure = { error, at: d.clock.now(), holdOffMs: holdOffMs(error, streak), streak }
         d.onRefresh?.('failure')
         d.log.warn('graph token request failed', {
           code: error.code,
           permanent: error.permanent,
           httpStatus: error.httpStatus,
+          failuresInARow: streak,
+          retryInMs: failure.holdOffMs,
         })
         throw error
       })
@@ -127,8 +140,8 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   return {
     async getToken(signal) {
       const now = d.clock.now()
-      // Entra's Retry-After (or a refusal's cooldown) holds for a background refresh too.
-      const holdingOff = failure !== undefined && now - failure.at < holdOffMs(failure.error)
+      // The shared backoff (or Entra's Retry-After, a refusal's cooldown) holds for a background refresh too.
+      const holdingOff = failure !== undefined && now - failure.at < failure.holdOffMs
       if (cached && now < cached.usableUntil) {
         // A background refresh that failed without saying for how long (a network error, a 5xx)
         // is not tried again at every send while the cached token still serves.
@@ -152,19 +165,27 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         ? Math.max(0, failure.at + PERMANENT_FAILURE_COOLDOWN_MS - d.clock.now())
         : 0,
     throttledForMs: () =>
-      failure?.error.throttled
-        ? Math.max(0, failure.at + holdOffMs(failure.error) - d.clock.now())
+      failure?.error.throttled && failure.error.retryAfterMs !== undefined
+        ? Math.max(0, failure.at + failure.holdOffMs - d.clock.now())
         : 0,
+    retryInMs: () => (failure ? Math.max(0, failure.at + failure.holdOffMs - d.clock.now()) : 0),
   }
 }
 
 /** A background refresh that failed is tried again after this long (the cached token still serves). */
 const BACKGROUND_REFRESH_RETRY_MS = 30_000
 
-/** How long after a failure Entra is not asked again: a refusal for good, or its own Retry-After. */
-function holdOffMs(e: GraphAuthError): number {
+/**
+ * How long after a failure Entra is not asked again: a refusal for good, else the backoff of the
+ * `streak`-th failure in a row, or Entra's own Retry-After when that is longer.
+ */
+function holdOffMs(e: GraphAuthError, streak: number): number {
   if (e.permanent) return PERMANENT_FAILURE_COOLDOWN_MS
-  return e.throttled ? (e.retryAfterMs ?? 0) : 0
+  const backoff = Math.min(
+    TOKEN_BACKOFF_MAX_MS,
+    TOKEN_BACKOFF_FIRST_MS * 2 ** Math.min(streak - 1, 30),
+  )
+  return Math.max(backoff, e.throttled ? (e.retryAfterMs ?? 0) : 0)
 }
 
 function toCached(text: string, started: number): Cached {

@@ -72,6 +72,9 @@ async function setup(
     algorithm?: AssertionAlgorithm
     credential?: (now: number) => GraphCredential
     config?: Partial<GraphConfig>
+    /** Stands between the sender and the fake (e.g. to drop connections to Entra). */
+    fetch?: typeof fetch
+    tokenRequestTimeoutMs?: number
   } = {},
 ): Promise<Setup> {
   const clock = new ManualClock()
@@ -110,15 +113,23 @@ async function setup(
     ...o.config,
   }
   const tokens = createTokenSource({
-    fetch,
+    fetch: o.fetch ?? fetch,
     clock,
     log,
     tokenUrl: tokenUrlFor(config.authorityUrl, config.tenantId),
     clientId: config.clientId,
     scope: graphScopeFor(config.apiUrl),
     credential,
+    ...(o.tokenRequestTimeoutMs ? { requestTimeoutMs: o.tokenRequestTimeoutMs } : {}),
   })
-  const sender = createGraphSender({ config, mailFrom: FROM, tokens, fetch, clock, log })
+  const sender = createGraphSender({
+    config,
+    mailFrom: FROM,
+    tokens,
+    fetch: o.fetch ?? fetch,
+    clock,
+    log,
+  })
   return { fake, clock, tokens, sender, logLines }
 }
 
@@ -334,7 +345,7 @@ describe('token source', () => {
     expect(fake.tokenRequests).toHaveLength(2)
   })
 
-  test('a token endpoint outage is transient: an uncounted retry, and the next call asks again', async () => {
+  test('a token endpoint outage is transient: an uncounted retry, and a call past the backoff asks again', async () => {
     const s = await setup()
     s.fake.setFaults({ token: [{ status: 503, error: 'temporarily_unavailable', aadsts: 90055 }] })
     const outcome = await s.sender.send(mail(), live())
@@ -345,9 +356,128 @@ describe('token source', () => {
       throttled: true,
       afterMs: DEFAULT_THROTTLE_MS,
     })
+    s.clock.advance(1_000)
     expect((await s.sender.send(mail(), live())).kind).toBe('sent')
     expect(s.fake.tokenRequests).toHaveLength(2)
     expect(s.tokens.lastError()).toBeNull()
+  })
+
+  test('an Entra outage (500s): sends wait uncounted on one shared backoff that doubles, and a success resets it', async () => {
+    const s = await setup()
+    const entra500 = { status: 500, error: 'server_error', aadsts: 50000 }
+    s.fake.setFaults({ token: Array.from({ length: 20 }, () => entra500) })
+    // Not an attempt of the row (nothing reached Graph): an uncounted wait, no mailbox held back.
+    const first = await Promise.all([1, 2, 3].map(() => s.sender.send(mail(), live())))
+    for (const outcome of first) {
+      expect(outcome).toMatchObject({
+        kind: 'retry',
+        code: 'AADSTS50000',
+        httpStatus: 500,
+        throttled: true,
+        pausesMailbox: false,
+        ambiguous: false,
+        afterMs: 5_000,
+      })
+    }
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    // Within the backoff no send asks Entra; each later failure doubles it.
+    for (const backoffMs of [1_000, 2_000, 4_000, 8_000]) {
+      expect(s.tokens.retryInMs()).toBe(backoffMs)
+      const asked = s.fake.tokenRequests.length
+      s.clock.advance(backoffMs - 1)
+      expect(await s.sender.send(mail(), live())).toMatchObject({ throttled: true })
+      expect(s.fake.tokenRequests).toHaveLength(asked)
+      s.clock.advance(1)
+      expect(await s.sender.send(mail(), live())).toMatchObject({ throttled: true })
+      expect(s.fake.tokenRequests).toHaveLength(asked + 1)
+    }
+    expect(s.tokens.retryInMs()).toBe(16_000)
+    s.fake.setFaults({})
+    s.clock.advance(16_000)
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.tokens.retryInMs()).toBe(0)
+    // A new outage starts again from the first delay.
+    s.fake.setFaults({ token: [entra500] })
+    s.fake.revokeTokens('expired')
+    expect(await s.sender.send(mail(), live())).toMatchObject({ throttled: true })
+    expect(s.tokens.retryInMs()).toBe(1_000)
+  })
+
+  test('the backoff is capped at a few minutes', async () => {
+    const s = await setup()
+    s.fake.setFaults({
+      token: Array.from({ length: 30 }, () => ({
+        status: 500,
+        error: 'server_error',
+        aadsts: 50000,
+      })),
+    })
+    for (let i = 0; i < 20; i++) {
+      await s.sender.send(mail(), live())
+      s.clock.advance(s.tokens.retryInMs())
+    }
+    await s.sender.send(mail(), live())
+    expect(s.tokens.retryInMs()).toBe(300_000)
+  })
+
+  test('Entra unreachable (connections dropped): an uncounted token_network wait, Entra not asked again within the backoff', async () => {
+    let down = true
+    let asked = 0
+    const dropping = ((input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+      if (String(input).includes('/oauth2/v2.0/token')) {
+        asked++
+        if (down)
+          return Promise.reject(new TypeError('The socket connection was closed unexpectedly'))
+      }
+      return fetch(input, init)
+    }) as typeof fetch
+    const s = await setup({ fetch: dropping })
+    const outcomes = await Promise.all([1, 2, 3].map(() => s.sender.send(mail(), live())))
+    for (const outcome of outcomes) {
+      expect(outcome).toMatchObject({
+        kind: 'retry',
+        code: 'token_network',
+        throttled: true,
+        pausesMailbox: false,
+        ambiguous: false,
+      })
+    }
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      code: 'token_network',
+      throttled: true,
+    })
+    expect(asked).toBe(1)
+    down = false
+    s.clock.advance(1_000)
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(asked).toBe(2)
+  })
+
+  test('a hung token request: the sends waiting on it give up uncounted (token_timeout), sharing that one request', async () => {
+    const s = await setup({ config: { requestTimeoutMs: 100 }, tokenRequestTimeoutMs: 300 })
+    s.fake.setFaults({ token: ['hang', 'hang'] })
+    const outcomes = await Promise.all([1, 2, 3].map(() => s.sender.send(mail(), live())))
+    for (const outcome of outcomes) {
+      expect(outcome).toMatchObject({
+        kind: 'retry',
+        code: 'token_timeout',
+        throttled: true,
+        pausesMailbox: false,
+        ambiguous: false,
+      })
+    }
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    // The shared request times out in turn: the next sends wait on the backoff, asking nothing.
+    await until(() => s.tokens.lastError()?.code === 'token_timeout', 'the timed-out token request')
+    expect(await s.sender.send(mail(), live())).toMatchObject({
+      code: 'token_timeout',
+      throttled: true,
+    })
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    s.clock.advance(1_000)
+    s.fake.setFaults({})
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests).toHaveLength(2)
   })
 
   test('Entra throttling (429 with Retry-After): the row waits uncounted, and Entra is not asked again before Retry-After', async () => {
