@@ -74,7 +74,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     if (o.role !== 'api') {
       const transport = o.sender
         ? immediateTransport(o.sender)
-        : createTransport(config, log, (outcome) => metrics?.incTokenRefresh(outcome))
+        : createTransport(config, log, (outcome, code) => metrics?.incTokenRefresh(outcome, code))
       transportProblem = transport.problem
       startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
     }

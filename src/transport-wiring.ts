@@ -38,7 +38,7 @@ export function immediateTransport(sender: Sender): Transport {
 export function createTransport(
   config: Config,
   log: Logger,
-  onTokenRefresh?: (outcome: 'success' | 'failure') => void,
+  onTokenRefresh?: (outcome: 'success' | 'failure', code?: string) => void,
 ): Transport {
   switch (config.transport) {
     case 'discard':

@@ -16,8 +16,8 @@ export interface Metrics {
   readonly contentType: string
   /** Feed every engine event here (main.ts wires the drainer's onEvent to it). */
   observe(e: EngineEvent): void
-  /** The Graph token source calls this once per token request it makes. */
-  incTokenRefresh(outcome?: 'success' | 'failure'): void
+  /** The Graph token source calls this once per token request it makes (a failure with its code). */
+  incTokenRefresh(outcome?: 'success' | 'failure', code?: string): void
   /** Queries each database (bounded), then renders the exposition text. */
   render(): Promise<string>
 }
@@ -108,6 +108,13 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     name: 'outbox_token_refreshes_total',
     help: 'Graph access-token requests by outcome',
     labelNames: ['outcome'] as const,
+    registers,
+  })
+  // Entra down or refusing shows here even while no row is due (a row's wait is `throttled` above).
+  const tokenFailures = new Counter({
+    name: 'outbox_token_failures_total',
+    help: 'Failed Graph access-token requests by code (an AADSTS code, token_http_<status>, token_timeout, token_network)',
+    labelNames: ['code'] as const,
     registers,
   })
   const rows = new Gauge({
@@ -244,8 +251,9 @@ export function createMetrics(deps: MetricsDeps): Metrics {
           break
       }
     },
-    incTokenRefresh(outcome = 'success') {
+    incTokenRefresh(outcome = 'success', code) {
       tokenRefreshes.inc({ outcome })
+      if (outcome === 'failure' && code) tokenFailures.inc({ code })
     },
     async render() {
       scrapeListeners()

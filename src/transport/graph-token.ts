@@ -45,8 +45,8 @@ export interface TokenSourceDeps {
   scope: string
   credential: GraphCredential
   requestTimeoutMs?: number
-  /** Told about every token request's result (metrics). */
-  onRefresh?: (outcome: 'success' | 'failure') => void
+  /** Told about every token request's result, a failure with its code (metrics). */
+  onRefresh?: (outcome: 'success' | 'failure', code?: string) => void
 }
 
 export function tokenUrlFor(authorityUrl: string, tenantId: string): string {
@@ -84,7 +84,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         const error = e instanceof GraphAuthError ? e : GraphAuthError.network(e)
         const streak = (failure?.streak ?? 0) + 1
         failure = { error, at: d.clock.now(), holdOffMs: holdOffMs(error, streak), streak }
-        d.onRefresh?.('failure')
+        d.onRefresh?.('failure', error.code)
         d.log.warn('graph token request failed', {
           code: error.code,
           permanent: error.permanent,

@@ -29,7 +29,7 @@ export function createGraphTransport(
     fetch: typeof fetch
     clock: Clock
     log: Logger
-    onTokenRefresh?: (outcome: 'success' | 'failure') => void
+    onTokenRefresh?: (outcome: 'success' | 'failure', code?: string) => void
   },
 ): GraphTransport {
   const credential = loadGraphCredential(config, d.clock.now())

@@ -377,6 +377,10 @@ describe('/metrics', () => {
     })
     metrics.observe({ type: 'reclaimed', db: 'default', count: 2 })
     metrics.incTokenRefresh()
+    // An Entra outage shows by its code, whether or not any row is due.
+    metrics.incTokenRefresh('failure', 'token_timeout')
+    metrics.incTokenRefresh('failure', 'token_timeout')
+    metrics.incTokenRefresh('failure', 'AADSTS50000')
 
     const r = await send(app, 'GET', '/metrics')
     expect(r.status).toBe(200)
@@ -387,6 +391,9 @@ describe('/metrics', () => {
     expect(text).toContain('outbox_send_duration_seconds_count{db="default"} 2')
     expect(text).toContain('outbox_leases_reclaimed_total{db="default"} 2')
     expect(text).toContain('outbox_token_refreshes_total{outcome="success"} 1')
+    expect(text).toContain('outbox_token_refreshes_total{outcome="failure"} 3')
+    expect(text).toContain('outbox_token_failures_total{code="token_timeout"} 2')
+    expect(text).toContain('outbox_token_failures_total{code="AADSTS50000"} 1')
     expect(text).toContain('outbox_rows{db="default",status="pending"} 1')
     expect(text).toContain('outbox_rows{db="default",status="failed"} 1')
     expect(text).toContain('outbox_rows{db="default",status="sent"} 0')

@@ -50,6 +50,7 @@ afterEach(async () => {
 
 async function started(config: { throttleDeadlineSeconds?: number } = {}) {
   const clock = new ManualClock()
+  const refreshes: string[] = []
   const f = await startFakeGraph({ certificates: [cert.certPem], now: clock.now })
   fake = f
   f.setFaults({ token: Array.from({ length: 1000 }, () => ENTRA_500) })
@@ -71,13 +72,18 @@ async function started(config: { throttleDeadlineSeconds?: number } = {}) {
       ambiguousSendPolicy: 'resend',
     },
     'sender@example.com',
-    { fetch, clock, log: silentLogger },
+    {
+      fetch,
+      clock,
+      log: silentLogger,
+      onTokenRefresh: (outcome, code) => refreshes.push(`${outcome} ${code ?? ''}`.trim()),
+    },
   )
   engine = createTestEngine(t, { config, deps: { sender: transport.sender } })
   await engine.start()
   const ids: string[] = []
   for (let i = 0; i < ROWS; i++) ids.push(await enqueue(t))
-  return { clock, fake: f, engine, ids }
+  return { clock, fake: f, engine, ids, refreshes }
 }
 
 /** Waits until every row has `n` attempts in its history and none is being sent. */
@@ -103,7 +109,7 @@ async function nextRound(clock: ManualClock, e: TestEngine) {
 
 describe('an Entra outage', () => {
   test('longer than the retry schedule: rows wait uncounted on one shared backoff, then all are sent once', async () => {
-    const { clock, fake: f, engine: e, ids } = await started()
+    const { clock, fake: f, engine: e, ids, refreshes } = await started()
     for (let round = 1; round <= ROUNDS; round++) {
       await settledRounds(round)
       if (round < ROUNDS) await nextRound(clock, e)
@@ -124,6 +130,8 @@ describe('an Entra outage', () => {
     expect(f.tokenRequests.length).toBeGreaterThan(0)
     expect(f.tokenRequests.length).toBeLessThanOrEqual(ROUNDS)
     expect(f.accepted).toHaveLength(0)
+    // The operator sees the outage by its code (outbox_token_failures_total), once per request.
+    expect(refreshes).toEqual(f.tokenRequests.map(() => 'failure AADSTS50000'))
 
     f.setFaults({})
     await nextRound(clock, e)
