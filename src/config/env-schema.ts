@@ -21,10 +21,17 @@ const bool = optional.pipe(z.enum(['true', 'false', '1', '0']).optional())
 const HOSTNAME =
   /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i
 
+// One check, so a value that is no URL at all is named once, not as "Invalid URL" and as this too.
+const isHttpUrl = (u: string) => {
+  try {
+    return /^https?:$/.test(new URL(u).protocol) && /^https?:\/\//i.test(u)
+  } catch {
+    return false
+  }
+}
 const httpUrl = z
   .string()
-  .url()
-  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL')
+  .refine(isHttpUrl, 'must be an http(s) URL')
   .transform((u) => u.replace(/\/+$/, ''))
 
 const Env = z.object({

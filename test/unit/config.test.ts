@@ -312,6 +312,29 @@ describe('loadConfig', () => {
     }
   })
 
+  test('an http(s) URL variable that is no URL is one problem, named once', () => {
+    const problemsOf = (env: Record<string, string | undefined>) => {
+      try {
+        loadConfig({ ...base, ...env })
+      } catch (e) {
+        return (e as { details: { problems: string[] } }).details.problems
+      }
+      return []
+    }
+    for (const name of ['GRAPH_API_URL', 'GRAPH_AUTHORITY_URL', 'API_JWKS_URL']) {
+      for (const value of ['not a url', 'graph.microsoft.com/v1.0', 'ftp://graph.example']) {
+        const extra = name === 'API_JWKS_URL' ? { API_JWT_ISSUER: 'i', API_JWT_AUDIENCE: 'a' } : {}
+        expect(problemsOf({ ...extra, [name]: value })).toEqual([`${name}: must be an http(s) URL`])
+      }
+    }
+    const jwks = {
+      API_JWKS_URL: 'http://127.0.0.1:9/keys/',
+      API_JWT_ISSUER: 'i',
+      API_JWT_AUDIENCE: 'a',
+    }
+    expect(loadConfig({ ...base, ...jwks }).api.jwksUrl).toBe('http://127.0.0.1:9/keys')
+  })
+
   test('--help lists every environment variable DESIGN.md names', async () => {
     const design = await Bun.file(new URL('../../../shared/DESIGN.md', import.meta.url))
       .text()
