@@ -1,9 +1,31 @@
 // Redactor: scrubs every secret value of the environment from what check-config prints.
-// Driver and Entra messages can quote what they were given, a URL's password included.
+// Driver and Entra messages can quote what they were given, a database URL included.
+
+/**
+ * `user:password@` of a database URL, as written and percent-decoded, each with its password
+ * masked. Only the userinfo is masked: a password that is also a word of a message or part of the
+ * host (`postgres`, `internal`) must not blank those out ("must be a ***:// URL", "db.***.com").
+ */
+function userinfoMasks(url: string): [string, string][] {
+  // As written, so a raw character a URL parser would re-encode still matches: the authority's
+  // last `@` before its path ends the userinfo, its first `:` starts the password.
+  const userinfo = /^[^:/?#]+:\/\/([^/?#]*)@/.exec(url)?.[1] ?? ''
+  const colon = userinfo.indexOf(':')
+  if (colon < 0) return []
+  const [user, password] = [userinfo.slice(0, colon), userinfo.slice(colon + 1)]
+  if (!password) return []
+  const masks: [string, string][] = [[`${user}:${password}@`, `${user}:***@`]]
+  try {
+    const [u, p] = [decodeURIComponent(user), decodeURIComponent(password)]
+    masks.push([`${u}:${p}@`, `${u}:***@`])
+  } catch {}
+  return masks
+}
+
 export function redactor(env: Record<string, string | undefined>): (s: string) => string {
-  const secrets = new Set<string>()
+  const masks = new Map<string, string>()
   const add = (v: string | undefined) => {
-    if (v && v.trim().length >= 4) secrets.add(v.trim())
+    if (v && v.trim().length >= 4) masks.set(v.trim(), '***')
   }
   for (const name of ['GRAPH_CLIENT_SECRET', 'GRAPH_PRIVATE_KEY', 'API_JWT_SECRET']) add(env[name])
   const urls = [env.DATABASE_URL, env.LISTEN_DATABASE_URL]
@@ -20,11 +42,9 @@ export function redactor(env: Record<string, string | undefined>): (s: string) =
     }
   } catch {}
   for (const u of urls) {
-    add(u)
-    try {
-      if (u) add(decodeURIComponent(new URL(u).password))
-    } catch {}
+    for (const [found, masked] of u ? userinfoMasks(u.trim()) : []) masks.set(found, masked)
   }
-  const sorted = [...secrets].sort((a, b) => b.length - a.length)
-  return (s) => sorted.reduce((acc, secret) => acc.split(secret).join('***'), s)
+  // Longest first: a secret that contains another is masked whole.
+  const sorted = [...masks].sort(([a], [b]) => b.length - a.length)
+  return (s) => sorted.reduce((acc, [found, masked]) => acc.split(found).join(masked), s)
 }

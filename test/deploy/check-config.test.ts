@@ -1,6 +1,7 @@
 // checkConfig: every problem named, no secret echoed, real databases and a strict fake Entra reached.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
+import { redactor } from '../../src/check-config/redactor.ts'
 import { checkConfig } from '../../src/check-config.ts'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
@@ -76,6 +77,29 @@ describe('without --connect', () => {
     expect(r.ok).toBe(false)
     expect(r.problems).toEqual([expect.stringMatching(/^DATABASE_URL: is not a valid URL/)])
     expectNoSecrets(r, dbPassword)
+  })
+
+  test('a password that is a common word masks the URL’s password only, not the word elsewhere', async () => {
+    // With the password `postgres`, the problem read "must be a ***:// or ***ql:// URL".
+    const r = await checkConfig(discard({ DATABASE_URL: 'mysql://postgres:postgres@db/app' }), {
+      connect: false,
+    })
+    expect(r.problems).toEqual(['DATABASE_URL: must be a postgres:// or postgresql:// URL'])
+  })
+
+  test('a message quoting a database URL shows it with its password masked', () => {
+    const url = `postgresql://app:${dbPassword}@db.example.com:5432/app`
+    const encoded = `postgres://app:${encodeURIComponent('p@ss:w/rd')}@db.example.com/app`
+    const redact = redactor({
+      DATABASE_URL: url,
+      MAILER_DATABASES: JSON.stringify([{ name: 'a', url: encoded, listenUrl: encoded }]),
+    })
+    expect(redact(`could not reach ${url} (app)`)).toBe(
+      'could not reach postgresql://app:***@db.example.com:5432/app (app)',
+    )
+    expect(redact(`user app:${dbPassword}@db.example.com`)).toBe('user app:***@db.example.com')
+    expect(redact(`at ${encoded}`)).toBe('at postgres://app:***@db.example.com/app')
+    expect(redact('app:p@ss:w/rd@db.example.com')).toBe('app:***@db.example.com')
   })
 
   test('missing Graph settings are each named', async () => {
@@ -193,6 +217,18 @@ describe('with --connect', () => {
     expect(r.problems).toHaveLength(1)
     expect(r.problems[0]).toContain('database "default" (DATABASE_URL): cannot connect')
     expectNoSecrets(r, dbPassword)
+  })
+
+  test('a password that is part of the host name leaves the host name whole', async () => {
+    const r = await checkConfig(
+      discard({ DATABASE_URL: 'postgres://app:internal@db.internal.invalid:5432/app' }),
+      { connect: true, timeoutMs: 3000 },
+    )
+    expect(r.problems).toEqual([
+      expect.stringMatching(
+        /^database "default" \(DATABASE_URL\): cannot connect: .*db\.internal\.invalid/,
+      ),
+    ])
   })
 
   test('an unreachable direct URL is named as LISTEN_DATABASE_URL', async () => {
