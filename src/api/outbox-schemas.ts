@@ -3,6 +3,7 @@ import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
 import { withoutNul } from './no-nul.ts'
+import { strictQuery } from './strict-query.ts'
 
 const Timestamp = z.iso.datetime({ offset: true }).openapi({ example: '2030-01-01T09:00:00.000Z' })
 const OptionalTimestamp = z.iso
@@ -31,7 +32,7 @@ export const IdParam = z.object({
   id: OutboxId.openapi({ param: { name: 'id', in: 'path' } }),
 })
 
-export const DbQuery = z.object({
+const DB_PARAM = {
   db: z
     .string()
     .optional()
@@ -40,7 +41,9 @@ export const DbQuery = z.object({
       description: 'Database name (MAILER_DATABASES); optional when one is configured',
       example: 'default',
     }),
-})
+}
+
+export const DbQuery = strictQuery(DB_PARAM)
 
 export const OutboxItem = z
   .object({
@@ -95,7 +98,8 @@ export const OutboxList = z
   .openapi('OutboxList')
 
 export const ListQuery = withoutNul(
-  DbQuery.extend({
+  strictQuery({
+    ...DB_PARAM,
     status: OutboxStatus.optional(),
     tenant: z.string().min(1).optional(),
     createdFrom: OptionalTimestamp.openapi({ description: 'created_at >= this' }),

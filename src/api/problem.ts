@@ -182,7 +182,9 @@ export function validationHook(result: { success: boolean; error?: ZodError }): 
 
 /** The problems every /v1 route can answer. */
 export const V1_PROBLEMS = {
-  400: problemResponse('The request is not valid (validation_failed)'),
+  400: problemResponse(
+    'The request is not valid (validation_failed), a query parameter the route does not declare included',
+  ),
   401: problemResponse('Missing, malformed, expired or otherwise invalid bearer token'),
   403: problemResponse(
     'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim',

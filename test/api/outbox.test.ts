@@ -284,6 +284,42 @@ describe('GET /v1/outbox', () => {
   })
 })
 
+describe('unknown query parameters', () => {
+  test('a misspelt list filter is a 400 naming it and the accepted ones, not an unfiltered list', async () => {
+    await enqueueSql(t.pool)
+    const r = await send(app, 'GET', '/v1/outbox?createdAfter=2030-01-01T00:00:00Z', { token: tk })
+    expect(r.status).toBe(400)
+    expect(r.headers.get('content-type')).toBe('application/problem+json')
+    const body = r.body as { type: string; detail: string; errors: { path: string }[] }
+    expect(body.type).toBe('urn:outbox-mailer:problem:validation_failed')
+    expect(body.errors.map((e) => e.path)).toEqual(['createdAfter'])
+    for (const name of ['status', 'tenant', 'createdFrom', 'createdTo', 'limit', 'cursor', 'db']) {
+      expect(body.detail).toContain(name)
+    }
+  })
+
+  test('every route that takes ?db= refuses any other parameter; the documented ones still work', async () => {
+    const id = await enqueueSql(t.pool)
+    for (const [method, path] of [
+      ['GET', `/v1/outbox/${id}?dbname=default`],
+      ['GET', '/v1/stats?dbname=default'],
+      ['POST', `/v1/outbox/${id}/cancel?force=1`],
+      ['POST', `/v1/outbox/${id}/retry?force=1`],
+    ] as const) {
+      const r = await send(app, method, path, { token: tk })
+      expect([path, r.status]).toEqual([path, 400])
+      const detail = (r.body as { detail: string }).detail
+      expect([path, detail]).toEqual([path, expect.stringMatching(/is not a query parameter.*db/)])
+    }
+    const listed = await send(app, 'GET', '/v1/outbox?db=default&status=pending&limit=5', {
+      token: tk,
+    })
+    expect(listed.status).toBe(200)
+    expect((await send(app, 'GET', `/v1/outbox/${id}?db=default`, { token: tk })).status).toBe(200)
+    expect((await send(app, 'GET', '/v1/stats?db=default', { token: tk })).status).toBe(200)
+  })
+})
+
 describe('GET /v1/outbox/{id}', () => {
   test('returns the row with its message and attempt history, oldest first', async () => {
     const id = await enqueueSql(t.pool)
