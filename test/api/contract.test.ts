@@ -89,6 +89,27 @@ test('the docs page is served and points at the document', async () => {
   expect(await res.text()).toContain('/openapi.json')
 })
 
+test('the docs page loads one pinned, integrity-checked script, and its policy allows only that', async () => {
+  const res = await app.request('/docs')
+  const html = await res.text()
+  const src = /<script src="([^"]+)"([^>]*)><\/script>/.exec(html)
+  expect(src?.[1]).toMatch(
+    /^https:\/\/cdn\.jsdelivr\.net\/npm\/@scalar\/api-reference@\d+\.\d+\.\d+\/dist\/browser\/standalone\.js$/,
+  )
+  expect(src?.[2]).toMatch(/ integrity="sha384-[A-Za-z0-9+/]{64}"/)
+  expect(src?.[2]).toContain(' crossorigin="anonymous"')
+  // The page's one inline script (the reference's start), allowed by its hash, and no other.
+  const inline = [...html.matchAll(/<script(?: [^>]*)?>([\s\S]*?)<\/script>/g)]
+    .filter((m) => !m[0].startsWith('<script src='))
+    .map((m) => m[1]!)
+  expect(inline).toHaveLength(1)
+  const hash = new Bun.CryptoHasher('sha256').update(inline[0]!).digest('base64')
+  const csp = res.headers.get('content-security-policy') ?? ''
+  const scriptSrc = /(?:^|;\s*)script-src ([^;]+)/.exec(csp)?.[1]?.trim().split(/\s+/)
+  expect(scriptSrc?.sort()).toEqual([`'sha256-${hash}'`, src![1]!].sort())
+  expect(csp).toContain("object-src 'none'")
+})
+
 describe('every documented response', () => {
   test('health, readiness and metrics', async () => {
     await call(app, 'GET', '/healthz')
