@@ -1,6 +1,8 @@
-// Wire shape of POST /v1/outbox. Types only: mailer.enqueue_email is the validator of the content,
-// so objects are loose (unknown keys reach Postgres, which names them) and nothing is stricter than SQL.
+// Wire shape of POST /v1/outbox: types, and an attachment's MIME type by SQL's own rule.
+// mailer.enqueue_email validates the content, so objects are loose (unknown keys reach Postgres,
+// which names them) and nothing is stricter than SQL.
 import { z } from '@hono/zod-openapi'
+import { MIME_TYPE, MIME_TYPE_MESSAGE } from './mime-type.ts'
 import { withoutNul } from './no-nul.ts'
 
 const Recipient = z
@@ -18,7 +20,8 @@ const Recipients = z
 const Attachment = z.looseObject({
   filename: z.string(),
   contentBase64: z.string(),
-  contentType: z.string().nullable().optional(),
+  // Refused here as mailer.enqueue_email refuses it, named by its path before any statement runs.
+  contentType: z.string().regex(MIME_TYPE, MIME_TYPE_MESSAGE).nullable().optional(),
   contentId: z.string().nullable().optional(),
 })
 

@@ -13,6 +13,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { sql } from 'kysely'
 import pg from 'pg'
 import type { AppEnv } from '../../src/api/context.ts'
+import { EnqueueRequest } from '../../src/api/enqueue-schemas.ts'
 import { onError } from '../../src/api/problem.ts'
 import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
@@ -206,6 +207,37 @@ describe('POST /v1/outbox', () => {
     expect(sql.rows[0]!.id).toMatch(/^\d+$/)
     const r = await send(app, 'POST', '/v1/outbox', { token: tk, body })
     expect([r.status, r.body]).toEqual([201, { id: expect.stringMatching(/^\d+$/) }])
+  })
+
+  test('an attachment contentType that is no MIME type is refused by the schema and by SQL alike', async () => {
+    const withType = (contentType: string) => ({
+      message: {
+        ...message,
+        attachments: [{ filename: 'a.txt', contentBase64: 'aGk=', contentType }],
+      },
+    })
+    const error = {
+      path: 'message.attachments.0.contentType',
+      message:
+        'must be a MIME type: type/subtype, then optional ; name=value parameters (e.g. text/plain; charset=utf-8)',
+    }
+    for (const contentType of ['text/plain\r\nX-Evil: 1', 'text', 'text/pl ain']) {
+      // The request schema names it before any statement runs…
+      const parsed = EnqueueRequest.safeParse(withType(contentType))
+      expect([contentType, parsed.error?.issues.map((i) => i.path.join('.'))]).toEqual([
+        contentType,
+        [error.path],
+      ])
+      const r = await send(app, 'POST', '/v1/outbox', { token: tk, body: withType(contentType) })
+      expect([contentType, r.status, r.body]).toMatchObject([contentType, 400, { errors: [error] }])
+    }
+    const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows.rows[0].n).toBe(0)
+    const typed = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: withType('text/plain; charset="utf-8"'),
+    })
+    expect(typed.status).toBe(201)
   })
 
   test('malformed JSON and a wrong shape are 400 problems', async () => {

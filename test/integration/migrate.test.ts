@@ -117,6 +117,11 @@ describe('migrate', () => {
         '0019_claim_update_by_ctid',
         '78c1e9f7c064fd4f86e8b5814c84b2f5ecfeace6d2df7734a8d533f91fc3cdb4',
       ],
+      [
+        20,
+        '0020_mime_type_checked',
+        'ce986af71467aae56f358c6073cacb7bd0402a115dec8d1139227d0fc6f94953',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -222,7 +227,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -241,12 +246,13 @@ describe('migrate', () => {
         { version: 17, c: true },
         { version: 18, c: true },
         { version: 19, c: true },
+        { version: 20, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0019 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0020 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 1000] })
+      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 1000] })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -476,7 +482,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
     ])
     const { rows } = await adminQuery(
       url,

@@ -1,0 +1,180 @@
+// Every string that reaches a MIME header, enqueued through SQL and written by the file transport: none adds a header.
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createFileSender } from '../../src/transport/file-sender.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
+import { settledFor } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+let dir: string
+let engine: TestEngine | null = null
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'outbox-mime-'))
+})
+afterEach(async () => {
+  await engine?.stop()
+  engine = null
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+const EVIL = '\r\nX-Evil: 1'
+const ok = { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' }
+
+/** Sends the row through a drainer with the file transport and returns its .eml. */
+async function written(id: string): Promise<string> {
+  engine = createTestEngine(t, { deps: { sender: createFileSender(dir) } })
+  await engine.start()
+  await engine.events.waitFor(settledFor(id, 'sent'))
+  return readFile(join(dir, `outbox-${id}.eml`), 'utf8')
+}
+
+/** The header lines of every part: each either `Name: value` or a folded continuation. */
+function headerLines(eml: string): string[] {
+  return eml
+    .split(/\r\n\r\n|\r\n--/)
+    .filter((block) => /^[A-Za-z-]+: /.test(block))
+    .flatMap((block) => block.split('\r\n'))
+}
+
+function expectNoInjectedHeader(eml: string) {
+  const names = headerLines(eml)
+    .filter((l) => !/^[ \t]/.test(l))
+    .map((l) => l.slice(0, l.indexOf(':')).toLowerCase())
+  expect(names).not.toContain('x-evil')
+  // A line break that reached a header would end it: every unfolded line is a header of its own.
+  for (const line of headerLines(eml)) expect(line).toMatch(/^([A-Za-z0-9-]+:( |$)|[ \t])/)
+}
+
+const refusal = (message: Record<string, unknown>) =>
+  enqueue(t, message).then(
+    () => null,
+    (e: Error & { code?: string }) => ({ code: e.code, message: e.message }),
+  )
+
+describe('refused at enqueue, naming the field', () => {
+  test('a line break in the subject or a header value', async () => {
+    expect(await refusal({ ...ok, subject: `Hi${EVIL}` })).toEqual({
+      code: '22023',
+      message: expect.stringContaining('message.subject'),
+    })
+    expect(await refusal({ ...ok, headers: { 'X-Tag': `v${EVIL}` } })).toEqual({
+      code: '22023',
+      message: expect.stringContaining('message.headers.X-Tag'),
+    })
+  })
+
+  test('an attachment contentType that is no MIME type (a line break, no subtype, a space)', async () => {
+    for (const contentType of [
+      `text/plain${EVIL}`,
+      'text/plain\nX-Evil: 1',
+      'text/plain; charset=utf-8\r\n',
+      'text',
+      'text/',
+      '/plain',
+      'text/pl ain',
+      'text/plain; charset',
+      'text/plain; charset="utf-8',
+      'text/plain; name="a\u0007"',
+      'text/plain\t; charset=utf-8',
+    ]) {
+      const attachments = [{ filename: 'a.txt', contentBase64: 'QQ==', contentType }]
+      expect([contentType, await refusal({ ...ok, attachments })]).toEqual([
+        contentType,
+        {
+          code: '22023',
+          message: expect.stringMatching(
+            /message\.attachments\[0\]\.contentType must be a MIME type/,
+          ),
+        },
+      ])
+    }
+    expect(await t.pool.query('select 1 from mailer.email_outbox')).toMatchObject({ rowCount: 0 })
+  })
+
+  test('a NUL anywhere: Postgres cannot hold it in jsonb', async () => {
+    expect(await refusal({ ...ok, to: { address: 'a@example.com', name: 'A\u0000B' } })).toEqual({
+      code: '22P05',
+      message: 'unsupported Unicode escape sequence',
+    })
+  })
+})
+
+describe('accepted, and encoded by the MIME composer so that no header is added', () => {
+  test('line breaks in display names, the attachment file name and its content id', async () => {
+    const named = (address: string) => ({ address, name: `Name${EVIL}` })
+    const id = await enqueue(t, {
+      ...ok,
+      from: named('from@example.com'),
+      to: [named('to@example.com')],
+      cc: [named('cc@example.com')],
+      bcc: [named('bcc@example.com')],
+      replyTo: [named('reply@example.com')],
+      html: '<img src="cid:logo">',
+      attachments: [
+        { filename: `a${EVIL}.txt`, contentBase64: 'QQ==', contentType: 'text/plain' },
+        {
+          filename: 'logo.png',
+          contentBase64: 'QQ==',
+          contentType: 'image/png',
+          contentId: `logo${EVIL}`,
+        },
+      ],
+    })
+    const eml = await written(id)
+    expectNoInjectedHeader(eml)
+    for (const header of ['From', 'To', 'Cc', 'Bcc', 'Reply-To']) {
+      expect(eml).toMatch(
+        new RegExp(`^${header}: =\\?UTF-8\\?Q\\?Name=0D=0AX-Evil=3A_1\\?= <`, 'm'),
+      )
+    }
+    expect(eml).toContain("filename*0*=utf-8''a%0D%0AX-Evil%3A%201.txt")
+  })
+
+  test('a MIME type with parameters is written as given', async () => {
+    const id = await enqueue(t, {
+      ...ok,
+      attachments: [
+        { filename: 'a.txt', contentBase64: 'QQ==', contentType: 'text/plain; charset=utf-8' },
+        {
+          filename: 'b.xlsx',
+          contentBase64: 'QQ==',
+          contentType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+        },
+        { filename: 'c.txt', contentBase64: 'QQ==', contentType: 'Text/Plain ; format="flowed"' },
+      ],
+    })
+    const eml = await written(id)
+    expectNoInjectedHeader(eml)
+    expect(eml).toContain('\r\nContent-Type: text/plain; charset=utf-8; name=a.txt\r\n')
+    expect(eml).toContain(
+      '\r\nContent-Type:\r\n application/vnd.openxmlformats-officedocument.spreadsheetml.sheet;\r\n name=b.xlsx\r\n',
+    )
+    expect(eml).toContain('\r\nContent-Type: Text/Plain; format=flowed; name=c.txt\r\n')
+  })
+
+  test('a line break that a template fills into the subject or a display name', async () => {
+    await t.pool.query(`
+      create table if not exists public.inquiries (id bigint generated always as identity primary key, name text, email text);
+      insert into mailer.templates (name, subject, text_body, to_addresses, reply_to)
+      values ('inquiry', 'From {{name}}', 'x', array['{{name}} <sales@example.com>'], '{{name}} <{{email}}>');
+      drop trigger if exists inquiries_mail on public.inquiries;
+      create trigger inquiries_mail after insert on public.inquiries for each row execute function mailer.enqueue_from_row('inquiry');`)
+    await t.pool.query('insert into public.inquiries (name, email) values ($1, $2)', [
+      `Ada${EVIL}`,
+      'ada@example.com',
+    ])
+    const { rows } = await t.pool.query<{ id: string }>('select id from mailer.email_outbox')
+    const eml = await written(rows[0]!.id)
+    expectNoInjectedHeader(eml)
+    expect(eml).toMatch(/^Subject: From Ada X-Evil: 1$/m)
+  })
+})
