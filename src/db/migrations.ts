@@ -18,7 +18,7 @@ import m0016 from '../../sql/0016_throttled_rows_expire.sql' with { type: 'text'
 import m0017 from '../../sql/0017_expiring_rows_checked_in_slot.sql' with { type: 'text' }
 import m0018 from '../../sql/0018_last_check_keeps_the_mark.sql' with { type: 'text' }
 import m0019 from '../../sql/0019_claim_update_by_ctid.sql' with { type: 'text' }
-import m0020 from '../../sql/0020_mime_type_checked.sql' with { type: 'text' }
+import m0020 from '../../sql/0020_mime_type_and_dedupe_retry.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -46,7 +46,7 @@ export const migrations: readonly Migration[] = [
   { version: 17, name: '0017_expiring_rows_checked_in_slot', sql: m0017 },
   { version: 18, name: '0018_last_check_keeps_the_mark', sql: m0018 },
   { version: 19, name: '0019_claim_update_by_ctid', sql: m0019 },
-  { version: 20, name: '0020_mime_type_checked', sql: m0020 },
+  { version: 20, name: '0020_mime_type_and_dedupe_retry', sql: m0020 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -2,6 +2,7 @@ import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -215,6 +216,45 @@ describe('dedupe keys', () => {
     const a = await enqueue(t, ok, { dedupeKey: 'k', tenant: 'one' })
     const b = await enqueue(t, ok, { dedupeKey: 'k', tenant: 'two' })
     expect(b).not.toBe(a)
+  })
+
+  test('a repeated key whose row is deleted after the conflict and before the lookup: a new row, never a null id', async () => {
+    // deploy/prune-finished.sql deletes finished rows, and a repeat of their key may run meanwhile.
+    const old = await enqueue(t, ok, { dedupeKey: 'pruned' })
+    // Holds the repeat between its insert (which found the conflict: a statement trigger fires even
+    // when ON CONFLICT inserted nothing) and its lookup, until the deleting session commits.
+    await t.pool.query(`
+      create function public.hold_enqueue() returns trigger language plpgsql as $$
+      begin perform pg_advisory_xact_lock(20020); return null; end $$;
+      create trigger hold_enqueue after insert on mailer.email_outbox
+        for each statement execute function public.hold_enqueue();`)
+    const deleter = new pg.Client({ connectionString: t.url })
+    await deleter.connect()
+    try {
+      await deleter.query('begin')
+      await deleter.query('select pg_advisory_xact_lock(20020)')
+      const repeat = enqueue(t, ok, { dedupeKey: 'pruned' })
+      await pollUntil(async () => {
+        const { rowCount } = await t.pool.query(
+          `select 1 from pg_locks where locktype = 'advisory' and objid = 20020 and not granted`,
+        )
+        return rowCount ? true : undefined
+      })
+      await deleter.query('delete from mailer.email_outbox where id = $1', [old])
+      await deleter.query('commit')
+      const id = await repeat
+      expect(id).toMatch(/^\d+$/)
+      expect(id).not.toBe(old)
+      const { rows } = await t.pool.query(
+        `select id::text from mailer.email_outbox where dedupe_key = 'pruned'`,
+      )
+      expect(rows).toEqual([{ id }])
+    } finally {
+      await deleter.end()
+      await t.pool.query(`
+        drop trigger hold_enqueue on mailer.email_outbox;
+        drop function public.hold_enqueue();`)
+    }
   })
 
   test('concurrent enqueues with one key yield one row and one id', async () => {

@@ -119,8 +119,8 @@ describe('migrate', () => {
       ],
       [
         20,
-        '0020_mime_type_checked',
-        'ce986af71467aae56f358c6073cacb7bd0402a115dec8d1139227d0fc6f94953',
+        '0020_mime_type_and_dedupe_retry',
+        'e37ee7dbe2c044d9ea1d2d0675c0f68b1ef46915e40502346f187e9788ea2290',
       ],
     ]
     expect(

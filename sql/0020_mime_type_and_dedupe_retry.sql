@@ -1,4 +1,5 @@
--- 0020: mailer.enqueue_email refuses an attachment contentType that is not a MIME type.
+-- 0020: mailer.enqueue_email refuses an attachment contentType that is not a MIME type, and never
+-- returns NULL for a repeated dedupe key whose row is deleted meanwhile.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- mailer.normalize_message. Why: contentType was checked to be a string only, and it is written as
@@ -7,8 +8,16 @@
 -- the value as it was). Now it must be type/subtype with optional ; name=value parameters, in
 -- RFC 2045 token syntax (a parameter value a token or a quoted string of printable ASCII): no
 -- space inside a token, no control character anywhere. null stays accepted (the default type).
--- Otherwise as in 0015; mailer.normalize_message keeps its privileges and owner. Rejects more input
--- only: older binaries call the function as before.
+-- Otherwise as in 0015; mailer.normalize_message keeps its privileges and owner.
+--
+-- mailer.enqueue_email. Why: a repeated dedupe key found its row in two statements, the insert's
+-- conflict check and then a select; a transaction that deleted the row and committed in between
+-- (deploy/prune-finished.sql deletes finished rows) left the select empty, and the function
+-- returned NULL (through the API, 200 {"id": null}). Now it inserts again when the select finds
+-- nothing: the key is free then, so the repeat becomes a new row, as the prune script says a key
+-- whose row it deleted does. Otherwise as in 0011; its privileges and comment are kept.
+--
+-- Both reject or change nothing older binaries rely on: they call the functions as before.
 --! older-binaries-compatible
 
 -- RFC 2045 section 5.1; the same pattern as MIME_TYPE in src/api/mime-type.ts.
@@ -126,4 +135,38 @@ begin
     out := out || jsonb_build_object('attachments', m -> 'attachments');
   end if;
   return out;
+end $$;
+
+create or replace function mailer.enqueue_email(message jsonb, options jsonb default '{}') returns bigint
+language plpgsql as $$
+declare
+  m jsonb := mailer.normalize_message(message);
+  o jsonb := coalesce(options, '{}');
+  t text;
+  new_id bigint;
+begin
+  perform mailer.check_options(o, array['tenant', 'dedupeKey', 'sendAt', 'expiresAt', 'priority', 'maxAttempts', 'correlationId']);
+  t := coalesce(o ->> 'tenant', 'default');
+  -- check_options refuses a dedupeKey that is not a string, so null means none was given.
+  if o ->> 'dedupeKey' is null then
+    insert into mailer.email_outbox (tenant, priority, send_at, expires_at, max_attempts, correlation_id, message)
+    values (t, coalesce((o ->> 'priority')::smallint, 0),
+            coalesce((o ->> 'sendAt')::timestamptz, now()), (o ->> 'expiresAt')::timestamptz,
+            (o ->> 'maxAttempts')::integer, o ->> 'correlationId', m)
+    returning id into new_id;
+    return new_id;
+  end if;
+  loop
+    insert into mailer.email_outbox (tenant, dedupe_key, priority, send_at, expires_at, max_attempts, correlation_id, message)
+    values (t, o ->> 'dedupeKey', coalesce((o ->> 'priority')::smallint, 0),
+            coalesce((o ->> 'sendAt')::timestamptz, now()), (o ->> 'expiresAt')::timestamptz,
+            (o ->> 'maxAttempts')::integer, o ->> 'correlationId', m)
+    on conflict (tenant, dedupe_key) where dedupe_key is not null do nothing
+    returning id into new_id;
+    if new_id is not null then return new_id; end if;
+    -- The conflict was a committed row (on conflict waited for it), found by email_outbox_dedupe_idx;
+    -- missing only if a commit since deleted it (pruned): the key is free, so insert again.
+    select id into new_id from mailer.email_outbox where tenant = t and dedupe_key = o ->> 'dedupeKey';
+    if new_id is not null then return new_id; end if;
+  end loop;
 end $$;
