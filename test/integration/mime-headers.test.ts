@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, te
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { MIME_TYPE } from '../../src/api/mime-type.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
@@ -106,6 +107,46 @@ describe('refused at enqueue, naming the field', () => {
       message: 'unsupported Unicode escape sequence',
     })
   })
+})
+
+test('POST /v1/outbox’s MIME type pattern accepts exactly what mailer.is_mime_type accepts', async () => {
+  const samples = [
+    'text/plain',
+    'TEXT/HTML',
+    'application/vnd.ms-excel',
+    'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+    'image/svg+xml',
+    "message/x!#$%&'*+.^_`{|}~-",
+    'text/plain; charset=utf-8',
+    'text/plain;charset=utf-8',
+    'text/plain ; charset=utf-8 ',
+    'text/plain; a=1; b="two words"; c="q\\"x"',
+    "text/plain; name*=utf-8''f%C3%BC.txt",
+    'text/plain; name=""',
+    'text/plain; name="ü"',
+    'text/plain; name="a\tb"',
+    'text/plain; name="a',
+    'text/plain; name=a b',
+    'text/plain;',
+    'text/plain; =x',
+    'text/plain; a=',
+    ' text/plain',
+    'text/plain\n',
+    'text/plain\u000b',
+    'text/plain\u007f',
+    'text/pläin',
+    'text/(plain)',
+    'text/plain/x',
+    'text//plain',
+    'text/',
+    '',
+  ]
+  const { rows } = await t.pool.query<{ s: string; ok: boolean }>(
+    'select s, mailer.is_mime_type(s) as ok from unnest($1::text[]) as s',
+    [samples],
+  )
+  expect(rows.map((r) => [r.s, MIME_TYPE.test(r.s)])).toEqual(rows.map((r) => [r.s, r.ok]))
+  expect(rows.filter((r) => r.ok)).toHaveLength(12)
 })
 
 describe('accepted, and encoded by the MIME composer so that no header is added', () => {
