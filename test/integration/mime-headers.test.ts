@@ -180,6 +180,14 @@ describe('accepted, and encoded by the MIME composer so that no header is added'
     expect(eml).toContain("filename*0*=utf-8''a%0D%0AX-Evil%3A%201.txt")
   })
 
+  test('a line break in options.correlationId, which becomes X-Correlation-Id', async () => {
+    // Accepted by enqueue (its length only is checked); folded into one line where it is written.
+    const id = await enqueue(t, ok, { correlationId: `corr${EVIL}` })
+    const eml = await written(id)
+    expectNoInjectedHeader(eml)
+    expect(eml).toMatch(/^X-Correlation-Id: corr X-Evil: 1$/im)
+  })
+
   test('a MIME type with parameters is written as given', async () => {
     const id = await enqueue(t, {
       ...ok,
