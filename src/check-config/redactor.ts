@@ -2,10 +2,18 @@
 // Driver and Entra messages can quote what they were given, a database URL included.
 
 /**
- * `user:password@` of a database URL, as written and percent-decoded, each with its password
- * masked. Only the userinfo is masked: a password that is also a word of a message or part of the
- * host (`postgres`, `internal`) must not blank those out ("must be a ***:// URL", "db.***.com").
+ * Where a database URL holds its password, with the password masked: `user:password@` (as written
+ * and percent-decoded) and `password=…`. Only there: a password that is also a word of a message or
+ * part of the host (`postgres`, `internal`) must not blank those out ("must be a ***:// URL",
+ * "db.***.com").
  */
+function passwordMasks(url: string): [string, string][] {
+  // pg also takes the password as a query parameter: ?password=…
+  const query = /[?&]password=([^&#]*)/.exec(url)?.[1]
+  const masks: [string, string][] = query ? [[`password=${query}`, 'password=***']] : []
+  return [...masks, ...userinfoMasks(url)]
+}
+
 function userinfoMasks(url: string): [string, string][] {
   // As written, so a raw character a URL parser would re-encode still matches: the authority's
   // last `@` before its path ends the userinfo, its first `:` starts the password.
@@ -42,7 +50,7 @@ export function redactor(env: Record<string, string | undefined>): (s: string) =
     }
   } catch {}
   for (const u of urls) {
-    for (const [found, masked] of u ? userinfoMasks(u.trim()) : []) masks.set(found, masked)
+    for (const [found, masked] of u ? passwordMasks(u.trim()) : []) masks.set(found, masked)
   }
   // Longest first: a secret that contains another is masked whole.
   const sorted = [...masks].sort(([a], [b]) => b.length - a.length)

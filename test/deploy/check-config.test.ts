@@ -100,6 +100,11 @@ describe('without --connect', () => {
     expect(redact(`user app:${dbPassword}@db.example.com`)).toBe('user app:***@db.example.com')
     expect(redact(`at ${encoded}`)).toBe('at postgres://app:***@db.example.com/app')
     expect(redact('app:p@ss:w/rd@db.example.com')).toBe('app:***@db.example.com')
+    // pg takes the password as a query parameter too.
+    const inQuery = `postgres://app@db.example.com/app?sslmode=disable&password=${dbPassword}`
+    expect(redactor({ DATABASE_URL: inQuery })(`at ${inQuery}`)).toBe(
+      'at postgres://app@db.example.com/app?sslmode=disable&password=***',
+    )
   })
 
   test('missing Graph settings are each named', async () => {
