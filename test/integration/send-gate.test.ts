@@ -54,6 +54,10 @@ const gate = (holder: string, o: Parameters<typeof pgGate>[1] = {}) => {
   }
 }
 
+// takePacing's statement (src/outbox/send-limits.ts): the one that takes a mailbox's next send time.
+const isTakePacing = (text: string) =>
+  text.includes('with taken as') && text.includes('insert into mailer.mailbox_pacing')
+
 // The slot row as the database has it: who holds it (token) and whether it is free.
 const slotRow = async () =>
   (
@@ -62,9 +66,12 @@ const slotRow = async () =>
     )
   ).rows[0]!
 
-/** A Kysely on the test pool whose queries pass through `through`: to cut one as a lost connection does. */
+/**
+ * A Kysely on the test pool whose queries pass through `through`: to cut one as a lost connection
+ * does, or to hold one back until the test has seen what must come first.
+ */
 function throughQueries(
-  through: (run: () => Promise<unknown>, text: string) => Promise<unknown>,
+  through: (run: () => Promise<unknown>, text: string, values: unknown[]) => Promise<unknown>,
 ): Kysely<Database> {
   return new Kysely<Database>({
     dialect: new PostgresDialect({
@@ -77,7 +84,7 @@ function throughQueries(
               get(c, p, r) {
                 if (p !== 'query') return Reflect.get(c, p, r)
                 return (text: string, values: unknown[]) =>
-                  through(() => c.query(text, values), text)
+                  through(() => c.query(text, values), text, values)
               },
             })
           }
@@ -164,32 +171,55 @@ describe('the Postgres send gate', () => {
     const a = gate('a', { max: 10, rate: 600 })
     const b = gate('b', { max: 10, rate: 600 })
     const signal = new AbortController().signal
-    const starts: number[] = []
     // Each worker has one send at a time waiting for the mailbox (a second one would go back to a
     // reserved turn: see below), three each.
+    const asked = performance.now()
+    const permitted: number[] = []
     await Promise.all(
       [a, b].map(async (g) => {
         for (let i = 0; i < 3; i++) {
           const p = await g.acquire('Shared@Example.com', signal)
-          starts.push(performance.now())
+          permitted.push(performance.now())
           await p!.release()
         }
       }),
     )
-    starts.sort((x, y) => x - y)
-    // Six sends paced 100 ms apart in database time span at least 500 ms; allow for client jitter.
-    expect(starts.at(-1)! - starts[0]!).toBeGreaterThan(350)
+    // Six turns 100 ms apart in database time: the last permit comes at least 500 ms after the
+    // first was asked for, however late the machine answers (a first permit received late, as
+    // under load, would shorten a span measured from it).
+    expect(Math.max(...permitted) - asked).toBeGreaterThanOrEqual(500)
     const rows = await t.pool.query('select mailbox from mailer.mailbox_pacing')
     expect(rows.rows).toEqual([{ mailbox: 'shared@example.com' }])
     // A second send of one worker while the first waits for the mailbox is answered at once, with
     // a turn reserved for it, later ones an interval apart.
     const first = pgGate('c', { rate: 600 }).acquire('shared@example.com', signal)
-    const c = pgGate('d', { rate: 600 })
+    // The waiting send's first ask for its turn is held back until both later sends are answered:
+    // had its turn come in between (a slow answer to the first reservation, as under load), the
+    // second would wait in its place, for a slot held until the end of this test.
+    const answered = Promise.withResolvers<void>()
+    let holding = true
+    const c = pgGate('d', {
+      rate: 600,
+      db: throughQueries(async (run, text) => {
+        if (holding && isTakePacing(text)) {
+          holding = false
+          await answered.promise
+        }
+        return run()
+      }),
+    })
     const waiting = c.acquire('shared@example.com', signal)
-    const turns = [
-      await c.acquire('shared@example.com', signal),
-      await c.acquire('shared@example.com', signal),
-    ]
+    // The bound only ends a failing wait early (a send that waits in place for a slot).
+    const bound = AbortSignal.timeout(10_000)
+    let turns: unknown[]
+    try {
+      turns = [
+        await c.acquire('shared@example.com', bound),
+        await c.acquire('shared@example.com', bound),
+      ]
+    } finally {
+      answered.resolve()
+    }
     for (const turn of turns)
       expect(turn).toEqual({ pausedForMs: expect.any(Number), reserved: true })
     // The turns come from the mailbox's reservation horizon, kept beside its pacing.
