@@ -34,6 +34,13 @@ export interface EmbeddedOptions {
    * version), used instead of the installed one: the tests run against older servers with it.
    */
   nativeDir?: string
+  /**
+   * Run the server as a grandchild (started and reaped by a shell), not as a child: `bun test`
+   * kills every child a test file started when one of its tests or hooks times out (Bun 1.4,
+   * oven-sh/bun#38774), and the test run's one cluster must outlive that, or every later test of
+   * the run fails with it.
+   */
+  grandchild?: boolean
   onLog?: (line: string) => void
 }
 
@@ -177,28 +184,28 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
     flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
   flags.push(...(o.extraFlags ?? []))
 
-  let child: ChildProcess | null = null
+  let child: Server | null = null
   const start = () =>
     new Promise<void>((resolve, reject) => {
-      const p = spawn(bin.postgres, flags, { ...runAs, env: { ...process.env, LC_ALL: 'C' } })
+      const p = o.grandchild
+        ? spawnGrandchild(bin.postgres, flags, runAs)
+        : spawnChild(bin, flags, runAs)
       child = p
       let err = ''
-      p.stderr?.on('data', (c: Buffer) => {
+      p.output.on('data', (c: Buffer) => {
         const text = c.toString()
         err += text
         log(text)
         if (text.includes('database system is ready to accept connections')) resolve()
       })
-      p.on('error', reject)
-      p.on('exit', (code) => {
+      p.failed.catch(reject)
+      void p.exited.then(() => {
         if (child === p) child = null
-        reject(
-          new Error(`postgres exited (${code}) before it was ready: ${err.trim().slice(-500)}`),
-        )
+        reject(new Error(`postgres exited before it was ready: ${err.trim().slice(-500)}`))
       })
     })
   // A server left running by a crashed parent would hold the port: stop ours with the process.
-  const onExit = () => (child as ChildProcess | null)?.kill('SIGINT')
+  const onExit = () => (child as Server | null)?.kill('SIGINT')
   process.once('exit', onExit)
   await start()
   return {
@@ -206,16 +213,78 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
     url: (database = 'postgres') => `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`,
     start,
     async stop() {
-      const p = child as ChildProcess | null
+      const p = child as Server | null
       if (p) {
-        const exited = new Promise((r) => p.once('exit', r))
         p.kill('SIGINT')
-        await exited
+        await p.exited
       }
       if (!o.persistent) {
         process.removeListener('exit', onExit)
         await rm(dir, { recursive: true, force: true })
       }
     },
+  }
+}
+
+/** A running postgres: its server log, a way to signal it, and its end. */
+interface Server {
+  output: NodeJS.ReadableStream
+  kill(signal: NodeJS.Signals): void
+  /** The server has exited. */
+  exited: Promise<void>
+  /** It could not be started at all. */
+  failed: Promise<never>
+}
+
+function spawnChild(bin: Binaries, flags: string[], runAs: RunAs): Server {
+  const p: ChildProcess = spawn(bin.postgres, flags, {
+    ...runAs,
+    env: { ...process.env, LC_ALL: 'C' },
+  })
+  return {
+    output: p.stderr!,
+    kill: (signal) => void p.kill(signal),
+    exited: new Promise((r) => p.once('exit', () => r())),
+    failed: new Promise((_, reject) => p.once('error', reject)),
+  }
+}
+
+// The shell prints the server's pid, then passes on the server's log (stderr, on the shell's
+// stdout) and waits for it, so the server is reaped when it exits; killed, it leaves the server
+// running. The pipe closes once the server and every process it started have exited.
+function spawnGrandchild(postgres: string, flags: string[], runAs: RunAs): Server {
+  const sh = spawn(
+    'sh',
+    ['-c', '"$0" "$@" 2>&1 </dev/null & echo "pid:$!"; wait', postgres, ...flags],
+    {
+      ...runAs,
+      env: { ...process.env, LC_ALL: 'C' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  const output = sh.stdout!
+  let pid: number | null = null
+  const pidSeen = Promise.withResolvers<number>()
+  output.on('data', (c: Buffer) => {
+    const m = pid === null ? /pid:(\d+)/.exec(c.toString()) : null
+    if (m) {
+      pid = Number(m[1])
+      pidSeen.resolve(pid)
+    }
+  })
+  return {
+    output,
+    kill: (signal) => {
+      // Gone already (its pid not yet seen as closed): nothing to signal.
+      const send = (p: number) => {
+        try {
+          process.kill(p, signal)
+        } catch {}
+      }
+      if (pid !== null) send(pid)
+      else void pidSeen.promise.then(send)
+    },
+    exited: new Promise((r) => output.once('close', () => r())),
+    failed: new Promise((_, reject) => sh.once('error', reject)),
   }
 }

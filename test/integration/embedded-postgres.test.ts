@@ -1,5 +1,6 @@
 import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
@@ -32,4 +33,37 @@ test('a data directory under a private parent falls back where Postgres can reac
   } finally {
     await server.stop()
   }
+})
+
+// `bun test` kills every child a file started when one of its tests times out (Bun 1.4): the test
+// run's cluster, started by whichever file needs it first, ran as such a child, and one slow test
+// failed every test after it in the run ("the database system is shutting down").
+test('a grandchild server is no child of this process, answers, and stops', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-grandchild-'))
+  cleanup.push(dir)
+  const server = await startEmbeddedPostgres({
+    dir,
+    persistent: false,
+    fast: true,
+    grandchild: true,
+  })
+  let pid = 0
+  try {
+    pid = Number((await readFile(join(server.dir, 'postmaster.pid'), 'utf8')).split('\n')[0])
+    // /proc/<pid>/stat: "pid (comm) state ppid ...".
+    const parentOf = async (p: number) =>
+      Number((await readFile(`/proc/${p}/stat`, 'utf8')).split(') ')[1]!.split(' ')[1])
+    expect(await parentOf(pid)).not.toBe(process.pid)
+    const client = new pg.Client({ connectionString: server.url() })
+    await client.connect()
+    expect((await client.query('select 1 as one')).rows).toEqual([{ one: 1 }])
+    await client.end()
+  } finally {
+    await server.stop()
+  }
+  // Exited: gone, or a zombie the shell has yet to reap.
+  const state = existsSync(`/proc/${pid}`)
+    ? ((await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[0] ?? '')
+    : 'gone'
+  expect(['gone', 'Z']).toContain(state)
 })

@@ -31,6 +31,8 @@ export async function startTestCluster(): Promise<TestCluster> {
       persistent: false,
       fast: true,
       nativeDir: process.env.TEST_POSTGRES_NATIVE || undefined,
+      // One timed-out test must not stop the run's cluster under every test after it.
+      grandchild: true,
     })
     base = embedded.url('postgres')
   }
