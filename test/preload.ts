@@ -13,7 +13,12 @@ declare global {
 
 // Started lazily by the first test file that needs a database; unit-only runs never start Postgres.
 export function testCluster(): Promise<TestCluster> {
-  globalThis.__outboxTestCluster ??= startTestCluster()
+  globalThis.__outboxTestCluster ??= startTestCluster().catch((err) => {
+    // A start cut short (its hook timed out, and Bun killed initdb with it) fails that file only:
+    // the next file that needs the cluster starts it again.
+    globalThis.__outboxTestCluster = undefined
+    throw err
+  })
   return globalThis.__outboxTestCluster
 }
 
