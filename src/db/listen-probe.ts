@@ -1,4 +1,5 @@
 // Whether a LISTEN session hears a notification sent from another session: the proof that LISTEN holds.
+import type { Socket } from 'node:net'
 import pg from 'pg'
 
 /**
@@ -8,11 +9,18 @@ import pg from 'pg'
  * notification that arrives while no transaction of that client runs ("got packet 'A' from server
  * when not linked"): only this round trip tells. Null when no second session could be opened (a
  * role or server at its connection limit, where one session is all a worker may hold): the caller
- * then has only pg_listening_channels()'s word. Throws when `listening` itself fails.
+ * then has only pg_listening_channels()'s word. Throws when `listening` itself fails, and when
+ * `signal` aborts (a stop): no second session is opened after it, and one still connecting is dropped.
  */
 export async function hearsOtherSessions(
   listening: pg.Client,
-  o: { url: string; backendPid: number; applicationName: string; timeoutMs: number },
+  o: {
+    url: string
+    backendPid: number
+    applicationName: string
+    timeoutMs: number
+    signal?: AbortSignal
+  },
 ): Promise<boolean | null> {
   // Per backend, so a probe wakes no other worker's listener.
   const channel = `mailer_outbox_probe_${o.backendPid}`
@@ -24,6 +32,7 @@ export async function hearsOtherSessions(
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     await listening.query(`listen ${channel}`)
+    o.signal?.throwIfAborted()
     const other = new pg.Client({
       connectionString: o.url,
       application_name: o.applicationName,
@@ -31,13 +40,31 @@ export async function hearsOtherSessions(
       query_timeout: o.timeoutMs,
     })
     other.on('error', () => {})
-    const notified = await other
-      .connect()
-      .then(() => other.query('select pg_notify($1, $2)', [channel, '']))
-      .then(
-        () => true,
-        () => false,
-      )
+    // Dropped by a stop: its connect may then never settle, so the stop answers for it. end()
+    // only asks the server to close, which one still authenticating may not do; in Bun 1.4 a
+    // socket's destroy() after a write leaves the connection open, and a reset closes it.
+    const stopped = Promise.withResolvers<boolean>()
+    const drop = () => {
+      const stream = (other as unknown as { connection?: { stream?: Partial<Socket> } }).connection
+        ?.stream
+      if (stream?.resetAndDestroy) stream.resetAndDestroy()
+      else stream?.destroy?.()
+      other.end().catch(() => {})
+      stopped.resolve(false)
+    }
+    o.signal?.addEventListener('abort', drop)
+    const notified = await Promise.race([
+      other
+        .connect()
+        .then(() => other.query('select pg_notify($1, $2)', [channel, '']))
+        .then(
+          () => true,
+          () => false,
+        ),
+      stopped.promise,
+    ]).finally(() => o.signal?.removeEventListener('abort', drop))
+    // Dropped by a stop, it has ended already (end() again would wait for an end long past).
+    o.signal?.throwIfAborted()
     await other.end().catch(() => {})
     if (notified) timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
     else heard.resolve(null)

@@ -92,6 +92,8 @@ export function createListener(d: ListenerDeps): Listener {
               backendPid: listening,
               applicationName: LISTENER_APPLICATION_NAME,
               timeoutMs: checkTimeoutMs,
+              // A stop drops the probe's second session too: none of ours outlives the stop.
+              signal: stopping.signal,
             })
             return heard === false ? null : listening
           })(),

@@ -1,11 +1,14 @@
 // The LISTEN probe (a notification from a second session) must not cost a worker that may hold one connection its LISTEN.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
+import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
+import { hearsOtherSessions } from '../../src/db/listen-probe.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createListener } from '../../src/outbox/listener.ts'
 import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { createEventLog } from '../support/events.ts'
+import { createEventLog, pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -46,5 +49,47 @@ test('a role allowed one connection still listens: the probe, unable to open a s
     expect(listener.state()).toBe('listening')
   } finally {
     await listener.stop()
+  }
+})
+
+// A stop that comes while the listener's probe opens its second session (a failed start's may,
+// under load) must not leave that session to connect after it: serve's stop keeps no session open.
+test('a probe stopped while it runs drops the second session still connecting, and opens none after', async () => {
+  // The second session goes to a server that takes the connection and never answers.
+  const opened: Socket[] = []
+  let closed = 0
+  const silent = createServer((s) => {
+    opened.push(s)
+    s.on('close', () => closed++)
+    s.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  const url = `postgres://nobody:nothing@127.0.0.1:${(silent.address() as AddressInfo).port}/none`
+  const listening = new pg.Client({ connectionString: t.url })
+  await listening.connect()
+  const stop = new AbortController()
+  const probe = (signal: AbortSignal) =>
+    hearsOtherSessions(listening, {
+      url,
+      backendPid: (listening as unknown as { processID: number }).processID,
+      applicationName: 'outbox-mailer:probe-test',
+      // Long: only the stop may end the connect.
+      timeoutMs: 60_000,
+      signal,
+    }).catch(() => null)
+  try {
+    const running = probe(stop.signal)
+    await pollUntil(async () => (opened.length === 1 ? true : undefined))
+    stop.abort()
+    // Dropped at once: the server that never answers sees the connection closed.
+    await pollUntil(async () => (closed === 1 ? true : undefined))
+    await running
+    // Asked after the stop, the probe opens none.
+    await probe(stop.signal)
+    expect(opened).toHaveLength(1)
+  } finally {
+    for (const s of opened) s.destroy()
+    await listening.end()
+    silent.close()
   }
 })
