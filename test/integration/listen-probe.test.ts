@@ -64,7 +64,7 @@ test('a probe stopped while it runs drops the second session still connecting, a
     s.on('error', () => {})
   })
   await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
-  const url = `postgres://nobody:nothing@127.0.0.1:${(silent.address() as AddressInfo).port}/none`
+  const url = `postgres://nobody@127.0.0.1:${(silent.address() as AddressInfo).port}/none`
   const listening = new pg.Client({ connectionString: t.url })
   await listening.connect()
   const stop = new AbortController()
