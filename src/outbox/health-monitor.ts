@@ -82,7 +82,16 @@ export function createHealthMonitor(o: {
         schemaCheckedAt.delete(d.name)
         await waitAtMost(systemClock, assertSchemaCurrent(d.statements, d.name), timeoutMs)
         schemaCheckedAt.set(d.name, now())
-      } else if (!answeredRecently(d.answeredAt?.() ?? null)) {
+      } else if (
+        // A LISTEN session that dropped or has not connected yet may mean the database went away:
+        // then only a statement of the probe's own says whether it is reachable.
+        !(
+          report.listener === 'listening' ||
+          report.listener === 'polling' ||
+          report.listener === 'disabled'
+        ) ||
+        !answeredRecently(d.answeredAt?.() ?? null)
+      ) {
         await waitAtMost(systemClock, d.statements.query('select 1'), timeoutMs)
       }
       report.reachable = true
