@@ -1,0 +1,22 @@
+// What a chaos run's actions act on: the database and its cluster, Graph, the processes, the harness's record and state.
+import type { FakeGraphFaults } from '../../support/fake-graph.ts'
+import type { Database, Graph, OwnCluster } from '../harness.ts'
+import type { Background } from './background.ts'
+import type { ChaosMailers } from './mailers.ts'
+import type { ChaosRecord } from './record.ts'
+
+export interface ChaosRun {
+  seed: number
+  cluster: OwnCluster
+  db: Database
+  graph: Graph
+  /** The fake's chaos faults: the harness changes their latency and adds token faults to them. */
+  graphAnswers: FakeGraphFaults & { latencyMs: number }
+  mailers: ChaosMailers
+  record: ChaosRecord
+  background: Background
+  /** From a Postgres stop or crash until its start again. */
+  pgDown: boolean
+  /** Slots whose worker is being stopped and started again. */
+  busyWorkers: Set<number>
+}

@@ -1,0 +1,38 @@
+// Graph's answers during the chaos: a seeded mix of sends accepted, throttled, failed, hung or accepted unanswered, and of failed lookups.
+import type { FakeGraphFaults, GraphFault } from '../../support/fake-graph.ts'
+import { pick } from './random.ts'
+
+export const SEND_FAULTS: Record<string, GraphFault | undefined> = {
+  ok: undefined,
+  throttled: { status: 429, code: 'ApplicationThrottled', retryAfter: '1' },
+  unavailable: { status: 503, code: 'ServiceUnavailable', retryAfter: '1' },
+  error: { status: 500, code: 'InternalServerError', message: 'Internal server error' },
+  hang: 'hang',
+  acceptThenHang: 'accept_then_hang',
+  acceptThen504: 'accept_then_504',
+  acceptWithRetryAfter: 'accept_with_retry_after',
+}
+export const SEND_WEIGHTS = {
+  ok: 60,
+  throttled: 8,
+  unavailable: 6,
+  error: 5,
+  hang: 5,
+  acceptThenHang: 7,
+  acceptThen504: 4,
+  acceptWithRetryAfter: 3,
+}
+
+/** The fake's faults for the chaos, drawn from `r` per request; the harness changes `latencyMs`. */
+export function chaosGraphAnswers(r: () => number): FakeGraphFaults & { latencyMs: number } {
+  return {
+    latencyMs: 10,
+    pickSendMail: () => SEND_FAULTS[pick(r, SEND_WEIGHTS)],
+    pickLookup: () => {
+      const x = r()
+      if (x < 0.08) return { status: 503, code: 'ServiceUnavailable', retryAfter: '1' }
+      if (x < 0.12) return { status: 500, code: 'InternalServerError' }
+      return undefined
+    },
+  }
+}

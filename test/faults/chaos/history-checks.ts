@@ -1,0 +1,65 @@
+// A finished row's attempt history: it agrees with the row, numbers its counted attempts, and explains the row's final state.
+import type { AttemptEntry, OutboxRow } from './outcome.ts'
+import type { Mode } from './settings.ts'
+
+const FINAL = new Set(['sent', 'failed', 'expired', 'cancelled'])
+
+/** One row with its history, as the row checks see it; `say` records a problem with the row. */
+export interface AttemptChecks {
+  r: OutboxRow
+  hist: AttemptEntry[]
+  /** Retries through the API that answered 200. */
+  retries: number
+  cancelAsked: boolean
+  say(what: string): void
+}
+
+// A throttled row that fails (its expiresAt reached) gives its attempt back, as a throttle does.
+const throttledUntilExpiry = (error: string | null) =>
+  /^still throttled at its expiresAt/.test(error ?? '')
+const refunded = (h: AttemptEntry) =>
+  ['throttled', 'released'].includes(h.outcome) ||
+  h.error_code === 'throttled' ||
+  (h.error_code === 'expired' && throttledUntilExpiry(h.error))
+
+export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }: AttemptChecks) {
+  // The history agrees with the row.
+  const sentEntries = hist.filter((h) => h.outcome === 'sent').length
+  if (r.status === 'sent' && (sentEntries !== 1 || hist.at(-1)?.outcome !== 'sent'))
+    say('sent, but its history does not end with its one sent attempt')
+  if (r.status !== 'sent' && sentEntries > 0) say(`${r.status}, yet its history says sent`)
+  const last = hist.at(-1)
+  if (
+    r.status === 'failed' &&
+    !['failed', 'expired', 'lease_expired'].includes(last?.outcome ?? '')
+  )
+    say('failed, but its history does not end with a failure')
+  if (r.status === 'cancelled' && last?.outcome !== 'cancelled')
+    say('cancelled, but its history does not end with the cancel')
+  if (r.status !== 'pending' && last && !refunded(last) && last.attempt !== r.attempts)
+    say('the last history entry names another attempt than the row')
+  // Each counted claim leaves one entry, numbered 1, 2, …; throttles and releases give theirs
+  // back, and a cancel through the API (no worker) counts none. (A retry restarts the count.)
+  if (retries === 0) {
+    const counted = hist.filter((h) => h.worker_id !== null && !refunded(h)).map((h) => h.attempt)
+    if (counted.join(',') !== Array.from({ length: r.attempts }, (_, i) => i + 1).join(','))
+      say(`counted attempts ${counted.join(',') || 'none'} do not number 1..${r.attempts}`)
+  }
+  const finals = hist.filter((h) => FINAL.has(h.outcome)).length
+  if (finals > 1 + retries) say('attempts recorded after a final state')
+
+  // Final states the harness can explain.
+  if (r.status === 'cancelled' && !cancelAsked) say('cancelled, and nobody asked')
+  if (r.status === 'failed') {
+    const code = r.last_error_code ?? ''
+    const ok =
+      (code === 'expired' && r.expires_at !== null && r.expires_at.getTime() <= Date.now()) ||
+      // Throttled until its expiresAt: failed (code expired) when its next turn fell after it.
+      (code === 'expired' && r.expires_at !== null && throttledUntilExpiry(r.last_error)) ||
+      (code === 'ErrorInvalidRecipients' && r.rejected) ||
+      (code === 'ambiguous_send' && mode === 'hold') ||
+      (code === 'lease_expired' && r.attempts >= r.max_attempts) ||
+      (r.attempts >= r.max_attempts && /^attempts exhausted/.test(r.last_error ?? ''))
+    if (!ok) say('failed for a reason its attempts do not explain')
+  }
+}

@@ -1,0 +1,72 @@
+// The chaos soak's processes: the workers it stops and starts again by slot, and one API process.
+import { type Mailer, seconds, spawnMailer } from '../harness.ts'
+import type { ChaosRecord } from './record.ts'
+import { GRACE_SECONDS, WORKERS } from './settings.ts'
+
+export interface ChaosMailers {
+  /** By slot; null while the slot's worker is stopped. */
+  workers: (Mailer | null)[]
+  api: Mailer
+  /** Every process started, stopped ones too. */
+  all: Mailer[]
+  spawnWorker(slot: number): Promise<Mailer>
+}
+
+/** Starts the workers and the API process and waits until each is ready. */
+export async function startMailers(
+  env: Record<string, string>,
+  record: ChaosRecord,
+): Promise<ChaosMailers> {
+  const all: Mailer[] = []
+  const workers: (Mailer | null)[] = []
+  let spawned = 0
+  const spawnWorker = async (slot: number) => {
+    const m = await spawnMailer(`chaos-w${slot}-${spawned++}`, env, { role: 'worker' })
+    record.note(`spawned ${m.name} (pid ${m.proc.pid})`)
+    all.push(m)
+    workers[slot] = m
+    return m
+  }
+  for (let i = 0; i < WORKERS; i++) await spawnWorker(i)
+  const api = await spawnMailer('chaos-api', env, { role: 'api' })
+  all.push(api)
+  await Promise.all(all.map((m) => m.waitReady()))
+  return { workers, api, all, spawnWorker }
+}
+
+/** Stops the slot's worker with `asked`, checks a SIGTERM's clean exit, and starts a new one `downMs` later. */
+export async function stopWorker(
+  mailers: ChaosMailers,
+  record: ChaosRecord,
+  slot: number,
+  asked: 'SIGKILL' | 'SIGTERM',
+  downMs: number,
+): Promise<void> {
+  const { problems, note } = record
+  let signal = asked
+  const m = mailers.workers[slot]!
+  mailers.workers[slot] = null
+  const t0 = performance.now()
+  // A process still starting has no signal handlers yet: SIGTERM ends it like SIGKILL (143).
+  if (signal === 'SIGTERM' && !m.logTail(1_000).includes('http listening')) signal = 'SIGKILL'
+  note(`${signal} ${m.name} (pid ${m.proc.pid})`)
+  m.proc.kill(signal)
+  const code = await Promise.race([
+    m.exited,
+    Bun.sleep((GRACE_SECONDS + 10) * 1000).then(() => 'hung' as const),
+  ])
+  if (signal === 'SIGTERM') {
+    if (code === 'hung') {
+      problems.push(`${m.name} did not exit within ${GRACE_SECONDS + 10} s of SIGTERM`)
+      m.proc.kill('SIGKILL')
+      await m.exited
+    } else if (code !== 0) {
+      problems.push(
+        `${m.name} exited ${code} after SIGTERM (${seconds(performance.now() - t0)})\n${m.logTail(10)}`,
+      )
+    } else record.gracefulPids.set(m.proc.pid, { from: t0, to: performance.now() })
+  }
+  note(`${m.name} exited ${code}`)
+  await Bun.sleep(downMs)
+  await mailers.spawnWorker(slot)
+}

@@ -1,0 +1,73 @@
+// The harness's own record of a chaos run: what it did and when, what the mailers answered it, and what went wrong.
+
+/** What the harness did and when (Date.now(), as the fake's times; the logs are ISO UTC). */
+export interface TimelineEntry {
+  at: number
+  what: string
+  ids?: string[]
+}
+
+export interface ChaosRecord {
+  problems: string[]
+  /** Rows a check found wrong: each is explained in full when the run fails. */
+  offending: Set<string>
+  timeline: TimelineEntry[]
+  note(what: string, ids?: string[]): void
+  /** Every row id an enqueue answered. */
+  known: Set<string>
+  /** Rows whose cancel answered 200/202, and when. */
+  cancelledAt: Map<string, number>
+  /** Rows a cancel was asked for, whatever the answer. */
+  cancelAsked: Set<string>
+  /** Rows a retry answered 200 for, and when (each time). */
+  retriedAt: Map<string, number[]>
+  expiresAtOf: Map<string, number>
+  figures: {
+    enqueued: number
+    kills: number
+    terms: number
+    pgRestarts: number
+    pgCrashes: number
+    terminated: number
+    cuts: number
+    cancels: number
+    retries: number
+    revokes: number
+    /** Cancels and retries through the API that got no answer (timed out) or a 5xx. */
+    unanswered: number
+  }
+  /** Processes that exited 0 after SIGTERM, with when their stop began and ended. */
+  gracefulPids: Map<number, { from: number; to: number }>
+  /** When Postgres was down (to: Infinity while it still is). */
+  pgDownSpans: { from: number; to: number }[]
+}
+
+export function newChaosRecord(): ChaosRecord {
+  const timeline: TimelineEntry[] = []
+  return {
+    problems: [],
+    offending: new Set(),
+    timeline,
+    note: (what, ids) => timeline.push({ at: Date.now(), what, ...(ids ? { ids } : {}) }),
+    known: new Set(),
+    cancelledAt: new Map(),
+    cancelAsked: new Set(),
+    retriedAt: new Map(),
+    expiresAtOf: new Map(),
+    figures: {
+      enqueued: 0,
+      kills: 0,
+      terms: 0,
+      pgRestarts: 0,
+      pgCrashes: 0,
+      terminated: 0,
+      cuts: 0,
+      cancels: 0,
+      retries: 0,
+      revokes: 0,
+      unanswered: 0,
+    },
+    gracefulPids: new Map(),
+    pgDownSpans: [],
+  }
+}

@@ -1,0 +1,40 @@
+// The chaos itself: turns drawn from the schedule for `chaosMs`, each acting on the run.
+import type { ChaosRun } from './chaos-run.ts'
+import { enqueueApi, enqueueSql } from './enqueue.ts'
+import { cutGraph, revokeTokens, setLatency, stopPostgres, terminateBackends } from './faults.ts'
+import { stopWorker } from './mailers.ts'
+import { cancelRow, retryCandidates, retryRow } from './row-commands.ts'
+import type { ChaosSchedule } from './schedule.ts'
+import { type ChaosActions, type ChaosWorld, chaosTurn } from './turn.ts'
+
+export async function runChaos(run: ChaosRun, schedule: ChaosSchedule, chaosMs: number) {
+  let apiKeys = 0
+  const world: ChaosWorld = {
+    pgDown: () => run.pgDown,
+    canStop: (slot) => !run.busyWorkers.has(slot) && run.mailers.workers[slot] != null,
+    recentIds: () => [...run.record.known].slice(-40),
+    retryCandidates: () => retryCandidates(run.db),
+  }
+  const act: ChaosActions = {
+    enqueueSql: (batch) => enqueueSql(run, batch),
+    enqueueApi: (row) => enqueueApi(run, row, `chaos-${run.seed}-${apiKeys++}`),
+    stopWorker(slot, signal, downMs) {
+      run.busyWorkers.add(slot)
+      run.record.figures[signal === 'SIGKILL' ? 'kills' : 'terms']++
+      run.background.run(() =>
+        stopWorker(run.mailers, run.record, slot, signal, downMs).finally(() =>
+          run.busyWorkers.delete(slot),
+        ),
+      )
+    },
+    stopPostgres: (how, outageMs) => stopPostgres(run, how, outageMs),
+    terminateBackends: () => terminateBackends(run),
+    cutGraph: () => cutGraph(run),
+    setLatency: (ms) => setLatency(run, ms),
+    revokeTokens: (r) => revokeTokens(run, r),
+    cancel: (id) => cancelRow(run, id),
+    retry: (id) => retryRow(run, id),
+  }
+  const t0 = performance.now()
+  while (performance.now() - t0 < chaosMs) await chaosTurn(schedule, world, act)
+}

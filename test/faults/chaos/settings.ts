@@ -1,0 +1,13 @@
+// The chaos soak's shape: its processes, their attempts and grace, the senders, the rejected recipient, Graph's slowest answer.
+
+/** How a run handles a send whose outcome it never learned (the seed picks one; CHAOS_MODE overrides). */
+export const MODES = ['lookup', 'resend', 'hold'] as const
+export type Mode = (typeof MODES)[number]
+
+export const WORKERS = 3
+export const MAX_ATTEMPTS = 6
+export const GRACE_SECONDS = 3
+export const SENDERS = ['a@contoso.example', 'b@contoso.example', 'c@contoso.example']
+export const REJECTED = 'nobody@example.invalid'
+// The Graph fake's answers are slowed by up to this much at random moments (a send in flight longer).
+export const MAX_LATENCY_MS = 400

@@ -1,0 +1,114 @@
+// The chaos soak's schedule is replayable: a seed makes the same turns, pinned here for seeds 7, 301 and 381.
+import { expect, test } from 'bun:test'
+import { prng } from '../faults/chaos/random.ts'
+import { ChaosSchedule, type RowSpec } from '../faults/chaos/schedule.ts'
+import { type ChaosActions, type ChaosWorld, chaosTurn } from '../faults/chaos/turn.ts'
+
+// Only what the seed decides (an expiry's moment follows the clock); the draw after the last turn
+// pins every row's draws too.
+const row = ({ message, options }: RowSpec) =>
+  `${message.from[0]}>${message.to.split('@')[0]}` +
+  `${options.maxAttempts ? ` max${options.maxAttempts}` : ''}` +
+  `${options.expiresAt ? ' exp' : ''}` +
+  `${options.priority !== undefined ? ` p${options.priority}` : ''}`
+const rows = (batch: RowSpec[]) =>
+  `${batch.length} rows, ${batch.filter((r) => r.message.to.startsWith('nobody')).length} rejected, ${batch.filter((r) => r.options.expiresAt).length} expiring`
+
+/** The first `n` turns of `seed` in a world where Postgres stays up and every worker can be stopped. */
+async function turns(seed: number, n: number): Promise<string[]> {
+  const out: string[] = []
+  let paused = 0
+  const say = (what: string) => void out.push(`${paused}ms ${what}`)
+  const ids = Array.from({ length: 60 }, (_, i) => String(i + 1))
+  const world: ChaosWorld = {
+    pgDown: () => false,
+    canStop: () => true,
+    recentIds: () => ids.slice(-40),
+    retryCandidates: async () => ids.slice(0, 50),
+  }
+  const act: ChaosActions = {
+    enqueueSql: async (batch) => say(`sql ${rows(batch)}`),
+    enqueueApi: async (r) => say(`api ${row(r)}`),
+    stopWorker: (slot, signal, downMs) => say(`${signal} w${slot} ${downMs}ms`),
+    stopPostgres: (how, outageMs) => say(`postgres ${how} ${outageMs}ms`),
+    terminateBackends: async () => say('terminate'),
+    cutGraph: () => say('cut'),
+    setLatency: (ms) => say(`latency ${ms}ms`),
+    revokeTokens: (r) => say(`revoke ${r.reason} entra ${r.entra}`),
+    cancel: async (id) => say(`cancel ${id}`),
+    retry: async (id) => say(`retry ${id}`),
+  }
+  const schedule = new ChaosSchedule(prng(seed))
+  for (let i = 0; i < n; i++)
+    await chaosTurn(schedule, world, act, async (ms) => {
+      paused = ms
+    })
+  out.push(`then ${schedule.pauseMs()}ms`)
+  return out
+}
+
+test('seed 7: the first 16 turns', async () => {
+  expect(await turns(7, 16)).toEqual([
+    '107ms sql 14 rows, 0 rejected, 0 expiring',
+    '600ms cut',
+    '456ms cancel 60',
+    '489ms cancel 26',
+    '696ms postgres stop 821ms',
+    '226ms cancel 47',
+    '694ms terminate',
+    '393ms sql 22 rows, 0 rejected, 4 expiring',
+    '426ms sql 18 rows, 2 rejected, 5 expiring',
+    '480ms sql 17 rows, 1 rejected, 0 expiring',
+    '642ms api c>r43856 max1',
+    '578ms cancel 58',
+    '646ms postgres crash 2347ms',
+    '645ms cancel 32',
+    '398ms latency 304ms',
+    '549ms cut',
+    'then 592ms',
+  ])
+})
+
+test('seed 301: the first 16 turns', async () => {
+  expect(await turns(301, 16)).toEqual([
+    '396ms api b>r838785 max2 p0',
+    '167ms sql 11 rows, 0 rejected, 1 expiring',
+    '279ms sql 4 rows, 0 rejected, 0 expiring',
+    '623ms cut',
+    '306ms cancel 24',
+    '568ms latency 182ms',
+    '204ms SIGKILL w1 718ms',
+    '581ms sql 21 rows, 1 rejected, 2 expiring',
+    '266ms terminate',
+    '162ms cancel 41',
+    '108ms api b>r540277',
+    '657ms latency 283ms',
+    '240ms postgres stop 1507ms',
+    '221ms cut',
+    '674ms api b>r447551',
+    '293ms latency 213ms',
+    'then 637ms',
+  ])
+})
+
+test('seed 381: the first 16 turns', async () => {
+  expect(await turns(381, 16)).toEqual([
+    '393ms SIGKILL w2 506ms',
+    '687ms SIGKILL w0 286ms',
+    '691ms sql 5 rows, 2 rejected, 1 expiring',
+    '596ms api a>r753560 p0',
+    '368ms SIGTERM w2 1074ms',
+    '328ms terminate',
+    '669ms retry 38',
+    '322ms api c>r36863',
+    '389ms SIGKILL w1 1599ms',
+    '627ms SIGKILL w0 1523ms',
+    '386ms cut',
+    '525ms SIGKILL w0 269ms',
+    '636ms cancel 26',
+    '669ms postgres crash 1301ms',
+    '658ms sql 5 rows, 0 rejected, 2 expiring',
+    '310ms cancel 38',
+    'then 121ms',
+  ])
+})
