@@ -1,14 +1,28 @@
-// Wire shape of POST /v1/outbox: types, and an attachment's MIME type by SQL's own rule.
+// Wire shape of POST /v1/outbox: types, and an attachment's contentType, file name and content id by SQL's own rules.
 // mailer.enqueue_email validates the content, so objects are loose (unknown keys reach Postgres,
 // which names them) and nothing is stricter than SQL.
 import { z } from '@hono/zod-openapi'
-import { MIME_TYPE, MIME_TYPE_MESSAGE } from './mime-type.ts'
+import { CONTROL_CHARACTER_MESSAGE, hasControlCharacter } from '../outbox/header-text.ts'
+import { MIME_TYPE, MIME_TYPE_MESSAGE } from '../outbox/mime-type.ts'
 import { withoutNul } from './no-nul.ts'
+
+const ONE_LINE =
+  'Written into a header: each run of line breaks (CR, LF) becomes one space, dropped at either end'
+
+// A file name or content id becomes a header parameter: a control character in one is refused.
+const headerParameter = (description: string) =>
+  z
+    .string()
+    .refine((v) => !hasControlCharacter(v), CONTROL_CHARACTER_MESSAGE)
+    .openapi({ description: `${description}; no control character (U+0001-U+001F, U+007F)` })
 
 const Recipient = z
   .union([
     z.string().openapi({ example: 'ada@example.com' }),
-    z.looseObject({ address: z.string(), name: z.string().nullable().optional() }),
+    z.looseObject({
+      address: z.string(),
+      name: z.string().nullable().optional().openapi({ description: ONE_LINE }),
+    }),
   ])
   .openapi('Recipient', { description: '"a@b.c" or {"address","name"}' })
 
@@ -18,11 +32,13 @@ const Recipients = z
   .optional()
 
 const Attachment = z.looseObject({
-  filename: z.string(),
+  filename: headerParameter('The file name the recipient sees'),
   contentBase64: z.string(),
   // Refused here as mailer.enqueue_email refuses it, named by its path before any statement runs.
   contentType: z.string().regex(MIME_TYPE, MIME_TYPE_MESSAGE).nullable().optional(),
-  contentId: z.string().nullable().optional(),
+  contentId: headerParameter('Makes the attachment inline, for the HTML\'s <img src="cid:…">')
+    .nullable()
+    .optional(),
 })
 
 export const Message = z
@@ -32,16 +48,23 @@ export const Message = z
     cc: Recipients,
     bcc: Recipients,
     replyTo: Recipients,
-    subject: z.string().optional().openapi({ description: 'Required by enqueue_email' }),
+    subject: z
+      .string()
+      .optional()
+      .openapi({ description: `Required by enqueue_email; at most 998 characters. ${ONE_LINE}` }),
     text: z.string().nullable().optional(),
     html: z.string().nullable().optional(),
-    headers: z.record(z.string(), z.string()).nullable().optional(),
+    headers: z
+      .record(z.string(), z.string())
+      .nullable()
+      .optional()
+      .openapi({ description: 'Up to three X- headers; a value with a line break is refused' }),
     attachments: z.array(Attachment).nullable().optional(),
     importance: z.enum(['low', 'normal', 'high']).nullable().optional(),
   })
   .openapi('Message', {
     description:
-      'Validated by mailer.enqueue_email: at least one recipient, a one-line subject, text or html.',
+      'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html.',
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
   })
 

@@ -240,6 +240,68 @@ describe('POST /v1/outbox', () => {
     expect(typed.status).toBe(201)
   })
 
+  test('a control character in an attachment file name or content id is refused by the schema and by SQL alike', async () => {
+    const png = { filename: 'logo.png', contentBase64: 'aGk=', contentType: 'image/png' }
+    const withAttachment = (attachment: Record<string, unknown>) => ({
+      message: { ...message, html: '<img src="cid:logo">', attachments: [png, attachment] },
+    })
+    for (const [field, value] of [
+      ['filename', 'a\r\nX-Evil: 1.png'],
+      ['filename', 'a\t.png'],
+      ['contentId', 'logo\r\nX-Evil: 1'],
+      ['contentId', 'logo\u007f'],
+    ] as const) {
+      const body = withAttachment({ ...png, [field]: value })
+      const error = {
+        path: `message.attachments.1.${field}`,
+        message: 'must not contain a control character (such as a line break or a tab)',
+      }
+      // The request schema names it before any statement runs…
+      const parsed = EnqueueRequest.safeParse(body)
+      expect([value, parsed.error?.issues.map((i) => [i.path.join('.'), i.message])]).toEqual([
+        value,
+        [[error.path, error.message]],
+      ])
+      const r = await send(app, 'POST', '/v1/outbox', { token: tk, body })
+      expect([value, r.status, r.body]).toMatchObject([value, 400, { errors: [error] }])
+      // …and mailer.enqueue_email with the same words, for a caller that skips the API.
+      const refused = await t.pool
+        .query('select mailer.enqueue_email($1::jsonb)', [JSON.stringify(body.message)])
+        .then(
+          () => null,
+          (e: Error) => e.message,
+        )
+      expect(refused).toBe(`mailer: message.attachments[1].${field} ${error.message}`)
+    }
+    const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows.rows[0].n).toBe(0)
+    const inline = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: withAttachment({ ...png, filename: 'Logo (2).png', contentId: 'logo' }),
+    })
+    expect(inline.status).toBe(201)
+  })
+
+  test('a line break in the subject or a display name is folded to a space, not refused', async () => {
+    const r = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: {
+        message: {
+          ...message,
+          subject: 'Question about\r\nmy order\n',
+          to: { address: 'ada@example.com', name: 'Ada\nLovelace' },
+        },
+      },
+    })
+    expect(r.status).toBe(201)
+    const id = (r.body as { id: string }).id
+    const got = await send(app, 'GET', `/v1/outbox/${id}`, { token: tk })
+    expect((got.body as { message: unknown }).message).toMatchObject({
+      subject: 'Question about my order',
+      to: [{ address: 'ada@example.com', name: 'Ada Lovelace' }],
+    })
+  })
+
   test('malformed JSON and a wrong shape are 400 problems', async () => {
     const malformed = await send(app, 'POST', '/v1/outbox', { token: tk, body: '{"message": ' })
     expect(malformed.status).toBe(400)

@@ -31,7 +31,9 @@ describe('mailer.enqueue_email validation', () => {
     ],
     ['no subject', { to: 'a@b.co', text: 't' }, {}, /message\.subject is required/],
     ['blank subject', { to: 'a@b.co', subject: '  ', text: 't' }, {}, /message\.subject/],
-    ['multi-line subject', { to: 'a@b.co', subject: 'a\nb', text: 't' }, {}, /one line/],
+    // A line break folds to a space (0023): one of line breaks only is empty.
+    ['line breaks only', { to: 'a@b.co', subject: '\r\n\n', text: 't' }, {}, /subject is required/],
+    ['long subject', { to: 'a@b.co', subject: 's'.repeat(999), text: 't' }, {}, /at most 998/],
     ['no body', { to: 'a@b.co', subject: 's' }, {}, /text or message\.html is required/],
     ['unknown message key', { ...ok, htlm: '<p>' }, {}, /message\.htlm is not a known key/],
     ['unknown option', ok, { bogus: 1 }, /options\.bogus is not a known option/],

@@ -122,6 +122,11 @@ describe('migrate', () => {
         '0020_mime_type_and_dedupe_retry',
         'e37ee7dbe2c044d9ea1d2d0675c0f68b1ef46915e40502346f187e9788ea2290',
       ],
+      [
+        23,
+        '0023_header_text_folded_or_refused',
+        'ad8732f6ad3117bf4054b63518fd87ac458841c27ae9f7f1b081d5b95a97458f',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -227,7 +232,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -247,12 +252,16 @@ describe('migrate', () => {
         { version: 18, c: true },
         { version: 19, c: true },
         { version: 20, c: true },
+        { version: 23, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0020 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0023 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
-      ).toMatchObject({ applied: [], newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 1000] })
+      ).toMatchObject({
+        applied: [],
+        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 1000],
+      })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
         applied: [],
@@ -482,7 +491,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23,
     ])
     const { rows } = await adminQuery(
       url,

@@ -1,4 +1,4 @@
-// What an attachment's contentType must be: a MIME type, the same rule as mailer.is_mime_type (sql/0020).
+// What an attachment's contentType must be, at enqueue (POST /v1/outbox) and at send: the rule of mailer.is_mime_type (sql/0020).
 
 // RFC 2045 token: printable ASCII but space and ()<>@,;:\"/[]?=.
 const TOKEN = "[!#$%&'*+.^_`{|}~0-9A-Za-z-]+"
