@@ -1,36 +1,17 @@
-// Turns a claimed row into an OutboundMail: a stored message as is, or a template filled from the source row.
+// Turns a claimed row into an OutboundMail: a stored message, checked, or a template filled from the source row.
 import Mustache from 'mustache'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
-import type { MailAddress, MailAttachment, OutboundMail } from './sender.ts'
-
-export class RenderError extends Error {
-  constructor(
-    readonly code: 'template_error' | 'template_not_found' | 'invalid_message' | 'no_sender',
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
-interface StoredMessage {
-  from?: MailAddress
-  to?: MailAddress[]
-  cc?: MailAddress[]
-  bcc?: MailAddress[]
-  replyTo?: MailAddress[]
-  subject?: string
-  text?: string
-  html?: string
-  importance?: 'low' | 'normal' | 'high'
-  headers?: Record<string, string>
-  attachments?: {
-    filename: string
-    contentType?: string
-    contentBase64: string
-    contentId?: string
-  }[]
-}
+import { RenderError } from './render-error.ts'
+import type { MailAddress, OutboundMail } from './sender.ts'
+import {
+  type StoredMessage,
+  sendableAddresses,
+  sendableAttachments,
+  sendableHeaders,
+  sendableSender,
+  sendableSubject,
+} from './stored-message.ts'
 
 // Same rule as mailer.is_email_address in SQL, so rendered addresses meet the enqueue bar.
 const ADDRESS =
@@ -47,10 +28,9 @@ export function renderLease(
     ? renderTemplate(lease, templates.get(lease.template))
     : (lease.message as StoredMessage | null)
   if (!m || typeof m !== 'object') throw new RenderError('invalid_message', 'row has no message')
-  const from = m.from ?? (defaultFrom ? parseDefaultFrom(defaultFrom) : null)
+  const from = sendableSender(m.from, defaultFrom ? parseDefaultFrom(defaultFrom) : null)
   if (!from)
     throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
-  if (!m.subject) throw new RenderError('invalid_message', 'subject is empty')
   if (m.text === undefined && m.html === undefined) {
     throw new RenderError('invalid_message', 'message has neither text nor html')
   }
@@ -60,23 +40,16 @@ export function renderLease(
     attempt: lease.attempt,
     correlationId: lease.correlationId,
     from,
-    to: m.to ?? [],
-    cc: m.cc ?? [],
-    bcc: m.bcc ?? [],
-    replyTo: m.replyTo ?? [],
-    subject: m.subject,
+    to: sendableAddresses(m.to, 'message.to'),
+    cc: sendableAddresses(m.cc, 'message.cc'),
+    bcc: sendableAddresses(m.bcc, 'message.bcc'),
+    replyTo: sendableAddresses(m.replyTo, 'message.replyTo'),
+    subject: sendableSubject(m.subject),
     text: m.text ?? null,
     html: m.html ?? null,
     importance: m.importance ?? null,
-    headers: m.headers ?? {},
-    attachments: (m.attachments ?? []).map(
-      (a): MailAttachment => ({
-        filename: a.filename,
-        contentType: a.contentType ?? 'application/octet-stream',
-        contentBase64: a.contentBase64.replace(/\s+/g, ''),
-        ...(a.contentId ? { contentId: a.contentId } : {}),
-      }),
-    ),
+    headers: sendableHeaders(m.headers),
+    attachments: sendableAttachments(m.attachments),
   }
 }
 

@@ -2,7 +2,8 @@ import { describe, expect, test } from 'bun:test'
 import type { TemplateRow } from '../../src/db/schema.ts'
 import { retryDelayMs } from '../../src/outbox/backoff.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
-import { RenderError, renderLease } from '../../src/outbox/render.ts'
+import { renderLease } from '../../src/outbox/render.ts'
+import { RenderError } from '../../src/outbox/render-error.ts'
 
 const lease = (over: Partial<Lease>): Lease => ({
   id: '7',

@@ -1,0 +1,112 @@
+// A message as a row holds it, checked at send for what enqueue refuses today but an older row may hold.
+import { CONTROL_CHARACTER_MESSAGE, foldLineBreaks, hasControlCharacter } from './header-text.ts'
+import { MIME_TYPE, MIME_TYPE_MESSAGE } from './mime-type.ts'
+import { RenderError } from './render-error.ts'
+import type { MailAddress, MailAttachment } from './sender.ts'
+
+export interface StoredMessage {
+  from?: unknown
+  to?: unknown
+  cc?: unknown
+  bcc?: unknown
+  replyTo?: unknown
+  subject?: string
+  text?: string
+  html?: string
+  importance?: 'low' | 'normal' | 'high'
+  headers?: Record<string, string>
+  attachments?: unknown
+}
+
+// A row written before sql/0014 and 0020, or inserted around mailer.enqueue_email, was stored
+// unchecked. Every string here becomes a header: sent as stored, a line break wrote a broken .eml
+// (nodemailer drops it inside a Content-Type) or reached Graph as it was. What enqueue folds is
+// folded; what it refuses fails the row, before any transport sees it.
+const invalid = (field: string, problem: string) =>
+  new RenderError('invalid_message', `${field} ${problem}`)
+
+/** The subject on one line (mailer.fold_line_breaks); a row without one fails. */
+export function sendableSubject(subject: unknown): string {
+  const folded = typeof subject === 'string' ? foldLineBreaks(subject) : ''
+  if (folded.trim() === '')
+    throw invalid('message.subject', 'is required and must be a non-empty string')
+  return folded
+}
+
+/** The display name on one line; the same object when it holds no line break. */
+function sendableAddress(a: MailAddress): MailAddress {
+  if (typeof a.name !== 'string') return a
+  const name = foldLineBreaks(a.name)
+  return name === a.name ? a : { ...a, name }
+}
+
+/**
+ * The recipients as MailAddresses. enqueue_email stores [{address, name?}]; a row inserted directly
+ * may hold its input shapes too ("a@b.c", one object), which are taken as enqueue would take them.
+ */
+export function sendableAddresses(list: unknown, field: string): MailAddress[] {
+  if (list === undefined || list === null) return []
+  const items: unknown[] = Array.isArray(list) ? list : [list]
+  return items.map((a, i) => {
+    if (typeof a === 'string') return { address: a.trim() }
+    const o = a as Partial<MailAddress> | null
+    if (
+      typeof o === 'object' &&
+      o !== null &&
+      typeof o.address === 'string' &&
+      (o.name === undefined || o.name === null || typeof o.name === 'string')
+    )
+      return sendableAddress(o as MailAddress)
+    throw invalid(`${field}[${i}]`, 'must be an address string or {"address","name"}')
+  })
+}
+
+/** The one sender: the row's, else the default. */
+export function sendableSender(from: unknown, fallback: MailAddress | null): MailAddress | null {
+  if (Array.isArray(from)) throw invalid('message.from', 'must be a single address')
+  return sendableAddresses(from ?? fallback, 'message.from')[0] ?? null
+}
+
+/** The message's own X- headers; a value that is not one line of text fails the row. */
+export function sendableHeaders(headers: unknown): Record<string, string> {
+  if (headers === undefined || headers === null) return {}
+  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
+    if (typeof value !== 'string' || /[\r\n]/.test(value))
+      throw invalid(`message.headers.${name}`, 'must be a one-line string')
+  }
+  return headers as Record<string, string>
+}
+
+/** The attachments, each checked as mailer.enqueue_email checks one (sql/0023). */
+export function sendableAttachments(attachments: unknown): MailAttachment[] {
+  if (attachments === undefined || attachments === null) return []
+  if (!Array.isArray(attachments)) throw invalid('message.attachments', 'must be an array')
+  return attachments.map((a: Record<string, unknown>, i): MailAttachment => {
+    const field = `message.attachments[${i}]`
+    if (
+      typeof a !== 'object' ||
+      a === null ||
+      typeof a.filename !== 'string' ||
+      a.filename === '' ||
+      typeof a.contentBase64 !== 'string'
+    ) {
+      throw invalid(field, 'must be {"filename", "contentBase64", "contentType"?, "contentId"?}')
+    }
+    const contentType = a.contentType ?? 'application/octet-stream'
+    if (typeof contentType !== 'string' || !MIME_TYPE.test(contentType))
+      throw invalid(`${field}.contentType`, MIME_TYPE_MESSAGE)
+    if (hasControlCharacter(a.filename))
+      throw invalid(`${field}.filename`, CONTROL_CHARACTER_MESSAGE)
+    const contentId = a.contentId ?? null
+    if (contentId !== null && typeof contentId !== 'string')
+      throw invalid(`${field}.contentId`, 'must be a string')
+    if (contentId !== null && hasControlCharacter(contentId))
+      throw invalid(`${field}.contentId`, CONTROL_CHARACTER_MESSAGE)
+    return {
+      filename: a.filename,
+      contentType,
+      contentBase64: a.contentBase64.replace(/\s+/g, ''),
+      ...(contentId ? { contentId } : {}),
+    }
+  })
+}

@@ -1,0 +1,208 @@
+// Rows stored without today's enqueue checks (an older binary's enqueue_email, a direct insert), sent by the file and Graph transports.
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import type { Sender } from '../../src/outbox/sender.ts'
+import { createFileSender } from '../../src/transport/file-sender.ts'
+import { createGraphTransport } from '../../src/transport/graph-transport.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, rowOf, type TestEngine } from '../support/engine.ts'
+import { settledFor } from '../support/events.ts'
+import {
+  type FakeGraph,
+  generateTestCertificate,
+  startFakeGraph,
+  type TestCertificate,
+} from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+let dir: string
+let cert: TestCertificate
+let engine: TestEngine | null = null
+let graph: FakeGraph | null = null
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'outbox-stored-'))
+  cert = await generateTestCertificate()
+})
+afterEach(async () => {
+  await engine?.stop()
+  await graph?.stop()
+  engine = null
+  graph = null
+  for (const f of await readdir(dir)) await rm(join(dir, f))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+const EVIL = '\r\nX-Evil: 1'
+/** A message as enqueue_email normalises it: recipients are arrays of {address, name?}. */
+const stored = {
+  to: [{ address: 'rcpt@example.com' }],
+  cc: [],
+  bcc: [],
+  replyTo: [],
+  subject: 'Hello',
+  text: 'Hi',
+}
+
+/** Inserts the row as an older binary's enqueue_email (or a direct insert) stored it, unchecked. */
+async function insertStored(message: Record<string, unknown>): Promise<string> {
+  const r = await t.pool.query<{ id: string }>(
+    'insert into mailer.email_outbox (message) values ($1::jsonb) returning id',
+    [JSON.stringify(message)],
+  )
+  return r.rows[0]!.id
+}
+
+async function fileTransport(): Promise<Sender> {
+  return createFileSender(dir)
+}
+
+async function graphTransport(): Promise<Sender> {
+  graph = await startFakeGraph({ certificates: [cert.certPem] })
+  return createGraphTransport(
+    {
+      tenantId: graph.tenantId,
+      clientId: graph.clientId,
+      certificate: cert.certPem,
+      certificateFile: null,
+      privateKey: cert.keyPem,
+      privateKeyFile: null,
+      clientSecret: null,
+      assertionAlgorithm: 'PS256',
+      authorityUrl: graph.authorityUrl,
+      apiUrl: graph.apiUrl,
+      saveToSentItems: true,
+      requestTimeoutMs: 5_000,
+      mailboxLookup: false,
+      ambiguousSendPolicy: 'resend',
+    },
+    'sender@example.com',
+    { fetch, clock: systemClock, log: silentLogger },
+  ).sender
+}
+
+/** Drains the row through the transport; answers how it settled and what reached the transport's far side. */
+async function drained(id: string, transport: () => Promise<Sender>) {
+  engine = createTestEngine(t, { deps: { sender: await transport() } })
+  await engine.start()
+  await engine.events.waitFor(settledFor(id))
+  const row = await rowOf(t, id)
+  return {
+    status: row.status as string,
+    code: row.last_error_code as string | null,
+    error: row.last_error as string | null,
+    written: (await readdir(dir)).filter((f) => f === `outbox-${id}.eml`).length,
+    requested: graph?.requests.filter((r) => r.kind === 'sendMail').length ?? 0,
+  }
+}
+
+const transports = [
+  ['file', fileTransport],
+  ['graph', graphTransport],
+] as const
+
+describe.each(transports)('the %s transport', (_name, transport) => {
+  const failedNaming = (field: string, problem: string) => ({
+    status: 'failed',
+    code: 'invalid_message',
+    error: expect.stringContaining(`${field} ${problem}`),
+    written: 0,
+    requested: 0,
+  })
+
+  test('an attachment contentType stored before 0020 that is no MIME type fails the row, unsent', async () => {
+    for (const contentType of [`text/plain${EVIL}`, 'text', 5]) {
+      const id = await insertStored({
+        ...stored,
+        attachments: [
+          { filename: 'ok.txt', contentBase64: 'QQ==', contentType: 'text/plain' },
+          { filename: 'a.txt', contentBase64: 'QQ==', contentType },
+        ],
+      })
+      expect([contentType, await drained(id, transport)]).toEqual([
+        contentType,
+        failedNaming('message.attachments[1].contentType', 'must be a MIME type'),
+      ])
+      await engine?.stop()
+      engine = null
+    }
+  })
+
+  test('a control character in a file name or content id, a line break in a header value: the row fails, unsent', async () => {
+    const png = { filename: 'logo.png', contentBase64: 'QQ==', contentType: 'image/png' }
+    for (const [message, field, problem] of [
+      [
+        { attachments: [{ ...png, filename: `a${EVIL}.png` }] },
+        'attachments[0].filename',
+        'must not contain a control character',
+      ],
+      [
+        { attachments: [{ ...png, contentId: `logo${EVIL}` }] },
+        'attachments[0].contentId',
+        'must not contain a control character',
+      ],
+      [{ attachments: [{ ...png, contentId: 7 }] }, 'attachments[0].contentId', 'must be a string'],
+      [{ attachments: [{ filename: 'a.txt' }] }, 'attachments[0]', 'must be {"filename"'],
+      [{ headers: { 'X-Tag': `v${EVIL}` } }, 'headers.X-Tag', 'must be a one-line string'],
+    ] as const) {
+      const id = await insertStored({ ...stored, ...message })
+      expect([field, await drained(id, transport)]).toEqual([
+        field,
+        failedNaming(`message.${field}`, problem),
+      ])
+      await engine?.stop()
+      engine = null
+    }
+  })
+
+  test('recipients inserted in enqueue_email’s input shapes are sent; any other shape fails the row, named', async () => {
+    const id = await insertStored({
+      to: 'rcpt@example.com',
+      cc: { address: 'cc@example.com', name: 'Cc' },
+      from: 'from@example.com',
+      subject: 'Hello',
+      text: 'Hi',
+    })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+    await engine?.stop()
+    engine = null
+    const bad = await insertStored({ ...stored, to: ['ok@example.com', 5] })
+    expect(await drained(bad, transport)).toEqual(
+      failedNaming('message.to[1]', 'must be an address string or {"address","name"}'),
+    )
+  })
+
+  test('a line break in a stored subject or display name is sent as a space', async () => {
+    const named = (address: string) => ({ address, name: `Ada${EVIL}\n` })
+    const id = await insertStored({
+      ...stored,
+      from: named('from@example.com'),
+      to: [named('to@example.com')],
+      replyTo: [named('reply@example.com')],
+      subject: `\r\nInquiry${EVIL}`,
+    })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+    if (graph) {
+      const m = graph.accepted[0]!.body.message as Record<string, unknown>
+      expect(m).toMatchObject({
+        subject: 'Inquiry X-Evil: 1',
+        toRecipients: [{ emailAddress: { address: 'to@example.com', name: 'Ada X-Evil: 1' } }],
+        replyTo: [{ emailAddress: { address: 'reply@example.com', name: 'Ada X-Evil: 1' } }],
+      })
+    } else {
+      const eml = await readFile(join(dir, `outbox-${id}.eml`), 'utf8')
+      expect(eml).toMatch(/^Subject: Inquiry X-Evil: 1\r$/m)
+      for (const header of ['From', 'To', 'Reply-To'])
+        expect(eml).toMatch(new RegExp(`^${header}: "Ada X-Evil: 1" <`, 'm'))
+    }
+  })
+})
