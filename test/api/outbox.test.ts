@@ -392,6 +392,43 @@ describe('unknown query parameters', () => {
     }
   })
 
+  test('on every /v1 route the 400 names the unknown parameter and the accepted ones, and nothing happens', async () => {
+    const id = await enqueueSql(t.pool)
+    const enqueued = { message }
+    const filter = { filter: { status: ['pending'] } }
+    const listAccepted =
+      'db, status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, limit, cursor'
+    for (const [method, path, body, accepted] of [
+      ['GET', '/v1/outbox?cachebuster=1', undefined, listAccepted],
+      ['GET', `/v1/outbox/${id}?cachebuster=1`, undefined, 'db'],
+      ['GET', '/v1/stats?cachebuster=1', undefined, 'db'],
+      ['POST', '/v1/outbox?cachebuster=1', enqueued, 'db'],
+      ['POST', `/v1/outbox/${id}/cancel?cachebuster=1`, undefined, 'db'],
+      ['POST', `/v1/outbox/${id}/retry?cachebuster=1`, undefined, 'db'],
+      ['POST', '/v1/outbox/cancel?cachebuster=1', filter, 'db'],
+      ['POST', '/v1/outbox/retry?cachebuster=1', filter, 'db'],
+    ] as const) {
+      const r = await send(app, method, path, { token: tk, ...(body ? { body } : {}) })
+      expect([method, path, r.status, r.headers.get('content-type'), r.body]).toMatchObject([
+        method,
+        path,
+        400,
+        'application/problem+json',
+        {
+          type: 'urn:outbox-mailer:problem:validation_failed',
+          errors: [
+            {
+              path: 'cachebuster',
+              message: `is not a query parameter of this route (accepted: ${accepted})`,
+            },
+          ],
+        },
+      ])
+    }
+    const rows = await t.pool.query('select id::text, status from mailer.email_outbox')
+    expect(rows.rows).toEqual([{ id, status: 'pending' }])
+  })
+
   test('every route that takes ?db= refuses any other parameter; the documented ones still work', async () => {
     const id = await enqueueSql(t.pool)
     for (const [method, path] of [
