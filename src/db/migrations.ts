@@ -19,6 +19,7 @@ import m0017 from '../../sql/0017_expiring_rows_checked_in_slot.sql' with { type
 import m0018 from '../../sql/0018_last_check_keeps_the_mark.sql' with { type: 'text' }
 import m0019 from '../../sql/0019_claim_update_by_ctid.sql' with { type: 'text' }
 import m0020 from '../../sql/0020_mime_type_and_dedupe_retry.sql' with { type: 'text' }
+import m0021 from '../../sql/0021_hot_path_locks_in_id_order.sql' with { type: 'text' }
 import m0023 from '../../sql/0023_header_text_folded_or_refused.sql' with { type: 'text' }
 
 export interface Migration {
@@ -48,6 +49,7 @@ export const migrations: readonly Migration[] = [
   { version: 18, name: '0018_last_check_keeps_the_mark', sql: m0018 },
   { version: 19, name: '0019_claim_update_by_ctid', sql: m0019 },
   { version: 20, name: '0020_mime_type_and_dedupe_retry', sql: m0020 },
+  { version: 21, name: '0021_hot_path_locks_in_id_order', sql: m0021 },
   { version: 23, name: '0023_header_text_folded_or_refused', sql: m0023 },
 ]
 

@@ -22,7 +22,10 @@ export function registryBeat(worker: WorkerIdentity) {
 /**
  * Extends the given leases and upserts the worker's heartbeat; returns the ids still held.
  * Fenced by (id, lease_token, status = 'sending'); touches only lease_expires_at, which no index
- * covers, so the update stays HOT.
+ * covers, so the update stays HOT. Locks its rows first, in id order (`locked`), as every other
+ * statement over several claimed rows does (the API's bulk cancel, start_sends, the settlements):
+ * joined to the leases in the order they were claimed, it deadlocked with them. The lock is the
+ * one the update takes anyway (no key update), found through email_outbox_sending_idx.
  */
 export async function extendLeases(
   db: Kysely<Database>,
@@ -31,11 +34,18 @@ export async function extendLeases(
   leaseSeconds: number,
 ): Promise<Set<string>> {
   const { rows } = await sql<{ id: string }>`
-    with beat as (${registryBeat(worker)})
+    with beat as (${registryBeat(worker)}),
+    locked as materialized (
+      select o.id from mailer.email_outbox o
+        join unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
+          on o.id = t.id and o.lease_token = t.token
+       where o.status = 'sending'
+       order by o.id
+         for no key update of o
+    )
     update mailer.email_outbox o
        set lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
-      from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
-     where o.id = t.id and o.lease_token = t.token and o.status = 'sending'
+     where o.id in (select id from locked) and o.status = 'sending'
     returning o.id`.execute(db)
   return new Set(rows.map((r) => r.id))
 }

@@ -177,7 +177,8 @@ export async function settleLeases(
 
 /**
  * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
- * a verdict to evaluate: mailer.mark_sent (sql/0004_hot_path.sql), its generic plan cached per connection.
+ * a verdict to evaluate: mailer.mark_sent (sql/0004_hot_path.sql, sql/0021), its generic plan cached per
+ * connection, its rows locked in id order (a merge join of their probes with the sorted input).
  * Returns the ids settled; a lease missing from them was lost.
  *
  * Its parameters are kept small, as this runs once per few hundred sends: ids and send times as

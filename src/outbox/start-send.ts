@@ -17,10 +17,11 @@ export interface StartResult {
 
 /**
  * Marks the given leases as sending-now unless cancelled or expired, in one statement:
- * mailer.start_sends (sql/0007, sql/0015, sql/0018), its plan pinned and cached per connection, the call
- * prepared. Row locks order this against the API's cancel: exactly one of them sees the other's
- * write. Fenced by (id, lease_token, status = 'sending') and a lease still live in database time,
- * so no reclaim can take a started send before its heartbeat; send_started_at is not indexed (HOT
+ * mailer.start_sends (sql/0007, sql/0015, sql/0018, sql/0021), its plan pinned and cached per
+ * connection, the call prepared. Row locks order this against the API's cancel: exactly one of them
+ * sees the other's write; they are taken in id order, as the cancel takes its own (sql/0021).
+ * Fenced by (id, lease_token, status = 'sending') and a lease still live in database time, so no
+ * reclaim can take a started send before its heartbeat; send_started_at is not indexed (HOT
  * update). A refused row keeps the mark of an interrupted earlier send: a worker that stops before
  * settling it leaves that evidence to the next claim.
  * Commits synchronously: it is the durable record that a send began, and it flushes the claim.

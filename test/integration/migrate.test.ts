@@ -123,6 +123,11 @@ describe('migrate', () => {
         'e37ee7dbe2c044d9ea1d2d0675c0f68b1ef46915e40502346f187e9788ea2290',
       ],
       [
+        21,
+        '0021_hot_path_locks_in_id_order',
+        '1a467ff06eee3910c6dce58ccf2f6ceac76d0fc4895112191d67f289d912ba42',
+      ],
+      [
         23,
         '0023_header_text_folded_or_refused',
         'ad8732f6ad3117bf4054b63518fd87ac458841c27ae9f7f1b081d5b95a97458f',
@@ -232,7 +237,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -252,6 +257,7 @@ describe('migrate', () => {
         { version: 18, c: true },
         { version: 19, c: true },
         { version: 20, c: true },
+        { version: 21, c: true },
         { version: 23, c: true },
         { version: 1000, c: true },
       ])
@@ -260,7 +266,7 @@ describe('migrate', () => {
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
-        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23, 1000],
+        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 1000],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
@@ -491,7 +497,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 23,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23,
     ])
     const { rows } = await adminQuery(
       url,

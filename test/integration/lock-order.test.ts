@@ -1,0 +1,217 @@
+// Lock order: the engine's statements and the API's bulk actions lock shared rows in id order, so none deadlock.
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import pg from 'pg'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { cancelMatching } from '../../src/outbox/cancel.ts'
+import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
+import { extendLeases } from '../../src/outbox/heartbeat.ts'
+import { markSent, type SettleItem, settleLeases } from '../../src/outbox/settle.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
+import { useTestDb } from '../support/db.ts'
+import { pollUntil } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
+const ROUNDS = 5
+const ROWS = 200
+/** The row a third session holds while the two racers line up on either side of it. */
+const MIDDLE = ROWS / 2
+const WORKER = { id: 'w1', host: 'test', pid: 1, version: 'test' }
+
+const t = useTestDb()
+
+type Db = ReturnType<typeof openDb>['db']
+type Racer = (db: Db, leases: Lease[]) => Promise<unknown>
+
+// Inputs in the opposite of id order, as the order sends finish or asked for their check can be.
+const lastFirst = (leases: Lease[]) => [...leases].sort((a, b) => Number(b.id) - Number(a.id))
+const item = (l: Lease, kind: 'sent' | 'released'): SettleItem => ({
+  id: l.id,
+  token: l.token,
+  settlement: { kind },
+  startedAt: null,
+})
+
+const cancel: Racer = (db) => cancelMatching(db, {}, null, { limit: ROWS })
+const heartbeat =
+  (order: (l: Lease[]) => Lease[]): Racer =>
+  (db, leases) =>
+    extendLeases(db, WORKER, order(leases), 60)
+const lastChecks: Racer = (db, leases) => startSends(db, lastFirst(leases))
+const sent: Racer = (db, leases) =>
+  markSent(
+    db,
+    lastFirst(leases).map((l) => item(l, 'sent')),
+    'w1',
+  )
+const released: Racer = (db, leases) =>
+  settleLeases(
+    db,
+    leases.map((l) => item(l, 'released')),
+    { workerId: 'w1', defaultMaxAttempts: 3, throttleDeadlineSeconds: 60 },
+  )
+
+/** Bounded poll until `n` statements of this database wait for a lock. */
+async function untilWaiting(n: number) {
+  await pollUntil(
+    async () => {
+      const { rows } = await t.pool.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`,
+      )
+      return rows[0]!.n >= n ? true : undefined
+    },
+    5_000,
+    10,
+  )
+}
+
+/**
+ * Rounds of two statements over the same `ROWS` claimed rows (`started`: the claim recorded their
+ * sends as started, as an open gate's does), lined up so that their lock orders decide: a third
+ * session holds the middle row; `first` (which locks in id order) takes the rows below it and waits,
+ * then `second` starts, given its rows last first; then the middle row is let go. Locking in id
+ * order, `second` waits behind `first` for the lowest row; locking in input order, it holds the rows
+ * above the middle, and the two wait for each other. Returns who got a deadlock (40P01).
+ */
+async function deadlocksOfRaces(o: {
+  started: boolean
+  first: [string, Racer]
+  second: [string, Racer]
+}): Promise<string[]> {
+  const name = new URL(t.url).pathname.slice(1)
+  // A deadlock is found after deadlock_timeout (1 s by default): sooner, for sessions opened now.
+  await t.pool.query(`alter database ${name} set deadlock_timeout = '20ms'`)
+  // Plans follow the statistics, kept as they are here: never analyzed, the outbox looks empty, as
+  // one whose rows in 'sending' are few among many does, and the probes of a statement's rows were
+  // hashed and the input walked. An autovacuum's analyze would change that midway.
+  await t.pool.query('alter table mailer.email_outbox set (autovacuum_enabled = off)')
+  const h = openDb({ name: 'race', url: t.url, log: silentLogger, maxConnections: 4 })
+  const holder = new pg.Client({ connectionString: t.url })
+  await holder.connect()
+  const deadlocks: string[] = []
+  const counted = ([who, race]: [string, Racer], leases: Lease[]) =>
+    race(h.db, leases).catch((e: unknown) => {
+      if ((e as { code?: string }).code !== '40P01') throw e
+      deadlocks.push(who)
+    })
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      await t.pool.query('delete from mailer.email_attempts; delete from mailer.email_outbox')
+      await t.pool.query(
+        `insert into mailer.email_outbox (id, message) overriding system value
+         select g, ${MESSAGE} from generate_series(1, ${ROWS}) g`,
+      )
+      const { leases } = await claimBatch(h.db, {
+        limit: ROWS,
+        workerId: 'w1',
+        leaseSeconds: 60,
+        defaultMaxAttempts: 3,
+        markStarted: o.started,
+      })
+      expect(leases).toHaveLength(ROWS)
+      await holder.query('begin')
+      await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [MIDDLE])
+      const first = counted(o.first, leases)
+      await untilWaiting(1)
+      const second = counted(o.second, leases)
+      await untilWaiting(2)
+      await holder.query('commit')
+      await Promise.all([first, second])
+    }
+  } finally {
+    await holder.end()
+    await h.close()
+    await t.pool.query(`alter database ${name} reset all`)
+    await t.pool.query('alter table mailer.email_outbox reset (autovacuum_enabled)')
+  }
+  return deadlocks
+}
+
+describe('statements locking the same claimed rows never deadlock', () => {
+  test('a bulk cancel and a heartbeat of leases held last first', async () => {
+    expect(
+      await deadlocksOfRaces({
+        started: false,
+        first: ['cancel', cancel],
+        second: ['heartbeat', heartbeat(lastFirst)],
+      }),
+    ).toEqual([])
+  })
+
+  test('a bulk cancel and the last checks of sends asked for last first', async () => {
+    expect(
+      await deadlocksOfRaces({
+        started: false,
+        first: ['cancel', cancel],
+        second: ['start_sends', lastChecks],
+      }),
+    ).toEqual([])
+  })
+
+  test('a batch of settlements and a heartbeat of leases held last first', async () => {
+    expect(
+      await deadlocksOfRaces({
+        started: false,
+        first: ['settle', released],
+        second: ['heartbeat', heartbeat(lastFirst)],
+      }),
+    ).toEqual([])
+  })
+
+  test('a heartbeat and the last checks of sends asked for last first', async () => {
+    expect(
+      await deadlocksOfRaces({
+        started: false,
+        first: ['heartbeat', heartbeat((l) => l)],
+        second: ['start_sends', lastChecks],
+      }),
+    ).toEqual([])
+  })
+
+  test('a heartbeat and the settlement of sends that finished last first', async () => {
+    expect(
+      await deadlocksOfRaces({
+        started: true,
+        first: ['heartbeat', heartbeat((l) => l)],
+        second: ['mark_sent', sent],
+      }),
+    ).toEqual([])
+  })
+})
+
+test('a claim never waits for a row lock: it takes the rows nobody holds (SKIP LOCKED), so it cannot deadlock', async () => {
+  await t.pool.query('delete from mailer.email_attempts; delete from mailer.email_outbox')
+  await t.pool.query(
+    `insert into mailer.email_outbox (id, message) overriding system value
+     select g, ${MESSAGE} from generate_series(1, ${ROWS}) g`,
+  )
+  const holder = new pg.Client({ connectionString: t.url })
+  await holder.connect()
+  try {
+    // A bulk cancel holds the rows below the middle one and waits for it.
+    await holder.query('begin')
+    await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [MIDDLE])
+    const cancelling = cancelMatching(t.db, {}, null, { limit: ROWS })
+    await untilWaiting(1)
+    // Resolved while those rows are still held: a claim that waited would wait for the holder.
+    const { leases } = await claimBatch(t.db, {
+      limit: ROWS,
+      workerId: 'w1',
+      leaseSeconds: 60,
+      defaultMaxAttempts: 3,
+    })
+    expect(leases.map((l) => Number(l.id))).toEqual(
+      Array.from({ length: ROWS - MIDDLE }, (_, k) => MIDDLE + 1 + k),
+    )
+    await holder.query('commit')
+    const { items } = await cancelling
+    expect(items.filter((i) => i.outcome === 'cancelled')).toHaveLength(MIDDLE)
+    expect(items.filter((i) => i.outcome === 'cancel_requested')).toHaveLength(ROWS - MIDDLE)
+  } finally {
+    await holder.end()
+  }
+})
