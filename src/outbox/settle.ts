@@ -29,6 +29,14 @@ export type Settlement =
 /** The code of a row given back uncounted to wait for its mailbox's reserved pacing turn. */
 export const PACED_CODE = 'mailbox_paced'
 
+/**
+ * The codes of a row given back uncounted because the app got no provider token (Entra down,
+ * hung, unreachable, throttling or refusing the credential): our own `token_…` (token_timeout,
+ * token_network, token_http_503, …) or Entra's `AADSTS…`. No request of the row's was made, so
+ * consecutive ones say nothing new about it (test/unit/graph-token-error.test.ts keeps the transport to it).
+ */
+export const TOKEN_WAIT_CODE = '^(token_|AADSTS[0-9])'
+
 export interface SettleItem {
   id: string
   token: string
@@ -159,16 +167,24 @@ export async function settleLeases(
     ), history as (
       -- A row given back for its pacing turn again, with nothing else in between, is recorded
       -- once: a backlog's rows may each go back more than once, and its give-backs are no attempts.
+      -- So is a row that waits for a token again (an Entra outage meets it once per backoff, for
+      -- up to THROTTLE_DEADLINE_SECONDS): the run's first wait keeps its time and code, which the
+      -- throttle deadline counts from; the row's columns say what held it last and when it is due.
       -- The row's latest entry, from the history's primary key (outbox_id, id), read for those only.
       insert into mailer.email_attempts
              (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
       select id, attempts + refund::int, ${p.workerId}, to_timestamp(started_ms / 1000), outcome,
              http_status, request_id, last_error_code, last_error
         from done
-       where case when outcome = 'throttled' and last_error_code = ${PACED_CODE}
+       where case when outcome <> 'throttled' then true
+                  when last_error_code = ${PACED_CODE}
                   then (select h.error_code from mailer.email_attempts h
                          where h.outbox_id = done.id order by h.id desc limit 1)
                        is distinct from ${PACED_CODE}
+                  when last_error_code ~ ${TOKEN_WAIT_CODE}
+                  then not coalesce((select h.outcome = 'throttled' and h.error_code ~ ${TOKEN_WAIT_CODE}
+                                       from mailer.email_attempts h
+                                      where h.outbox_id = done.id order by h.id desc limit 1), false)
                   else true end
     )
     select id, status, outcome, last_error_code as code from done`.execute(db)

@@ -914,6 +914,67 @@ describe('the throttle deadline', () => {
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
   })
 
+  test('a row that waits for a Graph token again and again is recorded once per run of such waits', async () => {
+    const id = await enqueue(t)
+    const settleAs = async (s: Settlement) => {
+      const [lease] = await claim(1)
+      expect(lease?.id).toBe(id)
+      await settleOne(id, lease!.token, s)
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+    }
+    // An Entra outage: a 500, then timeouts, then a dropped connection, each met once per backoff.
+    await settleAs(retryOf('AADSTS50000', 5000, true))
+    const first = await t.pool.query(
+      'select finished_at from mailer.email_attempts where outbox_id = $1',
+      [id],
+    )
+    await settleAs(retryOf('token_timeout', 5000, true))
+    await settleAs(retryOf('AADSTS50000', 5000, true))
+    await settleAs(retryOf('token_network', 5000, true))
+    // The row's own columns say what held it back last and when it is due (database time).
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+      last_error_code: 'token_network',
+    })
+    // Something else in between (a Graph throttle, a release): the next token wait is recorded again.
+    await settleAs(retryOf('ApplicationThrottled', 0, true))
+    await settleAs(retryOf('token_http_503', 5000, true))
+    await settleAs({ kind: 'released' })
+    await settleAs(retryOf('token_http_503', 5000, true))
+    await settleAs(retryOf('token_http_503', 5000, true))
+    const history = await t.pool.query(
+      'select attempt, outcome, error_code, finished_at from mailer.email_attempts where outbox_id = $1 order by id',
+      [id],
+    )
+    expect(history.rows.map(({ finished_at, ...h }) => h)).toEqual([
+      { attempt: 1, outcome: 'throttled', error_code: 'AADSTS50000' },
+      { attempt: 1, outcome: 'throttled', error_code: 'ApplicationThrottled' },
+      { attempt: 1, outcome: 'throttled', error_code: 'token_http_503' },
+      { attempt: 1, outcome: 'released', error_code: 'token_http_503' },
+      { attempt: 1, outcome: 'throttled', error_code: 'token_http_503' },
+    ])
+    // The run's entry is its first wait: the throttle deadline still counts from there.
+    expect(history.rows[0].finished_at).toEqual(first.rows[0].finished_at)
+  })
+
+  test('the throttle deadline counts from the first of a run of token waits recorded once', async () => {
+    const id = await enqueue(t)
+    const tokenWait = async () => {
+      const [lease] = await claim(1)
+      const [row] = await settleOne(id, lease!.token, retryOf('token_timeout', 5000, true))
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+      return row
+    }
+    expect(await tokenWait()).toMatchObject({ status: 'pending', outcome: 'throttled' })
+    expect(await tokenWait()).toMatchObject({ status: 'pending', outcome: 'throttled' })
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = now() - interval '25 hours' where outbox_id = $1`,
+      [id],
+    )
+    expect(await tokenWait()).toMatchObject({ status: 'failed', code: 'throttled' })
+  })
+
   test('counts from the first throttle of the current run, not from creation', async () => {
     const id = await enqueue(t)
     // Enqueued two days ago (scheduled ahead, or an old row retried): a first throttle only waits.

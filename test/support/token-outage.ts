@@ -1,0 +1,161 @@
+// An Entra outage, backoff cycle by backoff cycle: a worker wired as `serve` wires Graph, its token source on a manual clock.
+
+import type { Clock } from '../../src/clock.ts'
+import { systemClock } from '../../src/clock.ts'
+import type { WorkerConfig } from '../../src/config.ts'
+import { silentLogger } from '../../src/log.ts'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
+import type { TestDb } from './db.ts'
+import { createTestEngine, enqueue, type TestEngine } from './engine.ts'
+import { pollUntil } from './events.ts'
+import { type FakeGraph, startFakeGraph, type TestCertificate } from './fake-graph.ts'
+
+/** Longer than the token source's longest backoff (5 minutes). */
+export const PAST_ANY_BACKOFF_MS = 10 * 60_000
+export const ENTRA_500 = { status: 500, error: 'server_error', aadsts: 50000 }
+
+/** The token source's clock: its shared backoff passes when the test says, not in real time. */
+export class ManualClock implements Clock {
+  constructor(private t = Date.now()) {}
+  now = () => this.t
+  sleep = async () => {}
+  advance(ms: number) {
+    this.t += ms
+  }
+}
+
+export interface OutageRun {
+  clock: ManualClock
+  fake: FakeGraph
+  transport: GraphTransport
+  engine: TestEngine
+  ids: string[]
+  /** Each token request's result as onTokenRefresh saw it ('failure AADSTS50000', 'success'). */
+  refreshes: string[]
+  /** Rows the worker's claims took, and claim statements run (empty ones included). */
+  claims: { rows: number; statements: number }
+  stop(): Promise<void>
+}
+
+/**
+ * Entra answers 500 until told otherwise; `rows` rows are enqueued. The worker gets the Graph
+ * transport's pieces as database-engines.ts gives them: the shared send gate (no pacing, so only
+ * the outage holds rows back) and `sendBlockedForMs`.
+ */
+export async function startOutage(
+  t: TestDb,
+  o: {
+    rows: number
+    cert: TestCertificate
+    config?: Partial<WorkerConfig>
+    options?: (i: number) => Record<string, unknown>
+  },
+): Promise<OutageRun> {
+  const clock = new ManualClock()
+  const refreshes: string[] = []
+  const fake = await startFakeGraph({ certificates: [o.cert.certPem], now: clock.now })
+  fake.setFaults({ token: Array.from({ length: 10_000 }, () => ENTRA_500) })
+  const transport = createGraphTransport(
+    {
+      tenantId: fake.tenantId,
+      clientId: fake.clientId,
+      certificate: o.cert.certPem,
+      certificateFile: null,
+      privateKey: o.cert.keyPem,
+      privateKeyFile: null,
+      clientSecret: null,
+      assertionAlgorithm: 'PS256',
+      authorityUrl: fake.authorityUrl,
+      apiUrl: fake.apiUrl,
+      saveToSentItems: true,
+      requestTimeoutMs: 5_000,
+      mailboxLookup: false,
+      ambiguousSendPolicy: 'resend',
+    },
+    'sender@example.com',
+    {
+      fetch,
+      clock,
+      log: silentLogger,
+      onTokenRefresh: (outcome, code) => refreshes.push(`${outcome} ${code ?? ''}`.trim()),
+    },
+  )
+  const claims = { rows: 0, statements: 0, inFlight: 0 }
+  const engine = createTestEngine(t, {
+    config: o.config ?? {},
+    deps: {
+      sender: transport.sender,
+      gate: createPgSendGate({
+        db: t.statements.db,
+        clock: systemClock,
+        log: silentLogger,
+        holder: 'test-worker',
+        maxConcurrency: 4,
+        ratePerMinute: 0,
+        slotTtlMs: 20_000,
+      }),
+      sendBlockedForMs: transport.blockedForMs,
+      sendTimeoutMs: 5_000,
+      claim: async (db, p) => {
+        claims.inFlight++
+        try {
+          const r = await claimBatch(db, p)
+          claims.rows += r.leases.length
+          claims.statements++
+          return r
+        } finally {
+          claims.inFlight--
+        }
+      },
+    },
+  })
+  await engine.start()
+  const ids: string[] = []
+  for (let i = 0; i < o.rows; i++) ids.push(await enqueue(t, undefined, o.options?.(i) ?? {}))
+  const run: OutageRun & { claimsInFlight: () => number } = {
+    clock,
+    fake,
+    transport,
+    engine,
+    ids,
+    refreshes,
+    claims,
+    claimsInFlight: () => claims.inFlight,
+    async stop() {
+      await engine.stop()
+      await fake.stop()
+    },
+  }
+  return run
+}
+
+/**
+ * Backoff cycle `k` (1-based): past the first, Entra's backoff passes and so do the rows' waits
+ * (database time); then waits until the worker is done with the cycle: Entra asked `k` times, no
+ * claim or send under way, and every due row either met (none left due) or held back by the
+ * worker while no token can be had.
+ */
+export async function outageCycle(t: TestDb, run: OutageRun, k: number): Promise<void> {
+  if (k > 1) {
+    run.clock.advance(PAST_ANY_BACKOFF_MS)
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() where status = 'pending' and send_at > now()`,
+    )
+    run.engine.drainer.wake()
+  }
+  const claimsInFlight = (run as OutageRun & { claimsInFlight: () => number }).claimsInFlight
+  await pollUntil(async () => {
+    if (run.fake.tokenRequests.length < k) return undefined
+    if (claimsInFlight() > 0 || run.engine.drainer.status().inFlight > 0) return undefined
+    const r = await t.pool.query(
+      `select count(*) filter (where status = 'sending')::int as sending,
+              count(*) filter (where status = 'pending' and send_at <= now())::int as due
+         from mailer.email_outbox`,
+    )
+    const { sending, due } = r.rows[0]
+    if (claimsInFlight() > 0 || run.engine.drainer.status().inFlight > 0) return undefined
+    return sending === 0 && (due === 0 || run.transport.blockedForMs() > 0) ? true : undefined
+  }, 30_000)
+}
