@@ -16,6 +16,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
   let readPause = r.lease.ambiguous
   let resolved = !r.lease.ambiguous
   for (;;) {
+    if (await givenBackUnsendable(d, r, finish)) return
     let permit: Awaited<ReturnType<SendGate['acquire']>>
     try {
       permit = await d.gate.acquire(mailbox, d.stopping, readPause)
@@ -53,6 +54,9 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
     }
     try {
+      // The provider became unreachable while the row waited for its permit (the token request
+      // of the rows ahead failed): no lookup, no last check.
+      if (await givenBackUnsendable(d, r, finish)) return
       // The lookup is a provider request too: it runs under the same permit as a send.
       if (!resolved && !(await resolveAmbiguity(d, r, finish))) return
       resolved = true
@@ -66,4 +70,28 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
     r.pausedForMs = undefined
     readPause = true
   }
+}
+
+/**
+ * While no send can reach the provider (Graph: the token backoff after a failure), the row goes
+ * back at once with the outcome a send would get, uncounted like it, its interrupted send's mark
+ * kept: no provider slot, lookup or last check (which marks a send started, to be undone by the
+ * settlement), so an outage costs each row it meets its claim and its settlement only.
+ */
+async function givenBackUnsendable(d: DeliveryDeps, r: Ready, finish: Finish): Promise<boolean> {
+  const outcome = d.sender.unavailable?.()
+  if (outcome?.kind !== 'retry') return false
+  await finish(
+    r.lease,
+    {
+      kind: 'retry',
+      code: outcome.code,
+      message: outcome.message,
+      delayMs: outcome.afterMs ?? 0,
+      throttled: outcome.throttled === true,
+      ambiguous: r.lease.ambiguous,
+    },
+    { httpStatus: outcome.httpStatus },
+  )
+  return true
 }

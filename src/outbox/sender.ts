@@ -67,4 +67,10 @@ export type SendOutcome =
 export interface Sender {
   readonly name: string
   send(mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome>
+  /**
+   * The outcome any send would get now without reaching the provider (Graph: no token while the
+   * one token backoff runs), else null. A row claimed meanwhile goes back with it at once, without
+   * a provider slot or the last check: statements a send that cannot happen would only undo.
+   */
+  unavailable?(): SendOutcome | null
 }

@@ -30,7 +30,7 @@ export function createGraphRequest(d: {
       try {
         token = await d.tokens.getToken(deadline)
       } catch (e) {
-        return { failed: tokenFailure(e, signal, d.tokens) }
+        return { failed: noTokenOutcome(e, signal, d.tokens) }
       }
       try {
         const res = await d.fetch(url, {
@@ -64,7 +64,11 @@ export function createGraphRequest(d: {
  * backoff, Entra's Retry-After, a refusal's cooldown), and fails only at the throttle deadline
  * (or its expiresAt), like a throttled one. Only a shutdown (`aborted`) is left to the caller.
  */
-function tokenFailure(e: unknown, shutdown: AbortSignal, tokens: TokenSource): SendOutcome {
+export function noTokenOutcome(
+  e: unknown,
+  shutdown: AbortSignal,
+  tokens: TokenSource,
+): SendOutcome {
   const auth = e instanceof GraphAuthError ? e : null
   const f = auth ? null : classifySendFailure(e, shutdown)
   if (f?.code === 'aborted') {

@@ -7,7 +7,7 @@ import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
 import { createMailboxLookup } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 import { classifySendResponse } from './graph-outcome.ts'
-import { createGraphRequest } from './graph-request.ts'
+import { createGraphRequest, noTokenOutcome } from './graph-request.ts'
 import type { TokenSource } from './graph-token.ts'
 
 export interface GraphSender extends Sender {
@@ -63,9 +63,15 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     return outcome
   }
 
+  // Never aborted: a shutdown is no reason for the token source's error.
+  const running = new AbortController().signal
   return {
     name: 'graph',
     send,
+    unavailable() {
+      const e = d.tokens.failingWith()
+      return e ? noTokenOutcome(e, running, d.tokens) : null
+    },
     lookupSentMessage: createMailboxLookup({
       apiUrl,
       request,

@@ -33,6 +33,8 @@ export interface TokenSource {
   throttledForMs(): number
   /** After any token failure: ms until Entra is asked again (the shared backoff, a Retry-After, a cooldown), else 0. */
   retryInMs(): number
+  /** The error getToken would throw now without asking Entra (no usable token, within a failure's hold-off), else null. */
+  failingWith(): GraphAuthError | null
 }
 
 export interface TokenSourceDeps {
@@ -137,22 +139,23 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
     return toCached(text, started)
   }
 
+  const holdingOff = (now: number) => failure !== undefined && now - failure.at < failure.holdOffMs
+
   return {
     async getToken(signal) {
       const now = d.clock.now()
       // The shared backoff (or Entra's Retry-After, a refusal's cooldown) holds for a background refresh too.
-      const holdingOff = failure !== undefined && now - failure.at < failure.holdOffMs
       if (cached && now < cached.usableUntil) {
         // A background refresh that failed without saying for how long (a network error, a 5xx)
         // is not tried again at every send while the cached token still serves.
         const retryLater = failure !== undefined && now - failure.at < BACKGROUND_REFRESH_RETRY_MS
-        if (now >= cached.refreshAt && !inflight && !holdingOff && !retryLater) {
+        if (now >= cached.refreshAt && !inflight && !holdingOff(now) && !retryLater) {
           // Proactive refresh (refresh_in): callers keep the valid token; a failure is only logged.
           refresh().catch(() => {})
         }
         return cached.token
       }
-      if (holdingOff && failure) throw failure.error
+      if (holdingOff(now) && failure) throw failure.error
       return abortable(refresh(), signal)
     },
     invalidate(token) {
@@ -169,6 +172,11 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         ? Math.max(0, failure.at + failure.holdOffMs - d.clock.now())
         : 0,
     retryInMs: () => (failure ? Math.max(0, failure.at + failure.holdOffMs - d.clock.now()) : 0),
+    failingWith() {
+      const now = d.clock.now()
+      if (cached && now < cached.usableUntil) return null
+      return holdingOff(now) ? (failure?.error ?? null) : null
+    },
   }
 }
 

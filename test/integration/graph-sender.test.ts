@@ -403,6 +403,30 @@ describe('token source', () => {
     expect(s.tokens.retryInMs()).toBe(1_000)
   })
 
+  test('within the backoff, unavailable() answers what a send would, without asking Entra; a cached token still serves', async () => {
+    const s = await setup({ fake: { refreshInSeconds: 1800 } })
+    expect(s.sender.unavailable?.()).toBeNull()
+    // A background refresh that fails leaves the cached token serving: sends can go.
+    await s.tokens.getToken()
+    s.fake.setFaults({ token: [{ status: 500, error: 'server_error', aadsts: 50000 }] })
+    s.clock.advance(1801_000)
+    await s.tokens.getToken()
+    await until(() => s.tokens.lastError() !== null, 'the failed refresh')
+    expect(s.sender.unavailable?.()).toBeNull()
+    // No usable token and within the backoff: the same uncounted wait a send gets, no request.
+    s.fake.revokeTokens('expired')
+    s.clock.advance(3600_000)
+    s.fake.setFaults({ token: [{ status: 500, error: 'server_error', aadsts: 50000 }] })
+    const sent = await s.sender.send(mail(), live())
+    const asked = s.fake.tokenRequests.length
+    expect(s.sender.unavailable?.()).toEqual(sent)
+    expect(sent).toMatchObject({ kind: 'retry', code: 'AADSTS50000', throttled: true })
+    expect(s.fake.tokenRequests).toHaveLength(asked)
+    // Past the backoff a send asks Entra again: nothing to answer without it.
+    s.clock.advance(s.tokens.retryInMs())
+    expect(s.sender.unavailable?.()).toBeNull()
+  })
+
   test('the backoff is capped at a few minutes', async () => {
     const s = await setup()
     s.fake.setFaults({

@@ -53,12 +53,16 @@ describe('an Entra outage', () => {
     console.log(
       `[outage] ${ROWS} rows, ${CYCLES} backoff cycles of Entra 500s: ${r.fake.tokenRequests.length} token requests, ` +
         `${history} history rows (at most ${Math.max(...perRow.rows.map((x) => x.n))} per row), ` +
-        `${r.claims.rows} rows claimed (${(r.claims.rows / ROWS).toFixed(1)} per row) by ${r.claims.statements} claims`,
+        `${r.claims.rows} rows claimed (${(r.claims.rows / ROWS).toFixed(1)} per row) by ${r.claims.statements} claims, ` +
+        `${r.permits()} provider slots taken`,
     )
     // One token request per backoff, whatever the number of rows.
     expect(r.fake.tokenRequests.length).toBe(CYCLES)
     // The operator sees the outage by its code (outbox_token_failures_total), once per request.
     expect(r.refreshes).toEqual(r.fake.tokenRequests.map(() => 'failure AADSTS50000'))
+    // Only the rows that meet a token request take a provider slot and the last check (each
+    // cycle's first claim, WORKER_CONCURRENCY 10); the others go back at once.
+    expect(r.permits()).toBeLessThanOrEqual(CYCLES * 10)
     // A run of waits is recorded by its first one: at most one entry per row for the whole outage.
     expect(perRow.rows.every((x) => x.n <= 1)).toBe(true)
     const rows = await t.pool.query(

@@ -10,7 +10,12 @@ import { createGraphTransport, type GraphTransport } from '../../src/transport/g
 import type { TestDb } from './db.ts'
 import { createTestEngine, enqueue, type TestEngine } from './engine.ts'
 import { pollUntil } from './events.ts'
-import { type FakeGraph, startFakeGraph, type TestCertificate } from './fake-graph.ts'
+import {
+  type FakeGraph,
+  startFakeGraph,
+  type TestCertificate,
+  type TokenFault,
+} from './fake-graph.ts'
 
 /** Longer than the token source's longest backoff (5 minutes). */
 export const PAST_ANY_BACKOFF_MS = 10 * 60_000
@@ -36,6 +41,8 @@ export interface OutageRun {
   refreshes: string[]
   /** Rows the worker's claims took, and claim statements run (empty ones included). */
   claims: { rows: number; statements: number }
+  /** Provider slots the worker's sends took from the shared gate. */
+  permits: () => number
   stop(): Promise<void>
 }
 
@@ -51,12 +58,14 @@ export async function startOutage(
     cert: TestCertificate
     config?: Partial<WorkerConfig>
     options?: (i: number) => Record<string, unknown>
+    /** What Entra answers meanwhile; default a 500 (AADSTS50000). */
+    tokenFault?: TokenFault
   },
 ): Promise<OutageRun> {
   const clock = new ManualClock()
   const refreshes: string[] = []
   const fake = await startFakeGraph({ certificates: [o.cert.certPem], now: clock.now })
-  fake.setFaults({ token: Array.from({ length: 10_000 }, () => ENTRA_500) })
+  fake.setFaults({ token: Array.from({ length: 10_000 }, () => o.tokenFault ?? ENTRA_500) })
   const transport = createGraphTransport(
     {
       tenantId: fake.tenantId,
@@ -83,19 +92,28 @@ export async function startOutage(
     },
   )
   const claims = { rows: 0, statements: 0, inFlight: 0 }
+  const gate = createPgSendGate({
+    db: t.statements.db,
+    clock: systemClock,
+    log: silentLogger,
+    holder: 'test-worker',
+    maxConcurrency: 4,
+    ratePerMinute: 0,
+    slotTtlMs: 20_000,
+  })
+  let permits = 0
   const engine = createTestEngine(t, {
     config: o.config ?? {},
     deps: {
       sender: transport.sender,
-      gate: createPgSendGate({
-        db: t.statements.db,
-        clock: systemClock,
-        log: silentLogger,
-        holder: 'test-worker',
-        maxConcurrency: 4,
-        ratePerMinute: 0,
-        slotTtlMs: 20_000,
-      }),
+      gate: {
+        ...gate,
+        acquire: async (...args) => {
+          const p = await gate.acquire(...args)
+          if (p && !('pausedForMs' in p)) permits++
+          return p
+        },
+      },
       sendBlockedForMs: transport.blockedForMs,
       sendTimeoutMs: 5_000,
       claim: async (db, p) => {
@@ -122,6 +140,7 @@ export async function startOutage(
     ids,
     refreshes,
     claims,
+    permits: () => permits,
     claimsInFlight: () => claims.inFlight,
     async stop() {
       await engine.stop()
