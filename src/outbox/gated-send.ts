@@ -79,6 +79,8 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
  * settlement), so an outage costs each row it meets its claim and its settlement only.
  */
 async function givenBackUnsendable(d: DeliveryDeps, r: Ready, finish: Finish): Promise<boolean> {
+  // Stopping, the row is released as any unstarted one: due now, for a worker that may have a token.
+  if (d.stopping.aborted) return false
   const outcome = d.sender.unavailable?.()
   if (outcome?.kind !== 'retry') return false
   await finish(

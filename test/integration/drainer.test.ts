@@ -1032,6 +1032,58 @@ describe('graceful shutdown', () => {
     await e.listener.stop()
   })
 
+  test('a claim that comes back once the stop began releases its rows, even while no send could reach the provider', async () => {
+    // Sends cannot reach the provider (Graph: no token within its backoff): a row met meanwhile
+    // would go back with that wait. Stopping, it is released instead: due now, for another worker.
+    const sender = createFakeSender()
+    sender.unavailable = () => ({
+      kind: 'retry',
+      code: 'token_http_500',
+      message: 'no token',
+      afterMs: 60_000,
+      throttled: true,
+      pausesMailbox: false,
+      ambiguous: false,
+    })
+    const waitingGate: SendGate = {
+      open: false,
+      acquire: async (_mailbox, signal) => (signal.aborted ? null : { release: async () => {} }),
+      pause: async () => {},
+    }
+    const claimAsked = Promise.withResolvers<void>()
+    const claimMayGo = Promise.withResolvers<void>()
+    const e = createTestEngine(t, {
+      deps: {
+        sender,
+        gate: waitingGate,
+        claim: async (db, p) => {
+          claimAsked.resolve()
+          await claimMayGo.promise
+          return claimBatch(db, p)
+        },
+      },
+    })
+    engine = e
+    const id = await enqueue(t)
+    await e.start()
+    await claimAsked.promise
+    const stopping = e.drainer.stop(5_000)
+    claimMayGo.resolve()
+    await stopping
+    await e.listener.stop()
+    engine = null
+    const row = await t.pool.query(
+      'select status, attempts, send_at <= now() as due from mailer.email_outbox where id = $1',
+      [id],
+    )
+    expect(row.rows[0]).toEqual({ status: 'pending', attempts: 0, due: true })
+    const history = await t.pool.query(
+      'select outcome from mailer.email_attempts where outbox_id = $1',
+      [id],
+    )
+    expect(history.rows).toEqual([{ outcome: 'released' }])
+  })
+
   test('past the grace, sends are aborted and their rows are left retryable and marked ambiguous', async () => {
     const e = createTestEngine(t, { config: { concurrency: 1 } })
     engine = e
