@@ -11,7 +11,8 @@ const MAX_BATCH = 500
  * The first check goes out at once; checks asked for while a statement runs go together in the
  * next one. Each row is still checked by a statement that begins after it asked and ends before
  * its send starts: a cancel committed before the ask is always seen. A failed statement fails
- * every check in it (the rows are then released, not sent).
+ * every check in it (the rows are then released, not sent). Invariant: a statement names each row
+ * once, so its result (by id) speaks for the one lease that asked about it.
  */
 export function createStartQueue(startSends: StartQueue): StartQueue {
   const queue: {
@@ -24,13 +25,17 @@ export function createStartQueue(startSends: StartQueue): StartQueue {
   async function drain() {
     running = true
     while (queue.length > 0) {
+      // Its result names rows by id alone: an ask naming a row already in this statement (a stale
+      // lease and the claim that followed its reclaim) waits for the next one, or the stale lease
+      // would read the live one's start as its own and both would send.
+      const ids = new Set<string>()
       let rows = 0
       let take = 0
-      while (
-        take < queue.length &&
-        (take === 0 || rows + queue[take]!.leases.length <= MAX_BATCH)
-      ) {
-        rows += queue[take]!.leases.length
+      while (take < queue.length) {
+        const ask = queue[take]!.leases
+        if (take > 0 && (rows + ask.length > MAX_BATCH || ask.some((l) => ids.has(l.id)))) break
+        for (const l of ask) ids.add(l.id)
+        rows += ask.length
         take += 1
       }
       const batch = queue.splice(0, take)

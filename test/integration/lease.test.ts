@@ -11,6 +11,7 @@ import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
+import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
@@ -294,6 +295,33 @@ describe('fencing and reclaim', () => {
     expect((await reclaimExpired(t.db, { defaultMaxAttempts: 3 })).rows).toEqual([
       { id: reclaimed, status: 'pending', ambiguous: false },
     ])
+  })
+
+  test('two leases of one row (a stale one and the claim that followed) asked for together: only the live one starts', async () => {
+    // A lease that waited (for a slot, in the local queue) while heartbeats failed is reclaimed and
+    // the row claimed again, here or elsewhere: its last check must not read the new lease's start
+    // as its own, or both send.
+    const other = await enqueue(t)
+    const id = await enqueue(t)
+    const [busy] = await claim(1)
+    const [stale] = await claim(1)
+    expect([busy!.id, stale!.id]).toEqual([other, id])
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const [live] = await claim(1, 'w2')
+    expect(live!.id).toBe(id)
+    const start = createStartQueue((leases) => startSends(t.db, leases))
+    // The first check goes out alone; the two asked for while it runs would share the next one.
+    const first = start([busy!])
+    const staleCheck = start([stale!])
+    const liveCheck = start([live!])
+    expect((await first).started.has(other)).toBe(true)
+    const s = await staleCheck
+    expect({ started: s.started.has(id), lost: s.lost.has(id) }).toEqual({
+      started: false,
+      lost: true,
+    })
+    expect((await liveCheck).started.has(id)).toBe(true)
   })
 
   test('a lease expired after the send started is reclaimed as ambiguous', async () => {
