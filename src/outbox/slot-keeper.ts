@@ -115,6 +115,8 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   function takeForWaiting(): Promise<void> {
     taking ??= takeLoop().finally(() => {
       taking = null
+      // A send that asked after the loop's last look found it still running and started none.
+      if (waiting.length > 0 && !closed) void takeForWaiting()
     })
     return taking
   }

@@ -4,8 +4,10 @@ import { type Clock, systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import type { SendPermit } from '../../src/outbox/send-gate.ts'
 import { ensureSlots, takeSlots } from '../../src/outbox/send-limits.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
+import { createSlotKeeper } from '../../src/outbox/slot-keeper.ts'
 import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -713,6 +715,37 @@ describe('the Postgres send gate', () => {
     await a.close?.()
     const held = await t.pool.query(`select slot from mailer.send_slots where expires_at > now()`)
     expect(held.rows).toEqual([])
+  })
+
+  test('a send that asks for a slot as the keeper’s take ends is served, not left without a take', async () => {
+    // The second ask comes from the first's answer: in the microtask turn between the take loop's
+    // last look at the waiting sends and the moment it counts as ended. A free slot is in the
+    // database; nobody gives one back.
+    await ensureSlots(t.db, 2)
+    const keeper = createSlotKeeper({
+      db: t.db,
+      clock: systemClock,
+      log: silentLogger,
+      holder: 'a',
+      max: 2,
+      ttlMs: 30_000,
+      maxWaitMs: 20,
+      reuseMs: 500,
+      parkMs: 50,
+    })
+    const signal = new AbortController().signal
+    let second: SendPermit | null | undefined
+    const first = await keeper.acquire(signal).then((p) => {
+      void keeper.acquire(signal).then((q) => {
+        second = q
+      })
+      return p
+    })
+    await pollUntil(async () => (second !== undefined ? true : undefined), 5_000)
+    expect(second).not.toBeNull()
+    await first!.release()
+    await second!.release()
+    await keeper.close()
   })
 
   test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
