@@ -66,19 +66,25 @@ export function createSlotFreer(o: {
     }
   }
 
+  function start() {
+    freeing ??= run().finally(() => {
+      freeing = null
+      // Slots given after the loop's last look found it still running and started none.
+      if (toFree.length > 0) start()
+    })
+  }
+
   return {
     free(slots: HeldSlot[]) {
       if (slots.length === 0) return
       toFree.push(...slots)
-      freeing ??= run().finally(() => {
-        freeing = null
-      })
+      start()
     },
     /** Stops retrying: what is queued or given later is tried once more. Resolves when done. */
     async close() {
       closed = true
       nap?.abort()
-      await freeing
+      while (freeing) await freeing
     },
   }
 }

@@ -7,6 +7,7 @@ import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import type { SendPermit } from '../../src/outbox/send-gate.ts'
 import { ensureSlots, takeSlots } from '../../src/outbox/send-limits.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
+import { createSlotFreer } from '../../src/outbox/slot-freer.ts'
 import { createSlotKeeper } from '../../src/outbox/slot-keeper.ts'
 import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
@@ -746,6 +747,46 @@ describe('the Postgres send gate', () => {
     await first!.release()
     await second!.release()
     await keeper.close()
+  })
+
+  test('a slot given to the freer as its statement loop ends is freed, not left until its TTL', async () => {
+    // The second free comes k microtask turns after the first one's statement answers; one k lands
+    // between the loop's last look at its queue and the moment it counts as ended.
+    await ensureSlots(t.db, 2)
+    for (let k = 0; k < 40; k++) {
+      await t.pool.query(`update mailer.send_slots set expires_at = '-infinity'`)
+      const [a, b] = await takeSlots(t.db, { want: 2, max: 2, holder: 'f', ttlMs: 30_000 })
+      const held = (h: { slot: number; token: string }) => ({ ...h, takenAt: 0, sureAt: 0 })
+      let freer: ReturnType<typeof createSlotFreer> | undefined
+      let hooked = false
+      const db = throughQueries(async (run, text) => {
+        const r = await run()
+        if (text.includes("'-infinity'") && !hooked) {
+          hooked = true
+          let turns = k
+          const later = () => (turns-- > 0 ? queueMicrotask(later) : freer!.free([held(b!)]))
+          queueMicrotask(later)
+        }
+        return r
+      })
+      freer = createSlotFreer({ db, clock: systemClock, log: silentLogger, ttlMs: 30_000 })
+      freer.free([held(a!)])
+      await pollUntil(
+        async () => {
+          const { rows } = await t.pool.query(
+            `select count(*)::int as n from mailer.send_slots where expires_at > now()`,
+          )
+          return rows[0].n === 0 ? true : undefined
+        },
+        2_000,
+        5,
+      ).catch(() => {
+        throw new Error(
+          `a slot freed ${k} microtask turns after the first free's answer stayed held`,
+        )
+      })
+      await freer.close()
+    }
   })
 
   test('closing the gate answers a send still waiting for a slot, and frees what it held', async () => {
