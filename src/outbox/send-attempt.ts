@@ -105,19 +105,24 @@ export async function sendInSlot(
     return giveUpUnsent(d, r, finish)
   }
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
+  let late = false
   try {
     const go = check ? (await startOrRelease(d, [r], finish)).length > 0 : true
-    if (go) result = await sendOne(d, r, mailbox)
+    // The margin is for the send: a last check that took long (its statement waited for the one
+    // before it, or for a struggling database) may have used it up.
+    late = go && check && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
+    if (go && !late) result = await sendOne(d, r, mailbox)
   } finally {
     d.slots.release()
     afterSend?.()
   }
+  if (late) return giveUpUnsent(d, r, finish)
   if (result) await finish(r.lease, result.settlement, result.extra)
 }
 
 /**
- * A row whose lease may have ended before its send (this process's deadline passed, or the last
- * check refused it): it is not sent, and it is counted as lost once.
+ * A row whose lease may have ended before its send (this process's deadline passed, before or
+ * during the last check, or the check refused it): it is not sent, and it is counted as lost once.
  */
 async function giveUpUnsent(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
   if (d.deadlines?.isLost(r.lease)) {

@@ -1,20 +1,25 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
-import { systemClock } from '../../src/clock.ts'
+import { type Clock, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import { deliverBatch } from '../../src/outbox/deliver.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
+import { openGate } from '../../src/outbox/send-gate.ts'
 import { markSent, type Settlement, settleLeases } from '../../src/outbox/settle.ts'
+import { createSettlements } from '../../src/outbox/settlements.ts'
+import { createSlots } from '../../src/outbox/slots.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -1265,6 +1270,72 @@ describe('lease upkeep', () => {
       upkeep.stopTimers()
     }
     expect((await rowOf(t, id)).status).toBe('pending')
+  })
+
+  test('a send whose last check outlasts the lease’s margin is not sent: the margin holds from the send, not from before the check', async () => {
+    // A file/discard row with an expiry gets its last check in its slot. The deadline's margin
+    // (a tenth of the lease here) is there so the send ends under the lease while heartbeats
+    // fail; a slow last check (the database struggling, a statement waiting its turn) must not
+    // eat into it unseen.
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+    })
+    const { leases } = await claimBatch(t.db, {
+      limit: 1,
+      workerId: 'w1',
+      leaseSeconds: 30,
+      defaultMaxAttempts: 3,
+      markStarted: true,
+    })
+    expect(leases[0]!.started).toBe(false)
+    let now = 1_000_000
+    const clock: Clock = { now: () => now, sleep: systemClock.sleep }
+    const deadlines = createLeaseDeadlines(clock, 30_000)
+    deadlines.confirm(leases, now)
+    const sender = createFakeSender()
+    const settle = createSettlements({
+      db: t.db,
+      workerId: 'w1',
+      config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
+      clock,
+      log: silentLogger,
+    })
+    const done: string[] = []
+    await deliverBatch(
+      {
+        dbName: 'test',
+        db: t.db,
+        sender,
+        gate: openGate,
+        slots: createSlots(1),
+        settle,
+        // The check answers 28 s later by this process's clock: 2 s of the lease left.
+        start: async (l) => {
+          const r = await startSends(t.db, l)
+          now += 28_000
+          return r
+        },
+        clock,
+        log: silentLogger,
+        mailFrom: 'sender@example.com',
+        backoff: { baseMs: 1_000, maxMs: 10_000 },
+        lookup: null,
+        ambiguousPolicy: 'resend',
+        deadlines,
+        stopping: new AbortController().signal,
+        abort: new AbortController().signal,
+        done: (l) => done.push(l.id),
+      },
+      leases,
+    )
+    expect(sender.calls.length).toBe(0)
+    expect(done).toEqual([id])
+    // Handed back uncounted, and without the mark of a send that never began.
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+      send_started_at: null,
+    })
   })
 
   test('a lease a heartbeat finds lost is reported once, however long it stays held', async () => {
