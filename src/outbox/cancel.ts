@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
 import { countMatching, lowestMatching } from './candidate-ids.ts'
 import { findOutboxRow } from './inspect.ts'
+import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 
@@ -144,9 +145,8 @@ export async function countCancellable(
 }
 
 /**
- * Cancels the next batch (lowest ids first). Its rows are locked first, in id order (`locked`), as
- * a worker's settlement locks its batch (settleLeases): two statements that lock overlapping rows in
- * opposite orders deadlock. The lock checks the filter again on each row's latest version, and the
+ * Cancels the next batch (lowest ids first). Its rows are locked first, in id order
+ * (withLockedInIdOrder, which checks the filter again on each row's latest version), and the
  * update's case in the SET reads its status too: a row a worker claimed meanwhile gets its cancel
  * requested, one whose send started or that settled meanwhile is left alone. `more` counts the
  * candidates, so a row skipped that way never ends a bulk cancel early.
@@ -161,18 +161,7 @@ export async function cancelMatching(
     eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)])
   const ids = await lowestMatching(db, ['pending', 'sending'], matching, o.limit)
   if (ids.length === 0) return { items: [], more: false }
-  const rows = await db
-    .with(
-      (cte) => cte('locked').materialized(),
-      (qb) =>
-        qb
-          .selectFrom('mailer.email_outbox')
-          .select('id')
-          .where('id', 'in', ids)
-          .where(matching)
-          .orderBy('id')
-          .forUpdate(),
-    )
+  const rows = await withLockedInIdOrder(db, ids, matching)
     .with('cancelled_now', (qb) =>
       qb
         .updateTable('mailer.email_outbox')

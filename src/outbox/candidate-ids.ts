@@ -9,7 +9,8 @@ import {
 } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
 
-type Where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) => Expression<SqlBool>
+/** A condition on outbox rows, as the bulk actions build theirs. */
+export type Where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) => Expression<SqlBool>
 
 /**
  * A statement selecting the ids of up to `limit` rows matching `where` among rows in `statuses`,

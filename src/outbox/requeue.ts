@@ -16,6 +16,7 @@ import { AppError } from '../errors.ts'
 import type { BulkOptions } from './cancel.ts'
 import { countMatching, lowestMatching } from './candidate-ids.ts'
 import { findOutboxRow } from './inspect.ts'
+import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 import { wakeWorkers } from './wake-workers.ts'
@@ -115,19 +116,8 @@ export async function requeueMatching(
   const ids = await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
   if (ids.length === 0) return { items: [], more: false }
   // Locks the candidates in id order, checking the filter again on each latest version, then
-  // updates them (see cancelMatching).
-  const rows = await db
-    .with(
-      (cte) => cte('locked').materialized(),
-      (qb) =>
-        qb
-          .selectFrom('mailer.email_outbox')
-          .select('id')
-          .where('id', 'in', ids)
-          .where(matching)
-          .orderBy('id')
-          .forUpdate(),
-    )
+  // updates them.
+  const rows = await withLockedInIdOrder(db, ids, matching)
     .updateTable('mailer.email_outbox')
     .set(requeueSet)
     .where('id', 'in', (eb) => eb.selectFrom('locked').select('id'))
