@@ -167,7 +167,9 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       : ready
     await Promise.all([
       ...settling,
-      ...sendable.map((r) => sendInSlot(d, r, finish, null, !r.lease.started)),
+      ...sendable.map((r) =>
+        sendInSlot(d, r, finish, { lastCheck: !r.lease.started, pauseOnThrottle: null }),
+      ),
     ])
     return
   }

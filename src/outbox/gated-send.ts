@@ -60,7 +60,11 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       // The lookup is a provider request too: it runs under the same permit as a send.
       if (!resolved && !(await resolveAmbiguity(d, r, finish))) return
       resolved = true
-      await sendInSlot(d, r, finish, mailbox, true, release)
+      await sendInSlot(d, r, finish, {
+        lastCheck: true,
+        pauseOnThrottle: mailbox,
+        afterSend: release,
+      })
     } finally {
       release()
     }

@@ -80,18 +80,24 @@ export async function resolveAmbiguity(
   return false
 }
 
+export interface SlotSend {
+  /** Make the last check (startSends) in the slot: false only for a row the claim recorded as started. */
+  lastCheck: boolean
+  /** The mailbox a provider throttle of this send pauses for every worker (shared limits only). */
+  pauseOnThrottle: string | null
+  /** Called once the provider request is over, before the settlement: gives the provider permit back. */
+  afterSend?: () => void
+}
+
 /**
- * Takes a process slot, (optionally) makes the last check, sends, gives the slot back (and calls
- * `afterSend`, which gives back the provider permit), then settles: a settlement waiting for its
- * batch statement holds neither.
+ * Takes a process slot, makes the last check if asked, sends, gives the slot back (and calls
+ * `afterSend`), then settles: a settlement waiting for its batch statement holds neither.
  */
 export async function sendInSlot(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
-  mailbox: string | null,
-  check: boolean,
-  afterSend?: () => void,
+  { lastCheck, pauseOnThrottle, afterSend }: SlotSend,
 ): Promise<void> {
   // A free slot is taken without an await (a hop on the way to the send).
   const slot = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
@@ -107,11 +113,11 @@ export async function sendInSlot(
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
   let late = false
   try {
-    const go = check ? (await startOrRelease(d, [r], finish)).length > 0 : true
+    const go = lastCheck ? (await startOrRelease(d, [r], finish)).length > 0 : true
     // The margin is for the send: a last check that took long (its statement waited for the one
     // before it, or for a struggling database) may have used it up.
-    late = go && check && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
-    if (go && !late) result = await sendOne(d, r, mailbox)
+    late = go && lastCheck && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
+    if (go && !late) result = await sendOne(d, r, pauseOnThrottle)
   } finally {
     d.slots.release()
     afterSend?.()
@@ -204,7 +210,7 @@ async function startOrRelease(d: DeliveryDeps, rows: Ready[], finish: Finish): P
 async function sendOne(
   d: DeliveryDeps,
   r: Ready,
-  mailbox: string | null,
+  pauseOnThrottle: string | null,
 ): Promise<{ settlement: Settlement; extra: Partial<SendExtra> }> {
   const startedAt = new Date(d.clock.now())
   const t0 = performance.now()
@@ -227,8 +233,8 @@ async function sendOne(
     return { settlement: { kind: 'failed', code: outcome.code, message: outcome.message }, extra }
   }
   const throttled = outcome.throttled === true
-  if (throttled && mailbox && outcome.afterMs && outcome.pausesMailbox !== false) {
-    await d.gate.pause(mailbox, outcome.afterMs).catch(() => {})
+  if (throttled && pauseOnThrottle && outcome.afterMs && outcome.pausesMailbox !== false) {
+    await d.gate.pause(pauseOnThrottle, outcome.afterMs).catch(() => {})
   }
   const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
   const settlement: Settlement = {

@@ -108,10 +108,10 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     armFlush()
   }
 
-  // One take at a time for all waiting sends; between fruitless takes a backoff that a handover
-  // or the last waiter leaving cuts short. After a failed take, and before any other (so no take
-  // of ours can race it), what that take may have got is freed: one lost answer must not keep
-  // every worker's sends waiting for a TTL.
+  // One take at a time for all waiting sends; between fruitless takes a backoff that the last
+  // waiter leaving cuts short (a handover serves a waiting send without waking it). After a failed
+  // take, and before any other (so no take of ours can race it), what that take may have got is
+  // freed: one lost answer must not keep every worker's sends waiting for a TTL.
   function takeForWaiting(): Promise<void> {
     taking ??= takeLoop().finally(() => {
       taking = null
