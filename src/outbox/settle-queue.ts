@@ -50,14 +50,21 @@ export function createSettleQueue(d: {
     }
   }
 
+  // Up to 500 in order, each row once: a statement answers by row id, so a stale lease's item (its
+  // row reclaimed and claimed again meanwhile) beside the live one's would read the live outcome
+  // as its own. The second waits for the next statement.
+  function nextBatch(): Pending[] {
+    const ids = new Set<string>()
+    let n = 0
+    while (n < queue.length && n < 500 && !ids.has(queue[n]!.item.id)) ids.add(queue[n++]!.item.id)
+    return queue.splice(0, n)
+  }
+
   function flush(): Promise<void> {
     flushing ??= (async () => {
       // Let sends that finish in the same tick join this batch.
       await new Promise<void>((r) => setImmediate(r))
-      while (queue.length > 0) {
-        const batch = queue.splice(0, 500)
-        await writeWithRetry(batch)
-      }
+      while (queue.length > 0) await writeWithRetry(nextBatch())
     })().finally(() => {
       flushing = null
       if (queue.length > 0) void flush()

@@ -329,6 +329,42 @@ describe('fencing and reclaim', () => {
     expect((await liveCheck).started.has(id)).toBe(true)
   })
 
+  test('two leases of one row settled in one batch: the stale one reads as lost, not as the live one’s outcome', async () => {
+    const id = await enqueue(t)
+    const [stale] = await claim(1)
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    const [live] = await claim(1, 'w2')
+    const settle = createSettlements({
+      db: t.db,
+      workerId: 'w1',
+      config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
+      clock: systemClock,
+      log: silentLogger,
+    })
+    const item = (token: string, settlement: Settlement) => ({
+      id,
+      token,
+      settlement,
+      startedAt: null,
+    })
+    // Pushed in one tick: one statement.
+    const [staleRelease, liveRetry] = await Promise.all([
+      settle.push(item(stale!.token, { kind: 'released' })),
+      settle.push(item(live!.token, retryOf('http_500', 0))),
+    ])
+    expect(liveRetry).toMatchObject({ id, outcome: 'retry' })
+    expect(staleRelease).toBeNull()
+    // Likewise for sends: the lean statement answers by id too.
+    const [next] = await claim(1, 'w3')
+    const [staleSent, liveSent] = await Promise.all([
+      settle.push(item(live!.token, { kind: 'sent' })),
+      settle.push(item(next!.token, { kind: 'sent' })),
+    ])
+    expect(liveSent).toMatchObject({ id, outcome: 'sent' })
+    expect(staleSent).toBeNull()
+  })
+
   test('a lease expired after the send started is reclaimed as ambiguous', async () => {
     const id = await enqueue(t)
     const [lease] = await claim(1)
