@@ -1,6 +1,7 @@
 // Whether a LISTEN session hears a notification sent from another session: the proof that LISTEN holds.
 import type { Socket } from 'node:net'
 import pg from 'pg'
+import { systemClock, waitAtMost } from '../clock.ts'
 
 /**
  * Notifies a channel of the session's own from a second, short-lived session to `url`, and waits up
@@ -9,8 +10,9 @@ import pg from 'pg'
  * notification that arrives while no transaction of that client runs ("got packet 'A' from server
  * when not linked"): only this round trip tells. Null when no second session could be opened (a
  * role or server at its connection limit, where one session is all a worker may hold): the caller
- * then has only pg_listening_channels()'s word. Throws when `listening` itself fails, and when
- * `signal` aborts (a stop): no second session is opened after it, and one still connecting is dropped.
+ * then has only pg_listening_channels()'s word. Throws when `listening` itself fails or leaves a
+ * statement unanswered for `timeoutMs` (a silent session is in doubt, not pooled), and when `signal`
+ * aborts (a stop): no second session is opened after it, and one still connecting is dropped.
  */
 export async function hearsOtherSessions(
   listening: pg.Client,
@@ -30,8 +32,9 @@ export async function hearsOtherSessions(
   }
   listening.on('notification', onNotification)
   let timer: ReturnType<typeof setTimeout> | undefined
+  const answered = <T>(p: Promise<T>) => waitAtMost(systemClock, p, o.timeoutMs)
   try {
-    await listening.query(`listen ${channel}`)
+    await answered(listening.query(`listen ${channel}`))
     o.signal?.throwIfAborted()
     const other = new pg.Client({
       connectionString: o.url,
@@ -45,10 +48,7 @@ export async function hearsOtherSessions(
     // socket's destroy() after a write leaves the connection open, and a reset closes it.
     const stopped = Promise.withResolvers<boolean>()
     const drop = () => {
-      const stream = (other as unknown as { connection?: { stream?: Partial<Socket> } }).connection
-        ?.stream
-      if (stream?.resetAndDestroy) stream.resetAndDestroy()
-      else stream?.destroy?.()
+      reset(other)
       other.end().catch(() => {})
       stopped.resolve(false)
     }
@@ -65,14 +65,23 @@ export async function hearsOtherSessions(
     ]).finally(() => o.signal?.removeEventListener('abort', drop))
     // Dropped by a stop, it has ended already (end() again would wait for an end long past).
     o.signal?.throwIfAborted()
-    await other.end().catch(() => {})
+    // A session gone silent since its answer would keep end() waiting for the server: reset it then.
+    await answered(other.end()).catch(() => reset(other))
     if (notified) timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
     else heard.resolve(null)
     const arrived = await heard.promise
-    await listening.query(`unlisten ${channel}`)
+    // Answered, the session is alive: a notification missed then is the pooler's doing.
+    await answered(listening.query(`unlisten ${channel}`))
     return arrived
   } finally {
     clearTimeout(timer)
     listening.off('notification', onNotification)
   }
+}
+
+function reset(client: pg.Client) {
+  const stream = (client as unknown as { connection?: { stream?: Partial<Socket> } }).connection
+    ?.stream
+  if (stream?.resetAndDestroy) stream.resetAndDestroy()
+  else stream?.destroy?.()
 }

@@ -81,10 +81,11 @@ export function createListener(d: ListenerDeps): Listener {
         pid = await Promise.race([
           (async () => {
             await client.connect()
-            await client.query(`listen ${CHANNEL}`)
+            // A session that goes silent while it is set up is reconnected (these throw): each
+            // statement on it gets the check's bound, as a check does.
+            await waitAtMost(d.clock, client.query(`listen ${CHANNEL}`), checkTimeoutMs)
             // Behind a transaction pooler the LISTEN lands on some other server session, or on
-            // one the pooler lends this client only while a transaction runs. Only an answer says
-            // so: a session lost or silent right after its LISTEN is reconnected (these throw).
+            // one the pooler lends this client only while a transaction runs. Only an answer says so.
             const listening = await listeningPid(client, checkTimeoutMs)
             if (listening === null) return null
             const heard = await hearsOtherSessions(client, {

@@ -10,6 +10,7 @@ import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { createEventLog, pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { startSilencingProxy } from '../support/silencing-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -93,3 +94,37 @@ test('a probe stopped while it runs drops the second session still connecting, a
     silent.close()
   }
 })
+
+// A LISTEN session that goes silent while it is set up (a half-open socket) must be given up and
+// reconnected within the check's bound, not waited on for good: its LISTEN, and the probe's
+// statements, which run on the session they test.
+for (const [at, text] of [
+  ['its LISTEN', 'listen mailer_outbox\0'],
+  ['the probe', 'listen mailer_outbox_probe_'],
+] as const) {
+  test(`a LISTEN session that goes silent at ${at} is reconnected, not waited on`, async () => {
+    const proxy = await startSilencingProxy(t.url)
+    // The first session's statement is never answered; the reconnect's is.
+    proxy.silenceOnceAt(text)
+    const events = createEventLog()
+    const listener = createListener({
+      db: 'test',
+      url: proxy.url,
+      log: silentLogger,
+      clock: systemClock,
+      wake: () => {},
+      onEvent: events.handler,
+      checkIntervalMs: 600_000,
+      checkTimeoutMs: 500,
+      maxBackoffMs: 500,
+      mode: 'auto',
+    })
+    try {
+      listener.start()
+      await events.waitFor((e) => e.type === 'listener' && e.state === 'listening', 10_000)
+    } finally {
+      await listener.stop()
+      proxy.close()
+    }
+  })
+}

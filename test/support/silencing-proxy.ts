@@ -1,0 +1,68 @@
+// A loopback TCP proxy to Postgres whose connections can go silent (a dead NAT entry) yet still pass a close.
+import net from 'node:net'
+
+export interface SilencingProxy {
+  /** `target` with the proxy's host and port. */
+  url: string
+  /** Connections open now forward nothing more, either way; new ones still pass. */
+  silence(): void
+  /**
+   * The first connection whose client sends bytes containing `text` goes silent there (those bytes
+   * are not forwarded); the others pass.
+   */
+  silenceOnceAt(text: string): void
+  close(): void
+}
+
+/**
+ * Unlike a frozen socket, a silent one is still read: a close from either side (FIN or reset) ends
+ * the other side too, so a test sees whether the client's close reached the server.
+ */
+export async function startSilencingProxy(target: string): Promise<SilencingProxy> {
+  const u = new URL(target)
+  const pairs = new Set<{ client: net.Socket; upstream: net.Socket; silent: boolean }>()
+  let trigger: string | null = null
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(u.port), u.hostname)
+    const pair = { client, upstream, silent: false }
+    pairs.add(pair)
+    for (const s of [client, upstream]) s.on('error', () => {})
+    client.on('data', (b) => {
+      if (trigger !== null && !pair.silent && b.includes(trigger)) {
+        trigger = null
+        pair.silent = true
+      }
+      if (!pair.silent) upstream.write(b)
+    })
+    upstream.on('data', (b) => {
+      if (!pair.silent) client.write(b)
+    })
+    const close = () => {
+      pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('close', close)
+    upstream.on('close', close)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = new URL(target)
+  url.hostname = '127.0.0.1'
+  url.port = String((server.address() as net.AddressInfo).port)
+  return {
+    url: url.toString(),
+    silence() {
+      for (const p of pairs) p.silent = true
+    },
+    silenceOnceAt(text) {
+      trigger = text
+    },
+    close() {
+      for (const p of pairs) {
+        p.client.destroy()
+        p.upstream.destroy()
+      }
+      server.close()
+    },
+  }
+}
