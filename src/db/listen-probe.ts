@@ -44,8 +44,8 @@ export async function hearsOtherSessions(
     })
     other.on('error', () => {})
     // Dropped by a stop: its connect may then never settle, so the stop answers for it. end()
-    // only asks the server to close, which one still authenticating may not do; in Bun 1.4 a
-    // socket's destroy() after a write leaves the connection open, and a reset closes it.
+    // only asks the server to close, which one still authenticating may not do. A reset, not
+    // destroy()'s FIN: a peer that reads nothing (a wedged proxy) notices a FIN only once it reads.
     const stopped = Promise.withResolvers<boolean>()
     const drop = () => {
       reset(other)

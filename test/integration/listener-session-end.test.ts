@@ -1,0 +1,89 @@
+// A LISTEN session the listener gives up (a stop, a failed check) ends on the server too: no backend outlives it.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { systemClock } from '../../src/clock.ts'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createListener, LISTENER_APPLICATION_NAME } from '../../src/outbox/listener.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { createEventLog, pollUntil } from '../support/events.ts'
+import { startSilencingProxy } from '../support/silencing-proxy.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+const backendAlive = async (pid: number) =>
+  (await t.pool.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 1
+
+const listenerBackends = async () =>
+  (
+    await t.pool.query<{ pid: number }>(
+      'select pid from pg_stat_activity where datname = current_database() and application_name = $1',
+      [LISTENER_APPLICATION_NAME],
+    )
+  ).rows.map((r) => r.pid)
+
+function listenerOn(url: string, o: { shared?: boolean; checkIntervalMs?: number } = {}) {
+  const events = createEventLog()
+  const handle = o.shared
+    ? openDb({ name: 'test', url, log: silentLogger, shareListenSession: true })
+    : null
+  const listener = createListener({
+    db: 'test',
+    url,
+    log: silentLogger,
+    clock: systemClock,
+    wake: () => {},
+    onEvent: events.handler,
+    checkIntervalMs: o.checkIntervalMs ?? 600_000,
+    checkTimeoutMs: 500,
+    maxBackoffMs: 500,
+    mode: 'auto',
+    shared: handle?.listenSession ?? null,
+  })
+  return { listener, events, close: async () => handle?.close() }
+}
+
+for (const shared of [false, true]) {
+  test(`a stopped listener's backend goes away (${shared ? 'shared' : 'own'} session)`, async () => {
+    const { listener, events, close } = listenerOn(t.url, { shared })
+    try {
+      listener.start()
+      await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+      const pid = listener.backendPid()!
+      expect(await backendAlive(pid)).toBe(true)
+      await listener.stop()
+      await pollUntil(async () => ((await backendAlive(pid)) ? undefined : true), 5_000)
+    } finally {
+      await listener.stop()
+      await close()
+    }
+  })
+}
+
+for (const shared of [false, true]) {
+  test(`a listener that finds its session silent closes it: the backend goes away (${shared ? 'shared' : 'own'} session)`, async () => {
+    const proxy = await startSilencingProxy(t.url)
+    const { listener, events, close } = listenerOn(proxy.url, { shared, checkIntervalMs: 200 })
+    try {
+      listener.start()
+      await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+      const pids = await listenerBackends()
+      expect(pids).toHaveLength(1)
+      proxy.silence()
+      await events.waitFor((e) => e.type === 'listener' && e.state === 'reconnecting')
+      await pollUntil(async () => ((await backendAlive(pids[0]!)) ? undefined : true), 5_000)
+    } finally {
+      await listener.stop()
+      await close()
+      proxy.close()
+    }
+  })
+}
