@@ -24,8 +24,11 @@ export async function hearsOtherSessions(
     signal?: AbortSignal
   },
 ): Promise<boolean | null> {
-  // Per backend, so a probe wakes no other worker's listener.
-  const channel = `mailer_outbox_probe_${o.backendPid}`
+  // A channel of this probe's alone: behind a transaction pooler, workers' LISTEN sessions share
+  // server sessions, so backend pids, and a probe must not hear another's notification. (64 random
+  // bits; the name stays well within an identifier's 63 bytes.)
+  const nonce = crypto.randomUUID().replaceAll('-', '').slice(0, 16)
+  const channel = `mailer_outbox_probe_${o.backendPid}_${nonce}`
   const heard = Promise.withResolvers<boolean | null>()
   const onNotification = (n: pg.Notification) => {
     if (n.channel === channel) heard.resolve(true)

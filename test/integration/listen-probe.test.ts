@@ -128,3 +128,37 @@ for (const [at, text] of [
     }
   })
 }
+
+// Behind a transaction pooler two workers' probes may run on the same server session, so name the
+// same backend pid: one must not take the other's notification for its own.
+test("a notification on another probe's channel of the same backend pid is not the probe's own", async () => {
+  const elsewhere = await createTestDb()
+  const listening = new pg.Client({ connectionString: t.url })
+  const neighbour = new pg.Client({ connectionString: t.url })
+  await listening.connect()
+  await neighbour.connect()
+  const pid = (listening as unknown as { processID: number }).processID
+  let probing = true
+  // The neighbour's probe, as the probe named its channel before: it notifies until ours is done.
+  const notifying = (async () => {
+    while (probing) {
+      await neighbour.query('select pg_notify($1, $2)', [`mailer_outbox_probe_${pid}`, ''])
+    }
+  })()
+  try {
+    const heard = await hearsOtherSessions(listening, {
+      // Its own notification goes to another database: this session cannot hear it.
+      url: elsewhere.url,
+      backendPid: pid,
+      applicationName: 'outbox-mailer:probe-test',
+      timeoutMs: 500,
+    })
+    expect(heard).toBe(false)
+  } finally {
+    probing = false
+    await notifying
+    await listening.end()
+    await neighbour.end()
+    await elsewhere.drop()
+  }
+})
