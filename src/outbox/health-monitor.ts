@@ -4,7 +4,7 @@ import { assertSchemaCurrent } from '../db/migrate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { isAppError } from '../errors.ts'
 import type { Drainer } from './drainer.ts'
-import type { DatabaseHealth, HealthSource } from './health.ts'
+import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
 import type { Listener } from './listener.ts'
 import { isUnavailableSqlstate } from './statement-timeout.ts'
 
@@ -83,13 +83,9 @@ export function createHealthMonitor(o: {
         await waitAtMost(systemClock, assertSchemaCurrent(d.statements, d.name), timeoutMs)
         schemaCheckedAt.set(d.name, now())
       } else if (
-        // A LISTEN session that dropped or has not connected yet may mean the database went away:
-        // then only a statement of the probe's own says whether it is reachable.
-        !(
-          report.listener === 'listening' ||
-          report.listener === 'polling' ||
-          report.listener === 'disabled'
-        ) ||
+        // With the session lost or not there yet, only a statement of the probe's own says whether
+        // the database is reachable.
+        !sessionHolds(report.listener) ||
         !answeredRecently(d.answeredAt?.() ?? null)
       ) {
         await waitAtMost(systemClock, d.statements.query('select 1'), timeoutMs)
@@ -119,12 +115,7 @@ export function createHealthMonitor(o: {
       const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
       report.problem = `claims have failed for ${Math.round((now() - failing.since) / 1000)}s${code}; see the logs`
     } else if (transport) report.problem = transport
-    else if (
-      report.listener !== 'disabled' &&
-      !['listening', 'polling'].includes(report.listener)
-    ) {
-      report.problem = `listener is ${report.listener}`
-    }
+    else if (!sessionHolds(report.listener)) report.problem = `listener is ${report.listener}`
     return report
   }
 

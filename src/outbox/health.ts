@@ -16,6 +16,16 @@ export interface DatabaseHealth {
   problem: string | null
 }
 
+/**
+ * The database's wake-ups are in hand: its LISTEN session listens, or the worker polls by design
+ * (LISTEN_MODE=poll, or LISTEN found impossible), or this process wants none (--role api). Any other
+ * state (connecting, reconnecting, stopped) is a session lost or not yet there: the database may
+ * have gone away, and the instance should not look ready while its wake-ups are lost.
+ */
+export function sessionHolds(listener: ListenerState | 'disabled'): boolean {
+  return listener === 'listening' || listener === 'polling' || listener === 'disabled'
+}
+
 export interface HealthSource {
   /** Probes each database (bounded by a timeout) and reports its engine's state. */
   readiness(): Promise<DatabaseHealth[]>

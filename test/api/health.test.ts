@@ -3,13 +3,16 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { createMetrics } from '../../src/api/metrics.ts'
+import { isReady } from '../../src/api/routes/health.ts'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import type { Database } from '../../src/db/schema.ts'
 import type { Queryable } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
+import type { ListenerState } from '../../src/outbox/events.ts'
 import type { DatabaseHealth, HealthSource } from '../../src/outbox/health.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
+import type { Listener } from '../../src/outbox/listener.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { fakeHealth } from './support/fake-health.ts'
@@ -262,6 +265,42 @@ describe('/healthz and /readyz', () => {
       await handle.close()
       await proxy.close()
     }
+  })
+
+  test('with several databases, a recent answer stands for a probe only where the session holds; a reconnecting listener’s database is asked, reachable, and not ready', async () => {
+    const sent: string[] = []
+    const counted = (name: string): Queryable => ({
+      query: (text, values) => {
+        sent.push(name)
+        return t.pool.query(text, values)
+      },
+    })
+    const now = 1_000_000
+    const listenerIn = (state: ListenerState) =>
+      ({ state: () => state, start() {}, stop: async () => {}, backendPid: () => null }) as Listener
+    const names = ['listening', 'polling', 'reconnecting', 'connecting', 'stopped'] as const
+    const health = createHealthMonitor({
+      databases: names.map((state) => ({
+        name: state,
+        statements: counted(state),
+        // Every database answered a statement of the worker's a second ago.
+        answeredAt: () => now - 1_000,
+        drainer: null,
+        listener: listenerIn(state),
+      })),
+      schemaCurrent: [...names],
+      wedgedAfterMs: 60_000,
+      now: () => now,
+    })
+    const states = await health.readiness()
+    expect(sent.sort()).toEqual(['connecting', 'reconnecting', 'stopped'])
+    expect(states.map((h) => [h.name, h.reachable, h.problem, isReady(h)])).toEqual([
+      ['listening', true, null, true],
+      ['polling', true, null, true],
+      ['reconnecting', true, 'listener is reconnecting', false],
+      ['connecting', true, 'listener is connecting', false],
+      ['stopped', true, 'listener is stopped', false],
+    ])
   })
 
   test('a schema serve found current at its start is not read again by the first probes', async () => {

@@ -1,6 +1,6 @@
 // /healthz (liveness) and /readyz (readiness, per database): no token, no secrets, no row data.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
-import type { DatabaseHealth } from '../../outbox/health.ts'
+import { type DatabaseHealth, sessionHolds } from '../../outbox/health.ts'
 import type { ApiDeps, AppEnv } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
 import { validationHook } from '../problem.ts'
@@ -38,7 +38,7 @@ export function isReady(h: DatabaseHealth): boolean {
     h.reachable &&
     h.migrated &&
     (h.worker === 'running' || h.worker === 'disabled') &&
-    (h.listener === 'listening' || h.listener === 'polling' || h.listener === 'disabled')
+    sessionHolds(h.listener)
   )
 }
 
