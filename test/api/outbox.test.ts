@@ -449,6 +449,18 @@ describe('unknown query parameters', () => {
     expect((await send(app, 'GET', `/v1/outbox/${id}?db=default`, { token: tk })).status).toBe(200)
     expect((await send(app, 'GET', '/v1/stats?db=default', { token: tk })).status).toBe(200)
   })
+
+  test('HEAD is checked as GET; the operations routes take no parameter and ignore any', async () => {
+    expect((await send(app, 'HEAD', '/v1/outbox?createdAfter=x', { token: tk })).status).toBe(400)
+    expect((await send(app, 'HEAD', '/v1/outbox', { token: tk })).status).toBe(200)
+    // Probes and scrapers may add one (a cache-buster); nothing there filters, so nothing widens.
+    for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']) {
+      for (const method of ['GET', 'HEAD']) {
+        const r = await send(app, method, `${path}?nocache=1`)
+        expect([method, path, r.status]).toEqual([method, path, 200])
+      }
+    }
+  })
 })
 
 describe('GET /v1/outbox/{id}', () => {
