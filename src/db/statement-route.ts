@@ -83,11 +83,11 @@ export function createStatementRoute(
   // An answer shows the database there (readiness may stand on it) and, on the session, the
   // session's socket alive: its owner may skip a check of its own.
   let lastAnswerAt: number | null = null
-  const heard = <T>(p: Promise<T>, onSession: boolean): Promise<T> =>
+  const heard = <T>(p: Promise<T>, viaSession: boolean): Promise<T> =>
     p.then(
       (r) => {
         lastAnswerAt = now()
-        if (onSession) answered?.()
+        if (viaSession) answered?.()
         return r
       },
       (error: unknown) => {
