@@ -83,14 +83,24 @@ export function openDb(o: OpenOptions): DbHandle {
   // fails and says so, and the pool drops the client when it comes back.
   pool.on('connect', (client) => client.on('error', () => {}))
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  // Whether the session's last client asked for statement_timeout: only its refusal is a reason
+  // to connect again at once (no loop, whatever a pooler answers).
+  let sessionAsked = false
   const { route, session: shared } = createStatementRoute(
     pool,
-    (applicationName) =>
-      new Client({
-        ...session,
-        statement_timeout: pool.startupTimeout,
-        application_name: applicationName,
-      }),
+    {
+      newClient: (applicationName) => {
+        sessionAsked = pool.startupTimeout !== undefined
+        return new Client({
+          ...session,
+          statement_timeout: pool.startupTimeout,
+          application_name: applicationName,
+        })
+      },
+      // serve connects the LISTEN session while the pool reads the schema: either may meet the
+      // refusal first.
+      refusedAtStartup: (err) => sessionAsked && pool.dropsStartupTimeout(err),
+    },
     o.now,
   )
   let closed = false

@@ -35,15 +35,24 @@ export class StartupTimeoutPool extends pg.Pool {
     return this.options.statement_timeout || undefined
   }
 
+  /**
+   * True when `err` is the refusal, met by a client of the pool or one made with `startupTimeout`
+   * (a shared LISTEN session's): from then on no client sends statement_timeout.
+   */
+  dropsStartupTimeout(err: unknown): boolean {
+    if (!refusesStartupTimeout(err)) return false
+    if (this.options.statement_timeout) {
+      this.options.statement_timeout = undefined
+      this.#onRefused(err)
+    }
+    return true
+  }
+
   override connect(): Promise<pg.PoolClient>
   override connect(callback: ConnectCallback): void
   override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
     const connected = super.connect().catch((err: unknown) => {
-      if (!refusesStartupTimeout(err)) throw err
-      if (this.options.statement_timeout) {
-        this.options.statement_timeout = undefined
-        this.#onRefused(err)
-      }
+      if (!this.dropsStartupTimeout(err)) throw err
       return super.connect()
     })
     if (!callback) return connected

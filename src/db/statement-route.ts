@@ -21,6 +21,12 @@ export interface Queryable {
 export interface SharedSession {
   /** A client configured like the pool's (prepared statements, timeouts), for the LISTEN session. */
   newClient(applicationName: string): pg.Client
+  /**
+   * A `newClient` client's connect failed only for a startup parameter the pool now sends no more
+   * (statement_timeout, refused by a pooler: the pool may learn it just then, or have since the
+   * client was made): a new client connects at once, nothing failed.
+   */
+  refusedAtStartup(err: unknown): boolean
   /** The session is listening on `client`: statements may take it; `answered` hears each answer. */
   attach(client: pg.Client, answered?: () => void): void
   /** The session is going: no new statement takes it; resolves when the one on it (if any) ended. */
@@ -54,7 +60,7 @@ export interface StatementRoute extends Queryable {
  */
 export function createStatementRoute(
   pool: pg.Pool,
-  newClient: (applicationName: string) => pg.Client,
+  clients: Pick<SharedSession, 'newClient' | 'refusedAtStartup'>,
   now: () => number = Date.now,
 ): { route: StatementRoute; session: SharedSession } {
   let session: pg.Client | null = null
@@ -156,7 +162,8 @@ export function createStatementRoute(
       },
     },
     session: {
-      newClient,
+      newClient: clients.newClient,
+      refusedAtStartup: clients.refusedAtStartup,
       attach(client, onAnswer) {
         session = client
         answered = onAnswer

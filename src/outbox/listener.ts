@@ -156,7 +156,9 @@ export function createListener(d: ListenerDeps): Listener {
       try {
         outcome = await session()
       } catch (err) {
-        if (!stopping.signal.aborted) d.log.warn('listener could not connect', { db: d.db, err })
+        if (stopping.signal.aborted) break
+        if (d.shared?.refusedAtStartup(err)) continue
+        d.log.warn('listener could not connect', { db: d.db, err })
       }
       if (stopping.signal.aborted) break
       if (outcome === 'pooled') {

@@ -1,11 +1,13 @@
 // A pooled DATABASE_URL (PgBouncer with its default settings, as Fly's Managed Postgres hands out) is drained.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
+import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger } from '../../src/log.ts'
+import { createListener } from '../../src/outbox/listener.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
-import { settledFor } from '../support/events.ts'
+import { createEventLog, settledFor } from '../support/events.ts'
 import { startTransactionPooler, type TransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -86,6 +88,39 @@ test('a single pooled URL whose pooler keeps giving the LISTEN client one server
     expect(e.listener.state()).toBe('polling')
   } finally {
     await e.stop()
+    await h.close()
+    await sameSession.close()
+  }
+})
+
+test('one pooled URL for the pool and LISTEN: the LISTEN session meets no refusal the pool has learnt of, and logs no failed connect', async () => {
+  const sameSession = await startTransactionPooler(t.url, 1)
+  const warnings: string[] = []
+  const log = createLogger('warn', (line) => warnings.push(JSON.parse(line).msg))
+  const h = openDb({ name: 'pooled', url: sameSession.url, log, shareListenSession: true })
+  const events = createEventLog()
+  const listener = createListener({
+    db: 'pooled',
+    url: sameSession.url,
+    log,
+    clock: systemClock,
+    wake: () => {},
+    onEvent: events.handler,
+    checkIntervalMs: 600_000,
+    checkTimeoutMs: 1000,
+    mode: 'auto',
+    shared: h.listenSession,
+  })
+  try {
+    // serve connects the LISTEN session while the pool reads the schema; here it goes first and
+    // alone, so it meets the refusal before the pool does.
+    listener.start()
+    await events.waitFor((x) => x.type === 'listener' && x.state === 'polling', 10_000)
+    expect((await h.statements.query<{ v: number }>('select 1 as v')).rows[0]!.v).toBe(1)
+    expect(warnings.filter((w) => /could not connect/.test(w))).toEqual([])
+    expect(warnings.filter((w) => /statement_timeout/.test(w))).toHaveLength(1)
+  } finally {
+    await listener.stop()
     await h.close()
     await sameSession.close()
   }
