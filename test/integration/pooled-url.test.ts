@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { refusesStartupTimeout } from '../../src/db/startup-timeout-pool.ts'
 import { createLogger } from '../../src/log.ts'
 import { createListener } from '../../src/outbox/listener.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -123,5 +124,42 @@ test('one pooled URL for the pool and LISTEN: the LISTEN session meets no refusa
     await listener.stop()
     await h.close()
     await sameSession.close()
+  }
+})
+
+test('against Postgres itself the pool and the shared LISTEN session keep statement_timeout; only the pooler refusal drops it', async () => {
+  const h = openDb({
+    name: 'direct',
+    url: t.url,
+    log: createLogger('error', () => {}),
+    shareListenSession: true,
+  })
+  const session = h.listenSession!.newClient('outbox-mailer:probe-test')
+  try {
+    const shown = async (q: {
+      query: (text: string) => Promise<{ rows: { statement_timeout: string }[] }>
+    }) => (await q.query('show statement_timeout')).rows[0]!.statement_timeout
+    expect(await shown(h.pool)).toBe('30s')
+    await session.connect()
+    expect(await shown(session)).toBe('30s')
+    // Postgres's own 08P01s (protocol violations) and a refused setting (42704) are not the refusal.
+    const error = (code: string, message: string) => Object.assign(new Error(message), { code })
+    expect(
+      refusesStartupTimeout(
+        error('08P01', 'invalid startup packet layout: expected terminator as last byte'),
+      ),
+    ).toBe(false)
+    expect(refusesStartupTimeout(error('08P01', 'unsupported frontend protocol 9.0'))).toBe(false)
+    expect(
+      refusesStartupTimeout(
+        error('42704', 'unrecognized configuration parameter "statement_timeout"'),
+      ),
+    ).toBe(false)
+    expect(
+      refusesStartupTimeout(error('08P01', 'unsupported startup parameter: statement_timeout')),
+    ).toBe(true)
+  } finally {
+    await session.end()
+    await h.close()
   }
 })
