@@ -87,3 +87,20 @@ for (const shared of [false, true]) {
     }
   })
 }
+
+// A stop while the session connects drops it right after the driver wrote its startup packet.
+test('a listener stopped while its session connects closes that connection', async () => {
+  const proxy = await startSilencingProxy(t.url)
+  // The startup packet names the session: the server never answers it.
+  proxy.silenceOnceAt(LISTENER_APPLICATION_NAME)
+  const { listener } = listenerOn(proxy.url)
+  try {
+    listener.start()
+    await pollUntil(async () => (proxy.silent() === 1 ? true : undefined))
+    await listener.stop()
+    await pollUntil(async () => (proxy.open() === 0 ? true : undefined), 5_000)
+  } finally {
+    await listener.stop()
+    proxy.close()
+  }
+})

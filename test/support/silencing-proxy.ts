@@ -11,6 +11,10 @@ export interface SilencingProxy {
    * are not forwarded); the others pass.
    */
   silenceOnceAt(text: string): void
+  /** Connections open now (closed on either side ends both). */
+  open(): number
+  /** Of those, the silent ones. */
+  silent(): number
   close(): void
 }
 
@@ -57,6 +61,8 @@ export async function startSilencingProxy(target: string): Promise<SilencingProx
     silenceOnceAt(text) {
       trigger = text
     },
+    open: () => pairs.size,
+    silent: () => [...pairs].filter((p) => p.silent).length,
     close() {
       for (const p of pairs) {
         p.client.destroy()
