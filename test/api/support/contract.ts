@@ -1,47 +1,114 @@
 // Checks responses against the generated OpenAPI document (ajv, JSON Schema 2020-12) and records coverage.
-import Ajv2020 from 'ajv/dist/2020.js'
+import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
+import { closeSchema, declaredProperties, type Schema, sentProperties } from './closed-schema.ts'
 import type { Sent } from './harness.ts'
 
-type Doc = {
-  paths: Record<string, Record<string, { responses: Record<string, ResponseObject> }>>
-  components: Record<string, unknown>
+type Header = { schema?: Schema; required?: boolean }
+type ResponseObject = {
+  content?: Record<string, { schema: Schema }>
+  headers?: Record<string, Header>
 }
-type ResponseObject = { content?: Record<string, { schema: object }> }
+type Operation = {
+  responses: Record<string, ResponseObject>
+  security?: unknown[]
+  parameters?: { name: string; in: string; schema?: Schema }[]
+  requestBody?: unknown
+}
+export type Doc = {
+  paths: Record<string, Record<string, Operation>>
+  components: { schemas: Record<string, Schema> } & Record<string, unknown>
+}
+
+// Served beside the document, not described by it.
+const UNDESCRIBED = new Set(['/openapi.json', '/docs'])
+const PROBLEM = 'application/problem+json'
+
+// Each failure at its path, an undeclared property named: "/items/0 has undeclared property total".
+const describe = (errors: ValidateFunction['errors']) =>
+  (errors ?? [])
+    .map((e) =>
+      e.keyword === 'additionalProperties'
+        ? `${e.instancePath || '/'} has undeclared property ${e.params.additionalProperty}`
+        : `${e.instancePath || '/'} ${e.message}`,
+    )
+    .join('; ')
 
 export function createContract(doc: Doc) {
   const ajv = new Ajv2020({ strict: false, allErrors: true })
   addFormats(ajv)
+  const components = closeSchema(doc.components, doc.components.schemas)
+  const compiled = new Map<Schema, ValidateFunction>()
+  // Each schema compiles with the document's (closed) components, so its #/components refs resolve.
+  const validator = (schema: Schema) => {
+    let v = compiled.get(schema)
+    if (!v) {
+      v = ajv.compile({ ...closeSchema(schema, doc.components.schemas), components })
+      compiled.set(schema, v)
+    }
+    return v
+  }
   const covered = new Set<string>()
+  const sent = new Set<string>()
   const templates = Object.keys(doc.paths).map((t) => ({
     template: t,
     re: new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`),
   }))
 
-  /** Asserts the response is documented for this route and status and matches its schema. */
-  function check(method: string, url: string, r: Sent): Sent {
-    const path = url.split('?')[0]!
-    const found = templates.find(
-      (t) => t.re.test(path) && doc.paths[t.template]?.[method.toLowerCase()],
-    )
-    if (!found) throw new Error(`${method} ${path} is not documented`)
-    const op = doc.paths[found.template]![method.toLowerCase()]!
-    const response = op.responses[String(r.status)]
-    if (!response) {
-      throw new Error(`${method} ${found.template} answered ${r.status}, which is not documented`)
-    }
-    const type = (r.headers.get('content-type') ?? '').split(';')[0]!.trim()
-    const media = response.content?.[type]
-    if (!media)
-      throw new Error(`${method} ${found.template} ${r.status}: undocumented content type ${type}`)
-    // The document's components travel with each schema so its #/components refs resolve.
-    const validate = ajv.compile({ ...media.schema, components: doc.components })
-    if (!validate(r.body)) {
+  function operation(method: string, path: string) {
+    const m = method.toLowerCase()
+    const found = templates.find((t) => t.re.test(path) && doc.paths[t.template]?.[m])
+    return found ? { template: found.template, op: doc.paths[found.template]![m]! } : null
+  }
+
+  function validate(where: string, schema: Schema, body: unknown) {
+    const v = validator(schema)
+    if (!v(body)) {
       throw new Error(
-        `${method} ${found.template} ${r.status} body does not match its schema: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(r.body)}`,
+        `${where} body does not match its schema: ${describe(v.errors)}\n${JSON.stringify(body)}`,
       )
     }
-    covered.add(`${method.toUpperCase()} ${found.template} ${r.status}`)
+    for (const p of sentProperties(body, schema, doc.components.schemas, (s, b) => validator(s)(b)))
+      sent.add(p)
+  }
+
+  /**
+   * Asserts the response is one the document allows: a documented status of the operation, a
+   * documented content type, a body of its (closed) schema, documented headers of their type. HEAD
+   * is the GET without a body. A request no operation describes may only be refused, with a problem.
+   */
+  function check(method: string, url: string, r: Sent): Sent {
+    const path = url.split('?')[0]!
+    const head = method.toUpperCase() === 'HEAD'
+    const found = operation(head ? 'GET' : method, path)
+    const type = (r.headers.get('content-type') ?? '').split(';')[0]!.trim()
+    if (!found) {
+      if (UNDESCRIBED.has(path) && (method === 'GET' || head)) return r
+      if (r.status < 400)
+        throw new Error(`${method} ${path} is not documented, yet answered ${r.status}`)
+      if (type !== PROBLEM) throw new Error(`${method} ${path} ${r.status}: ${type}, not a problem`)
+      if (!head) validate(`${method} ${path} ${r.status}`, doc.components.schemas.Problem!, r.body)
+      return r
+    }
+    const where = `${method.toUpperCase()} ${found.template} ${r.status}`
+    const response = found.op.responses[String(r.status)]
+    if (!response) throw new Error(`${where}: the status is not documented`)
+    const media = response.content?.[type]
+    if (response.content && !media) throw new Error(`${where}: undocumented content type ${type}`)
+    for (const [name, h] of Object.entries(response.headers ?? {})) {
+      const value = r.headers.get(name)
+      if (value === null) {
+        if (h.required) throw new Error(`${where}: required header ${name} is missing`)
+      } else if (h.schema?.type === 'integer' && !/^\d+$/.test(value)) {
+        throw new Error(`${where}: header ${name} is not an integer: ${value}`)
+      }
+    }
+    if (head) {
+      if (r.body !== '') throw new Error(`${where}: a HEAD answer carries a body`)
+    } else if (media) {
+      validate(where, media.schema, r.body)
+    }
+    covered.add(where)
     return r
   }
 
@@ -56,5 +123,21 @@ export function createContract(doc: Doc) {
     return all.sort()
   }
 
-  return { check, covered, documented }
+  /** Every property the responses' schemas declare (see closed-schema.ts for the naming). */
+  function declared(): string[] {
+    const out = new Set<string>()
+    for (const ops of Object.values(doc.paths)) {
+      for (const op of Object.values(ops)) {
+        for (const res of Object.values(op.responses)) {
+          for (const media of Object.values(res.content ?? {}))
+            declaredProperties(media.schema, doc.components.schemas, '(inline)', out)
+        }
+      }
+    }
+    return [...out].sort()
+  }
+
+  return { check, covered, documented, declared, sent, operation }
 }
+
+export type Contract = ReturnType<typeof createContract>

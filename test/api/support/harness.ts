@@ -6,6 +6,7 @@ import { createMetrics } from '../../../src/api/metrics.ts'
 import type { Database } from '../../../src/db/schema.ts'
 import { silentLogger } from '../../../src/log.ts'
 import type { HealthSource } from '../../../src/outbox/health.ts'
+import { type Contract, createContract, type Doc } from './contract.ts'
 import { fakeHealth } from './fake-health.ts'
 import { AUDIENCE, ISSUER, SECRET } from './tokens.ts'
 
@@ -46,7 +47,26 @@ export interface Sent {
   res: Response
 }
 
-/** One request; the body is parsed as JSON when the response says it is JSON. */
+// Each app's own document, read once: every answer `send` gets is checked against it.
+const contracts = new WeakMap<App, Promise<Contract | null>>()
+
+/** The contract of the document this app serves; null for an app that serves none (operations only). */
+export function contractOf(app: App): Promise<Contract | null> {
+  let c = contracts.get(app)
+  if (!c) {
+    c = (async () => {
+      const res = await app.request('/openapi.json')
+      return res.status === 200 ? createContract((await res.json()) as Doc) : null
+    })()
+    contracts.set(app, c)
+  }
+  return c
+}
+
+/**
+ * One request; the body is parsed as JSON when the response says it is JSON. The answer must be one
+ * the app's document allows (contract.ts): a test of any route checks conformance on the way.
+ */
 export async function send(
   app: App,
   method: string,
@@ -64,7 +84,9 @@ export async function send(
   const type = res.headers.get('content-type') ?? ''
   const text = await res.text()
   const parsed = type.includes('json') && text ? JSON.parse(text) : text
-  return { status: res.status, headers: res.headers, body: parsed, res }
+  const sent: Sent = { status: res.status, headers: res.headers, body: parsed, res }
+  ;(await contractOf(app))?.check(method, path, sent)
+  return sent
 }
 
 /** Inserts a row through the SQL API and returns its id. */

@@ -1,0 +1,461 @@
+// Every route of /openapi.json, driven through its edges: each answer must be one the document declares.
+// `send` (support/harness.ts) checks every answer against the app's own document (support/contract.ts):
+// a status the operation does not list, a content type, a body off its schema (an undeclared field
+// included), a declared header of the wrong form, a HEAD with a body, all fail naming route and status.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import net from 'node:net'
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { createContract, type Doc } from './support/contract.ts'
+import {
+  type App,
+  buildApp,
+  contractOf,
+  enqueueSql,
+  type Sent,
+  send,
+  setState,
+} from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+let app: App
+let doc: Doc
+let full: string
+const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  doc = (await (await app.request('/openapi.json')).json()) as Doc
+  full = await token()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+/** One request per documented operation, valid for the route (its id names a row that exists). */
+function samples(id: string): Record<string, { url: string; body?: unknown }> {
+  const filter = { filter: { ids: [id] }, dryRun: true }
+  return {
+    'GET /healthz': { url: '/healthz' },
+    'GET /readyz': { url: '/readyz' },
+    'GET /metrics': { url: '/metrics' },
+    'GET /v1/outbox': { url: '/v1/outbox' },
+    'POST /v1/outbox': { url: '/v1/outbox', body: { message } },
+    'GET /v1/outbox/{id}': { url: `/v1/outbox/${id}` },
+    'POST /v1/outbox/{id}/cancel': { url: `/v1/outbox/${id}/cancel` },
+    'POST /v1/outbox/{id}/retry': { url: `/v1/outbox/${id}/retry` },
+    'POST /v1/outbox/cancel': { url: '/v1/outbox/cancel', body: filter },
+    'POST /v1/outbox/retry': { url: '/v1/outbox/retry', body: filter },
+    'GET /v1/stats': { url: '/v1/stats' },
+  }
+}
+
+const operations = (d: Doc) =>
+  Object.entries(d.paths)
+    .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+    .sort()
+
+const problemType = (r: Sent) => (r.body as { type?: string }).type
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+describe('the document and the app agree', () => {
+  test('the operations are the contract’s (DESIGN.md), and each has a sample request here', () => {
+    expect(operations(doc)).toEqual(Object.keys(samples('1')).sort())
+  })
+
+  test('every route the app serves is documented, and every documented operation is served', () => {
+    const served = app.routes
+      .filter((r) => r.method !== 'ALL' && r.path !== '/openapi.json' && r.path !== '/docs')
+      .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')}`)
+    expect([...new Set(served)].sort()).toEqual(operations(doc))
+  })
+})
+
+describe('auth, as DESIGN.md has it', () => {
+  test('every /v1 operation declares the bearer scheme and refuses a caller without a valid token', async () => {
+    expect(doc.components.securitySchemes).toMatchObject({
+      Bearer: { type: 'http', scheme: 'bearer' },
+    })
+    const id = await enqueueSql(t.pool)
+    const expired = await token({ expiresIn: -60 })
+    for (const [key, s] of Object.entries(samples(id))) {
+      const [method, path] = key.split(' ') as [string, string]
+      const op = doc.paths[path]![method.toLowerCase()]!
+      if (!path.startsWith('/v1/')) continue
+      expect([key, op.security]).toEqual([key, [{ Bearer: [] }]])
+      for (const tk of [undefined, expired, 'a.b.c']) {
+        const r = await send(app, method, s.url, { token: tk, body: s.body })
+        expect([key, r.status, r.headers.get('www-authenticate')]).toEqual([key, 401, 'Bearer'])
+      }
+    }
+    // Not only the documented routes: the whole /v1 prefix is behind the token.
+    expect((await send(app, 'GET', '/v1/nothing')).status).toBe(401)
+  })
+
+  test('health, readiness, metrics, the document and the docs need no token', async () => {
+    for (const [key, s] of Object.entries(samples('1'))) {
+      const [method, path] = key.split(' ') as [string, string]
+      if (path.startsWith('/v1/')) continue
+      expect([key, doc.paths[path]![method.toLowerCase()]!.security]).toEqual([key, undefined])
+      expect([key, (await send(app, method, s.url)).status]).toEqual([key, 200])
+    }
+    for (const url of ['/openapi.json', '/docs'])
+      expect([url, (await send(app, 'GET', url)).status]).toEqual([url, 200])
+  })
+})
+
+describe('methods', () => {
+  test('HEAD of every GET route answers as the GET does, without a body', async () => {
+    const id = await enqueueSql(t.pool)
+    const gets = Object.entries(samples(id)).filter(([k]) => k.startsWith('GET '))
+    for (const [key, s] of [...gets, ['GET /docs', { url: '/docs' }] as const]) {
+      for (const tk of [full, undefined]) {
+        const get = await send(app, 'GET', s.url, { token: tk })
+        const head = await send(app, 'HEAD', s.url, { token: tk })
+        expect([key, head.status, head.headers.get('content-type'), head.body]).toEqual([
+          key,
+          get.status,
+          get.headers.get('content-type'),
+          '',
+        ])
+      }
+    }
+  })
+
+  test('a method a path does not serve is refused with a problem', async () => {
+    const contract = createContract(doc)
+    for (const path of Object.keys(doc.paths)) {
+      const url = path.replace('{id}', '1')
+      for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+        // GET /v1/outbox/cancel is GET /v1/outbox/{id} of the id "cancel", and so on.
+        if (contract.operation(method, url)) continue
+        const r = await send(app, method, url, { token: full })
+        expect([method, url, r.status]).toEqual([method, url, 404])
+      }
+    }
+  })
+})
+
+describe('bodies', () => {
+  const withBody = () =>
+    Object.entries(samples('1')).filter(([k]) => {
+      const [method, path] = k.split(' ') as [string, string]
+      return doc.paths[path]![method.toLowerCase()]!.requestBody !== undefined
+    })
+
+  test('malformed JSON, a body that is no object, and an empty body are 400 problems', async () => {
+    for (const [key, s] of withBody()) {
+      for (const body of ['{"message":', '[]', '"x"', 'null', '42', '']) {
+        const r = await send(app, 'POST', s.url, {
+          token: full,
+          body,
+          headers: { 'content-type': 'application/json' },
+        })
+        expect([key, body, r.status, problemType(r)]).toEqual([
+          key,
+          body,
+          400,
+          'urn:outbox-mailer:problem:validation_failed',
+        ])
+      }
+    }
+  })
+
+  test('a body without a JSON content type is a 415; a JSON type with parameters is accepted', async () => {
+    for (const [key, s] of withBody()) {
+      const json = JSON.stringify(s.body)
+      for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+        const r = await send(app, 'POST', s.url, {
+          token: full,
+          body: json,
+          headers: { 'content-type': type },
+        })
+        expect([key, type, r.status]).toEqual([key, type, 415])
+      }
+      const ok = await send(app, 'POST', s.url, {
+        token: full,
+        body: json,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+      })
+      expect([key, ok.status < 300]).toEqual([key, true])
+    }
+  })
+
+  test('routes that take no body ignore one', async () => {
+    const id = await enqueueSql(t.pool)
+    const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: full, body: 'anything' })
+    expect(r.status).toBe(200)
+    const again = await send(app, 'POST', `/v1/outbox/${id}/retry`, { token: full, body: { x: 1 } })
+    expect(again.status).toBe(200)
+  })
+})
+
+describe('parameters', () => {
+  test('bad query values, ids and headers are 400 problems naming the parameter', async () => {
+    const cases: [string, string, Record<string, string>?][] = [
+      ['GET', '/v1/outbox?status=bogus'],
+      ['GET', '/v1/outbox?status=pending&status=sent'],
+      ['GET', '/v1/outbox?limit=abc'],
+      ['GET', '/v1/outbox?limit=201'],
+      ['GET', '/v1/outbox?limit=1.5'],
+      ['GET', '/v1/outbox?cursor=garbage'],
+      ['GET', '/v1/outbox?createdFrom=yesterday'],
+      ['GET', '/v1/outbox?tenant='],
+      ['GET', '/v1/outbox?db=default&db=default'],
+      ['GET', '/v1/outbox?limt=5'],
+      ['GET', '/v1/outbox/0'],
+      ['GET', '/v1/outbox/01'],
+      ['GET', '/v1/outbox/-1'],
+      ['GET', '/v1/outbox/1.0'],
+      ['GET', '/v1/outbox/9223372036854775808'],
+      ['POST', '/v1/outbox/abc/cancel'],
+      ['POST', '/v1/outbox/1/retry?force=true'],
+      ['GET', '/v1/stats?verbose=1'],
+      ['POST', '/v1/outbox', { 'idempotency-key': '' }],
+      ['POST', '/v1/outbox', { 'idempotency-key': 'k'.repeat(501) }],
+    ]
+    for (const [method, url, headers] of cases) {
+      const body = method === 'POST' && url === '/v1/outbox' ? { message } : undefined
+      const r = await send(app, method, url, { token: full, body, headers })
+      expect([method, url, r.status, problemType(r)]).toEqual([
+        method,
+        url,
+        400,
+        'urn:outbox-mailer:problem:validation_failed',
+      ])
+      expect((r.body as { errors?: unknown[] }).errors?.length).toBeGreaterThan(0)
+    }
+  })
+
+  test('every parameter the document declares is accepted with a value of its schema', async () => {
+    const id = await enqueueSql(t.pool)
+    await enqueueSql(t.pool)
+    const page = await send(app, 'GET', '/v1/outbox?limit=1', { token: full })
+    const values: Record<string, string> = {
+      db: 'default',
+      status: 'pending',
+      tenant: 'default',
+      dedupeKey: 'k',
+      correlationId: 'c',
+      limit: '5',
+      cursor: (page.body as { nextCursor: string }).nextCursor,
+      'idempotency-key': 'declared-header',
+    }
+    for (const [key, s] of Object.entries(samples(id))) {
+      const [method, path] = key.split(' ') as [string, string]
+      const op = doc.paths[path]![method.toLowerCase()]!
+      for (const p of op.parameters ?? []) {
+        if (p.in === 'path') continue
+        const value = values[p.name] ?? String(p.schema?.example ?? '')
+        expect([key, p.name, value]).not.toContain('')
+        const url =
+          p.in === 'query'
+            ? `${s.url}${s.url.includes('?') ? '&' : '?'}${p.name}=${encodeURIComponent(value)}`
+            : s.url
+        const headers = p.in === 'header' ? { [p.name]: value } : undefined
+        const r = await send(app, method, url, { token: full, body: s.body, headers })
+        expect([key, p.name, r.status < 400]).toEqual([key, p.name, true])
+      }
+    }
+  })
+
+  test('the largest id is a 404, not a 400 or 500; an empty ?db= is no ?db=', async () => {
+    expect((await send(app, 'GET', '/v1/outbox/9223372036854775807', { token: full })).status).toBe(
+      404,
+    )
+    expect((await send(app, 'GET', '/v1/outbox?db=', { token: full })).status).toBe(200)
+    expect((await send(app, 'GET', '/v1/stats?db=', { token: full })).status).toBe(200)
+  })
+
+  test('with several databases a row route without ?db= is a 400', async () => {
+    const two = buildApp([
+      { name: 'a', db: t.db, pool: t.pool },
+      { name: 'b', db: t.db, pool: t.pool },
+    ]).app
+    for (const [key, s] of Object.entries(samples('1'))) {
+      if (!key.includes('/v1/outbox')) continue
+      const [method] = key.split(' ') as [string]
+      const r = await send(two, method, s.url, { token: full, body: s.body })
+      expect([key, r.status]).toEqual([key, 400])
+    }
+    expect((await send(two, 'GET', '/v1/stats', { token: full })).status).toBe(200)
+  })
+})
+
+describe('error bodies never echo what the request carried', () => {
+  const ADDRESS = 'marker.person@secret.example'
+  const SUBJECT = 'Marker subject'
+  const TEXT = 'marker body text'
+  const markers = [
+    ADDRESS,
+    'marker.person',
+    SUBJECT,
+    TEXT,
+    'marker-file',
+    'marker header',
+    'Marker Name',
+  ]
+  const bad: [string, Record<string, unknown>][] = [
+    ['invalid address', { to: `${ADDRESS}@`, subject: SUBJECT, text: TEXT }],
+    ['two-line subject', { to: ADDRESS, subject: `${SUBJECT}\nsecond`, text: TEXT }],
+    ['no body', { to: ADDRESS, subject: SUBJECT }],
+    [
+      'unknown recipient key',
+      { to: { address: ADDRESS, name: 'Marker Name', x: 1 }, subject: SUBJECT, text: TEXT },
+    ],
+    ['text of the wrong type', { to: ADDRESS, subject: SUBJECT, text: 42 }],
+    ['importance', { to: ADDRESS, subject: SUBJECT, text: TEXT, importance: 'marker header' }],
+    [
+      'header value',
+      { to: ADDRESS, subject: SUBJECT, text: TEXT, headers: { 'X-A': 'marker header\nx' } },
+    ],
+    [
+      'attachment',
+      {
+        to: ADDRESS,
+        subject: SUBJECT,
+        text: TEXT,
+        attachments: [
+          { filename: 'marker-file.pdf', contentBase64: '!!', contentType: 'marker header' },
+        ],
+      },
+    ],
+    [
+      'attachment content',
+      {
+        to: ADDRESS,
+        subject: SUBJECT,
+        text: TEXT,
+        attachments: [{ filename: 'marker-file.pdf', contentBase64: '!!marker body text' }],
+      },
+    ],
+  ]
+
+  test('validation failures of an enqueue, from the schema or from SQL', async () => {
+    for (const [name, m] of bad) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body: { message: m } })
+      expect([name, r.status]).toEqual([name, 400])
+      const text = JSON.stringify(r.body)
+      for (const marker of markers) expect([name, text.includes(marker)]).toEqual([name, false])
+    }
+  })
+
+  test('malformed JSON, a forbidden tenant and an oversized body', async () => {
+    const body = `{"message":{"to":"${ADDRESS}","subject":"${SUBJECT}","text":"${TEXT}"`
+    const tenant = await token({ tenant: 'acme' })
+    const answers = [
+      await send(app, 'POST', '/v1/outbox', {
+        token: full,
+        body,
+        headers: { 'content-type': 'application/json' },
+      }),
+      await send(app, 'POST', '/v1/outbox', {
+        token: tenant,
+        body: {
+          message: { to: ADDRESS, subject: SUBJECT, text: TEXT },
+          options: { tenant: 'other' },
+        },
+      }),
+      await send(app, 'POST', '/v1/outbox', {
+        token: full,
+        body: { message: { to: ADDRESS, subject: SUBJECT, text: TEXT.repeat(300_000) } },
+      }),
+    ]
+    expect(answers.map((r) => r.status)).toEqual([400, 403, 413])
+    for (const r of answers)
+      for (const marker of markers) expect(JSON.stringify(r.body)).not.toContain(marker)
+  })
+})
+
+describe('the checker', () => {
+  test('refuses a field the document does not declare, an undeclared status and a HEAD with a body', async () => {
+    const broken = new OpenAPIHono()
+    const route = (path: string) =>
+      createRoute({
+        method: 'get',
+        path,
+        responses: {
+          200: {
+            description: 'x',
+            content: { 'application/json': { schema: z.object({ id: z.string() }) } },
+          },
+        },
+      })
+    broken.openapi(route('/extra'), (c) => c.json({ id: '1', secret: 'x' } as { id: string }, 200))
+    broken.openapi(route('/teapot'), (c) => c.json({ id: '1' }, 418 as 200))
+    broken.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'broken', version: '0' } })
+    const b = broken as unknown as App
+    expect(send(b, 'GET', '/extra')).rejects.toThrow(
+      'GET /extra 200 body does not match its schema',
+    )
+    expect(send(b, 'GET', '/teapot')).rejects.toThrow(
+      'GET /teapot 418: the status is not documented',
+    )
+    const contract = (await contractOf(b))!
+    const headWithBody: Sent = {
+      status: 200,
+      headers: new Headers({ 'content-type': 'application/json' }),
+      body: '{}',
+      res: new Response(),
+    }
+    expect(() => contract.check('HEAD', '/extra', headWithBody)).toThrow(
+      'a HEAD answer carries a body',
+    )
+    expect(() => contract.check('GET', '/nowhere', { ...headWithBody, body: {} })).toThrow(
+      'is not documented, yet answered 200',
+    )
+    expect(createContract(doc).declared()).toContain('Problem.errors')
+  })
+})
+
+test('every property a response declares is sent by some answer of this file', async () => {
+  // Answers not reached above: a row with history, a failed stats database, a validation problem.
+  const id = await enqueueSql(t.pool)
+  await setState(t.pool, id, 'failed')
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
+     values ($1, 1, 'w1', now(), 'failed', 400, 'req-1', 'ErrorInvalidRecipients', 'rejected')`,
+    [id],
+  )
+  await send(app, 'GET', `/v1/outbox/${id}`, { token: full })
+  await send(app, 'GET', '/v1/outbox?limit=1', { token: full })
+  const bulk = await send(app, 'POST', '/v1/outbox/retry', {
+    token: full,
+    body: { filter: { ids: [id] } },
+  })
+  expect((bulk.body as { items: unknown[] }).items).toHaveLength(1)
+  const dead = openDb({
+    name: 'down',
+    url: `postgres://nobody@127.0.0.1:${await closedPort()}/x`,
+    log: silentLogger,
+  })
+  const partly = buildApp([
+    { name: 'default', db: t.db, pool: t.pool },
+    { name: 'down', db: dead.db, pool: dead.pool },
+  ]).app
+  try {
+    expect((await send(partly, 'GET', '/v1/stats', { token: full })).status).toBe(200)
+  } finally {
+    await dead.close()
+  }
+  const sent = new Set([...(await contractOf(app))!.sent, ...(await contractOf(partly))!.sent])
+  expect(
+    createContract(doc)
+      .declared()
+      .filter((p) => !sent.has(p)),
+  ).toEqual([])
+})
