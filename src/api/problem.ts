@@ -185,15 +185,36 @@ export const V1_PROBLEMS = {
   400: problemResponse(
     'The request is not valid (validation_failed), a query parameter the route does not declare included',
   ),
-  401: problemResponse('Missing, malformed, expired or otherwise invalid bearer token'),
-  403: problemResponse(
-    'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim',
-  ),
+  401: {
+    ...problemResponse('Missing, malformed, expired or otherwise invalid bearer token'),
+    headers: {
+      'WWW-Authenticate': {
+        description: 'Bearer (RFC 6750)',
+        required: true,
+        schema: { type: 'string' as const },
+      },
+    },
+  },
+  403: {
+    ...problemResponse(
+      'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim',
+    ),
+    headers: {
+      'WWW-Authenticate': {
+        description: 'Bearer error="insufficient_scope" when the scope is what is missing',
+        schema: { type: 'string' as const },
+      },
+    },
+  },
   404: problemResponse('Unknown ?db, or no such row visible to this token'),
   429: {
     ...problemResponse('Rate limit of this token subject exceeded'),
     headers: {
-      'Retry-After': { description: 'Seconds to wait', schema: { type: 'integer' as const } },
+      'Retry-After': {
+        description: 'Seconds to wait',
+        required: true,
+        schema: { type: 'integer' as const },
+      },
     },
   },
   503: {
@@ -207,6 +228,11 @@ export const V1_PROBLEMS = {
       },
     },
   },
+  // A bug, or a database error that is no outage (a schema dropped, a privilege revoked): the body
+  // says only to quote the request id, never what failed.
+  500: problemResponse(
+    'An error the API does not expect (internal): the detail only asks to quote requestId, which finds the log line',
+  ),
 } as const
 
 /** What every /v1 POST route can answer besides V1_PROBLEMS: the limit holds for any body it is sent. */

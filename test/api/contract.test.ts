@@ -290,6 +290,28 @@ describe('every documented response', () => {
     }
   })
 
+  test('500 of every /v1 route: a database error that is no outage (its schema dropped), nothing of it echoed', async () => {
+    const broken = await createTestDb()
+    try {
+      await broken.pool.query('drop schema mailer cascade')
+      const b = buildApp([{ name: 'default', db: broken.db, pool: broken.pool }]).app
+      const tk = await token()
+      for (const r of routes('1')) {
+        const res = await call(b, r.method, r.url, { token: tk, body: r.body })
+        const { type, detail } = res.body as { type: string; detail: string }
+        // The cause (relation "mailer.email_outbox" does not exist) is logged, never answered.
+        expect([r.url, res.status, type, detail]).toEqual([
+          r.url,
+          500,
+          'urn:outbox-mailer:problem:internal',
+          'internal error; quote the request id',
+        ])
+      }
+    } finally {
+      await broken.drop()
+    }
+  })
+
   test('413 of every POST route and 415 of every route that takes JSON, each with its code', async () => {
     const w = await token()
     const id = await enqueueSql(t.pool)
