@@ -9,6 +9,7 @@ type ResponseObject = {
   content?: Record<string, { schema: Schema }>
   headers?: Record<string, Header>
 }
+type RequestBody = { content: Record<string, { schema: Schema }> }
 type Operation = {
   responses: Record<string, ResponseObject>
   security?: unknown[]
@@ -112,6 +113,27 @@ export function createContract(doc: Doc) {
     return r
   }
 
+  /** Why the document refuses this request body (read closed), or null when it accepts it. */
+  function requestErrors(method: string, url: string, body: unknown): string | null {
+    const found = operation(method, url.split('?')[0]!)
+    const media = (found?.op.requestBody as RequestBody | undefined)?.content['application/json']
+    if (!found || !media) return null
+    const v = validator(media.schema)
+    return v(body) ? null : `${method.toUpperCase()} ${found.template}: ${describe(v.errors)}`
+  }
+
+  /**
+   * A body the server accepted (2xx) must be one the document accepts: else a client that
+   * validates against the document could not send what the server takes.
+   */
+  function checkRequest(method: string, url: string, body: unknown, r: Sent) {
+    if (r.status >= 300 || body === undefined) return
+    const refused = requestErrors(method, url, body)
+    if (refused) {
+      throw new Error(`${refused} (accepted with ${r.status})\n${JSON.stringify(body)}`)
+    }
+  }
+
   function documented(): string[] {
     const all: string[] = []
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -137,7 +159,7 @@ export function createContract(doc: Doc) {
     return [...out].sort()
   }
 
-  return { check, covered, documented, declared, sent, operation }
+  return { check, checkRequest, requestErrors, covered, documented, declared, sent, operation }
 }
 
 export type Contract = ReturnType<typeof createContract>

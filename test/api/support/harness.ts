@@ -85,7 +85,14 @@ export async function send(
   const text = await res.text()
   const parsed = type.includes('json') && text ? JSON.parse(text) : text
   const sent: Sent = { status: res.status, headers: res.headers, body: parsed, res }
-  ;(await contractOf(app))?.check(method, path, sent)
+  const contract = await contractOf(app)
+  contract?.check(method, path, sent)
+  contract?.checkRequest(
+    method,
+    path,
+    typeof o.body === 'string' ? parsedOrNot(o.body) : o.body,
+    sent,
+  )
   return sent
 }
 
@@ -124,5 +131,13 @@ export async function setState(
          last_error = case when $2 = 'failed' then 'recipient rejected' end where id = $1`,
       [id, state],
     )
+  }
+}
+
+const parsedOrNot = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
   }
 }
