@@ -16,13 +16,19 @@ const headerParameter = (description: string) =>
     .refine((v) => !hasControlCharacter(v), CONTROL_CHARACTER_MESSAGE)
     .openapi({ description: `${description}; no control character (U+0001-U+001F, U+007F)` })
 
+// Loose here, closed in the document: SQL refuses every key it does not know (with a 400 naming
+// it), and a client generated from the document must not be told otherwise.
+const CLOSED = { additionalProperties: false } as const
+
 const Recipient = z
   .union([
     z.string().openapi({ example: 'ada@example.com' }),
-    z.looseObject({
-      address: z.string(),
-      name: z.string().nullable().optional().openapi({ description: ONE_LINE }),
-    }),
+    z
+      .looseObject({
+        address: z.string(),
+        name: z.string().nullable().optional().openapi({ description: ONE_LINE }),
+      })
+      .openapi(CLOSED),
   ])
   .openapi('Recipient', { description: '"a@b.c" or {"address","name"}' })
 
@@ -31,15 +37,17 @@ const Recipients = z
   .nullable()
   .optional()
 
-const Attachment = z.looseObject({
-  filename: headerParameter('The file name the recipient sees'),
-  contentBase64: z.string(),
-  // Refused here as mailer.enqueue_email refuses it, named by its path before any statement runs.
-  contentType: z.string().regex(MIME_TYPE, MIME_TYPE_MESSAGE).nullable().optional(),
-  contentId: headerParameter('Makes the attachment inline, for the HTML\'s <img src="cid:…">')
-    .nullable()
-    .optional(),
-})
+const Attachment = z
+  .looseObject({
+    filename: headerParameter('The file name the recipient sees'),
+    contentBase64: z.string(),
+    // Refused here as mailer.enqueue_email refuses it, named by its path before any statement runs.
+    contentType: z.string().regex(MIME_TYPE, MIME_TYPE_MESSAGE).nullable().optional(),
+    contentId: headerParameter('Makes the attachment inline, for the HTML\'s <img src="cid:…">')
+      .nullable()
+      .optional(),
+  })
+  .openapi(CLOSED)
 
 export const Message = z
   .looseObject({
@@ -63,6 +71,7 @@ export const Message = z
     importance: z.enum(['low', 'normal', 'high']).nullable().optional(),
   })
   .openapi('Message', {
+    ...CLOSED,
     description:
       'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html.',
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
@@ -79,7 +88,7 @@ export const EnqueueOptions = z
     maxAttempts: z.number().int().optional(),
     correlationId: z.string().optional(),
   })
-  .openapi('EnqueueOptions')
+  .openapi('EnqueueOptions', CLOSED)
 
 export const EnqueueRequest = withoutNul(
   z.strictObject({ message: Message, options: EnqueueOptions.optional() }),

@@ -195,6 +195,28 @@ describe('bodies', () => {
     }
   })
 
+  test('a key the server refuses (mailer.enqueue_email names it) the document refuses too', async () => {
+    const contract = createContract(doc)
+    const file = { filename: 'a.txt', contentBase64: 'aGk=' }
+    const unknown: [string, Record<string, unknown>][] = [
+      ['message key', { message: { ...message, priority: 1 } }],
+      ['recipient key', { message: { ...message, to: { address: 'ada@example.com', x: 1 } } }],
+      ['attachment key', { message: { ...message, attachments: [{ ...file, size: 2 }] } }],
+      ['option', { message, options: { retries: 3 } }],
+    ]
+    for (const [name, body] of unknown) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
+      expect([name, r.status]).toEqual([name, 400])
+      expect([name, contract.requestErrors('POST', '/v1/outbox', body)]).not.toEqual([name, null])
+    }
+    // And what it takes, it documents: the same shapes with only declared keys.
+    const ok = {
+      message: { ...message, to: { address: 'ada@example.com', name: null }, attachments: [file] },
+    }
+    expect(contract.requestErrors('POST', '/v1/outbox', ok)).toBeNull()
+    expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)
+  })
+
   test('routes that take no body ignore one', async () => {
     const id = await enqueueSql(t.pool)
     const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: full, body: 'anything' })
