@@ -73,6 +73,14 @@ export function createContract(doc: Doc) {
       sent.add(p)
   }
 
+  /** A problem restates its answer's status and the request id its X-Request-Id header carries. */
+  function problemAgrees(where: string, r: Sent) {
+    const p = r.body as { status?: number; requestId?: string }
+    const id = r.headers.get('x-request-id')
+    if (p.status !== r.status) throw new Error(`${where}: the problem says status ${p.status}`)
+    if (p.requestId !== id) throw new Error(`${where}: requestId ${p.requestId}, header ${id}`)
+  }
+
   /**
    * Asserts the response is one the document allows: a documented status of the operation, a
    * documented content type, a body of its (closed) schema, documented headers of their type. HEAD
@@ -88,7 +96,10 @@ export function createContract(doc: Doc) {
       if (r.status < 400)
         throw new Error(`${method} ${path} is not documented, yet answered ${r.status}`)
       if (type !== PROBLEM) throw new Error(`${method} ${path} ${r.status}: ${type}, not a problem`)
-      if (!head) validate(`${method} ${path} ${r.status}`, doc.components.schemas.Problem!, r.body)
+      if (!head) {
+        validate(`${method} ${path} ${r.status}`, doc.components.schemas.Problem!, r.body)
+        problemAgrees(`${method} ${path} ${r.status}`, r)
+      }
       return r
     }
     const where = `${method.toUpperCase()} ${found.template} ${r.status}`
@@ -108,6 +119,7 @@ export function createContract(doc: Doc) {
       if (r.body !== '') throw new Error(`${where}: a HEAD answer carries a body`)
     } else if (media) {
       validate(where, media.schema, r.body)
+      if (type === PROBLEM) problemAgrees(where, r)
     }
     covered.add(where)
     return r
