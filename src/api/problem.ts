@@ -66,12 +66,6 @@ export const Problem = z
   })
   .openapi('Problem')
 
-/** An OpenAPI response entry for a problem status. */
-export const problemResponse = (description: string) => ({
-  description,
-  content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } },
-})
-
 function send(
   c: Context<AppEnv>,
   status: ContentfulStatusCode,
@@ -179,69 +173,3 @@ export function validationHook(result: { success: boolean; error?: ZodError }): 
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
   throw new AppError('validation_failed', detail, { errors })
 }
-
-/** The problems every /v1 route can answer. */
-export const V1_PROBLEMS = {
-  400: problemResponse(
-    'The request is not valid (validation_failed), a query parameter the route does not declare included',
-  ),
-  401: {
-    ...problemResponse('Missing, malformed, expired or otherwise invalid bearer token'),
-    headers: {
-      'WWW-Authenticate': {
-        description: 'Bearer (RFC 6750)',
-        required: true,
-        schema: { type: 'string' as const },
-      },
-    },
-  },
-  403: {
-    ...problemResponse(
-      'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim',
-    ),
-    headers: {
-      'WWW-Authenticate': {
-        description: 'Bearer error="insufficient_scope" when the scope is what is missing',
-        schema: { type: 'string' as const },
-      },
-    },
-  },
-  404: problemResponse('Unknown ?db, or no such row visible to this token'),
-  429: {
-    ...problemResponse('Rate limit of this token subject exceeded'),
-    headers: {
-      'Retry-After': {
-        description: 'Seconds to wait',
-        required: true,
-        schema: { type: 'integer' as const },
-      },
-    },
-  },
-  503: {
-    ...problemResponse(
-      'The database is unreachable, the query timed out, or Postgres aborted the request to break a deadlock (or a serialization failure) with a concurrent one: then Retry-After says when to repeat it',
-    ),
-    headers: {
-      'Retry-After': {
-        description: 'Seconds to wait (a request aborted by a concurrent one)',
-        schema: { type: 'integer' as const },
-      },
-    },
-  },
-  // A bug, or a database error that is no outage (a schema dropped, a privilege revoked): the body
-  // says only to quote the request id, never what failed.
-  500: problemResponse(
-    'An error the API does not expect (internal): the detail only asks to quote requestId, which finds the log line',
-  ),
-} as const
-
-/** What every /v1 POST route can answer besides V1_PROBLEMS: the limit holds for any body it is sent. */
-export const BODY_PROBLEMS = {
-  413: problemResponse('The body is larger than the limit (payload_too_large)'),
-} as const
-
-/** What a /v1 route that takes a JSON body can answer besides V1_PROBLEMS. */
-export const JSON_BODY_PROBLEMS = {
-  ...BODY_PROBLEMS,
-  415: problemResponse('The body is not sent as application/json (unsupported_media_type)'),
-} as const

@@ -12,13 +12,13 @@ import { BulkCancelRequest, BulkResult, BulkRetryRequest, toOutboxFilter } from 
 import { type ApiDeps, type AppEnv, BULK_TIMEOUT_MS, QUERY_TIMEOUT_MS } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
+import { validationHook } from '../problem.ts'
 import {
   BODY_PROBLEMS,
   JSON_BODY_PROBLEMS,
   problemResponse,
   V1_PROBLEMS,
-  validationHook,
-} from '../problem.ts'
+} from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]

@@ -18,7 +18,8 @@ import {
   toDetailJson,
   toItemJson,
 } from '../outbox-schemas.ts'
-import { JSON_BODY_PROBLEMS, V1_PROBLEMS, validationHook } from '../problem.ts'
+import { validationHook } from '../problem.ts'
+import { JSON_BODY_PROBLEMS, V1_PROBLEMS } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]

@@ -7,7 +7,8 @@ import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery } from '../outbox-schemas.ts'
-import { Problem, problemOf, problemResponse, V1_PROBLEMS, validationHook } from '../problem.ts'
+import { Problem, problemOf, validationHook } from '../problem.ts'
+import { problemResponse, V1_PROBLEMS } from '../problem-responses.ts'
 
 const Count = z.number().int()
 
