@@ -1,7 +1,9 @@
 // Every route of /openapi.json, driven through its edges: each answer must be one the document declares.
 // `send` (support/harness.ts) checks every answer against the app's own document (support/contract.ts):
 // a status the operation does not list, a content type, a body off its schema (an undeclared field
-// included), a declared header of the wrong form, a HEAD with a body, all fail naming route and status.
+// included), a declared header missing or malformed, a HEAD with a body, a problem whose status or
+// requestId disagrees, all fail naming route and status; and a request answered 2xx whose body or
+// query the document refuses fails too.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
@@ -404,7 +406,7 @@ describe('error bodies never echo what the request carried', () => {
 })
 
 describe('the checker', () => {
-  test('refuses a field the document does not declare, an undeclared status and a HEAD with a body', async () => {
+  test('refuses an undeclared field, an undeclared status, a HEAD with a body, an undeclared query', async () => {
     const broken = new OpenAPIHono()
     const route = (path: string) =>
       createRoute({
@@ -440,7 +442,12 @@ describe('the checker', () => {
     expect(() => contract.check('GET', '/nowhere', { ...headWithBody, body: {} })).toThrow(
       'is not documented, yet answered 200',
     )
-    expect(createContract(doc).declared()).toContain('Problem.errors')
+    const real = createContract(doc)
+    expect(real.declared()).toContain('Problem.errors')
+    expect(real.queryErrors('GET', '/v1/outbox?limit=5&status=sent&db=default')).toBeNull()
+    expect(real.queryErrors('GET', '/v1/outbox?limit=abc')).toContain('?limit=abc: /')
+    expect(real.queryErrors('GET', '/v1/outbox?status=sent&status=failed')).toContain('2 times')
+    expect(real.queryErrors('GET', '/v1/stats?status=sent')).toContain('not a documented parameter')
   })
 })
 

@@ -134,13 +134,36 @@ export function createContract(doc: Doc) {
     return v(body) ? null : `${method.toUpperCase()} ${found.template}: ${describe(v.errors)}`
   }
 
+  /** Why the document refuses this query (a name it does not list, a value off its schema), or null. */
+  function queryErrors(method: string, url: string): string | null {
+    const [path, search = ''] = url.split('?') as [string, string?]
+    const found = operation(method, path)
+    if (!found) return null
+    const params = new URLSearchParams(search)
+    for (const name of new Set(params.keys())) {
+      const declared = found.op.parameters?.find((p) => p.in === 'query' && p.name === name)
+      const where = `${method.toUpperCase()} ${found.template} ?${name}`
+      if (!declared?.schema) return `${where} is not a documented parameter`
+      const values = params.getAll(name)
+      if (values.length > 1) return `${where} is given ${values.length} times`
+      const v = validator(declared.schema)
+      // A query value is text: a number the schema asks for is read as one, as a client writes it.
+      const text = values[0]!
+      const value = /^-?\d+(\.\d+)?$/.test(text) && !v(text) ? Number(text) : text
+      if (!v(value)) return `${where}=${text}: ${describe(v.errors)}`
+    }
+    return null
+  }
+
   /**
-   * A body the server accepted (2xx) must be one the document accepts: else a client that
-   * validates against the document could not send what the server takes.
+   * A request the server accepted (2xx) must be one the document accepts, its body (read closed)
+   * and its query: else a client that validates against the document could not send what the
+   * server takes.
    */
   function checkRequest(method: string, url: string, body: unknown, r: Sent) {
-    if (r.status >= 300 || body === undefined) return
-    const refused = requestErrors(method, url, body)
+    if (r.status >= 300) return
+    const refused =
+      queryErrors(method, url) ?? (body === undefined ? null : requestErrors(method, url, body))
     if (refused) {
       throw new Error(`${refused} (accepted with ${r.status})\n${JSON.stringify(body)}`)
     }
@@ -171,7 +194,17 @@ export function createContract(doc: Doc) {
     return [...out].sort()
   }
 
-  return { check, checkRequest, requestErrors, covered, documented, declared, sent, operation }
+  return {
+    check,
+    checkRequest,
+    requestErrors,
+    queryErrors,
+    covered,
+    documented,
+    declared,
+    sent,
+    operation,
+  }
 }
 
 export type Contract = ReturnType<typeof createContract>
