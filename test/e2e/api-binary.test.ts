@@ -5,9 +5,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { freePort } from '../../src/embedded-postgres.ts'
+import { createContract, type Doc } from '../api/support/contract.ts'
+import { buildApp, type Sent } from '../api/support/harness.ts'
 import { AUDIENCE, ISSUER, SECRET, token } from '../api/support/tokens.ts'
 import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
+import { createTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
 
@@ -107,6 +110,50 @@ test('without a token the API answers a 401 problem; health needs none', async (
   expect((await fetch(`${base}/healthz`)).status).toBe(200)
   const metrics = await (await fetch(`${base}/metrics`)).text()
   expect(metrics).toContain('outbox_listener_connected{db="default"} 1')
+})
+
+test('over the socket the binary answers as its document declares, and serves the document the app builds', async () => {
+  const served = (await (await fetch(`${base}/openapi.json`)).json()) as Doc
+  const contract = createContract(served)
+  const auth = { authorization: `Bearer ${await token()}` }
+  const cases: [string, string, RequestInit?][] = [
+    ['GET', '/healthz'],
+    ['HEAD', '/healthz'],
+    ['GET', '/readyz'],
+    ['GET', '/metrics'],
+    ['HEAD', '/metrics'],
+    ['GET', '/v1/outbox'],
+    ['GET', '/v1/outbox?limit=1', { headers: auth }],
+    ['HEAD', '/v1/outbox?limit=1', { headers: auth }],
+    ['GET', '/v1/outbox/999999', { headers: auth }],
+    ['GET', '/v1/outbox?limt=1', { headers: auth }],
+    ['POST', '/v1/outbox', { headers: { ...auth, 'content-type': 'application/json' }, body: '{' }],
+    ['POST', '/v1/outbox', { headers: { ...auth, 'content-type': 'text/plain' }, body: '{}' }],
+    ['PUT', '/v1/outbox', { headers: auth }],
+    ['GET', '/v1/stats', { headers: auth }],
+  ]
+  for (const [method, url, init] of cases) {
+    const res = await fetch(`${base}${url}`, { method, ...init })
+    const text = await res.text()
+    const json = (res.headers.get('content-type') ?? '').includes('json') && text
+    const r: Sent = {
+      status: res.status,
+      headers: res.headers,
+      body: json ? JSON.parse(text) : text,
+      res,
+    }
+    contract.check(method, url, r)
+  }
+  // The same document as the app under test builds (bar the version): what the API tests check
+  // is what the binary serves.
+  const t = await createTestDb()
+  try {
+    const app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+    const built = (await (await app.request('/openapi.json')).json()) as Doc & { info: object }
+    expect({ ...served, info: null }).toEqual({ ...built, info: null })
+  } finally {
+    await t.drop()
+  }
 })
 
 test('send-test sends one message through the configured transport', async () => {
