@@ -2,8 +2,8 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
-import { withoutNul } from './no-nul.ts'
 import { OutboxId } from './outbox-schemas.ts'
+import { withStorableText } from './storable-text.ts'
 
 const Timestamp = z.iso.datetime({ offset: true }).optional()
 
@@ -27,7 +27,7 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
 }
 
 const bulkRequest = <F extends z.ZodType>(filter: F) =>
-  withoutNul(
+  withStorableText(
     z.strictObject({
       filter,
       dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),

@@ -4,7 +4,7 @@
 import { z } from '@hono/zod-openapi'
 import { CONTROL_CHARACTER_MESSAGE, hasControlCharacter } from '../outbox/header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from '../outbox/mime-type.ts'
-import { withoutNul } from './no-nul.ts'
+import { withStorableText } from './storable-text.ts'
 
 const ONE_LINE =
   'Written into a header: each run of line breaks (CR, LF) becomes one space, dropped at either end'
@@ -90,7 +90,7 @@ export const EnqueueOptions = z
   })
   .openapi('EnqueueOptions', CLOSED)
 
-export const EnqueueRequest = withoutNul(
+export const EnqueueRequest = withStorableText(
   z.strictObject({ message: Message, options: EnqueueOptions.optional() }),
 ).openapi('EnqueueRequest')
 

@@ -2,7 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
-import { withoutNul } from './no-nul.ts'
+import { withStorableText } from './storable-text.ts'
 import { strictQuery } from './strict-query.ts'
 
 const Timestamp = z.iso.datetime({ offset: true }).openapi({ example: '2030-01-01T09:00:00.000Z' })
@@ -97,7 +97,7 @@ export const OutboxList = z
   .object({ items: z.array(OutboxItem), nextCursor: z.string().nullable() })
   .openapi('OutboxList')
 
-export const ListQuery = withoutNul(
+export const ListQuery = withStorableText(
   strictQuery({
     ...DB_PARAM,
     status: OutboxStatus.optional(),

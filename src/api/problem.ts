@@ -6,7 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
 import { AppError, type ErrorCode } from '../errors.ts'
 import type { AppEnv } from './context.ts'
-import { NUL_MESSAGE } from './no-nul.ts'
+import { NUL_MESSAGE } from './storable-text.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 

@@ -972,6 +972,46 @@ describe('NUL characters (U+0000), which Postgres cannot store', () => {
   })
 })
 
+describe('unpaired UTF-16 surrogates, which JSON can carry and Postgres cannot store', () => {
+  const surrogate = (path: string) => ({
+    status: 400,
+    type: 'urn:outbox-mailer:problem:validation_failed',
+    errors: [{ path, message: 'must not contain an unpaired UTF-16 surrogate (U+D800-U+DFFF)' }],
+  })
+  const refused = (r: { status: number; body: unknown }) => ({
+    status: r.status,
+    type: (r.body as { type: string }).type,
+    errors: (r.body as { errors?: unknown }).errors,
+  })
+
+  test('an enqueue or a bulk filter holding one is refused naming the field, and nothing is inserted', async () => {
+    const cases = [
+      ['/v1/outbox', { message: { ...message, text: 'a\ud800b' } }, 'message.text'],
+      ['/v1/outbox', { message: { ...message, subject: '\udc00' } }, 'message.subject'],
+      ['/v1/outbox', { message, options: { dedupeKey: 'k\udfff' } }, 'options.dedupeKey'],
+      [
+        '/v1/outbox',
+        { message: { ...message, headers: { 'X-\ud800': 'v' } } },
+        'message.headers.X-\\ud800',
+      ],
+      ['/v1/outbox/cancel', { filter: { dedupeKey: '\ud800' } }, 'filter.dedupeKey'],
+      ['/v1/outbox/retry', { filter: { correlationId: '\udbff' } }, 'filter.correlationId'],
+    ] as const
+    for (const [url, body, path] of cases) {
+      const r = await send(app, 'POST', url, { token: tk, body })
+      expect([path, refused(r)]).toEqual([path, surrogate(path)])
+    }
+    const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows.rows[0].n).toBe(0)
+    // A pair is one character (U+1F600), stored as it came.
+    const pair = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message: { ...message, text: 'smile \ud83d\ude00' } },
+    })
+    expect(pair.status).toBe(201)
+  })
+})
+
 describe('stats with a database down', () => {
   test('the databases that answer are reported, the one that does not carries a problem', async () => {
     const down = await unreachableDb()

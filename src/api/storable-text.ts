@@ -1,0 +1,49 @@
+// Refuses what Postgres text and jsonb cannot hold in a request value: U+0000 and unpaired surrogates.
+import type { z } from '@hono/zod-openapi'
+
+const NUL = '\u0000'
+export const NUL_MESSAGE = 'must not contain the NUL character (U+0000)'
+// JSON may escape one half of a pair alone ("\ud800"): jsonb refuses it (22P02, else a 500),
+// and a text parameter reaches Postgres with U+FFFD in its place (UTF-8 cannot encode it).
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+export const LONE_SURROGATE_MESSAGE =
+  'must not contain an unpaired UTF-16 surrogate (U+D800-U+DFFF)'
+
+const whyUnstorable = (s: string) =>
+  s.includes(NUL) ? NUL_MESSAGE : LONE_SURROGATE.test(s) ? LONE_SURROGATE_MESSAGE : null
+
+// A key is named with what it cannot hold spelled out, so the problem's path stays printable.
+const keyOf = (k: string) =>
+  k.replace(
+    new RegExp(`${NUL}|${LONE_SURROGATE.source}`, 'g'),
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+
+type Found = { path: (string | number)[]; message: string }
+
+function unstorable(v: unknown, path: (string | number)[], out: Found[]) {
+  if (typeof v === 'string') {
+    const message = whyUnstorable(v)
+    if (message) out.push({ path, message })
+  } else if (Array.isArray(v)) {
+    for (const [i, item] of v.entries()) unstorable(item, [...path, i], out)
+  } else if (v !== null && typeof v === 'object') {
+    for (const [k, item] of Object.entries(v)) {
+      const message = whyUnstorable(k)
+      if (message) out.push({ path: [...path, keyOf(k)], message })
+      else unstorable(item, [...path, k], out)
+    }
+  }
+}
+
+/**
+ * The schema, refusing every string (and object key) Postgres cannot store, each named by its path.
+ * Walks the whole value, so keys a loose object passes through to Postgres are covered too.
+ */
+export function withStorableText<S extends z.ZodType>(schema: S): S {
+  return schema.superRefine((value, ctx) => {
+    const found: Found[] = []
+    unstorable(value, [], found)
+    for (const { path, message } of found) ctx.addIssue({ code: 'custom', path, message })
+  }) as S
+}
