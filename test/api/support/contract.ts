@@ -1,4 +1,4 @@
-// Checks responses against the generated OpenAPI document (ajv, JSON Schema 2020-12) and records coverage.
+// Checks answers, and the requests the API accepted, against the generated OpenAPI document (ajv, 2020-12).
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
 import { closeSchema, declaredProperties, type Schema, sentProperties } from './closed-schema.ts'
@@ -26,7 +26,7 @@ const UNDESCRIBED = new Set(['/openapi.json', '/docs'])
 const PROBLEM = 'application/problem+json'
 
 // Each failure at its path, an undeclared property named: "/items/0 has undeclared property total".
-const describe = (errors: ValidateFunction['errors']) =>
+const explain = (errors: ValidateFunction['errors']) =>
   (errors ?? [])
     .map((e) =>
       e.keyword === 'additionalProperties'
@@ -66,7 +66,7 @@ export function createContract(doc: Doc) {
     const v = validator(schema)
     if (!v(body)) {
       throw new Error(
-        `${where} body does not match its schema: ${describe(v.errors)}\n${JSON.stringify(body)}`,
+        `${where} body does not match its schema: ${explain(v.errors)}\n${JSON.stringify(body)}`,
       )
     }
     for (const p of sentProperties(body, schema, doc.components.schemas, (s, b) => validator(s)(b)))
@@ -131,7 +131,7 @@ export function createContract(doc: Doc) {
     const media = (found?.op.requestBody as RequestBody | undefined)?.content['application/json']
     if (!found || !media) return null
     const v = validator(media.schema)
-    return v(body) ? null : `${method.toUpperCase()} ${found.template}: ${describe(v.errors)}`
+    return v(body) ? null : `${method.toUpperCase()} ${found.template}: ${explain(v.errors)}`
   }
 
   /** Why the document refuses this query (a name it does not list, a value off its schema), or null. */
@@ -150,7 +150,7 @@ export function createContract(doc: Doc) {
       // A query value is text: a number the schema asks for is read as one, as a client writes it.
       const text = values[0]!
       const value = /^-?\d+(\.\d+)?$/.test(text) && !v(text) ? Number(text) : text
-      if (!v(value)) return `${where}=${text}: ${describe(v.errors)}`
+      if (!v(value)) return `${where}=${text}: ${explain(v.errors)}`
     }
     return null
   }
