@@ -335,7 +335,15 @@ describe('error bodies never echo what the request carried', () => {
   ]
   const bad: [string, Record<string, unknown>][] = [
     ['invalid address', { to: `${ADDRESS}@`, subject: SUBJECT, text: TEXT }],
-    ['two-line subject', { to: ADDRESS, subject: `${SUBJECT}\nsecond`, text: TEXT }],
+    [
+      'control character in a file name',
+      {
+        to: ADDRESS,
+        subject: SUBJECT,
+        text: TEXT,
+        attachments: [{ filename: 'marker-file.pdf\t', contentBase64: 'AAAA' }],
+      },
+    ],
     ['no body', { to: ADDRESS, subject: SUBJECT }],
     [
       'unknown recipient key',
