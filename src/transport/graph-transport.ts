@@ -12,7 +12,11 @@ export interface GraphTransport {
   credential: GraphCredential
   /** A secret-free reason when Graph cannot work until someone acts (e.g. certificate not registered). */
   problem(): string | null
-  /** While the credential stands refused: ms until Entra is asked again; workers claim nothing meanwhile. */
+  /**
+   * While the credential stands refused and no cached token serves: ms until Entra is asked again;
+   * workers claim nothing meanwhile. A refusal met by a proactive refresh blocks nothing until the
+   * cached token's use ends (its last 5 minutes): sends until then still succeed.
+   */
   blockedForMs(): number
   /**
    * Asks Entra for the first token in the background: the first send after a start does not wait
@@ -68,6 +72,7 @@ export function createGraphTransport(
       if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
       return `graph token refused: ${e.code} (fix the app registration or credential)`
     },
-    blockedForMs: () => tokens.refusedForMs(),
+    // failingWith is null while a cached token is usable: a row is never sent with one past its use.
+    blockedForMs: () => (tokens.failingWith()?.permanent ? tokens.refusedForMs() : 0),
   }
 }

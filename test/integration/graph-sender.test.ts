@@ -345,6 +345,67 @@ describe('token source', () => {
     expect(fake.tokenRequests).toHaveLength(2)
   })
 
+  test('a credential refused at a background refresh (refresh_in) blocks no claims while the cached token serves; once that token is past use it does', async () => {
+    const clock = new ManualClock()
+    // Tokens of 3599 s, refreshed from 1800 s on, handed out until 3299 s (5 minutes before expiry).
+    const fake = await startFakeGraph({
+      certificates: [cert.certPem],
+      now: clock.now,
+      refreshInSeconds: 1800,
+    })
+    fakes.push(fake)
+    const refreshes: string[] = []
+    const logLines: string[] = []
+    const transport = createGraphTransport(
+      { ...baseConfig(fake), certificate: cert.certPem, privateKey: cert.keyPem },
+      FROM,
+      {
+        fetch,
+        clock,
+        log: createLogger('debug', (l) => logLines.push(l)),
+        onTokenRefresh: (outcome, code) => refreshes.push(`${outcome} ${code ?? ''}`.trim()),
+      },
+    )
+    expect((await transport.sender.send(mail(), live())).kind).toBe('sent')
+    // The credential is revoked in Entra: the proactive refresh the next send starts is refused.
+    const refused = { status: 401, error: 'invalid_client', aadsts: 700027 }
+    fake.setFaults({ token: Array.from({ length: 10 }, () => refused) })
+    clock.advance(1801_000)
+    expect((await transport.sender.send(mail(), live())).kind).toBe('sent')
+    await until(() => refreshes.length === 2, 'the refused refresh')
+    // Reported as before: the metric's code, the log line, readiness.
+    expect(refreshes).toEqual(['success', 'failure AADSTS700027'])
+    expect(
+      logLines.some((l) => l.includes('graph token request failed') && l.includes('AADSTS700027')),
+    ).toBe(true)
+    expect(transport.problem()).toBe(
+      'graph token refused: AADSTS700027 (fix the app registration or credential)',
+    )
+    // The cached token still serves: claims go on, and their sends with it.
+    expect(transport.blockedForMs()).toBe(0)
+    expect(transport.sender.unavailable?.()).toBeNull()
+    expect((await transport.sender.send(mail(), live())).kind).toBe('sent')
+    // Refused again 10 s before the token's use ends; still serving until then.
+    clock.advance(3289_000 - 1801_000)
+    expect((await transport.sender.send(mail(), live())).kind).toBe('sent')
+    await until(() => refreshes.length === 3, 'the second refused refresh')
+    expect(transport.blockedForMs()).toBe(0)
+    // Past its use no row goes out with it: claims stop for the rest of the refusal's hold.
+    clock.advance(10_000)
+    expect(transport.blockedForMs()).toBe(50_000)
+    expect(transport.sender.unavailable?.()).toMatchObject({
+      kind: 'retry',
+      code: 'AADSTS700027',
+      afterMs: 50_000,
+    })
+    expect(await transport.sender.send(mail(), live())).toMatchObject({
+      kind: 'retry',
+      code: 'AADSTS700027',
+    })
+    expect(fake.accepted).toHaveLength(4)
+    expect(fake.tokenRequests).toHaveLength(3)
+  })
+
   test('a token endpoint outage is transient: an uncounted retry, and a call past the backoff asks again', async () => {
     const s = await setup()
     s.fake.setFaults({ token: [{ status: 503, error: 'temporarily_unavailable', aadsts: 90055 }] })
