@@ -1,5 +1,5 @@
 // The mailbox-lookup port: after a send whose outcome was never learned, is the message in the sender's mailbox?
-import type { OutboundMail } from './sender.ts'
+import type { OutboundMail, SendOutcome } from './sender.ts'
 
 /**
  * `found`: the mailbox holds the message, so it was submitted. `not_found`: neither Sent Items nor
@@ -10,7 +10,9 @@ import type { OutboundMail } from './sender.ts'
  * anything before its Retry-After. `rejected`: a 404, the sender mailbox does not exist or cannot be
  * used (ErrorInvalidUser, MailboxNotEnabledForRESTAPI, ResourceNotFound): sendMail is refused the
  * same way and fails the row with that code, so asking again until the throttle deadline (a day)
- * would only delay the same verdict.
+ * would only delay the same verdict. `unreachable`: the provider could not be asked at all (Graph:
+ * no token to be had): the outcome a send would get now, and the row waits as that send would
+ * (uncounted, until the provider may be asked again), not as a failed lookup.
  */
 export type LookupResult =
   | 'found'
@@ -19,6 +21,7 @@ export type LookupResult =
   | 'error'
   | { throttledForMs: number }
   | { rejected: LookupRejection }
+  | { unreachable: Extract<SendOutcome, { kind: 'retry' }> }
 
 export interface LookupRejection {
   /** Graph's error code, or `http_404` when the body names none (as a refused send is coded). */

@@ -41,6 +41,22 @@ export async function resolveAmbiguity(
       },
       { httpStatus, requestId },
     )
+  } else if (typeof verdict === 'object' && 'unreachable' in verdict) {
+    // The provider could not be asked (no token): the row waits as a send meeting the same would,
+    // uncounted, with its code (consecutive token waits are recorded once), its mark kept.
+    const outcome = verdict.unreachable
+    await finish(
+      r.lease,
+      {
+        kind: 'retry',
+        code: outcome.code,
+        message: outcome.message,
+        delayMs: outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng),
+        throttled: outcome.throttled === true,
+        ambiguous: true,
+      },
+      { httpStatus: outcome.httpStatus },
+    )
   } else if (typeof verdict === 'object') {
     // Throttled like a send: every worker leaves the mailbox alone, and the row asks again once
     // it may (uncounted), instead of after the first retry delay.

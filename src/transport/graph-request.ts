@@ -4,8 +4,13 @@ import type { SendOutcome } from '../outbox/sender.ts'
 import { classifySendFailure, DEFAULT_THROTTLE_MS } from './graph-outcome.ts'
 import { GraphAuthError, type TokenSource } from './graph-token.ts'
 
-/** Either Graph's answer (any status) or the outcome of never getting one. */
-export type GraphExchange = { res: Response; text: string } | { failed: SendOutcome }
+/**
+ * Either Graph's answer (any status) or the outcome of never getting one; `noToken`: no request
+ * was made, for want of a token (the outcome is noTokenOutcome's).
+ */
+export type GraphExchange =
+  | { res: Response; text: string }
+  | { failed: SendOutcome; noToken?: true }
 
 /** A row that met no token (a refused credential, an Entra outage) is not tried again sooner than this. */
 const MIN_REFUSED_RETRY_MS = 5_000
@@ -30,7 +35,7 @@ export function createGraphRequest(d: {
       try {
         token = await d.tokens.getToken(deadline)
       } catch (e) {
-        return { failed: noTokenOutcome(e, signal, d.tokens) }
+        return { failed: noTokenOutcome(e, signal, d.tokens), noToken: true }
       }
       try {
         const res = await d.fetch(url, {

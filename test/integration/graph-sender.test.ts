@@ -962,6 +962,21 @@ describe('mailbox lookup', () => {
     expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 1_000 })
   })
 
+  test('a lookup that gets no token answers the wait a send gets (the shared backoff), not an error', async () => {
+    const s = await setup({ config: { requestTimeoutMs: 100 }, tokenRequestTimeoutMs: 300 })
+    s.fake.setFaults({ token: [{ status: 500, error: 'server_error', aadsts: 50000 }] })
+    const looked = await s.sender.lookupSentMessage(FROM, '1', live())
+    const sent = await s.sender.send(mail(), live())
+    expect(looked).toEqual({ unreachable: sent as Extract<typeof sent, { kind: 'retry' }> })
+    expect(sent).toMatchObject({ kind: 'retry', code: 'AADSTS50000', throttled: true })
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    // A lookup whose deadline ends while Entra hangs is no different.
+    s.clock.advance(s.tokens.retryInMs())
+    s.fake.setFaults({ token: ['hang'] })
+    const hung = await s.sender.lookupSentMessage(FROM, '1', live())
+    expect(hung).toMatchObject({ unreachable: { kind: 'retry', code: 'token_timeout' } })
+  })
+
   test('a lookup refreshes an expired token once, like a send', async () => {
     const s = await setup()
     const m = mail()

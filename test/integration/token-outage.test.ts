@@ -88,6 +88,45 @@ describe('an Entra outage', () => {
     expect(sent.rows).toEqual([{ attempts: 1 }])
   })
 
+  test('rows whose earlier send was interrupted: a mailbox lookup that gets no token waits as a send does (the shared backoff, uncounted, recorded once); then each is looked up and goes out once', async () => {
+    const r = await startOutage(t, { rows: ROWS, cert, interrupted: true })
+    run = r
+    for (let k = 1; k <= CYCLES; k++) await outageCycle(t, r, k)
+    expect(r.fake.tokenRequests.length).toBe(CYCLES)
+    const perRow = await t.pool.query<{ n: number }>(
+      `select (select count(*) from mailer.email_attempts a where a.outbox_id = o.id)::int as n
+         from mailer.email_outbox o order by o.id`,
+    )
+    expect(perRow.rows.map((x) => x.n)).toEqual(r.ids.map(() => 1))
+    // Uncounted, still marked (looked up before any send), and due when Entra is asked again.
+    const rows = await t.pool.query(
+      `select distinct status, attempts, last_error_code, send_started_at is not null as marked
+         from mailer.email_outbox`,
+    )
+    expect(rows.rows).toEqual([
+      { status: 'pending', attempts: 0, last_error_code: 'AADSTS50000', marked: true },
+    ])
+    const entries = await t.pool.query(
+      'select distinct outcome, error_code, http_status from mailer.email_attempts',
+    )
+    expect(entries.rows).toEqual([
+      { outcome: 'throttled', error_code: 'AADSTS50000', http_status: 500 },
+    ])
+    // The last cycle's wait is the token source's backoff (5 minutes by now), for the rows whose
+    // lookup met Entra as for the others: not the retry backoff (RETRY_BASE_SECONDS 10 here).
+    const waits = await t.pool.query(
+      `select count(*)::int as n from mailer.email_outbox where send_at < now() + interval '4 minutes'`,
+    )
+    expect(waits.rows[0].n).toBe(0)
+
+    r.fake.setFaults({})
+    r.clock.advance(PAST_ANY_BACKOFF_MS)
+    await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
+    r.engine.drainer.wake()
+    await allIn('sent', ROWS)
+    expect(r.fake.accepted.map((m) => m.outboxId).sort()).toEqual([...r.ids].sort())
+  })
+
   test('past THROTTLE_DEADLINE_SECONDS the rows fail `throttled`, as throttled rows do', async () => {
     const r = await startOutage(t, { rows: 6, cert, config: { throttleDeadlineSeconds: 60 } })
     run = r

@@ -60,6 +60,11 @@ export async function startOutage(
     options?: (i: number) => Record<string, unknown>
     /** What Entra answers meanwhile; default a 500 (AADSTS50000). */
     tokenFault?: TokenFault
+    /**
+     * The rows' earlier send was interrupted (send_started_at set before the worker starts), and
+     * the worker looks them up in the mailbox (GRAPH_MAILBOX_LOOKUP) before sending again.
+     */
+    interrupted?: boolean
   },
 ): Promise<OutageRun> {
   const clock = new ManualClock()
@@ -80,7 +85,7 @@ export async function startOutage(
       apiUrl: fake.apiUrl,
       saveToSentItems: true,
       requestTimeoutMs: 5_000,
-      mailboxLookup: false,
+      mailboxLookup: o.interrupted === true,
       ambiguousSendPolicy: 'resend',
     },
     'sender@example.com',
@@ -116,6 +121,12 @@ export async function startOutage(
       },
       sendBlockedForMs: transport.blockedForMs,
       sendTimeoutMs: 5_000,
+      ...(o.interrupted
+        ? {
+            lookup: (mail, signal) =>
+              transport.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal),
+          }
+        : {}),
       claim: async (db, p) => {
         claims.inFlight++
         try {
@@ -129,9 +140,21 @@ export async function startOutage(
       },
     },
   })
-  await engine.start()
   const ids: string[] = []
-  for (let i = 0; i < o.rows; i++) ids.push(await enqueue(t, undefined, o.options?.(i) ?? {}))
+  const enqueueRows = async () => {
+    for (let i = 0; i < o.rows; i++) ids.push(await enqueue(t, undefined, o.options?.(i) ?? {}))
+  }
+  if (o.interrupted) {
+    // Marked before the worker sees them: its start sweeps them.
+    await enqueueRows()
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now() - interval '2 minutes'`,
+    )
+    await engine.start()
+  } else {
+    await engine.start()
+    await enqueueRows()
+  }
   const run: OutageRun & { claimsInFlight: () => number } = {
     clock,
     fake,
