@@ -22,6 +22,12 @@ export async function resolveAmbiguity(
   const verdict = d.lookup
     ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
     : 'unavailable'
+  // A lookup the stop cut off (waiting for a token, or asking) changed nothing: released as any
+  // unstarted row on a stop, due at once for another worker, its mark kept.
+  if (verdict === 'error' && d.abort.aborted) {
+    await finish(r.lease, { kind: 'released' })
+    return false
+  }
   if (verdict === 'not_found') return true
   if (verdict === 'unavailable' && d.ambiguousPolicy === 'resend') {
     r.unverified = true
@@ -243,6 +249,11 @@ async function sendOne(
     durationMs: performance.now() - t0,
     httpStatus: outcome.httpStatus,
     requestId: outcome.requestId,
+  }
+  // The stop came before any request (Graph: while it waited for a token; `ambiguous: false` says
+  // none was made): nothing happened to the row, released as any unstarted one on a stop.
+  if (outcome.kind === 'retry' && outcome.code === 'aborted' && outcome.ambiguous === false) {
+    return { settlement: { kind: 'released' }, extra: {} }
   }
   if (outcome.kind === 'sent') return { settlement: { kind: 'sent' }, extra }
   if (outcome.kind === 'reject') {

@@ -58,7 +58,8 @@ export type SendOutcome =
       /**
        * Whether the provider may have the message after all: true when it may (a gateway timeout on
        * the request), false when it cannot (no request was made). Absent: judged by the code
-       * (`timeout`, `network` and `aborted` may have reached the provider).
+       * (`timeout`, `network` and `aborted` may have reached the provider). `aborted` with false:
+       * the stop came before any request, and the row is released, uncounted, as if never started.
        */
       ambiguous?: boolean
     } & SendDetails)

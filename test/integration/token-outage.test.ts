@@ -143,3 +143,31 @@ describe('an Entra outage', () => {
     expect(rows.rows).toEqual([{ attempts: 0, last_error_code: 'throttled' }])
   })
 })
+
+describe('a stop while a row waits for its Graph token (Entra hangs)', () => {
+  // Nothing reached Graph: the row goes back as any unstarted one on a stop, uncounted and due at
+  // once for another worker (which may have a token), its interrupted send's mark kept.
+  test.each([
+    ['its send', false],
+    ['the mailbox lookup of its interrupted send', true],
+  ])('%s: the row is released, not retried', async (_, interrupted) => {
+    const r = await startOutage(t, { rows: 1, cert, tokenFault: 'hang', interrupted })
+    run = r
+    await pollUntil(async () =>
+      r.fake.tokenRequests.length === 1 && r.engine.drainer.status().inFlight === 1
+        ? true
+        : undefined,
+    )
+    // Past the grace the wait is aborted (the request deadline, 5 s, is far off).
+    await r.engine.stop(50)
+    await r.fake.stop()
+    run = null
+    const row = await t.pool.query(
+      `select status, attempts, send_at <= now() as due, send_started_at is not null as marked
+         from mailer.email_outbox`,
+    )
+    expect(row.rows).toEqual([{ status: 'pending', attempts: 0, due: true, marked: interrupted }])
+    const history = await t.pool.query('select outcome from mailer.email_attempts')
+    expect(history.rows).toEqual([{ outcome: 'released' }])
+  })
+})
