@@ -46,6 +46,7 @@ export function healthRoutes(deps: ApiDeps) {
   const healthz = createRoute({
     method: 'get',
     path: '/healthz',
+    operationId: 'liveness',
     tags: ['operations'],
     summary: 'Liveness: the process and its loops are alive',
     responses: {
@@ -56,6 +57,7 @@ export function healthRoutes(deps: ApiDeps) {
   const readyz = createRoute({
     method: 'get',
     path: '/readyz',
+    operationId: 'readiness',
     tags: ['operations'],
     summary: 'Readiness: every database reachable, migrated, worker and listener running',
     responses: {

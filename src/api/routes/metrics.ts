@@ -7,6 +7,7 @@ export function metricsRoutes(deps: ApiDeps) {
   const route = createRoute({
     method: 'get',
     path: '/metrics',
+    operationId: 'metrics',
     tags: ['operations'],
     summary: 'Prometheus metrics',
     responses: {

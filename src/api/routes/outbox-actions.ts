@@ -30,6 +30,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
   const cancel = createRoute({
     method: 'post',
     path: '/v1/outbox/{id}/cancel',
+    operationId: 'cancelRow',
     tags: ['outbox'],
     summary:
       'Cancel a pending row (200), or ask the worker holding a sending row to cancel it (202)',
@@ -53,6 +54,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
   const retry = createRoute({
     method: 'post',
     path: '/v1/outbox/{id}/retry',
+    operationId: 'retryRow',
     tags: ['outbox'],
     summary:
       'Requeue a failed or cancelled row: pending, due now or at its later sendAt, attempts reset (last error kept)',
@@ -70,6 +72,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
   const bulkCancel = createRoute({
     method: 'post',
     path: '/v1/outbox/cancel',
+    operationId: 'cancelRows',
     tags: ['outbox'],
     summary:
       'Cancel the pending rows, and the sending rows whose send has not started, that match a filter',
@@ -89,6 +92,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
   const bulkRetry = createRoute({
     method: 'post',
     path: '/v1/outbox/retry',
+    operationId: 'retryRows',
     tags: ['outbox'],
     summary: 'Requeue the failed and cancelled rows that match a filter (expired rows are left)',
     security,

@@ -32,6 +32,7 @@ export function outboxRoutes(deps: ApiDeps) {
   const list = createRoute({
     method: 'get',
     path: '/v1/outbox',
+    operationId: 'listRows',
     tags: ['outbox'],
     summary: 'List outbox rows, newest first (bodies omitted)',
     security,
@@ -46,6 +47,7 @@ export function outboxRoutes(deps: ApiDeps) {
   const get = createRoute({
     method: 'get',
     path: '/v1/outbox/{id}',
+    operationId: 'getRow',
     tags: ['outbox'],
     summary: 'One row with its message and attempt history',
     security,
@@ -57,6 +59,7 @@ export function outboxRoutes(deps: ApiDeps) {
   const enqueue = createRoute({
     method: 'post',
     path: '/v1/outbox',
+    operationId: 'enqueue',
     tags: ['outbox'],
     summary: 'Enqueue an e-mail (validated exactly as mailer.enqueue_email)',
     security,

@@ -56,6 +56,7 @@ export function statsRoutes(deps: ApiDeps) {
   const route = createRoute({
     method: 'get',
     path: '/v1/stats',
+    operationId: 'getStats',
     tags: ['outbox'],
     summary: 'Counts by status and the oldest pending age, per database',
     security: [{ Bearer: [] }],
