@@ -14,11 +14,17 @@ Usage:
   outbox-mailer check-config [--connect] [--role all|worker|api]
                                                 validate the environment; --connect also reaches the
                                                 databases and fetches a Graph token
+  outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]
+                                                per database: reachable, schema, counts, oldest due
+                                                row, claims, workers, listener, failures (read-only)
   outbox-mailer --version | --help | COMMAND --help
 
 Arguments a command does not know are refused (exit 2), never ignored.
 
 Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or newer.
+status also: 4 a database unreachable (or not answering), 5 mail needs attention (a due row older
+than --max-pending-age, default 600; claims no worker took back; rows due and no live worker; a
+read that failed). The worst database decides: 4, then 3, then 5.
 
 Environment (every variable is validated at start):
 ${ENV_VARS.map((v) => `  ${v.name.padEnd(30)} ${v.meaning} (default: ${v.default})`).join('\n')}
@@ -40,6 +46,15 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   'check-config': {
     usage: 'outbox-mailer check-config [--connect] [--role all|worker|api]',
     flags: { '--connect': 'switch', '--role': 'value' },
+  },
+  status: {
+    usage:
+      'outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]\n' +
+      '  exit 0 ok, 2 bad usage or configuration, 3 a schema missing/behind/ahead, 4 a database\n' +
+      '  unreachable, 5 needs attention (a due row older than --max-pending-age, default 600 s;\n' +
+      '  claims no worker took back; rows due and no live worker; a read that failed).\n' +
+      '  --timeout (default 5) bounds connecting and each statement. The worst database decides.',
+    flags: { '--json': 'switch', '--max-pending-age': 'value', '--timeout': 'value' },
   },
 }
 
@@ -118,6 +133,19 @@ export function parseArgs(argv: readonly string[]): Parsed {
     flags.set(name, value)
   }
   return { kind: 'run', command, flags }
+}
+
+/** A flag's positive number of seconds, or its default when absent. */
+export function parseSeconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0 || value.trim() === '') {
+    throw new AppError(
+      'config_invalid',
+      `${flag} must be a positive number of seconds (got "${value}")`,
+    )
+  }
+  return n
 }
 
 export function parseRole(value: string | undefined): Role {

@@ -24,7 +24,14 @@ export type ErrorCode =
   | 'internal'
 
 /** Process exit codes: documented in --help and the README. */
-export const EXIT = { ok: 0, failure: 1, usage: 2, schema: 3 } as const
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  schema: 3,
+  unreachable: 4,
+  attention: 5,
+} as const
 
 export class AppError extends Error {
   override readonly name = 'AppError'

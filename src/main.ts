@@ -1,20 +1,33 @@
 // The command line's entry point: parses arguments (cli-args.ts), loads configuration, runs a command, returns its exit code.
 import { checkConfig } from './check-config.ts'
-import { type Parsed, parseArgs, parseRole } from './cli-args.ts'
+import { type Parsed, parseArgs, parseRole, parseSeconds } from './cli-args.ts'
 import { type Config, loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
 import { AppError, describeError, EXIT, isAppError } from './errors.ts'
 import { createLogger } from './log.ts'
 import { sendTest } from './send-test.ts'
 import { type Role, runUntilSignalled } from './serve.ts'
+import { type StatusOptions, status } from './status.ts'
 import { VERSION } from './version.ts'
 
 export async function main(argv: string[]): Promise<number> {
   let parsed: Parsed
   let role: Role
+  let statusOptions: StatusOptions | null = null
   try {
     parsed = parseArgs(argv)
     role = parsed.kind === 'run' ? parseRole(parsed.flags.get('--role')) : 'all'
+    if (parsed.kind === 'run' && parsed.command === 'status') {
+      statusOptions = {
+        json: parsed.flags.has('--json'),
+        maxPendingAgeSeconds: parseSeconds(
+          '--max-pending-age',
+          parsed.flags.get('--max-pending-age'),
+          600,
+        ),
+        timeoutMs: parseSeconds('--timeout', parsed.flags.get('--timeout'), 5) * 1000,
+      }
+    }
   } catch (e) {
     console.error(describeError(e))
     return EXIT.usage
@@ -38,11 +51,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   let config: Config
   try {
-    // migrate sends nothing: asking it for the transport's settings (MAIL_FROM, the Graph credential)
-    // would refuse a job that holds only the database URL, as `serve --role api` is not refused.
+    // migrate and status send nothing: asking them for the transport's settings (MAIL_FROM, the
+    // Graph credential) would refuse a job that holds only the database URL, as `serve --role api`
+    // is not refused.
     config = loadConfig(process.env, {
       requireDatabase: command !== 'send-test',
-      role: command === 'migrate' ? 'api' : role,
+      role: command === 'migrate' || command === 'status' ? 'api' : role,
     })
   } catch (e) {
     console.error(describeError(e))
@@ -69,6 +83,8 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'serve':
         return await runUntilSignalled(config, { role, log })
+      case 'status':
+        return await status(config, process.env, statusOptions!)
       case 'send-test':
         return await sendTest(config, { to: flags.get('--to'), from: flags.get('--from') }, log)
       default:

@@ -174,7 +174,8 @@ async function ensureMigrationsTable(client: pg.Client) {
   }
 }
 
-async function readApplied(client: Queryable): Promise<Applied[]> {
+/** The migrations the database records as applied, in order; throws 42P01/3F000 when it has none. */
+export async function readApplied(client: Queryable): Promise<Applied[]> {
   // Through to_jsonb: a database that no binary with the column has migrated yet lacks it.
   const { rows } = await client.query<Applied>(
     `select version, name, checksum,

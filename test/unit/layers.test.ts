@@ -12,7 +12,8 @@ const LEAVES = [
   'src/sql.d.ts',
   'src/version.ts',
 ]
-// Composition roots: only these (and check-config's steps, src/check-config/) may know every concrete piece.
+// Composition roots: only these (and the steps of check-config and status, src/check-config/ and
+// src/status/) may know every concrete piece.
 const ROOTS = [
   'src/main.ts',
   'src/cli-args.ts',
@@ -23,12 +24,14 @@ const ROOTS = [
   'src/dev.ts',
   'src/dev-environment.ts',
   'src/check-config.ts',
+  'src/status.ts',
   'src/transport-wiring.ts',
 ]
 
 function layerOf(file: string): string {
   const rel = relative(ROOT, file)
-  if (ROOTS.includes(rel) || rel.startsWith('src/check-config/')) return 'main'
+  if (ROOTS.includes(rel) || rel.startsWith('src/check-config/') || rel.startsWith('src/status/'))
+    return 'main'
   if (LEAVES.includes(rel) || rel.startsWith('src/config/')) return 'leaf'
   const m = rel.match(/^src\/(db|outbox|transport|api)\//)
   if (m?.[1]) return m[1]

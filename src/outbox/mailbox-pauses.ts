@@ -1,0 +1,30 @@
+// Mailbox pauses: how many sender mailboxes a provider throttle holds back now, and for how long (never which).
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+
+export interface MailboxPauses {
+  mailboxes: number
+  /** Seconds until the longest pause ends; null when none. */
+  longestSeconds: number | null
+}
+
+/**
+ * A mailbox's next send time (mailer.mailbox_pacing) lies at most one pacing interval ahead while it
+ * is only paced (takePacing); a throttle (pauseMailbox) sets it further. Rows keyed 'queue …' are
+ * pacing horizons, not mailboxes (reservePacing). The table holds one row per mailbox used.
+ */
+export async function mailboxPauses(
+  db: Kysely<Database>,
+  p: { pacingIntervalMs: number },
+): Promise<MailboxPauses> {
+  const { rows } = await sql<{ mailboxes: number; longest: number | null }>`
+    select count(*)::int as mailboxes,
+           extract(epoch from max(next_at) - now())::float8 as longest
+      from mailer.mailbox_pacing
+     where mailbox not like 'queue %'
+       and next_at > now() + make_interval(secs => ${p.pacingIntervalMs / 1000}::float8)`.execute(
+    db,
+  )
+  const r = rows[0]
+  return { mailboxes: r?.mailboxes ?? 0, longestSeconds: r?.longest ?? null }
+}

@@ -1,0 +1,144 @@
+// One database's status: reached read-only under a statement_timeout, each section read on its own so one slow read hides nothing else.
+import { CompiledQuery, Kysely, PostgresDialect, sql, type Transaction } from 'kysely'
+import pg from 'pg'
+import type { DatabaseConfig } from '../config/database-list.ts'
+import type { Database } from '../db/schema.ts'
+import { readSchemaState, type SchemaState } from '../db/schema-state.ts'
+import type { Queryable } from '../db/statement-route.ts'
+import { type MailboxPauses, mailboxPauses } from '../outbox/mailbox-pauses.ts'
+import { type RecentFailures, recentFailures } from '../outbox/recent-failures.ts'
+import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
+import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
+
+export const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
+export const FAILURE_WINDOW_HOURS = 24
+const FAILURE_CODES_SHOWN = 5
+
+export interface StatusError {
+  /** SQLSTATE, a Node code (ECONNREFUSED, ENOTFOUND) or `timeout`. */
+  code: string
+  message: string
+}
+
+/** What was read; a section is null when it was not read (schema not current) or its read failed. */
+export interface DatabaseReading {
+  name: string
+  /** The URL as configured (the caller masks its password before printing it). */
+  url: string
+  reachable: boolean
+  /** Why the database could not be reached. */
+  error: StatusError | null
+  schema: SchemaState | null
+  stats: OutboxStats | null
+  presence: WorkerPresence | null
+  failures: RecentFailures | null
+  pauses: MailboxPauses | null
+  /** Sections whose read failed on a reachable database, with why. */
+  unread: { section: string; error: StatusError }[]
+}
+
+export interface ReadOptions {
+  /** Bounds connecting and every statement. */
+  timeoutMs: number
+  leaseSeconds: number
+  mailboxRatePerMinute: number
+}
+
+export function errorOf(e: unknown): StatusError {
+  if (e instanceof AggregateError && e.errors.length > 0) return errorOf(e.errors[0])
+  const message = e instanceof Error ? e.message || e.name : String(e)
+  const code = (e as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && code) return { code, message }
+  if (/timeout/i.test(message)) return { code: 'timeout', message }
+  return { code: 'unknown', message }
+}
+
+/**
+ * Never writes: every statement runs in a READ ONLY transaction (Postgres refuses any write in it,
+ * ours or a function's), set at BEGIN rather than as a startup parameter, which a transaction pooler
+ * refuses. Never throws: a failure is reported in the reading.
+ */
+export async function readDatabaseStatus(
+  d: DatabaseConfig,
+  o: ReadOptions,
+): Promise<DatabaseReading> {
+  const reading: DatabaseReading = {
+    name: d.name,
+    url: d.url,
+    reachable: false,
+    error: null,
+    schema: null,
+    stats: null,
+    presence: null,
+    failures: null,
+    pauses: null,
+    unread: [],
+  }
+  const pool = new pg.Pool({
+    connectionString: d.url,
+    application_name: STATUS_APPLICATION_NAME,
+    max: 1,
+    connectionTimeoutMillis: o.timeoutMs,
+    // The server's statement_timeout bounds a slow statement; this bounds a socket gone silent.
+    query_timeout: o.timeoutMs + 1_000,
+  })
+  // A connection lost while idle surfaces through the next query; the pool's event must not crash us.
+  pool.on('error', () => {})
+  pool.on('connect', (client) => client.on('error', () => {}))
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const read = <T>(fn: (trx: Transaction<Database>) => Promise<T>) =>
+    db
+      .transaction()
+      .setAccessMode('read only')
+      .execute(async (trx) => {
+        await sql`select set_config('statement_timeout', ${String(o.timeoutMs)}, true)`.execute(trx)
+        return fn(trx)
+      })
+  try {
+    try {
+      reading.schema = await read((trx) => readSchemaState(queryableOf(trx)))
+      reading.reachable = true
+    } catch (e) {
+      reading.error = errorOf(e)
+      return reading
+    }
+    // Another release's schema may lack or have changed what these statements read.
+    if (reading.schema.verdict !== 'current') return reading
+    const section = async <T>(name: string, fn: (trx: Transaction<Database>) => Promise<T>) => {
+      try {
+        return await read(fn)
+      } catch (e) {
+        reading.unread.push({ section: name, error: errorOf(e) })
+        return null
+      }
+    }
+    reading.stats = await section('counts', (trx) => outboxStats(trx, null))
+    reading.presence = await section('workers', (trx) =>
+      workerPresence(trx, { liveSeconds: 2 * o.leaseSeconds, overdueSeconds: o.leaseSeconds }),
+    )
+    reading.pauses = await section('mailbox pauses', (trx) =>
+      mailboxPauses(trx, {
+        pacingIntervalMs: o.mailboxRatePerMinute > 0 ? 60_000 / o.mailboxRatePerMinute : 0,
+      }),
+    )
+    // Last: the one read whose cost grows with the rows kept (failed ones).
+    reading.failures = await section('failures', (trx) =>
+      recentFailures(trx, { hours: FAILURE_WINDOW_HOURS, limit: FAILURE_CODES_SHOWN }),
+    )
+    return reading
+  } finally {
+    await db.destroy().catch(() => {})
+    // Kysely ends the pool only if it ever took a connection from it.
+    if (!pool.ended) await pool.end().catch(() => {})
+  }
+}
+
+/** The migration reader takes pg's interface; inside the read-only transaction it goes through Kysely. */
+function queryableOf(trx: Transaction<Database>): Queryable {
+  return {
+    query: async (text, values) => {
+      const r = await trx.executeQuery(CompiledQuery.raw(text, values ?? []))
+      return { rows: r.rows } as never
+    },
+  }
+}

@@ -1,0 +1,136 @@
+// Status report: each database's reading judged (ok, attention, schema, unreachable), in the documented --json shape, and the exit code.
+import type { SchemaState } from '../db/schema-state.ts'
+import { EXIT } from '../errors.ts'
+import type { DatabaseReading, StatusError } from './database-status.ts'
+
+export type Health = 'ok' | 'attention' | 'schema' | 'unreachable'
+
+/** Exit code of each health; the worst database decides (unreachable, then schema, then attention). */
+export const HEALTH_EXIT: Readonly<Record<Health, number>> = {
+  ok: EXIT.ok,
+  attention: EXIT.attention,
+  schema: EXIT.schema,
+  unreachable: EXIT.unreachable,
+}
+const SEVERITY: readonly Health[] = ['ok', 'attention', 'schema', 'unreachable']
+
+/** One database in the --json output. Keys are stable: add, never rename (README, "status"). */
+export interface DatabaseStatus {
+  name: string
+  health: Health
+  /** Why the health is not ok, one sentence each. */
+  reasons: string[]
+  reachable: boolean
+  error: StatusError | null
+  schema: SchemaState | null
+  counts: {
+    pending: number
+    sending: number
+    sent: number
+    failed: number
+    cancelled: number
+  } | null
+  oldestDuePendingSeconds: number | null
+  claims: { rows: number; workers: number; overdueLeases: number } | null
+  workers: { live: number } | null
+  listener: { sessions: number } | null
+  pausedMailboxes: { count: number; longestSeconds: number | null } | null
+  failedLast24h: { total: number; byCode: { code: string | null; rows: number }[] } | null
+}
+
+export interface StatusReport {
+  version: string
+  /** Judged against these, so that a reader of the JSON knows what "attention" meant. */
+  thresholds: { maxPendingAgeSeconds: number; leaseSeconds: number }
+  exitCode: number
+  databases: DatabaseStatus[]
+}
+
+export interface Thresholds {
+  maxPendingAgeSeconds: number
+  leaseSeconds: number
+}
+
+export function judge(
+  r: DatabaseReading,
+  t: Thresholds,
+  mask: (s: string) => string,
+): DatabaseStatus {
+  const reasons: string[] = []
+  let health: Health = 'ok'
+  const raise = (h: Health, reason: string) => {
+    if (SEVERITY.indexOf(h) > SEVERITY.indexOf(health)) health = h
+    reasons.push(reason)
+  }
+  const error = r.error ? { code: r.error.code, message: mask(r.error.message) } : null
+  if (!r.reachable) {
+    raise('unreachable', `cannot read (${mask(r.url)}): ${error?.code}: ${error?.message}`)
+  } else if (r.schema && r.schema.verdict !== 'current') {
+    raise('schema', schemaReason(r.schema))
+  }
+  for (const u of r.unread) {
+    raise('attention', `${u.section} not read: ${u.error.code}: ${mask(u.error.message)}`)
+  }
+  const age = r.stats?.oldestPendingAgeSeconds ?? null
+  if (age !== null && age > t.maxPendingAgeSeconds) {
+    raise(
+      'attention',
+      `the oldest due pending row has waited ${Math.round(age)} s (more than ${t.maxPendingAgeSeconds} s)`,
+    )
+  }
+  const p = r.presence
+  if (p && p.overdueLeases > 0) {
+    raise(
+      'attention',
+      `${p.overdueLeases} claimed row(s) whose lease ended over ${t.leaseSeconds} s ago and that no worker took back: is any worker running?`,
+    )
+  }
+  if (p && age !== null && p.liveWorkers === 0) {
+    raise(
+      'attention',
+      `rows are due and no worker has beaten in the registry for ${2 * t.leaseSeconds} s (twice LEASE_SECONDS)`,
+    )
+  }
+  return {
+    name: r.name,
+    health,
+    reasons,
+    reachable: r.reachable,
+    error,
+    schema: r.schema,
+    counts: r.stats ? { ...r.stats.counts } : null,
+    oldestDuePendingSeconds: age,
+    claims:
+      r.stats && p
+        ? { rows: r.stats.counts.sending, workers: p.claimHolders, overdueLeases: p.overdueLeases }
+        : null,
+    workers: p ? { live: p.liveWorkers } : null,
+    listener: p ? { sessions: p.listenerSessions } : null,
+    pausedMailboxes: r.pauses
+      ? { count: r.pauses.mailboxes, longestSeconds: r.pauses.longestSeconds }
+      : null,
+    failedLast24h: r.failures,
+  }
+}
+
+function schemaReason(s: SchemaState): string {
+  const at = `schema ${s.database ?? 'none'}, this binary ${s.binary}`
+  switch (s.verdict) {
+    case 'missing':
+      return `no mailer schema (${at}): run \`outbox-mailer migrate\``
+    case 'behind':
+      return `schema behind (${at}; lacks ${s.missing.join(', ')}): run \`outbox-mailer migrate\``
+    case 'ahead':
+      return `schema ahead (${at}; has ${s.newer.join(', ')} from a newer release that older binaries cannot run on): deploy the newer outbox-mailer`
+    default:
+      return `an applied migration differs from this binary's copy (${at}): restore the file, add a new one`
+  }
+}
+
+export function exitCodeOf(databases: readonly DatabaseStatus[]): number {
+  const worst = databases.reduce<Health>(
+    (w, d) => (SEVERITY.indexOf(d.health) > SEVERITY.indexOf(w) ? d.health : w),
+    'ok',
+  )
+  return HEALTH_EXIT[worst]
+}

@@ -1,0 +1,62 @@
+// The status report as text for a terminal: one table row per database, then each database's reasons and failures.
+import type { DatabaseStatus, StatusReport } from './status-report.ts'
+
+const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
+  ['DATABASE', (d) => d.name],
+  ['HEALTH', (d) => d.health],
+  [
+    'SCHEMA',
+    (d) => (d.schema ? `${d.schema.database ?? '-'}/${d.schema.binary} ${d.schema.verdict}` : '-'),
+  ],
+  ['PENDING', (d) => count(d.counts?.pending)],
+  ['OLDEST DUE', (d) => (d.counts ? age(d.oldestDuePendingSeconds) : '-')],
+  ['SENDING', (d) => count(d.claims?.rows)],
+  ['HOLDERS', (d) => count(d.claims?.workers)],
+  ['WORKERS', (d) => count(d.workers?.live)],
+  ['LISTENER', (d) => (d.listener ? (d.listener.sessions > 0 ? 'up' : 'none') : '-')],
+  ['PAUSED', (d) => count(d.pausedMailboxes?.count)],
+  ['FAILED 24H', (d) => count(d.failedLast24h?.total)],
+  ['SENT', (d) => count(d.counts?.sent)],
+  ['FAILED', (d) => count(d.counts?.failed)],
+  ['CANCELLED', (d) => count(d.counts?.cancelled)],
+]
+
+function count(n: number | undefined): string {
+  return n === undefined ? '-' : String(n)
+}
+
+function age(seconds: number | null): string {
+  if (seconds === null) return 'none'
+  if (seconds < 60) return `${seconds.toFixed(1)}s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${Math.floor(seconds % 60)}s`
+  return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`
+}
+
+export function renderStatusTable(r: StatusReport): string {
+  const cells = [COLUMNS.map(([h]) => h), ...r.databases.map((d) => COLUMNS.map(([, f]) => f(d)))]
+  const widths = COLUMNS.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)))
+  const lines = cells.map((row) =>
+    row
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  )
+  for (const d of r.databases) {
+    for (const reason of d.reasons) lines.push(`${d.name}: ${reason}`)
+    const f = d.failedLast24h
+    if (f && f.total > 0) {
+      const shown = f.byCode.reduce((n, c) => n + c.rows, 0)
+      const codes = f.byCode.map((c) => `${c.code ?? '(no code)'} ${c.rows}`).join(', ')
+      lines.push(
+        `${d.name}: failed in the last 24 h: ${codes}${shown < f.total ? `, other codes ${f.total - shown}` : ''}`,
+      )
+    }
+    const p = d.pausedMailboxes
+    if (p && p.count > 0 && p.longestSeconds !== null) {
+      lines.push(
+        `${d.name}: ${p.count} mailbox(es) paused by a provider throttle, the longest for ${age(p.longestSeconds)} more`,
+      )
+    }
+  }
+  return `${lines.join('\n')}\n`
+}

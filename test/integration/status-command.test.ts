@@ -1,0 +1,382 @@
+// `outbox-mailer status`: the command run as a process against real databases: healthy, unreachable, schema, several, --json, read-only.
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
+import { randomBytes } from 'node:crypto'
+import { resolve } from 'node:path'
+import pg from 'pg'
+import { latestVersion } from '../../src/db/migrations.ts'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { testCluster } from '../preload.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { adminQuery } from '../support/postgres.ts'
+import { startTransactionPooler } from '../support/transaction-pooler.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const MAIN = resolve(import.meta.dir, '../../src/main.ts')
+// Row data the command must never print: it reads counts and codes only.
+const ADDRESS = `secret-recipient-${randomBytes(4).toString('hex')}@example.com`
+const SUBJECT = `secret subject ${randomBytes(4).toString('hex')}`
+// Built at run time: a leaked password is unmistakable, and no literal sits in the repo.
+const readerPassword = `pw-${randomBytes(12).toString('hex')}`
+const reader = `status_reader_${process.pid}`
+
+async function runStatus(args: string[], env: Record<string, string>) {
+  const p = Bun.spawn([process.execPath, MAIN, 'status', ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ])
+  return { code, stdout, stderr }
+}
+
+async function statusJson(env: Record<string, string>, args: string[] = []) {
+  const r = await runStatus(['--json', ...args], env)
+  expect(r.stderr).toBe('')
+  return { code: r.code, report: JSON.parse(r.stdout), printed: r.stdout }
+}
+
+const message = (extra = '') =>
+  `jsonb_build_object('to', jsonb_build_array('${ADDRESS}'), 'subject', '${SUBJECT}', 'text', 'body'${extra})`
+
+let db: TestDb
+beforeAll(async () => {
+  db = await createTestDb()
+})
+afterAll(async () => {
+  await db?.drop()
+})
+beforeEach(async () => {
+  await db.reset()
+  await db.pool.query('delete from mailer.mailbox_pacing')
+})
+
+describe('one database', () => {
+  test('an empty, migrated database with no worker is healthy: exit 0, a table row, no reasons', async () => {
+    const r = await runStatus([], { DATABASE_URL: db.url })
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const [header, row, ...rest] = r.stdout.trimEnd().split('\n')
+    expect(header).toMatch(/^DATABASE\s+HEALTH\s+SCHEMA\s+PENDING\s+OLDEST DUE\s+SENDING/)
+    expect(row).toMatch(
+      new RegExp(`^default\\s+ok\\s+${latestVersion}/${latestVersion} current\\s+0\\s+none\\s+0`),
+    )
+    expect(rest).toEqual([])
+  })
+
+  test('--json: counts, oldest due row, claims and their workers, live workers, listener, pauses, failures by code; no row data', async () => {
+    await db.pool.query(`
+      insert into mailer.email_outbox (message, status, send_at) values
+        (${message()}, 'pending', now() - interval '30 seconds'),
+        (${message()}, 'pending', now() + interval '1 hour'),
+        (${message()}, 'sent', now());
+      insert into mailer.email_outbox (message, status, attempts, lease_owner, lease_token, lease_expires_at) values
+        (${message()}, 'sending', 1, 'w1', gen_random_uuid(), now() + interval '1 minute'),
+        (${message()}, 'sending', 1, 'w1', gen_random_uuid(), now() + interval '1 minute'),
+        (${message()}, 'sending', 1, 'w2', gen_random_uuid(), now() + interval '1 minute');
+      insert into mailer.email_outbox (message, status, attempts, last_error_code, last_error) values
+        (${message()}, 'failed', 1, 'invalid_recipient', 'Graph says ${ADDRESS} is not valid'),
+        (${message()}, 'failed', 1, 'invalid_recipient', 'Graph says ${ADDRESS} is not valid'),
+        (${message()}, 'failed', 1, 'expired', 'expired'),
+        (${message()}, 'failed', 1, 'old_failure', 'long ago'),
+        (${message()}, 'cancelled', 0, null, null);
+      insert into mailer.email_attempts (outbox_id, attempt, outcome, error_code, error, finished_at)
+        select id, 1, 'failed', last_error_code, last_error,
+               case when last_error_code = 'old_failure' then now() - interval '2 days' else now() end
+          from mailer.email_outbox where status = 'failed';
+      insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v'), ('w2', 'h', 2, 'v');
+      insert into mailer.workers (id, host, pid, version, last_heartbeat_at) values ('gone', 'h', 3, 'v', now() - interval '1 hour');
+      insert into mailer.mailbox_pacing (mailbox, next_at) values
+        ('${ADDRESS}', now() + interval '10 minutes'),
+        ('paced@example.com', now() + interval '1 second'),
+        ('queue paced@example.com', now() + interval '20 minutes')`)
+    const listener = new pg.Client({
+      connectionString: db.url,
+      application_name: 'outbox-mailer:listener',
+    })
+    await listener.connect()
+    try {
+      const { code, report, printed } = await statusJson({ DATABASE_URL: db.url })
+      expect(code).toBe(0)
+      expect(printed).not.toContain(ADDRESS)
+      expect(printed).not.toContain(SUBJECT)
+      expect(report).toEqual({
+        version: expect.any(String),
+        thresholds: { maxPendingAgeSeconds: 600, leaseSeconds: 60 },
+        exitCode: 0,
+        databases: [
+          {
+            name: 'default',
+            health: 'ok',
+            reasons: [],
+            reachable: true,
+            error: null,
+            schema: {
+              verdict: 'current',
+              database: latestVersion,
+              binary: latestVersion,
+              missing: [],
+              newer: [],
+            },
+            counts: { pending: 2, sending: 3, sent: 1, failed: 4, cancelled: 1 },
+            oldestDuePendingSeconds: expect.any(Number),
+            claims: { rows: 3, workers: 2, overdueLeases: 0 },
+            workers: { live: 2 },
+            listener: { sessions: 1 },
+            pausedMailboxes: { count: 1, longestSeconds: expect.any(Number) },
+            failedLast24h: {
+              total: 3,
+              byCode: [
+                { code: 'invalid_recipient', rows: 2 },
+                { code: 'expired', rows: 1 },
+              ],
+            },
+          },
+        ],
+      })
+      const d = report.databases[0]
+      expect(d.oldestDuePendingSeconds).toBeGreaterThanOrEqual(30)
+      expect(d.pausedMailboxes.longestSeconds).toBeGreaterThan(500)
+      // The table says the same, and names no mailbox either.
+      const table = await runStatus([], { DATABASE_URL: db.url })
+      expect(table.code).toBe(0)
+      expect(table.stdout).toContain(
+        'default: failed in the last 24 h: invalid_recipient 2, expired 1',
+      )
+      expect(table.stdout).toMatch(/default: 1 mailbox\(es\) paused by a provider throttle/)
+      expect(table.stdout + table.stderr).not.toContain(ADDRESS)
+      expect(table.stdout + table.stderr).not.toContain(SUBJECT)
+    } finally {
+      await listener.end()
+    }
+  })
+
+  test('a due row older than --max-pending-age, with no live worker: exit 5 and both reasons', async () => {
+    await db.pool.query(
+      `insert into mailer.email_outbox (message, send_at) values (${message()}, now() - interval '20 minutes')`,
+    )
+    const { code, report } = await statusJson({ DATABASE_URL: db.url })
+    expect(code).toBe(5)
+    expect(report.databases[0].health).toBe('attention')
+    expect(report.databases[0].reasons).toEqual([
+      expect.stringMatching(
+        /^the oldest due pending row has waited 1[23]\d\d s \(more than 600 s\)$/,
+      ),
+      'rows are due and no worker has beaten in the registry for 120 s (twice LEASE_SECONDS)',
+    ])
+    // A worker beating and a wider bound: mail is flowing, slowly.
+    await db.pool.query(
+      `insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v')`,
+    )
+    const wide = await statusJson({ DATABASE_URL: db.url }, ['--max-pending-age', '3600'])
+    expect(wide.code).toBe(0)
+  })
+
+  test('claims whose lease ended a lease length ago and no worker took back: exit 5', async () => {
+    await db.pool.query(`
+      insert into mailer.email_outbox (message, status, attempts, lease_owner, lease_token, lease_expires_at)
+      values (${message()}, 'sending', 1, 'w1', gen_random_uuid(), now() - interval '5 minutes')`)
+    const { code, report } = await statusJson({ DATABASE_URL: db.url, LEASE_SECONDS: '30' })
+    expect(code).toBe(5)
+    expect(report.databases[0].claims).toEqual({ rows: 1, workers: 1, overdueLeases: 1 })
+    expect(report.databases[0].reasons).toEqual([
+      '1 claimed row(s) whose lease ended over 30 s ago and that no worker took back: is any worker running?',
+    ])
+  })
+
+  test('a read past --timeout is named (57014) and needs attention; the command still ends', async () => {
+    const locker = new pg.Client({ connectionString: db.url })
+    await locker.connect()
+    try {
+      await locker.query('begin; lock table mailer.email_outbox in access exclusive mode')
+      const { code, report } = await statusJson({ DATABASE_URL: db.url }, ['--timeout', '0.5'])
+      expect(code).toBe(5)
+      const d = report.databases[0]
+      expect(d.reachable).toBe(true)
+      expect(d.counts).toBeNull()
+      expect(d.reasons[0]).toMatch(/^counts not read: 57014: /)
+    } finally {
+      await locker.query('rollback')
+      await locker.end()
+    }
+  })
+
+  test('it never writes: under a role that may only read, with every write refused, it reads all', async () => {
+    await db.pool.query(`
+      insert into mailer.email_outbox (message, send_at) values (${message()}, now());
+      insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v')`)
+    const cluster = await testCluster()
+    const dbName = new URL(db.url).pathname.slice(1)
+    await adminQuery(
+      cluster.url('postgres'),
+      `create role ${reader} login password '${readerPassword}'`,
+    )
+    try {
+      // SELECT only, no TEMP, and writes refused whatever the grants: a write the command tried would
+      // fail its read, and the report would say so.
+      await adminQuery(
+        cluster.url(dbName),
+        `
+        revoke all on database ${dbName} from public;
+        grant connect on database ${dbName} to ${reader};
+        grant usage on schema mailer to ${reader};
+        grant select on all tables in schema mailer to ${reader};
+        alter role ${reader} set default_transaction_read_only = on`,
+      )
+      const url = new URL(db.url)
+      url.username = reader
+      url.password = readerPassword
+      const { code, report, printed } = await statusJson({ DATABASE_URL: url.toString() })
+      expect(report.databases[0].reasons).toEqual([])
+      expect(code).toBe(0)
+      expect(report.databases[0].counts).toEqual({
+        pending: 1,
+        sending: 0,
+        sent: 0,
+        failed: 0,
+        cancelled: 0,
+      })
+      expect(report.databases[0].workers).toEqual({ live: 1 })
+      expect(printed).not.toContain(readerPassword)
+    } finally {
+      await adminQuery(
+        cluster.url(dbName),
+        `
+        revoke all on all tables in schema mailer from ${reader};
+        revoke usage on schema mailer from ${reader};
+        revoke connect on database ${dbName} from ${reader};
+        grant connect, temporary on database ${dbName} to public`,
+      ).catch(() => {})
+      await adminQuery(cluster.url('postgres'), `drop role if exists ${reader}`)
+    }
+  })
+
+  test('through a transaction pooler (which refuses startup parameters) it reads everything', async () => {
+    await db.pool.query(`
+      insert into mailer.email_outbox (message, send_at) values (${message()}, now());
+      insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v')`)
+    const pooler = await startTransactionPooler(db.url)
+    try {
+      const { code, report } = await statusJson({ DATABASE_URL: pooler.url })
+      expect(report.databases[0].reasons).toEqual([])
+      expect(code).toBe(0)
+      expect(report.databases[0].counts.pending).toBe(1)
+    } finally {
+      await pooler.close()
+    }
+  })
+
+  test('bad flags are refused with exit 2 before the environment is read', async () => {
+    for (const args of [['--max-pending-age', 'soon'], ['--timeout', '0'], ['--verbose']]) {
+      const r = await runStatus(args, {})
+      expect(r.code).toBe(2)
+      expect(r.stdout).toBe('')
+    }
+  })
+})
+
+describe('schema', () => {
+  const extra: string[] = []
+  afterAll(async () => {
+    const cluster = await testCluster()
+    for (const name of extra) {
+      await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+    }
+  })
+  async function cloneWith(statements: string): Promise<string> {
+    const cluster = await testCluster()
+    const name = `outbox_status_${extra.length}_${process.pid}`
+    extra.push(name)
+    await adminQuery(
+      cluster.url('postgres'),
+      `create database ${name} template ${cluster.templateName}`,
+    )
+    if (statements) await adminQuery(cluster.url(name), statements)
+    return cluster.url(name)
+  }
+
+  test('behind, ahead, missing: exit 3, each named with both versions; counts not read', async () => {
+    const behind = await cloneWith(
+      `delete from mailer.schema_migrations where version = ${latestVersion}`,
+    )
+    const ahead = await cloneWith(
+      `insert into mailer.schema_migrations (version, name, checksum) values (9999, '9999_future', 'x')`,
+    )
+    const compatible = await cloneWith(
+      `insert into mailer.schema_migrations (version, name, checksum, older_binaries_compatible) values (9999, '9999_future', 'x', true)`,
+    )
+    const missing = await cloneWith('drop schema mailer cascade')
+    const cases: [string, number, string, number | null][] = [
+      [behind, 3, 'behind', latestVersion - 1],
+      [ahead, 3, 'ahead', 9999],
+      [compatible, 0, 'current', 9999],
+      [missing, 3, 'missing', null],
+    ]
+    for (const [url, exit, verdict, version] of cases) {
+      const { code, report } = await statusJson({ DATABASE_URL: url })
+      expect({ verdict: report.databases[0].schema.verdict, code }).toEqual({ verdict, code: exit })
+      expect(report.databases[0].schema.database).toBe(version)
+      expect(report.databases[0].schema.binary).toBe(latestVersion)
+      if (exit === 3) {
+        expect(report.databases[0].health).toBe('schema')
+        expect(report.databases[0].counts).toBeNull()
+        expect(report.databases[0].reasons[0]).toContain(`this binary ${latestVersion}`)
+      }
+    }
+    const table = await runStatus([], { DATABASE_URL: behind })
+    expect(table.stdout).toContain(
+      `default: schema behind (schema ${latestVersion - 1}, this binary ${latestVersion}; lacks `,
+    )
+  })
+})
+
+describe('reachability and several databases', () => {
+  test('an unreachable database: exit 4 with the error code, its password masked; the other still reported', async () => {
+    const port = await freePort()
+    const password = `pw-${randomBytes(12).toString('hex')}`
+    const down = `postgres://app:${password}@127.0.0.1:${port}/app`
+    await db.pool.query(`
+      insert into mailer.email_outbox (message) values (${message()});
+      insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v')`)
+    const databases = JSON.stringify([
+      { name: 'shop', url: db.url },
+      { name: 'crm', url: down },
+    ])
+    const { code, report, printed } = await statusJson({
+      MAILER_DATABASES: databases,
+      LEASE_SECONDS: '60',
+    })
+    expect(code).toBe(4)
+    expect(printed).not.toContain(password)
+    const [shop, crm] = report.databases
+    expect(shop).toMatchObject({ name: 'shop', health: 'ok', counts: { pending: 1 } })
+    expect(crm).toMatchObject({
+      name: 'crm',
+      health: 'unreachable',
+      reachable: false,
+      error: { code: 'ECONNREFUSED' },
+      schema: null,
+      counts: null,
+    })
+    expect(crm.reasons[0]).toContain(`postgres://app:***@127.0.0.1:${port}/app`)
+    const table = await runStatus([], { MAILER_DATABASES: databases })
+    expect(table.code).toBe(4)
+    expect(table.stdout + table.stderr).not.toContain(password)
+    expect(table.stdout).toMatch(/^shop\s+ok\s/m)
+    expect(table.stdout).toMatch(/^crm\s+unreachable\s+-\s/m)
+    expect(table.stdout).toContain('crm: cannot read (postgres://app:***@')
+  })
+})
