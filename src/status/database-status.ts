@@ -13,6 +13,8 @@ import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.t
 export const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
 export const FAILURE_WINDOW_HOURS = 24
 const FAILURE_CODES_SHOWN = 5
+/** Failed rows looked at, newest first: bounds the one read whose cost grows with the rows kept. */
+export const FAILED_ROWS_SCANNED = 10_000
 
 export interface StatusError {
   /** SQLSTATE, a Node code (ECONNREFUSED, ENOTFOUND) or `timeout`. */
@@ -121,9 +123,12 @@ export async function readDatabaseStatus(
         pacingIntervalMs: o.mailboxRatePerMinute > 0 ? 60_000 / o.mailboxRatePerMinute : 0,
       }),
     )
-    // Last: the one read whose cost grows with the rows kept (failed ones).
     reading.failures = await section('failures', (trx) =>
-      recentFailures(trx, { hours: FAILURE_WINDOW_HOURS, limit: FAILURE_CODES_SHOWN }),
+      recentFailures(trx, {
+        hours: FAILURE_WINDOW_HOURS,
+        limit: FAILURE_CODES_SHOWN,
+        scanLimit: FAILED_ROWS_SCANNED,
+      }),
     )
     return reading
   } finally {

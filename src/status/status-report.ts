@@ -35,13 +35,18 @@ export interface DatabaseStatus {
   workers: { live: number } | null
   listener: { sessions: number } | null
   pausedMailboxes: { count: number; longestSeconds: number | null } | null
-  failedLast24h: { total: number; byCode: { code: string | null; rows: number }[] } | null
+  failedLast24h: {
+    total: number
+    byCode: { code: string | null; rows: number }[]
+    /** False: the newest 10,000 failed rows were looked at and more are kept: `total` is a lower bound. */
+    complete: boolean
+  } | null
 }
 
 export interface StatusReport {
   version: string
   /** Judged against these, so that a reader of the JSON knows what "attention" meant. */
-  thresholds: { maxPendingAgeSeconds: number; leaseSeconds: number }
+  thresholds: Thresholds
   exitCode: number
   databases: DatabaseStatus[]
 }

@@ -15,7 +15,10 @@ const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
   ['WORKERS', (d) => count(d.workers?.live)],
   ['LISTENER', (d) => (d.listener ? (d.listener.sessions > 0 ? 'up' : 'none') : '-')],
   ['PAUSED', (d) => count(d.pausedMailboxes?.count)],
-  ['FAILED 24H', (d) => count(d.failedLast24h?.total)],
+  [
+    'FAILED 24H',
+    (d) => `${count(d.failedLast24h?.total)}${d.failedLast24h?.complete === false ? '+' : ''}`,
+  ],
   ['SENT', (d) => count(d.counts?.sent)],
   ['FAILED', (d) => count(d.counts?.failed)],
   ['CANCELLED', (d) => count(d.counts?.cancelled)],
@@ -48,7 +51,7 @@ export function renderStatusTable(r: StatusReport): string {
       const shown = f.byCode.reduce((n, c) => n + c.rows, 0)
       const codes = f.byCode.map((c) => `${c.code ?? '(no code)'} ${c.rows}`).join(', ')
       lines.push(
-        `${d.name}: failed in the last 24 h: ${codes}${shown < f.total ? `, other codes ${f.total - shown}` : ''}`,
+        `${d.name}: failed in the last 24 h${f.complete ? '' : ' (at least: the newest 10,000 failed rows looked at)'}: ${codes}${shown < f.total ? `, other codes ${f.total - shown}` : ''}`,
       )
     }
     const p = d.pausedMailboxes

@@ -13,6 +13,7 @@ import { resolve } from 'node:path'
 import pg from 'pg'
 import { latestVersion } from '../../src/db/migrations.ts'
 import { freePort } from '../../src/embedded-postgres.ts'
+import { recentFailures } from '../../src/outbox/recent-failures.ts'
 import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -143,6 +144,7 @@ describe('one database', () => {
                 { code: 'invalid_recipient', rows: 2 },
                 { code: 'expired', rows: 1 },
               ],
+              complete: true,
             },
           },
         ],
@@ -285,6 +287,38 @@ describe('one database', () => {
       expect(r.code).toBe(2)
       expect(r.stdout).toBe('')
     }
+  })
+})
+
+describe('failures of the last 24 h', () => {
+  test('only the newest failed rows are looked at (a bounded read), and a capped count says so', async () => {
+    // Five failed rows, ids in creation order: the two newest failed recently, one long ago.
+    await db.pool.query(`
+      insert into mailer.email_outbox (message, status, attempts, last_error_code)
+      select ${message()}, 'failed', 1, c from unnest(array['a', 'b', 'old', 'c', 'd']) c;
+      insert into mailer.email_attempts (outbox_id, attempt, outcome, error_code, finished_at)
+      select id, 1, 'failed', last_error_code,
+             case when last_error_code = 'old' then now() - interval '3 days' else now() end
+        from mailer.email_outbox`)
+    const read = (scanLimit: number) => recentFailures(db.db, { hours: 24, limit: 3, scanLimit })
+    expect(await read(10)).toEqual({
+      total: 4,
+      byCode: [
+        { code: 'a', rows: 1 },
+        { code: 'b', rows: 1 },
+        { code: 'c', rows: 1 },
+      ],
+      complete: true,
+    })
+    expect(await read(3)).toEqual({
+      total: 2,
+      byCode: [
+        { code: 'c', rows: 1 },
+        { code: 'd', rows: 1 },
+      ],
+      complete: false,
+    })
+    expect((await read(5)).complete).toBe(false)
   })
 })
 
