@@ -16,6 +16,7 @@ import { freePort } from '../../src/embedded-postgres.ts'
 import { recentFailures } from '../../src/outbox/recent-failures.ts'
 import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
@@ -287,6 +288,43 @@ describe('one database', () => {
       expect(r.code).toBe(2)
       expect(r.stdout).toBe('')
     }
+  })
+})
+
+describe('with a real worker', () => {
+  test('a running serve --role worker shows as one live worker with its LISTEN session; stopped, as none', async () => {
+    const serve = Bun.spawn([process.execPath, MAIN, 'serve', '--role', 'worker'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: db.url,
+        MAIL_TRANSPORT: 'discard',
+        MAIL_FROM: 'outbox@example.com',
+        HOST: '127.0.0.1',
+        PORT: String(await freePort()),
+        LOG_LEVEL: 'warn',
+      },
+      stdout: 'ignore',
+      stderr: 'pipe',
+    })
+    try {
+      // Polled: the worker registers with its first reclaim and listens once started.
+      const seen = await pollUntil(async () => {
+        const { report } = await statusJson({ DATABASE_URL: db.url })
+        const d = report.databases[0]
+        return d.workers.live === 1 && d.listener.sessions === 1 ? d : undefined
+      }, 20_000)
+      expect(seen.health).toBe('ok')
+    } finally {
+      serve.kill('SIGTERM')
+    }
+    expect(await serve.exited).toBe(0)
+    // A clean stop leaves the registry at once; its session's backend ends when it sees the socket close.
+    const { report } = await statusJson({ DATABASE_URL: db.url })
+    expect(report.databases[0].workers).toEqual({ live: 0 })
+    await pollUntil(async () => {
+      const { report } = await statusJson({ DATABASE_URL: db.url })
+      return report.databases[0].listener.sessions === 0 ? true : undefined
+    })
   })
 })
 
