@@ -1,4 +1,4 @@
-// One database's status: reached read-only under a statement_timeout, each section read on its own so one slow read hides nothing else.
+// One database's status: reached read-only under a statement_timeout, section by section, each in a transaction of its own.
 import { CompiledQuery, Kysely, PostgresDialect, sql, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { DatabaseConfig } from '../config/database-list.ts'
@@ -22,7 +22,10 @@ export interface StatusError {
   message: string
 }
 
-/** What was read; a section is null when it was not read (schema not current) or its read failed. */
+/**
+ * What was read; a section is null when it was not read (schema not current, an earlier section
+ * failed) or its read failed.
+ */
 export interface DatabaseReading {
   name: string
   /** The URL as configured (the caller masks its password before printing it). */
@@ -35,7 +38,7 @@ export interface DatabaseReading {
   presence: WorkerPresence | null
   failures: RecentFailures | null
   pauses: MailboxPauses | null
-  /** Sections whose read failed on a reachable database, with why. */
+  /** Sections not read on a reachable database, with why (`skipped` after an earlier failure). */
   unread: { section: string; error: StatusError }[]
 }
 
@@ -106,7 +109,16 @@ export async function readDatabaseStatus(
     }
     // Another release's schema may lack or have changed what these statements read.
     if (reading.schema.verdict !== 'current') return reading
+    // After a failed section the rest is skipped: what held one (a lock, a stalled server) would
+    // most likely hold the next, and the command must end within a few timeouts, not one per section.
     const section = async <T>(name: string, fn: (trx: Transaction<Database>) => Promise<T>) => {
+      if (reading.unread.length > 0) {
+        reading.unread.push({
+          section: name,
+          error: { code: 'skipped', message: 'not read after an earlier read failed' },
+        })
+        return null
+      }
       try {
         return await read(fn)
       } catch (e) {

@@ -1,5 +1,5 @@
 // Status report: each database's reading judged (ok, attention, schema, unreachable), in the documented --json shape, and the exit code.
-import type { SchemaState } from '../db/schema-state.ts'
+import type { SchemaState, SchemaVerdict } from '../db/schema-state.ts'
 import { EXIT } from '../errors.ts'
 import type { DatabaseReading, StatusError } from './database-status.ts'
 
@@ -22,7 +22,13 @@ export interface DatabaseStatus {
   reasons: string[]
   reachable: boolean
   error: StatusError | null
-  schema: SchemaState | null
+  schema: {
+    verdict: SchemaVerdict
+    database: number | null
+    binary: number
+    missing: string[]
+    newer: number[]
+  } | null
   counts: {
     pending: number
     sending: number
@@ -73,8 +79,13 @@ export function judge(
   } else if (r.schema && r.schema.verdict !== 'current') {
     raise('schema', schemaReason(r.schema))
   }
-  for (const u of r.unread) {
+  const failed = r.unread.filter((u) => u.error.code !== 'skipped')
+  for (const u of failed) {
     raise('attention', `${u.section} not read: ${u.error.code}: ${mask(u.error.message)}`)
+  }
+  const skipped = r.unread.filter((u) => u.error.code === 'skipped').map((u) => u.section)
+  if (skipped.length > 0) {
+    raise('attention', `${skipped.join(', ')} not read after that (so as to end in time)`)
   }
   const age = r.stats?.oldestPendingAgeSeconds ?? null
   if (age !== null && age > t.maxPendingAgeSeconds) {
@@ -102,7 +113,15 @@ export function judge(
     reasons,
     reachable: r.reachable,
     error,
-    schema: r.schema,
+    schema: r.schema
+      ? {
+          verdict: r.schema.verdict,
+          database: r.schema.database,
+          binary: r.schema.binary,
+          missing: r.schema.missing,
+          newer: r.schema.newer,
+        }
+      : null,
     counts: r.stats ? { ...r.stats.counts } : null,
     oldestDuePendingSeconds: age,
     claims:
@@ -114,7 +133,9 @@ export function judge(
     pausedMailboxes: r.pauses
       ? { count: r.pauses.mailboxes, longestSeconds: r.pauses.longestSeconds }
       : null,
-    failedLast24h: r.failures,
+    failedLast24h: r.failures
+      ? { total: r.failures.total, byCode: r.failures.byCode, complete: r.failures.complete }
+      : null,
   }
 }
 
