@@ -17,7 +17,7 @@ const FAILURE_CODES_SHOWN = 5
 export const FAILED_ROWS_SCANNED = 10_000
 
 export interface StatusError {
-  /** SQLSTATE, a Node code (ECONNREFUSED, ENOTFOUND) or `timeout`. */
+  /** SQLSTATE, a Node code (ECONNREFUSED, ENOTFOUND), `timeout` or `connection_terminated`. */
   code: string
   message: string
 }
@@ -55,6 +55,8 @@ export function errorOf(e: unknown): StatusError {
   const code = (e as { code?: unknown } | null)?.code
   if (typeof code === 'string' && code) return { code, message }
   if (/timeout/i.test(message)) return { code: 'timeout', message }
+  // pg's words for a socket the server (or something on the way) closed, which carry no code.
+  if (/Connection terminated/i.test(message)) return { code: 'connection_terminated', message }
   return { code: 'unknown', message }
 }
 

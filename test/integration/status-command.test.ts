@@ -9,6 +9,7 @@ import {
   test,
 } from 'bun:test'
 import { randomBytes } from 'node:crypto'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { resolve } from 'node:path'
 import pg from 'pg'
 import { latestVersion } from '../../src/db/migrations.ts'
@@ -419,6 +420,45 @@ describe('schema', () => {
 })
 
 describe('reachability and several databases', () => {
+  test('a server that accepts and never answers: exit 4, code timeout, within --timeout', async () => {
+    const sockets: Socket[] = []
+    const silent = createServer((s) => {
+      sockets.push(s)
+      s.resume()
+    })
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    try {
+      const port = (silent.address() as AddressInfo).port
+      const { code, report } = await statusJson(
+        { DATABASE_URL: `postgres://app@127.0.0.1:${port}/app` },
+        ['--timeout', '0.5'],
+      )
+      expect(code).toBe(4)
+      expect(report.databases[0].error).toEqual({
+        code: 'timeout',
+        message: 'Connection terminated due to connection timeout',
+      })
+    } finally {
+      for (const s of sockets) s.destroy()
+      silent.close()
+    }
+  })
+
+  test('a server that hangs up at once: exit 4, code connection_terminated (pg gives it none)', async () => {
+    const closing = createServer((s) => s.destroy())
+    await new Promise<void>((r) => closing.listen(0, '127.0.0.1', r))
+    try {
+      const port = (closing.address() as AddressInfo).port
+      const { code, report } = await statusJson({
+        DATABASE_URL: `postgres://app@127.0.0.1:${port}/app`,
+      })
+      expect(code).toBe(4)
+      expect(report.databases[0].error.code).toBe('connection_terminated')
+    } finally {
+      closing.close()
+    }
+  })
+
   test('an unreachable database: exit 4 with the error code, its password masked; the other still reported', async () => {
     const port = await freePort()
     const password = `pw-${randomBytes(12).toString('hex')}`
