@@ -446,7 +446,9 @@ describe('reachability and several databases', () => {
   })
 
   test('a server that hangs up at once: exit 4, code connection_terminated (pg gives it none)', async () => {
-    const closing = createServer((s) => s.destroy())
+    // It reads the startup packet, then ends (FIN): a destroy with the packet unread sends a reset,
+    // which pg names ECONNRESET, and whether the packet arrived first is a race.
+    const closing = createServer((s) => s.once('data', () => s.end()))
     await new Promise<void>((r) => closing.listen(0, '127.0.0.1', r))
     try {
       const port = (closing.address() as AddressInfo).port
