@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'template_not_found'
   | 'template_error'
   | 'not_found'
+  | 'method_not_allowed'
   | 'conflict'
   | 'send_started'
   | 'unauthorized'

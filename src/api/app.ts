@@ -4,7 +4,7 @@ import { bodyLimit } from 'hono/body-limit'
 import { AppError } from '../errors.ts'
 import { authenticate, createVerifier } from './auth.ts'
 import { type ApiDeps, type AppEnv, BODY_LIMIT_BYTES } from './context.ts'
-import { onError, onNotFound, validationHook } from './problem.ts'
+import { notFoundHandler, onError, validationHook } from './problem.ts'
 import { rateLimit } from './rate-limit.ts'
 import { requestContext } from './request-context.ts'
 import { mountDocs } from './routes/docs.ts'
@@ -13,6 +13,7 @@ import { metricsRoutes } from './routes/metrics.ts'
 import { outboxRoutes } from './routes/outbox.ts'
 import { outboxActionRoutes } from './routes/outbox-actions.ts'
 import { statsRoutes } from './routes/stats.ts'
+import { servedMethods } from './served-methods.ts'
 
 export type { ApiDatabase, ApiDeps } from './context.ts'
 
@@ -57,11 +58,11 @@ export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   return baseApp(deps).route('/', metricsRoutes(deps))
 }
 
-/** What every listener's app shares: problem+json errors and 404s, request ids and access logs. */
+/** What every listener's app shares: problem+json errors, 404s and 405s, request ids and access logs. */
 function baseApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   app.onError(onError)
-  app.notFound(onNotFound)
+  app.notFound(notFoundHandler(servedMethods(app.routes)))
   app.use('*', requestContext(deps.log))
   return app
 }

@@ -20,6 +20,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,
+  method_not_allowed: 405,
   database_unknown: 404,
   template_not_found: 404,
   conflict: 409,
@@ -45,6 +46,7 @@ const TITLE: Partial<Record<ErrorCode, string>> = {
   // Also a tenant-confined token naming another tenant: its scope may be fine.
   forbidden: 'The token does not permit this',
   not_found: 'Not found',
+  method_not_allowed: 'The path does not serve this method',
   database_unknown: 'Unknown database',
   conflict: 'The row is not in a state that allows this',
   send_started: 'The send has already started',
@@ -123,6 +125,9 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     if (err.code === 'forbidden' && err.details?.scope !== undefined) {
       headers['www-authenticate'] = 'Bearer error="insufficient_scope"'
     }
+    // RFC 9110: a 405 lists the methods the path does serve.
+    const allow = err.details?.allow
+    if (Array.isArray(allow)) headers.allow = allow.join(', ')
     const retryAfter = err.details?.retryAfterSeconds
     if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter)
     if (status >= 500) c.get('log')?.error('request failed', { code: err.code, err })
@@ -155,13 +160,25 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   return send(c, 500, problemOf(err))
 }
 
-export const onNotFound: NotFoundHandler<AppEnv> = (c) =>
-  send(c, 404, {
-    type: problemType('not_found'),
-    title: TITLE.not_found!,
-    status: 404,
-    detail: `no route for ${c.req.method} ${c.req.path}`,
-  })
+/**
+ * A request no route answers: 405 with Allow when the path is served by other methods (`servedAt`
+ * names them), else 404.
+ */
+export const notFoundHandler =
+  (servedAt: (path: string) => string[]): NotFoundHandler<AppEnv> =>
+  (c) => {
+    const allow = servedAt(c.req.path)
+    if (allow.length > 0) {
+      const detail = `${c.req.method} is not served at ${c.req.path}; ${allow.join(', ')} are`
+      return onError(new AppError('method_not_allowed', detail, { allow }), c)
+    }
+    return send(c, 404, {
+      type: problemType('not_found'),
+      title: TITLE.not_found!,
+      status: 404,
+      detail: `no route for ${c.req.method} ${c.req.path}`,
+    })
+  }
 
 /** zod-openapi's defaultHook: every validation failure takes the same problem shape. */
 export function validationHook(result: { success: boolean; error?: ZodError }): undefined {

@@ -163,15 +163,54 @@ describe('methods', () => {
     }
   })
 
-  test('a method a path does not serve is refused with a problem', async () => {
+  test('a method a path does not serve is a 405 problem whose Allow lists the methods it does', async () => {
     const contract = createContract(doc)
-    for (const path of Object.keys(doc.paths)) {
-      const url = path.replace('{id}', '1')
-      for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
-        // GET /v1/outbox/cancel is GET /v1/outbox/{id} of the id "cancel", and so on.
-        if (contract.operation(method, url)) continue
+    // What the router serves at the URL: every template it matches (GET /v1/outbox/cancel is GET
+    // /v1/outbox/{id} of the id "cancel"), HEAD with each GET.
+    const allowOf = (url: string) => {
+      const methods = ['GET', 'POST'].filter((m) => contract.operation(m, url))
+      return methods.flatMap((m) => (m === 'GET' ? ['GET', 'HEAD'] : [m])).join(', ')
+    }
+    const urls = [
+      ...Object.keys(doc.paths).map((path) => path.replace('{id}', '1')),
+      '/openapi.json',
+      '/docs',
+    ]
+    for (const url of urls) {
+      const allow = url === '/openapi.json' || url === '/docs' ? 'GET, HEAD' : allowOf(url)
+      for (const method of ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']) {
+        if (allow.split(', ').includes(method)) continue
         const r = await send(app, method, url, { token: full })
-        expect([method, url, r.status]).toEqual([method, url, 404])
+        expect([method, url, r.status, r.headers.get('allow')]).toEqual([method, url, 405, allow])
+        if (method !== 'HEAD')
+          expect([method, url, problemType(r)]).toEqual([
+            method,
+            url,
+            'urn:outbox-mailer:problem:method_not_allowed',
+          ])
+      }
+    }
+    // The token comes first under /v1: an anonymous caller learns nothing of the routes.
+    expect((await send(app, 'PUT', '/v1/outbox')).status).toBe(401)
+  })
+
+  test('a path nobody serves is a 404 problem, whatever the method', async () => {
+    for (const url of [
+      '/nothing',
+      '/v1/nothing',
+      '/v1/outbox/1/nothing',
+      '/v1/outbox/',
+      '/healthz/x',
+    ]) {
+      for (const method of ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS']) {
+        const r = await send(app, method, url, { token: full })
+        expect([method, url, r.status, r.headers.get('allow'), problemType(r)]).toEqual([
+          method,
+          url,
+          404,
+          null,
+          'urn:outbox-mailer:problem:not_found',
+        ])
       }
     }
   })
