@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'rate_limited'
   | 'database_unknown'
   | 'database_unavailable'
+  | 'database_permission_denied'
   | 'lease_lost'
   | 'internal'
 

@@ -46,7 +46,7 @@ export const V1_PROBLEMS = {
   },
   503: {
     ...problemResponse(
-      'The database is unreachable, the query timed out, or Postgres aborted the request to break a deadlock (or a serialization failure) with a concurrent one: then Retry-After says when to repeat it',
+      'The database is unreachable, the query timed out, or Postgres aborted the request to break a deadlock (or a serialization failure) with a concurrent one: then Retry-After says when to repeat it (database_unavailable); the mailer schema or part of it is missing: an operator runs `outbox-mailer migrate` (schema_missing); the database refused the role a privilege: an operator grants it again (database_permission_denied)',
     ),
     headers: {
       'Retry-After': {
@@ -55,7 +55,7 @@ export const V1_PROBLEMS = {
       },
     },
   },
-  // A bug, or a database error that is no outage (a schema dropped, a privilege revoked): the body
+  // A bug, or a database error that is neither an outage nor a schema or privilege gone: the body
   // says only to quote the request id, never what failed.
   500: problemResponse(
     'An error the API does not expect (internal): the detail only asks to quote requestId, which finds the log line',

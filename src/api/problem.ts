@@ -27,6 +27,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   send_started: 409,
   rate_limited: 429,
   database_unavailable: 503,
+  database_permission_denied: 503,
   config_invalid: 500,
   schema_missing: 503,
   schema_outdated: 503,
@@ -52,6 +53,8 @@ const TITLE: Partial<Record<ErrorCode, string>> = {
   send_started: 'The send has already started',
   rate_limited: 'Too many requests',
   database_unavailable: 'The database is unavailable',
+  database_permission_denied: 'The database refused a privilege',
+  schema_missing: 'The database is not migrated',
 }
 
 export const Problem = z

@@ -1,4 +1,4 @@
-// Runs API-driven statements in one transaction under a statement_timeout; maps outages to AppErrors.
+// Runs API-driven statements in one transaction under a statement_timeout; maps outages and a missing schema to AppErrors.
 import { type Kysely, sql, type Transaction } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
@@ -22,6 +22,12 @@ const CONFLICT_SQLSTATE: Record<string, string> = {
   '40P01': 'a deadlock with a concurrent transaction',
   '40001': 'a serialization failure against a concurrent transaction',
 }
+// The schema, or a table or function of it, is not there (dropped, or a database never migrated):
+// undefined_function, undefined_table, invalid_schema_name. No request can succeed until migrate runs.
+const SCHEMA_MISSING_SQLSTATE = new Set(['42883', '42P01', '3F000'])
+// insufficient_privilege: the role was never granted, or was revoked, a privilege the statement needs.
+const PERMISSION_DENIED_SQLSTATE = '42501'
+
 /** How soon a request aborted by such a conflict may be repeated: the other transaction has moved on. */
 const CONFLICT_RETRY_AFTER_SECONDS = 1
 
@@ -29,7 +35,8 @@ const CONFLICT_RETRY_AFTER_SECONDS = 1
  * Runs `fn` in a transaction whose statements are cancelled after `ms` (set local: it ends with the
  * transaction, so pooled connections never keep it). A cancelled statement, a lost connection or a
  * transaction aborted by a concurrent one (with a Retry-After) becomes
- * AppError('database_unavailable'); every other error passes through unchanged.
+ * AppError('database_unavailable'); a missing schema, table or function AppError('schema_missing');
+ * a privilege refused AppError('database_permission_denied'); every other error passes through.
  */
 export async function withStatementTimeout<T>(
   db: Kysely<Database>,
@@ -44,13 +51,30 @@ export async function withStatementTimeout<T>(
       return fn(trx)
     })
   } catch (e) {
-    throw toUnavailable(e, ms) ?? e
+    throw toAppError(e, ms) ?? e
   }
 }
 
-function toUnavailable(e: unknown, ms: number): AppError | null {
+function toAppError(e: unknown, ms: number): AppError | null {
   if (e instanceof AppError || !(e instanceof Error)) return null
   const code = (e as { code?: unknown }).code
+  // Neither names the object: the message would carry SQL names into a response body.
+  if (typeof code === 'string' && SCHEMA_MISSING_SQLSTATE.has(code)) {
+    return new AppError(
+      'schema_missing',
+      'the database lacks the mailer schema or part of it: run `outbox-mailer migrate`',
+      { sqlstate: code },
+      { cause: e },
+    )
+  }
+  if (code === PERMISSION_DENIED_SQLSTATE) {
+    return new AppError(
+      'database_permission_denied',
+      "the database refused this service's role a privilege on the mailer schema: grant it again",
+      { sqlstate: code },
+      { cause: e },
+    )
+  }
   const conflict = typeof code === 'string' ? CONFLICT_SQLSTATE[code] : undefined
   if (conflict) {
     return new AppError(

@@ -290,16 +290,20 @@ describe('every documented response', () => {
     }
   })
 
-  test('500 of every /v1 route: a database error that is no outage (its schema dropped), nothing of it echoed', async () => {
+  test('500 of every /v1 route: a database error that is no outage, nor a schema or privilege gone, nothing of it echoed', async () => {
     const broken = await createTestDb()
     try {
-      await broken.pool.query('drop schema mailer cascade')
+      // Columns no statement knows (42703): a schema changed by hand, or a bug. A schema dropped is a
+      // 503 (schema-gone.test.ts).
+      await broken.pool.query(
+        'alter table mailer.email_outbox rename column id to id_renamed; alter table mailer.email_outbox rename column status to status_renamed',
+      )
       const b = buildApp([{ name: 'default', db: broken.db, pool: broken.pool }]).app
       const tk = await token()
       for (const r of routes('1')) {
         const res = await call(b, r.method, r.url, { token: tk, body: r.body })
         const { type, detail } = res.body as { type: string; detail: string }
-        // The cause (relation "mailer.email_outbox" does not exist) is logged, never answered.
+        // The cause (column "id" does not exist) is logged, never answered.
         expect([r.url, res.status, type, detail]).toEqual([
           r.url,
           500,

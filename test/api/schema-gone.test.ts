@@ -1,0 +1,105 @@
+// /v1 over a database whose mailer schema, a function of it, or a privilege on it is gone: an operator's problem, said so.
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { adminQuery } from '../support/postgres.ts'
+import { buildApp, type Db, enqueueSql, send } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
+const filter = { filter: { ids: ['1'] }, dryRun: false }
+
+/** Every /v1 operation, on row 1. */
+const requests: [string, string, unknown?][] = [
+  ['GET', '/v1/outbox'],
+  ['POST', '/v1/outbox', { message }],
+  ['GET', '/v1/outbox/1'],
+  ['POST', '/v1/outbox/1/cancel'],
+  ['POST', '/v1/outbox/1/retry'],
+  ['POST', '/v1/outbox/cancel', filter],
+  ['POST', '/v1/outbox/retry', filter],
+  ['GET', '/v1/stats'],
+]
+
+let opened: { t: TestDb; close?: () => Promise<void> }[] = []
+afterEach(async () => {
+  for (const o of opened) {
+    await o.close?.()
+    await o.t.drop()
+  }
+  opened = []
+})
+
+async function database() {
+  const t = await createTestDb()
+  opened.push({ t })
+  await enqueueSql(t.pool)
+  return t
+}
+
+async function answers(db: Db, only?: string) {
+  const { app } = buildApp([db])
+  const tk = await token()
+  const out: unknown[] = []
+  for (const [method, url, body] of requests) {
+    if (only && `${method} ${url}` !== only) continue
+    const r = await send(app, method, url, { token: tk, body })
+    const p = r.body as { type?: string; detail?: string }
+    out.push([method, url, r.status, p.type, p.detail])
+  }
+  return out
+}
+
+const expectAll = (got: unknown[], status: number, type: string, detail: unknown) =>
+  expect(got).toEqual(
+    requests.map(([m, u]) => [m, u, status, `urn:outbox-mailer:problem:${type}`, detail]),
+  )
+
+describe('a missing schema is 503 schema_missing, telling the operator to migrate', () => {
+  const detail = expect.stringContaining('outbox-mailer migrate')
+
+  test('the mailer schema dropped (undefined_table, invalid_schema_name)', async () => {
+    const t = await database()
+    await adminQuery(t.url, 'drop schema mailer cascade')
+    expectAll(await answers(t), 503, 'schema_missing', detail)
+  })
+
+  test('a function of it dropped (undefined_function)', async () => {
+    const t = await database()
+    await adminQuery(t.url, 'drop function mailer.enqueue_email(jsonb, jsonb)')
+    expect(await answers(t, 'POST /v1/outbox')).toEqual([
+      ['POST', '/v1/outbox', 503, 'urn:outbox-mailer:problem:schema_missing', detail],
+    ])
+  })
+})
+
+test('a privilege revoked from the role is 503 database_permission_denied, naming no SQL', async () => {
+  const t = await database()
+  const role = `outbox_r_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
+  await adminQuery(t.url, `create role ${role} login password 'pw'`)
+  // Everything but the schema itself: usage of it is the privilege missing.
+  await adminQuery(
+    t.url,
+    `grant all on all tables in schema mailer to ${role};
+     grant all on all sequences in schema mailer to ${role};
+     grant execute on all functions in schema mailer to ${role}`,
+  )
+  const url = new URL(t.url)
+  url.username = role
+  url.password = 'pw'
+  const h = openDb({ name: 'default', url: url.toString(), log: silentLogger })
+  opened.push({
+    t,
+    close: async () => {
+      await h.close()
+      await adminQuery(t.url, `drop owned by ${role}; drop role ${role}`).catch(() => {})
+    },
+  })
+  const got = await answers({ name: 'default', db: h.db, pool: h.pool })
+  expectAll(got, 503, 'database_permission_denied', expect.stringContaining('privilege'))
+  for (const [, , , , d] of got as string[][]) expect(d).not.toMatch(/mailer\.|select|insert/i)
+})
