@@ -1,5 +1,11 @@
 // A message as a row holds it, checked at send for what enqueue refuses today but an older row may hold.
-import { CONTROL_CHARACTER_MESSAGE, foldLineBreaks, hasControlCharacter } from './header-text.ts'
+import {
+  CONTROL_CHARACTER_MESSAGE,
+  foldControlCharacters,
+  HEADER_VALUE_MESSAGE,
+  hasControlCharacter,
+  isOneLineHeaderValue,
+} from './header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from './mime-type.ts'
 import { RenderError } from './render-error.ts'
 import type { MailAddress, MailAttachment } from './sender.ts'
@@ -25,18 +31,18 @@ export interface StoredMessage {
 const invalid = (field: string, problem: string) =>
   new RenderError('invalid_message', `${field} ${problem}`)
 
-/** The subject on one line (mailer.fold_line_breaks); a row without one fails. */
+/** The subject on one line (mailer.fold_control_characters); a row without one fails. */
 export function sendableSubject(subject: unknown): string {
-  const folded = typeof subject === 'string' ? foldLineBreaks(subject) : ''
+  const folded = typeof subject === 'string' ? foldControlCharacters(subject) : ''
   if (folded.trim() === '')
     throw invalid('message.subject', 'is required and must be a non-empty string')
   return folded
 }
 
-/** The display name on one line; the same object when it holds no line break. */
+/** The display name on one line; the same object when it holds no control character. */
 function sendableAddress(a: MailAddress): MailAddress {
   if (typeof a.name !== 'string') return a
-  const name = foldLineBreaks(a.name)
+  const name = foldControlCharacters(a.name)
   return name === a.name ? a : { ...a, name }
 }
 
@@ -71,8 +77,8 @@ export function sendableSender(from: unknown, fallback: MailAddress | null): Mai
 export function sendableHeaders(headers: unknown): Record<string, string> {
   if (headers === undefined || headers === null) return {}
   for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
-    if (typeof value !== 'string' || /[\r\n]/.test(value))
-      throw invalid(`message.headers.${name}`, 'must be a one-line string')
+    if (typeof value !== 'string' || !isOneLineHeaderValue(value))
+      throw invalid(`message.headers.${name}`, HEADER_VALUE_MESSAGE)
   }
   return headers as Record<string, string>
 }

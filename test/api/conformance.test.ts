@@ -283,6 +283,26 @@ describe('bodies', () => {
     expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)
   })
 
+  test('a control character other than a tab in a header value: a 400 naming it, refused by the document too', async () => {
+    const contract = createContract(doc)
+    const cases: [string, Record<string, unknown>][] = [
+      ['message.headers.X-Tag', { message: { ...message, headers: { 'X-Tag': 'a\u001b[31m' } } }],
+      ['message.headers.X-Tag', { message: { ...message, headers: { 'X-Tag': 'a\u007f' } } }],
+    ]
+    for (const [field, body] of cases) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
+      const paths = (r.body as { errors?: { path: string }[] }).errors?.map((e) => e.path)
+      expect([field, r.status, paths]).toEqual([field, 400, [field]])
+      expect([field, contract.requestErrors('POST', '/v1/outbox', body)]).not.toEqual([field, null])
+    }
+    // A tab in a header value is whitespace, taken; a subject's control characters fold.
+    const ok = {
+      message: { ...message, subject: 'a\u001bb', headers: { 'X-Tag': 'a\tb' } },
+    }
+    expect(contract.requestErrors('POST', '/v1/outbox', ok)).toBeNull()
+    expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)
+  })
+
   test('routes that take no body ignore one', async () => {
     const id = await enqueueSql(t.pool)
     const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: full, body: 'anything' })

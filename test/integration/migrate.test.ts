@@ -132,6 +132,11 @@ describe('migrate', () => {
         '0023_header_text_folded_or_refused',
         'ad8732f6ad3117bf4054b63518fd87ac458841c27ae9f7f1b081d5b95a97458f',
       ],
+      [
+        24,
+        '0024_control_characters_folded_or_refused',
+        '6f5e0f733d4e4fe953772cea5a2ba48ae5c45ea2da4138baf859a0d71d847219',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -237,7 +242,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -259,14 +264,15 @@ describe('migrate', () => {
         { version: 20, c: true },
         { version: 21, c: true },
         { version: 23, c: true },
+        { version: 24, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0023 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0024 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
-        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 1000],
+        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 1000],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
@@ -497,7 +503,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24,
     ])
     const { rows } = await adminQuery(
       url,

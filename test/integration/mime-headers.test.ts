@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, te
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { foldLineBreaks, hasControlCharacter } from '../../src/outbox/header-text.ts'
+import { foldControlCharacters, hasControlCharacter } from '../../src/outbox/header-text.ts'
 import { MIME_TYPE } from '../../src/outbox/mime-type.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { useTestDb } from '../support/db.ts'
@@ -68,6 +68,20 @@ describe('refused at enqueue, naming the field', () => {
       code: '22023',
       message: expect.stringContaining('message.headers.X-Tag'),
     })
+  })
+
+  test('a control character other than a tab in a header value', async () => {
+    for (const value of ['v\u001b[31m', 'v\u007f', 'v\u000b', 'v\u0001']) {
+      expect([value, await refusal({ ...ok, headers: { 'X-Tag': value } })]).toEqual([
+        value,
+        {
+          code: '22023',
+          message:
+            'mailer: message.headers.X-Tag must be a one-line string without control characters (a tab is allowed)',
+        },
+      ])
+    }
+    expect(await refusal({ ...ok, headers: { 'X-Tag': 'a\tb' } })).toBeNull()
   })
 
   test('a control character in an attachment file name or content id', async () => {
@@ -186,6 +200,9 @@ test('the send-time checks fold and refuse exactly as mailer.enqueue_email does'
     '\r\na \r\n\r\n b\n',
     ' a \n',
     'tab\there',
+    '\t\u000b a \u001b[31m\u007f\r\n',
+    '\u001b',
+    'a\u0001\u0002b',
     'a\u0001b',
     'a\u001fb',
     'a\u007fb',
@@ -194,16 +211,32 @@ test('the send-time checks fold and refuse exactly as mailer.enqueue_email does'
     'ü\r',
   ]
   const { rows } = await t.pool.query<{ s: string; folded: string; control: boolean }>(
-    `select s, mailer.fold_line_breaks(s) as folded, s ~ '[\\x01-\\x1f\\x7f]' as control
+    `select s, mailer.fold_control_characters(s) as folded, s ~ '[\\x01-\\x1f\\x7f]' as control
        from unnest($1::text[]) as s`,
     [samples],
   )
-  expect(rows.map((r) => [r.s, foldLineBreaks(r.s), hasControlCharacter(r.s)])).toEqual(
+  expect(rows.map((r) => [r.s, foldControlCharacters(r.s), hasControlCharacter(r.s)])).toEqual(
     rows.map((r) => [r.s, r.folded, r.control]),
   )
 })
 
 describe('folded to one line at enqueue: stored and sent so', () => {
+  test('any other control character in the subject or a display name becomes a space too', async () => {
+    const id = await enqueue(t, {
+      ...ok,
+      subject: '\tInquiry\u0001\u001b[0m\tabout\u000c\u007forders\u000b',
+      to: [{ address: 'to@example.com', name: 'Ada\u001b[31m\u007f Lovelace' }],
+    })
+    const { rows } = await t.pool.query('select message from mailer.email_outbox where id = $1', [
+      id,
+    ])
+    expect(rows[0].message.subject).toBe('Inquiry [0m about orders')
+    expect(rows[0].message.to[0].name).toBe('Ada [31m  Lovelace')
+    const eml = await written(id)
+    expect(eml).toMatch(/^Subject: Inquiry \[0m about orders$/m)
+    expect(eml).toMatch(/^To: "Ada \[31m {2}Lovelace" <to@example.com>$/m)
+  })
+
   test('a line break in the subject or a display name becomes a space, dropped at either end', async () => {
     const named = (address: string) => ({ address, name: `\r\nName${EVIL}\n` })
     const id = await enqueue(t, {

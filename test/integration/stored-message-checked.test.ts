@@ -153,6 +153,8 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       [{ attachments: [{ ...png, contentId: 7 }] }, 'attachments[0].contentId', 'must be a string'],
       [{ attachments: [{ filename: 'a.txt' }] }, 'attachments[0]', 'must be {"filename"'],
       [{ headers: { 'X-Tag': `v${EVIL}` } }, 'headers.X-Tag', 'must be a one-line string'],
+      [{ headers: { 'X-Tag': 'v\u001b[31m' } }, 'headers.X-Tag', 'must be a one-line string'],
+      [{ headers: { 'X-Tag': 'v\u007f' } }, 'headers.X-Tag', 'must be a one-line string'],
     ] as const) {
       const id = await insertStored({ ...stored, ...message })
       expect([field, await drained(id, transport)]).toEqual([
@@ -203,6 +205,27 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       expect(eml).toMatch(/^Subject: Inquiry X-Evil: 1\r$/m)
       for (const header of ['From', 'To', 'Reply-To'])
         expect(eml).toMatch(new RegExp(`^${header}: "Ada X-Evil: 1" <`, 'm'))
+    }
+  })
+
+  test('any other control character in a stored subject or display name is sent as a space too', async () => {
+    const named = (address: string) => ({ address, name: 'Ada\u001b[31m\u007f Lovelace\u000b' })
+    const id = await insertStored({
+      ...stored,
+      to: [named('to@example.com')],
+      subject: '\tInquiry\u0001\u001b[0m\tabout\u000c\u007forders',
+    })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+    if (graph) {
+      const m = graph.accepted[0]!.body.message as Record<string, unknown>
+      expect(m).toMatchObject({
+        subject: 'Inquiry [0m about orders',
+        toRecipients: [{ emailAddress: { address: 'to@example.com', name: 'Ada [31m  Lovelace' } }],
+      })
+    } else {
+      const eml = await readFile(join(dir, `outbox-${id}.eml`), 'utf8')
+      expect(eml).toMatch(/^Subject: Inquiry \[0m about orders\r$/m)
+      expect(eml).toMatch(/^To: "Ada \[31m {2}Lovelace" <to@example.com>\r$/m)
     }
   })
 })
