@@ -1,5 +1,5 @@
 -- 0024: any control character in a subject or a display name becomes a space, as a line break
--- does since 0023; a header value with one is refused.
+-- does since 0023; a header value or a correlation id with one is refused.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why: 0023 folded CR and LF only. Every other C0 control character (U+0001-U+001F: a vertical
@@ -11,12 +11,14 @@
 -- reads as one space).
 -- A header value (message.headers) is composed by the application, not typed by a customer: a
 -- line break in one was refused since 0001, and now so is any control character but a tab
--- (whitespace in a header value).
+-- (whitespace in a header value). options.correlationId is an id users search by
+-- (GET /v1/outbox?correlationId=) and is written into X-Correlation-Id: a control character in it
+-- (tab included) is refused with 22023 naming the field, as an attachment's filename is.
 -- mailer.fold_line_breaks stays for anything that calls it. The replaced functions keep their
--- privileges and owner; otherwise as in 0023.
+-- privileges and owner; otherwise as in 0023 and 0020.
 --
 -- Older binaries call the functions as before; what they enqueue is refused in more cases (a
--- header value) and folded in more, never stored in a shape they cannot send.
+-- header value, a correlation id) and folded in more, never stored in a shape they cannot send.
 --! older-binaries-compatible
 
 -- A subject or a display name on one line; the same rule as foldControlCharacters in src/outbox/header-text.ts.
@@ -186,4 +188,42 @@ begin
     out := out || jsonb_build_object('attachments', m -> 'attachments');
   end if;
   return out;
+end $$;
+
+create or replace function mailer.enqueue_email(message jsonb, options jsonb default '{}') returns bigint
+language plpgsql as $$
+declare
+  m jsonb := mailer.normalize_message(message);
+  o jsonb := coalesce(options, '{}');
+  t text;
+  new_id bigint;
+begin
+  perform mailer.check_options(o, array['tenant', 'dedupeKey', 'sendAt', 'expiresAt', 'priority', 'maxAttempts', 'correlationId']);
+  -- An id users search by (GET /v1/outbox?correlationId=), written into X-Correlation-Id.
+  if (o ->> 'correlationId') ~ '[\x01-\x1f\x7f]' then
+    perform mailer.invalid('options.correlationId', 'must not contain a control character (such as a line break or a tab)');
+  end if;
+  t := coalesce(o ->> 'tenant', 'default');
+  -- check_options refuses a dedupeKey that is not a string, so null means none was given.
+  if o ->> 'dedupeKey' is null then
+    insert into mailer.email_outbox (tenant, priority, send_at, expires_at, max_attempts, correlation_id, message)
+    values (t, coalesce((o ->> 'priority')::smallint, 0),
+            coalesce((o ->> 'sendAt')::timestamptz, now()), (o ->> 'expiresAt')::timestamptz,
+            (o ->> 'maxAttempts')::integer, o ->> 'correlationId', m)
+    returning id into new_id;
+    return new_id;
+  end if;
+  loop
+    insert into mailer.email_outbox (tenant, dedupe_key, priority, send_at, expires_at, max_attempts, correlation_id, message)
+    values (t, o ->> 'dedupeKey', coalesce((o ->> 'priority')::smallint, 0),
+            coalesce((o ->> 'sendAt')::timestamptz, now()), (o ->> 'expiresAt')::timestamptz,
+            (o ->> 'maxAttempts')::integer, o ->> 'correlationId', m)
+    on conflict (tenant, dedupe_key) where dedupe_key is not null do nothing
+    returning id into new_id;
+    if new_id is not null then return new_id; end if;
+    -- The conflict was a committed row (on conflict waited for it), found by email_outbox_dedupe_idx;
+    -- missing only if a commit since deleted it (pruned): the key is free, so insert again.
+    select id into new_id from mailer.email_outbox where tenant = t and dedupe_key = o ->> 'dedupeKey';
+    if new_id is not null then return new_id; end if;
+  end loop;
 end $$;

@@ -13,8 +13,10 @@ import { withStorableText } from './storable-text.ts'
 const ONE_LINE =
   'Written into a header: each run of control characters (U+0001-U+001F with CR, LF and TAB, U+007F) becomes one space, dropped at either end'
 
-// A pattern, so the document refuses it too (a refinement would not reach it): SQL's class. A tab
-// is whitespace in a header value (RFC 5322).
+// As patterns, so the document refuses them too (a refinement would not reach it): SQL's classes.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point.
+const NO_CONTROL_CHARACTER = /^[^\u0001-\u001f\u007f]*$/
+// A tab is whitespace in a header value (RFC 5322).
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point.
 const ONE_LINE_HEADER_VALUE = /^[^\u0001-\u0008\u000a-\u001f\u007f]*$/
 
@@ -98,7 +100,14 @@ export const EnqueueOptions = z
     expiresAt: z.string().nullable().optional(),
     priority: z.number().int().optional().openapi({ description: '-100 (first) .. 100 (last)' }),
     maxAttempts: z.number().int().optional(),
-    correlationId: z.string().optional(),
+    correlationId: z
+      .string()
+      .regex(NO_CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE)
+      .optional()
+      .openapi({
+        description:
+          'Your id for the message: X-Correlation-Id, and GET /v1/outbox?correlationId=; no control character (U+0001-U+001F, U+007F)',
+      }),
   })
   .openapi('EnqueueOptions', CLOSED)
 

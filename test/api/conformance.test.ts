@@ -283,9 +283,11 @@ describe('bodies', () => {
     expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)
   })
 
-  test('a control character other than a tab in a header value: a 400 naming it, refused by the document too', async () => {
+  test('a control character in a correlation id or a header value: a 400 naming it, refused by the document too', async () => {
     const contract = createContract(doc)
     const cases: [string, Record<string, unknown>][] = [
+      ['options.correlationId', { message, options: { correlationId: 'order\n42' } }],
+      ['options.correlationId', { message, options: { correlationId: 'order\t42' } }],
       ['message.headers.X-Tag', { message: { ...message, headers: { 'X-Tag': 'a\u001b[31m' } } }],
       ['message.headers.X-Tag', { message: { ...message, headers: { 'X-Tag': 'a\u007f' } } }],
     ]
@@ -298,6 +300,7 @@ describe('bodies', () => {
     // A tab in a header value is whitespace, taken; a subject's control characters fold.
     const ok = {
       message: { ...message, subject: 'a\u001bb', headers: { 'X-Tag': 'a\tb' } },
+      options: { correlationId: 'order 42' },
     }
     expect(contract.requestErrors('POST', '/v1/outbox', ok)).toBeNull()
     expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)

@@ -135,7 +135,7 @@ describe('migrate', () => {
       [
         24,
         '0024_control_characters_folded_or_refused',
-        '6f5e0f733d4e4fe953772cea5a2ba48ae5c45ea2da4138baf859a0d71d847219',
+        'd356342ecafd5fae91f006845ecab7559fabc9ee17b02c76db882a397fdd362e',
       ],
     ]
     expect(

@@ -84,6 +84,24 @@ describe('refused at enqueue, naming the field', () => {
     expect(await refusal({ ...ok, headers: { 'X-Tag': 'a\tb' } })).toBeNull()
   })
 
+  test('a control character in options.correlationId, an id users search by', async () => {
+    for (const value of [`corr${EVIL}`, 'corr\n', 'corr\t1', 'corr\u001b', 'corr\u007f']) {
+      const refused = await enqueue(t, ok, { correlationId: value }).then(
+        () => null,
+        (e: Error & { code?: string }) => ({ code: e.code, message: e.message }),
+      )
+      expect([value, refused]).toEqual([
+        value,
+        {
+          code: '22023',
+          message:
+            'mailer: options.correlationId must not contain a control character (such as a line break or a tab)',
+        },
+      ])
+    }
+    expect(await t.pool.query('select 1 from mailer.email_outbox')).toMatchObject({ rowCount: 0 })
+  })
+
   test('a control character in an attachment file name or content id', async () => {
     const attachment = { filename: 'a.png', contentBase64: 'QQ==', contentType: 'image/png' }
     for (const [field, value] of [
@@ -271,9 +289,13 @@ describe('folded to one line at enqueue: stored and sent so', () => {
 })
 
 describe('accepted, and encoded by the MIME composer so that no header is added', () => {
-  test('a line break in options.correlationId, which becomes X-Correlation-Id', async () => {
-    // Accepted by enqueue (its length only is checked); folded into one line where it is written.
-    const id = await enqueue(t, ok, { correlationId: `corr${EVIL}` })
+  test('a line break in a correlation id stored before 0024, which becomes X-Correlation-Id', async () => {
+    // Refused at enqueue since 0024; a row stored before is folded into one line where it is written.
+    const id = await enqueue(t, ok)
+    await t.pool.query('update mailer.email_outbox set correlation_id = $2 where id = $1', [
+      id,
+      `corr${EVIL}`,
+    ])
     const eml = await written(id)
     expectNoInjectedHeader(eml)
     expect(eml).toMatch(/^X-Correlation-Id: corr X-Evil: 1$/im)
