@@ -20,6 +20,7 @@ import m0018 from '../../sql/0018_last_check_keeps_the_mark.sql' with { type: 't
 import m0019 from '../../sql/0019_claim_update_by_ctid.sql' with { type: 'text' }
 import m0020 from '../../sql/0020_mime_type_and_dedupe_retry.sql' with { type: 'text' }
 import m0021 from '../../sql/0021_hot_path_locks_in_id_order.sql' with { type: 'text' }
+import m0022 from '../../sql/0022_expiring_pending_index.sql' with { type: 'text' }
 import m0023 from '../../sql/0023_header_text_folded_or_refused.sql' with { type: 'text' }
 import m0024 from '../../sql/0024_control_characters_folded_or_refused.sql' with { type: 'text' }
 
@@ -51,6 +52,7 @@ export const migrations: readonly Migration[] = [
   { version: 19, name: '0019_claim_update_by_ctid', sql: m0019 },
   { version: 20, name: '0020_mime_type_and_dedupe_retry', sql: m0020 },
   { version: 21, name: '0021_hot_path_locks_in_id_order', sql: m0021 },
+  { version: 22, name: '0022_expiring_pending_index', sql: m0022 },
   { version: 23, name: '0023_header_text_folded_or_refused', sql: m0023 },
   { version: 24, name: '0024_control_characters_folded_or_refused', sql: m0024 },
 ]

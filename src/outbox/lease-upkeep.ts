@@ -1,4 +1,4 @@
-// Lease upkeep: a drainer's heartbeats (its leases and its registry entry) and its reclaim of expired leases, on timers.
+// Lease upkeep: a drainer's heartbeats (its leases and its registry entry), its reclaim of expired leases and its expiry sweep, on timers.
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { WorkerConfig } from '../config.ts'
@@ -6,6 +6,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
+import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
 import { extendLeases, type WorkerIdentity } from './heartbeat.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { reclaimExpired } from './reclaim.ts'
@@ -22,7 +23,8 @@ export interface LeaseUpkeep {
   first(): Promise<void>
   /**
    * Heartbeats every `heartbeatSeconds` while leases are held; reclaims when the earliest lease in
-   * flight ends, at least once per lease length (its statement also beats the registry).
+   * flight ends, at least once per lease length (its statement also beats the registry and fails
+   * pending rows past their expiresAt).
    */
   startTimers(): void
   stopTimers(): void
@@ -64,14 +66,35 @@ export function createLeaseUpkeep(d: {
     }
   }
 
-  /** Reclaims what has ended; returns the milliseconds until the next reclaim is due. */
+  /**
+   * Reclaims what has ended and fails what has expired unclaimed; returns the milliseconds until
+   * the next reclaim is due.
+   */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
-    const { rows, nextExpiryMs } = await reclaimExpired(d.db, {
+    const { rows, nextExpiryMs, swept } = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       limit,
       beat: d.worker,
+      sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT },
     })
+    if (swept.length > 0) {
+      d.log.warn('failed pending rows past their expiresAt', {
+        count: swept.length,
+        ids: swept.map((r) => r.id),
+      })
+      // Counted as a claim that finds a row expired counts it (outbox_sends_total{outcome="expired"},
+      // which the "sends failing" alert watches).
+      for (const r of swept) {
+        d.onEvent?.({
+          type: 'settled',
+          db: d.dbName,
+          id: r.id,
+          outcome: 'expired',
+          code: 'expired',
+        })
+      }
+    }
     if (rows.length > 0) {
       d.log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })
       d.onEvent?.({ type: 'reclaimed', db: d.dbName, count: rows.length })
@@ -92,9 +115,9 @@ export function createLeaseUpkeep(d: {
       }
       d.wake()
     }
-    // More ended than one statement takes: again at once. Otherwise when the earliest lease in
-    // flight ends; none ends sooner than a lease taken from now on, a lease length away.
-    if (rows.length >= limit) return 0
+    // More ended (or expired) than one statement takes: again at once. Otherwise when the earliest
+    // lease in flight ends; none ends sooner than a lease taken from now on, a lease length away.
+    if (rows.length >= limit || swept.length >= EXPIRY_SWEEP_LIMIT) return 0
     return Math.min(nextExpiryMs ?? leaseMs, leaseMs) + RECLAIM_MARGIN_MS
   }
 

@@ -1,6 +1,7 @@
-// reclaimExpired: crash recovery: rows whose lease ran out go back to pending, or fail when out of attempts.
+// reclaimExpired: crash recovery (rows whose lease ran out go back to pending, or fail when out of attempts), carrying the registry beat and the expiry sweep.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { registryBeat, type WorkerIdentity } from './heartbeat.ts'
 
 export interface Reclaimed {
@@ -18,6 +19,8 @@ export interface ReclaimResult {
    * so the next reclaim is due at the lesser of the two.
    */
   nextExpiryMs: number | null
+  /** Pending rows past their expiresAt that the statement failed (with `sweep`), in id order. */
+  swept: Swept[]
 }
 
 /**
@@ -29,17 +32,58 @@ export interface ReclaimResult {
  * Uses email_outbox_sending_idx (only in-flight rows); SKIP LOCKED so concurrent reclaimers never wait.
  * Also reads when the next reclaim is due (the earliest end among the leases still running, from
  * the statement's snapshot: rows it reclaims, or another reclaimer holds, have ended and are left
- * out) and, with `beat`, upserts the worker's registry entry: an idle worker's one statement per
- * lease length.
+ * out), with `beat`, upserts the worker's registry entry, and with `sweep` fails pending rows past
+ * their expiresAt (expiry-sweep.ts): an idle worker's one statement per lease length.
  */
 export async function reclaimExpired(
   db: Kysely<Database>,
-  p: { defaultMaxAttempts: number; limit?: number; beat?: WorkerIdentity },
+  p: ReclaimParams,
 ): Promise<ReclaimResult> {
+  const { rows } = await reclaimStatement(p).execute(db)
+  // The one row of kind 'next' carries the next end.
+  return {
+    rows: rows
+      .filter((r) => r.kind === 'reclaimed')
+      .map(({ id, status, ambiguous }) => ({ id, status, ambiguous })),
+    nextExpiryMs: rows.find((r) => r.kind === 'next')?.next_ms ?? null,
+    swept: rows
+      .filter((r) => r.kind === 'swept')
+      .map((r) => ({
+        id: r.id,
+        tenant: r.tenant ?? '',
+        attempt: r.attempt ?? 0,
+        correlationId: r.correlation_id,
+      }))
+      .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id))),
+  }
+}
+
+export interface ReclaimParams {
+  defaultMaxAttempts: number
+  limit?: number
+  beat?: WorkerIdentity
+  sweep?: ExpirySweep
+}
+
+type ReclaimRow = Reclaimed & {
+  kind: 'reclaimed' | 'swept' | 'next'
+  tenant: string | null
+  attempt: number | null
+  correlation_id: string | null
+  next_ms: number | null
+}
+
+/** reclaimExpired's one statement, unexecuted (bench/expiry-sweep.ts explains it). */
+export function reclaimStatement(p: ReclaimParams) {
   // Read on the locked row version the UPDATE writes.
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
   const beat = p.beat ? sql`, beat as (${registryBeat(p.beat)})` : sql``
-  const { rows } = await sql<Reclaimed & { next_ms: number | null }>`
+  const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
+  const sweptRows = p.sweep
+    ? sql`select 'swept', id, 'failed', false, tenant, attempts, correlation_id, null from swept
+          union all`
+    : sql``
+  return sql<ReclaimRow>`
     with expired as (
       -- The lease's holder, read before the update clears it: the history names the worker that stopped.
       select id, lease_owner from mailer.email_outbox
@@ -68,19 +112,12 @@ export async function reclaimExpired(
              case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
              last_error_code, last_error
         from done
-    )${beat}
-    select id, status, ambiguous, null::float8 as next_ms from done
+    )${beat}${sweep}
+    select 'reclaimed' as kind, id, status, ambiguous, null::text as tenant, null::int as attempt,
+           null::text as correlation_id, null::float8 as next_ms from done
     union all
-    select null, null, null,
+    ${sweptRows}
+    select 'next', null, null, null, null, null, null,
            (select extract(epoch from min(lease_expires_at) - now()) * 1000
-              from mailer.email_outbox where status = 'sending' and lease_expires_at >= now())::float8`.execute(
-    db,
-  )
-  // The one row without an id carries the next end.
-  return {
-    rows: rows
-      .filter((r) => r.id !== null)
-      .map(({ id, status, ambiguous }) => ({ id, status, ambiguous })),
-    nextExpiryMs: rows.find((r) => r.id === null)?.next_ms ?? null,
-  }
+              from mailer.email_outbox where status = 'sending' and lease_expires_at >= now())::float8`
 }

@@ -128,6 +128,11 @@ describe('migrate', () => {
         '1a467ff06eee3910c6dce58ccf2f6ceac76d0fc4895112191d67f289d912ba42',
       ],
       [
+        22,
+        '0022_expiring_pending_index',
+        '0a383737b1fdaeffae495e55be5a50476e40f78a28f91654292ec74047c0f868',
+      ],
+      [
         23,
         '0023_header_text_folded_or_refused',
         'ad8732f6ad3117bf4054b63518fd87ac458841c27ae9f7f1b081d5b95a97458f',
@@ -242,7 +247,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -263,6 +268,7 @@ describe('migrate', () => {
         { version: 19, c: true },
         { version: 20, c: true },
         { version: 21, c: true },
+        { version: 22, c: true },
         { version: 23, c: true },
         { version: 24, c: true },
         { version: 1000, c: true },
@@ -272,7 +278,7 @@ describe('migrate', () => {
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
-        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 1000],
+        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 1000],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
@@ -456,7 +462,7 @@ describe('migrate', () => {
     const next = [...migrations, { version: 1000, name: '1000_no_tx', sql }]
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
-    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9, 10])
+    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9, 10, 22])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
     await expect(
@@ -503,7 +509,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
     ])
     const { rows } = await adminQuery(
       url,

@@ -1,7 +1,7 @@
 // An Entra (token endpoint) outage through the drainer and the real Graph sender: rows wait uncounted, then go out once.
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
-import { pollUntil } from '../support/events.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/fake-graph.ts'
 import {
   type OutageRun,
@@ -169,5 +169,83 @@ describe('a stop while a row waits for its Graph token (Entra hangs)', () => {
     expect(row.rows).toEqual([{ status: 'pending', attempts: 0, due: true, marked: interrupted }])
     const history = await t.pool.query('select outcome from mailer.email_attempts')
     expect(history.rows).toEqual([{ outcome: 'released' }])
+  })
+})
+
+describe('a refused credential (an unregistered certificate)', () => {
+  const REFUSED = { status: 401, error: 'invalid_client', aadsts: 700027 }
+  /** Past the refusal's cooldown (a minute, on the token source's clock). */
+  const PAST_COOLDOWN_MS = 61_000
+
+  /**
+   * Refusal cycle `k` (1-based): past the first, the cooldown passes and every waiting row is due
+   * (their order kept: each is moved back by the same 10 minutes); then waits until the worker has
+   * asked Entra `k` times and is held off again with nothing claimed.
+   */
+  async function refusalCycle(r: OutageRun, k: number) {
+    if (k > 1) {
+      r.clock.advance(PAST_COOLDOWN_MS)
+      await t.pool.query(
+        `update mailer.email_outbox set send_at = send_at - interval '10 minutes' where status = 'pending'`,
+      )
+      r.engine.drainer.wake()
+    }
+    await pollUntil(async () => {
+      if (r.fake.tokenRequests.length < k || r.engine.drainer.status().inFlight > 0)
+        return undefined
+      const s = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox where status = 'sending'`,
+      )
+      return s.rows[0].n === 0 && r.transport.blockedForMs() > 0 ? true : undefined
+    }, 30_000)
+  }
+  const metSoFar = async () =>
+    (
+      await t.pool.query<{ id: string }>(
+        'select distinct outbox_id::text as id from mailer.email_attempts order by 1',
+      )
+    ).rows.map((x) => x.id)
+  const statusOf = async (ids: string[]) =>
+    (
+      await t.pool.query(
+        'select distinct status, last_error_code from mailer.email_outbox where id = any($1::bigint[])',
+        [ids],
+      )
+    ).rows
+
+  test('a row whose expiresAt passes while the workers are held off is failed `expired` within a lease length, met before or not', async () => {
+    const r = await startOutage(t, {
+      rows: 3,
+      cert,
+      tokenFault: REFUSED,
+      config: { leaseSeconds: 2, heartbeatSeconds: 1 },
+      options: () => ({ expiresAt: new Date(Date.now() + 3600_000).toISOString() }),
+    })
+    run = r
+    await refusalCycle(r, 1)
+    const [met] = r.ids
+    expect(await metSoFar()).toEqual([...r.ids].sort())
+    // Enqueued while the credential stands refused: no claim meets it.
+    const unmet = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"a@example.com","subject":"s","text":"t"}'::jsonb,
+                jsonb_build_object('expiresAt', now() + interval '1 hour')) as id`,
+      )
+    ).rows[0]!.id
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second',
+              send_at = least(send_at, now() - interval '2 seconds') where id = any($1::bigint[])`,
+      [[met, unmet]],
+    )
+    for (const id of [met!, unmet])
+      await r.engine.events.waitFor(settledFor(id, 'expired'), 3 * 2_000)
+    expect(await statusOf([met!, unmet])).toEqual([
+      { status: 'failed', last_error_code: 'expired' },
+    ])
+    // Entra was not asked again: the expiry needed no claim.
+    expect(r.fake.tokenRequests).toHaveLength(1)
+    expect(await statusOf(r.ids.slice(1))).toEqual([
+      { status: 'pending', last_error_code: 'AADSTS700027' },
+    ])
   })
 })

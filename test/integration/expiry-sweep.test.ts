@@ -1,0 +1,321 @@
+// Rows nobody claims keep their expiresAt: the worker's reclaim fails them `expired`, fenced against claims.
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import pg from 'pg'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { settleLeases } from '../../src/outbox/settle.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+let engine: TestEngine | null = null
+afterEach(async () => {
+  await engine?.stop()
+  engine = null
+})
+
+// A short lease: an idle worker reclaims (and sweeps) once per lease length.
+const LEASE_SECONDS = 2
+const quickLeases = { leaseSeconds: LEASE_SECONDS, heartbeatSeconds: 1 }
+/** The promise: failed within a lease length of its expiresAt; twice that, and a margin, to wait. */
+const WITHIN_MS = 3 * LEASE_SECONDS * 1000
+
+const inOneHour = () => ({ expiresAt: new Date(Date.now() + 3600_000).toISOString() })
+/** Its expiresAt passes now (database time), as if an hour had gone by. */
+const expireNow = (ids: string[]) =>
+  t.pool.query(
+    `update mailer.email_outbox set expires_at = now() - interval '1 second',
+            send_at = least(send_at, now() - interval '2 seconds') where id = any($1::bigint[])`,
+    [ids],
+  )
+const historyOf = async (id: string) =>
+  (
+    await t.pool.query(
+      `select attempt, worker_id, outcome, error_code, error from mailer.email_attempts
+        where outbox_id = $1 order by id`,
+      [id],
+    )
+  ).rows
+const sweep = { workerId: 'w1', limit: 500 }
+
+describe('a pending row whose expiresAt passes while no worker claims it', () => {
+  test('held off by a refused credential (nothing claimed), it is failed `expired` within a lease length, as a claim would fail it', async () => {
+    const e = createTestEngine(t, {
+      config: quickLeases,
+      // The credential stands refused for good: the worker claims nothing.
+      deps: { sendBlockedForMs: () => 60_000 },
+    })
+    engine = e
+    await e.start()
+    const id = await enqueue(t, undefined, inOneHour())
+    const lasting = await enqueue(t, undefined, inOneHour())
+    const plain = await enqueue(t)
+    await expireNow([id])
+    await e.events.waitFor(settledFor(id, 'expired'), WITHIN_MS)
+    expect(e.events.events.filter((x) => x.type === 'claimed')).toEqual([])
+    // The row and its history read as those of a row a claim found expired (test below).
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error_code: 'expired',
+      last_error: 'not sent before expiresAt',
+      lease_token: null,
+      send_started_at: null,
+    })
+    expect(await historyOf(id)).toEqual([
+      {
+        attempt: 1,
+        worker_id: 'test-worker',
+        outcome: 'expired',
+        error_code: 'expired',
+        error: 'not sent before expiresAt',
+      },
+    ])
+    // Counted as a claim-time expiry is (outbox_sends_total{outcome="expired"}).
+    expect(e.events.events.filter(settledFor(id))).toEqual([
+      { type: 'settled', db: 'test', id, outcome: 'expired', code: 'expired' },
+    ])
+    // The others wait on.
+    for (const other of [lasting, plain])
+      expect(await rowOf(t, other)).toMatchObject({ status: 'pending', attempts: 0 })
+  })
+
+  test('a row a claim finds expired is recorded the same way (the shape the sweep copies)', async () => {
+    const e = createTestEngine(t, { config: quickLeases })
+    engine = e
+    const id = await enqueue(t, undefined, inOneHour())
+    await expireNow([id])
+    await e.start()
+    await e.events.waitFor(settledFor(id, 'expired'), WITHIN_MS)
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error_code: 'expired',
+      last_error: 'not sent before expiresAt',
+    })
+    expect(await historyOf(id)).toEqual([
+      {
+        attempt: 1,
+        worker_id: 'test-worker',
+        outcome: 'expired',
+        error_code: 'expired',
+        error: 'not sent before expiresAt',
+      },
+    ])
+  })
+
+  test('behind a backlog that does not move (its one send slot held), it is failed `expired` without waiting its turn', async () => {
+    const sender = createFakeSender()
+    sender.hold()
+    const e = createTestEngine(t, {
+      config: { ...quickLeases, concurrency: 1 },
+      deps: { sender },
+    })
+    engine = e
+    await e.start()
+    const blocker = await enqueue(t)
+    await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
+    // Claimed after the blocker's send ends (with file/discard: 50 rows per slot are claimed ahead).
+    const backlog: string[] = []
+    for (let i = 0; i < 150; i++) backlog.push(await enqueue(t))
+    const expiring = await enqueue(t, undefined, inOneHour())
+    const row = await rowOf(t, expiring)
+    expect(row.status).toBe('pending')
+    await expireNow([expiring])
+    await e.events.waitFor(settledFor(expiring, 'expired'), WITHIN_MS)
+    expect(sender.calls.map((m) => m.outboxId)).toEqual([blocker])
+    sender.release()
+    await e.events.waitFor(settledFor(backlog.at(-1)!, 'sent'))
+    expect(sender.calls.map((m) => m.outboxId)).not.toContain(expiring)
+  })
+
+  test('rows that expired while no worker ran are failed by a starting worker before its first claim', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push(await enqueue(t, undefined, inOneHour()))
+    await expireNow(ids)
+    // Held off from the start: only the start's reclaim can fail them.
+    const e = createTestEngine(t, {
+      config: quickLeases,
+      deps: { sendBlockedForMs: () => 60_000 },
+    })
+    engine = e
+    await e.start()
+    for (const id of ids) await e.events.waitFor(settledFor(id, 'expired'), WITHIN_MS)
+    expect(e.events.events.filter((x) => x.type === 'claimed')).toEqual([])
+  })
+
+  test('one with an interrupted earlier send keeps its mark and says so, as at a claim', async () => {
+    const id = await enqueue(t, undefined, inOneHour())
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`,
+      [id],
+    )
+    await expireNow([id])
+    const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
+    expect(r.swept).toEqual([{ id, tenant: 'default', attempt: 1, correlationId: null }])
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({
+      status: 'failed',
+      last_error_code: 'expired',
+      last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+    })
+    expect(row.send_started_at).not.toBeNull()
+  })
+})
+
+describe('the sweep is fenced against claims', () => {
+  test('a claimed row past its expiresAt is its worker’s: never touched', async () => {
+    const id = await enqueue(t, undefined, inOneHour())
+    const [lease] = (
+      await claimBatch(t.db, { limit: 1, workerId: 'w2', leaseSeconds: 30, defaultMaxAttempts: 3 })
+    ).leases
+    expect(lease?.id).toBe(id)
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second',
+              send_at = now() - interval '2 seconds' where id = $1`,
+      [id],
+    )
+    const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
+    expect(r.swept).toEqual([])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sending', lease_token: lease!.token })
+    expect(await historyOf(id)).toEqual([])
+  })
+
+  test('a row a claim holds locked is skipped without waiting, and left to that claim once it commits', async () => {
+    const id = await enqueue(t, undefined, inOneHour())
+    const other = await enqueue(t, undefined, inOneHour())
+    await expireNow([id, other])
+    const claimer = new pg.Client({ connectionString: t.url })
+    await claimer.connect()
+    try {
+      await claimer.query('begin')
+      await claimer.query('select id from mailer.email_outbox where id = $1 for update', [id])
+      // The sweep does not wait for the lock (a statement timeout would fail it if it did).
+      const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
+      expect(r.swept.map((s) => s.id)).toEqual([other])
+      await claimer.query(
+        `update mailer.email_outbox set status = 'sending', attempts = attempts + 1, lease_owner = 'w2',
+                lease_token = gen_random_uuid(), lease_expires_at = now() + interval '30 seconds'
+          where id = $1`,
+        [id],
+      )
+      await claimer.query('commit')
+    } finally {
+      await claimer.end()
+    }
+    const again = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
+    expect(again.swept).toEqual([])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sending', lease_owner: 'w2' })
+    expect(await historyOf(id)).toEqual([])
+  })
+
+  test('claims and sweeps racing over expiring rows: each row ends failed `expired` once, with one history entry', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 300; i++) ids.push(await enqueue(t, undefined, inOneHour()))
+    await expireNow(ids)
+    // Each goes on until no row is pending: one that found every row locked by the others has not
+    // raced yet.
+    const pendingLeft = async () =>
+      (await t.pool.query(`select 1 from mailer.email_outbox where status = 'pending' limit 1`))
+        .rowCount! > 0
+    const claimsAndSettles = async (worker: string) => {
+      while (await pendingLeft()) {
+        const { leases } = await claimBatch(t.db, {
+          limit: 7,
+          workerId: worker,
+          leaseSeconds: 30,
+          defaultMaxAttempts: 3,
+        })
+        expect(leases.every((l) => l.expired)).toBe(true)
+        await settleLeases(
+          t.db,
+          leases.map((l) => ({
+            id: l.id,
+            token: l.token,
+            settlement: { kind: 'expired' as const },
+            startedAt: null,
+          })),
+          { workerId: worker, defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 },
+        )
+      }
+    }
+    const sweeps = async (worker: string) => {
+      while (await pendingLeft()) {
+        await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: worker, limit: 5 } })
+      }
+    }
+    await Promise.all([claimsAndSettles('c1'), claimsAndSettles('c2'), sweeps('s1'), sweeps('s2')])
+    const rows = await t.pool.query(
+      `select o.status, o.attempts, o.last_error_code, count(a.id)::int as entries,
+              count(*) filter (where a.outcome = 'expired')::int as expired_entries
+         from mailer.email_outbox o left join mailer.email_attempts a on a.outbox_id = o.id
+        group by o.id order by o.id`,
+    )
+    expect(rows.rows).toHaveLength(ids.length)
+    // Both ways of failing a row took part in the race.
+    const by = await t.pool.query(
+      'select worker_id, count(*)::int as n from mailer.email_attempts group by worker_id order by worker_id',
+    )
+    console.log(`[race] rows failed per worker: ${JSON.stringify(by.rows)}`)
+    expect(by.rows.map((r) => r.worker_id)).toEqual(['c1', 'c2', 's1', 's2'])
+    for (const r of rows.rows)
+      expect(r).toEqual({
+        status: 'failed',
+        attempts: 1,
+        last_error_code: 'expired',
+        entries: 1,
+        expired_entries: 1,
+      })
+  })
+
+  test('in bounded batches, the earliest expiresAt first, each batch in id order; rows with a later expiresAt or none are left alone', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 12; i++) ids.push(await enqueue(t, undefined, inOneHour()))
+    const later = await enqueue(t, undefined, inOneHour())
+    const none = await enqueue(t)
+    // Expired in the reverse order of their ids: the last enqueued first.
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '1 day',
+              expires_at = now() - make_interval(secs => id) where id = any($1::bigint[])`,
+      [ids],
+    )
+    const batch = () =>
+      reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { ...sweep, limit: 5 } }).then((r) =>
+        r.swept.map((s) => s.id),
+      )
+    expect(await batch()).toEqual(ids.slice(7))
+    expect(await batch()).toEqual(ids.slice(2, 7))
+    expect(await batch()).toEqual(ids.slice(0, 2))
+    expect(await batch()).toEqual([])
+    for (const id of [later, none])
+      expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
+  })
+
+  test('a worker fails a backlog of expired rows larger than one batch in consecutive reclaims', async () => {
+    await t.pool.query(
+      `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hi","text":"x"}'::jsonb,
+              jsonb_build_object('expiresAt', now() + interval '1 hour'))
+         from generate_series(1, 1200)`,
+    )
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second',
+              send_at = now() - interval '2 seconds'`,
+    )
+    const e = createTestEngine(t, { config: quickLeases, deps: { sendBlockedForMs: () => 60_000 } })
+    engine = e
+    await e.start()
+    await pollUntil(async () => {
+      const r = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox where status = 'failed'`,
+      )
+      return r.rows[0].n === 1200 ? true : undefined
+    }, WITHIN_MS)
+    const settled = e.events.events.filter((x) => x.type === 'settled' && x.outcome === 'expired')
+    expect(settled).toHaveLength(1200)
+  })
+})
