@@ -248,4 +248,39 @@ describe('a refused credential (an unregistered certificate)', () => {
       { status: 'pending', last_error_code: 'AADSTS700027' },
     ])
   })
+
+  test('rows are met WORKER_CONCURRENCY a minute, those due longest first; one past THROTTLE_DEADLINE_SECONDS fails `throttled` when met again, not before', async () => {
+    const r = await startOutage(t, {
+      rows: 30,
+      cert,
+      tokenFault: REFUSED,
+      config: { throttleDeadlineSeconds: 60 },
+      // Not due while they are enqueued one by one (a claim would take the first few alone).
+      options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
+    })
+    run = r
+    const [first, second, third] = [r.ids.slice(0, 10), r.ids.slice(10, 20), r.ids.slice(20)]
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '1 hour' + id * interval '1 millisecond'`,
+    )
+    r.engine.drainer.wake()
+    await refusalCycle(r, 1)
+    expect(await metSoFar()).toEqual([...first].sort())
+    // The first ten's waits began an hour ago (database time): past their deadline from now on.
+    await t.pool.query(
+      `update mailer.email_attempts set finished_at = finished_at - interval '1 hour'`,
+    )
+    await refusalCycle(r, 2)
+    expect(await metSoFar()).toEqual([...first, ...second].sort())
+    await refusalCycle(r, 3)
+    expect(await metSoFar()).toEqual([...r.ids].sort())
+    // Past their deadline for two cycles, not met since: still waiting.
+    expect(await statusOf(first)).toEqual([{ status: 'pending', last_error_code: 'AADSTS700027' }])
+    await refusalCycle(r, 4)
+    expect(await statusOf(first)).toEqual([{ status: 'failed', last_error_code: 'throttled' }])
+    expect(await statusOf([...second, ...third])).toEqual([
+      { status: 'pending', last_error_code: 'AADSTS700027' },
+    ])
+    expect(r.fake.tokenRequests).toHaveLength(4)
+  })
 })
