@@ -78,22 +78,21 @@ export function createLeaseUpkeep(d: {
       beat: d.worker,
       sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT },
     })
-    if (swept.length > 0) {
-      d.log.warn('failed pending rows past their expiresAt', {
-        count: swept.length,
-        ids: swept.map((r) => r.id),
+    // Counted and logged as a claim that finds a row expired does (outbox_sends_total{outcome=
+    // "expired"}, which the "sends failing" alert watches; one line per row, as for any failure).
+    for (const r of swept) {
+      d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome: 'expired', code: 'expired' })
+      d.log.warn('message failed', {
+        db: d.dbName,
+        outboxId: r.id,
+        tenant: r.tenant,
+        attempt: r.attempt,
+        correlationId: r.correlationId,
+        outcome: 'expired',
+        status: 'failed',
+        code: 'expired',
+        claimed: false,
       })
-      // Counted as a claim that finds a row expired counts it (outbox_sends_total{outcome="expired"},
-      // which the "sends failing" alert watches).
-      for (const r of swept) {
-        d.onEvent?.({
-          type: 'settled',
-          db: d.dbName,
-          id: r.id,
-          outcome: 'expired',
-          code: 'expired',
-        })
-      }
     }
     if (rows.length > 0) {
       d.log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })

@@ -1,6 +1,7 @@
 // Rows nobody claims keep their expiresAt: the worker's reclaim fails them `expired`, fenced against claims.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
+import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
@@ -45,10 +46,14 @@ const sweep = { workerId: 'w1', limit: 500 }
 
 describe('a pending row whose expiresAt passes while no worker claims it', () => {
   test('held off by a refused credential (nothing claimed), it is failed `expired` within a lease length, as a claim would fail it', async () => {
+    const lines: Record<string, unknown>[] = []
     const e = createTestEngine(t, {
       config: quickLeases,
       // The credential stands refused for good: the worker claims nothing.
-      deps: { sendBlockedForMs: () => 60_000 },
+      deps: {
+        sendBlockedForMs: () => 60_000,
+        log: createLogger('warn', (line) => lines.push(JSON.parse(line))),
+      },
     })
     engine = e
     await e.start()
@@ -80,6 +85,20 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
     expect(e.events.events.filter(settledFor(id))).toEqual([
       { type: 'settled', db: 'test', id, outcome: 'expired', code: 'expired' },
     ])
+    // One line, ids only, as for a row failed after a claim.
+    expect(lines.filter((l) => l.outboxId === id)).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'message failed',
+        db: 'test',
+        tenant: 'default',
+        attempt: 1,
+        outcome: 'expired',
+        code: 'expired',
+        claimed: false,
+      }),
+    ])
+    expect(JSON.stringify(lines)).not.toContain('rcpt@example.com')
     // The others wait on.
     for (const other of [lasting, plain])
       expect(await rowOf(t, other)).toMatchObject({ status: 'pending', attempts: 0 })
