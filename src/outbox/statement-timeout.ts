@@ -28,6 +28,12 @@ const SCHEMA_MISSING_SQLSTATE = new Set(['42883', '42P01', '3F000'])
 // insufficient_privilege: the role was never granted, or was revoked, a privilege the statement needs.
 const PERMISSION_DENIED_SQLSTATE = '42501'
 
+// read_only_sql_transaction: the server takes no writes (a hot standby, or a primary demoted by a
+// failover under way); reads go on, and a write succeeds again once the URL reaches a primary.
+const READ_ONLY_SQLSTATE = '25006'
+/** How soon a write refused by a read-only server may be tried again: a failover takes seconds. */
+const READ_ONLY_RETRY_AFTER_SECONDS = 5
+
 /** How soon a request aborted by such a conflict may be repeated: the other transaction has moved on. */
 const CONFLICT_RETRY_AFTER_SECONDS = 1
 
@@ -36,7 +42,8 @@ const CONFLICT_RETRY_AFTER_SECONDS = 1
  * transaction, so pooled connections never keep it). A cancelled statement, a lost connection or a
  * transaction aborted by a concurrent one (with a Retry-After) becomes
  * AppError('database_unavailable'); a missing schema, table or function AppError('schema_missing');
- * a privilege refused AppError('database_permission_denied'); every other error passes through.
+ * a privilege refused AppError('database_permission_denied'); a write on a read-only server
+ * AppError('database_unavailable') with a Retry-After; every other error passes through.
  */
 export async function withStatementTimeout<T>(
   db: Kysely<Database>,
@@ -72,6 +79,14 @@ function toAppError(e: unknown, ms: number): AppError | null {
       'database_permission_denied',
       "the database refused this service's role a privilege on the mailer schema: grant it again",
       { sqlstate: code },
+      { cause: e },
+    )
+  }
+  if (code === READ_ONLY_SQLSTATE) {
+    return new AppError(
+      'database_unavailable',
+      'the database is read-only now (a standby, or a failover under way); nothing was changed, try again',
+      { retryAfterSeconds: READ_ONLY_RETRY_AFTER_SECONDS },
       { cause: e },
     )
   }

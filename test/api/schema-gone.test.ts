@@ -1,4 +1,4 @@
-// /v1 over a database whose mailer schema, a function of it, or a privilege on it is gone: an operator's problem, said so.
+// /v1 over a database whose mailer schema, a function of it, or a privilege on it is gone, or that takes no writes: said so.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -102,4 +102,34 @@ test('a privilege revoked from the role is 503 database_permission_denied, namin
   const got = await answers({ name: 'default', db: h.db, pool: h.pool })
   expectAll(got, 503, 'database_permission_denied', expect.stringContaining('privilege'))
   for (const [, , , , d] of got as string[][]) expect(d).not.toMatch(/mailer\.|select|insert/i)
+})
+
+test('a database that takes no writes (a standby, a failover under way) is 503 database_unavailable for writes; reads go on', async () => {
+  const t = await database()
+  const name = new URL(t.url).pathname.slice(1)
+  // New sessions start read-only, as on a demoted primary or a hot standby: writes raise 25006.
+  await adminQuery(t.url, `alter database "${name}" set default_transaction_read_only = on`)
+  const h = openDb({ name: 'default', url: t.url, log: silentLogger })
+  opened.push({ t, close: () => h.close() })
+  const got = await answers({ name: 'default', db: h.db, pool: h.pool })
+  // The bulk retry's filter matches no failed row (row 1 is pending): it writes nothing.
+  const reads = ['GET /v1/outbox', 'GET /v1/outbox/1', 'GET /v1/stats', 'POST /v1/outbox/retry']
+  for (const [method, url, status, type, detail] of got as [
+    string,
+    string,
+    number,
+    string,
+    string,
+  ][]) {
+    if (reads.includes(`${method} ${url}`))
+      expect([method, url, status]).toEqual([method, url, 200])
+    else
+      expect([method, url, status, type, detail]).toEqual([
+        method,
+        url,
+        503,
+        'urn:outbox-mailer:problem:database_unavailable',
+        expect.stringContaining('read-only'),
+      ])
+  }
 })
