@@ -82,9 +82,9 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
     cc: addresses('cc_addresses', t.cc_addresses),
     bcc: addresses('bcc_addresses', t.bcc_addresses),
     replyTo: t.reply_to ? [parseAddress(text('reply_to', t.reply_to), 'reply_to')] : [],
-    subject: text('subject', t.subject)
-      .replace(/[\r\n]+/g, ' ')
-      .trim(),
+    // Folded onto one line with every subject, stored or rendered (sendableSubject); the blanks a
+    // template's layout leaves around it are its own.
+    subject: text('subject', t.subject).trim(),
   }
   if (t.from_address) out.from = parseAddress(text('from_address', t.from_address), 'from_address')
   if (t.text_body !== null) out.text = text('text_body', t.text_body)
