@@ -47,6 +47,29 @@ const configFor = (url: string, env: Record<string, string> = {}) =>
     ...env,
   })
 
+/**
+ * A refused start must close every connection it opened. The client side says so at once (a
+ * proxy in between sees each close); the server's count follows. pg_stat_activity alone cannot
+ * be asked "none left" at one instant: a backend still authenticating when its client left is
+ * invisible, then shows idle for a moment before it reads the close and exits.
+ */
+async function expectNoSessionLeft(t: TestDb, refusedStart: (url: string) => Promise<unknown>) {
+  const target = new URL(t.url)
+  const proxy = await startTcpProxy(target.hostname, Number(target.port))
+  const viaProxy = new URL(t.url)
+  viaProxy.hostname = '127.0.0.1'
+  viaProxy.port = String(proxy.port)
+  try {
+    await refusedStart(viaProxy.href)
+    // It did connect (the listener, the schema check), so "none open" below means something.
+    expect(proxy.acceptedConnections()).toBeGreaterThan(0)
+    await pollUntil(async () => (proxy.openConnections() === 0 ? true : undefined), 5_000)
+    await pollUntil(async () => ((await ourSessions(t)) === 0 ? true : undefined), 5_000)
+  } finally {
+    await proxy.close()
+  }
+}
+
 /** Sessions of ours on the database (the pool's and the listener's). */
 async function ourSessions(t: TestDb): Promise<number> {
   const r = await migrated.pool.query<{ n: number }>(
@@ -63,13 +86,13 @@ test.each([
 ] as const)(
   'a database %s refuses the start and keeps no session open, the listener’s included',
   async (_, db, code) => {
-    const start = serve(configFor(db().url), { role: 'worker', log: silentLogger })
-    await expect(start).rejects.toMatchObject({ code })
     // The listener was connecting while the schema was read: it must have been stopped, not left
     // reconnecting to a database this process will never serve; nor may the pool keep the
     // connection the schema was read on.
-    await pollUntil(async () => ((await ourSessions(db())) === 0 ? true : undefined), 5_000)
-    expect(await ourSessions(db())).toBe(0)
+    await expectNoSessionLeft(db(), async (url) => {
+      const start = serve(configFor(url), { role: 'worker', log: silentLogger })
+      await expect(start).rejects.toMatchObject({ code })
+    })
   },
 )
 
@@ -217,15 +240,15 @@ test('METRICS_PORT serves /metrics there only, and a start failing on the main p
 test('a start that fails after its workers began (the port taken) stops them and keeps no session open', async () => {
   const taken = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
   try {
-    const config = {
-      ...configFor(spare.url),
-      http: { host: '127.0.0.1', port: taken.port!, metricsPort: null },
-    }
-    // Bun's own message guesses at the port and names neither; ours says where it tried to listen.
-    const start = serve(config, { role: 'worker', log: silentLogger })
-    await expect(start).rejects.toThrow(`cannot listen on 127.0.0.1:${taken.port} (HOST, PORT)`)
-    await pollUntil(async () => ((await ourSessions(spare)) === 0 ? true : undefined), 5_000)
-    expect(await ourSessions(spare)).toBe(0)
+    await expectNoSessionLeft(spare, async (url) => {
+      const config = {
+        ...configFor(url),
+        http: { host: '127.0.0.1', port: taken.port!, metricsPort: null },
+      }
+      // Bun's own message guesses at the port and names neither; ours says where it tried to listen.
+      const start = serve(config, { role: 'worker', log: silentLogger })
+      await expect(start).rejects.toThrow(`cannot listen on 127.0.0.1:${taken.port} (HOST, PORT)`)
+    })
   } finally {
     await taken.stop()
   }

@@ -3,6 +3,10 @@ import net from 'node:net'
 
 export interface TcpProxy {
   port: number
+  /** Client connections open now: what the client side holds, which the server learns of later. */
+  openConnections(): number
+  /** Client connections accepted since the start. */
+  acceptedConnections(): number
   down(): void
   up(): void
   close(): Promise<void>
@@ -10,9 +14,14 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
   let isUp = true
+  let accepted = 0
   const open = new Set<net.Socket>()
+  const clients = new Set<net.Socket>()
   const server = net.createServer((client) => {
     if (!isUp) return client.destroy()
+    accepted++
+    clients.add(client)
+    client.on('close', () => clients.delete(client))
     const upstream = net.connect(targetPort, targetHost)
     for (const s of [client, upstream]) {
       open.add(s)
@@ -28,6 +37,8 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
   const port = (server.address() as net.AddressInfo).port
   return {
     port,
+    openConnections: () => clients.size,
+    acceptedConnections: () => accepted,
     down() {
       isUp = false
       for (const s of open) s.destroy()
