@@ -58,6 +58,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const drainers = new Map<string, Drainer>()
   const listeners = new Map<string, Listener>()
   let transportProblem: () => string | null = () => null
+  let transportWarning: () => string | null = () => null
   // Metrics need the health monitor, which needs the drainers: bind late.
   let metrics: Metrics | null = null
   const onEvent: EngineEventHandler = (e) => {
@@ -76,6 +77,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         ? immediateTransport(o.sender)
         : createTransport(config, log, (outcome, code) => metrics?.incTokenRefresh(outcome, code))
       transportProblem = transport.problem
+      transportWarning = transport.warning
       startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
     }
     const health = createHealthMonitor({
@@ -89,6 +91,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       schemaCurrent,
       wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
       transportProblem: () => transportProblem(),
+      transportWarning: () => transportWarning(),
     })
     metrics = createMetrics({
       databases: handles,

@@ -17,6 +17,8 @@ export interface Transport {
   /** Limits shared by every worker on one database (Graph only). */
   gateFor(db: DbHandle, holder: string): SendGate
   problem(): string | null
+  /** Something to act on that stops no send yet (Graph: a refused credential while a cached token serves). */
+  warning(): string | null
   /** ms during which no send can succeed (Graph: the credential stands refused); 0 when sends may go. */
   blockedForMs(): number
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
@@ -30,6 +32,7 @@ export function immediateTransport(sender: Sender): Transport {
     lookup: null,
     gateFor: () => openGate,
     problem: () => null,
+    warning: () => null,
     blockedForMs: () => 0,
     warmUp: () => {},
   }
@@ -70,6 +73,7 @@ export function createTransport(
             slotTtlMs: g.requestTimeoutMs + 15_000,
           }),
         problem: graph.problem,
+        warning: graph.warning,
         blockedForMs: graph.blockedForMs,
         warmUp: graph.warmUp,
       }

@@ -48,6 +48,8 @@ export function createHealthMonitor(o: {
   wedgedAfterMs: number
   /** A process-wide problem that stops sending (e.g. the provider refuses our credential). */
   transportProblem?: () => string | null
+  /** A process-wide problem that stops no send yet (a refused credential while a cached token serves). */
+  transportWarning?: () => string | null
   now?: () => number
 }): HealthSource {
   const now = o.now ?? Date.now
@@ -75,6 +77,8 @@ export function createHealthMonitor(o: {
       listener: d.listener ? d.listener.state() : 'disabled',
       lastLoopAt: status?.lastLoopAt ?? null,
       problem: null,
+      // Shown whatever else is wrong: the database's state does not change it.
+      warning: d.drainer ? (o.transportWarning?.() ?? null) : null,
     }
     const checkedAt = schemaCheckedAt.get(d.name)
     try {

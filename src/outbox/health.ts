@@ -14,6 +14,8 @@ export interface DatabaseHealth {
   lastLoopAt: number | null
   /** A short, secret-free reason when something is wrong. */
   problem: string | null
+  /** A short, secret-free reason to act that does not make the database unready (yet). */
+  warning: string | null
 }
 
 /**

@@ -35,6 +35,8 @@ export interface TokenSource {
   retryInMs(): number
   /** The error getToken would throw now without asking Entra (no usable token, within a failure's hold-off), else null. */
   failingWith(): GraphAuthError | null
+  /** ms the cached token is still handed out (a failed refresh leaves it serving until then), else 0. */
+  servesForMs(): number
 }
 
 export interface TokenSourceDeps {
@@ -177,6 +179,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       if (cached && now < cached.usableUntil) return null
       return holdingOff(now) ? (failure?.error ?? null) : null
     },
+    servesForMs: () => (cached ? Math.max(0, cached.usableUntil - d.clock.now()) : 0),
   }
 }
 

@@ -10,8 +10,16 @@ export interface GraphTransport {
   sender: GraphSender
   tokens: TokenSource
   credential: GraphCredential
-  /** A secret-free reason when Graph cannot work until someone acts (e.g. certificate not registered). */
+  /**
+   * A secret-free reason when Graph cannot work until someone acts (e.g. certificate not
+   * registered) and no cached token serves sends meanwhile.
+   */
   problem(): string | null
+  /**
+   * The same reason while a cached token still serves sends (a refusal met by a proactive
+   * refresh): nothing stops yet, but it will when that token's use ends, unless someone acts.
+   */
+  warning(): string | null
   /**
    * While the credential stands refused and no cached token serves: ms until Entra is asked again;
    * workers claim nothing meanwhile. A refusal met by a proactive refresh blocks nothing until the
@@ -65,14 +73,27 @@ export function createGraphTransport(
       tokens.getToken().catch(() => {})
     },
     problem() {
-      const e = tokens.lastError()
-      if (!e?.permanent) return null
-      // Only a send asks Entra again: with no mail due, a fixed credential would stay reported as
-      // refused. Past the cooldown, a readiness probe asks (one request at a time; never throws).
-      if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
-      return `graph token refused: ${e.code} (fix the app registration or credential)`
+      const refused = refusal(tokens)
+      return refused && tokens.servesForMs() === 0 ? refused : null
+    },
+    warning() {
+      const refused = refusal(tokens)
+      const servesForMs = tokens.servesForMs()
+      if (!refused || servesForMs === 0) return null
+      const until = new Date(d.clock.now() + servesForMs).toISOString()
+      return `${refused}; sends go on with the cached token until ${until}`
     },
     // failingWith is null while a cached token is usable: a row is never sent with one past its use.
     blockedForMs: () => (tokens.failingWith()?.permanent ? tokens.refusedForMs() : 0),
   }
+}
+
+/** Entra's refusal for good, reported until a token comes (readiness: a problem, or a warning). */
+function refusal(tokens: TokenSource): string | null {
+  const e = tokens.lastError()
+  if (!e?.permanent) return null
+  // Only a send asks Entra again: with no mail due, a fixed credential would stay reported as
+  // refused. Past the cooldown, a readiness probe asks (one request at a time; never throws).
+  if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
+  return `graph token refused: ${e.code} (fix the app registration or credential)`
 }

@@ -2,9 +2,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
-import { createMetrics } from '../../src/api/metrics.ts'
+import { createMetrics, type Metrics } from '../../src/api/metrics.ts'
 import { isReady } from '../../src/api/routes/health.ts'
-import { systemClock } from '../../src/clock.ts'
+import { type Clock, systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import type { Database } from '../../src/db/schema.ts'
 import type { Queryable } from '../../src/db/statement-route.ts'
@@ -14,7 +14,10 @@ import type { DatabaseHealth, HealthSource } from '../../src/outbox/health.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import type { Listener } from '../../src/outbox/listener.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
+import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+import { pollUntil } from '../support/events.ts'
+import { generateTestCertificate, startFakeGraph } from '../support/fake-graph.ts'
 import { fakeHealth } from './support/fake-health.ts'
 import { buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { startTcpProxy } from './support/tcp-proxy.ts'
@@ -301,6 +304,99 @@ describe('/healthz and /readyz', () => {
       ['connecting', true, 'listener is connecting', false],
       ['stopped', true, 'listener is stopped', false],
     ])
+  })
+
+  test('a credential Entra refuses at a proactive refresh (refresh_in) leaves readiness 200 with a warning while the cached token serves sends; 503 once it serves none', async () => {
+    let now = Date.now()
+    const clock: Clock = { now: () => now, sleep: async () => {} }
+    const cert = await generateTestCertificate()
+    // Tokens of 3599 s, refreshed from 1800 s on, handed out until 3299 s (5 minutes before expiry).
+    const fake = await startFakeGraph({
+      certificates: [cert.certPem],
+      now: clock.now,
+      refreshInSeconds: 1800,
+    })
+    let metrics: Metrics | null = null
+    const transport = createGraphTransport(
+      {
+        tenantId: fake.tenantId,
+        clientId: fake.clientId,
+        certificate: cert.certPem,
+        certificateFile: null,
+        privateKey: cert.keyPem,
+        privateKeyFile: null,
+        clientSecret: null,
+        assertionAlgorithm: 'PS256',
+        authorityUrl: fake.authorityUrl,
+        apiUrl: fake.apiUrl,
+        saveToSentItems: true,
+        requestTimeoutMs: 5_000,
+        mailboxLookup: true,
+        ambiguousSendPolicy: 'resend',
+      },
+      'noreply@contoso.com',
+      {
+        fetch,
+        clock,
+        log: silentLogger,
+        onTokenRefresh: (outcome, code) => metrics?.incTokenRefresh(outcome, code),
+      },
+    )
+    const status = { running: true, lastLoopAt: now, inFlight: 0, claimsFailing: null }
+    const health = createHealthMonitor({
+      databases: [
+        {
+          name: 'default',
+          statements: t.pool,
+          drainer: { status: () => status } as never,
+          listener: null,
+        },
+      ],
+      schemaCurrent: ['default'],
+      wedgedAfterMs: 120_000,
+      transportProblem: transport.problem,
+      transportWarning: transport.warning,
+      now: clock.now,
+    })
+    const built = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    metrics = built.deps.metrics
+    const readyz = async () => {
+      const r = await send(built.app, 'GET', '/readyz')
+      status.lastLoopAt = now
+      return { status: r.status, db: (r.body as Ready).databases[0] }
+    }
+    const refusal = 'graph token refused: AADSTS700027 (fix the app registration or credential)'
+    try {
+      await transport.tokens.getToken()
+      const fresh = await readyz()
+      expect(fresh.status).toBe(200)
+      expect(fresh.db?.problem).toBeNull()
+      // The credential is revoked in Entra: the proactive refresh a send starts is refused.
+      const refused = { status: 401, error: 'invalid_client', aadsts: 700027 }
+      fake.setFaults({ token: Array.from({ length: 10 }, () => refused) })
+      now += 1801_000
+      await transport.tokens.getToken()
+      await pollUntil(async () => transport.tokens.lastError() ?? undefined)
+      expect(transport.blockedForMs()).toBe(0)
+      // Mail still flows with the cached token: ready, the refusal shown as a warning and counted.
+      const serving = await readyz()
+      expect(serving.status).toBe(200)
+      expect(serving.db).toMatchObject({ ready: true, problem: null })
+      expect(serving.db?.warning).toStartWith(`${refusal}; `)
+      expect((await send(built.app, 'GET', '/metrics')).body as string).toContain(
+        'outbox_token_failures_total{code="AADSTS700027"} 1',
+      )
+      // Past the cached token's use no row can go: claims stop, and readiness says why.
+      now += 3300_000 - 1801_000
+      expect(await readyz()).toMatchObject({
+        status: 503,
+        db: { ready: false, problem: refusal, warning: null },
+      })
+      // Past the refusal's cooldown that probe asked Entra again, refused again: claims stop.
+      await pollUntil(async () => (transport.blockedForMs() > 0 ? true : undefined))
+    } finally {
+      await fake.stop()
+    }
   })
 
   test('a schema serve found current at its start is not read again by the first probes', async () => {

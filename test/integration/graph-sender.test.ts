@@ -373,13 +373,16 @@ describe('token source', () => {
     clock.advance(1801_000)
     expect((await transport.sender.send(mail(), live())).kind).toBe('sent')
     await until(() => refreshes.length === 2, 'the refused refresh')
-    // Reported as before: the metric's code, the log line, readiness.
+    // Reported as before: the metric's code, the log line; readiness as a warning, not a problem,
+    // while the cached token serves (a 503 would take the machine's API out of rotation).
     expect(refreshes).toEqual(['success', 'failure AADSTS700027'])
     expect(
       logLines.some((l) => l.includes('graph token request failed') && l.includes('AADSTS700027')),
     ).toBe(true)
-    expect(transport.problem()).toBe(
-      'graph token refused: AADSTS700027 (fix the app registration or credential)',
+    const refusal = 'graph token refused: AADSTS700027 (fix the app registration or credential)'
+    expect(transport.problem()).toBeNull()
+    expect(transport.warning()).toBe(
+      `${refusal}; sends go on with the cached token until ${new Date(clock.now() + 3299_000 - 1801_000).toISOString()}`,
     )
     // The cached token still serves: claims go on, and their sends with it.
     expect(transport.blockedForMs()).toBe(0)
@@ -393,6 +396,8 @@ describe('token source', () => {
     // Past its use no row goes out with it: claims stop for the rest of the refusal's hold.
     clock.advance(10_000)
     expect(transport.blockedForMs()).toBe(50_000)
+    expect(transport.problem()).toBe(refusal)
+    expect(transport.warning()).toBeNull()
     expect(transport.sender.unavailable?.()).toMatchObject({
       kind: 'retry',
       code: 'AADSTS700027',

@@ -19,6 +19,10 @@ const DatabaseReadiness = z
     listener: z.enum(['connecting', 'listening', 'reconnecting', 'polling', 'stopped', 'disabled']),
     lastLoopAt: z.iso.datetime().nullable(),
     problem: z.string().nullable(),
+    warning: z.string().nullable().openapi({
+      description:
+        'Something to act on that does not make the database unready yet, e.g. a credential Entra refused while a cached token still serves sends',
+    }),
   })
   .openapi('DatabaseReadiness')
 
@@ -31,6 +35,7 @@ const Readiness = z
  * listening or in declared poll-only mode. A reconnecting listener is not ready: the backstop poll
  * still works, but the instance should not look healthy while its wake-ups are lost. Any reported
  * problem (e.g. Graph refusing our credential for good) also makes it not ready: it cannot send.
+ * A warning does not: a refused credential while a cached token still serves sends.
  */
 export function isReady(h: DatabaseHealth): boolean {
   return (
@@ -89,6 +94,7 @@ export function healthRoutes(deps: ApiDeps) {
         listener: h.listener,
         lastLoopAt: h.lastLoopAt === null ? null : new Date(h.lastLoopAt).toISOString(),
         problem: h.problem,
+        warning: h.warning,
       }))
       const ready = databases.length > 0 && databases.every((d) => d.ready)
       const body = { status: ready ? ('ready' as const) : ('unavailable' as const), databases }
@@ -104,4 +110,5 @@ const unknownState = (name: string): DatabaseHealth => ({
   listener: 'stopped',
   lastLoopAt: null,
   problem: 'the readiness probe failed',
+  warning: null,
 })

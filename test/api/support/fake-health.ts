@@ -14,6 +14,7 @@ export const healthyDatabase = (name: string): DatabaseHealth => ({
   listener: 'listening',
   lastLoopAt: Date.now(),
   problem: null,
+  warning: null,
 })
 
 export function fakeHealth(names: string[] = ['default']): FakeHealth {
