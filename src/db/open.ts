@@ -3,8 +3,8 @@ import { Kysely, PostgresDialect } from 'kysely'
 import type pg from 'pg'
 import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
+import { READ_ONLY_SQLSTATE, RetiringPool, readOnlyEras } from './read-only-server.ts'
 import type { Database } from './schema.ts'
-import { StartupTimeoutPool } from './startup-timeout-pool.ts'
 import { createStatementRoute, type SharedSession, type StatementRoute } from './statement-route.ts'
 
 export const POOL_APPLICATION_NAME = 'outbox-mailer'
@@ -38,12 +38,20 @@ export interface OpenOptions {
 }
 
 export function openDb(o: OpenOptions): DbHandle {
-  const Client = preparingClient((err) =>
-    o.log.warn(
-      'the database connection does not keep prepared statements (a transaction pooler?); sending every statement unnamed from now on',
-      { db: o.name, err },
+  const eras = readOnlyEras(
+    preparingClient((err) =>
+      o.log.warn(
+        'the database connection does not keep prepared statements (a transaction pooler?); sending every statement unnamed from now on',
+        { db: o.name, err },
+      ),
     ),
+    () =>
+      o.log.warn(
+        'the database refused a write as read-only (a standby, or a primary demoted by a failover); closing the connections opened before, the next statement opens a new one',
+        { db: o.name, sqlstate: READ_ONLY_SQLSTATE },
+      ),
   )
+  const Client = eras.Client
   // The pool's connections and a shared LISTEN session are set up alike.
   const session = {
     connectionString: o.url,
@@ -55,7 +63,7 @@ export function openDb(o: OpenOptions): DbHandle {
     statement_timeout: 30_000,
     query_timeout: 60_000,
   }
-  const pool = new StartupTimeoutPool(
+  const pool = new RetiringPool(
     {
       ...session,
       application_name: o.applicationName ?? POOL_APPLICATION_NAME,
@@ -75,6 +83,7 @@ export function openDb(o: OpenOptions): DbHandle {
         'the database connection refuses statement_timeout at startup (a pooler such as PgBouncer); connecting without it from now on, statements bounded by the client-side timeout only',
         { db: o.name, err },
       ),
+    eras.retired,
   )
   // An idle client's socket error must not crash the process; the next checkout reconnects.
   pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))
@@ -100,6 +109,7 @@ export function openDb(o: OpenOptions): DbHandle {
       // serve connects the LISTEN session while the pool reads the schema: either may meet the
       // refusal first.
       refusedAtStartup: (err) => sessionAsked && pool.dropsStartupTimeout(err),
+      retired: eras.retired,
     },
     o.now,
   )

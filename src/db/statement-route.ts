@@ -60,7 +60,10 @@ export interface StatementRoute extends Queryable {
  */
 export function createStatementRoute(
   pool: pg.Pool,
-  clients: Pick<SharedSession, 'newClient' | 'refusedAtStartup'>,
+  clients: Pick<SharedSession, 'newClient' | 'refusedAtStartup'> & {
+    /** The session reaches a server that refused a write as read-only (see read-only-server): drop it. */
+    retired?: (client: pg.Client) => boolean
+  },
   now: () => number = Date.now,
 ): { route: StatementRoute; session: SharedSession } {
   let session: pg.Client | null = null
@@ -78,6 +81,15 @@ export function createStatementRoute(
   const sessionFree = () => session !== null && onSession === null
   const take = (): pg.Client | null => {
     if (!sessionFree()) return null
+    if (session && clients.retired?.(session)) {
+      // Opened before a statement met a read-only server (a failover): its LISTEN may be on the old
+      // primary too. Ended, it is lost to its owner, who opens another; this statement takes the pool.
+      const retired = session
+      session = null
+      answered = undefined
+      retired.end().catch(() => {})
+      return null
+    }
     claimTurn()
     return session
   }

@@ -1,0 +1,112 @@
+// A server that refused a write as read-only (SQLSTATE 25006): the database's connections opened before that answer are not used again.
+import type pg from 'pg'
+import { StartupTimeoutPool } from './startup-timeout-pool.ts'
+
+/** read_only_sql_transaction: a hot standby, or a primary demoted by a failover. */
+export const READ_ONLY_SQLSTATE = '25006'
+
+type Query = (this: pg.Client, ...args: unknown[]) => unknown
+type Callback = (err: unknown, result?: unknown) => void
+
+export interface ReadOnlyEras {
+  /** A client class like `Base` whose clients remember the era they were made in; a 25006 on one ends it. */
+  Client: typeof pg.Client
+  /** Made before the era's last 25006: close it rather than use it. */
+  retired(client: pg.Client): boolean
+}
+
+/**
+ * A failover that leaves the old primary up read-only leaves every connection opened before it
+ * reaching that server: kept, each fails every write until it drops by itself (pg's pool keeps a
+ * connection whatever its statements answered). So the first statement answered 25006 on a
+ * connection of the current era ends the era: every connection made before (the pool's, the shared
+ * LISTEN session) is closed at its next checkout, not used, and the next statement opens a new one,
+ * which reaches the new primary through the URL (DNS). A server that stays read-only (a standby
+ * named by the URL) costs one new connection per failed write. Nothing is asked of the server:
+ * a number per connection, a comparison per checkout. `onReadOnly` hears each era's end (the log).
+ */
+export function readOnlyEras(
+  Base: typeof pg.Client,
+  onReadOnly: (err: unknown) => void,
+): ReadOnlyEras {
+  let era = 0
+  const born = new WeakMap<pg.Client, number>()
+  const noted = (client: pg.Client, err: unknown) => {
+    if ((err as { code?: unknown } | null)?.code !== READ_ONLY_SQLSTATE) return
+    // Statements failing together on connections of an ended era end nothing more: a connection
+    // made since (perhaps to the new primary) is kept.
+    if (born.get(client) !== era) return
+    era += 1
+    onReadOnly(err)
+  }
+  const plain = Base.prototype.query as unknown as Query
+  class EraClient extends Base {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config)
+      born.set(this, era)
+    }
+  }
+  const query: Query = function (this: pg.Client, ...args: unknown[]) {
+    const last = args.at(-1)
+    if (typeof last === 'function') {
+      args[args.length - 1] = (err: unknown, result?: unknown) => {
+        if (err) noted(this, err)
+        ;(last as Callback)(err, result)
+      }
+      return plain.apply(this, args)
+    }
+    const answer = plain.apply(this, args) as Promise<unknown> | undefined
+    // A submittable (a cursor) reports through itself: none of ours writes.
+    if (typeof answer?.then !== 'function') return answer
+    return answer.then(undefined, (err: unknown) => {
+      noted(this, err)
+      throw err
+    })
+  }
+  EraClient.prototype.query = query as unknown as pg.Client['query']
+  return {
+    Client: EraClient,
+    retired: (client) => (born.get(client) ?? era) < era,
+  }
+}
+
+type ConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void
+
+/** A pool that closes a retired connection at checkout instead of lending it; the caller gets another. */
+export class RetiringPool extends StartupTimeoutPool {
+  readonly #retired: (client: pg.Client) => boolean
+
+  constructor(
+    config: pg.PoolConfig,
+    onRefused: (err: unknown) => void,
+    retired: (client: pg.Client) => boolean,
+  ) {
+    super(config, onRefused)
+    this.#retired = retired
+  }
+
+  async #checkout(): Promise<pg.PoolClient> {
+    for (;;) {
+      const client = await super.connect()
+      if (!this.#retired(client)) return client
+      // Released with an error, a client is closed and removed, not kept idle.
+      client.release(true)
+    }
+  }
+
+  override connect(): Promise<pg.PoolClient>
+  override connect(callback: ConnectCallback): void
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
+    const connected = this.#checkout()
+    if (!callback) return connected
+    connected.then(
+      (client) => callback(undefined, client, (release) => client.release(release as boolean)),
+      (err: Error) => callback(err, undefined, () => {}),
+    )
+    return undefined
+  }
+}

@@ -1,0 +1,124 @@
+// A failover that leaves the old primary up read-only: a connection that met 25006 is not used again, so the next statement gets a fresh one.
+import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { buildApp, send } from '../api/support/harness.ts'
+import { token } from '../api/support/tokens.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+let h: DbHandle | null = null
+let e: TestEngine | null = null
+beforeAll(async () => {
+  t = await createTestDb()
+  // The test's own pool keeps a read-write connection for its checks.
+  await t.pool.query('select 1')
+})
+afterEach(async () => {
+  await e?.stop()
+  await h?.close()
+  e = null
+  h = null
+  await readOnly(false)
+  await t.reset()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+/**
+ * Sessions opened from now on start read-only, as every session on a primary demoted by a
+ * failover does (writes raise 25006); sessions opened before keep what they started with. So a
+ * pool's connections opened while it is on stay read-only after it is off, as connections to the
+ * old primary do while the URL already leads to the new one.
+ */
+async function readOnly(on: boolean) {
+  const url = new URL(t.url)
+  const name = url.pathname.slice(1)
+  url.pathname = '/postgres'
+  await adminQuery(
+    url.toString(),
+    on
+      ? `alter database "${name}" set default_transaction_read_only = on`
+      : `alter database "${name}" reset default_transaction_read_only`,
+  )
+}
+
+/** Opens `n` pool connections at once and gives them back idle: each says whether it is read-only. */
+async function openConnections(handle: DbHandle, n: number): Promise<string[]> {
+  const clients = await Promise.all(Array.from({ length: n }, () => handle.pool.connect()))
+  const modes = await Promise.all(
+    clients.map(
+      async (c) =>
+        (
+          await c.query<{ m: string }>(
+            "select current_setting('default_transaction_read_only') as m",
+          )
+        ).rows[0]!.m,
+    ),
+  )
+  for (const c of clients) c.release()
+  return modes
+}
+
+test('a worker whose LISTEN session and pooled connections reach a read-only server: the first statement that meets 25006 drops them, claims resume on a fresh connection, a fresh session listens', async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+  const handle = h
+  // Due before the failover: the worker's first claim writes (a claim that finds nothing does not).
+  const before = await enqueue(t)
+  await readOnly(true)
+  expect(await openConnections(handle, 3)).toEqual(['on', 'on', 'on'])
+  e = createTestEngine(t, { handle })
+  const engine = e
+  // The LISTEN session, opened now, is read-only too; the worker's statements ride it when free.
+  engine.listener.start()
+  await engine.events.waitFor((ev) => ev.type === 'listener' && ev.state === 'listening')
+  const readOnlyPid = engine.listener.backendPid()
+  await readOnly(false)
+  // New sessions are read-write now; the worker's are not, until it drops them.
+  engine.drainer.start()
+  await engine.events.waitFor(settledFor(before, 'sent'), 10_000)
+  // At most the first write failed (the registry's beat or a claim), not one per connection.
+  const claimErrors = engine.events.events.filter(
+    (ev) => ev.type === 'loop_error' && ev.where === 'claim',
+  )
+  expect(claimErrors.length).toBeLessThanOrEqual(1)
+  // A fresh LISTEN session replaces the read-only one (the backstop poll is 10 minutes away, so
+  // only a notification heard on it sends the row below).
+  await pollUntil(async () => {
+    const pid = engine.listener.backendPid()
+    return engine.listener.state() === 'listening' && pid !== null && pid !== readOnlyPid
+      ? true
+      : undefined
+  })
+  const after = await enqueue(t)
+  await engine.events.waitFor(settledFor(after, 'sent'), 10_000)
+  expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([before, after])
+  // The pool kept no connection to the read-only server.
+  expect(await openConnections(handle, 3)).toEqual(['off', 'off', 'off'])
+})
+
+test('the API: an enqueue that meets a pooled read-only connection answers 503 once; the next one gets a fresh connection and 201', async () => {
+  h = openDb({ name: 'default', url: t.url, log: silentLogger })
+  await readOnly(true)
+  expect(await openConnections(h, 3)).toEqual(['on', 'on', 'on'])
+  await readOnly(false)
+  const { app } = buildApp([{ name: 'default', db: h.db, pool: h.pool }])
+  const tk = await token()
+  const body = { message: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' } }
+  const first = await send(app, 'POST', '/v1/outbox', { token: tk, body })
+  expect([first.status, (first.body as { type?: string }).type]).toEqual([
+    503,
+    'urn:outbox-mailer:problem:database_unavailable',
+  ])
+  const second = await send(app, 'POST', '/v1/outbox', { token: tk, body })
+  expect(second.status).toBe(201)
+  // The pool kept no connection to the read-only server.
+  expect(await openConnections(h, 3)).toEqual(['off', 'off', 'off'])
+})
