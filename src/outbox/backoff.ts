@@ -1,4 +1,4 @@
-// retryDelayMs: capped exponential backoff with jitter, so failing rows spread out instead of stampeding.
+// Backoff: capped exponential delays with jitter, so failing rows and retrying workers spread out instead of stampeding.
 
 export interface BackoffPolicy {
   baseMs: number
@@ -15,3 +15,6 @@ export function retryDelayMs(
   const capped = Math.min(exp, policy.maxMs)
   return Math.round(capped * (0.75 + 0.5 * rng()))
 }
+
+/** A wait spread ±20 %, so that workers retrying together drift apart. */
+export const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4)

@@ -3,19 +3,9 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { jitter } from './backoff.ts'
+import type { HeldSlot } from './held-slot.ts'
 import { freeSlots } from './send-limits.ts'
-
-export interface HeldSlot {
-  slot: number
-  token: string
-  /** Clock time just before the take was sent: bounds how long the slot may pass from send to send. */
-  takenAt: number
-  /** Clock time just before the last take or renewal was sent: the database's expiry is later than this + TTL. */
-  sureAt: number
-}
-
-/** A wait spread ±20 %, so that workers retrying together drift apart. */
-export const jitter = (ms: number) => ms * (0.8 + Math.random() * 0.4)
 
 // A failed free is tried again after this long, doubling up to the most.
 const RETRY_FIRST_MS = 50

@@ -3,9 +3,11 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { jitter } from './backoff.ts'
+import type { HeldSlot } from './held-slot.ts'
 import type { SendPermit } from './send-gate.ts'
 import { freeUnknownSlots, takeSlots } from './send-limits.ts'
-import { createSlotFreer, type HeldSlot, jitter } from './slot-freer.ts'
+import { createSlotFreer } from './slot-freer.ts'
 import { createSlotRenewal } from './slot-renewal.ts'
 
 export interface SlotKeeperOptions {

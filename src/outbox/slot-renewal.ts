@@ -3,8 +3,8 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import type { HeldSlot } from './held-slot.ts'
 import { renewSlots } from './send-limits.ts'
-import type { HeldSlot } from './slot-freer.ts'
 
 export interface SlotRenewal {
   /** Renewals run while `inUse` holds slots: called when a slot is put in use. */
