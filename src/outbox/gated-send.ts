@@ -1,6 +1,7 @@
 // One row's send through a gate that waits (Graph's shared limits): permit, lookup, last check, send.
 import type { DeliveryDeps } from './deliver.ts'
-import { type Finish, type Ready, resolveAmbiguity, sendInSlot } from './send-attempt.ts'
+import { resolveAmbiguity } from './interrupted-send.ts'
+import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import { PACED_CODE } from './settle.ts'
 

@@ -1,4 +1,4 @@
-// One send attempt of a claimed row: resolve an interrupted earlier send, last check, slot, send, verdict.
+// One send attempt of a claimed row, once any interrupted earlier send is resolved: slot, last check, send, verdict.
 
 import { retryDelayMs } from './backoff.ts'
 import type { Lease } from './claim.ts'
@@ -9,98 +9,6 @@ import type { StartResult } from './start-send.ts'
 
 // Outcomes after which the provider may or may not have the message, unless the outcome says.
 const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
-
-/**
- * An earlier attempt started a send and never learned its outcome. Looks in the mailbox when
- * permitted; otherwise the policy decides. True: send now. False: settled here.
- */
-export async function resolveAmbiguity(
-  d: DeliveryDeps,
-  r: Ready,
-  finish: Finish,
-): Promise<boolean> {
-  const verdict = d.lookup
-    ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
-    : 'unavailable'
-  // A lookup the stop cut off (waiting for a token, or asking) changed nothing: released as any
-  // unstarted row on a stop, due at once for another worker, its mark kept.
-  if (verdict === 'error' && d.abort.aborted) {
-    await finish(r.lease, { kind: 'released' })
-    return false
-  }
-  if (verdict === 'not_found') return true
-  if (verdict === 'unavailable' && d.ambiguousPolicy === 'resend') {
-    r.unverified = true
-    return true
-  }
-  if (typeof verdict === 'object' && 'rejected' in verdict) {
-    // The sender mailbox does not exist: a send from it would be refused and fail the row with
-    // this code at once, so the lookup does the same rather than ask again until the deadline.
-    const { code, message, httpStatus, requestId } = verdict.rejected
-    await finish(
-      r.lease,
-      {
-        kind: 'failed',
-        code,
-        message: `the mailbox lookup of an interrupted send was refused: ${message}`,
-        ambiguous: true,
-      },
-      { httpStatus, requestId },
-    )
-  } else if (typeof verdict === 'object' && 'unreachable' in verdict) {
-    // The provider could not be asked (no token): the row waits as a send meeting the same would,
-    // uncounted, with its code (consecutive token waits are recorded once), its mark kept.
-    const outcome = verdict.unreachable
-    await finish(
-      r.lease,
-      {
-        kind: 'retry',
-        code: outcome.code,
-        message: outcome.message,
-        delayMs: outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng),
-        throttled: outcome.throttled === true,
-        ambiguous: true,
-      },
-      { httpStatus: outcome.httpStatus },
-    )
-  } else if (typeof verdict === 'object') {
-    // Throttled like a send: every worker leaves the mailbox alone, and the row asks again once
-    // it may (uncounted), instead of after the first retry delay.
-    await d.gate.pause(r.mail.from.address, verdict.throttledForMs).catch(() => {})
-    await finish(r.lease, {
-      kind: 'retry',
-      code: 'lookup_failed',
-      message: 'the mailbox lookup of an interrupted send was throttled; will ask again',
-      delayMs: verdict.throttledForMs,
-      throttled: true,
-      ambiguous: true,
-    })
-  } else if (verdict === 'error') {
-    // Ask the mailbox again later rather than guess; the attempt is not counted.
-    await finish(r.lease, {
-      kind: 'retry',
-      code: 'lookup_failed',
-      message: 'could not look the interrupted send up in the mailbox; will ask again',
-      delayMs: retryDelayMs(r.lease.attempt, d.backoff, d.rng),
-      throttled: true,
-      ambiguous: true,
-    })
-  } else if (verdict === 'found') {
-    d.log.info('found in the mailbox after an interrupted send; not sending again', {
-      db: d.dbName,
-      outboxId: r.lease.id,
-    })
-    await finish(r.lease, { kind: 'sent' })
-  } else {
-    await finish(r.lease, {
-      kind: 'failed',
-      code: 'ambiguous_send',
-      message:
-        'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
-    })
-  }
-  return false
-}
 
 export interface SlotSend {
   /** Make the last check (startSends) in the slot: false only for a row the claim recorded as started. */
