@@ -2,7 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../src/db/schema.ts'
 import { claimBatch, type Lease } from '../src/outbox/claim.ts'
-import { markSent } from '../src/outbox/settle.ts'
+import { markSent } from '../src/outbox/mark-sent.ts'
 
 /** claimBatch with the send recorded as started in the claim (no shared limits to wait for). */
 export async function claimStarted(

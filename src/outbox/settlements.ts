@@ -4,7 +4,8 @@ import type { Clock } from '../clock.ts'
 import type { WorkerConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { markSent, type SettledRow, type SettleItem, settleLeases } from './settle.ts'
+import { markSent } from './mark-sent.ts'
+import { type SettledRow, type SettleItem, settleLeases } from './settle.ts'
 import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
 
 /**

@@ -1,7 +1,7 @@
 // A vacuum after a small drain into a large outbox cleans the claim index (0008_outbox_vacuum), so claims stay short.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
-import { markSent } from '../../src/outbox/settle.ts'
+import { markSent } from '../../src/outbox/mark-sent.ts'
 import { useTestDb } from '../support/db.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).

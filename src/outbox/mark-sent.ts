@@ -1,0 +1,50 @@
+// markSent: records a batch of successful sends and their attempt history in one lean statement.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { SettleItem } from './settle.ts'
+
+/**
+ * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
+ * a verdict to evaluate: mailer.mark_sent (sql/0004_hot_path.sql, sql/0021), its generic plan cached per
+ * connection, its rows locked in id order (a merge join of their probes with the sorted input).
+ * Returns the ids settled; a lease missing from them was lost.
+ *
+ * Its parameters are kept small, as this runs once per few hundred sends: ids and send times as
+ * comma-separated integers (neither can contain a comma), the lease tokens as the batch's few
+ * distinct tokens plus a number per row (a claim's token recurs in each of its rows), and a column
+ * that is null in every row as one null. Request ids, free text from the provider, stay a text[].
+ */
+export async function markSent(
+  db: Kysely<Database>,
+  items: readonly SettleItem[],
+  workerId: string,
+): Promise<Set<string>> {
+  if (items.length === 0) return new Set()
+  const tokens: string[] = []
+  const tokenNumbers = new Map<string, number>()
+  const tokenOfRow = items.map((i) => {
+    let n = tokenNumbers.get(i.token)
+    if (n === undefined) {
+      n = tokens.push(i.token)
+      tokenNumbers.set(i.token, n)
+    }
+    return n
+  })
+  const statuses = items.some((i) => i.httpStatus != null)
+    ? items.map((i) => i.httpStatus ?? null)
+    : null
+  const requestIds = items.some((i) => i.requestId != null)
+    ? items.map((i) => i.requestId ?? null)
+    : null
+  // An empty element of the send times is a null (a send found in the mailbox has no start time).
+  const { rows } = await sql<{ ids: string | null }>`
+    select mailer.mark_sent(
+             string_to_array(${items.map((i) => i.id).join(',')}::text, ',')::bigint[],
+             (select array_agg(t.list[r.n::int] order by r.ord)
+                from (select ${tokens}::uuid[] as list) t,
+                     unnest(string_to_array(${tokenOfRow.join(',')}::text, ',')) with ordinality as r(n, ord)),
+             string_to_array(${items.map((i) => i.startedAt?.getTime() ?? '').join(',')}::text, ',', '')::float8[],
+             ${statuses}::int[], ${requestIds}::text[], ${workerId}::text) as ids`.execute(db)
+  const ids = rows[0]?.ids
+  return new Set(ids ? ids.split(',') : [])
+}
