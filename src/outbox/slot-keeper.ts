@@ -5,6 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
+import { createParkedSlots } from './parked-slots.ts'
 import type { SendPermit } from './send-gate.ts'
 import { freeUnknownSlots, takeSlots } from './send-limits.ts'
 import { createSlotFreer } from './slot-freer.ts'
@@ -50,9 +51,7 @@ interface Waiter {
  * TTL itself stays one request's worth, so a dead holder's slot blocks the others only that long.
  */
 export function createSlotKeeper(o: SlotKeeperOptions) {
-  const parked: { held: HeldSlot; at: number }[] = []
   const waiting: Waiter[] = []
-  let flushing: AbortController | null = null
   // The take loop while it runs: close() waits for a statement of it still under way.
   let taking: Promise<void> | null = null
   let nap: AbortController | null = null
@@ -67,47 +66,13 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   const free = (slots: HeldSlot[]) => freer.free(slots)
   const renewal = createSlotRenewal({ ...o, inUse, closed: () => closed })
 
-  // Frees, in one statement, the slots parked for parkMs (and any past reuse); re-arms for the rest.
-  function armFlush() {
-    if (flushing || parked.length === 0) return
-    const timer = new AbortController()
-    flushing = timer
-    void o.clock.sleep(o.parkMs, timer.signal).then(() => {
-      if (timer.signal.aborted) return
-      flushing = null
-      const cutoff = o.clock.now() - o.parkMs
-      // Sorted in one pass, before the free: the clock moves on while it is issued, and a slot
-      // judged twice could turn stale in between and land on neither side, held until its TTL.
-      const stale: HeldSlot[] = []
-      const kept = parked.filter((p) => {
-        const keep = p.at > cutoff && reusable(p.held)
-        if (!keep) stale.push(p.held)
-        return keep
-      })
-      parked.splice(0, parked.length, ...kept)
-      free(stale)
-      armFlush()
-    })
-  }
-
-  function takeParked(): HeldSlot | null {
-    const stale: HeldSlot[] = []
-    let found: HeldSlot | null = null
-    while (!found && parked.length > 0) {
-      const { held } = parked.pop()!
-      if (reusable(held)) found = held
-      else stale.push(held)
-    }
-    free(stale)
-    return found
-  }
+  const parked = createParkedSlots({ clock: o.clock, parkMs: o.parkMs, reusable, free })
 
   function giveBack(held: HeldSlot) {
     if (!reusable(held)) return free([held])
     const next = waiting.shift()
     if (next) return next.grant(held)
-    parked.push({ held, at: o.clock.now() })
-    armFlush()
+    parked.park(held)
   }
 
   // One take at a time for all waiting sends; between fruitless takes a backoff that the last
@@ -168,7 +133,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       lostTakeAt = null
       return true
     }
-    const known = [...inUse, ...parked.map((p) => p.held)].map((h) => h.token)
+    const known = [...inUse, ...parked.held()].map((h) => h.token)
     try {
       await freeUnknownSlots(o.db, { holder: o.holder, known })
       lostTakeAt = null
@@ -194,7 +159,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     /** A slot for one send; null when `signal` aborted first. Throws when the database fails. */
     acquire(signal: AbortSignal): Promise<SendPermit | null> {
       if (signal.aborted || closed) return Promise.resolve(null)
-      const reused = takeParked()
+      const reused = parked.take()
       if (reused) return Promise.resolve(permitFor(reused))
       return new Promise((resolve, reject) => {
         const leave = () => {
@@ -231,8 +196,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
      */
     async close() {
       closed = true
-      flushing?.abort()
-      flushing = null
+      parked.stop()
       nap?.abort()
       renewal.stop()
       for (const w of waiting.splice(0)) w.cancel()
@@ -243,7 +207,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
       // A take whose answer was lost and whose give-back has not succeeded yet: one more try.
       if (lostTakeAt !== null) await bounded(freeLostTake())
       gaveUp.abort()
-      free(parked.splice(0).map((p) => p.held))
+      free(parked.drain())
       await freer.close()
     },
   }
