@@ -5,7 +5,7 @@ import type { Config, ServeRole } from '../config.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
 import { assertSchemaCurrent } from '../db/migrate.ts'
 import { isAppError } from '../errors.ts'
-import { CHANNEL, listeningPid } from '../outbox/listener.ts'
+import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
 
 // Schema states a deploy fixes by itself (release_command runs migrate); the others need a human.

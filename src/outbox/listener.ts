@@ -1,13 +1,9 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
-import pg from 'pg'
 import { type Clock, waitAtMost } from '../clock.ts'
-import { hearsOtherSessions } from '../db/listen-probe.ts'
 import type { SharedSession } from '../db/statement-route.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
-
-export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
-export const CHANNEL = 'mailer_outbox'
+import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
 
 export interface ListenerDeps {
   db: string
@@ -49,61 +45,14 @@ export function createListener(d: ListenerDeps): Listener {
   }
 
   async function session(): Promise<'lost' | 'pooled'> {
-    const client =
-      d.shared?.newClient(LISTENER_APPLICATION_NAME) ??
-      new pg.Client({
-        connectionString: d.url,
-        application_name: LISTENER_APPLICATION_NAME,
-        keepAlive: true,
-        connectionTimeoutMillis: 10_000,
-      })
-    const lost = Promise.withResolvers<void>()
-    client.on('error', (err) => {
-      d.log.warn('listener connection error', { db: d.db, err })
-      lost.resolve()
-    })
-    client.on('end', () => lost.resolve())
-    client.on('notification', (n) => {
-      if (n.channel !== CHANNEL) return
-      d.onEvent?.({ type: 'notification', db: d.db })
-      d.wake('notification')
-    })
-    // A stop must not wait out a connect to a server that does not answer (10 s): it drops the
-    // client, whose connect then never settles, so the start is raced against the stop.
-    const dropped = Promise.withResolvers<never>()
-    const abandon = () => {
-      destroy(client)
-      dropped.reject(new Error('listener stopped while connecting'))
-    }
-    stopping.signal.addEventListener('abort', abandon)
+    const { client, lost } = newListenClient(d)
     try {
-      try {
-        pid = await Promise.race([
-          (async () => {
-            await client.connect()
-            // A session that goes silent while it is set up is reconnected (these throw): each
-            // statement on it gets the check's bound, as a check does.
-            await waitAtMost(d.clock, client.query(`listen ${CHANNEL}`), checkTimeoutMs)
-            // Behind a transaction pooler the LISTEN lands on some other server session, or on
-            // one the pooler lends this client only while a transaction runs. Only an answer says so.
-            const listening = await listeningPid(client, checkTimeoutMs)
-            if (listening === null) return null
-            const heard = await hearsOtherSessions(client, {
-              url: d.url,
-              backendPid: listening,
-              applicationName: LISTENER_APPLICATION_NAME,
-              timeoutMs: checkTimeoutMs,
-              // A stop drops the probe's second session too: none of ours outlives the stop.
-              signal: stopping.signal,
-            })
-            return heard === false ? null : listening
-          })(),
-          dropped.promise,
-        ])
-      } finally {
-        // Listening, a stop lets the statement riding the session finish (below).
-        stopping.signal.removeEventListener('abort', abandon)
-      }
+      pid = await connectListening(client, {
+        url: d.url,
+        clock: d.clock,
+        checkTimeoutMs,
+        signal: stopping.signal,
+      })
       if (stopping.signal.aborted) return 'lost'
       if (pid === null) return 'pooled'
       setState('listening')
@@ -115,7 +64,7 @@ export function createListener(d: ListenerDeps): Listener {
       d.wake('sweep')
       while (!stopping.signal.aborted) {
         const tick = d.clock.sleep(d.checkIntervalMs, stopping.signal).then(() => 'tick' as const)
-        const why = await Promise.race([tick, lost.promise.then(() => 'lost' as const)])
+        const why = await Promise.race([tick, lost.then(() => 'lost' as const)])
         if (why === 'lost' || stopping.signal.aborted) break
         // A half-open socket answers nothing: the timed check is what notices it. On a shared
         // session, a statement answered within the interval showed the socket alive (and a live
@@ -144,7 +93,7 @@ export function createListener(d: ListenerDeps): Listener {
       if (detached && stopping.signal.aborted) {
         await waitAtMost(d.clock, detached, checkTimeoutMs).catch(() => {})
       }
-      destroy(client)
+      destroyClient(client)
     }
   }
 
@@ -200,34 +149,4 @@ export function createListener(d: ListenerDeps): Listener {
     state: () => state,
     backendPid: () => pid,
   }
-}
-
-/**
- * The session's backend pid if it listens on CHANNEL; null if it answered that it does not.
- * Throws when the check fails or no answer comes in time: the session is in doubt, not pooled.
- * check-config asks the same question, so that it finds a transaction pooler as serve does.
- */
-export async function listeningPid(client: pg.Client, timeoutMs: number): Promise<number | null> {
-  const check = client
-    .query<{ pid: number; ok: boolean }>(
-      'select pg_backend_pid() as pid, exists (select 1 from pg_listening_channels() c where c = $1) as ok',
-      [CHANNEL],
-    )
-    .then((r) => (r.rows[0]?.ok === true ? r.rows[0].pid : null))
-  const timeout = new Promise<never>((_, reject) => {
-    const t = setTimeout(
-      () => reject(new Error(`the LISTEN check had no answer within ${timeoutMs} ms`)),
-      timeoutMs,
-    )
-    check.finally(() => clearTimeout(t)).catch(() => {})
-  })
-  return Promise.race([check, timeout])
-}
-
-// end() waits for the server; a half-open socket never answers, so destroy it outright.
-function destroy(client: pg.Client) {
-  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
-    ?.stream
-  stream?.destroy()
-  client.end().catch(() => {})
 }

@@ -1,7 +1,7 @@
 // Worker presence: who holds claims, which workers beat in the registry, and whether a LISTEN session is connected.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import { LISTENER_APPLICATION_NAME } from './listener.ts'
+import { LISTENER_APPLICATION_NAME } from './listen-session.ts'
 
 export interface WorkerPresence {
   /** Distinct workers holding the rows now `sending`. */

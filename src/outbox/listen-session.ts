@@ -1,0 +1,121 @@
+// ListenSession: opens a session that LISTENs on the outbox channel, and tells it from a transaction pooler's.
+import pg from 'pg'
+import { type Clock, waitAtMost } from '../clock.ts'
+import { hearsOtherSessions } from '../db/listen-probe.ts'
+import type { SharedSession } from '../db/statement-route.ts'
+import type { Logger } from '../log.ts'
+import type { EngineEventHandler } from './events.ts'
+
+export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
+export const CHANNEL = 'mailer_outbox'
+
+/**
+ * A client for the LISTEN session, not connected yet, that wakes on the channel's notifications;
+ * `lost` resolves when its connection fails or ends.
+ */
+export function newListenClient(d: {
+  db: string
+  url: string
+  log: Logger
+  wake: (reason: 'notification') => void
+  onEvent?: EngineEventHandler | undefined
+  shared?: SharedSession | null | undefined
+}): { client: pg.Client; lost: Promise<void> } {
+  const client =
+    d.shared?.newClient(LISTENER_APPLICATION_NAME) ??
+    new pg.Client({
+      connectionString: d.url,
+      application_name: LISTENER_APPLICATION_NAME,
+      keepAlive: true,
+      connectionTimeoutMillis: 10_000,
+    })
+  const lost = Promise.withResolvers<void>()
+  client.on('error', (err) => {
+    d.log.warn('listener connection error', { db: d.db, err })
+    lost.resolve()
+  })
+  client.on('end', () => lost.resolve())
+  client.on('notification', (n) => {
+    if (n.channel !== CHANNEL) return
+    d.onEvent?.({ type: 'notification', db: d.db })
+    d.wake('notification')
+  })
+  return { client, lost: lost.promise }
+}
+
+/**
+ * Connects the client and LISTENs: its backend pid once it is sure to hear notifications, null
+ * when it is not (a transaction pooler). Throws when a step fails or goes unanswered, and when
+ * `signal` aborts first.
+ */
+export async function connectListening(
+  client: pg.Client,
+  o: { url: string; clock: Clock; checkTimeoutMs: number; signal: AbortSignal },
+): Promise<number | null> {
+  const { checkTimeoutMs } = o
+  // A stop must not wait out a connect to a server that does not answer (10 s): it drops the
+  // client, whose connect then never settles, so the start is raced against the stop.
+  const dropped = Promise.withResolvers<never>()
+  const abandon = () => {
+    destroyClient(client)
+    dropped.reject(new Error('listener stopped while connecting'))
+  }
+  o.signal.addEventListener('abort', abandon)
+  try {
+    return await Promise.race([
+      (async () => {
+        await client.connect()
+        // A session that goes silent while it is set up is reconnected (these throw): each
+        // statement on it gets the check's bound, as a check does.
+        await waitAtMost(o.clock, client.query(`listen ${CHANNEL}`), checkTimeoutMs)
+        // Behind a transaction pooler the LISTEN lands on some other server session, or on
+        // one the pooler lends this client only while a transaction runs. Only an answer says so.
+        const listening = await listeningPid(client, checkTimeoutMs)
+        if (listening === null) return null
+        const heard = await hearsOtherSessions(client, {
+          url: o.url,
+          backendPid: listening,
+          applicationName: LISTENER_APPLICATION_NAME,
+          timeoutMs: checkTimeoutMs,
+          // A stop drops the probe's second session too: none of ours outlives the stop.
+          signal: o.signal,
+        })
+        return heard === false ? null : listening
+      })(),
+      dropped.promise,
+    ])
+  } finally {
+    // Listening, a stop lets the statement riding the session finish (createListener's session).
+    o.signal.removeEventListener('abort', abandon)
+  }
+}
+
+/**
+ * The session's backend pid if it listens on CHANNEL; null if it answered that it does not.
+ * Throws when the check fails or no answer comes in time: the session is in doubt, not pooled.
+ * check-config asks the same question, so that it finds a transaction pooler as serve does.
+ */
+export async function listeningPid(client: pg.Client, timeoutMs: number): Promise<number | null> {
+  const check = client
+    .query<{ pid: number; ok: boolean }>(
+      'select pg_backend_pid() as pid, exists (select 1 from pg_listening_channels() c where c = $1) as ok',
+      [CHANNEL],
+    )
+    .then((r) => (r.rows[0]?.ok === true ? r.rows[0].pid : null))
+  const timeout = new Promise<never>((_, reject) => {
+    const t = setTimeout(
+      () => reject(new Error(`the LISTEN check had no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    check.finally(() => clearTimeout(t)).catch(() => {})
+  })
+  return Promise.race([check, timeout])
+}
+
+// end() waits for the server; a half-open socket never answers, so destroy it outright.
+export function destroyClient(client: pg.Client) {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
+    ?.stream
+  stream?.destroy()
+  client.end().catch(() => {})
+}
