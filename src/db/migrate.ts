@@ -3,21 +3,21 @@ import pg from 'pg'
 import { type Clock, systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { hearsOtherSessions } from './listen-probe.ts'
+import {
+  assertOwnSession,
+  MIGRATE_APPLICATION_NAME,
+  releaseMigrationLock,
+  takeMigrationLock,
+} from './migration-lock.ts'
 import {
   type Applied,
-  checksumOf,
-  keepsOlderBinariesWorking,
   planMigrations,
   runsOutsideTransaction,
   statementsOf,
 } from './migration-plan.ts'
+import { ensureMigrationsTable, readApplied, recordMigration } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import type { Queryable } from './statement-route.ts'
-
-// Arbitrary constant shared by every outbox-mailer binary: "mailer" in ASCII.
-const MIGRATION_LOCK_KEY = 0x6d61696c6572
-const APPLICATION_NAME = 'outbox-mailer:migrate'
 
 export interface MigrateOptions {
   url: string
@@ -41,7 +41,10 @@ export interface MigrateResult {
  */
 export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const list = o.migrations ?? embedded
-  const client = new pg.Client({ connectionString: o.url, application_name: APPLICATION_NAME })
+  const client = new pg.Client({
+    connectionString: o.url,
+    application_name: MIGRATE_APPLICATION_NAME,
+  })
   await client.connect()
   try {
     await assertOwnSession(client, o.url)
@@ -63,55 +66,10 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
       }
       return { applied: done, version: list.at(-1)?.version ?? 0, newer }
     } finally {
-      await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY])
+      await releaseMigrationLock(client)
     }
   } finally {
     await client.end()
-  }
-}
-
-/**
- * Refuses a transaction pooler before anything is set or locked: its settings would stay on a
- * server session the pooler lends the application next, and its session lock could be left where
- * no later migrate can free it. Only a session of its own hears another session's notification.
- */
-async function assertOwnSession(client: pg.Client, url: string) {
-  const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
-  const own = await hearsOtherSessions(client, {
-    url,
-    backendPid: rows[0]!.pid,
-    applicationName: APPLICATION_NAME,
-    timeoutMs: 5_000,
-  })
-  // Unasked (no second session could be opened): as before the probe existed, go on.
-  if (own !== false) return
-  throw new AppError(
-    'config_invalid',
-    'migrate needs a session of its own, and this URL is a transaction pooler (a notification from another session never reached it): set LISTEN_DATABASE_URL (or the database\'s "listenUrl" in MAILER_DATABASES) to the direct URL. Nothing was changed',
-  )
-}
-
-/**
- * Takes the session's migration lock, trying again until `timeoutMs` have passed. Polled instead of
- * waited for in pg_advisory_lock: a statement waiting for the lock holds a snapshot, and the
- * holder's CREATE INDEX CONCURRENTLY (0009) waits for every older snapshot to go: a deadlock.
- */
-async function takeMigrationLock(client: pg.Client, timeoutMs: number, clock: Clock) {
-  const deadline = clock.now() + timeoutMs
-  for (let delayMs = 50; ; delayMs = Math.min(delayMs * 2, 1_000)) {
-    const { rows } = await client.query<{ locked: boolean }>(
-      'select pg_try_advisory_lock($1) as locked',
-      [MIGRATION_LOCK_KEY],
-    )
-    if (rows[0]?.locked) return
-    const left = deadline - clock.now()
-    if (left <= 0) {
-      throw new AppError(
-        'migration_lock_timeout',
-        'another migrator holds the migration lock; try again once it has finished',
-      )
-    }
-    await clock.sleep(Math.min(delayMs, left))
   }
 }
 
@@ -148,50 +106,6 @@ async function applyOutsideTransaction(client: pg.Client, m: Migration) {
       { cause: e },
     )
   }
-}
-
-// Bootstraps the bookkeeping table; runs under the advisory lock so concurrent migrators do not race.
-async function ensureMigrationsTable(client: pg.Client) {
-  await client.query(`
-    create schema if not exists mailer;
-    create table if not exists mailer.schema_migrations (
-      version    integer primary key,
-      name       text not null,
-      checksum   text not null,
-      applied_at timestamptz not null default now()
-    )`)
-  // Added after the first releases, which insert rows without it: their migrations count as breaking.
-  // Checked first: ALTER TABLE takes an exclusive lock even when the column exists, and readiness
-  // reads this table.
-  const { rows } = await client.query(
-    `select 1 from pg_attribute
-      where attrelid = 'mailer.schema_migrations'::regclass
-        and attname = 'older_binaries_compatible' and not attisdropped`,
-  )
-  if (rows.length === 0) {
-    await client.query(`alter table mailer.schema_migrations
-      add column if not exists older_binaries_compatible boolean not null default false`)
-  }
-}
-
-/** The migrations the database records as applied, in order; throws 42P01/3F000 when it has none. */
-export async function readApplied(client: Queryable): Promise<Applied[]> {
-  // Through to_jsonb: a database that no binary with the column has migrated yet lacks it.
-  const { rows } = await client.query<Applied>(
-    `select version, name, checksum,
-            coalesce((to_jsonb(s) ->> 'older_binaries_compatible')::boolean, false)
-              as "olderBinariesCompatible"
-       from mailer.schema_migrations s order by version`,
-  )
-  return rows
-}
-
-async function recordMigration(client: pg.Client, m: Migration) {
-  await client.query(
-    `insert into mailer.schema_migrations (version, name, checksum, older_binaries_compatible)
-     values ($1, $2, $3, $4)`,
-    [m.version, m.name, checksumOf(m.sql), keepsOlderBinariesWorking(m)],
-  )
 }
 
 /**

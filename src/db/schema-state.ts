@@ -1,7 +1,7 @@
 // Schema state: how a database's applied migrations compare with this binary's, as a verdict, never a throw.
 import { isAppError } from '../errors.ts'
-import { readApplied } from './migrate.ts'
 import { planMigrations } from './migration-plan.ts'
+import { readApplied } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import type { Queryable } from './statement-route.ts'
 

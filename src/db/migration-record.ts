@@ -1,0 +1,50 @@
+// mailer.schema_migrations: created if absent, read, and added to as each migration is applied.
+import type pg from 'pg'
+import { type Applied, checksumOf, keepsOlderBinariesWorking } from './migration-plan.ts'
+import type { Migration } from './migrations.ts'
+import type { Queryable } from './statement-route.ts'
+
+// Bootstraps the bookkeeping table; runs under the advisory lock so concurrent migrators do not race.
+export async function ensureMigrationsTable(client: pg.Client) {
+  await client.query(`
+    create schema if not exists mailer;
+    create table if not exists mailer.schema_migrations (
+      version    integer primary key,
+      name       text not null,
+      checksum   text not null,
+      applied_at timestamptz not null default now()
+    )`)
+  // Added after the first releases, which insert rows without it: their migrations count as breaking.
+  // Checked first: ALTER TABLE takes an exclusive lock even when the column exists, and readiness
+  // reads this table.
+  const { rows } = await client.query(
+    `select 1 from pg_attribute
+      where attrelid = 'mailer.schema_migrations'::regclass
+        and attname = 'older_binaries_compatible' and not attisdropped`,
+  )
+  if (rows.length === 0) {
+    await client.query(`alter table mailer.schema_migrations
+      add column if not exists older_binaries_compatible boolean not null default false`)
+  }
+}
+
+/** The migrations the database records as applied, in order; throws 42P01/3F000 when it has none. */
+export async function readApplied(client: Queryable): Promise<Applied[]> {
+  // Through to_jsonb: a database that no binary with the column has migrated yet lacks it.
+  const { rows } = await client.query<Applied>(
+    `select version, name, checksum,
+            coalesce((to_jsonb(s) ->> 'older_binaries_compatible')::boolean, false)
+              as "olderBinariesCompatible"
+       from mailer.schema_migrations s order by version`,
+  )
+  return rows
+}
+
+/** Records a migration as applied, with its checksum and whether it keeps older binaries working. */
+export async function recordMigration(client: pg.Client, m: Migration) {
+  await client.query(
+    `insert into mailer.schema_migrations (version, name, checksum, older_binaries_compatible)
+     values ($1, $2, $3, $4)`,
+    [m.version, m.name, checksumOf(m.sql), keepsOlderBinariesWorking(m)],
+  )
+}
