@@ -41,35 +41,72 @@ export interface MigrationPlan {
 }
 
 /**
- * Decides what to apply; throws on an edited migration, or on a database that has a migration this
- * binary does not know and that did not declare older binaries compatible.
+ * Why this binary must not migrate or serve a database, the first found in version order:
+ * an applied migration it does not know that breaks older binaries, an applied migration of its
+ * own that was edited since, or (all else sound) newer migrations applied while one of its own is not.
  */
-export function planMigrations(applied: Applied[], list: readonly Migration[]): MigrationPlan {
+export type MigrationConflict =
+  | { kind: 'unknown'; applied: Applied }
+  | { kind: 'edited'; migration: Migration }
+  | { kind: 'gap'; newer: number; lacks: Migration }
+
+export interface MigrationComparison {
+  pending: Migration[]
+  /** Applied, unknown to this binary: declared compatible, unless the conflict says otherwise. */
+  newer: number[]
+  conflict: MigrationConflict | null
+}
+
+/** How the applied migrations compare with the binary's: a verdict, never a throw. */
+export function compareMigrations(
+  applied: Applied[],
+  list: readonly Migration[],
+): MigrationComparison {
   const known = new Map(list.map((m) => [m.version, m]))
+  const done = new Set(applied.map((a) => a.version))
+  const pending = list.filter((m) => !done.has(m.version))
+  const newer = applied.filter((a) => !known.has(a.version)).map((a) => a.version)
   for (const a of applied) {
     const m = known.get(a.version)
     if (!m) {
       if (a.olderBinariesCompatible) continue
-      throw new AppError(
-        'schema_ahead',
-        `the database has migration ${a.version} (${a.name}) that this binary does not know: it is newer than this binary and changes what older binaries rely on; deploy the newer outbox-mailer instead`,
-      )
+      return { pending, newer, conflict: { kind: 'unknown', applied: a } }
     }
     if (checksumOf(m.sql) !== a.checksum) {
-      throw new AppError(
-        'migration_checksum_mismatch',
-        `migration ${m.name} was changed after it was applied (checksum differs); migrations are forward-only: restore the file and add a new one`,
-      )
+      return { pending, newer, conflict: { kind: 'edited', migration: m } }
     }
   }
-  const done = new Set(applied.map((a) => a.version))
-  const pending = list.filter((m) => !done.has(m.version))
-  const newer = applied.filter((a) => !known.has(a.version)).map((a) => a.version)
-  if (pending.length > 0 && newer.length > 0) {
-    // Not a database a newer release of this line migrated: it would have applied these first.
+  // Not a database a newer release of this line migrated: it would have applied these first.
+  const conflict: MigrationConflict | null =
+    pending.length > 0 && newer.length > 0
+      ? { kind: 'gap', newer: newer[0]!, lacks: pending[0]! }
+      : null
+  return { pending, newer, conflict }
+}
+
+/**
+ * Decides what to apply; throws on an edited migration, or on a database that has a migration this
+ * binary does not know and that did not declare older binaries compatible.
+ */
+export function planMigrations(applied: Applied[], list: readonly Migration[]): MigrationPlan {
+  const { pending, newer, conflict } = compareMigrations(applied, list)
+  if (conflict?.kind === 'unknown') {
+    const a = conflict.applied
     throw new AppError(
       'schema_ahead',
-      `the database has migration ${newer[0]} that this binary does not know, but lacks ${pending[0]!.name}, which it does: deploy the release that migrated it`,
+      `the database has migration ${a.version} (${a.name}) that this binary does not know: it is newer than this binary and changes what older binaries rely on; deploy the newer outbox-mailer instead`,
+    )
+  }
+  if (conflict?.kind === 'edited') {
+    throw new AppError(
+      'migration_checksum_mismatch',
+      `migration ${conflict.migration.name} was changed after it was applied (checksum differs); migrations are forward-only: restore the file and add a new one`,
+    )
+  }
+  if (conflict?.kind === 'gap') {
+    throw new AppError(
+      'schema_ahead',
+      `the database has migration ${conflict.newer} that this binary does not know, but lacks ${conflict.lacks.name}, which it does: deploy the release that migrated it`,
     )
   }
   return { pending, newer }

@@ -1,6 +1,5 @@
 // Schema state: how a database's applied migrations compare with this binary's, as a verdict, never a throw.
-import { isAppError } from '../errors.ts'
-import { planMigrations } from './migration-plan.ts'
+import { compareMigrations } from './migration-plan.ts'
 import { readApplied } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import type { Queryable } from './statement-route.ts'
@@ -36,29 +35,13 @@ export async function readSchemaState(
   const { rows } = await q.query<{ present: boolean }>(
     `select to_regclass('mailer.schema_migrations') is not null as present`,
   )
-  if (!rows[0]?.present) {
-    return {
-      verdict: 'missing',
-      database: null,
-      binary,
-      missing: list.map((m) => m.name),
-      newer: [],
-    }
-  }
-  const applied = await readApplied(q)
+  // No table: nothing applied, so every migration of the binary is missing.
+  const applied = rows[0]?.present ? await readApplied(q) : []
   const database = applied.length > 0 ? Math.max(...applied.map((a) => a.version)) : null
-  const known = new Set(list.map((m) => m.version))
-  const newer = applied.filter((a) => !known.has(a.version)).map((a) => a.version)
-  const done = new Set(applied.map((a) => a.version))
-  const missing = list.filter((m) => !done.has(m.version)).map((m) => m.name)
-  try {
-    planMigrations(applied, list)
-  } catch (e) {
-    if (isAppError(e, 'migration_checksum_mismatch'))
-      return { verdict: 'edited', database, binary, missing, newer }
-    if (isAppError(e, 'schema_ahead')) return { verdict: 'ahead', database, binary, missing, newer }
-    throw e
-  }
-  if (applied.length === 0) return { verdict: 'missing', database, binary, missing, newer }
-  return { verdict: missing.length > 0 ? 'behind' : 'current', database, binary, missing, newer }
+  const { pending, newer, conflict } = compareMigrations(applied, list)
+  const missing = pending.map((m) => m.name)
+  const state = { database, binary, missing, newer }
+  if (conflict) return { verdict: conflict.kind === 'edited' ? 'edited' : 'ahead', ...state }
+  if (applied.length === 0) return { verdict: 'missing', ...state }
+  return { verdict: missing.length > 0 ? 'behind' : 'current', ...state }
 }
