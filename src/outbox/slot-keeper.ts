@@ -3,13 +3,12 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
 import { createParkedSlots } from './parked-slots.ts'
 import type { SendPermit } from './send-gate.ts'
-import { freeUnknownSlots, takeSlots } from './send-limits.ts'
 import { createSlotFreer } from './slot-freer.ts'
 import { createSlotRenewal } from './slot-renewal.ts'
+import { createSlotTaker } from './slot-taker.ts'
 
 export interface SlotKeeperOptions {
   db: Kysely<Database>
@@ -52,14 +51,9 @@ interface Waiter {
  */
 export function createSlotKeeper(o: SlotKeeperOptions) {
   const waiting: Waiter[] = []
-  // The take loop while it runs: close() waits for a statement of it still under way.
-  let taking: Promise<void> | null = null
-  let nap: AbortController | null = null
   let closed = false
   // Slots handed to sends and not given back yet: renewed while their sends run.
   const inUse = new Set<HeldSlot>()
-  // Clock time before a take that failed: it may have committed slots this worker never learned of.
-  let lostTakeAt: number | null = null
   const reusable = (h: HeldSlot) => !closed && o.clock.now() - h.takenAt < o.reuseMs
 
   const freer = createSlotFreer(o)
@@ -75,74 +69,13 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     parked.park(held)
   }
 
-  // One take at a time for all waiting sends; between fruitless takes a backoff that the last
-  // waiter leaving cuts short (a handover serves a waiting send without waking it). After a failed
-  // take, and before any other (so no take of ours can race it), what that take may have got is
-  // freed: one lost answer must not keep every worker's sends waiting for a TTL.
-  function takeForWaiting(): Promise<void> {
-    taking ??= takeLoop().finally(() => {
-      taking = null
-      // A send that asked after the loop's last look found it still running and started none.
-      if (waiting.length > 0 && !closed) void takeForWaiting()
-    })
-    return taking
-  }
-
-  async function takeLoop() {
-    let delay = 20
-    while ((waiting.length > 0 || lostTakeAt !== null) && !closed) {
-      if (lostTakeAt !== null) {
-        if (await freeLostTake()) delay = 20
-        else {
-          nap = new AbortController()
-          await o.clock.sleep(jitter(delay), nap.signal)
-          nap = null
-          delay = Math.min(delay * 2, 2_000)
-        }
-        continue
-      }
-      const takenAt = o.clock.now()
-      let got: { slot: number; token: string }[]
-      try {
-        got = await takeSlots(o.db, {
-          want: waiting.length,
-          max: o.max,
-          holder: o.holder,
-          ttlMs: o.ttlMs,
-        })
-      } catch (err) {
-        for (const w of waiting.splice(0)) w.fail(err)
-        lostTakeAt = takenAt
-        continue
-      }
-      for (const g of got) giveBack({ ...g, takenAt, sureAt: takenAt })
-      if (got.length > 0 || waiting.length === 0) {
-        delay = 20
-        continue
-      }
-      nap = new AbortController()
-      await o.clock.sleep(jitter(delay), nap.signal)
-      nap = null
-      delay = Math.min(delay * 2, o.maxWaitMs)
-    }
-  }
-
-  // True when done: freed, or expired by now anyway. A failure fails the sends waiting meanwhile.
-  async function freeLostTake(): Promise<boolean> {
-    if (lostTakeAt === null || o.clock.now() - lostTakeAt >= o.ttlMs) {
-      lostTakeAt = null
-      return true
-    }
-    const known = [...inUse, ...parked.held()].map((h) => h.token)
-    try {
-      await freeUnknownSlots(o.db, { holder: o.holder, known })
-      lostTakeAt = null
-      return true
-    } catch (err) {
-      for (const w of waiting.splice(0)) w.fail(err)
-      return false
-    }
-  }
+  const taker = createSlotTaker({
+    ...o,
+    waiting,
+    giveBack,
+    known: () => [...inUse, ...parked.held()].map((h) => h.token),
+    closed: () => closed,
+  })
 
   const permitFor = (held: HeldSlot): SendPermit => {
     inUse.add(held)
@@ -165,7 +98,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
         const leave = () => {
           const at = waiting.indexOf(w)
           if (at >= 0) waiting.splice(at, 1)
-          if (waiting.length === 0) nap?.abort()
+          if (waiting.length === 0) taker.cutShort()
           resolve(null)
         }
         const w: Waiter = {
@@ -184,7 +117,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
         }
         signal.addEventListener('abort', leave, { once: true })
         waiting.push(w)
-        void takeForWaiting()
+        void taker.take()
       })
     },
     /**
@@ -197,15 +130,13 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
     async close() {
       closed = true
       parked.stop()
-      nap?.abort()
+      taker.cutShort()
       renewal.stop()
       for (const w of waiting.splice(0)) w.cancel()
       const gaveUp = new AbortController()
       const bounded = (p: Promise<unknown>) =>
         Promise.race([p, o.clock.sleep(CLOSE_WAIT_MS, gaveUp.signal)])
-      if (taking) await bounded(taking)
-      // A take whose answer was lost and whose give-back has not succeeded yet: one more try.
-      if (lostTakeAt !== null) await bounded(freeLostTake())
+      await taker.finish(bounded)
       gaveUp.abort()
       free(parked.drain())
       await freer.close()
