@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { withHeadOperations } from '../../src/api/head-operations.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -41,8 +42,18 @@ afterAll(async () => {
   await t.drop()
 })
 
-/** One request per documented operation, valid for the route (its id names a row that exists). */
+/**
+ * One request per documented operation, valid for the route (its id names a row that exists); each
+ * GET's HEAD with the same request.
+ */
 function samples(id: string): Record<string, { url: string; body?: unknown }> {
+  const all = requests(id)
+  for (const [key, s] of Object.entries(all))
+    if (key.startsWith('GET ')) all[`HEAD ${key.slice(4)}`] = s
+  return all
+}
+
+function requests(id: string): Record<string, { url: string; body?: unknown }> {
   const filter = { filter: { ids: [id] }, dryRun: true }
   return {
     'GET /healthz': { url: '/healthz' },
@@ -101,13 +112,33 @@ describe('the document and the app agree', () => {
       'POST /v1/outbox/cancel': 'cancelRows',
       'POST /v1/outbox/retry': 'retryRows',
       'GET /v1/stats': 'getStats',
+      'HEAD /healthz': 'livenessHead',
+      'HEAD /readyz': 'readinessHead',
+      'HEAD /metrics': 'metricsHead',
+      'HEAD /v1/outbox': 'listRowsHead',
+      'HEAD /v1/outbox/{id}': 'getRowHead',
+      'HEAD /v1/stats': 'getStatsHead',
     })
   })
 
+  test('every GET operation has its HEAD (Hono answers it with the GET), of the same statuses, without bodies', () => {
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      const get = ops.get
+      if (!get) continue
+      const head = ops.head
+      expect([path, head === undefined]).toEqual([path, false])
+      expect([path, Object.keys(head!.responses)]).toEqual([path, Object.keys(get.responses)])
+      for (const [status, res] of Object.entries(head!.responses))
+        expect([path, status, res.content]).toEqual([path, status, undefined])
+    }
+  })
+
   test('every route the app serves is documented, and every documented operation is served', () => {
+    // Hono serves HEAD wherever GET is, as the GET without the body.
     const served = app.routes
       .filter((r) => r.method !== 'ALL' && r.path !== '/openapi.json' && r.path !== '/docs')
-      .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, '{$1}')}`)
+      .flatMap((r) => (r.method === 'GET' ? ['GET', 'HEAD'] : [r.method]).map((m) => [m, r.path]))
+      .map(([m, path]) => `${m} ${path!.replace(/:(\w+)/g, '{$1}')}`)
     expect([...new Set(served)].sort()).toEqual(operations(doc))
   })
 })
@@ -501,6 +532,21 @@ describe('error bodies never echo what the request carried', () => {
 })
 
 describe('the checker', () => {
+  test('refuses a HEAD the document does not declare', async () => {
+    const getOnly = new OpenAPIHono()
+    getOnly.openapi(
+      createRoute({ method: 'get', path: '/only-get', responses: { 204: { description: 'x' } } }),
+      (c) => c.body(null, 204),
+    )
+    getOnly.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'get only', version: '0' } })
+    const c = (await contractOf(getOnly as unknown as App))!
+    const empty: Sent = { status: 204, headers: new Headers(), body: '', res: new Response() }
+    expect(() => c.check('GET', '/only-get', empty)).not.toThrow()
+    expect(() => c.check('HEAD', '/only-get', empty)).toThrow(
+      'HEAD /only-get is not documented, yet answered 204',
+    )
+  })
+
   test('refuses an undeclared field, an undeclared status, a HEAD with a body, an undeclared query', async () => {
     const broken = new OpenAPIHono()
     const route = (path: string) =>
@@ -516,7 +562,8 @@ describe('the checker', () => {
       })
     broken.openapi(route('/extra'), (c) => c.json({ id: '1', secret: 'x' } as { id: string }, 200))
     broken.openapi(route('/teapot'), (c) => c.json({ id: '1' }, 418 as 200))
-    broken.doc31('/openapi.json', { openapi: '3.1.0', info: { title: 'broken', version: '0' } })
+    const info = { openapi: '3.1.0', info: { title: 'broken', version: '0' } }
+    broken.doc31('/openapi.json', info)
     const b = broken as unknown as App
     expect(send(b, 'GET', '/extra')).rejects.toThrow(
       'GET /extra 200 body does not match its schema',
@@ -524,7 +571,10 @@ describe('the checker', () => {
     expect(send(b, 'GET', '/teapot')).rejects.toThrow(
       'GET /teapot 418: the status is not documented',
     )
-    const contract = (await contractOf(b))!
+    // The broken app's document, its HEADs declared as the real one declares them.
+    const contract = createContract(
+      withHeadOperations(broken.getOpenAPI31Document(info)) as unknown as Doc,
+    )
     const headWithBody: Sent = {
       status: 200,
       headers: new Headers({ 'content-type': 'application/json' }),

@@ -29,8 +29,14 @@ afterAll(async () => {
   await t.drop()
 })
 
+/** The request, checked; a GET's HEAD too, which must answer as the GET does (its status). */
 async function call(target: App, method: string, url: string, o: Parameters<typeof send>[3] = {}) {
-  return contract.check(method, url, await send(target, method, url, o))
+  const r = contract.check(method, url, await send(target, method, url, o))
+  if (method === 'GET') {
+    const head = contract.check('HEAD', url, await send(target, 'HEAD', url, o))
+    expect(['HEAD', url, head.status]).toEqual(['HEAD', url, r.status])
+  }
+  return r
 }
 
 async function closedPort(): Promise<number> {

@@ -83,13 +83,14 @@ export function createContract(doc: Doc) {
 
   /**
    * Asserts the response is one the document allows: a documented status of the operation, a
-   * documented content type, a body of its (closed) schema, documented headers of their type. HEAD
-   * is the GET without a body. A request no operation describes may only be refused, with a problem.
+   * documented content type, a body of its (closed) schema, documented headers of their type. A
+   * HEAD is checked against its own operation, and carries no body. A request no operation
+   * describes may only be refused, with a problem.
    */
   function check(method: string, url: string, r: Sent): Sent {
     const path = url.split('?')[0]!
     const head = method.toUpperCase() === 'HEAD'
-    const found = operation(head ? 'GET' : method, path)
+    const found = operation(method, path)
     const type = (r.headers.get('content-type') ?? '').split(';')[0]!.trim()
     if (!found) {
       if (UNDESCRIBED.has(path) && (method === 'GET' || head)) return r
