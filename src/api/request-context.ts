@@ -2,9 +2,8 @@
 import { createMiddleware } from 'hono/factory'
 import type { Logger } from '../log.ts'
 import type { AppEnv } from './context.ts'
+import { ACCEPTABLE_ID, REQUEST_ID_HEADER } from './request-id-header.ts'
 
-// An incoming id is echoed only if it is short and plain, so it is safe in logs and headers.
-const ACCEPTABLE_ID = /^[A-Za-z0-9._:-]{1,128}$/
 // Probes and scrapes arrive every few seconds; they are logged at debug unless they fail.
 const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics'])
 
@@ -15,10 +14,10 @@ export function requestContext(log: Logger) {
     const reqLog = log.child({ requestId })
     c.set('requestId', requestId)
     c.set('log', reqLog)
-    c.header('X-Request-Id', requestId)
+    c.header(REQUEST_ID_HEADER, requestId)
     const started = performance.now()
     await next()
-    if (!c.res.headers.has('x-request-id')) c.header('X-Request-Id', requestId)
+    if (!c.res.headers.has('x-request-id')) c.header(REQUEST_ID_HEADER, requestId)
     const status = c.res.status
     const fields = {
       method: c.req.method,

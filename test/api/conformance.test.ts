@@ -133,6 +133,23 @@ describe('the document and the app agree', () => {
     }
   })
 
+  test('every answer of every operation declares its X-Request-Id header, required', () => {
+    const declared = (doc.components as { headers?: Record<string, unknown> }).headers?.RequestId
+    expect(declared).toMatchObject({ required: true, schema: { type: 'string' } })
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const [status, res] of Object.entries(op.responses)) {
+          expect([method, path, status, res.headers?.['X-Request-Id']]).toEqual([
+            method,
+            path,
+            status,
+            { $ref: '#/components/headers/RequestId' },
+          ])
+        }
+      }
+    }
+  })
+
   test('every route the app serves is documented, and every documented operation is served', () => {
     // Hono serves HEAD wherever GET is, as the GET without the body.
     const served = app.routes
@@ -545,6 +562,21 @@ describe('the checker', () => {
     expect(() => c.check('HEAD', '/only-get', empty)).toThrow(
       'HEAD /only-get is not documented, yet answered 204',
     )
+  })
+
+  test('refuses an answer without a declared header, or with one off its schema', async () => {
+    const real = createContract(doc)
+    const answered = await send(app, 'GET', '/healthz')
+    const without = new Headers(answered.headers)
+    without.delete('x-request-id')
+    expect(() => real.check('GET', '/healthz', { ...answered, headers: without })).toThrow(
+      'GET /healthz 200: required header X-Request-Id is missing',
+    )
+    const unsafe = new Headers(answered.headers)
+    unsafe.set('x-request-id', 'has spaces <and> more')
+    expect(() =>
+      real.check('HEAD', '/healthz', { ...answered, headers: unsafe, body: '' }),
+    ).toThrow('HEAD /healthz 200: header X-Request-Id does not match its schema')
   })
 
   test('refuses an undeclared field, an undeclared status, a HEAD with a body, an undeclared query', async () => {

@@ -60,7 +60,7 @@ test('the checker rejects a body that breaks its schema and an undocumented stat
   const fake = (status: number, body: unknown): Sent => ({
     status,
     body,
-    headers: new Headers({ 'content-type': 'application/json' }),
+    headers: new Headers({ 'content-type': 'application/json', 'x-request-id': 'r1' }),
     res: new Response(),
   })
   expect(() =>

@@ -5,6 +5,7 @@ import { Scalar } from '@scalar/hono-api-reference'
 import type { Context } from 'hono'
 import type { ApiDeps, AppEnv } from '../context.ts'
 import { withHeadOperations } from '../head-operations.ts'
+import { withRequestIdHeader } from '../request-id-header.ts'
 
 export const OPENAPI_PATH = '/openapi.json'
 
@@ -71,7 +72,9 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
     ],
   }
   // Generated when asked, as doc31 does; completed with what every route serves besides its schemas.
-  app.get(OPENAPI_PATH, (c) => c.json(withHeadOperations(app.getOpenAPI31Document(config))))
+  app.get(OPENAPI_PATH, (c) =>
+    c.json(withRequestIdHeader(withHeadOperations(app.getOpenAPI31Document(config)))),
+  )
   let page: ReturnType<typeof renderDocsPage> | null = null
   app.get('/docs', async (c) => {
     page ??= renderDocsPage(c)

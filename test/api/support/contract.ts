@@ -4,7 +4,7 @@ import addFormats from 'ajv-formats'
 import { closeSchema, declaredProperties, type Schema, sentProperties } from './closed-schema.ts'
 import type { Sent } from './harness.ts'
 
-type Header = { schema?: Schema; required?: boolean }
+type Header = { schema?: Schema; required?: boolean; $ref?: string }
 type ResponseObject = {
   content?: Record<string, { schema: Schema }>
   headers?: Record<string, Header>
@@ -18,7 +18,10 @@ type Operation = {
 }
 export type Doc = {
   paths: Record<string, Record<string, Operation>>
-  components: { schemas: Record<string, Schema> } & Record<string, unknown>
+  components: { schemas: Record<string, Schema>; headers?: Record<string, Header> } & Record<
+    string,
+    unknown
+  >
 }
 
 // Served beside the document, not described by it.
@@ -108,12 +111,17 @@ export function createContract(doc: Doc) {
     if (!response) throw new Error(`${where}: the status is not documented`)
     const media = response.content?.[type]
     if (response.content && !media) throw new Error(`${where}: undocumented content type ${type}`)
-    for (const [name, h] of Object.entries(response.headers ?? {})) {
+    for (const [name, declared] of Object.entries(response.headers ?? {})) {
+      const h = declared.$ref ? doc.components.headers?.[declared.$ref.split('/').pop()!] : declared
+      if (!h) throw new Error(`${where}: header ${name} refers to ${declared.$ref}, not declared`)
       const value = r.headers.get(name)
       if (value === null) {
         if (h.required) throw new Error(`${where}: required header ${name} is missing`)
-      } else if (h.schema?.type === 'integer' && !/^\d+$/.test(value)) {
-        throw new Error(`${where}: header ${name} is not an integer: ${value}`)
+      } else if (h.schema?.type === 'integer') {
+        if (!/^\d+$/.test(value))
+          throw new Error(`${where}: header ${name} is not an integer: ${value}`)
+      } else if (h.schema && !validator(h.schema)(value)) {
+        throw new Error(`${where}: header ${name} does not match its schema: ${value}`)
       }
     }
     if (head) {
