@@ -62,7 +62,7 @@ export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
 function baseApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   app.onError(onError)
-  app.notFound(notFoundHandler(servedMethods(app.routes)))
+  app.notFound(notFoundHandler(servedMethods(app)))
   app.use('*', requestContext(deps.log))
   return app
 }
