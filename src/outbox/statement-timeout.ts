@@ -22,9 +22,20 @@ const CONFLICT_SQLSTATE: Record<string, string> = {
   '40P01': 'a deadlock with a concurrent transaction',
   '40001': 'a serialization failure against a concurrent transaction',
 }
-// The schema, or a table or function of it, is not there (dropped, or a database never migrated):
-// undefined_function, undefined_table, invalid_schema_name. No request can succeed until migrate runs.
-const SCHEMA_MISSING_SQLSTATE = new Set(['42883', '42P01', '3F000'])
+// The schema, or a table of it, is not there (dropped, or a database never migrated):
+// undefined_table, invalid_schema_name. No request can succeed until migrate runs.
+const SCHEMA_MISSING_SQLSTATE = new Set(['42P01', '3F000'])
+// undefined_function is a function of ours gone only when the message names one in mailer (every
+// statement and function of ours calls them qualified): "function mailer.enqueue_email(jsonb, jsonb)
+// does not exist", whatever the server's language. Else it is a plain SQL bug (an operator no type
+// has, a function misspelt or unqualified), which migrate would not mend.
+const UNDEFINED_FUNCTION_SQLSTATE = '42883'
+const OUR_FUNCTION_NAMED = /(?:^|\s)mailer\.\w+\(/
+
+const isSchemaMissing = (code: string, message: string) =>
+  code === UNDEFINED_FUNCTION_SQLSTATE
+    ? OUR_FUNCTION_NAMED.test(message)
+    : SCHEMA_MISSING_SQLSTATE.has(code)
 // insufficient_privilege: the role was never granted, or was revoked, a privilege the statement needs.
 const PERMISSION_DENIED_SQLSTATE = '42501'
 
@@ -66,7 +77,7 @@ function toAppError(e: unknown, ms: number): AppError | null {
   if (e instanceof AppError || !(e instanceof Error)) return null
   const code = (e as { code?: unknown }).code
   // Neither names the object: the message would carry SQL names into a response body.
-  if (typeof code === 'string' && SCHEMA_MISSING_SQLSTATE.has(code)) {
+  if (typeof code === 'string' && isSchemaMissing(code, e.message)) {
     return new AppError(
       'schema_missing',
       'the database lacks the mailer schema or part of it: run `outbox-mailer migrate`',

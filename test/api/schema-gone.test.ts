@@ -75,6 +75,43 @@ describe('a missing schema is 503 schema_missing, telling the operator to migrat
       ['POST', '/v1/outbox', 503, 'urn:outbox-mailer:problem:schema_missing', detail],
     ])
   })
+
+  test('a function of it that another of it calls dropped (undefined_function inside ours)', async () => {
+    const t = await database()
+    await adminQuery(t.url, 'drop function mailer.normalize_recipients(jsonb, text)')
+    expect(await answers(t, 'POST /v1/outbox')).toEqual([
+      ['POST', '/v1/outbox', 503, 'urn:outbox-mailer:problem:schema_missing', detail],
+    ])
+  })
+})
+
+describe('an undefined function or operator that is not ours in mailer is a bug: 500 internal, not schema_missing', () => {
+  // enqueue_email replaced by one whose statement fails with undefined_function (42883) as a plain
+  // SQL bug does: migrate would change nothing, so no operator is told to run it.
+  const bugs: [string, string][] = [
+    ['a function of no schema of ours', 'return public.no_such_function(message)'],
+    ['a function of ours called unqualified', 'return enqueue_email(message, options)'],
+    ['an operator no type has', "return (1 = 'one'::text)::int"],
+  ]
+  for (const [name, statement] of bugs) {
+    test(name, async () => {
+      const t = await database()
+      await adminQuery(
+        t.url,
+        `create or replace function mailer.enqueue_email(message jsonb, options jsonb default '{}')
+           returns bigint language plpgsql as $$ begin ${statement}; end $$`,
+      )
+      expect(await answers(t, 'POST /v1/outbox')).toEqual([
+        [
+          'POST',
+          '/v1/outbox',
+          500,
+          'urn:outbox-mailer:problem:internal',
+          'internal error; quote the request id',
+        ],
+      ])
+    })
+  }
 })
 
 test('a privilege revoked from the role is 503 database_permission_denied, naming no SQL', async () => {
