@@ -579,6 +579,22 @@ describe('the checker', () => {
     ).toThrow('HEAD /healthz 200: header X-Request-Id does not match its schema')
   })
 
+  test('refuses a header a client acts on that the answer’s response does not declare', async () => {
+    const real = createContract(doc)
+    const answered = await send(app, 'GET', '/healthz')
+    for (const [name, value] of [
+      ['retry-after', '5'],
+      ['www-authenticate', 'Bearer'],
+      ['allow', 'GET, HEAD'],
+    ]) {
+      const extra = new Headers(answered.headers)
+      extra.set(name!, value!)
+      expect(() => real.check('GET', '/healthz', { ...answered, headers: extra })).toThrow(
+        `GET /healthz 200: header ${name} is not declared`,
+      )
+    }
+  })
+
   test('refuses an undeclared field, an undeclared status, a HEAD with a body, an undeclared query', async () => {
     const broken = new OpenAPIHono()
     const route = (path: string) =>

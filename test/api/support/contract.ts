@@ -27,6 +27,9 @@ export type Doc = {
 // Served beside the document, not described by it.
 const UNDESCRIBED = new Set(['/openapi.json', '/docs'])
 const PROBLEM = 'application/problem+json'
+// Headers a client acts on: one the answer carries must be declared for its status, or a client
+// generated from the document never reads it.
+const SIGNIFICANT_HEADERS = ['retry-after', 'www-authenticate', 'allow', 'location', 'x-request-id']
 
 // Each failure at its path, an undeclared property named: "/items/0 has undeclared property total".
 const explain = (errors: ValidateFunction['errors']) =>
@@ -123,6 +126,11 @@ export function createContract(doc: Doc) {
       } else if (h.schema && !validator(h.schema)(value)) {
         throw new Error(`${where}: header ${name} does not match its schema: ${value}`)
       }
+    }
+    for (const name of SIGNIFICANT_HEADERS) {
+      const declared = Object.keys(response.headers ?? {}).some((h) => h.toLowerCase() === name)
+      if (!declared && r.headers.has(name))
+        throw new Error(`${where}: header ${name} is not declared`)
     }
     if (head) {
       if (r.body !== '') throw new Error(`${where}: a HEAD answer carries a body`)
