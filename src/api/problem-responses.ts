@@ -1,19 +1,40 @@
 // The problem+json answers each route's document declares besides its success, with their headers.
-import { PROBLEM_CONTENT_TYPE, Problem } from './problem.ts'
+import type { ErrorCode } from '../errors.ts'
+import { PROBLEM_CONTENT_TYPE, problemType } from './problem.ts'
 
-/** An OpenAPI response entry for a problem status. */
-export const problemResponse = (description: string) => ({
+/**
+ * An OpenAPI response entry for a problem status: the Problem schema, its `type` one of these codes'
+ * URNs, so a client learns every problem the status may carry (and an answer of another fails it).
+ */
+export const problemResponse = (
+  description: string,
+  codes: readonly [ErrorCode, ...ErrorCode[]],
+) => ({
   description,
-  content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } },
+  content: {
+    [PROBLEM_CONTENT_TYPE]: {
+      schema: {
+        // The component mountDocs registers; a $ref, as zod-openapi writes the named schema.
+        allOf: [
+          { $ref: '#/components/schemas/Problem' },
+          { type: 'object' as const, properties: { type: { enum: codes.map(problemType) } } },
+        ],
+      },
+    },
+  },
 })
 
 /** The problems every /v1 route can answer. */
 export const V1_PROBLEMS = {
   400: problemResponse(
     'The request is not valid (validation_failed), a query parameter the route does not declare included',
+    ['validation_failed'],
   ),
   401: {
-    ...problemResponse('Missing, malformed, expired or otherwise invalid bearer token'),
+    ...problemResponse(
+      'Missing, malformed, expired or otherwise invalid bearer token (unauthorized)',
+      ['unauthorized'],
+    ),
     headers: {
       'WWW-Authenticate': {
         description: 'Bearer (RFC 6750)',
@@ -24,7 +45,8 @@ export const V1_PROBLEMS = {
   },
   403: {
     ...problemResponse(
-      'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim',
+      'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim (forbidden)',
+      ['forbidden'],
     ),
     headers: {
       'WWW-Authenticate': {
@@ -33,9 +55,11 @@ export const V1_PROBLEMS = {
       },
     },
   },
-  404: problemResponse('Unknown ?db, or no such row visible to this token'),
+  404: problemResponse('Unknown ?db (database_unknown)', ['database_unknown']),
   429: {
-    ...problemResponse('Rate limit of this token subject exceeded'),
+    ...problemResponse('Rate limit of this token subject exceeded (rate_limited)', [
+      'rate_limited',
+    ]),
     headers: {
       'Retry-After': {
         description: 'Seconds to wait',
@@ -47,6 +71,7 @@ export const V1_PROBLEMS = {
   503: {
     ...problemResponse(
       'The database is unreachable, the query timed out, or Postgres aborted the request to break a deadlock (or a serialization failure) with a concurrent one: then Retry-After says when to repeat it (database_unavailable); the mailer schema or part of it is missing: an operator runs `outbox-mailer migrate` (schema_missing); the database refused the role a privilege: an operator grants it again (database_permission_denied)',
+      ['database_unavailable', 'schema_missing', 'database_permission_denied'],
     ),
     headers: {
       'Retry-After': {
@@ -59,16 +84,29 @@ export const V1_PROBLEMS = {
   // says only to quote the request id, never what failed.
   500: problemResponse(
     'An error the API does not expect (internal): the detail only asks to quote requestId, which finds the log line',
+    ['internal'],
+  ),
+} as const
+
+/** What a /v1 route naming one row (by id) can answer besides V1_PROBLEMS: the row may not be there. */
+export const ROW_PROBLEMS = {
+  404: problemResponse(
+    'Unknown ?db (database_unknown), or no such row visible to this token (not_found)',
+    ['database_unknown', 'not_found'],
   ),
 } as const
 
 /** What every /v1 POST route can answer besides V1_PROBLEMS: the limit holds for any body it is sent. */
 export const BODY_PROBLEMS = {
-  413: problemResponse('The body is larger than the limit (payload_too_large)'),
+  413: problemResponse('The body is larger than the limit (payload_too_large)', [
+    'payload_too_large',
+  ]),
 } as const
 
 /** What a /v1 route that takes a JSON body can answer besides V1_PROBLEMS. */
 export const JSON_BODY_PROBLEMS = {
   ...BODY_PROBLEMS,
-  415: problemResponse('The body is not sent as application/json (unsupported_media_type)'),
+  415: problemResponse('The body is not sent as application/json (unsupported_media_type)', [
+    'unsupported_media_type',
+  ]),
 } as const

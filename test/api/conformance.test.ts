@@ -150,6 +150,29 @@ describe('the document and the app agree', () => {
     }
   })
 
+  test('every problem answer of every operation names the problem types it may carry', () => {
+    const typesOf = (schema: unknown) =>
+      (schema as { allOf?: { properties?: { type?: { enum?: string[] } } }[] }).allOf?.[1]
+        ?.properties?.type?.enum
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const [status, res] of Object.entries(op.responses)) {
+          const media = res.content?.['application/problem+json']
+          if (!media) continue
+          const types = typesOf(media.schema)
+          expect([method, path, status, types?.length ?? 0]).not.toEqual([method, path, status, 0])
+          for (const type of types ?? [])
+            expect([method, path, status, type]).toEqual([
+              method,
+              path,
+              status,
+              expect.stringMatching(/^urn:outbox-mailer:problem:[a-z_]+$/),
+            ])
+        }
+      }
+    }
+  })
+
   test('every route the app serves is documented, and every documented operation is served', () => {
     // Hono serves HEAD wherever GET is, as the GET without the body.
     const served = app.routes
@@ -577,6 +600,28 @@ describe('the checker', () => {
     expect(() =>
       real.check('HEAD', '/healthz', { ...answered, headers: unsafe, body: '' }),
     ).toThrow('HEAD /healthz 200: header X-Request-Id does not match its schema')
+  })
+
+  test('refuses a problem whose type its response does not name', () => {
+    const real = createContract(doc)
+    const problem = (status: number, code: string): Sent => ({
+      status,
+      headers: new Headers({ 'content-type': 'application/problem+json', 'x-request-id': 'r1' }),
+      body: { type: `urn:outbox-mailer:problem:${code}`, title: 'x', status, requestId: 'r1' },
+      res: new Response(),
+    })
+    // A list names no row: its 404 is an unknown ?db only. A retry is never a started send.
+    expect(() => real.check('GET', '/v1/outbox', problem(404, 'database_unknown'))).not.toThrow()
+    expect(() => real.check('GET', '/v1/outbox', problem(404, 'not_found'))).toThrow(
+      'GET /v1/outbox 404 body does not match its schema',
+    )
+    expect(() => real.check('POST', '/v1/outbox/1/retry', problem(409, 'conflict'))).not.toThrow()
+    expect(() => real.check('POST', '/v1/outbox/1/retry', problem(409, 'send_started'))).toThrow(
+      'POST /v1/outbox/{id}/retry 409 body does not match its schema',
+    )
+    expect(() => real.check('GET', '/v1/stats', problem(503, 'rate_limited'))).toThrow(
+      'GET /v1/stats 503 body does not match its schema',
+    )
   })
 
   test('refuses a header a client acts on that the answer’s response does not declare', async () => {

@@ -5,6 +5,7 @@ import { Scalar } from '@scalar/hono-api-reference'
 import type { Context } from 'hono'
 import type { ApiDeps, AppEnv } from '../context.ts'
 import { withHeadOperations } from '../head-operations.ts'
+import { Problem } from '../problem.ts'
 import { withRequestIdHeader } from '../request-id-header.ts'
 
 export const OPENAPI_PATH = '/openapi.json'
@@ -45,6 +46,8 @@ async function renderDocsPage(c: Context<AppEnv>) {
 
 /** Registers on the root app, after every route, so the document sees them all. */
 export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
+  // Every problem response refers to it (problemResponse); registered here, not by the first use.
+  app.openAPIRegistry.register('Problem', Problem)
   app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', {
     type: 'http',
     scheme: 'bearer',

@@ -17,12 +17,15 @@ import {
   BODY_PROBLEMS,
   JSON_BODY_PROBLEMS,
   problemResponse,
+  ROW_PROBLEMS,
   V1_PROBLEMS,
 } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]
-const conflict = problemResponse('The row is in a state that does not allow this (conflict)')
+const conflict = problemResponse('The row is in a state that does not allow this (conflict)', [
+  'conflict',
+])
 
 export function outboxActionRoutes(deps: ApiDeps) {
   const middleware = [requireScope('outbox:write'), selectDatabase(deps.databases)]
@@ -44,9 +47,11 @@ export function outboxActionRoutes(deps: ApiDeps) {
         'The row is claimed but its send has not started: the cancel is recorded, and its worker cancels it before sending',
       ),
       ...V1_PROBLEMS,
+      ...ROW_PROBLEMS,
       ...BODY_PROBLEMS,
       409: problemResponse(
         'The row is sent, failed or cancelled (conflict), or its send has already started (send_started): nothing was recorded',
+        ['conflict', 'send_started'],
       ),
     },
   })
@@ -64,6 +69,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     responses: {
       200: jsonResponse(OutboxItem, 'Requeued'),
       ...V1_PROBLEMS,
+      ...ROW_PROBLEMS,
       ...BODY_PROBLEMS,
       409: conflict,
     },

@@ -19,7 +19,7 @@ import {
   toItemJson,
 } from '../outbox-schemas.ts'
 import { validationHook } from '../problem.ts'
-import { JSON_BODY_PROBLEMS, V1_PROBLEMS } from '../problem-responses.ts'
+import { JSON_BODY_PROBLEMS, ROW_PROBLEMS, V1_PROBLEMS } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]
@@ -53,7 +53,7 @@ export function outboxRoutes(deps: ApiDeps) {
     security,
     middleware: read,
     request: { params: IdParam, query: DbQuery },
-    responses: { 200: jsonResponse(OutboxDetail, 'The row'), ...V1_PROBLEMS },
+    responses: { 200: jsonResponse(OutboxDetail, 'The row'), ...V1_PROBLEMS, ...ROW_PROBLEMS },
   })
 
   const enqueue = createRoute({

@@ -49,6 +49,7 @@ const problems = {
   ...V1_PROBLEMS,
   400: problemResponse(
     'The query is not valid, e.g. ?db= given more than once (validation_failed)',
+    ['validation_failed'],
   ),
 }
 
