@@ -70,12 +70,13 @@ export const V1_PROBLEMS = {
   },
   503: {
     ...problemResponse(
-      'The database is unreachable, the query timed out, or Postgres aborted the request to break a deadlock (or a serialization failure) with a concurrent one: then Retry-After says when to repeat it (database_unavailable); the mailer schema or part of it is missing: an operator runs `outbox-mailer migrate` (schema_missing); the database refused the role a privilege: an operator grants it again (database_permission_denied)',
+      'The database is unreachable, the query timed out, Postgres aborted the request to break a deadlock (or a serialization failure) with a concurrent one, or the database takes no writes now (a standby, a failover under way) and this request writes: in the last two Retry-After says when to repeat it (database_unavailable); the mailer schema or part of it is missing: an operator runs `outbox-mailer migrate` (schema_missing); the database refused the role a privilege: an operator grants it again (database_permission_denied)',
       ['database_unavailable', 'schema_missing', 'database_permission_denied'],
     ),
     headers: {
       'Retry-After': {
-        description: 'Seconds to wait (a request aborted by a concurrent one)',
+        description:
+          'Seconds to wait: a request aborted by a concurrent one (1), a write refused by a read-only database (5)',
         schema: { type: 'integer' as const },
       },
     },

@@ -169,4 +169,8 @@ test('a database that takes no writes (a standby, a failover under way) is 503 d
         expect.stringContaining('read-only'),
       ])
   }
+  // A failover takes seconds: the refused write says when to repeat it (declared in the document).
+  const { app } = buildApp([{ name: 'default', db: h.db, pool: h.pool }])
+  const refused = await send(app, 'POST', '/v1/outbox', { token: await token(), body: { message } })
+  expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5'])
 })
