@@ -1,6 +1,7 @@
 // Runs API-driven statements in one transaction under a statement_timeout; maps outages and a missing schema to AppErrors.
-import { type Kysely, sql, type Transaction } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { timedTransaction } from '../db/timed-transaction.ts'
 import { AppError } from '../errors.ts'
 
 // SQLSTATE classes / codes that mean "the database is not answering", not "the request is wrong".
@@ -49,10 +50,9 @@ const READ_ONLY_RETRY_AFTER_SECONDS = 5
 const CONFLICT_RETRY_AFTER_SECONDS = 1
 
 /**
- * Runs `fn` in a transaction whose statements are cancelled after `ms` (set local: it ends with the
- * transaction, so pooled connections never keep it). A cancelled statement, a lost connection or a
- * transaction aborted by a concurrent one (with a Retry-After) becomes
- * AppError('database_unavailable'); a missing schema, table or function AppError('schema_missing');
+ * Runs `fn` in a transaction whose statements are cancelled after `ms` (timedTransaction). A
+ * cancelled statement, a lost connection or a transaction aborted by a concurrent one (with a
+ * Retry-After) becomes AppError('database_unavailable'); a missing schema, table or function AppError('schema_missing');
  * a privilege refused AppError('database_permission_denied'); a write on a read-only server
  * AppError('database_unavailable') with a Retry-After; every other error passes through.
  */
@@ -62,12 +62,7 @@ export async function withStatementTimeout<T>(
   fn: (trx: Transaction<Database>) => Promise<T>,
 ): Promise<T> {
   try {
-    return await db.transaction().execute(async (trx) => {
-      await sql`select set_config('statement_timeout', ${String(Math.max(1, Math.round(ms)))}, true)`.execute(
-        trx,
-      )
-      return fn(trx)
-    })
+    return await timedTransaction(db, ms, fn)
   } catch (e) {
     throw toAppError(e, ms) ?? e
   }

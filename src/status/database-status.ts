@@ -1,10 +1,11 @@
 // One database's status: reached read-only under a statement_timeout, section by section, each in a transaction of its own.
-import { CompiledQuery, Kysely, PostgresDialect, sql, type Transaction } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { DatabaseConfig } from '../config/database-list.ts'
 import type { Database } from '../db/schema.ts'
 import { readSchemaState, type SchemaState } from '../db/schema-state.ts'
 import type { Queryable } from '../db/statement-route.ts'
+import { timedTransaction } from '../db/timed-transaction.ts'
 import { type MailboxPauses, mailboxPauses } from '../outbox/mailbox-pauses.ts'
 import { type RecentFailures, recentFailures } from '../outbox/recent-failures.ts'
 import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
@@ -61,9 +62,8 @@ export function errorOf(e: unknown): StatusError {
 }
 
 /**
- * Never writes: every statement runs in a READ ONLY transaction (Postgres refuses any write in it,
- * ours or a function's), set at BEGIN rather than as a startup parameter, which a transaction pooler
- * refuses. Never throws: a failure is reported in the reading.
+ * Never writes: every statement runs in a READ ONLY transaction (timedTransaction: Postgres refuses
+ * any write in it, ours or a function's). Never throws: a failure is reported in the reading.
  */
 export async function readDatabaseStatus(
   d: DatabaseConfig,
@@ -81,6 +81,10 @@ export async function readDatabaseStatus(
     pauses: null,
     unread: [],
   }
+  // A pool of its own, not openDb's: openDb asks for statement_timeout as a startup parameter, which a
+  // transaction pooler refuses (openDb then connects again without it: a second connect within
+  // --timeout); and this one-shot bounds connecting by --timeout, keeps no connection open and
+  // prepares nothing. Both bounds are set per transaction instead (timedTransaction).
   const pool = new pg.Pool({
     connectionString: d.url,
     application_name: STATUS_APPLICATION_NAME,
@@ -94,13 +98,7 @@ export async function readDatabaseStatus(
   pool.on('connect', (client) => client.on('error', () => {}))
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   const read = <T>(fn: (trx: Transaction<Database>) => Promise<T>) =>
-    db
-      .transaction()
-      .setAccessMode('read only')
-      .execute(async (trx) => {
-        await sql`select set_config('statement_timeout', ${String(o.timeoutMs)}, true)`.execute(trx)
-        return fn(trx)
-      })
+    timedTransaction(db, o.timeoutMs, fn, { readOnly: true })
   try {
     try {
       reading.schema = await read((trx) => readSchemaState(queryableOf(trx)))
