@@ -24,7 +24,8 @@ Arguments a command does not know are refused (exit 2), never ignored.
 Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or newer.
 status also: 4 a database unreachable (or not answering), 5 mail needs attention (a due row older
 than --max-pending-age, default 600; claims no worker took back; rows due and no live worker; a
-read that failed). The worst database decides: 4, then 3, then 5.
+read that failed), 6 a database's role may not read the mailer schema (a privilege refused, 42501).
+The worst database decides: 4, then 6, then 3, then 5.
 
 Environment (every variable is validated at start):
 ${ENV_VARS.map((v) => `  ${v.name.padEnd(30)} ${v.meaning} (default: ${v.default})`).join('\n')}
@@ -52,7 +53,9 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]\n' +
       '  exit 0 ok, 2 bad usage or configuration, 3 a schema missing/behind/ahead, 4 a database\n' +
       '  unreachable, 5 needs attention (a due row older than --max-pending-age, default 600 s;\n' +
-      '  claims no worker took back; rows due and no live worker; a read that failed).\n' +
+      '  claims no worker took back; rows due and no live worker; a read that failed), 6 the role\n' +
+      '  may not read the mailer schema (a privilege refused: grant CONNECT, USAGE on schema mailer,\n' +
+      '  SELECT on its tables).\n' +
       '  --timeout (default 5) bounds connecting and each statement. The worst database decides.',
     flags: { '--json': 'switch', '--max-pending-age': 'value', '--timeout': 'value' },
   },

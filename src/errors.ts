@@ -33,6 +33,8 @@ export const EXIT = {
   schema: 3,
   unreachable: 4,
   attention: 5,
+  /** status: a database's role may not read the mailer schema (42501, a privilege refused). */
+  permission: 6,
 } as const
 
 export class AppError extends Error {

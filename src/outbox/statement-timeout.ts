@@ -38,7 +38,7 @@ const isSchemaMissing = (code: string, message: string) =>
     ? OUR_FUNCTION_NAMED.test(message)
     : SCHEMA_MISSING_SQLSTATE.has(code)
 // insufficient_privilege: the role was never granted, or was revoked, a privilege the statement needs.
-const PERMISSION_DENIED_SQLSTATE = '42501'
+export const PERMISSION_DENIED_SQLSTATE = '42501'
 
 // read_only_sql_transaction: the server takes no writes (a hot standby, or a primary demoted by a
 // failover under way); reads go on, and a write succeeds again once the URL reaches a primary.

@@ -8,6 +8,7 @@ import type { Queryable } from '../db/statement-route.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
 import { type MailboxPauses, mailboxPauses } from '../outbox/mailbox-pauses.ts'
 import { type RecentFailures, recentFailures } from '../outbox/recent-failures.ts'
+import { PERMISSION_DENIED_SQLSTATE } from '../outbox/statement-timeout.ts'
 import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
 import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
 
@@ -31,8 +32,9 @@ export interface DatabaseReading {
   name: string
   /** The URL as configured (the caller masks its password before printing it). */
   url: string
+  /** The server answered: the schema was read, or it refused the role a privilege (42501). */
   reachable: boolean
-  /** Why the database could not be reached. */
+  /** Why the database could not be read (not reached, or a privilege refused). */
   error: StatusError | null
   schema: SchemaState | null
   stats: OutboxStats | null
@@ -105,6 +107,8 @@ export async function readDatabaseStatus(
       reading.reachable = true
     } catch (e) {
       reading.error = errorOf(e)
+      // A refused privilege (on the database, the schema or a table) is the server's answer.
+      reading.reachable = reading.error.code === PERMISSION_DENIED_SQLSTATE
       return reading
     }
     // Another release's schema may lack or have changed what these statements read.

@@ -1,18 +1,25 @@
-// Status report: each database's reading judged (ok, attention, schema, unreachable), in the documented --json shape, and the exit code.
+// Status report: each database's reading judged (ok, attention, schema, permission, unreachable), in the documented --json shape, and the exit code.
 import type { SchemaState, SchemaVerdict } from '../db/schema-state.ts'
 import { EXIT } from '../errors.ts'
+import { PERMISSION_DENIED_SQLSTATE } from '../outbox/statement-timeout.ts'
 import type { DatabaseReading, StatusError } from './database-status.ts'
 
-export type Health = 'ok' | 'attention' | 'schema' | 'unreachable'
+export type Health = 'ok' | 'attention' | 'schema' | 'permission' | 'unreachable'
 
-/** Exit code of each health; the worst database decides (unreachable, then schema, then attention). */
+/**
+ * Exit code of each health; the worst database decides (unreachable, then permission, then schema,
+ * then attention).
+ */
 export const HEALTH_EXIT: Readonly<Record<Health, number>> = {
   ok: EXIT.ok,
   attention: EXIT.attention,
   schema: EXIT.schema,
+  permission: EXIT.permission,
   unreachable: EXIT.unreachable,
 }
-const SEVERITY: readonly Health[] = ['ok', 'attention', 'schema', 'unreachable']
+const SEVERITY: readonly Health[] = ['ok', 'attention', 'schema', 'permission', 'unreachable']
+/** What a role needs for status to read everything (README, Status). */
+const GRANTS = 'CONNECT on the database, USAGE on schema mailer and SELECT on its tables'
 
 /** One database in the --json output. Keys are stable: add, never rename (README, "status"). */
 export interface DatabaseStatus {
@@ -74,14 +81,24 @@ export function judge(
     reasons.push(reason)
   }
   const error = r.error ? { code: r.error.code, message: mask(r.error.message) } : null
-  if (!r.reachable) {
+  if (error?.code === PERMISSION_DENIED_SQLSTATE) {
+    raise(
+      'permission',
+      `the role in ${mask(r.url)} may not read the mailer schema: ${error.code}: ${error.message}: grant it ${GRANTS}`,
+    )
+  } else if (!r.reachable) {
     raise('unreachable', `cannot read (${mask(r.url)}): ${error?.code}: ${error?.message}`)
   } else if (r.schema && r.schema.verdict !== 'current') {
     raise('schema', schemaReason(r.schema))
   }
   const failed = r.unread.filter((u) => u.error.code !== 'skipped')
   for (const u of failed) {
-    raise('attention', `${u.section} not read: ${u.error.code}: ${mask(u.error.message)}`)
+    const reason = `${u.section} not read: ${u.error.code}: ${mask(u.error.message)}`
+    if (u.error.code === PERMISSION_DENIED_SQLSTATE) {
+      raise('permission', `${reason}: grant the role ${GRANTS}`)
+    } else {
+      raise('attention', reason)
+    }
   }
   const skipped = r.unread.filter((u) => u.error.code === 'skipped').map((u) => u.section)
   if (skipped.length > 0) {

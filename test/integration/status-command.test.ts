@@ -271,6 +271,75 @@ describe('one database', () => {
     }
   })
 
+  // A role of its own for one test: login, CONNECT on the test database, then `grants`; dropped after.
+  async function withRole(
+    name: string,
+    grants: string,
+    run: (url: string) => Promise<void>,
+  ): Promise<void> {
+    const cluster = await testCluster()
+    const dbName = new URL(db.url).pathname.slice(1)
+    const password = `pw-${randomBytes(12).toString('hex')}`
+    await adminQuery(cluster.url('postgres'), `create role ${name} login password '${password}'`)
+    try {
+      await adminQuery(
+        cluster.url(dbName),
+        `grant connect on database ${dbName} to ${name}; ${grants}`,
+      )
+      const url = new URL(db.url)
+      url.username = name
+      url.password = password
+      await run(url.toString())
+    } finally {
+      await adminQuery(cluster.url(dbName), `drop owned by ${name}`).catch(() => {})
+      await adminQuery(cluster.url('postgres'), `drop role if exists ${name}`)
+    }
+  }
+
+  test('a role without rights on mailer.*: exit 6, health permission (not unreachable), the SQLSTATE named', async () => {
+    await withRole(`status_norights_${process.pid}`, '', async (url) => {
+      const { code, report } = await statusJson({ DATABASE_URL: url })
+      expect(code).toBe(6)
+      const d = report.databases[0]
+      expect(d).toMatchObject({
+        health: 'permission',
+        reachable: true,
+        error: { code: '42501' },
+        schema: null,
+        counts: null,
+      })
+      expect(d.reasons).toEqual([
+        expect.stringMatching(
+          /^the role in postgres:\/\/status_norights_\d+:\*\*\*@[^ ]+ may not read the mailer schema: 42501: permission denied for schema mailer: grant it CONNECT on the database, USAGE on schema mailer and SELECT on its tables$/,
+        ),
+      ])
+      const table = await runStatus([], { DATABASE_URL: url })
+      expect(table.code).toBe(6)
+      expect(table.stdout).toMatch(/^default\s+permission\s+-\s/m)
+    })
+  })
+
+  test('a role that may read the schema version but not the outbox: exit 6, the refused read named, the rest skipped', async () => {
+    await withRole(
+      `status_partial_${process.pid}`,
+      `grant usage on schema mailer to status_partial_${process.pid};
+       grant select on mailer.schema_migrations to status_partial_${process.pid}`,
+      async (url) => {
+        const { code, report } = await statusJson({ DATABASE_URL: url })
+        expect(code).toBe(6)
+        const d = report.databases[0]
+        expect(d).toMatchObject({ health: 'permission', reachable: true, error: null })
+        expect(d.schema.verdict).toBe('current')
+        expect(d.reasons).toEqual([
+          expect.stringMatching(
+            /^counts not read: 42501: permission denied for table email_outbox: grant the role CONNECT/,
+          ),
+          'workers, mailbox pauses, failures not read after that (so as to end in time)',
+        ])
+      },
+    )
+  })
+
   test('through a transaction pooler (which refuses startup parameters) it reads everything', async () => {
     await db.pool.query(`
       insert into mailer.email_outbox (message, send_at) values (${message()}, now());
