@@ -17,7 +17,8 @@ export interface RecentFailures {
  * row keeps no time of its own for it. A row fails days after its creation at most rarely (a far
  * sendAt, a retry), so the newest rows by id hold the recent failures, and the read stays bounded
  * however many failed rows are kept: email_outbox_failed_cancelled_idx (0009, status, id) walked
- * backwards, then each row's last attempt through email_attempts_pkey (outbox_id, id).
+ * backwards, an index-only scan since 0025 carries last_error_code in it (a new connection pays for
+ * each page it touches first), then each row's last attempt through email_attempts_pkey (outbox_id, id).
  */
 export async function recentFailures(
   db: Kysely<Database>,

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
 import { listOutbox } from '../../src/outbox/inspect.ts'
+import { recentFailures } from '../../src/outbox/recent-failures.ts'
 import { countRequeueable } from '../../src/outbox/requeue.ts'
 import { settledCounts } from '../../src/outbox/stats.ts'
 import { useTestDb } from '../support/db.ts'
@@ -77,6 +78,17 @@ describe('finished rows (0009_failed_cancelled_index)', () => {
     const before = await heapReadBy(list, true)
     expect(before.result.items.map((r) => r.id)).toEqual(now.result.items.map((r) => r.id))
     expect(before.heapPages).toBeGreaterThan(200)
+  })
+
+  test('status’s recent failures take the newest failed rows and their codes from the index alone (0025)', async () => {
+    const read = (trx: Transaction<Database>) =>
+      recentFailures(trx, { hours: 24, limit: 5, scanLimit: 10_000 })
+    const now = await heapReadBy(read)
+    // No attempt rows in this fixture: none failed within the window, and all 300 were looked at.
+    expect(now.result).toEqual({ total: 0, byCode: [], complete: true })
+    // The visibility map's page only, not the failed rows' own pages (about 15): a status run is a
+    // new connection, and each page it touches first costs it most (BENCHMARKS.md, round 26).
+    expect(now.heapPages).toBeLessThanOrEqual(2)
   })
 
   test('counting what a bulk retry would requeue reads the failed and cancelled rows only', async () => {

@@ -142,6 +142,11 @@ describe('migrate', () => {
         '0024_control_characters_folded_or_refused',
         'd356342ecafd5fae91f006845ecab7559fabc9ee17b02c76db882a397fdd362e',
       ],
+      [
+        25,
+        '0025_failed_rows_code_in_index',
+        '7c0701fd7ae5d82435b0a9cb9a776c75570e8bc0ccdd42c1b34402a878f38a59',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -247,7 +252,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -271,14 +276,15 @@ describe('migrate', () => {
         { version: 22, c: true },
         { version: 23, c: true },
         { version: 24, c: true },
+        { version: 25, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0024 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0025 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
-        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 1000],
+        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 1000],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
@@ -462,7 +468,7 @@ describe('migrate', () => {
     const next = [...migrations, { version: 1000, name: '1000_no_tx', sql }]
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
-    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9, 10, 22])
+    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9, 10, 22, 25])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
     await expect(
@@ -509,19 +515,40 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
     ])
     const { rows } = await adminQuery(
       url,
       `select indisvalid as valid, pg_get_indexdef(indexrelid) as def from pg_index
         where indexrelid = 'mailer.email_outbox_failed_cancelled_idx'::regclass`,
     )
+    // As 0025 left it: 0009's index, with the code carried.
     expect(rows).toEqual([
       {
         valid: true,
-        def: "CREATE INDEX email_outbox_failed_cancelled_idx ON mailer.email_outbox USING btree (status, id) WHERE (status = ANY (ARRAY['failed'::text, 'cancelled'::text]))",
+        def: "CREATE INDEX email_outbox_failed_cancelled_idx ON mailer.email_outbox USING btree (status, id) INCLUDE (last_error_code) WHERE (status = ANY (ARRAY['failed'::text, 'cancelled'::text]))",
       },
     ])
+  })
+
+  test('0025 stopped between its steps: migrate again ends with one index of 0009’s name, the code carried', async () => {
+    const url = await emptyDatabase()
+    await migrate({ url, log: silentLogger, migrations: migrations.filter((m) => m.version < 25) })
+    // As a run stopped after its third step leaves it: the new index built, the old one dropped.
+    await adminQuery(
+      url,
+      `create index email_outbox_failed_cancelled_code_idx on mailer.email_outbox (status, id)
+         include (last_error_code) where status in ('failed', 'cancelled');
+       drop index mailer.email_outbox_failed_cancelled_idx`,
+    )
+    expect((await migrate({ url, log: silentLogger })).applied).toEqual([25])
+    const { rows } = await adminQuery(
+      url,
+      `select indexrelid::regclass::text as name, indisvalid as valid from pg_index
+        where indrelid = 'mailer.email_outbox'::regclass
+          and pg_get_indexdef(indexrelid) like '%(status, id)%'`,
+    )
+    expect(rows).toEqual([{ name: 'mailer.email_outbox_failed_cancelled_idx', valid: true }])
   })
 
   test('serve’s schema check names what to run', async () => {
