@@ -8,8 +8,11 @@ import {
   type StoredMessage,
   sendableAddresses,
   sendableAttachments,
+  sendableBodies,
   sendableHeaders,
+  sendableImportance,
   sendableSender,
+  sendableStoredSubject,
   sendableSubject,
 } from './stored-message.ts'
 
@@ -31,9 +34,8 @@ export function renderLease(
   const from = sendableSender(m.from, defaultFrom ? parseDefaultFrom(defaultFrom) : null)
   if (!from)
     throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
-  if (m.text === undefined && m.html === undefined) {
-    throw new RenderError('invalid_message', 'message has neither text nor html')
-  }
+  const subject = sendableSubject(m.subject)
+  const { text, html } = sendableBodies(m)
   return {
     outboxId: lease.id,
     tenant: lease.tenant,
@@ -44,10 +46,11 @@ export function renderLease(
     cc: sendableAddresses(m.cc, 'message.cc'),
     bcc: sendableAddresses(m.bcc, 'message.bcc'),
     replyTo: sendableAddresses(m.replyTo, 'message.replyTo'),
-    subject: sendableSubject(m.subject),
-    text: m.text ?? null,
-    html: m.html ?? null,
-    importance: m.importance ?? null,
+    // A template's subject is its own layout's; a stored one is held to enqueue's bar.
+    subject: lease.template ? subject : sendableStoredSubject(subject),
+    text,
+    html,
+    importance: sendableImportance(m.importance),
     headers: sendableHeaders(m.headers),
     attachments: sendableAttachments(m.attachments),
   }

@@ -17,9 +17,9 @@ export interface StoredMessage {
   bcc?: unknown
   replyTo?: unknown
   subject?: string
-  text?: string
-  html?: string
-  importance?: 'low' | 'normal' | 'high'
+  text?: unknown
+  html?: unknown
+  importance?: unknown
   headers?: Record<string, string>
   attachments?: unknown
 }
@@ -37,6 +37,33 @@ export function sendableSubject(subject: unknown): string {
   if (folded.trim() === '')
     throw invalid('message.subject', 'is required and must be a non-empty string')
   return folded
+}
+
+/**
+ * A stored subject (no template's) as long as enqueue takes one: 998 characters, counted as SQL's
+ * length() counts them (code points: an emoji is one, though two UTF-16 units).
+ */
+export function sendableStoredSubject(subject: string): string {
+  if (subject.length > 998 && [...subject].length > 998)
+    throw invalid('message.subject', 'must be at most 998 characters')
+  return subject
+}
+
+/** The bodies: each a string or absent, at least one of them (an empty string is one). */
+export function sendableBodies(m: StoredMessage): { text: string | null; html: string | null } {
+  const text = m.text ?? null
+  const html = m.html ?? null
+  if (text !== null && typeof text !== 'string') throw invalid('message.text', 'must be a string')
+  if (html !== null && typeof html !== 'string') throw invalid('message.html', 'must be a string')
+  if (text === null && html === null) throw invalid('message.text', 'or message.html is required')
+  return { text, html }
+}
+
+/** Graph's importance, one of its three values, or none. */
+export function sendableImportance(importance: unknown): 'low' | 'normal' | 'high' | null {
+  if (importance === undefined || importance === null) return null
+  if (importance === 'low' || importance === 'normal' || importance === 'high') return importance
+  throw invalid('message.importance', 'must be low, normal or high')
 }
 
 /** The display name on one line; the same object when it holds no control character. */

@@ -166,6 +166,36 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     }
   })
 
+  test('a body, importance or subject length enqueue refuses fails the row, unsent', async () => {
+    for (const [message, field, problem] of [
+      [{ text: null, html: null }, 'text', 'or message.html is required'],
+      [{ text: undefined, html: null }, 'text', 'or message.html is required'],
+      [{ text: 5 }, 'text', 'must be a string'],
+      [{ html: { b: 1 } }, 'html', 'must be a string'],
+      [{ importance: 'urgent' }, 'importance', 'must be low, normal or high'],
+      [{ subject: 'S'.repeat(999) }, 'subject', 'must be at most 998 characters'],
+    ] as const) {
+      const id = await insertStored({ ...stored, ...message })
+      expect([field, await drained(id, transport)]).toEqual([
+        field,
+        failedNaming(`message.${field}`, problem),
+      ])
+      await engine?.stop()
+      engine = null
+    }
+    // What enqueue takes is sent: 998 characters as SQL counts them (an emoji is one), an empty text.
+    for (const message of [
+      { subject: '\u{1f4e7}'.repeat(998) },
+      { subject: 'S'.repeat(998), text: '', importance: 'high' },
+      { text: undefined, html: '<p>Hi</p>', importance: null },
+    ]) {
+      const id = await insertStored({ ...stored, ...message })
+      expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+      await engine?.stop()
+      engine = null
+    }
+  })
+
   test('recipients inserted in enqueue_email’s input shapes are sent; any other shape fails the row, named', async () => {
     const id = await insertStored({
       to: 'rcpt@example.com',
