@@ -100,10 +100,31 @@ export function sendableSender(from: unknown, fallback: MailAddress | null): Mai
   return sendableAddresses(from ?? fallback, 'message.from')[0] ?? null
 }
 
-/** The message's own X- headers; a value that is not one line of text fails the row. */
+// The names mailer.normalize_message takes (sql/0024): X- headers, ours excepted (the transports add them).
+const HEADER_NAME = /^[Xx]-[A-Za-z0-9-]{1,70}$/
+const OUR_HEADERS = new Set(['x-outbox-id', 'x-correlation-id'])
+
+/**
+ * The message's own X- headers, as enqueue takes them: an object of at most three, each named
+ * `X-…` (not one of ours: the file transport wrote a stored `x-outbox-id` as a second X-Outbox-Id,
+ * ahead of the real one) with one line of text; anything else fails the row.
+ */
 export function sendableHeaders(headers: unknown): Record<string, string> {
   if (headers === undefined || headers === null) return {}
-  for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
+  if (typeof headers !== 'object' || Array.isArray(headers))
+    throw invalid('message.headers', 'must be an object of "X-Name": "value"')
+  const entries = Object.entries(headers)
+  if (entries.length > 3)
+    throw invalid(
+      'message.headers',
+      'may hold at most 3 headers (X-Outbox-Id and X-Correlation-Id are added)',
+    )
+  for (const [name, value] of entries) {
+    if (!HEADER_NAME.test(name) || OUR_HEADERS.has(name.toLowerCase()))
+      throw invalid(
+        `message.headers.${name}`,
+        'must be an X- header name other than X-Outbox-Id and X-Correlation-Id',
+      )
     if (typeof value !== 'string' || !isOneLineHeaderValue(value))
       throw invalid(`message.headers.${name}`, HEADER_VALUE_MESSAGE)
   }

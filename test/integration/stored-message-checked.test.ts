@@ -196,6 +196,34 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     }
   })
 
+  test('headers enqueue refuses by name, number or shape fail the row, unsent', async () => {
+    const name = 'must be an X- header name other than X-Outbox-Id and X-Correlation-Id'
+    for (const [headers, field, problem] of [
+      // The file transport wrote a second X-Outbox-Id, this one first; Graph dropped it.
+      [{ 'x-outbox-id': '999' }, 'headers.x-outbox-id', name],
+      [{ 'X-Correlation-Id': 'c' }, 'headers.X-Correlation-Id', name],
+      [{ 'Reply-To': 'other@example.com' }, 'headers.Reply-To', name],
+      [{ 'X-Tag: v\r\nBcc': 'other@example.com' }, 'headers.X-Tag: v\r\nBcc', name],
+      [{ 'X-A': '1', 'X-B': '2', 'X-C': '3', 'X-D': '4' }, 'headers', 'may hold at most 3 headers'],
+      ['X-Tag: v', 'headers', 'must be an object of "X-Name": "value"'],
+      [['v'], 'headers', 'must be an object of "X-Name": "value"'],
+    ] as const) {
+      const id = await insertStored({ ...stored, headers })
+      expect([field, await drained(id, transport)]).toEqual([
+        field,
+        failedNaming(`message.${field}`, problem),
+      ])
+      await engine?.stop()
+      engine = null
+    }
+    // Three X- headers, as enqueue takes them, are sent.
+    const id = await insertStored({
+      ...stored,
+      headers: { 'X-A': '1', 'x-b': '2\t3', 'X-C-9': '' },
+    })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+  })
+
   test('recipients inserted in enqueue_email’s input shapes are sent; any other shape fails the row, named', async () => {
     const id = await insertStored({
       to: 'rcpt@example.com',
