@@ -2,9 +2,11 @@
 import Mustache from 'mustache'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
+import { EMAIL_ADDRESS } from './email-address.ts'
 import { RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
 import {
+  checkStoredRecipients,
   type StoredMessage,
   sendableAddresses,
   sendableAttachments,
@@ -16,9 +18,6 @@ import {
   sendableSubject,
 } from './stored-message.ts'
 
-// Same rule as mailer.is_email_address in SQL, so rendered addresses meet the enqueue bar.
-const ADDRESS =
-  /^[^@\s<>(),;:"[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
 // "Display Name <address>": the address is the last <…> group; the name may contain anything.
 const NAMED = /^(.*)<([^<>]+)>\s*$/s
 
@@ -31,6 +30,8 @@ export function renderLease(
     ? renderTemplate(lease, templates.get(lease.template))
     : (lease.message as StoredMessage | null)
   if (!m || typeof m !== 'object') throw new RenderError('invalid_message', 'row has no message')
+  // A template's addresses were each checked as it rendered them.
+  if (!lease.template) checkStoredRecipients(m)
   const from = sendableSender(m.from, defaultFrom ? parseDefaultFrom(defaultFrom) : null)
   if (!from)
     throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
@@ -161,7 +162,8 @@ function hasPath(view: Record<string, unknown>, path: string): boolean {
 function parseAddress(raw: string, field: string): MailAddress {
   const named = NAMED.exec(raw)
   const address = (named ? named[2] : raw)?.trim() ?? ''
-  if (!ADDRESS.test(address)) {
+  // The pattern of mailer.is_email_address, so rendered addresses meet the enqueue bar.
+  if (!EMAIL_ADDRESS.test(address)) {
     throw new RenderError(
       'template_error',
       `${field} is not a valid e-mail address after rendering`,

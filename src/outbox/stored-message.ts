@@ -1,4 +1,5 @@
 // A message as a row holds it, checked at send for what enqueue refuses today but an older row may hold.
+import { isEmailAddress } from './email-address.ts'
 import {
   CONTROL_CHARACTER_MESSAGE,
   foldControlCharacters,
@@ -66,11 +67,15 @@ export function sendableImportance(importance: unknown): 'low' | 'normal' | 'hig
   throw invalid('message.importance', 'must be low, normal or high')
 }
 
-/** The display name on one line; the same object when it holds no control character. */
+/**
+ * The address trimmed of spaces and the display name on one line, as enqueue stores them; the same
+ * object when neither changes.
+ */
 function sendableAddress(a: MailAddress): MailAddress {
-  if (typeof a.name !== 'string') return a
+  const address = a.address.replace(/^ +| +$/g, '')
+  if (typeof a.name !== 'string') return address === a.address ? a : { ...a, address }
   const name = foldControlCharacters(a.name)
-  return name === a.name ? a : { ...a, name }
+  return address === a.address && name === a.name ? a : { ...a, address, name }
 }
 
 /**
@@ -92,6 +97,38 @@ export function sendableAddresses(list: unknown, field: string): MailAddress[] {
       return sendableAddress(o as MailAddress)
     throw invalid(`${field}[${i}]`, 'must be an address string or {"address","name"}')
   })
+}
+
+// Recipients in a list or one alone, as mailer.normalize_recipients takes them.
+const itemsOf = (list: unknown): unknown[] =>
+  list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
+
+/**
+ * A stored message's addresses and their numbers, as mailer.normalize_message checks them: at most
+ * 500 recipients (to, cc and bcc together) and 500 reply-to addresses, each address valid (trimmed
+ * of spaces, as enqueue stores it), at least one recipient. Shapes are left to sendableAddresses.
+ */
+export function checkStoredRecipients(m: StoredMessage): void {
+  const recipients = itemsOf(m.to).length + itemsOf(m.cc).length + itemsOf(m.bcc).length
+  if (recipients > 500)
+    throw invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)')
+  if (itemsOf(m.replyTo).length > 500)
+    throw invalid('message.replyTo', 'has too many addresses (at most 500)')
+  for (const field of ['to', 'cc', 'bcc', 'replyTo', 'from'] as const) {
+    itemsOf(m[field]).forEach((a, i) => {
+      const address = typeof a === 'string' ? a : (a as { address?: unknown } | null)?.address
+      if (typeof address === 'string' && !isEmailAddress(address.replace(/^ +| +$/g, '')))
+        throw invalid(
+          `message.${field}[${i}]${typeof a === 'string' ? '' : '.address'}`,
+          'is not a valid e-mail address',
+        )
+    })
+  }
+  if (recipients === 0)
+    throw invalid(
+      'message.to',
+      'is required: a message needs at least one recipient in to, cc or bcc',
+    )
 }
 
 /** The one sender: the row's, else the default. */

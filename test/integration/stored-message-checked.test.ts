@@ -241,6 +241,39 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     )
   })
 
+  test('recipients enqueue refuses by address or number fail the row, unsent', async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@example.com`)
+    const invalidAddress = 'is not a valid e-mail address'
+    for (const [message, field, problem] of [
+      [{ to: [], cc: [], bcc: [] }, 'to', 'is required: a message needs at least one recipient'],
+      [{ to: null, cc: undefined }, 'to', 'is required: a message needs at least one recipient'],
+      [{ to: ['not an address'] }, 'to[0]', invalidAddress],
+      [{ cc: [{ address: 'a@example.com' }, { address: 'b@' }] }, 'cc[1].address', invalidAddress],
+      [{ replyTo: 'reply@example.com, other@example.com' }, 'replyTo[0]', invalidAddress],
+      [{ from: { address: 'from@localhost' } }, 'from[0].address', invalidAddress],
+      [{ bcc: [`${'a'.repeat(310)}@example.com`] }, 'bcc[0]', invalidAddress],
+      [{ to: many(300), cc: many(201) }, 'to', 'has too many recipients (at most 500'],
+      [{ replyTo: many(501) }, 'replyTo', 'has too many addresses (at most 500)'],
+    ] as const) {
+      const id = await insertStored({ ...stored, ...message })
+      expect([field, await drained(id, transport)]).toEqual([
+        field,
+        failedNaming(`message.${field}`, problem),
+      ])
+      await engine?.stop()
+      engine = null
+    }
+    // As many as enqueue takes, padded with spaces as it trims them, are sent.
+    const id = await insertStored({
+      ...stored,
+      to: many(250).map((a) => ` ${a} `),
+      cc: undefined,
+      bcc: [{ address: 'bcc@example.com ' }],
+      replyTo: many(500),
+    })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+  })
+
   test('a line break in a stored subject or display name is sent as a space', async () => {
     const named = (address: string) => ({ address, name: `Ada${EVIL}\n` })
     const id = await insertStored({
