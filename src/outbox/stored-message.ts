@@ -168,7 +168,12 @@ export function sendableHeaders(headers: unknown): Record<string, string> {
   return headers as Record<string, string>
 }
 
-/** The attachments, each checked as mailer.enqueue_email checks one (sql/0023). */
+// Base64 as mailer.normalize_message takes it (sql/0024: '^[A-Za-z0-9+/\s]*={0,2}\s*$'): whitespace
+// anywhere before the padding, none between its signs. Written so a long run of whitespace before a
+// stray character costs linear time, not quadratic. Buffer.from skipped anything else, silently.
+const BASE64 = /^[A-Za-z0-9+/\t\n\v\f\r ]*(?:={1,2}[\t\n\v\f\r ]*)?$/
+
+/** The attachments, each checked as mailer.enqueue_email checks one (sql/0023, 0024). */
 export function sendableAttachments(attachments: unknown): MailAttachment[] {
   if (attachments === undefined || attachments === null) return []
   if (!Array.isArray(attachments)) throw invalid('message.attachments', 'must be an array')
@@ -179,9 +184,13 @@ export function sendableAttachments(attachments: unknown): MailAttachment[] {
       a === null ||
       typeof a.filename !== 'string' ||
       a.filename === '' ||
-      typeof a.contentBase64 !== 'string'
+      typeof a.contentBase64 !== 'string' ||
+      !BASE64.test(a.contentBase64)
     ) {
-      throw invalid(field, 'must be {"filename", "contentBase64", "contentType"?, "contentId"?}')
+      throw invalid(
+        field,
+        'must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content',
+      )
     }
     const contentType = a.contentType ?? 'application/octet-stream'
     if (typeof contentType !== 'string' || !MIME_TYPE.test(contentType))

@@ -166,6 +166,31 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     }
   })
 
+  test('an attachment whose content is not base64 fails the row, unsent', async () => {
+    const png = { filename: 'logo.png', contentBase64: 'QQ==', contentType: 'image/png' }
+    const problem =
+      'must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content'
+    for (const [attachments, field] of [
+      // The file transport wrote what Buffer.from made of it: garbage, marked sent.
+      [[png, { ...png, contentBase64: 'not base64!' }], 'attachments[1]'],
+      [[{ ...png, contentBase64: 'QQ==QQ==' }], 'attachments[0]'],
+    ] as const) {
+      const id = await insertStored({ ...stored, attachments })
+      expect([field, await drained(id, transport)]).toEqual([
+        field,
+        failedNaming(`message.${field}`, problem),
+      ])
+      await engine?.stop()
+      engine = null
+    }
+    // Wrapped at 76 as MIME does, padded, trailing newline: sent.
+    const id = await insertStored({
+      ...stored,
+      attachments: [{ ...png, contentBase64: 'QUJD\r\nREVG\nRw==\n' }],
+    })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+  })
+
   test('a body, importance or subject length enqueue refuses fails the row, unsent', async () => {
     for (const [message, field, problem] of [
       [{ text: null, html: null }, 'text', 'or message.html is required'],
