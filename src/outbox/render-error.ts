@@ -8,3 +8,7 @@ export class RenderError extends Error {
     super(message)
   }
 }
+
+/** The row's message holds what enqueue refuses: `field` and `problem` as enqueue words them. */
+export const invalidMessage = (field: string, problem: string) =>
+  new RenderError('invalid_message', `${field} ${problem}`)

@@ -6,17 +6,15 @@ import { EMAIL_ADDRESS } from './email-address.ts'
 import { RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
 import {
-  checkStoredRecipients,
   type StoredMessage,
-  sendableAddresses,
   sendableAttachments,
   sendableBodies,
   sendableHeaders,
   sendableImportance,
-  sendableSender,
   sendableStoredSubject,
   sendableSubject,
 } from './stored-message.ts'
+import { checkStoredRecipients, sendableAddresses, sendableSender } from './stored-recipients.ts'
 
 // "Display Name <address>": the address is the last <…> group; the name may contain anything.
 const NAMED = /^(.*)<([^<>]+)>\s*$/s

@@ -1,5 +1,4 @@
 // A message as a row holds it, checked at send for what enqueue refuses today but an older row may hold.
-import { isEmailAddress } from './email-address.ts'
 import {
   CONTROL_CHARACTER_MESSAGE,
   foldControlCharacters,
@@ -8,8 +7,8 @@ import {
   isOneLineHeaderValue,
 } from './header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from './mime-type.ts'
-import { RenderError } from './render-error.ts'
-import type { MailAddress, MailAttachment } from './sender.ts'
+import { invalidMessage as invalid } from './render-error.ts'
+import type { MailAttachment } from './sender.ts'
 
 export interface StoredMessage {
   from?: unknown
@@ -28,9 +27,8 @@ export interface StoredMessage {
 // A row written before sql/0014 and 0020, or inserted around mailer.enqueue_email, was stored
 // unchecked. Every string here becomes a header: sent as stored, a line break wrote a broken .eml
 // (nodemailer drops it inside a Content-Type) or reached Graph as it was. What enqueue folds is
-// folded; what it refuses fails the row, before any transport sees it.
-const invalid = (field: string, problem: string) =>
-  new RenderError('invalid_message', `${field} ${problem}`)
+// folded; what it refuses fails the row, before any transport sees it (recipients:
+// stored-recipients.ts).
 
 /** The subject on one line (mailer.fold_control_characters); a row without one fails. */
 export function sendableSubject(subject: unknown): string {
@@ -65,76 +63,6 @@ export function sendableImportance(importance: unknown): 'low' | 'normal' | 'hig
   if (importance === undefined || importance === null) return null
   if (importance === 'low' || importance === 'normal' || importance === 'high') return importance
   throw invalid('message.importance', 'must be low, normal or high')
-}
-
-/**
- * The address trimmed of spaces and the display name on one line, as enqueue stores them; the same
- * object when neither changes.
- */
-function sendableAddress(a: MailAddress): MailAddress {
-  const address = a.address.replace(/^ +| +$/g, '')
-  if (typeof a.name !== 'string') return address === a.address ? a : { ...a, address }
-  const name = foldControlCharacters(a.name)
-  return address === a.address && name === a.name ? a : { ...a, address, name }
-}
-
-/**
- * The recipients as MailAddresses. enqueue_email stores [{address, name?}]; a row inserted directly
- * may hold its input shapes too ("a@b.c", one object), which are taken as enqueue would take them.
- */
-export function sendableAddresses(list: unknown, field: string): MailAddress[] {
-  if (list === undefined || list === null) return []
-  const items: unknown[] = Array.isArray(list) ? list : [list]
-  return items.map((a, i) => {
-    if (typeof a === 'string') return { address: a.trim() }
-    const o = a as Partial<MailAddress> | null
-    if (
-      typeof o === 'object' &&
-      o !== null &&
-      typeof o.address === 'string' &&
-      (o.name === undefined || o.name === null || typeof o.name === 'string')
-    )
-      return sendableAddress(o as MailAddress)
-    throw invalid(`${field}[${i}]`, 'must be an address string or {"address","name"}')
-  })
-}
-
-// Recipients in a list or one alone, as mailer.normalize_recipients takes them.
-const itemsOf = (list: unknown): unknown[] =>
-  list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
-
-/**
- * A stored message's addresses and their numbers, as mailer.normalize_message checks them: at most
- * 500 recipients (to, cc and bcc together) and 500 reply-to addresses, each address valid (trimmed
- * of spaces, as enqueue stores it), at least one recipient. Shapes are left to sendableAddresses.
- */
-export function checkStoredRecipients(m: StoredMessage): void {
-  const recipients = itemsOf(m.to).length + itemsOf(m.cc).length + itemsOf(m.bcc).length
-  if (recipients > 500)
-    throw invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)')
-  if (itemsOf(m.replyTo).length > 500)
-    throw invalid('message.replyTo', 'has too many addresses (at most 500)')
-  for (const field of ['to', 'cc', 'bcc', 'replyTo', 'from'] as const) {
-    itemsOf(m[field]).forEach((a, i) => {
-      const address = typeof a === 'string' ? a : (a as { address?: unknown } | null)?.address
-      if (typeof address === 'string' && !isEmailAddress(address.replace(/^ +| +$/g, '')))
-        throw invalid(
-          `message.${field}[${i}]${typeof a === 'string' ? '' : '.address'}`,
-          'is not a valid e-mail address',
-        )
-    })
-  }
-  if (recipients === 0)
-    throw invalid(
-      'message.to',
-      'is required: a message needs at least one recipient in to, cc or bcc',
-    )
-}
-
-/** The one sender: the row's, else the default. */
-export function sendableSender(from: unknown, fallback: MailAddress | null): MailAddress | null {
-  if (Array.isArray(from)) throw invalid('message.from', 'must be a single address')
-  return sendableAddresses(from ?? fallback, 'message.from')[0] ?? null
 }
 
 // The names mailer.normalize_message takes (sql/0024): X- headers, ours excepted (the transports add them).

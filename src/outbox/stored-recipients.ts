@@ -1,0 +1,76 @@
+// A stored message's recipients and sender, checked at send as enqueue checks them (mailer.normalize_recipients).
+import { isEmailAddress } from './email-address.ts'
+import { foldControlCharacters } from './header-text.ts'
+import { invalidMessage as invalid } from './render-error.ts'
+import type { MailAddress } from './sender.ts'
+import type { StoredMessage } from './stored-message.ts'
+
+/**
+ * The address trimmed of spaces and the display name on one line, as enqueue stores them; the same
+ * object when neither changes.
+ */
+function sendableAddress(a: MailAddress): MailAddress {
+  const address = a.address.replace(/^ +| +$/g, '')
+  if (typeof a.name !== 'string') return address === a.address ? a : { ...a, address }
+  const name = foldControlCharacters(a.name)
+  return address === a.address && name === a.name ? a : { ...a, address, name }
+}
+
+/**
+ * The recipients as MailAddresses. enqueue_email stores [{address, name?}]; a row inserted directly
+ * may hold its input shapes too ("a@b.c", one object), which are taken as enqueue would take them.
+ */
+export function sendableAddresses(list: unknown, field: string): MailAddress[] {
+  if (list === undefined || list === null) return []
+  const items: unknown[] = Array.isArray(list) ? list : [list]
+  return items.map((a, i) => {
+    if (typeof a === 'string') return { address: a.trim() }
+    const o = a as Partial<MailAddress> | null
+    if (
+      typeof o === 'object' &&
+      o !== null &&
+      typeof o.address === 'string' &&
+      (o.name === undefined || o.name === null || typeof o.name === 'string')
+    )
+      return sendableAddress(o as MailAddress)
+    throw invalid(`${field}[${i}]`, 'must be an address string or {"address","name"}')
+  })
+}
+
+// Recipients in a list or one alone, as mailer.normalize_recipients takes them.
+const itemsOf = (list: unknown): unknown[] =>
+  list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
+
+/**
+ * A stored message's addresses and their numbers, as mailer.normalize_message checks them: at most
+ * 500 recipients (to, cc and bcc together) and 500 reply-to addresses, each address valid (trimmed
+ * of spaces, as enqueue stores it), at least one recipient. Shapes are left to sendableAddresses.
+ */
+export function checkStoredRecipients(m: StoredMessage): void {
+  const recipients = itemsOf(m.to).length + itemsOf(m.cc).length + itemsOf(m.bcc).length
+  if (recipients > 500)
+    throw invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)')
+  if (itemsOf(m.replyTo).length > 500)
+    throw invalid('message.replyTo', 'has too many addresses (at most 500)')
+  for (const field of ['to', 'cc', 'bcc', 'replyTo', 'from'] as const) {
+    itemsOf(m[field]).forEach((a, i) => {
+      const address = typeof a === 'string' ? a : (a as { address?: unknown } | null)?.address
+      if (typeof address === 'string' && !isEmailAddress(address.replace(/^ +| +$/g, '')))
+        throw invalid(
+          `message.${field}[${i}]${typeof a === 'string' ? '' : '.address'}`,
+          'is not a valid e-mail address',
+        )
+    })
+  }
+  if (recipients === 0)
+    throw invalid(
+      'message.to',
+      'is required: a message needs at least one recipient in to, cc or bcc',
+    )
+}
+
+/** The one sender: the row's, else the default. */
+export function sendableSender(from: unknown, fallback: MailAddress | null): MailAddress | null {
+  if (Array.isArray(from)) throw invalid('message.from', 'must be a single address')
+  return sendableAddresses(from ?? fallback, 'message.from')[0] ?? null
+}
