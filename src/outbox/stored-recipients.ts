@@ -5,12 +5,16 @@ import { invalidMessage as invalid } from './render-error.ts'
 import type { MailAddress } from './sender.ts'
 import type { StoredMessage } from './stored-message.ts'
 
+// btrim's spaces only (a tab is no part of an address, and makes it invalid); no copy without any.
+const trimSpaces = (s: string) =>
+  s.startsWith(' ') || s.endsWith(' ') ? s.replace(/^ +| +$/g, '') : s
+
 /**
  * The address trimmed of spaces and the display name on one line, as enqueue stores them; the same
  * object when neither changes.
  */
 function sendableAddress(a: MailAddress): MailAddress {
-  const address = a.address.replace(/^ +| +$/g, '')
+  const address = trimSpaces(a.address)
   if (typeof a.name !== 'string') return address === a.address ? a : { ...a, address }
   const name = foldControlCharacters(a.name)
   return address === a.address && name === a.name ? a : { ...a, address, name }
@@ -41,10 +45,23 @@ export function sendableAddresses(list: unknown, field: string): MailAddress[] {
 const itemsOf = (list: unknown): unknown[] =>
   list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
 
+// Each address must be one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it.
+function checkAddresses(list: unknown, field: string): void {
+  itemsOf(list).forEach((a, i) => {
+    const address = typeof a === 'string' ? a : (a as { address?: unknown } | null)?.address
+    if (typeof address === 'string' && !isEmailAddress(trimSpaces(address)))
+      throw invalid(
+        `${field}[${i}]${typeof a === 'string' ? '' : '.address'}`,
+        'is not a valid e-mail address',
+      )
+  })
+}
+
 /**
- * A stored message's addresses and their numbers, as mailer.normalize_message checks them: at most
- * 500 recipients (to, cc and bcc together) and 500 reply-to addresses, each address valid (trimmed
- * of spaces, as enqueue stores it), at least one recipient. Shapes are left to sendableAddresses.
+ * A stored message's addresses and their numbers, as mailer.normalize_message checks them and in
+ * its order (the first problem is the one named): at most 500 recipients (to, cc and bcc together)
+ * and 500 reply-to addresses, each address valid, at least one recipient, one sender. Shapes are
+ * left to sendableAddresses.
  */
 export function checkStoredRecipients(m: StoredMessage): void {
   const recipients = itemsOf(m.to).length + itemsOf(m.cc).length + itemsOf(m.bcc).length
@@ -52,21 +69,15 @@ export function checkStoredRecipients(m: StoredMessage): void {
     throw invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)')
   if (itemsOf(m.replyTo).length > 500)
     throw invalid('message.replyTo', 'has too many addresses (at most 500)')
-  for (const field of ['to', 'cc', 'bcc', 'replyTo', 'from'] as const) {
-    itemsOf(m[field]).forEach((a, i) => {
-      const address = typeof a === 'string' ? a : (a as { address?: unknown } | null)?.address
-      if (typeof address === 'string' && !isEmailAddress(address.replace(/^ +| +$/g, '')))
-        throw invalid(
-          `message.${field}[${i}]${typeof a === 'string' ? '' : '.address'}`,
-          'is not a valid e-mail address',
-        )
-    })
-  }
+  for (const field of ['to', 'cc', 'bcc', 'replyTo'] as const)
+    checkAddresses(m[field], `message.${field}`)
   if (recipients === 0)
     throw invalid(
       'message.to',
       'is required: a message needs at least one recipient in to, cc or bcc',
     )
+  if (Array.isArray(m.from)) throw invalid('message.from', 'must be a single address')
+  checkAddresses(m.from, 'message.from')
 }
 
 /** The one sender: the row's, else the default. */

@@ -276,6 +276,13 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       [{ cc: [{ address: 'a@example.com' }, { address: 'b@' }] }, 'cc[1].address', invalidAddress],
       [{ replyTo: 'reply@example.com, other@example.com' }, 'replyTo[0]', invalidAddress],
       [{ from: { address: 'from@localhost' } }, 'from[0].address', invalidAddress],
+      // Named as enqueue names the first of several problems.
+      [{ from: ['not an address'] }, 'from', 'must be a single address'],
+      [
+        { to: [], from: 'not an address' },
+        'to',
+        'is required: a message needs at least one recipient',
+      ],
       [{ bcc: [`${'a'.repeat(310)}@example.com`] }, 'bcc[0]', invalidAddress],
       [{ to: many(300), cc: many(201) }, 'to', 'has too many recipients (at most 500'],
       [{ replyTo: many(501) }, 'replyTo', 'has too many addresses (at most 500)'],
