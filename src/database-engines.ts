@@ -62,7 +62,7 @@ export function startDrainers(
     const drainer = createDrainer({
       dbName: h.name,
       db: h.statements.db,
-      sender: transport.sender,
+      sender: transport.senderFor(h.name),
       gate: transport.gateFor(h, worker.id),
       slots,
       clock: systemClock,

@@ -1,4 +1,5 @@
 // The configured transport wired for serve and send-test: its sender, its mailbox lookup and the limits its workers share.
+import { join } from 'node:path'
 import { systemClock } from './clock.ts'
 import type { Config } from './config.ts'
 import type { DbHandle } from './db/open.ts'
@@ -13,6 +14,12 @@ import { createGraphTransport } from './transport/graph-transport.ts'
 
 export interface Transport {
   sender: Sender
+  /**
+   * The sender of one database's rows: `sender`, except the file transport with several databases,
+   * which writes each one's files in a directory of its own (ids repeat across databases: one
+   * directory would keep only the last of each id).
+   */
+  senderFor(db: string): Sender
   lookup: MailboxLookup | null
   /** Limits shared by every worker on one database (Graph only). */
   gateFor(db: DbHandle, holder: string): SendGate
@@ -26,9 +33,13 @@ export interface Transport {
 }
 
 /** A sender that sends at once: no lookup, no shared limits, nothing to warm up (file, discard, tests). */
-export function immediateTransport(sender: Sender): Transport {
+export function immediateTransport(
+  sender: Sender,
+  senderFor: (db: string) => Sender = () => sender,
+): Transport {
   return {
     sender,
+    senderFor,
     lookup: null,
     gateFor: () => openGate,
     problem: () => null,
@@ -46,8 +57,15 @@ export function createTransport(
   switch (config.transport) {
     case 'discard':
       return immediateTransport(createDiscardSender())
-    case 'file':
-      return immediateTransport(createFileSender(config.fileDir))
+    case 'file': {
+      const sender = createFileSender(config.fileDir)
+      if (config.databases.length < 2) return immediateTransport(sender)
+      // Database names are 1-40 of a-z 0-9 _ - (config/database-list.ts): safe as directory names.
+      const perDatabase = new Map(
+        config.databases.map((d) => [d.name, createFileSender(join(config.fileDir, d.name))]),
+      )
+      return immediateTransport(sender, (db) => perDatabase.get(db) ?? sender)
+    }
     case 'graph': {
       const g = config.graph!
       const graph = createGraphTransport(g, config.mailFrom!, {
@@ -58,6 +76,7 @@ export function createTransport(
       })
       return {
         sender: graph.sender,
+        senderFor: () => graph.sender,
         lookup: g.mailboxLookup
           ? (mail, signal) =>
               graph.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal)
