@@ -55,6 +55,11 @@ export interface LoadOptions {
   role?: ServeRole
   /** Commands that never touch a database (e.g. check-config without --connect) still validate it. */
   requireDatabase?: boolean
+  /**
+   * This process serves the /v1 API (`serve`, role all or api): it needs auth, except under dev.
+   * Asked here so it is named with every other problem, not in a second refusal after they are fixed.
+   */
+  servesApi?: boolean
 }
 
 /** Parses the environment; throws AppError('config_invalid') naming every problem, never a value. */
@@ -101,6 +106,18 @@ export function loadConfig(
 
   if (e.API_JWT_SECRET && e.API_JWKS_URL) {
     problems.push('API_JWT_SECRET and API_JWKS_URL are both set: use one')
+  }
+  if (
+    opts.servesApi &&
+    !opts.dev &&
+    opts.role !== 'worker' &&
+    !e.API_JWT_SECRET &&
+    !e.API_JWKS_URL &&
+    ok('API_JWT_SECRET', 'API_JWKS_URL')
+  ) {
+    problems.push(
+      'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (or run `serve --role worker` for health and metrics only)',
+    )
   }
   if (e.API_JWKS_URL && (!e.API_JWT_ISSUER || !e.API_JWT_AUDIENCE)) {
     problems.push('API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE to pin the tokens')

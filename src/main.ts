@@ -57,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
     config = loadConfig(process.env, {
       requireDatabase: command !== 'send-test',
       role: command === 'migrate' || command === 'status' ? 'api' : role,
+      servesApi: command === 'serve',
     })
   } catch (e) {
     console.error(describeError(e))

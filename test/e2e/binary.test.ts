@@ -76,6 +76,23 @@ test('serve --role api starts without the Graph settings it never uses (reaches 
   expect(code).toBe(3)
 })
 
+test('serve names a missing API auth among the other configuration problems, not after them', async () => {
+  // Nothing set: every problem must come in one refusal, so one round of fixes is enough.
+  for (const role of ['all', 'api'] as const) {
+    const r = await runBinary(bin, ['serve', '--role', role], { PATH: process.env.PATH ?? '' })
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('DATABASE_URL (or MAILER_DATABASES) is required')
+    expect(r.stderr).toContain('API_JWT_SECRET or API_JWKS_URL')
+  }
+  // A worker serves no API: it is not asked for auth.
+  const worker = await runBinary(bin, ['serve', '--role', 'worker'], {
+    PATH: process.env.PATH ?? '',
+  })
+  expect(worker.code).toBe(2)
+  expect(worker.stderr).toContain('DATABASE_URL (or MAILER_DATABASES) is required')
+  expect(worker.stderr).not.toContain('API_JWT_SECRET')
+})
+
 test('migrate needs only the database, not the Graph settings it never uses', async () => {
   // A database of its own: the drain test below expects `url` unmigrated.
   const cluster = await testCluster()
