@@ -188,7 +188,8 @@ function parsePrivateKey(pem: string): KeyObject {
   if (!/-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
     throw invalid('GRAPH_PRIVATE_KEY: is not a PEM private key (no BEGIN PRIVATE KEY block)')
   }
-  if (pem.includes('BEGIN ENCRYPTED PRIVATE KEY')) {
+  // PKCS#8 says so in its header; a PKCS#1 key (BEGIN RSA PRIVATE KEY) in a Proc-Type line after it.
+  if (pem.includes('BEGIN ENCRYPTED PRIVATE KEY') || /Proc-Type:\s*4,\s*ENCRYPTED/.test(pem)) {
     throw invalid('GRAPH_PRIVATE_KEY: is encrypted; provide an unencrypted PKCS#8 key')
   }
   try {

@@ -1,6 +1,6 @@
 // The Entra credential: PEM loading errors, and the client assertion's header and claims for both algorithms.
 import { beforeAll, describe, expect, test } from 'bun:test'
-import { X509Certificate } from 'node:crypto'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -199,6 +199,33 @@ describe('loading the credential', () => {
         loadGraphCredential(config({ certificate: short.certPem, privateKey: short.keyPem }), NOW),
       /GRAPH_PRIVATE_KEY: .*1024 bits.*at least 2048/,
     )
+  })
+
+  test('a PKCS#1 key (BEGIN RSA PRIVATE KEY) works as it is, as the deploy guide says', async () => {
+    const pkcs1 = createPrivateKey(good.keyPem).export({ type: 'pkcs1', format: 'pem' }).toString()
+    expect(pkcs1).toStartWith('-----BEGIN RSA PRIVATE KEY-----')
+    const cred = loadGraphCredential(config({ certificate: good.certPem, privateKey: pkcs1 }), NOW)
+    const fields = await cred.authFields({ tokenUrl: TOKEN_URL, clientId: CLIENT_ID, now: NOW })
+    const { payload } = await compactVerify(
+      fields.client_assertion!,
+      new X509Certificate(good.certPem).publicKey,
+    )
+    expect(JSON.parse(new TextDecoder().decode(payload)).iss).toBe(CLIENT_ID)
+  })
+
+  test('an encrypted key is named as encrypted, in either PEM form (PKCS#8, or PKCS#1 with Proc-Type)', () => {
+    const key = createPrivateKey(good.keyPem)
+    const encrypted = (type: 'pkcs1' | 'pkcs8') =>
+      key.export({ type, format: 'pem', cipher: 'aes-256-cbc', passphrase: 'walk' }).toString()
+    const pkcs1 = encrypted('pkcs1')
+    expect(pkcs1).toContain('Proc-Type: 4,ENCRYPTED')
+    for (const pem of [encrypted('pkcs8'), pkcs1]) {
+      expectConfigError(
+        () => loadGraphCredential(config({ certificate: good.certPem, privateKey: pem }), NOW),
+        /GRAPH_PRIVATE_KEY: is encrypted/,
+        pem,
+      )
+    }
   })
 
   test('a certificate not valid yet', () => {
