@@ -61,6 +61,14 @@ export async function checkConfig(
       )}; ${role === 'api' ? 'no transport: --role api sends nothing' : `transport ${config.transport}`})`,
   )
 
+  // Graph requires MAIL_FROM; file and discard start without it, and then fail for good every row
+  // that names no sender of its own (the renderer has none to give it).
+  if (role !== 'api' && config.transport !== 'graph' && !config.mailFrom) {
+    checks.push(
+      'warning: MAIL_FROM is not set: a row that names no "from" fails with code no_sender',
+    )
+  }
+
   if (role !== 'worker') {
     if (config.api.jwtSecret) checks.push('API auth: HS256 bearer tokens (API_JWT_SECRET)')
     else if (config.api.jwksUrl) checks.push('API auth: bearer tokens verified with API_JWKS_URL')

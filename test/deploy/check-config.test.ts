@@ -144,6 +144,28 @@ describe('without --connect', () => {
     expect(worker).toMatchObject({ ok: true, problems: [] })
   })
 
+  test('file or discard without MAIL_FROM is valid, with a warning that rows naming no sender fail', async () => {
+    for (const transport of ['file', 'discard'] as const) {
+      const env = { DATABASE_URL: 'postgres://h/db', MAIL_TRANSPORT: transport }
+      const r = await checkConfig(env, { connect: false, role: 'worker' })
+      expect(r).toMatchObject({ ok: true, problems: [] })
+      expect(r.checks).toContain(
+        'warning: MAIL_FROM is not set: a row that names no "from" fails with code no_sender',
+      )
+      const named = await checkConfig(
+        { ...env, MAIL_FROM: 'outbox@example.com' },
+        { connect: false, role: 'worker' },
+      )
+      expect(named.checks.join('\n')).not.toContain('MAIL_FROM')
+      // An API-only process sends nothing: no sender to miss.
+      const api = await checkConfig(
+        { ...env, API_JWT_SECRET: jwtSecret },
+        { connect: false, role: 'api' },
+      )
+      expect(api.checks.join('\n')).not.toContain('MAIL_FROM')
+    }
+  })
+
   test('a key that does not belong to the certificate is named, and no PEM is printed', async () => {
     const other = await generateTestCertificate()
     const r = await checkConfig(
