@@ -1,5 +1,9 @@
 // The environment `bun run dev` runs with: the shell's settings, but its own database, transport and address.
 import type { Config } from './config.ts'
+import { AppError } from './errors.ts'
+
+/** The embedded Postgres's port unless DEV_POSTGRES_PORT says otherwise: fixed, so the banner's URL holds between runs. */
+export const DEV_POSTGRES_PORT = 54329
 
 export interface DevPlaces {
   /** The embedded database's URL. */
@@ -38,4 +42,18 @@ export function devAuthNote(config: Config): string {
   if (config.api.jwtSecret) return 'API auth on: bearer tokens signed with your API_JWT_SECRET'
   if (config.api.jwksUrl) return 'API auth on: bearer tokens from your API_JWKS_URL'
   return 'no API auth'
+}
+
+/**
+ * Where the embedded Postgres listens: one port per checkout, so a second checkout running `dev`
+ * at the same time (another engineer on the machine) needs DEV_POSTGRES_PORT to start at all.
+ */
+export function devPostgresPort(env: Record<string, string | undefined>): number {
+  const raw = env.DEV_POSTGRES_PORT?.trim()
+  if (!raw) return DEV_POSTGRES_PORT
+  const port = Number(raw)
+  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) {
+    throw new AppError('config_invalid', 'DEV_POSTGRES_PORT: must be a port number (1-65535)')
+  }
+  return port
 }

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
-import { devAuthNote, devEnvironment } from './dev-environment.ts'
+import { devAuthNote, devEnvironment, devPostgresPort } from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createLogger } from './log.ts'
 import { runUntilSignalled } from './serve.ts'
@@ -49,7 +49,7 @@ async function main() {
   const server = await startEmbeddedPostgres({
     dir: DATA_DIR,
     fallbackDir: FALLBACK_DATA_DIR,
-    port: 54329,
+    port: devPostgresPort(process.env),
     persistent: true,
   })
   console.log(`outbox-mailer dev: Postgres data in ${server.dir}`)

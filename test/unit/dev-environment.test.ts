@@ -1,7 +1,7 @@
 // `bun run dev` drains its embedded database only, whatever database settings the shell holds.
 import { expect, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
-import { devAuthNote, devEnvironment } from '../../src/dev-environment.ts'
+import { devAuthNote, devEnvironment, devPostgresPort } from '../../src/dev-environment.ts'
 
 const places = {
   url: 'postgres://postgres:postgres@127.0.0.1:54329/outbox_dev',
@@ -33,4 +33,15 @@ test('the banner says the API needs tokens when the shell holds API_JWT_SECRET, 
   const closed = loadConfig(devEnvironment({ API_JWT_SECRET: secret }, places), { dev: true })
   expect(devAuthNote(closed)).not.toContain('no API auth')
   expect(devAuthNote(closed)).toContain('API_JWT_SECRET')
+})
+
+test('the embedded Postgres listens on 54329 unless DEV_POSTGRES_PORT names another (a second checkout)', () => {
+  expect(devPostgresPort({})).toBe(54329)
+  expect(devPostgresPort({ DEV_POSTGRES_PORT: ' ' })).toBe(54329)
+  expect(devPostgresPort({ DEV_POSTGRES_PORT: '54330' })).toBe(54330)
+  for (const bad of ['0', '65536', 'x', '5432.5', '-1']) {
+    expect(() => devPostgresPort({ DEV_POSTGRES_PORT: bad })).toThrow(
+      'DEV_POSTGRES_PORT: must be a port number (1-65535)',
+    )
+  }
 })
