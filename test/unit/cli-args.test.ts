@@ -75,3 +75,10 @@ describe('parseArgs', () => {
     expect(r?.message).toContain(message)
   })
 })
+
+test('--help names every cause of exit 3, an edited migration included, as the README does', () => {
+  for (const argv of [['--help'], ['status', '--help']]) {
+    const p = parseArgs(argv)
+    expect(p.kind === 'help' && p.text).toMatch(/3 [^\n]*missing[\s\S]*edited/)
+  }
+})
