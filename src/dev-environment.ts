@@ -1,4 +1,6 @@
 // The environment `bun run dev` runs with: the shell's settings, but its own database, transport and address.
+
+import { mailFromProblem } from './config/sender-mailbox.ts'
 import type { Config } from './config.ts'
 import { AppError } from './errors.ts'
 
@@ -28,7 +30,12 @@ export function devEnvironment(
     LISTEN_DATABASE_URL: places.url,
     MAIL_TRANSPORT: 'file',
     MAIL_FILE_DIR: places.mailDir,
-    MAIL_FROM: env.MAIL_FROM ?? 'outbox@example.com',
+    // The shell's sender when the file transport can write it as From; a deployment's Graph user
+    // id (a GUID) cannot be, and must not stop dev from starting.
+    MAIL_FROM:
+      env.MAIL_FROM && mailFromProblem(env.MAIL_FROM, 'file') === null
+        ? env.MAIL_FROM
+        : 'outbox@example.com',
     PORT: String(places.port),
     HOST: '127.0.0.1',
   }

@@ -45,3 +45,14 @@ test('the embedded Postgres listens on 54329 unless DEV_POSTGRES_PORT names anot
     )
   }
 })
+
+test('a shell MAIL_FROM that names a Graph user id (valid for a deployment) does not stop dev', () => {
+  const userId = '0f8fad5b-d9cb-469f-a165-70867728950e'
+  const config = loadConfig(devEnvironment({ MAIL_FROM: userId }, places), { dev: true })
+  // The file transport writes a From header: it needs an address, so dev keeps its own.
+  expect(config.mailFrom).toBe('outbox@example.com')
+  const named = loadConfig(devEnvironment({ MAIL_FROM: 'Notifications <n@example.com>' }, places), {
+    dev: true,
+  })
+  expect(named.mailFrom).toBe('Notifications <n@example.com>')
+})
