@@ -22,6 +22,9 @@ export async function composeEml(mail: OutboundMail): Promise<Buffer> {
   if (mail.correlationId) headers['X-Correlation-Id'] = mail.correlationId
   if (mail.importance === 'high' || mail.importance === 'low')
     Object.assign(headers, PRIORITY[mail.importance])
+  // nodemailer recases header names its own way (X-Outbox-Id became X-Outbox-ID): ours, and the
+  // message's X- headers, are written as spelled, as Graph sends them.
+  const spelled = new Map(Object.keys(headers).map((name) => [name.toLowerCase(), name]))
   composerModule ??= import('nodemailer/lib/mail-composer')
   const { default: MailComposer } = await composerModule
   const composer = new MailComposer({
@@ -35,6 +38,7 @@ export async function composeEml(mail: OutboundMail): Promise<Buffer> {
     ...(mail.text !== null ? { text: mail.text } : {}),
     ...(mail.html !== null ? { html: mail.html } : {}),
     headers,
+    normalizeHeaderKey: (key: string) => spelled.get(key.toLowerCase()) ?? key,
     messageId: `<outbox-${mail.outboxId}@outbox-mailer.invalid>`,
     // Only in-memory content is ever attached: never read a path or fetch a URL named in a row.
     disableFileAccess: true,

@@ -47,6 +47,20 @@ test('composes an RFC 5322 message: multipart/alternative inside mixed, our head
   expect(eml).toContain(Buffer.from('hello').toString('base64'))
 })
 
+test('header names are written as spelled, X-Outbox-Id as the contract names it, not recased', async () => {
+  const eml = (
+    await composeEml({ ...mail, headers: { 'X-Request-Id': 'r-1', 'x-lower-md5': 'v' } })
+  ).toString('utf8')
+  // Case-sensitive on purpose: `grep '^X-Outbox-Id:'` over ./mail-out must find every message.
+  expect(eml).toMatch(/^X-Outbox-Id: 42$/m)
+  expect(eml).toMatch(/^X-Correlation-Id: corr-9$/m)
+  expect(eml).toMatch(/^X-Request-Id: r-1$/m)
+  expect(eml).toMatch(/^x-lower-md5: v$/m)
+  // Headers of nodemailer's own stay as it writes them.
+  expect(eml).toMatch(/^MIME-Version: 1\.0$/m)
+  expect(eml).toMatch(/^Message-ID: <outbox-42@outbox-mailer\.invalid>$/m)
+})
+
 test('a text-only message is a single text/plain part holding exactly the text', async () => {
   const eml = (
     await composeEml({ ...mail, html: null, attachments: [], text: 'just text' })
