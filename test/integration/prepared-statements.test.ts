@@ -4,7 +4,9 @@ import { sql } from 'kysely'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import { markSent } from '../../src/outbox/mark-sent.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -45,6 +47,42 @@ test('a marked statement is prepared once per connection; unmarked ones are not'
     })
     await sql`select 1`.execute(h.db)
     expect(await prepared(h)).toEqual(['outbox_claim_unflushed', 'test_double'])
+    expect(warnings).toEqual([])
+  } finally {
+    await h.close()
+  }
+})
+
+test('the settlement of sent rows is prepared once per connection and then runs its generic plan', async () => {
+  const { h, warnings } = openOne()
+  try {
+    // Seven settlements: Postgres plans a prepared statement's first five calls for their values,
+    // then keeps one generic plan; unnamed, every call was parsed, analysed and planned again.
+    for (let i = 0; i < 7; i++) {
+      const id = await enqueue(t)
+      const [lease] = (
+        await claimBatch(h.db, {
+          limit: 1,
+          workerId: 'w',
+          leaseSeconds: 60,
+          defaultMaxAttempts: 8,
+          markStarted: true,
+        })
+      ).leases
+      expect(lease?.id).toBe(id)
+      const settled = await markSent(
+        h.db,
+        [{ id, token: lease!.token, settlement: { kind: 'sent' }, startedAt: new Date() }],
+        'w',
+      )
+      expect([...settled]).toEqual([id])
+    }
+    const r = await sql<{ generic_plans: string }>`
+      select generic_plans from pg_prepared_statements where name = 'outbox_mark_sent'`.execute(
+      h.db,
+    )
+    expect(r.rows).toHaveLength(1)
+    expect(Number(r.rows[0]!.generic_plans)).toBeGreaterThan(0)
     expect(warnings).toEqual([])
   } finally {
     await h.close()
