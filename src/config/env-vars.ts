@@ -19,7 +19,11 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   { name: 'GRAPH_CLIENT_ID', default: '-', meaning: 'Entra app registration (client) id' },
   { name: 'GRAPH_CERTIFICATE', default: '-', meaning: 'PEM certificate (for the thumbprint)' },
   { name: 'GRAPH_CERTIFICATE_FILE', default: '-', meaning: 'path of the PEM certificate' },
-  { name: 'GRAPH_PRIVATE_KEY', default: '-', meaning: 'PEM private key (PKCS#8)' },
+  {
+    name: 'GRAPH_PRIVATE_KEY',
+    default: '-',
+    meaning: 'PEM private key (PKCS#8, or PKCS#1 "BEGIN RSA PRIVATE KEY"; unencrypted)',
+  },
   { name: 'GRAPH_PRIVATE_KEY_FILE', default: '-', meaning: 'path of the PEM private key' },
   { name: 'GRAPH_CLIENT_SECRET', default: '-', meaning: 'client secret, instead of a certificate' },
   {
