@@ -17,7 +17,7 @@ import { liveStats } from '../../src/outbox/stats.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
-import { generateTestCertificate, startFakeGraph } from '../support/fake-graph.ts'
+import { generateTestCertificate, graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
 import { fakeHealth } from './support/fake-health.ts'
 import { buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { startTcpProxy } from './support/tcp-proxy.ts'
@@ -318,22 +318,7 @@ describe('/healthz and /readyz', () => {
     })
     let metrics: Metrics | null = null
     const transport = createGraphTransport(
-      {
-        tenantId: fake.tenantId,
-        clientId: fake.clientId,
-        certificate: cert.certPem,
-        certificateFile: null,
-        privateKey: cert.keyPem,
-        privateKeyFile: null,
-        clientSecret: null,
-        assertionAlgorithm: 'PS256',
-        authorityUrl: fake.authorityUrl,
-        apiUrl: fake.apiUrl,
-        saveToSentItems: true,
-        requestTimeoutMs: 5_000,
-        mailboxLookup: true,
-        ambiguousSendPolicy: 'resend',
-      },
+      graphConfigFor(fake, { certificate: cert.certPem, privateKey: cert.keyPem }),
       'noreply@contoso.com',
       {
         fetch,

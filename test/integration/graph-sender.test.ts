@@ -28,6 +28,7 @@ import {
   type FakeGraph,
   type FakeGraphOptions,
   generateTestCertificate,
+  graphConfigFor,
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
@@ -95,23 +96,10 @@ async function setup(
       algorithm: o.algorithm ?? 'PS256',
       now: clock.now(),
     })
-  const config: GraphConfig = {
-    tenantId: fake.tenantId,
-    clientId: fake.clientId,
-    certificate: null,
-    certificateFile: null,
-    privateKey: null,
-    privateKeyFile: null,
-    clientSecret: null,
+  const config = graphConfigFor(fake, {
     assertionAlgorithm: o.algorithm ?? 'PS256',
-    authorityUrl: fake.authorityUrl,
-    apiUrl: fake.apiUrl,
-    saveToSentItems: true,
-    requestTimeoutMs: 5_000,
-    mailboxLookup: true,
-    ambiguousSendPolicy: 'resend',
     ...o.config,
-  }
+  })
   const tokens = createTokenSource({
     fetch: o.fetch ?? fetch,
     clock,
@@ -1152,20 +1140,5 @@ describe('the fake token endpoint is strict', () => {
 })
 
 function baseConfig(fake: FakeGraph): GraphConfig {
-  return {
-    tenantId: fake.tenantId,
-    clientId: fake.clientId,
-    certificate: null,
-    certificateFile: null,
-    privateKey: null,
-    privateKeyFile: null,
-    clientSecret: null,
-    assertionAlgorithm: 'PS256',
-    authorityUrl: fake.authorityUrl,
-    apiUrl: fake.apiUrl,
-    saveToSentItems: true,
-    requestTimeoutMs: 5_000,
-    mailboxLookup: true,
-    ambiguousSendPolicy: 'resend',
-  }
+  return graphConfigFor(fake)
 }

@@ -1,5 +1,6 @@
 // A strict fake of Microsoft Graph sendMail + mailbox lookup (and, via fake-entra, the token endpoint) on loopback.
 import { randomUUID } from 'node:crypto'
+import type { GraphConfig } from '../../src/config/graph-settings.ts'
 import { createFakeEntra, type TokenFault, type TokenRequestRecord } from './fake-entra.ts'
 import { sendMailBodyError } from './fake-graph-body.ts'
 
@@ -470,4 +471,28 @@ function graphError(
     },
     { status, headers: { 'request-id': requestId, 'client-request-id': requestId, ...headers } },
   )
+}
+
+/**
+ * The Graph settings that point a transport at `fake`: certificate or secret left to the caller
+ * (`overrides`), lookups on, resend as the ambiguous-send policy, 5 s requests.
+ */
+export function graphConfigFor(fake: FakeGraph, overrides: Partial<GraphConfig> = {}): GraphConfig {
+  return {
+    tenantId: fake.tenantId,
+    clientId: fake.clientId,
+    certificate: null,
+    certificateFile: null,
+    privateKey: null,
+    privateKeyFile: null,
+    clientSecret: null,
+    assertionAlgorithm: 'PS256',
+    authorityUrl: fake.authorityUrl,
+    apiUrl: fake.apiUrl,
+    saveToSentItems: true,
+    requestTimeoutMs: 5_000,
+    mailboxLookup: true,
+    ambiguousSendPolicy: 'resend',
+    ...overrides,
+  }
 }

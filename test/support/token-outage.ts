@@ -12,6 +12,7 @@ import { createTestEngine, enqueue, type TestEngine } from './engine.ts'
 import { pollUntil } from './events.ts'
 import {
   type FakeGraph,
+  graphConfigFor,
   startFakeGraph,
   type TestCertificate,
   type TokenFault,
@@ -72,22 +73,11 @@ export async function startOutage(
   const fake = await startFakeGraph({ certificates: [o.cert.certPem], now: clock.now })
   fake.setFaults({ token: Array.from({ length: 10_000 }, () => o.tokenFault ?? ENTRA_500) })
   const transport = createGraphTransport(
-    {
-      tenantId: fake.tenantId,
-      clientId: fake.clientId,
+    graphConfigFor(fake, {
       certificate: o.cert.certPem,
-      certificateFile: null,
       privateKey: o.cert.keyPem,
-      privateKeyFile: null,
-      clientSecret: null,
-      assertionAlgorithm: 'PS256',
-      authorityUrl: fake.authorityUrl,
-      apiUrl: fake.apiUrl,
-      saveToSentItems: true,
-      requestTimeoutMs: 5_000,
       mailboxLookup: o.interrupted === true,
-      ambiguousSendPolicy: 'resend',
-    },
+    }),
     'sender@example.com',
     {
       fetch,
