@@ -14,8 +14,8 @@ import type { SettleItem } from './settle.ts'
  * distinct tokens plus a number per row (a claim's token recurs in each of its rows), and a column
  * that is null in every row as one null. Request ids, free text from the provider, stay a text[].
  * The call is prepared per connection (its plan reads no table, so it cannot go stale): unnamed,
- * each call was parsed, analysed and planned again, its arrays folded at plan time, about 1-2 µs
- * of backend CPU per row of a 500-row settlement and 0.3 ms per one-row one (BENCHMARKS.md, round 26).
+ * each call was parsed, analysed and planned again, its arrays folded at plan time: about 1.4 µs
+ * of backend CPU per row of a 500-row settlement, 0.3 ms per one-row one (BENCHMARKS.md, round 26).
  */
 export async function markSent(
   db: Kysely<Database>,
