@@ -1,4 +1,4 @@
-// Applies embedded migrations under an advisory lock, and checks a database's schema before serving.
+// Applies embedded migrations under an advisory lock, each in a transaction or statement by statement.
 import pg from 'pg'
 import { type Clock, systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
@@ -9,15 +9,9 @@ import {
   releaseMigrationLock,
   takeMigrationLock,
 } from './migration-lock.ts'
-import {
-  type Applied,
-  planMigrations,
-  runsOutsideTransaction,
-  statementsOf,
-} from './migration-plan.ts'
+import { planMigrations, runsOutsideTransaction, statementsOf } from './migration-plan.ts'
 import { ensureMigrationsTable, readApplied, recordMigration } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
-import type { Queryable } from './statement-route.ts'
 
 export interface MigrateOptions {
   url: string
@@ -106,35 +100,4 @@ async function applyOutsideTransaction(client: pg.Client, m: Migration) {
       { cause: e },
     )
   }
-}
-
-/**
- * Throws a clear AppError unless the database has every migration this binary knows and none it
- * does not, except newer ones declared compatible with older binaries: it returns their versions.
- */
-export async function assertSchemaCurrent(
-  pool: Queryable,
-  dbName: string,
-  list: readonly Migration[] = embedded,
-): Promise<{ newer: number[] }> {
-  // One statement (readiness runs this): a missing table or schema is its own answer.
-  let applied: Applied[]
-  try {
-    applied = await readApplied(pool)
-  } catch (e) {
-    const code = (e as { code?: unknown } | null)?.code
-    if (code !== '42P01' && code !== '3F000') throw e
-    throw new AppError(
-      'schema_missing',
-      `database "${dbName}" has no mailer schema: run \`outbox-mailer migrate\` first`,
-    )
-  }
-  const { pending, newer } = planMigrations(applied, list)
-  if (pending.length > 0) {
-    throw new AppError(
-      'schema_outdated',
-      `database "${dbName}" lacks ${pending.length} migration(s) (${pending.map((m) => m.name).join(', ')}): run \`outbox-mailer migrate\` first`,
-    )
-  }
-  return { newer }
 }

@@ -1,5 +1,6 @@
-// Schema state: how a database's applied migrations compare with this binary's, as a verdict, never a throw.
-import { compareMigrations } from './migration-plan.ts'
+// Schema state: how a database's applied migrations compare with this binary's: a verdict to report, or a refusal to serve.
+import { AppError } from '../errors.ts'
+import { type Applied, compareMigrations, planMigrations } from './migration-plan.ts'
 import { readApplied } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import type { Queryable } from './statement-route.ts'
@@ -44,4 +45,35 @@ export async function readSchemaState(
   if (conflict) return { verdict: conflict.kind === 'edited' ? 'edited' : 'ahead', ...state }
   if (applied.length === 0) return { verdict: 'missing', ...state }
   return { verdict: missing.length > 0 ? 'behind' : 'current', ...state }
+}
+
+/**
+ * Throws a clear AppError unless the database has every migration this binary knows and none it
+ * does not, except newer ones declared compatible with older binaries: it returns their versions.
+ */
+export async function assertSchemaCurrent(
+  pool: Queryable,
+  dbName: string,
+  list: readonly Migration[] = embedded,
+): Promise<{ newer: number[] }> {
+  // One statement (readiness runs this): a missing table or schema is its own answer.
+  let applied: Applied[]
+  try {
+    applied = await readApplied(pool)
+  } catch (e) {
+    const code = (e as { code?: unknown } | null)?.code
+    if (code !== '42P01' && code !== '3F000') throw e
+    throw new AppError(
+      'schema_missing',
+      `database "${dbName}" has no mailer schema: run \`outbox-mailer migrate\` first`,
+    )
+  }
+  const { pending, newer } = planMigrations(applied, list)
+  if (pending.length > 0) {
+    throw new AppError(
+      'schema_outdated',
+      `database "${dbName}" lacks ${pending.length} migration(s) (${pending.map((m) => m.name).join(', ')}): run \`outbox-mailer migrate\` first`,
+    )
+  }
+  return { newer }
 }

@@ -1,6 +1,6 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { systemClock, waitAtMost } from '../clock.ts'
-import { assertSchemaCurrent } from '../db/migrate.ts'
+import { assertSchemaCurrent } from '../db/schema-state.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { isAppError } from '../errors.ts'
 import type { Drainer } from './drainer.ts'

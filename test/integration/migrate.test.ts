@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { assertSchemaCurrent, migrate } from '../../src/db/migrate.ts'
+import { migrate } from '../../src/db/migrate.ts'
 import {
   checksumOf,
   keepsOlderBinariesWorking,
@@ -8,6 +8,7 @@ import {
 } from '../../src/db/migration-plan.ts'
 import { migrations } from '../../src/db/migrations.ts'
 import { openDb } from '../../src/db/open.ts'
+import { assertSchemaCurrent } from '../../src/db/schema-state.ts'
 import { silentLogger } from '../../src/log.ts'
 import { testCluster } from '../preload.ts'
 import { adminQuery } from '../support/postgres.ts'
