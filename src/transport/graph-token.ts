@@ -1,15 +1,10 @@
 // The app-only Graph access token: one cache per process, one refresh in flight, Entra errors kept by code.
-import type { Clock } from '../clock.ts'
 import type { Logger } from '../log.ts'
-import type { GraphCredential } from './graph-credential.ts'
-import { retryAfterMs } from './graph-outcome.ts'
-import { GraphAuthError, parseTokenError } from './graph-token-error.ts'
+import { GraphAuthError } from './graph-token-error.ts'
+import { type IssuedToken, requestGraphToken, type TokenRequest } from './graph-token-request.ts'
 
 export { GraphAuthError } from './graph-token-error.ts'
 
-/** MSAL's DEFAULT_TOKEN_RENEWAL_OFFSET_SEC: a token is not handed out in its last 5 minutes. */
-export const TOKEN_RENEWAL_OFFSET_MS = 5 * 60_000
-const TOKEN_REQUEST_TIMEOUT_MS = 30_000
 /** After a permanent failure (e.g. an unregistered certificate) Entra is not asked again for this long. */
 const PERMANENT_FAILURE_COOLDOWN_MS = 60_000
 /**
@@ -39,16 +34,8 @@ export interface TokenSource {
   servesForMs(): number
 }
 
-export interface TokenSourceDeps {
-  fetch: typeof fetch
-  clock: Clock
+export interface TokenSourceDeps extends TokenRequest {
   log: Logger
-  tokenUrl: string
-  clientId: string
-  /** `${resource}/.default`; see graphScopeFor. */
-  scope: string
-  credential: GraphCredential
-  requestTimeoutMs?: number
   /** Told about every token request's result, a failure with its code (metrics). */
   onRefresh?: (outcome: 'success' | 'failure', code?: string) => void
 }
@@ -62,19 +49,18 @@ export function graphScopeFor(apiUrl: string): string {
   return `${new URL(apiUrl).origin}/.default`
 }
 
-interface Cached {
-  token: string
-  /** From here on a refresh starts; the cached token is still handed out until `usableUntil`. */
-  refreshAt: number
-  usableUntil: number
-}
-
 export function createTokenSource(d: TokenSourceDeps): TokenSource {
-  let cached: Cached | undefined
+  let cached: IssuedToken | undefined
   let inflight: Promise<string> | undefined
   let refreshes = 0
   /** `holdOffMs`: how long after `at` Entra is not asked again; `streak`: failures in a row. */
   let failure: { error: GraphAuthError; at: number; holdOffMs: number; streak: number } | undefined
+
+  // Counted when asked, whatever the answer.
+  const requestToken = () => {
+    refreshes++
+    return requestGraphToken(d)
+  }
 
   function refresh(): Promise<string> {
     inflight ??= requestToken()
@@ -102,43 +88,6 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         inflight = undefined
       })
     return inflight
-  }
-
-  async function requestToken(): Promise<Cached> {
-    refreshes++
-    // Expiry counts from before the request, as MSAL does: the token was minted no earlier.
-    const started = d.clock.now()
-    const body = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: d.clientId,
-      scope: d.scope,
-      ...(await d.credential.authFields({
-        tokenUrl: d.tokenUrl,
-        clientId: d.clientId,
-        now: started,
-      })),
-    })
-    let res: Response
-    let text: string
-    try {
-      res = await d.fetch(d.tokenUrl, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          accept: 'application/json',
-        },
-        body,
-        signal: AbortSignal.timeout(d.requestTimeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS),
-      })
-      text = await res.text()
-    } catch (e) {
-      throw GraphAuthError.network(e)
-    }
-    if (res.status !== 200) {
-      const after = retryAfterMs(res.headers.get('retry-after'), d.clock.now())
-      throw parseTokenError(res.status, text, after)
-    }
-    return toCached(text, started)
   }
 
   const holdingOff = (now: number) => failure !== undefined && now - failure.at < failure.holdOffMs
@@ -197,38 +146,6 @@ function holdOffMs(e: GraphAuthError, streak: number): number {
     TOKEN_BACKOFF_FIRST_MS * 2 ** Math.min(streak - 1, 30),
   )
   return Math.max(backoff, e.throttled ? (e.retryAfterMs ?? 0) : 0)
-}
-
-function toCached(text: string, started: number): Cached {
-  let json: Record<string, unknown>
-  try {
-    json = JSON.parse(text) as Record<string, unknown>
-  } catch {
-    throw new GraphAuthError('token_response_invalid', 'token response is not JSON', false, 200)
-  }
-  const token = json.access_token
-  const expiresIn = seconds(json.expires_in)
-  if (typeof token !== 'string' || token === '' || expiresIn === undefined) {
-    throw new GraphAuthError(
-      'token_response_invalid',
-      'token response lacks access_token or expires_in',
-      false,
-      200,
-    )
-  }
-  const lifetime = expiresIn * 1000
-  // A token shorter-lived than twice the offset (test fakes, unusual tenants) is still reused for half its life.
-  const usableUntil = started + lifetime - Math.min(TOKEN_RENEWAL_OFFSET_MS, lifetime / 2)
-  const refreshIn = seconds(json.refresh_in)
-  const refreshAt =
-    refreshIn === undefined ? usableUntil : Math.min(usableUntil, started + refreshIn * 1000)
-  return { token, refreshAt, usableUntil }
-}
-
-// Entra sends numbers; some clouds and proxies send strings. MSAL accepts both.
-function seconds(v: unknown): number | undefined {
-  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v
-  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined
 }
 
 // One caller giving up must not cancel the refresh the others are waiting for.
