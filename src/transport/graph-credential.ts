@@ -1,15 +1,14 @@
 // The Entra app credential: loads the certificate + key (or a client secret) and signs client assertions.
-import {
-  createHash,
-  createPrivateKey,
-  type KeyObject,
-  randomUUID,
-  X509Certificate,
-} from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { createHash, type KeyObject, randomUUID, type X509Certificate } from 'node:crypto'
 import { SignJWT } from 'jose'
 import type { GraphConfig } from '../config/graph-settings.ts'
-import { AppError, isAppError } from '../errors.ts'
+import { isAppError } from '../errors.ts'
+import {
+  invalidCredential,
+  parseCertificate,
+  parsePrivateKey,
+  readPem,
+} from './graph-credential-pem.ts'
 
 export type AssertionAlgorithm = 'PS256' | 'RS256'
 
@@ -110,7 +109,7 @@ function certificateFrom(
   if (p.now >= notAfter) {
     problems.push(`GRAPH_CERTIFICATE: expired at ${new Date(notAfter).toISOString()}`)
   }
-  if (problems.length > 0 || !cert || !key) throw invalid(...problems)
+  if (problems.length > 0 || !cert || !key) throw invalidCredential(...problems)
   const info: CertificateCredential = {
     kind: 'certificate',
     algorithm: p.algorithm,
@@ -154,55 +153,6 @@ export function signClientAssertion(p: {
 
 export function thumbprint(cert: X509Certificate, hash: 'sha1' | 'sha256'): string {
   return createHash(hash).update(cert.raw).digest('base64url')
-}
-
-function readPem(inline: string | null, file: string | null, name: string): string {
-  if (inline) return normalizePem(inline)
-  if (!file) throw invalid(`${name} or ${name}_FILE is required with a certificate credential`)
-  try {
-    return normalizePem(readFileSync(file, 'utf8'))
-  } catch (e) {
-    const code = (e as { code?: unknown }).code
-    throw invalid(`${name}_FILE: cannot be read (${typeof code === 'string' ? code : 'error'})`)
-  }
-}
-
-// Secret stores and .env files often flatten a PEM onto one line with literal "\n" sequences.
-function normalizePem(pem: string): string {
-  return pem.includes('\n') ? pem : pem.replaceAll('\\n', '\n')
-}
-
-function parseCertificate(pem: string): X509Certificate {
-  // A chain file starts with the leaf; Entra identifies the app by the leaf only.
-  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0]
-  if (!leaf)
-    throw invalid('GRAPH_CERTIFICATE: is not a PEM certificate (no BEGIN CERTIFICATE block)')
-  try {
-    return new X509Certificate(leaf)
-  } catch {
-    throw invalid('GRAPH_CERTIFICATE: the PEM certificate cannot be parsed')
-  }
-}
-
-function parsePrivateKey(pem: string): KeyObject {
-  if (!/-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
-    throw invalid('GRAPH_PRIVATE_KEY: is not a PEM private key (no BEGIN PRIVATE KEY block)')
-  }
-  // PKCS#8 says so in its header; a PKCS#1 key (BEGIN RSA PRIVATE KEY) in a Proc-Type line after it.
-  if (pem.includes('BEGIN ENCRYPTED PRIVATE KEY') || /Proc-Type:\s*4,\s*ENCRYPTED/.test(pem)) {
-    throw invalid('GRAPH_PRIVATE_KEY: is encrypted; provide an unencrypted PKCS#8 key')
-  }
-  try {
-    return createPrivateKey(pem)
-  } catch {
-    throw invalid('GRAPH_PRIVATE_KEY: the PEM private key cannot be parsed')
-  }
-}
-
-function invalid(...problems: string[]): AppError {
-  return new AppError('config_invalid', `invalid Graph credential: ${problems.join('; ')}`, {
-    problems,
-  })
 }
 
 /** Runs one check; a credential problem it finds is noted (null returned) so the next still runs. */

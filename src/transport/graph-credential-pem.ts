@@ -1,0 +1,61 @@
+// The Graph credential's PEM inputs: read inline or from a file, then parsed; a problem names the variable, never its value.
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { AppError } from '../errors.ts'
+
+export function readPem(inline: string | null, file: string | null, name: string): string {
+  if (inline) return normalizePem(inline)
+  if (!file)
+    throw invalidCredential(`${name} or ${name}_FILE is required with a certificate credential`)
+  try {
+    return normalizePem(readFileSync(file, 'utf8'))
+  } catch (e) {
+    const code = (e as { code?: unknown }).code
+    throw invalidCredential(
+      `${name}_FILE: cannot be read (${typeof code === 'string' ? code : 'error'})`,
+    )
+  }
+}
+
+// Secret stores and .env files often flatten a PEM onto one line with literal "\n" sequences.
+function normalizePem(pem: string): string {
+  return pem.includes('\n') ? pem : pem.replaceAll('\\n', '\n')
+}
+
+export function parseCertificate(pem: string): X509Certificate {
+  // A chain file starts with the leaf; Entra identifies the app by the leaf only.
+  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0]
+  if (!leaf)
+    throw invalidCredential(
+      'GRAPH_CERTIFICATE: is not a PEM certificate (no BEGIN CERTIFICATE block)',
+    )
+  try {
+    return new X509Certificate(leaf)
+  } catch {
+    throw invalidCredential('GRAPH_CERTIFICATE: the PEM certificate cannot be parsed')
+  }
+}
+
+export function parsePrivateKey(pem: string): KeyObject {
+  if (!/-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
+    throw invalidCredential(
+      'GRAPH_PRIVATE_KEY: is not a PEM private key (no BEGIN PRIVATE KEY block)',
+    )
+  }
+  // PKCS#8 says so in its header; a PKCS#1 key (BEGIN RSA PRIVATE KEY) in a Proc-Type line after it.
+  if (pem.includes('BEGIN ENCRYPTED PRIVATE KEY') || /Proc-Type:\s*4,\s*ENCRYPTED/.test(pem)) {
+    throw invalidCredential('GRAPH_PRIVATE_KEY: is encrypted; provide an unencrypted PKCS#8 key')
+  }
+  try {
+    return createPrivateKey(pem)
+  } catch {
+    throw invalidCredential('GRAPH_PRIVATE_KEY: the PEM private key cannot be parsed')
+  }
+}
+
+/** The one error of an unusable credential: every problem found, at once. */
+export function invalidCredential(...problems: string[]): AppError {
+  return new AppError('config_invalid', `invalid Graph credential: ${problems.join('; ')}`, {
+    problems,
+  })
+}
