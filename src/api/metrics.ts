@@ -1,6 +1,6 @@
-// Prometheus metrics (prom-client, own Registry): engine events as counters, table state at scrape time.
+// Prometheus metrics: engine events counted and table state read at each scrape, into the families of metric-families.ts.
 import type { Kysely } from 'kysely'
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import { type Clock, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import type { StatementRoute } from '../db/statement-route.ts'
@@ -9,6 +9,7 @@ import type { HealthSource } from '../outbox/health.ts'
 import { withStatementTimeout } from '../outbox/statement-timeout.ts'
 import { liveStats, settledCounts } from '../outbox/stats.ts'
 import { createLiveStatsReader, type LiveStatsReader } from './live-stats-reader.ts'
+import { createMetricFamilies } from './metric-families.ts'
 import { createSettledCountsCache, type SettledCountsCache } from './settled-counts-cache.ts'
 
 export interface Metrics {
@@ -62,91 +63,8 @@ export const QUIET_LIVE_REUSE_MS = 60_000
 // A count of finished rows runs in the background, so it may take longer than a scrape.
 const SETTLED_COUNT_TIMEOUT_MS = 60_000
 
-const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30]
-
 export function createMetrics(deps: MetricsDeps): Metrics {
-  const registry = new Registry()
-  const registers = [registry]
-  const sends = new Counter({
-    name: 'outbox_sends_total',
-    help: 'Settled send attempts by outcome',
-    labelNames: ['db', 'outcome'] as const,
-    registers,
-  })
-  const duration = new Histogram({
-    name: 'outbox_send_duration_seconds',
-    help: 'Wall time of the send call (Graph sendMail or the configured transport)',
-    labelNames: ['db'] as const,
-    buckets: DURATION_BUCKETS,
-    registers,
-  })
-  const throttled = new Counter({
-    name: 'outbox_graph_throttled_total',
-    help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, no Graph token: a refused credential, Entra down or unreachable) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
-    labelNames: ['db'] as const,
-    registers,
-  })
-  const reclaimed = new Counter({
-    name: 'outbox_leases_reclaimed_total',
-    help: 'Expired leases taken back from dead or stuck workers',
-    labelNames: ['db'] as const,
-    registers,
-  })
-  const leasesLost = new Counter({
-    name: 'outbox_leases_lost_total',
-    help: 'Writes refused because this worker no longer held the lease',
-    labelNames: ['db'] as const,
-    registers,
-  })
-  const loopErrors = new Counter({
-    name: 'outbox_loop_errors_total',
-    help: 'Errors caught in background loops (they are retried, never fatal)',
-    labelNames: ['db'] as const,
-    registers,
-  })
-  const tokenRefreshes = new Counter({
-    name: 'outbox_token_refreshes_total',
-    help: 'Graph access-token requests by outcome',
-    labelNames: ['outcome'] as const,
-    registers,
-  })
-  // Entra down or refusing shows here even while no row is due (a row's wait is `throttled` above).
-  const tokenFailures = new Counter({
-    name: 'outbox_token_failures_total',
-    help: 'Failed Graph access-token requests by code (an AADSTS code, token_http_<status>, token_timeout, token_network)',
-    labelNames: ['code'] as const,
-    registers,
-  })
-  const rows = new Gauge({
-    name: 'outbox_rows',
-    help: 'Outbox rows by status (pending, sending: at each scrape; sent, failed, cancelled: recounted every 5 minutes, from indexes)',
-    labelNames: ['db', 'status'] as const,
-    registers,
-  })
-  const oldestPending = new Gauge({
-    name: 'outbox_oldest_pending_age_seconds',
-    help: 'Age of the oldest due pending row (database time; 0 when none)',
-    labelNames: ['db'] as const,
-    registers,
-  })
-  const queueUsage = new Gauge({
-    name: 'outbox_notification_queue_usage',
-    help: 'pg_notification_queue_usage(): fill level 0..1 of the NOTIFY queue',
-    labelNames: ['db'] as const,
-    registers,
-  })
-  const databaseUp = new Gauge({
-    name: 'outbox_database_up',
-    help: '1 when the last scrape query of this database succeeded (idle: or an earlier one whose numbers still stand, the outbox empty and its LISTEN session listening, silent since, for at most a minute)',
-    labelNames: ['db'] as const,
-    registers,
-  })
-  const listenerConnected = new Gauge({
-    name: 'outbox_listener_connected',
-    help: '1 while the LISTEN connection is listening; 0 while it connects or reconnects, or after it fell back to polling (LISTEN impossible, e.g. a transaction pooler). Absent where no LISTEN is wanted: serve --role api, LISTEN_MODE=poll',
-    labelNames: ['db'] as const,
-    registers,
-  })
+  const metric = createMetricFamilies()
 
   const timeoutMs = deps.scrapeTimeoutMs ?? 2_000
   const settled = new Map<string, SettledCountsCache>(
@@ -185,22 +103,22 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     const startedAt = clock.now()
     try {
       const now = await live.get(name)!.get(timeoutMs)
-      rows.set({ db: name, status: 'pending' }, now.pending)
-      rows.set({ db: name, status: 'sending' }, now.sending)
-      oldestPending.set({ db: name }, now.oldestPendingAgeSeconds ?? 0)
-      queueUsage.set({ db: name }, now.notificationQueueUsage)
-      databaseUp.set({ db: name }, 1)
+      metric.rows.set({ db: name, status: 'pending' }, now.pending)
+      metric.rows.set({ db: name, status: 'sending' }, now.sending)
+      metric.oldestPending.set({ db: name }, now.oldestPendingAgeSeconds ?? 0)
+      metric.queueUsage.set({ db: name }, now.notificationQueueUsage)
+      metric.databaseUp.set({ db: name }, 1)
     } catch {
       // Stale numbers would look healthy: drop them and say the scrape failed.
-      for (const s of OUTBOX_STATUSES) rows.remove({ db: name, status: s })
-      oldestPending.remove({ db: name })
-      queueUsage.remove({ db: name })
-      databaseUp.set({ db: name }, 0)
+      for (const s of OUTBOX_STATUSES) metric.rows.remove({ db: name, status: s })
+      metric.oldestPending.remove({ db: name })
+      metric.queueUsage.remove({ db: name })
+      metric.databaseUp.set({ db: name }, 0)
     }
     const counts = await settled.get(name)!.get(Math.max(0, timeoutMs - (clock.now() - startedAt)))
     for (const status of ['sent', 'failed', 'cancelled'] as const) {
-      if (counts) rows.set({ db: name, status }, counts[status])
-      else rows.remove({ db: name, status })
+      if (counts) metric.rows.set({ db: name, status }, counts[status])
+      else metric.rows.remove({ db: name, status })
     }
   }
 
@@ -208,8 +126,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   // poll-only worker would keep `min(outbox_listener_connected) == 0` firing for good.
   const listenWanted = deps.listenMode !== 'poll'
   function setListener(db: string, state: ListenerState | 'disabled') {
-    if (!listenWanted || state === 'disabled') listenerConnected.remove({ db })
-    else listenerConnected.set({ db }, state === 'listening' ? 1 : 0)
+    if (!listenWanted || state === 'disabled') metric.listenerConnected.remove({ db })
+    else metric.listenerConnected.set({ db }, state === 'listening' ? 1 : 0)
   }
 
   // The listener's state as this process knows it: no database round trip.
@@ -218,13 +136,13 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   }
 
   return {
-    registry,
-    contentType: registry.contentType,
+    registry: metric.registry,
+    contentType: metric.registry.contentType,
     observe(e) {
       live.get(e.db)?.changed()
       switch (e.type) {
         case 'settled':
-          sends.inc({ db: e.db, outcome: e.outcome })
+          metric.sends.inc({ db: e.db, outcome: e.outcome })
           // A row sent back from a paused mailbox (or to a reserved pacing turn) asked nobody: the
           // send that caused the pause counted.
           if (
@@ -232,17 +150,17 @@ export function createMetrics(deps: MetricsDeps): Metrics {
             e.code !== 'mailbox_paused' &&
             e.code !== 'mailbox_paced'
           )
-            throttled.inc({ db: e.db })
-          if (e.durationMs !== undefined) duration.observe({ db: e.db }, e.durationMs / 1000)
+            metric.throttled.inc({ db: e.db })
+          if (e.durationMs !== undefined) metric.duration.observe({ db: e.db }, e.durationMs / 1000)
           break
         case 'reclaimed':
-          if (e.count > 0) reclaimed.inc({ db: e.db }, e.count)
+          if (e.count > 0) metric.reclaimed.inc({ db: e.db }, e.count)
           break
         case 'lease_lost':
-          leasesLost.inc({ db: e.db })
+          metric.leasesLost.inc({ db: e.db })
           break
         case 'loop_error':
-          loopErrors.inc({ db: e.db })
+          metric.loopErrors.inc({ db: e.db })
           break
         case 'listener':
           setListener(e.db, e.state)
@@ -252,13 +170,13 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       }
     },
     incTokenRefresh(outcome = 'success', code) {
-      tokenRefreshes.inc({ outcome })
-      if (outcome === 'failure' && code) tokenFailures.inc({ code })
+      metric.tokenRefreshes.inc({ outcome })
+      if (outcome === 'failure' && code) metric.tokenFailures.inc({ code })
     },
     async render() {
       scrapeListeners()
       await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name)))
-      return registry.metrics()
+      return metric.registry.metrics()
     },
   }
 }

@@ -1,0 +1,93 @@
+// The Prometheus metric families the mailer exports (DESIGN.md's names): help, labels and buckets, on their own Registry.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+
+const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30]
+
+/** Registered in this order, which is the exposition's. */
+export function createMetricFamilies() {
+  const registry = new Registry()
+  const registers = [registry]
+  return {
+    registry,
+    sends: new Counter({
+      name: 'outbox_sends_total',
+      help: 'Settled send attempts by outcome',
+      labelNames: ['db', 'outcome'] as const,
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'outbox_send_duration_seconds',
+      help: 'Wall time of the send call (Graph sendMail or the configured transport)',
+      labelNames: ['db'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    throttled: new Counter({
+      name: 'outbox_graph_throttled_total',
+      help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, no Graph token: a refused credential, Entra down or unreachable) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    reclaimed: new Counter({
+      name: 'outbox_leases_reclaimed_total',
+      help: 'Expired leases taken back from dead or stuck workers',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    leasesLost: new Counter({
+      name: 'outbox_leases_lost_total',
+      help: 'Writes refused because this worker no longer held the lease',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    loopErrors: new Counter({
+      name: 'outbox_loop_errors_total',
+      help: 'Errors caught in background loops (they are retried, never fatal)',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    tokenRefreshes: new Counter({
+      name: 'outbox_token_refreshes_total',
+      help: 'Graph access-token requests by outcome',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    // Entra down or refusing shows here even while no row is due (a row's wait is `throttled` above).
+    tokenFailures: new Counter({
+      name: 'outbox_token_failures_total',
+      help: 'Failed Graph access-token requests by code (an AADSTS code, token_http_<status>, token_timeout, token_network)',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    rows: new Gauge({
+      name: 'outbox_rows',
+      help: 'Outbox rows by status (pending, sending: at each scrape; sent, failed, cancelled: recounted every 5 minutes, from indexes)',
+      labelNames: ['db', 'status'] as const,
+      registers,
+    }),
+    oldestPending: new Gauge({
+      name: 'outbox_oldest_pending_age_seconds',
+      help: 'Age of the oldest due pending row (database time; 0 when none)',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    queueUsage: new Gauge({
+      name: 'outbox_notification_queue_usage',
+      help: 'pg_notification_queue_usage(): fill level 0..1 of the NOTIFY queue',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    databaseUp: new Gauge({
+      name: 'outbox_database_up',
+      help: '1 when the last scrape query of this database succeeded (idle: or an earlier one whose numbers still stand, the outbox empty and its LISTEN session listening, silent since, for at most a minute)',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    listenerConnected: new Gauge({
+      name: 'outbox_listener_connected',
+      help: '1 while the LISTEN connection is listening; 0 while it connects or reconnects, or after it fell back to polling (LISTEN impossible, e.g. a transaction pooler). Absent where no LISTEN is wanted: serve --role api, LISTEN_MODE=poll',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+  }
+}
