@@ -1,13 +1,8 @@
 // Statement route: a statement that runs on its own goes over the LISTEN session when it is free, so an idle worker holds one connection.
-import {
-  Kysely,
-  PostgresDialect,
-  type PostgresDialectConfig,
-  PostgresDriver,
-  type PostgresPoolClient,
-} from 'kysely'
+import type { Kysely, PostgresDialectConfig, PostgresPoolClient } from 'kysely'
 import type pg from 'pg'
 import type { Database } from './schema.ts'
+import { singleStatementDb } from './single-statement-db.ts'
 
 /** What can run one statement: a pool, a client, or the route. */
 export interface Queryable {
@@ -155,7 +150,7 @@ export function createStatementRoute(
     },
     end: async () => {},
   }
-  const db = new Kysely<Database>({ dialect: new SingleStatementDialect({ pool: routed }) })
+  const db = singleStatementDb(routed)
 
   return {
     route: {
@@ -197,24 +192,5 @@ export function createStatementRoute(
         }
       },
     },
-  }
-}
-
-class SingleStatementDriver extends PostgresDriver {
-  override async beginTransaction(): Promise<void> {
-    throw new Error(
-      'the statement route runs statements on their own; run a transaction on the pool (DbHandle.db)',
-    )
-  }
-}
-
-class SingleStatementDialect extends PostgresDialect {
-  readonly #config: PostgresDialectConfig
-  constructor(config: PostgresDialectConfig) {
-    super(config)
-    this.#config = config
-  }
-  override createDriver() {
-    return new SingleStatementDriver(this.#config)
   }
 }
