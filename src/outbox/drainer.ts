@@ -1,4 +1,5 @@
 // Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
+import { type ClaimsFailing, createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import { createDueTimer } from './due-timer.ts'
@@ -23,7 +24,7 @@ export interface DrainerStatus {
   lastLoopAt: number | null
   inFlight: number
   /** Since when every claim has failed (null after one succeeded), the last failure and its SQLSTATE. */
-  claimsFailing: { since: number; lastAt: number; sqlstate: string | null } | null
+  claimsFailing: ClaimsFailing | null
 }
 
 export function createDrainer(d: DrainerDeps): Drainer {
@@ -40,7 +41,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let lastLoopAt: number | null = null
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
-  let claimsFailing: DrainerStatus['claimsFailing'] = null
+  const claimFailures = createClaimFailures(d.clock)
   const log = d.log.child({ db: d.dbName })
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
@@ -122,7 +123,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
 
   async function run() {
-    let errorDelay = 500
     while (!stopping.signal.aborted) {
       lastLoopAt = d.clock.now()
       if (mayClaim()) {
@@ -132,22 +132,14 @@ export function createDrainer(d: DrainerDeps): Drainer {
           const r = await claimAndDeliver()
           backlog = r.full
           if (!r.full && news === newsBefore) wanted = false
-          errorDelay = 500
-          claimsFailing = null
+          claimFailures.succeeded()
           if (r.claimed > 0) continue
         } catch (error) {
           wanted = true
-          const code = (error as { code?: unknown } | null)?.code
-          claimsFailing = {
-            since: claimsFailing?.since ?? d.clock.now(),
-            lastAt: d.clock.now(),
-            sqlstate: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null,
-          }
+          const waitMs = claimFailures.failed(error)
           log.warn('claim failed; retrying', { err: error })
           d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'claim', error })
-          await d.clock.sleep(errorDelay * (0.5 + Math.random() / 2), stopping.signal)
-          // Bounded: a database that comes back is used again within a few seconds, without spinning.
-          errorDelay = Math.min(errorDelay * 2, 5_000)
+          await d.clock.sleep(waitMs, stopping.signal)
           continue
         }
       }
@@ -202,7 +194,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       running: loop !== null && !stopping.signal.aborted,
       lastLoopAt,
       inFlight: held.size,
-      claimsFailing,
+      claimsFailing: claimFailures.current(),
     }),
   }
 }
