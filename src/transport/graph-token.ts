@@ -91,6 +91,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   }
 
   const holdingOff = (now: number) => failure !== undefined && now - failure.at < failure.holdOffMs
+  const msUntil = (at: number) => Math.max(0, at - d.clock.now())
 
   return {
     async getToken(signal) {
@@ -115,20 +116,18 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
     refreshCount: () => refreshes,
     lastError: () => failure?.error ?? null,
     refusedForMs: () =>
-      failure?.error.permanent
-        ? Math.max(0, failure.at + PERMANENT_FAILURE_COOLDOWN_MS - d.clock.now())
-        : 0,
+      failure?.error.permanent ? msUntil(failure.at + PERMANENT_FAILURE_COOLDOWN_MS) : 0,
     throttledForMs: () =>
       failure?.error.throttled && failure.error.retryAfterMs !== undefined
-        ? Math.max(0, failure.at + failure.holdOffMs - d.clock.now())
+        ? msUntil(failure.at + failure.holdOffMs)
         : 0,
-    retryInMs: () => (failure ? Math.max(0, failure.at + failure.holdOffMs - d.clock.now()) : 0),
+    retryInMs: () => (failure ? msUntil(failure.at + failure.holdOffMs) : 0),
     failingWith() {
       const now = d.clock.now()
       if (cached && now < cached.usableUntil) return null
       return holdingOff(now) ? (failure?.error ?? null) : null
     },
-    servesForMs: () => (cached ? Math.max(0, cached.usableUntil - d.clock.now()) : 0),
+    servesForMs: () => (cached ? msUntil(cached.usableUntil) : 0),
   }
 }
 
