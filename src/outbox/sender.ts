@@ -19,6 +19,7 @@ export interface OutboundMail {
   outboxId: string
   tenant: string
   attempt: number
+  /** options.correlationId, for X-Correlation-Id: one line, no control character. */
   correlationId: string | null
   from: MailAddress
   to: MailAddress[]

@@ -30,6 +30,17 @@ export interface StoredMessage {
 // folded; what it refuses fails the row, before any transport sees it (recipients:
 // stored-recipients.ts).
 
+/**
+ * options.correlationId as X-Correlation-Id: one line, or no header when nothing is left. Refused
+ * with a control character at enqueue since sql/0024, but a row stored before (or inserted directly)
+ * may hold one, and Graph took all but CR and LF into the header as they were. Failing the row would
+ * fail the previous release's mail for an id only the application reads: folded as a subject is.
+ */
+export function sendableCorrelationId(id: string | null): string | null {
+  const folded = id === null ? '' : foldControlCharacters(id)
+  return folded === '' ? null : folded
+}
+
 /** The subject on one line (mailer.fold_control_characters); a row without one fails. */
 export function sendableSubject(subject: unknown): string {
   const folded = typeof subject === 'string' ? foldControlCharacters(subject) : ''

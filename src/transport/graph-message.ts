@@ -98,13 +98,9 @@ function recipient(a: MailAddress) {
  */
 function internetHeaders(mail: OutboundMail): { name: string; value: string }[] {
   const headers = [{ name: 'X-Outbox-Id', value: mail.outboxId }]
-  if (mail.correlationId) {
-    // A header value is one line (RFC 5322); a line break in it would start a header of its own.
-    // options.correlationId may hold one (enqueue checks only its length); the message's own
-    // headers are refused with one at enqueue.
-    const value = mail.correlationId.replace(/[\r\n]+/g, ' ')
-    headers.push({ name: 'X-Correlation-Id', value })
-  }
+  // One line without control characters: refused in options.correlationId at enqueue since
+  // sql/0024, and folded at render in a row stored before (sendableCorrelationId).
+  if (mail.correlationId) headers.push({ name: 'X-Correlation-Id', value: mail.correlationId })
   const taken = new Set(headers.map((h) => h.name.toLowerCase()))
   for (const [name, value] of Object.entries(mail.headers)) {
     if (headers.length >= MAX_INTERNET_HEADERS) break

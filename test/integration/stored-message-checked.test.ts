@@ -331,6 +331,26 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     }
   })
 
+  test('a control character in a correlation id stored before 0024 is sent as a space', async () => {
+    // Refused at enqueue since 0024; failing the row would fail the previous release's mail.
+    const id = await insertStored(stored)
+    await t.pool.query('update mailer.email_outbox set correlation_id = $2 where id = $1', [
+      id,
+      '\tcorr\u0001\u001b[0m\tx\u007f',
+    ])
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+    if (graph) {
+      const m = graph.accepted[0]!.body.message as Record<string, unknown>
+      expect(m.internetMessageHeaders).toContainEqual({
+        name: 'X-Correlation-Id',
+        value: 'corr [0m x',
+      })
+    } else {
+      const eml = await readFile(join(dir, `outbox-${id}.eml`), 'utf8')
+      expect(eml).toMatch(/^X-Correlation-Id: corr \[0m x\r$/m)
+    }
+  })
+
   test('any other control character in a stored subject or display name is sent as a space too', async () => {
     const named = (address: string) => ({ address, name: 'Ada\u001b[31m\u007f Lovelace\u000b' })
     const id = await insertStored({

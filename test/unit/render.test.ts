@@ -145,6 +145,18 @@ describe('renderLease', () => {
     })
   })
 
+  test('a correlation id stored with control characters (before 0024) is one line; nothing left, none', () => {
+    const message = { to: [{ address: 'a@example.com' }], subject: 'S', text: 'T' }
+    const sent = (correlationId: string) =>
+      renderLease(lease({ message, correlationId }), new Map(), 'outbox@example.com').correlationId
+    expect(sent('order-1\r\nReply-To: thief@example.net')).toBe(
+      'order-1 Reply-To: thief@example.net',
+    )
+    expect(sent('\tcorr\u0001\u001b[0m\tx\u007f')).toBe('corr [0m x')
+    expect(sent('\r\n\u0001')).toBeNull()
+    expect(sent('c-2')).toBe('c-2')
+  })
+
   test('MAIL_FROM may be a Graph user id (a GUID), as documented: it names the mailbox to send from', () => {
     const userId = '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b'
     const m = renderLease(
