@@ -3,9 +3,11 @@ import Mustache from 'mustache'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
 import { EMAIL_ADDRESS } from './email-address.ts'
+import { foldControlCharacters } from './header-text.ts'
 import { RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
 import {
+  isSubjectTooLong,
   type StoredMessage,
   sendableAttachments,
   sendableBodies,
@@ -46,7 +48,7 @@ export function renderLease(
     cc: sendableAddresses(m.cc, 'message.cc'),
     bcc: sendableAddresses(m.bcc, 'message.bcc'),
     replyTo: sendableAddresses(m.replyTo, 'message.replyTo'),
-    // A template's subject is its own layout's; a stored one is held to enqueue's bar.
+    // A template's was checked as it rendered (renderedSubject).
     subject: lease.template ? subject : sendableStoredSubject(subject),
     text,
     html,
@@ -76,6 +78,14 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
   if (!t) {
     throw new RenderError('template_not_found', `template "${lease.template}" no longer exists`)
   }
+  // Each entry renders one address or fails, so the count is known before rendering: at most 500,
+  // as enqueue and Graph take. None at all the table refuses (templates_recipient_check, sql/0001).
+  const recipients = t.to_addresses.length + t.cc_addresses.length + t.bcc_addresses.length
+  if (recipients > 500)
+    throw new RenderError(
+      'template_error',
+      `to_addresses, cc_addresses and bcc_addresses hold ${recipients} recipients; a message takes at most 500`,
+    )
   const view = lease.sourceRow ?? {}
   const text = (field: string, tpl: string) => fill(field, tpl, view, false)
   const addresses = (field: string, list: readonly string[]) =>
@@ -85,14 +95,28 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
     cc: addresses('cc_addresses', t.cc_addresses),
     bcc: addresses('bcc_addresses', t.bcc_addresses),
     replyTo: t.reply_to ? [parseAddress(text('reply_to', t.reply_to), 'reply_to')] : [],
-    // Folded onto one line with every subject, stored or rendered (sendableSubject); the blanks a
-    // template's layout leaves around it are its own.
-    subject: text('subject', t.subject).trim(),
+    subject: renderedSubject(text('subject', t.subject)),
   }
   if (t.from_address) out.from = parseAddress(text('from_address', t.from_address), 'from_address')
   if (t.text_body !== null) out.text = text('text_body', t.text_body)
   if (t.html_body !== null) out.html = fill('html_body', t.html_body, view, true)
   return out
+}
+
+/**
+ * The rendered subject held to a stored one's bar (sendableSubject, sendableStoredSubject): on one
+ * line, not empty, at most 998 characters; a column filled into it may be any length. The blanks a
+ * template's layout leaves around it are its own.
+ */
+function renderedSubject(rendered: string): string {
+  const subject = foldControlCharacters(rendered.trim())
+  if (subject === '') throw new RenderError('template_error', 'subject is empty after rendering')
+  if (isSubjectTooLong(subject))
+    throw new RenderError(
+      'template_error',
+      'subject must be at most 998 characters after rendering',
+    )
+  return subject
 }
 
 /**

@@ -50,12 +50,15 @@ export function sendableSubject(subject: unknown): string {
 }
 
 /**
- * A stored subject (no template's) as long as enqueue takes one: 998 characters, counted as SQL's
- * length() counts them (code points: an emoji is one, though two UTF-16 units).
+ * Longer than enqueue takes a subject: 998 characters, counted as SQL's length() counts them (code
+ * points: an emoji is one, though two UTF-16 units).
  */
+export const isSubjectTooLong = (subject: string): boolean =>
+  subject.length > 998 && [...subject].length > 998
+
+/** A stored subject as long as enqueue takes one (a template's: renderedSubject in render.ts). */
 export function sendableStoredSubject(subject: string): string {
-  if (subject.length > 998 && [...subject].length > 998)
-    throw invalid('message.subject', 'must be at most 998 characters')
+  if (isSubjectTooLong(subject)) throw invalid('message.subject', 'must be at most 998 characters')
   return subject
 }
 

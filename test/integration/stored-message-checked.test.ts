@@ -1,4 +1,4 @@
-// Rows stored without today's enqueue checks (an older binary's enqueue_email, a direct insert), sent by the file and Graph transports.
+// Rows stored without today's enqueue checks (an older binary's enqueue_email, a direct insert), and what templates render, sent by the file and Graph transports.
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -62,6 +62,25 @@ async function insertStored(message: Record<string, unknown>): Promise<string> {
   return r.rows[0]!.id
 }
 
+/** A row a trigger stored for template `t`, which holds `template`'s fields over a plain one. */
+async function insertTemplated(
+  template: { subject?: string; to?: string[]; cc?: string[] },
+  sourceRow: Record<string, unknown>,
+): Promise<string> {
+  await t.pool.query(
+    `insert into mailer.templates (name, subject, text_body, to_addresses, cc_addresses)
+     values ('t', $1, 'Hi', $2, $3)
+     on conflict (name) do update
+       set subject = excluded.subject, to_addresses = excluded.to_addresses, cc_addresses = excluded.cc_addresses`,
+    [template.subject ?? 'Hello', template.to ?? ['rcpt@example.com'], template.cc ?? []],
+  )
+  const r = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (template, source_row) values ('t', $1::jsonb) returning id`,
+    [JSON.stringify(sourceRow)],
+  )
+  return r.rows[0]!.id
+}
+
 async function fileTransport(): Promise<Sender> {
   return createFileSender(dir)
 }
@@ -104,6 +123,16 @@ async function drained(id: string, transport: () => Promise<Sender>) {
     requested: graph?.requests.filter((r) => r.kind === 'sendMail').length ?? 0,
   }
 }
+
+test('a template that names no recipient is refused by the table, so none renders to nobody', async () => {
+  const refused = await t.pool
+    .query(`insert into mailer.templates (name, subject, text_body) values ('nobody', 'S', 'x')`)
+    .then(
+      () => null,
+      (e: { code?: string; constraint?: string }) => [e.code, e.constraint],
+    )
+  expect(refused).toEqual(['23514', 'templates_recipient_check'])
+})
 
 const transports = [
   ['file', fileTransport],
@@ -303,6 +332,35 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       bcc: [{ address: 'bcc@example.com ' }],
       replyTo: many(500),
     })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+  })
+
+  test('a template that renders a subject or recipients a stored message may not have fails the row, unsent', async () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@example.com`)
+    for (const [template, row, problem] of [
+      [{ subject: 'From {{name}}' }, { name: 'N'.repeat(994) }, 'subject must be at most 998'],
+      [{ subject: '{{name}}' }, { name: ' \r\n ' }, 'subject is empty after rendering'],
+      [{ to: many(300), cc: many(201) }, {}, 'hold 501 recipients; a message takes at most 500'],
+    ] as const) {
+      const id = await insertTemplated(template, row)
+      expect([problem, await drained(id, transport)]).toEqual([
+        problem,
+        {
+          status: 'failed',
+          code: 'template_error',
+          error: expect.stringContaining(problem),
+          written: 0,
+          requested: 0,
+        },
+      ])
+      await engine?.stop()
+      engine = null
+    }
+    // As long a subject and as many recipients as a stored message may have are sent.
+    const id = await insertTemplated(
+      { subject: 'From {{name}}', to: many(300), cc: many(200) },
+      { name: 'N'.repeat(993) },
+    )
     expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
   })
 

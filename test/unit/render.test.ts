@@ -109,6 +109,47 @@ describe('renderLease', () => {
     expect(m.html).toBe(`${json.replaceAll('"', '&quot;')}|${json}`)
   })
 
+  // What rendering the template refuses, as [code, message]; null when it renders.
+  const refusalOf = (row: Record<string, unknown>, t: Partial<TemplateRow>) => {
+    try {
+      render({ email: 'a@example.com', message: 'm', ...row }, t)
+      return null
+    } catch (e) {
+      return [(e as RenderError).code, (e as Error).message]
+    }
+  }
+
+  test("a template's rendered subject is held to a stored one's bar, named as the template names it", () => {
+    const refusal = (name: string, subject = '{{name}}') => refusalOf({ name }, { subject })
+    expect(refusal('N'.repeat(999))).toEqual([
+      'template_error',
+      'subject must be at most 998 characters after rendering',
+    ])
+    expect(refusal(' \r\n\u0001 ')).toEqual(['template_error', 'subject is empty after rendering'])
+    // 998 as SQL counts them (an emoji is one), folded onto one line first.
+    expect(refusal('\u{1f4e7}'.repeat(998))).toBeNull()
+    expect(refusal(`${'N'.repeat(997)}\r\n`, '{{name}}\r\nx')).toEqual([
+      'template_error',
+      'subject must be at most 998 characters after rendering',
+    ])
+  })
+
+  test("a template's recipients are at most 500, as a stored message's, counted before rendering", () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@example.com`)
+    const row = { name: 'n' }
+    expect(refusalOf(row, { to_addresses: many(300), cc_addresses: many(200) })).toBeNull()
+    expect(
+      refusalOf(row, {
+        to_addresses: many(300),
+        cc_addresses: many(100),
+        bcc_addresses: many(101),
+      }),
+    ).toEqual([
+      'template_error',
+      'to_addresses, cc_addresses and bcc_addresses hold 501 recipients; a message takes at most 500',
+    ])
+  })
+
   test('a null column renders empty; a deleted template is named', () => {
     expect(render({ name: null, email: 'a@example.com', message: 'm' }).subject).toBe(
       'Inquiry from',
