@@ -81,6 +81,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     log,
     ...(d.onEvent ? { onEvent: d.onEvent } : {}),
     held,
+    settling: heldLeases.settling,
     deadlines,
     wake,
   })

@@ -12,6 +12,8 @@ export interface HeldLeases {
   unsent: Set<Lease>
   /** Drops a lease from both; false when the row is held by another (newer) lease. */
   release(lease: Lease): boolean
+  /** Held, its outcome handed over to its settlement (no longer unsent): the settlement's to report. */
+  settling(lease: Lease): boolean
   /** Rows per claim. */
   batch: number
   maxUnsent: number
@@ -42,5 +44,6 @@ export function createHeldLeases(o: { gateOpen: boolean; concurrency: number }):
   // Sent rows awaiting their settlement statement also hold a lease; bound them too.
   const maxHeld = maxUnsent * 2
   const roomToClaim = () => unsent.size <= lowWater && held.size < maxHeld
-  return { held, unsent, release, batch, maxUnsent, maxHeld, roomToClaim }
+  const settling = (lease: Lease) => held.get(lease.id) === lease && !unsent.has(lease)
+  return { held, unsent, release, settling, batch, maxUnsent, maxHeld, roomToClaim }
 }

@@ -40,6 +40,12 @@ export function createLeaseUpkeep(d: {
   onEvent?: EngineEventHandler
   /** The leases the drainer holds right now. */
   held: ReadonlyMap<string, Lease>
+  /**
+   * Whether a held lease's outcome has gone to its settlement. A heartbeat that misses such a row
+   * may have run after the settlement's statement committed: only the settlement's answer says
+   * whether the lease was lost, and it counts it then (deliver.ts).
+   */
+  settling: (lease: Lease) => boolean
   deadlines?: LeaseDeadlines
   /** Reclaimed rows are pending again: claim them. */
   wake: () => void
@@ -58,7 +64,8 @@ export function createLeaseUpkeep(d: {
     for (const l of leases) {
       if (alive.has(l.id)) d.deadlines?.confirm([l], sentAt)
       // Reported once: a lost lease stays held (and heartbeated) until its delivery lets it go.
-      else if (d.held.get(l.id) === l && d.deadlines?.isLost(l) !== true) {
+      // A row its own settlement took is no lost lease, though it is no longer 'sending'.
+      else if (d.held.get(l.id) === l && !d.settling(l) && d.deadlines?.isLost(l) !== true) {
         d.deadlines?.markLost(l)
         d.log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
         d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })

@@ -1,12 +1,13 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { type Clock, systemClock } from '../../src/clock.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
+import { createHeldLeases } from '../../src/outbox/held-leases.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'
@@ -14,6 +15,7 @@ import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { openGate } from '../../src/outbox/send-gate.ts'
 import { type Settlement, settleLeases } from '../../src/outbox/settle.ts'
+import type { SettleQueue } from '../../src/outbox/settle-queue.ts'
 import { createSettlements } from '../../src/outbox/settlements.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
@@ -1311,6 +1313,7 @@ describe('lease upkeep', () => {
       clock: systemClock,
       log: silentLogger,
       held: new Map(),
+      settling: () => false,
       wake: () => woken(),
     })
     await upkeep.first()
@@ -1409,6 +1412,7 @@ describe('lease upkeep', () => {
       log: silentLogger,
       onEvent: (e) => events.push(e),
       held: new Map([[id, lease!]]),
+      settling: () => false,
       deadlines,
       wake: () => {},
     })
@@ -1418,5 +1422,115 @@ describe('lease upkeep', () => {
       { type: 'lease_lost', db: 'test', id, during: 'heartbeat' },
     ])
     expect(deadlines.holds(lease!)).toBe(false)
+  })
+
+  /**
+   * A drainer's pieces as claim-round.ts wires them, a heartbeat between a settlement's statement
+   * and the handling of its answer, which `hold` keeps back; `taken` runs before the settlement.
+   */
+  async function heartbeatAmidSettlement(taken: (id: string) => Promise<unknown> = async () => {}) {
+    const id = await enqueue(t)
+    const { leases: claimed } = await claimBatch(t.db, {
+      limit: 1,
+      workerId: 'w1',
+      leaseSeconds: 30,
+      defaultMaxAttempts: 3,
+      markStarted: true,
+    })
+    const lease = claimed[0]!
+    const leases = createHeldLeases({ gateOpen: true, concurrency: 1 })
+    leases.held.set(id, lease)
+    leases.unsent.add(lease)
+    const deadlines = createLeaseDeadlines(systemClock, 30_000)
+    deadlines.confirm([lease], Date.now())
+    const events: EngineEvent[] = []
+    const warnings: string[] = []
+    const log = createLogger('warn', (line) => warnings.push(JSON.parse(line).msg))
+    const config = { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 }
+    const settlements = createSettlements({
+      db: t.db,
+      workerId: 'w1',
+      config,
+      clock: systemClock,
+      log,
+    })
+    const written = Promise.withResolvers<void>()
+    const hold = Promise.withResolvers<void>()
+    const settle: SettleQueue = {
+      push: async (item) => {
+        await taken(id)
+        const row = await settlements.push(item)
+        written.resolve()
+        await hold.promise
+        return row
+      },
+      idle: () => settlements.idle(),
+    }
+    const upkeep = createLeaseUpkeep({
+      dbName: 'test',
+      db: t.db,
+      worker: { id: 'w1', host: 'h', pid: 1, version: 't' },
+      config: { heartbeatSeconds: 10, ...config },
+      clock: systemClock,
+      log,
+      onEvent: (e) => events.push(e),
+      held: leases.held,
+      settling: leases.settling,
+      deadlines,
+      wake: () => {},
+    })
+    const delivery = deliverBatch(
+      {
+        dbName: 'test',
+        db: t.db,
+        sender: createFakeSender(),
+        gate: openGate,
+        slots: createSlots(1),
+        settle,
+        start: (l) => startSends(t.db, l),
+        clock: systemClock,
+        log,
+        mailFrom: 'sender@example.com',
+        backoff: { baseMs: 1_000, maxMs: 10_000 },
+        lookup: null,
+        ambiguousPolicy: 'resend',
+        onEvent: (e) => events.push(e),
+        deadlines,
+        stopping: new AbortController().signal,
+        abort: new AbortController().signal,
+        handedOver: (l) => leases.unsent.delete(l),
+        done: (l) => leases.release(l),
+      },
+      [lease],
+    )
+    await written.promise
+    const status = (await rowOf(t, id)).status
+    // The heartbeat no longer finds the row 'sending', and answers first.
+    await upkeep.first()
+    hold.resolve()
+    await delivery
+    expect(leases.held.size).toBe(0)
+    return { id, status, events, warnings }
+  }
+
+  test('a row its own worker settles while a heartbeat runs is not counted as a lost lease', async () => {
+    const { id, status, events, warnings } = await heartbeatAmidSettlement()
+    expect(status).toBe('sent')
+    expect(events.filter((e) => e.type === 'lease_lost')).toEqual([])
+    expect(events).toEqual([expect.objectContaining({ type: 'settled', id, outcome: 'sent' })])
+    expect(warnings).toEqual([])
+  })
+
+  test('a lease lost while its outcome waits for the settlement is counted once, by the settlement', async () => {
+    // Reclaimed after an expiry and claimed by another worker before the settlement ran.
+    const { id, status, events } = await heartbeatAmidSettlement(async (row) => {
+      await expireLease(row)
+      await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+      await claim(1, 'w2')
+    })
+    expect(status).toBe('sending')
+    expect(events.filter((e) => e.type === 'lease_lost')).toEqual([
+      { type: 'lease_lost', db: 'test', id, during: 'settle' },
+    ])
   })
 })
