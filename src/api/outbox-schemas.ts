@@ -98,19 +98,22 @@ export const OutboxList = z
   .openapi('OutboxList')
 
 export const ListQuery = withStorableText(
-  strictQuery({
-    ...DB_PARAM,
-    status: OutboxStatus.optional(),
-    tenant: z.string().min(1).optional(),
-    createdFrom: OptionalTimestamp.openapi({ description: 'created_at >= this' }),
-    createdTo: OptionalTimestamp.openapi({ description: 'created_at < this' }),
-    sentFrom: OptionalTimestamp.openapi({ description: 'sent_at >= this' }),
-    sentTo: OptionalTimestamp.openapi({ description: 'sent_at < this' }),
-    dedupeKey: z.string().min(1).optional(),
-    correlationId: z.string().min(1).optional(),
-    limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
-    cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
-  }),
+  strictQuery(
+    {
+      ...DB_PARAM,
+      status: OutboxStatus.optional(),
+      tenant: z.string().min(1).optional(),
+      createdFrom: OptionalTimestamp.openapi({ description: 'created_at >= this' }),
+      createdTo: OptionalTimestamp.openapi({ description: 'created_at < this' }),
+      sentFrom: OptionalTimestamp.openapi({ description: 'sent_at >= this' }),
+      sentTo: OptionalTimestamp.openapi({ description: 'sent_at < this' }),
+      dedupeKey: z.string().min(1).optional(),
+      correlationId: z.string().min(1).optional(),
+      limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
+      cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
+    },
+    { status: 'one list request reads one status; ask once per status' },
+  ),
 )
 
 export const toItemJson = (r: OutboxSummary): z.infer<typeof OutboxItem> => ({

@@ -27,7 +27,7 @@ export const problemResponse = (
 /** The problems every /v1 route can answer. */
 export const V1_PROBLEMS = {
   400: problemResponse(
-    'The request is not valid (validation_failed), a query parameter the route does not declare included',
+    'The request is not valid (validation_failed), a query parameter the route does not declare included, or one it declares given more than once (each takes one value)',
     ['validation_failed'],
   ),
   401: {

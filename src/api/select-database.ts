@@ -2,12 +2,22 @@
 import { createMiddleware } from 'hono/factory'
 import { AppError } from '../errors.ts'
 import type { ApiDatabase, AppEnv } from './context.ts'
+import { takesOneValue } from './strict-query.ts'
 
 export function selectDatabase(databases: ReadonlyArray<ApiDatabase>) {
   const byName = new Map(databases.map((d) => [d.name, d]))
   const names = databases.map((d) => d.name).join(', ')
   return createMiddleware<AppEnv>(async (c, next) => {
-    const name = c.req.query('db')
+    // It runs before the route's query validation, which would refuse the same: the first of two
+    // names must not pick a database (or answer 404 for it).
+    const given = c.req.queries('db') ?? []
+    if (given.length > 1) {
+      const message = takesOneValue(given.length)
+      throw new AppError('validation_failed', `db: ${message}`, {
+        errors: [{ path: 'db', message }],
+      })
+    }
+    const name = given[0]
     if (name === undefined || name === '') {
       if (databases.length !== 1) {
         throw new AppError('validation_failed', `db is required: one of ${names}`, {

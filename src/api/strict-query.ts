@@ -1,14 +1,39 @@
-// Query parameters a route declares, and a 400 naming any other: a misspelt filter must not widen a list.
+// Query parameters a route declares, one value each, and a 400 naming any other: a misspelt filter must not widen a list.
 import { z } from '@hono/zod-openapi'
 
+/** The problem message of a parameter that takes one value given `count`; `why` says what one means. */
+export const takesOneValue = (count: number, why?: string) =>
+  `takes one value, given ${count}${why ? `: ${why}` : ''}`
+
 /**
- * An object of the given parameters that refuses every other one, each named by its path with the
+ * The parameter refusing more than one value with its own message. Hono's validator hands a repeated
+ * parameter over as an array, which the declared schema would refuse as a wrong value ("Invalid
+ * option", "expected number, received NaN") although each value may be right.
+ */
+function oneValue<T extends z.core.$ZodType>(schema: T, why: string | undefined) {
+  return z.preprocess((value, ctx) => {
+    if (!Array.isArray(value)) return value
+    ctx.addIssue({ code: 'custom', message: takesOneValue(value.length, why), input: value })
+    return z.NEVER
+  }, schema)
+}
+
+/**
+ * An object of the given parameters, each taking one value (`why` adds what one value means to the
+ * 400 of a repeated one), that refuses every other parameter, each named by its path with the
  * accepted names listed (as the bulk actions' strict filters do). Loose, so the parameters reach
  * the check; the route's typed values are the declared ones.
  */
-export function strictQuery<S extends z.ZodRawShape>(shape: S) {
+export function strictQuery<S extends z.ZodRawShape>(
+  shape: S,
+  why: Partial<Record<keyof S, string>> = {},
+) {
   const accepted = Object.keys(shape).join(', ')
-  return z.looseObject(shape).superRefine((query, ctx) => {
+  const single = {} as { [K in keyof S]: z.ZodPreprocess<S[K]> }
+  for (const name of Object.keys(shape) as (keyof S)[]) {
+    single[name] = oneValue(shape[name], why[name])
+  }
+  return z.looseObject(single).superRefine((query, ctx) => {
     for (const name of Object.keys(query)) {
       if (Object.hasOwn(shape, name)) continue
       ctx.addIssue({

@@ -1,0 +1,128 @@
+// A /v1 query parameter given more than once: a 400 that says it takes one value, on every route, for each.
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+let app: App
+let tk: string
+const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
+
+type Doc = {
+  paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>
+}
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  tk = await token()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+function expectOneValue(r: Sent, label: string, name: string, also?: RegExp) {
+  expect([label, r.status, r.body]).toMatchObject([
+    label,
+    400,
+    {
+      type: 'urn:outbox-mailer:problem:validation_failed',
+      errors: [{ path: name, message: expect.stringContaining('takes one value') }],
+    },
+  ])
+  const detail = (r.body as { detail: string }).detail
+  expect([label, detail]).not.toEqual([label, expect.stringContaining('Invalid')])
+  if (also) expect([label, detail]).toEqual([label, expect.stringMatching(also)])
+}
+
+describe('a repeated query parameter', () => {
+  test('?status= twice is a 400 saying a list reads one status, not "Invalid option"', async () => {
+    const r = await send(app, 'GET', '/v1/outbox?status=sent&status=failed', { token: tk })
+    expectOneValue(r, 'status', 'status', /one status/)
+  })
+
+  test('every query parameter of every /v1 operation, each given twice with a valid value', async () => {
+    const id = await enqueueSql(t.pool)
+    await enqueueSql(t.pool)
+    const page = await send(app, 'GET', '/v1/outbox?limit=1', { token: tk })
+    const valid: Record<string, string> = {
+      db: 'default',
+      status: 'pending',
+      tenant: 'default',
+      createdFrom: '2030-01-01T00:00:00Z',
+      createdTo: '2030-01-01T00:00:00Z',
+      sentFrom: '2030-01-01T00:00:00Z',
+      sentTo: '2030-01-01T00:00:00Z',
+      dedupeKey: 'k',
+      correlationId: 'c',
+      limit: '5',
+      cursor: (page.body as { nextCursor: string }).nextCursor,
+    }
+    const bodies: Record<string, unknown> = {
+      'POST /v1/outbox': { message },
+      'POST /v1/outbox/cancel': { filter: { ids: [id] } },
+      'POST /v1/outbox/retry': { filter: { ids: [id] } },
+    }
+    const doc = (await (await app.request('/openapi.json')).json()) as Doc
+    let checked = 0
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      if (!path.startsWith('/v1/')) continue
+      for (const [method, op] of Object.entries(ops)) {
+        const key = `${method.toUpperCase()} ${path}`
+        for (const p of op.parameters ?? []) {
+          if (p.in !== 'query') continue
+          const value = valid[p.name]
+          expect([key, p.name, value === undefined]).toEqual([key, p.name, false])
+          const q = `${p.name}=${encodeURIComponent(value!)}`
+          const url = `${path.replace('{id}', id)}?${q}&${q}`
+          const r = await send(app, method.toUpperCase(), url, { token: tk, body: bodies[key] })
+          // A HEAD answers as its GET without the body: its status is what shows.
+          if (method === 'head') expect([key, p.name, r.status]).toEqual([key, p.name, 400])
+          else expectOneValue(r, `${key} ${p.name}`, p.name)
+          checked++
+        }
+      }
+    }
+    // The list's 11 (GET and HEAD), and db on the 9 other operations (two of them HEADs).
+    expect(checked).toBe(11 * 2 + 9)
+    // Nothing was enqueued, cancelled or retried.
+    const rows = await t.pool.query(
+      'select status, count(*)::int as n from mailer.email_outbox group by 1',
+    )
+    expect(rows.rows).toEqual([{ status: 'pending', n: 2 }])
+  })
+
+  test('?db= twice is a 400 even when the first names no database, or with several configured', async () => {
+    const unknownFirst = await send(app, 'GET', '/v1/outbox?db=nope&db=default', { token: tk })
+    expectOneValue(unknownFirst, 'unknown first', 'db')
+    const two = buildApp([
+      { name: 'a', db: t.db, pool: t.pool },
+      { name: 'b', db: t.db, pool: t.pool },
+    ]).app
+    for (const path of ['/v1/outbox?db=a&db=b', '/v1/stats?db=a&db=b', '/v1/outbox?db=a&db=a']) {
+      expectOneValue(await send(two, 'GET', path, { token: tk }), path, 'db')
+    }
+  })
+
+  test('one value each still works, and a parameter given once beside a repeated one is not named', async () => {
+    const ok = await send(app, 'GET', '/v1/outbox?status=pending&limit=5&db=default', { token: tk })
+    expect(ok.status).toBe(200)
+    const r = await send(app, 'GET', '/v1/outbox?status=pending&limit=5&limit=6', { token: tk })
+    expectOneValue(r, 'limit', 'limit')
+  })
+})
