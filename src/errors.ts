@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'conflict'
   | 'send_started'
   | 'unauthorized'
+  | 'auth_unavailable'
   | 'forbidden'
   | 'rate_limited'
   | 'database_unknown'

@@ -1,11 +1,12 @@
 // Bearer-JWT verification (jose) and scope checks; a `tenant` claim confines every query.
 import { createHash } from 'node:crypto'
 import { createMiddleware } from 'hono/factory'
-import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose'
+import { errors, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose'
 import type { ApiAuthConfig } from '../config.ts'
-import { AppError } from '../errors.ts'
+import { AppError, isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AppEnv, Principal, Scope } from './context.ts'
+import { keysUnavailable, remoteSigningKeys } from './signing-keys.ts'
 
 /**
  * Asymmetric algorithms accepted from a JWKS. Pinned so a key set can never be used with `none` or
@@ -41,8 +42,7 @@ export function createVerifier(auth: ApiAuthConfig, dev: boolean): Verify | null
     if (!auth.issuer || !auth.audience) {
       throw new AppError('config_invalid', 'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE')
     }
-    // jose caches the key set and refetches (rate-limited) when a token names an unknown kid.
-    const keys = createRemoteJWKSet(new URL(auth.jwksUrl))
+    const keys = remoteSigningKeys(new URL(auth.jwksUrl))
     return async (token) =>
       (await jwtVerify(token, keys, { ...common, algorithms: JWKS_ALGORITHMS })).payload
   }
@@ -129,19 +129,16 @@ function rejection(e: unknown, log: Logger): AppError {
       { cause: e },
     )
   }
-  if (
-    e instanceof errors.JWKSTimeout ||
-    e instanceof errors.JWKSInvalid ||
-    !(e instanceof errors.JOSEError)
-  ) {
-    // The key set could not be fetched: not the caller's fault, so it is logged as ours.
-    log.warn('API signing keys unavailable', { err: e })
-    return new AppError(
-      'unauthorized',
-      'the token could not be verified: signing keys unavailable',
-      {},
-      { cause: e },
-    )
+  // The key set not fetched or not usable (signing-keys.ts), or a failure jose does not lay on the
+  // token: it was never judged, so not the caller's fault (503, it keeps the token) and logged as ours.
+  const unjudged = isAppError(e, 'auth_unavailable')
+    ? e
+    : e instanceof errors.JOSEError
+      ? null
+      : keysUnavailable(e)
+  if (unjudged) {
+    log.warn('API signing keys unavailable', { err: unjudged.cause })
+    return unjudged
   }
   return new AppError('unauthorized', 'the token is not valid', {}, { cause: e })
 }

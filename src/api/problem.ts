@@ -18,6 +18,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   unauthorized: 401,
+  auth_unavailable: 503,
   forbidden: 403,
   not_found: 404,
   method_not_allowed: 405,
@@ -44,6 +45,7 @@ const TITLE: Partial<Record<ErrorCode, string>> = {
   payload_too_large: 'The body is too large',
   unsupported_media_type: 'The body must be application/json',
   unauthorized: 'A valid bearer token is required',
+  auth_unavailable: 'The token cannot be verified now',
   // Also a tenant-confined token naming another tenant: its scope may be fine.
   forbidden: 'The token does not permit this',
   not_found: 'Not found',

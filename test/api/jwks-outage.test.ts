@@ -1,0 +1,245 @@
+// API_JWKS_URL's key set out of reach (down, slow, garbage): 503 auth_unavailable, while a bad token stays 401.
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  setDefaultTimeout,
+  setSystemTime,
+  test,
+} from 'bun:test'
+import net from 'node:net'
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, type Sent, send } from './support/harness.ts'
+import { AUDIENCE, ISSUER } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+type Problem = { type: string; detail: string }
+type Mode = 'up' | 'error' | 'html' | 'not-a-key-set' | 'redirect' | 'hang'
+
+/** A JWKS endpoint the test controls: what it answers, and how many requests it saw. */
+interface KeySetServer {
+  url: string
+  mode: Mode
+  keys: JWK[]
+  requests: number
+  stop(): Promise<void>
+}
+
+function keySetServer(keys: JWK[]): KeySetServer {
+  const hung: (() => void)[] = []
+  const state = { mode: 'up' as Mode, keys, requests: 0 }
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch: () => {
+      state.requests++
+      switch (state.mode) {
+        case 'up':
+          return Response.json({ keys: state.keys })
+        case 'error':
+          return new Response('upstream unavailable', { status: 500 })
+        case 'html':
+          return new Response('<html>maintenance</html>', {
+            headers: { 'content-type': 'text/html' },
+          })
+        case 'not-a-key-set':
+          return Response.json({ keys: 'none today' })
+        case 'redirect':
+          return new Response(null, {
+            status: 302,
+            headers: { location: 'https://elsewhere.test/' },
+          })
+        case 'hang':
+          // Answers only when the test ends: jose's own timeout (5 s) must give up first.
+          return new Promise<Response>((r) => hung.push(() => r(Response.json({ keys: [] }))))
+      }
+    },
+  })
+  return Object.assign(state, {
+    url: `http://127.0.0.1:${server.port}/jwks`,
+    async stop() {
+      for (const release of hung) release()
+      await server.stop(true)
+    },
+  })
+}
+
+let t: TestDb
+let k1: { privateKey: CryptoKey; jwk: JWK }
+let k2: { privateKey: CryptoKey; jwk: JWK }
+const servers: KeySetServer[] = []
+
+async function keyPair(kid: string) {
+  const { publicKey, privateKey } = await generateKeyPair('RS256')
+  return { privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } }
+}
+
+beforeAll(async () => {
+  t = await createTestDb()
+  k1 = await keyPair('k1')
+  k2 = await keyPair('k2')
+})
+afterAll(async () => {
+  await t.drop()
+})
+afterEach(async () => {
+  setSystemTime()
+  for (const s of servers.splice(0)) await s.stop()
+})
+
+function appFor(jwksUrl: string): App {
+  return buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+    auth: { jwtSecret: null, jwksUrl, issuer: ISSUER, audience: AUDIENCE },
+  }).app
+}
+
+/** A key set server (answering the keys until told otherwise) and a fresh app verifying against it: jose caches per verifier. */
+function serving(keys: JWK[]) {
+  const server = keySetServer(keys)
+  servers.push(server)
+  return { server, app: appFor(server.url) }
+}
+
+const sign = (key: { privateKey: CryptoKey; jwk: JWK }, o: { exp?: number; kid?: string } = {}) =>
+  new SignJWT({ scope: 'outbox:read' })
+    .setProtectedHeader({ alg: 'RS256', kid: o.kid ?? (key.jwk.kid as string) })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setExpirationTime(o.exp ?? Math.floor(Date.now() / 1000) + 300)
+    .sign(key.privateKey)
+
+const list = async (app: App, tk: string) => send(app, 'GET', '/v1/outbox', { token: tk })
+
+function expectUnavailable(r: Sent, label: string) {
+  expect([label, r.status, (r.body as Problem).type]).toEqual([
+    label,
+    503,
+    'urn:outbox-mailer:problem:auth_unavailable',
+  ])
+  expect([label, Number(r.headers.get('retry-after')) >= 1]).toEqual([label, true])
+  // Nothing sends the client after another token: the token was never judged.
+  expect([label, r.headers.get('www-authenticate')]).toEqual([label, null])
+  expect((r.body as Problem).detail).toContain('signing keys')
+}
+
+function expectUnauthorized(r: Sent, label: string) {
+  expect([label, r.status, (r.body as Problem).type]).toEqual([
+    label,
+    401,
+    'urn:outbox-mailer:problem:unauthorized',
+  ])
+  expect(r.headers.get('www-authenticate')).toBe('Bearer')
+}
+
+async function closedPort(): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+describe('the key set cannot be fetched: 503 auth_unavailable with Retry-After', () => {
+  test('nothing listens at API_JWKS_URL', async () => {
+    const app = appFor(`http://127.0.0.1:${await closedPort()}/jwks`)
+    expectUnavailable(await list(app, await sign(k1)), 'refused')
+  })
+
+  test('it answers an error status, HTML, JSON that is no key set, or a redirect', async () => {
+    for (const mode of ['error', 'html', 'not-a-key-set', 'redirect'] as const) {
+      const { server, app } = serving([k1.jwk])
+      server.mode = mode
+      expectUnavailable(await list(app, await sign(k1)), mode)
+      expect([mode, server.requests]).toEqual([mode, 1])
+    }
+  })
+
+  test('it does not answer within jose’s timeout', async () => {
+    const { server, app } = serving([k1.jwk])
+    server.mode = 'hang'
+    expectUnavailable(await list(app, await sign(k1)), 'hang')
+  })
+
+  test('every /v1 operation declares it under 503, with Retry-After', async () => {
+    const app = appFor('http://127.0.0.1:1/jwks')
+    const doc = (await (await app.request('/openapi.json')).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>
+    }
+    const v1 = Object.entries(doc.paths).filter(([path]) => path.startsWith('/v1/'))
+    expect(v1.length).toBeGreaterThan(0)
+    for (const [path, ops] of v1) {
+      for (const [method, op] of Object.entries(ops)) {
+        const declared = JSON.stringify(op.responses['503'] ?? null)
+        // A HEAD's answers have no content, so no problem types: its description names the code.
+        const named = method === 'head' ? '(auth_unavailable)' : 'problem:auth_unavailable"'
+        expect([method, path, declared]).toEqual([method, path, expect.stringContaining(named)])
+        expect([method, path, declared]).toEqual([
+          method,
+          path,
+          expect.stringContaining('Retry-After'),
+        ])
+      }
+    }
+  })
+})
+
+describe('a token that is really bad stays 401', () => {
+  test('with the key set fetched: a wrong signature, an expired token, an unknown kid', async () => {
+    const { server, app } = serving([k1.jwk])
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    // k2's signature under k1's kid: the key is found, the signature is wrong.
+    expectUnauthorized(await list(app, await sign(k2, { kid: 'k1' })), 'signature')
+    expectUnauthorized(
+      await list(app, await sign(k1, { exp: Math.floor(Date.now() / 1000) - 60 })),
+      'expired',
+    )
+    // jose refetches for an unknown kid only after its 30 s cooldown: within it the set is current.
+    expectUnauthorized(await list(app, await sign(k2)), 'unknown kid')
+    expect(server.requests).toBe(1)
+  })
+})
+
+describe('jose’s cache and refetch', () => {
+  test('a failed fetch is retried by the next request: the outage ends, tokens verify again', async () => {
+    const { server, app } = serving([k1.jwk])
+    server.mode = 'error'
+    expectUnavailable(await list(app, await sign(k1)), 'down')
+    server.mode = 'html'
+    expectUnavailable(await list(app, await sign(k1)), 'garbage')
+    server.mode = 'up'
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    expect(server.requests).toBe(3)
+  })
+
+  test('a rotated key (unknown kid) is fetched after the cooldown; if the fetch fails, 503', async () => {
+    const { server, app } = serving([k1.jwk])
+    const start = Date.now()
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    server.keys = [k1.jwk, k2.jwk]
+    // Past the cooldown (30 s; jose reads Date.now), an unknown kid refetches: the endpoint is down.
+    setSystemTime(new Date(start + 31_000))
+    server.mode = 'error'
+    expectUnavailable(await list(app, await sign(k2)), 'refetch failed')
+    // The key set still held serves the kid it knows meanwhile.
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    server.mode = 'up'
+    expect((await list(app, await sign(k2))).status).toBe(200)
+    expect(server.requests).toBe(3)
+  })
+
+  test('a key set past its cache age (10 min) that cannot be fetched again is 503, not 401', async () => {
+    const { server, app } = serving([k1.jwk])
+    const start = Date.now()
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    setSystemTime(new Date(start + 11 * 60_000))
+    server.mode = 'not-a-key-set'
+    expectUnavailable(await list(app, await sign(k1)), 'stale')
+    server.mode = 'up'
+    expect((await list(app, await sign(k1))).status).toBe(200)
+  })
+})
