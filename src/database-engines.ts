@@ -33,6 +33,7 @@ export function startListeners(
       checkIntervalMs: config.worker.listenCheckSeconds * 1000,
       mode: config.worker.listenMode,
       shared: h.listenSession,
+      connectionsRetired: h.connectionsRetired,
     })
     listeners.set(h.name, listener)
     listener.start()

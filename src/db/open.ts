@@ -17,6 +17,11 @@ export interface DbHandle {
   statements: StatementRoute
   /** For the listener, when it may carry `statements` (`shareListenSession`); else null. */
   listenSession: SharedSession | null
+  /**
+   * Resolves when the connections opened until now are retired: a write met a read-only server (a
+   * failover, see read-only-server). A LISTEN session on a URL of its own reconnects then.
+   */
+  connectionsRetired(): Promise<void>
   close(): Promise<void>
 }
 
@@ -120,6 +125,7 @@ export function openDb(o: OpenOptions): DbHandle {
     db,
     statements: route,
     listenSession: o.shareListenSession ? shared : null,
+    connectionsRetired: eras.ended,
     close: async () => {
       if (closed) return
       closed = true

@@ -13,6 +13,11 @@ export interface ReadOnlyEras {
   Client: typeof pg.Client
   /** Made before the era's last 25006: close it rather than use it. */
   retired(client: pg.Client): boolean
+  /**
+   * Resolves when the era current now ends: a connection made until then, of `Client` or not (a
+   * LISTEN session on a URL of its own, which never writes), may reach the old primary.
+   */
+  ended(): Promise<void>
 }
 
 /**
@@ -21,7 +26,8 @@ export interface ReadOnlyEras {
  * connection whatever its statements answered). So the first statement answered 25006 on a
  * connection of the current era ends the era: every connection made before (the pool's, the shared
  * LISTEN session) is closed at its next checkout, not used, and the next statement opens a new one,
- * which reaches the new primary through the URL (DNS). A server that stays read-only (a standby
+ * which reaches the new primary through the URL (DNS). A LISTEN session on a URL of its own is
+ * never checked out and never writes: it hears the end (`ended`) and reconnects. A server that stays read-only (a standby
  * named by the URL) costs one new connection per failed write. Nothing is asked of the server:
  * a number per connection, a comparison per checkout. `onReadOnly` hears each era's end (the log).
  */
@@ -30,6 +36,7 @@ export function readOnlyEras(
   onReadOnly: (err: unknown) => void,
 ): ReadOnlyEras {
   let era = 0
+  let end = Promise.withResolvers<void>()
   const born = new WeakMap<pg.Client, number>()
   const noted = (client: pg.Client, err: unknown) => {
     if ((err as { code?: unknown } | null)?.code !== READ_ONLY_SQLSTATE) return
@@ -37,6 +44,8 @@ export function readOnlyEras(
     // made since (perhaps to the new primary) is kept.
     if (born.get(client) !== era) return
     era += 1
+    end.resolve()
+    end = Promise.withResolvers<void>()
     onReadOnly(err)
   }
   const plain = Base.prototype.query as unknown as Query
@@ -67,6 +76,7 @@ export function readOnlyEras(
   return {
     Client: EraClient,
     retired: (client) => (born.get(client) ?? era) < era,
+    ended: () => end.promise,
   }
 }
 

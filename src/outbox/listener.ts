@@ -20,6 +20,11 @@ export interface ListenerDeps {
   mode: 'auto' | 'poll'
   /** The pool's statement route, when this session may carry its statements (same URL). */
   shared?: SharedSession | null
+  /**
+   * Resolves when the database's connections opened until now are retired (a write met a read-only
+   * server: a failover). A session of its own is then reconnected; a shared one the route drops.
+   */
+  connectionsRetired?: () => Promise<void>
 }
 
 export interface Listener {
@@ -45,6 +50,10 @@ export function createListener(d: ListenerDeps): Listener {
   }
 
   async function session(): Promise<'lost' | 'pooled'> {
+    // Taken before connecting: a session opened before a failover may reach the old primary, which
+    // hears no NOTIFY of the application's any more, yet answers, so no check would replace it. A
+    // shared session is the route's to drop at its next statement, letting one on it finish.
+    const retired = d.shared ? undefined : d.connectionsRetired?.()
     const { client, lost } = newListenClient(d)
     try {
       pid = await connectListening(client, {
@@ -62,10 +71,22 @@ export function createListener(d: ListenerDeps): Listener {
       })
       d.log.info('listening for outbox notifications', { db: d.db })
       d.wake('sweep')
+      const ended = Promise.race([
+        lost.then(() => 'lost' as const),
+        ...(retired ? [retired.then(() => 'retired' as const)] : []),
+      ])
       while (!stopping.signal.aborted) {
         const tick = d.clock.sleep(d.checkIntervalMs, stopping.signal).then(() => 'tick' as const)
-        const why = await Promise.race([tick, lost.then(() => 'lost' as const)])
-        if (why === 'lost' || stopping.signal.aborted) break
+        const why = await Promise.race([tick, ended])
+        if (why === 'retired' && !stopping.signal.aborted) {
+          d.log.info(
+            'connections retired after a read-only refusal; reconnecting the LISTEN session',
+            {
+              db: d.db,
+            },
+          )
+        }
+        if (why !== 'tick' || stopping.signal.aborted) break
         // A half-open socket answers nothing: the timed check is what notices it. On a shared
         // session, a statement answered within the interval showed the socket alive (and a live
         // session keeps its LISTEN): no check, so idle the backstop poll and readiness stand in

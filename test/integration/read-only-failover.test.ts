@@ -1,4 +1,4 @@
-// A failover that leaves the old primary up read-only: a connection that met 25006 is not used again, so the next statement gets a fresh one.
+// A failover that leaves the old primary up read-only: a connection that met 25006 is not used again, so the next statement gets a fresh one and the LISTEN session is opened again.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -8,6 +8,7 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { type SilencingProxy, startSilencingProxy } from '../support/silencing-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -15,6 +16,7 @@ setDefaultTimeout(30_000)
 let t: TestDb
 let h: DbHandle | null = null
 let e: TestEngine | null = null
+let proxy: SilencingProxy | null = null
 beforeAll(async () => {
   t = await createTestDb()
   // The test's own pool keeps a read-write connection for its checks.
@@ -23,8 +25,10 @@ beforeAll(async () => {
 afterEach(async () => {
   await e?.stop()
   await h?.close()
+  proxy?.close()
   e = null
   h = null
+  proxy = null
   await readOnly(false)
   await t.reset()
 })
@@ -102,6 +106,45 @@ test('a worker whose LISTEN session and pooled connections reach a read-only ser
   expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([before, after])
   // The pool kept no connection to the read-only server.
   expect(await openConnections(handle, 3)).toEqual(['off', 'off', 'off'])
+})
+
+test('a worker whose LISTEN session has a URL of its own (LISTEN_DATABASE_URL), which never writes: when a write meets 25006 the session is opened again too, and a row enqueued after the failover is picked up on its notification', async () => {
+  // The same server through a proxy: a LISTEN URL distinct from the pool's, as serve then opens it.
+  proxy = await startSilencingProxy(t.url)
+  const listenProxy = proxy
+  h = openDb({ name: 'test', url: t.url, log: silentLogger })
+  const handle = h
+  const before = await enqueue(t)
+  await readOnly(true)
+  expect(await openConnections(handle, 3)).toEqual(['on', 'on', 'on'])
+  e = createTestEngine(t, { handle, listenUrl: listenProxy.url })
+  const engine = e
+  expect(handle.listenSession).toBeNull()
+  engine.listener.start()
+  await engine.events.waitFor((ev) => ev.type === 'listener' && ev.state === 'listening')
+  const oldPid = engine.listener.backendPid()
+  await readOnly(false)
+  // The failover: the LISTEN session still reaches the old primary, which answers but hears no
+  // NOTIFY of the application's any more (it writes to the new one). Here both are one server, so
+  // the proxy forwards nothing more on the connections open now (the session); new ones pass.
+  listenProxy.silence()
+  engine.drainer.start()
+  await engine.events.waitFor(settledFor(before, 'sent'), 10_000)
+  // The pool's first write met 25006: the LISTEN session is replaced though it never wrote.
+  await pollUntil(async () => {
+    const pid = engine.listener.backendPid()
+    return engine.listener.state() === 'listening' && pid !== null && pid !== oldPid
+      ? true
+      : undefined
+  })
+  const heard = engine.events.events.length
+  const after = await enqueue(t)
+  await engine.events.waitFor(settledFor(after, 'sent'), 10_000)
+  // Woken by its notification: the backstop poll is 10 minutes away, and no reconnect swept since.
+  const since = engine.events.events.slice(heard)
+  expect(since.some((ev) => ev.type === 'notification')).toBe(true)
+  expect(since.filter((ev) => ev.type === 'listener')).toEqual([])
+  expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([before, after])
 })
 
 test('the API: an enqueue that meets a pooled read-only connection answers 503 once; the next one gets a fresh connection and 201', async () => {

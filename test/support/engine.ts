@@ -44,6 +44,8 @@ export function createTestEngine(
     deps?: Partial<DrainerDeps>
     /** Run as `serve` does: the worker's statements on this handle's route, sharing the LISTEN session. */
     handle?: DbHandle
+    /** The listener's own URL (LISTEN_DATABASE_URL), for a handle that does not share its session. */
+    listenUrl?: string
   } = {},
 ): TestEngine {
   const config = { ...testWorkerConfig, ...o.config }
@@ -67,7 +69,7 @@ export function createTestEngine(
   })
   const listener = createListener({
     db: 'test',
-    url: t.url,
+    url: o.listenUrl ?? t.url,
     log: silentLogger,
     clock: systemClock,
     wake: () => drainer.wake(),
@@ -77,6 +79,7 @@ export function createTestEngine(
     maxBackoffMs: 500,
     mode: config.listenMode,
     shared: (o.handle ?? t).listenSession,
+    connectionsRetired: (o.handle ?? t).connectionsRetired,
   })
   return {
     drainer,
