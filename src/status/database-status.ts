@@ -11,6 +11,7 @@ import { type RecentFailures, recentFailures } from '../outbox/recent-failures.t
 import { PERMISSION_DENIED_SQLSTATE } from '../outbox/statement-timeout.ts'
 import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
 import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
+import { tlsFailureOf } from './tls-failure.ts'
 
 export const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
 export const FAILURE_WINDOW_HOURS = 24
@@ -19,7 +20,10 @@ const FAILURE_CODES_SHOWN = 5
 export const FAILED_ROWS_SCANNED = 10_000
 
 export interface StatusError {
-  /** SQLSTATE, a Node code (ECONNREFUSED, ENOTFOUND), `timeout` or `connection_terminated`. */
+  /**
+   * SQLSTATE, a Node code (ECONNREFUSED, ENOTFOUND), `timeout`, `connection_terminated`,
+   * `tls_refused` (the server serves no TLS) or `tls_certificate` (its certificate is not trusted).
+   */
   code: string
   message: string
 }
@@ -56,6 +60,10 @@ export function errorOf(e: unknown): StatusError {
   if (e instanceof AggregateError && e.errors.length > 0) return errorOf(e.errors[0])
   const message = e instanceof Error ? e.message || e.name : String(e)
   const code = (e as { code?: unknown } | null)?.code
+  // A certificate's own code (DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED…) stays in the message.
+  const tls = tlsFailureOf(code, message)
+  if (tls === 'tls_certificate') return { code: tls, message: `${message} (${code})` }
+  if (tls) return { code: tls, message }
   if (typeof code === 'string' && code) return { code, message }
   if (/timeout/i.test(message)) return { code: 'timeout', message }
   // pg's words for a socket the server (or something on the way) closed, which carry no code.

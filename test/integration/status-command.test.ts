@@ -11,6 +11,7 @@ import {
 import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { resolve } from 'node:path'
+import { createServer as createTlsServer } from 'node:tls'
 import pg from 'pg'
 import { latestVersion, migrations } from '../../src/db/migrations.ts'
 import { freePort } from '../../src/embedded-postgres.ts'
@@ -19,6 +20,7 @@ import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { generateTestCertificate } from '../support/test-certificate.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -528,6 +530,45 @@ describe('reachability and several databases', () => {
       expect(report.databases[0].error.code).toBe('connection_terminated')
     } finally {
       closing.close()
+    }
+  })
+
+  test('a server that refuses TLS: exit 4, code tls_refused (pg gives it none), named in the table too', async () => {
+    // The test cluster serves no TLS: it answers the client's SSLRequest with N.
+    const url = `${db.url}?ssl=true`
+    const { code, report } = await statusJson({ DATABASE_URL: url })
+    expect(code).toBe(4)
+    expect(report.databases[0].error).toEqual({
+      code: 'tls_refused',
+      message: 'The server does not support SSL connections',
+    })
+    const table = await runStatus([], { DATABASE_URL: url })
+    expect(table.stdout).toContain(': tls_refused: The server does not support SSL connections')
+  })
+
+  test('a certificate the client does not trust: exit 4, code tls_certificate, the TLS code kept in the message', async () => {
+    // Accepts the SSLRequest, then offers a self-signed certificate that no CA vouches for.
+    const { certPem, keyPem } = await generateTestCertificate({ commonName: 'localhost' })
+    const tlsServer = createTlsServer({ key: keyPem, cert: certPem }, (s) => s.resume())
+    tlsServer.on('tlsClientError', () => {})
+    const front = createServer((s) => {
+      s.on('error', () => {})
+      s.once('data', () => {
+        s.write('S')
+        tlsServer.emit('connection', s)
+      })
+    })
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r))
+    try {
+      const port = (front.address() as AddressInfo).port
+      const { code, report } = await statusJson({
+        DATABASE_URL: `postgres://app@127.0.0.1:${port}/app?ssl=true`,
+      })
+      expect(code).toBe(4)
+      expect(report.databases[0].error.code).toBe('tls_certificate')
+      expect(report.databases[0].error.message).toContain('DEPTH_ZERO_SELF_SIGNED_CERT')
+    } finally {
+      front.close()
     }
   })
 

@@ -1,0 +1,43 @@
+// Which TLS failure a connect error is, if any: the server refused TLS, or its certificate was not trusted.
+
+/** pg's words when the server answers the SSLRequest with anything but S; it gives them no code. */
+const REFUSED = [
+  'The server does not support SSL connections',
+  'There was an error establishing an SSL connection',
+]
+
+/**
+ * The codes Node (and Bun) give a certificate the client would not trust: OpenSSL's verify results
+ * (X509_V_ERR_* without the prefix) and the host name check's.
+ */
+const CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+export type TlsFailure = 'tls_refused' | 'tls_certificate'
+
+export function tlsFailureOf(code: unknown, message: string): TlsFailure | null {
+  if (typeof code === 'string' && CERTIFICATE.has(code)) return 'tls_certificate'
+  if (code === undefined && REFUSED.includes(message)) return 'tls_refused'
+  return null
+}
