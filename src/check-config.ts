@@ -4,6 +4,7 @@ import { checkDatabase } from './check-config/database-check.ts'
 import { checkGraphToken } from './check-config/graph-token-check.ts'
 import { checkJwks } from './check-config/jwks-check.ts'
 import { redactor } from './check-config/redactor.ts'
+import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import { type Config, loadConfig, type ServeRole } from './config.ts'
 import { isAppError } from './errors.ts'
 import { type GraphCredential, loadGraphCredential } from './transport/graph-credential.ts'
@@ -64,9 +65,7 @@ export async function checkConfig(
   // Graph requires MAIL_FROM; file and discard start without it, and then fail for good every row
   // that names no sender of its own (the renderer has none to give it).
   if (role !== 'api' && config.transport !== 'graph' && !config.mailFrom) {
-    checks.push(
-      'warning: MAIL_FROM is not set: a row that names no "from" fails with code no_sender',
-    )
+    checks.push(`warning: ${MAIL_FROM_UNSET_WARNING}`)
   }
 
   if (role !== 'worker') {

@@ -1,6 +1,7 @@
 // Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, signals.
 import { createApp, createMetricsApp } from './api/app.ts'
 import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.ts'
+import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import type { Config, ServeRole } from './config.ts'
 import { checkSchemas, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
@@ -43,6 +44,10 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       'config_invalid',
       'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (or run `serve --role worker` for health and metrics only)',
     )
+  }
+  // check-config says so too; a serve log is where an operator who skipped it looks.
+  if (o.role !== 'api' && config.transport !== 'graph' && config.mailFrom === null) {
+    log.warn(MAIL_FROM_UNSET_WARNING, { transport: config.transport })
   }
   const handles: DbHandle[] = config.databases.map((d) =>
     openDb({

@@ -15,6 +15,13 @@ function isSenderMailbox(value: string, byId: boolean): boolean {
   return EMAIL_ADDRESS.test((named ? named[2] : value)?.trim() ?? '')
 }
 
+/**
+ * What serve logs at its start and check-config prints when file or discard runs without MAIL_FROM:
+ * valid, but every row that names no sender of its own then fails, for good (the renderer has none).
+ */
+export const MAIL_FROM_UNSET_WARNING =
+  'MAIL_FROM is not set: a row that names no "from" fails with code no_sender'
+
 /** What is wrong with MAIL_FROM as the sender of `transport`, or null. */
 export function mailFromProblem(
   mailFrom: string,

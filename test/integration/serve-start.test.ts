@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { loadConfig } from '../../src/config.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
 import { startTcpProxy } from '../api/support/tcp-proxy.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -235,6 +235,29 @@ test('METRICS_PORT serves /metrics there only, and a start failing on the main p
   } finally {
     await taken.stop(true)
   }
+})
+
+test('a start with the file or discard transport and no MAIL_FROM warns once that rows naming no sender fail; with one, or as api, it does not', async () => {
+  const warnings = async (env: Record<string, string>, role: 'worker' | 'api') => {
+    const lines: string[] = []
+    const running = await serve(configFor(migrated.url, env), {
+      role,
+      log: createLogger('warn', (l) => lines.push(l)),
+    })
+    await running.stop('test')
+    return lines.map((l) => JSON.parse(l)).filter((l) => String(l.msg).includes('MAIL_FROM'))
+  }
+  const unset = await warnings({ MAIL_FROM: '' }, 'worker')
+  expect(unset).toEqual([
+    expect.objectContaining({
+      level: 'warn',
+      msg: 'MAIL_FROM is not set: a row that names no "from" fails with code no_sender',
+      transport: 'discard',
+    }),
+  ])
+  expect(await warnings({}, 'worker')).toEqual([])
+  // An API-only process sends nothing: MAIL_FROM is not its concern.
+  expect(await warnings({ MAIL_FROM: '', API_JWT_SECRET: 'k'.repeat(40) }, 'api')).toEqual([])
 })
 
 test('a start that fails after its workers began (the port taken) stops them and keeps no session open', async () => {
