@@ -1,10 +1,12 @@
 // The command line's entry point: parses arguments (cli-args.ts), loads configuration, runs a command, returns its exit code.
+import { redactor } from './check-config/redactor.ts'
 import { checkConfig } from './check-config.ts'
 import { type Parsed, parseArgs, parseRole, parseSeconds } from './cli-args.ts'
 import { type Config, loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
 import { AppError, describeError, EXIT, isAppError } from './errors.ts'
 import { createLogger } from './log.ts'
+import { logProcessWarnings } from './process-warnings.ts'
 import { sendTest } from './send-test.ts'
 import { type Role, runUntilSignalled } from './serve.ts'
 import { type StatusOptions, status } from './status.ts'
@@ -64,6 +66,12 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.usage
   }
   const log = createLogger(config.logLevel)
+  // What these print is read as JSON lines. Warnings are emitted on the next tick, so one raised
+  // while the configuration was parsed (pg-connection-string's about sslmode) is caught too.
+  // status and check-config print for a person, and status --json's stdout is one object.
+  if (command === 'serve' || command === 'migrate' || command === 'send-test') {
+    logProcessWarnings(log, redactor(process.env))
+  }
   try {
     switch (command) {
       case 'migrate': {

@@ -8,6 +8,7 @@ const LEAVES = [
   'src/config.ts',
   'src/clock.ts',
   'src/log.ts',
+  'src/process-warnings.ts',
   'src/errors.ts',
   'src/sql.d.ts',
   'src/version.ts',
