@@ -1,4 +1,4 @@
-// The environment `bun run dev` runs with: the shell's settings, but its own database, transport and address.
+// `bun run dev`'s environment (the shell's settings, but its own database, transport and address) and its banner saying where things are.
 
 import { mailFromProblem } from './config/sender-mailbox.ts'
 import type { Config } from './config.ts'
@@ -63,4 +63,35 @@ export function devPostgresPort(env: Record<string, string | undefined>): number
     throw new AppError('config_invalid', 'DEV_POSTGRES_PORT: must be a port number (1-65535)')
   }
   return port
+}
+
+export interface DevBannerPlaces {
+  /** The embedded database's URL. */
+  url: string
+  mailDir: string
+  port: number
+  /** What to delete to start over. */
+  dataDir: string
+}
+
+/** What `bun run dev` prints once it is set up: where everything is, and how to try it. */
+export function devBanner(config: Config, p: DevBannerPlaces): string {
+  return `
+outbox-mailer is running (dev mode: embedded Postgres, file transport, ${devAuthNote(config)})
+
+  database    ${p.url}
+  mail out    ${p.mailDir}/outbox-<id>.eml
+  API docs    http://localhost:${p.port}/docs
+  readiness   http://localhost:${p.port}/readyz
+
+Try it: insert an inquiry and watch a new .eml appear in ./mail-out within a second:
+
+  psql '${p.url}' -c "insert into public.inquiries (name, email, message) values ('Grace Hopper', 'grace@example.com', 'Found a bug')"
+
+or enqueue directly:
+
+  psql '${p.url}' -c "select mailer.enqueue_email('{\\"to\\":\\"you@example.com\\",\\"subject\\":\\"Hi\\",\\"text\\":\\"Hello\\"}')"
+
+Stop with Ctrl+C (data stays in ${p.dataDir}; delete it to start over).
+`
 }

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
-import { devAuthNote, devEnvironment, devPostgresPort } from './dev-environment.ts'
+import { devBanner, devEnvironment, devPostgresPort } from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createLogger } from './log.ts'
 import { runUntilSignalled } from './serve.ts'
@@ -76,25 +76,9 @@ async function main() {
   const config = loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), {
     dev: true,
   })
-  const banner = `
-outbox-mailer is running (dev mode: embedded Postgres, file transport, ${devAuthNote(config)})
-
-  database    ${url}
-  mail out    ${MAIL_DIR}/outbox-<id>.eml
-  API docs    http://localhost:${PORT}/docs
-  readiness   http://localhost:${PORT}/readyz
-
-Try it: insert an inquiry and watch a new .eml appear in ./mail-out within a second:
-
-  psql '${url}' -c "insert into public.inquiries (name, email, message) values ('Grace Hopper', 'grace@example.com', 'Found a bug')"
-
-or enqueue directly:
-
-  psql '${url}' -c "select mailer.enqueue_email('{\\"to\\":\\"you@example.com\\",\\"subject\\":\\"Hi\\",\\"text\\":\\"Hello\\"}')"
-
-Stop with Ctrl+C (data stays in ${dirname(server.dir)}; delete it to start over).
-`
-  console.log(banner)
+  console.log(
+    devBanner(config, { url, mailDir: MAIL_DIR, port: PORT, dataDir: dirname(server.dir) }),
+  )
   await runUntilSignalled(config, { role: 'all', log, dev: true })
 }
 
