@@ -76,6 +76,11 @@ export interface DevBannerPlaces {
 
 /** What `bun run dev` prints once it is set up: where everything is, and how to try it. */
 export function devBanner(config: Config, p: DevBannerPlaces): string {
+  // The shell's METRICS_PORT stays in force (as in a deployment): /metrics is then there only.
+  const metrics =
+    config.http.metricsPort === null
+      ? `http://localhost:${p.port}/metrics`
+      : `http://localhost:${config.http.metricsPort}/metrics (METRICS_PORT; not on ${p.port})`
   return `
 outbox-mailer is running (dev mode: embedded Postgres, file transport, ${devAuthNote(config)})
 
@@ -83,6 +88,7 @@ outbox-mailer is running (dev mode: embedded Postgres, file transport, ${devAuth
   mail out    ${p.mailDir}/outbox-<id>.eml
   API docs    http://localhost:${p.port}/docs
   readiness   http://localhost:${p.port}/readyz
+  metrics     ${metrics}
 
 Try it: insert an inquiry and watch a new .eml appear in ./mail-out within a second:
 

@@ -1,7 +1,12 @@
 // `bun run dev` drains its embedded database only, whatever database settings the shell holds.
 import { expect, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
-import { devAuthNote, devEnvironment, devPostgresPort } from '../../src/dev-environment.ts'
+import {
+  devAuthNote,
+  devBanner,
+  devEnvironment,
+  devPostgresPort,
+} from '../../src/dev-environment.ts'
 
 const places = {
   url: 'postgres://postgres:postgres@127.0.0.1:54329/outbox_dev',
@@ -55,4 +60,16 @@ test('a shell MAIL_FROM that names a Graph user id (valid for a deployment) does
     dev: true,
   })
   expect(named.mailFrom).toBe('Notifications <n@example.com>')
+})
+
+test('the banner says where /metrics is: on METRICS_PORT when the shell sets it, else on PORT', () => {
+  const banner = (env: Record<string, string>) =>
+    devBanner(loadConfig(devEnvironment(env, places), { dev: true }), {
+      ...places,
+      dataDir: '/tmp/d',
+    })
+  expect(banner({})).toContain('http://localhost:8080/metrics')
+  const apart = banner({ METRICS_PORT: '9091' })
+  expect(apart).toContain('http://localhost:9091/metrics')
+  expect(apart).not.toContain('8080/metrics')
 })
