@@ -186,11 +186,20 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
          from generate_series(1, 10) g`,
     )
     await pollUntil(async () => ((await readdir(mailDir)).length === 50 ? true : undefined))
-    const { rows } = await adminQuery(
-      url,
-      `select status, count(*)::int as n from mailer.email_outbox group by status`,
+    // A file is written before its row's settlement commits: wait for the settlements too.
+    const statuses = async () =>
+      (
+        await adminQuery(
+          url,
+          `select status, count(*)::int as n from mailer.email_outbox group by status`,
+        )
+      ).rows
+    await pollUntil(async () =>
+      (await statuses()).some((r) => r.status === 'pending' || r.status === 'sending')
+        ? undefined
+        : true,
     )
-    expect(rows).toEqual([{ status: 'sent', n: 50 }])
+    expect(await statuses()).toEqual([{ status: 'sent', n: 50 }])
   } finally {
     serve.kill('SIGTERM')
   }
