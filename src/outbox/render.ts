@@ -105,17 +105,14 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
 
 /**
  * The rendered subject held to a stored one's bar (sendableSubject, sendableStoredSubject): on one
- * line, not empty, at most 998 characters; a column filled into it may be any length. The blanks a
- * template's layout leaves around it are its own.
+ * line, not empty, at most 998 characters. A column filled into it may be any length (a customer's
+ * message): past 998 it is cut to 997 and an ellipsis rather than failed, so that the row's mail
+ * still goes. The blanks a template's layout leaves around it are its own.
  */
 function renderedSubject(rendered: string): string {
   const subject = foldControlCharacters(rendered.trim())
   if (subject === '') throw new RenderError('template_error', 'subject is empty after rendering')
-  if (isSubjectTooLong(subject))
-    throw new RenderError(
-      'template_error',
-      'subject must be at most 998 characters after rendering',
-    )
+  if (isSubjectTooLong(subject)) return `${[...subject].slice(0, 997).join('')}…`
   return subject
 }
 
