@@ -206,6 +206,9 @@ const executions = await cluster.admin.query<{
 )
 const fmt = (x: number) => x.toFixed(3)
 console.log(`${calls} calls per variant, one committed row each, the variants taking turns`)
+// Call by call against the first variant (same turn, same moment of the machine): steadier than a
+// difference of medians on a loaded machine.
+const first = times.get(variants[0]!.name)!
 console.table(
   variants.map((v) => {
     const t = times.get(v.name)!
@@ -214,6 +217,7 @@ console.table(
       'p25 ms': fmt(percentile(t, 25)),
       'median ms': fmt(median(t)),
       'p75 ms': fmt(percentile(t, 75)),
+      'paired − first, median ms': fmt(median(t.map((x, i) => x - first[i]!))),
       'server median ms': serverTimes.has(v.name) ? fmt(median(serverTimes.get(v.name)!)) : '',
     }
   }),
