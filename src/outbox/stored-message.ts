@@ -41,10 +41,13 @@ export function sendableCorrelationId(id: string | null): string | null {
   return folded === '' ? null : folded
 }
 
-/** The subject on one line (mailer.fold_control_characters); a row without one fails. */
+/**
+ * The subject on one line (mailer.fold_control_characters); a row without one fails. Blank is
+ * spaces only, as enqueue's btrim trims: a no-break or an ideographic space is a subject to it.
+ */
 export function sendableSubject(subject: unknown): string {
   const folded = typeof subject === 'string' ? foldControlCharacters(subject) : ''
-  if (folded.trim() === '')
+  if (/^ *$/.test(folded))
     throw invalid('message.subject', 'is required and must be a non-empty string')
   return folded
 }
