@@ -271,6 +271,13 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     }
   })
 
+  test('an address as long as enqueue takes one, counted in characters as SQL counts them, is sent', async () => {
+    // 212 characters (an emoji is one), 412 UTF-16 units: mailer.is_email_address takes it.
+    const address = `${'\u{1f4e7}'.repeat(200)}@example.com`
+    const id = await enqueued({ ...stored, to: [address] })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+  })
+
   test('headers enqueue refuses by name, number or shape fail the row, unsent', async () => {
     const name = 'must be an X- header name other than X-Outbox-Id and X-Correlation-Id'
     for (const [headers, field, problem] of [
@@ -450,4 +457,18 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       expect(eml).toMatch(/^To: "Ada \[31m {2}Lovelace" <to@example.com>\r$/m)
     }
   })
+})
+
+test('an address with a blank other than ASCII whitespace, as enqueue takes it, is written by the file transport', async () => {
+  // mailer.is_email_address's \s is ASCII whitespace in a C-locale database (a no-break space or a
+  // byte-order mark pasted with an address is no \s under any locale); JavaScript's \s is Unicode's.
+  for (const address of ['ana\u00a0maria@example.com', '\ufeffana@example.com']) {
+    const id = await enqueued({ ...stored, to: [address] })
+    expect([address, await drained(id, fileTransport)]).toEqual([
+      address,
+      expect.objectContaining({ status: 'sent', written: 1 }),
+    ])
+    await engine?.stop()
+    engine = null
+  }
 })
