@@ -28,10 +28,12 @@ const CONFLICT_SQLSTATE: Record<string, string> = {
 const SCHEMA_MISSING_SQLSTATE = new Set(['42P01', '3F000'])
 // undefined_function is a function of ours gone only when the message names one in mailer (every
 // statement and function of ours calls them qualified): "function mailer.enqueue_email(jsonb, jsonb)
-// does not exist", whatever the server's language. Else it is a plain SQL bug (an operator no type
+// does not exist", whatever the server's language (Japanese puts no blank before the name:
+// "関数mailer.enqueue_email(jsonb, jsonb)は存在しません"), so the name is told from another only by
+// what precedes it: no letter, digit, _ or dot. Else it is a plain SQL bug (an operator no type
 // has, a function misspelt or unqualified), which migrate would not mend.
 const UNDEFINED_FUNCTION_SQLSTATE = '42883'
-const OUR_FUNCTION_NAMED = /(?:^|\s)mailer\.\w+\(/
+const OUR_FUNCTION_NAMED = /(?<![\w.])mailer\.\w+\(/
 
 const isSchemaMissing = (code: string, message: string) =>
   code === UNDEFINED_FUNCTION_SQLSTATE

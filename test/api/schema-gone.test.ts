@@ -76,6 +76,22 @@ describe('a missing schema is 503 schema_missing, telling the operator to migrat
     ])
   })
 
+  test('a function of it gone, told by a server whose lc_messages is Japanese (no blank before the name)', async () => {
+    const t = await database()
+    // The message as Postgres 15's ja catalogue words 42883 ("関数%sは存在しません"): raised as the
+    // server raises it, since this machine has no Japanese locale for lc_messages to take.
+    await adminQuery(
+      t.url,
+      `create or replace function mailer.enqueue_email(message jsonb, options jsonb default '{}')
+         returns bigint language plpgsql as $$ begin
+           raise exception '関数mailer.normalize_message(jsonb)は存在しません' using errcode = 'undefined_function';
+         end $$`,
+    )
+    expect(await answers(t, 'POST /v1/outbox')).toEqual([
+      ['POST', '/v1/outbox', 503, 'urn:outbox-mailer:problem:schema_missing', detail],
+    ])
+  })
+
   test('a function of it that another of it calls dropped (undefined_function inside ours)', async () => {
     const t = await database()
     await adminQuery(t.url, 'drop function mailer.normalize_recipients(jsonb, text)')
