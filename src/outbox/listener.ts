@@ -71,13 +71,21 @@ export function createListener(d: ListenerDeps): Listener {
       })
       d.log.info('listening for outbox notifications', { db: d.db })
       d.wake('sweep')
-      const ended = Promise.race([
-        lost.then(() => 'lost' as const),
-        ...(retired ? [retired.then(() => 'retired' as const)] : []),
-      ])
+      // The session's end (lost, or its era retired) or a stop cuts the wait between checks short:
+      // one signal for the session, not a race against a promise of its own at every interval,
+      // each of which stayed attached to that promise while the session lasted (weeks: one per
+      // interval, never collected).
+      const over = new AbortController()
+      let why = 'tick' as 'lost' | 'retired' | 'tick'
+      const end = (reason: 'lost' | 'retired') => {
+        if (why === 'tick') why = reason
+        over.abort()
+      }
+      void lost.then(() => end('lost'))
+      void retired?.then(() => end('retired'))
+      const cutShort = AbortSignal.any([stopping.signal, over.signal])
       while (!stopping.signal.aborted) {
-        const tick = d.clock.sleep(d.checkIntervalMs, stopping.signal).then(() => 'tick' as const)
-        const why = await Promise.race([tick, ended])
+        await d.clock.sleep(d.checkIntervalMs, cutShort)
         if (why === 'retired' && !stopping.signal.aborted) {
           d.log.info(
             'connections retired after a read-only refusal; reconnecting the LISTEN session',

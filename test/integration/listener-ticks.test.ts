@@ -1,0 +1,92 @@
+// A LISTEN session held for long: each interval's wait and check leave nothing behind (memory).
+
+import { heapStats } from 'bun:jsc'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import type { Clock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createListener } from '../../src/outbox/listener.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+const INTERVAL_MS = 60_000
+const TICKS = 4_000
+
+/**
+ * The system clock, except that the listener's wait between checks ends at once (on the next turn
+ * of the event loop) and is counted: `reached(n)` resolves when the n-th has ended.
+ */
+function tickingClock() {
+  let ticks = 0
+  const waiters: { n: number; resolve: () => void }[] = []
+  const clock: Clock = {
+    now: () => Date.now(),
+    sleep: (ms, signal) =>
+      new Promise<void>((resolve) => {
+        if (signal?.aborted) return resolve()
+        if (ms === INTERVAL_MS) {
+          setImmediate(() => {
+            ticks++
+            for (const w of waiters.filter((w) => w.n <= ticks)) w.resolve()
+            resolve()
+          })
+          return
+        }
+        const timer = setTimeout(resolve, ms)
+        signal?.addEventListener('abort', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+      }),
+  }
+  const reached = (n: number) =>
+    new Promise<void>((resolve) => {
+      if (ticks >= n) resolve()
+      else waiters.push({ n, resolve })
+    })
+  return { clock, reached }
+}
+
+/** Live promises after a full collection. */
+function livePromises(): number {
+  Bun.gc(true)
+  return heapStats().objectTypeCounts.Promise ?? 0
+}
+
+test('a listening session keeps no promise per check interval (a session held for weeks leaked one per interval)', async () => {
+  const { clock, reached } = tickingClock()
+  // An era that does not end while the session is held, as in a service that never fails over.
+  const era = Promise.withResolvers<void>()
+  const listener = createListener({
+    db: 'test',
+    url: t.url,
+    log: silentLogger,
+    clock,
+    wake: () => {},
+    checkIntervalMs: INTERVAL_MS,
+    checkTimeoutMs: 5_000,
+    mode: 'auto',
+    connectionsRetired: () => era.promise,
+  })
+  try {
+    listener.start()
+    await reached(100)
+    const before = livePromises()
+    await reached(100 + TICKS)
+    const after = livePromises()
+    expect(listener.state()).toBe('listening')
+    // One per interval would be TICKS more; what a check has in flight is a handful.
+    expect(after - before).toBeLessThan(TICKS / 4)
+  } finally {
+    await listener.stop()
+  }
+})
