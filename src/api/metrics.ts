@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Registry } from 'prom-client'
 import { type Clock, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
+import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
 import type { StatementRoute } from '../db/statement-route.ts'
 import type { EngineEvent, ListenerState } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
@@ -184,5 +185,5 @@ export function createMetrics(deps: MetricsDeps): Metrics {
 /** The statement ran out of its statement_timeout (57014), itself or as withStatementTimeout's cause. */
 function timedOut(error: unknown): boolean {
   const e = error as { code?: unknown; cause?: { code?: unknown } } | null
-  return e?.code === '57014' || e?.cause?.code === '57014'
+  return e?.code === QUERY_CANCELED_SQLSTATE || e?.cause?.code === QUERY_CANCELED_SQLSTATE
 }

@@ -1,9 +1,7 @@
 // A server that refused a write as read-only (SQLSTATE 25006): the database's connections opened before that answer are not used again.
 import type pg from 'pg'
+import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import { StartupTimeoutPool } from './startup-timeout-pool.ts'
-
-/** read_only_sql_transaction: a hot standby, or a primary demoted by a failover. */
-export const READ_ONLY_SQLSTATE = '25006'
 
 type Query = (this: pg.Client, ...args: unknown[]) => unknown
 type Callback = (err: unknown, result?: unknown) => void

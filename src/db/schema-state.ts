@@ -3,6 +3,7 @@ import { AppError } from '../errors.ts'
 import { type Applied, compareMigrations, planMigrations } from './migration-plan.ts'
 import { readApplied } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
+import { isSchemaMissingSqlstate } from './sqlstate.ts'
 import type { Queryable } from './statement-route.ts'
 
 export type SchemaVerdict = 'current' | 'behind' | 'ahead' | 'missing' | 'edited'
@@ -61,8 +62,7 @@ export async function assertSchemaCurrent(
   try {
     applied = await readApplied(pool)
   } catch (e) {
-    const code = (e as { code?: unknown } | null)?.code
-    if (code !== '42P01' && code !== '3F000') throw e
+    if (!isSchemaMissingSqlstate((e as { code?: unknown } | null)?.code)) throw e
     throw new AppError(
       'schema_missing',
       `database "${dbName}" has no mailer schema: run \`outbox-mailer migrate\` first`,

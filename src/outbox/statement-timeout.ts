@@ -1,6 +1,12 @@
 // Runs API-driven statements in one transaction under a statement_timeout; maps outages and a missing schema to AppErrors.
 import type { Kysely, Transaction } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import {
+  isSchemaMissingSqlstate,
+  PERMISSION_DENIED_SQLSTATE,
+  QUERY_CANCELED_SQLSTATE,
+  READ_ONLY_SQLSTATE,
+} from '../db/sqlstate.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
 import { AppError } from '../errors.ts'
 
@@ -23,9 +29,8 @@ const CONFLICT_SQLSTATE: Record<string, string> = {
   '40P01': 'a deadlock with a concurrent transaction',
   '40001': 'a serialization failure against a concurrent transaction',
 }
-// The schema, or a table of it, is not there (dropped, or a database never migrated):
-// undefined_table, invalid_schema_name. No request can succeed until migrate runs.
-const SCHEMA_MISSING_SQLSTATE = new Set(['42P01', '3F000'])
+// The schema, or a table of it, is not there (isSchemaMissingSqlstate): no request can succeed
+// until migrate runs.
 // undefined_function is a function of ours gone only when the message names one in mailer (every
 // statement and function of ours calls them qualified): "function mailer.enqueue_email(jsonb, jsonb)
 // does not exist", whatever the server's language (Japanese puts no blank before the name:
@@ -38,13 +43,10 @@ const OUR_FUNCTION_NAMED = /(?<![\w.])mailer\.\w+\(/
 const isSchemaMissing = (code: string, message: string) =>
   code === UNDEFINED_FUNCTION_SQLSTATE
     ? OUR_FUNCTION_NAMED.test(message)
-    : SCHEMA_MISSING_SQLSTATE.has(code)
-// insufficient_privilege: the role was never granted, or was revoked, a privilege the statement needs.
-export const PERMISSION_DENIED_SQLSTATE = '42501'
+    : isSchemaMissingSqlstate(code)
 
-// read_only_sql_transaction: the server takes no writes (a hot standby, or a primary demoted by a
+// A read-only server (READ_ONLY_SQLSTATE) takes no writes (a hot standby, or a primary demoted by a
 // failover under way); reads go on, and a write succeeds again once the URL reaches a primary.
-const READ_ONLY_SQLSTATE = '25006'
 /** How soon a write refused by a read-only server may be tried again: a failover takes seconds. */
 const READ_ONLY_RETRY_AFTER_SECONDS = 5
 
@@ -107,7 +109,7 @@ function toAppError(e: unknown, ms: number): AppError | null {
       { cause: e },
     )
   }
-  if (code === '57014') {
+  if (code === QUERY_CANCELED_SQLSTATE) {
     return new AppError(
       'database_unavailable',
       `the query took longer than ${ms} ms`,

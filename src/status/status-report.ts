@@ -1,7 +1,7 @@
 // Status report: each database's reading judged (ok, attention, schema, permission, unreachable), in the documented --json shape, and the exit code.
 import type { SchemaState, SchemaVerdict } from '../db/schema-state.ts'
+import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { EXIT } from '../errors.ts'
-import { PERMISSION_DENIED_SQLSTATE } from '../outbox/statement-timeout.ts'
 import type { DatabaseReading, StatusError } from './database-status.ts'
 
 export type Health = 'ok' | 'attention' | 'schema' | 'permission' | 'unreachable'

@@ -1,0 +1,17 @@
+// The SQLSTATE codes the service answers differently, each named once (db, outbox, api and status read them here).
+
+/** read_only_sql_transaction: a hot standby, or a primary demoted by a failover. */
+export const READ_ONLY_SQLSTATE = '25006'
+
+/** insufficient_privilege: the role was never granted, or was revoked, a privilege the statement needs. */
+export const PERMISSION_DENIED_SQLSTATE = '42501'
+
+/** query_canceled: here, a statement that ran out of its statement_timeout. */
+export const QUERY_CANCELED_SQLSTATE = '57014'
+
+/** undefined_table, invalid_schema_name: the mailer schema or a table of it is not there. */
+const SCHEMA_MISSING_SQLSTATES: ReadonlySet<string> = new Set(['42P01', '3F000'])
+
+/** The schema, or a table of it, is missing (dropped, or a database never migrated). */
+export const isSchemaMissingSqlstate = (code: unknown): boolean =>
+  typeof code === 'string' && SCHEMA_MISSING_SQLSTATES.has(code)
