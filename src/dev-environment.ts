@@ -5,7 +5,7 @@ import type { Config } from './config.ts'
 import { AppError } from './errors.ts'
 
 /** The embedded Postgres's port unless DEV_POSTGRES_PORT says otherwise: fixed, so the banner's URL holds between runs. */
-export const DEV_POSTGRES_PORT = 54329
+const DEV_POSTGRES_PORT = 54329
 
 export interface DevPlaces {
   /** The embedded database's URL. */

@@ -12,7 +12,7 @@ import { type Role, runUntilSignalled } from './serve.ts'
 import { type StatusOptions, status } from './status.ts'
 import { VERSION } from './version.ts'
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   let parsed: Parsed
   let role: Role
   let statusOptions: StatusOptions | null = null

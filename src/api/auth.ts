@@ -12,7 +12,7 @@ import { keysUnavailable, remoteSigningKeys } from './signing-keys.ts'
  * Asymmetric algorithms accepted from a JWKS. Pinned so a key set can never be used with `none` or
  * an HMAC algorithm (key confusion); jose also refuses an alg that does not fit the key type.
  */
-export const JWKS_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519']
+const JWKS_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519']
 
 const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(['outbox:read', 'outbox:write'])
 const DEV_PRINCIPAL: Principal = { subject: 'dev', scopes: ALL_SCOPES, tenant: null }

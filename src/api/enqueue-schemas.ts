@@ -60,7 +60,7 @@ const Attachment = z
   })
   .openapi(CLOSED)
 
-export const Message = z
+const Message = z
   .looseObject({
     from: Recipient.nullable().optional(),
     to: Recipients,
@@ -91,7 +91,7 @@ export const Message = z
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
   })
 
-export const EnqueueOptions = z
+const EnqueueOptions = z
   .looseObject({
     tenant: z.string().optional(),
     dedupeKey: z.string().optional().openapi({ description: 'Or the Idempotency-Key header' }),

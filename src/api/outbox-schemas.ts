@@ -11,7 +11,7 @@ const OptionalTimestamp = z.iso
   .optional()
   .openapi({ example: '2030-01-01T00:00:00Z' })
 
-export const OutboxStatus = z.enum(OUTBOX_STATUSES).openapi('OutboxStatus')
+const OutboxStatus = z.enum(OUTBOX_STATUSES).openapi('OutboxStatus')
 
 // Postgres bigint's maximum: a longer id would reach the database as an out-of-range error (22003).
 const MAX_ID = 9223372036854775807n
@@ -70,7 +70,7 @@ export const OutboxItem = z
   })
   .openapi('OutboxItem', { description: 'An outbox row without its bodies (message, sourceRow)' })
 
-export const OutboxAttempt = z
+const OutboxAttempt = z
   .object({
     id: z.string(),
     attempt: z.number().int(),

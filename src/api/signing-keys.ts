@@ -6,7 +6,7 @@ import { AppError } from '../errors.ts'
  * Retry-After of an auth_unavailable. jose keeps no cooldown after a failed fetch (the next request
  * fetches again), so a short wait is enough to see the key set back.
  */
-export const KEYS_RETRY_AFTER_SECONDS = 5
+const KEYS_RETRY_AFTER_SECONDS = 5
 
 /** The 503 of a token that could not be judged: the client keeps it and repeats the request. */
 export const keysUnavailable = (cause: unknown) =>

@@ -6,8 +6,7 @@ export const NUL_MESSAGE = 'must not contain the NUL character (U+0000)'
 // JSON may escape one half of a pair alone ("\ud800"): jsonb refuses it (22P02, else a 500),
 // and a text parameter reaches Postgres with U+FFFD in its place (UTF-8 cannot encode it).
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
-export const LONE_SURROGATE_MESSAGE =
-  'must not contain an unpaired UTF-16 surrogate (U+D800-U+DFFF)'
+const LONE_SURROGATE_MESSAGE = 'must not contain an unpaired UTF-16 surrogate (U+D800-U+DFFF)'
 
 const whyUnstorable = (s: string) =>
   s.includes(NUL) ? NUL_MESSAGE : LONE_SURROGATE.test(s) ? LONE_SURROGATE_MESSAGE : null

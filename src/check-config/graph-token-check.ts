@@ -4,12 +4,8 @@ import { systemClock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import { silentLogger } from '../log.ts'
 import type { GraphCredential } from '../transport/graph-credential.ts'
-import {
-  createTokenSource,
-  GraphAuthError,
-  graphScopeFor,
-  tokenUrlFor,
-} from '../transport/graph-token.ts'
+import { createTokenSource, graphScopeFor, tokenUrlFor } from '../transport/graph-token.ts'
+import { GraphAuthError } from '../transport/graph-token-error.ts'
 import { describe, type Findings } from './findings.ts'
 
 // Hints for the Entra errors a first deploy meets; graph.md §1.3 lists the codes.

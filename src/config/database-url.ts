@@ -8,7 +8,7 @@ import { z } from 'zod'
  * What it accepts stays accepted: no host (a Unix socket in ?host=, or PGHOST), no database name
  * (the user's), IPv6 hosts, percent-encoded passwords.
  */
-export function databaseUrlProblem(value: string): string | null {
+function databaseUrlProblem(value: string): string | null {
   if (!/^postgres(ql)?:\/\//.test(value)) return 'must be a postgres:// or postgresql:// URL'
   try {
     parseConnectionString(value)

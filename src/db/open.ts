@@ -8,7 +8,7 @@ import type { Database } from './schema.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import { createStatementRoute, type SharedSession, type StatementRoute } from './statement-route.ts'
 
-export const POOL_APPLICATION_NAME = 'outbox-mailer'
+const POOL_APPLICATION_NAME = 'outbox-mailer'
 
 export interface DbHandle {
   name: string

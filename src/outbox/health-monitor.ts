@@ -30,7 +30,7 @@ const SCHEMA_RECHECK_MS = 5 * 60_000
  * long after its last answer (and the probe's own wait, 2 s); at once after a statement of the
  * worker failed, or its LISTEN session dropped (the listener's state).
  */
-export const READINESS_PROOF_MS = 5_000
+const READINESS_PROOF_MS = 5_000
 /** Claims failing for this long make the database unready (a blip of a few retries does not). */
 export const CLAIMS_FAILING_MS = 30_000
 /**

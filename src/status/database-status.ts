@@ -13,11 +13,11 @@ import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
 import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
 import { tlsFailureOf } from './tls-failure.ts'
 
-export const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
-export const FAILURE_WINDOW_HOURS = 24
+const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
+const FAILURE_WINDOW_HOURS = 24
 const FAILURE_CODES_SHOWN = 5
 /** Failed rows looked at, newest first: bounds the one read whose cost grows with the rows kept. */
-export const FAILED_ROWS_SCANNED = 10_000
+const FAILED_ROWS_SCANNED = 10_000
 
 export interface StatusError {
   /**
@@ -56,7 +56,7 @@ export interface ReadOptions {
   mailboxRatePerMinute: number
 }
 
-export function errorOf(e: unknown): StatusError {
+function errorOf(e: unknown): StatusError {
   if (e instanceof AggregateError && e.errors.length > 0) return errorOf(e.errors[0])
   const message = e instanceof Error ? e.message || e.name : String(e)
   const code = (e as { code?: unknown } | null)?.code

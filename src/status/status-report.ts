@@ -10,7 +10,7 @@ export type Health = 'ok' | 'attention' | 'schema' | 'permission' | 'unreachable
  * Exit code of each health; the worst database decides (unreachable, then permission, then schema,
  * then attention).
  */
-export const HEALTH_EXIT: Readonly<Record<Health, number>> = {
+const HEALTH_EXIT: Readonly<Record<Health, number>> = {
   ok: EXIT.ok,
   attention: EXIT.attention,
   schema: EXIT.schema,

@@ -16,7 +16,7 @@ export type AssertionAlgorithm = 'PS256' | 'RS256'
 const MIN_RSA_BITS = 2048
 
 /** Entra accepts at most what we sign; MSAL uses the same 10 minutes. */
-export const ASSERTION_LIFETIME_SECONDS = 600
+const ASSERTION_LIFETIME_SECONDS = 600
 
 export interface CertificateCredential {
   readonly kind: 'certificate'
@@ -127,7 +127,7 @@ function certificateFrom(
 }
 
 /** A fresh assertion per token request: requests are rare (about one an hour), so no reuse. */
-export function signClientAssertion(p: {
+function signClientAssertion(p: {
   key: KeyObject
   info: CertificateCredential
   tokenUrl: string
@@ -151,7 +151,7 @@ export function signClientAssertion(p: {
     .sign(p.key)
 }
 
-export function thumbprint(cert: X509Certificate, hash: 'sha1' | 'sha256'): string {
+function thumbprint(cert: X509Certificate, hash: 'sha1' | 'sha256'): string {
   return createHash(hash).update(cert.raw).digest('base64url')
 }
 

@@ -10,7 +10,7 @@ import {
 } from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
 
-export function lookupFilter(outboxId: string): string {
+function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
   return `singleValueExtendedProperties/Any(ep: ep/id eq ${quote(OUTBOX_ID_PROPERTY_ID)} and ep/value eq ${quote(outboxId)})`
 }

@@ -2,7 +2,7 @@
 import type { MailAddress, OutboundMail } from '../outbox/sender.ts'
 
 /** Our namespace for MAPI named properties. Fixed forever: recovery lookups search by it. */
-export const OUTBOX_PROPERTY_SET_GUID = '5b1f3c2e-8d47-4a8e-9c61-0e7a1d9b4f25'
+const OUTBOX_PROPERTY_SET_GUID = '5b1f3c2e-8d47-4a8e-9c61-0e7a1d9b4f25'
 /** The single-value extended property carrying the outbox id (Graph's `String {GUID} Name X` form). */
 export const OUTBOX_ID_PROPERTY_ID = `String {${OUTBOX_PROPERTY_SET_GUID}} Name OutboxId`
 
@@ -11,16 +11,16 @@ export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
 /** Graph's documented inline limit; base64 makes 3 MB of bytes 4 MB of JSON, so both checks apply. */
 export const MAX_INLINE_ATTACHMENT_BYTES = 3 * 1024 * 1024
 /** Graph: custom headers must start with x- and there may be at most 5 of them. */
-export const MAX_INTERNET_HEADERS = 5
+const MAX_INTERNET_HEADERS = 5
 
-export const ATTACHMENT_TOO_LARGE = 'attachment_too_large'
+const ATTACHMENT_TOO_LARGE = 'attachment_too_large'
 
 export interface SendMailBody {
   message: Record<string, unknown>
   saveToSentItems: boolean
 }
 
-export const MESSAGE_TOO_LARGE = 'message_too_large'
+const MESSAGE_TOO_LARGE = 'message_too_large'
 
 /**
  * A permanent problem with the request Graph would get, or null when it fits one sendMail call.

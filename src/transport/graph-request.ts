@@ -2,7 +2,8 @@
 import type { Clock } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
 import { classifySendFailure, DEFAULT_THROTTLE_MS } from './graph-outcome.ts'
-import { GraphAuthError, type TokenSource } from './graph-token.ts'
+import type { TokenSource } from './graph-token.ts'
+import { GraphAuthError } from './graph-token-error.ts'
 
 /**
  * Either Graph's answer (any status) or the outcome of never getting one; `noToken`: no request

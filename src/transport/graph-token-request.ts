@@ -5,7 +5,7 @@ import { retryAfterMs } from './graph-outcome.ts'
 import { GraphAuthError, parseTokenError } from './graph-token-error.ts'
 
 /** MSAL's DEFAULT_TOKEN_RENEWAL_OFFSET_SEC: a token is not handed out in its last 5 minutes. */
-export const TOKEN_RENEWAL_OFFSET_MS = 5 * 60_000
+const TOKEN_RENEWAL_OFFSET_MS = 5 * 60_000
 const TOKEN_REQUEST_TIMEOUT_MS = 30_000
 
 export interface TokenRequest {

@@ -3,8 +3,6 @@ import type { Logger } from '../log.ts'
 import { GraphAuthError } from './graph-token-error.ts'
 import { type IssuedToken, requestGraphToken, type TokenRequest } from './graph-token-request.ts'
 
-export { GraphAuthError } from './graph-token-error.ts'
-
 /** After a permanent failure (e.g. an unregistered certificate) Entra is not asked again for this long. */
 const PERMANENT_FAILURE_COOLDOWN_MS = 60_000
 /**
@@ -12,8 +10,8 @@ const PERMANENT_FAILURE_COOLDOWN_MS = 60_000
  * this long, doubling with each failure in a row up to the cap, reset by a success: every send of
  * the process waits on this one delay, so a struggling Entra is not asked once per row.
  */
-export const TOKEN_BACKOFF_FIRST_MS = 1_000
-export const TOKEN_BACKOFF_MAX_MS = 300_000
+const TOKEN_BACKOFF_FIRST_MS = 1_000
+const TOKEN_BACKOFF_MAX_MS = 300_000
 
 export interface TokenSource {
   getToken(signal?: AbortSignal): Promise<string>

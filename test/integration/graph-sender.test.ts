@@ -18,11 +18,11 @@ import { DEFAULT_THROTTLE_MS } from '../../src/transport/graph-outcome.ts'
 import { createGraphSender } from '../../src/transport/graph-sender.ts'
 import {
   createTokenSource,
-  GraphAuthError,
   graphScopeFor,
   type TokenSource,
   tokenUrlFor,
 } from '../../src/transport/graph-token.ts'
+import { GraphAuthError } from '../../src/transport/graph-token-error.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import {
   type FakeGraph,

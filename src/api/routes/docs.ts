@@ -8,7 +8,7 @@ import { withHeadOperations } from '../head-operations.ts'
 import { Problem } from '../problem.ts'
 import { withRequestIdHeader } from '../request-id-header.ts'
 
-export const OPENAPI_PATH = '/openapi.json'
+const OPENAPI_PATH = '/openapi.json'
 
 // The reference's single-file bundle, pinned: unpinned, the page ran whatever jsdelivr served that
 // day. The integrity is the sha384 of dist/browser/standalone.js in the published npm tarball of this
