@@ -9,7 +9,7 @@ import { type Config, loadConfig, type ServeRole } from './config.ts'
 import { isAppError } from './errors.ts'
 import { type GraphCredential, loadGraphCredential } from './transport/graph-credential.ts'
 
-export interface CheckConfigOptions {
+interface CheckConfigOptions {
   /** Also reach every database (select 1, schema status) and fetch a Graph token. */
   connect: boolean
   fetch?: typeof fetch
@@ -20,7 +20,7 @@ export interface CheckConfigOptions {
   timeoutMs?: number
 }
 
-export interface CheckConfigResult {
+interface CheckConfigResult {
   ok: boolean
   problems: string[]
   checks: string[]

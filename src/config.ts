@@ -45,7 +45,7 @@ export interface Config {
 /** What `serve --role` runs: the role decides which settings are needed at all. */
 export type ServeRole = 'all' | 'worker' | 'api'
 
-export interface LoadOptions {
+interface LoadOptions {
   /** Under `bun run dev` the API may run without auth. */
   dev?: boolean
   /**

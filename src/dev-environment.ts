@@ -7,7 +7,7 @@ import { AppError } from './errors.ts'
 /** The embedded Postgres's port unless DEV_POSTGRES_PORT says otherwise: fixed, so the banner's URL holds between runs. */
 const DEV_POSTGRES_PORT = 54329
 
-export interface DevPlaces {
+interface DevPlaces {
   /** The embedded database's URL. */
   url: string
   mailDir: string
@@ -65,7 +65,7 @@ export function devPostgresPort(env: Record<string, string | undefined>): number
   return port
 }
 
-export interface DevBannerPlaces {
+interface DevBannerPlaces {
   /** The embedded database's URL. */
   url: string
   mailDir: string

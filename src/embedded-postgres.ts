@@ -23,7 +23,7 @@ export interface EmbeddedServer {
   start(): Promise<void>
 }
 
-export interface EmbeddedOptions {
+interface EmbeddedOptions {
   dir: string
   /**
    * The data directory to use instead when we are root and a private parent (a checkout under

@@ -1,7 +1,7 @@
 // Structured JSON-lines logger. Callers pass ids and codes only: never addresses, subjects or bodies.
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
-export type Fields = Record<string, unknown>
+type Fields = Record<string, unknown>
 type LogFn = (msg: string, fields?: Fields) => void
 
 export interface Logger {

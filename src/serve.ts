@@ -20,14 +20,14 @@ import { VERSION } from './version.ts'
 /** `serve --role`: config decides by it which settings are needed, serve what it starts. */
 export type Role = ServeRole
 
-export interface Running {
+interface Running {
   stop(reason: string): Promise<void>
   port: number | null
   drainers: Map<string, Drainer>
   listeners: Map<string, Listener>
 }
 
-export interface ServeOptions {
+interface ServeOptions {
   role: Role
   log: Logger
   dev?: boolean

@@ -18,7 +18,7 @@ const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(['outbox:read', 'outbox:w
 const DEV_PRINCIPAL: Principal = { subject: 'dev', scopes: ALL_SCOPES, tenant: null }
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
-export type Verify = (token: string) => Promise<JWTPayload>
+type Verify = (token: string) => Promise<JWTPayload>
 
 /**
  * Builds the token verifier once. Throws config_invalid when no auth is configured outside dev:

@@ -24,7 +24,7 @@ export interface Metrics {
   render(): Promise<string>
 }
 
-export interface MetricsDeps {
+interface MetricsDeps {
   /** `statements` (the statement route) takes the scrape's live statement; `db` the settled counts'. */
   databases: ReadonlyArray<{
     name: string

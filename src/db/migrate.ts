@@ -13,7 +13,7 @@ import { planMigrations, runsOutsideTransaction, statementsOf } from './migratio
 import { ensureMigrationsTable, readApplied, recordMigration } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 
-export interface MigrateOptions {
+interface MigrateOptions {
   url: string
   log: Logger
   /** How long to wait for another migrator's lock, or for a table lock, before failing. */
@@ -22,7 +22,7 @@ export interface MigrateOptions {
   clock?: Clock
 }
 
-export interface MigrateResult {
+interface MigrateResult {
   applied: number[]
   version: number
   /** Applied by a newer release, unknown to this binary, and declared to keep older binaries working. */

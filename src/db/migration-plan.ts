@@ -33,7 +33,7 @@ const OLDER_BINARIES_COMPATIBLE = /^--! older-binaries-compatible[ \t]*$/m
 export const keepsOlderBinariesWorking = (m: Migration): boolean =>
   OLDER_BINARIES_COMPATIBLE.test(m.sql)
 
-export interface MigrationPlan {
+interface MigrationPlan {
   /** Known to this binary, not applied yet, in order. */
   pending: Migration[]
   /** Applied by a newer release, unknown to this binary, each declared compatible with older binaries. */
@@ -45,12 +45,12 @@ export interface MigrationPlan {
  * an applied migration it does not know that breaks older binaries, an applied migration of its
  * own that was edited since, or (all else sound) newer migrations applied while one of its own is not.
  */
-export type MigrationConflict =
+type MigrationConflict =
   | { kind: 'unknown'; applied: Applied }
   | { kind: 'edited'; migration: Migration }
   | { kind: 'gap'; newer: number; lacks: Migration }
 
-export interface MigrationComparison {
+interface MigrationComparison {
   pending: Migration[]
   /** Applied, unknown to this binary: declared compatible, unless the conflict says otherwise. */
   newer: number[]

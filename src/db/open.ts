@@ -26,7 +26,7 @@ export interface DbHandle {
   close(): Promise<void>
 }
 
-export interface OpenOptions {
+interface OpenOptions {
   name: string
   url: string
   maxConnections?: number

@@ -6,7 +6,7 @@ import { StartupTimeoutPool } from './startup-timeout-pool.ts'
 type Query = (this: pg.Client, ...args: unknown[]) => unknown
 type Callback = (err: unknown, result?: unknown) => void
 
-export interface ReadOnlyEras {
+interface ReadOnlyEras {
   /** A client class like `Base` whose clients remember the era they were made in; a 25006 on one ends it. */
   Client: typeof pg.Client
   /** Made before the era's last 25006: close it rather than use it. */

@@ -14,7 +14,7 @@ export const OUTBOX_STATUSES: readonly OutboxStatus[] = [
   'cancelled',
 ]
 
-export interface EmailOutboxTable {
+interface EmailOutboxTable {
   id: Generated<string>
   tenant: Generated<string>
   dedupe_key: string | null
@@ -39,7 +39,7 @@ export interface EmailOutboxTable {
   cancel_requested_at: NullableTimestamp
 }
 
-export interface EmailAttemptsTable {
+interface EmailAttemptsTable {
   id: Generated<string>
   outbox_id: string
   attempt: number
@@ -53,7 +53,7 @@ export interface EmailAttemptsTable {
   error: string | null
 }
 
-export interface TemplatesTable {
+interface TemplatesTable {
   name: string
   subject: string
   text_body: string | null
@@ -67,7 +67,7 @@ export interface TemplatesTable {
   updated_at: DefaultTimestamp
 }
 
-export interface WorkersTable {
+interface WorkersTable {
   id: string
   host: string
   pid: number
@@ -76,7 +76,7 @@ export interface WorkersTable {
   last_heartbeat_at: DefaultTimestamp
 }
 
-export interface SchemaMigrationsTable {
+interface SchemaMigrationsTable {
   version: number
   name: string
   checksum: string

@@ -2,7 +2,7 @@
 import { type Kysely, sql, type Transaction } from 'kysely'
 import type { Database } from './schema.ts'
 
-export interface TimedTransactionOptions {
+interface TimedTransactionOptions {
   /** READ ONLY: Postgres refuses every write in it, ours or a function's (status). */
   readOnly?: boolean
 }

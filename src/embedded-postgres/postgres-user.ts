@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path'
 /** The operating-system user Postgres runs as when we are root, and the cluster's superuser. */
 export const POSTGRES_USER = 'postgres'
 
-export interface Binaries {
+interface Binaries {
   initdb: string
   postgres: string
 }

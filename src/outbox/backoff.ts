@@ -1,6 +1,6 @@
 // Backoff: capped exponential delays with jitter, so failing rows and retrying workers spread out instead of stampeding.
 
-export interface BackoffPolicy {
+interface BackoffPolicy {
   baseMs: number
   maxMs: number
 }

@@ -9,7 +9,7 @@ import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 
 /** `cancel_requested`: the row is `sending`; its worker cancels it before the Graph call starts. */
-export type CancelOutcome = 'cancelled' | 'cancel_requested'
+type CancelOutcome = 'cancelled' | 'cancel_requested'
 
 const outcomeOf = (status: string): CancelOutcome =>
   status === 'cancelled' ? 'cancelled' : 'cancel_requested'
@@ -122,7 +122,7 @@ export interface BulkOptions {
   limit: number
 }
 
-export interface BulkCancelResult {
+interface BulkCancelResult {
   items: { id: string; outcome: CancelOutcome }[]
   more: boolean
 }

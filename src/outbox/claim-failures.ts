@@ -12,7 +12,7 @@ export interface ClaimsFailing {
   sqlstate: string | null
 }
 
-export interface ClaimFailures {
+interface ClaimFailures {
   /** A claim failed: noted; returns how long the loop waits before it claims again. */
   failed(error: unknown): number
   /** A claim succeeded: the record is cleared and the wait starts over. */

@@ -9,7 +9,7 @@ import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { StartQueue } from './start-queue.ts'
 
-export interface ClaimRound {
+interface ClaimRound {
   claimed: number
   /** The claim returned as many rows as it asked for: more may be waiting. */
   full: boolean

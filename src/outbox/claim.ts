@@ -40,7 +40,7 @@ type LeaseTuple = [
   boolean,
 ]
 
-export interface ClaimParams {
+interface ClaimParams {
   limit: number
   workerId: string
   leaseSeconds: number
@@ -54,7 +54,7 @@ export interface ClaimParams {
   markStarted?: boolean
 }
 
-export interface Claim {
+interface Claim {
   leases: Lease[]
   /** When the claim took fewer rows than asked: ms until the earliest future send_at, if any. */
   nextDueInMs: number | null

@@ -19,7 +19,7 @@ export interface Drainer {
   status(): DrainerStatus
 }
 
-export interface DrainerStatus {
+interface DrainerStatus {
   running: boolean
   lastLoopAt: number | null
   inFlight: number

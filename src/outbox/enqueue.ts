@@ -3,13 +3,13 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
 
-export interface EnqueueInput {
+interface EnqueueInput {
   /** Passed to Postgres untouched: mailer.normalize_message is the one validator. */
   message: unknown
   options: Record<string, unknown>
 }
 
-export interface EnqueueResult {
+interface EnqueueResult {
   id: string
   /** False when the (tenant, dedupeKey) pair already named a row: that row's id is returned. */
   created: boolean

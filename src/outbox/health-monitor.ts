@@ -8,7 +8,7 @@ import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.t
 import type { Listener } from './listener.ts'
 import { isUnavailableSqlstate } from './statement-timeout.ts'
 
-export interface MonitoredDatabase {
+interface MonitoredDatabase {
   name: string
   /** Where a probe's one statement goes (the pool, or the statement route). */
   statements: Queryable

@@ -13,13 +13,13 @@ import {
   toOutboxSummary,
 } from './outbox-view.ts'
 
-export interface ListPage {
+interface ListPage {
   limit: number
   /** Keyset position: only rows with a smaller id (the list runs newest first, by id desc). */
   beforeId?: string
 }
 
-export interface ListResult {
+interface ListResult {
   items: OutboxSummary[]
   /** The last id of this page when more rows follow; the API wraps it in an opaque cursor. */
   nextBeforeId: string | null

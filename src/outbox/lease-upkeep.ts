@@ -15,7 +15,7 @@ import { reclaimExpired } from './reclaim.ts'
 // is strict, and timers fire a little early or late).
 const RECLAIM_MARGIN_MS = 100
 
-export interface LeaseUpkeep {
+interface LeaseUpkeep {
   /**
    * A heartbeat of any lease held, then one reclaim, which registers the worker: before the first
    * claim.

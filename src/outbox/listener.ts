@@ -5,7 +5,7 @@ import type { Logger } from '../log.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
 import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
 
-export interface ListenerDeps {
+interface ListenerDeps {
   db: string
   url: string
   log: Logger

@@ -23,7 +23,7 @@ export type LookupResult =
   | { rejected: LookupRejection }
   | { unreachable: Extract<SendOutcome, { kind: 'retry' }> }
 
-export interface LookupRejection {
+interface LookupRejection {
   /** Graph's error code, or `http_404` when the body names none (as a refused send is coded). */
   code: string
   message: string

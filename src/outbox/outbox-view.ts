@@ -25,7 +25,7 @@ export const SUMMARY_COLUMNS = [
   'cancel_requested_at',
 ] as const
 
-export type SummaryRow = Pick<OutboxRow, (typeof SUMMARY_COLUMNS)[number]>
+type SummaryRow = Pick<OutboxRow, (typeof SUMMARY_COLUMNS)[number]>
 
 export interface OutboxSummary {
   id: string

@@ -2,7 +2,7 @@
 import type { Clock } from '../clock.ts'
 import type { HeldSlot } from './held-slot.ts'
 
-export interface ParkedSlots {
+interface ParkedSlots {
   /** Keeps a slot for the next send; it is freed once parked parkMs (or past reuse) with the others due. */
   park(held: HeldSlot): void
   /** The slot parked last that is still reusable, or null; the stale ones met on the way are freed. */

@@ -16,7 +16,7 @@ import { createSlotKeeper } from './slot-keeper.ts'
  */
 const PAUSE_HOLD_MS = 5_000
 
-export interface PgSendGateOptions {
+interface PgSendGateOptions {
   db: Kysely<Database>
   clock: Clock
   log: Logger

@@ -4,14 +4,14 @@ import type { Database } from '../db/schema.ts'
 import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { registryBeat, type WorkerIdentity } from './heartbeat.ts'
 
-export interface Reclaimed {
+interface Reclaimed {
   id: string
   status: 'pending' | 'failed' | 'cancelled'
   /** The dead holder had started the send: the next attempt must resolve the ambiguity. */
   ambiguous: boolean
 }
 
-export interface ReclaimResult {
+interface ReclaimResult {
   rows: Reclaimed[]
   /**
    * Milliseconds (database time) until the earliest lease still running ends, or null when no row
@@ -58,7 +58,7 @@ export async function reclaimExpired(
   }
 }
 
-export interface ReclaimParams {
+interface ReclaimParams {
   defaultMaxAttempts: number
   limit?: number
   beat?: WorkerIdentity

@@ -99,7 +99,7 @@ export async function countRequeueable(
   return countMatching(db, (eb) => eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)]))
 }
 
-export interface BulkRequeueResult {
+interface BulkRequeueResult {
   items: { id: string; outcome: 'requeued' }[]
   more: boolean
 }

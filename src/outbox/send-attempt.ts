@@ -10,7 +10,7 @@ import type { StartResult } from './start-send.ts'
 // Outcomes after which the provider may or may not have the message, unless the outcome says.
 const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
 
-export interface SlotSend {
+interface SlotSend {
   /** Make the last check (startSends) in the slot: false only for a row the claim recorded as started. */
   lastCheck: boolean
   /** The mailbox a provider throttle of this send pauses for every worker (shared limits only). */

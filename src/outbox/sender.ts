@@ -36,7 +36,7 @@ export interface OutboundMail {
 }
 
 /** Details a transport may report for the attempt history. */
-export interface SendDetails {
+interface SendDetails {
   httpStatus?: number
   requestId?: string
 }

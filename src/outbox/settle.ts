@@ -51,7 +51,7 @@ export interface SettleItem {
   requestId?: string | undefined
 }
 
-export interface SettleParams {
+interface SettleParams {
   workerId: string
   defaultMaxAttempts: number
   throttleDeadlineSeconds: number

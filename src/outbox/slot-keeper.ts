@@ -10,7 +10,7 @@ import { createSlotFreer } from './slot-freer.ts'
 import { createSlotRenewal } from './slot-renewal.ts'
 import { createSlotTaker } from './slot-taker.ts'
 
-export interface SlotKeeperOptions {
+interface SlotKeeperOptions {
   db: Kysely<Database>
   clock: Clock
   log: Logger

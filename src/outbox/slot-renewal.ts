@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts'
 import type { HeldSlot } from './held-slot.ts'
 import { renewSlots } from './send-limits.ts'
 
-export interface SlotRenewal {
+interface SlotRenewal {
   /** Renewals run while `inUse` holds slots: called when a slot is put in use. */
   arm(): void
   stop(): void

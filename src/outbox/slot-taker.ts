@@ -6,7 +6,7 @@ import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
 import { freeUnknownSlots, takeSlots } from './send-limits.ts'
 
-export interface SlotTaker {
+interface SlotTaker {
   /** Starts the take loop unless it runs; resolves when it stops (no send waits, or closed). */
   take(): Promise<void>
   /** Cuts the loop's backoff short: the last waiting send left, or the keeper closes. */

@@ -49,7 +49,7 @@ export interface DatabaseReading {
   unread: { section: string; error: StatusError }[]
 }
 
-export interface ReadOptions {
+interface ReadOptions {
   /** Bounds connecting and every statement. */
   timeoutMs: number
   leaseSeconds: number

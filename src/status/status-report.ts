@@ -64,7 +64,7 @@ export interface StatusReport {
   databases: DatabaseStatus[]
 }
 
-export interface Thresholds {
+interface Thresholds {
   maxPendingAgeSeconds: number
   leaseSeconds: number
 }

@@ -34,7 +34,7 @@ const CERTIFICATE = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ])
 
-export type TlsFailure = 'tls_refused' | 'tls_certificate'
+type TlsFailure = 'tls_refused' | 'tls_certificate'
 
 export function tlsFailureOf(code: unknown, message: string): TlsFailure | null {
   if (typeof code === 'string' && CERTIFICATE.has(code)) return 'tls_certificate'

@@ -18,7 +18,7 @@ const MIN_RSA_BITS = 2048
 /** Entra accepts at most what we sign; MSAL uses the same 10 minutes. */
 const ASSERTION_LIFETIME_SECONDS = 600
 
-export interface CertificateCredential {
+interface CertificateCredential {
   readonly kind: 'certificate'
   readonly algorithm: AssertionAlgorithm
   /** base64url (no padding) SHA-1 of the DER certificate: the `x5t` header. */
@@ -29,11 +29,11 @@ export interface CertificateCredential {
   readonly notAfter: number
 }
 
-export interface SecretCredential {
+interface SecretCredential {
   readonly kind: 'secret'
 }
 
-export type CredentialInfo = CertificateCredential | SecretCredential
+type CredentialInfo = CertificateCredential | SecretCredential
 
 /** What the token request needs from a credential: the form fields that prove who we are. */
 export interface GraphCredential {

@@ -15,7 +15,7 @@ const MAX_INTERNET_HEADERS = 5
 
 const ATTACHMENT_TOO_LARGE = 'attachment_too_large'
 
-export interface SendMailBody {
+interface SendMailBody {
   message: Record<string, unknown>
   saveToSentItems: boolean
 }

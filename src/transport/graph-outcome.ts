@@ -12,7 +12,7 @@ export const MAX_RETRY_AFTER_MS = 3_600_000
 export const SENDING_QUOTA_PAUSE_MS = 15 * 60_000
 
 /** A 401: the caller refreshes the token once and repeats the request before settling on an outcome. */
-export interface TokenRejected {
+interface TokenRejected {
   kind: 'token_rejected'
   code: string
   message: string
@@ -20,7 +20,7 @@ export interface TokenRejected {
   requestId?: string
 }
 
-export type GraphSendResult = SendOutcome | TokenRejected
+type GraphSendResult = SendOutcome | TokenRejected
 
 const GATEWAY_TIMEOUT = 504
 /** The statuses by which Graph and Entra say "come back later" (throttled or unavailable). */

@@ -9,9 +9,7 @@ import { GraphAuthError } from './graph-token-error.ts'
  * Either Graph's answer (any status) or the outcome of never getting one; `noToken`: no request
  * was made, for want of a token (the outcome is noTokenOutcome's).
  */
-export type GraphExchange =
-  | { res: Response; text: string }
-  | { failed: SendOutcome; noToken?: true }
+type GraphExchange = { res: Response; text: string } | { failed: SendOutcome; noToken?: true }
 
 /** A row that met no token (a refused credential, an Entra outage) is not tried again sooner than this. */
 const MIN_REFUSED_RETRY_MS = 5_000

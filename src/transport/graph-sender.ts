@@ -15,7 +15,7 @@ export interface GraphSender extends Sender {
   lookupSentMessage(from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult>
 }
 
-export interface GraphSenderDeps {
+interface GraphSenderDeps {
   config: GraphConfig
   /** Sender mailbox when a mail carries none. */
   mailFrom: string

@@ -32,7 +32,7 @@ export interface TokenSource {
   servesForMs(): number
 }
 
-export interface TokenSourceDeps extends TokenRequest {
+interface TokenSourceDeps extends TokenRequest {
   log: Logger
   /** Told about every token request's result, a failure with its code (metrics). */
   onRefresh?: (outcome: 'success' | 'failure', code?: string) => void
