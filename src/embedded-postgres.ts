@@ -12,7 +12,12 @@ import {
   postgresUser,
   type RunAs,
 } from './embedded-postgres/postgres-user.ts'
-import { type Server, spawnChild, spawnGrandchild } from './embedded-postgres/server-process.ts'
+import {
+  postgresEnv,
+  type Server,
+  spawnChild,
+  spawnGrandchild,
+} from './embedded-postgres/server-process.ts'
 
 export interface EmbeddedServer {
   /** The data directory in use: `dir`, or `fallbackDir` when Postgres's user cannot reach `dir`. */
@@ -70,7 +75,7 @@ export async function freePort(): Promise<number> {
 
 function run(file: string, args: string[], runAs: RunAs, log: (l: string) => void) {
   return new Promise<void>((resolve, reject) => {
-    const p = spawn(file, args, { ...runAs, env: { ...process.env, LC_ALL: 'C' } })
+    const p = spawn(file, args, { ...runAs, env: postgresEnv() })
     let err = ''
     p.stdout?.on('data', (c: Buffer) => log(c.toString()))
     p.stderr?.on('data', (c: Buffer) => {

@@ -12,10 +12,17 @@ export interface Server {
   failed: Promise<never>
 }
 
+/**
+ * The environment of every Postgres program started here (initdb, postgres): the C locale, so the
+ * server's log is in English whatever the machine's language (start waits for "ready to accept
+ * connections" in it).
+ */
+export const postgresEnv = (): NodeJS.ProcessEnv => ({ ...process.env, LC_ALL: 'C' })
+
 export function spawnChild(postgres: string, flags: string[], runAs: RunAs): Server {
   const p: ChildProcess = spawn(postgres, flags, {
     ...runAs,
-    env: { ...process.env, LC_ALL: 'C' },
+    env: postgresEnv(),
   })
   return {
     output: p.stderr!,
@@ -34,7 +41,7 @@ export function spawnGrandchild(postgres: string, flags: string[], runAs: RunAs)
     ['-c', '"$0" "$@" 2>&1 </dev/null & echo "pid:$!"; wait', postgres, ...flags],
     {
       ...runAs,
-      env: { ...process.env, LC_ALL: 'C' },
+      env: postgresEnv(),
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   )
