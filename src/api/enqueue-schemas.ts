@@ -9,6 +9,7 @@ import {
 } from '../outbox/header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from '../outbox/mime-type.ts'
 import { withStorableText } from './storable-text.ts'
+import { takesOneValue } from './strict-query.ts'
 
 const ONE_LINE =
   'Written into a header: each run of control characters (U+0001-U+001F with CR, LF and TAB, U+007F) becomes one space, dropped at either end'
@@ -115,13 +116,28 @@ export const EnqueueRequest = withStorableText(
   z.strictObject({ message: Message, options: EnqueueOptions.optional() }),
 ).openapi('EnqueueRequest')
 
+// Fetch joins a header given twice into one value with ", ", which would be taken as one key: a
+// key holding ", " cannot be told from that, and is refused as a repeated header is.
+const JOINED = ', '
+const KEY_JOINED = 'a header given twice arrives joined by ", ", so a key holds no ", "'
+
 export const EnqueueHeaders = z.object({
   'idempotency-key': z
     .string()
     .min(1)
     .max(500)
+    .superRefine((key, ctx) => {
+      if (!key.includes(JOINED)) return
+      ctx.addIssue({
+        code: 'custom',
+        message: takesOneValue(key.split(JOINED).length, KEY_JOINED),
+        input: key,
+      })
+    })
     .optional()
-    .openapi({ description: 'Becomes options.dedupeKey: a repeat answers 200 with the same id' }),
+    .openapi({
+      description: `Becomes options.dedupeKey: a repeat answers 200 with the same id. One value; ${KEY_JOINED} (options.dedupeKey may)`,
+    }),
 })
 
 export const Enqueued = z.object({ id: z.string().openapi({ example: '42' }) }).openapi('Enqueued')

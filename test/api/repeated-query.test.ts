@@ -1,4 +1,4 @@
-// A /v1 query parameter given more than once: a 400 that says it takes one value, on every route, for each.
+// A /v1 query parameter, or the Idempotency-Key header, given more than once: a 400 that says it takes one value.
 import {
   afterAll,
   beforeAll,
@@ -124,5 +124,29 @@ describe('a repeated query parameter', () => {
     expect(ok.status).toBe(200)
     const r = await send(app, 'GET', '/v1/outbox?status=pending&limit=5&limit=6', { token: tk })
     expectOneValue(r, 'limit', 'limit')
+  })
+})
+
+describe('a repeated Idempotency-Key header', () => {
+  test('arrives comma-joined and is a 400 saying it takes one value, not a key "a, b"', async () => {
+    // Fetch (and Bun's server) join a header given twice with ", ": the route sees one value.
+    const repeated = new Headers([
+      ['idempotency-key', 'order-7'],
+      ['idempotency-key', 'order-8'],
+    ])
+    const headers = Object.fromEntries(repeated)
+    expect(headers).toEqual({ 'idempotency-key': 'order-7, order-8' })
+    const r = await send(app, 'POST', '/v1/outbox', { token: tk, body: { message }, headers })
+    expectOneValue(r, 'Idempotency-Key', 'idempotency-key', /given 2/)
+    const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows.rows).toEqual([{ n: 0 }])
+  })
+
+  test('one key with a comma but no space after it is still one key', async () => {
+    const headers = { 'idempotency-key': 'order-7,line-2' }
+    const r = await send(app, 'POST', '/v1/outbox', { token: tk, body: { message }, headers })
+    expect(r.status).toBe(201)
+    const dedupe = await t.pool.query('select dedupe_key from mailer.email_outbox')
+    expect(dedupe.rows).toEqual([{ dedupe_key: 'order-7,line-2' }])
   })
 })
