@@ -6,7 +6,7 @@ import { type Config, loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
 import { AppError, describeError, EXIT, isAppError } from './errors.ts'
 import { createLogger } from './log.ts'
-import { logProcessWarnings } from './process-warnings.ts'
+import { collectProcessWarnings, logProcessWarnings } from './process-warnings.ts'
 import { sendTest } from './send-test.ts'
 import { type Role, runUntilSignalled } from './serve.ts'
 import { type StatusOptions, status } from './status.ts'
@@ -43,10 +43,18 @@ async function main(argv: string[]): Promise<number> {
     return parsed.exit
   }
   const { command, flags } = parsed
+  // status and check-config print one report (status --json one JSON object): a process warning
+  // (pg-connection-string's about sslmode, raised as a URL is parsed) is a line of it, not raw
+  // text on stderr. From here, so that one raised while the configuration is parsed is caught.
+  const warnings =
+    command === 'status' || command === 'check-config'
+      ? collectProcessWarnings(redactor(process.env))
+      : null
   if (command === 'check-config') {
     // Reports every problem instead of stopping at the first; usable in CI and before a deploy.
     const r = await checkConfig(process.env, { connect: flags.has('--connect'), role })
     for (const c of r.checks) console.log(c.startsWith('warning: ') ? c : `ok: ${c}`)
+    for (const w of await warnings!.settled()) console.log(`warning: ${w}`)
     for (const p of r.problems) console.error(`problem: ${p}`)
     console.log(r.ok ? 'configuration OK' : `${r.problems.length} problem(s)`)
     return r.ok ? EXIT.ok : EXIT.usage
@@ -68,7 +76,6 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel)
   // What these print is read as JSON lines. Warnings are emitted on the next tick, so one raised
   // while the configuration was parsed (pg-connection-string's about sslmode) is caught too.
-  // status and check-config print for a person, and status --json's stdout is one object.
   if (command === 'serve' || command === 'migrate' || command === 'send-test') {
     logProcessWarnings(log, redactor(process.env))
   }
@@ -93,7 +100,7 @@ async function main(argv: string[]): Promise<number> {
       case 'serve':
         return await runUntilSignalled(config, { role, log })
       case 'status':
-        return await status(config, process.env, statusOptions!)
+        return await status(config, process.env, statusOptions!, warnings!.settled)
       case 'send-test':
         return await sendTest(config, { to: flags.get('--to'), from: flags.get('--from') }, log)
       default:

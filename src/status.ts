@@ -14,11 +14,15 @@ export interface StatusOptions {
   timeoutMs: number
 }
 
-/** Reads every database at once, prints the report, returns the exit code (see HEALTH_EXIT). */
+/**
+ * Reads every database at once, prints the report with the process warnings raised meanwhile
+ * (`warnings`), returns the exit code (see HEALTH_EXIT).
+ */
 export async function status(
   config: Config,
   env: Record<string, string | undefined>,
   o: StatusOptions,
+  warnings: () => Promise<string[]>,
 ): Promise<number> {
   const mask = redactor(env)
   const readings = await Promise.all(
@@ -39,6 +43,7 @@ export async function status(
     version: VERSION,
     thresholds,
     exitCode: exitCodeOf(databases),
+    warnings: await warnings(),
     databases,
   }
   process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatusTable(report))

@@ -61,6 +61,8 @@ export interface StatusReport {
   /** Judged against these, so that a reader of the JSON knows what "attention" meant. */
   thresholds: Thresholds
   exitCode: number
+  /** Process warnings raised while the command ran (a library's, e.g. about a URL's sslmode): one line each, secrets masked. */
+  warnings: string[]
   databases: DatabaseStatus[]
 }
 

@@ -1,4 +1,4 @@
-// The status report as text for a terminal: one table row per database, then each database's reasons and failures.
+// The status report as text for a terminal: one table row per database, then each database's reasons and failures, then the process warnings.
 import type { DatabaseStatus, StatusReport } from './status-report.ts'
 
 const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
@@ -61,5 +61,6 @@ export function renderStatusTable(r: StatusReport): string {
       )
     }
   }
+  for (const w of r.warnings) lines.push(`warning: ${w}`)
   return `${lines.join('\n')}\n`
 }

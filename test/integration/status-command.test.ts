@@ -122,6 +122,7 @@ describe('one database', () => {
         version: expect.any(String),
         thresholds: { maxPendingAgeSeconds: 600, leaseSeconds: 60 },
         exitCode: 0,
+        warnings: [],
         databases: [
           {
             name: 'default',

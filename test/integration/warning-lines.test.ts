@@ -1,7 +1,8 @@
-// What serve and migrate print is JSON lines, a runtime warning included: none lands raw on stderr.
+// What serve and migrate print is JSON lines, a runtime warning included; status and check-config report it in their output: none lands raw on stderr.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { freePort } from '../../src/embedded-postgres.ts'
+import { runBinary } from '../support/binary.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 
@@ -31,6 +32,10 @@ function parsedLines(stdout: string): Record<string, unknown>[] {
     .split('\n')
     .map((line) => JSON.parse(line))
 }
+
+/** Runs a command of the entry point to its exit with `env` and PATH only. */
+const run = (args: string[], env: Record<string, string>) =>
+  runBinary(process.execPath, [MAIN, ...args], { PATH: process.env.PATH ?? '', ...env })
 
 test('serve: stdout is JSON lines only, the sslmode warning one of them at warn; stderr stays empty', async () => {
   const p = Bun.spawn([process.execPath, MAIN, 'serve', '--role', 'api'], {
@@ -71,25 +76,61 @@ test('serve: stdout is JSON lines only, the sslmode warning one of them at warn;
 })
 
 test('migrate: its log lines and the warning are JSON, its result one plain line; stderr stays empty', async () => {
-  const p = Bun.spawn([process.execPath, MAIN, 'migrate'], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      // migrate connects over LISTEN_DATABASE_URL: DATABASE_URL is only parsed.
-      DATABASE_URL: withSslmode(db.url),
-      LISTEN_DATABASE_URL: db.url,
-    },
-    stdout: 'pipe',
-    stderr: 'pipe',
+  const { code, stdout, stderr } = await run(['migrate'], {
+    // migrate connects over LISTEN_DATABASE_URL: DATABASE_URL is only parsed.
+    DATABASE_URL: withSslmode(db.url),
+    LISTEN_DATABASE_URL: db.url,
   })
-  const [code, stdout, stderr] = await Promise.all([
-    p.exited,
-    new Response(p.stdout).text(),
-    new Response(p.stderr).text(),
-  ])
   expect(stderr).toBe('')
   expect(code).toBe(0)
   const printed = stdout.trimEnd().split('\n')
   expect(printed.at(-1)).toMatch(/^default: up to date \(schema version \d+\)$/)
   const lines = parsedLines(printed.slice(0, -1).join('\n'))
   expect(lines.filter((l) => l.msg === 'process warning')).toHaveLength(1)
+})
+
+const SSLMODE_WARNING =
+  /^SECURITY WARNING: The SSL modes 'prefer', 'require', and 'verify-ca' .+ for libpq SSL mode definitions\.$/
+
+// status connects over DATABASE_URL: LISTEN_DATABASE_URL is only parsed.
+const statusEnv = () => ({ DATABASE_URL: db.url, LISTEN_DATABASE_URL: withSslmode(db.url) })
+
+test('status --json: stdout is one JSON object whose warnings hold the sslmode warning, one line; stderr stays empty', async () => {
+  const r = await run(['status', '--json'], statusEnv())
+  expect(r.stderr).toBe('')
+  expect(r.code).toBe(0)
+  const report = JSON.parse(r.stdout)
+  expect(report.warnings).toEqual([expect.stringMatching(SSLMODE_WARNING)])
+  expect(report.databases).toHaveLength(1)
+})
+
+test('status: the table ends with the warning on one line; stderr stays empty', async () => {
+  const r = await run(['status'], statusEnv())
+  expect(r.stderr).toBe('')
+  expect(r.code).toBe(0)
+  const lines = r.stdout.trimEnd().split('\n')
+  expect(lines.filter((l) => l.startsWith('warning: '))).toEqual([
+    expect.stringMatching(/^warning: SECURITY WARNING: The SSL modes .+ definitions\.$/),
+  ])
+})
+
+test('check-config: the warning is one of its warning lines on stdout; stderr holds only problems', async () => {
+  const env = { DATABASE_URL: withSslmode(db.url), API_JWT_SECRET: 'k'.repeat(40) }
+  // With --connect the database is reached, and refuses TLS (the test cluster serves none): a
+  // problem, on stderr, as every problem is. Without, the configuration is only parsed.
+  for (const [args, exit] of [
+    [['--connect'], 2],
+    [[], 0],
+  ] as const) {
+    const r = await run(['check-config', '--role', 'api', ...args], env)
+    const label = args.join(' ') || '(no flag)'
+    const stderr = r.stderr.trimEnd().split('\n').filter(Boolean)
+    expect([label, stderr.filter((l) => !l.startsWith('problem: '))]).toEqual([label, []])
+    expect([label, r.code]).toEqual([label, exit])
+    const lines = r.stdout.trimEnd().split('\n')
+    expect([label, lines.filter((l) => l.includes('SECURITY WARNING'))]).toEqual([
+      label,
+      [expect.stringMatching(/^warning: SECURITY WARNING: The SSL modes .+ definitions\.$/)],
+    ])
+  }
 })

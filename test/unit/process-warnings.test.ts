@@ -1,7 +1,7 @@
-// Process warnings reach the JSON-lines log as one line each, of every kind, their text masked.
+// Process warnings reach the JSON-lines log as one line each, of every kind, their text masked; or a report, as one line of text each.
 import { expect, test } from 'bun:test'
 import { createLogger } from '../../src/log.ts'
-import { logProcessWarnings } from '../../src/process-warnings.ts'
+import { collectProcessWarnings, logProcessWarnings } from '../../src/process-warnings.ts'
 import { pollUntil } from '../support/events.ts'
 
 test('a multi-line warning and a deprecation are each one JSON line at warn, a secret in the text masked', async () => {
@@ -44,4 +44,19 @@ test('the undo gives the runtime its own printer back', () => {
   expect(process.listeners('warning')).not.toEqual(before)
   undo()
   expect(process.listeners('warning')).toEqual(before)
+})
+
+test('collected for a report, each warning is one line of text, its kind named unless plain, a secret masked', async () => {
+  const secret = `s3cret-${process.pid}`
+  const collected = collectProcessWarnings((s) => s.replaceAll(secret, '***'))
+  try {
+    process.emitWarning(`SECURITY WARNING: first line\n\nsecond line naming ${secret}\n`)
+    process.emitWarning('an old API', 'DeprecationWarning', 'DEP0999')
+    expect(await collected.settled()).toEqual([
+      'SECURITY WARNING: first line second line naming ***',
+      'DeprecationWarning DEP0999: an old API',
+    ])
+  } finally {
+    collected.undo()
+  }
 })
