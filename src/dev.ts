@@ -76,10 +76,18 @@ async function main() {
   const config = loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), {
     dev: true,
   })
-  console.log(
-    devBanner(config, { url, mailDir: MAIL_DIR, port: PORT, dataDir: dirname(server.dir) }),
-  )
-  await runUntilSignalled(config, { role: 'all', log, dev: true })
+  const banner = devBanner(config, {
+    url,
+    mailDir: MAIL_DIR,
+    port: PORT,
+    dataDir: dirname(server.dir),
+  })
+  await runUntilSignalled(config, {
+    role: 'all',
+    log,
+    dev: true,
+    onListening: () => console.log(banner),
+  })
 }
 
 await main()

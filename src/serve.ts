@@ -34,6 +34,8 @@ interface ServeOptions {
   onEvent?: EngineEventHandler
   /** Overrides the transport (tests, dev). */
   sender?: Sender
+  /** Called once the HTTP server listens: dev's banner says the product is running. */
+  onListening?: () => void
 }
 
 /** Starts the engine for every database and the HTTP surface; returns a handle to stop it. */
@@ -150,6 +152,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     role: o.role,
     ...(metricsPort !== null ? { metricsPort } : {}),
   })
+  o.onListening?.()
 
   // Fly does not restart a machine for failing checks: a wedged loop must end the process.
   let failedChecks = 0

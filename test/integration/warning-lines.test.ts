@@ -5,6 +5,7 @@ import { freePort } from '../../src/embedded-postgres.ts'
 import { runBinary } from '../support/binary.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
+import { growingOutput } from '../support/growing-output.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -51,21 +52,20 @@ test('serve: stdout is JSON lines only, the sslmode warning one of them at warn;
     stdout: 'pipe',
     stderr: 'pipe',
   })
-  let stdout = ''
-  const decoder = new TextDecoder()
-  const reading = (async () => {
-    for await (const chunk of p.stdout) stdout += decoder.decode(chunk, { stream: true })
-  })()
+  const stdout = growingOutput(p.stdout)
   const stderr = new Response(p.stderr).text()
   try {
-    await pollUntil(async () => (stdout.includes('"http listening"') ? true : undefined), 20_000)
+    await pollUntil(
+      async () => (stdout.text().includes('"http listening"') ? true : undefined),
+      20_000,
+    )
   } finally {
     p.kill('SIGTERM')
   }
   expect(await p.exited).toBe(0)
-  await reading
+  await stdout.ended
   expect(await stderr).toBe('')
-  const lines = parsedLines(stdout)
+  const lines = parsedLines(stdout.text())
   expect(lines.filter((l) => l.msg === 'process warning')).toEqual([
     expect.objectContaining({
       level: 'warn',

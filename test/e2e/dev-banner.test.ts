@@ -1,0 +1,59 @@
+// `bun run dev` as a process: the banner that says it is running comes once the HTTP server listens.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { pollUntil } from '../support/events.ts'
+import { growingOutput } from '../support/growing-output.ts'
+
+// Starts an embedded Postgres of its own (initdb, migrations): slower than a unit test, still bounded.
+setDefaultTimeout(120_000)
+
+const DEV = resolve(import.meta.dir, '../../src/dev.ts')
+const RUNNING = 'outbox-mailer is running'
+
+test('the banner is printed after "http listening", and the API docs it names answer at once', async () => {
+  // dev keeps its data and mail under the working directory (or a temp directory named after it).
+  const cwd = await mkdtemp(join(tmpdir(), 'outbox-dev-banner-'))
+  const port = await freePort()
+  const p = Bun.spawn([process.execPath, DEV], {
+    cwd,
+    env: {
+      PATH: process.env.PATH ?? '',
+      PORT: String(port),
+      DEV_POSTGRES_PORT: String(await freePort()),
+    },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const out = growingOutput(p.stdout)
+  const stderr = new Response(p.stderr).text()
+  let dataDir: string | null = null
+  try {
+    await pollUntil(
+      async () => (out.text().includes(RUNNING) || p.exitCode !== null ? true : undefined),
+      100_000,
+    )
+    const stdout = out.text()
+    dataDir = /Postgres data in (\S+)/.exec(stdout)?.[1] ?? null
+    expect(stdout).toContain(RUNNING)
+    const before = stdout.slice(0, stdout.indexOf(RUNNING))
+    expect(before).toContain('"msg":"http listening"')
+    const docs = await fetch(`http://127.0.0.1:${port}/docs`)
+    expect(docs.status).toBe(200)
+  } finally {
+    p.kill('SIGTERM')
+    await p.exited
+    await out.ended
+    // The embedded Postgres stops with dev (SIGINT at its exit): its data goes once it has.
+    if (dataDir) {
+      const pid = join(dataDir, 'postmaster.pid')
+      await pollUntil(async () => (existsSync(pid) ? undefined : true), 30_000)
+      await rm(dirname(dataDir), { recursive: true, force: true })
+    }
+    await rm(cwd, { recursive: true, force: true })
+  }
+  expect(await stderr).toBe('')
+})
