@@ -8,7 +8,7 @@ import { migrate } from './db/migrate.ts'
 import { devBanner, devEnvironment, devPostgresPort } from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createLogger } from './log.ts'
-import { runUntilSignalled } from './serve.ts'
+import { runUntilSignalled } from './run-until-signalled.ts'
 
 const DATA_DIR = resolve('.data/postgres')
 // As root under a private directory, Postgres's own user cannot reach ./.data: keep this checkout's

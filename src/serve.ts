@@ -1,4 +1,4 @@
-// Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, signals.
+// Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, a stop.
 import { createApp, createMetricsApp } from './api/app.ts'
 import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
@@ -20,14 +20,14 @@ import { VERSION } from './version.ts'
 /** `serve --role`: config decides by it which settings are needed, serve what it starts. */
 export type Role = ServeRole
 
-interface Running {
+export interface Running {
   stop(reason: string): Promise<void>
   port: number | null
   drainers: Map<string, Drainer>
   listeners: Map<string, Listener>
 }
 
-interface ServeOptions {
+export interface ServeOptions {
   role: Role
   log: Logger
   dev?: boolean
@@ -189,40 +189,4 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       return stopped
     },
   }
-}
-
-/** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */
-export async function runUntilSignalled(config: Config, o: ServeOptions): Promise<never> {
-  // Listened for before anything starts: the drainers claim and send before serve() returns, and
-  // a SIGTERM then must stop them within the grace, not end the process like a SIGKILL. A signal
-  // during the start is kept, and the stop begins once the start is done.
-  let running: Running | null = null
-  let asked: string | null = null
-  let signals = 0
-  const stop = (r: Running, signal: string) => {
-    void r.stop(signal).then(
-      () => process.exit(EXIT.ok),
-      (err) => {
-        o.log.error('shutdown failed', { err })
-        process.exit(EXIT.failure)
-      },
-    )
-  }
-  const onSignal = (signal: string) => {
-    signals += 1
-    if (signals > 1) {
-      o.log.warn('second signal; exiting now', { signal })
-      process.exit(EXIT.failure)
-    }
-    if (running) stop(running, signal)
-    else {
-      asked = signal
-      o.log.info('signal during the start; stopping once started', { signal })
-    }
-  }
-  process.on('SIGTERM', () => onSignal('SIGTERM'))
-  process.on('SIGINT', () => onSignal('SIGINT'))
-  running = await serve(config, o)
-  if (asked !== null) stop(running, asked)
-  return new Promise<never>(() => {})
 }

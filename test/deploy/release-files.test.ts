@@ -61,7 +61,9 @@ function processRoles(): Record<string, string> {
 describe('fly.toml', () => {
   test('kill_signal is SIGTERM, which the binary drains on', async () => {
     expect(fly.kill_signal).toBe('SIGTERM')
-    expect(await Bun.file(resolve(ROOT, 'src/serve.ts')).text()).toContain("process.on('SIGTERM'")
+    expect(await Bun.file(resolve(ROOT, 'src/run-until-signalled.ts')).text()).toContain(
+      "process.on('SIGTERM'",
+    )
   })
 
   test('kill_timeout outlasts the shutdown grace with a margin, within Fly’s 300 s cap', () => {

@@ -19,6 +19,7 @@ const ROOTS = [
   'src/main.ts',
   'src/cli-args.ts',
   'src/serve.ts',
+  'src/run-until-signalled.ts',
   'src/database-engines.ts',
   'src/http-listen.ts',
   'src/send-test.ts',
