@@ -8,6 +8,7 @@ import { createHeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
 import { createSettlements } from './settlements.ts'
+import { finishWithinGrace } from './shutdown-grace.ts'
 import { createStartQueue } from './start-queue.ts'
 import { startSends } from './start-send.ts'
 
@@ -176,16 +177,14 @@ export function createDrainer(d: DrainerDeps): Drainer {
       due.clear()
       poll.clear()
       await loop
-      const all = Promise.all([...deliveries])
-      const finished = await Promise.race([
-        all.then(() => true),
-        d.clock.sleep(graceMs).then(() => false),
-      ])
-      if (!finished) {
-        log.warn('shutdown grace over; aborting sends in flight', { inFlight: held.size })
-        abort.abort()
-        await Promise.race([all, d.clock.sleep(5_000)])
-      }
+      await finishWithinGrace({
+        deliveries,
+        graceMs,
+        clock: d.clock,
+        abort,
+        log,
+        inFlight: () => held.size,
+      })
       await settle.idle()
       await d.gate.close?.()
       upkeep.stopTimers()
