@@ -3,7 +3,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import type pg from 'pg'
 import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
-import { RetiringPool, readOnlyEras } from './read-only-server.ts'
+import { READ_ONLY_HOLD_OFF_MS, RetiringPool, readOnlyEras } from './read-only-server.ts'
 import type { Database } from './schema.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import { createStatementRoute, type SharedSession, type StatementRoute } from './statement-route.ts'
@@ -22,7 +22,9 @@ export interface DbHandle {
    * Resolves when the connections opened until now are retired: a write met a read-only server (a
    * failover, see read-only-server). A LISTEN session on a URL of its own reconnects then.
    */
-  connectionsRetired(): Promise<void>
+  connectionsRetired(): Promise<{ first: boolean }>
+  /** Writes refused as read-only: since when (null: none lately), and the probe's word that they are taken again. */
+  writes: { refusingSince(): number | null; accepted(): void }
   close(): Promise<void>
 }
 
@@ -39,7 +41,7 @@ interface OpenOptions {
    * it is free, and an idle pool closes all its connections. Otherwise the pool keeps one open.
    */
   shareListenSession?: boolean
-  /** The clock of `statements.answeredAt()` (default Date.now, as the health monitor's). */
+  /** The clock of `statements.answeredAt()` and of the read-only hold-off (default Date.now, as the health monitor's). */
   now?: () => number
 }
 
@@ -51,11 +53,17 @@ export function openDb(o: OpenOptions): DbHandle {
         { db: o.name, err },
       ),
     ),
-    () =>
-      o.log.warn(
-        'the database refused a write as read-only (a standby, or a primary demoted by a failover); closing the connections opened before, the next statement opens a new one',
-        { db: o.name, sqlstate: READ_ONLY_SQLSTATE },
-      ),
+    {
+      // Once per episode: a standby named by the URL refuses every write for as long as it is named.
+      onEpisode: () =>
+        o.log.warn(
+          'the database refused a write as read-only (a standby, or a primary demoted by a failover); closing the connections opened before, the next statement opens a new one (while writes keep being refused, at most once per hold-off)',
+          { db: o.name, sqlstate: READ_ONLY_SQLSTATE, holdOffMs: READ_ONLY_HOLD_OFF_MS },
+        ),
+      onAccepted: (refusedMs) =>
+        o.log.info('the database takes writes again', { db: o.name, refusedMs }),
+      now: o.now,
+    },
   )
   const Client = eras.Client
   // The pool's connections and a shared LISTEN session are set up alike.
@@ -127,6 +135,7 @@ export function openDb(o: OpenOptions): DbHandle {
     statements: route,
     listenSession: o.shareListenSession ? shared : null,
     connectionsRetired: eras.ended,
+    writes: { refusingSince: eras.refusingSince, accepted: eras.accepted },
     close: async () => {
       if (closed) return
       closed = true

@@ -6,16 +6,39 @@ import { StartupTimeoutPool } from './startup-timeout-pool.ts'
 type Query = (this: pg.Client, ...args: unknown[]) => unknown
 type Callback = (err: unknown, result?: unknown) => void
 
-interface ReadOnlyEras {
+/**
+ * After a retirement, refusals on the connections made since retire them no sooner than this: a URL
+ * that names a server read-only for good (a standby) would otherwise cost a new connection, and a
+ * LISTEN reconnect and sweep, per refused write (2-4 a second under API retries and claim backoff).
+ */
+export const READ_ONLY_HOLD_OFF_MS = 5_000
+/** Refusals this far apart are two episodes (each logged), not one that lasts. */
+export const READ_ONLY_EPISODE_GAP_MS = 60_000
+
+export interface ReadOnlyEras {
   /** A client class like `Base` whose clients remember the era they were made in; a 25006 on one ends it. */
   Client: typeof pg.Client
   /** Made before the era's last 25006: close it rather than use it. */
   retired(client: pg.Client): boolean
   /**
    * Resolves when the era current now ends: a connection made until then, of `Client` or not (a
-   * LISTEN session on a URL of its own, which never writes), may reach the old primary.
+   * LISTEN session on a URL of its own, which never writes), may reach the old primary. `first`:
+   * the end began an episode of refusals (the retirements after it, one per hold-off, did not).
    */
-  ended(): Promise<void>
+  ended(): Promise<{ first: boolean }>
+  /** When the current episode of refused writes began (on `now`), or null when none is open. */
+  refusingSince(): number | null
+  /** The server was seen taking writes again (a probe): the episode is over. */
+  accepted(): void
+}
+
+export interface ReadOnlyErasOptions {
+  /** Hears the retirement that begins an episode (the log, once per episode). */
+  onEpisode: (err: unknown) => void
+  /** Hears the end of an episode that `accepted` closed. */
+  onAccepted?: (refusedMs: number) => void
+  now?: () => number
+  holdOffMs?: number
 }
 
 /**
@@ -25,26 +48,43 @@ interface ReadOnlyEras {
  * connection of the current era ends the era: every connection made before (the pool's, the shared
  * LISTEN session) is closed at its next checkout, not used, and the next statement opens a new one,
  * which reaches the new primary through the URL (DNS). A LISTEN session on a URL of its own is
- * never checked out and never writes: it hears the end (`ended`) and reconnects. A server that stays read-only (a standby
- * named by the URL) costs one new connection per failed write. Nothing is asked of the server:
- * a number per connection, a comparison per checkout. `onReadOnly` hears each era's end (the log).
+ * never checked out and never writes: it hears the end (`ended`) and reconnects. A server that
+ * stays read-only (a standby named by the URL) keeps refusing on the new connections: within an
+ * episode (refusals less than READ_ONLY_EPISODE_GAP_MS apart, not closed by `accepted`) an era ends
+ * at most once per hold-off, so it costs one new connection (and LISTEN reconnect) per hold-off, not
+ * per failed write. The first refusal of an episode ends the era at once. Nothing is asked of the
+ * server: a number per connection, a comparison per checkout.
  */
-export function readOnlyEras(
-  Base: typeof pg.Client,
-  onReadOnly: (err: unknown) => void,
-): ReadOnlyEras {
+export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): ReadOnlyEras {
+  const now = o.now ?? Date.now
+  const holdOffMs = o.holdOffMs ?? READ_ONLY_HOLD_OFF_MS
   let era = 0
-  let end = Promise.withResolvers<void>()
+  let end = Promise.withResolvers<{ first: boolean }>()
+  let episode: { since: number; lastAt: number; endedAt: number } | null = null
   const born = new WeakMap<pg.Client, number>()
   const noted = (client: pg.Client, err: unknown) => {
     if ((err as { code?: unknown } | null)?.code !== READ_ONLY_SQLSTATE) return
     // Statements failing together on connections of an ended era end nothing more: a connection
     // made since (perhaps to the new primary) is kept.
     if (born.get(client) !== era) return
+    const at = now()
+    // A clock set back counts as a gap: an episode is never held open, nor a retirement held off,
+    // by a time it cannot compare.
+    const gap = episode === null ? Number.NaN : at - episode.lastAt
+    const first = !(gap >= 0 && gap <= READ_ONLY_EPISODE_GAP_MS)
+    const current =
+      first || episode === null
+        ? { since: at, lastAt: at, endedAt: Number.NEGATIVE_INFINITY }
+        : episode
+    episode = current
+    current.lastAt = at
+    const sinceEnd = at - current.endedAt
+    if (sinceEnd >= 0 && sinceEnd < holdOffMs) return
+    current.endedAt = at
     era += 1
-    end.resolve()
-    end = Promise.withResolvers<void>()
-    onReadOnly(err)
+    end.resolve({ first })
+    end = Promise.withResolvers<{ first: boolean }>()
+    if (first) o.onEpisode(err)
   }
   const plain = Base.prototype.query as unknown as Query
   class EraClient extends Base {
@@ -75,6 +115,12 @@ export function readOnlyEras(
     Client: EraClient,
     retired: (client) => (born.get(client) ?? era) < era,
     ended: () => end.promise,
+    refusingSince: () => episode?.since ?? null,
+    accepted() {
+      if (episode === null) return
+      o.onAccepted?.(now() - episode.since)
+      episode = null
+    },
   }
 }
 

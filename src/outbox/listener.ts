@@ -24,7 +24,7 @@ interface ListenerDeps {
    * Resolves when the database's connections opened until now are retired (a write met a read-only
    * server: a failover). A session of its own is then reconnected; a shared one the route drops.
    */
-  connectionsRetired?: () => Promise<void>
+  connectionsRetired?: () => Promise<{ first: boolean }>
 }
 
 export interface Listener {
@@ -76,16 +76,17 @@ export function createListener(d: ListenerDeps): Listener {
       // each of which stayed attached to that promise while the session lasted (weeks: one per
       // interval, never collected).
       const over = new AbortController()
-      let why = 'tick' as 'lost' | 'retired' | 'tick'
-      const end = (reason: 'lost' | 'retired') => {
+      let why = 'tick' as 'lost' | 'retired' | 'retired-again' | 'tick'
+      const end = (reason: 'lost' | 'retired' | 'retired-again') => {
         if (why === 'tick') why = reason
         over.abort()
       }
       void lost.then(() => end('lost'))
-      void retired?.then(() => end('retired'))
+      void retired?.then(({ first }) => end(first ? 'retired' : 'retired-again'))
       const cutShort = AbortSignal.any([stopping.signal, over.signal])
       while (!stopping.signal.aborted) {
         await d.clock.sleep(d.checkIntervalMs, cutShort)
+        // Once per episode: a standby named by the URL retires them once per hold-off.
         if (why === 'retired' && !stopping.signal.aborted) {
           d.log.info(
             'connections retired after a read-only refusal; reconnecting the LISTEN session',

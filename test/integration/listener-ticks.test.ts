@@ -65,7 +65,7 @@ function livePromises(): number {
 test('a listening session keeps no promise per check interval (a session held for weeks leaked one per interval)', async () => {
   const { clock, reached } = tickingClock()
   // An era that does not end while the session is held, as in a service that never fails over.
-  const era = Promise.withResolvers<void>()
+  const era = Promise.withResolvers<{ first: boolean }>()
   const listener = createListener({
     db: 'test',
     url: t.url,

@@ -1,7 +1,8 @@
 // A failover that leaves the old primary up read-only: a connection that met 25006 is not used again, so the next statement gets a fresh one and the LISTEN session is opened again.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { buildApp, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -164,4 +165,45 @@ test('the API: an enqueue that meets a pooled read-only connection answers 503 o
   expect(second.status).toBe(201)
   // The pool kept no connection to the read-only server.
   expect(await openConnections(h, 3)).toEqual(['off', 'off', 'off'])
+})
+
+test('a URL that names a server read-only for good (a standby): refused writes retire the connections at once, then at most once per hold-off, and the warning is logged once', async () => {
+  await readOnly(true)
+  let at = 1_000_000
+  const lines: { level: string; msg: string }[] = []
+  h = openDb({
+    name: 'test',
+    url: t.url,
+    log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
+    now: () => at,
+  })
+  const handle = h
+  let connects = 0
+  handle.pool.on('connect', () => connects++)
+  // What a LISTEN session on a URL of its own reconnects (and sweeps) on.
+  let retirements = 0
+  const watch = (): void =>
+    void handle.connectionsRetired().then(() => {
+      retirements++
+      watch()
+    })
+  watch()
+  // Any write (through Kysely, as the worker's and the API's: pg's pool.query closes a connection
+  // whose statement failed): a read-only server refuses an UPDATE before it looks at a row.
+  const write = () =>
+    sql`update mailer.email_outbox set attempts = attempts where false`.execute(handle.db).then(
+      () => 'written',
+      (err: { code?: string }) => err.code,
+    )
+  // A client retrying at once, ten times within the hold-off: the first refusal retires the
+  // connection (a failover must be answered at once); the next ones keep its successor.
+  for (let i = 0; i < 10; i++) expect(await write()).toBe('25006')
+  expect(connects).toBe(2)
+  // Past the hold-off the next refusal retires again (the URL may lead elsewhere by now).
+  at += 5_000
+  expect(await write()).toBe('25006')
+  expect(await write()).toBe('25006')
+  expect([connects, retirements]).toEqual([3, 2])
+  const warned = lines.filter((l) => l.level === 'warn' && l.msg.includes('read-only'))
+  expect(warned.length).toBe(1)
 })
