@@ -92,6 +92,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         name: h.name,
         statements: h.statements,
         answeredAt: () => h.statements.answeredAt(),
+        writes: h.writes,
         drainer: drainers.get(h.name) ?? null,
         listener: listeners.get(h.name) ?? null,
       })),

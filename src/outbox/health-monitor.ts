@@ -1,6 +1,7 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { systemClock, waitAtMost } from '../clock.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
+import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { isAppError } from '../errors.ts'
 import type { Drainer } from './drainer.ts'
@@ -17,6 +18,11 @@ interface MonitoredDatabase {
    * monitor's `now`; null when none did, or one failed since. Absent: every probe asks.
    */
   answeredAt?: () => number | null
+  /**
+   * Writes refused as read-only (25006): since when, on the monitor's `now` (null: none lately), and
+   * how the probe says a server asked since takes them again (openDb's `writes`).
+   */
+  writes?: { refusingSince(): number | null; accepted(): void }
   /** Absent under --role api. */
   drainer: Drainer | null
   listener: Listener | null
@@ -81,6 +87,7 @@ export function createHealthMonitor(o: {
       warning: d.drainer ? (o.transportWarning?.() ?? null) : null,
     }
     const checkedAt = schemaCheckedAt.get(d.name)
+    let readOnlySince: number | null = null
     try {
       if (checkedAt === undefined || now() - checkedAt >= SCHEMA_RECHECK_MS) {
         schemaCheckedAt.delete(d.name)
@@ -93,6 +100,13 @@ export function createHealthMonitor(o: {
         !answeredRecently(d.answeredAt?.() ?? null)
       ) {
         await waitAtMost(systemClock, d.statements.query('select 1'), timeoutMs)
+      }
+      // A write was refused lately: the server is asked whether it still refuses them (a standby
+      // named by the URL, a failover under way) or takes them again (the episode is over).
+      if (d.writes?.refusingSince() != null) {
+        if (await waitAtMost(systemClock, sessionRefusesWrites(d.statements), timeoutMs)) {
+          readOnlySince = d.writes.refusingSince()
+        } else d.writes.accepted()
       }
       report.reachable = true
       report.migrated = true
@@ -110,7 +124,11 @@ export function createHealthMonitor(o: {
     // Read after the probe's await: a claim may have succeeded or failed meanwhile.
     const failing = d.drainer?.status().claimsFailing ?? null
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
-    else if (
+    else if (readOnlySince !== null) {
+      // Before failing claims: the cause they would name by its SQLSTATE only, and an API alone has none.
+      const s = Math.max(0, Math.round((now() - readOnlySince) / 1000))
+      report.problem = `the database refuses writes (read-only: a hot standby, or a failover under way) for ${s}s: nothing can be claimed or enqueued; check that its URL names the primary`
+    } else if (
       failing &&
       now() - failing.since >= CLAIMS_FAILING_MS &&
       now() - failing.lastAt <= CLAIM_FAILURE_FRESH_MS

@@ -4,6 +4,7 @@ import pg from 'pg'
 import type { DatabaseConfig } from '../config/database-list.ts'
 import type { Database } from '../db/schema.ts'
 import { readSchemaState, type SchemaState } from '../db/schema-state.ts'
+import { serverRefusesWrites } from '../db/server-takes-writes.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
@@ -41,6 +42,8 @@ export interface DatabaseReading {
   /** Why the database could not be read (not reached, or a privilege refused). */
   error: StatusError | null
   schema: SchemaState | null
+  /** The server takes no writes (a hot standby, or set read-only); null when not read. */
+  readOnly: boolean | null
   stats: OutboxStats | null
   presence: WorkerPresence | null
   failures: RecentFailures | null
@@ -85,6 +88,7 @@ export async function readDatabaseStatus(
     reachable: false,
     error: null,
     schema: null,
+    readOnly: null,
     stats: null,
     presence: null,
     failures: null,
@@ -111,7 +115,13 @@ export async function readDatabaseStatus(
     timedTransaction(db, o.timeoutMs, fn, { readOnly: true })
   try {
     try {
-      reading.schema = await read((trx) => readSchemaState(queryableOf(trx)))
+      // In one transaction: one more statement, not one more round of BEGIN and COMMIT.
+      const first = await read(async (trx) => ({
+        schema: await readSchemaState(queryableOf(trx)),
+        readOnly: await serverRefusesWrites(queryableOf(trx)),
+      }))
+      reading.schema = first.schema
+      reading.readOnly = first.readOnly
       reading.reachable = true
     } catch (e) {
       reading.error = errorOf(e)

@@ -29,6 +29,8 @@ export interface DatabaseStatus {
   reasons: string[]
   reachable: boolean
   error: StatusError | null
+  /** The server takes no writes (a hot standby, or set read-only); null when not read. */
+  readOnly: boolean | null
   schema: {
     verdict: SchemaVerdict
     database: number | null
@@ -93,6 +95,12 @@ export function judge(
   } else if (r.schema && r.schema.verdict !== 'current') {
     raise('schema', schemaReason(r.schema))
   }
+  if (r.readOnly) {
+    raise(
+      'attention',
+      'the database takes no writes (a hot standby, or set read-only): no row can be claimed, sent or enqueued; point the URL at the primary',
+    )
+  }
   const failed = r.unread.filter((u) => u.error.code !== 'skipped')
   for (const u of failed) {
     const reason = `${u.section} not read: ${u.error.code}: ${mask(u.error.message)}`
@@ -132,6 +140,7 @@ export function judge(
     reasons,
     reachable: r.reachable,
     error,
+    readOnly: r.readOnly,
     schema: r.schema
       ? {
           verdict: r.schema.verdict,

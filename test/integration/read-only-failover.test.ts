@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 
 import { sql } from 'kysely'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
+import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { buildApp, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -206,4 +207,58 @@ test('a URL that names a server read-only for good (a standby): refused writes r
   expect([connects, retirements]).toEqual([3, 2])
   const warned = lines.filter((l) => l.level === 'warn' && l.msg.includes('read-only'))
   expect(warned.length).toBe(1)
+})
+
+test('readiness: a database whose writes are refused is unready, saying it refuses writes, until a probe finds it taking them again', async () => {
+  await readOnly(true)
+  let at = 1_000_000
+  const lines: { level: string; msg: string }[] = []
+  h = openDb({
+    name: 'test',
+    url: t.url,
+    log: createLogger('info', (l) => lines.push(JSON.parse(l))),
+    now: () => at,
+  })
+  const handle = h
+  const monitor = createHealthMonitor({
+    databases: [
+      {
+        name: 'test',
+        statements: handle.statements,
+        drainer: null,
+        listener: null,
+        writes: handle.writes,
+      },
+    ],
+    schemaCurrent: ['test'],
+    wedgedAfterMs: 120_000,
+    now: () => at,
+  })
+  const write = () =>
+    sql`update mailer.email_outbox set attempts = attempts where false`.execute(handle.db).then(
+      () => 'written',
+      (err: { code?: string }) => err.code,
+    )
+  // No write tried yet: nothing says the server refuses them (a probe asks only after a refusal).
+  expect((await monitor.readiness())[0]!.problem).toBeNull()
+  expect(await write()).toBe('25006')
+  at += 2_000
+  const [refusing] = await monitor.readiness()
+  expect(refusing).toMatchObject({ reachable: true, migrated: true })
+  expect(refusing!.problem).toBe(
+    'the database refuses writes (read-only: a hot standby, or a failover under way) for 2s: nothing can be claimed or enqueued; check that its URL names the primary',
+  )
+  // The failover completes: new sessions take writes; the connection kept since the refusal does
+  // not, so the probe on it still says read-only, until the next refusal (past the hold-off) retires it.
+  await readOnly(false)
+  expect((await monitor.readiness())[0]!.problem).toContain('refuses writes')
+  at += 5_000
+  expect(await write()).toBe('25006')
+  expect(await write()).toBe('written')
+  expect((await monitor.readiness())[0]!.problem).toBeNull()
+  expect(handle.writes.refusingSince()).toBeNull()
+  expect(lines.map((l) => [l.level, l.msg.split(' ').slice(0, 5).join(' ')])).toEqual([
+    ['warn', 'the database refused a write'],
+    ['info', 'the database takes writes again'],
+  ])
 })

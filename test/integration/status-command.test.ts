@@ -130,6 +130,7 @@ describe('one database', () => {
             reasons: [],
             reachable: true,
             error: null,
+            readOnly: false,
             schema: {
               verdict: 'current',
               database: latestVersion,
@@ -272,6 +273,36 @@ describe('one database', () => {
       ).catch(() => {})
       await adminQuery(cluster.url('postgres'), `drop role if exists ${reader}`)
     }
+  })
+
+  test('a database that takes no writes (set read-only, as a demoted primary or a provider over quota; a standby alike): exit 5, attention, readOnly, the reason named', async () => {
+    const cluster = await testCluster()
+    const dbName = new URL(db.url).pathname.slice(1)
+    // Sessions opened from now on start read-only: every write of a worker's would raise 25006.
+    await adminQuery(
+      cluster.url('postgres'),
+      `alter database ${dbName} set default_transaction_read_only = on`,
+    )
+    try {
+      const { code, report } = await statusJson({ DATABASE_URL: db.url })
+      const d = report.databases[0]
+      expect([code, d.health, d.readOnly]).toEqual([5, 'attention', true])
+      expect(d.reasons).toEqual([
+        'the database takes no writes (a hot standby, or set read-only): no row can be claimed, sent or enqueued; point the URL at the primary',
+      ])
+      const table = await runStatus([], { DATABASE_URL: db.url })
+      expect(table.stdout).toMatch(/^default\s+attention\s/m)
+      expect(table.stdout).toContain('default: the database takes no writes')
+    } finally {
+      await adminQuery(
+        cluster.url('postgres'),
+        `alter database ${dbName} reset default_transaction_read_only`,
+      )
+    }
+    // Read-write again: no such reason (the role-level default of the read-only test above is the
+    // status role's own, not the database's, and says nothing of the worker's writes).
+    const { code, report } = await statusJson({ DATABASE_URL: db.url })
+    expect([code, report.databases[0].readOnly]).toEqual([0, false])
   })
 
   // A role of its own for one test: login, CONNECT on the test database, then `grants`; dropped after.
