@@ -32,7 +32,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   if (!deps.metricsApart) app.route('/', metricsRoutes(deps))
   if (deps.surface === 'operations') return app
 
-  const verify = createVerifier(deps.auth, deps.dev)
+  const verify = createVerifier(deps.auth, deps.dev, deps.log)
   if (verify === null) deps.log.warn('API auth is off (dev): every caller may read and write')
   app.use(
     '/v1/*',

@@ -24,7 +24,7 @@ type Verify = (token: string) => Promise<JWTPayload>
  * Builds the token verifier once. Throws config_invalid when no auth is configured outside dev:
  * an open admin API must never happen by accident. Returns null in dev without auth.
  */
-export function createVerifier(auth: ApiAuthConfig, dev: boolean): Verify | null {
+export function createVerifier(auth: ApiAuthConfig, dev: boolean, log: Logger): Verify | null {
   const common: JWTVerifyOptions = {
     requiredClaims: ['exp'],
     ...(auth.issuer ? { issuer: auth.issuer } : {}),
@@ -42,7 +42,7 @@ export function createVerifier(auth: ApiAuthConfig, dev: boolean): Verify | null
     if (!auth.issuer || !auth.audience) {
       throw new AppError('config_invalid', 'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE')
     }
-    const keys = remoteSigningKeys(new URL(auth.jwksUrl))
+    const keys = remoteSigningKeys(new URL(auth.jwksUrl), log)
     return async (token) =>
       (await jwtVerify(token, keys, { ...common, algorithms: JWKS_ALGORITHMS })).payload
   }
@@ -129,16 +129,13 @@ function rejection(e: unknown, log: Logger): AppError {
       { cause: e },
     )
   }
-  // The key set not fetched or not usable (signing-keys.ts), or a failure jose does not lay on the
-  // token: it was never judged, so not the caller's fault (503, it keeps the token) and logged as ours.
-  const unjudged = isAppError(e, 'auth_unavailable')
-    ? e
-    : e instanceof errors.JOSEError
-      ? null
-      : keysUnavailable(e)
-  if (unjudged) {
-    log.warn('API signing keys unavailable', { err: unjudged.cause })
-    return unjudged
+  // The key set not fetched or not usable (signing-keys.ts, which logs an outage once), or a failure
+  // jose does not lay on the token: it was never judged, so not the caller's fault (503, it keeps
+  // the token); the latter is logged here, as ours.
+  if (isAppError(e, 'auth_unavailable')) return e
+  if (!(e instanceof errors.JOSEError)) {
+    log.warn('API token verification failed unexpectedly', { err: e })
+    return keysUnavailable(e)
   }
   return new AppError('unauthorized', 'the token is not valid', {}, { cause: e })
 }

@@ -135,7 +135,11 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     if (Array.isArray(allow)) headers.allow = allow.join(', ')
     const retryAfter = err.details?.retryAfterSeconds
     if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter)
-    if (status >= 500) c.get('log')?.error('request failed', { code: err.code, err })
+    // An outage of the signing keys is logged once by the key set (signing-keys.ts), each request by
+    // its access line: not a line per refused request besides.
+    if (status >= 500 && err.code !== 'auth_unavailable') {
+      c.get('log')?.error('request failed', { code: err.code, err })
+    }
     return send(c, status, problemOf(err), headers)
   }
   if (err instanceof HTTPException) {

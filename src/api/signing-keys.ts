@@ -1,12 +1,22 @@
-// API_JWKS_URL's keys for jwtVerify: jose's cached remote key set, any failure to get one a 503 auth_unavailable.
-import { createRemoteJWKSet, errors, type JWTVerifyGetKey } from 'jose'
+// API_JWKS_URL's keys for jwtVerify: jose's cached remote key set, held off for a while after a failed fetch; any failure to get one a 503 auth_unavailable.
+import {
+  createRemoteJWKSet,
+  customFetch,
+  errors,
+  type FetchImplementation,
+  type JWTVerifyGetKey,
+} from 'jose'
 import { AppError } from '../errors.ts'
+import type { Logger } from '../log.ts'
 
+/** Retry-After of an auth_unavailable: the hold-off after a failed fetch, when the set is asked for again. */
+export const KEYS_RETRY_AFTER_SECONDS = 5
 /**
- * Retry-After of an auth_unavailable. jose keeps no cooldown after a failed fetch (the next request
- * fetches again), so a short wait is enough to see the key set back.
+ * After a failed fetch the key set is not fetched again for this long: jose keeps no cooldown after
+ * a failure (the next request would fetch again), so a client retry storm during an outage would
+ * reach the identity provider once per request (concurrent ones sharing a fetch).
  */
-const KEYS_RETRY_AFTER_SECONDS = 5
+export const KEYS_HOLD_OFF_MS = KEYS_RETRY_AFTER_SECONDS * 1000
 
 /** The 503 of a token that could not be judged: the client keeps it and repeats the request. */
 export const keysUnavailable = (cause: unknown) =>
@@ -17,23 +27,75 @@ export const keysUnavailable = (cause: unknown) =>
     { cause },
   )
 
+/** A fetch not made: the last one failed less than KEYS_HOLD_OFF_MS ago (`failure`). */
+class HeldOff extends Error {
+  constructor(readonly failure: unknown) {
+    super('the key set is not fetched again yet after a failed fetch')
+  }
+}
+
 /**
  * The key of a token's header from the set at `url`. jose caches the set (10 min), fetches it again
  * for a kid it does not hold (at most once per 30 s cooldown, so a rotated key is found), and times a
  * fetch out after 5 s. Only "no key of that kid in a set just fetched" (or several) is the token's
  * fault, a 401; whatever else fails (the fetch refused, timed out, a non-200, not JSON, not a key
- * set, a key that does not import) leaves the token unjudged.
+ * set, a key that does not import) leaves the token unjudged. Only the fetch policy is ours: for
+ * KEYS_HOLD_OFF_MS after a failure a request that needs a fetch is answered from that failure (a
+ * key the cached set holds still verifies). An outage is logged when it starts and when a fetch
+ * succeeds again (with how many requests it refused), not per request.
  */
-export function remoteSigningKeys(url: URL): JWTVerifyGetKey {
-  const keys = createRemoteJWKSet(url)
+export function remoteSigningKeys(
+  url: URL,
+  log: Logger,
+  now: () => number = Date.now,
+): JWTVerifyGetKey {
+  let outage: { since: number; failedAt: number; failure: unknown; refused: number } | null = null
+  let fetches = 0
+  // A clock set back never holds fetches off for longer.
+  const heldOff = (o: NonNullable<typeof outage>) => {
+    const age = now() - o.failedAt
+    return age >= 0 && age < KEYS_HOLD_OFF_MS
+  }
+  const fetchUnlessHeldOff: FetchImplementation = (input, init) => {
+    if (outage && heldOff(outage)) return Promise.reject(new HeldOff(outage.failure))
+    fetches++
+    return fetch(input, init)
+  }
+  const keys = createRemoteJWKSet(url, { [customFetch]: fetchUnlessHeldOff })
+  // A request during which a fetch was made and that then found its key (or the set lacking it): the set is back.
+  const fetchedSince = (before: number) => {
+    if (outage === null || fetches === before) return
+    log.info('API signing keys fetched again after an outage', {
+      refused: outage.refused,
+      ms: now() - outage.since,
+    })
+    outage = null
+  }
   return async (header, token) => {
+    const before = fetches
     try {
-      return await keys(header, token)
+      const key = await keys(header, token)
+      fetchedSince(before)
+      return key
     } catch (e) {
       if (e instanceof errors.JWKSNoMatchingKey || e instanceof errors.JWKSMultipleMatchingKeys) {
+        fetchedSince(before)
         throw e
       }
-      throw keysUnavailable(e)
+      if (!(e instanceof HeldOff)) {
+        if (outage === null) {
+          outage = { since: now(), failedAt: now(), failure: e, refused: 0 }
+          log.warn(
+            `API signing keys unavailable; answering 503 auth_unavailable, fetching them again at most every ${KEYS_RETRY_AFTER_SECONDS} s`,
+            { err: e },
+          )
+        } else {
+          outage.failedAt = now()
+          outage.failure = e
+        }
+      }
+      if (outage) outage.refused++
+      throw keysUnavailable(e instanceof HeldOff ? e.failure : e)
     }
   }
 }

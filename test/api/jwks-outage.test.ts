@@ -11,6 +11,7 @@ import {
 } from 'bun:test'
 import net from 'node:net'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
+import { createLogger, type Logger, silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { type App, buildApp, type Sent, send } from './support/harness.ts'
 import { AUDIENCE, ISSUER } from './support/tokens.ts'
@@ -92,9 +93,10 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop()
 })
 
-function appFor(jwksUrl: string): App {
+function appFor(jwksUrl: string, log: Logger = silentLogger): App {
   return buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
     auth: { jwtSecret: null, jwksUrl, issuer: ISSUER, audience: AUDIENCE },
+    log,
   }).app
 }
 
@@ -205,12 +207,16 @@ describe('a token that is really bad stays 401', () => {
 })
 
 describe('jose’s cache and refetch', () => {
-  test('a failed fetch is retried by the next request: the outage ends, tokens verify again', async () => {
+  test('a failed fetch is retried by the first request after the hold-off (5 s): the outage ends, tokens verify again', async () => {
     const { server, app } = serving([k1.jwk])
+    const start = Date.now()
+    setSystemTime(new Date(start))
     server.mode = 'error'
     expectUnavailable(await list(app, await sign(k1)), 'down')
+    setSystemTime(new Date(start + 5_000))
     server.mode = 'html'
     expectUnavailable(await list(app, await sign(k1)), 'garbage')
+    setSystemTime(new Date(start + 10_000))
     server.mode = 'up'
     expect((await list(app, await sign(k1))).status).toBe(200)
     expect(server.requests).toBe(3)
@@ -228,6 +234,8 @@ describe('jose’s cache and refetch', () => {
     // The key set still held serves the kid it knows meanwhile.
     expect((await list(app, await sign(k1))).status).toBe(200)
     server.mode = 'up'
+    // Past the hold-off after the failed fetch.
+    setSystemTime(new Date(start + 36_000))
     expect((await list(app, await sign(k2))).status).toBe(200)
     expect(server.requests).toBe(3)
   })
@@ -240,6 +248,49 @@ describe('jose’s cache and refetch', () => {
     server.mode = 'not-a-key-set'
     expectUnavailable(await list(app, await sign(k1)), 'stale')
     server.mode = 'up'
+    setSystemTime(new Date(start + 11 * 60_000 + 5_000))
     expect((await list(app, await sign(k1))).status).toBe(200)
+  })
+})
+
+describe('an outage of the key set', () => {
+  test('after a failed fetch the key set is not fetched again for 5 s: requests meanwhile are 503 from the remembered failure; one warning for the outage, one line when it ends with the count', async () => {
+    const lines: { level: string; msg: string; refused?: number }[] = []
+    const server = keySetServer([k1.jwk])
+    servers.push(server)
+    const app = appFor(
+      server.url,
+      createLogger('info', (l) => lines.push(JSON.parse(l))),
+    )
+    const start = Date.now()
+    setSystemTime(new Date(start))
+    server.mode = 'error'
+    // A client retrying at once, and a burst at the same moment: one fetch between them.
+    expectUnavailable(await list(app, await sign(k1)), 'first')
+    const burst = await Promise.all(
+      Array.from({ length: 5 }, async () => list(app, await sign(k1))),
+    )
+    for (const [i, r] of burst.entries()) expectUnavailable(r, `burst ${i}`)
+    expectUnavailable(await list(app, await sign(k1)), 'retry')
+    expect(server.requests).toBe(1)
+    // Past the hold-off the next request fetches again: still down, held off again.
+    setSystemTime(new Date(start + 5_000))
+    expectUnavailable(await list(app, await sign(k1)), 'after the hold-off')
+    expectUnavailable(await list(app, await sign(k1)), 'held off again')
+    expect(server.requests).toBe(2)
+    server.mode = 'up'
+    setSystemTime(new Date(start + 10_000))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    expect(server.requests).toBe(3)
+    // Besides the access line of each request: the outage's start and its end, not a line per request.
+    const others = lines.filter((l) => l.msg !== 'request')
+    expect(others.map((l) => [l.level, l.msg])).toEqual([
+      [
+        'warn',
+        'API signing keys unavailable; answering 503 auth_unavailable, fetching them again at most every 5 s',
+      ],
+      ['info', 'API signing keys fetched again after an outage'],
+    ])
+    expect(others[1]!.refused).toBe(9)
   })
 })
