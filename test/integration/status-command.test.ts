@@ -353,6 +353,43 @@ describe('one database', () => {
     })
   })
 
+  test('a role refused CONNECT on the database (42501 at connect): exit 6, health permission (not unreachable), CONNECT named', async () => {
+    const cluster = await testCluster()
+    const dbName = new URL(db.url).pathname.slice(1)
+    const role = `status_noconnect_${process.pid}`
+    const password = `pw-${randomBytes(12).toString('hex')}`
+    await adminQuery(cluster.url('postgres'), `create role ${role} login password '${password}'`)
+    // Every role may CONNECT through PUBLIC unless that is revoked: the role then may not.
+    await adminQuery(cluster.url(dbName), `revoke connect on database ${dbName} from public`)
+    try {
+      const url = new URL(db.url)
+      url.username = role
+      url.password = password
+      const { code, report } = await statusJson({ DATABASE_URL: url.toString() })
+      expect(code).toBe(6)
+      const d = report.databases[0]
+      expect(d).toMatchObject({
+        health: 'permission',
+        reachable: true,
+        error: { code: '42501' },
+        readOnly: null,
+        schema: null,
+        counts: null,
+      })
+      expect(d.reasons).toEqual([
+        expect.stringMatching(
+          /^the role in postgres:\/\/status_noconnect_\d+:\*\*\*@[^ ]+ may not read the mailer schema: 42501: permission denied for database "?\w+"?: grant it CONNECT on the database, USAGE on schema mailer and SELECT on its tables$/,
+        ),
+      ])
+      const table = await runStatus([], { DATABASE_URL: url.toString() })
+      expect(table.code).toBe(6)
+      expect(table.stdout).toMatch(/^default\s+permission\s+-\s/m)
+    } finally {
+      await adminQuery(cluster.url(dbName), `grant connect on database ${dbName} to public`)
+      await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
+    }
+  })
+
   test('a role that may read the schema version but not the outbox: exit 6, the refused read named, the rest skipped', async () => {
     await withRole(
       `status_partial_${process.pid}`,
