@@ -4,12 +4,14 @@ import { systemClock } from './clock.ts'
 import type { Config } from './config.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrent } from './db/schema-state.ts'
+import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
 import { isAppError } from './errors.ts'
 import type { Logger } from './log.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import { createListener, type Listener } from './outbox/listener.ts'
 import { createSlots } from './outbox/slots.ts'
+import { PERMISSION_ADVICE } from './outbox/statement-timeout.ts'
 import type { Transport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
@@ -112,6 +114,13 @@ export async function checkSchemas(handles: readonly DbHandle[], log: Logger): P
       }
     } else if (isAppError(r.reason)) {
       throw r.reason
+    } else if ((r.reason as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
+      // The server answered (CONNECT refused, a right on the schema revoked): no network to check.
+      // A grant mends it without a restart, so the start goes on as for an outage.
+      log.warn(
+        `the database refused this service's role a privilege at start (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}): ${PERMISSION_ADVICE}; will keep trying`,
+        { db, sqlstate: PERMISSION_DENIED_SQLSTATE, err: r.reason },
+      )
     } else {
       log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
     }

@@ -2,12 +2,13 @@
 import { systemClock, waitAtMost } from '../clock.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
+import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { isAppError } from '../errors.ts'
 import type { Drainer } from './drainer.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
 import type { Listener } from './listener.ts'
-import { isUnavailableSqlstate } from './statement-timeout.ts'
+import { isUnavailableSqlstate, PERMISSION_ADVICE } from './statement-timeout.ts'
 
 interface MonitoredDatabase {
   name: string
@@ -118,6 +119,11 @@ export function createHealthMonitor(o: {
       }
       report.reachable = true
       report.problem = e instanceof Error ? e.message : 'schema check failed'
+      // A role refused CONNECT (at connect) or a right on the schema: the server answered, and says
+      // which object only in its message; what to do is the same.
+      if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
+        report.problem = `the database refused this service's role a privilege (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}: ${report.problem}): ${PERMISSION_ADVICE}`
+      }
       return report
     }
     const transport = d.drainer ? (o.transportProblem?.() ?? null) : null

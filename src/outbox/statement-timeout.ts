@@ -44,6 +44,8 @@ const isSchemaMissing = (code: string, message: string) =>
   code === UNDEFINED_FUNCTION_SQLSTATE
     ? OUR_FUNCTION_NAMED.test(message)
     : isSchemaMissingSqlstate(code)
+/** What an operator does about it, in serve's start log and readiness (status names its own grants). */
+export const PERMISSION_ADVICE = 'grant it CONNECT on the database and its rights on schema mailer'
 
 // A read-only server (READ_ONLY_SQLSTATE) takes no writes (a hot standby, or a primary demoted by a
 // failover under way); reads go on, and a write succeeds again once the URL reaches a primary.

@@ -1,14 +1,17 @@
 // serve's start: the LISTEN session opens beside the schema check, and a refused start leaves nothing open.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
 import { startTcpProxy } from '../api/support/tcp-proxy.ts'
+import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -316,5 +319,50 @@ test('a stop does not wait for a LISTEN session still connecting: claims end at 
     await running.stop('test')
     for (const s of sockets) s.destroy()
     silent.close()
+  }
+})
+
+test('a role refused CONNECT on the database (42501): the start says the role was refused, not that the database is unreachable, and /readyz names the grant', async () => {
+  const cluster = await testCluster()
+  const dbName = new URL(spare.url).pathname.slice(1)
+  const role = `serve_noconnect_${process.pid}`
+  const password = `pw-${randomBytes(12).toString('hex')}`
+  await adminQuery(cluster.url('postgres'), `create role ${role} login password '${password}'`)
+  // Every role may CONNECT through PUBLIC unless that is revoked: the role then may not.
+  await adminQuery(cluster.url(dbName), `revoke connect on database ${dbName} from public`)
+  try {
+    const url = new URL(spare.url)
+    url.username = role
+    url.password = password
+    const lines: { level: string; msg: string; db?: string; sqlstate?: string }[] = []
+    const running = await serve(configFor(url.href), {
+      role: 'worker',
+      log: createLogger('warn', (l) => lines.push(JSON.parse(l))),
+    })
+    try {
+      const atStart = lines.filter((l) => l.msg.includes('at start'))
+      expect(atStart).toEqual([
+        expect.objectContaining({
+          level: 'warn',
+          msg: "the database refused this service's role a privilege at start (SQLSTATE 42501): grant it CONNECT on the database and its rights on schema mailer; will keep trying",
+          db: 'default',
+          sqlstate: '42501',
+        }),
+      ])
+      const r = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+      const body = (await r.json()) as { databases: { reachable: boolean; problem: string }[] }
+      expect(r.status).toBe(503)
+      expect(body.databases[0]).toMatchObject({
+        reachable: true,
+        problem: expect.stringMatching(
+          /^the database refused this service's role a privilege \(SQLSTATE 42501: permission denied for database "?\w+"?\): grant it CONNECT on the database and its rights on schema mailer$/,
+        ),
+      })
+    } finally {
+      await running.stop('test')
+    }
+  } finally {
+    await adminQuery(cluster.url(dbName), `grant connect on database ${dbName} to public`)
+    await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
   }
 })
