@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
-import { compiledBinary, runBinary } from '../support/binary.ts'
+import { BUILD_HOOK_TIMEOUT_MS, compiledBinary, runBinary } from '../support/binary.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -27,12 +27,12 @@ let bin: string
 let db: TestDb
 const freshDb = `outbox_release_${process.pid}`
 
+// Builds the binary and, in a run's first file (as in CI), starts the run's cluster: side by side.
 beforeAll(async () => {
-  bin = await compiledBinary()
-  db = await createTestDb()
+  ;[bin, db] = await Promise.all([compiledBinary(), createTestDb()])
   const cluster = await testCluster()
   await adminQuery(cluster.url('postgres'), `create database ${freshDb}`)
-})
+}, BUILD_HOOK_TIMEOUT_MS)
 afterAll(async () => {
   await db?.drop()
   const cluster = await testCluster()

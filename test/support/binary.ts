@@ -5,6 +5,12 @@ import { join, resolve } from 'node:path'
 
 let built: Promise<string> | null = null
 
+/**
+ * A bound for a hook that builds: a compile is CPU work a loaded machine stretches (12 s wall at load
+ * 11, where the run's first file also starts the cluster), not a wait on an effect.
+ */
+export const BUILD_HOOK_TIMEOUT_MS = 90_000
+
 export function compiledBinary(): Promise<string> {
   built ??= (async () => {
     const dir = await mkdtemp(join(tmpdir(), 'outbox-bin-'))
