@@ -187,7 +187,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
       })
       await settle.idle()
       await d.gate.close?.()
-      upkeep.stopTimers()
+      // A reclaim still running would register the worker again after its deregistration.
+      await upkeep.stopTimers()
       await deregisterWorker(d.db, d.worker.id).catch(() => {})
     },
     status: () => ({

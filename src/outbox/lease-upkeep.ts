@@ -27,7 +27,11 @@ interface LeaseUpkeep {
    * pending rows past their expiresAt).
    */
   startTimers(): void
-  stopTimers(): void
+  /**
+   * No timer fires after it; resolves once a heartbeat or reclaim a timer started has ended (the
+   * stop's deregistration and the pool's end come after it, and none of its statements outlives them).
+   */
+  stopTimers(): Promise<void>
 }
 
 export function createLeaseUpkeep(d: {
@@ -53,6 +57,16 @@ export function createLeaseUpkeep(d: {
   let timers: ReturnType<typeof setInterval>[] = []
   let reclaimTimer: ReturnType<typeof setTimeout> | undefined
   let stopped = true
+  // The ticks the timers started that have not ended yet: a stop waits for them.
+  const running = new Set<Promise<unknown>>()
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    running.add(p)
+    p.then(
+      () => running.delete(p),
+      () => running.delete(p),
+    )
+    return p
+  }
   const leaseMs = d.config.leaseSeconds * 1000
 
   async function heartbeatOnce() {
@@ -132,7 +146,7 @@ export function createLeaseUpkeep(d: {
     reclaimTimer = setTimeout(async () => {
       let next = leaseMs
       try {
-        next = await reclaimOnce()
+        next = await track(reclaimOnce())
       } catch (error) {
         // Unreachable now: asked again in a while, as a timer per half lease did.
         next = Math.max(5_000, leaseMs / 2)
@@ -150,7 +164,7 @@ export function createLeaseUpkeep(d: {
       if (busy) return
       busy = true
       try {
-        await f()
+        await track(f())
       } catch (error) {
         d.log.warn(`${what} failed`, { err: error })
         d.onEvent?.({ type: 'loop_error', db: d.dbName, where: what, error })
@@ -174,11 +188,12 @@ export function createLeaseUpkeep(d: {
       every(d.config.heartbeatSeconds * 1000, 'heartbeat', heartbeatOnce)
       scheduleReclaim(firstReclaimDueMs)
     },
-    stopTimers() {
+    async stopTimers() {
       stopped = true
       for (const t of timers) clearInterval(t)
       timers = []
       clearTimeout(reclaimTimer)
+      await Promise.allSettled([...running])
     },
   }
 }

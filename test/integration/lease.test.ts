@@ -22,6 +22,7 @@ import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -1322,7 +1323,53 @@ describe('lease upkeep', () => {
       const bound = Bun.sleep(20_000).then(() => 'not reclaimed within 20 s')
       expect(await Promise.race([wake.then(() => 'reclaimed'), bound])).toBe('reclaimed')
     } finally {
-      upkeep.stopTimers()
+      await upkeep.stopTimers()
+    }
+    expect((await rowOf(t, id)).status).toBe('pending')
+  })
+
+  test('a stop waits for a reclaim in flight: none of its statements outlives the stop', async () => {
+    // A drainer's stop deregisters the worker and its caller ends the pool or, in a test, empties
+    // the tables next: a reclaim still running then re-registers the stopped worker, or deadlocks
+    // with the TRUNCATE (40P01, seen under load in expiry-sweep.test.ts).
+    const id = await enqueue(t)
+    await claim(1, 'dead', 1)
+    await expireLease(id)
+    const events: EngineEvent[] = []
+    const upkeep = createLeaseUpkeep({
+      dbName: 'test',
+      db: t.db,
+      worker: { id: 'w1', host: 'h', pid: 1, version: 't' },
+      // Without first(), the timers' first reclaim comes a lease length after their start.
+      config: { heartbeatSeconds: 20, leaseSeconds: 1, maxAttempts: 3 },
+      clock: systemClock,
+      log: silentLogger,
+      onEvent: (e) => events.push(e),
+      held: new Map(),
+      settling: () => false,
+      wake: () => {},
+    })
+    // The reclaim's history insert waits for this lock: the reclaim is in flight while it is held.
+    const locker = await t.pool.connect()
+    try {
+      await locker.query('begin')
+      await locker.query('lock table mailer.email_attempts in share mode')
+      upkeep.startTimers()
+      await pollUntil(async () => {
+        const { rows } = await t.pool.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity
+            where datname = current_database() and wait_event_type = 'Lock'`,
+        )
+        return rows[0]!.n > 0 ? true : undefined
+      })
+      const stopped = upkeep.stopTimers()
+      await locker.query('commit')
+      await stopped
+      expect(events.filter((e) => e.type === 'reclaimed')).toEqual([
+        { type: 'reclaimed', db: 'test', count: 1 },
+      ])
+    } finally {
+      locker.release()
     }
     expect((await rowOf(t, id)).status).toBe('pending')
   })
