@@ -237,38 +237,46 @@ describe('the sweep is fenced against claims', () => {
     const ids: string[] = []
     for (let i = 0; i < 300; i++) ids.push(await enqueue(t, undefined, inOneHour()))
     await expireNow(ids)
-    // Each goes on until no row is pending: one that found every row locked by the others has not
-    // raced yet.
     const pendingLeft = async () =>
       (await t.pool.query(`select 1 from mailer.email_outbox where status = 'pending' limit 1`))
         .rowCount! > 0
-    const claimsAndSettles = async (worker: string) => {
-      while (await pendingLeft()) {
-        const { leases } = await claimBatch(t.db, {
-          limit: 7,
-          workerId: worker,
-          leaseSeconds: 30,
-          defaultMaxAttempts: 3,
-        })
-        expect(leases.every((l) => l.expired)).toBe(true)
-        await settleLeases(
-          t.db,
-          leases.map((l) => ({
-            id: l.id,
-            token: l.token,
-            settlement: { kind: 'expired' as const },
-            startedAt: null,
-          })),
-          { workerId: worker, defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 },
-        )
-      }
+    const claimRound = async (worker: string) => {
+      const { leases } = await claimBatch(t.db, {
+        limit: 7,
+        workerId: worker,
+        leaseSeconds: 30,
+        defaultMaxAttempts: 3,
+      })
+      expect(leases.every((l) => l.expired)).toBe(true)
+      await settleLeases(
+        t.db,
+        leases.map((l) => ({
+          id: l.id,
+          token: l.token,
+          settlement: { kind: 'expired' as const },
+          startedAt: null,
+        })),
+        { workerId: worker, defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 },
+      )
     }
-    const sweeps = async (worker: string) => {
-      while (await pendingLeft()) {
-        await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: worker, limit: 5 } })
-      }
-    }
-    await Promise.all([claimsAndSettles('c1'), claimsAndSettles('c2'), sweeps('s1'), sweeps('s2')])
+    const sweepRound = (worker: string) =>
+      reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: worker, limit: 5 } })
+    const racers: [(worker: string) => Promise<unknown>, string][] = [
+      [claimRound, 'c1'],
+      [claimRound, 'c2'],
+      [sweepRound, 's1'],
+      [sweepRound, 's2'],
+    ]
+    // Each takes its first turn alone, so that each takes part however a loaded machine schedules
+    // the race (one whose connection came late found the others had failed every row).
+    for (const [turn, worker] of racers) await turn(worker)
+    // Then they race until no row is pending: one that found every row locked by the others has
+    // not raced yet.
+    await Promise.all(
+      racers.map(async ([turn, worker]) => {
+        while (await pendingLeft()) await turn(worker)
+      }),
+    )
     const rows = await t.pool.query(
       `select o.status, o.attempts, o.last_error_code, count(a.id)::int as entries,
               count(*) filter (where a.outcome = 'expired')::int as expired_entries
