@@ -1,6 +1,5 @@
 // serve's start: the LISTEN session opens beside the schema check, and a refused start leaves nothing open.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
-import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
@@ -11,7 +10,7 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
-import { adminQuery } from '../support/postgres.ts'
+import { withRoleRefusedConnect } from '../support/refused-connect-role.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -323,17 +322,7 @@ test('a stop does not wait for a LISTEN session still connecting: claims end at 
 })
 
 test('a role refused CONNECT on the database (42501): the start says the role was refused, not that the database is unreachable, and /readyz names the grant', async () => {
-  const cluster = await testCluster()
-  const dbName = new URL(spare.url).pathname.slice(1)
-  const role = `serve_noconnect_${process.pid}`
-  const password = `pw-${randomBytes(12).toString('hex')}`
-  await adminQuery(cluster.url('postgres'), `create role ${role} login password '${password}'`)
-  // Every role may CONNECT through PUBLIC unless that is revoked: the role then may not.
-  await adminQuery(cluster.url(dbName), `revoke connect on database ${dbName} from public`)
-  try {
-    const url = new URL(spare.url)
-    url.username = role
-    url.password = password
+  await withRoleRefusedConnect(await testCluster(), spare.url, 'serve_noconnect', async (url) => {
     const lines: { level: string; msg: string; db?: string; sqlstate?: string }[] = []
     const running = await serve(configFor(url.href), {
       role: 'worker',
@@ -361,8 +350,5 @@ test('a role refused CONNECT on the database (42501): the start says the role wa
     } finally {
       await running.stop('test')
     }
-  } finally {
-    await adminQuery(cluster.url(dbName), `grant connect on database ${dbName} to public`)
-    await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
-  }
+  })
 })

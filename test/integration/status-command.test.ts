@@ -20,6 +20,7 @@ import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { withRoleRefusedConnect } from '../support/refused-connect-role.ts'
 import { generateTestCertificate } from '../support/test-certificate.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
@@ -354,17 +355,7 @@ describe('one database', () => {
   })
 
   test('a role refused CONNECT on the database (42501 at connect): exit 6, health permission (not unreachable), CONNECT named', async () => {
-    const cluster = await testCluster()
-    const dbName = new URL(db.url).pathname.slice(1)
-    const role = `status_noconnect_${process.pid}`
-    const password = `pw-${randomBytes(12).toString('hex')}`
-    await adminQuery(cluster.url('postgres'), `create role ${role} login password '${password}'`)
-    // Every role may CONNECT through PUBLIC unless that is revoked: the role then may not.
-    await adminQuery(cluster.url(dbName), `revoke connect on database ${dbName} from public`)
-    try {
-      const url = new URL(db.url)
-      url.username = role
-      url.password = password
+    await withRoleRefusedConnect(await testCluster(), db.url, 'status_noconnect', async (url) => {
       const { code, report } = await statusJson({ DATABASE_URL: url.toString() })
       expect(code).toBe(6)
       const d = report.databases[0]
@@ -384,10 +375,7 @@ describe('one database', () => {
       const table = await runStatus([], { DATABASE_URL: url.toString() })
       expect(table.code).toBe(6)
       expect(table.stdout).toMatch(/^default\s+permission\s+-\s/m)
-    } finally {
-      await adminQuery(cluster.url(dbName), `grant connect on database ${dbName} to public`)
-      await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
-    }
+    })
   })
 
   test('a role that may read the schema version but not the outbox: exit 6, the refused read named, the rest skipped', async () => {
