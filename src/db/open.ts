@@ -21,8 +21,9 @@ export interface DbHandle {
   /**
    * Resolves when the connections opened until now are retired: a write met a read-only server (a
    * failover, see read-only-server). A LISTEN session on a URL of its own reconnects then.
+   * `signal` drops the wait (a session that ended first).
    */
-  connectionsRetired(): Promise<{ first: boolean }>
+  connectionsRetired(signal?: AbortSignal): Promise<{ first: boolean }>
   /** Writes refused as read-only: since when (null: none lately), and the probe's word that they are taken again. */
   writes: { refusingSince(): number | null; accepted(): void }
   close(): Promise<void>

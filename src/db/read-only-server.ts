@@ -24,8 +24,10 @@ export interface ReadOnlyEras {
    * Resolves when the era current now ends: a connection made until then, of `Client` or not (a
    * LISTEN session on a URL of its own, which never writes), may reach the old primary. `first`:
    * the end began an episode of refusals (the retirements after it, one per hold-off, did not).
+   * `signal` ends the wait (the promise then never settles) and drops it: a session that ends
+   * first leaves nothing waiting on an era that may last for weeks.
    */
-  ended(): Promise<{ first: boolean }>
+  ended(signal?: AbortSignal): Promise<{ first: boolean }>
   /** When the current episode of refused writes began (on `now`), or null when none is open. */
   refusingSince(): number | null
   /** The server was seen taking writes again (a probe): the episode is over. */
@@ -59,7 +61,8 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
   const now = o.now ?? Date.now
   const holdOffMs = o.holdOffMs ?? READ_ONLY_HOLD_OFF_MS
   let era = 0
-  let end = Promise.withResolvers<{ first: boolean }>()
+  // Who waits for the current era's end; a wait whose signal aborted is removed at once.
+  const waiting = new Set<(end: { first: boolean }) => void>()
   let episode: { since: number; lastAt: number; endedAt: number } | null = null
   const born = new WeakMap<pg.Client, number>()
   const noted = (client: pg.Client, err: unknown) => {
@@ -82,8 +85,9 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
     if (sinceEnd >= 0 && sinceEnd < holdOffMs) return
     current.endedAt = at
     era += 1
-    end.resolve({ first })
-    end = Promise.withResolvers<{ first: boolean }>()
+    const waiters = [...waiting]
+    waiting.clear()
+    for (const w of waiters) w({ first })
     if (first) o.onEpisode(err)
   }
   const plain = Base.prototype.query as unknown as Query
@@ -114,7 +118,17 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
   return {
     Client: EraClient,
     retired: (client) => (born.get(client) ?? era) < era,
-    ended: () => end.promise,
+    ended: (signal) =>
+      new Promise((resolve) => {
+        if (signal?.aborted) return
+        const drop = () => waiting.delete(resolved)
+        const resolved = (end: { first: boolean }) => {
+          signal?.removeEventListener('abort', drop)
+          resolve(end)
+        }
+        waiting.add(resolved)
+        signal?.addEventListener('abort', drop, { once: true })
+      }),
     refusingSince: () => episode?.since ?? null,
     accepted() {
       if (episode === null) return

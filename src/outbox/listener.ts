@@ -23,8 +23,10 @@ interface ListenerDeps {
   /**
    * Resolves when the database's connections opened until now are retired (a write met a read-only
    * server: a failover). A session of its own is then reconnected; a shared one the route drops.
+   * `signal` aborts when the session ends, dropping the wait: one per reconnect otherwise stayed
+   * attached to an era that may outlast a flapping network's thousands of reconnects.
    */
-  connectionsRetired?: () => Promise<{ first: boolean }>
+  connectionsRetired?: (signal: AbortSignal) => Promise<{ first: boolean }>
 }
 
 export interface Listener {
@@ -53,7 +55,9 @@ export function createListener(d: ListenerDeps): Listener {
     // Taken before connecting: a session opened before a failover may reach the old primary, which
     // hears no NOTIFY of the application's any more, yet answers, so no check would replace it. A
     // shared session is the route's to drop at its next statement, letting one on it finish.
-    const retired = d.shared ? undefined : d.connectionsRetired?.()
+    // The session's end (lost, or its era retired), a failed check or a stop aborts `over`.
+    const over = new AbortController()
+    const retired = d.shared ? undefined : d.connectionsRetired?.(over.signal)
     const { client, lost } = newListenClient(d)
     try {
       pid = await connectListening(client, {
@@ -75,7 +79,6 @@ export function createListener(d: ListenerDeps): Listener {
       // one signal for the session, not a race against a promise of its own at every interval,
       // each of which stayed attached to that promise while the session lasted (weeks: one per
       // interval, never collected).
-      const over = new AbortController()
       let why = 'tick' as 'lost' | 'retired' | 'retired-again' | 'tick'
       const end = (reason: 'lost' | 'retired' | 'retired-again') => {
         if (why === 'tick') why = reason
@@ -117,6 +120,7 @@ export function createListener(d: ListenerDeps): Listener {
       }
       return 'lost'
     } finally {
+      over.abort()
       pid = null
       // A lost session fails the statement on it (its caller retries); a stop lets it finish.
       const detached = d.shared?.detach()

@@ -1,4 +1,4 @@
-// A LISTEN session held for long: each interval's wait and check leave nothing behind (memory).
+// A LISTEN session held for long, or reconnected often: each interval's wait and check, and each session, leave nothing behind (memory).
 
 import { heapStats } from 'bun:jsc'
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
@@ -86,6 +86,61 @@ test('a listening session keeps no promise per check interval (a session held fo
     expect(listener.state()).toBe('listening')
     // One per interval would be TICKS more; what a check has in flight is a handful.
     expect(after - before).toBeLessThan(TICKS / 4)
+  } finally {
+    await listener.stop()
+  }
+})
+
+const ROUNDS = 200
+
+test('a listener reconnecting on a URL of its own keeps no promise per session (a flapping network leaked one per reconnect until a failover)', async () => {
+  // The system clock, except that the reconnect backoff (under a second) ends at once.
+  const clock: Clock = {
+    now: () => Date.now(),
+    sleep: (ms, signal) =>
+      new Promise<void>((resolve) => {
+        if (signal?.aborted) return resolve()
+        if (ms < 1_000) return void setImmediate(resolve)
+        const timer = setTimeout(resolve, ms)
+        signal?.addEventListener('abort', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+      }),
+  }
+  let listening = Promise.withResolvers<void>()
+  const listener = createListener({
+    db: 'test',
+    url: t.url,
+    log: silentLogger,
+    clock,
+    wake: () => {},
+    onEvent: (e) => {
+      if (e.type === 'listener' && e.state === 'listening') listening.resolve()
+    },
+    checkIntervalMs: INTERVAL_MS,
+    checkTimeoutMs: 5_000,
+    mode: 'auto',
+    // The database's own eras, which do not end here: no write meets a read-only server.
+    connectionsRetired: t.connectionsRetired,
+  })
+  // Ends the current session as a dropped connection would, and waits for the next one.
+  const reconnect = async () => {
+    const pid = listener.backendPid()
+    listening = Promise.withResolvers<void>()
+    await t.pool.query('select pg_terminate_backend($1)', [pid])
+    await listening.promise
+  }
+  try {
+    listener.start()
+    await listening.promise
+    for (let i = 0; i < 10; i++) await reconnect()
+    const before = livePromises()
+    for (let i = 0; i < ROUNDS; i++) await reconnect()
+    const after = livePromises()
+    expect(listener.state()).toBe('listening')
+    // One per session would be ROUNDS more; what a session has in flight is a handful.
+    expect(after - before).toBeLessThan(ROUNDS / 4)
   } finally {
     await listener.stop()
   }
