@@ -40,7 +40,7 @@ describe('the drainer', () => {
   test('a committed row is sent promptly on its notification (the backstop poll is 10 minutes)', async () => {
     const e = await started()
     const id = await enqueue(t)
-    await e.events.waitFor(settledFor(id, 'sent'), 5000)
+    await e.events.waitFor(settledFor(id, 'sent'), 20_000)
     expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1, lease_token: null })
     expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
     const history = await t.pool.query(
@@ -87,16 +87,16 @@ describe('the drainer', () => {
   test('the backstop poll still comes after notifications have woken the worker', async () => {
     const e = await started({ config: { pollIntervalSeconds: 1 } })
     const first = await enqueue(t)
-    await e.events.waitFor(settledFor(first, 'sent'), 5000)
+    await e.events.waitFor(settledFor(first, 'sent'), 20_000)
     // The start's sweep may have sent it before its notification was heard: counted after that,
     // a late one would wake the loop for the next row and be taken for that row's.
-    await e.events.waitFor((x) => x.type === 'notification', 5000)
+    await e.events.waitFor((x) => x.type === 'notification', 20_000)
     // A row whose notification never comes (as when it was lost) is found by the poll alone.
     await t.pool.query('alter table mailer.email_outbox disable trigger email_outbox_notify')
     try {
       const notified = e.events.events.filter((x) => x.type === 'notification').length
       const second = await enqueue(t)
-      await e.events.waitFor(settledFor(second, 'sent'), 5000)
+      await e.events.waitFor(settledFor(second, 'sent'), 20_000)
       expect(e.events.events.filter((x) => x.type === 'notification').length).toBe(notified)
     } finally {
       await t.pool.query('alter table mailer.email_outbox enable trigger email_outbox_notify')
@@ -218,7 +218,7 @@ describe('the drainer', () => {
     const e = await started()
     const sendAt = new Date(Date.now() + 1500)
     const id = await enqueue(t, undefined, { sendAt: sendAt.toISOString() })
-    await e.events.waitFor(settledFor(id, 'sent'), 6000)
+    await e.events.waitFor(settledFor(id, 'sent'), 20_000)
     const row = await rowOf(t, id)
     expect(row.sent_at.getTime()).toBeGreaterThanOrEqual(sendAt.getTime())
   })
@@ -233,7 +233,7 @@ describe('the drainer', () => {
       e.listener.state() === 'listening' && e.listener.backendPid() !== pid ? true : undefined,
     )
     const id = await enqueue(t)
-    await e.events.waitFor(settledFor(id, 'sent'), 3000)
+    await e.events.waitFor(settledFor(id, 'sent'), 20_000)
     // One listener session is left, the new one: the terminated backend and the new session's
     // probe session (same name) stay in pg_stat_activity for a while as they exit.
     const listeners = async () =>
@@ -275,7 +275,7 @@ describe('the drainer', () => {
       expect(cut).toBe(1)
       expect(e.listener.state()).toBe('listening')
       const id = await enqueue(t)
-      await e.events.waitFor(settledFor(id, 'sent'), 5000)
+      await e.events.waitFor(settledFor(id, 'sent'), 20_000)
       await e.stop()
       engine = null
     } finally {
@@ -309,7 +309,7 @@ describe('the drainer', () => {
       e.drainer.start()
       await e.events.waitFor((x) => x.type === 'listener' && x.state === 'polling')
       const id = await enqueue(t)
-      await e.events.waitFor(settledFor(id, 'sent'), 5000)
+      await e.events.waitFor(settledFor(id, 'sent'), 20_000)
       expect(e.listener.state()).toBe('polling')
       await e.stop()
       engine = null
@@ -324,7 +324,7 @@ describe('the drainer', () => {
     await t.pool.query('select pg_terminate_backend($1)', [pid])
     await e.events.waitFor((x) => x.type === 'listener' && x.state === 'reconnecting')
     const id = await enqueue(t)
-    await e.events.waitFor(settledFor(id, 'sent'), 5000)
+    await e.events.waitFor(settledFor(id, 'sent'), 20_000)
   })
 
   test('a template that fails to render fails its row with a clear code; the rest still send', async () => {
@@ -1119,7 +1119,7 @@ describe('poll-only mode', () => {
     const e = await started({ config: { listenMode: 'poll', pollIntervalSeconds: 1 } })
     expect(e.listener.state()).toBe('polling')
     const id = await enqueue(t)
-    await e.events.waitFor(settledFor(id, 'sent'), 5000)
+    await e.events.waitFor(settledFor(id, 'sent'), 20_000)
     // In this database only, and until earlier tests' listener sessions have finished exiting (a
     // backend is visible for a while after its client closed): a session of this engine would stay.
     const listeners = async () =>
