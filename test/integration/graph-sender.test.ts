@@ -145,13 +145,17 @@ function mail(over: Partial<OutboundMail> = {}): OutboundMail {
 
 const live = () => new AbortController().signal
 
-/** Polls a condition with a bound: waits on an effect without guessing a sleep length. */
+/**
+ * Polls a condition with a bound: waits on an effect without guessing a sleep length. The bound
+ * (20 s, under the test's 30 s) only costs time on failure; a starved machine can take seconds.
+ */
 async function until(cond: () => boolean | Promise<boolean>, what: string) {
-  for (let i = 0; i < 500; i++) {
+  const deadline = performance.now() + 20_000
+  for (;;) {
     if (await cond()) return
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await Bun.sleep(2)
   }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 describe('token source', () => {
