@@ -44,6 +44,23 @@ const pgGate = (
     maxWaitMs: o.maxWaitMs ?? 20,
   })
 
+/**
+ * The system clock, whose `waits` resolves at the first sleep: the gate found the mailbox paused,
+ * or no slot free, and waits. A test aborts a wait then, not after a guessed 100 ms (which a
+ * starved machine may spend before the gate has looked, or after a brief pause has run out).
+ */
+function waitingClock() {
+  const waited = Promise.withResolvers<'waited'>()
+  const clock: Clock = {
+    now: () => systemClock.now(),
+    sleep: (ms, signal) => {
+      waited.resolve('waited')
+      return systemClock.sleep(ms, signal)
+    },
+  }
+  return { clock, waits: waited.promise }
+}
+
 // A gate for tests that want a permit or null: a "mailbox paused" answer there fails the test.
 const gate = (holder: string, o: Parameters<typeof pgGate>[1] = {}) => {
   const g = pgGate(holder, o)
@@ -242,7 +259,8 @@ describe('the Postgres send gate', () => {
 
   test('a throttle pauses the mailbox for every worker; an aborted wait returns null', async () => {
     const a = gate('a', { rate: 6000 })
-    const b = pgGate('b', { rate: 6000 })
+    const { clock, waits } = waitingClock()
+    const b = pgGate('b', { rate: 6000, clock })
     await a.pause('busy@example.com', 60_000)
     // A long pause is answered at once, so the row can go back and make room for other mailboxes.
     const paused = await b.acquire('busy@example.com', AbortSignal.timeout(10_000))
@@ -252,24 +270,27 @@ describe('the Postgres send gate', () => {
       `select extract(epoch from next_at - now()) as s from mailer.mailbox_pacing`,
     )
     expect(Number(row.rows[0].s)).toBeGreaterThan(50)
-    // A brief one is waited out.
-    await a.pause('brief@example.com', 3_000)
+    // A brief one (up to 5 s) is waited out: the gate waits, and an abort ends the wait.
+    await a.pause('brief@example.com', 4_000)
     const ac = new AbortController()
     const waiting = b.acquire('brief@example.com', ac.signal)
-    setTimeout(() => ac.abort(), 100)
+    expect(await Promise.race([waits, waiting])).toBe('waited')
+    ac.abort()
     expect(await waiting).toBeNull()
   })
 
   test('a throttle pauses the mailbox for every worker also without pacing (MAILBOX_RATE_PER_MINUTE=0)', async () => {
     const a = gate('a', { rate: 0 })
-    const b = gate('b', { rate: 0 })
+    const { clock, waits } = waitingClock()
+    const b = gate('b', { rate: 0, clock })
     // The pause is read by the last check before the send (see the engine tests below); a send
     // that found it there asks the gate again, which then reads and honours it.
     expect(b.pauseKey?.(' Busy@Example.com')).toBe('busy@example.com')
-    await a.pause('busy@example.com', 3_000)
+    await a.pause('busy@example.com', 4_000)
     const ac = new AbortController()
     const waiting = b.acquire('Busy@Example.com', ac.signal, true)
-    setTimeout(() => ac.abort(), 100)
+    expect(await Promise.race([waits, waiting])).toBe('waited')
+    ac.abort()
     expect(await waiting).toBeNull()
     await a.pause('busy@example.com', 60_000)
     const paused = await pgGate('c').acquire('busy@example.com', AbortSignal.timeout(10_000), true)
@@ -329,10 +350,12 @@ describe('the Postgres send gate', () => {
     const second = await a.acquire('m@example.com', signal)
     expect(await slotRow()).toEqual(taken)
     // Held, so another worker waits ...
-    const b = gate('b', { max: 1 })
+    const { clock, waits } = waitingClock()
+    const b = gate('b', { max: 1, clock })
     const giveUp = new AbortController()
     const waiting = b.acquire('m@example.com', giveUp.signal)
-    setTimeout(() => giveUp.abort(), 100)
+    expect(await Promise.race([waits, waiting])).toBe('waited')
+    giveUp.abort()
     expect(await waiting).toBeNull()
     // ... until no send of this worker wants it: then it is freed for everyone.
     await second!.release()
@@ -778,7 +801,8 @@ describe('the Postgres send gate', () => {
           )
           return rows[0].n === 0 ? true : undefined
         },
-        2_000,
+        // Well under the slots' 30 s TTL, which would free them anyway.
+        15_000,
         5,
       ).catch(() => {
         throw new Error(
