@@ -43,9 +43,12 @@ declare global {
   var __faultCert: Promise<TestCertificate> | undefined
 }
 
-/** The binary is built once per run, shared by every scenario file. */
+/** The binary is built once per run, shared by every scenario file; a failed build is tried again. */
 export function binary(): Promise<string> {
-  globalThis.__faultBinary ??= compiledBinary()
+  globalThis.__faultBinary ??= compiledBinary().catch((err) => {
+    globalThis.__faultBinary = undefined
+    throw err
+  })
   return globalThis.__faultBinary
 }
 

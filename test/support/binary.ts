@@ -2,8 +2,7 @@
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-
-let built: Promise<string> | null = null
+import { madeOnce } from './made-once.ts'
 
 /**
  * A bound for a hook that builds: a compile is CPU work a loaded machine stretches (12 s wall at load
@@ -11,32 +10,29 @@ let built: Promise<string> | null = null
  */
 export const BUILD_HOOK_TIMEOUT_MS = 90_000
 
-export function compiledBinary(): Promise<string> {
-  built ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'outbox-bin-'))
-    const out = join(dir, 'outbox-mailer')
-    const root = resolve(import.meta.dir, '../..')
-    // The exact command of `bun run build` (package.json), into a temporary file: tests and the
-    // benchmark drive what ships (bytecode and all).
-    const pkg = (await Bun.file(join(root, 'package.json')).json()) as {
-      scripts: { build: string }
-    }
-    const args = pkg.scripts.build.split(/\s+/)
-    const at = args.indexOf('--outfile')
-    if (args[0] !== 'bun' || at < 0)
-      throw new Error(`unexpected build script: ${pkg.scripts.build}`)
-    args[at + 1] = out
-    const p = Bun.spawn(args, {
-      cwd: root,
-      stdout: 'pipe',
-      stderr: 'pipe',
-    })
-    if ((await p.exited) !== 0)
-      throw new Error(`bun build failed: ${await new Response(p.stderr).text()}`)
-    return out
-  })()
-  return built
-}
+/** The binary's path; a build that failed (killed under load, say) is tried again by the next file. */
+export const compiledBinary: () => Promise<string> = madeOnce(async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-bin-'))
+  const out = join(dir, 'outbox-mailer')
+  const root = resolve(import.meta.dir, '../..')
+  // The exact command of `bun run build` (package.json), into a temporary file: tests and the
+  // benchmark drive what ships (bytecode and all).
+  const pkg = (await Bun.file(join(root, 'package.json')).json()) as {
+    scripts: { build: string }
+  }
+  const args = pkg.scripts.build.split(/\s+/)
+  const at = args.indexOf('--outfile')
+  if (args[0] !== 'bun' || at < 0) throw new Error(`unexpected build script: ${pkg.scripts.build}`)
+  args[at + 1] = out
+  const p = Bun.spawn(args, {
+    cwd: root,
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  if ((await p.exited) !== 0)
+    throw new Error(`bun build failed: ${await new Response(p.stderr).text()}`)
+  return out
+})
 
 /** Runs the binary to its exit with exactly `env`, and collects what it printed. */
 export async function runBinary(
