@@ -86,7 +86,7 @@ test('drains a burst through Graph with one token request and at most 4 requests
   const { proc } = await serve(fake, cert)
   try {
     // The first token is asked for at start, before any mail is due.
-    await pollUntil(async () => (fake.tokenRequests.length === 1 ? true : undefined), 5_000)
+    await pollUntil(async () => (fake.tokenRequests.length === 1 ? true : undefined), 20_000)
     expect(fake.accepted.length).toBe(0)
     fake.setFaults({ sendMail: ['invalid_recipients'] })
     const bad = await enqueueOne()

@@ -32,7 +32,7 @@ async function untilWaitingForALock() {
       )
       return rows[0]!.n > 0 ? true : undefined
     },
-    5_000,
+    20_000,
     10,
   )
 }

@@ -61,7 +61,7 @@ for (const shared of [false, true]) {
       const pid = listener.backendPid()!
       expect(await backendAlive(pid)).toBe(true)
       await listener.stop()
-      await pollUntil(async () => ((await backendAlive(pid)) ? undefined : true), 5_000)
+      await pollUntil(async () => ((await backendAlive(pid)) ? undefined : true), 20_000)
     } finally {
       await listener.stop()
       await close()
@@ -83,7 +83,7 @@ for (const shared of [false, true]) {
       expect(await listenerBackends()).toContain(pid)
       proxy.silence()
       await events.waitFor((e) => e.type === 'listener' && e.state === 'reconnecting')
-      await pollUntil(async () => ((await backendAlive(pid)) ? undefined : true), 5_000)
+      await pollUntil(async () => ((await backendAlive(pid)) ? undefined : true), 20_000)
     } finally {
       await listener.stop()
       await close()
@@ -102,7 +102,7 @@ test('a listener stopped while its session connects closes that connection', asy
     listener.start()
     await pollUntil(async () => (proxy.silent() === 1 ? true : undefined))
     await listener.stop()
-    await pollUntil(async () => (proxy.open() === 0 ? true : undefined), 5_000)
+    await pollUntil(async () => (proxy.open() === 0 ? true : undefined), 20_000)
   } finally {
     await listener.stop()
     proxy.close()

@@ -65,7 +65,7 @@ async function untilWaiting(n: number) {
       )
       return rows[0]!.n >= n ? true : undefined
     },
-    5_000,
+    20_000,
     10,
   )
 }

@@ -37,7 +37,7 @@ test('a lone throttled row is retried at its Retry-After (the poll is 10 minutes
     { kind: 'retry', code: 'http_500', message: 'oops', afterMs: 300 },
   ])
   e.sender.release()
-  await e.events.waitFor(settledFor(id, 'sent'), 5_000)
+  await e.events.waitFor(settledFor(id, 'sent'), 20_000)
   expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 2 })
   expect(e.sender.calls.length).toBe(3)
 })
@@ -58,7 +58,7 @@ test('a send gate that cannot reach the database releases the row, which is then
   })
   await engine.start()
   const id = await enqueue(t)
-  await engine.events.waitFor(settledFor(id, 'sent'), 5_000)
+  await engine.events.waitFor(settledFor(id, 'sent'), 20_000)
   // Released, not failed: the attempt that never reached the provider is not counted.
   expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1 })
   expect(engine.drainer.status().inFlight).toBe(0)
