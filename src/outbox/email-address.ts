@@ -1,7 +1,7 @@
 // What an e-mail address must look like: the rule of mailer.is_email_address (sql/0001), at enqueue and at send.
 
 /**
- * The pattern alone; a template's rendered address is held to it. Its blanks are ASCII whitespace,
+ * The pattern alone (the whole rule is isEmailAddress). Its blanks are ASCII whitespace,
  * as Postgres's \s is in a C-locale database (JavaScript's \s would also refuse a no-break space or
  * a byte-order mark, which no locale's \s holds): a row enqueue took never fails at send for it.
  */

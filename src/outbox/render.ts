@@ -2,7 +2,7 @@
 import Mustache from 'mustache'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
-import { EMAIL_ADDRESS } from './email-address.ts'
+import { isEmailAddress } from './email-address.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
@@ -182,8 +182,8 @@ function hasPath(view: Record<string, unknown>, path: string): boolean {
 function parseAddress(raw: string, field: string): MailAddress {
   const named = NAMED.exec(raw)
   const address = (named ? named[2] : raw)?.trim() ?? ''
-  // The pattern of mailer.is_email_address, so rendered addresses meet the enqueue bar.
-  if (!EMAIL_ADDRESS.test(address)) {
+  // mailer.is_email_address (its length and pattern), so rendered addresses meet the enqueue bar.
+  if (!isEmailAddress(address)) {
     throw new RenderError(
       'template_error',
       `${field} is not a valid e-mail address after rendering`,

@@ -93,6 +93,23 @@ describe('renderLease', () => {
     }
   })
 
+  test("a rendered address is held to enqueue's 320 characters, counted as SQL counts them (code points)", () => {
+    const refused = (email: string) => {
+      try {
+        return render({ name: 'A', email, message: 'm' }).replyTo
+      } catch (e) {
+        return (e as RenderError).code
+      }
+    }
+    const domain = '@example.com'
+    const long = (n: number, unit = 'a') => `${unit.repeat(n - domain.length)}${domain}`
+    expect(refused(long(321))).toBe('template_error')
+    expect(refused(long(320))).toEqual([{ name: 'A', address: long(320) }])
+    // 320 characters to length(), 330 UTF-16 units: within is_email_address, so within render's too.
+    const emoji = `${'\u{1F600}'.repeat(10)}${'a'.repeat(320 - 10 - domain.length)}${domain}`
+    expect(refused(emoji)).toEqual([{ name: 'A', address: emoji }])
+  })
+
   test('a json or jsonb column (an object or array in the source row) renders as its JSON text', () => {
     const details = { plan: 'pro', seats: 3, tags: ['a', 'b'], items: [{ sku: 1 }] }
     const m = render(
