@@ -30,14 +30,29 @@ export async function ensureMigrationsTable(client: pg.Client) {
 
 /** The migrations the database records as applied, in order; throws 42P01/3F000 when it has none. */
 export async function readApplied(client: Queryable): Promise<Applied[]> {
+  return (await readAppliedAndWrites(client)).applied
+}
+
+/**
+ * readApplied's statement, which also says whether a write on this session would be refused as
+ * read-only (sessionRefusesWrites's question, asked in the same statement: readiness's schema check
+ * costs no second one). Null when the table has no row.
+ */
+export async function readAppliedAndWrites(
+  client: Queryable,
+): Promise<{ applied: Applied[]; refusesWrites: boolean | null }> {
   // Through to_jsonb: a database that no binary with the column has migrated yet lacks it.
-  const { rows } = await client.query<Applied>(
+  const { rows } = await client.query<Applied & { refusesWrites: boolean }>(
     `select version, name, checksum,
             coalesce((to_jsonb(s) ->> 'older_binaries_compatible')::boolean, false)
-              as "olderBinariesCompatible"
+              as "olderBinariesCompatible",
+            current_setting('transaction_read_only')::boolean as "refusesWrites"
        from mailer.schema_migrations s order by version`,
   )
-  return rows
+  return {
+    applied: rows.map(({ refusesWrites: _, ...applied }) => applied),
+    refusesWrites: rows[0]?.refusesWrites ?? null,
+  }
 }
 
 /** Records a migration as applied, with its checksum and whether it keeps older binaries working. */

@@ -1,7 +1,7 @@
 // Schema state: how a database's applied migrations compare with this binary's: a verdict to report, or a refusal to serve.
 import { AppError } from '../errors.ts'
-import { type Applied, compareMigrations, planMigrations } from './migration-plan.ts'
-import { readApplied } from './migration-record.ts'
+import { compareMigrations, planMigrations } from './migration-plan.ts'
+import { readApplied, readAppliedAndWrites } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import { isSchemaMissingSqlstate } from './sqlstate.ts'
 import type { Queryable } from './statement-route.ts'
@@ -57,10 +57,23 @@ export async function assertSchemaCurrent(
   dbName: string,
   list: readonly Migration[] = embedded,
 ): Promise<{ newer: number[] }> {
-  // One statement (readiness runs this): a missing table or schema is its own answer.
-  let applied: Applied[]
+  const { newer } = await assertSchemaCurrentAndWrites(pool, dbName, list)
+  return { newer }
+}
+
+/**
+ * assertSchemaCurrent, and whether this session would refuse a write as read-only (null: not
+ * known), read by the same one statement: readiness runs this.
+ */
+export async function assertSchemaCurrentAndWrites(
+  pool: Queryable,
+  dbName: string,
+  list: readonly Migration[] = embedded,
+): Promise<{ newer: number[]; refusesWrites: boolean | null }> {
+  // One statement: a missing table or schema is its own answer.
+  let read: Awaited<ReturnType<typeof readAppliedAndWrites>>
   try {
-    applied = await readApplied(pool)
+    read = await readAppliedAndWrites(pool)
   } catch (e) {
     if (!isSchemaMissingSqlstate((e as { code?: unknown } | null)?.code)) throw e
     throw new AppError(
@@ -68,12 +81,12 @@ export async function assertSchemaCurrent(
       `database "${dbName}" has no mailer schema: run \`outbox-mailer migrate\` first`,
     )
   }
-  const { pending, newer } = planMigrations(applied, list)
+  const { pending, newer } = planMigrations(read.applied, list)
   if (pending.length > 0) {
     throw new AppError(
       'schema_outdated',
       `database "${dbName}" lacks ${pending.length} migration(s) (${pending.map((m) => m.name).join(', ')}): run \`outbox-mailer migrate\` first`,
     )
   }
-  return { newer }
+  return { newer, refusesWrites: read.refusesWrites }
 }

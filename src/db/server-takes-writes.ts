@@ -5,7 +5,8 @@ import type { Queryable } from './statement-route.ts'
  * Whether a write on this connection would be refused as read-only (its session): on a hot standby
  * transaction_read_only is always on, and outside a transaction it is the session's default
  * (default_transaction_read_only, set on the database, the server, or the role). One read, no
- * privilege needed; readiness asks it only after a write was refused (read-only-server).
+ * privilege needed: readiness's probe statement when it reads no schema (readAppliedAndWrites asks
+ * the same beside the schema).
  */
 export async function sessionRefusesWrites(q: Queryable): Promise<boolean> {
   const r = await q.query<{ read_only: boolean }>(

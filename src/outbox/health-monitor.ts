@@ -1,6 +1,6 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { systemClock, waitAtMost } from '../clock.ts'
-import { assertSchemaCurrent } from '../db/schema-state.ts'
+import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
@@ -73,6 +73,11 @@ export function createHealthMonitor(o: {
   }
   const schemaCheckedAt = new Map<string, number>()
   for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, now())
+  // What the last probe's statement said of writes: since when (on `now`) the session refused them,
+  // null when it took them; absent before the first, and after the database was unreachable. Only a
+  // probe that found it taking them stands on a recent answer: any statement answers a `select 1`,
+  // none says whether writes are refused (an API-only process may serve reads from a standby).
+  const readOnlySeen = new Map<string, number | null>()
 
   async function probe(d: MonitoredDatabase): Promise<DatabaseHealth> {
     const status = d.drainer?.status()
@@ -88,32 +93,42 @@ export function createHealthMonitor(o: {
       warning: d.drainer ? (o.transportWarning?.() ?? null) : null,
     }
     const checkedAt = schemaCheckedAt.get(d.name)
+    const refusedSince = d.writes?.refusingSince() ?? null
     let readOnlySince: number | null = null
     try {
+      // The probe's one statement says whether the session refuses writes (a hot standby, a primary
+      // demoted by a failover under way), so a standby is unready from the first probe, and one that
+      // took writes again ends the refused writes' episode.
+      let refuses: boolean | null = null
       if (checkedAt === undefined || now() - checkedAt >= SCHEMA_RECHECK_MS) {
         schemaCheckedAt.delete(d.name)
-        await waitAtMost(systemClock, assertSchemaCurrent(d.statements, d.name), timeoutMs)
+        const schema = assertSchemaCurrentAndWrites(d.statements, d.name)
+        refuses = (await waitAtMost(systemClock, schema, timeoutMs)).refusesWrites
         schemaCheckedAt.set(d.name, now())
       } else if (
         // With the session lost or not there yet, only a statement of the probe's own says whether
-        // the database is reachable.
+        // the database is reachable; with writes refused (or not asked yet), whether it takes them.
         !sessionHolds(report.listener) ||
-        !answeredRecently(d.answeredAt?.() ?? null)
+        !answeredRecently(d.answeredAt?.() ?? null) ||
+        readOnlySeen.get(d.name) !== null ||
+        refusedSince !== null
       ) {
-        await waitAtMost(systemClock, d.statements.query('select 1'), timeoutMs)
+        refuses = await waitAtMost(systemClock, sessionRefusesWrites(d.statements), timeoutMs)
       }
-      // A write was refused lately: the server is asked whether it still refuses them (a standby
-      // named by the URL, a failover under way) or takes them again (the episode is over).
-      if (d.writes?.refusingSince() != null) {
-        if (await waitAtMost(systemClock, sessionRefusesWrites(d.statements), timeoutMs)) {
-          readOnlySince = d.writes.refusingSince()
-        } else d.writes.accepted()
+      if (refuses) {
+        const seen = readOnlySeen.get(d.name) ?? now()
+        readOnlySeen.set(d.name, seen)
+        readOnlySince = Math.min(seen, refusedSince ?? seen)
+      } else if (refuses === false) {
+        readOnlySeen.set(d.name, null)
+        if (refusedSince !== null) d.writes?.accepted()
       }
       report.reachable = true
       report.migrated = true
     } catch (e) {
       if (!answered(e)) {
         schemaCheckedAt.delete(d.name)
+        readOnlySeen.delete(d.name)
         report.problem = 'database unreachable'
         return report
       }

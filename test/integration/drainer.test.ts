@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
-import type { SharedSession } from '../../src/db/statement-route.ts'
+import type { Queryable, SharedSession } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
@@ -367,8 +367,9 @@ describe('the drainer', () => {
 })
 
 describe('claims that keep failing', () => {
-  test('a read-only database (a failover onto a standby) makes the worker unready after 30 s, naming the SQLSTATE', async () => {
-    // The worker's own connections open read-only, as on a standby; readiness's probe still answers.
+  test('claims failing on a read-only database make the worker unready after 30 s, naming the SQLSTATE, where the probe does not see it read-only; where it does, at once', async () => {
+    // The worker's own connections open read-only, as on a standby; the probes below run on the
+    // test's read-write pool (a cause a probe cannot see), but the last.
     const url = new URL(t.url)
     url.searchParams.set('options', '-c default_transaction_read_only=on')
     const readOnly = openDb({ name: 'ro', url: url.toString(), log: silentLogger })
@@ -380,12 +381,12 @@ describe('claims that keep failing', () => {
       expect(failing).toMatchObject({ sqlstate: '25006' })
       // The drainer's own record, its times shifted as 30 s of failing would have moved them.
       type Failing = NonNullable<typeof failing>
-      const monitorAt = (claims: Failing, at: number) =>
+      const monitorAt = (claims: Failing, at: number, probeOn: Queryable = t.pool) =>
         createHealthMonitor({
           databases: [
             {
               name: 'ro',
-              statements: readOnly.statements,
+              statements: probeOn,
               drainer: {
                 ...e.drainer,
                 status: () => ({ ...e.drainer.status(), claimsFailing: claims }),
@@ -410,6 +411,9 @@ describe('claims that keep failing', () => {
       // failing now: an old failure alone does not make it unready.
       const [stale] = await monitorAt(failingLong, f.lastAt + 20_000).readiness()
       expect(stale!.problem).toBeNull()
+      // A probe on the worker's own (read-only) connections says why at once, before the 30 s.
+      const [readOnlyProbe] = await monitorAt(f, f.since + 1_000, readOnly.statements).readiness()
+      expect(readOnlyProbe!.problem).toStartWith('the database refuses writes (read-only: ')
       // Still failing: the first failure's time is kept, not each retry's.
       const claimErrors = () =>
         e.events.events.filter((x) => x.type === 'loop_error' && x.where === 'claim').length

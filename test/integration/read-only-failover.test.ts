@@ -1,9 +1,11 @@
 // A failover that leaves the old primary up read-only: a connection that met 25006 is not used again, so the next statement gets a fresh one and the LISTEN session is opened again.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
+import { loadConfig } from '../../src/config.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
+import { serve } from '../../src/serve.ts'
 import { buildApp, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -239,8 +241,8 @@ test('readiness: a database whose writes are refused is unready, saying it refus
       () => 'written',
       (err: { code?: string }) => err.code,
     )
-  // No write tried yet: nothing says the server refuses them (a probe asks only after a refusal).
-  expect((await monitor.readiness())[0]!.problem).toBeNull()
+  // No write tried yet: the probe's own statement says the session refuses them.
+  expect((await monitor.readiness())[0]!.problem).toContain('refuses writes (read-only: ')
   expect(await write()).toBe('25006')
   at += 2_000
   const [refusing] = await monitor.readiness()
@@ -261,4 +263,95 @@ test('readiness: a database whose writes are refused is unready, saying it refus
     ['warn', 'the database refused a write'],
     ['info', 'the database takes writes again'],
   ])
+})
+
+test('an API-only process on a URL that names a standby is unready from its first probe, which sends one statement as before, and ready once the server takes writes', async () => {
+  await readOnly(true)
+  let at = 1_000_000
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, now: () => at })
+  const handle = h
+  const sent: string[] = []
+  const monitor = createHealthMonitor({
+    databases: [
+      {
+        name: 'test',
+        statements: {
+          query: (text, values) => {
+            sent.push(text)
+            return handle.statements.query(text, values)
+          },
+        },
+        answeredAt: () => handle.statements.answeredAt(),
+        drainer: null,
+        listener: null,
+        writes: handle.writes,
+      },
+    ],
+    schemaCurrent: ['test'],
+    wedgedAfterMs: 120_000,
+    now: () => at,
+  })
+  // No write refused yet, nothing else answered: the first probe finds it refusing writes.
+  const [first] = await monitor.readiness()
+  expect(first).toMatchObject({ reachable: true, migrated: true })
+  expect(first!.problem).toStartWith('the database refuses writes (read-only: ')
+  expect(sent.length).toBe(1)
+  // An answer of the API's (a read) since does not stand for the question: the probe asks again.
+  await sql`select 1`.execute(handle.db)
+  at += 3_000
+  expect((await monitor.readiness())[0]!.problem).toContain('refuses writes')
+  expect(sent.length).toBe(2)
+  // The server takes writes (a new connection: the pool's idle ones began read-only).
+  await readOnly(false)
+  await handle.close()
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, now: () => at })
+  sent.length = 0
+  const fresh = createHealthMonitor({
+    databases: [
+      {
+        name: 'test',
+        statements: {
+          query: (text, values) => {
+            sent.push(text)
+            return h!.statements.query(text, values)
+          },
+        },
+        answeredAt: () => h!.statements.answeredAt(),
+        drainer: null,
+        listener: null,
+        writes: h.writes,
+      },
+    ],
+    schemaCurrent: ['test'],
+    wedgedAfterMs: 120_000,
+    now: () => at,
+  })
+  expect((await fresh.readiness())[0]!.problem).toBeNull()
+  expect(sent.length).toBe(1)
+  // Found taking writes, a probe within 5 s of an answer stands on it again: no statement.
+  at += 1_000
+  expect((await fresh.readiness())[0]!.problem).toBeNull()
+  expect(sent.length).toBe(1)
+})
+
+test('serve --role api on a read-only database: the first /readyz is 503 saying it refuses writes', async () => {
+  await readOnly(true)
+  const config = loadConfig({
+    DATABASE_URL: t.url,
+    MAIL_TRANSPORT: 'discard',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    API_JWT_SECRET: 'k'.repeat(40),
+  })
+  const running = await serve(config, { role: 'api', log: silentLogger })
+  try {
+    const r = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+    const body = (await r.json()) as { databases: { problem: string | null }[] }
+    expect([r.status, body.databases[0]?.problem?.split(' (')[0]]).toEqual([
+      503,
+      'the database refuses writes',
+    ])
+  } finally {
+    await running.stop('test')
+  }
 })
