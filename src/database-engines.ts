@@ -2,6 +2,7 @@
 import { hostname } from 'node:os'
 import { systemClock } from './clock.ts'
 import type { Config } from './config.ts'
+import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrent } from './db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
@@ -122,7 +123,15 @@ export async function checkSchemas(handles: readonly DbHandle[], log: Logger): P
         { db, sqlstate: PERMISSION_DENIED_SQLSTATE, err: r.reason },
       )
     } else {
-      log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
+      // The server answered: a password, a role or a database name to fix outside the process,
+      // after which the next connection succeeds, so the start goes on as for an outage.
+      const login = loginRefusal(r.reason)
+      if (login) {
+        log.warn(
+          `the database refused this service's connection at start (SQLSTATE ${login.sqlstate}: ${login.cause}): ${login.advice}; will keep trying`,
+          { db, sqlstate: login.sqlstate, err: r.reason },
+        )
+      } else log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
     }
   }
   return current

@@ -1,5 +1,6 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { systemClock, waitAtMost } from '../clock.ts'
+import { loginRefusal } from '../db/login-refusal.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
@@ -138,6 +139,10 @@ export function createHealthMonitor(o: {
       // which object only in its message; what to do is the same.
       if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
         report.problem = `the database refused this service's role a privilege (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}: ${report.problem}): ${PERMISSION_ADVICE}`
+      }
+      const login = loginRefusal(e)
+      if (login) {
+        report.problem = `the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; ${report.problem}): ${login.advice}`
       }
       return report
     }

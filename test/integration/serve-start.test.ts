@@ -352,3 +352,57 @@ test('a role refused CONNECT on the database (42501): the start says the role wa
     }
   })
 })
+
+test.each([
+  ['a wrong password', '28P01', 'the password was refused (or the role does not exist)'],
+  ['a role that may not log in', '28000', 'the role may not log in'],
+  ['a database that does not exist', '3D000', 'the database does not exist'],
+] as const)(
+  'a login refused at start for %s: the start and /readyz name the cause (SQLSTATE %s), not an unreachable database, and no line holds the password',
+  async (_, sqlstate, cause) => {
+    const cluster = await testCluster()
+    const role = `serve_login_${sqlstate.toLowerCase()}_${process.pid}`
+    const password = `pw-${randomBytes(12).toString('hex')}`
+    const login = sqlstate === '28000' ? 'nologin' : 'login'
+    await adminQuery(cluster.url('postgres'), `create role ${role} ${login} password '${password}'`)
+    try {
+      const url = new URL(spare.url)
+      url.username = role
+      url.password = sqlstate === '28P01' ? `${password}-not` : password
+      if (sqlstate === '3D000') url.pathname = `/no_such_db_${process.pid}`
+      const raw: string[] = []
+      const running = await serve(configFor(url.href, { API_JWT_SECRET: 'k'.repeat(40) }), {
+        role: 'api',
+        log: createLogger('debug', (l) => raw.push(l)),
+      })
+      try {
+        const lines = raw.map((l) => JSON.parse(l) as { level: string; msg: string })
+        const atStart = lines.filter((l) => l.msg.includes('at start'))
+        expect(atStart).toEqual([
+          expect.objectContaining({
+            level: 'warn',
+            msg: expect.stringMatching(
+              new RegExp(
+                `^the database refused this service's connection at start \\(SQLSTATE ${sqlstate}: ${cause.replace(/[()]/g, '\\$&')}[^)]*\\): .+; will keep trying$`,
+              ),
+            ),
+            db: 'default',
+            sqlstate,
+          }),
+        ])
+        const r = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+        const body = (await r.json()) as { databases: { reachable: boolean; problem: string }[] }
+        expect(r.status).toBe(503)
+        expect(body.databases[0]?.reachable).toBe(true)
+        expect(body.databases[0]?.problem).toStartWith(
+          `the database refused this service's connection (SQLSTATE ${sqlstate}: ${cause}`,
+        )
+        expect(raw.filter((l) => l.includes(password))).toEqual([])
+      } finally {
+        await running.stop('test')
+      }
+    } finally {
+      await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
+    }
+  },
+)
