@@ -35,13 +35,31 @@ class HeldOff extends Error {
 }
 
 /**
+ * An answer of `{"keys": []}`: no token can be verified against it, a good one included, so it is the
+ * identity provider's answer that is wrong (a publication gone wrong, a tenant mid-migration), not
+ * the token: an outage (503, held off, logged once), not a 401 that tells the client to get another.
+ */
+class EmptyKeySet extends Error {
+  constructor() {
+    super('the key set holds no key')
+  }
+}
+
+/** Whether a 200's body is a key set without a key; anything else is jose's to judge. */
+async function holdsNoKey(response: { json(): Promise<unknown> }): Promise<boolean> {
+  const body: unknown = await response.json().catch(() => null)
+  const keys = (body as { keys?: unknown } | null)?.keys
+  return Array.isArray(keys) && keys.length === 0
+}
+
+/**
  * The key of a token's header from the set at `url`. jose caches the set (10 min), fetches it again
  * for a kid it does not hold (at most once per 30 s cooldown, so a rotated key is found), and times a
  * fetch out after 5 s. Only "no key of that kid in a set just fetched" (or several) is the token's
  * fault, a 401; whatever else fails (the fetch refused, timed out, a non-200, not JSON, not a key
- * set, a key that does not import) leaves the token unjudged. Only the fetch policy is ours: for
- * KEYS_HOLD_OFF_MS after a failure a request that needs a fetch is answered from that failure (a
- * key the cached set holds still verifies). An outage is logged when it starts and when a fetch
+ * set, a set with no key at all, a key that does not import) leaves the token unjudged. Only the
+ * fetch policy is ours: for KEYS_HOLD_OFF_MS after a failure a request that needs a fetch is
+ * answered from that failure (a key the cached set holds still verifies). An outage is logged when it starts and when a fetch
  * succeeds again (with how many requests it refused), not per request.
  */
 export function remoteSigningKeys(
@@ -56,10 +74,12 @@ export function remoteSigningKeys(
     const age = now() - o.failedAt
     return age >= 0 && age < KEYS_HOLD_OFF_MS
   }
-  const fetchUnlessHeldOff: FetchImplementation = (input, init) => {
-    if (outage && heldOff(outage)) return Promise.reject(new HeldOff(outage.failure))
+  const fetchUnlessHeldOff: FetchImplementation = async (input, init) => {
+    if (outage && heldOff(outage)) throw new HeldOff(outage.failure)
     fetches++
-    return fetch(input, init)
+    const response = await fetch(input, init)
+    if (response.status === 200 && (await holdsNoKey(response.clone()))) throw new EmptyKeySet()
+    return response
   }
   const keys = createRemoteJWKSet(url, { [customFetch]: fetchUnlessHeldOff })
   // A request during which a fetch was made and that then found its key (or the set lacking it): the set is back.

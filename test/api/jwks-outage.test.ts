@@ -20,7 +20,7 @@ import { AUDIENCE, ISSUER } from './support/tokens.ts'
 setDefaultTimeout(30_000)
 
 type Problem = { type: string; detail: string }
-type Mode = 'up' | 'error' | 'html' | 'not-a-key-set' | 'redirect' | 'hang'
+type Mode = 'up' | 'error' | 'html' | 'not-a-key-set' | 'empty' | 'redirect' | 'hang'
 
 /** A JWKS endpoint the test controls: what it answers, and how many requests it saw. */
 interface KeySetServer {
@@ -50,6 +50,8 @@ function keySetServer(keys: JWK[]): KeySetServer {
           })
         case 'not-a-key-set':
           return Response.json({ keys: 'none today' })
+        case 'empty':
+          return Response.json({ keys: [] })
         case 'redirect':
           return new Response(null, {
             status: 302,
@@ -187,6 +189,29 @@ describe('the key set cannot be fetched: 503 auth_unavailable with Retry-After',
         ])
       }
     }
+  })
+})
+
+describe('an empty key set ({"keys": []}): the provider\'s answer is wrong, not the token', () => {
+  test('503 auth_unavailable, logged as an outage and held off 5 s; 200 once the set holds keys again', async () => {
+    const lines: { level: string; msg: string }[] = []
+    const server = keySetServer([k1.jwk])
+    servers.push(server)
+    const app = appFor(
+      server.url,
+      createLogger('info', (l) => lines.push(JSON.parse(l))),
+    )
+    const start = Date.now()
+    setSystemTime(new Date(start))
+    server.mode = 'empty'
+    expectUnavailable(await list(app, await sign(k1)), 'empty')
+    expectUnavailable(await list(app, await sign(k1)), 'held off')
+    expect(server.requests).toBe(1)
+    server.mode = 'up'
+    setSystemTime(new Date(start + 5_000))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    expect(server.requests).toBe(2)
+    expect(lines.filter((l) => l.msg !== 'request').map((l) => l.level)).toEqual(['warn', 'info'])
   })
 })
 
