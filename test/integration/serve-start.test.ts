@@ -1,5 +1,6 @@
 // serve's start: the LISTEN session opens beside the schema check, and a refused start leaves nothing open.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
@@ -10,6 +11,7 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { adminQuery } from '../support/postgres.ts'
 import { withRoleRefusedConnect } from '../support/refused-connect-role.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
