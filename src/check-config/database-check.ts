@@ -3,10 +3,19 @@ import pg from 'pg'
 import type { DatabaseConfig } from '../config/database-list.ts'
 import type { Config, ServeRole } from '../config.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
+import { loginRefusal } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { isAppError } from '../errors.ts'
 import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
+
+/** A failed connect in the server's words; a login it refused (password, role, database) with its cause and what to check. */
+function connectFailure(e: unknown): string {
+  const login = loginRefusal(e)
+  return login
+    ? `${describe(e)}: SQLSTATE ${login.sqlstate}, ${login.cause}: ${login.advice}`
+    : describe(e)
+}
 
 // Schema states a deploy fixes by itself (release_command runs migrate); the others need a human.
 const SCHEMA_PENDING = new Set(['schema_missing', 'schema_outdated'])
@@ -56,7 +65,9 @@ export async function checkDatabase(
       }
     }
   } catch (e) {
-    out.problems.push(`database "${d.name}" (${label('url')}): cannot connect: ${describe(e)}`)
+    out.problems.push(
+      `database "${d.name}" (${label('url')}): cannot connect: ${connectFailure(e)}`,
+    )
   } finally {
     await pool.end().catch(() => {})
   }
@@ -101,7 +112,7 @@ export async function checkDatabase(
       }
     } catch (e) {
       out.problems.push(
-        `database "${d.name}" (${which}): ${connected ? 'LISTEN could not be checked' : 'cannot connect'}: ${describe(e)}`,
+        `database "${d.name}" (${which}): ${connected ? `LISTEN could not be checked: ${describe(e)}` : `cannot connect: ${connectFailure(e)}`}`,
       )
     } finally {
       await client.end().catch(() => {})

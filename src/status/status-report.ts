@@ -1,4 +1,5 @@
 // Status report: each database's reading judged (ok, attention, schema, permission, unreachable), in the documented --json shape, and the exit code.
+import { loginRefusal } from '../db/login-refusal.ts'
 import type { SchemaState, SchemaVerdict } from '../db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { EXIT } from '../errors.ts'
@@ -91,7 +92,11 @@ export function judge(
       `the role in ${mask(r.url)} may not read the mailer schema: ${error.code}: ${error.message}: grant it ${GRANTS}`,
     )
   } else if (!r.reachable) {
-    raise('unreachable', `cannot read (${mask(r.url)}): ${error?.code}: ${error?.message}`)
+    // A login the server refused (a password, a role, a database name) is mended in the URL or the
+    // server, not the network: the cause and what to check follow the server's words.
+    const login = r.error ? loginRefusal(r.error) : null
+    const advice = login ? `: ${login.cause}: ${login.advice}` : ''
+    raise('unreachable', `cannot read (${mask(r.url)}): ${error?.code}: ${error?.message}${advice}`)
   } else if (r.schema && r.schema.verdict !== 'current') {
     raise('schema', schemaReason(r.schema))
   }

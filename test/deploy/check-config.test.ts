@@ -247,6 +247,23 @@ describe('with --connect', () => {
     expectNoSecrets(r, dbPassword)
   })
 
+  test('a wrong password is a problem naming the cause and what to check, without the password', async () => {
+    const cluster = await testCluster()
+    const url = new URL(cluster.url(emptyDb))
+    url.password = dbPassword
+    const r = await checkConfig(discard({ DATABASE_URL: url.toString() }), {
+      connect: true,
+      timeoutMs: 5000,
+    })
+    expect(r.ok).toBe(false)
+    expect(r.problems).toEqual([
+      expect.stringMatching(
+        /^database "default" \(DATABASE_URL\): cannot connect: .*28P01.*the password was refused \(or the role does not exist\): check the user and password/,
+      ),
+    ])
+    expectNoSecrets(r, dbPassword)
+  })
+
   test('a password that is part of the host name leaves the host name whole', async () => {
     const word = 'internal'
     const r = await checkConfig(

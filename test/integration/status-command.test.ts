@@ -378,6 +378,29 @@ describe('one database', () => {
     })
   })
 
+  test.each([
+    ['a wrong password', '28P01', 'the password was refused (or the role does not exist)'],
+    ['a database that does not exist', '3D000', 'the database does not exist'],
+  ] as const)(
+    'a login refused for %s: exit 4, unreachable, the cause (SQLSTATE %s) and what to check named, the password masked',
+    async (_, sqlstate, cause) => {
+      const url = new URL(db.url)
+      const password = url.password || 'unset'
+      if (sqlstate === '28P01') url.password = `${password}-not-${randomBytes(6).toString('hex')}`
+      else url.pathname = `/no_such_db_${process.pid}`
+      const { code, report, printed } = await statusJson({ DATABASE_URL: url.toString() })
+      expect(code).toBe(4)
+      const d = report.databases[0]
+      expect(d).toMatchObject({
+        health: 'unreachable',
+        reachable: false,
+        error: { code: sqlstate },
+      })
+      expect(d.reasons).toEqual([expect.stringContaining(`: ${cause}: check `)])
+      if (sqlstate === '28P01') expect(printed).not.toContain(url.password)
+    },
+  )
+
   test('a role that may read the schema version but not the outbox: exit 6, the refused read named, the rest skipped', async () => {
     await withRole(
       `status_partial_${process.pid}`,
