@@ -102,11 +102,16 @@ function appFor(jwksUrl: string, log: Logger = silentLogger): App {
   }).app
 }
 
-/** A key set server (answering the keys until told otherwise) and a fresh app verifying against it: jose caches per verifier. */
+/**
+ * A key set server (answering the keys until told otherwise) and a fresh app verifying against it
+ * (jose caches per verifier), with the app's log lines from info up.
+ */
 function serving(keys: JWK[]) {
   const server = keySetServer(keys)
   servers.push(server)
-  return { server, app: appFor(server.url) }
+  const lines: { level: string; msg: string; refused?: number }[] = []
+  const log = createLogger('info', (l) => lines.push(JSON.parse(l)))
+  return { server, app: appFor(server.url, log), lines }
 }
 
 const sign = (key: { privateKey: CryptoKey; jwk: JWK }, o: { exp?: number; kid?: string } = {}) =>
@@ -194,13 +199,7 @@ describe('the key set cannot be fetched: 503 auth_unavailable with Retry-After',
 
 describe('an empty key set ({"keys": []}): the provider\'s answer is wrong, not the token', () => {
   test('503 auth_unavailable, logged as an outage and held off 5 s; 200 once the set holds keys again', async () => {
-    const lines: { level: string; msg: string }[] = []
-    const server = keySetServer([k1.jwk])
-    servers.push(server)
-    const app = appFor(
-      server.url,
-      createLogger('info', (l) => lines.push(JSON.parse(l))),
-    )
+    const { server, app, lines } = serving([k1.jwk])
     const start = Date.now()
     setSystemTime(new Date(start))
     server.mode = 'empty'
@@ -280,13 +279,7 @@ describe('jose’s cache and refetch', () => {
 
 describe('an outage of the key set', () => {
   test('after a failed fetch the key set is not fetched again for 5 s: requests meanwhile are 503 from the remembered failure; one warning for the outage, one line when it ends with the count', async () => {
-    const lines: { level: string; msg: string; refused?: number }[] = []
-    const server = keySetServer([k1.jwk])
-    servers.push(server)
-    const app = appFor(
-      server.url,
-      createLogger('info', (l) => lines.push(JSON.parse(l))),
-    )
+    const { server, app, lines } = serving([k1.jwk])
     const start = Date.now()
     setSystemTime(new Date(start))
     server.mode = 'error'

@@ -58,6 +58,31 @@ async function readOnly(on: boolean) {
   )
 }
 
+/**
+ * The test database made read-only, and a handle on it whose clock the test moves (`clock.at`), its
+ * log lines from `level` up, and a write as the worker's and the API's go (through Kysely: pg's
+ * pool.query closes a connection whose statement failed) answering 'written' or its SQLSTATE.
+ */
+async function openOnReadOnly(level: 'debug' | 'info') {
+  await readOnly(true)
+  const clock = { at: 1_000_000 }
+  const lines: { level: string; msg: string }[] = []
+  const handle = openDb({
+    name: 'test',
+    url: t.url,
+    log: createLogger(level, (l) => lines.push(JSON.parse(l))),
+    now: () => clock.at,
+  })
+  h = handle
+  // A read-only server refuses an UPDATE before it looks at a row.
+  const write = () =>
+    sql`update mailer.email_outbox set attempts = attempts where false`.execute(handle.db).then(
+      () => 'written',
+      (err: { code?: string }) => err.code,
+    )
+  return { handle, clock, lines, write }
+}
+
 /** Opens `n` pool connections at once and gives them back idle: each says whether it is read-only. */
 async function openConnections(handle: DbHandle, n: number): Promise<string[]> {
   const clients = await Promise.all(Array.from({ length: n }, () => handle.pool.connect()))
@@ -171,16 +196,7 @@ test('the API: an enqueue that meets a pooled read-only connection answers 503 o
 })
 
 test('a URL that names a server read-only for good (a standby): refused writes retire the connections at once, then at most once per hold-off, and the warning is logged once', async () => {
-  await readOnly(true)
-  let at = 1_000_000
-  const lines: { level: string; msg: string }[] = []
-  h = openDb({
-    name: 'test',
-    url: t.url,
-    log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
-    now: () => at,
-  })
-  const handle = h
+  const { handle, clock, lines, write } = await openOnReadOnly('debug')
   let connects = 0
   handle.pool.on('connect', () => connects++)
   // What a LISTEN session on a URL of its own reconnects (and sweeps) on.
@@ -191,19 +207,12 @@ test('a URL that names a server read-only for good (a standby): refused writes r
       watch()
     })
   watch()
-  // Any write (through Kysely, as the worker's and the API's: pg's pool.query closes a connection
-  // whose statement failed): a read-only server refuses an UPDATE before it looks at a row.
-  const write = () =>
-    sql`update mailer.email_outbox set attempts = attempts where false`.execute(handle.db).then(
-      () => 'written',
-      (err: { code?: string }) => err.code,
-    )
   // A client retrying at once, ten times within the hold-off: the first refusal retires the
   // connection (a failover must be answered at once); the next ones keep its successor.
   for (let i = 0; i < 10; i++) expect(await write()).toBe('25006')
   expect(connects).toBe(2)
   // Past the hold-off the next refusal retires again (the URL may lead elsewhere by now).
-  at += 5_000
+  clock.at += 5_000
   expect(await write()).toBe('25006')
   expect(await write()).toBe('25006')
   expect([connects, retirements]).toEqual([3, 2])
@@ -212,16 +221,7 @@ test('a URL that names a server read-only for good (a standby): refused writes r
 })
 
 test('readiness: a database whose writes are refused is unready, saying it refuses writes, until a probe finds it taking them again', async () => {
-  await readOnly(true)
-  let at = 1_000_000
-  const lines: { level: string; msg: string }[] = []
-  h = openDb({
-    name: 'test',
-    url: t.url,
-    log: createLogger('info', (l) => lines.push(JSON.parse(l))),
-    now: () => at,
-  })
-  const handle = h
+  const { handle, clock, lines, write } = await openOnReadOnly('info')
   const monitor = createHealthMonitor({
     databases: [
       {
@@ -234,17 +234,12 @@ test('readiness: a database whose writes are refused is unready, saying it refus
     ],
     schemaCurrent: ['test'],
     wedgedAfterMs: 120_000,
-    now: () => at,
+    now: () => clock.at,
   })
-  const write = () =>
-    sql`update mailer.email_outbox set attempts = attempts where false`.execute(handle.db).then(
-      () => 'written',
-      (err: { code?: string }) => err.code,
-    )
   // No write tried yet: the probe's own statement says the session refuses them.
   expect((await monitor.readiness())[0]!.problem).toContain('refuses writes (read-only: ')
   expect(await write()).toBe('25006')
-  at += 2_000
+  clock.at += 2_000
   const [refusing] = await monitor.readiness()
   expect(refusing).toMatchObject({ reachable: true, migrated: true })
   expect(refusing!.problem).toBe(
@@ -254,7 +249,7 @@ test('readiness: a database whose writes are refused is unready, saying it refus
   // not, so the probe on it still says read-only, until the next refusal (past the hold-off) retires it.
   await readOnly(false)
   expect((await monitor.readiness())[0]!.problem).toContain('refuses writes')
-  at += 5_000
+  clock.at += 5_000
   expect(await write()).toBe('25006')
   expect(await write()).toBe('written')
   expect((await monitor.readiness())[0]!.problem).toBeNull()
