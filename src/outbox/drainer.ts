@@ -163,12 +163,13 @@ export function createDrainer(d: DrainerDeps): Drainer {
     start() {
       if (loop) return
       // Reclaim (which registers the worker), then claim: one after the other, so a start needs one
-      // pooled connection.
+      // pooled connection. The timers start once that reclaim has said when the next is due (a
+      // dead worker's lease ending soon); no lease is held before the first claim to heartbeat.
       loop = (async () => {
         await upkeep.first()
+        upkeep.startTimers()
         await run()
       })()
-      upkeep.startTimers()
     },
     wake,
     async stop(graceMs) {

@@ -24,7 +24,8 @@ interface LeaseUpkeep {
   /**
    * Heartbeats every `heartbeatSeconds` while leases are held; reclaims when the earliest lease in
    * flight ends, at least once per lease length (its statement also beats the registry and fails
-   * pending rows past their expiresAt).
+   * pending rows past their expiresAt). After `first()` has resolved: its reclaim says when the
+   * timers' first is due.
    */
   startTimers(): void
   /**

@@ -21,8 +21,8 @@ import { createSlots } from '../../src/outbox/slots.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
-import { enqueue, rowOf } from '../support/engine.ts'
-import { pollUntil } from '../support/events.ts'
+import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -1326,6 +1326,21 @@ describe('lease upkeep', () => {
       await upkeep.stopTimers()
     }
     expect((await rowOf(t, id)).status).toBe('pending')
+  })
+
+  test('a drainer’s first timed reclaim comes when the lease its start-up reclaim saw ends, not a lease length after the start', async () => {
+    const id = await enqueue(t)
+    // Claimed by a worker that then died; its lease outlasts the drainer's start-up reclaim.
+    await claim(1, 'dead', 5)
+    // The timers' reclaim would first come 120 s after the start.
+    const engine = createTestEngine(t, { config: { leaseSeconds: 120, heartbeatSeconds: 40 } })
+    await engine.start()
+    try {
+      await engine.events.waitFor((e) => e.type === 'reclaimed', 20_000)
+      await engine.events.waitFor(settledFor(id, 'sent'), 20_000)
+    } finally {
+      await engine.stop()
+    }
   })
 
   test('a stop waits for a reclaim in flight: none of its statements outlives the stop', async () => {
