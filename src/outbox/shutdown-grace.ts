@@ -1,5 +1,5 @@
 // The shutdown grace: sends in flight may finish within it; past it they are aborted (each left retryable) and briefly waited for.
-import type { Clock } from '../clock.ts'
+import { type Clock, waitAtMost } from '../clock.ts'
 import type { Logger } from '../log.ts'
 
 /** At most this long for the aborted sends to settle: a send that ignores its abort does not hold the stop. */
@@ -7,7 +7,9 @@ const ABORTED_SENDS_WAIT_MS = 5_000
 
 /**
  * Resolves when every delivery has finished, or `graceMs` after the call: then `abort` is fired (the
- * sends still running end, marked ambiguous) and the deliveries are waited for a little more.
+ * sends still running end, marked ambiguous) and the deliveries are waited for a little more. A wait
+ * that the deliveries end first leaves no timer behind: a process that stops its workers exits then,
+ * not a grace later.
  */
 export async function finishWithinGrace(g: {
   deliveries: ReadonlySet<Promise<void>>
@@ -18,13 +20,14 @@ export async function finishWithinGrace(g: {
   /** The sends in flight, as logged when the grace is over. */
   inFlight: () => number
 }): Promise<void> {
+  // A delivery never rejects (claim-round catches its failure): a rejection here is the wait's end.
   const all = Promise.all([...g.deliveries])
-  const finished = await Promise.race([
-    all.then(() => true),
-    g.clock.sleep(g.graceMs).then(() => false),
-  ])
+  const finished = await waitAtMost(g.clock, all, g.graceMs).then(
+    () => true,
+    () => false,
+  )
   if (finished) return
   g.log.warn('shutdown grace over; aborting sends in flight', { inFlight: g.inFlight() })
   g.abort.abort()
-  await Promise.race([all, g.clock.sleep(ABORTED_SENDS_WAIT_MS)])
+  await waitAtMost(g.clock, all, ABORTED_SENDS_WAIT_MS).catch(() => {})
 }

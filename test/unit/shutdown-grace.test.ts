@@ -1,0 +1,73 @@
+// The shutdown grace: its waits end with it, leaving no timer behind (a process that stops its workers then exits by itself).
+import { expect, test } from 'bun:test'
+import type { Clock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import { finishWithinGrace } from '../../src/outbox/shutdown-grace.ts'
+
+/** A clock whose sleeps end only when their signal aborts or `pass` moves time past them. */
+function heldClock() {
+  let at = 0
+  const sleeping = new Set<{ until: number; end: () => void }>()
+  const clock: Clock = {
+    now: () => at,
+    sleep: (ms, signal) =>
+      new Promise<void>((resolve) => {
+        if (signal?.aborted) return resolve()
+        const s = {
+          until: at + ms,
+          end: () => {
+            sleeping.delete(s)
+            resolve()
+          },
+        }
+        sleeping.add(s)
+        signal?.addEventListener('abort', s.end, { once: true })
+      }),
+  }
+  return {
+    clock,
+    /** Sleeps begun and not ended: each a timer that keeps a process alive. */
+    pending: () => sleeping.size,
+    pass(ms: number) {
+      at += ms
+      for (const s of [...sleeping]) if (s.until <= at) s.end()
+    },
+  }
+}
+
+test('sends that finish within the grace leave no timer running after it', async () => {
+  const held = heldClock()
+  const send = Promise.withResolvers<void>()
+  const finishing = finishWithinGrace({
+    deliveries: new Set([send.promise]),
+    graceMs: 30_000,
+    clock: held.clock,
+    abort: new AbortController(),
+    log: silentLogger,
+    inFlight: () => 1,
+  })
+  send.resolve()
+  await finishing
+  expect(held.pending()).toBe(0)
+})
+
+test('sends aborted past the grace that then end leave no timer running either', async () => {
+  const held = heldClock()
+  const abort = new AbortController()
+  const send = Promise.withResolvers<void>()
+  abort.signal.addEventListener('abort', () => send.resolve())
+  const finishing = finishWithinGrace({
+    deliveries: new Set([send.promise]),
+    graceMs: 30_000,
+    clock: held.clock,
+    abort,
+    log: silentLogger,
+    inFlight: () => 1,
+  })
+  // The grace's wait has begun (finishWithinGrace sleeps at once).
+  expect(held.pending()).toBe(1)
+  held.pass(30_000)
+  await finishing
+  expect(abort.signal.aborted).toBe(true)
+  expect(held.pending()).toBe(0)
+})
