@@ -10,30 +10,47 @@
 // graphile-worker's and to the first engine's. `unflushed` as a fourth argument: every database
 // commits without waiting for its WAL flush (inserts and claims alike), which takes the disk's
 // flush, the same for every system and the noisiest part of a pickup on a shared machine, out of it.
+// PICKUP_ENGINE_FROM=<another checkout>: one more engine, that checkout's client code (its
+// bench/systems/host.ts and src/) on a database migrated by this one, so a change to the engine's
+// client side is measured against the code before it in one run (round 28).
 import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
-import { placedSystem } from './systems/hosted.ts'
+import { systemByKey } from './systems/by-key.ts'
+import { hostedSystem, placedSystem } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
 import { rotated } from './turns.ts'
+
+const HOST_SCRIPT = 'bench/systems/host.ts'
 
 const rounds = Number(process.argv[2] ?? 6)
 const seconds = Number(process.argv[3] ?? 3)
 const beforeFile = process.argv[4] || undefined
 const unflushed = process.argv[5] === 'unflushed'
+const otherCheckout = process.env.PICKUP_ENGINE_FROM || undefined
 
 const cluster = await startBenchCluster()
 const probes: Probe[] = []
 const systems: { label: string; sys: BenchSystem }[] = []
-async function place(label: string, key: string, database: string, after?: string) {
+async function place(
+  label: string,
+  key: string,
+  database: string,
+  after?: string,
+  checkout?: string,
+) {
   await cluster.createDatabase(database)
   if (unflushed)
     await cluster.admin.query(`alter database ${database} set synchronous_commit = off`)
   const probe = await openProbe(cluster.probeUrl(database))
   probes.push(probe)
-  const sys = await placedSystem(key, cluster.url(database), probe)
+  const url = cluster.url(database)
+  const sys = checkout
+    ? hostedSystem(key, url, await systemByKey(key, url, probe), join(checkout, HOST_SCRIPT))
+    : await placedSystem(key, url, probe)
   await sys.prepare()
   if (after) await probe.query(after)
   systems.push({ label, sys })
@@ -47,6 +64,15 @@ try {
       'outbox_engine',
       'outbox_engine_before',
       await readFile(beforeFile, 'utf8'),
+    )
+  }
+  if (otherCheckout) {
+    await place(
+      `outbox-mailer engine of ${otherCheckout}`,
+      'outbox_engine',
+      'outbox_engine_other',
+      undefined,
+      otherCheckout,
     )
   }
   const windows = new Map<string, LatencyWindow[]>(systems.map((s) => [s.label, []]))

@@ -28,7 +28,16 @@ type Pending = { resolve: (v: Value) => void; reject: (e: Error) => void }
 // Epoch milliseconds from the host process to this process's performance.now().
 const local = (epochMs: number) => epochMs - performance.timeOrigin
 
-export function hostedSystem(key: string, url: string, inner: BenchSystem): BenchSystem {
+/**
+ * `host`: the child's script; another checkout's bench/systems/host.ts runs that checkout's client
+ * code (bench/pickup-turns.ts's PICKUP_ENGINE_FROM), with this one's inserts and readings.
+ */
+export function hostedSystem(
+  key: string,
+  url: string,
+  inner: BenchSystem,
+  host = HOST,
+): BenchSystem {
   checkSystemKeys([key])
   let child: Subprocess<'ignore', 'inherit', 'inherit'> | null = null
   let ready: Promise<void> = Promise.resolve()
@@ -43,7 +52,7 @@ export function hostedSystem(key: string, url: string, inner: BenchSystem): Benc
       up = resolve
       down = reject
     })
-    const proc = Bun.spawn([process.execPath, HOST, key, url], {
+    const proc = Bun.spawn([process.execPath, host, key, url], {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: process.env,
       ipc(m: HostMessage) {
