@@ -67,6 +67,18 @@ const ours = openDb({
   log: silentLogger,
   maxConnections: 1,
 })
+// The engine's own way: its statements take the statement route, on the LISTEN session when free
+// (src/db/statement-route.ts); here a session that listens on nothing stands in for it.
+const routed = openDb({
+  name: 'outbox-routed',
+  url: cluster.url('outbox'),
+  log: silentLogger,
+  maxConnections: 1,
+  shareListenSession: true,
+})
+const session = routed.listenSession!.newClient('claim-trip')
+await session.connect()
+routed.listenSession!.attach(session)
 // graphile-worker checks a client out of its pg.Pool for each get_job (withPgClient).
 const theirs = new pg.Pool({ connectionString: cluster.url('graphile'), max: 1 })
 await graphileProbe.query(`select graphile_worker.add_job('noop', '{}'::json)`)
@@ -79,13 +91,13 @@ interface Variant {
   claim: () => Promise<number>
   cleanUp: () => Promise<unknown>
 }
-const outboxVariant = (name: string, markStarted: boolean): Variant => ({
+const outboxVariant = (name: string, markStarted: boolean, db = ours.db): Variant => ({
   name,
   insert: () =>
     outboxProbe.query(`insert into mailer.email_outbox (message) values (${OUTBOX_MESSAGE})`),
   claim: async () =>
     (
-      await claimBatch(ours.db, {
+      await claimBatch(db, {
         limit: 500,
         workerId: 'claim-trip',
         leaseSeconds: 60,
@@ -127,6 +139,11 @@ const pooled = async <T>(pool: pg.Pool, run: (c: pg.PoolClient) => Promise<T>): 
 const variants: Variant[] = [
   outboxVariant('outbox-mailer claimBatch (file, discard: commit waits for its flush)', true),
   outboxVariant('outbox-mailer claimBatch (Graph: commit without waiting)', false),
+  outboxVariant(
+    "outbox-mailer claimBatch (file), the statement route's session (the engine's way)",
+    true,
+    routed.statements.db,
+  ),
   {
     // The first variant's call, through the same pool, without Kysely (diagnostic), and timed by the
     // server's clock too.
@@ -230,5 +247,13 @@ console.table(
     query: r.query,
   })),
 )
-await Promise.all([outboxProbe.close(), graphileProbe.close(), theirs.end(), ours.close()])
+await routed.listenSession!.detach()
+await session.end()
+await Promise.all([
+  outboxProbe.close(),
+  graphileProbe.close(),
+  theirs.end(),
+  ours.close(),
+  routed.close(),
+])
 await cluster.stop()
