@@ -150,23 +150,24 @@ export function createStatementRoute(
     },
     end: async () => {},
   }
-  const db = singleStatementDb(routed)
+  // A statement's turn, Kysely's (db) or not: a connection reserved, one query, released.
+  const query = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []) => {
+    const client = await routed.connect()
+    try {
+      // pg's full result, typed by Kysely's narrower client interface.
+      return (await client.query<R>(text, values)) as unknown as pg.QueryResult<R>
+    } finally {
+      client.release()
+    }
+  }
+  const db = singleStatementDb(routed, query)
 
   return {
     route: {
       db,
       next: () => (sessionFree() || ownerTurn ? 'session' : 'pool'),
       answeredAt: () => lastAnswerAt,
-      // The same turn as Kysely's statements: a connection reserved, one query, released.
-      async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []) {
-        const client = await routed.connect()
-        try {
-          // pg's full result, typed by Kysely's narrower client interface.
-          return (await client.query<R>(text, values)) as unknown as pg.QueryResult<R>
-        } finally {
-          client.release()
-        }
-      },
+      query,
     },
     session: {
       newClient: clients.newClient,

@@ -1,6 +1,7 @@
 // claimBatch: the one statement that takes due rows, with a fresh lease per row, in database time.
-import { type Kysely, sql } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { statementText } from '../db/single-statement-db.ts'
 
 export interface Lease {
   id: string
@@ -60,6 +61,15 @@ interface Claim {
   nextDueInMs: number | null
 }
 
+// The claim's two statements, written out: each call sends one with its values and builds no
+// Kysely nodes (statementText). Values: limit, worker id, lease token, lease seconds, max attempts.
+const CLAIM_STARTED = `
+  /* prepared outbox_claim_batch */
+  select mailer.claim_batch($1::int, $2::text, $3::uuid, $4::float8, true, $5::int) as claim`
+const CLAIM_UNFLUSHED = `
+  /* prepared outbox_claim_unflushed */
+  select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int) as claim`
+
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
  * The statement is mailer.claim_batch (sql/0006_claim_by_priority.sql, sql/0017, its update since
@@ -80,16 +90,11 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
   // once per statement, and it spares a random UUID per row.
   const token = crypto.randomUUID()
   type Row = { claim: { leases: LeaseTuple[]; nextDueMs: number | null } }
-  const { rows } = await (p.markStarted === true
-    ? sql<Row>`
-          /* prepared outbox_claim_batch */
-          select mailer.claim_batch(${p.limit}::int, ${p.workerId}::text, ${token}::uuid,
-                                    ${p.leaseSeconds}::float8, true, ${p.defaultMaxAttempts}::int) as claim`
-    : sql<Row>`
-          /* prepared outbox_claim_unflushed */
-          select mailer.claim_unflushed(${p.limit}::int, ${p.workerId}::text, ${token}::uuid,
-                                        ${p.leaseSeconds}::float8, ${p.defaultMaxAttempts}::int) as claim`
-  ).execute(db)
+  const { rows } = await statementText<Row>(
+    db,
+    p.markStarted === true ? CLAIM_STARTED : CLAIM_UNFLUSHED,
+    [p.limit, p.workerId, token, p.leaseSeconds, p.defaultMaxAttempts],
+  )
   const claim = rows[0]?.claim
   const ms = claim?.nextDueMs ?? null
   return {
