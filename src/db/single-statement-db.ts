@@ -29,9 +29,10 @@ const runners = new WeakMap<Kysely<Database>, RunStatement>()
 
 /**
  * Sends a statement written out with its $n placeholders: on a single-statement db straight to its
- * runner, on any other (a pool's, a transaction) as a compiled query. For a pickup's claim: run
- * cold between rows, an `sql` tag's nodes (built and frozen per call), their compilation and
- * Kysely's executor cost a claim about 0.06 ms of client time (round 28, bench/claim-trip.ts).
+ * runner, on any other (a pool's, a transaction) as a compiled query. For what a pickup waits for
+ * (the claim, a Graph send's last check): run cold between rows, an `sql` tag's nodes (built and
+ * frozen per call), their compilation and Kysely's executor cost each such statement 0.06-0.09 ms
+ * of client time (round 28, BENCHMARKS.md).
  */
 export async function statementText<R>(
   db: Kysely<Database>,

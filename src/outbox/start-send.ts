@@ -1,6 +1,7 @@
 // startSends: the last check before a send: cancel and expiry are honoured, and the send is recorded as started.
-import { type Kysely, sql } from 'kysely'
+import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { statementText } from '../db/single-statement-db.ts'
 
 export interface StartResult {
   started: Set<string>
@@ -14,6 +15,29 @@ export interface StartResult {
   /** Not started: their mailbox stands paused (a provider throttle) for these milliseconds. */
   paused: Map<string, number>
 }
+
+// The check's two statements, written out: a Graph send's pickup waits for this one too, and an
+// sql tag's nodes, compiled per call, cost it as they cost the claim (claim.ts, statementText).
+const START = `
+  /* prepared outbox_start_sends */
+  select id, started, cancelled, expired from mailer.start_sends($1::bigint[], $2::uuid[])`
+// Prepared like the plain check: planned per call, it cost the benchmark's binary → Graph drain
+// more Postgres CPU per row than the pause read it replaced. A generic plan of its join on
+// mailer.mailbox_pacing's key is re-made when autovacuum analyzes that table (an invalidation), so
+// it follows the table's growth. Values: ids, tokens, each lease's mailbox (its pause key) or null.
+const START_UNPAUSED = `
+  /* prepared outbox_start_sends_unpaused */
+  with ask as (
+    select i.id, i.token, p.next_at as paused_until
+      from unnest($1::bigint[], $2::uuid[], $3::text[]) as i(id, token, mailbox)
+      left join mailer.mailbox_pacing p on p.mailbox = i.mailbox and p.next_at > now()
+  )
+  select s.id, s.started, s.cancelled, s.expired, null::float8 as paused_ms
+    from mailer.start_sends(array(select id from ask where paused_until is null),
+                            array(select token from ask where paused_until is null)) s
+  union all
+  select id, false, false, false, greatest(1, extract(epoch from paused_until - now()) * 1000)::float8
+    from ask where paused_until is not null`
 
 /**
  * Marks the given leases as sending-now unless cancelled or expired, in one statement:
@@ -51,29 +75,8 @@ export async function startSends(
   const ids = leases.map((l) => l.id)
   const tokens = leases.map((l) => l.token)
   const { rows } = await (leases.some((l) => l.mailbox !== undefined)
-    ? // Prepared like the plain check: planned per call, it cost the benchmark's binary → Graph
-      // drain more Postgres CPU per row than the pause read it replaced. A generic plan of its
-      // join on mailer.mailbox_pacing's key is re-made when autovacuum analyzes that table (an
-      // invalidation), so it follows the table's growth.
-      sql<Row>`
-    /* prepared outbox_start_sends_unpaused */
-    with ask as (
-      select i.id, i.token, p.next_at as paused_until
-        from unnest(${ids}::bigint[], ${tokens}::uuid[], ${leases.map((l) => l.mailbox ?? null)}::text[])
-             as i(id, token, mailbox)
-        left join mailer.mailbox_pacing p on p.mailbox = i.mailbox and p.next_at > now()
-    )
-    select s.id, s.started, s.cancelled, s.expired, null::float8 as paused_ms
-      from mailer.start_sends(array(select id from ask where paused_until is null),
-                              array(select token from ask where paused_until is null)) s
-    union all
-    select id, false, false, false, greatest(1, extract(epoch from paused_until - now()) * 1000)::float8
-      from ask where paused_until is not null`
-    : sql<Row>`
-    /* prepared outbox_start_sends */
-    select id, started, cancelled, expired
-      from mailer.start_sends(${ids}::bigint[], ${tokens}::uuid[])`
-  ).execute(db)
+    ? statementText<Row>(db, START_UNPAUSED, [ids, tokens, leases.map((l) => l.mailbox ?? null)])
+    : statementText<Row>(db, START, [ids, tokens]))
   for (const r of rows) {
     if (r.paused_ms != null) result.paused.set(r.id, r.paused_ms)
     else if (r.started) result.started.add(r.id)

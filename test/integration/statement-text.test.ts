@@ -5,6 +5,7 @@ import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { statementText } from '../../src/db/single-statement-db.ts'
 import { silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 
@@ -95,4 +96,28 @@ test("a claim on the route's db leases its rows as on a pool's", async () => {
     { id: first, status: 'sending', lease_token: viaRoute.leases[0]!.token },
     { id: second, status: 'sending', lease_token: viaPool.leases[0]!.token },
   ])
+})
+
+test("the last check on the route's db starts rows, reads a mailbox's pause, and sees a row lost", async () => {
+  const ids = [await enqueue(t), await enqueue(t), await enqueue(t), await enqueue(t)]
+  const params = { limit: 4, workerId: 'w', leaseSeconds: 60, defaultMaxAttempts: 8 }
+  const leases = (await claimBatch(h.statements.db, params)).leases
+  expect(leases.map((l) => l.id)).toEqual(ids)
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at) values ('paused@example.com', now() + interval '1 minute')`,
+  )
+  const [plain, free, paused, lost] = leases
+  const one = await startSends(h.statements.db, [plain!])
+  expect([...one.started]).toEqual([plain!.id])
+  const some = await startSends(h.statements.db, [
+    { id: free!.id, token: free!.token, mailbox: 'free@example.com' },
+    { id: paused!.id, token: paused!.token, mailbox: 'paused@example.com' },
+    { id: lost!.id, token: crypto.randomUUID(), mailbox: 'free@example.com' },
+  ])
+  expect([...some.started]).toEqual([free!.id])
+  expect([...some.paused.keys()]).toEqual([paused!.id])
+  expect(some.paused.get(paused!.id)).toBeGreaterThan(0)
+  expect([...some.lost]).toEqual([lost!.id])
+  expect(h.statements.next()).toBe('session')
+  await t.pool.query('delete from mailer.mailbox_pacing')
 })
