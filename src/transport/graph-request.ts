@@ -1,4 +1,4 @@
-// One authorized Graph request: bearer token, per-request deadline, and one token refresh on a 401.
+// One authorized Graph request: bearer token, per-request deadline, and at most one token refresh on a 401.
 import type { Clock } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
 import { classifySendFailure, DEFAULT_THROTTLE_MS } from './graph-outcome.ts'
@@ -46,11 +46,10 @@ export function createGraphRequest(d: {
         // The status is Graph's answer: a body cut off after it (a 202 has none) changes nothing,
         // and must not turn an accepted message into an ambiguous retry, a resend.
         const text = await res.text().catch(() => '')
-        // Graph answers 401 for an expired or revoked token: refresh once, then let the caller judge.
-        if (res.status === 401 && attempt === 1) {
-          d.tokens.invalidate(token)
-          continue
-        }
+        // Graph answers 401 for an expired or revoked token: refresh once, then let the caller judge
+        // (at once, when the token source knows a new token would be refused too).
+        if (res.status !== 401) d.tokens.accepted(token)
+        else if (attempt === 1 && d.tokens.invalidate(token)) continue
         return { res, text }
       } catch (e) {
         return { failed: classifySendFailure(e, signal) }

@@ -12,11 +12,23 @@ const PERMANENT_FAILURE_COOLDOWN_MS = 60_000
  */
 const TOKEN_BACKOFF_FIRST_MS = 1_000
 const TOKEN_BACKOFF_MAX_MS = 300_000
+/**
+ * Graph refusing (401) the token fetched after its last 401 says that a new token does not help
+ * (an expired or revoked one is replaced at once): Entra is asked again after this long, not at
+ * every send, whose attempts would each cost a token request (Entra's loop detection, AADSTS50196).
+ */
+const REFUSED_AGAIN_HOLD_MS = 60_000
 
 export interface TokenSource {
   getToken(signal?: AbortSignal): Promise<string>
-  /** Drops the cached token if it is still `token`, so the next getToken fetches a new one. */
-  invalidate(token: string): void
+  /**
+   * Graph answered 401 to `token`: drops it if it is still the cached one, so the next getToken
+   * fetches a new one. False when asking again is pointless: `token` came after Graph's last 401,
+   * Graph has accepted it nowhere since, and that 401 is less than REFUSED_AGAIN_HOLD_MS old.
+   */
+  invalidate(token: string): boolean
+  /** Graph answered a request made with `token` with anything but a 401: it takes that token. */
+  accepted(token: string): void
   refreshCount(): number
   /** The last token failure, cleared by the next success: readiness reports it. */
   lastError(): GraphAuthError | null
@@ -53,6 +65,8 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   let refreshes = 0
   /** `holdOffMs`: how long after `at` Entra is not asked again; `streak`: failures in a row. */
   let failure: { error: GraphAuthError; at: number; holdOffMs: number; streak: number } | undefined
+  /** Since Graph's last 401 dropped a token (`at`): the next token (once fetched), until Graph accepts it. */
+  let unproven: { at: number; token?: string } | undefined
 
   // Counted when asked, whatever the answer.
   const requestToken = () => {
@@ -64,6 +78,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
     inflight ??= requestToken()
       .then((c) => {
         cached = c
+        if (unproven && unproven.token === undefined) unproven.token = c.token
         failure = undefined
         d.onRefresh?.('success')
         return c.token
@@ -109,7 +124,16 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       return abortable(refresh(), signal)
     },
     invalidate(token) {
-      if (cached?.token === token) cached = undefined
+      // Another caller's 401 already replaced it: the caller tries the newer token.
+      if (cached?.token !== token) return true
+      const now = d.clock.now()
+      if (unproven?.token === token && now - unproven.at < REFUSED_AGAIN_HOLD_MS) return false
+      cached = undefined
+      unproven = { at: now }
+      return true
+    },
+    accepted(token) {
+      if (unproven?.token === token) unproven = undefined
     },
     refreshCount: () => refreshes,
     lastError: () => failure?.error ?? null,

@@ -673,6 +673,49 @@ describe('sendMail outcomes', () => {
     expect(s.fake.tokenRequests).toHaveLength(2)
   })
 
+  test('sends in flight when the token is revoked cause one refresh between them', async () => {
+    const s = await setup()
+    await s.tokens.getToken()
+    s.fake.revokeTokens('expired')
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, () => s.sender.send(mail(), live())),
+    )
+    expect(outcomes.map((o) => o.kind)).toEqual(Array(8).fill('sent'))
+    expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+
+  test('Graph refusing fresh tokens too (401 whatever the token): Entra is asked again once a minute, not at every send', async () => {
+    const s = await setup()
+    const unauthorized = { status: 401, code: 'InvalidAuthenticationToken' }
+    s.fake.setFaults({ pickSendMail: () => unauthorized })
+    for (let i = 0; i < 10; i++) {
+      expect(await s.sender.send(mail(), live())).toMatchObject({
+        kind: 'retry',
+        code: 'InvalidAuthenticationToken',
+        httpStatus: 401,
+      })
+    }
+    // The first token, and the one refresh the first 401 asked for.
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.fake.sendMailRequests()).toBe(11)
+    s.clock.advance(60_000)
+    expect((await s.sender.send(mail(), live())).kind).toBe('retry')
+    expect(s.fake.tokenRequests).toHaveLength(3)
+    s.fake.setFaults({})
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests).toHaveLength(3)
+  })
+
+  test('a refreshed token Graph accepted and then refused (revoked again) is refreshed at once', async () => {
+    const s = await setup()
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    s.fake.revokeTokens('expired')
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    s.fake.revokeTokens('invalid')
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests).toHaveLength(3)
+  })
+
   test('429 with Retry-After is a throttled retry', async () => {
     const s = await setup()
     s.fake.setFaults({ sendMail: [{ status: 429, code: 'ApplicationThrottled', retryAfter: '5' }] })
