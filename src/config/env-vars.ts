@@ -39,7 +39,7 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   {
     name: 'GRAPH_API_URL',
     default: 'https://graph.microsoft.com/v1.0',
-    meaning: 'Graph base URL',
+    meaning: 'Graph base URL, ending in its version: /v1.0 (or /beta)',
   },
   {
     name: 'GRAPH_SAVE_TO_SENT_ITEMS',

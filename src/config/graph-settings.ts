@@ -39,6 +39,11 @@ export function graphSettings(
   ) {
     problems.push('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS')
   }
+  if (ok('GRAPH_API_URL') && !namesGraphVersion(e.GRAPH_API_URL)) {
+    problems.push(
+      'GRAPH_API_URL: must end in the Graph API version, /v1.0 or /beta, with no query (e.g. https://graph.microsoft.com/v1.0): Graph refuses every request without it',
+    )
+  }
   const cert = e.GRAPH_CERTIFICATE ?? e.GRAPH_CERTIFICATE_FILE
   const key = e.GRAPH_PRIVATE_KEY ?? e.GRAPH_PRIVATE_KEY_FILE
   if (e.GRAPH_CERTIFICATE && e.GRAPH_CERTIFICATE_FILE) {
@@ -78,4 +83,13 @@ export function graphSettings(
     },
     problems,
   }
+}
+
+/**
+ * Request paths are appended to the URL (`/users/{from}/sendMail`): without the version segment
+ * Graph answers 400 "Invalid version." to each, a 4xx that fails every row at once.
+ */
+function namesGraphVersion(url: string): boolean {
+  const u = new URL(url)
+  return /\/(v1\.0|beta)\/*$/.test(u.pathname) && u.search === '' && u.hash === ''
 }

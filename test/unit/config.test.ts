@@ -232,6 +232,45 @@ describe('loadConfig', () => {
     ).toThrow(/DATABASE_URL[\s\S]*API_JWT_SECRET/)
   })
 
+  test("GRAPH_API_URL is checked at start: it ends in Graph's version, /v1.0 or /beta", () => {
+    const problems = (url: string) => {
+      try {
+        loadConfig({
+          ...base,
+          MAIL_TRANSPORT: 'graph',
+          GRAPH_TENANT_ID: 't',
+          GRAPH_CLIENT_ID: 'c',
+          GRAPH_CLIENT_SECRET: 's',
+          MAIL_FROM: 'outbox@example.com',
+          GRAPH_API_URL: url,
+        })
+        return []
+      } catch (e) {
+        return (e as { details: { problems: string[] } }).details.problems
+      }
+    }
+    for (const url of [
+      'https://graph.microsoft.com/v1.0',
+      'https://graph.microsoft.us/v1.0/',
+      'https://microsoftgraph.chinacloudapi.cn/beta',
+      'http://127.0.0.1:9/v1.0',
+      'https://egress.example/graph/v1.0',
+    ]) {
+      expect(problems(url)).toEqual([])
+    }
+    // Before, each passed the start, and Graph answered every send 400 (BadRequest "Invalid
+    // version.", or no such resource): every row failed at once, the whole backlog.
+    for (const url of [
+      'https://graph.microsoft.com',
+      'https://graph.microsoft.us/',
+      'https://graph.microsoft.com/v2.0',
+      'https://graph.microsoft.com/v1.0/users',
+      'https://graph.microsoft.com/v1.0?tenant=x',
+    ]) {
+      expect(problems(url)).toEqual([expect.stringMatching(/^GRAPH_API_URL: must end in/)])
+    }
+  })
+
   test('MAIL_FROM is checked at start: a mailbox every row without a sender could go out from', () => {
     const problems = (env: Record<string, string>) => {
       try {
