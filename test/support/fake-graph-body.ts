@@ -45,6 +45,13 @@ function messageProblem(
       }
     }
   }
+  const unknown = unknownNestedProperty(message, 'microsoft.graph.message')
+  if (unknown) {
+    return {
+      code: 'RequestBodyRead',
+      message: `The property '${unknown.key}' does not exist on type '${unknown.type}'.`,
+    }
+  }
   type R = { emailAddress?: { address?: string } }
   const recipients = ['toRecipients', 'ccRecipients', 'bccRecipients'].flatMap(
     (k) => (message[k] ?? []) as R[],
@@ -85,4 +92,51 @@ function messageProblem(
     }
   }
   return null
+}
+
+interface PropertySchema {
+  $ref?: string
+  anyOf?: PropertySchema[]
+  oneOf?: PropertySchema[]
+  items?: PropertySchema
+}
+interface TypeSchema {
+  properties?: Record<string, PropertySchema & { const?: string }>
+  'x-openType'?: boolean
+}
+const types = schema.$defs as unknown as Record<string, TypeSchema>
+
+/**
+ * The schema extract lets any object carry more properties (additionalProperties), but Graph
+ * refuses one that a type which is not open (x-openType false) does not declare: walks the
+ * message's values down its declared types. `@odata.*` annotations are no properties.
+ */
+function unknownNestedProperty(value: unknown, type: string): { type: string; key: string } | null {
+  const def = types[type]
+  if (!def?.properties || value === null || typeof value !== 'object') return null
+  const entries = Object.entries(value as Record<string, unknown>)
+  if (def['x-openType'] === false) {
+    const key = entries.find(([k]) => !k.startsWith('@odata.') && !(k in def.properties!))?.[0]
+    if (key !== undefined) return { type, key }
+  }
+  for (const [k, v] of entries) {
+    const prop = def.properties[k]
+    if (!prop) continue
+    for (const item of Array.isArray(v) ? v : [v]) {
+      const found = typeOf(Array.isArray(v) ? (prop.items ?? {}) : prop, item)
+      const problem = found ? unknownNestedProperty(item, found) : null
+      if (problem) return problem
+    }
+  }
+  return null
+}
+
+/** The declared type a value takes: its one $ref, or among several the one its @odata.type names. */
+function typeOf(prop: PropertySchema, value: unknown): string | null {
+  const refs = [prop, ...(prop.anyOf ?? []), ...(prop.oneOf ?? [])]
+    .map((p) => p.$ref?.replace('#/$defs/', ''))
+    .filter((r): r is string => r !== undefined)
+  if (refs.length <= 1) return refs[0] ?? null
+  const named = (value as Record<string, unknown> | null)?.['@odata.type']
+  return refs.find((r) => types[r]?.properties?.['@odata.type']?.const === named) ?? null
 }

@@ -162,6 +162,46 @@ describe('buildSendMailBody', () => {
   })
 })
 
+describe('the fake refuses a property its type does not have, as Graph does (RequestBodyRead)', () => {
+  const body = buildSendMailBody(
+    mail({
+      attachments: [{ filename: 'a.txt', contentType: 'text/plain', contentBase64: 'aGk=' }],
+    }),
+    { saveToSentItems: true },
+  )
+  const message = body.message as Record<string, unknown>
+  const attachment = (message.attachments as Record<string, unknown>[])[0]!
+  // Each type below is not an open type (x-openType false in the schema extract): a misspelt
+  // or invented property is refused by Graph, not ignored.
+  test.each([
+    ['recipient', { toRecipients: [{ emailAddress: { address: 'a@contoso.com' }, type: 'to' }] }],
+    ['emailAddress', { toRecipients: [{ emailAddress: { address: 'a@contoso.com', mail: 'x' } }] }],
+    ['itemBody', { body: { contentType: 'Text', content: 'x', charset: 'utf-8' } }],
+    ['internetMessageHeader', { internetMessageHeaders: [{ name: 'X-A', value: 'b', raw: 'c' }] }],
+    ['fileAttachment', { attachments: [{ ...attachment, inline: false }] }],
+    [
+      'singleValueLegacyExtendedProperty',
+      { singleValueExtendedProperties: [{ id: OUTBOX_ID_PROPERTY_ID, value: '42', type: 's' }] },
+    ],
+  ])('%s', (type, change) => {
+    expect(sendMailBodyProblems({ ...body, message: { ...message, ...change } })).toEqual([
+      expect.stringContaining(`on type 'microsoft.graph.${type}'`),
+    ])
+  })
+  test('OData annotations (@odata.type) are no property', () => {
+    const typed = {
+      ...message,
+      toRecipients: [
+        {
+          '@odata.type': '#microsoft.graph.recipient',
+          emailAddress: { address: 'a@contoso.com' },
+        },
+      ],
+    }
+    expect(sendMailBodyProblems({ ...body, message: typed })).toEqual([])
+  })
+})
+
 describe('checkSendable', () => {
   const bytes = (n: number) => Buffer.alloc(n, 7).toString('base64')
   const withAttachments = (...sizes: number[]) =>
