@@ -66,7 +66,10 @@ export async function sendTest(
   const outcome = await transport.sender.send(mail, AbortSignal.timeout(60_000))
   const detail = [
     outcome.httpStatus ? `HTTP ${outcome.httpStatus}` : null,
-    outcome.requestId ? `request-id ${outcome.requestId}` : null,
+    // Without an answer, the id is the client-request-id the request went with.
+    outcome.requestId
+      ? `${outcome.httpStatus ? 'request-id' : 'client-request-id'} ${outcome.requestId}`
+      : null,
   ].filter(Boolean)
   if (outcome.kind === 'sent') {
     console.log(

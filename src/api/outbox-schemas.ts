@@ -79,7 +79,10 @@ const OutboxAttempt = z
     finishedAt: Timestamp,
     outcome: z.string().openapi({ example: 'sent' }),
     httpStatus: z.number().int().nullable(),
-    requestId: z.string().nullable().openapi({ description: 'Graph request-id, for support' }),
+    requestId: z.string().nullable().openapi({
+      description:
+        "Graph request-id, for support; for a request Graph never answered, the client-request-id it was sent with (Graph's activity logs keep it)",
+    }),
     errorCode: z.string().nullable(),
     error: z.string().nullable(),
   })

@@ -1,4 +1,5 @@
 // One authorized Graph request: bearer token, per-request deadline, and at most one token refresh on a 401.
+import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
 import { classifySendFailure, DEFAULT_THROTTLE_MS } from './graph-outcome.ts'
@@ -36,10 +37,16 @@ export function createGraphRequest(d: {
       } catch (e) {
         return { failed: noTokenOutcome(e, signal, d.tokens), noToken: true }
       }
+      // As Microsoft's SDKs do: Graph echoes it and its activity logs keep it (ClientRequestId).
+      const clientRequestId = randomUUID()
       try {
         const res = await d.fetch(url, {
           method: init.method,
-          headers: { ...init.headers, authorization: `Bearer ${token}` },
+          headers: {
+            ...init.headers,
+            authorization: `Bearer ${token}`,
+            'client-request-id': clientRequestId,
+          },
           ...(init.body !== undefined ? { body: init.body } : {}),
           signal: deadline,
         })
@@ -52,7 +59,9 @@ export function createGraphRequest(d: {
         else if (attempt === 1 && d.tokens.invalidate(token)) continue
         return { res, text }
       } catch (e) {
-        return { failed: classifySendFailure(e, signal) }
+        // No request-id came back: the one the request went with is how Graph's logs can tell
+        // whether it arrived (an ambiguous send).
+        return { failed: { ...classifySendFailure(e, signal), requestId: clientRequestId } }
       }
     }
   }

@@ -856,6 +856,20 @@ describe('sendMail outcomes', () => {
     expect(await s.sender.send(mail(), live())).toMatchObject({ kind: 'retry', code: 'timeout' })
   })
 
+  test('each request carries its own client-request-id; one Graph never answered keeps it as its request id', async () => {
+    const s = await setup({ config: { requestTimeoutMs: 150 } })
+    expect(await s.sender.send(mail(), live())).toMatchObject({ kind: 'sent' })
+    s.fake.setFaults({ sendMail: ['hang'] })
+    const timedOut = await s.sender.send(mail(), live())
+    expect(timedOut).toMatchObject({ kind: 'retry', code: 'timeout' })
+    const [answered, unanswered] = s.fake.requests.map((r) => r.clientRequestId)
+    expect(answered).toMatch(/^[0-9a-f-]{36}$/)
+    expect(unanswered).toMatch(/^[0-9a-f-]{36}$/)
+    expect(unanswered).not.toBe(answered)
+    // Graph's activity logs hold it (ClientRequestId): whether the request arrived can be found.
+    expect(timedOut.requestId).toBe(unanswered!)
+  })
+
   test('a token endpoint hanging past the send deadline: token_timeout, no request, not ambiguous', async () => {
     const s = await setup({ config: { requestTimeoutMs: 150 } })
     s.fake.setFaults({ token: ['hang'] })

@@ -86,6 +86,8 @@ export interface GraphRequestRecord {
   mailbox: string
   /** The X-Outbox-Id of a sendMail body, or the OutboxId a lookup asked for; null when unreadable. */
   outboxId: string | null
+  /** The client-request-id header the request came with (Graph echoes it and logs it), or null. */
+  clientRequestId: string | null
   /** Date.now() when the request arrived, and when it was answered (null: never, or not yet). */
   at: number
   answeredAt: number | null
@@ -210,6 +212,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
         kind: 'sendMail',
         mailbox,
         outboxId: null,
+        clientRequestId: req.headers.get('client-request-id'),
         at: Date.now(),
         answeredAt: null,
         status: null,
@@ -235,6 +238,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       kind: 'lookup',
       mailbox,
       outboxId: null,
+      clientRequestId: req.headers.get('client-request-id'),
       at: Date.now(),
       answeredAt: null,
       status: null,
