@@ -43,7 +43,14 @@ export async function checkGraphToken(
   } catch (e) {
     if (e instanceof GraphAuthError) {
       const hint = TOKEN_HINTS[e.code]
-      out.problems.push(`Graph token: ${e.code}: ${e.message}${hint ? ` (${hint})` : ''}`)
+      // graph.md §1.2: a tenant may refuse x5t#S256 (PS256) for a certificate it has registered.
+      const otherForm =
+        e.code === 'AADSTS700027' && graph.assertionAlgorithm === 'PS256'
+          ? '; if it is there, try GRAPH_ASSERTION_ALGORITHM=RS256 (the SHA-1 x5t some tenants still require)'
+          : ''
+      out.problems.push(
+        `Graph token: ${e.code}: ${e.message}${hint ? ` (${hint}${otherForm})` : ''}`,
+      )
     } else {
       out.problems.push(`Graph token: ${describe(e)}`)
     }

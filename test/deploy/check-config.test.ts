@@ -406,6 +406,8 @@ describe('with --connect', () => {
         expect(r.problems.join('\n')).toMatch(
           /Graph token: AADSTS700027: .*upload GRAPH_CERTIFICATE/,
         )
+        // Some tenants refuse x5t#S256 for a registered certificate (graph.md §1.2): the other form.
+        expect(r.problems.join('\n')).toContain('GRAPH_ASSERTION_ALGORITHM=RS256')
         expectNoSecrets(r, stranger.keyPem.split('\n')[1]!)
       } finally {
         await fake.stop()
