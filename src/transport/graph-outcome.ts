@@ -163,8 +163,10 @@ export function parseGraphError(bodyText: string): GraphError {
   }
 }
 
-// Graph quotes recipients and mailboxes in its messages ("Recipient 'a@b.c' isn't resolved"); the
-// message reaches logs and the attempt history, which must hold no addresses.
+// Graph quotes recipients and mailboxes in its messages ("Recipient 'a@b.c' isn't resolved"), and
+// some fetch errors quote the request URL, whose path holds the sender mailbox percent-encoded
+// (`/users/a%40b.c/sendMail`); the message reaches logs and the attempt history, which must hold
+// no addresses.
 function redact(message: string): string {
-  return message.replace(/[^\s'"<>(),;:]+@[^\s'"<>(),;:]+/g, '[address]').slice(0, 500)
+  return message.replace(/[^\s'"<>(),;:]+(?:@|%40)[^\s'"<>(),;:]+/gi, '[address]').slice(0, 500)
 }

@@ -297,6 +297,18 @@ describe('classifySendFailure', () => {
     const e = Object.assign(new TypeError('socket closed'), { code: 'ECONNRESET' })
     expect(classifySendFailure(e, live).ambiguous).toBeUndefined()
   })
+  test('a fetch error naming the request URL keeps the sender mailbox out (percent-encoded there)', () => {
+    // Bun's words for a certificate naming another host, with the sendMail URL in them.
+    const url = 'https://graph.microsoft.com/v1.0/users/jane.doe%40contoso.com/sendMail'
+    const e = Object.assign(
+      new TypeError(`ERR_TLS_CERT_ALTNAME_INVALID fetching "${url}". For more information …`),
+      { code: 'ERR_TLS_CERT_ALTNAME_INVALID' },
+    )
+    const { message } = classifySendFailure(e, live)
+    expect(message).toStartWith('Graph request failed: TypeError: ERR_TLS_CERT_ALTNAME_INVALID')
+    expect(message).not.toContain('jane.doe')
+    expect(message).not.toContain('contoso.com')
+  })
   test('shutdown is reported as aborted', () => {
     const c = new AbortController()
     c.abort()
