@@ -83,8 +83,9 @@ export function classifySendResponse(
 }
 
 /**
- * Errors raised before a connection existed (refused, no such host): no byte of the request left,
- * so Graph cannot have the message. Any other failure may have come after Graph took it.
+ * Errors raised before a connection existed (refused, no such host) or before it carried anything
+ * (a certificate that failed verification): no byte of the request left, so Graph cannot have the
+ * message. Any other failure may have come after Graph took it.
  */
 const NOT_CONNECTED = new Set([
   'ECONNREFUSED',
@@ -92,6 +93,19 @@ const NOT_CONNECTED = new Set([
   'EAI_AGAIN',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  // The host's certificate failed verification: the TLS handshake ended before any request byte.
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ])
 
 /** A fetch that produced no response. Graph may still have accepted the message: at-least-once. */

@@ -891,6 +891,48 @@ describe('sendMail outcomes', () => {
     expect(await pending).toMatchObject({ kind: 'retry', code: 'aborted' })
   })
 
+  test('a certificate that cannot be verified (unknown issuer, another host): network, not ambiguous; no request reached the host', async () => {
+    const s = await setup()
+    await s.tokens.getToken()
+    const served = await generateTestCertificate({ commonName: 'graph.other.example' })
+    let requests = 0
+    const host = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      tls: { cert: served.certPem, key: served.keyPem },
+      fetch: () => {
+        requests++
+        return new Response(null, { status: 202 })
+      },
+    })
+    try {
+      const apiUrl = `https://127.0.0.1:${host.port}/v1.0`
+      for (const tls of [{}, { ca: served.certPem }]) {
+        // The second trusts the certificate, which names another host than the one asked.
+        const verifying: typeof fetch = Object.assign(
+          (input: string | URL | Request, init?: RequestInit) => fetch(input, { ...init, tls }),
+          { preconnect: fetch.preconnect },
+        )
+        const sender = createGraphSender({
+          config: { ...baseConfig(s.fake), apiUrl },
+          mailFrom: FROM,
+          tokens: s.tokens,
+          fetch: verifying,
+          clock: s.clock,
+          log: createLogger('error', () => {}),
+        })
+        expect(await sender.send(mail(), live())).toMatchObject({
+          kind: 'retry',
+          code: 'network',
+          ambiguous: false,
+        })
+      }
+      expect(requests).toBe(0)
+    } finally {
+      await host.stop(true)
+    }
+  })
+
   test('nobody listening: retry with code network, not ambiguous (nothing reached Graph)', async () => {
     const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
     const port = closed.port
