@@ -44,6 +44,11 @@ export function graphSettings(
       'GRAPH_API_URL: must end in the Graph API version, /v1.0 or /beta, with no query (e.g. https://graph.microsoft.com/v1.0): Graph refuses every request without it',
     )
   }
+  if (ok('GRAPH_AUTHORITY_URL') && !isOrigin(e.GRAPH_AUTHORITY_URL)) {
+    problems.push(
+      "GRAPH_AUTHORITY_URL: must be the authority's origin, no path (e.g. https://login.microsoftonline.com): the tenant goes in GRAPH_TENANT_ID, and the token URL adds it and /oauth2/v2.0/token",
+    )
+  }
   const cert = e.GRAPH_CERTIFICATE ?? e.GRAPH_CERTIFICATE_FILE
   const key = e.GRAPH_PRIVATE_KEY ?? e.GRAPH_PRIVATE_KEY_FILE
   if (e.GRAPH_CERTIFICATE && e.GRAPH_CERTIFICATE_FILE) {
@@ -92,4 +97,13 @@ export function graphSettings(
 function namesGraphVersion(url: string): boolean {
   const u = new URL(url)
   return /\/(v1\.0|beta)\/*$/.test(u.pathname) && u.search === '' && u.hash === ''
+}
+
+/**
+ * The token URL is `${authority}/${tenant}/oauth2/v2.0/token`: an MSAL-style authority that holds
+ * the tenant (…/contoso.onmicrosoft.com) names the tenant twice, and Entra never issues a token.
+ */
+function isOrigin(url: string): boolean {
+  const u = new URL(url)
+  return (u.pathname === '/' || u.pathname === '') && u.search === '' && u.hash === ''
 }

@@ -271,6 +271,45 @@ describe('loadConfig', () => {
     }
   })
 
+  test('GRAPH_AUTHORITY_URL is checked at start: the authority host, the tenant in GRAPH_TENANT_ID', () => {
+    const problems = (url: string) => {
+      try {
+        loadConfig({
+          ...base,
+          MAIL_TRANSPORT: 'graph',
+          GRAPH_TENANT_ID: 'contoso.onmicrosoft.com',
+          GRAPH_CLIENT_ID: 'c',
+          GRAPH_CLIENT_SECRET: 's',
+          MAIL_FROM: 'outbox@example.com',
+          GRAPH_AUTHORITY_URL: url,
+        })
+        return []
+      } catch (e) {
+        return (e as { details: { problems: string[] } }).details.problems
+      }
+    }
+    for (const url of [
+      'https://login.microsoftonline.com',
+      'https://login.microsoftonline.us/',
+      'https://login.chinacloudapi.cn',
+      'http://127.0.0.1:9',
+    ]) {
+      expect(problems(url)).toEqual([])
+    }
+    // MSAL's authority holds the tenant; here the token URL adds it again
+    // (…/contoso.onmicrosoft.com/contoso.onmicrosoft.com/oauth2/v2.0/token): no token, ever.
+    for (const url of [
+      'https://login.microsoftonline.com/contoso.onmicrosoft.com',
+      'https://login.microsoftonline.com/organizations/',
+      'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token',
+      'https://login.microsoftonline.com?tenant=x',
+    ]) {
+      expect(problems(url)).toEqual([
+        expect.stringMatching(/^GRAPH_AUTHORITY_URL: must be the authority's origin/),
+      ])
+    }
+  })
+
   test('MAIL_FROM is checked at start: a mailbox every row without a sender could go out from', () => {
     const problems = (env: Record<string, string>) => {
       try {
