@@ -147,6 +147,15 @@ describe('every documented response', () => {
       headers: { 'idempotency-key': 'k1' },
     })
     expect(again.status).toBe(200)
+    const reused = await call(app, 'POST', '/v1/outbox', {
+      token: w,
+      body: { message: { ...message, subject: 'Another' } },
+      headers: { 'idempotency-key': 'k1' },
+    })
+    expect([reused.status, (reused.body as { type: string }).type]).toEqual([
+      422,
+      'urn:outbox-mailer:problem:idempotency_key_reused',
+    ])
     const id = (created.body as { id: string }).id
     await t.pool.query(
       `insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)

@@ -2,6 +2,7 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
 import { AppError } from '../../errors.ts'
 import { enqueueEmail } from '../../outbox/enqueue.ts'
+import { enqueuedAlike } from '../../outbox/enqueue-replay.ts'
 import { findOutboxRow, listAttempts, listOutbox } from '../../outbox/inspect.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
@@ -19,7 +20,12 @@ import {
   toItemJson,
 } from '../outbox-schemas.ts'
 import { validationHook } from '../problem.ts'
-import { JSON_BODY_PROBLEMS, ROW_PROBLEMS, V1_PROBLEMS } from '../problem-responses.ts'
+import {
+  JSON_BODY_PROBLEMS,
+  problemResponse,
+  ROW_PROBLEMS,
+  V1_PROBLEMS,
+} from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
 
 const security = [{ Bearer: [] }]
@@ -70,10 +76,17 @@ export function outboxRoutes(deps: ApiDeps) {
       body: { required: true, content: { 'application/json': { schema: EnqueueRequest } } },
     },
     responses: {
-      200: jsonResponse(Enqueued, 'The Idempotency-Key (dedupe key) already named a row: its id'),
+      200: jsonResponse(
+        Enqueued,
+        'A replay: the Idempotency-Key already named a row enqueued with this message and options (sendAt aside), or options.dedupeKey (without the header) named a row: its id',
+      ),
       201: jsonResponse(Enqueued, 'Enqueued'),
       ...V1_PROBLEMS,
       ...JSON_BODY_PROBLEMS,
+      422: problemResponse(
+        'The Idempotency-Key already names a row enqueued with another message or other options (idempotency_key_reused): nothing was enqueued; a new message needs a new key',
+        ['idempotency_key_reused'],
+      ),
     },
   })
 
@@ -131,8 +144,23 @@ export function outboxRoutes(deps: ApiDeps) {
         }
         options.tenant = tenant
       }
-      const result = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
-        enqueueEmail(trx, { message: body.message, options }),
+      const input = { message: body.message, options }
+      const result = await withStatementTimeout(
+        c.get('database').db,
+        QUERY_TIMEOUT_MS,
+        async (trx) => {
+          const r = await enqueueEmail(trx, input)
+          // The header replays a request (a lost answer): under the key of another request it would
+          // answer that request's id and silently drop this message. options.dedupeKey alone keeps
+          // enqueue_email's rule, a business key whose repeat returns the row whatever it holds.
+          if (key !== undefined && !r.created && !(await enqueuedAlike(trx, r.id, input))) {
+            throw new AppError(
+              'idempotency_key_reused',
+              `the Idempotency-Key already names outbox row ${r.id}, enqueued with another message or other options; a new message needs a new key`,
+            )
+          }
+          return r
+        },
       )
       c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', { id: result.id })
       return result.created ? c.json({ id: result.id }, 201) : c.json({ id: result.id }, 200)

@@ -1,0 +1,196 @@
+// POST /v1/outbox with an Idempotency-Key: a replay of the same request is answered with its row; another request under the key is refused.
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+let app: App
+let tk: string
+const message = { to: 'ada@example.com', subject: 'Order 7 shipped', text: 'It is on its way' }
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  tk = await token()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+const enqueue = (body: unknown, key?: string, over: { token?: string } = {}) =>
+  send(app, 'POST', '/v1/outbox', {
+    token: over.token ?? tk,
+    body,
+    headers: key === undefined ? {} : { 'idempotency-key': key },
+  })
+
+const rowCount = async () =>
+  (await t.pool.query('select count(*)::int as n from mailer.email_outbox')).rows[0].n as number
+
+describe('the same key with another request', () => {
+  test('another message or other options under a used key are a 422 naming the row; nothing is inserted', async () => {
+    const first = await enqueue(
+      { message, options: { priority: 5, correlationId: 'order-7', maxAttempts: 3 } },
+      'order-7',
+    )
+    expect(first.status).toBe(201)
+    const id = (first.body as { id: string }).id
+    const others: [string, unknown][] = [
+      ['another subject', { message: { ...message, subject: 'Order 8 shipped' } }],
+      ['another recipient', { message: { ...message, to: 'bob@example.com' } }],
+      [
+        'an attachment more',
+        {
+          message: { ...message, attachments: [{ filename: 'a.txt', contentBase64: 'aGk=' }] },
+        },
+      ],
+      [
+        'another priority',
+        { message, options: { priority: 6, correlationId: 'order-7', maxAttempts: 3 } },
+      ],
+      [
+        'another correlation id',
+        { message, options: { priority: 5, correlationId: 'order-8', maxAttempts: 3 } },
+      ],
+      [
+        'another maxAttempts',
+        { message, options: { priority: 5, correlationId: 'order-7', maxAttempts: 4 } },
+      ],
+      [
+        'an expiresAt',
+        {
+          message,
+          options: {
+            priority: 5,
+            correlationId: 'order-7',
+            maxAttempts: 3,
+            expiresAt: '2099-01-01T00:00:00Z',
+          },
+        },
+      ],
+    ]
+    for (const [what, body] of others) {
+      const r = await enqueue(body, 'order-7')
+      const b = r.body as { type?: string; detail?: string }
+      expect([what, r.status, b.type]).toEqual([
+        what,
+        422,
+        'urn:outbox-mailer:problem:idempotency_key_reused',
+      ])
+      expect(b.detail).toContain(`row ${id}`)
+      // The problem never echoes what the request carried.
+      expect(b.detail).not.toContain('Order 8')
+      expect(b.detail).not.toContain('bob@')
+    }
+    expect(await rowCount()).toBe(1)
+    const row = await t.pool.query(
+      'select message ->> $2 as subject from mailer.email_outbox where id = $1',
+      [id, 'subject'],
+    )
+    expect(row.rows[0].subject).toBe('Order 7 shipped')
+  })
+
+  test('a key a row enqueued through SQL holds, with another message, is a 422 too', async () => {
+    const id = await enqueueSql(t.pool, { dedupeKey: 'from-sql' })
+    const r = await enqueue({ message }, 'from-sql')
+    expect([r.status, (r.body as { detail?: string }).detail]).toEqual([
+      422,
+      expect.stringContaining(`row ${id}`),
+    ])
+  })
+})
+
+describe('a replay of the same request', () => {
+  test('answers 200 with its id, however the row has moved on (failed, cancelled, sent; its send_at moved)', async () => {
+    const body = {
+      message,
+      options: { priority: 5, sendAt: '2020-01-01T00:00:00Z', maxAttempts: 3 },
+    }
+    const first = await enqueue(body, 'order-7')
+    const id = (first.body as { id: string }).id
+    for (const state of ['failed', 'cancelled', 'sent'] as const) {
+      await setState(t.pool, id, state)
+      // A retry moves send_at: sendAt is not compared.
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+      const again = await enqueue(body, 'order-7')
+      expect([state, again.status, again.body]).toEqual([state, 200, { id }])
+    }
+  })
+
+  test('spelt another way is the same request: a recipient as a string or a list, defaults given or left out', async () => {
+    const first = await enqueue({ message }, 'order-7')
+    const { id } = first.body as { id: string }
+    const same = [
+      { message: { ...message, to: ['ada@example.com'] } },
+      { message: { ...message, to: { address: 'ada@example.com' } } },
+      { message, options: { priority: 0 } },
+      { message, options: { dedupeKey: 'order-7' } },
+      { message: { text: message.text, subject: message.subject, to: message.to } },
+    ]
+    for (const body of same) {
+      const r = await enqueue(body, 'order-7')
+      expect([body, r.status, r.body]).toEqual([body, 200, { id }])
+    }
+    expect(await rowCount()).toBe(1)
+  })
+
+  test('concurrent requests with one key and two messages: one row, its request 201/200, the other 422', async () => {
+    const other = { message: { ...message, subject: 'Order 8 shipped' } }
+    const all = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => enqueue(i % 2 === 0 ? { message } : other, 'race')),
+    )
+    expect(await rowCount()).toBe(1)
+    const subject = (
+      await t.pool.query(`select message ->> 'subject' as s from mailer.email_outbox`)
+    ).rows[0].s as string
+    const statuses = all.map((r, i) => [
+      (i % 2 === 0 ? message : other.message).subject === subject,
+      r.status,
+    ])
+    // The four requests of the row's message got 201 once and 200 after; the four others 422.
+    expect(
+      statuses
+        .filter(([mine]) => mine)
+        .map(([, s]) => s)
+        .sort(),
+    ).toEqual([200, 200, 200, 201])
+    expect(statuses.filter(([mine]) => !mine).map(([, s]) => s)).toEqual([422, 422, 422, 422])
+  })
+})
+
+describe('options.dedupeKey without the header keeps enqueue_email’s rule', () => {
+  test('a repeated dedupe key returns the existing id, whatever the message (a business key, not a request replay)', async () => {
+    const a = await enqueue({ message, options: { dedupeKey: 'welcome-42' } })
+    const b = await enqueue({
+      message: { ...message, subject: 'Welcome again' },
+      options: { dedupeKey: 'welcome-42' },
+    })
+    expect([a.status, b.status]).toEqual([201, 200])
+    expect(b.body).toEqual(a.body)
+  })
+})
+
+describe('tenants', () => {
+  test('each tenant’s keys are its own: the same key in another tenant is a new row, not a 422', async () => {
+    const acme = await enqueue({ message }, 'k', { token: await token({ tenant: 'acme' }) })
+    const globex = await enqueue({ message: { ...message, subject: 'Other' } }, 'k', {
+      token: await token({ tenant: 'globex' }),
+    })
+    expect([acme.status, globex.status]).toEqual([201, 201])
+  })
+})
