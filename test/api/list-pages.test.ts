@@ -1,0 +1,126 @@
+// GET /v1/outbox's keyset pages while rows are inserted and change status between pages, and what a cursor is.
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+let app: App
+let tk: string
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  tk = await token()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+interface Page {
+  items: { id: string; status: string }[]
+  nextCursor: string | null
+}
+
+async function page(query: string, cursor: string | null): Promise<Page> {
+  const url = `/v1/outbox?${query}${cursor ? `&cursor=${cursor}` : ''}`
+  const r = await send(app, 'GET', url, { token: tk })
+  expect([url, r.status]).toEqual([url, 200])
+  return r.body as Page
+}
+
+const toPending = (id: string) =>
+  t.pool.query(`update mailer.email_outbox set status = 'pending', sent_at = null where id = $1`, [
+    id,
+  ])
+
+/**
+ * Walks every page of `query`, calling `between` after each one with the ids seen so far; returns
+ * the ids in the order the pages gave them.
+ */
+async function walk(query: string, between: (seen: string[]) => Promise<void>) {
+  const seen: string[] = []
+  let cursor: string | null = null
+  for (let n = 0; n < 100; n++) {
+    const p = await page(query, cursor)
+    seen.push(...p.items.map((i) => i.id))
+    if (!p.nextCursor) return seen
+    cursor = p.nextCursor
+    await between(seen)
+  }
+  throw new Error('more than 100 pages')
+}
+
+describe.each([
+  ['by the primary key', ''],
+  ['through the correlation id lookup', '&correlationId=batch-1'],
+])('one status filter, %s', (_, extra) => {
+  test('rows inserted and rows changing status between pages: none twice, none that matched throughout skipped, newest first', async () => {
+    const pending: string[] = []
+    const failed: string[] = []
+    for (let i = 0; i < 24; i++) {
+      const id = await enqueueSql(t.pool, { correlationId: 'batch-1' })
+      if (i % 3 === 0) {
+        await setState(t.pool, id, 'failed')
+        failed.push(id)
+      } else pending.push(id)
+    }
+    const left = new Set<string>() // pending rows sent before their page came
+    const joined = new Set<string>() // failed rows retried before their page came
+    const inserted: string[] = []
+    const seen = await walk(`status=pending&limit=3${extra}`, async (sofar) => {
+      const last = BigInt(sofar.at(-1)!)
+      // A row already listed leaves the filter and comes back: it must not be listed again.
+      await setState(t.pool, sofar[0]!, 'sent')
+      await toPending(sofar[0]!)
+      // A pending row not listed yet is sent: it no longer matches and is not listed.
+      const goes = pending.find((id) => BigInt(id) < last && !left.has(id) && !sofar.includes(id))
+      if (goes) {
+        await setState(t.pool, goes, 'sent')
+        left.add(goes)
+      }
+      // A failed row below the position is retried: it matches now and is listed once.
+      const comes = failed.find((id) => BigInt(id) < last && !joined.has(id))
+      if (comes) {
+        await toPending(comes)
+        joined.add(comes)
+      }
+      // New rows take higher ids: a walk that started before them does not reach them.
+      inserted.push(await enqueueSql(t.pool, { correlationId: 'batch-1' }))
+    })
+    expect(new Set(seen).size).toBe(seen.length)
+    expect(seen).toEqual([...seen].sort((a, b) => (BigInt(b) > BigInt(a) ? 1 : -1)))
+    const throughout = pending.filter((id) => !left.has(id))
+    for (const id of throughout) expect([id, seen.includes(id)]).toEqual([id, true])
+    for (const id of left) expect([id, seen.includes(id)]).toEqual([id, false])
+    for (const id of inserted) expect([id, seen.includes(id)]).toEqual([id, false])
+    expect(seen.toSorted()).toEqual([...throughout, ...joined].toSorted())
+    expect(left.size).toBeGreaterThan(0)
+    expect(joined.size).toBeGreaterThan(0)
+  })
+})
+
+describe('a cursor', () => {
+  test('is a position (rows below an id), so a cursor of one filter continues another below it', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 6; i++) ids.push(await enqueueSql(t.pool, { tenant: i % 2 ? 'a' : 'b' }))
+    const first = await page('tenant=a&limit=1', null)
+    expect(first.items.map((i) => i.id)).toEqual([ids[5]!])
+    const other = await page('tenant=b&limit=10', first.nextCursor)
+    expect(other.items.map((i) => i.id)).toEqual([ids[4]!, ids[2]!, ids[0]!])
+  })
+})
