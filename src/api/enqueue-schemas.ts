@@ -121,11 +121,19 @@ export const EnqueueRequest = withStorableText(
 const JOINED = ', '
 const KEY_JOINED = 'a header given twice arrives joined by ", ", so a key holds no ", "'
 
+// A header carries bytes, which the server reads as Latin-1: a key sent as UTF-8 would be stored
+// as what its bytes read as there ("Ð·Ð°Ðº…" for "зак…"), never matched by ?dedupeKey= or by an
+// SQL caller's dedupeKey. Printable ASCII only (the IETF draft's sf-string characters).
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
+const KEY_ASCII =
+  'must be printable ASCII (a header carries no other text faithfully); put another key in options.dedupeKey'
+
 export const EnqueueHeaders = z.object({
   'idempotency-key': z
     .string()
     .min(1)
     .max(500)
+    .regex(PRINTABLE_ASCII, KEY_ASCII)
     .superRefine((key, ctx) => {
       if (!key.includes(JOINED)) return
       ctx.addIssue({
@@ -136,7 +144,7 @@ export const EnqueueHeaders = z.object({
     })
     .optional()
     .openapi({
-      description: `Becomes options.dedupeKey: a repeat answers 200 with the same id. One value; ${KEY_JOINED} (options.dedupeKey may)`,
+      description: `Becomes options.dedupeKey: a replay of the same request answers 200 with the same id, another request under it 422. One value of printable ASCII; ${KEY_JOINED} (options.dedupeKey may hold either)`,
     }),
 })
 

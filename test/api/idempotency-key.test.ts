@@ -8,6 +8,7 @@ import {
   setDefaultTimeout,
   test,
 } from 'bun:test'
+import net from 'node:net'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
@@ -192,5 +193,59 @@ describe('tenants', () => {
       token: await token({ tenant: 'globex' }),
     })
     expect([acme.status, globex.status]).toEqual([201, 201])
+  })
+})
+
+/** POSTs over a real socket through Bun.serve, the key written as raw UTF-8 bytes, as a client sends it. */
+async function postRaw(key: Buffer, body: unknown): Promise<{ status: number; body: unknown }> {
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: (req) => app.fetch(req) })
+  try {
+    const json = Buffer.from(JSON.stringify(body))
+    const socket = net.connect(server.port!, '127.0.0.1')
+    const chunks: Buffer[] = []
+    socket.on('data', (d: Buffer) => chunks.push(d))
+    const ended = new Promise((r) => socket.once('close', r))
+    socket.write(
+      Buffer.concat([
+        Buffer.from(
+          `POST /v1/outbox HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${tk}\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\nIdempotency-Key: `,
+        ),
+        key,
+        Buffer.from('\r\n\r\n'),
+        json,
+      ]),
+    )
+    await ended
+    const text = Buffer.concat(chunks).toString('utf8')
+    const [head, ...rest] = text.split('\r\n\r\n')
+    const status = Number(head!.split(' ')[1])
+    const payload = rest.join('\r\n\r\n')
+    return { status, body: payload.startsWith('{') ? JSON.parse(payload) : payload }
+  } finally {
+    await server.stop(true)
+  }
+}
+
+describe('a key that is not ASCII', () => {
+  test('is a 400 naming the header, not stored as what its UTF-8 bytes read as Latin-1 (which ?dedupeKey= and SQL callers never find)', async () => {
+    const r = await postRaw(Buffer.from('заказ-7', 'utf8'), { message })
+    expect([r.status, (r.body as { errors?: { path: string }[] }).errors?.[0]?.path]).toEqual([
+      400,
+      'idempotency-key',
+    ])
+    expect(await rowCount()).toBe(0)
+    // The same text as options.dedupeKey (a JSON string) is stored as sent.
+    const body = await enqueue({ message, options: { dedupeKey: 'заказ-7' } })
+    expect(body.status).toBe(201)
+    const row = await t.pool.query('select dedupe_key from mailer.email_outbox')
+    expect(row.rows).toEqual([{ dedupe_key: 'заказ-7' }])
+  })
+
+  test('printable ASCII, spaces and punctuation included, is taken as sent', async () => {
+    const key = 'order 7/2024:#a=b;c~'
+    const r = await postRaw(Buffer.from(key), { message })
+    expect(r.status).toBe(201)
+    const row = await t.pool.query('select dedupe_key from mailer.email_outbox')
+    expect(row.rows).toEqual([{ dedupe_key: key }])
   })
 })
