@@ -21,8 +21,14 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
         correlationId: z.string().min(1).optional(),
         ids: z.array(OutboxId).min(1).max(1000).optional(),
       })
-      // An empty filter would act on every row: the caller must say what it means.
+      // An empty filter would act on every row: the caller must say what it means. A refinement
+      // does not reach the document, so it says so itself (a generated client refuses {} too).
       .refine((f) => Object.keys(f).length > 0, 'must name at least one criterion')
+      .openapi({
+        minProperties: 1,
+        description:
+          'At least one criterion ({} would act on every row: to mean every row, name the statuses); criteria combine with AND',
+      })
   )
 }
 

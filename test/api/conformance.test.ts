@@ -377,6 +377,23 @@ describe('bodies', () => {
     expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)
   })
 
+  test('a bulk filter naming no criterion ({}) the server refuses, and the document refuses too', async () => {
+    const contract = createContract(doc)
+    for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry']) {
+      for (const body of [{ filter: {} }, { filter: {}, dryRun: true }]) {
+        const r = await send(app, 'POST', url, { token: full, body })
+        expect([url, body, r.status]).toEqual([url, body, 400])
+        expect([url, body, contract.requestErrors('POST', url, body)]).not.toEqual([
+          url,
+          body,
+          null,
+        ])
+      }
+      const one = { filter: { ids: ['1'] }, dryRun: true }
+      expect([url, contract.requestErrors('POST', url, one)]).toEqual([url, null])
+    }
+  })
+
   test('routes that take no body ignore one', async () => {
     const id = await enqueueSql(t.pool)
     const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: full, body: 'anything' })
