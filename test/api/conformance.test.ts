@@ -354,13 +354,28 @@ describe('bodies', () => {
     expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)
   })
 
-  test('a control character in a correlation id or a header value: a 400 naming it, refused by the document too', async () => {
+  test('a control character in a correlation id, a header value, a file name or a content id: a 400 naming it, refused by the document too', async () => {
     const contract = createContract(doc)
     const cases: [string, Record<string, unknown>][] = [
       ['options.correlationId', { message, options: { correlationId: 'order\n42' } }],
       ['options.correlationId', { message, options: { correlationId: 'order\t42' } }],
       ['message.headers.X-Tag', { message: { ...message, headers: { 'X-Tag': 'a\u001b[31m' } } }],
       ['message.headers.X-Tag', { message: { ...message, headers: { 'X-Tag': 'a\u007f' } } }],
+      [
+        'message.attachments.0.filename',
+        {
+          message: { ...message, attachments: [{ filename: 'a\r\nb.txt', contentBase64: 'aGk=' }] },
+        },
+      ],
+      [
+        'message.attachments.0.contentId',
+        {
+          message: {
+            ...message,
+            attachments: [{ filename: 'a.png', contentBase64: 'aGk=', contentId: 'logo\t1' }],
+          },
+        },
+      ],
     ]
     for (const [field, body] of cases) {
       const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
