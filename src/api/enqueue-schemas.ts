@@ -88,20 +88,45 @@ const Message = z
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
   })
 
+// mailer.check_options's limits (sql/0015), in the document only: SQL stays the one validator and
+// names the field; a client generated from the document learns them before sending.
+const TIMESTAMP_WITH_ZONE =
+  '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)$'
+
 const EnqueueOptions = z
   .looseObject({
-    tenant: z.string().optional(),
-    dedupeKey: z.string().optional().openapi({ description: 'Or the Idempotency-Key header' }),
+    tenant: z
+      .string()
+      .optional()
+      .openapi({ pattern: '^[A-Za-z0-9_.:-]{1,200}$', description: 'Default `default`' }),
+    dedupeKey: z
+      .string()
+      .optional()
+      .openapi({ minLength: 1, maxLength: 500, description: 'Or the Idempotency-Key header' }),
     // enqueue_email takes null for either as not given: due now, never expires.
-    sendAt: z.string().nullable().optional().openapi({ example: '2030-01-01T09:00:00Z' }),
-    expiresAt: z.string().nullable().optional(),
-    priority: z.number().int().optional().openapi({ description: '-100 (first) .. 100 (last)' }),
-    maxAttempts: z.number().int().optional(),
+    sendAt: z
+      .string()
+      .nullable()
+      .optional()
+      .openapi({ pattern: TIMESTAMP_WITH_ZONE, example: '2030-01-01T09:00:00Z' }),
+    expiresAt: z
+      .string()
+      .nullable()
+      .optional()
+      .openapi({ pattern: TIMESTAMP_WITH_ZONE, description: 'Later than sendAt' }),
+    priority: z
+      .number()
+      .int()
+      .optional()
+      .openapi({ minimum: -100, maximum: 100, description: '-100 (first) .. 100 (last)' }),
+    maxAttempts: z.number().int().optional().openapi({ minimum: 1, maximum: 100 }),
     correlationId: z
       .string()
       .regex(NO_CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE)
       .optional()
       .openapi({
+        minLength: 1,
+        maxLength: 200,
         description:
           'Your id for the message: X-Correlation-Id, and GET /v1/outbox?correlationId=; no control character (U+0001-U+001F, U+007F)',
       }),

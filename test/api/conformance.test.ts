@@ -392,6 +392,42 @@ describe('bodies', () => {
     expect((await send(app, 'POST', '/v1/outbox', { token: full, body: ok })).status).toBe(201)
   })
 
+  test('an option value mailer.enqueue_email refuses the document refuses too; its limits it takes', async () => {
+    const contract = createContract(doc)
+    const refused: [string, Record<string, unknown>][] = [
+      ['options.tenant', { tenant: 'a b' }],
+      ['options.tenant', { tenant: 't'.repeat(201) }],
+      ['options.dedupeKey', { dedupeKey: 'k'.repeat(501) }],
+      ['options.correlationId', { correlationId: 'c'.repeat(201) }],
+      ['options.priority', { priority: -101 }],
+      ['options.priority', { priority: 101 }],
+      ['options.maxAttempts', { maxAttempts: 0 }],
+      ['options.maxAttempts', { maxAttempts: 101 }],
+      ['options.sendAt', { sendAt: '2030-01-01T09:00:00' }],
+      ['options.sendAt', { sendAt: 'tomorrow' }],
+      ['options.expiresAt', { expiresAt: '2030-01-01' }],
+    ]
+    for (const [field, options] of refused) {
+      const body = { message, options }
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
+      const paths = (r.body as { errors?: { path: string }[] }).errors?.map((e) => e.path)
+      expect([field, r.status, paths]).toEqual([field, 400, [field]])
+      expect([field, contract.requestErrors('POST', '/v1/outbox', body)]).not.toEqual([field, null])
+    }
+    const limits: Record<string, unknown>[] = [
+      { tenant: 't'.repeat(200), dedupeKey: 'k'.repeat(500), correlationId: 'c'.repeat(200) },
+      { tenant: 'a.b:c_d-1', priority: -100, maxAttempts: 1, sendAt: '2030-01-01 09:00+02' },
+      { priority: 100, maxAttempts: 100, sendAt: '2030-01-01T09:00:00.5-0130' },
+      { sendAt: '2030-01-01T09:00:00Z', expiresAt: '2030-01-02T09:00:00+00:00' },
+    ]
+    for (const options of limits) {
+      const body = { message, options }
+      expect([options, contract.requestErrors('POST', '/v1/outbox', body)]).toEqual([options, null])
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
+      expect([options, r.status]).toEqual([options, 201])
+    }
+  })
+
   test('a bulk filter naming no criterion ({}) the server refuses, and the document refuses too', async () => {
     const contract = createContract(doc)
     for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry']) {
