@@ -24,6 +24,15 @@ const headerParameter = (description: string) =>
     .regex(NO_CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE)
     .openapi({ description: `${description}; no control character (U+0001-U+001F, U+007F)` })
 
+// mailer.normalize_message's base64 check (sql/0024), in the document only.
+const BASE64 = '^[A-Za-z0-9+/\\t\\n\\v\\f\\r ]*(={1,2}[\\t\\n\\v\\f\\r ]*)?$'
+
+// The names normalize_message takes (X-Outbox-Id and X-Correlation-Id aside). propertyNames is
+// JSON Schema's (OpenAPI 3.1), which the metadata type, of 3.0, lacks.
+const X_HEADER_NAMES = {
+  propertyNames: { pattern: '^[Xx]-[A-Za-z0-9-]{1,70}$' },
+} as Record<never, never>
+
 // Loose here, closed in the document: SQL refuses every key it does not know (with a 400 naming
 // it), and a client generated from the document must not be told otherwise.
 const CLOSED = { additionalProperties: false } as const
@@ -48,7 +57,10 @@ const Recipients = z
 const Attachment = z
   .looseObject({
     filename: headerParameter('The file name the recipient sees'),
-    contentBase64: z.string(),
+    contentBase64: z.string().openapi({
+      pattern: BASE64,
+      description: 'Base64 (standard alphabet); line breaks and spaces are taken',
+    }),
     // Refused here as mailer.enqueue_email refuses it, named by its path before any statement runs.
     contentType: z.string().regex(MIME_TYPE, MIME_TYPE_MESSAGE).nullable().optional(),
     contentId: headerParameter('Makes the attachment inline, for the HTML\'s <img src="cid:…">')
@@ -75,6 +87,8 @@ const Message = z
       .nullable()
       .optional()
       .openapi({
+        maxProperties: 3,
+        ...X_HEADER_NAMES,
         description:
           'Up to three X- headers; a value with a control character other than a tab is refused',
       }),
@@ -83,6 +97,7 @@ const Message = z
   })
   .openapi('Message', {
     ...CLOSED,
+    required: ['subject'],
     description:
       'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html.',
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },

@@ -428,6 +428,46 @@ describe('bodies', () => {
     }
   })
 
+  test('a message mailer.enqueue_email refuses for its subject, headers or base64 the document refuses too', async () => {
+    const contract = createContract(doc)
+    const file = { filename: 'a.txt', contentBase64: 'aGk=' }
+    const refused: [string, Record<string, unknown>][] = [
+      ['message.subject', { to: message.to, text: message.text }],
+      [
+        'message.headers',
+        { ...message, headers: { 'X-A': '1', 'X-B': '2', 'X-C': '3', 'X-D': '4' } },
+      ],
+      ['message.headers.Priority', { ...message, headers: { Priority: 'urgent' } }],
+      ['message.headers.X-', { ...message, headers: { 'X-': 'empty name' } }],
+      ['message.attachments.0', { ...message, attachments: [{ ...file, contentBase64: 'aGk=!' }] }],
+      ['message.attachments.0', { ...message, attachments: [{ ...file, contentBase64: 'a=b=' }] }],
+    ]
+    for (const [field, m] of refused) {
+      const body = { message: m }
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
+      const paths = (r.body as { errors?: { path: string }[] }).errors?.map((e) => e.path)
+      expect([field, r.status, paths]).toEqual([field, 400, [field]])
+      expect([field, contract.requestErrors('POST', '/v1/outbox', body)]).not.toEqual([field, null])
+    }
+    const taken: Record<string, unknown>[] = [
+      { ...message, headers: { 'X-A': '1', 'x-b-2': '2', [`X-${'n'.repeat(70)}`]: '3' } },
+      {
+        ...message,
+        attachments: [
+          { ...file, contentBase64: 'aGk=\n' },
+          { ...file, contentBase64: 'QUJD\r\nREVG' },
+        ],
+      },
+      { ...message, attachments: [{ ...file, contentBase64: '' }] },
+    ]
+    for (const m of taken) {
+      const body = { message: m }
+      expect([m, contract.requestErrors('POST', '/v1/outbox', body)]).toEqual([m, null])
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
+      expect([m, r.status]).toEqual([m, 201])
+    }
+  })
+
   test('a bulk filter naming no criterion ({}) the server refuses, and the document refuses too', async () => {
     const contract = createContract(doc)
     for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry']) {
