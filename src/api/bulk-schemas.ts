@@ -2,10 +2,8 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
-import { OutboxId } from './outbox-schemas.ts'
+import { OutboxId, TimeBound } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
-
-const Timestamp = z.iso.datetime({ offset: true }).optional()
 
 function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(statuses: S) {
   return (
@@ -13,10 +11,10 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
       .strictObject({
         status: z.array(z.enum(statuses)).min(1).optional(),
         tenant: z.string().min(1).optional(),
-        createdFrom: Timestamp,
-        createdTo: Timestamp,
-        sentFrom: Timestamp,
-        sentTo: Timestamp,
+        createdFrom: TimeBound,
+        createdTo: TimeBound,
+        sentFrom: TimeBound,
+        sentTo: TimeBound,
         dedupeKey: z.string().min(1).optional(),
         correlationId: z.string().min(1).optional(),
         ids: z.array(OutboxId).min(1).max(1000).optional(),
@@ -79,14 +77,13 @@ export function toOutboxFilter(f: {
   correlationId?: string
   ids?: string[]
 }): OutboxFilter {
-  const date = (v: string | undefined) => (v === undefined ? undefined : new Date(v))
   return {
     status: f.status,
     tenant: f.tenant,
-    createdFrom: date(f.createdFrom),
-    createdTo: date(f.createdTo),
-    sentFrom: date(f.sentFrom),
-    sentTo: date(f.sentTo),
+    createdFrom: f.createdFrom,
+    createdTo: f.createdTo,
+    sentFrom: f.sentFrom,
+    sentTo: f.sentTo,
     dedupeKey: f.dedupeKey,
     correlationId: f.correlationId,
     ids: f.ids,

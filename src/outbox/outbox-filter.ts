@@ -1,14 +1,15 @@
 // The row filter shared by listing and bulk actions; the caller's tenant confinement is always applied.
-import type { Expression, ExpressionBuilder, SqlBool } from 'kysely'
+import { type Expression, type ExpressionBuilder, type SqlBool, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
 
 export interface OutboxFilter {
   status?: readonly OutboxStatus[]
   tenant?: string
-  createdFrom?: Date
-  createdTo?: Date
-  sentFrom?: Date
-  sentTo?: Date
+  /** ISO-8601 with a zone, as given: Postgres reads it to the microsecond (a Date keeps milliseconds). */
+  createdFrom?: string
+  createdTo?: string
+  sentFrom?: string
+  sentTo?: string
   dedupeKey?: string
   correlationId?: string
   ids?: readonly string[]
@@ -29,13 +30,13 @@ export function matchOutbox(
   if (f.status !== undefined) {
     where.push(f.status.length === 0 ? eb.lit(false) : eb('status', 'in', [...f.status]))
   }
-  // `as never`: schema.ts types created_at as Generated<Timestamp>, which this Kysely version compares
-  // as the ColumnType object rather than a Date; the values are plain Dates bound as parameters.
-  // Ranges are half-open [from, to): adjacent windows never count a row twice.
-  if (f.createdFrom) where.push(eb('created_at', '>=', f.createdFrom as never))
-  if (f.createdTo) where.push(eb('created_at', '<', f.createdTo as never))
-  if (f.sentFrom) where.push(eb('sent_at', '>=', f.sentFrom as never))
-  if (f.sentTo) where.push(eb('sent_at', '<', f.sentTo as never))
+  // Ranges are half-open [from, to): adjacent windows never count a row twice. A bound is cast by
+  // Postgres, so one finer than a millisecond splits the rows of that millisecond as it says.
+  const at = (v: string) => sql<Date>`${v}::timestamptz`
+  if (f.createdFrom) where.push(eb('created_at', '>=', at(f.createdFrom)))
+  if (f.createdTo) where.push(eb('created_at', '<', at(f.createdTo)))
+  if (f.sentFrom) where.push(eb('sent_at', '>=', at(f.sentFrom)))
+  if (f.sentTo) where.push(eb('sent_at', '<', at(f.sentTo)))
   if (f.dedupeKey !== undefined) where.push(eb('dedupe_key', '=', f.dedupeKey))
   if (f.correlationId !== undefined) where.push(eb('correlation_id', '=', f.correlationId))
   if (f.ids !== undefined) {

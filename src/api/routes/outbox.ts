@@ -97,10 +97,10 @@ export function outboxRoutes(deps: ApiDeps) {
       const filter = {
         status: q.status ? [q.status] : undefined,
         tenant: q.tenant,
-        createdFrom: q.createdFrom ? new Date(q.createdFrom) : undefined,
-        createdTo: q.createdTo ? new Date(q.createdTo) : undefined,
-        sentFrom: q.sentFrom ? new Date(q.sentFrom) : undefined,
-        sentTo: q.sentTo ? new Date(q.sentTo) : undefined,
+        createdFrom: q.createdFrom,
+        createdTo: q.createdTo,
+        sentFrom: q.sentFrom,
+        sentTo: q.sentTo,
         dedupeKey: q.dedupeKey,
         correlationId: q.correlationId,
       }

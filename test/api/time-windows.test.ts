@@ -1,0 +1,109 @@
+// The time-range filters (createdFrom/To, sentFrom/To) of the list and the bulk actions, to the microsecond Postgres keeps.
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+let app: App
+let tk: string
+
+beforeAll(async () => {
+  t = await createTestDb()
+  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  tk = await token()
+})
+afterAll(async () => {
+  await t.drop()
+})
+beforeEach(async () => {
+  await t.reset()
+})
+
+const listed = async (query: string) => {
+  const r = await send(app, 'GET', `/v1/outbox?${query}`, { token: tk })
+  expect([query, r.status]).toEqual([query, 200])
+  return (r.body as { items: { id: string }[] }).items.map((i) => i.id)
+}
+
+const matched = async (filter: Record<string, unknown>) => {
+  const r = await send(app, 'POST', '/v1/outbox/retry', {
+    token: tk,
+    body: { filter: { status: ['failed'], ...filter }, dryRun: true },
+  })
+  expect(r.status).toBe(200)
+  return (r.body as { matched: number }).matched
+}
+
+/** Two failed rows, created and sent 200 µs and 800 µs into a millisecond. */
+async function rowsInOneMillisecond() {
+  const early = await enqueueSql(t.pool)
+  const late = await enqueueSql(t.pool)
+  for (const [id, at] of [
+    [early, '2030-01-01T00:00:00.000200Z'],
+    [late, '2030-01-01T00:00:00.000800Z'],
+  ] as const) {
+    await setState(t.pool, id, 'failed')
+    await t.pool.query(
+      'update mailer.email_outbox set created_at = $2, sent_at = $2 where id = $1',
+      [id, at],
+    )
+  }
+  return { early, late }
+}
+
+describe('a bound finer than a millisecond', () => {
+  test('splits the rows of one millisecond in the list: [from, to) as given, not cut to the millisecond', async () => {
+    const { early, late } = await rowsInOneMillisecond()
+    const mid = encodeURIComponent('2030-01-01T00:00:00.000500Z')
+    expect(await listed(`createdTo=${mid}`)).toEqual([early])
+    expect(await listed(`createdFrom=${mid}`)).toEqual([late])
+    // With an offset, the same instant.
+    const offset = encodeURIComponent('2030-01-01T01:30:00.000500+01:30')
+    expect(await listed(`createdFrom=${offset}`)).toEqual([late])
+  })
+
+  test('splits them in the bulk actions’ filter too', async () => {
+    await rowsInOneMillisecond()
+    expect(await matched({ createdTo: '2030-01-01T00:00:00.000500Z' })).toBe(1)
+    expect(await matched({ createdFrom: '2030-01-01T00:00:00.000500Z' })).toBe(1)
+    expect(await matched({ sentFrom: '2030-01-01T00:00:00.0005Z' })).toBe(1)
+    expect(await matched({ sentTo: '2030-01-01T00:00:00.0009Z' })).toBe(2)
+  })
+})
+
+describe('a bound Postgres has no instant for', () => {
+  test('year 0000 is a 400 naming the filter, in the list and the bulk actions (not a 500)', async () => {
+    const bound = '0000-06-01T00:00:00Z'
+    const list = await send(app, 'GET', `/v1/outbox?createdFrom=${bound}`, { token: tk })
+    const bulk = await send(app, 'POST', '/v1/outbox/cancel', {
+      token: tk,
+      body: { filter: { sentTo: bound }, dryRun: true },
+    })
+    const paths = (r: { body: unknown }) =>
+      (r.body as { errors?: { path: string }[] }).errors?.map((e) => e.path)
+    expect([list.status, paths(list)]).toEqual([400, ['createdFrom']])
+    expect([bulk.status, paths(bulk)]).toEqual([400, ['filter.sentTo']])
+  })
+
+  test('year 0001 with an offset before UTC (1 BC in UTC) and past 9999 in UTC are instants: 200', async () => {
+    await enqueueSql(t.pool)
+    expect(
+      await listed(`createdFrom=${encodeURIComponent('0001-01-01T00:00:00+01:00')}`),
+    ).toHaveLength(1)
+    expect(
+      await listed(`createdTo=${encodeURIComponent('9999-12-31T23:59:59-05:00')}`),
+    ).toHaveLength(1)
+  })
+})
