@@ -312,6 +312,53 @@ describe('bodies', () => {
     }
   })
 
+  test('a body that is not UTF-8 (Latin-1 bytes, as a client set to its platform charset sends) is a 400, not text with U+FFFD in it', async () => {
+    const contract = createContract(doc)
+    const before = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    for (const [key, s] of withBody()) {
+      const text = JSON.stringify(
+        key === 'POST /v1/outbox'
+          ? { message: { ...message, subject: 'Grüße aus Köln' } }
+          : { filter: { tenant: 'Köln' }, dryRun: true },
+      )
+      const res = await app.request(s.url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${full}`, 'content-type': 'application/json' },
+        body: Buffer.from(text, 'latin1'),
+      })
+      const body = (await res.json()) as { type?: string; errors?: { path: string }[] }
+      const r = { status: res.status, headers: res.headers, body, res }
+      contract.check('POST', s.url, r)
+      expect([key, r.status, body.type, body.errors?.[0]?.path]).toEqual([
+        key,
+        400,
+        'urn:outbox-mailer:problem:validation_failed',
+        '(root)',
+      ])
+    }
+    const after = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(after.rows[0].n).toBe(before.rows[0].n)
+    // A token without the scope learns that first, whatever the body.
+    const read = await token({ scope: 'outbox:read' })
+    for (const [key, s] of withBody()) {
+      const res = await app.request(s.url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${read}`, 'content-type': 'application/json' },
+        body: Buffer.from('{"x":"Köln"}', 'latin1'),
+      })
+      expect([key, res.status]).toEqual([key, 403])
+    }
+    // UTF-8, with or without a byte order mark, is taken.
+    for (const bom of ['', '\ufeff']) {
+      const res = await app.request('/v1/outbox', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${full}`, 'content-type': 'application/json' },
+        body: Buffer.from(`${bom}${JSON.stringify({ message: { ...message, subject: 'Grüße' } })}`),
+      })
+      expect([bom, res.status]).toEqual([bom, 201])
+    }
+  })
+
   test('a body without a JSON content type is a 415; a JSON type with parameters is accepted', async () => {
     for (const [key, s] of withBody()) {
       const json = JSON.stringify(s.body)

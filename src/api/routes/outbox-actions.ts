@@ -21,6 +21,7 @@ import {
   V1_PROBLEMS,
 } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
+import { utf8JsonBody } from '../utf8-body.ts'
 
 const security = [{ Bearer: [] }]
 const conflict = problemResponse('The row is in a state that does not allow this (conflict)', [
@@ -29,6 +30,8 @@ const conflict = problemResponse('The row is in a state that does not allow this
 
 export function outboxActionRoutes(deps: ApiDeps) {
   const middleware = [requireScope('outbox:write'), selectDatabase(deps.databases)]
+  // The bulk routes read a JSON body (the single-row ones ignore one, whatever its bytes).
+  const withBody = [...middleware, utf8JsonBody]
 
   const cancel = createRoute({
     method: 'post',
@@ -83,7 +86,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     summary:
       'Cancel the pending rows, and the sending rows whose send has not started, that match a filter',
     security,
-    middleware,
+    middleware: withBody,
     request: {
       query: DbQuery,
       body: { required: true, content: { 'application/json': { schema: BulkCancelRequest } } },
@@ -102,7 +105,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     tags: ['outbox'],
     summary: 'Requeue the failed and cancelled rows that match a filter (expired rows are left)',
     security,
-    middleware,
+    middleware: withBody,
     request: {
       query: DbQuery,
       body: { required: true, content: { 'application/json': { schema: BulkRetryRequest } } },

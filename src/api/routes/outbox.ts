@@ -27,6 +27,7 @@ import {
   V1_PROBLEMS,
 } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
+import { utf8JsonBody } from '../utf8-body.ts'
 
 const security = [{ Bearer: [] }]
 
@@ -69,7 +70,8 @@ export function outboxRoutes(deps: ApiDeps) {
     tags: ['outbox'],
     summary: 'Enqueue an e-mail (validated exactly as mailer.enqueue_email)',
     security,
-    middleware: write,
+    // After the scope and ?db= checks, so their answers come first; before the body is read.
+    middleware: [...write, utf8JsonBody],
     request: {
       query: DbQuery,
       headers: EnqueueHeaders,

@@ -1,0 +1,30 @@
+// A JSON body must be UTF-8 (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes.
+import { createMiddleware } from 'hono/factory'
+import { AppError } from '../errors.ts'
+import type { AppEnv } from './context.ts'
+
+// The media types Hono's JSON validator reads as JSON; any other is its 415.
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
+
+const NOT_UTF8 =
+  'is not UTF-8 (RFC 8259): send the JSON encoded as UTF-8 (a client set to its platform charset sends Latin-1)'
+
+/**
+ * Runs before a route that reads a JSON body. A body in another charset (a Java client's
+ * ISO-8859-1 default) would be decoded with U+FFFD for each byte UTF-8 does not take, so "Grüße"
+ * went out as "Gr�ße": refused instead, naming the body. Hono keeps the bytes read here for the
+ * validator, which decodes them again (at most the 4 MiB body limit).
+ */
+export const utf8JsonBody = createMiddleware<AppEnv>(async (c, next) => {
+  const type = c.req.header('content-type')?.split(';')[0]?.trim() ?? ''
+  if (c.req.method !== 'POST' || !JSON_MEDIA_TYPE.test(type)) return next()
+  const bytes = await c.req.arrayBuffer()
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    throw new AppError('validation_failed', `the body ${NOT_UTF8}`, {
+      errors: [{ path: '(root)', message: NOT_UTF8 }],
+    })
+  }
+  return next()
+})
