@@ -1,4 +1,4 @@
-// Refuses what Postgres text and jsonb cannot hold in a request value: U+0000 and unpaired surrogates.
+// Refuses what Postgres text and jsonb cannot hold in a request value: U+0000, unpaired surrogates, deep nesting.
 import type { z } from '@hono/zod-openapi'
 
 const NUL = '\u0000'
@@ -18,9 +18,19 @@ const keyOf = (k: string) =>
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   )
 
+// A message is a few levels deep (message.attachments[0].filename); one nested thousands deep
+// would overflow this walk's stack and JSON.stringify's (a 500), and Postgres's jsonb parser stops
+// at its stack depth limit. Refused at a depth no request needs, named by its path.
+const MAX_DEPTH = 32
+const DEPTH_MESSAGE = `nests deeper than ${MAX_DEPTH} levels`
+
 type Found = { path: (string | number)[]; message: string }
 
 function unstorable(v: unknown, path: (string | number)[], out: Found[]) {
+  if (path.length > MAX_DEPTH) {
+    out.push({ path, message: DEPTH_MESSAGE })
+    return
+  }
   if (typeof v === 'string') {
     const message = whyUnstorable(v)
     if (message) out.push({ path, message })
@@ -36,8 +46,9 @@ function unstorable(v: unknown, path: (string | number)[], out: Found[]) {
 }
 
 /**
- * The schema, refusing every string (and object key) Postgres cannot store, each named by its path.
- * Walks the whole value, so keys a loose object passes through to Postgres are covered too.
+ * The schema, refusing every string (and object key) Postgres cannot store and any nesting past
+ * MAX_DEPTH, each named by its path. Walks the whole value, so keys a loose object passes through to
+ * Postgres are covered too.
  */
 export function withStorableText<S extends z.ZodType>(schema: S): S {
   return schema.superRefine((value, ctx) => {

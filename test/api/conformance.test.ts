@@ -359,6 +359,31 @@ describe('bodies', () => {
     }
   })
 
+  test('a value nested 100,000 deep (200 KB) where the body passes keys through to Postgres is a 400 naming it, not a 500', async () => {
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`
+    const m = '"to":"a@example.com","subject":"s","text":"t"'
+    for (const [path, body] of [
+      ['message.zzz', `{"message":{${m},"zzz":${deep(100_000)}}}`],
+      ['options.zzz', `{"message":{${m}},"options":{"zzz":${deep(100_000)}}}`],
+      [
+        'message.attachments.0.zzz',
+        `{"message":{${m},"attachments":[{"filename":"a","contentBase64":"","zzz":${deep(100_000)}}]}}`,
+      ],
+    ] as const) {
+      const r = await send(app, 'POST', '/v1/outbox', {
+        token: full,
+        body,
+        headers: { 'content-type': 'application/json' },
+      })
+      const errors = (r.body as { errors?: { path: string }[] }).errors ?? []
+      expect([path, r.status, errors.some((e) => e.path.startsWith(path))]).toEqual([
+        path,
+        400,
+        true,
+      ])
+    }
+  })
+
   test('a body without a JSON content type is a 415; a JSON type with parameters is accepted', async () => {
     for (const [key, s] of withBody()) {
       const json = JSON.stringify(s.body)
