@@ -24,6 +24,7 @@ import m0022 from '../../sql/0022_expiring_pending_index.sql' with { type: 'text
 import m0023 from '../../sql/0023_header_text_folded_or_refused.sql' with { type: 'text' }
 import m0024 from '../../sql/0024_control_characters_folded_or_refused.sql' with { type: 'text' }
 import m0025 from '../../sql/0025_failed_rows_code_in_index.sql' with { type: 'text' }
+import m0026 from '../../sql/0026_enqueue_from_row_columns.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -57,6 +58,7 @@ export const migrations: readonly Migration[] = [
   { version: 23, name: '0023_header_text_folded_or_refused', sql: m0023 },
   { version: 24, name: '0024_control_characters_folded_or_refused', sql: m0024 },
   { version: 25, name: '0025_failed_rows_code_in_index', sql: m0025 },
+  { version: 26, name: '0026_enqueue_from_row_columns', sql: m0026 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

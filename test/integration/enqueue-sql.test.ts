@@ -295,6 +295,46 @@ describe('triggers', () => {
     ])
   })
 
+  test('with "columns" the trigger stores only those columns; tenant and correlation id still read the whole row', async () => {
+    // The source row is kept as long as the outbox row and returned by GET /v1/outbox/{id}: a
+    // password hash or a token in the application's row must not be copied there with it.
+    await t.pool.query(`
+      create table if not exists public.accounts (id bigint generated always as identity primary key,
+        org text, name text, email text, password_hash text);
+      truncate public.accounts restart identity;
+      create or replace trigger accounts_mail after insert on public.accounts for each row
+        execute function mailer.enqueue_from_row('inquiry', '{"columns": ["name", "email", "nickname"], "tenantColumn": "org"}');`)
+    await t.pool.query(
+      `insert into public.accounts (org, name, email, password_hash) values ('acme', 'Ada', 'ada@example.com', 'x-secret-hash')`,
+    )
+    const { rows } = await t.pool.query(
+      'select tenant, template, source_row, correlation_id from mailer.email_outbox',
+    )
+    expect(rows).toEqual([
+      {
+        tenant: 'acme',
+        template: 'inquiry',
+        // A named column the table lacks is left out (a placeholder naming it fails at send).
+        source_row: { name: 'Ada', email: 'ada@example.com' },
+        correlation_id: 'public.accounts:1',
+      },
+    ])
+    // Not a list of names: the trigger's setup is wrong, and the insert fails naming the option.
+    for (const columns of ['"name"', '[]', '["name", 7]']) {
+      await t.pool.query(`
+        create or replace trigger accounts_mail after insert on public.accounts for each row
+          execute function mailer.enqueue_from_row('inquiry', '{"columns": ${columns}}');`)
+      const e = await t.pool
+        .query(`insert into public.accounts (name) values ('x')`)
+        .catch((err: Error & { code?: string }) => err)
+      expect(e).toMatchObject({ code: '22023' })
+      expect((e as Error).message).toMatch(
+        /accounts_mail on public\.accounts: options\.columns must be a non-empty array of column names/,
+      )
+    }
+    expect(await count()).toBe(1)
+  })
+
   test('an unknown template name fails the application’s insert loudly', async () => {
     await t.pool.query(`
       drop trigger inquiries_mail on public.inquiries;
