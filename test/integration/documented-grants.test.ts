@@ -1,0 +1,122 @@
+// The deploy guide's grants for an application role (deploy/README.md step 7), run as written: enough to enqueue by function and by trigger.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import pg from 'pg'
+import { ROOT } from '../deploy/deploy-files.ts'
+import { testCluster } from '../preload.ts'
+import { useTestDb } from '../support/db.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+const role = `app_grants_${process.pid}`
+
+/** Step 7's SQL block that grants the application role (`app` there) its rights, for `role`. */
+function documentedGrants(): string {
+  const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+  const block = /needs these grants[\s\S]*?```sql\n([\s\S]*?)```/.exec(guide)?.[1]
+  if (!block) throw new Error('deploy/README.md step 7 has no grants block')
+  return block.replaceAll(/\bapp\b/g, role)
+}
+
+/** Runs `fn` on a session of its own that has taken the application role (SET ROLE). */
+async function asApp<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: t.url })
+  await c.connect()
+  try {
+    await c.query(`set role ${role}`)
+    return await fn(c)
+  } finally {
+    await c.end()
+  }
+}
+
+const message = JSON.stringify({ to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' })
+
+/** What an application does: enqueue (a repeated dedupe key too) and insert into a table whose trigger enqueues. */
+async function enqueueAsApp() {
+  return asApp(async (c) => {
+    const enqueue = async (options: object) =>
+      (
+        await c.query<{ id: string }>('select mailer.enqueue_email($1::jsonb, $2::jsonb) as id', [
+          message,
+          JSON.stringify(options),
+        ])
+      ).rows[0]!.id
+    const plain = await enqueue({})
+    const keyed = await enqueue({ dedupeKey: 'order-1', sendAt: '2030-01-01T00:00:00Z' })
+    const repeat = await enqueue({ dedupeKey: 'order-1' })
+    await c.query(`insert into public.inquiries (name) values ('Ada')`)
+    return { plain, keyed, repeat }
+  })
+}
+
+beforeAll(async () => {
+  await t.pool.query(`create role ${role} nologin`)
+})
+// A role is the cluster's: dropped once this file's database, which holds its grants, is gone.
+afterAll(async () => {
+  await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${role}`)
+})
+
+describe('the deploy guide’s grants for an application role', () => {
+  afterAll(async () => {
+    await t.pool.query(`drop owned by ${role}`)
+  })
+  beforeAll(async () => {
+    await t.pool.query(`
+      create table public.inquiries (id bigint generated always as identity primary key, name text, secret text);
+      grant insert on public.inquiries to ${role};
+      create trigger inquiries_mail after insert on public.inquiries for each row
+        execute function mailer.enqueue_from_row('inquiry', '{"tenant": "acme", "columns": ["name"]}');`)
+  })
+  beforeAll(async () => {
+    await t.pool.query(documentedGrants())
+  })
+  const template = () =>
+    t.pool.query(
+      `insert into mailer.templates (name, subject, text_body, to_addresses) values ('inquiry', 'From {{name}}', 'x', array['sales@example.com'])`,
+    )
+
+  test('let it enqueue, by function and by trigger (every function executable by PUBLIC, as by default)', async () => {
+    await template()
+    const ids = await enqueueAsApp()
+    expect(ids.repeat).toBe(ids.keyed)
+    const { rows } = await t.pool.query(
+      'select tenant, template, source_row from mailer.email_outbox order by id',
+    )
+    expect(rows).toEqual([
+      { tenant: 'default', template: null, source_row: null },
+      { tenant: 'default', template: null, source_row: null },
+      { tenant: 'acme', template: 'inquiry', source_row: { name: 'Ada' } },
+    ])
+  })
+
+  test('let it enqueue in a database that revokes EXECUTE from PUBLIC, also through a helper function a later release adds', async () => {
+    await template()
+    // A hardened database: no function is executable by PUBLIC, now or when created later.
+    await t.pool.query(`
+      revoke execute on all functions in schema mailer from public;
+      alter default privileges revoke execute on functions from public;`)
+    try {
+      await t.pool.query(documentedGrants())
+      // As a later release's migration adds a helper that enqueue_email calls (0020, 0023, 0024 did).
+      await t.pool.query(
+        `create function mailer.later_helper(m jsonb) returns jsonb language sql immutable as 'select m'`,
+      )
+      const ids = await enqueueAsApp()
+      expect(ids.repeat).toBe(ids.keyed)
+      expect(
+        await asApp(async (c) => (await c.query(`select mailer.later_helper('{}') as r`)).rows),
+      ).toEqual([{ r: {} }])
+    } finally {
+      await t.pool.query(`
+        drop function if exists mailer.later_helper(jsonb);
+        alter default privileges grant execute on functions to public;
+        grant execute on all functions in schema mailer to public;`)
+    }
+  })
+})
