@@ -25,6 +25,7 @@ import m0023 from '../../sql/0023_header_text_folded_or_refused.sql' with { type
 import m0024 from '../../sql/0024_control_characters_folded_or_refused.sql' with { type: 'text' }
 import m0025 from '../../sql/0025_failed_rows_code_in_index.sql' with { type: 'text' }
 import m0026 from '../../sql/0026_enqueue_from_row_columns.sql' with { type: 'text' }
+import m0027 from '../../sql/0027_trigger_correlation_id_bounded.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -59,6 +60,7 @@ export const migrations: readonly Migration[] = [
   { version: 24, name: '0024_control_characters_folded_or_refused', sql: m0024 },
   { version: 25, name: '0025_failed_rows_code_in_index', sql: m0025 },
   { version: 26, name: '0026_enqueue_from_row_columns', sql: m0026 },
+  { version: 27, name: '0027_trigger_correlation_id_bounded', sql: m0027 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

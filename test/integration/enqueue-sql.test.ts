@@ -335,6 +335,30 @@ describe('triggers', () => {
     expect(await count()).toBe(1)
   })
 
+  test('a row id that makes the correlation id longer than 200 characters gives none, and the mail can be settled', async () => {
+    // The correlation index (0010) takes an entry when a row is settled: one over its ~2.7 kB
+    // limit failed the settlement after the send, with its whole batch, and the leases' end sent
+    // them all again, over and over.
+    await t.pool.query(`
+      create table if not exists public.documents (id text, title text);
+      truncate public.documents;
+      create or replace trigger documents_mail after insert on public.documents for each row
+        execute function mailer.enqueue_from_row('inquiry');`)
+    const long = (
+      await t.pool.query(`select string_agg(md5(g::text), '') as s from generate_series(1, 100) g`)
+    ).rows[0].s
+    const fits = 'x'.repeat(200 - 'public.documents:'.length)
+    await t.pool.query('insert into public.documents (id) values ($1), ($2)', [long, fits])
+    const { rows } = await t.pool.query(
+      'select correlation_id from mailer.email_outbox order by id',
+    )
+    expect(rows).toEqual([{ correlation_id: null }, { correlation_id: `public.documents:${fits}` }])
+    const sent = await t.pool.query(
+      `update mailer.email_outbox set status = 'sent', sent_at = now()`,
+    )
+    expect(sent.rowCount).toBe(2)
+  })
+
   test('an unknown template name fails the application’s insert loudly', async () => {
     await t.pool.query(`
       drop trigger inquiries_mail on public.inquiries;

@@ -153,6 +153,11 @@ describe('migrate', () => {
         '0026_enqueue_from_row_columns',
         '2154f95d2a12a3892f9d62b12f73443700328c650fa67c1aec9862237962afc7',
       ],
+      [
+        27,
+        '0027_trigger_correlation_id_bounded',
+        'df2742ae25031ee8aa1df8e750e0c12e4a7bec48c08c946608a2ee7dcaa19064',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -258,7 +263,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -284,14 +289,15 @@ describe('migrate', () => {
         { version: 24, c: true },
         { version: 25, c: true },
         { version: 26, c: true },
+        { version: 27, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0026 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0027 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
-        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 1000],
+        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 1000],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
@@ -522,7 +528,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
     ])
     const { rows } = await adminQuery(
       url,
