@@ -1,4 +1,4 @@
-// The deploy guide's grants for an application role (deploy/README.md step 7), run as written: enough to enqueue by function and by trigger.
+// What deploy/README.md step 7 tells a DBA: the application role's grants, run as written, enough to enqueue by function and by trigger; no SECURITY DEFINER.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -22,12 +22,13 @@ function documentedGrants(): string {
   return block.replaceAll(/\bapp\b/g, role)
 }
 
-/** Runs `fn` on a session of its own that has taken the application role (SET ROLE). */
+/** Runs `fn` on a session of its own that has taken the application role (SET ROLE), with no search_path. */
 async function asApp<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: t.url })
   await c.connect()
   try {
-    await c.query(`set role ${role}`)
+    // The guide says a caller's search_path changes nothing: every name of ours is qualified.
+    await c.query(`set role ${role}; set search_path = ''`)
     return await fn(c)
   } finally {
     await c.end()
@@ -119,4 +120,13 @@ describe('the deploy guide’s grants for an application role', () => {
         grant execute on all functions in schema mailer to public;`)
     }
   })
+})
+
+test('no function of the mailer schema runs with its owner’s rights (SECURITY DEFINER)', async () => {
+  const { rows } = await t.pool.query(
+    `select count(*)::int as functions, count(*) filter (where prosecdef)::int as definer
+       from pg_proc where pronamespace = 'mailer'::regnamespace`,
+  )
+  expect(rows[0].functions).toBeGreaterThan(10)
+  expect(rows[0].definer).toBe(0)
 })
