@@ -1,11 +1,20 @@
-// What deploy/README.md step 7 tells a DBA: the application role's grants, run as written, enough to enqueue by function and by trigger; no SECURITY DEFINER.
+// What deploy/README.md step 7 tells a DBA: the application's and the service's grants, run as written, are enough; no SECURITY DEFINER.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
+import { systemClock } from '../../src/clock.ts'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { assertSchemaCurrent } from '../../src/db/schema-state.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import { ensureSlots } from '../../src/outbox/send-limits.ts'
 import { ROOT } from '../deploy/deploy-files.ts'
 import { testCluster } from '../preload.ts'
 import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue } from '../support/engine.ts'
+import { settledFor } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -129,4 +138,59 @@ test('no function of the mailer schema runs with its owner’s rights (SECURITY 
   )
   expect(rows[0].functions).toBeGreaterThan(10)
   expect(rows[0].definer).toBe(0)
+})
+
+describe('the deploy guide’s grants for outbox-mailer’s own role', () => {
+  const svc = `mailer_svc_${process.pid}`
+  const password = `pw-${randomBytes(12).toString('hex')}`
+  let handle: DbHandle | null = null
+  afterAll(async () => {
+    await handle?.close()
+    await t.pool.query(`drop owned by ${svc}`)
+    await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${svc}`)
+  })
+
+  test('let it read the schema state, claim, send through the shared limits and settle; a table a later release adds too', async () => {
+    const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+    const block = /That role needs these grants[\s\S]*?```sql\n([\s\S]*?)```/.exec(guide)?.[1]
+    if (!block) throw new Error('deploy/README.md step 7 has no grants block for the service role')
+    await t.pool.query(`create role ${svc} login password '${password}'`)
+    await t.pool.query(block.replaceAll(/\bmailer_svc\b/g, svc))
+    const url = new URL(t.url)
+    url.username = svc
+    url.password = password
+    handle = openDb({ name: 'test', url: url.toString(), log: silentLogger })
+    expect(await assertSchemaCurrent(handle.pool, 'test')).toEqual({ newer: [] })
+    await ensureSlots(handle.db, 2)
+    const gate = createPgSendGate({
+      db: handle.db,
+      clock: systemClock,
+      log: silentLogger,
+      holder: 'svc-worker',
+      maxConcurrency: 2,
+      ratePerMinute: 600,
+      slotTtlMs: 30_000,
+      maxWaitMs: 20_000,
+    })
+    const engine = createTestEngine(t, { handle, listenUrl: url.toString(), deps: { gate } })
+    try {
+      await engine.start()
+      const id = await enqueue(t, undefined, { expiresAt: '2100-01-01T00:00:00Z' })
+      await engine.events.waitFor(settledFor(id, 'sent'), 20_000)
+    } finally {
+      await engine.stop()
+    }
+    const { rows } = await t.pool.query(
+      `select (select status from mailer.email_outbox) as status,
+              (select count(*)::int from mailer.email_attempts) as attempts,
+              (select count(*)::int from mailer.mailbox_pacing) as paced,
+              (select count(*)::int from mailer.workers) as registered`,
+    )
+    // The stopped worker took itself out of the registry (a delete).
+    expect(rows).toEqual([{ status: 'sent', attempts: 1, paced: 1, registered: 0 }])
+    // As a later release's migration adds a table, run as the owner.
+    await t.pool.query('create table mailer.later_table (id int primary key)')
+    const later = await handle.pool.query('insert into mailer.later_table values (1) returning id')
+    expect(later.rows).toEqual([{ id: 1 }])
+  })
 })
