@@ -26,6 +26,7 @@ import m0024 from '../../sql/0024_control_characters_folded_or_refused.sql' with
 import m0025 from '../../sql/0025_failed_rows_code_in_index.sql' with { type: 'text' }
 import m0026 from '../../sql/0026_enqueue_from_row_columns.sql' with { type: 'text' }
 import m0027 from '../../sql/0027_trigger_correlation_id_bounded.sql' with { type: 'text' }
+import m0028 from '../../sql/0028_attachments_read_once.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -61,6 +62,7 @@ export const migrations: readonly Migration[] = [
   { version: 25, name: '0025_failed_rows_code_in_index', sql: m0025 },
   { version: 26, name: '0026_enqueue_from_row_columns', sql: m0026 },
   { version: 27, name: '0027_trigger_correlation_id_bounded', sql: m0027 },
+  { version: 28, name: '0028_attachments_read_once', sql: m0028 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -116,6 +116,23 @@ describe('mailer.enqueue_email validation', () => {
     })
   }
 
+  test('a 1 MB attachment is stored as given; a bad character at the end of the next one is refused naming it', async () => {
+    // 0028 reads each attachment in place (it was parsed again for every check): same verdicts.
+    const big = Buffer.alloc(768 * 1024, 7).toString('base64')
+    const first = { filename: 'a.bin', contentBase64: big, contentType: 'application/pdf' }
+    const id = await enqueue(t, { ...ok, attachments: [first] })
+    const { rows } = await t.pool.query(
+      `select message -> 'attachments' -> 0 = $2::jsonb as same from mailer.email_outbox where id = $1`,
+      [id, JSON.stringify(first)],
+    )
+    expect(rows).toEqual([{ same: true }])
+    const e = await enqueue(t, {
+      ...ok,
+      attachments: [first, { filename: 'b.bin', contentBase64: `${big}!` }],
+    }).catch((err: Error) => err)
+    expect((e as Error).message).toMatch(/message\.attachments\[1\] must be/)
+  })
+
   test('500 reply-to addresses are accepted', async () => {
     const replyTo = Array.from({ length: 500 }, (_, i) => `r${i}@example.com`)
     const id = await enqueue(t, { ...ok, replyTo })
