@@ -21,6 +21,8 @@ import { checkStoredRecipients, sendableAddresses, sendableSender } from './stor
 
 // "Display Name <address>": the address is the last <…> group; the name may contain anything.
 const NAMED = /^(.*)<([^<>]+)>\s*$/s
+// Nothing, or a name before an empty "<>": a NULL or empty column left no address (none, not a bad one).
+const NO_ADDRESS = /^(?:[^<>]*<\s*>)?\s*$/s
 
 export function renderLease(
   lease: Lease,
@@ -88,16 +90,30 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
     )
   const view = lease.sourceRow ?? {}
   const text = (field: string, tpl: string) => fill(field, tpl, view, false)
+  // An address rendered empty is left out (a sender: MAIL_FROM then); anything else must be valid.
+  const address = (field: string, tpl: string): MailAddress[] => {
+    const raw = text(field, tpl)
+    return NO_ADDRESS.test(raw) ? [] : [parseAddress(raw, field)]
+  }
   const addresses = (field: string, list: readonly string[]) =>
-    list.map((a, i) => parseAddress(text(`${field}[${i}]`, a), `${field}[${i}]`))
+    list.flatMap((a, i) => address(`${field}[${i}]`, a))
+  const to = addresses('to_addresses', t.to_addresses)
+  const cc = addresses('cc_addresses', t.cc_addresses)
+  const bcc = addresses('bcc_addresses', t.bcc_addresses)
   const out: StoredMessage = {
-    to: addresses('to_addresses', t.to_addresses),
-    cc: addresses('cc_addresses', t.cc_addresses),
-    bcc: addresses('bcc_addresses', t.bcc_addresses),
-    replyTo: t.reply_to ? [parseAddress(text('reply_to', t.reply_to), 'reply_to')] : [],
+    to,
+    cc,
+    bcc,
+    replyTo: t.reply_to ? address('reply_to', t.reply_to) : [],
     subject: renderedSubject(text('subject', t.subject)),
   }
-  if (t.from_address) out.from = parseAddress(text('from_address', t.from_address), 'from_address')
+  if (to.length + cc.length + bcc.length === 0)
+    throw new RenderError(
+      'template_error',
+      'no recipient after rendering: every address of to_addresses, cc_addresses and bcc_addresses is empty',
+    )
+  const from = t.from_address ? address('from_address', t.from_address)[0] : undefined
+  if (from) out.from = from
   if (t.text_body !== null) out.text = text('text_body', t.text_body)
   if (t.html_body !== null) out.html = fill('html_body', t.html_body, view, true)
   return out

@@ -93,6 +93,31 @@ describe('renderLease', () => {
     }
   })
 
+  test('an address a NULL column leaves empty is left out, not a template error; no recipient at all is one', () => {
+    // The README's inquiry template: reply_to '{{name}} <{{email}}>'. An inquiry that left its
+    // e-mail empty failed the whole notification to sales.
+    const row = { name: 'Ada', email: null, message: 'm' }
+    const m = render(row, {
+      cc_addresses: ['{{email}}', 'desk@example.com'],
+      from_address: '{{email}}',
+    })
+    expect(m.replyTo).toEqual([])
+    expect(m.cc).toEqual([{ address: 'desk@example.com' }])
+    expect(m.from).toEqual({ address: 'outbox@example.com' })
+    expect(m.to).toEqual([{ address: 'sales@example.com' }])
+    expect(render({ ...row, email: '  ' }).replyTo).toEqual([])
+    try {
+      render(row, { to_addresses: ['{{email}}'], reply_to: null })
+      throw new Error('expected a RenderError')
+    } catch (e) {
+      expect(e).toBeInstanceOf(RenderError)
+      expect((e as RenderError).code).toBe('template_error')
+      expect((e as Error).message).toMatch(/no recipient/)
+    }
+    // A name without its address is not empty: still an error.
+    expect(() => render(row, { reply_to: '{{name}}' })).toThrow(/reply_to is not a valid/)
+  })
+
   test("a rendered address is held to enqueue's 320 characters, counted as SQL counts them (code points)", () => {
     const refused = (email: string) => {
       try {
