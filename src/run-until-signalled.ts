@@ -1,9 +1,15 @@
-// `serve` until SIGTERM/SIGINT: a signal stops it within the shutdown grace, one during the start once started, a second exits at once.
+// `serve` until SIGTERM/SIGINT/SIGHUP: a signal stops it within the shutdown grace, one during the start once started, a second exits at once.
 import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
 import { type Running, type ServeOptions, serve } from './serve.ts'
 
-/** Runs `serve` until SIGTERM/SIGINT; a second signal exits at once. */
+/**
+ * Runs `serve` until SIGTERM, SIGINT or SIGHUP; a second signal exits at once. SIGHUP is what a
+ * `serve` started from a terminal or an SSH session gets when that closes: its default action ends
+ * the process at once, like a SIGKILL (sends in flight left ambiguous, leases and provider slots held
+ * until they expire). Nothing here can be reloaded (the configuration is the environment), so it
+ * stops as SIGTERM does.
+ */
 export async function runUntilSignalled(config: Config, o: ServeOptions): Promise<never> {
   // Listened for before anything starts: the drainers claim and send before serve() returns, and
   // a SIGTERM then must stop them within the grace, not end the process like a SIGKILL. A signal
@@ -34,6 +40,7 @@ export async function runUntilSignalled(config: Config, o: ServeOptions): Promis
   }
   process.on('SIGTERM', () => onSignal('SIGTERM'))
   process.on('SIGINT', () => onSignal('SIGINT'))
+  process.on('SIGHUP', () => onSignal('SIGHUP'))
   running = await serve(config, o)
   if (asked !== null) stop(running, asked)
   return new Promise<never>(() => {})

@@ -7,6 +7,7 @@ import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
 import { compiledBinary, runBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
+import { growingOutput } from '../support/growing-output.ts'
 import { adminQuery } from '../support/postgres.ts'
 
 let bin: string
@@ -206,6 +207,35 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
   expect(await serve.exited).toBe(0)
   const { rows } = await adminQuery(url, 'select count(*)::int as n from mailer.workers')
   expect(rows[0].n).toBe(0)
+})
+
+test('SIGINT (Ctrl-C) and SIGHUP (its terminal or SSH session closed) stop serve as SIGTERM does', async () => {
+  expect((await run(['migrate'])).code).toBe(0)
+  for (const signal of ['SIGINT', 'SIGHUP'] as const) {
+    const port = await freePort()
+    const serve = Bun.spawn([bin, 'serve'], {
+      env: env({ PORT: String(port), LOG_LEVEL: 'info' }),
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const stdout = growingOutput(serve.stdout)
+    try {
+      await pollUntil(async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
+        return res?.status === 200 ? true : undefined
+      }, 20_000)
+      serve.kill(signal)
+      // A stop within the grace exits 0 after deregistering; a signal's default action ends the
+      // process at once (SIGHUP: 129), leaving its leases, slots and registry entry behind.
+      expect({ signal, code: await serve.exited }).toEqual({ signal, code: 0 })
+    } finally {
+      serve.kill('SIGKILL')
+    }
+    await stdout.ended
+    expect(stdout.text()).toContain(`"msg":"stopping","reason":"${signal}"`)
+    const { rows } = await adminQuery(url, 'select count(*)::int as n from mailer.workers')
+    expect(rows[0].n).toBe(0)
+  }
 })
 
 test('a SIGTERM while serve is still starting stops it cleanly (exit 0), not like a SIGKILL', async () => {
