@@ -5,6 +5,7 @@ import { checkGraphToken } from './check-config/graph-token-check.ts'
 import { checkJwks } from './check-config/jwks-check.ts'
 import { redactor } from './check-config/redactor.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
+import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig, type ServeRole } from './config.ts'
 import { isAppError } from './errors.ts'
 import { type GraphCredential, loadGraphCredential } from './transport/graph-credential.ts'
@@ -36,6 +37,8 @@ export async function checkConfig(
   const redact = redactor(env)
   const now = o.now ?? Date.now
   const timeoutMs = o.timeoutMs ?? 10_000
+  // First, and whatever else is wrong: a misspelt name is often why a variable looks missing.
+  for (const v of unknownVariables(env)) checks.push(`warning: ${unknownVariableText(v)}`)
 
   // Checked from the raw environment too, so it is named even when loadConfig finds other problems.
   const role = o.role ?? 'all'

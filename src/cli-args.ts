@@ -28,7 +28,7 @@ than --max-pending-age, default 600; claims no worker took back; rows due and no
 read that failed), 6 a database's role may not read the mailer schema (a privilege refused, 42501).
 The worst database decides: 4, then 6, then 3, then 5.
 
-Environment (every variable is validated at start):
+Environment (every variable is validated at start; one set that it does not read is named):
 ${ENV_VARS.map((v) => `  ${v.name.padEnd(30)} ${v.meaning} (default: ${v.default})`).join('\n')}
 `
 

@@ -3,6 +3,7 @@ import { type DatabaseConfig, databaseList } from './config/database-list.ts'
 import { parseVariables } from './config/env-schema.ts'
 import { type GraphConfig, graphSettings } from './config/graph-settings.ts'
 import { mailFromProblem } from './config/sender-mailbox.ts'
+import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { AppError } from './errors.ts'
 import type { Level } from './log.ts'
 
@@ -123,7 +124,7 @@ export function loadConfig(
     problems.push('API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE to pin the tokens')
   }
 
-  if (problems.length > 0) throw configError(problems)
+  if (problems.length > 0) throw configError(problems, env)
 
   return deepFreeze({
     databases,
@@ -159,10 +160,15 @@ export function loadConfig(
   })
 }
 
-function configError(problems: string[]) {
+/**
+ * A variable set but never read is named after the problems (not as one: it refuses nothing), since
+ * it often explains one: MAIL_FORM set is why MAIL_FROM is "required".
+ */
+function configError(problems: string[], env: Record<string, string | undefined>) {
+  const ignored = unknownVariables(env).map((v) => `  (${unknownVariableText(v)})`)
   return new AppError(
     'config_invalid',
-    `invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    ['invalid configuration:', ...problems.map((p) => `  - ${p}`), ...ignored].join('\n'),
     { problems },
   )
 }

@@ -2,6 +2,7 @@
 import { redactor } from './check-config/redactor.ts'
 import { checkConfig } from './check-config.ts'
 import { type Parsed, parseArgs, parseRole, parseSeconds } from './cli-args.ts'
+import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
 import { AppError, describeError, EXIT, isAppError } from './errors.ts'
@@ -77,8 +78,13 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel)
   // What these print is read as JSON lines. Warnings are emitted on the next tick, so one raised
   // while the configuration was parsed (pg-connection-string's about sslmode) is caught too.
+  // A variable set for the service but never read (a misspelt name) is named, never its value.
+  const ignored = unknownVariables(process.env)
   if (command === 'serve' || command === 'migrate' || command === 'send-test') {
     logProcessWarnings(log, redactor(process.env))
+    for (const v of ignored) {
+      log.warn('unknown variable ignored', { variable: v.name, didYouMean: v.meant })
+    }
   }
   try {
     switch (command) {
@@ -101,7 +107,10 @@ async function main(argv: string[]): Promise<number> {
       case 'serve':
         return await runUntilSignalled(config, { role, log })
       case 'status':
-        return await status(config, process.env, statusOptions!, warnings!.settled)
+        return await status(config, process.env, statusOptions!, async () => [
+          ...ignored.map(unknownVariableText),
+          ...(await warnings!.settled()),
+        ])
       case 'send-test':
         return await sendTest(config, { to: flags.get('--to'), from: flags.get('--from') }, log)
       default:

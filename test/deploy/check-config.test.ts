@@ -166,6 +166,30 @@ describe('without --connect', () => {
     }
   })
 
+  test('a variable it does not read (a typo) is a warning naming it and the one meant, valid or not', async () => {
+    const env = discard({
+      DATABASE_URL: 'postgres://h/db',
+      GRAPH_MAILBOX_LOOKUPS: 'true',
+      WORKER_CONCURENCY: 'secret-looking-value',
+    })
+    const r = await checkConfig(env, { connect: false })
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    expect(r.checks).toContain(
+      'warning: GRAPH_MAILBOX_LOOKUPS is set, but outbox-mailer reads no variable of that name: it is ignored (did you mean GRAPH_MAILBOX_LOOKUP?)',
+    )
+    expect(r.checks.join('\n')).toContain('WORKER_CONCURENCY is set')
+    expectNoSecrets(r, 'secret-looking-value')
+    // An invalid configuration still names it: MAIL_FROM "missing" is the typo's doing.
+    const invalid = await checkConfig(
+      { ...env, MAIL_TRANSPORT: 'graph', MAIL_FORM: 'a@example.com' },
+      { connect: false },
+    )
+    expect(invalid.ok).toBe(false)
+    expect(invalid.problems.join('\n')).toContain('MAIL_FROM is required')
+    expect(invalid.checks.join('\n')).toContain('MAIL_FORM is set, but')
+    expect(invalid.checks.join('\n')).toContain('did you mean MAIL_FROM?')
+  })
+
   test('a key that does not belong to the certificate is named, and no PEM is printed', async () => {
     const other = await generateTestCertificate()
     const r = await checkConfig(

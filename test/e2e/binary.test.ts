@@ -238,6 +238,46 @@ test('SIGINT (Ctrl-C) and SIGHUP (its terminal or SSH session closed) stop serve
   }
 })
 
+test('a variable it does not read (a typo) is named by every command, with the one meant, never its value', async () => {
+  const typo = { GRAPH_MAILBOX_LOOKUPS: 'true', MAIL_FORM: 'value-never-printed' }
+  // A refused configuration names it beside the problem it explains.
+  const refused = await run(['serve'], {
+    ...typo,
+    MAIL_TRANSPORT: 'graph',
+    MAIL_FROM: '',
+    PORT: String(await freePort()),
+  })
+  expect(refused.code).toBe(2)
+  expect(refused.stderr).toContain('MAIL_FROM is required')
+  expect(refused.stderr).toContain(
+    'MAIL_FORM is set, but outbox-mailer reads no variable of that name: it is ignored (did you mean MAIL_FROM?)',
+  )
+  // migrate (as serve and send-test) logs one warn line per variable.
+  const migrated = await run(['migrate'], { ...typo, LOG_LEVEL: 'info' })
+  expect(migrated.code).toBe(0)
+  const lines = migrated.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+  expect(lines.filter((l) => l.msg === 'unknown variable ignored')).toEqual([
+    expect.objectContaining({
+      level: 'warn',
+      variable: 'GRAPH_MAILBOX_LOOKUPS',
+      didYouMean: 'GRAPH_MAILBOX_LOOKUP',
+    }),
+    expect.objectContaining({ level: 'warn', variable: 'MAIL_FORM', didYouMean: 'MAIL_FROM' }),
+  ])
+  // status --json keeps its one object: the variables are among its warnings.
+  const status = await run(['status', '--json'], typo)
+  expect(JSON.parse(status.stdout).warnings).toEqual([
+    expect.stringContaining('GRAPH_MAILBOX_LOOKUPS is set, but'),
+    expect.stringContaining('MAIL_FORM is set, but'),
+  ])
+  for (const r of [refused, migrated, status]) {
+    expect(r.stdout + r.stderr).not.toContain('value-never-printed')
+  }
+})
+
 test('a SIGTERM while serve is still starting stops it cleanly (exit 0), not like a SIGKILL', async () => {
   // A database that takes connections and never answers: the start waits in its schema check,
   // after its LISTEN session began connecting (its drainers would be claiming next).
