@@ -1,5 +1,7 @@
-// Claims failing in a row: since when (readiness reports it), and the loop's bounded, jittered wait before the next.
+// Claims failing in a row: since when (readiness reports it), the loop's bounded, jittered wait before the next, and the run's log lines.
 import type { Clock } from '../clock.ts'
+import type { Logger } from '../log.ts'
+import { createFailureRun } from './failure-run.ts'
 
 const FIRST_WAIT_MS = 500
 // Bounded: a database that comes back is used again within a few seconds, without spinning.
@@ -13,19 +15,25 @@ export interface ClaimsFailing {
 }
 
 interface ClaimFailures {
-  /** A claim failed: noted; returns how long the loop waits before it claims again. */
+  /**
+   * A claim failed: noted (logged when it starts a run of failures, changes its cause, or every
+   * 5 minutes: a database down an hour is a few lines, not one per retry, 2.5-5 s apart); returns
+   * how long the loop waits before it claims again.
+   */
   failed(error: unknown): number
-  /** A claim succeeded: the record is cleared and the wait starts over. */
+  /** A claim succeeded: the record is cleared (a run logged), and the wait starts over. */
   succeeded(): void
   /** Null after a claim succeeded (or before any failed). */
   current(): ClaimsFailing | null
 }
 
-export function createClaimFailures(clock: Clock): ClaimFailures {
+export function createClaimFailures(clock: Clock, log: Logger): ClaimFailures {
   let failing: ClaimsFailing | null = null
   let waitMs = FIRST_WAIT_MS
+  const run = createFailureRun({ log, clock, msg: 'claim failed; retrying' })
   return {
     failed(error) {
+      run.failed(error)
       const code = (error as { code?: unknown } | null)?.code
       failing = {
         since: failing?.since ?? clock.now(),
@@ -37,6 +45,11 @@ export function createClaimFailures(clock: Clock): ClaimFailures {
       return wait
     },
     succeeded() {
+      const ended = run.succeeded()
+      // A run of one was its own line; a longer one's end is said, or its last line stands.
+      if (ended && ended.failures > 1) {
+        log.info('claims succeed again', { failures: ended.failures, failingMs: ended.ms })
+      }
       failing = null
       waitMs = FIRST_WAIT_MS
     },

@@ -42,8 +42,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let lastLoopAt: number | null = null
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
-  const claimFailures = createClaimFailures(d.clock)
   const log = d.log.child({ db: d.dbName })
+  const claimFailures = createClaimFailures(d.clock, log)
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
   const settle = createSettlements({
@@ -139,7 +139,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
         } catch (error) {
           wanted = true
           const waitMs = claimFailures.failed(error)
-          log.warn('claim failed; retrying', { err: error })
           d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'claim', error })
           await d.clock.sleep(waitMs, stopping.signal)
           continue

@@ -3,6 +3,7 @@ import { type Clock, waitAtMost } from '../clock.ts'
 import type { SharedSession } from '../db/statement-route.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
+import { createFailureRun } from './failure-run.ts'
 import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
 
 interface ListenerDeps {
@@ -44,6 +45,14 @@ export function createListener(d: ListenerDeps): Listener {
   const stopping = new AbortController()
   const checkTimeoutMs = d.checkTimeoutMs ?? 5_000
   const maxBackoffMs = d.maxBackoffMs ?? 10_000
+  // A database down for an hour: a few lines (its start, a new cause, every 5 minutes), not one
+  // per reconnect (5-10 s apart); the reconnect's own line says how many failed.
+  const connects = createFailureRun({
+    log: d.log,
+    clock: d.clock,
+    msg: 'listener could not connect',
+    fields: { db: d.db },
+  })
 
   const setState = (s: ListenerState) => {
     if (s === state) return
@@ -73,7 +82,11 @@ export function createListener(d: ListenerDeps): Listener {
       d.shared?.attach(client, () => {
         answeredAt = d.clock.now()
       })
-      d.log.info('listening for outbox notifications', { db: d.db })
+      const failed = connects.succeeded()
+      d.log.info('listening for outbox notifications', {
+        db: d.db,
+        ...(failed && { failedConnects: failed.failures, failingMs: failed.ms }),
+      })
       d.wake('sweep')
       // The session's end (lost, or its era retired) or a stop cuts the wait between checks short:
       // one signal for the session, not a race against a promise of its own at every interval,
@@ -141,7 +154,7 @@ export function createListener(d: ListenerDeps): Listener {
       } catch (err) {
         if (stopping.signal.aborted) break
         if (d.shared?.refusedAtStartup(err)) continue
-        d.log.warn('listener could not connect', { db: d.db, err })
+        connects.failed(err)
       }
       if (stopping.signal.aborted) break
       if (outcome === 'pooled') {

@@ -1,0 +1,68 @@
+// createFailureRun: a run of failures logged at its start, at a change of cause and every 5 minutes; its end returned.
+import { expect, test } from 'bun:test'
+import { createLogger } from '../../src/log.ts'
+import { createFailureRun } from '../../src/outbox/failure-run.ts'
+
+function logged() {
+  const lines: Record<string, unknown>[] = []
+  let now = 1_000_000
+  const run = createFailureRun({
+    log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
+    clock: { now: () => now, sleep: async () => {} },
+    msg: 'claim failed; retrying',
+    fields: { db: 'shop' },
+  })
+  return { lines, run, advance: (ms: number) => (now += ms) }
+}
+
+const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), {
+  code: 'ECONNREFUSED',
+})
+
+test('repeats of one cause are one line; a new cause and a 5-minute reminder are lines of their own', () => {
+  const { lines, run, advance } = logged()
+  run.failed(refused)
+  for (let i = 0; i < 20; i++) {
+    advance(4_000)
+    run.failed(refused)
+  }
+  expect(lines).toEqual([
+    expect.objectContaining({
+      level: 'warn',
+      msg: 'claim failed; retrying',
+      db: 'shop',
+      err: expect.objectContaining({ code: 'ECONNREFUSED' }),
+    }),
+  ])
+  // The server is back but refuses the login: another cause, named at once.
+  advance(4_000)
+  run.failed(Object.assign(new Error('password authentication failed'), { code: '28P01' }))
+  expect(lines[1]).toMatchObject({
+    level: 'warn',
+    err: { code: '28P01' },
+    failures: 22,
+    sinceMs: 84_000,
+  })
+  // Five minutes after the last line, one more says the run is still on.
+  advance(299_000)
+  run.failed(Object.assign(new Error('password authentication failed'), { code: '28P01' }))
+  expect(lines).toHaveLength(2)
+  advance(1_000)
+  run.failed(Object.assign(new Error('password authentication failed'), { code: '28P01' }))
+  expect(lines).toHaveLength(3)
+  expect(lines[2]).toMatchObject({ failures: 24, sinceMs: 384_000 })
+})
+
+test('a success ends the run and returns it; the next failure starts a new one, logged', () => {
+  const { lines, run, advance } = logged()
+  expect(run.succeeded()).toBeNull()
+  run.failed(refused)
+  advance(2_500)
+  run.failed(refused)
+  advance(500)
+  expect(run.succeeded()).toEqual({ failures: 2, ms: 3_000 })
+  expect(run.succeeded()).toBeNull()
+  run.failed(new Error('timeout exceeded when trying to connect'))
+  expect(lines.map((l) => l.failures)).toEqual([undefined, undefined])
+  expect(lines).toHaveLength(2)
+})
