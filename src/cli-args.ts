@@ -24,8 +24,9 @@ Arguments a command does not know are refused (exit 2), never ignored.
 Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or
 newer, or a migration it applied edited since.
 status also: 4 a database unreachable (or not answering), 5 mail needs attention (a due row older
-than --max-pending-age, default 600; claims no worker took back; rows due and no live worker; a
-read that failed), 6 a database's role may not read the mailer schema (a privilege refused, 42501).
+than --max-pending-age, default 600; claims no worker took back; rows due and no live worker; the
+database takes no writes; a read that failed), 6 a database's role may not read the mailer schema
+(a privilege refused, 42501).
 The worst database decides: 4, then 6, then 3, then 5.
 
 Environment (every variable is validated at start; one set that it does not read is named):
@@ -54,9 +55,9 @@ const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]\n' +
       '  exit 0 ok, 2 bad usage or configuration, 3 a schema missing/behind/ahead/edited, 4 a\n' +
       '  database unreachable, 5 needs attention (a due row older than --max-pending-age, default\n' +
-      '  600 s; claims no worker took back; rows due and no live worker; a read that failed), 6 the\n' +
-      '  role may not read the mailer schema (a privilege refused: grant CONNECT, USAGE on schema\n' +
-      '  mailer, SELECT on its tables).\n' +
+      '  600 s; claims no worker took back; rows due and no live worker; the database takes no\n' +
+      '  writes; a read that failed), 6 the role may not read the mailer schema (a privilege\n' +
+      '  refused: grant CONNECT, USAGE on schema mailer, SELECT on its tables).\n' +
       '  --timeout (default 5) bounds connecting and each statement. The worst database decides.',
     flags: { '--json': 'switch', '--max-pending-age': 'value', '--timeout': 'value' },
   },

@@ -82,3 +82,19 @@ test('--help names every cause of exit 3, an edited migration included, as the R
     expect(p.kind === 'help' && p.text).toMatch(/3 [^\n]*missing[\s\S]*edited/)
   }
 })
+
+test('--help and status --help name each cause of status exit 5, as the README does', () => {
+  for (const argv of [['--help'], ['status', '--help']]) {
+    const help = parseArgs(argv)
+    const text = (help.kind === 'help' ? help.text : '').replace(/\s+/g, ' ')
+    for (const cause of [
+      'older than --max-pending-age',
+      'claims no worker took back',
+      'rows due and no live worker',
+      'the database takes no writes',
+      'a read that failed',
+    ]) {
+      expect({ argv, cause, listed: text.includes(cause) }).toEqual({ argv, cause, listed: true })
+    }
+  }
+})
