@@ -14,7 +14,7 @@ import { RenderError } from './render-error.ts'
 import { type Ready, type SendExtra, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
-import type { Settlement } from './settle.ts'
+import { type Settlement, TOKEN_WAIT_CODE } from './settle.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 import type { StartQueue } from './start-queue.ts'
@@ -60,6 +60,13 @@ const SETTLED_MESSAGE = {
   debug: 'settled',
 } as const
 
+/**
+ * A row given back because the app got no provider token says nothing of the row (no request of
+ * its own was made) and repeats the transport's own line ('graph token request failed', once per
+ * backoff): at info it was one line per waiting row and backoff for as long as Entra was down.
+ */
+const TOKEN_WAIT = new RegExp(TOKEN_WAIT_CODE)
+
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
   const finish = async (lease: Lease, s: Settlement, extra: Partial<SendExtra> = {}) => {
     d.handedOver?.(lease)
@@ -92,7 +99,7 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       const level =
         row.status === 'failed'
           ? 'warn'
-          : outcome === 'retry' || outcome === 'throttled'
+          : outcome === 'retry' || (outcome === 'throttled' && !TOKEN_WAIT.test(row.code ?? ''))
             ? 'info'
             : 'debug'
       if (d.log.enabled(level)) {

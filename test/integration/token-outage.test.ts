@@ -1,5 +1,6 @@
 // An Entra (token endpoint) outage through the drainer and the real Graph sender: rows wait uncounted, then go out once.
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { createLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/fake-graph.ts'
@@ -86,6 +87,23 @@ describe('an Entra outage', () => {
     expect(r.fake.accepted.map((m) => m.outboxId).sort()).toEqual([...r.ids].sort())
     const sent = await t.pool.query('select distinct attempts from mailer.email_outbox')
     expect(sent.rows).toEqual([{ attempts: 1 }])
+  })
+
+  test('the outage is the transport’s line, not one per row and backoff: each wait given back is logged at debug', async () => {
+    const lines: { level: string; msg: string; outcome?: string }[] = []
+    const r = await startOutage(t, {
+      rows: ROWS,
+      cert,
+      log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
+    })
+    run = r
+    for (let k = 1; k <= 3; k++) await outageCycle(t, r, k)
+    const waits = lines.filter((l) => l.outcome === 'throttled')
+    // Every row met a wait (the lines are there, for a debug log), and none of them above debug:
+    // with 10,000 rows and the backoff at its 5 minutes, that was 33 lines a second at info for
+    // as long as Entra was down, each saying what 'graph token request failed' had said.
+    expect(new Set(waits.map((l) => (l as { outboxId?: string }).outboxId)).size).toBe(ROWS)
+    expect(waits.filter((l) => l.level !== 'debug')).toEqual([])
   })
 
   test('rows whose earlier send was interrupted: a mailbox lookup that gets no token waits as a send does (the shared backoff, uncounted, recorded once); then each is looked up and goes out once', async () => {

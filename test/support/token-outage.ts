@@ -3,7 +3,7 @@
 import type { Clock } from '../../src/clock.ts'
 import { systemClock } from '../../src/clock.ts'
 import type { WorkerConfig } from '../../src/config.ts'
-import { silentLogger } from '../../src/log.ts'
+import { type Logger, silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
@@ -66,6 +66,8 @@ export async function startOutage(
      * the worker looks them up in the mailbox (GRAPH_MAILBOX_LOOKUP) before sending again.
      */
     interrupted?: boolean
+    /** The worker's log (default silent). */
+    log?: Logger
   },
 ): Promise<OutageRun> {
   const clock = new ManualClock()
@@ -100,6 +102,7 @@ export async function startOutage(
   const engine = createTestEngine(t, {
     config: o.config ?? {},
     deps: {
+      ...(o.log ? { log: o.log } : {}),
       sender: transport.sender,
       gate: {
         ...gate,
