@@ -281,6 +281,23 @@ test('a start that fails after its workers began (the port taken) stops them and
   }
 })
 
+test('a METRICS_PORT taken is named as METRICS_PORT, not as PORT', async () => {
+  const taken = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
+  try {
+    const config = {
+      ...configFor(spare.url),
+      http: { host: '127.0.0.1', port: 0, metricsPort: taken.port! },
+    }
+    // The operator who reads PORT checks a port that is free.
+    const start = serve(config, { role: 'worker', log: silentLogger })
+    await expect(start).rejects.toThrow(
+      `cannot listen on 127.0.0.1:${taken.port} (HOST, METRICS_PORT)`,
+    )
+  } finally {
+    await taken.stop(true)
+  }
+})
+
 test('a stop does not wait for a LISTEN session still connecting: claims end at once and the connect is dropped', async () => {
   // A direct URL whose server accepts and never answers (a blackholed route): the listener sits in
   // its connect, which gives up only after 10 s, while Fly's kill_timeout leaves 10 s past the grace.
