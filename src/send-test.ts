@@ -77,8 +77,12 @@ export async function sendTest(
     )
     return EXIT.ok
   }
+  // A credential Entra refuses for good comes back as a wait (the engine keeps such a row, uncounted,
+  // until the credential is fixed): called transient, it read as "try again" when only a fix helps.
+  const refused = transport.problem()
   console.error(
-    `${outcome.kind === 'retry' ? 'not sent (transient)' : 'not sent'}: ${outcome.code}: ${outcome.message}${detail.length ? ` (${detail.join(', ')})` : ''}`,
+    `${outcome.kind === 'retry' && !refused ? 'not sent (transient)' : 'not sent'}: ${outcome.code}: ${outcome.message}${detail.length ? ` (${detail.join(', ')})` : ''}`,
   )
+  if (refused) console.error(refused)
   return EXIT.failure
 }

@@ -1,5 +1,5 @@
 // send-test refuses a sender or recipient that is not an address before anything is sent.
-import { afterEach, expect, test } from 'bun:test'
+import { afterEach, expect, spyOn, test } from 'bun:test'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,14 +24,18 @@ async function fileConfig() {
 }
 
 /** Sending through the Graph fake, from MAIL_FROM as given. */
-const graphConfig = (fake: Awaited<ReturnType<typeof startFakeGraph>>, mailFrom: string) =>
+const graphConfig = (
+  fake: Awaited<ReturnType<typeof startFakeGraph>>,
+  mailFrom: string,
+  clientSecret = 'right',
+) =>
   loadConfig(
     {
       MAIL_TRANSPORT: 'graph',
       MAIL_FROM: mailFrom,
       GRAPH_TENANT_ID: fake.tenantId,
       GRAPH_CLIENT_ID: fake.clientId,
-      GRAPH_CLIENT_SECRET: 'right',
+      GRAPH_CLIENT_SECRET: clientSecret,
       GRAPH_AUTHORITY_URL: fake.authorityUrl,
       GRAPH_API_URL: fake.apiUrl,
     },
@@ -78,6 +82,25 @@ test('MAIL_FROM written `Name <address>` sends from that mailbox, as the engine 
     expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(0)
     expect(fake.accepted.map((m) => m.mailbox)).toEqual(['outbox@example.com'])
   } finally {
+    await fake.stop()
+  }
+})
+
+test('a credential Entra refuses is said to need fixing, not called transient', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: ['outbox@example.com'] })
+  const printed = spyOn(console, 'error').mockImplementation(() => {})
+  try {
+    const config = graphConfig(fake, 'outbox@example.com', 'wrong-secret-value')
+    expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(1)
+    const text = printed.mock.calls.map((c) => c.join(' ')).join('\n')
+    // The engine waits for a fix (the row uncounted), but trying again changes nothing.
+    expect(text).not.toContain('transient')
+    expect(text).toContain('not sent: AADSTS7000215')
+    expect(text).toContain('fix the app registration or credential')
+    expect(text).not.toContain('wrong-secret-value')
+    expect(fake.accepted).toEqual([])
+  } finally {
+    printed.mockRestore()
     await fake.stop()
   }
 })
