@@ -2,8 +2,10 @@
 import { redactor } from './check-config/redactor.ts'
 import { checkConfig } from './check-config.ts'
 import { type Parsed, parseArgs, parseRole, parseSeconds } from './cli-args.ts'
+import { urlVariable } from './config/database-list.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig } from './config.ts'
+import { withLoginAdvice } from './db/login-refusal.ts'
 import { migrate } from './db/migrate.ts'
 import { AppError, describeError, EXIT, isAppError } from './errors.ts'
 import { createLogger } from './log.ts'
@@ -92,7 +94,9 @@ async function main(argv: string[]): Promise<number> {
         for (const d of config.databases) {
           const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) }).catch(
             (e: unknown) => {
-              throw namedForDatabase(d.name, e)
+              // The direct URL when one is set apart: the variable to fix is that one.
+              const which = d.listenUrl !== d.url ? 'listenUrl' : 'url'
+              throw namedForDatabase(d.name, e, urlVariable(d, config.databases, which))
             },
           )
           const newer = r.newer.length
@@ -131,9 +135,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** With several databases, an error that does not say which one leaves the operator guessing. */
-function namedForDatabase(db: string, e: unknown): Error {
-  const message = `${db}: ${describeError(e)}`
+/**
+ * With several databases, an error that does not say which one leaves the operator guessing. One of
+ * the driver's (no connection, a login refused) also names the variable whose URL it used, and a
+ * login refusal its cause and what to check; a verdict of ours (a schema newer) needs neither.
+ */
+function namedForDatabase(db: string, e: unknown, variable: string): Error {
+  const message = isAppError(e)
+    ? `${db}: ${describeError(e)}`
+    : `${db} (${variable}): ${withLoginAdvice(describeError(e), e)}`
   // The code is kept: it decides the exit code (a schema verdict is 3, not 1).
   return isAppError(e)
     ? new AppError(e.code, message, e.details, { cause: e })

@@ -1,21 +1,16 @@
 // Database check: reaches one configured database, reads its schema status, and asks whether LISTEN holds on it.
 import pg from 'pg'
-import type { DatabaseConfig } from '../config/database-list.ts'
+import { type DatabaseConfig, urlVariable } from '../config/database-list.ts'
 import type { Config, ServeRole } from '../config.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
-import { loginRefusal } from '../db/login-refusal.ts'
+import { withLoginAdvice } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { isAppError } from '../errors.ts'
 import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
 
 /** A failed connect in the server's words; a login it refused (password, role, database) with its cause and what to check. */
-function connectFailure(e: unknown): string {
-  const login = loginRefusal(e)
-  return login
-    ? `${describe(e)}: SQLSTATE ${login.sqlstate}, ${login.cause}: ${login.advice}`
-    : describe(e)
-}
+const connectFailure = (e: unknown): string => withLoginAdvice(describe(e), e)
 
 // Schema states a deploy fixes by itself (release_command runs migrate); the others need a human.
 const SCHEMA_PENDING = new Set(['schema_missing', 'schema_outdated'])
@@ -27,12 +22,7 @@ export async function checkDatabase(
   timeoutMs: number,
 ) {
   const out: Findings = { problems: [], checks: [] }
-  const label = (which: 'url' | 'listenUrl') => {
-    if (config.databases.length === 1 && d.name === 'default') {
-      return which === 'url' ? 'DATABASE_URL' : 'LISTEN_DATABASE_URL'
-    }
-    return `MAILER_DATABASES ${d.name}.${which}`
-  }
+  const label = (which: 'url' | 'listenUrl') => urlVariable(d, config.databases, which)
   const pool = new pg.Pool({
     connectionString: d.url,
     application_name: 'outbox-mailer:check-config',

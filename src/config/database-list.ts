@@ -71,3 +71,18 @@ export function databaseList(
   }
   return { databases, problems }
 }
+
+/**
+ * The variable that holds `d`'s URL (`which`), for a failure to name: the operator edits a variable,
+ * and with a direct URL apart from the pooled one (the deploy guide's setup) either may be the wrong one.
+ */
+export function urlVariable(
+  d: DatabaseConfig,
+  databases: readonly DatabaseConfig[],
+  which: 'url' | 'listenUrl',
+): string {
+  if (databases.length === 1 && d.name === 'default') {
+    return which === 'url' ? 'DATABASE_URL' : 'LISTEN_DATABASE_URL'
+  }
+  return `MAILER_DATABASES ${d.name}.${which}`
+}

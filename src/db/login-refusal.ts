@@ -35,3 +35,9 @@ export function loginRefusal(e: unknown): LoginRefusal | null {
   const known = REFUSALS[sqlstate]
   return known ? { sqlstate, ...known } : null
 }
+
+/** `message` (a failed connect in the server's words), with the cause and what to check when `e` is a login refusal. */
+export function withLoginAdvice(message: string, e: unknown): string {
+  const login = loginRefusal(e)
+  return login ? `${message}: SQLSTATE ${login.sqlstate}, ${login.cause}: ${login.advice}` : message
+}

@@ -346,5 +346,23 @@ test('with several databases, a migrate error names the database it came from', 
   })
   expect(r.code).toBe(1)
   expect(r.stdout).toContain('main: ')
-  expect(r.stderr).toMatch(/^closed: .*ECONNREFUSED/m)
+  expect(r.stderr).toMatch(/^closed \(MAILER_DATABASES closed\.url\): .*ECONNREFUSED/m)
+})
+
+test('a migrate refused at login names the variable whose URL it used (LISTEN_DATABASE_URL), the cause and what to check', async () => {
+  const password = `pw-${crypto.randomUUID()}`
+  const wrong = new URL(url)
+  wrong.password = password
+  // The deploy's setup: DATABASE_URL pooled and right, the direct URL that migrate uses wrong.
+  const r = await run(['migrate'], { LISTEN_DATABASE_URL: wrong.href })
+  expect(r.code).toBe(1)
+  expect(r.stderr).toStartWith('default (LISTEN_DATABASE_URL): password authentication failed')
+  expect(r.stderr).toContain('SQLSTATE 28P01, the password was refused')
+  expect(r.stderr).toContain("check the user and password in the database's URL")
+  expect(r.stderr).not.toContain(password)
+  const several = await run(['migrate'], {
+    DATABASE_URL: '',
+    MAILER_DATABASES: JSON.stringify([{ name: 'shop', url, listenUrl: wrong.href }]),
+  })
+  expect(several.stderr).toStartWith('shop (MAILER_DATABASES shop.listenUrl): ')
 })
