@@ -184,6 +184,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         abort,
         log,
         inFlight: () => held.size,
+        recordBy: settle.giveUpBy,
       })
       await settle.idle()
       await d.gate.close?.()

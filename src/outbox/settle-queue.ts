@@ -8,6 +8,11 @@ export interface SettleQueue {
   push(item: SettleItem): Promise<SettledRow | null>
   /** Resolves once everything pushed so far is written (or given up). */
   idle(): Promise<void>
+  /**
+   * A stop: a failed write is not retried past `deadline` (clock time), the ones under way included.
+   * The process is going; its leases expire and are reclaimed, as after giveUpAfterMs.
+   */
+  giveUpBy(deadline: number): void
 }
 
 interface Pending {
@@ -24,6 +29,7 @@ export function createSettleQueue(d: {
 }): SettleQueue {
   const queue: Pending[] = []
   let flushing: Promise<void> | null = null
+  let stopDeadline = Number.POSITIVE_INFINITY
 
   async function writeWithRetry(batch: Pending[]) {
     const started = d.clock.now()
@@ -35,7 +41,8 @@ export function createSettleQueue(d: {
         for (const p of batch) p.done(byId.get(p.item.id) ?? null)
         return
       } catch (err) {
-        if (d.clock.now() - started + delay > d.giveUpAfterMs) {
+        const giveUpAt = Math.min(started + d.giveUpAfterMs, stopDeadline)
+        if (d.clock.now() + delay > giveUpAt) {
           d.log.error('could not record send outcomes; their leases will expire and be reclaimed', {
             ids: batch.map((p) => p.item.id),
             err,
@@ -81,6 +88,9 @@ export function createSettleQueue(d: {
     },
     async idle() {
       while (flushing || queue.length > 0) await (flushing ?? flush())
+    },
+    giveUpBy(deadline) {
+      stopDeadline = Math.min(stopDeadline, deadline)
     },
   }
 }

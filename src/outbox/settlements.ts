@@ -45,5 +45,9 @@ export function createSettlements(d: {
     idle: async () => {
       await Promise.all([sent.idle(), others.idle()])
     },
+    giveUpBy: (deadline) => {
+      sent.giveUpBy(deadline)
+      others.giveUpBy(deadline)
+    },
   }
 }

@@ -1527,6 +1527,7 @@ describe('lease upkeep', () => {
         return row
       },
       idle: () => settlements.idle(),
+      giveUpBy: settlements.giveUpBy,
     }
     const upkeep = createLeaseUpkeep({
       dbName: 'test',
