@@ -4,6 +4,12 @@ import { EXIT } from './errors.ts'
 import { type Running, type ServeOptions, serve } from './serve.ts'
 
 /**
+ * How long past SHUTDOWN_GRACE_SECONDS a stop may take (the aborted sends' 5 s, recording outcomes,
+ * closing pools) before it is given up: under fly.toml's kill_timeout, which keeps 10 s over the grace.
+ */
+const STOP_MARGIN_SECONDS = 8
+
+/**
  * Runs `serve` until SIGTERM, SIGINT or SIGHUP; a second signal exits at once. SIGHUP is what a
  * `serve` started from a terminal or an SSH session gets when that closes: its default action ends
  * the process at once, like a SIGKILL (sends in flight left ambiguous, leases and provider slots held
@@ -18,6 +24,18 @@ export async function runUntilSignalled(config: Config, o: ServeOptions): Promis
   let asked: string | null = null
   let signals = 0
   const stop = (r: Running, signal: string) => {
+    // A database that answers nothing (a black-holed route) held the stop in the driver's own
+    // timeouts (60 s), past kill_timeout: past the grace and this margin, the stop is given up and
+    // said so. Anything it had not recorded is as after a kill: the leases expire and are reclaimed.
+    const boundMs = (config.worker.shutdownGraceSeconds + STOP_MARGIN_SECONDS) * 1000
+    setTimeout(() => {
+      o.log.error('stop unfinished: exiting', {
+        signal,
+        afterSeconds: boundMs / 1000,
+        why: 'the database did not answer in time; unrecorded leases expire and are reclaimed',
+      })
+      process.exit(EXIT.failure)
+    }, boundMs).unref()
     void r.stop(signal).then(
       () => process.exit(EXIT.ok),
       (err) => {

@@ -6,6 +6,8 @@ export interface SilencingProxy {
   url: string
   /** Connections open now forward nothing more, either way; new ones still pass. */
   silence(): void
+  /** A black hole from now on: the open connections go silent, and so does each new one (accepted, never answered). */
+  blackhole(): void
   /**
    * The first connection whose client sends bytes containing `text` goes silent there (those bytes
    * are not forwarded); the others pass.
@@ -26,9 +28,10 @@ export async function startSilencingProxy(target: string): Promise<SilencingProx
   const u = new URL(target)
   const pairs = new Set<{ client: net.Socket; upstream: net.Socket; silent: boolean }>()
   let trigger: string | null = null
+  let dark = false
   const server = net.createServer((client) => {
     const upstream = net.connect(Number(u.port), u.hostname)
-    const pair = { client, upstream, silent: false }
+    const pair = { client, upstream, silent: dark }
     pairs.add(pair)
     for (const s of [client, upstream]) s.on('error', () => {})
     client.on('data', (b) => {
@@ -56,6 +59,10 @@ export async function startSilencingProxy(target: string): Promise<SilencingProx
   return {
     url: url.toString(),
     silence() {
+      for (const p of pairs) p.silent = true
+    },
+    blackhole() {
+      dark = true
       for (const p of pairs) p.silent = true
     },
     silenceOnceAt(text) {

@@ -1,0 +1,73 @@
+// A SIGTERM while the database answers nothing (a black-holed route): serve exits by Fly's kill_timeout, saying why, not after the driver's 60 s timeouts.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { testCluster } from '../preload.ts'
+import { compiledBinary } from '../support/binary.ts'
+import { pollUntil } from '../support/events.ts'
+import { growingOutput } from '../support/growing-output.ts'
+import { adminQuery } from '../support/postgres.ts'
+import { startSilencingProxy } from '../support/silencing-proxy.ts'
+
+// Builds and drives the real binary; the stop it measures took 60 s before.
+setDefaultTimeout(120_000)
+
+const dbName = `outbox_stop_${process.pid}`
+let url: string
+let bin: string
+beforeAll(async () => {
+  bin = await compiledBinary()
+  const cluster = await testCluster()
+  await adminQuery(
+    cluster.url('postgres'),
+    `create database ${dbName} template ${cluster.templateName}`,
+  )
+  url = cluster.url(dbName)
+})
+afterAll(async () => {
+  const cluster = await testCluster()
+  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+})
+
+test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECONDS + 8 s, its reason logged', async () => {
+  const proxy = await startSilencingProxy(url)
+  const port = await freePort()
+  const graceSeconds = 1
+  const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: proxy.url,
+      MAIL_TRANSPORT: 'discard',
+      MAIL_FROM: 'outbox@example.com',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      SHUTDOWN_GRACE_SECONDS: String(graceSeconds),
+      LOG_LEVEL: 'info',
+    },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const stdout = growingOutput(p.stdout)
+  let signalledAt = 0
+  try {
+    await pollUntil(async () => {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
+      return res?.status === 200 ? true : undefined
+    }, 20_000)
+    // Its connections and any new one now answer nothing: no refusal, no reset.
+    proxy.blackhole()
+    signalledAt = performance.now()
+    p.kill('SIGTERM')
+    const code = await p.exited
+    const seconds = (performance.now() - signalledAt) / 1000
+    // fly.toml's kill_timeout is the grace + 10 s: the process is gone before Fly kills it.
+    expect({ code, withinBound: seconds < graceSeconds + 10 }).toEqual({
+      code: 1,
+      withinBound: true,
+    })
+  } finally {
+    p.kill('SIGKILL')
+    proxy.close()
+  }
+  await stdout.ended
+  expect(stdout.text()).toContain('"msg":"stop unfinished: exiting"')
+})
