@@ -265,8 +265,7 @@ describe('a refused credential (an unregistered certificate)', () => {
     // The reclaim's sweep fails them within a lease length; the bound is generous for a starved
     // machine, and the cooldown runs on r.clock, so no claim can meet them meanwhile (the token
     // request count below shows it).
-    for (const id of [met!, unmet])
-      await r.engine.events.waitFor(settledFor(id, 'expired'), 20_000)
+    for (const id of [met!, unmet]) await r.engine.events.waitFor(settledFor(id, 'expired'), 20_000)
     expect(await statusOf([met!, unmet])).toEqual([
       { status: 'failed', last_error_code: 'expired' },
     ])

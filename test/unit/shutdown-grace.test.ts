@@ -45,6 +45,7 @@ test('sends that finish within the grace leave no timer running after it', async
     abort: new AbortController(),
     log: silentLogger,
     inFlight: () => 1,
+    recordBy: () => {},
   })
   send.resolve()
   await finishing
@@ -63,6 +64,7 @@ test('sends aborted past the grace that then end leave no timer running either',
     abort,
     log: silentLogger,
     inFlight: () => 1,
+    recordBy: () => {},
   })
   // The grace's wait has begun (finishWithinGrace sleeps at once).
   expect(held.pending()).toBe(1)
