@@ -158,6 +158,11 @@ interface GraphError {
   requestId?: string
 }
 
+// A code as Graph spells them (`ErrorInvalidRecipients`, `Request_BadRequest`, `generalException`);
+// anything else (a proxy's page, a 3 kB string) is not one, and the status names the error instead:
+// last_error_code sits in the failed rows' index (0025), whose entries cannot pass ~2.7 kB.
+const GRAPH_CODE = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/
+
 /** `{"error":{"code","message","innerError":{"request-id"}}}`; anything else yields no fields. */
 export function parseGraphError(bodyText: string): GraphError {
   if (bodyText === '') return {}
@@ -168,7 +173,7 @@ export function parseGraphError(bodyText: string): GraphError {
     const inner = (e.innerError ?? e.innererror) as Record<string, unknown> | undefined
     const requestId = inner?.['request-id']
     return {
-      ...(typeof e.code === 'string' && e.code !== '' ? { code: e.code } : {}),
+      ...(typeof e.code === 'string' && GRAPH_CODE.test(e.code) ? { code: e.code } : {}),
       ...(typeof e.message === 'string' ? { message: redact(e.message) } : {}),
       ...(typeof requestId === 'string' ? { requestId } : {}),
     }

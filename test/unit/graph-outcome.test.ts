@@ -39,6 +39,22 @@ const table: Row[] = [
   ],
   ['another 2xx is sent', 200, {}, '', { kind: 'sent', httpStatus: 200 }],
   [
+    // last_error_code is in the failed rows' index (0025): an entry past ~2.7 kB fails the settlement,
+    // and the row would be sent again (as an over-long correlation id did, 0027)
+    'a 4xx whose code no Graph error has (3,000 characters, from a proxy) keeps its status as its code',
+    400,
+    {},
+    graphBody('E'.repeat(3000)),
+    { kind: 'reject', code: 'http_400' },
+  ],
+  [
+    'a 5xx whose code holds blanks and markup keeps its status as its code',
+    502,
+    {},
+    graphBody('<html> Bad gateway </html>'),
+    { kind: 'retry', code: 'http_502' },
+  ],
+  [
     '429 with Retry-After: 0 still waits a second, not a retry at once',
     429,
     { 'retry-after': '0' },
