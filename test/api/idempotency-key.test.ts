@@ -1,47 +1,25 @@
 // POST /v1/outbox with an Idempotency-Key: a replay of the same request is answered with its row; another request under the key is refused.
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  setDefaultTimeout,
-  test,
-} from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
-import { createTestDb, type TestDb } from '../support/db.ts'
-import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { enqueueSql, send, setState } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
-let app: App
-let tk: string
+const s = appOnOwnDatabase()
 const message = { to: 'ada@example.com', subject: 'Order 7 shipped', text: 'It is on its way' }
 
-beforeAll(async () => {
-  t = await createTestDb()
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
-  tk = await token()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
-})
-
 const enqueue = (body: unknown, key?: string, over: { token?: string } = {}) =>
-  send(app, 'POST', '/v1/outbox', {
-    token: over.token ?? tk,
+  send(s.app, 'POST', '/v1/outbox', {
+    token: over.token ?? s.tk,
     body,
     headers: key === undefined ? {} : { 'idempotency-key': key },
   })
 
 const rowCount = async () =>
-  (await t.pool.query('select count(*)::int as n from mailer.email_outbox')).rows[0].n as number
+  (await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')).rows[0].n as number
 
 describe('the same key with another request', () => {
   test('another message or other options under a used key are a 422 naming the row; nothing is inserted', async () => {
@@ -99,7 +77,7 @@ describe('the same key with another request', () => {
       expect(b.detail).not.toContain('bob@')
     }
     expect(await rowCount()).toBe(1)
-    const row = await t.pool.query(
+    const row = await s.t.pool.query(
       'select message ->> $2 as subject from mailer.email_outbox where id = $1',
       [id, 'subject'],
     )
@@ -107,7 +85,7 @@ describe('the same key with another request', () => {
   })
 
   test('a key a row enqueued through SQL holds, with another message, is a 422 too', async () => {
-    const id = await enqueueSql(t.pool, { dedupeKey: 'from-sql' })
+    const id = await enqueueSql(s.t.pool, { dedupeKey: 'from-sql' })
     const r = await enqueue({ message }, 'from-sql')
     expect([r.status, (r.body as { detail?: string }).detail]).toEqual([
       422,
@@ -125,9 +103,9 @@ describe('a replay of the same request', () => {
     const first = await enqueue(body, 'order-7')
     const id = (first.body as { id: string }).id
     for (const state of ['failed', 'cancelled', 'sent'] as const) {
-      await setState(t.pool, id, state)
+      await setState(s.t.pool, id, state)
       // A retry moves send_at: sendAt is not compared.
-      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+      await s.t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
       const again = await enqueue(body, 'order-7')
       expect([state, again.status, again.body]).toEqual([state, 200, { id }])
     }
@@ -157,7 +135,7 @@ describe('a replay of the same request', () => {
     )
     expect(await rowCount()).toBe(1)
     const subject = (
-      await t.pool.query(`select message ->> 'subject' as s from mailer.email_outbox`)
+      await s.t.pool.query(`select message ->> 'subject' as s from mailer.email_outbox`)
     ).rows[0].s as string
     const statuses = all.map((r, i) => [
       (i % 2 === 0 ? message : other.message).subject === subject,
@@ -198,7 +176,7 @@ describe('tenants', () => {
 
 /** POSTs over a real socket through Bun.serve, the key written as raw UTF-8 bytes, as a client sends it. */
 async function postRaw(key: Buffer, body: unknown): Promise<{ status: number; body: unknown }> {
-  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: (req) => app.fetch(req) })
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: (req) => s.app.fetch(req) })
   try {
     const json = Buffer.from(JSON.stringify(body))
     const socket = net.connect(server.port!, '127.0.0.1')
@@ -208,7 +186,7 @@ async function postRaw(key: Buffer, body: unknown): Promise<{ status: number; bo
     socket.write(
       Buffer.concat([
         Buffer.from(
-          `POST /v1/outbox HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${tk}\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\nIdempotency-Key: `,
+          `POST /v1/outbox HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${s.tk}\r\nContent-Type: application/json\r\nContent-Length: ${json.length}\r\nIdempotency-Key: `,
         ),
         key,
         Buffer.from('\r\n\r\n'),
@@ -237,7 +215,7 @@ describe('a key that is not ASCII', () => {
     // The same text as options.dedupeKey (a JSON string) is stored as sent.
     const body = await enqueue({ message, options: { dedupeKey: 'заказ-7' } })
     expect(body.status).toBe(201)
-    const row = await t.pool.query('select dedupe_key from mailer.email_outbox')
+    const row = await s.t.pool.query('select dedupe_key from mailer.email_outbox')
     expect(row.rows).toEqual([{ dedupe_key: 'заказ-7' }])
   })
 
@@ -245,7 +223,7 @@ describe('a key that is not ASCII', () => {
     const key = 'order 7/2024:#a=b;c~'
     const r = await postRaw(Buffer.from(key), { message })
     expect(r.status).toBe(201)
-    const row = await t.pool.query('select dedupe_key from mailer.email_outbox')
+    const row = await s.t.pool.query('select dedupe_key from mailer.email_outbox')
     expect(row.rows).toEqual([{ dedupe_key: key }])
   })
 })

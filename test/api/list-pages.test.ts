@@ -1,35 +1,12 @@
 // GET /v1/outbox's keyset pages while rows are inserted and change status between pages, and what a cursor is.
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  setDefaultTimeout,
-  test,
-} from 'bun:test'
-import { createTestDb, type TestDb } from '../support/db.ts'
-import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
-import { token } from './support/tokens.ts'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { enqueueSql, send, setState } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
-let app: App
-let tk: string
-
-beforeAll(async () => {
-  t = await createTestDb()
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
-  tk = await token()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
-})
+const s = appOnOwnDatabase()
 
 interface Page {
   items: { id: string; status: string }[]
@@ -38,15 +15,16 @@ interface Page {
 
 async function page(query: string, cursor: string | null): Promise<Page> {
   const url = `/v1/outbox?${query}${cursor ? `&cursor=${cursor}` : ''}`
-  const r = await send(app, 'GET', url, { token: tk })
+  const r = await send(s.app, 'GET', url, { token: s.tk })
   expect([url, r.status]).toEqual([url, 200])
   return r.body as Page
 }
 
 const toPending = (id: string) =>
-  t.pool.query(`update mailer.email_outbox set status = 'pending', sent_at = null where id = $1`, [
-    id,
-  ])
+  s.t.pool.query(
+    `update mailer.email_outbox set status = 'pending', sent_at = null where id = $1`,
+    [id],
+  )
 
 /**
  * Walks every page of `query`, calling `between` after each one with the ids seen so far; returns
@@ -73,9 +51,9 @@ describe.each([
     const pending: string[] = []
     const failed: string[] = []
     for (let i = 0; i < 24; i++) {
-      const id = await enqueueSql(t.pool, { correlationId: 'batch-1' })
+      const id = await enqueueSql(s.t.pool, { correlationId: 'batch-1' })
       if (i % 3 === 0) {
-        await setState(t.pool, id, 'failed')
+        await setState(s.t.pool, id, 'failed')
         failed.push(id)
       } else pending.push(id)
     }
@@ -85,12 +63,12 @@ describe.each([
     const seen = await walk(`status=pending&limit=3${extra}`, async (sofar) => {
       const last = BigInt(sofar.at(-1)!)
       // A row already listed leaves the filter and comes back: it must not be listed again.
-      await setState(t.pool, sofar[0]!, 'sent')
+      await setState(s.t.pool, sofar[0]!, 'sent')
       await toPending(sofar[0]!)
       // A pending row not listed yet is sent: it no longer matches and is not listed.
       const goes = pending.find((id) => BigInt(id) < last && !left.has(id) && !sofar.includes(id))
       if (goes) {
-        await setState(t.pool, goes, 'sent')
+        await setState(s.t.pool, goes, 'sent')
         left.add(goes)
       }
       // A failed row below the position is retried: it matches now and is listed once.
@@ -100,7 +78,7 @@ describe.each([
         joined.add(comes)
       }
       // New rows take higher ids: a walk that started before them does not reach them.
-      inserted.push(await enqueueSql(t.pool, { correlationId: 'batch-1' }))
+      inserted.push(await enqueueSql(s.t.pool, { correlationId: 'batch-1' }))
     })
     expect(new Set(seen).size).toBe(seen.length)
     expect(seen).toEqual([...seen].sort((a, b) => (BigInt(b) > BigInt(a) ? 1 : -1)))
@@ -117,7 +95,7 @@ describe.each([
 describe('a cursor', () => {
   test('is a position (rows below an id), so a cursor of one filter continues another below it', async () => {
     const ids: string[] = []
-    for (let i = 0; i < 6; i++) ids.push(await enqueueSql(t.pool, { tenant: i % 2 ? 'a' : 'b' }))
+    for (let i = 0; i < 6; i++) ids.push(await enqueueSql(s.t.pool, { tenant: i % 2 ? 'a' : 'b' }))
     const first = await page('tenant=a&limit=1', null)
     expect(first.items.map((i) => i.id)).toEqual([ids[5]!])
     const other = await page('tenant=b&limit=10', first.nextCursor)

@@ -1,45 +1,22 @@
 // The time-range filters (createdFrom/To, sentFrom/To) of the list and the bulk actions, to the microsecond Postgres keeps.
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  setDefaultTimeout,
-  test,
-} from 'bun:test'
-import { createTestDb, type TestDb } from '../support/db.ts'
-import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
-import { token } from './support/tokens.ts'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { enqueueSql, send, setState } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
-let app: App
-let tk: string
-
-beforeAll(async () => {
-  t = await createTestDb()
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
-  tk = await token()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
-})
+const s = appOnOwnDatabase()
 
 const listed = async (query: string) => {
-  const r = await send(app, 'GET', `/v1/outbox?${query}`, { token: tk })
+  const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
   expect([query, r.status]).toEqual([query, 200])
   return (r.body as { items: { id: string }[] }).items.map((i) => i.id)
 }
 
 const matched = async (filter: Record<string, unknown>) => {
-  const r = await send(app, 'POST', '/v1/outbox/retry', {
-    token: tk,
+  const r = await send(s.app, 'POST', '/v1/outbox/retry', {
+    token: s.tk,
     body: { filter: { status: ['failed'], ...filter }, dryRun: true },
   })
   expect(r.status).toBe(200)
@@ -48,14 +25,14 @@ const matched = async (filter: Record<string, unknown>) => {
 
 /** Two failed rows, created and sent 200 µs and 800 µs into a millisecond. */
 async function rowsInOneMillisecond() {
-  const early = await enqueueSql(t.pool)
-  const late = await enqueueSql(t.pool)
+  const early = await enqueueSql(s.t.pool)
+  const late = await enqueueSql(s.t.pool)
   for (const [id, at] of [
     [early, '2030-01-01T00:00:00.000200Z'],
     [late, '2030-01-01T00:00:00.000800Z'],
   ] as const) {
-    await setState(t.pool, id, 'failed')
-    await t.pool.query(
+    await setState(s.t.pool, id, 'failed')
+    await s.t.pool.query(
       'update mailer.email_outbox set created_at = $2, sent_at = $2 where id = $1',
       [id, at],
     )
@@ -86,9 +63,9 @@ describe('a bound finer than a millisecond', () => {
 describe('a bound Postgres has no instant for', () => {
   test('year 0000 is a 400 naming the filter, in the list and the bulk actions (not a 500)', async () => {
     const bound = '0000-06-01T00:00:00Z'
-    const list = await send(app, 'GET', `/v1/outbox?createdFrom=${bound}`, { token: tk })
-    const bulk = await send(app, 'POST', '/v1/outbox/cancel', {
-      token: tk,
+    const list = await send(s.app, 'GET', `/v1/outbox?createdFrom=${bound}`, { token: s.tk })
+    const bulk = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
       body: { filter: { sentTo: bound }, dryRun: true },
     })
     const paths = (r: { body: unknown }) =>
@@ -98,7 +75,7 @@ describe('a bound Postgres has no instant for', () => {
   })
 
   test('year 0001 with an offset before UTC (1 BC in UTC) and past 9999 in UTC are instants: 200', async () => {
-    await enqueueSql(t.pool)
+    await enqueueSql(s.t.pool)
     expect(
       await listed(`createdFrom=${encodeURIComponent('0001-01-01T00:00:00+01:00')}`),
     ).toHaveLength(1)
