@@ -1,6 +1,7 @@
 // Opens one database: a pg pool (application_name outbox-mailer) wrapped in Kysely.
 import { Kysely, PostgresDialect } from 'kysely'
 import type pg from 'pg'
+import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
 import { READ_ONLY_HOLD_OFF_MS, RetiringPool, readOnlyEras } from './read-only-server.ts'
@@ -55,14 +56,16 @@ export function openDb(o: OpenOptions): DbHandle {
       ),
     ),
     {
-      // Once per episode: a standby named by the URL refuses every write for as long as it is named.
-      onEpisode: () =>
-        o.log.warn(
-          'the database refused a write as read-only (a standby, or a primary demoted by a failover); closing the connections opened before, the next statement opens a new one (while writes keep being refused, at most once per hold-off)',
-          { db: o.name, sqlstate: READ_ONLY_SQLSTATE, holdOffMs: READ_ONLY_HOLD_OFF_MS },
-        ),
-      onAccepted: (refusedMs) =>
-        o.log.info('the database takes writes again', { db: o.name, refusedMs }),
+      // A standby named by the URL refuses every write for as long as it is named: its start, then
+      // a line every 5 minutes while it lasts, so a log read at any time shows it.
+      refusals: createFailureRun({
+        log: o.log,
+        clock: { now: o.now ?? Date.now },
+        msg: 'the database refused a write as read-only (a standby, or a primary demoted by a failover); closing the connections opened before, the next statement opens a new one (while writes keep being refused, at most once per hold-off)',
+        fields: { db: o.name, sqlstate: READ_ONLY_SQLSTATE, holdOffMs: READ_ONLY_HOLD_OFF_MS },
+      }),
+      onAccepted: (ended) =>
+        o.log.info('the database takes writes again', { db: o.name, ...ended }),
       now: o.now,
     },
   )

@@ -1,5 +1,6 @@
 // A server that refused a write as read-only (SQLSTATE 25006): the database's connections opened before that answer are not used again.
 import type pg from 'pg'
+import type { FailureRun } from '../failure-run.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import { StartupTimeoutPool } from './startup-timeout-pool.ts'
 
@@ -35,10 +36,14 @@ export interface ReadOnlyEras {
 }
 
 export interface ReadOnlyErasOptions {
-  /** Hears the retirement that begins an episode (the log, once per episode). */
-  onEpisode: (err: unknown) => void
-  /** Hears the end of an episode that `accepted` closed. */
-  onAccepted?: (refusedMs: number) => void
+  /**
+   * Hears every write refused as read-only on a connection of the current era, an episode as one
+   * run (the log: its start, then every 5 minutes while it lasts); an episode after a gap starts
+   * a new run.
+   */
+  refusals: FailureRun
+  /** Hears the end of an episode that `accepted` closed: how long, how many writes refused. */
+  onAccepted?: (ended: { refusedMs: number; refusedWrites: number }) => void
   now?: () => number
   holdOffMs?: number
 }
@@ -81,6 +86,9 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
         : episode
     episode = current
     current.lastAt = at
+    // An episode that ended by its gap ended without a word; this refusal begins the next run.
+    if (first) o.refusals.succeeded()
+    o.refusals.failed(err)
     const sinceEnd = at - current.endedAt
     if (sinceEnd >= 0 && sinceEnd < holdOffMs) return
     current.endedAt = at
@@ -88,7 +96,6 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
     const waiters = [...waiting]
     waiting.clear()
     for (const w of waiters) w({ first })
-    if (first) o.onEpisode(err)
   }
   const plain = Base.prototype.query as unknown as Query
   class EraClient extends Base {
@@ -132,7 +139,8 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
     refusingSince: () => episode?.since ?? null,
     accepted() {
       if (episode === null) return
-      o.onAccepted?.(now() - episode.since)
+      const refusedWrites = o.refusals.succeeded()?.failures ?? 0
+      o.onAccepted?.({ refusedMs: now() - episode.since, refusedWrites })
       episode = null
     },
   }

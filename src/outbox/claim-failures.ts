@@ -1,7 +1,7 @@
 // Claims failing in a row: since when (readiness reports it), the loop's bounded, jittered wait before the next, and the run's log lines.
 import type { Clock } from '../clock.ts'
+import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
-import { createFailureRun } from './failure-run.ts'
 
 const FIRST_WAIT_MS = 500
 // Bounded: a database that comes back is used again within a few seconds, without spinning.

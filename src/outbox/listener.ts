@@ -1,9 +1,9 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
 import { type Clock, waitAtMost } from '../clock.ts'
 import type { SharedSession } from '../db/statement-route.ts'
+import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
-import { createFailureRun } from './failure-run.ts'
 import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
 
 interface ListenerDeps {

@@ -350,3 +350,48 @@ test('serve --role api on a read-only database: the first /readyz is 503 saying 
     await running.stop('test')
   }
 })
+
+test('a URL that names a standby for hours: the warning is repeated every 5 minutes while writes keep being refused (with how many and since when), as a database outage is, and its end says how many were refused', async () => {
+  const { handle, clock, lines, write } = await openOnReadOnly('info')
+  // A worker's claims refused every 55 s (one episode: never 60 s apart) for five and a half minutes.
+  for (let i = 0; i < 7; i++) {
+    if (i > 0) clock.at += 55_000
+    expect(await write()).toBe('25006')
+  }
+  const warned = lines.filter((l) => l.level === 'warn')
+  expect(warned).toEqual([
+    expect.objectContaining({ msg: expect.stringContaining('refused a write as read-only') }),
+    expect.objectContaining({
+      msg: expect.stringContaining('refused a write as read-only'),
+      db: 'test',
+      failures: 7,
+      sinceMs: 330_000,
+    }),
+  ])
+  // The last refusal (past the hold-off) retired its connection: the next write opens a new one.
+  await readOnly(false)
+  clock.at += 5_000
+  expect(await write()).toBe('written')
+  // The probe's word: the episode is over.
+  handle.writes.accepted()
+  expect(lines.at(-1)).toMatchObject({
+    level: 'info',
+    msg: 'the database takes writes again',
+    db: 'test',
+    refusedMs: 335_000,
+    refusedWrites: 7,
+  })
+  expect(lines.filter((l) => l.level === 'warn')).toHaveLength(2)
+})
+
+test('refusals more than a minute apart are two episodes, each logged as a start', async () => {
+  const { clock, lines, write } = await openOnReadOnly('info')
+  expect(await write()).toBe('25006')
+  clock.at += 61_000
+  expect(await write()).toBe('25006')
+  const warned = lines.filter((l) => l.level === 'warn')
+  expect(warned.map((l) => [l.msg.split(' ').slice(0, 5).join(' '), 'failures' in l])).toEqual([
+    ['the database refused a write', false],
+    ['the database refused a write', false],
+  ])
+})

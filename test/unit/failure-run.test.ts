@@ -1,14 +1,14 @@
 // createFailureRun: a run of failures logged at its start, at a change of cause and every 5 minutes; its end returned.
 import { expect, test } from 'bun:test'
+import { createFailureRun } from '../../src/failure-run.ts'
 import { createLogger } from '../../src/log.ts'
-import { createFailureRun } from '../../src/outbox/failure-run.ts'
 
 function logged() {
   const lines: Record<string, unknown>[] = []
   let now = 1_000_000
   const run = createFailureRun({
     log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
-    clock: { now: () => now, sleep: async () => {} },
+    clock: { now: () => now },
     msg: 'claim failed; retrying',
     fields: { db: 'shop' },
   })

@@ -9,6 +9,7 @@ const LEAVES = [
   'src/clock.ts',
   'src/log.ts',
   'src/process-warnings.ts',
+  'src/failure-run.ts',
   'src/errors.ts',
   'src/sql.d.ts',
   'src/version.ts',

@@ -1,6 +1,6 @@
-// A failure a retry loop meets again and again (its database down) logged as a run: its start, a change of cause, a reminder every 5 minutes; not once per retry.
-import type { Clock } from '../clock.ts'
-import type { Logger } from '../log.ts'
+// A failure met again and again (a database down, a standby refusing writes) logged as a run: its start, a change of cause, a reminder every 5 minutes; not once per retry.
+import type { Clock } from './clock.ts'
+import type { Logger } from './log.ts'
 
 /** While a run lasts, a line at least this often, so a log read at any time shows it is still on. */
 const REMIND_MS = 5 * 60_000
@@ -24,7 +24,7 @@ export interface FailureRun {
 
 export function createFailureRun(o: {
   log: Logger
-  clock: Clock
+  clock: Pick<Clock, 'now'>
   msg: string
   fields?: Record<string, unknown>
 }): FailureRun {
