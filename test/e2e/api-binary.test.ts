@@ -8,16 +8,15 @@ import { freePort } from '../../src/embedded-postgres.ts'
 import { createContract, type Doc } from '../api/support/contract.ts'
 import { buildApp, type Sent } from '../api/support/harness.ts'
 import { AUDIENCE, ISSUER, SECRET, token } from '../api/support/tokens.ts'
-import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { createTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
-import { adminQuery } from '../support/postgres.ts'
+import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
 // Builds and drives the real binary: slower than a unit test, still bounded.
 setDefaultTimeout(90_000)
 
-const dbName = `outbox_api_${process.pid}`
+let database: TemplateDb
 let proc: ReturnType<typeof Bun.spawn>
 let base: string
 let mailDir: string
@@ -25,18 +24,14 @@ let bin: string
 
 beforeAll(async () => {
   bin = await compiledBinary()
-  const cluster = await testCluster()
-  await adminQuery(
-    cluster.url('postgres'),
-    `create database ${dbName} template ${cluster.templateName}`,
-  )
+  database = await cloneTemplateDb('outbox_api')
   mailDir = await mkdtemp(join(tmpdir(), 'outbox-api-mail-'))
   const port = await freePort()
   base = `http://127.0.0.1:${port}`
   proc = Bun.spawn([bin, 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
-      DATABASE_URL: cluster.url(dbName),
+      DATABASE_URL: database.url,
       MAIL_TRANSPORT: 'file',
       MAIL_FILE_DIR: mailDir,
       MAIL_FROM: 'outbox@example.com',
@@ -58,8 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   proc?.kill('SIGTERM')
   await proc?.exited
-  const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+  await database?.drop()
   await rm(mailDir, { recursive: true, force: true })
 })
 

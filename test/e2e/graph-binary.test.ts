@@ -1,7 +1,6 @@
 // The compiled binary against the strict Graph fake: one token, bounded concurrency, codes kept.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { freePort } from '../../src/embedded-postgres.ts'
-import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import {
@@ -11,9 +10,10 @@ import {
   type TestCertificate,
 } from '../support/fake-graph.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
 const FROM = 'outbox@contoso.example'
-const dbName = `outbox_graph_${process.pid}`
+let database: TemplateDb
 const jwtSecret = crypto.randomUUID() + crypto.randomUUID()
 let bin: string
 let url: string
@@ -24,16 +24,11 @@ setDefaultTimeout(90_000)
 
 beforeAll(async () => {
   ;[bin, cert] = await Promise.all([compiledBinary(), generateTestCertificate()])
-  const cluster = await testCluster()
-  await adminQuery(
-    cluster.url('postgres'),
-    `create database ${dbName} template ${cluster.templateName}`,
-  )
-  url = cluster.url(dbName)
+  database = await cloneTemplateDb('outbox_graph')
+  url = database.url
 })
 afterAll(async () => {
-  const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+  await database?.drop()
 })
 
 async function serve(fake: FakeGraph, key: TestCertificate) {

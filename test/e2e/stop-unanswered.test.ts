@@ -1,31 +1,25 @@
 // A SIGTERM while the database answers nothing (a black-holed route): serve exits by Fly's kill_timeout, saying why, not after the driver's 60 s timeouts.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { freePort } from '../../src/embedded-postgres.ts'
-import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
-import { adminQuery } from '../support/postgres.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
+import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
 // Builds and drives the real binary; the stop it measures took 60 s before.
 setDefaultTimeout(120_000)
 
-const dbName = `outbox_stop_${process.pid}`
+let database: TemplateDb
 let url: string
 let bin: string
 beforeAll(async () => {
   bin = await compiledBinary()
-  const cluster = await testCluster()
-  await adminQuery(
-    cluster.url('postgres'),
-    `create database ${dbName} template ${cluster.templateName}`,
-  )
-  url = cluster.url(dbName)
+  database = await cloneTemplateDb('outbox_stop')
+  url = database.url
 })
 afterAll(async () => {
-  const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+  await database?.drop()
 })
 
 test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECONDS + 8 s, its reason logged', async () => {
