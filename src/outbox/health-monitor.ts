@@ -5,6 +5,7 @@ import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
+import { unreachableCause } from '../db/unreachable-cause.ts'
 import { isAppError } from '../errors.ts'
 import type { Drainer } from './drainer.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
@@ -130,7 +131,7 @@ export function createHealthMonitor(o: {
       if (!answered(e)) {
         schemaCheckedAt.delete(d.name)
         readOnlySeen.delete(d.name)
-        report.problem = 'database unreachable'
+        report.problem = `database unreachable (${unreachableCause(e, timeoutMs)})`
         return report
       }
       report.reachable = true

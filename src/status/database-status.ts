@@ -8,11 +8,11 @@ import { serverRefusesWrites } from '../db/server-takes-writes.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
+import { tlsFailureOf } from '../db/tls-failure.ts'
 import { type MailboxPauses, mailboxPauses } from '../outbox/mailbox-pauses.ts'
 import { type RecentFailures, recentFailures } from '../outbox/recent-failures.ts'
 import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
 import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
-import { tlsFailureOf } from './tls-failure.ts'
 
 const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
 const FAILURE_WINDOW_HOURS = 24

@@ -51,7 +51,10 @@ test('two databases: one stops, the other keeps sending; readiness says which is
     },
     { mailers: [mailer] },
   )
-  expect(down.alpha).toMatchObject({ reachable: false, problem: 'database unreachable' })
+  expect(down.alpha).toMatchObject({
+    reachable: false,
+    problem: expect.stringMatching(/^database unreachable \(/),
+  })
 
   const t0 = performance.now()
   const whileDown = await enqueue(beta, 100, { tag: 'beta while alpha is down' })

@@ -1,0 +1,45 @@
+// Why a database could not be reached, for /readyz: a code and what it means, never the URL's host, user or the server's address.
+import { tlsFailureOf } from './tls-failure.ts'
+
+/** What each connect failure's code says an operator should look at. */
+const MEANINGS: Readonly<Record<string, string>> = {
+  ECONNREFUSED:
+    "nothing accepts connections at the URL's host and port: the server is down or restarting, or the port is wrong",
+  ENOTFOUND:
+    "the URL's host name does not resolve: check the host (a server replaced by a restore or an upgrade has a new one?)",
+  EAI_AGAIN: "the URL's host name could not be resolved now: DNS is failing",
+  ETIMEDOUT: "the URL's host did not answer the connection: network, firewall or a stopped machine",
+  EHOSTUNREACH: "no route to the URL's host: network or firewall",
+  ENETUNREACH: "no route to the URL's host: network or firewall",
+  ECONNRESET: 'the connection was closed on the way: the server restarting, or a proxy between',
+  tls_certificate:
+    "the server's TLS certificate is not trusted: name its CA with sslrootcert in the URL (deploy guide, step 4)",
+  tls_refused: 'the server does not take TLS, which the URL asks for (sslmode)',
+  connection_terminated:
+    'the server (or something on the way) closed the connection: restarting, or a proxy between',
+}
+
+/**
+ * `e`, a failure that is no answer of the server (an outage), as `CODE: meaning`. A SQLSTATE (the
+ * server starting or shutting down, too many clients) keeps the server's words, which name no host;
+ * a Node error's message may (a host, an address), so only its code and our words are shown.
+ */
+export function unreachableCause(e: unknown, waitedMs: number): string {
+  // A host with several addresses, each refused: the first one's failure stands for them.
+  if (e instanceof AggregateError && e.errors.length > 0)
+    return unreachableCause(e.errors[0], waitedMs)
+  const code = (e as { code?: unknown } | null)?.code
+  const message = e instanceof Error ? e.message : String(e)
+  const tls = tlsFailureOf(code, message)
+  if (tls) return `${tls}: ${MEANINGS[tls]}${tls === 'tls_certificate' ? ` (${code})` : ''}`
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `SQLSTATE ${code}: ${message}`
+  if (typeof code === 'string' && MEANINGS[code]) return `${code}: ${MEANINGS[code]}`
+  if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return `${code}: see the logs`
+  if (/timeout|no answer within/i.test(message)) {
+    return `timeout: no answer within ${Math.round(waitedMs / 100) / 10} s`
+  }
+  if (/Connection terminated/i.test(message)) {
+    return `connection_terminated: ${MEANINGS.connection_terminated}`
+  }
+  return 'unknown: see the logs'
+}

@@ -1,0 +1,62 @@
+// /readyz on a database it cannot reach says why, by code and in words, never with the URL's host: refused, a name that does not resolve, TLS, no answer.
+import { afterAll, expect, test } from 'bun:test'
+import { createServer, type Server, type Socket } from 'node:net'
+import pg from 'pg'
+import { freePort } from '../../src/embedded-postgres.ts'
+import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
+import { testCluster } from '../preload.ts'
+
+const pools: pg.Pool[] = []
+const servers: Server[] = []
+const sockets: Socket[] = []
+afterAll(async () => {
+  // A connect still waiting on the silent server ends with its socket, not after pg's timeout.
+  for (const socket of sockets) socket.destroy()
+  for (const s of servers) s.close()
+  await Promise.all(pools.map((p) => p.end()))
+})
+
+/** What an API-only process's /readyz says of a database at `url` (its one probe). */
+async function problemAt(url: string): Promise<string | null> {
+  const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: 10_000, max: 1 })
+  pool.on('error', () => {})
+  pools.push(pool)
+  const monitor = createHealthMonitor({
+    databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
+    wedgedAfterMs: 60_000,
+    probeTimeoutMs: 1_000,
+  })
+  const [report] = await monitor.readiness()
+  expect(report).toMatchObject({ reachable: false, migrated: false })
+  return report!.problem
+}
+
+test('nothing listening at the port: refused, the server down or the port wrong', async () => {
+  const port = await freePort()
+  const problem = await problemAt(`postgres://app:secret@127.0.0.1:${port}/app`)
+  expect(problem).toStartWith('database unreachable (ECONNREFUSED: ')
+  expect(problem).not.toContain('127.0.0.1')
+})
+
+test('a host name that does not resolve is named as such, without the name', async () => {
+  const problem = await problemAt('postgres://app:secret@outbox-db.invalid:5432/app')
+  expect(problem).toStartWith('database unreachable (ENOTFOUND: ')
+  expect(problem).not.toContain('outbox-db.invalid')
+})
+
+test('a URL asking for TLS of a server without it: said to be TLS, not an outage', async () => {
+  const cluster = await testCluster()
+  const url = new URL(cluster.url('postgres'))
+  url.searchParams.set('sslmode', 'verify-full')
+  expect(await problemAt(url.toString())).toStartWith('database unreachable (tls_refused: ')
+})
+
+test('a server that takes the connection and never answers: no answer within the probe’s wait', async () => {
+  const server = createServer((socket) => sockets.push(socket))
+  servers.push(server)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  expect(await problemAt(`postgres://app:secret@127.0.0.1:${port}/app`)).toBe(
+    'database unreachable (timeout: no answer within 1 s)',
+  )
+})
