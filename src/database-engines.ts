@@ -1,6 +1,7 @@
 // Each database's engine for `serve`: its schema check, its LISTEN session, its drainer.
 import { hostname } from 'node:os'
 import { systemClock } from './clock.ts'
+import { urlVariable } from './config/database-list.ts'
 import type { Config } from './config.ts'
 import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
@@ -26,9 +27,12 @@ export function startListeners(
   log: Logger,
 ): void {
   for (const [i, h] of handles.entries()) {
+    const d = config.databases[i]!
     const listener = createListener({
       db: h.name,
-      url: config.databases[i]!.listenUrl,
+      url: d.listenUrl,
+      // The direct URL when one is set apart: the variable to fix is that one.
+      urlVariable: urlVariable(d, config.databases, d.listenUrl !== d.url ? 'listenUrl' : 'url'),
       log,
       clock: systemClock,
       wake: () => drainers.get(h.name)?.wake(),

@@ -24,7 +24,7 @@ const MEANINGS: Readonly<Record<string, string>> = {
  * server starting or shutting down, too many clients) keeps the server's words, which name no host;
  * a Node error's message may (a host, an address), so only its code and our words are shown.
  */
-export function unreachableCause(e: unknown, waitedMs: number): string {
+export function unreachableCause(e: unknown, waitedMs?: number): string {
   // A host with several addresses, each refused: the first one's failure stands for them.
   if (e instanceof AggregateError && e.errors.length > 0)
     return unreachableCause(e.errors[0], waitedMs)
@@ -36,7 +36,9 @@ export function unreachableCause(e: unknown, waitedMs: number): string {
   if (typeof code === 'string' && MEANINGS[code]) return `${code}: ${MEANINGS[code]}`
   if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return `${code}: see the logs`
   if (/timeout|no answer within/i.test(message)) {
-    return `timeout: no answer within ${Math.round(waitedMs / 100) / 10} s`
+    return waitedMs === undefined
+      ? 'timeout: no answer in time'
+      : `timeout: no answer within ${Math.round(waitedMs / 100) / 10} s`
   }
   if (/Connection terminated/i.test(message)) {
     return `connection_terminated: ${MEANINGS.connection_terminated}`

@@ -164,7 +164,12 @@ export function createHealthMonitor(o: {
       const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
       report.problem = `claims have failed for ${Math.round((now() - failing.since) / 1000)}s${code}; see the logs`
     } else if (transport) report.problem = transport
-    else if (!sessionHolds(report.listener)) report.problem = `listener is ${report.listener}`
+    else if (!sessionHolds(report.listener)) {
+      const failure = d.listener?.connectFailure() ?? null
+      report.problem = failure
+        ? listenerProblem(report.listener, failure.err, failure.urlVariable)
+        : `listener is ${report.listener}`
+    }
     return report
   }
 
@@ -190,6 +195,23 @@ export function createHealthMonitor(o: {
       return { ok: problems.length === 0, problems }
     },
   }
+}
+
+/**
+ * The listener's connects fail while the pool's statements work (the probe got through): its own
+ * URL is the one to look at. A login or privilege refusal is said as the probe says it of the pool's.
+ */
+function listenerProblem(state: string, err: unknown, variable: string | null): string {
+  const via = variable ? ` (${variable})` : ''
+  const message = err instanceof Error ? err.message : String(err)
+  const login = loginRefusal(err)
+  if (login) {
+    return `listener cannot connect${via}: the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; ${message}): ${login.advice}`
+  }
+  if ((err as { code?: unknown } | null)?.code === PERMISSION_DENIED_SQLSTATE) {
+    return `listener cannot connect${via}: the database refused this service's role a privilege (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}: ${message}): ${PERMISSION_ADVICE}`
+  }
+  return `listener is ${state}${via ? ` (${variable}: ${unreachableCause(err)})` : ` (${unreachableCause(err)})`}`
 }
 
 /** The database answered: a schema verdict, or an error from the server that is not an outage. */

@@ -9,6 +9,8 @@ import { connectListening, destroyClient, listeningPid, newListenClient } from '
 interface ListenerDeps {
   db: string
   url: string
+  /** The variable `url` came from (LISTEN_DATABASE_URL…): a refused connect names it, in the log and readiness. */
+  urlVariable?: string
   log: Logger
   clock: Clock
   /** Called on a notification and after every successful (re)LISTEN, so nothing missed stays unsent. */
@@ -36,11 +38,14 @@ export interface Listener {
   state(): ListenerState
   /** Backend pid of the LISTEN session (tests terminate it), or null. */
   backendPid(): number | null
+  /** While not listening: the last connect's error and the variable of its URL; null once listening. */
+  connectFailure(): { err: unknown; urlVariable: string | null } | null
 }
 
 export function createListener(d: ListenerDeps): Listener {
   let state: ListenerState = d.mode === 'poll' ? 'polling' : 'stopped'
   let pid: number | null = null
+  let connectFailure: unknown = null
   let running: Promise<void> | null = null
   const stopping = new AbortController()
   const checkTimeoutMs = d.checkTimeoutMs ?? 5_000
@@ -51,7 +56,7 @@ export function createListener(d: ListenerDeps): Listener {
     log: d.log,
     clock: d.clock,
     msg: 'listener could not connect',
-    fields: { db: d.db },
+    fields: { db: d.db, ...(d.urlVariable && { variable: d.urlVariable }) },
   })
 
   const setState = (s: ListenerState) => {
@@ -83,6 +88,7 @@ export function createListener(d: ListenerDeps): Listener {
         answeredAt = d.clock.now()
       })
       const failed = connects.succeeded()
+      connectFailure = null
       d.log.info('listening for outbox notifications', {
         db: d.db,
         ...(failed && { failedConnects: failed.failures, failingMs: failed.ms }),
@@ -155,6 +161,7 @@ export function createListener(d: ListenerDeps): Listener {
         if (stopping.signal.aborted) break
         if (d.shared?.refusedAtStartup(err)) continue
         connects.failed(err)
+        connectFailure = err
       }
       if (stopping.signal.aborted) break
       if (outcome === 'pooled') {
@@ -195,5 +202,7 @@ export function createListener(d: ListenerDeps): Listener {
     },
     state: () => state,
     backendPid: () => pid,
+    connectFailure: () =>
+      connectFailure === null ? null : { err: connectFailure, urlVariable: d.urlVariable ?? null },
   }
 }

@@ -280,7 +280,13 @@ describe('/healthz and /readyz', () => {
     })
     const now = 1_000_000
     const listenerIn = (state: ListenerState) =>
-      ({ state: () => state, start() {}, stop: async () => {}, backendPid: () => null }) as Listener
+      ({
+        state: () => state,
+        start() {},
+        stop: async () => {},
+        backendPid: () => null,
+        connectFailure: () => null,
+      }) as Listener
     const names = ['listening', 'polling', 'reconnecting', 'connecting', 'stopped'] as const
     const health = createHealthMonitor({
       databases: names.map((state) => ({
