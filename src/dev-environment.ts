@@ -65,6 +65,23 @@ export function devPostgresPort(env: Record<string, string | undefined>): number
   return port
 }
 
+/**
+ * What `bun run dev` says when its embedded Postgres did not start (`message`, the server's own
+ * lines): the two a developer meets, the data directory or the port held by another Postgres, with
+ * what to do; anything else as it came.
+ */
+export function embeddedStartFailure(message: string, port: number): string {
+  const lead = 'the embedded Postgres did not start: '
+  const holder = /another postmaster \(PID (\d+)\)/.exec(message)?.[1]
+  if (holder) {
+    return `${lead}another Postgres (PID ${holder}) is running on this checkout's data: another \`bun run dev\` of this checkout, or one that was killed and left its Postgres behind. Stop that dev (Ctrl+C in its terminal) or that Postgres (\`kill ${holder}\`), then start again.`
+  }
+  if (/Address already in use/i.test(message)) {
+    return `${lead}port ${port} is taken (another checkout's \`bun run dev\`?): give this one another, DEV_POSTGRES_PORT=${port + 10} bun run dev.`
+  }
+  return `${lead}${message}`
+}
+
 interface DevBannerPlaces {
   /** The embedded database's URL. */
   url: string

@@ -5,7 +5,12 @@ import { dirname, join, resolve } from 'node:path'
 import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
-import { devBanner, devEnvironment, devPostgresPort } from './dev-environment.ts'
+import {
+  devBanner,
+  devEnvironment,
+  devPostgresPort,
+  embeddedStartFailure,
+} from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
 import { createLogger } from './log.ts'
 import { runUntilSignalled } from './run-until-signalled.ts'
@@ -46,11 +51,18 @@ end $$;
 
 async function main() {
   console.log('outbox-mailer dev: starting an embedded Postgres (first start takes a few seconds)…')
+  const port = devPostgresPort(process.env)
   const server = await startEmbeddedPostgres({
     dir: DATA_DIR,
     fallbackDir: FALLBACK_DATA_DIR,
-    port: devPostgresPort(process.env),
+    port,
     persistent: true,
+  }).catch((e: unknown) => {
+    // A line that says what to do, not a stack trace: this is the quick start's first command.
+    console.error(
+      `outbox-mailer dev: ${embeddedStartFailure(e instanceof Error ? e.message : String(e), port)}`,
+    )
+    process.exit(1)
   })
   console.log(`outbox-mailer dev: Postgres data in ${server.dir}`)
   const admin = new pg.Client({ connectionString: server.url('postgres') })

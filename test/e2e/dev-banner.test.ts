@@ -1,4 +1,4 @@
-// `bun run dev` as a process: the banner that says it is running comes once the HTTP server listens.
+// `bun run dev` as a process: the banner that says it is running comes once the HTTP server listens; a second one in the same checkout says why it cannot start.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { existsSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -43,6 +43,27 @@ test('the banner is printed after "http listening", and the API docs it names an
     expect(before).toContain('"msg":"http listening"')
     const docs = await fetch(`http://127.0.0.1:${port}/docs`)
     expect(docs.status).toBe(200)
+    // A second dev in the same checkout (or one whose earlier run was killed and left its Postgres
+    // running): its Postgres cannot take the data directory. Said in a line with what to do, exit 1.
+    const second = Bun.spawn([process.execPath, DEV], {
+      cwd,
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: String(await freePort()),
+        DEV_POSTGRES_PORT: String(await freePort()),
+      },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const [code, secondErr] = await Promise.all([second.exited, new Response(second.stderr).text()])
+    expect({ code, stackTrace: secondErr.includes('    at ') }).toEqual({
+      code: 1,
+      stackTrace: false,
+    })
+    expect(secondErr).toMatch(
+      /^outbox-mailer dev: the embedded Postgres did not start: another Postgres \(PID \d+\) is running on this checkout's data/,
+    )
+    expect(secondErr).toContain('Ctrl+C')
   } finally {
     p.kill('SIGTERM')
     await p.exited
