@@ -10,6 +10,11 @@ import { z } from 'zod'
  */
 function databaseUrlProblem(value: string): string | null {
   if (!/^postgres(ql)?:\/\//.test(value)) return 'must be a postgres:// or postgresql:// URL'
+  // The parser drops what follows a # (a fragment, which no Postgres URL has): a password holding
+  // one unencoded is cut there and the rest read as the host ('ENOTFOUND' plus a piece of it).
+  if (value.includes('#')) {
+    return 'has a # (what follows it is dropped as a fragment): a password holding one must percent-encode it as %23 (and @ : / ? as %40 %3A %2F %3F)'
+  }
   try {
     parseConnectionString(value)
   } catch {

@@ -175,6 +175,24 @@ describe('loadConfig', () => {
     }
   })
 
+  test('a password with an unencoded # (what follows is a fragment the driver drops) is refused, not connected to a host cut out of the password', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig({ MAIL_TRANSPORT: 'file', ...env })
+        return []
+      } catch (e) {
+        return (e as { details: { problems: string[] } }).details.problems
+      }
+    }
+    // Parsed as user app, password "pa", host "ss", no database: 'getaddrinfo ENOTFOUND ss' at
+    // every connection, a piece of the password in the log.
+    const url = 'postgres://app:pa@ss#w/rd@db.internal:5432/app'
+    const found = problems({ DATABASE_URL: url })
+    expect(found).toEqual([expect.stringMatching(/^DATABASE_URL: has a # /)])
+    expect(found[0]).toContain('%23')
+    expect(JSON.stringify(found)).not.toContain('ss#w')
+  })
+
   test('the Graph request timeout is held to the lease only when Graph sends', () => {
     const short = { LEASE_SECONDS: '5', HEARTBEAT_SECONDS: '2' }
     for (const transport of ['file', 'discard']) {
