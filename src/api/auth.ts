@@ -1,4 +1,4 @@
-// Bearer-JWT verification (jose) and scope checks; a `tenant` claim confines every query.
+// Bearer-JWT verification (jose) and scope checks (scope, scp, roles); a `tenant` claim confines every query.
 import { createHash } from 'node:crypto'
 import { createMiddleware } from 'hono/factory'
 import { errors, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose'
@@ -85,7 +85,11 @@ export function authenticate(verify: Verify | null, log: Logger) {
 export const requireScope = (scope: Scope) =>
   createMiddleware<AppEnv>(async (c, next) => {
     if (!c.get('principal').scopes.has(scope)) {
-      throw new AppError('forbidden', `the token's scope claim must include ${scope}`, { scope })
+      throw new AppError(
+        'forbidden',
+        `the token must grant ${scope}: in its scope or scp claim (space-separated), or its roles claim`,
+        { scope },
+      )
     }
     return next()
   })
@@ -110,11 +114,23 @@ function toPrincipal(p: JWTPayload, token: string): Principal {
     typeof p.sub === 'string' && p.sub.length > 0
       ? `sub:${p.sub}`
       : `token:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`
-  return {
-    subject,
-    scopes: new Set((scope ?? '').split(' ').filter(Boolean)),
-    tenant: tenant ?? null,
-  }
+  return { subject, scopes: grantedScopes(p, scope ?? ''), tenant: tenant ?? null }
+}
+
+const words = (s: string) => s.split(' ').filter(Boolean)
+const strings = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
+
+/**
+ * What the token grants: the `scope` claim (the contract), Entra's `scp` (delegated permissions,
+ * space-separated; an array as Okta sends it) and `roles` (app roles: an application's permissions,
+ * or a user's assigned role; a JSON array). Entra's permission and app-role values may hold ':', so
+ * `outbox:read` is written the same in all three. Only exact values count; a `scp` or `roles` of
+ * another shape grants nothing (it may be another provider's claim of the same name).
+ */
+function grantedScopes(p: JWTPayload, scope: string): Set<string> {
+  const scp = typeof p.scp === 'string' ? words(p.scp) : strings(p.scp)
+  return new Set([...words(scope), ...scp, ...strings(p.roles)])
 }
 
 function rejection(e: unknown, log: Logger): AppError {

@@ -53,7 +53,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
     scheme: 'bearer',
     bearerFormat: 'JWT',
     description:
-      'Scopes in the space-separated `scope` claim: outbox:read, outbox:write. `exp` is required; an optional `tenant` claim confines the caller to one tenant.',
+      "Scopes outbox:read, outbox:write in the space-separated `scope` claim, or as Microsoft Entra ID issues them in `scp` (space-separated) or `roles` (an array). `exp` is required; an optional `tenant` claim confines the caller to one tenant (Entra's `tid` does not).",
   })
   const config: Parameters<typeof app.getOpenAPI31Document>[0] = {
     openapi: '3.1.0',
