@@ -28,46 +28,59 @@ interface KeySetServer {
   mode: Mode
   keys: JWK[]
   requests: number
+  /** Stops listening (a fetch is refused) until up(), which listens on the same port again. */
+  down(): Promise<void>
+  up(): void
   stop(): Promise<void>
 }
 
 function keySetServer(keys: JWK[]): KeySetServer {
   const hung: (() => void)[] = []
   const state = { mode: 'up' as Mode, keys, requests: 0 }
-  const server = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    fetch: () => {
-      state.requests++
-      switch (state.mode) {
-        case 'up':
-          return Response.json({ keys: state.keys })
-        case 'error':
-          return new Response('upstream unavailable', { status: 500 })
-        case 'html':
-          return new Response('<html>maintenance</html>', {
-            headers: { 'content-type': 'text/html' },
-          })
-        case 'not-a-key-set':
-          return Response.json({ keys: 'none today' })
-        case 'empty':
-          return Response.json({ keys: [] })
-        case 'redirect':
-          return new Response(null, {
-            status: 302,
-            headers: { location: 'https://elsewhere.test/' },
-          })
-        case 'hang':
-          // Answers only when the test ends: jose's own timeout (5 s) must give up first.
-          return new Promise<Response>((r) => hung.push(() => r(Response.json({ keys: [] }))))
-      }
-    },
-  })
+  const serve = (port: number) =>
+    Bun.serve({
+      hostname: '127.0.0.1',
+      port,
+      fetch: () => {
+        state.requests++
+        switch (state.mode) {
+          case 'up':
+            return Response.json({ keys: state.keys })
+          case 'error':
+            return new Response('upstream unavailable', { status: 500 })
+          case 'html':
+            return new Response('<html>maintenance</html>', {
+              headers: { 'content-type': 'text/html' },
+            })
+          case 'not-a-key-set':
+            return Response.json({ keys: 'none today' })
+          case 'empty':
+            return Response.json({ keys: [] })
+          case 'redirect':
+            return new Response(null, {
+              status: 302,
+              headers: { location: 'https://elsewhere.test/' },
+            })
+          case 'hang':
+            // Answers only when the test ends: jose's own timeout (5 s) must give up first.
+            return new Promise<Response>((r) => hung.push(() => r(Response.json({ keys: [] }))))
+        }
+      },
+    })
+  let server: ReturnType<typeof serve> | null = serve(0)
+  const port = server.port as number
   return Object.assign(state, {
-    url: `http://127.0.0.1:${server.port}/jwks`,
+    url: `http://127.0.0.1:${port}/jwks`,
+    async down() {
+      await server?.stop(true)
+      server = null
+    },
+    up() {
+      server ??= serve(port)
+    },
     async stop() {
       for (const release of hung) release()
-      await server.stop(true)
+      await server?.stop(true)
     },
   })
 }
@@ -264,16 +277,100 @@ describe('jose’s cache and refetch', () => {
     expect(server.requests).toBe(3)
   })
 
-  test('a key set past its cache age (10 min) that cannot be fetched again is 503, not 401', async () => {
+  test('a key set past its cache age (10 min) whose endpoint is down still verifies the keys it holds until it is 12 h old; a kid it lacks is 503', async () => {
     const { server, app } = serving([k1.jwk])
     const start = Date.now()
+    setSystemTime(new Date(start))
     expect((await list(app, await sign(k1))).status).toBe(200)
+    await server.down()
     setSystemTime(new Date(start + 11 * 60_000))
-    server.mode = 'not-a-key-set'
-    expectUnavailable(await list(app, await sign(k1)), 'stale')
-    server.mode = 'up'
-    setSystemTime(new Date(start + 11 * 60_000 + 5_000))
     expect((await list(app, await sign(k1))).status).toBe(200)
+    // A kid the cached set lacks may be in the set it cannot fetch: not judged.
+    expectUnavailable(await list(app, await sign(k2)), 'unknown kid, set stale')
+    setSystemTime(new Date(start + 12 * 3_600_000 - 1_000))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    // Past the bound the cached set no longer serves.
+    setSystemTime(new Date(start + 12 * 3_600_000))
+    expectUnavailable(await list(app, await sign(k1)), 'stale past 12 h')
+    server.up()
+    setSystemTime(new Date(start + 12 * 3_600_000 + 5_000))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    expect((await list(app, await sign(k2))).status).toBe(401)
+  })
+
+  test('a stale set serves whatever the fetch meets: an error status, an empty set, garbage', async () => {
+    for (const mode of ['error', 'empty', 'not-a-key-set', 'html'] as const) {
+      const { server, app } = serving([k1.jwk])
+      const start = Date.now()
+      setSystemTime(new Date(start))
+      expect([mode, (await list(app, await sign(k1))).status]).toEqual([mode, 200])
+      server.mode = mode
+      setSystemTime(new Date(start + 11 * 60_000))
+      expect([mode, (await list(app, await sign(k1))).status]).toEqual([mode, 200])
+      expect([mode, server.requests]).toEqual([mode, 2])
+      setSystemTime()
+    }
+  })
+})
+
+describe('an outage of a key set held in cache', () => {
+  test('requests that shared a failed fetch count it once', async () => {
+    const { server, app, lines } = serving([k1.jwk])
+    const start = Date.now()
+    setSystemTime(new Date(start))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    await server.down()
+    setSystemTime(new Date(start + 11 * 60_000))
+    const tokens = await Promise.all(Array.from({ length: 5 }, () => sign(k1)))
+    const burst = await Promise.all(tokens.map((tk) => list(app, tk)))
+    expect(burst.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
+    setSystemTime(new Date(start + 16 * 60_000))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    const warnings = lines.filter((l) => l.level === 'warn') as Record<string, unknown>[]
+    expect(warnings).toHaveLength(2)
+    expect(warnings[1]).toMatchObject({ failures: 2, sinceMs: 300_000 })
+  })
+
+  test('logged at its start (the cached set serving, until when), every 5 minutes, when the cached set stops serving (answering 503 from then on), and at its end', async () => {
+    const { server, app, lines } = serving([k1.jwk])
+    const start = Date.now()
+    setSystemTime(new Date(start))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    await server.down()
+    setSystemTime(new Date(start + 11 * 60_000))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    // One fetch per hold-off; a line only after 5 minutes of them.
+    for (let s = 5; s <= 300; s += 5) {
+      setSystemTime(new Date(start + 11 * 60_000 + s * 1_000))
+      expect((await list(app, await sign(k1))).status).toBe(200)
+    }
+    setSystemTime(new Date(start + 12 * 3_600_000))
+    expectUnavailable(await list(app, await sign(k1)), 'past the bound')
+    expectUnavailable(await list(app, await sign(k1)), 'past the bound, held off')
+    server.up()
+    setSystemTime(new Date(start + 12 * 3_600_000 + 5_000))
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    const others = lines.filter((l) => l.msg !== 'request') as Record<string, unknown>[]
+    expect(others.map((l) => [l.level, l.msg])).toEqual([
+      [
+        'warn',
+        'API signing keys unavailable; verifying with the cached key set until it is 12 h old, fetching it again at most every 5 s',
+      ],
+      [
+        'warn',
+        'API signing keys unavailable; verifying with the cached key set until it is 12 h old, fetching it again at most every 5 s',
+      ],
+      [
+        'warn',
+        'API signing keys unavailable; answering 503 auth_unavailable, fetching them again at most every 5 s',
+      ],
+      ['info', 'API signing keys fetched again after an outage'],
+    ])
+    const until = new Date(start + 12 * 3_600_000).toISOString()
+    expect(others[0]!.cachedKeysServeUntil).toBe(until)
+    expect(others[1]).toMatchObject({ failures: 61, sinceMs: 300_000 })
+    expect(others[2]!.cachedKeysServeUntil).toBe(until)
+    expect(others[3]).toMatchObject({ refused: 2, servedStale: 61 })
   })
 })
 
