@@ -106,6 +106,25 @@ export const OutboxList = z
   .object({ items: z.array(OutboxItem), nextCursor: z.string().nullable() })
   .openapi('OutboxList')
 
+/**
+ * `?limit=`, in decimal digits as the document's integer says: Number() alone would read `1e2`,
+ * `0x10`, `+5`, ` 5` and `050` too (a value no client built from the document sends, accepted).
+ */
+const PageLimit = z
+  .preprocess(
+    (v) => (typeof v === 'string' && !/^(0|[1-9][0-9]*)$/.test(v) ? Number.NaN : v),
+    z.coerce
+      .number({
+        error: (iss) =>
+          iss.code === 'invalid_type' ? 'must be a whole number in decimal digits' : undefined,
+      })
+      .int()
+      .min(1)
+      .max(200),
+  )
+  .default(50)
+  .openapi({ type: 'integer', minimum: 1, maximum: 200, default: 50, example: 50 })
+
 export const ListQuery = withStorableText(
   strictQuery(
     {
@@ -118,7 +137,7 @@ export const ListQuery = withStorableText(
       sentTo: TimeBound.openapi({ description: 'sent_at < this' }),
       dedupeKey: z.string().min(1).optional(),
       correlationId: z.string().min(1).optional(),
-      limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
+      limit: PageLimit,
       cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
     },
     { status: 'one list request reads one status; ask once per status' },

@@ -574,6 +574,12 @@ describe('parameters', () => {
       ['GET', '/v1/outbox?limit=abc'],
       ['GET', '/v1/outbox?limit=201'],
       ['GET', '/v1/outbox?limit=1.5'],
+      // Number() reads these as 100, 16, 5, 5 and 50: a limit is written in decimal digits.
+      ['GET', '/v1/outbox?limit=1e2'],
+      ['GET', '/v1/outbox?limit=0x10'],
+      ['GET', '/v1/outbox?limit=%2B5'],
+      ['GET', '/v1/outbox?limit=%205'],
+      ['GET', '/v1/outbox?limit=050'],
       ['GET', '/v1/outbox?cursor=garbage'],
       ['GET', '/v1/outbox?createdFrom=yesterday'],
       ['GET', '/v1/outbox?tenant='],
