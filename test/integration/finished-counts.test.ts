@@ -1,11 +1,14 @@
 // Counting finished rows and finding failed ones read indexes, not the heap that keeps every row (0009).
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
 import { listOutbox } from '../../src/outbox/inspect.ts'
 import { recentFailures } from '../../src/outbox/recent-failures.ts'
 import { countRequeueable } from '../../src/outbox/requeue.ts'
 import { settledCounts } from '../../src/outbox/stats.ts'
+import { ROOT } from '../deploy/deploy-files.ts'
 import { useTestDb } from '../support/db.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 import { insertRowsInStates } from '../support/rows-in-states.ts'
@@ -43,6 +46,14 @@ const INDEX = 'mailer.email_outbox_failed_cancelled_idx'
 const heapReadBy = <T>(read: (trx: Transaction<Database>) => Promise<T>, dropIndex = false) =>
   outboxReadsOf(t.db, read, dropIndex ? { dropIndex: INDEX } : {})
 
+/** The index of finished rows by tenant that the deploy guide (step 7, for your DBA) says to add. */
+function documentedTenantIndex(): string {
+  const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+  const block = /An index you may add[\s\S]*?```sql\n([\s\S]*?)```/.exec(guide)?.[1]
+  if (!block) throw new Error('deploy/README.md step 7 has no tenant index block')
+  return block
+}
+
 describe('finished rows (0009_failed_cancelled_index)', () => {
   test('counts are exact, for every tenant and for one', async () => {
     expect(await settledCounts(t.db, null)).toEqual(await truth(null))
@@ -63,6 +74,35 @@ describe('finished rows (0009_failed_cancelled_index)', () => {
     expect(before.result).toEqual(await truth(null))
     expect(before.heapPages).toBeGreaterThan(pages / 2)
     expect(before.seqScans).toBeGreaterThan(0)
+  })
+
+  test('one tenant’s counts (a tenant-confined token’s /v1/stats) come right from the heap, and from the deploy guide’s index alone once added', async () => {
+    const pages = await outboxHeapPages(t.pool)
+    const counts = (trx: Transaction<Database>) => settledCounts(trx, 'acme')
+    const without = await heapReadBy(counts)
+    expect(without.result).toEqual(await truth('acme'))
+    expect(without.result).toEqual({ sent: 2_000, failed: 30, cancelled: 20 })
+    // What the index is for: without it, tenant is in no index and every row is read.
+    expect(without.heapPages).toBeGreaterThan(pages / 2)
+    const statement = documentedTenantIndex()
+    // As a DBA runs it (outside a transaction block), and again: `if not exists` makes that a no-op.
+    try {
+      await t.pool.query(statement)
+      await t.pool.query(statement)
+      const { rows } = await t.pool.query(
+        `select indisvalid as valid from pg_index
+          where indexrelid = 'mailer.email_outbox_finished_tenant_idx'::regclass`,
+      )
+      expect(rows).toEqual([{ valid: true }])
+      const indexed = await heapReadBy(counts)
+      expect(indexed.result).toEqual(without.result)
+      expect(indexed.seqScans).toBe(0)
+      // The visibility map's page: an index-only scan of the tenant's entries.
+      expect(indexed.heapPages).toBeLessThanOrEqual(5)
+      expect(await settledCounts(t.db, 'nobody')).toEqual({ sent: 0, failed: 0, cancelled: 0 })
+    } finally {
+      await t.pool.query('drop index if exists mailer.email_outbox_finished_tenant_idx')
+    }
   })
 
   test('the newest failed rows are found without walking the sent ones', async () => {
