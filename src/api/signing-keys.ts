@@ -12,8 +12,8 @@ import {
   jwksCache,
 } from 'jose'
 import { AppError } from '../errors.ts'
+import { createFailureRun, type FailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
-import { createFailureRun, type FailureRun } from '../outbox/failure-run.ts'
 
 /** Retry-After of an auth_unavailable: the hold-off after a failed fetch, when the set is asked for again. */
 export const KEYS_RETRY_AFTER_SECONDS = 5
@@ -129,7 +129,7 @@ export function remoteSigningKeys(
   const outageRun = (serving: boolean) =>
     createFailureRun({
       log,
-      clock: { now, sleep: async () => {} },
+      clock: { now },
       msg: serving
         ? `API signing keys unavailable; verifying with the cached key set until it is ${hours} h old, fetching it again at most every ${KEYS_RETRY_AFTER_SECONDS} s`
         : `API signing keys unavailable; answering 503 auth_unavailable, fetching them again at most every ${KEYS_RETRY_AFTER_SECONDS} s`,
