@@ -24,7 +24,9 @@ const headerParameter = (description: string) =>
     .regex(NO_CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE)
     .openapi({ description: `${description}; no control character (U+0001-U+001F, U+007F)` })
 
-// mailer.normalize_message's base64 check (sql/0024), in the document only.
+// mailer.normalize_message's base64 check (sql/0024), in the document only. Its whole groups of
+// four (sql/0029) are in the description: a pattern for them, with whitespace allowed anywhere
+// before the padding, took a backtracking validator (JavaScript's) 2-4 s on a 4 MB attachment.
 const BASE64 = '^[A-Za-z0-9+/\\t\\n\\v\\f\\r ]*(={1,2}[\\t\\n\\v\\f\\r ]*)?$'
 
 // The names normalize_message takes (X-Outbox-Id and X-Correlation-Id aside). propertyNames is
@@ -59,7 +61,8 @@ const Attachment = z
     filename: headerParameter('The file name the recipient sees'),
     contentBase64: z.string().openapi({
       pattern: BASE64,
-      description: 'Base64 (standard alphabet); line breaks and spaces are taken',
+      description:
+        'Base64 (standard alphabet) in whole groups of four, the last padded with =; line breaks and spaces are taken. All attachments of a message: at most 3 MB decoded (Graph sendMail)',
     }),
     // Refused here as mailer.enqueue_email refuses it, named by its path before any statement runs.
     contentType: z.string().regex(MIME_TYPE, MIME_TYPE_MESSAGE).nullable().optional(),
@@ -99,7 +102,7 @@ const Message = z
     ...CLOSED,
     required: ['subject'],
     description:
-      'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html.',
+      'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html; its Graph sendMail request at most 4 MB (attachments as base64), its attachments at most 3 MB decoded.',
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
   })
 

@@ -118,7 +118,7 @@ export function sendableHeaders(headers: unknown): Record<string, string> {
 // stray character costs linear time, not quadratic. Buffer.from skipped anything else, silently.
 const BASE64 = /^[A-Za-z0-9+/\t\n\v\f\r ]*(?:={1,2}[\t\n\v\f\r ]*)?$/
 
-/** The attachments, each checked as mailer.enqueue_email checks one (sql/0023, 0024). */
+/** The attachments, each checked as mailer.enqueue_email checks one (sql/0023, 0024, 0029). */
 export function sendableAttachments(attachments: unknown): MailAttachment[] {
   if (attachments === undefined || attachments === null) return []
   if (!Array.isArray(attachments)) throw invalid('message.attachments', 'must be an array')
@@ -142,6 +142,13 @@ export function sendableAttachments(attachments: unknown): MailAttachment[] {
       throw invalid(`${field}.contentType`, MIME_TYPE_MESSAGE)
     if (hasControlCharacter(a.filename))
       throw invalid(`${field}.filename`, CONTROL_CHARACTER_MESSAGE)
+    // Whole groups of four (sql/0029): Graph's decoder refuses unpadded or 4n+1 characters.
+    const content = a.contentBase64.replace(/\s+/g, '')
+    if (content.length % 4 !== 0)
+      throw invalid(
+        `${field}.contentBase64`,
+        `must be whole groups of four base64 characters (pad the last with =); this holds ${content.length}`,
+      )
     const contentId = a.contentId ?? null
     if (contentId !== null && typeof contentId !== 'string')
       throw invalid(`${field}.contentId`, 'must be a string')
@@ -150,7 +157,7 @@ export function sendableAttachments(attachments: unknown): MailAttachment[] {
     return {
       filename: a.filename,
       contentType,
-      contentBase64: a.contentBase64.replace(/\s+/g, ''),
+      contentBase64: content,
       ...(contentId ? { contentId } : {}),
     }
   })

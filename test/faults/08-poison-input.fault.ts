@@ -62,11 +62,20 @@ test('each poison row ends in a clear terminal state or error while everything e
     `select mailer.enqueue_email(jsonb_build_object('to', $1::text, 'subject', 'to nobody', 'text', 'x'))::text as id`,
     [REJECTED],
   )
-  // 3.5 MB decoded: over sendMail's inline attachment limit.
+  // 3.5 MB decoded: over sendMail's inline attachment limit. Enqueue refuses it (sql/0029), loudly;
+  // a row inserted around it (or stored by an older release) fails at send, unsent.
   const big = Buffer.alloc(3_500_000, 7).toString('base64')
+  const bigMessage = `jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'big@example.com')),
+       'subject', 'big', 'text', 'x',
+       'attachments', jsonb_build_array(jsonb_build_object('filename', 'big.bin', 'contentBase64', $1::text)))`
+  const refusedBig = await db.q(`select mailer.enqueue_email(${bigMessage})`, [big]).then(
+    () => null,
+    (e: { code?: string; message: string }) => e,
+  )
+  expect(refusedBig?.code).toBe('22023')
+  expect(refusedBig?.message).toContain('message.attachments must total at most 3145728 bytes')
   const oversized = await db.q<{ id: string }>(
-    `select mailer.enqueue_email(jsonb_build_object('to', 'big@example.com', 'subject', 'big', 'text', 'x',
-       'attachments', jsonb_build_array(jsonb_build_object('filename', 'big.bin', 'contentBase64', $1::text))))::text as id`,
+    `insert into mailer.email_outbox (message) values (${bigMessage}) returning id::text as id`,
     [big],
   )
   await db.q(
@@ -119,7 +128,7 @@ test('each poison row ends in a clear terminal state or error while everything e
   report('8 poison input', {
     sent: good.length,
     failed: Object.keys(poison).length,
-    refusedAtInsert: 2,
+    refusedAtInsert: 3,
     duplicates: graph.duplicates(),
     drain: seconds(drainMs),
   })

@@ -163,6 +163,11 @@ describe('migrate', () => {
         '0028_attachments_read_once',
         'dc7a54e8de6b5a946c1fce68001107382ae07caff55801a9a223629456964217',
       ],
+      [
+        29,
+        '0029_graph_limits_at_enqueue',
+        '232b9c38f2e3b1ced0a45017d98a17c38f183ad29569a0880bf0d10bdcbc3840',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -268,7 +273,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -296,14 +301,17 @@ describe('migrate', () => {
         { version: 26, c: true },
         { version: 27, c: true },
         { version: 28, c: true },
+        { version: 29, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0028 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0029 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
-        newer: [10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 1000],
+        newer: [
+          10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 1000,
+        ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
       expect(await migrate({ url, log: silentLogger })).toMatchObject({
@@ -534,7 +542,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
     ])
     const { rows } = await adminQuery(
       url,

@@ -228,6 +228,31 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
   })
 
+  test('an attachment whose base64 is not whole groups of four fails the row, unsent', async () => {
+    // Refused at enqueue since sql/0029 (Graph's decoder refuses it); the file transport wrote
+    // what Buffer.from made of it and marked the row sent.
+    const png = { filename: 'logo.png', contentBase64: 'QQ==', contentType: 'image/png' }
+    for (const [content, chars] of [
+      ['QUJDR', 5],
+      ['QQ', 2],
+      ['Q\r\nU=', 3],
+    ] as const) {
+      const id = await insertStored({
+        ...stored,
+        attachments: [png, { ...png, contentBase64: content }],
+      })
+      expect([content, await drained(id, transport)]).toEqual([
+        content,
+        failedNaming(
+          'message.attachments[1].contentBase64',
+          `must be whole groups of four base64 characters (pad the last with =); this holds ${chars}`,
+        ),
+      ])
+      await engine?.stop()
+      engine = null
+    }
+  })
+
   test('a body, importance or subject length enqueue refuses fails the row, unsent', async () => {
     for (const [message, field, problem] of [
       [{ text: null, html: null }, 'text', 'or message.html is required'],

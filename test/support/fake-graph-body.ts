@@ -84,7 +84,11 @@ function messageProblem(
       }
   }
   for (const a of (message.attachments ?? []) as { contentBytes?: string }[]) {
-    if (a.contentBytes && !/^[A-Za-z0-9+/]*={0,2}$/.test(a.contentBytes)) {
+    // .NET's decoder: whole groups of four, padded (an unpadded or 4n+1 length is refused).
+    if (
+      a.contentBytes &&
+      (!/^[A-Za-z0-9+/]*={0,2}$/.test(a.contentBytes) || a.contentBytes.length % 4 !== 0)
+    ) {
       return {
         code: 'ErrorInvalidRequest',
         message: 'Invalid base64 string for attachment content.',

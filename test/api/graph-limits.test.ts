@@ -1,0 +1,31 @@
+// POST /v1/outbox refuses, naming the field, a message under its body limit that Graph's sendMail could never take.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { MAX_REQUEST_BYTES } from '../../src/transport/graph-message.ts'
+import { send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const s = appOnOwnDatabase()
+
+test('a body under 4 MiB whose sendMail request would pass 4 MB is a 400 naming message, nothing stored', async () => {
+  // 500 recipients as bare strings: each becomes {"emailAddress":{"address":…}} in the request,
+  // about 30 bytes more, so the request passes Graph's limit while the body is within the API's.
+  const to = Array.from({ length: 500 }, (_, i) => `r${i}@example.com`)
+  const html = 'h'.repeat(MAX_REQUEST_BYTES - 16 * 1024)
+  const body = { message: { to, subject: 's', html } }
+  expect(Buffer.byteLength(JSON.stringify(body))).toBeLessThan(MAX_REQUEST_BYTES)
+  const r = await send(s.app, 'POST', '/v1/outbox', { token: s.tk, body })
+  const problem = r.body as { type?: string; errors?: { path: string; message: string }[] }
+  expect([r.status, problem.type, problem.errors?.map((e) => e.path)]).toEqual([
+    400,
+    'urn:outbox-mailer:problem:validation_failed',
+    ['message'],
+  ])
+  expect(problem.errors?.[0]?.message).toStartWith(
+    'is too large for one Graph sendMail request: at least',
+  )
+  const { rows } = await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')
+  expect(rows).toEqual([{ n: 0 }])
+})

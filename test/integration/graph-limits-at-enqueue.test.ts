@@ -1,0 +1,152 @@
+// What Graph's sendMail can never take is refused by mailer.enqueue_email, as the transport would refuse it at send.
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import type { Lease } from '../../src/outbox/claim.ts'
+import { renderLease } from '../../src/outbox/render.ts'
+import {
+  buildSendMailBody,
+  checkSendable,
+  MAX_REQUEST_BYTES,
+} from '../../src/transport/graph-message.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+
+const count = async () =>
+  Number((await t.pool.query('select count(*) as n from mailer.email_outbox')).rows[0].n)
+const ok = { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' }
+const base64Of = (bytes: number) => Buffer.alloc(bytes, 7).toString('base64')
+
+/** The transport's verdict on a stored message, as the row with id 1 and no correlation id. */
+function transportVerdict(message: Record<string, unknown>) {
+  const lease = {
+    id: '1',
+    token: '00000000-0000-0000-0000-000000000000',
+    tenant: 'default',
+    attempt: 1,
+    maxAttempts: 5,
+    correlationId: null,
+    message,
+    template: null,
+    sourceRow: null,
+    expired: false,
+    cancelRequested: false,
+    ambiguous: false,
+    started: false,
+  } satisfies Lease
+  const mail = renderLease(lease, new Map(), 'sender@example.com')
+  const json = JSON.stringify(buildSendMailBody(mail, { saveToSentItems: true }))
+  return { bytes: Buffer.byteLength(json), problem: checkSendable(mail, json) }
+}
+
+const refusal = (message: Record<string, unknown>) =>
+  enqueue(t, message).then(
+    () => null,
+    (e: Error & { code?: string }) => ({ code: e.code, message: e.message }),
+  )
+
+describe('attachments Graph cannot take inline', () => {
+  test('more than 3 MB of attachments in total is refused naming message.attachments, and nothing is stored', async () => {
+    const half = { filename: 'a.bin', contentBase64: base64Of(1_600_000) }
+    const message = { ...ok, attachments: [half, { ...half, filename: 'b.bin' }] }
+    expect(transportVerdict(message).problem?.code).toBe('attachment_too_large')
+    const e = await refusal(message)
+    expect(e?.code).toBe('22023')
+    expect(e?.message).toBe(
+      'mailer: message.attachments must total at most 3145728 bytes (3 MB, decoded): Graph sendMail takes no more in one message; these total 3200000',
+    )
+    expect(await count()).toBe(0)
+  })
+
+  test('base64 whose length (whitespace aside) is not a multiple of four is refused naming its contentBase64', async () => {
+    // 4n+1 characters decode to nothing whole; unpadded or wrongly padded base64 is refused by
+    // Graph's decoder (.NET's Convert.FromBase64String wants whole groups of four).
+    for (const content of ['QUJDR', 'QQ', 'QQ=', 'QUJ\r\nDR', 'QUJDRA', 'QU J\tD\vR\f']) {
+      const e = await refusal({ ...ok, attachments: [{ filename: 'a', contentBase64: content }] })
+      expect([content, e?.code, e?.message]).toEqual([
+        content,
+        '22023',
+        `mailer: message.attachments[0].contentBase64 must be whole groups of four base64 characters (pad the last with =); this holds ${content.replace(/\s/g, '').length}`,
+      ])
+    }
+    for (const content of [
+      '',
+      'QUJD',
+      'QQ==',
+      'QUI=',
+      'QU\r\nJD\n',
+      'QUI= \n',
+      'Q U\tJ\vD\f\r\n',
+    ]) {
+      expect(
+        await refusal({ ...ok, attachments: [{ filename: 'a', contentBase64: content }] }),
+      ).toBeNull()
+    }
+  })
+})
+
+describe('a sendMail request past 4 MB', () => {
+  // Each shape with a filler of n characters in its largest text; a 1-byte character, so the
+  // request grows by one byte per character.
+  const names = (prefix: string, n: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      address: `${prefix}${i}@example.com`,
+      name: `Name "${i}" é`,
+    }))
+  const shapes: Record<string, (n: number) => Record<string, unknown>> = {
+    'html with characters JSON escapes': (n) => ({
+      to: [{ address: 'a@example.com' }],
+      subject: 'Grüße "quoted" \\ back',
+      text: 'the text is not sent when there is html',
+      html: `<p>line\nbreak\ttab "q" \\ é 😀 \u0007</p>${'a'.repeat(n)}`,
+    }),
+    // Six bytes in the request for each one byte of the message: past the bound under which
+    // enqueue does not count the request (its jsonb at most a sixth of the limit).
+    'html of control characters, each escaped as \\u00XX': (n) => ({
+      to: 'a@example.com',
+      subject: 's',
+      html: `${'\u0001'.repeat(690_000)}${'a'.repeat(n)}`,
+    }),
+    'text, 500 named recipients, reply-to, headers and importance': (n) => ({
+      to: names('t', 300),
+      cc: names('c', 150),
+      bcc: names('b', 50),
+      replyTo: [...names('r', 3), { address: 'noname@example.com', name: '' }],
+      subject: 's',
+      text: 'x'.repeat(n),
+      importance: 'high',
+      headers: { 'X-Tag': 'a "tag" é', 'x-tag': 'sent only once', 'X-Tab': 'a\tb' },
+    }),
+    'html beside attachments, base64 in MIME lines': (n) => ({
+      to: [{ address: 'a@example.com', name: 'Ada' }],
+      subject: 's',
+      html: 'h'.repeat(n),
+      attachments: [
+        {
+          filename: 'report "q".pdf',
+          contentType: 'application/pdf',
+          contentBase64: `${(base64Of(1_000_000).match(/.{1,76}/g) ?? []).join('\r\n')}\r\n`,
+        },
+        { filename: 'logo.png', contentBase64: base64Of(1_000_001), contentId: 'logo' },
+        { filename: 'empty', contentBase64: '', contentType: null, contentId: null },
+      ],
+    }),
+  }
+  for (const [name, shape] of Object.entries(shapes)) {
+    test(`${name}: taken at exactly 4 MB, refused one byte past it, as the transport decides`, async () => {
+      const at = 1000 + MAX_REQUEST_BYTES - transportVerdict(shape(1000)).bytes
+      expect(transportVerdict(shape(at))).toEqual({ bytes: MAX_REQUEST_BYTES, problem: null })
+      const over = transportVerdict(shape(at + 1))
+      expect(over.problem?.code).toMatch(/^(message|attachment)_too_large$/)
+      expect(await refusal(shape(at))).toBeNull()
+      expect(await refusal(shape(at + 1))).toEqual({
+        code: '22023',
+        message: `mailer: message is too large for one Graph sendMail request: at least ${MAX_REQUEST_BYTES + 1} bytes, Graph takes at most ${MAX_REQUEST_BYTES} (4 MB; attachments count as base64)`,
+      })
+      expect(await count()).toBe(1)
+    })
+  }
+})
