@@ -51,8 +51,16 @@ const Recipient = z
   ])
   .openapi('Recipient', { description: '"a@b.c" or {"address","name"}' })
 
+// mailer.normalize_message's limits (sql/0012, 0015), in the document only: at most 500 in to,
+// cc and bcc together (Exchange Online's limit per message) and 500 in replyTo; one list past 500
+// is what the document can say.
 const Recipients = z
-  .union([Recipient, z.array(Recipient)])
+  .union([
+    Recipient,
+    z
+      .array(Recipient)
+      .openapi({ maxItems: 500, description: 'At most 500: to, cc and bcc together; replyTo' }),
+  ])
   .nullable()
   .optional()
 

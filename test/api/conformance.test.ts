@@ -554,6 +554,30 @@ describe('bodies', () => {
     }
   })
 
+  test('more than 500 addresses in one recipient list the server refuses, and the document refuses too', async () => {
+    const contract = createContract(doc)
+    const addresses = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@example.com`)
+    for (const [field, m] of [
+      ['message.to', { ...message, to: addresses(501) }],
+      ['message.cc', { ...message, cc: addresses(501) }],
+      ['message.replyTo', { ...message, replyTo: addresses(501) }],
+    ] as const) {
+      const body = { message: m }
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body })
+      expect([field, r.status]).toEqual([field, 400])
+      expect([field, contract.requestErrors('POST', '/v1/outbox', body)]).not.toEqual([field, null])
+    }
+    // 500 in one list is taken by both (to, cc and bcc together stay a rule of the server's).
+    for (const m of [
+      { ...message, to: addresses(500) },
+      { ...message, replyTo: addresses(500) },
+    ]) {
+      const body = { message: m }
+      expect(contract.requestErrors('POST', '/v1/outbox', body)).toBeNull()
+      expect((await send(app, 'POST', '/v1/outbox', { token: full, body })).status).toBe(201)
+    }
+  })
+
   test('a bulk filter naming no criterion ({}) the server refuses, and the document refuses too', async () => {
     const contract = createContract(doc)
     for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry']) {
