@@ -78,7 +78,7 @@ export function startDrainers(
       worker,
       config: config.worker,
       mailFrom: config.mailFrom,
-      lookup: transport.lookup,
+      lookup: transport.lookupFor(h.name),
       ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
       // Without a listener the backstop poll is the only wake-up, so it must be quick.
       pollIntervalMs: () =>

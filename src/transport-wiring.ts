@@ -10,6 +10,7 @@ import { openGate, type SendGate } from './outbox/send-gate.ts'
 import type { Sender } from './outbox/sender.ts'
 import { createDiscardSender } from './transport/discard-sender.ts'
 import { createFileSender } from './transport/file-sender.ts'
+import type { GraphSender } from './transport/graph-sender.ts'
 import { createGraphTransport } from './transport/graph-transport.ts'
 
 export interface Transport {
@@ -20,7 +21,8 @@ export interface Transport {
    * directory would keep only the last of each id).
    */
   senderFor(db: string): Sender
-  lookup: MailboxLookup | null
+  /** The mailbox lookup for one database's rows (its log lines name it); null when not permitted. */
+  lookupFor(db: string): MailboxLookup | null
   /** Limits shared by every worker on one database (Graph only). */
   gateFor(db: DbHandle, holder: string): SendGate
   problem(): string | null
@@ -40,7 +42,7 @@ export function immediateTransport(
   return {
     sender,
     senderFor,
-    lookup: null,
+    lookupFor: () => null,
     gateFor: () => openGate,
     problem: () => null,
     warning: () => null,
@@ -74,13 +76,23 @@ export function createTransport(
         log,
         ...(onTokenRefresh ? { onTokenRefresh } : {}),
       })
+      // One sender (one token cache) for every database; each database's lines name it.
+      const senders = new Map<string, GraphSender>()
+      const senderFor = (db: string) => {
+        const known = senders.get(db)
+        if (known) return known
+        const sender = graph.sender.forDatabase(db)
+        senders.set(db, sender)
+        return sender
+      }
       return {
         sender: graph.sender,
-        senderFor: () => graph.sender,
-        lookup: g.mailboxLookup
-          ? (mail, signal) =>
-              graph.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal)
-          : null,
+        senderFor,
+        lookupFor: (db) =>
+          g.mailboxLookup
+            ? (mail, signal) =>
+                senderFor(db).lookupSentMessage(mail.from.address, mail.outboxId, signal)
+            : null,
         gateFor: (db, holder) =>
           createPgSendGate({
             db: db.statements.db,

@@ -13,6 +13,11 @@ import type { TokenSource } from './graph-token.ts'
 export interface GraphSender extends Sender {
   /** Whether a message tagged with `outboxId` is in `from`'s mailbox; see graph-lookup.ts. */
   lookupSentMessage(from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult>
+  /**
+   * The same sender (one token cache), its log lines carrying `db` as every other line about a
+   * database's rows does.
+   */
+  forDatabase(db: string): GraphSender
 }
 
 interface GraphSenderDeps {
@@ -28,8 +33,27 @@ interface GraphSenderDeps {
 export function createGraphSender(d: GraphSenderDeps): GraphSender {
   const apiUrl = d.config.apiUrl.replace(/\/+$/, '')
   const request = createGraphRequest({ ...d, requestTimeoutMs: d.config.requestTimeoutMs })
+  // Never aborted: a shutdown is no reason for the token source's error.
+  const running = new AbortController().signal
+  const unavailable = () => {
+    const e = d.tokens.failingWith()
+    return e ? noTokenOutcome(e, running, d.tokens) : null
+  }
 
-  async function send(mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome> {
+  const bound = (log: Logger): GraphSender => ({
+    name: 'graph',
+    send: (mail, signal) => send(log, mail, signal),
+    unavailable,
+    lookupSentMessage: createMailboxLookup({
+      apiUrl,
+      request,
+      log,
+      now: () => d.clock.now(),
+    }),
+    forDatabase: (db) => bound(d.log.child({ db })),
+  })
+
+  async function send(log: Logger, mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome> {
     const body = JSON.stringify(
       buildSendMailBody(mail, { saveToSentItems: d.config.saveToSentItems }),
     )
@@ -58,25 +82,10 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       httpStatus: outcome.httpStatus,
       requestId: outcome.requestId,
     }
-    if (outcome.kind === 'sent') d.log.debug('graph sendMail accepted', fields)
-    else d.log.info('graph sendMail not accepted', fields)
+    if (outcome.kind === 'sent') log.debug('graph sendMail accepted', fields)
+    else log.info('graph sendMail not accepted', fields)
     return outcome
   }
 
-  // Never aborted: a shutdown is no reason for the token source's error.
-  const running = new AbortController().signal
-  return {
-    name: 'graph',
-    send,
-    unavailable() {
-      const e = d.tokens.failingWith()
-      return e ? noTokenOutcome(e, running, d.tokens) : null
-    },
-    lookupSentMessage: createMailboxLookup({
-      apiUrl,
-      request,
-      log: d.log,
-      now: () => d.clock.now(),
-    }),
-  }
+  return bound(d.log)
 }

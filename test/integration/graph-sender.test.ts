@@ -5,6 +5,7 @@ import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
 import { SignJWT } from 'jose'
 import type { Clock } from '../../src/clock.ts'
 import type { GraphConfig } from '../../src/config/graph-settings.ts'
+import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import {
@@ -24,6 +25,7 @@ import {
 } from '../../src/transport/graph-token.ts'
 import { GraphAuthError } from '../../src/transport/graph-token-error.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
+import { createTransport } from '../../src/transport-wiring.ts'
 import {
   type FakeGraph,
   type FakeGraphOptions,
@@ -818,6 +820,52 @@ describe('sendMail outcomes', () => {
     expect(
       await s.sender.send(mail({ from: { address: 'old@contoso.com' } }), live()),
     ).toMatchObject({ kind: 'reject', code: 'MailboxNotEnabledForRESTAPI', httpStatus: 404 })
+  })
+
+  test('the transport’s sender and lookup for a database name it on their lines, as every line about its rows does', async () => {
+    const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [FROM] })
+    fakes.push(fake)
+    const lines: string[] = []
+    const config = loadConfig(
+      {
+        MAIL_TRANSPORT: 'graph',
+        MAIL_FROM: FROM,
+        GRAPH_TENANT_ID: fake.tenantId,
+        GRAPH_CLIENT_ID: fake.clientId,
+        GRAPH_CLIENT_SECRET: 'right',
+        GRAPH_AUTHORITY_URL: fake.authorityUrl,
+        GRAPH_API_URL: fake.apiUrl,
+        GRAPH_MAILBOX_LOOKUP: 'true',
+      },
+      { requireDatabase: false },
+    )
+    const transport = createTransport(
+      config,
+      createLogger('debug', (l) => lines.push(l)),
+    )
+    const shop = transport.senderFor('shop')
+    expect((await shop.send(mail(), live())).kind).toBe('sent')
+    expect((await shop.send(mail({ from: { address: 'ghost@contoso.com' } }), live())).kind).toBe(
+      'reject',
+    )
+    expect(
+      await transport.lookupFor('rpm')?.(mail({ from: { address: 'ghost@contoso.com' } }), live()),
+    ).toMatchObject({
+      rejected: { code: 'ErrorInvalidUser' },
+    })
+    const graphLines = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter(
+        (l) =>
+          String(l.msg).startsWith('graph sendMail') ||
+          String(l.msg).startsWith('graph mailbox lookup'),
+      )
+      .map((l) => [l.msg, l.db])
+    expect(graphLines).toEqual([
+      ['graph sendMail accepted', 'shop'],
+      ['graph sendMail not accepted', 'shop'],
+      ['graph mailbox lookup refused', 'rpm'],
+    ])
   })
 
   test('a mail without a sender mailbox goes out from MAIL_FROM', async () => {
