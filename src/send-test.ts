@@ -79,7 +79,9 @@ export async function sendTest(
   }
   // A credential Entra refuses for good comes back as a wait (the engine keeps such a row, uncounted,
   // until the credential is fixed): called transient, it read as "try again" when only a fix helps.
-  const refused = transport.problem()
+  // So is MAIL_FROM when Graph refuses the mailbox itself (the engine holds its rows until it works).
+  const refused =
+    transport.problem() ?? (transport.senderMailboxRefused?.() ? transport.warning() : null)
   console.error(
     `${outcome.kind === 'retry' && !refused ? 'not sent (transient)' : 'not sent'}: ${outcome.code}: ${outcome.message}${detail.length ? ` (${detail.join(', ')})` : ''}`,
   )

@@ -66,6 +66,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const listeners = new Map<string, Listener>()
   let transportProblem: () => string | null = () => null
   let transportWarning: () => string | null = () => null
+  let senderMailboxRefused: (() => boolean) | undefined
   // Metrics need the health monitor, which needs the drainers: bind late.
   let metrics: Metrics | null = null
   const onEvent: EngineEventHandler = (e) => {
@@ -85,6 +86,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         : createTransport(config, log, (outcome, code) => metrics?.incTokenRefresh(outcome, code))
       transportProblem = transport.problem
       transportWarning = transport.warning
+      senderMailboxRefused = transport.senderMailboxRefused
       startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
     }
     const health = createHealthMonitor({
@@ -105,6 +107,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       databases: handles,
       health,
       listenMode: config.worker.listenMode,
+      ...(senderMailboxRefused ? { senderMailboxRefused } : {}),
       // onEvent above feeds it every listener's and drainer's events.
       quietReuseMs: QUIET_LIVE_REUSE_MS,
     })

@@ -28,6 +28,8 @@ export interface Transport {
   problem(): string | null
   /** Something to act on that stops no send yet (Graph: a refused credential while a cached token serves). */
   warning(): string | null
+  /** True while the provider refuses the configured sender mailbox (MAIL_FROM); absent: never. */
+  senderMailboxRefused?(): boolean
   /** ms during which no send can succeed (Graph: the credential stands refused); 0 when sends may go. */
   blockedForMs(): number
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
@@ -97,7 +99,7 @@ export function createTransport(
           createPgSendGate({
             db: db.statements.db,
             clock: systemClock,
-            log,
+            log: log.child({ db: db.name }),
             holder,
             maxConcurrency: config.limits.graphMaxConcurrency,
             ratePerMinute: config.limits.mailboxRatePerMinute,
@@ -106,6 +108,7 @@ export function createTransport(
         problem: graph.problem,
         warning: graph.warning,
         blockedForMs: graph.blockedForMs,
+        senderMailboxRefused: graph.senderMailboxRefused,
         warmUp: graph.warmUp,
       }
     }

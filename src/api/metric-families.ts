@@ -24,7 +24,7 @@ export function createMetricFamilies() {
     }),
     throttled: new Counter({
       name: 'outbox_graph_throttled_total',
-      help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, no Graph token: a refused credential, Entra down or unreachable) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
+      help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, MAIL_FROM unknown to Graph, no Graph token: a refused credential, Entra down or unreachable) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
       labelNames: ['db'] as const,
       registers,
     }),
@@ -81,6 +81,13 @@ export function createMetricFamilies() {
       name: 'outbox_database_up',
       help: '1 when the last scrape query of this database succeeded (idle: or an earlier one whose numbers still stand, the outbox empty and its LISTEN session listening, silent since, for at most a minute)',
       labelNames: ['db'] as const,
+      registers,
+    }),
+    // A MAIL_FROM with a typo holds its rows (uncounted) instead of failing them: this says so.
+    senderMailboxRefused: new Gauge({
+      name: 'outbox_sender_mailbox_refused',
+      help: '1 while Graph refuses the configured sender mailbox MAIL_FROM itself (unknown, not enabled for Graph, or the app may not send from it): rows that name no other sender wait; 0 once a send from it is accepted. Absent without the Graph transport or a worker',
+      labelNames: ['mailbox'] as const,
       registers,
     }),
     listenerConnected: new Gauge({

@@ -9,6 +9,7 @@ import type { EngineEvent, ListenerState } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
 import { withStatementTimeout } from '../outbox/statement-timeout.ts'
 import { liveStats, settledCounts } from '../outbox/stats.ts'
+import { SENDER_MAILBOX_NAME } from '../transport/sender-mailbox.ts'
 import { createLiveStatsReader, type LiveStatsReader } from './live-stats-reader.ts'
 import { createMetricFamilies } from './metric-families.ts'
 import { createSettledCountsCache, type SettledCountsCache } from './settled-counts-cache.ts'
@@ -38,6 +39,8 @@ interface MetricsDeps {
    * as a listener down.
    */
   listenMode?: 'auto' | 'poll'
+  /** Whether the provider refuses the configured sender mailbox now; absent: no such gauge. */
+  senderMailboxRefused?: () => boolean
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
   scrapeTimeoutMs?: number
   /**
@@ -176,6 +179,11 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     },
     async render() {
       scrapeListeners()
+      if (deps.senderMailboxRefused)
+        metric.senderMailboxRefused.set(
+          { mailbox: SENDER_MAILBOX_NAME },
+          deps.senderMailboxRefused() ? 1 : 0,
+        )
       await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name)))
       return metric.registry.metrics()
     },

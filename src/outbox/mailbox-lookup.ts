@@ -10,9 +10,11 @@ import type { OutboundMail, SendOutcome } from './sender.ts'
  * anything before its Retry-After. `rejected`: a 404, the sender mailbox does not exist or cannot be
  * used (ErrorInvalidUser, MailboxNotEnabledForRESTAPI, ResourceNotFound): sendMail is refused the
  * same way and fails the row with that code, so asking again until the throttle deadline (a day)
- * would only delay the same verdict. `unreachable`: the provider could not be asked at all (Graph:
- * no token to be had): the outcome a send would get now, and the row waits as that send would
- * (uncounted, until the provider may be asked again), not as a failed lookup.
+ * would only delay the same verdict; for the configured sender mailbox (MAIL_FROM) a 404 is a
+ * `throttledForMs` instead, as its send waits (transport/graph-outcome.ts). `unreachable`: the
+ * provider could not be asked at all (Graph: no token to be had): the outcome a send would get
+ * now, and the row waits as that send would (uncounted, until the provider may be asked again),
+ * not as a failed lookup.
  */
 export type LookupResult =
   | 'found'

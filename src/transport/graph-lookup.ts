@@ -5,10 +5,12 @@ import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
 import {
   DEFAULT_THROTTLE_MS,
   parseGraphError,
+  SENDER_MAILBOX_PAUSE_MS,
   THROTTLE_STATUSES,
   throttleWaitMs,
 } from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
+import type { SenderMailbox } from './sender-mailbox.ts'
 
 function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
@@ -20,6 +22,7 @@ export function createMailboxLookup(d: {
   request: GraphRequest
   log: Logger
   now: () => number
+  senderMailbox?: SenderMailbox
 }) {
   return async (from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult> => {
     const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
@@ -52,6 +55,18 @@ export function createMailboxLookup(d: {
         })
         if (THROTTLE_STATUSES.has(res.status)) {
           return { throttledForMs: throttleWaitMs(res.headers, d.now(), DEFAULT_THROTTLE_MS) }
+        }
+        if (res.status === 404 && d.senderMailbox?.isDefault(from)) {
+          // MAIL_FROM refused: the configuration, not the row, as for a send (graph-outcome.ts);
+          // the mailbox is left alone and the row asks again after the pause, uncounted.
+          const retryInMs = throttleWaitMs(res.headers, d.now(), SENDER_MAILBOX_PAUSE_MS)
+          d.senderMailbox.refused({
+            code: error.code ?? `http_${res.status}`,
+            httpStatus: res.status,
+            requestId,
+            retryInMs,
+          })
+          return { throttledForMs: retryInMs }
         }
         if (res.status === 404) {
           return {

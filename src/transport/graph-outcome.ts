@@ -42,6 +42,21 @@ const SENDING_QUOTA_CODES = new Set(['ErrorExceededMessageLimit'])
 const APP_PERMISSION_CODES = new Set(['ErrorAccessDenied', 'NoPermissionsInAccessToken'])
 /** How long a mailbox the app may not send from is left alone before the next try. */
 export const APP_PERMISSION_PAUSE_MS = 5 * 60_000
+/**
+ * How long the configured sender mailbox (MAIL_FROM) that Graph does not know or will not serve
+ * (a 404) is left alone before the next row probes it: a fix (the variable, the mailbox) takes
+ * minutes, and every row asking at once would only fill the attempt history.
+ */
+export const SENDER_MAILBOX_PAUSE_MS = APP_PERMISSION_PAUSE_MS
+
+/**
+ * Whether Graph refused the sender mailbox itself rather than the message: a 404 (sendMail's one
+ * resource is `/users/{mailbox}`: `ErrorInvalidUser`, `MailboxNotEnabledForRESTAPI`,
+ * `ResourceNotFound`), or a 403 by which the app may not send from it (APP_PERMISSION_CODES).
+ */
+export function refusesMailbox(status: number, code: string): boolean {
+  return status === 404 || (status === 403 && APP_PERMISSION_CODES.has(code))
+}
 
 /**
  * Codes: the Graph error code as Graph spells it (`ErrorInvalidRecipients`, `ApplicationThrottled`),
@@ -53,6 +68,14 @@ export function classifySendResponse(
   headers: Headers,
   bodyText: string,
   now: number,
+  /**
+   * `default`: the mailbox is the configured MAIL_FROM, which every row naming no sender of its own
+   * shares. A 404 then says the configuration is wrong, not the row: failing it would fail every
+   * such row within seconds (a typo on deploy: hours of mail), so it waits like a throttled row
+   * (uncounted, the mailbox paused, failed only at THROTTLE_DEADLINE_SECONDS as `throttled`). A row
+   * that names a mailbox of its own Graph does not know still fails at once, alone.
+   */
+  mailbox: 'default' | 'own' = 'own',
 ): GraphSendResult {
   const error = parseGraphError(bodyText)
   const requestId = headers.get('request-id') ?? error.requestId
@@ -68,6 +91,10 @@ export function classifySendResponse(
   }
   if (status === 403 && APP_PERMISSION_CODES.has(code)) {
     const afterMs = throttleWaitMs(headers, now, APP_PERMISSION_PAUSE_MS)
+    return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
+  }
+  if (mailbox === 'default' && refusesMailbox(status, code)) {
+    const afterMs = throttleWaitMs(headers, now, SENDER_MAILBOX_PAUSE_MS)
     return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
   }
   if (THROTTLE_STATUSES.has(status)) {

@@ -3,21 +3,25 @@ import type { Clock } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
+import { parseDefaultFrom } from '../outbox/render.ts'
 import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
 import { createMailboxLookup } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
-import { classifySendResponse } from './graph-outcome.ts'
+import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
 import { createGraphRequest, noTokenOutcome } from './graph-request.ts'
 import type { TokenSource } from './graph-token.ts'
+import { createSenderMailbox, type SenderMailbox } from './sender-mailbox.ts'
 
 export interface GraphSender extends Sender {
   /** Whether a message tagged with `outboxId` is in `from`'s mailbox; see graph-lookup.ts. */
   lookupSentMessage(from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult>
   /**
-   * The same sender (one token cache), its log lines carrying `db` as every other line about a
-   * database's rows does.
+   * The same sender (one token cache, one sender mailbox state), its log lines carrying `db` as
+   * every other line about a database's rows does.
    */
   forDatabase(db: string): GraphSender
+  /** MAIL_FROM as Graph last answered for it (shared by every database). */
+  readonly senderMailbox: SenderMailbox
 }
 
 interface GraphSenderDeps {
@@ -33,6 +37,13 @@ interface GraphSenderDeps {
 export function createGraphSender(d: GraphSenderDeps): GraphSender {
   const apiUrl = d.config.apiUrl.replace(/\/+$/, '')
   const request = createGraphRequest({ ...d, requestTimeoutMs: d.config.requestTimeoutMs })
+  // MAIL_FROM as the renderer reads it: `Name <address>` sends from the address.
+  const defaultFrom = defaultAddress(d.mailFrom)
+  const senderMailbox = createSenderMailbox({
+    address: defaultFrom,
+    log: d.log,
+    now: () => d.clock.now(),
+  })
   // Never aborted: a shutdown is no reason for the token source's error.
   const running = new AbortController().signal
   const unavailable = () => {
@@ -49,8 +60,10 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       request,
       log,
       now: () => d.clock.now(),
+      senderMailbox,
     }),
     forDatabase: (db) => bound(d.log.child({ db })),
+    senderMailbox,
   })
 
   async function send(log: Logger, mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome> {
@@ -59,7 +72,8 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     )
     const problem = checkSendable(mail, body)
     if (problem) return { kind: 'reject', ...problem }
-    const from = mail.from.address || d.mailFrom
+    const from = mail.from.address || defaultFrom
+    const isDefault = senderMailbox.isDefault(from)
     const exchange = await request(
       `${apiUrl}/users/${encodeURIComponent(from)}/sendMail`,
       { method: 'POST', headers: { 'content-type': 'application/json' }, body },
@@ -70,9 +84,26 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       outcome = exchange.failed
     } else {
       const { res, text } = exchange
-      const result = classifySendResponse(res.status, res.headers, text, d.clock.now())
+      const result = classifySendResponse(
+        res.status,
+        res.headers,
+        text,
+        d.clock.now(),
+        isDefault ? 'default' : 'own',
+      )
       // Still 401 with a fresh token: not the row's fault, so back off rather than fail it.
       outcome = result.kind === 'token_rejected' ? { ...result, kind: 'retry' } : result
+      if (isDefault) {
+        if (outcome.kind === 'sent') senderMailbox.accepted()
+        else if (refusesMailbox(res.status, outcome.code)) {
+          senderMailbox.refused({
+            code: outcome.code,
+            httpStatus: res.status,
+            requestId: outcome.requestId,
+            ...(outcome.kind === 'retry' && outcome.afterMs ? { retryInMs: outcome.afterMs } : {}),
+          })
+        }
+      }
     }
     const fields = {
       outboxId: mail.outboxId,
@@ -88,4 +119,13 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   }
 
   return bound(d.log)
+}
+
+/** The mailbox MAIL_FROM names (configuration checked it at start; as written should it not parse). */
+function defaultAddress(mailFrom: string): string {
+  try {
+    return mailFrom ? parseDefaultFrom(mailFrom).address : ''
+  } catch {
+    return mailFrom.trim()
+  }
 }

@@ -17,9 +17,12 @@ export interface GraphTransport {
   problem(): string | null
   /**
    * The same reason while a cached token still serves sends (a refusal met by a proactive
-   * refresh): nothing stops yet, but it will when that token's use ends, unless someone acts.
+   * refresh): nothing stops yet, but it will when that token's use ends, unless someone acts. Also
+   * MAIL_FROM refused by Graph: its rows wait, the other mailboxes' rows still go.
    */
   warning(): string | null
+  /** True while Graph refuses the configured sender mailbox (MAIL_FROM) itself; see sender-mailbox.ts. */
+  senderMailboxRefused(): boolean
   /**
    * While the credential stands refused and no cached token serves: ms until Entra is asked again;
    * workers claim nothing meanwhile. A refusal met by a proactive refresh blocks nothing until the
@@ -79,10 +82,13 @@ export function createGraphTransport(
     warning() {
       const refused = refusal(tokens)
       const servesForMs = tokens.servesForMs()
-      if (!refused || servesForMs === 0) return null
+      const mailbox = sender.senderMailbox.warning()
+      if (!refused || servesForMs === 0) return mailbox
       const until = new Date(d.clock.now() + servesForMs).toISOString()
-      return `${refused}; sends go on with the cached token until ${until}`
+      const token = `${refused}; sends go on with the cached token until ${until}`
+      return mailbox ? `${token}; ${mailbox}` : token
     },
+    senderMailboxRefused: () => sender.senderMailbox.isRefused(),
     // failingWith is null while a cached token is usable: a row is never sent with one past its use.
     blockedForMs: () => (tokens.failingWith()?.permanent ? tokens.refusedForMs() : 0),
   }

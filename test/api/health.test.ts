@@ -539,6 +539,30 @@ describe('/metrics', () => {
     )
   })
 
+  test('outbox_sender_mailbox_refused says whether Graph refuses MAIL_FROM now, and is absent without a Graph worker', async () => {
+    await t.reset()
+    let refused = true
+    const scrape = async (deps: { senderMailboxRefused?: () => boolean }) => {
+      const health = fakeHealth(['default'])
+      const metrics = createMetrics({
+        databases: [{ name: 'default', db: t.db, statements: t.statements }],
+        health,
+        ...deps,
+      })
+      const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health, metrics })
+      return (await send(app, 'GET', '/metrics')).body as string
+    }
+    const withGraph = { senderMailboxRefused: () => refused }
+    expect(await scrape(withGraph)).toContain(
+      '\noutbox_sender_mailbox_refused{mailbox="MAIL_FROM"} 1\n',
+    )
+    refused = false
+    expect(await scrape(withGraph)).toContain(
+      '\noutbox_sender_mailbox_refused{mailbox="MAIL_FROM"} 0\n',
+    )
+    expect(await scrape({})).not.toContain('\noutbox_sender_mailbox_refused{')
+  })
+
   test('outbox_listener_connected is absent where no LISTEN is wanted (--role api, LISTEN_MODE=poll)', async () => {
     const series = 'outbox_listener_connected{db="default"}'
     const scrape = async (

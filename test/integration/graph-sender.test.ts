@@ -822,6 +822,54 @@ describe('sendMail outcomes', () => {
     ).toMatchObject({ kind: 'reject', code: 'MailboxNotEnabledForRESTAPI', httpStatus: 404 })
   })
 
+  test('MAIL_FROM unknown or not enabled (404): its send and its lookup wait, uncounted, and the refusal is logged at error once, by name, not address', async () => {
+    for (const fake of [{ mailboxes: ['other@contoso.com'] }, { disabledMailboxes: [FROM] }]) {
+      const s = await setup({ fake })
+      const code = fake.mailboxes ? 'ErrorInvalidUser' : 'MailboxNotEnabledForRESTAPI'
+      const db = s.sender.forDatabase('shop')
+      for (let i = 0; i < 3; i++) {
+        expect(await db.send(mail(), live())).toMatchObject({
+          kind: 'retry',
+          code,
+          throttled: true,
+          afterMs: 300_000,
+          httpStatus: 404,
+        })
+      }
+      expect(await db.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 300_000 })
+      expect(s.sender.senderMailbox.isRefused()).toBe(true)
+      const lines = s.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
+      expect(lines.filter((l) => l.level === 'error')).toEqual([
+        expect.objectContaining({
+          msg: 'sender mailbox refused by Graph: its rows wait',
+          mailbox: 'MAIL_FROM',
+          code,
+          httpStatus: 404,
+        }),
+      ])
+      // Each database's sender names its database on its lines.
+      const sendLines = lines.filter((l) => l.msg === 'graph sendMail not accepted')
+      expect(sendLines).toHaveLength(3)
+      expect(sendLines.every((l) => l.db === 'shop')).toBe(true)
+      expect(s.logLines.filter((l) => l.toLowerCase().includes(FROM))).toEqual([])
+    }
+  })
+
+  test('403 ErrorAccessDenied from MAIL_FROM counts as refusing it; from a mailbox of the row’s own it does not', async () => {
+    const s = await setup()
+    const denied = { status: 403, code: 'ErrorAccessDenied', message: 'Access is denied.' }
+    s.fake.setFaults({ sendMail: [denied] })
+    await s.sender.send(mail({ from: { address: 'other@contoso.com' } }), live())
+    expect(s.sender.senderMailbox.isRefused()).toBe(false)
+    s.fake.setFaults({ sendMail: [denied] })
+    await s.sender.send(mail(), live())
+    expect(s.sender.senderMailbox.isRefused()).toBe(true)
+    // A send from it accepted ends the refusal, said once.
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.sender.senderMailbox.isRefused()).toBe(false)
+    expect(s.logLines.filter((l) => l.includes('sender mailbox sends again'))).toHaveLength(1)
+  })
+
   test('the transport’s sender and lookup for a database name it on their lines, as every line about its rows does', async () => {
     const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [FROM] })
     fakes.push(fake)

@@ -6,7 +6,9 @@ import {
   classifySendResponse,
   DEFAULT_THROTTLE_MS,
   MAX_RETRY_AFTER_MS,
+  refusesMailbox,
   retryAfterMs,
+  SENDER_MAILBOX_PAUSE_MS,
   SENDING_QUOTA_PAUSE_MS,
 } from '../../src/transport/graph-outcome.ts'
 
@@ -273,6 +275,45 @@ describe('classifySendResponse', () => {
       NOW,
     )
     expect(outcome.requestId).toBe('hdr')
+  })
+
+  test('a 404 from the configured sender mailbox (MAIL_FROM) waits, uncounted, for the mailbox pause or Retry-After; a row of its own mailbox is rejected', () => {
+    for (const code of ['ErrorInvalidUser', 'MailboxNotEnabledForRESTAPI', 'ResourceNotFound']) {
+      expect(classifySendResponse(404, new Headers(), graphBody(code), NOW, 'default')).toEqual({
+        kind: 'retry',
+        code,
+        message: `${code} happened`,
+        afterMs: SENDER_MAILBOX_PAUSE_MS,
+        throttled: true,
+        httpStatus: 404,
+        requestId: 'body-rid',
+      })
+      expect(classifySendResponse(404, new Headers(), graphBody(code), NOW, 'own')).toMatchObject({
+        kind: 'reject',
+        code,
+      })
+    }
+    expect(
+      classifySendResponse(404, new Headers({ 'retry-after': '60' }), '', NOW, 'default'),
+    ).toMatchObject({ kind: 'retry', code: 'http_404', afterMs: 60_000, throttled: true })
+    // The message's own errors stay the row's, whatever its mailbox.
+    expect(
+      classifySendResponse(400, new Headers(), graphBody('ErrorInvalidRecipients'), NOW, 'default'),
+    ).toMatchObject({ kind: 'reject', code: 'ErrorInvalidRecipients' })
+    expect(
+      classifySendResponse(403, new Headers(), graphBody('ErrorSendAsDenied'), NOW, 'default'),
+    ).toMatchObject({ kind: 'reject', code: 'ErrorSendAsDenied' })
+  })
+
+  test('refusesMailbox: a 404, or a 403 by which the app may not send from the mailbox', () => {
+    expect(refusesMailbox(404, 'ErrorInvalidUser')).toBe(true)
+    expect(refusesMailbox(404, 'http_404')).toBe(true)
+    expect(refusesMailbox(403, 'ErrorAccessDenied')).toBe(true)
+    expect(refusesMailbox(403, 'NoPermissionsInAccessToken')).toBe(true)
+    expect(refusesMailbox(403, 'ErrorSendAsDenied')).toBe(false)
+    expect(refusesMailbox(403, 'ErrorExceededMessageLimit')).toBe(false)
+    expect(refusesMailbox(400, 'ErrorInvalidRecipients')).toBe(false)
+    expect(refusesMailbox(429, 'ApplicationThrottled')).toBe(false)
   })
 
   test('addresses quoted by Graph never reach the outcome message', () => {

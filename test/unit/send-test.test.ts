@@ -104,3 +104,20 @@ test('a credential Entra refuses is said to need fixing, not called transient', 
     await fake.stop()
   }
 })
+
+test('a MAIL_FROM Graph does not know is said to need fixing, not called transient', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: ['outbox@example.com'] })
+  const printed = spyOn(console, 'error').mockImplementation(() => {})
+  try {
+    const config = graphConfig(fake, 'outbx@example.com')
+    expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(1)
+    const text = printed.mock.calls.map((c) => c.join(' ')).join('\n')
+    // The engine holds such rows until the mailbox is fixed; sending again changes nothing.
+    expect(text).not.toContain('transient')
+    expect(text).toContain('not sent: ErrorInvalidUser')
+    expect(text).toContain('the sender mailbox MAIL_FROM is refused by Graph')
+  } finally {
+    printed.mockRestore()
+    await fake.stop()
+  }
+})
