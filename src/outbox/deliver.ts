@@ -14,7 +14,7 @@ import { RenderError } from './render-error.ts'
 import { type Ready, type SendExtra, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
-import { type Settlement, TOKEN_WAIT_CODE } from './settle.ts'
+import { PAUSED_CODE, type Settlement, TOKEN_WAIT_CODE } from './settle.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 import type { StartQueue } from './start-queue.ts'
@@ -66,6 +66,13 @@ const SETTLED_MESSAGE = {
  * backoff): at info it was one line per waiting row and backoff for as long as Entra was down.
  */
 const TOKEN_WAIT = new RegExp(TOKEN_WAIT_CODE)
+/**
+ * Nor does a row given back unsent because its mailbox stands paused: the send that met the
+ * throttle or refusal logged it (and a refused MAIL_FROM its one error line). At info it was one
+ * line per waiting row and pause for as long as the mailbox stayed refused (20 rows, 3 pauses: 60).
+ */
+const quietWait = (code: string | null) =>
+  code !== null && (code === PAUSED_CODE || TOKEN_WAIT.test(code))
 
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
   const finish = async (lease: Lease, s: Settlement, extra: Partial<SendExtra> = {}) => {
@@ -99,7 +106,7 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       const level =
         row.status === 'failed'
           ? 'warn'
-          : outcome === 'retry' || (outcome === 'throttled' && !TOKEN_WAIT.test(row.code ?? ''))
+          : outcome === 'retry' || (outcome === 'throttled' && !quietWait(row.code))
             ? 'info'
             : 'debug'
       if (d.log.enabled(level)) {

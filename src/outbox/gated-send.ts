@@ -3,7 +3,7 @@ import type { DeliveryDeps } from './deliver.ts'
 import { resolveAmbiguity } from './interrupted-send.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
-import { PACED_CODE } from './settle.ts'
+import { PACED_CODE, PAUSED_CODE } from './settle.ts'
 
 /**
  * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send, then
@@ -39,7 +39,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
                 'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it',
             }
           : {
-              code: 'mailbox_paused',
+              code: PAUSED_CODE,
               message: 'not sent: its sender mailbox is paused after a provider throttle',
             }),
         delayMs: permit.pausedForMs,

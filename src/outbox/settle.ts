@@ -28,6 +28,8 @@ export type Settlement =
 
 /** The code of a row given back uncounted to wait for its mailbox's reserved pacing turn. */
 export const PACED_CODE = 'mailbox_paced'
+/** The code of a row given back uncounted, unsent, while a provider throttle or refusal pauses its mailbox. */
+export const PAUSED_CODE = 'mailbox_paused'
 
 /**
  * The codes of a row given back uncounted because the app got no provider token (Entra down,

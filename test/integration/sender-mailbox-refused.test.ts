@@ -198,4 +198,43 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     expect(waiting.every((w) => w.status === 'pending' && w.attempts === 0)).toBe(true)
     expect(r.transport.warning()).toContain('MailboxNotEnabledForRESTAPI')
   })
+
+  test('pause after pause, the waiting rows are the refusal’s one error line, not a line each at info', async () => {
+    const r = await startWorker({ mailboxes: [OWN] })
+    const defaults: string[] = []
+    for (let i = 0; i < ROWS; i++) defaults.push(await enqueue(t))
+    const CYCLES = 3
+    for (let k = 1; k <= CYCLES; k++) {
+      if (k > 1) {
+        // The pause and the rows' waits pass (database time): the next rows probe the mailbox.
+        await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
+        await t.pool.query(
+          `update mailer.email_outbox set send_at = now(), last_error_code = null where status = 'pending'`,
+        )
+        r.engine.drainer.wake()
+      }
+      await allTried(defaults)
+    }
+    const lines = parsed(r.lines)
+    const history = await t.pool.query(
+      `select count(*)::int as n from mailer.email_attempts where outbox_id = any($1::bigint[])`,
+      [defaults],
+    )
+    const info = lines.filter((l) => l.level === 'info' && l.msg === 'send will be retried')
+    console.log(
+      `[mailbox] ${ROWS} rows, ${CYCLES} pauses of a refused MAIL_FROM: ${info.length} 'send will be retried' lines at info, ` +
+        `${history.rows[0].n} history rows`,
+    )
+    // A row sent back from the paused mailbox asked nobody: its line is debug. The row that asked
+    // Graph and met the refusal keeps its line at info.
+    expect(info.filter((l) => l.code === 'mailbox_paused')).toEqual([])
+    expect(info.length).toBeGreaterThan(0)
+    expect(info.length).toBeLessThan(ROWS)
+    expect(lines.filter((l) => l.level === 'error')).toHaveLength(1)
+    expect(await rowsOf(defaults)).toSatisfy((rows) =>
+      rows.every(
+        (x: { status: string; attempts: number }) => x.status === 'pending' && x.attempts === 0,
+      ),
+    )
+  })
 })
