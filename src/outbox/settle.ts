@@ -169,6 +169,9 @@ export async function settleLeases(
     ), history as (
       -- A row given back for its pacing turn again, with nothing else in between, is recorded
       -- once: a backlog's rows may each go back more than once, and its give-backs are no attempts.
+      -- So is a row given back unsent for its mailbox's pause again (a refused MAIL_FROM pauses it
+      -- 5 minutes at a time, for up to THROTTLE_DEADLINE_SECONDS: its whole backlog went back, and
+      -- was recorded, once per pause).
       -- So is a row that waits for a token again (an Entra outage meets it once per backoff, for
       -- up to THROTTLE_DEADLINE_SECONDS): the run's first wait keeps its time and code, which the
       -- throttle deadline counts from; the row's columns say what held it last and when it is due.
@@ -183,6 +186,10 @@ export async function settleLeases(
                   then (select h.error_code from mailer.email_attempts h
                          where h.outbox_id = done.id order by h.id desc limit 1)
                        is distinct from ${PACED_CODE}
+                  when last_error_code = ${PAUSED_CODE}
+                  then (select h.error_code from mailer.email_attempts h
+                         where h.outbox_id = done.id order by h.id desc limit 1)
+                       is distinct from ${PAUSED_CODE}
                   when last_error_code ~ ${TOKEN_WAIT_CODE}
                   then not coalesce((select h.outcome = 'throttled' and h.error_code ~ ${TOKEN_WAIT_CODE}
                                        from mailer.email_attempts h

@@ -231,6 +231,16 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     expect(info.length).toBeGreaterThan(0)
     expect(info.length).toBeLessThan(ROWS)
     expect(lines.filter((l) => l.level === 'error')).toHaveLength(1)
+    // A run of give-backs for the pause is recorded once, as a run of pacing turns or token waits
+    // is: the row's columns say what held it last and when it is due.
+    const repeated = await t.pool.query(
+      `select count(*)::int as n from (
+         select error_code, lag(error_code) over (partition by outbox_id order by id) as prev
+           from mailer.email_attempts where outbox_id = any($1::bigint[])) h
+        where error_code = 'mailbox_paused' and prev = 'mailbox_paused'`,
+      [defaults],
+    )
+    expect(repeated.rows[0].n).toBe(0)
     expect(await rowsOf(defaults)).toSatisfy((rows) =>
       rows.every(
         (x: { status: string; attempts: number }) => x.status === 'pending' && x.attempts === 0,
