@@ -1,0 +1,64 @@
+// The sender mailbox's standing as this process last heard it: a run of refusals, said once, ended by a send or by silence.
+import { expect, test } from 'bun:test'
+import { createLogger } from '../../src/log.ts'
+import { createSenderMailbox, SENDER_MAILBOX_STALE_MS } from '../../src/transport/sender-mailbox.ts'
+
+function setup() {
+  let now = Date.parse('2026-03-01T12:00:00Z')
+  const lines: Record<string, unknown>[] = []
+  const mailbox = createSenderMailbox({
+    address: 'Sender@Example.com',
+    log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
+    now: () => now,
+  })
+  const advance = (ms: number) => {
+    now += ms
+  }
+  return { mailbox, lines, advance }
+}
+
+test('MAIL_FROM is matched as Graph matches a mailbox: case and spaces aside', () => {
+  const { mailbox } = setup()
+  expect(mailbox.isDefault(' sender@example.COM ')).toBe(true)
+  expect(mailbox.isDefault('other@example.com')).toBe(false)
+  expect(
+    createSenderMailbox({ address: '', log: createLogger('error'), now: Date.now }).isDefault(''),
+  ).toBe(false)
+})
+
+test('a run of refusals is said once at error, a new cause again, its end once at info', () => {
+  const { mailbox, lines, advance } = setup()
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404 })
+  advance(300_000)
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404 })
+  // The mailbox created, not yet licensed: another cause, said again.
+  mailbox.refused({ code: 'MailboxNotEnabledForRESTAPI', httpStatus: 404 })
+  expect(mailbox.warning()).toContain('HTTP 404 MailboxNotEnabledForRESTAPI')
+  mailbox.accepted()
+  mailbox.accepted()
+  expect(lines.map((l) => [l.level, l.msg, l.code])).toEqual([
+    ['error', 'sender mailbox refused by Graph: its rows wait', 'ErrorInvalidUser'],
+    ['error', 'sender mailbox refused by Graph: its rows wait', 'MailboxNotEnabledForRESTAPI'],
+    ['info', 'sender mailbox sends again', undefined],
+  ])
+  expect(lines[2]).toMatchObject({ mailbox: 'MAIL_FROM', refusals: 3, sinceMs: 300_000 })
+  expect(mailbox.isRefused()).toBe(false)
+  expect(mailbox.warning()).toBeNull()
+})
+
+test('a refusal this process has not heard again for a while is no longer reported: another worker may have sent since', () => {
+  const { mailbox, lines, advance } = setup()
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404 })
+  advance(SENDER_MAILBOX_STALE_MS - 1)
+  expect(mailbox.isRefused()).toBe(true)
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404 })
+  advance(SENDER_MAILBOX_STALE_MS - 1)
+  expect(mailbox.isRefused()).toBe(true)
+  advance(1)
+  expect(mailbox.isRefused()).toBe(false)
+  expect(mailbox.warning()).toBeNull()
+  // Met again: a new run, said again.
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404 })
+  expect(mailbox.isRefused()).toBe(true)
+  expect(lines.filter((l) => l.level === 'error')).toHaveLength(2)
+})
