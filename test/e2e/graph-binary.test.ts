@@ -31,7 +31,7 @@ afterAll(async () => {
   await database?.drop()
 })
 
-async function serve(fake: FakeGraph, key: TestCertificate) {
+async function serve(fake: FakeGraph, key: TestCertificate, logs: 'ignore' | 'pipe' = 'ignore') {
   const port = await freePort()
   const proc = Bun.spawn([bin, 'serve'], {
     env: {
@@ -53,7 +53,8 @@ async function serve(fake: FakeGraph, key: TestCertificate) {
       PORT: String(port),
       LOG_LEVEL: 'warn',
     },
-    stdout: 'ignore',
+    // Log lines go to stdout.
+    stdout: logs,
     stderr: 'pipe',
   })
   await pollUntil(async () => {
@@ -158,4 +159,44 @@ test('a certificate Entra does not know: readiness says why, and rows wait uncou
     expect(await proc.exited).toBe(0)
     await fake.stop()
   }
+})
+
+test('a MAIL_FROM Graph does not know: rows wait uncounted, readiness stays 200 and warns, the gauge says it, the log once, never the address', async () => {
+  const fake = await startFakeGraph({
+    certificates: [cert.certPem],
+    mailboxes: ['someone-else@contoso.example'],
+  })
+  // An earlier test's rows are not this one's.
+  await adminQuery(url, `delete from mailer.email_outbox where status = 'pending'`)
+  const { proc, port } = await serve(fake, cert, 'pipe')
+  try {
+    const id = await enqueueOne()
+    const row = await pollUntil(async () => {
+      const r = await adminQuery(
+        url,
+        'select status, attempts, last_error_code from mailer.email_outbox where id = $1',
+        [id],
+      )
+      return r.rows[0].last_error_code ? r.rows[0] : undefined
+    }, 20_000)
+    expect(row).toEqual({ status: 'pending', attempts: 0, last_error_code: 'ErrorInvalidUser' })
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`)
+    const body = JSON.stringify(await res.json())
+    expect(res.status).toBe(200)
+    expect(body).toContain(
+      'the sender mailbox MAIL_FROM is refused by Graph (HTTP 404 ErrorInvalidUser)',
+    )
+    expect(body).not.toContain(FROM)
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    expect(metrics).toContain('outbox_sender_mailbox_refused{mailbox="MAIL_FROM"} 1')
+  } finally {
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toBe(0)
+    await fake.stop()
+  }
+  const logs = await new Response(proc.stdout as ReadableStream).text()
+  const errors = logs.split('\n').filter((l) => l.includes('"level":"error"'))
+  expect(errors).toHaveLength(1)
+  expect(errors[0]).toContain('sender mailbox refused by Graph: its rows wait')
+  expect(logs).not.toContain(FROM)
 })
