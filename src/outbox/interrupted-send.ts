@@ -60,15 +60,24 @@ export async function resolveAmbiguity(
   } else if (typeof verdict === 'object') {
     // Throttled like a send: every worker leaves the mailbox alone, and the row asks again once
     // it may (uncounted), instead of after the first retry delay.
+    // So is one refused because the configured sender mailbox is not one (MAIL_FROM wrong): the
+    // row keeps Graph's code, which says what to fix, as its send would.
     await d.gate.pause(r.mail.from.address, verdict.throttledForMs).catch(() => {})
-    await finish(r.lease, {
-      kind: 'retry',
-      code: 'lookup_failed',
-      message: 'the mailbox lookup of an interrupted send was throttled; will ask again',
-      delayMs: verdict.throttledForMs,
-      throttled: true,
-      ambiguous: true,
-    })
+    const refused = verdict.refused
+    await finish(
+      r.lease,
+      {
+        kind: 'retry',
+        code: refused?.code ?? 'lookup_failed',
+        message: refused
+          ? `the mailbox lookup of an interrupted send was refused: ${refused.message}; will ask again`
+          : 'the mailbox lookup of an interrupted send was throttled; will ask again',
+        delayMs: verdict.throttledForMs,
+        throttled: true,
+        ambiguous: true,
+      },
+      refused ? { httpStatus: refused.httpStatus, requestId: refused.requestId } : {},
+    )
   } else if (verdict === 'error') {
     // Ask the mailbox again later rather than guess; the attempt is not counted.
     await finish(r.lease, {

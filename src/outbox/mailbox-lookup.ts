@@ -21,7 +21,11 @@ export type LookupResult =
   | 'not_found'
   | 'unavailable'
   | 'error'
-  | { throttledForMs: number }
+  | {
+      throttledForMs: number
+      /** Graph refused the configured sender mailbox itself (a 404 for MAIL_FROM): its code. */
+      refused?: LookupRejection
+    }
   | { rejected: LookupRejection }
   | { unreachable: Extract<SendOutcome, { kind: 'retry' }> }
 

@@ -56,27 +56,19 @@ export function createMailboxLookup(d: {
         if (THROTTLE_STATUSES.has(res.status)) {
           return { throttledForMs: throttleWaitMs(res.headers, d.now(), DEFAULT_THROTTLE_MS) }
         }
-        if (res.status === 404 && d.senderMailbox?.isDefault(from)) {
+        if (res.status === 404) {
+          const rejected = {
+            code: error.code ?? `http_${res.status}`,
+            message: error.message ?? `Graph answered HTTP ${res.status}`,
+            httpStatus: res.status,
+            ...(requestId ? { requestId } : {}),
+          }
+          if (!d.senderMailbox?.isDefault(from)) return { rejected }
           // MAIL_FROM refused: the configuration, not the row, as for a send (graph-outcome.ts);
           // the mailbox is left alone and the row asks again after the pause, uncounted.
           const retryInMs = throttleWaitMs(res.headers, d.now(), SENDER_MAILBOX_PAUSE_MS)
-          d.senderMailbox.refused({
-            code: error.code ?? `http_${res.status}`,
-            httpStatus: res.status,
-            requestId,
-            retryInMs,
-          })
-          return { throttledForMs: retryInMs }
-        }
-        if (res.status === 404) {
-          return {
-            rejected: {
-              code: error.code ?? `http_${res.status}`,
-              message: error.message ?? `Graph answered HTTP ${res.status}`,
-              httpStatus: res.status,
-              ...(requestId ? { requestId } : {}),
-            },
-          }
+          d.senderMailbox.refused({ ...rejected, retryInMs })
+          return { throttledForMs: retryInMs, refused: rejected }
         }
         return res.status === 401 || res.status === 403 ? 'unavailable' : 'error'
       }

@@ -896,6 +896,51 @@ describe('crash ambiguity', () => {
     })
   })
 
+  test('a lookup refused because MAIL_FROM is not a mailbox: paused like a throttle, the row waits uncounted with Graph’s code, not lookup_failed', async () => {
+    const id = await ambiguousRow()
+    const pauses: [string, number][] = []
+    const e = await started({
+      deps: {
+        lookup: async () => ({
+          throttledForMs: 300_000,
+          refused: {
+            code: 'ErrorInvalidUser',
+            message: "The requested user '[address]' is invalid.",
+            httpStatus: 404,
+            requestId: 'req-404',
+          },
+        }),
+        gate: { ...openGate, pause: async (mailbox, ms) => void pauses.push([mailbox, ms]) },
+      },
+    })
+    await e.events.waitFor(settledFor(id))
+    expect(e.sender.calls).toEqual([])
+    expect(pauses).toEqual([['sender@example.com', 300_000]])
+    const row = await t.pool.query(
+      `select status, attempts, last_error_code, send_started_at is not null as marked
+         from mailer.email_outbox where id = $1`,
+      [id],
+    )
+    expect(row.rows[0]).toEqual({
+      status: 'pending',
+      attempts: 0,
+      last_error_code: 'ErrorInvalidUser',
+      marked: true,
+    })
+    const history = await t.pool.query(
+      'select outcome, error_code, http_status, request_id from mailer.email_attempts where outbox_id = $1',
+      [id],
+    )
+    expect(history.rows).toEqual([
+      {
+        outcome: 'throttled',
+        error_code: 'ErrorInvalidUser',
+        http_status: 404,
+        request_id: 'req-404',
+      },
+    ])
+  })
+
   test('resent unverified (no lookup, policy resend), a send that fails for sure and would retry after expiresAt says the interrupted one may have delivered it', async () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 30_000).toISOString(),

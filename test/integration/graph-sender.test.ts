@@ -836,7 +836,10 @@ describe('sendMail outcomes', () => {
           httpStatus: 404,
         })
       }
-      expect(await db.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 300_000 })
+      expect(await db.lookupSentMessage(FROM, '1', live())).toMatchObject({
+        throttledForMs: 300_000,
+        refused: { code, httpStatus: 404 },
+      })
       expect(s.sender.senderMailbox.isRefused()).toBe(true)
       const lines = s.logLines.map((l) => JSON.parse(l) as Record<string, unknown>)
       expect(lines.filter((l) => l.level === 'error')).toEqual([
