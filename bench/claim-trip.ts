@@ -8,8 +8,8 @@
 // statements a function runs are timed whole, start-up included, inside the call's. So a claim in
 // a function looks slower there than the same work sent as one statement; the round trip is the
 // fair comparison.
-// A variant may name another it is paired with call by call ("its pair"), as the A/A pair of the
-// engine's way is: the spread such a pairing shows by chance.
+// A pickup with no backlog claims the row its notification names (claim_notified, sql/0030): those
+// variants are also paired with the same claim without it ("its pair").
 // `unflushed`: every commit without waiting for its WAL flush, and the statements a function runs
 // timed one by one (pg_stat_statements.track = all): the claims' own work without the disk's flush,
 // the same for every claim and, on a shared machine, the noisiest part of a round trip.
@@ -93,13 +93,24 @@ interface Variant {
   insert: () => Promise<unknown>
   claim: () => Promise<number>
   cleanUp: () => Promise<unknown>
-  /** The variant this one is paired with call by call (the same claim done another way). */
+  /** The variant this one is paired with call by call (the same claim without a notified row). */
   against?: string
 }
-const outboxVariant = (name: string, markStarted: boolean, db = ours.db): Variant => ({
+// The id of the row inserted last: what its notification names (sql/0030).
+let insertedId = '0'
+const outboxVariant = (
+  name: string,
+  markStarted: boolean,
+  db = ours.db,
+  named = false,
+): Variant => ({
   name,
-  insert: () =>
-    outboxProbe.query(`insert into mailer.email_outbox (message) values (${OUTBOX_MESSAGE})`),
+  insert: async () => {
+    const [row] = await outboxProbe.query<{ id: string }>(
+      `insert into mailer.email_outbox (message) values (${OUTBOX_MESSAGE}) returning id`,
+    )
+    insertedId = row!.id
+  },
   claim: async () =>
     (
       await claimBatch(db, {
@@ -108,6 +119,7 @@ const outboxVariant = (name: string, markStarted: boolean, db = ours.db): Varian
         leaseSeconds: 60,
         defaultMaxAttempts: 5,
         markStarted,
+        ...(named && { notifiedId: insertedId }),
       })
     ).leases.length,
   cleanUp: () => outboxProbe.query('delete from mailer.email_outbox'),
@@ -149,6 +161,17 @@ const variants: Variant[] = [
     true,
     routed.statements.db,
   ),
+  // A pickup as the engine makes one with no backlog: the row its notification names, alone
+  // (sql/0030), each paired with the same claim without it.
+  {
+    ...outboxVariant(
+      "outbox-mailer claimBatch (file), the notified row (claim_notified), the route's session",
+      true,
+      routed.statements.db,
+      true,
+    ),
+    against: "outbox-mailer claimBatch (file), the statement route's session (the engine's way)",
+  },
   {
     // A/A: the engine's way once more, paired with itself: the spread a pairing shows by chance.
     ...outboxVariant(
@@ -157,6 +180,15 @@ const variants: Variant[] = [
       routed.statements.db,
     ),
     against: "outbox-mailer claimBatch (file), the statement route's session (the engine's way)",
+  },
+  {
+    ...outboxVariant(
+      'outbox-mailer claimBatch (Graph), the notified row (claim_notified)',
+      false,
+      ours.db,
+      true,
+    ),
+    against: 'outbox-mailer claimBatch (Graph: commit without waiting)',
   },
   {
     // The first variant's call, through the same pool, without Kysely (diagnostic), and timed by the
@@ -261,7 +293,7 @@ console.table(
       'median ms': fmt(median(t)),
       'p75 ms': fmt(percentile(t, 75)),
       'paired − first, median ms': fmt(median(t.map((x, i) => x - first[i]!))),
-      // Against the variant it names: what its difference buys.
+      // What claim_notified buys: against the same claim without a notified row.
       'paired − its pair, median ms': v.against
         ? fmt(median(t.map((x, i) => x - times.get(v.against!)![i]!)))
         : '',

@@ -35,7 +35,7 @@ export function startListeners(
       urlVariable: urlVariable(d, config.databases, d.listenUrl !== d.url ? 'listenUrl' : 'url'),
       log,
       clock: systemClock,
-      wake: () => drainers.get(h.name)?.wake(),
+      wake: (_reason, rowId) => drainers.get(h.name)?.wake(rowId),
       onEvent,
       checkIntervalMs: config.worker.listenCheckSeconds * 1000,
       mode: config.worker.listenMode,

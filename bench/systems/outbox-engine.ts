@@ -103,7 +103,7 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         url,
         log: silentLogger,
         clock: systemClock,
-        wake: () => d.wake(),
+        wake: (_reason, rowId) => d.wake(rowId),
         checkIntervalMs: config.worker.listenCheckSeconds * 1000,
         mode: config.worker.listenMode,
         shared: handle.listenSession,

@@ -31,7 +31,7 @@ export function createClaimRound(r: {
   deliveries: Set<Promise<void>>
   /** A lease was handed over or released: there may be room to claim again. */
   roomMade: () => void
-}): () => Promise<ClaimRound> {
+}): (notifiedId: string | null) => Promise<ClaimRound> {
   const { d, log, deadlines, due, settle, lastChecks, deliveries } = r
   const { held, unsent, release, batch, maxUnsent, maxHeld } = r.leases
   const cfg = d.config
@@ -42,7 +42,7 @@ export function createClaimRound(r: {
   let singleRowClaims = 0
   const claim = d.claim ?? claimBatch
 
-  async function claimAndDeliver(): Promise<ClaimRound> {
+  async function claimAndDeliver(notifiedId: string | null): Promise<ClaimRound> {
     const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
     if (room <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
     const limit = singleRowClaims > 0 ? 1 : room
@@ -55,6 +55,7 @@ export function createClaimRound(r: {
         leaseSeconds: cfg.leaseSeconds,
         defaultMaxAttempts: cfg.maxAttempts,
         markStarted: d.gate.open,
+        ...(notifiedId !== null && { notifiedId }),
       })
     } catch (error) {
       if (limit === 1 || (error as { code?: unknown } | null)?.code !== '54000') throw error
@@ -62,7 +63,7 @@ export function createClaimRound(r: {
         limit,
       })
       singleRowClaims = batch
-      return claimAndDeliver()
+      return claimAndDeliver(null)
     }
     if (singleRowClaims > 0) singleRowClaims--
     const { leases, nextDueInMs } = claimed

@@ -53,6 +53,13 @@ interface ClaimParams {
    * queue past it, so its last check comes in its send slot.
    */
   markStarted?: boolean
+  /**
+   * The one row a notification named since the last claim began, with no backlog known: tried
+   * alone first (mailer.claim_notified, sql/0030), by its primary key. When it is pending but not
+   * taken (locked, not due, a row ahead of it), the claim runs as without it; when it is no longer
+   * pending (another worker took it), the claim takes nothing.
+   */
+  notifiedId?: string
 }
 
 interface Claim {
@@ -69,6 +76,10 @@ const CLAIM_STARTED = `
 const CLAIM_UNFLUSHED = `
   /* prepared outbox_claim_unflushed */
   select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int) as claim`
+// Values: row id, worker id, lease token, lease seconds, mark started, max attempts.
+const CLAIM_NOTIFIED = `
+  /* prepared outbox_claim_notified */
+  select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int) as claim`
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
@@ -89,6 +100,21 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
   // One token per claim: (id, token) is still unique per lease, since a row is claimed at most
   // once per statement, and it spares a random UUID per row.
   const token = crypto.randomUUID()
+  if (p.notifiedId !== undefined) {
+    // Taken only if due and first in claim order, so claim order holds. It reports no next due
+    // row, nor need it: a row scheduled later came with news of its own, which sent its claim to
+    // claim_batch (not due), or was there at the claim before, whose report stands.
+    const { rows } = await statementText<{ claim: LeaseTuple[] | null }>(db, CLAIM_NOTIFIED, [
+      p.notifiedId,
+      p.workerId,
+      token,
+      p.leaseSeconds,
+      p.markStarted === true,
+      p.defaultMaxAttempts,
+    ])
+    const taken = rows[0]?.claim
+    if (taken) return { leases: taken.map((r) => toLease(r, token)), nextDueInMs: null }
+  }
   type Row = { claim: { leases: LeaseTuple[]; nextDueMs: number | null } }
   const { rows } = await statementText<Row>(
     db,

@@ -14,7 +14,8 @@ import { startSends } from './start-send.ts'
 
 export interface Drainer {
   start(): void
-  wake(): void
+  /** `rowId`: the one row a notification named (its transaction inserted that row alone). */
+  wake(rowId?: string): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
   status(): DrainerStatus
@@ -60,8 +61,15 @@ export function createDrainer(d: DrainerDeps): Drainer {
   // not see; a wake for room in the local queue only means "claim the backlog", which a claim that
   // came back short has shown to be gone (it cost every drain one more empty claim).
   let news = 0
-  const wake = () => {
+  // The row named by the only news since the last claim began, if it named one: with no backlog,
+  // the next claim tries that row alone first (claimBatch's notifiedId). Any other news (a bulk
+  // insert's '', a timer, a poll, a reclaim, a second row) leaves the claim to look for itself.
+  let newsSinceClaim = 0
+  let notified: string | null = null
+  const wake = (rowId?: string) => {
     news++
+    newsSinceClaim++
+    notified = newsSinceClaim === 1 && rowId !== undefined ? rowId : null
     wanted = true
     wakeUp?.()
   }
@@ -130,8 +138,11 @@ export function createDrainer(d: DrainerDeps): Drainer {
       if (mayClaim()) {
         wanted = false
         const newsBefore = news
+        const rowId = backlog ? null : notified
+        newsSinceClaim = 0
+        notified = null
         try {
-          const r = await claimAndDeliver()
+          const r = await claimAndDeliver(rowId)
           backlog = r.full
           if (!r.full && news === newsBefore) wanted = false
           claimFailures.succeeded()

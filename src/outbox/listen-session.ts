@@ -17,7 +17,7 @@ export function newListenClient(d: {
   db: string
   url: string
   log: Logger
-  wake: (reason: 'notification') => void
+  wake: (reason: 'notification', rowId?: string) => void
   onEvent?: EngineEventHandler | undefined
   shared?: SharedSession | null | undefined
 }): { client: pg.Client; lost: Promise<void> } {
@@ -38,9 +38,17 @@ export function newListenClient(d: {
   client.on('notification', (n) => {
     if (n.channel !== CHANNEL) return
     d.onEvent?.({ type: 'notification', db: d.db })
-    d.wake('notification')
+    d.wake('notification', notifiedRowId(n.payload))
   })
   return { client, lost: lost.promise }
+}
+
+/**
+ * The row a notification names (sql/0030: the id of the one row its transaction inserted so far),
+ * or undefined for an empty hint or anything that is not an id.
+ */
+export function notifiedRowId(payload: string | undefined): string | undefined {
+  return payload !== undefined && /^[1-9][0-9]{0,17}$/.test(payload) ? payload : undefined
 }
 
 /**

@@ -13,8 +13,11 @@ interface ListenerDeps {
   urlVariable?: string
   log: Logger
   clock: Clock
-  /** Called on a notification and after every successful (re)LISTEN, so nothing missed stays unsent. */
-  wake: (reason: 'notification' | 'sweep') => void
+  /**
+   * Called on a notification (with the row it names, if any) and after every successful (re)LISTEN,
+   * so nothing missed stays unsent.
+   */
+  wake: (reason: 'notification' | 'sweep', rowId?: string) => void
   onEvent?: EngineEventHandler
   checkIntervalMs: number
   checkTimeoutMs?: number

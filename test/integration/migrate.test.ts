@@ -168,6 +168,11 @@ describe('migrate', () => {
         '0029_graph_limits_at_enqueue',
         '232b9c38f2e3b1ced0a45017d98a17c38f183ad29569a0880bf0d10bdcbc3840',
       ],
+      [
+        30,
+        '0030_pickup_by_notified_id',
+        '7ab3e6af4e07064fb88b623b66ba03f1fc2018e7701bf106e7f977236ee37fb7',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -273,7 +278,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -302,15 +307,16 @@ describe('migrate', () => {
         { version: 27, c: true },
         { version: 28, c: true },
         { version: 29, c: true },
+        { version: 30, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0029 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0030 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
-          10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 1000,
+          10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -542,7 +548,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
     ])
     const { rows } = await adminQuery(
       url,

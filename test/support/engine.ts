@@ -72,7 +72,7 @@ export function createTestEngine(
     url: o.listenUrl ?? t.url,
     log: silentLogger,
     clock: systemClock,
-    wake: () => drainer.wake(),
+    wake: (_reason, rowId) => drainer.wake(rowId),
     onEvent: events.handler,
     checkIntervalMs: config.listenCheckSeconds * 1000,
     checkTimeoutMs: 1000,
