@@ -1,5 +1,6 @@
-// Compiles the real binary once per test run, for tests that drive it as a separate process.
-import { mkdtemp } from 'node:fs/promises'
+// Compiles the real binary once per test run (or takes TEST_BINARY), for tests that drive it as a separate process.
+import { constants } from 'node:fs'
+import { access, mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { madeOnce } from './made-once.ts'
@@ -10,8 +11,20 @@ import { madeOnce } from './made-once.ts'
  */
 export const BUILD_HOOK_TIMEOUT_MS = 90_000
 
-/** The binary's path; a build that failed (killed under load, say) is tried again by the next file. */
+/**
+ * The binary's path; a build that failed (killed under load, say) is tried again by the next file.
+ * TEST_BINARY names one `bun run build` made from this checkout instead: .ci/run builds once for
+ * its four test runs, which would each compile the same binary again (CPU a parallel run shares).
+ */
 export const compiledBinary: () => Promise<string> = madeOnce(async () => {
+  const given = process.env.TEST_BINARY
+  if (given) {
+    const path = resolve(given)
+    await access(path, constants.X_OK).catch((err: unknown) => {
+      throw new Error(`TEST_BINARY=${given} is not an executable file: ${String(err)}`)
+    })
+    return path
+  }
   const dir = await mkdtemp(join(tmpdir(), 'outbox-bin-'))
   const out = join(dir, 'outbox-mailer')
   const root = resolve(import.meta.dir, '../..')
