@@ -6,6 +6,7 @@ import { notifiedRowId } from '../../src/outbox/listen-session.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
+import { payloadsHeard } from '../support/notifications.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -17,28 +18,6 @@ const params = { workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3, markSt
 const claimNamed = (id: string, limit = 10, markStarted = true) =>
   claimBatch(t.db, { ...params, limit, markStarted, notifiedId: id })
 
-/** The payloads heard on mailer_outbox while `run` runs, in order, once a later round trip shows them all. */
-async function payloadsHeard(run: (c: pg.PoolClient) => Promise<unknown>): Promise<string[]> {
-  const listener = new pg.Client({ connectionString: t.url })
-  await listener.connect()
-  const heard: string[] = []
-  listener.on('notification', (n) => heard.push(n.payload ?? ''))
-  await listener.query('listen mailer_outbox')
-  const c = await t.pool.connect()
-  try {
-    await run(c)
-    // A notification of our own, sent after theirs committed, arrives after them.
-    await c.query(`select pg_notify('mailer_outbox', 'end')`)
-  } finally {
-    c.release()
-  }
-  const deadline = Date.now() + 20_000
-  while (!heard.includes('end') && Date.now() < deadline) await Bun.sleep(10)
-  await listener.end()
-  expect(heard.at(-1)).toBe('end')
-  return heard.slice(0, -1)
-}
-
 const insertOne = async (c: pg.ClientBase) =>
   (
     await c.query<{ id: string }>(
@@ -49,21 +28,21 @@ const insertOne = async (c: pg.ClientBase) =>
 describe('the notification', () => {
   test('names the row of a transaction that inserted one row', async () => {
     let id = ''
-    const heard = await payloadsHeard(async (c) => {
+    const heard = await payloadsHeard(t, async (c) => {
       id = await insertOne(c)
     })
     expect(heard).toEqual([id])
     // enqueue_email inserts one row the same way.
     let enqueued = ''
     expect(
-      await payloadsHeard(async () => {
+      await payloadsHeard(t, async () => {
         enqueued = await enqueue(t)
       }),
     ).toEqual([enqueued])
   })
 
   test('a statement of many rows sends one empty hint', async () => {
-    const heard = await payloadsHeard((c) =>
+    const heard = await payloadsHeard(t, (c) =>
       c.query(
         `insert into mailer.email_outbox (message) select ${MESSAGE} from generate_series(1, 20000)`,
       ),
@@ -73,7 +52,7 @@ describe('the notification', () => {
 
   test('a transaction of 20,000 one-row statements sends the first id and one empty hint, no more', async () => {
     let first = ''
-    const heard = await payloadsHeard(async (c) => {
+    const heard = await payloadsHeard(t, async (c) => {
       await c.query('begin')
       first = await insertOne(c)
       await c.query(`do $$ begin
@@ -91,7 +70,7 @@ describe('the notification', () => {
 
   test('a rolled-back savepoint takes its row’s note with it; the next transaction starts afresh', async () => {
     let kept = ''
-    const heard = await payloadsHeard(async (c) => {
+    const heard = await payloadsHeard(t, async (c) => {
       await c.query('begin')
       await c.query('savepoint s')
       await insertOne(c)
@@ -102,7 +81,7 @@ describe('the notification', () => {
     expect(heard).toEqual([kept])
     let next = ''
     expect(
-      await payloadsHeard(async (c) => {
+      await payloadsHeard(t, async (c) => {
         next = await insertOne(c)
       }),
     ).toEqual([next])

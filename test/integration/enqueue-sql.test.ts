@@ -3,6 +3,7 @@ import pg from 'pg'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
+import { payloadsHeard } from '../support/notifications.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -421,24 +422,13 @@ describe('triggers', () => {
   })
 
   test('a rolled-back transaction leaves no row and sends no notification', async () => {
-    const listener = new pg.Client({ connectionString: t.url })
-    await listener.connect()
-    const heard: string[] = []
-    listener.on('notification', (n) => heard.push(n.payload ?? ''))
-    await listener.query('listen mailer_outbox')
-    const c = await t.pool.connect()
-    try {
+    const heard = await payloadsHeard(t, async (c) => {
       await c.query('begin')
       await c.query(`insert into public.inquiries (name) values ('rolled back')`)
       await c.query('rollback')
       // A committed insert afterwards proves the listener works and orders after the rollback.
       await c.query(`insert into public.inquiries (name) values ('committed')`)
-    } finally {
-      c.release()
-    }
-    const deadline = Date.now() + 5000
-    while (heard.length === 0 && Date.now() < deadline) await Bun.sleep(10)
-    await listener.end()
+    })
     // A transaction that inserted one row names it (sql/0030): the committed one, never the other.
     const { rows } = await t.pool.query<{ id: string }>('select id from mailer.email_outbox')
     expect(heard).toEqual([rows[0]!.id])
@@ -448,19 +438,9 @@ describe('triggers', () => {
   // The trigger inserts one outbox row per source row, each a statement of its own: the first
   // names its row (sql/0030), every later one sends the empty hint, folded into one.
   test('a multi-row insert folds into two notifications: the first row, then the empty hint', async () => {
-    const listener = new pg.Client({ connectionString: t.url })
-    await listener.connect()
-    const heard: string[] = []
-    listener.on('notification', (n) => heard.push(n.payload ?? ''))
-    await listener.query('listen mailer_outbox')
-    await t.pool.query(
-      `insert into public.inquiries (name) select 'n' || g from generate_series(1, 50) g`,
+    const heard = await payloadsHeard(t, (c) =>
+      c.query(`insert into public.inquiries (name) select 'n' || g from generate_series(1, 50) g`),
     )
-    await t.pool.query('select 1') // a round trip after the commit
-    const deadline = Date.now() + 20_000
-    while (!heard.includes('') && Date.now() < deadline) await Bun.sleep(10)
-    await listener.query('select 1')
-    await listener.end()
     const { rows } = await t.pool.query<{ id: string }>(
       'select min(id)::text as id from mailer.email_outbox',
     )
