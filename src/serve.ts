@@ -67,6 +67,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   let transportProblem: () => string | null = () => null
   let transportWarning: () => string | null = () => null
   let senderMailboxRefused: (() => boolean) | undefined
+  let providerOutage: (() => string | null) | undefined
   // Metrics need the health monitor, which needs the drainers: bind late.
   let metrics: Metrics | null = null
   const onEvent: EngineEventHandler = (e) => {
@@ -87,6 +88,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       transportProblem = transport.problem
       transportWarning = transport.warning
       senderMailboxRefused = transport.senderMailboxRefused
+      providerOutage = transport.providerOutage
       startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
     }
     const health = createHealthMonitor({
@@ -108,6 +110,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       health,
       listenMode: config.worker.listenMode,
       ...(senderMailboxRefused ? { senderMailboxRefused } : {}),
+      ...(providerOutage ? { providerOutage } : {}),
       // onEvent above feeds it every listener's and drainer's events.
       quietReuseMs: QUIET_LIVE_REUSE_MS,
     })

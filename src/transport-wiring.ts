@@ -30,6 +30,8 @@ export interface Transport {
   warning(): string | null
   /** True while the provider refuses the configured sender mailbox (MAIL_FROM); absent: never. */
   senderMailboxRefused?(): boolean
+  /** What keeps the provider out of reach now (Graph: no connection, every token refused); absent: never. */
+  providerOutage?(): string | null
   /** ms during which no send can succeed (Graph: the credential stands refused); 0 when sends may go. */
   blockedForMs(): number
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
@@ -109,6 +111,7 @@ export function createTransport(
         warning: graph.warning,
         blockedForMs: graph.blockedForMs,
         senderMailboxRefused: graph.senderMailboxRefused,
+        providerOutage: graph.graphOutage,
         warmUp: graph.warmUp,
       }
     }

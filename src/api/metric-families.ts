@@ -90,6 +90,13 @@ export function createMetricFamilies() {
       labelNames: ['mailbox'] as const,
       registers,
     }),
+    // Graph out of reach (no connection) or refusing every token holds every row (uncounted): this says so.
+    graphOutage: new Gauge({
+      name: 'outbox_graph_outage',
+      help: '1 while this process cannot reach Graph (connections refused, no such host, a certificate that fails verification: cause unreachable) or Graph refuses every token, a fresh one too (401: cause unauthorized): every row waits uncounted and one request probes per back-off (5 s doubling to 5 minutes); 0 once Graph answers. Absent without the Graph transport or a worker',
+      labelNames: ['cause'] as const,
+      registers,
+    }),
     listenerConnected: new Gauge({
       name: 'outbox_listener_connected',
       help: '1 while the LISTEN connection is listening; 0 while it connects or reconnects, or after it fell back to polling (LISTEN impossible, e.g. a transaction pooler). Absent where no LISTEN is wanted: serve --role api, LISTEN_MODE=poll',

@@ -9,6 +9,7 @@ import type { EngineEvent, ListenerState } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
 import { withStatementTimeout } from '../outbox/statement-timeout.ts'
 import { liveStats, settledCounts } from '../outbox/stats.ts'
+import { GRAPH_OUTAGE_CAUSES } from '../transport/graph-reachability.ts'
 import { SENDER_MAILBOX_NAME } from '../transport/sender-mailbox.ts'
 import { createLiveStatsReader, type LiveStatsReader } from './live-stats-reader.ts'
 import { createMetricFamilies } from './metric-families.ts'
@@ -41,6 +42,8 @@ interface MetricsDeps {
   listenMode?: 'auto' | 'poll'
   /** Whether the provider refuses the configured sender mailbox now; absent: no such gauge. */
   senderMailboxRefused?: () => boolean
+  /** What keeps the provider out of reach now (Graph: `unreachable`, `unauthorized`), else null; absent: no such gauge. */
+  providerOutage?: () => string | null
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
   scrapeTimeoutMs?: number
   /**
@@ -184,6 +187,11 @@ export function createMetrics(deps: MetricsDeps): Metrics {
           { mailbox: SENDER_MAILBOX_NAME },
           deps.senderMailboxRefused() ? 1 : 0,
         )
+      if (deps.providerOutage) {
+        const now = deps.providerOutage()
+        for (const cause of GRAPH_OUTAGE_CAUSES)
+          metric.graphOutage.set({ cause }, now === cause ? 1 : 0)
+      }
       await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name)))
       return metric.registry.metrics()
     },

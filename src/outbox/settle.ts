@@ -34,10 +34,12 @@ export const PAUSED_CODE = 'mailbox_paused'
 /**
  * The codes of a row given back uncounted because the app got no provider token (Entra down,
  * hung, unreachable, throttling or refusing the credential): our own `token_…` (token_timeout,
- * token_network, token_http_503, …) or Entra's `AADSTS…`. No request of the row's was made, so
- * consecutive ones say nothing new about it (test/unit/graph-token-error.test.ts keeps the transport to it).
+ * token_network, token_http_503, …) or Entra's `AADSTS…`; or because the provider itself is out of
+ * reach or refuses every token (`graph_unreachable`, `graph_unauthorized`). Nothing of the row's
+ * reached the provider, so consecutive ones say nothing new about it
+ * (test/unit/graph-token-error.test.ts keeps the transport to it).
  */
-export const TOKEN_WAIT_CODE = '^(token_|AADSTS[0-9])'
+export const TOKEN_WAIT_CODE = '^(token_|AADSTS[0-9]|graph_unreachable$|graph_unauthorized$)'
 
 export interface SettleItem {
   id: string

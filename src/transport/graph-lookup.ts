@@ -36,9 +36,9 @@ export function createMailboxLookup(d: {
           outboxId,
           code: failed.kind === 'sent' ? undefined : failed.code,
         })
-        // No token: Graph was not asked, and a send would meet the same wait. A stop's abort stays
-        // 'error', which the caller releases.
-        if (exchange.noToken && failed.kind === 'retry' && failed.code !== 'aborted') {
+        // No token, or Graph out of reach or refusing every token: a send would meet the same wait.
+        // A stop's abort stays 'error', which the caller releases.
+        if (exchange.unsent && failed.kind === 'retry' && failed.code !== 'aborted') {
           return { unreachable: failed }
         }
         return 'error'

@@ -135,6 +135,12 @@ const NOT_CONNECTED = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ])
 
+/** The error's code when it says no connection was made (NOT_CONNECTED), else null. */
+export function notConnected(error: unknown): string | null {
+  const errno = (error as { code?: unknown } | null)?.code
+  return typeof errno === 'string' && NOT_CONNECTED.has(errno) ? errno : null
+}
+
 /** A fetch that produced no response. Graph may still have accepted the message: at-least-once. */
 export function classifySendFailure(
   error: unknown,
@@ -146,8 +152,7 @@ export function classifySendFailure(
     return { kind: 'retry', code: 'timeout', message: 'Graph request exceeded its deadline' }
   }
   const reason = error instanceof Error ? `${error.name}: ${error.message}` : 'unknown error'
-  const errno = (error as { code?: unknown } | null)?.code
-  const unsent = typeof errno === 'string' && NOT_CONNECTED.has(errno) ? { ambiguous: false } : {}
+  const unsent = notConnected(error) ? { ambiguous: false } : {}
   return {
     kind: 'retry',
     code: 'network',

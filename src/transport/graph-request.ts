@@ -2,15 +2,22 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
-import { classifySendFailure, DEFAULT_THROTTLE_MS } from './graph-outcome.ts'
+import {
+  classifySendFailure,
+  DEFAULT_THROTTLE_MS,
+  notConnected,
+  parseGraphError,
+} from './graph-outcome.ts'
+import type { GraphReachability } from './graph-reachability.ts'
 import type { TokenSource } from './graph-token.ts'
 import { GraphAuthError } from './graph-token-error.ts'
 
 /**
- * Either Graph's answer (any status) or the outcome of never getting one; `noToken`: no request
- * was made, for want of a token (the outcome is noTokenOutcome's).
+ * Either Graph's answer (any status) or the outcome of never getting one; `unsent`: nothing of the
+ * request reached Graph, for want of a token (the outcome is noTokenOutcome's) or of Graph (out
+ * of reach, or refusing every token: graph-reachability.ts), so a send would meet the same wait.
  */
-type GraphExchange = { res: Response; text: string } | { failed: SendOutcome; noToken?: true }
+type GraphExchange = { res: Response; text: string } | { failed: SendOutcome; unsent?: true }
 
 /** A row that met no token (a refused credential, an Entra outage) is not tried again sooner than this. */
 const MIN_REFUSED_RETRY_MS = 5_000
@@ -26,43 +33,90 @@ export function createGraphRequest(d: {
   fetch: typeof fetch
   clock: Clock
   requestTimeoutMs: number
+  reachability: GraphReachability
 }): GraphRequest {
   return async (url, init, signal) => {
-    for (let attempt = 1; ; attempt++) {
-      // The deadline covers waiting for a token too: the whole attempt must finish well inside the lease.
-      const deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
-      let token: string
-      try {
-        token = await d.tokens.getToken(deadline)
-      } catch (e) {
-        return { failed: noTokenOutcome(e, signal, d.tokens), noToken: true }
+    // The deadline covers waiting for a probe's answer and for a token too: the whole attempt must
+    // finish well inside the lease (and the provider slot's lifetime).
+    let deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
+    const admitted = await d.reachability.admit(deadline, signal)
+    if (admitted !== 'go' && admitted !== 'probe') return { failed: admitted, unsent: true }
+    try {
+      for (let attempt = 1; ; attempt++) {
+        if (attempt > 1)
+          deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
+        const exchange = await exchangeOnce(url, init, signal, deadline, attempt)
+        if (exchange !== 'again') return exchange
       }
-      // As Microsoft's SDKs do: Graph echoes it and its activity logs keep it (ClientRequestId).
-      const clientRequestId = randomUUID()
-      try {
-        const res = await d.fetch(url, {
-          method: init.method,
-          headers: {
-            ...init.headers,
-            authorization: `Bearer ${token}`,
-            'client-request-id': clientRequestId,
-          },
-          ...(init.body !== undefined ? { body: init.body } : {}),
-          signal: deadline,
-        })
-        // The status is Graph's answer: a body cut off after it (a 202 has none) changes nothing,
-        // and must not turn an accepted message into an ambiguous retry, a resend.
-        const text = await res.text().catch(() => '')
-        // Graph answers 401 for an expired or revoked token: refresh once, then let the caller judge
-        // (at once, when the token source knows a new token would be refused too).
-        if (res.status !== 401) d.tokens.accepted(token)
-        else if (attempt === 1 && d.tokens.invalidate(token)) continue
+    } finally {
+      if (admitted === 'probe') d.reachability.probeDone()
+    }
+  }
+
+  /** One request with the cached token; `again` after a 401 that a fresh token may cure. */
+  async function exchangeOnce(
+    url: string,
+    init: Parameters<GraphRequest>[1],
+    signal: AbortSignal,
+    deadline: AbortSignal,
+    attempt: number,
+  ): Promise<GraphExchange | 'again'> {
+    let token: string
+    try {
+      token = await d.tokens.getToken(deadline)
+    } catch (e) {
+      return { failed: noTokenOutcome(e, signal, d.tokens), unsent: true }
+    }
+    // As Microsoft's SDKs do: Graph echoes it and its activity logs keep it (ClientRequestId).
+    const clientRequestId = randomUUID()
+    try {
+      const res = await d.fetch(url, {
+        method: init.method,
+        headers: {
+          ...init.headers,
+          authorization: `Bearer ${token}`,
+          'client-request-id': clientRequestId,
+        },
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        signal: deadline,
+      })
+      // The status is Graph's answer: a body cut off after it (a 202 has none) changes nothing,
+      // and must not turn an accepted message into an ambiguous retry, a resend.
+      const text = await res.text().catch(() => '')
+      // Graph answers 401 for an expired or revoked token: refresh once. A 401 to the fresh one
+      // (or when the token source knows a new one would be refused too) is the app's, not the
+      // row's: a deleted app registration, a tenant mismatch. Every request would meet it.
+      if (res.status !== 401) {
+        d.tokens.accepted(token)
+        d.reachability.answered()
         return { res, text }
-      } catch (e) {
-        // No request-id came back: the one the request went with is how Graph's logs can tell
-        // whether it arrived (an ambiguous send).
-        return { failed: { ...classifySendFailure(e, signal), requestId: clientRequestId } }
       }
+      if (attempt === 1 && d.tokens.invalidate(token)) return 'again'
+      const error = parseGraphError(text)
+      const code = error.code ?? 'http_401'
+      const requestId = res.headers.get('request-id') ?? error.requestId
+      const failed = d.reachability.failed('unauthorized', {
+        code,
+        message: `Graph refuses this app's tokens (HTTP 401 ${code}): ${error.message ?? 'no message'}`,
+        httpStatus: 401,
+        ...(requestId ? { requestId } : {}),
+      })
+      return { failed, unsent: true }
+    } catch (e) {
+      const f = classifySendFailure(e, signal)
+      // No connection was made (refused, no such host, a certificate that failed verification):
+      // Graph cannot have the request, and every other one would meet the same.
+      const errno = f.code === 'network' ? notConnected(e) : null
+      if (errno) {
+        const failed = d.reachability.failed('unreachable', {
+          code: errno,
+          message: `Graph unreachable (${errno}): ${f.message}`,
+        })
+        return { failed, unsent: true }
+      }
+      // No request-id came back: the one the request went with is how Graph's logs can tell
+      // whether it arrived (an ambiguous send).
+      return { failed: { ...f, requestId: clientRequestId } }
     }
   }
 }

@@ -8,6 +8,7 @@ import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
 import { createMailboxLookup } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
+import { createGraphReachability, type GraphReachability } from './graph-reachability.ts'
 import { createGraphRequest, noTokenOutcome } from './graph-request.ts'
 import type { TokenSource } from './graph-token.ts'
 import { createSenderMailbox, type SenderMailbox } from './sender-mailbox.ts'
@@ -22,6 +23,8 @@ export interface GraphSender extends Sender {
   forDatabase(db: string): GraphSender
   /** MAIL_FROM as Graph last answered for it (shared by every database). */
   readonly senderMailbox: SenderMailbox
+  /** Graph out of reach or refusing every token, as this process last met it (shared by every database). */
+  readonly reachability: GraphReachability
 }
 
 interface GraphSenderDeps {
@@ -36,7 +39,12 @@ interface GraphSenderDeps {
 
 export function createGraphSender(d: GraphSenderDeps): GraphSender {
   const apiUrl = d.config.apiUrl.replace(/\/+$/, '')
-  const request = createGraphRequest({ ...d, requestTimeoutMs: d.config.requestTimeoutMs })
+  const reachability = createGraphReachability({ clock: d.clock, log: d.log })
+  const request = createGraphRequest({
+    ...d,
+    requestTimeoutMs: d.config.requestTimeoutMs,
+    reachability,
+  })
   // MAIL_FROM as the renderer reads it: `Name <address>` sends from the address.
   const defaultFrom = defaultAddress(d.mailFrom)
   const senderMailbox = createSenderMailbox({
@@ -48,7 +56,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   const running = new AbortController().signal
   const unavailable = () => {
     const e = d.tokens.failingWith()
-    return e ? noTokenOutcome(e, running, d.tokens) : null
+    return e ? noTokenOutcome(e, running, d.tokens) : reachability.holding()
   }
 
   const bound = (log: Logger): GraphSender => ({
@@ -64,6 +72,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     }),
     forDatabase: (db) => bound(d.log.child({ db })),
     senderMailbox,
+    reachability,
   })
 
   async function send(log: Logger, mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome> {
@@ -91,7 +100,8 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
         d.clock.now(),
         isDefault ? 'default' : 'own',
       )
-      // Still 401 with a fresh token: not the row's fault, so back off rather than fail it.
+      // A 401 ends in the request (graph_unauthorized, graph-request.ts); should one come, it is
+      // not the row's fault: back off rather than fail it.
       outcome = result.kind === 'token_rejected' ? { ...result, kind: 'retry' } : result
       if (isDefault) {
         if (outcome.kind === 'sent') senderMailbox.accepted()
@@ -114,6 +124,8 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       requestId: outcome.requestId,
     }
     if (outcome.kind === 'sent') log.debug('graph sendMail accepted', fields)
+    // A wait for Graph or a token: the transport's own run of lines says so, not each row.
+    else if ('unsent' in exchange) log.debug('graph sendMail not accepted', fields)
     else log.info('graph sendMail not accepted', fields)
     return outcome
   }

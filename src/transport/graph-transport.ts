@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
+import type { GraphOutageCause } from './graph-reachability.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'
 import { createTokenSource, graphScopeFor, type TokenSource, tokenUrlFor } from './graph-token.ts'
 
@@ -18,11 +19,14 @@ export interface GraphTransport {
   /**
    * The same reason while a cached token still serves sends (a refusal met by a proactive
    * refresh): nothing stops yet, but it will when that token's use ends, unless someone acts. Also
-   * MAIL_FROM refused by Graph: its rows wait, the other mailboxes' rows still go.
+   * MAIL_FROM refused by Graph: its rows wait, the other mailboxes' rows still go. And Graph out of
+   * reach or refusing every token: every row waits, uncounted, while one request probes.
    */
   warning(): string | null
   /** True while Graph refuses the configured sender mailbox (MAIL_FROM) itself; see sender-mailbox.ts. */
   senderMailboxRefused(): boolean
+  /** What keeps Graph away from this process now (no connection, every token refused), else null. */
+  graphOutage(): GraphOutageCause | null
   /**
    * While the credential stands refused and no cached token serves: ms until Entra is asked again;
    * workers claim nothing meanwhile. A refusal met by a proactive refresh blocks nothing until the
@@ -82,13 +86,16 @@ export function createGraphTransport(
     warning() {
       const refused = refusal(tokens)
       const servesForMs = tokens.servesForMs()
-      const mailbox = sender.senderMailbox.warning()
-      if (!refused || servesForMs === 0) return mailbox
-      const until = new Date(d.clock.now() + servesForMs).toISOString()
-      const token = `${refused}; sends go on with the cached token until ${until}`
-      return mailbox ? `${token}; ${mailbox}` : token
+      const others = [sender.reachability.warning(), sender.senderMailbox.warning()]
+      if (refused && servesForMs > 0) {
+        const until = new Date(d.clock.now() + servesForMs).toISOString()
+        others.unshift(`${refused}; sends go on with the cached token until ${until}`)
+      }
+      const said = others.filter((w) => w !== null)
+      return said.length > 0 ? said.join('; ') : null
     },
     senderMailboxRefused: () => sender.senderMailbox.isRefused(),
+    graphOutage: () => sender.reachability.cause(),
     // failingWith is null while a cached token is usable: a row is never sent with one past its use.
     blockedForMs: () => (tokens.failingWith()?.permanent ? tokens.refusedForMs() : 0),
   }

@@ -563,6 +563,32 @@ describe('/metrics', () => {
     expect(await scrape({})).not.toContain('\noutbox_sender_mailbox_refused{')
   })
 
+  test('outbox_graph_outage says whether Graph is out of reach or refuses every token now, by cause, and is absent without a Graph worker', async () => {
+    await t.reset()
+    let outage: 'unreachable' | 'unauthorized' | null = 'unreachable'
+    const scrape = async (deps: { providerOutage?: () => string | null }) => {
+      const health = fakeHealth(['default'])
+      const metrics = createMetrics({
+        databases: [{ name: 'default', db: t.db, statements: t.statements }],
+        health,
+        ...deps,
+      })
+      const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health, metrics })
+      return (await send(app, 'GET', '/metrics')).body as string
+    }
+    const withGraph = { providerOutage: () => outage }
+    const body = await scrape(withGraph)
+    expect(body).toContain('\noutbox_graph_outage{cause="unreachable"} 1\n')
+    expect(body).toContain('\noutbox_graph_outage{cause="unauthorized"} 0\n')
+    outage = 'unauthorized'
+    expect(await scrape(withGraph)).toContain('\noutbox_graph_outage{cause="unauthorized"} 1\n')
+    outage = null
+    const after = await scrape(withGraph)
+    expect(after).toContain('\noutbox_graph_outage{cause="unreachable"} 0\n')
+    expect(after).toContain('\noutbox_graph_outage{cause="unauthorized"} 0\n')
+    expect(await scrape({})).not.toContain('\noutbox_graph_outage{')
+  })
+
   test('outbox_listener_connected is absent where no LISTEN is wanted (--role api, LISTEN_MODE=poll)', async () => {
     const series = 'outbox_listener_connected{db="default"}'
     const scrape = async (

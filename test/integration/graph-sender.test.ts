@@ -663,16 +663,25 @@ describe('sendMail outcomes', () => {
     expect(s.fake.accepted).toHaveLength(2)
   })
 
-  test('401 again after the refresh is a retry, not a loop', async () => {
+  test('401 again after the refresh is an uncounted graph_unauthorized wait (the app, not the row), not a loop', async () => {
     const s = await setup()
     const unauthorized = { status: 401, code: 'InvalidAuthenticationToken' }
     s.fake.setFaults({ sendMail: [unauthorized, unauthorized, unauthorized] })
-    expect(await s.sender.send(mail(), live())).toMatchObject({
+    const outcome = await s.sender.send(mail(), live())
+    expect(outcome).toMatchObject({
       kind: 'retry',
-      code: 'InvalidAuthenticationToken',
+      code: 'graph_unauthorized',
       httpStatus: 401,
+      throttled: true,
+      pausesMailbox: false,
+      ambiguous: false,
+      afterMs: 5_000,
     })
+    expect(outcome.kind === 'retry' && outcome.message).toMatch(
+      /^Graph refuses this app's tokens \(HTTP 401 InvalidAuthenticationToken\)/,
+    )
     expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.fake.sendMailRequests()).toBe(2)
   })
 
   test('sends in flight when the token is revoked cause one refresh between them', async () => {
@@ -686,26 +695,35 @@ describe('sendMail outcomes', () => {
     expect(s.fake.tokenRequests).toHaveLength(2)
   })
 
-  test('Graph refusing fresh tokens too (401 whatever the token): Entra is asked again once a minute, not at every send', async () => {
+  test('Graph refusing fresh tokens too (401 whatever the token): nothing goes to Graph within the back-off, then one probe; Entra is asked again once a minute at most', async () => {
     const s = await setup()
     const unauthorized = { status: 401, code: 'InvalidAuthenticationToken' }
     s.fake.setFaults({ pickSendMail: () => unauthorized })
     for (let i = 0; i < 10; i++) {
       expect(await s.sender.send(mail(), live())).toMatchObject({
         kind: 'retry',
-        code: 'InvalidAuthenticationToken',
-        httpStatus: 401,
+        code: 'graph_unauthorized',
+        throttled: true,
       })
     }
-    // The first token, and the one refresh the first 401 asked for.
+    // The first token, and the one refresh the first 401 asked for; the first send's request and
+    // its repeat, the nine others none (within the back-off, told so by the sender at once).
     expect(s.fake.tokenRequests).toHaveLength(2)
-    expect(s.fake.sendMailRequests()).toBe(11)
+    expect(s.fake.sendMailRequests()).toBe(2)
+    expect(s.sender.unavailable?.()).toMatchObject({ code: 'graph_unauthorized' })
     s.clock.advance(60_000)
+    expect(s.sender.unavailable?.()).toBeNull()
     expect((await s.sender.send(mail(), live())).kind).toBe('retry')
     expect(s.fake.tokenRequests).toHaveLength(3)
+    expect(s.fake.sendMailRequests()).toBe(4)
     s.fake.setFaults({})
+    // The failed probe doubled the back-off (10 s): no request before it has passed.
+    expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unauthorized' })
+    expect(s.fake.sendMailRequests()).toBe(4)
+    s.clock.advance(10_000)
     expect((await s.sender.send(mail(), live())).kind).toBe('sent')
     expect(s.fake.tokenRequests).toHaveLength(3)
+    expect(s.sender.reachability.cause()).toBeNull()
   })
 
   test('a refreshed token Graph accepted and then refused (revoked again) is refreshed at once', async () => {
@@ -990,7 +1008,7 @@ describe('sendMail outcomes', () => {
     expect(await pending).toMatchObject({ kind: 'retry', code: 'aborted' })
   })
 
-  test('a certificate that cannot be verified (unknown issuer, another host): network, not ambiguous; no request reached the host', async () => {
+  test('a certificate that cannot be verified (unknown issuer, another host): graph_unreachable, uncounted, not ambiguous; no request reached the host', async () => {
     const s = await setup()
     await s.tokens.getToken()
     const served = await generateTestCertificate({ commonName: 'graph.other.example' })
@@ -1022,7 +1040,8 @@ describe('sendMail outcomes', () => {
         })
         expect(await sender.send(mail(), live())).toMatchObject({
           kind: 'retry',
-          code: 'network',
+          code: 'graph_unreachable',
+          throttled: true,
           ambiguous: false,
         })
       }
@@ -1032,7 +1051,7 @@ describe('sendMail outcomes', () => {
     }
   })
 
-  test('nobody listening: retry with code network, not ambiguous (nothing reached Graph)', async () => {
+  test('nobody listening: an uncounted graph_unreachable wait, not ambiguous (nothing reached Graph), the errno named', async () => {
     const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
     const port = closed.port
     await closed.stop(true)
@@ -1046,11 +1065,71 @@ describe('sendMail outcomes', () => {
       clock: s.clock,
       log: createLogger('error', () => {}),
     })
-    expect(await sender.send(mail(), live())).toMatchObject({
+    const outcome = await sender.send(mail(), live())
+    expect(outcome).toMatchObject({
       kind: 'retry',
-      code: 'network',
+      code: 'graph_unreachable',
+      throttled: true,
+      pausesMailbox: false,
       ambiguous: false,
     })
+    expect(outcome.kind === 'retry' && outcome.message).toMatch(
+      /^Graph unreachable \(ECONNREFUSED\)/,
+    )
+    expect(sender.reachability.warning()).toMatch(/^graph unreachable since .* \(ECONNREFUSED\)/)
+  })
+
+  test('Graph unreachable: past the back-off one request probes while the others wait for its answer; answered, they all go', async () => {
+    const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
+    const closedPort = closed.port
+    await closed.stop(true)
+    let down = true
+    let graphFetches = 0
+    let inFlight = 0
+    let held: PromiseWithResolvers<void> | null = null
+    const through = Object.assign(
+      async (input: string | URL | Request, init?: RequestInit) => {
+        const url = new URL(input instanceof Request ? input.url : String(input))
+        if (!url.pathname.endsWith('/sendMail')) return fetch(input, init)
+        graphFetches++
+        inFlight++
+        try {
+          if (down) return await fetch(`http://127.0.0.1:${closedPort}${url.pathname}`, init)
+          if (held) await held.promise
+          return await fetch(input, init)
+        } finally {
+          inFlight--
+        }
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const s = await setup({ fetch: through })
+    expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unreachable' })
+    // Within the back-off: nothing is tried.
+    expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unreachable' })
+    expect(graphFetches).toBe(1)
+    down = false
+    held = Promise.withResolvers<void>()
+    s.clock.advance(5_000)
+    const sends = Array.from({ length: 6 }, () => s.sender.send(mail(), live()))
+    await until(() => graphFetches >= 2, 'the probe')
+    // Every send started in the same tick and the poll above yielded to them all: only the probe
+    // reached Graph.
+    expect(graphFetches).toBe(2)
+    expect(inFlight).toBe(1)
+    const probe = held
+    held = null
+    probe.resolve()
+    const outcomes = await Promise.all(sends)
+    expect(outcomes.map((o) => o.kind)).toEqual(Array(6).fill('sent'))
+    expect(graphFetches).toBe(7)
+    expect(s.fake.accepted).toHaveLength(6)
+    expect(s.sender.reachability.cause()).toBeNull()
+    const lines = s.logLines.map((l) => JSON.parse(l) as { level: string; msg: string })
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'graph unreachable: mail waits, uncounted',
+    ])
+    expect(lines.filter((l) => l.msg === 'graph reachable again')).toHaveLength(1)
   })
 
   test('attachments just under 3 MB are sent; more is rejected before any request', async () => {

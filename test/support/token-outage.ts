@@ -59,8 +59,10 @@ export async function startOutage(
     cert: TestCertificate
     config?: Partial<WorkerConfig>
     options?: (i: number) => Record<string, unknown>
-    /** What Entra answers meanwhile; default a 500 (AADSTS50000). */
-    tokenFault?: TokenFault
+    /** What Entra answers meanwhile; default a 500 (AADSTS50000); null: it issues tokens. */
+    tokenFault?: TokenFault | null
+    /** The transport's fetch (default the real one): e.g. one that cannot reach Graph for a while. */
+    fetch?: typeof fetch
     /**
      * The rows' earlier send was interrupted (send_started_at set before the worker starts), and
      * the worker looks them up in the mailbox (GRAPH_MAILBOX_LOOKUP) before sending again.
@@ -73,7 +75,8 @@ export async function startOutage(
   const clock = new ManualClock()
   const refreshes: string[] = []
   const fake = await startFakeGraph({ certificates: [o.cert.certPem], now: clock.now })
-  fake.setFaults({ token: Array.from({ length: 10_000 }, () => o.tokenFault ?? ENTRA_500) })
+  if (o.tokenFault !== null)
+    fake.setFaults({ token: Array.from({ length: 10_000 }, () => o.tokenFault ?? ENTRA_500) })
   const transport = createGraphTransport(
     graphConfigFor(fake, {
       certificate: o.cert.certPem,
@@ -82,9 +85,9 @@ export async function startOutage(
     }),
     'sender@example.com',
     {
-      fetch,
+      fetch: o.fetch ?? fetch,
       clock,
-      log: silentLogger,
+      log: o.log ?? silentLogger,
       onTokenRefresh: (outcome, code) => refreshes.push(`${outcome} ${code ?? ''}`.trim()),
     },
   )

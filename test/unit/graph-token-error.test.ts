@@ -1,6 +1,10 @@
 // Token failure codes: each has the shape the settlement recognises as a wait for a token.
 import { describe, expect, test } from 'bun:test'
 import { TOKEN_WAIT_CODE } from '../../src/outbox/settle.ts'
+import {
+  GRAPH_UNAUTHORIZED_CODE,
+  GRAPH_UNREACHABLE_CODE,
+} from '../../src/transport/graph-reachability.ts'
 import { GraphAuthError, parseTokenError } from '../../src/transport/graph-token-error.ts'
 
 const entra = (status: number, body: object | string) =>
@@ -31,11 +35,15 @@ describe('token failure codes', () => {
       'token_response_invalid',
     ])
     for (const code of codes) expect(code).toMatch(new RegExp(TOKEN_WAIT_CODE))
+    // So are Graph's own outage waits (out of reach, refusing every token): recorded once per run.
+    for (const code of [GRAPH_UNREACHABLE_CODE, GRAPH_UNAUTHORIZED_CODE])
+      expect(code).toMatch(new RegExp(TOKEN_WAIT_CODE))
     // Graph's own codes, a lookup's and the pacing give-back's are not token waits.
     for (const code of [
       'ApplicationThrottled',
       'http_503',
       'lookup_failed',
+      'graph_unreachable_soon',
       'mailbox_paced',
       'timeout',
     ])

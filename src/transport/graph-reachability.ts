@@ -1,0 +1,196 @@
+// Graph as this process last reached it: out of reach (no connection) or refusing every token (401 after a fresh one); one shared back-off, one probe at a time, each run logged once.
+import type { Clock } from '../clock.ts'
+import { createFailureRun } from '../failure-run.ts'
+import type { Logger } from '../log.ts'
+import type { SendOutcome } from '../outbox/sender.ts'
+
+export const GRAPH_OUTAGE_CAUSES = ['unreachable', 'unauthorized'] as const
+export type GraphOutageCause = (typeof GRAPH_OUTAGE_CAUSES)[number]
+type Retry = Extract<SendOutcome, { kind: 'retry' }>
+
+/**
+ * The codes rows wait under while Graph is out of reach or refuses every token. Nothing of theirs
+ * reached Graph (or it answered for the app, not the row): uncounted, like the token waits, and
+ * recorded once per run (outbox/settle.ts TOKEN_WAIT_CODE knows them).
+ */
+export const GRAPH_UNREACHABLE_CODE = 'graph_unreachable'
+export const GRAPH_UNAUTHORIZED_CODE = 'graph_unauthorized'
+
+/**
+ * After a failure no request goes to Graph for this long, doubling with each failed probe up to the
+ * cap, reset by any answer: every worker of the process waits on this one delay, and when it has
+ * passed one request (the probe) goes while the others wait for its answer.
+ */
+const BACKOFF_FIRST_MS = 5_000
+const BACKOFF_MAX_MS = 300_000
+/**
+ * An outage no request has met for this long is no longer reported (readiness, the gauge): with
+ * no mail due nothing probes, and Graph may well be back.
+ */
+const STALE_MS = 30 * 60_000
+
+interface Outage {
+  cause: GraphOutageCause
+  /** What the last failure said: an errno (ECONNREFUSED) or Graph's 401 code. */
+  code: string
+  message: string
+  httpStatus?: number | undefined
+  since: number
+  at: number
+  holdOffMs: number
+  streak: number
+}
+
+export interface GraphReachability {
+  /**
+   * Before a request: the outcome it would get now without being made (within the back-off, or a
+   * probe that failed while this one waited for it); `probe` when this request is the one that
+   * tries after the back-off (its caller calls probeDone once it is over, whatever came of it); `go`.
+   */
+  admit(deadline: AbortSignal, shutdown: AbortSignal): Promise<Retry | 'probe' | 'go'>
+  /** The outcome any request would get now without being made, else null. */
+  holding(): Retry | null
+  /** A request met the outage: starts or extends it; the row's outcome. */
+  failed(
+    cause: GraphOutageCause,
+    f: { code: string; message: string; httpStatus?: number; requestId?: string },
+  ): Retry
+  /** Graph answered (anything but a 401 after a fresh token): an outage ends. */
+  answered(): void
+  /** The probe's request is over: those waiting for it go on (answered), wait (failed), or the next probes. */
+  probeDone(): void
+  /** For the gauge: what keeps Graph away now, else null. */
+  cause(): GraphOutageCause | null
+  /** For readiness: what is wrong and what to check (no address, no secret), else null. */
+  warning(): string | null
+}
+
+export function createGraphReachability(d: {
+  clock: Pick<Clock, 'now'>
+  log: Logger
+}): GraphReachability {
+  let outage: Outage | null = null
+  /** Ended by its own request only (probeDone), whatever the others' answers. */
+  let probe: PromiseWithResolvers<void> | null = null
+  const runs = {
+    unreachable: createFailureRun({
+      log: d.log,
+      clock: d.clock,
+      msg: 'graph unreachable: mail waits, uncounted',
+    }),
+    unauthorized: createFailureRun({
+      log: d.log,
+      clock: d.clock,
+      msg: "graph refuses this app's tokens: mail waits, uncounted",
+    }),
+  }
+  const remainingMs = () => (outage ? Math.max(0, outage.at + outage.holdOffMs - d.clock.now()) : 0)
+  const outcome = (o: Outage, requestId?: string): Retry => ({
+    kind: 'retry',
+    code: o.cause === 'unreachable' ? GRAPH_UNREACHABLE_CODE : GRAPH_UNAUTHORIZED_CODE,
+    message: o.message,
+    throttled: true,
+    // The app's problem, not the mailbox's: no mailbox is paused for it.
+    pausesMailbox: false,
+    // No connection, or Graph's answer for the token: Graph has no message of this request's.
+    ambiguous: false,
+    // At least a second: a row due at once would only meet the probe's answer again.
+    afterMs: Math.max(1_000, remainingMs()),
+    ...(o.httpStatus ? { httpStatus: o.httpStatus } : {}),
+    ...(requestId ? { requestId } : {}),
+  })
+
+  return {
+    async admit(deadline, shutdown) {
+      for (;;) {
+        if (!outage) return 'go'
+        if (remainingMs() > 0) return outcome(outage)
+        if (!probe) {
+          probe = Promise.withResolvers<void>()
+          return 'probe'
+        }
+        const waitedFor = probe.promise
+        await new Promise<void>((resolve) => {
+          const onAbort = () => resolve()
+          if (deadline.aborted) return resolve()
+          deadline.addEventListener('abort', onAbort, { once: true })
+          waitedFor.then(() => {
+            deadline.removeEventListener('abort', onAbort)
+            resolve()
+          })
+        })
+        if (shutdown.aborted) {
+          return {
+            kind: 'retry',
+            code: 'aborted',
+            message: 'send aborted by shutdown',
+            ambiguous: false,
+          }
+        }
+        // The wait outlasted this request's deadline: the probe has no answer yet either.
+        if (deadline.aborted && outage) return outcome(outage)
+      }
+    },
+    holding: () => (outage && remainingMs() > 0 ? outcome(outage) : null),
+    failed(cause, f) {
+      const now = d.clock.now()
+      const prev = outage
+      // A request sent before the outage was known fails too: it extends no back-off.
+      const hold =
+        prev && remainingMs() > 0
+          ? { at: prev.at, holdOffMs: prev.holdOffMs, streak: prev.streak }
+          : {
+              at: now,
+              holdOffMs: holdOffMs((prev?.streak ?? 0) + 1),
+              streak: (prev?.streak ?? 0) + 1,
+            }
+      outage = {
+        cause,
+        code: f.code,
+        message: f.message,
+        httpStatus: f.httpStatus,
+        since: prev?.since ?? now,
+        ...hold,
+      }
+      // The other cause's run (unreachable, then refusing the token) has ended.
+      runs[cause === 'unreachable' ? 'unauthorized' : 'unreachable'].succeeded()
+      runs[cause].failed({
+        code: f.code,
+        message: f.message,
+        httpStatus: f.httpStatus,
+        retryInMs: outage.holdOffMs,
+      })
+      return outcome(outage, f.requestId)
+    },
+    answered() {
+      const was = outage
+      outage = null
+      if (!was) return
+      const ended = runs[was.cause].succeeded()
+      d.log.info('graph reachable again', {
+        cause: was.cause,
+        failures: ended?.failures,
+        sinceMs: Math.max(0, d.clock.now() - was.since),
+      })
+    },
+    probeDone() {
+      const p = probe
+      probe = null
+      p?.resolve()
+    },
+    cause: () => (outage && d.clock.now() - outage.at < STALE_MS ? outage.cause : null),
+    warning() {
+      if (!outage || d.clock.now() - outage.at >= STALE_MS) return null
+      const since = new Date(outage.since).toISOString()
+      const every = `one request tries again every ${Math.round(BACKOFF_MAX_MS / 60_000)} minutes at most`
+      return outage.cause === 'unreachable'
+        ? `graph unreachable since ${since} (${outage.code}): mail waits, uncounted, and ${every}; check this host's egress, DNS, proxy and CA trust for GRAPH_API_URL`
+        : `graph refuses this app's tokens since ${since} (HTTP 401 ${outage.code}): mail waits, uncounted, and ${every}; check the app registration (GRAPH_CLIENT_ID in GRAPH_TENANT_ID) and its credential`
+    },
+  }
+}
+
+/** The back-off after the `streak`-th failure in a row. */
+function holdOffMs(streak: number): number {
+  return Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(streak - 1, 20))
+}
