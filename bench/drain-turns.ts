@@ -1,0 +1,127 @@
+// `bun run bench/drain-turns.ts [reps] [rows] [concurrencies] [systems]`: the suite's drains alone, the systems taking turns, with each drain's cost per row.
+//
+// A full `bun run bench` drains each system three times per concurrency among pickups and idle
+// phases, minutes apart, and on this shared machine a rep's rate or CPU per row moves by a third
+// from one spell to the next (round 29: c50 at 1.09× and 0.87× graphile-worker 20 minutes apart).
+// This runs only the drains (bench/drain.ts, as the suite does: pre-inserted rows, each client in a
+// process of its own, CPU per row from the server processes' /proc, WAL from the insert's commit),
+// the systems taking turns drain by drain in a rotating order, after one unmeasured warm-up each,
+// and reports medians with their spread and each system's ratios to the first one rep by rep, the
+// two drains of a ratio seconds apart.
+// DRAIN_ENGINE_FROM=<another checkout> adds that checkout's engine, its client code (its
+// bench/systems/host.ts and src/) on a database its own migrations made, so a round's engine is
+// measured against an earlier one's in the same run (e.g. a worktree of the previous round's commit).
+import { join, resolve } from 'node:path'
+import { startBenchCluster } from './cluster.ts'
+import { type DrainRun, drainRun } from './drain.ts'
+import { inImageEnv } from './image-env.ts'
+import { median } from './percentiles.ts'
+import { checkSystemKeys, systemByKey } from './systems/by-key.ts'
+import { hostedSystem, placedSystem } from './systems/hosted.ts'
+import { openProbe, type Probe } from './systems/probe.ts'
+import type { BenchSystem } from './systems/system.ts'
+import { rotated } from './turns.ts'
+
+const CAP_MS = 10_000
+
+await inImageEnv()
+const reps = Number(process.argv[2] ?? 5)
+const rows = Number(process.argv[3] ?? 20_000)
+const concurrencies = (process.argv[4] ?? '50').split(',').map(Number)
+const keys = (process.argv[5] ?? 'graphile_batched,outbox_engine').split(',')
+checkSystemKeys(keys)
+// Absolute: a relative import would resolve against this file's folder, a spawn against the cwd.
+const otherCheckout = process.env.DRAIN_ENGINE_FROM
+  ? resolve(process.env.DRAIN_ENGINE_FROM)
+  : undefined
+
+const cluster = await startBenchCluster()
+const probes: Probe[] = []
+const systems: { label: string; sys: BenchSystem }[] = []
+async function place(label: string, key: string, database: string, checkout?: string) {
+  await cluster.createDatabase(database)
+  const probe = await openProbe(cluster.probeUrl(database))
+  probes.push(probe)
+  const url = cluster.url(database)
+  let sys: BenchSystem
+  if (checkout) {
+    const inner = await systemByKey(key, url, probe)
+    const { migrate } = await import(join(checkout, 'src/db/migrate.ts'))
+    const { silentLogger } = await import(join(checkout, 'src/log.ts'))
+    sys = hostedSystem(
+      key,
+      url,
+      { ...inner, database, prepare: () => migrate({ url, log: silentLogger }) },
+      join(checkout, 'bench/systems/host.ts'),
+    )
+  } else sys = await placedSystem(key, url, probe)
+  await sys.prepare()
+  systems.push({ label, sys })
+}
+
+const runs = new Map<string, DrainRun[]>()
+const at = (label: string, c: number) => `${label}@${c}`
+try {
+  for (const key of keys) await place(key, key, key)
+  if (otherCheckout)
+    await place(`engine of ${otherCheckout}`, 'outbox_engine', 'engine_other', otherCheckout)
+  for (const s of systems) await drainRun(cluster, s.sys, rows, concurrencies[0]!, 3_000)
+  for (let rep = 0; rep < reps; rep++) {
+    for (const c of concurrencies) {
+      for (const s of rotated(systems, rep)) {
+        const r = await drainRun(cluster, s.sys, rows, c, CAP_MS)
+        runs.set(at(s.label, c), [...(runs.get(at(s.label, c)) ?? []), r])
+        console.error(
+          `rep ${rep + 1} c${c} ${s.label}: ${Math.round(r.rowsPerSecond)} rows/s, ${r.cpuMicrosPerRow.toFixed(1)} µs/row PG, ${Math.round(r.walBytesPerRow)} B/row WAL`,
+        )
+      }
+    }
+  }
+} finally {
+  for (const s of systems) await s.sys.dispose?.()
+  for (const p of probes) await p.close()
+  await cluster.stop()
+}
+
+// Median and spread (min–max) of one figure over a system's reps.
+const spread = (xs: number[], digits = 0) =>
+  `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`
+console.log(
+  `${reps} drains of ${rows} rows per system and concurrency, taking turns; median (min–max)`,
+)
+for (const c of concurrencies) {
+  console.log(`concurrency ${c}`)
+  console.table(
+    systems.map(({ label }) => {
+      const rs = runs.get(at(label, c))!
+      return {
+        system: `${label}${rs.every((r) => r.complete) ? '' : ' *'}`,
+        'rows/s': spread(rs.map((r) => r.rowsPerSecond)),
+        'PG CPU µs/row': spread(
+          rs.map((r) => r.cpuMicrosPerRow),
+          1,
+        ),
+        'WAL B/row': spread(rs.map((r) => r.walBytesPerRow)),
+        'stmts/row': median(rs.map((r) => r.statementsPerRow)).toFixed(5),
+        'client CPU µs/row': spread(
+          rs.map((r) => r.clientCpuMicrosPerRow),
+          1,
+        ),
+      }
+    }),
+  )
+  // Rep by rep, each system against each one before it: the two drains of a ratio ran seconds apart.
+  const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ')
+  systems.forEach(({ label }, j) => {
+    const rs = runs.get(at(label, c))!
+    for (const { label: baseLabel } of systems.slice(0, j)) {
+      const base = runs.get(at(baseLabel, c))!
+      const rate = rs.map((r, i) => r.rowsPerSecond / base[i]!.rowsPerSecond)
+      const cpu = rs.map((r, i) => r.cpuMicrosPerRow / base[i]!.cpuMicrosPerRow)
+      console.log(
+        `${label} ÷ ${baseLabel}: rate ${median(rate).toFixed(2)}× (${list(rate)}); PG CPU per row ${median(cpu).toFixed(2)}× (${list(cpu)})`,
+      )
+    }
+  })
+}
+console.log('* = a drain hit the 10 s cap (rate over the rows done).')
