@@ -29,17 +29,44 @@ try {
     [which],
   )
   console.table(top.rows)
-  // Where the WAL went, by record type (pg_walinspect), per drained row.
+  // Where the WAL went, by record type and relation (pg_walinspect), per drained row; a record that
+  // touches several blocks counts for its first. The names come from the system's own database.
   await cluster.admin.query('create extension if not exists pg_walinspect')
-  const wal = await cluster.admin.query(
-    `select resource_manager as rmgr, record_type as type, count(*)::int as records,
+  const wal = await cluster.admin.query<{ relfilenode: string }>(
+    `with recs as (
+       select distinct on (start_lsn) resource_manager as rmgr, record_type as type, record_length,
+              sum(block_fpi_length) over (partition by start_lsn) as fpi_length, relfilenode
+         from pg_get_wal_block_info($1::pg_lsn, $2::pg_lsn) order by start_lsn, block_id)
+     select rmgr, type, relfilenode::text, count(*)::int as records,
+            round(avg(record_length), 1) as avg_length,
             round(sum(record_length)::numeric / $3, 1) as bytes_per_row,
             round(sum(fpi_length)::numeric / $3, 1) as fpi_per_row
-       from pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)
-      group by 1, 2 order by sum(record_length) desc limit 15`,
+       from recs group by 1, 2, 3 order by sum(record_length) desc limit 15`,
     [r.wal.from, r.wal.to, r.rows],
   )
-  console.table(wal.rows)
+  const names = new Map(
+    (
+      await probe.query<{ n: string; name: string }>(
+        'select relfilenode::text as n, relname as name from pg_class where relfilenode = any($1::oid[])',
+        [wal.rows.map((w) => w.relfilenode)],
+      )
+    ).map((x) => [x.n, x.name]),
+  )
+  console.table(
+    wal.rows.map(({ relfilenode, ...w }) => ({
+      ...w,
+      relation: names.get(relfilenode) ?? relfilenode,
+    })),
+  )
+  // Heap records by length: an update whose new version found no room on its page logs the whole
+  // row (and a lock) instead of its changed tail, which shows here as a second, longer UPDATE length.
+  const lengths = await cluster.admin.query(
+    `select record_type as type, record_length as length, count(*)::int as records
+       from pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn) where resource_manager = 'Heap'
+      group by 1, 2 order by 3 desc limit 8`,
+    [r.wal.from, r.wal.to],
+  )
+  console.table(lengths.rows)
   await sys.dispose?.()
 } finally {
   await probe.close()
