@@ -14,6 +14,16 @@ import { keysUnavailable, remoteSigningKeys } from './signing-keys.ts'
  */
 const JWKS_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519']
 
+/**
+ * Clock skew allowed on `exp` and `nbf`: a token minted by a host whose clock runs ahead of ours is
+ * not yet valid by our clock (`nbf` in the future), and one just expired by the issuer's clock may
+ * still be valid by ours. 60 s as Spring Security's JwtTimestampValidator; Microsoft.IdentityModel
+ * allows 300 s, but every second of leeway is a second more that a leaked token works, and hosts
+ * kept by NTP are within a second of each other: a clock a minute off is a fault to fix, and the 401
+ * says by how much the token's time differs from ours.
+ */
+export const CLOCK_TOLERANCE_SECONDS = 60
+
 const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(['outbox:read', 'outbox:write'])
 const DEV_PRINCIPAL: Principal = { subject: 'dev', scopes: ALL_SCOPES, tenant: null }
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
@@ -27,6 +37,7 @@ type Verify = (token: string) => Promise<JWTPayload>
 export function createVerifier(auth: ApiAuthConfig, dev: boolean, log: Logger): Verify | null {
   const common: JWTVerifyOptions = {
     requiredClaims: ['exp'],
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
     ...(auth.issuer ? { issuer: auth.issuer } : {}),
     ...(auth.audience ? { audience: auth.audience } : {}),
   }

@@ -58,7 +58,7 @@ describe('HS256 tokens', () => {
 
   test('expired, wrong audience, wrong issuer, wrong key and no exp are 401', async () => {
     const cases: [string, string, string][] = [
-      ['expired', await token({ expiresIn: -60 }), 'expired'],
+      ['expired', await token({ expiresIn: -600 }), 'expired'],
       ['audience', await token({ audience: 'someone-else' }), 'aud'],
       ['issuer', await token({ issuer: 'https://evil.test' }), 'iss'],
       ['key', await token({ secret: 'another-secret-that-is-at-least-32-chars' }), 'not valid'],
@@ -68,6 +68,19 @@ describe('HS256 tokens', () => {
       const r = await list({ token: tk })
       expect([name, r.status]).toEqual([name, 401])
       expect((r.body as Problem).detail).toContain(detail)
+    }
+  })
+
+  test('clock skew: nbf up to 60 s ahead and exp up to 60 s past are accepted, further is 401', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const cases: [string, string, number][] = [
+      ['nbf 30 s ahead', await token({ extra: { nbf: now + 30 } }), 200],
+      ['nbf 120 s ahead', await token({ extra: { nbf: now + 120 } }), 401],
+      ['exp 30 s past', await token({ expiresIn: -30 }), 200],
+      ['exp 120 s past', await token({ expiresIn: -120 }), 401],
+    ]
+    for (const [name, tk, status] of cases) {
+      expect([name, (await list({ token: tk })).status]).toEqual([name, status])
     }
   })
 

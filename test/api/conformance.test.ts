@@ -189,7 +189,7 @@ describe('auth, as DESIGN.md has it', () => {
       Bearer: { type: 'http', scheme: 'bearer' },
     })
     const id = await enqueueSql(t.pool)
-    const expired = await token({ expiresIn: -60 })
+    const expired = await token({ expiresIn: -600 })
     for (const [key, s] of Object.entries(samples(id))) {
       const [method, path] = key.split(' ') as [string, string]
       const op = doc.paths[path]![method.toLowerCase()]!
