@@ -42,7 +42,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
         throw new AppError('payload_too_large', `the body exceeds ${BODY_LIMIT_BYTES} bytes`)
       },
     }),
-    authenticate(verify, deps.log),
+    authenticate(verify),
     rateLimit(deps.rateLimitPerMinute ?? DEFAULT_RATE_PER_MINUTE),
   )
 

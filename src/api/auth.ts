@@ -7,6 +7,7 @@ import { AppError, isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AppEnv, Principal, Scope } from './context.ts'
 import { keysUnavailable, remoteSigningKeys } from './signing-keys.ts'
+import { type Judged, refusal } from './token-refusal.ts'
 
 /**
  * Asymmetric algorithms accepted from a JWKS. Pinned so a key set can never be used with `none` or
@@ -44,18 +45,37 @@ export function createVerifier(auth: ApiAuthConfig, dev: boolean, log: Logger): 
   if (auth.jwtSecret && auth.jwksUrl) {
     throw new AppError('config_invalid', 'API_JWT_SECRET and API_JWKS_URL are both set: use one')
   }
+  const judged = (keys: Judged['keys'], algorithms: string[]): Judged => ({
+    keys,
+    algorithms,
+    issuer: auth.issuer,
+    audience: auth.audience,
+    clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
+  })
   if (auth.jwtSecret) {
     const key = new TextEncoder().encode(auth.jwtSecret)
-    return async (token) =>
-      (await jwtVerify(token, key, { ...common, algorithms: ['HS256'] })).payload
+    const j = judged('secret', ['HS256'])
+    return async (token) => {
+      try {
+        return (await jwtVerify(token, key, { ...common, algorithms: j.algorithms })).payload
+      } catch (e) {
+        throw rejection(e, j, log)
+      }
+    }
   }
   if (auth.jwksUrl) {
     if (!auth.issuer || !auth.audience) {
       throw new AppError('config_invalid', 'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE')
     }
     const keys = remoteSigningKeys(new URL(auth.jwksUrl), log)
-    return async (token) =>
-      (await jwtVerify(token, keys, { ...common, algorithms: JWKS_ALGORITHMS })).payload
+    const j = judged('jwks', JWKS_ALGORITHMS)
+    return async (token) => {
+      try {
+        return (await jwtVerify(token, keys, { ...common, algorithms: JWKS_ALGORITHMS })).payload
+      } catch (e) {
+        throw rejection(e, j, log)
+      }
+    }
   }
   if (!dev) {
     throw new AppError(
@@ -67,7 +87,7 @@ export function createVerifier(auth: ApiAuthConfig, dev: boolean, log: Logger): 
 }
 
 /** Verifies the bearer token of every request it guards and sets `principal`. */
-export function authenticate(verify: Verify | null, log: Logger) {
+export function authenticate(verify: Verify | null) {
   return createMiddleware<AppEnv>(async (c, next) => {
     if (verify === null) {
       c.set('principal', DEV_PRINCIPAL)
@@ -81,13 +101,13 @@ export function authenticate(verify: Verify | null, log: Logger) {
       throw new AppError('unauthorized', 'the Authorization header must be "Bearer <JWT>"')
     }
     const token = match[1]!
-    let payload: JWTPayload
     try {
-      payload = await verify(token)
+      c.set('principal', toPrincipal(await verify(token), token))
     } catch (e) {
-      throw rejection(e, log)
+      // The operator's side of a refusal: which check failed, with the request id, no claim value.
+      if (isAppError(e, 'unauthorized')) c.get('log').info('API token refused', { ...e.details })
+      throw e
     }
-    c.set('principal', toPrincipal(payload, token))
     return next()
   })
 }
@@ -112,13 +132,17 @@ const TENANT = /^[A-Za-z0-9_.:-]{1,200}$/
 function toPrincipal(p: JWTPayload, token: string): Principal {
   const scope = p.scope
   if (scope !== undefined && typeof scope !== 'string') {
-    throw new AppError('unauthorized', 'the scope claim must be a space-separated string')
+    throw new AppError('unauthorized', 'the scope claim must be a space-separated string', {
+      reason: 'claim_invalid',
+      claim: 'scope',
+    })
   }
   const tenant = p.tenant
   if (tenant !== undefined && (typeof tenant !== 'string' || !TENANT.test(tenant))) {
     throw new AppError(
       'unauthorized',
       'the tenant claim must be a tenant id: 1-200 characters of A-Z a-z 0-9 _ . : -',
+      { reason: 'claim_invalid', claim: 'tenant' },
     )
   }
   const subject =
@@ -144,18 +168,7 @@ function grantedScopes(p: JWTPayload, scope: string): Set<string> {
   return new Set([...words(scope), ...scp, ...strings(p.roles)])
 }
 
-function rejection(e: unknown, log: Logger): AppError {
-  if (e instanceof errors.JWTExpired) {
-    return new AppError('unauthorized', 'the token has expired', {}, { cause: e })
-  }
-  if (e instanceof errors.JWTClaimValidationFailed) {
-    return new AppError(
-      'unauthorized',
-      `the token's ${e.claim} claim is missing or wrong`,
-      {},
-      { cause: e },
-    )
-  }
+function rejection(e: unknown, judged: Judged, log: Logger): AppError {
   // The key set not fetched or not usable (signing-keys.ts, which logs an outage once), or a failure
   // jose does not lay on the token: it was never judged, so not the caller's fault (503, it keeps
   // the token); the latter is logged here, as ours.
@@ -164,5 +177,5 @@ function rejection(e: unknown, log: Logger): AppError {
     log.warn('API token verification failed unexpectedly', { err: e })
     return keysUnavailable(e)
   }
-  return new AppError('unauthorized', 'the token is not valid', {}, { cause: e })
+  return refusal(e, judged)
 }

@@ -151,7 +151,7 @@ describe('what Entra tokens do not grant', () => {
     // A v1 token at an app that expects v2 (issuer and audience differ): 401, named.
     const wrong = await list(v2, await entraToken('1.0', { roles: ['outbox:read'] }))
     expect(wrong.status).toBe(401)
-    expect((wrong.body as Problem).detail).toContain('claim')
+    expect((wrong.body as Problem).detail).toContain("the token's iss")
   })
 
   test('the tid claim (the Entra directory) confines nothing: every tenant’s rows are listed', async () => {

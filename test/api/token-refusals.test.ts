@@ -1,0 +1,216 @@
+// What a refused token's 401 says: the claim or header at fault and, for Entra's v1/v2 mix-ups, what to change; never a claim's value; one log line per refusal with the request id.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
+import { createLogger } from '../../src/log.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { type App, buildApp, send } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const TENANT_ID = crypto.randomUUID()
+const OTHER_TENANT_ID = crypto.randomUUID()
+const CLIENT_ID = crypto.randomUUID()
+const V1_ISSUER = `https://sts.windows.net/${TENANT_ID}/`
+const V2_ISSUER = `https://login.microsoftonline.com/${TENANT_ID}/v2.0`
+const APP_ID_URI = `api://${CLIENT_ID}`
+
+type Problem = { type: string; detail: string; requestId: string }
+type Line = Record<string, unknown>
+
+let t: TestDb
+let privateKey: CryptoKey
+let server: ReturnType<typeof Bun.serve>
+let v1: App
+let v2: App
+const lines: Line[] = []
+
+beforeAll(async () => {
+  t = await createTestDb()
+  const pair = await generateKeyPair('RS256')
+  privateKey = pair.privateKey
+  const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'entra-key-1', use: 'sig' }
+  server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    fetch: () => Response.json({ keys: [jwk] }),
+  })
+  const jwksUrl = `http://127.0.0.1:${server.port}/${TENANT_ID}/discovery/v2.0/keys`
+  const db = [{ name: 'default', db: t.db, pool: t.pool }]
+  const log = createLogger('debug', (l) => lines.push(JSON.parse(l)))
+  v1 = buildApp(db, {
+    auth: { jwtSecret: null, jwksUrl, issuer: V1_ISSUER, audience: APP_ID_URI },
+    log,
+  }).app
+  v2 = buildApp(db, {
+    auth: { jwtSecret: null, jwksUrl, issuer: V2_ISSUER, audience: CLIENT_ID },
+    log,
+  }).app
+})
+afterAll(async () => {
+  await server.stop(true)
+  await t.drop()
+})
+
+/** Claims as Entra issues them; each value but `ver` and the times is one the 401 must not echo. */
+function entraClaims(version: '1.0' | '2.0', extra: JWTPayload = {}): JWTPayload {
+  const now = Math.floor(Date.now() / 1000)
+  return {
+    aud: version === '1.0' ? APP_ID_URI : CLIENT_ID,
+    iss: version === '1.0' ? V1_ISSUER : V2_ISSUER,
+    iat: now,
+    nbf: now,
+    exp: now + 3600,
+    tid: TENANT_ID,
+    oid: crypto.randomUUID(),
+    sub: crypto.randomUUID(),
+    ver: version,
+    roles: ['outbox:read'],
+    ...extra,
+  }
+}
+
+const sign = (claims: JWTPayload, o: { kid?: string; key?: CryptoKey } = {}) =>
+  new SignJWT(claims)
+    .setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: o.kid ?? 'entra-key-1' })
+    .sign(o.key ?? privateKey)
+
+/** The refusal of `tk` by `app`: a 401 whose detail holds none of `claims`' ids nor the token. */
+async function refused(app: App, tk: string, claims: JWTPayload = {}): Promise<string> {
+  const r = await send(app, 'GET', '/v1/outbox', { token: tk })
+  const body = r.body as Problem
+  expect([r.status, body.type]).toEqual([401, 'urn:outbox-mailer:problem:unauthorized'])
+  for (const v of [tk, ...tk.split('.'), claims.sub, claims.oid, claims.tid, claims.iss]) {
+    if (typeof v === 'string') expect(body.detail).not.toContain(v)
+  }
+  if (typeof claims.aud === 'string') expect(body.detail).not.toContain(claims.aud)
+  return body.detail
+}
+
+describe("Entra's token versions mixed up", () => {
+  test('a v1 token where a v2 one is expected names iss and accessTokenAcceptedVersion', async () => {
+    const claims = entraClaims('1.0')
+    const detail = await refused(v2, await sign(claims), claims)
+    expect(detail).toContain('iss')
+    expect(detail).toContain('v1')
+    expect(detail).toContain('accessTokenAcceptedVersion')
+    expect(detail).toContain('API_JWT_ISSUER')
+  })
+
+  test('a v2 token where a v1 one is expected names iss and API_JWT_ISSUER', async () => {
+    const claims = entraClaims('2.0')
+    const detail = await refused(v1, await sign(claims), claims)
+    expect(detail).toContain('iss')
+    expect(detail).toContain('v2')
+    expect(detail).toContain('API_JWT_ISSUER')
+  })
+
+  test('a token of another Entra tenant says so', async () => {
+    const claims = entraClaims('2.0', {
+      iss: `https://login.microsoftonline.com/${OTHER_TENANT_ID}/v2.0`,
+      tid: OTHER_TENANT_ID,
+    })
+    const detail = await refused(v2, await sign(claims), claims)
+    expect(detail).toContain('iss')
+    expect(detail).toContain('another Entra tenant')
+  })
+
+  test('aud: the Application ID URI where the bare client id is expected, and the other way round', async () => {
+    const uri = entraClaims('1.0', { aud: APP_ID_URI })
+    const v1BareApp = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+      auth: {
+        jwtSecret: null,
+        jwksUrl: `http://127.0.0.1:${server.port}/keys`,
+        issuer: V1_ISSUER,
+        audience: CLIENT_ID,
+      },
+    }).app
+    const toBare = await refused(v1BareApp, await sign(uri), uri)
+    expect(toBare).toContain('aud')
+    expect(toBare).toContain('Application ID URI')
+    expect(toBare).toContain('API_JWT_AUDIENCE')
+    const bare = entraClaims('1.0', { aud: CLIENT_ID })
+    const toUri = await refused(v1, await sign(bare), bare)
+    expect(toUri).toContain('aud')
+    expect(toUri).toContain('client id')
+    expect(toUri).toContain('API_JWT_AUDIENCE')
+  })
+
+  test("a Microsoft Graph token (another API's audience) says whose it is", async () => {
+    const claims = entraClaims('2.0', { aud: 'https://graph.microsoft.com' })
+    const detail = await refused(v2, await sign(claims), claims)
+    expect(detail).toContain('aud')
+    expect(detail).toContain('Microsoft Graph')
+  })
+})
+
+describe('times, algorithm, key and signature', () => {
+  test('expired: says expired and how long ago', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const claims = entraClaims('2.0', { iat: now - 7200, nbf: now - 7200, exp: now - 3600 })
+    const detail = await refused(v2, await sign(claims), claims)
+    expect(detail).toContain('expired')
+    expect(detail).toMatch(/\b(59|60|61) min\b/)
+  })
+
+  test('not yet valid: says by how much the token is ahead of this clock', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const claims = entraClaims('2.0', { nbf: now + 600 })
+    const detail = await refused(v2, await sign(claims), claims)
+    expect(detail).toContain('nbf')
+    expect(detail).toContain('not valid yet')
+    expect(detail).toMatch(/\b(9|10) min\b/)
+    expect(detail).toContain('clock')
+  })
+
+  test('an HS256 token at a key set: names alg and the algorithms accepted', async () => {
+    const detail = await refused(v2, await token())
+    expect(detail).toContain('alg')
+    expect(detail).toContain('RS256')
+  })
+
+  test('a kid the key set does not hold: names kid and API_JWKS_URL', async () => {
+    const claims = entraClaims('2.0')
+    const detail = await refused(v2, await sign(claims, { kid: 'retired-key' }), claims)
+    expect(detail).toContain('kid')
+    expect(detail).toContain('API_JWKS_URL')
+  })
+
+  test("a signature by another key under the set's kid: names the signature", async () => {
+    const claims = entraClaims('2.0')
+    const other = (await generateKeyPair('RS256')).privateKey
+    const detail = await refused(v2, await sign(claims, { key: other }), claims)
+    expect(detail).toContain('signature')
+  })
+
+  test('an HS256 token signed with another secret: names the signature and API_JWT_SECRET', async () => {
+    const hs = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+    const detail = await refused(
+      hs,
+      await token({ secret: 'another-secret-that-is-at-least-32-chars' }),
+    )
+    expect(detail).toContain('signature')
+    expect(detail).toContain('API_JWT_SECRET')
+  })
+})
+
+describe('the log line', () => {
+  test('one info line per refusal with the request id, the reason and the claim, no claim value', async () => {
+    const claims = entraClaims('1.0')
+    const tk = await sign(claims)
+    const requestId = `refusal-${crypto.randomUUID()}`
+    const r = await send(v2, 'GET', '/v1/outbox', {
+      token: tk,
+      headers: { 'x-request-id': requestId },
+    })
+    expect(r.status).toBe(401)
+    const mine = lines.filter((l) => l.requestId === requestId && l.msg !== 'request')
+    expect(mine).toHaveLength(1)
+    expect(mine[0]).toMatchObject({ level: 'info', claim: 'iss', reason: 'issuer_entra_v1' })
+    const text = JSON.stringify(mine[0])
+    for (const v of [tk, claims.sub, claims.oid, claims.tid] as string[]) {
+      expect(text).not.toContain(v)
+    }
+  })
+})
