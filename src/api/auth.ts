@@ -7,7 +7,7 @@ import { AppError, isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AppEnv, Principal, Scope } from './context.ts'
 import { keysUnavailable, remoteSigningKeys } from './signing-keys.ts'
-import { type Judged, refusal } from './token-refusal.ts'
+import { INVALID_TOKEN, type Judged, refusal } from './token-refusal.ts'
 
 /**
  * Asymmetric algorithms accepted from a JWKS. Pinned so a key set can never be used with `none` or
@@ -97,15 +97,30 @@ export function authenticate(verify: Verify | null) {
     if (!header)
       throw new AppError('unauthorized', 'an Authorization: Bearer <JWT> header is required')
     const match = /^Bearer +(\S+)$/i.exec(header)
-    if (!match || !JWT_SHAPE.test(match[1]!)) {
+    if (!match) {
       throw new AppError('unauthorized', 'the Authorization header must be "Bearer <JWT>"')
     }
     const token = match[1]!
     try {
+      if (!JWT_SHAPE.test(token)) {
+        throw new AppError(
+          'unauthorized',
+          'the bearer token must be a JWT: three base64url parts',
+          {
+            ...INVALID_TOKEN,
+            reason: 'malformed',
+          },
+        )
+      }
       c.set('principal', toPrincipal(await verify(token), token))
     } catch (e) {
       // The operator's side of a refusal: which check failed, with the request id, no claim value.
-      if (isAppError(e, 'unauthorized')) c.get('log').info('API token refused', { ...e.details })
+      if (isAppError(e, 'unauthorized')) {
+        c.get('log').info('API token refused', {
+          reason: e.details?.reason,
+          claim: e.details?.claim,
+        })
+      }
       throw e
     }
     return next()
@@ -133,6 +148,7 @@ function toPrincipal(p: JWTPayload, token: string): Principal {
   const scope = p.scope
   if (scope !== undefined && typeof scope !== 'string') {
     throw new AppError('unauthorized', 'the scope claim must be a space-separated string', {
+      ...INVALID_TOKEN,
       reason: 'claim_invalid',
       claim: 'scope',
     })
@@ -142,7 +158,7 @@ function toPrincipal(p: JWTPayload, token: string): Principal {
     throw new AppError(
       'unauthorized',
       'the tenant claim must be a tenant id: 1-200 characters of A-Z a-z 0-9 _ . : -',
-      { reason: 'claim_invalid', claim: 'tenant' },
+      { ...INVALID_TOKEN, reason: 'claim_invalid', claim: 'tenant' },
     )
   }
   const subject =

@@ -37,7 +37,8 @@ export const V1_PROBLEMS = {
     ),
     headers: {
       'WWW-Authenticate': {
-        description: 'Bearer (RFC 6750)',
+        description:
+          'Bearer (RFC 6750); Bearer error="invalid_token" when a token was sent and refused (get a new one)',
         required: true,
         schema: { type: 'string' as const },
       },

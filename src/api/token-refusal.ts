@@ -13,13 +13,25 @@ export interface Judged {
 }
 
 /**
+ * In the details of a 401 for a token that was sent and refused (not for a request without one):
+ * its WWW-Authenticate carries RFC 6750's error="invalid_token", which tells an OAuth client to get
+ * a new token rather than to authenticate for the first time.
+ */
+export const INVALID_TOKEN = { bearerError: 'invalid_token' } as const
+
+/**
  * The 401 of a token jose refused, its `reason` and `claim` in details for the log line. Issuer and
  * audience are judged only after the signature verified, so their hints rest on claims the trusted
  * issuer signed; the detail still echoes none of them (nor the token): it may reach a log or a ticket.
  */
 export function refusal(e: errors.JOSEError, judged: Judged): AppError {
   const [reason, detail, claim] = explain(e, judged)
-  return new AppError('unauthorized', detail, { reason, ...(claim ? { claim } : {}) }, { cause: e })
+  return new AppError(
+    'unauthorized',
+    detail,
+    { ...INVALID_TOKEN, reason, ...(claim ? { claim } : {}) },
+    { cause: e },
+  )
 }
 
 type Explained = [reason: string, detail: string, claim?: string]

@@ -44,6 +44,26 @@ describe('HS256 tokens', () => {
     expect((r.body as Problem).type).toBe('urn:outbox-mailer:problem:unauthorized')
   })
 
+  test('a token sent and refused answers WWW-Authenticate with error="invalid_token" (RFC 6750 3.1); no token, plain Bearer', async () => {
+    const invalid = 'Bearer error="invalid_token"'
+    const cases: [string, Record<string, string>, string][] = [
+      ['no header', {}, 'Bearer'],
+      ['Basic', { authorization: 'Basic dXNlcjpwYXNz' }, 'Bearer'],
+      ['not a JWT', { authorization: 'Bearer not-a-jwt' }, invalid],
+      ['expired', { authorization: `Bearer ${await token({ expiresIn: -600 })}` }, invalid],
+      [
+        'wrong key',
+        { authorization: `Bearer ${await token({ secret: 'x'.repeat(40) })}` },
+        invalid,
+      ],
+      ['bad tenant', { authorization: `Bearer ${await token({ tenant: 'a b' })}` }, invalid],
+    ]
+    for (const [name, headers, expected] of cases) {
+      const r = await list({ headers })
+      expect([name, r.status, r.headers.get('www-authenticate')]).toEqual([name, 401, expected])
+    }
+  })
+
   test('malformed headers and tokens are 401', async () => {
     for (const h of [
       'Basic dXNlcjpwYXNz',

@@ -197,7 +197,8 @@ describe('auth, as DESIGN.md has it', () => {
       expect([key, op.security]).toEqual([key, [{ Bearer: [] }]])
       for (const tk of [undefined, expired, 'a.b.c']) {
         const r = await send(app, method, s.url, { token: tk, body: s.body })
-        expect([key, r.status, r.headers.get('www-authenticate')]).toEqual([key, 401, 'Bearer'])
+        const challenge = tk === undefined ? 'Bearer' : 'Bearer error="invalid_token"'
+        expect([key, r.status, r.headers.get('www-authenticate')]).toEqual([key, 401, challenge])
       }
     }
     // Not only the documented routes: the whole /v1 prefix is behind the token.

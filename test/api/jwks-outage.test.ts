@@ -155,7 +155,7 @@ function expectUnauthorized(r: Sent, label: string) {
     401,
     'urn:outbox-mailer:problem:unauthorized',
   ])
-  expect(r.headers.get('www-authenticate')).toBe('Bearer')
+  expect(r.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"')
 }
 
 async function closedPort(): Promise<number> {
