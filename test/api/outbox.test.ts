@@ -87,6 +87,8 @@ describe('POST /v1/outbox', () => {
     })
     expect(r.status).toBe(201)
     const id = (r.body as { id: string }).id
+    // RFC 9110 15.3.2: without Location the created resource would be the target URI, /v1/outbox.
+    expect(r.headers.get('location')).toBe(`/v1/outbox/${id}`)
     const row = await t.pool.query(
       'select message, priority, correlation_id from mailer.email_outbox where id = $1',
       [id],
@@ -887,6 +889,14 @@ describe('several databases', () => {
         (one.body as { databases: { counts: { pending: number } }[] }).databases[0]!.counts.pending,
       ).toBe(1)
       expect((await send(multi, 'GET', '/v1/stats?db=third', { token: tk })).status).toBe(404)
+      // A created row's Location names its database: the row route requires ?db= here.
+      const created = await send(multi, 'POST', '/v1/outbox?db=second', {
+        token: tk,
+        body: { message },
+      })
+      const location = `/v1/outbox/${(created.body as { id: string }).id}?db=second`
+      expect([created.status, created.headers.get('location')]).toEqual([201, location])
+      expect((await send(multi, 'GET', location, { token: tk })).status).toBe(200)
     } finally {
       await second.drop()
     }

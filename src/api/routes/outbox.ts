@@ -82,7 +82,17 @@ export function outboxRoutes(deps: ApiDeps) {
         Enqueued,
         'A replay: the Idempotency-Key already named a row enqueued with this message and options (sendAt aside), or options.dedupeKey (without the header) named a row: its id',
       ),
-      201: jsonResponse(Enqueued, 'Enqueued'),
+      201: {
+        ...jsonResponse(Enqueued, 'Enqueued'),
+        headers: {
+          Location: {
+            description:
+              'The new row: /v1/outbox/{id}, with ?db= when the request named a database',
+            required: true,
+            schema: { type: 'string' as const },
+          },
+        },
+      },
       ...V1_PROBLEMS,
       ...JSON_BODY_PROBLEMS,
       422: problemResponse(
@@ -165,6 +175,10 @@ export function outboxRoutes(deps: ApiDeps) {
         },
       )
       c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', { id: result.id })
-      return result.created ? c.json({ id: result.id }, 201) : c.json({ id: result.id }, 200)
+      if (!result.created) return c.json({ id: result.id }, 200)
+      // RFC 9110 15.3.2: without it the created resource would be the target URI, /v1/outbox.
+      const db = c.req.valid('query').db
+      const location = `/v1/outbox/${result.id}${db ? `?db=${encodeURIComponent(db)}` : ''}`
+      return c.json({ id: result.id }, 201, { Location: location })
     })
 }
