@@ -1,5 +1,6 @@
 // The only reader of the environment: validates every variable at once into a frozen Config.
 import { type DatabaseConfig, databaseList } from './config/database-list.ts'
+import { entraIssuerProblems } from './config/entra-issuer.ts'
 import { parseVariables } from './config/env-schema.ts'
 import { type GraphConfig, graphSettings } from './config/graph-settings.ts'
 import { mailFromProblem } from './config/sender-mailbox.ts'
@@ -123,6 +124,7 @@ export function loadConfig(
   if (e.API_JWKS_URL && (!e.API_JWT_ISSUER || !e.API_JWT_AUDIENCE)) {
     problems.push('API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE to pin the tokens')
   }
+  if (e.API_JWT_ISSUER) problems.push(...entraIssuerProblems(e.API_JWT_ISSUER, e.API_JWT_AUDIENCE))
 
   if (problems.length > 0) throw configError(problems, env)
 

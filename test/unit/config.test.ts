@@ -475,3 +475,71 @@ describe('loadConfig', () => {
     }
   })
 })
+
+describe('an Entra issuer and audience that no Entra token can carry', () => {
+  const tenant = '72f988bf-86f1-41af-91ab-2d7cd011db47'
+  const client = '6e74172b-be56-4843-9ff4-e66a39bb12e3'
+  const jwks = {
+    ...base,
+    API_JWKS_URL: `https://login.microsoftonline.com/${tenant}/discovery/v2.0/keys`,
+  }
+  const refusal = (issuer: string, audience: string) => {
+    try {
+      loadConfig({ ...jwks, API_JWT_ISSUER: issuer, API_JWT_AUDIENCE: audience })
+    } catch (e) {
+      return (e as Error).message
+    }
+    return null
+  }
+
+  test('the pairs of the deploy guide start', () => {
+    expect(refusal(`https://login.microsoftonline.com/${tenant}/v2.0`, client)).toBeNull()
+    expect(refusal(`https://sts.windows.net/${tenant}/`, `api://${client}`)).toBeNull()
+    // A v1 token asked for by client id carries the bare id.
+    expect(refusal(`https://sts.windows.net/${tenant}/`, client)).toBeNull()
+  })
+
+  test('each near miss is refused at start, saying what Entra puts in its tokens', () => {
+    const cases: [string, string, string, string][] = [
+      [
+        'v2 with the Application ID URI',
+        `https://login.microsoftonline.com/${tenant}/v2.0`,
+        `api://${client}`,
+        `API_JWT_AUDIENCE=${client}`,
+      ],
+      [
+        'v2 with a trailing slash',
+        `https://login.microsoftonline.com/${tenant}/v2.0/`,
+        client,
+        'no trailing /',
+      ],
+      [
+        'v1 without its trailing slash',
+        `https://sts.windows.net/${tenant}`,
+        `api://${client}`,
+        'ends with /',
+      ],
+      [
+        'the authority, not an issuer',
+        `https://login.microsoftonline.com/${tenant}`,
+        client,
+        '/v2.0',
+      ],
+      [
+        'a domain for the tenant',
+        'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0',
+        client,
+        'tenant id',
+      ],
+      ['common', 'https://login.microsoftonline.com/common/v2.0', client, 'tenant id'],
+    ]
+    for (const [label, issuer, audience, hint] of cases) {
+      const message = refusal(issuer, audience)
+      expect([label, message?.includes('API_JWT_'), message?.includes(hint)]).toEqual([
+        label,
+        true,
+        true,
+      ])
+    }
+  })
+})

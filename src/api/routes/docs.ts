@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import { Scalar } from '@scalar/hono-api-reference'
 import type { Context } from 'hono'
+import { CLOCK_TOLERANCE_SECONDS } from '../auth.ts'
 import type { ApiDeps, AppEnv } from '../context.ts'
 import { withHeadOperations } from '../head-operations.ts'
 import { Problem } from '../problem.ts'
@@ -52,8 +53,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
-    description:
-      "Scopes outbox:read, outbox:write in the space-separated `scope` claim, or as Microsoft Entra ID issues them in `scp` (space-separated) or `roles` (an array). `exp` is required; an optional `tenant` claim confines the caller to one tenant (Entra's `tid` does not).",
+    description: `Scopes outbox:read, outbox:write in the space-separated \`scope\` claim, or as Microsoft Entra ID issues them in \`scp\` (space-separated) or \`roles\` (an array). \`exp\` is required; \`exp\` and \`nbf\` are judged with ${CLOCK_TOLERANCE_SECONDS} s of clock skew allowed; an optional \`tenant\` claim confines the caller to one tenant (Entra's \`tid\` does not). A refused token's 401 says in its detail which check failed.`,
   })
   const config: Parameters<typeof app.getOpenAPI31Document>[0] = {
     openapi: '3.1.0',
