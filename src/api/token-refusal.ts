@@ -1,5 +1,6 @@
 // Why a bearer token was refused, in words an operator can act on: the 401's detail names the claim or header at fault, never a claim's value.
 import { errors, type JWTPayload } from 'jose'
+import { entraIssuer } from '../config/entra-issuer.ts'
 import { AppError } from '../errors.ts'
 
 /** What the verifier expected, for the words of a refusal. */
@@ -107,19 +108,6 @@ function requiredBy(claim: string): string {
   if (claim === 'iss') return 'API_JWT_ISSUER requires'
   if (claim === 'aud') return 'API_JWT_AUDIENCE requires'
   return 'this API requires (every token must expire)'
-}
-
-// Entra's issuers in the public cloud: v1 tokens `https://sts.windows.net/{tenant}/`, v2 ones
-// `https://login.microsoftonline.com/{tenant}/v2.0` (the app registration's accessTokenAcceptedVersion).
-const ENTRA_V1 = /^https:\/\/sts\.windows\.net\/([0-9a-f-]{36})\/$/i
-const ENTRA_V2 = /^https:\/\/login\.microsoftonline\.com\/([0-9a-f-]{36})\/v2\.0$/i
-
-function entraIssuer(iss: unknown): { version: 1 | 2; tenant: string } | null {
-  if (typeof iss !== 'string') return null
-  const v1 = ENTRA_V1.exec(iss)
-  if (v1) return { version: 1, tenant: v1[1]!.toLowerCase() }
-  const v2 = ENTRA_V2.exec(iss)
-  return v2 ? { version: 2, tenant: v2[1]!.toLowerCase() } : null
 }
 
 function issuerMismatch(payload: JWTPayload, expected: string | null): Explained {

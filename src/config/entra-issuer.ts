@@ -6,6 +6,19 @@ const V2_HOST = 'login.microsoftonline.com'
 const V1_SHAPE = 'https://sts.windows.net/<tenant-id>/'
 const V2_SHAPE = 'https://login.microsoftonline.com/<tenant-id>/v2.0'
 
+// The exact issuers Entra writes in `iss` (public cloud), the tenant as its GUID.
+const V1_ISSUER = /^https:\/\/sts\.windows\.net\/([0-9a-f-]{36})\/$/i
+const V2_ISSUER = /^https:\/\/login\.microsoftonline\.com\/([0-9a-f-]{36})\/v2\.0$/i
+
+/** The token version and tenant of an exact Entra issuer; null for any other value. */
+export function entraIssuer(iss: unknown): { version: 1 | 2; tenant: string } | null {
+  if (typeof iss !== 'string') return null
+  const v1 = V1_ISSUER.exec(iss)
+  if (v1) return { version: 1, tenant: v1[1]!.toLowerCase() }
+  const v2 = V2_ISSUER.exec(iss)
+  return v2 ? { version: 2, tenant: v2[1]!.toLowerCase() } : null
+}
+
 /**
  * The problems of an issuer on Entra's hosts (public cloud) that is not the exact string Entra puts
  * in `iss` (v1 `https://sts.windows.net/{tenant}/`, v2 `https://login.microsoftonline.com/{tenant}/v2.0`,
