@@ -1,4 +1,4 @@
-// A failure met again and again (a database down, a standby refusing writes) logged as a run: its start, a change of cause, a reminder every 5 minutes; not once per retry.
+// A failure met again and again (a database down, a standby refusing writes, a mailbox Graph refuses) logged as a run: its start, a change of cause, a reminder while it lasts; not once per retry.
 import type { Clock } from './clock.ts'
 import type { Logger } from './log.ts'
 
@@ -11,45 +11,76 @@ export interface EndedRun {
   ms: number
 }
 
-export interface FailureRun {
-  /**
-   * A failure: logged at warn (`msg`, `fields`, `err`) when it starts a run, when its cause (its
-   * code, else its message) differs from the last one logged, or when the last line is 5 minutes
-   * old; after the first with the run's `failures` so far and `sinceMs`.
-   */
-  failed(err: unknown): void
-  /** A success: ends the run, returned (null when none was on) for the caller's own line. */
-  succeeded(): EndedRun | null
+/** A run still on: since when, its failures so far, and the failure its last line told of. */
+export interface OngoingRun<F> {
+  since: number
+  failures: number
+  logged: F
 }
 
-export function createFailureRun(o: {
+export interface FailureRun<F = unknown> {
+  /**
+   * A failure: logged (`msg`, `fields`, `err`) when it starts a run, when its cause (its code, else
+   * its message) differs from the last one logged, or when the last line is `remindMs` old; after
+   * the first with the run's `failures` so far and `sinceMs`.
+   */
+  failed(failure: F): void
+  /** A success: ends the run, returned (null when none was on) for the caller's own line. */
+  succeeded(): EndedRun | null
+  /** The run as it stands; null when none is on. */
+  current(): OngoingRun<F> | null
+}
+
+export function createFailureRun<F = unknown>(o: {
   log: Logger
   clock: Pick<Clock, 'now'>
   msg: string
   fields?: Record<string, unknown>
-}): FailureRun {
-  let run: { since: number; failures: number; loggedAt: number; cause: string } | null = null
+  /** Its lines' level (default warn). */
+  level?: 'warn' | 'error'
+  /** A line at least this often while the run lasts (default 5 minutes); null: none. */
+  remindMs?: number | null
+  /** A run whose last failure is this old has ended unheard (default: never). */
+  staleMs?: number
+  /** A line's fields, in place of `fields`, the error and the run's count. */
+  fieldsOf?: (failure: F) => Record<string, unknown>
+}): FailureRun<F> {
+  const remindMs = o.remindMs === undefined ? REMIND_MS : (o.remindMs ?? Number.POSITIVE_INFINITY)
+  const staleMs = o.staleMs ?? Number.POSITIVE_INFINITY
+  const say = (failure: F, count: { failures: number; sinceMs: number } | null) =>
+    o.log[o.level ?? 'warn'](
+      o.msg,
+      o.fieldsOf ? o.fieldsOf(failure) : { ...o.fields, err: failure, ...count },
+    )
+  type Run = OngoingRun<F> & { loggedAt: number; lastAt: number; cause: string }
+  let run: Run | null = null
+  const ongoingAt = (now: number) => (run && now - run.lastAt < staleMs ? run : null)
   return {
-    failed(err) {
+    failed(failure) {
       const now = o.clock.now()
-      const cause = causeOf(err)
-      if (run === null) {
-        run = { since: now, failures: 1, loggedAt: now, cause }
-        o.log.warn(o.msg, { ...o.fields, err })
+      const cause = causeOf(failure)
+      const ongoing = ongoingAt(now)
+      if (ongoing === null) {
+        run = { since: now, failures: 1, logged: failure, loggedAt: now, lastAt: now, cause }
+        say(failure, null)
         return
       }
-      run.failures += 1
-      if (cause === run.cause && now - run.loggedAt < REMIND_MS) return
-      run.cause = cause
-      run.loggedAt = now
-      o.log.warn(o.msg, { ...o.fields, err, failures: run.failures, sinceMs: now - run.since })
+      ongoing.failures += 1
+      ongoing.lastAt = now
+      if (cause === ongoing.cause && now - ongoing.loggedAt < remindMs) return
+      ongoing.cause = cause
+      ongoing.logged = failure
+      ongoing.loggedAt = now
+      say(failure, { failures: ongoing.failures, sinceMs: now - ongoing.since })
     },
     succeeded() {
       if (run === null) return null
-      const ended = { failures: run.failures, ms: o.clock.now() - run.since }
+      const now = o.clock.now()
+      const ongoing = ongoingAt(now)
       run = null
-      return ended
+      return ongoing && { failures: ongoing.failures, ms: now - ongoing.since }
     },
+    current: () => (run === null ? null : ongoingAt(o.clock.now())),
   }
 }
 

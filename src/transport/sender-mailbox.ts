@@ -1,4 +1,5 @@
 // The configured sender mailbox (MAIL_FROM) as Graph last answered for it: refused (why, since when) or sending; each change logged once.
+import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 
 /**
@@ -15,26 +16,19 @@ export const SENDER_MAILBOX_NAME = 'MAIL_FROM'
  */
 export const SENDER_MAILBOX_STALE_MS = 30 * 60_000
 
+/** One refusal, as its line tells it; its cause is its code. */
 interface Refusal {
   code: string
   httpStatus: number
-  since: number
-  /** When it was last met (SENDER_MAILBOX_STALE_MS counts from there). */
-  lastAt: number
-  /** Refusals since the run began, the first included. */
-  count: number
+  requestId?: string | undefined
+  retryInMs?: number
 }
 
 export interface SenderMailbox {
   /** Whether `address` is the configured mailbox (as Graph matches it: case-insensitive). */
   isDefault(address: string): boolean
   /** Graph refused the mailbox itself (graph-outcome.ts refusesMailbox); the first of a run logs at error. */
-  refused(r: {
-    code: string
-    httpStatus: number
-    requestId?: string | undefined
-    retryInMs?: number
-  }): void
+  refused(r: Refusal): void
   /** Graph accepted a send from it: a run of refusals ends (logged once). */
   accepted(): void
   /** True while the last answer about the mailbox was a refusal. */
@@ -50,51 +44,41 @@ export function createSenderMailbox(d: {
   now: () => number
 }): SenderMailbox {
   const key = d.address.trim().toLowerCase()
-  let run: Refusal | null = null
-  // The run as it stands: one not met again for SENDER_MAILBOX_STALE_MS has ended, unheard.
-  const current = () => (run && d.now() - run.lastAt < SENDER_MAILBOX_STALE_MS ? run : null)
+  const refusals = createFailureRun<Refusal>({
+    log: d.log,
+    clock: { now: d.now },
+    msg: 'sender mailbox refused by Graph: its rows wait',
+    level: 'error',
+    // Said once per cause (the mailbox created but not yet licensed: 404 → 403, said again);
+    // readiness says it for as long as it stands.
+    remindMs: null,
+    staleMs: SENDER_MAILBOX_STALE_MS,
+    fieldsOf: (r) => ({
+      mailbox: SENDER_MAILBOX_NAME,
+      code: r.code,
+      httpStatus: r.httpStatus,
+      requestId: r.requestId,
+      retryInMs: r.retryInMs,
+    }),
+  })
   return {
     isDefault: (address) => key !== '' && address.trim().toLowerCase() === key,
-    refused({ code, httpStatus, requestId, retryInMs }) {
-      const refusal = current()
-      const now = d.now()
-      if (refusal && refusal.code === code) {
-        refusal.count++
-        refusal.lastAt = now
-        return
-      }
-      // A new run, or a new cause (the mailbox created but not yet licensed: 404 → 403): said again.
-      run = {
-        code,
-        httpStatus,
-        since: refusal?.since ?? now,
-        lastAt: now,
-        count: (refusal?.count ?? 0) + 1,
-      }
-      d.log.error('sender mailbox refused by Graph: its rows wait', {
-        mailbox: SENDER_MAILBOX_NAME,
-        code,
-        httpStatus,
-        requestId,
-        retryInMs,
-      })
-    },
+    refused: (r) => refusals.failed(r),
     accepted() {
-      const refusal = current()
-      run = null
-      if (!refusal) return
+      const ended = refusals.succeeded()
+      if (!ended) return
       d.log.info('sender mailbox sends again', {
         mailbox: SENDER_MAILBOX_NAME,
-        refusals: refusal.count,
-        sinceMs: Math.max(0, d.now() - refusal.since),
+        refusals: ended.failures,
+        sinceMs: Math.max(0, ended.ms),
       })
     },
-    isRefused: () => current() !== null,
+    isRefused: () => refusals.current() !== null,
     warning() {
-      const refusal = current()
+      const refusal = refusals.current()
       if (!refusal) return null
       const since = new Date(refusal.since).toISOString()
-      return `the sender mailbox ${SENDER_MAILBOX_NAME} is refused by Graph (HTTP ${refusal.httpStatus} ${refusal.code}) since ${since}: rows that name no other sender wait, uncounted, and one is tried again every few minutes; check ${SENDER_MAILBOX_NAME} and that the mailbox exists, is licensed and the app may send from it`
+      return `the sender mailbox ${SENDER_MAILBOX_NAME} is refused by Graph (HTTP ${refusal.logged.httpStatus} ${refusal.logged.code}) since ${since}: rows that name no other sender wait, uncounted, and one is tried again every few minutes; check ${SENDER_MAILBOX_NAME} and that the mailbox exists, is licensed and the app may send from it`
     },
   }
 }

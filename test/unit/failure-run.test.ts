@@ -66,3 +66,34 @@ test('a success ends the run and returns it; the next failure starts a new one, 
   expect(lines.map((l) => l.failures)).toEqual([undefined, undefined])
   expect(lines).toHaveLength(2)
 })
+
+test('at error, with no reminder, its own fields, and ended unheard once its last failure is stale', () => {
+  const lines: Record<string, unknown>[] = []
+  let now = 1_000_000
+  const run = createFailureRun<{ code: string; status: number }>({
+    log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
+    clock: { now: () => now },
+    msg: 'mailbox refused',
+    level: 'error',
+    remindMs: null,
+    staleMs: 60_000,
+    fieldsOf: (f) => ({ code: f.code }),
+  })
+  run.failed({ code: 'A', status: 404 })
+  for (let i = 0; i < 30; i++) {
+    now += 59_999
+    run.failed({ code: 'A', status: 403 })
+  }
+  expect(run.current()).toMatchObject({ since: 1_000_000, failures: 31, logged: { status: 404 } })
+  run.failed({ code: 'B', status: 403 })
+  expect(lines.map(({ ts: _, ...l }) => l)).toEqual([
+    { level: 'error', msg: 'mailbox refused', code: 'A' },
+    { level: 'error', msg: 'mailbox refused', code: 'B' },
+  ])
+  now += 60_000
+  expect(run.current()).toBeNull()
+  expect(run.succeeded()).toBeNull()
+  run.failed({ code: 'B', status: 403 })
+  expect(run.current()).toMatchObject({ since: now, failures: 1 })
+  expect(lines).toHaveLength(3)
+})

@@ -62,3 +62,48 @@ test('a refusal this process has not heard again for a while is no longer report
   expect(mailbox.isRefused()).toBe(true)
   expect(lines.filter((l) => l.level === 'error')).toHaveLength(2)
 })
+
+test('its lines, field by field: each new cause at error (no count, no reminder however long it stands), its end at info', () => {
+  const { mailbox, lines, advance } = setup()
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404, requestId: 'r-1' })
+  for (let i = 0; i < 6; i++) {
+    advance(5 * 60_000)
+    mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404, requestId: `r-${i + 2}` })
+  }
+  mailbox.refused({ code: 'ErrorAccessDenied', httpStatus: 403, retryInMs: 300_000 })
+  // The standing answer is the one that began its cause, not the latest repeat of it.
+  mailbox.refused({ code: 'ErrorAccessDenied', httpStatus: 404 })
+  expect(mailbox.warning()).toContain('(HTTP 403 ErrorAccessDenied) since 2026-03-01T12:00:00.000Z')
+  advance(1_000)
+  mailbox.accepted()
+  expect(lines.map(({ ts: _, ...l }) => l)).toEqual([
+    {
+      level: 'error',
+      msg: 'sender mailbox refused by Graph: its rows wait',
+      mailbox: 'MAIL_FROM',
+      code: 'ErrorInvalidUser',
+      httpStatus: 404,
+      requestId: 'r-1',
+    },
+    {
+      level: 'error',
+      msg: 'sender mailbox refused by Graph: its rows wait',
+      mailbox: 'MAIL_FROM',
+      code: 'ErrorAccessDenied',
+      httpStatus: 403,
+      retryInMs: 300_000,
+    },
+    {
+      level: 'info',
+      msg: 'sender mailbox sends again',
+      mailbox: 'MAIL_FROM',
+      refusals: 9,
+      sinceMs: 1_801_000,
+    },
+  ])
+  expect(lines.map((l) => Object.keys(l).join())).toEqual([
+    'ts,level,msg,mailbox,code,httpStatus,requestId',
+    'ts,level,msg,mailbox,code,httpStatus,retryInMs',
+    'ts,level,msg,mailbox,refusals,sinceMs',
+  ])
+})
