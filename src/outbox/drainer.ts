@@ -57,19 +57,15 @@ export function createDrainer(d: DrainerDeps): Drainer {
 
   const lastChecks = createStartQueue((leases) => startSends(d.db, leases))
 
-  // Wakes from outside (notification, timer, poll, reclaim) may mean rows the claim in flight did
-  // not see; a wake for room in the local queue only means "claim the backlog", which a claim that
-  // came back short has shown to be gone (it cost every drain one more empty claim).
-  let news = 0
-  // The row named by the only news since the last claim began, if it named one: with no backlog,
-  // the next claim tries that row alone first (claimBatch's notifiedId). Any other news (a bulk
-  // insert's '', a timer, a poll, a reclaim, a second row) leaves the claim to look for itself.
-  let newsSinceClaim = 0
-  let notified: string | null = null
+  // The news since the last claim began. undefined: none. A row id: the only news named that row
+  // (its transaction inserted it alone), which the next claim with no backlog tries alone first
+  // (claimBatch's notifiedId). null: other news (a bulk insert, a timer, a poll, a reclaim, a second
+  // row), and the claim looks for itself. News may mean rows the claim in flight did not see; a wake
+  // for room in the local queue (refill) is none: it only means "claim the backlog", which a claim
+  // that came back short has shown to be gone (it cost every drain one more empty claim).
+  let news: string | null | undefined
   const wake = (rowId?: string) => {
-    news++
-    newsSinceClaim++
-    notified = newsSinceClaim === 1 && rowId !== undefined ? rowId : null
+    news = news === undefined && rowId !== undefined ? rowId : null
     wanted = true
     wakeUp?.()
   }
@@ -137,14 +133,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
       lastLoopAt = d.clock.now()
       if (mayClaim()) {
         wanted = false
-        const newsBefore = news
-        const rowId = backlog ? null : notified
-        newsSinceClaim = 0
-        notified = null
+        const rowId = backlog ? null : (news ?? null)
+        news = undefined
         try {
           const r = await claimAndDeliver(rowId)
           backlog = r.full
-          if (!r.full && news === newsBefore) wanted = false
+          if (!r.full && news === undefined) wanted = false
           claimFailures.succeeded()
           if (r.claimed > 0) continue
         } catch (error) {
