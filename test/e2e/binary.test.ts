@@ -1,3 +1,4 @@
+// The compiled binary's commands as a user runs them: serve and migrate, their exit codes, signals, flags and the variables they name.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { type AddressInfo, createServer, type Socket } from 'node:net'

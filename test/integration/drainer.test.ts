@@ -1,3 +1,4 @@
+// The drainer end to end against a real database: pickup, retries and backoff, claim failures, the last check, crash ambiguity and recovery, heartbeats, shutdown, poll-only mode.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'

@@ -1,3 +1,4 @@
+// The embedded Postgres (dev mode and the tests): a data directory Postgres can reach, a server that answers and stops.
 import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'

@@ -1,3 +1,4 @@
+// mailer.enqueue_email in the database: its validation, dedupe keys and the triggers' rows.
 import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { useTestDb } from '../support/db.ts'

@@ -1,3 +1,4 @@
+// Leases in the database: claimBatch and its plan, fencing and reclaim, settleLeases, markSent, the throttle deadline, expiry, lease upkeep.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { type Clock, systemClock } from '../../src/clock.ts'

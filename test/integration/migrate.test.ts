@@ -1,3 +1,4 @@
+// migrate: released migrations pinned, applied once under races, edits and newer databases refused, compatibility with older binaries.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { migrate } from '../../src/db/migrate.ts'
 import {

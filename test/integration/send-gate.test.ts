@@ -1,3 +1,4 @@
+// The Postgres send gate: per-mailbox concurrency and pacing across workers, pauses, slots reused and given back.
 import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
 import { type Clock, systemClock } from '../../src/clock.ts'

@@ -1,3 +1,4 @@
+// loadConfig: defaults, every problem named at once without echoing a secret, URLs and cross-field rules checked at start.
 import { describe, expect, test } from 'bun:test'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'

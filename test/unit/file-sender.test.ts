@@ -1,3 +1,4 @@
+// The file transport: the RFC 5322 message it composes and the one file it writes per outbox id.
 import { afterAll, expect, test } from 'bun:test'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

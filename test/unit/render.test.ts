@@ -1,3 +1,4 @@
+// renderLease: a template filled from its source row and held to a stored message's limits; retryDelayMs.
 import { describe, expect, test } from 'bun:test'
 import type { TemplateRow } from '../../src/db/schema.ts'
 import { retryDelayMs } from '../../src/outbox/backoff.ts'

@@ -1,3 +1,4 @@
+// The settled counts cache behind /metrics: one count per interval, a scrape's bounded wait, a failed count dropped.
 import { describe, expect, test } from 'bun:test'
 import { createSettledCountsCache } from '../../src/api/settled-counts-cache.ts'
 import type { Clock } from '../../src/clock.ts'

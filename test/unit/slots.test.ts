@@ -1,3 +1,4 @@
+// createSlots: the process-wide bound on sends in flight, handed out first come, first served; aborted waiters; tryAcquire.
 import { expect, test } from 'bun:test'
 import { createSlots } from '../../src/outbox/slots.ts'
 

@@ -1,3 +1,4 @@
+// The start queue: last checks before a send batched into one statement, at most 500 rows, failures kept to theirs.
 import { describe, expect, test } from 'bun:test'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import type { StartResult } from '../../src/outbox/start-send.ts'
