@@ -1,36 +1,21 @@
 // Bearer tokens: HS256 and JWKS verification, scopes, tenant confinement, refusal to run open, rate limits.
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  setDefaultTimeout,
-  test,
-} from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createApp } from '../../src/api/app.ts'
 import { isAppError } from '../../src/errors.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { AUDIENCE, ISSUER, token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb({ resetEach: true })
 let app: App
 type Problem = { type: string; detail: string }
 
 beforeAll(async () => {
-  t = await createTestDb()
   app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
 })
 
 const list = (o: { token?: string; headers?: Record<string, string> }) =>

@@ -4,13 +4,13 @@
 // included), a declared header missing or malformed, a HEAD with a body, a problem whose status or
 // requestId disagrees, all fail naming route and status; and a request answered 2xx whose body or
 // query the document refuses fails too.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import { withHeadOperations } from '../../src/api/head-operations.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { createContract, type Doc } from './support/contract.ts'
 import {
   type App,
@@ -26,20 +26,16 @@ import { token } from './support/tokens.ts'
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb()
 let app: App
 let doc: Doc
 let full: string
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
 
 beforeAll(async () => {
-  t = await createTestDb()
   app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
   doc = (await (await app.request('/openapi.json')).json()) as Doc
   full = await token()
-})
-afterAll(async () => {
-  await t.drop()
 })
 
 /**

@@ -1,10 +1,10 @@
 // The generated OpenAPI document is valid, and every response it documents is produced and matches.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestDb, useTestDb } from '../support/db.ts'
 import { createContract } from './support/contract.ts'
 import { fakeHealth } from './support/fake-health.ts'
 import { type App, buildApp, enqueueSql, type Sent, send, setState } from './support/harness.ts'
@@ -13,20 +13,16 @@ import { token } from './support/tokens.ts'
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb()
 let app: App
 let contract: ReturnType<typeof createContract>
 let doc: Parameters<typeof createContract>[0]
 const health = fakeHealth()
 
 beforeAll(async () => {
-  t = await createTestDb()
   app = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health }).app
   doc = (await (await app.request('/openapi.json')).json()) as typeof doc
   contract = createContract(doc)
-})
-afterAll(async () => {
-  await t.drop()
 })
 
 /** The request, checked; a GET's HEAD too, which must answer as the GET does (its status). */

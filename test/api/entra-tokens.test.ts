@@ -1,15 +1,7 @@
 // Microsoft Entra access tokens (v1 and v2) against a key set shaped as Entra's: scp and roles grant the scopes, tid is no tenant.
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  setDefaultTimeout,
-  test,
-} from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
@@ -25,14 +17,13 @@ const APP_ID_URI = `api://${CLIENT_ID}`
 
 type Problem = { type: string; detail: string }
 
-let t: TestDb
+const t = useTestDb({ resetEach: true })
 let privateKey: CryptoKey
 let server: ReturnType<typeof Bun.serve>
 let v1: App
 let v2: App
 
 beforeAll(async () => {
-  t = await createTestDb()
   const pair = await generateKeyPair('RS256')
   privateKey = pair.privateKey
   // As login.microsoftonline.com/{tenant}/discovery/v2.0/keys publishes a key: no `alg`, with x5t and issuer.
@@ -60,10 +51,6 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await server.stop(true)
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
 })
 
 /** An access token as Entra issues it: its header (typ, alg, kid, x5t) and claims, `extra` on top. */

@@ -1,5 +1,5 @@
 // Liveness, readiness (a fake, and a real probe through a database outage) and the metrics exposition.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { createMetrics, type Metrics } from '../../src/api/metrics.ts'
@@ -15,7 +15,7 @@ import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import type { Listener } from '../../src/outbox/listener.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestDb, useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate, graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
 import { fakeHealth } from './support/fake-health.ts'
@@ -25,15 +25,8 @@ import { startTcpProxy } from './support/tcp-proxy.ts'
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb()
 type Ready = { status: string; databases: (DatabaseHealth & { ready: boolean })[] }
-
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
 
 describe('/healthz and /readyz', () => {
   test('need no token and flip with the health source', async () => {

@@ -1,6 +1,5 @@
 // API_JWKS_URL's key set out of reach (down, slow, garbage): 503 auth_unavailable, while a bad token stays 401.
 import {
-  afterAll,
   afterEach,
   beforeAll,
   describe,
@@ -12,7 +11,7 @@ import {
 import net from 'node:net'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
 import { createLogger, type Logger, silentLogger } from '../../src/log.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { type App, buildApp, type Sent, send } from './support/harness.ts'
 import { AUDIENCE, ISSUER } from './support/tokens.ts'
 
@@ -85,7 +84,7 @@ function keySetServer(keys: JWK[]): KeySetServer {
   })
 }
 
-let t: TestDb
+const t = useTestDb()
 let k1: { privateKey: CryptoKey; jwk: JWK }
 let k2: { privateKey: CryptoKey; jwk: JWK }
 const servers: KeySetServer[] = []
@@ -96,12 +95,8 @@ async function keyPair(kid: string) {
 }
 
 beforeAll(async () => {
-  t = await createTestDb()
   k1 = await keyPair('k1')
   k2 = await keyPair('k2')
-})
-afterAll(async () => {
-  await t.drop()
 })
 afterEach(async () => {
   setSystemTime()

@@ -1,13 +1,5 @@
 // The /v1 outbox routes against a real database: enqueue, list, get, cancel, retry, bulk, stats.
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  setDefaultTimeout,
-  test,
-} from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { sql } from 'kysely'
@@ -19,29 +11,22 @@ import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestDb, useTestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb({ resetEach: true })
 let app: App
 let tk: string
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
 type Row = Record<string, unknown> & { id: string; status: string }
 
 beforeAll(async () => {
-  t = await createTestDb()
   app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
   tk = await token()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
 })
 
 /** Resolves on the next mailer_outbox notification seen by a dedicated LISTEN connection. */

@@ -1,21 +1,13 @@
 // A /v1 query parameter, or the Idempotency-Key header, given more than once: a 400 that says it takes one value.
-import {
-  afterAll,
-  beforeAll,
-  beforeEach,
-  describe,
-  expect,
-  setDefaultTimeout,
-  test,
-} from 'bun:test'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
 import { type App, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb({ resetEach: true })
 let app: App
 let tk: string
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
@@ -25,15 +17,8 @@ type Doc = {
 }
 
 beforeAll(async () => {
-  t = await createTestDb()
   app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
   tk = await token()
-})
-afterAll(async () => {
-  await t.drop()
-})
-beforeEach(async () => {
-  await t.reset()
 })
 
 function expectOneValue(r: Sent, label: string, name: string, also?: RegExp) {

@@ -1,21 +1,15 @@
 // A LISTEN_DATABASE_URL the server refuses at login while DATABASE_URL works (a password rotated in one secret only): /readyz and the log name the variable and what to check.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
+const t = useTestDb()
 
 test('the direct URL refused at login: /readyz says the listener cannot connect, through which variable, why and what to check', async () => {
   // A database name the server does not have (3D000): refused at login whatever the cluster's auth.

@@ -1,24 +1,18 @@
 // A LISTEN session the listener gives up (a stop, a failed check) ends on the server too: no backend outlives it.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
 import { createListener } from '../../src/outbox/listener.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { createEventLog, pollUntil } from '../support/events.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
+const t = useTestDb()
 
 const backendAlive = async (pid: number) =>
   (await t.pool.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 1

@@ -1,22 +1,16 @@
 // A LISTEN session held for long, or reconnected often: each interval's wait and check, and each session, leave nothing behind (memory).
 
 import { heapStats } from 'bun:jsc'
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createListener } from '../../src/outbox/listener.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
+const t = useTestDb()
 
 const INTERVAL_MS = 60_000
 const TICKS = 4_000

@@ -1,21 +1,15 @@
 // The worker's pool: idle connections go back to the server; one stays open unless the LISTEN session stands in for it.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
+const t = useTestDb()
 
 test('an idle pool closes its extra connections and keeps one open', async () => {
   const h = openDb({ name: 'pool', url: t.url, log: silentLogger, idleTimeoutMs: 20 })

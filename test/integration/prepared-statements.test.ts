@@ -1,23 +1,17 @@
 // Marked statements are prepared once per connection, and a connection that loses them costs no query.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
+const t = useTestDb()
 
 // One connection, so every statement below runs where the previous ones were prepared.
 function openOne(): { h: DbHandle; warnings: string[] } {

@@ -1,5 +1,5 @@
 // A failover that leaves the old primary up read-only: a connection that met 25006 is not used again, so the next statement gets a fresh one and the LISTEN session is opened again.
-import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { loadConfig } from '../../src/config.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
@@ -8,7 +8,7 @@ import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { serve } from '../../src/serve.ts'
 import { buildApp, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -17,12 +17,11 @@ import { type SilencingProxy, startSilencingProxy } from '../support/silencing-p
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb()
 let h: DbHandle | null = null
 let e: TestEngine | null = null
 let proxy: SilencingProxy | null = null
 beforeAll(async () => {
-  t = await createTestDb()
   // The test's own pool keeps a read-write connection for its checks.
   await t.pool.query('select 1')
 })
@@ -35,9 +34,6 @@ afterEach(async () => {
   proxy = null
   await readOnly(false)
   await t.reset()
-})
-afterAll(async () => {
-  await t.drop()
 })
 
 /**

@@ -1,20 +1,14 @@
 // Rows never wait for the backstop poll or a leaked slot: retries are re-armed, failed batches freed.
-import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb()
 let engine: TestEngine | null = null
-beforeAll(async () => {
-  t = await createTestDb()
-})
-afterAll(async () => {
-  await t.drop()
-})
 afterEach(async () => {
   await engine?.stop()
   engine = null

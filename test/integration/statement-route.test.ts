@@ -1,12 +1,12 @@
 // The statement route: an idle worker's statements ride its LISTEN session, so it holds one connection.
-import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
 import { createListener } from '../../src/outbox/listener.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { createEventLog, pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
@@ -14,20 +14,14 @@ import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-let t: TestDb
+const t = useTestDb()
 let h: DbHandle
 let e: TestEngine | null = null
-beforeAll(async () => {
-  t = await createTestDb()
-})
 afterEach(async () => {
   await e?.stop()
   await h?.close()
   e = null
   await t.reset()
-})
-afterAll(async () => {
-  await t.drop()
 })
 
 // Connections the pool opened, as counted when each send started.

@@ -1,9 +1,9 @@
 // What serve and migrate print is JSON lines, a runtime warning included; status and check-config report it in their output: none lands raw on stderr.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { runBinary } from '../support/binary.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
 
@@ -12,13 +12,7 @@ setDefaultTimeout(30_000)
 
 const MAIN = resolve(import.meta.dir, '../../src/main.ts')
 
-let db: TestDb
-beforeAll(async () => {
-  db = await createTestDb()
-})
-afterAll(async () => {
-  await db?.drop()
-})
+const db = useTestDb()
 
 /**
  * Any URL of the configuration that says sslmode=require makes pg-connection-string emit a multi-line
