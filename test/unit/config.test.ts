@@ -5,6 +5,19 @@ import { loadConfig } from '../../src/config.ts'
 
 const base = { DATABASE_URL: 'postgres://u:p@db/app', MAIL_TRANSPORT: 'file' }
 
+/** What loadConfig names wrong in `env` (none when it loads). */
+function configProblems(
+  env: Record<string, string | undefined>,
+  o: Parameters<typeof loadConfig>[1] = {},
+): string[] {
+  try {
+    loadConfig(env, o)
+    return []
+  } catch (e) {
+    return (e as { details: { problems: string[] } }).details.problems
+  }
+}
+
 describe('loadConfig', () => {
   test('defaults match DESIGN.md', () => {
     const c = loadConfig(base)
@@ -64,15 +77,7 @@ describe('loadConfig', () => {
   })
 
   test('a malformed value does not hide the missing ones: every problem is named in one run', () => {
-    const problems = (env: Record<string, string>) => {
-      try {
-        loadConfig(env)
-        return []
-      } catch (e) {
-        return (e as { details: { problems: string[] } }).details.problems
-      }
-    }
-    const named = problems({ MAIL_TRANSPORT: 'graph', WORKER_CONCURRENCY: 'lots' })
+    const named = configProblems({ MAIL_TRANSPORT: 'graph', WORKER_CONCURRENCY: 'lots' })
     for (const name of [
       'WORKER_CONCURRENCY: must be a whole number',
       'DATABASE_URL (or MAILER_DATABASES) is required',
@@ -82,13 +87,13 @@ describe('loadConfig', () => {
       expect(named.join('\n')).toContain(name)
     }
     // A rule between two settings is not reported against a value that is itself refused.
-    expect(problems({ ...base, LEASE_SECONDS: 'soon', HEARTBEAT_SECONDS: '40' })).toEqual([
+    expect(configProblems({ ...base, LEASE_SECONDS: 'soon', HEARTBEAT_SECONDS: '40' })).toEqual([
       'LEASE_SECONDS: must be a whole number',
     ])
-    expect(problems({ ...base, PORT: 'x', METRICS_PORT: '8080' })).toEqual([
+    expect(configProblems({ ...base, PORT: 'x', METRICS_PORT: '8080' })).toEqual([
       'PORT: must be a whole number',
     ])
-    expect(problems({ DATABASE_URL: 'mysql://x', MAIL_TRANSPORT: 'smtp' })).toEqual([
+    expect(configProblems({ DATABASE_URL: 'mysql://x', MAIL_TRANSPORT: 'smtp' })).toEqual([
       'DATABASE_URL: must be a postgres:// or postgresql:// URL',
       expect.stringMatching(/^MAIL_TRANSPORT: /),
     ])
@@ -137,14 +142,8 @@ describe('loadConfig', () => {
 
   test('a database URL the driver could not use is named, and its password never echoed', () => {
     const password = 'pw-do-not-print-7f3a'
-    const problems = (env: Record<string, string>) => {
-      try {
-        loadConfig({ MAIL_TRANSPORT: 'file', ...env })
-        return []
-      } catch (e) {
-        return (e as { details: { problems: string[] } }).details.problems
-      }
-    }
+    const problems = (env: Record<string, string>) =>
+      configProblems({ MAIL_TRANSPORT: 'file', ...env })
     const bad = `postgres://u:${password}@127.0.0.1:notaport/db`
     const one = problems({ DATABASE_URL: bad })
     expect(one).toEqual([expect.stringMatching(/^DATABASE_URL: is not a valid URL/)])
@@ -177,14 +176,8 @@ describe('loadConfig', () => {
   })
 
   test('a password with an unencoded # (what follows is a fragment the driver drops) is refused, not connected to a host cut out of the password', () => {
-    const problems = (env: Record<string, string>) => {
-      try {
-        loadConfig({ MAIL_TRANSPORT: 'file', ...env })
-        return []
-      } catch (e) {
-        return (e as { details: { problems: string[] } }).details.problems
-      }
-    }
+    const problems = (env: Record<string, string>) =>
+      configProblems({ MAIL_TRANSPORT: 'file', ...env })
     // Parsed as user app, password "pa", host "ss", no database: 'getaddrinfo ENOTFOUND ss' at
     // every connection, a piece of the password in the log.
     const url = 'postgres://app:pa@ss#w/rd@db.internal:5432/app'
@@ -229,12 +222,7 @@ describe('loadConfig', () => {
     expect(api.databases.map((d) => d.name)).toEqual(['default'])
     // Every other role sends, so each of those is still named.
     for (const role of [undefined, 'all', 'worker'] as const) {
-      let problems: string[] = []
-      try {
-        loadConfig(env, role ? { role } : {})
-      } catch (e) {
-        problems = (e as { details: { problems: string[] } }).details.problems
-      }
+      const problems = configProblems(env, role ? { role } : {})
       for (const name of [
         'GRAPH_TENANT_ID',
         'GRAPH_CLIENT_ID',
@@ -252,22 +240,16 @@ describe('loadConfig', () => {
   })
 
   test("GRAPH_API_URL is checked at start: it ends in Graph's version, /v1.0 or /beta", () => {
-    const problems = (url: string) => {
-      try {
-        loadConfig({
-          ...base,
-          MAIL_TRANSPORT: 'graph',
-          GRAPH_TENANT_ID: 't',
-          GRAPH_CLIENT_ID: 'c',
-          GRAPH_CLIENT_SECRET: 's',
-          MAIL_FROM: 'outbox@example.com',
-          GRAPH_API_URL: url,
-        })
-        return []
-      } catch (e) {
-        return (e as { details: { problems: string[] } }).details.problems
-      }
-    }
+    const problems = (url: string) =>
+      configProblems({
+        ...base,
+        MAIL_TRANSPORT: 'graph',
+        GRAPH_TENANT_ID: 't',
+        GRAPH_CLIENT_ID: 'c',
+        GRAPH_CLIENT_SECRET: 's',
+        MAIL_FROM: 'outbox@example.com',
+        GRAPH_API_URL: url,
+      })
     for (const url of [
       'https://graph.microsoft.com/v1.0',
       'https://graph.microsoft.us/v1.0/',
@@ -291,22 +273,16 @@ describe('loadConfig', () => {
   })
 
   test('GRAPH_AUTHORITY_URL is checked at start: the authority host, the tenant in GRAPH_TENANT_ID', () => {
-    const problems = (url: string) => {
-      try {
-        loadConfig({
-          ...base,
-          MAIL_TRANSPORT: 'graph',
-          GRAPH_TENANT_ID: 'contoso.onmicrosoft.com',
-          GRAPH_CLIENT_ID: 'c',
-          GRAPH_CLIENT_SECRET: 's',
-          MAIL_FROM: 'outbox@example.com',
-          GRAPH_AUTHORITY_URL: url,
-        })
-        return []
-      } catch (e) {
-        return (e as { details: { problems: string[] } }).details.problems
-      }
-    }
+    const problems = (url: string) =>
+      configProblems({
+        ...base,
+        MAIL_TRANSPORT: 'graph',
+        GRAPH_TENANT_ID: 'contoso.onmicrosoft.com',
+        GRAPH_CLIENT_ID: 'c',
+        GRAPH_CLIENT_SECRET: 's',
+        MAIL_FROM: 'outbox@example.com',
+        GRAPH_AUTHORITY_URL: url,
+      })
     for (const url of [
       'https://login.microsoftonline.com',
       'https://login.microsoftonline.us/',
@@ -330,14 +306,7 @@ describe('loadConfig', () => {
   })
 
   test('MAIL_FROM is checked at start: a mailbox every row without a sender could go out from', () => {
-    const problems = (env: Record<string, string>) => {
-      try {
-        loadConfig({ ...base, ...env })
-        return []
-      } catch (e) {
-        return (e as { details: { problems: string[] } }).details.problems
-      }
-    }
+    const problems = (env: Record<string, string>) => configProblems({ ...base, ...env })
     const graph = {
       MAIL_TRANSPORT: 'graph',
       GRAPH_TENANT_ID: 't',
@@ -410,14 +379,8 @@ describe('loadConfig', () => {
   })
 
   test('an http(s) URL variable that is no URL is one problem, named once', () => {
-    const problemsOf = (env: Record<string, string | undefined>) => {
-      try {
-        loadConfig({ ...base, ...env })
-      } catch (e) {
-        return (e as { details: { problems: string[] } }).details.problems
-      }
-      return []
-    }
+    const problemsOf = (env: Record<string, string | undefined>) =>
+      configProblems({ ...base, ...env })
     for (const name of ['GRAPH_API_URL', 'GRAPH_AUTHORITY_URL', 'API_JWKS_URL']) {
       for (const value of ['not a url', 'graph.microsoft.com/v1.0', 'ftp://graph.example']) {
         const extra = name === 'API_JWKS_URL' ? { API_JWT_ISSUER: 'i', API_JWT_AUDIENCE: 'a' } : {}
