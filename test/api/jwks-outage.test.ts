@@ -122,6 +122,20 @@ function serving(keys: JWK[]) {
   return { server, app: appFor(server.url, log), lines }
 }
 
+/**
+ * `serving` one key, fetched and cached at `start`, its endpoint down from then on; the clock left
+ * 11 minutes on, past the set's cache age (10 min).
+ */
+async function cachedThenDown() {
+  const s = serving([k1.jwk])
+  const start = Date.now()
+  setSystemTime(new Date(start))
+  expect((await list(s.app, await sign(k1))).status).toBe(200)
+  await s.server.down()
+  setSystemTime(new Date(start + 11 * 60_000))
+  return { ...s, start }
+}
+
 const sign = (key: { privateKey: CryptoKey; jwk: JWK }, o: { exp?: number; kid?: string } = {}) =>
   new SignJWT({ scope: 'outbox:read' })
     .setProtectedHeader({ alg: 'RS256', kid: o.kid ?? (key.jwk.kid as string) })
@@ -273,12 +287,7 @@ describe('jose’s cache and refetch', () => {
   })
 
   test('a key set past its cache age (10 min) whose endpoint is down still verifies the keys it holds until it is 12 h old; a kid it lacks is 503', async () => {
-    const { server, app } = serving([k1.jwk])
-    const start = Date.now()
-    setSystemTime(new Date(start))
-    expect((await list(app, await sign(k1))).status).toBe(200)
-    await server.down()
-    setSystemTime(new Date(start + 11 * 60_000))
+    const { server, app, start } = await cachedThenDown()
     expect((await list(app, await sign(k1))).status).toBe(200)
     // A kid the cached set lacks may be in the set it cannot fetch: not judged.
     expectUnavailable(await list(app, await sign(k2)), 'unknown kid, set stale')
@@ -310,12 +319,7 @@ describe('jose’s cache and refetch', () => {
 
 describe('an outage of a key set held in cache', () => {
   test('requests that shared a failed fetch count it once', async () => {
-    const { server, app, lines } = serving([k1.jwk])
-    const start = Date.now()
-    setSystemTime(new Date(start))
-    expect((await list(app, await sign(k1))).status).toBe(200)
-    await server.down()
-    setSystemTime(new Date(start + 11 * 60_000))
+    const { app, lines, start } = await cachedThenDown()
     const tokens = await Promise.all(Array.from({ length: 5 }, () => sign(k1)))
     const burst = await Promise.all(tokens.map((tk) => list(app, tk)))
     expect(burst.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
@@ -327,12 +331,7 @@ describe('an outage of a key set held in cache', () => {
   })
 
   test('logged at its start (the cached set serving, until when), every 5 minutes, when the cached set stops serving (answering 503 from then on), and at its end', async () => {
-    const { server, app, lines } = serving([k1.jwk])
-    const start = Date.now()
-    setSystemTime(new Date(start))
-    expect((await list(app, await sign(k1))).status).toBe(200)
-    await server.down()
-    setSystemTime(new Date(start + 11 * 60_000))
+    const { server, app, lines, start } = await cachedThenDown()
     expect((await list(app, await sign(k1))).status).toBe(200)
     // One fetch per hold-off; a line only after 5 minutes of them.
     for (let s = 5; s <= 300; s += 5) {
