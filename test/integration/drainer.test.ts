@@ -12,6 +12,7 @@ import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { openGate, type SendGate, type SendPermit } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import {
+  attemptsOf,
   createTestEngine,
   enqueue,
   rowOf,
@@ -44,11 +45,9 @@ describe('the drainer', () => {
     await e.events.waitFor(settledFor(id, 'sent'), 20_000)
     expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1, lease_token: null })
     expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
-    const history = await t.pool.query(
-      'select outcome, worker_id from mailer.email_attempts where outbox_id = $1',
-      [id],
-    )
-    expect(history.rows).toEqual([{ outcome: 'sent', worker_id: 'test-worker' }])
+    expect(await attemptsOf(t, id, 'outcome, worker_id')).toEqual([
+      { outcome: 'sent', worker_id: 'test-worker' },
+    ])
   })
 
   test("each row goes out from its own sender: the message's from, the template's from_address, else MAIL_FROM", async () => {
@@ -128,11 +127,7 @@ describe('the drainer', () => {
       last_error_code: 'ErrorInvalidRecipients',
       attempts: 1,
     })
-    const h = await t.pool.query(
-      'select outcome, http_status, error_code from mailer.email_attempts where outbox_id = $1',
-      [bad],
-    )
-    expect(h.rows).toEqual([
+    expect(await attemptsOf(t, bad, 'outcome, http_status, error_code')).toEqual([
       { outcome: 'failed', http_status: 400, error_code: 'ErrorInvalidRecipients' },
     ])
   })
@@ -567,11 +562,7 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
     await e.events.waitFor(settledFor(id, 'sent'))
     expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
     expect(e.drainer.status().inFlight).toBe(0)
-    const history = await t.pool.query(
-      'select attempt, outcome from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows).toEqual([
+    expect(await attemptsOf(t, id, 'attempt, outcome')).toEqual([
       { attempt: 1, outcome: 'lease_expired' },
       { attempt: 2, outcome: 'sent' },
     ])
@@ -600,11 +591,7 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
     g.grant()
     await e.events.waitFor(settledFor(id, 'sent'))
     expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
-    const history = await t.pool.query(
-      'select outcome from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows.map((r) => r.outcome)).toEqual(['released', 'sent'])
+    expect((await attemptsOf(t, id, 'outcome')).map((r) => r.outcome)).toEqual(['released', 'sent'])
   })
   test('one that ended unreclaimed where only the database saw it end is refused by the last check: handed back uncounted, sent once', async () => {
     const g = manualGate()
@@ -630,11 +617,7 @@ describe('a row lost to reclaim and claimed again by the same worker', () => {
     await e.events.waitFor(settledFor(id, 'sent'))
     expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
     expect(e.events.events.filter((x) => x.type === 'lease_lost' && x.id === id)).toHaveLength(1)
-    const history = await t.pool.query(
-      'select attempt, outcome from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows).toEqual([
+    expect(await attemptsOf(t, id, 'attempt, outcome')).toEqual([
       { attempt: 1, outcome: 'released' },
       { attempt: 1, outcome: 'sent' },
     ])
@@ -856,11 +839,7 @@ describe('crash ambiguity', () => {
     })
     // The interrupted send is still unresolved: retried once the mailbox exists, it is looked up first.
     expect(row.send_started_at).not.toBeNull()
-    const history = await t.pool.query(
-      'select outcome, error_code, http_status, request_id from mailer.email_attempts where outbox_id = $1',
-      [id],
-    )
-    expect(history.rows).toEqual([
+    expect(await attemptsOf(t, id, 'outcome, error_code, http_status, request_id')).toEqual([
       {
         outcome: 'failed',
         error_code: 'ErrorInvalidUser',
@@ -928,11 +907,7 @@ describe('crash ambiguity', () => {
       last_error_code: 'ErrorInvalidUser',
       marked: true,
     })
-    const history = await t.pool.query(
-      'select outcome, error_code, http_status, request_id from mailer.email_attempts where outbox_id = $1',
-      [id],
-    )
-    expect(history.rows).toEqual([
+    expect(await attemptsOf(t, id, 'outcome, error_code, http_status, request_id')).toEqual([
       {
         outcome: 'throttled',
         error_code: 'ErrorInvalidUser',
@@ -1139,11 +1114,7 @@ describe('graceful shutdown', () => {
       [id],
     )
     expect(row.rows[0]).toEqual({ status: 'pending', attempts: 0, due: true })
-    const history = await t.pool.query(
-      'select outcome from mailer.email_attempts where outbox_id = $1',
-      [id],
-    )
-    expect(history.rows).toEqual([{ outcome: 'released' }])
+    expect(await attemptsOf(t, id, 'outcome')).toEqual([{ outcome: 'released' }])
   })
 
   test('past the grace, sends are aborted and their rows are left retryable and marked ambiguous', async () => {

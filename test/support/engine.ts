@@ -116,3 +116,12 @@ export async function rowOf(t: TestDb, id: string) {
   const r = await t.pool.query('select * from mailer.email_outbox where id = $1', [id])
   return r.rows[0]
 }
+
+/** A row's attempt history, oldest first: `columns` of each attempt. */
+export async function attemptsOf(t: TestDb, id: string, columns: string) {
+  const r = await t.pool.query(
+    `select ${columns} from mailer.email_attempts where outbox_id = $1 order by id`,
+    [id],
+  )
+  return r.rows
+}
