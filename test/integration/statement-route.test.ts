@@ -219,11 +219,10 @@ test('without a shared session the pool keeps one connection open and every stat
   }
 })
 
-test('while statements answer on the shared session the listener sends no check of its own; once they stop it checks again', async () => {
-  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
-  const shared = h.listenSession!
+/** `shared`, counting the listener's checks (pg_listening_channels) sent on the sessions it opens. */
+function countingChecks(shared: SharedSession) {
   let checks = 0
-  const counted: SharedSession = {
+  const session: SharedSession = {
     ...shared,
     newClient(applicationName) {
       const client = shared.newClient(applicationName)
@@ -235,6 +234,12 @@ test('while statements answer on the shared session the listener sends no check 
       return client
     },
   }
+  return { session, checks: () => checks }
+}
+
+test('while statements answer on the shared session the listener sends no check of its own; once they stop it checks again', async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+  const counted = countingChecks(h.listenSession!)
   const events = createEventLog()
   const listener = createListener({
     db: 'test',
@@ -246,21 +251,21 @@ test('while statements answer on the shared session the listener sends no check 
     checkIntervalMs: 50,
     checkTimeoutMs: 1000,
     mode: 'auto',
-    shared: counted,
+    shared: counted.session,
   })
   try {
     listener.start()
     await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
     // One check when the session starts (is the LISTEN there, or behind a pooler?).
-    const atStart = checks
+    const atStart = counted.checks()
     expect(atStart).toBe(1)
     const until = performance.now() + 20 * 50
     while (performance.now() < until) {
       expect(h.statements.next()).toBe('session')
       await h.statements.query('select 1')
     }
-    expect(checks).toBe(atStart)
-    await pollUntil(async () => (checks > atStart ? true : undefined), 5_000, 10)
+    expect(counted.checks()).toBe(atStart)
+    await pollUntil(async () => (counted.checks() > atStart ? true : undefined), 5_000, 10)
     expect(listener.state()).toBe('listening')
   } finally {
     await listener.stop()
@@ -269,20 +274,7 @@ test('while statements answer on the shared session the listener sends no check 
 
 test('a check that falls due while a statement of the route is on the session is not sent: that statement answers for the session', async () => {
   h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
-  const shared = h.listenSession!
-  let checks = 0
-  const counted: SharedSession = {
-    ...shared,
-    newClient(applicationName) {
-      const client = shared.newClient(applicationName)
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown
-      client.query = ((...args: unknown[]) => {
-        if (typeof args[0] === 'string' && args[0].includes('pg_listening_channels')) checks += 1
-        return query(...args)
-      }) as typeof client.query
-      return client
-    },
-  }
+  const counted = countingChecks(h.listenSession!)
   // The listener's interval passes when the test says so; other waits (a check's bound) are real.
   let now = 1_000_000
   const sleeps: (() => void)[] = []
@@ -307,7 +299,7 @@ test('a check that falls due while a statement of the route is on the session is
     checkIntervalMs: 15_000,
     checkTimeoutMs: 5_000,
     mode: 'auto',
-    shared: counted,
+    shared: counted.session,
   })
   const nextSleep = async (n: number) =>
     pollUntil(async () => (sleeps.length >= n ? true : undefined), 5_000, 5)
@@ -315,19 +307,19 @@ test('a check that falls due while a statement of the route is on the session is
     listener.start()
     await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
     await nextSleep(1)
-    const atStart = checks
+    const atStart = counted.checks()
     // The session has not answered for an interval, and a statement is on it when the check is due.
     const slow = h.statements.query('select pg_sleep(0.2)')
     now += 15_000
     sleeps[0]!()
     await slow
     await nextSleep(2)
-    expect(checks).toBe(atStart)
+    expect(counted.checks()).toBe(atStart)
     // Silent for an interval again: the check is sent.
     now += 15_000
     sleeps[1]!()
     await nextSleep(3)
-    expect(checks).toBe(atStart + 1)
+    expect(counted.checks()).toBe(atStart + 1)
     expect(listener.state()).toBe('listening')
   } finally {
     await listener.stop()
