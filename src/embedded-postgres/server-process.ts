@@ -1,13 +1,20 @@
 // A running postgres server: started as a child, or as a grandchild that a shell starts and reaps.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { constants } from 'node:os'
 import type { RunAs } from './postgres-user.ts'
+
+/** How a server ended: its exit code, or the signal that ended it (null where unknown). */
+export interface ServerExit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
 
 /** A running postgres: its server log, a way to signal it, and its end. */
 export interface Server {
   output: NodeJS.ReadableStream
   kill(signal: NodeJS.Signals): void
   /** The server has exited. */
-  exited: Promise<void>
+  exited: Promise<ServerExit>
   /** It could not be started at all. */
   failed: Promise<never>
 }
@@ -19,26 +26,42 @@ export interface Server {
  */
 export const postgresEnv = (): NodeJS.ProcessEnv => ({ ...process.env, LC_ALL: 'C' })
 
-export function spawnChild(postgres: string, flags: string[], runAs: RunAs): Server {
+/**
+ * `ownGroup`: in a process group (and session) of its own, so a terminal's Ctrl+C, a SIGINT to its
+ * whole foreground group, reaches only the parent, which stops the server when it is done with it.
+ */
+export function spawnChild(
+  postgres: string,
+  flags: string[],
+  runAs: RunAs,
+  ownGroup = false,
+): Server {
   const p: ChildProcess = spawn(postgres, flags, {
     ...runAs,
     env: postgresEnv(),
+    detached: ownGroup,
   })
   return {
     output: p.stderr!,
     kill: (signal) => void p.kill(signal),
-    exited: new Promise((r) => p.once('exit', () => r())),
+    exited: new Promise((r) => p.once('exit', (code, signal) => r({ code, signal }))),
     failed: new Promise((_, reject) => p.once('error', reject)),
   }
 }
 
 // The shell prints the server's pid, then passes on the server's log (stderr, on the shell's
-// stdout) and waits for it, so the server is reaped when it exits; killed, it leaves the server
-// running. The pipe closes once the server and every process it started have exited.
+// stdout) and waits for it, so the server is reaped when it exits, and prints its exit status;
+// killed, it leaves the server running. The pipe closes once the server and every process it
+// started have exited.
 export function spawnGrandchild(postgres: string, flags: string[], runAs: RunAs): Server {
   const sh = spawn(
     'sh',
-    ['-c', '"$0" "$@" 2>&1 </dev/null & echo "pid:$!"; wait', postgres, ...flags],
+    [
+      '-c',
+      '"$0" "$@" 2>&1 </dev/null & echo "pid:$!"; wait "$!"; echo "status:$?"',
+      postgres,
+      ...flags,
+    ],
     {
       ...runAs,
       env: postgresEnv(),
@@ -47,6 +70,7 @@ export function spawnGrandchild(postgres: string, flags: string[], runAs: RunAs)
   )
   const output = sh.stdout!
   let pid: number | null = null
+  let end: ServerExit = { code: null, signal: null }
   const pidSeen = Promise.withResolvers<number>()
   output.on('data', (c: Buffer) => {
     const m = pid === null ? /pid:(\d+)/.exec(c.toString()) : null
@@ -54,6 +78,8 @@ export function spawnGrandchild(postgres: string, flags: string[], runAs: RunAs)
       pid = Number(m[1])
       pidSeen.resolve(pid)
     }
+    const status = /^status:(\d+)$/m.exec(c.toString())?.[1]
+    if (status !== undefined) end = shellStatus(Number(status))
   })
   return {
     output,
@@ -67,7 +93,14 @@ export function spawnGrandchild(postgres: string, flags: string[], runAs: RunAs)
       if (pid !== null) send(pid)
       else void pidSeen.promise.then(send)
     },
-    exited: new Promise((r) => output.once('close', () => r())),
+    exited: new Promise((r) => output.once('close', () => r(end))),
     failed: new Promise((_, reject) => sh.once('error', reject)),
   }
+}
+
+/** A shell's `$?`: 128 + N for a process that signal N ended. */
+function shellStatus(status: number): ServerExit {
+  if (status <= 128) return { code: status, signal: null }
+  const name = Object.entries(constants.signals).find(([, n]) => n === status - 128)?.[0]
+  return { code: null, signal: (name as NodeJS.Signals | undefined) ?? null }
 }

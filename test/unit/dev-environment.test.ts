@@ -6,6 +6,7 @@ import {
   devBanner,
   devEnvironment,
   devPostgresPort,
+  embeddedExitLine,
 } from '../../src/dev-environment.ts'
 
 const places = {
@@ -72,4 +73,13 @@ test('the banner says where /metrics is: on METRICS_PORT when the shell sets it,
   const apart = banner({ METRICS_PORT: '9091' })
   expect(apart).toContain('http://localhost:9091/metrics')
   expect(apart).not.toContain('8080/metrics')
+})
+
+test('the line for a Postgres that died under dev says how it ended and where its log is', () => {
+  expect(embeddedExitLine({ code: 1, signal: null }, '/w/.data/postgres.log')).toBe(
+    'the embedded Postgres exited (exit code 1) while dev ran, so dev stops: its log is /w/.data/postgres.log. Start again with `bun run dev`.',
+  )
+  expect(embeddedExitLine({ code: null, signal: 'SIGKILL' }, null)).toContain(
+    '(signal SIGKILL) while dev ran, so dev stops: it kept no log.',
+  )
 })
