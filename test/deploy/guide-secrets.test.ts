@@ -1,0 +1,67 @@
+// deploy/README.md step 4 as an operator runs it: the secrets it sets with fly.toml's [env] are what the binary reads, and each is one the operator can use again.
+import { expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ENV_VARS } from '../../src/config/env-vars.ts'
+import { loadConfig } from '../../src/config.ts'
+import { generateTestCertificate } from '../support/test-certificate.ts'
+import { flyEnv, ROOT, readFlyConfig } from './deploy-files.ts'
+
+const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+const step4 = guide.slice(guide.indexOf('## 4. '), guide.indexOf('## 5. '))
+
+/** The `fly secrets set` command of step 4: NAME and the value as written (quotes and all). */
+function secretsSet(): Array<{ name: string; value: string }> {
+  const block = /^fly secrets set[\s\S]*?```/m.exec(step4)?.[0]
+  if (!block) throw new Error('deploy/README.md step 4 has no `fly secrets set` block')
+  return [...block.matchAll(/^\s+([A-Z][A-Z0-9_]*)=(.*?)\s*\\?$/gm)].map((m) => ({
+    name: m[1]!,
+    value: m[2]!,
+  }))
+}
+
+/** fly.toml's [env] once step 4's edit is made: its commented-out ids uncommented. */
+async function flyEnvFilledIn(): Promise<Record<string, string>> {
+  const text = readFileSync(join(ROOT, 'fly.toml'), 'utf8')
+  const section = /^\[env\]\n([\s\S]*?)^\[/m.exec(text)?.[1] ?? ''
+  const uncommented = Object.fromEntries(
+    [...section.matchAll(/^\s*#\s*([A-Z][A-Z0-9_]*)\s*=\s*"([^"]*)"/gm)].map((m) => [m[1]!, m[2]!]),
+  )
+  return { ...flyEnv(await readFlyConfig()), ...uncommented }
+}
+
+test('step 4 sets only variables the binary reads, and with fly.toml they make a valid `serve`', async () => {
+  const known = new Set(ENV_VARS.map((v) => v.name))
+  const secrets = secretsSet()
+  expect(secrets.map((s) => s.name)).toContain('DATABASE_URL')
+  for (const { name } of secrets)
+    expect({ name, known: known.has(name) }).toEqual({ name, known: true })
+  const { certPem, keyPem } = await generateTestCertificate()
+  // Each value as the shell would give it: the files of step 1, a URL with its password filled in.
+  const shellValue = (raw: string) => {
+    if (raw.includes('.crt')) return certPem
+    if (raw.includes('.key')) return keyPem
+    if (raw.includes('$')) return 'k'.repeat(64)
+    return raw.replace(/^'|'$/g, '').replace('…', 'password')
+  }
+  const env = {
+    ...(await flyEnvFilledIn()),
+    ...Object.fromEntries(secrets.map((s) => [s.name, shellValue(s.value)])),
+  }
+  const config = loadConfig(env)
+  expect(config.transport).toBe('graph')
+  expect(config.databases[0]!.listenUrl).toContain('direct-host')
+  expect(config.api.jwtSecret).not.toBeNull()
+})
+
+test('every secret step 4 sets is one the operator holds: none is generated unseen inside `fly secrets set`', () => {
+  // `fly secrets list` shows digests only: a value made inside the command (`$(openssl rand …)`) is
+  // one nobody has seen, and step 8 mints API tokens with API_JWT_SECRET's value.
+  for (const { name, value } of secretsSet()) {
+    expect({ name, generatedInside: /\$\((?!cat )/.test(value) }).toEqual({
+      name,
+      generatedInside: false,
+    })
+  }
+  expect(guide).toContain("token=$(API_JWT_SECRET='…' bun -e")
+})
