@@ -106,6 +106,8 @@ interface DevBannerPlaces {
   port: number
   /** What to delete to start over. */
   dataDir: string
+  /** Where the embedded Postgres's log goes, if anywhere. */
+  postgresLog: string | null
 }
 
 /** What `bun run dev` prints once it is set up: where everything is, and how to try it. */
@@ -132,6 +134,6 @@ or enqueue directly:
 
   psql '${p.url}' -c "select mailer.enqueue_email('{\\"to\\":\\"you@example.com\\",\\"subject\\":\\"Hi\\",\\"text\\":\\"Hello\\"}')"
 
-Stop with Ctrl+C (data stays in ${p.dataDir}; delete it to start over).
+Stop with Ctrl+C (data stays in ${p.dataDir}; delete it to start over).${p.postgresLog ? `\nPostgres's own log: ${p.postgresLog}` : ''}
 `
 }

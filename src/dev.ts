@@ -113,6 +113,7 @@ async function main() {
     mailDir: MAIL_DIR,
     port: PORT,
     dataDir: dirname(server.dir),
+    postgresLog: server.logPath,
   })
   for (const s of signals) process.removeListener(s, duringStart)
   await runUntilSignalled(

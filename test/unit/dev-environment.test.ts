@@ -63,13 +63,16 @@ test('a shell MAIL_FROM that names a Graph user id (valid for a deployment) does
   expect(named.mailFrom).toBe('Notifications <n@example.com>')
 })
 
-test('the banner says where /metrics is: on METRICS_PORT when the shell sets it, else on PORT', () => {
+test('the banner says where /metrics is (on METRICS_PORT when the shell sets it, else on PORT) and where Postgres logs', () => {
   const banner = (env: Record<string, string>) =>
     devBanner(loadConfig(devEnvironment(env, places), { dev: true }), {
       ...places,
       dataDir: '/tmp/d',
+      postgresLog: '/tmp/d/postgres.log',
     })
   expect(banner({})).toContain('http://localhost:8080/metrics')
+  // Where to look when the database misbehaves: dev keeps Postgres's own log there.
+  expect(banner({})).toContain("Postgres's own log: /tmp/d/postgres.log\n")
   const apart = banner({ METRICS_PORT: '9091' })
   expect(apart).toContain('http://localhost:9091/metrics')
   expect(apart).not.toContain('8080/metrics')
