@@ -174,6 +174,11 @@ describe('migrate', () => {
         '0030_pickup_by_notified_id',
         '7ab3e6af4e07064fb88b623b66ba03f1fc2018e7701bf106e7f977236ee37fb7',
       ],
+      [
+        31,
+        '0031_templates_checked_when_written',
+        'ea1bb33f314896f9df9c9b0bd038a883c494027eb26f7e0cf697d5763852826d',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -279,7 +284,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -309,15 +314,17 @@ describe('migrate', () => {
         { version: 28, c: true },
         { version: 29, c: true },
         { version: 30, c: true },
+        { version: 31, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0030 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0031 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
-          10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 1000,
+          10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+          1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -549,7 +556,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
     ])
     const { rows } = await adminQuery(
       url,

@@ -70,18 +70,32 @@ async function enqueued(message: Record<string, unknown>): Promise<string> {
   return r.rows[0]!.id
 }
 
-/** A row a trigger stored for template `t`, which holds `template`'s fields over a plain one. */
+/**
+ * A row a trigger stored for template `t`, which holds `template`'s fields over a plain one. One
+ * the table refuses since sql/0031 is written as a release before it stored it (its check off).
+ */
 async function insertTemplated(
-  template: { subject?: string; to?: string[]; cc?: string[] },
+  template: { subject?: string; to?: string[]; cc?: string[]; before0031?: boolean },
   sourceRow: Record<string, unknown>,
 ): Promise<string> {
-  await t.pool.query(
-    `insert into mailer.templates (name, subject, text_body, to_addresses, cc_addresses)
-     values ('t', $1, 'Hi', $2, $3)
-     on conflict (name) do update
-       set subject = excluded.subject, to_addresses = excluded.to_addresses, cc_addresses = excluded.cc_addresses`,
-    [template.subject ?? 'Hello', template.to ?? ['rcpt@example.com'], template.cc ?? []],
-  )
+  const c = await t.pool.connect()
+  try {
+    await c.query('begin')
+    if (template.before0031)
+      await c.query('alter table mailer.templates disable trigger templates_checked')
+    await c.query(
+      `insert into mailer.templates (name, subject, text_body, to_addresses, cc_addresses)
+       values ('t', $1, 'Hi', $2, $3)
+       on conflict (name) do update
+         set subject = excluded.subject, to_addresses = excluded.to_addresses, cc_addresses = excluded.cc_addresses`,
+      [template.subject ?? 'Hello', template.to ?? ['rcpt@example.com'], template.cc ?? []],
+    )
+    if (template.before0031)
+      await c.query('alter table mailer.templates enable trigger templates_checked')
+    await c.query('commit')
+  } finally {
+    c.release()
+  }
   const r = await t.pool.query<{ id: string }>(
     `insert into mailer.email_outbox (template, source_row) values ('t', $1::jsonb) returning id`,
     [JSON.stringify(sourceRow)],
@@ -392,7 +406,11 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     const many = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@example.com`)
     for (const [template, row, problem] of [
       [{ subject: '{{name}}' }, { name: ' \r\n ' }, 'subject is empty after rendering'],
-      [{ to: many(300), cc: many(201) }, {}, 'hold 501 recipients; a message takes at most 500'],
+      [
+        { to: many(300), cc: many(201), before0031: true },
+        {},
+        'hold 501 recipients; a message takes at most 500',
+      ],
     ] as const) {
       const id = await insertTemplated(template, row)
       expect([problem, await drained(id, transport)]).toEqual([
