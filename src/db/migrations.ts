@@ -30,6 +30,7 @@ import m0028 from '../../sql/0028_attachments_read_once.sql' with { type: 'text'
 import m0029 from '../../sql/0029_graph_limits_at_enqueue.sql' with { type: 'text' }
 import m0030 from '../../sql/0030_pickup_by_notified_id.sql' with { type: 'text' }
 import m0031 from '../../sql/0031_templates_checked_when_written.sql' with { type: 'text' }
+import m0032 from '../../sql/0032_base64_checked_in_fewer_passes.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -69,6 +70,7 @@ export const migrations: readonly Migration[] = [
   { version: 29, name: '0029_graph_limits_at_enqueue', sql: m0029 },
   { version: 30, name: '0030_pickup_by_notified_id', sql: m0030 },
   { version: 31, name: '0031_templates_checked_when_written', sql: m0031 },
+  { version: 32, name: '0032_base64_checked_in_fewer_passes', sql: m0032 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -1,5 +1,8 @@
 // What Graph's sendMail can never take is refused by mailer.enqueue_email, as the transport would refuse it at send.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import fc from 'fast-check'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import {
@@ -7,6 +10,7 @@ import {
   checkSendable,
   MAX_REQUEST_BYTES,
 } from '../../src/transport/graph-message.ts'
+import { ROOT } from '../deploy/deploy-files.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 
@@ -84,6 +88,110 @@ describe('attachments Graph cannot take inline', () => {
       expect(
         await refusal({ ...ok, attachments: [{ filename: 'a', contentBase64: content }] }),
       ).toBeNull()
+    }
+  })
+
+  test('base64 in lines is taken and refused as in one line: padding only at the end, in one piece', async () => {
+    const lines = (eol: string) => `${(base64Of(3000).match(/.{1,76}/g) ?? []).join(eol)}${eol}`
+    for (const content of [
+      lines('\r\n'),
+      lines('\n'),
+      `${lines('\r\n')}QQ==\r\n`,
+      'QUJD\nQUI=\n\n\r\n',
+      'QUJD\r\n QQ==\t',
+      'QUJD\r\nQQ==',
+      '\r\n',
+    ]) {
+      expect([
+        content,
+        await refusal({ ...ok, attachments: [{ filename: 'a', contentBase64: content }] }),
+      ]).toEqual([content, null])
+    }
+    const notBase64 = {
+      code: '22023',
+      message:
+        'mailer: message.attachments[0] must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content',
+    }
+    for (const content of [
+      'QUJDQQ=\r\n=',
+      'QUJDQQ=\n=\n',
+      'QQ==\r\nQUJD\r\n',
+      'QUJD\r\nQQ=\r\nQQ==',
+      `${lines('\r\n')}!\r\n`,
+      `${lines('\n')}QUJD\n=QQ=\n`,
+    ]) {
+      const e = await refusal({ ...ok, attachments: [{ filename: 'a', contentBase64: content }] })
+      expect([content, e]).toEqual([content, notBase64])
+    }
+    // Whole groups of four, counted without the line breaks.
+    expect(
+      await refusal({ ...ok, attachments: [{ filename: 'a', contentBase64: '=\r\n' }] }),
+    ).toEqual({
+      code: '22023',
+      message:
+        'mailer: message.attachments[0].contentBase64 must be whole groups of four base64 characters (pad the last with =); this holds 1',
+    })
+    expect(await count()).toBe(7)
+  })
+
+  test("takes and refuses what 0029's checks did, with the same answer (0032 only reads base64 in fewer passes)", async () => {
+    // 0029's normalize_message beside today's, under another name, in this session alone.
+    const sql = readFileSync(join(ROOT, 'sql/0029_graph_limits_at_enqueue.sql'), 'utf8')
+    const created = sql.slice(sql.indexOf('create or replace function mailer.normalize_message('))
+    const c = await t.pool.connect()
+    await c.query(created.replace('mailer.normalize_message(', 'pg_temp.normalize_message_0029('))
+    const answer = async (fn: string, content: string) =>
+      c
+        .query(`select ${fn}($1::jsonb) as m`, [
+          JSON.stringify({ ...ok, attachments: [{ filename: 'a', contentBase64: content }] }),
+        ])
+        .then(
+          (r) => JSON.stringify(r.rows[0].m),
+          (e: Error) => e.message,
+        )
+    // Base64 groups, padding, line breaks, other blanks and a stray character, in any order; the
+    // end, where the padding goes, drawn apart so that padding and line breaks meet there often.
+    const piece = fc.constantFrom('QUJD', 'QQ', 'Q', '=', '==', '\r\n', '\n', '\r', ' ', '\t', '!')
+    const end = fc.constantFrom('=', '==', '\r\n', '\n', ' ', 'Q')
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(piece, { maxLength: 8 }),
+          fc.array(end, { maxLength: 5 }),
+          async (body, tail) => {
+            const content = [...body, ...tail].join('')
+            const now = await answer('mailer.normalize_message', content)
+            const before = await answer('pg_temp.normalize_message_0029', content)
+            expect([content, now]).toEqual([content, before])
+          },
+        ),
+        { numRuns: 600, seed: 30 },
+      )
+    } finally {
+      c.release(true)
+    }
+  })
+
+  test('the decoded size counts the padding, in one line and in lines: 3 MB taken, a byte more refused', async () => {
+    const lines = (b64: string, eol: string) => `${(b64.match(/.{1,76}/g) ?? []).join(eol)}${eol}`
+    const total = async (contentBase64: string) =>
+      (await refusal({ ...ok, attachments: [{ filename: 'a', contentBase64 }] }))?.message
+    const over = (bytes: number) =>
+      `mailer: message.attachments must total at most 3145728 bytes (3 MB, decoded): Graph sendMail takes no more in one message; these total ${bytes}`
+    // 3 MB decoded is taken as attachments, and is then past 4 MB as a request.
+    expect(await total(lines(base64Of(3_145_728), '\r\n'))).toMatch(/^mailer: message is too large/)
+    for (const [bytes, eol] of [
+      [3_145_729, ''], // ends in ==
+      [3_145_730, ''], // ends in =
+      [3_145_729, '\r\n'],
+      [3_145_730, '\n'],
+    ] as const) {
+      const b64 = base64Of(bytes)
+      expect([bytes, eol, await total(eol ? lines(b64, eol) : b64)]).toEqual([
+        bytes,
+        eol,
+        over(bytes),
+      ])
     }
   })
 })

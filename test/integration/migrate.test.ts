@@ -179,6 +179,11 @@ describe('migrate', () => {
         '0031_templates_checked_when_written',
         'ea1bb33f314896f9df9c9b0bd038a883c494027eb26f7e0cf697d5763852826d',
       ],
+      [
+        32,
+        '0032_base64_checked_in_fewer_passes',
+        'fd24b7167291de96ce7445e8acc81d622a352bd7237bb7fe60cbef54ed44e4fe',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -284,7 +289,7 @@ describe('migrate', () => {
       const url = await emptyDatabase()
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
-        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+        10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -315,16 +320,17 @@ describe('migrate', () => {
         { version: 29, c: true },
         { version: 30, c: true },
         { version: 31, c: true },
+        { version: 32, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0031 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0032 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          1000,
+          32, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -556,7 +562,7 @@ describe('migrate', () => {
     // Postgres left the half-built index in place (invalid, so no plan uses it).
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
-      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+      9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
     ])
     const { rows } = await adminQuery(
       url,
