@@ -101,7 +101,7 @@ const Message = z
         maxProperties: 3,
         ...X_HEADER_NAMES,
         description:
-          'Up to three X- headers; a value with a control character other than a tab is refused',
+          'Up to three X- headers, at most 256 KB together as "Name: value" lines (Exchange Online\'s limit on a message\'s header); a value with a control character other than a tab is refused',
       }),
     attachments: z.array(Attachment).nullable().optional(),
     importance: z.enum(['low', 'normal', 'high']).nullable().optional(),

@@ -31,6 +31,7 @@ import m0029 from '../../sql/0029_graph_limits_at_enqueue.sql' with { type: 'tex
 import m0030 from '../../sql/0030_pickup_by_notified_id.sql' with { type: 'text' }
 import m0031 from '../../sql/0031_templates_checked_when_written.sql' with { type: 'text' }
 import m0032 from '../../sql/0032_base64_checked_in_fewer_passes.sql' with { type: 'text' }
+import m0033 from '../../sql/0033_header_size_at_enqueue.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -71,6 +72,7 @@ export const migrations: readonly Migration[] = [
   { version: 30, name: '0030_pickup_by_notified_id', sql: m0030 },
   { version: 31, name: '0031_templates_checked_when_written', sql: m0031 },
   { version: 32, name: '0032_base64_checked_in_fewer_passes', sql: m0032 },
+  { version: 33, name: '0033_header_size_at_enqueue', sql: m0033 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

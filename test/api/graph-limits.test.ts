@@ -29,3 +29,23 @@ test('a body under 4 MiB whose sendMail request would pass 4 MB is a 400 naming 
   const { rows } = await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')
   expect(rows).toEqual([{ n: 0 }])
 })
+
+test('X- headers over 256 KB together are a 400 naming message.headers, nothing stored', async () => {
+  const headers = { 'X-A': 'a'.repeat(131_072), 'X-B': 'b'.repeat(131_072) }
+  const body = { message: { to: 'a@example.com', subject: 's', text: 't', headers } }
+  const r = await send(s.app, 'POST', '/v1/outbox', { token: s.tk, body })
+  const problem = r.body as { type?: string; errors?: { path: string; message: string }[] }
+  expect([r.status, problem.type, problem.errors]).toEqual([
+    400,
+    'urn:outbox-mailer:problem:validation_failed',
+    [
+      {
+        path: 'message.headers',
+        message:
+          'must total at most 262144 bytes as "Name: value" lines (256 KB: Exchange Online takes no larger message header); these total 262158',
+      },
+    ],
+  ])
+  const { rows } = await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')
+  expect(rows).toEqual([{ n: 0 }])
+})

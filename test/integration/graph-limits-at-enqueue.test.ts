@@ -196,6 +196,38 @@ describe('attachments Graph cannot take inline', () => {
   })
 })
 
+describe('headers Exchange Online refuses', () => {
+  // "Name: value" and a line break per header, each name once (the transport sends the first of
+  // names equal but for case); Exchange Online caps a message's header at 256 KB.
+  const lineBytes = (name: string, value: string) =>
+    Buffer.byteLength(name) + 2 + Buffer.byteLength(value) + 2
+  const headersOf = (total: number) => {
+    const value = (name: string, bytes: number) => 'v'.repeat(bytes - lineBytes(name, ''))
+    const half = Math.floor(total / 2)
+    return {
+      'X-A': value('X-A', half),
+      'x-a': 'w'.repeat(200_000),
+      'X-Bb': `é${value('X-Bb', total - half).slice(2)}`,
+    }
+  }
+
+  test('our own headers over 256 KB together are refused naming message.headers; 256 KB is taken', async () => {
+    const at = headersOf(262_144)
+    expect(
+      Object.entries(at)
+        .filter(([name]) => name !== 'x-a')
+        .reduce((n, [name, value]) => n + lineBytes(name, value), 0),
+    ).toBe(262_144)
+    expect(await refusal({ ...ok, headers: at })).toBeNull()
+    expect(await refusal({ ...ok, headers: headersOf(262_145) })).toEqual({
+      code: '22023',
+      message:
+        'mailer: message.headers must total at most 262144 bytes as "Name: value" lines (256 KB: Exchange Online takes no larger message header); these total 262145',
+    })
+    expect(await count()).toBe(1)
+  })
+})
+
 describe('a sendMail request past 4 MB', () => {
   // Each shape with a filler of n characters in its largest text; a 1-byte character, so the
   // request grows by one byte per character.

@@ -317,7 +317,7 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
   })
 
-  test('headers enqueue refuses by name, number or shape fail the row, unsent', async () => {
+  test('headers enqueue refuses by name, number, shape or size fail the row, unsent', async () => {
     const name = 'must be an X- header name other than X-Outbox-Id and X-Correlation-Id'
     for (const [headers, field, problem] of [
       // The file transport wrote a second X-Outbox-Id, this one first; Graph dropped it.
@@ -326,6 +326,11 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       [{ 'Reply-To': 'other@example.com' }, 'headers.Reply-To', name],
       [{ 'X-Tag: v\r\nBcc': 'other@example.com' }, 'headers.X-Tag: v\r\nBcc', name],
       [{ 'X-A': '1', 'X-B': '2', 'X-C': '3', 'X-D': '4' }, 'headers', 'may hold at most 3 headers'],
+      [
+        { 'X-A': 'a'.repeat(131_072), 'X-B': 'b'.repeat(131_072) },
+        'headers',
+        'must total at most 262144 bytes as "Name: value" lines',
+      ],
       ['X-Tag: v', 'headers', 'must be an object of "X-Name": "value"'],
       [['v'], 'headers', 'must be an object of "X-Name": "value"'],
     ] as const) {
