@@ -48,7 +48,7 @@ export function entraIssuerProblems(issuer: string, audience: string | undefined
     if (segments.length !== 2 || segments[1] !== '' || url.search || url.hash) {
       return [`API_JWT_ISSUER: not an issuer Entra writes in tokens: v1 is ${V1_SHAPE}`]
     }
-    return []
+    return caseProblems(issuer, `https://${V1_HOST}/${tenant.toLowerCase()}/`)
   }
   if (segments.length === 3 && segments[1] === 'v2.0' && segments[2] === '') {
     return [`API_JWT_ISSUER: Entra's v2 issuer has no trailing /: ${V2_SHAPE}`]
@@ -58,6 +58,8 @@ export function entraIssuerProblems(issuer: string, audience: string | undefined
       `API_JWT_ISSUER: not an issuer Entra writes in tokens (the authority is not one): v2 is ${V2_SHAPE} (with /v2.0), v1 ${V1_SHAPE}`,
     ]
   }
+  const exact = caseProblems(issuer, `https://${V2_HOST}/${tenant.toLowerCase()}/v2.0`)
+  if (exact.length > 0) return exact
   if (audience?.toLowerCase().startsWith('api://')) {
     const id = audience.slice('api://'.length)
     const fix = GUID.test(id) ? `API_JWT_AUDIENCE=${id}` : "API_JWT_AUDIENCE to the API's client id"
@@ -66,4 +68,15 @@ export function entraIssuerProblems(issuer: string, audience: string | undefined
     ]
   }
   return []
+}
+
+/**
+ * `iss` is compared as an exact string, and Entra writes it in lower case, the tenant GUID too: a GUID
+ * pasted from the portal in capitals, or a host in capitals, would refuse every token.
+ */
+function caseProblems(issuer: string, exact: string): string[] {
+  if (issuer === exact) return []
+  return [
+    `API_JWT_ISSUER: Entra writes its issuer in lower case, the tenant id too, and a token's iss must match it exactly: set API_JWT_ISSUER=${exact}`,
+  ]
 }

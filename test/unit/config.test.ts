@@ -496,6 +496,25 @@ describe('an Entra issuer and audience that no Entra token can carry', () => {
         'tenant id',
       ],
       ['common', 'https://login.microsoftonline.com/common/v2.0', client, 'tenant id'],
+      // Pasted from the portal in capitals: Entra writes the GUID lower-case, and iss is compared exactly.
+      [
+        'a v2 tenant GUID in capitals',
+        `https://login.microsoftonline.com/${tenant.toUpperCase()}/v2.0`,
+        client,
+        `API_JWT_ISSUER=https://login.microsoftonline.com/${tenant}/v2.0`,
+      ],
+      [
+        'a v1 tenant GUID in capitals',
+        `https://sts.windows.net/${tenant.toUpperCase()}/`,
+        `api://${client}`,
+        `API_JWT_ISSUER=https://sts.windows.net/${tenant}/`,
+      ],
+      [
+        'the host in capitals',
+        `https://Login.MicrosoftOnline.com/${tenant}/v2.0`,
+        client,
+        `API_JWT_ISSUER=https://login.microsoftonline.com/${tenant}/v2.0`,
+      ],
     ]
     for (const [label, issuer, audience, hint] of cases) {
       const message = refusal(issuer, audience)
