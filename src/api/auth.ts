@@ -7,7 +7,7 @@ import { AppError, isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { AppEnv, Principal, Scope } from './context.ts'
 import { keysUnavailable, remoteSigningKeys } from './signing-keys.ts'
-import { INVALID_TOKEN, type Judged, refusal } from './token-refusal.ts'
+import { INSUFFICIENT_SCOPE, INVALID_TOKEN, type Judged, refusal } from './token-refusal.ts'
 
 /**
  * Asymmetric algorithms accepted from a JWKS. Pinned so a key set can never be used with `none` or
@@ -134,7 +134,7 @@ export const requireScope = (scope: Scope) =>
       throw new AppError(
         'forbidden',
         `the token must grant ${scope}: in its scope or scp claim (space-separated), or its roles claim`,
-        { scope },
+        { scope, ...INSUFFICIENT_SCOPE },
       )
     }
     return next()

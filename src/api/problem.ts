@@ -127,15 +127,13 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (err instanceof AppError) {
     const status = STATUS[err.code]
     const headers: Record<string, string> = {}
-    // RFC 6750 3.1: a token sent and refused is invalid_token; a request without one gets no error.
-    if (err.code === 'unauthorized') {
-      const bearerError = err.details?.bearerError
-      headers['www-authenticate'] =
-        typeof bearerError === 'string' ? `Bearer error="${bearerError}"` : 'Bearer'
-    }
-    // RFC 6750's insufficient_scope sends a client after a wider token: only when a scope is missing.
-    if (err.code === 'forbidden' && err.details?.scope !== undefined) {
-      headers['www-authenticate'] = 'Bearer error="insufficient_scope"'
+    // RFC 6750 3.1: the error the thrower named in details (token-refusal.ts: invalid_token for a
+    // token sent and refused, insufficient_scope for a scope missing); a 401 without one, plain Bearer.
+    const bearerError = err.details?.bearerError
+    if (typeof bearerError === 'string') {
+      headers['www-authenticate'] = `Bearer error="${bearerError}"`
+    } else if (err.code === 'unauthorized') {
+      headers['www-authenticate'] = 'Bearer'
     }
     // RFC 9110: a 405 lists the methods the path does serve.
     const allow = err.details?.allow

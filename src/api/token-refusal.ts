@@ -21,6 +21,12 @@ export interface Judged {
 export const INVALID_TOKEN = { bearerError: 'invalid_token' } as const
 
 /**
+ * In the details of a 403 for a verified token that lacks the scope (only then: another 403, e.g. a
+ * tenant the token may not name, must not send a client after a wider token): error="insufficient_scope".
+ */
+export const INSUFFICIENT_SCOPE = { bearerError: 'insufficient_scope' } as const
+
+/**
  * The 401 of a token jose refused, its `reason` and `claim` in details for the log line. Issuer and
  * audience are judged only after the signature verified, so their hints rest on claims the trusted
  * issuer signed; the detail still echoes none of them (nor the token): it may reach a log or a ticket.
