@@ -1,5 +1,6 @@
 // The statement route: an idle worker's statements ride its LISTEN session, so it holds one connection.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/statement-route.ts'
@@ -210,7 +211,8 @@ test('without a shared session the pool keeps one connection open and every stat
     expect(plain.listenSession).toBeNull()
     const pid = await pidOf(plain.statements.query('select pg_backend_pid() as pid'))
     // Three idle timeouts later the one connection is still open and still taken.
-    await Bun.sleep(100)
+    await idleTimeoutElapsed(90)
+    expect(plain.pool.totalCount).toBe(1)
     expect(plain.statements.next()).toBe('pool')
     expect(await pidOf(plain.statements.query('select pg_backend_pid() as pid'))).toBe(pid)
     expect(plain.pool.totalCount).toBe(1)
@@ -218,6 +220,24 @@ test('without a shared session the pool keeps one connection open and every stat
     await plain.close()
   }
 })
+
+/**
+ * Resolves once a connection released now has been closed for being idle `ms`: by then every idle
+ * timer of `ms` or less that a pool set before this call has fired (timers fire in expiry order).
+ */
+async function idleTimeoutElapsed(ms: number) {
+  const witness = new pg.Pool({ connectionString: t.url, max: 1, idleTimeoutMillis: ms })
+  let closed = false
+  witness.on('remove', () => {
+    closed = true
+  })
+  try {
+    await witness.query('select 1')
+    await pollUntil(async () => (closed ? true : undefined), 10_000, 10)
+  } finally {
+    await witness.end()
+  }
+}
 
 /** `shared`, counting the listener's checks (pg_listening_channels) sent on the sessions it opens. */
 function countingChecks(shared: SharedSession) {
