@@ -25,6 +25,13 @@ export interface FlyMetrics {
   processes?: string[]
 }
 
+/** A top-level `[checks.NAME]`: no routing, shown by `fly checks list` and `fly status`. */
+export interface FlyTopLevelCheck extends FlyCheck {
+  type?: string
+  port?: number
+  processes?: string[]
+}
+
 export interface FlyConfig {
   app?: string
   kill_signal?: string
@@ -35,6 +42,7 @@ export interface FlyConfig {
   http_service?: FlyHttpService
   services?: unknown[]
   metrics?: FlyMetrics | FlyMetrics[]
+  checks?: Record<string, FlyTopLevelCheck>
   mounts?: unknown
   [key: string]: unknown
 }
@@ -58,6 +66,45 @@ export function durationSeconds(v: string | number | undefined): number | undefi
 export function metricsList(fly: FlyConfig): FlyMetrics[] {
   if (fly.metrics === undefined) return []
   return Array.isArray(fly.metrics) ? fly.metrics : [fly.metrics]
+}
+
+/** The process groups of a config: its [processes] names, or Fly's one group `app` without them. */
+export function processGroups(fly: FlyConfig): string[] {
+  const names = Object.keys(fly.processes ?? {}).sort()
+  return names.length > 0 ? names : ['app']
+}
+
+/** The role each process group serves, from its command or (no [processes]) the image's CMD. */
+export function processRoles(fly: FlyConfig, imageCmd: string[]): Record<string, string> {
+  const roleOf = (argv: string[]) => {
+    if (argv[0] !== 'serve') return `not serve (${argv.join(' ')})`
+    const i = argv.indexOf('--role')
+    return i >= 0 ? argv[i + 1]! : (argv.find((a) => a.startsWith('--role='))?.slice(7) ?? 'all')
+  }
+  if (!fly.processes) return { app: roleOf(imageCmd) }
+  return Object.fromEntries(
+    Object.entries(fly.processes).map(([group, cmd]) => [group, roleOf(cmd.split(/\s+/))]),
+  )
+}
+
+/**
+ * What the machines of one process group get of fly.toml, picked as flyctl's Flatten does
+ * (internal/appconfig/processgroups.go): a section that names processes goes to those groups, one
+ * that names none only to the default group (`app` when there is one, else the first name in order).
+ */
+export function groupSections(fly: FlyConfig, group: string) {
+  const groups = processGroups(fly)
+  const defaultGroup = groups.includes('app') ? 'app' : groups[0]!
+  const applies = (processes: string[] | undefined) =>
+    processes === undefined || processes.length === 0
+      ? group === defaultGroup
+      : processes.includes(group)
+  const service = fly.http_service && applies(fly.http_service.processes) ? fly.http_service : null
+  return {
+    serviceChecks: (service?.checks ?? []).map((c) => ({ ...c, port: service!.internal_port })),
+    checks: Object.values(fly.checks ?? {}).filter((c) => applies(c.processes)),
+    metrics: metricsList(fly).filter((m) => applies(m.processes)),
+  }
 }
 
 /** Env the binary would see from fly.toml alone (secrets come on top). */

@@ -13,6 +13,7 @@ import {
   flyEnv,
   metricsList,
   parseDockerfile,
+  processRoles,
   ROOT,
   readDockerfile,
   readDockerignore,
@@ -44,19 +45,6 @@ function configUnderFly() {
 const bunVersion = pkg.packageManager.replace(/^bun@/, '')
 const ops = (stage: DockerStage, op: string) => stage.instructions.filter((i) => i.op === op)
 const last = (stage: DockerStage, op: string) => ops(stage, op).at(-1)?.args
-
-/** The role each Fly process group serves, from its command or the image's default CMD. */
-function processRoles(): Record<string, string> {
-  const roleOf = (argv: string[]) => {
-    if (argv[0] !== 'serve') return `not serve (${argv.join(' ')})`
-    const i = argv.indexOf('--role')
-    return i >= 0 ? argv[i + 1]! : (argv.find((a) => a.startsWith('--role='))?.slice(7) ?? 'all')
-  }
-  if (!fly.processes) return { app: roleOf(execForm(last(runtime, 'CMD')) ?? []) }
-  return Object.fromEntries(
-    Object.entries(fly.processes).map(([group, cmd]) => [group, roleOf(cmd.split(/\s+/))]),
-  )
-}
 
 describe('fly.toml', () => {
   test('kill_signal is SIGTERM, which the binary drains on', async () => {
@@ -108,7 +96,7 @@ describe('fly.toml', () => {
   })
 
   test('no machine that drains the outbox is ever auto-stopped by the proxy', () => {
-    const roles = processRoles()
+    const roles = processRoles(fly, execForm(last(runtime, 'CMD')) ?? [])
     const served = fly.http_service?.processes ?? Object.keys(roles)
     for (const group of served) {
       const role = roles[group]
