@@ -11,10 +11,11 @@ export interface EndedRun {
   ms: number
 }
 
-/** A run still on: since when, its failures so far, and the failure its last line told of. */
+/** A run still on: since when, its failures so far, when the last was met, and the failure its last line told of. */
 export interface OngoingRun<F> {
   since: number
   failures: number
+  lastAt: number
   logged: F
 }
 
@@ -52,7 +53,7 @@ export function createFailureRun<F = unknown>(o: {
       o.msg,
       o.fieldsOf ? o.fieldsOf(failure) : { ...o.fields, err: failure, ...count },
     )
-  type Run = OngoingRun<F> & { loggedAt: number; lastAt: number; cause: string }
+  type Run = OngoingRun<F> & { loggedAt: number; cause: string }
   let run: Run | null = null
   const ongoingAt = (now: number) => (run && now - run.lastAt < staleMs ? run : null)
   return {

@@ -28,18 +28,11 @@ interface ClaimFailures {
 }
 
 export function createClaimFailures(clock: Clock, log: Logger): ClaimFailures {
-  let failing: ClaimsFailing | null = null
   let waitMs = FIRST_WAIT_MS
   const run = createFailureRun({ log, clock, msg: 'claim failed; retrying' })
   return {
     failed(error) {
       run.failed(error)
-      const code = (error as { code?: unknown } | null)?.code
-      failing = {
-        since: failing?.since ?? clock.now(),
-        lastAt: clock.now(),
-        sqlstate: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null,
-      }
       const wait = waitMs * (0.5 + Math.random() / 2)
       waitMs = Math.min(waitMs * 2, MAX_WAIT_MS)
       return wait
@@ -50,9 +43,23 @@ export function createClaimFailures(clock: Clock, log: Logger): ClaimFailures {
       if (ended && ended.failures > 1) {
         log.info('claims succeed again', { failures: ended.failures, failingMs: ended.ms })
       }
-      failing = null
       waitMs = FIRST_WAIT_MS
     },
-    current: () => failing,
+    current() {
+      const failing = run.current()
+      // A run's cause is its failures' code, so the failure it last logged has the latest one's.
+      return (
+        failing && {
+          since: failing.since,
+          lastAt: failing.lastAt,
+          sqlstate: sqlstateOf(failing.logged),
+        }
+      )
+    },
   }
+}
+
+function sqlstateOf(error: unknown): string | null {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null
 }

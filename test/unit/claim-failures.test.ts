@@ -1,0 +1,101 @@
+// createClaimFailures: claims failing in a row as readiness reads them (since, last, SQLSTATE), the loop's wait, and the run's lines.
+import { expect, test } from 'bun:test'
+import type { Clock } from '../../src/clock.ts'
+import { createLogger } from '../../src/log.ts'
+import { createClaimFailures } from '../../src/outbox/claim-failures.ts'
+
+function setup() {
+  let now = 1_000_000
+  const lines: Record<string, unknown>[] = []
+  const clock: Clock = { now: () => now, sleep: async () => {} }
+  const failures = createClaimFailures(
+    clock,
+    createLogger('debug', (l) => lines.push(JSON.parse(l))),
+  )
+  return { failures, lines, advance: (ms: number) => (now += ms) }
+}
+
+const pgError = (code: string) => Object.assign(new Error(`failed (${code})`), { code })
+
+test('since the first failure of a run, the last one and its SQLSTATE (none for a code that is not one); null once a claim succeeds', () => {
+  const { failures, advance } = setup()
+  expect(failures.current()).toBeNull()
+  failures.failed(pgError('25006'))
+  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_000_000, sqlstate: '25006' })
+  advance(2_000)
+  failures.failed(pgError('25006'))
+  const held = failures.current()
+  expect(held).toEqual({ since: 1_000_000, lastAt: 1_002_000, sqlstate: '25006' })
+  advance(3_000)
+  failures.failed(pgError('ECONNREFUSED'))
+  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_005_000, sqlstate: null })
+  // What was read before stays as it was read.
+  expect(held).toEqual({ since: 1_000_000, lastAt: 1_002_000, sqlstate: '25006' })
+  advance(1_000)
+  failures.failed(new Error('no code'))
+  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_006_000, sqlstate: null })
+  failures.failed(pgError('57P01'))
+  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_006_000, sqlstate: '57P01' })
+  failures.succeeded()
+  expect(failures.current()).toBeNull()
+  advance(1_000)
+  failures.failed(pgError('57P01'))
+  expect(failures.current()).toEqual({ since: 1_007_000, lastAt: 1_007_000, sqlstate: '57P01' })
+})
+
+test('its lines, field by field: the run at warn, its end at info only after more than one failure', () => {
+  const { failures, lines, advance } = setup()
+  failures.failed(pgError('25006'))
+  failures.succeeded()
+  failures.failed(pgError('25006'))
+  advance(2_000)
+  failures.failed(pgError('25006'))
+  advance(3_000)
+  failures.failed(pgError('57P01'))
+  advance(300_000)
+  failures.failed(pgError('57P01'))
+  advance(1_000)
+  failures.succeeded()
+  failures.succeeded()
+  expect(
+    lines.map(
+      ({ ts: _, err, ...l }): Record<string, unknown> => ({
+        ...l,
+        code: (err as { code?: string })?.code,
+      }),
+    ),
+  ).toEqual([
+    { level: 'warn', msg: 'claim failed; retrying', code: '25006' },
+    { level: 'warn', msg: 'claim failed; retrying', code: '25006' },
+    { level: 'warn', msg: 'claim failed; retrying', code: '57P01', failures: 3, sinceMs: 5_000 },
+    { level: 'warn', msg: 'claim failed; retrying', code: '57P01', failures: 4, sinceMs: 305_000 },
+    {
+      level: 'info',
+      msg: 'claims succeed again',
+      code: undefined,
+      failures: 4,
+      failingMs: 306_000,
+    },
+  ])
+  expect(lines.map((l) => Object.keys(l).join())).toEqual([
+    'ts,level,msg,err',
+    'ts,level,msg,err',
+    'ts,level,msg,err,failures,sinceMs',
+    'ts,level,msg,err,failures,sinceMs',
+    'ts,level,msg,failures,failingMs',
+  ])
+})
+
+test('the wait before the next claim: jittered, doubling to 5 s, from 0.5 s again after a success', () => {
+  const { failures } = setup()
+  const waits = (n: number) => Array.from({ length: n }, () => failures.failed(pgError('25006')))
+  const bounds = [500, 1_000, 2_000, 4_000, 5_000, 5_000]
+  const first = waits(6)
+  first.forEach((w, i) => {
+    expect(w).toBeGreaterThanOrEqual(bounds[i]! / 2)
+    expect(w).toBeLessThanOrEqual(bounds[i]!)
+  })
+  failures.succeeded()
+  const [again] = waits(1)
+  expect(again).toBeLessThanOrEqual(500)
+})
