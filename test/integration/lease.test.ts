@@ -22,7 +22,7 @@ import { createSlots } from '../../src/outbox/slots.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
+import { attemptsOf, createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 
@@ -271,11 +271,8 @@ describe('fencing and reclaim', () => {
     expect(fresh!.token).not.toBe(old!.token)
     expect([...(await extendLeases(t.db, worker, [old!], 30))]).toEqual([])
     expect((await startSends(t.db, [old!])).lost.has(id)).toBe(true)
-    const history = await t.pool.query(
-      'select outcome from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows.map((r) => r.outcome)).toEqual(['lease_expired'])
+    const history = await attemptsOf(t, id, 'outcome')
+    expect(history.map((r) => r.outcome)).toEqual(['lease_expired'])
   })
 
   test('the last check refuses a lease that ended unreclaimed: nothing started, handed back or reclaimed as unstarted', async () => {
@@ -381,11 +378,8 @@ describe('fencing and reclaim', () => {
     const [again] = await claim(1)
     expect(again!.ambiguous).toBe(true)
     // The history names the worker whose lease ran out: where to look for a possible duplicate.
-    const history = await t.pool.query(
-      'select attempt, worker_id, outcome from mailer.email_attempts where outbox_id = $1',
-      [id],
-    )
-    expect(history.rows).toEqual([{ attempt: 1, worker_id: 'w1', outcome: 'lease_expired' }])
+    const history = await attemptsOf(t, id, 'attempt, worker_id, outcome')
+    expect(history).toEqual([{ attempt: 1, worker_id: 'w1', outcome: 'lease_expired' }])
   })
 
   test('the mark of an interrupted send survives a second crash and a release', async () => {
@@ -499,11 +493,8 @@ describe('settleLeases', () => {
       last_error_code: 'graph_503',
       last_error: expect.stringContaining('attempts exhausted'),
     })
-    const history = await t.pool.query(
-      'select attempt, outcome, error_code from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows).toEqual([
+    const history = await attemptsOf(t, id, 'attempt, outcome, error_code')
+    expect(history).toEqual([
       { attempt: 1, outcome: 'retry', error_code: 'graph_503' },
       { attempt: 2, outcome: 'failed', error_code: 'graph_503' },
     ])
@@ -991,11 +982,8 @@ describe('the throttle deadline', () => {
     await settleAs(retryOf('ApplicationThrottled', 0, true))
     await settleAs(paced)
     await settleAs(paced)
-    const history = await t.pool.query(
-      'select attempt, outcome, error_code from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows).toEqual([
+    const history = await attemptsOf(t, id, 'attempt, outcome, error_code')
+    expect(history).toEqual([
       { attempt: 1, outcome: 'throttled', error_code: 'mailbox_paced' },
       { attempt: 1, outcome: 'throttled', error_code: 'ApplicationThrottled' },
       { attempt: 1, outcome: 'throttled', error_code: 'mailbox_paced' },
@@ -1013,10 +1001,7 @@ describe('the throttle deadline', () => {
     }
     // An Entra outage: a 500, then timeouts, then a dropped connection, each met once per backoff.
     await settleAs(retryOf('AADSTS50000', 5000, true))
-    const first = await t.pool.query(
-      'select finished_at from mailer.email_attempts where outbox_id = $1',
-      [id],
-    )
+    const first = await attemptsOf(t, id, 'finished_at')
     await settleAs(retryOf('token_timeout', 5000, true))
     await settleAs(retryOf('AADSTS50000', 5000, true))
     await settleAs(retryOf('token_network', 5000, true))
@@ -1032,11 +1017,8 @@ describe('the throttle deadline', () => {
     await settleAs({ kind: 'released' })
     await settleAs(retryOf('token_http_503', 5000, true))
     await settleAs(retryOf('token_http_503', 5000, true))
-    const history = await t.pool.query(
-      'select attempt, outcome, error_code, finished_at from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows.map(({ finished_at, ...h }) => h)).toEqual([
+    const history = await attemptsOf(t, id, 'attempt, outcome, error_code, finished_at')
+    expect(history.map(({ finished_at, ...h }) => h)).toEqual([
       { attempt: 1, outcome: 'throttled', error_code: 'AADSTS50000' },
       { attempt: 1, outcome: 'throttled', error_code: 'ApplicationThrottled' },
       { attempt: 1, outcome: 'throttled', error_code: 'token_http_503' },
@@ -1044,7 +1026,7 @@ describe('the throttle deadline', () => {
       { attempt: 1, outcome: 'throttled', error_code: 'token_http_503' },
     ])
     // The run's entry is its first wait: the throttle deadline still counts from there.
-    expect(history.rows[0].finished_at).toEqual(first.rows[0].finished_at)
+    expect(history[0].finished_at).toEqual(first[0].finished_at)
   })
 
   test('the throttle deadline counts from the first of a run of token waits recorded once', async () => {
@@ -1094,11 +1076,8 @@ describe('the throttle deadline', () => {
     )
     // Pending (waiting out the throttle) when cancelled: the cancel is recorded in its history.
     expect(await cancelOutboxRow(t.db, id, null)).toMatchObject({ status: 'cancelled' })
-    const history = await t.pool.query(
-      'select outcome from mailer.email_attempts where outbox_id = $1 order by id',
-      [id],
-    )
-    expect(history.rows.map((r) => r.outcome)).toEqual(['throttled', 'cancelled'])
+    const history = await attemptsOf(t, id, 'outcome')
+    expect(history.map((r) => r.outcome)).toEqual(['throttled', 'cancelled'])
     expect(await requeueOutboxRow(t.db, id, null)).not.toBeNull()
     expect(await throttleAgain(id)).toMatchObject({ status: 'pending', outcome: 'throttled' })
   })
