@@ -4,7 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createApp } from '../../src/api/app.ts'
 import { isAppError } from '../../src/errors.ts'
 import { useTestDb } from '../support/db.ts'
-import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { type App, appOnDefault, enqueueSql, send, setState } from './support/harness.ts'
 import { AUDIENCE, ISSUER, token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -15,7 +15,7 @@ let app: App
 type Problem = { type: string; detail: string }
 
 beforeAll(async () => {
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  app = appOnDefault(t).app
 })
 
 const list = (o: { token?: string; headers?: Record<string, string> }) =>
@@ -194,7 +194,7 @@ describe('JWKS tokens', () => {
       },
     })
     try {
-      const jwksApp = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+      const jwksApp = appOnDefault(t, {
         auth: {
           jwtSecret: null,
           jwksUrl: `http://127.0.0.1:${server.port}/jwks`,
@@ -233,7 +233,7 @@ describe('JWKS tokens', () => {
 })
 
 describe('configuration', () => {
-  const base = () => buildApp([{ name: 'default', db: t.db, pool: t.pool }]).deps
+  const base = () => appOnDefault(t).deps
   const noAuth = { jwtSecret: null, jwksUrl: null, issuer: null, audience: null }
 
   test('without auth configured the API refuses to start', () => {
@@ -254,7 +254,7 @@ describe('configuration', () => {
 
 describe('rate limit', () => {
   test('each token subject has its own bucket; an empty one answers 429 with Retry-After', async () => {
-    const limited = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+    const limited = appOnDefault(t, {
       rateLimitPerMinute: 3,
     }).app
     const a = await token({ sub: 'a' })

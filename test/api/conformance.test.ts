@@ -14,6 +14,7 @@ import { useTestDb } from '../support/db.ts'
 import { createContract, type Doc } from './support/contract.ts'
 import {
   type App,
+  appOnDefault,
   buildApp,
   contractOf,
   enqueueSql,
@@ -33,7 +34,7 @@ let full: string
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
 
 beforeAll(async () => {
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  app = appOnDefault(t).app
   doc = (await (await app.request('/openapi.json')).json()) as Doc
   full = await token()
 })

@@ -7,7 +7,15 @@ import { silentLogger } from '../../src/log.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
 import { createContract } from './support/contract.ts'
 import { fakeHealth } from './support/fake-health.ts'
-import { type App, buildApp, enqueueSql, type Sent, send, setState } from './support/harness.ts'
+import {
+  type App,
+  appOnDefault,
+  buildApp,
+  enqueueSql,
+  type Sent,
+  send,
+  setState,
+} from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -20,7 +28,7 @@ let doc: Parameters<typeof createContract>[0]
 const health = fakeHealth()
 
 beforeAll(async () => {
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health }).app
+  app = appOnDefault(t, { health }).app
   doc = (await (await app.request('/openapi.json')).json()) as typeof doc
   contract = createContract(doc)
 })
@@ -68,7 +76,7 @@ test('the checker rejects a body that breaks its schema and an undocumented stat
 })
 
 test('with METRICS_PORT the document describes no /metrics: the API port does not serve it', async () => {
-  const apart = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+  const apart = appOnDefault(t, {
     health,
     metricsApart: true,
   }).app
@@ -259,7 +267,7 @@ describe('every documented response', () => {
   })
 
   test('429 of every /v1 route', async () => {
-    const limited = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+    const limited = appOnDefault(t, {
       rateLimitPerMinute: 1,
     }).app
     const id = await enqueueSql(t.pool)
@@ -280,7 +288,7 @@ describe('every documented response', () => {
       log: silentLogger,
     })
     try {
-      const down = buildApp([{ name: 'default', db: dead.db, pool: dead.pool }]).app
+      const down = appOnDefault(dead).app
       const tk = await token()
       for (const r of routes('1')) {
         const res: Sent = await call(down, r.method, r.url, { token: tk, body: r.body })
@@ -309,7 +317,7 @@ describe('every documented response', () => {
       await broken.pool.query(
         'alter table mailer.email_outbox rename column id to id_renamed; alter table mailer.email_outbox rename column status to status_renamed',
       )
-      const b = buildApp([{ name: 'default', db: broken.db, pool: broken.pool }]).app
+      const b = appOnDefault(broken).app
       const tk = await token()
       for (const r of routes('1')) {
         const res = await call(b, r.method, r.url, { token: tk, body: r.body })

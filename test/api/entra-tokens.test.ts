@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose'
 import { useTestDb } from '../support/db.ts'
-import { type App, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
+import { type App, appOnDefault, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -151,7 +151,7 @@ describe('what Entra tokens do not grant', () => {
 
 describe('the same claims in any token', () => {
   test('an HS256 token may carry roles or scp instead of scope; scope keeps working alone', async () => {
-    const hs = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+    const hs = appOnDefault(t).app
     expect(
       (await list(hs, await token({ scope: '', extra: { roles: ['outbox:read'] } }))).status,
     ).toBe(200)

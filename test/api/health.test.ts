@@ -19,7 +19,7 @@ import { createTestDb, useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate, graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
 import { fakeHealth } from './support/fake-health.ts'
-import { buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { appOnDefault, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { startTcpProxy } from './support/tcp-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -31,7 +31,7 @@ type Ready = { status: string; databases: (DatabaseHealth & { ready: boolean })[
 describe('/healthz and /readyz', () => {
   test('need no token and flip with the health source', async () => {
     const health = fakeHealth(['default'])
-    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    const { app } = appOnDefault(t, { health })
     expect((await send(app, 'GET', '/healthz')).status).toBe(200)
     expect((await send(app, 'GET', '/readyz')).status).toBe(200)
 
@@ -119,7 +119,7 @@ describe('/healthz and /readyz', () => {
       listenerStates: () => [],
       liveness: () => ({ ok: true, problems: [] }),
     }
-    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    const { app } = appOnDefault(t, { health })
     expect((await send(app, 'GET', '/readyz')).status).toBe(503)
   })
 
@@ -150,7 +150,7 @@ describe('/healthz and /readyz', () => {
     })
     const readsSchema = (q: string | undefined) => q?.includes('mailer.schema_migrations') ?? false
     try {
-      const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+      const { app } = appOnDefault(t, { health })
       expect((await send(app, 'GET', '/readyz')).status).toBe(200)
       expect(sent.length).toBe(1)
       expect(readsSchema(sent[0])).toBe(true)
@@ -216,7 +216,7 @@ describe('/healthz and /readyz', () => {
       wedgedAfterMs: 60_000,
       now: () => now,
     })
-    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    const { app } = appOnDefault(t, { health })
     const readyz = async () => (await send(app, 'GET', '/readyz')).status
     try {
       // Nothing has answered yet: the probe asks.
@@ -346,7 +346,7 @@ describe('/healthz and /readyz', () => {
       transportWarning: transport.warning,
       now: clock.now,
     })
-    const built = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health })
+    const built = appOnDefault(t, { health })
     metrics = built.deps.metrics
     const readyz = async () => {
       const r = await send(built.app, 'GET', '/readyz')
@@ -466,7 +466,7 @@ describe('/metrics', () => {
       databases: [{ name: 'default', db: t.db, statements: t.statements }],
       health,
     })
-    const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health, metrics })
+    const { app } = appOnDefault(t, { health, metrics })
     const a = await enqueueSql(t.pool)
     const b = await enqueueSql(t.pool)
     await setState(t.pool, b, 'failed')
@@ -542,7 +542,7 @@ describe('/metrics', () => {
         health,
         ...deps,
       })
-      const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health, metrics })
+      const { app } = appOnDefault(t, { health, metrics })
       return (await send(app, 'GET', '/metrics')).body as string
     }
     const withGraph = { senderMailboxRefused: () => refused }
@@ -566,7 +566,7 @@ describe('/metrics', () => {
         health,
         ...deps,
       })
-      const { app } = buildApp([{ name: 'default', db: t.db, pool: t.pool }], { health, metrics })
+      const { app } = appOnDefault(t, { health, metrics })
       return (await send(app, 'GET', '/metrics')).body as string
     }
     const withGraph = { providerOutage: () => outage }

@@ -12,7 +12,7 @@ import net from 'node:net'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
 import { createLogger, type Logger, silentLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
-import { type App, buildApp, type Sent, send } from './support/harness.ts'
+import { type App, appOnDefault, type Sent, send } from './support/harness.ts'
 import { AUDIENCE, ISSUER } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -104,7 +104,7 @@ afterEach(async () => {
 })
 
 function appFor(jwksUrl: string, log: Logger = silentLogger): App {
-  return buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+  return appOnDefault(t, {
     auth: { jwtSecret: null, jwksUrl, issuer: ISSUER, audience: AUDIENCE },
     log,
   }).app

@@ -12,7 +12,7 @@ import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
-import { type App, buildApp, enqueueSql, send, setState } from './support/harness.ts'
+import { type App, appOnDefault, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -25,7 +25,7 @@ const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
 type Row = Record<string, unknown> & { id: string; status: string }
 
 beforeAll(async () => {
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  app = appOnDefault(t).app
   tk = await token()
 })
 

@@ -1,7 +1,7 @@
 // A /v1 query parameter, or the Idempotency-Key header, given more than once: a 400 that says it takes one value.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
-import { type App, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
+import { type App, appOnDefault, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -17,7 +17,7 @@ type Doc = {
 }
 
 beforeAll(async () => {
-  app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+  app = appOnDefault(t).app
   tk = await token()
 })
 

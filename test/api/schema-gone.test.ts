@@ -4,7 +4,7 @@ import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { adminQuery } from '../support/postgres.ts'
-import { buildApp, type Db, enqueueSql, send } from './support/harness.ts'
+import { appOnDefault, buildApp, type Db, enqueueSql, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -186,7 +186,7 @@ test('a database that takes no writes (a standby, a failover under way) is 503 d
       ])
   }
   // A failover takes seconds: the refused write says when to repeat it (declared in the document).
-  const { app } = buildApp([{ name: 'default', db: h.db, pool: h.pool }])
+  const { app } = appOnDefault(h)
   const refused = await send(app, 'POST', '/v1/outbox', { token: await token(), body: { message } })
   expect([refused.status, refused.headers.get('retry-after')]).toEqual([503, '5'])
 })

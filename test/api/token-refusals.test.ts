@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import { createLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { type App, buildApp, send } from './support/harness.ts'
+import { type App, appOnDefault, buildApp, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -118,7 +118,7 @@ describe("Entra's token versions mixed up", () => {
 
   test('aud: the Application ID URI where the bare client id is expected, and the other way round', async () => {
     const uri = entraClaims('1.0', { aud: APP_ID_URI })
-    const v1BareApp = buildApp([{ name: 'default', db: t.db, pool: t.pool }], {
+    const v1BareApp = appOnDefault(t, {
       auth: {
         jwtSecret: null,
         jwksUrl: `http://127.0.0.1:${server.port}/keys`,
@@ -185,7 +185,7 @@ describe('times, algorithm, key and signature', () => {
   })
 
   test('an HS256 token signed with another secret: names the signature and API_JWT_SECRET', async () => {
-    const hs = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+    const hs = appOnDefault(t).app
     const detail = await refused(
       hs,
       await token({ secret: 'another-secret-that-is-at-least-32-chars' }),

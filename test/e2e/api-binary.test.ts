@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { createContract, type Doc } from '../api/support/contract.ts'
-import { buildApp, type Sent } from '../api/support/harness.ts'
+import { appOnDefault, type Sent } from '../api/support/harness.ts'
 import { AUDIENCE, ISSUER, SECRET, token } from '../api/support/tokens.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { createTestDb } from '../support/db.ts'
@@ -142,7 +142,7 @@ test('over the socket the binary answers as its document declares, and serves th
   // is what the binary serves.
   const t = await createTestDb()
   try {
-    const app = buildApp([{ name: 'default', db: t.db, pool: t.pool }]).app
+    const app = appOnDefault(t).app
     const built = (await (await app.request('/openapi.json')).json()) as Doc & { info: object }
     expect({ ...served, info: null }).toEqual({ ...built, info: null })
   } finally {

@@ -6,7 +6,7 @@ import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { serve } from '../../src/serve.ts'
-import { buildApp, send } from '../api/support/harness.ts'
+import { appOnDefault, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
@@ -177,7 +177,7 @@ test('the API: an enqueue that meets a pooled read-only connection answers 503 o
   await readOnly(true)
   expect(await openConnections(h, 3)).toEqual(['on', 'on', 'on'])
   await readOnly(false)
-  const { app } = buildApp([{ name: 'default', db: h.db, pool: h.pool }])
+  const { app } = appOnDefault(h)
   const tk = await token()
   const body = { message: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' } }
   const first = await send(app, 'POST', '/v1/outbox', { token: tk, body })

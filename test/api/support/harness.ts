@@ -38,6 +38,10 @@ export function buildApp(databases: Db[], over: Partial<ApiDeps> = {}) {
   return { app: createApp(deps), deps }
 }
 
+/** The app over one database, named default (as most tests' requests name none). */
+export const appOnDefault = (d: Omit<Db, 'name'>, over: Partial<ApiDeps> = {}) =>
+  buildApp([{ name: 'default', db: d.db, pool: d.pool }], over)
+
 export type App = ReturnType<typeof buildApp>['app']
 
 export interface Sent {

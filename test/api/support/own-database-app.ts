@@ -1,7 +1,7 @@
 // A test file's app over a database of its own: created once, emptied before each test, with a token holding every scope.
 import { afterAll, beforeAll, beforeEach } from 'bun:test'
 import { createTestDb, type TestDb } from '../../support/db.ts'
-import { type App, buildApp } from './harness.ts'
+import { type App, appOnDefault } from './harness.ts'
 import { token } from './tokens.ts'
 
 export interface OwnDatabaseApp {
@@ -15,7 +15,7 @@ export function appOnOwnDatabase(): OwnDatabaseApp {
   const s = {} as { t: TestDb; app: App; tk: string }
   beforeAll(async () => {
     s.t = await createTestDb()
-    s.app = buildApp([{ name: 'default', db: s.t.db, pool: s.t.pool }]).app
+    s.app = appOnDefault(s.t).app
     s.tk = await token()
   })
   afterAll(async () => {
