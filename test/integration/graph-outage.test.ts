@@ -3,6 +3,7 @@ import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 
 import net from 'node:net'
 import { createLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
+import { allIn } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/fake-graph.ts'
 import { type OutageRun, PAST_ANY_BACKOFF_MS, startOutage } from '../support/token-outage.ts'
@@ -44,16 +45,6 @@ function cutOffGraph() {
     return fetch(input, init)
   }) as typeof fetch
   return { state, fetch: f }
-}
-
-async function allIn(status: string, n: number) {
-  await pollUntil(async () => {
-    const r = await t.pool.query(
-      'select count(*)::int as n from mailer.email_outbox where status = $1',
-      [status],
-    )
-    return r.rows[0].n === n ? true : undefined
-  })
 }
 
 /**
@@ -145,7 +136,7 @@ describe('Graph unreachable (connections refused)', () => {
 
     cut.state.down = false
     await graphBack(r)
-    await allIn('sent', ROWS)
+    await allIn(t, 'sent', ROWS)
     expect(r.fake.accepted.map((m) => m.outboxId).sort()).toEqual([...r.ids].sort())
     expect(await rowStates()).toEqual([
       { status: 'sent', attempts: 1, last_error_code: null, marked: false },
@@ -173,7 +164,7 @@ describe('Graph unreachable (connections refused)', () => {
 
     cut.state.down = false
     await graphBack(r)
-    await allIn('sent', ROWS)
+    await allIn(t, 'sent', ROWS)
     // Looked up (not found) before each send: every row went out once.
     expect(r.fake.accepted.map((m) => m.outboxId).sort()).toEqual([...r.ids].sort())
   })
@@ -193,7 +184,7 @@ describe('Graph unreachable (connections refused)', () => {
       `update mailer.email_attempts set finished_at = finished_at - interval '1 hour'`,
     )
     await cycle(r, 2, () => cut.state.tried)
-    await allIn('failed', 6)
+    await allIn(t, 'failed', 6)
     const rows = await t.pool.query(
       'select distinct attempts, last_error_code, last_error from mailer.email_outbox',
     )
@@ -276,7 +267,7 @@ describe('Graph answering 401 to every token, a freshly fetched one too', () => 
 
     down = false
     await graphBack(r)
-    await allIn('sent', ROWS)
+    await allIn(t, 'sent', ROWS)
     expect(r.fake.accepted.map((m) => m.outboxId).sort()).toEqual([...r.ids].sort())
     expect(r.transport.graphOutage()).toBeNull()
   })

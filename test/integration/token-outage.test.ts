@@ -2,6 +2,7 @@
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
+import { allIn } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/fake-graph.ts'
 import {
@@ -26,16 +27,6 @@ afterEach(async () => {
   await run?.stop()
   run = null
 })
-
-async function allIn(status: string, n: number) {
-  await pollUntil(async () => {
-    const r = await t.pool.query(
-      'select count(*)::int as n from mailer.email_outbox where status = $1',
-      [status],
-    )
-    return r.rows[0].n === n ? true : undefined
-  })
-}
 
 describe('an Entra outage', () => {
   const ROWS = 30
@@ -83,7 +74,7 @@ describe('an Entra outage', () => {
     r.clock.advance(PAST_ANY_BACKOFF_MS)
     await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
     r.engine.drainer.wake()
-    await allIn('sent', ROWS)
+    await allIn(t, 'sent', ROWS)
     expect(r.fake.accepted.map((m) => m.outboxId).sort()).toEqual([...r.ids].sort())
     const sent = await t.pool.query('select distinct attempts from mailer.email_outbox')
     expect(sent.rows).toEqual([{ attempts: 1 }])
@@ -141,7 +132,7 @@ describe('an Entra outage', () => {
     r.clock.advance(PAST_ANY_BACKOFF_MS)
     await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
     r.engine.drainer.wake()
-    await allIn('sent', ROWS)
+    await allIn(t, 'sent', ROWS)
     expect(r.fake.accepted.map((m) => m.outboxId).sort()).toEqual([...r.ids].sort())
   })
 
@@ -154,7 +145,7 @@ describe('an Entra outage', () => {
       `update mailer.email_attempts set finished_at = finished_at - interval '1 hour'`,
     )
     await outageCycle(t, r, 2)
-    await allIn('failed', 6)
+    await allIn(t, 'failed', 6)
     const rows = await t.pool.query(
       'select distinct attempts, last_error_code from mailer.email_outbox',
     )

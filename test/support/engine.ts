@@ -9,7 +9,7 @@ import { createListener, type Listener } from '../../src/outbox/listener.ts'
 import { openGate } from '../../src/outbox/send-gate.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
 import type { TestDb } from './db.ts'
-import { createEventLog, type EventLog } from './events.ts'
+import { createEventLog, type EventLog, pollUntil } from './events.ts'
 import { createFakeSender, type FakeSender } from './fake-sender.ts'
 
 export const testWorkerConfig: WorkerConfig = {
@@ -115,6 +115,17 @@ export async function enqueue(
 export async function rowOf(t: TestDb, id: string) {
   const r = await t.pool.query('select * from mailer.email_outbox where id = $1', [id])
   return r.rows[0]
+}
+
+/** Until `n` rows are in `status` (polled, within pollUntil's bound). */
+export async function allIn(t: TestDb, status: string, n: number) {
+  await pollUntil(async () => {
+    const r = await t.pool.query(
+      'select count(*)::int as n from mailer.email_outbox where status = $1',
+      [status],
+    )
+    return r.rows[0].n === n ? true : undefined
+  })
 }
 
 /** A row's attempt history, oldest first: `columns` of each attempt. */
