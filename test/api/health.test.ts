@@ -535,51 +535,31 @@ describe('/metrics', () => {
   test('outbox_sender_mailbox_refused says whether Graph refuses MAIL_FROM now, and is absent without a Graph worker', async () => {
     await t.reset()
     let refused = true
-    const scrape = async (deps: { senderMailboxRefused?: () => boolean }) => {
-      const health = fakeHealth(['default'])
-      const metrics = createMetrics({
-        databases: [{ name: 'default', db: t.db, statements: t.statements }],
-        health,
-        ...deps,
-      })
-      const { app } = appOnDefault(t, { health, metrics })
-      return (await send(app, 'GET', '/metrics')).body as string
-    }
     const withGraph = { senderMailboxRefused: () => refused }
-    expect(await scrape(withGraph)).toContain(
+    expect(await scrapeWith(withGraph)).toContain(
       '\noutbox_sender_mailbox_refused{mailbox="MAIL_FROM"} 1\n',
     )
     refused = false
-    expect(await scrape(withGraph)).toContain(
+    expect(await scrapeWith(withGraph)).toContain(
       '\noutbox_sender_mailbox_refused{mailbox="MAIL_FROM"} 0\n',
     )
-    expect(await scrape({})).not.toContain('\noutbox_sender_mailbox_refused{')
+    expect(await scrapeWith({})).not.toContain('\noutbox_sender_mailbox_refused{')
   })
 
   test('outbox_graph_outage says whether Graph is out of reach or refuses every token now, by cause, and is absent without a Graph worker', async () => {
     await t.reset()
     let outage: 'unreachable' | 'unauthorized' | null = 'unreachable'
-    const scrape = async (deps: { providerOutage?: () => string | null }) => {
-      const health = fakeHealth(['default'])
-      const metrics = createMetrics({
-        databases: [{ name: 'default', db: t.db, statements: t.statements }],
-        health,
-        ...deps,
-      })
-      const { app } = appOnDefault(t, { health, metrics })
-      return (await send(app, 'GET', '/metrics')).body as string
-    }
     const withGraph = { providerOutage: () => outage }
-    const body = await scrape(withGraph)
+    const body = await scrapeWith(withGraph)
     expect(body).toContain('\noutbox_graph_outage{cause="unreachable"} 1\n')
     expect(body).toContain('\noutbox_graph_outage{cause="unauthorized"} 0\n')
     outage = 'unauthorized'
-    expect(await scrape(withGraph)).toContain('\noutbox_graph_outage{cause="unauthorized"} 1\n')
+    expect(await scrapeWith(withGraph)).toContain('\noutbox_graph_outage{cause="unauthorized"} 1\n')
     outage = null
-    const after = await scrape(withGraph)
+    const after = await scrapeWith(withGraph)
     expect(after).toContain('\noutbox_graph_outage{cause="unreachable"} 0\n')
     expect(after).toContain('\noutbox_graph_outage{cause="unauthorized"} 0\n')
-    expect(await scrape({})).not.toContain('\noutbox_graph_outage{')
+    expect(await scrapeWith({})).not.toContain('\noutbox_graph_outage{')
   })
 
   test('outbox_listener_connected is absent where no LISTEN is wanted (--role api, LISTEN_MODE=poll)', async () => {
@@ -847,3 +827,17 @@ describe('/metrics', () => {
     }
   })
 })
+
+/** /metrics as an app answers it whose metrics take `deps` (a Graph worker's gauges; none without one). */
+async function scrapeWith(
+  deps: Pick<Parameters<typeof createMetrics>[0], 'senderMailboxRefused' | 'providerOutage'>,
+): Promise<string> {
+  const health = fakeHealth(['default'])
+  const metrics = createMetrics({
+    databases: [{ name: 'default', db: t.db, statements: t.statements }],
+    health,
+    ...deps,
+  })
+  const { app } = appOnDefault(t, { health, metrics })
+  return (await send(app, 'GET', '/metrics')).body as string
+}
