@@ -2,18 +2,12 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose'
 import { useTestDb } from '../support/db.ts'
-import { type App, appOnDefault, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
+import { entraApps, entraClaims, serveEntraKeys, V2_ISSUER } from './support/entra.ts'
+import { type App, appOnDefault, enqueueSql, type Sent, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-
-// Generated per run, as Entra's ids are GUIDs.
-const TENANT_ID = crypto.randomUUID()
-const CLIENT_ID = crypto.randomUUID()
-const V1_ISSUER = `https://sts.windows.net/${TENANT_ID}/`
-const V2_ISSUER = `https://login.microsoftonline.com/${TENANT_ID}/v2.0`
-const APP_ID_URI = `api://${CLIENT_ID}`
 
 type Problem = { type: string; detail: string }
 
@@ -34,20 +28,9 @@ beforeAll(async () => {
     x5t: 'entra-key-1',
     issuer: V2_ISSUER,
   }
-  server = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    fetch: () => Response.json({ keys: [jwk] }),
-  })
-  const jwksUrl = `http://127.0.0.1:${server.port}/${TENANT_ID}/discovery/v2.0/keys`
-  const db = [{ name: 'default', db: t.db, pool: t.pool }]
-  // One app registration issues one token version (its manifest's accessTokenAcceptedVersion).
-  v1 = buildApp(db, {
-    auth: { jwtSecret: null, jwksUrl, issuer: V1_ISSUER, audience: APP_ID_URI },
-  }).app
-  v2 = buildApp(db, {
-    auth: { jwtSecret: null, jwksUrl, issuer: V2_ISSUER, audience: CLIENT_ID },
-  }).app
+  const keys = serveEntraKeys(jwk)
+  server = keys.server
+  ;({ v1, v2 } = entraApps(t, keys.jwksUrl))
 })
 afterAll(async () => {
   await server.stop(true)
@@ -55,20 +38,10 @@ afterAll(async () => {
 
 /** An access token as Entra issues it: its header (typ, alg, kid, x5t) and claims, `extra` on top. */
 function entraToken(version: '1.0' | '2.0', extra: JWTPayload): Promise<string> {
-  const now = Math.floor(Date.now() / 1000)
-  const claims: JWTPayload = {
-    aud: version === '1.0' ? APP_ID_URI : CLIENT_ID,
-    iss: version === '1.0' ? V1_ISSUER : V2_ISSUER,
-    iat: now,
-    nbf: now,
-    exp: now + 3600,
-    tid: TENANT_ID,
-    oid: crypto.randomUUID(),
-    sub: crypto.randomUUID(),
-    ver: version,
+  const claims = entraClaims(version, {
     ...(version === '1.0' ? { appid: crypto.randomUUID() } : { azp: crypto.randomUUID() }),
     ...extra,
-  }
+  })
   return new SignJWT(claims)
     .setProtectedHeader({ typ: 'JWT', alg: 'RS256', kid: 'entra-key-1', x5t: 'entra-key-1' })
     .sign(privateKey)

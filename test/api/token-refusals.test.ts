@@ -3,18 +3,21 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
 import { createLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { type App, appOnDefault, buildApp, send } from './support/harness.ts'
+import {
+  APP_ID_URI,
+  CLIENT_ID,
+  entraApps,
+  entraClaims,
+  serveEntraKeys,
+  V1_ISSUER,
+} from './support/entra.ts'
+import { type App, appOnDefault, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const TENANT_ID = crypto.randomUUID()
 const OTHER_TENANT_ID = crypto.randomUUID()
-const CLIENT_ID = crypto.randomUUID()
-const V1_ISSUER = `https://sts.windows.net/${TENANT_ID}/`
-const V2_ISSUER = `https://login.microsoftonline.com/${TENANT_ID}/v2.0`
-const APP_ID_URI = `api://${CLIENT_ID}`
 
 type Problem = { type: string; detail: string; requestId: string }
 type Line = Record<string, unknown>
@@ -31,22 +34,10 @@ beforeAll(async () => {
   const pair = await generateKeyPair('RS256')
   privateKey = pair.privateKey
   const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'entra-key-1', use: 'sig' }
-  server = Bun.serve({
-    hostname: '127.0.0.1',
-    port: 0,
-    fetch: () => Response.json({ keys: [jwk] }),
-  })
-  const jwksUrl = `http://127.0.0.1:${server.port}/${TENANT_ID}/discovery/v2.0/keys`
-  const db = [{ name: 'default', db: t.db, pool: t.pool }]
+  const keys = serveEntraKeys(jwk)
+  server = keys.server
   const log = createLogger('debug', (l) => lines.push(JSON.parse(l)))
-  v1 = buildApp(db, {
-    auth: { jwtSecret: null, jwksUrl, issuer: V1_ISSUER, audience: APP_ID_URI },
-    log,
-  }).app
-  v2 = buildApp(db, {
-    auth: { jwtSecret: null, jwksUrl, issuer: V2_ISSUER, audience: CLIENT_ID },
-    log,
-  }).app
+  ;({ v1, v2 } = entraApps(t, keys.jwksUrl, { log }))
 })
 afterAll(async () => {
   await server.stop(true)
@@ -54,22 +45,8 @@ afterAll(async () => {
 })
 
 /** Claims as Entra issues them; each value but `ver` and the times is one the 401 must not echo. */
-function entraClaims(version: '1.0' | '2.0', extra: JWTPayload = {}): JWTPayload {
-  const now = Math.floor(Date.now() / 1000)
-  return {
-    aud: version === '1.0' ? APP_ID_URI : CLIENT_ID,
-    iss: version === '1.0' ? V1_ISSUER : V2_ISSUER,
-    iat: now,
-    nbf: now,
-    exp: now + 3600,
-    tid: TENANT_ID,
-    oid: crypto.randomUUID(),
-    sub: crypto.randomUUID(),
-    ver: version,
-    roles: ['outbox:read'],
-    ...extra,
-  }
-}
+const claimsOf = (version: '1.0' | '2.0', extra: JWTPayload = {}) =>
+  entraClaims(version, { roles: ['outbox:read'], ...extra })
 
 const sign = (claims: JWTPayload, o: { kid?: string; key?: CryptoKey } = {}) =>
   new SignJWT(claims)
@@ -90,7 +67,7 @@ async function refused(app: App, tk: string, claims: JWTPayload = {}): Promise<s
 
 describe("Entra's token versions mixed up", () => {
   test('a v1 token where a v2 one is expected names iss and accessTokenAcceptedVersion', async () => {
-    const claims = entraClaims('1.0')
+    const claims = claimsOf('1.0')
     const detail = await refused(v2, await sign(claims), claims)
     expect(detail).toContain('iss')
     expect(detail).toContain('v1')
@@ -99,7 +76,7 @@ describe("Entra's token versions mixed up", () => {
   })
 
   test('a v2 token where a v1 one is expected names iss and API_JWT_ISSUER', async () => {
-    const claims = entraClaims('2.0')
+    const claims = claimsOf('2.0')
     const detail = await refused(v1, await sign(claims), claims)
     expect(detail).toContain('iss')
     expect(detail).toContain('v2')
@@ -107,7 +84,7 @@ describe("Entra's token versions mixed up", () => {
   })
 
   test('a token of another Entra tenant says so', async () => {
-    const claims = entraClaims('2.0', {
+    const claims = claimsOf('2.0', {
       iss: `https://login.microsoftonline.com/${OTHER_TENANT_ID}/v2.0`,
       tid: OTHER_TENANT_ID,
     })
@@ -117,7 +94,7 @@ describe("Entra's token versions mixed up", () => {
   })
 
   test('aud: the Application ID URI where the bare client id is expected, and the other way round', async () => {
-    const uri = entraClaims('1.0', { aud: APP_ID_URI })
+    const uri = claimsOf('1.0', { aud: APP_ID_URI })
     const v1BareApp = appOnDefault(t, {
       auth: {
         jwtSecret: null,
@@ -130,7 +107,7 @@ describe("Entra's token versions mixed up", () => {
     expect(toBare).toContain('aud')
     expect(toBare).toContain('Application ID URI')
     expect(toBare).toContain('API_JWT_AUDIENCE')
-    const bare = entraClaims('1.0', { aud: CLIENT_ID })
+    const bare = claimsOf('1.0', { aud: CLIENT_ID })
     const toUri = await refused(v1, await sign(bare), bare)
     expect(toUri).toContain('aud')
     expect(toUri).toContain('client id')
@@ -138,7 +115,7 @@ describe("Entra's token versions mixed up", () => {
   })
 
   test("a Microsoft Graph token (another API's audience) says whose it is", async () => {
-    const claims = entraClaims('2.0', { aud: 'https://graph.microsoft.com' })
+    const claims = claimsOf('2.0', { aud: 'https://graph.microsoft.com' })
     const detail = await refused(v2, await sign(claims), claims)
     expect(detail).toContain('aud')
     expect(detail).toContain('Microsoft Graph')
@@ -148,7 +125,7 @@ describe("Entra's token versions mixed up", () => {
 describe('times, algorithm, key and signature', () => {
   test('expired: says expired and how long ago', async () => {
     const now = Math.floor(Date.now() / 1000)
-    const claims = entraClaims('2.0', { iat: now - 7200, nbf: now - 7200, exp: now - 3600 })
+    const claims = claimsOf('2.0', { iat: now - 7200, nbf: now - 7200, exp: now - 3600 })
     const detail = await refused(v2, await sign(claims), claims)
     expect(detail).toContain('expired')
     expect(detail).toMatch(/\b(59|60|61) min\b/)
@@ -156,7 +133,7 @@ describe('times, algorithm, key and signature', () => {
 
   test('not yet valid: says by how much the token is ahead of this clock', async () => {
     const now = Math.floor(Date.now() / 1000)
-    const claims = entraClaims('2.0', { nbf: now + 600 })
+    const claims = claimsOf('2.0', { nbf: now + 600 })
     const detail = await refused(v2, await sign(claims), claims)
     expect(detail).toContain('nbf')
     expect(detail).toContain('not valid yet')
@@ -171,14 +148,14 @@ describe('times, algorithm, key and signature', () => {
   })
 
   test('a kid the key set does not hold: names kid and API_JWKS_URL', async () => {
-    const claims = entraClaims('2.0')
+    const claims = claimsOf('2.0')
     const detail = await refused(v2, await sign(claims, { kid: 'retired-key' }), claims)
     expect(detail).toContain('kid')
     expect(detail).toContain('API_JWKS_URL')
   })
 
   test("a signature by another key under the set's kid: names the signature", async () => {
-    const claims = entraClaims('2.0')
+    const claims = claimsOf('2.0')
     const other = (await generateKeyPair('RS256')).privateKey
     const detail = await refused(v2, await sign(claims, { key: other }), claims)
     expect(detail).toContain('signature')
@@ -197,7 +174,7 @@ describe('times, algorithm, key and signature', () => {
 
 describe('the log line', () => {
   test('one info line per refusal with the request id, the reason and the claim, no claim value', async () => {
-    const claims = entraClaims('1.0')
+    const claims = claimsOf('1.0')
     const tk = await sign(claims)
     const requestId = `refusal-${crypto.randomUUID()}`
     const r = await send(v2, 'GET', '/v1/outbox', {
