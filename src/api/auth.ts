@@ -45,37 +45,38 @@ export function createVerifier(auth: ApiAuthConfig, dev: boolean, log: Logger): 
   if (auth.jwtSecret && auth.jwksUrl) {
     throw new AppError('config_invalid', 'API_JWT_SECRET and API_JWKS_URL are both set: use one')
   }
-  const judged = (keys: Judged['keys'], algorithms: string[]): Judged => ({
-    keys,
-    algorithms,
-    issuer: auth.issuer,
-    audience: auth.audience,
-    clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
-  })
-  if (auth.jwtSecret) {
-    const key = new TextEncoder().encode(auth.jwtSecret)
-    const j = judged('secret', ['HS256'])
+  // Either key source: jose verifies against `common` and the source's algorithms; a refusal says
+  // which check failed (token-refusal.ts).
+  const refusing = (
+    keys: Judged['keys'],
+    algorithms: string[],
+    check: (token: string, options: JWTVerifyOptions) => Promise<{ payload: JWTPayload }>,
+  ): Verify => {
+    const judged: Judged = {
+      keys,
+      algorithms,
+      issuer: auth.issuer,
+      audience: auth.audience,
+      clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
+    }
     return async (token) => {
       try {
-        return (await jwtVerify(token, key, { ...common, algorithms: j.algorithms })).payload
+        return (await check(token, { ...common, algorithms })).payload
       } catch (e) {
-        throw rejection(e, j, log)
+        throw rejection(e, judged, log)
       }
     }
+  }
+  if (auth.jwtSecret) {
+    const key = new TextEncoder().encode(auth.jwtSecret)
+    return refusing('secret', ['HS256'], (token, options) => jwtVerify(token, key, options))
   }
   if (auth.jwksUrl) {
     if (!auth.issuer || !auth.audience) {
       throw new AppError('config_invalid', 'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE')
     }
     const keys = remoteSigningKeys(new URL(auth.jwksUrl), log)
-    const j = judged('jwks', JWKS_ALGORITHMS)
-    return async (token) => {
-      try {
-        return (await jwtVerify(token, keys, { ...common, algorithms: JWKS_ALGORITHMS })).payload
-      } catch (e) {
-        throw rejection(e, j, log)
-      }
-    }
+    return refusing('jwks', JWKS_ALGORITHMS, (token, options) => jwtVerify(token, keys, options))
   }
   if (!dev) {
     throw new AppError(
