@@ -43,11 +43,16 @@ interface Outage {
 
 export interface GraphReachability {
   /**
-   * Before a request: the outcome it would get now without being made (within the back-off, or a
-   * probe that failed while this one waited for it); `probe` when this request is the one that
-   * tries after the back-off (its caller calls probeDone once it is over, whatever came of it); `go`.
+   * Before a request: the outcome it would get now without being made (within the back-off, a
+   * probe that failed while this one waited for it, or a wait that outlasted `deadline`, which
+   * passes at `deadlineAt` on the clock); `probe` when this request is the one that tries after the
+   * back-off (its caller calls probeDone once it is over, whatever came of it); `go`.
    */
-  admit(deadline: AbortSignal, shutdown: AbortSignal): Promise<Retry | 'probe' | 'go'>
+  admit(
+    deadline: AbortSignal,
+    deadlineAt: number,
+    shutdown: AbortSignal,
+  ): Promise<Retry | 'probe' | 'go'>
   /** The outcome any request would get now without being made, else null. */
   holding(): Retry | null
   /** A request met the outage: starts or extends it; the row's outcome. */
@@ -101,7 +106,7 @@ export function createGraphReachability(d: {
   })
 
   return {
-    async admit(deadline, shutdown) {
+    async admit(deadline, deadlineAt, shutdown) {
       for (;;) {
         if (!outage) return 'go'
         if (remainingMs() > 0) return outcome(outage)
@@ -110,6 +115,7 @@ export function createGraphReachability(d: {
           return 'probe'
         }
         const waitedFor = probe.promise
+        const waitedOut = outage
         await new Promise<void>((resolve) => {
           const onAbort = () => resolve()
           if (deadline.aborted) return resolve()
@@ -127,8 +133,16 @@ export function createGraphReachability(d: {
             ambiguous: false,
           }
         }
-        // The wait outlasted this request's deadline: the probe has no answer yet either.
-        if (deadline.aborted && outage) return outcome(outage)
+        // The wait outlasted this request's deadline (by the clock too: its timer may not have
+        // fired yet when the probe's answer comes): it goes back unsent and uncounted, as the
+        // outage's wait, due when the back-off ends or, Graph having answered, in a second. Not on
+        // with a fresh deadline: this one bounds the whole send, wait included, so that it ends
+        // while the lease the drainer checked surely holds (lease-deadlines.ts keeps a margin of
+        // one request timeout); bytes leaving later could outlive a lease whose heartbeats fail,
+        // and the reclaimer's lookup come before Graph files the message: sent twice. Nor with what
+        // is left of it: the fetch would abort at once as a timeout, an ambiguous attempt, counted
+        // and looked up, though no byte left.
+        if (deadline.aborted || d.clock.now() >= deadlineAt) return outcome(outage ?? waitedOut)
       }
     },
     holding: () => (outage && remainingMs() > 0 ? outcome(outage) : null),

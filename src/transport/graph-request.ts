@@ -39,7 +39,8 @@ export function createGraphRequest(d: {
     // The deadline covers waiting for a probe's answer and for a token too: the whole attempt must
     // finish well inside the lease (and the provider slot's lifetime).
     let deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
-    const admitted = await d.reachability.admit(deadline, signal)
+    const deadlineAt = d.clock.now() + d.requestTimeoutMs
+    const admitted = await d.reachability.admit(deadline, deadlineAt, signal)
     if (admitted !== 'go' && admitted !== 'probe') return { failed: admitted, unsent: true }
     try {
       for (let attempt = 1; ; attempt++) {

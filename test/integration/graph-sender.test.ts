@@ -1132,6 +1132,66 @@ describe('sendMail outcomes', () => {
     expect(lines.filter((l) => l.msg === 'graph reachable again')).toHaveLength(1)
   })
 
+  test('a request whose deadline passed while it waited for a slow probe goes back unsent and uncounted, not as an ambiguous timeout', async () => {
+    const g = await graphComingBack()
+    const s = await setup({ fetch: g.fetch, config: { requestTimeoutMs: 1_000 } })
+    expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unreachable' })
+    g.down = false
+    const probeAnswer = Promise.withResolvers<void>()
+    g.before = (n, signal) =>
+      n === 2
+        ? probeAnswer.promise
+        : // A request that went after the probe with its deadline spent: the deadline's timer
+          // fires before a byte of it leaves.
+          new Promise<void>((resolve) => {
+            if (signal.aborted) resolve()
+            else signal.addEventListener('abort', () => resolve(), { once: true })
+          })
+    s.clock.advance(5_000)
+    const probe = s.sender.send(mail(), live())
+    const waiter = s.sender.send(mail(), live())
+    await until(() => g.sendMails === 2, 'the probe')
+    // The probe is slower than a request timeout (a 401 refresh doubles it): the waiter's deadline
+    // passes just as Graph answers it.
+    s.clock.advance(1_000)
+    probeAnswer.resolve()
+    expect(await probe).toMatchObject({ kind: 'sent' })
+    const waited = await waiter
+    expect(waited).toMatchObject({
+      kind: 'retry',
+      code: 'graph_unreachable',
+      throttled: true,
+      pausesMailbox: false,
+      ambiguous: false,
+    })
+    // Graph answers again: the row is due in a second, not at the end of a back-off.
+    expect(waited.kind === 'retry' && waited.afterMs).toBe(1_000)
+    expect(g.sendMails).toBe(2)
+    expect(s.fake.accepted).toHaveLength(1)
+    expect(s.sender.reachability.cause()).toBeNull()
+  })
+
+  test('a stop ends a wait for the probe at once: the waiting request goes back unsent (aborted), the probe still unanswered', async () => {
+    const g = await graphComingBack()
+    // A deadline no test outlives: only the stop can end the wait.
+    const s = await setup({ fetch: g.fetch, config: { requestTimeoutMs: 120_000 } })
+    expect(await s.sender.send(mail(), live())).toMatchObject({ code: 'graph_unreachable' })
+    g.down = false
+    const probeAnswer = Promise.withResolvers<void>()
+    g.before = () => probeAnswer.promise
+    s.clock.advance(5_000)
+    const probe = s.sender.send(mail(), live())
+    const stop = new AbortController()
+    const waiter = s.sender.send(mail(), stop.signal)
+    await until(() => g.sendMails === 2, 'the probe')
+    stop.abort()
+    expect(await waiter).toMatchObject({ kind: 'retry', code: 'aborted', ambiguous: false })
+    expect(g.sendMails).toBe(2)
+    probeAnswer.resolve()
+    expect(await probe).toMatchObject({ kind: 'sent' })
+    expect(s.fake.accepted).toHaveLength(1)
+  })
+
   test('attachments just under 3 MB are sent; more is rejected before any request', async () => {
     const s = await setup()
     const attachment = (bytes: number) => ({
@@ -1419,6 +1479,33 @@ describe('the fake token endpoint is strict', () => {
     expect(await res.json()).toMatchObject({ error: 'invalid_resource' })
   })
 })
+
+/**
+ * A fetch that refuses every connection to Graph while `down` (a closed port), then passes sendMail
+ * on, each once `before` (given its 1-based number among sendMails and its signal) has settled.
+ */
+async function graphComingBack() {
+  const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
+  const closedPort = closed.port
+  await closed.stop(true)
+  const g = {
+    down: true,
+    sendMails: 0,
+    before: null as ((n: number, signal: AbortSignal) => Promise<void>) | null,
+    fetch: Object.assign(
+      async (input: string | URL | Request, init?: RequestInit) => {
+        const url = new URL(input instanceof Request ? input.url : String(input))
+        if (!url.pathname.endsWith('/sendMail')) return fetch(input, init)
+        const n = ++g.sendMails
+        if (g.down) return fetch(`http://127.0.0.1:${closedPort}${url.pathname}`, init)
+        await g.before?.(n, init?.signal ?? live())
+        return fetch(input, init)
+      },
+      { preconnect: fetch.preconnect },
+    ),
+  }
+  return g
+}
 
 function baseConfig(fake: FakeGraph): GraphConfig {
   return graphConfigFor(fake)
