@@ -11,17 +11,6 @@ export const MAX_RETRY_AFTER_MS = 3_600_000
  */
 export const SENDING_QUOTA_PAUSE_MS = 15 * 60_000
 
-/** A 401: the caller refreshes the token once and repeats the request before settling on an outcome. */
-interface TokenRejected {
-  kind: 'token_rejected'
-  code: string
-  message: string
-  httpStatus: number
-  requestId?: string
-}
-
-type GraphSendResult = SendOutcome | TokenRejected
-
 const GATEWAY_TIMEOUT = 504
 /** The statuses by which Graph and Entra say "come back later" (throttled or unavailable). */
 export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503, GATEWAY_TIMEOUT])
@@ -76,7 +65,7 @@ export function classifySendResponse(
    * that names a mailbox of its own Graph does not know still fails at once, alone.
    */
   mailbox: 'default' | 'own' = 'own',
-): GraphSendResult {
+): SendOutcome {
   const error = parseGraphError(bodyText)
   const requestId = headers.get('request-id') ?? error.requestId
   const details = { httpStatus: status, ...(requestId ? { requestId } : {}) }
@@ -84,7 +73,9 @@ export function classifySendResponse(
   if (status >= 200 && status < 300) return { kind: 'sent', ...details }
   const code = error.code ?? `http_${status}`
   const message = error.message ?? `Graph answered HTTP ${status}`
-  if (status === 401) return { kind: 'token_rejected', code, message, ...details }
+  // The request settles every 401 itself (a fresh token, then graph_unauthorized: graph-request.ts),
+  // so none comes here; should one, it is the token's, never the message's: a retry, not a reject.
+  if (status === 401) return { kind: 'retry', code, message, ...details }
   if (SENDING_QUOTA_CODES.has(code)) {
     const afterMs = throttleWaitMs(headers, now, SENDING_QUOTA_PAUSE_MS)
     return { kind: 'retry', code, message, afterMs, throttled: true, ...details }

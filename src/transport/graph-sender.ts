@@ -93,16 +93,13 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       outcome = exchange.failed
     } else {
       const { res, text } = exchange
-      const result = classifySendResponse(
+      outcome = classifySendResponse(
         res.status,
         res.headers,
         text,
         d.clock.now(),
         isDefault ? 'default' : 'own',
       )
-      // A 401 ends in the request (graph_unauthorized, graph-request.ts); should one come, it is
-      // not the row's fault: back off rather than fail it.
-      outcome = result.kind === 'token_rejected' ? { ...result, kind: 'retry' } : result
       if (isDefault) {
         if (outcome.kind === 'sent') senderMailbox.accepted()
         else if (refusesMailbox(res.status, outcome.code)) {

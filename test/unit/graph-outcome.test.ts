@@ -147,15 +147,18 @@ const table: Row[] = [
   ],
   ['408 retries', 408, {}, '', { kind: 'retry', code: 'http_408' }],
   [
-    '401 asks for a token refresh',
+    // graph-request.ts settles every 401 (a fresh token, then graph_unauthorized): none comes here.
+    '401, should one come, is the token’s: a retry, never a reject',
     401,
     { 'request-id': 'rid' },
     graphBody('InvalidAuthenticationToken'),
     {
-      kind: 'token_rejected',
+      kind: 'retry',
       code: 'InvalidAuthenticationToken',
       httpStatus: 401,
       requestId: 'rid',
+      throttled: undefined,
+      afterMs: undefined,
     },
   ],
   [
