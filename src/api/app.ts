@@ -1,6 +1,7 @@
 // createApp(deps): the HTTP surface as a Hono app; main.ts serves app.fetch, tests call app.request.
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
+import { systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import { authenticate, createVerifier } from './auth.ts'
 import { type ApiDeps, type AppEnv, BODY_LIMIT_BYTES } from './context.ts'
@@ -32,7 +33,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   if (!deps.metricsApart) app.route('/', metricsRoutes(deps))
   if (deps.surface === 'operations') return app
 
-  const verify = createVerifier(deps.auth, deps.dev, deps.log)
+  const verify = createVerifier(deps.auth, deps.dev, deps.log, deps.clock ?? systemClock)
   if (verify === null) deps.log.warn('API auth is off (dev): every caller may read and write')
   app.use(
     '/v1/*',

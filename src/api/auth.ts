@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto'
 import { createMiddleware } from 'hono/factory'
 import { errors, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose'
+import type { Clock } from '../clock.ts'
 import type { ApiAuthConfig } from '../config.ts'
 import { AppError, isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
@@ -33,9 +34,15 @@ type Verify = (token: string) => Promise<JWTPayload>
 
 /**
  * Builds the token verifier once. Throws config_invalid when no auth is configured outside dev:
- * an open admin API must never happen by accident. Returns null in dev without auth.
+ * an open admin API must never happen by accident. Returns null in dev without auth. `exp` and
+ * `nbf` are judged by `clock` (jose's `currentDate`), as the refusal's words are.
  */
-export function createVerifier(auth: ApiAuthConfig, dev: boolean, log: Logger): Verify | null {
+export function createVerifier(
+  auth: ApiAuthConfig,
+  dev: boolean,
+  log: Logger,
+  clock: Pick<Clock, 'now'>,
+): Verify | null {
   const common: JWTVerifyOptions = {
     requiredClaims: ['exp'],
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
@@ -60,10 +67,12 @@ export function createVerifier(auth: ApiAuthConfig, dev: boolean, log: Logger): 
       clockToleranceSeconds: CLOCK_TOLERANCE_SECONDS,
     }
     return async (token) => {
+      // One moment for jose's judgement and for the words of its refusal.
+      const now = clock.now()
       try {
-        return (await check(token, { ...common, algorithms })).payload
+        return (await check(token, { ...common, algorithms, currentDate: new Date(now) })).payload
       } catch (e) {
-        throw rejection(e, judged, log)
+        throw rejection(e, judged, now, log)
       }
     }
   }
@@ -185,7 +194,7 @@ function grantedScopes(p: JWTPayload, scope: string): Set<string> {
   return new Set([...words(scope), ...scp, ...strings(p.roles)])
 }
 
-function rejection(e: unknown, judged: Judged, log: Logger): AppError {
+function rejection(e: unknown, judged: Judged, now: number, log: Logger): AppError {
   // The key set not fetched or not usable (signing-keys.ts, which logs an outage once), or a failure
   // jose does not lay on the token: it was never judged, so not the caller's fault (503, it keeps
   // the token); the latter is logged here, as ours.
@@ -194,5 +203,5 @@ function rejection(e: unknown, judged: Judged, log: Logger): AppError {
     log.warn('API token verification failed unexpectedly', { err: e })
     return keysUnavailable(e)
   }
-  return refusal(e, judged)
+  return refusal(e, judged, now)
 }

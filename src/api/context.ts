@@ -1,6 +1,7 @@
 // What the HTTP layer is given (ApiDeps) and what each request carries through Hono (AppEnv).
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
+import type { Clock } from '../clock.ts'
 import type { ApiAuthConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
@@ -28,6 +29,8 @@ export interface ApiDeps {
   surface?: 'all' | 'operations'
   /** /metrics has a listener of its own (METRICS_PORT): this app does not serve it. */
   metricsApart?: boolean
+  /** What tokens' exp and nbf are judged by; default the system clock. */
+  clock?: Pick<Clock, 'now'>
 }
 
 export type Scope = 'outbox:read' | 'outbox:write'

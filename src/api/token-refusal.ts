@@ -30,9 +30,10 @@ export const INSUFFICIENT_SCOPE = { bearerError: 'insufficient_scope' } as const
  * The 401 of a token jose refused, its `reason` and `claim` in details for the log line. Issuer and
  * audience are judged only after the signature verified, so their hints rest on claims the trusted
  * issuer signed; the detail still echoes none of them (nor the token): it may reach a log or a ticket.
+ * `now` (ms): the moment jose judged the token at, which the words of a time refusal count from.
  */
-export function refusal(e: errors.JOSEError, judged: Judged): AppError {
-  const [reason, detail, claim] = explain(e, judged)
+export function refusal(e: errors.JOSEError, judged: Judged, now: number): AppError {
+  const [reason, detail, claim] = explain(e, judged, Math.floor(now / 1000))
   return new AppError(
     'unauthorized',
     detail,
@@ -43,7 +44,7 @@ export function refusal(e: errors.JOSEError, judged: Judged): AppError {
 
 type Explained = [reason: string, detail: string, claim?: string]
 
-function explain(e: errors.JOSEError, judged: Judged): Explained {
+function explain(e: errors.JOSEError, judged: Judged, nowSeconds: number): Explained {
   const skew = `${judged.clockToleranceSeconds} s of clock skew allowed`
   if (e instanceof errors.JWTExpired || e instanceof errors.JWTClaimValidationFailed) {
     const { claim, reason, payload } = e
@@ -53,9 +54,8 @@ function explain(e: errors.JOSEError, judged: Judged): Explained {
     if (reason === 'invalid') {
       return ['claim_invalid', `the token's ${claim} claim is not a number (of seconds)`, claim]
     }
-    const now = Math.floor(Date.now() / 1000)
     if (claim === 'exp' && typeof payload.exp === 'number') {
-      const ago = duration(now - payload.exp)
+      const ago = duration(nowSeconds - payload.exp)
       return [
         'expired',
         `the token expired ${ago} ago by this server's clock (${skew}): get a new one`,
@@ -63,7 +63,7 @@ function explain(e: errors.JOSEError, judged: Judged): Explained {
       ]
     }
     if (claim === 'nbf' && typeof payload.nbf === 'number') {
-      const ahead = duration(payload.nbf - now)
+      const ahead = duration(payload.nbf - nowSeconds)
       return [
         'not_yet_valid',
         `the token is not valid yet: its nbf is ${ahead} ahead of this server's clock (${skew}); the clock of the host that minted it, or this server's, is wrong`,

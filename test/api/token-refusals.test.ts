@@ -141,6 +141,23 @@ describe('times, algorithm, key and signature', () => {
     expect(detail).toContain('clock')
   })
 
+  test("times are judged by the server's clock (the injected one), with 60 s of skew allowed", async () => {
+    const DAY_MS = 86_400_000
+    const at = (offsetMs: number) =>
+      appOnDefault(t, { clock: { now: () => Date.now() + offsetMs } }).app
+    // Valid by the wall clock for 5 minutes: a day later it expired 24 h ago.
+    const expired = await refused(at(DAY_MS), await token({ expiresIn: 300 }))
+    expect(expired).toContain('the token expired 24 h ago')
+    // Valid by the wall clock from now on: a day earlier its nbf is 24 h ahead.
+    const now = Math.floor(Date.now() / 1000)
+    const early = await refused(at(-DAY_MS), await token({ extra: { nbf: now } }))
+    expect(early).toContain('its nbf is 24 h ahead')
+    // The skew allowed is the clock's too: exp 30 s past by it is accepted, 90 s past is not.
+    const tk = await token({ expiresIn: 60 })
+    expect((await send(at(90_000), 'GET', '/v1/outbox', { token: tk })).status).toBe(200)
+    expect(await refused(at(150_000), tk)).toMatch(/^the token expired (89|90|91) s ago/)
+  })
+
   test('an HS256 token at a key set: names alg and the algorithms accepted', async () => {
     const detail = await refused(v2, await token())
     expect(detail).toContain('alg')
