@@ -22,6 +22,19 @@ type GraphExchange = { res: Response; text: string } | { failed: SendOutcome; un
 /** A row that met no token (a refused credential, an Entra outage) is not tried again sooner than this. */
 const MIN_REFUSED_RETRY_MS = 5_000
 
+/**
+ * The code of a row given back unsent, uncounted, because Graph answered 401 to the cached token
+ * with too little of the request's deadline left for a fresh token and the request again: a token
+ * wait (outbox/settle.ts TOKEN_WAIT_CODE), the stale token dropped for the row's next try.
+ */
+export const TOKEN_REFUSED_LATE_CODE = 'token_refused_late'
+/**
+ * After a 401 the fresh token and the request again go only with this share of the deadline left:
+ * a 401 to a stale token comes at once, so a late one says Graph is slow, and a request with less
+ * than half a timeout would likely time out (ambiguous, counted, looked up); the 401 is a definite no.
+ */
+const AGAIN_MIN_LEFT_SHARE = 0.5
+
 export type GraphRequest = (
   url: string,
   init: { method: string; headers?: Record<string, string>; body?: string },
@@ -36,17 +49,18 @@ export function createGraphRequest(d: {
   reachability: GraphReachability
 }): GraphRequest {
   return async (url, init, signal) => {
-    // The deadline covers waiting for a probe's answer and for a token too: the whole attempt must
-    // finish well inside the lease (and the provider slot's lifetime).
-    let deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
+    // One deadline for the whole send: the wait for a probe's answer, the token, the request and,
+    // after a 401, the fresh token and the request again. lease-deadlines.ts starts a send only
+    // with a margin of one request timeout (the provider slot lives little longer): bytes leaving
+    // later could outlive a lease whose heartbeats fail, and a reclaimer's lookup come before
+    // Graph files the message: sent twice.
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
     const deadlineAt = d.clock.now() + d.requestTimeoutMs
     const admitted = await d.reachability.admit(deadline, deadlineAt, signal)
     if (admitted !== 'go' && admitted !== 'probe') return { failed: admitted, unsent: true }
     try {
       for (let attempt = 1; ; attempt++) {
-        if (attempt > 1)
-          deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
-        const exchange = await exchangeOnce(url, init, signal, deadline, attempt)
+        const exchange = await exchangeOnce(url, init, signal, deadline, deadlineAt, attempt)
         if (exchange !== 'again') return exchange
       }
     } finally {
@@ -60,6 +74,7 @@ export function createGraphRequest(d: {
     init: Parameters<GraphRequest>[1],
     signal: AbortSignal,
     deadline: AbortSignal,
+    deadlineAt: number,
     attempt: number,
   ): Promise<GraphExchange | 'again'> {
     let token: string
@@ -92,10 +107,29 @@ export function createGraphRequest(d: {
         d.reachability.answered()
         return { res, text }
       }
-      if (attempt === 1 && d.tokens.invalidate(token)) return 'again'
       const error = parseGraphError(text)
       const code = error.code ?? 'http_401'
       const requestId = res.headers.get('request-id') ?? error.requestId
+      if (attempt === 1 && d.tokens.invalidate(token)) {
+        // A stop ends the send here: the 401 says Graph has nothing of it.
+        if (signal.aborted)
+          return { failed: noTokenOutcome(signal.reason, signal, d.tokens), unsent: true }
+        // Invariant: the fresh token and the request again end by the first one's deadline, too.
+        const leftMs = deadlineAt - d.clock.now()
+        if (!deadline.aborted && leftMs >= d.requestTimeoutMs * AGAIN_MIN_LEFT_SHARE) return 'again'
+        const failed: SendOutcome = {
+          kind: 'retry',
+          code: TOKEN_REFUSED_LATE_CODE,
+          message: `Graph refused the token (HTTP 401 ${code}) with ${Math.max(0, Math.round(leftMs / 100) / 10)} s of the request's ${d.requestTimeoutMs / 1000} s deadline left, too little for a fresh one and the request again: not sent`,
+          throttled: true,
+          afterMs: Math.max(d.tokens.retryInMs(), MIN_REFUSED_RETRY_MS),
+          pausesMailbox: false,
+          ambiguous: false,
+          httpStatus: 401,
+          ...(requestId ? { requestId } : {}),
+        }
+        return { failed, unsent: true }
+      }
       const failed = d.reachability.failed('unauthorized', {
         code,
         message: `Graph refuses this app's tokens (HTTP 401 ${code}): ${error.message ?? 'no message'}`,

@@ -663,6 +663,76 @@ describe('sendMail outcomes', () => {
     expect(s.fake.accepted).toHaveLength(2)
   })
 
+  test('a 401 with too little of the deadline left goes back unsent and uncounted: no second request past the one deadline the lease margin allows', async () => {
+    const g = holdingFirstRequest()
+    // A deadline the wall clock never reaches in a test: the injected clock passes most of it.
+    const s = await setup({ fetch: g.fetch, config: { requestTimeoutMs: 120_000 } })
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    g.hold()
+    s.fake.revokeTokens('expired')
+    const sending = s.sender.send(mail(), live())
+    await until(() => g.signals.length === 2, 'the request after the revocation')
+    // Graph answers 401 after 100 of the request's 120 s: a fresh token and a second exchange
+    // would have to fit in the 20 s left.
+    s.clock.advance(100_000)
+    g.release()
+    const outcome = await sending
+    expect(outcome).toMatchObject({
+      kind: 'retry',
+      code: 'token_refused_late',
+      httpStatus: 401,
+      throttled: true,
+      pausesMailbox: false,
+      ambiguous: false,
+      afterMs: 5_000,
+    })
+    expect(outcome.kind === 'retry' && outcome.message).toMatch(
+      /^Graph refused the token \(HTTP 401 InvalidAuthenticationToken\) with 20 s of the request's 120 s deadline left/,
+    )
+    expect(g.signals).toHaveLength(2)
+    expect(s.fake.tokenRequests).toHaveLength(1)
+    expect(s.fake.accepted).toHaveLength(1)
+    // The stale token is dropped: the row's next try fetches a fresh one and is sent at once.
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.sender.reachability.cause()).toBeNull()
+  })
+
+  test('a 401 with half the deadline left or more: the fresh token and the second request go within that same deadline', async () => {
+    const g = holdingFirstRequest()
+    const s = await setup({ fetch: g.fetch, config: { requestTimeoutMs: 120_000 } })
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    g.hold()
+    s.fake.revokeTokens('expired')
+    const sending = s.sender.send(mail(), live())
+    await until(() => g.signals.length === 2, 'the request after the revocation')
+    s.clock.advance(60_000)
+    g.release()
+    expect((await sending).kind).toBe('sent')
+    expect(g.signals).toHaveLength(3)
+    // Not a fresh deadline: the second exchange ends when the first's would have.
+    expect(g.signals[2]).toBe(g.signals[1]!)
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.fake.accepted).toHaveLength(2)
+  })
+
+  test('a lookup whose 401 comes with too little of the deadline left waits as such a send does, uncounted', async () => {
+    const g = holdingFirstRequest()
+    const s = await setup({ fetch: g.fetch, config: { requestTimeoutMs: 120_000 } })
+    expect((await s.sender.send(mail(), live())).kind).toBe('sent')
+    g.hold()
+    s.fake.revokeTokens('expired')
+    const looking = s.sender.lookupSentMessage(FROM, '1', live())
+    await until(() => g.signals.length === 2, 'the lookup')
+    s.clock.advance(100_000)
+    g.release()
+    expect(await looking).toMatchObject({
+      unreachable: { kind: 'retry', code: 'token_refused_late', ambiguous: false },
+    })
+    expect(g.signals).toHaveLength(2)
+    expect(s.fake.tokenRequests).toHaveLength(1)
+  })
+
   test('401 again after the refresh is an uncounted graph_unauthorized wait (the app, not the row), not a loop', async () => {
     const s = await setup()
     const unauthorized = { status: 401, code: 'InvalidAuthenticationToken' }
@@ -1499,6 +1569,37 @@ async function graphComingBack() {
         const n = ++g.sendMails
         if (g.down) return fetch(`http://127.0.0.1:${closedPort}${url.pathname}`, init)
         await g.before?.(n, init?.signal ?? live())
+        return fetch(input, init)
+      },
+      { preconnect: fetch.preconnect },
+    ),
+  }
+  return g
+}
+
+/**
+ * A fetch that passes everything on to the fake and records the signal of each Graph request
+ * (sendMail, lookups); after `hold`, the next Graph request waits for `release` before it goes.
+ */
+function holdingFirstRequest() {
+  let held: PromiseWithResolvers<void> | null = null
+  let gate = Promise.withResolvers<void>()
+  const g = {
+    signals: [] as AbortSignal[],
+    hold: () => {
+      gate = Promise.withResolvers<void>()
+      held = gate
+    },
+    release: () => gate.resolve(),
+    fetch: Object.assign(
+      async (input: string | URL | Request, init?: RequestInit) => {
+        const url = new URL(input instanceof Request ? input.url : String(input))
+        if (url.pathname.includes('/users/')) {
+          g.signals.push(init?.signal ?? live())
+          const wait = held
+          held = null
+          await wait?.promise
+        }
         return fetch(input, init)
       },
       { preconnect: fetch.preconnect },

@@ -5,6 +5,7 @@ import {
   GRAPH_UNAUTHORIZED_CODE,
   GRAPH_UNREACHABLE_CODE,
 } from '../../src/transport/graph-reachability.ts'
+import { TOKEN_REFUSED_LATE_CODE } from '../../src/transport/graph-request.ts'
 import { GraphAuthError, parseTokenError } from '../../src/transport/graph-token-error.ts'
 
 const entra = (status: number, body: object | string) =>
@@ -35,6 +36,8 @@ describe('token failure codes', () => {
       'token_response_invalid',
     ])
     for (const code of codes) expect(code).toMatch(new RegExp(TOKEN_WAIT_CODE))
+    // And a 401 to a stale token with too little of the deadline left for a fresh one: unsent.
+    expect(TOKEN_REFUSED_LATE_CODE).toMatch(new RegExp(TOKEN_WAIT_CODE))
     // So are Graph's own outage waits (out of reach, refusing every token): recorded once per run.
     for (const code of [GRAPH_UNREACHABLE_CODE, GRAPH_UNAUTHORIZED_CODE])
       expect(code).toMatch(new RegExp(TOKEN_WAIT_CODE))
