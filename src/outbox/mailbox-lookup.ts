@@ -4,7 +4,7 @@ import type { OutboundMail, SendOutcome } from './sender.ts'
 /**
  * `found`: the mailbox holds the message, so it was submitted. `not_found`: neither Sent Items nor
  * the rest of the mailbox (Drafts/Outbox, where it sits until transport picks it up) has it.
- * `unavailable`: not permitted (401/403 without Mail.Read): the caller applies its
+ * `unavailable`: not permitted (Graph: 403 without Mail.Read): the caller applies its
  * ambiguous-send policy. `error`: a transient failure: the caller asks again later.
  * `throttledForMs`: Graph throttled the lookup (429/503/504): nobody should ask the mailbox
  * anything before its Retry-After. `rejected`: a 404, the sender mailbox does not exist or cannot be

@@ -70,7 +70,8 @@ export function createMailboxLookup(d: {
           d.senderMailbox.refused({ ...rejected, retryInMs })
           return { throttledForMs: retryInMs, refused: rejected }
         }
-        return res.status === 401 || res.status === 403 ? 'unavailable' : 'error'
+        // A 401 never comes here: the request settles it (a fresh token, else a wait).
+        return res.status === 403 ? 'unavailable' : 'error'
       }
       const count = messageCount(text)
       if (count === undefined) return 'error'
