@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
+import { holdsNumber, parseExactNumbers } from './exact-json.ts'
 
 export interface Lease {
   id: string
@@ -70,16 +71,18 @@ interface Claim {
 
 // The claim's two statements, written out: each call sends one with its values and builds no
 // Kysely nodes (statementText). Values: limit, worker id, lease token, lease seconds, max attempts.
+// Each answers its JSON as text, parsed here (parseClaim): the driver's JSON.parse of a json
+// column would lose a source row's numbers.
 const CLAIM_STARTED = `
   /* prepared outbox_claim_batch */
-  select mailer.claim_batch($1::int, $2::text, $3::uuid, $4::float8, true, $5::int) as claim`
+  select mailer.claim_batch($1::int, $2::text, $3::uuid, $4::float8, true, $5::int)::text as claim`
 const CLAIM_UNFLUSHED = `
   /* prepared outbox_claim_unflushed */
-  select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int) as claim`
+  select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text as claim`
 // Values: row id, worker id, lease token, lease seconds, mark started, max attempts.
 const CLAIM_NOTIFIED = `
   /* prepared outbox_claim_notified */
-  select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int) as claim`
+  select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text as claim`
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
@@ -104,7 +107,7 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
     // Taken only if due and first in claim order, so claim order holds. It reports no next due
     // row, nor need it: a row scheduled later came with news of its own, which sent its claim to
     // claim_batch (not due), or was there at the claim before, whose report stands.
-    const { rows } = await statementText<{ claim: LeaseTuple[] | null }>(db, CLAIM_NOTIFIED, [
+    const { rows } = await statementText<{ claim: string | null }>(db, CLAIM_NOTIFIED, [
       p.notifiedId,
       p.workerId,
       token,
@@ -112,21 +115,42 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
       p.markStarted === true,
       p.defaultMaxAttempts,
     ])
-    const taken = rows[0]?.claim
+    const taken = parseClaim<LeaseTuple[]>(rows[0]?.claim, (c) => c)
     if (taken) return { leases: taken.map((r) => toLease(r, token)), nextDueInMs: null }
   }
-  type Row = { claim: { leases: LeaseTuple[]; nextDueMs: number | null } }
-  const { rows } = await statementText<Row>(
+  type Taken = { leases: LeaseTuple[]; nextDueMs: number | null }
+  const { rows } = await statementText<{ claim: string | null }>(
     db,
     p.markStarted === true ? CLAIM_STARTED : CLAIM_UNFLUSHED,
     [p.limit, p.workerId, token, p.leaseSeconds, p.defaultMaxAttempts],
   )
-  const claim = rows[0]?.claim
+  const claim = parseClaim<Taken>(rows[0]?.claim, (c) => c.leases)
   const ms = claim?.nextDueMs ?? null
   return {
     leases: (claim?.leases ?? []).map((r) => toLease(r, token)),
     nextDueInMs: ms === null ? null : Math.max(0, ms),
   }
+}
+
+/**
+ * The claim's JSON text parsed. A template renders its source row's numbers as Postgres wrote
+ * them (numeric's 12.50, a bigint past 2^53), which JSON.parse would change (12.5): a claim whose
+ * source rows hold numbers takes them from parseExactNumbers, one more pass over its text. Rows
+ * without a source row (enqueue_email's) never pay it.
+ */
+function parseClaim<T>(
+  text: string | null | undefined,
+  leasesOf: (c: T) => LeaseTuple[],
+): T | null {
+  if (text === null || text === undefined) return null
+  const claim = JSON.parse(text) as T
+  const leases = leasesOf(claim)
+  if (!leases.some((r) => holdsNumber(r[7]))) return claim
+  const exact = parseExactNumbers(text) as T | null
+  if (exact === null) return claim
+  const exactLeases = leasesOf(exact)
+  for (const [i, lease] of leases.entries()) lease[7] = exactLeases[i]?.[7] ?? lease[7]
+  return claim
 }
 
 function toLease(r: LeaseTuple, token: string): Lease {

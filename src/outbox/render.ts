@@ -3,6 +3,7 @@ import Mustache from 'mustache'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
 import { isEmailAddress } from './email-address.ts'
+import { ExactNumber } from './exact-json.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
@@ -154,12 +155,24 @@ function fill(field: string, tpl: string, view: Record<string, unknown>, html: b
 // A json/jsonb column reaches the view as an object or an array, which Mustache would print as
 // "[object Object]": a placeholder shows its JSON text instead. An array of plain values (a text[]
 // column) keeps Mustache's "a,b", as it always rendered. Sections ({{#col}}) and dotted names
-// ({{col.field}}) still see the value itself.
-const isObject = (v: unknown): v is object => v !== null && typeof v === 'object'
+// ({{col.field}}) still see the value itself. A number kept as Postgres wrote it (ExactNumber: 12.50)
+// prints that text, and is as falsy as its value in a section ({{^shipping}}free{{/shipping}} at 0.00).
+const isObject = (v: unknown): v is object =>
+  v !== null && typeof v === 'object' && !(v instanceof ExactNumber)
 const asText = (v: unknown) =>
   isObject(v) && !(Array.isArray(v) && !v.some(isObject)) ? JSON.stringify(v) : v
 const jsonContext = (context: Mustache.Context) =>
   ({ lookup: (name: string) => asText(context.lookup(name)) }) as Mustache.Context
+// The same context (push, view) but for a zero ExactNumber, which a section sees as 0.
+const sectionContext = (context: Mustache.Context): Mustache.Context =>
+  Object.create(context, {
+    lookup: {
+      value: (name: string) => {
+        const v = context.lookup(name)
+        return v instanceof ExactNumber && v.value === 0 ? 0 : v
+      },
+    },
+  })
 
 class JsonValueWriter extends Mustache.Writer {
   override escapedValue(
@@ -171,6 +184,24 @@ class JsonValueWriter extends Mustache.Writer {
   }
   override unescapedValue(token: string[], context: Mustache.Context): string {
     return super.unescapedValue(token, jsonContext(context))
+  }
+  override renderSection(
+    token: string[],
+    context: Mustache.Context,
+    partials?: Mustache.PartialsOrLookupFn,
+    originalTemplate?: string,
+    config?: Mustache.RenderOptions,
+  ): string {
+    return super.renderSection(token, sectionContext(context), partials, originalTemplate, config)
+  }
+  override renderInverted(
+    token: string[],
+    context: Mustache.Context,
+    partials?: Mustache.PartialsOrLookupFn,
+    originalTemplate?: string,
+    config?: Mustache.RenderOptions,
+  ): string {
+    return super.renderInverted(token, sectionContext(context), partials, originalTemplate, config)
   }
 }
 const jsonWriter = new JsonValueWriter()

@@ -360,6 +360,33 @@ describe('the drainer', () => {
       html: '<b>amy@example.com</b>',
     })
   })
+
+  test("a source row's numbers render as Postgres wrote them: 12.50 stays 12.50, a bigint past 2^53 keeps its digits", async () => {
+    await t.pool.query(`
+      create table if not exists public.orders (id bigint generated always as identity primary key,
+        email text, total numeric(10, 2), shipping numeric(10, 2), ref bigint, items jsonb);
+      insert into mailer.templates (name, subject, text_body, html_body, to_addresses)
+        values ('order', 'Order {{ref}}: {{total}}',
+                'Total {{total}}, shipping {{^shipping}}free{{/shipping}}{{#shipping}}{{.}}{{/shipping}}; {{#items}}{{sku}} at {{price}}; {{/items}}{{items}}',
+                '<p>{{total}}</p>', array['{{email}}']);
+      create or replace trigger o1 after insert on public.orders for each row execute function mailer.enqueue_from_row('order');`)
+    const e = await started()
+    await t.pool.query(`
+      insert into public.orders (email, total, shipping, ref, items) values
+        ('a@example.com', 12.50, 0, 9007199254740993, '[{"sku": "A", "price": 10.00}, {"sku": "B", "price": 0.10}]'),
+        ('b@example.com', 7, 4.9, 1, '[]')`)
+    await pollUntil(async () => (e.sender.calls.length === 2 ? true : undefined))
+    const of = (to: string) => e.sender.calls.find((m) => m.to[0]?.address === to)
+    expect(of('a@example.com')).toMatchObject({
+      subject: 'Order 9007199254740993: 12.50',
+      text: 'Total 12.50, shipping free; A at 10.00; B at 0.10; [{"sku":"A","price":10.00},{"sku":"B","price":0.10}]',
+      html: '<p>12.50</p>',
+    })
+    expect(of('b@example.com')).toMatchObject({
+      subject: 'Order 1: 7.00',
+      text: 'Total 7.00, shipping 4.90; ',
+    })
+  })
 })
 
 describe('claims that keep failing', () => {
