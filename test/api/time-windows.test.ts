@@ -60,6 +60,37 @@ describe('a bound finer than a millisecond', () => {
   })
 })
 
+describe('a bound that is not a timestamp with a time zone', () => {
+  const problem = async (query: string) => {
+    const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
+    const body = r.body as { detail: string; errors: { path: string; message: string }[] }
+    return { status: r.status, errors: body.errors }
+  }
+
+  test('is a 400 saying what a bound is, with an example: a date alone, a time without a zone', async () => {
+    for (const bound of ['2030-01-01', '2030-01-01T00:00:00']) {
+      expect(await problem(`createdFrom=${bound}`)).toEqual({
+        status: 400,
+        errors: [
+          {
+            path: 'createdFrom',
+            message: 'must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z',
+          },
+        ],
+      })
+    }
+  })
+
+  test("an offset's + left unencoded in the URL (read as a space) is named, with the fix", async () => {
+    const r = await problem('sentTo=2030-01-01T00:00:00+01:00')
+    expect(r.status).toBe(400)
+    expect(r.errors[0]?.path).toBe('sentTo')
+    expect(r.errors[0]?.message).toContain(
+      "a + in a URL's query string arrives as a space: write it %2B (2030-01-01T00:00:00%2B01:00)",
+    )
+  })
+})
+
 describe('a bound Postgres has no instant for', () => {
   test('year 0000 is a 400 naming the filter, in the list and the bulk actions (not a 500)', async () => {
     const bound = '0000-06-01T00:00:00Z'
