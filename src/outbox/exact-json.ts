@@ -55,6 +55,11 @@ export function parseExactNumbers(text: string): unknown | null {
   )
 }
 
+/** JSON.parse, with a number JSON.parse would change kept as an ExactNumber (parseExactNumbers). */
+export function parseJsonExactly(text: string): unknown {
+  return parseExactNumbers(text) ?? JSON.parse(text)
+}
+
 /** Whether a parsed JSON value holds a number anywhere: only then can parseExactNumbers change it. */
 export function holdsNumber(v: unknown): boolean {
   if (typeof v === 'number') return true

@@ -2,6 +2,7 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import { candidateIds } from './candidate-ids.ts'
+import { parseJsonExactly } from './exact-json.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import {
   type Attempt,
@@ -68,10 +69,15 @@ export async function findOutboxRow(
   const row = await db
     .selectFrom('mailer.email_outbox')
     .selectAll()
+    // The source row as its text too: the driver's JSON.parse would change its numbers (12.50 to
+    // 12.5, a bigint past 2^53), which the API answers as Postgres wrote them (exact-json.ts).
+    .select(sql<string | null>`source_row::text`.as('source_row_text'))
     .where('id', '=', id)
     .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
     .executeTakeFirst()
-  return row ? toOutboxRecord(row) : null
+  if (!row) return null
+  const { source_row_text: text, ...columns } = row
+  return toOutboxRecord({ ...columns, source_row: text === null ? null : parseJsonExactly(text) })
 }
 
 /** The attempt history of one row, oldest first (served by email_attempts_pkey (outbox_id, id)). */

@@ -469,6 +469,22 @@ describe('GET /v1/outbox/{id}', () => {
     ])
   })
 
+  test("a trigger row's sourceRow keeps its numbers as Postgres wrote them (12.50, a bigint past 2^53)", async () => {
+    const { rows } = await t.pool.query(
+      `insert into mailer.email_outbox (template, source_row)
+       values ('order', '{"total": 12.50, "ref": 9007199254740993, "items": [{"price": 10.00}], "n": 3}')
+       returning id::text`,
+    )
+    const path = `/v1/outbox/${rows[0].id}`
+    expect((await send(app, 'GET', path, { token: tk })).status).toBe(200)
+    const raw = await (
+      await app.request(path, { headers: { authorization: `Bearer ${tk}` } })
+    ).text()
+    expect(raw).toContain(
+      '"sourceRow":{"n":3,"ref":9007199254740993,"items":[{"price":10.00}],"total":12.50}',
+    )
+  })
+
   test('an unknown id is a 404 problem', async () => {
     const r = await send(app, 'GET', '/v1/outbox/123456', { token: tk })
     expect(r.status).toBe(404)
