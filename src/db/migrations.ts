@@ -32,6 +32,7 @@ import m0030 from '../../sql/0030_pickup_by_notified_id.sql' with { type: 'text'
 import m0031 from '../../sql/0031_templates_checked_when_written.sql' with { type: 'text' }
 import m0032 from '../../sql/0032_base64_checked_in_fewer_passes.sql' with { type: 'text' }
 import m0033 from '../../sql/0033_header_size_at_enqueue.sql' with { type: 'text' }
+import m0034 from '../../sql/0034_trigger_on_delete_keeps_the_row.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -73,6 +74,7 @@ export const migrations: readonly Migration[] = [
   { version: 31, name: '0031_templates_checked_when_written', sql: m0031 },
   { version: 32, name: '0032_base64_checked_in_fewer_passes', sql: m0032 },
   { version: 33, name: '0033_header_size_at_enqueue', sql: m0033 },
+  { version: 34, name: '0034_trigger_on_delete_keeps_the_row', sql: m0034 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

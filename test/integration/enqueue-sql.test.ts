@@ -422,6 +422,29 @@ describe('triggers', () => {
     ])
   })
 
+  test('attached AFTER UPDATE it stores the row as updated, AFTER DELETE the row deleted (not an empty mail bound to fail)', async () => {
+    await t.pool.query(`
+      drop trigger inquiries_mail on public.inquiries;
+      insert into public.inquiries (name, email) values ('Ada', 'ada@example.com');
+      create trigger inquiries_changed after update or delete on public.inquiries for each row
+        execute function mailer.enqueue_from_row('inquiry');`)
+    await t.pool.query(`update public.inquiries set name = 'Ada L.'`)
+    await t.pool.query(`delete from public.inquiries`)
+    const { rows } = await t.pool.query(
+      'select source_row, correlation_id from mailer.email_outbox order by id',
+    )
+    expect(rows).toEqual([
+      {
+        source_row: { id: 1, name: 'Ada L.', email: 'ada@example.com' },
+        correlation_id: 'public.inquiries:1',
+      },
+      {
+        source_row: { id: 1, name: 'Ada L.', email: 'ada@example.com' },
+        correlation_id: 'public.inquiries:1',
+      },
+    ])
+  })
+
   test('a rolled-back transaction leaves no row and sends no notification', async () => {
     const heard = await payloadsHeard(t, async (c) => {
       await c.query('begin')

@@ -189,6 +189,11 @@ describe('migrate', () => {
         '0033_header_size_at_enqueue',
         'eeabae2c2cf6c40d02552da90958cd87d0cc1a1d89a9045c7dc63d86b64651b6',
       ],
+      [
+        34,
+        '0034_trigger_on_delete_keeps_the_row',
+        '3b0da0bb4fb5c40db708c3da6055ef36ba62643cbe9061b9714f57bf359e4469',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -295,7 +300,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33,
+        33, 34,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -328,16 +333,17 @@ describe('migrate', () => {
         { version: 31, c: true },
         { version: 32, c: true },
         { version: 33, c: true },
+        { version: 34, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0033 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0034 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 1000,
+          32, 33, 34, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -570,7 +576,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33,
+      33, 34,
     ])
     const { rows } = await adminQuery(
       url,
