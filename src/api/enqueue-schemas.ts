@@ -49,7 +49,10 @@ const Recipient = z
       })
       .openapi(CLOSED),
   ])
-  .openapi('Recipient', { description: '"a@b.c" or {"address","name"}' })
+  .openapi('Recipient', {
+    description:
+      '"a@b.c", "Name <a@b.c>" (a name with " , ; or @ in double quotes: "\\"Doe, John\\" <j@b.c>") or {"address","name"}',
+  })
 
 // mailer.normalize_message's limits (sql/0012, 0015), in the document only: at most 500 in to,
 // cc and bcc together (Exchange Online's limit per message) and 500 in replyTo; one list past 500

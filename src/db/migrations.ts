@@ -33,6 +33,7 @@ import m0031 from '../../sql/0031_templates_checked_when_written.sql' with { typ
 import m0032 from '../../sql/0032_base64_checked_in_fewer_passes.sql' with { type: 'text' }
 import m0033 from '../../sql/0033_header_size_at_enqueue.sql' with { type: 'text' }
 import m0034 from '../../sql/0034_trigger_on_delete_keeps_the_row.sql' with { type: 'text' }
+import m0035 from '../../sql/0035_display_name_in_address_string.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -75,6 +76,7 @@ export const migrations: readonly Migration[] = [
   { version: 32, name: '0032_base64_checked_in_fewer_passes', sql: m0032 },
   { version: 33, name: '0033_header_size_at_enqueue', sql: m0033 },
   { version: 34, name: '0034_trigger_on_delete_keeps_the_row', sql: m0034 },
+  { version: 35, name: '0035_display_name_in_address_string', sql: m0035 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

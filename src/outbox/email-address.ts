@@ -1,4 +1,5 @@
 // What an e-mail address must look like: the rule of mailer.is_email_address (sql/0001), at enqueue and at send.
+import { foldControlCharacters } from './header-text.ts'
 
 /**
  * The pattern alone (the whole rule is isEmailAddress). Its blanks are ASCII whitespace,
@@ -14,3 +15,23 @@ export const EMAIL_ADDRESS =
  */
 export const isEmailAddress = (a: string): boolean =>
   (a.length <= 320 || [...a].length <= 320) && EMAIL_ADDRESS.test(a)
+
+// "Name <address>" as mailer.normalize_recipients takes it (sql/0035): a name in double quotes, or
+// one without " < > @ , ; (a list in one string is no such entry); blanks as Postgres's \s.
+const NAMED_ADDRESS =
+  /^[\t\n\v\f\r ]*(?:"([^"]*)"|([^"<>@,;]*))[\t\n\v\f\r ]*<([^<>]*)>[\t\n\v\f\r ]*$/
+// btrim's spaces only, as the SQL trims.
+const trimSpaces = (s: string) => s.replace(/^ +| +$/g, '')
+
+/**
+ * A string written "Name <address>" as enqueue stores it ({address, name}: the name on one line,
+ * none when empty); null when the string is not one, or its address is none.
+ */
+export function namedAddress(s: string): { address: string; name?: string } | null {
+  const m = NAMED_ADDRESS.exec(s)
+  if (!m) return null
+  const address = trimSpaces(m[3]!)
+  if (!isEmailAddress(address)) return null
+  const name = trimSpaces(foldControlCharacters(m[1] ?? m[2]!))
+  return name === '' ? { address } : { address, name }
+}

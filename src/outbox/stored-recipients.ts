@@ -1,5 +1,5 @@
 // A stored message's recipients and sender, checked at send as enqueue checks them (mailer.normalize_recipients).
-import { isEmailAddress } from './email-address.ts'
+import { isEmailAddress, namedAddress } from './email-address.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { invalidMessage as invalid } from './render-error.ts'
 import type { MailAddress } from './sender.ts'
@@ -22,13 +22,17 @@ function sendableAddress(a: MailAddress): MailAddress {
 
 /**
  * The recipients as MailAddresses. enqueue_email stores [{address, name?}]; a row inserted directly
- * may hold its input shapes too ("a@b.c", one object), which are taken as enqueue would take them.
+ * may hold its input shapes too ("a@b.c", "Name <a@b.c>", one object), which are taken as enqueue
+ * would take them.
  */
 export function sendableAddresses(list: unknown, field: string): MailAddress[] {
   if (list === undefined || list === null) return []
   const items: unknown[] = Array.isArray(list) ? list : [list]
   return items.map((a, i) => {
-    if (typeof a === 'string') return { address: a.trim() }
+    if (typeof a === 'string') {
+      const address = a.trim()
+      return (isEmailAddress(address) ? null : namedAddress(a)) ?? { address }
+    }
     const o = a as Partial<MailAddress> | null
     if (
       typeof o === 'object' &&
@@ -49,7 +53,12 @@ const itemsOf = (list: unknown): unknown[] =>
 function checkAddresses(list: unknown, field: string): void {
   itemsOf(list).forEach((a, i) => {
     const address = typeof a === 'string' ? a : (a as { address?: unknown } | null)?.address
-    if (typeof address === 'string' && !isEmailAddress(trimSpaces(address)))
+    // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
+    if (
+      typeof address === 'string' &&
+      !isEmailAddress(trimSpaces(address)) &&
+      (typeof a !== 'string' || namedAddress(a) === null)
+    )
       throw invalid(
         `${field}[${i}]${typeof a === 'string' ? '' : '.address'}`,
         'is not a valid e-mail address',

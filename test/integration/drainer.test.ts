@@ -75,6 +75,29 @@ describe('the drainer', () => {
     expect(fromOf(plain)).toEqual({ address: 'sender@example.com' })
   })
 
+  test('a row inserted directly with "Name <address>" recipients and sender is sent to those addresses, named', async () => {
+    const e = await started()
+    const { rows } = await t.pool.query(
+      `insert into mailer.email_outbox (message) values ($1::jsonb) returning id::text`,
+      [
+        JSON.stringify({
+          to: ['Ann <ann@example.com>'],
+          cc: '"Doe, John" <john@example.com>',
+          from: 'Orders <orders@example.com>',
+          subject: 'S',
+          text: 'T',
+        }),
+      ],
+    )
+    const id = rows[0].id as string
+    await e.events.waitFor(settledFor(id, 'sent'))
+    expect(e.sender.calls[0]).toMatchObject({
+      to: [{ address: 'ann@example.com', name: 'Ann' }],
+      cc: [{ address: 'john@example.com', name: 'Doe, John' }],
+      from: { address: 'orders@example.com', name: 'Orders' },
+    })
+  })
+
   test('a 20,000-character body arrives byte-identical', async () => {
     const e = await started()
     const text = Array.from({ length: 20_000 }, (_, i) => 'aé€😀\n\t"\\'[i % 7] ?? 'x').join('')

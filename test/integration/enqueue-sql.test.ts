@@ -158,6 +158,45 @@ describe('mailer.enqueue_email validation', () => {
     expect(rows).toEqual([{ first: true, last: true }])
   })
 
+  test('a recipient or sender written "Name <address>", as a template and MAIL_FROM take it, is stored as {address, name}', async () => {
+    const id = await enqueue(t, {
+      to: ['Ann <ann@example.com>', '"Doe, John" <john@example.com>', ' <bare@example.com> '],
+      replyTo: 'Help Desk <help@example.com>',
+      from: 'Orders <orders@example.com>',
+      subject: 'S',
+      text: 'T',
+    })
+    const { rows } = await t.pool.query(
+      `select message -> 'to' as to, message -> 'replyTo' as reply, message -> 'from' as from
+         from mailer.email_outbox where id = $1`,
+      [id],
+    )
+    expect(rows[0]).toEqual({
+      to: [
+        { address: 'ann@example.com', name: 'Ann' },
+        { address: 'john@example.com', name: 'Doe, John' },
+        { address: 'bare@example.com' },
+      ],
+      reply: [{ address: 'help@example.com', name: 'Help Desk' }],
+      from: { address: 'orders@example.com', name: 'Orders' },
+    })
+    // A list in one string, a bad address inside <>, an unquoted name with a comma or an @ (a
+    // list cut at its last <…>) are refused as any string that is no address.
+    for (const to of [
+      'ann@example.com, Bob <bob@example.com>',
+      'Doe, John <john@example.com>',
+      'Ann <not-an-address>',
+      'Ann <ann@example.com> trailing',
+    ]) {
+      const e = await enqueue(t, { to, subject: 'S', text: 'T' }).catch((err: Error) => err)
+      expect([to, (e as Error).message]).toEqual([
+        to,
+        'mailer: message.to[0] is not a valid e-mail address',
+      ])
+    }
+    expect(await count()).toBe(1)
+  })
+
   test('a valid message is stored normalised, with defaults', async () => {
     const id = await enqueue(
       t,

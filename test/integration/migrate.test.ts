@@ -194,6 +194,11 @@ describe('migrate', () => {
         '0034_trigger_on_delete_keeps_the_row',
         '3b0da0bb4fb5c40db708c3da6055ef36ba62643cbe9061b9714f57bf359e4469',
       ],
+      [
+        35,
+        '0035_display_name_in_address_string',
+        '36147d678536692fa55854b24859d9d760ed78f6610133cb1b5caf2f1b3adf41',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -300,7 +305,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34,
+        33, 34, 35,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -334,16 +339,17 @@ describe('migrate', () => {
         { version: 32, c: true },
         { version: 33, c: true },
         { version: 34, c: true },
+        { version: 35, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0034 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0035 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 1000,
+          32, 33, 34, 35, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -576,7 +582,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34,
+      33, 34, 35,
     ])
     const { rows } = await adminQuery(
       url,
