@@ -127,7 +127,8 @@ export function parseArgs(argv: readonly string[]): Parsed {
     } else {
       const next = rest[i + 1]
       // A value that looks like an option is a forgotten value, not a value: `--role --connect`.
-      if (next !== undefined && !next.startsWith('-')) {
+      // A negative number is a value (no option starts with a digit), refused as one: `--timeout -5`.
+      if (next !== undefined && (!next.startsWith('-') || /^-\.?\d/.test(next))) {
         value = next
         i++
       }

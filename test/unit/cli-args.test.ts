@@ -1,6 +1,6 @@
 // The command line is checked whole before anything runs: unknown commands, flags and values are refused.
 import { describe, expect, test } from 'bun:test'
-import { parseArgs } from '../../src/cli-args.ts'
+import { parseArgs, parseSeconds } from '../../src/cli-args.ts'
 
 const refusal = (argv: string[]) => {
   try {
@@ -52,6 +52,20 @@ describe('parseArgs', () => {
       ]),
     })
     expect(parseArgs(['--version'])).toEqual({ kind: 'version' })
+  })
+
+  test('a negative number after a flag is its value, refused as a number, not taken for an option', () => {
+    const parsed = parseArgs(['status', '--max-pending-age', '-5'])
+    expect(parsed).toMatchObject({ flags: new Map([['--max-pending-age', '-5']]) })
+    const seconds = (parsed as { flags: ReadonlyMap<string, string> }).flags.get(
+      '--max-pending-age',
+    )
+    expect(() => parseSeconds('--max-pending-age', seconds, 600)).toThrow(
+      '--max-pending-age must be a positive number of seconds (got "-5")',
+    )
+    expect(parseArgs(['status', '--timeout', '-0.5'])).toMatchObject({
+      flags: new Map([['--timeout', '-0.5']]),
+    })
   })
 
   test.each([
