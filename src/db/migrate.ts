@@ -12,6 +12,7 @@ import {
 import { planMigrations, runsOutsideTransaction, statementsOf } from './migration-plan.ts'
 import { ensureMigrationsTable, readApplied, recordMigration } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
+import { assertMigrationsFit } from './server-encoding.ts'
 
 interface MigrateOptions {
   url: string
@@ -46,6 +47,8 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     // A role's or database's statement_timeout (managed Postgres often sets one) would cancel a
     // long index build, and every rerun of it; waits stay bounded by lock_timeout.
     await client.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeoutMs}`)
+    // Before the schema or its table is made: an encoding that cannot hold them gets nothing.
+    await assertMigrationsFit(client, list)
     await takeMigrationLock(client, lockTimeoutMs, o.clock ?? systemClock)
     try {
       await ensureMigrationsTable(client)

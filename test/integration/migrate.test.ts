@@ -22,9 +22,14 @@ const created: string[] = []
 let adminUrl: string
 let urlOf: (db: string) => string
 
-async function emptyDatabase(): Promise<string> {
+async function emptyDatabase(encoding?: string): Promise<string> {
   const name = `outbox_m_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
-  await adminQuery(adminUrl, `create database ${name}`)
+  await adminQuery(
+    adminUrl,
+    encoding === undefined
+      ? `create database ${name}`
+      : `create database ${name} encoding '${encoding}' lc_collate 'C' lc_ctype 'C' template template0`,
+  )
   created.push(name)
   return urlOf(name)
 }
@@ -256,6 +261,25 @@ describe('migrate', () => {
     } finally {
       await pooler.close()
     }
+  })
+
+  test('a database whose encoding cannot hold the migrations (LATIN1) is refused before anything is applied, asking for UTF8', async () => {
+    // It applied 0001-0009 and then failed at 0010 ("character with byte sequence 0xe2 0x80 0xa6
+    // in encoding UTF8 has no equivalent in encoding LATIN1"), saying to run migrate again, which
+    // fails the same way for good: a half-made schema no release can finish.
+    const url = await emptyDatabase('LATIN1')
+    await expect(migrate({ url, log: silentLogger })).rejects.toMatchObject({
+      code: 'config_invalid',
+      message: expect.stringContaining('encoding is LATIN1: outbox-mailer needs a UTF8 database'),
+    })
+    const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
+    expect(rows[0].schema).toBeNull()
+    // An encoding that holds every character of the migrations (WIN1252 has "…" and "–") is
+    // migrated as before: a database some release already migrated keeps working.
+    const win = await emptyDatabase('WIN1252')
+    expect((await migrate({ url: win, log: silentLogger })).applied.at(-1)).toBe(
+      migrations.at(-1)?.version,
+    )
   })
 
   test('refuses a database that is ahead of the binary', async () => {
