@@ -1,5 +1,6 @@
 // Runs API-driven statements in one transaction under a statement_timeout; maps outages and a missing schema to AppErrors.
 import type { Kysely, Transaction } from 'kysely'
+import { loginRefusal } from '../db/login-refusal.ts'
 import type { Database } from '../db/schema.ts'
 import {
   isSchemaMissingSqlstate,
@@ -10,6 +11,8 @@ import {
 import { timedTransaction } from '../db/timed-transaction.ts'
 import { AppError } from '../errors.ts'
 
+// object_not_in_prerequisite_state, as a connection to a database with ALLOW_CONNECTIONS false meets it.
+const NOT_ACCEPTING_CONNECTIONS_SQLSTATE = '55000'
 // SQLSTATE classes / codes that mean "the database is not answering", not "the request is wrong".
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-4])/
 export const isUnavailableSqlstate = (code: string): boolean => UNAVAILABLE_SQLSTATE.test(code)
@@ -108,6 +111,22 @@ function toAppError(e: unknown, ms: number): AppError | null {
       'database_unavailable',
       `the database aborted the request after ${conflict}; nothing was changed, try again`,
       { retryAfterSeconds: CONFLICT_RETRY_AFTER_SECONDS },
+      { cause: e },
+    )
+  }
+  // The server refused the pool's connection: a login (a rotated password, a role or database
+  // gone) or a database closed to connections (ALLOW_CONNECTIONS false: 55000). Only an operator
+  // mends it, as readiness says; the request is not wrong, nor is it a bug. Neither names the role
+  // or the database.
+  const login = loginRefusal(e)
+  if (login || code === NOT_ACCEPTING_CONNECTIONS_SQLSTATE) {
+    const why = login
+      ? `SQLSTATE ${login.sqlstate}: ${login.cause}; an operator must ${login.advice}`
+      : `SQLSTATE ${code}: the database takes no connections now; an operator must allow them again`
+    return new AppError(
+      'database_unavailable',
+      `the database refused this service's connection (${why})`,
+      { sqlstate: code },
       { cause: e },
     )
   }

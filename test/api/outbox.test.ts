@@ -1056,6 +1056,54 @@ describe('stats with a database down', () => {
   })
 })
 
+describe('a database that refuses this service at login', () => {
+  test('no such database, no such role, or connections not allowed: every /v1 route is 503 database_unavailable saying why, not a 500', async () => {
+    // A rotated password or a role gone (28P01 with password auth), one without LOGIN (28000), a
+    // database renamed or not made yet (3D000), or one an operator closed (ALLOW_CONNECTIONS
+    // false: 55000): readiness said so, while every API request answered 500 "internal error;
+    // quote the request id".
+    const closed = await createTestDb()
+    await closed.close()
+    await t.pool.query(
+      `alter database ${new URL(closed.url).pathname.slice(1)} allow_connections false`,
+    )
+    const at = (path: string, user?: string) => {
+      const u = new URL(t.url)
+      u.pathname = path
+      if (user) u.username = user
+      return u.toString()
+    }
+    for (const [url, cause] of [
+      [at('/outbox_no_such_database'), 'SQLSTATE 3D000'],
+      [at(new URL(t.url).pathname, 'outbox_no_such_role'), 'SQLSTATE 28P01'],
+      [closed.url, 'SQLSTATE 55000'],
+    ] as const) {
+      const refused = openDb({ name: 'default', url, log: silentLogger })
+      try {
+        const { app: refusing } = appOnDefault(refused)
+        for (const [method, path] of [
+          ['GET', '/v1/stats'],
+          ['GET', '/v1/outbox'],
+          ['GET', '/v1/outbox/1'],
+          ['POST', '/v1/outbox/1/cancel'],
+        ] as const) {
+          const r = await send(refusing, method, path, { token: tk })
+          expect([cause, path, r.status, (r.body as { type: string }).type]).toEqual([
+            cause,
+            path,
+            503,
+            'urn:outbox-mailer:problem:database_unavailable',
+          ])
+          expect((r.body as { detail: string }).detail).toContain(cause)
+        }
+      } finally {
+        await refused.close()
+      }
+    }
+    await closed.drop()
+  })
+})
+
 describe('a transaction Postgres aborts to break a deadlock', () => {
   test('a bulk cancel that deadlocks with another writer answers a retryable 503, not a 500', async () => {
     const first = await enqueueSql(t.pool)
