@@ -26,11 +26,14 @@ const UNAVAILABLE_NODE_CODES = new Set([
 const UNAVAILABLE_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i
 
-// Postgres aborted the transaction to break a deadlock (40P01) or because it could not serialize it
-// with a concurrent one (40001): nothing was written, and the same request succeeds when repeated.
+// Postgres aborted the transaction to break a deadlock (40P01), because it could not serialize it
+// with a concurrent one (40001), or because a row or table lock another transaction held outlasted
+// the role's or database's lock_timeout (55P03, which managed services and DBAs often set): nothing
+// was written, and the same request succeeds when repeated.
 const CONFLICT_SQLSTATE: Record<string, string> = {
   '40P01': 'a deadlock with a concurrent transaction',
   '40001': 'a serialization failure against a concurrent transaction',
+  '55P03': "a lock a concurrent transaction held past the database's lock_timeout",
 }
 // The schema, or a table of it, is not there (isSchemaMissingSqlstate): no request can succeed
 // until migrate runs.

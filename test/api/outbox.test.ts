@@ -1138,6 +1138,40 @@ describe('a transaction Postgres aborts to break a deadlock', () => {
     }
   })
 
+  test('a cancel that waits for a row lock past the role’s lock_timeout answers a retryable 503, not a 500', async () => {
+    // Managed Postgres and DBAs often set lock_timeout on the application's role or database: a
+    // cancel of a row another transaction holds (a worker settling it, the application) was
+    // cancelled by it (55P03) and answered 500 "internal error".
+    const id = await enqueueSql(t.pool)
+    const timed = openDb({
+      name: 'default',
+      url: `${t.url}${t.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c lock_timeout=100')}`,
+      log: silentLogger,
+    })
+    const other = new pg.Client({ connectionString: t.url })
+    await other.connect()
+    try {
+      await other.query('begin')
+      await other.query('select 1 from mailer.email_outbox where id = $1 for update', [id])
+      const r = await send(appOnDefault(timed).app, 'POST', `/v1/outbox/${id}/cancel`, {
+        token: tk,
+      })
+      expect([r.status, r.headers.get('retry-after'), (r.body as { type: string }).type]).toEqual([
+        503,
+        '1',
+        'urn:outbox-mailer:problem:database_unavailable',
+      ])
+      expect((r.body as { detail: string }).detail).toContain('nothing was changed, try again')
+    } finally {
+      await other.query('rollback').catch(() => {})
+      await other.end()
+      await timed.close()
+    }
+    expect((await t.pool.query('select status from mailer.email_outbox')).rows).toEqual([
+      { status: 'pending' },
+    ])
+  })
+
   test('a deadlock or serialization failure of any API statement is database_unavailable, retryable', async () => {
     for (const sqlstate of ['40P01', '40001']) {
       const err = await withStatementTimeout(t.db, 5_000, async (trx) => {
