@@ -1,6 +1,7 @@
 // `check-config [--connect]`: validates the environment and, on request, reaches every database and Entra.
 import { describeCredential } from './check-config/credential-report.ts'
 import { checkDatabase } from './check-config/database-check.ts'
+import { checkFileDir } from './check-config/file-dir-check.ts'
 import { checkGraphToken } from './check-config/graph-token-check.ts'
 import { checkJwks } from './check-config/jwks-check.ts'
 import { redactor } from './check-config/redactor.ts'
@@ -69,6 +70,12 @@ export async function checkConfig(
   // that names no sender of its own (the renderer has none to give it).
   if (role !== 'api' && config.transport !== 'graph' && !config.mailFrom) {
     checks.push(`warning: ${MAIL_FROM_UNSET_WARNING}`)
+  }
+
+  if (role !== 'api' && config.transport === 'file') {
+    const r = checkFileDir(config.fileDir)
+    problems.push(...r.problems)
+    checks.push(...r.checks)
   }
 
   if (role !== 'worker') {

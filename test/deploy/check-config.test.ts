@@ -1,6 +1,9 @@
 // checkConfig: every problem named, no secret echoed, real databases and a strict fake Entra reached.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { redactor } from '../../src/check-config/redactor.ts'
 import { checkConfig } from '../../src/check-config.ts'
 import { freePort } from '../../src/embedded-postgres.ts'
@@ -163,6 +166,44 @@ describe('without --connect', () => {
         { connect: false, role: 'api' },
       )
       expect(api.checks.join('\n')).not.toContain('MAIL_FROM')
+    }
+  })
+
+  test('with the file transport, a MAIL_FILE_DIR it cannot write into is a problem; one it can is a check', async () => {
+    // serve started and every row failed later, after its attempts (file_write_failed: ENOTDIR,
+    // EACCES for the image's non-root user in a directory of root's), while check-config said OK.
+    const dir = await mkdtemp(join(tmpdir(), 'outbox-checkcfg-'))
+    try {
+      const file = join(dir, 'not-a-directory')
+      await writeFile(file, 'x')
+      const env = (fileDir: string) => ({
+        DATABASE_URL: 'postgres://h/db',
+        MAIL_TRANSPORT: 'file',
+        MAIL_FROM: 'outbox@example.com',
+        MAIL_FILE_DIR: fileDir,
+      })
+      for (const fileDir of [file, join(file, 'mail')]) {
+        const r = await checkConfig(env(fileDir), { connect: false, role: 'worker' })
+        expect([fileDir, r.ok, r.problems]).toEqual([
+          fileDir,
+          false,
+          [
+            `MAIL_FILE_DIR: ${file} is not a directory, so the file transport cannot write ${fileDir}`,
+          ],
+        ])
+      }
+      const fine = await checkConfig(env(join(dir, 'mail', 'out')), {
+        connect: false,
+        role: 'worker',
+      })
+      expect(fine).toMatchObject({ ok: true, problems: [] })
+      expect(fine.checks).toContain(
+        `MAIL_FILE_DIR: ${join(dir, 'mail', 'out')} can be written (made in ${dir} at the first mail)`,
+      )
+      // Nothing is made by the check itself.
+      expect(await readdir(dir)).toEqual(['not-a-directory'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
     }
   })
 
