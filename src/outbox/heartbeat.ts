@@ -1,4 +1,4 @@
-// extendLeases: one statement per tick that keeps live leases and this worker's registry entry fresh.
+// Heartbeat statements: keep live leases and this worker's registry entry fresh, past rows another transaction holds.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
@@ -19,8 +19,67 @@ export function registryBeat(worker: WorkerIdentity) {
              on conflict (id) do update set last_heartbeat_at = now()`
 }
 
+interface ReachedLeases {
+  /** Extended: still held. */
+  extended: Set<string>
+  /**
+   * Held when the statement began, but locked by another transaction (an application's open UPDATE
+   * of the row, an API action, this worker's own settlement): neither extended nor known lost.
+   */
+  busy: Set<string>
+}
+
 /**
- * Extends the given leases and upserts the worker's heartbeat; returns the ids still held.
+ * A heartbeat tick's statement: extends every given lease whose row it can lock at once and upserts
+ * the worker's heartbeat. It waits for no lock: waiting in id order for one row that another
+ * transaction held (an application keeping its UPDATE of that row open), it extended none of the
+ * rows after it until that transaction ended or the statement timed out, and their leases ran out
+ * and were reclaimed mid-send: sent twice (test/integration/heartbeat-locked-row.test.ts). A row
+ * skipped so is `busy`, for extendLeases (which waits) to take on its own.
+ * Fenced by (id, lease_token, status = 'sending'), judged on the latest row version; touches only
+ * lease_expires_at (HOT). SKIP LOCKED never waits, so lock order cannot deadlock it.
+ */
+export async function extendReachableLeases(
+  db: Kysely<Database>,
+  worker: WorkerIdentity,
+  leases: readonly { id: string; token: string }[],
+  leaseSeconds: number,
+): Promise<ReachedLeases> {
+  const { rows } = await sql<{ id: string; extended: boolean }>`
+    with beat as (${registryBeat(worker)}),
+    ours as materialized (
+      select o.id from mailer.email_outbox o
+        join unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
+          on o.id = t.id and o.lease_token = t.token
+       where o.status = 'sending'
+    ),
+    locked as materialized (
+      select o.id from mailer.email_outbox o
+        join unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
+          on o.id = t.id and o.lease_token = t.token
+       where o.status = 'sending'
+       order by o.id
+         for no key update of o skip locked
+    ),
+    extended as (
+      update mailer.email_outbox o
+         set lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
+       where o.id in (select id from locked) and o.status = 'sending'
+      returning o.id
+    )
+    select id, true as extended from extended
+    union all
+    select id, false from ours where id not in (select id from locked)`.execute(db)
+  const r: ReachedLeases = { extended: new Set(), busy: new Set() }
+  for (const row of rows) (row.extended ? r.extended : r.busy).add(String(row.id))
+  return r
+}
+
+/**
+ * Extends the given leases and upserts the worker's heartbeat; returns the ids still held. Waits
+ * for rows another transaction holds: the heartbeat runs it for those extendReachableLeases found
+ * busy, apart from its ticks, so such a row's lease is extended the moment that transaction ends,
+ * ahead of any reclaim (which skips locked rows).
  * Fenced by (id, lease_token, status = 'sending'); touches only lease_expires_at, which no index
  * covers, so the update stays HOT. Locks its rows first, in id order (`locked`), as every other
  * statement over several claimed rows does (the API's bulk cancel, start_sends, the settlements):

@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
-import { extendLeases, type WorkerIdentity } from './heartbeat.ts'
+import { extendLeases, extendReachableLeases, type WorkerIdentity } from './heartbeat.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { reclaimExpired } from './reclaim.ts'
 
@@ -70,12 +70,44 @@ export function createLeaseUpkeep(d: {
   }
   const leaseMs = d.config.leaseSeconds * 1000
 
+  // Leases whose rows another transaction held at a tick: extended apart from the ticks, by one
+  // statement at a time that waits for the locks, so the ticks go on extending the other leases.
+  let waitingForBusy: Promise<void> | null = null
+
   async function heartbeatOnce() {
     const leases = [...d.held.values()]
     // Idle: the registry's beat rides on the reclaim, due at least once per lease length.
     if (leases.length === 0) return
     const sentAt = d.clock.now()
-    const alive = await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds)
+    const { extended, busy } = await extendReachableLeases(
+      d.db,
+      d.worker,
+      leases,
+      d.config.leaseSeconds,
+    )
+    judge(
+      leases.filter((l) => !busy.has(l.id)),
+      extended,
+      sentAt,
+    )
+    if (busy.size === 0 || waitingForBusy) return
+    const held = leases.filter((l) => busy.has(l.id))
+    const at = d.clock.now()
+    waitingForBusy = track(
+      extendLeases(d.db, d.worker, held, d.config.leaseSeconds).then(
+        (alive) => judge(held, alive, at),
+        (error) => {
+          d.log.warn('heartbeat failed', { err: error })
+          d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'heartbeat', error })
+        },
+      ),
+    ).finally(() => {
+      waitingForBusy = null
+    })
+  }
+
+  /** What a heartbeat statement sent at `sentAt` says of `leases`: `alive` were extended, the rest are lost. */
+  function judge(leases: readonly Lease[], alive: ReadonlySet<string>, sentAt: number) {
     for (const l of leases) {
       if (alive.has(l.id)) d.deadlines?.confirm([l], sentAt)
       // Reported once: a lost lease stays held (and heartbeated) until its delivery lets it go.
