@@ -3,11 +3,18 @@
 
 export interface Clock {
   now(): number
+  /**
+   * Milliseconds on a clock that only moves forward at a steady rate (no NTP step, no manual
+   * change): for durations that a step of the wall clock must not stretch, as how long a lease is
+   * surely still held. Absent: now() serves (a test's clock that moves only when told).
+   */
+  monotonic?(): number
   sleep(ms: number, signal?: AbortSignal): Promise<void>
 }
 
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve()

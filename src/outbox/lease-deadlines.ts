@@ -4,13 +4,13 @@ import type { Lease } from './claim.ts'
 
 /**
  * A lease is granted (and extended) for `leaseMs` of database time from the moment its statement
- * ran, which is after this process sent it: the local moment of sending plus `leaseMs` is a safe
- * lower bound of the lease's end. Rows of open-gate transports are recorded as started by the claim
+ * ran, which is after this process sent it: the local moment of sending plus `leaseMs`, on a clock
+ * that only moves forward (Clock.monotonic), is a safe lower bound of the lease's end. Rows of open-gate transports are recorded as started by the claim
  * and may then wait in the local queue: one whose lease may have ended (heartbeats failing, e.g.
  * during an outage) must not be sent, or a reclaim by another worker could send it again.
  */
 export interface LeaseDeadlines {
-  /** The leases were granted or extended by a statement sent at local time `sentAt`. */
+  /** The leases were granted or extended by a statement sent at local (wall clock) time `sentAt`. */
   confirm(leases: Iterable<Lease>, sentAt: number): void
   /** A heartbeat found the lease taken: it must neither be sent nor settled. */
   markLost(lease: Lease): void
@@ -40,18 +40,28 @@ export function createLeaseDeadlines(
           shortMs,
           Math.min(o.sendTimeoutMs + 1_000, leaseMs - (o.heartbeatMs ?? leaseMs / 3) - 1_000),
         )
+  // Deadlines run on the monotonic clock: on the wall clock, one stepped back (an NTP step, a VM
+  // resumed) kept a lease "held" here long after it had ended in the database and another worker
+  // had reclaimed it, and a row the claim recorded as started was sent by both.
+  const monotonic = () => clock.monotonic?.() ?? clock.now()
   // WeakMap: a lease that leaves the drainer's books needs no forgetting here.
   const until = new WeakMap<Lease, number>()
   return {
     confirm(leases, sentAt) {
+      // `sentAt` is wall time, as callers read it: carried over as how long ago the statement went.
+      // A wall clock stepped back since leaves that unknown: the deadlines stand as they were (a
+      // lease never confirmed does not hold), which is never later than the truth.
+      const ago = clock.now() - sentAt
+      if (ago < 0) return
+      const end = monotonic() - ago + leaseMs
       for (const l of leases) {
-        if (until.get(l) !== Number.NEGATIVE_INFINITY) until.set(l, sentAt + leaseMs)
+        if (until.get(l) !== Number.NEGATIVE_INFINITY) until.set(l, end)
       }
     },
     markLost(lease) {
       until.set(lease, Number.NEGATIVE_INFINITY)
     },
     isLost: (lease) => until.get(lease) === Number.NEGATIVE_INFINITY,
-    holds: (lease) => clock.now() < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs,
+    holds: (lease) => monotonic() < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs,
   }
 }

@@ -722,6 +722,41 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
     expect(sender.calls.filter((m) => m.outboxId === waiting)).toHaveLength(1)
     expect((await rowOf(t, waiting)).attempts).toBe(2)
   })
+
+  test('nor when the wall clock was stepped back meanwhile (an NTP step): the lease ends on the monotonic clock', async () => {
+    let wallStep = 0
+    let elapsed = 0
+    const clock = {
+      now: () => Date.now() + wallStep,
+      monotonic: () => performance.now() + elapsed,
+      sleep: systemClock.sleep,
+    }
+    const first = await enqueue(t)
+    const second = await enqueue(t)
+    const sender = createFakeSender()
+    sender.hold()
+    const e = await started({ config: { concurrency: 1 }, deps: { clock, sender } })
+    await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
+    const waiting = sender.calls[0]!.outboxId === first ? second : first
+    // An outage longer than the lease: it expired, another worker reclaimed it ...
+    await t.pool.query(
+      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+      [waiting],
+    )
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).rows).toHaveLength(1)
+    // ... while a lease length passed, and the wall clock was stepped back an hour.
+    elapsed = testWorkerConfig.leaseSeconds * 1000 + 1_000
+    wallStep = elapsed - 3_600_000
+    sender.release()
+    e.drainer.wake()
+    await e.events.waitFor(settledFor(waiting, 'sent'))
+    expect(sender.calls.filter((m) => m.outboxId === waiting)).toHaveLength(1)
+    expect(
+      e.events.events.flatMap((x) =>
+        x.type === 'lease_lost' && x.id === waiting ? [x.during] : [],
+      ),
+    ).toEqual(['start'])
+  })
 })
 
 describe('rows of an open gate (file, discard) waiting in the local queue for a send slot', () => {

@@ -11,6 +11,25 @@ function at(ms: number): Clock {
 const lease = { id: '1', token: 't' } as Lease
 
 describe('lease deadlines', () => {
+  test('a wall clock stepped back (an NTP step, a resumed VM) does not stretch a lease: it ends on the monotonic clock', () => {
+    let wall = 1_000_000
+    let monotonic = 5_000
+    const clock: Clock = { now: () => wall, monotonic: () => monotonic, sleep: async () => {} }
+    const d = createLeaseDeadlines(clock, 60_000)
+    // Granted by a statement sent 10 ms before the answer came.
+    d.confirm([lease], wall - 10)
+    expect(d.holds(lease)).toBe(true)
+    // A lease length passes; meanwhile the wall clock is stepped back an hour.
+    monotonic += 60_000
+    wall += 60_000 - 3_600_000
+    expect(d.holds(lease)).toBe(false)
+    // Stepped forward instead, it does not end a lease early either.
+    const e = createLeaseDeadlines(clock, 60_000)
+    e.confirm([lease], wall)
+    wall += 3_600_000
+    expect(e.holds(lease)).toBe(true)
+  })
+
   test('a Graph send starts only with its request timeout of lease left', () => {
     // Defaults: LEASE_SECONDS 60, heartbeats every 20 s, GRAPH_REQUEST_TIMEOUT_SECONDS 30.
     const holdsAt = (ms: number) => {
