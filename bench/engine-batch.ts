@@ -27,7 +27,7 @@ export async function settleAllSent(
   workerId: string,
   startedAt = new Date(),
 ) {
-  const settled = await markSent(
+  const { sent: settled } = await markSent(
     db,
     leases.map((l) => ({ id: l.id, token: l.token, settlement: { kind: 'sent' }, startedAt })),
     workerId,

@@ -122,7 +122,7 @@ for (let b = 0; b < WARMUP_BATCHES + batches; b++) {
       })
     }
     await measured(s, 'mark_sent', on, async () => {
-      const done = await markSent(
+      const { sent: done } = await markSent(
         s.db,
         shuffled(leases).map((l) => ({
           id: l.id,

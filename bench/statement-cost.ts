@@ -8,7 +8,7 @@
 // backend's CPU time per row (/proc, summed over the batches: ticks are 10 ms), WAL bytes per row.
 // Ours are the engine's own calls (claimBatch as a file/discard transport claims, markSent);
 // graphile-worker's are its batched preset's get_job and complete_jobs as it sends them. Ours run
-// twice: as released, and on a database whose mark_sent is the installed one without its attempt
+// twice: as released, and on a database whose mark_sent_unlocked is the installed one without its attempt
 // history insert (what keeping the history costs; not something the product can drop).
 
 import pg from 'pg'
@@ -92,17 +92,19 @@ async function outboxSubject(
 }
 
 /**
- * Replaces mailer.mark_sent in the probe's database by the installed definition without the CTE
- * that inserts the attempt history; fails loudly if that CTE is no longer where it was.
+ * Replaces mailer.mark_sent_unlocked (what markSent calls since 0036) in the probe's database by the
+ * installed definition without the CTE that inserts the attempt history; fails loudly if that CTE is
+ * no longer where it was.
  */
 async function dropHistoryInsert(probe: Probe) {
   const def = (
     await probe.query<{ def: string }>(
-      `select pg_get_functiondef('mailer.mark_sent'::regproc) as def`,
+      `select pg_get_functiondef('mailer.mark_sent_unlocked'::regproc) as def`,
     )
   )[0]!.def
   const history = /\), history as \(\s*insert into mailer\.email_attempts[\s\S]*?from done d\s*\)/
-  if (!history.test(def)) throw new Error('mark_sent no longer has the history CTE this removes')
+  if (!history.test(def))
+    throw new Error('mark_sent_unlocked no longer has the history CTE this removes')
   await probe.query(def.replace(history, ')'))
 }
 

@@ -3,11 +3,25 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { SettleItem } from './settle.ts'
 
+/** What a markSent statement did with its batch. */
+export interface SentMarks {
+  /** Recorded as sent. */
+  sent: Set<string>
+  /**
+   * Still this worker's lease, but locked by another transaction (an application's open UPDATE of
+   * the row, an API action, a heartbeat): not recorded, to be asked again. Rows in neither set were
+   * lost.
+   */
+  busy: Set<string>
+}
+
 /**
  * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
- * a verdict to evaluate: mailer.mark_sent (sql/0004_hot_path.sql, sql/0021), its generic plan cached per
- * connection, its rows locked in id order (a merge join of their probes with the sorted input).
- * Returns the ids settled; a lease missing from them was lost.
+ * a verdict to evaluate: mailer.mark_sent_unlocked (sql/0036; mailer.mark_sent of sql/0004_hot_path.sql,
+ * sql/0021, but waiting for no lock), its generic plan cached per connection, the rows it can lock
+ * at once locked in id order (a merge join of their probes with the sorted input), the others
+ * named `busy`: one row another transaction held kept the whole batch waiting, past
+ * statement_timeout, and its rows, sent, were reclaimed and sent again.
  *
  * Its parameters are kept small, as this runs once per few hundred sends: ids and send times as
  * comma-separated integers (neither can contain a comma), the lease tokens as the batch's few
@@ -21,8 +35,8 @@ export async function markSent(
   db: Kysely<Database>,
   items: readonly SettleItem[],
   workerId: string,
-): Promise<Set<string>> {
-  if (items.length === 0) return new Set()
+): Promise<SentMarks> {
+  if (items.length === 0) return { sent: new Set(), busy: new Set() }
   const tokens: string[] = []
   const tokenNumbers = new Map<string, number>()
   const tokenOfRow = items.map((i) => {
@@ -40,15 +54,15 @@ export async function markSent(
     ? items.map((i) => i.requestId ?? null)
     : null
   // An empty element of the send times is a null (a send found in the mailbox has no start time).
-  const { rows } = await sql<{ ids: string | null }>`
+  const { rows } = await sql<{ sent: string | null; busy: string | null }>`
     /* prepared outbox_mark_sent */
-    select mailer.mark_sent(
+    select sent, busy from mailer.mark_sent_unlocked(
              string_to_array(${items.map((i) => i.id).join(',')}::text, ',')::bigint[],
              (select array_agg(t.list[r.n::int] order by r.ord)
                 from (select ${tokens}::uuid[] as list) t,
                      unnest(string_to_array(${tokenOfRow.join(',')}::text, ',')) with ordinality as r(n, ord)),
              string_to_array(${items.map((i) => i.startedAt?.getTime() ?? '').join(',')}::text, ',', '')::float8[],
-             ${statuses}::int[], ${requestIds}::text[], ${workerId}::text) as ids`.execute(db)
-  const ids = rows[0]?.ids
-  return new Set(ids ? ids.split(',') : [])
+             ${statuses}::int[], ${requestIds}::text[], ${workerId}::text)`.execute(db)
+  const ids = (list: string | null | undefined) => new Set(list ? list.split(',') : [])
+  return { sent: ids(rows[0]?.sent), busy: ids(rows[0]?.busy) }
 }

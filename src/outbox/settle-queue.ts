@@ -1,10 +1,13 @@
 // SettleQueue: batches settlements that finish close together into one settleLeases statement.
 import type { Clock } from '../clock.ts'
 import type { Logger } from '../log.ts'
-import type { SettledRow, SettleItem } from './settle.ts'
+import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle.ts'
 
 export interface SettleQueue {
-  /** Resolves with the settled row, or null when the lease had been lost. */
+  /**
+   * Resolves with the settled row, or null when the lease had been lost. A row another transaction
+   * holds locked is asked again until it is settled (or lost, or a stop's deadline passes).
+   */
   push(item: SettleItem): Promise<SettledRow | null>
   /** Resolves once everything pushed so far is written (or given up). */
   idle(): Promise<void>
@@ -18,7 +21,14 @@ export interface SettleQueue {
 interface Pending {
   item: SettleItem
   done: (row: SettledRow | null) => void
+  /** How many times its row came back busy (locked by another transaction). */
+  busy: number
 }
+
+// A row another transaction held is asked again after this long, doubling up to the cap: a lock of
+// our own (a heartbeat) lasts milliseconds, an application's open transaction may last minutes.
+const BUSY_FIRST_MS = 20
+const BUSY_MAX_MS = 2_000
 
 export function createSettleQueue(d: {
   write: (items: SettleItem[]) => Promise<SettledRow[]>
@@ -30,6 +40,32 @@ export function createSettleQueue(d: {
   const queue: Pending[] = []
   let flushing: Promise<void> | null = null
   let stopDeadline = Number.POSITIVE_INFINITY
+  // Rows set aside while another transaction holds them; each returns to the queue after its wait.
+  let parked = 0
+  let parkedBack: (() => void)[] = []
+
+  /**
+   * The row is still this worker's lease (the heartbeat extends it; a reclaim skips a locked row):
+   * it is asked again once the lock may have gone, without holding up the rows queued behind it,
+   * until it is recorded, found lost, or a stop's deadline passes (then, unrecorded, its lease
+   * expires and is reclaimed).
+   */
+  function park(p: Pending) {
+    const waitMs = Math.min(BUSY_FIRST_MS * 2 ** p.busy, BUSY_MAX_MS)
+    p.busy += 1
+    parked += 1
+    void d.clock.sleep(Math.max(0, Math.min(waitMs, stopDeadline - d.clock.now()))).then(() => {
+      parked -= 1
+      if (d.clock.now() >= stopDeadline) p.done(null)
+      else {
+        queue.push(p)
+        void flush()
+      }
+      const back = parkedBack
+      parkedBack = []
+      for (const f of back) f()
+    })
+  }
 
   async function writeWithRetry(batch: Pending[]) {
     const started = d.clock.now()
@@ -38,7 +74,11 @@ export function createSettleQueue(d: {
       try {
         const rows = await d.write(batch.map((p) => p.item))
         const byId = new Map(rows.map((r) => [r.id, r]))
-        for (const p of batch) p.done(byId.get(p.item.id) ?? null)
+        for (const p of batch) {
+          const row = byId.get(p.item.id) ?? null
+          if (row?.outcome === BUSY_OUTCOME) park(p)
+          else p.done(row)
+        }
         return
       } catch (err) {
         const giveUpAt = Math.min(started + d.giveUpAfterMs, stopDeadline)
@@ -82,12 +122,15 @@ export function createSettleQueue(d: {
   return {
     push(item) {
       return new Promise((done) => {
-        queue.push({ item, done })
+        queue.push({ item, done, busy: 0 })
         void flush()
       })
     },
     async idle() {
-      while (flushing || queue.length > 0) await (flushing ?? flush())
+      while (flushing || queue.length > 0 || parked > 0) {
+        if (flushing || queue.length > 0) await (flushing ?? flush())
+        else await new Promise<void>((back) => parkedBack.push(back))
+      }
     },
     giveUpBy(deadline) {
       stopDeadline = Math.min(stopDeadline, deadline)

@@ -64,9 +64,17 @@ interface SettleParams {
 export interface SettledRow {
   id: string
   status: string
+  /** What the attempt history recorded; BUSY_OUTCOME for a row not settled (recorded nothing). */
   outcome: string
   code: string | null
 }
+
+/**
+ * The outcome of a row a settlement did not record because another transaction held it locked (an
+ * application's open UPDATE of the row, an API action, a heartbeat) while its lease was still the
+ * caller's: asked again once the lock goes, never counted as lost.
+ */
+export const BUSY_OUTCOME = 'busy'
 
 /**
  * Since when the row has waited uncounted (throttled, a refused credential, a lookup asked again):
@@ -88,10 +96,12 @@ const throttledSince = sql`case when i.refund and i.kind = 'retry' and i.code is
       now()) end`
 
 /**
- * Applies outcomes; returns the rows actually settled. A lease missing from the result was lost:
+ * Applies outcomes; returns the rows actually settled, and as BUSY_OUTCOME those another
+ * transaction held locked (not settled: asked again). A lease missing from the result was lost:
  * the caller logs it and never treats it as success.
- * Fenced by (id, lease_token, status = 'sending'); uses the primary key only; locks its rows in id
- * order before it writes them.
+ * Fenced by (id, lease_token, status = 'sending'); uses the primary key only; locks the rows it can
+ * at once, in id order, before it writes them, and waits for none (SKIP LOCKED): one row another
+ * transaction held kept the whole batch waiting, past statement_timeout.
  */
 export async function settleLeases(
   db: Kysely<Database>,
@@ -118,11 +128,16 @@ export async function settleLeases(
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
-      -- order its sends finished deadlocked with a bulk action over the same rows.
+      -- order its sends finished deadlocked with a bulk action over the same rows. A row another
+      -- transaction holds is skipped (held, below), not waited for.
       select o.id from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
        where o.status = 'sending'
        order by o.id
-         for update of o
+         for update of o skip locked
+    ), held as (
+      -- The caller's leases when the statement began: those not locked above are busy, not lost.
+      select o.id from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
+       where o.status = 'sending'
     ), done as (
       update mailer.email_outbox o
          set status = case ${verdict} when 'sent' then 'sent' when 'cancelled' then 'cancelled'
@@ -198,6 +213,10 @@ export async function settleLeases(
                                       where h.outbox_id = done.id order by h.id desc limit 1), false)
                   else true end
     )
-    select id, status, outcome, last_error_code as code from done`.execute(db)
+    select id, status, outcome, last_error_code as code from done
+    union all
+    select id, 'sending', ${BUSY_OUTCOME}::text, null::text from held where id not in (select id from locked)`.execute(
+    db,
+  )
   return rows
 }

@@ -5,7 +5,7 @@ import type { WorkerConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { markSent } from './mark-sent.ts'
-import { type SettledRow, type SettleItem, settleLeases } from './settle.ts'
+import { BUSY_OUTCOME, type SettledRow, type SettleItem, settleLeases } from './settle.ts'
 import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
 
 /**
@@ -28,9 +28,13 @@ export function createSettlements(d: {
       giveUpAfterMs: (d.config.leaseSeconds * 1000) / 2,
     })
   const sent = queue(async (items) => {
-    const marked = await markSent(d.db, items, d.workerId)
+    const { sent, busy } = await markSent(d.db, items, d.workerId)
     return items.flatMap((i) =>
-      marked.has(i.id) ? [{ id: i.id, status: 'sent', outcome: 'sent', code: null }] : [],
+      sent.has(i.id)
+        ? [{ id: i.id, status: 'sent', outcome: 'sent', code: null }]
+        : busy.has(i.id)
+          ? [{ id: i.id, status: 'sending', outcome: BUSY_OUTCOME, code: null }]
+          : [],
     )
   })
   const others = queue((items) =>

@@ -646,7 +646,8 @@ describe('markSent', () => {
       requestId: `req-${i}`,
     }))
     const marked = await markSent(t.db, items, 'w1')
-    expect([...marked].sort()).toEqual([ids[0]!, ids[1]!].sort())
+    expect(marked.busy).toEqual(new Set())
+    expect([...marked.sent].sort()).toEqual([ids[0]!, ids[1]!].sort())
     expect(await rowOf(t, ids[0]!)).toMatchObject({
       status: 'sent',
       lease_token: null,
@@ -680,7 +681,7 @@ describe('markSent', () => {
         request_id: 'req-1',
       },
     ])
-    expect(await markSent(t.db, [], 'w1')).toEqual(new Set())
+    expect(await markSent(t.db, [], 'w1')).toEqual({ sent: new Set(), busy: new Set() })
   })
 
   test('one batch mixes claims (tokens), sends without a start time, and no statuses at all', async () => {
@@ -700,7 +701,7 @@ describe('markSent', () => {
       startedAt: i === 2 ? null : startedAt,
     }))
     const marked = await markSent(t.db, items, 'w2')
-    expect([...marked].sort()).toEqual([ids[0]!, ids[1]!, ids[2]!].sort())
+    expect([...marked.sent].sort()).toEqual([ids[0]!, ids[1]!, ids[2]!].sort())
     expect((await rowOf(t, ids[3]!)).status).toBe('sending')
     const history = await t.pool.query(
       `select outbox_id, worker_id, started_at, outcome, http_status, request_id
@@ -755,7 +756,7 @@ describe('row layout', () => {
       })),
       'w1',
     )
-    expect(sent.size).toBe(400)
+    expect(sent.sent.size).toBe(400)
     expect(await pages()).toEqual(inserted)
   })
 })

@@ -204,6 +204,11 @@ describe('migrate', () => {
         '0035_display_name_in_address_string',
         '36147d678536692fa55854b24859d9d760ed78f6610133cb1b5caf2f1b3adf41',
       ],
+      [
+        36,
+        '0036_sent_rows_recorded_past_locked_ones',
+        'a1accf7c2f8c216401154372d919eebaa7e1d3af127e238301d5956b7193d371',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -329,7 +334,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35,
+        33, 34, 35, 36,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -364,16 +369,17 @@ describe('migrate', () => {
         { version: 33, c: true },
         { version: 34, c: true },
         { version: 35, c: true },
+        { version: 36, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0035 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0036 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 1000,
+          32, 33, 34, 35, 36, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -606,7 +612,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35,
+      33, 34, 35, 36,
     ])
     const { rows } = await adminQuery(
       url,

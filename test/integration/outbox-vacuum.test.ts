@@ -47,7 +47,7 @@ async function drain(n: number) {
       })),
       'w',
     )
-    expect(sent.size).toBe(leases.length)
+    expect(sent.sent.size).toBe(leases.length)
   }
 }
 

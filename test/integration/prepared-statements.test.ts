@@ -69,7 +69,7 @@ test('the settlement of sent rows is prepared once per connection and then runs 
         [{ id, token: lease!.token, settlement: { kind: 'sent' }, startedAt: new Date() }],
         'w',
       )
-      expect([...settled]).toEqual([id])
+      expect([...settled.sent]).toEqual([id])
     }
     const r = await sql<{ generic_plans: string }>`
       select generic_plans from pg_prepared_statements where name = 'outbox_mark_sent'`.execute(
