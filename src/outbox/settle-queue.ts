@@ -2,6 +2,7 @@
 import type { Clock } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle.ts'
+import { isDatabaseUnavailable } from './statement-timeout.ts'
 
 export interface SettleQueue {
   /**
@@ -34,7 +35,11 @@ export function createSettleQueue(d: {
   write: (items: SettleItem[]) => Promise<SettledRow[]>
   clock: Clock
   log: Logger
-  /** How long to keep retrying a failed write; past it, the lease expires and reclaim takes over. */
+  /**
+   * How long to keep retrying a write that failed for a reason of its own; past it, the lease
+   * expires and reclaim takes over. One the database could not take (isDatabaseUnavailable) is
+   * retried until it succeeds or a stop's deadline passes.
+   */
   giveUpAfterMs: number
 }): SettleQueue {
   const queue: Pending[] = []
@@ -81,7 +86,13 @@ export function createSettleQueue(d: {
         }
         return
       } catch (err) {
-        const giveUpAt = Math.min(started + d.giveUpAfterMs, stopDeadline)
+        // While the database cannot take any write (an outage, a failover), nothing is gained by
+        // giving up: a reclaim cannot take the rows meanwhile, and once it is back the write,
+        // fenced by each lease's token, records them or finds them reclaimed. Given up at half a
+        // lease, a send the provider had accepted was reclaimed as interrupted and sent again.
+        const giveUpAt = isDatabaseUnavailable(err)
+          ? stopDeadline
+          : Math.min(started + d.giveUpAfterMs, stopDeadline)
         if (d.clock.now() + delay > giveUpAt) {
           d.log.error('could not record send outcomes; their leases will expire and be reclaimed', {
             ids: batch.map((p) => p.item.id),

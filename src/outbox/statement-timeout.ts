@@ -80,6 +80,15 @@ export async function withStatementTimeout<T>(
   }
 }
 
+/**
+ * Whether a statement failed because the database could not take it now (unreachable, restarting,
+ * read-only in a failover, out of connections, a statement cancelled, a transaction aborted by a
+ * concurrent one) rather than because of the statement: the same statement may succeed later.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  return toAppError(e, 0)?.code === 'database_unavailable'
+}
+
 function toAppError(e: unknown, ms: number): AppError | null {
   if (e instanceof AppError || !(e instanceof Error)) return null
   const code = (e as { code?: unknown }).code
