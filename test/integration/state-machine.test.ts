@@ -211,3 +211,125 @@ test('random interleavings never send a row twice, never lose one, never change 
     { numRuns: 60 },
   )
 }, 60_000)
+
+test('random interleavings never start a send after its cancel was accepted, and leave no cancelled row unsent-but-started', async () => {
+  // The cancel promise: once the API accepted a cancel (200 cancelled, or 202 on a claimed row whose
+  // send had not started), no send of that row starts, by the last check or by a claim that is the
+  // last check (an open gate's), however workers, heartbeats, expiries and reclaims interleave.
+  type CancelAction =
+    | { op: 'claim'; w: number; limit: number; started: boolean }
+    | { op: 'start' | 'complete' | 'release'; w: number; pick: number }
+    | { op: 'expire'; pick: number }
+    | { op: 'cancel'; pick: number }
+    | { op: 'reclaim' }
+  const cancelAction: fc.Arbitrary<CancelAction> = fc.oneof(
+    fc.record({
+      op: fc.constant('claim' as const),
+      w,
+      limit: fc.integer({ min: 1, max: 3 }),
+      started: fc.boolean(),
+    }),
+    fc.record({ op: fc.constantFrom('start', 'complete', 'release'), w, pick }),
+    fc.record({ op: fc.constant('expire' as const), pick }),
+    fc.record({ op: fc.constant('cancel' as const), pick }),
+    fc.record({ op: fc.constant('reclaim' as const) }),
+  )
+  await fc.assert(
+    fc.asyncProperty(fc.array(cancelAction, { minLength: 5, maxLength: 40 }), async (actions) => {
+      await t.reset()
+      const { rows: created } = await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email(jsonb_build_object('to', 'r' || g || '@example.com',
+           'subject', 's', 'text', 'b'))::text as id from generate_series(1, ${ROWS}) g`,
+      )
+      const ids = created.map((r) => r.id)
+      const held: Lease[][] = Array.from({ length: WORKERS }, () => [])
+      // Leases whose send started (their worker may send them): only these may complete.
+      const started = new Set<Lease>()
+      const cancelAccepted = new Set<string>()
+      const startedAfterCancel: string[] = []
+      const began = (l: Lease) => {
+        started.add(l)
+        if (cancelAccepted.has(l.id)) startedAfterCancel.push(l.id)
+      }
+      const settle = (wk: number, l: Lease, settlement: Settlement) =>
+        settleLeases(
+          t.db,
+          [{ id: l.id, token: l.token, settlement, startedAt: null }],
+          settleParams(wk),
+        )
+      for (const a of actions) {
+        const lease = (wk: number, p: number) => {
+          const list = held[wk]!
+          return list.length === 0 ? null : list[p % list.length]!
+        }
+        if (a.op === 'claim') {
+          const { leases: got } = await claimBatch(t.db, {
+            limit: a.limit,
+            workerId: `w${a.w}`,
+            leaseSeconds: 60,
+            defaultMaxAttempts: MAX_ATTEMPTS,
+            markStarted: a.started,
+          })
+          held[a.w]!.push(...got)
+          // The claim was the last check of these: their sends begin now.
+          for (const l of got) if (l.started) began(l)
+        } else if (a.op === 'start') {
+          const l = lease(a.w, a.pick)
+          if (!l || started.has(l)) continue
+          const r = await startSends(t.db, [l])
+          if (r.started.has(l.id)) began(l)
+          else if (r.cancelled.has(l.id)) await settle(a.w, l, { kind: 'cancelled' })
+        } else if (a.op === 'complete' || a.op === 'release') {
+          const l = lease(a.w, a.pick)
+          if (!l) continue
+          // A worker sends only what started; one not started goes back unsent.
+          const kind = a.op === 'complete' && started.has(l) ? 'sent' : 'released'
+          await settle(a.w, l, { kind })
+        } else if (a.op === 'expire') {
+          await t.pool.query(
+            `update mailer.email_outbox set lease_expires_at = now() - interval '1 second'
+              where id = $1 and status = 'sending'`,
+            [ids[a.pick % ids.length]],
+          )
+        } else if (a.op === 'reclaim') {
+          await reclaimExpired(t.db, { defaultMaxAttempts: MAX_ATTEMPTS })
+        } else {
+          const id = ids[a.pick % ids.length]!
+          if (await cancelOutboxRow(t.db, id, null)) cancelAccepted.add(id)
+        }
+      }
+      // A healthy worker finishes: leases end and are reclaimed, rows are claimed, checked, sent.
+      for (let round = 0; round < 3 * MAX_ATTEMPTS; round++) {
+        await t.pool.query(
+          `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where status = 'sending'`,
+        )
+        await reclaimExpired(t.db, { defaultMaxAttempts: MAX_ATTEMPTS })
+        const { leases: got } = await claimBatch(t.db, {
+          limit: ROWS,
+          workerId: 'finisher',
+          leaseSeconds: 60,
+          defaultMaxAttempts: MAX_ATTEMPTS,
+        })
+        for (const l of got) {
+          if (l.cancelRequested) {
+            await settle(9, l, { kind: 'cancelled' })
+            continue
+          }
+          const r = await startSends(t.db, [l])
+          if (r.started.has(l.id)) {
+            began(l)
+            await settle(9, l, { kind: 'sent' })
+          } else if (r.cancelled.has(l.id)) await settle(9, l, { kind: 'cancelled' })
+        }
+      }
+      expect(startedAfterCancel).toEqual([])
+      const final = await rows()
+      expect(final.filter((r) => !TERMINAL.has(r.status))).toEqual([])
+      // Every row whose cancel was accepted ended cancelled.
+      expect(final.filter((r) => cancelAccepted.has(r.id)).map((r) => r.status)).toEqual(
+        final.filter((r) => cancelAccepted.has(r.id)).map(() => 'cancelled'),
+      )
+    }),
+    { numRuns: 60 },
+  )
+}, 60_000)
