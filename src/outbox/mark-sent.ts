@@ -1,7 +1,7 @@
 // markSent: records a batch of successful sends and their attempt history in one lean statement.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import type { SettleItem } from './settle.ts'
+import { type SettleItem, storable } from './settle.ts'
 
 /** What a markSent statement did with its batch. */
 export interface SentMarks {
@@ -51,7 +51,7 @@ export async function markSent(
     ? items.map((i) => i.httpStatus ?? null)
     : null
   const requestIds = items.some((i) => i.requestId != null)
-    ? items.map((i) => i.requestId ?? null)
+    ? items.map((i) => (i.requestId == null ? null : storable(i.requestId)))
     : null
   // An empty element of the send times is a null (a send found in the mailbox has no start time).
   const { rows } = await sql<{ sent: string | null; busy: string | null }>`

@@ -26,6 +26,13 @@ export type Settlement =
   /** Never started (e.g. shutdown before the send): back to pending, the attempt not counted. */
   | { kind: 'released' }
 
+/**
+ * A provider's text (an error message, a request id from an error body) as Postgres text can hold
+ * it: without U+0000, which it refuses (22021). One NUL failed the whole batch's settlement, every
+ * try, and after half a lease its rows were given up and reclaimed as interrupted sends.
+ */
+export const storable = (text: string): string => text.replaceAll('\u0000', '')
+
 /** The code of a row given back uncounted to wait for its mailbox's reserved pacing turn. */
 export const PACED_CODE = 'mailbox_paced'
 /** The code of a row given back uncounted, unsent, while a provider throttle or refusal pauses its mailbox. */
@@ -118,13 +125,13 @@ export async function settleLeases(
     with input as (
       select * from unnest(
         ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
-        ${col((_, s) => ('code' in s ? s.code : null))}::text[],
-        ${col((_, s) => ('message' in s ? s.message : null))}::text[],
+        ${col((_, s) => ('code' in s ? storable(s.code) : null))}::text[],
+        ${col((_, s) => ('message' in s ? storable(s.message) : null))}::text[],
         ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
         ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
         ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' ? s.ambiguous === true : (s.kind === 'released' || s.kind === 'expired') && i.ambiguous === true))}::bool[],
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
-        ${col((i) => i.requestId ?? null)}::text[]
+        ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[]
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the

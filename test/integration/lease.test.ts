@@ -630,6 +630,59 @@ describe('settleLeases', () => {
     expect(settled.map((s) => s.id).sort()).toEqual([ids[0]!, ids[1]!].sort())
     expect((await rowOf(t, ids[2]!)).status).toBe('sending')
   })
+  test('a provider’s text holding NUL (which Postgres text cannot hold) is recorded without it, and the rest of its batch with it, by either settlement', async () => {
+    await enqueue(t)
+    await enqueue(t)
+    await enqueue(t)
+    const [rejected, other, sent] = await claim(3)
+    const settled = await settleLeases(
+      t.db,
+      [
+        {
+          id: rejected!.id,
+          token: rejected!.token,
+          settlement: {
+            kind: 'failed',
+            code: 'ErrorInvalidRecipients',
+            message: 'bad\u0000 address',
+          },
+          startedAt: new Date(),
+          requestId: 'req\u0000-1',
+        },
+        {
+          id: other!.id,
+          token: other!.token,
+          settlement: retryOf('http_500', 60_000),
+          startedAt: null,
+        },
+      ],
+      settleParams,
+    )
+    expect(settled.map((r) => [r.id, r.outcome]).sort()).toEqual(
+      [
+        [rejected!.id, 'failed'],
+        [other!.id, 'retry'],
+      ].sort(),
+    )
+    expect(await attemptsOf(t, rejected!.id, 'error, request_id')).toEqual([
+      { error: 'bad address', request_id: 'req-1' },
+    ])
+    const marked = await markSent(
+      t.db,
+      [
+        {
+          id: sent!.id,
+          token: sent!.token,
+          settlement: { kind: 'sent' },
+          startedAt: null,
+          requestId: 'req\u0000-2',
+        },
+      ],
+      'w1',
+    )
+    expect([...marked.sent]).toEqual([sent!.id])
+    expect(await attemptsOf(t, sent!.id, 'request_id')).toEqual([{ request_id: 'req-2' }])
+  })
 })
 
 describe('markSent', () => {
