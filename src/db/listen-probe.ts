@@ -1,7 +1,7 @@
 // Whether a LISTEN session hears a notification sent from another session: the proof that LISTEN holds.
-import type { Socket } from 'node:net'
-import pg from 'pg'
+import type pg from 'pg'
 import { systemClock, waitAtMost } from '../clock.ts'
+import { openProbeSession, type ProbeSession } from './probe-session.ts'
 
 /**
  * Notifies a channel of the session's own from a second, short-lived session to `url`, and waits up
@@ -22,6 +22,12 @@ export async function hearsOtherSessions(
     applicationName: string
     timeoutMs: number
     signal?: AbortSignal
+    /**
+     * The second session, opened by the caller beforehand (openProbeSession with the same url,
+     * timeout and signal) so that it connects meanwhile; the probe ends it. Else the probe opens
+     * one once its channel is listened on.
+     */
+    session?: ProbeSession
   },
 ): Promise<boolean | null> {
   // A channel of this probe's alone: behind a transaction pooler, workers' LISTEN sessions share
@@ -39,37 +45,11 @@ export async function hearsOtherSessions(
   try {
     await answered(listening.query(`listen ${channel}`))
     o.signal?.throwIfAborted()
-    const other = new pg.Client({
-      connectionString: o.url,
-      application_name: o.applicationName,
-      connectionTimeoutMillis: o.timeoutMs,
-      query_timeout: o.timeoutMs,
-    })
-    other.on('error', () => {})
-    // Dropped by a stop: its connect may then never settle, so the stop answers for it. end()
-    // only asks the server to close, which one still authenticating may not do. A reset, not
-    // destroy()'s FIN: a peer that reads nothing (a wedged proxy) notices a FIN only once it reads.
-    const stopped = Promise.withResolvers<boolean>()
-    const drop = () => {
-      reset(other)
-      other.end().catch(() => {})
-      stopped.resolve(false)
-    }
-    o.signal?.addEventListener('abort', drop)
-    const notified = await Promise.race([
-      other
-        .connect()
-        .then(() => other.query('select pg_notify($1, $2)', [channel, '']))
-        .then(
-          () => true,
-          () => false,
-        ),
-      stopped.promise,
-    ]).finally(() => o.signal?.removeEventListener('abort', drop))
-    // Dropped by a stop, it has ended already (end() again would wait for an end long past).
+    const other = o.session ?? openProbeSession(o)
+    const notified = await other.notify(channel)
+    // Dropped by a stop: nothing more is asked of either session.
     o.signal?.throwIfAborted()
-    // A session gone silent since its answer would keep end() waiting for the server: reset it then.
-    await answered(other.end()).catch(() => reset(other))
+    await other.end()
     if (notified) timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
     else heard.resolve(null)
     const arrived = await heard.promise
@@ -80,11 +60,4 @@ export async function hearsOtherSessions(
     clearTimeout(timer)
     listening.off('notification', onNotification)
   }
-}
-
-function reset(client: pg.Client) {
-  const stream = (client as unknown as { connection?: { stream?: Partial<Socket> } }).connection
-    ?.stream
-  if (stream?.resetAndDestroy) stream.resetAndDestroy()
-  else stream?.destroy?.()
 }

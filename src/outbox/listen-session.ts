@@ -2,6 +2,7 @@
 import pg from 'pg'
 import { type Clock, waitAtMost } from '../clock.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
+import { openProbeSession } from '../db/probe-session.ts'
 import type { SharedSession } from '../db/statement-route.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
@@ -73,22 +74,31 @@ export async function connectListening(
     return await Promise.race([
       (async () => {
         await client.connect()
-        // A session that goes silent while it is set up is reconnected (these throw): each
-        // statement on it gets the check's bound, as a check does.
-        await waitAtMost(o.clock, client.query(`listen ${CHANNEL}`), checkTimeoutMs)
-        // Behind a transaction pooler the LISTEN lands on some other server session, or on
-        // one the pooler lends this client only while a transaction runs. Only an answer says so.
-        const listening = await listeningPid(client, checkTimeoutMs)
-        if (listening === null) return null
-        const heard = await hearsOtherSessions(client, {
-          url: o.url,
-          backendPid: listening,
-          applicationName: LISTENER_APPLICATION_NAME,
-          timeoutMs: checkTimeoutMs,
-          // A stop drops the probe's second session too: none of ours outlives the stop.
-          signal: o.signal,
-        })
-        return heard === false ? null : listening
+        // The probe's second session connects while this one LISTENs and is checked: a new
+        // server backend is the longest wait of a start's LISTEN, and it no longer comes after
+        // the rest. Only once this session is connected, so that a role allowed one connection
+        // gives it to the LISTEN session. A stop drops it too: none of ours outlives the stop.
+        const probe = { url: o.url, timeoutMs: checkTimeoutMs, signal: o.signal }
+        const second = openProbeSession({ ...probe, applicationName: LISTENER_APPLICATION_NAME })
+        try {
+          // A session that goes silent while it is set up is reconnected (these throw): each
+          // statement on it gets the check's bound, as a check does.
+          await waitAtMost(o.clock, client.query(`listen ${CHANNEL}`), checkTimeoutMs)
+          // Behind a transaction pooler the LISTEN lands on some other server session, or on
+          // one the pooler lends this client only while a transaction runs. Only an answer says so.
+          const listening = await listeningPid(client, checkTimeoutMs)
+          if (listening === null) return null
+          const heard = await hearsOtherSessions(client, {
+            ...probe,
+            backendPid: listening,
+            applicationName: LISTENER_APPLICATION_NAME,
+            session: second,
+          })
+          return heard === false ? null : listening
+        } finally {
+          // Not waited for: a setup that failed reconnects without waiting for its end.
+          void second.end()
+        }
       })(),
       dropped.promise,
     ])

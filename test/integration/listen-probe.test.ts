@@ -9,6 +9,7 @@ import { createListener } from '../../src/outbox/listener.ts'
 import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { createEventLog, pollUntil } from '../support/events.ts'
+import { startHoldingProxy } from '../support/holding-proxy.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
 
@@ -50,6 +51,40 @@ test('a role allowed one connection still listens: the probe, unable to open a s
     expect(listener.state()).toBe('listening')
   } finally {
     await listener.stop()
+  }
+})
+
+// A new server session is the longest wait of a LISTEN session's setup: the probe's second session
+// must connect while the first LISTENs and is checked, not after (a start waited for both in turn).
+test("the probe's second session connects while the LISTEN session sets up, not after it", async () => {
+  const proxy = await startHoldingProxy(t.url)
+  // The LISTEN is held until a second session reaches the server: only one opened meanwhile frees it.
+  proxy.holdOnceAt('listen mailer_outbox\0')
+  const events = createEventLog()
+  const listener = createListener({
+    db: 'test',
+    url: proxy.url,
+    log: silentLogger,
+    clock: systemClock,
+    wake: () => {},
+    onEvent: events.handler,
+    checkIntervalMs: 600_000,
+    // Longer than the wait below: a LISTEN answered only after a reconnect would fail it.
+    checkTimeoutMs: 60_000,
+    maxBackoffMs: 500,
+    mode: 'auto',
+  })
+  try {
+    listener.start()
+    await events.waitFor((e) => e.type === 'listener' && e.state === 'listening', 10_000)
+    expect(proxy.released()).toBe(true)
+    expect(events.events.filter((e) => e.type === 'listener').map((e) => e.state)).toEqual([
+      'connecting',
+      'listening',
+    ])
+  } finally {
+    await listener.stop()
+    proxy.close()
   }
 })
 
