@@ -5,7 +5,8 @@
 // Each binary is started as the suite starts its binary (bench/systems/outbox-binary.ts: the release
 // image's environment, `/readyz` polled every 2 ms), with the discard transport, at concurrency 10,
 // on one migrated database, `starts` times, the binaries alternating start by start so that a
-// slower spell of the machine lands on each alike. Without binaries: this checkout's build.
+// slower spell of the machine lands on each alike; each binary after the first is also compared
+// with it round by round (median paired difference). Without binaries: this checkout's build.
 import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median } from './percentiles.ts'
@@ -36,6 +37,16 @@ try {
     for (const { bin, ms } of systems) {
       console.log(
         `${bin}: median ${median(ms).toFixed(0)} ms (${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)}); ${ms.map((x) => x.toFixed(0)).join(', ')}`,
+      )
+    }
+    // Start i of each binary came in the same round, seconds apart: the difference of a pair is
+    // what the spell of the machine moves least.
+    const first = systems[0]!
+    for (const { bin, ms } of systems.slice(1)) {
+      const diffs = ms.map((x, i) => x - first.ms[i]!)
+      const slower = diffs.filter((d) => d > 0).length
+      console.log(
+        `${bin} − ${first.bin}: median paired difference ${median(diffs).toFixed(1)} ms; slower in ${slower} of ${diffs.length} rounds`,
       )
     }
   } finally {

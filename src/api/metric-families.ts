@@ -1,5 +1,11 @@
 // The Prometheus metric families the mailer exports (DESIGN.md's names): help, labels and buckets, on their own Registry.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+// Each class from its own module: prom-client's index also loads the Pushgateway (node:http,
+// node:https, node:zlib), the default metrics (@opentelemetry/api, perf_hooks) and the cluster
+// aggregator (node:cluster), none of which the mailer uses: ~8 ms of CPU at every start.
+import Counter from 'prom-client/lib/counter'
+import Gauge from 'prom-client/lib/gauge'
+import Histogram from 'prom-client/lib/histogram'
+import Registry from 'prom-client/lib/registry'
 
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30]
 
