@@ -1,6 +1,7 @@
 // Composition of `serve`: every database's engine and listener, the HTTP surface, a guarded start, a stop.
-import { createApp, createMetricsApp } from './api/app.ts'
 import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.ts'
+import { createMetricsApp } from './api/operations-app.ts'
+import { createServedApp } from './api/served-app.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import type { Config, ServeRole } from './config.ts'
 import { checkSchemas, startDrainers, startListeners } from './database-engines.ts'
@@ -126,7 +127,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       surface: o.role === 'worker' ? ('operations' as const) : ('all' as const),
       metricsApart: config.http.metricsPort !== null,
     }
-    const app = createApp(deps)
+    const app = createServedApp(deps)
     let metricsServer: ReturnType<typeof Bun.serve> | null = null
     if (config.http.metricsPort !== null) {
       metricsServer = listen(

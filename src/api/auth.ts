@@ -30,12 +30,12 @@ const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(['outbox:read', 'outbox:w
 const DEV_PRINCIPAL: Principal = { subject: 'dev', scopes: ALL_SCOPES, tenant: null }
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
-type Verify = (token: string) => Promise<JWTPayload>
+export type Verify = (token: string) => Promise<JWTPayload>
 
 /**
  * Builds the token verifier once. Throws config_invalid when no auth is configured outside dev:
- * an open admin API must never happen by accident. Returns null in dev without auth. `exp` and
- * `nbf` are judged by `clock` (jose's `currentDate`), as the refusal's words are.
+ * an open admin API must never happen by accident. Returns null in dev without auth, and says so.
+ * `exp` and `nbf` are judged by `clock` (jose's `currentDate`), as the refusal's words are.
  */
 export function createVerifier(
   auth: ApiAuthConfig,
@@ -93,6 +93,7 @@ export function createVerifier(
       'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (only `bun run dev` may run without)',
     )
   }
+  log.warn('API auth is off (dev): every caller may read and write')
   return null
 }
 

@@ -1,0 +1,34 @@
+// The operations surface as a Hono app: health, readiness and (unless on its own port) metrics, with what every listener's app shares.
+import { OpenAPIHono } from '@hono/zod-openapi'
+import { AppError } from '../errors.ts'
+import type { ApiDeps, AppEnv } from './context.ts'
+import { notFoundHandler, onError, validationHook } from './problem.ts'
+import { requestContext } from './request-context.ts'
+import { healthRoutes } from './routes/health.ts'
+import { metricsRoutes } from './routes/metrics.ts'
+import { servedMethods } from './served-methods.ts'
+
+/** What a platform probes or scrapes: all a worker-only process serves, and the first routes of the API's app. */
+export function createOperationsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  if (deps.databases.length === 0) {
+    throw new AppError('config_invalid', 'the API needs at least one database')
+  }
+  const app = baseApp(deps)
+  app.route('/', healthRoutes(deps))
+  if (!deps.metricsApart) app.route('/', metricsRoutes(deps))
+  return app
+}
+
+/** /metrics alone, for its own listener (METRICS_PORT): a port the platform keeps off the internet. */
+export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  return baseApp(deps).route('/', metricsRoutes(deps))
+}
+
+/** What every listener's app shares: problem+json errors, 404s and 405s, request ids and access logs. */
+function baseApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
+  app.onError(onError)
+  app.notFound(notFoundHandler(servedMethods(app)))
+  app.use('*', requestContext(deps.log))
+  return app
+}

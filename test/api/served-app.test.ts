@@ -1,0 +1,85 @@
+// serve's app: health, readiness and metrics from the start, the API loaded at its first request; refusing at start as the API's app does.
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { createApp } from '../../src/api/app.ts'
+import { createServedApp } from '../../src/api/served-app.ts'
+import { isAppError } from '../../src/errors.ts'
+import { useTestDb } from '../support/db.ts'
+import { appOnDefault } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb()
+const noAuth = { jwtSecret: null, jwksUrl: null, issuer: null, audience: null }
+
+const refusal = (make: () => unknown): unknown => {
+  try {
+    make()
+  } catch (e) {
+    return e
+  }
+  return null
+}
+
+describe('at its making (the start)', () => {
+  test('it refuses what the API would refuse at its first request: no auth outside dev, a key set without issuer and audience, no database', () => {
+    const { deps } = appOnDefault(t)
+    for (const over of [
+      { auth: noAuth, dev: false },
+      { auth: { ...noAuth, jwksUrl: 'https://login.example/keys' } },
+      { databases: [] },
+    ]) {
+      const e = refusal(() => createServedApp({ ...deps, ...over }))
+      expect(isAppError(e, 'config_invalid')).toBe(true)
+      expect((e as Error).message).toBe(
+        (refusal(() => createApp({ ...deps, ...over })) as Error).message,
+      )
+    }
+  })
+
+  test('a worker-only process (operations surface) needs no API auth', () => {
+    const { deps } = appOnDefault(t)
+    expect(refusal(() => createServedApp({ ...deps, auth: noAuth, surface: 'operations' }))).toBe(
+      null,
+    )
+  })
+})
+
+test('it answers every request as the API app does: probes at once, the rest (404s and 405s included) once the API is loaded', async () => {
+  const { deps } = appOnDefault(t)
+  const served = createServedApp(deps)
+  const full = createApp(deps)
+  const auth = { authorization: `Bearer ${await token({ scope: 'outbox:read' })}` }
+  const asked: [string, string, Record<string, string>?][] = [
+    ['GET', '/readyz'],
+    ['HEAD', '/healthz'],
+    ['GET', '/metrics?x=1'],
+    ['POST', '/readyz'],
+    ['GET', '/readyz/'],
+    ['GET', '/v1/outbox'],
+    ['GET', '/v1/outbox', auth],
+    ['DELETE', '/v1/outbox', auth],
+    ['GET', '/nowhere'],
+    ['GET', '/openapi.json'],
+  ]
+  const answer = async (
+    fetch: (r: Request) => Response | Promise<Response>,
+    a: (typeof asked)[0],
+  ) => {
+    const res = await fetch(
+      new Request(`http://localhost${a[1]}`, { method: a[0], headers: a[2] ?? {} }),
+    )
+    const headers = Object.fromEntries(
+      [...res.headers].filter(([name]) => name !== 'x-request-id' && name !== 'date'),
+    )
+    const body = (await res.text()).replace(/"requestId":"[^"]*"/g, '')
+    return { status: res.status, headers, body: a[1] === '/metrics?x=1' ? body.length > 0 : body }
+  }
+  for (const a of asked) {
+    expect({ asked: a.slice(0, 2), ...(await answer(served.fetch, a)) }).toEqual({
+      asked: a.slice(0, 2),
+      ...(await answer(full.fetch, a)),
+    })
+  }
+})
