@@ -103,8 +103,17 @@ export function openDb(o: OpenOptions): DbHandle {
       ),
     eras.retired,
   )
+  let closed = false
   // An idle client's socket error must not crash the process; the next checkout reconnects.
-  pool.on('error', (err) => o.log.warn('database pool connection error', { db: o.name, err }))
+  // Once close() began, an error on a connection it is ending is that end met half-way: the server
+  // shut down, or ended the session, before it read our goodbye (57P01 when dev's Ctrl+C stops its
+  // Postgres right after the engine; pg-pool's end() does not wait for the goodbye to be read).
+  // Nothing was in flight on it: no warning on a clean stop.
+  pool.on('error', (err) => {
+    if (closed)
+      o.log.debug('database pool connection ended with an error while closing', { db: o.name, err })
+    else o.log.warn('database pool connection error', { db: o.name, err })
+  })
   // The pool listens to a client only while it is idle: a connection lost while a caller holds it
   // (a statement running, a transaction open) would be an uncaught 'error'. Its caller's statement
   // fails and says so, and the pool drops the client when it comes back.
@@ -131,7 +140,6 @@ export function openDb(o: OpenOptions): DbHandle {
     },
     o.now,
   )
-  let closed = false
   return {
     name: o.name,
     pool,

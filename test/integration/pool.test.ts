@@ -2,7 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { openDb } from '../../src/db/open.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 
@@ -81,4 +81,29 @@ test('a connection lost while a statement holds it fails that statement only: no
   } finally {
     await h.close()
   }
+})
+
+test('a connection that ends in an error while the pool closes (its server stopping, as dev stops its Postgres) is no warning', async () => {
+  const warnings: unknown[] = []
+  const h = openDb({
+    name: 'pool',
+    url: t.url,
+    log: createLogger('warn', (l) => warnings.push(JSON.parse(l))),
+  })
+  const { rows } = await h.pool.query<{ pid: number }>('select pg_backend_pid() as pid')
+  const pid = rows[0]!.pid
+  // 'remove' is emitted once the closed connection has ended (after any error on it).
+  const ended = new Promise((resolve) => h.pool.once('remove', resolve))
+  // A backend slow to read the pool's goodbye (a loaded machine): stopped, it reads nothing.
+  process.kill(pid, 'SIGSTOP')
+  try {
+    await h.close()
+    // The server shuts down before that backend read it (dev's Ctrl+C stops Postgres right after
+    // the engine): told to end first, it answers 57P01 (admin shutdown) to a client we are ending.
+    await t.pool.query('select pg_terminate_backend($1)', [pid])
+  } finally {
+    process.kill(pid, 'SIGCONT')
+  }
+  await ended
+  expect(warnings).toEqual([])
 })
