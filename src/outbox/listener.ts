@@ -3,6 +3,7 @@ import { type Clock, waitAtMost } from '../clock.ts'
 import type { SharedSession } from '../db/statement-route.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
+import { primeNotifiedClaim } from './claim.ts'
 import type { EngineEventHandler, ListenerState } from './events.ts'
 import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
 
@@ -96,6 +97,15 @@ export function createListener(d: ListenerDeps): Listener {
         db: d.db,
         ...(failed && { failedConnects: failed.failures, failingMs: failed.ms }),
       })
+      // A shared session carries the worker's claims: it runs the notified claim once now, in its
+      // owner's turn (a statement of the route meanwhile waits, the sweep's claim too), so the first
+      // row after a (re)connect waits for no cold plan. Bounded like a check; a failure costs only
+      // that row the plan, and a dead session is the checks' to find.
+      if (d.shared) {
+        void d.shared
+          .inTurn(() => waitAtMost(d.clock, primeNotifiedClaim(client), checkTimeoutMs))
+          .catch(() => {})
+      }
       d.wake('sweep')
       // The session's end (lost, or its era retired) or a stop cuts the wait between checks short:
       // one signal for the session, not a race against a promise of its own at every interval,

@@ -109,6 +109,26 @@ test('an idle worker holds one connection: its statements, and a row after a qui
   expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([first, second])
 })
 
+test("a new session runs the notified claim before any row names one, claiming nothing: the first row's claim finds it prepared and planned", async () => {
+  const engine = await startShared()
+  // Prepared statements are the session's own: this statement runs on it (the route is quiet).
+  const r = await h.statements.query<{ pid: number; names: string[] }>(
+    'select pg_backend_pid() as pid, array(select name from pg_prepared_statements order by name) as names',
+  )
+  expect(r.rows[0]!.pid).toBe(engine.listener.backendPid()!)
+  expect(r.rows[0]!.names).toContain('outbox_claim_notified')
+  const { rows } = await t.pool.query<{ n: number }>(
+    'select (select count(*) from mailer.email_outbox)::int + (select count(*) from mailer.email_attempts)::int as n',
+  )
+  expect(rows[0]!.n).toBe(0)
+  // The first notified row is then claimed and sent as any other, on the session.
+  const before = opened
+  const id = await enqueue(t)
+  await engine.events.waitFor(settledFor(id, 'sent'))
+  expect(openedAtSend.at(-1)).toBe(before)
+  expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([id])
+})
+
 test('a statement while another is on the session takes the pool; the session takes the next one once free', async () => {
   const engine = await startShared()
   const listenerPid = engine.listener.backendPid()!
