@@ -11,6 +11,8 @@
 // suite's earlier phases warm it). PICKUP_ENGINE_FROM=<another checkout>: one more engine, that
 // checkout's client code (its bench/systems/host.ts and src/) on a database migrated by this one,
 // so a change to the engine's client side is measured against the code before it in one run.
+// PICKUP_ENGINE_FROM=<this checkout> is an A/A: how far two identical engines' slots differ (round
+// 31, a loaded machine: up to 1.9 ms paired on row 1, 0.5 on the later rows).
 import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { latencyWindow } from './latency.ts'
