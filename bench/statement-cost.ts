@@ -10,7 +10,11 @@
 // graphile-worker's are its batched preset's get_job and complete_jobs as it sends them. Ours run
 // twice: as released, and on a database whose mark_sent_unlocked is the installed one without its attempt
 // history insert (what keeping the history costs; not something the product can drop).
+// STATEMENT_COST_FROM=<checkout>[,<checkout>…] adds each other checkout's two calls (its
+// bench/engine-batch.ts and src/) on a database its own migrations made, so a change is measured
+// against earlier commits in the same run (e.g. a worktree of origin/main).
 
+import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
@@ -34,10 +38,16 @@ const batches = Number(process.argv[2] ?? 100)
 const rows = Number(process.argv[3] ?? 500)
 if (rows > 500) throw new Error('at most 500 rows: graphile-worker claims 500 at a time')
 const WARMUP_BATCHES = 3
+// Absolute: a relative import would resolve against this file's folder.
+const otherCheckouts = (process.env.STATEMENT_COST_FROM || '')
+  .split(',')
+  .filter((p) => p !== '')
+  .map((p) => resolve(p))
 
 const cluster = await startBenchCluster()
 for (const db of ['outbox', 'outbox_no_history', 'graphile', 'ceiling'])
   await cluster.createDatabase(db)
+for (const [k] of otherCheckouts.entries()) await cluster.createDatabase(`outbox_other_${k}`)
 const probes = {
   outbox: await openProbe(cluster.probeUrl('outbox')),
   outboxNoHistory: await openProbe(cluster.probeUrl('outbox_no_history')),
@@ -57,6 +67,23 @@ interface Subject {
 }
 
 const closers: (() => Promise<unknown>)[] = []
+const otherProbes: Probe[] = []
+
+const ownCode = { migrate, openDb, claimStarted, settleAllSent }
+/** The same functions as `checkout` has them, its migrations included. */
+async function checkoutCode(checkout: string): Promise<typeof ownCode> {
+  const [m, o, e] = await Promise.all([
+    import(join(checkout, 'src/db/migrate.ts')),
+    import(join(checkout, 'src/db/open.ts')),
+    import(join(checkout, 'bench/engine-batch.ts')),
+  ])
+  return {
+    migrate: m.migrate,
+    openDb: o.openDb,
+    claimStarted: e.claimStarted,
+    settleAllSent: e.settleAllSent,
+  }
+}
 
 /** Our two statements on `database` (migrated, then `alter`ed), as file and discard transports run them. */
 async function outboxSubject(
@@ -64,10 +91,12 @@ async function outboxSubject(
   database: string,
   probe: Probe,
   alter?: (probe: Probe) => Promise<void>,
+  checkout?: string,
 ): Promise<Subject> {
-  await migrate({ url: cluster.url(database), log: silentLogger })
+  const code = checkout ? await checkoutCode(checkout) : ownCode
+  await code.migrate({ url: cluster.url(database), log: silentLogger })
   await alter?.(probe)
-  const db = openDb({
+  const db = code.openDb({
     name: database,
     url: cluster.url(database),
     log: silentLogger,
@@ -80,11 +109,11 @@ async function outboxSubject(
     reset: () => queue.reset(),
     insert: () => queue.insertBulk(rows),
     async claim() {
-      const leases = await claimStarted(db.statements.db, 500, 'statement-cost')
+      const leases = await code.claimStarted(db.statements.db, 500, 'statement-cost')
       const startedAt = new Date()
       return {
         count: leases.length,
-        complete: () => settleAllSent(db.statements.db, leases, 'statement-cost', startedAt),
+        complete: () => code.settleAllSent(db.statements.db, leases, 'statement-cost', startedAt),
       }
     },
     backendPid: () => pidOf(db.pool),
@@ -93,8 +122,8 @@ async function outboxSubject(
 
 /**
  * Replaces mailer.mark_sent_unlocked (what markSent calls since 0036) in the probe's database by the
- * installed definition without the CTE that inserts the attempt history; fails loudly if that CTE is
- * no longer where it was.
+ * installed definition without the CTEs that insert the attempt history (the common case's and the
+ * fallback's, past a locked row); fails loudly if those CTEs are no longer where they were.
  */
 async function dropHistoryInsert(probe: Probe) {
   const def = (
@@ -102,9 +131,9 @@ async function dropHistoryInsert(probe: Probe) {
       `select pg_get_functiondef('mailer.mark_sent_unlocked'::regproc) as def`,
     )
   )[0]!.def
-  const history = /\), history as \(\s*insert into mailer\.email_attempts[\s\S]*?from done d\s*\)/
-  if (!history.test(def))
-    throw new Error('mark_sent_unlocked no longer has the history CTE this removes')
+  const history = /\), history as \(\s*insert into mailer\.email_attempts[\s\S]*?from done d\s*\)/g
+  if (def.match(history)?.length !== 2)
+    throw new Error('mark_sent_unlocked no longer has the two history CTEs this removes')
   await probe.query(def.replace(history, ')'))
 }
 
@@ -144,6 +173,19 @@ const subjects: Subject[] = [
     'outbox',
     probes.outbox,
   ),
+  ...(await Promise.all(
+    otherCheckouts.map(async (checkout, k) => {
+      const probe = await openProbe(cluster.probeUrl(`outbox_other_${k}`))
+      otherProbes.push(probe)
+      return outboxSubject(
+        `outbox-mailer of ${checkout}`,
+        `outbox_other_${k}`,
+        probe,
+        undefined,
+        checkout,
+      )
+    }),
+  )),
   await outboxSubject(
     'outbox-mailer, markSent without the history insert',
     'outbox_no_history',
@@ -262,6 +304,6 @@ await Promise.all([
   ...closers.map((close) => close()),
   graphilePool.end(),
   ceilingPool.end(),
-  ...Object.values(probes).map((p) => p.close()),
+  ...[...Object.values(probes), ...otherProbes].map((p) => p.close()),
 ])
 await cluster.stop()

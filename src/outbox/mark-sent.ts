@@ -18,10 +18,12 @@ export interface SentMarks {
 /**
  * The common case on its own: sends that succeeded. Same fence and history as settleLeases, without
  * a verdict to evaluate: mailer.mark_sent_unlocked (sql/0036; mailer.mark_sent of sql/0004_hot_path.sql,
- * sql/0021, but waiting for no lock), its generic plan cached per connection, the rows it can lock
- * at once locked in id order (a merge join of their probes with the sorted input), the others
- * named `busy`: one row another transaction held kept the whole batch waiting, past
- * statement_timeout, and its rows, sent, were reclaimed and sent again.
+ * sql/0021, but waiting at most 50 ms for a lock), its generic plan cached per connection. Its rows
+ * are updated in id order (a merge join of their probes with the sorted input) by mark_sent's one
+ * UPDATE, no lock record per row; only when a row's lock outlasts the 50 ms does it lock the rows
+ * it can at once (SKIP LOCKED), record those and name the others `busy`: one row another
+ * transaction held kept the whole batch waiting, past statement_timeout, and its rows, sent, were
+ * reclaimed and sent again.
  *
  * Its parameters are kept small, as this runs once per few hundred sends: ids and send times as
  * comma-separated integers (neither can contain a comma), the lease tokens as the batch's few

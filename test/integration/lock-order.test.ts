@@ -184,7 +184,7 @@ test('a claim never waits for a row lock: it takes the rows nobody holds (SKIP L
   }
 })
 
-test('a settlement never waits for a row lock: it records the rows nobody holds and names the others busy (SKIP LOCKED), so it cannot deadlock', async () => {
+test('a settlement does not wait out a row lock: it records the rows nobody holds and names the others busy (SKIP LOCKED), so it cannot deadlock', async () => {
   for (const kind of ['sent', 'released'] as const) {
     await t.pool.query('delete from mailer.email_attempts; delete from mailer.email_outbox')
     await t.pool.query(
@@ -202,7 +202,8 @@ test('a settlement never waits for a row lock: it records the rows nobody holds 
     await holder.connect()
     try {
       // A heartbeat that waits (as one for busy rows does) holds the rows below the middle one
-      // and waits for it; the settlement, of the sends in the order they finished, does not wait.
+      // and waits for it; the settlement, of the sends in the order they finished, does not wait
+      // it out (markSent waits 50 ms in id order at most, as a lock of our own lasts, then skips).
       await holder.query('begin')
       await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [MIDDLE])
       const beating = extendLeases(t.db, WORKER, leases, 60)

@@ -207,7 +207,7 @@ describe('migrate', () => {
       [
         36,
         '0036_sent_rows_recorded_past_locked_ones',
-        'a1accf7c2f8c216401154372d919eebaa7e1d3af127e238301d5956b7193d371',
+        '79a66b151bfa1144ab28d6b3c7212120eb87464b5c101f9bfa826d32a1922684',
       ],
     ]
     expect(

@@ -110,7 +110,8 @@ test('the settlement statements wait for no lock: rows nobody holds are recorded
     await app.query('select 1 from mailer.email_outbox where id = any($1::bigint[]) for update', [
       [sentHeld.id, retryHeld.id],
     ])
-    // Both answer at once, though rows of theirs are locked (the database's lock_timeout is not met).
+    // Both answer, though rows of theirs are locked, before the database's lock_timeout is met
+    // (markSent after its own 50 ms wait, settleLeases at once).
     const marked = await markSent(
       t.db,
       [sentFree, sentHeld, sentLost].map((l) => item(l, 'sent')),
@@ -137,4 +138,59 @@ test('the settlement statements wait for no lock: rows nobody holds are recorded
     expect((await rowOf(t, l.id)).status).toBe('sending')
     expect(await attemptsOf(t, l.id, 'outcome')).toEqual([])
   }
+})
+
+test('a batch of sent rows nobody holds is recorded as mark_sent recorded it: one update per row, no lock record per row in the WAL', async () => {
+  const ROWS = 50
+  for (let i = 0; i < ROWS; i++) await enqueue(t)
+  const { leases } = await claimBatch(t.db, {
+    limit: ROWS,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: true,
+  })
+  expect(leases).toHaveLength(ROWS)
+  await t.pool.query('create extension if not exists pg_walinspect')
+  const lsn = async () =>
+    (await t.pool.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn'))
+      .rows[0]!.lsn
+  const from = await lsn()
+  const marked = await markSent(
+    t.db,
+    leases.map((l) => ({
+      id: l.id,
+      token: l.token,
+      settlement: { kind: 'sent' },
+      startedAt: null,
+    })),
+    'w1',
+  )
+  const to = await lsn()
+  expect(marked).toEqual({ sent: new Set(leases.map((l) => l.id)), busy: new Set() })
+  // The WAL is read up to where it is flushed (the walwriter's next round, with commits async).
+  await pollUntil(async () => {
+    const { rows } = await t.pool.query<{ flushed: boolean }>(
+      'select pg_current_wal_flush_lsn() >= $1::pg_lsn as flushed',
+      [to],
+    )
+    return rows[0]!.flushed ? true : undefined
+  })
+  // The outbox table's heap records in that span, each once with the pages it wrote. An update
+  // whose new version goes to another page logs a lock record of its own (heap_update, so that
+  // replay sees the old version locked meanwhile): those are not the per-row locks at stake.
+  const { rows } = await t.pool.query<{ type: string; pages: number }>(
+    `select record_type as type, count(distinct relblocknumber)::int as pages
+       from pg_get_wal_block_info($1::pg_lsn, $2::pg_lsn, false)
+      where resource_manager = 'Heap' and relforknumber = 0
+        and relfilenode = pg_relation_filenode('mailer.email_outbox')
+        and reldatabase = (select oid from pg_database where datname = current_database())
+      group by start_lsn, record_type`,
+    [from, to],
+  )
+  const updates = rows.filter((r) => r.type === 'UPDATE' || r.type === 'HOT_UPDATE')
+  expect({
+    updates: updates.length,
+    locks: rows.filter((r) => r.type === 'LOCK').length,
+  }).toEqual({ updates: ROWS, locks: updates.filter((r) => r.pages > 1).length })
 })
