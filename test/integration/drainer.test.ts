@@ -706,12 +706,13 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
     await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
     const waiting = sender.calls[0]!.outboxId === first ? second : first
     // Heartbeats failed for longer than the lease (an outage): it expired, another worker reclaimed it.
+    // The clock moves first: a claim of the reclaimed row before it moved would look lost too.
+    skew = testWorkerConfig.leaseSeconds * 1000 + 1_000
     await t.pool.query(
       `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
       [waiting],
     )
     expect((await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).rows).toHaveLength(1)
-    skew = testWorkerConfig.leaseSeconds * 1000 + 1_000
     sender.release()
     await e.events.waitFor(
       (x) => x.type === 'lease_lost' && x.id === waiting && x.during === 'start',
@@ -738,15 +739,16 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
     const e = await started({ config: { concurrency: 1 }, deps: { clock, sender } })
     await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
     const waiting = sender.calls[0]!.outboxId === first ? second : first
-    // An outage longer than the lease: it expired, another worker reclaimed it ...
+    // An outage longer than the lease: a lease length passed, and the wall clock was stepped back
+    // an hour (first: a claim of the reclaimed row before the clocks moved would look lost too) ...
+    elapsed = testWorkerConfig.leaseSeconds * 1000 + 1_000
+    wallStep = elapsed - 3_600_000
+    // ... meanwhile the lease expired, and another worker reclaimed it.
     await t.pool.query(
       `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
       [waiting],
     )
     expect((await reclaimExpired(t.db, { defaultMaxAttempts: 5 })).rows).toHaveLength(1)
-    // ... while a lease length passed, and the wall clock was stepped back an hour.
-    elapsed = testWorkerConfig.leaseSeconds * 1000 + 1_000
-    wallStep = elapsed - 3_600_000
     sender.release()
     e.drainer.wake()
     await e.events.waitFor(settledFor(waiting, 'sent'))
