@@ -34,7 +34,8 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   {
     name: 'GRAPH_AUTHORITY_URL',
     default: 'https://login.microsoftonline.com',
-    meaning: 'Entra authority origin, without the tenant (sovereign clouds, tests)',
+    meaning:
+      'Entra authority origin, without the tenant (national clouds, tests); the same cloud as GRAPH_API_URL',
   },
   {
     name: 'GRAPH_API_URL',

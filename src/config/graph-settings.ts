@@ -1,5 +1,6 @@
 // The Graph transport's settings: tenant and app, exactly one credential, endpoints, send options.
 import type { Accepted, EnvValues } from './env-schema.ts'
+import { cloudMismatch } from './microsoft-cloud.ts'
 
 export interface GraphConfig {
   tenantId: string
@@ -48,6 +49,10 @@ export function graphSettings(
     problems.push(
       "GRAPH_AUTHORITY_URL: must be the authority's origin, no path (e.g. https://login.microsoftonline.com): the tenant goes in GRAPH_TENANT_ID, and the token URL adds it and /oauth2/v2.0/token",
     )
+  }
+  if (ok('GRAPH_AUTHORITY_URL', 'GRAPH_API_URL')) {
+    const mismatch = cloudMismatch(e.GRAPH_AUTHORITY_URL, e.GRAPH_API_URL)
+    if (mismatch) problems.push(mismatch)
   }
   const cert = e.GRAPH_CERTIFICATE ?? e.GRAPH_CERTIFICATE_FILE
   const key = e.GRAPH_PRIVATE_KEY ?? e.GRAPH_PRIVATE_KEY_FILE

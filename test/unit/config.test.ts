@@ -248,6 +248,8 @@ describe('loadConfig', () => {
         GRAPH_CLIENT_ID: 'c',
         GRAPH_CLIENT_SECRET: 's',
         MAIL_FROM: 'outbox@example.com',
+        // An authority of no known cloud: each Graph host's own cloud is not the point here.
+        GRAPH_AUTHORITY_URL: 'http://127.0.0.1:9',
         GRAPH_API_URL: url,
       })
     for (const url of [
@@ -281,6 +283,8 @@ describe('loadConfig', () => {
         GRAPH_CLIENT_ID: 'c',
         GRAPH_CLIENT_SECRET: 's',
         MAIL_FROM: 'outbox@example.com',
+        // A Graph URL of no known cloud: each authority's own cloud is not the point here.
+        GRAPH_API_URL: 'https://egress.example/graph/v1.0',
         GRAPH_AUTHORITY_URL: url,
       })
     for (const url of [
@@ -302,6 +306,66 @@ describe('loadConfig', () => {
       expect(problems(url)).toEqual([
         expect.stringMatching(/^GRAPH_AUTHORITY_URL: must be the authority's origin/),
       ])
+    }
+  })
+
+  test("GRAPH_AUTHORITY_URL and GRAPH_API_URL name the same Microsoft cloud: one's tokens are refused by another's Graph", () => {
+    const problems = (authority: string, api: string) =>
+      configProblems({
+        ...base,
+        MAIL_TRANSPORT: 'graph',
+        GRAPH_TENANT_ID: 't',
+        GRAPH_CLIENT_ID: 'c',
+        GRAPH_CLIENT_SECRET: 's',
+        MAIL_FROM: 'outbox@example.com',
+        GRAPH_AUTHORITY_URL: authority,
+        GRAPH_API_URL: api,
+      })
+    for (const [authority, api] of [
+      ['https://login.microsoftonline.com', 'https://graph.microsoft.com/v1.0'],
+      ['https://login.microsoftonline.us', 'https://graph.microsoft.us/v1.0'],
+      ['https://login.microsoftonline.us', 'https://dod-graph.microsoft.us/v1.0'],
+      ['https://login.chinacloudapi.cn', 'https://microsoftgraph.chinacloudapi.cn/v1.0'],
+      ['https://login.partner.microsoftonline.cn', 'https://microsoftgraph.chinacloudapi.cn/beta'],
+      ['https://contoso.ciamlogin.com', 'https://graph.microsoft.com/v1.0'],
+      // Hosts of no cloud we know (a fake, an egress proxy) are not judged.
+      ['http://127.0.0.1:9', 'https://graph.microsoft.us/v1.0'],
+      ['https://login.microsoftonline.us', 'https://egress.example/graph/v1.0'],
+    ] as const) {
+      expect([authority, api, problems(authority, api)]).toEqual([authority, api, []])
+    }
+    // Before, each started: the token request asks the authority's cloud for the other cloud's
+    // Graph (Entra refuses the scope), or Graph refuses the other cloud's token: no mail, ever.
+    for (const [authority, api, hint] of [
+      [
+        'https://login.microsoftonline.us',
+        'https://graph.microsoft.com/v1.0',
+        'https://graph.microsoft.us/v1.0',
+      ],
+      [
+        'https://login.chinacloudapi.cn',
+        'https://graph.microsoft.com/v1.0',
+        'https://microsoftgraph.chinacloudapi.cn/v1.0',
+      ],
+      [
+        'https://login.microsoftonline.com',
+        'https://graph.microsoft.us/v1.0',
+        'https://login.microsoftonline.us',
+      ],
+      [
+        'https://contoso.ciamlogin.com',
+        'https://microsoftgraph.chinacloudapi.cn/v1.0',
+        'https://graph.microsoft.com/v1.0',
+      ],
+    ] as const) {
+      const found = problems(authority, api)
+      expect([
+        authority,
+        api,
+        found.length,
+        found[0]?.startsWith('GRAPH_AUTHORITY_URL'),
+        found[0]?.includes(hint),
+      ]).toEqual([authority, api, 1, true, true])
     }
   })
 
@@ -461,6 +525,78 @@ describe('an Entra issuer and audience that no Entra token can carry', () => {
     expect(refusal(`https://sts.windows.net/${tenant}/`, `api://${client}`)).toBeNull()
     // A v1 token asked for by client id carries the bare id.
     expect(refusal(`https://sts.windows.net/${tenant}/`, client)).toBeNull()
+  })
+
+  test("the issuers of Entra's national clouds and of Entra External ID start", () => {
+    // US Government: v1 tokens carry the public cloud's issuer, v2 its own host; China (21Vianet):
+    // its own v1 host, and v2 login.partner.microsoftonline.cn (not the authority's host); External
+    // ID: the tenant id as the subdomain too.
+    for (const issuer of [
+      `https://login.microsoftonline.us/${tenant}/v2.0`,
+      `https://login.partner.microsoftonline.cn/${tenant}/v2.0`,
+      `https://sts.chinacloudapi.cn/${tenant}/`,
+      `https://${tenant}.ciamlogin.com/${tenant}/v2.0`,
+    ]) {
+      expect([issuer, refusal(issuer, issuer.endsWith('/') ? `api://${client}` : client)]).toEqual([
+        issuer,
+        null,
+      ])
+    }
+  })
+
+  test("a near miss of a national cloud's or External ID's issuer is refused at start", () => {
+    const cases: [string, string, string, string][] = [
+      [
+        "China's authority host, not its issuer's",
+        `https://login.chinacloudapi.cn/${tenant}/v2.0`,
+        client,
+        `API_JWT_ISSUER=https://login.partner.microsoftonline.cn/${tenant}/v2.0`,
+      ],
+      [
+        'US Government: the authority, not an issuer',
+        `https://login.microsoftonline.us/${tenant}`,
+        client,
+        '/v2.0',
+      ],
+      [
+        'US Government: a tenant GUID in capitals',
+        `https://login.microsoftonline.us/${tenant.toUpperCase()}/v2.0`,
+        client,
+        `API_JWT_ISSUER=https://login.microsoftonline.us/${tenant}/v2.0`,
+      ],
+      [
+        'China v1 without its trailing slash',
+        `https://sts.chinacloudapi.cn/${tenant}`,
+        `api://${client}`,
+        'ends with /',
+      ],
+      [
+        'China v2 with the Application ID URI',
+        `https://login.partner.microsoftonline.cn/${tenant}/v2.0`,
+        `api://${client}`,
+        `API_JWT_AUDIENCE=${client}`,
+      ],
+      [
+        "External ID: the tenant's name as the subdomain",
+        `https://contoso.ciamlogin.com/${tenant}/v2.0`,
+        client,
+        `API_JWT_ISSUER=https://${tenant}.ciamlogin.com/${tenant}/v2.0`,
+      ],
+      [
+        "External ID: the tenant's domain in the path",
+        'https://contoso.ciamlogin.com/contoso.onmicrosoft.com/v2.0',
+        client,
+        'tenant id',
+      ],
+    ]
+    for (const [label, issuer, audience, hint] of cases) {
+      const message = refusal(issuer, audience)
+      expect([label, message?.includes('API_JWT_'), message?.includes(hint)]).toEqual([
+        label,
+        true,
+        true,
+      ])
+    }
   })
 
   test('each near miss is refused at start, saying what Entra puts in its tokens', () => {

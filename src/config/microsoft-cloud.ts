@@ -1,0 +1,70 @@
+// Which Microsoft cloud (public, US Government, China) an Entra authority or a Graph host belongs to: a token of one cloud is refused by another's Graph.
+
+export type MicrosoftCloud = 'public' | 'us-government' | 'china'
+
+interface CloudHosts {
+  /** The authority hosts a token URL may be on (Entra External ID: `<tenant>.ciamlogin.com`). */
+  authorities: RegExp
+  /** The Graph hosts that accept this cloud's tokens. */
+  graph: ReadonlySet<string>
+  /** What to set when the other half names this cloud. */
+  authority: string
+  api: string
+}
+
+// From MSAL's cloud instances and Microsoft's national-cloud deployment list (research/graph.md §1.4).
+// US Government L4 (GCC High) and L5 (DoD) share the authority; GCC (moderate) is the public cloud.
+// Entra External ID tenants get their tokens at ciamlogin.com and use the public Graph.
+const CLOUDS: Record<MicrosoftCloud, CloudHosts> = {
+  public: {
+    authorities: /^(login\.microsoftonline\.com|login\.microsoft\.com|[a-z0-9-]+\.ciamlogin\.com)$/,
+    graph: new Set(['graph.microsoft.com']),
+    authority: 'https://login.microsoftonline.com',
+    api: 'https://graph.microsoft.com/v1.0',
+  },
+  'us-government': {
+    authorities: /^login\.microsoftonline\.us$/,
+    graph: new Set(['graph.microsoft.us', 'dod-graph.microsoft.us']),
+    authority: 'https://login.microsoftonline.us',
+    api: 'https://graph.microsoft.us/v1.0 (https://dod-graph.microsoft.us/v1.0 for DoD)',
+  },
+  china: {
+    authorities: /^(login\.chinacloudapi\.cn|login\.partner\.microsoftonline\.cn)$/,
+    graph: new Set(['microsoftgraph.chinacloudapi.cn']),
+    authority: 'https://login.chinacloudapi.cn',
+    api: 'https://microsoftgraph.chinacloudapi.cn/v1.0',
+  },
+}
+
+const NAMES: Record<MicrosoftCloud, string> = {
+  public: 'the public cloud',
+  'us-government': 'the US Government cloud',
+  china: 'the China cloud (21Vianet)',
+}
+
+function cloudOf(url: string, hosts: (c: CloudHosts) => (host: string) => boolean) {
+  const host = new URL(url).hostname.toLowerCase()
+  for (const [cloud, c] of Object.entries(CLOUDS) as [MicrosoftCloud, CloudHosts][]) {
+    if (hosts(c)(host)) return cloud
+  }
+  return null
+}
+
+/**
+ * The problem of an authority and a Graph URL in two different clouds: Entra refuses a token for
+ * another cloud's Graph (the scope names its host), or that Graph refuses the token, so the
+ * process would start and send nothing. A host of no known cloud (a fake, a proxy) is not judged.
+ */
+export function cloudMismatch(authorityUrl: string, apiUrl: string): string | null {
+  const authority = cloudOf(authorityUrl, (c) => (h) => c.authorities.test(h))
+  const graph = cloudOf(apiUrl, (c) => (h) => c.graph.has(h))
+  if (!authority || !graph || authority === graph) return null
+  // The side left at its default is the one to change.
+  const fix =
+    graph === 'public'
+      ? `GRAPH_API_URL=${CLOUDS[authority].api}`
+      : authority === 'public' && !authorityUrl.includes('ciamlogin')
+        ? `GRAPH_AUTHORITY_URL=${CLOUDS[graph].authority}`
+        : `GRAPH_API_URL=${CLOUDS[authority].api}`
+  return `GRAPH_AUTHORITY_URL is ${NAMES[authority]}'s and GRAPH_API_URL ${NAMES[graph]}'s: a token of one cloud is refused by the other's Graph, so nothing would be sent; set ${fix}`
+}
