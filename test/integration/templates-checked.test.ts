@@ -1,10 +1,14 @@
 // A template that makes every mail it renders fail is refused where it is written (sql/0031); what a row's columns decide is left to the send.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import Mustache from 'mustache'
+import pg from 'pg'
 import type { TemplateRow } from '../../src/db/schema.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import { RenderError } from '../../src/outbox/render-error.ts'
+import { ROOT } from '../deploy/deploy-files.ts'
 import { useTestDb } from '../support/db.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -249,5 +253,65 @@ describe('taken: what a row may still render into a mail', () => {
       expect(() => Mustache.parse(text_body!)).toThrow()
       expect(await written({ text_body })).toEqual(refusedAs('text_body', problem!))
     }
+  })
+})
+
+describe('templates stored before 0031', () => {
+  /** The deploy guide's check (step 6) that lists the stored templates 0031 would refuse. */
+  function documentedCheck(): string {
+    const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+    const block = /Templates stored before 0031[\s\S]*?```sql\n([\s\S]*?)```/.exec(guide)?.[1]
+    if (!block)
+      throw new Error('deploy/README.md step 6 has no check of templates stored before 0031')
+    return block
+  }
+
+  test("the deploy guide's check names each one with 0031's reason, and changes nothing", async () => {
+    // Stored as a release before 0031 stored them: its check off.
+    const c = await t.pool.connect()
+    try {
+      await c.query('begin')
+      await c.query('alter table mailer.templates disable trigger templates_checked')
+      for (const [name, subject, from] of [
+        ['a-fine', 'Hello {{name}}', null],
+        ['b-open-tag', 'Hello {{name', null],
+        ['c-bad-sender', 'Hello', 'not an address'],
+      ]) {
+        await c.query(
+          `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+           values ($1, $2, 'Hi', '{sales@example.com}', $3)`,
+          [name, subject, from],
+        )
+      }
+      await c.query('alter table mailer.templates enable trigger templates_checked')
+      await c.query('commit')
+    } finally {
+      c.release()
+    }
+    const before = await t.pool.query(
+      'select name, xmin::text, subject from mailer.templates order by name',
+    )
+    const notices: string[] = []
+    const client = new pg.Client({ connectionString: t.url })
+    await client.connect()
+    try {
+      client.on('notice', (n) => notices.push(n.message ?? ''))
+      await client.query(documentedCheck())
+    } finally {
+      await client.end()
+    }
+    expect(notices).toEqual([
+      expect.stringMatching(
+        /^template b-open-tag: mailer: subject has a \{\{ with no \}\} after it$/,
+      ),
+      expect.stringMatching(
+        /^template c-bad-sender: mailer: from_address is not an e-mail address/,
+      ),
+    ])
+    // Rolled back: not one template rewritten.
+    const after = await t.pool.query(
+      'select name, xmin::text, subject from mailer.templates order by name',
+    )
+    expect(after.rows).toEqual(before.rows)
   })
 })
