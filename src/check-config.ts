@@ -4,6 +4,7 @@ import { checkDatabase } from './check-config/database-check.ts'
 import { checkFileDir } from './check-config/file-dir-check.ts'
 import { checkGraphToken } from './check-config/graph-token-check.ts'
 import { checkJwks } from './check-config/jwks-check.ts'
+import { checkMailFrom } from './check-config/mail-from-check.ts'
 import { redactor } from './check-config/redactor.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
@@ -103,6 +104,12 @@ export async function checkConfig(
       const r = await checkGraphToken(config, credential, o.fetch ?? fetch, timeoutMs)
       problems.push(...r.problems.map(redact))
       checks.push(...r.checks.map(redact))
+      // Asked with the token just fetched: a second token request would change nothing.
+      if (r.token && role !== 'api') {
+        const m = await checkMailFrom(config, r.token, o.fetch ?? fetch, timeoutMs)
+        problems.push(...m.problems.map(redact))
+        checks.push(...m.checks.map(redact))
+      }
     }
     if (role !== 'worker' && config.api.jwksUrl) {
       const r = await checkJwks(config.api.jwksUrl, o.fetch ?? fetch, timeoutMs)

@@ -25,7 +25,7 @@ export async function checkGraphToken(
   fetchFn: typeof fetch,
   timeoutMs: number,
 ) {
-  const out: Findings = { problems: [], checks: [] }
+  const out: Findings & { token?: string } = { problems: [], checks: [] }
   const graph = config.graph!
   const tokens = createTokenSource({
     fetch: fetchFn,
@@ -57,6 +57,7 @@ export async function checkGraphToken(
     return out
   }
   out.checks.push(`Graph token: issued by ${new URL(graph.authorityUrl).host}`)
+  out.token = token
   const roles = tokenRoles(token)
   if (roles === null) {
     out.checks.push('Graph token: not a readable JWT; permissions not inspected')

@@ -12,7 +12,8 @@ import {
 import type { GraphRequest } from './graph-request.ts'
 import type { SenderMailbox } from './sender-mailbox.ts'
 
-function lookupFilter(outboxId: string): string {
+/** The `$filter` that finds the message tagged with `outboxId` (OutboxId extended property). */
+export function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
   return `singleValueExtendedProperties/Any(ep: ep/id eq ${quote(OUTBOX_ID_PROPERTY_ID)} and ep/value eq ${quote(outboxId)})`
 }

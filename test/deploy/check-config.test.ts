@@ -462,6 +462,66 @@ describe('with --connect', () => {
       }
     })
 
+    test('a MAIL_FROM Graph has no mailbox for is a problem, found without sending a mail', async () => {
+      const cases: [Partial<Parameters<typeof startFakeGraph>[0]>, string][] = [
+        [{ mailboxes: ['someone-else@example.com'] }, 'ErrorInvalidUser'],
+        [{ disabledMailboxes: ['notifications@example.com'] }, 'MailboxNotEnabledForRESTAPI'],
+      ]
+      for (const [opts, code] of cases) {
+        const fake = await startFakeGraph({ certificates: [cert.certPem], ...opts })
+        try {
+          const r = await checkConfig(graphEnv(fake, cert), { connect: true })
+          expect([code, r.ok, r.problems]).toEqual([
+            code,
+            false,
+            [
+              expect.stringMatching(
+                new RegExp(`^MAIL_FROM: Graph answers 404 ${code} for its mailbox`),
+              ),
+            ],
+          ])
+          // Graph's message names the address; the problem does not.
+          expect(r.problems[0]).not.toContain('notifications@example.com')
+          expect(fake.requests.filter((q) => q.kind === 'sendMail')).toEqual([])
+        } finally {
+          await fake.stop()
+        }
+      }
+    })
+
+    test('a MAIL_FROM mailbox the app may read is a check; one it may not read is left to the first send, said so', async () => {
+      const readable = await startFakeGraph({
+        certificates: [cert.certPem],
+        mailboxes: ['notifications@example.com'],
+      })
+      try {
+        const r = await checkConfig(graphEnv(readable, cert), { connect: true })
+        expect(r).toMatchObject({ ok: true, problems: [] })
+        expect(r.checks).toContainEqual(expect.stringMatching(/^MAIL_FROM: Graph has its mailbox/))
+      } finally {
+        await readable.stop()
+      }
+      const sendOnly = await startFakeGraph({ certificates: [cert.certPem], mailRead: false })
+      try {
+        const r = await checkConfig(graphEnv(sendOnly, cert), { connect: true })
+        expect(r).toMatchObject({ ok: true, problems: [] })
+        expect(r.checks).toContainEqual(
+          expect.stringMatching(/^MAIL_FROM: not checked: Graph lets this app send only/),
+        )
+        // With the lookup on, the same 403 is a warning: interrupted sends cannot be looked up.
+        const lookup = await checkConfig(
+          { ...graphEnv(sendOnly, cert), GRAPH_MAILBOX_LOOKUP: 'true' },
+          { connect: true },
+        )
+        expect(lookup.checks).toContainEqual(
+          expect.stringMatching(/^warning: GRAPH_MAILBOX_LOOKUP=true but Graph answers 403/),
+        )
+        expect(sendOnly.requests.filter((q) => q.kind === 'sendMail')).toEqual([])
+      } finally {
+        await sendOnly.stop()
+      }
+    })
+
     test('an unregistered certificate is named with Entra’s code and what to do', async () => {
       const fake = await startFakeGraph({ certificates: [cert.certPem] })
       const stranger = await generateTestCertificate()
