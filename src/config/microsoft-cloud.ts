@@ -17,7 +17,8 @@ interface CloudHosts {
 // Entra External ID tenants get their tokens at ciamlogin.com and use the public Graph.
 const CLOUDS: Record<MicrosoftCloud, CloudHosts> = {
   public: {
-    authorities: /^(login\.microsoftonline\.com|login\.microsoft\.com|[a-z0-9-]+\.ciamlogin\.com)$/,
+    authorities:
+      /^(login\.microsoftonline\.com|login\.microsoft\.com|login\.windows\.net|[a-z0-9-]+\.ciamlogin\.com)$/,
     graph: new Set(['graph.microsoft.com']),
     authority: 'https://login.microsoftonline.com',
     api: 'https://graph.microsoft.com/v1.0',
@@ -59,12 +60,12 @@ export function cloudMismatch(authorityUrl: string, apiUrl: string): string | nu
   const authority = cloudOf(authorityUrl, (c) => (h) => c.authorities.test(h))
   const graph = cloudOf(apiUrl, (c) => (h) => c.graph.has(h))
   if (!authority || !graph || authority === graph) return null
-  // The side left at its default is the one to change.
+  // The side left at its default (the public cloud's) is the one to change; an External ID
+  // authority is the public cloud's on purpose, so then the Graph URL is.
+  const externalId = new URL(authorityUrl).hostname.toLowerCase().endsWith('.ciamlogin.com')
   const fix =
-    graph === 'public'
-      ? `GRAPH_API_URL=${CLOUDS[authority].api}`
-      : authority === 'public' && !authorityUrl.includes('ciamlogin')
-        ? `GRAPH_AUTHORITY_URL=${CLOUDS[graph].authority}`
-        : `GRAPH_API_URL=${CLOUDS[authority].api}`
+    authority === 'public' && !externalId
+      ? `GRAPH_AUTHORITY_URL=${CLOUDS[graph].authority}`
+      : `GRAPH_API_URL=${CLOUDS[authority].api}`
   return `GRAPH_AUTHORITY_URL is ${NAMES[authority]}'s and GRAPH_API_URL ${NAMES[graph]}'s: a token of one cloud is refused by the other's Graph, so nothing would be sent; set ${fix}`
 }
