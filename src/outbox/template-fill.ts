@@ -1,0 +1,102 @@
+// Fills one template field from a source row with Mustache, logic-less: JSON columns print as JSON, a missing column is an error.
+import Mustache from 'mustache'
+import { ExactNumber } from './exact-json.ts'
+import { RenderError } from './render-error.ts'
+
+/**
+ * Mustache, logic-less: values are inserted once and never rendered again. Only html_body escapes.
+ * A placeholder naming a column the row does not have is an error, not an empty string.
+ */
+export function fill(
+  field: string,
+  tpl: string,
+  view: Record<string, unknown>,
+  html: boolean,
+): string {
+  let tokens: unknown[]
+  try {
+    tokens = Mustache.parse(tpl)
+  } catch (e) {
+    throw new RenderError('template_error', `${field}: ${(e as Error).message}`)
+  }
+  for (const name of placeholders(tokens)) {
+    if (name !== '.' && !hasPath(view, name)) {
+      throw new RenderError('template_error', `${field}: placeholder {{${name}}} has no column`)
+    }
+  }
+  return jsonWriter.render(tpl, view, {}, html ? undefined : { escape: (v: unknown) => String(v) })
+}
+
+// A json/jsonb column reaches the view as an object or an array, which Mustache would print as
+// "[object Object]": a placeholder shows its JSON text instead. An array of plain values (a text[]
+// column) keeps Mustache's "a,b", as it always rendered. Sections ({{#col}}) and dotted names
+// ({{col.field}}) still see the value itself. A number kept as Postgres wrote it (ExactNumber: 12.50)
+// prints that text, and is as falsy as its value in a section ({{^shipping}}free{{/shipping}} at 0.00).
+const isObject = (v: unknown): v is object =>
+  v !== null && typeof v === 'object' && !(v instanceof ExactNumber)
+const asText = (v: unknown) =>
+  isObject(v) && !(Array.isArray(v) && !v.some(isObject)) ? JSON.stringify(v) : v
+const jsonContext = (context: Mustache.Context) =>
+  ({ lookup: (name: string) => asText(context.lookup(name)) }) as Mustache.Context
+// The same context (push, view) but for a zero ExactNumber, which a section sees as 0.
+const sectionContext = (context: Mustache.Context): Mustache.Context =>
+  Object.create(context, {
+    lookup: {
+      value: (name: string) => {
+        const v = context.lookup(name)
+        return v instanceof ExactNumber && v.value === 0 ? 0 : v
+      },
+    },
+  })
+
+class JsonValueWriter extends Mustache.Writer {
+  override escapedValue(
+    token: string[],
+    context: Mustache.Context,
+    config?: Mustache.RenderOptions,
+  ): string {
+    return super.escapedValue(token, jsonContext(context), config)
+  }
+  override unescapedValue(token: string[], context: Mustache.Context): string {
+    return super.unescapedValue(token, jsonContext(context))
+  }
+  override renderSection(
+    token: string[],
+    context: Mustache.Context,
+    partials?: Mustache.PartialsOrLookupFn,
+    originalTemplate?: string,
+    config?: Mustache.RenderOptions,
+  ): string {
+    return super.renderSection(token, sectionContext(context), partials, originalTemplate, config)
+  }
+  override renderInverted(
+    token: string[],
+    context: Mustache.Context,
+    partials?: Mustache.PartialsOrLookupFn,
+    originalTemplate?: string,
+    config?: Mustache.RenderOptions,
+  ): string {
+    return super.renderInverted(token, sectionContext(context), partials, originalTemplate, config)
+  }
+}
+const jsonWriter = new JsonValueWriter()
+
+function placeholders(tokens: unknown[], out: string[] = []): string[] {
+  for (const t of tokens as [string, string, number, number, unknown[]?][]) {
+    if (t[0] === 'name' || t[0] === '&' || t[0] === '{') out.push(t[1])
+    else if (t[0] === '#' || t[0] === '^') {
+      out.push(t[1])
+      // Names inside sections may refer to the section's item; only top-level names are checked.
+    }
+  }
+  return out
+}
+
+function hasPath(view: Record<string, unknown>, path: string): boolean {
+  let cur: unknown = view
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) return false
+    cur = (cur as Record<string, unknown>)[part]
+  }
+  return true
+}
