@@ -1,14 +1,7 @@
-// Lease upkeep: a drainer's heartbeats (its leases and its registry entry), its reclaim of expired leases and its expiry sweep, on timers.
-import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
+// Lease upkeep on timers: a drainer's heartbeats (lease-heartbeat.ts: its leases and its registry entry), its reclaim of expired leases and its expiry sweep.
 import type { WorkerConfig } from '../config.ts'
-import type { Database } from '../db/schema.ts'
-import type { Logger } from '../log.ts'
-import type { Lease } from './claim.ts'
-import type { EngineEventHandler } from './events.ts'
 import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
-import { extendLeases, extendReachableLeases, type WorkerIdentity } from './heartbeat.ts'
-import type { LeaseDeadlines } from './lease-deadlines.ts'
+import { createLeaseHeartbeat, type LeaseHeartbeatDeps } from './lease-heartbeat.ts'
 import { reclaimExpired } from './reclaim.ts'
 
 // A reclaim comes due this long after the lease it waits for has ended (`lease_expires_at < now()`
@@ -35,26 +28,13 @@ interface LeaseUpkeep {
   stopTimers(): Promise<void>
 }
 
-export function createLeaseUpkeep(d: {
-  dbName: string
-  db: Kysely<Database>
-  worker: WorkerIdentity
-  config: Pick<WorkerConfig, 'heartbeatSeconds' | 'leaseSeconds' | 'maxAttempts'>
-  clock: Clock
-  log: Logger
-  onEvent?: EngineEventHandler
-  /** The leases the drainer holds right now. */
-  held: ReadonlyMap<string, Lease>
-  /**
-   * Whether a held lease's outcome has gone to its settlement. A heartbeat that misses such a row
-   * may have run after the settlement's statement committed: only the settlement's answer says
-   * whether the lease was lost, and it counts it then (deliver.ts).
-   */
-  settling: (lease: Lease) => boolean
-  deadlines?: LeaseDeadlines
-  /** Reclaimed rows are pending again: claim them. */
-  wake: () => void
-}): LeaseUpkeep {
+export function createLeaseUpkeep(
+  d: LeaseHeartbeatDeps & {
+    config: Pick<WorkerConfig, 'heartbeatSeconds' | 'leaseSeconds' | 'maxAttempts'>
+    /** Reclaimed rows are pending again: claim them. */
+    wake: () => void
+  },
+): LeaseUpkeep {
   let timers: ReturnType<typeof setInterval>[] = []
   let reclaimTimer: ReturnType<typeof setTimeout> | undefined
   let stopped = true
@@ -70,55 +50,7 @@ export function createLeaseUpkeep(d: {
   }
   const leaseMs = d.config.leaseSeconds * 1000
 
-  // Leases whose rows another transaction held at a tick: extended apart from the ticks, by one
-  // statement at a time that waits for the locks, so the ticks go on extending the other leases.
-  let waitingForBusy: Promise<void> | null = null
-
-  async function heartbeatOnce() {
-    const leases = [...d.held.values()]
-    // Idle: the registry's beat rides on the reclaim, due at least once per lease length.
-    if (leases.length === 0) return
-    const sentAt = d.clock.now()
-    const { extended, busy } = await extendReachableLeases(
-      d.db,
-      d.worker,
-      leases,
-      d.config.leaseSeconds,
-    )
-    judge(
-      leases.filter((l) => !busy.has(l.id)),
-      extended,
-      sentAt,
-    )
-    if (busy.size === 0 || waitingForBusy) return
-    const held = leases.filter((l) => busy.has(l.id))
-    const at = d.clock.now()
-    waitingForBusy = track(
-      extendLeases(d.db, d.worker, held, d.config.leaseSeconds).then(
-        (alive) => judge(held, alive, at),
-        (error) => {
-          d.log.warn('heartbeat failed', { err: error })
-          d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'heartbeat', error })
-        },
-      ),
-    ).finally(() => {
-      waitingForBusy = null
-    })
-  }
-
-  /** What a heartbeat statement sent at `sentAt` says of `leases`: `alive` were extended, the rest are lost. */
-  function judge(leases: readonly Lease[], alive: ReadonlySet<string>, sentAt: number) {
-    for (const l of leases) {
-      if (alive.has(l.id)) d.deadlines?.confirm([l], sentAt)
-      // Reported once: a lost lease stays held (and heartbeated) until its delivery lets it go.
-      // A row its own settlement took is no lost lease, though it is no longer 'sending'.
-      else if (d.held.get(l.id) === l && !d.settling(l) && d.deadlines?.isLost(l) !== true) {
-        d.deadlines?.markLost(l)
-        d.log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
-        d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })
-      }
-    }
-  }
+  const heartbeatOnce = createLeaseHeartbeat(d, track)
 
   /**
    * Reclaims what has ended and fails what has expired unclaimed; returns the milliseconds until

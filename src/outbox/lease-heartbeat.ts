@@ -1,0 +1,90 @@
+// A drainer's heartbeat tick: extends the leases it holds, waits apart for rows another transaction holds, and reports a lost lease once.
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.ts'
+import type { WorkerConfig } from '../config.ts'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import type { Lease } from './claim.ts'
+import type { EngineEventHandler } from './events.ts'
+import { extendLeases, extendReachableLeases, type WorkerIdentity } from './heartbeat.ts'
+import type { LeaseDeadlines } from './lease-deadlines.ts'
+
+export interface LeaseHeartbeatDeps {
+  dbName: string
+  db: Kysely<Database>
+  worker: WorkerIdentity
+  config: Pick<WorkerConfig, 'leaseSeconds'>
+  clock: Clock
+  log: Logger
+  onEvent?: EngineEventHandler
+  /** The leases the drainer holds right now. */
+  held: ReadonlyMap<string, Lease>
+  /**
+   * Whether a held lease's outcome has gone to its settlement. A heartbeat that misses such a row
+   * may have run after the settlement's statement committed: only the settlement's answer says
+   * whether the lease was lost, and it counts it then (deliver.ts).
+   */
+  settling: (lease: Lease) => boolean
+  deadlines?: LeaseDeadlines
+}
+
+/**
+ * One heartbeat of the held leases per call; `track` records the statement it leaves running (the
+ * wait for busy rows), which the upkeep's stop waits for.
+ */
+export function createLeaseHeartbeat(
+  d: LeaseHeartbeatDeps,
+  track: <T>(p: Promise<T>) => Promise<T>,
+): () => Promise<void> {
+  // Leases whose rows another transaction held at a tick: extended apart from the ticks, by one
+  // statement at a time that waits for the locks, so the ticks go on extending the other leases.
+  let waitingForBusy: Promise<void> | null = null
+
+  async function heartbeatOnce() {
+    const leases = [...d.held.values()]
+    // Idle: the registry's beat rides on the reclaim, due at least once per lease length.
+    if (leases.length === 0) return
+    const sentAt = d.clock.now()
+    const { extended, busy } = await extendReachableLeases(
+      d.db,
+      d.worker,
+      leases,
+      d.config.leaseSeconds,
+    )
+    judge(
+      leases.filter((l) => !busy.has(l.id)),
+      extended,
+      sentAt,
+    )
+    if (busy.size === 0 || waitingForBusy) return
+    const held = leases.filter((l) => busy.has(l.id))
+    const at = d.clock.now()
+    waitingForBusy = track(
+      extendLeases(d.db, d.worker, held, d.config.leaseSeconds).then(
+        (alive) => judge(held, alive, at),
+        (error) => {
+          d.log.warn('heartbeat failed', { err: error })
+          d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'heartbeat', error })
+        },
+      ),
+    ).finally(() => {
+      waitingForBusy = null
+    })
+  }
+
+  /** What a heartbeat statement sent at `sentAt` says of `leases`: `alive` were extended, the rest are lost. */
+  function judge(leases: readonly Lease[], alive: ReadonlySet<string>, sentAt: number) {
+    for (const l of leases) {
+      if (alive.has(l.id)) d.deadlines?.confirm([l], sentAt)
+      // Reported once: a lost lease stays held (and heartbeated) until its delivery lets it go.
+      // A row its own settlement took is no lost lease, though it is no longer 'sending'.
+      else if (d.held.get(l.id) === l && !d.settling(l) && d.deadlines?.isLost(l) !== true) {
+        d.deadlines?.markLost(l)
+        d.log.warn('lease lost during heartbeat', { outboxId: l.id, attempt: l.attempt })
+        d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: l.id, during: 'heartbeat' })
+      }
+    }
+  }
+
+  return heartbeatOnce
+}
