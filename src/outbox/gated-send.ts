@@ -3,7 +3,7 @@ import type { DeliveryDeps } from './deliver.ts'
 import { resolveAmbiguity } from './interrupted-send.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
-import { PACED_CODE, PAUSED_CODE } from './settle.ts'
+import { PACED_CODE, PAUSED_CODE } from './settle-item.ts'
 
 /**
  * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send, then

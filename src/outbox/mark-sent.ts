@@ -1,7 +1,7 @@
 // markSent: records a batch of successful sends and their attempt history in one lean statement.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import { type SettleItem, storable } from './settle.ts'
+import { type SettleItem, storable } from './settle-item.ts'
 
 /** What a markSent statement did with its batch. */
 export interface SentMarks {

@@ -4,7 +4,7 @@ import { retryDelayMs } from './backoff.ts'
 import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import type { OutboundMail, SendOutcome } from './sender.ts'
-import type { Settlement } from './settle.ts'
+import type { Settlement } from './settle-item.ts'
 import type { StartResult } from './start-send.ts'
 
 // Outcomes after which the provider may or may not have the message, unless the outcome says.

@@ -1,7 +1,7 @@
 // SettleQueue: batches settlements that finish close together into one settleLeases statement.
 import type { Clock } from '../clock.ts'
 import type { Logger } from '../log.ts'
-import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle.ts'
+import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { isDatabaseUnavailable } from './statement-timeout.ts'
 
 export interface SettleQueue {

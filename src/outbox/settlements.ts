@@ -5,7 +5,8 @@ import type { WorkerConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { markSent } from './mark-sent.ts'
-import { BUSY_OUTCOME, type SettledRow, type SettleItem, settleLeases } from './settle.ts'
+import { settleLeases } from './settle.ts'
+import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
 
 /**

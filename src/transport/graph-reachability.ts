@@ -11,7 +11,7 @@ type Retry = Extract<SendOutcome, { kind: 'retry' }>
 /**
  * The codes rows wait under while Graph is out of reach or refuses every token. Nothing of theirs
  * reached Graph (or it answered for the app, not the row): uncounted, like the token waits, and
- * recorded once per run (outbox/settle.ts TOKEN_WAIT_CODE knows them).
+ * recorded once per run (outbox/settle-item.ts TOKEN_WAIT_CODE knows them).
  */
 export const GRAPH_UNREACHABLE_CODE = 'graph_unreachable'
 export const GRAPH_UNAUTHORIZED_CODE = 'graph_unauthorized'

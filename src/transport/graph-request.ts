@@ -25,7 +25,7 @@ const MIN_REFUSED_RETRY_MS = 5_000
 /**
  * The code of a row given back unsent, uncounted, because Graph answered 401 to the cached token
  * with too little of the request's deadline left for a fresh token and the request again: a token
- * wait (outbox/settle.ts TOKEN_WAIT_CODE), the stale token dropped for the row's next try.
+ * wait (outbox/settle-item.ts TOKEN_WAIT_CODE), the stale token dropped for the row's next try.
  */
 export const TOKEN_REFUSED_LATE_CODE = 'token_refused_late'
 /**

@@ -1,6 +1,6 @@
 // Token failure codes: each has the shape the settlement recognises as a wait for a token.
 import { describe, expect, test } from 'bun:test'
-import { TOKEN_WAIT_CODE } from '../../src/outbox/settle.ts'
+import { TOKEN_WAIT_CODE } from '../../src/outbox/settle-item.ts'
 import {
   GRAPH_UNAUTHORIZED_CODE,
   GRAPH_UNREACHABLE_CODE,

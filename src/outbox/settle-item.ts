@@ -1,0 +1,76 @@
+// What a settlement takes and returns: a lease's Settlement, the codes of rows given back uncounted, and the row a statement reports.
+
+export type Settlement =
+  | { kind: 'sent' }
+  | {
+      kind: 'failed'
+      code: string
+      message: string
+      /** An interrupted earlier send stays unresolved: its mark is kept for a retry to look it up. */
+      ambiguous?: boolean
+    }
+  | { kind: 'expired' }
+  | { kind: 'cancelled' }
+  | {
+      kind: 'retry'
+      code: string
+      message: string
+      delayMs: number
+      /** Throttles do not count against max_attempts. */
+      throttled: boolean
+      /** The send may have reached the provider (aborted mid-send): the next attempt must resolve it. */
+      ambiguous: boolean
+    }
+  /** Never started (e.g. shutdown before the send): back to pending, the attempt not counted. */
+  | { kind: 'released' }
+
+/**
+ * A provider's text (an error message, a request id from an error body) as Postgres text can hold
+ * it: without U+0000, which it refuses (22021). One NUL failed the whole batch's settlement, every
+ * try, and after half a lease its rows were given up and reclaimed as interrupted sends.
+ */
+export const storable = (text: string): string => text.replaceAll('\u0000', '')
+
+/** The code of a row given back uncounted to wait for its mailbox's reserved pacing turn. */
+export const PACED_CODE = 'mailbox_paced'
+/** The code of a row given back uncounted, unsent, while a provider throttle or refusal pauses its mailbox. */
+export const PAUSED_CODE = 'mailbox_paused'
+
+/**
+ * The codes of a row given back uncounted because the app got no provider token (Entra down,
+ * hung, unreachable, throttling or refusing the credential): our own `token_…` (token_timeout,
+ * token_network, token_http_503, …) or Entra's `AADSTS…`; or because the provider itself is out of
+ * reach or refuses every token (`graph_unreachable`, `graph_unauthorized`). Nothing of the row's
+ * reached the provider, so consecutive ones say nothing new about it
+ * (test/unit/graph-token-error.test.ts keeps the transport to it).
+ */
+export const TOKEN_WAIT_CODE = '^(token_|AADSTS[0-9]|graph_unreachable$|graph_unauthorized$)'
+
+export interface SettleItem {
+  id: string
+  token: string
+  settlement: Settlement
+  /**
+   * The lease began with an interrupted earlier send unresolved: a release keeps that mark, and an
+   * expiry names it.
+   */
+  ambiguous?: boolean
+  startedAt: Date | null
+  httpStatus?: number | undefined
+  requestId?: string | undefined
+}
+
+export interface SettledRow {
+  id: string
+  status: string
+  /** What the attempt history recorded; BUSY_OUTCOME for a row not settled (recorded nothing). */
+  outcome: string
+  code: string | null
+}
+
+/**
+ * The outcome of a row a settlement did not record because another transaction held it locked (an
+ * application's open UPDATE of the row, an API action, a heartbeat) while its lease was still the
+ * caller's: asked again once the lock goes, never counted as lost.
+ */
+export const BUSY_OUTCOME = 'busy'
