@@ -1,10 +1,10 @@
 // Crash recovery: finds a message we may already have sent by the OutboxId extended property.
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
+import { parseGraphError } from './graph-error-text.ts'
 import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
 import {
   DEFAULT_THROTTLE_MS,
-  parseGraphError,
   SENDER_MAILBOX_PAUSE_MS,
   THROTTLE_STATUSES,
   throttleWaitMs,

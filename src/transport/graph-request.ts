@@ -2,12 +2,8 @@
 import { randomUUID } from 'node:crypto'
 import type { Clock } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
-import {
-  classifySendFailure,
-  DEFAULT_THROTTLE_MS,
-  notConnected,
-  parseGraphError,
-} from './graph-outcome.ts'
+import { parseGraphError } from './graph-error-text.ts'
+import { classifySendFailure, DEFAULT_THROTTLE_MS, notConnected } from './graph-outcome.ts'
 import type { GraphReachability } from './graph-reachability.ts'
 import type { TokenSource } from './graph-token.ts'
 import { GraphAuthError } from './graph-token-error.ts'
