@@ -7,6 +7,7 @@ import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -35,14 +36,9 @@ test('an application holding one claimed row locked past its lease lets none of 
   await pollUntil(async () => (sender.inFlight() === 2 ? true : undefined))
 
   // The application updates the first row's message in a transaction it keeps open.
-  const app = await t.pool.connect()
+  const app = await holdRowLocked(t.pool, locked, 'update')
   try {
-    await app.query('begin')
-    await app.query(
-      `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
-      [locked],
-    )
-    const lockedAt = (await app.query<{ now: Date }>('select now()')).rows[0]!.now.getTime()
+    const lockedAt = (await app.client.query<{ now: Date }>('select now()')).rows[0]!.now.getTime()
     const leaseMs = LEASE_SECONDS * 1000
     // Meanwhile another worker reclaims every lease that ends, for as long as the application holds
     // the lock: past the end of any lease the locked row had, and until a heartbeat that began
@@ -57,7 +53,7 @@ test('an application holding one claimed row locked past its lease lets none of 
       return outcome && now > lockedAt + leaseMs + 250 ? true : undefined
     })
     expect((await rowOf(t, locked)).lease_expires_at.getTime()).toBeLessThan(lockedAt + leaseMs)
-    await app.query('commit')
+    await app.end('commit')
     sender.release()
     engine.drainer.wake()
     await engine.events.waitFor(settledFor(other, 'sent'))
@@ -65,7 +61,7 @@ test('an application holding one claimed row locked past its lease lets none of 
     expect(sender.calls.filter((m) => m.outboxId === other)).toHaveLength(1)
     expect(outcome).toBe('extended')
   } finally {
-    app.release()
+    await app.end('rollback')
   }
   // The locked row's lease ended while the application held it; the heartbeat waiting for that
   // lock extended it when the lock went, ahead of any reclaim: it too was sent once.
@@ -91,17 +87,14 @@ test('a tick’s statement extends the leases it can lock at once, names busy a 
     [lost],
   )
   const before = await rowOf(t, held)
-  const app = await t.pool.connect()
+  const app = await holdRowLocked(t.pool, held)
   try {
-    await app.query('begin')
-    await app.query('select 1 from mailer.email_outbox where id = $1 for update', [held])
     const worker = { id: 'w1', host: 'h', pid: 1, version: 't' }
     // Answers at once, though one of its rows is locked.
     const r = await extendReachableLeases(t.db, worker, leases, 120)
     expect([[...r.extended], [...r.busy]]).toEqual([[free], [held]])
   } finally {
-    await app.query('rollback')
-    app.release()
+    await app.end('rollback')
   }
   // Extended to 120 s from now: past the claim's 30 s by far.
   expect((await rowOf(t, free)).lease_expires_at.getTime()).toBeGreaterThan(

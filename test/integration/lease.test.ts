@@ -26,6 +26,7 @@ import { useTestDb } from '../support/db.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -94,10 +95,8 @@ describe('claimBatch', () => {
     const normal = [await enqueue(t), await enqueue(t), await enqueue(t)]
     await enqueue(t, undefined, { ...later, priority: 0 })
     const lazy = await enqueue(t, undefined, { priority: 7 })
-    const other = await t.pool.connect()
+    const other = await holdRowLocked(t.pool, locked)
     try {
-      await other.query('begin')
-      await other.query('select 1 from mailer.email_outbox where id = $1 for update', [locked])
       // Fills up inside priority 0: the rest of 0 and priority 7 are left for the next claim.
       const first = await claim(4)
       expect(first.map((l) => l.id)).toEqual([...urgent, ...normal.slice(0, 2)])
@@ -112,8 +111,7 @@ describe('claimBatch', () => {
       expect(second.nextDueInMs).toBeGreaterThan(3500_000)
       expect(second.nextDueInMs).toBeLessThanOrEqual(3600_000)
     } finally {
-      await other.query('rollback')
-      other.release()
+      await other.end('rollback')
     }
     expect((await claim(10)).map((l) => l.id)).toEqual([locked])
   })
@@ -129,15 +127,12 @@ describe('claimBatch', () => {
   test('skips a row locked by another transaction', async () => {
     const locked = await enqueue(t)
     const free = await enqueue(t)
-    const c = await t.pool.connect()
+    const c = await holdRowLocked(t.pool, locked)
     try {
-      await c.query('begin')
-      await c.query('select id from mailer.email_outbox where id = $1 for update', [locked])
       const leases = await claim(10)
       expect(leases.map((l) => l.id)).toEqual([free])
     } finally {
-      await c.query('rollback')
-      c.release()
+      await c.end('rollback')
     }
   })
 

@@ -10,6 +10,7 @@ import { useTestDb } from '../support/db.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -50,21 +51,16 @@ test('sends finished together while the application holds one of their rows lock
 
   // The application updates one row's message in a transaction it keeps open while both sends
   // finish: their outcomes go to the database together.
-  const app = await t.pool.connect()
+  const app = await holdRowLocked(t.pool, locked, 'update')
   try {
-    await app.query('begin')
-    await app.query(
-      `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
-      [locked],
-    )
     sender.release()
     // Until the other row's outcome is recorded, or its lease is given up.
     await engine.events.waitFor(
       (e) => (e.type === 'settled' || e.type === 'lease_lost') && e.id === other,
     )
-    await app.query('commit')
+    await app.end('commit')
   } finally {
-    app.release()
+    await app.end('rollback')
   }
   // Both end sent (a row given up would be reclaimed and sent again meanwhile).
   await pollUntil(async () => {
@@ -105,12 +101,8 @@ test('the settlement statements wait for no lock: rows nobody holds are recorded
     `update mailer.email_outbox set lease_token = gen_random_uuid() where id = any($1::bigint[])`,
     [[sentLost.id, retryLost.id]],
   )
-  const app = await t.pool.connect()
+  const app = await holdRowLocked(t.pool, [sentHeld.id, retryHeld.id])
   try {
-    await app.query('begin')
-    await app.query('select 1 from mailer.email_outbox where id = any($1::bigint[]) for update', [
-      [sentHeld.id, retryHeld.id],
-    ])
     // Both answer, though rows of theirs are locked, before the database's lock_timeout is met
     // (markSent after its own 50 ms wait, settleLeases at once).
     const marked = await markSent(
@@ -131,8 +123,7 @@ test('the settlement statements wait for no lock: rows nobody holds are recorded
       ].sort(),
     )
   } finally {
-    await app.query('commit')
-    app.release()
+    await app.end('commit')
   }
   // Held rows untouched, history of the busy ones unwritten.
   for (const l of [sentHeld, retryHeld]) {
