@@ -1,5 +1,6 @@
 // A loopback TCP proxy to Postgres that holds a connection's bytes at a text until another connection opens: shows what a client opens while it waits.
 import net from 'node:net'
+import { listenInPlaceOf } from './loopback-listen.ts'
 
 export interface HoldingProxy {
   /** `target` with the proxy's host and port. */
@@ -54,12 +55,9 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
     client.on('close', close)
     upstream.on('close', close)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const url = new URL(target)
-  url.hostname = '127.0.0.1'
-  url.port = String((server.address() as net.AddressInfo).port)
+  const { url } = await listenInPlaceOf(server, target)
   return {
-    url: url.toString(),
+    url,
     holdOnceAt(text) {
       trigger = text
     },

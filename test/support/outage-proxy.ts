@@ -1,5 +1,6 @@
 // A loopback TCP proxy to Postgres that can go down (open connections cut, new ones refused) and come back on the same port.
 import net from 'node:net'
+import { listenInPlaceOf } from './loopback-listen.ts'
 
 export interface OutageProxy {
   /** `target` with the proxy's host and port. */
@@ -28,22 +29,17 @@ export async function startOutageProxy(target: string): Promise<OutageProxy> {
     client.pipe(upstream)
     upstream.pipe(client)
   })
-  const listen = (port: number) =>
-    new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()))
-  await listen(0)
-  const port = (server.address() as net.AddressInfo).port
-  const url = new URL(target)
-  url.hostname = '127.0.0.1'
-  url.port = String(port)
+  const { url, port } = await listenInPlaceOf(server, target)
   const stop = () =>
     new Promise<void>((resolve) => {
       server.close(() => resolve())
       for (const s of open) s.destroy()
     })
   return {
-    url: url.toString(),
+    url,
     down: stop,
-    up: () => listen(port),
+    // Back on the same port: a client's URL still reaches it.
+    up: () => new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve())),
     close: async () => {
       if (server.listening) await stop()
     },

@@ -1,5 +1,6 @@
 // A loopback TCP proxy to Postgres whose connections can go silent (a dead NAT entry) yet still pass a close.
 import net from 'node:net'
+import { listenInPlaceOf } from './loopback-listen.ts'
 
 export interface SilencingProxy {
   /** `target` with the proxy's host and port. */
@@ -52,12 +53,9 @@ export async function startSilencingProxy(target: string): Promise<SilencingProx
     client.on('close', close)
     upstream.on('close', close)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const url = new URL(target)
-  url.hostname = '127.0.0.1'
-  url.port = String((server.address() as net.AddressInfo).port)
+  const { url } = await listenInPlaceOf(server, target)
   return {
-    url: url.toString(),
+    url,
     silence() {
       for (const p of pairs) p.silent = true
     },

@@ -4,6 +4,7 @@
 // default settings it refuses a startup parameter it cannot track. Real Postgres behind it.
 import net from 'node:net'
 import pg from 'pg'
+import { listenInPlaceOf } from './loopback-listen.ts'
 
 export interface TransactionPooler {
   /** `url` with the pooler's host and port: same database, user and password. */
@@ -149,12 +150,9 @@ export async function startTransactionPooler(
     }
     client.on('data', onStartup)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const pooled = new URL(url)
-  pooled.hostname = '127.0.0.1'
-  pooled.port = String((server.address() as net.AddressInfo).port)
+  const pooled = await listenInPlaceOf(server, url)
   return {
-    url: pooled.toString(),
+    url: pooled.url,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of open) s.destroy()
