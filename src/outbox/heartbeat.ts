@@ -47,16 +47,15 @@ export async function extendReachableLeases(
 ): Promise<ReachedLeases> {
   const { rows } = await sql<{ id: string; extended: boolean }>`
     with beat as (${registryBeat(worker)}),
+    input as (
+      select * from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
+    ),
     ours as materialized (
-      select o.id from mailer.email_outbox o
-        join unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
-          on o.id = t.id and o.lease_token = t.token
+      select o.id from mailer.email_outbox o join input t on o.id = t.id and o.lease_token = t.token
        where o.status = 'sending'
     ),
     locked as materialized (
-      select o.id from mailer.email_outbox o
-        join unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
-          on o.id = t.id and o.lease_token = t.token
+      select o.id from mailer.email_outbox o join input t on o.id = t.id and o.lease_token = t.token
        where o.status = 'sending'
        order by o.id
          for no key update of o skip locked
