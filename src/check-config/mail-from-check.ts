@@ -1,8 +1,8 @@
 // MAIL_FROM's mailbox: asked of Graph as a mailbox lookup asks it, never by sending, so a mailbox Graph does not have is named before the first send.
 import type { Config } from '../config.ts'
 import { parseDefaultFrom } from '../outbox/render.ts'
+import { parseGraphError } from '../transport/graph-error-text.ts'
 import { lookupFilter } from '../transport/graph-lookup.ts'
-import { parseGraphError } from '../transport/graph-outcome.ts'
 import { describe, type Findings } from './findings.ts'
 
 /**
