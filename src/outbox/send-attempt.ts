@@ -42,16 +42,21 @@ export async function sendInSlot(
   }
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
   let late = false
+  // A row the check turned away is settled once the slot is given back: its settlement may wait
+  // (a lock on the row, its database away: without bound), and other databases' sends with it.
+  let turnedAway: (() => Promise<void>) | null = null
   try {
-    const go = lastCheck ? (await startOrRelease(d, [r], finish)).length > 0 : true
+    const checked = lastCheck ? await checkBeforeSend(d, r, finish) : 'go'
+    if (checked !== 'go') turnedAway = checked
     // The margin is for the send: a last check that took long (its statement waited for the one
     // before it, or for a struggling database) may have used it up.
-    late = go && lastCheck && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
-    if (go && !late) result = await sendOne(d, r, pauseOnThrottle)
+    else late = lastCheck && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
+    if (checked === 'go' && !late) result = await sendOne(d, r, pauseOnThrottle)
   } finally {
     d.slots.release()
     afterSend?.()
   }
+  if (turnedAway) return turnedAway()
   if (late) return giveUpUnsent(d, r, finish)
   if (result) await finish(r.lease, result.settlement, result.extra)
 }
@@ -98,43 +103,41 @@ export type Ready = {
   pausedForMs?: number | undefined
 }
 
-async function startOrRelease(d: DeliveryDeps, rows: Ready[], finish: Finish): Promise<Ready[]> {
-  if (rows.length === 0) return []
-  if (d.stopping.aborted) {
-    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
-    return []
-  }
+/**
+ * The last check of one row: 'go' when its send is recorded as started, else what becomes of it,
+ * to be done once its slot is given back (nothing for a row whose mailbox stands paused: the gate
+ * asks again).
+ */
+async function checkBeforeSend(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+): Promise<'go' | (() => Promise<void>)> {
+  const { lease } = r
+  if (d.stopping.aborted) return () => finish(lease, { kind: 'released' })
   let result: StartResult
-  // With a gate that leaves the pause to this check, each row names its mailbox.
+  // With a gate that leaves the pause to this check, the row names its mailbox.
   const pauseKey = d.gate.open ? undefined : d.gate.pauseKey
   try {
     result = await d.start(
       pauseKey
-        ? rows.map((r) => ({
-            id: r.lease.id,
-            token: r.lease.token,
-            mailbox: pauseKey(r.mail.from.address),
-          }))
-        : rows.map((r) => r.lease),
+        ? [{ id: lease.id, token: lease.token, mailbox: pauseKey(r.mail.from.address) }]
+        : [lease],
     )
   } catch (err) {
     d.log.warn('could not start sends; releasing', { db: d.dbName, err })
-    await Promise.all(rows.map((r) => finish(r.lease, { kind: 'released' })))
-    return []
+    return () => finish(lease, { kind: 'released' })
   }
-  const started: Ready[] = []
-  const waits: Promise<void>[] = []
-  for (const r of rows) {
-    if (result.started.has(r.lease.id)) started.push(r)
-    else if (result.cancelled.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'cancelled' }))
-    else if (result.expired.has(r.lease.id)) waits.push(finish(r.lease, { kind: 'expired' }))
-    else if (result.paused.has(r.lease.id)) r.pausedForMs = result.paused.get(r.lease.id)
-    // Refused: another claim took the row, or its lease ended before the check and no reclaim
-    // took it yet (mailer.start_sends refuses an ended lease); the latter goes back uncounted.
-    else waits.push(giveUpUnsent(d, r, finish))
+  if (result.started.has(lease.id)) return 'go'
+  if (result.cancelled.has(lease.id)) return () => finish(lease, { kind: 'cancelled' })
+  if (result.expired.has(lease.id)) return () => finish(lease, { kind: 'expired' })
+  if (result.paused.has(lease.id)) {
+    r.pausedForMs = result.paused.get(lease.id)
+    return async () => {}
   }
-  await Promise.all(waits)
-  return started
+  // Refused: another claim took the row, or its lease ended before the check and no reclaim
+  // took it yet (mailer.start_sends refuses an ended lease); the latter goes back uncounted.
+  return () => giveUpUnsent(d, r, finish)
 }
 
 async function sendOne(
