@@ -131,6 +131,9 @@ async function checkBeforeSend(
   if (result.started.has(lease.id)) return 'go'
   if (result.cancelled.has(lease.id)) return () => finish(lease, { kind: 'cancelled' })
   if (result.expired.has(lease.id)) return () => finish(lease, { kind: 'expired' })
+  // Another transaction holds the row (an application's open UPDATE of it): given back unsent and
+  // uncounted, recorded once that lock goes; a claim takes it again after.
+  if (result.busy.has(lease.id)) return () => finish(lease, { kind: 'released' })
   if (result.paused.has(lease.id)) {
     r.pausedForMs = result.paused.get(lease.id)
     return async () => {}

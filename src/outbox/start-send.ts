@@ -14,13 +14,18 @@ export interface StartResult {
   lost: Set<string>
   /** Not started: their mailbox stands paused (a provider throttle) for these milliseconds. */
   paused: Map<string, number>
+  /**
+   * Not started: still live leases, but another transaction held the row locked (an application's
+   * open UPDATE of it, anyone's SELECT … FOR UPDATE). Given back unsent, never waited for.
+   */
+  busy: Set<string>
 }
 
 // The check's two statements, written out: a Graph send's pickup waits for this one too, and an
 // sql tag's nodes, compiled per call, cost it as they cost the claim (claim.ts, statementText).
 const START = `
   /* prepared outbox_start_sends */
-  select id, started, cancelled, expired from mailer.start_sends($1::bigint[], $2::uuid[])`
+  select id, started, cancelled, expired, busy from mailer.start_sends_unlocked($1::bigint[], $2::uuid[])`
 // Prepared like the plain check: planned per call, it cost the benchmark's binary → Graph drain
 // more Postgres CPU per row than the pause read it replaced. A generic plan of its join on
 // mailer.mailbox_pacing's key is re-made when autovacuum analyzes that table (an invalidation), so
@@ -32,18 +37,20 @@ const START_UNPAUSED = `
       from unnest($1::bigint[], $2::uuid[], $3::text[]) as i(id, token, mailbox)
       left join mailer.mailbox_pacing p on p.mailbox = i.mailbox and p.next_at > now()
   )
-  select s.id, s.started, s.cancelled, s.expired, null::float8 as paused_ms
-    from mailer.start_sends(array(select id from ask where paused_until is null),
-                            array(select token from ask where paused_until is null)) s
+  select s.id, s.started, s.cancelled, s.expired, s.busy, null::float8 as paused_ms
+    from mailer.start_sends_unlocked(array(select id from ask where paused_until is null),
+                                     array(select token from ask where paused_until is null)) s
   union all
-  select id, false, false, false, greatest(1, extract(epoch from paused_until - now()) * 1000)::float8
+  select id, false, false, false, false, greatest(1, extract(epoch from paused_until - now()) * 1000)::float8
     from ask where paused_until is not null`
 
 /**
  * Marks the given leases as sending-now unless cancelled or expired, in one statement:
- * mailer.start_sends (sql/0007, sql/0015, sql/0018, sql/0021), its plan pinned and cached per
- * connection, the call prepared. Row locks order this against the API's cancel: exactly one of them
- * sees the other's write; they are taken in id order, as the cancel takes its own (sql/0021).
+ * mailer.start_sends_unlocked (sql/0037; mailer.start_sends of sql/0007, sql/0015, sql/0018,
+ * sql/0021, but waiting at most 50 ms for a row lock, then skipping the rows another transaction
+ * holds as `busy`), its plan pinned and cached per connection, the call prepared. Row locks order
+ * this against the API's cancel: exactly one of them sees the other's write; they are taken in id
+ * order, as the cancel takes its own (sql/0021).
  * Fenced by (id, lease_token, status = 'sending') and a lease still live in database time, so no
  * reclaim can take a started send before its heartbeat; send_started_at is not indexed (HOT
  * update). A refused row keeps the mark of an interrupted earlier send: a worker that stops before
@@ -63,6 +70,7 @@ export async function startSends(
     expired: new Set(),
     lost: new Set(),
     paused: new Map(),
+    busy: new Set(),
   }
   if (leases.length === 0) return result
   type Row = {
@@ -70,6 +78,7 @@ export async function startSends(
     started: boolean
     cancelled: boolean
     expired: boolean
+    busy: boolean
     paused_ms?: number | null
   }
   const ids = leases.map((l) => l.id)
@@ -79,6 +88,7 @@ export async function startSends(
     : statementText<Row>(db, START, [ids, tokens]))
   for (const r of rows) {
     if (r.paused_ms != null) result.paused.set(r.id, r.paused_ms)
+    else if (r.busy) result.busy.add(r.id)
     else if (r.started) result.started.add(r.id)
     else if (r.cancelled) result.cancelled.add(r.id)
     else result.expired.add(r.id)
@@ -88,7 +98,8 @@ export async function startSends(
       !result.started.has(l.id) &&
       !result.cancelled.has(l.id) &&
       !result.expired.has(l.id) &&
-      !result.paused.has(l.id)
+      !result.paused.has(l.id) &&
+      !result.busy.has(l.id)
     ) {
       result.lost.add(l.id)
     }

@@ -1,7 +1,7 @@
 // The last check before a send meeting a fault of its database (down, a row locked): no send of another database waits for it.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { createSlots, type Slots } from '../../src/outbox/slots.ts'
 import { useTestDb } from '../support/db.ts'
@@ -96,4 +96,116 @@ test('one database going down between a claim and its last check holds up no sen
   expect(crmEngine.sender.calls.map((m) => m.outboxId)).toEqual([other])
   const row = await rowOf(shop, held)
   expect([row.status, row.attempts]).toEqual(['sent', 1])
+})
+test('a row of one database that an application holds locked between its claim and its last check holds up no send of another database: both are sent once', async () => {
+  const held = await enqueue(shop, undefined, inOneHour())
+  const shared = createSlots(1)
+  const shopSlots = slotsOf(shared)
+  const lines: { msg: string }[] = []
+  const shopLog = createLogger('warn', (l) => lines.push(JSON.parse(l)))
+  // The application begins its UPDATE of the row's message right after the worker claimed it.
+  const app = await shop.pool.connect()
+  let locked = false
+  const shopEngine = createTestEngine(shop, {
+    workerId: 'shop-worker',
+    deps: {
+      slots: shopSlots,
+      log: shopLog,
+      claim: async (db, p) => {
+        const claim = await claimBatch(db, p)
+        if (!locked && claim.leases.some((l) => l.id === held)) {
+          locked = true
+          await app.query('begin')
+          await app.query(
+            `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
+            [held],
+          )
+        }
+        return claim
+      },
+    },
+  })
+  const crmEngine = createTestEngine(crm, {
+    workerId: 'crm-worker',
+    deps: { slots: slotsOf(shared) },
+  })
+  engines.push(shopEngine, crmEngine)
+  try {
+    await shopEngine.start()
+    await crmEngine.start()
+    // The shop's row holds the process's one send slot: its last check is under way.
+    await pollUntil(async () => (locked && shopSlots.taken() === 1 ? true : undefined))
+
+    const other = await enqueue(crm)
+    crmEngine.drainer.wake()
+    // Sent while the application still holds the shop's row: bounded past statement_timeout
+    // (30 s), after which a check that waited for the lock fails and gives its slot back anyway.
+    await pollUntil(
+      async () => (crmEngine.sender.calls.some((m) => m.outboxId === other) ? true : undefined),
+      45_000,
+    )
+    expect(lines.filter((l) => /could not start sends/.test(l.msg))).toEqual([])
+    expect(shopEngine.sender.calls).toHaveLength(0)
+
+    await app.query('commit')
+    await shopEngine.events.waitFor(settledFor(held, 'sent'), 20_000)
+    await crmEngine.events.waitFor(settledFor(other, 'sent'))
+    expect(shopEngine.sender.calls.map((m) => m.outboxId)).toEqual([held])
+    expect(crmEngine.sender.calls.map((m) => m.outboxId)).toEqual([other])
+    const row = await rowOf(shop, held)
+    expect([row.status, row.attempts]).toEqual(['sent', 1])
+  } finally {
+    if (locked) await app.query('rollback').catch(() => {})
+    app.release()
+  }
+})
+
+test('the last check’s statement starts the rows it can lock at once, names busy a row another transaction holds, leaves out a lost one, and keeps the caller’s lock_timeout', async () => {
+  const ids = [await enqueue(shop), await enqueue(shop), await enqueue(shop)]
+  const { leases } = await claimBatch(shop.db, {
+    limit: 3,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+  })
+  const [free, held, lost] = ids as [string, string, string]
+  // Reclaimed and claimed again elsewhere: the lease is lost.
+  await shop.pool.query(
+    `update mailer.email_outbox set lease_token = gen_random_uuid() where id = $1`,
+    [lost],
+  )
+  const app = await shop.pool.connect()
+  const worker = await shop.pool.connect()
+  try {
+    await app.query('begin')
+    await app.query('select 1 from mailer.email_outbox where id = $1 for update', [held])
+    await worker.query(`set lock_timeout = '20ms'`)
+    // Answers though one of its rows is locked, and waits no longer than its own 50 ms for it.
+    const { rows } = await worker.query(
+      'select * from mailer.start_sends_unlocked($1::bigint[], $2::uuid[]) order by id',
+      [leases.map((l) => l.id), leases.map((l) => l.token)],
+    )
+    expect(rows).toEqual([
+      { id: free, started: true, cancelled: false, expired: false, busy: false },
+      { id: held, started: false, cancelled: false, expired: false, busy: true },
+    ])
+    expect((await worker.query('show lock_timeout')).rows).toEqual([{ lock_timeout: '20ms' }])
+    await app.query('rollback')
+    // Nothing held: the quick way, which also gives the caller's setting back.
+    const again = await worker.query(
+      'select * from mailer.start_sends_unlocked($1::bigint[], $2::uuid[])',
+      [[held], [leases.find((l) => l.id === held)!.token]],
+    )
+    expect(again.rows).toEqual([
+      { id: held, started: true, cancelled: false, expired: false, busy: false },
+    ])
+    expect((await worker.query('show lock_timeout')).rows).toEqual([{ lock_timeout: '20ms' }])
+  } finally {
+    await app.query('rollback').catch(() => {})
+    app.release()
+    await worker.query('reset lock_timeout')
+    worker.release()
+  }
+  expect((await rowOf(shop, free)).send_started_at).not.toBeNull()
+  expect((await rowOf(shop, lost)).send_started_at).toBeNull()
 })

@@ -895,7 +895,10 @@ describe('claim plan', () => {
     const client = new pg.Client({ connectionString: t.url })
     await client.connect()
     const check = (ids: string[], tokens: string[]) =>
-      client.query(`select * from mailer.start_sends($1::bigint[], $2::uuid[])`, [ids, tokens])
+      client.query(`select * from mailer.start_sends_unlocked($1::bigint[], $2::uuid[])`, [
+        ids,
+        tokens,
+      ])
     try {
       await autovacuumHeldOff(async () => {
         await client.query('analyze mailer.email_outbox')
@@ -903,7 +906,7 @@ describe('claim plan', () => {
           const id = await enqueue(t)
           const [lease] = await claim(1)
           expect((await check([id], [lease!.token])).rows).toEqual([
-            { id, started: true, cancelled: false, expired: false },
+            { id, started: true, cancelled: false, expired: false, busy: false },
           ])
         }
         await t.pool.query(
@@ -916,7 +919,7 @@ describe('claim plan', () => {
         const plan = await client.query<{
           'QUERY PLAN': [{ Plan: { 'Shared Hit Blocks': number; 'Shared Read Blocks': number } }]
         }>(
-          `explain (analyze, buffers, format json) select * from mailer.start_sends($1::bigint[], $2::uuid[])`,
+          `explain (analyze, buffers, format json) select * from mailer.start_sends_unlocked($1::bigint[], $2::uuid[])`,
           [[id], [lease!.token]],
         )
         const top = plan.rows[0]!['QUERY PLAN'][0].Plan

@@ -209,6 +209,11 @@ describe('migrate', () => {
         '0036_sent_rows_recorded_past_locked_ones',
         '79a66b151bfa1144ab28d6b3c7212120eb87464b5c101f9bfa826d32a1922684',
       ],
+      [
+        37,
+        '0037_last_check_past_locked_rows',
+        'ba2f890688d54c0f56ae480246ae8a7bd7d1435d9871826ae41d0e0baa7f216b',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -334,7 +339,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36,
+        33, 34, 35, 36, 37,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -370,16 +375,17 @@ describe('migrate', () => {
         { version: 34, c: true },
         { version: 35, c: true },
         { version: 36, c: true },
+        { version: 37, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0036 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0037 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 1000,
+          32, 33, 34, 35, 36, 37, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -612,7 +618,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36,
+      33, 34, 35, 36, 37,
     ])
     const { rows } = await adminQuery(
       url,

@@ -29,6 +29,7 @@ const allStarted = (ids: string[]): StartResult => ({
   expired: new Set(),
   lost: new Set(),
   paused: new Map(),
+  busy: new Set(),
 })
 
 describe('the start queue', () => {
