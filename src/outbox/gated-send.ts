@@ -54,14 +54,20 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       held = false
       permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
     }
+    // A row settled under the permit gives it back first: its settlement may wait (another
+    // transaction holding the row locked, its database away) and the permit is every worker's.
+    const settle: Finish = (lease, s, extra) => {
+      release()
+      return finish(lease, s, extra)
+    }
     try {
       // The provider became unreachable while the row waited for its permit (the token request
       // of the rows ahead failed): no lookup, no last check.
-      if (await givenBackUnsendable(d, r, finish)) return
+      if (await givenBackUnsendable(d, r, settle)) return
       // The lookup is a provider request too: it runs under the same permit as a send.
-      if (!resolved && !(await resolveAmbiguity(d, r, finish))) return
+      if (!resolved && !(await resolveAmbiguity(d, r, settle))) return
       resolved = true
-      await sendInSlot(d, r, finish, {
+      await sendInSlot(d, r, settle, {
         lastCheck: true,
         pauseOnThrottle: mailbox,
         afterSend: release,

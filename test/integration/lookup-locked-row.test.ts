@@ -1,0 +1,85 @@
+// A mailbox lookup settled past a row another transaction holds locked: the provider permit is given back first.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import type { SendGate } from '../../src/outbox/send-gate.ts'
+import { useTestDb } from '../support/db.ts'
+import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+let engine: TestEngine | null = null
+afterEach(async () => {
+  await engine?.stop()
+  engine = null
+})
+
+/** Graph's shared limits at their smallest: one provider request at a time, across the worker. */
+function onePermit(): SendGate {
+  let taken = false
+  const waiting: (() => void)[] = []
+  return {
+    open: false,
+    async acquire(_mailbox, signal) {
+      while (taken) {
+        await new Promise<void>((r) => waiting.push(r))
+        if (signal.aborted) return null
+      }
+      taken = true
+      return {
+        release: async () => {
+          taken = false
+          waiting.shift()?.()
+        },
+      }
+    },
+    pause: async () => {},
+  }
+}
+
+test('a row found in the mailbox while an application holds it locked gives the provider permit back before its settlement waits for the lock: the next row is sent meanwhile', async () => {
+  // An interrupted earlier send: the next claim looks the row up in the mailbox first.
+  const found = await enqueue(t)
+  await t.pool.query('update mailer.email_outbox set send_started_at = now() where id = $1', [
+    found,
+  ])
+  const app = await t.pool.connect()
+  let locked = false
+  engine = createTestEngine(t, {
+    deps: {
+      gate: onePermit(),
+      // The application begins its UPDATE of the row's message while the lookup asks the mailbox.
+      lookup: async (mail) => {
+        if (mail.outboxId === found && !locked) {
+          locked = true
+          await app.query('begin')
+          await app.query(
+            `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
+            [found],
+          )
+        }
+        return 'found'
+      },
+    },
+  })
+  try {
+    await engine.start()
+    await pollUntil(async () => (locked ? true : undefined))
+    const next = await enqueue(t)
+    engine.drainer.wake()
+    // Sent while the application still holds the found row; bounded well past the lock's reach.
+    await engine.events.waitFor(settledFor(next, 'sent'), 20_000)
+    expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([next])
+
+    await app.query('commit')
+    await engine.events.waitFor(settledFor(found, 'sent'), 20_000)
+    // Recorded as sent from the lookup, never sent again.
+    expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([next])
+    expect((await rowOf(t, found)).status).toBe('sent')
+    expect(await attemptsOf(t, found, 'outcome')).toEqual([{ outcome: 'sent' }])
+  } finally {
+    if (locked) await app.query('rollback').catch(() => {})
+    app.release()
+  }
+})
