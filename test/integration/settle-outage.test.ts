@@ -1,10 +1,10 @@
-// A send's settlement that meets a database outage: recorded once the database is back, not given up and sent again.
+// A send's settlement that meets a database outage: recorded once the database is back, not given up and sent again; fenced off once another worker took the row.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
-import { pollUntil } from '../support/events.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 import { type OutageProxy, startOutageProxy } from '../support/outage-proxy.ts'
 
@@ -15,6 +15,7 @@ const t = useTestDb({ resetEach: true })
 let proxy: OutageProxy | null = null
 let handle: DbHandle | null = null
 let engine: TestEngine | null = null
+let other: TestEngine | null = null
 // The engine's log lines, parsed: the settle queue says when a write failed and when it gave up.
 const lines: { ts: string; level: string; msg: string }[] = []
 const log = createLogger('warn', (l) => lines.push(JSON.parse(l)))
@@ -25,8 +26,9 @@ beforeAll(async () => {
   handle = openDb({ name: 'test', url: proxy.url, log, maxConnections: 8 })
 })
 afterEach(async () => {
-  await engine?.stop()
+  await Promise.all([engine?.stop(), other?.stop()])
   engine = null
+  other = null
 })
 afterAll(async () => {
   await handle?.close()
@@ -68,4 +70,49 @@ test('a send recorded while the database is away for longer than half a lease (b
   expect(sender.calls.filter((m) => m.outboxId === id)).toHaveLength(1)
   expect(await attemptsOf(t, id, 'outcome')).toEqual([{ outcome: 'sent' }])
   expect(engine.events.events.filter((e) => e.type === 'lease_lost')).toEqual([])
+})
+
+test('a send whose worker loses its database for good: another worker reclaims the row, finds it in the mailbox instead of sending it again, and the first worker’s late record finds the lease gone', async () => {
+  const id = await enqueue(t)
+  const sender = createFakeSender()
+  sender.hold()
+  engine = createTestEngine(t, {
+    workerId: 'cut-off',
+    config: { leaseSeconds: LEASE_SECONDS, heartbeatSeconds: 1 },
+    deps: { sender, log },
+    handle: handle as DbHandle,
+  })
+  await engine.start()
+  await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
+
+  // Only this worker loses the database (its network, its proxy): the provider accepts the message
+  // and its outcome cannot be recorded, retried without bound.
+  await proxy?.down()
+  sender.release()
+  // Another worker reaches the database, reclaims the row once its lease has ended, and looks it up
+  // in the mailbox, which holds what the first worker's send delivered.
+  const mailbox = new Set<string>()
+  other = createTestEngine(t, {
+    workerId: 'still-connected',
+    config: { leaseSeconds: LEASE_SECONDS, heartbeatSeconds: 1 },
+    deps: {
+      lookup: async (mail) => (mailbox.has(mail.outboxId) ? 'found' : 'not_found'),
+    },
+  })
+  for (const m of sender.calls) mailbox.add(m.outboxId)
+  await other.start()
+  await other.events.waitFor(settledFor(id, 'sent'), 20_000)
+
+  // The first worker's database comes back: its record is fenced off by the lease it lost.
+  await proxy?.up()
+  await engine.events.waitFor((e) => e.type === 'lease_lost' && e.id === id, 20_000)
+  expect(sender.calls.filter((m) => m.outboxId === id)).toHaveLength(1)
+  expect(other.sender.calls).toEqual([])
+  const row = await rowOf(t, id)
+  // Two claims, each an attempt; the second sent nothing.
+  expect([row.status, row.attempts, row.send_started_at]).toEqual(['sent', 2, null])
+  expect(await attemptsOf(t, id, 'outcome, worker_id, error_code')).toEqual([
+    { outcome: 'lease_expired', worker_id: 'cut-off', error_code: 'lease_expired' },
+    { outcome: 'sent', worker_id: 'still-connected', error_code: null },
+  ])
 })
