@@ -3,11 +3,15 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { WorkerConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
+import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import { extendLeases, extendReachableLeases, type WorkerIdentity } from './heartbeat.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
+
+// A lock wait that outlasted lock_timeout.
+const LOCK_NOT_AVAILABLE = '55P03'
 
 export interface LeaseHeartbeatDeps {
   dbName: string
@@ -30,11 +34,12 @@ export interface LeaseHeartbeatDeps {
 
 /**
  * One heartbeat of the held leases per call; `track` records the statement it leaves running (the
- * wait for busy rows), which the upkeep's stop waits for.
+ * wait for busy rows), which the upkeep's stop waits for; `stopped` says a stop has begun.
  */
 export function createLeaseHeartbeat(
   d: LeaseHeartbeatDeps,
   track: <T>(p: Promise<T>) => Promise<T>,
+  stopped: () => boolean,
 ): () => Promise<void> {
   // Leases whose rows another transaction held at a tick: extended apart from the ticks, by one
   // statement at a time that waits for the locks, so the ticks go on extending the other leases.
@@ -57,19 +62,31 @@ export function createLeaseHeartbeat(
       sentAt,
     )
     if (busy.size === 0 || waitingForBusy) return
-    const held = leases.filter((l) => busy.has(l.id))
-    const at = d.clock.now()
-    waitingForBusy = track(
-      extendLeases(d.db, d.worker, held, d.config.leaseSeconds).then(
-        (alive) => judge(held, alive, at),
-        (error) => {
-          d.log.warn('heartbeat failed', { err: error })
-          d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'heartbeat', error })
-        },
-      ),
-    ).finally(() => {
+    waitingForBusy = track(extendBusy(leases.filter((l) => busy.has(l.id)))).finally(() => {
       waitingForBusy = null
     })
+  }
+
+  /**
+   * Waits for the rows another transaction holds and extends their leases. A wait cut short by
+   * lock_timeout or statement_timeout, the row still held, is taken up again at once: left to the
+   * next tick, the lock could go meanwhile (with the lease ended) and a reclaim take the row first.
+   */
+  async function extendBusy(leases: Lease[]) {
+    for (let tries = 1; ; tries++) {
+      const at = d.clock.now()
+      try {
+        judge(leases, await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds), at)
+        return
+      } catch (error) {
+        d.log[tries === 1 ? 'warn' : 'debug']('heartbeat failed', { err: error })
+        d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'heartbeat', error })
+        const code = (error as { code?: unknown } | null)?.code
+        if (stopped() || (code !== LOCK_NOT_AVAILABLE && code !== QUERY_CANCELED_SQLSTATE)) return
+        leases = leases.filter((l) => d.held.get(l.id) === l)
+        if (leases.length === 0) return
+      }
+    }
   }
 
   /** What a heartbeat statement sent at `sentAt` says of `leases`: `alive` were extended, the rest are lost. */

@@ -50,7 +50,7 @@ export function createLeaseUpkeep(
   }
   const leaseMs = d.config.leaseSeconds * 1000
 
-  const heartbeatOnce = createLeaseHeartbeat(d, track)
+  const heartbeatOnce = createLeaseHeartbeat(d, track, () => stopped)
 
   /**
    * Reclaims what has ended and fails what has expired unclaimed; returns the milliseconds until
