@@ -11,7 +11,7 @@ import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { MailboxLookup } from './mailbox-lookup.ts'
 import { renderLease } from './render.ts'
 import { RenderError } from './render-error.ts'
-import { type Ready, type SendExtra, sendInSlot } from './send-attempt.ts'
+import { type Finish, type Ready, type SendExtra, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
 import { PAUSED_CODE, type Settlement, TOKEN_WAIT_CODE } from './settle-item.ts'
@@ -170,12 +170,17 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   if (d.gate.open) {
     // The claim already recorded most sends as started; the rest (an interrupted send, an expiry)
     // get the last check once they hold their slot, right before the send: the local queue may
-    // hold them for a while. (No await for rows with nothing to resolve.)
+    // hold them for a while. (No await for rows with nothing to resolve.) A row the resolution
+    // settles is settled alongside the sends, not before them: its settlement may wait (another
+    // transaction holding the row locked) and the rest of the batch with it.
+    const settleLater: Finish = async (lease, s, extra) => {
+      settling.push(finish(lease, s, extra))
+    }
     const sendable = ready.some((r) => r.lease.ambiguous)
       ? (
           await Promise.all(
             ready.map(async (r) =>
-              r.lease.ambiguous && !(await resolveAmbiguity(d, r, finish)) ? null : r,
+              r.lease.ambiguous && !(await resolveAmbiguity(d, r, settleLater)) ? null : r,
             ),
           )
         ).filter((r): r is Ready => r !== null)

@@ -1,5 +1,6 @@
-// A mailbox lookup settled past a row another transaction holds locked: the provider permit is given back first.
+// Rows settled past a row another transaction holds locked (an interrupted send found or held for review): no other send waits for that lock.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
 import type { SendGate } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
@@ -78,6 +79,47 @@ test('a row found in the mailbox while an application holds it locked gives the 
     expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([next])
     expect((await rowOf(t, found)).status).toBe('sent')
     expect(await attemptsOf(t, found, 'outcome')).toEqual([{ outcome: 'sent' }])
+  } finally {
+    if (locked) await app.query('rollback').catch(() => {})
+    app.release()
+  }
+})
+
+test('without a gate (file, discard), a row held for review while an application holds it locked holds up no send claimed with it: the rest of the batch is sent meanwhile', async () => {
+  // An interrupted earlier send, and a fresh row: one claim takes both.
+  const held = await enqueue(t)
+  await t.pool.query('update mailer.email_outbox set send_started_at = now() where id = $1', [held])
+  const fresh = await enqueue(t)
+  const app = await t.pool.connect()
+  let locked = false
+  engine = createTestEngine(t, {
+    deps: {
+      ambiguousPolicy: 'hold',
+      // The application begins its UPDATE of the interrupted row's message right after the claim.
+      claim: async (db, p) => {
+        const claim = await claimBatch(db, p)
+        if (!locked && claim.leases.some((l) => l.id === held)) {
+          locked = true
+          await app.query('begin')
+          await app.query(
+            `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
+            [held],
+          )
+        }
+        return claim
+      },
+    },
+  })
+  try {
+    await engine.start()
+    await engine.events.waitFor(settledFor(fresh, 'sent'), 20_000)
+    expect(locked).toBe(true)
+    expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([fresh])
+
+    await app.query('commit')
+    await engine.events.waitFor(settledFor(held, 'failed'), 20_000)
+    expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([fresh])
+    expect((await rowOf(t, held)).last_error_code).toBe('ambiguous_send')
   } finally {
     if (locked) await app.query('rollback').catch(() => {})
     app.release()
