@@ -2,6 +2,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { AppError } from '../errors.ts'
 import type { ApiDeps, AppEnv } from './context.ts'
+import { headLength } from './head-length.ts'
 import { notFoundHandler, onError, validationHook } from './problem.ts'
 import { requestContext } from './request-context.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -24,11 +25,11 @@ export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   return baseApp(deps).route('/', metricsRoutes(deps))
 }
 
-/** What every listener's app shares: problem+json errors, 404s and 405s, request ids and access logs. */
+/** What every listener's app shares: problem+json errors, 404s and 405s, request ids and access logs, HEAD lengths. */
 function baseApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
   app.onError(onError)
   app.notFound(notFoundHandler(servedMethods(app)))
-  app.use('*', requestContext(deps.log))
+  app.use('*', requestContext(deps.log), headLength)
   return app
 }

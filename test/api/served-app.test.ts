@@ -4,7 +4,7 @@ import { createApp } from '../../src/api/app.ts'
 import { createServedApp } from '../../src/api/served-app.ts'
 import { isAppError } from '../../src/errors.ts'
 import { useTestDb } from '../support/db.ts'
-import { appOnDefault } from './support/harness.ts'
+import { appOnDefault, enqueueSql } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -81,5 +81,30 @@ test('it answers every request as the API app does: probes at once, the rest (40
       asked: a.slice(0, 2),
       ...(await answer(full.fetch, a)),
     })
+  }
+})
+
+test('on the wire, a HEAD answers the length of its GET, not content-length 0', async () => {
+  // Hono answers a HEAD with the GET's headers and no body, and Bun's server then wrote
+  // `content-length: 0`: a client that trusts it (a cache, a HEAD before a download) was told the
+  // answer is empty. RFC 9110 9.3.2: the GET's length, or none.
+  const { deps } = appOnDefault(t)
+  const server = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: createServedApp(deps).fetch })
+  try {
+    const id = await enqueueSql(t.pool)
+    const authorization = `Bearer ${await token({ scope: 'outbox:read' })}`
+    for (const path of ['/healthz', '/openapi.json', `/v1/outbox/${id}`, '/v1/outbox/999999999']) {
+      const url = `http://127.0.0.1:${server.port}${path}`
+      const get = await fetch(url, { headers: { authorization } })
+      const length = (await get.arrayBuffer()).byteLength
+      const head = await fetch(url, { method: 'HEAD', headers: { authorization } })
+      expect([path, head.status, head.headers.get('content-length')]).toEqual([
+        path,
+        get.status,
+        String(length),
+      ])
+    }
+  } finally {
+    server.stop(true)
   }
 })
