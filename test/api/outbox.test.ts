@@ -889,7 +889,15 @@ describe('several databases', () => {
       expect(
         (one.body as { databases: { counts: { pending: number } }[] }).databases[0]!.counts.pending,
       ).toBe(1)
-      expect((await send(multi, 'GET', '/v1/stats?db=third', { token: tk })).status).toBe(404)
+      // An unknown name is answered as the row routes answer it: naming the configured ones.
+      for (const path of ['/v1/stats?db=third', '/v1/outbox?db=third']) {
+        const unknown = await send(multi, 'GET', path, { token: tk })
+        expect([path, unknown.status, (unknown.body as { detail: string }).detail]).toEqual([
+          path,
+          404,
+          'no database named "third"; configured: main, second',
+        ])
+      }
       // A created row's Location names its database: the row route requires ?db= here.
       const created = await send(multi, 'POST', '/v1/outbox?db=second', {
         token: tk,

@@ -75,7 +75,10 @@ export function statsRoutes(deps: ApiDeps) {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(route, async (c) => {
     const { db: name } = c.req.valid('query')
     const selected = name ? deps.databases.filter((d) => d.name === name) : deps.databases
-    if (selected.length === 0) throw new AppError('database_unknown', `no database named "${name}"`)
+    if (selected.length === 0) {
+      const names = deps.databases.map((d) => d.name).join(', ')
+      throw new AppError('database_unknown', `no database named "${name}"; configured: ${names}`)
+    }
     const tenant = c.get('principal').tenant
     const settled = await Promise.allSettled(
       selected.map((d) =>
