@@ -71,13 +71,13 @@ export const V1_PROBLEMS = {
   },
   503: {
     ...problemResponse(
-      'The database is unreachable, the query timed out, Postgres aborted the request to break a deadlock (or a serialization failure, or a lock wait past the database lock_timeout) with a concurrent one, or the database takes no writes now (a standby, a failover under way) and this request writes: in the last two Retry-After says when to repeat it (database_unavailable); the mailer schema or part of it is missing: an operator runs `outbox-mailer migrate` (schema_missing); the database refused the role a privilege: an operator grants it again (database_permission_denied); with API_JWKS_URL, the signing keys could not be fetched (the endpoint down, timing out, or answering no key set or an empty one), so the token was not judged: keep it and repeat the request after Retry-After (auth_unavailable)',
+      "The database is unreachable, the query timed out, Postgres aborted the request to break a deadlock (or a serialization failure, or a lock wait past the database lock_timeout) with a concurrent one, or the database takes no writes now (a standby, a failover under way) and this request writes: Retry-After says when to repeat it; or the database refused this service's login or takes no connections: an operator mends it (database_unavailable); the mailer schema or part of it is missing: an operator runs `outbox-mailer migrate` (schema_missing); the database refused the role a privilege: an operator grants it again (database_permission_denied); with API_JWKS_URL, the signing keys could not be fetched (the endpoint down, timing out, or answering no key set or an empty one), so the token was not judged: keep it and repeat the request after Retry-After (auth_unavailable)",
       ['database_unavailable', 'schema_missing', 'database_permission_denied', 'auth_unavailable'],
     ),
     headers: {
       'Retry-After': {
         description:
-          'Seconds to wait: a request aborted by a concurrent one (1), a write refused by a read-only database (5), signing keys unavailable (5)',
+          'Seconds to wait: a request aborted by a concurrent one (1), a database that did not answer or a query past its timeout (5), a write refused by a read-only database (5), signing keys unavailable (5); none when only an operator mends it (a refused login, a closed database, schema_missing, database_permission_denied)',
         schema: { type: 'integer' as const },
       },
     },

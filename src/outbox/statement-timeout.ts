@@ -62,9 +62,17 @@ const READ_ONLY_RETRY_AFTER_SECONDS = 5
 const CONFLICT_RETRY_AFTER_SECONDS = 1
 
 /**
+ * How soon a request may be repeated after the database did not answer (unreachable, restarting, out
+ * of connections, a statement past its timeout): an outage that mends itself, as a failover does. A
+ * refused login, a closed database, a privilege or the schema gone carry none: only an operator mends
+ * them, and a Retry-After would invite a client's loop of repeats.
+ */
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+/**
  * Runs `fn` in a transaction whose statements are cancelled after `ms` (timedTransaction). A
- * cancelled statement, a lost connection or a transaction aborted by a concurrent one (with a
- * Retry-After) becomes AppError('database_unavailable'); a missing schema, table or function AppError('schema_missing');
+ * cancelled statement, a lost connection or a transaction aborted by a concurrent one (each with a
+ * Retry-After) becomes AppError('database_unavailable'), and so does a refused login (without); a missing schema, table or function AppError('schema_missing');
  * a privilege refused AppError('database_permission_denied'); a write on a read-only server
  * AppError('database_unavailable') with a Retry-After; every other error passes through.
  */
@@ -146,7 +154,7 @@ function toAppError(e: unknown, ms: number): AppError | null {
     return new AppError(
       'database_unavailable',
       `the query took longer than ${ms} ms`,
-      {},
+      { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS },
       { cause: e },
     )
   }
@@ -155,6 +163,11 @@ function toAppError(e: unknown, ms: number): AppError | null {
       (isUnavailableSqlstate(code) || UNAVAILABLE_NODE_CODES.has(code))) ||
     UNAVAILABLE_MESSAGES.test(e.message)
   return unavailable
-    ? new AppError('database_unavailable', 'the database is not reachable', {}, { cause: e })
+    ? new AppError(
+        'database_unavailable',
+        'the database is not reachable',
+        { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS },
+        { cause: e },
+      )
     : null
 }

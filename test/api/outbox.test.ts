@@ -1058,6 +1058,12 @@ describe('stats with a database down', () => {
         503,
         'urn:outbox-mailer:problem:database_unavailable',
       ])
+      // An outage mends itself, as a deadlock or a failover does: a client is told when to repeat,
+      // as those 503s tell it, rather than guessing (or repeating at once, in a loop).
+      for (const path of ['/v1/stats?db=down', '/v1/outbox?db=down', '/v1/outbox/1?db=down']) {
+        const r = await send(multi, 'GET', path, { token: tk })
+        expect([path, r.status, r.headers.get('retry-after')]).toEqual([path, 503, '5'])
+      }
     } finally {
       await down.close()
     }
@@ -1103,6 +1109,8 @@ describe('a database that refuses this service at login', () => {
             'urn:outbox-mailer:problem:database_unavailable',
           ])
           expect((r.body as { detail: string }).detail).toContain(cause)
+          // Only an operator mends a refused login: no Retry-After invites a loop of repeats.
+          expect([cause, path, r.headers.get('retry-after')]).toEqual([cause, path, null])
         }
       } finally {
         await refused.close()
@@ -1220,5 +1228,6 @@ describe('request plumbing', () => {
       await sql`select pg_sleep(5)`.execute(trx)
     }).catch((e: unknown) => e)
     expect(isAppError(err, 'database_unavailable')).toBe(true)
+    expect((err as { details?: Record<string, unknown> }).details?.retryAfterSeconds).toBe(5)
   })
 })
