@@ -3,13 +3,24 @@ import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
 import type { Logger } from './log.ts'
 import { parseDefaultFrom } from './outbox/render.ts'
-import type { OutboundMail } from './outbox/sender.ts'
+import type { MailAddress, OutboundMail } from './outbox/sender.ts'
 import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 const isAddress = (s: string) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s)
 const isGuid = (s: string) =>
   /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s)
+// `Name <address>` (the name maybe quoted), as MAIL_FROM and enqueue take a sender.
+const NAMED = /^\s*(.*?)\s*<([^<>]*)>\s*$/s
+
+/** --from as given: a bare mailbox, or `Name <address>` split into its address and name. */
+function fromArgument(raw: string): MailAddress {
+  const named = NAMED.exec(raw)
+  if (!named) return { address: raw }
+  const name = named[1]!.replace(/^"(.*)"$/s, '$1').trim()
+  const address = named[2]!.trim()
+  return name ? { address, name } : { address }
+}
 
 /** Sends one message through the configured transport and prints the outcome: a first-run check. */
 export async function sendTest(
@@ -19,24 +30,21 @@ export async function sendTest(
 ): Promise<number> {
   const to = args.to
   // MAIL_FROM as the engine reads it: `Name <address>` sends from that address, under that name.
+  const given = args.from !== undefined ? fromArgument(args.from) : null
   const from =
-    args.from !== undefined
-      ? { address: args.from }
-      : config.mailFrom !== null
-        ? parseDefaultFrom(config.mailFrom)
-        : null
+    given !== null ? given : config.mailFrom !== null ? parseDefaultFrom(config.mailFrom) : null
   if (!to || !isAddress(to)) {
     console.error('send-test needs --to ADDRESS (a valid e-mail address)')
     return EXIT.usage
   }
   // Graph takes a mailbox as an address or a user id (a GUID); the file transport needs an address,
   // or it writes a message with no From header and reports it sent.
-  const graphUserId = config.transport === 'graph' && args.from !== undefined && isGuid(args.from)
-  if (args.from !== undefined && !isAddress(args.from) && !graphUserId) {
+  const graphUserId = config.transport === 'graph' && given !== null && isGuid(given.address)
+  if (given !== null && !isAddress(given.address) && !graphUserId) {
     console.error(
       config.transport === 'graph'
-        ? 'send-test --from must be a mailbox: an e-mail address or a Graph user id (GUID)'
-        : 'send-test --from must be a valid e-mail address',
+        ? 'send-test --from must be a mailbox: an e-mail address (or `Name <address>`) or a Graph user id (GUID)'
+        : 'send-test --from must be a valid e-mail address (or `Name <address>`)',
     )
     return EXIT.usage
   }

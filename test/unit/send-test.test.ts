@@ -60,6 +60,29 @@ test('a valid --from is the message’s From', async () => {
   expect(await readFile(join(dir, files[0]!), 'utf8')).toMatch(/^From: sender@example\.com\r?$/m)
 })
 
+test('--from written `Name <address>` sends from that address under that name, as MAIL_FROM and enqueue take it', async () => {
+  const { dir, config } = await fileConfig()
+  for (const from of ['Ann <ann@example.com>', '"Doe, Ann" <ann@example.com>']) {
+    expect([from, await sendTest(config, { to: 'me@example.com', from }, silentLogger)]).toEqual([
+      from,
+      0,
+    ])
+  }
+  const files = (await readdir(dir)).sort()
+  const heads = await Promise.all(files.map((f) => readFile(join(dir, f), 'utf8')))
+  expect(heads.map((h) => /^From: (.*?)\r?$/m.exec(h)?.[1]).sort()).toEqual([
+    '"Doe, Ann" <ann@example.com>',
+    'Ann <ann@example.com>',
+  ])
+  // The address inside is checked as a bare one is.
+  for (const from of ['Ann <bad>', 'Ann <a@b>', 'Ann <>', 'Ann <ann@example.com'])
+    expect([from, await sendTest(config, { to: 'me@example.com', from }, silentLogger)]).toEqual([
+      from,
+      2,
+    ])
+  expect(await readdir(dir)).toHaveLength(2)
+})
+
 test('with Graph, --from may be a user id (GUID), as Graph takes one; the file transport refuses it', async () => {
   const userId = '0b2c6a3e-8f1d-4c2a-9e7b-5d4f3a2b1c0d'
   const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [userId] })
