@@ -1,4 +1,4 @@
-// A server that refused this service's connection at login (wrong password, a role that may not log in, no such database): the cause named, and what an operator does.
+// A server that refused this service's connection at login (wrong password, a role that may not log in, no such database, one closed to connections): the cause named, and what an operator does.
 
 /** What a login refusal says: its SQLSTATE, the cause in words, what to change. */
 export interface LoginRefusal {
@@ -25,6 +25,13 @@ const REFUSALS: Readonly<Record<string, Omit<LoginRefusal, 'sqlstate'>>> = {
   '3D000': {
     cause: 'the database does not exist',
     advice: "check the database name in the database's URL, or create the database and migrate it",
+  },
+  // At connect, object_not_in_prerequisite_state is a database an operator closed: readiness left it
+  // in the server's words alone, and an operator read `migrated: false` beside them as "migrate it".
+  '55000': {
+    cause: 'the database takes no connections (ALLOW_CONNECTIONS false)',
+    advice:
+      "allow connections again (ALTER DATABASE … ALLOW_CONNECTIONS true), or check the database name in the database's URL",
   },
 }
 

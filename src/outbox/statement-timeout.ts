@@ -11,8 +11,6 @@ import {
 import { timedTransaction } from '../db/timed-transaction.ts'
 import { AppError } from '../errors.ts'
 
-// object_not_in_prerequisite_state, as a connection to a database with ALLOW_CONNECTIONS false meets it.
-const NOT_ACCEPTING_CONNECTIONS_SQLSTATE = '55000'
 // SQLSTATE classes / codes that mean "the database is not answering", not "the request is wrong".
 const UNAVAILABLE_SQLSTATE = /^(08|53|57P0[1-4])/
 export const isUnavailableSqlstate = (code: string): boolean => UNAVAILABLE_SQLSTATE.test(code)
@@ -139,13 +137,10 @@ function toAppError(e: unknown, ms: number): AppError | null {
   // mends it, as readiness says; the request is not wrong, nor is it a bug. Neither names the role
   // or the database.
   const login = loginRefusal(e)
-  if (login || code === NOT_ACCEPTING_CONNECTIONS_SQLSTATE) {
-    const why = login
-      ? `SQLSTATE ${login.sqlstate}: ${login.cause}; an operator must ${login.advice}`
-      : `SQLSTATE ${code}: the database takes no connections now; an operator must allow them again`
+  if (login) {
     return new AppError(
       'database_unavailable',
-      `the database refused this service's connection (${why})`,
+      `the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; an operator must ${login.advice})`,
       { sqlstate: code },
       { cause: e },
     )

@@ -60,3 +60,35 @@ test('a server that takes the connection and never answers: no answer within the
     'database unreachable (timeout: no answer within 1 s)',
   )
 })
+
+test('a database closed to connections (ALLOW_CONNECTIONS false, 55000): said to refuse connections and what to do, not left as the server’s words alone', async () => {
+  const cluster = await testCluster()
+  const name = `closed_ready_${process.pid}`
+  const admin = new pg.Client({ connectionString: cluster.url('postgres') })
+  await admin.connect()
+  try {
+    await admin.query(`create database ${name}`)
+    await admin.query(`alter database ${name} allow_connections false`)
+    const pool = new pg.Pool({ connectionString: cluster.url(name), max: 1 })
+    pool.on('error', () => {})
+    pools.push(pool)
+    const monitor = createHealthMonitor({
+      databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
+      wedgedAfterMs: 60_000,
+      probeTimeoutMs: 1_000,
+    })
+    const [report] = await monitor.readiness()
+    // The server answered (reachable); whether the schema is there is not known (migrated false,
+    // as for any database not read): the problem says why, as for a refused login.
+    expect(report).toMatchObject({ reachable: true, migrated: false })
+    expect(report!.problem).toStartWith(
+      "the database refused this service's connection (SQLSTATE 55000: the database takes no connections (ALLOW_CONNECTIONS false); ",
+    )
+    expect(report!.problem).toEndWith(
+      "): allow connections again (ALTER DATABASE … ALLOW_CONNECTIONS true), or check the database name in the database's URL",
+    )
+  } finally {
+    await admin.query(`drop database if exists ${name}`)
+    await admin.end()
+  }
+})

@@ -14,7 +14,10 @@ const DatabaseReadiness = z
     name: z.string(),
     ready: z.boolean(),
     reachable: z.boolean(),
-    migrated: z.boolean(),
+    migrated: z.boolean().openapi({
+      description:
+        "The schema is what this binary expects; false too when it could not be read (the database unreachable, or refusing this service's connection): problem says why",
+    }),
     worker: z.enum(['running', 'starting', 'stopped', 'disabled']),
     listener: z.enum(['connecting', 'listening', 'reconnecting', 'polling', 'stopped', 'disabled']),
     lastLoopAt: z.iso.datetime().nullable(),
