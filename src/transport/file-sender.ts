@@ -2,6 +2,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MailAddress, OutboundMail, Sender } from '../outbox/sender.ts'
+import { buildSendMailBody, checkSendable } from './graph-message.ts'
 
 // Loaded at the first message: a Graph or discard deployment never builds MIME, and evaluating the
 // composer took about 3 ms of every start (bench round 20).
@@ -61,6 +62,11 @@ export function createFileSender(dir: string): Sender {
   return {
     name: 'file',
     async send(mail) {
+      // What Graph would refuse (past its 4 MB request, 3 MB of attachments) is refused here as
+      // Graph refuses it: a development that wrote it as an .eml met the failure first in production.
+      const body = JSON.stringify(buildSendMailBody(mail, { saveToSentItems: false }))
+      const tooLarge = checkSendable(mail, body)
+      if (tooLarge) return { kind: 'reject', ...tooLarge }
       try {
         ready ??= mkdir(dir, { recursive: true })
         await ready

@@ -92,3 +92,36 @@ test('writes one file per outbox id; a repeat overwrites instead of duplicating'
   expect(await readdir(join(dir, 'nested'))).toEqual(['outbox-42.eml'])
   expect((await readFile(join(dir, 'nested', 'outbox-42.eml'), 'utf8')).length).toBeGreaterThan(100)
 })
+
+test('a mail Graph would refuse as too large is refused as Graph refuses it, and no file is written', async () => {
+  // Development on the file transport wrote such a mail, which in production failed at once:
+  // a template whose rendered body grows past 4 MB, a row stored directly, one close to the limit.
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-file-large-'))
+  dirs.push(dir)
+  const sender = createFileSender(dir)
+  const signal = new AbortController().signal
+  const big = { ...mail, attachments: [], html: null, text: 'x'.repeat(4 * 1024 * 1024) }
+  expect(await sender.send(big, signal)).toMatchObject({
+    kind: 'reject',
+    code: 'message_too_large',
+  })
+  const attached = {
+    ...mail,
+    attachments: [
+      {
+        filename: 'big.bin',
+        contentType: 'application/octet-stream',
+        contentBase64: Buffer.alloc(3 * 1024 * 1024 + 1).toString('base64'),
+      },
+    ],
+  }
+  expect(await sender.send(attached, signal)).toMatchObject({
+    kind: 'reject',
+    code: 'attachment_too_large',
+  })
+  expect(await readdir(dir)).toEqual([])
+  // Just under the limit it is written.
+  const fits = { ...big, text: 'x'.repeat(4 * 1024 * 1024 - 2_000) }
+  expect(await sender.send(fits, signal)).toEqual({ kind: 'sent' })
+  expect(await readdir(dir)).toEqual(['outbox-42.eml'])
+})
