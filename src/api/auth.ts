@@ -1,4 +1,4 @@
-// Bearer-JWT verification (jose) and scope checks; the token's claims become the request's Principal (token-principal.ts), whose `tenant` confines every query.
+// Bearer-JWT verification (jose) and scope checks; the token's claims become the request's Principal (token-principal.ts), whose `tenant` and `db` claims confine every query.
 import { createMiddleware } from 'hono/factory'
 import { errors, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose'
 import type { Clock } from '../clock.ts'
@@ -27,7 +27,12 @@ const JWKS_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519']
 export const CLOCK_TOLERANCE_SECONDS = 60
 
 const ALL_SCOPES: ReadonlySet<string> = new Set<Scope>(['outbox:read', 'outbox:write'])
-const DEV_PRINCIPAL: Principal = { subject: 'dev', scopes: ALL_SCOPES, tenant: null }
+const DEV_PRINCIPAL: Principal = {
+  subject: 'dev',
+  scopes: ALL_SCOPES,
+  tenant: null,
+  database: null,
+}
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 export type Verify = (token: string) => Promise<JWTPayload>

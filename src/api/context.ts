@@ -41,6 +41,8 @@ export interface Principal {
   scopes: ReadonlySet<string>
   /** From the `tenant` claim: when set, every query is confined to this tenant. */
   tenant: string | null
+  /** From the `db` claim: when set, only this configured database is reached (database-claim.ts). */
+  database: string | null
 }
 
 export interface AppEnv {

@@ -46,7 +46,7 @@ export const V1_PROBLEMS = {
   },
   403: {
     ...problemResponse(
-      'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim (forbidden)',
+      'The token lacks the scope this route needs, or (enqueue) names a tenant other than its tenant claim, or its db claim names no database this service serves (forbidden)',
       ['forbidden'],
     ),
     headers: {
@@ -56,7 +56,10 @@ export const V1_PROBLEMS = {
       },
     },
   },
-  404: problemResponse('Unknown ?db (database_unknown)', ['database_unknown']),
+  404: problemResponse(
+    "Unknown ?db, or one the token's db claim does not name (database_unknown)",
+    ['database_unknown'],
+  ),
   429: {
     ...problemResponse('Rate limit of this token subject exceeded (rate_limited)', [
       'rate_limited',

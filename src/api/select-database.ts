@@ -1,13 +1,15 @@
-// Resolves `?db=NAME` to one configured database; optional when exactly one is configured.
+// Resolves `?db=NAME` to one configured database the token reaches; optional when it reaches exactly one.
 import { createMiddleware } from 'hono/factory'
 import { AppError } from '../errors.ts'
 import type { ApiDatabase, AppEnv } from './context.ts'
+import { reachableDatabases } from './database-claim.ts'
 import { takesOneValue } from './strict-query.ts'
 
-export function selectDatabase(databases: ReadonlyArray<ApiDatabase>) {
-  const byName = new Map(databases.map((d) => [d.name, d]))
-  const names = databases.map((d) => d.name).join(', ')
+export function selectDatabase(configured: ReadonlyArray<ApiDatabase>) {
   return createMiddleware<AppEnv>(async (c, next) => {
+    // A token whose db claim names one reaches that one alone: the others are as if not configured.
+    const databases = reachableDatabases(configured, c.get('principal'))
+    const names = databases.map((d) => d.name).join(', ')
     // It runs before the route's query validation, which would refuse the same: the first of two
     // names must not pick a database (or answer 404 for it).
     const given = c.req.queries('db') ?? []
@@ -27,7 +29,7 @@ export function selectDatabase(databases: ReadonlyArray<ApiDatabase>) {
       c.set('database', databases[0]!)
       return next()
     }
-    const found = byName.get(name)
+    const found = databases.find((d) => d.name === name)
     if (!found)
       throw new AppError('database_unknown', `no database named "${name}"; configured: ${names}`)
     c.set('database', found)

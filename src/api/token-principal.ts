@@ -1,8 +1,9 @@
-// What a verified token's claims make of its caller: a Principal with its subject, granted scopes (scope, scp, roles) and tenant.
+// What a verified token's claims make of its caller: a Principal with its subject, granted scopes (scope, scp, roles), tenant and database.
 import { createHash } from 'node:crypto'
 import type { JWTPayload } from 'jose'
 import { AppError } from '../errors.ts'
 import type { Principal } from './context.ts'
+import { databaseClaim } from './database-claim.ts'
 import { INVALID_TOKEN } from './token-refusal.ts'
 
 // What mailer.check_options accepts as a tenant: a claim outside it can match no row (and a NUL in
@@ -30,7 +31,12 @@ export function toPrincipal(p: JWTPayload, token: string): Principal {
     typeof p.sub === 'string' && p.sub.length > 0
       ? `sub:${p.sub}`
       : `token:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`
-  return { subject, scopes: grantedScopes(p, scope ?? ''), tenant: tenant ?? null }
+  return {
+    subject,
+    scopes: grantedScopes(p, scope ?? ''),
+    tenant: tenant ?? null,
+    database: databaseClaim(p),
+  }
 }
 
 const words = (s: string) => s.split(' ').filter(Boolean)

@@ -5,6 +5,7 @@ import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { outboxStats } from '../../outbox/stats.ts'
 import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
+import { reachableDatabases } from '../database-claim.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery } from '../outbox-schemas.ts'
 import { Problem, problemOf, validationHook } from '../problem.ts'
@@ -74,9 +75,10 @@ export function statsRoutes(deps: ApiDeps) {
 
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook }).openapi(route, async (c) => {
     const { db: name } = c.req.valid('query')
-    const selected = name ? deps.databases.filter((d) => d.name === name) : deps.databases
+    const reachable = reachableDatabases(deps.databases, c.get('principal'))
+    const selected = name ? reachable.filter((d) => d.name === name) : reachable
     if (selected.length === 0) {
-      const names = deps.databases.map((d) => d.name).join(', ')
+      const names = reachable.map((d) => d.name).join(', ')
       throw new AppError('database_unknown', `no database named "${name}"; configured: ${names}`)
     }
     const tenant = c.get('principal').tenant
