@@ -55,7 +55,8 @@ const DB_PARAM = {
     .optional()
     .openapi({
       param: { name: 'db', in: 'query' },
-      description: 'Database name (MAILER_DATABASES); optional when one is configured',
+      description:
+        "Database name (MAILER_DATABASES); optional when one is configured, or the token's db claim names one",
       example: 'default',
     }),
 }
