@@ -10,11 +10,11 @@ import { VERSION } from './version.ts'
 const isAddress = (s: string) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s)
 const isGuid = (s: string) =>
   /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s)
-// `Name <address>` (the name maybe quoted), as MAIL_FROM and enqueue take a sender.
+// `Name <address>` (the name maybe quoted), as MAIL_FROM and enqueue take an address.
 const NAMED = /^\s*(.*?)\s*<([^<>]*)>\s*$/s
 
-/** --from as given: a bare mailbox, or `Name <address>` split into its address and name. */
-function fromArgument(raw: string): MailAddress {
+/** --from or --to as given: a bare mailbox, or `Name <address>` split into its address and name. */
+function mailboxArgument(raw: string): MailAddress {
   const named = NAMED.exec(raw)
   if (!named) return { address: raw }
   const name = named[1]!.replace(/^"(.*)"$/s, '$1').trim()
@@ -28,13 +28,13 @@ export async function sendTest(
   args: { to: string | undefined; from: string | undefined },
   log: Logger,
 ): Promise<number> {
-  const to = args.to
+  const to = args.to !== undefined ? mailboxArgument(args.to) : null
   // MAIL_FROM as the engine reads it: `Name <address>` sends from that address, under that name.
-  const given = args.from !== undefined ? fromArgument(args.from) : null
+  const given = args.from !== undefined ? mailboxArgument(args.from) : null
   const from =
     given !== null ? given : config.mailFrom !== null ? parseDefaultFrom(config.mailFrom) : null
-  if (!to || !isAddress(to)) {
-    console.error('send-test needs --to ADDRESS (a valid e-mail address)')
+  if (!to || !isAddress(to.address)) {
+    console.error('send-test needs --to ADDRESS (a valid e-mail address, or `Name <address>`)')
     return EXIT.usage
   }
   // Graph takes a mailbox as an address or a user id (a GUID); the file transport needs an address,
@@ -60,7 +60,7 @@ export async function sendTest(
     attempt: 1,
     correlationId: id,
     from,
-    to: [{ address: to }],
+    to: [to],
     cc: [],
     bcc: [],
     replyTo: [],

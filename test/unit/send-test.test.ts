@@ -83,6 +83,18 @@ test('--from written `Name <address>` sends from that address under that name, a
   expect(await readdir(dir)).toHaveLength(2)
 })
 
+test('--to written `Name <address>` is sent to that address under that name; one without a valid address is a usage error', async () => {
+  const { dir, config } = await fileConfig()
+  expect(await sendTest(config, { to: 'Me <me@example.com>', from: undefined }, silentLogger)).toBe(
+    0,
+  )
+  const files = await readdir(dir)
+  expect(await readFile(join(dir, files[0]!), 'utf8')).toMatch(/^To: Me <me@example\.com>\r?$/m)
+  for (const to of ['Me <me>', 'Me <>', 'me'])
+    expect([to, await sendTest(config, { to, from: undefined }, silentLogger)]).toEqual([to, 2])
+  expect(await readdir(dir)).toHaveLength(1)
+})
+
 test('with Graph, --from may be a user id (GUID), as Graph takes one; the file transport refuses it', async () => {
   const userId = '0b2c6a3e-8f1d-4c2a-9e7b-5d4f3a2b1c0d'
   const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [userId] })
