@@ -65,3 +65,27 @@ test('every secret step 4 sets is one the operator holds: none is generated unse
   }
   expect(guide).toContain("token=$(API_JWT_SECRET='…' bun -e")
 })
+
+test('step 4 for several databases: its commands leave the secrets a valid `serve` takes, each database with its direct URL', async () => {
+  // As written before, it said "set MAILER_DATABASES" after the block that set DATABASE_URL and
+  // LISTEN_DATABASE_URL: an operator who followed both had every start refused ("MAILER_DATABASES
+  // and DATABASE_URL are both set"), and nothing said to store the list as a secret (its URLs hold
+  // the passwords) rather than in fly.toml.
+  const several = step4.slice(step4.indexOf('Several databases'))
+  const set = /^fly secrets set --stage MAILER_DATABASES='(.*)'$/m.exec(several)
+  expect(set).not.toBeNull()
+  const unset = /^fly secrets unset --stage ((?:[A-Z_]+ ?)+)/m.exec(several)
+  expect(unset?.[1]?.trim().split(' ')).toEqual(['DATABASE_URL', 'LISTEN_DATABASE_URL'])
+  const { certPem, keyPem } = await generateTestCertificate()
+  const secrets: Record<string, string> = {
+    GRAPH_CERTIFICATE: certPem,
+    GRAPH_PRIVATE_KEY: keyPem,
+    API_JWT_SECRET: 'k'.repeat(64),
+    MAILER_DATABASES: set![1]!.replaceAll('…', 'password'),
+  }
+  const config = loadConfig({ ...(await flyEnvFilledIn()), ...secrets })
+  expect(config.databases.map((d) => [d.name, new URL(d.listenUrl).host])).toEqual([
+    ['acme', 'direct-host:5432'],
+    ['globex', 'direct-host:5432'],
+  ])
+})
