@@ -75,8 +75,14 @@ describe('a token whose db claim names one database', () => {
     expect((stats.body as { databases: { name: string }[] }).databases.map((d) => d.name)).toEqual([
       'shop',
     ])
+    // The row it enqueues without ?db= is named with its database: a Location another token follows
+    // (one reaching both databases) must say which.
+    const created = await send(app, 'POST', '/v1/outbox', { token: shopOnly, body: { message } })
+    const location = `/v1/outbox/${(created.body as { id: string }).id}?db=shop`
+    expect([created.status, created.headers.get('location')]).toEqual([201, location])
     // A token without the claim still reaches both, and still names the one it means.
     const everyone = await token()
+    expect((await send(app, 'GET', location, { token: everyone })).status).toBe(200)
     expect((await send(app, 'GET', '/v1/outbox', { token: everyone })).status).toBe(400)
     const all = await send(app, 'GET', '/v1/stats', { token: everyone })
     expect((all.body as { databases: { name: string }[] }).databases.map((d) => d.name)).toEqual([

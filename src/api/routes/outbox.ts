@@ -87,7 +87,7 @@ export function outboxRoutes(deps: ApiDeps) {
         headers: {
           Location: {
             description:
-              'The new row: /v1/outbox/{id}, with ?db= when the request named a database',
+              'The new row: /v1/outbox/{id}, with ?db= when the request named a database or several are configured',
             required: true,
             schema: { type: 'string' as const },
           },
@@ -176,8 +176,11 @@ export function outboxRoutes(deps: ApiDeps) {
       )
       c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', { id: result.id })
       if (!result.created) return c.json({ id: result.id }, 200)
-      // RFC 9110 15.3.2: without it the created resource would be the target URI, /v1/outbox.
-      const db = c.req.valid('query').db
+      // RFC 9110 15.3.2: without it the created resource would be the target URI, /v1/outbox. With
+      // several databases it names the row's, asked or not (a token whose db claim implied it): the
+      // row route of a token reaching more than one needs it.
+      const db =
+        c.req.valid('query').db || (deps.databases.length > 1 ? c.get('database').name : '')
       const location = `/v1/outbox/${result.id}${db ? `?db=${encodeURIComponent(db)}` : ''}`
       return c.json({ id: result.id }, 201, { Location: location })
     })
