@@ -17,8 +17,18 @@ export function createOperationsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = baseApp(deps)
   app.route('/', healthRoutes(deps))
   if (!deps.metricsApart) app.route('/', metricsRoutes(deps))
+  // A worker's 404 for an API path says why: a request routed to it by mistake (Fly's proxy over a
+  // split's groups both) read as a route gone.
+  if (deps.surface === 'operations') {
+    app.notFound(notFoundHandler(servedMethods(app), (path) => (isApiPath(path) ? NO_API : null)))
+  }
   return app
 }
+
+const NO_API =
+  'this process runs `serve --role worker`, which serves no API: send /v1, /openapi.json and /docs to a `serve --role api` (or `all`) process'
+const isApiPath = (path: string) =>
+  path === '/v1' || path.startsWith('/v1/') || path === '/openapi.json' || path === '/docs'
 
 /** /metrics alone, for its own listener (METRICS_PORT): a port the platform keeps off the internet. */
 export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {

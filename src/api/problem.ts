@@ -176,10 +176,13 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
 
 /**
  * A request no route answers: 405 with Allow when the path is served by other methods (`servedAt`
- * names them), else 404.
+ * names them), else 404; `elsewhere` says where a path this app does not serve is served, if anywhere.
  */
 export const notFoundHandler =
-  (servedAt: (path: string) => string[]): NotFoundHandler<AppEnv> =>
+  (
+    servedAt: (path: string) => string[],
+    elsewhere?: (path: string) => string | null,
+  ): NotFoundHandler<AppEnv> =>
   (c) => {
     const allow = servedAt(c.req.path)
     if (allow.length > 0) {
@@ -190,7 +193,7 @@ export const notFoundHandler =
       type: problemType('not_found'),
       title: TITLE.not_found!,
       status: 404,
-      detail: `no route for ${c.req.method} ${c.req.path}`,
+      detail: elsewhere?.(c.req.path) ?? `no route for ${c.req.method} ${c.req.path}`,
     })
   }
 

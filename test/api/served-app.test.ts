@@ -108,3 +108,19 @@ test('on the wire, a HEAD answers the length of its GET, not content-length 0', 
     server.stop(true)
   }
 })
+
+test('a worker-only process answers an API path with a 404 that says it serves no API, not a bare "no route"', async () => {
+  // Fly balances an [http_service] over every group it names: a split whose api group was not named
+  // alone there sent some /v1 requests to workers, whose 404 said only "no route for GET /v1/stats".
+  const { deps } = appOnDefault(t)
+  const worker = createServedApp({ ...deps, surface: 'operations' })
+  for (const path of ['/v1/stats', '/v1/outbox/1', '/openapi.json', '/docs']) {
+    const r = await worker.fetch(new Request(`http://localhost${path}`))
+    const body = (await r.json()) as { type: string; detail: string }
+    expect([path, r.status, body.type]).toEqual([path, 404, 'urn:outbox-mailer:problem:not_found'])
+    expect(body.detail).toContain('this process runs `serve --role worker`')
+  }
+  // Elsewhere a 404 stays a plain one.
+  const r = await worker.fetch(new Request('http://localhost/nowhere'))
+  expect(((await r.json()) as { detail: string }).detail).toBe('no route for GET /nowhere')
+})
