@@ -880,10 +880,10 @@ describe('the checker', () => {
     const info = { openapi: '3.1.0', info: { title: 'broken', version: '0' } }
     broken.doc31('/openapi.json', info)
     const b = broken as unknown as App
-    expect(send(b, 'GET', '/extra')).rejects.toThrow(
+    await expect(send(b, 'GET', '/extra')).rejects.toThrow(
       'GET /extra 200 body does not match its schema',
     )
-    expect(send(b, 'GET', '/teapot')).rejects.toThrow(
+    await expect(send(b, 'GET', '/teapot')).rejects.toThrow(
       'GET /teapot 418: the status is not documented',
     )
     // The broken app's document, its HEADs declared as the real one declares them.
