@@ -45,3 +45,33 @@ test("an error keeps its name, message and code, never the row data in a driver 
   expect(line.err).toEqual({ name: 'Error', message: err.message, code: '23514' })
   expect(lines[0]).not.toContain('ann@example.com')
 })
+
+// Each key the logger drops, on a line and on a child's bound fields: a caller that passes one by
+// mistake (a message's recipients, a database URL with its password) leaks nothing.
+test('every personal or secret key is redacted, at every level and in a child’s bound fields', () => {
+  const personal = [
+    'to',
+    'cc',
+    'bcc',
+    'from',
+    'replyTo',
+    'subject',
+    'text',
+    'html',
+    'body',
+    'address',
+  ]
+  const secret = ['password', 'secret', 'token', 'authorization', 'url']
+  for (const key of [...personal, ...secret]) {
+    const value = `${key}-value@example.com`
+    const { lines, log } = capture()
+    log.debug('d', { outboxId: '7', [key]: value })
+    log.error('e', { outboxId: '7', [key]: value })
+    log.child({ [key]: value }).warn('w', { outboxId: '7' })
+    expect([key, lines.length]).toEqual([key, 3])
+    for (const line of lines) {
+      expect([key, line.includes(value)]).toEqual([key, false])
+      expect(JSON.parse(line)).toMatchObject({ [key]: '[redacted]' })
+    }
+  }
+})
