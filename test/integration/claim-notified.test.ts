@@ -328,3 +328,26 @@ describe('the drainer', () => {
     }
   })
 })
+
+describe('a named row not due yet', () => {
+  // First in claim order (nothing pending ahead of it, or it is more urgent than what is), it is
+  // still not taken before its send_at: the named claim's own due-time filter is all that stops it.
+  test('is not taken early when it is first in claim order, alone or more urgent than a due row', async () => {
+    const inAMinute = new Date(Date.now() + 60_000).toISOString()
+    const alone = await enqueue(t, undefined, { sendAt: inAMinute })
+    const claim = await claimNamed(alone)
+    expect(claim.leases).toEqual([])
+    expect(claim.nextDueInMs).toBeGreaterThan(50_000)
+    const due = await enqueue(t)
+    const urgent = await enqueue(t, undefined, { priority: -5, sendAt: inAMinute })
+    expect((await claimNamed(urgent)).leases.map((l) => l.id)).toEqual([due])
+    const rows = await t.pool.query(
+      'select id::text, status from mailer.email_outbox where id = any($1) order by id',
+      [[alone, urgent]],
+    )
+    expect(rows.rows).toEqual([
+      { id: alone, status: 'pending' },
+      { id: urgent, status: 'pending' },
+    ])
+  })
+})
