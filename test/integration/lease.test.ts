@@ -1,5 +1,6 @@
 // Leases in the database: claimBatch and its plan, fencing and reclaim, settleLeases, markSent, the throttle deadline, expiry, lease upkeep.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
 import pg from 'pg'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
@@ -1628,5 +1629,25 @@ describe('lease upkeep', () => {
     expect(events.filter((e) => e.type === 'lease_lost')).toEqual([
       { type: 'lease_lost', db: 'test', id, during: 'settle' },
     ])
+  })
+})
+
+describe('the reclaim’s lease comparison', () => {
+  // In one transaction now() is one instant, so a lease can end a millisecond either side of it
+  // without a race against the wall clock.
+  test('takes a lease that ended a millisecond ago, never one that ends a millisecond from now', async () => {
+    const live = await enqueue(t)
+    const ended = await enqueue(t)
+    await claim(2)
+    const reclaimed = await t.db.transaction().execute(async (trx) => {
+      await sql`update mailer.email_outbox
+                   set lease_expires_at = now() + case when id = ${live}::bigint
+                                                       then interval '1 millisecond'
+                                                       else interval '-1 millisecond' end
+                 where id in (${live}::bigint, ${ended}::bigint)`.execute(trx)
+      return (await reclaimExpired(trx, { defaultMaxAttempts: 3 })).rows
+    })
+    expect(reclaimed).toEqual([{ id: ended, status: 'pending', ambiguous: false }])
+    expect((await rowOf(t, live)).status).toBe('sending')
   })
 })
