@@ -268,3 +268,45 @@ describe('rate limit', () => {
     expect((await send(limited, 'GET', '/v1/stats', { token: b })).status).toBe(200)
   })
 })
+
+describe('tenant confinement of counts', () => {
+  test("a bulk dry run counts only the token tenant's rows; stats count only its rows in flight and its oldest wait", async () => {
+    const mine = await enqueueSql(t.pool, { tenant: 'acme' })
+    const theirs = await enqueueSql(t.pool, { tenant: 'beta' })
+    const theirsFailed = await enqueueSql(t.pool, { tenant: 'beta' })
+    await setState(t.pool, theirsFailed, 'failed')
+    const theirsSending = await enqueueSql(t.pool, { tenant: 'beta' })
+    await setState(t.pool, theirsSending, 'sending')
+    // Theirs has waited an hour: an unconfined oldest age would be theirs.
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '1 hour' where id = $1`,
+      [theirs],
+    )
+    const acme = await token({ tenant: 'acme' })
+    const dryRun = async (path: string, filter: Record<string, unknown>) =>
+      (await send(app, 'POST', path, { token: acme, body: { filter, dryRun: true } })).body
+    const none = { dryRun: true, matched: 0, items: [], more: false }
+    expect(await dryRun('/v1/outbox/cancel', { ids: [mine, theirs, theirsSending] })).toEqual({
+      ...none,
+      matched: 1,
+    })
+    expect(await dryRun('/v1/outbox/cancel', { tenant: 'beta' })).toEqual(none)
+    expect(await dryRun('/v1/outbox/retry', { ids: [theirsFailed] })).toEqual(none)
+    expect(await dryRun('/v1/outbox/retry', { status: ['failed'] })).toEqual(none)
+    const stats = await send(app, 'GET', '/v1/stats', { token: acme })
+    const [own] = (
+      stats.body as { databases: { counts: unknown; oldestPendingAgeSeconds: number }[] }
+    ).databases
+    expect(own!.counts).toEqual({ pending: 1, sending: 0, sent: 0, failed: 0, cancelled: 0 })
+    expect(own!.oldestPendingAgeSeconds).toBeLessThan(600)
+    // A dry run changes nothing.
+    const states = await t.pool.query(
+      'select status, count(*)::int as n from mailer.email_outbox group by 1 order by 1',
+    )
+    expect(states.rows).toEqual([
+      { status: 'failed', n: 1 },
+      { status: 'pending', n: 2 },
+      { status: 'sending', n: 1 },
+    ])
+  })
+})
