@@ -1,0 +1,62 @@
+// Behind a closed gate (send limits, pacing: Graph's), an interrupted send is resolved under its permit before any new send.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import type { SendGate } from '../../src/outbox/send-gate.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { settledFor } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb()
+let engine: TestEngine | null = null
+afterEach(async () => {
+  await engine?.stop()
+  engine = null
+})
+
+// Closed, so each row takes gated-send.ts's way (a permit, then the lookup, then the last check);
+// every permit is granted at once.
+const grantingGate: SendGate = {
+  open: false,
+  acquire: async () => ({ release: async () => {} }),
+  pause: async () => {},
+}
+
+/** A row whose earlier send started and never learned its outcome (its worker died mid-send). */
+async function interruptedRow(): Promise<string> {
+  const id = await enqueue(t)
+  await t.pool.query(
+    `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`,
+    [id],
+  )
+  return id
+}
+
+test('found in the mailbox: marked sent without sending again', async () => {
+  const id = await interruptedRow()
+  const asked: string[] = []
+  engine = createTestEngine(t, {
+    deps: {
+      gate: grantingGate,
+      lookup: async (mail) => {
+        asked.push(mail.outboxId)
+        return 'found'
+      },
+    },
+  })
+  await engine.start()
+  expect(await engine.events.waitFor(settledFor(id))).toMatchObject({ outcome: 'sent' })
+  expect(asked).toEqual([id])
+  expect(engine.sender.calls).toEqual([])
+  expect(await rowOf(t, id)).toMatchObject({ status: 'sent', send_started_at: null })
+})
+
+test('no lookup and policy hold: failed for review, not sent', async () => {
+  const id = await interruptedRow()
+  engine = createTestEngine(t, { deps: { gate: grantingGate, ambiguousPolicy: 'hold' } })
+  await engine.start()
+  expect(await engine.events.waitFor(settledFor(id))).toMatchObject({ outcome: 'failed' })
+  expect(engine.sender.calls).toEqual([])
+  expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'ambiguous_send' })
+})
