@@ -310,3 +310,38 @@ describe('tenant confinement of counts', () => {
     ])
   })
 })
+
+describe('the write scope', () => {
+  test('every route that changes rows refuses a read-only token with 403 and changes nothing; write may', async () => {
+    const pending = await enqueueSql(t.pool)
+    const failed = await enqueueSql(t.pool)
+    await setState(t.pool, failed, 'failed')
+    const read = await token({ scope: 'outbox:read' })
+    const write = await token({ scope: 'outbox:write' })
+    const message = { to: 'ada@example.com', subject: 'S', text: 'T' }
+    const changes: [string, { body?: unknown }][] = [
+      ['/v1/outbox', { body: { message } }],
+      [`/v1/outbox/${pending}/cancel`, {}],
+      [`/v1/outbox/${failed}/retry`, {}],
+      ['/v1/outbox/cancel', { body: { filter: { ids: [pending] } } }],
+      ['/v1/outbox/retry', { body: { filter: { ids: [failed] } } }],
+    ]
+    for (const [path, o] of changes) {
+      const r = await send(app, 'POST', path, { token: read, ...o })
+      expect([path, r.status, r.headers.get('www-authenticate')]).toEqual([
+        path,
+        403,
+        'Bearer error="insufficient_scope"',
+      ])
+    }
+    const rows = async () =>
+      (await t.pool.query('select id::text, status from mailer.email_outbox order by id')).rows
+    expect(await rows()).toEqual([
+      { id: pending, status: 'pending' },
+      { id: failed, status: 'failed' },
+    ])
+    const created = await send(app, 'POST', '/v1/outbox', { token: write, body: { message } })
+    expect(created.status).toBe(201)
+    expect(await rows()).toHaveLength(3)
+  })
+})
