@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import type { SendPermit } from '../../src/outbox/send-gate.ts'
 import { ensureSlots, takeSlots } from '../../src/outbox/send-limits.ts'
@@ -828,4 +828,24 @@ describe('the Postgres send gate', () => {
     await second!.release()
     await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
   })
+})
+
+// The pause is the one line the gate writes about a mailbox: it names none (src/log.ts's rule).
+test('a mailbox paused after a throttle is logged with its pause, never its address', async () => {
+  const lines: string[] = []
+  const g = createPgSendGate({
+    db: t.db,
+    clock: systemClock,
+    log: createLogger('debug', (l) => lines.push(l)),
+    holder: 'logged',
+    maxConcurrency: 2,
+    ratePerMinute: 0,
+    slotTtlMs: 30_000,
+    maxWaitMs: 20,
+  })
+  await g.pause(' Ops.Desk@Example.com ', 1500)
+  expect(lines.map((l) => JSON.parse(l))).toEqual([
+    expect.objectContaining({ msg: 'mailbox paused after a provider throttle', pauseMs: 1500 }),
+  ])
+  expect(lines.join('\n').toLowerCase()).not.toContain('ops.desk@example.com')
 })
