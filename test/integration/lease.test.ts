@@ -1651,3 +1651,40 @@ describe('the reclaim’s lease comparison', () => {
     expect((await rowOf(t, live)).status).toBe('sending')
   })
 })
+
+describe('the attempt history of a settlement', () => {
+  test('names the worker that settled it, the send’s start, the HTTP status and the request id', async () => {
+    const id = await enqueue(t)
+    const [l] = await claim(1, 'w-claim')
+    const startedAt = new Date(Date.now() - 1500)
+    const settled = await settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: l!.token,
+          settlement: retryOf('http_503', 0),
+          startedAt,
+          httpStatus: 503,
+          requestId: 'req-503',
+        },
+      ],
+      { ...settleParams, workerId: 'w-settle' },
+    )
+    expect(settled).toMatchObject([{ id, outcome: 'retry' }])
+    const [entry] = await attemptsOf(
+      t,
+      id,
+      'attempt, worker_id, outcome, http_status, request_id, error_code, started_at',
+    )
+    expect(entry).toEqual({
+      attempt: 1,
+      worker_id: 'w-settle',
+      outcome: 'retry',
+      http_status: 503,
+      request_id: 'req-503',
+      error_code: 'http_503',
+      started_at: startedAt,
+    })
+  })
+})
