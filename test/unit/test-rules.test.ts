@@ -1,0 +1,76 @@
+// The suite's own rules, read from its sources: no skipped or focused tests, every async matcher awaited.
+import { expect, test } from 'bun:test'
+import { resolve } from 'node:path'
+import { Glob } from 'bun'
+import ts from 'typescript'
+
+const ROOT = resolve(import.meta.dir, '../..')
+const FILES = [...new Glob('test/**/*.ts').scanSync(ROOT)].sort()
+
+// Parsed once for every rule below.
+const SOURCES = Promise.all(
+  FILES.map(async (file) =>
+    ts.createSourceFile(
+      file,
+      await Bun.file(resolve(ROOT, file)).text(),
+      ts.ScriptTarget.Latest,
+      true,
+    ),
+  ),
+)
+
+/** Every node of the suite, and where it is, as file:line. */
+async function eachSource(visit: (node: ts.Node, at: () => string) => void) {
+  for (const source of await SOURCES) {
+    const walk = (node: ts.Node) => {
+      visit(
+        node,
+        () =>
+          `${source.fileName}:${source.getLineAndCharacterOfPosition(node.getStart()).line + 1}`,
+      )
+      ts.forEachChild(node, walk)
+    }
+    walk(source)
+  }
+}
+
+test('the rules read the whole suite', () => {
+  // A glob that matched nothing would pass every rule below.
+  expect(FILES.length).toBeGreaterThan(100)
+  expect(FILES).toContain('test/unit/test-rules.test.ts')
+})
+
+test('no test or describe is skipped, left to do or focused', async () => {
+  const found: string[] = []
+  await eachSource((node, at) => {
+    if (
+      ts.isPropertyAccessExpression(node) &&
+      /^(test|it|describe)$/.test(node.expression.getText()) &&
+      /^(skip|todo|only|skipIf|if|todoIf|failing)$/.test(node.name.text)
+    ) {
+      found.push(`${at()} ${node.getText()}`)
+    }
+  })
+  expect(found).toEqual([])
+})
+
+// An expect(promise).rejects/.resolves chain not awaited is checked after the test may have
+// ended: its failure is reported late, or against another test, or not at all.
+test('every .resolves or .rejects matcher is awaited or returned', async () => {
+  const found: string[] = []
+  await eachSource((node, at) => {
+    if (!ts.isCallExpression(node) || node.expression.getText() !== 'expect') return
+    let top: ts.Node = node
+    while (
+      ts.isPropertyAccessExpression(top.parent) ||
+      (ts.isCallExpression(top.parent) && top.parent.expression === top)
+    ) {
+      top = top.parent
+    }
+    if (!/^expect\([\s\S]*\)\s*\.(resolves|rejects)\b/.test(top.getText())) return
+    const p = top.parent
+    const used = ts.isAwaitExpression(p) || ts.isReturnStatement(p) || ts.isArrowFunction(p)
+    if (!used) found.push(`${at()} ${top.getText().slice(0, 80)}`)
+  })
+  expect(found).toEqual([])
+})
