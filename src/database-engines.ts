@@ -12,6 +12,7 @@ import type { Logger } from './log.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import { createListener, type Listener } from './outbox/listener.ts'
+import { type PickupPath, pickupPrimer } from './outbox/pickup-primes.ts'
 import { createSlots } from './outbox/slots.ts'
 import { PERMISSION_ADVICE } from './outbox/statement-timeout.ts'
 import type { Transport } from './transport-wiring.ts'
@@ -26,6 +27,17 @@ export function startListeners(
   onEvent: EngineEventHandler,
   log: Logger,
 ): void {
+  // The sends' path as the transport's gate will take it (transport-wiring: Graph's is the Postgres
+  // send gate, which leaves the pause to the last check without pacing); the drainers, made after
+  // the schema check, may start after a session listens.
+  const path: PickupPath =
+    config.transport === 'graph'
+      ? {
+          slotTake: true,
+          lastCheck: config.limits.mailboxRatePerMinute > 0 ? 'plain' : 'with-pause',
+        }
+      : { slotTake: false, lastCheck: 'none' }
+  const prime = pickupPrimer(path)
   for (const [i, h] of handles.entries()) {
     const d = config.databases[i]!
     const listener = createListener({
@@ -40,6 +52,7 @@ export function startListeners(
       checkIntervalMs: config.worker.listenCheckSeconds * 1000,
       mode: config.worker.listenMode,
       shared: h.listenSession,
+      prime,
       connectionsRetired: h.connectionsRetired,
     })
     listeners.set(h.name, listener)

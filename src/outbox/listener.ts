@@ -1,40 +1,10 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
-import { type Clock, waitAtMost } from '../clock.ts'
-import type { SharedSession } from '../db/statement-route.ts'
+import { waitAtMost } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
-import type { Logger } from '../log.ts'
 import { primeNotifiedClaim } from './claim.ts'
-import type { EngineEventHandler, ListenerState } from './events.ts'
+import type { ListenerState } from './events.ts'
 import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
-
-interface ListenerDeps {
-  db: string
-  url: string
-  /** The variable `url` came from (LISTEN_DATABASE_URL…): a refused connect names it, in the log and readiness. */
-  urlVariable?: string
-  log: Logger
-  clock: Clock
-  /**
-   * Called on a notification (with the row it names, if any) and after every successful (re)LISTEN,
-   * so nothing missed stays unsent.
-   */
-  wake: (reason: 'notification' | 'sweep', rowId?: string) => void
-  onEvent?: EngineEventHandler
-  checkIntervalMs: number
-  checkTimeoutMs?: number
-  maxBackoffMs?: number
-  /** `poll` never connects: for transaction poolers where LISTEN cannot work. */
-  mode: 'auto' | 'poll'
-  /** The pool's statement route, when this session may carry its statements (same URL). */
-  shared?: SharedSession | null
-  /**
-   * Resolves when the database's connections opened until now are retired (a write met a read-only
-   * server: a failover). A session of its own is then reconnected; a shared one the route drops.
-   * `signal` aborts when the session ends, dropping the wait: one per reconnect otherwise stayed
-   * attached to an era that may outlast a flapping network's thousands of reconnects.
-   */
-  connectionsRetired?: (signal: AbortSignal) => Promise<{ first: boolean }>
-}
+import type { ListenerDeps } from './listener-deps.ts'
 
 export interface Listener {
   start(): void
@@ -97,13 +67,15 @@ export function createListener(d: ListenerDeps): Listener {
         db: d.db,
         ...(failed && { failedConnects: failed.failures, failingMs: failed.ms }),
       })
-      // A shared session carries the worker's claims: it runs the notified claim once now, in its
-      // owner's turn (a statement of the route meanwhile waits, the sweep's claim too), so the first
-      // row after a (re)connect waits for no cold plan. Bounded like a check; a failure costs only
-      // that row the plan, and a dead session is the checks' to find.
+      // A shared session carries the worker's claims and sends: it runs their statements once now
+      // for no row (d.prime; the notified claim alone by default), in its owner's turn (a statement
+      // of the route meanwhile waits, the sweep's claim too), so the first row after a (re)connect
+      // waits for no cold plan. Bounded like a check; a failure costs only that row the plans, and
+      // a dead session is the checks' to find.
       if (d.shared) {
+        const prime = d.prime ?? primeNotifiedClaim
         void d.shared
-          .inTurn(() => waitAtMost(d.clock, primeNotifiedClaim(client), checkTimeoutMs))
+          .inTurn(() => waitAtMost(d.clock, prime(client), checkTimeoutMs))
           .catch(() => {})
       }
       d.wake('sweep')

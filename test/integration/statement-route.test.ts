@@ -7,6 +7,8 @@ import type { SharedSession } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
 import { createListener } from '../../src/outbox/listener.ts'
+import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { createEventLog, pollUntil, settledFor } from '../support/events.ts'
@@ -30,7 +32,7 @@ let opened = 0
 let openedAtSend: number[] = []
 
 // The pool closes an idle connection after 30 ms, so tests do not wait 10 s for "idle".
-async function startShared(): Promise<TestEngine> {
+async function startShared(graph = false): Promise<TestEngine> {
   h = openDb({
     name: 'test',
     url: t.url,
@@ -53,10 +55,24 @@ async function startShared(): Promise<TestEngine> {
     },
   }
   // No heartbeat while a test runs: a statement of the worker's own would take the session.
+  // graph: sends through the Postgres send gate without pacing, as the Graph binary's, and the
+  // session primed as database-engines primes it for them.
+  const gate = graph
+    ? createPgSendGate({
+        db: h.statements.db,
+        clock: systemClock,
+        log: silentLogger,
+        holder: 'test-worker',
+        maxConcurrency: 4,
+        ratePerMinute: 0,
+        slotTtlMs: 60_000,
+      })
+    : undefined
   e = createTestEngine(t, {
     handle: h,
-    deps: { sender },
+    deps: { sender, ...(gate && { gate }) },
     config: { leaseSeconds: 600, heartbeatSeconds: 300 },
+    ...(graph && { prime: pickupPrimer({ slotTake: true, lastCheck: 'with-pause' }) }),
   })
   await e.start()
   await quiet()
@@ -122,6 +138,28 @@ test("a new session runs the notified claim before any row names one, claiming n
   )
   expect(rows[0]!.n).toBe(0)
   // The first notified row is then claimed and sent as any other, on the session.
+  const before = opened
+  const id = await enqueue(t)
+  await engine.events.waitFor(settledFor(id, 'sent'))
+  expect(openedAtSend.at(-1)).toBe(before)
+  expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([id])
+})
+
+test("a new session of a Graph worker runs its send's statements for no row too: the first row's slot take and last check find them ready, and nothing was written", async () => {
+  const engine = await startShared(true)
+  const r = await h.statements.query<{ pid: number; names: string[] }>(
+    'select pg_backend_pid() as pid, array(select name from pg_prepared_statements order by name) as names',
+  )
+  expect(r.rows[0]!.pid).toBe(engine.listener.backendPid()!)
+  expect(r.rows[0]!.names).toContain('outbox_claim_notified')
+  expect(r.rows[0]!.names).toContain('outbox_start_sends_unpaused')
+  // The slot take's prime took none and created none (a real take creates them at first use).
+  const { rows } = await t.pool.query<{ n: number }>(
+    `select (select count(*) from mailer.email_outbox)::int + (select count(*) from mailer.email_attempts)::int
+          + (select count(*) from mailer.send_slots)::int + (select count(*) from mailer.mailbox_pacing)::int as n`,
+  )
+  expect(rows[0]!.n).toBe(0)
+  // The first row then takes a slot and its last check on the session, the prepared one included.
   const before = opened
   const id = await enqueue(t)
   await engine.events.waitFor(settledFor(id, 'sent'))

@@ -6,6 +6,7 @@ import { silentLogger } from '../../src/log.ts'
 import { createDrainer, type Drainer } from '../../src/outbox/drainer.ts'
 import type { DrainerDeps } from '../../src/outbox/drainer-deps.ts'
 import { createListener, type Listener } from '../../src/outbox/listener.ts'
+import type { ListenerDeps } from '../../src/outbox/listener-deps.ts'
 import { openGate } from '../../src/outbox/send-gate.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
 import type { TestDb } from './db.ts'
@@ -46,6 +47,8 @@ export function createTestEngine(
     handle?: DbHandle
     /** The listener's own URL (LISTEN_DATABASE_URL), for a handle that does not share its session. */
     listenUrl?: string
+    /** What a shared session runs when it starts listening (the listener's `prime`). */
+    prime?: ListenerDeps['prime']
   } = {},
 ): TestEngine {
   const config = { ...testWorkerConfig, ...o.config }
@@ -80,6 +83,7 @@ export function createTestEngine(
     mode: config.listenMode,
     shared: (o.handle ?? t).listenSession,
     connectionsRetired: (o.handle ?? t).connectionsRetired,
+    ...(o.prime && { prime: o.prime }),
   })
   return {
     drainer,

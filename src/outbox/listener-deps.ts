@@ -1,0 +1,39 @@
+// What one database's listener is given: its URLs, its wake-up, its checks and the session it may share.
+import type { Clock } from '../clock.ts'
+import type { Queryable, SharedSession } from '../db/statement-route.ts'
+import type { Logger } from '../log.ts'
+import type { EngineEventHandler } from './events.ts'
+
+export interface ListenerDeps {
+  db: string
+  url: string
+  /** The variable `url` came from (LISTEN_DATABASE_URL…): a refused connect names it, in the log and readiness. */
+  urlVariable?: string
+  log: Logger
+  clock: Clock
+  /**
+   * Called on a notification (with the row it names, if any) and after every successful (re)LISTEN,
+   * so nothing missed stays unsent.
+   */
+  wake: (reason: 'notification' | 'sweep', rowId?: string) => void
+  onEvent?: EngineEventHandler
+  checkIntervalMs: number
+  checkTimeoutMs?: number
+  maxBackoffMs?: number
+  /** `poll` never connects: for transaction poolers where LISTEN cannot work. */
+  mode: 'auto' | 'poll'
+  /** The pool's statement route, when this session may carry its statements (same URL). */
+  shared?: SharedSession | null
+  /**
+   * Run once on a shared session when it starts listening, in its owner's turn: the worker's pickup
+   * statements for no row (pickup-primes.ts). Default: the notified claim alone (primeNotifiedClaim).
+   */
+  prime?: (session: Queryable) => Promise<void>
+  /**
+   * Resolves when the database's connections opened until now are retired (a write met a read-only
+   * server: a failover). A session of its own is then reconnected; a shared one the route drops.
+   * `signal` aborts when the session ends, dropping the wait: one per reconnect otherwise stayed
+   * attached to an era that may outlast a flapping network's thousands of reconnects.
+   */
+  connectionsRetired?: (signal: AbortSignal) => Promise<{ first: boolean }>
+}
