@@ -9,6 +9,7 @@ import { type DbHandle, openDb } from './db/open.ts'
 import { AppError, EXIT } from './errors.ts'
 import { listen } from './http-listen.ts'
 import type { Logger } from './log.ts'
+import { primeNotifiedClaim } from './outbox/claim.ts'
 import type { Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import type { HealthSource } from './outbox/health.ts'
@@ -61,6 +62,8 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       // The worker's statements ride its LISTEN session when it is free: idle, one connection.
       shareListenSession:
         o.role !== 'api' && config.worker.listenMode === 'auto' && d.listenUrl === d.url,
+      // Else they ride the pool's kept connection, whose replacements the claim then finds primed.
+      ...(o.role !== 'api' && { primeKept: primeNotifiedClaim }),
     }),
   )
   const drainers = new Map<string, Drainer>()

@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
+import { primeNotifiedClaim } from '../../src/outbox/claim.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 
@@ -30,6 +31,47 @@ test('an idle pool closes its extra connections and keeps one open', async () =>
     expect(removed).toBe(2)
     expect(h.pool.totalCount).toBe(1)
     expect(busy).toContain(await pid())
+  } finally {
+    await h.close()
+  }
+})
+
+test('without a shared session the connection the pool opens alone, the one it keeps, has the claim primed before its first statement; one a busy spell adds beside it has not', async () => {
+  const h = openDb({
+    name: 'pool',
+    url: t.url,
+    log: silentLogger,
+    idleTimeoutMs: 20,
+    primeKept: primeNotifiedClaim,
+  })
+  try {
+    const names = async (c: { query: typeof h.pool.query } = h.pool) =>
+      (
+        await c.query<{ pid: number; names: string[] }>(
+          'select pg_backend_pid() as pid, array(select name from pg_prepared_statements) as names',
+        )
+      ).rows[0]!
+    const kept = await names()
+    expect(kept.names).toEqual(['outbox_claim_notified'])
+    // A busy spell: the kept one busy, two more connections beside it, opened unprimed.
+    const held = [await h.pool.connect(), await h.pool.connect(), await h.pool.connect()]
+    const all = [await names(held[0]), await names(held[1]), await names(held[2])]
+    for (const c of held) c.release()
+    const beside = all.filter((x) => x.pid !== kept.pid)
+    expect(beside.length).toBe(2)
+    expect(beside.map((x) => x.names)).toEqual([[], []])
+    // The kept one goes (its lifetime's end, a network): its replacement, opened alone, is primed.
+    await pollUntil(async () => (h.pool.totalCount === 1 ? true : undefined), 5_000, 5)
+    const removed = new Promise((resolve) => h.pool.once('remove', resolve))
+    await t.pool.query(
+      'select pg_terminate_backend(pid) from pg_stat_activity where pid = any($1)',
+      [[kept.pid, ...beside.map((x) => x.pid)]],
+    )
+    await removed
+    await pollUntil(async () => (h.pool.totalCount === 0 ? true : undefined), 5_000, 5)
+    const next = await names()
+    expect(next.pid).not.toBe(kept.pid)
+    expect(next.names).toEqual(['outbox_claim_notified'])
   } finally {
     await h.close()
   }
