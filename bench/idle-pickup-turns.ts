@@ -13,6 +13,9 @@
 // so a change to the engine's client side is measured against the code before it in one run.
 // PICKUP_ENGINE_FROM=<this checkout> is an A/A: how far two identical engines' slots differ (round
 // 31, a loaded machine: up to 1.9 ms paired on row 1, 0.5 on the later rows).
+// PICKUP_SYSTEM=outbox_binary: the compiled binary → Graph fake in the engine's place (row 1: the
+// binary's first pickup after its start); PICKUP_BINARY_FROM=<another build>: one more binary, that
+// build (round 32: a build of origin/main against this checkout's).
 import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { latencyWindow } from './latency.ts'
@@ -28,37 +31,50 @@ const cycles = Number(process.argv[2] ?? 6)
 const rows = Number(process.argv[3] ?? 3)
 const gapSeconds = Number(process.argv[4] ?? 11)
 const otherCheckout = process.env.PICKUP_ENGINE_FROM || undefined
+const engineKey = process.env.PICKUP_SYSTEM || 'outbox_engine'
+const otherBinary = process.env.PICKUP_BINARY_FROM || undefined
 
 const cluster = await startBenchCluster()
 const probes: Probe[] = []
 const systems: { label: string; sys: BenchSystem }[] = []
-async function place(label: string, key: string, database: string, checkout?: string) {
+async function place(
+  label: string,
+  key: string,
+  database: string,
+  checkout?: string,
+  binary?: string,
+) {
   await cluster.createDatabase(database)
   const probe = await openProbe(cluster.probeUrl(database))
   probes.push(probe)
   const url = cluster.url(database)
-  const sys = checkout
-    ? hostedSystem(
-        key,
-        url,
-        await systemByKey(key, url, probe),
-        join(checkout, 'bench/systems/host.ts'),
-      )
-    : await placedSystem(key, url, probe)
+  const sys = binary
+    ? await systemByKey(key, url, probe, binary)
+    : checkout
+      ? hostedSystem(
+          key,
+          url,
+          await systemByKey(key, url, probe),
+          join(checkout, 'bench/systems/host.ts'),
+        )
+      : await placedSystem(key, url, probe)
   await sys.prepare()
   systems.push({ label, sys: { ...sys, name: label } })
 }
 const GRAPHILE = 'graphile-worker (batched)'
-const ENGINE = 'outbox-mailer engine'
+const ENGINE = engineKey === 'outbox_engine' ? 'outbox-mailer engine' : engineKey
 try {
   await place(GRAPHILE, 'graphile_batched', 'graphile_batched')
-  await place(ENGINE, 'outbox_engine', 'outbox_engine')
+  await place(ENGINE, engineKey, engineKey)
   if (otherCheckout)
+    await place(`${ENGINE} of ${otherCheckout}`, engineKey, `${engineKey}_other`, otherCheckout)
+  if (otherBinary)
     await place(
-      `${ENGINE} of ${otherCheckout}`,
-      'outbox_engine',
-      'outbox_engine_other',
-      otherCheckout,
+      `${ENGINE} of ${otherBinary}`,
+      engineKey,
+      `${engineKey}_other`,
+      undefined,
+      otherBinary,
     )
   for (const s of systems)
     await latencyWindow(s.sys, { perSecond: 50, seconds: 1, concurrency: 10 })
