@@ -522,6 +522,32 @@ function manualGate() {
   return { gate, waiting: () => waiting.length, grant, paused }
 }
 
+/**
+ * The claim statement, counting those in flight. A test moves the engine's clocks only while none
+ * is: a claim sent before the move and answered after it, with a row a reclaim freed meanwhile,
+ * rightly counts that lease from its sending, before the (simulated) lease length passed, and so
+ * finds it lost at its start: a second lease_lost the test did not stage.
+ */
+function countedClaims() {
+  let inFlight = 0
+  const claim: typeof claimBatch = async (db, p) => {
+    inFlight++
+    try {
+      return await claimBatch(db, p)
+    } finally {
+      inFlight--
+    }
+  }
+  /** Runs `move` once no claim is in flight, in the same turn as that check. */
+  const whenIdle = (move: () => void) =>
+    pollUntil(async () => {
+      if (inFlight > 0) return undefined
+      move()
+      return true
+    })
+  return { claim, whenIdle }
+}
+
 describe('the last check before a send (a closed gate: claimed, then waiting for a permit)', () => {
   test('a row cancelled while it waits (the API answers 202) is cancelled by its worker, never sent', async () => {
     const g = manualGate()
@@ -701,13 +727,20 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
     const second = await enqueue(t)
     const sender = createFakeSender()
     sender.hold()
-    const e = await started({ config: { concurrency: 1 }, deps: { clock, sender } })
+    const claims = countedClaims()
+    const e = await started({
+      config: { concurrency: 1 },
+      deps: { clock, sender, claim: claims.claim },
+    })
     // One slot: the first row is in its send, the second (started by the same claim) waits.
     await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
     const waiting = sender.calls[0]!.outboxId === first ? second : first
     // Heartbeats failed for longer than the lease (an outage): it expired, another worker reclaimed it.
-    // The clock moves first: a claim of the reclaimed row before it moved would look lost too.
-    skew = testWorkerConfig.leaseSeconds * 1000 + 1_000
+    // The clock moves first, between claims: a claim of the reclaimed row sent before it moved
+    // (the listener's first sweep, say) would look lost too.
+    await claims.whenIdle(() => {
+      skew = testWorkerConfig.leaseSeconds * 1000 + 1_000
+    })
     await t.pool.query(
       `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
       [waiting],
@@ -736,13 +769,20 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
     const second = await enqueue(t)
     const sender = createFakeSender()
     sender.hold()
-    const e = await started({ config: { concurrency: 1 }, deps: { clock, sender } })
+    const claims = countedClaims()
+    const e = await started({
+      config: { concurrency: 1 },
+      deps: { clock, sender, claim: claims.claim },
+    })
     await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
     const waiting = sender.calls[0]!.outboxId === first ? second : first
     // An outage longer than the lease: a lease length passed, and the wall clock was stepped back
-    // an hour (first: a claim of the reclaimed row before the clocks moved would look lost too) ...
-    elapsed = testWorkerConfig.leaseSeconds * 1000 + 1_000
-    wallStep = elapsed - 3_600_000
+    // an hour (first, between claims: a claim of the reclaimed row sent before the clocks moved
+    // would look lost too) ...
+    await claims.whenIdle(() => {
+      elapsed = testWorkerConfig.leaseSeconds * 1000 + 1_000
+      wallStep = elapsed - 3_600_000
+    })
     // ... meanwhile the lease expired, and another worker reclaimed it.
     await t.pool.query(
       `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
