@@ -67,6 +67,9 @@ export function createStatementRoute(
   let ended: (() => void) | null = null
   // The turn on the session is the owner's own (the listener's check), not a statement of the route.
   let ownerTurn = false
+  // Statements of the route waiting out the owner's turn (onSession only ever resolves): the first
+  // to resume takes the session.
+  let waitingForOwner = 0
 
   const claimTurn = () => {
     const done = Promise.withResolvers<void>()
@@ -135,7 +138,9 @@ export function createStatementRoute(
       // session, which shows it alive. (The listener's check and the backstop poll fall due
       // together, both timed from the session's start: a poll that took the pool cost a second
       // connection, and its answer, not heard on the session, a second check per poll interval.)
+      waitingForOwner += 1
       while (ownerTurn && onSession) await onSession
+      waitingForOwner -= 1
       const s = take()
       if (s) return lease(s)
       const c = (await pool.connect().catch((error: unknown) => {
@@ -165,7 +170,8 @@ export function createStatementRoute(
   return {
     route: {
       db,
-      next: () => (sessionFree() || ownerTurn ? 'session' : 'pool'),
+      // In the owner's turn the session is the next statement's only if none waits for it already.
+      next: () => (sessionFree() || (ownerTurn && waitingForOwner === 0) ? 'session' : 'pool'),
       answeredAt: () => lastAnswerAt,
       query,
     },

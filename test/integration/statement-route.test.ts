@@ -242,6 +242,31 @@ test("the listener's own statement waits for the route's on the session; a route
   expect(opened).toBe(openedBefore)
 })
 
+test("during the owner's turn one statement waits for the session: next() says the pool, which the next statement then takes", async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+  const client = h.listenSession!.newClient('statement-route-test')
+  await client.connect()
+  const turn = Promise.withResolvers<void>()
+  try {
+    h.listenSession!.attach(client)
+    const sessionPid = await pidOf(client.query<{ pid: number }>('select pg_backend_pid() as pid'))
+    const owners = h.listenSession!.inTurn(() => turn.promise)
+    const first = pidOf(h.statements.query('select pg_backend_pid() as pid'))
+    // The session is promised to `first` once the turn ends: a second statement gets the pool.
+    expect(h.statements.next()).toBe('pool')
+    const second = pidOf(h.statements.query('select pg_backend_pid() as pid'))
+    turn.resolve()
+    await owners
+    expect(await first).toBe(sessionPid)
+    expect(await second).not.toBe(sessionPid)
+    expect(h.statements.next()).toBe('session')
+  } finally {
+    turn.resolve()
+    await h.listenSession!.detach()
+    await client.end()
+  }
+})
+
 test('a transaction on the statement route is refused before anything runs', async () => {
   await startShared()
   const ran = h.statements.db
