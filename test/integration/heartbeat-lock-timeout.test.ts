@@ -6,6 +6,7 @@ import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -42,14 +43,10 @@ test('a lease whose row an application holds locked is waited for again as soon 
   await engine.start()
   await pollUntil(async () => (sender.inFlight() === 1 ? true : undefined))
 
-  const app = await t.pool.connect()
+  const app = await holdRowLocked(t.pool, id, 'update')
   try {
-    await app.query('begin')
-    await app.query(
-      `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
-      [id],
-    )
-    const appPid = (await app.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
+    const appPid = (await app.client.query<{ pid: number }>('select pg_backend_pid() as pid'))
+      .rows[0]!.pid
     const waiting = async () => {
       const { rows } = await t.pool.query<{ n: number }>(
         'select count(*)::int as n from pg_stat_activity where $1 = any(pg_blocking_pids(pid))',
@@ -62,12 +59,11 @@ test('a lease whose row an application holds locked is waited for again as soon 
     // Waiting for the lock again at once: well before the next tick (6 s after the first).
     await pollUntil(async () => ((await waiting()) > 0 ? true : undefined), 3_000)
 
-    await app.query('commit')
+    await app.end('commit')
     sender.release()
     await engine.events.waitFor(settledFor(id, 'sent'))
   } finally {
-    await app.query('rollback').catch(() => {})
-    app.release()
+    await app.end('rollback').catch(() => {})
   }
   expect(sender.calls.filter((m) => m.outboxId === id)).toHaveLength(1)
   const row = await rowOf(t, id)

@@ -7,6 +7,7 @@ import { createSlots, type Slots } from '../../src/outbox/slots.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
+import { holdRowLocked, type RowsHeld } from '../support/hold-row-locked.ts'
 import { startOutageProxy } from '../support/outage-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -104,8 +105,7 @@ test('a row of one database that an application holds locked between its claim a
   const lines: { msg: string }[] = []
   const shopLog = createLogger('warn', (l) => lines.push(JSON.parse(l)))
   // The application begins its UPDATE of the row's message right after the worker claimed it.
-  const app = await shop.pool.connect()
-  let locked = false
+  let app = null as Promise<RowsHeld> | null
   const shopEngine = createTestEngine(shop, {
     workerId: 'shop-worker',
     deps: {
@@ -113,13 +113,9 @@ test('a row of one database that an application holds locked between its claim a
       log: shopLog,
       claim: async (db, p) => {
         const claim = await claimBatch(db, p)
-        if (!locked && claim.leases.some((l) => l.id === held)) {
-          locked = true
-          await app.query('begin')
-          await app.query(
-            `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
-            [held],
-          )
+        if (!app && claim.leases.some((l) => l.id === held)) {
+          app = holdRowLocked(shop.pool, held, 'update')
+          await app
         }
         return claim
       },
@@ -134,7 +130,7 @@ test('a row of one database that an application holds locked between its claim a
     await shopEngine.start()
     await crmEngine.start()
     // The shop's row holds the process's one send slot: its last check is under way.
-    await pollUntil(async () => (locked && shopSlots.taken() === 1 ? true : undefined))
+    await pollUntil(async () => (app && shopSlots.taken() === 1 ? true : undefined))
 
     const other = await enqueue(crm)
     crmEngine.drainer.wake()
@@ -147,7 +143,7 @@ test('a row of one database that an application holds locked between its claim a
     expect(lines.filter((l) => /could not start sends/.test(l.msg))).toEqual([])
     expect(shopEngine.sender.calls).toHaveLength(0)
 
-    await app.query('commit')
+    await (await app)?.end('commit')
     await shopEngine.events.waitFor(settledFor(held, 'sent'), 20_000)
     await crmEngine.events.waitFor(settledFor(other, 'sent'))
     expect(shopEngine.sender.calls.map((m) => m.outboxId)).toEqual([held])
@@ -155,8 +151,7 @@ test('a row of one database that an application holds locked between its claim a
     const row = await rowOf(shop, held)
     expect([row.status, row.attempts]).toEqual(['sent', 1])
   } finally {
-    if (locked) await app.query('rollback').catch(() => {})
-    app.release()
+    await app?.then((rows) => rows.end('rollback')).catch(() => {})
   }
 })
 
@@ -174,11 +169,9 @@ test('the last check’s statement starts the rows it can lock at once, names bu
     `update mailer.email_outbox set lease_token = gen_random_uuid() where id = $1`,
     [lost],
   )
-  const app = await shop.pool.connect()
+  const app = await holdRowLocked(shop.pool, held)
   const worker = await shop.pool.connect()
   try {
-    await app.query('begin')
-    await app.query('select 1 from mailer.email_outbox where id = $1 for update', [held])
     await worker.query(`set lock_timeout = '20ms'`)
     // Answers though one of its rows is locked, and waits no longer than its own 50 ms for it.
     const { rows } = await worker.query(
@@ -190,7 +183,7 @@ test('the last check’s statement starts the rows it can lock at once, names bu
       { id: held, started: false, cancelled: false, expired: false, busy: true },
     ])
     expect((await worker.query('show lock_timeout')).rows).toEqual([{ lock_timeout: '20ms' }])
-    await app.query('rollback')
+    await app.end('rollback')
     // Nothing held: the quick way, which also gives the caller's setting back.
     const again = await worker.query(
       'select * from mailer.start_sends_unlocked($1::bigint[], $2::uuid[])',
@@ -201,8 +194,7 @@ test('the last check’s statement starts the rows it can lock at once, names bu
     ])
     expect((await worker.query('show lock_timeout')).rows).toEqual([{ lock_timeout: '20ms' }])
   } finally {
-    await app.query('rollback').catch(() => {})
-    app.release()
+    await app.end('rollback').catch(() => {})
     await worker.query('reset lock_timeout')
     worker.release()
   }

@@ -5,6 +5,7 @@ import type { SendGate } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
+import { holdRowLocked, type RowsHeld } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -45,20 +46,15 @@ test('a row found in the mailbox while an application holds it locked gives the 
   await t.pool.query('update mailer.email_outbox set send_started_at = now() where id = $1', [
     found,
   ])
-  const app = await t.pool.connect()
-  let locked = false
+  let app = null as Promise<RowsHeld> | null
   engine = createTestEngine(t, {
     deps: {
       gate: onePermit(),
       // The application begins its UPDATE of the row's message while the lookup asks the mailbox.
       lookup: async (mail) => {
-        if (mail.outboxId === found && !locked) {
-          locked = true
-          await app.query('begin')
-          await app.query(
-            `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
-            [found],
-          )
+        if (mail.outboxId === found && !app) {
+          app = holdRowLocked(t.pool, found, 'update')
+          await app
         }
         return 'found'
       },
@@ -66,22 +62,21 @@ test('a row found in the mailbox while an application holds it locked gives the 
   })
   try {
     await engine.start()
-    await pollUntil(async () => (locked ? true : undefined))
+    await pollUntil(async () => (app ? true : undefined))
     const next = await enqueue(t)
     engine.drainer.wake()
     // Sent while the application still holds the found row; bounded well past the lock's reach.
     await engine.events.waitFor(settledFor(next, 'sent'), 20_000)
     expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([next])
 
-    await app.query('commit')
+    await (await app)?.end('commit')
     await engine.events.waitFor(settledFor(found, 'sent'), 20_000)
     // Recorded as sent from the lookup, never sent again.
     expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([next])
     expect((await rowOf(t, found)).status).toBe('sent')
     expect(await attemptsOf(t, found, 'outcome')).toEqual([{ outcome: 'sent' }])
   } finally {
-    if (locked) await app.query('rollback').catch(() => {})
-    app.release()
+    await app?.then((rows) => rows.end('rollback')).catch(() => {})
   }
 })
 
@@ -90,21 +85,16 @@ test('without a gate (file, discard), a row held for review while an application
   const held = await enqueue(t)
   await t.pool.query('update mailer.email_outbox set send_started_at = now() where id = $1', [held])
   const fresh = await enqueue(t)
-  const app = await t.pool.connect()
-  let locked = false
+  let app = null as Promise<RowsHeld> | null
   engine = createTestEngine(t, {
     deps: {
       ambiguousPolicy: 'hold',
       // The application begins its UPDATE of the interrupted row's message right after the claim.
       claim: async (db, p) => {
         const claim = await claimBatch(db, p)
-        if (!locked && claim.leases.some((l) => l.id === held)) {
-          locked = true
-          await app.query('begin')
-          await app.query(
-            `update mailer.email_outbox set message = message || '{"subject":"Changed"}' where id = $1`,
-            [held],
-          )
+        if (!app && claim.leases.some((l) => l.id === held)) {
+          app = holdRowLocked(t.pool, held, 'update')
+          await app
         }
         return claim
       },
@@ -113,15 +103,14 @@ test('without a gate (file, discard), a row held for review while an application
   try {
     await engine.start()
     await engine.events.waitFor(settledFor(fresh, 'sent'), 20_000)
-    expect(locked).toBe(true)
+    expect(app).not.toBeNull()
     expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([fresh])
 
-    await app.query('commit')
+    await (await app)?.end('commit')
     await engine.events.waitFor(settledFor(held, 'failed'), 20_000)
     expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([fresh])
     expect((await rowOf(t, held)).last_error_code).toBe('ambiguous_send')
   } finally {
-    if (locked) await app.query('rollback').catch(() => {})
-    app.release()
+    await app?.then((rows) => rows.end('rollback')).catch(() => {})
   }
 })
