@@ -2,35 +2,23 @@
 import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
 import type { Logger } from './log.ts'
-import { parseDefaultFrom } from './outbox/render.ts'
-import type { MailAddress, OutboundMail } from './outbox/sender.ts'
+import { parseDefaultFrom, splitNamedAddress } from './outbox/render.ts'
+import type { OutboundMail } from './outbox/sender.ts'
 import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 const isAddress = (s: string) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(s)
 const isGuid = (s: string) =>
   /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s)
-// `Name <address>` (the name maybe quoted), as MAIL_FROM and enqueue take an address.
-const NAMED = /^\s*(.*?)\s*<([^<>]*)>\s*$/s
-
-/** --from or --to as given: a bare mailbox, or `Name <address>` split into its address and name. */
-function mailboxArgument(raw: string): MailAddress {
-  const named = NAMED.exec(raw)
-  if (!named) return { address: raw }
-  const name = named[1]!.replace(/^"(.*)"$/s, '$1').trim()
-  const address = named[2]!.trim()
-  return name ? { address, name } : { address }
-}
-
 /** Sends one message through the configured transport and prints the outcome: a first-run check. */
 export async function sendTest(
   config: Config,
   args: { to: string | undefined; from: string | undefined },
   log: Logger,
 ): Promise<number> {
-  const to = args.to !== undefined ? mailboxArgument(args.to) : null
+  const to = args.to !== undefined ? splitNamedAddress(args.to) : null
   // MAIL_FROM as the engine reads it: `Name <address>` sends from that address, under that name.
-  const given = args.from !== undefined ? mailboxArgument(args.from) : null
+  const given = args.from !== undefined ? splitNamedAddress(args.from) : null
   const from =
     given !== null ? given : config.mailFrom !== null ? parseDefaultFrom(config.mailFrom) : null
   if (!to || !isAddress(to.address)) {

@@ -133,15 +133,24 @@ function renderedSubject(rendered: string): string {
 }
 
 function parseAddress(raw: string, field: string): MailAddress {
-  const named = NAMED.exec(raw)
-  const address = (named ? named[2] : raw)?.trim() ?? ''
+  const parsed = splitNamedAddress(raw)
   // mailer.is_email_address (its length and pattern), so rendered addresses meet the enqueue bar.
-  if (!isEmailAddress(address)) {
+  if (!isEmailAddress(parsed.address)) {
     throw new RenderError(
       'template_error',
       `${field} is not a valid e-mail address after rendering`,
     )
   }
+  return parsed
+}
+
+/**
+ * `Name <address>` (the name maybe in double quotes) split into its address and name, or the whole
+ * string as the address; trimmed, not judged (the caller holds the address to its own bar).
+ */
+export function splitNamedAddress(raw: string): MailAddress {
+  const named = NAMED.exec(raw)
+  const address = (named ? named[2] : raw)?.trim() ?? ''
   const name = named?.[1]?.trim().replace(/^"(.*)"$/s, '$1')
   return name ? { address, name } : { address }
 }
