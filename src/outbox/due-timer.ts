@@ -15,11 +15,15 @@ export function createDueTimer(d: {
   fire: () => void
 }): DueTimer {
   let timer: ReturnType<typeof setTimeout> | null = null
+  // When the timer fires, on the monotonic clock: setTimeout counts elapsed time, and so must the
+  // comparison. On the wall clock a forward step made every sooner arm look later than the timer
+  // (dropped: the row waited for the backstop poll), a backward step every later one sooner.
   let at = 0
+  const monotonic = () => d.clock.monotonic?.() ?? d.clock.now()
   return {
     arm(ms) {
       if (ms >= d.horizonMs() || d.stopped()) return
-      const when = d.clock.now() + ms
+      const when = monotonic() + ms
       if (timer && at <= when) return
       if (timer) clearTimeout(timer)
       at = when
