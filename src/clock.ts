@@ -12,6 +12,11 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>
 }
 
+/** A reading of `clock`'s monotonic clock (its now() where it has none), for elapsed time. */
+export function monotonicNow(clock: Clock): number {
+  return clock.monotonic?.() ?? clock.now()
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),

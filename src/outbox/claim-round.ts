@@ -1,4 +1,5 @@
 // Claim round: one claim sized to the room the drainer has left, and the hand-over of its rows to delivery.
+import { monotonicNow } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import { claimBatch } from './claim.ts'
 import { deliverBatch } from './deliver.ts'
@@ -46,7 +47,7 @@ export function createClaimRound(r: {
     const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
     if (room <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
     const limit = singleRowClaims > 0 ? 1 : room
-    const claimSentAt = d.clock.now()
+    const claimSentAt = monotonicNow(d.clock)
     let claimed: Awaited<ReturnType<typeof claimBatch>>
     try {
       claimed = await claim(d.db, {

@@ -1,5 +1,5 @@
 // Due timer: one timer for the earliest time it is armed for (a scheduled or retried row, the backstop poll).
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 
 export interface DueTimer {
   /** Wake in `ms`, unless a timer already wakes sooner (or `ms` reaches the horizon). */
@@ -19,11 +19,10 @@ export function createDueTimer(d: {
   // comparison. On the wall clock a forward step made every sooner arm look later than the timer
   // (dropped: the row waited for the backstop poll), a backward step every later one sooner.
   let at = 0
-  const monotonic = () => d.clock.monotonic?.() ?? d.clock.now()
   return {
     arm(ms) {
       if (ms >= d.horizonMs() || d.stopped()) return
-      const when = monotonic() + ms
+      const when = monotonicNow(d.clock) + ms
       if (timer && at <= when) return
       if (timer) clearTimeout(timer)
       at = when

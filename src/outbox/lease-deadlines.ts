@@ -1,5 +1,5 @@
 // Lease deadlines as this process knows them: until when each held lease is surely still its own.
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { Lease } from './claim.ts'
 
 /**
@@ -10,7 +10,10 @@ import type { Lease } from './claim.ts'
  * during an outage) must not be sent, or a reclaim by another worker could send it again.
  */
 export interface LeaseDeadlines {
-  /** The leases were granted or extended by a statement sent at local (wall clock) time `sentAt`. */
+  /**
+   * The leases were granted or extended by a statement sent at `sentAt`, a reading of the monotonic
+   * clock (monotonicNow) taken before it was sent.
+   */
   confirm(leases: Iterable<Lease>, sentAt: number): void
   /** A heartbeat found the lease taken: it must neither be sent nor settled. */
   markLost(lease: Lease): void
@@ -43,17 +46,13 @@ export function createLeaseDeadlines(
   // Deadlines run on the monotonic clock: on the wall clock, one stepped back (an NTP step, a VM
   // resumed) kept a lease "held" here long after it had ended in the database and another worker
   // had reclaimed it, and a row the claim recorded as started was sent by both.
-  const monotonic = () => clock.monotonic?.() ?? clock.now()
   // WeakMap: a lease that leaves the drainer's books needs no forgetting here.
   const until = new WeakMap<Lease, number>()
   return {
     confirm(leases, sentAt) {
-      // `sentAt` is wall time, as callers read it: carried over as how long ago the statement went.
-      // A wall clock stepped back since leaves that unknown: the deadlines stand as they were (a
-      // lease never confirmed does not hold), which is never later than the truth.
-      const ago = clock.now() - sentAt
-      if (ago < 0) return
-      const end = monotonic() - ago + leaseMs
+      // `sentAt` is on the monotonic clock too: a wall clock stepped during the statement (back, it
+      // left the leases unconfirmed, so not held, and their rows were given back) changes nothing.
+      const end = sentAt + leaseMs
       for (const l of leases) {
         if (until.get(l) !== Number.NEGATIVE_INFINITY) until.set(l, end)
       }
@@ -62,6 +61,7 @@ export function createLeaseDeadlines(
       until.set(lease, Number.NEGATIVE_INFINITY)
     },
     isLost: (lease) => until.get(lease) === Number.NEGATIVE_INFINITY,
-    holds: (lease) => monotonic() < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs,
+    holds: (lease) =>
+      monotonicNow(clock) < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs,
   }
 }

@@ -1,6 +1,6 @@
 // A drainer's heartbeat tick: extends the leases it holds, waits apart for rows another transaction holds, and reports a lost lease once.
 import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { WorkerConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
 import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
@@ -49,7 +49,7 @@ export function createLeaseHeartbeat(
     const leases = [...d.held.values()]
     // Idle: the registry's beat rides on the reclaim, due at least once per lease length.
     if (leases.length === 0) return
-    const sentAt = d.clock.now()
+    const sentAt = monotonicNow(d.clock)
     const { extended, busy } = await extendReachableLeases(
       d.db,
       d.worker,
@@ -74,7 +74,7 @@ export function createLeaseHeartbeat(
    */
   async function extendBusy(leases: Lease[]) {
     for (let tries = 1; ; tries++) {
-      const at = d.clock.now()
+      const at = monotonicNow(d.clock)
       try {
         judge(leases, await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds), at)
         return

@@ -799,6 +799,28 @@ describe('rows the claim recorded as started (open gate), waiting for a send slo
       ),
     ).toEqual(['start'])
   })
+
+  test('a wall clock stepped back while the claim runs leaves its leases held: the rows are sent, none given back as lost', async () => {
+    let wallStep = 0
+    const clock = {
+      now: () => Date.now() + wallStep,
+      monotonic: () => performance.now(),
+      sleep: systemClock.sleep,
+    }
+    // The step (an NTP step, a VM resumed) lands between the claim's statement and its answer.
+    const claim: typeof claimBatch = async (db, p) => {
+      const r = await claimBatch(db, p)
+      if (r.leases.length > 0) wallStep -= 3_600_000
+      return r
+    }
+    const id = await enqueue(t)
+    const e = await started({ deps: { clock, claim } })
+    await e.events.waitFor((x) => settledFor(id)(x) || x.type === 'lease_lost')
+    expect(e.events.events.filter((x) => x.type === 'lease_lost')).toEqual([])
+    await e.events.waitFor(settledFor(id))
+    expect(e.sender.calls.map((m) => m.outboxId)).toEqual([id])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1 })
+  })
 })
 
 describe('rows of an open gate (file, discard) waiting in the local queue for a send slot', () => {

@@ -2,7 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import pg from 'pg'
-import { type Clock, systemClock } from '../../src/clock.ts'
+import { type Clock, monotonicNow, systemClock } from '../../src/clock.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
@@ -1498,7 +1498,7 @@ describe('lease upkeep', () => {
     await claim(1, 'w2')
     const events: EngineEvent[] = []
     const deadlines = createLeaseDeadlines(systemClock, 30_000)
-    deadlines.confirm([lease!], Date.now())
+    deadlines.confirm([lease!], monotonicNow(systemClock))
     const upkeep = createLeaseUpkeep({
       dbName: 'test',
       db: t.db,
@@ -1538,7 +1538,7 @@ describe('lease upkeep', () => {
     leases.held.set(id, lease)
     leases.unsent.add(lease)
     const deadlines = createLeaseDeadlines(systemClock, 30_000)
-    deadlines.confirm([lease], Date.now())
+    deadlines.confirm([lease], monotonicNow(systemClock))
     const events: EngineEvent[] = []
     const warnings: string[] = []
     const log = createLogger('warn', (line) => warnings.push(JSON.parse(line).msg))

@@ -17,7 +17,7 @@ describe('lease deadlines', () => {
     const clock: Clock = { now: () => wall, monotonic: () => monotonic, sleep: async () => {} }
     const d = createLeaseDeadlines(clock, 60_000)
     // Granted by a statement sent 10 ms before the answer came.
-    d.confirm([lease], wall - 10)
+    d.confirm([lease], monotonic - 10)
     expect(d.holds(lease)).toBe(true)
     // A lease length passes; meanwhile the wall clock is stepped back an hour.
     monotonic += 60_000
@@ -25,9 +25,16 @@ describe('lease deadlines', () => {
     expect(d.holds(lease)).toBe(false)
     // Stepped forward instead, it does not end a lease early either.
     const e = createLeaseDeadlines(clock, 60_000)
-    e.confirm([lease], wall)
+    e.confirm([lease], monotonic)
     wall += 3_600_000
     expect(e.holds(lease)).toBe(true)
+    // Stepped back while the statement ran: the lease holds all the same (it was left unconfirmed).
+    const f = createLeaseDeadlines(clock, 60_000)
+    const sentAt = monotonic
+    wall -= 3_600_000
+    monotonic += 10
+    f.confirm([lease], sentAt)
+    expect(f.holds(lease)).toBe(true)
   })
 
   test('a Graph send starts only with its request timeout of lease left', () => {
