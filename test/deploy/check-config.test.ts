@@ -482,7 +482,10 @@ describe('with --connect', () => {
           ])
           // Graph's message names the address; the problem does not.
           expect(r.problems[0]).not.toContain('notifications@example.com')
-          expect(fake.requests.filter((q) => q.kind === 'sendMail')).toEqual([])
+          // One lookup of the mailbox, answered 404; no sendMail.
+          expect(fake.requests.map((q) => [q.kind, q.status, q.fault])).toEqual([
+            ['lookup', 404, code],
+          ])
         } finally {
           await fake.stop()
         }

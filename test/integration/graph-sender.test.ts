@@ -920,6 +920,12 @@ describe('sendMail outcomes', () => {
     expect(
       await s.sender.send(mail({ from: { address: 'old@contoso.com' } }), live()),
     ).toMatchObject({ kind: 'reject', code: 'MailboxNotEnabledForRESTAPI', httpStatus: 404 })
+    // The fake records them like any other request, with what it answered.
+    expect(s.fake.requests.map((q) => [q.kind, q.mailbox, q.status, q.fault])).toEqual([
+      ['sendMail', 'ghost@contoso.com', 404, 'ErrorInvalidUser'],
+      ['sendMail', 'old@contoso.com', 404, 'MailboxNotEnabledForRESTAPI'],
+    ])
+    expect(s.fake.sendMailRequests()).toBe(2)
   })
 
   test('MAIL_FROM unknown or not enabled (404): its send and its lookup wait, uncounted, and the refusal is logged at error once, by name, not address', async () => {

@@ -196,46 +196,13 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       )
     }
     const mailbox = decodeURIComponent(m[1]!).toLowerCase()
-    if (opts.mailboxes && !opts.mailboxes.some((b) => b.toLowerCase() === mailbox)) {
-      return graphError(404, 'ErrorInvalidUser', `The requested user '${mailbox}' is invalid.`)
-    }
-    if (opts.disabledMailboxes?.some((b) => b.toLowerCase() === mailbox)) {
-      return graphError(
-        404,
-        'MailboxNotEnabledForRESTAPI',
-        'The mailbox is either inactive, soft-deleted, or is hosted on-premise.',
-      )
-    }
-    if (m[2] === '/sendMail') {
-      if (req.method !== 'POST') return graphError(405, 'Request_BadRequest', 'sendMail takes POST')
-      const record: GraphRequestRecord = {
-        kind: 'sendMail',
-        mailbox,
-        outboxId: null,
-        clientRequestId: req.headers.get('client-request-id'),
-        at: Date.now(),
-        answeredAt: null,
-        status: null,
-        fault: null,
-      }
-      requests.push(record)
-      // Read for the record only (a clone): the answer below does not wait for it.
-      req
-        .clone()
-        .text()
-        .then((raw) => {
-          record.outboxId = outboxIdOf(raw)
-        })
-        .catch(() => {})
-      const res = await sendMail(req, mailbox, record)
-      record.answeredAt = Date.now()
-      record.status = res.status
-      return res
-    }
-    if (req.method !== 'GET')
+    const kind = m[2] === '/sendMail' ? 'sendMail' : 'lookup'
+    if (kind === 'sendMail' && req.method !== 'POST')
+      return graphError(405, 'Request_BadRequest', 'sendMail takes POST')
+    if (kind === 'lookup' && req.method !== 'GET')
       return graphError(405, 'Request_BadRequest', 'messages takes GET here')
     const record: GraphRequestRecord = {
-      kind: 'lookup',
+      kind,
       mailbox,
       outboxId: null,
       clientRequestId: req.headers.get('client-request-id'),
@@ -244,16 +211,54 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       status: null,
       fault: null,
     }
+    // Recorded whatever the answer, a refused mailbox's too: a test asserts on what was asked.
     requests.push(record)
-    const res = listMessages(
-      url,
-      mailbox,
-      m[2]!.toLowerCase() === '/messages' ? null : 'sentitems',
-      record,
-    )
+    if (kind === 'sendMail') {
+      sendMailRequests++
+      // Read for the record only (a clone): the answer below does not wait for it.
+      req
+        .clone()
+        .text()
+        .then((raw) => {
+          record.outboxId = outboxIdOf(raw)
+        })
+        .catch(() => {})
+    }
+    const res = mailboxRefusal(mailbox, record) ?? (await answer(req, url, m[2]!, record))
     record.answeredAt = Date.now()
     record.status = res.status
     return res
+  }
+
+  /** Graph's 404 for a mailbox it has not (`mailboxes`) or that is not enabled; null: neither. */
+  function mailboxRefusal(mailbox: string, record: GraphRequestRecord): Response | null {
+    let refusal: [code: string, message: string] | null = null
+    if (opts.mailboxes && !opts.mailboxes.some((b) => b.toLowerCase() === mailbox)) {
+      refusal = ['ErrorInvalidUser', `The requested user '${mailbox}' is invalid.`]
+    } else if (opts.disabledMailboxes?.some((b) => b.toLowerCase() === mailbox)) {
+      refusal = [
+        'MailboxNotEnabledForRESTAPI',
+        'The mailbox is either inactive, soft-deleted, or is hosted on-premise.',
+      ]
+    }
+    if (!refusal) return null
+    record.fault = refusal[0]
+    return graphError(404, ...refusal)
+  }
+
+  async function answer(
+    req: Request,
+    url: URL,
+    path: string,
+    record: GraphRequestRecord,
+  ): Promise<Response> {
+    if (record.kind === 'sendMail') return sendMail(req, record.mailbox, record)
+    return listMessages(
+      url,
+      record.mailbox,
+      path.toLowerCase() === '/messages' ? null : 'sentitems',
+      record,
+    )
   }
 
   async function sendMail(
@@ -261,7 +266,6 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     mailbox: string,
     record: GraphRequestRecord,
   ): Promise<Response> {
-    sendMailRequests++
     if (faults.latencyMs) await Bun.sleep(faults.latencyMs)
     const fault = faults.sendMail?.shift() ?? faults.pickSendMail?.()
     record.fault = fault === undefined ? null : typeof fault === 'string' ? fault : fault.code
