@@ -1,6 +1,6 @@
 // Why a bearer token was refused, in words an operator can act on: the 401's detail names the claim or header at fault, never a claim's value.
 import { errors, type JWTPayload } from 'jose'
-import { entraIssuer } from '../config/entra-issuer.ts'
+import { entraIssuer, otherClouds } from '../config/entra-issuer.ts'
 import { AppError } from '../errors.ts'
 
 /** What the verifier expected, for the words of a refusal. */
@@ -119,6 +119,16 @@ function requiredBy(claim: string): string {
 function issuerMismatch(payload: JWTPayload, expected: string | null): Explained {
   const got = entraIssuer(payload.iss)
   const want = entraIssuer(expected)
+  // A tenant lives in one cloud: a token of another cloud is another tenant's too, and the fix is
+  // the cloud (the API's settings, or where the client asks for its token).
+  const clouds = got && want ? otherClouds(got.host, want.host) : null
+  if (clouds) {
+    return [
+      'issuer_entra_cloud',
+      `the token's iss is ${clouds.got}'s and API_JWT_ISSUER ${clouds.want}'s: a token is never valid in another Microsoft cloud; the client must ask the API's own tenant, in API_JWT_ISSUER's cloud, for its token, or, if the API's app registration is in the token's cloud, set API_JWT_ISSUER and API_JWKS_URL to that cloud's issuer and keys`,
+      'iss',
+    ]
+  }
   if (got && want && got.tenant !== want.tenant) {
     return [
       'issuer_entra_tenant',

@@ -1,5 +1,7 @@
 // API_JWT_ISSUER and API_JWT_AUDIENCE against what Microsoft Entra ID writes in its tokens: a pair no Entra token can carry is a start-up problem, not a 401 for every request.
 
+import { type MicrosoftCloud, NAMES } from './microsoft-cloud.ts'
+
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const TENANT = '<tenant-id>'
 
@@ -39,6 +41,30 @@ export function entraIssuer(iss: unknown): { version: 1 | 2; host: string; tenan
   if (v1) return { version: 1, host: v1[1]!.toLowerCase(), tenant: v1[2]!.toLowerCase() }
   const v2 = V2_ISSUER.exec(iss)
   return v2 ? { version: 2, host: v2[1]!.toLowerCase(), tenant: v2[2]!.toLowerCase() } : null
+}
+
+/**
+ * The clouds whose tokens carry issuer host `host` (of entraIssuer): sts.windows.net is the public
+ * cloud's v1 issuer and the US Government's too; External ID tenants are the public cloud's.
+ */
+function issuerClouds(host: string): readonly MicrosoftCloud[] {
+  if (host === 'sts.windows.net') return ['public', 'us-government']
+  if (host === 'login.microsoftonline.us') return ['us-government']
+  if (host === 'sts.chinacloudapi.cn' || host === 'login.partner.microsoftonline.cn')
+    return ['china']
+  return ['public']
+}
+
+/**
+ * The clouds of two Entra issuer hosts, in words, when no cloud could have written both (a token of
+ * a national cloud at an API expecting the public cloud's, say); null when one cloud could.
+ */
+export function otherClouds(got: string, want: string): { got: string; want: string } | null {
+  const a = issuerClouds(got)
+  const b = issuerClouds(want)
+  if (a.some((c) => b.includes(c))) return null
+  const words = (cs: readonly MicrosoftCloud[]) => cs.map((c) => NAMES[c]).join(' or ')
+  return { got: words(a), want: words(b) }
 }
 
 /**

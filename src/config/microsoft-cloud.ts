@@ -37,7 +37,7 @@ const CLOUDS: Record<MicrosoftCloud, CloudHosts> = {
   },
 }
 
-const NAMES: Record<MicrosoftCloud, string> = {
+export const NAMES: Record<MicrosoftCloud, string> = {
   public: 'the public cloud',
   'us-government': 'the US Government cloud',
   china: 'the China cloud (21Vianet)',

@@ -93,6 +93,47 @@ describe("Entra's token versions mixed up", () => {
     expect(detail).toContain('another Entra tenant')
   })
 
+  test('a token of another Microsoft cloud (a national cloud) names both clouds, not another tenant', async () => {
+    const cases: [JWTPayload, App, string, string][] = [
+      // A US Government tenant's v2 token at an API whose issuer is the public cloud's.
+      [
+        claimsOf('2.0', {
+          iss: `https://login.microsoftonline.us/${OTHER_TENANT_ID}/v2.0`,
+          tid: OTHER_TENANT_ID,
+        }),
+        v2,
+        'the US Government cloud',
+        'the public cloud',
+      ],
+      // A China (21Vianet) tenant's v1 token where the public cloud's v1 issuer is expected.
+      [
+        claimsOf('1.0', {
+          iss: `https://sts.chinacloudapi.cn/${OTHER_TENANT_ID}/`,
+          tid: OTHER_TENANT_ID,
+        }),
+        v1,
+        'the China cloud (21Vianet)',
+        // US Government v1 tokens carry sts.windows.net too.
+        'the public cloud or the US Government cloud',
+      ],
+    ]
+    for (const [claims, app, theirs, ours] of cases) {
+      const detail = await refused(app, await sign(claims), claims)
+      expect(detail).not.toContain('another Entra tenant')
+      expect(detail).toContain(`the token's iss is ${theirs}'s`)
+      expect(detail).toContain(`API_JWT_ISSUER ${ours}'s`)
+    }
+  })
+
+  test("a public-cloud v1 issuer (sts.windows.net, which US Government v1 tokens carry too) is no other cloud's", async () => {
+    const claims = claimsOf('1.0', {
+      iss: `https://sts.windows.net/${OTHER_TENANT_ID}/`,
+      tid: OTHER_TENANT_ID,
+    })
+    const detail = await refused(v1, await sign(claims), claims)
+    expect(detail).toContain('another Entra tenant')
+  })
+
   test('aud: the Application ID URI where the bare client id is expected, and the other way round', async () => {
     const uri = claimsOf('1.0', { aud: APP_ID_URI })
     const v1BareApp = appOnDefault(t, {
