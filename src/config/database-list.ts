@@ -1,5 +1,6 @@
 // Which databases to drain: DATABASE_URL (with LISTEN_DATABASE_URL), or the MAILER_DATABASES list.
 import { z } from 'zod'
+import { sameDatabaseProblems } from './database-identity.ts'
 import { pgUrl } from './database-url.ts'
 import type { Accepted, EnvValues } from './env-schema.ts'
 
@@ -58,6 +59,7 @@ export function databaseList(
           names.add(d.name)
           databases.push({ name: d.name, url: d.url, listenUrl: d.listenUrl ?? d.url })
         }
+        problems.push(...sameDatabaseProblems(databases))
       }
     }
   } else if (e.DATABASE_URL !== undefined) {

@@ -140,6 +140,53 @@ describe('loadConfig', () => {
     expect(problems({ ...base, DATABASE_URL: 'mysql://x' })).toContain('postgres://')
   })
 
+  test('two MAILER_DATABASES entries that lead to one database are refused, naming both, never a password', () => {
+    const password = 'pw-do-not-print-7f3a'
+    const problems = (dbs: object[]) =>
+      configProblems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: JSON.stringify(dbs) })
+    const same = (a: object, b: object) => {
+      const found = problems([
+        { name: 'rpm', ...a },
+        { name: 'crm', ...b },
+      ])
+      expect(found).toEqual([
+        expect.stringMatching(/^MAILER_DATABASES: "rpm" and "crm" lead to the same database/),
+      ])
+      expect(found[0]).not.toContain(password)
+      return found[0]
+    }
+    const url = `postgres://app:${password}@db.example.com/shop`
+    // The same URL twice.
+    expect(same({ url }, { url })).toContain('db.example.com:5432/shop')
+    // The same host, port, database and user written otherwise: case, the default port, the
+    // scheme's other spelling, another password, a parameter that picks no database.
+    same({ url }, { url: `postgresql://app:other@DB.example.com:5432/shop?sslmode=require` })
+    // One entry's direct URL is the other's URL.
+    same(
+      { url: 'postgres://app@pooler.example.com:6432/shop', listenUrl: url },
+      { url: `postgres://app:${password}@db.example.com:5432/shop` },
+    )
+    // No database name: the user's.
+    same({ url: 'postgres://app@db.example.com/app' }, { url: 'postgres://app@db.example.com' })
+    // Other databases are not refused: another name, host or port, and on one pooler host another
+    // user or endpoint (Supabase and Neon route by them to each project's own database).
+    for (const other of [
+      'postgres://app@db.example.com/crm',
+      'postgres://app@db2.example.com/shop',
+      'postgres://app@db.example.com:5433/shop',
+      'postgres://app.project2@db.example.com/shop',
+      'postgres://app@db.example.com/shop?options=endpoint%3Dep-2',
+    ]) {
+      expect([
+        other,
+        problems([
+          { name: 'rpm', url },
+          { name: 'crm', url: other },
+        ]),
+      ]).toEqual([other, []])
+    }
+  })
+
   test('a database URL the driver could not use is named, and its password never echoed', () => {
     const password = 'pw-do-not-print-7f3a'
     const problems = (env: Record<string, string>) =>
