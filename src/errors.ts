@@ -59,3 +59,17 @@ export function describeError(e: unknown): string {
   if (e instanceof Error) return e.message
   return String(e)
 }
+
+/** The exit code of a command that ended with `e` (README's table). */
+export function exitCodeOf(e: unknown): number {
+  if (isAppError(e, 'config_invalid')) return EXIT.usage
+  if (
+    isAppError(e) &&
+    ['schema_missing', 'schema_outdated', 'schema_ahead', 'migration_checksum_mismatch'].includes(
+      e.code,
+    )
+  ) {
+    return EXIT.schema
+  }
+  return EXIT.failure
+}

@@ -2,12 +2,10 @@
 import { redactor } from './check-config/redactor.ts'
 import { checkConfig } from './check-config.ts'
 import { type Parsed, parseArgs, parseRole, parseSeconds } from './cli-args.ts'
-import { urlVariable } from './config/database-list.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig } from './config.ts'
-import { withLoginAdvice } from './db/login-refusal.ts'
-import { migrate } from './db/migrate.ts'
-import { AppError, describeError, EXIT, isAppError } from './errors.ts'
+import { migrateEvery } from './db/migrate-every.ts'
+import { AppError, describeError, EXIT, exitCodeOf } from './errors.ts'
 import { createLogger } from './log.ts'
 import { collectProcessWarnings, logProcessWarnings } from './process-warnings.ts'
 import { runUntilSignalled } from './run-until-signalled.ts'
@@ -90,24 +88,8 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     switch (command) {
-      case 'migrate': {
-        for (const d of config.databases) {
-          const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) }).catch(
-            (e: unknown) => {
-              // The direct URL when one is set apart: the variable to fix is that one.
-              const which = d.listenUrl !== d.url ? 'listenUrl' : 'url'
-              throw namedForDatabase(d.name, e, urlVariable(d, config.databases, which))
-            },
-          )
-          const newer = r.newer.length
-            ? `; it also has ${r.newer.join(', ')} from a newer release, which this one works with`
-            : ''
-          console.log(
-            `${d.name}: ${r.applied.length ? `applied ${r.applied.join(', ')}` : 'up to date'} (schema version ${r.version}${newer})`,
-          )
-        }
-        return EXIT.ok
-      }
+      case 'migrate':
+        return await migrateEvery(config, log)
       case 'serve':
         return await runUntilSignalled(config, { role, log })
       case 'status':
@@ -122,32 +104,8 @@ async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     console.error(describeError(e))
-    if (isAppError(e, 'config_invalid')) return EXIT.usage
-    if (
-      isAppError(e) &&
-      ['schema_missing', 'schema_outdated', 'schema_ahead', 'migration_checksum_mismatch'].includes(
-        e.code,
-      )
-    ) {
-      return EXIT.schema
-    }
-    return EXIT.failure
+    return exitCodeOf(e)
   }
-}
-
-/**
- * With several databases, an error that does not say which one leaves the operator guessing. One of
- * the driver's (no connection, a login refused) also names the variable whose URL it used, and a
- * login refusal its cause and what to check; a verdict of ours (a schema newer) needs neither.
- */
-function namedForDatabase(db: string, e: unknown, variable: string): Error {
-  const message = isAppError(e)
-    ? `${db}: ${describeError(e)}`
-    : `${db} (${variable}): ${withLoginAdvice(describeError(e), e)}`
-  // The code is kept: it decides the exit code (a schema verdict is 3, not 1).
-  return isAppError(e)
-    ? new AppError(e.code, message, e.details, { cause: e })
-    : new Error(message, { cause: e })
 }
 
 if (import.meta.main) {

@@ -74,7 +74,7 @@ describe('fly.toml', () => {
   test('migrate uses the direct URL when one is set', async () => {
     // The release machine gets both URLs; migrations need a session connection, not a pooler.
     expect(configUnderFly().databases[0]!.listenUrl).toBe('postgres://direct.example/app')
-    const main = await Bun.file(resolve(ROOT, 'src/main.ts')).text()
+    const main = await Bun.file(resolve(ROOT, 'src/db/migrate-every.ts')).text()
     expect(main).toMatch(/migrate\(\{\s*url:\s*d\.listenUrl/)
   })
 

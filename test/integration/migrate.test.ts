@@ -1,5 +1,6 @@
 // migrate: released migrations pinned, applied once under races, edits and newer databases refused, compatibility with older binaries.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { resolve } from 'node:path'
 import { migrate } from '../../src/db/migrate.ts'
 import {
   checksumOf,
@@ -12,6 +13,7 @@ import { openDb } from '../../src/db/open.ts'
 import { assertSchemaCurrent } from '../../src/db/schema-state.ts'
 import { silentLogger } from '../../src/log.ts'
 import { testCluster } from '../preload.ts'
+import { runBinary } from '../support/binary.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
@@ -655,6 +657,41 @@ describe('migrate', () => {
     expect(rows).toEqual([{ name: 'mailer.email_outbox_failed_cancelled_idx', valid: true }])
   })
 
+  test('the command tries every database, prints each one’s result, and exits non-zero if any failed', async () => {
+    const ahead = await emptyDatabase()
+    await migrate({ url: ahead, log: silentLogger })
+    await adminQuery(
+      ahead,
+      `insert into mailer.schema_migrations (version, name, checksum) values (9999, '9999_future', 'x')`,
+    )
+    const fresh = await emptyDatabase()
+    // A database name the server does not have (3D000), a newer schema, then one to migrate.
+    const gone = urlOf(`outbox_m_gone_${crypto.randomUUID().replaceAll('-', '').slice(0, 8)}`)
+    const databases = [
+      { name: 'gone', url: gone },
+      { name: 'ahead', url: ahead },
+      { name: 'fresh', url: fresh },
+    ]
+    const main = resolve(import.meta.dir, '../../src/main.ts')
+    const r = await runBinary(process.execPath, [main, 'migrate'], {
+      PATH: process.env.PATH ?? '',
+      MAILER_DATABASES: JSON.stringify(databases),
+      LOG_LEVEL: 'error',
+    })
+    // The first failure's exit code: 1, the login refused (3 would be the newer schema's).
+    expect([r.code, r.stdout.trimEnd().split('\n')]).toEqual([
+      1,
+      [expect.stringMatching(/^fresh: applied 1, 2, .+ \(schema version \d+\)$/)],
+    ])
+    const failed = r.stderr.trimEnd().split('\n')
+    expect(failed).toEqual([
+      expect.stringMatching(/^gone \(MAILER_DATABASES gone\.url\): .*3D000/),
+      expect.stringMatching(/^ahead: .*newer/),
+      'migrate: 2 of 3 databases failed (gone, ahead); the others are migrated',
+    ])
+    await assertSchemaCurrentAt(fresh)
+  })
+
   test('serve’s schema check names what to run', async () => {
     const url = await emptyDatabase()
     const h = openDb({ name: 'x', url, log: silentLogger })
@@ -674,3 +711,12 @@ describe('migrate', () => {
     }
   })
 })
+
+async function assertSchemaCurrentAt(url: string) {
+  const h = openDb({ name: 'x', url, log: silentLogger })
+  try {
+    await assertSchemaCurrent(h.pool, 'x')
+  } finally {
+    await h.close()
+  }
+}

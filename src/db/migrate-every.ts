@@ -1,0 +1,63 @@
+// `outbox-mailer migrate`: every configured database migrated in turn, each one's result printed, the exit code the first failure's.
+import { urlVariable } from '../config/database-list.ts'
+import type { Config } from '../config.ts'
+import { AppError, describeError, EXIT, exitCodeOf, isAppError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { withLoginAdvice } from './login-refusal.ts'
+import { migrate } from './migrate.ts'
+
+/**
+ * Each database is tried, whatever the ones before it did: one down (or newer than this binary)
+ * must not leave the others unmigrated, and a release job that stopped at it would name only it.
+ * A result on stdout, a failure on stderr, then a line counting the failures; the exit code is the
+ * first failure's (2 a transaction pooler or an encoding refused, 3 a schema verdict, 1 any other).
+ */
+export async function migrateEvery(
+  config: Config,
+  log: Logger,
+  print: { out: (line: string) => void; err: (line: string) => void } = {
+    out: console.log,
+    err: console.error,
+  },
+): Promise<number> {
+  const failed: { name: string; exit: number }[] = []
+  for (const d of config.databases) {
+    try {
+      const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) })
+      const newer = r.newer.length
+        ? `; it also has ${r.newer.join(', ')} from a newer release, which this one works with`
+        : ''
+      print.out(
+        `${d.name}: ${r.applied.length ? `applied ${r.applied.join(', ')}` : 'up to date'} (schema version ${r.version}${newer})`,
+      )
+    } catch (e) {
+      // The direct URL when one is set apart: the variable to fix is that one.
+      const which = d.listenUrl !== d.url ? 'listenUrl' : 'url'
+      const named = namedForDatabase(d.name, e, urlVariable(d, config.databases, which))
+      print.err(describeError(named))
+      failed.push({ name: d.name, exit: exitCodeOf(named) })
+    }
+  }
+  if (failed.length === 0) return EXIT.ok
+  if (config.databases.length > 1) {
+    print.err(
+      `migrate: ${failed.length} of ${config.databases.length} databases failed (${failed.map((f) => f.name).join(', ')})${failed.length < config.databases.length ? '; the others are migrated' : ''}`,
+    )
+  }
+  return failed[0]!.exit
+}
+
+/**
+ * With several databases, an error that does not say which one leaves the operator guessing. One of
+ * the driver's (no connection, a login refused) also names the variable whose URL it used, and a
+ * login refusal its cause and what to check; a verdict of ours (a schema newer) needs neither.
+ */
+function namedForDatabase(db: string, e: unknown, variable: string): Error {
+  const message = isAppError(e)
+    ? `${db}: ${describeError(e)}`
+    : `${db} (${variable}): ${withLoginAdvice(describeError(e), e)}`
+  // The code is kept: it decides the exit code (a schema verdict is 3, not 1).
+  return isAppError(e)
+    ? new AppError(e.code, message, e.details, { cause: e })
+    : new Error(message, { cause: e })
+}
