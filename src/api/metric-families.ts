@@ -9,6 +9,16 @@ import Registry from 'prom-client/lib/registry'
 
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30]
 
+/**
+ * Said in the help of the gauges read from the database at a scrape: every process of a deployment
+ * (api and worker machines alike, each machine of one group) reads the same table, so a sum over
+ * instances counts a database once per machine. Every process exports them all the same (from one
+ * role only, a deployment of one group would still export them once per machine, and the backlog
+ * alert would lose its series whenever that role's machines are down).
+ */
+const DATABASE_WIDE =
+  'every process exports the same reading: aggregate with max by (db), not sum, across instances'
+
 /** Registered in this order, which is the exposition's. */
 export function createMetricFamilies() {
   const registry = new Registry()
@@ -67,19 +77,19 @@ export function createMetricFamilies() {
     }),
     rows: new Gauge({
       name: 'outbox_rows',
-      help: 'Outbox rows by status (pending, sending: at each scrape; sent, failed, cancelled: recounted every 5 minutes, from indexes)',
+      help: `Outbox rows by status (pending, sending: at each scrape; sent, failed, cancelled: recounted every 5 minutes, from indexes); ${DATABASE_WIDE}`,
       labelNames: ['db', 'status'] as const,
       registers,
     }),
     oldestPending: new Gauge({
       name: 'outbox_oldest_pending_age_seconds',
-      help: 'Age of the oldest due pending row (database time; 0 when none)',
+      help: `Age of the oldest due pending row (database time; 0 when none); ${DATABASE_WIDE}`,
       labelNames: ['db'] as const,
       registers,
     }),
     queueUsage: new Gauge({
       name: 'outbox_notification_queue_usage',
-      help: 'pg_notification_queue_usage(): fill level 0..1 of the NOTIFY queue',
+      help: `pg_notification_queue_usage(): fill level 0..1 of the NOTIFY queue; ${DATABASE_WIDE}`,
       labelNames: ['db'] as const,
       registers,
     }),
