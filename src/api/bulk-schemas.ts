@@ -17,6 +17,15 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
         sentTo: TimeBound,
         dedupeKey: z.string().min(1).optional(),
         correlationId: z.string().min(1).optional(),
+        lastErrorCode: z.string().min(1).optional().openapi({
+          description:
+            "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients",
+        }),
+        template: z
+          .string()
+          .min(1)
+          .optional()
+          .openapi({ description: 'The template a trigger enqueued the row from' }),
         ids: z.array(OutboxId).min(1).max(1000).optional(),
       })
       // An empty filter would act on every row: the caller must say what it means. A refinement
@@ -75,6 +84,8 @@ export function toOutboxFilter(f: {
   sentTo?: string
   dedupeKey?: string
   correlationId?: string
+  lastErrorCode?: string
+  template?: string
   ids?: string[]
 }): OutboxFilter {
   return {
@@ -86,6 +97,8 @@ export function toOutboxFilter(f: {
     sentTo: f.sentTo,
     dedupeKey: f.dedupeKey,
     correlationId: f.correlationId,
+    lastErrorCode: f.lastErrorCode,
+    template: f.template,
     ids: f.ids,
   }
 }

@@ -149,6 +149,16 @@ export const ListQuery = withStorableText(
       sentTo: TimeBound.openapi({ description: 'sent_at < this' }),
       dedupeKey: z.string().min(1).optional(),
       correlationId: z.string().min(1).optional(),
+      lastErrorCode: z
+        .string()
+        .min(1)
+        .optional()
+        .openapi({ description: "The row's lastErrorCode (why it failed, or why it waits)" }),
+      template: z
+        .string()
+        .min(1)
+        .optional()
+        .openapi({ description: 'The template a trigger enqueued the row from' }),
       limit: PageLimit,
       cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
     },

@@ -12,6 +12,10 @@ export interface OutboxFilter {
   sentTo?: string
   dedupeKey?: string
   correlationId?: string
+  /** The row's last error code (`throttled`, a Graph code, …): a failed row's cause, a waiting row's reason. */
+  lastErrorCode?: string
+  /** The template a trigger enqueued the row from (mailer.enqueue_from_row). */
+  template?: string
   ids?: readonly string[]
 }
 
@@ -39,6 +43,8 @@ export function matchOutbox(
   if (f.sentTo) where.push(eb('sent_at', '<', at(f.sentTo)))
   if (f.dedupeKey !== undefined) where.push(eb('dedupe_key', '=', f.dedupeKey))
   if (f.correlationId !== undefined) where.push(eb('correlation_id', '=', f.correlationId))
+  if (f.lastErrorCode !== undefined) where.push(eb('last_error_code', '=', f.lastErrorCode))
+  if (f.template !== undefined) where.push(eb('template', '=', f.template))
   if (f.ids !== undefined) {
     where.push(f.ids.length === 0 ? eb.lit(false) : eb('id', 'in', [...f.ids]))
   }

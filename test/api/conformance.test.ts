@@ -655,6 +655,8 @@ describe('parameters', () => {
       tenant: 'default',
       dedupeKey: 'k',
       correlationId: 'c',
+      lastErrorCode: 'throttled',
+      template: 'inquiry',
       limit: '5',
       cursor: (page.body as { nextCursor: string }).nextCursor,
       'idempotency-key': 'declared-header',

@@ -55,6 +55,8 @@ describe('a repeated query parameter', () => {
       sentTo: '2030-01-01T00:00:00Z',
       dedupeKey: 'k',
       correlationId: 'c',
+      lastErrorCode: 'throttled',
+      template: 'inquiry',
       limit: '5',
       cursor: (page.body as { nextCursor: string }).nextCursor,
     }
@@ -83,8 +85,8 @@ describe('a repeated query parameter', () => {
         }
       }
     }
-    // The list's 11 (GET and HEAD), and db on the 9 other operations (two of them HEADs).
-    expect(checked).toBe(11 * 2 + 9)
+    // The list's 13 (GET and HEAD), and db on the 9 other operations (two of them HEADs).
+    expect(checked).toBe(13 * 2 + 9)
     // Nothing was enqueued, cancelled or retried.
     const rows = await t.pool.query(
       'select status, count(*)::int as n from mailer.email_outbox group by 1',

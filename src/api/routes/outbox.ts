@@ -115,6 +115,8 @@ export function outboxRoutes(deps: ApiDeps) {
         sentTo: q.sentTo,
         dedupeKey: q.dedupeKey,
         correlationId: q.correlationId,
+        lastErrorCode: q.lastErrorCode,
+        template: q.template,
       }
       const page = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
         listOutbox(trx, filter, { limit: q.limit, beforeId }, c.get('principal').tenant),

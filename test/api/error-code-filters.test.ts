@@ -1,0 +1,110 @@
+// Listing and bulk actions by lastErrorCode and template: retry only what a fixed cause failed, cancel one template's batch.
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
+import { type App, appOnDefault, enqueueSql, send } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+let app: App
+let tk: string
+
+beforeAll(async () => {
+  app = appOnDefault(t).app
+  tk = await token()
+})
+
+/** A row failed with `code`, as a settlement leaves it. */
+async function failedWith(code: string): Promise<string> {
+  const id = await enqueueSql(t.pool)
+  await t.pool.query(
+    `update mailer.email_outbox set status = 'failed', attempts = 1, last_error_code = $2,
+       last_error = 'failed: ' || $2 where id = $1`,
+    [id, code],
+  )
+  return id
+}
+
+/** A pending row enqueued from `template`, as mailer.enqueue_from_row records it. */
+async function pendingFrom(template: string | null): Promise<string> {
+  if (template === null) return enqueueSql(t.pool)
+  const r = await t.pool.query(
+    `insert into mailer.email_outbox (template, source_row) values ($1, '{}') returning id::text`,
+    [template],
+  )
+  return r.rows[0].id
+}
+
+const statusOf = async (id: string) =>
+  (await t.pool.query('select status from mailer.email_outbox where id = $1', [id])).rows[0].status
+
+describe('lastErrorCode', () => {
+  test('a bulk retry of the rows a fixed cause failed leaves the others failed', async () => {
+    // The deploy guide's alerts say: after a refusal longer than THROTTLE_DEADLINE_SECONDS,
+    // bulk-retry the rows that failed `throttled`. Held ambiguous sends and rejected recipients
+    // must stay failed: retrying the first may send a mail twice, the second fails again.
+    const throttled = [await failedWith('throttled'), await failedWith('throttled')]
+    const held = await failedWith('ambiguous_send')
+    const rejected = await failedWith('ErrorInvalidRecipients')
+    const filter = { status: ['failed'], lastErrorCode: 'throttled' }
+    const dry = await send(app, 'POST', '/v1/outbox/retry', {
+      token: tk,
+      body: { filter, dryRun: true },
+    })
+    expect(dry.status).toBe(200)
+    expect(dry.body).toEqual({ dryRun: true, matched: 2, items: [], more: false })
+    const real = await send(app, 'POST', '/v1/outbox/retry', { token: tk, body: { filter } })
+    expect(real.body).toEqual({
+      dryRun: false,
+      matched: 2,
+      items: throttled.map((id) => ({ id, outcome: 'requeued' })),
+      more: false,
+    })
+    expect([await statusOf(held), await statusOf(rejected)]).toEqual(['failed', 'failed'])
+  })
+
+  test('the list filters by it: which rows wait, and why', async () => {
+    await failedWith('throttled')
+    const rejected = await failedWith('ErrorInvalidRecipients')
+    const r = await send(
+      app,
+      'GET',
+      '/v1/outbox?status=failed&lastErrorCode=ErrorInvalidRecipients',
+      {
+        token: tk,
+      },
+    )
+    expect(r.status).toBe(200)
+    expect((r.body as { items: { id: string }[] }).items.map((i) => i.id)).toEqual([rejected])
+  })
+})
+
+describe('template', () => {
+  test("a bulk cancel of one template's batch leaves other mail pending", async () => {
+    const wrong = [await pendingFrom('newsletter'), await pendingFrom('newsletter')]
+    const other = await pendingFrom('inquiry')
+    const direct = await pendingFrom(null)
+    const body = { filter: { template: 'newsletter' } }
+    const dry = await send(app, 'POST', '/v1/outbox/cancel', {
+      token: tk,
+      body: { ...body, dryRun: true },
+    })
+    expect(dry.status).toBe(200)
+    expect((dry.body as { matched: number }).matched).toBe(2)
+    const real = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect((real.body as { items: unknown[] }).items).toEqual(
+      wrong.map((id) => ({ id, outcome: 'cancelled' })),
+    )
+    expect([await statusOf(other), await statusOf(direct)]).toEqual(['pending', 'pending'])
+  })
+
+  test('the list filters by it', async () => {
+    const mine = await pendingFrom('newsletter')
+    await pendingFrom('inquiry')
+    const r = await send(app, 'GET', '/v1/outbox?template=newsletter', { token: tk })
+    expect(r.status).toBe(200)
+    expect((r.body as { items: { id: string }[] }).items.map((i) => i.id)).toEqual([mine])
+  })
+})
