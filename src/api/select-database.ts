@@ -1,4 +1,5 @@
 // Resolves `?db=NAME` to one configured database the token reaches; optional when it reaches exactly one.
+import type { Context } from 'hono'
 import { createMiddleware } from 'hono/factory'
 import { AppError } from '../errors.ts'
 import type { ApiDatabase, AppEnv } from './context.ts'
@@ -26,13 +27,20 @@ export function selectDatabase(configured: ReadonlyArray<ApiDatabase>) {
           errors: [{ path: 'db', message: `required: one of ${names}` }],
         })
       }
-      c.set('database', databases[0]!)
+      use(c, databases[0]!)
       return next()
     }
     const found = databases.find((d) => d.name === name)
     if (!found)
       throw new AppError('database_unknown', `no database named "${name}"; configured: ${names}`)
-    c.set('database', found)
+    use(c, found)
     return next()
   })
+}
+
+// The request's lines about rows then carry `db` beside `outboxId`, as the worker's do: with several
+// databases an id alone names a row in each.
+function use(c: Context<AppEnv>, database: ApiDatabase) {
+  c.set('database', database)
+  c.set('log', c.get('log').child({ db: database.name }))
 }

@@ -123,7 +123,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
       const r = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
         cancelOutbox(trx, id, c.get('principal').tenant),
       )
-      c.get('log').info('cancel', { id, outcome: r.outcome })
+      c.get('log').info('cancel', { outboxId: id, outcome: r.outcome })
       return r.outcome === 'cancelled'
         ? c.json(toItemJson(r.row), 200)
         : c.json(toItemJson(r.row), 202)
@@ -133,7 +133,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
       const row = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
         requeueOutbox(trx, id, c.get('principal').tenant),
       )
-      c.get('log').info('retry', { id })
+      c.get('log').info('retry', { outboxId: id })
       return c.json(toItemJson(row), 200)
     })
     .openapi(bulkCancel, async (c) =>
@@ -151,7 +151,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
 }
 
 // Bulk cancel and bulk retry differ only in which rows they count and what they do to them.
-async function runBulk<I>(
+async function runBulk<I extends { id: string }>(
   c: Context<AppEnv>,
   body: { filter: Parameters<typeof toOutboxFilter>[0]; dryRun: boolean; limit: number },
   what: string,
@@ -170,7 +170,12 @@ async function runBulk<I>(
       ? { dryRun: true, matched: await count(trx, filter, tenant), items: [], more: false }
       : bulkResult(await apply(trx, filter, tenant, { limit: body.limit })),
   )
-  c.get('log').info(what, { dryRun: result.dryRun, matched: result.matched })
+  // Each row acted on, by id: a row's story in the log names its bulk cancel or retry too.
+  c.get('log').info(what, {
+    dryRun: result.dryRun,
+    matched: result.matched,
+    ...(result.dryRun ? {} : { outboxIds: result.items.map((i) => i.id) }),
+  })
   return result
 }
 

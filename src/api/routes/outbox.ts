@@ -176,7 +176,9 @@ export function outboxRoutes(deps: ApiDeps) {
           return r
         },
       )
-      c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', { id: result.id })
+      c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', {
+        outboxId: result.id,
+      })
       if (!result.created) return c.json({ id: result.id }, 200)
       // RFC 9110 15.3.2: without it the created resource would be the target URI, /v1/outbox. With
       // several databases it names the row's, asked or not (a token whose db claim implied it): the
