@@ -80,8 +80,13 @@ export async function checkConfig(
   }
 
   if (role !== 'worker') {
-    if (config.api.jwtSecret) checks.push('API auth: HS256 bearer tokens (API_JWT_SECRET)')
-    else if (config.api.jwksUrl) checks.push('API auth: bearer tokens verified with API_JWKS_URL')
+    if (config.api.jwtSecret) {
+      checks.push(
+        config.api.jwtSecretPrevious
+          ? 'API auth: HS256 bearer tokens (API_JWT_SECRET; API_JWT_SECRET_PREVIOUS still accepted: unset it once every caller has a new token)'
+          : 'API auth: HS256 bearer tokens (API_JWT_SECRET)',
+      )
+    } else if (config.api.jwksUrl) checks.push('API auth: bearer tokens verified with API_JWKS_URL')
   }
 
   let credential: GraphCredential | null = null

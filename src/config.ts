@@ -24,6 +24,8 @@ export interface WorkerConfig {
 
 export interface ApiAuthConfig {
   jwtSecret: string | null
+  /** A former API_JWT_SECRET still accepted while callers move to the new one (a rotation). */
+  jwtSecretPrevious?: string | null
   jwksUrl: string | null
   issuer: string | null
   audience: string | null
@@ -109,6 +111,14 @@ export function loadConfig(
   if (e.API_JWT_SECRET && e.API_JWKS_URL) {
     problems.push('API_JWT_SECRET and API_JWKS_URL are both set: use one')
   }
+  if (e.API_JWT_SECRET_PREVIOUS && !e.API_JWT_SECRET && ok('API_JWT_SECRET')) {
+    problems.push(
+      'API_JWT_SECRET_PREVIOUS needs API_JWT_SECRET: it is the former secret, still accepted while callers move to the new one',
+    )
+  }
+  if (e.API_JWT_SECRET_PREVIOUS && e.API_JWT_SECRET_PREVIOUS === e.API_JWT_SECRET) {
+    problems.push('API_JWT_SECRET_PREVIOUS is API_JWT_SECRET: set the new secret in API_JWT_SECRET')
+  }
   if (
     opts.servesApi &&
     !opts.dev &&
@@ -137,6 +147,7 @@ export function loadConfig(
     http: { host: e.HOST, port: e.PORT ?? 8080, metricsPort: e.METRICS_PORT ?? null },
     api: {
       jwtSecret: e.API_JWT_SECRET ?? null,
+      jwtSecretPrevious: e.API_JWT_SECRET_PREVIOUS ?? null,
       jwksUrl: e.API_JWKS_URL ?? null,
       issuer: e.API_JWT_ISSUER ?? null,
       audience: e.API_JWT_AUDIENCE ?? null,

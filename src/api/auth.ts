@@ -35,7 +35,8 @@ const DEV_PRINCIPAL: Principal = {
 }
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
-export type Verify = (token: string) => Promise<JWTPayload>
+/** The verified claims; `previousSecret` when API_JWT_SECRET_PREVIOUS verified them (a rotation). */
+export type Verify = (token: string) => Promise<{ payload: JWTPayload; previousSecret?: boolean }>
 
 /**
  * Builds the token verifier once. Throws config_invalid when no auth is configured outside dev:
@@ -62,7 +63,10 @@ export function createVerifier(
   const refusing = (
     keys: Judged['keys'],
     algorithms: string[],
-    check: (token: string, options: JWTVerifyOptions) => Promise<{ payload: JWTPayload }>,
+    check: (
+      token: string,
+      options: JWTVerifyOptions,
+    ) => Promise<{ payload: JWTPayload; previousSecret?: boolean }>,
   ): Verify => {
     const judged: Judged = {
       keys,
@@ -75,7 +79,7 @@ export function createVerifier(
       // One moment for jose's judgement and for the words of its refusal.
       const now = clock.now()
       try {
-        return (await check(token, { ...common, algorithms, currentDate: new Date(now) })).payload
+        return await check(token, { ...common, algorithms, currentDate: new Date(now) })
       } catch (e) {
         throw rejection(e, judged, now, log)
       }
@@ -83,7 +87,24 @@ export function createVerifier(
   }
   if (auth.jwtSecret) {
     const key = new TextEncoder().encode(auth.jwtSecret)
-    return refusing('secret', ['HS256'], (token, options) => jwtVerify(token, key, options))
+    const previous = auth.jwtSecretPrevious
+      ? new TextEncoder().encode(auth.jwtSecretPrevious)
+      : null
+    return refusing('secret', ['HS256'], async (token, options) => {
+      try {
+        return await jwtVerify(token, key, options)
+      } catch (e) {
+        // During a rotation a token of the former secret fails only its signature against the new
+        // one: that one failure, and nothing else, is judged again with the former secret. A token
+        // that the former secret signed but that fails another check (expired, another audience)
+        // is refused for that; one neither secret signed, for its signature.
+        if (previous === null || !(e instanceof errors.JWSSignatureVerificationFailed)) throw e
+        const r = await jwtVerify(token, previous, options).catch((again: unknown) => {
+          throw again instanceof errors.JWSSignatureVerificationFailed ? e : again
+        })
+        return { payload: r.payload, previousSecret: true }
+      }
+    })
   }
   if (auth.jwksUrl) {
     if (!auth.issuer || !auth.audience) {
@@ -128,7 +149,14 @@ export function authenticate(verify: Verify | null) {
           },
         )
       }
-      c.set('principal', toPrincipal(await verify(token), token))
+      const verified = await verify(token)
+      if (verified.previousSecret) {
+        // Who still calls with a token of the former secret: the rotation ends once none does.
+        c.get('log').info('API token signed with API_JWT_SECRET_PREVIOUS', {
+          reason: 'previous_secret',
+        })
+      }
+      c.set('principal', toPrincipal(verified.payload, token))
     } catch (e) {
       // The operator's side of a refusal: which check failed, with the request id, no claim value.
       if (isAppError(e, 'unauthorized')) {

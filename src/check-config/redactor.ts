@@ -35,7 +35,13 @@ export function redactor(env: Record<string, string | undefined>): (s: string) =
   const add = (v: string | undefined) => {
     if (v && v.trim().length >= 4) masks.set(v.trim(), '***')
   }
-  for (const name of ['GRAPH_CLIENT_SECRET', 'GRAPH_PRIVATE_KEY', 'API_JWT_SECRET']) add(env[name])
+  for (const name of [
+    'GRAPH_CLIENT_SECRET',
+    'GRAPH_PRIVATE_KEY',
+    'API_JWT_SECRET',
+    'API_JWT_SECRET_PREVIOUS',
+  ])
+    add(env[name])
   const urls = [env.DATABASE_URL, env.LISTEN_DATABASE_URL]
   try {
     const list = JSON.parse(env.MAILER_DATABASES ?? '[]') as {

@@ -70,6 +70,9 @@ const Env = z.object({
   API_JWT_SECRET: optional.pipe(
     z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
   ),
+  API_JWT_SECRET_PREVIOUS: optional.pipe(
+    z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
+  ),
   API_JWKS_URL: optional.pipe(httpUrl.optional()),
   API_JWT_ISSUER: optional,
   API_JWT_AUDIENCE: optional,

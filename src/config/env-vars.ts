@@ -76,6 +76,11 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
     meaning: '/metrics on this port only (a private one, e.g. 9091), not on PORT',
   },
   { name: 'API_JWT_SECRET', default: '-', meaning: 'HS256 secret for API bearer tokens' },
+  {
+    name: 'API_JWT_SECRET_PREVIOUS',
+    default: '-',
+    meaning: 'former HS256 secret, still accepted while callers move to API_JWT_SECRET (rotation)',
+  },
   { name: 'API_JWKS_URL', default: '-', meaning: 'JWKS URL for API bearer tokens' },
   { name: 'API_JWT_ISSUER', default: '-', meaning: 'required iss of API tokens' },
   { name: 'API_JWT_AUDIENCE', default: '-', meaning: 'required aud of API tokens' },
