@@ -72,6 +72,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   let transportWarning: () => string | null = () => null
   let senderMailboxRefused: (() => boolean) | undefined
   let providerOutage: (() => string | null) | undefined
+  let certificate: { thumbprint: string; notAfter: number } | undefined
   // Metrics need the health monitor, which needs the drainers: bind late.
   let metrics: Metrics | null = null
   const onEvent: EngineEventHandler = (e) => {
@@ -93,6 +94,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       transportWarning = transport.warning
       senderMailboxRefused = transport.senderMailboxRefused
       providerOutage = transport.providerOutage
+      certificate = transport.certificate
       startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
     }
     const health = createHealthMonitor({
@@ -115,6 +117,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       listenMode: config.worker.listenMode,
       ...(senderMailboxRefused ? { senderMailboxRefused } : {}),
       ...(providerOutage ? { providerOutage } : {}),
+      ...(certificate ? { certificate } : {}),
       // onEvent above feeds it every listener's and drainer's events.
       quietReuseMs: QUIET_LIVE_REUSE_MS,
     })

@@ -10,6 +10,7 @@ import { openGate, type SendGate } from './outbox/send-gate.ts'
 import type { Sender } from './outbox/sender.ts'
 import { createDiscardSender } from './transport/discard-sender.ts'
 import { createFileSender } from './transport/file-sender.ts'
+import { portalThumbprint } from './transport/graph-credential.ts'
 import type { GraphSender } from './transport/graph-sender.ts'
 import { createGraphTransport } from './transport/graph-transport.ts'
 
@@ -34,6 +35,8 @@ export interface Transport {
   providerOutage?(): string | null
   /** ms during which no send can succeed (Graph: the credential stands refused); 0 when sends may go. */
   blockedForMs(): number
+  /** The certificate the provider's credential is (Graph: its portal thumbprint and notAfter, epoch ms); absent: none. */
+  certificate?: { thumbprint: string; notAfter: number }
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
   warmUp(): void
 }
@@ -112,6 +115,14 @@ export function createTransport(
         blockedForMs: graph.blockedForMs,
         senderMailboxRefused: graph.senderMailboxRefused,
         providerOutage: graph.graphOutage,
+        ...(graph.credential.info.kind === 'certificate'
+          ? {
+              certificate: {
+                thumbprint: portalThumbprint(graph.credential.info.x5t),
+                notAfter: graph.credential.info.notAfter,
+              },
+            }
+          : {}),
         warmUp: graph.warmUp,
       }
     }

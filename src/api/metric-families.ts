@@ -113,6 +113,14 @@ export function createMetricFamilies() {
       labelNames: ['cause'] as const,
       registers,
     }),
+    // An expired certificate stops every mail at once (Entra refuses it): this lets an alert say so
+    // a month ahead, as check-config does when run.
+    certificateExpiry: new Gauge({
+      name: 'outbox_graph_certificate_expiry_timestamp_seconds',
+      help: 'Unix time at which the Graph certificate (GRAPH_CERTIFICATE) expires, its notAfter, labelled with its SHA-1 thumbprint as the Entra portal shows it: alert ahead of it, e.g. min(outbox_graph_certificate_expiry_timestamp_seconds) - time() < 30 * 86400; during a rotation, count by (thumbprint) says which machines hold which. Absent with a client secret, without the Graph transport or a worker',
+      labelNames: ['thumbprint'] as const,
+      registers,
+    }),
     listenerConnected: new Gauge({
       name: 'outbox_listener_connected',
       help: '1 while the LISTEN connection is listening; 0 while it connects or reconnects, or after it fell back to polling (LISTEN impossible, e.g. a transaction pooler). Absent where no LISTEN is wanted: serve --role api, LISTEN_MODE=poll',

@@ -44,6 +44,8 @@ interface MetricsDeps {
   senderMailboxRefused?: () => boolean
   /** What keeps the provider out of reach now (Graph: `unreachable`, `unauthorized`), else null; absent: no such gauge. */
   providerOutage?: () => string | null
+  /** The provider's certificate (Graph: portal thumbprint, notAfter in epoch ms); absent: no such gauge. */
+  certificate?: { thumbprint: string; notAfter: number }
   /** How long a scrape waits for its query: a slow database must not stall the scraper. */
   scrapeTimeoutMs?: number
   /**
@@ -72,6 +74,13 @@ const SETTLED_COUNT_TIMEOUT_MS = 60_000
 
 export function createMetrics(deps: MetricsDeps): Metrics {
   const metric = createMetricFamilies()
+  // Fixed for the process's life: the certificate is read once, at start.
+  if (deps.certificate) {
+    metric.certificateExpiry.set(
+      { thumbprint: deps.certificate.thumbprint },
+      deps.certificate.notAfter / 1000,
+    )
+  }
 
   const timeoutMs = deps.scrapeTimeoutMs ?? 2_000
   const settled = new Map<string, SettledCountsCache>(

@@ -1,5 +1,5 @@
 // Credential report: what check-config says of the Graph credential it loaded, and its certificate's expiry.
-import type { GraphCredential } from '../transport/graph-credential.ts'
+import { type GraphCredential, portalThumbprint } from '../transport/graph-credential.ts'
 
 /** Warns this long before a certificate expires: enough time to register and roll a second one. */
 const CERT_EXPIRY_WARNING_DAYS = 30
@@ -8,10 +8,8 @@ const DAY_MS = 86_400_000
 export function describeCredential(c: GraphCredential, now: number): string[] {
   if (c.info.kind === 'secret') return ['Graph credential: client secret (GRAPH_CLIENT_SECRET)']
   const days = Math.floor((c.info.notAfter - now) / DAY_MS)
-  // Entra's portal lists certificates by their SHA-1 thumbprint in upper-case hex.
-  const portalThumbprint = Buffer.from(c.info.x5t, 'base64url').toString('hex').toUpperCase()
   const lines = [
-    `Graph credential: certificate ${portalThumbprint} (as the Entra portal shows it), key matches, ` +
+    `Graph credential: certificate ${portalThumbprint(c.info.x5t)} (as the Entra portal shows it), key matches, ` +
       `valid until ${new Date(c.info.notAfter).toISOString()}, assertion ${c.info.algorithm}`,
   ]
   if (days < CERT_EXPIRY_WARNING_DAYS) {

@@ -166,3 +166,8 @@ function noting<T>(problems: string[], check: () => T): T | null {
     return null
   }
 }
+
+/** A certificate's SHA-1 thumbprint as Entra's portal lists it: upper-case hex of the `x5t`. */
+export function portalThumbprint(x5t: string): string {
+  return Buffer.from(x5t, 'base64url').toString('hex').toUpperCase()
+}
