@@ -216,6 +216,11 @@ describe('migrate', () => {
         '0037_last_check_past_locked_rows',
         'ba2f890688d54c0f56ae480246ae8a7bd7d1435d9871826ae41d0e0baa7f216b',
       ],
+      [
+        38,
+        '0038_correlation_id_bounded',
+        'aeb496d14381962ff9307790a52b1c83442212748881283962ec529916387bda',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -341,7 +346,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37,
+        33, 34, 35, 36, 37, 38,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -378,16 +383,17 @@ describe('migrate', () => {
         { version: 35, c: true },
         { version: 36, c: true },
         { version: 37, c: true },
+        { version: 38, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0037 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0038 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 1000,
+          32, 33, 34, 35, 36, 37, 38, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -572,7 +578,9 @@ describe('migrate', () => {
     const next = [...migrations, { version: 1000, name: '1000_no_tx', sql }]
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
-    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([9, 10, 22, 25])
+    expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
+      9, 10, 22, 25, 38,
+    ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
     await expect(
@@ -620,7 +628,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37,
+      33, 34, 35, 36, 37, 38,
     ])
     const { rows } = await adminQuery(
       url,

@@ -1,0 +1,98 @@
+// A correlation id written by hand past enqueue's 200 characters: refused by the table, and one stored before 0038 sent once.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { migrate } from '../../src/db/migrate.ts'
+import { migrations } from '../../src/db/migrations.ts'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { testCluster } from '../preload.ts'
+import type { TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, type TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const message = JSON.stringify({ to: [{ address: 'rcpt@example.com' }], subject: 'Hi', text: 'x' })
+// 3,200 characters that do not compress: past the correlation index's 2,704-byte entry limit.
+const LONG_ID = `(select string_agg(md5(g::text), '') from generate_series(1, 100) g)`
+
+test('a correlation id past 200 characters is refused by the table, as enqueue_email refuses it', async () => {
+  const refused = (sql: string) =>
+    t.pool.query(sql, [message]).then(
+      () => null,
+      (e: { code?: string; constraint?: string }) => [e.code, e.constraint],
+    )
+  const check = ['23514', 'email_outbox_correlation_id_check']
+  expect(
+    await refused(
+      `insert into mailer.email_outbox (message, correlation_id) values ($1::jsonb, ${LONG_ID})`,
+    ),
+  ).toEqual(check)
+  const { rows } = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (message, correlation_id) values ($1::jsonb, repeat('é', 200)) returning id`,
+    [message],
+  )
+  expect(
+    await refused(
+      `update mailer.email_outbox set correlation_id = ${LONG_ID} where id = ${rows[0]!.id} and $1::jsonb is not null`,
+    ),
+  ).toEqual(check)
+})
+
+let other: TestDb | null = null
+let engine: TestEngine | null = null
+beforeAll(async () => {
+  const cluster = await testCluster()
+  const name = `outbox_c_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
+  await adminQuery(cluster.url('postgres'), `create database ${name}`)
+  const url = cluster.url(name)
+  const handle = openDb({ name: 'test', url, log: silentLogger, maxConnections: 20 })
+  other = {
+    ...handle,
+    url,
+    reset: async () => {},
+    drop: async () => {
+      await handle.close()
+      await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+    },
+  }
+})
+afterAll(async () => {
+  await engine?.stop()
+  await other?.drop()
+})
+
+test('a row stored before 0038 with one is kept (its correlation id dropped), and it and its batch are sent once', async () => {
+  const o = other!
+  const before = migrations.filter((m) => m.version < 38)
+  await migrate({ url: o.url, log: silentLogger, migrations: before })
+  const { rows } = await o.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (message, correlation_id)
+     select $1::jsonb, c from (values (${LONG_ID}), ('order-1'), (null)) v(c) returning id`,
+    [message],
+  )
+  await migrate({ url: o.url, log: silentLogger })
+  engine = createTestEngine(o)
+  await engine.start()
+  // Sent once each and settled: the settlement of a batch holding the long id failed as a whole,
+  // and the reclaim sent every row of it again, lease after lease.
+  const settled = await pollUntil(async () => {
+    const r = await o.pool.query(
+      `select id::text, status, correlation_id from mailer.email_outbox order by id`,
+    )
+    return r.rows.every((x) => x.status === 'sent') ? r.rows : undefined
+  }).catch(
+    async () => (await o.pool.query(`select id::text, status from mailer.email_outbox`)).rows,
+  )
+  expect(settled).toEqual(
+    rows.map((r, i) => ({
+      id: r.id,
+      status: 'sent',
+      correlation_id: [null, 'order-1', null][i],
+    })),
+  )
+  expect(engine.sender.calls.map((c) => c.outboxId).sort()).toEqual(rows.map((r) => r.id).sort())
+})
