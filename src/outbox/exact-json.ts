@@ -50,9 +50,22 @@ export function parseExactNumbers(text: string): unknown | null {
     return `"\\u0000${token}"`
   })
   if (!inexact) return null
-  return JSON.parse(marked, (_key, v) =>
-    typeof v === 'string' && v.startsWith(MARK) ? new ExactNumber(v.slice(1)) : v,
-  )
+  // Marked strings are replaced by a walk with its own stack, not by a reviver: JSON.parse's reviver
+  // recurses per level, and jsonb nests about 10,000 deep (a source row's json column), which
+  // exhausted the stack at about 5,000 and failed a claim whose rows were already leased.
+  const root = JSON.parse(marked) as unknown
+  const exact = (v: unknown) =>
+    typeof v === 'string' && v.startsWith(MARK) ? new ExactNumber(v.slice(1)) : v
+  const containers: Record<string, unknown>[] = []
+  if (root !== null && typeof root === 'object') containers.push(root as Record<string, unknown>)
+  for (let c = containers.pop(); c !== undefined; c = containers.pop()) {
+    for (const key of Object.keys(c)) {
+      const v = c[key]
+      if (v !== null && typeof v === 'object') containers.push(v as Record<string, unknown>)
+      else if (typeof v === 'string') c[key] = exact(v)
+    }
+  }
+  return exact(root)
 }
 
 /** JSON.parse, with a number JSON.parse would change kept as an ExactNumber (parseExactNumbers). */
@@ -62,7 +75,12 @@ export function parseJsonExactly(text: string): unknown {
 
 /** Whether a parsed JSON value holds a number anywhere: only then can parseExactNumbers change it. */
 export function holdsNumber(v: unknown): boolean {
-  if (typeof v === 'number') return true
-  if (v === null || typeof v !== 'object') return false
-  return (Array.isArray(v) ? v : Object.values(v)).some(holdsNumber)
+  // Its own stack, not recursion: a value may nest as deep as jsonb takes (see parseExactNumbers).
+  const pending: unknown[] = [v]
+  while (pending.length > 0) {
+    const x = pending.pop()
+    if (typeof x === 'number') return true
+    if (x !== null && typeof x === 'object') for (const y of Object.values(x)) pending.push(y)
+  }
+  return false
 }

@@ -25,4 +25,17 @@ describe('parseExactNumbers', () => {
     expect(holdsNumber({ a: ['1'], b: null, c: true })).toBe(false)
     expect(holdsNumber(null)).toBe(false)
   })
+
+  // Postgres takes jsonb nested about 10,000 deep (its stack depth limit); a claim's text holding
+  // one in a source row must parse, or the claim's rows, already leased, were never sent.
+  test('values nested 10,000 deep parse and are searched without exhausting the stack', () => {
+    const deep = (n: string) => `{"a": ${'['.repeat(10_000)}${n}${']'.repeat(10_000)}, "b": 1.50}`
+    const v = parseExactNumbers(deep('2.50')) as { a: unknown; b: unknown }
+    let inner: unknown = v.a
+    for (let i = 0; i < 10_000; i++) inner = (inner as unknown[])[0]
+    expect([String(inner), String(v.b)]).toEqual(['2.50', '1.50'])
+    expect(inner).toBeInstanceOf(ExactNumber)
+    expect(holdsNumber(JSON.parse(`${'['.repeat(100_000)}1${']'.repeat(100_000)}`))).toBe(true)
+    expect(holdsNumber(JSON.parse(`${'['.repeat(100_000)}"1"${']'.repeat(100_000)}`))).toBe(false)
+  })
 })
