@@ -218,8 +218,8 @@ describe('migrate', () => {
       ],
       [
         38,
-        '0038_correlation_id_bounded',
-        'aeb496d14381962ff9307790a52b1c83442212748881283962ec529916387bda',
+        '0038_hand_written_columns_bounded',
+        'b7df352d9fd9ffc5ef8d92e2d1de158121e1e24f6f5cca0c627009828617a9ca',
       ],
     ]
     expect(

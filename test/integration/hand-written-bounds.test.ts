@@ -1,4 +1,4 @@
-// A correlation id written by hand past enqueue's 200 characters: refused by the table, and one stored before 0038 sent once.
+// Columns written by hand past what enqueue takes (a correlation id, a priority): refused by the table; ones stored before 0038 mended and sent once.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { migrate } from '../../src/db/migrate.ts'
 import { migrations } from '../../src/db/migrations.ts'
@@ -42,6 +42,29 @@ test('a correlation id past 200 characters is refused by the table, as enqueue_e
   ).toEqual(check)
 })
 
+test('a priority outside -100..100 is refused by the table, as enqueue_email and the trigger refuse it', async () => {
+  const refused = (sql: string) =>
+    t.pool.query(sql, [message]).then(
+      () => null,
+      (e: { code?: string; constraint?: string }) => [e.code, e.constraint],
+    )
+  const check = ['23514', 'email_outbox_priority_check']
+  for (const p of [101, -101, 32767, -32768])
+    expect([
+      p,
+      await refused(`insert into mailer.email_outbox (message, priority) values ($1::jsonb, ${p})`),
+    ]).toEqual([p, check])
+  const { rows } = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (message, priority) values ($1::jsonb, -100), ($1::jsonb, 100) returning id`,
+    [message],
+  )
+  expect(
+    await refused(
+      `update mailer.email_outbox set priority = 1000 where id = ${rows[0]!.id} and $1::jsonb is not null`,
+    ),
+  ).toEqual(check)
+})
+
 let other: TestDb | null = null
 let engine: TestEngine | null = null
 beforeAll(async () => {
@@ -65,13 +88,15 @@ afterAll(async () => {
   await other?.drop()
 })
 
-test('a row stored before 0038 with one is kept (its correlation id dropped), and it and its batch are sent once', async () => {
+test('rows stored before 0038 with them are kept, the correlation id dropped and the priority brought within bounds, and sent once', async () => {
   const o = other!
   const before = migrations.filter((m) => m.version < 38)
   await migrate({ url: o.url, log: silentLogger, migrations: before })
+  // Claimed in this order: the priorities stay in their order, now -100, 0, 100.
   const { rows } = await o.pool.query<{ id: string }>(
-    `insert into mailer.email_outbox (message, correlation_id)
-     select $1::jsonb, c from (values (${LONG_ID}), ('order-1'), (null)) v(c) returning id`,
+    `insert into mailer.email_outbox (message, correlation_id, priority)
+     select $1::jsonb, c, p from (values (${LONG_ID}, 0), ('order-1', 30000), (null, -30000)) v(c, p)
+     returning id`,
     [message],
   )
   await migrate({ url: o.url, log: silentLogger })
@@ -81,7 +106,7 @@ test('a row stored before 0038 with one is kept (its correlation id dropped), an
   // and the reclaim sent every row of it again, lease after lease.
   const settled = await pollUntil(async () => {
     const r = await o.pool.query(
-      `select id::text, status, correlation_id from mailer.email_outbox order by id`,
+      `select id::text, status, correlation_id, priority from mailer.email_outbox order by id`,
     )
     return r.rows.every((x) => x.status === 'sent') ? r.rows : undefined
   }).catch(
@@ -92,7 +117,12 @@ test('a row stored before 0038 with one is kept (its correlation id dropped), an
       id: r.id,
       status: 'sent',
       correlation_id: [null, 'order-1', null][i],
+      priority: [0, 100, -100][i],
     })),
   )
-  expect(engine.sender.calls.map((c) => c.outboxId).sort()).toEqual(rows.map((r) => r.id).sort())
+  expect(engine.sender.calls.map((c) => c.outboxId)).toEqual([
+    rows[2]!.id,
+    rows[0]!.id,
+    rows[1]!.id,
+  ])
 })

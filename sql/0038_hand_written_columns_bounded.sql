@@ -1,0 +1,51 @@
+-- 0038: the table refuses a correlation id past 200 characters and a priority outside -100..100, as enqueue does.
+-- Forward-only. Never edit this file after release: add a new numbered file instead.
+--
+-- Why: enqueue_email and the trigger (0027) keep both within bounds, but a row inserted or updated
+-- by hand (the SQL contract names the columns) could carry any value:
+-- - A correlation id: email_outbox_correlation_idx (0010) takes an entry when a row becomes sent,
+--   failed or cancelled, and one past its size limit (2,704 bytes after compression) fails the
+--   statement. The send went out, then the settlement of its whole batch failed ("index row size
+--   … exceeds btree version 4 maximum 2704"), the leases ran out and the reclaim sent every row of
+--   that batch again, lease after lease. 200 characters are at most 800 bytes: every id fits.
+-- - A priority: the claim probes the claim index once per distinct pending priority (0006), so
+--   hand-written rows spread over smallint made every claim, an empty one too, cost a probe per
+--   priority: with 65,536 of them among 200,000 scheduled rows, 1.2-2.1 s a claim (0.5-1 ms with
+--   one priority, 7-12 ms with enqueue's 201).
+-- Now such a write is refused (23514, email_outbox_correlation_id_check, email_outbox_priority_check).
+-- Rows stored before keep their mail: a long correlation id is dropped (null: no X-Correlation-Id),
+-- as 0027 does for the trigger; a priority is brought to the nearer bound, so claim order between
+-- rows stays as it was except among those beyond one bound.
+--
+-- Locks: each constraint is added NOT VALID (a moment's ACCESS EXCLUSIVE, no scan), so new writes
+-- are checked at once; the stored values are then mended (one scan, row locks on those rows only),
+-- and VALIDATE scans under SHARE UPDATE EXCLUSIVE, which blocks no claim, send or enqueue.
+-- Statement by statement, each its own transaction; a failed run is repeated from the start. The
+-- ALTER waits for transactions on the table (an application's insert not yet committed) at most
+-- migrate's lock_timeout, holding up writes behind it meanwhile, as any ALTER TABLE does.
+--
+-- Older binaries never write such values (their enqueue refuses them), so they keep working.
+--! no-transaction
+--! older-binaries-compatible
+-- Added once: a rerun after a failed VALIDATE finds them (and takes no table lock for them again).
+do $$
+begin
+  if not exists (select 1 from pg_constraint
+                  where conrelid = 'mailer.email_outbox'::regclass
+                    and conname = 'email_outbox_correlation_id_check') then
+    alter table mailer.email_outbox
+      add constraint email_outbox_correlation_id_check
+        check (char_length(correlation_id) <= 200) not valid,
+      add constraint email_outbox_priority_check
+        check (priority between -100 and 100) not valid;
+  end if;
+end $$;
+--! split
+update mailer.email_outbox
+   set correlation_id = case when char_length(correlation_id) > 200 then null else correlation_id end,
+       priority = greatest(-100, least(100, priority))
+ where char_length(correlation_id) > 200 or priority not between -100 and 100;
+--! split
+alter table mailer.email_outbox validate constraint email_outbox_correlation_id_check;
+--! split
+alter table mailer.email_outbox validate constraint email_outbox_priority_check;
