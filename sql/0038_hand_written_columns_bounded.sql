@@ -1,7 +1,7 @@
--- 0038: the table refuses a correlation id past 200 characters and a priority outside -100..100, as enqueue does.
+-- 0038: the table refuses what enqueue never writes and the engine cannot take: a long correlation id, a wide priority, a pending row's attempts at int's largest.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
--- Why: enqueue_email and the trigger (0027) keep both within bounds, but a row inserted or updated
+-- Why: enqueue_email and the trigger (0027) keep these within bounds, but a row inserted or updated
 -- by hand (the SQL contract names the columns) could carry any value:
 -- - A correlation id: email_outbox_correlation_idx (0010) takes an entry when a row becomes sent,
 --   failed or cancelled, and one past its size limit (2,704 bytes after compression) fails the
@@ -12,10 +12,15 @@
 --   hand-written rows spread over smallint made every claim, an empty one too, cost a probe per
 --   priority: with 65,536 of them among 200,000 scheduled rows, 1.2-2.1 s a claim (0.5-1 ms with
 --   one priority, 7-12 ms with enqueue's 201).
--- Now such a write is refused (23514, email_outbox_correlation_id_check, email_outbox_priority_check).
--- Rows stored before keep their mail: a long correlation id is dropped (null: no X-Correlation-Id),
--- as 0027 does for the trigger; a priority is brought to the nearer bound, so claim order between
--- rows stays as it was except among those beyond one bound.
+-- - A pending row's attempts at integer's largest value: the claim writes attempts + 1, which
+--   overflowed ("integer out of range"), so every claim holding that row, all of them while it is
+--   first in claim order, failed: nothing was sent from the whole outbox. Only that one value is
+--   refused (a claim, the one writer that adds to attempts, takes only pending rows).
+-- Now such a write is refused (23514, email_outbox_correlation_id_check, email_outbox_priority_check,
+-- email_outbox_attempts_check). Rows stored before keep their mail: a long correlation id is dropped
+-- (null: no X-Correlation-Id), as 0027 does for the trigger; a priority is brought to the nearer
+-- bound, so claim order between rows stays as it was except among those beyond one bound; a pending
+-- row's attempts one below the largest, so its claim is its last attempt.
 --
 -- Locks: each constraint is added NOT VALID (a moment's ACCESS EXCLUSIVE, no scan), so new writes
 -- are checked at once; the stored values are then mended (one scan, row locks on those rows only),
@@ -37,15 +42,21 @@ begin
       add constraint email_outbox_correlation_id_check
         check (char_length(correlation_id) <= 200) not valid,
       add constraint email_outbox_priority_check
-        check (priority between -100 and 100) not valid;
+        check (priority between -100 and 100) not valid,
+      add constraint email_outbox_attempts_check
+        check (status <> 'pending' or attempts < 2147483647) not valid;
   end if;
 end $$;
 --! split
 update mailer.email_outbox
    set correlation_id = case when char_length(correlation_id) > 200 then null else correlation_id end,
-       priority = greatest(-100, least(100, priority))
- where char_length(correlation_id) > 200 or priority not between -100 and 100;
+       priority = greatest(-100, least(100, priority)),
+       attempts = case when status = 'pending' and attempts = 2147483647 then 2147483646 else attempts end
+ where char_length(correlation_id) > 200 or priority not between -100 and 100
+    or (status = 'pending' and attempts = 2147483647);
 --! split
 alter table mailer.email_outbox validate constraint email_outbox_correlation_id_check;
 --! split
 alter table mailer.email_outbox validate constraint email_outbox_priority_check;
+--! split
+alter table mailer.email_outbox validate constraint email_outbox_attempts_check;

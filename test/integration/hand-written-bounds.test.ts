@@ -7,7 +7,7 @@ import { silentLogger } from '../../src/log.ts'
 import { testCluster } from '../preload.ts'
 import type { TestDb } from '../support/db.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, type TestEngine } from '../support/engine.ts'
+import { allIn, createTestEngine, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
 
@@ -65,6 +65,36 @@ test('a priority outside -100..100 is refused by the table, as enqueue_email and
   ).toEqual(check)
 })
 
+test('a pending row at the largest attempts count is refused: its claim, attempts + 1, failed every claim of the outbox', async () => {
+  const refused = (sql: string) =>
+    t.pool.query(sql, [message]).then(
+      () => null,
+      (e: { code?: string; constraint?: string }) => [e.code, e.constraint],
+    )
+  expect(
+    await refused(
+      `insert into mailer.email_outbox (message, attempts) values ($1::jsonb, 2147483647)`,
+    ),
+  ).toEqual(['23514', 'email_outbox_attempts_check'])
+  // One below is claimed (to attempt 2^31 - 1, over any max_attempts: sent once, failed on a retry).
+  const { rows } = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (message, attempts) values ($1::jsonb, 2147483646) returning id`,
+    [message],
+  )
+  await t.pool.query(`insert into mailer.email_outbox (message) values ($1::jsonb)`, [message])
+  const e = createTestEngine(t)
+  try {
+    await e.start()
+    await allIn(t, 'sent', 2)
+  } finally {
+    await e.stop()
+  }
+  expect(
+    (await t.pool.query(`select attempts from mailer.email_outbox where id = $1`, [rows[0]!.id]))
+      .rows,
+  ).toEqual([{ attempts: 2147483647 }])
+})
+
 let other: TestDb | null = null
 let engine: TestEngine | null = null
 beforeAll(async () => {
@@ -88,14 +118,16 @@ afterAll(async () => {
   await other?.drop()
 })
 
-test('rows stored before 0038 with them are kept, the correlation id dropped and the priority brought within bounds, and sent once', async () => {
+test('rows stored before 0038 with them are kept (the correlation id dropped, the priority and attempts brought within bounds) and sent once', async () => {
   const o = other!
   const before = migrations.filter((m) => m.version < 38)
   await migrate({ url: o.url, log: silentLogger, migrations: before })
   // Claimed in this order: the priorities stay in their order, now -100, 0, 100.
   const { rows } = await o.pool.query<{ id: string }>(
-    `insert into mailer.email_outbox (message, correlation_id, priority)
-     select $1::jsonb, c, p from (values (${LONG_ID}, 0), ('order-1', 30000), (null, -30000)) v(c, p)
+    `insert into mailer.email_outbox (message, correlation_id, priority, attempts)
+     select $1::jsonb, c, p, a
+       from (values (${LONG_ID}, 0, 0), ('order-1', 30000, 0), (null, -30000, 0),
+                    (null, 50, 2147483647)) v(c, p, a)
      returning id`,
     [message],
   )
@@ -106,7 +138,7 @@ test('rows stored before 0038 with them are kept, the correlation id dropped and
   // and the reclaim sent every row of it again, lease after lease.
   const settled = await pollUntil(async () => {
     const r = await o.pool.query(
-      `select id::text, status, correlation_id, priority from mailer.email_outbox order by id`,
+      `select id::text, status, correlation_id, priority, attempts from mailer.email_outbox order by id`,
     )
     return r.rows.every((x) => x.status === 'sent') ? r.rows : undefined
   }).catch(
@@ -116,13 +148,15 @@ test('rows stored before 0038 with them are kept, the correlation id dropped and
     rows.map((r, i) => ({
       id: r.id,
       status: 'sent',
-      correlation_id: [null, 'order-1', null][i],
-      priority: [0, 100, -100][i],
+      correlation_id: [null, 'order-1', null, null][i],
+      priority: [0, 100, -100, 50][i],
+      attempts: [1, 1, 1, 2147483647][i],
     })),
   )
   expect(engine.sender.calls.map((c) => c.outboxId)).toEqual([
     rows[2]!.id,
     rows[0]!.id,
+    rows[3]!.id,
     rows[1]!.id,
   ])
 })

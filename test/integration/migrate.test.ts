@@ -219,7 +219,7 @@ describe('migrate', () => {
       [
         38,
         '0038_hand_written_columns_bounded',
-        'b7df352d9fd9ffc5ef8d92e2d1de158121e1e24f6f5cca0c627009828617a9ca',
+        'a93858a279a5cad114769b5bdddfd62200053ede59d8ec44222d91ffb8773d48',
       ],
     ]
     expect(
