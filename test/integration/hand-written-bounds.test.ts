@@ -1,4 +1,4 @@
-// Columns written by hand past what enqueue takes (a correlation id, a priority): refused by the table; ones stored before 0038 mended and sent once.
+// Columns written by hand past what enqueue writes (a correlation id, a priority, a pending row's attempts): refused by the table; ones stored before 0038 mended and sent once.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { migrate } from '../../src/db/migrate.ts'
 import { migrations } from '../../src/db/migrations.ts'
