@@ -1,4 +1,4 @@
--- 0038: the table refuses what enqueue never writes and the engine cannot take: a long correlation id, a wide priority, a pending row's attempts at int's largest.
+-- 0038: the table refuses what enqueue never writes and the engine cannot take: a long correlation id, a wide priority, int's largest attempts, an infinite send_at.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why: enqueue_email and the trigger (0027) keep these within bounds, but a row inserted or updated
@@ -16,11 +16,17 @@
 --   overflowed ("integer out of range"), so every claim holding that row, all of them while it is
 --   first in claim order, failed: nothing was sent from the whole outbox. Only that one value is
 --   refused (a claim, the one writer that adds to attempts, takes only pending rows).
+-- - An infinite send_at: on Postgres 16 and older, 'infinity' - now() is an error ("cannot subtract
+--   infinite timestamps"), so a pending row at 'infinity' failed every claim (its look-ahead for the
+--   next due row) and one at '-infinity' every read of the oldest due row's age (/v1/stats,
+--   /metrics, status). enqueue's sendAt takes ISO-8601 times only.
 -- Now such a write is refused (23514, email_outbox_correlation_id_check, email_outbox_priority_check,
--- email_outbox_attempts_check). Rows stored before keep their mail: a long correlation id is dropped
--- (null: no X-Correlation-Id), as 0027 does for the trigger; a priority is brought to the nearer
--- bound, so claim order between rows stays as it was except among those beyond one bound; a pending
--- row's attempts one below the largest, so its claim is its last attempt.
+-- email_outbox_attempts_check, email_outbox_send_at_check). Rows stored before keep their mail: a
+-- long correlation id is dropped (null: no X-Correlation-Id), as 0027 does for the trigger; a
+-- priority is brought to the nearer bound, so claim order between rows stays as it was except among
+-- those beyond one bound; a pending row's attempts one below the largest, so its claim is its last
+-- attempt; send_at 'infinity' becomes the last second of 9999 (still never due), '-infinity' now
+-- (due), or a second before its expires_at when that is sooner.
 --
 -- Locks: each constraint is added NOT VALID (a moment's ACCESS EXCLUSIVE, no scan), so new writes
 -- are checked at once; the stored values are then mended (one scan, row locks on those rows only),
@@ -44,19 +50,27 @@ begin
       add constraint email_outbox_priority_check
         check (priority between -100 and 100) not valid,
       add constraint email_outbox_attempts_check
-        check (status <> 'pending' or attempts < 2147483647) not valid;
+        check (status <> 'pending' or attempts < 2147483647) not valid,
+      add constraint email_outbox_send_at_check
+        check (isfinite(send_at)) not valid;
   end if;
 end $$;
 --! split
 update mailer.email_outbox
    set correlation_id = case when char_length(correlation_id) > 200 then null else correlation_id end,
        priority = greatest(-100, least(100, priority)),
-       attempts = case when status = 'pending' and attempts = 2147483647 then 2147483646 else attempts end
+       attempts = case when status = 'pending' and attempts = 2147483647 then 2147483646 else attempts end,
+       -- least() passes over a null expires_at; expires_at > send_at (email_outbox_expiry_check) holds.
+       send_at = case when isfinite(send_at) then send_at
+                      when send_at > now() then timestamptz '9999-12-31 23:59:59+00'
+                      else least(now(), expires_at - interval '1 second') end
  where char_length(correlation_id) > 200 or priority not between -100 and 100
-    or (status = 'pending' and attempts = 2147483647);
+    or (status = 'pending' and attempts = 2147483647) or not isfinite(send_at);
 --! split
 alter table mailer.email_outbox validate constraint email_outbox_correlation_id_check;
 --! split
 alter table mailer.email_outbox validate constraint email_outbox_priority_check;
 --! split
 alter table mailer.email_outbox validate constraint email_outbox_attempts_check;
+--! split
+alter table mailer.email_outbox validate constraint email_outbox_send_at_check;

@@ -1,4 +1,4 @@
-// Columns written by hand past what enqueue writes (a correlation id, a priority, a pending row's attempts): refused by the table; ones stored before 0038 mended and sent once.
+// Columns written by hand past what enqueue writes (a correlation id, a priority, a pending row's attempts, send_at): refused by the table; ones stored before 0038 mended and sent once.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { migrate } from '../../src/db/migrate.ts'
 import { migrations } from '../../src/db/migrations.ts'
@@ -95,6 +95,21 @@ test('a pending row at the largest attempts count is refused: its claim, attempt
   ).toEqual([{ attempts: 2147483647 }])
 })
 
+test('an infinite send_at is refused: on Postgres 16 and older its claim and the oldest-row age failed ("cannot subtract infinite timestamps")', async () => {
+  const refused = (sql: string) =>
+    t.pool.query(sql, [message]).then(
+      () => null,
+      (e: { code?: string; constraint?: string }) => [e.code, e.constraint],
+    )
+  for (const at of ['infinity', '-infinity'])
+    expect([
+      at,
+      await refused(
+        `insert into mailer.email_outbox (message, send_at) values ($1::jsonb, '${at}')`,
+      ),
+    ]).toEqual([at, ['23514', 'email_outbox_send_at_check']])
+})
+
 let other: TestDb | null = null
 let engine: TestEngine | null = null
 beforeAll(async () => {
@@ -118,16 +133,16 @@ afterAll(async () => {
   await other?.drop()
 })
 
-test('rows stored before 0038 with them are kept (the correlation id dropped, the priority and attempts brought within bounds) and sent once', async () => {
+test('rows stored before 0038 with them are kept (the correlation id dropped, the priority, attempts and send_at brought within bounds) and sent once', async () => {
   const o = other!
   const before = migrations.filter((m) => m.version < 38)
   await migrate({ url: o.url, log: silentLogger, migrations: before })
   // Claimed in this order: the priorities stay in their order, now -100, 0, 100.
   const { rows } = await o.pool.query<{ id: string }>(
-    `insert into mailer.email_outbox (message, correlation_id, priority, attempts)
-     select $1::jsonb, c, p, a
-       from (values (${LONG_ID}, 0, 0), ('order-1', 30000, 0), (null, -30000, 0),
-                    (null, 50, 2147483647)) v(c, p, a)
+    `insert into mailer.email_outbox (message, correlation_id, priority, attempts, send_at)
+     select $1::jsonb, c, p, a, s::timestamptz
+       from (values (${LONG_ID}, 0, 0, 'now'), ('order-1', 30000, 0, 'now'), (null, -30000, 0, 'now'),
+                    (null, 50, 2147483647, '-infinity'), (null, 0, 0, 'infinity')) v(c, p, a, s)
      returning id`,
     [message],
   )
@@ -138,19 +153,21 @@ test('rows stored before 0038 with them are kept (the correlation id dropped, th
   // and the reclaim sent every row of it again, lease after lease.
   const settled = await pollUntil(async () => {
     const r = await o.pool.query(
-      `select id::text, status, correlation_id, priority, attempts from mailer.email_outbox order by id`,
+      `select id::text, status, correlation_id, priority, attempts, send_at = '9999-12-31 23:59:59+00' as never
+         from mailer.email_outbox order by id`,
     )
-    return r.rows.every((x) => x.status === 'sent') ? r.rows : undefined
+    return r.rows.slice(0, 4).every((x) => x.status === 'sent') ? r.rows : undefined
   }).catch(
     async () => (await o.pool.query(`select id::text, status from mailer.email_outbox`)).rows,
   )
   expect(settled).toEqual(
     rows.map((r, i) => ({
       id: r.id,
-      status: 'sent',
-      correlation_id: [null, 'order-1', null, null][i],
-      priority: [0, 100, -100, 50][i],
-      attempts: [1, 1, 1, 2147483647][i],
+      status: i < 4 ? 'sent' : 'pending',
+      correlation_id: [null, 'order-1', null, null, null][i],
+      priority: [0, 100, -100, 50, 0][i],
+      attempts: [1, 1, 1, 2147483647, 0][i],
+      never: i === 4,
     })),
   )
   expect(engine.sender.calls.map((c) => c.outboxId)).toEqual([

@@ -219,7 +219,7 @@ describe('migrate', () => {
       [
         38,
         '0038_hand_written_columns_bounded',
-        'a93858a279a5cad114769b5bdddfd62200053ede59d8ec44222d91ffb8773d48',
+        '8bc220f2785c1d7b6f0435717f3645415d899c4eb95172f583751790208244ca',
       ],
     ]
     expect(
