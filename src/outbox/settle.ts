@@ -54,8 +54,13 @@ export async function settleLeases(
   const col = <T>(f: (i: SettleItem, s: Settlement) => T) => items.map((i) => f(i, i.settlement))
   // Evaluated on the row version the UPDATE itself locks, so a concurrent reclaim cannot slip in
   // between deciding and writing (the fence is re-checked on the latest version).
-  const verdict = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
-    o.attempts - i.refund::int, coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
+  // A cancel recorded on the lease's row was accepted (202) before its send started, and no send
+  // starts after it (the last check and the claim refuse it): whatever else the worker met (the
+  // check found the row busy, a stop, a paused mailbox), the row ends cancelled. Given back
+  // pending, it waited for the next claim, and an expiry sweep coming first ended it `expired`.
+  const verdict = sql`case when o.cancel_requested_at is not null and i.kind <> 'sent' then 'cancelled'
+    else mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
+    o.attempts - i.refund::int, coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds}) end`
   const { rows } = await sql<SettledRow>`
     with input as (
       select * from unnest(
@@ -121,7 +126,7 @@ export async function settleLeases(
          and o.id in (select id from locked)
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind, i.refund,
                 i.started_ms, i.http_status, i.request_id,
-                case when i.kind <> 'retry' then i.kind
+                case when o.status = 'cancelled' then 'cancelled' when i.kind <> 'retry' then i.kind
                      when o.status = 'pending' then case when i.refund then 'throttled' else 'retry' end
                      when o.last_error_code = 'expired' then 'expired'
                      else 'failed' end as outcome
