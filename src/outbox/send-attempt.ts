@@ -1,5 +1,6 @@
 // One send attempt of a claimed row, once any interrupted earlier send is resolved: slot, last check, send, verdict.
 
+import { settledWithin } from '../clock.ts'
 import { retryDelayMs } from './backoff.ts'
 import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
@@ -45,15 +46,35 @@ export async function sendInSlot(
   // A row the check turned away is settled once the slot is given back: its settlement may wait
   // (a lock on the row, its database away: without bound), and other databases' sends with it.
   let turnedAway: (() => Promise<void>) | null = null
+  let holding = true
   try {
-    const checked = lastCheck ? await checkBeforeSend(d, r, finish) : 'go'
+    let checked: Checked = 'go'
+    if (lastCheck) {
+      const checking = checkBeforeSend(d, r, finish)
+      const quick = await settledWithin(d.clock, checking, LAST_CHECK_IN_SLOT_MS)
+      if (quick !== undefined) checked = quick
+      else {
+        // Its database is slow to answer (up to statement_timeout, 30 s): the slot is every
+        // database's, so it is given back meanwhile, and taken again for a send the check allows.
+        d.slots.release()
+        holding = false
+        checked = await checking
+        if (checked === 'go') {
+          holding =
+            (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
+          // Stopping: recorded as started, not sent; the release clears that record (or keeps an
+          // interrupted earlier send's mark), uncounted.
+          if (!holding) checked = () => finish(r.lease, { kind: 'released' })
+        }
+      }
+    }
     if (checked !== 'go') turnedAway = checked
     // The margin is for the send: a last check that took long (its statement waited for the one
     // before it, or for a struggling database) may have used it up.
     else late = lastCheck && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
     if (checked === 'go' && !late) result = await sendOne(d, r, pauseOnThrottle)
   } finally {
-    d.slots.release()
+    if (holding) d.slots.release()
     afterSend?.()
   }
   if (turnedAway) return turnedAway()
@@ -104,15 +125,20 @@ export type Ready = {
 }
 
 /**
+ * How long a last check keeps its send slot while its statement runs: a healthy database answers
+ * in milliseconds; past this the slot is given back until the answer comes (send-attempt's
+ * sendInSlot), so a slow database holds up no other database's sends for longer.
+ */
+export const LAST_CHECK_IN_SLOT_MS = 1_000
+
+type Checked = 'go' | (() => Promise<void>)
+
+/**
  * The last check of one row: 'go' when its send is recorded as started, else what becomes of it,
  * to be done once its slot is given back (nothing for a row whose mailbox stands paused: the gate
  * asks again).
  */
-async function checkBeforeSend(
-  d: DeliveryDeps,
-  r: Ready,
-  finish: Finish,
-): Promise<'go' | (() => Promise<void>)> {
+async function checkBeforeSend(d: DeliveryDeps, r: Ready, finish: Finish): Promise<Checked> {
   const { lease } = r
   if (d.stopping.aborted) return () => finish(lease, { kind: 'released' })
   let result: StartResult

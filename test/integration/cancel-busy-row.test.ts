@@ -36,7 +36,7 @@ test('a row whose cancel was accepted while claimed, and whose last check found 
     },
   }
   let app = null as RowsHeld | null
-  let cancel: string | null = null
+  let cancel = null as string | null
   engine = createTestEngine(t, {
     deps: {
       slots,

@@ -5,7 +5,7 @@ import { createLogger, silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { createSlots, type Slots } from '../../src/outbox/slots.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { holdRowLocked, type RowsHeld } from '../support/hold-row-locked.ts'
 import { startOutageProxy } from '../support/outage-proxy.ts'
@@ -153,6 +153,72 @@ test('a row of one database that an application holds locked between its claim a
   } finally {
     await app?.then((rows) => rows.end('rollback')).catch(() => {})
   }
+})
+
+test('a last check its database is slow to answer holds up no send of another database: the row is sent once it answers', async () => {
+  const held = await enqueue(shop, undefined, inOneHour())
+  // The shop's database is slow, not down: the statement that records a send as started runs
+  // until the test lets it finish (a trigger that waits while public.slow_gate has a row: no lock,
+  // so the check's 50 ms lock wait does not end it; only statement_timeout, 30 s, would).
+  await shop.pool.query(`
+    create table public.slow_gate (x int);
+    insert into public.slow_gate values (1);
+    create function public.slow_start() returns trigger language plpgsql as $$
+    begin
+      if old.send_started_at is null and new.send_started_at is not null then
+        while exists (select 1 from public.slow_gate) loop perform pg_sleep(0.01); end loop;
+      end if;
+      return new;
+    end $$;
+    create trigger slow_start before update on mailer.email_outbox
+      for each row execute function public.slow_start();`)
+  closing.push(async () => {
+    await shop.pool.query(`
+      drop trigger slow_start on mailer.email_outbox;
+      drop function public.slow_start();
+      drop table public.slow_gate;`)
+  })
+  const shared = createSlots(1)
+  const shopSlots = slotsOf(shared)
+  const lines: { msg: string }[] = []
+  const shopEngine = createTestEngine(shop, {
+    workerId: 'shop-worker',
+    deps: { slots: shopSlots, log: createLogger('warn', (l) => lines.push(JSON.parse(l))) },
+  })
+  const crmEngine = createTestEngine(crm, {
+    workerId: 'crm-worker',
+    deps: { slots: slotsOf(shared) },
+  })
+  engines.push(shopEngine, crmEngine)
+  await shopEngine.start()
+  await crmEngine.start()
+  // The shop's row took the process's one send slot, and its last check is under way.
+  const checking = async () => {
+    const r = await shop.pool.query(
+      `select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and pid <> pg_backend_pid() and state = 'active'
+          and query ~ 'outbox_start_sends'`,
+    )
+    return r.rows[0].n === 1
+  }
+  await pollUntil(async () => (shopSlots.taken() === 1 && (await checking()) ? true : undefined))
+
+  const other = await enqueue(crm)
+  crmEngine.drainer.wake()
+  // Sent while the shop's check still runs: bounded past statement_timeout (30 s), after which a
+  // check fails, its row is released and its slot given back anyway.
+  await crmEngine.events.waitFor(settledFor(other, 'sent'), 45_000)
+  expect(lines.filter((l) => /could not start sends/.test(l.msg))).toEqual([])
+  expect(await checking()).toBe(true)
+  expect(shopEngine.sender.calls).toHaveLength(0)
+
+  await shop.pool.query('delete from public.slow_gate')
+  await shopEngine.events.waitFor(settledFor(held, 'sent'), 20_000)
+  expect(shopEngine.sender.calls.map((m) => m.outboxId)).toEqual([held])
+  expect(crmEngine.sender.calls.map((m) => m.outboxId)).toEqual([other])
+  const row = await rowOf(shop, held)
+  expect([row.status, row.attempts]).toEqual(['sent', 1])
+  expect(await attemptsOf(shop, held, 'outcome')).toEqual([{ outcome: 'sent' }])
 })
 
 test('the last check’s statement starts the rows it can lock at once, names busy a row another transaction holds, leaves out a lost one, and keeps the caller’s lock_timeout', async () => {
