@@ -90,6 +90,7 @@ export function createClaimRound(r: {
         mailFrom: d.mailFrom,
         backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
         lookup: d.lookup,
+        ...(d.lookupGraceSeconds !== undefined && { lookupGraceSeconds: d.lookupGraceSeconds }),
         ambiguousPolicy: d.ambiguousPolicy,
         ...(d.onEvent ? { onEvent: d.onEvent } : {}),
         ...(d.rng ? { rng: d.rng } : {}),

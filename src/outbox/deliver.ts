@@ -36,6 +36,8 @@ export interface DeliveryDeps {
   backoff: { baseMs: number; maxMs: number }
   /** Resolves crash ambiguity by looking in the mailbox; absent when not permitted. */
   lookup: MailboxLookup | null
+  /** How long after an interrupted send "not found" still means "look again" (LOOKUP_GRACE_SECONDS). */
+  lookupGraceSeconds?: number
   ambiguousPolicy: 'resend' | 'hold'
   onEvent?: EngineEventHandler
   rng?: () => number

@@ -24,6 +24,8 @@ export interface DrainerDeps {
   config: WorkerConfig
   mailFrom: string | null
   lookup: MailboxLookup | null
+  /** LOOKUP_GRACE_SECONDS (lookup-grace.ts) unless a test shortens it. */
+  lookupGraceSeconds?: number
   ambiguousPolicy: 'resend' | 'hold'
   /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
   pollIntervalMs?: () => number

@@ -2,6 +2,7 @@
 
 import { retryDelayMs } from './backoff.ts'
 import type { DeliveryDeps } from './deliver.ts'
+import { LOOKUP_GRACE_SECONDS, lookupGraceLeftMs } from './lookup-grace.ts'
 import type { Finish, Ready } from './send-attempt.ts'
 
 /**
@@ -13,9 +14,37 @@ export async function resolveAmbiguity(
   r: Ready,
   finish: Finish,
 ): Promise<boolean> {
-  const verdict = d.lookup
+  let verdict = d.lookup
     ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
     : 'unavailable'
+  if (verdict === 'not_found') {
+    // Too soon after the interrupted send, the message may not be filed yet: look again once the
+    // grace is out (uncounted, the mark kept), never send on that answer. A grace the database
+    // cannot tell now is a lookup that failed: asked again later.
+    const leftMs = await lookupGraceLeftMs(
+      d.db,
+      r.lease,
+      d.lookupGraceSeconds ?? LOOKUP_GRACE_SECONDS,
+    ).catch(() => 'error' as const)
+    if (leftMs === 'error') verdict = 'error'
+    else if (leftMs !== null && leftMs > 0) {
+      d.log.info('not in the mailbox yet after an interrupted send; will look again', {
+        db: d.dbName,
+        outboxId: r.lease.id,
+        inMs: Math.round(leftMs),
+      })
+      await finish(r.lease, {
+        kind: 'retry',
+        code: 'lookup_too_early',
+        message:
+          'an interrupted send was not in the mailbox yet (Graph files a sent message some time after accepting it); will look again',
+        delayMs: leftMs,
+        throttled: true,
+        ambiguous: true,
+      })
+      return false
+    }
+  }
   // A lookup the stop cut off (waiting for a token, or asking) changed nothing: released as any
   // unstarted row on a stop, due at once for another worker, its mark kept.
   if (verdict === 'error' && d.abort.aborted) {

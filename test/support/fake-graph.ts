@@ -63,6 +63,12 @@ export interface FakeGraphFaults {
   token?: TokenFault[]
   /** Where accepted messages land: Sent Items, or still in Drafts (in transit). */
   landIn?: 'sentitems' | 'drafts'
+  /**
+   * Accepted messages are filed late: found by no lookup (neither Sent Items nor the rest of the
+   * mailbox) until fileLateMessages() files them where `landIn` says. sendMail answers 202 before
+   * the store has filed the message (graph.md §4: absence is not proof of non-delivery).
+   */
+  fileLate?: boolean
 }
 
 export interface AcceptedMessage {
@@ -70,6 +76,8 @@ export interface AcceptedMessage {
   outboxId: string | null
   propertyValue: string | null
   folder: 'sentitems' | 'drafts' | null
+  /** Accepted but not filed yet (FakeGraphFaults.fileLate): no lookup finds it. */
+  unfiled: boolean
   saveToSentItems: boolean
   body: Record<string, unknown>
   requestId: string
@@ -322,6 +330,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       outboxId: headers.find((h) => h.name.toLowerCase() === 'x-outbox-id')?.value ?? null,
       propertyValue: props.find((p) => / Name OutboxId$/.test(p.id))?.value ?? null,
       folder: save ? (faults.landIn ?? 'sentitems') : null,
+      unfiled: faults.fileLate === true,
       saveToSentItems: save,
       body,
       requestId,
@@ -387,8 +396,8 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     const id = f[2]!.replaceAll("''", "'")
     const value = f[3]!.replaceAll("''", "'").toLowerCase()
     const found = accepted.filter((a) => {
-      if (a.mailbox !== mailbox || a.folder === null || (folder && a.folder !== folder))
-        return false
+      if (a.mailbox !== mailbox || a.folder === null || a.unfiled) return false
+      if (folder && a.folder !== folder) return false
       const props =
         (
           (a.body.message ?? a.body.Message) as {
@@ -428,6 +437,12 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     setFaults(f: FakeGraphFaults) {
       faults = { ...f, ...(f.sendMail ? { sendMail: [...f.sendMail] } : {}) }
       entra.setFaults(f.token ?? [])
+    },
+    /** Files the messages accepted unfiled (FakeGraphFaults.fileLate); returns how many. */
+    fileLateMessages(): number {
+      const late = accepted.filter((a) => a.unfiled)
+      for (const a of late) a.unfiled = false
+      return late.length
     },
     /** Makes every issued token fail on Graph with 401 InvalidAuthenticationToken. */
     revokeTokens(reason: 'expired' | 'invalid' = 'expired') {

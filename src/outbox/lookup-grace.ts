@@ -1,0 +1,34 @@
+// The grace after an interrupted send during which a mailbox lookup's "not found" means "look again later", in database time.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+
+/**
+ * Graph's sendMail is asynchronous: its 202 may come before the store has filed the message where
+ * a lookup finds it (graph.md §4: "a lookup right after a crash can miss a message still in
+ * flight … re-check after a grace period before resending"). A send Graph's gateway answered 504
+ * (Retry-After: often 1 s) or whose connection broke is retried after RETRY_BASE_SECONDS (10 s)
+ * or sooner, and was looked up that soon: a "not found" then sent it a second time. Until this
+ * long after the interrupted send started, "not found" waits (uncounted) to ask again; past it, it
+ * means "not sent". Short: every row whose send really was lost waits it out before it is resent
+ * (a timed-out send, GRAPH_REQUEST_TIMEOUT_SECONDS 30, or a crashed worker's row, LEASE_SECONDS 30,
+ * is rarely looked up sooner anyway).
+ */
+export const LOOKUP_GRACE_SECONDS = 30
+
+/**
+ * Milliseconds (database time) until `graceSeconds` have passed since the lease's row's interrupted
+ * send started (its send_started_at, kept through the retry or reclaim), 0 once they have; null when
+ * the lease is no longer held (its last check refuses it anyway). Reads one row by primary key.
+ */
+export async function lookupGraceLeftMs(
+  db: Kysely<Database>,
+  lease: { id: string; token: string },
+  graceSeconds: number,
+): Promise<number | null> {
+  const { rows } = await sql<{ left_ms: number }>`
+    select greatest(0, extract(epoch from o.send_started_at + make_interval(secs => ${graceSeconds}) - now()) * 1000)::float8 as left_ms
+      from mailer.email_outbox o
+     where o.id = ${lease.id} and o.lease_token = ${lease.token} and o.status = 'sending'
+       and o.send_started_at is not null`.execute(db)
+  return rows[0]?.left_ms ?? null
+}

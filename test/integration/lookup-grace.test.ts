@@ -1,0 +1,152 @@
+// An interrupted send looked up before Graph filed the message: "not found" so soon means "look again later", never a second send.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import type { EngineEvent } from '../../src/outbox/events.ts'
+import { createTransport } from '../../src/transport-wiring.ts'
+import { useTestDb } from '../support/db.ts'
+import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { startOutageProxy } from '../support/outage-proxy.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const MAIL_FROM = 'sender@example.com'
+// Shortened from LOOKUP_GRACE_SECONDS so the test waits one grace out; long against the 1 s
+// between the interrupted send and its lookup here.
+const GRACE_SECONDS = 8
+const engines: TestEngine[] = []
+const closing: (() => Promise<void>)[] = []
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.stop()))
+  for (const close of closing.splice(0)) await close()
+})
+
+async function graph(): Promise<FakeGraph> {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  return fake
+}
+
+/** A worker wired as serve wires Graph (createTransport), lookups on, with `policy`. */
+function graphWorker(
+  fake: FakeGraph,
+  o: { workerId: string; policy: 'resend' | 'hold'; handle?: DbHandle; leaseSeconds?: number },
+): TestEngine {
+  const config = loadConfig(
+    {
+      MAIL_TRANSPORT: 'graph',
+      MAIL_FROM,
+      GRAPH_TENANT_ID: fake.tenantId,
+      GRAPH_CLIENT_ID: fake.clientId,
+      GRAPH_CLIENT_SECRET: 'right',
+      GRAPH_AUTHORITY_URL: fake.authorityUrl,
+      GRAPH_API_URL: fake.apiUrl,
+      GRAPH_MAILBOX_LOOKUP: 'true',
+      GRAPH_REQUEST_TIMEOUT_SECONDS: '2',
+      AMBIGUOUS_SEND_POLICY: o.policy,
+      MAILBOX_RATE_PER_MINUTE: '0',
+    },
+    { requireDatabase: false },
+  )
+  const transport = createTransport(config, silentLogger)
+  const db = o.handle ?? t
+  const engine = createTestEngine(t, {
+    workerId: o.workerId,
+    ...(o.handle && { handle: o.handle }),
+    config: {
+      retryBaseSeconds: 1,
+      ...(o.leaseSeconds && { leaseSeconds: o.leaseSeconds, heartbeatSeconds: 1 }),
+    },
+    deps: {
+      sender: transport.senderFor('test'),
+      gate: transport.gateFor(db, o.workerId),
+      lookup: transport.lookupFor('test'),
+      sendBlockedForMs: transport.blockedForMs,
+      sendTimeoutMs: 2_000,
+      mailFrom: MAIL_FROM,
+      ambiguousPolicy: o.policy,
+      lookupGraceSeconds: GRACE_SECONDS,
+    },
+  })
+  engines.push(engine)
+  return engine
+}
+
+const acceptedFor = (fake: FakeGraph, id: string) => fake.accepted.filter((a) => a.outboxId === id)
+/** The row's lookup came before the grace was out: asked again later (or, wrongly, sent again). */
+const lookedUpEarly = (id: string) => (e: EngineEvent) =>
+  e.type === 'settled' && e.id === id && (e.outcome === 'sent' || e.code === 'lookup_too_early')
+
+test('a send Graph accepted but answered 504 is looked up before Graph filed it: looked up again after the grace, found, sent once', async () => {
+  const fake = await graph()
+  // Accepted, then a gateway's 504 (Retry-After 1): the retry a second later looks it up first,
+  // while the message is still unfiled.
+  fake.setFaults({ sendMail: ['accept_then_504'], fileLate: true })
+  const engine = graphWorker(fake, { workerId: 'w', policy: 'resend' })
+  const id = await enqueue(t)
+  await engine.start()
+
+  await engine.events.waitFor(lookedUpEarly(id), 20_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  // Graph files the message after the first lookup; the next one (after the grace) finds it.
+  expect(fake.fileLateMessages()).toBe(1)
+  await engine.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  expect(fake.requests.filter((r) => r.kind === 'lookup' && r.outboxId === id).length).toBe(
+    // Each lookup asks Sent Items, then (not found there) the whole mailbox; the last one is
+    // answered by Sent Items.
+    3,
+  )
+  const row = await rowOf(t, id)
+  expect([row.status, row.send_started_at]).toEqual(['sent', null])
+  expect(await attemptsOf(t, id, 'outcome, error_code')).toEqual([
+    { outcome: 'throttled', error_code: 'GatewayTimeout' },
+    { outcome: 'throttled', error_code: 'lookup_too_early' },
+    { outcome: 'sent', error_code: null },
+  ])
+})
+
+test('hold policy: a worker that loses its database after Graph accepted the send; the reclaim’s lookup comes before Graph filed it, looks again, and settles the row sent, not held and not sent twice', async () => {
+  const fake = await graph()
+  const proxy = await startOutageProxy(t.url)
+  // The worker's database goes away (its connections cut) as Graph takes the send: accepted,
+  // answered 202, and never recorded.
+  fake.setFaults({
+    fileLate: true,
+    pickSendMail: () => {
+      if (fake.sendMailRequests() === 1) void proxy.down()
+      return undefined
+    },
+  })
+  const handle = openDb({ name: 'test', url: proxy.url, log: silentLogger, maxConnections: 4 })
+  closing.push(
+    () => handle.close(),
+    () => proxy.close(),
+  )
+  const cutOff = graphWorker(fake, { workerId: 'cut-off', policy: 'hold', handle, leaseSeconds: 4 })
+  const id = await enqueue(t)
+  await cutOff.start()
+  await pollUntil(async () => (acceptedFor(fake, id).length === 1 ? true : undefined), 20_000)
+
+  // Another worker reclaims the row once its lease has ended and looks it up: too early.
+  const other = graphWorker(fake, { workerId: 'still-connected', policy: 'hold', leaseSeconds: 4 })
+  await other.start()
+  await other.events.waitFor(lookedUpEarly(id), 30_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  fake.fileLateMessages()
+  await other.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  const row = await rowOf(t, id)
+  expect([row.status, row.last_error_code]).toEqual(['sent', null])
+  expect(await attemptsOf(t, id, 'outcome, worker_id, error_code')).toEqual([
+    { outcome: 'lease_expired', worker_id: 'cut-off', error_code: 'lease_expired' },
+    { outcome: 'throttled', worker_id: 'still-connected', error_code: 'lookup_too_early' },
+    { outcome: 'sent', worker_id: 'still-connected', error_code: null },
+  ])
+  await proxy.up()
+})
