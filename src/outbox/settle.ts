@@ -58,7 +58,10 @@ export async function settleLeases(
   // starts after it (the last check and the claim refuse it): whatever else the worker met (the
   // check found the row busy, a stop, a paused mailbox), the row ends cancelled. Given back
   // pending, it waited for the next claim, and an expiry sweep coming first ended it `expired`.
-  const verdict = sql`case when o.cancel_requested_at is not null and i.kind <> 'sent' then 'cancelled'
+  // Cancelled so, the attempt counts, as a cancel its last check or its reclaim finds: the history
+  // entry numbers the row's attempts.
+  const cancelling = sql`(o.cancel_requested_at is not null and i.kind <> 'sent')`
+  const verdict = sql`case when ${cancelling} then 'cancelled'
     else mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
     o.attempts - i.refund::int, coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds}) end`
   const { rows } = await sql<SettledRow>`
@@ -89,7 +92,7 @@ export async function settleLeases(
       update mailer.email_outbox o
          set status = case ${verdict} when 'sent' then 'sent' when 'cancelled' then 'cancelled'
                                       when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
-             attempts = o.attempts - i.refund::int,
+             attempts = o.attempts - (i.refund and not ${cancelling})::int,
              send_at = case when ${verdict} = 'retry' then now() + make_interval(secs => i.delay_ms / 1000) else o.send_at end,
              sent_at = case when i.kind = 'sent' then now() end,
              last_error_code = case ${verdict}
@@ -124,7 +127,8 @@ export async function settleLeases(
         from input i cross join lateral (select ${throttledSince} as since) ts
        where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
          and o.id in (select id from locked)
-      returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind, i.refund,
+      returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind,
+                i.refund and o.status <> 'cancelled' as refund,
                 i.started_ms, i.http_status, i.request_id,
                 case when o.status = 'cancelled' then 'cancelled' when i.kind <> 'retry' then i.kind
                      when o.status = 'pending' then case when i.refund then 'throttled' else 'retry' end

@@ -72,13 +72,15 @@ test('a row whose cancel was accepted while claimed, and whose last check found 
     expect(settled).toMatchObject({ outcome: 'cancelled' })
     expect(engine.sender.calls).toEqual([])
     const row = await rowOf(t, id)
-    expect([row.status, row.last_error_code, row.send_started_at]).toEqual([
+    // The attempt counts, as a cancel its last check had found: the history numbers it.
+    expect([row.status, row.last_error_code, row.send_started_at, row.attempts]).toEqual([
       'cancelled',
       'cancelled',
       null,
+      1,
     ])
-    expect(await attemptsOf(t, id, 'outcome, error_code')).toEqual([
-      { outcome: 'cancelled', error_code: 'cancelled' },
+    expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
+      { attempt: 1, outcome: 'cancelled', error_code: 'cancelled' },
     ])
   } finally {
     await app?.end('rollback').catch(() => {})
