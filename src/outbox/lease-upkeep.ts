@@ -61,6 +61,8 @@ export function createLeaseUpkeep(
     const { rows, nextExpiryMs, swept } = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       limit,
+      // Rows whose outcome this worker is recording are its settlement's to write (reclaim.ts).
+      keep: [...d.held.values()].filter(d.settling),
       beat: d.worker,
       sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT },
     })

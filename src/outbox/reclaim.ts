@@ -61,6 +61,13 @@ export async function reclaimExpired(
 interface ReclaimParams {
   defaultMaxAttempts: number
   limit?: number
+  /**
+   * The reclaiming worker's own leases whose outcome its settlement is recording: left to that
+   * settlement (each fenced by its token), however long their database was away. Reclaimed, a send
+   * the provider had accepted became an interrupted one: held as ambiguous_send (policy hold, no
+   * lookup) or sent again, by the very worker that knew it was sent.
+   */
+  keep?: readonly { id: string; token: string }[]
   beat?: WorkerIdentity
   sweep?: ExpirySweep
 }
@@ -79,6 +86,9 @@ export function reclaimStatement(p: ReclaimParams) {
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
   const beat = p.beat ? sql`, beat as (${registryBeat(p.beat)})` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
+  const keep = p.keep?.length
+    ? sql`and (id, lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
+    : sql``
   const sweptRows = p.sweep
     ? sql`select 'swept', id, 'failed', false, tenant, attempts, correlation_id, null from swept
           union all`
@@ -87,7 +97,7 @@ export function reclaimStatement(p: ReclaimParams) {
     with expired as (
       -- The lease's holder, read before the update clears it: the history names the worker that stopped.
       select id, lease_owner from mailer.email_outbox
-       where status = 'sending' and lease_expires_at < now()
+       where status = 'sending' and lease_expires_at < now() ${keep}
        limit ${p.limit ?? 1000}
        for update skip locked
     ), done as (
