@@ -51,17 +51,3 @@ export async function waitAtMost<T>(clock: Clock, p: Promise<T>, ms: number): Pr
     gaveUp.abort()
   }
 }
-
-/** `p`'s value if it settles within `ms` on `clock`, else undefined: `p` runs on, unwaited for. */
-export async function settledWithin<T>(
-  clock: Clock,
-  p: Promise<T>,
-  ms: number,
-): Promise<T | undefined> {
-  const timer = new AbortController()
-  try {
-    return await Promise.race([p, clock.sleep(ms, timer.signal).then(() => undefined)])
-  } finally {
-    timer.abort()
-  }
-}

@@ -7,6 +7,7 @@ import { deregisterWorker } from './heartbeat.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
+import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
 import { createSettlements } from './settlements.ts'
 import { finishWithinGrace } from './shutdown-grace.ts'
 import { createStartQueue } from './start-queue.ts'
@@ -55,7 +56,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     log,
   })
 
-  const lastChecks = createStartQueue((leases) => startSends(d.db, leases))
+  const lastChecks = createStartQueue((leases) => startSends(d.db, leases), {
+    clock: d.clock,
+    slowMs: LAST_CHECK_IN_SLOT_MS,
+  })
 
   // The news since the last claim began. undefined: none. A row id: the only news named that row
   // (its transaction inserted it alone), which the next claim with no backlog tries alone first

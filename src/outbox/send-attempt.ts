@@ -1,6 +1,5 @@
 // One send attempt of a claimed row, once any interrupted earlier send is resolved: slot, last check, send, verdict.
 
-import { settledWithin } from '../clock.ts'
 import { retryDelayMs } from './backoff.ts'
 import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
@@ -48,25 +47,22 @@ export async function sendInSlot(
   let turnedAway: (() => Promise<void>) | null = null
   let holding = true
   try {
-    let checked: Checked = 'go'
-    if (lastCheck) {
-      const checking = checkBeforeSend(d, r, finish)
-      const quick = await settledWithin(d.clock, checking, LAST_CHECK_IN_SLOT_MS)
-      if (quick !== undefined) checked = quick
-      else {
-        // Its database is slow to answer (up to statement_timeout, 30 s): the slot is every
-        // database's, so it is given back meanwhile, and taken again for a send the check allows.
-        d.slots.release()
-        holding = false
-        checked = await checking
-        if (checked === 'go') {
-          holding =
-            (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
-          // Stopping: recorded as started, not sent; the release clears that record (or keeps an
-          // interrupted earlier send's mark), uncounted.
-          if (!holding) checked = () => finish(r.lease, { kind: 'released' })
-        }
-      }
+    let checking = true
+    // The check's database is slow to answer (up to statement_timeout, 30 s): the slot is every
+    // database's, so it is given back meanwhile (the start queue says when: LAST_CHECK_IN_SLOT_MS),
+    // and taken again for a send the check allows.
+    const giveSlotBack = () => {
+      if (!checking || !holding) return
+      d.slots.release()
+      holding = false
+    }
+    let checked: Checked = lastCheck ? await checkBeforeSend(d, r, finish, giveSlotBack) : 'go'
+    checking = false
+    if (checked === 'go' && !holding) {
+      holding = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
+      // Stopping: recorded as started, not sent; the release clears that record (or keeps an
+      // interrupted earlier send's mark), uncounted.
+      if (!holding) checked = () => finish(r.lease, { kind: 'released' })
     }
     if (checked !== 'go') turnedAway = checked
     // The margin is for the send: a last check that took long (its statement waited for the one
@@ -125,9 +121,9 @@ export type Ready = {
 }
 
 /**
- * How long a last check keeps its send slot while its statement runs: a healthy database answers
- * in milliseconds; past this the slot is given back until the answer comes (send-attempt's
- * sendInSlot), so a slow database holds up no other database's sends for longer.
+ * How long a last check keeps its send slot while its statement runs (the drainer's start queue
+ * times it): a healthy database answers in milliseconds; past this the slot is given back until the
+ * answer comes, so a slow database holds up no other database's sends for longer.
  */
 export const LAST_CHECK_IN_SLOT_MS = 1_000
 
@@ -138,7 +134,12 @@ type Checked = 'go' | (() => Promise<void>)
  * to be done once its slot is given back (nothing for a row whose mailbox stands paused: the gate
  * asks again).
  */
-async function checkBeforeSend(d: DeliveryDeps, r: Ready, finish: Finish): Promise<Checked> {
+async function checkBeforeSend(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+  slow: () => void,
+): Promise<Checked> {
   const { lease } = r
   if (d.stopping.aborted) return () => finish(lease, { kind: 'released' })
   let result: StartResult
@@ -149,6 +150,7 @@ async function checkBeforeSend(d: DeliveryDeps, r: Ready, finish: Finish): Promi
       pauseKey
         ? [{ id: lease.id, token: lease.token, mailbox: pauseKey(r.mail.from.address) }]
         : [lease],
+      slow,
     )
   } catch (err) {
     d.log.warn('could not start sends; releasing', { db: d.dbName, err })

@@ -1,5 +1,6 @@
 // The start queue: last checks before a send batched into one statement, at most 500 rows, failures kept to theirs.
 import { describe, expect, test } from 'bun:test'
+import type { Clock } from '../../src/clock.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import type { StartResult } from '../../src/outbox/start-send.ts'
 import { pollUntil } from '../support/events.ts'
@@ -82,5 +83,54 @@ describe('the start queue', () => {
     }
     await Promise.all(asks)
     expect(s.calls.map((c) => c.ids.length)).toEqual([1, 300, 300, 700])
+  })
+
+  test('a statement slow to answer tells the checks in it and behind it, once each, and a check asked for meanwhile at once; a quick one tells none', async () => {
+    const s = fakeStatement()
+    // A clock whose sleeps end when the test says (or on their abort).
+    const sleeps: (() => void)[] = []
+    const clock: Clock = {
+      now: () => 0,
+      sleep: (_ms, signal) =>
+        new Promise<void>((done) => {
+          sleeps.push(done)
+          signal?.addEventListener('abort', () => done(), { once: true })
+        }),
+    }
+    const fire = () => {
+      for (const done of sleeps.splice(0)) done()
+    }
+    const start = createStartQueue(s.run, { clock, slowMs: 1_000 })
+    const told: string[] = []
+    const slow = (id: string) => () => told.push(id)
+    const first = start([lease('1')], slow('1'))
+    const second = start([lease('2')], slow('2'))
+    expect(told).toEqual([])
+    fire()
+    await pollUntil(async () => (told.length === 2 ? true : undefined), 2_000, 1)
+    expect(told).toEqual(['1', '2'])
+    // Asked while the slow statement still runs: it waits behind it, and is told so at once.
+    const third = start([lease('3')], slow('3'))
+    expect(told).toEqual(['1', '2', '3'])
+    s.calls[0]!.finish(allStarted(['1']))
+    await first
+    await statements(s, 2)
+    // The next statement is slow too: each check was told already.
+    fire()
+    s.calls[1]!.finish(allStarted(['2', '3']))
+    await Promise.all([second, third])
+    expect(told).toEqual(['1', '2', '3'])
+    // Answered before its timer: nobody is told, then or after.
+    const fourth = start([lease('4')], slow('4'))
+    await statements(s, 3)
+    s.calls[2]!.finish(allStarted(['4']))
+    await fourth
+    fire()
+    const fifth = start([lease('5')], slow('5'))
+    await statements(s, 4)
+    s.calls[3]!.finish(allStarted(['5']))
+    await fifth
+    await new Promise((r) => setImmediate(r))
+    expect(told).toEqual(['1', '2', '3'])
   })
 })
