@@ -47,6 +47,42 @@ function slotsOf(shared: Slots): Slots & { taken(): number } {
   }
 }
 
+/**
+ * The shop's database slow, not down: the statement that records a send as started runs until the
+ * test deletes public.slow_gate's row (a trigger that waits while it has one: no lock, so the
+ * check's 50 ms lock wait does not end it; only statement_timeout, 30 s, would).
+ */
+async function slowStarts() {
+  await shop.pool.query(`
+    create table public.slow_gate (x int);
+    insert into public.slow_gate values (1);
+    create function public.slow_start() returns trigger language plpgsql as $$
+    begin
+      if old.send_started_at is null and new.send_started_at is not null then
+        while exists (select 1 from public.slow_gate) loop perform pg_sleep(0.01); end loop;
+      end if;
+      return new;
+    end $$;
+    create trigger slow_start before update on mailer.email_outbox
+      for each row execute function public.slow_start();`)
+  closing.push(async () => {
+    await shop.pool.query(`
+      drop trigger slow_start on mailer.email_outbox;
+      drop function public.slow_start();
+      drop table public.slow_gate;`)
+  })
+}
+
+/** Whether the shop's last check statement is running now. */
+async function checking(): Promise<boolean> {
+  const r = await shop.pool.query(
+    `select count(*)::int as n from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid() and state = 'active'
+        and query ~ 'outbox_start_sends'`,
+  )
+  return r.rows[0].n === 1
+}
+
 test('one database going down between a claim and its last check holds up no send of another database: the row given back is sent once it is back', async () => {
   const held = await enqueue(shop, undefined, inOneHour())
   const proxy = await startOutageProxy(shop.url)
@@ -157,27 +193,7 @@ test('a row of one database that an application holds locked between its claim a
 
 test('a last check its database is slow to answer holds up no send of another database: the row is sent once it answers', async () => {
   const held = await enqueue(shop, undefined, inOneHour())
-  // The shop's database is slow, not down: the statement that records a send as started runs
-  // until the test lets it finish (a trigger that waits while public.slow_gate has a row: no lock,
-  // so the check's 50 ms lock wait does not end it; only statement_timeout, 30 s, would).
-  await shop.pool.query(`
-    create table public.slow_gate (x int);
-    insert into public.slow_gate values (1);
-    create function public.slow_start() returns trigger language plpgsql as $$
-    begin
-      if old.send_started_at is null and new.send_started_at is not null then
-        while exists (select 1 from public.slow_gate) loop perform pg_sleep(0.01); end loop;
-      end if;
-      return new;
-    end $$;
-    create trigger slow_start before update on mailer.email_outbox
-      for each row execute function public.slow_start();`)
-  closing.push(async () => {
-    await shop.pool.query(`
-      drop trigger slow_start on mailer.email_outbox;
-      drop function public.slow_start();
-      drop table public.slow_gate;`)
-  })
+  await slowStarts()
   const shared = createSlots(1)
   const shopSlots = slotsOf(shared)
   const lines: { msg: string }[] = []
@@ -193,14 +209,6 @@ test('a last check its database is slow to answer holds up no send of another da
   await shopEngine.start()
   await crmEngine.start()
   // The shop's row took the process's one send slot, and its last check is under way.
-  const checking = async () => {
-    const r = await shop.pool.query(
-      `select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and pid <> pg_backend_pid() and state = 'active'
-          and query ~ 'outbox_start_sends'`,
-    )
-    return r.rows[0].n === 1
-  }
   await pollUntil(async () => (shopSlots.taken() === 1 && (await checking()) ? true : undefined))
 
   const other = await enqueue(crm)
@@ -219,6 +227,46 @@ test('a last check its database is slow to answer holds up no send of another da
   const row = await rowOf(shop, held)
   expect([row.status, row.attempts]).toEqual(['sent', 1])
   expect(await attemptsOf(shop, held, 'outcome')).toEqual([{ outcome: 'sent' }])
+})
+
+test('a row whose slow last check answers while another database’s send holds the slot, and whose worker stops meanwhile, is given back unsent and uncounted', async () => {
+  const held = await enqueue(shop, undefined, inOneHour())
+  await slowStarts()
+  const shared = createSlots(1)
+  const shopEngine = createTestEngine(shop, {
+    workerId: 'shop-worker',
+    deps: { slots: slotsOf(shared) },
+  })
+  const crmEngine = createTestEngine(crm, {
+    workerId: 'crm-worker',
+    deps: { slots: slotsOf(shared) },
+  })
+  engines.push(crmEngine)
+  crmEngine.sender.hold()
+  await shopEngine.start()
+  await crmEngine.start()
+  await pollUntil(async () => ((await checking()) ? true : undefined))
+  // The slot given back by the slow check goes to the other database's send, which stays in flight.
+  const other = await enqueue(crm)
+  crmEngine.drainer.wake()
+  await pollUntil(async () => (crmEngine.sender.inFlight() === 1 ? true : undefined), 20_000)
+  // The check answers (the send recorded as started) and the row waits for a slot; the worker stops.
+  await shop.pool.query('delete from public.slow_gate')
+  await pollUntil(async () =>
+    (await rowOf(shop, held)).send_started_at !== null ? true : undefined,
+  )
+  await shopEngine.stop()
+
+  expect(shopEngine.sender.calls).toEqual([])
+  const row = await rowOf(shop, held)
+  expect([row.status, row.attempts, row.send_started_at, row.lease_token]).toEqual([
+    'pending',
+    0,
+    null,
+    null,
+  ])
+  crmEngine.sender.release()
+  await crmEngine.events.waitFor(settledFor(other, 'sent'))
 })
 
 test('the last check’s statement starts the rows it can lock at once, names busy a row another transaction holds, leaves out a lost one, and keeps the caller’s lock_timeout', async () => {
