@@ -37,6 +37,7 @@ import m0035 from '../../sql/0035_display_name_in_address_string.sql' with { typ
 import m0036 from '../../sql/0036_sent_rows_recorded_past_locked_ones.sql' with { type: 'text' }
 import m0037 from '../../sql/0037_last_check_past_locked_rows.sql' with { type: 'text' }
 import m0038 from '../../sql/0038_hand_written_columns_bounded.sql' with { type: 'text' }
+import m0039 from '../../sql/0039_paused_sender_rows_left_unclaimed.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -83,6 +84,7 @@ export const migrations: readonly Migration[] = [
   { version: 36, name: '0036_sent_rows_recorded_past_locked_ones', sql: m0036 },
   { version: 37, name: '0037_last_check_past_locked_rows', sql: m0037 },
   { version: 38, name: '0038_hand_written_columns_bounded', sql: m0038 },
+  { version: 39, name: '0039_paused_sender_rows_left_unclaimed', sql: m0039 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -7,6 +7,7 @@ import type { DrainerDeps } from './drainer-deps.ts'
 import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
+import { parseDefaultFrom } from './render.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { StartQueue } from './start-queue.ts'
 
@@ -42,6 +43,19 @@ export function createClaimRound(r: {
   // message and source row are at most 255 MB each, jsonb's own limit).
   let singleRowClaims = 0
   const claim = d.claim ?? claimBatch
+  // MAIL_FROM's pause key, as the gate keys a mailbox; only a gate that pauses has one to leave out.
+  const holdMs = d.gate.pausedBeyondMs
+  const defaultKey =
+    d.mailFrom !== null && holdMs !== undefined
+      ? parseDefaultFrom(d.mailFrom).address.trim().toLowerCase()
+      : null
+  // Set when a row went back for MAIL_FROM's pause: the claims then leave its rows out (the
+  // statement reads the pause itself, in database time) until one finds the pause over. A row
+  // per batch in flight when the pause began still meets it; the backlog waits unclaimed.
+  let defaultPaused = false
+  const mailboxPaused = (mailbox: string) => {
+    if (defaultKey !== null && mailbox.trim().toLowerCase() === defaultKey) defaultPaused = true
+  }
 
   async function claimAndDeliver(notifiedId: string | null): Promise<ClaimRound> {
     const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
@@ -57,6 +71,9 @@ export function createClaimRound(r: {
         defaultMaxAttempts: cfg.maxAttempts,
         markStarted: d.gate.open,
         ...(notifiedId !== null && { notifiedId }),
+        ...(defaultPaused && defaultKey !== null && holdMs !== undefined
+          ? { pausedSender: { key: defaultKey, holdMs } }
+          : {}),
       })
     } catch (error) {
       if (limit === 1 || (error as { code?: unknown } | null)?.code !== '54000') throw error
@@ -67,8 +84,11 @@ export function createClaimRound(r: {
       return claimAndDeliver(null)
     }
     if (singleRowClaims > 0) singleRowClaims--
-    const { leases, nextDueInMs } = claimed
+    const { leases, nextDueInMs, pausedMs } = claimed
     if (nextDueInMs !== null) due.arm(nextDueInMs)
+    if (pausedMs === null) defaultPaused = false
+    // Its rows are due when the pause ends (less the hold a row would wait it out for).
+    else if (pausedMs !== undefined && holdMs !== undefined) due.arm(Math.max(0, pausedMs - holdMs))
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) {
       held.set(l.id, l)
@@ -105,6 +125,7 @@ export function createClaimRound(r: {
           r.roomMade()
         },
         onRetry: due.arm,
+        onMailboxPaused: mailboxPaused,
       },
       leases,
     ).catch((error) => {

@@ -62,12 +62,20 @@ interface ClaimParams {
    * pending (another worker took it), the claim takes nothing.
    */
   notifiedId?: string
+  /**
+   * MAIL_FROM's pause key, when the worker has met its pause: the claim reads the pause itself
+   * (mailer.claim_past_paused, sql/0039) and, while it stands longer than `holdMs`, takes only
+   * rows that name a sender of their own; over, it claims as without it. notifiedId is not tried.
+   */
+  pausedSender?: { key: string; holdMs: number }
 }
 
 interface Claim {
   leases: Lease[]
   /** When the claim took fewer rows than asked: ms until the earliest future send_at, if any. */
   nextDueInMs: number | null
+  /** With pausedSender: ms its pause still stands (rows of it left out), null when it is over. */
+  pausedMs?: number | null
 }
 
 // The claim's two statements, written out: each call sends one with its values and builds no
@@ -81,6 +89,11 @@ const CLAIM_UNFLUSHED = `
   /* prepared outbox_claim_unflushed */
   select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text as claim`
 // Values: row id, worker id, lease token, lease seconds, mark started, max attempts.
+// Values: limit, worker id, lease token, lease seconds, mark started, max attempts, the paused
+// sender's key, the hold (ms) past which a pause counts.
+const CLAIM_PAST_PAUSED = `
+  /* prepared outbox_claim_past_paused */
+  select mailer.claim_past_paused($1::int, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int, $7::text, $8::float8)::text as claim`
 const CLAIM_NOTIFIED = `
   /* prepared outbox_claim_notified */
   select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text as claim`
@@ -104,6 +117,7 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
   // One token per claim: (id, token) is still unique per lease, since a row is claimed at most
   // once per statement, and it spares a random UUID per row.
   const token = crypto.randomUUID()
+  if (p.pausedSender !== undefined) return claimPastPaused(db, p, p.pausedSender, token)
   if (p.notifiedId !== undefined) {
     // Taken only if due and first in claim order, so claim order holds. It reports no next due
     // row, nor need it: a row scheduled later came with news of its own, which sent its claim to
@@ -130,6 +144,36 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
   return {
     leases: (claim?.leases ?? []).map((r) => toLease(r, token)),
     nextDueInMs: ms === null ? null : Math.max(0, ms),
+  }
+}
+
+/** claimBatch while MAIL_FROM's pause is known: one statement, which reads the pause in database time. */
+async function claimPastPaused(
+  db: Kysely<Database>,
+  p: ClaimParams,
+  paused: { key: string; holdMs: number },
+  token: string,
+): Promise<Claim> {
+  type Taken = {
+    claim: { leases: LeaseTuple[]; nextDueMs: number | null }
+    pausedMs: number | null
+  }
+  const { rows } = await statementText<{ claim: string | null }>(db, CLAIM_PAST_PAUSED, [
+    p.limit,
+    p.workerId,
+    token,
+    p.leaseSeconds,
+    p.markStarted === true,
+    p.defaultMaxAttempts,
+    paused.key,
+    paused.holdMs,
+  ])
+  const taken = parseClaim<Taken>(rows[0]?.claim, (c) => c.claim.leases)
+  const ms = taken?.claim.nextDueMs ?? null
+  return {
+    leases: (taken?.claim.leases ?? []).map((r) => toLease(r, token)),
+    nextDueInMs: ms === null ? null : Math.max(0, ms),
+    pausedMs: taken?.pausedMs ?? null,
   }
 }
 

@@ -51,6 +51,8 @@ export interface DeliveryDeps {
   handedOver?: (lease: Lease) => void
   /** Called once per lease when it is finished with (settled or lost). */
   done: (lease: Lease) => void
+  /** A row went back unsent because `mailbox` stands paused (not for a pacing turn). */
+  onMailboxPaused?: (mailbox: string) => void
   /** A row was rescheduled `delayMs` from now: the drainer arms its timer for it. */
   onRetry?: (delayMs: number) => void
 }

@@ -28,6 +28,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
     }
     if (!permit) return finish(r.lease, { kind: 'released' })
     if ('pausedForMs' in permit) {
+      if (!permit.reserved) d.onMailboxPaused?.(mailbox)
       // Uncounted, like the throttled send that paused the mailbox, and due when the pause
       // ends (or at the pacing turn reserved for it).
       return finish(r.lease, {

@@ -106,6 +106,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   return {
     open: false,
     ...(intervalMs === 0 ? { pauseKey: key } : {}),
+    pausedBeyondMs: Math.max(intervalMs, PAUSE_HOLD_MS),
     async acquire(mailbox, signal, readPause = false) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
       const paced = await waitForPacing(mailbox, signal, readPause)

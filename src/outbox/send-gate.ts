@@ -24,6 +24,12 @@ export interface SendGate {
    */
   readonly pauseKey?: (mailbox: string) => string
   /**
+   * A mailbox paused for longer than this sends its rows back (MailboxPaused) rather than holding
+   * them: what counts as paused for a claim that leaves a paused MAIL_FROM's rows out. Unset: the
+   * gate never pauses (file, discard).
+   */
+  readonly pausedBeyondMs?: number
+  /**
    * Waits until a send to `mailbox` may start; null when `signal` aborted first; MailboxPaused
    * instead of waiting out a long pause, so the row can make room for other mailboxes' rows.
    * `readPause`: read the pause here even with `pauseKey` (the last check found it paused, or a

@@ -221,6 +221,11 @@ describe('migrate', () => {
         '0038_hand_written_columns_bounded',
         '8bc220f2785c1d7b6f0435717f3645415d899c4eb95172f583751790208244ca',
       ],
+      [
+        39,
+        '0039_paused_sender_rows_left_unclaimed',
+        '30eff00778184c93ce612f9bb3323efaa6e221ab352633201deb61e957d1f527',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -346,7 +351,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38,
+        33, 34, 35, 36, 37, 38, 39,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -384,16 +389,17 @@ describe('migrate', () => {
         { version: 36, c: true },
         { version: 37, c: true },
         { version: 38, c: true },
+        { version: 39, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0038 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0039 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -579,7 +585,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38,
+      9, 10, 22, 25, 38, 39,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
@@ -628,7 +634,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38,
+      33, 34, 35, 36, 37, 38, 39,
     ])
     const { rows } = await adminQuery(
       url,
@@ -698,6 +704,81 @@ describe('migrate', () => {
       'migrate: 2 of 3 databases failed (gone, ahead); the others are migrated',
     ])
     await assertSchemaCurrentAt(fresh)
+  })
+
+  test('0039 keys the rows older binaries queued, keys every insert after it, and an older binary’s claim still takes them', async () => {
+    const url = await emptyDatabase()
+    await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 37) })
+    const message = (from?: unknown) =>
+      JSON.stringify({
+        to: 'rcpt@example.com',
+        subject: 'Hi',
+        text: 'x',
+        ...(from ? { from } : {}),
+      })
+    const queue = async (from?: unknown) =>
+      String(
+        (await adminQuery(url, 'select mailer.enqueue_email($1::jsonb) as id', [message(from)]))
+          .rows[0].id,
+      )
+    const before = [await queue(), await queue('Desk <Desk@Example.com>')]
+    await migrate({ url, log: silentLogger })
+    const keyOf = async (id: string) =>
+      (await adminQuery(url, 'select sender_key from mailer.email_outbox where id = $1', [id]))
+        .rows[0].sender_key
+    // Backfilled: MAIL_FROM's row keeps none, the other its address as the gate keys it.
+    expect([await keyOf(before[0]!), await keyOf(before[1]!)]).toEqual([null, 'desk@example.com'])
+    // Every way in after it: enqueue_email, a template, a row written by hand (as an older binary would).
+    expect(await keyOf(await queue({ address: ' Other@Example.com ', name: 'O' }))).toBe(
+      'other@example.com',
+    )
+    await adminQuery(
+      url,
+      `insert into mailer.templates (name, subject, text_body, to_addresses, from_address) values
+         ('plain', 's', 't', '{rcpt@example.com}', null),
+         ('desk', 's', 't', '{rcpt@example.com}', 'Desk <desk@example.com>'),
+         ('owner', 's', 't', '{rcpt@example.com}', '{{owner}}')`,
+    )
+    const fromTemplate = async (name: string) =>
+      String(
+        (
+          await adminQuery(
+            url,
+            `insert into mailer.email_outbox (template, source_row) values ($1, '{"owner": "a@b.c"}') returning id`,
+            [name],
+          )
+        ).rows[0].id,
+      )
+    expect(await keyOf(await fromTemplate('plain'))).toBeNull()
+    expect(await keyOf(await fromTemplate('desk'))).toBe('desk@example.com')
+    // Only rendering can say: never left out.
+    expect(await keyOf(await fromTemplate('owner'))).toBe('?')
+    const byHand = String(
+      (
+        await adminQuery(
+          url,
+          `insert into mailer.email_outbox (message) values ($1::jsonb) returning id`,
+          [message('hand@example.com')],
+        )
+      ).rows[0].id,
+    )
+    expect(await keyOf(byHand)).toBe('hand@example.com')
+    await adminQuery(url, 'update mailer.email_outbox set message = $2::jsonb where id = $1', [
+      byHand,
+      message(),
+    ])
+    expect(await keyOf(byHand)).toBeNull()
+    // An older binary claims as before: every pending row, whatever its key.
+    const { rows } = await adminQuery(
+      url,
+      `select json_array_length(mailer.claim_batch(100, 'old', gen_random_uuid(), 60, false, 8) -> 'leases') as n`,
+    )
+    const pending = await adminQuery(
+      url,
+      `select count(*)::int as n from mailer.email_outbox where status = 'pending'`,
+    )
+    expect(rows[0].n).toBe(7)
+    expect(pending.rows[0].n).toBe(0)
   })
 
   test('serve’s schema check names what to run', async () => {
