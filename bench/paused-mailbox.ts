@@ -2,17 +2,21 @@
 //
 // Graph refuses MAIL_FROM (404 ErrorInvalidUser): the first send pauses the mailbox for 5 minutes
 // (SENDER_MAILBOX_PAUSE_MS), and every other row due meanwhile is claimed and given back unsent
-// (mailbox_paused) to the pause's end. The worker as `serve` wires Graph (shared send gate,
-// MAILBOX_RATE_PER_MINUTE `rate`, default 30; WORKER_CONCURRENCY 10) meets `rows` such rows; each of
-// `cycles` cycles then makes them due at once, as the pause's end does, with the pause still
-// standing (so no row probes Graph again), and waits until every one is back. Counts the worker's
-// statements (pg_stat_statements; the driver's own as bench_probe are left out), the cluster's WAL,
-// the outbox's row updates and the history rows, per cycle.
+// (mailbox_paused) to the pause's end (before 0038; since, left unclaimed). The worker as `serve`
+// wires Graph (shared send gate, MAILBOX_RATE_PER_MINUTE `rate`, default 30; WORKER_CONCURRENCY 10)
+// meets `rows` such rows; each of `cycles` cycles then ends the pause, as its 5 minutes passing
+// would (rows given back due, the mailbox's pause over: the driver's own updates, left out), wakes
+// the worker, and waits until it is idle again: the mailbox paused anew by a probe that met the
+// 404, nothing claimed or in flight, and its last claim empty. Counts the worker's statements
+// (pg_stat_statements; the driver's own as bench_probe are left out), the cluster's WAL, the
+// outbox's row updates, the history rows and Graph's requests, per cycle. Runs unchanged against
+// an older tree (copy it there): only src/ differs.
 import pg from 'pg'
 import { systemClock } from '../src/clock.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
+import { claimBatch } from '../src/outbox/claim.ts'
 import { createPgSendGate } from '../src/outbox/pg-send-gate.ts'
 import { createGraphTransport } from '../src/transport/graph-transport.ts'
 import type { TestDb } from '../test/support/db.ts'
@@ -65,9 +69,23 @@ const gate = createPgSendGate({
   ratePerMinute: rate,
   slotTtlMs: 20_000,
 })
+// The worker's claims, counted: in flight, and whether the last one took anything.
+let claiming = 0
+let lastClaimTook = -1
+const countedClaim: typeof claimBatch = async (db, p) => {
+  claiming++
+  try {
+    const c = await claimBatch(db, p)
+    lastClaimTook = c.leases.length
+    return c
+  } finally {
+    claiming--
+  }
+}
 const engine = createTestEngine(t, {
   config: { pollIntervalSeconds: 30 },
   deps: {
+    claim: countedClaim,
     sender: transport.sender,
     gate,
     sendBlockedForMs: transport.blockedForMs,
@@ -76,19 +94,22 @@ const engine = createTestEngine(t, {
 })
 const counts = async () =>
   (
-    await probePool.query<{ sending: number; due: number }>(
-      `select count(*) filter (where status = 'sending')::int as sending,
-              count(*) filter (where status = 'pending' and send_at <= now())::int as due
-         from mailer.email_outbox`,
+    await probePool.query<{ sending: number; paused: number }>(
+      `select (select count(*)::int from mailer.email_outbox where status = 'sending') as sending,
+              (select count(*)::int from mailer.mailbox_pacing
+                where mailbox not like 'queue %' and next_at > now() + interval '1 minute') as paused`,
     )
   ).rows[0]!
-/** Every row back and none due: the cycle is over. */
+/** Paused anew, every row back, no claim in flight and the last one empty: the cycle is over. */
 const settled = () =>
   pollUntil(async () => {
-    if (engine.drainer.status().inFlight > 0) return undefined
+    if (engine.drainer.status().inFlight > 0 || claiming > 0 || lastClaimTook !== 0)
+      return undefined
     const c = await counts()
-    return c.sending === 0 && c.due === 0 ? true : undefined
-  }, 120_000)
+    return c.sending === 0 && c.paused === 1 && claiming === 0 && lastClaimTook === 0
+      ? true
+      : undefined
+  }, 300_000)
 try {
   for (let i = 0; i < rows; i++) await enqueue(t)
   await engine.start()
@@ -117,10 +138,13 @@ try {
   let ownWal = 0
   let ownUpdates = 0
   for (let k = 1; k <= cycles; k++) {
-    // The pause's end, as far as the rows know; the pause itself still stands.
+    // The pause's end: the rows given back for it due, and the pause itself over.
     const before = await lsn()
     const { rowCount } = await probePool.query(
       `update mailer.email_outbox set send_at = now() where status = 'pending' and send_at > now()`,
+    )
+    const { rowCount: pacing } = await probePool.query(
+      `update mailer.mailbox_pacing set next_at = now() where mailbox not like 'queue %' and next_at > now()`,
     )
     const after = await lsn()
     ownWal += Number(
@@ -132,14 +156,17 @@ try {
       ).rows[0]!.b,
     )
     ownUpdates += rowCount ?? 0
+    if ((pacing ?? 0) !== 1) throw new Error(`expected one paused mailbox, found ${pacing}`)
+    lastClaimTook = -1
     engine.drainer.wake()
     await settled()
   }
   const ms = performance.now() - t0
   const to = await lsn()
-  // pg_stat_user_tables lags by up to the stats flush: read it after a forced flush.
+  // pg_stat_user_tables lags by up to the stats flush: the worker's backends, idle now, flush
+  // theirs within 10 s (PGSTAT_IDLE_INTERVAL); a short run would otherwise read none of it.
   await probePool.query('select pg_stat_force_next_flush()').catch(() => {})
-  await Bun.sleep(0)
+  await Bun.sleep(11_000)
   const upd = (await updates()) - upd0 - ownUpdates
   const stmts = await cluster.admin.query<{ calls: string; q: string }>(
     `select sum(s.calls)::bigint as calls, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 90) as q

@@ -23,8 +23,12 @@
 -- (longer than hold_ms ahead, as a row would be given back for it), it claims only rows that name
 -- a sender of their own, not a paused one, through email_outbox_named_sender_idx (rows with a
 -- sender key only, none at all when every row uses MAIL_FROM) in claim order, as claim_batch does
--- over email_outbox_claim_idx, and says how long the pause lasts; over, it is claim_batch. So a
--- paused MAIL_FROM's backlog is neither claimed, nor updated, nor recorded while the pause stands.
+-- over email_outbox_claim_idx, and says how long the pause lasts; over, it is claim_batch for one
+-- row: the row that probes the mailbox (the worker claims as usual once that row is done), so a
+-- pause's end that finds the mailbox still refused costs one row, not a batch of give-backs (nor,
+-- under MAILBOX_RATE_PER_MINUTE, a run of rows sent back to pacing turns while the probe waits for
+-- its turn). So a paused MAIL_FROM's backlog is neither claimed, nor updated, nor recorded while
+-- the pause stands.
 --
 -- Older binaries: the column is nullable without a default (no rewrite), they never read it, and
 -- the trigger fills it on their inserts too; the index and functions are invisible to them. They
@@ -94,7 +98,8 @@ create index concurrently email_outbox_named_sender_idx
   where status = 'pending' and sender_key is not null;
 --! split
 -- As mailer.claim_batch (0019): same lease, mark, look-ahead and result, wrapped as
--- {"claim": <claim_batch's result>, "pausedMs": <ms the pause of paused_key still lasts, or null>}.
+-- {"claim": <claim_batch's result>, "pausedMs": <ms the pause of paused_key still lasts, or null>};
+-- with the pause over, claim_batch of one row (pausedMs null).
 -- Without mark_started, its commit does not wait for its WAL flush (as claim_unflushed, 0007).
 -- Invariant: a row is 'sending' only with a lease token and expiry; SKIP LOCKED keeps claimers disjoint.
 create or replace function mailer.claim_past_paused(n integer, worker text, token uuid, lease_seconds float8,
@@ -129,7 +134,7 @@ begin
     from mailer.mailbox_pacing p
    where p.mailbox = paused_key and p.next_at > now() + hold;
   if paused_ms is null then
-    return json_build_object('claim', mailer.claim_batch(n, worker, token, lease_seconds, mark_started,
+    return json_build_object('claim', mailer.claim_batch(1, worker, token, lease_seconds, mark_started,
                                                          default_max_attempts),
                              'pausedMs', null);
   end if;

@@ -2,12 +2,13 @@
 import { monotonicNow } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import { claimBatch } from './claim.ts'
+import { createDefaultSenderPause } from './default-sender-pause.ts'
 import { deliverBatch } from './deliver.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
-import { parseDefaultFrom } from './render.ts'
+import type { SendGate } from './send-gate.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { StartQueue } from './start-queue.ts'
 
@@ -43,24 +44,25 @@ export function createClaimRound(r: {
   // message and source row are at most 255 MB each, jsonb's own limit).
   let singleRowClaims = 0
   const claim = d.claim ?? claimBatch
-  // MAIL_FROM's pause key, as the gate keys a mailbox; only a gate that pauses has one to leave out.
-  const holdMs = d.gate.pausedBeyondMs
-  const defaultKey =
-    d.mailFrom !== null && holdMs !== undefined
-      ? parseDefaultFrom(d.mailFrom).address.trim().toLowerCase()
-      : null
-  // Set when a row went back for MAIL_FROM's pause: the claims then leave its rows out (the
-  // statement reads the pause itself, in database time) until one finds the pause over. A row
-  // per batch in flight when the pause began still meets it; the backlog waits unclaimed.
-  let defaultPaused = false
-  const mailboxPaused = (mailbox: string) => {
-    if (defaultKey !== null && mailbox.trim().toLowerCase() === defaultKey) defaultPaused = true
+  // While MAIL_FROM stands paused its backlog waits unclaimed; a pause's end is probed by one row.
+  const pause = createDefaultSenderPause(d.gate, d.mailFrom)
+  // A send of this worker's that pauses MAIL_FROM (the probe meeting the refusal again) says so
+  // too, as a row another worker's pause sends back does (onMailboxPaused).
+  const gate: SendGate = {
+    ...d.gate,
+    pause: async (mailbox, ms) => {
+      await d.gate.pause(mailbox, ms)
+      pause.mailboxPaused(mailbox)
+    },
   }
 
   async function claimAndDeliver(notifiedId: string | null): Promise<ClaimRound> {
     const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
     if (room <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
+    // Full: the backlog stays known, so the probe's end claims again (roomMade).
+    if (pause.limit(room) === 0) return { claimed: 0, full: true, run: Promise.resolve() }
     const limit = singleRowClaims > 0 ? 1 : room
+    const pausedSender = pause.claimParam()
     const claimSentAt = monotonicNow(d.clock)
     let claimed: Awaited<ReturnType<typeof claimBatch>>
     try {
@@ -71,9 +73,7 @@ export function createClaimRound(r: {
         defaultMaxAttempts: cfg.maxAttempts,
         markStarted: d.gate.open,
         ...(notifiedId !== null && { notifiedId }),
-        ...(defaultPaused && defaultKey !== null && holdMs !== undefined
-          ? { pausedSender: { key: defaultKey, holdMs } }
-          : {}),
+        ...(pausedSender !== undefined && { pausedSender }),
       })
     } catch (error) {
       if (limit === 1 || (error as { code?: unknown } | null)?.code !== '54000') throw error
@@ -86,9 +86,9 @@ export function createClaimRound(r: {
     if (singleRowClaims > 0) singleRowClaims--
     const { leases, nextDueInMs, pausedMs } = claimed
     if (nextDueInMs !== null) due.arm(nextDueInMs)
-    if (pausedMs === null) defaultPaused = false
-    // Its rows are due when the pause ends (less the hold a row would wait it out for).
-    else if (pausedMs !== undefined && holdMs !== undefined) due.arm(Math.max(0, pausedMs - holdMs))
+    pause.claimed(pausedMs, leases)
+    // MAIL_FROM's rows are due again when its pause ends (less the hold a row would wait it out).
+    if (pausedMs != null && pausedSender) due.arm(Math.max(0, pausedMs - pausedSender.holdMs))
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) {
       held.set(l.id, l)
@@ -101,7 +101,7 @@ export function createClaimRound(r: {
         dbName: d.dbName,
         db: d.db,
         sender: d.sender,
-        gate: d.gate,
+        gate,
         slots: d.slots,
         settle,
         start: lastChecks,
@@ -121,23 +121,28 @@ export function createClaimRound(r: {
           if (unsent.delete(lease)) r.roomMade()
         },
         done: (lease) => {
+          pause.done(lease)
           if (!release(lease)) return
           r.roomMade()
         },
         onRetry: due.arm,
-        onMailboxPaused: mailboxPaused,
+        onMailboxPaused: pause.mailboxPaused,
       },
       leases,
     ).catch((error) => {
       // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
       // Stop heartbeating them (or they never expire).
-      for (const l of leases) release(l)
+      for (const l of leases) {
+        pause.done(l)
+        release(l)
+      }
       log.error('delivery failed', { err: error })
       d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'deliver', error })
     })
     deliveries.add(run)
     void run.finally(() => deliveries.delete(run))
-    return { claimed: leases.length, full: leases.length === limit, run }
+    // A probe's claim is full too: the backlog behind it is claimed once it is done.
+    return { claimed: leases.length, full: leases.length === limit || pause.limit(1) === 0, run }
   }
   return claimAndDeliver
 }

@@ -224,7 +224,7 @@ describe('migrate', () => {
       [
         39,
         '0039_paused_sender_rows_left_unclaimed',
-        '30eff00778184c93ce612f9bb3323efaa6e221ab352633201deb61e957d1f527',
+        '1e3695bb7884eecfed8c02f308ccc1f9b44ac62790f901f2a66b11a0ee500a63',
       ],
     ]
     expect(

@@ -263,9 +263,27 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     // The own row's one entry only.
     expect(history1.rows[0].n - history0.rows[0].n).toBe(1)
 
-    // The mailbox fixed and its pause lifted (database time): every waiting row goes, once.
+    // The pause ends with the mailbox still refused: one row probes it and meets the refusal,
+    // the rest stay unclaimed (no batch of give-backs at every pause's end).
+    await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
+    r.engine.drainer.wake()
+    await pollUntil(async () => {
+      const rows = await rowsOf(defaults)
+      return rows.some((x) => x.last_error_code === 'ErrorInvalidUser') ? true : undefined
+    }, 30_000)
+    await pausedAndIdle(r)
+    const probed = await t.pool.query(
+      `select id, xmin::text as x from mailer.email_outbox where id = any($1::bigint[]) order by id`,
+      [defaults],
+    )
+    const moved = probed.rows.filter((p, i) => p.x !== after.rows[i].x)
+    expect(moved).toHaveLength(1)
+
+    // The mailbox fixed and its pause over (database time; the probe's row was given back to
+    // the pause's end): every waiting row goes, once.
     known.push(MAIL_FROM)
     await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
+    await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
     r.engine.drainer.wake()
     await pollUntil(async () => {
       const rows = await rowsOf(defaults)

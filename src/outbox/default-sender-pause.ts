@@ -1,0 +1,58 @@
+// MAIL_FROM's pause as one drainer knows it: whether its claims leave MAIL_FROM's rows out, and the one row that probes the mailbox after it.
+import type { Lease } from './claim.ts'
+import { parseDefaultFrom } from './render.ts'
+import type { SendGate } from './send-gate.ts'
+
+export interface DefaultSenderPause {
+  /** The claim's pausedSender, while MAIL_FROM's pause is known. */
+  claimParam(): { key: string; holdMs: number } | undefined
+  /** Rows the next claim may take, given `room`: 0 while the probe after a pause is out. */
+  limit(room: number): number
+  /** What a claim answered: `pausedMs` (undefined when it was not asked) and its rows. */
+  claimed(pausedMs: number | null | undefined, leases: readonly Lease[]): void
+  /** A row went back unsent because `mailbox` stands paused (not for a pacing turn). */
+  mailboxPaused(mailbox: string): void
+  /** A lease is finished with (settled or lost). */
+  done(lease: Lease): void
+}
+
+/**
+ * States: unpaused (the usual claim); paused (set when a row went back for MAIL_FROM's pause: the
+ * claims run mailer.claim_past_paused, sql/0039, which reads the pause in database time and leaves
+ * MAIL_FROM's rows unclaimed while it stands); probing (that claim found the pause over and took
+ * one row, as it then does: no other claim until that row is done, so a mailbox still refused
+ * costs one row per pause, not a batch of give-backs). Back to unpaused when the probe is done
+ * without meeting the pause again. A gate that never pauses (file, discard), or no MAIL_FROM,
+ * stays unpaused.
+ */
+export function createDefaultSenderPause(
+  gate: SendGate,
+  mailFrom: string | null,
+): DefaultSenderPause {
+  const holdMs = gate.pausedBeyondMs
+  // As the gate keys a mailbox (pg-send-gate.ts): trimmed, lower case.
+  const key =
+    mailFrom !== null && holdMs !== undefined
+      ? parseDefaultFrom(mailFrom).address.trim().toLowerCase()
+      : null
+  let state: 'unpaused' | 'paused' | 'probing' = 'unpaused'
+  let probe: Lease | null = null
+  return {
+    claimParam: () =>
+      state === 'paused' && key !== null && holdMs !== undefined ? { key, holdMs } : undefined,
+    limit: (room) => (state === 'probing' && probe !== null ? 0 : room),
+    claimed(pausedMs, leases) {
+      if (pausedMs !== null || state !== 'paused') return
+      probe = leases[0] ?? null
+      state = probe === null ? 'unpaused' : 'probing'
+    },
+    mailboxPaused(mailbox) {
+      if (key !== null && mailbox.trim().toLowerCase() === key) state = 'paused'
+    },
+    done(lease) {
+      if (lease !== probe) return
+      probe = null
+      if (state === 'probing') state = 'unpaused'
+    },
+  }
+}
