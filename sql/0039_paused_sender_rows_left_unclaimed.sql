@@ -14,9 +14,13 @@
 -- is never left out. Written by a BEFORE trigger from the message or the template, so rows that
 -- enqueue_email, enqueue_from_row, older binaries or hand-written SQL insert all get it; its WHEN
 -- calls nothing for a row that names no sender (no template, no message.from), so MAIL_FROM's rows
--- pay one jsonb key test at insert and nothing more. A template whose from_address is changed
--- later leaves the keys of rows already queued as they were: such a row may wait out a pause of
--- the mailbox it was queued for (never lost: it goes when that pause ends).
+-- pay one jsonb key test at insert and nothing more. Only inserts: a BEFORE UPDATE row trigger
+-- locks every row an UPDATE writes before its column list is even read (+56 B of WAL per row of
+-- mark_sent_unlocked, which takes no lock first: bench/statement-cost.ts), and an AFTER one reads
+-- each row's old version; so a row whose message or template is changed by hand (or whose
+-- template's from_address is changed later) keeps the key it was queued with, unless the UPDATE
+-- sets sender_key = mailer.row_sender_key(message, template) too. Such a row may wait out a pause
+-- of the mailbox it was queued for, or be given back for its own mailbox's, as before; never lost.
 --
 -- mailer.claim_past_paused: what a worker claims with while it knows MAIL_FROM paused (it met a
 -- row given back for that pause). It reads the pause itself, in database time: still standing
@@ -77,13 +81,6 @@ drop trigger if exists email_outbox_sender_key_insert on mailer.email_outbox;
 create trigger email_outbox_sender_key_insert before insert on mailer.email_outbox
   for each row
   when (new.template is not null or new.message ? 'from')
-  execute function mailer.note_sender_key();
---! split
-drop trigger if exists email_outbox_sender_key_update on mailer.email_outbox;
---! split
-create trigger email_outbox_sender_key_update before update of message, template on mailer.email_outbox
-  for each row
-  when (new.message is distinct from old.message or new.template is distinct from old.template)
   execute function mailer.note_sender_key();
 --! split
 update mailer.email_outbox

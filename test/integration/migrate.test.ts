@@ -224,7 +224,7 @@ describe('migrate', () => {
       [
         39,
         '0039_paused_sender_rows_left_unclaimed',
-        '1e3695bb7884eecfed8c02f308ccc1f9b44ac62790f901f2a66b11a0ee500a63',
+        '65c64610e032393ae67f1ed63a79721c4b4cfd05865508526c7a74b21782a2cf',
       ],
     ]
     expect(
@@ -763,11 +763,6 @@ describe('migrate', () => {
       ).rows[0].id,
     )
     expect(await keyOf(byHand)).toBe('hand@example.com')
-    await adminQuery(url, 'update mailer.email_outbox set message = $2::jsonb where id = $1', [
-      byHand,
-      message(),
-    ])
-    expect(await keyOf(byHand)).toBeNull()
     // An older binary claims as before: every pending row, whatever its key.
     const { rows } = await adminQuery(
       url,
