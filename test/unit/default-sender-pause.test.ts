@@ -1,0 +1,59 @@
+// MAIL_FROM's pause as a drainer knows it: left out while it stands, one probe at its end, back to the usual claim after.
+import { describe, expect, test } from 'bun:test'
+import type { Lease } from '../../src/outbox/claim.ts'
+import { createDefaultSenderPause } from '../../src/outbox/default-sender-pause.ts'
+import { openGate, type SendGate } from '../../src/outbox/send-gate.ts'
+
+const gate: SendGate = { ...openGate, open: false, pausedBeyondMs: 5_000 }
+const lease = (id: string) => ({ id }) as Lease
+
+describe('MAIL_FROM’s pause in the claims', () => {
+  test('met, its claims leave MAIL_FROM out; the pause over, one row probes and nothing else is claimed until it is done', () => {
+    const p = createDefaultSenderPause(gate, 'Sender <Sender@Example.com>')
+    expect(p.claimParam()).toBeUndefined()
+    p.mailboxPaused('other@example.com')
+    expect(p.claimParam()).toBeUndefined()
+    // Keyed as the gate keys a mailbox: trimmed, lower case.
+    p.mailboxPaused(' SENDER@example.com ')
+    expect(p.claimParam()).toEqual({ key: 'sender@example.com', holdMs: 5_000 })
+    // Still standing: the claim said so, the state stays.
+    p.claimed(60_000, [])
+    expect(p.claimParam()).toBeDefined()
+    expect(p.limit(10)).toBe(10)
+    // Over: the claim took one row, the probe; no other claim until it is done.
+    const probe = lease('1')
+    p.claimed(null, [probe])
+    expect(p.claimParam()).toBeUndefined()
+    expect(p.limit(10)).toBe(0)
+    p.done(lease('2'))
+    expect(p.limit(10)).toBe(0)
+    p.done(probe)
+    expect(p.limit(10)).toBe(10)
+    expect(p.claimParam()).toBeUndefined()
+  })
+
+  test('a probe that meets the pause again puts the claims back to leaving MAIL_FROM out', () => {
+    const p = createDefaultSenderPause(gate, 'sender@example.com')
+    p.mailboxPaused('sender@example.com')
+    const probe = lease('1')
+    p.claimed(null, [probe])
+    p.mailboxPaused('sender@example.com')
+    p.done(probe)
+    expect(p.claimParam()).toEqual({ key: 'sender@example.com', holdMs: 5_000 })
+    expect(p.limit(10)).toBe(10)
+    // Over with nothing due: back to the usual claim at once.
+    p.claimed(null, [])
+    expect(p.claimParam()).toBeUndefined()
+  })
+
+  test('a gate that never pauses, or no MAIL_FROM, never leaves anything out', () => {
+    for (const p of [
+      createDefaultSenderPause(openGate, 'sender@example.com'),
+      createDefaultSenderPause(gate, null),
+    ]) {
+      p.mailboxPaused('sender@example.com')
+      expect(p.claimParam()).toBeUndefined()
+      expect(p.limit(10)).toBe(10)
+    }
+  })
+})
