@@ -216,3 +216,38 @@ begin
   return json_build_object('claim', json_build_object('leases', leases, 'nextDueMs', next_due_ms),
                            'pausedMs', paused_ms);
 end $$;
+--! split
+-- A mailbox a row names itself, paused past a row's hold (a throttle, a spent quota): its pending
+-- rows due before the pause ends are moved to that end in one statement, by the worker whose send
+-- met the pause, instead of each being claimed, given back and checked against its history there
+-- (MAIL_FROM's rows are left unclaimed instead: claim_past_paused). One write per row and pause,
+-- through email_outbox_named_sender_idx; rows another transaction holds are skipped (they go back
+-- as before when claimed), and so are rows whose expiresAt comes first (send_at must stay before
+-- it: their claim expires them). Returns how many rows moved.
+create or replace function mailer.defer_paused_rows(paused_key text) returns integer
+language plpgsql volatile
+set enable_seqscan = off
+set enable_bitmapscan = off
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  pause_end timestamptz;
+  ctids tid[];
+  moved integer;
+begin
+  select p.next_at into pause_end from mailer.mailbox_pacing p where p.mailbox = paused_key;
+  if pause_end is null or pause_end <= now() then
+    return 0;
+  end if;
+  select array_agg(c.ctid) into ctids
+    from (select o.ctid from mailer.email_outbox o
+           where o.status = 'pending' and o.sender_key is not null and o.sender_key = paused_key
+             and o.send_at < pause_end and (o.expires_at is null or o.expires_at > pause_end)
+             for update of o skip locked) c;
+  if ctids is null then
+    return 0;
+  end if;
+  update mailer.email_outbox o set send_at = pause_end where o.ctid = any(ctids);
+  get diagnostics moved = row_count;
+  return moved;
+end $$;

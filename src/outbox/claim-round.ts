@@ -8,6 +8,7 @@ import type { DrainerDeps } from './drainer-deps.ts'
 import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
+import { deferPausedRows } from './paused-rows.ts'
 import type { SendGate } from './send-gate.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { StartQueue } from './start-queue.ts'
@@ -47,12 +48,21 @@ export function createClaimRound(r: {
   // While MAIL_FROM stands paused its backlog waits unclaimed; a pause's end is probed by one row.
   const pause = createDefaultSenderPause(d.gate, d.mailFrom)
   // A send of this worker's that pauses MAIL_FROM (the probe meeting the refusal again) says so
-  // too, as a row another worker's pause sends back does (onMailboxPaused).
+  // too, as a row another worker's pause sends back does (onMailboxPaused). One that pauses a
+  // mailbox a row names itself, past a row's hold, moves that mailbox's waiting rows to the
+  // pause's end (one write each) rather than leaving them to be claimed and given back; not
+  // awaited: the send's slot is not held for it, and a failure leaves the rows as they were.
   const gate: SendGate = {
     ...d.gate,
     pause: async (mailbox, ms) => {
       await d.gate.pause(mailbox, ms)
       pause.mailboxPaused(mailbox)
+      const key = mailbox.trim().toLowerCase()
+      const hold = d.gate.pausedBeyondMs
+      if (hold === undefined || ms <= hold || key === pause.key) return
+      void deferPausedRows(d.db, key).catch((err) =>
+        log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),
+      )
     },
   }
 

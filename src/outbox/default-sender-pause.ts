@@ -4,6 +4,8 @@ import { parseDefaultFrom } from './render.ts'
 import type { SendGate } from './send-gate.ts'
 
 export interface DefaultSenderPause {
+  /** MAIL_FROM's pause key, as the gate keys a mailbox; null when nothing is ever left out. */
+  readonly key: string | null
   /** The claim's pausedSender, while MAIL_FROM's pause is known. */
   claimParam(): { key: string; holdMs: number } | undefined
   /** Rows the next claim may take, given `room`: 0 while the probe after a pause is out. */
@@ -38,6 +40,7 @@ export function createDefaultSenderPause(
   let state: 'unpaused' | 'paused' | 'probing' = 'unpaused'
   let probe: Lease | null = null
   return {
+    key,
     claimParam: () =>
       state === 'paused' && key !== null && holdMs !== undefined ? { key, holdMs } : undefined,
     limit: (room) => (state === 'probing' && probe !== null ? 0 : room),

@@ -224,7 +224,7 @@ describe('migrate', () => {
       [
         39,
         '0039_paused_sender_rows_left_unclaimed',
-        '65c64610e032393ae67f1ed63a79721c4b4cfd05865508526c7a74b21782a2cf',
+        '404e5fbc5adf2024f391377bbe1e7178f59a5b52cdbd3184d1a9b4e224b1fdbe',
       ],
     ]
     expect(

@@ -1,4 +1,4 @@
-// A MAIL_FROM Graph refuses (unknown, not enabled): its rows wait uncounted and said loudly, a row's own bad from fails alone, sending resumes.
+// A MAIL_FROM Graph refuses (unknown, not enabled): its rows wait uncounted and said loudly, a row's own bad from fails alone, sending resumes; a paused mailbox's backlog is not claimed pause after pause.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
@@ -6,7 +6,12 @@ import { createTransport, type Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, type FakeGraphOptions, startFakeGraph } from '../support/fake-graph.ts'
+import {
+  type FakeGraph,
+  type FakeGraphFaults,
+  type FakeGraphOptions,
+  startFakeGraph,
+} from '../support/fake-graph.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -30,12 +35,13 @@ afterEach(async () => {
 })
 
 /** A worker wired as serve wires Graph (createTransport): the shared gate, no pacing, MAIL_FROM as given. */
-async function startWorker(fakeOptions: FakeGraphOptions): Promise<Run> {
+async function startWorker(fakeOptions: FakeGraphOptions, faults?: FakeGraphFaults): Promise<Run> {
   const fake = await startFakeGraph({
     clientSecret: 'right',
     concurrencyLimit: 1000,
     ...fakeOptions,
   })
+  if (faults) fake.setFaults(faults)
   const lines: string[] = []
   const log = createLogger('debug', (l) => lines.push(l))
   const config = loadConfig(
@@ -291,6 +297,51 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     }, 30_000)
     const sent = r.fake.accepted.filter((a) => a.mailbox === MAIL_FROM).map((a) => a.outboxId)
     expect(sent.sort()).toEqual([...defaults].sort())
+  })
+
+  test('a mailbox a row names itself, throttled for minutes: its waiting rows move to the pause’s end at once, most never claimed nor recorded; MAIL_FROM’s rows still go', async () => {
+    const N = 200
+    const mine = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email(jsonb_build_object('from', $1::text, 'to', 'rcpt@example.com', 'subject', 'Hi', 'text', 'x'))::text as id
+           from generate_series(1, $2::int)`,
+        [OWN, N],
+      )
+    ).rows.map((x) => x.id)
+    // The first sendMail is throttled for 5 minutes: OWN is paused for every worker (requests
+    // already on their way may still be accepted).
+    const r = await startWorker(
+      { mailboxes: [OWN, MAIL_FROM] },
+      { sendMail: [{ status: 429, code: 'ApplicationThrottled', retryAfter: '300' }] },
+    )
+    await pollUntil(async () => {
+      const p = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox
+          where id = any($1::bigint[])
+            and (status = 'sending' or (status = 'pending' and send_at <= now() + interval '1 minute'))`,
+        [mine],
+      )
+      return p.rows[0].n === 0 && r.engine.drainer.status().inFlight === 0 ? true : undefined
+    }, 30_000)
+    const recorded = await t.pool.query(
+      `select count(distinct outbox_id)::int as n from mailer.email_attempts
+        where outbox_id = any($1::bigint[]) and outcome <> 'sent'`,
+      [mine],
+    )
+    const rows = await rowsOf(mine)
+    // None failed, no attempt burnt; only the rows claimed before the pause was met (at most the
+    // worker's leases) went back and were recorded, the rest waited unclaimed for its end.
+    expect(
+      rows.every((x) => x.status === 'sent' || (x.status === 'pending' && x.attempts === 0)),
+    ).toBe(true)
+    expect(recorded.rows[0].n).toBeGreaterThan(0)
+    expect(recorded.rows[0].n).toBeLessThan(N / 4)
+    // Another mailbox's rows still go meanwhile.
+    const other = await enqueue(t)
+    await pollUntil(
+      async () => ((await rowsOf([other]))[0]?.status === 'sent' ? true : undefined),
+      30_000,
+    )
   })
 
   test('pause after pause, the waiting rows are the refusal’s one error line, not a line each at info', async () => {
