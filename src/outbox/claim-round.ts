@@ -56,10 +56,12 @@ export function createClaimRound(r: {
     ...d.gate,
     pause: async (mailbox, ms) => {
       await d.gate.pause(mailbox, ms)
+      // A pause rows wait out in place (a 429's second or two) changes nothing for the claims.
+      const hold = d.gate.pausedBeyondMs
+      if (hold === undefined || ms <= hold) return
       pause.mailboxPaused(mailbox)
       const key = mailbox.trim().toLowerCase()
-      const hold = d.gate.pausedBeyondMs
-      if (hold === undefined || ms <= hold || key === pause.key) return
+      if (key === pause.key) return
       void deferPausedRows(d.db, key).catch((err) =>
         log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),
       )
