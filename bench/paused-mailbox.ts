@@ -2,7 +2,7 @@
 //
 // Graph refuses MAIL_FROM (404 ErrorInvalidUser): the first send pauses the mailbox for 5 minutes
 // (SENDER_MAILBOX_PAUSE_MS), and every other row due meanwhile is claimed and given back unsent
-// (mailbox_paused) to the pause's end (before 0038; since, left unclaimed). The worker as `serve`
+// (mailbox_paused) to the pause's end (before 0039; since, left unclaimed). The worker as `serve`
 // wires Graph (shared send gate, MAILBOX_RATE_PER_MINUTE `rate`, default 30; WORKER_CONCURRENCY 10)
 // meets `rows` such rows; each of `cycles` cycles then ends the pause, as its 5 minutes passing
 // would (rows given back due, the mailbox's pause over: the driver's own updates, left out), wakes
