@@ -49,6 +49,21 @@ describe('HS256 tokens', () => {
     }
   })
 
+  test('the scheme is case-insensitive (RFC 9110 11.1): bearer and BEARER are Bearer', async () => {
+    const jwt = await token()
+    const answers = []
+    for (const scheme of ['Bearer', 'bearer', 'BEARER'])
+      answers.push([
+        scheme,
+        (await list({ headers: { authorization: `${scheme} ${jwt}` } })).status,
+      ])
+    expect(answers).toEqual([
+      ['Bearer', 200],
+      ['bearer', 200],
+      ['BEARER', 200],
+    ])
+  })
+
   test('malformed headers and tokens are 401', async () => {
     for (const h of [
       'Basic dXNlcjpwYXNz',
@@ -230,6 +245,48 @@ describe('JWKS tokens', () => {
       await server.stop(true)
     }
   })
+
+  test('each pinned asymmetric algorithm verifies: RS256, PS256, ES256, EdDSA and Ed25519', async () => {
+    // What identity providers sign with besides Entra's RS256 (Okta and Auth0 ES256, Ory EdDSA).
+    const algs = ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519'] as const
+    const pairs = await Promise.all(algs.map((alg) => generateKeyPair(alg)))
+    const keys = await Promise.all(
+      algs.map(async (alg, i) => ({
+        ...(await exportJWK(pairs[i]!.publicKey)),
+        kid: alg,
+        alg,
+        use: 'sig',
+      })),
+    )
+    const server = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch: () => Response.json({ keys }),
+    })
+    try {
+      const jwksApp = appOnDefault(t, {
+        auth: {
+          jwtSecret: null,
+          jwksUrl: `http://127.0.0.1:${server.port}/jwks`,
+          issuer: ISSUER,
+          audience: AUDIENCE,
+        },
+      }).app
+      const answers: [string, number][] = []
+      for (const [i, alg] of algs.entries()) {
+        const jwt = await new SignJWT({ scope: 'outbox:read' })
+          .setProtectedHeader({ alg, kid: alg })
+          .setIssuer(ISSUER)
+          .setAudience(AUDIENCE)
+          .setExpirationTime('5m')
+          .sign(pairs[i]!.privateKey)
+        answers.push([alg, (await send(jwksApp, 'GET', '/v1/outbox', { token: jwt })).status])
+      }
+      expect(answers).toEqual(algs.map((alg) => [alg, 200]))
+    } finally {
+      await server.stop(true)
+    }
+  })
 })
 
 describe('configuration', () => {
@@ -244,6 +301,27 @@ describe('configuration', () => {
       err = e
     }
     expect(isAppError(err, 'config_invalid')).toBe(true)
+  })
+
+  test('both key sources, or a key set without its issuer or its audience, refuse to start', () => {
+    const jwksUrl = 'http://127.0.0.1:9/jwks'
+    const refusal = (auth: typeof noAuth) => {
+      try {
+        createApp({ ...base(), auth, dev: false })
+        return 'started'
+      } catch (e) {
+        return isAppError(e, 'config_invalid') ? e.message : `not config_invalid: ${e}`
+      }
+    }
+    expect([
+      refusal({ jwtSecret: 'x'.repeat(40), jwksUrl, issuer: ISSUER, audience: AUDIENCE }),
+      refusal({ jwtSecret: null, jwksUrl, issuer: ISSUER, audience: null }),
+      refusal({ jwtSecret: null, jwksUrl, issuer: null, audience: AUDIENCE }),
+    ]).toEqual([
+      'API_JWT_SECRET and API_JWKS_URL are both set: use one',
+      'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE',
+      'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE',
+    ])
   })
 
   test('in dev without auth every caller has both scopes', async () => {
