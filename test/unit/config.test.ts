@@ -21,14 +21,21 @@ function configProblems(
 describe('loadConfig', () => {
   test('defaults match DESIGN.md', () => {
     const c = loadConfig(base)
-    expect(c.worker).toMatchObject({
+    // Each as --help states it (ENV_VARS): the whole worker, every field.
+    expect(c.worker).toEqual({
       concurrency: 10,
       leaseSeconds: 60,
       heartbeatSeconds: 20,
       maxAttempts: 8,
+      retryBaseSeconds: 10,
+      retryMaxSeconds: 3600,
       pollIntervalSeconds: 30,
+      listenCheckSeconds: 15,
+      listenMode: 'auto',
       shutdownGraceSeconds: 20,
+      throttleDeadlineSeconds: 86400,
     })
+    expect([c.logLevel, c.fileDir, c.mailFrom]).toEqual(['info', './mail-out', null])
     expect(c.limits).toEqual({ graphMaxConcurrency: 4, mailboxRatePerMinute: 30 })
     expect(c.http).toEqual({ host: '0.0.0.0', port: 8080, metricsPort: null })
     expect(c.databases).toEqual([
@@ -137,7 +144,128 @@ describe('loadConfig', () => {
     expect(problems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: 'not json' })).toContain(
       'not valid JSON',
     )
+    expect(configProblems({ ...base, RETRY_BASE_SECONDS: '20', RETRY_MAX_SECONDS: '10' })).toEqual([
+      'RETRY_MAX_SECONDS: must be at least RETRY_BASE_SECONDS',
+    ])
+    // A key set pins both: without an audience, a token minted for any other API would do.
+    const jwks = { ...base, API_JWKS_URL: 'https://login.example/keys' }
+    expect([
+      configProblems({ ...jwks, API_JWT_ISSUER: 'https://login.example' }),
+      configProblems({ ...jwks, API_JWT_AUDIENCE: 'outbox-mailer' }),
+    ]).toEqual([
+      ['API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE to pin the tokens'],
+      ['API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE to pin the tokens'],
+    ])
+    // serve needs API auth unless it serves no API: --role worker (health and metrics) or dev.
+    const auth = expect.stringMatching(/^the API needs auth: /)
+    expect(
+      (['all', 'api', 'worker'] as const).map((role) =>
+        configProblems(base, { servesApi: true, role }),
+      ),
+    ).toEqual([[auth], [auth], []])
+    expect(configProblems(base, { servesApi: true, dev: true })).toEqual([])
     expect(problems({ ...base, DATABASE_URL: 'mysql://x' })).toContain('postgres://')
+    // The driver reads `postgres:db` as database "b" on the local socket: refused before it does.
+    expect(configProblems({ ...base, DATABASE_URL: 'postgres:db' })).toEqual([
+      'DATABASE_URL: must be a postgres:// or postgresql:// URL',
+    ])
+  })
+
+  test('each numeric variable takes the whole numbers of its range: its bounds start, one past either is named', () => {
+    // [variable, lowest, highest, what a bound needs of another variable]. A lease under 5 s, no
+    // worker slot, a Graph deadline past 10 minutes or a throttle deadline under a minute is a
+    // mistake to name at start, not a service that starts and never sends.
+    const ranges: [string, number, number, Record<string, string>?][] = [
+      ['GRAPH_REQUEST_TIMEOUT_SECONDS', 1, 600],
+      ['THROTTLE_DEADLINE_SECONDS', 60, 30 * 86400],
+      ['PORT', 0, 65535],
+      ['METRICS_PORT', 1, 65535],
+      ['WORKER_CONCURRENCY', 1, 500],
+      ['LEASE_SECONDS', 5, 3600],
+      ['HEARTBEAT_SECONDS', 1, 1200, { LEASE_SECONDS: '3600' }],
+      ['MAX_ATTEMPTS', 1, 100],
+      ['RETRY_BASE_SECONDS', 1, 3600],
+      ['RETRY_MAX_SECONDS', 1, 7 * 86400, { RETRY_BASE_SECONDS: '1' }],
+      ['POLL_INTERVAL_SECONDS', 1, 3600],
+      ['LISTEN_CHECK_SECONDS', 1, 600],
+      ['SHUTDOWN_GRACE_SECONDS', 0, 600],
+      ['GRAPH_MAX_CONCURRENCY', 1, 100],
+      ['MAILBOX_RATE_PER_MINUTE', 0, 100_000],
+    ]
+    const named = (name: string, value: number, extra: Record<string, string> = {}) =>
+      configProblems({ ...base, ...extra, [name]: String(value) }).some((p) =>
+        p.startsWith(`${name}: `),
+      )
+    expect(
+      ranges.map(([name, low, high, extra]) => [
+        name,
+        named(name, low, extra),
+        named(name, high, extra),
+        named(name, low - 1, extra),
+        named(name, high + 1, extra),
+      ]),
+    ).toEqual(ranges.map(([name]) => [name, false, false, true, true]))
+    // HS256 takes a key of at least 256 bits (RFC 7518 3.2): 32 characters.
+    expect([
+      configProblems({ ...base, API_JWT_SECRET: 'k'.repeat(31) }),
+      configProblems({ ...base, API_JWT_SECRET: 'k'.repeat(32) }),
+    ]).toEqual([['API_JWT_SECRET: must be at least 32 characters (HS256 key)'], []])
+  })
+
+  test('a switch takes true, false, 1 or 0: any other word is named, never read as false', () => {
+    const graph = {
+      ...base,
+      MAIL_TRANSPORT: 'graph',
+      GRAPH_TENANT_ID: 't',
+      GRAPH_CLIENT_ID: 'c',
+      GRAPH_CLIENT_SECRET: 's',
+      MAIL_FROM: 'outbox@example.com',
+    }
+    const saved = (v: string) => loadConfig({ ...graph, GRAPH_SAVE_TO_SENT_ITEMS: v }).graph
+    expect(['true', '1', 'false', '0'].map((v) => saved(v)?.saveToSentItems)).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ])
+    for (const word of ['yes', 'on', 'no']) {
+      expect(configProblems({ ...graph, GRAPH_SAVE_TO_SENT_ITEMS: word })).toEqual([
+        expect.stringMatching(/^GRAPH_SAVE_TO_SENT_ITEMS: /),
+      ])
+    }
+  })
+
+  test('a value is read without the whitespace around it, and one of whitespace only is unset', () => {
+    // A secret pasted from a file keeps its newline; a variable emptied with spaces is unset.
+    const c = loadConfig({
+      DATABASE_URL: ` ${base.DATABASE_URL}\n`,
+      MAIL_TRANSPORT: 'file ',
+      LOG_LEVEL: '\tdebug',
+    })
+    expect([c.databases[0]?.url, c.transport, c.logLevel]).toEqual([
+      base.DATABASE_URL,
+      'file',
+      'debug',
+    ])
+    expect(configProblems({ DATABASE_URL: '   ', MAIL_TRANSPORT: 'file' })).toEqual([
+      'DATABASE_URL (or MAILER_DATABASES) is required',
+    ])
+  })
+
+  test('MAILER_DATABASES lists at least one database, and is refused beside any DATABASE_URL, even one itself refused', () => {
+    expect(configProblems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: '[]' })).toEqual([
+      'MAILER_DATABASES[]: must list at least one database',
+    ])
+    expect(
+      configProblems({
+        MAIL_TRANSPORT: 'file',
+        DATABASE_URL: 'mysql://x',
+        MAILER_DATABASES: '[{"name":"a","url":"postgres://x/a"}]',
+      }),
+    ).toEqual([
+      'DATABASE_URL: must be a postgres:// or postgresql:// URL',
+      'MAILER_DATABASES and DATABASE_URL are both set: use one of them',
+    ])
   })
 
   test('two MAILER_DATABASES entries that lead to one database are refused, naming both, never a password', () => {
@@ -254,6 +382,64 @@ describe('loadConfig', () => {
     expect(
       loadConfig({ ...graph, GRAPH_REQUEST_TIMEOUT_SECONDS: '2' }).graph?.requestTimeoutMs,
     ).toBe(2000)
+  })
+
+  test('Graph settings: their defaults, one credential (a secret, or a certificate with its key), a lookup that can find what it looks for', () => {
+    const graph = {
+      ...base,
+      MAIL_TRANSPORT: 'graph',
+      GRAPH_TENANT_ID: 't',
+      GRAPH_CLIENT_ID: 'c',
+      MAIL_FROM: 'outbox@example.com',
+    }
+    const secret = { ...graph, GRAPH_CLIENT_SECRET: 's' }
+    expect(loadConfig(secret).graph).toMatchObject({
+      saveToSentItems: true,
+      requestTimeoutMs: 30_000,
+      mailboxLookup: false,
+      ambiguousSendPolicy: 'resend',
+      assertionAlgorithm: 'PS256',
+    })
+    // Half the lease is the bound: a request may outlive neither its lease nor a heartbeat's save.
+    expect([
+      configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '30' }),
+      configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '31' }),
+    ]).toEqual([[], ['GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS']])
+    const cert = '-----BEGIN CERTIFICATE-----'
+    const key = '-----BEGIN PRIVATE KEY-----'
+    const required =
+      'a Graph credential is required: GRAPH_CERTIFICATE(_FILE) with GRAPH_PRIVATE_KEY(_FILE), or GRAPH_CLIENT_SECRET'
+    const both = 'GRAPH_CLIENT_SECRET and a certificate are both set: use one credential'
+    expect([
+      configProblems({ ...graph, GRAPH_CERTIFICATE: cert }),
+      configProblems({ ...graph, GRAPH_PRIVATE_KEY_FILE: '/k.pem' }),
+      configProblems({ ...secret, GRAPH_PRIVATE_KEY: key }),
+      configProblems({ ...secret, GRAPH_CERTIFICATE_FILE: '/c.pem' }),
+      configProblems({
+        ...graph,
+        GRAPH_CERTIFICATE: cert,
+        GRAPH_CERTIFICATE_FILE: '/c.pem',
+        GRAPH_PRIVATE_KEY: key,
+        GRAPH_PRIVATE_KEY_FILE: '/k.pem',
+      }),
+      configProblems({
+        ...secret,
+        GRAPH_MAILBOX_LOOKUP: 'true',
+        GRAPH_SAVE_TO_SENT_ITEMS: 'false',
+      }),
+    ]).toEqual([
+      [required],
+      [required],
+      [both],
+      [both],
+      [
+        'GRAPH_CERTIFICATE and GRAPH_CERTIFICATE_FILE are both set: use one',
+        'GRAPH_PRIVATE_KEY and GRAPH_PRIVATE_KEY_FILE are both set: use one',
+      ],
+      [
+        'GRAPH_MAILBOX_LOOKUP=true needs GRAPH_SAVE_TO_SENT_ITEMS=true: the lookup finds sent messages in Sent Items',
+      ],
+    ])
   })
 
   test('role api needs no transport: the Graph credential, MAIL_FROM and the Graph timeout are not asked of it', () => {
@@ -403,6 +589,12 @@ describe('loadConfig', () => {
         'https://contoso.ciamlogin.com',
         'https://microsoftgraph.chinacloudapi.cn/v1.0',
         'https://graph.microsoft.com/v1.0',
+      ],
+      // The DoD's Graph is the US Government cloud's too.
+      [
+        'https://login.microsoftonline.com',
+        'https://dod-graph.microsoft.us/v1.0',
+        'https://login.microsoftonline.us',
       ],
     ] as const) {
       const found = problems(authority, api)
