@@ -25,10 +25,9 @@ export function createApp(deps: ApiDeps, verify?: Verify | null): OpenAPIHono<Ap
   const app = createOperationsApp(deps)
   if (deps.surface === 'operations') return app
 
+  const clock = deps.clock ?? systemClock
   const verified =
-    verify !== undefined
-      ? verify
-      : createVerifier(deps.auth, deps.dev, deps.log, deps.clock ?? systemClock)
+    verify !== undefined ? verify : createVerifier(deps.auth, deps.dev, deps.log, clock)
   app.use(
     '/v1/*',
     bodyLimit({
@@ -38,7 +37,8 @@ export function createApp(deps: ApiDeps, verify?: Verify | null): OpenAPIHono<Ap
       },
     }),
     authenticate(verified),
-    rateLimit(deps.rateLimitPerMinute ?? DEFAULT_RATE_PER_MINUTE),
+    // The injected clock, as the tokens' exp and nbf are judged: a bucket's refill is testable.
+    rateLimit(deps.rateLimitPerMinute ?? DEFAULT_RATE_PER_MINUTE, () => clock.now()),
   )
 
   app.route('/', outboxActionRoutes(deps))

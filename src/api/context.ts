@@ -29,7 +29,7 @@ export interface ApiDeps {
   surface?: 'all' | 'operations'
   /** /metrics has a listener of its own (METRICS_PORT): this app does not serve it. */
   metricsApart?: boolean
-  /** What tokens' exp and nbf are judged by; default the system clock. */
+  /** What tokens' exp and nbf, and the rate limit's refill, are judged by; default the system clock. */
   clock?: Pick<Clock, 'now'>
 }
 

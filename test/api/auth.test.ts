@@ -345,6 +345,33 @@ describe('rate limit', () => {
     expect((over.body as Problem).type).toBe('urn:outbox-mailer:problem:rate_limited')
     expect((await send(limited, 'GET', '/v1/stats', { token: b })).status).toBe(200)
   })
+
+  test('a bucket refills evenly over the minute, by the injected clock: Retry-After says when a request passes again', async () => {
+    let now = Date.now()
+    const limited = appOnDefault(t, { rateLimitPerMinute: 3, clock: { now: () => now } }).app
+    const a = await token({ sub: 'a' })
+    const answers: [number, string | null][] = []
+    const get = async () => {
+      const r = await send(limited, 'GET', '/v1/stats', { token: a })
+      answers.push([r.status, r.headers.get('retry-after')])
+    }
+    for (let i = 0; i < 4; i++) await get()
+    // 3 a minute: a token every 20 s. 19.5 s on, half a second is still missing; 1 s later, one passes.
+    now += 19_500
+    await get()
+    now += 1_000
+    await get()
+    await get()
+    expect(answers).toEqual([
+      [200, null],
+      [200, null],
+      [200, null],
+      [429, '20'],
+      [429, '1'],
+      [200, null],
+      [429, '20'],
+    ])
+  })
 })
 
 describe('tenant confinement of counts', () => {
