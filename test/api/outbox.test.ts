@@ -359,9 +359,13 @@ describe('GET /v1/outbox', () => {
   test('limit is capped, and status and cursor are checked', async () => {
     expect((await send(app, 'GET', '/v1/outbox?limit=201', { token: tk })).status).toBe(400)
     expect((await send(app, 'GET', '/v1/outbox?status=lost', { token: tk })).status).toBe(400)
-    const badCursor = await send(app, 'GET', '/v1/outbox?cursor=bm9wZQ', { token: tk })
-    expect(badCursor.status).toBe(400)
-    expect((badCursor.body as { errors: { path: string }[] }).errors[0]!.path).toBe('cursor')
+    // Not base64 of an id, and ids under another prefix (a client building its own cursor).
+    const b64 = (text: string) => Buffer.from(text).toString('base64url')
+    for (const cursor of ['bm9wZQ', b64('o2:12'), b64('12345'), b64('12')]) {
+      const badCursor = await send(app, 'GET', `/v1/outbox?cursor=${cursor}`, { token: tk })
+      expect([cursor, badCursor.status]).toEqual([cursor, 400])
+      expect((badCursor.body as { errors: { path: string }[] }).errors[0]!.path).toBe('cursor')
+    }
   })
 })
 
