@@ -632,13 +632,33 @@ describe('token source', () => {
     s.clock.advance(1801_000)
     expect(await s.tokens.getToken()).toBe(first)
     await until(() => s.tokens.lastError() !== null, 'the failed refresh')
-    // Sends go on with the cached token; Entra is asked again only after a while.
+    // Sends go on with the cached token; Entra is asked again only after a while: 30 s, longer
+    // than the shared backoff of one failure (1 s), which alone would ask again at the next send.
+    s.clock.advance(5_000)
     for (let i = 0; i < 5; i++) expect(await s.tokens.getToken()).toBe(first)
     expect(s.tokens.refreshCount()).toBe(2)
-    s.clock.advance(30_000)
+    s.clock.advance(25_000)
     expect(await s.tokens.getToken()).toBe(first)
     expect(s.tokens.refreshCount()).toBe(3)
     await until(async () => (await s.tokens.getToken()) !== first, 'the refreshed token')
+  })
+
+  test("Graph's 401 drops the cached token once: a stale token's 401 keeps the newer one, and a 401 to the fresh one asks Entra again only after a minute", async () => {
+    const s = await setup()
+    const first = await s.tokens.getToken()
+    expect(s.tokens.invalidate(first)).toBe(true)
+    const second = await s.tokens.getToken()
+    expect(second).not.toBe(first)
+    // Another request's 401 to the token the first 401 already replaced: the newer one stays.
+    expect(s.tokens.invalidate(first)).toBe(true)
+    expect(await s.tokens.getToken()).toBe(second)
+    // Graph refuses the fresh token too: another would not help (Entra's loop detection counts them).
+    expect(s.tokens.invalidate(second)).toBe(false)
+    expect(await s.tokens.getToken()).toBe(second)
+    s.clock.advance(60_000)
+    expect(s.tokens.invalidate(second)).toBe(true)
+    expect(await s.tokens.getToken()).not.toBe(second)
+    expect(s.fake.tokenRequests).toHaveLength(3)
   })
 
   test('getToken errors are GraphAuthError with the AADSTS code', async () => {
