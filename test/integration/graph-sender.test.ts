@@ -199,6 +199,17 @@ describe('token source', () => {
     expect(s.tokens.refreshCount()).toBe(2)
   })
 
+  test('a token shorter-lived than 10 minutes is reused for half its life', async () => {
+    // Five minutes off a 4-minute token would leave nothing: every send would ask Entra.
+    const s = await setup({ fake: { tokenLifetimeSeconds: 240 } })
+    const first = await s.tokens.getToken()
+    s.clock.advance(119_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    s.clock.advance(2_000)
+    expect(await s.tokens.getToken()).not.toBe(first)
+    expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+
   test('two callers racing a refresh cause one request and get the same token', async () => {
     const s = await setup()
     const first = await s.tokens.getToken()
