@@ -58,6 +58,26 @@ describe('/healthz and /readyz', () => {
     }
   })
 
+  test('a readiness probe that throws is 503 naming each database as unknown, not an empty list', async () => {
+    const health = fakeHealth(['a', 'b'])
+    health.readiness = async () => {
+      throw new Error('probe exploded')
+    }
+    const { app } = buildApp(
+      [
+        { name: 'a', db: t.db, pool: t.pool },
+        { name: 'b', db: t.db, pool: t.pool },
+      ],
+      { health },
+    )
+    const r = await send(app, 'GET', '/readyz')
+    expect(r.status).toBe(503)
+    expect((r.body as Ready).databases.map((d) => [d.name, d.ready, d.problem])).toEqual([
+      ['a', false, 'the readiness probe failed'],
+      ['b', false, 'the readiness probe failed'],
+    ])
+  })
+
   test('report each database when there are several', async () => {
     const health = fakeHealth(['a', 'b'])
     health.states[1]!.reachable = false

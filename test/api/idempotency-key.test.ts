@@ -204,6 +204,18 @@ async function postRaw(key: Buffer, body: unknown): Promise<{ status: number; bo
   }
 }
 
+describe('the key length', () => {
+  test('500 characters are taken; 501 is a 400 naming the header, and nothing is inserted', async () => {
+    expect((await enqueue({ message }, 'k'.repeat(500))).status).toBe(201)
+    const r = await enqueue({ message }, 'k'.repeat(501))
+    expect([r.status, (r.body as { errors?: { path: string }[] }).errors?.[0]?.path]).toEqual([
+      400,
+      'idempotency-key',
+    ])
+    expect(await rowCount()).toBe(1)
+  })
+})
+
 describe('a key that is not ASCII', () => {
   test('is a 400 naming the header, not stored as what its UTF-8 bytes read as Latin-1 (which ?dedupeKey= and SQL callers never find)', async () => {
     const r = await postRaw(Buffer.from('заказ-7', 'utf8'), { message })

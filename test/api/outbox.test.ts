@@ -791,6 +791,32 @@ describe('bulk actions', () => {
     expect(second.body).toMatchObject({ matched: 1, more: false })
   })
 
+  test('a bulk limit is 1 to 1000 rows: past either bound is a 400 naming it, and nothing changes', async () => {
+    const id = await enqueueSql(t.pool)
+    const answers: [string, number, number, string | undefined][] = []
+    for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry'])
+      for (const limit of [0, 1001]) {
+        const r = await send(app, 'POST', url, {
+          token: tk,
+          body: { filter: { ids: [id] }, limit },
+        })
+        answers.push([
+          url,
+          limit,
+          r.status,
+          (r.body as { errors?: { path: string }[] }).errors?.[0]?.path,
+        ])
+      }
+    expect(answers).toEqual([
+      ['/v1/outbox/cancel', 0, 400, 'limit'],
+      ['/v1/outbox/cancel', 1001, 400, 'limit'],
+      ['/v1/outbox/retry', 0, 400, 'limit'],
+      ['/v1/outbox/retry', 1001, 400, 'limit'],
+    ])
+    const row = await t.pool.query('select status from mailer.email_outbox where id = $1', [id])
+    expect(row.rows).toEqual([{ status: 'pending' }])
+  })
+
   test('bulk retry requeues failed and cancelled rows, leaving expired ones', async () => {
     const failed = await enqueueSql(t.pool)
     const cancelled = await enqueueSql(t.pool)
