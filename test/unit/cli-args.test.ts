@@ -68,6 +68,15 @@ describe('parseArgs', () => {
     })
   })
 
+  test('seconds are positive: 0 is refused (a --timeout of 0 would bound nothing), a fraction taken', () => {
+    expect(() => parseSeconds('--timeout', '0', 5)).toThrow(
+      '--timeout must be a positive number of seconds (got "0")',
+    )
+    expect([parseSeconds('--timeout', '0.5', 5), parseSeconds('--timeout', undefined, 5)]).toEqual([
+      0.5, 5,
+    ])
+  })
+
   test.each([
     [['bogus'], 'unknown command "bogus"'],
     [['--versio'], 'unknown option "--versio"'],
