@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createApp } from '../../src/api/app.ts'
+import type { ApiAuthConfig } from '../../src/config.ts'
 import { isAppError } from '../../src/errors.ts'
 import { useTestDb } from '../support/db.ts'
 import { type App, appOnDefault, enqueueSql, send, setState } from './support/harness.ts'
@@ -305,7 +306,7 @@ describe('configuration', () => {
 
   test('both key sources, or a key set without its issuer or its audience, refuse to start', () => {
     const jwksUrl = 'http://127.0.0.1:9/jwks'
-    const refusal = (auth: typeof noAuth) => {
+    const refusal = (auth: ApiAuthConfig) => {
       try {
         createApp({ ...base(), auth, dev: false })
         return 'started'
