@@ -8,6 +8,8 @@ export interface DatabaseConfig {
   name: string
   url: string
   listenUrl: string
+  /** MAILER_DATABASES listed it: its URLs are that variable's, whatever its name (`default` too). */
+  listed?: true
 }
 
 const DatabasesJson = z
@@ -57,7 +59,12 @@ export function databaseList(
         for (const d of dbs.data) {
           if (names.has(d.name)) problems.push(`MAILER_DATABASES: name "${d.name}" is repeated`)
           names.add(d.name)
-          databases.push({ name: d.name, url: d.url, listenUrl: d.listenUrl ?? d.url })
+          databases.push({
+            name: d.name,
+            url: d.url,
+            listenUrl: d.listenUrl ?? d.url,
+            listed: true,
+          })
         }
         problems.push(...sameDatabaseProblems(databases))
       }
@@ -83,7 +90,7 @@ export function urlVariable(
   databases: readonly DatabaseConfig[],
   which: 'url' | 'listenUrl',
 ): string {
-  if (databases.length === 1 && d.name === 'default') {
+  if (!d.listed && databases.length === 1 && d.name === 'default') {
     return which === 'url' ? 'DATABASE_URL' : 'LISTEN_DATABASE_URL'
   }
   return `MAILER_DATABASES ${d.name}.${which}`

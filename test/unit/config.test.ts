@@ -1,5 +1,6 @@
 // loadConfig: defaults, every problem named at once without echoing a secret, URLs and cross-field rules checked at start.
 import { describe, expect, test } from 'bun:test'
+import { urlVariable } from '../../src/config/database-list.ts'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
 
@@ -313,6 +314,32 @@ describe('loadConfig', () => {
         ]),
       ]).toEqual([other, []])
     }
+  })
+
+  test('a failure names the variable that holds the URL: DATABASE_URL, or MAILER_DATABASES even for a database named default', () => {
+    const named = (env: Record<string, string>) => {
+      const { databases } = loadConfig({ MAIL_TRANSPORT: 'file', ...env })
+      return databases.map((d) => [
+        urlVariable(d, databases, 'url'),
+        urlVariable(d, databases, 'listenUrl'),
+      ])
+    }
+    expect(named({ DATABASE_URL: 'postgres://x/a' })).toEqual([
+      ['DATABASE_URL', 'LISTEN_DATABASE_URL'],
+    ])
+    // The operator set MAILER_DATABASES only: DATABASE_URL is no variable of theirs to fix.
+    expect(named({ MAILER_DATABASES: '[{"name":"default","url":"postgres://x/a"}]' })).toEqual([
+      ['MAILER_DATABASES default.url', 'MAILER_DATABASES default.listenUrl'],
+    ])
+    expect(
+      named({
+        MAILER_DATABASES:
+          '[{"name":"default","url":"postgres://x/a"},{"name":"b","url":"postgres://x/b"}]',
+      }),
+    ).toEqual([
+      ['MAILER_DATABASES default.url', 'MAILER_DATABASES default.listenUrl'],
+      ['MAILER_DATABASES b.url', 'MAILER_DATABASES b.listenUrl'],
+    ])
   })
 
   test('a database URL the driver could not use is named, and its password never echoed', () => {
