@@ -280,6 +280,19 @@ describe('classifySendResponse', () => {
     expect(outcome.requestId).toBe('hdr')
   })
 
+  test("the body's request id is read under innererror too (OData's own spelling)", () => {
+    const body = JSON.stringify({
+      error: { code: 'X', message: 'm', innererror: { 'request-id': 'lower-rid' } },
+    })
+    expect(classifySendResponse(400, new Headers(), body, NOW).requestId).toBe('lower-rid')
+  })
+
+  test("Graph's message is kept to 500 characters: it reaches the attempt history and the logs", () => {
+    const long = 'Recipient could not be resolved. '.repeat(60)
+    const outcome = classifySendResponse(400, new Headers(), graphBody('X', long), NOW)
+    expect(outcome.kind === 'reject' && outcome.message).toBe(long.slice(0, 500))
+  })
+
   test('a 404 from the configured sender mailbox (MAIL_FROM) waits, uncounted, for the mailbox pause or Retry-After; a row of its own mailbox is rejected', () => {
     for (const code of ['ErrorInvalidUser', 'MailboxNotEnabledForRESTAPI', 'ResourceNotFound']) {
       expect(classifySendResponse(404, new Headers(), graphBody(code), NOW, 'default')).toEqual({
