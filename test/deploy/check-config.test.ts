@@ -111,6 +111,21 @@ describe('without --connect', () => {
     )
   })
 
+  test('every secret variable is masked, and a listed database’s direct URL apart from its pooled one', () => {
+    const direct = `postgres://owner:${dbPassword}@direct.example.com/app`
+    const redact = redactor({
+      GRAPH_CLIENT_SECRET: clientSecret,
+      GRAPH_PRIVATE_KEY: 'private-key-body',
+      API_JWT_SECRET: jwtSecret,
+      MAILER_DATABASES: JSON.stringify([
+        { name: 'a', url: 'postgres://app:other@pooler.example.com/app', listenUrl: direct },
+      ]),
+    })
+    expect(redact(`${clientSecret} | private-key-body | ${jwtSecret} | ${direct}`)).toBe(
+      '*** | *** | *** | postgres://owner:***@direct.example.com/app',
+    )
+  })
+
   test('missing Graph settings are each named', async () => {
     const r = await checkConfig(
       { DATABASE_URL: 'postgres://h/db', MAIL_TRANSPORT: 'graph', API_JWT_SECRET: jwtSecret },
@@ -260,6 +275,39 @@ describe('without --connect', () => {
 })
 
 describe('with --connect', () => {
+  test('API_JWKS_URL is fetched: an empty key set is a problem, a key set a check; a worker-only deployment skips it', async () => {
+    let keys: unknown[] = []
+    const server = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      fetch: () => Response.json({ keys }),
+    })
+    try {
+      const env = {
+        MAIL_TRANSPORT: 'discard',
+        DATABASE_URL: db.url,
+        API_JWKS_URL: `http://127.0.0.1:${server.port}/keys`,
+        API_JWT_ISSUER: 'https://issuer.example',
+        API_JWT_AUDIENCE: 'outbox-mailer',
+      }
+      const empty = await checkConfig(env, { connect: true })
+      expect(empty.problems).toEqual([
+        'API_JWKS_URL: answered HTTP 200 without a non-empty "keys" list',
+      ])
+      keys = [{ kty: 'oct', kid: 'k1' }]
+      const one = await checkConfig(env, { connect: true })
+      expect([one.ok, one.checks.includes('API_JWKS_URL: 1 key(s)')]).toEqual([true, true])
+      keys = []
+      const worker = await checkConfig(env, { connect: true, role: 'worker' })
+      expect([worker.ok, worker.checks.some((c) => c.startsWith('API_JWKS_URL'))]).toEqual([
+        true,
+        false,
+      ])
+    } finally {
+      await server.stop(true)
+    }
+  })
+
   test('a reachable, migrated database passes', async () => {
     const r = await checkConfig(discard({ DATABASE_URL: db.url }), { connect: true })
     expect(r).toMatchObject({ ok: true, problems: [] })
