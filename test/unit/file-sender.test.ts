@@ -1,6 +1,6 @@
 // The file transport: the RFC 5322 message it composes and the one file it writes per outbox id.
 import { afterAll, expect, test } from 'bun:test'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
@@ -91,6 +91,22 @@ test('writes one file per outbox id; a repeat overwrites instead of duplicating'
   expect(await sender.send({ ...mail, attempt: 2 }, signal)).toEqual({ kind: 'sent' })
   expect(await readdir(join(dir, 'nested'))).toEqual(['outbox-42.eml'])
   expect((await readFile(join(dir, 'nested', 'outbox-42.eml'), 'utf8')).length).toBeGreaterThan(100)
+})
+
+test('a directory it could not make is made again at the next message, once the cause is gone', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-file-'))
+  dirs.push(dir)
+  // A file where the directory's parent should be: mkdir fails (ENOTDIR) until it is removed.
+  await writeFile(join(dir, 'out'), 'in the way')
+  const sender = createFileSender(join(dir, 'out', 'mail'))
+  const signal = new AbortController().signal
+  expect(await sender.send(mail, signal)).toMatchObject({
+    kind: 'retry',
+    code: 'file_write_failed',
+  })
+  await rm(join(dir, 'out'))
+  expect(await sender.send(mail, signal)).toEqual({ kind: 'sent' })
+  expect(await readdir(join(dir, 'out', 'mail'))).toEqual(['outbox-42.eml'])
 })
 
 test('a mail Graph would refuse as too large is refused as Graph refuses it, and no file is written', async () => {
