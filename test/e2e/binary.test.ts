@@ -154,50 +154,6 @@ test('an unknown command or option is named before the environment is read', asy
   }
 })
 
-test('no command prints the help and exits 2: a script that forgot its command does not pass', async () => {
-  const p = Bun.spawn([bin], { env: { PATH: process.env.PATH ?? '' }, stdout: 'pipe' })
-  const [code, stdout] = await Promise.all([p.exited, new Response(p.stdout).text()])
-  expect([code, stdout.includes('Usage:')]).toEqual([2, true])
-})
-
-test('send-test needs no database: one message through the file transport, exit 0', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'outbox-send-test-'))
-  try {
-    const r = await run(['send-test', '--to', 'ada@example.com'], {
-      DATABASE_URL: '',
-      MAIL_FILE_DIR: dir,
-    })
-    expect([r.code, r.stdout.trim(), r.stderr]).toEqual([0, 'sent: file accepted the message', ''])
-    expect((await readdir(dir)).filter((f) => f.endsWith('.eml'))).toHaveLength(1)
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
-})
-
-test('serve refused by a configuration its start reads (a Graph certificate that is no PEM) exits 2, as a bad variable does', async () => {
-  expect((await run(['migrate'])).code).toBe(0)
-  const p = Bun.spawn([bin, 'serve'], {
-    env: env({
-      PORT: String(await freePort()),
-      MAIL_TRANSPORT: 'graph',
-      GRAPH_TENANT_ID: '00000000-0000-0000-0000-000000000001',
-      GRAPH_CLIENT_ID: '00000000-0000-0000-0000-000000000002',
-      GRAPH_CERTIFICATE: 'not a certificate',
-      GRAPH_PRIVATE_KEY: 'not a key',
-    }),
-    stdout: 'pipe',
-    stderr: 'pipe',
-  })
-  // Bounded: a serve that started would never exit by itself.
-  const bound = setTimeout(() => p.kill(), 30_000)
-  try {
-    const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()])
-    expect([code, /GRAPH_CERTIFICATE/.test(stderr)]).toEqual([2, true])
-  } finally {
-    clearTimeout(bound)
-  }
-})
-
 test('the compiled binary migrates, drains with the file transport, and stops cleanly on SIGTERM', async () => {
   const first = await run(['migrate'])
   expect(first.code).toBe(0)
@@ -410,4 +366,48 @@ test('a migrate refused at login names the variable whose URL it used (LISTEN_DA
     MAILER_DATABASES: JSON.stringify([{ name: 'shop', url, listenUrl: wrong.href }]),
   })
   expect(several.stderr).toStartWith('shop (MAILER_DATABASES shop.listenUrl): ')
+})
+
+test('no command prints the help and exits 2: a script that forgot its command does not pass', async () => {
+  const p = Bun.spawn([bin], { env: { PATH: process.env.PATH ?? '' }, stdout: 'pipe' })
+  const [code, stdout] = await Promise.all([p.exited, new Response(p.stdout).text()])
+  expect([code, stdout.includes('Usage:')]).toEqual([2, true])
+})
+
+test('send-test needs no database: one message through the file transport, exit 0', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-send-test-'))
+  try {
+    const r = await run(['send-test', '--to', 'ada@example.com'], {
+      DATABASE_URL: '',
+      MAIL_FILE_DIR: dir,
+    })
+    expect([r.code, r.stdout.trim(), r.stderr]).toEqual([0, 'sent: file accepted the message', ''])
+    expect((await readdir(dir)).filter((f) => f.endsWith('.eml'))).toHaveLength(1)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('serve refused by a configuration its start reads (a Graph certificate that is no PEM) exits 2, as a bad variable does', async () => {
+  expect((await run(['migrate'])).code).toBe(0)
+  const p = Bun.spawn([bin, 'serve'], {
+    env: env({
+      PORT: String(await freePort()),
+      MAIL_TRANSPORT: 'graph',
+      GRAPH_TENANT_ID: '00000000-0000-0000-0000-000000000001',
+      GRAPH_CLIENT_ID: '00000000-0000-0000-0000-000000000002',
+      GRAPH_CERTIFICATE: 'not a certificate',
+      GRAPH_PRIVATE_KEY: 'not a key',
+    }),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  // Bounded: a serve that started would never exit by itself.
+  const bound = setTimeout(() => p.kill(), 30_000)
+  try {
+    const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()])
+    expect([code, /GRAPH_CERTIFICATE/.test(stderr)]).toEqual([2, true])
+  } finally {
+    clearTimeout(bound)
+  }
 })
