@@ -1,10 +1,14 @@
-// HeldSlot: a shared send slot this worker holds, with the clock times that bound its reuse and its expiry.
+// HeldSlot: a shared send slot this worker holds, with the monotonic readings that bound its reuse and its expiry.
 
 export interface HeldSlot {
   slot: number
   token: string
-  /** Clock time just before the take was sent: bounds how long the slot may pass from send to send. */
+  /**
+   * monotonicNow just before the take was sent: bounds how long the slot may pass from send to send.
+   * Monotonic, as is sureAt: a wall clock stepped back would keep a slot "young" past its expiry in
+   * the database, and another worker could take it while this one still sends on it.
+   */
   takenAt: number
-  /** Clock time just before the last take or renewal was sent: the database's expiry is later than this + TTL. */
+  /** monotonicNow just before the last take or renewal was sent: the database's expiry is later than this + TTL. */
   sureAt: number
 }

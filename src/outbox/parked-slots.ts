@@ -1,5 +1,5 @@
 // ParkedSlots: given-back slots no send wants yet, kept parkMs for this worker's next send, then freed together.
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { HeldSlot } from './held-slot.ts'
 
 interface ParkedSlots {
@@ -33,7 +33,7 @@ export function createParkedSlots(o: {
     void o.clock.sleep(o.parkMs, timer.signal).then(() => {
       if (timer.signal.aborted) return
       flushing = null
-      const cutoff = o.clock.now() - o.parkMs
+      const cutoff = monotonicNow(o.clock) - o.parkMs
       // Sorted in one pass, before the free: the clock moves on while it is issued, and a slot
       // judged twice could turn stale in between and land on neither side, held until its TTL.
       const stale: HeldSlot[] = []
@@ -50,7 +50,7 @@ export function createParkedSlots(o: {
 
   return {
     park(held) {
-      parked.push({ held, at: o.clock.now() })
+      parked.push({ held, at: monotonicNow(o.clock) })
       armFlush()
     },
     take() {

@@ -1,6 +1,6 @@
 // SlotFreer: gives shared send slots back to the database, one statement at a time, retrying a lost one.
 import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { jitter } from './backoff.ts'
@@ -36,7 +36,7 @@ export function createSlotFreer(o: {
         delay = RETRY_FIRST_MS
         continue
       } catch (err) {
-        const retryAt = o.clock.now() + delay
+        const retryAt = monotonicNow(o.clock) + delay
         const retry = closed ? [] : batch.filter((h) => h.sureAt + o.ttlMs > retryAt)
         // Said once when the retries begin and once if they end unfreed, not at every retry.
         if (retry.length === 0 || delay === RETRY_FIRST_MS)

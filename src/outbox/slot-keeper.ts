@@ -1,6 +1,6 @@
 // SlotKeeper: one worker's share of the shared send slots: taken in batches, passed from send to send, freed when idle.
 import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { HeldSlot } from './held-slot.ts'
@@ -54,7 +54,7 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   let closed = false
   // Slots handed to sends and not given back yet: renewed while their sends run.
   const inUse = new Set<HeldSlot>()
-  const reusable = (h: HeldSlot) => !closed && o.clock.now() - h.takenAt < o.reuseMs
+  const reusable = (h: HeldSlot) => !closed && monotonicNow(o.clock) - h.takenAt < o.reuseMs
 
   const freer = createSlotFreer(o)
   const free = (slots: HeldSlot[]) => freer.free(slots)

@@ -1,6 +1,6 @@
 // SlotRenewal: keeps the send slots in use alive while their sends run, renewing those past a third of the TTL in one statement.
 import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { HeldSlot } from './held-slot.ts'
@@ -41,7 +41,7 @@ export function createSlotRenewal(o: {
   }
 
   async function renewDue() {
-    const sentAt = o.clock.now()
+    const sentAt = monotonicNow(o.clock)
     const due = [...inUse].filter((h) => sentAt - h.sureAt >= renewAfterMs)
     if (due.length === 0) return
     let kept: Set<string>

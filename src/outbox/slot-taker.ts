@@ -1,6 +1,6 @@
 // SlotTaker: takes shared send slots for every waiting send, one statement at a time, and frees what a lost take got.
 import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
@@ -37,7 +37,7 @@ export function createSlotTaker(o: {
   // The take loop while it runs: close() waits for a statement of it still under way.
   let taking: Promise<void> | null = null
   let nap: AbortController | null = null
-  // Clock time before a take that failed: it may have committed slots this worker never learned of.
+  // monotonicNow before a take that failed: it may have committed slots this worker never learned of.
   let lostTakeAt: number | null = null
 
   // One take at a time for all waiting sends; between fruitless takes a backoff that the last
@@ -66,7 +66,7 @@ export function createSlotTaker(o: {
         }
         continue
       }
-      const takenAt = o.clock.now()
+      const takenAt = monotonicNow(o.clock)
       let got: { slot: number; token: string }[]
       try {
         got = await takeSlots(o.db, {
@@ -94,7 +94,7 @@ export function createSlotTaker(o: {
 
   // True when done: freed, or expired by now anyway. A failure fails the sends waiting meanwhile.
   async function freeLostTake(): Promise<boolean> {
-    if (lostTakeAt === null || o.clock.now() - lostTakeAt >= o.ttlMs) {
+    if (lostTakeAt === null || monotonicNow(o.clock) - lostTakeAt >= o.ttlMs) {
       lostTakeAt = null
       return true
     }

@@ -62,6 +62,15 @@ function waitingClock() {
   return { clock, waits: waited.promise }
 }
 
+/** The system's clocks, the wall one stepped by `step.ms` (an NTP step, a VM resumed). */
+function steppedClock(step: { ms: number }): Clock {
+  return {
+    now: () => Date.now() + step.ms,
+    monotonic: () => performance.now(),
+    sleep: systemClock.sleep,
+  }
+}
+
 // A gate for tests that want a permit or null: a "mailbox paused" answer there fails the test.
 const gate = (holder: string, o: Parameters<typeof pgGate>[1] = {}) => {
   const g = pgGate(holder, o)
@@ -740,6 +749,100 @@ describe('the Postgres send gate', () => {
     await a.close?.()
     const held = await t.pool.query(`select slot from mailer.send_slots where expires_at > now()`)
     expect(held.rows).toEqual([])
+  })
+
+  test('a wall clock stepped back while a slot is in use keeps it renewed: no other worker takes it', async () => {
+    // Renewal is due a third of the TTL after the last one was sent. On the wall clock a step back
+    // made that "not yet" for an hour: the slot expired in the database while its send ran, and
+    // another worker's take got it (two sends on one slot, past Graph's concurrency per mailbox).
+    const step = { ms: 0 }
+    const a = gate('a', { max: 1, ttl: 1_000, clock: steppedClock(step) })
+    const permit = await a.acquire('m@example.com', new AbortController().signal)
+    const taken = await t.pool.query<{ token: string; expires_at: Date }>(
+      'select token::text, expires_at from mailer.send_slots where slot = 1',
+    )
+    const { token, expires_at: firstExpiry } = taken.rows[0]!
+    step.ms = -3_600_000
+    await pollUntil(async () => {
+      const r = await t.pool.query('select now() > $1::timestamptz as past', [firstExpiry])
+      return r.rows[0].past ? true : undefined
+    }, 5_000)
+    const rival = await takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 1_000 })
+    expect(rival).toEqual([])
+    expect((await slotRow()).token).toBe(token)
+    await permit!.release()
+    await a.close?.()
+  })
+
+  test('a wall clock stepped back does not keep a parked slot for reuse past its expiry', async () => {
+    // A parked slot is freed parkMs after parking and handed to a send only within reuseMs of its
+    // take. On the wall clock a step back kept it parked and "young" for an hour: unrenewed, it
+    // expired in the database, another worker took it, and the next send here reused it anyway.
+    const step = { ms: 0 }
+    const a = gate('a', { max: 1, ttl: 1_000, clock: steppedClock(step) })
+    const signal = new AbortController().signal
+    const first = await a.acquire('m@example.com', signal)
+    await first!.release()
+    step.ms = -3_600_000
+    // Another worker gets the slot: freed by the park's flush, or (before) expired after 1 s.
+    const rival = await pollUntil(async () => {
+      const got = await takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 1_000 })
+      return got.length > 0 ? got[0] : undefined
+    }, 5_000)
+    const second = await a.acquire('m@example.com', signal)
+    // Granted only once the rival's slot expired, and on a take of its own.
+    expect((await slotRow()).token).not.toBe(rival.token)
+    await second!.release()
+    await a.close?.()
+  })
+
+  test('a take lost as the wall clock steps forward still gives back what it took', async () => {
+    // Whether the lost take's slots have expired by themselves was judged on the wall clock: a
+    // step forward said yes, and the slots stayed held, for every worker, their whole TTL.
+    const step = { ms: 0 }
+    let lostTakes = 0
+    const cutAfterTake = throughQueries(async (run, text) => {
+      const result = await run()
+      if (lostTakes === 0 && text.includes('with taken as')) {
+        lostTakes++
+        step.ms = 3_600_000
+        throw new Error('Connection terminated unexpectedly')
+      }
+      return result
+    })
+    await ensureSlots(t.db, 2)
+    const a = gate('a', { max: 2, ttl: 60_000, db: cutAfterTake, clock: steppedClock(step) })
+    const signal = new AbortController().signal
+    await expect(a.acquire('m@example.com', signal)).rejects.toThrow('Connection terminated')
+    // Both slots are free again in moments, not in 60 s.
+    await pollUntil(async () => {
+      const r = await t.pool.query(
+        `select count(*)::int as n from mailer.send_slots where expires_at > now()`,
+      )
+      return r.rows[0].n === 0 ? true : undefined
+    }, 5_000)
+    await a.close?.()
+  })
+
+  test('a free lost as the wall clock steps forward is tried again, not left until its expiry', async () => {
+    // Whether a retry could still matter was judged on the wall clock: a step forward said the
+    // slot had expired anyway, and it stayed held, for every worker, its whole 60 s TTL.
+    const step = { ms: 0 }
+    let failedFrees = 0
+    const cutOnce = throughQueries((run, text) => {
+      if (failedFrees === 0 && text.includes("set expires_at = '-infinity'")) {
+        failedFrees++
+        step.ms = 3_600_000
+        return Promise.reject(new Error('Connection terminated unexpectedly'))
+      }
+      return run()
+    })
+    const a = gate('a', { max: 1, ttl: 60_000, db: cutOnce, clock: steppedClock(step) })
+    const permit = await a.acquire('m@example.com', new AbortController().signal)
+    await permit!.release()
+    await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
+    expect(failedFrees).toBe(1)
+    await a.close?.()
   })
 
   test('a send that asks for a slot as the keeper’s take ends is served, not left without a take', async () => {
