@@ -13,7 +13,7 @@ export interface Clock {
 }
 
 /** A reading of `clock`'s monotonic clock (its now() where it has none), for elapsed time. */
-export function monotonicNow(clock: Clock): number {
+export function monotonicNow(clock: Pick<Clock, 'now' | 'monotonic'>): number {
   return clock.monotonic?.() ?? clock.now()
 }
 

@@ -1,5 +1,5 @@
 // Graph as this process last reached it: out of reach (no connection) or refusing every token (401 after a fresh one); one shared back-off, one probe at a time, each run logged once.
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
@@ -35,7 +35,13 @@ interface Outage {
   code: string
   message: string
   httpStatus?: number | undefined
+  /** Wall time the outage began: shown (readiness), never subtracted. */
   since: number
+  /**
+   * Monotonic readings (monotonicNow) of its start and of the failure its back-off runs from: a
+   * wall clock stepped back would stretch the back-off (every row's wait) by the step.
+   */
+  sinceMono: number
   at: number
   holdOffMs: number
   streak: number
@@ -45,7 +51,7 @@ export interface GraphReachability {
   /**
    * Before a request: the outcome it would get now without being made (within the back-off, a
    * probe that failed while this one waited for it, or a wait that outlasted `deadline`, which
-   * passes at `deadlineAt` on the clock); `probe` when this request is the one that tries after the
+   * passes at `deadlineAt` on the monotonic clock, monotonicNow); `probe` when this request is the one that tries after the
    * back-off (its caller calls probeDone once it is over, whatever came of it); `go`.
    */
   admit(
@@ -71,7 +77,7 @@ export interface GraphReachability {
 }
 
 export function createGraphReachability(d: {
-  clock: Pick<Clock, 'now'>
+  clock: Pick<Clock, 'now' | 'monotonic'>
   log: Logger
 }): GraphReachability {
   let outage: Outage | null = null
@@ -89,7 +95,8 @@ export function createGraphReachability(d: {
       msg: "graph refuses this app's tokens: mail waits, uncounted",
     }),
   }
-  const remainingMs = () => (outage ? Math.max(0, outage.at + outage.holdOffMs - d.clock.now()) : 0)
+  const remainingMs = () =>
+    outage ? Math.max(0, outage.at + outage.holdOffMs - monotonicNow(d.clock)) : 0
   const outcome = (o: Outage, requestId?: string): Retry => ({
     kind: 'retry',
     code: o.cause === 'unreachable' ? GRAPH_UNREACHABLE_CODE : GRAPH_UNAUTHORIZED_CODE,
@@ -142,12 +149,13 @@ export function createGraphReachability(d: {
         // and the reclaimer's lookup come before Graph files the message: sent twice. Nor with what
         // is left of it: the fetch would abort at once as a timeout, an ambiguous attempt, counted
         // and looked up, though no byte left.
-        if (deadline.aborted || d.clock.now() >= deadlineAt) return outcome(outage ?? waitedOut)
+        if (deadline.aborted || monotonicNow(d.clock) >= deadlineAt)
+          return outcome(outage ?? waitedOut)
       }
     },
     holding: () => (outage && remainingMs() > 0 ? outcome(outage) : null),
     failed(cause, f) {
-      const now = d.clock.now()
+      const now = monotonicNow(d.clock)
       const prev = outage
       // A request sent before the outage was known fails too: it extends no back-off.
       const hold =
@@ -163,7 +171,8 @@ export function createGraphReachability(d: {
         code: f.code,
         message: f.message,
         httpStatus: f.httpStatus,
-        since: prev?.since ?? now,
+        since: prev?.since ?? d.clock.now(),
+        sinceMono: prev?.sinceMono ?? now,
         ...hold,
       }
       // The other cause's run (unreachable, then refusing the token) has ended.
@@ -184,7 +193,7 @@ export function createGraphReachability(d: {
       d.log.info('graph reachable again', {
         cause: was.cause,
         failures: ended?.failures,
-        sinceMs: Math.max(0, d.clock.now() - was.since),
+        sinceMs: Math.max(0, monotonicNow(d.clock) - was.sinceMono),
       })
     },
     probeDone() {
@@ -192,9 +201,9 @@ export function createGraphReachability(d: {
       probe = null
       p?.resolve()
     },
-    cause: () => (outage && d.clock.now() - outage.at < STALE_MS ? outage.cause : null),
+    cause: () => (outage && monotonicNow(d.clock) - outage.at < STALE_MS ? outage.cause : null),
     warning() {
-      if (!outage || d.clock.now() - outage.at >= STALE_MS) return null
+      if (!outage || monotonicNow(d.clock) - outage.at >= STALE_MS) return null
       const since = new Date(outage.since).toISOString()
       const every = `one request tries again every ${Math.round(BACKOFF_MAX_MS / 60_000)} minutes at most`
       return outage.cause === 'unreachable'

@@ -1,6 +1,6 @@
 // One authorized Graph request: bearer token, per-request deadline, and at most one token refresh on a 401.
 import { randomUUID } from 'node:crypto'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
 import { parseGraphError } from './graph-error-text.ts'
 import { classifySendFailure, DEFAULT_THROTTLE_MS, notConnected } from './graph-outcome.ts'
@@ -51,7 +51,9 @@ export function createGraphRequest(d: {
     // later could outlive a lease whose heartbeats fail, and a reclaimer's lookup come before
     // Graph files the message: sent twice.
     const deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
-    const deadlineAt = d.clock.now() + d.requestTimeoutMs
+    // On the monotonic clock, as the timer is: a wall clock stepped back would let a request go
+    // again after a 401, or on after a probe, past its deadline; stepped forward, refuse it in time.
+    const deadlineAt = monotonicNow(d.clock) + d.requestTimeoutMs
     const admitted = await d.reachability.admit(deadline, deadlineAt, signal)
     if (admitted !== 'go' && admitted !== 'probe') return { failed: admitted, unsent: true }
     try {
@@ -111,7 +113,7 @@ export function createGraphRequest(d: {
         if (signal.aborted)
           return { failed: noTokenOutcome(signal.reason, signal, d.tokens), unsent: true }
         // Invariant: the fresh token and the request again end by the first one's deadline, too.
-        const leftMs = deadlineAt - d.clock.now()
+        const leftMs = deadlineAt - monotonicNow(d.clock)
         if (!deadline.aborted && leftMs >= d.requestTimeoutMs * AGAIN_MIN_LEFT_SHARE) return 'again'
         const failed: SendOutcome = {
           kind: 'retry',
