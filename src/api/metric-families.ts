@@ -27,7 +27,7 @@ export function createMetricFamilies() {
     registry,
     sends: new Counter({
       name: 'outbox_sends_total',
-      help: 'Settled send attempts by outcome',
+      help: 'Rows settled, by outcome: one per row each time its outcome is recorded, whether or not it reached the provider (throttled: the row went back to wait uncounted, for an answer of its own or behind a pause, pacing turn or outage another send met: one 429 can add many); outbox_graph_throttled_total counts the sends told to wait',
       labelNames: ['db', 'outcome'] as const,
       registers,
     }),
@@ -40,7 +40,7 @@ export function createMetricFamilies() {
     }),
     throttled: new Counter({
       name: 'outbox_graph_throttled_total',
-      help: 'Sends and mailbox lookups told to wait (429/503/504, a spent quota, a missing permission, MAIL_FROM unknown to Graph, no Graph token: a refused credential, Entra down or unreachable) and rescheduled without burning an attempt; not rows held back by a pause another send caused',
+      help: 'Sends and mailbox lookups told to wait, one per send or lookup (429/503/504, a spent quota, a missing permission, MAIL_FROM unknown to Graph, no Graph token: a refused credential, Entra down or unreachable; Graph out of reach or refusing every token) and rescheduled without burning an attempt; not the rows a pause or pacing turn another send caused held back, which outbox_sends_total{outcome="throttled"} counts as well',
       labelNames: ['db'] as const,
       registers,
     }),
