@@ -1,5 +1,5 @@
 // One client_credentials request to Entra for a Graph token, and when the token it answers with is renewed.
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { GraphCredential } from './graph-credential.ts'
 import { retryAfterMs } from './graph-outcome.ts'
 import { GraphAuthError, parseTokenError } from './graph-token-error.ts'
@@ -21,15 +21,21 @@ export interface TokenRequest {
 
 export interface IssuedToken {
   token: string
-  /** From here on a refresh starts; the token is still handed out until `usableUntil`. */
+  /**
+   * From here on a refresh starts; the token is still handed out until `usableUntil`. Both are
+   * monotonic readings (monotonicNow): the lifetime Entra gives is a span, which a wall clock
+   * stepped back would stretch.
+   */
   refreshAt: number
   usableUntil: number
 }
 
 /** Asks Entra once; a refusal, a throttle, a timeout or a garbled answer throws GraphAuthError. */
 export async function requestGraphToken(d: TokenRequest): Promise<IssuedToken> {
-  // Expiry counts from before the request, as MSAL does: the token was minted no earlier.
+  // Expiry counts from before the request, as MSAL does: the token was minted no earlier. The
+  // client assertion's iat/nbf/exp are wall times.
   const started = d.clock.now()
+  const startedMono = monotonicNow(d.clock)
   const body = new URLSearchParams({
     grant_type: 'client_credentials',
     client_id: d.clientId,
@@ -60,7 +66,7 @@ export async function requestGraphToken(d: TokenRequest): Promise<IssuedToken> {
     const after = retryAfterMs(res.headers.get('retry-after'), d.clock.now())
     throw parseTokenError(res.status, text, after)
   }
-  return readTokenResponse(text, started)
+  return readTokenResponse(text, startedMono)
 }
 
 function readTokenResponse(text: string, started: number): IssuedToken {

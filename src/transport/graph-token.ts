@@ -1,4 +1,5 @@
 // The app-only Graph access token: one cache per process, one refresh in flight, Entra errors kept by code.
+import { monotonicNow } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import { GraphAuthError } from './graph-token-error.ts'
 import { type IssuedToken, requestGraphToken, type TokenRequest } from './graph-token-request.ts'
@@ -63,6 +64,8 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   let cached: IssuedToken | undefined
   let inflight: Promise<string> | undefined
   let refreshes = 0
+  // Every time kept here (`at`, the token's refreshAt/usableUntil) is a monotonic reading: a wall
+  // clock stepped back an hour would hold Entra off (and every row's token wait) for that hour.
   /** `holdOffMs`: how long after `at` Entra is not asked again; `streak`: failures in a row. */
   let failure: { error: GraphAuthError; at: number; holdOffMs: number; streak: number } | undefined
   /** Since Graph's last 401 dropped a token (`at`): the next token (once fetched), until Graph accepts it. */
@@ -86,7 +89,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       .catch((e: unknown) => {
         const error = e instanceof GraphAuthError ? e : GraphAuthError.network(e)
         const streak = (failure?.streak ?? 0) + 1
-        failure = { error, at: d.clock.now(), holdOffMs: holdOffMs(error, streak), streak }
+        failure = { error, at: monotonicNow(d.clock), holdOffMs: holdOffMs(error, streak), streak }
         d.onRefresh?.('failure', error.code)
         d.log.warn('graph token request failed', {
           code: error.code,
@@ -104,11 +107,11 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   }
 
   const holdingOff = (now: number) => failure !== undefined && now - failure.at < failure.holdOffMs
-  const msUntil = (at: number) => Math.max(0, at - d.clock.now())
+  const msUntil = (at: number) => Math.max(0, at - monotonicNow(d.clock))
 
   return {
     async getToken(signal) {
-      const now = d.clock.now()
+      const now = monotonicNow(d.clock)
       // The shared backoff (or Entra's Retry-After, a refusal's cooldown) holds for a background refresh too.
       if (cached && now < cached.usableUntil) {
         // A background refresh that failed without saying for how long (a network error, a 5xx)
@@ -126,7 +129,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
     invalidate(token) {
       // Another caller's 401 already replaced it: the caller tries the newer token.
       if (cached?.token !== token) return true
-      const now = d.clock.now()
+      const now = monotonicNow(d.clock)
       if (unproven?.token === token && now - unproven.at < REFUSED_AGAIN_HOLD_MS) return false
       cached = undefined
       unproven = { at: now }
@@ -145,7 +148,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         : 0,
     retryInMs: () => (failure ? msUntil(failure.at + failure.holdOffMs) : 0),
     failingWith() {
-      const now = d.clock.now()
+      const now = monotonicNow(d.clock)
       if (cached && now < cached.usableUntil) return null
       return holdingOff(now) ? (failure?.error ?? null) : null
     },

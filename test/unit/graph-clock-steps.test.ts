@@ -1,10 +1,11 @@
-// Graph's back-off, outage reports and request deadline: timed on the monotonic clock, whatever the wall clock does meanwhile.
+// Graph's back-off, outage reports, request deadline and token hold-offs: timed on the monotonic clock, whatever the wall clock does meanwhile.
 import { expect, test } from 'bun:test'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
+import { secretCredential } from '../../src/transport/graph-credential.ts'
 import { createGraphReachability } from '../../src/transport/graph-reachability.ts'
 import { createGraphRequest } from '../../src/transport/graph-request.ts'
-import type { TokenSource } from '../../src/transport/graph-token.ts'
+import { createTokenSource, type TokenSource } from '../../src/transport/graph-token.ts'
 
 /** A clock moved only by the test: the wall reading stepped at will, the monotonic one advanced. */
 function handClock() {
@@ -129,4 +130,50 @@ test('a 401 met as the wall clock steps forward gets its fresh token and the req
   // On the wall clock the whole deadline had passed: token_refused_late, a row sent later.
   expect('res' in exchange ? exchange.res.status : exchange.failed).toBe(202)
   expect(calls).toBe(2)
+})
+
+/** A token source asking a fake Entra that answers each request with the next of `answers`. */
+function entra(clock: Clock, answers: (() => Response)[]) {
+  const asked = { n: 0 }
+  const fetch = (async () => answers[asked.n++]!()) as unknown as typeof globalThis.fetch
+  const source = createTokenSource({
+    fetch,
+    clock,
+    log: silentLogger,
+    tokenUrl: 'https://login.example/tenant/oauth2/v2.0/token',
+    clientId: 'client',
+    scope: 'https://graph.example/.default',
+    credential: secretCredential('secret'),
+  })
+  return { asked, source }
+}
+const entraDown = () => new Response('{"error":"server_error"}', { status: 500 })
+const token = (expiresIn: number) => () =>
+  new Response(JSON.stringify({ access_token: `tok-${expiresIn}`, expires_in: expiresIn }), {
+    status: 200,
+  })
+
+test('a wall clock stepped back does not stretch the token back-off after Entra failed', async () => {
+  const { c, clock } = handClock()
+  const { asked, source } = entra(clock, [entraDown, token(3600)])
+  await expect(source.getToken()).rejects.toThrow()
+  const waitMs = source.retryInMs()
+  expect(waitMs).toBeGreaterThan(0)
+  c.wall -= 3_600_000
+  expect(source.retryInMs()).toBe(waitMs)
+  // Its back-off passed: Entra is asked again, not an hour later.
+  c.mono += waitMs
+  expect(await source.getToken()).toBe('tok-3600')
+  expect(asked.n).toBe(2)
+})
+
+test('a wall clock stepped back does not keep handing out a token past its lifetime', async () => {
+  const { c, clock } = handClock()
+  const { asked, source } = entra(clock, [token(600), token(3600)])
+  expect(await source.getToken()).toBe('tok-600')
+  // A 600 s token is handed out for 300 s; 301 s on, with the wall clock stepped back an hour.
+  c.wall -= 3_600_000
+  c.mono += 301_000
+  expect(await source.getToken()).toBe('tok-3600')
+  expect(asked.n).toBe(2)
 })
