@@ -1,5 +1,5 @@
 // SettleQueue: batches settlements that finish close together into one settleLeases statement.
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { isDatabaseUnavailable } from './statement-timeout.ts'
@@ -13,8 +13,11 @@ export interface SettleQueue {
   /** Resolves once everything pushed so far is written (or given up). */
   idle(): Promise<void>
   /**
-   * A stop: a failed write is not retried past `deadline` (clock time), the ones under way included.
-   * The process is going; its leases expire and are reclaimed, as after giveUpAfterMs.
+   * A stop: a failed write is not retried past `deadline` (a monotonicNow reading, as every span
+   * here: a wall clock stepped forward would give up at once a write that half a lease allows, its
+   * lease then reclaimed as an interrupted send; stepped back, retry past Fly's kill_timeout), the
+   * ones under way included. The process is going; its leases expire and are reclaimed, as after
+   * giveUpAfterMs.
    */
   giveUpBy(deadline: number): void
 }
@@ -59,9 +62,10 @@ export function createSettleQueue(d: {
     const waitMs = Math.min(BUSY_FIRST_MS * 2 ** p.busy, BUSY_MAX_MS)
     p.busy += 1
     parked += 1
-    void d.clock.sleep(Math.max(0, Math.min(waitMs, stopDeadline - d.clock.now()))).then(() => {
+    const leftMs = stopDeadline - monotonicNow(d.clock)
+    void d.clock.sleep(Math.max(0, Math.min(waitMs, leftMs))).then(() => {
       parked -= 1
-      if (d.clock.now() >= stopDeadline) p.done(null)
+      if (monotonicNow(d.clock) >= stopDeadline) p.done(null)
       else {
         queue.push(p)
         void flush()
@@ -73,7 +77,7 @@ export function createSettleQueue(d: {
   }
 
   async function writeWithRetry(batch: Pending[]) {
-    const started = d.clock.now()
+    const started = monotonicNow(d.clock)
     let delay = 200
     for (;;) {
       try {
@@ -93,7 +97,7 @@ export function createSettleQueue(d: {
         const giveUpAt = isDatabaseUnavailable(err)
           ? stopDeadline
           : Math.min(started + d.giveUpAfterMs, stopDeadline)
-        if (d.clock.now() + delay > giveUpAt) {
+        if (monotonicNow(d.clock) + delay > giveUpAt) {
           d.log.error('could not record send outcomes; their leases will expire and be reclaimed', {
             ids: batch.map((p) => p.item.id),
             err,

@@ -1,5 +1,5 @@
 // The shutdown grace: sends in flight may finish within it (their outcomes recorded by its end); past it they are aborted (each left retryable) and briefly waited for.
-import { type Clock, waitAtMost } from '../clock.ts'
+import { type Clock, monotonicNow, waitAtMost } from '../clock.ts'
 import type { Logger } from '../log.ts'
 
 /** At most this long for the aborted sends to settle: a send that ignores its abort does not hold the stop. */
@@ -20,13 +20,13 @@ export async function finishWithinGrace(g: {
   /** The sends in flight, as logged when the grace is over. */
   inFlight: () => number
   /**
-   * Told when the recording of outcomes must give up (the settle queue's giveUpBy): with the
+   * Told when (a monotonicNow reading) the recording of outcomes must give up (giveUpBy): with the
    * database down, retrying them (up to half a lease per batch) held the stop past Fly's
    * kill_timeout. Unrecorded, their leases expire and are reclaimed.
    */
   recordBy: (deadline: number) => void
 }): Promise<void> {
-  g.recordBy(g.clock.now() + g.graceMs + ABORTED_SENDS_WAIT_MS)
+  g.recordBy(monotonicNow(g.clock) + g.graceMs + ABORTED_SENDS_WAIT_MS)
   // A delivery never rejects (claim-round catches its failure): a rejection here is the wait's end.
   const all = Promise.all([...g.deliveries])
   const finished = await waitAtMost(g.clock, all, g.graceMs).then(
