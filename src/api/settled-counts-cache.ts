@@ -1,5 +1,5 @@
 // Finished-row counts for /metrics: counting them reads every row's index entry, so at most once per interval.
-import { type Clock, waitAtMost } from '../clock.ts'
+import { type Clock, monotonicNow, waitAtMost } from '../clock.ts'
 import type { SettledCounts } from '../outbox/stats.ts'
 
 export interface SettledCountsCache {
@@ -23,11 +23,12 @@ export function createSettledCountsCache(d: {
   retrySoon?: (error: unknown) => boolean
 }): SettledCountsCache {
   let counts: SettledCounts | null = null
+  // A monotonic reading: a wall clock stepped back an hour would keep the counts that hour longer.
   let startedAt = Number.NEGATIVE_INFINITY
   let counting: Promise<void> | null = null
 
   function count(): Promise<void> {
-    startedAt = d.clock.now()
+    startedAt = monotonicNow(d.clock)
     const run = d.count().then(
       (c) => {
         counts = c
@@ -48,7 +49,8 @@ export function createSettledCountsCache(d: {
 
   return {
     async get(waitMs) {
-      const running = counting ?? (d.clock.now() - startedAt >= d.refreshMs ? count() : null)
+      const running =
+        counting ?? (monotonicNow(d.clock) - startedAt >= d.refreshMs ? count() : null)
       if (running) await waitAtMost(d.clock, running, waitMs).catch(() => {})
       return counts
     },

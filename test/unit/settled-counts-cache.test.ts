@@ -79,3 +79,21 @@ describe('settled counts cache', () => {
     expect(h.started).toHaveLength(2)
   })
 })
+
+test('a wall clock stepped back does not keep the counts an interval plus the step', async () => {
+  const c = { wall: 1_750_000_000_000, mono: 0 }
+  const started: ((x: SettledCounts) => void)[] = []
+  const cache = createSettledCountsCache({
+    count: () => new Promise((resolve) => started.push(resolve)),
+    clock: { now: () => c.wall, monotonic: () => c.mono, sleep: () => Promise.resolve() },
+    refreshMs: 60_000,
+  })
+  const first = cache.get(10)
+  started[0]!(counts(5))
+  expect(await first).toEqual(counts(5))
+  // An hour back on the wall clock, a minute on: the next scrape recounts, not an hour later.
+  c.wall -= 3_600_000
+  c.mono += 60_000
+  await cache.get(10)
+  expect(started).toHaveLength(2)
+})
