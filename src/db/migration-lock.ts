@@ -1,6 +1,6 @@
 // The migrator's session: its own (never a transaction pooler's), holding the migration lock while it migrates.
 import type pg from 'pg'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import { hearsOtherSessions } from './listen-probe.ts'
 
@@ -35,14 +35,15 @@ export async function assertOwnSession(client: pg.Client, url: string) {
  * holder's CREATE INDEX CONCURRENTLY (0009) waits for every older snapshot to go: a deadlock.
  */
 export async function takeMigrationLock(client: pg.Client, timeoutMs: number, clock: Clock) {
-  const deadline = clock.now() + timeoutMs
+  // Monotonic: a wall clock stepped back would stretch the bound by the step, forward cut it short.
+  const deadline = monotonicNow(clock) + timeoutMs
   for (let delayMs = 50; ; delayMs = Math.min(delayMs * 2, 1_000)) {
     const { rows } = await client.query<{ locked: boolean }>(
       'select pg_try_advisory_lock($1) as locked',
       [MIGRATION_LOCK_KEY],
     )
     if (rows[0]?.locked) return
-    const left = deadline - clock.now()
+    const left = deadline - monotonicNow(clock)
     if (left <= 0) {
       throw new AppError(
         'migration_lock_timeout',

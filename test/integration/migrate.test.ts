@@ -1,6 +1,7 @@
 // migrate: released migrations pinned, applied once under races, edits and newer databases refused, compatibility with older binaries.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
+import { type Clock, systemClock, waitAtMost } from '../../src/clock.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import {
   checksumOf,
@@ -475,6 +476,32 @@ describe('migrate', () => {
     await holder.query('select pg_advisory_lock($1)', [0x6d61696c6572])
     try {
       await expect(migrate({ url, log: silentLogger, lockTimeoutMs: 200 })).rejects.toMatchObject({
+        code: 'migration_lock_timeout',
+      })
+    } finally {
+      await holder.end()
+    }
+  })
+
+  test('a wall clock stepped back while a migrator waits on the lock does not stretch lock_timeout', async () => {
+    const url = await emptyDatabase()
+    const pg = await import('pg')
+    const holder = new pg.default.Client({ connectionString: url })
+    await holder.connect()
+    await holder.query('select pg_advisory_lock($1)', [0x6d61696c6572])
+    // The wall clock steps back an hour at the first wait: on it, the 200 ms bound came an hour on.
+    let step = 0
+    const clock: Clock = {
+      now: () => Date.now() + step,
+      monotonic: () => performance.now(),
+      sleep: (ms, signal) => {
+        step = -3_600_000
+        return systemClock.sleep(ms, signal)
+      },
+    }
+    try {
+      const failed = migrate({ url, log: silentLogger, lockTimeoutMs: 200, clock })
+      await expect(waitAtMost(systemClock, failed, 10_000)).rejects.toMatchObject({
         code: 'migration_lock_timeout',
       })
     } finally {
