@@ -27,7 +27,7 @@ export function createMetricFamilies() {
     registry,
     sends: new Counter({
       name: 'outbox_sends_total',
-      help: 'Rows settled, by outcome: one per row each time its outcome is recorded, whether or not it reached the provider (throttled: the row went back to wait uncounted, for an answer of its own or behind a pause, pacing turn or outage another send met: one 429 can add many); outbox_graph_throttled_total counts the sends told to wait',
+      help: 'Rows settled, by outcome: one per row each time its outcome is recorded, whether or not it reached the provider (throttled: the row went back to wait uncounted, for an answer of its own or behind a pause, pacing turn or outage another send met: one 429 can add many); outbox_graph_throttled_total counts the sends and lookups told to wait',
       labelNames: ['db', 'outcome'] as const,
       registers,
     }),

@@ -1,7 +1,7 @@
 // Prometheus metrics: engine events counted and table state read at each scrape, into the families of metric-families.ts.
 import type { Kysely } from 'kysely'
 import type { Registry } from 'prom-client'
-import { type Clock, systemClock } from '../clock.ts'
+import { type Clock, monotonicNow, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
 import type { StatementRoute } from '../db/statement-route.ts'
@@ -116,7 +116,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   // The live statement first, then (when due) the count of finished rows in what is left of the
   // bound: one after the other, a scrape needs one connection, which an idle pool keeps open.
   async function scrapeDatabase(name: string) {
-    const startedAt = clock.now()
+    // Monotonic: a wall clock stepped during the scrape must neither spend its bound nor stretch it.
+    const startedAt = monotonicNow(clock)
     try {
       const now = await live.get(name)!.get(timeoutMs)
       metric.rows.set({ db: name, status: 'pending' }, now.pending)
@@ -131,7 +132,9 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       metric.queueUsage.remove({ db: name })
       metric.databaseUp.set({ db: name }, 0)
     }
-    const counts = await settled.get(name)!.get(Math.max(0, timeoutMs - (clock.now() - startedAt)))
+    const counts = await settled
+      .get(name)!
+      .get(Math.max(0, timeoutMs - (monotonicNow(clock) - startedAt)))
     for (const status of ['sent', 'failed', 'cancelled'] as const) {
       if (counts) metric.rows.set({ db: name, status }, counts[status])
       else metric.rows.remove({ db: name, status })

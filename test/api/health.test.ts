@@ -552,6 +552,32 @@ describe('/metrics', () => {
     )
   })
 
+  test('a wall clock stepped forward during a scrape leaves the count of finished rows its wait', async () => {
+    await t.reset()
+    // The wall clock jumps an hour once the scrape has begun: on it, the scrape's 2 s were spent
+    // before the count of finished rows began, and the first scrape went without them.
+    let step = 0
+    const clock: Clock = {
+      now: () => {
+        const at = Date.now() + step
+        step = 3_600_000
+        return at
+      },
+      monotonic: () => performance.now(),
+      sleep: systemClock.sleep,
+    }
+    const health = fakeHealth(['default'])
+    const metrics = createMetrics({
+      databases: [{ name: 'default', db: t.db, statements: t.statements }],
+      health,
+      clock,
+    })
+    const { app } = appOnDefault(t, { health, metrics })
+    expect((await send(app, 'GET', '/metrics')).body as string).toContain(
+      'outbox_rows{db="default",status="sent"} 0',
+    )
+  })
+
   test('outbox_sender_mailbox_refused says whether Graph refuses MAIL_FROM now, and is absent without a Graph worker', async () => {
     await t.reset()
     let refused = true
