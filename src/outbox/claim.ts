@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import type { Queryable } from '../db/statement-route.ts'
-import { holdsNumber, parseExactNumbers } from './exact-json.ts'
+import { type LeaseTuple, parseClaim, toLease } from './claim-answer.ts'
 
 export interface Lease {
   id: string
@@ -24,24 +24,6 @@ export interface Lease {
   /** The claim itself recorded the send as started (ClaimParams.markStarted): no startSends needed. */
   started: boolean
 }
-
-// One claimed row as the claim's JSON array returns it (one JSON.parse per batch, not per field):
-// [id, tenant, attempt, maxAttempts, correlationId, message, template, sourceRow, expired,
-//  cancelRequested, ambiguous, started]
-type LeaseTuple = [
-  string,
-  string,
-  number,
-  number,
-  string | null,
-  unknown | null,
-  string | null,
-  Record<string, unknown> | null,
-  boolean,
-  boolean,
-  boolean,
-  boolean,
-]
 
 interface ClaimParams {
   limit: number
@@ -78,22 +60,22 @@ interface Claim {
   pausedMs?: number | null
 }
 
-// The claim's two statements, written out: each call sends one with its values and builds no
-// Kysely nodes (statementText). Values: limit, worker id, lease token, lease seconds, max attempts.
-// Each answers its JSON as text, parsed here (parseClaim): the driver's JSON.parse of a json
-// column would lose a source row's numbers.
+// The claim's statements, written out: each call sends one with its values and builds no Kysely
+// nodes (statementText). Values of the first two: limit, worker id, lease token, lease seconds, max
+// attempts. Each answers its JSON as text, parsed by parseClaim (claim-answer.ts): the driver's
+// JSON.parse of a json column would lose a source row's numbers.
 const CLAIM_STARTED = `
   /* prepared outbox_claim_batch */
   select mailer.claim_batch($1::int, $2::text, $3::uuid, $4::float8, true, $5::int)::text as claim`
 const CLAIM_UNFLUSHED = `
   /* prepared outbox_claim_unflushed */
   select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text as claim`
-// Values: row id, worker id, lease token, lease seconds, mark started, max attempts.
 // Values: limit, worker id, lease token, lease seconds, mark started, max attempts, the paused
 // sender's key, the hold (ms) past which a pause counts.
 const CLAIM_PAST_PAUSED = `
   /* prepared outbox_claim_past_paused */
   select mailer.claim_past_paused($1::int, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int, $7::text, $8::float8)::text as claim`
+// Values: row id, worker id, lease token, lease seconds, mark started, max attempts.
 const CLAIM_NOTIFIED = `
   /* prepared outbox_claim_notified */
   select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text as claim`
@@ -178,27 +160,6 @@ async function claimPastPaused(
 }
 
 /**
- * The claim's JSON text parsed. A template renders its source row's numbers as Postgres wrote
- * them (numeric's 12.50, a bigint past 2^53), which JSON.parse would change (12.5): a claim whose
- * source rows hold numbers takes them from parseExactNumbers, one more pass over its text. Rows
- * without a source row (enqueue_email's) never pay it.
- */
-function parseClaim<T>(
-  text: string | null | undefined,
-  leasesOf: (c: T) => LeaseTuple[],
-): T | null {
-  if (text === null || text === undefined) return null
-  const claim = JSON.parse(text) as T
-  const leases = leasesOf(claim)
-  if (!leases.some((r) => holdsNumber(r[7]))) return claim
-  const exact = parseExactNumbers(text) as T | null
-  if (exact === null) return claim
-  const exactLeases = leasesOf(exact)
-  for (const [i, lease] of leases.entries()) lease[7] = exactLeases[i]?.[7] ?? lease[7]
-  return claim
-}
-
-/**
  * Runs mailer.claim_notified for a row that cannot exist (id 0: ids are an identity from 1) on
  * `session`, the LISTEN session that carries the worker's claims, as the first notified row's claim
  * would run there: a new backend compiles the function and plans its statements at their first
@@ -208,22 +169,4 @@ function parseClaim<T>(
  */
 export async function primeNotifiedClaim(session: Queryable): Promise<void> {
   await session.query(CLAIM_NOTIFIED, ['0', 'prime', crypto.randomUUID(), 1, false, 1])
-}
-
-function toLease(r: LeaseTuple, token: string): Lease {
-  return {
-    id: r[0],
-    token,
-    tenant: r[1],
-    attempt: r[2],
-    maxAttempts: r[3],
-    correlationId: r[4],
-    message: r[5],
-    template: r[6],
-    sourceRow: r[7],
-    expired: r[8],
-    cancelRequested: r[9],
-    ambiguous: r[10],
-    started: r[11],
-  }
 }
