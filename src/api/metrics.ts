@@ -1,19 +1,15 @@
-// Prometheus metrics: engine events counted and table state read at each scrape, into the families of metric-families.ts.
+// Prometheus metrics: engine events counted, and table state read at each scrape (database-scrape.ts), into the families of metric-families.ts.
 import type { Kysely } from 'kysely'
 import type { Registry } from 'prom-client'
-import { type Clock, monotonicNow, systemClock } from '../clock.ts'
-import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
-import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
+import { type Clock, systemClock } from '../clock.ts'
+import type { Database } from '../db/schema.ts'
 import type { StatementRoute } from '../db/statement-route.ts'
 import type { EngineEvent, ListenerState } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
-import { withStatementTimeout } from '../outbox/statement-timeout.ts'
-import { liveStats, settledCounts } from '../outbox/stats.ts'
 import { GRAPH_OUTAGE_CAUSES } from '../transport/graph-reachability.ts'
 import { SENDER_MAILBOX_NAME } from '../transport/sender-mailbox.ts'
-import { createLiveStatsReader, type LiveStatsReader } from './live-stats-reader.ts'
+import { createDatabaseScrape } from './database-scrape.ts'
 import { createMetricFamilies } from './metric-families.ts'
-import { createSettledCountsCache, type SettledCountsCache } from './settled-counts-cache.ts'
 
 export interface Metrics {
   readonly registry: Registry
@@ -63,14 +59,11 @@ interface MetricsDeps {
   clock?: Clock
 }
 
-const SETTLED_REFRESH_MS = 5 * 60_000
 /**
  * serve's quietReuseMs: idle, Fly's scrape every 15 s reads once a minute; that is how old the
  * NOTIFY queue's fill may be then.
  */
 export const QUIET_LIVE_REUSE_MS = 60_000
-// A count of finished rows runs in the background, so it may take longer than a scrape.
-const SETTLED_COUNT_TIMEOUT_MS = 60_000
 
 export function createMetrics(deps: MetricsDeps): Metrics {
   const metric = createMetricFamilies()
@@ -82,64 +75,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     )
   }
 
-  const timeoutMs = deps.scrapeTimeoutMs ?? 2_000
-  const settled = new Map<string, SettledCountsCache>(
-    deps.databases.map((d) => [
-      d.name,
-      createSettledCountsCache({
-        count: () =>
-          withStatementTimeout(d.db, SETTLED_COUNT_TIMEOUT_MS, (trx) => settledCounts(trx, null)),
-        clock: deps.clock ?? systemClock,
-        refreshMs: deps.settledRefreshMs ?? SETTLED_REFRESH_MS,
-        retrySoon: (error) => !timedOut(error),
-      }),
-    ]),
-  )
-
-  // Per scrape, one statement and only what is cheap: the rows in play through their partial
-  // indexes and the NOTIFY queue's fill. (A transaction with a statement_timeout was five
-  // statements per scrape: with the readiness probe it ran, 0.5 statements/s at Fly's 15 s.)
   const clock = deps.clock ?? systemClock
-  const live = new Map<string, LiveStatsReader>(
-    deps.databases.map((d) => [
-      d.name,
-      createLiveStatsReader({
-        read: () => liveStats(d.statements.db, null),
-        clock,
-        reuseMs: deps.quietReuseMs ?? 0,
-        listening: () =>
-          deps.health.listenerStates().find((h) => h.name === d.name)?.listener === 'listening',
-      }),
-    ]),
-  )
-
-  // The live statement first, then (when due) the count of finished rows in what is left of the
-  // bound: one after the other, a scrape needs one connection, which an idle pool keeps open.
-  async function scrapeDatabase(name: string) {
-    // Monotonic: a wall clock stepped during the scrape must neither spend its bound nor stretch it.
-    const startedAt = monotonicNow(clock)
-    try {
-      const now = await live.get(name)!.get(timeoutMs)
-      metric.rows.set({ db: name, status: 'pending' }, now.pending)
-      metric.rows.set({ db: name, status: 'sending' }, now.sending)
-      metric.oldestPending.set({ db: name }, now.oldestPendingAgeSeconds ?? 0)
-      metric.queueUsage.set({ db: name }, now.notificationQueueUsage)
-      metric.databaseUp.set({ db: name }, 1)
-    } catch {
-      // Stale numbers would look healthy: drop them and say the scrape failed.
-      for (const s of OUTBOX_STATUSES) metric.rows.remove({ db: name, status: s })
-      metric.oldestPending.remove({ db: name })
-      metric.queueUsage.remove({ db: name })
-      metric.databaseUp.set({ db: name }, 0)
-    }
-    const counts = await settled
-      .get(name)!
-      .get(Math.max(0, timeoutMs - (monotonicNow(clock) - startedAt)))
-    for (const status of ['sent', 'failed', 'cancelled'] as const) {
-      if (counts) metric.rows.set({ db: name, status }, counts[status])
-      else metric.rows.remove({ db: name, status })
-    }
-  }
+  const databases = createDatabaseScrape(deps, metric, deps.scrapeTimeoutMs ?? 2_000, clock)
 
   // Exported only where a LISTEN is wanted: a constant 0 from an api process (no listener) or a
   // poll-only worker would keep `min(outbox_listener_connected) == 0` firing for good.
@@ -158,7 +95,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
     registry: metric.registry,
     contentType: metric.registry.contentType,
     observe(e) {
-      live.get(e.db)?.changed()
+      databases.changed(e.db)
       switch (e.type) {
         case 'settled':
           metric.sends.inc({ db: e.db, outcome: e.outcome })
@@ -204,14 +141,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
         for (const cause of GRAPH_OUTAGE_CAUSES)
           metric.graphOutage.set({ cause }, now === cause ? 1 : 0)
       }
-      await Promise.all(deps.databases.map((d) => scrapeDatabase(d.name)))
+      await Promise.all(deps.databases.map((d) => databases.scrape(d.name)))
       return metric.registry.metrics()
     },
   }
-}
-
-/** The statement ran out of its statement_timeout (57014), itself or as withStatementTimeout's cause. */
-function timedOut(error: unknown): boolean {
-  const e = error as { code?: unknown; cause?: { code?: unknown } } | null
-  return e?.code === QUERY_CANCELED_SQLSTATE || e?.cause?.code === QUERY_CANCELED_SQLSTATE
 }
