@@ -1,7 +1,7 @@
 // Why a bearer token was refused, in words an operator can act on: the 401's detail names the claim or header at fault, never a claim's value.
-import { errors, type JWTPayload } from 'jose'
-import { entraIssuer, otherClouds } from '../config/entra-issuer.ts'
+import { errors } from 'jose'
 import { AppError } from '../errors.ts'
+import { audienceMismatch, type Explained, issuerMismatch } from './claim-mismatch.ts'
 
 /** What the verifier expected, for the words of a refusal. */
 export interface Judged {
@@ -41,8 +41,6 @@ export function refusal(e: errors.JOSEError, judged: Judged, now: number): AppEr
     { cause: e },
   )
 }
-
-type Explained = [reason: string, detail: string, claim?: string]
 
 function explain(e: errors.JOSEError, judged: Judged, nowSeconds: number): Explained {
   const skew = `${judged.clockToleranceSeconds} s of clock skew allowed`
@@ -114,92 +112,6 @@ function requiredBy(claim: string): string {
   if (claim === 'iss') return 'API_JWT_ISSUER requires'
   if (claim === 'aud') return 'API_JWT_AUDIENCE requires'
   return 'this API requires (every token must expire)'
-}
-
-function issuerMismatch(payload: JWTPayload, expected: string | null): Explained {
-  const got = entraIssuer(payload.iss)
-  const want = entraIssuer(expected)
-  // A tenant lives in one cloud: a token of another cloud is another tenant's too, and the fix is
-  // the cloud (the API's settings, or where the client asks for its token).
-  const clouds = got && want ? otherClouds(got.host, want.host) : null
-  if (clouds) {
-    return [
-      'issuer_entra_cloud',
-      `the token's iss is ${clouds.got}'s and API_JWT_ISSUER ${clouds.want}'s: a token is never valid in another Microsoft cloud; the client must ask the API's own tenant, in API_JWT_ISSUER's cloud, for its token, or, if the API's app registration is in the token's cloud, set API_JWT_ISSUER and API_JWKS_URL to that cloud's issuer and keys`,
-      'iss',
-    ]
-  }
-  if (got && want && got.tenant !== want.tenant) {
-    return [
-      'issuer_entra_tenant',
-      "the token's iss is another Entra tenant (directory) than API_JWT_ISSUER's: get the token from the API's own tenant",
-      'iss',
-    ]
-  }
-  if (got?.version === 1 && want?.version === 2) {
-    return [
-      'issuer_entra_v1',
-      "the token's iss is Entra's v1 issuer (https://sts.windows.net/<tenant-id>/) and API_JWT_ISSUER the v2 one: set accessTokenAcceptedVersion to 2 in the manifest of the API's app registration (api.requestedAccessTokenVersion in the newer manifest), or API_JWT_ISSUER to the v1 issuer and API_JWT_AUDIENCE to the Application ID URI",
-      'iss',
-    ]
-  }
-  if (got?.version === 2 && want?.version === 1) {
-    return [
-      'issuer_entra_v2',
-      "the token's iss is Entra's v2 issuer (https://login.microsoftonline.com/<tenant-id>/v2.0) and API_JWT_ISSUER the v1 one: the API's app registration asks for v2 tokens (accessTokenAcceptedVersion 2), so set API_JWT_ISSUER to the v2 issuer and API_JWT_AUDIENCE to the API's client id",
-      'iss',
-    ]
-  }
-  if (typeof payload.iss === 'string' && expected !== null) {
-    if (payload.iss.replace(/\/$/, '') === expected.replace(/\/$/, '')) {
-      return [
-        'issuer_trailing_slash',
-        "the token's iss and API_JWT_ISSUER differ only in a trailing /: the issuer must match exactly",
-        'iss',
-      ]
-    }
-  }
-  return [
-    'issuer',
-    "the token's iss is not API_JWT_ISSUER: a token of another identity provider or tenant, or API_JWT_ISSUER is not the issuer's exact string",
-    'iss',
-  ]
-}
-
-// Microsoft Graph's audiences: its URL and its application id.
-const GRAPH_AUDIENCES = new Set([
-  'https://graph.microsoft.com',
-  '00000003-0000-0000-c000-000000000000',
-])
-
-function audienceMismatch(payload: JWTPayload, expected: string | null): Explained {
-  const got = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? [])
-  if (got.some((a) => GRAPH_AUDIENCES.has(a.replace(/\/$/, '')))) {
-    return [
-      'audience_graph',
-      "the token's aud is Microsoft Graph: the client asked for a Graph token; ask for scope=api://<api-client-id>/.default",
-      'aud',
-    ]
-  }
-  if (expected !== null && got.includes(`api://${expected}`)) {
-    return [
-      'audience_app_id_uri',
-      "the token's aud is the Application ID URI (api://<client-id>) and API_JWT_AUDIENCE the bare client id: a v1 token carries the audience as the client named it (scope=api://<client-id>/.default), a v2 token always the client id; set API_JWT_AUDIENCE to the Application ID URI, or issue v2 tokens",
-      'aud',
-    ]
-  }
-  if (expected?.startsWith('api://') && got.includes(expected.slice('api://'.length))) {
-    return [
-      'audience_client_id',
-      "the token's aud is the bare client id and API_JWT_AUDIENCE the Application ID URI (api://<client-id>): a v2 token always carries the client id, a v1 one the audience as the client named it (scope=<client-id>/.default); set API_JWT_AUDIENCE to the client id, or have the client ask for scope=api://<client-id>/.default",
-      'aud',
-    ]
-  }
-  return [
-    'audience',
-    "the token's aud is not API_JWT_AUDIENCE: it was issued for another API",
-    'aud',
-  ]
 }
 
 /** A whole number of seconds as the largest unit that keeps it readable: 45 s, 12 min, 3 h, 2 d. */
