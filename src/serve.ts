@@ -6,7 +6,7 @@ import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import type { Config, ServeRole } from './config.ts'
 import { checkSchemas, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
-import { AppError, EXIT } from './errors.ts'
+import { AppError } from './errors.ts'
 import { listen } from './http-listen.ts'
 import type { Logger } from './log.ts'
 import { primeNotifiedClaim } from './outbox/claim.ts'
@@ -15,6 +15,7 @@ import type { EngineEventHandler } from './outbox/events.ts'
 import type { HealthSource } from './outbox/health.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
 import type { Listener } from './outbox/listener.ts'
+import { startLivenessWatchdog } from './outbox/liveness-watchdog.ts'
 import type { Sender } from './outbox/sender.ts'
 import { createTransport, immediateTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
@@ -169,18 +170,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   })
   o.onListening?.()
 
-  // Fly does not restart a machine for failing checks: a wedged loop must end the process.
-  let failedChecks = 0
-  const watchdog = setInterval(() => {
-    const live = health.liveness()
-    failedChecks = live.ok ? 0 : failedChecks + 1
-    if (failedChecks >= 3) {
-      log.error('worker loop wedged; exiting so the platform restarts us', {
-        problems: live.problems,
-      })
-      process.exit(EXIT.failure)
-    }
-  }, 20_000)
+  const stopWatchdog = startLivenessWatchdog(health, log)
 
   let stopped: Promise<void> | null = null
   return {
@@ -190,7 +180,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     stop(reason) {
       stopped ??= (async () => {
         log.info('stopping', { reason, graceSeconds: config.worker.shutdownGraceSeconds })
-        clearInterval(watchdog)
+        stopWatchdog()
         // Together: claims end with the signal, and the grace is not spent waiting for a listener
         // (a connect in progress, a check) before it even begins: kill_timeout counts from here.
         await Promise.all([
