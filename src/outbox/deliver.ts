@@ -4,17 +4,17 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
-import type { EngineEventHandler, SettleOutcome } from './events.ts'
+import type { EngineEventHandler } from './events.ts'
 import { sendThroughGate } from './gated-send.ts'
 import { resolveAmbiguity } from './interrupted-send.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
+import { recordOutcome } from './lease-outcome.ts'
 import type { MailboxLookup } from './mailbox-lookup.ts'
 import { renderLease } from './render.ts'
 import { RenderError } from './render-error.ts'
-import { type Finish, type Ready, type SendExtra, sendInSlot } from './send-attempt.ts'
+import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
-import { PAUSED_CODE, type Settlement, TOKEN_WAIT_CODE } from './settle-item.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { Slots } from './slots.ts'
 import type { StartQueue } from './start-queue.ts'
@@ -57,91 +57,8 @@ export interface DeliveryDeps {
   onRetry?: (delayMs: number) => void
 }
 
-// The line logged for a settled row, by level: failures stand out, routine sends stay at debug.
-const SETTLED_MESSAGE = {
-  warn: 'message failed',
-  info: 'send will be retried',
-  debug: 'settled',
-} as const
-
-/**
- * A row given back because the app got no provider token says nothing of the row (no request of
- * its own was made) and repeats the transport's own line ('graph token request failed', once per
- * backoff): at info it was one line per waiting row and backoff for as long as Entra was down.
- */
-const TOKEN_WAIT = new RegExp(TOKEN_WAIT_CODE)
-/**
- * Nor does a row given back unsent because its mailbox stands paused: the send that met the
- * throttle or refusal logged it (and a refused MAIL_FROM its one error line). At info it was one
- * line per waiting row and pause for as long as the mailbox stayed refused (20 rows, 3 pauses: 60).
- */
-const quietWait = (code: string | null) =>
-  code !== null && (code === PAUSED_CODE || TOKEN_WAIT.test(code))
-
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {
-  const finish = async (lease: Lease, s: Settlement, extra: Partial<SendExtra> = {}) => {
-    d.handedOver?.(lease)
-    const row = await d.settle.push({
-      id: lease.id,
-      token: lease.token,
-      settlement: s,
-      ambiguous: lease.ambiguous,
-      startedAt: extra.startedAt ?? null,
-      httpStatus: extra.httpStatus,
-      requestId: extra.requestId,
-    })
-    if (row) {
-      if (s.kind === 'retry' && row.status === 'pending') d.onRetry?.(s.delayMs)
-      // A released row is due again now (unless we are stopping): claim it again promptly.
-      if (s.kind === 'released' && !d.stopping.aborted) d.onRetry?.(0)
-      // What the attempt history recorded: sent, retry, throttled, failed, expired, cancelled, released.
-      const outcome = row.outcome as SettleOutcome | 'released'
-      if (outcome !== 'released') {
-        d.onEvent?.({
-          type: 'settled',
-          db: d.dbName,
-          id: lease.id,
-          outcome,
-          ...(row.code ? { code: row.code } : {}),
-          ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
-        })
-      }
-      // One line per state change.
-      const level =
-        row.status === 'failed'
-          ? 'warn'
-          : outcome === 'retry' || (outcome === 'throttled' && !quietWait(row.code))
-            ? 'info'
-            : 'debug'
-      if (d.log.enabled(level)) {
-        d.log[level](SETTLED_MESSAGE[level], {
-          db: d.dbName,
-          outboxId: lease.id,
-          tenant: lease.tenant,
-          attempt: lease.attempt,
-          correlationId: lease.correlationId,
-          outcome,
-          status: row.status,
-          code: row.code,
-          httpStatus: extra.httpStatus,
-          requestId: extra.requestId,
-        })
-      }
-    } else {
-      // A lease a heartbeat found lost was counted then: its row may still settle after (a send
-      // under way, a mailbox pause, a lookup), and must not count it again.
-      if (d.deadlines?.isLost(lease) !== true)
-        d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: lease.id, during: 'settle' })
-      d.log.warn('lease lost before the outcome was recorded', {
-        db: d.dbName,
-        outboxId: lease.id,
-        tenant: lease.tenant,
-        attempt: lease.attempt,
-        outcome: s.kind,
-      })
-    }
-    d.done(lease)
-  }
+  const finish: Finish = (lease, s, extra) => recordOutcome(d, lease, s, extra)
 
   const ready: Ready[] = []
   let templates: Awaited<ReturnType<typeof loadTemplates>> = new Map()
