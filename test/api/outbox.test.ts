@@ -12,6 +12,7 @@ import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { type App, appOnDefault, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
@@ -581,16 +582,16 @@ describe('cancel', () => {
   test('a send that starts while a cancel waits for the row lock turns the cancel away', async () => {
     const id = await enqueueSql(t.pool)
     await setState(t.pool, id, 'sending')
-    const worker = new pg.Client({ connectionString: t.url })
-    await worker.connect()
+    // The worker's last check: its transaction holds the row while it records the send started.
+    const worker = await holdRowLocked(t.pool, id)
     try {
-      await worker.query('begin')
-      await worker.query('update mailer.email_outbox set send_started_at = now() where id = $1', [
-        id,
-      ])
+      await worker.client.query(
+        'update mailer.email_outbox set send_started_at = now() where id = $1',
+        [id],
+      )
       const cancelling = send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
       await waitForLockWait(t.pool)
-      await worker.query('commit')
+      await worker.end('commit')
       const r = await cancelling
       expect(r.status).toBe(409)
       expect((r.body as { type: string }).type).toBe('urn:outbox-mailer:problem:send_started')
@@ -600,7 +601,7 @@ describe('cancel', () => {
       )
       expect(rows[0].cancel_requested_at).toBeNull()
     } finally {
-      await worker.end()
+      await worker.end('rollback')
     }
   })
 
@@ -1154,23 +1155,21 @@ describe('a transaction Postgres aborts to break a deadlock', () => {
   test('a bulk cancel that deadlocks with another writer answers a retryable 503, not a 500', async () => {
     const first = await enqueueSql(t.pool)
     const second = await enqueueSql(t.pool)
-    const other = new pg.Client({ connectionString: t.url })
-    await other.connect()
+    const other = await holdRowLocked(t.pool, second)
     try {
-      await other.query('begin')
       // Its own deadlock check comes long after the bulk cancel's (1 s), so Postgres aborts the
       // bulk cancel to break the cycle, not this session.
-      await other.query(`set local deadlock_timeout = '1min'`)
-      await other.query('select 1 from mailer.email_outbox where id = $1 for update', [second])
+      await other.client.query(`set local deadlock_timeout = '1min'`)
       const cancelling = send(app, 'POST', '/v1/outbox/cancel', {
         token: tk,
         body: { filter: { status: ['pending'] } },
       })
       // The bulk cancel holds the first row and waits for the second; this session now wants the first.
       await waitForLockWait(t.pool)
-      const closing = other.query('select 1 from mailer.email_outbox where id = $1 for update', [
-        first,
-      ])
+      const closing = other.client.query(
+        'select 1 from mailer.email_outbox where id = $1 for update',
+        [first],
+      )
       const r = await cancelling
       await closing
       expect([r.status, r.headers.get('retry-after')]).toEqual([503, '1'])
@@ -1179,8 +1178,7 @@ describe('a transaction Postgres aborts to break a deadlock', () => {
         detail: expect.stringContaining('try again'),
       })
     } finally {
-      await other.query('rollback').catch(() => {})
-      await other.end()
+      await other.end('rollback')
     }
   })
 
@@ -1194,11 +1192,8 @@ describe('a transaction Postgres aborts to break a deadlock', () => {
       url: `${t.url}${t.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c lock_timeout=100')}`,
       log: silentLogger,
     })
-    const other = new pg.Client({ connectionString: t.url })
-    await other.connect()
+    const other = await holdRowLocked(t.pool, id)
     try {
-      await other.query('begin')
-      await other.query('select 1 from mailer.email_outbox where id = $1 for update', [id])
       const r = await send(appOnDefault(timed).app, 'POST', `/v1/outbox/${id}/cancel`, {
         token: tk,
       })
@@ -1209,8 +1204,7 @@ describe('a transaction Postgres aborts to break a deadlock', () => {
       ])
       expect((r.body as { detail: string }).detail).toContain('nothing was changed, try again')
     } finally {
-      await other.query('rollback').catch(() => {})
-      await other.end()
+      await other.end('rollback')
       await timed.close()
     }
     expect((await t.pool.query('select status from mailer.email_outbox')).rows).toEqual([

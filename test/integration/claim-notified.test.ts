@@ -6,6 +6,7 @@ import { notifiedRowId } from '../../src/outbox/listen-session.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { payloadsHeard } from '../support/notifications.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -151,14 +152,11 @@ describe('claim_notified', () => {
   test('a named row locked elsewhere, not due, gone or never inserted is not taken; others are', async () => {
     const locked = await enqueue(t)
     const free = await enqueue(t)
-    const c = await t.pool.connect()
+    const held = await holdRowLocked(t.pool, locked)
     try {
-      await c.query('begin')
-      await c.query('select 1 from mailer.email_outbox where id = $1 for update', [locked])
       expect((await claimNamed(locked)).leases.map((l) => l.id)).toEqual([free])
     } finally {
-      await c.query('rollback')
-      c.release()
+      await held.end('rollback')
     }
     const scheduled = await enqueue(t, undefined, {
       sendAt: new Date(Date.now() + 60_000).toISOString(),
@@ -181,15 +179,12 @@ describe('claim_notified', () => {
     expect(again).toEqual({ leases: [], nextDueInMs: null })
     expect((await rowOf(t, unnamed)).status).toBe('pending')
     // Still pending but locked by another claim in flight: claim_batch looks (and skips it).
-    const c = await t.pool.connect()
+    const held = await holdRowLocked(t.pool, unnamed)
     try {
-      await c.query('begin')
-      await c.query('select 1 from mailer.email_outbox where id = $1 for update', [unnamed])
       const other = await enqueue(t)
       expect((await claimNamed(unnamed)).leases.map((l) => l.id)).toEqual([other])
     } finally {
-      await c.query('rollback')
-      c.release()
+      await held.end('rollback')
     }
   })
 

@@ -1,6 +1,5 @@
 // Rows nobody claims keep their expiresAt: the worker's reclaim fails them `expired`, fenced against claims.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import pg from 'pg'
 import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
@@ -9,6 +8,7 @@ import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -209,23 +209,20 @@ describe('the sweep is fenced against claims', () => {
     const id = await enqueue(t, undefined, inOneHour())
     const other = await enqueue(t, undefined, inOneHour())
     await expireNow([id, other])
-    const claimer = new pg.Client({ connectionString: t.url })
-    await claimer.connect()
+    const claimer = await holdRowLocked(t.pool, id)
     try {
-      await claimer.query('begin')
-      await claimer.query('select id from mailer.email_outbox where id = $1 for update', [id])
       // The sweep does not wait for the lock (a statement timeout would fail it if it did).
       const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
       expect(r.swept.map((s) => s.id)).toEqual([other])
-      await claimer.query(
+      await claimer.client.query(
         `update mailer.email_outbox set status = 'sending', attempts = attempts + 1, lease_owner = 'w2',
                 lease_token = gen_random_uuid(), lease_expires_at = now() + interval '30 seconds'
           where id = $1`,
         [id],
       )
-      await claimer.query('commit')
+      await claimer.end('commit')
     } finally {
-      await claimer.end()
+      await claimer.end('rollback')
     }
     const again = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
     expect(again.swept).toEqual([])

@@ -1,6 +1,5 @@
 // Lock order: the engine's statements and the API's bulk actions lock shared rows in id order, or never wait, so none deadlock.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-import pg from 'pg'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { cancelMatching } from '../../src/outbox/cancel.ts'
@@ -12,6 +11,7 @@ import { BUSY_OUTCOME, type SettleItem } from '../../src/outbox/settle-item.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
+import { holdRowLocked, type RowsHeld } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -79,8 +79,7 @@ async function deadlocksOfRaces(o: {
   // hashed and the input walked. An autovacuum's analyze would change that midway.
   await t.pool.query('alter table mailer.email_outbox set (autovacuum_enabled = off)')
   const h = openDb({ name: 'race', url: t.url, log: silentLogger, maxConnections: 4 })
-  const holder = new pg.Client({ connectionString: t.url })
-  await holder.connect()
+  let holder: RowsHeld | null = null
   const deadlocks: string[] = []
   const counted = ([who, race]: [string, Racer], leases: Lease[]) =>
     race(h.db, leases).catch((e: unknown) => {
@@ -102,17 +101,16 @@ async function deadlocksOfRaces(o: {
         markStarted: o.started,
       })
       expect(leases).toHaveLength(ROWS)
-      await holder.query('begin')
-      await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [MIDDLE])
+      holder = await holdRowLocked(t.pool, String(MIDDLE))
       const first = counted(o.first, leases)
       await untilWaiting(1)
       const second = counted(o.second, leases)
       await untilWaiting(2)
-      await holder.query('commit')
+      await holder.end('commit')
       await Promise.all([first, second])
     }
   } finally {
-    await holder.end()
+    await holder?.end('rollback')
     await h.close()
     await t.pool.query(`alter database ${name} reset all`)
     await t.pool.query('alter table mailer.email_outbox reset (autovacuum_enabled)')
@@ -158,12 +156,9 @@ test('a claim never waits for a row lock: it takes the rows nobody holds (SKIP L
     `insert into mailer.email_outbox (id, message) overriding system value
      select g, ${MESSAGE} from generate_series(1, ${ROWS}) g`,
   )
-  const holder = new pg.Client({ connectionString: t.url })
-  await holder.connect()
+  const holder = await holdRowLocked(t.pool, String(MIDDLE))
   try {
     // A bulk cancel holds the rows below the middle one and waits for it.
-    await holder.query('begin')
-    await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [MIDDLE])
     const cancelling = cancelMatching(t.db, {}, null, { limit: ROWS })
     await untilWaiting(1)
     // Resolved while those rows are still held: a claim that waited would wait for the holder.
@@ -176,12 +171,12 @@ test('a claim never waits for a row lock: it takes the rows nobody holds (SKIP L
     expect(leases.map((l) => Number(l.id))).toEqual(
       Array.from({ length: ROWS - MIDDLE }, (_, k) => MIDDLE + 1 + k),
     )
-    await holder.query('commit')
+    await holder.end('commit')
     const { items } = await cancelling
     expect(items.filter((i) => i.outcome === 'cancelled')).toHaveLength(MIDDLE)
     expect(items.filter((i) => i.outcome === 'cancel_requested')).toHaveLength(ROWS - MIDDLE)
   } finally {
-    await holder.end()
+    await holder.end('rollback')
   }
 })
 
@@ -199,14 +194,11 @@ test('a settlement does not wait out a row lock: it records the rows nobody hold
       defaultMaxAttempts: 3,
       markStarted: kind === 'sent',
     })
-    const holder = new pg.Client({ connectionString: t.url })
-    await holder.connect()
+    const holder = await holdRowLocked(t.pool, String(MIDDLE))
     try {
       // A heartbeat that waits (as one for busy rows does) holds the rows below the middle one
       // and waits for it; the settlement, of the sends in the order they finished, does not wait
       // it out (markSent waits 50 ms in id order at most, as a lock of our own lasts, then skips).
-      await holder.query('begin')
-      await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [MIDDLE])
       const beating = extendLeases(t.db, WORKER, leases, 60)
       await untilWaiting(1)
       const items = lastFirst(leases).map((l) => item(l, kind))
@@ -228,10 +220,10 @@ test('a settlement does not wait out a row lock: it records the rows nobody hold
           settled.flatMap((r) => (r.outcome === outcome ? [r.id] : [])).sort()
         expect([by('released'), by(BUSY_OUTCOME)]).toEqual([above.sort(), below.sort()])
       }
-      await holder.query('commit')
+      await holder.end('commit')
       expect((await beating).size).toBe(below.length)
     } finally {
-      await holder.end()
+      await holder.end('rollback')
     }
   }
 })

@@ -2,9 +2,10 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { join } from 'node:path'
 import { sql } from 'kysely'
-import pg from 'pg'
+import type pg from 'pg'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -113,24 +114,21 @@ describe('deploy/prune-finished.sql', () => {
     const free = await enqueue(t)
     await finishedAgo(held, 'failed', 40)
     await finishedAgo(free, 'failed', 40)
-    const other = new pg.Client({ connectionString: t.url })
-    await other.connect()
+    // As a retry through the API would: the row is locked until that transaction ends.
+    const other = await holdRowLocked(t.pool, held)
     try {
-      // As a retry through the API would: the row is locked until that transaction ends.
-      await other.query('begin')
-      await other.query('select 1 from mailer.email_outbox where id = $1 for update', [held])
       expect(await prune()).toBe(1)
       expect(await ids()).toEqual([held])
-      await other.query(
+      await other.client.query(
         `update mailer.email_outbox set status = 'pending', attempts = 0, send_at = now() where id = $1`,
         [held],
       )
-      await other.query('commit')
+      await other.end('commit')
       // Retried meanwhile: in play again, so never pruned.
       expect(await prune('0 seconds')).toBe(0)
       expect(await ids()).toEqual([held])
     } finally {
-      await other.end()
+      await other.end('rollback')
     }
   })
 
