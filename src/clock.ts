@@ -1,4 +1,4 @@
-// Clock port: wall time and sleeping for in-process concerns (timers, token expiry, backoff jitter).
+// Clock port: wall time, monotonic readings and sleeping for in-process concerns (timers, token expiry, backoff jitter).
 // Leases, retries and schedules never use it: they use the database's now().
 
 export interface Clock {

@@ -27,20 +27,20 @@ export function selectDatabase(configured: ReadonlyArray<ApiDatabase>) {
           errors: [{ path: 'db', message: `required: one of ${names}` }],
         })
       }
-      use(c, databases[0]!)
+      useDatabase(c, databases[0]!)
       return next()
     }
     const found = databases.find((d) => d.name === name)
     if (!found)
       throw new AppError('database_unknown', `no database named "${name}"; configured: ${names}`)
-    use(c, found)
+    useDatabase(c, found)
     return next()
   })
 }
 
 // The request's lines about rows then carry `db` beside `outboxId`, as the worker's do: with several
 // databases an id alone names a row in each.
-function use(c: Context<AppEnv>, database: ApiDatabase) {
+function useDatabase(c: Context<AppEnv>, database: ApiDatabase) {
   c.set('database', database)
   c.set('log', c.get('log').child({ db: database.name }))
 }

@@ -1,6 +1,6 @@
 // API_JWT_ISSUER and API_JWT_AUDIENCE against what Microsoft Entra ID writes in its tokens: a pair no Entra token can carry is a start-up problem, not a 401 for every request.
 
-import { type MicrosoftCloud, NAMES } from './microsoft-cloud.ts'
+import { CLOUD_NAMES, type MicrosoftCloud } from './microsoft-cloud.ts'
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const TENANT = '<tenant-id>'
@@ -63,7 +63,7 @@ export function otherClouds(got: string, want: string): { got: string; want: str
   const a = issuerClouds(got)
   const b = issuerClouds(want)
   if (a.some((c) => b.includes(c))) return null
-  const words = (cs: readonly MicrosoftCloud[]) => cs.map((c) => NAMES[c]).join(' or ')
+  const words = (cs: readonly MicrosoftCloud[]) => cs.map((c) => CLOUD_NAMES[c]).join(' or ')
   return { got: words(a), want: words(b) }
 }
 

@@ -37,7 +37,7 @@ const CLOUDS: Record<MicrosoftCloud, CloudHosts> = {
   },
 }
 
-export const NAMES: Record<MicrosoftCloud, string> = {
+export const CLOUD_NAMES: Record<MicrosoftCloud, string> = {
   public: 'the public cloud',
   'us-government': 'the US Government cloud',
   china: 'the China cloud (21Vianet)',
@@ -67,5 +67,5 @@ export function cloudMismatch(authorityUrl: string, apiUrl: string): string | nu
     authority === 'public' && !externalId
       ? `GRAPH_AUTHORITY_URL=${CLOUDS[graph].authority}`
       : `GRAPH_API_URL=${CLOUDS[authority].api}`
-  return `GRAPH_AUTHORITY_URL is ${NAMES[authority]}'s and GRAPH_API_URL ${NAMES[graph]}'s: a token of one cloud is refused by the other's Graph, so nothing would be sent; set ${fix}`
+  return `GRAPH_AUTHORITY_URL is ${CLOUD_NAMES[authority]}'s and GRAPH_API_URL ${CLOUD_NAMES[graph]}'s: a token of one cloud is refused by the other's Graph, so nothing would be sent; set ${fix}`
 }

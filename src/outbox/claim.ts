@@ -1,4 +1,4 @@
-// claimBatch: the one statement that takes due rows, with a fresh lease per row, in database time.
+// claimBatch: the statement that takes due rows (claim_batch; claim_notified or claim_past_paused when asked), with a fresh lease per row, in database time.
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'

@@ -36,7 +36,7 @@ export interface DeliveryDeps {
   backoff: { baseMs: number; maxMs: number }
   /** Resolves crash ambiguity by looking in the mailbox; absent when not permitted. */
   lookup: MailboxLookup | null
-  /** How long after an interrupted send "not found" still means "look again" (LOOKUP_GRACE_SECONDS). */
+  /** How long after an interrupted send "not found" still means "look again"; default LOOKUP_GRACE_SECONDS (lookup-grace.ts), a test's shorter. */
   lookupGraceSeconds?: number
   ambiguousPolicy: 'resend' | 'hold'
   onEvent?: EngineEventHandler

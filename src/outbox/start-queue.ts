@@ -1,4 +1,4 @@
-// StartQueue: last checks that come close together share one startSends statement.
+// StartQueue: last checks that come close together share one startSends statement, and hear when it is slow to answer.
 import type { Clock } from '../clock.ts'
 import type { StartResult } from './start-send.ts'
 
