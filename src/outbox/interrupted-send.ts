@@ -7,7 +7,9 @@ import type { Finish, Ready } from './send-attempt.ts'
 
 /**
  * An earlier attempt started a send and never learned its outcome. Looks in the mailbox when
- * permitted; otherwise the policy decides. True: send now. False: settled here.
+ * permitted; otherwise the policy decides. A "not found" within the lookup grace of the interrupted
+ * send (lookup-grace.ts) proves nothing yet: the row waits to be looked up again
+ * (`lookup_too_early`). True: send now. False: settled here.
  */
 export async function resolveAmbiguity(
   d: DeliveryDeps,
