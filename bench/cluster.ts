@@ -47,12 +47,19 @@ export const SHOWN_SETTINGS = [
   'pg_stat_statements.track',
 ]
 
-export async function startBenchCluster(): Promise<BenchCluster> {
+/**
+ * `extraFlags`: settings beside the suite's (bench/idle-stages.ts logs every statement's duration);
+ * `onLog`: the server's log output, as it comes.
+ */
+export async function startBenchCluster(
+  o: { extraFlags?: string[]; onLog?: (text: string) => void } = {},
+): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'outbox-bench-pg-'))
   const server: EmbeddedServer = await startEmbeddedPostgres({
     dir,
     persistent: false,
-    extraFlags: FLAGS,
+    extraFlags: [...FLAGS, ...(o.extraFlags ?? [])],
+    ...(o.onLog ? { onLog: o.onLog } : {}),
   })
   const admin = new pg.Client({
     connectionString: server.url('postgres'),

@@ -1,7 +1,8 @@
 // The child side of bench/systems/hosted.ts: one system's client (its workers) in a process of its own.
 //
 // `bun bench/systems/host.ts <key> <url>`, started by hosted.ts with an IPC channel. Requests
-// (HostOp): start, stop, the process's CPU time, the event-loop stalls of the last run; each gets
+// (HostOp): start, stop, the process's CPU time, the event-loop stalls of the last run, its pg trace
+// (BENCH_PG_TRACE=1), a full garbage collection (bench/idle-stages.ts's STAGES_GC); each gets
 // {id, ok, value?, error?}. Handler starts go up as {op: 'starts', at: [key, epochMs, key, epochMs, …]}, gathered per
 // turn of the event loop (a drain starts thousands a second) and always sent before the reply to the
 // request that follows them, so a stop's reply comes after every start it ended. Times cross over as
@@ -9,6 +10,7 @@
 // count from each process's own start.
 import { type Stall, type StallWatch, watchStalls } from '../stalls.ts'
 import { systemByKey } from './by-key.ts'
+import { installPgTrace, type PgTraceEvent, takePgTrace } from './pg-trace.ts'
 import type { Probe } from './probe.ts'
 
 export type HostOp =
@@ -16,11 +18,13 @@ export type HostOp =
   | { op: 'stop' }
   | { op: 'cpu' }
   | { op: 'stalls' }
+  | { op: 'trace' }
+  | { op: 'gc' }
 export type HostRequest = HostOp & { id: number }
 export type HostMessage =
   | { op: 'ready' }
   | { op: 'starts'; at: number[] }
-  | { id: number; ok: true; value?: number | Stall[] }
+  | { id: number; ok: true; value?: number | Stall[] | PgTraceEvent[] }
   | { id: number; ok: false; error: string }
 
 // Inserts, resets and progress checks stay in the benchmark's process, on its probe connection.
@@ -39,6 +43,8 @@ if (import.meta.main) {
     process.exit(2)
   }
   const send = (m: HostMessage) => process.send!(m)
+  // bench/idle-stages.ts: every pg client's statements and notifications, read by the `trace` op.
+  if (process.env.BENCH_PG_TRACE === '1') installPgTrace()
   const sys = await systemByKey(key, url, noProbe)
   const epoch = (t: number) => performance.timeOrigin + t
   let starts: number[] = []
@@ -59,7 +65,7 @@ if (import.meta.main) {
   let watch: StallWatch | null = null
   process.on('message', async (r: HostRequest) => {
     try {
-      let value: number | Stall[] | undefined
+      let value: number | Stall[] | PgTraceEvent[] | undefined
       if (r.op === 'start') {
         watch = r.watchStallsMs === undefined ? null : watchStalls(r.watchStallsMs)
         await sys.start({ concurrency: r.concurrency, onStart })
@@ -68,6 +74,10 @@ if (import.meta.main) {
         watch?.stop()
       } else if (r.op === 'stalls') {
         value = (watch?.stalls() ?? []).map((s) => ({ from: epoch(s.from), to: epoch(s.to) }))
+      } else if (r.op === 'trace') {
+        value = takePgTrace()
+      } else if (r.op === 'gc') {
+        Bun.gc(true)
       } else {
         const u = process.cpuUsage()
         value = u.user + u.system

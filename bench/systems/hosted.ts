@@ -9,6 +9,7 @@ import type { Subprocess } from 'bun'
 import type { Stall } from '../stalls.ts'
 import { checkSystemKeys, systemByKey } from './by-key.ts'
 import type { HostMessage, HostOp } from './host.ts'
+import type { PgTraceEvent } from './pg-trace.ts'
 import type { Probe } from './probe.ts'
 import type { BenchSystem, StartOptions } from './system.ts'
 
@@ -23,7 +24,7 @@ export async function placedSystem(key: string, url: string, probe: Probe): Prom
   return OWN_PROCESSES && key !== 'outbox_binary' ? hostedSystem(key, url, inner) : inner
 }
 
-type Value = number | Stall[] | undefined
+type Value = number | Stall[] | PgTraceEvent[] | undefined
 type Pending = { resolve: (v: Value) => void; reject: (e: Error) => void }
 // Epoch milliseconds from the host process to this process's performance.now().
 const local = (epochMs: number) => epochMs - performance.timeOrigin
@@ -115,6 +116,13 @@ export function hostedSystem(
     async clientStalls() {
       const stalls = (await request({ op: 'stalls' })) as Stall[]
       return stalls.map((s) => ({ from: local(s.from), to: local(s.to) }))
+    },
+    async clientGc() {
+      await request({ op: 'gc' })
+    },
+    async clientTrace() {
+      const events = (await request({ op: 'trace' })) as PgTraceEvent[]
+      return events.map((e) => ({ ...e, at: local(e.at) }))
     },
     async dispose() {
       const proc = child

@@ -1,5 +1,6 @@
 // The shape every benchmarked system implements, so one driver measures them all the same way.
 import type { Stall } from '../stalls.ts'
+import type { PgTraceEvent } from './pg-trace.ts'
 
 export interface StartOptions {
   concurrency: number
@@ -43,6 +44,13 @@ export interface BenchSystem {
   clientCpuMicros?(): Promise<number>
   /** Stalls of that process's event loop in the last run started with `watchStallsMs` (performance.now() times here). */
   clientStalls?(): Promise<Stall[]>
+  /**
+   * The pg statements and notifications of that process since the last call (performance.now()
+   * times here), when it runs with BENCH_PG_TRACE=1 (bench/systems/pg-trace.ts); else empty.
+   */
+  clientTrace?(): Promise<PgTraceEvent[]>
+  /** A full garbage collection in that process (Bun.gc(true)). */
+  clientGc?(): Promise<void>
   /** Frees anything kept between runs (fakes, processes). */
   dispose?(): Promise<void>
 }

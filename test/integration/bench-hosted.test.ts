@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { hostedSystem } from '../../bench/systems/hosted.ts'
 import { outboxEngineSystem } from '../../bench/systems/outbox-engine.ts'
+import type { PgTraceEvent } from '../../bench/systems/pg-trace.ts'
 import { openProbe, type Probe } from '../../bench/systems/probe.ts'
 import type { BenchSystem } from '../../bench/systems/system.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -81,6 +82,62 @@ describe('a system hosted in its own process', () => {
       await expect(doomed.stop()).rejects.toThrow(/its process (exited|is unreachable)/)
     } finally {
       await doomed.dispose?.()
+    }
+  })
+
+  test('with BENCH_PG_TRACE=1 the host reports its pg statements and notifications, on this process clock', async () => {
+    const was = process.env.BENCH_PG_TRACE
+    process.env.BENCH_PG_TRACE = '1'
+    const traced = hostedSystem('outbox_engine', t.url, outboxEngineSystem('w', t.url, probe))
+    try {
+      let started: number | undefined
+      await traced.start({ concurrency: 1, onStart: (_k, atMs) => (started ??= atMs) })
+      // Quiet once the session's prime (the notified claim for no row) and the sweep's claim after
+      // it have answered, with no statement out: a row committed now is the notification's to claim.
+      const seen: PgTraceEvent[] = []
+      await until('the LISTEN session primed and swept', async () => {
+        seen.push(...(await traced.clientTrace!()))
+        const primed = seen.find((e) => e.kind === 'answer' && e.what === 'outbox_claim_notified')
+        const count = (kind: PgTraceEvent['kind']) => seen.filter((e) => e.kind === kind).length
+        return (
+          primed !== undefined &&
+          seen.some(
+            (e) => e.kind === 'answer' && e.what === 'outbox_claim_batch' && e.at > primed.at,
+          ) &&
+          count('call') === count('answer')
+        )
+      })
+      const before = performance.now()
+      await traced.insertOne(9)
+      await until('the start of row 9', () => started !== undefined)
+      const after = performance.now()
+      await until('row 9 recorded sent', async () => (await traced.remaining()) === 0)
+      await traced.stop()
+      const trace = await traced.clientTrace!()
+      // The row's pickup, in order: its notification heard, the notified claim called and answered.
+      const notify = trace.find((e) => e.kind === 'notify' && e.what === 'mailer_outbox')
+      expect(notify).toBeDefined()
+      const call = trace.find(
+        (e) => e.kind === 'call' && e.what === 'outbox_claim_notified' && e.at >= notify!.at,
+      )
+      expect(call).toBeDefined()
+      const answer = trace.find(
+        (e) =>
+          e.kind === 'answer' &&
+          e.client === call!.client &&
+          e.what === call!.what &&
+          e.at >= call!.at,
+      )
+      expect(answer!.at).toBeGreaterThanOrEqual(call!.at)
+      expect(notify!.at).toBeGreaterThan(before)
+      expect(answer!.at).toBeLessThanOrEqual(started!)
+      expect(started!).toBeLessThanOrEqual(after)
+      // Taken: the next read starts empty.
+      expect(await traced.clientTrace!()).toEqual([])
+    } finally {
+      if (was === undefined) delete process.env.BENCH_PG_TRACE
+      else process.env.BENCH_PG_TRACE = was
+      await traced.dispose?.()
     }
   })
 
