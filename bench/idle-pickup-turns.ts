@@ -18,6 +18,7 @@
 // build (round 32: a build of origin/main against this checkout's).
 import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
+import { inImageEnv } from './image-env.ts'
 import { latencyWindow } from './latency.ts'
 import { median } from './percentiles.ts'
 import { sporadicRun } from './sporadic.ts'
@@ -34,6 +35,8 @@ const otherCheckout = process.env.PICKUP_ENGINE_FROM || undefined
 const engineKey = process.env.PICKUP_SYSTEM || 'outbox_engine'
 const otherBinary = process.env.PICKUP_BINARY_FROM || undefined
 
+// The systems' processes with the release image's environment (its allocator setting), as in the suite's run.
+await inImageEnv()
 const cluster = await startBenchCluster()
 const probes: Probe[] = []
 const systems: { label: string; sys: BenchSystem }[] = []

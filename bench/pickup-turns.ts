@@ -16,6 +16,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
+import { inImageEnv } from './image-env.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
 import { systemByKey } from './systems/by-key.ts'
@@ -32,6 +33,8 @@ const beforeFile = process.argv[4] || undefined
 const unflushed = process.argv[5] === 'unflushed'
 const otherCheckout = process.env.PICKUP_ENGINE_FROM || undefined
 
+// The systems' processes with the release image's environment (its allocator setting), as in the suite's run.
+await inImageEnv()
 const cluster = await startBenchCluster()
 const probes: Probe[] = []
 const systems: { label: string; sys: BenchSystem }[] = []
