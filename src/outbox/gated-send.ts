@@ -41,7 +41,9 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
             }
           : {
               code: PAUSED_CODE,
-              message: 'not sent: its sender mailbox is paused after a provider throttle',
+              // What paused it, when the transport knows it is no throttle (Graph refusing
+              // MAIL_FROM): a user reading the row should not look for a rate problem.
+              message: `not sent: ${d.sender.pauseReason?.(mailbox) ?? 'its sender mailbox is paused after a provider throttle'}`,
             }),
         delayMs: permit.pausedForMs,
         throttled: true,

@@ -75,4 +75,9 @@ export interface Sender {
    * a provider slot or the last check: statements a send that cannot happen would only undo.
    */
   unavailable?(): SendOutcome | null
+  /**
+   * Why `mailbox` stands paused, when it is not a throttle and the transport knows (Graph refusing
+   * MAIL_FROM, with its code), else null: the rows sent back for the pause say it.
+   */
+  pauseReason?(mailbox: string): string | null
 }

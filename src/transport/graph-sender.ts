@@ -63,6 +63,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     name: 'graph',
     send: (mail, signal) => send(log, mail, signal),
     unavailable,
+    pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
       apiUrl,
       request,

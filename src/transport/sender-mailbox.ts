@@ -33,6 +33,11 @@ export interface SenderMailbox {
   accepted(): void
   /** True while the last answer about the mailbox was a refusal. */
   isRefused(): boolean
+  /**
+   * Why rows of `address` wait, when it is this mailbox and Graph refuses it (its pause is the
+   * refusal's, not a throttle's): said in the rows it sends back; null otherwise. No address.
+   */
+  pauseReason(address: string): string | null
   /** For readiness: what is wrong and what to fix, without the address; null while it sends. */
   warning(): string | null
 }
@@ -74,6 +79,11 @@ export function createSenderMailbox(d: {
       })
     },
     isRefused: () => refusals.current() !== null,
+    pauseReason(address) {
+      const refusal = refusals.current()
+      if (!refusal || key === '' || address.trim().toLowerCase() !== key) return null
+      return `its sender mailbox ${SENDER_MAILBOX_NAME} is refused by Graph (HTTP ${refusal.logged.httpStatus} ${refusal.logged.code}): paused, one row tries it again at the pause's end`
+    },
     warning() {
       const refusal = refusals.current()
       if (!refusal) return null

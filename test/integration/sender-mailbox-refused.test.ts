@@ -209,6 +209,50 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     expect(again[0]).toMatchObject({ level: 'info', mailbox: 'MAIL_FROM' })
   })
 
+  test('a row another worker sends back for the refused MAIL_FROM’s pause says the mailbox is refused, with Graph’s code, not a throttle', async () => {
+    const r = await startWorker({ mailboxes: [OWN] })
+    const defaults: string[] = []
+    for (let i = 0; i < 5; i++) defaults.push(await enqueue(t))
+    await pausedAndIdle(r)
+    // A worker that has not met the pause itself (a new one: it claims as usual) finds the rows
+    // due while the pause stands, and sends them back for it.
+    await r.engine.stop()
+    r.engine = createTestEngine(t, {
+      deps: {
+        log: createLogger('debug', (l) => r.lines.push(l)),
+        sender: r.transport.senderFor('test'),
+        gate: r.transport.gateFor(t, 'test-worker-2'),
+        lookup: r.transport.lookupFor('test'),
+        sendBlockedForMs: r.transport.blockedForMs,
+        sendTimeoutMs: 5_000,
+        mailFrom: MAIL_FROM,
+      },
+      workerId: 'test-worker-2',
+    })
+    await r.engine.start()
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now(), last_error_code = null, last_error = null where status = 'pending'`,
+    )
+    r.engine.drainer.wake()
+    const back = await pollUntil(async () => {
+      const q = await t.pool.query(
+        `select last_error from mailer.email_outbox
+          where id = any($1::bigint[]) and last_error_code = 'mailbox_paused'`,
+        [defaults],
+      )
+      return q.rows.length > 0 ? q.rows.map((x) => String(x.last_error)) : undefined
+    }, 30_000)
+    for (const message of back) {
+      expect(message).toContain('refused by Graph')
+      expect(message).toContain('404 ErrorInvalidUser')
+      expect(message).toContain('MAIL_FROM')
+      expect(message).not.toContain('throttle')
+      expect(message).not.toContain(MAIL_FROM)
+    }
+    // The database's reset keeps mailer.mailbox_pacing: the next test's MAIL_FROM starts unpaused.
+    await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
+  })
+
   test('not enabled for Graph (404 MailboxNotEnabledForRESTAPI): its rows wait, a row from another such mailbox fails', async () => {
     const r = await startWorker({ disabledMailboxes: [MAIL_FROM, 'old@example.com'] })
     const defaults: string[] = []
