@@ -227,6 +227,11 @@ describe('migrate', () => {
         '0039_paused_sender_rows_left_unclaimed',
         '404e5fbc5adf2024f391377bbe1e7178f59a5b52cdbd3184d1a9b4e224b1fdbe',
       ],
+      [
+        40,
+        '0040_sender_key_follows_updates',
+        'c57f0603a5173d3abe37e9e03177f730f7be1747040f7914854573ef62ec0f0b',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -352,7 +357,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39,
+        33, 34, 35, 36, 37, 38, 39, 40,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -391,16 +396,17 @@ describe('migrate', () => {
         { version: 37, c: true },
         { version: 38, c: true },
         { version: 39, c: true },
+        { version: 40, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0039 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0040 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -661,7 +667,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39,
+      33, 34, 35, 36, 37, 38, 39, 40,
     ])
     const { rows } = await adminQuery(
       url,
@@ -801,6 +807,63 @@ describe('migrate', () => {
     )
     expect(rows[0].n).toBe(7)
     expect(pending.rows[0].n).toBe(0)
+  })
+
+  test('0040 re-keys a row whose message or template an UPDATE changes, and the rows of a template whose from_address changes; a row sent keeps its key', async () => {
+    const url = await emptyDatabase()
+    await migrate({ url, log: silentLogger })
+    await adminQuery(
+      url,
+      `insert into mailer.templates (name, subject, text_body, to_addresses, from_address) values
+         ('plain', 's', 't', '{rcpt@example.com}', null),
+         ('desk', 's', 't', '{rcpt@example.com}', 'Desk <desk@example.com>')`,
+    )
+    const id = async (sql: string, params: unknown[] = []) =>
+      String((await adminQuery(url, `${sql} returning id`, params)).rows[0].id)
+    const keyOf = async (rowId: string) =>
+      (await adminQuery(url, 'select sender_key from mailer.email_outbox where id = $1', [rowId]))
+        .rows[0].sender_key
+    const byHand = await id(
+      `insert into mailer.email_outbox (message) values ('{"to": "rcpt@example.com", "subject": "s", "text": "t"}')`,
+    )
+    const templated = await id(
+      `insert into mailer.email_outbox (template, source_row) values ('plain', '{}')`,
+    )
+    const sent = await id(
+      `insert into mailer.email_outbox (template, source_row, status, sent_at) values ('plain', '{}', 'sent', now())`,
+    )
+    expect([await keyOf(byHand), await keyOf(templated)]).toEqual([null, null])
+    // A message given a sender of its own by hand, then MAIL_FROM's again.
+    await adminQuery(
+      url,
+      `update mailer.email_outbox set message = message || '{"from": "Own <Own@Example.com>"}' where id = $1`,
+      [byHand],
+    )
+    expect(await keyOf(byHand)).toBe('own@example.com')
+    await adminQuery(
+      url,
+      `update mailer.email_outbox set message = message - 'from' where id = $1`,
+      [byHand],
+    )
+    expect(await keyOf(byHand)).toBeNull()
+    // Another template; then that template's from_address changed: its waiting rows follow.
+    await adminQuery(url, `update mailer.email_outbox set template = 'desk' where id = $1`, [
+      templated,
+    ])
+    expect(await keyOf(templated)).toBe('desk@example.com')
+    await adminQuery(
+      url,
+      `update mailer.templates set from_address = 'New <new@example.com>' where name = 'desk'`,
+    )
+    expect(await keyOf(templated)).toBe('new@example.com')
+    await adminQuery(url, `update mailer.templates set from_address = null where name = 'desk'`)
+    expect(await keyOf(templated)).toBeNull()
+    // A sent row is never claimed again: its key is left as it was.
+    await adminQuery(
+      url,
+      `update mailer.templates set from_address = 'x@example.com' where name = 'plain'`,
+    )
+    expect(await keyOf(sent)).toBeNull()
   })
 
   test('serve’s schema check names what to run', async () => {
