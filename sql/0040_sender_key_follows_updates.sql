@@ -8,11 +8,14 @@
 --
 -- Not a BEFORE UPDATE trigger: Postgres locks each row a BEFORE ROW UPDATE trigger may see before
 -- it reads the trigger's column list (+56 B of WAL per row of mark_sent_unlocked, which takes no
--- lock first; 0039's note). An AFTER ROW trigger takes no lock and writes nothing for an UPDATE
--- that sets neither column (its column list and WHEN are judged when the event would be queued);
--- it fires after an UPDATE that changed message or template and sets that row's key, a second
--- write of that row only (bench/statement-cost.ts: claim and completion WAL per row unchanged).
--- None of the engine's own UPDATEs set either column.
+-- lock first; 0039's note). Nor an AFTER ROW one: it reads each updated row's old version before
+-- its column list is judged, on every claim, heartbeat, settlement and bulk action (a bulk retry
+-- of 1,000 rows read 363 heap pages where its bound is 327: bulk-actions.test.ts). A statement
+-- trigger costs an UPDATE that sets neither column nothing per row (none of the engine's does):
+-- after an UPDATE that names message or template, it re-keys the rows that may still be sent
+-- (every status but sent, as 0039's backfill) whose key differs, calling nothing for a row that
+-- names no sender and has no key. It reads the outbox's unsent rows once per such statement,
+-- which is rare and by hand.
 --
 -- A template's from_address changed (or a template inserted after rows named it): its rows that
 -- may still be sent (every status but sent, as 0039's backfill) are re-keyed, one write each for
@@ -22,20 +25,20 @@
 -- Older binaries: they never set message or template in an UPDATE, nor read the key; the triggers
 -- keep their inserts' and hand updates' keys right too.
 --! older-binaries-compatible
-create or replace function mailer.rekey_updated_row() returns trigger language plpgsql as $$
+create or replace function mailer.rekey_unsent_rows() returns trigger language plpgsql as $$
 begin
   update mailer.email_outbox o
-     set sender_key = mailer.row_sender_key(new.message, new.template)
-   where o.id = new.id
-     and o.sender_key is distinct from mailer.row_sender_key(new.message, new.template);
+     set sender_key = mailer.row_sender_key(o.message, o.template)
+   where o.status <> 'sent'
+     and (o.sender_key is not null or o.template is not null or o.message ? 'from')
+     and o.sender_key is distinct from mailer.row_sender_key(o.message, o.template);
   return null;
 end $$;
 
 drop trigger if exists email_outbox_sender_key_update on mailer.email_outbox;
 create trigger email_outbox_sender_key_update after update of message, template on mailer.email_outbox
-  for each row
-  when (old.message is distinct from new.message or old.template is distinct from new.template)
-  execute function mailer.rekey_updated_row();
+  for each statement
+  execute function mailer.rekey_unsent_rows();
 
 create or replace function mailer.rekey_template_rows() returns trigger language plpgsql as $$
 begin

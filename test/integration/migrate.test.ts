@@ -230,7 +230,7 @@ describe('migrate', () => {
       [
         40,
         '0040_sender_key_follows_updates',
-        'c57f0603a5173d3abe37e9e03177f730f7be1747040f7914854573ef62ec0f0b',
+        '73f9e23a3b8dd173538c2432d8a11b5e63ab41be54a2b64d5f5ce9283ae7cd8c',
       ],
     ]
     expect(

@@ -217,6 +217,11 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     // A worker that has not met the pause itself (a new one: it claims as usual) finds the rows
     // due while the pause stands, and sends them back for it.
     await r.engine.stop()
+    // Due before it starts: its first claim takes them, before any give-back of its own tells it
+    // of the pause.
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now(), last_error_code = null, last_error = null where status = 'pending'`,
+    )
     r.engine = createTestEngine(t, {
       deps: {
         log: createLogger('debug', (l) => r.lines.push(l)),
@@ -230,10 +235,6 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
       workerId: 'test-worker-2',
     })
     await r.engine.start()
-    await t.pool.query(
-      `update mailer.email_outbox set send_at = now(), last_error_code = null, last_error = null where status = 'pending'`,
-    )
-    r.engine.drainer.wake()
     const back = await pollUntil(async () => {
       const q = await t.pool.query(
         `select last_error from mailer.email_outbox
