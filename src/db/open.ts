@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
 import { READ_ONLY_HOLD_OFF_MS, RetiringPool, readOnlyEras } from './read-only-server.ts'
 import type { Database } from './schema.ts'
+import { isoSessionClient } from './session-settings.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import {
   createStatementRoute,
@@ -59,10 +60,12 @@ interface OpenOptions {
 
 export function openDb(o: OpenOptions): DbHandle {
   const eras = readOnlyEras(
-    preparingClient((err) =>
-      o.log.warn(
-        'the database connection does not keep prepared statements (a transaction pooler?); sending every statement unnamed from now on',
-        { db: o.name, err },
+    isoSessionClient(
+      preparingClient((err) =>
+        o.log.warn(
+          'the database connection does not keep prepared statements (a transaction pooler?); sending every statement unnamed from now on',
+          { db: o.name, err },
+        ),
       ),
     ),
     {

@@ -75,9 +75,21 @@ function message(type: string, body: Buffer): Buffer {
 const parameter = (name: string, value: string) =>
   message('S', Buffer.from(`${name}\0${value}\0`, 'utf8'))
 
+// The parameters PgBouncer tracks per client and sets on each server session it lends the client
+// (its varcache): a client's value from its startup message holds on every session.
+const TRACKED_PARAMETERS = new Set(['datestyle', 'timezone'])
+
+/** `-c name=value` for each tracked parameter of the client's startup message (spaces escaped). */
+function trackedOptions(startup: Map<string, string>): string {
+  return [...startup]
+    .filter(([name]) => TRACKED_PARAMETERS.has(name.toLowerCase()))
+    .map(([name, value]) => `-c ${name}=${value.replaceAll(' ', '\\ ')}`)
+    .join(' ')
+}
+
 /** A server session of its own, authenticated by the driver, then spoken to byte for byte. */
-async function serverSession(url: string): Promise<net.Socket> {
-  const client = new pg.Client({ connectionString: url })
+async function serverSession(url: string, options: string): Promise<net.Socket> {
+  const client = new pg.Client({ connectionString: url, ...(options ? { options } : {}) })
   await client.connect()
   const socket = (client as unknown as { connection: { stream: net.Socket } }).connection.stream
   for (const event of ['data', 'end', 'close', 'error']) socket.removeAllListeners(event)
@@ -113,7 +125,8 @@ export async function startTransactionPooler(
         return
       }
       client.off('data', onStartup)
-      const unsupported = [...startupParameters(first).keys()].find(
+      const parameters = startupParameters(first)
+      const unsupported = [...parameters.keys()].find(
         (name) => !ACCEPTED_STARTUP_PARAMETERS.has(name.toLowerCase()),
       )
       if (unsupported !== undefined) {
@@ -123,7 +136,9 @@ export async function startTransactionPooler(
       client.pause()
       let servers: net.Socket[]
       try {
-        servers = await Promise.all(Array.from({ length: sessions }, () => serverSession(url)))
+        servers = await Promise.all(
+          Array.from({ length: sessions }, () => serverSession(url, trackedOptions(parameters))),
+        )
       } catch {
         client.destroy()
         return
