@@ -37,13 +37,13 @@ const isObject = (v: unknown): v is object =>
 const asText = (v: unknown) =>
   isObject(v) && !(Array.isArray(v) && !v.some(isObject)) ? JSON.stringify(v) : v
 const jsonContext = (context: Mustache.Context) =>
-  ({ lookup: (name: string) => asText(context.lookup(name)) }) as Mustache.Context
+  ({ lookup: (name: string) => asText(ownLookup(context, name)) }) as Mustache.Context
 // The same context (push, view) but for a zero ExactNumber, which a section sees as 0.
 const sectionContext = (context: Mustache.Context): Mustache.Context =>
   Object.create(context, {
     lookup: {
       value: (name: string) => {
-        const v = context.lookup(name)
+        const v = ownLookup(context, name)
         return v instanceof ExactNumber && v.value === 0 ? 0 : v
       },
     },
@@ -92,11 +92,41 @@ function placeholders(tokens: unknown[], out: string[] = []): string[] {
   return out
 }
 
-function hasPath(view: Record<string, unknown>, path: string): boolean {
-  let cur: unknown = view
-  for (const part of path.split('.')) {
-    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) return false
-    cur = (cur as Record<string, unknown>)[part]
+const hasPath = (view: Record<string, unknown>, path: string): boolean =>
+  ownPath(view, path.split('.'), false) !== null
+
+/**
+ * Mustache's resolution of a name (the innermost context whose view holds it, then the enclosing
+ * ones) through own properties only: what a prototype holds (constructor, toString, __proto__) is
+ * no column; Mustache's `in` found it and printed "{}" or "[object Object]". The view is JSON
+ * data, so no value is a function for Mustache to call.
+ */
+function ownLookup(context: Mustache.Context, name: string): unknown {
+  if (name === '.') return context.view
+  const parts = name.split('.')
+  for (let c: Mustache.Context | undefined = context; c; c = c.parent) {
+    const found = ownPath(c.view, parts, true)
+    if (found) return found.value
   }
-  return true
+  return undefined
+}
+
+/**
+ * The value at `parts` when each is an own property of the value before it; null when one is not.
+ * With `primitiveLast`, as Mustache, a dotted name's last part may be a primitive's ({{sku.length}}).
+ */
+function ownPath(
+  view: unknown,
+  parts: string[],
+  primitiveLast: boolean,
+): { value: unknown } | null {
+  let cur = view
+  for (const [i, part] of parts.entries()) {
+    const last = primitiveLast && i > 0 && i === parts.length - 1
+    const holder: unknown =
+      cur !== null && typeof cur === 'object' ? cur : last && cur != null ? Object(cur) : null
+    if (holder === null || !Object.hasOwn(holder as object, part)) return null
+    cur = (holder as Record<string, unknown>)[part]
+  }
+  return { value: cur }
 }

@@ -84,6 +84,42 @@ describe('renderLease', () => {
     )
   })
 
+  test('a placeholder named like a built-in property of an object is a template error, not its junk', () => {
+    const row = { name: 'A', email: 'a@example.com', message: 'm', order: { id: 7 } }
+    for (const name of [
+      'constructor',
+      'toString',
+      '__proto__',
+      'hasOwnProperty',
+      'order.constructor',
+    ])
+      expect(() => render(row, { text_body: `{{${name}}}` })).toThrow(`{{${name}}} has no column`)
+  })
+
+  test("a row's own column of such a name fills it", () => {
+    const m = render(
+      { name: 'A', email: 'a@example.com', message: 'm', constructor: 'Ada' },
+      { text_body: '{{constructor}}' },
+    )
+    expect(m.text).toBe('Ada')
+  })
+
+  test('a section named like one is a template error too', () => {
+    const row = { name: 'A', email: 'a@example.com', message: 'm' }
+    expect(() => render(row, { text_body: '{{#constructor}}x{{/constructor}}' })).toThrow(
+      '{{constructor}} has no column',
+    )
+  })
+
+  test('inside a section, a built-in property name finds no value either: it renders as nothing', () => {
+    const row = { name: 'A', email: 'a@example.com', message: 'm', items: [{ sku: 'x' }] }
+    const m = render(row, {
+      text_body:
+        '{{#items}}[{{sku}}{{constructor}}{{toString}}{{__proto__}}{{sku.constructor}}]{{/items}}',
+    })
+    expect(m.text).toBe('[x]')
+  })
+
   test('an address that renders invalid is a template error', () => {
     try {
       render({ name: 'A', email: 'not an address', message: 'm' })
