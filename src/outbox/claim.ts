@@ -160,7 +160,8 @@ async function claimPastPaused(
 }
 
 /**
- * Runs mailer.claim_notified for a row that cannot exist (id 0: ids are an identity from 1) on
+ * Runs mailer.claim_notified for no row (id NULL, which `id = row_id` matches in no row; 0 took a
+ * row written by hand with `overriding system value`: an identity from 1 does not keep 0 out) on
  * `session`, the LISTEN session that carries the worker's claims, as the first notified row's claim
  * would run there: a new backend compiles the function and plans its statements at their first
  * call, which that row's pickup otherwise waited for (its claim's round trip 2.8 ms cold, 1.5
@@ -168,5 +169,5 @@ async function claimPastPaused(
  * Without mark_started, so that the one statement only that path runs is planned too.
  */
 export async function primeNotifiedClaim(session: Queryable): Promise<void> {
-  await session.query(CLAIM_NOTIFIED, ['0', 'prime', crypto.randomUUID(), 1, false, 1])
+  await session.query(CLAIM_NOTIFIED, [null, 'prime', crypto.randomUUID(), 1, false, 1])
 }

@@ -1,7 +1,7 @@
 // A pickup by the row its notification names (sql/0030): the notification's payload, claim_notified's rules, the drainer's use of it.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
-import { claimBatch } from '../../src/outbox/claim.ts'
+import { claimBatch, primeNotifiedClaim } from '../../src/outbox/claim.ts'
 import { notifiedRowId } from '../../src/outbox/listen-session.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
@@ -345,4 +345,34 @@ describe('a named row not due yet', () => {
       { id: urgent, status: 'pending' },
     ])
   })
+})
+
+describe("a session's prime", () => {
+  // The prime runs claim_notified for a row that must not exist. The id column is an identity
+  // from 1, but an insert by hand may override it (`overriding system value`): 0 and -1 included.
+  const prime = async () => {
+    const client = await t.pool.connect()
+    try {
+      await primeNotifiedClaim(client)
+    } finally {
+      client.release()
+    }
+  }
+  const untouched = (id: string) => ({ id, status: 'pending', attempts: 0, lease_owner: null })
+  const rows = async () =>
+    (
+      await t.pool.query(
+        'select id::text, status, attempts, lease_owner from mailer.email_outbox order by id',
+      )
+    ).rows
+
+  for (const id of ['0', '-1'])
+    test(`takes no row, not one a hand wrote with id ${id}, pending, due and first in claim order`, async () => {
+      await t.pool.query(
+        `insert into mailer.email_outbox (id, message) overriding system value values ($1, ${MESSAGE})`,
+        [id],
+      )
+      await prime()
+      expect(await rows()).toEqual([untouched(id)])
+    })
 })
