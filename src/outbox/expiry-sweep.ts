@@ -1,4 +1,4 @@
-// The expiry sweep: pending rows past their expiresAt fail with code expired, as CTEs of the reclaim statement.
+// The expiry sweep: pending rows past their expiresAt fail with code expired (or end cancelled), as CTEs of the reclaim statement.
 import { sql } from 'kysely'
 
 /** Rows failed per statement; a full batch makes the reclaim run again at once. */
@@ -12,6 +12,8 @@ export interface ExpirySweep {
 
 export interface Swept {
   id: string
+  /** cancelled: a cancel was recorded on the row (code cancelled); failed: code expired. */
+  status: 'failed' | 'cancelled'
   tenant: string
   attempt: number
   correlationId: string | null
@@ -24,7 +26,10 @@ export interface Swept {
  * its own. `swept` returns the rows failed; select from it.
  * Recorded as a claim that finds the row expired records it (claim, then settle_verdict
  * 'expired'): the attempt counted, code expired, one history entry naming the worker, and the
- * mark of an interrupted earlier send kept and named.
+ * mark of an interrupted earlier send kept and named. A row with a cancel recorded (accepted while
+ * a worker held it, which then gave it back pending) ends cancelled instead, as the settlement of a
+ * lease that finds the cancel ends it (settle.ts): the user asked for the cancel; the attempt
+ * counts, the history says cancelled.
  * Invariant: only a `pending` row is failed, judged on its locked latest version: a claimed row
  * (`sending`) is its worker's to settle, and a row another statement holds (a claim, a cancel) is
  * skipped, never waited for. Candidates come from email_outbox_expiring_idx (sql/0022: a range
@@ -50,16 +55,18 @@ export function expirySweep(s: ExpirySweep) {
          for update of o skip locked
     ), swept as (
       update mailer.email_outbox o
-         set status = 'failed',
+         set status = case when o.cancel_requested_at is not null then 'cancelled' else 'failed' end,
              attempts = o.attempts + 1,
-             last_error_code = 'expired',
-             last_error = case when o.send_started_at is null then 'not sent before expiresAt'
+             last_error_code = case when o.cancel_requested_at is not null then 'cancelled' else 'expired' end,
+             last_error = case when o.cancel_requested_at is not null then 'cancelled before the send started'
+                               when o.send_started_at is null then 'not sent before expiresAt'
                                else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
         from unnest(array(select id from expiring_locked)) as l(id)
        where o.id = l.id and o.status = 'pending'
-      returning o.id, o.tenant, o.attempts, o.correlation_id, o.last_error_code, o.last_error
+      returning o.id, o.status, o.tenant, o.attempts, o.correlation_id, o.last_error_code, o.last_error
     ), swept_history as (
+      -- The outcome is the code: expired, or cancelled.
       insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
-      select id, attempts, ${s.workerId}, 'expired', last_error_code, last_error from swept
+      select id, attempts, ${s.workerId}, last_error_code, last_error_code, last_error from swept
     )`
 }

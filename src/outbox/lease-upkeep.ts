@@ -67,20 +67,25 @@ export function createLeaseUpkeep(
       sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT },
     })
     // Counted and logged as a claim that finds a row expired does (outbox_sends_total{outcome=
-    // "expired"}, which the "sends failing" alert watches; one line per row, as for any failure).
+    // "expired"}, which the "sends failing" alert watches; one line per row, as for any failure),
+    // or, with a cancel recorded, as the settlement that finds the cancel (one line, at debug).
     for (const r of swept) {
-      d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome: 'expired', code: 'expired' })
-      d.log.warn('message failed', {
-        db: d.dbName,
-        outboxId: r.id,
-        tenant: r.tenant,
-        attempt: r.attempt,
-        correlationId: r.correlationId,
-        outcome: 'expired',
-        status: 'failed',
-        code: 'expired',
-        claimed: false,
-      })
+      const outcome = r.status === 'cancelled' ? 'cancelled' : 'expired'
+      d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome, code: outcome })
+      d.log[r.status === 'cancelled' ? 'debug' : 'warn'](
+        r.status === 'cancelled' ? 'settled' : 'message failed',
+        {
+          db: d.dbName,
+          outboxId: r.id,
+          tenant: r.tenant,
+          attempt: r.attempt,
+          correlationId: r.correlationId,
+          outcome,
+          status: r.status,
+          code: outcome,
+          claimed: false,
+        },
+      )
     }
     if (rows.length > 0) {
       d.log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })

@@ -50,6 +50,7 @@ export async function reclaimExpired(
       .filter((r) => r.kind === 'swept')
       .map((r) => ({
         id: r.id,
+        status: r.status === 'cancelled' ? ('cancelled' as const) : ('failed' as const),
         tenant: r.tenant ?? '',
         attempt: r.attempt ?? 0,
         correlationId: r.correlation_id,
@@ -90,7 +91,7 @@ export function reclaimStatement(p: ReclaimParams) {
     ? sql`and (id, lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
     : sql``
   const sweptRows = p.sweep
-    ? sql`select 'swept', id, 'failed', false, tenant, attempts, correlation_id, null from swept
+    ? sql`select 'swept', id, status, false, tenant, attempts, correlation_id, null from swept
           union all`
     : sql``
   return sql<ReclaimRow>`

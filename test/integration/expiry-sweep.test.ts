@@ -176,7 +176,9 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
     )
     await expireNow([id])
     const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
-    expect(r.swept).toEqual([{ id, tenant: 'default', attempt: 1, correlationId: null }])
+    expect(r.swept).toEqual([
+      { id, status: 'failed', tenant: 'default', attempt: 1, correlationId: null },
+    ])
     const row = await rowOf(t, id)
     expect(row).toMatchObject({
       status: 'failed',
@@ -184,6 +186,72 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
       last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
     })
     expect(row.send_started_at).not.toBeNull()
+  })
+})
+
+describe('a pending row with a cancel recorded, past its expiresAt', () => {
+  // A cancel accepted (202) while a worker held the row, which then went back pending: a reclaim
+  // after an interrupted earlier send (its mark kept), a binary before round 33, a hand's update.
+  const cancelRecorded = (ids: string[]) =>
+    t.pool.query(
+      'update mailer.email_outbox set cancel_requested_at = now() where id = any($1::bigint[])',
+      [ids],
+    )
+
+  test('the sweep ends it cancelled, not expired: the user asked for the cancel', async () => {
+    const id = await enqueue(t, undefined, inOneHour())
+    const plain = await enqueue(t, undefined, inOneHour())
+    await cancelRecorded([id])
+    await expireNow([id, plain])
+    const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
+    expect(r.swept).toEqual([
+      { id, status: 'cancelled', tenant: 'default', attempt: 1, correlationId: null },
+      { id: plain, status: 'failed', tenant: 'default', attempt: 1, correlationId: null },
+    ])
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'cancelled',
+      attempts: 1,
+      last_error_code: 'cancelled',
+      last_error: 'cancelled before the send started',
+    })
+    expect(await historyOf(id)).toEqual([
+      {
+        attempt: 1,
+        worker_id: 'w1',
+        outcome: 'cancelled',
+        error_code: 'cancelled',
+        error: 'cancelled before the send started',
+      },
+    ])
+    expect(await rowOf(t, plain)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
+  })
+
+  test("a worker's sweep counts it cancelled, as a settlement that finds the cancel does", async () => {
+    const lines: Record<string, unknown>[] = []
+    const e = createTestEngine(t, {
+      config: quickLeases,
+      deps: {
+        sendBlockedForMs: () => 60_000,
+        log: createLogger('debug', (line) => lines.push(JSON.parse(line))),
+      },
+    })
+    engine = e
+    await e.start()
+    const id = await enqueue(t, undefined, inOneHour())
+    await cancelRecorded([id])
+    await expireNow([id])
+    await e.events.waitFor(settledFor(id), WITHIN_MS)
+    expect(e.events.events.filter(settledFor(id))).toEqual([
+      { type: 'settled', db: 'test', id, outcome: 'cancelled', code: 'cancelled' },
+    ])
+    expect(lines.filter((l) => l.outboxId === id)).toEqual([
+      expect.objectContaining({
+        level: 'debug',
+        msg: 'settled',
+        outcome: 'cancelled',
+        claimed: false,
+      }),
+    ])
   })
 })
 
