@@ -1,0 +1,63 @@
+// One provider request of a row whose send is recorded as started, and the settlement its outcome calls for.
+import { retryDelayMs } from './backoff.ts'
+import type { DeliveryDeps } from './deliver.ts'
+import type { Ready, SendExtra } from './send-attempt.ts'
+import type { SendOutcome } from './sender.ts'
+import type { Settlement } from './settle-item.ts'
+
+// Outcomes after which the provider may or may not have the message, unless the outcome says.
+const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
+
+/**
+ * Sends `r.mail` once (a transport that throws counts as a network failure of unknown effect) and
+ * judges the outcome: sent, failed, or a retry (its delay, whether it was a throttle, whether the
+ * provider may have the message); a throttle that pauses the mailbox pauses it at `pauseOnThrottle`.
+ * A stop before any request was made releases the row.
+ */
+export async function sendOne(
+  d: DeliveryDeps,
+  r: Ready,
+  pauseOnThrottle: string | null,
+): Promise<{ settlement: Settlement; extra: Partial<SendExtra> }> {
+  const startedAt = new Date(d.clock.now())
+  const t0 = performance.now()
+  let outcome: SendOutcome
+  try {
+    outcome = await d.sender.send(r.mail, d.abort)
+  } catch (err) {
+    // A transport must not throw; if one does, treat it as a transient failure of unknown effect.
+    d.log.error('transport threw', { db: d.dbName, outboxId: r.lease.id, err })
+    outcome = { kind: 'retry', code: d.abort.aborted ? 'aborted' : 'network', message: String(err) }
+  }
+  const extra = {
+    startedAt,
+    durationMs: performance.now() - t0,
+    httpStatus: outcome.httpStatus,
+    requestId: outcome.requestId,
+  }
+  // The stop came before any request (Graph: while it waited for a token; `ambiguous: false` says
+  // none was made): nothing happened to the row, released as any unstarted one on a stop.
+  if (outcome.kind === 'retry' && outcome.code === 'aborted' && outcome.ambiguous === false) {
+    return { settlement: { kind: 'released' }, extra: {} }
+  }
+  if (outcome.kind === 'sent') return { settlement: { kind: 'sent' }, extra }
+  if (outcome.kind === 'reject') {
+    return { settlement: { kind: 'failed', code: outcome.code, message: outcome.message }, extra }
+  }
+  const throttled = outcome.throttled === true
+  if (throttled && pauseOnThrottle && outcome.afterMs && outcome.pausesMailbox !== false) {
+    await d.gate.pause(pauseOnThrottle, outcome.afterMs).catch(() => {})
+  }
+  const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
+  const settlement: Settlement = {
+    kind: 'retry',
+    code: outcome.code,
+    message: outcome.message,
+    delayMs,
+    throttled,
+    ambiguous:
+      r.unverified === true ||
+      (outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted)),
+  }
+  return { settlement, extra }
+}
