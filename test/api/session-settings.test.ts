@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
+import { readDatabaseStatus } from '../../src/status/database-status.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 import { type App, appOnDefault, enqueueSql, send, setState } from './support/harness.ts'
@@ -93,4 +94,17 @@ test('behind a transaction pooler too, which lets the startup parameter through'
     await pooled.close()
     await pooler.close()
   }
+})
+
+test('`status` reads every section: ages come as epochs, not as text timestamps', async () => {
+  const id = await enqueueSql(t.pool)
+  await setState(t.pool, id, 'failed')
+  await enqueueSql(t.pool, { sendAt: '2000-01-01T00:00:00Z' })
+  const reading = await readDatabaseStatus(
+    { name: 'default', url: t.url, listenUrl: t.url },
+    { timeoutMs: 10_000, leaseSeconds: 30, mailboxRatePerMinute: 0 },
+  )
+  expect([reading.error, reading.unread]).toEqual([null, []])
+  expect(reading.stats?.oldestPendingAgeSeconds).toBeGreaterThan(20 * 365 * 86_400)
+  expect(reading.failures).not.toBeNull()
 })
