@@ -1,6 +1,7 @@
 // Opens one database: a pg pool (application_name outbox-mailer) wrapped in Kysely.
 import { Kysely, PostgresDialect } from 'kysely'
 import type pg from 'pg'
+import { monotonicNow, systemClock } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
@@ -49,7 +50,10 @@ interface OpenOptions {
    * it is free, and an idle pool closes all its connections. Otherwise the pool keeps one open.
    */
   shareListenSession?: boolean
-  /** The clock of `statements.answeredAt()` and of the read-only hold-off (default Date.now, as the health monitor's). */
+  /**
+   * The clock of `statements.answeredAt()`, `writes` and the read-only hold-off: a monotonic reading
+   * (default the system's, as the health monitor's), for ages only.
+   */
   now?: () => number
   /**
    * Without a shared session: run on a connection the pool opens while it holds no other (the one
@@ -59,6 +63,7 @@ interface OpenOptions {
 }
 
 export function openDb(o: OpenOptions): DbHandle {
+  const now = o.now ?? (() => monotonicNow(systemClock))
   const eras = readOnlyEras(
     isoSessionClient(
       preparingClient((err) =>
@@ -73,13 +78,13 @@ export function openDb(o: OpenOptions): DbHandle {
       // a line every 5 minutes while it lasts, so a log read at any time shows it.
       refusals: createFailureRun({
         log: o.log,
-        clock: { now: o.now ?? Date.now },
+        clock: o.now ? { now: o.now } : systemClock,
         msg: 'the database refused a write as read-only (a standby, or a primary demoted by a failover); closing the connections opened before, the next statement opens a new one (while writes keep being refused, at most once per hold-off)',
         fields: { db: o.name, sqlstate: READ_ONLY_SQLSTATE, holdOffMs: READ_ONLY_HOLD_OFF_MS },
       }),
       onAccepted: (ended) =>
         o.log.info('the database takes writes again', { db: o.name, ...ended }),
-      now: o.now,
+      now,
     },
   )
   const Client = eras.Client
@@ -162,7 +167,7 @@ export function openDb(o: OpenOptions): DbHandle {
       refusedAtStartup: (err) => sessionAsked && pool.dropsStartupTimeout(err),
       retired: eras.retired,
     },
-    o.now,
+    now,
   )
   return {
     name: o.name,

@@ -1,5 +1,6 @@
 // A server that refused a write as read-only (SQLSTATE 25006): the database's connections opened before that answer are not used again.
 import type pg from 'pg'
+import { monotonicNow, systemClock } from '../clock.ts'
 import type { FailureRun } from '../failure-run.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import { StartupTimeoutPool } from './startup-timeout-pool.ts'
@@ -29,7 +30,7 @@ export interface ReadOnlyEras {
    * first leaves nothing waiting on an era that may last for weeks.
    */
   ended(signal?: AbortSignal): Promise<{ first: boolean }>
-  /** When the current episode of refused writes began (on `now`), or null when none is open. */
+  /** When the current episode of refused writes began (on the monotonic `now`), or null when none is open. */
   refusingSince(): number | null
   /** The server was seen taking writes again (a probe): the episode is over. */
   accepted(): void
@@ -63,7 +64,7 @@ export interface ReadOnlyErasOptions {
  * server: a number per connection, a comparison per checkout.
  */
 export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): ReadOnlyEras {
-  const now = o.now ?? Date.now
+  const now = o.now ?? (() => monotonicNow(systemClock))
   const holdOffMs = o.holdOffMs ?? READ_ONLY_HOLD_OFF_MS
   let era = 0
   // Who waits for the current era's end; a wait whose signal aborted is removed at once.

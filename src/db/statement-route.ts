@@ -1,6 +1,7 @@
 // Statement route: a statement that runs on its own goes over the LISTEN session when it is free, so an idle worker holds one connection.
 import type { Kysely, PostgresDialectConfig, PostgresPoolClient } from 'kysely'
 import type pg from 'pg'
+import { monotonicNow, systemClock } from '../clock.ts'
 import type { Database } from './schema.ts'
 import { singleStatementDb } from './single-statement-db.ts'
 
@@ -59,7 +60,7 @@ export function createStatementRoute(
     /** The session reaches a server that refused a write as read-only (see read-only-server): drop it. */
     retired?: (client: pg.Client) => boolean
   },
-  now: () => number = Date.now,
+  now: () => number = () => monotonicNow(systemClock),
 ): { route: StatementRoute; session: SharedSession } {
   let session: pg.Client | null = null
   let answered: (() => void) | undefined

@@ -1,4 +1,5 @@
 // Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
+import { monotonicNow } from '../clock.ts'
 import { type ClaimsFailing, createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
@@ -24,7 +25,10 @@ export interface Drainer {
 
 interface DrainerStatus {
   running: boolean
+  /** When the loop last turned, on the wall clock: shown, never compared. */
   lastLoopAt: number | null
+  /** How long ago the loop last turned, on the monotonic clock (a wall clock's step is no silence). */
+  loopSilentMs: number | null
   inFlight: number
   /** Since when every claim has failed (null after one succeeded), the last failure and its SQLSTATE. */
   claimsFailing: ClaimsFailing | null
@@ -42,6 +46,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let wakeUp: (() => void) | null = null
   let loop: Promise<void> | null = null
   let lastLoopAt: number | null = null
+  let lastLoopMono: number | null = null
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
   const log = d.log.child({ db: d.dbName })
@@ -135,6 +140,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   async function run() {
     while (!stopping.signal.aborted) {
       lastLoopAt = d.clock.now()
+      lastLoopMono = monotonicNow(d.clock)
       if (mayClaim()) {
         wanted = false
         const rowId = backlog ? null : (news ?? null)
@@ -204,6 +210,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,
       lastLoopAt,
+      loopSilentMs: lastLoopMono === null ? null : monotonicNow(d.clock) - lastLoopMono,
       inFlight: held.size,
       claimsFailing: claimFailures.current(),
     }),

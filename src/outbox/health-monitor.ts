@@ -1,5 +1,5 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
-import { systemClock, waitAtMost } from '../clock.ts'
+import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
 import { loginRefusal } from '../db/login-refusal.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
@@ -59,9 +59,13 @@ export function createHealthMonitor(o: {
   transportProblem?: () => string | null
   /** A process-wide problem that stops no send yet (a refused credential while a cached token serves). */
   transportWarning?: () => string | null
+  /**
+   * A monotonic reading in ms (default the system's), the clock of `answeredAt` and `writes`: ages
+   * only, so a step of the wall clock neither ages an answer nor makes a failure older.
+   */
   now?: () => number
 }): HealthSource {
-  const now = o.now ?? Date.now
+  const now = o.now ?? (() => monotonicNow(systemClock))
   const timeoutMs = o.probeTimeoutMs ?? 2_000
 
   // The schema changes only when a release migrates: once found current, it is read again after
@@ -185,11 +189,12 @@ export function createHealthMonitor(o: {
       for (const d of o.databases) {
         const s = d.drainer?.status()
         if (!s) continue
+        // On the loop's monotonic clock: a wall clock stepped ahead is no silence (the watchdog
+        // would exit a working process).
+        const silentMs = s.loopSilentMs ?? 0
         if (!s.running) problems.push(`${d.name}: worker loop stopped`)
-        else if (s.lastLoopAt !== null && now() - s.lastLoopAt > o.wedgedAfterMs) {
-          problems.push(
-            `${d.name}: worker loop silent for ${Math.round((now() - s.lastLoopAt) / 1000)}s`,
-          )
+        else if (silentMs > o.wedgedAfterMs) {
+          problems.push(`${d.name}: worker loop silent for ${Math.round(silentMs / 1000)}s`)
         }
       }
       return { ok: problems.length === 0, problems }

@@ -99,8 +99,14 @@ describe('/healthz and /readyz', () => {
   })
 
   test('liveness fails for a worker loop that stopped or stays silent past the bound; readiness for a stopped one', async () => {
-    let now = 1_000_000
-    const status = { running: true, lastLoopAt: now, inFlight: 0, claimsFailing: null }
+    const now = 1_000_000
+    const status = {
+      running: true,
+      lastLoopAt: now,
+      loopSilentMs: 0,
+      inFlight: 0,
+      claimsFailing: null,
+    }
     const health = createHealthMonitor({
       databases: [
         {
@@ -116,9 +122,9 @@ describe('/healthz and /readyz', () => {
       now: () => now,
     })
     const { app } = buildApp([{ name: 'shop', db: t.db, pool: t.pool }], { health })
-    now += 120_000
+    status.loopSilentMs = 120_000
     expect((await send(app, 'GET', '/healthz')).status).toBe(200)
-    now += 1_000
+    status.loopSilentMs = 121_000
     const wedged = await send(app, 'GET', '/healthz')
     expect([wedged.status, wedged.body]).toEqual([
       503,

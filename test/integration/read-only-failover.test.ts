@@ -1,5 +1,5 @@
 // A failover that leaves the old primary up read-only: a connection that met 25006 is not used again, so the next statement gets a fresh one and the LISTEN session is opened again.
-import { afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterEach, beforeAll, expect, setDefaultTimeout, setSystemTime, test } from 'bun:test'
 import { sql } from 'kysely'
 import { loadConfig } from '../../src/config.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
@@ -390,4 +390,34 @@ test('refusals more than a minute apart are two episodes, each logged as a start
     ['the database refused a write', false],
     ['the database refused a write', false],
   ])
+})
+
+test('a wall clock stepped forward while a standby refuses writes does not age the refusal readiness reports', async () => {
+  await readOnly(true)
+  // As serve wires them: the handle and the monitor on their default clocks.
+  h = openDb({ name: 'test', url: t.url, log: silentLogger })
+  const handle = h
+  const monitor = createHealthMonitor({
+    databases: [
+      {
+        name: 'test',
+        statements: handle.statements,
+        answeredAt: () => handle.statements.answeredAt(),
+        drainer: null,
+        listener: null,
+        writes: handle.writes,
+      },
+    ],
+    schemaCurrent: ['test'],
+    wedgedAfterMs: 120_000,
+  })
+  expect((await monitor.readiness())[0]!.problem).toContain('refuses writes (read-only: ')
+  // NTP steps the system's wall clock an hour ahead.
+  setSystemTime(new Date(Date.now() + 3_600_000))
+  try {
+    const [refusing] = await monitor.readiness()
+    expect(refusing!.problem).toMatch(/ for [0-4]s: /)
+  } finally {
+    setSystemTime()
+  }
 })
