@@ -1,5 +1,5 @@
 // A failure met again and again (a database down, a standby refusing writes, a mailbox Graph refuses) logged as a run: its start, a change of cause, a reminder while it lasts; not once per retry.
-import type { Clock } from './clock.ts'
+import { type Clock, monotonicNow } from './clock.ts'
 import type { Logger } from './log.ts'
 
 /** While a run lasts, a line at least this often, so a log read at any time shows it is still on. */
@@ -11,11 +11,15 @@ export interface EndedRun {
   ms: number
 }
 
-/** A run still on: since when, its failures so far, when the last was met, and the failure its last line told of. */
+/**
+ * A run still on: since when (a wall time, to show), its failures so far, how long it has lasted and
+ * how long ago its last failure was met (monotonic ages, as read), and the failure its last line told of.
+ */
 export interface OngoingRun<F> {
   since: number
   failures: number
-  lastAt: number
+  forMs: number
+  lastAgoMs: number
   logged: F
 }
 
@@ -34,7 +38,8 @@ export interface FailureRun<F = unknown> {
 
 export function createFailureRun<F = unknown>(o: {
   log: Logger
-  clock: Pick<Clock, 'now'>
+  /** Wall time for a run's start; its windows and ages on the monotonic clock (a step is no span). */
+  clock: Pick<Clock, 'now' | 'monotonic'>
   msg: string
   fields?: Record<string, unknown>
   /** Its lines' level (default warn). */
@@ -53,16 +58,34 @@ export function createFailureRun<F = unknown>(o: {
       o.msg,
       o.fieldsOf ? o.fieldsOf(failure) : { ...o.fields, err: failure, ...count },
     )
-  type Run = OngoingRun<F> & { loggedAt: number; cause: string }
+  // startedAt, lastAt, loggedAt: monotonic readings; since: the wall time of the first failure.
+  interface Run {
+    since: number
+    startedAt: number
+    failures: number
+    lastAt: number
+    loggedAt: number
+    logged: F
+    cause: string
+  }
   let run: Run | null = null
   const ongoingAt = (now: number) => (run && now - run.lastAt < staleMs ? run : null)
   return {
     failed(failure) {
-      const now = o.clock.now()
+      const now = monotonicNow(o.clock)
       const cause = causeOf(failure)
       const ongoing = ongoingAt(now)
       if (ongoing === null) {
-        run = { since: now, failures: 1, logged: failure, loggedAt: now, lastAt: now, cause }
+        const since = o.clock.now()
+        run = {
+          since,
+          startedAt: now,
+          failures: 1,
+          lastAt: now,
+          loggedAt: now,
+          logged: failure,
+          cause,
+        }
         say(failure, null)
         return
       }
@@ -72,16 +95,28 @@ export function createFailureRun<F = unknown>(o: {
       ongoing.cause = cause
       ongoing.logged = failure
       ongoing.loggedAt = now
-      say(failure, { failures: ongoing.failures, sinceMs: now - ongoing.since })
+      say(failure, { failures: ongoing.failures, sinceMs: now - ongoing.startedAt })
     },
     succeeded() {
       if (run === null) return null
-      const now = o.clock.now()
+      const now = monotonicNow(o.clock)
       const ongoing = ongoingAt(now)
       run = null
-      return ongoing && { failures: ongoing.failures, ms: now - ongoing.since }
+      return ongoing && { failures: ongoing.failures, ms: now - ongoing.startedAt }
     },
-    current: () => (run === null ? null : ongoingAt(o.clock.now())),
+    current() {
+      const now = monotonicNow(o.clock)
+      const ongoing = run === null ? null : ongoingAt(now)
+      return (
+        ongoing && {
+          since: ongoing.since,
+          failures: ongoing.failures,
+          forMs: now - ongoing.startedAt,
+          lastAgoMs: now - ongoing.lastAt,
+          logged: ongoing.logged,
+        }
+      )
+    },
   }
 }
 

@@ -7,10 +7,14 @@ const FIRST_WAIT_MS = 500
 // Bounded: a database that comes back is used again within a few seconds, without spinning.
 const MAX_WAIT_MS = 5_000
 
-/** Since when every claim has failed, the last failure and its SQLSTATE. */
+/**
+ * Since when every claim has failed (a wall time), how long that is and how long ago the last failed
+ * (monotonic ages, as read), and its SQLSTATE.
+ */
 export interface ClaimsFailing {
   since: number
-  lastAt: number
+  forMs: number
+  lastAgoMs: number
   sqlstate: string | null
 }
 
@@ -51,7 +55,8 @@ export function createClaimFailures(clock: Clock, log: Logger): ClaimFailures {
       return (
         failing && {
           since: failing.since,
-          lastAt: failing.lastAt,
+          forMs: failing.forMs,
+          lastAgoMs: failing.lastAgoMs,
           sqlstate: sqlstateOf(failing.logged),
         }
       )

@@ -161,12 +161,12 @@ export function createHealthMonitor(o: {
       report.problem = `the database refuses writes (read-only: a hot standby, or a failover under way) for ${s}s: nothing can be claimed or enqueued; check that its URL names the primary`
     } else if (
       failing &&
-      now() - failing.since >= CLAIMS_FAILING_MS &&
-      now() - failing.lastAt <= CLAIM_FAILURE_FRESH_MS
+      failing.forMs >= CLAIMS_FAILING_MS &&
+      failing.lastAgoMs <= CLAIM_FAILURE_FRESH_MS
     ) {
       // The code only: a server's message may quote what it was given.
       const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
-      report.problem = `claims have failed for ${Math.round((now() - failing.since) / 1000)}s${code}; see the logs`
+      report.problem = `claims have failed for ${Math.round(failing.forMs / 1000)}s${code}; see the logs`
     } else if (transport) report.problem = transport
     else if (!sessionHolds(report.listener)) {
       const failure = d.listener?.connectFailure() ?? null

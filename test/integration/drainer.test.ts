@@ -425,9 +425,9 @@ describe('claims that keep failing', () => {
       await e.events.waitFor((x) => x.type === 'loop_error' && x.where === 'claim')
       const failing = e.drainer.status().claimsFailing
       expect(failing).toMatchObject({ sqlstate: '25006' })
-      // The drainer's own record, its times shifted as 30 s of failing would have moved them.
+      // The drainer's own record, its ages as 30 s of failing would have made them.
       type Failing = NonNullable<typeof failing>
-      const monitorAt = (claims: Failing, at: number, probeOn: Queryable = t.pool) =>
+      const monitorOf = (claims: Failing, probeOn: Queryable = t.pool) =>
         createHealthMonitor({
           databases: [
             {
@@ -445,20 +445,30 @@ describe('claims that keep failing', () => {
           // about the claims' record, not the probe's bound (health.test.ts keeps that).
           probeTimeoutMs: 20_000,
           wedgedAfterMs: 120_000,
-          now: () => at,
         })
       const f = failing!
-      const [early] = await monitorAt(f, f.since + CLAIMS_FAILING_MS - 1_000).readiness()
+      const [early] = await monitorOf({
+        ...f,
+        forMs: CLAIMS_FAILING_MS - 1_000,
+        lastAgoMs: 0,
+      }).readiness()
       expect(early).toMatchObject({ reachable: true, worker: 'running', problem: null })
-      const failingLong = { ...f, since: f.lastAt - CLAIMS_FAILING_MS - 4_000 }
-      const [late] = await monitorAt(failingLong, f.lastAt + 1_000).readiness()
+      const failingLong = { ...f, forMs: CLAIMS_FAILING_MS + 5_000, lastAgoMs: 1_000 }
+      const [late] = await monitorOf(failingLong).readiness()
       expect(late!.problem).toBe('claims have failed for 35s (SQLSTATE 25006); see the logs')
       // A loop that stopped claiming after its failures (its queue full, sends blocked) is not
       // failing now: an old failure alone does not make it unready.
-      const [stale] = await monitorAt(failingLong, f.lastAt + 20_000).readiness()
+      const [stale] = await monitorOf({
+        ...failingLong,
+        forMs: CLAIMS_FAILING_MS + 24_000,
+        lastAgoMs: 20_000,
+      }).readiness()
       expect(stale!.problem).toBeNull()
       // A probe on the worker's own (read-only) connections says why at once, before the 30 s.
-      const [readOnlyProbe] = await monitorAt(f, f.since + 1_000, readOnly.statements).readiness()
+      const [readOnlyProbe] = await monitorOf(
+        { ...f, forMs: 1_000, lastAgoMs: 0 },
+        readOnly.statements,
+      ).readiness()
       expect(readOnlyProbe!.problem).toStartWith('the database refuses writes (read-only: ')
       // Still failing: the first failure's time is kept, not each retry's.
       const claimErrors = () =>

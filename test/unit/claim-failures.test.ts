@@ -17,30 +17,37 @@ function setup() {
 
 const pgError = (code: string) => Object.assign(new Error(`failed (${code})`), { code })
 
-test('since the first failure of a run, the last one and its SQLSTATE (none for a code that is not one); null once a claim succeeds', () => {
+test('since the first failure of a run, how long and how long ago the last, its SQLSTATE (none for a code that is not one); null once a claim succeeds', () => {
   const { failures, advance } = setup()
+  const failing = (since: number, forMs: number, lastAgoMs: number, sqlstate: string | null) => ({
+    since,
+    forMs,
+    lastAgoMs,
+    sqlstate,
+  })
   expect(failures.current()).toBeNull()
   failures.failed(pgError('25006'))
-  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_000_000, sqlstate: '25006' })
+  expect(failures.current()).toEqual(failing(1_000_000, 0, 0, '25006'))
   advance(2_000)
   failures.failed(pgError('25006'))
   const held = failures.current()
-  expect(held).toEqual({ since: 1_000_000, lastAt: 1_002_000, sqlstate: '25006' })
+  expect(held).toEqual(failing(1_000_000, 2_000, 0, '25006'))
   advance(3_000)
+  expect(failures.current()).toEqual(failing(1_000_000, 5_000, 3_000, '25006'))
   failures.failed(pgError('ECONNREFUSED'))
-  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_005_000, sqlstate: null })
+  expect(failures.current()).toEqual(failing(1_000_000, 5_000, 0, null))
   // What was read before stays as it was read.
-  expect(held).toEqual({ since: 1_000_000, lastAt: 1_002_000, sqlstate: '25006' })
+  expect(held).toEqual(failing(1_000_000, 2_000, 0, '25006'))
   advance(1_000)
   failures.failed(new Error('no code'))
-  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_006_000, sqlstate: null })
+  expect(failures.current()).toEqual(failing(1_000_000, 6_000, 0, null))
   failures.failed(pgError('57P01'))
-  expect(failures.current()).toEqual({ since: 1_000_000, lastAt: 1_006_000, sqlstate: '57P01' })
+  expect(failures.current()).toEqual(failing(1_000_000, 6_000, 0, '57P01'))
   failures.succeeded()
   expect(failures.current()).toBeNull()
   advance(1_000)
   failures.failed(pgError('57P01'))
-  expect(failures.current()).toEqual({ since: 1_007_000, lastAt: 1_007_000, sqlstate: '57P01' })
+  expect(failures.current()).toEqual(failing(1_007_000, 0, 0, '57P01'))
 })
 
 test('its lines, field by field: the run at warn, its end at info only after more than one failure', () => {

@@ -97,3 +97,41 @@ test('at error, with no reminder, its own fields, and ended unheard once its las
   expect(run.current()).toMatchObject({ since: now, failures: 1 })
   expect(lines).toHaveLength(3)
 })
+
+/** A run on a clock moved only by the test: the wall reading stepped at will, the monotonic one advanced. */
+function stepped(o: { remindMs?: number | null; staleMs?: number } = {}) {
+  const lines: Record<string, unknown>[] = []
+  const c = { wall: 1_750_000_000_000, mono: 1_000 }
+  const run = createFailureRun({
+    log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
+    clock: { now: () => c.wall, monotonic: () => c.mono },
+    msg: 'claim failed; retrying',
+    ...o,
+  })
+  return { lines, run, c }
+}
+
+test('a wall clock stepped back neither holds the reminder off nor makes the run look younger', () => {
+  const { lines, run, c } = stepped()
+  run.failed(refused)
+  c.wall -= 3_600_000
+  c.mono += 300_000
+  run.failed(refused)
+  expect(lines).toHaveLength(2)
+  expect(lines[1]).toMatchObject({ failures: 2, sinceMs: 300_000 })
+  expect(run.succeeded()).toEqual({ failures: 2, ms: 300_000 })
+})
+
+test('a wall clock stepped forward neither ends a run as stale nor ages it; its start stays the wall time it was met', () => {
+  const { lines, run, c } = stepped({ staleMs: 60_000 })
+  run.failed(refused)
+  const since = c.wall
+  c.wall += 3_600_000
+  c.mono += 4_000
+  expect(run.current()).toMatchObject({ since, failures: 1, forMs: 4_000, lastAgoMs: 4_000 })
+  run.failed(new Error('timeout exceeded when trying to connect'))
+  expect(lines).toHaveLength(2)
+  expect(lines[1]).toMatchObject({ failures: 2, sinceMs: 4_000 })
+  c.mono += 2_000
+  expect(run.current()).toMatchObject({ since, failures: 2, forMs: 6_000, lastAgoMs: 2_000 })
+})
