@@ -1,5 +1,5 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
-import { waitAtMost } from '../clock.ts'
+import { monotonicNow, waitAtMost } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import { primeNotifiedClaim } from './claim.ts'
 import type { ListenerState } from './events.ts'
@@ -59,7 +59,7 @@ export function createListener(d: ListenerDeps): Listener {
       setState('listening')
       let answeredAt = Number.NEGATIVE_INFINITY
       d.shared?.attach(client, () => {
-        answeredAt = d.clock.now()
+        answeredAt = monotonicNow(d.clock)
       })
       const failed = connects.succeeded()
       connectFailure = null
@@ -108,12 +108,12 @@ export function createListener(d: ListenerDeps): Listener {
         // session keeps its LISTEN): no check, so idle the backstop poll and readiness stand in
         // for it, and a dead socket is noticed within two intervals of its last answer, not one.
         // A check waits for the statement on the session, within the same bound.
-        if (d.clock.now() - answeredAt < d.checkIntervalMs) continue
+        if (monotonicNow(d.clock) - answeredAt < d.checkIntervalMs) continue
         const check = async () =>
           (await listeningPid(client, checkTimeoutMs).catch(() => null)) !== null
         // A statement that was on the session when the check fell due has answered by its turn.
         const checkInTurn = async () =>
-          d.clock.now() - answeredAt < d.checkIntervalMs || (await check())
+          monotonicNow(d.clock) - answeredAt < d.checkIntervalMs || (await check())
         const listening = d.shared
           ? waitAtMost(d.clock, d.shared.inTurn(checkInTurn), checkTimeoutMs).catch(() => false)
           : check()

@@ -440,3 +440,54 @@ test('a check that falls due while a statement of the route is on the session is
     await listener.stop()
   }
 })
+
+test('a wall clock stepped back after the session answered does not put off the next check', async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+  const counted = countingChecks(h.listenSession!)
+  // The listener's interval passes when the test says so; other waits (a check's bound) are real.
+  const c = { wall: 1_750_000_000_000, mono: 1_000 }
+  const sleeps: (() => void)[] = []
+  const clock = {
+    now: () => c.wall,
+    monotonic: () => c.mono,
+    sleep: (ms: number, signal?: AbortSignal) =>
+      ms !== 15_000
+        ? systemClock.sleep(ms, signal)
+        : new Promise<void>((resolve) => {
+            sleeps.push(resolve)
+            signal?.addEventListener('abort', () => resolve(), { once: true })
+          }),
+  }
+  const events = createEventLog()
+  const listener = createListener({
+    db: 'test',
+    url: t.url,
+    log: silentLogger,
+    clock,
+    wake: () => {},
+    onEvent: events.handler,
+    checkIntervalMs: 15_000,
+    checkTimeoutMs: 5_000,
+    mode: 'auto',
+    shared: counted.session,
+  })
+  const nextSleep = async (n: number) =>
+    pollUntil(async () => (sleeps.length >= n ? true : undefined), 5_000, 5)
+  try {
+    listener.start()
+    await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
+    await nextSleep(1)
+    const atStart = counted.checks()
+    expect(h.statements.next()).toBe('session')
+    await h.statements.query('select 1')
+    // An hour back on the wall clock, an interval on: the answer is an interval old, so a check.
+    c.wall -= 3_600_000
+    c.mono += 15_000
+    sleeps[0]!()
+    await nextSleep(2)
+    expect(counted.checks()).toBe(atStart + 1)
+    expect(listener.state()).toBe('listening')
+  } finally {
+    await listener.stop()
+  }
+})
