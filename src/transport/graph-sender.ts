@@ -50,7 +50,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   const senderMailbox = createSenderMailbox({
     address: defaultFrom,
     log: d.log,
-    now: () => d.clock.now(),
+    clock: d.clock,
   })
   // Never aborted: a shutdown is no reason for the token source's error.
   const running = new AbortController().signal

@@ -1,4 +1,5 @@
 // The configured sender mailbox (MAIL_FROM) as Graph last answered for it: refused (why, since when) or sending; each change logged once.
+import type { Clock } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 
@@ -46,12 +47,13 @@ export function createSenderMailbox(d: {
   /** The address (or Graph user id) MAIL_FROM names; '' when none. */
   address: string
   log: Logger
-  now: () => number
+  /** Wall time for the refusal's start shown; its staleness on the monotonic clock. */
+  clock: Pick<Clock, 'now' | 'monotonic'>
 }): SenderMailbox {
   const key = d.address.trim().toLowerCase()
   const refusals = createFailureRun<Refusal>({
     log: d.log,
-    clock: { now: d.now },
+    clock: d.clock,
     msg: 'sender mailbox refused by Graph: its rows wait',
     level: 'error',
     // Said once per cause (the mailbox created but not yet licensed: 404 → 403, said again);

@@ -1,5 +1,6 @@
 // The sender mailbox's standing as this process last heard it: a run of refusals, said once, ended by a send or by silence.
 import { expect, test } from 'bun:test'
+import { systemClock } from '../../src/clock.ts'
 import { createLogger } from '../../src/log.ts'
 import { createSenderMailbox, SENDER_MAILBOX_STALE_MS } from '../../src/transport/sender-mailbox.ts'
 
@@ -9,7 +10,7 @@ function setup() {
   const mailbox = createSenderMailbox({
     address: 'Sender@Example.com',
     log: createLogger('debug', (l) => lines.push(JSON.parse(l))),
-    now: () => now,
+    clock: { now: () => now },
   })
   const advance = (ms: number) => {
     now += ms
@@ -22,7 +23,9 @@ test('MAIL_FROM is matched as Graph matches a mailbox: case and spaces aside', (
   expect(mailbox.isDefault(' sender@example.COM ')).toBe(true)
   expect(mailbox.isDefault('other@example.com')).toBe(false)
   expect(
-    createSenderMailbox({ address: '', log: createLogger('error'), now: Date.now }).isDefault(''),
+    createSenderMailbox({ address: '', log: createLogger('error'), clock: systemClock }).isDefault(
+      '',
+    ),
   ).toBe(false)
 })
 
@@ -106,4 +109,18 @@ test('its lines, field by field: each new cause at error (no count, no reminder 
     'ts,level,msg,mailbox,code,httpStatus,retryInMs',
     'ts,level,msg,mailbox,refusals,sinceMs',
   ])
+})
+
+test('a wall clock stepped forward neither drops a refusal from readiness nor moves the start it shows', () => {
+  const c = { wall: Date.parse('2026-03-01T12:00:00Z'), mono: 1_000 }
+  const mailbox = createSenderMailbox({
+    address: 'sender@example.com',
+    log: createLogger('error', () => {}),
+    clock: { now: () => c.wall, monotonic: () => c.mono },
+  })
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404 })
+  c.wall += 3_600_000
+  c.mono += 1_000
+  expect(mailbox.isRefused()).toBe(true)
+  expect(mailbox.warning()).toContain('since 2026-03-01T12:00:00.000Z')
 })
