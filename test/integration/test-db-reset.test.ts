@@ -1,0 +1,33 @@
+// The test database's reset between tests: every mailer table but the migration record is left empty, so no test leans on another's leftovers (a pause, a slot).
+import { expect, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+
+const t = useTestDb()
+
+test('reset empties every mailer table but schema_migrations: a pause, a held slot and rows are gone', async () => {
+  await enqueue(t)
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at) values ('sender@example.com', now() + interval '5 minutes')`,
+  )
+  await t.pool.query(
+    `insert into mailer.send_slots (slot, holder, token, expires_at)
+     values (1, 'w', gen_random_uuid(), now() + interval '1 minute')`,
+  )
+  await t.reset()
+  // Listed from the catalog, so a table a later migration adds is held to it too.
+  const tables = await t.pool.query<{ name: string }>(
+    `select format('%I.%I', table_schema, table_name) as name from information_schema.tables
+      where table_schema = 'mailer' and table_type = 'BASE TABLE' and table_name <> 'schema_migrations'
+      order by 1`,
+  )
+  expect(tables.rows.length).toBeGreaterThanOrEqual(6)
+  const left: Record<string, number> = {}
+  for (const { name } of tables.rows) {
+    const r = await t.pool.query<{ n: number }>(`select count(*)::int as n from ${name}`)
+    if (r.rows[0]!.n > 0) left[name] = r.rows[0]!.n
+  }
+  expect(left).toEqual({})
+  const migrations = await t.pool.query('select count(*)::int as n from mailer.schema_migrations')
+  expect(migrations.rows[0].n).toBeGreaterThan(0)
+})
