@@ -47,7 +47,8 @@ interface ClaimParams {
   /**
    * MAIL_FROM's pause key, when the worker has met its pause: the claim reads the pause itself
    * (mailer.claim_past_paused, sql/0039) and, while it stands longer than `holdMs`, takes only
-   * rows that name a sender of their own; over, it claims as without it. notifiedId is not tried.
+   * rows that name a sender of their own; over, it takes one row of MAIL_FROM's to probe the
+   * mailbox (sql/0041; none due: any one row). notifiedId is not tried.
    */
   pausedSender?: { key: string; holdMs: number }
 }

@@ -22,7 +22,8 @@ export interface DefaultSenderPause {
  * States: unpaused (the usual claim); paused (set when a row went back for MAIL_FROM's pause: the
  * claims run mailer.claim_past_paused, sql/0039, which reads the pause in database time and leaves
  * MAIL_FROM's rows unclaimed while it stands); probing (that claim found the pause over and took
- * one row, as it then does: no other claim until that row is done, so a mailbox still refused
+ * one row, MAIL_FROM's first due row since sql/0041, not a row naming another sender: no other
+ * claim until that row is done, so a mailbox still refused
  * costs one row per pause, not a batch of give-backs). Back to unpaused when the probe is done
  * without meeting the pause again. A gate that never pauses (file, discard), or no MAIL_FROM,
  * stays unpaused.

@@ -232,6 +232,11 @@ describe('migrate', () => {
         '0040_sender_key_follows_updates',
         '73f9e23a3b8dd173538c2432d8a11b5e63ab41be54a2b64d5f5ce9283ae7cd8c',
       ],
+      [
+        41,
+        '0041_pause_end_probed_by_mail_from_row',
+        '4129de783f9f0fd6cb39fb0e5ead78c7aeb93f4aa02668c3a59a5aca34e389f1',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -357,7 +362,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40,
+        33, 34, 35, 36, 37, 38, 39, 40, 41,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -397,16 +402,17 @@ describe('migrate', () => {
         { version: 38, c: true },
         { version: 39, c: true },
         { version: 40, c: true },
+        { version: 41, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0040 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0041 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -667,7 +673,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40,
+      33, 34, 35, 36, 37, 38, 39, 40, 41,
     ])
     const { rows } = await adminQuery(
       url,

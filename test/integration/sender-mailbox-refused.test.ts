@@ -344,6 +344,50 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     expect(sent.sort()).toEqual([...defaults].sort())
   })
 
+  test('a pause’s end probes MAIL_FROM with a row of its own, not with rows of another sender ahead in claim order: still refused, one of its rows is claimed and given back, not a batch', async () => {
+    const r = await startWorker({ mailboxes: [OWN] })
+    const defaults: string[] = []
+    for (let i = 0; i < ROWS; i++) defaults.push(await enqueue(t))
+    await pausedAndIdle(r)
+    // Rows naming another sender, due only later, so the standing pause's claims leave them.
+    const own: string[] = []
+    const later = new Date(Date.now() + 3_600_000).toISOString()
+    for (let i = 0; i < 3; i++)
+      own.push(
+        await enqueue(
+          t,
+          { from: OWN, to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' },
+          { sendAt: later },
+        ),
+      )
+    // At once: the pause over, MAIL_FROM's rows due, and the other sender's rows ahead of them.
+    await t.pool.query(
+      `
+      with p as (update mailer.mailbox_pacing set next_at = now() returning 1)
+      update mailer.email_outbox
+         set send_at = case when id = any($1::bigint[]) then now() - interval '1 hour' else now() end
+       where status = 'pending'`,
+      [own],
+    )
+    r.engine.drainer.wake()
+    // The probe meets the refusal again and pauses MAIL_FROM anew.
+    await pollUntil(
+      async () => ((await rowsOf(own)).every((x) => x.status === 'sent') ? true : undefined),
+      30_000,
+    )
+    await pausedAndIdle(r)
+    // A row claimed and given back waits for the new pause's end; the rest are due still.
+    const moved = (
+      await t.pool.query(
+        `select id from mailer.email_outbox
+          where id = any($1::bigint[]) and send_at > now() + interval '1 minute'`,
+        [defaults],
+      )
+    ).rows
+    expect(moved).toHaveLength(1)
+    expect((await rowsOf(own)).map((x) => x.status)).toEqual(['sent', 'sent', 'sent'])
+  })
+
   test('a mailbox a row names itself, throttled for minutes: its waiting rows move to the pause’s end at once, most never claimed nor recorded; MAIL_FROM’s rows still go', async () => {
     const N = 200
     const mine = (
