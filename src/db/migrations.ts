@@ -40,6 +40,7 @@ import m0038 from '../../sql/0038_hand_written_columns_bounded.sql' with { type:
 import m0039 from '../../sql/0039_paused_sender_rows_left_unclaimed.sql' with { type: 'text' }
 import m0040 from '../../sql/0040_sender_key_follows_updates.sql' with { type: 'text' }
 import m0041 from '../../sql/0041_pause_end_probed_by_mail_from_row.sql' with { type: 'text' }
+import m0042 from '../../sql/0042_rekey_pending_rows_only.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -89,6 +90,7 @@ export const migrations: readonly Migration[] = [
   { version: 39, name: '0039_paused_sender_rows_left_unclaimed', sql: m0039 },
   { version: 40, name: '0040_sender_key_follows_updates', sql: m0040 },
   { version: 41, name: '0041_pause_end_probed_by_mail_from_row', sql: m0041 },
+  { version: 42, name: '0042_rekey_pending_rows_only', sql: m0042 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

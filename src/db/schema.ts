@@ -37,6 +37,8 @@ interface EmailOutboxTable {
   lease_expires_at: NullableTimestamp
   send_started_at: NullableTimestamp
   cancel_requested_at: NullableTimestamp
+  // Written by triggers (sql/0039, 0040, 0042) and by a retry (requeue.ts); read by the claims in SQL.
+  sender_key: string | null
 }
 
 interface EmailAttemptsTable {

@@ -28,6 +28,9 @@ const requeueSet = {
   cancel_requested_at: null,
   sent_at: null,
   lease_owner: null,
+  // A hand UPDATE re-keys pending and sending rows only (sql/0042): a failed or cancelled row's
+  // message or template may have changed since its key was written.
+  sender_key: sql<string | null>`mailer.row_sender_key(message, template)`,
 }
 
 const requeueable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>

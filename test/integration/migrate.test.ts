@@ -237,6 +237,11 @@ describe('migrate', () => {
         '0041_pause_end_probed_by_mail_from_row',
         '4129de783f9f0fd6cb39fb0e5ead78c7aeb93f4aa02668c3a59a5aca34e389f1',
       ],
+      [
+        42,
+        '0042_rekey_pending_rows_only',
+        '150c27fb6c10b9570ac8f3c45fe016ef2b9f2848f2929b3bbeaf758095555e8e',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -362,7 +367,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -403,16 +408,17 @@ describe('migrate', () => {
         { version: 39, c: true },
         { version: 40, c: true },
         { version: 41, c: true },
+        { version: 42, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0041 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0042 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -673,7 +679,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
     ])
     const { rows } = await adminQuery(
       url,
