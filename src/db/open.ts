@@ -8,13 +8,9 @@ import { preparingClient } from './prepared-statements.ts'
 import { READ_ONLY_HOLD_OFF_MS, RetiringPool, readOnlyEras } from './read-only-server.ts'
 import type { Database } from './schema.ts'
 import { isoSessionClient } from './session-settings.ts'
+import type { SharedSession } from './shared-session.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
-import {
-  createStatementRoute,
-  type Queryable,
-  type SharedSession,
-  type StatementRoute,
-} from './statement-route.ts'
+import { createStatementRoute, type Queryable, type StatementRoute } from './statement-route.ts'
 
 const POOL_APPLICATION_NAME = 'outbox-mailer'
 

@@ -3,6 +3,7 @@ import type { Kysely, PostgresDialectConfig, PostgresPoolClient } from 'kysely'
 import type pg from 'pg'
 import { monotonicNow, systemClock } from '../clock.ts'
 import type { Database } from './schema.ts'
+import type { SharedSession } from './shared-session.ts'
 import { singleStatementDb } from './single-statement-db.ts'
 
 /** What can run one statement: a pool, a client, or the route. */
@@ -11,27 +12,6 @@ export interface Queryable {
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>>
-}
-
-/** The LISTEN session's side of the route (the listener drives it). */
-export interface SharedSession {
-  /** A client configured like the pool's (prepared statements, timeouts), for the LISTEN session. */
-  newClient(applicationName: string): pg.Client
-  /**
-   * A `newClient` client's connect failed only for a startup parameter the pool now sends no more
-   * (statement_timeout, refused by a pooler: the pool may learn it just then, or have since the
-   * client was made): a new client connects at once, nothing failed.
-   */
-  refusedAtStartup(err: unknown): boolean
-  /** The session is listening on `client`: statements may take it; `answered` hears each answer. */
-  attach(client: pg.Client, answered?: () => void): void
-  /** The session is going: no new statement takes it; resolves when the one on it (if any) ended. */
-  detach(): Promise<void>
-  /**
-   * Runs the owner's own statement on the session in turn (a client runs one query at a time); a
-   * statement of the route that comes meanwhile waits for it and takes the session after.
-   */
-  inTurn<T>(statement: () => Promise<T>): Promise<T>
 }
 
 export interface StatementRoute extends Queryable {

@@ -1,9 +1,8 @@
 // Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
-import { monotonicNow } from '../clock.ts'
-import { type ClaimsFailing, createClaimFailures } from './claim-failures.ts'
+import { createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
-import { createDueTimer } from './due-timer.ts'
+import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { deregisterWorker } from './heartbeat.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
@@ -13,6 +12,7 @@ import { createSettlements } from './settlements.ts'
 import { finishWithinGrace } from './shutdown-grace.ts'
 import { createStartQueue } from './start-queue.ts'
 import { startSends } from './start-send.ts'
+import { createWakeTimers } from './wake-timers.ts'
 
 export interface Drainer {
   start(): void
@@ -21,17 +21,6 @@ export interface Drainer {
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
   status(): DrainerStatus
-}
-
-interface DrainerStatus {
-  running: boolean
-  /** When the loop last turned, on the wall clock: shown, never compared. */
-  lastLoopAt: number | null
-  /** How long ago the loop last turned, on the monotonic clock (a wall clock's step is no silence). */
-  loopSilentMs: number | null
-  inFlight: number
-  /** Since when every claim has failed (null after one succeeded), the last failure and its SQLSTATE. */
-  claimsFailing: ClaimsFailing | null
 }
 
 export function createDrainer(d: DrainerDeps): Drainer {
@@ -45,8 +34,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let backlog = false
   let wakeUp: (() => void) | null = null
   let loop: Promise<void> | null = null
-  let lastLoopAt: number | null = null
-  let lastLoopMono: number | null = null
+  const pulse = createLoopPulse(d.clock)
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
   const log = d.log.child({ db: d.dbName })
@@ -99,21 +87,11 @@ export function createDrainer(d: DrainerDeps): Drainer {
     deadlines,
     wake,
   })
-  const due = createDueTimer({
+  const { due, poll } = createWakeTimers({
     clock: d.clock,
-    horizonMs: pollMs,
+    pollMs,
     stopped: () => stopping.signal.aborted,
-    fire: wake,
-  })
-  // The backstop poll: armed when the loop goes to wait and left running when a wake ends the wait
-  // (cancelling it on every wake cost each pickup 0.03-0.05 ms). So a poll comes at most one
-  // interval after a wait began, at most one extra claim per interval; a shorter interval
-  // (polling once the listener is gone) arms a sooner timer at the next wait.
-  const poll = createDueTimer({
-    clock: d.clock,
-    horizonMs: () => Number.POSITIVE_INFINITY,
-    stopped: () => stopping.signal.aborted,
-    fire: wake,
+    wake,
   })
 
   const claimAndDeliver = createClaimRound({
@@ -139,8 +117,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
 
   async function run() {
     while (!stopping.signal.aborted) {
-      lastLoopAt = d.clock.now()
-      lastLoopMono = monotonicNow(d.clock)
+      pulse.turned()
       if (mayClaim()) {
         wanted = false
         const rowId = backlog ? null : (news ?? null)
@@ -209,8 +186,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
     },
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,
-      lastLoopAt,
-      loopSilentMs: lastLoopMono === null ? null : monotonicNow(d.clock) - lastLoopMono,
+      lastLoopAt: pulse.lastAt(),
+      loopSilentMs: pulse.silentMs(),
       inFlight: held.size,
       claimsFailing: claimFailures.current(),
     }),

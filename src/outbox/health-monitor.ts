@@ -1,16 +1,13 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
-import { loginRefusal } from '../db/login-refusal.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
-import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
-import { isAppError } from '../errors.ts'
+import { answered, answeredProblem, listenerProblem } from './database-problem.ts'
 import type { Drainer } from './drainer.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
 import type { Listener } from './listener.ts'
-import { isUnavailableSqlstate, PERMISSION_ADVICE } from './statement-timeout.ts'
 
 interface MonitoredDatabase {
   name: string
@@ -139,16 +136,7 @@ export function createHealthMonitor(o: {
         return report
       }
       report.reachable = true
-      report.problem = e instanceof Error ? e.message : 'schema check failed'
-      // A role refused CONNECT (at connect) or a right on the schema: the server answered, and says
-      // which object only in its message; what to do is the same.
-      if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
-        report.problem = `the database refused this service's role a privilege (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}: ${report.problem}): ${PERMISSION_ADVICE}`
-      }
-      const login = loginRefusal(e)
-      if (login) {
-        report.problem = `the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; ${report.problem}): ${login.advice}`
-      }
+      report.problem = answeredProblem(e)
       return report
     }
     const transport = d.drainer ? (o.transportProblem?.() ?? null) : null
@@ -200,28 +188,4 @@ export function createHealthMonitor(o: {
       return { ok: problems.length === 0, problems }
     },
   }
-}
-
-/**
- * The listener's connects fail while the pool's statements work (the probe got through): its own
- * URL is the one to look at. A login or privilege refusal is said as the probe says it of the pool's.
- */
-function listenerProblem(state: string, err: unknown, variable: string | null): string {
-  const via = variable ? ` (${variable})` : ''
-  const message = err instanceof Error ? err.message : String(err)
-  const login = loginRefusal(err)
-  if (login) {
-    return `listener cannot connect${via}: the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; ${message}): ${login.advice}`
-  }
-  if ((err as { code?: unknown } | null)?.code === PERMISSION_DENIED_SQLSTATE) {
-    return `listener cannot connect${via}: the database refused this service's role a privilege (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}: ${message}): ${PERMISSION_ADVICE}`
-  }
-  return `listener is ${state}${via ? ` (${variable}: ${unreachableCause(err)})` : ` (${unreachableCause(err)})`}`
-}
-
-/** The database answered: a schema verdict, or an error from the server that is not an outage. */
-function answered(e: unknown): boolean {
-  if (isAppError(e)) return true
-  const code = (e as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isUnavailableSqlstate(code)
 }

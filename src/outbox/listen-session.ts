@@ -3,7 +3,7 @@ import pg from 'pg'
 import { type Clock, waitAtMost } from '../clock.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
 import { openProbeSession } from '../db/probe-session.ts'
-import type { SharedSession } from '../db/statement-route.ts'
+import type { SharedSession } from '../db/shared-session.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
 

@@ -3,49 +3,17 @@ import { type Clock, monotonicNow } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
+import {
+  GRAPH_UNAUTHORIZED_CODE,
+  GRAPH_UNREACHABLE_CODE,
+  type GraphOutageCause,
+  holdOffMs,
+  type Outage,
+  outageWarning,
+  STALE_MS,
+} from './graph-outage.ts'
 
-export const GRAPH_OUTAGE_CAUSES = ['unreachable', 'unauthorized'] as const
-export type GraphOutageCause = (typeof GRAPH_OUTAGE_CAUSES)[number]
 type Retry = Extract<SendOutcome, { kind: 'retry' }>
-
-/**
- * The codes rows wait under while Graph is out of reach or refuses every token. Nothing of theirs
- * reached Graph (or it answered for the app, not the row): uncounted, like the token waits, and
- * recorded once per run (outbox/settle-item.ts TOKEN_WAIT_CODE knows them).
- */
-export const GRAPH_UNREACHABLE_CODE = 'graph_unreachable'
-export const GRAPH_UNAUTHORIZED_CODE = 'graph_unauthorized'
-
-/**
- * After a failure no request goes to Graph for this long, doubling with each failed probe up to the
- * cap, reset by any answer: every worker of the process waits on this one delay, and when it has
- * passed one request (the probe) goes while the others wait for its answer.
- */
-const BACKOFF_FIRST_MS = 5_000
-const BACKOFF_MAX_MS = 300_000
-/**
- * An outage no request has met for this long is no longer reported (readiness, the gauge): with
- * no mail due nothing probes, and Graph may well be back.
- */
-const STALE_MS = 30 * 60_000
-
-interface Outage {
-  cause: GraphOutageCause
-  /** What the last failure said: an errno (ECONNREFUSED) or Graph's 401 code. */
-  code: string
-  message: string
-  httpStatus?: number | undefined
-  /** Wall time the outage began: shown (readiness), never subtracted. */
-  since: number
-  /**
-   * Monotonic readings (monotonicNow) of its start and of the failure its back-off runs from: a
-   * wall clock stepped back would stretch the back-off (every row's wait) by the step.
-   */
-  sinceMono: number
-  at: number
-  holdOffMs: number
-  streak: number
-}
 
 export interface GraphReachability {
   /**
@@ -202,18 +170,7 @@ export function createGraphReachability(d: {
       p?.resolve()
     },
     cause: () => (outage && monotonicNow(d.clock) - outage.at < STALE_MS ? outage.cause : null),
-    warning() {
-      if (!outage || monotonicNow(d.clock) - outage.at >= STALE_MS) return null
-      const since = new Date(outage.since).toISOString()
-      const every = `one request tries again every ${Math.round(BACKOFF_MAX_MS / 60_000)} minutes at most`
-      return outage.cause === 'unreachable'
-        ? `graph unreachable since ${since} (${outage.code}): mail waits, uncounted, and ${every}; check this host's egress, DNS, proxy and CA trust for GRAPH_API_URL`
-        : `graph refuses this app's tokens since ${since} (HTTP 401 ${outage.code}): mail waits, uncounted, and ${every}; check the app registration (GRAPH_CLIENT_ID in GRAPH_TENANT_ID) and its credential`
-    },
+    warning: () =>
+      !outage || monotonicNow(d.clock) - outage.at >= STALE_MS ? null : outageWarning(outage),
   }
-}
-
-/** The back-off after the `streak`-th failure in a row. */
-function holdOffMs(streak: number): number {
-  return Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(streak - 1, 20))
 }

@@ -3,7 +3,7 @@ import type { Clock } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
-import type { GraphOutageCause } from './graph-reachability.ts'
+import type { GraphOutageCause } from './graph-outage.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'
 import { createTokenSource, graphScopeFor, type TokenSource, tokenUrlFor } from './graph-token.ts'
 

@@ -4,7 +4,7 @@ import { TOKEN_WAIT_CODE } from '../../src/outbox/settle-item.ts'
 import {
   GRAPH_UNAUTHORIZED_CODE,
   GRAPH_UNREACHABLE_CODE,
-} from '../../src/transport/graph-reachability.ts'
+} from '../../src/transport/graph-outage.ts'
 import { TOKEN_REFUSED_LATE_CODE } from '../../src/transport/graph-request.ts'
 import { GraphAuthError, parseTokenError } from '../../src/transport/graph-token-error.ts'
 

@@ -1,0 +1,45 @@
+// How readiness words a database's failure: whether the server answered, a refused privilege or login, the listener's own connect.
+import { loginRefusal } from '../db/login-refusal.ts'
+import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import { unreachableCause } from '../db/unreachable-cause.ts'
+import { isAppError } from '../errors.ts'
+import { isUnavailableSqlstate, PERMISSION_ADVICE } from './statement-timeout.ts'
+
+/** The probe's error from a database that answered (see `answered`): what readiness says of it. */
+export function answeredProblem(e: unknown): string {
+  let problem = e instanceof Error ? e.message : 'schema check failed'
+  // A role refused CONNECT (at connect) or a right on the schema: the server answered, and says
+  // which object only in its message; what to do is the same.
+  if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
+    problem = `the database refused this service's role a privilege (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}: ${problem}): ${PERMISSION_ADVICE}`
+  }
+  const login = loginRefusal(e)
+  if (login) {
+    problem = `the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; ${problem}): ${login.advice}`
+  }
+  return problem
+}
+
+/**
+ * The listener's connects fail while the pool's statements work (the probe got through): its own
+ * URL is the one to look at. A login or privilege refusal is said as the probe says it of the pool's.
+ */
+export function listenerProblem(state: string, err: unknown, variable: string | null): string {
+  const via = variable ? ` (${variable})` : ''
+  const message = err instanceof Error ? err.message : String(err)
+  const login = loginRefusal(err)
+  if (login) {
+    return `listener cannot connect${via}: the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; ${message}): ${login.advice}`
+  }
+  if ((err as { code?: unknown } | null)?.code === PERMISSION_DENIED_SQLSTATE) {
+    return `listener cannot connect${via}: the database refused this service's role a privilege (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}: ${message}): ${PERMISSION_ADVICE}`
+  }
+  return `listener is ${state}${via ? ` (${variable}: ${unreachableCause(err)})` : ` (${unreachableCause(err)})`}`
+}
+
+/** The database answered: a schema verdict, or an error from the server that is not an outage. */
+export function answered(e: unknown): boolean {
+  if (isAppError(e)) return true
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isUnavailableSqlstate(code)
+}
