@@ -1,7 +1,7 @@
 // Bearer-JWT verification (jose) and scope checks; the token's claims become the request's Principal (token-principal.ts), whose `tenant` and `db` claims confine every query.
 import { createMiddleware } from 'hono/factory'
 import { errors, type JWTPayload, type JWTVerifyOptions, jwtVerify } from 'jose'
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { ApiAuthConfig } from '../config.ts'
 import { AppError, isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
@@ -47,7 +47,7 @@ export function createVerifier(
   auth: ApiAuthConfig,
   dev: boolean,
   log: Logger,
-  clock: Pick<Clock, 'now'>,
+  clock: Pick<Clock, 'now' | 'monotonic'>,
 ): Verify | null {
   const common: JWTVerifyOptions = {
     requiredClaims: ['exp'],
@@ -110,7 +110,7 @@ export function createVerifier(
     if (!auth.issuer || !auth.audience) {
       throw new AppError('config_invalid', 'API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE')
     }
-    const keys = remoteSigningKeys(new URL(auth.jwksUrl), log)
+    const keys = remoteSigningKeys(new URL(auth.jwksUrl), log, Date.now, () => monotonicNow(clock))
     return refusing('jwks', JWKS_ALGORITHMS, (token, options) => jwtVerify(token, keys, options))
   }
   if (!dev) {

@@ -29,8 +29,11 @@ export interface ApiDeps {
   surface?: 'all' | 'operations'
   /** /metrics has a listener of its own (METRICS_PORT): this app does not serve it. */
   metricsApart?: boolean
-  /** What tokens' exp and nbf, and the rate limit's refill, are judged by; default the system clock. */
-  clock?: Pick<Clock, 'now'>
+  /**
+   * What tokens' exp and nbf, and the rate limit's refill, are judged by; its monotonic readings
+   * time the signing keys' outage run. Default the system clock.
+   */
+  clock?: Pick<Clock, 'now' | 'monotonic'>
 }
 
 export type Scope = 'outbox:read' | 'outbox:write'

@@ -83,7 +83,10 @@ async function holdsNoKey(response: { json(): Promise<unknown> }): Promise<boole
 export function remoteSigningKeys(
   url: URL,
   log: Logger,
+  /** Wall time, as jose's cache stamps a fetch (`uat`): the hold-off and the stale set's age. */
   now: () => number = Date.now,
+  /** Monotonic readings for the outage's run (its reminder): a step of the wall clock is no span. */
+  monotonic: () => number = () => performance.now(),
 ): JWTVerifyGetKey {
   let outage: {
     since: number
@@ -129,7 +132,7 @@ export function remoteSigningKeys(
   const outageRun = (serving: boolean) =>
     createFailureRun({
       log,
-      clock: { now },
+      clock: { now, monotonic },
       msg: serving
         ? `API signing keys unavailable; verifying with the cached key set until it is ${hours} h old, fetching it again at most every ${KEYS_RETRY_AFTER_SECONDS} s`
         : `API signing keys unavailable; answering 503 auth_unavailable, fetching them again at most every ${KEYS_RETRY_AFTER_SECONDS} s`,

@@ -103,31 +103,39 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop()
 })
 
-function appFor(jwksUrl: string, log: Logger = silentLogger): App {
+function appFor(jwksUrl: string, log: Logger = silentLogger, clock?: TestClock): App {
   return appOnDefault(t, {
     auth: { jwtSecret: null, jwksUrl, issuer: ISSUER, audience: AUDIENCE },
     log,
+    ...(clock ? { clock } : {}),
   }).app
+}
+
+/** The app's clock: the wall clock as setSystemTime sets it (jose's too), a monotonic one the test moves. */
+type TestClock = { now(): number; monotonic(): number }
+function testClock() {
+  const mono = { ms: 0 }
+  return { mono, clock: { now: () => Date.now(), monotonic: () => mono.ms } }
 }
 
 /**
  * A key set server (answering the keys until told otherwise) and a fresh app verifying against it
  * (jose caches per verifier), with the app's log lines from info up.
  */
-function serving(keys: JWK[]) {
+function serving(keys: JWK[], clock?: TestClock) {
   const server = keySetServer(keys)
   servers.push(server)
   const lines: { level: string; msg: string; refused?: number }[] = []
   const log = createLogger('info', (l) => lines.push(JSON.parse(l)))
-  return { server, app: appFor(server.url, log), lines }
+  return { server, app: appFor(server.url, log, clock), lines }
 }
 
 /**
  * `serving` one key, fetched and cached at `start`, its endpoint down from then on; the clock left
  * 11 minutes on, past the set's cache age (10 min).
  */
-async function cachedThenDown() {
-  const s = serving([k1.jwk])
+async function cachedThenDown(clock?: TestClock) {
+  const s = serving([k1.jwk], clock)
   const start = Date.now()
   setSystemTime(new Date(start))
   expect((await list(s.app, await sign(k1))).status).toBe(200)
@@ -319,11 +327,13 @@ describe('jose’s cache and refetch', () => {
 
 describe('an outage of a key set held in cache', () => {
   test('requests that shared a failed fetch count it once', async () => {
-    const { app, lines, start } = await cachedThenDown()
+    const { mono, clock } = testClock()
+    const { app, lines, start } = await cachedThenDown(clock)
     const tokens = await Promise.all(Array.from({ length: 5 }, () => sign(k1)))
     const burst = await Promise.all(tokens.map((tk) => list(app, tk)))
     expect(burst.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
     setSystemTime(new Date(start + 16 * 60_000))
+    mono.ms += 5 * 60_000
     expect((await list(app, await sign(k1))).status).toBe(200)
     const warnings = lines.filter((l) => l.level === 'warn') as Record<string, unknown>[]
     expect(warnings).toHaveLength(2)
@@ -331,11 +341,13 @@ describe('an outage of a key set held in cache', () => {
   })
 
   test('logged at its start (the cached set serving, until when), every 5 minutes, when the cached set stops serving (answering 503 from then on), and at its end', async () => {
-    const { server, app, lines, start } = await cachedThenDown()
+    const { mono, clock } = testClock()
+    const { server, app, lines, start } = await cachedThenDown(clock)
     expect((await list(app, await sign(k1))).status).toBe(200)
     // One fetch per hold-off; a line only after 5 minutes of them.
     for (let s = 5; s <= 300; s += 5) {
       setSystemTime(new Date(start + 11 * 60_000 + s * 1_000))
+      mono.ms = s * 1_000
       expect((await list(app, await sign(k1))).status).toBe(200)
     }
     setSystemTime(new Date(start + 12 * 3_600_000))
@@ -365,6 +377,16 @@ describe('an outage of a key set held in cache', () => {
     expect(others[1]).toMatchObject({ failures: 61, sinceMs: 300_000 })
     expect(others[2]!.cachedKeysServeUntil).toBe(until)
     expect(others[3]).toMatchObject({ refused: 2, servedStale: 61 })
+  })
+  test('a wall clock stepped ahead mid-outage brings no reminder: the run is timed on the monotonic clock', async () => {
+    const { mono, clock } = testClock()
+    const { app, lines, start } = await cachedThenDown(clock)
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    // The wall clock steps 6 minutes ahead (NTP, an operator) while 5 s pass: past the hold-off.
+    setSystemTime(new Date(start + 17 * 60_000))
+    mono.ms += 5_000
+    expect((await list(app, await sign(k1))).status).toBe(200)
+    expect(lines.filter((l) => l.level === 'warn')).toHaveLength(1)
   })
 })
 
