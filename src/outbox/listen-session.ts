@@ -3,6 +3,7 @@ import pg from 'pg'
 import { type Clock, waitAtMost } from '../clock.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
 import { openProbeSession } from '../db/probe-session.ts'
+import { isoSessionClient } from '../db/session-settings.ts'
 import type { SharedSession } from '../db/shared-session.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
@@ -24,7 +25,7 @@ export function newListenClient(d: {
 }): { client: pg.Client; lost: Promise<void> } {
   const client =
     d.shared?.newClient(LISTENER_APPLICATION_NAME) ??
-    new pg.Client({
+    new (isoSessionClient(pg.Client))({
       connectionString: d.url,
       application_name: LISTENER_APPLICATION_NAME,
       keepAlive: true,

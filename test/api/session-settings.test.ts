@@ -1,8 +1,11 @@
 // The API's timestamps whatever the database's DateStyle, IntervalStyle and TimeZone (set on the role or database).
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
+import { checkDatabase } from '../../src/check-config/database-check.ts'
+import type { Config } from '../../src/config.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
+import { newListenClient } from '../../src/outbox/listen-session.ts'
 import { readDatabaseStatus } from '../../src/status/database-status.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
@@ -107,4 +110,70 @@ test('`status` reads every section: ages come as epochs, not as text timestamps'
   expect([reading.error, reading.unread]).toEqual([null, []])
   expect(reading.stats?.oldestPendingAgeSeconds).toBeGreaterThan(20 * 365 * 86_400)
   expect(reading.failures).not.toBeNull()
+})
+
+describe('every connection of ours starts with DateStyle ISO, whatever the database says', () => {
+  // A login event trigger (PostgreSQL 17+) notes the DateStyle each new session of this database
+  // starts with, by application_name: the one-shot pools of `status` and `check-config` are
+  // internal to them, and close before they return.
+  beforeAll(async () => {
+    await t.pool.query('create table public.login_datestyle (app text, style text)')
+    await t.pool.query(
+      `create function public.note_login_datestyle() returns event_trigger language plpgsql as $$
+       begin
+         insert into public.login_datestyle values (current_setting('application_name'), current_setting('datestyle'));
+       end $$`,
+    )
+    await t.pool.query(
+      'create event trigger note_login_datestyle on login execute function public.note_login_datestyle()',
+    )
+  })
+  afterAll(async () => {
+    await t.pool.query('drop event trigger if exists note_login_datestyle')
+  })
+  const stylesOf = async (app: string) =>
+    (
+      await t.pool.query<{ style: string }>(
+        'select style from public.login_datestyle where app = $1',
+        [app],
+      )
+    ).rows.map((r) => r.style)
+
+  test('the LISTEN session on a URL of its own', async () => {
+    const { client } = newListenClient({
+      db: 'default',
+      url: t.url,
+      log: silentLogger,
+      wake: () => {},
+    })
+    await client.connect()
+    try {
+      const { rows } = await client.query<{ DateStyle: string }>('show datestyle')
+      expect(rows[0]!.DateStyle).toMatch(/^ISO,/)
+    } finally {
+      await client.end()
+    }
+  })
+
+  test("`status`'s pool", async () => {
+    const reading = await readDatabaseStatus(
+      { name: 'default', url: t.url, listenUrl: t.url },
+      { timeoutMs: 10_000, leaseSeconds: 30, mailboxRatePerMinute: 0 },
+    )
+    expect(reading.error).toBeNull()
+    const styles = await stylesOf('outbox-mailer:status')
+    expect(styles.length).toBeGreaterThan(0)
+    for (const style of styles) expect(style).toMatch(/^ISO,/)
+  })
+
+  test("`check-config`'s pool", async () => {
+    const d = { name: 'default', url: t.url, listenUrl: t.url, listed: false }
+    // The API role with the one URL: no LISTEN check, the pool's session alone.
+    const config = { databases: [d], worker: { listenMode: 'poll' } } as unknown as Config
+    const found = await checkDatabase(d as Config['databases'][number], config, 'api', 10_000)
+    expect(found.checks.length).toBeGreaterThan(0)
+    const styles = await stylesOf('outbox-mailer:check-config')
+    expect(styles.length).toBeGreaterThan(0)
+    for (const style of styles) expect(style).toMatch(/^ISO,/)
+  })
 })
