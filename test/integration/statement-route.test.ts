@@ -387,14 +387,15 @@ test('while statements answer on the shared session the listener sends no check 
   }
 })
 
-test('a check that falls due while a statement of the route is on the session is not sent: that statement answers for the session', async () => {
-  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+/**
+ * A listener on h's shared session, its checks counted. Its 15 s interval passes when the test
+ * calls `sleeps[i]` (and `readings` say what time it is then); other waits (a check's bound) are real.
+ */
+function listenerOnSharedSession(readings: { now: () => number; monotonic?: () => number }) {
   const counted = countingChecks(h.listenSession!)
-  // The listener's interval passes when the test says so; other waits (a check's bound) are real.
-  let now = 1_000_000
   const sleeps: (() => void)[] = []
   const clock = {
-    now: () => now,
+    ...readings,
     sleep: (ms: number, signal?: AbortSignal) =>
       ms !== 15_000
         ? systemClock.sleep(ms, signal)
@@ -418,6 +419,15 @@ test('a check that falls due while a statement of the route is on the session is
   })
   const nextSleep = async (n: number) =>
     pollUntil(async () => (sleeps.length >= n ? true : undefined), 5_000, 5)
+  return { counted, sleeps, events, listener, nextSleep }
+}
+
+test('a check that falls due while a statement of the route is on the session is not sent: that statement answers for the session', async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
+  let now = 1_000_000
+  const { counted, sleeps, events, listener, nextSleep } = listenerOnSharedSession({
+    now: () => now,
+  })
   try {
     listener.start()
     await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
@@ -443,36 +453,11 @@ test('a check that falls due while a statement of the route is on the session is
 
 test('a wall clock stepped back after the session answered does not put off the next check', async () => {
   h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
-  const counted = countingChecks(h.listenSession!)
-  // The listener's interval passes when the test says so; other waits (a check's bound) are real.
   const c = { wall: 1_750_000_000_000, mono: 1_000 }
-  const sleeps: (() => void)[] = []
-  const clock = {
+  const { counted, sleeps, events, listener, nextSleep } = listenerOnSharedSession({
     now: () => c.wall,
     monotonic: () => c.mono,
-    sleep: (ms: number, signal?: AbortSignal) =>
-      ms !== 15_000
-        ? systemClock.sleep(ms, signal)
-        : new Promise<void>((resolve) => {
-            sleeps.push(resolve)
-            signal?.addEventListener('abort', () => resolve(), { once: true })
-          }),
-  }
-  const events = createEventLog()
-  const listener = createListener({
-    db: 'test',
-    url: t.url,
-    log: silentLogger,
-    clock,
-    wake: () => {},
-    onEvent: events.handler,
-    checkIntervalMs: 15_000,
-    checkTimeoutMs: 5_000,
-    mode: 'auto',
-    shared: counted.session,
   })
-  const nextSleep = async (n: number) =>
-    pollUntil(async () => (sleeps.length >= n ? true : undefined), 5_000, 5)
   try {
     listener.start()
     await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
