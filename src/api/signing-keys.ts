@@ -89,6 +89,7 @@ export function remoteSigningKeys(
   monotonic: () => number = () => performance.now(),
 ): JWTVerifyGetKey {
   let outage: {
+    /** A monotonic reading: the outage's length, logged at its end, is no wall-clock span. */
     since: number
     failedAt: number
     failure: unknown
@@ -150,7 +151,7 @@ export function remoteSigningKeys(
     if (outage === null) {
       if (!fetched) return
       outage = {
-        since: now(),
+        since: monotonic(),
         failedAt: now(),
         failure,
         serving,
@@ -181,7 +182,7 @@ export function remoteSigningKeys(
     log.info('API signing keys fetched again after an outage', {
       refused: outage.refused,
       servedStale: outage.servedStale,
-      ms: now() - outage.since,
+      ms: Math.round(monotonic() - outage.since),
     })
     outage = null
   }

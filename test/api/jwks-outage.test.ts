@@ -424,4 +424,24 @@ describe('an outage of the key set', () => {
     ])
     expect(others[1]!.refused).toBe(9)
   })
+
+  test('the line that ends an outage gives its length on the monotonic clock: a wall clock stepped an hour on meanwhile is not counted', async () => {
+    const { mono, clock } = testClock()
+    const { server, app, lines } = serving([k1.jwk], clock)
+    const start = Date.now()
+    setSystemTime(new Date(start))
+    server.mode = 'error'
+    expectUnavailable(await list(app, await sign(k1)), 'down')
+    // 10 s pass; the wall clock is also stepped an hour on (NTP).
+    mono.ms += 10_000
+    setSystemTime(new Date(start + 3_600_000 + 10_000))
+    server.mode = 'up'
+    expect(
+      (await list(app, await sign(k1, { exp: Math.floor(Date.now() / 1000) + 300 }))).status,
+    ).toBe(200)
+    const ended = lines.find((l) => l.msg === 'API signing keys fetched again after an outage') as
+      | { ms?: number }
+      | undefined
+    expect(ended?.ms).toBe(10_000)
+  })
 })
