@@ -270,7 +270,7 @@ describe('loadConfig', () => {
   })
 
   test('two MAILER_DATABASES entries that lead to one database are refused, naming both, never a password', () => {
-    const password = 'pw-do-not-print-7f3a'
+    const password = `pw-${crypto.randomUUID().slice(0, 8)}`
     const problems = (dbs: object[]) =>
       configProblems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: JSON.stringify(dbs) })
     const same = (a: object, b: object) => {
@@ -343,7 +343,7 @@ describe('loadConfig', () => {
   })
 
   test('a database URL the driver could not use is named, and its password never echoed', () => {
-    const password = 'pw-do-not-print-7f3a'
+    const password = `pw-${crypto.randomUUID().slice(0, 8)}`
     const problems = (env: Record<string, string>) =>
       configProblems({ MAIL_TRANSPORT: 'file', ...env })
     const bad = `postgres://u:${password}@127.0.0.1:notaport/db`
@@ -432,8 +432,10 @@ describe('loadConfig', () => {
       configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '30' }),
       configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '31' }),
     ]).toEqual([[], ['GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS']])
-    const cert = '-----BEGIN CERTIFICATE-----'
-    const key = '-----BEGIN PRIVATE KEY-----'
+    // loadConfig judges which credential variables are set, not their PEM (graph-credential.ts
+    // reads that at start): placeholders, no key material in the repository.
+    const cert = 'certificate-pem'
+    const key = 'private-key-pem'
     const required =
       'a Graph credential is required: GRAPH_CERTIFICATE(_FILE) with GRAPH_PRIVATE_KEY(_FILE), or GRAPH_CLIENT_SECRET'
     const both = 'GRAPH_CLIENT_SECRET and a certificate are both set: use one credential'
