@@ -9,7 +9,7 @@ import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { deferPausedRows } from './paused-rows.ts'
-import type { SendGate } from './send-gate.ts'
+import { mailboxKey, type SendGate } from './send-gate.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { StartQueue } from './start-queue.ts'
 
@@ -60,7 +60,7 @@ export function createClaimRound(r: {
       const hold = d.gate.pausedBeyondMs
       if (hold === undefined || ms <= hold) return
       pause.mailboxPaused(mailbox)
-      const key = mailbox.trim().toLowerCase()
+      const key = mailboxKey(mailbox)
       if (key === pause.key) return
       void deferPausedRows(d.db, key).catch((err) =>
         log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),

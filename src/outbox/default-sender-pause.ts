@@ -1,7 +1,7 @@
 // MAIL_FROM's pause as one drainer knows it: whether its claims leave MAIL_FROM's rows out, and the one row that probes the mailbox after it.
 import type { Lease } from './claim.ts'
 import { parseDefaultFrom } from './render.ts'
-import type { SendGate } from './send-gate.ts'
+import { mailboxKey, type SendGate } from './send-gate.ts'
 
 export interface DefaultSenderPause {
   /** MAIL_FROM's pause key, as the gate keys a mailbox; null when nothing is ever left out. */
@@ -33,10 +33,9 @@ export function createDefaultSenderPause(
   mailFrom: string | null,
 ): DefaultSenderPause {
   const holdMs = gate.pausedBeyondMs
-  // As the gate keys a mailbox (pg-send-gate.ts): trimmed, lower case.
   const key =
     mailFrom !== null && holdMs !== undefined
-      ? parseDefaultFrom(mailFrom).address.trim().toLowerCase()
+      ? mailboxKey(parseDefaultFrom(mailFrom).address)
       : null
   let state: 'unpaused' | 'paused' | 'probing' = 'unpaused'
   let probe: Lease | null = null
@@ -51,7 +50,7 @@ export function createDefaultSenderPause(
       state = probe === null ? 'unpaused' : 'probing'
     },
     mailboxPaused(mailbox) {
-      if (key !== null && mailbox.trim().toLowerCase() === key) state = 'paused'
+      if (key !== null && mailboxKey(mailbox) === key) state = 'paused'
     },
     done(lease) {
       if (lease !== probe) return

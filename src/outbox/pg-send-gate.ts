@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import type { MailboxPaused, SendGate } from './send-gate.ts'
+import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './send-limits.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
 
@@ -41,7 +41,7 @@ interface PgSendGateOptions {
 
 export function createPgSendGate(o: PgSendGateOptions): SendGate {
   const intervalMs = o.ratePerMinute > 0 ? 60_000 / o.ratePerMinute : 0
-  const key = (mailbox: string) => mailbox.trim().toLowerCase()
+  const key = mailboxKey
   const slots = createSlotKeeper({
     db: o.db,
     clock: o.clock,

@@ -1,5 +1,11 @@
 // SendGate port: limits that must hold across every worker (provider concurrency, per-mailbox rate).
 
+/**
+ * A mailbox as the gate keys it (its slots, pacing and pauses): trimmed, lower case; SQL's
+ * mailer.address_key (0039) keys a row's sender the same way.
+ */
+export const mailboxKey = (mailbox: string): string => mailbox.trim().toLowerCase()
+
 export interface SendPermit {
   release(): Promise<void>
 }
