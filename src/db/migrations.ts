@@ -41,6 +41,9 @@ import m0039 from '../../sql/0039_paused_sender_rows_left_unclaimed.sql' with { 
 import m0040 from '../../sql/0040_sender_key_follows_updates.sql' with { type: 'text' }
 import m0041 from '../../sql/0041_pause_end_probed_by_mail_from_row.sql' with { type: 'text' }
 import m0042 from '../../sql/0042_rekey_pending_rows_only.sql' with { type: 'text' }
+import m0043 from '../../sql/0043_addresses_without_control_or_blank_characters.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -91,6 +94,7 @@ export const migrations: readonly Migration[] = [
   { version: 40, name: '0040_sender_key_follows_updates', sql: m0040 },
   { version: 41, name: '0041_pause_end_probed_by_mail_from_row', sql: m0041 },
   { version: 42, name: '0042_rekey_pending_rows_only', sql: m0042 },
+  { version: 43, name: '0043_addresses_without_control_or_blank_characters', sql: m0043 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -270,6 +270,31 @@ describe('POST /v1/outbox', () => {
     expect(inline.status).toBe(201)
   })
 
+  test('an address holding a control character or a blank other than ASCII whitespace is a 400 naming it; nothing is inserted', async () => {
+    // Stored before 0043, and written by the file transport as another address ("ab@…",
+    // "ana <maria@…>"); no mailbox has such an address for Graph to resolve.
+    for (const [to, path] of [
+      [['ada@example.com', 'a\u0001b@example.com'], 'message.to.1'],
+      [{ address: 'ana\u00a0maria@example.com', name: 'Ana' }, 'message.to.0.address'],
+    ] as const) {
+      const r = await send(app, 'POST', '/v1/outbox', {
+        token: tk,
+        body: { message: { ...message, to } },
+      })
+      expect([path, r.status, r.headers.get('content-type')]).toEqual([
+        path,
+        400,
+        'application/problem+json',
+      ])
+      expect(r.body).toMatchObject({
+        type: 'urn:outbox-mailer:problem:validation_failed',
+        errors: [{ path, message: 'is not a valid e-mail address' }],
+      })
+    }
+    const { rows } = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows).toEqual([{ n: 0 }])
+  })
+
   test('a line break in the subject or a display name is folded to a space, not refused', async () => {
     const r = await send(app, 'POST', '/v1/outbox', {
       token: tk,

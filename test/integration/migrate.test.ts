@@ -242,6 +242,11 @@ describe('migrate', () => {
         '0042_rekey_pending_rows_only',
         '150c27fb6c10b9570ac8f3c45fe016ef2b9f2848f2929b3bbeaf758095555e8e',
       ],
+      [
+        43,
+        '0043_addresses_without_control_or_blank_characters',
+        'f66d861da6977e1ca49a222b5ed2cd93339c919d393e80ed9fe420d979fcbe5d',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -367,7 +372,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -409,16 +414,17 @@ describe('migrate', () => {
         { version: 40, c: true },
         { version: 41, c: true },
         { version: 42, c: true },
+        { version: 43, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0042 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0043 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -679,7 +685,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
     ])
     const { rows } = await adminQuery(
       url,

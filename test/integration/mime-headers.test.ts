@@ -3,9 +3,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, te
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { isEmailAddress } from '../../src/outbox/email-address.ts'
 import { foldControlCharacters, hasControlCharacter } from '../../src/outbox/header-text.ts'
 import { MIME_TYPE } from '../../src/outbox/mime-type.ts'
-import { createFileSender } from '../../src/transport/file-sender.ts'
+import { composeEml, createFileSender } from '../../src/transport/file-sender.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
@@ -236,6 +237,65 @@ test('the send-time checks fold and refuse exactly as mailer.enqueue_email does'
   expect(rows.map((r) => [r.s, foldControlCharacters(r.s), hasControlCharacter(r.s)])).toEqual(
     rows.map((r) => [r.s, r.folded, r.control]),
   )
+})
+
+test('an address is judged alike at enqueue and at send, none the file transport would write as another', async () => {
+  const samples = [
+    'plain@example.com',
+    "o'brien+tag@example.com",
+    'zoë@example.com',
+    'a.@example.com',
+    ...['\u0001', '\u001f', '\u007f', '\u0080', '\u0085', '\u009f', '\u00a0', '\u1680'].map(
+      (c) => `a${c}b@example.com`,
+    ),
+    ...['\u2000', '\u200a', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff'].map(
+      (c) => `a${c}b@example.com`,
+    ),
+    // Neither control nor blank: kept by nodemailer as it is.
+    'a\u200bb@example.com',
+    'a\u202eb@example.com',
+    'a b@example.com',
+    'a\tb@example.com',
+  ]
+  const { rows } = await t.pool.query<{ a: string; ok: boolean }>(
+    'select a, mailer.is_email_address(a) as ok from unnest($1::text[]) as a',
+    [samples],
+  )
+  expect(rows.map((r) => [r.a, isEmailAddress(r.a)])).toEqual(rows.map((r) => [r.a, r.ok]))
+  expect(rows.filter((r) => r.ok).map((r) => r.a)).toEqual([
+    'plain@example.com',
+    "o'brien+tag@example.com",
+    'zoë@example.com',
+    'a.@example.com',
+    'a\u200bb@example.com',
+    'a\u202eb@example.com',
+  ])
+  // Each address taken is written as it is (or quoted, the same address), never as another.
+  for (const address of rows.filter((r) => r.ok).map((r) => r.a)) {
+    const eml = (
+      await composeEml({
+        outboxId: '1',
+        tenant: 'default',
+        attempt: 1,
+        correlationId: null,
+        from: { address: 'from@example.com' },
+        to: [{ address }],
+        cc: [],
+        bcc: [],
+        replyTo: [],
+        subject: 'S',
+        text: 'T',
+        html: null,
+        importance: null,
+        headers: {},
+        attachments: [],
+      })
+    ).toString('utf8')
+    const local = address.slice(0, address.indexOf('@'))
+    const to = /^To: (.*)\r$/m.exec(eml)?.[1]
+    const same = [address, `"${local}"@example.com`, `<"${local}"@example.com>`]
+    expect([address, to]).toEqual([address, same.includes(to ?? '') ? to : same[0]])
+  }
 })
 
 describe('folded to one line at enqueue: stored and sent so', () => {

@@ -115,6 +115,18 @@ describe('refused, naming the field, because every mail of the template would fa
       refusedAs('cc_addresses[0]', NOT_AN_ADDRESS),
     ],
     ['bcc_addresses', { bcc_addresses: ['<>x'] }, refusedAs('bcc_addresses[0]', NOT_AN_ADDRESS)],
+    // Taken before 0043; the file transport wrote "sales\u0001@…" as "sales@…" and
+    // "ana\u00a0maria@…" as "ana <maria@…>", another address than the template's.
+    [
+      'an address holding a control character',
+      { to_addresses: ['sales\u0001@example.com'] },
+      refusedAs('to_addresses[0]', NOT_AN_ADDRESS),
+    ],
+    [
+      'an address holding a blank other than ASCII whitespace',
+      { reply_to: 'Help <ana\u00a0maria@example.com>' },
+      refusedAs('reply_to', NOT_AN_ADDRESS),
+    ],
     [
       'more than 500 recipients',
       { to_addresses: many(300), cc_addresses: many(150), bcc_addresses: many(51) },
