@@ -19,13 +19,21 @@ const toAddress = (a: MailAddress) => (a.name ? { name: a.name, address: a.addre
 
 /** Builds the complete message; exported for tests and `send-test`. */
 export async function composeEml(mail: OutboundMail): Promise<Buffer> {
-  const headers: Record<string, string> = { ...mail.headers, 'X-Outbox-Id': mail.outboxId }
-  if (mail.correlationId) headers['X-Correlation-Id'] = mail.correlationId
+  // By name in lower case: of the message's headers named alike but for case, the first alone, as
+  // Graph's request carries it (graph-message.ts); nodemailer wrote each under the name spelled last.
+  // Ours replace any of the message's of the same name.
+  const named = new Map<string, [name: string, value: string]>()
+  for (const [name, value] of Object.entries(mail.headers))
+    if (!named.has(name.toLowerCase())) named.set(name.toLowerCase(), [name, value])
+  const ours: Record<string, string> = { 'X-Outbox-Id': mail.outboxId }
+  if (mail.correlationId) ours['X-Correlation-Id'] = mail.correlationId
   if (mail.importance === 'high' || mail.importance === 'low')
-    Object.assign(headers, PRIORITY[mail.importance])
+    Object.assign(ours, PRIORITY[mail.importance])
+  for (const [name, value] of Object.entries(ours)) named.set(name.toLowerCase(), [name, value])
+  const headers = Object.fromEntries(named.values())
   // nodemailer recases header names its own way (X-Outbox-Id became X-Outbox-ID): ours, and the
   // message's X- headers, are written as spelled, as Graph sends them.
-  const spelled = new Map(Object.keys(headers).map((name) => [name.toLowerCase(), name]))
+  const spelled = new Map([...named].map(([lower, [name]]) => [lower, name]))
   composerModule ??= import('nodemailer/lib/mail-composer')
   const { default: MailComposer } = await composerModule
   const composer = new MailComposer({

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { composeEml, createFileSender } from '../../src/transport/file-sender.ts'
+import { buildSendMailBody } from '../../src/transport/graph-message.ts'
 
 const mail: OutboundMail = {
   outboxId: '42',
@@ -60,6 +61,23 @@ test('header names are written as spelled, X-Outbox-Id as the contract names it,
   // Headers of nodemailer's own stay as it writes them.
   expect(eml).toMatch(/^MIME-Version: 1\.0$/m)
   expect(eml).toMatch(/^Message-ID: <outbox-42@outbox-mailer\.invalid>$/m)
+})
+
+test('of headers named alike but for case, the first alone is written, as Graph sends it', async () => {
+  // enqueue takes both (jsonb keeps "X-Tag" and "x-tag" apart); Graph's request carries the first
+  // alone (graph-message.ts), and the .eml wrote both, each under the name spelled last.
+  const headers = { 'X-Tag': 'first', 'x-tag': 'second', 'X-TAG': 'third', 'X-Other': 'o' }
+  const eml = (await composeEml({ ...mail, headers })).toString('utf8')
+  const written = eml
+    .slice(0, eml.indexOf('\r\n\r\n'))
+    .split('\r\n')
+    .filter((l) => /^x-(tag|other):/i.test(l))
+  const sent = buildSendMailBody({ ...mail, headers }, { saveToSentItems: false }).message
+    .internetMessageHeaders as { name: string; value: string }[]
+  expect(written).toEqual(
+    sent.filter((h) => /^x-(tag|other)$/i.test(h.name)).map((h) => `${h.name}: ${h.value}`),
+  )
+  expect(written).toEqual(['X-Tag: first', 'X-Other: o'])
 })
 
 test('a text-only message is a single text/plain part holding exactly the text', async () => {
