@@ -138,11 +138,11 @@ const EnqueueOptions = z
       .nullable()
       .optional()
       .openapi({ pattern: TIMESTAMP_WITH_ZONE, example: '2030-01-01T09:00:00Z' }),
-    expiresAt: z
-      .string()
-      .nullable()
-      .optional()
-      .openapi({ pattern: TIMESTAMP_WITH_ZONE, description: 'Later than sendAt' }),
+    expiresAt: z.string().nullable().optional().openapi({
+      pattern: TIMESTAMP_WITH_ZONE,
+      description:
+        'Later than sendAt and than now (a repeat of a request whose row exists is answered with it, whatever the time)',
+    }),
     priority: z
       .number()
       .int()

@@ -44,6 +44,9 @@ import m0042 from '../../sql/0042_rekey_pending_rows_only.sql' with { type: 'tex
 import m0043 from '../../sql/0043_addresses_without_control_or_blank_characters.sql' with {
   type: 'text',
 }
+import m0044 from '../../sql/0044_expired_requests_refused_replays_answered.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -95,6 +98,7 @@ export const migrations: readonly Migration[] = [
   { version: 41, name: '0041_pause_end_probed_by_mail_from_row', sql: m0041 },
   { version: 42, name: '0042_rekey_pending_rows_only', sql: m0042 },
   { version: 43, name: '0043_addresses_without_control_or_blank_characters', sql: m0043 },
+  { version: 44, name: '0044_expired_requests_refused_replays_answered', sql: m0044 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

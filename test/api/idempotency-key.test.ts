@@ -111,6 +111,41 @@ describe('a replay of the same request', () => {
     }
   })
 
+  test('after its expiresAt has passed still answers 200 with its id (the row may have been sent), while a new request is refused', async () => {
+    // The request as it was first sent, its row stored then and sent before it expired: a client
+    // whose answer was lost repeats it later. A 400 ("expiresAt must be later than sendAt (or
+    // now)") told it the mail was not enqueued, though it may have gone; under a new key it would
+    // go again. And with a sendAt, a new request that had expired already was a 201 for a mail
+    // never sent.
+    const expiresAt = '2020-01-01T00:05:00Z'
+    for (const [key, options] of [
+      ['otp-7', { expiresAt }],
+      ['otp-8', { sendAt: '2020-01-01T00:00:00Z', expiresAt }],
+    ] as const) {
+      const body = { message, options }
+      const stored = await s.t.pool.query<{ id: string }>(
+        `insert into mailer.email_outbox (tenant, dedupe_key, send_at, expires_at, created_at, message, status, sent_at)
+         values ('default', $1, '2020-01-01T00:00:00Z', $2, '2020-01-01T00:00:00Z', mailer.normalize_message($3::jsonb), 'sent', '2020-01-01T00:01:00Z')
+         returning id::text`,
+        [key, expiresAt, JSON.stringify(message)],
+      )
+      const id = stored.rows[0]!.id
+      const again = await enqueue(body, key)
+      expect([key, again.status, again.body]).toEqual([key, 200, { id }])
+      // Another request under the key is still told so.
+      const other = await enqueue({ ...body, message: { ...message, text: 'another' } }, key)
+      expect([key, other.status]).toEqual([key, 422])
+      // Under a new key the same mail is a new request, which could never be sent: refused, naming it.
+      const fresh = await enqueue(body, `${key}-new`)
+      expect([key, fresh.status, (fresh.body as { errors?: unknown }).errors]).toEqual([
+        key,
+        400,
+        [{ path: 'options.expiresAt', message: expect.stringMatching(/^must be later than now/) }],
+      ])
+    }
+    expect(await rowCount()).toBe(2)
+  })
+
   test('spelt another way is the same request: a recipient as a string or a list, defaults given or left out', async () => {
     const first = await enqueue({ message }, 'order-7')
     const { id } = first.body as { id: string }

@@ -47,6 +47,20 @@ describe('mailer.enqueue_email validation', () => {
       /expiresAt must be later/,
     ],
     [
+      // Taken before 0044 when sendAt was given (only sendAt was compared): a row that could never
+      // be sent, failed expired by the next sweep after a 201.
+      'expiresAt already past, after a past sendAt',
+      ok,
+      { sendAt: '2020-01-01T00:00:00Z', expiresAt: '2020-01-01T00:05:00Z' },
+      /options\.expiresAt must be later than now/,
+    ],
+    [
+      'expiresAt already past, without sendAt',
+      ok,
+      { expiresAt: '2020-01-01T00:05:00Z' },
+      /options\.expiresAt must be later than now/,
+    ],
+    [
       // Stored, the row then listed through the API as "+010000-01-01T11:59:59.000Z", no RFC 3339
       // date-time: the years 0001-9999 are counted in UTC, where the row's time is kept.
       'expiresAt past the year 9999 in UTC',

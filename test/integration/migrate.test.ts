@@ -247,6 +247,11 @@ describe('migrate', () => {
         '0043_addresses_without_control_or_blank_characters',
         'f66d861da6977e1ca49a222b5ed2cd93339c919d393e80ed9fe420d979fcbe5d',
       ],
+      [
+        44,
+        '0044_expired_requests_refused_replays_answered',
+        '7eb4135cc272cb38c8a684f4705d7d6af29c3420d7eff2adb87dd65869199491',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -372,7 +377,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -415,16 +420,17 @@ describe('migrate', () => {
         { version: 41, c: true },
         { version: 42, c: true },
         { version: 43, c: true },
+        { version: 44, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0043 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0044 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -685,7 +691,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
     ])
     const { rows } = await adminQuery(
       url,
