@@ -80,6 +80,66 @@ test('of headers named alike but for case, the first alone is written, as Graph 
   expect(written).toEqual(['X-Tag: first', 'X-Other: o'])
 })
 
+// RFC 2047 encoded words (Q or B, UTF-8) read back, adjacent ones joined as RFC 2047 6.2 says.
+const qBytes = (text: string) => {
+  const bytes: number[] = []
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '=') {
+      bytes.push(Number.parseInt(text.slice(i + 1, i + 3), 16))
+      i += 2
+    } else bytes.push(text[i] === '_' ? 0x20 : text.charCodeAt(i))
+  }
+  return Buffer.from(bytes)
+}
+const decodeWords = (v: string) =>
+  v
+    .replace(/\?=\s+=\?UTF-8\?Q\?/gi, '')
+    .replace(/=\?UTF-8\?([QB])\?([^?]*)\?=/gi, (_, kind: string, text: string) =>
+      (kind.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : qBytes(text)).toString('utf8'),
+    )
+
+test('line and paragraph separators and bidi overrides reach the .eml encoded, each value as given; no header is added', async () => {
+  // U+2028 is a line break to some readers, U+202E turns "invoice<RLO>fdp.exe" into
+  // "invoiceexe.pdf" on screen: nodemailer encodes both (RFC 2047, RFC 2231), Graph's request
+  // carries them as JSON strings. Held since the first file transport; pinned here.
+  const evil = 'Bcc: x@evil.example'
+  const m: OutboundMail = {
+    ...mail,
+    to: [{ address: 'a@example.com', name: 'Ada\u2029\u202eecilA' }],
+    bcc: [],
+    replyTo: [{ address: 'r@example.com', name: `R\u2028${evil}` }],
+    subject: `Invoice\u2028${evil}`,
+    headers: { 'X-Tag': `v\u2028${evil}` },
+    attachments: [
+      { filename: 'invoice\u202efdp.exe', contentType: 'application/pdf', contentBase64: 'QQ==' },
+    ],
+  }
+  const eml = (await composeEml(m)).toString('utf8')
+  const head = eml.slice(0, eml.indexOf('\r\n\r\n'))
+  // Every header of the message on its own line, continuations folded back.
+  const fields = new Map(
+    head
+      .replace(/\r\n[ \t]/g, ' ')
+      .split('\r\n')
+      .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)] as const),
+  )
+  expect([...fields.keys()].filter((k) => /^bcc$/i.test(k))).toEqual([])
+  expect(/[\u2028\u2029\u202e]/.test(eml)).toBe(false)
+  expect(decodeWords(fields.get('Subject')!)).toBe(m.subject)
+  expect(decodeWords(fields.get('X-Tag')!)).toBe(`v\u2028${evil}`)
+  expect(decodeWords(fields.get('To')!)).toBe(`${m.to[0]!.name} <a@example.com>`)
+  expect(decodeWords(fields.get('Reply-To')!)).toBe(`${m.replyTo[0]!.name} <r@example.com>`)
+  const filename = /filename\*0\*=utf-8''(\S+)/.exec(eml)?.[1]
+  expect(decodeURIComponent(filename ?? '')).toBe(m.attachments[0]!.filename)
+  const request = buildSendMailBody(m, { saveToSentItems: false }).message
+  expect(request).toMatchObject({
+    subject: m.subject,
+    toRecipients: [{ emailAddress: { name: m.to[0]!.name } }],
+    replyTo: [{ emailAddress: { name: m.replyTo[0]!.name } }],
+    attachments: [{ name: m.attachments[0]!.filename }],
+  })
+})
+
 test('a text-only message is a single text/plain part holding exactly the text', async () => {
   const eml = (
     await composeEml({ ...mail, html: null, attachments: [], text: 'just text' })
