@@ -50,7 +50,7 @@ interface OpenOptions {
    * The clock of `statements.answeredAt()`, `writes` and the read-only hold-off: a monotonic reading
    * (default the system's, as the health monitor's), for ages only.
    */
-  now?: () => number
+  monotonicNow?: () => number
   /**
    * Without a shared session: run on a connection the pool opens while it holds no other (the one
    * it keeps for an idle worker: at start, and each time it is replaced), before its first statement.
@@ -59,7 +59,7 @@ interface OpenOptions {
 }
 
 export function openDb(o: OpenOptions): DbHandle {
-  const now = o.now ?? (() => monotonicNow(systemClock))
+  const elapsed = o.monotonicNow ?? (() => monotonicNow(systemClock))
   const eras = readOnlyEras(
     isoSessionClient(
       preparingClient((err) =>
@@ -74,13 +74,13 @@ export function openDb(o: OpenOptions): DbHandle {
       // a line every 5 minutes while it lasts, so a log read at any time shows it.
       refusals: createFailureRun({
         log: o.log,
-        clock: o.now ? { now: o.now } : systemClock,
+        clock: o.monotonicNow ? { now: o.monotonicNow } : systemClock,
         msg: 'the database refused a write as read-only (a standby, or a primary demoted by a failover); closing the connections opened before, the next statement opens a new one (while writes keep being refused, at most once per hold-off)',
         fields: { db: o.name, sqlstate: READ_ONLY_SQLSTATE, holdOffMs: READ_ONLY_HOLD_OFF_MS },
       }),
       onAccepted: (ended) =>
         o.log.info('the database takes writes again', { db: o.name, ...ended }),
-      now,
+      monotonicNow: elapsed,
     },
   )
   const Client = eras.Client
@@ -163,7 +163,7 @@ export function openDb(o: OpenOptions): DbHandle {
       refusedAtStartup: (err) => sessionAsked && pool.dropsStartupTimeout(err),
       retired: eras.retired,
     },
-    now,
+    elapsed,
   )
   return {
     name: o.name,

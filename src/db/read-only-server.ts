@@ -30,7 +30,7 @@ export interface ReadOnlyEras {
    * first leaves nothing waiting on an era that may last for weeks.
    */
   ended(signal?: AbortSignal): Promise<{ first: boolean }>
-  /** When the current episode of refused writes began (on the monotonic `now`), or null when none is open. */
+  /** When the current episode of refused writes began (on the monotonic `monotonicNow`), or null when none is open. */
   refusingSince(): number | null
   /** The server was seen taking writes again (a probe): the episode is over. */
   accepted(): void
@@ -45,7 +45,7 @@ export interface ReadOnlyErasOptions {
   refusals: FailureRun
   /** Hears the end of an episode that `accepted` closed: how long, how many writes refused. */
   onAccepted?: (ended: { refusedMs: number; refusedWrites: number }) => void
-  now?: () => number
+  monotonicNow?: () => number
   holdOffMs?: number
 }
 
@@ -64,7 +64,7 @@ export interface ReadOnlyErasOptions {
  * server: a number per connection, a comparison per checkout.
  */
 export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): ReadOnlyEras {
-  const now = o.now ?? (() => monotonicNow(systemClock))
+  const elapsed = o.monotonicNow ?? (() => monotonicNow(systemClock))
   const holdOffMs = o.holdOffMs ?? READ_ONLY_HOLD_OFF_MS
   let era = 0
   // Who waits for the current era's end; a wait whose signal aborted is removed at once.
@@ -76,7 +76,7 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
     // Statements failing together on connections of an ended era end nothing more: a connection
     // made since (perhaps to the new primary) is kept.
     if (born.get(client) !== era) return
-    const at = now()
+    const at = elapsed()
     // A clock set back counts as a gap: an episode is never held open, nor a retirement held off,
     // by a time it cannot compare.
     const gap = episode === null ? Number.NaN : at - episode.lastAt
@@ -141,7 +141,7 @@ export function readOnlyEras(Base: typeof pg.Client, o: ReadOnlyErasOptions): Re
     accepted() {
       if (episode === null) return
       const refusedWrites = o.refusals.succeeded()?.failures ?? 0
-      o.onAccepted?.({ refusedMs: now() - episode.since, refusedWrites })
+      o.onAccepted?.({ refusedMs: elapsed() - episode.since, refusedWrites })
       episode = null
     },
   }

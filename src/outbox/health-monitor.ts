@@ -15,11 +15,11 @@ interface MonitoredDatabase {
   statements: Queryable
   /**
    * When the database last answered a statement of the worker's (statement route), on the
-   * monitor's `now`; null when none did, or one failed since. Absent: every probe asks.
+   * monitor's `monotonicNow`; null when none did, or one failed since. Absent: every probe asks.
    */
   answeredAt?: () => number | null
   /**
-   * Writes refused as read-only (25006): since when, on the monitor's `now` (null: none lately), and
+   * Writes refused as read-only (25006): since when, on the monitor's `monotonicNow` (null: none lately), and
    * how the probe says a server asked since takes them again (openDb's `writes`).
    */
   writes?: { refusingSince(): number | null; accepted(): void }
@@ -60,9 +60,9 @@ export function createHealthMonitor(o: {
    * A monotonic reading in ms (default the system's), the clock of `answeredAt` and `writes`: ages
    * only, so a step of the wall clock neither ages an answer nor makes a failure older.
    */
-  now?: () => number
+  monotonicNow?: () => number
 }): HealthSource {
-  const now = o.now ?? (() => monotonicNow(systemClock))
+  const elapsed = o.monotonicNow ?? (() => monotonicNow(systemClock))
   const timeoutMs = o.probeTimeoutMs ?? 2_000
 
   // The schema changes only when a release migrates: once found current, it is read again after
@@ -71,12 +71,12 @@ export function createHealthMonitor(o: {
   // 0.2 statements/s per database.)
   // A wall clock set back must not make an old answer look recent: an age below 0 is none.
   const answeredRecently = (at: number | null) => {
-    const age = at === null ? Number.NaN : now() - at
+    const age = at === null ? Number.NaN : elapsed() - at
     return age >= 0 && age < READINESS_PROOF_MS
   }
   const schemaCheckedAt = new Map<string, number>()
-  for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, now())
-  // What the last probe's statement said of writes: since when (on `now`) the session refused them,
+  for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, elapsed())
+  // What the last probe's statement said of writes: since when (on `monotonicNow`) the session refused them,
   // null when it took them; absent before the first, and after the database was unreachable. Only a
   // probe that found it taking them stands on a recent answer: any statement answers a `select 1`,
   // none says whether writes are refused (an API-only process may serve reads from a standby).
@@ -103,11 +103,11 @@ export function createHealthMonitor(o: {
       // demoted by a failover under way), so a standby is unready from the first probe, and one that
       // took writes again ends the refused writes' episode.
       let refuses: boolean | null = null
-      if (checkedAt === undefined || now() - checkedAt >= SCHEMA_RECHECK_MS) {
+      if (checkedAt === undefined || elapsed() - checkedAt >= SCHEMA_RECHECK_MS) {
         schemaCheckedAt.delete(d.name)
         const schema = assertSchemaCurrentAndWrites(d.statements, d.name)
         refuses = (await waitAtMost(systemClock, schema, timeoutMs)).refusesWrites
-        schemaCheckedAt.set(d.name, now())
+        schemaCheckedAt.set(d.name, elapsed())
       } else if (
         // With the session lost or not there yet, only a statement of the probe's own says whether
         // the database is reachable; with writes refused (or not asked yet), whether it takes them.
@@ -119,7 +119,7 @@ export function createHealthMonitor(o: {
         refuses = await waitAtMost(systemClock, sessionRefusesWrites(d.statements), timeoutMs)
       }
       if (refuses) {
-        const seen = readOnlySeen.get(d.name) ?? now()
+        const seen = readOnlySeen.get(d.name) ?? elapsed()
         readOnlySeen.set(d.name, seen)
         readOnlySince = Math.min(seen, refusedSince ?? seen)
       } else if (refuses === false) {
@@ -145,7 +145,7 @@ export function createHealthMonitor(o: {
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
     else if (readOnlySince !== null) {
       // Before failing claims: the cause they would name by its SQLSTATE only, and an API alone has none.
-      const s = Math.max(0, Math.round((now() - readOnlySince) / 1000))
+      const s = Math.max(0, Math.round((elapsed() - readOnlySince) / 1000))
       report.problem = `the database refuses writes (read-only: a hot standby, or a failover under way) for ${s}s: nothing can be claimed or enqueued; check that its URL names the primary`
     } else if (
       failing &&

@@ -119,7 +119,7 @@ describe('/healthz and /readyz', () => {
         { name: 'api', statements: t.pool, drainer: null, listener: null },
       ],
       wedgedAfterMs: 120_000,
-      now: () => now,
+      monotonicNow: () => now,
     })
     const { app } = buildApp([{ name: 'shop', db: t.db, pool: t.pool }], { health })
     status.loopSilentMs = 120_000
@@ -172,7 +172,7 @@ describe('/healthz and /readyz', () => {
     const health = createHealthMonitor({
       databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
       wedgedAfterMs: 60_000,
-      now: () => now,
+      monotonicNow: () => now,
     })
     const readsSchema = (q: string | undefined) => q?.includes('mailer.schema_migrations') ?? false
     try {
@@ -218,7 +218,7 @@ describe('/healthz and /readyz', () => {
       name: 'default',
       url: viaProxy.toString(),
       log: silentLogger,
-      now: () => now,
+      monotonicNow: () => now,
     })
     // Every statement the probes send, through the worker's statement route.
     const sent: string[] = []
@@ -240,7 +240,7 @@ describe('/healthz and /readyz', () => {
       ],
       schemaCurrent: ['default'],
       wedgedAfterMs: 60_000,
-      now: () => now,
+      monotonicNow: () => now,
     })
     const { app } = appOnDefault(t, { health })
     const readyz = async () => (await send(app, 'GET', '/readyz')).status
@@ -318,7 +318,7 @@ describe('/healthz and /readyz', () => {
       })),
       schemaCurrent: [...names],
       wedgedAfterMs: 60_000,
-      now: () => now,
+      monotonicNow: () => now,
     })
     // The first probe of each asks once whether the session takes writes, which no answer says.
     await health.readiness()
@@ -370,7 +370,7 @@ describe('/healthz and /readyz', () => {
       wedgedAfterMs: 120_000,
       transportProblem: transport.problem,
       transportWarning: transport.warning,
-      now: clock.now,
+      monotonicNow: clock.now,
     })
     const built = appOnDefault(t, { health })
     metrics = built.deps.metrics
@@ -429,7 +429,7 @@ describe('/healthz and /readyz', () => {
       ],
       schemaCurrent: ['checked'],
       wedgedAfterMs: 60_000,
-      now: () => now,
+      monotonicNow: () => now,
     })
     const readsSchema = (q: string) => q.includes('mailer.schema_migrations')
     expect((await health.readiness()).map((d) => d.migrated)).toEqual([true, true])
@@ -463,7 +463,7 @@ describe('/healthz and /readyz', () => {
       const health = createHealthMonitor({
         databases: [{ name: 'ahead', statements: ahead.pool, drainer: null, listener: null }],
         wedgedAfterMs: 60_000,
-        now: () => now,
+        monotonicNow: () => now,
       })
       // What a newer binary's migrate records for a file with `--! older-binaries-compatible`.
       await ahead.pool.query(

@@ -27,7 +27,7 @@ test('a wall clock stepped forward an hour does not make a running worker loop l
     databases: [{ name: 'shop', statements: t.pool, drainer: engine.drainer, listener: null }],
     wedgedAfterMs: 120_000,
     // As serve wires them: the monitor and the loop read one system clock.
-    now: () => monotonicNow(clock),
+    monotonicNow: () => monotonicNow(clock),
   })
   engine.drainer.start()
   try {
@@ -65,7 +65,7 @@ test('claims failing make the worker unready after 30 s on the monotonic clock, 
     // Its `select 1` may answer late on a starved machine: the test is about the claims' record.
     probeTimeoutMs: 20_000,
     wedgedAfterMs: 120_000,
-    now: () => monotonicNow(clock),
+    monotonicNow: () => monotonicNow(clock),
   })
   const claimErrors = () =>
     engine.events.events.filter((e) => e.type === 'loop_error' && e.where === 'claim').length

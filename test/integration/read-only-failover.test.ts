@@ -67,7 +67,7 @@ async function openOnReadOnly(level: 'debug' | 'info') {
     name: 'test',
     url: t.url,
     log: createLogger(level, (l) => lines.push(JSON.parse(l))),
-    now: () => clock.at,
+    monotonicNow: () => clock.at,
   })
   h = handle
   // A read-only server refuses an UPDATE before it looks at a row.
@@ -230,7 +230,7 @@ test('readiness: a database whose writes are refused is unready, saying it refus
     ],
     schemaCurrent: ['test'],
     wedgedAfterMs: 120_000,
-    now: () => clock.at,
+    monotonicNow: () => clock.at,
   })
   // No write tried yet: the probe's own statement says the session refuses them.
   expect((await monitor.readiness())[0]!.problem).toContain('refuses writes (read-only: ')
@@ -259,7 +259,7 @@ test('readiness: a database whose writes are refused is unready, saying it refus
 test('an API-only process on a URL that names a standby is unready from its first probe, which sends one statement as before, and ready once the server takes writes', async () => {
   await readOnly(true)
   let at = 1_000_000
-  h = openDb({ name: 'test', url: t.url, log: silentLogger, now: () => at })
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, monotonicNow: () => at })
   const handle = h
   const sent: string[] = []
   const monitor = createHealthMonitor({
@@ -280,7 +280,7 @@ test('an API-only process on a URL that names a standby is unready from its firs
     ],
     schemaCurrent: ['test'],
     wedgedAfterMs: 120_000,
-    now: () => at,
+    monotonicNow: () => at,
   })
   // No write refused yet, nothing else answered: the first probe finds it refusing writes.
   const [first] = await monitor.readiness()
@@ -295,7 +295,7 @@ test('an API-only process on a URL that names a standby is unready from its firs
   // The server takes writes (a new connection: the pool's idle ones began read-only).
   await readOnly(false)
   await handle.close()
-  h = openDb({ name: 'test', url: t.url, log: silentLogger, now: () => at })
+  h = openDb({ name: 'test', url: t.url, log: silentLogger, monotonicNow: () => at })
   sent.length = 0
   const fresh = createHealthMonitor({
     databases: [
@@ -315,7 +315,7 @@ test('an API-only process on a URL that names a standby is unready from its firs
     ],
     schemaCurrent: ['test'],
     wedgedAfterMs: 120_000,
-    now: () => at,
+    monotonicNow: () => at,
   })
   expect((await fresh.readiness())[0]!.problem).toBeNull()
   expect(sent.length).toBe(1)
