@@ -2,6 +2,7 @@
 import type { Clock } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
+import { mailboxKey } from '../outbox/send-gate.ts'
 
 /**
  * How logs, readiness and metrics name the mailbox: by the variable that configures it. Its address
@@ -50,7 +51,8 @@ export function createSenderMailbox(d: {
   /** Wall time for the refusal's start shown; its staleness on the monotonic clock. */
   clock: Pick<Clock, 'now' | 'monotonic'>
 }): SenderMailbox {
-  const key = d.address.trim().toLowerCase()
+  // Keyed as the send gate keys a row's sender (its slots, pacing and pauses), one rule for both.
+  const key = mailboxKey(d.address)
   const refusals = createFailureRun<Refusal>({
     log: d.log,
     clock: d.clock,
@@ -69,7 +71,7 @@ export function createSenderMailbox(d: {
     }),
   })
   return {
-    isDefault: (address) => key !== '' && address.trim().toLowerCase() === key,
+    isDefault: (address) => key !== '' && mailboxKey(address) === key,
     refused: (r) => refusals.failed(r),
     accepted() {
       const ended = refusals.succeeded()
@@ -83,7 +85,7 @@ export function createSenderMailbox(d: {
     isRefused: () => refusals.current() !== null,
     pauseReason(address) {
       const refusal = refusals.current()
-      if (!refusal || key === '' || address.trim().toLowerCase() !== key) return null
+      if (!refusal || key === '' || mailboxKey(address) !== key) return null
       return `its sender mailbox ${SENDER_MAILBOX_NAME} is refused by Graph (HTTP ${refusal.logged.httpStatus} ${refusal.logged.code}): paused, one row tries it again at the pause's end`
     },
     warning() {
