@@ -14,6 +14,7 @@ import {
 import { AppError } from '../errors.ts'
 import { createFailureRun, type FailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
+import { EmptyKeySet, HeldOff, holdsNoKey } from './key-set-fetch-failures.ts'
 
 /** Retry-After of an auth_unavailable: the hold-off after a failed fetch, when the set is asked for again. */
 export const KEYS_RETRY_AFTER_SECONDS = 5
@@ -41,31 +42,6 @@ export const keysUnavailable = (cause: unknown) =>
     { retryAfterSeconds: KEYS_RETRY_AFTER_SECONDS },
     { cause },
   )
-
-/** A fetch not made: the last one failed less than KEYS_HOLD_OFF_MS ago (`failure`). */
-class HeldOff extends Error {
-  constructor(readonly failure: unknown) {
-    super('the key set is not fetched again yet after a failed fetch')
-  }
-}
-
-/**
- * An answer of `{"keys": []}`: no token can be verified against it, a good one included, so it is the
- * identity provider's answer that is wrong (a publication gone wrong, a tenant mid-migration), not
- * the token: an outage (503, held off, logged once), not a 401 that tells the client to get another.
- */
-class EmptyKeySet extends Error {
-  constructor() {
-    super('the key set holds no key')
-  }
-}
-
-/** Whether a 200's body is a key set without a key; anything else is jose's to judge. */
-async function holdsNoKey(response: { json(): Promise<unknown> }): Promise<boolean> {
-  const body: unknown = await response.json().catch(() => null)
-  const keys = (body as { keys?: unknown } | null)?.keys
-  return Array.isArray(keys) && keys.length === 0
-}
 
 /**
  * The key of a token's header from the set at `url`. jose caches the set (10 min), fetches it again
