@@ -8,6 +8,10 @@ import { silentLogger } from '../../src/log.ts'
 import { newListenClient } from '../../src/outbox/listen-session.ts'
 import { readDatabaseStatus } from '../../src/status/database-status.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+import {
+  type SessionStartRecorder,
+  startSessionStartRecorder,
+} from '../support/session-start-recorder.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 import { type App, appOnDefault, enqueueSql, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
@@ -113,31 +117,25 @@ test('`status` reads every section: ages come as epochs, not as text timestamps'
 })
 
 describe('every connection of ours starts with DateStyle ISO, whatever the database says', () => {
-  // A login event trigger (PostgreSQL 17+) notes the DateStyle each new session of this database
-  // starts with, by application_name: the one-shot pools of `status` and `check-config` are
-  // internal to them, and close before they return.
+  // A proxy in front of the database notes the DateStyle the server reports to each session it
+  // starts, by application_name: on every Postgres version (a login event trigger would need 17+).
+  // The one-shot pools of `status` and `check-config` are internal to them, and close before they
+  // return.
+  let recorder: SessionStartRecorder
   beforeAll(async () => {
-    await t.pool.query('create table public.login_datestyle (app text, style text)')
-    await t.pool.query(
-      `create function public.note_login_datestyle() returns event_trigger language plpgsql as $$
-       begin
-         insert into public.login_datestyle values (current_setting('application_name'), current_setting('datestyle'));
-       end $$`,
-    )
-    await t.pool.query(
-      'create event trigger note_login_datestyle on login execute function public.note_login_datestyle()',
-    )
+    recorder = await startSessionStartRecorder(t.url)
   })
   afterAll(async () => {
-    await t.pool.query('drop event trigger if exists note_login_datestyle')
+    await recorder?.close()
   })
-  const stylesOf = async (app: string) =>
-    (
-      await t.pool.query<{ style: string }>(
-        'select style from public.login_datestyle where app = $1',
-        [app],
-      )
-    ).rows.map((r) => r.style)
+  const stylesOf = (app: string) => recorder.starts(app).map((s) => s.dateStyle)
+
+  test("the proxy notes the database's DateStyle for a session that asks for none (or these test nothing)", async () => {
+    const plain = new pg.Client({ connectionString: recorder.url, application_name: 'plain' })
+    await plain.connect()
+    await plain.end()
+    expect(stylesOf('plain')).toEqual(['SQL, DMY'])
+  })
 
   test('the LISTEN session on a URL of its own', async () => {
     const { client } = newListenClient({
@@ -157,22 +155,22 @@ describe('every connection of ours starts with DateStyle ISO, whatever the datab
 
   test("`status`'s pool", async () => {
     const reading = await readDatabaseStatus(
-      { name: 'default', url: t.url, listenUrl: t.url },
+      { name: 'default', url: recorder.url, listenUrl: recorder.url },
       { timeoutMs: 10_000, leaseSeconds: 30, mailboxRatePerMinute: 0 },
     )
     expect(reading.error).toBeNull()
-    const styles = await stylesOf('outbox-mailer:status')
+    const styles = stylesOf('outbox-mailer:status')
     expect(styles.length).toBeGreaterThan(0)
     for (const style of styles) expect(style).toMatch(/^ISO,/)
   })
 
   test("`check-config`'s pool", async () => {
-    const d = { name: 'default', url: t.url, listenUrl: t.url, listed: false }
+    const d = { name: 'default', url: recorder.url, listenUrl: recorder.url, listed: false }
     // The API role with the one URL: no LISTEN check, the pool's session alone.
     const config = { databases: [d], worker: { listenMode: 'poll' } } as unknown as Config
     const found = await checkDatabase(d as Config['databases'][number], config, 'api', 10_000)
-    expect(found.checks.length).toBeGreaterThan(0)
-    const styles = await stylesOf('outbox-mailer:check-config')
+    expect(found.problems).toEqual([])
+    const styles = stylesOf('outbox-mailer:check-config')
     expect(styles.length).toBeGreaterThan(0)
     for (const style of styles) expect(style).toMatch(/^ISO,/)
   })
