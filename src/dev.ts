@@ -2,9 +2,9 @@
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import pg from 'pg'
 import { loadConfig } from './config.ts'
 import { migrate } from './db/migrate.ts'
+import { SessionClient } from './db/session-settings.ts'
 import {
   devBanner,
   devEnvironment,
@@ -85,7 +85,7 @@ async function main() {
   })
   logPath = server.logPath
   console.log(`outbox-mailer dev: Postgres data in ${server.dir}`)
-  const admin = new pg.Client({ connectionString: server.url('postgres') })
+  const admin = new SessionClient({ connectionString: server.url('postgres') })
   await admin.connect()
   const exists = await admin.query('select 1 from pg_database where datname = $1', [DATABASE])
   if (exists.rowCount === 0) await admin.query(`create database ${DATABASE}`)
@@ -94,7 +94,7 @@ async function main() {
 
   const log = createLogger((process.env.LOG_LEVEL as 'info' | undefined) ?? 'info')
   await migrate({ url, log })
-  const client = new pg.Client({ connectionString: url })
+  const client = new SessionClient({ connectionString: url })
   await client.connect()
   await client.query(DEMO_SQL)
   const { rows } = await client.query<{ n: string }>('select count(*) as n from public.inquiries')

@@ -5,7 +5,7 @@ import type { Config, ServeRole } from '../config.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
 import { withLoginAdvice } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
-import { isoSessionClient } from '../db/session-settings.ts'
+import { SessionClient } from '../db/session-settings.ts'
 import { isAppError } from '../errors.ts'
 import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
@@ -27,7 +27,7 @@ export async function checkDatabase(
   const pool = new pg.Pool({
     connectionString: d.url,
     application_name: 'outbox-mailer:check-config',
-    Client: isoSessionClient(pg.Client),
+    Client: SessionClient,
     max: 1,
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
@@ -70,7 +70,7 @@ export async function checkDatabase(
   const listens = role !== 'api' && config.worker.listenMode === 'auto'
   const which = label(apart ? 'listenUrl' : 'url')
   if (apart || (listens && reachable)) {
-    const client = new pg.Client({
+    const client = new SessionClient({
       connectionString: d.listenUrl,
       application_name: 'outbox-mailer:check-config',
       connectionTimeoutMillis: timeoutMs,

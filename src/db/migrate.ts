@@ -1,5 +1,5 @@
 // Applies embedded migrations under an advisory lock, each in a transaction or statement by statement.
-import pg from 'pg'
+import type pg from 'pg'
 import { type Clock, systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
@@ -13,6 +13,7 @@ import { planMigrations, runsOutsideTransaction, statementsOf } from './migratio
 import { ensureMigrationsTable, readApplied, recordMigration } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import { assertMigrationsFit } from './server-encoding.ts'
+import { SessionClient } from './session-settings.ts'
 
 interface MigrateOptions {
   url: string
@@ -36,7 +37,7 @@ interface MigrateResult {
  */
 export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const list = o.migrations ?? embedded
-  const client = new pg.Client({
+  const client = new SessionClient({
     connectionString: o.url,
     application_name: MIGRATE_APPLICATION_NAME,
   })

@@ -1,7 +1,8 @@
 // Probe session: the LISTEN probe's second, short-lived session, which connects from the moment it is made and sends the notification.
 import type { Socket } from 'node:net'
-import pg from 'pg'
+import type pg from 'pg'
 import { systemClock, waitAtMost } from '../clock.ts'
+import { SessionClient } from './session-settings.ts'
 
 export interface ProbeSession {
   /** Sends a notification on `channel` once connected: false when it could not connect or send, or was dropped. */
@@ -24,7 +25,7 @@ export function openProbeSession(o: {
   timeoutMs: number
   signal?: AbortSignal
 }): ProbeSession {
-  const other = new pg.Client({
+  const other = new SessionClient({
     connectionString: o.url,
     application_name: o.applicationName,
     connectionTimeoutMillis: o.timeoutMs,

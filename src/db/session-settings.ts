@@ -1,5 +1,5 @@
 // The session settings our connections ask for at startup, so what we parse does not depend on the role's or database's.
-import type pg from 'pg'
+import pg from 'pg'
 
 /**
  * Startup parameters (a GUC each; a client's override ALTER ROLE/DATABASE … SET and postgresql.conf).
@@ -25,3 +25,16 @@ export function isoSessionClient(Base: typeof pg.Client): typeof pg.Client {
   })
   return IsoSessionClient
 }
+
+/**
+ * pg's Client asking for SESSION_STARTUP_PARAMETERS: every connection of ours that openDb's pool
+ * does not make (its clients also prepare statements and retire by read-only eras), so none depends
+ * on the role's or database's DateStyle. Of these, `status` and `check-config` read rows (their
+ * timestamps as epochs today), and migrate's session runs our migrations, any statement of which
+ * that turns a timestamp into text (a backfill, a default) writes it as the session's DateStyle
+ * says. The LISTEN sessions (serve's on a URL of its own, check-config's check), the LISTEN probe's
+ * second session (pg_notify) and dev's (DDL and a count on its own Postgres, which initdb set to ISO)
+ * read none. One rule for all is smaller than a case for each, and costs nothing: the parameter
+ * rides the startup message, and a pooler (PgBouncer) accepts it.
+ */
+export const SessionClient: typeof pg.Client = isoSessionClient(pg.Client)

@@ -1,9 +1,9 @@
 // ListenSession: opens a session that LISTENs on the outbox channel, and tells it from a transaction pooler's.
-import pg from 'pg'
+import type pg from 'pg'
 import { type Clock, waitAtMost } from '../clock.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
 import { openProbeSession } from '../db/probe-session.ts'
-import { isoSessionClient } from '../db/session-settings.ts'
+import { SessionClient } from '../db/session-settings.ts'
 import type { SharedSession } from '../db/shared-session.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
@@ -25,7 +25,7 @@ export function newListenClient(d: {
 }): { client: pg.Client; lost: Promise<void> } {
   const client =
     d.shared?.newClient(LISTENER_APPLICATION_NAME) ??
-    new (isoSessionClient(pg.Client))({
+    new SessionClient({
       connectionString: d.url,
       application_name: LISTENER_APPLICATION_NAME,
       keepAlive: true,

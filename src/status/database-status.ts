@@ -5,7 +5,7 @@ import type { DatabaseConfig } from '../config/database-list.ts'
 import type { Database } from '../db/schema.ts'
 import { readSchemaState, type SchemaState } from '../db/schema-state.ts'
 import { serverRefusesWrites } from '../db/server-takes-writes.ts'
-import { isoSessionClient } from '../db/session-settings.ts'
+import { SessionClient } from '../db/session-settings.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
@@ -103,7 +103,7 @@ export async function readDatabaseStatus(
   const pool = new pg.Pool({
     connectionString: d.url,
     application_name: STATUS_APPLICATION_NAME,
-    Client: isoSessionClient(pg.Client),
+    Client: SessionClient,
     max: 1,
     connectionTimeoutMillis: o.timeoutMs,
     // The server's statement_timeout bounds a slow statement; this bounds a socket gone silent.

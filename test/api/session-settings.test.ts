@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from '
 import pg from 'pg'
 import { checkDatabase } from '../../src/check-config/database-check.ts'
 import type { Config } from '../../src/config.ts'
+import { migrate } from '../../src/db/migrate.ts'
+import { MIGRATE_APPLICATION_NAME } from '../../src/db/migration-lock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { newListenClient } from '../../src/outbox/listen-session.ts'
@@ -172,6 +174,26 @@ describe('every connection of ours starts with DateStyle ISO, whatever the datab
     expect(found.problems).toEqual([])
     const styles = stylesOf('outbox-mailer:check-config')
     expect(styles.length).toBeGreaterThan(0)
+    for (const style of styles) expect(style).toMatch(/^ISO,/)
+  })
+  test("`check-config`'s LISTEN check and the probe's second session", async () => {
+    const d = { name: 'default', url: recorder.url, listenUrl: recorder.url, listed: false }
+    // A worker that listens, with the one URL: the pool's session, the LISTEN session, the probe's.
+    const config = { databases: [d], worker: { listenMode: 'auto' } } as unknown as Config
+    const before = stylesOf('outbox-mailer:check-config').length
+    const found = await checkDatabase(d as Config['databases'][number], config, 'worker', 10_000)
+    expect(found.problems).toEqual([])
+    const styles = stylesOf('outbox-mailer:check-config').slice(before)
+    expect(styles).toHaveLength(3)
+    for (const style of styles) expect(style).toMatch(/^ISO,/)
+  })
+
+  test("`migrate`'s session and its probe's", async () => {
+    // Nothing to apply: the sessions it opens are the point (a migration that turns a timestamp
+    // into text would store their DateStyle's).
+    expect((await migrate({ url: recorder.url, log: silentLogger })).applied).toEqual([])
+    const styles = stylesOf(MIGRATE_APPLICATION_NAME)
+    expect(styles).toHaveLength(2)
     for (const style of styles) expect(style).toMatch(/^ISO,/)
   })
 })
