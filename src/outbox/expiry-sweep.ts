@@ -1,5 +1,6 @@
 // The expiry sweep: pending rows past their expiresAt fail with code expired (or end cancelled), as CTEs of the reclaim statement.
 import { sql } from 'kysely'
+import { CANCELLED_BEFORE_SEND, cancelRecorded } from './cancel-wins.ts'
 
 /** Rows failed per statement; a full batch makes the reclaim run again at once. */
 export const EXPIRY_SWEEP_LIMIT = 500
@@ -27,9 +28,9 @@ export interface Swept {
  * Recorded as a claim that finds the row expired records it (claim, then settle_verdict
  * 'expired'): the attempt counted, code expired, one history entry naming the worker, and the
  * mark of an interrupted earlier send kept and named. A row with a cancel recorded (accepted while
- * a worker held it, which then gave it back pending) ends cancelled instead, as the settlement of a
- * lease that finds the cancel ends it (settle.ts): the user asked for the cancel; the attempt
- * counts, the history says cancelled.
+ * a worker held it, which then gave it back pending) ends cancelled instead: a recorded cancel wins
+ * (cancel-wins.ts), here as in the settlement of a lease; the attempt counts, the history says
+ * cancelled.
  * Invariant: only a `pending` row is failed, judged on its locked latest version: a claimed row
  * (`sending`) is its worker's to settle, and a row another statement holds (a claim, a cancel) is
  * skipped, never waited for. Candidates come from email_outbox_expiring_idx (sql/0022: a range
@@ -55,10 +56,10 @@ export function expirySweep(s: ExpirySweep) {
          for update of o skip locked
     ), swept as (
       update mailer.email_outbox o
-         set status = case when o.cancel_requested_at is not null then 'cancelled' else 'failed' end,
+         set status = case when ${cancelRecorded} then 'cancelled' else 'failed' end,
              attempts = o.attempts + 1,
-             last_error_code = case when o.cancel_requested_at is not null then 'cancelled' else 'expired' end,
-             last_error = case when o.cancel_requested_at is not null then 'cancelled before the send started'
+             last_error_code = case when ${cancelRecorded} then 'cancelled' else 'expired' end,
+             last_error = case when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}
                                when o.send_started_at is null then 'not sent before expiresAt'
                                else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
         from unnest(array(select id from expiring_locked)) as l(id)

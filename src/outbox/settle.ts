@@ -1,6 +1,7 @@
 // settleLeases: records the outcomes of a batch of leases and their attempt history in one statement.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { CANCELLED_BEFORE_SEND, cancelRecorded } from './cancel-wins.ts'
 import {
   BUSY_OUTCOME,
   PACED_CODE,
@@ -54,13 +55,10 @@ export async function settleLeases(
   const col = <T>(f: (i: SettleItem, s: Settlement) => T) => items.map((i) => f(i, i.settlement))
   // Evaluated on the row version the UPDATE itself locks, so a concurrent reclaim cannot slip in
   // between deciding and writing (the fence is re-checked on the latest version).
-  // A cancel recorded on the lease's row was accepted (202) before its send started, and no send
-  // starts after it (the last check and the claim refuse it): whatever else the worker met (the
-  // check found the row busy, a stop, a paused mailbox), the row ends cancelled. Given back
-  // pending, it waited for the next claim, and an expiry sweep coming first ended it `expired`.
+  // A recorded cancel wins (cancel-wins.ts) over whatever the worker met, unless the mail went.
   // Cancelled so, the attempt counts, as a cancel its last check or its reclaim finds: the history
   // entry numbers the row's attempts.
-  const cancelling = sql`(o.cancel_requested_at is not null and i.kind <> 'sent')`
+  const cancelling = sql`(${cancelRecorded} and i.kind <> 'sent')`
   const verdict = sql`case when ${cancelling} then 'cancelled'
     else mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
     o.attempts - i.refund::int, coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds}) end`
@@ -112,7 +110,7 @@ export async function settleLeases(
                  when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
                  then 'not sent before expiresAt'
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
-               when 'cancelled' then 'cancelled before the send started'
+               when 'cancelled' then ${CANCELLED_BEFORE_SEND}
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
                when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')
                else i.message end,

@@ -1,0 +1,14 @@
+// A recorded cancel wins: a row with a cancel recorded ends cancelled, whichever statement ends it unsent (its lease's settlement, the expiry sweep).
+import { sql } from 'kysely'
+
+/**
+ * On the outbox row `o`, read on the version the statement locks: a cancel was accepted (202) while
+ * a worker held the row, and no send starts after it (the last check and the claim refuse it). The
+ * row then ends `cancelled` (status, code, history outcome) whatever else ended it: what its worker
+ * met (the check found the row busy, a stop, a paused mailbox), or its expiresAt passing while it
+ * waited pending; the attempt counts. Only a sent row is not cancelled: the mail went.
+ */
+export const cancelRecorded = sql<boolean>`o.cancel_requested_at is not null`
+
+/** The last_error of a row a recorded cancel ended (a reclaim's says which worker stopped). */
+export const CANCELLED_BEFORE_SEND = sql.lit('cancelled before the send started')
