@@ -114,6 +114,22 @@ async function rowsOf(ids: string[]) {
   return r.rows
 }
 
+/**
+ * The pause and the rows' waits over (database time), the worker woken: every row of `defaults`
+ * is sent, and MAIL_FROM sent each once.
+ */
+async function everyRowGoesOnce(r: Run, defaults: string[]) {
+  await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
+  await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
+  r.engine.drainer.wake()
+  await pollUntil(async () => {
+    const rows = await rowsOf(defaults)
+    return rows.every((x) => x.status === 'sent') ? true : undefined
+  }, 30_000)
+  const sent = r.fake.accepted.filter((a) => a.mailbox === MAIL_FROM).map((a) => a.outboxId)
+  expect(sent.sort()).toEqual([...defaults].sort())
+}
+
 const parsed = (lines: string[]) => lines.map((l) => JSON.parse(l) as Record<string, unknown>)
 
 describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
@@ -193,15 +209,7 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
 
     // The mailbox is fixed; the pause and the rows' waits pass (database time).
     known.push(MAIL_FROM)
-    await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
-    await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
-    r.engine.drainer.wake()
-    await pollUntil(async () => {
-      const rows = await rowsOf(defaults)
-      return rows.every((x) => x.status === 'sent') ? true : undefined
-    }, 30_000)
-    const sent = r.fake.accepted.filter((a) => a.mailbox === MAIL_FROM).map((a) => a.outboxId)
-    expect(sent.sort()).toEqual([...defaults].sort())
+    await everyRowGoesOnce(r, defaults)
     expect(r.transport.warning()).toBeNull()
     expect(r.transport.senderMailboxRefused?.()).toBe(false)
     const again = parsed(r.lines).filter((l) => l.msg === 'sender mailbox sends again')
@@ -333,15 +341,7 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     // The mailbox fixed and its pause over (database time; the probe's row was given back to
     // the pause's end): every waiting row goes, once.
     known.push(MAIL_FROM)
-    await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
-    await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
-    r.engine.drainer.wake()
-    await pollUntil(async () => {
-      const rows = await rowsOf(defaults)
-      return rows.every((x) => x.status === 'sent') ? true : undefined
-    }, 30_000)
-    const sent = r.fake.accepted.filter((a) => a.mailbox === MAIL_FROM).map((a) => a.outboxId)
-    expect(sent.sort()).toEqual([...defaults].sort())
+    await everyRowGoesOnce(r, defaults)
   })
 
   test('a pause’s end probes MAIL_FROM with a row of its own, not with rows of another sender ahead in claim order: still refused, one of its rows is claimed and given back, not a batch', async () => {
