@@ -197,27 +197,29 @@ describe('tenant confinement', () => {
 })
 
 describe('JWKS tokens', () => {
+  /** The API verifying tokens against the key set a loopback server answers each fetch with. */
+  const jwksAppServing = (answer: () => Response) => {
+    const server = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: answer })
+    const { app } = appOnDefault(t, {
+      auth: {
+        jwtSecret: null,
+        jwksUrl: `http://127.0.0.1:${server.port}/jwks`,
+        issuer: ISSUER,
+        audience: AUDIENCE,
+      },
+    })
+    return { app, server }
+  }
+
   test('verifies against a remote key set with issuer, audience and algorithms pinned', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256')
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }
     let requests = 0
-    const server = Bun.serve({
-      hostname: '127.0.0.1',
-      port: 0,
-      fetch: () => {
-        requests++
-        return Response.json({ keys: [jwk] })
-      },
+    const { app: jwksApp, server } = jwksAppServing(() => {
+      requests++
+      return Response.json({ keys: [jwk] })
     })
     try {
-      const jwksApp = appOnDefault(t, {
-        auth: {
-          jwtSecret: null,
-          jwksUrl: `http://127.0.0.1:${server.port}/jwks`,
-          issuer: ISSUER,
-          audience: AUDIENCE,
-        },
-      }).app
       const sign = (claims: Record<string, unknown>, kid = 'k1') =>
         new SignJWT({ scope: 'outbox:read', ...claims })
           .setProtectedHeader({ alg: 'RS256', kid })
@@ -259,20 +261,8 @@ describe('JWKS tokens', () => {
         use: 'sig',
       })),
     )
-    const server = Bun.serve({
-      hostname: '127.0.0.1',
-      port: 0,
-      fetch: () => Response.json({ keys }),
-    })
+    const { app: jwksApp, server } = jwksAppServing(() => Response.json({ keys }))
     try {
-      const jwksApp = appOnDefault(t, {
-        auth: {
-          jwtSecret: null,
-          jwksUrl: `http://127.0.0.1:${server.port}/jwks`,
-          issuer: ISSUER,
-          audience: AUDIENCE,
-        },
-      }).app
       const answers: [string, number][] = []
       for (const [i, alg] of algs.entries()) {
         const jwt = await new SignJWT({ scope: 'outbox:read' })
