@@ -11,6 +11,7 @@ import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import {
   generateTestCertificate,
+  graphEnvFor,
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
@@ -492,12 +493,8 @@ describe('with --connect', () => {
     const graphEnv = (fake: Awaited<ReturnType<typeof startFakeGraph>>, c: TestCertificate) =>
       discard({
         DATABASE_URL: db.url,
-        MAIL_TRANSPORT: 'graph',
+        ...graphEnvFor(fake),
         MAIL_FROM: 'notifications@example.com',
-        GRAPH_TENANT_ID: fake.tenantId,
-        GRAPH_CLIENT_ID: fake.clientId,
-        GRAPH_AUTHORITY_URL: fake.authorityUrl,
-        GRAPH_API_URL: fake.apiUrl,
         GRAPH_CERTIFICATE: c.certPem,
         GRAPH_PRIVATE_KEY: c.keyPem,
       })

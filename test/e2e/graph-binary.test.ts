@@ -6,6 +6,7 @@ import { pollUntil } from '../support/events.ts'
 import {
   type FakeGraph,
   generateTestCertificate,
+  graphEnvFor,
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
@@ -37,14 +38,10 @@ async function serve(fake: FakeGraph, key: TestCertificate, logs: 'ignore' | 'pi
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: url,
-      MAIL_TRANSPORT: 'graph',
+      ...graphEnvFor(fake),
       MAIL_FROM: FROM,
-      GRAPH_TENANT_ID: fake.tenantId,
-      GRAPH_CLIENT_ID: fake.clientId,
       GRAPH_CERTIFICATE: key.certPem,
       GRAPH_PRIVATE_KEY: key.keyPem,
-      GRAPH_AUTHORITY_URL: fake.authorityUrl,
-      GRAPH_API_URL: fake.apiUrl,
       GRAPH_MAX_CONCURRENCY: '4',
       MAILBOX_RATE_PER_MINUTE: '0',
       WORKER_CONCURRENCY: '20',

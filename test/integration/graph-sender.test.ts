@@ -31,6 +31,7 @@ import {
   type FakeGraphOptions,
   generateTestCertificate,
   graphConfigFor,
+  graphEnvFor,
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
@@ -1016,13 +1017,9 @@ describe('sendMail outcomes', () => {
     const lines: string[] = []
     const config = loadConfig(
       {
-        MAIL_TRANSPORT: 'graph',
+        ...graphEnvFor(fake),
         MAIL_FROM: FROM,
-        GRAPH_TENANT_ID: fake.tenantId,
-        GRAPH_CLIENT_ID: fake.clientId,
         GRAPH_CLIENT_SECRET: 'right',
-        GRAPH_AUTHORITY_URL: fake.authorityUrl,
-        GRAPH_API_URL: fake.apiUrl,
         GRAPH_MAILBOX_LOOKUP: 'true',
       },
       { requireDatabase: false },

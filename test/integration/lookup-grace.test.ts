@@ -8,7 +8,7 @@ import { createTransport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
-import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
 import { startOutageProxy } from '../support/outage-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -39,13 +39,9 @@ function graphWorker(
 ): TestEngine {
   const config = loadConfig(
     {
-      MAIL_TRANSPORT: 'graph',
+      ...graphEnvFor(fake),
       MAIL_FROM,
-      GRAPH_TENANT_ID: fake.tenantId,
-      GRAPH_CLIENT_ID: fake.clientId,
       GRAPH_CLIENT_SECRET: 'right',
-      GRAPH_AUTHORITY_URL: fake.authorityUrl,
-      GRAPH_API_URL: fake.apiUrl,
       GRAPH_MAILBOX_LOOKUP: 'true',
       GRAPH_REQUEST_TIMEOUT_SECONDS: '2',
       AMBIGUOUS_SEND_POLICY: o.policy,

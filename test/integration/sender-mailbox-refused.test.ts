@@ -10,6 +10,7 @@ import {
   type FakeGraph,
   type FakeGraphFaults,
   type FakeGraphOptions,
+  graphEnvFor,
   startFakeGraph,
 } from '../support/fake-graph.ts'
 
@@ -46,13 +47,9 @@ async function startWorker(fakeOptions: FakeGraphOptions, faults?: FakeGraphFaul
   const log = createLogger('debug', (l) => lines.push(l))
   const config = loadConfig(
     {
-      MAIL_TRANSPORT: 'graph',
+      ...graphEnvFor(fake),
       MAIL_FROM,
-      GRAPH_TENANT_ID: fake.tenantId,
-      GRAPH_CLIENT_ID: fake.clientId,
       GRAPH_CLIENT_SECRET: 'right',
-      GRAPH_AUTHORITY_URL: fake.authorityUrl,
-      GRAPH_API_URL: fake.apiUrl,
       MAILBOX_RATE_PER_MINUTE: '0',
     },
     { requireDatabase: false },

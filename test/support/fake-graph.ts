@@ -519,3 +519,17 @@ export function graphConfigFor(fake: FakeGraph, overrides: Partial<GraphConfig> 
     ...overrides,
   }
 }
+
+/**
+ * The variables that point a Graph transport at `fake` (loadConfig's input): its tenant, client and
+ * URLs. A credential, MAIL_FROM and the rest are the caller's.
+ */
+export function graphEnvFor(fake: FakeGraph): Record<string, string> {
+  return {
+    MAIL_TRANSPORT: 'graph',
+    GRAPH_TENANT_ID: fake.tenantId,
+    GRAPH_CLIENT_ID: fake.clientId,
+    GRAPH_AUTHORITY_URL: fake.authorityUrl,
+    GRAPH_API_URL: fake.apiUrl,
+  }
+}

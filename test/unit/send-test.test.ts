@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { sendTest } from '../../src/send-test.ts'
-import { startFakeGraph } from '../support/fake-graph.ts'
+import { graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
 
 const dirs: string[] = []
 afterEach(async () => {
@@ -30,15 +30,7 @@ const graphConfig = (
   clientSecret = 'right',
 ) =>
   loadConfig(
-    {
-      MAIL_TRANSPORT: 'graph',
-      MAIL_FROM: mailFrom,
-      GRAPH_TENANT_ID: fake.tenantId,
-      GRAPH_CLIENT_ID: fake.clientId,
-      GRAPH_CLIENT_SECRET: clientSecret,
-      GRAPH_AUTHORITY_URL: fake.authorityUrl,
-      GRAPH_API_URL: fake.apiUrl,
-    },
+    { ...graphEnvFor(fake), MAIL_FROM: mailFrom, GRAPH_CLIENT_SECRET: clientSecret },
     { requireDatabase: false },
   )
 
