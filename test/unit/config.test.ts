@@ -5,6 +5,15 @@ import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
 
 const base = { DATABASE_URL: 'postgres://u:p@db/app', MAIL_TRANSPORT: 'file' }
+/** A Graph transport with a secret for its credential (placeholders: loadConfig judges which are set). */
+const graphWithSecret = {
+  ...base,
+  MAIL_TRANSPORT: 'graph',
+  GRAPH_TENANT_ID: 't',
+  GRAPH_CLIENT_ID: 'c',
+  GRAPH_CLIENT_SECRET: 's',
+  MAIL_FROM: 'outbox@example.com',
+}
 
 /** What loadConfig names wrong in `env` (none when it loads). */
 function configProblems(
@@ -214,14 +223,7 @@ describe('loadConfig', () => {
   })
 
   test('a switch takes true, false, 1 or 0: any other word is named, never read as false', () => {
-    const graph = {
-      ...base,
-      MAIL_TRANSPORT: 'graph',
-      GRAPH_TENANT_ID: 't',
-      GRAPH_CLIENT_ID: 'c',
-      GRAPH_CLIENT_SECRET: 's',
-      MAIL_FROM: 'outbox@example.com',
-    }
+    const graph = graphWithSecret
     const saved = (v: string) => loadConfig({ ...graph, GRAPH_SAVE_TO_SENT_ITEMS: v }).graph
     expect(['true', '1', 'false', '0'].map((v) => saved(v)?.saveToSentItems)).toEqual([
       true,
@@ -396,15 +398,7 @@ describe('loadConfig', () => {
         5,
       )
     }
-    const graph = {
-      ...base,
-      ...short,
-      MAIL_TRANSPORT: 'graph',
-      GRAPH_TENANT_ID: 't',
-      GRAPH_CLIENT_ID: 'c',
-      GRAPH_CLIENT_SECRET: 's',
-      MAIL_FROM: 'outbox@example.com',
-    }
+    const graph = { ...graphWithSecret, ...short }
     expect(() => loadConfig(graph)).toThrow('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half')
     expect(
       loadConfig({ ...graph, GRAPH_REQUEST_TIMEOUT_SECONDS: '2' }).graph?.requestTimeoutMs,
@@ -504,12 +498,7 @@ describe('loadConfig', () => {
   test("GRAPH_API_URL is checked at start: it ends in Graph's version, /v1.0 or /beta", () => {
     const problems = (url: string) =>
       configProblems({
-        ...base,
-        MAIL_TRANSPORT: 'graph',
-        GRAPH_TENANT_ID: 't',
-        GRAPH_CLIENT_ID: 'c',
-        GRAPH_CLIENT_SECRET: 's',
-        MAIL_FROM: 'outbox@example.com',
+        ...graphWithSecret,
         // An authority of no known cloud: each Graph host's own cloud is not the point here.
         GRAPH_AUTHORITY_URL: 'http://127.0.0.1:9',
         GRAPH_API_URL: url,
@@ -574,12 +563,7 @@ describe('loadConfig', () => {
   test("GRAPH_AUTHORITY_URL and GRAPH_API_URL name the same Microsoft cloud: one's tokens are refused by another's Graph", () => {
     const problems = (authority: string, api: string) =>
       configProblems({
-        ...base,
-        MAIL_TRANSPORT: 'graph',
-        GRAPH_TENANT_ID: 't',
-        GRAPH_CLIENT_ID: 'c',
-        GRAPH_CLIENT_SECRET: 's',
-        MAIL_FROM: 'outbox@example.com',
+        ...graphWithSecret,
         GRAPH_AUTHORITY_URL: authority,
         GRAPH_API_URL: api,
       })
