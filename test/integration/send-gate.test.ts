@@ -124,6 +124,26 @@ function throughQueries(
   })
 }
 
+/**
+ * Slot 1, taken and in use: once the database's clock is past the expiry it was taken with (a
+ * bounded wait; `meanwhile` runs first), another worker's take finds nothing, and the holder's
+ * token stands.
+ */
+async function expectKeptPastItsFirstExpiry(meanwhile: () => void = () => {}) {
+  const taken = await t.pool.query<{ token: string; expires_at: Date }>(
+    'select token::text, expires_at from mailer.send_slots where slot = 1',
+  )
+  const { token, expires_at: firstExpiry } = taken.rows[0]!
+  meanwhile()
+  await pollUntil(async () => {
+    const r = await t.pool.query('select now() > $1::timestamptz as past', [firstExpiry])
+    return r.rows[0].past ? true : undefined
+  }, 5_000)
+  const rival = await takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 1_000 })
+  expect(rival).toEqual([])
+  expect((await slotRow()).token).toBe(token)
+}
+
 describe('the Postgres send gate', () => {
   test('concurrency across two workers never exceeds the limit, and every send gets its turn', async () => {
     const workers = [gate('a', { max: 3 }), gate('b', { max: 3 })]
@@ -178,19 +198,7 @@ describe('the Postgres send gate', () => {
     // longer than the TTL, which is one request's deadline and a margin.
     const a = gate('a', { max: 1, ttl: 1_000 })
     const permit = await a.acquire('m@example.com', new AbortController().signal)
-    const taken = await t.pool.query<{ token: string; expires_at: Date }>(
-      'select token::text, expires_at from mailer.send_slots where slot = 1',
-    )
-    const { token, expires_at: firstExpiry } = taken.rows[0]!
-    // Wait (bounded) until the database's clock is past the slot's first expiry.
-    await pollUntil(async () => {
-      const r = await t.pool.query('select now() > $1::timestamptz as past', [firstExpiry])
-      return r.rows[0].past ? true : undefined
-    }, 5_000)
-    // Still in use: another worker's take finds nothing, and the holder's token stands.
-    const rival = await takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 1_000 })
-    expect(rival).toEqual([])
-    expect((await slotRow()).token).toBe(token)
+    await expectKeptPastItsFirstExpiry()
     await permit!.release()
     await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
     await a.close?.()
@@ -758,18 +766,9 @@ describe('the Postgres send gate', () => {
     const step = { ms: 0 }
     const a = gate('a', { max: 1, ttl: 1_000, clock: steppedClock(step) })
     const permit = await a.acquire('m@example.com', new AbortController().signal)
-    const taken = await t.pool.query<{ token: string; expires_at: Date }>(
-      'select token::text, expires_at from mailer.send_slots where slot = 1',
-    )
-    const { token, expires_at: firstExpiry } = taken.rows[0]!
-    step.ms = -3_600_000
-    await pollUntil(async () => {
-      const r = await t.pool.query('select now() > $1::timestamptz as past', [firstExpiry])
-      return r.rows[0].past ? true : undefined
-    }, 5_000)
-    const rival = await takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 1_000 })
-    expect(rival).toEqual([])
-    expect((await slotRow()).token).toBe(token)
+    await expectKeptPastItsFirstExpiry(() => {
+      step.ms = -3_600_000
+    })
     await permit!.release()
     await a.close?.()
   })
