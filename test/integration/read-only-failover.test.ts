@@ -37,6 +37,39 @@ afterEach(async () => {
 })
 
 /**
+ * The health monitor over `handle` alone, as serve wires one: the handle's answers stand for a
+ * probe's (unless `answered: false`); `sent` collects the statements its probes send.
+ */
+function monitorOf(
+  handle: DbHandle,
+  o: { sent?: string[]; answered?: boolean; monotonicNow?: () => number } = {},
+) {
+  const sent = o.sent
+  return createHealthMonitor({
+    databases: [
+      {
+        name: 'test',
+        statements: sent
+          ? {
+              query: (text, values) => {
+                sent.push(text)
+                return handle.statements.query(text, values)
+              },
+            }
+          : handle.statements,
+        ...(o.answered === false ? {} : { answeredAt: () => handle.statements.answeredAt() }),
+        drainer: null,
+        listener: null,
+        writes: handle.writes,
+      },
+    ],
+    schemaCurrent: ['test'],
+    wedgedAfterMs: 120_000,
+    ...(o.monotonicNow ? { monotonicNow: o.monotonicNow } : {}),
+  })
+}
+
+/**
  * Sessions opened from now on start read-only, as every session on a primary demoted by a
  * failover does (writes raise 25006); sessions opened before keep what they started with. So a
  * pool's connections opened while it is on stay read-only after it is off, as connections to the
@@ -218,20 +251,7 @@ test('a URL that names a server read-only for good (a standby): refused writes r
 
 test('readiness: a database whose writes are refused is unready, saying it refuses writes, until a probe finds it taking them again', async () => {
   const { handle, clock, lines, write } = await openOnReadOnly('info')
-  const monitor = createHealthMonitor({
-    databases: [
-      {
-        name: 'test',
-        statements: handle.statements,
-        drainer: null,
-        listener: null,
-        writes: handle.writes,
-      },
-    ],
-    schemaCurrent: ['test'],
-    wedgedAfterMs: 120_000,
-    monotonicNow: () => clock.at,
-  })
+  const monitor = monitorOf(handle, { answered: false, monotonicNow: () => clock.at })
   // No write tried yet: the probe's own statement says the session refuses them.
   expect((await monitor.readiness())[0]!.problem).toContain('refuses writes (read-only: ')
   expect(await write()).toBe('25006')
@@ -262,26 +282,7 @@ test('an API-only process on a URL that names a standby is unready from its firs
   h = openDb({ name: 'test', url: t.url, log: silentLogger, monotonicNow: () => at })
   const handle = h
   const sent: string[] = []
-  const monitor = createHealthMonitor({
-    databases: [
-      {
-        name: 'test',
-        statements: {
-          query: (text, values) => {
-            sent.push(text)
-            return handle.statements.query(text, values)
-          },
-        },
-        answeredAt: () => handle.statements.answeredAt(),
-        drainer: null,
-        listener: null,
-        writes: handle.writes,
-      },
-    ],
-    schemaCurrent: ['test'],
-    wedgedAfterMs: 120_000,
-    monotonicNow: () => at,
-  })
+  const monitor = monitorOf(handle, { sent, monotonicNow: () => at })
   // No write refused yet, nothing else answered: the first probe finds it refusing writes.
   const [first] = await monitor.readiness()
   expect(first).toMatchObject({ reachable: true, migrated: true })
@@ -297,26 +298,7 @@ test('an API-only process on a URL that names a standby is unready from its firs
   await handle.close()
   h = openDb({ name: 'test', url: t.url, log: silentLogger, monotonicNow: () => at })
   sent.length = 0
-  const fresh = createHealthMonitor({
-    databases: [
-      {
-        name: 'test',
-        statements: {
-          query: (text, values) => {
-            sent.push(text)
-            return h!.statements.query(text, values)
-          },
-        },
-        answeredAt: () => h!.statements.answeredAt(),
-        drainer: null,
-        listener: null,
-        writes: h.writes,
-      },
-    ],
-    schemaCurrent: ['test'],
-    wedgedAfterMs: 120_000,
-    monotonicNow: () => at,
-  })
+  const fresh = monitorOf(h, { sent, monotonicNow: () => at })
   expect((await fresh.readiness())[0]!.problem).toBeNull()
   expect(sent.length).toBe(1)
   // Found taking writes, a probe within 5 s of an answer stands on it again: no statement.
@@ -397,20 +379,7 @@ test('a wall clock stepped forward while a standby refuses writes does not age t
   // As serve wires them: the handle and the monitor on their default clocks.
   h = openDb({ name: 'test', url: t.url, log: silentLogger })
   const handle = h
-  const monitor = createHealthMonitor({
-    databases: [
-      {
-        name: 'test',
-        statements: handle.statements,
-        answeredAt: () => handle.statements.answeredAt(),
-        drainer: null,
-        listener: null,
-        writes: handle.writes,
-      },
-    ],
-    schemaCurrent: ['test'],
-    wedgedAfterMs: 120_000,
-  })
+  const monitor = monitorOf(handle)
   expect((await monitor.readiness())[0]!.problem).toContain('refuses writes (read-only: ')
   // NTP steps the system's wall clock an hour ahead.
   setSystemTime(new Date(Date.now() + 3_600_000))
