@@ -28,6 +28,16 @@ setDefaultTimeout(30_000)
 const t = useTestDb()
 type Ready = { status: string; databases: (DatabaseHealth & { ready: boolean })[] }
 
+/** The API over two databases, a and b (the test's database twice), judged by `health`. */
+const appOnAAndB = (health: ReturnType<typeof fakeHealth>) =>
+  buildApp(
+    [
+      { name: 'a', db: t.db, pool: t.pool },
+      { name: 'b', db: t.db, pool: t.pool },
+    ],
+    { health },
+  )
+
 describe('/healthz and /readyz', () => {
   test('need no token and flip with the health source', async () => {
     const health = fakeHealth(['default'])
@@ -63,13 +73,7 @@ describe('/healthz and /readyz', () => {
     health.readiness = async () => {
       throw new Error('probe exploded')
     }
-    const { app } = buildApp(
-      [
-        { name: 'a', db: t.db, pool: t.pool },
-        { name: 'b', db: t.db, pool: t.pool },
-      ],
-      { health },
-    )
+    const { app } = appOnAAndB(health)
     const r = await send(app, 'GET', '/readyz')
     expect(r.status).toBe(503)
     expect((r.body as Ready).databases.map((d) => [d.name, d.ready, d.problem])).toEqual([
@@ -82,13 +86,7 @@ describe('/healthz and /readyz', () => {
     const health = fakeHealth(['a', 'b'])
     health.states[1]!.reachable = false
     health.states[1]!.problem = 'connection refused'
-    const { app } = buildApp(
-      [
-        { name: 'a', db: t.db, pool: t.pool },
-        { name: 'b', db: t.db, pool: t.pool },
-      ],
-      { health },
-    )
+    const { app } = appOnAAndB(health)
     const r = await send(app, 'GET', '/readyz')
     expect(r.status).toBe(503)
     const body = r.body as Ready
