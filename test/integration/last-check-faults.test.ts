@@ -47,6 +47,13 @@ function slotsOf(shared: Slots): Slots & { taken(): number } {
   }
 }
 
+/** The crm database's engine, on the process-wide slots `shared` as the shop's; stopped after the test. */
+function crmEngineOn(shared: Slots): TestEngine {
+  const engine = createTestEngine(crm, { workerId: 'crm-worker', deps: { slots: slotsOf(shared) } })
+  engines.push(engine)
+  return engine
+}
+
 /**
  * The shop's database slow, not down: the statement that records a send as started runs until the
  * test deletes public.slow_gate's row (a trigger that waits while it has one: no lock, so the
@@ -110,11 +117,8 @@ test('one database going down between a claim and its last check holds up no sen
       },
     },
   })
-  const crmEngine = createTestEngine(crm, {
-    workerId: 'crm-worker',
-    deps: { slots: slotsOf(shared) },
-  })
-  engines.push(shopEngine, crmEngine)
+  const crmEngine = crmEngineOn(shared)
+  engines.push(shopEngine)
   await shopEngine.start()
   await crmEngine.start()
   // The shop's row took the process's one send slot for its last check, which cannot be made.
@@ -157,11 +161,8 @@ test('a row of one database that an application holds locked between its claim a
       },
     },
   })
-  const crmEngine = createTestEngine(crm, {
-    workerId: 'crm-worker',
-    deps: { slots: slotsOf(shared) },
-  })
-  engines.push(shopEngine, crmEngine)
+  const crmEngine = crmEngineOn(shared)
+  engines.push(shopEngine)
   try {
     await shopEngine.start()
     await crmEngine.start()
@@ -201,11 +202,8 @@ test('a last check its database is slow to answer holds up no send of another da
     workerId: 'shop-worker',
     deps: { slots: shopSlots, log: createLogger('warn', (l) => lines.push(JSON.parse(l))) },
   })
-  const crmEngine = createTestEngine(crm, {
-    workerId: 'crm-worker',
-    deps: { slots: slotsOf(shared) },
-  })
-  engines.push(shopEngine, crmEngine)
+  const crmEngine = crmEngineOn(shared)
+  engines.push(shopEngine)
   await shopEngine.start()
   await crmEngine.start()
   // The shop's row took the process's one send slot, and its last check is under way.
@@ -237,11 +235,7 @@ test('a row whose slow last check answers while another database’s send holds 
     workerId: 'shop-worker',
     deps: { slots: slotsOf(shared) },
   })
-  const crmEngine = createTestEngine(crm, {
-    workerId: 'crm-worker',
-    deps: { slots: slotsOf(shared) },
-  })
-  engines.push(crmEngine)
+  const crmEngine = crmEngineOn(shared)
   crmEngine.sender.hold()
   await shopEngine.start()
   await crmEngine.start()
