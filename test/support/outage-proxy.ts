@@ -1,6 +1,7 @@
 // A loopback TCP proxy to Postgres that can go down (open connections cut, new ones refused) and come back on the same port.
 import net from 'node:net'
 import { listenInPlaceOf } from './loopback-listen.ts'
+import { connectUpstream } from './upstream-connection.ts'
 
 export interface OutageProxy {
   /** `target` with the proxy's host and port. */
@@ -16,16 +17,7 @@ export async function startOutageProxy(target: string): Promise<OutageProxy> {
   const t = new URL(target)
   const open = new Set<net.Socket>()
   const server = net.createServer((client) => {
-    const upstream = net.connect(Number(t.port), t.hostname)
-    for (const s of [client, upstream]) {
-      open.add(s)
-      s.on('error', () => {})
-      s.on('close', () => {
-        open.delete(s)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
+    const upstream = connectUpstream(client, t, open)
     client.pipe(upstream)
     upstream.pipe(client)
   })

@@ -1,6 +1,7 @@
 // A loopback TCP proxy to Postgres that notes each session's start: its application_name, and the DateStyle the server reports to it.
 import net from 'node:net'
 import { listenInPlaceOf } from './loopback-listen.ts'
+import { connectUpstream } from './upstream-connection.ts'
 
 export interface SessionStart {
   applicationName: string
@@ -30,16 +31,7 @@ export async function startSessionStartRecorder(target: string): Promise<Session
   const starts: SessionStart[] = []
   const open = new Set<net.Socket>()
   const server = net.createServer((client) => {
-    const upstream = net.connect(Number(t.port), t.hostname)
-    for (const s of [client, upstream]) {
-      open.add(s)
-      s.on('error', () => {})
-      s.on('close', () => {
-        open.delete(s)
-        client.destroy()
-        upstream.destroy()
-      })
-    }
+    const upstream = connectUpstream(client, t, open)
     let applicationName = ''
     let dateStyle: string | null = null
     let startup = Buffer.alloc(0)
