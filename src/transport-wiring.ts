@@ -83,12 +83,13 @@ export function createTransport(
         log,
         ...(onTokenRefresh ? { onTokenRefresh } : {}),
       })
-      // One sender (one token cache) for every database; each database's lines name it.
+      // One sender (one token cache) for every database; each database's messages and lines name it.
       const senders = new Map<string, GraphSender>()
+      const alone = config.databases.length <= 1
       const senderFor = (db: string) => {
         const known = senders.get(db)
         if (known) return known
-        const sender = graph.sender.forDatabase(db)
+        const sender = graph.sender.forDatabase(db, { alone })
         senders.set(db, sender)
         return sender
       }

@@ -2,7 +2,7 @@
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { parseGraphError } from './graph-error-text.ts'
-import { OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
+import { OUTBOX_DATABASE_PROPERTY_ID, OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
 import {
   DEFAULT_THROTTLE_MS,
   SENDER_MAILBOX_PAUSE_MS,
@@ -18,19 +18,61 @@ export function lookupFilter(outboxId: string): string {
   return `singleValueExtendedProperties/Any(ep: ep/id eq ${quote(OUTBOX_ID_PROPERTY_ID)} and ep/value eq ${quote(outboxId)})`
 }
 
+/**
+ * The database whose rows a lookup is for: `name` as its messages carry it (OutboxDatabase);
+ * `alone` when no other database of the process sends, so a message naming none (sent by a
+ * release before the property) can only be its row's.
+ */
+export interface LookupDatabase {
+  name: string
+  alone: boolean
+}
+
+/**
+ * Messages per page: the matches of one id are one per database (or deployment) sending from the
+ * mailbox, and a resend's; MAX_PAGES of them is a server that never ends its list, not a mailbox.
+ */
+const PAGE_SIZE = 50
+const MAX_PAGES = 20
+
+/** The expansion that lists each match's OutboxDatabase (the one way to read a property back). */
+const EXPAND_DATABASE = `singleValueExtendedProperties($filter=id eq '${OUTBOX_DATABASE_PROPERTY_ID}')`
+
 export function createMailboxLookup(d: {
   apiUrl: string
   request: GraphRequest
   log: Logger
   now: () => number
   senderMailbox?: SenderMailbox
+  /** Absent: any message tagged with the outbox id is the row's (a sender for no database). */
+  database?: LookupDatabase
 }) {
+  const origin = new URL(d.apiUrl).origin
   return async (from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult> => {
     const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
-    const query = `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=id&$top=1`
+    const query = `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=id&$expand=${encodeURIComponent(EXPAND_DATABASE)}&$top=${PAGE_SIZE}`
     // Sent Items first (where a delivered message ends up), then the whole mailbox.
     for (const path of ['/mailFolders/sentitems/messages', '/messages']) {
-      const exchange = await d.request(`${mailbox}${path}${query}`, { method: 'GET' }, signal)
+      const found = await findInList(`${mailbox}${path}${query}`, from, outboxId, signal)
+      if (found !== 'not_found') return found
+    }
+    return 'not_found'
+  }
+
+  /** Follows the list's @odata.nextLink until a match is the row's or the list ends. */
+  async function findInList(
+    first: string,
+    from: string,
+    outboxId: string,
+    signal: AbortSignal,
+  ): Promise<LookupResult> {
+    let url: string | undefined = first
+    for (let page = 1; url !== undefined; page++) {
+      if (page > MAX_PAGES) {
+        d.log.warn('graph mailbox lookup did not end', { outboxId, pages: MAX_PAGES })
+        return 'error'
+      }
+      const exchange = await d.request(url, { method: 'GET' }, signal)
       if ('failed' in exchange) {
         const failed = exchange.failed
         d.log.warn('graph mailbox lookup failed', {
@@ -74,19 +116,62 @@ export function createMailboxLookup(d: {
         // A 401 never comes here: the request settles it (a fresh token, else a wait).
         return res.status === 403 ? 'unavailable' : 'error'
       }
-      const count = messageCount(text)
-      if (count === undefined) return 'error'
-      if (count > 0) return 'found'
+      const list = messageList(text)
+      if (list === undefined) return 'error'
+      if (list.messages.some((m) => isTheRows(m, d.database))) return 'found'
+      url = list.nextLink
+      // The token goes only where the API URL points: a next page elsewhere is no page of ours.
+      if (url !== undefined && !sameOrigin(url, origin)) {
+        d.log.warn('graph mailbox lookup paged elsewhere', { outboxId })
+        return 'error'
+      }
     }
     return 'not_found'
   }
 }
 
-function messageCount(text: string): number | undefined {
+interface ListedMessage {
+  singleValueExtendedProperties?: unknown
+}
+
+/**
+ * Whether a message tagged with the row's outbox id is the row's: one naming the row's database,
+ * or naming none when it is the only database sending (a release before OutboxDatabase sent it).
+ * Ids repeat across databases: another database's row with the same id is another mail, and
+ * taking its message for this row's would mark a mail sent that never went.
+ */
+function isTheRows(m: ListedMessage, database: LookupDatabase | undefined): boolean {
+  if (!database) return true
+  // The expansion lists only OutboxDatabase (Graph may spell its id otherwise: not compared).
+  const props = Array.isArray(m.singleValueExtendedProperties)
+    ? m.singleValueExtendedProperties
+    : []
+  const named = (props[0] as { value?: unknown } | undefined)?.value
+  if (typeof named !== 'string') return database.alone
+  // Graph compares property values without case; a database name is lower case anyway.
+  return named.toLowerCase() === database.name.toLowerCase()
+}
+
+function messageList(
+  text: string,
+): { messages: ListedMessage[]; nextLink: string | undefined } | undefined {
   try {
-    const value = (JSON.parse(text) as { value?: unknown }).value
-    return Array.isArray(value) ? value.length : undefined
+    const json = JSON.parse(text) as { value?: unknown; '@odata.nextLink'?: unknown }
+    if (!Array.isArray(json.value)) return undefined
+    const next = json['@odata.nextLink']
+    return {
+      messages: json.value.filter((m): m is ListedMessage => typeof m === 'object' && m !== null),
+      nextLink: typeof next === 'string' && next !== '' ? next : undefined,
+    }
   } catch {
     return undefined
+  }
+}
+
+function sameOrigin(url: string, origin: string): boolean {
+  try {
+    return new URL(url).origin === origin
+  } catch {
+    return false
   }
 }

@@ -5,6 +5,11 @@ import type { MailAddress, OutboundMail } from '../outbox/sender.ts'
 const OUTBOX_PROPERTY_SET_GUID = '5b1f3c2e-8d47-4a8e-9c61-0e7a1d9b4f25'
 /** The single-value extended property carrying the outbox id (Graph's `String {GUID} Name X` form). */
 export const OUTBOX_ID_PROPERTY_ID = `String {${OUTBOX_PROPERTY_SET_GUID}} Name OutboxId`
+/**
+ * The property naming the database whose row the message is (MAILER_DATABASES name): ids repeat
+ * across databases, so the outbox id alone does not say which row a message in the mailbox is.
+ */
+export const OUTBOX_DATABASE_PROPERTY_ID = `String {${OUTBOX_PROPERTY_SET_GUID}} Name OutboxDatabase`
 
 /** Graph: "The maximum request length supported is 4MB". */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -60,7 +65,8 @@ export function attachmentBytes(mail: OutboundMail): number {
 
 export function buildSendMailBody(
   mail: OutboundMail,
-  opts: { saveToSentItems: boolean },
+  /** `database`: the name of the database whose row `mail` is (OUTBOX_DATABASE_PROPERTY_ID). */
+  opts: { saveToSentItems: boolean; database?: string },
 ): SendMailBody {
   const message: Record<string, unknown> = {
     subject: mail.subject,
@@ -75,7 +81,10 @@ export function buildSendMailBody(
   if (mail.replyTo.length > 0) message.replyTo = mail.replyTo.map(recipient)
   if (mail.importance !== null) message.importance = mail.importance
   message.internetMessageHeaders = internetHeaders(mail)
-  message.singleValueExtendedProperties = [{ id: OUTBOX_ID_PROPERTY_ID, value: mail.outboxId }]
+  message.singleValueExtendedProperties = [
+    { id: OUTBOX_ID_PROPERTY_ID, value: mail.outboxId },
+    ...(opts.database ? [{ id: OUTBOX_DATABASE_PROPERTY_ID, value: opts.database }] : []),
+  ]
   if (mail.attachments.length > 0) {
     message.attachments = mail.attachments.map((a) => ({
       '@odata.type': '#microsoft.graph.fileAttachment',

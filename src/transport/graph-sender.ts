@@ -5,7 +5,7 @@ import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { parseDefaultFrom } from '../outbox/render.ts'
 import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
-import { createMailboxLookup } from './graph-lookup.ts'
+import { createMailboxLookup, type LookupDatabase } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
 import { createGraphReachability, type GraphReachability } from './graph-reachability.ts'
@@ -17,10 +17,12 @@ export interface GraphSender extends Sender {
   /** Whether a message tagged with `outboxId` is in `from`'s mailbox; see graph-lookup.ts. */
   lookupSentMessage(from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult>
   /**
-   * The same sender (one token cache, one sender mailbox state), its log lines carrying `db` as
-   * every other line about a database's rows does.
+   * The same sender (one token cache, one sender mailbox state) for the rows of database `db`: its
+   * messages name it (OutboxDatabase) and its lookups find only those (graph-lookup.ts), and its
+   * log lines carry `db` as every other line about a database's rows does. `alone`: no other
+   * database of this process sends, so a message naming none (an earlier release's) is its row's.
    */
-  forDatabase(db: string): GraphSender
+  forDatabase(db: string, o?: { alone: boolean }): GraphSender
   /** MAIL_FROM as Graph last answered for it (shared by every database). */
   readonly senderMailbox: SenderMailbox
   /** Graph out of reach or refusing every token, as this process last met it (shared by every database). */
@@ -59,9 +61,9 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     return e ? noTokenOutcome(e, running, d.tokens) : reachability.holding()
   }
 
-  const bound = (log: Logger): GraphSender => ({
+  const bound = (log: Logger, database?: LookupDatabase): GraphSender => ({
     name: 'graph',
-    send: (mail, signal) => send(log, mail, signal),
+    send: (mail, signal) => send(log, mail, signal, database?.name),
     unavailable,
     pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
@@ -70,15 +72,24 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       log,
       now: () => d.clock.now(),
       senderMailbox,
+      ...(database ? { database } : {}),
     }),
-    forDatabase: (db) => bound(d.log.child({ db })),
+    forDatabase: (db, o) => bound(d.log.child({ db }), { name: db, alone: o?.alone ?? true }),
     senderMailbox,
     reachability,
   })
 
-  async function send(log: Logger, mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome> {
+  async function send(
+    log: Logger,
+    mail: OutboundMail,
+    signal: AbortSignal,
+    database: string | undefined,
+  ): Promise<SendOutcome> {
     const body = JSON.stringify(
-      buildSendMailBody(mail, { saveToSentItems: d.config.saveToSentItems }),
+      buildSendMailBody(mail, {
+        saveToSentItems: d.config.saveToSentItems,
+        ...(database ? { database } : {}),
+      }),
     )
     const problem = checkSendable(mail, body)
     if (problem) return { kind: 'reject', ...problem }

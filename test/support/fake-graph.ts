@@ -30,6 +30,11 @@ export interface FakeGraphOptions {
   /** Recipients Graph cannot resolve: a message to any of them answers 400 ErrorInvalidRecipients. */
   rejectRecipients?: string[]
   /**
+   * The most messages a list page holds whatever $top asks: Graph pages server-side too, and a
+   * client follows @odata.nextLink until it is absent (graph.md §6, concepts/paging.md).
+   */
+  maxPageSize?: number
+  /**
    * The origin clients reach the fake at, when not its own (a proxy in front of it): the token
    * endpoint and the resource Entra checks are named by it.
    */
@@ -109,6 +114,10 @@ export interface GraphRequestRecord {
 }
 
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+/** The list-messages page size without $top (list-messages doc: 10; $top takes 1-1000). */
+const DEFAULT_PAGE_SIZE = 10
+/** The query options a lookup may send (anything else is refused, as Graph refuses an unknown one). */
+const LIST_OPTIONS = new Set(['$filter', '$select', '$top', '$skip', '$expand'])
 
 export async function startFakeGraph(opts: FakeGraphOptions = {}) {
   const tenantId = opts.tenantId ?? randomUUID()
@@ -390,28 +399,61 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
         filter,
       )
     if (!f) return graphError(400, 'BadRequest', 'Invalid filter clause')
-    const top = Number(url.searchParams.get('$top') ?? '10')
-    if (!Number.isInteger(top) || top < 1 || top > 1000)
+    const unknown = [...url.searchParams.keys()].find((k) => !LIST_OPTIONS.has(k))
+    if (unknown) return graphError(400, 'BadRequest', `Query option '${unknown}' is not allowed.`)
+    const topAsked = Number(url.searchParams.get('$top') ?? String(DEFAULT_PAGE_SIZE))
+    if (!Number.isInteger(topAsked) || topAsked < 1 || topAsked > 1000)
       return graphError(400, 'BadRequest', 'Invalid $top')
+    const top = Math.min(topAsked, opts.maxPageSize ?? topAsked)
+    const skip = Number(url.searchParams.get('$skip') ?? '0')
+    if (!Number.isInteger(skip) || skip < 0) return graphError(400, 'BadRequest', 'Invalid $skip')
+    // `$expand=singleValueExtendedProperties($filter=id eq '…')`: the one way to read an extended
+    // property back (singlevaluelegacyextendedproperty-get); any other expansion is not the fake's.
+    const expandParam = url.searchParams.get('$expand')
+    const expand =
+      expandParam === null
+        ? null
+        : /^singleValueExtendedProperties\(\$filter=id eq '((?:[^']|'')*)'\)$/i.exec(expandParam)
+    if (expand === null && expandParam !== null)
+      return graphError(400, 'BadRequest', `Invalid $expand: ${expandParam}`)
+    const expandId = expand ? expand[1]!.replaceAll("''", "'") : null
     const id = f[2]!.replaceAll("''", "'")
     const value = f[3]!.replaceAll("''", "'").toLowerCase()
+    const propsOf = (a: AcceptedMessage) =>
+      (
+        (a.body.message ?? a.body.Message) as {
+          singleValueExtendedProperties?: { id: string; value: string }[]
+        }
+      ).singleValueExtendedProperties ?? []
     const found = accepted.filter((a) => {
       if (a.mailbox !== mailbox || a.folder === null || a.unfiled) return false
       if (folder && a.folder !== folder) return false
-      const props =
-        (
-          (a.body.message ?? a.body.Message) as {
-            singleValueExtendedProperties?: { id: string; value: string }[]
-          }
-        ).singleValueExtendedProperties ?? []
       // The name part of a property id is case-sensitive, the value is not (graph.md §4).
-      return props.some((p) => p.id === id && p.value.toLowerCase() === value)
+      return propsOf(a).some((p) => p.id === id && p.value.toLowerCase() === value)
     })
     record.found = found.length
+    const page = found.slice(skip, skip + top).map((a) => {
+      const expanded = expandId === null ? [] : propsOf(a).filter((p) => p.id === expandId)
+      // A message without the expanded property has no singleValueExtendedProperties at all.
+      return {
+        id: a.requestId,
+        ...(expanded.length > 0 ? { singleValueExtendedProperties: expanded } : {}),
+      }
+    })
+    // More than a page: the rest behind an absolute @odata.nextLink that names the fake itself
+    // (graph.md §6), the same query with $skip; the client follows it whole, never builds it.
+    let nextLink: string | undefined
+    if (skip + top < found.length) {
+      const next = new URL(`${origin}${url.pathname}`)
+      for (const [k, v] of url.searchParams) if (k !== '$skip') next.searchParams.append(k, v)
+      next.searchParams.set('$skip', String(skip + top))
+      nextLink = next.toString()
+    }
     return Response.json(
       {
         '@odata.context': `${origin}/v1.0/$metadata#users('${mailbox}')/messages(id)`,
-        value: found.slice(0, top).map((a) => ({ id: a.requestId })),
+        value: page,
+        ...(nextLink ? { '@odata.nextLink': nextLink } : {}),
       },
       { headers: { 'request-id': randomUUID() } },
     )

@@ -1,0 +1,131 @@
+// The mailbox lookup when several databases' rows (whose ids repeat) are sent from one mailbox: each finds only its own.
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { randomUUID } from 'node:crypto'
+import { loadConfig } from '../../src/config.ts'
+import { createLogger } from '../../src/log.ts'
+import type { OutboundMail } from '../../src/outbox/sender.ts'
+import { OUTBOX_DATABASE_PROPERTY_ID } from '../../src/transport/graph-message.ts'
+import { createTransport, type Transport } from '../../src/transport-wiring.ts'
+import { type FakeGraph, type FakeGraphOptions, startFakeGraph } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const FROM = 'noreply@contoso.com'
+
+let fakes: FakeGraph[] = []
+afterEach(async () => {
+  await Promise.all(fakes.map((f) => f.stop()))
+  fakes = []
+})
+
+/**
+ * The Graph transport as `serve` wires it, lookups on, for `databases` (MAILER_DATABASES; none:
+ * DATABASE_URL's one `default`), on a fake whose secret is made per run. No database is opened.
+ */
+async function transportFor(
+  databases: string[],
+  fakeOptions: FakeGraphOptions = {},
+): Promise<{ fake: FakeGraph; t: Transport }> {
+  const secret = randomUUID()
+  const fake = await startFakeGraph({ clientSecret: secret, mailboxes: [FROM], ...fakeOptions })
+  fakes.push(fake)
+  const url = (name: string) => `postgres://mailer@127.0.0.1:5432/${name}`
+  const config = loadConfig(
+    {
+      MAIL_TRANSPORT: 'graph',
+      MAIL_FROM: FROM,
+      GRAPH_TENANT_ID: fake.tenantId,
+      GRAPH_CLIENT_ID: fake.clientId,
+      GRAPH_CLIENT_SECRET: secret,
+      GRAPH_AUTHORITY_URL: fake.authorityUrl,
+      GRAPH_API_URL: fake.apiUrl,
+      GRAPH_MAILBOX_LOOKUP: 'true',
+      ...(databases.length > 0
+        ? {
+            MAILER_DATABASES: JSON.stringify(databases.map((name) => ({ name, url: url(name) }))),
+          }
+        : { DATABASE_URL: url('app') }),
+    },
+    { requireDatabase: true },
+  )
+  return {
+    fake,
+    t: createTransport(
+      config,
+      createLogger('error', () => {}),
+    ),
+  }
+}
+
+function mail(outboxId: string): OutboundMail {
+  return {
+    outboxId,
+    tenant: 'default',
+    attempt: 1,
+    correlationId: null,
+    from: { address: FROM },
+    to: [{ address: 'ann@contoso.com' }],
+    cc: [],
+    bcc: [],
+    replyTo: [],
+    subject: 'Your order',
+    text: 'Shipped.',
+    html: null,
+    importance: null,
+    headers: {},
+    attachments: [],
+  }
+}
+
+const live = () => new AbortController().signal
+
+describe('several databases sending from one mailbox', () => {
+  test("a row's lookup does not take another database's message with the same id for its own", async () => {
+    const { fake, t } = await transportFor(['shop', 'billing'])
+    // Row 7 of `shop` went out; row 7 of `billing` (another mail) was interrupted mid-send
+    // before Graph had any of it. Its lookup must say so, or the mail is marked sent unsent.
+    expect(await t.senderFor('shop').send(mail('7'), live())).toMatchObject({ kind: 'sent' })
+    expect(await t.lookupFor('billing')!(mail('7'), live())).toBe('not_found')
+    expect(await t.lookupFor('shop')!(mail('7'), live())).toBe('found')
+    // Each message names its database next to its outbox id.
+    const props = fake.accepted.map(
+      (a) =>
+        (a.body.message as { singleValueExtendedProperties: unknown[] })
+          .singleValueExtendedProperties,
+    )
+    expect(props).toEqual([
+      [
+        { id: expect.stringMatching(/ Name OutboxId$/), value: '7' },
+        { id: OUTBOX_DATABASE_PROPERTY_ID, value: 'shop' },
+      ],
+    ])
+  })
+
+  test('its own message is found past pages of other databases’ messages with its id (@odata.nextLink followed)', async () => {
+    const names = Array.from({ length: 12 }, (_, i) => `db${i}`)
+    // Graph pages server-side whatever $top asks: 5 a page here.
+    const { fake, t } = await transportFor(names, { maxPageSize: 5 })
+    // Sent Items lists them oldest first here: the row's own message is on the third page.
+    for (const name of names) {
+      expect(await t.senderFor(name).send(mail('42'), live())).toMatchObject({ kind: 'sent' })
+    }
+    expect(await t.lookupFor('db11')!(mail('42'), live())).toBe('found')
+    expect(fake.requests.filter((r) => r.kind === 'lookup')).toHaveLength(3)
+    // Another id: one empty page of Sent Items, one of the whole mailbox.
+    expect(await t.lookupFor('db3')!(mail('43'), live())).toBe('not_found')
+    expect(fake.requests.filter((r) => r.kind === 'lookup')).toHaveLength(5)
+  })
+
+  test('a message an earlier release sent (no database named) is the row’s only when one database sends from the mailbox', async () => {
+    // The process's base sender tags no database, as every release before this one.
+    const alone = await transportFor([])
+    expect(await alone.t.sender.send(mail('9'), live())).toMatchObject({ kind: 'sent' })
+    expect(await alone.t.lookupFor('default')!(mail('9'), live())).toBe('found')
+    // With several, it may be any one's row 9: not proof that this one's went out (a resend,
+    // at-least-once, rather than a mail never sent).
+    const several = await transportFor(['shop', 'billing'])
+    expect(await several.t.sender.send(mail('9'), live())).toMatchObject({ kind: 'sent' })
+    expect(await several.t.lookupFor('billing')!(mail('9'), live())).toBe('not_found')
+  })
+})
