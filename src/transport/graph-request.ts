@@ -92,6 +92,10 @@ export function createGraphRequest(d: {
           'client-request-id': clientRequestId,
         },
         ...(init.body !== undefined ? { body: init.body } : {}),
+        // Graph answers itself and never redirects: a 3xx is something in between (a gateway, an
+        // http:// URL's upgrade). Followed, a 301/302/303 turns the POST into a GET whose 200 (a
+        // notice page) reads as an accepted sendMail, and the token goes wherever it points.
+        redirect: 'manual',
         signal: deadline,
       })
       // The status is Graph's answer: a body cut off after it (a 202 has none) changes nothing,

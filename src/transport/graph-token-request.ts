@@ -56,6 +56,8 @@ export async function requestGraphToken(d: TokenRequest): Promise<IssuedToken> {
         accept: 'application/json',
       },
       body,
+      // As for Graph (graph-request.ts): the credential goes to the token URL and nowhere else.
+      redirect: 'manual',
       signal: AbortSignal.timeout(d.requestTimeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS),
     })
     text = await res.text()
