@@ -127,6 +127,7 @@ export function createClaimRound(r: {
         backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
         lookup: d.lookup,
         ...(d.lookupGraceSeconds !== undefined && { lookupGraceSeconds: d.lookupGraceSeconds }),
+        ...(d.sendTimeoutMs !== undefined && { sendTimeoutMs: d.sendTimeoutMs }),
         ambiguousPolicy: d.ambiguousPolicy,
         ...(d.onEvent ? { onEvent: d.onEvent } : {}),
         ...(d.rng ? { rng: d.rng } : {}),

@@ -38,6 +38,8 @@ export interface DeliveryDeps {
   lookup: MailboxLookup | null
   /** How long after an interrupted send "not found" still means "look again"; default LOOKUP_GRACE_SECONDS (lookup-grace.ts), a test's shorter. */
   lookupGraceSeconds?: number
+  /** How long one send may take (Graph's request timeout): the lookup grace counts from its end. */
+  sendTimeoutMs?: number
   ambiguousPolicy: 'resend' | 'hold'
   onEvent?: EngineEventHandler
   rng?: () => number

@@ -23,11 +23,13 @@ export async function resolveAmbiguity(
     // Too soon after the interrupted send, the message may not be filed yet: look again once the
     // grace is out (uncounted, the mark kept), never send on that answer. A grace the database
     // cannot tell now is a lookup that failed: asked again later.
-    const leftMs = await lookupGraceLeftMs(
-      d.db,
-      r.lease,
-      d.lookupGraceSeconds ?? LOOKUP_GRACE_SECONDS,
-    ).catch(() => 'error' as const)
+    // The grace runs from the last moment the interrupted request could have reached the provider,
+    // its deadline: a send that timed out met a slow Graph, which may file the message later still.
+    const graceSeconds =
+      (d.lookupGraceSeconds ?? LOOKUP_GRACE_SECONDS) + (d.sendTimeoutMs ?? 0) / 1000
+    const leftMs = await lookupGraceLeftMs(d.db, r.lease, graceSeconds).catch(
+      () => 'error' as const,
+    )
     if (leftMs === 'error') verdict = 'error'
     else if (leftMs !== null && leftMs > 0) {
       d.log.info('not in the mailbox yet after an interrupted send; will look again', {

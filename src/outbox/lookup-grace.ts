@@ -8,10 +8,11 @@ import type { Database } from '../db/schema.ts'
  * flight … re-check after a grace period before resending"). A send Graph's gateway answered 504
  * (Retry-After: often 1 s) or whose connection broke is retried after RETRY_BASE_SECONDS (10 s)
  * or sooner, and was looked up that soon: a "not found" then sent it a second time. Until this
- * long after the interrupted send started, "not found" waits (uncounted) to ask again; past it, it
- * means "not sent". Short: every row whose send really was lost waits it out before it is resent
- * (a timed-out send, GRAPH_REQUEST_TIMEOUT_SECONDS 30, or a crashed worker's row, LEASE_SECONDS 30,
- * is rarely looked up sooner anyway).
+ * long after the interrupted send's deadline (its start plus the request timeout: the last moment
+ * its request could reach Graph, interrupted-send.ts), "not found" waits (uncounted) to ask again;
+ * past it, it means "not sent". Counted from the start, a send that timed out (Graph slow to take
+ * it, and so to file it) was looked up a retry delay after its deadline and sent again. Short:
+ * every row whose send really was lost waits it out before it is resent.
  */
 export const LOOKUP_GRACE_SECONDS = 30
 

@@ -35,15 +35,23 @@ async function graph(): Promise<FakeGraph> {
 /** A worker wired as serve wires Graph (createTransport), lookups on, with `policy`. */
 function graphWorker(
   fake: FakeGraph,
-  o: { workerId: string; policy: 'resend' | 'hold'; handle?: DbHandle; leaseSeconds?: number },
+  o: {
+    workerId: string
+    policy: 'resend' | 'hold'
+    handle?: DbHandle
+    leaseSeconds?: number
+    timeoutSeconds?: number
+    graceSeconds?: number
+  },
 ): TestEngine {
+  const timeoutSeconds = o.timeoutSeconds ?? 2
   const config = loadConfig(
     {
       ...graphEnvFor(fake),
       MAIL_FROM,
       GRAPH_CLIENT_SECRET: 'right',
       GRAPH_MAILBOX_LOOKUP: 'true',
-      GRAPH_REQUEST_TIMEOUT_SECONDS: '2',
+      GRAPH_REQUEST_TIMEOUT_SECONDS: String(timeoutSeconds),
       AMBIGUOUS_SEND_POLICY: o.policy,
       MAILBOX_RATE_PER_MINUTE: '0',
     },
@@ -63,10 +71,10 @@ function graphWorker(
       gate: transport.gateFor(db, o.workerId),
       lookup: transport.lookupFor('test'),
       sendBlockedForMs: transport.blockedForMs,
-      sendTimeoutMs: 2_000,
+      sendTimeoutMs: timeoutSeconds * 1000,
       mailFrom: MAIL_FROM,
       ambiguousPolicy: o.policy,
-      lookupGraceSeconds: GRACE_SECONDS,
+      lookupGraceSeconds: o.graceSeconds ?? GRACE_SECONDS,
     },
   })
   engines.push(engine)
@@ -145,4 +153,31 @@ test('hold policy: a worker that loses its database after Graph accepted the sen
     { outcome: 'sent', worker_id: 'still-connected', error_code: null },
   ])
   await proxy.up()
+})
+
+test('a send that timed out while Graph took it is looked up a grace after its deadline, not after its start: found once Graph files it, never sent again', async () => {
+  const fake = await graph()
+  // Graph takes the request and answers nothing until the worker's deadline (6 s) ends it; it
+  // files the message later still, as a slow Graph does. The retry's lookup, a second after the
+  // deadline, is past a grace counted from the send's start (5 s) but not from its deadline.
+  fake.setFaults({ sendMail: ['accept_then_hang'], fileLate: true })
+  const engine = graphWorker(fake, {
+    workerId: 'w',
+    policy: 'resend',
+    timeoutSeconds: 6,
+    graceSeconds: 5,
+  })
+  const id = await enqueue(t)
+  await engine.start()
+
+  await engine.events.waitFor(lookedUpEarly(id), 30_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  expect(fake.fileLateMessages()).toBe(1)
+  await engine.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  expect(await attemptsOf(t, id, 'outcome, error_code')).toEqual([
+    { outcome: 'retry', error_code: 'timeout' },
+    { outcome: 'throttled', error_code: 'lookup_too_early' },
+    { outcome: 'sent', error_code: null },
+  ])
 })
