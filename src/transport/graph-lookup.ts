@@ -5,7 +5,9 @@ import { parseGraphError } from './graph-error-text.ts'
 import { OUTBOX_DATABASE_PROPERTY_ID, OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
 import {
   DEFAULT_THROTTLE_MS,
+  isMailboxQuota,
   SENDER_MAILBOX_PAUSE_MS,
+  SENDING_QUOTA_PAUSE_MS,
   THROTTLE_STATUSES,
   throttleWaitMs,
 } from './graph-outcome.ts'
@@ -98,6 +100,10 @@ export function createMailboxLookup(d: {
         })
         if (THROTTLE_STATUSES.has(res.status)) {
           return { throttledForMs: throttleWaitMs(res.headers, d.now(), DEFAULT_THROTTLE_MS) }
+        }
+        // A full mailbox refuses reads too (a 403): no missing Mail.Read, asked again as a send is.
+        if (isMailboxQuota(error.code)) {
+          return { throttledForMs: throttleWaitMs(res.headers, d.now(), SENDING_QUOTA_PAUSE_MS) }
         }
         if (res.status === 404) {
           const rejected = {

@@ -16,11 +16,22 @@ const GATEWAY_TIMEOUT = 504
 /** The statuses by which Graph and Entra say "come back later" (throttled or unavailable). */
 export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503, GATEWAY_TIMEOUT])
 /**
- * Codes that come with a 400 or 403 but say the mailbox may not send for now ("Daily
- * Message/Recipient limit exceeded"), not that the message is wrong: every row from the mailbox
+ * Codes that come with a 400 or 403 (or a 507) but say the mailbox may not send for now, not that
+ * the message is wrong: its sending quota is spent ("Daily Message/Recipient limit exceeded"), or
+ * its store is full ("Mailbox has exceeded maximum mailbox size.": sendMail saves the message in
+ * the sender's mailbox; a noreply mailbox's Sent Items fill it up). Every row from the mailbox
  * would meet it, and failing them would fail its whole backlog within seconds.
  */
-const SENDING_QUOTA_CODES = new Set(['ErrorExceededMessageLimit'])
+const SENDING_QUOTA_CODES = new Set([
+  'ErrorExceededMessageLimit',
+  'ErrorQuotaExceeded',
+  'QuotaExceededException',
+])
+
+/** Whether Graph's code says the mailbox may not send (nor be read) for now: SENDING_QUOTA_CODES. */
+export function isMailboxQuota(code: string | undefined): boolean {
+  return code !== undefined && SENDING_QUOTA_CODES.has(code)
+}
 /**
  * 403s by which the app may not send from the mailbox at all: `Mail.Send` not (yet) consented, or an
  * application access policy leaving the mailbox out. An administrator's fix, not the message's:

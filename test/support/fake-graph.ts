@@ -22,6 +22,13 @@ export interface FakeGraphOptions {
   /** When set, any other mailbox answers 404 ErrorInvalidUser. */
   mailboxes?: string[]
   disabledMailboxes?: string[]
+  /**
+   * Mailboxes whose store is full: sendMail (which saves the message in the sender's mailbox) and
+   * a lookup answer 403 ErrorQuotaExceeded "Mailbox has exceeded maximum mailbox size." (reported
+   * for sendMail: microsoft-graph-docs-contrib#7483; 403 with that code on Outlook REST reads:
+   * OfficeDocs-O365ServiceDescriptions#69, microsoft-graph-docs-contrib#7751).
+   */
+  fullMailboxes?: string[]
   /** Mail.Read/Mail.ReadBasic granted (lookup works); otherwise lookups answer 403. */
   mailRead?: boolean
   /** Outlook's limit of concurrent requests per app; above it Graph answers 429 MailboxConcurrency. */
@@ -247,7 +254,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     return res
   }
 
-  /** Graph's 404 for a mailbox it has not (`mailboxes`) or that is not enabled; null: neither. */
+  /** Graph's refusal of the mailbox itself: 404 unknown (`mailboxes`) or not enabled, 403 full; null: none. */
   function mailboxRefusal(mailbox: string, record: GraphRequestRecord): Response | null {
     let refusal: [code: string, message: string] | null = null
     if (opts.mailboxes && !opts.mailboxes.some((b) => b.toLowerCase() === mailbox)) {
@@ -257,6 +264,9 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
         'MailboxNotEnabledForRESTAPI',
         'The mailbox is either inactive, soft-deleted, or is hosted on-premise.',
       ]
+    } else if (opts.fullMailboxes?.some((b) => b.toLowerCase() === mailbox)) {
+      record.fault = 'ErrorQuotaExceeded'
+      return graphError(403, 'ErrorQuotaExceeded', 'Mailbox has exceeded maximum mailbox size.')
     }
     if (!refusal) return null
     record.fault = refusal[0]

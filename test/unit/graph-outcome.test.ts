@@ -240,6 +240,31 @@ const table: Row[] = [
     { kind: 'retry', code: 'ErrorExceededMessageLimit', afterMs: 600_000, throttled: true },
   ],
   [
+    "403 ErrorQuotaExceeded (the sender's mailbox is full) waits, uncounted, as a spent quota does",
+    403,
+    {},
+    graphBody('ErrorQuotaExceeded', 'Mailbox has exceeded maximum mailbox size.'),
+    {
+      kind: 'retry',
+      code: 'ErrorQuotaExceeded',
+      afterMs: SENDING_QUOTA_PAUSE_MS,
+      throttled: true,
+      httpStatus: 403,
+    },
+  ],
+  [
+    '507 QuotaExceededException (a full mailbox, as Graph words it elsewhere) waits likewise',
+    507,
+    {},
+    graphBody('QuotaExceededException', 'Target mailbox quota exceeded.'),
+    {
+      kind: 'retry',
+      code: 'QuotaExceededException',
+      afterMs: SENDING_QUOTA_PAUSE_MS,
+      throttled: true,
+    },
+  ],
+  [
     '400 ErrorMessageSizeExceeded rejects: the message itself is too big',
     400,
     {},
