@@ -1,12 +1,19 @@
 // The mailbox lookup when several databases' rows (whose ids repeat) are sent from one mailbox: each finds only its own.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
+import { systemClock } from '../../src/clock.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { OUTBOX_DATABASE_PROPERTY_ID } from '../../src/transport/graph-message.ts'
+import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
-import { type FakeGraph, type FakeGraphOptions, startFakeGraph } from '../support/fake-graph.ts'
+import {
+  type FakeGraph,
+  type FakeGraphOptions,
+  graphConfigFor,
+  startFakeGraph,
+} from '../support/fake-graph.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -127,5 +134,43 @@ describe('several databases sending from one mailbox', () => {
     const several = await transportFor(['shop', 'billing'])
     expect(await several.t.sender.send(mail('9'), live())).toMatchObject({ kind: 'sent' })
     expect(await several.t.lookupFor('billing')!(mail('9'), live())).toBe('not_found')
+  })
+
+  test('a next page on another host is not asked for (the token goes only where GRAPH_API_URL points): asked again later', async () => {
+    const secret = randomUUID()
+    const fake = await startFakeGraph({ clientSecret: secret, maxPageSize: 1 })
+    fakes.push(fake)
+    const elsewhere: string[] = []
+    // Graph's answers as they come, but each @odata.nextLink moved to another host.
+    const moved: typeof fetch = Object.assign(
+      async (input: string | URL | Request, init?: RequestInit) => {
+        const url = String(input)
+        if (!url.startsWith(fake.authorityUrl)) {
+          elsewhere.push(url)
+          throw new Error('not this host')
+        }
+        const res = await fetch(input, init)
+        if (!url.includes('/messages?')) return res
+        const page = (await res.json()) as Record<string, unknown>
+        const next = page['@odata.nextLink']
+        if (typeof next === 'string') {
+          page['@odata.nextLink'] = next.replace(fake.authorityUrl, 'https://elsewhere.example')
+        }
+        return Response.json(page, { status: res.status, headers: res.headers })
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const graph = createGraphTransport(graphConfigFor(fake, { clientSecret: secret }), FROM, {
+      fetch: moved,
+      clock: systemClock,
+      log: createLogger('error', () => {}),
+    })
+    const shop = graph.sender.forDatabase('shop', { alone: false })
+    const billing = graph.sender.forDatabase('billing', { alone: false })
+    expect(await billing.send(mail('5'), live())).toMatchObject({ kind: 'sent' })
+    expect(await shop.send(mail('5'), live())).toMatchObject({ kind: 'sent' })
+    // Shop's message is on Sent Items' second page, behind a link to another host.
+    expect(await shop.lookupSentMessage(FROM, '5', live())).toBe('error')
+    expect(elsewhere).toEqual([])
   })
 })
