@@ -13,6 +13,8 @@ export const MAX_RETRY_AFTER_MS = 3_600_000
 export const SENDING_QUOTA_PAUSE_MS = 15 * 60_000
 
 const GATEWAY_TIMEOUT = 504
+/** A gateway's "invalid answer from the backend": Graph uses it (Microsoft's Dev Proxy lists it). */
+const BAD_GATEWAY = 502
 /** The statuses by which Graph and Entra say "come back later" (throttled or unavailable). */
 export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503, GATEWAY_TIMEOUT])
 /**
@@ -107,7 +109,9 @@ export function classifySendResponse(
     return { kind: 'retry', code, message, afterMs, throttled: true, ...maybeSent, ...details }
   }
   if (status >= 500 || status === 408 || status < 200 || (status >= 300 && status < 400)) {
-    return { kind: 'retry', code, message, ...details }
+    // So does a gateway's 502: the backend took the request, and its answer was lost on the way.
+    const maybeSent = status === BAD_GATEWAY ? { ambiguous: true } : {}
+    return { kind: 'retry', code, message, ...maybeSent, ...details }
   }
   return { kind: 'reject', code, message, ...details }
 }

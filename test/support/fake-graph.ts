@@ -58,6 +58,11 @@ export type GraphFault =
   | 'accept_then_hang'
   /** Accepted, then a gateway's 504 (Retry-After 1): an ambiguous send. */
   | 'accept_then_504'
+  /**
+   * Accepted, then a gateway's 502 (it got an invalid answer from the backend that took the
+   * message): one of the statuses Graph uses (Microsoft's Dev Proxy, GraphRandomErrorPlugin).
+   */
+  | 'accept_then_502'
 
 export interface FakeGraphFaults {
   /** Consumed one per sendMail request, before anything else happens to it. */
@@ -360,6 +365,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     if (fault === 'accept_then_504') {
       return graphError(504, 'GatewayTimeout', 'Gateway Timeout', { 'retry-after': '1' })
     }
+    if (fault === 'accept_then_502') return graphError(502, 'BadGateway', 'Bad Gateway')
     const extra: Record<string, string> =
       fault === 'accept_with_retry_after' ? { 'retry-after': '10' } : {}
     return new Response(null, {

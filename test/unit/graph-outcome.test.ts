@@ -119,6 +119,13 @@ const table: Row[] = [
     },
   ],
   [
+    '502 may have sent too (a gateway got no valid answer from the backend): a counted retry, ambiguous',
+    502,
+    {},
+    graphBody('BadGateway'),
+    { kind: 'retry', code: 'BadGateway', throttled: undefined, ambiguous: true, httpStatus: 502 },
+  ],
+  [
     'a huge Retry-After is capped',
     429,
     { 'retry-after': '999999' },

@@ -1,11 +1,11 @@
-// A connection Graph resets after the whole sendMail request was written: possibly sent, so looked up before any resend.
+// Answers after which Graph may hold the message (a reset once the request is written, a gateway's 502): looked up before any resend.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
 import { systemClock } from '../../src/clock.ts'
 import { createLogger } from '../../src/log.ts'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
-import { graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -72,4 +72,24 @@ test('a reset once the request is written is an ambiguous network failure, never
   // Absent `ambiguous` is judged by the code: `network` may have reached Graph.
   expect(outcome.kind === 'retry' && outcome.ambiguous).toBeUndefined()
   expect(transport.graphOutage()).toBeNull()
+})
+
+test('a gateway’s 502 after Graph took the message may have sent it: ambiguous, as a 504 is, so it is looked up before any resend', async () => {
+  const secret = randomUUID()
+  const fake: FakeGraph = await startFakeGraph({ clientSecret: secret })
+  stops.push(() => fake.stop())
+  const transport = createGraphTransport(graphConfigFor(fake, { clientSecret: secret }), FROM, {
+    fetch,
+    clock: systemClock,
+    log: createLogger('error', () => {}),
+  })
+  fake.setFaults({ sendMail: ['accept_then_502'] })
+  const outcome = await transport.sender.send(mail, new AbortController().signal)
+  expect(fake.accepted).toHaveLength(1)
+  expect(outcome).toMatchObject({
+    kind: 'retry',
+    code: 'BadGateway',
+    httpStatus: 502,
+    ambiguous: true,
+  })
 })
