@@ -707,6 +707,37 @@ describe('sendMail outcomes', () => {
     expect(s.fake.accepted).toHaveLength(2)
   })
 
+  test('a revoked token met by many sends of two databases at once: one fresh token between them, every mail sent once, no outage', async () => {
+    // Half the sends reach Graph only once Entra has issued the fresh token: they carry the
+    // revoked one to Graph after the fresh one is cached, and their 401 must not drop it (nor
+    // count as a second refusal of a fresh token: an outage).
+    let sent = 0
+    let fake: FakeGraph | undefined
+    const late: typeof fetch = Object.assign(
+      async (input: string | URL | Request, init?: RequestInit) => {
+        if (String(input).endsWith('/sendMail') && sent++ >= 7) {
+          await until(() => (fake?.tokenRequests.length ?? 0) >= 2, 'the fresh token')
+        }
+        return fetch(input, init)
+      },
+      { preconnect: fetch.preconnect },
+    )
+    const s = await setup({ fetch: late })
+    fake = s.fake
+    const shop = s.sender.forDatabase('shop', { alone: false })
+    const billing = s.sender.forDatabase('billing', { alone: false })
+    expect((await shop.send(mail(), live())).kind).toBe('sent')
+    s.fake.revokeTokens('expired')
+    sent = 1
+    const outcomes = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => (i % 2 ? shop : billing).send(mail(), live())),
+    )
+    expect(outcomes.map((o) => o.kind)).toEqual(Array(12).fill('sent'))
+    expect(s.fake.tokenRequests).toHaveLength(2)
+    expect(s.fake.accepted).toHaveLength(13)
+    expect(s.sender.reachability.cause()).toBeNull()
+  })
+
   test('a 401 with too little of the deadline left goes back unsent and uncounted: no second request past the one deadline the lease margin allows', async () => {
     const g = holdingFirstRequest()
     // A deadline the wall clock never reaches in a test: the injected clock passes most of it.
