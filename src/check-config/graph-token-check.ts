@@ -17,6 +17,9 @@ const TOKEN_HINTS: Record<string, string> = {
   AADSTS700016: 'no such app in this tenant: check GRAPH_CLIENT_ID and GRAPH_TENANT_ID',
   AADSTS90002: 'no such tenant: check GRAPH_TENANT_ID',
   AADSTS7000112: 'the app registration is disabled',
+  // The assertion's nbf/exp are this machine's time; Entra allows a few minutes either way.
+  AADSTS700024:
+    "the client assertion's time window, read from this machine's clock, is not Entra's time: set the clock right (NTP)",
 }
 
 export async function checkGraphToken(

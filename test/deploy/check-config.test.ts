@@ -592,6 +592,22 @@ describe('with --connect', () => {
       }
     })
 
+    test('a machine clock Entra does not agree with is named as such (AADSTS700024), not as the app registration', async () => {
+      // Entra's time 30 minutes ahead of this machine's: the assertion it signs expired before
+      // Entra reads it, whatever the certificate or the app registration.
+      const fake = await startFakeGraph({
+        certificates: [cert.certPem],
+        now: () => Date.now() + 30 * 60_000,
+      })
+      try {
+        const r = await checkConfig(graphEnv(fake, cert), { connect: true })
+        expect(r.ok).toBe(false)
+        expect(r.problems.join('\n')).toMatch(/Graph token: AADSTS700024: .*this machine's clock/)
+      } finally {
+        await fake.stop()
+      }
+    })
+
     test('a wrong client secret is named, and the secret is not printed', async () => {
       const fake = await startFakeGraph({ clientSecret: randomBytes(16).toString('hex') })
       try {
