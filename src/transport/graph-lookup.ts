@@ -1,4 +1,4 @@
-// Crash recovery: finds a message we may already have sent by the OutboxId extended property.
+// Crash recovery: finds a message we may already have sent by its OutboxId extended property, of its own database.
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { parseGraphError } from './graph-error-text.ts'
