@@ -72,6 +72,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   let transportProblem: () => string | null = () => null
   let transportWarning: () => string | null = () => null
   let senderMailboxRefused: (() => boolean) | undefined
+  let credential: { kind: 'certificate' | 'secret'; refused(): boolean } | undefined
   let providerOutage: (() => string | null) | undefined
   let certificate: { thumbprint: string; notAfter: number } | undefined
   // Metrics need the health monitor, which needs the drainers: bind late.
@@ -94,6 +95,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       transportProblem = transport.problem
       transportWarning = transport.warning
       senderMailboxRefused = transport.senderMailboxRefused
+      credential = transport.credential
       providerOutage = transport.providerOutage
       certificate = transport.certificate
       startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
@@ -111,12 +113,15 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
       transportProblem: () => transportProblem(),
       transportWarning: () => transportWarning(),
+      // --role all also takes mail: a credential refused must not take its API out of routing.
+      transportProblemMakes: o.role === 'worker' ? 'unready' : 'warning',
     })
     metrics = createMetrics({
       databases: handles,
       health,
       listenMode: config.worker.listenMode,
       ...(senderMailboxRefused ? { senderMailboxRefused } : {}),
+      ...(credential ? { credential } : {}),
       ...(providerOutage ? { providerOutage } : {}),
       ...(certificate ? { certificate } : {}),
       // onEvent above feeds it every listener's and drainer's events.

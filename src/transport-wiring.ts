@@ -29,6 +29,11 @@ export interface Transport {
   problem(): string | null
   /** Something to act on that stops no send yet (Graph: a refused credential while a cached token serves). */
   warning(): string | null
+  /**
+   * The app's credential (Graph: a certificate or a client secret) and whether the provider refuses
+   * it for good now (Entra's AADSTS refusal, a cached token serving or not); absent: none.
+   */
+  credential?: { kind: 'certificate' | 'secret'; refused(): boolean }
   /** True while the provider refuses the configured sender mailbox (MAIL_FROM); absent: never. */
   senderMailboxRefused?(): boolean
   /** What keeps the provider out of reach now (Graph: no connection, every token refused); absent: never. */
@@ -115,6 +120,7 @@ export function createTransport(
         warning: graph.warning,
         blockedForMs: graph.blockedForMs,
         senderMailboxRefused: graph.senderMailboxRefused,
+        credential: { kind: graph.credential.info.kind, refused: graph.credentialRefused },
         providerOutage: graph.graphOutage,
         ...(graph.credential.info.kind === 'certificate'
           ? {

@@ -99,6 +99,13 @@ export function createMetricFamilies() {
       labelNames: ['db'] as const,
       registers,
     }),
+    // A refused credential holds every row (uncounted) while readiness of --role all stays 200: this says so.
+    credentialRefused: new Gauge({
+      name: 'outbox_graph_credential_refused',
+      help: '1 while Entra refuses the Graph credential (an AADSTS code: an expired or unregistered certificate, a revoked secret, a removed app), labelled certificate or secret: rows wait uncounted once no cached token serves, and Entra is asked again once a minute; 0 once a token comes. Absent without the Graph transport or a worker',
+      labelNames: ['credential'] as const,
+      registers,
+    }),
     // A MAIL_FROM with a typo holds its rows (uncounted) instead of failing them: this says so.
     senderMailboxRefused: new Gauge({
       name: 'outbox_sender_mailbox_refused',

@@ -36,6 +36,8 @@ interface MetricsDeps {
    * as a listener down.
    */
   listenMode?: 'auto' | 'poll'
+  /** The provider's credential and whether it refuses it now; absent: no such gauge. */
+  credential?: { kind: 'certificate' | 'secret'; refused(): boolean }
   /** Whether the provider refuses the configured sender mailbox now; absent: no such gauge. */
   senderMailboxRefused?: () => boolean
   /** What keeps the provider out of reach now (Graph: `unreachable`, `unauthorized`), else null; absent: no such gauge. */
@@ -135,6 +137,11 @@ export function createMetrics(deps: MetricsDeps): Metrics {
         metric.senderMailboxRefused.set(
           { mailbox: SENDER_MAILBOX_NAME },
           deps.senderMailboxRefused() ? 1 : 0,
+        )
+      if (deps.credential)
+        metric.credentialRefused.set(
+          { credential: deps.credential.kind },
+          deps.credential.refused() ? 1 : 0,
         )
       if (deps.providerOutage) {
         const now = deps.providerOutage()

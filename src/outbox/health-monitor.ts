@@ -54,6 +54,14 @@ export function createHealthMonitor(o: {
   wedgedAfterMs: number
   /** A process-wide problem that stops sending (e.g. the provider refuses our credential). */
   transportProblem?: () => string | null
+  /**
+   * What `transportProblem` makes of a database with a worker: `unready` (the default) where
+   * sending is the process's one job (--role worker: its check is outside routing, so a 503 is an
+   * alert only), `warning` where the process also takes mail (--role all: readiness is "can accept
+   * and store mail", and a 503 would take the API, enqueue included, out of the platform's routing
+   * while nothing is wrong with storing rows). Readiness' other conditions are the same for both.
+   */
+  transportProblemMakes?: 'unready' | 'warning'
   /** A process-wide problem that stops no send yet (a refused credential while a cached token serves). */
   transportWarning?: () => string | null
   /**
@@ -64,6 +72,15 @@ export function createHealthMonitor(o: {
 }): HealthSource {
   const elapsed = o.monotonicNow ?? (() => monotonicNow(systemClock))
   const timeoutMs = o.probeTimeoutMs ?? 2_000
+  const problemMakes = o.transportProblemMakes ?? 'unready'
+  // As a warning, the problem comes first: it is what stops every send.
+  const transportWarning = () => {
+    const said = [
+      problemMakes === 'warning' ? (o.transportProblem?.() ?? null) : null,
+      o.transportWarning?.() ?? null,
+    ].filter((w) => w !== null)
+    return said.length > 0 ? said.join('; ') : null
+  }
 
   // The schema changes only when a release migrates: once found current, it is read again after
   // SCHEMA_RECHECK_MS, or after the database was found unreachable; in between a probe is `select 1`,
@@ -93,7 +110,7 @@ export function createHealthMonitor(o: {
       lastLoopAt: status?.lastLoopAt ?? null,
       problem: null,
       // Shown whatever else is wrong: the database's state does not change it.
-      warning: d.drainer ? (o.transportWarning?.() ?? null) : null,
+      warning: d.drainer ? transportWarning() : null,
     }
     const checkedAt = schemaCheckedAt.get(d.name)
     const refusedSince = d.writes?.refusingSince() ?? null
@@ -139,7 +156,8 @@ export function createHealthMonitor(o: {
       report.problem = answeredProblem(e)
       return report
     }
-    const transport = d.drainer ? (o.transportProblem?.() ?? null) : null
+    const transport =
+      d.drainer && problemMakes === 'unready' ? (o.transportProblem?.() ?? null) : null
     // Read after the probe's await: a claim may have succeeded or failed meanwhile.
     const failing = d.drainer?.status().claimsFailing ?? null
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'

@@ -23,6 +23,11 @@ export interface GraphTransport {
    * reach or refusing every token: every row waits, uncounted, while one request probes.
    */
   warning(): string | null
+  /**
+   * True while Entra refuses the credential for good (the last token request's answer), whether or
+   * not a cached token still serves; false once a token comes. Asks Entra nothing.
+   */
+  credentialRefused(): boolean
   /** True while Graph refuses the configured sender mailbox (MAIL_FROM) itself; see sender-mailbox.ts. */
   senderMailboxRefused(): boolean
   /** What keeps Graph away from this process now (no connection, every token refused), else null. */
@@ -94,6 +99,7 @@ export function createGraphTransport(
       const said = others.filter((w) => w !== null)
       return said.length > 0 ? said.join('; ') : null
     },
+    credentialRefused: () => tokens.lastError()?.permanent === true,
     senderMailboxRefused: () => sender.senderMailbox.isRefused(),
     graphOutage: () => sender.reachability.cause(),
     // failingWith is null while a cached token is usable: a row is never sent with one past its use.

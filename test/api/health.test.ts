@@ -596,6 +596,20 @@ describe('/metrics', () => {
     expect(await scrapeWith({})).not.toContain('\noutbox_sender_mailbox_refused{')
   })
 
+  test('outbox_graph_credential_refused says whether Entra refuses the credential now, by kind, and is absent without a Graph worker', async () => {
+    await t.reset()
+    let refused = true
+    const withGraph = { credential: { kind: 'secret' as const, refused: () => refused } }
+    expect(await scrapeWith(withGraph)).toContain(
+      '\noutbox_graph_credential_refused{credential="secret"} 1\n',
+    )
+    refused = false
+    expect(await scrapeWith(withGraph)).toContain(
+      '\noutbox_graph_credential_refused{credential="secret"} 0\n',
+    )
+    expect(await scrapeWith({})).not.toContain('\noutbox_graph_credential_refused{')
+  })
+
   test('outbox_graph_outage says whether Graph is out of reach or refuses every token now, by cause, and is absent without a Graph worker', async () => {
     await t.reset()
     let outage: 'unreachable' | 'unauthorized' | null = 'unreachable'
@@ -880,7 +894,10 @@ describe('/metrics', () => {
 
 /** /metrics as an app answers it whose metrics take `deps` (a Graph worker's gauges; none without one). */
 async function scrapeWith(
-  deps: Pick<Parameters<typeof createMetrics>[0], 'senderMailboxRefused' | 'providerOutage'>,
+  deps: Pick<
+    Parameters<typeof createMetrics>[0],
+    'senderMailboxRefused' | 'providerOutage' | 'credential'
+  >,
 ): Promise<string> {
   const health = fakeHealth(['default'])
   const metrics = createMetrics({

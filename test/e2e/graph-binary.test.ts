@@ -123,7 +123,7 @@ test('drains a burst through Graph with one token request and at most 4 requests
   }
 })
 
-test('a certificate Entra does not know: readiness says why, and rows wait uncounted instead of failing', async () => {
+test('a certificate Entra does not know: readiness stays 200 (serve is --role all: its API stays routed) and says why, and rows wait uncounted instead of failing', async () => {
   const other = await generateTestCertificate()
   const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
   const { proc, port } = await serve(fake, other)
@@ -135,9 +135,10 @@ test('a certificate Entra does not know: readiness says why, and rows wait uncou
     }
     const refused = await pollUntil(async () => {
       const r = await readiness()
-      return r.status === 503 && r.body.includes('AADSTS700027') ? r : undefined
+      return r.body.includes('AADSTS700027') ? r : undefined
     })
-    expect(refused.body).toContain('graph token refused: AADSTS700027')
+    expect(refused.status).toBe(200)
+    expect(refused.body).toContain('"warning":"graph token refused: AADSTS700027')
     // Claimed before the refusal was known, the row came back with its attempt refunded; after it,
     // it was not claimed at all. Either way it waits for a credential that works, not failed.
     const row = await pollUntil(async () => {

@@ -24,7 +24,7 @@ const DatabaseReadiness = z
     problem: z.string().nullable(),
     warning: z.string().nullable().openapi({
       description:
-        'Something to act on that does not make the database unready yet, e.g. a credential Entra refused while a cached token still serves sends',
+        'Something to act on that does not make the database unready, e.g. a credential Entra refuses (under --role all for as long as it lasts: the process still accepts and stores mail; under --role worker while a cached token still serves sends), MAIL_FROM refused by Graph, Graph out of reach',
     }),
   })
   .openapi('DatabaseReadiness')
@@ -37,8 +37,9 @@ const Readiness = z
  * Ready: reachable, migrated, its worker running (or disabled under --role api), and its listener
  * listening or in declared poll-only mode. A reconnecting listener is not ready: the backstop poll
  * still works, but the instance should not look healthy while its wake-ups are lost. Any reported
- * problem (e.g. Graph refusing our credential for good) also makes it not ready: it cannot send.
- * A warning does not: a refused credential while a cached token still serves sends.
+ * problem also makes it not ready. A warning does not: Graph refusing our credential is one under
+ * --role all (it accepts and stores mail all the same; a 503 would take its API out of routing),
+ * and under --role worker while a cached token still serves sends (then a problem: it cannot send).
  */
 export function isReady(h: DatabaseHealth): boolean {
   return (
