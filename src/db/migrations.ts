@@ -47,6 +47,7 @@ import m0043 from '../../sql/0043_addresses_without_control_or_blank_characters.
 import m0044 from '../../sql/0044_expired_requests_refused_replays_answered.sql' with {
   type: 'text',
 }
+import m0045 from '../../sql/0045_template_index.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -99,6 +100,7 @@ export const migrations: readonly Migration[] = [
   { version: 42, name: '0042_rekey_pending_rows_only', sql: m0042 },
   { version: 43, name: '0043_addresses_without_control_or_blank_characters', sql: m0043 },
   { version: 44, name: '0044_expired_requests_refused_replays_answered', sql: m0044 },
+  { version: 45, name: '0045_template_index', sql: m0045 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

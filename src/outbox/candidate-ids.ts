@@ -18,7 +18,8 @@ export type Where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) => 
  * that holds that status (failed, cancelled: email_outbox_failed_cancelled_idx (status, id), 0009;
  * sending: email_outbox_sending_idx (id); pending: email_outbox_claim_idx, sorted, as no pending
  * index is in id order; finished rows with a correlation id in `where`:
- * email_outbox_correlation_idx (correlation_id, id), 0010), then the first `limit` of them. So the
+ * email_outbox_correlation_idx (correlation_id, id), 0010; with a template:
+ * email_outbox_template_idx (template, id), 0045), then the first `limit` of them. So the
  * cost follows the rows in those statuses, never the table: in id order over the primary key
  * instead, which Postgres picks when it guesses matches are spread evenly, a batch of pending rows
  * at the end of a million kept ones read them all. Takes no locks.

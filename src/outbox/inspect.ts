@@ -28,9 +28,10 @@ interface ListResult {
 
 /**
  * Uses the primary key for order and position; filters narrow it. One extra row tells "more".
- * A correlation id is looked up instead (candidateIds: finished rows through
- * email_outbox_correlation_idx, the others through their statuses' indexes): few rows match one,
- * so walking the primary key for a page of them would read every kept row.
+ * A correlation id or a template is looked up instead (candidateIds: finished rows through
+ * email_outbox_correlation_idx or email_outbox_template_idx, the others through their statuses'
+ * indexes): few rows may match one, so walking the primary key for a page of them would read
+ * every kept row.
  */
 export async function listOutbox(
   db: Kysely<Database>,
@@ -38,6 +39,21 @@ export async function listOutbox(
   page: ListPage,
   scopeTenant: string | null,
 ): Promise<ListResult> {
+  const query = listStatement(db, filter, page, scopeTenant)
+  if (!query) return { items: [], nextBeforeId: null }
+  const rows = await query.execute()
+  const more = rows.length > page.limit
+  const items = rows.slice(0, page.limit).map(toOutboxSummary)
+  return { items, nextBeforeId: more ? (items.at(-1)?.id ?? null) : null }
+}
+
+/** listOutbox's one statement (bench/template-filter.ts explains it); null when nothing can match. */
+export function listStatement(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  page: ListPage,
+  scopeTenant: string | null,
+) {
   const before = page.beforeId
   const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([
@@ -45,19 +61,14 @@ export async function listOutbox(
       ...(before === undefined ? [] : [eb('id', '<', before)]),
     ])
   let query = db.selectFrom('mailer.email_outbox').select(SUMMARY_COLUMNS)
-  if (filter.correlationId === undefined) query = query.where(where)
-  else {
+  if (filter.correlationId === undefined && filter.template === undefined) {
+    query = query.where(where)
+  } else {
     const ids = candidateIds(db, filter.status ?? OUTBOX_STATUSES, where, page.limit + 1, 'desc')
-    if (!ids) return { items: [], nextBeforeId: null }
+    if (!ids) return null
     query = query.where(sql<boolean>`id in (${ids})`)
   }
-  const rows = await query
-    .orderBy('id', 'desc')
-    .limit(page.limit + 1)
-    .execute()
-  const more = rows.length > page.limit
-  const items = rows.slice(0, page.limit).map(toOutboxSummary)
-  return { items, nextBeforeId: more ? (items.at(-1)?.id ?? null) : null }
+  return query.orderBy('id', 'desc').limit(page.limit + 1)
 }
 
 /** One row with bodies; another tenant's row is simply not found. */

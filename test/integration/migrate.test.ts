@@ -252,6 +252,11 @@ describe('migrate', () => {
         '0044_expired_requests_refused_replays_answered',
         '7eb4135cc272cb38c8a684f4705d7d6af29c3420d7eff2adb87dd65869199491',
       ],
+      [
+        45,
+        '0045_template_index',
+        'd48f3496b68ca54639ad8ece7b311c0f23227d4ed937b3ac37d8464aca8afa5f',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -377,7 +382,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -421,16 +426,17 @@ describe('migrate', () => {
         { version: 42, c: true },
         { version: 43, c: true },
         { version: 44, c: true },
+        { version: 45, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0044 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0045 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -642,7 +648,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38, 39,
+      9, 10, 22, 25, 38, 39, 45,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
@@ -691,7 +697,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45,
     ])
     const { rows } = await adminQuery(
       url,
