@@ -99,6 +99,7 @@ export function startDrainers(
           ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
           : config.worker.pollIntervalSeconds * 1000,
       sendBlockedForMs: transport.blockedForMs,
+      sendBlockedBy: transport.blockedBy,
       ...(config.graph ? { sendTimeoutMs: config.graph.requestTimeoutMs } : {}),
       onEvent,
     })

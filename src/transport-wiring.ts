@@ -40,6 +40,8 @@ export interface Transport {
   providerOutage?(): string | null
   /** ms during which no send can succeed (Graph: the credential stands refused); 0 when sends may go. */
   blockedForMs(): number
+  /** While blockedForMs is above 0: its code and first line (Graph: Entra's AADSTS refusal); else null. */
+  blockedBy(): { code: string; message: string } | null
   /** The certificate the provider's credential is (Graph: its portal thumbprint and notAfter, epoch ms); absent: none. */
   certificate?: { thumbprint: string; notAfter: number }
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
@@ -59,6 +61,7 @@ export function immediateTransport(
     problem: () => null,
     warning: () => null,
     blockedForMs: () => 0,
+    blockedBy: () => null,
     warmUp: () => {},
   }
 }
@@ -119,6 +122,7 @@ export function createTransport(
         problem: graph.problem,
         warning: graph.warning,
         blockedForMs: graph.blockedForMs,
+        blockedBy: graph.blockedBy,
         senderMailboxRefused: graph.senderMailboxRefused,
         credential: { kind: graph.credential.info.kind, refused: graph.credentialRefused },
         providerOutage: graph.graphOutage,

@@ -31,6 +31,11 @@ export interface DrainerDeps {
   pollIntervalMs?: () => number
   /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */
   sendBlockedForMs?: () => number
+  /**
+   * While `sendBlockedForMs` is above 0: what blocks the sends (Graph: the refusal's AADSTS code and
+   * its first line), which the due pending rows are given once per block (waiting-rows.ts).
+   */
+  sendBlockedBy?: () => { code: string; message: string } | null
   /** How long one send may take (Graph's request timeout): a send starts only with that much lease left. */
   sendTimeoutMs?: number
   /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */

@@ -12,6 +12,7 @@ import { createSettlements } from './settlements.ts'
 import { finishWithinGrace } from './shutdown-grace.ts'
 import { createStartQueue } from './start-queue.ts'
 import { startSends } from './start-send.ts'
+import { markWaitingRows } from './waiting-rows.ts'
 import { createWakeTimers } from './wake-timers.ts'
 
 export interface Drainer {
@@ -108,17 +109,32 @@ export function createDrainer(d: DrainerDeps): Drainer {
     // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
     roomMade: () => {
       if ((backlog || wanted) && roomToClaim()) refill()
+      // A send that met a block (a refused credential) settled: the loop names the waiting rows.
+      else if (markedTop === undefined && blockedMs() > 0) wakeUp?.()
     },
   })
 
   // Rows claimed while no send can succeed would only be handed back, each with a history row.
   const blockedMs = () => d.sendBlockedForMs?.() ?? 0
   const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
+  // The due rows a block holds are named once per block (each block ends in a claim, which the
+  // next refusal follows), and rows enqueued since at each wake meanwhile, by id: never all of them
+  // on every wake. undefined: this block's rows not named yet; else the id the next mark starts above.
+  let markedTop: string | undefined
+  async function markWaiting() {
+    const blocked = d.sendBlockedBy?.() ?? null
+    if (blocked === null) return
+    const r = await markWaitingRows(d.db, blocked, markedTop ?? null)
+    markedTop = r.topId
+    if (r.marked > 0)
+      log.debug('rows waiting for the block named', { marked: r.marked, code: blocked.code })
+  }
 
   async function run() {
     while (!stopping.signal.aborted) {
       pulse.turned()
       if (mayClaim()) {
+        markedTop = undefined
         wanted = false
         const rowId = backlog ? null : (news ?? null)
         news = undefined
@@ -141,7 +157,16 @@ export function createDrainer(d: DrainerDeps): Drainer {
       if (mayClaim()) continue
       if (stopping.signal.aborted) break
       // Blocked, the wake stays wanted and the loop looks again when the block ends.
-      if (wanted && blockedMs() > 0) poll.arm(blockedMs())
+      if (blockedMs() > 0) {
+        // Once per block, and at each wake meanwhile (rows enqueued since).
+        if (markedTop === undefined || wanted) {
+          await markWaiting().catch((error) => {
+            d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'mark_waiting', error })
+          })
+        }
+        if (mayClaim() || stopping.signal.aborted) continue
+        if (wanted) poll.arm(blockedMs())
+      }
       poll.arm(pollMs())
       await new Promise<void>((resolve) => {
         wakeUp = resolve

@@ -38,6 +38,8 @@ export interface GraphTransport {
    * cached token's use ends (its last 5 minutes): sends until then still succeed.
    */
   blockedForMs(): number
+  /** While blockedForMs is above 0: the refusal's AADSTS code and its first line; else null. */
+  blockedBy(): { code: string; message: string } | null
   /**
    * Asks Entra for the first token in the background: the first send after a start does not wait
    * for it, and a refused credential shows in readiness before any mail is due. Never throws.
@@ -104,6 +106,10 @@ export function createGraphTransport(
     graphOutage: () => sender.reachability.cause(),
     // failingWith is null while a cached token is usable: a row is never sent with one past its use.
     blockedForMs: () => (tokens.failingWith()?.permanent ? tokens.refusedForMs() : 0),
+    blockedBy() {
+      const e = tokens.failingWith()
+      return e?.permanent && tokens.refusedForMs() > 0 ? { code: e.code, message: e.message } : null
+    },
   }
 }
 

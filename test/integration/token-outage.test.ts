@@ -267,6 +267,72 @@ describe('a refused credential (an unregistered certificate)', () => {
     ])
   })
 
+  test('every due row the refusal holds names it, met by a claim or not, enqueued before it or during it, each written once: not again at the next refusal', async () => {
+    const r = await startOutage(t, {
+      rows: 30,
+      cert,
+      tokenFault: REFUSED,
+      // Not due while they are enqueued one by one (a claim would take the first few alone).
+      options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
+    })
+    run = r
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() - interval '1 hour' + id * interval '1 millisecond'`,
+    )
+    r.engine.drainer.wake()
+    await refusalCycle(r, 1)
+    const [first, rest] = [r.ids.slice(0, 10), r.ids.slice(10)]
+    expect(await metSoFar()).toEqual([...first].sort())
+    // The 20 rows no claim met wait for the same credential: an operator listing them sees why.
+    const named = await pollUntil(async () => {
+      const rows = await statusOf(r.ids)
+      return rows.length === 1 && rows[0].last_error_code !== null ? rows : undefined
+    }, 10_000).catch(() => statusOf(r.ids))
+    expect(named).toEqual([{ status: 'pending', last_error_code: 'AADSTS700027' }])
+    const versions = async (ids: string[]) =>
+      (
+        await t.pool.query<{ v: string }>(
+          'select xmin::text || ctid::text as v from mailer.email_outbox where id = any($1::bigint[]) order by id',
+          [ids],
+        )
+      ).rows.map((x) => x.v)
+    const [second, third] = [rest.slice(0, 10), rest.slice(10)]
+    const thirdBefore = await versions(third)
+    // A row enqueued due during the refusal is named at the next one.
+    const late = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"a@example.com","subject":"s","text":"t"}'::jsonb)::text as id`,
+      )
+    ).rows[0]!.id
+    // The next refusal: past the cooldown the next ten in claim order are met (the first ten went
+    // back due after it, in database time), and Entra refuses again.
+    r.clock.advance(PAST_COOLDOWN_MS)
+    r.engine.drainer.wake()
+    await pollUntil(async () => ((await metSoFar()).length === 20 ? true : undefined), 30_000)
+    expect(await metSoFar()).toEqual([...first, ...second].sort())
+    await pollUntil(async () => {
+      const rows = await statusOf([late])
+      return rows[0]?.last_error_code === 'AADSTS700027' ? true : undefined
+    }, 30_000)
+    // Rows already named were not written again (their row version is the same).
+    expect(await versions(third)).toEqual(thirdBefore)
+    expect(await statusOf(r.ids)).toEqual([{ status: 'pending', last_error_code: 'AADSTS700027' }])
+    // A row enqueued while the refusal stands is named at its wake (its notification), not a
+    // refusal later; the rows named before are left alone.
+    const latest = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"a@example.com","subject":"s","text":"t"}'::jsonb)::text as id`,
+      )
+    ).rows[0]!.id
+    r.engine.drainer.wake()
+    await pollUntil(async () => {
+      const rows = await statusOf([latest])
+      return rows[0]?.last_error_code === 'AADSTS700027' ? true : undefined
+    }, 10_000)
+    expect(await versions(third)).toEqual(thirdBefore)
+    expect(r.fake.tokenRequests).toHaveLength(2)
+  })
+
   test('rows are met WORKER_CONCURRENCY a minute, those due longest first; one past THROTTLE_DEADLINE_SECONDS fails `throttled` when met again, not before', async () => {
     const r = await startOutage(t, {
       rows: 30,

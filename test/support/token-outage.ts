@@ -116,6 +116,7 @@ export async function startOutage(
         },
       },
       sendBlockedForMs: transport.blockedForMs,
+      sendBlockedBy: transport.blockedBy,
       sendTimeoutMs: 5_000,
       ...(o.interrupted
         ? {
