@@ -59,16 +59,19 @@ async function started(role: Role) {
 
 interface Readiness {
   status: string
-  databases: { ready: boolean; problem: string | null; warning: string | null }[]
+  databases: { ready: boolean; listener: string; problem: string | null; warning: string | null }[]
 }
 
-/** /readyz once the start's first token request (warmUp) has been refused. */
+/**
+ * /readyz once the start's first token request (warmUp) has been refused and the LISTEN session
+ * listens (a listener still connecting is unready of its own, under load for a while).
+ */
 async function readinessAfterRefusal(port: number | null) {
   return pollUntil(async () => {
     const res = await fetch(`http://127.0.0.1:${port}/readyz`)
     const body = (await res.json()) as Readiness
     const db = body.databases[0]
-    return `${db?.problem} ${db?.warning}`.includes('AADSTS700027')
+    return db?.listener === 'listening' && `${db.problem} ${db.warning}`.includes('AADSTS700027')
       ? { status: res.status, body }
       : undefined
   })
