@@ -11,22 +11,32 @@
 //
 // The seed is printed; CHAOS_SEED=<seed> replays the same choices (the timing of real processes
 // cannot be replayed). CHAOS_MODE=lookup|resend|hold overrides the ambiguous-send handling the seed
-// picks; CHAOS_MS the length of the chaos (default 30 s).
-import { afterAll, expect, test } from 'bun:test'
+// picks; CHAOS_MS the length of the chaos (default 30 s); CHAOS_WORKERS the worker processes
+// (default 3); CHAOS_HARSH=1 the harsh mix (more Postgres crashes, some just after an enqueue,
+// listener sessions killed, more answers lost: chaos/settings.ts).
+import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Background } from './chaos/background.ts'
 import { calm } from './chaos/calm.ts'
 import { leaveEvidence } from './chaos/evidence.ts'
-import { chaosGraphAnswers } from './chaos/graph-mix.ts'
+import { chaosGraphAnswers, HARSH_SEND_WEIGHTS, SEND_WEIGHTS } from './chaos/graph-mix.ts'
 import { startMailers } from './chaos/mailers.ts'
 import { readOutcome } from './chaos/outcome.ts'
 import { prng } from './chaos/random.ts'
 import { newChaosRecord } from './chaos/record.ts'
 import { checkRows } from './chaos/row-checks.ts'
 import { runChaos } from './chaos/run-chaos.ts'
-import { ChaosSchedule } from './chaos/schedule.ts'
-import { GRACE_SECONDS, MAX_ATTEMPTS, MODES, type Mode, REJECTED } from './chaos/settings.ts'
+import { ACTIONS, ChaosSchedule, HARSH_ACTIONS } from './chaos/schedule.ts'
+import {
+  GRACE_SECONDS,
+  HARSH,
+  MAX_ATTEMPTS,
+  MODES,
+  type Mode,
+  REJECTED,
+  WORKERS,
+} from './chaos/settings.ts'
 import { checkSlots } from './chaos/slot-checks.ts'
 import { reportChaos } from './chaos/summary.ts'
 import { cleanupAll, FAST, ownCluster, startGraph } from './harness.ts'
@@ -36,6 +46,12 @@ afterAll(cleanupAll)
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const MODE: Mode = (process.env.CHAOS_MODE as Mode | undefined) ?? MODES[SEED % MODES.length]!
 const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
+// The run's own bound (over --timeout): the chaos, then its start, the calm (90 s at most), the checks.
+const TIMEOUT_MS = CHAOS_MS + 150_000
+setDefaultTimeout(TIMEOUT_MS)
+// Named in the test's title and its replay line when not the default shape.
+const SHAPE = `${HARSH ? ', harsh' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}`
+const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`} CHAOS_MS=${CHAOS_MS}`
 // Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
 // is explained from. CHAOS_EVIDENCE_DIR: where a failing run (every run with CHAOS_EVIDENCE=always)
 // leaves its logs and tables.
@@ -43,13 +59,16 @@ const LOG_LEVEL = process.env.CHAOS_LOG_LEVEL ?? 'debug'
 const EVIDENCE_DIR =
   process.env.CHAOS_EVIDENCE_DIR ?? join(tmpdir(), `outbox-chaos-${SEED}-${MODE}-${Date.now()}`)
 
-test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates only as promised`, async () => {
+test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, duplicates only as promised`, async () => {
   console.log(
-    `[fault] 10 chaos soak: seed=${SEED} mode=${MODE} (replay: CHAOS_SEED=${SEED} CHAOS_MODE=${MODE} bun test --timeout 180000 ./test/faults/10-chaos-soak.fault.ts)`,
+    `[fault] 10 chaos soak: seed=${SEED} mode=${MODE}${SHAPE} (replay: ${REPLAY} bun test ./test/faults/10-chaos-soak.fault.ts)`,
   )
   // Two streams: the harness's choices, and Graph's answers (drawn as requests arrive).
-  const schedule = new ChaosSchedule(prng(SEED))
-  const graphAnswers = chaosGraphAnswers(prng(SEED ^ 0x5bd1e995))
+  const schedule = new ChaosSchedule(prng(SEED), HARSH ? HARSH_ACTIONS : ACTIONS)
+  const graphAnswers = chaosGraphAnswers(
+    prng(SEED ^ 0x5bd1e995),
+    HARSH ? HARSH_SEND_WEIGHTS : SEND_WEIGHTS,
+  )
   const cluster = await ownCluster('chaos', { crashable: true })
   const db = cluster.db
   const graph = await startGraph(
@@ -115,4 +134,4 @@ test(`chaos soak (seed ${SEED}, ${MODE}): every row final, none lost, duplicates
     })
   expect(problems).toEqual([])
   expect(outcome.rows.length).toBeGreaterThan(0)
-}, 180_000)
+})

@@ -1,7 +1,13 @@
 // The chaos soak's schedule is replayable: a seed makes the same turns, pinned here for seeds 7, 301 and 381.
 import { expect, test } from 'bun:test'
 import { prng } from '../faults/chaos/random.ts'
-import { ChaosSchedule, type RowSpec } from '../faults/chaos/schedule.ts'
+import {
+  ACTIONS,
+  type ChaosAction,
+  ChaosSchedule,
+  HARSH_ACTIONS,
+  type RowSpec,
+} from '../faults/chaos/schedule.ts'
 import { type ChaosActions, type ChaosWorld, chaosTurn } from '../faults/chaos/turn.ts'
 
 // Only what the seed decides (an expiry's moment follows the clock); the draw after the last turn
@@ -15,7 +21,11 @@ const rows = (batch: RowSpec[]) =>
   `${batch.length} rows, ${batch.filter((r) => r.message.to.startsWith('nobody')).length} rejected, ${batch.filter((r) => r.options.expiresAt).length} expiring`
 
 /** The first `n` turns of `seed` in a world where Postgres stays up and every worker can be stopped. */
-async function turns(seed: number, n: number): Promise<string[]> {
+async function turns(
+  seed: number,
+  n: number,
+  weights: Record<ChaosAction, number> = ACTIONS,
+): Promise<string[]> {
   const out: string[] = []
   let paused = 0
   const say = (what: string) => void out.push(`${paused}ms ${what}`)
@@ -31,6 +41,9 @@ async function turns(seed: number, n: number): Promise<string[]> {
     enqueueApi: async (r) => say(`api ${row(r)}`),
     stopWorker: (slot, signal, downMs) => say(`${signal} w${slot} ${downMs}ms`),
     stopPostgres: (how, outageMs) => say(`postgres ${how} ${outageMs}ms`),
+    enqueueThenCrash: async (batch, delayMs, outageMs) =>
+      say(`sql ${rows(batch)}, crash ${delayMs}ms after, ${outageMs}ms`),
+    killListeners: async () => say('kill listeners'),
     terminateBackends: async () => say('terminate'),
     cutGraph: () => say('cut'),
     setLatency: (ms) => say(`latency ${ms}ms`),
@@ -38,7 +51,7 @@ async function turns(seed: number, n: number): Promise<string[]> {
     cancel: async (id) => say(`cancel ${id}`),
     retry: async (id) => say(`retry ${id}`),
   }
-  const schedule = new ChaosSchedule(prng(seed))
+  const schedule = new ChaosSchedule(prng(seed), weights)
   for (let i = 0; i < n; i++)
     await chaosTurn(schedule, world, act, async (ms) => {
       paused = ms
@@ -111,4 +124,13 @@ test('seed 381: the first 16 turns', async () => {
     '310ms cancel 38',
     'then 121ms',
   ])
+})
+
+test('the harsh mix crashes Postgres just after enqueues and kills listeners; the default never does', async () => {
+  const harsh = await turns(7, 200, HARSH_ACTIONS)
+  const plain = await turns(7, 200)
+  const count = (t: string[], re: RegExp) => t.filter((x) => re.test(x)).length
+  expect(count(harsh, /crash \d+ms after/)).toBeGreaterThan(3)
+  expect(count(harsh, /kill listeners/)).toBeGreaterThan(3)
+  expect(count(plain, /crash \d+ms after|kill listeners/)).toBe(0)
 })

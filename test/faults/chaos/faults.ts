@@ -2,15 +2,26 @@
 import type { ChaosRun } from './chaos-run.ts'
 import type { TokenRevocation } from './schedule.ts'
 
-/** In the background: down from now until `outageMs` after the server is gone, then started again. */
-export function stopPostgres(run: ChaosRun, how: 'stop' | 'crash', outageMs: number): void {
+/**
+ * In the background: down from now until `outageMs` after the server is gone, then started again;
+ * a crash `delayMs` from now (the harness marks Postgres down at once: no other action meanwhile).
+ */
+export function stopPostgres(
+  run: ChaosRun,
+  how: 'stop' | 'crash',
+  outageMs: number,
+  delayMs = 0,
+): void {
   const { cluster, record } = run
   run.pgDown = true
   record.figures[how === 'crash' ? 'pgCrashes' : 'pgRestarts']++
   run.background.run(async () => {
+    if (delayMs > 0) await Bun.sleep(delayMs)
     const span = { from: performance.now(), to: Number.POSITIVE_INFINITY }
     record.pgDownSpans.push(span)
-    record.note(`postgres ${how} (${outageMs} ms)`)
+    record.note(
+      `postgres ${how} (${outageMs} ms${delayMs > 0 ? `, ${delayMs} ms after an enqueue` : ''})`,
+    )
     if (how === 'crash') await cluster.crash()
     else await cluster.stop()
     record.note('postgres down')
@@ -22,15 +33,26 @@ export function stopPostgres(run: ChaosRun, how: 'stop' | 'crash', outageMs: num
   })
 }
 
-export async function terminateBackends({ db, record }: ChaosRun): Promise<void> {
-  const n = (
-    await db.q<{ n: number }>(
-      `select count(*) filter (where pg_terminate_backend(pid))::int as n
-         from pg_stat_activity where application_name like 'outbox-mailer%'`,
-    )
-  )[0]!.n
-  record.figures.terminated += n
-  record.note(`terminated ${n} backends`)
+export async function terminateBackends(run: ChaosRun): Promise<void> {
+  const n = await terminate(run, 'outbox-mailer%')
+  run.record.figures.terminated += n
+  run.record.note(`terminated ${n} backends`)
+}
+
+/** The LISTEN sessions alone: the pools go on, the wake-ups and what rides the shared session stop. */
+export async function killListeners(run: ChaosRun): Promise<void> {
+  const n = await terminate(run, 'outbox-mailer:listener')
+  run.record.figures.listenerKills += n
+  run.record.note(`terminated ${n} listener sessions`)
+}
+
+async function terminate({ db }: ChaosRun, applicationName: string): Promise<number> {
+  const [r] = await db.q<{ n: number }>(
+    `select count(*) filter (where pg_terminate_backend(pid))::int as n
+       from pg_stat_activity where application_name like $1`,
+    [applicationName],
+  )
+  return r!.n
 }
 
 export function cutGraph({ graph, record }: ChaosRun): void {

@@ -23,11 +23,23 @@ export const SEND_WEIGHTS = {
   acceptWithRetryAfter: 3,
 }
 
+/** CHAOS_HARSH: one send in three accepted with its answer lost (a hang, a 504), more hung. */
+export const HARSH_SEND_WEIGHTS: typeof SEND_WEIGHTS = {
+  ...SEND_WEIGHTS,
+  ok: 45,
+  hang: 8,
+  acceptThenHang: 16,
+  acceptThen504: 10,
+}
+
 /** The fake's faults for the chaos, drawn from `r` per request; the harness changes `latencyMs`. */
-export function chaosGraphAnswers(r: () => number): FakeGraphFaults & { latencyMs: number } {
+export function chaosGraphAnswers(
+  r: () => number,
+  weights: typeof SEND_WEIGHTS = SEND_WEIGHTS,
+): FakeGraphFaults & { latencyMs: number } {
   return {
     latencyMs: 10,
-    pickSendMail: () => SEND_FAULTS[pick(r, SEND_WEIGHTS)],
+    pickSendMail: () => SEND_FAULTS[pick(r, weights)],
     pickLookup: () => {
       const x = r()
       if (x < 0.08) return { status: 503, code: 'ServiceUnavailable', retryAfter: '1' }

@@ -29,6 +29,7 @@ export interface ChaosRecord {
     pgRestarts: number
     pgCrashes: number
     terminated: number
+    listenerKills: number
     cuts: number
     cancels: number
     retries: number
@@ -61,6 +62,7 @@ export function newChaosRecord(): ChaosRecord {
       pgRestarts: 0,
       pgCrashes: 0,
       terminated: 0,
+      listenerKills: 0,
       cuts: 0,
       cancels: 0,
       retries: 0,

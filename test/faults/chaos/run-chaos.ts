@@ -1,7 +1,14 @@
 // The chaos itself: turns drawn from the schedule for `chaosMs`, each acting on the run.
 import type { ChaosRun } from './chaos-run.ts'
 import { enqueueApi, enqueueSql } from './enqueue.ts'
-import { cutGraph, revokeTokens, setLatency, stopPostgres, terminateBackends } from './faults.ts'
+import {
+  cutGraph,
+  killListeners,
+  revokeTokens,
+  setLatency,
+  stopPostgres,
+  terminateBackends,
+} from './faults.ts'
 import { stopWorker } from './mailers.ts'
 import { cancelRow, retryCandidates, retryRow } from './row-commands.ts'
 import type { ChaosSchedule } from './schedule.ts'
@@ -28,6 +35,11 @@ export async function runChaos(run: ChaosRun, schedule: ChaosSchedule, chaosMs: 
       )
     },
     stopPostgres: (how, outageMs) => stopPostgres(run, how, outageMs),
+    async enqueueThenCrash(batch, delayMs, outageMs) {
+      await enqueueSql(run, batch)
+      stopPostgres(run, 'crash', outageMs, delayMs)
+    },
+    killListeners: () => killListeners(run),
     terminateBackends: () => terminateBackends(run),
     cutGraph: () => cutGraph(run),
     setLatency: (ms) => setLatency(run, ms),

@@ -2,6 +2,8 @@
 import { pick } from './random.ts'
 import { MAX_LATENCY_MS, REJECTED, SENDERS, WORKERS } from './settings.ts'
 
+// The default mix; the harsh one's actions after crashPostgres weigh nothing here, so a seed's
+// draws stay what they were (test/unit/chaos-schedule.test.ts pins them).
 export const ACTIONS = {
   enqueueSql: 22,
   enqueueApi: 8,
@@ -9,6 +11,8 @@ export const ACTIONS = {
   term: 7,
   restartPostgres: 3,
   crashPostgres: 3,
+  crashAfterEnqueue: 0,
+  killListener: 0,
   terminateBackends: 7,
   cutGraph: 9,
   cancel: 12,
@@ -17,6 +21,16 @@ export const ACTIONS = {
   revokeToken: 3,
 }
 export type ChaosAction = keyof typeof ACTIONS
+
+/** CHAOS_HARSH: Postgres crashed three times as often, half of them just after an enqueue, listeners killed alone, more cuts. */
+export const HARSH_ACTIONS: Record<ChaosAction, number> = {
+  ...ACTIONS,
+  restartPostgres: 3,
+  crashPostgres: 5,
+  crashAfterEnqueue: 5,
+  killListener: 7,
+  cutGraph: 12,
+}
 
 export type RowSpec = ReturnType<typeof rowSpec>
 
@@ -32,7 +46,10 @@ export interface TokenRevocation {
  * they find: Postgres down, no rows to cancel yet).
  */
 export class ChaosSchedule {
-  constructor(private readonly r: () => number) {}
+  constructor(
+    private readonly r: () => number,
+    private readonly weights: Record<ChaosAction, number> = ACTIONS,
+  ) {}
 
   /** Pacing of the faults themselves (not a wait for an effect). */
   pauseMs(): number {
@@ -41,7 +58,7 @@ export class ChaosSchedule {
 
   /** The next action, the worker slot a stop would hit, and how long that stop lasts. */
   step(): { action: ChaosAction; slot: number; downMs: number } {
-    const action = pick(this.r, ACTIONS)
+    const action = pick(this.r, this.weights)
     const slot = Math.floor(this.r() * WORKERS)
     const downMs = Math.floor(this.r() * 2_000)
     return { action, slot, downMs }
@@ -60,6 +77,15 @@ export class ChaosSchedule {
   /** Sometimes longer than a lease (LEASE_SECONDS 5): leases run out while nobody can write. */
   outageMs(downMs: number): number {
     return 500 + downMs * (this.r() < 0.3 ? 3 : 1)
+  }
+
+  /**
+   * How long after an enqueue's commit Postgres is crashed: within the few milliseconds in which
+   * the workers woken by its notification claim the rows, whose claims commit without waiting for
+   * their WAL (sql/0007), and up to a last check or a settlement.
+   */
+  crashDelayMs(): number {
+    return Math.floor(this.r() * this.r() * 80)
   }
 
   latencyMs(): number {

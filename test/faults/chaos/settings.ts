@@ -4,7 +4,14 @@
 export const MODES = ['lookup', 'resend', 'hold'] as const
 export type Mode = (typeof MODES)[number]
 
-export const WORKERS = 3
+/** CHAOS_WORKERS: more worker processes on the one database (default 3). */
+export const WORKERS = Number(process.env.CHAOS_WORKERS ?? 3)
+/**
+ * CHAOS_HARSH=1: the harsh mix (schedule.ts, graph-mix.ts): more Postgres crashes, some right after
+ * an enqueue while the workers' claims commit without waiting for their WAL, listener sessions
+ * killed alone, and more sends whose answer Graph loses. Off, a seed replays its old choices.
+ */
+export const HARSH = process.env.CHAOS_HARSH === '1'
 export const MAX_ATTEMPTS = 6
 export const GRACE_SECONDS = 3
 export const SENDERS = ['a@contoso.example', 'b@contoso.example', 'c@contoso.example']

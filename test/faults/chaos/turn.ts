@@ -20,6 +20,10 @@ export interface ChaosActions {
   stopWorker(slot: number, signal: 'SIGKILL' | 'SIGTERM', downMs: number): void
   /** Started in the background: Postgres stopped or crashed, down `outageMs`, started again. */
   stopPostgres(how: 'stop' | 'crash', outageMs: number): void
+  /** Enqueues `batch`, then crashes Postgres `delayMs` after its commit (down `outageMs`). */
+  enqueueThenCrash(batch: RowSpec[], delayMs: number, outageMs: number): Promise<void>
+  /** Terminates the LISTEN sessions only (each worker's shared session: claims and sends ride on it). */
+  killListeners(): Promise<void>
   terminateBackends(): Promise<void>
   cutGraph(): void
   setLatency(ms: number): void
@@ -53,6 +57,13 @@ export async function chaosTurn(
       case 'crashPostgres':
         if (!world.pgDown())
           act.stopPostgres(action === 'crashPostgres' ? 'crash' : 'stop', s.outageMs(downMs))
+        break
+      case 'crashAfterEnqueue':
+        if (!world.pgDown())
+          await act.enqueueThenCrash(s.batch(), s.crashDelayMs(), s.outageMs(downMs))
+        break
+      case 'killListener':
+        if (!world.pgDown()) await act.killListeners()
         break
       case 'terminateBackends':
         if (!world.pgDown()) await act.terminateBackends()
