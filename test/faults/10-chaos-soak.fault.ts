@@ -13,7 +13,8 @@
 // cannot be replayed). CHAOS_MODE=lookup|resend|hold overrides the ambiguous-send handling the seed
 // picks; CHAOS_MS the length of the chaos (default 30 s); CHAOS_WORKERS the worker processes
 // (default 3); CHAOS_HARSH=1 the harsh mix (more Postgres crashes, some just after an enqueue,
-// listener sessions killed, more answers lost: chaos/settings.ts).
+// listener sessions killed, more answers lost); CHAOS_OLDER_BINARY=<path> an older release's binary
+// on the odd worker slots (a rolling deploy: chaos/settings.ts).
 import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,6 +35,7 @@ import {
   MAX_ATTEMPTS,
   MODES,
   type Mode,
+  OLDER_BINARY,
   REJECTED,
   WORKERS,
 } from './chaos/settings.ts'
@@ -50,8 +52,8 @@ const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
 const TIMEOUT_MS = CHAOS_MS + 150_000
 setDefaultTimeout(TIMEOUT_MS)
 // Named in the test's title and its replay line when not the default shape.
-const SHAPE = `${HARSH ? ', harsh' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}`
-const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`} CHAOS_MS=${CHAOS_MS}`
+const SHAPE = `${HARSH ? ', harsh' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}`
+const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''} CHAOS_MS=${CHAOS_MS}`
 // Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
 // is explained from. CHAOS_EVIDENCE_DIR: where a failing run (every run with CHAOS_EVIDENCE=always)
 // leaves its logs and tables.

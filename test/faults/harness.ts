@@ -357,17 +357,20 @@ export interface Readiness {
 
 const CLK_TCK = 100
 
-/** Starts `outbox-mailer serve` with test-friendly defaults; it is killed at cleanup if still running. */
+/**
+ * Starts `outbox-mailer serve` with test-friendly defaults; it is killed at cleanup if still running.
+ * `binary`: another build's executable (an older release draining beside this one).
+ */
 export async function spawnMailer(
   name: string,
   env: Record<string, string>,
-  o: { role?: 'all' | 'worker' | 'api' } = {},
+  o: { role?: 'all' | 'worker' | 'api'; binary?: string } = {},
 ): Promise<Mailer> {
   const port = await freePort()
   const logDir = await mkdtemp(join(tmpdir(), `outbox-fault-log-${name}-`))
   const logPath = join(logDir, 'mailer.log')
   const fd = openSync(logPath, 'a')
-  const proc = Bun.spawn([await binary(), 'serve', '--role', o.role ?? 'all'], {
+  const proc = Bun.spawn([o.binary ?? (await binary()), 'serve', '--role', o.role ?? 'all'], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',

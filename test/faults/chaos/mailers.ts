@@ -1,7 +1,7 @@
 // The chaos soak's processes: the workers it stops and starts again by slot, and one API process.
 import { type Mailer, seconds, spawnMailer } from '../harness.ts'
 import type { ChaosRecord } from './record.ts'
-import { GRACE_SECONDS, WORKERS } from './settings.ts'
+import { GRACE_SECONDS, OLDER_BINARY, runsOlderBinary, WORKERS } from './settings.ts'
 
 export interface ChaosMailers {
   /** By slot; null while the slot's worker is stopped. */
@@ -21,7 +21,11 @@ export async function startMailers(
   const workers: (Mailer | null)[] = []
   let spawned = 0
   const spawnWorker = async (slot: number) => {
-    const m = await spawnMailer(`chaos-w${slot}-${spawned++}`, env, { role: 'worker' })
+    const older = runsOlderBinary(slot)
+    const m = await spawnMailer(`chaos-w${slot}${older ? '-older' : ''}-${spawned++}`, env, {
+      role: 'worker',
+      ...(older && { binary: OLDER_BINARY }),
+    })
     record.note(`spawned ${m.name} (pid ${m.proc.pid})`)
     all.push(m)
     workers[slot] = m

@@ -12,6 +12,14 @@ export const WORKERS = Number(process.env.CHAOS_WORKERS ?? 3)
  * killed alone, and more sends whose answer Graph loses. Off, a seed replays its old choices.
  */
 export const HARSH = process.env.CHAOS_HARSH === '1'
+/**
+ * CHAOS_OLDER_BINARY: an older release's executable (`bun run build` at an older commit whose
+ * migrations this one's extend unchanged) that the odd worker slots run, on the database this
+ * release migrated: a rolling deploy's two releases draining together, which every migration's
+ * `--! older-binaries-compatible` line promises.
+ */
+export const OLDER_BINARY = process.env.CHAOS_OLDER_BINARY || undefined
+export const runsOlderBinary = (slot: number) => OLDER_BINARY !== undefined && slot % 2 === 1
 export const MAX_ATTEMPTS = 6
 export const GRACE_SECONDS = 3
 export const SENDERS = ['a@contoso.example', 'b@contoso.example', 'c@contoso.example']
