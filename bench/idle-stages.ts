@@ -17,9 +17,14 @@
 // STAGES_UNFLUSHED=1: both systems' commits without waiting for the WAL flush (the disk apart);
 // STAGES_GC=1: a full collection in each system's process 300 ms (STAGES_GC_LEAD_MS) before each
 // warm row; STAGES_ROWS=1:
-// every row's stages. `uptime` before and after.
+// every row's stages. STAGES_ENGINE_FROM=<another checkout>: one more engine, that checkout's client
+// code (as bench/idle-pickup-turns.ts's PICKUP_ENGINE_FROM), paired against this one's (round 34);
+// STAGES_ENGINE_ENV='NAME=value …': variables for this checkout's engine's process alone (e.g.
+// BUN_GC_TIMER_DISABLE=1), the other engine's as the run's.
+// `uptime` before and after.
 import { execSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { inImageEnv } from './image-env.ts'
 import { latencyWindow } from './latency.ts'
@@ -41,6 +46,13 @@ const unflushed = process.env.STAGES_UNFLUSHED === '1'
 const gcBeforeWarm = process.env.STAGES_GC === '1'
 // How long before a warm row its collection runs (the allocator gives memory back on a delay).
 const gcLeadMs = Number(process.env.STAGES_GC_LEAD_MS ?? 300)
+const otherCheckout = process.env.STAGES_ENGINE_FROM || undefined
+const engineEnv = Object.fromEntries(
+  (process.env.STAGES_ENGINE_ENV ?? '')
+    .split(/\s+/)
+    .filter((x) => x.includes('='))
+    .map((x) => [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)]),
+)
 // The systems' processes with the release image's environment (its allocator setting), as in the suite's run.
 await inImageEnv()
 process.env.BENCH_PG_TRACE = '1'
@@ -124,12 +136,15 @@ async function place(
   channel: string,
   claim: RegExp,
   serverClaim: RegExp,
+  checkout?: string,
 ): Promise<Traced> {
   await cluster.createDatabase(key)
   const probe = await openProbe(cluster.probeUrl(key))
   probes.push(probe)
   const url = cluster.url(key)
-  const sys = hostedSystem(key, url, make(url, probe))
+  const sys = checkout
+    ? hostedSystem('outbox_engine', url, make(url, probe), join(checkout, 'bench/systems/host.ts'))
+    : hostedSystem(key, url, make(url, probe), undefined, key === 'outbox_engine' ? engineEnv : {})
   await sys.prepare()
   return { label, sys, channel, claim, serverClaim }
 }
@@ -212,6 +227,7 @@ function addStats(kind: string, before: Map<string, Stmt>, after: Map<string, St
 
 const GRAPHILE = 'graphile-worker (batched)'
 const ENGINE = 'outbox-mailer engine'
+const OTHER = `outbox-mailer engine of ${otherCheckout}`
 const systems: Traced[] = []
 try {
   systems.push(
@@ -232,6 +248,18 @@ try {
       /claim_(notified|batch|unflushed)/,
     ),
   )
+  if (otherCheckout)
+    systems.push(
+      await place(
+        OTHER,
+        'outbox_engine_other',
+        (url, p) => outboxEngineSystem('outbox_engine_other', url, p),
+        'mailer_outbox',
+        /^outbox_claim/,
+        /claim_(notified|batch|unflushed)/,
+        otherCheckout,
+      ),
+    )
   // The disk's flush apart: every commit of both systems without waiting for it.
   if (unflushed) {
     for (const s of systems)
@@ -404,16 +432,44 @@ try {
         })
         const med = (ts: RowStages[]) =>
           fmt(median(ts.flatMap((t) => (spanOf(t, a, b) === undefined ? [] : [spanOf(t, a, b)!]))))
+        const oth = table.filter((t) => t.system === OTHER && t.kind === kind)
+        const otherDiffs = oth.flatMap((o) => {
+          const e = eng.find((x) => x.cycle === o.cycle && x.row === o.row)
+          const x = spanOf(o, a, b)
+          const y = e && spanOf(e, a, b)
+          return x === undefined || y === undefined ? [] : [x - y]
+        })
         return {
           kind,
           stage: name,
           engine: med(eng),
           graphile: med(gra),
           'engine − graphile': fmt(median(diffs)),
+          ...(otherCheckout ? { other: med(oth), 'other − engine': fmt(median(otherDiffs)) } : {}),
         }
       }),
     ),
   )
+  if (otherCheckout) {
+    console.log("the other engine's CPU less this one's (ms, medians paired by cycle and row)")
+    console.table(
+      KINDS.map((kind) => {
+        const out: Record<string, string> = { kind }
+        for (const k of CPU_KEYS) {
+          const diffs = table
+            .filter((t) => t.system === OTHER && t.kind === kind && t.cpu)
+            .flatMap((o) => {
+              const e = table.find(
+                (x) => x.system === ENGINE && x.cycle === o.cycle && x.row === o.row && x.cpu,
+              )
+              return e ? [o.cpu![k] - e.cpu![k]] : []
+            })
+          out[k] = fmt(median(diffs))
+        }
+        return out
+      }),
+    )
+  }
   console.log(
     "the claims' pg_stat_statements figures (the engine's notified claim; graphile-worker's get_job, whose calls include its empty polls every 2 s, which write nothing): execution time per call; WAL records, full-page images and bytes per row, the commit record aside",
   )

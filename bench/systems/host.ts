@@ -2,12 +2,14 @@
 //
 // `bun bench/systems/host.ts <key> <url>`, started by hosted.ts with an IPC channel. Requests
 // (HostOp): start, stop, the process's CPU time, the event-loop stalls of the last run, its pg trace
-// (BENCH_PG_TRACE=1), a full garbage collection (bench/idle-stages.ts's STAGES_GC); each gets
+// (BENCH_PG_TRACE=1), a full garbage collection (bench/idle-stages.ts's STAGES_GC), the heap's cells
+// by type without a collection (bench/pickup-allocations.ts); each gets
 // {id, ok, value?, error?}. Handler starts go up as {op: 'starts', at: [key, epochMs, key, epochMs, …]}, gathered per
 // turn of the event loop (a drain starts thousands a second) and always sent before the reply to the
 // request that follows them, so a stop's reply comes after every start it ended. Times cross over as
 // epoch milliseconds (performance.timeOrigin + performance.now()): Bun's hrtime and performance.now()
 // count from each process's own start.
+import { heapStats } from 'bun:jsc'
 import { type Stall, type StallWatch, watchStalls } from '../stalls.ts'
 import { systemByKey } from './by-key.ts'
 import { installPgTrace, type PgTraceEvent, takePgTrace } from './pg-trace.ts'
@@ -20,11 +22,14 @@ export type HostOp =
   | { op: 'stalls' }
   | { op: 'trace' }
   | { op: 'gc' }
+  | { op: 'heap' }
+/** A reply's value: CPU µs, stalls, a pg trace, or cells by type. */
+export type HostValue = number | Stall[] | PgTraceEvent[] | Record<string, number>
 export type HostRequest = HostOp & { id: number }
 export type HostMessage =
   | { op: 'ready' }
   | { op: 'starts'; at: number[] }
-  | { id: number; ok: true; value?: number | Stall[] | PgTraceEvent[] }
+  | { id: number; ok: true; value?: HostValue }
   | { id: number; ok: false; error: string }
 
 // Inserts, resets and progress checks stay in the benchmark's process, on its probe connection.
@@ -65,7 +70,7 @@ if (import.meta.main) {
   let watch: StallWatch | null = null
   process.on('message', async (r: HostRequest) => {
     try {
-      let value: number | Stall[] | PgTraceEvent[] | undefined
+      let value: HostValue | undefined
       if (r.op === 'start') {
         watch = r.watchStallsMs === undefined ? null : watchStalls(r.watchStallsMs)
         await sys.start({ concurrency: r.concurrency, onStart })
@@ -78,6 +83,9 @@ if (import.meta.main) {
         value = takePgTrace()
       } else if (r.op === 'gc') {
         Bun.gc(true)
+      } else if (r.op === 'heap') {
+        // Cells allocated since the last collection count until it runs (no collection here).
+        value = heapStats().objectTypeCounts
       } else {
         const u = process.cpuUsage()
         value = u.user + u.system

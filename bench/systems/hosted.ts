@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { Subprocess } from 'bun'
 import type { Stall } from '../stalls.ts'
 import { checkSystemKeys, systemByKey } from './by-key.ts'
-import type { HostMessage, HostOp } from './host.ts'
+import type { HostMessage, HostOp, HostValue } from './host.ts'
 import type { PgTraceEvent } from './pg-trace.ts'
 import type { Probe } from './probe.ts'
 import type { BenchSystem, StartOptions } from './system.ts'
@@ -24,20 +24,22 @@ export async function placedSystem(key: string, url: string, probe: Probe): Prom
   return OWN_PROCESSES && key !== 'outbox_binary' ? hostedSystem(key, url, inner) : inner
 }
 
-type Value = number | Stall[] | PgTraceEvent[] | undefined
+type Value = HostValue | undefined
 type Pending = { resolve: (v: Value) => void; reject: (e: Error) => void }
 // Epoch milliseconds from the host process to this process's performance.now().
 const local = (epochMs: number) => epochMs - performance.timeOrigin
 
 /**
  * `host`: the child's script; another checkout's bench/systems/host.ts runs that checkout's client
- * code (bench/pickup-turns.ts's PICKUP_ENGINE_FROM), with this one's inserts and readings.
+ * code (bench/pickup-turns.ts's PICKUP_ENGINE_FROM), with this one's inserts and readings. `env`:
+ * variables for this child alone, over this process's (a runtime setting read at its start).
  */
 export function hostedSystem(
   key: string,
   url: string,
   inner: BenchSystem,
   host = HOST,
+  env: Record<string, string> = {},
 ): BenchSystem {
   checkSystemKeys([key])
   let child: Subprocess<'ignore', 'inherit', 'inherit'> | null = null
@@ -55,7 +57,7 @@ export function hostedSystem(
     })
     const proc = Bun.spawn([process.execPath, host, key, url], {
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: process.env,
+      env: { ...process.env, ...env },
       ipc(m: HostMessage) {
         if ('op' in m) {
           if (m.op === 'ready') up()
@@ -119,6 +121,9 @@ export function hostedSystem(
     },
     async clientGc() {
       await request({ op: 'gc' })
+    },
+    async clientHeap() {
+      return (await request({ op: 'heap' })) as Record<string, number>
     },
     async clientTrace() {
       const events = (await request({ op: 'trace' })) as PgTraceEvent[]

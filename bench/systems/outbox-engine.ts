@@ -10,6 +10,7 @@ import { openGate } from '../../src/outbox/send-gate.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
 import { createDiscardSender } from '../../src/transport/discard-sender.ts'
+import { idleCollection } from './idle-collection.ts'
 import type { Probe } from './probe.ts'
 import type { BenchSystem, StartOptions } from './system.ts'
 
@@ -51,6 +52,7 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
   let handle: DbHandle | null = null
   let drainer: Drainer | null = null
   let listener: Listener | null = null
+  let stopIdle = () => {}
   return {
     name: 'outbox-mailer engine',
     database,
@@ -67,11 +69,15 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         WORKER_CONCURRENCY: String(o.concurrency),
       })
       const discard = createDiscardSender()
+      // BENCH_IDLE_GC_MS: round 34's collection once idle (off by default; not the product's).
+      const idle = idleCollection()
+      stopIdle = idle.stop
       // Send start is when the engine calls the transport; the key travels as the correlation id.
       const sender: Sender = {
         name: 'bench',
         send: (mail, signal) => {
           o.onStart?.(Number(mail.correlationId ?? 0))
+          idle.sent()
           return discard.send(mail, signal)
         },
       }
@@ -115,6 +121,7 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
       await listener?.stop()
       await drainer?.stop(5000)
       await handle?.close()
+      stopIdle()
       listener = drainer = handle = null
     },
   }

@@ -51,6 +51,8 @@ export interface BenchSystem {
   clientTrace?(): Promise<PgTraceEvent[]>
   /** A full garbage collection in that process (Bun.gc(true)). */
   clientGc?(): Promise<void>
+  /** That process's heap cells by type, without a collection first (newly allocated cells count until one runs). */
+  clientHeap?(): Promise<Record<string, number>>
   /** Frees anything kept between runs (fakes, processes). */
   dispose?(): Promise<void>
 }

@@ -141,6 +141,32 @@ describe('a system hosted in its own process', () => {
     }
   })
 
+  test('its heap is read by type with no collection first: the cells a pickup allocates count', async () => {
+    // Bun's GC timer off in that process alone, so that no collection runs between the readings.
+    const heaped = hostedSystem(
+      'outbox_engine',
+      t.url,
+      outboxEngineSystem('v', t.url, probe),
+      undefined,
+      { BUN_GC_TIMER_DISABLE: '1' },
+    )
+    try {
+      let started = false
+      await heaped.start({ concurrency: 1, onStart: () => (started = true) })
+      await heaped.clientGc!()
+      const before = await heaped.clientHeap!()
+      await heaped.insertOne(5)
+      await until('the start of row 5', () => started)
+      const after = await heaped.clientHeap!()
+      // The claim's and the send's promises, which no collection has taken yet.
+      expect(after.Promise ?? 0).toBeGreaterThan(before.Promise ?? 0)
+      await until('row 5 recorded sent', async () => (await heaped.remaining()) === 0)
+      await heaped.stop()
+    } finally {
+      await heaped.dispose?.()
+    }
+  })
+
   test('dispose ends the host process', async () => {
     const other = hostedSystem('outbox_engine', t.url, outboxEngineSystem('y', t.url, probe))
     await other.start({ concurrency: 1 })
