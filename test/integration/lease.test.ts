@@ -686,6 +686,8 @@ describe('markSent', () => {
   test('settles successful sends with their history, fenced like settleLeases', async () => {
     const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
     const leases = await claim(3)
+    // Started, as every send is before it succeeds: the mark is what a sent row must lose.
+    expect([...(await startSends(t.db, leases)).started].sort()).toEqual([...ids].sort())
     const startedAt = new Date(Date.now() - 1500)
     const items = leases.map((l, i) => ({
       id: l.id,
