@@ -1,0 +1,104 @@
+// The claims while MAIL_FROM stands paused (claim_past_paused) and the move of a paused mailbox's rows (defer_paused_rows), at their edges.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { deferPausedRows } from '../../src/outbox/paused-rows.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+const MAIL_FROM = 'sender@example.com'
+const HOLD_MS = 5_000
+const claim = (limit = 10) =>
+  claimBatch(t.db, {
+    limit,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: false,
+    pausedSender: { key: MAIL_FROM, holdMs: HOLD_MS },
+  })
+const pause = (mailbox: string, seconds: number) =>
+  t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at)
+     values ($1, now() + make_interval(secs => $2))
+     on conflict (mailbox) do update set next_at = excluded.next_at`,
+    [mailbox, seconds],
+  )
+const from = (address: string) => ({
+  to: 'rcpt@example.com',
+  from: address,
+  subject: 'Hello',
+  text: 'Hi there',
+})
+
+test('a pause that ends within the hold does not stand: MAIL_FROM’s rows are claimed, to wait it out in place', async () => {
+  const id = await enqueue(t)
+  await pause(MAIL_FROM, 1)
+  const c = await claim()
+  expect(c.pausedMs).toBeNull()
+  expect(c.leases.map((l) => l.id)).toEqual([id])
+})
+
+test('while it stands, a row naming MAIL_FROM’s own address waits with MAIL_FROM’s rows; another sender’s row is claimed', async () => {
+  const own = await enqueue(t, from(MAIL_FROM))
+  const plain = await enqueue(t)
+  const other = await enqueue(t, from('other@example.com'))
+  await pause(MAIL_FROM, 60)
+  const c = await claim()
+  expect(c.pausedMs).toBeGreaterThan(HOLD_MS)
+  expect(c.leases.map((l) => l.id)).toEqual([other])
+  expect((await rowOf(t, own)).status).toBe('pending')
+  expect((await rowOf(t, plain)).status).toBe('pending')
+})
+
+test('the probe after a pause never takes a MAIL_FROM row before its sendAt', async () => {
+  const later = await enqueue(t, undefined, {
+    sendAt: new Date(Date.now() + 3600_000).toISOString(),
+  })
+  const other = await enqueue(t, from('other@example.com'))
+  // The pause is over: the claim probes with one row; MAIL_FROM has none due, so any due row.
+  const c = await claim()
+  expect(c.pausedMs).toBeNull()
+  expect(c.leases.map((l) => l.id)).toEqual([other])
+  expect((await rowOf(t, later)).status).toBe('pending')
+})
+
+test('a mailbox whose pause is over has no rows moved', async () => {
+  const id = await enqueue(t, from('other@example.com'))
+  // Due since before the pause ended: a move to that end would put it back in time.
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() - interval '1 hour' where id = $1`,
+    [id],
+  )
+  const before = (await rowOf(t, id)).send_at
+  await pause('other@example.com', -60)
+  expect(await deferPausedRows(t.db, 'other@example.com')).toBe(0)
+  expect((await rowOf(t, id)).send_at).toEqual(before)
+  // Standing, the same row moves to the pause's end.
+  await pause('other@example.com', 60)
+  expect(await deferPausedRows(t.db, 'other@example.com')).toBe(1)
+  expect((await rowOf(t, id)).send_at.getTime()).toBeGreaterThan(before.getTime() + 50_000)
+})
+
+test('a standing pause moves only rows due before its end, and none whose expiresAt comes first', async () => {
+  const due = await enqueue(t, from('other@example.com'))
+  const scheduled = await enqueue(t, from('other@example.com'), {
+    sendAt: new Date(Date.now() + 1800_000).toISOString(),
+  })
+  const expiring = await enqueue(t, from('other@example.com'), {
+    expiresAt: new Date(Date.now() + 30_000).toISOString(),
+  })
+  const at = async (id: string) => (await rowOf(t, id)).send_at.getTime()
+  const [scheduledAt, expiringAt] = [await at(scheduled), await at(expiring)]
+  await pause('other@example.com', 60)
+  expect(await deferPausedRows(t.db, 'other@example.com')).toBe(1)
+  expect(await at(due)).toBeGreaterThan(Date.now() + 50_000)
+  // Scheduled past the pause's end: not brought forward to it.
+  expect(await at(scheduled)).toBe(scheduledAt)
+  // Left to be claimed and given back, or to expire: moved, it would be due after its expiresAt.
+  expect(await at(expiring)).toBe(expiringAt)
+})
