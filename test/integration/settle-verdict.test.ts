@@ -1,6 +1,9 @@
-// mailer.settle_verdict at its edges: which of expired, throttled out and exhausted a retry ends as, and the instants where each begins.
+// mailer.settle_verdict at its edges: which of expired, throttled out and exhausted a retry ends as, the instants where each begins, the attempts it counts.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { settleLeases } from '../../src/outbox/settle.ts'
 import { useTestDb } from '../support/db.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -66,4 +69,33 @@ test('other kinds pass through', async () => {
        from unnest(array['sent', 'failed', 'released', 'expired', 'cancelled']) k`,
   )
   expect(rows.map((r) => r.v)).toEqual(rows.map((r) => r.k))
+})
+
+test('a row without maxAttempts of its own is out of attempts at the worker’s MAX_ATTEMPTS', async () => {
+  const id = await enqueue(t)
+  const retry = {
+    kind: 'retry' as const,
+    code: 'server_error',
+    message: 'HTTP 500',
+    delayMs: 0,
+    throttled: false,
+  }
+  const p = { workerId: 'w1', defaultMaxAttempts: 2, throttleDeadlineSeconds: 86_400 }
+  const outcomes: string[] = []
+  for (let i = 0; i < 2; i++) {
+    const { leases } = await claimBatch(t.db, {
+      limit: 1,
+      workerId: 'w1',
+      leaseSeconds: 30,
+      defaultMaxAttempts: 2,
+    })
+    const [r] = await settleLeases(
+      t.db,
+      [{ id, token: leases[0]!.token, settlement: retry, startedAt: null }],
+      p,
+    )
+    outcomes.push(r!.outcome)
+  }
+  expect(outcomes).toEqual(['retry', 'failed'])
+  expect(await rowOf(t, id)).toMatchObject({ status: 'failed', attempts: 2, max_attempts: null })
 })
