@@ -1047,6 +1047,32 @@ describe('the throttle deadline', () => {
     expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0 })
   })
 
+  test('a row given back unsent for its mailbox’s pause again and again is recorded once, until something else happens; none of it is a send', async () => {
+    const id = await enqueue(t)
+    const settleAs = async (s: Settlement) => {
+      const [lease] = await claim(1)
+      expect(lease?.id).toBe(id)
+      await settleOne(id, lease!.token, s)
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+    }
+    const paused = retryOf('mailbox_paused', 0, true)
+    await settleAs(paused)
+    await settleAs(paused)
+    await settleAs(retryOf('ApplicationThrottled', 0, true))
+    await settleAs(paused)
+    await settleAs(paused)
+    expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
+      { attempt: 1, outcome: 'throttled', error_code: 'mailbox_paused' },
+      { attempt: 1, outcome: 'throttled', error_code: 'ApplicationThrottled' },
+      { attempt: 1, outcome: 'throttled', error_code: 'mailbox_paused' },
+    ])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 0, sent_at: null })
+    // Nor does a failure record a send time.
+    const [lease] = await claim(1)
+    await settleOne(id, lease!.token, { kind: 'failed', code: 'rejected', message: 'no' })
+    expect(await rowOf(t, id)).toMatchObject({ status: 'failed', sent_at: null })
+  })
+
   test('a row that waits for a Graph token again and again is recorded once per run of such waits', async () => {
     const id = await enqueue(t)
     const settleAs = async (s: Settlement) => {
