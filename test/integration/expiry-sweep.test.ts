@@ -1,5 +1,6 @@
 // Rows nobody claims keep their expiresAt: the worker's reclaim fails them `expired`, fenced against claims.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
 import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
@@ -363,6 +364,20 @@ describe('the sweep is fenced against claims', () => {
         entries: 1,
         expired_entries: 1,
       })
+  })
+
+  test('a row whose expiresAt is the sweep’s own now(), or a moment before it, is swept', async () => {
+    const atNow = await enqueue(t, undefined, inOneHour())
+    const justBefore = await enqueue(t, undefined, inOneHour())
+    // One transaction, so now() is one instant for the update and the sweep.
+    const swept = await t.db.transaction().execute(async (trx) => {
+      await sql`update mailer.email_outbox
+                   set send_at = now() - interval '2 seconds',
+                       expires_at = case when id = ${atNow} then now() else now() - interval '300 milliseconds' end
+                 where id in (${atNow}, ${justBefore})`.execute(trx)
+      return (await reclaimExpired(trx, { defaultMaxAttempts: 3, sweep })).swept.map((r) => r.id)
+    })
+    expect(swept).toEqual([atNow, justBefore])
   })
 
   test('in bounded batches, the earliest expiresAt first, each batch in id order; rows with a later expiresAt or none are left alone', async () => {
