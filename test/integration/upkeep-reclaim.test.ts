@@ -1,0 +1,120 @@
+// The upkeep's reclaim: it leaves the leases its own settlement is recording, takes back the rest that ended, and counts the rows it ends.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
+import type { EngineEvent } from '../../src/outbox/events.ts'
+import { EXPIRY_SWEEP_LIMIT } from '../../src/outbox/expiry-sweep.ts'
+import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+const endLeases = (ids: string[]) =>
+  t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second'
+      where id = any($1::bigint[])`,
+    [ids],
+  )
+
+function upkeepOf(
+  held: Map<string, Lease>,
+  settling: (l: Lease) => boolean,
+  config = { heartbeatSeconds: 20, leaseSeconds: 60, maxAttempts: 3 },
+) {
+  const events: EngineEvent[] = []
+  const upkeep = createLeaseUpkeep({
+    dbName: 'test',
+    db: t.db,
+    worker: { id: 'w1', host: 'h', pid: 1, version: 't' },
+    config,
+    clock: systemClock,
+    log: silentLogger,
+    onEvent: (e) => events.push(e),
+    held,
+    settling,
+    wake: () => {},
+  })
+  return { upkeep, events }
+}
+
+test('of its own ended leases, it takes back those not yet handed to the settlement and leaves those that were', async () => {
+  const recording = await enqueue(t)
+  const waiting = await enqueue(t)
+  const { leases } = await claimBatch(t.db, {
+    limit: 2,
+    workerId: 'w1',
+    leaseSeconds: 60,
+    defaultMaxAttempts: 3,
+  })
+  // A one-second lease length: the timers' reclaim comes a second after the start. Their
+  // heartbeat, 20 s apart, would extend the leases held (as the start's first() does).
+  const held = new Map<string, Lease>()
+  const { upkeep } = upkeepOf(held, (l) => l.id === recording, {
+    heartbeatSeconds: 20,
+    leaseSeconds: 1,
+    maxAttempts: 3,
+  })
+  await upkeep.first()
+  for (const l of leases) held.set(l.id, l)
+  // Heartbeats failed meanwhile (the database away): both leases ended unreclaimed.
+  await endLeases([recording, waiting])
+  upkeep.startTimers()
+  try {
+    await pollUntil(async () => ((await rowOf(t, waiting)).status === 'pending' ? true : undefined))
+  } finally {
+    await upkeep.stopTimers()
+  }
+  expect(await rowOf(t, recording)).toMatchObject({ status: 'sending', lease_owner: 'w1' })
+  expect(await rowOf(t, waiting)).toMatchObject({
+    status: 'pending',
+    last_error_code: 'lease_expired',
+  })
+})
+
+test('a row it ends, out of attempts or cancelled, is counted as a settlement would count it', async () => {
+  const spent = await enqueue(t, undefined, { maxAttempts: 1 })
+  const cancelled = await enqueue(t)
+  await claimBatch(t.db, { limit: 2, workerId: 'dead', leaseSeconds: 60, defaultMaxAttempts: 3 })
+  await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [
+    cancelled,
+  ])
+  await endLeases([spent, cancelled])
+  const { upkeep, events } = upkeepOf(new Map(), () => false)
+  await upkeep.first()
+  expect(events.filter((e) => e.type === 'settled')).toEqual([
+    { type: 'settled', db: 'test', id: spent, outcome: 'failed', code: 'lease_expired' },
+    { type: 'settled', db: 'test', id: cancelled, outcome: 'cancelled' },
+  ])
+})
+
+test('a sweep that filled its batch comes again at once, not a lease length later', async () => {
+  const n = EXPIRY_SWEEP_LIMIT + 20
+  await t.pool.query(
+    `insert into mailer.email_outbox (message, send_at, expires_at)
+     select jsonb_build_object('to', jsonb_build_array(jsonb_build_object('address', 'a@example.com')),
+                               'subject', 's', 'text', 't'),
+            now() - interval '1 hour', now() - interval '1 minute'
+       from generate_series(1, $1)`,
+    [n],
+  )
+  // A lease length of a minute: the next reclaim would otherwise come a minute on.
+  const { upkeep } = upkeepOf(new Map(), () => false)
+  await upkeep.first()
+  upkeep.startTimers()
+  try {
+    await pollUntil(async () => {
+      const { rows } = await t.pool.query<{ n: number }>(
+        `select count(*)::int as n from mailer.email_outbox where status = 'failed'`,
+      )
+      return rows[0]!.n === n ? true : undefined
+    })
+  } finally {
+    await upkeep.stopTimers()
+  }
+})
