@@ -71,4 +71,18 @@ describe('lease deadlines', () => {
     d.confirm([lease], 0)
     expect(d.holds(lease)).toBe(true)
   })
+
+  test('a lease once lost stays lost: a later statement that confirms it (the heartbeat of a lease the send gave up on) does not revive it', () => {
+    const d = createLeaseDeadlines(at(1_000), 60_000)
+    d.confirm([lease], 1_000)
+    d.markLost(lease)
+    expect(d.holds(lease)).toBe(false)
+    d.confirm([lease], 1_000)
+    expect(d.isLost(lease)).toBe(true)
+    expect(d.holds(lease)).toBe(false)
+  })
+
+  test('a lease never confirmed does not hold', () => {
+    expect(createLeaseDeadlines(at(1_000), 60_000).holds({ ...lease } as Lease)).toBe(false)
+  })
 })
