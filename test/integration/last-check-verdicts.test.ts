@@ -1,0 +1,110 @@
+// What a send does with its last check's answer: only a started row is sent; one found expired, cancelled or busy is settled so, and no lease is counted lost.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { monotonicNow, systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { deliverBatch } from '../../src/outbox/deliver.ts'
+import type { EngineEvent } from '../../src/outbox/events.ts'
+import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
+import { openGate } from '../../src/outbox/send-gate.ts'
+import { createSettlements } from '../../src/outbox/settlements.ts'
+import { createSlots } from '../../src/outbox/slots.ts'
+import { createStartQueue } from '../../src/outbox/start-queue.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+test('of four rows checked in their send slots, only the one the check starts is sent', async () => {
+  // Each with an expiry, so the claim leaves its last check to its slot (sql/0017).
+  const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
+  const go = await enqueue(t, undefined, inOneHour)
+  const expired = await enqueue(t, undefined, inOneHour)
+  const cancelled = await enqueue(t, undefined, inOneHour)
+  const busy = await enqueue(t, undefined, inOneHour)
+  const { leases } = await claimBatch(t.db, {
+    limit: 4,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: true,
+  })
+  expect(leases.map((l) => l.started)).toEqual([false, false, false, false])
+  // Between the claim and the check: its expiresAt passes, a cancel is accepted, an application
+  // takes the row.
+  await t.pool.query(
+    `update mailer.email_outbox
+        set send_at = now() - interval '2 seconds', expires_at = now() - interval '1 second'
+      where id = $1`,
+    [expired],
+  )
+  await t.pool.query('update mailer.email_outbox set cancel_requested_at = now() where id = $1', [
+    cancelled,
+  ])
+  const app = await holdRowLocked(t.pool, busy, 'update')
+  const deadlines = createLeaseDeadlines(systemClock, 30_000)
+  deadlines.confirm(leases, monotonicNow(systemClock))
+  const sender = createFakeSender()
+  const events: EngineEvent[] = []
+  const done: string[] = []
+  const delivery = deliverBatch(
+    {
+      dbName: 'test',
+      db: t.db,
+      sender,
+      gate: openGate,
+      slots: createSlots(4),
+      settle: createSettlements({
+        db: t.db,
+        workerId: 'w1',
+        config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
+        clock: systemClock,
+        log: silentLogger,
+      }),
+      start: createStartQueue((l) => startSends(t.db, l)),
+      clock: systemClock,
+      log: silentLogger,
+      mailFrom: 'sender@example.com',
+      backoff: { baseMs: 1_000, maxMs: 10_000 },
+      lookup: null,
+      ambiguousPolicy: 'resend',
+      onEvent: (e) => events.push(e),
+      deadlines,
+      stopping: new AbortController().signal,
+      abort: new AbortController().signal,
+      done: (l) => done.push(l.id),
+    },
+    leases,
+  )
+  try {
+    // Three rows settle while the application holds the fourth; its give-back waits for the lock.
+    await pollUntil(async () => (done.length === 3 ? true : undefined))
+  } finally {
+    await app.end('commit')
+  }
+  await delivery
+  expect(sender.calls.map((m) => m.outboxId)).toEqual([go])
+  expect(events.filter((e) => e.type === 'lease_lost')).toEqual([])
+  expect(events.flatMap((e) => (e.type === 'settled' ? [[e.id, e.outcome]] : [])).sort()).toEqual(
+    [
+      [go, 'sent'],
+      [expired, 'expired'],
+      [cancelled, 'cancelled'],
+    ].sort(),
+  )
+  expect(await rowOf(t, expired)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
+  expect(await rowOf(t, cancelled)).toMatchObject({ status: 'cancelled' })
+  // Given back unsent and uncounted: claimed again once the application lets go.
+  expect(await rowOf(t, busy)).toMatchObject({
+    status: 'pending',
+    attempts: 0,
+    send_started_at: null,
+  })
+})
