@@ -1,0 +1,93 @@
+// An interrupted send resolved without the mailbox's word: a resend by policy stays unverified, and a grace the database cannot tell sends nothing.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { systemClock } from '../../src/clock.ts'
+import type { Database } from '../../src/db/schema.ts'
+import { silentLogger } from '../../src/log.ts'
+import type { Lease } from '../../src/outbox/claim.ts'
+import type { DeliveryDeps } from '../../src/outbox/deliver.ts'
+import { resolveAmbiguity } from '../../src/outbox/interrupted-send.ts'
+import type { MailboxLookup } from '../../src/outbox/mailbox-lookup.ts'
+import type { Finish, Ready } from '../../src/outbox/send-attempt.ts'
+import { openGate } from '../../src/outbox/send-gate.ts'
+import { sendOne } from '../../src/outbox/send-verdict.ts'
+import type { Settlement } from '../../src/outbox/settle-item.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const lease = { id: '7', token: crypto.randomUUID(), attempt: 2, ambiguous: true } as Lease
+const ready = (): Ready => ({
+  lease,
+  mail: {
+    outboxId: '7',
+    from: { address: 'sender@example.com' },
+    to: [{ address: 'rcpt@example.com' }],
+    subject: 's',
+    text: 't',
+  } as unknown as Ready['mail'],
+})
+
+function deps(o: { db?: Kysely<Database>; lookup: MailboxLookup | null }): {
+  d: DeliveryDeps
+  settled: Settlement[]
+  finish: Finish
+} {
+  const settled: Settlement[] = []
+  const finish: Finish = async (_l, s) => {
+    settled.push(s)
+  }
+  const d = {
+    dbName: 'test',
+    db: o.db,
+    gate: openGate,
+    log: silentLogger,
+    backoff: { baseMs: 1_000, maxMs: 10_000 },
+    lookup: o.lookup,
+    ambiguousPolicy: 'resend',
+    abort: new AbortController().signal,
+    stopping: new AbortController().signal,
+  } as unknown as DeliveryDeps
+  return { d, settled, finish }
+}
+
+test('resent by policy with no lookup, the send is marked unverified: its failure leaves the question open', async () => {
+  const { d, settled, finish } = deps({ lookup: null })
+  const r = ready()
+  expect(await resolveAmbiguity(d, r, finish)).toBe(true)
+  expect(r.unverified).toBe(true)
+  expect(settled).toEqual([])
+  // The resend meets a definite failure (a 500 says nothing of the interrupted send): still ambiguous.
+  const sender = createFakeSender()
+  sender.script.set('7', [
+    { kind: 'retry', code: 'server_error', message: 'HTTP 500', ambiguous: false },
+  ])
+  const { settlement } = await sendOne({ ...d, sender, clock: systemClock }, r, null)
+  expect(settlement).toMatchObject({ kind: 'retry', code: 'server_error', ambiguous: true })
+})
+
+test('"not found" while the database cannot say how long ago the send was interrupted: asked again, not sent', async () => {
+  // A port nobody listens on (taken, then given back): the grace's read fails.
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  const pool = new pg.Pool({
+    host: '127.0.0.1',
+    port,
+    user: 'outbox',
+    database: 'outbox',
+    connectionTimeoutMillis: 2_000,
+  })
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  try {
+    const { d, settled, finish } = deps({ db, lookup: async () => 'not_found' })
+    expect(await resolveAmbiguity(d, ready(), finish)).toBe(false)
+    expect(settled).toMatchObject([
+      { kind: 'retry', code: 'lookup_failed', throttled: true, ambiguous: true },
+    ])
+  } finally {
+    await db.destroy()
+  }
+})
