@@ -1,0 +1,95 @@
+// A claim whose templates cannot be loaded gives its templated rows back to try again, uncounted: it never fails them as missing templates.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { monotonicNow, systemClock } from '../../src/clock.ts'
+import type { Database } from '../../src/db/schema.ts'
+import { silentLogger } from '../../src/log.ts'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { deliverBatch } from '../../src/outbox/deliver.ts'
+import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
+import { openGate } from '../../src/outbox/send-gate.ts'
+import { createSettlements } from '../../src/outbox/settlements.ts'
+import { createSlots } from '../../src/outbox/slots.ts'
+import { createStartQueue } from '../../src/outbox/start-queue.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
+import { useTestDb } from '../support/db.ts'
+import { rowOf } from '../support/engine.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+test('the templates’ read failing, a templated row goes back pending and uncounted, and a plain row is sent', async () => {
+  await t.pool.query(
+    `insert into mailer.templates (name, subject, text_body, to_addresses)
+     values ('order', 'Order', 'Total {{total}}', '{"x@example.com"}')`,
+  )
+  const { rows } = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (message, template, source_row)
+     values (null, 'order', '{"total": 3}'::jsonb),
+            ('{"to": [{"address": "rcpt@example.com"}], "subject": "Hi", "text": "x"}'::jsonb, null, null)
+     returning id`,
+  )
+  const [templated, plain] = rows.map((r) => r.id) as [string, string]
+  const { leases } = await claimBatch(t.db, {
+    limit: 2,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: true,
+  })
+  // The templates are read on d.db: here a database that refuses every connect (a port nobody
+  // listens on), while the settlements and last checks reach the real one.
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  const away = new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: new pg.Pool({ host: '127.0.0.1', port, user: 'outbox', database: 'outbox' }),
+    }),
+  })
+  const deadlines = createLeaseDeadlines(systemClock, 30_000)
+  deadlines.confirm(leases, monotonicNow(systemClock))
+  const sender = createFakeSender()
+  try {
+    await deliverBatch(
+      {
+        dbName: 'test',
+        db: away,
+        sender,
+        gate: openGate,
+        slots: createSlots(2),
+        settle: createSettlements({
+          db: t.db,
+          workerId: 'w1',
+          config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
+          clock: systemClock,
+          log: silentLogger,
+        }),
+        start: createStartQueue((l) => startSends(t.db, l)),
+        clock: systemClock,
+        log: silentLogger,
+        mailFrom: 'sender@example.com',
+        backoff: { baseMs: 1_000, maxMs: 10_000 },
+        lookup: null,
+        ambiguousPolicy: 'resend',
+        deadlines,
+        stopping: new AbortController().signal,
+        abort: new AbortController().signal,
+        done: () => {},
+      },
+      leases,
+    )
+  } finally {
+    await away.destroy()
+  }
+  expect(sender.calls.map((m) => m.outboxId)).toEqual([plain])
+  expect(await rowOf(t, templated)).toMatchObject({
+    status: 'pending',
+    attempts: 0,
+    send_started_at: null,
+  })
+})
