@@ -1,4 +1,4 @@
-// What a send does with its last check's answer: only a started row is sent; one found expired, cancelled or busy is settled so, and no lease is counted lost.
+// What a send does with its last check's answer (only a started row is sent; one found expired, cancelled, busy or lost is not), and with no check but its lease deadline.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { monotonicNow, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -22,23 +22,28 @@ setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
 
-test('of four rows checked in their send slots, only the one the check starts is sent', async () => {
+test('of five rows checked in their send slots, only the one the check starts is sent', async () => {
   // Each with an expiry, so the claim leaves its last check to its slot (sql/0017).
   const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
   const go = await enqueue(t, undefined, inOneHour)
   const expired = await enqueue(t, undefined, inOneHour)
   const cancelled = await enqueue(t, undefined, inOneHour)
   const busy = await enqueue(t, undefined, inOneHour)
+  const lost = await enqueue(t, undefined, inOneHour)
   const { leases } = await claimBatch(t.db, {
-    limit: 4,
+    limit: 5,
     workerId: 'w1',
     leaseSeconds: 30,
     defaultMaxAttempts: 3,
     markStarted: true,
   })
-  expect(leases.map((l) => l.started)).toEqual([false, false, false, false])
+  expect(leases.map((l) => l.started)).toEqual([false, false, false, false, false])
   // Between the claim and the check: its expiresAt passes, a cancel is accepted, an application
-  // takes the row.
+  // takes the row, another worker reclaims and claims the row.
+  await t.pool.query(
+    'update mailer.email_outbox set lease_token = gen_random_uuid() where id = $1',
+    [lost],
+  )
   await t.pool.query(
     `update mailer.email_outbox
         set send_at = now() - interval '2 seconds', expires_at = now() - interval '1 second'
@@ -84,14 +89,17 @@ test('of four rows checked in their send slots, only the one the check starts is
     leases,
   )
   try {
-    // Three rows settle while the application holds the fourth; its give-back waits for the lock.
-    await pollUntil(async () => (done.length === 3 ? true : undefined))
+    // Four rows are done with while the application holds the fifth; its give-back waits for the lock.
+    await pollUntil(async () => (done.length === 4 ? true : undefined))
   } finally {
     await app.end('commit')
   }
   await delivery
   expect(sender.calls.map((m) => m.outboxId)).toEqual([go])
-  expect(events.filter((e) => e.type === 'lease_lost')).toEqual([])
+  // The lost lease is counted once, as lost before its send; the busy one is not lost.
+  expect(events.filter((e) => e.type === 'lease_lost')).toEqual([
+    { type: 'lease_lost', db: 'test', id: lost, during: 'start' },
+  ])
   expect(events.flatMap((e) => (e.type === 'settled' ? [[e.id, e.outcome]] : [])).sort()).toEqual(
     [
       [go, 'sent'],
@@ -103,6 +111,60 @@ test('of four rows checked in their send slots, only the one the check starts is
   expect(await rowOf(t, cancelled)).toMatchObject({ status: 'cancelled' })
   // Given back unsent and uncounted: claimed again once the application lets go.
   expect(await rowOf(t, busy)).toMatchObject({
+    status: 'pending',
+    attempts: 0,
+    send_started_at: null,
+  })
+})
+
+test('a row the claim recorded as started is not sent once its lease may have ended: its deadline is its only check', async () => {
+  const id = await enqueue(t)
+  const { leases } = await claimBatch(t.db, {
+    limit: 1,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: true,
+  })
+  expect(leases[0]!.started).toBe(true)
+  // It waited in the local queue (its heartbeats failing) for 29 s of a 30 s lease.
+  let mono = 1_000_000
+  const clock = { ...systemClock, monotonic: () => mono }
+  const deadlines = createLeaseDeadlines(clock, 30_000)
+  deadlines.confirm(leases, mono)
+  mono += 29_000
+  const sender = createFakeSender()
+  await deliverBatch(
+    {
+      dbName: 'test',
+      db: t.db,
+      sender,
+      gate: openGate,
+      slots: createSlots(1),
+      settle: createSettlements({
+        db: t.db,
+        workerId: 'w1',
+        config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
+        clock: systemClock,
+        log: silentLogger,
+      }),
+      start: createStartQueue((l) => startSends(t.db, l)),
+      clock,
+      log: silentLogger,
+      mailFrom: 'sender@example.com',
+      backoff: { baseMs: 1_000, maxMs: 10_000 },
+      lookup: null,
+      ambiguousPolicy: 'resend',
+      deadlines,
+      stopping: new AbortController().signal,
+      abort: new AbortController().signal,
+      done: () => {},
+    },
+    leases,
+  )
+  expect(sender.calls).toEqual([])
+  // Still its lease in the database: handed back uncounted, the claim's mark cleared.
+  expect(await rowOf(t, id)).toMatchObject({
     status: 'pending',
     attempts: 0,
     send_started_at: null,
