@@ -1,0 +1,36 @@
+// The last check reads its mailbox's pause in the same statement: one that stands holds the send back for its remaining time, one that has ended holds nothing.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+test('a pause that stands holds its row back for what is left of it; one that ended holds nothing', async () => {
+  const held = await enqueue(t)
+  const free = await enqueue(t)
+  const { leases } = await claimBatch(t.db, {
+    limit: 2,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+  })
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at)
+     values ('paused@example.com', now() + interval '20 seconds'),
+            ('over@example.com', now() - interval '1 second')`,
+  )
+  const mailbox = (id: string) => (id === held ? 'paused@example.com' : 'over@example.com')
+  const r = await startSends(
+    t.db,
+    leases.map((l) => ({ id: l.id, token: l.token, mailbox: mailbox(l.id) })),
+  )
+  expect([...r.started]).toEqual([free])
+  expect([...r.paused.keys()]).toEqual([held])
+  expect(r.paused.get(held)).toBeGreaterThan(15_000)
+  expect(r.paused.get(held)).toBeLessThanOrEqual(20_000)
+})
