@@ -79,6 +79,7 @@ test('a row without maxAttempts of its own is out of attempts at the worker’s 
     message: 'HTTP 500',
     delayMs: 0,
     throttled: false,
+    ambiguous: false,
   }
   const p = { workerId: 'w1', defaultMaxAttempts: 2, throttleDeadlineSeconds: 86_400 }
   const outcomes: string[] = []
