@@ -1,4 +1,4 @@
-// An interrupted send resolved without the mailbox's word: a resend by policy stays unverified, and a grace the database cannot tell sends nothing.
+// Sends whose effect is unknown: a transport that throws leaves its send ambiguous, a resend by policy stays unverified, and a grace the database cannot tell sends nothing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
@@ -90,4 +90,17 @@ test('"not found" while the database cannot say how long ago the send was interr
   } finally {
     await db.destroy()
   }
+})
+
+test('a transport that throws leaves its send ambiguous: the provider may have the message', async () => {
+  const { d } = deps({ lookup: null })
+  const sender = {
+    name: 'throwing',
+    send: async () => {
+      throw new Error('socket hang up')
+    },
+  }
+  const r = { ...ready(), lease: { ...lease, ambiguous: false } }
+  const { settlement } = await sendOne({ ...d, sender, clock: systemClock }, r, null)
+  expect(settlement).toMatchObject({ kind: 'retry', code: 'network', ambiguous: true })
 })
