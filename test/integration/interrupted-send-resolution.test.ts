@@ -104,3 +104,18 @@ test('a transport that throws leaves its send ambiguous: the provider may have t
   const { settlement } = await sendOne({ ...d, sender, clock: systemClock }, r, null)
   expect(settlement).toMatchObject({ kind: 'retry', code: 'network', ambiguous: true })
 })
+
+test('a transport’s own word on whether the provider may have the message outranks the code', async () => {
+  const { d } = deps({ lookup: null })
+  const sender = createFakeSender()
+  sender.script.set('7', [
+    // A 504 from Graph's gateway: the request reached it (ambiguous), whatever its code.
+    { kind: 'retry', code: 'gateway_timeout', message: 'HTTP 504', ambiguous: true },
+    // A connection refused before any request: nothing reached the provider.
+    { kind: 'retry', code: 'network', message: 'ECONNREFUSED', ambiguous: false },
+  ])
+  const r = { ...ready(), lease: { ...lease, ambiguous: false } }
+  const ctx = { ...d, sender, clock: systemClock }
+  expect((await sendOne(ctx, r, null)).settlement).toMatchObject({ ambiguous: true })
+  expect((await sendOne(ctx, r, null)).settlement).toMatchObject({ ambiguous: false })
+})
