@@ -119,3 +119,25 @@ test('a transport’s own word on whether the provider may have the message outr
   expect((await sendOne(ctx, r, null)).settlement).toMatchObject({ ambiguous: true })
   expect((await sendOne(ctx, r, null)).settlement).toMatchObject({ ambiguous: false })
 })
+
+test('a send aborted mid-request (a stop past its grace) is an ambiguous retry; only one aborted before any request is a release', async () => {
+  const { d } = deps({ lookup: null })
+  const sender = createFakeSender()
+  sender.script.set('7', [
+    { kind: 'retry', code: 'aborted', message: 'aborted' },
+    {
+      kind: 'retry',
+      code: 'aborted',
+      message: 'aborted while waiting for a token',
+      ambiguous: false,
+    },
+  ])
+  const r = { ...ready(), lease: { ...lease, ambiguous: false } }
+  const ctx = { ...d, sender, clock: systemClock }
+  expect((await sendOne(ctx, r, null)).settlement).toMatchObject({
+    kind: 'retry',
+    code: 'aborted',
+    ambiguous: true,
+  })
+  expect((await sendOne(ctx, r, null)).settlement).toEqual({ kind: 'released' })
+})
