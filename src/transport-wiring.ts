@@ -107,7 +107,7 @@ export function createTransport(
         lookupFor: (db) =>
           g.mailboxLookup
             ? (mail, signal) =>
-                senderFor(db).lookupSentMessage(mail.from.address, mail.outboxId, signal)
+                senderFor(db).lookupSentMessage(mail.from.address, mail.outboxId, signal, mail)
             : null,
         gateFor: (db, holder) =>
           createPgSendGate({

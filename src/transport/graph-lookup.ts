@@ -12,22 +12,13 @@ import {
   throttleWaitMs,
 } from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
+import { isTheRows, type ListedMessage, type LookupDatabase, type RowMail } from './lookup-match.ts'
 import type { SenderMailbox } from './sender-mailbox.ts'
 
 /** The `$filter` that finds the message tagged with `outboxId` (OutboxId extended property). */
 export function lookupFilter(outboxId: string): string {
   const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
   return `singleValueExtendedProperties/Any(ep: ep/id eq ${quote(OUTBOX_ID_PROPERTY_ID)} and ep/value eq ${quote(outboxId)})`
-}
-
-/**
- * The database whose rows a lookup is for: `name` as its messages carry it (OutboxDatabase);
- * `alone` when no other database of the process sends, so a message naming none (sent by a
- * release before the property) can only be its row's.
- */
-export interface LookupDatabase {
-  name: string
-  alone: boolean
 }
 
 /**
@@ -50,12 +41,19 @@ export function createMailboxLookup(d: {
   database?: LookupDatabase
 }) {
   const origin = new URL(d.apiUrl).origin
-  return async (from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult> => {
+  return async (
+    from: string,
+    outboxId: string,
+    signal: AbortSignal,
+    mail?: RowMail,
+  ): Promise<LookupResult> => {
     const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
-    const query = `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=id&$expand=${encodeURIComponent(EXPAND_DATABASE)}&$top=${PAGE_SIZE}`
+    // A match naming no database is told by its content where several databases send (isTheRows).
+    const select = d.database && !d.database.alone && mail ? 'id,subject,toRecipients' : 'id'
+    const query = `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=${select}&$expand=${encodeURIComponent(EXPAND_DATABASE)}&$top=${PAGE_SIZE}`
     // Sent Items first (where a delivered message ends up), then the whole mailbox.
     for (const path of ['/mailFolders/sentitems/messages', '/messages']) {
-      const found = await findInList(`${mailbox}${path}${query}`, from, outboxId, signal)
+      const found = await findInList(`${mailbox}${path}${query}`, from, outboxId, signal, mail)
       if (found !== 'not_found') return found
     }
     return 'not_found'
@@ -67,6 +65,7 @@ export function createMailboxLookup(d: {
     from: string,
     outboxId: string,
     signal: AbortSignal,
+    mail: RowMail | undefined,
   ): Promise<LookupResult> {
     let url: string | undefined = first
     for (let page = 1; url !== undefined; page++) {
@@ -124,7 +123,7 @@ export function createMailboxLookup(d: {
       }
       const list = messageList(text)
       if (list === undefined) return 'error'
-      if (list.messages.some((m) => isTheRows(m, d.database))) return 'found'
+      if (list.messages.some((m) => isTheRows(m, d.database, mail))) return 'found'
       url = list.nextLink
       // The token goes only where the API URL points: a next page elsewhere is no page of ours.
       if (url !== undefined && !sameOrigin(url, origin)) {
@@ -134,28 +133,6 @@ export function createMailboxLookup(d: {
     }
     return 'not_found'
   }
-}
-
-interface ListedMessage {
-  singleValueExtendedProperties?: unknown
-}
-
-/**
- * Whether a message tagged with the row's outbox id is the row's: one naming the row's database,
- * or naming none when it is the only database sending (a release before OutboxDatabase sent it).
- * Ids repeat across databases: another database's row with the same id is another mail, and
- * taking its message for this row's would mark a mail sent that never went.
- */
-function isTheRows(m: ListedMessage, database: LookupDatabase | undefined): boolean {
-  if (!database) return true
-  // The expansion lists only OutboxDatabase (Graph may spell its id otherwise: not compared).
-  const props = Array.isArray(m.singleValueExtendedProperties)
-    ? m.singleValueExtendedProperties
-    : []
-  const named = (props[0] as { value?: unknown } | undefined)?.value
-  if (typeof named !== 'string') return database.alone
-  // Graph compares property values without case; a database name is lower case anyway.
-  return named.toLowerCase() === database.name.toLowerCase()
 }
 
 function messageList(

@@ -5,17 +5,24 @@ import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { parseDefaultFrom } from '../outbox/render.ts'
 import type { OutboundMail, Sender, SendOutcome } from '../outbox/sender.ts'
-import { createMailboxLookup, type LookupDatabase } from './graph-lookup.ts'
+import { createMailboxLookup } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
 import { createGraphReachability, type GraphReachability } from './graph-reachability.ts'
 import { createGraphRequest, noTokenOutcome } from './graph-request.ts'
 import type { TokenSource } from './graph-token.ts'
+import type { LookupDatabase, RowMail } from './lookup-match.ts'
 import { createSenderMailbox, type SenderMailbox } from './sender-mailbox.ts'
 
 export interface GraphSender extends Sender {
   /** Whether a message tagged with `outboxId` is in `from`'s mailbox; see graph-lookup.ts. */
-  lookupSentMessage(from: string, outboxId: string, signal: AbortSignal): Promise<LookupResult>
+  lookupSentMessage(
+    from: string,
+    outboxId: string,
+    signal: AbortSignal,
+    /** The row's mail, which tells an earlier release's message apart with several databases. */
+    mail?: RowMail,
+  ): Promise<LookupResult>
   /**
    * The same sender (one token cache, one sender mailbox state) for the rows of database `db`: its
    * messages name it (OutboxDatabase) and its lookups find only those (graph-lookup.ts), and its

@@ -433,6 +433,11 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     if (expand === null && expandParam !== null)
       return graphError(400, 'BadRequest', `Invalid $expand: ${expandParam}`)
     const expandId = expand ? expand[1]!.replaceAll("''", "'") : null
+    const selected = (url.searchParams.get('$select') ?? 'id').split(',').filter((k) => k !== 'id')
+    const SELECTABLE = ['subject', 'toRecipients']
+    const unselectable = selected.find((k) => !SELECTABLE.includes(k))
+    if (unselectable !== undefined)
+      return graphError(400, 'BadRequest', `Could not find a property named '${unselectable}'.`)
     const id = f[2]!.replaceAll("''", "'")
     const value = f[3]!.replaceAll("''", "'").toLowerCase()
     const propsOf = (a: AcceptedMessage) =>
@@ -451,8 +456,14 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     const page = found.slice(skip, skip + top).map((a) => {
       const expanded = expandId === null ? [] : propsOf(a).filter((p) => p.id === expandId)
       // A message without the expanded property has no singleValueExtendedProperties at all.
+      const message = (a.body.message ?? a.body.Message) as Record<string, unknown>
+      // $select's message properties, as Graph answers them (the fake stores the request's).
+      const picked = Object.fromEntries(
+        selected.filter((k) => k in message).map((k) => [k, message[k]]),
+      )
       return {
         id: a.requestId,
+        ...picked,
         ...(expanded.length > 0 ? { singleValueExtendedProperties: expanded } : {}),
       }
     })
