@@ -372,6 +372,51 @@ describe('dedupe keys', () => {
     }
   })
 
+  test('a repeat past its expiresAt while the first request is still uncommitted waits for it and is answered with its row (0046)', async () => {
+    // The first request (before its expiresAt) is inserting; the client, its answer slow, repeats
+    // it after expiresAt has passed. Refused at once, it was told 400 "nothing enqueued" for a row
+    // that commits a moment later and is sent.
+    const first = new pg.Client({ connectionString: t.url })
+    await first.connect()
+    try {
+      await first.query('begin')
+      const { rows } = await first.query<{ id: string }>(
+        `select mailer.enqueue_email($1::jsonb, $2::jsonb)::text as id`,
+        [JSON.stringify(ok), JSON.stringify({ dedupeKey: 'slow-otp' })],
+      )
+      const id = rows[0]!.id
+      const repeat = enqueue(t, ok, { dedupeKey: 'slow-otp', expiresAt: '2020-01-01T00:00:00Z' })
+      const outcome = repeat.then(
+        (v) => ({ id: v }),
+        (e: Error) => ({ error: e.message }),
+      )
+      // The repeat waits on the first's uncommitted key (a transaction lock), or has already answered.
+      await pollUntil(async () => {
+        const settled = await Promise.race([outcome, Bun.sleep(0).then(() => undefined)])
+        if (settled) return settled
+        const { rowCount } = await t.pool.query(
+          `select 1 from pg_locks where locktype = 'transactionid' and not granted`,
+        )
+        return rowCount ? true : undefined
+      })
+      await first.query('commit')
+      expect(await outcome).toEqual({ id })
+      expect(await count()).toBe(1)
+    } finally {
+      await first.end()
+    }
+  })
+
+  test('a new request past its expiresAt is still refused and stores nothing, with a key too (0046)', async () => {
+    await expect(
+      enqueue(t, ok, { dedupeKey: 'late', expiresAt: '2020-01-01T00:00:00Z' }),
+    ).rejects.toThrow(/options\.expiresAt must be later than now/)
+    expect(await count()).toBe(0)
+    // Nothing of it is left: the key is free for a request that is not late.
+    const id = await enqueue(t, ok, { dedupeKey: 'late', expiresAt: '2999-01-01T00:00:00Z' })
+    expect(id).toMatch(/^\d+$/)
+  })
+
   test('concurrent enqueues with one key yield one row and one id', async () => {
     const ids = await Promise.all(
       Array.from({ length: 8 }, () => enqueue(t, ok, { dedupeKey: 'race' })),

@@ -257,6 +257,11 @@ describe('migrate', () => {
         '0045_template_index',
         'd48f3496b68ca54639ad8ece7b311c0f23227d4ed937b3ac37d8464aca8afa5f',
       ],
+      [
+        46,
+        '0046_late_replay_waits_for_its_first_request',
+        '7ba1728c2881be5fe0f977465ebb594d8c9be442c965619916e1e3bacc8814f4',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -382,7 +387,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -427,16 +432,17 @@ describe('migrate', () => {
         { version: 43, c: true },
         { version: 44, c: true },
         { version: 45, c: true },
+        { version: 46, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0045 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0046 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -697,7 +703,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46,
     ])
     const { rows } = await adminQuery(
       url,
