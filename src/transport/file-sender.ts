@@ -2,6 +2,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MailAddress, OutboundMail, Sender } from '../outbox/sender.ts'
+import { sentContentType } from './attachment-type.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 
 // Loaded at the first message: a Graph or discard deployment never builds MIME, and evaluating the
@@ -54,7 +55,7 @@ export async function composeEml(mail: OutboundMail): Promise<Buffer> {
     disableUrlAccess: true,
     attachments: mail.attachments.map((a) => ({
       filename: a.filename,
-      contentType: a.contentType,
+      contentType: sentContentType(a.contentType),
       content: Buffer.from(a.contentBase64, 'base64'),
       ...(a.contentId ? { cid: a.contentId } : {}),
     })),

@@ -1,5 +1,6 @@
 // Builds the JSON body of Graph sendMail from a rendered OutboundMail, within Graph's documented limits.
 import type { MailAddress, OutboundMail } from '../outbox/sender.ts'
+import { sentContentType } from './attachment-type.ts'
 
 /** Our namespace for MAPI named properties. Fixed forever: recovery lookups search by it. */
 const OUTBOX_PROPERTY_SET_GUID = '5b1f3c2e-8d47-4a8e-9c61-0e7a1d9b4f25'
@@ -17,6 +18,8 @@ export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
 export const MAX_INLINE_ATTACHMENT_BYTES = 3 * 1024 * 1024
 /** Graph: custom headers must start with x- and there may be at most 5 of them. */
 const MAX_INTERNET_HEADERS = 5
+/** A header value of spaces and tabs only (or none): nodemailer writes no line for it. A no-break space is no blank here: it is written, encoded (RFC 2047). */
+const BLANK = /^[ \t]*$/
 
 const ATTACHMENT_TOO_LARGE = 'attachment_too_large'
 
@@ -89,7 +92,7 @@ export function buildSendMailBody(
     message.attachments = mail.attachments.map((a) => ({
       '@odata.type': '#microsoft.graph.fileAttachment',
       name: a.filename,
-      contentType: a.contentType,
+      contentType: sentContentType(a.contentType),
       contentBytes: a.contentBase64.replace(/\s+/g, ''),
       ...(a.contentId ? { contentId: a.contentId, isInline: true } : { isInline: false }),
     }))
@@ -104,6 +107,9 @@ function recipient(a: MailAddress) {
 /**
  * X-Outbox-Id always (so the list is never empty, which Graph rejects), X-Correlation-Id when known,
  * then the mail's own x- headers until Graph's limit of five. Others are dropped: Graph refuses them.
+ * So is one whose value is empty or blanks (spaces, tabs): the .eml holds no such line (nodemailer
+ * writes none), and what Exchange does with an empty value is documented nowhere, so no row can
+ * fail on one. Of names alike but for case the first decides, blank or not, as in the .eml.
  */
 function internetHeaders(mail: OutboundMail): { name: string; value: string }[] {
   const headers = [{ name: 'X-Outbox-Id', value: mail.outboxId }]
@@ -116,6 +122,7 @@ function internetHeaders(mail: OutboundMail): { name: string; value: string }[] 
     const lower = name.toLowerCase()
     if (!lower.startsWith('x-') || taken.has(lower)) continue
     taken.add(lower)
+    if (BLANK.test(value)) continue
     headers.push({ name, value })
   }
   return headers
