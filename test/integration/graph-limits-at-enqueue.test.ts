@@ -274,6 +274,17 @@ describe('a sendMail request past 4 MB', () => {
         { filename: 'empty', contentBase64: '', contentType: null, contentId: null },
       ],
     }),
+    // Sent as application/octet-stream (src/transport/attachment-type.ts), longer than these.
+    'html beside attachments typed message/* and multipart/*': (n) => ({
+      to: 'a@example.com',
+      subject: 's',
+      html: 'h'.repeat(n),
+      attachments: [
+        { filename: 'fwd.eml', contentType: 'message/rfc822', contentBase64: base64Of(1_000_000) },
+        { filename: 'g.eml', contentType: 'MESSAGE/GLOBAL', contentBase64: base64Of(999) },
+        { filename: 'parts', contentType: 'multipart/mixed', contentBase64: base64Of(1_000_001) },
+      ],
+    }),
   }
   for (const [name, shape] of Object.entries(shapes)) {
     test(`${name}: taken at exactly 4 MB, refused one byte past it, as the transport decides`, async () => {
