@@ -31,6 +31,15 @@ const MAX_PAGES = 20
 /** The expansion that lists each match's OutboxDatabase (the one way to read a property back). */
 const EXPAND_DATABASE = `singleValueExtendedProperties($filter=id eq '${OUTBOX_DATABASE_PROPERTY_ID}')`
 
+/**
+ * A lookup's query options: the messages tagged with `outboxId`, with `select`'s fields and their
+ * OutboxDatabase, `top` per page. check-config asks it too, so a grant that reads the mailbox but
+ * not the property fails the check rather than every lookup.
+ */
+export function lookupQuery(outboxId: string, select: string, top: number): string {
+  return `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=${select}&$expand=${encodeURIComponent(EXPAND_DATABASE)}&$top=${top}`
+}
+
 export function createMailboxLookup(d: {
   apiUrl: string
   request: GraphRequest
@@ -50,7 +59,7 @@ export function createMailboxLookup(d: {
     const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
     // A match naming no database is told by its content where several databases send (isTheRows).
     const select = d.database && !d.database.alone && mail ? 'id,subject,toRecipients' : 'id'
-    const query = `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=${select}&$expand=${encodeURIComponent(EXPAND_DATABASE)}&$top=${PAGE_SIZE}`
+    const query = lookupQuery(outboxId, select, PAGE_SIZE)
     // Sent Items first (where a delivered message ends up), then the whole mailbox.
     for (const path of ['/mailFolders/sentitems/messages', '/messages']) {
       const found = await findInList(`${mailbox}${path}${query}`, from, outboxId, signal, mail)

@@ -551,6 +551,11 @@ describe('with --connect', () => {
         const r = await checkConfig(graphEnv(readable, cert), { connect: true })
         expect(r).toMatchObject({ ok: true, problems: [] })
         expect(r.checks).toContainEqual(expect.stringMatching(/^MAIL_FROM: Graph has its mailbox/))
+        // Asked as a lookup asks (its $expand of the OutboxDatabase property included): a grant
+        // that lets the check read the mailbox but not a lookup would pass it and fail every lookup.
+        expect(readable.requests.map((q) => [q.kind, q.query.$expand])).toEqual([
+          ['lookup', expect.stringMatching(/^singleValueExtendedProperties\(\$filter=id eq '/)],
+        ])
       } finally {
         await readable.stop()
       }

@@ -113,6 +113,8 @@ export interface GraphRequestRecord {
   outboxId: string | null
   /** The client-request-id header the request came with (Graph echoes it and logs it), or null. */
   clientRequestId: string | null
+  /** The request's query options ($filter, $select, $expand, $top), as Graph reads them. */
+  query: Readonly<Record<string, string>>
   /** Date.now() when the request arrived, and when it was answered (null: never, or not yet). */
   at: number
   answeredAt: number | null
@@ -235,6 +237,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
       mailbox,
       outboxId: null,
       clientRequestId: req.headers.get('client-request-id'),
+      query: Object.fromEntries(url.searchParams),
       at: Date.now(),
       answeredAt: null,
       status: null,
