@@ -3,10 +3,10 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
 import { systemClock } from '../../src/clock.ts'
 import { createLogger } from '../../src/log.ts'
-import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { SENDING_QUOTA_PAUSE_MS } from '../../src/transport/graph-outcome.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { type FakeGraph, graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
+import { outboundMail } from '../support/outbound-mail.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -32,25 +32,7 @@ async function senderWithFull(full: string[]) {
   return { fake, sender: graph.sender }
 }
 
-function mail(from: string): OutboundMail {
-  return {
-    outboxId: '1',
-    tenant: 'default',
-    attempt: 1,
-    correlationId: null,
-    from: { address: from },
-    to: [{ address: 'ann@contoso.com' }],
-    cc: [],
-    bcc: [],
-    replyTo: [],
-    subject: 'Your order',
-    text: 'Shipped.',
-    html: null,
-    importance: null,
-    headers: {},
-    attachments: [],
-  }
-}
+const mail = (from: string) => outboundMail(from)
 
 const live = () => new AbortController().signal
 

@@ -3,9 +3,9 @@ import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
 import { systemClock } from '../../src/clock.ts'
 import { createLogger } from '../../src/log.ts'
-import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { type FakeGraph, graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
+import { outboundMail } from '../support/outbound-mail.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -16,23 +16,7 @@ afterEach(async () => {
   for (const stop of stops.splice(0)) await stop()
 })
 
-const mail: OutboundMail = {
-  outboxId: '1',
-  tenant: 'default',
-  attempt: 1,
-  correlationId: null,
-  from: { address: FROM },
-  to: [{ address: 'ann@contoso.com' }],
-  cc: [],
-  bcc: [],
-  replyTo: [],
-  subject: 'Your order',
-  text: 'Shipped.',
-  html: null,
-  importance: null,
-  headers: {},
-  attachments: [],
-}
+const mail = outboundMail(FROM)
 
 test('a reset once the request is written is an ambiguous network failure, never "unreachable" (which would resend unlooked)', async () => {
   const secret = randomUUID()

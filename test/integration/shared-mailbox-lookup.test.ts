@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto'
 import { systemClock } from '../../src/clock.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
-import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { OUTBOX_DATABASE_PROPERTY_ID } from '../../src/transport/graph-message.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
@@ -14,6 +13,7 @@ import {
   graphConfigFor,
   startFakeGraph,
 } from '../support/fake-graph.ts'
+import { outboundMail } from '../support/outbound-mail.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -65,25 +65,7 @@ async function transportFor(
   }
 }
 
-function mail(outboxId: string): OutboundMail {
-  return {
-    outboxId,
-    tenant: 'default',
-    attempt: 1,
-    correlationId: null,
-    from: { address: FROM },
-    to: [{ address: 'ann@contoso.com' }],
-    cc: [],
-    bcc: [],
-    replyTo: [],
-    subject: 'Your order',
-    text: 'Shipped.',
-    html: null,
-    importance: null,
-    headers: {},
-    attachments: [],
-  }
-}
+const mail = (outboxId: string) => outboundMail(FROM, { outboxId })
 
 const live = () => new AbortController().signal
 
