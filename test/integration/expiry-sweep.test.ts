@@ -5,6 +5,7 @@ import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
+import { BUSY_OUTCOME } from '../../src/outbox/settle-item.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -314,16 +315,25 @@ describe('the sweep is fenced against claims', () => {
         defaultMaxAttempts: 3,
       })
       expect(leases.every((l) => l.expired)).toBe(true)
-      await settleLeases(
-        t.db,
-        leases.map((l) => ({
-          id: l.id,
-          token: l.token,
-          settlement: { kind: 'expired' as const },
-          startedAt: null,
-        })),
-        { workerId: worker, defaultMaxAttempts: 3, throttleDeadlineSeconds: 86400 },
-      )
+      let unsettled = leases.map((l) => ({
+        id: l.id,
+        token: l.token,
+        settlement: { kind: 'expired' as const },
+        startedAt: null,
+      }))
+      // A sweep's FOR UPDATE keeps the lock on a row it found claimed meanwhile (its recheck
+      // skips it, the lock stays to its commit), and a settlement skips a locked row as busy: asked
+      // again, as the engine's settle queue asks, a bounded number of times.
+      for (let tries = 0; unsettled.length > 0; tries++) {
+        expect(tries).toBeLessThan(1_000)
+        const settled = await settleLeases(t.db, unsettled, {
+          workerId: worker,
+          defaultMaxAttempts: 3,
+          throttleDeadlineSeconds: 86400,
+        })
+        const busy = new Set(settled.filter((r) => r.outcome === BUSY_OUTCOME).map((r) => r.id))
+        unsettled = unsettled.filter((i) => busy.has(i.id))
+      }
     }
     const sweepRound = (worker: string) =>
       reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep: { workerId: worker, limit: 5 } })
