@@ -1,10 +1,10 @@
 // Listing by template finds its rows through indexes (0045), not by walking every kept row.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import type { Kysely, Transaction } from 'kysely'
+import type { Transaction } from 'kysely'
 import type { Database, OutboxStatus } from '../../src/db/schema.ts'
 import { listOutbox } from '../../src/outbox/inspect.ts'
-import type { OutboxFilter } from '../../src/outbox/outbox-filter.ts'
 import { useTestDb } from '../support/db.ts'
+import { allPages } from '../support/list-all-pages.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 import { insertRowsInStates } from '../support/rows-in-states.ts'
 
@@ -57,24 +57,6 @@ async function truth(template: string, statuses?: OutboxStatus[], tenant?: strin
     [template, statuses ?? null, tenant ?? null],
   )
   return rows.map((r) => String(r.id))
-}
-
-/** Every page of a listing, `limit` rows at a time, following the cursor. */
-async function allPages(
-  db: Kysely<Database>,
-  f: OutboxFilter,
-  limit: number,
-  scope: string | null,
-) {
-  const ids: string[] = []
-  let beforeId: string | undefined
-  for (let pages = 0; pages < 1000; pages++) {
-    const page = await listOutbox(db, f, { limit, beforeId }, scope)
-    ids.push(...page.items.map((i) => i.id))
-    if (page.nextBeforeId === null) return ids
-    beforeId = page.nextBeforeId
-  }
-  throw new Error('the cursor never ended')
 }
 
 describe('listing by template (0045_template_index)', () => {
