@@ -5,7 +5,7 @@ import { claimBatch, primeNotifiedClaim } from '../../src/outbox/claim.ts'
 import { notifiedRowId } from '../../src/outbox/listen-session.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
-import { settledFor } from '../support/events.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { payloadsHeard } from '../support/notifications.ts'
 
@@ -291,22 +291,34 @@ describe('the drainer', () => {
     const named: (string | null)[] = []
     // Each row's claim, by the id it named (null: claim_batch).
     const takenBy = new Map<string, string | null>()
+    let inFlight = 0
+    let done = 0
     const e = createTestEngine(t, {
       deps: {
         claim: async (db, p) => {
           named.push(p.notifiedId ?? null)
-          const claimed = await claimBatch(db, p)
-          for (const l of claimed.leases) takenBy.set(l.id, p.notifiedId ?? null)
-          return claimed
+          inFlight++
+          try {
+            const claimed = await claimBatch(db, p)
+            for (const l of claimed.leases) takenBy.set(l.id, p.notifiedId ?? null)
+            return claimed
+          } finally {
+            inFlight--
+            done++
+          }
         },
       },
     })
     await e.start()
     try {
+      // The start's sweep is news too (null), and a row whose notification arrives before that
+      // sweep's claim has begun joins it: claim_batch takes it, and nothing names it (a slow first
+      // claim on a loaded machine, seen in CI). So the row goes in once the loop has claimed and
+      // waits: the next claim begins at once after one returns, within the same macrotask.
+      await pollUntil(async () => (done >= 1 && inFlight === 0) || undefined)
       const one = await enqueue(t)
       await e.events.waitFor(settledFor(one, 'sent'), 20_000)
-      // Its notification sent a claim naming it. Which claim took it is a race: the start's sweep
-      // (claim_batch) may still be under way at the insert and take it first, or come after.
+      // Its notification sent a claim naming it (an idle loop's news was none).
       expect(named).toContain(one)
       // Two rows in one transaction: the first's id, then '': the claim looks for itself.
       const c = await t.pool.connect()
