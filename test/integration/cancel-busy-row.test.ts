@@ -20,8 +20,12 @@ afterEach(async () => {
 
 test('a row whose cancel was accepted while claimed, and whose last check found it busy, ends cancelled, not expired, though its expiresAt passes before the lock goes', async () => {
   // An expiresAt: the claim does not record the send as started, so the last check comes in the
-  // send slot (and a cancel accepted before it is honoured there).
-  const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 4_000).toISOString() })
+  // send slot (and a cancel accepted before it is honoured there). It is brought near once the row
+  // is claimed: set 4 s on at the enqueue, it passed before a slow start's claim, which then found
+  // the row expired.
+  const id = await enqueue(t, undefined, {
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+  })
   // Counts the slots given back: the one slot comes back once the last check has answered.
   const shared = createSlots(1)
   let given = 0
@@ -46,6 +50,10 @@ test('a row whose cancel was accepted while claimed, and whose last check found 
         const claim = await claimBatch(db, p)
         if (!app && claim.leases.some((l) => l.id === id)) {
           cancel = (await cancelOutbox(t.db, id, null)).outcome
+          await t.pool.query(
+            `update mailer.email_outbox set expires_at = now() + interval '1 second' where id = $1`,
+            [id],
+          )
           app = await holdRowLocked(t.pool, id, 'update')
         }
         return claim

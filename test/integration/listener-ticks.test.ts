@@ -121,6 +121,7 @@ test('a listener reconnecting on a URL of its own keeps no promise per session (
   // Ends the current session as a dropped connection would, and waits for the next one.
   const reconnect = async () => {
     const pid = listener.backendPid()
+    await Bun.sleep(300) // INJECTED: a slower connection
     listening = Promise.withResolvers<void>()
     await t.pool.query('select pg_terminate_backend($1)', [pid])
     await listening.promise
