@@ -62,6 +62,26 @@ function waitingClock() {
   return { clock, waits: waited.promise }
 }
 
+/**
+ * The system's clocks read as standing still until `run()` (sleeps stay real): a slot taken under it
+ * stays inside its reuse window (500 ms) however slowly a loaded machine gets to the give-back.
+ */
+function heldClock() {
+  const at = { wall: Date.now(), monotonic: performance.now() }
+  let held = true
+  const clock: Clock = {
+    now: () => (held ? at.wall : Date.now()),
+    monotonic: () => (held ? at.monotonic : performance.now()),
+    sleep: systemClock.sleep,
+  }
+  return {
+    clock,
+    run: () => {
+      held = false
+    },
+  }
+}
+
 /** The system's clocks, the wall one stepped by `step.ms` (an NTP step, a VM resumed). */
 function steppedClock(step: { ms: number }): Clock {
   return {
@@ -360,7 +380,9 @@ describe('the Postgres send gate', () => {
   })
 
   test('a worker passes a slot from send to send without a statement, and frees it once no send wants it', async () => {
-    const a = gate('a', { max: 1 })
+    // Reuse is bounded in time (the next test): held still, the clock leaves only the handover to test.
+    const held = heldClock()
+    const a = gate('a', { max: 1, clock: held.clock })
     const signal = new AbortController().signal
     const first = await a.acquire('m@example.com', signal)
     const taken = await slotRow()
@@ -378,6 +400,7 @@ describe('the Postgres send gate', () => {
     giveUp.abort()
     expect(await waiting).toBeNull()
     // ... until no send of this worker wants it: then it is freed for everyone.
+    held.run()
     await second!.release()
     await pollUntil(async () => ((await slotRow()).free ? true : undefined), 5_000)
     const theirs = await b.acquire('m@example.com', signal)
@@ -389,8 +412,9 @@ describe('the Postgres send gate', () => {
   })
 
   test('a send waiting for a slot gets the one its own worker gives back, with no poll', async () => {
-    // A waiter served by its own poll (20 ms, doubling up to 2 s) would write a new token.
-    const a = gate('a', { max: 1, maxWaitMs: 2_000 })
+    // A waiter served by its own poll (20 ms, doubling up to 2 s) would write a new token. Held
+    // still, the clock keeps the slot inside its reuse window until it is given back.
+    const a = gate('a', { max: 1, maxWaitMs: 2_000, clock: heldClock().clock })
     const signal = new AbortController().signal
     const first = await a.acquire('m@example.com', signal)
     const taken = await slotRow()
