@@ -145,6 +145,13 @@ function throughQueries(
 }
 
 /**
+ * The TTL of a slot whose renewal a test waits for: renewed a third to half of it after its take,
+ * it leaves a late renewal (a loaded machine) at least 1.5 s before the slot expires in the
+ * database. At 1 s that was 0.5 s, and a renewal 700 ms late lost the slot to the rival.
+ */
+const RENEWED_TTL_MS = 3_000
+
+/**
  * Slot 1, taken and in use: once the database's clock is past the expiry it was taken with (a
  * bounded wait; `meanwhile` runs first), another worker's take finds nothing, and the holder's
  * token stands.
@@ -158,7 +165,7 @@ async function expectKeptPastItsFirstExpiry(meanwhile: () => void = () => {}) {
   await pollUntil(async () => {
     const r = await t.pool.query('select now() > $1::timestamptz as past', [firstExpiry])
     return r.rows[0].past ? true : undefined
-  }, 5_000)
+  })
   const rival = await takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 1_000 })
   expect(rival).toEqual([])
   expect((await slotRow()).token).toBe(token)
@@ -218,7 +225,7 @@ describe('the Postgres send gate', () => {
   test('a slot stays held while its send runs past the TTL, and frees once given back', async () => {
     // One permit may cover a mailbox lookup (two requests), a 401 refresh-and-retry and the send:
     // longer than the TTL, which is one request's deadline and a margin.
-    const a = gate('a', { max: 1, ttl: 1_000 })
+    const a = gate('a', { max: 1, ttl: RENEWED_TTL_MS })
     const permit = await a.acquire('m@example.com', new AbortController().signal)
     await expectKeptPastItsFirstExpiry()
     await permit!.release()
@@ -790,7 +797,7 @@ describe('the Postgres send gate', () => {
     // made that "not yet" for an hour: the slot expired in the database while its send ran, and
     // another worker's take got it (two sends on one slot, past Graph's concurrency per mailbox).
     const step = { ms: 0 }
-    const a = gate('a', { max: 1, ttl: 1_000, clock: steppedClock(step) })
+    const a = gate('a', { max: 1, ttl: RENEWED_TTL_MS, clock: steppedClock(step) })
     const permit = await a.acquire('m@example.com', new AbortController().signal)
     await expectKeptPastItsFirstExpiry(() => {
       step.ms = -3_600_000
