@@ -1,11 +1,15 @@
 // deploy/README.md step 4 as an operator runs it: the secrets it sets with fly.toml's [env] are what the binary reads, and each is one the operator can use again.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
 import { generateTestCertificate } from '../support/test-certificate.ts'
 import { flyEnv, ROOT, readFlyConfig } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). Each test
+// certificate is an RSA key made by openssl, seconds of CPU on a loaded machine.
+setDefaultTimeout(30_000)
 
 const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
 const step4 = guide.slice(guide.indexOf('## 4. '), guide.indexOf('## 5. '))

@@ -1,5 +1,5 @@
 // The Entra credential: PEM loading errors, and the client assertion's header and claims for both algorithms.
-import { beforeAll, describe, expect, test } from 'bun:test'
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,6 +14,10 @@ import {
   loadGraphCredential,
 } from '../../src/transport/graph-credential.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/test-certificate.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). Each test
+// certificate is an RSA key made by openssl, seconds of CPU on a loaded machine.
+setDefaultTimeout(30_000)
 
 const NOW = Date.now()
 const DAY = 86_400_000
