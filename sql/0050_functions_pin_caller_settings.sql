@@ -20,8 +20,103 @@
 -- own statements. A later `create or replace` of one of these functions must restate both settings
 -- (caller-session-settings.test.ts lists any that does not).
 --
+-- mailer.enqueue_from_row also keeps a row whose json column holds \u0000 or a lone surrogate
+-- (valid json, which jsonb refuses: to_jsonb(NEW) failed with SQLSTATE 22P05 or 22P02, and with it
+-- the application's INSERT, whatever "columns" kept; json's own functions refuse it as well, so each
+-- column is read alone): each column that cannot be jsonb is stored as its JSON text, a string,
+-- which {{column}} prints as it printed a json column's JSON (json-nul-source-row.test.ts); a
+-- {{column.field}} into it fails that mail at send with template_error, never the insert. Every
+-- row pays for one exception block (a subtransaction that writes nothing, so takes no transaction
+-- id: about 2 µs a row measured). Otherwise as in 0034; it keeps its privileges and owner.
+--
 -- Older binaries call the same functions with the same results.
 --! older-binaries-compatible
+
+create or replace function mailer.enqueue_from_row() returns trigger language plpgsql as $$
+declare
+  template_name text;
+  o jsonb := '{}';
+  row_data jsonb;
+  stored jsonb;
+  correlation text;
+  src record;
+  col name;
+  val jsonb;
+begin
+  if TG_WHEN = 'BEFORE' or TG_LEVEL <> 'ROW' then
+    raise exception using errcode = '22023',
+      message = format('mailer.enqueue_from_row: trigger %s on %I.%I must be an AFTER … FOR EACH ROW trigger (AFTER INSERT, as documented; UPDATE or DELETE also work), not %s %s FOR EACH %s',
+                       TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_WHEN, TG_OP, TG_LEVEL);
+  end if;
+  if TG_NARGS < 1 then
+    raise exception using errcode = '22023',
+      message = format('mailer.enqueue_from_row on %I.%I needs a template name argument', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+  end if;
+  -- A DELETE trigger has no NEW: the row deleted is the one its mail is about.
+  begin
+    if TG_OP = 'DELETE' then
+      row_data := to_jsonb(OLD);
+    else
+      row_data := to_jsonb(NEW);
+    end if;
+  exception when untranslatable_character or invalid_text_representation then
+    -- A json value jsonb refuses (\u0000, a lone surrogate: json takes both), alone or inside a
+    -- composite or an array: each column is read alone, and one jsonb refuses is kept as its JSON
+    -- text, a string, never failing the insert. Rare: dynamic SQL is paid only here.
+    if TG_OP = 'DELETE' then
+      src := OLD;
+    else
+      src := NEW;
+    end if;
+    row_data := '{}';
+    for col in select a.attname from pg_attribute a
+                where a.attrelid = TG_RELID and a.attnum > 0 and not a.attisdropped order by a.attnum loop
+      begin
+        execute format('select to_jsonb(($1).%I)', col) into val using src;
+      exception when untranslatable_character or invalid_text_representation then
+        execute format('select to_jsonb(to_json(($1).%I)::text)', col) into val using src;
+      end;
+      row_data := row_data || jsonb_build_object(col, val);
+    end loop;
+  end;
+  template_name := TG_ARGV[0];
+  if TG_NARGS > 1 then
+    begin
+      o := TG_ARGV[1]::jsonb;
+    exception when others then
+      raise exception using errcode = '22023',
+        message = format('mailer.enqueue_from_row on %I.%I: the second argument must be JSON options', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    end;
+    perform mailer.check_options(o, array['tenant', 'tenantColumn', 'priority', 'maxAttempts', 'columns']);
+  end if;
+  stored := row_data;
+  if o ? 'columns' then
+    if jsonb_typeof(o -> 'columns') is distinct from 'array' or jsonb_array_length(o -> 'columns') = 0
+       or exists (select 1 from jsonb_array_elements(o -> 'columns') c where jsonb_typeof(c) <> 'string') then
+      raise exception using errcode = '22023',
+        message = format('mailer.enqueue_from_row: trigger %s on %I.%I: options.columns must be a non-empty array of column names, e.g. ["name", "email"]',
+                         TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    end if;
+    -- Every other column is left out (jsonb ? text: a string element of the array).
+    stored := row_data - array(select k from jsonb_object_keys(row_data) k where not (o -> 'columns') ? k);
+  end if;
+  if not exists (select 1 from mailer.templates where name = template_name) then
+    raise exception using errcode = '22023',
+      message = format('mailer: unknown template "%s" (trigger %s on %I.%I); insert it into mailer.templates first',
+                       template_name, TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME);
+  end if;
+  -- Held to enqueue's options.correlationId (1-200 characters); a longer one is left out: the
+  -- correlation index takes an entry when the row is settled, and past its size limit that failed.
+  correlation := format('%s.%s:%s', TG_TABLE_SCHEMA, TG_TABLE_NAME, coalesce(row_data ->> 'id', '?'));
+  if length(correlation) > 200 then
+    correlation := null;
+  end if;
+  insert into mailer.email_outbox (tenant, priority, max_attempts, correlation_id, template, source_row)
+  values (coalesce(row_data ->> (o ->> 'tenantColumn'), o ->> 'tenant', 'default'),
+          coalesce((o ->> 'priority')::smallint, 0), (o ->> 'maxAttempts')::integer,
+          correlation, template_name, stored);
+  return null;
+end $$;
 
 do $$
 declare

@@ -270,7 +270,7 @@ describe('migrate', () => {
       [
         50,
         '0050_functions_pin_caller_settings',
-        'ebccfd368760163b41e9dd1acc7c47564cea307cca6d24a951e38e63135ad99b',
+        '13dd36d6590db3899ad598ade40a58bdb12b22499299cfaa172c7d5666bd560a',
       ],
     ]
     expect(
