@@ -269,8 +269,8 @@ describe('migrate', () => {
       ],
       [
         50,
-        '0050_functions_pin_caller_settings',
-        '13dd36d6590db3899ad598ade40a58bdb12b22499299cfaa172c7d5666bd560a',
+        '0050_caller_settings_and_trigger_rows',
+        '138dcaf3df8df53fba786cb703f335739b444d2541d9c39b4278450b69b1c4b1',
       ],
     ]
     expect(
@@ -666,7 +666,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38, 39, 45,
+      9, 10, 22, 25, 38, 39, 45, 50,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })

@@ -1,5 +1,6 @@
 -- 0050: every PL/pgSQL function of the mailer schema runs with search_path and
--- standard_conforming_strings of its own, whatever the calling session set.
+-- standard_conforming_strings of its own, whatever the calling session set; the trigger keeps a row
+-- whose json jsonb refuses, and holds a tenant column's value to 200 characters.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why: they run in the caller's session (no SECURITY DEFINER): an application's enqueue_email, its
@@ -29,7 +30,24 @@
 -- row pays for one exception block (a subtransaction that writes nothing, so takes no transaction
 -- id: about 2 µs a row measured). Otherwise as in 0034; it keeps its privileges and owner.
 --
--- Older binaries call the same functions with the same results.
+-- And it holds a tenantColumn value to 200 characters, as enqueue and the API hold a tenant: a
+-- longer one is stored as its first 130 characters, "…" and its SHA-256 in hex (195), a tenant of
+-- its own that no tenant-scoped token can name, as any value outside the tenant characters. Past
+-- about 2.7 kB the deploy guide's optional tenant index refused the row's entry when it was
+-- settled: the statement settling its whole batch failed, and every row claimed with it was sent
+-- again at each lease's end while it never left sending (long-tenant-column.test.ts). The table
+-- refuses a longer tenant from now on (email_outbox_tenant_check: a hand-written insert gets
+-- SQLSTATE 23514, as 0038's checks give), and a row stored before with one gets that same shorter
+-- tenant: a check not yet validated still holds every update, so a claim of such a row would fail.
+--
+-- Locks and order, as 0038: the trigger that writes no long tenant first, then the check added NOT
+-- VALID (a moment's ACCESS EXCLUSIVE, no scan), the stored rows mended (one scan, row locks on
+-- those rows only), and VALIDATE under SHARE UPDATE EXCLUSIVE, which blocks no claim, send or
+-- enqueue. Statement by statement, each its own transaction; a failed run is repeated from the start.
+--
+-- Older binaries call the same functions with the same results, and store no tenant past 200
+-- characters (enqueue and the API refuse one).
+--! no-transaction
 --! older-binaries-compatible
 
 create or replace function mailer.enqueue_from_row() returns trigger language plpgsql as $$
@@ -39,6 +57,7 @@ declare
   row_data jsonb;
   stored jsonb;
   correlation text;
+  tenant_value text;
   src record;
   col name;
   val jsonb;
@@ -111,13 +130,22 @@ begin
   if length(correlation) > 200 then
     correlation := null;
   end if;
+  -- Held to 200 characters, as enqueue's tenant (email_outbox_tenant_check): a longer column value
+  -- keeps its first 130 and its SHA-256, still its own, still no tenant token's (… is no tenant
+  -- character). Past about 2.7 kB the deploy guide's tenant index refused it when its row was
+  -- settled, failing the settlement of every row claimed with it, which were then sent again.
+  tenant_value := coalesce(row_data ->> (o ->> 'tenantColumn'), o ->> 'tenant', 'default');
+  if char_length(tenant_value) > 200 then
+    tenant_value := format('%s…%s', left(tenant_value, 130),
+                           encode(sha256(convert_to(tenant_value, 'UTF8')), 'hex'));
+  end if;
   insert into mailer.email_outbox (tenant, priority, max_attempts, correlation_id, template, source_row)
-  values (coalesce(row_data ->> (o ->> 'tenantColumn'), o ->> 'tenant', 'default'),
-          coalesce((o ->> 'priority')::smallint, 0), (o ->> 'maxAttempts')::integer,
+  values (tenant_value, coalesce((o ->> 'priority')::smallint, 0), (o ->> 'maxAttempts')::integer,
           correlation, template_name, stored);
   return null;
 end $$;
 
+--! split
 do $$
 declare
   f regprocedure;
@@ -131,3 +159,20 @@ begin
     execute format('alter function %s set standard_conforming_strings = on', f);
   end loop;
 end $$;
+--! split
+-- Added once: a rerun after a failed VALIDATE finds it (and takes no table lock for it again).
+do $$
+begin
+  if not exists (select 1 from pg_constraint
+                  where conrelid = 'mailer.email_outbox'::regclass
+                    and conname = 'email_outbox_tenant_check') then
+    alter table mailer.email_outbox
+      add constraint email_outbox_tenant_check check (char_length(tenant) <= 200) not valid;
+  end if;
+end $$;
+--! split
+update mailer.email_outbox
+   set tenant = format('%s…%s', left(tenant, 130), encode(sha256(convert_to(tenant, 'UTF8')), 'hex'))
+ where char_length(tenant) > 200;
+--! split
+alter table mailer.email_outbox validate constraint email_outbox_tenant_check;
