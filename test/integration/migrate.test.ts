@@ -270,7 +270,7 @@ describe('migrate', () => {
       [
         50,
         '0050_caller_settings_and_trigger_rows',
-        '138dcaf3df8df53fba786cb703f335739b444d2541d9c39b4278450b69b1c4b1',
+        'd0097213be22dc5f966960ba9a656c8f56efe65838518955e72aefb18169c35a',
       ],
     ]
     expect(
