@@ -93,7 +93,16 @@ function placeholders(tokens: unknown[], out: string[] = []): string[] {
 }
 
 const hasPath = (view: Record<string, unknown>, path: string): boolean =>
-  ownPath(view, path.split('.'), false) !== null
+  ownName(view, path) !== null || ownPath(view, path.split('.'), false) !== null
+
+/**
+ * A column whose name holds a dot ("order.id", quoted in SQL) is its whole name's, before the path
+ * a dotted name otherwise is: no placeholder reached it, and its row failed with template_error.
+ */
+const ownName = (view: unknown, name: string): { value: unknown } | null =>
+  name.includes('.') && view !== null && typeof view === 'object' && Object.hasOwn(view, name)
+    ? { value: (view as Record<string, unknown>)[name] }
+    : null
 
 /**
  * Mustache's resolution of a name (the innermost context whose view holds it, then the enclosing
@@ -105,7 +114,7 @@ function ownLookup(context: Mustache.Context, name: string): unknown {
   if (name === '.') return context.view
   const parts = name.split('.')
   for (let c: Mustache.Context | undefined = context; c; c = c.parent) {
-    const found = ownPath(c.view, parts, true)
+    const found = ownName(c.view, name) ?? ownPath(c.view, parts, true)
     if (found) return found.value
   }
   return undefined

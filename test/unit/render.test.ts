@@ -104,6 +104,23 @@ describe('renderLease', () => {
     expect(m.text).toBe('Ada')
   })
 
+  test('a column whose name holds a dot fills the placeholder of its whole name, before a path', () => {
+    // A quoted column ("order.id") was reachable by no placeholder: {{order.id}} was read as the
+    // path order → id, and the row failed with template_error naming a column the table has.
+    const row = {
+      name: 'A',
+      email: 'a@example.com',
+      message: 'm',
+      'order.id': 42,
+      'Mixed Case': 'mc',
+      order: { total: 9 },
+    }
+    const m = render(row, {
+      text_body: '{{order.id}} {{Mixed Case}} {{order.total}} {{#order.id}}[{{.}}]{{/order.id}}',
+    })
+    expect(m.text).toBe('42 mc 9 [42]')
+  })
+
   test('a section named like one is a template error too', () => {
     const row = { name: 'A', email: 'a@example.com', message: 'm' }
     expect(() => render(row, { text_body: '{{#constructor}}x{{/constructor}}' })).toThrow(
