@@ -15,6 +15,12 @@
 -- pg_catalog's (jsonb, text), failing every enqueue and every insert the trigger ran. Names of ours
 -- were already qualified; the path now holds pg_catalog alone (pg_temp last, never first).
 --
+-- mailer.settle_verdict, a SQL function the service's settlement inlines (unpinned, to stay
+-- inlined), divided a float8 by the integer 1000: an operator taking exactly (float8, integer),
+-- which pg_catalog has not, won from any schema on the service's path, pg_catalog first or not,
+-- and ran with the service's rights at every settlement of a retry. It divides by 1000::float8
+-- now, an exact match in pg_catalog; every other operator and function of it matched one already.
+--
 -- A setting a function changes for the transaction (set_config(…, true): the claim's
 -- synchronous_commit, the insert's mailer.outbox_inserted) still lasts to the transaction's end:
 -- only the settings pinned here are restored when the function returns. SQL functions stay
@@ -165,6 +171,21 @@ begin
           correlation, template_name, stored);
   return null;
 end $$;
+
+--! split
+-- Otherwise as in its last version; it keeps its privileges and owner.
+create or replace function mailer.settle_verdict(
+  kind text, refund boolean, delay_ms float8, created_at timestamptz, expires_at timestamptz,
+  attempts_after integer, max_attempts integer, throttle_deadline_seconds float8
+) returns text language sql stable as $$
+  select case
+    when kind <> 'retry' then kind
+    when expires_at is not null and now() + make_interval(secs => delay_ms / 1000::float8) >= expires_at then 'expired'
+    when refund and created_at + make_interval(secs => throttle_deadline_seconds) <= now() then 'throttled_out'
+    when attempts_after >= max_attempts then 'exhausted'
+    else 'retry'
+  end
+$$;
 
 --! split
 do $$

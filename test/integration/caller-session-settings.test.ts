@@ -114,7 +114,10 @@ describe('an operator of the caller’s own, earlier on its search_path', () => 
       create operator app_ops.? (leftarg = jsonb, rightarg = jsonb, function = app_ops.hijacked);
       create function app_ops.hijacked_text(a jsonb, b jsonb) returns text language plpgsql as
         $$ begin raise exception 'app_ops operator ran'; end $$;
-      create operator app_ops.->> (leftarg = jsonb, rightarg = jsonb, function = app_ops.hijacked_text);`)
+      create operator app_ops.->> (leftarg = jsonb, rightarg = jsonb, function = app_ops.hijacked_text);
+      create function app_ops.hijacked_divide(a float8, b integer) returns float8 language plpgsql as
+        $$ begin raise exception 'app_ops operator ran'; end $$;
+      create operator app_ops./ (leftarg = float8, rightarg = integer, function = app_ops.hijacked_divide);`)
   })
   afterAll(async () => {
     await t.pool.query('drop schema app_ops cascade')
@@ -123,6 +126,18 @@ describe('an operator of the caller’s own, earlier on its search_path', () => 
   test('is never called: enqueue, a template and a trigger insert are stored as without it', async () => {
     await inSession('set search_path = app_ops, public', enqueueAll)
     expect(await outboxRows()).toEqual(expected)
+  })
+
+  test('is never called by settle_verdict, the SQL function inlined into the service’s settlement', async () => {
+    // float8 / 1000 matched a (float8, integer) operator exactly, which pg_catalog has not: it ran
+    // with the service's rights, whatever schema came first, in every settlement of a retry.
+    const verdict = await inSession('set search_path = pg_catalog, app_ops', async (c) => {
+      const { rows } = await c.query<{ v: string }>(
+        `select mailer.settle_verdict('retry', false, 1000, now(), now() + interval '1 hour', 1, 3, 86400) as v`,
+      )
+      return rows[0]!.v
+    })
+    expect(verdict).toBe('retry')
   })
 })
 

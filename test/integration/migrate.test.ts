@@ -270,7 +270,7 @@ describe('migrate', () => {
       [
         50,
         '0050_caller_settings_and_trigger_rows',
-        'd0097213be22dc5f966960ba9a656c8f56efe65838518955e72aefb18169c35a',
+        '5876921904639d99fc48084dc3c7c3285a4a4148115f75045116063e0b47dd47',
       ],
     ]
     expect(
