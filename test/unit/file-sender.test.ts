@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { composeEml, createFileSender } from '../../src/transport/file-sender.ts'
 import { buildSendMailBody } from '../../src/transport/graph-message.ts'
+import { decodeWords } from '../support/eml-reader.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). Composing the
 // 4 MB mails below is seconds of CPU on a loaded machine (3.9 s in CI, beside the Postgres 17 run).
@@ -83,24 +84,6 @@ test('of headers named alike but for case, the first alone is written, as Graph 
   )
   expect(written).toEqual(['X-Tag: first', 'X-Other: o'])
 })
-
-// RFC 2047 encoded words (Q or B, UTF-8) read back, adjacent ones joined as RFC 2047 6.2 says.
-const qBytes = (text: string) => {
-  const bytes: number[] = []
-  for (let i = 0; i < text.length; i++) {
-    if (text[i] === '=') {
-      bytes.push(Number.parseInt(text.slice(i + 1, i + 3), 16))
-      i += 2
-    } else bytes.push(text[i] === '_' ? 0x20 : text.charCodeAt(i))
-  }
-  return Buffer.from(bytes)
-}
-const decodeWords = (v: string) =>
-  v
-    .replace(/\?=\s+=\?UTF-8\?Q\?/gi, '')
-    .replace(/=\?UTF-8\?([QB])\?([^?]*)\?=/gi, (_, kind: string, text: string) =>
-      (kind.toUpperCase() === 'B' ? Buffer.from(text, 'base64') : qBytes(text)).toString('utf8'),
-    )
 
 test('line and paragraph separators and bidi overrides reach the .eml encoded, each value as given; no header is added', async () => {
   // U+2028 is a line break to some readers, U+202E turns "invoice<RLO>fdp.exe" into
