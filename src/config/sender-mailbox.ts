@@ -1,12 +1,7 @@
 // Which MAIL_FROM a transport can send as: an address the database would accept, or a Graph user id.
+import { EMAIL_ADDRESS } from './email-address.ts'
 import type { EnvValues } from './env-schema.ts'
 
-// The address rule of mailer.is_email_address (and the renderer's): a MAIL_FROM it refuses would
-// pass the start and then fail, for good, every row that names no sender of its own.
-// No control character either (sql/0043).
-const EMAIL_ADDRESS =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point.
-  /^[^@\s<>(),;:"[\]\\\u0001-\u001f\u007f-\u009f]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/
 const NAMED_ADDRESS = /^(.*)<([^<>]+)>\s*$/s
 // Graph also names a mailbox by its user id; a file needs an address for its From header.
 const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -14,6 +9,8 @@ const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 function isSenderMailbox(value: string, byId: boolean): boolean {
   if (byId && GRAPH_USER_ID.test(value)) return true
   const named = NAMED_ADDRESS.exec(value)
+  // The address rule of mailer.is_email_address (and the renderer's): a MAIL_FROM it refuses would
+  // pass the start and then fail, for good, every row that names no sender of its own.
   return EMAIL_ADDRESS.test((named ? named[2] : value)?.trim() ?? '')
 }
 

@@ -1,7 +1,7 @@
 // Turns a claimed row into an OutboundMail: a stored message, checked, or a template filled from the source row.
+import { isEmailAddress } from '../config/email-address.ts'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
-import { isEmailAddress } from './email-address.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'

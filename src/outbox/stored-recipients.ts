@@ -1,5 +1,6 @@
 // A stored message's recipients and sender, checked at send as enqueue checks them (mailer.normalize_recipients).
-import { isEmailAddress, namedAddress } from './email-address.ts'
+import { isEmailAddress } from '../config/email-address.ts'
+import { namedAddress } from './email-address.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { invalidMessage as invalid } from './render-error.ts'
 import type { MailAddress } from './sender.ts'

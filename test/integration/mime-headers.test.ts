@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, te
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { isEmailAddress } from '../../src/outbox/email-address.ts'
+import { isEmailAddress } from '../../src/config/email-address.ts'
 import { foldControlCharacters, hasControlCharacter } from '../../src/outbox/header-text.ts'
 import { MIME_TYPE } from '../../src/outbox/mime-type.ts'
 import { composeEml, createFileSender } from '../../src/transport/file-sender.ts'
