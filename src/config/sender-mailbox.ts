@@ -1,5 +1,5 @@
 // Which MAIL_FROM a transport can send as: an address the database would accept, or a Graph user id.
-import { EMAIL_ADDRESS } from './email-address.ts'
+import { isEmailAddress } from './email-address.ts'
 import type { EnvValues } from './env-schema.ts'
 
 const NAMED_ADDRESS = /^(.*)<([^<>]+)>\s*$/s
@@ -9,9 +9,9 @@ const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 function isSenderMailbox(value: string, byId: boolean): boolean {
   if (byId && GRAPH_USER_ID.test(value)) return true
   const named = NAMED_ADDRESS.exec(value)
-  // The address rule of mailer.is_email_address (and the renderer's): a MAIL_FROM it refuses would
-  // pass the start and then fail, for good, every row that names no sender of its own.
-  return EMAIL_ADDRESS.test((named ? named[2] : value)?.trim() ?? '')
+  // The address rule of mailer.is_email_address (and the renderer's), its length too: a MAIL_FROM
+  // it refuses would pass the start and then fail, for good, every row.
+  return isEmailAddress((named ? named[2] : value)?.trim() ?? '')
 }
 
 /**

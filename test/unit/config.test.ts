@@ -642,6 +642,12 @@ describe('loadConfig', () => {
         expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
       ])
     }
+    // Past mailer.is_email_address's 320 characters: the renderer refuses it for every row.
+    const long = `outbox@${Array.from('abcdef', (c) => c.repeat(60)).join('.')}.example`
+    expect(long.length).toBe(380)
+    expect(problems({ ...graph, MAIL_FROM: `Outbox <${long}>` })).toEqual([
+      expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
+    ])
     // Only Graph knows mailboxes by id; a file is written with a From header.
     expect(problems({ MAIL_FROM: userId })).toEqual([
       expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
