@@ -4,7 +4,8 @@ import { holdsNumber, parseExactNumbers } from './exact-json.ts'
 
 // One claimed row as the claim's JSON array returns it (one JSON.parse per batch, not per field):
 // [id, tenant, attempt, maxAttempts, correlationId, message, template, sourceRow, expired,
-//  cancelRequested, ambiguous, started]
+//  cancelRequested, ambiguous, started]. maxAttempts is not read: settlement and reclaim judge the
+// row's own max_attempts in SQL; the claim functions still return it (dropping it is a migration).
 export type LeaseTuple = [
   string,
   string,
@@ -47,7 +48,6 @@ export function toLease(r: LeaseTuple, token: string): Lease {
     token,
     tenant: r[1],
     attempt: r[2],
-    maxAttempts: r[3],
     correlationId: r[4],
     message: r[5],
     template: r[6],

@@ -10,7 +10,6 @@ export interface Lease {
   token: string
   tenant: string
   attempt: number
-  maxAttempts: number
   correlationId: string | null
   message: unknown | null
   template: string | null

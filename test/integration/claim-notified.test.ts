@@ -109,7 +109,6 @@ describe('claim_notified', () => {
     expect(claim.leases[0]).toMatchObject({
       tenant: 'default',
       attempt: 1,
-      maxAttempts: 3,
       correlationId: null,
       template: null,
       sourceRow: null,

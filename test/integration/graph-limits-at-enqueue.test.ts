@@ -31,7 +31,6 @@ function transportVerdict(message: Record<string, unknown>) {
     token: '00000000-0000-0000-0000-000000000000',
     tenant: 'default',
     attempt: 1,
-    maxAttempts: 5,
     correlationId: null,
     message,
     template: null,

@@ -69,7 +69,6 @@ function rendered(fields: Fields): string | null {
     token: 't',
     tenant: 'default',
     attempt: 1,
-    maxAttempts: 3,
     correlationId: null,
     message: null,
     template: 't',

@@ -11,7 +11,6 @@ const lease = (over: Partial<Lease>): Lease => ({
   token: 't',
   tenant: 'default',
   attempt: 1,
-  maxAttempts: 3,
   correlationId: 'c-1',
   message: null,
   template: null,
