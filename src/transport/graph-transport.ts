@@ -6,6 +6,7 @@ import { type GraphCredential, loadGraphCredential } from './graph-credential.ts
 import type { GraphOutageCause } from './graph-outage.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'
 import { createTokenSource, graphScopeFor, type TokenSource, tokenUrlFor } from './graph-token.ts'
+import type { GraphAuthError } from './graph-token-error.ts'
 
 export interface GraphTransport {
   sender: GraphSender
@@ -101,22 +102,41 @@ export function createGraphTransport(
       const said = others.filter((w) => w !== null)
       return said.length > 0 ? said.join('; ') : null
     },
-    credentialRefused: () => tokens.lastError()?.permanent === true,
+    credentialRefused: () => standingRefusal(tokens) !== null,
     senderMailboxRefused: () => sender.senderMailbox.isRefused(),
     graphOutage: () => sender.reachability.cause(),
-    // failingWith is null while a cached token is usable: a row is never sent with one past its use.
-    blockedForMs: () => (tokens.failingWith()?.permanent ? tokens.refusedForMs() : 0),
+    blockedForMs: () => sendBlock(tokens)?.forMs ?? 0,
     blockedBy() {
-      const e = tokens.failingWith()
-      return e?.permanent && tokens.refusedForMs() > 0 ? { code: e.code, message: e.message } : null
+      const block = sendBlock(tokens)
+      return block ? { code: block.refusal.code, message: block.refusal.message } : null
     },
   }
 }
 
+/**
+ * Entra's refusal for good (the last token request's answer), standing until a token comes, whether
+ * or not a cached token still serves; else null. Every view of the credential's state reads it.
+ */
+function standingRefusal(tokens: TokenSource): GraphAuthError | null {
+  const e = tokens.lastError()
+  return e?.permanent ? e : null
+}
+
+/**
+ * The standing refusal while it blocks sends: no cached token serves (failingWith is null while one
+ * is usable: a row is never sent with one past its use) and Entra is not asked again for `forMs`.
+ */
+function sendBlock(tokens: TokenSource): { refusal: GraphAuthError; forMs: number } | null {
+  const refusal = standingRefusal(tokens)
+  if (refusal === null || tokens.failingWith() === null) return null
+  const forMs = tokens.refusedForMs()
+  return forMs > 0 ? { refusal, forMs } : null
+}
+
 /** Entra's refusal for good, reported until a token comes (readiness: a problem, or a warning). */
 function refusal(tokens: TokenSource): string | null {
-  const e = tokens.lastError()
-  if (!e?.permanent) return null
+  const e = standingRefusal(tokens)
+  if (e === null) return null
   // Only a send asks Entra again: with no mail due, a fixed credential would stay reported as
   // refused. Past the cooldown, a readiness probe asks (one request at a time; never throws).
   if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
