@@ -75,19 +75,8 @@ export const BulkResult = z
   })
   .openapi('BulkResult')
 
-export function toOutboxFilter(f: {
-  status?: OutboxStatus[]
-  tenant?: string
-  createdFrom?: string
-  createdTo?: string
-  sentFrom?: string
-  sentTo?: string
-  dedupeKey?: string
-  correlationId?: string
-  lastErrorCode?: string
-  template?: string
-  ids?: string[]
-}): OutboxFilter {
+/** The request's filter as the statements take it: its fields alone, whatever else it carried. */
+export function toOutboxFilter(f: OutboxFilter): OutboxFilter {
   return {
     status: f.status,
     tenant: f.tenant,
