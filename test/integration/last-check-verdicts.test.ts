@@ -1,17 +1,13 @@
 // What a send does with its last check's answer (only a started row is sent; one found expired, cancelled, busy or lost is not), and with no check but its lease deadline.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { monotonicNow, systemClock } from '../../src/clock.ts'
-import { silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
-import { openGate } from '../../src/outbox/send-gate.ts'
-import { createSettlements } from '../../src/outbox/settlements.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
-import { createStartQueue } from '../../src/outbox/start-queue.ts'
-import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
+import { deliveryDeps } from '../support/delivery-deps.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
@@ -60,32 +56,13 @@ test('of five rows checked in their send slots, only the one the check starts is
   const events: EngineEvent[] = []
   const done: string[] = []
   const delivery = deliverBatch(
-    {
-      dbName: 'test',
-      db: t.db,
+    deliveryDeps(t.db, {
       sender,
-      gate: openGate,
       slots: createSlots(4),
-      settle: createSettlements({
-        db: t.db,
-        workerId: 'w1',
-        config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
-        clock: systemClock,
-        log: silentLogger,
-      }),
-      start: createStartQueue((l) => startSends(t.db, l)),
-      clock: systemClock,
-      log: silentLogger,
-      mailFrom: 'sender@example.com',
-      backoff: { baseMs: 1_000, maxMs: 10_000 },
-      lookup: null,
-      ambiguousPolicy: 'resend',
       onEvent: (e) => events.push(e),
       deadlines,
-      stopping: new AbortController().signal,
-      abort: new AbortController().signal,
       done: (l) => done.push(l.id),
-    },
+    }),
     leases,
   )
   try {
@@ -134,34 +111,7 @@ test('a row the claim recorded as started is not sent once its lease may have en
   deadlines.confirm(leases, mono)
   mono += 29_000
   const sender = createFakeSender()
-  await deliverBatch(
-    {
-      dbName: 'test',
-      db: t.db,
-      sender,
-      gate: openGate,
-      slots: createSlots(1),
-      settle: createSettlements({
-        db: t.db,
-        workerId: 'w1',
-        config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
-        clock: systemClock,
-        log: silentLogger,
-      }),
-      start: createStartQueue((l) => startSends(t.db, l)),
-      clock,
-      log: silentLogger,
-      mailFrom: 'sender@example.com',
-      backoff: { baseMs: 1_000, maxMs: 10_000 },
-      lookup: null,
-      ambiguousPolicy: 'resend',
-      deadlines,
-      stopping: new AbortController().signal,
-      abort: new AbortController().signal,
-      done: () => {},
-    },
-    leases,
-  )
+  await deliverBatch(deliveryDeps(t.db, { sender, clock, deadlines }), leases)
   expect(sender.calls).toEqual([])
   // Still its lease in the database: handed back uncounted, the claim's mark cleared.
   expect(await rowOf(t, id)).toMatchObject({

@@ -1,15 +1,14 @@
 // A lease lost is counted once: a settlement that finds a lease the heartbeat already reported lost does not count it again.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
-import { silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
-import type { DeliveryDeps } from '../../src/outbox/deliver.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { recordOutcome } from '../../src/outbox/lease-outcome.ts'
-import { createSettlements } from '../../src/outbox/settlements.ts'
 import { useTestDb } from '../support/db.ts'
+import { deliveryDeps } from '../support/delivery-deps.ts'
 import { enqueue } from '../support/engine.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -34,21 +33,12 @@ test('a settlement of a lease the heartbeat found lost finds it lost and counts 
   deadlines.markLost(leases.find((l) => l.id === known)!)
   const events: EngineEvent[] = []
   const done: string[] = []
-  const d = {
-    dbName: 'test',
-    settle: createSettlements({
-      db: t.db,
-      workerId: 'w1',
-      config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
-      clock: systemClock,
-      log: silentLogger,
-    }),
-    log: silentLogger,
-    onEvent: (e: EngineEvent) => events.push(e),
+  const d = deliveryDeps(t.db, {
+    sender: createFakeSender(),
+    onEvent: (e) => events.push(e),
     deadlines,
-    stopping: new AbortController().signal,
-    done: (l: { id: string }) => done.push(l.id),
-  } as unknown as DeliveryDeps
+    done: (l) => done.push(l.id),
+  })
   for (const l of leases) await recordOutcome(d, l, { kind: 'sent' })
   expect(events).toEqual([{ type: 'lease_lost', db: 'test', id: unknown, during: 'settle' }])
   expect(done).toEqual([known, unknown])

@@ -15,15 +15,14 @@ import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
-import { openGate } from '../../src/outbox/send-gate.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
 import type { Settlement } from '../../src/outbox/settle-item.ts'
 import type { SettleQueue } from '../../src/outbox/settle-queue.ts'
 import { createSettlements } from '../../src/outbox/settlements.ts'
-import { createSlots } from '../../src/outbox/slots.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
+import { deliveryDeps, testSettlements } from '../support/delivery-deps.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
@@ -334,13 +333,7 @@ describe('fencing and reclaim', () => {
     await expireLease(id)
     await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
     const [live] = await claim(1, 'w2')
-    const settle = createSettlements({
-      db: t.db,
-      workerId: 'w1',
-      config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
-      clock: systemClock,
-      log: silentLogger,
-    })
+    const settle = testSettlements(t.db)
     const item = (token: string, settlement: Settlement) => ({
       id,
       token,
@@ -1483,22 +1476,11 @@ describe('lease upkeep', () => {
     const deadlines = createLeaseDeadlines(clock, 30_000)
     deadlines.confirm(leases, now)
     const sender = createFakeSender()
-    const settle = createSettlements({
-      db: t.db,
-      workerId: 'w1',
-      config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
-      clock,
-      log: silentLogger,
-    })
     const done: string[] = []
     await deliverBatch(
-      {
-        dbName: 'test',
-        db: t.db,
+      deliveryDeps(t.db, {
         sender,
-        gate: openGate,
-        slots: createSlots(1),
-        settle,
+        settle: testSettlements(t.db, { clock }),
         // The check answers 28 s later by this process's clock: 2 s of the lease left.
         start: async (l) => {
           const r = await startSends(t.db, l)
@@ -1506,16 +1488,9 @@ describe('lease upkeep', () => {
           return r
         },
         clock,
-        log: silentLogger,
-        mailFrom: 'sender@example.com',
-        backoff: { baseMs: 1_000, maxMs: 10_000 },
-        lookup: null,
-        ambiguousPolicy: 'resend',
         deadlines,
-        stopping: new AbortController().signal,
-        abort: new AbortController().signal,
         done: (l) => done.push(l.id),
-      },
+      }),
       leases,
     )
     expect(sender.calls.length).toBe(0)
@@ -1616,27 +1591,16 @@ describe('lease upkeep', () => {
       wake: () => {},
     })
     const delivery = deliverBatch(
-      {
-        dbName: 'test',
-        db: t.db,
+      deliveryDeps(t.db, {
         sender: createFakeSender(),
-        gate: openGate,
-        slots: createSlots(1),
         settle,
         start: (l) => startSends(t.db, l),
-        clock: systemClock,
         log,
-        mailFrom: 'sender@example.com',
-        backoff: { baseMs: 1_000, maxMs: 10_000 },
-        lookup: null,
-        ambiguousPolicy: 'resend',
         onEvent: (e) => events.push(e),
         deadlines,
-        stopping: new AbortController().signal,
-        abort: new AbortController().signal,
         handedOver: (l) => leases.unsent.delete(l),
         done: (l) => leases.release(l),
-      },
+      }),
       [lease],
     )
     await written.promise

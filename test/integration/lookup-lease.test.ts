@@ -1,16 +1,13 @@
 // A mailbox lookup however long (Graph: two requests, each with its own deadline) is followed by a send only while the lease surely holds a send's margin.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { type Clock, systemClock } from '../../src/clock.ts'
-import { silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import type { LookupResult } from '../../src/outbox/mailbox-lookup.ts'
-import { openGate } from '../../src/outbox/send-gate.ts'
-import { createSettlements } from '../../src/outbox/settlements.ts'
-import { createSlots } from '../../src/outbox/slots.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
+import { deliveryDeps, testSettlements } from '../support/delivery-deps.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 
@@ -54,35 +51,19 @@ async function resendAfterLookup(lookupMs: number) {
   const lookups: string[] = []
   const done: string[] = []
   await deliverBatch(
-    {
-      dbName: 'test',
-      db: t.db,
+    deliveryDeps(t.db, {
       sender,
-      gate: openGate,
-      slots: createSlots(1),
-      settle: createSettlements({
-        db: t.db,
-        workerId: 'w1',
-        config: { leaseSeconds: LEASE_MS / 1000, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
-        clock,
-        log: silentLogger,
-      }),
+      settle: testSettlements(t.db, { leaseSeconds: LEASE_MS / 1000, clock }),
       start: (l) => startSends(t.db, l),
       clock,
-      log: silentLogger,
-      mailFrom: 'sender@example.com',
-      backoff: { baseMs: 1_000, maxMs: 10_000 },
       lookup: async (mail): Promise<LookupResult> => {
         lookups.push(mail.outboxId)
         now += lookupMs
         return 'not_found'
       },
-      ambiguousPolicy: 'resend',
       deadlines,
-      stopping: new AbortController().signal,
-      abort: new AbortController().signal,
       done: (l) => done.push(l.id),
-    },
+    }),
     leases,
   )
   expect([lookups, done]).toEqual([[id], [id]])

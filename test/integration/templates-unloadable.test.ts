@@ -4,16 +4,12 @@ import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { monotonicNow, systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
-import { silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
-import { openGate } from '../../src/outbox/send-gate.ts'
-import { createSettlements } from '../../src/outbox/settlements.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
-import { createStartQueue } from '../../src/outbox/start-queue.ts'
-import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
+import { deliveryDeps } from '../support/delivery-deps.ts'
 import { rowOf } from '../support/engine.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 
@@ -56,31 +52,7 @@ test('the templates’ read failing, a templated row goes back pending and uncou
   const sender = createFakeSender()
   try {
     await deliverBatch(
-      {
-        dbName: 'test',
-        db: away,
-        sender,
-        gate: openGate,
-        slots: createSlots(2),
-        settle: createSettlements({
-          db: t.db,
-          workerId: 'w1',
-          config: { leaseSeconds: 30, maxAttempts: 3, throttleDeadlineSeconds: 86400 },
-          clock: systemClock,
-          log: silentLogger,
-        }),
-        start: createStartQueue((l) => startSends(t.db, l)),
-        clock: systemClock,
-        log: silentLogger,
-        mailFrom: 'sender@example.com',
-        backoff: { baseMs: 1_000, maxMs: 10_000 },
-        lookup: null,
-        ambiguousPolicy: 'resend',
-        deadlines,
-        stopping: new AbortController().signal,
-        abort: new AbortController().signal,
-        done: () => {},
-      },
+      deliveryDeps(t.db, { db: away, sender, slots: createSlots(2), deadlines }),
       leases,
     )
   } finally {
