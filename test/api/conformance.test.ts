@@ -5,11 +5,11 @@
 // requestId disagrees, all fail naming route and status; and a request answered 2xx whose body or
 // query the document refuses fails too.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import net from 'node:net'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import { withHeadOperations } from '../../src/api/head-operations.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { useTestDb } from '../support/db.ts'
 import { createContract, type Doc } from './support/contract.ts'
 import {
@@ -73,14 +73,6 @@ const operations = (d: Doc) =>
     .sort()
 
 const problemType = (r: Sent) => (r.body as { type?: string }).type
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 describe('the document and the app agree', () => {
   test('the operations are the contract’s (DESIGN.md), and each has a sample request here', () => {

@@ -1,9 +1,9 @@
 // The generated OpenAPI document is valid, and every response it documents is produced and matches.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import net from 'node:net'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
 import { createContract } from './support/contract.ts'
 import { fakeHealth } from './support/fake-health.ts'
@@ -41,14 +41,6 @@ async function call(target: App, method: string, url: string, o: Parameters<type
     expect(['HEAD', url, head.status]).toEqual(['HEAD', url, r.status])
   }
   return r
-}
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
 }
 
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }

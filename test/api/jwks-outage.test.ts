@@ -8,9 +8,9 @@ import {
   setSystemTime,
   test,
 } from 'bun:test'
-import net from 'node:net'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
 import { createLogger, type Logger, silentLogger } from '../../src/log.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { useTestDb } from '../support/db.ts'
 import { type App, appOnDefault, type Sent, send } from './support/harness.ts'
 import { AUDIENCE, ISSUER } from './support/tokens.ts'
@@ -173,14 +173,6 @@ function expectUnauthorized(r: Sent, label: string) {
     'urn:outbox-mailer:problem:unauthorized',
   ])
   expect(r.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"')
-}
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
 }
 
 describe('the key set cannot be fetched: 503 auth_unavailable with Retry-After', () => {
