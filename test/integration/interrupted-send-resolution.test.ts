@@ -1,7 +1,6 @@
 // Sends whose effect is unknown: a transport that throws leaves its send ambiguous, a resend by policy stays unverified, and a grace the database cannot tell sends nothing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
+import type { Kysely } from 'kysely'
 import { systemClock } from '../../src/clock.ts'
 import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -13,6 +12,7 @@ import type { Finish, Ready } from '../../src/outbox/send-attempt.ts'
 import { openGate } from '../../src/outbox/send-gate.ts'
 import { sendOne } from '../../src/outbox/send-verdict.ts'
 import type { Settlement } from '../../src/outbox/settle-item.ts'
+import { databaseAway } from '../support/database-away.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -69,18 +69,8 @@ test('resent by policy with no lookup, the send is marked unverified: its failur
 })
 
 test('"not found" while the database cannot say how long ago the send was interrupted: asked again, not sent', async () => {
-  // A port nobody listens on (taken, then given back): the grace's read fails.
-  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
-  const port = probe.port
-  probe.stop(true)
-  const pool = new pg.Pool({
-    host: '127.0.0.1',
-    port,
-    user: 'outbox',
-    database: 'outbox',
-    connectionTimeoutMillis: 2_000,
-  })
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  // The grace's read fails.
+  const db = await databaseAway()
   try {
     const { d, settled, finish } = deps({ db, lookup: async () => 'not_found' })
     expect(await resolveAmbiguity(d, ready(), finish)).toBe(false)

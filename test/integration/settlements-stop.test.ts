@@ -1,29 +1,16 @@
 // A stop's deadline reaches both settlement queues: with the database away, neither the sends nor the other outcomes are retried past it.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import { monotonicNow, systemClock, waitAtMost } from '../../src/clock.ts'
-import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { Settlement } from '../../src/outbox/settle-item.ts'
 import { createSettlements } from '../../src/outbox/settlements.ts'
+import { databaseAway } from '../support/database-away.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
 test('outcomes of every kind are given up once the stop’s deadline passes, not retried while the database is away', async () => {
-  // A port nobody listens on (taken, then given back): every connect is refused (database away).
-  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
-  const port = probe.port
-  probe.stop(true)
-  const pool = new pg.Pool({
-    host: '127.0.0.1',
-    port,
-    user: 'outbox',
-    database: 'outbox',
-    connectionTimeoutMillis: 2_000,
-  })
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const db = await databaseAway()
   try {
     const settle = createSettlements({
       db,

@@ -1,13 +1,11 @@
 // A claim whose templates cannot be loaded gives its templated rows back to try again, uncounted: it never fails them as missing templates.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import { monotonicNow, systemClock } from '../../src/clock.ts'
-import type { Database } from '../../src/db/schema.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
+import { databaseAway } from '../support/database-away.ts'
 import { useTestDb } from '../support/db.ts'
 import { deliveryDeps } from '../support/delivery-deps.ts'
 import { rowOf } from '../support/engine.ts'
@@ -37,16 +35,9 @@ test('the templates’ read failing, a templated row goes back pending and uncou
     defaultMaxAttempts: 3,
     markStarted: true,
   })
-  // The templates are read on d.db: here a database that refuses every connect (a port nobody
-  // listens on), while the settlements and last checks reach the real one.
-  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
-  const port = probe.port
-  probe.stop(true)
-  const away = new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool: new pg.Pool({ host: '127.0.0.1', port, user: 'outbox', database: 'outbox' }),
-    }),
-  })
+  // The templates are read on d.db: here a database that refuses every connect, while the
+  // settlements and last checks reach the real one.
+  const away = await databaseAway()
   const deadlines = createLeaseDeadlines(systemClock, 30_000)
   deadlines.confirm(leases, monotonicNow(systemClock))
   const sender = createFakeSender()
