@@ -3,6 +3,7 @@ import { hostname } from 'node:os'
 import { systemClock } from './clock.ts'
 import { urlVariable } from './config/database-list.ts'
 import type { Config } from './config.ts'
+import { databaseIdOnce } from './db/database-id.ts'
 import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrent } from './db/schema-state.ts'
@@ -80,10 +81,14 @@ export function startDrainers(
   }
   for (const h of handles) {
     const listener = listeners.get(h.name)
+    // Graph's messages carry it and its lookups count only those: read now, or at the first send
+    // or lookup should the database be away (statements' route: the shared session when free).
+    const id = databaseIdOnce(h.statements)
+    if (config.transport === 'graph') void id().catch(() => {})
     const drainer = createDrainer({
       dbName: h.name,
       db: h.statements.db,
-      sender: transport.senderFor(h.name),
+      sender: transport.senderFor(h.name, id),
       gate: transport.gateFor(h, worker.id),
       slots,
       clock: systemClock,
@@ -91,7 +96,7 @@ export function startDrainers(
       worker,
       config: config.worker,
       mailFrom: config.mailFrom,
-      lookup: transport.lookupFor(h.name),
+      lookup: transport.lookupFor(h.name, id),
       ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
       // Without a listener the backstop poll is the only wake-up, so it must be quick.
       pollIntervalMs: () =>

@@ -19,11 +19,16 @@ export interface Transport {
   /**
    * The sender of one database's rows: `sender`, except the file transport with several databases,
    * which writes each one's files in a directory of its own (ids repeat across databases: one
-   * directory would keep only the last of each id).
+   * directory would keep only the last of each id), and Graph's, whose messages carry the
+   * database's name and `id`'s answer, its own id (mailer.database_identity), read at the first send.
    */
-  senderFor(db: string): Sender
-  /** The mailbox lookup for one database's rows (its log lines name it); null when not permitted. */
-  lookupFor(db: string): MailboxLookup | null
+  senderFor(db: string, id?: () => Promise<string>): Sender
+  /**
+   * The mailbox lookup for one database's rows (its log lines name it), which finds only messages
+   * carrying `id`'s answer (or, sent by a release before it, the row's own mail); null when not
+   * permitted.
+   */
+  lookupFor(db: string, id?: () => Promise<string>): MailboxLookup | null
   /** Limits shared by every worker on one database (Graph only). */
   gateFor(db: DbHandle, holder: string): SendGate
   problem(): string | null
@@ -92,23 +97,18 @@ export function createTransport(
         ...(onTokenRefresh ? { onTokenRefresh } : {}),
       })
       // One sender (one token cache) for every database; each database's messages and lines name it.
-      const senders = new Map<string, GraphSender>()
       const alone = config.databases.length <= 1
-      const senderFor = (db: string) => {
-        const known = senders.get(db)
-        if (known) return known
-        const sender = graph.sender.forDatabase(db, { alone })
-        senders.set(db, sender)
-        return sender
-      }
+      const senderFor = (db: string, id?: () => Promise<string>): GraphSender =>
+        graph.sender.forDatabase(db, { alone, ...(id ? { id } : {}) })
       return {
         sender: graph.sender,
         senderFor,
-        lookupFor: (db) =>
-          g.mailboxLookup
-            ? (mail, signal) =>
-                senderFor(db).lookupSentMessage(mail.from.address, mail.outboxId, signal, mail)
-            : null,
+        lookupFor: (db, id) => {
+          if (!g.mailboxLookup) return null
+          const sender = senderFor(db, id)
+          return (mail, signal) =>
+            sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail)
+        },
         gateFor: (db, holder) =>
           createPgSendGate({
             db: db.statements.db,

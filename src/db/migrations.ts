@@ -50,6 +50,7 @@ import m0044 from '../../sql/0044_expired_requests_refused_replays_answered.sql'
 import m0045 from '../../sql/0045_template_index.sql' with { type: 'text' }
 import m0046 from '../../sql/0046_late_replay_waits_for_its_first_request.sql' with { type: 'text' }
 import m0047 from '../../sql/0047_sent_attachment_type_counted.sql' with { type: 'text' }
+import m0048 from '../../sql/0048_database_identity.sql' with { type: 'text' }
 import m0050 from '../../sql/0050_caller_settings_and_trigger_rows.sql' with { type: 'text' }
 
 export interface Migration {
@@ -106,6 +107,7 @@ export const migrations: readonly Migration[] = [
   { version: 45, name: '0045_template_index', sql: m0045 },
   { version: 46, name: '0046_late_replay_waits_for_its_first_request', sql: m0046 },
   { version: 47, name: '0047_sent_attachment_type_counted', sql: m0047 },
+  { version: 48, name: '0048_database_identity', sql: m0048 },
   { version: 50, name: '0050_caller_settings_and_trigger_rows', sql: m0050 },
 ]
 

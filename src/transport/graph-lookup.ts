@@ -2,7 +2,11 @@
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { parseGraphError } from './graph-error-text.ts'
-import { OUTBOX_DATABASE_PROPERTY_ID, OUTBOX_ID_PROPERTY_ID } from './graph-message.ts'
+import {
+  OUTBOX_DATABASE_ID_PROPERTY_ID,
+  OUTBOX_DATABASE_PROPERTY_ID,
+  OUTBOX_ID_PROPERTY_ID,
+} from './graph-message.ts'
 import {
   DEFAULT_THROTTLE_MS,
   isMailboxQuota,
@@ -28,13 +32,23 @@ export function lookupFilter(outboxId: string): string {
 const PAGE_SIZE = 50
 const MAX_PAGES = 20
 
-/** The expansion that lists each match's OutboxDatabase (the one way to read a property back). */
-const EXPAND_DATABASE = `singleValueExtendedProperties($filter=id eq '${OUTBOX_DATABASE_PROPERTY_ID}')`
+/**
+ * The expansion that lists each match's OutboxDatabaseId and OutboxDatabase (the one way to read a
+ * property back; `or` of ids as public Graph clients ask it, not in Microsoft's examples, which
+ * name one: check-config --connect asks this very query, so a Graph that refused it says so there).
+ */
+const EXPAND_DATABASE = `singleValueExtendedProperties($filter=id eq '${OUTBOX_DATABASE_ID_PROPERTY_ID}' or id eq '${OUTBOX_DATABASE_PROPERTY_ID}')`
+
+/**
+ * The fields a lookup selects of each match for a database's row: its subject and To tell the row's
+ * own message from another deployment's sent by a release before OutboxDatabaseId (lookup-match.ts).
+ */
+export const ROW_MAIL_SELECT = 'id,subject,toRecipients'
 
 /**
  * A lookup's query options: the messages tagged with `outboxId`, with `select`'s fields and their
- * OutboxDatabase, `top` per page. check-config asks it too, so a grant that reads the mailbox but
- * not the property fails the check rather than every lookup.
+ * OutboxDatabaseId and OutboxDatabase, `top` per page. check-config asks it too, so a grant that
+ * reads the mailbox but not the properties fails the check rather than every lookup.
  */
 export function lookupQuery(outboxId: string, select: string, top: number): string {
   return `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=${select}&$expand=${encodeURIComponent(EXPAND_DATABASE)}&$top=${top}`
@@ -47,7 +61,9 @@ export function createMailboxLookup(d: {
   now: () => number
   senderMailbox?: SenderMailbox
   /** Absent: any message tagged with the outbox id is the row's (a sender for no database). */
-  database?: LookupDatabase
+  database?: Omit<LookupDatabase, 'id'>
+  /** The database's own id (read once from it); absent: matched as before the id (lookup-match.ts). */
+  databaseId?: () => Promise<string>
 }) {
   const origin = new URL(d.apiUrl).origin
   return async (
@@ -57,12 +73,32 @@ export function createMailboxLookup(d: {
     mail?: RowMail,
   ): Promise<LookupResult> => {
     const mailbox = `${d.apiUrl}/users/${encodeURIComponent(from)}`
-    // A match naming no database is told by its content where several databases send (isTheRows).
-    const select = d.database && !d.database.alone && mail ? 'id,subject,toRecipients' : 'id'
+    let database: LookupDatabase | undefined = d.database
+    if (d.database && d.databaseId) {
+      const id = await d.databaseId().catch((err: unknown) => {
+        d.log.warn('graph mailbox lookup not asked: the database id could not be read', {
+          outboxId,
+          err,
+        })
+        return null
+      })
+      // Unread (the database away): nothing to tell its messages by; asked again later.
+      if (id === null) return 'error'
+      database = { ...d.database, id }
+    }
+    // A match carrying no database id is told by its content (isTheRows).
+    const select = database && (database.id || !database.alone) && mail ? ROW_MAIL_SELECT : 'id'
     const query = lookupQuery(outboxId, select, PAGE_SIZE)
     // Sent Items first (where a delivered message ends up), then the whole mailbox.
     for (const path of ['/mailFolders/sentitems/messages', '/messages']) {
-      const found = await findInList(`${mailbox}${path}${query}`, from, outboxId, signal, mail)
+      const found = await findInList(
+        `${mailbox}${path}${query}`,
+        from,
+        outboxId,
+        signal,
+        mail,
+        database,
+      )
       if (found !== 'not_found') return found
     }
     return 'not_found'
@@ -75,6 +111,7 @@ export function createMailboxLookup(d: {
     outboxId: string,
     signal: AbortSignal,
     mail: RowMail | undefined,
+    database: LookupDatabase | undefined,
   ): Promise<LookupResult> {
     let url: string | undefined = first
     for (let page = 1; url !== undefined; page++) {
@@ -132,7 +169,7 @@ export function createMailboxLookup(d: {
       }
       const list = messageList(text)
       if (list === undefined) return 'error'
-      if (list.messages.some((m) => isTheRows(m, d.database, mail))) return 'found'
+      if (list.messages.some((m) => isTheRows(m, database, mail))) return 'found'
       url = list.nextLink
       // The token goes only where the API URL points: a next page elsewhere is no page of ours.
       if (url !== undefined && !sameOrigin(url, origin)) {

@@ -11,6 +11,11 @@ export const OUTBOX_ID_PROPERTY_ID = `String {${OUTBOX_PROPERTY_SET_GUID}} Name 
  * across databases, so the outbox id alone does not say which row a message in the mailbox is.
  */
 export const OUTBOX_DATABASE_PROPERTY_ID = `String {${OUTBOX_PROPERTY_SET_GUID}} Name OutboxDatabase`
+/**
+ * The property carrying the database's own id (mailer.database_identity, sql/0048): two databases
+ * may share a name (every DATABASE_URL one is `default`), never this.
+ */
+export const OUTBOX_DATABASE_ID_PROPERTY_ID = `String {${OUTBOX_PROPERTY_SET_GUID}} Name OutboxDatabaseId`
 
 /** Graph: "The maximum request length supported is 4MB". */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -68,8 +73,11 @@ export function attachmentBytes(mail: OutboundMail): number {
 
 export function buildSendMailBody(
   mail: OutboundMail,
-  /** `database`: the name of the database whose row `mail` is (OUTBOX_DATABASE_PROPERTY_ID). */
-  opts: { saveToSentItems: boolean; database?: string },
+  /**
+   * `database`: the name of the database whose row `mail` is (OUTBOX_DATABASE_PROPERTY_ID);
+   * `databaseId`: its own id (OUTBOX_DATABASE_ID_PROPERTY_ID).
+   */
+  opts: { saveToSentItems: boolean; database?: string; databaseId?: string },
 ): SendMailBody {
   const message: Record<string, unknown> = {
     subject: mail.subject,
@@ -87,6 +95,7 @@ export function buildSendMailBody(
   message.singleValueExtendedProperties = [
     { id: OUTBOX_ID_PROPERTY_ID, value: mail.outboxId },
     ...(opts.database ? [{ id: OUTBOX_DATABASE_PROPERTY_ID, value: opts.database }] : []),
+    ...(opts.databaseId ? [{ id: OUTBOX_DATABASE_ID_PROPERTY_ID, value: opts.databaseId }] : []),
   ]
   if (mail.attachments.length > 0) {
     message.attachments = mail.attachments.map((a) => ({

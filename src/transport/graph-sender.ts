@@ -25,11 +25,12 @@ export interface GraphSender extends Sender {
   ): Promise<LookupResult>
   /**
    * The same sender (one token cache, one sender mailbox state) for the rows of database `db`: its
-   * messages name it (OutboxDatabase) and its lookups find only those (graph-lookup.ts), and its
-   * log lines carry `db` as every other line about a database's rows does. `alone`: no other
-   * database of this process sends, so a message naming none (an earlier release's) is its row's.
+   * messages name it (OutboxDatabase) and carry `id`'s answer, the database's own id
+   * (OutboxDatabaseId), and its lookups find only those (graph-lookup.ts), and its log lines carry
+   * `db` as every other line about a database's rows does. `alone`: no other database of this
+   * process sends. Without `id` (a test's sender) messages carry the name only, matched by it.
    */
-  forDatabase(db: string, o?: { alone: boolean }): GraphSender
+  forDatabase(db: string, o?: { alone: boolean; id?: () => Promise<string> }): GraphSender
   /** MAIL_FROM as Graph last answered for it (shared by every database). */
   readonly senderMailbox: SenderMailbox
   /** Graph out of reach or refusing every token, as this process last met it (shared by every database). */
@@ -68,9 +69,13 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     return e ? noTokenOutcome(e, running, d.tokens) : reachability.holding()
   }
 
-  const bound = (log: Logger, database?: LookupDatabase): GraphSender => ({
+  const bound = (
+    log: Logger,
+    database?: LookupDatabase,
+    databaseId?: () => Promise<string>,
+  ): GraphSender => ({
     name: 'graph',
-    send: (mail, signal) => send(log, mail, signal, database?.name),
+    send: (mail, signal) => send(log, mail, signal, database?.name, databaseId),
     unavailable,
     pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
@@ -80,8 +85,10 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       now: () => d.clock.now(),
       senderMailbox,
       ...(database ? { database } : {}),
+      ...(databaseId ? { databaseId } : {}),
     }),
-    forDatabase: (db, o) => bound(d.log.child({ db }), { name: db, alone: o?.alone ?? true }),
+    forDatabase: (db, o) =>
+      bound(d.log.child({ db }), { name: db, alone: o?.alone ?? true }, o?.id),
     senderMailbox,
     reachability,
   })
@@ -91,11 +98,25 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     mail: OutboundMail,
     signal: AbortSignal,
     database: string | undefined,
+    databaseId: (() => Promise<string>) | undefined,
   ): Promise<SendOutcome> {
+    // Read once per database (then at once): a message without it could be taken for another
+    // deployment's row by that one's lookup, so none goes without it.
+    const id = databaseId
+      ? await databaseId().catch((err: unknown) => {
+          log.warn('graph sendMail not asked: the database id could not be read', {
+            outboxId: mail.outboxId,
+            err,
+          })
+          return null
+        })
+      : undefined
+    if (id === null) return DATABASE_ID_UNREAD
     const body = JSON.stringify(
       buildSendMailBody(mail, {
         saveToSentItems: d.config.saveToSentItems,
         ...(database ? { database } : {}),
+        ...(id ? { databaseId: id } : {}),
       }),
     )
     const problem = checkSendable(mail, body)
@@ -147,6 +168,19 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   }
 
   return bound(d.log)
+}
+
+/**
+ * A send whose database's id could not be read (the database away since the claim): nothing was
+ * asked of Graph, so the row waits uncounted, not ambiguous, and the mailbox is not paused.
+ */
+const DATABASE_ID_UNREAD: SendOutcome = {
+  kind: 'retry',
+  code: 'database_id_unread',
+  message: "the database's id (mailer.database_identity) could not be read; nothing was sent",
+  throttled: true,
+  pausesMailbox: false,
+  ambiguous: false,
 }
 
 /** The mailbox MAIL_FROM names (configuration checked it at start; as written should it not parse). */

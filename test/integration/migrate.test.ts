@@ -271,6 +271,11 @@ describe('migrate', () => {
         '5b14765fa2f443614bafcb59509ece4a23a9abe8b8e119faae5c852c15d1b59b',
       ],
       [
+        48,
+        '0048_database_identity',
+        '02ae8c9f4504fb677d28a3f058452afddc535de3fa95789bd52781607a74e49e',
+      ],
+      [
         50,
         '0050_caller_settings_and_trigger_rows',
         '5876921904639d99fc48084dc3c7c3285a4a4148115f75045116063e0b47dd47',
@@ -400,7 +405,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 50,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -447,6 +452,7 @@ describe('migrate', () => {
         { version: 45, c: true },
         { version: 46, c: true },
         { version: 47, c: true },
+        { version: 48, c: true },
         { version: 50, c: true },
         { version: 1000, c: true },
       ])
@@ -457,7 +463,7 @@ describe('migrate', () => {
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 50, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -718,7 +724,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 50,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50,
     ])
     const { rows } = await adminQuery(
       url,

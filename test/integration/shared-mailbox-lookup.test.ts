@@ -4,7 +4,10 @@ import { randomUUID } from 'node:crypto'
 import { systemClock } from '../../src/clock.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
-import { OUTBOX_DATABASE_PROPERTY_ID } from '../../src/transport/graph-message.ts'
+import {
+  OUTBOX_DATABASE_ID_PROPERTY_ID,
+  OUTBOX_DATABASE_PROPERTY_ID,
+} from '../../src/transport/graph-message.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
 import {
@@ -170,3 +173,72 @@ describe('several databases sending from one mailbox', () => {
     expect(elsewhere).toEqual([])
   })
 })
+
+describe('deployments whose databases share a name (each its own id, mailer.database_identity)', () => {
+  /** A database's id as serve reads it once (db/database-id.ts), made here per run. */
+  const idOf = (uuid: string) => async () => uuid
+
+  test("another database's message carrying the same name and outbox id is not the row's; its own is, whatever name it carries", async () => {
+    // Staging and production, each with DATABASE_URL: both `default`, each alone in its process.
+    const { fake, t } = await transportFor([])
+    const [stagingId, productionId] = [randomUUID(), randomUUID()]
+    expect(await t.senderFor('default', idOf(stagingId)).send(mail('5'), live())).toMatchObject({
+      kind: 'sent',
+    })
+    expect(
+      fake.accepted.map((a) => (a.body.message as Props).singleValueExtendedProperties),
+    ).toEqual([
+      [
+        { id: expect.stringMatching(/ Name OutboxId$/), value: '5' },
+        { id: OUTBOX_DATABASE_PROPERTY_ID, value: 'default' },
+        { id: OUTBOX_DATABASE_ID_PROPERTY_ID, value: stagingId },
+      ],
+    ])
+    // Production's row 5, interrupted before Graph had it: even the same mail (staging's data
+    // copied from production's) is another database's.
+    expect(await t.lookupFor('default', idOf(productionId))!(mail('5'), live())).toBe('not_found')
+    expect(await t.lookupFor('default', idOf(stagingId))!(mail('5'), live())).toBe('found')
+    // A database renamed in MAILER_DATABASES while a send of its was interrupted keeps its id.
+    expect(await t.lookupFor('renamed', idOf(stagingId))!(mail('5'), live())).toBe('found')
+  })
+
+  test('a message a release before the id sent (its name only) is the row’s when it names its database and is its mail (a rolling deploy: not sent twice)', async () => {
+    const { t } = await transportFor([])
+    const own = idOf(randomUUID())
+    // The previous release's sends: the name, no id (a sender not wired to the database's id).
+    expect(await t.senderFor('default').send(mail('7'), live())).toMatchObject({ kind: 'sent' })
+    expect(await t.lookupFor('default', own)!(mail('7'), live())).toBe('found')
+    // Another deployment's row 7 of the same name, another mail: not taken.
+    const invoice = { ...mail('7'), subject: 'Your invoice' }
+    expect(await t.lookupFor('default', own)!(invoice, live())).toBe('not_found')
+    const toBob = { ...mail('7'), to: [{ address: 'bob@contoso.com' }] }
+    expect(await t.lookupFor('default', own)!(toBob, live())).toBe('not_found')
+    // The same mail, named by another database: not taken either.
+    expect(await t.lookupFor('billing', own)!(mail('7'), live())).toBe('not_found')
+    // A release before OutboxDatabase (no name at all): by its mail alone.
+    expect(await t.sender.send(mail('8'), live())).toMatchObject({ kind: 'sent' })
+    expect(await t.lookupFor('default', own)!(mail('8'), live())).toBe('found')
+    expect(await t.lookupFor('default', own)!({ ...mail('8'), subject: 'Other' }, live())).toBe(
+      'not_found',
+    )
+  })
+
+  test('a database id that cannot be read: nothing is sent, uncounted and not ambiguous; the lookup asks again later', async () => {
+    const { fake, t } = await transportFor([])
+    const away = async (): Promise<string> => {
+      throw new Error('connection refused')
+    }
+    expect(await t.senderFor('default', away).send(mail('9'), live())).toEqual({
+      kind: 'retry',
+      code: 'database_id_unread',
+      message: expect.any(String),
+      throttled: true,
+      pausesMailbox: false,
+      ambiguous: false,
+    })
+    expect(await t.lookupFor('default', away)!(mail('9'), live())).toBe('error')
+    expect(fake.requests).toEqual([])
+  })
+})
+
+type Props = { singleValueExtendedProperties: unknown[] }

@@ -25,6 +25,9 @@ export async function createTestDb(): Promise<TestDb> {
     `create database ${name} template ${cluster.templateName}`,
   )
   const url = cluster.url(name)
+  // A database of its own, as if migrated apart: a clone of the template would share its id
+  // (mailer.database_identity), and so be taken for one database by Graph lookups (README).
+  await adminQuery(url, 'update mailer.database_identity set id = gen_random_uuid()')
   const handle = openDb({ name: 'test', url, log: silentLogger, maxConnections: 20 })
   return {
     ...handle,

@@ -426,16 +426,21 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     const top = Math.min(topAsked, opts.maxPageSize ?? topAsked)
     const skip = Number(url.searchParams.get('$skip') ?? '0')
     if (!Number.isInteger(skip) || skip < 0) return graphError(400, 'BadRequest', 'Invalid $skip')
-    // `$expand=singleValueExtendedProperties($filter=id eq '…')`: the one way to read an extended
-    // property back (singlevaluelegacyextendedproperty-get); any other expansion is not the fake's.
+    // `$expand=singleValueExtendedProperties($filter=id eq '…' [or id eq '…'])`: the one way to
+    // read an extended property back (singlevaluelegacyextendedproperty-get); any other expansion
+    // is not the fake's.
     const expandParam = url.searchParams.get('$expand')
     const expand =
       expandParam === null
         ? null
-        : /^singleValueExtendedProperties\(\$filter=id eq '((?:[^']|'')*)'\)$/i.exec(expandParam)
+        : /^singleValueExtendedProperties\(\$filter=(id eq '(?:[^']|'')*'(?: or id eq '(?:[^']|'')*')*)\)$/i.exec(
+            expandParam,
+          )
     if (expand === null && expandParam !== null)
       return graphError(400, 'BadRequest', `Invalid $expand: ${expandParam}`)
-    const expandId = expand ? expand[1]!.replaceAll("''", "'") : null
+    const expandIds = expand
+      ? [...expand[1]!.matchAll(/id eq '((?:[^']|'')*)'/gi)].map((e) => e[1]!.replaceAll("''", "'"))
+      : []
     const selected = (url.searchParams.get('$select') ?? 'id').split(',').filter((k) => k !== 'id')
     const SELECTABLE = ['subject', 'toRecipients']
     const unselectable = selected.find((k) => !SELECTABLE.includes(k))
@@ -457,7 +462,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     })
     record.found = found.length
     const page = found.slice(skip, skip + top).map((a) => {
-      const expanded = expandId === null ? [] : propsOf(a).filter((p) => p.id === expandId)
+      const expanded = propsOf(a).filter((p) => expandIds.includes(p.id))
       // A message without the expanded property has no singleValueExtendedProperties at all.
       const message = (a.body.message ?? a.body.Message) as Record<string, unknown>
       // $select's message properties, as Graph answers them (the fake stores the request's).
