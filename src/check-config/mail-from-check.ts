@@ -2,7 +2,7 @@
 import type { Config } from '../config.ts'
 import { parseDefaultFrom } from '../outbox/render.ts'
 import { parseGraphError } from '../transport/graph-error-text.ts'
-import { lookupQuery } from '../transport/graph-lookup.ts'
+import { lookupQuery, ROW_MAIL_SELECT } from '../transport/graph-lookup.ts'
 import { describe, type Findings } from './findings.ts'
 
 /**
@@ -22,7 +22,7 @@ export async function checkMailFrom(
   const out: Findings = { problems: [], checks: [] }
   const graph = config.graph!
   const from = parseDefaultFrom(config.mailFrom!).address
-  const url = `${graph.apiUrl.replace(/\/+$/, '')}/users/${encodeURIComponent(from)}/mailFolders/sentitems/messages${lookupQuery('check-config', 'id', 1)}`
+  const url = `${graph.apiUrl.replace(/\/+$/, '')}/users/${encodeURIComponent(from)}/mailFolders/sentitems/messages${lookupQuery('check-config', ROW_MAIL_SELECT, 1)}`
   let res: Response
   let text: string
   try {

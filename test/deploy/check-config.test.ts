@@ -1,12 +1,15 @@
 // checkConfig: every problem named, no secret echoed, real databases and a strict fake Entra reached.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { redactor } from '../../src/check-config/redactor.ts'
 import { checkConfig } from '../../src/check-config.ts'
+import { loadConfig } from '../../src/config.ts'
 import { freePort } from '../../src/embedded-postgres.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createTransport } from '../../src/transport-wiring.ts'
 import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import {
@@ -15,6 +18,7 @@ import {
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
+import { outboundMail } from '../support/outbound-mail.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
@@ -551,11 +555,26 @@ describe('with --connect', () => {
         const r = await checkConfig(graphEnv(readable, cert), { connect: true })
         expect(r).toMatchObject({ ok: true, problems: [] })
         expect(r.checks).toContainEqual(expect.stringMatching(/^MAIL_FROM: Graph has its mailbox/))
-        // Asked as a lookup asks (its $expand of the OutboxDatabase property included): a grant
-        // that lets the check read the mailbox but not a lookup would pass it and fail every lookup.
-        expect(readable.requests.map((q) => [q.kind, q.query.$expand])).toEqual([
-          ['lookup', expect.stringMatching(/^singleValueExtendedProperties\(\$filter=id eq '/)],
+        // Asked as a lookup asks (its $expand of the OutboxDatabaseId and OutboxDatabase
+        // properties, its $select, included): a grant that lets the check read the mailbox but not
+        // a lookup would pass it and fail every lookup. The lookup here is wired as serve wires it.
+        const lookup = createTransport(
+          loadConfig({ ...graphEnv(readable, cert), GRAPH_MAILBOX_LOOKUP: 'true' }),
+          silentLogger,
+        ).lookupFor('default', async () => randomUUID())!
+        expect(
+          await lookup(outboundMail('notifications@example.com'), new AbortController().signal),
+        ).toBe('not_found')
+        const asked = readable.requests.map((q) => [q.kind, q.query.$expand, q.query.$select])
+        expect(asked[0]).toEqual([
+          'lookup',
+          expect.stringMatching(
+            /^singleValueExtendedProperties\(\$filter=id eq '.* Name OutboxDatabaseId' or id eq '.* Name OutboxDatabase'\)$/,
+          ),
+          'id,subject,toRecipients',
         ])
+        // Sent Items, then the whole mailbox: each asked as the check asked.
+        expect(asked).toEqual([asked[0]!, asked[0]!, asked[0]!])
       } finally {
         await readable.stop()
       }
