@@ -1,15 +1,22 @@
 // Two deployments (staging, production) whose databases share a name, sending from one mailbox: a lookup never takes the other's message.
 import { afterAll, afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
+import { readDatabaseId } from '../../src/db/database-id.ts'
+import { migrate } from '../../src/db/migrate.ts'
+import type { Queryable } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
 import { createTransport } from '../../src/transport-wiring.ts'
+import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
 import { outboundMail } from '../support/outbound-mail.ts'
+import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -139,4 +146,40 @@ test('a rolling deploy: a send the previous release started (its message naming 
   await deployment(production, [p1!, p2!], 'sent')
   expect(subjectsOf(p1!)).toEqual(['staging: order', 'Your order'])
   expect(subjectsOf(p2!)).toEqual(['staging: invoice', 'Your invoice'])
+})
+
+test("a database cloned from production shares its id until the README's statement gives it its own; migrate again keeps it", async () => {
+  const cluster = await testCluster()
+  const suffix = randomUUID().replaceAll('-', '').slice(0, 12)
+  const [source, clone] = [`outbox_src_${suffix}`, `outbox_clone_${suffix}`]
+  const admin = cluster.url('postgres')
+  const idOf = async (name: string) => {
+    const q = { query: (text: string) => adminQuery(cluster.url(name), text) } as Queryable
+    return readDatabaseId(q)
+  }
+  try {
+    await adminQuery(admin, `create database ${source} template ${cluster.templateName}`)
+    await adminQuery(
+      cluster.url(source),
+      'update mailer.database_identity set id = gen_random_uuid()',
+    )
+    // A staging database made from production's (a template here; a branch, a dump restored).
+    await adminQuery(admin, `create database ${clone} template ${source}`)
+    const original = await idOf(source)
+    expect(await idOf(clone)).toBe(original)
+    const readme = await readFile(join(import.meta.dir, '../../README.md'), 'utf8')
+    const statement = /^ *(update mailer\.database_identity .*;)$/m.exec(readme)?.[1]
+    expect(statement).toBe('update mailer.database_identity set id = gen_random_uuid();')
+    await adminQuery(cluster.url(clone), statement!)
+    const own = await idOf(clone)
+    expect(own).not.toBe(original)
+    expect(own).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(await idOf(source)).toBe(original)
+    expect((await migrate({ url: cluster.url(clone), log: silentLogger })).applied).toEqual([])
+    expect(await idOf(clone)).toBe(own)
+  } finally {
+    for (const name of [clone, source]) {
+      await adminQuery(admin, `drop database if exists ${name} with (force)`)
+    }
+  }
 })
