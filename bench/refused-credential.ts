@@ -1,4 +1,4 @@
-// `bun run bench/refused-credential.ts [rows] [cycles]`: what a refused Graph credential's waiting rows cost the database, per refusal and per row.
+// `bun run bench/refused-credential.ts [rows] [cycles] [bulk|named]`: what a refused Graph credential's waiting rows cost the database, per refusal and per row.
 //
 // Entra refuses the certificate (AADSTS700027) for good: the worker as `serve` wires Graph (shared
 // send gate, WORKER_CONCURRENCY 10) claims one batch per refusal cooldown (a minute), which goes
@@ -8,8 +8,11 @@
 // waits until its statements stop (the row-update count steady for 12 s: a backend flushes its
 // statistics within 10 s of going idle). Counts the worker's statements (pg_stat_statements; the
 // driver's own as bench_probe are left out), the cluster's WAL, the outbox's row updates and the
-// rows still not naming the refusal, per cycle. Runs unchanged against an older tree (copy it
-// there): only src/ and test/support/ differ.
+// rows still not naming the refusal, per cycle, and each cycle's mark statements (their time, the
+// rows they read). `bulk`: the rows are inserted by one enqueue_email statement rather than one by
+// one (a backlog of 200,000 in seconds, not many minutes); `named`: so, and every row already carries
+// the refusal's code, as after the refusal's first hours (what each mark then reads for nothing). Runs unchanged against an older tree
+// (copy it there): only src/ and test/support/ differ.
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
@@ -22,6 +25,8 @@ import { startBenchCluster } from './cluster.ts'
 
 const rows = Number(process.argv[2] ?? 2000)
 const cycles = Number(process.argv[3] ?? 5)
+const named = process.argv[4] === 'named'
+const bulk = named || process.argv[4] === 'bulk'
 const REFUSED = { status: 401, error: 'invalid_client', aadsts: 700027 }
 const cluster = await startBenchCluster()
 const name = 'outbox_refused'
@@ -52,6 +57,18 @@ const walSince = async (from: string) =>
       )
     ).rows[0]!.b,
   )
+/** The worker's mark statements so far (src/outbox/waiting-rows.ts): calls, ms, buffers. */
+async function marks() {
+  const r = await cluster.admin.query<{ calls: string; ms: number; blks: string }>(
+    `select coalesce(sum(calls), 0)::bigint as calls, coalesce(sum(total_exec_time), 0)::float8 as ms,
+            coalesce(sum(shared_blks_hit + shared_blks_read), 0)::bigint as blks
+       from pg_stat_statements s join pg_database d on d.oid = s.dbid
+      where d.datname = $1 and s.query like '%set last_error_code = %'`,
+    [name],
+  )
+  const x = r.rows[0]!
+  return { calls: Number(x.calls), ms: Number(x.ms), blks: Number(x.blks) }
+}
 /** The statistics a backend flushes at most once a second: steady for 12 s means the worker is done. */
 async function settled() {
   let last = -1
@@ -66,16 +83,26 @@ async function settled() {
 }
 try {
   const run = await startOutage(t, {
-    rows,
+    rows: bulk ? 0 : rows,
     cert,
     tokenFault: REFUSED,
     config: { pollIntervalSeconds: 30 },
     // Not due while they are enqueued one by one (a claim would take the first few alone).
     options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
   })
+  if (bulk)
+    await probePool.query(
+      `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi there"}'::jsonb,
+              jsonb_build_object('sendAt', now() + interval '1 hour'))
+         from generate_series(1, $1::int)`,
+      [rows],
+    )
   await probePool.query(
-    `update mailer.email_outbox set send_at = now() - interval '1 hour' + id * interval '1 millisecond'`,
+    `update mailer.email_outbox set send_at = now() - interval '1 hour' + id * interval '1 millisecond'
+      ${named ? `, last_error_code = 'AADSTS700027', last_error = 'AADSTS700027: refused'` : ''}`,
   )
+  // As autovacuum leaves a table between refusals: the update's old versions gone.
+  await handle.pool.query('vacuum analyze mailer.email_outbox')
   await cluster.admin.query('select pg_stat_statements_reset()')
   let upd0 = await settled()
   const table: Record<string, number | string>[] = []
@@ -83,11 +110,16 @@ try {
   const upd00 = upd0
   for (let k = 1; k <= cycles; k++) {
     const from = await lsn()
+    const m0 = await marks()
     if (k > 1) run.clock.advance(61_000)
     run.engine.drainer.wake()
     await pollUntil(async () => (run.fake.tokenRequests.length >= k ? true : undefined), 60_000)
     const upd = await settled()
+    const m1 = await marks()
     table.push({
+      marks: m1.calls - m0.calls,
+      'mark ms': (m1.ms - m0.ms).toFixed(1),
+      'mark buffers': m1.blks - m0.blks,
       cycle: k,
       row_updates: upd - upd0,
       'updates/row': ((upd - upd0) / rows).toFixed(3),
