@@ -10,6 +10,15 @@ import type { Database } from '../db/schema.ts'
 export const WAITING_ROWS_PER_MARK = 1_000
 
 /**
+ * Due: by the time the statement's snapshot was taken, not its now() (its transaction's start,
+ * before the snapshot): a row inserted meanwhile is visible, under the table's highest id the
+ * statement returns, and its send_at (its own transaction's start) lies after that now(); read as
+ * not due, no mark by id would reach it again. Evaluated once (an initplan), so the claim index's
+ * scan can stop there.
+ */
+const dueBy = sql`(select clock_timestamp())`
+
+/**
  * Sets `last_error_code` / `last_error` to what blocks every send (a credential Entra refuses:
  * `AADSTS700027`, its first line) on due pending rows that do not carry that code yet. The claims
  * a refusal allows meet only WORKER_CONCURRENCY rows a minute, and a row no claim met kept the code
@@ -36,7 +45,7 @@ export async function markWaitingRows(
   const { rows } = await sql<{ marked: number; top_id: string }>`
     with picked as (
       select id from mailer.email_outbox
-       where status = 'pending' and send_at <= now()
+       where status = 'pending' and send_at <= ${dueBy}
          and last_error_code is distinct from ${blocked.code} ${since}
        order by ${order}
        limit ${WAITING_ROWS_PER_MARK}
