@@ -12,7 +12,7 @@ import { createSettlements } from './settlements.ts'
 import { finishWithinGrace } from './shutdown-grace.ts'
 import { createStartQueue } from './start-queue.ts'
 import { startSends } from './start-send.ts'
-import { markWaitingRows } from './waiting-rows.ts'
+import { createWaitingMarks } from './waiting-marks.ts'
 import { createWakeTimers } from './wake-timers.ts'
 
 export interface Drainer {
@@ -110,31 +110,33 @@ export function createDrainer(d: DrainerDeps): Drainer {
     roomMade: () => {
       if ((backlog || wanted) && roomToClaim()) refill()
       // A send that met a block (a refused credential) settled: the loop names the waiting rows.
-      else if (markedTop === undefined && blockedMs() > 0) wakeUp?.()
+      else if (!blockNamed && blockedMs() > 0) wakeUp?.()
     },
   })
 
   // Rows claimed while no send can succeed would only be handed back, each with a history row.
   const blockedMs = () => d.sendBlockedForMs?.() ?? 0
   const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
-  // The due rows a block holds are named once per block (each block ends in a claim, which the
-  // next refusal follows), and rows enqueued since at each wake meanwhile, by id: never all of them
-  // on every wake. undefined: this block's rows not named yet; else the id the next mark starts above.
-  let markedTop: string | undefined
+  // The due rows a block holds are named by a pass, one bounded statement per block (each block
+  // ends in a claim, which the next refusal follows), and rows enqueued since at each wake
+  // meanwhile, by id: never all of them on every wake (waiting-marks.ts).
+  const waitingMarks = createWaitingMarks(d.db)
+  // This block's step of the pass made; reset by each claim.
+  let blockNamed = false
   async function markWaiting() {
     const blocked = d.sendBlockedBy?.() ?? null
     if (blocked === null) return
-    const r = await markWaitingRows(d.db, blocked, markedTop ?? null)
-    markedTop = r.topId
-    if (r.marked > 0)
-      log.debug('rows waiting for the block named', { marked: r.marked, code: blocked.code })
+    const step = blockNamed ? 'new' : 'pass'
+    const marked = await waitingMarks.mark(blocked, step)
+    blockNamed = true
+    if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
   }
 
   async function run() {
     while (!stopping.signal.aborted) {
       pulse.turned()
       if (mayClaim()) {
-        markedTop = undefined
+        blockNamed = false
         wanted = false
         const rowId = backlog ? null : (news ?? null)
         news = undefined
@@ -159,7 +161,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       // Blocked, the wake stays wanted and the loop looks again when the block ends.
       if (blockedMs() > 0) {
         // Once per block, and at each wake meanwhile (rows enqueued since).
-        if (markedTop === undefined || wanted) {
+        if (!blockNamed || wanted) {
           await markWaiting().catch((error) => {
             d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'mark_waiting', error })
           })

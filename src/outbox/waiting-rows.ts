@@ -1,13 +1,27 @@
-// markWaitingRows: due pending rows that no send can reach now (a refused credential) get its code, once.
-import { type Kysely, sql } from 'kysely'
+// The statements that give due pending rows no send can reach now (a refused credential, MAIL_FROM's pause) what holds them, once.
+import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
 /**
- * Rows marked per statement at most. A refusal is met once a minute per worker (its cooldown), so a
- * backlog larger than this is named over several minutes, the rows due longest first (the claim's
- * order): each statement stays short, and holds few rows locked from the API's cancel and retry.
+ * Rows marked per statement at most, those due longest first (the claim's order): each statement
+ * stays short, and holds few rows locked from the API's cancel and retry.
  */
 export const WAITING_ROWS_PER_MARK = 1_000
+/**
+ * Due rows a pass statement reads at most, named or not: what bounds its cost however large the
+ * backlog (200,000 rows already named were read by every refusal's mark, 0.3 s each), so a pass
+ * over a backlog takes one statement per WAITING_ROWS_READ_PER_MARK rows.
+ */
+export const WAITING_ROWS_READ_PER_MARK = 10_000
+
+/** What holds the rows: the code and message they are given. */
+export interface WaitingCause {
+  code: string
+  message: string
+}
+
+/** A place in the claim order (priority, send_at as Postgres prints it, id), where a pass goes on. */
+export type ClaimPosition = readonly [priority: number, sendAt: string, id: string]
 
 /**
  * Due: by the time the statement's snapshot was taken, not its now() (its transaction's start,
@@ -18,41 +32,102 @@ export const WAITING_ROWS_PER_MARK = 1_000
  */
 const dueBy = sql`(select clock_timestamp())`
 
+/** Which of the due pending rows `c` names (every one without its code); `r` the outbox row's alias. */
+function heldBy(c: WaitingCause, r: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`${r}.last_error_code is distinct from ${c.code}`
+}
+
 /**
- * Sets `last_error_code` / `last_error` to what blocks every send (a credential Entra refuses:
- * `AADSTS700027`, its first line) on due pending rows that do not carry that code yet. The claims
- * a refusal allows meet only WORKER_CONCURRENCY rows a minute, and a row no claim met kept the code
- * of its last attempt, or none: an operator listing pending rows could not tell why they wait.
- * Written once per row and code (a row that carries it is left alone, at the next refusal too),
- * never once per retry: row writes per waiting row stay at one however long the refusal lasts.
- * Touches neither status, send_at, attempts nor history: the row waits as before, and its throttle
- * deadline counts, as before, from a wait a claim recorded. Rows another transaction holds are
- * skipped (the next refusal names them).
- *
- * `aboveId` null: every due row, in claim order (the claim's index; reads every due row that
- * carries the code already, once per refusal). Else only rows with a larger id, in id order (the
- * primary key: rows enqueued since the last mark, however large the backlog). Returns the rows
- * marked and the table's highest id when the statement began ('0' when empty), the next mark's
- * `aboveId`: a row committed later under a lower id waits for the next full mark.
+ * One step of a pass over the due pending rows in claim order (email_outbox_claim_idx), from
+ * `after` (null: the start): reads at most WAITING_ROWS_READ_PER_MARK of them and sets
+ * `last_error_code` / `last_error` to `c` on the first WAITING_ROWS_PER_MARK it holds. Written
+ * once per row and code, never once per retry: a row that carries the code is read, not written.
+ * Touches neither status, send_at, attempts, send_started_at nor history: the row waits as before,
+ * and its throttle deadline counts, as before, from a wait a claim recorded. Rows another
+ * transaction holds are skipped (the next pass names them). Returns the rows marked, where the
+ * pass goes on (null: it reached the last due row) and the table's highest id when it began.
  */
-export async function markWaitingRows(
+export async function markWaitingRowsFrom(
   db: Kysely<Database>,
-  blocked: { code: string; message: string },
-  aboveId: string | null,
-): Promise<{ marked: number; topId: string }> {
-  const since = aboveId === null ? sql`` : sql`and id > ${aboveId}::bigint`
-  const order = aboveId === null ? sql`priority, send_at, id` : sql`id`
-  const { rows } = await sql<{ marked: number; top_id: string }>`
-    with picked as (
-      select id from mailer.email_outbox
-       where status = 'pending' and send_at <= ${dueBy}
-         and last_error_code is distinct from ${blocked.code} ${since}
-       order by ${order}
-       limit ${WAITING_ROWS_PER_MARK}
-         for update skip locked
+  c: WaitingCause,
+  after: ClaimPosition | null,
+  bound = { marked: WAITING_ROWS_PER_MARK, read: WAITING_ROWS_READ_PER_MARK },
+): Promise<{ marked: number; next: ClaimPosition | null; topId: string }> {
+  const from =
+    after === null
+      ? sql``
+      : sql`and (o.priority, o.send_at, o.id) > (${after[0]}::smallint, ${after[1]}::timestamptz, ${after[2]}::bigint)`
+  const { rows } = await sql<{
+    marked: number
+    next_priority: number | null
+    next_send_at: string | null
+    next_id: string | null
+    top_id: string
+  }>`
+    with scanned as materialized (
+      select o.id, o.priority, o.send_at, o.sender_key, o.last_error_code
+        from mailer.email_outbox o
+       where o.status = 'pending' and o.send_at <= ${dueBy} ${from}
+       order by o.priority, o.send_at, o.id
+       limit ${bound.read}
+    ), picked as (
+      select o.id, s.priority, s.send_at
+        from scanned s join mailer.email_outbox o on o.id = s.id
+       where o.status = 'pending' and ${heldBy(c, sql`s`)}
+       order by s.priority, s.send_at, s.id
+       limit ${bound.marked}
+         for update of o skip locked
     ), marked as (
       update mailer.email_outbox o
-         set last_error_code = ${blocked.code}, last_error = ${blocked.message}
+         set last_error_code = ${c.code}, last_error = ${c.message}
+       where o.id in (select id from picked) and o.status = 'pending'
+      returning o.id
+    ), last_read as (
+      -- Where the pass goes on: past the last row it named when it named all it may, else past
+      -- the last row it read when it read all it may, else nowhere (the end).
+      select * from (select p.priority, p.send_at, p.id from picked p
+                      where (select count(*) from picked) >= ${bound.marked}
+                      order by p.priority desc, p.send_at desc, p.id desc limit 1) a
+      union all
+      select * from (select s.priority, s.send_at, s.id from scanned s
+                      where (select count(*) from picked) < ${bound.marked}
+                        and (select count(*) from scanned) >= ${bound.read}
+                      order by s.priority desc, s.send_at desc, s.id desc limit 1) b
+    )
+    select (select count(*) from marked)::int as marked,
+           l.priority::int as next_priority, l.send_at::text as next_send_at, l.id::text as next_id,
+           coalesce((select max(id) from mailer.email_outbox), 0)::text as top_id
+      from (select 1) one left join last_read l on true`.execute(db)
+  const r = rows[0]
+  const next: ClaimPosition | null =
+    r?.next_id != null && r.next_priority !== null && r.next_send_at !== null
+      ? [r.next_priority, r.next_send_at, r.next_id]
+      : null
+  return { marked: r?.marked ?? 0, next, topId: r?.top_id ?? '0' }
+}
+
+/**
+ * As markWaitingRowsFrom, for the rows with an id above `aboveId` only, in id order (the primary
+ * key: rows enqueued since the last mark, however large the backlog). Returns the rows marked and
+ * the table's highest id when the statement began ('0' when empty), the next mark's `aboveId`: a
+ * row committed later under a lower id waits for the next pass.
+ */
+export async function markWaitingRowsAbove(
+  db: Kysely<Database>,
+  c: WaitingCause,
+  aboveId: string,
+): Promise<{ marked: number; topId: string }> {
+  const { rows } = await sql<{ marked: number; top_id: string }>`
+    with picked as (
+      select o.id from mailer.email_outbox o
+       where o.status = 'pending' and o.send_at <= ${dueBy} and o.id > ${aboveId}::bigint
+         and ${heldBy(c, sql`o`)}
+       order by o.id
+       limit ${WAITING_ROWS_PER_MARK}
+         for update of o skip locked
+    ), marked as (
+      update mailer.email_outbox o
+         set last_error_code = ${c.code}, last_error = ${c.message}
        where o.id in (select id from picked) and o.status = 'pending'
       returning o.id
     )
