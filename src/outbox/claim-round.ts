@@ -10,8 +10,10 @@ import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { deferPausedRows } from './paused-rows.ts'
 import { mailboxKey, type SendGate } from './send-gate.ts'
+import { PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { StartQueue } from './start-queue.ts'
+import { createWaitingMarks } from './waiting-marks.ts'
 
 interface ClaimRound {
   claimed: number
@@ -68,6 +70,37 @@ export function createClaimRound(r: {
     },
   }
 
+  // MAIL_FROM's rows the claims leave out are told why they wait, as a row given back for the
+  // pause is: by one pass per pause, a step at each claim that finds it standing, then the rows
+  // enqueued since at each such claim (a statement each, at most one at a time: a claim's call
+  // while one runs comes after it); not awaited, so a claim's rows are not held for it, and a
+  // failure leaves the rows as they were.
+  const pausedMarks = createWaitingMarks(d.db)
+  let naming: 'idle' | 'running' | 'again' = 'idle'
+  function namePausedRows(key: string) {
+    if (naming !== 'idle') {
+      naming = 'again'
+      return
+    }
+    naming = 'running'
+    const cause = {
+      code: PAUSED_CODE,
+      message: pausedRowMessage(d.sender.pauseReason?.(key) ?? null),
+      mailFromKey: key,
+    }
+    void pausedMarks
+      .mark(cause, pausedMarks.passing() ? 'pass' : 'new')
+      .then((marked) => {
+        if (marked > 0) log.debug('rows waiting for MAIL_FROM’s pause named', { marked })
+      })
+      .catch((err) => log.warn('could not name the rows MAIL_FROM’s pause holds', { err }))
+      .finally(() => {
+        const again = naming === 'again'
+        naming = 'idle'
+        if (again && pause.claimParam() !== undefined) namePausedRows(key)
+      })
+  }
+
   async function claimAndDeliver(notifiedId: string | null): Promise<ClaimRound> {
     const room = Math.min(batch, maxUnsent - unsent.size, maxHeld - held.size)
     if (room <= 0) return { claimed: 0, full: false, run: Promise.resolve() }
@@ -104,7 +137,10 @@ export function createClaimRound(r: {
     // be: every backstop poll's claim reads the pause again, in database time, and the last one
     // before its end arms the timer for it (measured: a 12-16 s pause under a 3 s poll, the first
     // send 9-12 ms after its end).
-    if (pausedMs != null && pausedSender) due.arm(Math.max(0, pausedMs - pausedSender.holdMs))
+    if (pausedMs != null && pausedSender) {
+      due.arm(Math.max(0, pausedMs - pausedSender.holdMs))
+      namePausedRows(pausedSender.key)
+    } else pausedMarks.end()
     if (leases.length === 0) return { claimed: 0, full: false, run: Promise.resolve() }
     for (const l of leases) {
       held.set(l.id, l)

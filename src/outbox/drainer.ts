@@ -127,7 +127,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     const blocked = d.sendBlockedBy?.() ?? null
     if (blocked === null) return
     const step = blockNamed ? 'new' : 'pass'
-    const marked = await waitingMarks.mark(blocked, step)
+    const marked = await waitingMarks.mark({ ...blocked, mailFromKey: null }, step)
     blockNamed = true
     if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
   }

@@ -3,7 +3,7 @@ import type { DeliveryDeps } from './deliver.ts'
 import { resolveAmbiguity } from './interrupted-send.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
-import { PACED_CODE, PAUSED_CODE } from './settle-item.ts'
+import { PACED_CODE, PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
 
 /**
  * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send, then
@@ -41,9 +41,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
             }
           : {
               code: PAUSED_CODE,
-              // What paused it, when the transport knows it is no throttle (Graph refusing
-              // MAIL_FROM): a user reading the row should not look for a rate problem.
-              message: `not sent: ${d.sender.pauseReason?.(mailbox) ?? 'its sender mailbox is paused after a provider throttle'}`,
+              message: pausedRowMessage(d.sender.pauseReason?.(mailbox) ?? null),
             }),
         delayMs: permit.pausedForMs,
         throttled: true,

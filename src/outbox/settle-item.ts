@@ -35,6 +35,13 @@ export const storable = (text: string): string => text.replaceAll('\u0000', '')
 export const PACED_CODE = 'mailbox_paced'
 /** The code of a row given back uncounted, unsent, while a provider throttle or refusal pauses its mailbox. */
 export const PAUSED_CODE = 'mailbox_paused'
+/**
+ * The `last_error` of a row that waits for its mailbox's pause (given back, or left unclaimed):
+ * `reason` what paused it when the transport knows it is no throttle (Graph refusing MAIL_FROM),
+ * so a user reading the row does not look for a rate problem.
+ */
+export const pausedRowMessage = (reason: string | null): string =>
+  `not sent: ${reason ?? 'its sender mailbox is paused after a provider throttle'}`
 
 /**
  * The codes of a row given back uncounted because the app got no provider token (Entra down,

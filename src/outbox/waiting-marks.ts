@@ -13,7 +13,7 @@ export interface WaitingMarks {
    * Names rows `c` holds; returns how many it marked. `pass`: one step of the pass under way, or
    * of a new one (waiting-rows.ts: at most WAITING_ROWS_READ_PER_MARK rows read). `new`: the rows
    * above the highest id already passed, by id (the primary key), the rows enqueued since. A
-   * cause with another code starts over, with a pass.
+   * cause with another code (or mailbox) starts over, with a pass.
    */
   mark(c: WaitingCause, step: 'pass' | 'new'): Promise<number>
   /** A pass is under way: it has not read the last due row yet. */
@@ -36,8 +36,9 @@ export function createWaitingMarks(db: Kysely<Database>): WaitingMarks {
   let top: string | null = null
   return {
     async mark(c, step) {
-      if (c.code !== cause) {
-        cause = c.code
+      const key = `${c.code}\u0000${c.mailFromKey ?? ''}`
+      if (key !== cause) {
+        cause = key
         next = undefined
         top = null
       }

@@ -1,6 +1,7 @@
 // The statements that give due pending rows no send can reach now (a refused credential, MAIL_FROM's pause) what holds them, once.
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { PACED_CODE, TOKEN_WAIT_CODE } from './settle-item.ts'
 
 /**
  * Rows marked per statement at most, those due longest first (the claim's order): each statement
@@ -14,10 +15,18 @@ export const WAITING_ROWS_PER_MARK = 1_000
  */
 export const WAITING_ROWS_READ_PER_MARK = 10_000
 
-/** What holds the rows: the code and message they are given. */
+/** What holds the rows, and which rows it holds. */
 export interface WaitingCause {
   code: string
   message: string
+  /**
+   * null: every due row (a refused credential blocks every send), replacing any other code. Else
+   * MAIL_FROM's pause key: the rows that send from MAIL_FROM (no sender of their own, or its
+   * address), which claims leave out while it stands; a code that row's own attempt met (a Graph
+   * code, the pause's cause on the row that met it) is kept, a wait named earlier (a refused or
+   * unreachable provider, a pacing turn) or none is replaced.
+   */
+  mailFromKey: string | null
 }
 
 /** A place in the claim order (priority, send_at as Postgres prints it, id), where a pass goes on. */
@@ -32,9 +41,12 @@ export type ClaimPosition = readonly [priority: number, sendAt: string, id: stri
  */
 const dueBy = sql`(select clock_timestamp())`
 
-/** Which of the due pending rows `c` names (every one without its code); `r` the outbox row's alias. */
+/** Which of the due pending rows `c` names; `r` the outbox row's alias. */
 function heldBy(c: WaitingCause, r: RawBuilder<unknown>): RawBuilder<unknown> {
-  return sql`${r}.last_error_code is distinct from ${c.code}`
+  if (c.mailFromKey === null) return sql`${r}.last_error_code is distinct from ${c.code}`
+  return sql`(${r}.sender_key is null or ${r}.sender_key = ${c.mailFromKey})
+    and (${r}.last_error_code is null or ${r}.last_error_code = ${PACED_CODE}
+         or ${r}.last_error_code ~ ${TOKEN_WAIT_CODE})`
 }
 
 /**

@@ -86,17 +86,24 @@ async function allTried(ids: string[]) {
 
 /**
  * MAIL_FROM stands paused and the worker holds no row: its waiting rows are left to the pause (the
- * claims pass them over while it stands), whether a claim met them before it began or not.
+ * claims pass them over while it stands), whether a claim met them before it began or not, and
+ * each due one says why it waits (a code).
  */
 async function pausedAndIdle(r: Run) {
   await pollUntil(async () => {
     const p = await t.pool.query(
       `select (select count(*)::int from mailer.mailbox_pacing where mailbox = $1 and next_at > now() + interval '1 minute') as paused,
-              (select count(*)::int from mailer.email_outbox where status = 'sending') as sending`,
+              (select count(*)::int from mailer.email_outbox where status = 'sending') as sending,
+              (select count(*)::int from mailer.email_outbox
+                where status = 'pending' and send_at <= now() and sender_key is null
+                  and last_error_code is null) as unnamed`,
       [MAIL_FROM],
     )
-    const { paused, sending } = p.rows[0]
-    return paused === 1 && sending === 0 && r.engine.drainer.status().inFlight === 0
+    const { paused, sending, unnamed } = p.rows[0]
+    return paused === 1 &&
+      sending === 0 &&
+      unnamed === 0 &&
+      r.engine.drainer.status().inFlight === 0
       ? true
       : undefined
   }, 30_000)
@@ -482,5 +489,87 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
         (x: { status: string; attempts: number }) => x.status === 'pending' && x.attempts === 0,
       ),
     )
+  })
+})
+
+describe('the rows a paused MAIL_FROM’s claims leave out', () => {
+  const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
+  /** Pending rows of `ids` that no claim met (no history entry): what a user listing them sees. */
+  const unmet = async (ids: string[]) =>
+    (
+      await t.pool.query(
+        `select distinct o.last_error_code, o.last_error, o.attempts, o.send_at <= now() as due
+           from mailer.email_outbox o
+          where o.id = any($1::bigint[]) and o.status = 'pending'
+            and not exists (select from mailer.email_attempts a where a.outbox_id = o.id)`,
+        [ids],
+      )
+    ).rows
+  const defaultRows = async (n: number) =>
+    (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb)::text as id
+           from generate_series(1, $1::int)`,
+        [n],
+      )
+    ).rows.map((x) => x.id)
+  const versions = async (ids: string[]) =>
+    (
+      await t.pool.query<{ v: string }>(
+        'select xmin::text || ctid::text as v from mailer.email_outbox where id = any($1::bigint[]) order by id',
+        [ids],
+      )
+    ).rows.map((x) => x.v)
+
+  test('throttled for minutes: the rows no claim met say `mailbox_paused`, as those given back do, written once; one enqueued during the pause is named at its wake; sendAt, attempts and history untouched', async () => {
+    const defaults = await defaultRows(40)
+    const r = await startWorker({ mailboxes: [OWN, MAIL_FROM] }, { pickSendMail: () => THROTTLED })
+    await pausedAndIdle(r)
+    const named = await pollUntil(async () => {
+      const u = await unmet(defaults)
+      return u.length === 1 && u[0].last_error_code !== null ? u : undefined
+    }, 10_000).catch(() => unmet(defaults))
+    expect(named).toEqual([
+      {
+        last_error_code: 'mailbox_paused',
+        last_error: 'not sent: its sender mailbox is paused after a provider throttle',
+        attempts: 0,
+        due: true,
+      },
+    ])
+    const before = await versions(defaults)
+    // Enqueued while the pause stands: its notification's claim leaves it out and names it.
+    const [late] = await defaultRows(1)
+    await pollUntil(
+      async () => ((await unmet([late!]))[0]?.last_error_code ? true : undefined),
+      10_000,
+    )
+    expect(await unmet([late!])).toEqual(named)
+    // The rows named before are not written again.
+    expect(await versions(defaults)).toEqual(before)
+    expect(r.fake.accepted).toEqual([])
+  })
+
+  test('a refused MAIL_FROM: every waiting row says why (Graph’s code on the rows that met it, `mailbox_paused` naming the refusal on the rest), and a code a row’s own attempt met stays', async () => {
+    const defaults = await defaultRows(ROWS)
+    const r = await startWorker({ mailboxes: [OWN] })
+    await pausedAndIdle(r)
+    const codes = async () =>
+      (
+        await t.pool.query(
+          `select distinct last_error_code from mailer.email_outbox
+            where id = any($1::bigint[]) and status = 'pending' order by 1`,
+          [defaults],
+        )
+      ).rows.map((x) => x.last_error_code)
+    const all = await pollUntil(async () => {
+      const c = await codes()
+      return c.includes(null) ? undefined : c
+    }, 10_000).catch(codes)
+    expect(all).toEqual(['ErrorInvalidUser', 'mailbox_paused'])
+    for (const row of await unmet(defaults)) {
+      expect(row.last_error).toContain('refused by Graph (HTTP 404 ErrorInvalidUser)')
+      expect(row.last_error).not.toContain(MAIL_FROM)
+    }
   })
 })

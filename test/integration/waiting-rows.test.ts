@@ -1,4 +1,4 @@
-// The statements that name waiting rows (waiting-rows.ts): a pass's bounds and its place, a row committed as a mark begins.
+// The statements that name waiting rows (waiting-rows.ts): a pass's bounds and its place, which rows a pause names, a row committed as a mark begins.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import {
@@ -14,7 +14,12 @@ import { enqueue } from '../support/engine.ts'
 setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
-const REFUSED: WaitingCause = { code: 'AADSTS700027', message: 'refused' }
+const REFUSED: WaitingCause = { code: 'AADSTS700027', message: 'refused', mailFromKey: null }
+const PAUSED: WaitingCause = {
+  code: 'mailbox_paused',
+  message: 'not sent: paused',
+  mailFromKey: 'sender@example.com',
+}
 
 /** `n` rows due in id order (one statement), their ids. */
 async function dueRows(n: number): Promise<string[]> {
@@ -87,6 +92,49 @@ test('a pass reaches a row that became due after it began, ahead of its place', 
   let at = first.next
   while (at !== null) at = (await markWaitingRowsFrom(t.db, REFUSED, at)).next
   expect(await codeOf([...ids, later])).toEqual(Array(7).fill('AADSTS700027'))
+})
+
+test('MAIL_FROM’s pause names its rows (no sender, or its own address) and replaces no code a row’s attempt met; a refused credential names every row', async () => {
+  const plain = await enqueue(t)
+  const own = await enqueue(t, {
+    from: 'Sender@Example.com',
+    to: 'rcpt@example.com',
+    subject: 'Hello',
+    text: 'Hi',
+  })
+  const other = await enqueue(t, {
+    from: 'other@example.com',
+    to: 'rcpt@example.com',
+    subject: 'Hello',
+    text: 'Hi',
+  })
+  const codes = ['AADSTS700027', 'token_timeout', 'mailbox_paced', 'ErrorInvalidUser', 'graph_500']
+  const coded: string[] = []
+  for (const code of codes) {
+    const id = await enqueue(t)
+    await t.pool.query('update mailer.email_outbox set last_error_code = $2 where id = $1', [
+      id,
+      code,
+    ])
+    coded.push(id)
+  }
+  await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 minute'`)
+  const r = await markWaitingRowsFrom(t.db, PAUSED, null)
+  expect(r.marked).toBe(5)
+  expect(await codeOf([plain, own, other, ...coded])).toEqual([
+    'mailbox_paused',
+    'mailbox_paused',
+    null,
+    'mailbox_paused',
+    'mailbox_paused',
+    'mailbox_paused',
+    'ErrorInvalidUser',
+    'graph_500',
+  ])
+  // Named once: the next pass and a mark by id write nothing.
+  expect((await markWaitingRowsFrom(t.db, PAUSED, null)).marked).toBe(0)
+  expect((await markWaitingRowsAbove(t.db, PAUSED, '0')).marked).toBe(0)
+  expect((await markWaitingRowsFrom(t.db, REFUSED, null)).marked).toBe(8)
 })
 
 test('a row committed after a mark’s transaction began, before its snapshot, is named by that mark, not left under the id it returns', async () => {
