@@ -43,10 +43,11 @@ const heartbeat =
   (db, leases) =>
     extendLeases(db, WORKER, order(leases), 60)
 const lastChecks: Racer = (db, leases) => startSends(db, lastFirst(leases))
-/** Bounded poll until `n` statements of this database wait for a lock. */
-async function untilWaiting(n: number) {
+/** Bounded poll until `n` statements of this database wait for a lock, or `over()` says. */
+async function untilWaiting(n: number, over: () => boolean = () => false) {
   await pollUntil(
     async () => {
+      if (over()) return true
       const { rows } = await t.pool.query<{ n: number }>(
         `select count(*)::int as n from pg_stat_activity
           where datname = current_database() and wait_event_type = 'Lock'`,
@@ -105,7 +106,14 @@ async function deadlocksOfRaces(o: {
       const first = counted(o.first, leases)
       await untilWaiting(1)
       const second = counted(o.second, leases)
-      await untilWaiting(2)
+      // The last checks wait 50 ms at most (sql/0037), then skip the rows held: a poll on a loaded
+      // machine can miss that wait, so the line-up is also complete once `second` has returned.
+      let secondOver = false
+      const over = () => {
+        secondOver = true
+      }
+      second.then(over, over)
+      await untilWaiting(2, () => secondOver)
       await holder.end('commit')
       await Promise.all([first, second])
     }
