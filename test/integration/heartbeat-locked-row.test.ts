@@ -19,7 +19,9 @@ afterEach(async () => {
   engine = null
 })
 
-const LEASE_SECONDS = 2
+// Short, so the test waits one out; long against a stalled tick: at 2 s (ticks 0.5 s apart) one
+// tick stalled 2.5 s (a loaded machine) let the other row's lease end, and it was sent twice.
+const LEASE_SECONDS = 6
 
 test('an application holding one claimed row locked past its lease lets none of the worker’s leases lapse: none is reclaimed and sent twice', async () => {
   // The lower id: the heartbeat locks its rows in id order, so it meets this one first.
