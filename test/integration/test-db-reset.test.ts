@@ -1,11 +1,12 @@
-// The test database's reset between tests: every mailer table but the migration record is left empty, so no test leans on another's leftovers (a pause, a slot).
+// The test database's reset between tests: every mailer table but what migrate made for good (its record, the database's id) is left empty, so no test leans on another's leftovers (a pause, a slot).
 import { expect, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 
 const t = useTestDb()
 
-test('reset empties every mailer table but schema_migrations: a pause, a held slot and rows are gone', async () => {
+test('reset empties every mailer table but schema_migrations and database_identity: a pause, a held slot and rows are gone; the id stays', async () => {
+  const [{ id }] = (await t.pool.query('select id from mailer.database_identity')).rows
   await enqueue(t)
   await t.pool.query(
     `insert into mailer.mailbox_pacing (mailbox, next_at) values ('sender@example.com', now() + interval '5 minutes')`,
@@ -18,7 +19,8 @@ test('reset empties every mailer table but schema_migrations: a pause, a held sl
   // Listed from the catalog, so a table a later migration adds is held to it too.
   const tables = await t.pool.query<{ name: string }>(
     `select format('%I.%I', table_schema, table_name) as name from information_schema.tables
-      where table_schema = 'mailer' and table_type = 'BASE TABLE' and table_name <> 'schema_migrations'
+      where table_schema = 'mailer' and table_type = 'BASE TABLE'
+        and table_name not in ('schema_migrations', 'database_identity')
       order by 1`,
   )
   expect(tables.rows.length).toBeGreaterThanOrEqual(6)
@@ -30,4 +32,6 @@ test('reset empties every mailer table but schema_migrations: a pause, a held sl
   expect(left).toEqual({})
   const migrations = await t.pool.query('select count(*)::int as n from mailer.schema_migrations')
   expect(migrations.rows[0].n).toBeGreaterThan(0)
+  // The database's own id (0048), as migrate made it: a table without its row sends nothing.
+  expect((await t.pool.query('select id from mailer.database_identity')).rows).toEqual([{ id }])
 })

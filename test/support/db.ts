@@ -33,8 +33,9 @@ export async function createTestDb(): Promise<TestDb> {
     ...handle,
     url,
     reset: async () => {
-      // Every mailer table but schema_migrations: a pause (mailbox_pacing) or a held slot left by
-      // one test would otherwise hold the next back (test-db-reset.test.ts).
+      // Every mailer table but schema_migrations and database_identity (the database's id, 0048):
+      // a pause (mailbox_pacing) or a held slot left by one test would otherwise hold the next back
+      // (test-db-reset.test.ts).
       await handle.pool.query(
         'truncate mailer.email_attempts, mailer.email_outbox, mailer.templates, mailer.workers, mailer.mailbox_pacing, mailer.send_slots restart identity cascade',
       )
