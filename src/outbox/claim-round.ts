@@ -71,10 +71,10 @@ export function createClaimRound(r: {
   }
 
   // MAIL_FROM's rows the claims leave out are told why they wait, as a row given back for the
-  // pause is: by one pass per pause, a step at each claim that finds it standing, then the rows
-  // enqueued since at each such claim (a statement each, at most one at a time: a claim's call
-  // while one runs comes after it); not awaited, so a claim's rows are not held for it, and a
-  // failure leaves the rows as they were.
+  // pause is: by one pass per pause, begun by the first claim that finds it standing, then the
+  // rows enqueued since at each such claim (at most one naming at a time: a claim's call while one
+  // runs comes after it); not awaited, so a claim's rows are not held for it, and a failure leaves
+  // the rows as they were.
   const pausedMarks = createWaitingMarks(d.db)
   let naming: 'idle' | 'running' | 'again' = 'idle'
   function namePausedRows(key: string) {
@@ -88,8 +88,15 @@ export function createClaimRound(r: {
       message: pausedRowMessage(d.sender.pauseReason?.(key) ?? null),
       mailFromKey: key,
     }
-    void pausedMarks
-      .mark(cause, pausedMarks.passing() ? 'pass' : 'new')
+    const name = async () => {
+      let marked = await pausedMarks.mark(cause, pausedMarks.passing() ? 'pass' : 'new')
+      // The pause's pass to its end at once, a bounded statement at a time, while it stands: a
+      // claim may not come again before the pause ends (an idle worker claims only when woken).
+      while (pausedMarks.passing() && pause.claimParam() !== undefined && !r.stopping.aborted)
+        marked += await pausedMarks.mark(cause, 'pass')
+      return marked
+    }
+    void name()
       .then((marked) => {
         if (marked > 0) log.debug('rows waiting for MAIL_FROM’s pause named', { marked })
       })
