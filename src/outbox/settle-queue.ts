@@ -90,6 +90,17 @@ export function createSettleQueue(d: {
         }
         return
       } catch (err) {
+        // One row's value can fail the statement for all (an index entry past its size, a check):
+        // given up together, every send beside it was reclaimed and sent again. Each alone, the
+        // others are recorded and only that row's lease is left to expire.
+        if (batch.length > 1 && isRowRefusal(err)) {
+          d.log.warn('recording send outcomes failed for a value; recording each row alone', {
+            count: batch.length,
+            err,
+          })
+          for (const p of batch) await writeWithRetry([p])
+          return
+        }
         // While the database cannot take any write (an outage, a failover), nothing is gained by
         // giving up: a reclaim cannot take the rows meanwhile, and once it is back the write,
         // fenced by each lease's token, records them or finds them reclaimed. Given up at half a
@@ -151,4 +162,10 @@ export function createSettleQueue(d: {
       stopDeadline = Math.min(stopDeadline, deadline)
     },
   }
+}
+
+/** A statement refused for a value it wrote: a data exception, a constraint, a size limit (SQLSTATE 22, 23, 54). */
+function isRowRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^(22|23|54)/.test(code)
 }

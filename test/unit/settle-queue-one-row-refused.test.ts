@@ -1,0 +1,84 @@
+// The settle queue when one row of a batch makes its statement fail: the others are recorded.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import type { Clock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import type { SettledRow, SettleItem } from '../../src/outbox/settle-item.ts'
+import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+/** A clock moved only by sleeps, which pass in the next turn of the event loop. */
+function handClock(): Clock {
+  const c = { mono: 1_000 }
+  return {
+    now: () => 1_750_000_000_000 + c.mono,
+    monotonic: () => c.mono,
+    sleep: async (ms) => {
+      await new Promise((r) => setImmediate(r))
+      c.mono += ms
+    },
+  }
+}
+
+const itemOf = (id: string): SettleItem => ({
+  id,
+  token: `t${id}`,
+  settlement: { kind: 'sent' },
+  startedAt: null,
+})
+const rowOf = (id: string): SettledRow => ({ id, status: 'sent', outcome: 'sent', code: null })
+
+// Postgres refuses a whole statement for one row's value (an index entry past its size, SQLSTATE
+// 54000; a check, 23514): a batch given up for it had every send in it reclaimed and sent again.
+test('a row whose value the statement refuses is given up alone; the rows settled beside it are recorded', async () => {
+  const statements: string[][] = []
+  const queue = createSettleQueue({
+    clock: handClock(),
+    log: silentLogger,
+    giveUpAfterMs: 15_000,
+    write: async (items) => {
+      statements.push(items.map((i) => i.id))
+      if (items.some((i) => i.id === '2')) {
+        throw Object.assign(new Error('index row size 3016 exceeds btree version 4 maximum 2704'), {
+          code: '54000',
+        })
+      }
+      return items.map((i) => rowOf(i.id))
+    },
+  })
+  // Pushed in one turn: one statement for the three.
+  const answers = await Promise.all(['1', '2', '3'].map((id) => queue.push(itemOf(id))))
+  expect(statements[0]).toEqual(['1', '2', '3'])
+  expect(answers).toEqual([rowOf('1'), null, rowOf('3')])
+  // Each of the others is recorded once; the refused row is retried alone until given up.
+  expect(statements.filter((s) => s.includes('1'))).toEqual([['1', '2', '3'], ['1']])
+  expect(statements.filter((s) => s.includes('3'))).toEqual([['1', '2', '3'], ['3']])
+  expect(statements.slice(1).every((s) => s.length === 1)).toBe(true)
+})
+
+test('a batch the database could not take at all is retried whole, not row by row', async () => {
+  const statements: string[][] = []
+  let down = 2
+  const queue = createSettleQueue({
+    clock: handClock(),
+    log: silentLogger,
+    giveUpAfterMs: 15_000,
+    write: async (items) => {
+      statements.push(items.map((i) => i.id))
+      if (down-- > 0) {
+        throw Object.assign(new Error('terminating connection due to administrator command'), {
+          code: '57P01',
+        })
+      }
+      return items.map((i) => rowOf(i.id))
+    },
+  })
+  const answers = await Promise.all(['1', '2', '3'].map((id) => queue.push(itemOf(id))))
+  expect(answers).toEqual([rowOf('1'), rowOf('2'), rowOf('3')])
+  expect(statements).toEqual([
+    ['1', '2', '3'],
+    ['1', '2', '3'],
+    ['1', '2', '3'],
+  ])
+})
