@@ -365,11 +365,15 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
         ),
       )
     // At once: the pause over, MAIL_FROM's rows due, and the other sender's rows ahead of them.
+    // A minute back, not now(): a claim whose transaction began just before this one (a timer's)
+    // and whose snapshot saw it has an earlier now(), by which rows due at this now() were not due
+    // yet while the pause, within its hold, was over: it took the other sender's row as the probe.
     await t.pool.query(
       `
-      with p as (update mailer.mailbox_pacing set next_at = now() returning 1)
+      with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' returning 1)
       update mailer.email_outbox
-         set send_at = case when id = any($1::bigint[]) then now() - interval '1 hour' else now() end
+         set send_at = case when id = any($1::bigint[]) then now() - interval '1 hour'
+                            else now() - interval '1 minute' end
        where status = 'pending'`,
       [own],
     )
