@@ -1,9 +1,12 @@
 // .ci/progress, the line .ci/run prints each minute while its test runs go on: files done and failures per run, read from their logs.
-import { afterAll, expect, test } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { ROOT } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const dir = await mkdtemp(join(tmpdir(), 'outbox-ci-progress-'))
 afterAll(() => rm(dir, { recursive: true, force: true }))

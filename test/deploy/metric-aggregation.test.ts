@@ -1,9 +1,12 @@
 // The database-wide gauges, which every machine exports alike: their help, the README and the deploy guide's rules aggregate them with max, never sum.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createMetricFamilies } from '../../src/api/metric-families.ts'
 import { ROOT } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 /** Read from the database at each scrape: every process reports the same numbers for a database. */
 const DATABASE_WIDE = [

@@ -1,5 +1,5 @@
 // Every Fly process group that drains the outbox is checked on /readyz and scraped: fly.toml as it stands, and split into api and worker as the guide's step 10 says.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import {
@@ -12,6 +12,9 @@ import {
   readDockerfile,
   readFlyConfig,
 } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const fly = await readFlyConfig()
 const guide = await Bun.file(resolve(ROOT, 'deploy/README.md')).text()

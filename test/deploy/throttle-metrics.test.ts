@@ -1,9 +1,12 @@
 // The two throttle counts: outbox_sends_total counts rows (one 429 may send back many), outbox_graph_throttled_total the sends and lookups told to wait; their help and the docs say which.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createMetricFamilies } from '../../src/api/metric-families.ts'
 import { ROOT } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
 const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')

@@ -1,8 +1,11 @@
 // readSchemaState's verdicts on a migrated database, against the binary's list as it is and as others would have it.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { type Migration, migrations } from '../../src/db/migrations.ts'
 import { readSchemaState } from '../../src/db/schema-state.ts'
 import { useTestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const t = useTestDb()
 const latest = migrations.at(-1)!.version

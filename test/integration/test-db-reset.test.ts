@@ -1,7 +1,10 @@
 // The test database's reset between tests: every mailer table but what migrate made for good (its record, the database's id) is left empty, so no test leans on another's leftovers (a pause, a slot).
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const t = useTestDb()
 

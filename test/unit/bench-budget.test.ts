@@ -1,6 +1,9 @@
 // The benchmark's drain budget (bench/budget.ts): full drains on time, shorter autovacuum waits a little late, cut caps only when far behind.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { drainBudget } from '../../bench/budget.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const options = {
   capMs: 10_000,

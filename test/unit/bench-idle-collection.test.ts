@@ -1,6 +1,9 @@
 // The bench engine's collection once idle (bench/systems/idle-collection.ts, round 34): once per idle spell, never per send.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { idleCollection } from '../../bench/systems/idle-collection.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 async function until(what: string, check: () => boolean, ms = 5_000) {
   const deadline = performance.now() + ms

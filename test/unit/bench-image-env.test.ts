@@ -1,7 +1,10 @@
 // Bench tools that start systems' processes run them in the release image's environment (bench/image-env.ts), as the suite does.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const BENCH = join(import.meta.dir, '../../bench')
 

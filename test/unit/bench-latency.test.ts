@@ -1,7 +1,10 @@
 // The benchmark's pickup windows (bench/latency.ts): commit → send start, from the same clock points for every system.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { latencyWindow, poolWindows } from '../../bench/latency.ts'
 import type { BenchSystem, StartOptions } from '../../bench/systems/system.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 /**
  * A system whose insert does `workMs` of its own work before it commits (as graphile-worker's

@@ -1,5 +1,5 @@
 // The chaos soak's schedule is replayable: a seed makes the same turns, pinned here for seeds 7, 301 and 381.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { prng } from '../faults/chaos/random.ts'
 import {
   ACTIONS,
@@ -9,6 +9,9 @@ import {
   type RowSpec,
 } from '../faults/chaos/schedule.ts'
 import { type ChaosActions, type ChaosWorld, chaosTurn } from '../faults/chaos/turn.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 // Only what the seed decides (an expiry's moment follows the clock); the draw after the last turn
 // pins every row's draws too.

@@ -1,8 +1,11 @@
 // createClaimFailures: claims failing in a row as readiness reads them (since, last, SQLSTATE), the loop's wait, and the run's lines.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { createLogger } from '../../src/log.ts'
 import { createClaimFailures } from '../../src/outbox/claim-failures.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 function setup() {
   let now = 1_000_000

@@ -1,6 +1,9 @@
 // The command line is checked whole before anything runs: unknown commands, flags and values are refused.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { parseArgs, parseSeconds } from '../../src/cli-args.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const refusal = (argv: string[]) => {
   try {

@@ -1,8 +1,11 @@
 // loadConfig: defaults, every problem named at once without echoing a secret, URLs and cross-field rules checked at start.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { urlVariable } from '../../src/config/database-list.ts'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const base = { DATABASE_URL: 'postgres://u:p@db/app', MAIL_TRANSPORT: 'file' }
 /** A Graph transport with a secret for its credential (placeholders: loadConfig judges which are set). */

@@ -1,8 +1,11 @@
 // MAIL_FROM's pause as a drainer knows it: left out while it stands, one probe at its end, back to the usual claim after.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { createDefaultSenderPause } from '../../src/outbox/default-sender-pause.ts'
 import { openGate, type SendGate } from '../../src/outbox/send-gate.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const gate: SendGate = { ...openGate, open: false, pausedBeyondMs: 5_000 }
 const lease = (id: string) => ({ id }) as Lease

@@ -1,5 +1,5 @@
 // `bun run dev` drains its embedded database only, whatever database settings the shell holds.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import {
   devAuthNote,
@@ -8,6 +8,9 @@ import {
   devPostgresPort,
   embeddedExitLine,
 } from '../../src/dev-environment.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const places = {
   url: 'postgres://postgres:postgres@127.0.0.1:54329/outbox_dev',

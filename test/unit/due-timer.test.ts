@@ -1,7 +1,10 @@
 // Due timer: a sooner arm replaces a later timer, whatever the wall clock does meanwhile.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { type Clock, systemClock, waitAtMost } from '../../src/clock.ts'
 import { createDueTimer } from '../../src/outbox/due-timer.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 /** The system's clocks, the wall one stepped by `step.ms` (an NTP step, a VM resumed). */
 function steppedClock(step: { ms: number }): Clock {

@@ -1,6 +1,9 @@
 // parseExactNumbers: JSON numbers kept as written where a JS number would change them, strings untouched.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { ExactNumber, holdsNumber, parseExactNumbers } from '../../src/outbox/exact-json.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 describe('parseExactNumbers', () => {
   test('text whose numbers JSON.parse gives back exactly is left to JSON.parse (null)', () => {

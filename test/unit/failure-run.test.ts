@@ -1,7 +1,10 @@
 // createFailureRun: a run of failures logged at its start, at a change of cause and every 5 minutes; its end returned.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createFailureRun } from '../../src/failure-run.ts'
 import { createLogger } from '../../src/log.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 function logged() {
   const lines: Record<string, unknown>[] = []

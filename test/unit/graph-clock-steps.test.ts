@@ -1,11 +1,14 @@
 // Graph's back-off, outage reports, request deadline and token hold-offs: timed on the monotonic clock, whatever the wall clock does meanwhile.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { secretCredential } from '../../src/transport/graph-credential.ts'
 import { createGraphReachability } from '../../src/transport/graph-reachability.ts'
 import { createGraphRequest } from '../../src/transport/graph-request.ts'
 import { createTokenSource, type TokenSource } from '../../src/transport/graph-token.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 /** A clock moved only by the test: the wall reading stepped at will, the monotonic one advanced. */
 function handClock() {

@@ -1,5 +1,5 @@
 // sendMail bodies: every body we build passes the Graph schema extract and Graph's extra rules.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import {
   attachmentBytes,
@@ -10,6 +10,9 @@ import {
   OUTBOX_ID_PROPERTY_ID,
 } from '../../src/transport/graph-message.ts'
 import { sendMailBodyProblems } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 function mail(over: Partial<OutboundMail> = {}): OutboundMail {
   return {

@@ -1,5 +1,5 @@
 // Table test of the one mapping from Graph sendMail responses and fetch failures to outcomes.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import {
   APP_PERMISSION_PAUSE_MS,
   classifySendFailure,
@@ -11,6 +11,9 @@ import {
   SENDER_MAILBOX_PAUSE_MS,
   SENDING_QUOTA_PAUSE_MS,
 } from '../../src/transport/graph-outcome.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const NOW = Date.parse('2026-03-01T12:00:00Z')
 const graphBody = (code: string, message = `${code} happened`) =>

@@ -1,5 +1,5 @@
 // Token failure codes: each has the shape the settlement recognises as a wait for a token.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { TOKEN_WAIT_CODE } from '../../src/outbox/settle-item.ts'
 import {
   GRAPH_UNAUTHORIZED_CODE,
@@ -7,6 +7,9 @@ import {
 } from '../../src/transport/graph-outage.ts'
 import { TOKEN_REFUSED_LATE_CODE } from '../../src/transport/graph-request.ts'
 import { GraphAuthError, parseTokenError } from '../../src/transport/graph-token-error.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const entra = (status: number, body: object | string) =>
   parseTokenError(status, typeof body === 'string' ? body : JSON.stringify(body))

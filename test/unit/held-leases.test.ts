@@ -1,7 +1,10 @@
 // Held leases: when a drainer may claim again (its local queue at low water, its held leases under their bound), and whose release drops a row.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { createHeldLeases } from '../../src/outbox/held-leases.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const lease = (id: number, token = 't') => ({ id: String(id), token }) as Lease
 

@@ -1,6 +1,9 @@
 // The import direction rule: config → db → outbox → transport → api → main; leaves anywhere.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { dirname, relative, resolve } from 'node:path'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const ROOT = resolve(import.meta.dir, '../..')
 const RANK: Record<string, number> = { leaf: 0, db: 1, outbox: 2, transport: 3, api: 4, main: 5 }

@@ -1,8 +1,11 @@
 // Lease deadlines: how much lease a send must have left before it starts.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 function at(ms: number): Clock {
   return { now: () => ms, sleep: async () => {} }

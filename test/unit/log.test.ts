@@ -1,6 +1,9 @@
 // Log lines carry ids and codes: personal fields and an error's row data never reach them.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createLogger } from '../../src/log.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 function capture() {
   const lines: string[] = []

@@ -1,6 +1,9 @@
 // madeOnce: one try shared by its callers, a success kept, a failure tried again when next asked.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { madeOnce } from '../support/made-once.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 test('callers share one try and its success; nothing is made again', async () => {
   let makes = 0

@@ -1,8 +1,11 @@
 // Process warnings reach the JSON-lines log as one line each, of every kind, their text masked; or a report, as one line of text each.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createLogger } from '../../src/log.ts'
 import { collectProcessWarnings, logProcessWarnings } from '../../src/process-warnings.ts'
 import { pollUntil } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 test('a multi-line warning and a deprecation are each one JSON line at warn, a secret in the text masked', async () => {
   const lines: string[] = []

@@ -1,10 +1,13 @@
 // renderLease: a template filled from its source row and held to a stored message's limits; retryDelayMs.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { TemplateRow } from '../../src/db/schema.ts'
 import { retryDelayMs } from '../../src/outbox/backoff.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import { RenderError } from '../../src/outbox/render-error.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const lease = (over: Partial<Lease>): Lease => ({
   id: '7',

@@ -1,5 +1,5 @@
 // send-test refuses a sender or recipient that is not an address before anything is sent.
-import { afterEach, expect, spyOn, test } from 'bun:test'
+import { afterEach, expect, setDefaultTimeout, spyOn, test } from 'bun:test'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +7,9 @@ import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { sendTest } from '../../src/send-test.ts'
 import { graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const dirs: string[] = []
 afterEach(async () => {

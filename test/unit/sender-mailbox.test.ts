@@ -1,8 +1,11 @@
 // The sender mailbox's standing as this process last heard it: a run of refusals, said once, ended by a send or by silence.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { createLogger } from '../../src/log.ts'
 import { createSenderMailbox, SENDER_MAILBOX_STALE_MS } from '../../src/transport/sender-mailbox.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 function setup() {
   let now = Date.parse('2026-03-01T12:00:00Z')

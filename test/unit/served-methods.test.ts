@@ -1,7 +1,10 @@
 // The Allow of a 405 is what the app's router serves at the path, whatever route patterns it holds.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { Hono } from 'hono'
 import { servedMethods } from '../../src/api/served-methods.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 function app() {
   const a = new Hono()

@@ -1,9 +1,12 @@
 // The settle queue's rows another transaction holds: parked and asked again, waited for by idle(), given up at a stop's deadline.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from '../../src/outbox/settle-item.ts'
 import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 /** A clock moved only by sleeps, which pass in the next turn of the event loop. */
 function handClock(): { c: { mono: number }; clock: Clock } {

@@ -1,10 +1,13 @@
 // The settle queue's retry bound (half a lease) and a stop's deadline: timed on the monotonic clock, whatever the wall clock does meanwhile.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { SettledRow, SettleItem } from '../../src/outbox/settle-item.ts'
 import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
 import { ABORTED_SENDS_WAIT_MS, finishWithinGrace } from '../../src/outbox/shutdown-grace.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 /** A clock moved only by the test and by sleeps (which pass at once): the wall reading steps at will. */
 function handClock() {

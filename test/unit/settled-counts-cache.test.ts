@@ -1,8 +1,11 @@
 // The settled counts cache behind /metrics: one count per interval, a scrape's bounded wait, a failed count dropped.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createSettledCountsCache } from '../../src/api/settled-counts-cache.ts'
 import type { Clock } from '../../src/clock.ts'
 import type { SettledCounts } from '../../src/outbox/stats.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 // A count the test finishes by hand; the clock's sleep is the scrape's wait running out at once.
 function harness(retrySoon?: (error: unknown) => boolean) {

@@ -1,8 +1,11 @@
 // The shutdown grace: its waits end with it, leaving no timer behind (a process that stops its workers then exits by itself).
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { finishWithinGrace } from '../../src/outbox/shutdown-grace.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 /** A clock whose sleeps end only when their signal aborts or `pass` moves time past them. */
 function heldClock() {

@@ -1,6 +1,9 @@
 // createSlots: the process-wide bound on sends in flight, handed out first come, first served; aborted waiters; tryAcquire.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createSlots } from '../../src/outbox/slots.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 test('slots: first come, first served; a release hands the slot to the next waiter', async () => {
   const slots = createSlots(1)

@@ -1,9 +1,12 @@
 // The start queue: last checks before a send batched into one statement, at most 500 rows, failures kept to theirs.
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import type { StartResult } from '../../src/outbox/start-send.ts'
 import { pollUntil } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const lease = (id: string) => ({ id, token: `t-${id}` })
 

@@ -1,5 +1,5 @@
 // status's exit code: the worst database decides, unreachable before permission before schema before attention.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { DatabaseReading } from '../../src/status/database-status.ts'
 import {
   type DatabaseStatus,
@@ -7,6 +7,9 @@ import {
   type Health,
   judge,
 } from '../../src/status/status-report.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const db = (health: Health) => ({ health }) as DatabaseStatus
 

@@ -1,8 +1,11 @@
 // The suite's own rules, read from its sources: no skipped or focused tests, every async matcher awaited.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { Glob } from 'bun'
 import ts from 'typescript'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const ROOT = resolve(import.meta.dir, '../..')
 const FILES = [...new Glob('test/**/*.ts').scanSync(ROOT)].sort()
@@ -73,4 +76,21 @@ test('every .resolves or .rejects matcher is awaited or returned', async () => {
     if (!used) found.push(`${at()} ${top.getText().slice(0, 80)}`)
   })
   expect(found).toEqual([])
+})
+
+// The preload's setDefaultTimeout reaches only a run's first file (bun#43787): any other file is
+// held to bun's 5 s, which four RSA keys made in a beforeAll exceeded on a loaded CI machine.
+test('every test file sets its own default timeout at its top level', async () => {
+  const missing: string[] = []
+  for (const source of await SOURCES) {
+    if (!/\.test\.ts$/.test(source.fileName)) continue
+    const sets = source.statements.some(
+      (s) =>
+        ts.isExpressionStatement(s) &&
+        ts.isCallExpression(s.expression) &&
+        s.expression.expression.getText() === 'setDefaultTimeout',
+    )
+    if (!sets) missing.push(source.fileName)
+  }
+  expect(missing).toEqual([])
 })

@@ -1,7 +1,10 @@
 // unknownVariables: a variable meant for outbox-mailer that it does not read is found and named, others' variables are left alone.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { unknownVariables, unknownVariableText } from '../../src/config/unknown-variables.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 test('a misspelt or made-up variable is found, with the one it most likely meant', () => {
   const found = unknownVariables({
