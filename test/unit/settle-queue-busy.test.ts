@@ -1,36 +1,19 @@
 // The settle queue's rows another transaction holds: parked and asked again, waited for by idle(), given up at a stop's deadline.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from '../../src/outbox/settle-item.ts'
 import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
+import { sleepSteppedClock } from '../support/sleep-stepped-clock.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-
-/** A clock moved only by sleeps, which pass in the next turn of the event loop. */
-function handClock(): { c: { mono: number }; clock: Clock } {
-  const c = { mono: 1_000 }
-  return {
-    c,
-    clock: {
-      now: () => 1_750_000_000_000 + c.mono,
-      monotonic: () => c.mono,
-      sleep: async (ms) => {
-        // A turn of the loop, so a parked row is still parked when the flush behind it ends.
-        await new Promise((r) => setImmediate(r))
-        c.mono += ms
-      },
-    },
-  }
-}
 
 const item: SettleItem = { id: '1', token: 't', settlement: { kind: 'sent' }, startedAt: null }
 const recorded: SettledRow = { id: '1', status: 'sent', outcome: 'sent', code: null }
 const busy: SettledRow = { id: '1', status: 'sending', outcome: BUSY_OUTCOME, code: null }
 
 test('idle() waits for a row parked while another transaction held it, until it is recorded', async () => {
-  const { clock } = handClock()
+  const { clock } = sleepSteppedClock()
   let writes = 0
   const queue = createSettleQueue({
     clock,
@@ -49,7 +32,7 @@ test('idle() waits for a row parked while another transaction held it, until it 
 })
 
 test('a parked row is given up (null: its lease expires and is reclaimed) once a stop’s deadline has passed, not asked again', async () => {
-  const { c, clock } = handClock()
+  const { c, clock } = sleepSteppedClock()
   let writes = 0
   const queue = createSettleQueue({
     clock,

@@ -1,25 +1,12 @@
 // The settle queue when one row of a batch makes its statement fail: the others are recorded.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { SettledRow, SettleItem } from '../../src/outbox/settle-item.ts'
 import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
+import { sleepSteppedClock } from '../support/sleep-stepped-clock.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-
-/** A clock moved only by sleeps, which pass in the next turn of the event loop. */
-function handClock(): Clock {
-  const c = { mono: 1_000 }
-  return {
-    now: () => 1_750_000_000_000 + c.mono,
-    monotonic: () => c.mono,
-    sleep: async (ms) => {
-      await new Promise((r) => setImmediate(r))
-      c.mono += ms
-    },
-  }
-}
 
 const itemOf = (id: string): SettleItem => ({
   id,
@@ -34,7 +21,7 @@ const rowOf = (id: string): SettledRow => ({ id, status: 'sent', outcome: 'sent'
 test('a row whose value the statement refuses is given up alone; the rows settled beside it are recorded', async () => {
   const statements: string[][] = []
   const queue = createSettleQueue({
-    clock: handClock(),
+    clock: sleepSteppedClock().clock,
     log: silentLogger,
     giveUpAfterMs: 15_000,
     write: async (items) => {
@@ -61,7 +48,7 @@ test('a batch the database could not take at all is retried whole, not row by ro
   const statements: string[][] = []
   let down = 2
   const queue = createSettleQueue({
-    clock: handClock(),
+    clock: sleepSteppedClock().clock,
     log: silentLogger,
     giveUpAfterMs: 15_000,
     write: async (items) => {
