@@ -27,6 +27,8 @@ interface Pending {
   done: (row: SettledRow | null) => void
   /** How many times its row came back busy (locked by another transaction). */
   busy: number
+  /** When its value was first refused (monotonicNow), and how often since: retried aside until giveUpAfterMs. */
+  refused?: { since: number; times: number }
 }
 
 // A row another transaction held is asked again after this long, doubling up to the cap: a lock of
@@ -58,9 +60,7 @@ export function createSettleQueue(d: {
    * until it is recorded, found lost, or a stop's deadline passes (then, unrecorded, its lease
    * expires and is reclaimed).
    */
-  function park(p: Pending) {
-    const waitMs = Math.min(BUSY_FIRST_MS * 2 ** p.busy, BUSY_MAX_MS)
-    p.busy += 1
+  function park(p: Pending, waitMs: number) {
     parked += 1
     const leftMs = stopDeadline - monotonicNow(d.clock)
     void d.clock.sleep(Math.max(0, Math.min(waitMs, leftMs))).then(() => {
@@ -76,6 +76,25 @@ export function createSettleQueue(d: {
     })
   }
 
+  function retryAside(p: Pending, err: unknown) {
+    const now = monotonicNow(d.clock)
+    p.refused ??= { since: now, times: 0 }
+    const waitMs = Math.min(200 * 2 ** p.refused.times++, 5_000)
+    if (now + waitMs > Math.min(p.refused.since + d.giveUpAfterMs, stopDeadline)) {
+      d.log.error('could not record a send outcome; its lease will expire and be reclaimed', {
+        ids: [p.item.id],
+        err,
+      })
+      p.done(null)
+      return
+    }
+    d.log.warn('recording a send outcome failed for a value; retrying it aside', {
+      id: p.item.id,
+      err,
+    })
+    park(p, waitMs)
+  }
+
   async function writeWithRetry(batch: Pending[]) {
     const started = monotonicNow(d.clock)
     let delay = 200
@@ -85,7 +104,8 @@ export function createSettleQueue(d: {
         const byId = new Map(rows.map((r) => [r.id, r]))
         for (const p of batch) {
           const row = byId.get(p.item.id) ?? null
-          if (row?.outcome === BUSY_OUTCOME) park(p)
+          if (row?.outcome === BUSY_OUTCOME)
+            park(p, Math.min(BUSY_FIRST_MS * 2 ** p.busy++, BUSY_MAX_MS))
           else p.done(row)
         }
         return
@@ -99,6 +119,12 @@ export function createSettleQueue(d: {
             err,
           })
           for (const p of batch) await writeWithRetry([p])
+          return
+        }
+        // Alone, the row is retried aside, as a busy one is: in line, every outcome queued behind
+        // it waited out its retries (half a lease), the sends done but unrecorded.
+        if (isRowRefusal(err)) {
+          retryAside(batch[0]!, err)
           return
         }
         // While the database cannot take any write (an outage, a failover), nothing is gained by
@@ -125,11 +151,14 @@ export function createSettleQueue(d: {
 
   // Up to 500 in order, each row once: a statement answers by row id, so a stale lease's item (its
   // row reclaimed and claimed again meanwhile) beside the live one's would read the live outcome
-  // as its own. The second waits for the next statement.
+  // as its own. The second waits for the next statement. A row whose value was refused goes alone:
+  // in a batch it would fail the statement again and send every row beside it the row-by-row way.
   function nextBatch(): Pending[] {
+    if (queue[0]?.refused) return queue.splice(0, 1)
     const ids = new Set<string>()
     let n = 0
-    while (n < queue.length && n < 500 && !ids.has(queue[n]!.item.id)) ids.add(queue[n++]!.item.id)
+    while (n < queue.length && n < 500 && !ids.has(queue[n]!.item.id) && !queue[n]!.refused)
+      ids.add(queue[n++]!.item.id)
     return queue.splice(0, n)
   }
 

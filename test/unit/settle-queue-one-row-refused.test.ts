@@ -44,6 +44,49 @@ test('a row whose value the statement refuses is given up alone; the rows settle
   expect(statements.slice(1).every((s) => s.length === 1)).toBe(true)
 })
 
+// Retried in line, the refused row held every outcome behind it for the whole of giveUpAfterMs:
+// sends done but unrecorded, their slots held, for half a lease per refused row.
+test('a refused row is retried aside: the outcomes queued behind it are recorded within its first backoff', async () => {
+  const { c, clock } = sleepSteppedClock()
+  const tries: number[] = []
+  const withRow2: string[][] = []
+  const answeredAt = new Map<string, number>()
+  const queue = createSettleQueue({
+    clock,
+    log: silentLogger,
+    giveUpAfterMs: 15_000,
+    write: async (items) => {
+      if (items.some((i) => i.id === '2')) {
+        withRow2.push(items.map((i) => i.id))
+        tries.push(c.mono)
+        throw Object.assign(new Error('new row violates check constraint'), { code: '23514' })
+      }
+      return items.map((i) => rowOf(i.id))
+    },
+  })
+  const push = (id: string) =>
+    queue.push(itemOf(id)).then((row) => {
+      answeredAt.set(id, c.mono)
+      return row
+    })
+  const first = Promise.all(['1', '2', '3'].map(push))
+  // Pushed once the first statement has failed: it waits behind whatever the queue is doing.
+  while (tries.length === 0) await new Promise((r) => setImmediate(r))
+  const later = push('4')
+  expect(await first).toEqual([rowOf('1'), null, rowOf('3')])
+  expect(await later).toEqual(rowOf('4'))
+  // The clock moves only by sleeps: the others waited at most the refused row's first backoff (200 ms).
+  expect(answeredAt.get('3')).toBeLessThanOrEqual(1_200)
+  expect(answeredAt.get('4')).toBeLessThanOrEqual(1_200)
+  // The refused row itself was still retried with backoff until giveUpAfterMs, then given up.
+  expect(tries.length).toBeGreaterThan(3)
+  expect(tries.at(-1)! - 1_000).toBeLessThanOrEqual(15_000)
+  expect(answeredAt.get('2')).toBeGreaterThan(10_000)
+  // Once refused, it is retried in a statement of its own, never again with rows beside it.
+  expect(withRow2.slice(1)).toEqual(withRow2.slice(1).map(() => ['2']))
+  await queue.idle()
+})
+
 test('a batch the database could not take at all is retried whole, not row by row', async () => {
   const statements: string[][] = []
   let down = 2
