@@ -1,4 +1,5 @@
 // The only reader of the environment: validates every variable at once into a frozen Config.
+import { parseAllowedSenders } from './config/allowed-senders.ts'
 import { type DatabaseConfig, databaseList } from './config/database-list.ts'
 import { entraIssuerProblems } from './config/entra-issuer.ts'
 import { parseVariables } from './config/env-schema.ts'
@@ -36,6 +37,11 @@ export interface Config {
   transport: 'graph' | 'file' | 'discard'
   fileDir: string
   mailFrom: string | null
+  /**
+   * MAIL_FROM_ALLOWED: the mailboxes a row may name in `from` (keys of allowed-senders.ts), checked
+   * at enqueue through the API and at send; null when unset (any the app may send as).
+   */
+  allowedSenders: ReadonlySet<string> | null
   /** Set when MAIL_TRANSPORT=graph, except under role `api`, which sends nothing. */
   graph: GraphConfig | null
   /** metricsPort: /metrics is served there only (a port the platform keeps private), not on `port`. */
@@ -101,6 +107,9 @@ export function loadConfig(
     const problem = mailFromProblem(e.MAIL_FROM, e.MAIL_TRANSPORT)
     if (problem) problems.push(problem)
   }
+  // Every role: the API refuses at enqueue what the workers would refuse at send.
+  const senders = parseAllowedSenders(e.MAIL_FROM_ALLOWED)
+  problems.push(...senders.problems)
   let graph: GraphConfig | null = null
   if (e.MAIL_TRANSPORT === 'graph' && sends && ok('MAIL_TRANSPORT')) {
     const settings = graphSettings(e, ok, leaseSeconds)
@@ -143,6 +152,7 @@ export function loadConfig(
     transport: e.MAIL_TRANSPORT,
     fileDir: e.MAIL_FILE_DIR,
     mailFrom: e.MAIL_FROM ?? null,
+    allowedSenders: senders.allowed,
     graph,
     http: { host: e.HOST, port: e.PORT ?? 8080, metricsPort: e.METRICS_PORT ?? null },
     api: {

@@ -41,6 +41,7 @@ const Env = z.object({
   MAIL_TRANSPORT: optional.pipe(z.enum(['graph', 'file', 'discard']).default('graph')),
   MAIL_FILE_DIR: optional.pipe(z.string().default('./mail-out')),
   MAIL_FROM: optional,
+  MAIL_FROM_ALLOWED: optional,
   GRAPH_TENANT_ID: optional,
   GRAPH_CLIENT_ID: optional,
   GRAPH_CERTIFICATE: optional,

@@ -15,6 +15,12 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   { name: 'MAIL_TRANSPORT', default: 'graph', meaning: 'graph | file | discard' },
   { name: 'MAIL_FILE_DIR', default: './mail-out', meaning: 'directory for the file transport' },
   { name: 'MAIL_FROM', default: '-', meaning: 'default sender mailbox (user id or UPN)' },
+  {
+    name: 'MAIL_FROM_ALLOWED',
+    default: '-',
+    meaning:
+      'the only mailboxes a row may name in "from" (addresses, apart by commas); unset: any the app may send as',
+  },
   { name: 'GRAPH_TENANT_ID', default: '-', meaning: 'Entra tenant (GUID or domain)' },
   { name: 'GRAPH_CLIENT_ID', default: '-', meaning: 'Entra app registration (client) id' },
   { name: 'GRAPH_CERTIFICATE', default: '-', meaning: 'PEM certificate (for the thumbprint)' },

@@ -4,7 +4,7 @@ import type { EnvValues } from './env-schema.ts'
 
 const NAMED_ADDRESS = /^(.*)<([^<>]+)>\s*$/s
 // Graph also names a mailbox by its user id; a file needs an address for its From header.
-const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+export const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 function isSenderMailbox(value: string, byId: boolean): boolean {
   if (byId && GRAPH_USER_ID.test(value)) return true

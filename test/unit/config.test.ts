@@ -666,6 +666,32 @@ describe('loadConfig', () => {
     ).not.toThrow()
   })
 
+  test('MAIL_FROM_ALLOWED is a list of addresses, apart by commas or blanks, kept by case-insensitive key; unset, any sender', () => {
+    expect(loadConfig(base).allowedSenders).toBeNull()
+    expect([
+      ...(loadConfig({
+        ...base,
+        MAIL_FROM_ALLOWED: ' NoReply@Acme.example, billing@acme.example\n',
+      }).allowedSenders ?? []),
+    ]).toEqual(['noreply@acme.example', 'billing@acme.example'])
+    // Every role: an API-only process refuses at enqueue what the workers would refuse at send.
+    const problems = (value: string, role: 'all' | 'api' = 'all') =>
+      configProblems(
+        { ...base, MAIL_FROM_ALLOWED: value, API_JWT_SECRET: 'x'.repeat(32) },
+        { role },
+      )
+    for (const role of ['all', 'api'] as const) {
+      expect(problems('ok@acme.example, Boss <ceo@acme.example>', role)).toEqual([
+        'MAIL_FROM_ALLOWED: entry 2 is not an e-mail address (list plain addresses, apart by commas)',
+        'MAIL_FROM_ALLOWED: entry 3 is not an e-mail address (list plain addresses, apart by commas)',
+      ])
+    }
+    // A row names its sender by address: an id could match none.
+    expect(problems('8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b')).toEqual([
+      'MAIL_FROM_ALLOWED: entry 1 is a Graph user id: list the mailbox\'s e-mail address, which rows name in "from"',
+    ])
+  })
+
   test('METRICS_PORT moves /metrics to a port of its own, which must differ from PORT', () => {
     expect(loadConfig({ ...base, METRICS_PORT: '9091' }).http).toEqual({
       host: '0.0.0.0',
