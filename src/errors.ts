@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'auth_unavailable'
   | 'forbidden'
+  | 'sender_not_allowed'
   | 'rate_limited'
   | 'database_unknown'
   | 'database_unavailable'

@@ -130,6 +130,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     const deps = {
       databases: handles,
       auth: config.api,
+      allowedSenders: config.allowedSenders,
       dev: o.dev === true,
       health,
       metrics,

@@ -32,6 +32,7 @@ const DEV_PRINCIPAL: Principal = {
   scopes: ALL_SCOPES,
   tenant: null,
   database: null,
+  senders: null,
 }
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 

@@ -23,6 +23,11 @@ export interface ApiDeps {
   metrics: Metrics
   log: Logger
   version: string
+  /**
+   * MAIL_FROM_ALLOWED: the only mailboxes an enqueued message may name in `from` (senderKey's
+   * keys); null or absent, any. The workers hold rows written through SQL to it at send.
+   */
+  allowedSenders?: ReadonlySet<string> | null
   /** Requests per minute per token subject; default 600, 0 disables the limit. */
   rateLimitPerMinute?: number
   /** `operations` serves only health, readiness and metrics (`serve --role worker`): no auth needed. */
@@ -46,6 +51,11 @@ export interface Principal {
   tenant: string | null
   /** From the `db` claim: when set, only this configured database is reached (database-claim.ts). */
   database: string | null
+  /**
+   * From the `senders` claim: when set, an enqueued message may name only these mailboxes in
+   * `from` (senderKey's keys), as MAIL_FROM_ALLOWED confines every caller.
+   */
+  senders: ReadonlySet<string> | null
 }
 
 export interface AppEnv {

@@ -20,6 +20,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   unauthorized: 401,
   auth_unavailable: 503,
   forbidden: 403,
+  sender_not_allowed: 403,
   not_found: 404,
   method_not_allowed: 405,
   database_unknown: 404,
@@ -49,6 +50,7 @@ const TITLE: Partial<Record<ErrorCode, string>> = {
   auth_unavailable: 'The token cannot be verified now',
   // Also a tenant-confined token naming another tenant: its scope may be fine.
   forbidden: 'The token does not permit this',
+  sender_not_allowed: 'The sender mailbox may not be named here',
   not_found: 'Not found',
   method_not_allowed: 'The path does not serve this method',
   database_unknown: 'Unknown database',

@@ -1,9 +1,10 @@
-// What a verified token's claims make of its caller: a Principal with its subject, granted scopes (scope, scp, roles), tenant and database.
+// What a verified token's claims make of its caller: a Principal with its subject, granted scopes (scope, scp, roles), tenant, database and senders.
 import { createHash } from 'node:crypto'
 import type { JWTPayload } from 'jose'
 import { AppError } from '../errors.ts'
 import type { Principal } from './context.ts'
 import { databaseClaim } from './database-claim.ts'
+import { sendersClaim } from './senders-claim.ts'
 import { INVALID_TOKEN } from './token-refusal.ts'
 
 // What mailer.check_options accepts as a tenant: a claim outside it can match no row (and a NUL in
@@ -36,6 +37,7 @@ export function toPrincipal(p: JWTPayload, token: string): Principal {
     scopes: grantedScopes(p, scope ?? ''),
     tenant: tenant ?? null,
     database: databaseClaim(p),
+    senders: sendersClaim(p),
   }
 }
 

@@ -9,6 +9,7 @@ import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { decodeCursor, encodeCursor } from '../cursor.ts'
 import { Enqueued, EnqueueHeaders, EnqueueRequest } from '../enqueue-schemas.ts'
+import { checkEnqueuedSender } from '../enqueued-sender.ts'
 import { jsonResponse } from '../json-response.ts'
 import {
   DbQuery,
@@ -95,6 +96,13 @@ export function outboxRoutes(deps: ApiDeps) {
       },
       ...V1_PROBLEMS,
       ...JSON_BODY_PROBLEMS,
+      403: {
+        ...V1_PROBLEMS[403],
+        ...problemResponse(
+          "The token lacks outbox:write, names a tenant other than its tenant claim, or its db claim names no database this service serves (forbidden); or message.from names a mailbox MAIL_FROM_ALLOWED or the token's senders claim does not list (sender_not_allowed): nothing was enqueued",
+          ['forbidden', 'sender_not_allowed'],
+        ),
+      },
       422: problemResponse(
         'The Idempotency-Key already names a row enqueued with another message or other options (idempotency_key_reused): nothing was enqueued; a new message needs a new key',
         ['idempotency_key_reused'],
@@ -158,6 +166,7 @@ export function outboxRoutes(deps: ApiDeps) {
         }
         options.tenant = tenant
       }
+      checkEnqueuedSender(body.message, deps.allowedSenders ?? null, c.get('principal'))
       const input = { message: body.message, options }
       const result = await withStatementTimeout(
         c.get('database').db,

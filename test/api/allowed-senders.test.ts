@@ -1,0 +1,118 @@
+// The sender mailboxes a caller may name in message.from: MAIL_FROM_ALLOWED's list for every caller, a token's senders claim for its own.
+import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
+import { type App, appOnDefault, send } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+const write = { scope: 'outbox:write' }
+const mail = (from?: unknown) => ({
+  message: {
+    ...(from === undefined ? {} : { from }),
+    to: 'ada@example.com',
+    subject: 'Hi',
+    text: 'x',
+  },
+})
+const rows = async () =>
+  (await t.pool.query<{ n: number }>('select count(*)::int as n from mailer.email_outbox')).rows[0]!
+    .n
+const problemOf = (r: { status: number; body: unknown }) => {
+  const b = r.body as { type?: string; detail?: string }
+  return [r.status, b.type, b.detail]
+}
+
+describe('MAIL_FROM_ALLOWED set', () => {
+  let app: App
+  beforeAll(() => {
+    app = appOnDefault(t, { allowedSenders: new Set(['noreply@acme.example']) }).app
+  })
+
+  test('a tenant token naming another mailbox is refused 403 sender_not_allowed, and nothing is enqueued', async () => {
+    const tenantToken = await token({ ...write, extra: { tenant: 'shop-a' } })
+    for (const from of [
+      'ceo@acme.example',
+      'Boss <ceo@acme.example>',
+      { address: 'ceo@acme.example', name: 'Boss' },
+    ]) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: tenantToken, body: mail(from) })
+      expect([from, ...problemOf(r)]).toEqual([
+        from,
+        403,
+        'urn:outbox-mailer:problem:sender_not_allowed',
+        'message.from names a mailbox MAIL_FROM_ALLOWED does not list',
+      ])
+    }
+    expect(await rows()).toBe(0)
+  })
+
+  test('a listed mailbox, in any case or written "Name <address>", and no from at all (MAIL_FROM) are enqueued', async () => {
+    const any = await token(write)
+    for (const from of [
+      'noreply@acme.example',
+      'NoReply@ACME.example',
+      'Acme <noreply@acme.example>',
+      { address: 'noreply@acme.example', name: 'Acme' },
+      undefined,
+      null,
+    ]) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: any, body: mail(from) })
+      expect([from, r.status]).toEqual([from, 201])
+    }
+    expect(await rows()).toBe(6)
+  })
+
+  test('a from that is no address is left to enqueue_email, which names it (400), not called another mailbox', async () => {
+    const r = await send(app, 'POST', '/v1/outbox', {
+      token: await token(write),
+      body: mail('not an address'),
+    })
+    expect(r.status).toBe(400)
+    expect((r.body as { type: string }).type).toBe('urn:outbox-mailer:problem:validation_failed')
+  })
+})
+
+describe('a token with a senders claim', () => {
+  let app: App
+  beforeAll(() => {
+    app = appOnDefault(t).app
+  })
+
+  test('may name only the mailboxes it lists (any case), and none (MAIL_FROM); another is refused 403 sender_not_allowed', async () => {
+    const shopA = await token({
+      ...write,
+      extra: { tenant: 'shop-a', senders: ['support@shop-a.example'] },
+    })
+    const refused = await send(app, 'POST', '/v1/outbox', {
+      token: shopA,
+      body: mail('ceo@acme.example'),
+    })
+    expect(problemOf(refused)).toEqual([
+      403,
+      'urn:outbox-mailer:problem:sender_not_allowed',
+      "message.from names a mailbox the token's senders claim does not list",
+    ])
+    expect(await rows()).toBe(0)
+    for (const from of ['Support@Shop-A.example', undefined]) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: shopA, body: mail(from) })
+      expect([from, r.status]).toEqual([from, 201])
+    }
+    expect(await rows()).toBe(2)
+  })
+
+  test('a claim that is not a list of e-mail addresses is a 401 naming the claim', async () => {
+    for (const senders of ['support@shop-a.example', ['not an address'], [], [42]]) {
+      const bad = await token({ ...write, extra: { senders } })
+      const r = await send(app, 'POST', '/v1/outbox', { token: bad, body: mail() })
+      expect([senders, r.status, (r.body as { detail: string }).detail]).toEqual([
+        senders,
+        401,
+        'the senders claim must be a non-empty array of e-mail addresses',
+      ])
+    }
+    expect(await rows()).toBe(0)
+  })
+})
