@@ -96,6 +96,7 @@ export function startDrainers(
       worker,
       config: config.worker,
       mailFrom: config.mailFrom,
+      allowedSenders: config.allowedSenders,
       lookup: transport.lookupFor(h.name, id),
       ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
       // Without a listener the backstop poll is the only wake-up, so it must be quick.

@@ -167,6 +167,7 @@ export function createClaimRound(r: {
         clock: d.clock,
         log,
         mailFrom: d.mailFrom,
+        ...(d.allowedSenders && { allowedSenders: d.allowedSenders }),
         backoff: { baseMs: cfg.retryBaseSeconds * 1000, maxMs: cfg.retryMaxSeconds * 1000 },
         lookup: d.lookup,
         ...(d.lookupGraceSeconds !== undefined && { lookupGraceSeconds: d.lookupGraceSeconds }),

@@ -33,6 +33,8 @@ export interface DeliveryDeps {
   clock: Clock
   log: Logger
   mailFrom: string | null
+  /** MAIL_FROM_ALLOWED's keys: a row naming another sender fails sender_not_allowed; absent, any. */
+  allowedSenders?: ReadonlySet<string> | null
   backoff: { baseMs: number; maxMs: number }
   /** Resolves crash ambiguity by looking in the mailbox; absent when not permitted. */
   lookup: MailboxLookup | null
@@ -81,7 +83,10 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     else if (lease.template && templatesFailed) settling.push(finish(lease, { kind: 'released' }))
     else {
       try {
-        ready.push({ lease, mail: renderLease(lease, templates, d.mailFrom) })
+        ready.push({
+          lease,
+          mail: renderLease(lease, templates, d.mailFrom, d.allowedSenders ?? null),
+        })
       } catch (e) {
         const code = e instanceof RenderError ? e.code : 'template_error'
         const message = e instanceof Error ? e.message : String(e)

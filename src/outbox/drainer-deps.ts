@@ -23,6 +23,8 @@ export interface DrainerDeps {
   worker: WorkerIdentity
   config: WorkerConfig
   mailFrom: string | null
+  /** MAIL_FROM_ALLOWED's keys (config.allowedSenders); absent, any sender a row names. */
+  allowedSenders?: ReadonlySet<string> | null
   lookup: MailboxLookup | null
   /** LOOKUP_GRACE_SECONDS (lookup-grace.ts) unless a test shortens it. */
   lookupGraceSeconds?: number

@@ -2,7 +2,12 @@
 
 export class RenderError extends Error {
   constructor(
-    readonly code: 'template_error' | 'template_not_found' | 'invalid_message' | 'no_sender',
+    readonly code:
+      | 'template_error'
+      | 'template_not_found'
+      | 'invalid_message'
+      | 'no_sender'
+      | 'sender_not_allowed',
     message: string,
   ) {
     super(message)

@@ -1,4 +1,5 @@
 // Turns a claimed row into an OutboundMail: a stored message, checked, or a template filled from the source row.
+import { isSenderAllowed } from '../config/allowed-senders.ts'
 import { isEmailAddress } from '../config/email-address.ts'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
@@ -28,6 +29,8 @@ export function renderLease(
   lease: Lease,
   templates: ReadonlyMap<string, TemplateRow>,
   defaultFrom: string | null,
+  /** MAIL_FROM_ALLOWED's keys: a sender the row names must be one; null, any. */
+  allowedSenders: ReadonlySet<string> | null = null,
 ): OutboundMail {
   const m = lease.template
     ? renderTemplate(lease, templates.get(lease.template))
@@ -38,6 +41,13 @@ export function renderLease(
   const from = sendableSender(m.from, defaultFrom ? parseDefaultFrom(defaultFrom) : null)
   if (!from)
     throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
+  // A row written through SQL (or a template's from_address) was never asked at enqueue; one the
+  // API took is asked again, the list may have changed since. MAIL_FROM itself is never refused.
+  if (m.from != null && !isSenderAllowed(allowedSenders, from.address))
+    throw new RenderError(
+      'sender_not_allowed',
+      'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent',
+    )
   const subject = sendableSubject(m.subject)
   const { text, html } = sendableBodies(m)
   return {
