@@ -6,6 +6,7 @@ import { checkGraphToken } from './check-config/graph-token-check.ts'
 import { checkJwks } from './check-config/jwks-check.ts'
 import { checkMailFrom } from './check-config/mail-from-check.ts'
 import { redactor } from './check-config/redactor.ts'
+import { describeSenders } from './check-config/senders-report.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig, type ServeRole } from './config.ts'
@@ -72,6 +73,9 @@ export async function checkConfig(
   if (role !== 'api' && config.transport !== 'graph' && !config.mailFrom) {
     checks.push(`warning: ${MAIL_FROM_UNSET_WARNING}`)
   }
+
+  // Every role: the API refuses at enqueue, the workers at send.
+  checks.push(...describeSenders(config))
 
   if (role !== 'api' && config.transport === 'file') {
     const r = checkFileDir(config.fileDir)

@@ -184,14 +184,45 @@ describe('without --connect', () => {
         { ...env, MAIL_FROM: 'outbox@example.com' },
         { connect: false, role: 'worker' },
       )
-      expect(named.checks.join('\n')).not.toContain('MAIL_FROM')
+      expect(named.checks.join('\n')).not.toContain('warning: MAIL_FROM')
       // An API-only process sends nothing: no sender to miss.
       const api = await checkConfig(
         { ...env, API_JWT_SECRET: jwtSecret },
         { connect: false, role: 'api' },
       )
-      expect(api.checks.join('\n')).not.toContain('MAIL_FROM')
+      expect(api.checks.join('\n')).not.toContain('warning: MAIL_FROM')
     }
+  })
+
+  test('the senders rows may name are reported: any without MAIL_FROM_ALLOWED, else how many it lists (never which), and MAIL_FROM left out of it warned', async () => {
+    const env = discard({
+      DATABASE_URL: 'postgres://h/db',
+      MAIL_FROM: 'Acme <noreply@acme.example>',
+    })
+    const senders = async (extra: Record<string, string>) =>
+      (await checkConfig({ ...env, ...extra }, { connect: false })).checks.filter((c) =>
+        /senders|MAIL_FROM_ALLOWED/.test(c),
+      )
+    expect(await senders({})).toEqual([
+      'senders: a row may name in "from" any mailbox the app registration may send as (MAIL_FROM_ALLOWED unset; with Mail.Send alone, every mailbox of the organisation unless Exchange confines the app: deploy guide, step 3)',
+    ])
+    const listed =
+      'senders: a row may name in "from" only the 2 mailbox(es) MAIL_FROM_ALLOWED lists (others fail sender_not_allowed); one naming none goes from MAIL_FROM'
+    expect(
+      await senders({ MAIL_FROM_ALLOWED: 'NoReply@acme.example,billing@acme.example' }),
+    ).toEqual([listed])
+    const unlisted = await senders({
+      MAIL_FROM_ALLOWED: 'support@acme.example,billing@acme.example',
+    })
+    expect(unlisted).toEqual([
+      listed,
+      'warning: MAIL_FROM_ALLOWED does not list MAIL_FROM\'s address: rows naming no "from" still go from it, but a row naming it in "from" fails sender_not_allowed',
+    ])
+    expect(unlisted.join('\n')).not.toContain('acme.example')
+    const bad = await checkConfig({ ...env, MAIL_FROM_ALLOWED: 'nope' }, { connect: false })
+    expect(bad.problems).toEqual([
+      'MAIL_FROM_ALLOWED: entry 1 is not an e-mail address (list plain addresses, apart by commas)',
+    ])
   })
 
   test('with the file transport, a MAIL_FILE_DIR it cannot write into is a problem; one it can is a check', async () => {
