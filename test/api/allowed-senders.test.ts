@@ -103,6 +103,45 @@ describe('a token with a senders claim', () => {
     expect(await rows()).toBe(2)
   })
 
+  test('no spelling of from gets another mailbox past the claim: whatever enqueue_email stores as the sender is a listed one', async () => {
+    const shopA = await token({ ...write, extra: { senders: ['support@shop-a.example'] } })
+    const spellings: unknown[] = [
+      'support@shop-a.example <ceo@acme.example>',
+      '"support@shop-a.example" <ceo@acme.example>',
+      'Support <ceo@acme.example>, support@shop-a.example',
+      ' ceo@acme.example ',
+      '\tceo@acme.example',
+      'ceo@acme.example\n',
+      '<ceo@acme.example>',
+      ' <ceo@acme.example> ',
+      'Support <support@shop-a.example> <ceo@acme.example>',
+      'Support <support@shop-a.example',
+      'CEO@ACME.EXAMPLE',
+      // Allowed, and stored as the listed mailbox:
+      '"ceo@acme.example" <support@shop-a.example>',
+      ' Support@Shop-A.example ',
+      { address: 'support@shop-a.example', name: 'ceo@acme.example' },
+      { address: ' ceo@acme.example ' },
+      { address: 'ceo@acme.example', name: 'support@shop-a.example' },
+      { name: 'x', address: 'support@shop-a.example', extra: 'ceo@acme.example' },
+    ]
+    let stored = 0
+    for (const from of spellings) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: shopA, body: mail(from) })
+      if (r.status !== 201) {
+        expect([from, [400, 403].includes(r.status)]).toEqual([from, true])
+        continue
+      }
+      const { rows: sender } = await t.pool.query<{ address: string }>(
+        `select message->'from'->>'address' as address from mailer.email_outbox where id = $1`,
+        [(r.body as { id: string }).id],
+      )
+      expect([from, sender[0]!.address.toLowerCase()]).toEqual([from, 'support@shop-a.example'])
+      stored++
+    }
+    expect(stored).toBe(3)
+  })
+
   test('a claim that is not a list of e-mail addresses is a 401 naming the claim', async () => {
     for (const senders of ['support@shop-a.example', ['not an address'], [], [42]]) {
       const bad = await token({ ...write, extra: { senders } })
