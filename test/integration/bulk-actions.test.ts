@@ -10,6 +10,7 @@ import { lowestMatching } from '../../src/outbox/candidate-ids.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { requeueMatching } from '../../src/outbox/requeue.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
+import { vacuumAllVisible } from '../support/all-visible-vacuum.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
@@ -58,7 +59,7 @@ describe('bulk actions in a large outbox', () => {
     await insert(300, 'failed')
     await insert(SENT / 2, 'sent')
     await insert(2_000, 'pending')
-    await t.pool.query('vacuum (analyze) mailer.email_outbox')
+    await vacuumAllVisible(t.pool)
     const heap = await outboxHeapPages(t.pool)
     expect(heap).toBeGreaterThan(2_000)
 
@@ -91,7 +92,7 @@ describe('bulk actions in a large outbox', () => {
     await insert(SENT, 'sent')
     await insert(300, 'failed')
     await insert(2_000, 'pending')
-    await t.pool.query('vacuum (analyze) mailer.email_outbox')
+    await vacuumAllVisible(t.pool)
     for (const status of ['pending', 'failed'] as const) {
       const next = await heapPagesOf((trx) => lowestMatching(trx, [status], (eb) => eb.and([]), 50))
       const lowest = await t.pool.query<{ id: string }>(

@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transaction } from 'kysely'
 import type { Database, OutboxStatus } from '../../src/db/schema.ts'
 import { listOutbox } from '../../src/outbox/inspect.ts'
+import { vacuumAllVisible } from '../support/all-visible-vacuum.ts'
 import { useTestDb } from '../support/db.ts'
 import { allPages } from '../support/list-all-pages.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
@@ -44,7 +45,7 @@ beforeAll(async () => {
       where correlation_id is not null;
      commit`,
   )
-  await t.pool.query('vacuum (analyze) mailer.email_outbox')
+  await vacuumAllVisible(t.pool)
 })
 
 /** What a plain scan of the table says, newest first. */

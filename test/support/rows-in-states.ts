@@ -1,5 +1,6 @@
 // Fills the outbox with rows in given states, as a deployment's history leaves them: committed, flushed, vacuumed.
 import type pg from 'pg'
+import { vacuumAllVisible } from './all-visible-vacuum.ts'
 
 const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'::jsonb`
 
@@ -25,5 +26,5 @@ export async function insertRowsInStates(pool: pg.Pool, rows: string, orderBy: s
       order by ${orderBy};
      commit`,
   )
-  await pool.query('vacuum (analyze) mailer.email_outbox')
+  await vacuumAllVisible(pool)
 }
