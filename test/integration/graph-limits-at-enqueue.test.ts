@@ -24,14 +24,26 @@ const count = async () =>
 const ok = { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' }
 const base64Of = (bytes: number) => Buffer.alloc(bytes, 7).toString('base64')
 
-/** The transport's verdict on a stored message, as the row with id 1 and no correlation id. */
+/**
+ * What the transport adds to a message, each at its largest: bigint's largest id (X-Outbox-Id and
+ * OutboxId), a correlation id of 200 characters of 4 bytes each (email_outbox_correlation_id_check),
+ * a database name of 40 characters (config/database-list.ts) and the database's id, a uuid.
+ */
+const LARGEST_TAGS = {
+  id: '9223372036854775807',
+  correlationId: '\u{1f4e7}'.repeat(200),
+  database: 'd'.repeat(40),
+  databaseId: '0b7e0a5c-9d1f-4c36-8f0e-5a2d6c4b3e1f',
+}
+
+/** The transport's verdict on a stored message, as the row whose tags are LARGEST_TAGS. */
 function transportVerdict(message: Record<string, unknown>) {
   const lease = {
-    id: '1',
+    id: LARGEST_TAGS.id,
     token: '00000000-0000-0000-0000-000000000000',
     tenant: 'default',
     attempt: 1,
-    correlationId: null,
+    correlationId: LARGEST_TAGS.correlationId,
     message,
     template: null,
     sourceRow: null,
@@ -41,7 +53,13 @@ function transportVerdict(message: Record<string, unknown>) {
     started: false,
   } satisfies Lease
   const mail = renderLease(lease, new Map(), 'sender@example.com')
-  const json = JSON.stringify(buildSendMailBody(mail, { saveToSentItems: true }))
+  const json = JSON.stringify(
+    buildSendMailBody(mail, {
+      saveToSentItems: true,
+      database: LARGEST_TAGS.database,
+      databaseId: LARGEST_TAGS.databaseId,
+    }),
+  )
   return { bytes: Buffer.byteLength(json), problem: checkSendable(mail, json) }
 }
 
@@ -294,7 +312,7 @@ describe('a sendMail request past 4 MB', () => {
       expect(await refusal(shape(at))).toBeNull()
       expect(await refusal(shape(at + 1))).toEqual({
         code: '22023',
-        message: `mailer: message is too large for one Graph sendMail request: at least ${MAX_REQUEST_BYTES + 1} bytes, Graph takes at most ${MAX_REQUEST_BYTES} (4 MB; attachments count as base64)`,
+        message: `mailer: message is too large for one Graph sendMail request: ${MAX_REQUEST_BYTES + 1} bytes with the largest ids the transport adds, Graph takes at most ${MAX_REQUEST_BYTES} (4 MB; attachments count as base64)`,
       })
       expect(await count()).toBe(1)
     })
