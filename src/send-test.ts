@@ -1,8 +1,10 @@
 // `send-test`: one message through the configured transport, its outcome printed: a first-run check.
+
+import { splitNamedAddress } from './config/sender-address.ts'
 import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
 import type { Logger } from './log.ts'
-import { parseDefaultFrom, splitNamedAddress } from './outbox/render.ts'
+import { parseDefaultFrom } from './outbox/render.ts'
 import type { OutboundMail } from './outbox/sender.ts'
 import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'

@@ -1,8 +1,7 @@
 // What check-config says about the senders rows may name: MAIL_FROM_ALLOWED's list (counted, never its addresses), and MAIL_FROM beside it.
 import { isSenderAllowed } from '../config/allowed-senders.ts'
-import { GRAPH_USER_ID } from '../config/sender-mailbox.ts'
+import { isGraphUserId, splitNamedAddress } from '../config/sender-address.ts'
 import type { Config } from '../config.ts'
-import { splitNamedAddress } from '../outbox/render.ts'
 
 export function describeSenders(config: Pick<Config, 'allowedSenders' | 'mailFrom'>): string[] {
   const allowed = config.allowedSenders
@@ -16,7 +15,7 @@ export function describeSenders(config: Pick<Config, 'allowedSenders' | 'mailFro
   ]
   const from = config.mailFrom
   // A user id names no address a row could write; an address unlisted refuses rows that spell it.
-  if (from && !GRAPH_USER_ID.test(from.trim())) {
+  if (from && !isGraphUserId(from)) {
     if (!isSenderAllowed(allowed, splitNamedAddress(from).address)) {
       lines.push(
         'warning: MAIL_FROM_ALLOWED does not list MAIL_FROM\'s address: rows naming no "from" still go from it, but a row naming it in "from" fails sender_not_allowed',

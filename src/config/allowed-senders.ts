@@ -1,6 +1,6 @@
 // MAIL_FROM_ALLOWED: the sender mailboxes a row may name in message.from (null: any the app may send as), and the one rule matching a row's sender against such a list.
 import { isEmailAddress } from './email-address.ts'
-import { GRAPH_USER_ID } from './sender-mailbox.ts'
+import { isGraphUserId } from './sender-address.ts'
 
 /**
  * A mailbox as Exchange matches it: case-insensitive, so a list and a row compare alike. The send
@@ -28,7 +28,7 @@ export function parseAllowedSenders(raw: string | undefined): {
   const entries = raw.split(/[\s,]+/).filter((e) => e !== '')
   const problems: string[] = []
   entries.forEach((e, i) => {
-    if (GRAPH_USER_ID.test(e)) {
+    if (isGraphUserId(e)) {
       problems.push(
         `MAIL_FROM_ALLOWED: entry ${i + 1} is a Graph user id: list the mailbox's e-mail address, which rows name in "from"`,
       )

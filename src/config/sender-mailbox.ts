@@ -1,17 +1,14 @@
 // Which MAIL_FROM a transport can send as: an address the database would accept, or a Graph user id.
 import { isEmailAddress } from './email-address.ts'
 import type { EnvValues } from './env-schema.ts'
-
-const NAMED_ADDRESS = /^(.*)<([^<>]+)>\s*$/s
-// Graph also names a mailbox by its user id; a file needs an address for its From header.
-export const GRAPH_USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+import { isGraphUserId, splitNamedAddress } from './sender-address.ts'
 
 function isSenderMailbox(value: string, byId: boolean): boolean {
-  if (byId && GRAPH_USER_ID.test(value)) return true
-  const named = NAMED_ADDRESS.exec(value)
-  // The address rule of mailer.is_email_address (and the renderer's), its length too: a MAIL_FROM
+  // Graph also names a mailbox by its user id; a file needs an address for its From header.
+  if (byId && isGraphUserId(value)) return true
+  // Read as the renderer reads it, held to mailer.is_email_address (its length too): a MAIL_FROM
   // it refuses would pass the start and then fail, for good, every row.
-  return isEmailAddress((named ? named[2] : value)?.trim() ?? '')
+  return isEmailAddress(splitNamedAddress(value).address)
 }
 
 /**

@@ -1,6 +1,7 @@
 // Turns a claimed row into an OutboundMail: a stored message, checked, or a template filled from the source row.
 import { isSenderAllowed } from '../config/allowed-senders.ts'
 import { isEmailAddress } from '../config/email-address.ts'
+import { isGraphUserId, splitNamedAddress } from '../config/sender-address.ts'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
 import { foldControlCharacters } from './header-text.ts'
@@ -20,8 +21,6 @@ import {
 import { checkStoredRecipients, sendableAddresses, sendableSender } from './stored-recipients.ts'
 import { fill } from './template-fill.ts'
 
-// "Display Name <address>": the address is the last <…> group; the name may contain anything.
-const NAMED = /^(.*)<([^<>]+)>\s*$/s
 // Nothing, or a name before an empty "<>": a NULL or empty column left no address (none, not a bad one).
 const NO_ADDRESS = /^(?:[^<>]*<\s*>)?\s*$/s
 
@@ -70,17 +69,12 @@ export function renderLease(
   }
 }
 
-// A Graph user id: Graph sends from /users/{id} as from /users/{upn}, and sets From itself.
-const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
 // MAIL_FROM is the same for every row of a process: parsed once, not once per message.
 let defaultFromCache: { raw: string; address: Readonly<MailAddress> } | null = null
 /** MAIL_FROM as a sender: `Name <address>`, an address, or a Graph user id. */
 export function parseDefaultFrom(raw: string): MailAddress {
   if (defaultFromCache?.raw !== raw) {
-    const address = USER_ID.test(raw.trim())
-      ? { address: raw.trim() }
-      : parseAddress(raw, 'MAIL_FROM')
+    const address = isGraphUserId(raw) ? { address: raw.trim() } : parseAddress(raw, 'MAIL_FROM')
     defaultFromCache = { raw, address: Object.freeze(address) }
   }
   return defaultFromCache.address
@@ -152,15 +146,4 @@ function parseAddress(raw: string, field: string): MailAddress {
     )
   }
   return parsed
-}
-
-/**
- * `Name <address>` (the name maybe in double quotes) split into its address and name, or the whole
- * string as the address; trimmed, not judged (the caller holds the address to its own bar).
- */
-export function splitNamedAddress(raw: string): MailAddress {
-  const named = NAMED.exec(raw)
-  const address = (named ? named[2] : raw)?.trim() ?? ''
-  const name = named?.[1]?.trim().replace(/^"(.*)"$/s, '$1')
-  return name ? { address, name } : { address }
 }
