@@ -51,6 +51,14 @@ describe('buildSendMailBody', () => {
     expect(m.importance).toBeUndefined()
   })
 
+  test("from's name is not sent: the mailbox in the URL sends, under its directory name", () => {
+    // Exchange Online writes the sending mailbox's own display name whatever from or sender names
+    // (README; msgraph-sdk-php#183, Mailozaurr#39), and a from whose address is a Graph user id
+    // (MAIL_FROM may be one) would be no address at all: neither is sent.
+    const m = build(mail({ from: { address: 'noreply@contoso.com', name: 'Contoso Billing' } }))
+    expect(Object.keys(m).filter((k) => k === 'from' || k === 'sender')).toEqual([])
+  })
+
   test('html wins over text when both exist', () => {
     const m = build(mail({ html: '<p>Hi</p>' }))
     expect(m.body).toEqual({ contentType: 'HTML', content: '<p>Hi</p>' })
