@@ -16,6 +16,7 @@ import { createListener, type Listener } from './outbox/listener.ts'
 import { type PickupPath, pickupPrimer } from './outbox/pickup-primes.ts'
 import { createSlots } from './outbox/slots.ts'
 import { PERMISSION_ADVICE } from './outbox/statement-timeout.ts'
+import { workerIdentity } from './outbox/worker-identity.ts'
 import type { Transport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
@@ -73,12 +74,7 @@ export function startDrainers(
 ): void {
   transport.warmUp()
   const slots = createSlots(config.worker.concurrency)
-  const worker = {
-    id: `${hostname()}:${process.pid}:${crypto.randomUUID().slice(0, 8)}`,
-    host: hostname(),
-    pid: process.pid,
-    version: VERSION,
-  }
+  const worker = workerIdentity(hostname(), process.pid, VERSION)
   for (const h of handles) {
     const listener = listeners.get(h.name)
     // Graph's messages carry it and its lookups count only those: read now, or at the first send
