@@ -8,6 +8,9 @@
 // claimed version is longer by the lease: its token, expiry, send start and the worker's id
 // (lease_owner: `host:pid:8 hex` as src/database-engines.ts names a worker, 'bench-<pid>' in the
 // suite), so with small rows a long worker id leaves the claim itself no room on the page.
+// A worker id written `<claim>/<history>` claims under the first and settles (the history's
+// worker_id) under the second: `/<id>` (an empty lease_owner) shows what a claimed version without
+// the owner would cost (round 36: 725 B against 777 with a 29-character id in both).
 // This drains `rows` rows on one connection, 500-row claims each settled at once (the engine's own
 // calls, bench/engine-batch.ts) under each worker id, alone and beside a reader that counts the unsent rows with a
 // sequential scan every 20 ms, on one database per fillfactor (the migrated table's, then each
@@ -25,7 +28,9 @@ import { openProbe, type Probe } from './systems/probe.ts'
 const reps = Number(process.argv[2] ?? 2)
 const rows = Number(process.argv[3] ?? 20_000)
 const fillfactors = (process.argv[4] ?? '45,30').split(',').filter((f) => f !== '')
-const workerIds = (process.argv[5] ?? 'w,bench-12345,e286de4f711986:12345:1a2b3c4d').split(',')
+const workerIds = (
+  process.argv[5] ?? 'w,bench-12345,e286de4f711986:12345:1a2b3c,e286de4f711986:12345:1a2b3c4d'
+).split(',')
 const READER_EVERY_MS = 20
 
 const newPageUpdates = async (probe: Probe) => {
@@ -67,9 +72,10 @@ try {
             const moved0 = await newPageUpdates(probe)
             const from = await queue.insertBulk(rows)
             for (let done = 0; done < rows; ) {
-              const leases = await claimStarted(db.statements.db, 500, workerId)
+              const [claimId, historyId = claimId] = workerId.split('/') as [string, string?]
+              const leases = await claimStarted(db.statements.db, 500, claimId)
               if (leases.length === 0) throw new Error(`${done} of ${rows} rows claimed`)
-              await settleAllSent(db.statements.db, leases, workerId)
+              await settleAllSent(db.statements.db, leases, historyId)
               done += leases.length
             }
             const to = (
@@ -87,7 +93,12 @@ try {
             results.push({
               fillfactor: ff,
               rep: rep + 1,
-              'worker id': workerId.length,
+              'worker id': workerId.includes('/')
+                ? workerId
+                    .split('/')
+                    .map((w) => w.length)
+                    .join('/')
+                : workerId.length,
               reader: withReader ? 'yes' : 'no',
               'WAL B/row': Math.round(Number(lsnBytes(to) - lsnBytes(from)) / rows),
               'updates to another page': moved,
