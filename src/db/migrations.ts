@@ -52,6 +52,7 @@ import m0046 from '../../sql/0046_late_replay_waits_for_its_first_request.sql' w
 import m0047 from '../../sql/0047_sent_attachment_type_counted.sql' with { type: 'text' }
 import m0048 from '../../sql/0048_database_identity.sql' with { type: 'text' }
 import m0050 from '../../sql/0050_caller_settings_and_trigger_rows.sql' with { type: 'text' }
+import m0051 from '../../sql/0051_pause_end_probe_waits_for_its_row.sql' with { type: 'text' }
 import m0054 from '../../sql/0054_request_counts_transport_tags.sql' with { type: 'text' }
 
 export interface Migration {
@@ -110,6 +111,7 @@ export const migrations: readonly Migration[] = [
   { version: 47, name: '0047_sent_attachment_type_counted', sql: m0047 },
   { version: 48, name: '0048_database_identity', sql: m0048 },
   { version: 50, name: '0050_caller_settings_and_trigger_rows', sql: m0050 },
+  { version: 51, name: '0051_pause_end_probe_waits_for_its_row', sql: m0051 },
   { version: 54, name: '0054_request_counts_transport_tags', sql: m0054 },
 ]
 

@@ -136,9 +136,10 @@ export function createClaimRound(r: {
       return claimAndDeliver(null)
     }
     if (singleRowClaims > 0) singleRowClaims--
-    const { leases, nextDueInMs, pausedMs } = claimed
+    const { leases, nextDueInMs, pausedMs, probeInMs } = claimed
+    // A probe still to come is armed here too: its row's due time is folded into nextDueInMs.
     if (nextDueInMs !== null) due.arm(nextDueInMs)
-    pause.claimed(pausedMs, leases)
+    pause.claimed(pausedMs, leases, probeInMs)
     // MAIL_FROM's rows are due again when its pause ends (less the hold a row would wait it out).
     // A pause past the due timer's horizon (the poll interval) is not armed here, and needs not
     // be: every backstop poll's claim reads the pause again, in database time, and the last one

@@ -47,7 +47,9 @@ interface ClaimParams {
    * MAIL_FROM's pause key, when the worker has met its pause: the claim reads the pause itself
    * (mailer.claim_past_paused, sql/0039) and, while it stands longer than `holdMs`, takes only
    * rows that name a sender of their own; over, it takes one row of MAIL_FROM's to probe the
-   * mailbox (sql/0041; none due: any one row). notifiedId is not tried.
+   * mailbox (sql/0041), or, none due yet but one within `holdMs` (the rows given back to the
+   * pause's end), says when it is due (probeInMs) and takes only rows naming a sender of their own
+   * meanwhile (sql/0051); nothing of MAIL_FROM's to probe: any one row. notifiedId is not tried.
    */
   pausedSender?: { key: string; holdMs: number }
 }
@@ -58,6 +60,11 @@ interface Claim {
   nextDueInMs: number | null
   /** With pausedSender: ms its pause still stands (rows of it left out), null when it is over. */
   pausedMs?: number | null
+  /**
+   * With pausedSender, its pause over: ms until MAIL_FROM's first row is due, the probe's, when
+   * none was due yet (rows of it left out; nextDueInMs says so too); else null.
+   */
+  probeInMs?: number | null
 }
 
 // The claim's statements, written out: each call sends one with its values and builds no Kysely
@@ -139,6 +146,7 @@ async function claimPastPaused(
   type Taken = {
     claim: { leases: LeaseTuple[]; nextDueMs: number | null }
     pausedMs: number | null
+    probeInMs: number | null
   }
   const { rows } = await statementText<{ claim: string | null }>(db, CLAIM_PAST_PAUSED, [
     p.limit,
@@ -156,6 +164,7 @@ async function claimPastPaused(
     leases: (taken?.claim.leases ?? []).map((r) => toLease(r, token)),
     nextDueInMs: ms === null ? null : Math.max(0, ms),
     pausedMs: taken?.pausedMs ?? null,
+    probeInMs: taken?.probeInMs ?? null,
   }
 }
 

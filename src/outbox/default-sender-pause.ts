@@ -10,8 +10,15 @@ export interface DefaultSenderPause {
   claimParam(): { key: string; holdMs: number } | undefined
   /** Rows the next claim may take, given `room`: 0 while the probe after a pause is out. */
   limit(room: number): number
-  /** What a claim answered: `pausedMs` (undefined when it was not asked) and its rows. */
-  claimed(pausedMs: number | null | undefined, leases: readonly Lease[]): void
+  /**
+   * What a claim answered: `pausedMs` (undefined when it was not asked), its rows, and `probeInMs`
+   * (the pause over, MAIL_FROM's first row not due yet: its rows name other senders).
+   */
+  claimed(
+    pausedMs: number | null | undefined,
+    leases: readonly Lease[],
+    probeInMs?: number | null,
+  ): void
   /** A row went back unsent because `mailbox` stands paused (not for a pacing turn). */
   mailboxPaused(mailbox: string): void
   /** A lease is finished with (settled or lost). */
@@ -24,8 +31,11 @@ export interface DefaultSenderPause {
  * MAIL_FROM's rows unclaimed while it stands); probing (that claim found the pause over and took
  * one row, MAIL_FROM's first due row since sql/0041, not a row naming another sender: no other
  * claim until that row is done, so a mailbox still refused
- * costs one row per pause, not a batch of give-backs). Back to unpaused when the probe is done
- * without meeting the pause again. A gate that never pauses (file, discard), or no MAIL_FROM,
+ * costs one row per pause, not a batch of give-backs). Paused still when that claim found none of
+ * MAIL_FROM's rows due but one due within the hold (sql/0051: the rows given back to the pause's
+ * end, due at it plus their settlement's latency, when the timer's claim comes at the end less the
+ * hold): the claim when it is due probes. Back to unpaused when the probe is done
+ * without meeting the pause again, or when the pause's end finds nothing of MAIL_FROM's to probe. A gate that never pauses (file, discard), or no MAIL_FROM,
  * stays unpaused.
  */
 export function createDefaultSenderPause(
@@ -44,8 +54,8 @@ export function createDefaultSenderPause(
     claimParam: () =>
       state === 'paused' && key !== null && holdMs !== undefined ? { key, holdMs } : undefined,
     limit: (room) => (state === 'probing' && probe !== null ? 0 : room),
-    claimed(pausedMs, leases) {
-      if (pausedMs !== null || state !== 'paused') return
+    claimed(pausedMs, leases, probeInMs = null) {
+      if (pausedMs !== null || state !== 'paused' || probeInMs !== null) return
       probe = leases[0] ?? null
       state = probe === null ? 'unpaused' : 'probing'
     },

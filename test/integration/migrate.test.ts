@@ -281,6 +281,11 @@ describe('migrate', () => {
         '5876921904639d99fc48084dc3c7c3285a4a4148115f75045116063e0b47dd47',
       ],
       [
+        51,
+        '0051_pause_end_probe_waits_for_its_row',
+        '9a22c708f4d52a9ed4a66ac98fd48af71e48e0a3abe2a2aaf132f2637fa8dc53',
+      ],
+      [
         54,
         '0054_request_counts_transport_tags',
         '4bd9c26e20a9cb6e1bd8fbdc644cacd5e99ef1800d3c49516e0a1c80fed95ffd',
@@ -410,7 +415,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 54,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -459,6 +464,7 @@ describe('migrate', () => {
         { version: 47, c: true },
         { version: 48, c: true },
         { version: 50, c: true },
+        { version: 51, c: true },
         { version: 54, c: true },
         { version: 1000, c: true },
       ])
@@ -469,7 +475,7 @@ describe('migrate', () => {
         applied: [],
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
-          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 54, 1000,
+          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -730,7 +736,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 54,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54,
     ])
     const { rows } = await adminQuery(
       url,

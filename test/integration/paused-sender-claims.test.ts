@@ -67,6 +67,34 @@ test('the probe after a pause never takes a MAIL_FROM row before its sendAt', as
   expect((await rowOf(t, later)).status).toBe('pending')
 })
 
+test('over before the rows given back to its end are due: none taken early, the claim says when the first is, rows naming another sender go meanwhile; due, it is the probe', async () => {
+  const back = await enqueue(t)
+  const other = await enqueue(t, from('other@example.com'))
+  // Within the hold (over, for the claim); the row due a second past the end, as a settlement
+  // that gave it back to that end a second late leaves it.
+  await pause(MAIL_FROM, 3)
+  await t.pool.query(
+    `update mailer.email_outbox
+        set send_at = (select next_at from mailer.mailbox_pacing where mailbox = $2) + interval '1 second'
+      where id = $1`,
+    [back, MAIL_FROM],
+  )
+  const c = await claim()
+  expect(c.pausedMs).toBeNull()
+  expect(c.leases.map((l) => l.id)).toEqual([other])
+  expect(c.probeInMs).toBeGreaterThan(0)
+  expect(c.probeInMs).toBeLessThanOrEqual(4_000)
+  expect(c.nextDueInMs).toBe(c.probeInMs!)
+  expect((await rowOf(t, back)).status).toBe('pending')
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() - interval '1 minute' where id = $1`,
+    [back],
+  )
+  const probe = await claim()
+  expect(probe.probeInMs).toBeNull()
+  expect(probe.leases.map((l) => l.id)).toEqual([back])
+})
+
 test('a mailbox whose pause is over has no rows moved', async () => {
   const id = await enqueue(t, from('other@example.com'))
   // Due since before the pause ended: a move to that end would put it back in time.

@@ -396,6 +396,56 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     expect((await rowsOf(own)).map((x) => x.status)).toEqual(['sent', 'sent', 'sent'])
   })
 
+  test('a small backlog every row of which went back to the pause’s end, due just after it: still refused there, one row probes it, not a batch', async () => {
+    // Queued before the worker starts: its first claim takes them all, and each goes back, due
+    // at the end of the pause its refusal (or the first one) set, plus its settlement's latency.
+    const defaults = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb)::text as id
+           from generate_series(1, 5)`,
+      )
+    ).rows.map((x) => x.id)
+    const r = await startWorker({ mailboxes: [OWN] })
+    await pausedAndIdle(r)
+    expect(
+      (await rowsOf(defaults)).every(
+        (x) =>
+          x.status === 'pending' &&
+          ['ErrorInvalidUser', 'mailbox_paused'].includes(x.last_error_code),
+      ),
+    ).toBe(true)
+    // The pause ends 6 s from now: the wake's claim finds it standing (past the 5 s hold) and arms
+    // the timer for its end less the hold. Every row is due a second after that end, as one
+    // settlement a second late (a loaded machine) leaves them: none due when the timer's claim
+    // finds the pause over.
+    await t.pool.query(
+      `with p as (update mailer.mailbox_pacing set next_at = now() + interval '6 seconds'
+                   where mailbox = $1 returning next_at)
+       update mailer.email_outbox set send_at = (select next_at from p) + interval '1 second'
+        where id = any($2::bigint[])`,
+      [MAIL_FROM, defaults],
+    )
+    const before = await t.pool.query(
+      `select id, xmin::text as x from mailer.email_outbox where id = any($1::bigint[]) order by id`,
+      [defaults],
+    )
+    const asked0 = r.fake.requests.length
+    r.engine.drainer.wake()
+    // The pause's end met with the mailbox still refused: paused anew, the worker idle.
+    await pausedAndIdle(r)
+    const asked = r.fake.requests
+      .slice(asked0)
+      .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === MAIL_FROM)
+    const after = await t.pool.query(
+      `select id, xmin::text as x from mailer.email_outbox where id = any($1::bigint[]) order by id`,
+      [defaults],
+    )
+    const claimed = after.rows.filter((a, i) => a.x !== before.rows[i].x)
+    // The probe, claimed and sent once; the other rows wait, unclaimed, for the new pause's end.
+    expect(claimed).toHaveLength(1)
+    expect(asked).toHaveLength(1)
+  })
+
   test('a mailbox a row names itself, throttled for minutes: its waiting rows move to the pause’s end at once, most never claimed nor recorded; MAIL_FROM’s rows still go', async () => {
     const N = 200
     const mine = (

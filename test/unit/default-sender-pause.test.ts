@@ -49,6 +49,24 @@ describe('MAIL_FROM’s pause in the claims', () => {
     expect(p.claimParam()).toBeUndefined()
   })
 
+  test('over before MAIL_FROM’s first row is due (probeInMs): the rows taken name other senders, no probe; the claims leave MAIL_FROM out until it is', () => {
+    const p = createDefaultSenderPause(gate, 'sender@example.com')
+    p.mailboxPaused('sender@example.com')
+    const other = lease('7')
+    p.claimed(null, [other], 4_000)
+    expect(p.claimParam()).toEqual({ key: 'sender@example.com', holdMs: 5_000 })
+    expect(p.limit(10)).toBe(10)
+    p.done(other)
+    expect(p.claimParam()).toBeDefined()
+    // Its row due: that claim's row is the probe.
+    const probe = lease('1')
+    p.claimed(null, [probe], null)
+    expect(p.claimParam()).toBeUndefined()
+    expect(p.limit(10)).toBe(0)
+    p.done(probe)
+    expect(p.limit(10)).toBe(10)
+  })
+
   test('a gate that never pauses, or no MAIL_FROM, never leaves anything out', () => {
     for (const p of [
       createDefaultSenderPause(openGate, 'sender@example.com'),
