@@ -3,6 +3,7 @@ import { systemClock } from '../../src/clock.ts'
 import { loadConfig } from '../../src/config.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
+import type { Queryable } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createDrainer, type Drainer } from '../../src/outbox/drainer.ts'
 import { createListener, type Listener } from '../../src/outbox/listener.ts'
@@ -53,6 +54,30 @@ export function outboxQueue(probe: Probe) {
       )
       return Number(r[0]!.n)
     },
+  }
+}
+
+/**
+ * BENCH_PRIME=rolled-back (round 36, bench/first-pickup-trace.ts; not the product's): the listener's
+ * prime claims a row of its own, inserted in a transaction it rolls back, instead of the notified
+ * claim for no row: every path of the first real claim run once on the session (its update, index
+ * entries, result and first WAL), to tell that first run's cost from the rest of row 1's.
+ */
+async function primeRolledBack(session: Queryable): Promise<void> {
+  await session.query('begin')
+  try {
+    const r = await session.query<{ id: string }>(
+      `insert into mailer.email_outbox (message) values (${OUTBOX_MESSAGE}) returning id`,
+    )
+    // The text of src/outbox/claim.ts's CLAIM_NOTIFIED exactly: one prepared statement per name.
+    await session.query(
+      `
+  /* prepared outbox_claim_notified */
+  select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text as claim`,
+      [r.rows[0]!.id, 'prime', crypto.randomUUID(), 1, true, 1],
+    )
+  } finally {
+    await session.query('rollback')
   }
 }
 
@@ -121,6 +146,7 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         checkIntervalMs: config.worker.listenCheckSeconds * 1000,
         mode: config.worker.listenMode,
         shared: handle.listenSession,
+        ...(process.env.BENCH_PRIME === 'rolled-back' ? { prime: primeRolledBack } : {}),
       })
       listener.start()
       drainer.start()
