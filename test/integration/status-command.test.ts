@@ -213,7 +213,10 @@ describe('one database', () => {
     await locker.connect()
     try {
       await locker.query('begin; lock table mailer.email_outbox in access exclusive mode')
-      const { code, report } = await statusJson({ DATABASE_URL: db.url }, ['--timeout', '0.5'])
+      // The lock holds the counts read for the whole --timeout; connecting and the schema's read
+      // come first within it too, so it is not 0.5 s: a connect taking 600 ms (a loaded machine)
+      // timed out, exit 4.
+      const { code, report } = await statusJson({ DATABASE_URL: db.url }, ['--timeout', '3'])
       expect(code).toBe(5)
       const d = report.databases[0]
       expect(d.reachable).toBe(true)
