@@ -17,6 +17,9 @@ import { withRoleRefusedConnect } from '../support/refused-connect-role.ts'
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
+// How long an answer of the database stands for readiness (src/outbox/health-monitor.ts).
+const READINESS_PROOF_MS = 5_000
+
 let migrated: TestDb
 let bare: TestDb
 let outdated: TestDb
@@ -168,14 +171,19 @@ test('readiness standing on a recent answer still turns 503 at once when the dat
   const readyz = async () => (await fetch(`http://127.0.0.1:${running.port}/readyz`)).status
   try {
     await pollUntil(async () => ((await readyz()) === 200 ? true : undefined))
-    // A statement of the worker answers (a scrape's read): the next probes stand on it ...
+    // A statement of the worker answers (a scrape's read): the next probes stand on it for 5 s
+    // (READINESS_PROOF_MS) from that answer, which came after `asked` ...
+    const asked = performance.now()
     expect(await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()).toContain(
       'outbox_database_up{db="default"} 1',
     )
     proxy.down()
-    // ... but the LISTEN session dropped with the database: unready without waiting out the 5 s
-    // (the bound here is the poll's, not the product's).
-    await pollUntil(async () => ((await readyz()) === 503 ? true : undefined), 2_000, 10)
+    // ... but the LISTEN session dropped with the database: unready before that answer could have
+    // aged out, so without waiting out the 5 s. Bounded by the answer's own age, not by a shorter
+    // poll (2 s: a drop seen 2.1 s late on a loaded machine failed it, and proved nothing more).
+    const standsUntil = asked + READINESS_PROOF_MS
+    await pollUntil(async () => ((await readyz()) === 503 ? true : undefined), 20_000, 10)
+    expect(performance.now()).toBeLessThan(standsUntil)
     proxy.up()
     await pollUntil(async () => ((await readyz()) === 200 ? true : undefined), 20_000)
   } finally {
