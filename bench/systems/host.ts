@@ -8,7 +8,9 @@
 // turn of the event loop (a drain starts thousands a second) and always sent before the reply to the
 // request that follows them, so a stop's reply comes after every start it ended. Times cross over as
 // epoch milliseconds (performance.timeOrigin + performance.now()): Bun's hrtime and performance.now()
-// count from each process's own start.
+// count from each process's own start. `ready` says `clock`: the `clock` op reads that epoch now,
+// and hosted.ts takes its offset from the readings (each timeOrigin is the wall clock at a process's
+// start, so the two differ by any step of it in between).
 import { heapStats } from 'bun:jsc'
 import { type Stall, type StallWatch, watchStalls } from '../stalls.ts'
 import { systemByKey } from './by-key.ts'
@@ -23,11 +25,12 @@ export type HostOp =
   | { op: 'trace' }
   | { op: 'gc' }
   | { op: 'heap' }
+  | { op: 'clock' }
 /** A reply's value: CPU µs, stalls, a pg trace, or cells by type. */
 export type HostValue = number | Stall[] | PgTraceEvent[] | Record<string, number>
 export type HostRequest = HostOp & { id: number }
 export type HostMessage =
-  | { op: 'ready' }
+  | { op: 'ready'; clock?: true }
   | { op: 'starts'; at: number[] }
   | { id: number; ok: true; value?: HostValue }
   | { id: number; ok: false; error: string }
@@ -83,6 +86,8 @@ if (import.meta.main) {
         value = takePgTrace()
       } else if (r.op === 'gc') {
         Bun.gc(true)
+      } else if (r.op === 'clock') {
+        value = epoch(performance.now())
       } else if (r.op === 'heap') {
         // Cells allocated since the last collection count until it runs (no collection here).
         value = heapStats().objectTypeCounts
@@ -99,5 +104,5 @@ if (import.meta.main) {
   })
   // The benchmark's process went away (finished or killed): so does this one.
   process.on('disconnect', () => process.exit(0))
-  send({ op: 'ready' })
+  send({ op: 'ready', clock: true })
 }

@@ -26,8 +26,8 @@ export async function placedSystem(key: string, url: string, probe: Probe): Prom
 
 type Value = HostValue | undefined
 type Pending = { resolve: (v: Value) => void; reject: (e: Error) => void }
-// Epoch milliseconds from the host process to this process's performance.now().
-const local = (epochMs: number) => epochMs - performance.timeOrigin
+/** Clock readings asked of a new host: the one answered soonest sets the offset (NTP's choice). */
+const CLOCK_READINGS = 5
 
 /**
  * `host`: the child's script; another checkout's bench/systems/host.ts runs that checkout's client
@@ -47,6 +47,28 @@ export function hostedSystem(
   let nextId = 1
   const waiting = new Map<number, Pending>()
   let onStart: StartOptions['onStart']
+  // The host's epoch milliseconds to this process's performance.now(). Each process reads epochs
+  // against its own performance.timeOrigin, taken from the wall clock at its start: a step of that
+  // clock between the two starts (a VM's) put the host's readings that far off. So the offset is
+  // read from the host's clock over IPC; a host.ts that cannot say it (another checkout's, older)
+  // is read against this process's timeOrigin, as before.
+  let local = (epochMs: number) => epochMs - performance.timeOrigin
+
+  async function readClock(proc: Subprocess<'ignore', 'inherit', 'inherit'>) {
+    let best: { roundTripMs: number; offsetMs: number } | null = null
+    for (let i = 0; i < CLOCK_READINGS; i++) {
+      const asked = performance.now()
+      const epochMs = Number(await ask(proc, { op: 'clock' }))
+      const answered = performance.now()
+      // The reading was taken between asking and the answer: its midpoint, off by at most half
+      // the round trip.
+      const offsetMs = epochMs - (asked + answered) / 2
+      if (!best || answered - asked < best.roundTripMs)
+        best = { roundTripMs: answered - asked, offsetMs }
+    }
+    const offsetMs = best!.offsetMs
+    local = (epochMs: number) => epochMs - offsetMs
+  }
 
   function spawn() {
     let up!: () => void
@@ -58,10 +80,12 @@ export function hostedSystem(
     const proc = Bun.spawn([process.execPath, host, key, url], {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, ...env },
-      ipc(m: HostMessage) {
+      ipc(m: HostMessage, proc) {
         if ('op' in m) {
-          if (m.op === 'ready') up()
-          else for (let i = 0; i < m.at.length; i += 2) onStart?.(m.at[i]!, local(m.at[i + 1]!))
+          if (m.op === 'ready') {
+            if (m.clock) readClock(proc).then(up, down)
+            else up()
+          } else for (let i = 0; i < m.at.length; i += 2) onStart?.(m.at[i]!, local(m.at[i + 1]!))
           return
         }
         const w = waiting.get(m.id)
@@ -85,6 +109,10 @@ export function hostedSystem(
     await ready
     const proc = child
     if (!proc) throw new Error(`${inner.name}: its process is gone`)
+    return ask(proc, r)
+  }
+
+  function ask(proc: Subprocess<'ignore', 'inherit', 'inherit'>, r: HostOp): Promise<Value> {
     const id = nextId++
     return new Promise((resolve, reject) => {
       waiting.set(id, { resolve, reject })

@@ -1,5 +1,7 @@
 // The benchmark's process-per-system hosting (bench/systems/hosted.ts): starts, times, CPU and stalls cross over intact.
+
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { join } from 'node:path'
 import { hostedSystem } from '../../bench/systems/hosted.ts'
 import { outboxEngineSystem } from '../../bench/systems/outbox-engine.ts'
 import type { PgTraceEvent } from '../../bench/systems/pg-trace.ts'
@@ -66,6 +68,45 @@ describe('a system hosted in its own process', () => {
     await sys.start({ concurrency: 2 })
     expect(sys.clientPid?.()).toBe(pid!)
     await sys.stop()
+  })
+
+  test('a host started after the wall clock stepped an hour on still gives its times on this process clock', async () => {
+    // Its performance.timeOrigin an hour past this process's (a VM's clock stepped between the two
+    // starts: four full runs failed at one moment): its epoch readings are an hour off this one's.
+    const stepped = hostedSystem(
+      'outbox_engine',
+      t.url,
+      outboxEngineSystem('u', t.url, probe),
+      undefined,
+      {
+        BUN_OPTIONS: `--preload ${join(import.meta.dir, '../support/stepped-time-origin.ts')}`,
+        TIME_ORIGIN_STEP_MS: String(3_600_000),
+      },
+    )
+    try {
+      const starts: { key: number; atMs: number | undefined; receivedMs: number }[] = []
+      const launched = performance.now()
+      await stepped.start({
+        concurrency: 1,
+        onStart: (key, atMs) => starts.push({ key, atMs, receivedMs: performance.now() }),
+        watchStallsMs: 10,
+      })
+      const before = performance.now()
+      await stepped.insertOne(3)
+      await until('the start of row 3', () => starts.some((s) => s.key === 3))
+      const s = starts.find((x) => x.key === 3)!
+      expect(s.atMs).toBeGreaterThan(before)
+      expect(s.atMs!).toBeLessThanOrEqual(s.receivedMs)
+      await until('row 3 recorded sent', async () => (await stepped.remaining()) === 0)
+      await stepped.stop()
+      const after = performance.now()
+      for (const x of await stepped.clientStalls!()) {
+        expect(x.from).toBeGreaterThan(launched)
+        expect(x.to).toBeLessThanOrEqual(after)
+      }
+    } finally {
+      await stepped.dispose?.()
+    }
   })
 
   test('a key it does not know is refused before any process starts', () => {
