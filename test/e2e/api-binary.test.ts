@@ -4,13 +4,14 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Validator } from '@seriousme/openapi-schema-validator'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { createContract, type Doc } from '../api/support/contract.ts'
 import { appOnDefault, type Sent } from '../api/support/harness.ts'
 import { AUDIENCE, ISSUER, SECRET, token } from '../api/support/tokens.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { createTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
+import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
 // Builds and drives the real binary: slower than a unit test, still bounded.
@@ -26,9 +27,8 @@ beforeAll(async () => {
   bin = await compiledBinary()
   database = await cloneTemplateDb('outbox_api')
   mailDir = await mkdtemp(join(tmpdir(), 'outbox-api-mail-'))
-  const port = await freePort()
-  base = `http://127.0.0.1:${port}`
-  proc = Bun.spawn([bin, 'serve'], {
+  // PORT=0: the binary binds a port of the system's choosing and says which.
+  const child = Bun.spawn([bin, 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: database.url,
@@ -39,12 +39,15 @@ beforeAll(async () => {
       API_JWT_ISSUER: ISSUER,
       API_JWT_AUDIENCE: AUDIENCE,
       HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
+      PORT: '0',
+      LOG_LEVEL: 'info',
     },
-    stdout: 'ignore',
+    stdout: 'pipe',
     stderr: 'ignore',
   })
+  proc = child
+  const port = await listeningPort(growingOutput(child.stdout), child.exited)
+  base = `http://127.0.0.1:${port}`
   await pollUntil(async () =>
     (await fetch(`${base}/readyz`).catch(() => null))?.ok ? true : undefined,
   )
