@@ -1,6 +1,5 @@
 // The compiled binary against the strict Graph fake: one token, bounded concurrency, codes kept.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import {
@@ -10,6 +9,8 @@ import {
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
+import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
@@ -32,8 +33,9 @@ afterAll(async () => {
   await database?.drop()
 })
 
-async function serve(fake: FakeGraph, key: TestCertificate, logs: 'ignore' | 'pipe' = 'ignore') {
-  const port = await freePort()
+// PORT=0: the binary binds a port of the system's choosing and says which (at info); its log lines
+// are read as they come, and a test reads them whole once the binary has exited (`logs`).
+async function serve(fake: FakeGraph, key: TestCertificate) {
   const proc = Bun.spawn([bin, 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -47,18 +49,24 @@ async function serve(fake: FakeGraph, key: TestCertificate, logs: 'ignore' | 'pi
       WORKER_CONCURRENCY: '20',
       API_JWT_SECRET: jwtSecret,
       HOST: '127.0.0.1',
-      PORT: String(port),
-      LOG_LEVEL: 'warn',
+      PORT: '0',
+      LOG_LEVEL: 'info',
     },
     // Log lines go to stdout.
-    stdout: logs,
+    stdout: 'pipe',
     stderr: 'pipe',
   })
+  const stdout = growingOutput(proc.stdout)
+  const port = await listeningPort(stdout, proc.exited)
   await pollUntil(async () => {
     const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => null)
     return res?.ok ? true : undefined
   })
-  return { proc, port }
+  const logs = async () => {
+    await stdout.ended
+    return stdout.text()
+  }
+  return { proc, port, logs }
 }
 
 const statusOf = async (id: string) =>
@@ -169,7 +177,7 @@ test('a MAIL_FROM Graph does not know: rows wait uncounted, readiness stays 200 
   })
   // An earlier test's rows are not this one's.
   await adminQuery(url, `delete from mailer.email_outbox where status = 'pending'`)
-  const { proc, port } = await serve(fake, cert, 'pipe')
+  const { proc, port, logs: logsWhole } = await serve(fake, cert)
   try {
     const id = await enqueueOne()
     const row = await pollUntil(async () => {
@@ -195,7 +203,7 @@ test('a MAIL_FROM Graph does not know: rows wait uncounted, readiness stays 200 
     expect(await proc.exited).toBe(0)
     await fake.stop()
   }
-  const logs = await new Response(proc.stdout as ReadableStream).text()
+  const logs = await logsWhole()
   const errors = logs.split('\n').filter((l) => l.includes('"level":"error"'))
   expect(errors).toHaveLength(1)
   expect(errors[0]).toContain('sender mailbox refused by Graph: its rows wait')
