@@ -1,9 +1,9 @@
 // A SIGTERM while the database answers nothing (a black-holed route): serve exits by Fly's kill_timeout, saying why, not after the driver's 60 s timeouts.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
 import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
@@ -24,7 +24,6 @@ afterAll(async () => {
 
 test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECONDS + 8 s, its reason logged', async () => {
   const proxy = await startSilencingProxy(url)
-  const port = await freePort()
   const graceSeconds = 1
   const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
     env: {
@@ -33,7 +32,8 @@ test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECOND
       MAIL_TRANSPORT: 'discard',
       MAIL_FROM: 'outbox@example.com',
       HOST: '127.0.0.1',
-      PORT: String(port),
+      // The system's choice of port, read back: none picked here for another process to take first.
+      PORT: '0',
       SHUTDOWN_GRACE_SECONDS: String(graceSeconds),
       LOG_LEVEL: 'info',
     },
@@ -43,6 +43,7 @@ test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECOND
   const stdout = growingOutput(p.stdout)
   let signalledAt = 0
   try {
+    const port = await listeningPort(stdout, p.exited)
     await pollUntil(async () => {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
       return res?.status === 200 ? true : undefined
