@@ -9,6 +9,7 @@ import { testCluster } from '../preload.ts'
 import { compiledBinary, runBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
 
 let bin: string
@@ -165,13 +166,15 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
     `select mailer.enqueue_email(jsonb_build_object('to', 'r' || g || '@example.com', 'subject', 'n' || g, 'text', 'body ' || g))
        from generate_series(1, 40) g`,
   )
-  const port = await freePort()
+  // PORT=0: the system's choice of port, read back from its listening line (at info).
   const serve = Bun.spawn([bin, 'serve'], {
-    env: env({ PORT: String(port) }),
+    env: env({ PORT: '0', LOG_LEVEL: 'info' }),
     stdout: 'pipe',
     stderr: 'pipe',
   })
+  const stdout = growingOutput(serve.stdout)
   try {
+    const port = await listeningPort(stdout, serve.exited)
     const ready = await pollUntil<{ databases: unknown[] }>(async () => {
       const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
       return res?.status === 200 ? ((await res.json()) as { databases: unknown[] }) : undefined
@@ -213,14 +216,14 @@ test('the compiled binary migrates, drains with the file transport, and stops cl
 test('SIGINT (Ctrl-C) and SIGHUP (its terminal or SSH session closed) stop serve as SIGTERM does', async () => {
   expect((await run(['migrate'])).code).toBe(0)
   for (const signal of ['SIGINT', 'SIGHUP'] as const) {
-    const port = await freePort()
     const serve = Bun.spawn([bin, 'serve'], {
-      env: env({ PORT: String(port), LOG_LEVEL: 'info' }),
+      env: env({ PORT: '0', LOG_LEVEL: 'info' }),
       stdout: 'pipe',
       stderr: 'pipe',
     })
     const stdout = growingOutput(serve.stdout)
     try {
+      const port = await listeningPort(stdout, serve.exited)
       await pollUntil(async () => {
         const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
         return res?.status === 200 ? true : undefined
