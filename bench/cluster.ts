@@ -49,17 +49,26 @@ export const SHOWN_SETTINGS = [
 
 /**
  * `extraFlags`: settings beside the suite's (bench/idle-stages.ts logs every statement's duration);
- * `onLog`: the server's log output, as it comes.
+ * `onLogLine`: each whole line of the server's log output, as it comes.
  */
 export async function startBenchCluster(
-  o: { extraFlags?: string[]; onLog?: (text: string) => void } = {},
+  o: { extraFlags?: string[]; onLogLine?: (line: string) => void } = {},
 ): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'outbox-bench-pg-'))
+  let partial = ''
+  const onLogLine = o.onLogLine
+  const onLog = onLogLine
+    ? (text: string) => {
+        const lines = (partial + text).split('\n')
+        partial = lines.pop() ?? ''
+        for (const l of lines) onLogLine(l)
+      }
+    : undefined
   const server: EmbeddedServer = await startEmbeddedPostgres({
     dir,
     persistent: false,
     extraFlags: [...FLAGS, ...(o.extraFlags ?? [])],
-    ...(o.onLog ? { onLog: o.onLog } : {}),
+    ...(onLog ? { onLog } : {}),
   })
   const admin = new pg.Client({
     connectionString: server.url('postgres'),

@@ -16,10 +16,10 @@
 // rolled back (bench/systems/outbox-engine.ts's BENCH_PRIME), not the claim for no row.
 // TRACE_STRACE=1: the engine's backends' system calls (strace -tt -T) from 2 s after the start,
 // printed per row.
-import { execSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { startBenchCluster } from './cluster.ts'
 import { latencyWindow } from './latency.ts'
+import { loadAverage } from './load-average.ts'
 import { median } from './percentiles.ts'
 import { outboxEngineSystem } from './systems/outbox-engine.ts'
 import { installPgTrace, type PgTraceEvent, takePgTrace } from './systems/pg-trace.ts'
@@ -29,24 +29,14 @@ const cycles = Number(process.argv[2] ?? 4)
 const rows = Number(process.argv[3] ?? 2)
 const firstAtMs = Number(process.argv[4] ?? 19) * 1000
 const GAP_MS = 11_000
-const uptime = () =>
-  execSync('uptime')
-    .toString()
-    .trim()
-    .replace(/^.*load/, 'load')
-console.log(`before: ${uptime()}`)
+console.log(`before: ${loadAverage()}`)
 installPgTrace()
 const serverLines: { at: number; pid: string; db: string; text: string }[] = []
-let partial = ''
 const cluster = await startBenchCluster({
   extraFlags: ['-c', 'log_min_duration_statement=0', '-c', 'log_line_prefix=%n [%p] %d '],
-  onLog: (text) => {
-    const lines = (partial + text).split('\n')
-    partial = lines.pop() ?? ''
-    for (const l of lines) {
-      const m = /^(\d+\.\d+) \[(\d+)\] (\S+) (.*)$/.exec(l)
-      if (m) serverLines.push({ at: Number(m[1]) * 1000, pid: m[2]!, db: m[3]!, text: m[4]! })
-    }
+  onLogLine: (l) => {
+    const m = /^(\d+\.\d+) \[(\d+)\] (\S+) (.*)$/.exec(l)
+    if (m) serverLines.push({ at: Number(m[1]) * 1000, pid: m[2]!, db: m[3]!, text: m[4]! })
   },
 })
 const epoch = (t: number) => performance.timeOrigin + t
@@ -170,7 +160,7 @@ try {
       put('server claim', durations.length ? durations.reduce((a, b) => a + b, 0) : undefined)
       byRow.set(`${resetKind} row ${r}`, rec)
     }
-    console.log(`  ${uptime()}`)
+    console.log(`  ${loadAverage()}`)
   }
   console.log(
     `\nmedians (ms) by row, ${cycles} cycles, row 1 ${firstAtMs / 1000} s after the start`,

@@ -13,12 +13,12 @@
 // Printed per variant: medians of notified→answered (the claim's round trip) and commit→answered,
 // and each variant less `listen`, paired by cycle; the claiming backend's CPU time, run-queue wait and
 // minor page faults over the same span (/proc/<pid>/schedstat, /proc/<pid>/stat). `uptime` before and after.
-import { execSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
 import { silentLogger } from '../src/log.ts'
 import { startBenchCluster } from './cluster.ts'
+import { loadAverage } from './load-average.ts'
 import { median } from './percentiles.ts'
 import { OUTBOX_MESSAGE } from './systems/outbox-engine.ts'
 import { rotated } from './turns.ts'
@@ -26,12 +26,7 @@ import { rotated } from './turns.ts'
 const cycles = Number(process.argv[2] ?? 10)
 const gapMs = Number(process.argv[3] ?? 11) * 1000
 const TOUCH_MS = 2000
-const uptime = () =>
-  execSync('uptime')
-    .toString()
-    .trim()
-    .replace(/^.*load/, 'load')
-console.log(`before: ${uptime()}`)
+console.log(`before: ${loadAverage()}`)
 
 // A backend's time on a CPU and waiting for one (ns, /proc/<pid>/schedstat) and its minor page faults.
 type Sched = { run: number; wait: number; faults: number }
@@ -136,7 +131,7 @@ try {
       const x = results.find((r) => r.v === p.v && r.cycle === c)!
       return `${p.v} ${x.trip.toFixed(2)}`
     })
-    console.log(`cycle ${c + 1}/${cycles} (claim trips, ms): ${line.join('; ')}; ${uptime()}`)
+    console.log(`cycle ${c + 1}/${cycles} (claim trips, ms): ${line.join('; ')}; ${loadAverage()}`)
   }
   const fmt = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(2))
   const of = (v: Variant) => results.filter((r) => r.v === v)
@@ -159,7 +154,7 @@ try {
       }
     }),
   )
-  console.log(`after: ${uptime()}`)
+  console.log(`after: ${loadAverage()}`)
 } finally {
   for (const p of placed) {
     if (p.timer) clearInterval(p.timer)

@@ -22,12 +22,12 @@
 // STAGES_ENGINE_ENV='NAME=value …': variables for this checkout's engine's process alone (e.g.
 // BUN_GC_TIMER_DISABLE=1), the other engine's as the run's.
 // `uptime` before and after.
-import { execSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { inImageEnv } from './image-env.ts'
 import { latencyWindow } from './latency.ts'
+import { loadAverage } from './load-average.ts'
 import { median } from './percentiles.ts'
 import { graphileSystem } from './systems/graphile.ts'
 import { hostedSystem } from './systems/hosted.ts'
@@ -56,29 +56,19 @@ const engineEnv = Object.fromEntries(
 // The systems' processes with the release image's environment (its allocator setting), as in the suite's run.
 await inImageEnv()
 process.env.BENCH_PG_TRACE = '1'
-const uptime = () =>
-  execSync('uptime')
-    .toString()
-    .trim()
-    .replace(/^.*load/, 'load')
 const allocator = Object.entries(process.env)
   .filter(([k]) => k.startsWith('MIMALLOC_'))
   .map(([k, v]) => `${k}=${v}`)
   .join(' ')
-console.log(`before: ${uptime()}; ${allocator}`)
+console.log(`before: ${loadAverage()}; ${allocator}`)
 
 // Server lines: "<epoch s.ms> [pid] <database> LOG:  duration: x ms  parse|bind|execute <name>: …".
 const serverLines: { at: number; db: string; ms: number; text: string }[] = []
-let partial = ''
 const cluster = await startBenchCluster({
   extraFlags: ['-c', 'log_min_duration_statement=0', '-c', 'log_line_prefix=%n [%p] %d '],
-  onLog: (text) => {
-    const lines = (partial + text).split('\n')
-    partial = lines.pop() ?? ''
-    for (const l of lines) {
-      const m = /^(\d+\.\d+) \[\d+\] (\S+) LOG: {2}duration: ([\d.]+) ms {2}(.*)$/.exec(l)
-      if (m) serverLines.push({ at: Number(m[1]) * 1000, db: m[2]!, ms: Number(m[3]), text: m[4]! })
-    }
+  onLogLine: (l) => {
+    const m = /^(\d+\.\d+) \[\d+\] (\S+) LOG: {2}duration: ([\d.]+) ms {2}(.*)$/.exec(l)
+    if (m) serverLines.push({ at: Number(m[1]) * 1000, db: m[2]!, ms: Number(m[3]), text: m[4]! })
   },
 })
 const toEpoch = (t: number) => performance.timeOrigin + t
@@ -381,7 +371,7 @@ try {
         .map((t) => t.stages.started?.toFixed(1) ?? '–')
         .join(' / ')
     console.log(
-      `cycle ${c}/${cycles}: ${systems.map((s) => `${s.label} ${line(s.label)}`).join('; ')}; ${uptime()}`,
+      `cycle ${c}/${cycles}: ${systems.map((s) => `${s.label} ${line(s.label)}`).join('; ')}; ${loadAverage()}`,
     )
   }
   const fmt = (x: number) => (Number.isNaN(x) ? '–' : x.toFixed(2))
@@ -494,7 +484,7 @@ try {
         ...Object.fromEntries(Object.entries(t.stages).map(([k, v]) => [k, fmt(v)])),
       })),
     )
-  console.log(`after: ${uptime()}`)
+  console.log(`after: ${loadAverage()}`)
 } finally {
   for (const s of systems) await s.sys.dispose?.()
   for (const p of probes) await p.close()
