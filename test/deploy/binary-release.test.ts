@@ -7,6 +7,8 @@ import { testCluster } from '../preload.ts'
 import { BUILD_HOOK_TIMEOUT_MS, compiledBinary, runBinary } from '../support/binary.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
+import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
 import {
   durationSeconds,
@@ -90,24 +92,28 @@ test('release_command migrates through LISTEN_DATABASE_URL even when the pooled 
 })
 
 test('the checked and scraped paths answer, and SIGTERM exits 0 well within kill_timeout', async () => {
-  const port = await freePort()
-  // fly.toml's METRICS_PORT (9091) moved to a free port, as PORT is: tests run side by side.
+  // fly.toml's METRICS_PORT (9091) moved to a free port: tests run side by side. METRICS_PORT takes
+  // no 0 (a scraper is told its port in advance), so this one is picked here; PORT=0 is the
+  // system's choice, read back from the "http listening" line (at info).
   const metricsPort = await freePort()
   // The discard transport needs nothing external; the deployment's transport is not under test here.
   const p = Bun.spawn([bin, 'serve'], {
     env: releaseEnv({
       DATABASE_URL: db.url,
       MAIL_TRANSPORT: 'discard',
-      PORT: String(port),
+      PORT: '0',
       METRICS_PORT: String(metricsPort),
+      LOG_LEVEL: 'info',
       // fly.toml's own HOST: the scraper and `fly proxy` come over Fly's private network, in IPv6.
       HOST: flyEnv(fly).HOST ?? '127.0.0.1',
     }),
     stdout: 'pipe',
     stderr: 'pipe',
   })
+  const stdout = growingOutput(p.stdout)
   let signalledAt = 0
   try {
+    const port = await listeningPort(stdout, p.exited)
     const checks = fly.http_service?.checks ?? []
     expect(checks.length).toBeGreaterThan(0)
     for (const c of checks) {
