@@ -4,6 +4,7 @@ import { freePort } from '../../src/embedded-postgres.ts'
 import { compiledBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 
 // Builds and drives the real binary: slower than a unit test, still bounded.
 setDefaultTimeout(90_000)
@@ -12,7 +13,6 @@ test('a database down from the start: one line for the failing claims and one fo
   const bin = await compiledBinary()
   // Nothing listens on a port just freed: every connect is refused, as with Postgres stopped.
   const downPort = await freePort()
-  const metricsPort = await freePort()
   const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -20,8 +20,8 @@ test('a database down from the start: one line for the failing claims and one fo
       MAIL_TRANSPORT: 'discard',
       MAIL_FROM: 'outbox@example.com',
       HOST: '127.0.0.1',
-      PORT: String(await freePort()),
-      METRICS_PORT: String(metricsPort),
+      // The system's choice, read back from the "http listening" line: /metrics is served there.
+      PORT: '0',
       LOG_LEVEL: 'info',
     },
     stdout: 'pipe',
@@ -29,10 +29,11 @@ test('a database down from the start: one line for the failing claims and one fo
   })
   const stdout = growingOutput(p.stdout)
   try {
+    const port = await listeningPort(stdout, p.exited)
     // Six failed claims (0.25-0.5 s, doubling to 2.5-5 s apart): past the backoff's cap, and the
     // LISTEN session's reconnects (doubling from 0.25-0.5 s) have failed several times too.
     await pollUntil(async () => {
-      const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`)
         .then((r) => r.text())
         .catch(() => '')
       const n = Number(/^outbox_loop_errors_total\{db="default"\} (\d+)/m.exec(text)?.[1] ?? 0)
