@@ -35,7 +35,8 @@ test('three processes on one database: every row sent exactly once, per-mailbox 
     WORKER_CONCURRENCY: '20',
     GRAPH_MAX_CONCURRENCY: '30',
     MAILBOX_RATE_PER_MINUTE: String(RATE_PER_MINUTE),
-    LOG_LEVEL: 'warn',
+    // Not warn: spawnMailer reads each worker's port from its "http listening" line (info).
+    LOG_LEVEL: 'info',
   }
   const t0 = performance.now()
   const workers = await Promise.all(

@@ -6,11 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
 import pg from 'pg'
-import {
-  type EmbeddedServer,
-  freePort,
-  startEmbeddedPostgres,
-} from '../../src/embedded-postgres.ts'
+import { type EmbeddedServer, startEmbeddedPostgres } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
 import {
@@ -20,6 +16,7 @@ import {
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
+import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
 
 export const MAILBOX = 'outbox@contoso.example'
@@ -357,8 +354,18 @@ export interface Readiness {
 
 const CLK_TCK = 100
 
+/** A mailer's log so far ('' before its first line). */
+function readLog(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
 /**
- * Starts `outbox-mailer serve` with test-friendly defaults; it is killed at cleanup if still running.
+ * Starts `outbox-mailer serve` with test-friendly defaults, returned once it listens (on a port the
+ * system chose); it is killed at cleanup if still running.
  * `binary`: another build's executable (an older release draining beside this one).
  */
 export async function spawnMailer(
@@ -366,7 +373,8 @@ export async function spawnMailer(
   env: Record<string, string>,
   o: { role?: 'all' | 'worker' | 'api'; binary?: string } = {},
 ): Promise<Mailer> {
-  const port = await freePort()
+  if (env.LOG_LEVEL === 'warn' || env.LOG_LEVEL === 'error')
+    throw new Error(`${name}: LOG_LEVEL info or debug: its port is read from an info line`)
   const logDir = await mkdtemp(join(tmpdir(), `outbox-fault-log-${name}-`))
   const logPath = join(logDir, 'mailer.log')
   const fd = openSync(logPath, 'a')
@@ -374,7 +382,9 @@ export async function spawnMailer(
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
-      PORT: String(port),
+      // The system's choice, read back from the "http listening" line: a port picked here could
+      // be another process's by the time the binary binds it.
+      PORT: '0',
       LOG_LEVEL: 'info',
       API_JWT_SECRET: JWT_SECRET,
       ...env,
@@ -395,6 +405,7 @@ export async function spawnMailer(
     }
     await rm(logDir, { recursive: true, force: true })
   })
+  const port = await listeningPort({ text: () => readLog(logPath) }, exited)
   const base = `http://127.0.0.1:${port}`
   const m: Mailer = {
     name,

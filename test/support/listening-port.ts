@@ -3,11 +3,13 @@ import { pollUntil } from './events.ts'
 import type { GrowingOutput } from './growing-output.ts'
 
 /**
- * Reads the `http listening` line (LOG_LEVEL info or lower) from the binary's stdout. A binary that
- * exits first fails the wait at once, with what it printed.
+ * Reads the `http listening` line (LOG_LEVEL info or lower) from the binary's output: its stdout as
+ * it grows, or a log file it writes (read whole each time). Only whole lines are read: a line cut
+ * between two writes is no JSON yet. A binary that exits first fails the wait at once, with what it
+ * printed.
  */
 export async function listeningPort(
-  stdout: GrowingOutput,
+  output: Pick<GrowingOutput, 'text'>,
   exited: Promise<number>,
   timeoutMs = 30_000,
 ): Promise<number> {
@@ -16,13 +18,13 @@ export async function listeningPort(
     exitCode = code
   })
   return pollUntil(async () => {
-    for (const line of stdout.text().split('\n')) {
+    for (const line of output.text().split('\n').slice(0, -1)) {
       if (!line.includes('"http listening"')) continue
       const port = (JSON.parse(line) as { port?: unknown }).port
       if (typeof port === 'number' && port > 0) return port
     }
     if (exitCode !== null)
-      throw new Error(`the binary exited (${exitCode}) before listening: ${stdout.text()}`)
+      throw new Error(`the binary exited (${exitCode}) before listening: ${output.text()}`)
     return undefined
   }, timeoutMs)
 }
