@@ -108,17 +108,19 @@ async function main() {
   const config = loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), {
     dev: true,
   })
-  const banner = devBanner(config, {
-    url,
-    mailDir: MAIL_DIR,
-    port: PORT,
-    dataDir: dirname(server.dir),
-    postgresLog: server.logPath,
-  })
+  // The port bound, not PORT: PORT=0 is the system's choice, known once it listens.
+  const banner = (port: number) =>
+    devBanner(config, {
+      url,
+      mailDir: MAIL_DIR,
+      port,
+      dataDir: dirname(server.dir),
+      postgresLog: server.logPath,
+    })
   for (const s of signals) process.removeListener(s, duringStart)
   await runUntilSignalled(
     config,
-    { role: 'all', log, dev: true, onListening: () => console.log(banner) },
+    { role: 'all', log, dev: true, onListening: (bound) => console.log(banner(bound.port)) },
     () => server.stop(),
   )
 }

@@ -37,8 +37,11 @@ export interface ServeOptions {
   onEvent?: EngineEventHandler
   /** Overrides the transport (tests, dev). */
   sender?: Sender
-  /** Called once the HTTP server listens: dev's banner says the product is running. */
-  onListening?: () => void
+  /**
+   * Called once the HTTP server listens, with the ports bound (PORT=0 is the system's choice): dev's
+   * banner says the product is running, and where.
+   */
+  onListening?: (bound: { port: number; metricsPort: number | null }) => void
 }
 
 /** Starts the engine for every database and the HTTP surface; returns a handle to stop it. */
@@ -174,7 +177,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     role: o.role,
     ...(metricsPort !== null ? { metricsPort } : {}),
   })
-  o.onListening?.()
+  o.onListening?.({ port: server.port ?? config.http.port, metricsPort })
 
   const stopWatchdog = startLivenessWatchdog(health, log)
 

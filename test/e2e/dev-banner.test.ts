@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 
 // Starts an embedded Postgres of its own (initdb, migrations): slower than a unit test, still bounded.
 setDefaultTimeout(120_000)
@@ -17,12 +18,13 @@ const RUNNING = 'outbox-mailer is running'
 test('the banner is printed after "http listening", and the API docs it names answer at once', async () => {
   // dev keeps its data and mail under the working directory (or a temp directory named after it).
   const cwd = await mkdtemp(join(tmpdir(), 'outbox-dev-banner-'))
-  const port = await freePort()
   const p = Bun.spawn([process.execPath, DEV], {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',
-      PORT: String(port),
+      // The system's choice, read back from the "http listening" line. DEV_POSTGRES_PORT is picked
+      // here: Postgres takes no port 0.
+      PORT: '0',
       DEV_POSTGRES_PORT: String(await freePort()),
     },
     stdout: 'pipe',
@@ -41,6 +43,9 @@ test('the banner is printed after "http listening", and the API docs it names an
     expect(stdout).toContain(RUNNING)
     const before = stdout.slice(0, stdout.indexOf(RUNNING))
     expect(before).toContain('"msg":"http listening"')
+    const port = await listeningPort(out, p.exited)
+    // The port served, not PORT's 0.
+    expect(stdout).toContain(`API docs    http://localhost:${port}/docs`)
     const docs = await fetch(`http://127.0.0.1:${port}/docs`)
     expect(docs.status).toBe(200)
     // A second dev in the same checkout (or one whose earlier run was killed and left its Postgres
@@ -49,7 +54,8 @@ test('the banner is printed after "http listening", and the API docs it names an
       cwd,
       env: {
         PATH: process.env.PATH ?? '',
-        PORT: String(await freePort()),
+        // Never listens: its Postgres cannot start.
+        PORT: '0',
         DEV_POSTGRES_PORT: String(await freePort()),
       },
       stdout: 'pipe',
