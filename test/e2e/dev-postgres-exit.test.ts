@@ -37,7 +37,9 @@ async function startDev(until = RUNNING): Promise<DevRun> {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',
-      PORT: String(await freePort()),
+      // Nothing here connects to it: any port the system gives. DEV_POSTGRES_PORT is picked here:
+      // Postgres takes no port 0.
+      PORT: '0',
       DEV_POSTGRES_PORT: String(await freePort()),
     },
     stdin: 'ignore',
