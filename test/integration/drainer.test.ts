@@ -1203,24 +1203,33 @@ describe('crash recovery', () => {
   // Longer than Bun's 5 s default, so a bound of its own: the preload's reaches one file (bun#43787).
   test("a dead worker's expired leases are reclaimed at start and, while running, by the reclaim timer", async () => {
     const [before, during] = [await enqueue(t), await enqueue(t)]
-    // Claimed by a worker that died: one lease has run out already, the other runs out only once
-    // the start's reclaim is over. Timed instead (2 s on), it ran out before that reclaim on a
-    // loaded machine, and one reclaim took both.
+    // Claimed by a worker that died: one lease has run out already, the other runs 2 s more.
     await t.pool.query(
       `update mailer.email_outbox set status = 'sending', attempts = 1, lease_owner = 'dead',
           lease_token = gen_random_uuid(),
-          lease_expires_at = now() + case when id = $1 then interval '-1 second' else interval '1 hour' end
+          lease_expires_at = now() + case when id = $1 then interval '-1 second' else interval '2 seconds' end
         where id in ($1, $2)`,
       [before, during],
     )
-    // The reclaim timer comes at the earliest lease's end, at least once per lease length.
-    const e = await started({ config: { leaseSeconds: 10 } })
-    await e.events.waitFor(settledFor(before, 'sent'))
-    await t.pool.query(
-      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
-      [during],
-    )
-    await e.events.waitFor(settledFor(during, 'sent'), 20_000)
+    // The second row is locked until the start's reclaim is over, which skips it: however late the
+    // start (a loaded machine), that reclaim cannot take both, as it did with the lease timed alone.
+    // Still running then, the lease sets the reclaim timer to its end (2 s, not a lease length);
+    // ended by then, or still locked when the timer comes, it waits a lease length more: slower,
+    // the same outcome.
+    const lock = await t.pool.connect()
+    let e: TestEngine
+    try {
+      await lock.query('begin')
+      await lock.query('select 1 from mailer.email_outbox where id = $1 for update', [during])
+      // The reclaim timer comes at the earliest lease's end, at least once per lease length.
+      e = await started({ config: { leaseSeconds: 10 } })
+      await e.events.waitFor(settledFor(before, 'sent'))
+      await lock.query('commit')
+      await e.events.waitFor(settledFor(during, 'sent'), 20_000)
+    } finally {
+      await lock.query('rollback').catch(() => {})
+      lock.release()
+    }
     expect(e.events.events.filter((x) => x.type === 'reclaimed')).toHaveLength(2)
     const history = await t.pool.query(
       'select outbox_id::text as id, outcome from mailer.email_attempts order by id',
