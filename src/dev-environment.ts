@@ -2,7 +2,7 @@
 
 import { mailFromProblem } from './config/sender-mailbox.ts'
 import type { Config } from './config.ts'
-import { AppError } from './errors.ts'
+import { AppError, describeError, isAppError } from './errors.ts'
 
 /** The embedded Postgres's port unless DEV_POSTGRES_PORT says otherwise: fixed, so the banner's URL holds between runs. */
 const DEV_POSTGRES_PORT = 54329
@@ -80,6 +80,21 @@ export function embeddedStartFailure(message: string, port: number): string {
     return `${lead}port ${port} is taken (another checkout's \`bun run dev\`?): give this one another, DEV_POSTGRES_PORT=${port + 10} bun run dev.`
   }
   return `${lead}${message}`
+}
+
+/**
+ * What `bun run dev` says when its engine or API did not start (serve threw): the port another
+ * program holds, with what to do (8080, dev's default, is a common one to find taken); anything else
+ * as the error says it.
+ */
+export function devServeFailure(e: unknown): string {
+  const code = e instanceof Error ? (e.cause as { code?: unknown } | undefined)?.code : undefined
+  const at = isAppError(e) ? e.details : undefined
+  if (code === 'EADDRINUSE' && typeof at?.port === 'number' && typeof at.host === 'string') {
+    const address = at.host.includes(':') ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`
+    return `cannot listen on ${address} (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${at.port + 1} bun run dev`
+  }
+  return describeError(e)
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   devBanner,
   devEnvironment,
   devPostgresPort,
+  devServeFailure,
   embeddedExitLine,
   embeddedStartFailure,
 } from './dev-environment.ts'
@@ -122,7 +123,13 @@ async function main() {
     config,
     { role: 'all', log, dev: true, onListening: (bound) => console.log(banner(bound.port)) },
     () => server.stop(),
-  )
+  ).catch(async (e: unknown) => {
+    // A line that says what to do, not a stack trace (PORT's 8080 held by another program is the
+    // likely one); its Postgres stopped, as Ctrl+C would.
+    console.error(`outbox-mailer dev: ${devServeFailure(e)}`)
+    await server.stop().catch(() => {})
+    process.exit(1)
+  })
 }
 
 await main()

@@ -29,9 +29,10 @@ afterEach(async () => {
 
 /**
  * dev in a process group of its own, as a terminal runs it: Ctrl+C there is a SIGINT to the whole
- * foreground group, every process in it that has not left it.
+ * foreground group, every process in it that has not left it. Its Postgres (the data directory dev
+ * prints) is killed after the test whatever happened.
  */
-async function startDev(until = RUNNING): Promise<DevRun> {
+async function spawnDev(port = '0') {
   const cwd = await mkdtemp(join(tmpdir(), 'outbox-dev-pg-exit-'))
   const p = Bun.spawn(['setsid', process.execPath, DEV], {
     cwd,
@@ -39,7 +40,7 @@ async function startDev(until = RUNNING): Promise<DevRun> {
       PATH: process.env.PATH ?? '',
       // Nothing here connects to it: any port the system gives. DEV_POSTGRES_PORT is picked here:
       // Postgres takes no port 0.
-      PORT: '0',
+      PORT: port,
       DEV_POSTGRES_PORT: String(await freePort()),
     },
     stdin: 'ignore',
@@ -48,12 +49,13 @@ async function startDev(until = RUNNING): Promise<DevRun> {
   })
   const out = growingOutput(p.stdout)
   const err = growingOutput(p.stderr)
-  let dataDir: string | null = null
+  const dataDirOf = () => /Postgres data in (\S+)/.exec(out.text())?.[1] ?? null
   cleanup.push(async () => {
     if (p.exitCode === null) {
       p.kill('SIGKILL')
       await p.exited
     }
+    const dataDir = dataDirOf()
     if (dataDir) {
       // Whatever the test did, no Postgres of its own outlives it.
       const pid = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => null)
@@ -64,16 +66,20 @@ async function startDev(until = RUNNING): Promise<DevRun> {
     }
     await rm(cwd, { recursive: true, force: true })
   })
+  return { p, out, err, dataDirOf }
+}
+
+async function startDev(until = RUNNING): Promise<DevRun> {
+  const { p, out, err, dataDirOf } = await spawnDev()
   await pollUntil(
     async () => (out.text().includes(until) || p.exitCode !== null ? true : undefined),
     120_000,
   )
-  dataDir = /Postgres data in (\S+)/.exec(out.text())?.[1] ?? null
   expect({ running: out.text().includes(until), stderr: err.text() }).toEqual({
     running: true,
     stderr: '',
   })
-  return { p, out, err, dataDir: dataDir! }
+  return { p, out, err, dataDir: dataDirOf()! }
 }
 
 const postmasterPid = async (dataDir: string) =>
@@ -136,4 +142,25 @@ test('Ctrl+C while dev is still starting stops its Postgres too', async () => {
     30_000,
   ).catch(() => 'its Postgres still running 30 s after dev ended')
   expect(left).toBe('gone')
+})
+
+test('an HTTP port another program holds ends dev with exit 1, one line saying so and what to do, and its Postgres stops', async () => {
+  const holder = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('taken') })
+  cleanup.push(async () => {
+    holder.stop(true)
+  })
+  const port = holder.port!
+  const dev = await spawnDev(String(port))
+  const code = await pollUntil(async () => dev.p.exitCode ?? undefined, 120_000).catch(
+    () => 'still running 120 s after its start',
+  )
+  expect(code).toBe(1)
+  await dev.err.ended
+  expect(dev.err.text().trim()).toBe(
+    `outbox-mailer dev: cannot listen on 127.0.0.1:${port} (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${port + 1} bun run dev`,
+  )
+  // It had started: its Postgres is gone with it.
+  const dataDir = dev.dataDirOf()
+  expect(dataDir).not.toBeNull()
+  expect(existsSync(join(dataDir!, 'postmaster.pid'))).toBe(false)
 })
