@@ -6,8 +6,10 @@ import {
   devBanner,
   devEnvironment,
   devPostgresPort,
+  devServeFailure,
   embeddedExitLine,
 } from '../../src/dev-environment.ts'
+import { AppError } from '../../src/errors.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -87,5 +89,34 @@ test('the line for a Postgres that died under dev says how it ended and where it
   )
   expect(embeddedExitLine({ code: null, signal: 'SIGKILL' }, null)).toContain(
     '(signal SIGKILL) while dev ran, so dev stops: it kept no log.',
+  )
+})
+
+test("serve's failure to start under dev: a held port named with what to do (an IPv6 host in brackets), anything else as it says", () => {
+  const held = (host: string) =>
+    new AppError(
+      'internal',
+      `cannot listen on … (HOST, PORT): EADDRINUSE: in use?`,
+      { host, port: 8080 },
+      {
+        cause: Object.assign(new Error('Failed to start server. Is port 8080 in use?'), {
+          code: 'EADDRINUSE',
+        }),
+      },
+    )
+  expect(devServeFailure(held('127.0.0.1'))).toBe(
+    'cannot listen on 127.0.0.1:8080 (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=8081 bun run dev',
+  )
+  expect(devServeFailure(held('::1'))).toStartWith('cannot listen on [::1]:8080 (HOST, PORT)')
+  const denied = new AppError(
+    'internal',
+    'cannot listen on 127.0.0.1:80 (HOST, PORT): EACCES: permission denied',
+    { host: '127.0.0.1', port: 80 },
+    {
+      cause: Object.assign(new Error('permission denied'), { code: 'EACCES' }),
+    },
+  )
+  expect(devServeFailure(denied)).toBe(
+    'cannot listen on 127.0.0.1:80 (HOST, PORT): EACCES: permission denied',
   )
 })
