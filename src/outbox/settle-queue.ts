@@ -35,6 +35,10 @@ interface Pending {
 // our own (a heartbeat) lasts milliseconds, an application's open transaction may last minutes.
 const BUSY_FIRST_MS = 20
 const BUSY_MAX_MS = 2_000
+// A write that failed is tried again after this long, doubling up to the cap (a batch in line, a
+// refused row aside).
+const RETRY_FIRST_MS = 200
+const RETRY_MAX_MS = 5_000
 
 export function createSettleQueue(d: {
   write: (items: SettleItem[]) => Promise<SettledRow[]>
@@ -79,7 +83,7 @@ export function createSettleQueue(d: {
   function retryAside(p: Pending, err: unknown) {
     const now = monotonicNow(d.clock)
     p.refused ??= { since: now, times: 0 }
-    const waitMs = Math.min(200 * 2 ** p.refused.times++, 5_000)
+    const waitMs = Math.min(RETRY_FIRST_MS * 2 ** p.refused.times++, RETRY_MAX_MS)
     if (now + waitMs > Math.min(p.refused.since + d.giveUpAfterMs, stopDeadline)) {
       d.log.error('could not record a send outcome; its lease will expire and be reclaimed', {
         ids: [p.item.id],
@@ -97,7 +101,7 @@ export function createSettleQueue(d: {
 
   async function writeWithRetry(batch: Pending[]) {
     const started = monotonicNow(d.clock)
-    let delay = 200
+    let delay = RETRY_FIRST_MS
     for (;;) {
       try {
         const rows = await d.write(batch.map((p) => p.item))
@@ -144,7 +148,7 @@ export function createSettleQueue(d: {
         }
         d.log.warn('recording send outcomes failed; retrying', { count: batch.length, err })
         await d.clock.sleep(delay)
-        delay = Math.min(delay * 2, 5_000)
+        delay = Math.min(delay * 2, RETRY_MAX_MS)
       }
     }
   }
