@@ -90,7 +90,9 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       } catch (e) {
         const code = e instanceof RenderError ? e.code : 'template_error'
         const message = e instanceof Error ? e.message : String(e)
-        settling.push(finish(lease, { kind: 'failed', code, message }))
+        // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
+        // kept, so a retry once the row renders again looks it up before sending it again.
+        settling.push(finish(lease, { kind: 'failed', code, message, ambiguous: lease.ambiguous }))
       }
     }
   }

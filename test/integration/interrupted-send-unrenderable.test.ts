@@ -1,0 +1,154 @@
+// An interrupted send whose row no longer renders on its reclaim (a sender taken off MAIL_FROM_ALLOWED, a template gone) fails with its mark kept: retried, it is looked up, never sent twice.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { requeueOutbox } from '../../src/outbox/requeue.ts'
+import { createTransport } from '../../src/transport-wiring.ts'
+import { useTestDb } from '../support/db.ts'
+import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
+import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { startOutageProxy } from '../support/outage-proxy.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const MAIL_FROM = 'sender@example.com'
+const BOSS = 'boss@acme.example'
+const engines: TestEngine[] = []
+const closing: (() => Promise<void>)[] = []
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.stop()))
+  for (const close of closing.splice(0)) await close()
+})
+
+/** A worker wired as serve wires Graph, lookups on, a 4 s lease; `allowed` is MAIL_FROM_ALLOWED. */
+function graphWorker(
+  fake: FakeGraph,
+  workerId: string,
+  o: { allowed?: string[]; handle?: ReturnType<typeof openDb> } = {},
+): TestEngine {
+  const config = loadConfig(
+    {
+      ...graphEnvFor(fake),
+      MAIL_FROM,
+      GRAPH_CLIENT_SECRET: 'right',
+      GRAPH_MAILBOX_LOOKUP: 'true',
+      GRAPH_REQUEST_TIMEOUT_SECONDS: '2',
+      MAILBOX_RATE_PER_MINUTE: '0',
+    },
+    { requireDatabase: false },
+  )
+  const transport = createTransport(config, silentLogger)
+  const engine = createTestEngine(t, {
+    workerId,
+    ...(o.handle && { handle: o.handle }),
+    config: { retryBaseSeconds: 1, leaseSeconds: 4, heartbeatSeconds: 1 },
+    deps: {
+      sender: transport.senderFor('test'),
+      gate: transport.gateFor(o.handle ?? t, workerId),
+      lookup: transport.lookupFor('test'),
+      sendBlockedForMs: transport.blockedForMs,
+      sendTimeoutMs: 2_000,
+      mailFrom: MAIL_FROM,
+      ambiguousPolicy: 'resend',
+      // Graph files at once here: the grace only delays the test.
+      lookupGraceSeconds: 0,
+      ...(o.allowed && { allowedSenders: new Set(o.allowed) }),
+    },
+  })
+  engines.push(engine)
+  return engine
+}
+
+/**
+ * A worker whose database goes away as Graph takes its send (accepted, answered 202, never
+ * recorded): the row is left `sending` with the mark of a send that may have delivered it.
+ */
+async function interruptedSend(fake: FakeGraph, id: string): Promise<void> {
+  const proxy = await startOutageProxy(t.url)
+  fake.setFaults({
+    pickSendMail: () => {
+      if (fake.sendMailRequests() === 1) void proxy.down()
+      return undefined
+    },
+  })
+  const handle = openDb({ name: 'test', url: proxy.url, log: silentLogger, maxConnections: 4 })
+  closing.push(
+    () => handle.close(),
+    () => proxy.close(),
+  )
+  await graphWorker(fake, 'cut-off', { handle }).start()
+  await pollUntil(
+    async () => (fake.accepted.some((a) => a.outboxId === id) ? true : undefined),
+    20_000,
+  )
+  const row = await rowOf(t, id)
+  expect([row.status, row.send_started_at === null]).toEqual(['sending', false])
+}
+
+test('MAIL_FROM_ALLOWED narrowed across a crash: the reclaimed row fails sender_not_allowed with its mark kept, and its retry finds the message in the mailbox instead of sending it again', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  const id = await enqueue(t, { from: BOSS, to: 'rcpt@example.com', subject: 'Hi', text: 'x' })
+  await interruptedSend(fake, id)
+
+  // The restart's MAIL_FROM_ALLOWED no longer lists the row's sender.
+  const narrowed = graphWorker(fake, 'narrowed', { allowed: [MAIL_FROM] })
+  await narrowed.start()
+  await narrowed.events.waitFor(settledFor(id, 'failed'), 30_000)
+  const failed = await rowOf(t, id)
+  expect([failed.status, failed.last_error_code, failed.send_started_at === null]).toEqual([
+    'failed',
+    'sender_not_allowed',
+    false,
+  ])
+  await narrowed.stop()
+
+  // The operator lists the sender again and retries the row.
+  await requeueOutbox(t.db, id, null)
+  const widened = graphWorker(fake, 'widened', { allowed: [MAIL_FROM, BOSS] })
+  await widened.start()
+  await widened.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+  expect(await attemptsOf(t, id, 'outcome, worker_id, error_code')).toEqual([
+    { outcome: 'lease_expired', worker_id: 'cut-off', error_code: 'lease_expired' },
+    { outcome: 'failed', worker_id: 'narrowed', error_code: 'sender_not_allowed' },
+    { outcome: 'sent', worker_id: 'widened', error_code: null },
+  ])
+})
+
+test('a template removed across a crash: the reclaimed row fails with its mark kept, and its retry once the template is back finds the message instead of sending it again', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  const template = `insert into mailer.templates (name, subject, text_body, to_addresses)
+                    values ('welcome', 'Hi {{name}}', 'x', '{"rcpt@example.com"}')`
+  await t.pool.query(template)
+  const { rows } = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (message, template, source_row)
+     values (null, 'welcome', '{"name": "Ada"}'::jsonb) returning id`,
+  )
+  const id = rows[0]!.id
+  await interruptedSend(fake, id)
+
+  await t.pool.query(`delete from mailer.templates where name = 'welcome'`)
+  const without = graphWorker(fake, 'without')
+  await without.start()
+  await without.events.waitFor(settledFor(id, 'failed'), 30_000)
+  const failed = await rowOf(t, id)
+  expect([failed.status, failed.last_error_code, failed.send_started_at === null]).toEqual([
+    'failed',
+    'template_not_found',
+    false,
+  ])
+  await without.stop()
+
+  await t.pool.query(template)
+  await requeueOutbox(t.db, id, null)
+  const restored = graphWorker(fake, 'restored')
+  await restored.start()
+  await restored.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+})
