@@ -42,7 +42,11 @@ export async function sendOne(
   }
   if (outcome.kind === 'sent') return { settlement: { kind: 'sent' }, extra }
   if (outcome.kind === 'reject') {
-    return { settlement: { kind: 'failed', code: outcome.code, message: outcome.message }, extra }
+    // A refused resend delivered nothing, but says nothing of the interrupted send it stood in
+    // for: unverified, that mark stays for a retry to look it up.
+    const settlement: Settlement = { kind: 'failed', code: outcome.code, message: outcome.message }
+    if (r.unverified === true) settlement.ambiguous = true
+    return { settlement, extra }
   }
   const throttled = outcome.throttled === true
   if (throttled && pauseOnThrottle && outcome.afterMs && outcome.pausesMailbox !== false) {

@@ -68,6 +68,24 @@ test('resent by policy with no lookup, the send is marked unverified: its failur
   expect(settlement).toMatchObject({ kind: 'retry', code: 'server_error', ambiguous: true })
 })
 
+test('resent by policy with no lookup, a send refused for good fails the row with the question left open: its mark is kept for a retry to look it up', async () => {
+  const { d, finish } = deps({ lookup: null })
+  const r = ready()
+  expect(await resolveAmbiguity(d, r, finish)).toBe(true)
+  // The resend is refused (a 4xx): it delivered nothing, but the interrupted send may have.
+  const sender = createFakeSender()
+  sender.script.set('7', [
+    { kind: 'reject', code: 'ErrorSendAsDenied', message: 'HTTP 403', httpStatus: 403 },
+  ])
+  const { settlement } = await sendOne({ ...d, sender, clock: systemClock }, r, null)
+  expect(settlement).toEqual({
+    kind: 'failed',
+    code: 'ErrorSendAsDenied',
+    message: 'HTTP 403',
+    ambiguous: true,
+  })
+})
+
 test('"not found" while the database cannot say how long ago the send was interrupted: asked again, not sent', async () => {
   // The grace's read fails.
   const db = await databaseAway()
