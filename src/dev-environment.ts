@@ -2,7 +2,8 @@
 
 import { mailFromProblem } from './config/sender-mailbox.ts'
 import type { Config } from './config.ts'
-import { AppError, describeError, isAppError } from './errors.ts'
+import { AppError, describeError } from './errors.ts'
+import { listenRefusal } from './http-listen.ts'
 
 /** The embedded Postgres's port unless DEV_POSTGRES_PORT says otherwise: fixed, so the banner's URL holds between runs. */
 const DEV_POSTGRES_PORT = 54329
@@ -83,16 +84,15 @@ export function embeddedStartFailure(message: string, port: number): string {
 }
 
 /**
- * What `bun run dev` says when its engine or API did not start (serve threw): the port another
- * program holds, with what to do (8080, dev's default, is a common one to find taken); anything else
- * as the error says it.
+ * What `bun run dev` says when its engine or API did not start (serve threw): the error's own line
+ * (listen's, for a held port), and for a held port what to do (8080, dev's default, is a common one
+ * to find taken): the same variable, the next port.
  */
 export function devServeFailure(e: unknown): string {
-  const code = e instanceof Error ? (e.cause as { code?: unknown } | undefined)?.code : undefined
-  const at = isAppError(e) ? e.details : undefined
-  if (code === 'EADDRINUSE' && typeof at?.port === 'number' && typeof at.host === 'string') {
-    const address = at.host.includes(':') ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`
-    return `cannot listen on ${address} (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${at.port + 1} bun run dev`
+  const refused = listenRefusal(e)
+  if (refused?.code === 'EADDRINUSE') {
+    const variable = refused.variables.split(', ').at(-1)
+    return `${describeError(e)}; stop it, or give dev another: ${variable}=${refused.port + 1} bun run dev`
   }
   return describeError(e)
 }

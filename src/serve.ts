@@ -7,7 +7,7 @@ import type { Config, ServeRole } from './config.ts'
 import { checkSchemas, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
 import { AppError } from './errors.ts'
-import { listen } from './http-listen.ts'
+import { listen, listenRefusal } from './http-listen.ts'
 import type { Logger } from './log.ts'
 import { primeNotifiedClaim } from './outbox/claim.ts'
 import type { Drainer } from './outbox/drainer.ts'
@@ -165,6 +165,9 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   try {
     ;({ health, server, metricsPort } = await begin())
   } catch (e) {
+    // A held port is said as a log line too, with its fields: a platform's log search finds it there.
+    const refused = listenRefusal(e)
+    if (refused) log.error((e as Error).message, { ...refused })
     await Promise.all(servers.map((s) => s.stop(true)))
     await Promise.all([...drainers.values()].map((d) => d.stop(0)))
     await Promise.all([...listeners.values()].map((l) => l.stop()))

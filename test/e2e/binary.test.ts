@@ -414,3 +414,37 @@ test('serve refused by a configuration its start reads (a Graph certificate that
     clearTimeout(bound)
   }
 })
+
+test('serve with its PORT or METRICS_PORT held by another program says so in one line (stderr) and one log line, exit 1, no stack trace', async () => {
+  expect((await run(['migrate'])).code).toBe(0)
+  // A server of the test's own holds the port: nothing can take it between the look and the bind.
+  const held = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('held') })
+  try {
+    for (const [extra, variables] of [
+      [{ PORT: String(held.port) }, 'HOST, PORT'],
+      [{ PORT: '0', METRICS_PORT: String(held.port) }, 'HOST, METRICS_PORT'],
+    ] as const) {
+      const r = await run(['serve'], { ...extra, LOG_LEVEL: 'info' })
+      const line = `cannot listen on 127.0.0.1:${held.port} (${variables}): another program holds that port (EADDRINUSE)`
+      const logged = r.stdout
+        .split('\n')
+        .filter((l) => l.includes('cannot listen'))
+        .map((l) => JSON.parse(l))
+      expect({ code: r.code, stderr: r.stderr, logged }).toEqual({
+        code: 1,
+        stderr: `${line}\n`,
+        logged: [
+          expect.objectContaining({
+            level: 'error',
+            msg: line,
+            code: 'EADDRINUSE',
+            host: '127.0.0.1',
+            port: held.port,
+          }),
+        ],
+      })
+    }
+  } finally {
+    await held.stop(true)
+  }
+})

@@ -10,6 +10,7 @@ import {
   embeddedExitLine,
 } from '../../src/dev-environment.ts'
 import { AppError } from '../../src/errors.ts'
+import { listen } from '../../src/http-listen.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -92,22 +93,32 @@ test('the line for a Postgres that died under dev says how it ended and where it
   )
 })
 
-test("serve's failure to start under dev: a held port named with what to do (an IPv6 host in brackets), anything else as it says", () => {
-  const held = (host: string) =>
-    new AppError(
-      'internal',
-      `cannot listen on … (HOST, PORT): EADDRINUSE: in use?`,
-      { host, port: 8080 },
-      {
-        cause: Object.assign(new Error('Failed to start server. Is port 8080 in use?'), {
-          code: 'EADDRINUSE',
-        }),
-      },
+test("serve's failure to start under dev: a held port (PORT or METRICS_PORT) is listen's line with the variable to change, anything else as it says", async () => {
+  // A server of the test's own holds the port; listen's own error is what dev is given.
+  const holder = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('held') })
+  const failure = (variables?: string) => {
+    try {
+      listen(
+        { host: '127.0.0.1', port: holder.port!, metricsPort: null },
+        () => new Response(),
+        variables,
+      ).stop(true)
+    } catch (e) {
+      return devServeFailure(e)
+    }
+    return 'it listened'
+  }
+  try {
+    expect(failure()).toBe(
+      `cannot listen on 127.0.0.1:${holder.port} (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${holder.port! + 1} bun run dev`,
     )
-  expect(devServeFailure(held('127.0.0.1'))).toBe(
-    'cannot listen on 127.0.0.1:8080 (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=8081 bun run dev',
-  )
-  expect(devServeFailure(held('::1'))).toStartWith('cannot listen on [::1]:8080 (HOST, PORT)')
+    // The shell's METRICS_PORT stays in force under dev: the hint names it, not PORT.
+    expect(failure('HOST, METRICS_PORT')).toBe(
+      `cannot listen on 127.0.0.1:${holder.port} (HOST, METRICS_PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: METRICS_PORT=${holder.port! + 1} bun run dev`,
+    )
+  } finally {
+    await holder.stop(true)
+  }
   const denied = new AppError(
     'internal',
     'cannot listen on 127.0.0.1:80 (HOST, PORT): EACCES: permission denied',
