@@ -1,5 +1,6 @@
-// `send-test`: one message through the configured transport, its outcome printed: a first-run check.
+// `send-test`: one message through the configured transport, from a mailbox MAIL_FROM_ALLOWED lets rows name, its outcome printed: a first-run check.
 
+import { isSenderAllowed } from './config/allowed-senders.ts'
 import { splitNamedAddress } from './config/sender-address.ts'
 import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
@@ -35,6 +36,14 @@ export async function sendTest(
       config.transport === 'graph'
         ? 'send-test --from must be a mailbox: an e-mail address (or `Name <address>`) or a Graph user id (GUID)'
         : 'send-test --from must be a valid e-mail address (or `Name <address>`)',
+    )
+    return EXIT.usage
+  }
+  // It sends real mail as the mailbox named: the engine's rule (allowed-senders.ts), not a way
+  // around it. The operator's own input is named on the terminal; nothing here reaches the log.
+  if (given !== null && !isSenderAllowed(config.allowedSenders, given.address)) {
+    console.error(
+      `send-test --from ${given.address}: MAIL_FROM_ALLOWED does not list that mailbox (sender_not_allowed), so a row naming it would fail too: name one it lists, or add it to the list`,
     )
     return EXIT.usage
   }

@@ -151,3 +151,39 @@ test('a MAIL_FROM Graph does not know is said to need fixing, not called transie
     await fake.stop()
   }
 })
+
+test('with MAIL_FROM_ALLOWED set, a --from it does not list is refused naming the variable (exit 2, nothing sent); one it lists, in any case, is sent; MAIL_FROM needs no listing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-send-test-unit-'))
+  dirs.push(dir)
+  const config = loadConfig(
+    {
+      MAIL_TRANSPORT: 'file',
+      MAIL_FILE_DIR: dir,
+      MAIL_FROM: 'outbox@example.com',
+      MAIL_FROM_ALLOWED: 'billing@example.com, notify@example.com',
+    },
+    { requireDatabase: false },
+  )
+  const printed = spyOn(console, 'error').mockImplementation(() => {})
+  try {
+    const refused = await sendTest(
+      config,
+      { to: 'me@example.com', from: 'Boss <ceo@example.com>' },
+      silentLogger,
+    )
+    const text = printed.mock.calls.map((c) => c.join(' ')).join('\n')
+    expect({ refused, text, written: await readdir(dir) }).toEqual({
+      refused: 2,
+      text: 'send-test --from ceo@example.com: MAIL_FROM_ALLOWED does not list that mailbox (sender_not_allowed), so a row naming it would fail too: name one it lists, or add it to the list',
+      written: [],
+    })
+  } finally {
+    printed.mockRestore()
+  }
+  expect(
+    await sendTest(config, { to: 'me@example.com', from: 'Billing@Example.com' }, silentLogger),
+  ).toBe(0)
+  // As the engine sends a row naming no sender: from MAIL_FROM, which the list need not hold.
+  expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(0)
+  expect(await readdir(dir)).toHaveLength(2)
+})
