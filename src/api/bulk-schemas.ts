@@ -72,6 +72,10 @@ export const BulkResult = z
       z.object({ id: OutboxId, outcome: z.enum(['cancelled', 'cancel_requested', 'requeued']) }),
     ),
     more: z.boolean().openapi({ description: 'The batch was full: call again for the rest' }),
+    outsideSenders: z.number().int().optional().openapi({
+      description:
+        'Bulk retry by a token with a senders claim only: the rows the filter matches (in total, not per batch) that it left, as they are sent from a mailbox the claim does not list (or one only their rendering can say)',
+    }),
   })
   .openapi('BulkResult')
 

@@ -9,12 +9,13 @@
 // later of its schedule and now(): a row cancelled before its sendAt must not go out early, while
 // a failed row (due long ago) goes now.
 // A row past its expires_at is never requeued: an expired message (an OTP, a reset link) must not
-// go out late.
-import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
+// go out late. A caller confined to sender mailboxes (a token's senders claim) requeues only rows
+// sent from one of them or from MAIL_FROM: a retry sends mail as the row's mailbox, as an enqueue does.
+import { type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
 import type { BulkOptions } from './cancel.ts'
-import { countMatching, lowestMatching } from './candidate-ids.ts'
+import { countMatching, lowestMatching, type Where } from './candidate-ids.ts'
 import { findOutboxRow } from './inspect.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
@@ -39,17 +40,33 @@ const requeueable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]),
   ])
 
-/** One row back to pending; null when it is not failed/cancelled, has expired, or is not visible. */
+/**
+ * The rows a caller confined to `senders` (senderKey's keys; null: any) may requeue: a row's sender
+ * as mailer.row_sender_key reads it now (sql/0039: its message's from, else its template's
+ * from_address; NULL for none, MAIL_FROM's, which such a caller may enqueue too; '?' when only its
+ * rendering can say, never within), one of `senders`. Read from the row, not its sender_key, which a
+ * finished row may hold stale (requeueSet writes it anew).
+ */
+function withinSenders(senders: ReadonlySet<string> | null): Where {
+  return (eb) => (senders === null ? eb.lit(true) : senderWithin(senders))
+}
+
+const senderWithin = (senders: ReadonlySet<string>) =>
+  sql<SqlBool>`coalesce(mailer.row_sender_key(message, template) = any(${[...senders]}::text[]), true)`
+
+/** One row back to pending; null when it is not failed/cancelled, has expired, is not visible, or is from a mailbox outside `senders`. */
 export async function requeueOutboxRow(
   db: Kysely<Database>,
   id: string,
   scopeTenant: string | null,
+  senders: ReadonlySet<string> | null = null,
 ): Promise<OutboxSummary | null> {
   const row = await db
     .updateTable('mailer.email_outbox')
     .set(requeueSet)
     .where('id', '=', id)
     .where(requeueable)
+    .where(withinSenders(senders))
     .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
     .returning(SUMMARY_COLUMNS)
     .executeTakeFirst()
@@ -60,20 +77,45 @@ export async function requeueOutboxRow(
 // between): it is tried once more rather than refused as expired or in a state it no longer has.
 const REQUEUE_TRIES = 2
 
-/** Requeue one row and wake the workers (at commit), or say why not: not_found or conflict. */
+/** Whether row `id` is sent from a mailbox within `senders` (withinSenders), by its latest version; by the primary key. */
+async function isWithinSenders(
+  db: Kysely<Database>,
+  id: string,
+  senders: ReadonlySet<string>,
+): Promise<boolean> {
+  const r = await db
+    .selectFrom('mailer.email_outbox')
+    .select(senderWithin(senders).as('within'))
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return r?.within === true
+}
+
+/**
+ * Requeue one row and wake the workers (at commit), or say why not: not_found, sender_not_allowed
+ * (whatever its state: such a caller may never retry it), or conflict.
+ */
 export async function requeueOutbox(
   db: Kysely<Database>,
   id: string,
   scopeTenant: string | null,
+  senders: ReadonlySet<string> | null = null,
 ): Promise<OutboxSummary> {
   for (let tries = 1; ; tries++) {
-    const row = await requeueOutboxRow(db, id, scopeTenant)
+    const row = await requeueOutboxRow(db, id, scopeTenant, senders)
     if (row) {
       await wakeWorkers(db)
       return row
     }
     const current = await findOutboxRow(db, id, scopeTenant)
     if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
+    // Its id only: the mailbox is not echoed (the problem reaches logs and clients alike).
+    if (senders !== null && !(await isWithinSenders(db, id, senders))) {
+      throw new AppError(
+        'sender_not_allowed',
+        `outbox row ${id} is sent from a mailbox the token's senders claim does not list (or only its rendering can say which): it may not retry it`,
+      )
+    }
     const finished = current.status === 'failed' || current.status === 'cancelled'
     if (!finished) {
       throw new AppError(
@@ -93,13 +135,25 @@ export async function requeueOutbox(
   }
 }
 
-/** How many rows a bulk retry with this filter would requeue now (expired rows excluded). */
+/**
+ * How many rows a bulk retry with this filter would requeue now (expired rows excluded), within
+ * `senders` (`inside`, true) or outside them (false: what a confined caller's retry leaves).
+ */
 export async function countRequeueable(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
+  senders: ReadonlySet<string> | null = null,
+  inside = true,
 ): Promise<number> {
-  return countMatching(db, (eb) => eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)]))
+  const within = withinSenders(senders)
+  return countMatching(db, (eb) =>
+    eb.and([
+      matchOutbox(eb, filter, scopeTenant),
+      requeueable(eb),
+      inside ? within(eb) : eb.not(within(eb)),
+    ]),
+  )
 }
 
 interface BulkRequeueResult {
@@ -112,10 +166,11 @@ export async function requeueMatching(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
-  o: BulkOptions,
+  o: BulkOptions & { senders?: ReadonlySet<string> | null },
 ): Promise<BulkRequeueResult> {
+  const within = withinSenders(o.senders ?? null)
   const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-    eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)])
+    eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb), within(eb)])
   const ids = await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
   if (ids.length === 0) return { items: [], more: false }
   // Locks the candidates in id order, checking the filter again on each latest version, then

@@ -142,6 +142,105 @@ describe('a token with a senders claim', () => {
     expect(stored).toBe(3)
   })
 
+  /**
+   * Failed rows of tenant shop-a, as SQL and settlements leave them: one from the token's own
+   * mailbox, one naming none (MAIL_FROM), and three from elsewhere: a message's from, a template's
+   * from_address, and a from_address only its rendering can say (a placeholder).
+   */
+  async function failedRows() {
+    await t.pool.query(
+      `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+       values ('ceo-note', 'Hi', 'x', '{"rcpt@example.com"}', 'Boss <ceo@acme.example>'),
+              ('spoof', 'Hi', 'x', '{"rcpt@example.com"}', '{{sender}}')`,
+    )
+    const message = (from?: string) =>
+      JSON.stringify({ ...(from ? { from } : {}), to: 'ada@example.com', subject: 'Hi', text: 'x' })
+    const { rows: made } = await t.pool.query<{ id: string }>(
+      `insert into mailer.email_outbox (tenant, message, template, source_row, status, attempts, last_error_code)
+       select 'shop-a', m.message::jsonb, m.template, m.source_row::jsonb, 'failed', 1, 'throttled'
+         from (values (1, $1, null, null), (2, $2, null, null), (3, $3, null, null),
+                      (4, null, 'ceo-note', '{}'), (5, null, 'spoof', '{"sender": "ceo@acme.example"}'))
+              as m(n, message, template, source_row)
+        order by m.n
+       returning id::text`,
+      [message('Support@Shop-A.example'), message(), message('ceo@acme.example')],
+    )
+    const [own, mailFrom, ceo, ceoTemplate, placeholder] = made.map((r) => r.id)
+    return { own: own!, mailFrom: mailFrom!, outside: [ceo!, ceoTemplate!, placeholder!] }
+  }
+  const statuses = async () =>
+    Object.fromEntries(
+      (
+        await t.pool.query<{ id: string; status: string }>(
+          'select id::text, status from mailer.email_outbox order by id',
+        )
+      ).rows.map((r) => [r.id, r.status]),
+    )
+
+  test("a retry by id of a row from a mailbox the claim does not list (its message's or its template's) is refused 403 sender_not_allowed and leaves it failed; its own mailbox's and MAIL_FROM's are requeued", async () => {
+    const rows = await failedRows()
+    const shopA = await token({
+      ...write,
+      extra: { tenant: 'shop-a', senders: ['support@shop-a.example'] },
+    })
+    const retry = (id: string) => send(app, 'POST', `/v1/outbox/${id}/retry`, { token: shopA })
+    for (const id of rows.outside) {
+      expect([id, ...problemOf(await retry(id))]).toEqual([
+        id,
+        403,
+        'urn:outbox-mailer:problem:sender_not_allowed',
+        `outbox row ${id} is sent from a mailbox the token's senders claim does not list (or only its rendering can say which): it may not retry it`,
+      ])
+    }
+    expect((await retry(rows.own)).status).toBe(200)
+    expect((await retry(rows.mailFrom)).status).toBe(200)
+    expect(await statuses()).toEqual({
+      [rows.own]: 'pending',
+      [rows.mailFrom]: 'pending',
+      ...Object.fromEntries(rows.outside.map((id) => [id, 'failed'])),
+    })
+  })
+
+  test('a bulk retry requeues only the rows within the claim, and counts the ones it left (outsideSenders), the dry run too', async () => {
+    const rows = await failedRows()
+    const shopA = await token({ ...write, extra: { senders: ['support@shop-a.example'] } })
+    const bulk = (dryRun: boolean) =>
+      send(app, 'POST', '/v1/outbox/retry', {
+        token: shopA,
+        body: { filter: { status: ['failed'] }, dryRun },
+      })
+    const dry = await bulk(true)
+    expect([dry.status, dry.body]).toEqual([
+      200,
+      { dryRun: true, matched: 2, outsideSenders: 3, items: [], more: false },
+    ])
+    const done = await bulk(false)
+    expect([done.status, done.body]).toEqual([
+      200,
+      {
+        dryRun: false,
+        matched: 2,
+        outsideSenders: 3,
+        items: [
+          { id: rows.own, outcome: 'requeued' },
+          { id: rows.mailFrom, outcome: 'requeued' },
+        ],
+        more: false,
+      },
+    ])
+    expect(await statuses()).toEqual({
+      [rows.own]: 'pending',
+      [rows.mailFrom]: 'pending',
+      ...Object.fromEntries(rows.outside.map((id) => [id, 'failed'])),
+    })
+    // Without the claim nothing changes: the field is absent, every row is the token's to retry.
+    const unconfined = await send(app, 'POST', '/v1/outbox/retry', {
+      token: await token(write),
+      body: { filter: { status: ['failed'] }, dryRun: true },
+    })
+    expect(unconfined.body).toEqual({ dryRun: true, matched: 3, items: [], more: false })
+  })
+
   test('a claim that is not a list of e-mail addresses is a 401 naming the claim', async () => {
     for (const senders of ['support@shop-a.example', ['not an address'], [], [42]]) {
       const bad = await token({ ...write, extra: { senders } })

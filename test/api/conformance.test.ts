@@ -921,6 +921,12 @@ test('every property a response declares is sent by some answer of this file', a
     body: { filter: { ids: [id] } },
   })
   expect((bulk.body as { items: unknown[] }).items).toHaveLength(1)
+  // A token confined to sender mailboxes is told how many matching rows its retry left.
+  const confined = await send(app, 'POST', '/v1/outbox/retry', {
+    token: await token({ scope: 'outbox:write', extra: { senders: ['support@shop-a.example'] } }),
+    body: { filter: { ids: [id] }, dryRun: true },
+  })
+  expect((confined.body as { outsideSenders?: unknown }).outsideSenders).toBe(0)
   const dead = openDb({
     name: 'down',
     url: `postgres://nobody@127.0.0.1:${await closedPort()}/x`,

@@ -53,7 +53,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',
-    description: `Scopes outbox:read, outbox:write in the space-separated \`scope\` claim, or as Microsoft Entra ID issues them in \`scp\` (space-separated) or \`roles\` (an array). \`exp\` is required; \`exp\` and \`nbf\` are judged with ${CLOCK_TOLERANCE_SECONDS} s of clock skew allowed; an optional \`tenant\` claim confines the caller to one tenant (Entra's \`tid\` does not), an optional \`db\` claim to one database, and an optional \`senders\` claim (a non-empty array of addresses) the message.from its enqueues may name. A refused token's 401 says in its detail which check failed.`,
+    description: `Scopes outbox:read, outbox:write in the space-separated \`scope\` claim, or as Microsoft Entra ID issues them in \`scp\` (space-separated) or \`roles\` (an array). \`exp\` is required; \`exp\` and \`nbf\` are judged with ${CLOCK_TOLERANCE_SECONDS} s of clock skew allowed; an optional \`tenant\` claim confines the caller to one tenant (Entra's \`tid\` does not), an optional \`db\` claim to one database, and an optional \`senders\` claim (a non-empty array of addresses) the message.from its enqueues may name and the rows it may retry (by their sender; bulk retry leaves the others and counts them in outsideSenders). A refused token's 401 says in its detail which check failed.`,
   })
   const config: Parameters<typeof app.getOpenAPI31Document>[0] = {
     openapi: '3.1.0',

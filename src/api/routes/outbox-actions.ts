@@ -74,6 +74,13 @@ export function outboxActionRoutes(deps: ApiDeps) {
       ...V1_PROBLEMS,
       ...ROW_PROBLEMS,
       ...BODY_PROBLEMS,
+      403: {
+        ...V1_PROBLEMS[403],
+        ...problemResponse(
+          "The token lacks outbox:write, or its db claim names no database this service serves (forbidden); or the row is sent from a mailbox the token's senders claim does not list, or one only its rendering can say (sender_not_allowed): nothing was requeued",
+          ['forbidden', 'sender_not_allowed'],
+        ),
+      },
       409: conflict,
     },
   })
@@ -130,8 +137,9 @@ export function outboxActionRoutes(deps: ApiDeps) {
     })
     .openapi(retry, async (c) => {
       const { id } = c.req.valid('param')
+      const { tenant, senders } = c.get('principal')
       const row = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
-        requeueOutbox(trx, id, c.get('principal').tenant),
+        requeueOutbox(trx, id, tenant, senders),
       )
       c.get('log').info('retry', { outboxId: id })
       return c.json(toItemJson(row), 200)
@@ -142,12 +150,23 @@ export function outboxActionRoutes(deps: ApiDeps) {
         200,
       ),
     )
-    .openapi(bulkRetry, async (c) =>
-      c.json(
-        await runBulk(c, c.req.valid('json'), 'bulk retry', countRequeueable, requeueMatching),
+    .openapi(bulkRetry, async (c) => {
+      // A token confined to sender mailboxes retries its rows only, and is told how many it left.
+      const senders = c.get('principal').senders
+      return c.json(
+        await runBulk(
+          c,
+          c.req.valid('json'),
+          'bulk retry',
+          (db, f, tenant) => countRequeueable(db, f, tenant, senders),
+          (db, f, tenant, o) => requeueMatching(db, f, tenant, { ...o, senders }),
+          senders === null
+            ? undefined
+            : (db, f, tenant) => countRequeueable(db, f, tenant, senders, false),
+        ),
         200,
-      ),
-    )
+      )
+    })
 }
 
 // Bulk cancel and bulk retry differ only in which rows they count and what they do to them.
@@ -162,18 +181,22 @@ async function runBulk<I extends { id: string }>(
     tenant: string | null,
     o: { limit: number },
   ) => Promise<{ items: I[]; more: boolean }>,
+  /** The matching rows the caller's senders claim leaves out, for a caller with one. */
+  outside?: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
 ) {
   const filter = toOutboxFilter(body.filter)
   const tenant = c.get('principal').tenant
-  const result = await withStatementTimeout(c.get('database').db, BULK_TIMEOUT_MS, async (trx) =>
-    body.dryRun
-      ? { dryRun: true, matched: await count(trx, filter, tenant), items: [], more: false }
-      : bulkResult(await apply(trx, filter, tenant, { limit: body.limit })),
-  )
+  const result = await withStatementTimeout(c.get('database').db, BULK_TIMEOUT_MS, async (trx) => {
+    const r = body.dryRun
+      ? { dryRun: true, matched: await count(trx, filter, tenant), items: [] as I[], more: false }
+      : bulkResult(await apply(trx, filter, tenant, { limit: body.limit }))
+    return outside ? { ...r, outsideSenders: await outside(trx, filter, tenant) } : r
+  })
   // Each row acted on, by id: a row's story in the log names its bulk cancel or retry too.
   c.get('log').info(what, {
     dryRun: result.dryRun,
     matched: result.matched,
+    ...('outsideSenders' in result ? { outsideSenders: result.outsideSenders } : {}),
     ...(result.dryRun ? {} : { outboxIds: result.items.map((i) => i.id) }),
   })
   return result
