@@ -4,6 +4,7 @@ import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
 import { OutboxId, TimeBound } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
+import { windowsHoldTime } from './time-windows.ts'
 
 function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(statuses: S) {
   return (
@@ -31,6 +32,7 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
       // An empty filter would act on every row: the caller must say what it means. A refinement
       // does not reach the document, so it says so itself (a generated client refuses {} too).
       .refine((f) => Object.keys(f).length > 0, 'must name at least one criterion')
+      .superRefine(windowsHoldTime)
       .openapi({
         minProperties: 1,
         description:

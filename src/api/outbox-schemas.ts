@@ -4,6 +4,7 @@ import { OUTBOX_STATUSES } from '../db/schema.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
 import { withStorableText } from './storable-text.ts'
 import { strictQuery } from './strict-query.ts'
+import { windowsHoldTime } from './time-windows.ts'
 
 const Timestamp = z.iso.datetime({ offset: true }).openapi({ example: '2030-01-01T09:00:00.000Z' })
 const TIME_BOUND = 'must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z'
@@ -144,9 +145,9 @@ export const ListQuery = withStorableText(
       status: OutboxStatus.optional(),
       tenant: z.string().min(1).optional(),
       createdFrom: TimeBound.openapi({ description: 'created_at >= this' }),
-      createdTo: TimeBound.openapi({ description: 'created_at < this' }),
+      createdTo: TimeBound.openapi({ description: 'created_at < this (later than createdFrom)' }),
       sentFrom: TimeBound.openapi({ description: 'sent_at >= this' }),
-      sentTo: TimeBound.openapi({ description: 'sent_at < this' }),
+      sentTo: TimeBound.openapi({ description: 'sent_at < this (later than sentFrom)' }),
       dedupeKey: z.string().min(1).optional(),
       correlationId: z.string().min(1).optional(),
       lastErrorCode: z
@@ -163,7 +164,7 @@ export const ListQuery = withStorableText(
       cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
     },
     { status: 'one list request reads one status; ask once per status' },
-  ),
+  ).superRefine(windowsHoldTime),
 )
 
 export const toItemJson = (r: OutboxSummary): z.infer<typeof OutboxItem> => ({

@@ -91,6 +91,65 @@ describe('a bound that is not a timestamp with a time zone', () => {
   })
 })
 
+describe('a window that ends where or before it starts', () => {
+  const errors = (r: { body: unknown }) => (r.body as { errors?: unknown[] }).errors
+
+  test('is a 400 naming its end in the list, not an empty page an operator takes for no rows', async () => {
+    await enqueueSql(s.t.pool)
+    const swapped = 'createdFrom=2030-01-02T00:00:00Z&createdTo=2030-01-01T00:00:00Z'
+    // The same instant written two ways: [t, t) holds no row either.
+    const empty = `sentFrom=${encodeURIComponent('2030-01-01T01:00:00+01:00')}&sentTo=2030-01-01T00:00:00Z`
+    for (const [query, path, from] of [
+      [swapped, 'createdTo', 'createdFrom'],
+      [empty, 'sentTo', 'sentFrom'],
+    ] as const) {
+      const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
+      expect([query, r.status, errors(r)]).toEqual([
+        query,
+        400,
+        [
+          {
+            path,
+            message: `must be later than ${from}: the window [${from}, ${path}) holds no row`,
+          },
+        ],
+      ])
+    }
+  })
+
+  test('is a 400 naming it in the bulk actions’ filter, not a dry run matching 0', async () => {
+    const r = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: {
+        filter: { createdFrom: '2030-01-02T00:00:00Z', createdTo: '2030-01-01T00:00:00Z' },
+        dryRun: true,
+      },
+    })
+    expect([r.status, errors(r)]).toEqual([
+      400,
+      [
+        {
+          path: 'filter.createdTo',
+          message:
+            'must be later than createdFrom: the window [createdFrom, createdTo) holds no row',
+        },
+      ],
+    ])
+  })
+
+  test('one a microsecond long, or past 9999 in UTC against one in year 0001, is a window: 200', async () => {
+    await rowsInOneMillisecond()
+    const from = encodeURIComponent('2030-01-01T00:00:00.000799Z')
+    const to = encodeURIComponent('2030-01-01T00:00:00.0008Z')
+    expect(await listed(`createdFrom=${from}&createdTo=${to}`)).toHaveLength(0)
+    expect(
+      await listed(`sentFrom=${from}&sentTo=${encodeURIComponent('2030-01-01T00:00:00.000801Z')}`),
+    ).toHaveLength(1)
+    const wide = `createdFrom=${encodeURIComponent('0001-01-01T00:00:00+01:00')}&createdTo=${encodeURIComponent('9999-12-31T23:59:59-05:00')}`
+    expect(await listed(wide)).toHaveLength(2)
+  })
+})
+
 describe('a bound Postgres has no instant for', () => {
   test('year 0000 is a 400 naming the filter, in the list and the bulk actions (not a 500)', async () => {
     const bound = '0000-06-01T00:00:00Z'
