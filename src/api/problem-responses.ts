@@ -111,7 +111,17 @@ export const BODY_PROBLEMS = {
 /** What a /v1 route that takes a JSON body can answer besides V1_PROBLEMS. */
 export const JSON_BODY_PROBLEMS = {
   ...BODY_PROBLEMS,
-  415: problemResponse('The body is not sent as application/json (unsupported_media_type)', [
-    'unsupported_media_type',
-  ]),
+  415: {
+    ...problemResponse(
+      'The body is not sent as application/json, or is sent compressed (a Content-Encoding other than identity) (unsupported_media_type)',
+      ['unsupported_media_type'],
+    ),
+    headers: {
+      'Accept-Encoding': {
+        description: 'identity: a body is taken uncompressed only (RFC 9110 15.5.16)',
+        required: true,
+        schema: { type: 'string' as const },
+      },
+    },
+  },
 } as const

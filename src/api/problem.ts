@@ -140,6 +140,8 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     // RFC 9110: a 405 lists the methods the path does serve.
     const allow = err.details?.allow
     if (Array.isArray(allow)) headers.allow = allow.join(', ')
+    // RFC 9110 15.5.16: which content codings a request may use; none but identity is decoded.
+    if (err.code === 'unsupported_media_type') headers['accept-encoding'] = 'identity'
     const retryAfter = err.details?.retryAfterSeconds
     if (typeof retryAfter === 'number') headers['retry-after'] = String(retryAfter)
     // An outage of the signing keys is logged once by the key set (signing-keys.ts), each request by

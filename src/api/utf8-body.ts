@@ -1,4 +1,4 @@
-// A JSON body must be UTF-8 (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes.
+// A JSON body must be uncompressed UTF-8 (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes.
 import { createMiddleware } from 'hono/factory'
 import { AppError } from '../errors.ts'
 import type { AppEnv } from './context.ts'
@@ -18,6 +18,15 @@ const NOT_UTF8 =
 export const utf8JsonBody = createMiddleware<AppEnv>(async (c, next) => {
   const type = c.req.header('content-type')?.split(';')[0]?.trim() ?? ''
   if (c.req.method !== 'POST' || !JSON_MEDIA_TYPE.test(type)) return next()
+  // Nothing decodes a content coding here: gzip's bytes were refused as "not UTF-8, Latin-1?",
+  // which sends the client after its charset. RFC 9110 15.5.16: a coding not supported is a 415.
+  const coding = c.req.header('content-encoding')?.trim().toLowerCase()
+  if (coding && coding !== 'identity') {
+    throw new AppError(
+      'unsupported_media_type',
+      'a compressed body (Content-Encoding) is not accepted: send the JSON uncompressed',
+    )
+  }
   const bytes = await c.req.arrayBuffer()
   try {
     new TextDecoder('utf-8', { fatal: true }).decode(bytes)

@@ -394,6 +394,42 @@ describe('bodies', () => {
     }
   })
 
+  test('a compressed body (Content-Encoding: gzip, br) is a 415 naming the header, not a 400 calling it Latin-1; identity is taken', async () => {
+    const contract = createContract(doc)
+    const before = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    for (const [key, s] of withBody()) {
+      for (const coding of ['gzip', 'br']) {
+        const res = await app.request(s.url, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${full}`,
+            'content-type': 'application/json',
+            'content-encoding': coding,
+          },
+          body: Bun.gzipSync(JSON.stringify(s.body)),
+        })
+        const body = (await res.json()) as { type?: string; detail?: string }
+        contract.check('POST', s.url, { status: res.status, headers: res.headers, body, res })
+        expect([key, coding, res.status, body.type, body.detail]).toEqual([
+          key,
+          coding,
+          415,
+          'urn:outbox-mailer:problem:unsupported_media_type',
+          'a compressed body (Content-Encoding) is not accepted: send the JSON uncompressed',
+        ])
+        expect(res.headers.get('accept-encoding')).toBe('identity')
+      }
+    }
+    const after = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(after.rows[0].n).toBe(before.rows[0].n)
+    const identity = await send(app, 'POST', '/v1/outbox', {
+      token: full,
+      body: { message },
+      headers: { 'content-type': 'application/json', 'content-encoding': 'identity' },
+    })
+    expect(identity.status).toBe(201)
+  })
+
   test('a key the server refuses (mailer.enqueue_email names it) the document refuses too', async () => {
     const contract = createContract(doc)
     const file = { filename: 'a.txt', contentBase64: 'aGk=' }
