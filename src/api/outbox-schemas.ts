@@ -122,6 +122,8 @@ export const OutboxList = z
 /**
  * `?limit=`, in decimal digits as the document's integer says: Number() alone would read `1e2`,
  * `0x10`, `+5`, ` 5` and `050` too (a value no client built from the document sends, accepted).
+ * Digits alone are a whole number already: zod's int() would add its own bound, 2^53 - 1, a second
+ * problem beside max(200) for a long one.
  */
 const PageLimit = z
   .preprocess(
@@ -131,7 +133,6 @@ const PageLimit = z
         error: (iss) =>
           iss.code === 'invalid_type' ? 'must be a whole number in decimal digits' : undefined,
       })
-      .int()
       .min(1)
       .max(200),
   )

@@ -673,6 +673,17 @@ describe('parameters', () => {
     }
   })
 
+  test('a limit of 20 digits is one problem, the 200 it passes, not also a bound of 2^53 the document never states', async () => {
+    for (const limit of ['201', '99999999999999999999']) {
+      const r = await send(app, 'GET', `/v1/outbox?limit=${limit}`, { token: full })
+      expect([limit, r.status, (r.body as { errors?: unknown[] }).errors]).toEqual([
+        limit,
+        400,
+        [{ path: 'limit', message: 'Too big: expected number to be <=200' }],
+      ])
+    }
+  })
+
   test('every parameter the document declares is accepted with a value of its schema', async () => {
     const id = await enqueueSql(t.pool)
     await enqueueSql(t.pool)
