@@ -46,11 +46,12 @@ const bulkRequest = <F extends z.ZodType>(filter: F) =>
     z.strictObject({
       filter,
       dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),
+      // Past its max the limit is that one problem: int() would add its own bound, 2^53 - 1.
       limit: z
         .number()
-        .int()
         .min(1)
-        .max(1000)
+        .max(1000, { abort: true })
+        .int()
         .default(1000)
         .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
     }),

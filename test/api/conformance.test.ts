@@ -684,6 +684,24 @@ describe('parameters', () => {
     }
   })
 
+  test('a bulk limit of 1e20 is one problem, the 1000 it passes; 1.5 is one too, a whole number', async () => {
+    for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry']) {
+      for (const [limit, message] of [
+        [1e20, 'Too big: expected number to be <=1000'],
+        [1.5, 'Invalid input: expected int, received number'],
+      ] as const) {
+        const body = { filter: { tenant: 'none' }, dryRun: true, limit }
+        const r = await send(app, 'POST', url, { token: full, body })
+        expect([url, limit, r.status, (r.body as { errors?: unknown[] }).errors]).toEqual([
+          url,
+          limit,
+          400,
+          [{ path: 'limit', message }],
+        ])
+      }
+    }
+  })
+
   test('every parameter the document declares is accepted with a value of its schema', async () => {
     const id = await enqueueSql(t.pool)
     await enqueueSql(t.pool)
