@@ -117,6 +117,12 @@ const Message = z
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
   })
 
+// A whole number of any size: mailer.enqueue_email refuses one outside the option's range with
+// that range; zod's int() named its own bound, 2^53 - 1, for a number past it.
+const WholeNumber = z
+  .number()
+  .refine(Number.isInteger, 'Invalid input: expected int, received number')
+
 // mailer.check_options's limits (sql/0015), in the document only: SQL stays the one validator and
 // names the field; a client generated from the document learns them before sending.
 const TIMESTAMP_WITH_ZONE =
@@ -143,12 +149,13 @@ const EnqueueOptions = z
       description:
         'Later than sendAt and than now (a repeat of a request whose row exists is answered with it, whatever the time)',
     }),
-    priority: z
-      .number()
-      .int()
-      .optional()
-      .openapi({ minimum: -100, maximum: 100, description: '-100 (first) .. 100 (last)' }),
-    maxAttempts: z.number().int().optional().openapi({ minimum: 1, maximum: 100 }),
+    priority: WholeNumber.optional().openapi({
+      type: 'integer',
+      minimum: -100,
+      maximum: 100,
+      description: '-100 (first) .. 100 (last)',
+    }),
+    maxAttempts: WholeNumber.optional().openapi({ type: 'integer', minimum: 1, maximum: 100 }),
     correlationId: z
       .string()
       .regex(NO_CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE)

@@ -526,6 +526,37 @@ describe('bodies', () => {
     }
   })
 
+  test('a priority or maxAttempts past 2^53 is refused with its own range, as mailer.enqueue_email says it, not a bound of 2^53', async () => {
+    for (const [field, options, range] of [
+      [
+        'options.priority',
+        { priority: 1e20 },
+        'must be an integer from -100 (first) to 100 (last)',
+      ],
+      [
+        'options.priority',
+        { priority: -1e300 },
+        'must be an integer from -100 (first) to 100 (last)',
+      ],
+      ['options.maxAttempts', { maxAttempts: 1e20 }, 'must be an integer from 1 to 100'],
+    ] as const) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: full, body: { message, options } })
+      expect([field, r.status, (r.body as { errors?: unknown[] }).errors]).toEqual([
+        field,
+        400,
+        [{ path: field, message: range }],
+      ])
+    }
+    const half = await send(app, 'POST', '/v1/outbox', {
+      token: full,
+      body: { message, options: { priority: 1.5 } },
+    })
+    expect([half.status, (half.body as { errors?: unknown[] }).errors]).toEqual([
+      400,
+      [{ path: 'options.priority', message: 'Invalid input: expected int, received number' }],
+    ])
+  })
+
   test('a message mailer.enqueue_email refuses for its subject, headers or base64 the document refuses too', async () => {
     const contract = createContract(doc)
     const file = { filename: 'a.txt', contentBase64: 'aGk=' }
