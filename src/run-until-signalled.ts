@@ -10,6 +10,14 @@ import { type Running, type ServeOptions, serve } from './serve.ts'
 const STOP_MARGIN_SECONDS = 8
 
 /**
+ * Under `bun run dev` one Ctrl+C reaches dev twice: the terminal signals its whole foreground group,
+ * and `bun run`, in that group, forwards its own copy to dev a few ms later (unless the kernel
+ * merged the two). A repeat of the first signal within this long of it is that copy, not a second
+ * press asking to exit at once; a press meant so comes later, or is a third.
+ */
+const DEV_REPEAT_WINDOW_MS = 500
+
+/**
  * Runs `serve` until SIGTERM, SIGINT or SIGHUP; a second signal exits at once. SIGHUP is what a
  * `serve` started from a terminal or an SSH session gets when that closes: its default action ends
  * the process at once, like a SIGKILL (sends in flight left ambiguous, leases and provider slots held
@@ -28,6 +36,7 @@ export async function runUntilSignalled(
   let running: Running | null = null
   let asked: string | null = null
   let signals = 0
+  let first: { signal: string; at: number } | null = null
   const stop = (r: Running, signal: string) => {
     // A database that answers nothing (a black-holed route) held the stop in the driver's own
     // timeouts (60 s), past kill_timeout: past the grace and this margin, the stop is given up and
@@ -53,6 +62,14 @@ export async function runUntilSignalled(
       )
   }
   const onSignal = (signal: string) => {
+    const at = performance.now()
+    if (o.dev && first?.signal === signal && at - first.at < DEV_REPEAT_WINDOW_MS) {
+      o.log.debug('the same signal again at once: a copy forwarded by bun run, not a second', {
+        signal,
+      })
+      return
+    }
+    first ??= { signal, at }
     signals += 1
     if (signals > 1) {
       o.log.warn('second signal; exiting now', { signal })

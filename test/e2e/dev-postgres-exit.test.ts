@@ -1,7 +1,7 @@
 // `bun run dev` and its embedded Postgres end together: a Postgres that dies under dev ends dev with a line saying so; Ctrl+C stops dev, then its Postgres.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { freePort } from '../../src/embedded-postgres.ts'
@@ -12,6 +12,7 @@ import { type GrowingOutput, growingOutput } from '../support/growing-output.ts'
 setDefaultTimeout(150_000)
 
 const DEV = resolve(import.meta.dir, '../../src/dev.ts')
+const ROOT = resolve(import.meta.dir, '../..')
 const RUNNING = 'outbox-mailer is running'
 
 interface DevRun {
@@ -30,11 +31,20 @@ afterEach(async () => {
 /**
  * dev in a process group of its own, as a terminal runs it: Ctrl+C there is a SIGINT to the whole
  * foreground group, every process in it that has not left it. Its Postgres (the data directory dev
- * prints) is killed after the test whatever happened.
+ * prints) is killed after the test whatever happened. `viaScript` starts it as the quick start
+ * does, `bun run dev`: package.json's script, its src/dev.ts made absolute, in the test's directory.
  */
-async function spawnDev(port = '0') {
+async function spawnDev(port = '0', o: { viaScript?: boolean } = {}) {
   const cwd = await mkdtemp(join(tmpdir(), 'outbox-dev-pg-exit-'))
-  const p = Bun.spawn(['setsid', process.execPath, DEV], {
+  let command = ['setsid', process.execPath, DEV]
+  if (o.viaScript) {
+    const script: string = (await Bun.file(join(ROOT, 'package.json')).json()).scripts.dev
+    expect(script).toContain('src/dev.ts')
+    const dev = script.replace('src/dev.ts', DEV)
+    await writeFile(join(cwd, 'package.json'), JSON.stringify({ scripts: { dev } }))
+    command = ['setsid', process.execPath, 'run', 'dev']
+  }
+  const p = Bun.spawn(command, {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',
@@ -69,13 +79,19 @@ async function spawnDev(port = '0') {
   return { p, out, err, dataDirOf }
 }
 
-async function startDev(until = RUNNING): Promise<DevRun> {
-  const { p, out, err, dataDirOf } = await spawnDev()
+/** What dev wrote on stderr: `bun run` first echoes the script it runs, `$ bun run …`. */
+const devStderr = (err: GrowingOutput) => err.text().replace(/^\$ .*\n/, '')
+
+async function startDev(until = RUNNING, o: { viaScript?: boolean } = {}): Promise<DevRun> {
+  const { p, out, err, dataDirOf } = await spawnDev('0', o)
   await pollUntil(
     async () => (out.text().includes(until) || p.exitCode !== null ? true : undefined),
     120_000,
   )
-  expect({ running: out.text().includes(until), stderr: err.text() }).toEqual({
+  expect({
+    running: out.text().includes(until),
+    stderr: devStderr(err),
+  }).toEqual({
     running: true,
     stderr: '',
   })
@@ -126,6 +142,27 @@ test('Ctrl+C stops dev cleanly first, then its Postgres: exit 0, no database err
   expect(existsSync(join(dev.dataDir, 'postmaster.pid'))).toBe(false)
   expect(existsSync(`/proc/${pid}`)).toBe(false)
   expect(dev.err.text()).toBe('')
+})
+
+test('Ctrl+C on `bun run dev` stops dev as gracefully: the copy of the SIGINT bun run forwards is not a second signal', async () => {
+  // The terminal signals the whole group, `bun run` and dev alike, and `bun run` forwards its own
+  // copy to dev: one Ctrl+C arrives twice, a few ms apart, unless the kernel merged them.
+  const dev = await startDev(RUNNING, { viaScript: true })
+  const shown = dev.out.text().length
+  process.kill(-dev.p.pid, 'SIGINT')
+  const code = await pollUntil(async () => dev.p.exitCode ?? undefined, 30_000).catch(
+    () => 'still running 30 s after Ctrl+C',
+  )
+  await dev.out.ended
+  await dev.err.ended
+  const stopping = dev.out.text().slice(shown)
+  expect({
+    code,
+    warnings: stopping.split('\n').filter((l) => l.includes('"level":"warn"')),
+    stopped: stopping.includes('"msg":"stopped"'),
+    stderr: devStderr(dev.err),
+  }).toEqual({ code: 0, warnings: [], stopped: true, stderr: '' })
+  expect(existsSync(join(dev.dataDir, 'postmaster.pid'))).toBe(false)
 })
 
 test('Ctrl+C while dev is still starting stops its Postgres too', async () => {
