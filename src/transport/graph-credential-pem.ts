@@ -25,10 +25,7 @@ function normalizePem(pem: string): string {
 export function parseCertificate(pem: string): X509Certificate {
   // A chain file starts with the leaf; Entra identifies the app by the leaf only.
   const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0]
-  if (!leaf)
-    throw invalidCredential(
-      'GRAPH_CERTIFICATE: is not a PEM certificate (no BEGIN CERTIFICATE block)',
-    )
+  if (!leaf) throw invalidCredential(notPem('GRAPH_CERTIFICATE', pem))
   try {
     return new X509Certificate(leaf)
   } catch {
@@ -38,9 +35,7 @@ export function parseCertificate(pem: string): X509Certificate {
 
 export function parsePrivateKey(pem: string): KeyObject {
   if (!/-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
-    throw invalidCredential(
-      'GRAPH_PRIVATE_KEY: is not a PEM private key (no BEGIN PRIVATE KEY block)',
-    )
+    throw invalidCredential(notPem('GRAPH_PRIVATE_KEY', pem))
   }
   // PKCS#8 says so in its header; a PKCS#1 key (BEGIN RSA PRIVATE KEY) in a Proc-Type line after it.
   if (pem.includes('BEGIN ENCRYPTED PRIVATE KEY') || /Proc-Type:\s*4,\s*ENCRYPTED/.test(pem)) {
@@ -51,6 +46,28 @@ export function parsePrivateKey(pem: string): KeyObject {
   } catch {
     throw invalidCredential('GRAPH_PRIVATE_KEY: the PEM private key cannot be parsed')
   }
+}
+
+const SWAPPED = '(GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY swapped?)'
+
+/**
+ * Why a value holds no PEM block of the kind its variable takes, and what to set instead: the
+ * likely slips are a file's path where its contents go, and the certificate and key swapped. The
+ * value is never echoed, a path included.
+ */
+function notPem(name: 'GRAPH_CERTIFICATE' | 'GRAPH_PRIVATE_KEY', value: string): string {
+  const cert = name === 'GRAPH_CERTIFICATE'
+  const v = value.trim()
+  if (!v.includes('-----') && /^(\/|\.{1,2}\/|~\/)\S*$|^\S+\.(pem|crt|cer|key)$/i.test(v)) {
+    return `${name}: holds a file path, not the PEM: set ${name}_FILE to the path, or ${name} to the file's contents ("$(cat <file>)")`
+  }
+  if (cert && /-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(v))
+    return `${name}: holds a private key, not a certificate ${SWAPPED}`
+  if (!cert && v.includes('-----BEGIN CERTIFICATE-----'))
+    return `${name}: holds a certificate, not a private key ${SWAPPED}`
+  return cert
+    ? `${name}: is not a PEM certificate (no BEGIN CERTIFICATE block)`
+    : `${name}: is not a PEM private key (no BEGIN PRIVATE KEY block)`
 }
 
 /** The one error of an unusable credential: every problem found, at once. */

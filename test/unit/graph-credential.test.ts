@@ -250,6 +250,33 @@ describe('loading the credential', () => {
     )
   })
 
+  test('a file path where the PEM goes, and the pair swapped, each say what to set instead', () => {
+    for (const [cfg, expected] of [
+      [
+        { certificate: '/run/secrets/outbox.crt', privateKey: './outbox-mailer-202612.key' },
+        [
+          'GRAPH_CERTIFICATE: holds a file path, not the PEM: set GRAPH_CERTIFICATE_FILE to the path, or GRAPH_CERTIFICATE to the file\'s contents ("$(cat <file>)")',
+          'GRAPH_PRIVATE_KEY: holds a file path, not the PEM: set GRAPH_PRIVATE_KEY_FILE to the path, or GRAPH_PRIVATE_KEY to the file\'s contents ("$(cat <file>)")',
+        ],
+      ],
+      [
+        { certificate: good.keyPem, privateKey: good.certPem },
+        [
+          'GRAPH_CERTIFICATE: holds a private key, not a certificate (GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY swapped?)',
+          'GRAPH_PRIVATE_KEY: holds a certificate, not a private key (GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY swapped?)',
+        ],
+      ],
+    ] as const) {
+      let problems: unknown
+      try {
+        loadGraphCredential(config(cfg), NOW)
+      } catch (e) {
+        problems = (e as AppError).details?.problems
+      }
+      expect(problems).toEqual(expected)
+    }
+  })
+
   test('a garbled certificate body', () => {
     const garbled = '-----BEGIN CERTIFICATE-----\nAAAAnotreallyacert\n-----END CERTIFICATE-----\n'
     expectConfigError(
