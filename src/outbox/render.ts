@@ -101,6 +101,17 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
   }
   const addresses = (field: string, list: readonly string[]) =>
     list.flatMap((a, i) => address(`${field}[${i}]`, a))
+  // A reply-to is where an answer goes, not where the mail goes: one the source row makes invalid
+  // (a visitor's mistyped e-mail in the form) is left out, as an empty one is, and the mail still
+  // reaches its recipients. One without a placeholder is the template's own mistake, which fails
+  // every mail of it (0031 refuses it when written; a template stored before still fails its rows).
+  const replyTo = (tpl: string): MailAddress[] => {
+    if (!tpl.includes('{{')) return address('reply_to', tpl)
+    const raw = text('reply_to', tpl)
+    if (NO_ADDRESS.test(raw)) return []
+    const parsed = splitNamedAddress(raw)
+    return isEmailAddress(parsed.address) ? [parsed] : []
+  }
   const to = addresses('to_addresses', t.to_addresses)
   const cc = addresses('cc_addresses', t.cc_addresses)
   const bcc = addresses('bcc_addresses', t.bcc_addresses)
@@ -108,7 +119,7 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
     to,
     cc,
     bcc,
-    replyTo: t.reply_to ? address('reply_to', t.reply_to) : [],
+    replyTo: t.reply_to ? replyTo(t.reply_to) : [],
     subject: renderedSubject(text('subject', t.subject)),
   }
   if (to.length + cc.length + bcc.length === 0)

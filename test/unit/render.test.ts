@@ -139,13 +139,19 @@ describe('renderLease', () => {
     expect(m.text).toBe('[x]')
   })
 
-  test('an address that renders invalid is a template error', () => {
-    try {
-      render({ name: 'A', email: 'not an address', message: 'm' })
-      throw new Error('expected a RenderError')
-    } catch (e) {
-      expect(e).toBeInstanceOf(RenderError)
-      expect((e as RenderError).code).toBe('template_error')
+  test('a recipient or sender that renders invalid is a template error', () => {
+    for (const field of [
+      { to_addresses: ['{{email}}'] },
+      { cc_addresses: ['{{email}}'] },
+      { from_address: '{{email}}' },
+    ]) {
+      try {
+        render({ name: 'A', email: 'not an address', message: 'm' }, field)
+        throw new Error('expected a RenderError')
+      } catch (e) {
+        expect(e).toBeInstanceOf(RenderError)
+        expect((e as RenderError).code).toBe('template_error')
+      }
     }
   })
 
@@ -171,13 +177,31 @@ describe('renderLease', () => {
       expect((e as Error).message).toMatch(/no recipient/)
     }
     // A name without its address is not empty: still an error.
-    expect(() => render(row, { reply_to: '{{name}}' })).toThrow(/reply_to is not a valid/)
+    expect(() => render(row, { cc_addresses: ['{{name}}'] })).toThrow(
+      /cc_addresses\[0\] is not a valid/,
+    )
+  })
+
+  test("a reply_to a visitor's typo leaves no address is left out: the notification still goes to its recipients", () => {
+    // The README's inquiry template takes reply_to from the form: '{{name}} <{{email}}>'. A visitor
+    // who mistyped their e-mail failed the whole notification to sales (template_error), though
+    // the insert had committed and nobody was told.
+    for (const email of ['not-an-email', 'ann@', 'ann at example.com']) {
+      const m = render({ name: 'Ann', email, message: 'm' })
+      expect({ to: m.to, replyTo: m.replyTo }).toEqual({
+        to: [{ address: 'sales@example.com' }],
+        replyTo: [],
+      })
+    }
   })
 
   test("a rendered address is held to enqueue's 320 characters, counted as SQL counts them (code points)", () => {
     const refused = (email: string) => {
       try {
-        return render({ name: 'A', email, message: 'm' }).replyTo
+        return render(
+          { name: 'A', email, message: 'm' },
+          { cc_addresses: ['{{name}} <{{email}}>'] },
+        ).cc
       } catch (e) {
         return (e as RenderError).code
       }
