@@ -122,7 +122,8 @@ async function main() {
   await runUntilSignalled(
     config,
     { role: 'all', log, dev: true, onListening: (bound) => console.log(banner(bound.port)) },
-    () => server.stop(),
+    // `bun run dev` forwards the terminal's Ctrl+C to dev, which the terminal signalled too.
+    { afterStop: () => server.stop(), forwardedSignals: true },
   ).catch(async (e: unknown) => {
     // A line that says what to do, not a stack trace (PORT's 8080 held by another program is the
     // likely one); its Postgres stopped, as Ctrl+C would.

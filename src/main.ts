@@ -91,7 +91,12 @@ async function main(argv: string[]): Promise<number> {
       case 'migrate':
         return await migrateEvery(config, log)
       case 'serve':
-        return await runUntilSignalled(config, { role, log })
+        return await runUntilSignalled(
+          config,
+          { role, log },
+          // Run by a package script (`bun run start`), which forwards the terminal's signals.
+          { forwardedSignals: process.env.npm_lifecycle_event !== undefined },
+        )
       case 'status':
         return await status(config, process.env, statusOptions!, async () => [
           ...ignored.map(unknownVariableText),

@@ -10,12 +10,12 @@ import { type Running, type ServeOptions, serve } from './serve.ts'
 const STOP_MARGIN_SECONDS = 8
 
 /**
- * Under `bun run dev` one Ctrl+C reaches dev twice: the terminal signals its whole foreground group,
- * and `bun run`, in that group, forwards its own copy to dev a few ms later (unless the kernel
- * merged the two). A repeat of the first signal within this long of it is that copy, not a second
- * press asking to exit at once; a press meant so comes later, or is a third.
+ * Run by a package script (`bun run dev`, `bun run start`), one Ctrl+C reaches this process twice: the terminal signals its whole foreground group, and `bun run`, in
+ * that group, forwards its own copy a few ms later (unless the kernel merged the two). A repeat of
+ * the first signal within this long of it is that copy, not a second press asking to exit at once;
+ * a press meant so comes later, or is a third. Fly and the tests start the binary itself: no copy.
  */
-const DEV_REPEAT_WINDOW_MS = 500
+const FORWARDED_REPEAT_WINDOW_MS = 500
 
 /**
  * Runs `serve` until SIGTERM, SIGINT or SIGHUP; a second signal exits at once. SIGHUP is what a
@@ -23,12 +23,13 @@ const DEV_REPEAT_WINDOW_MS = 500
  * the process at once, like a SIGKILL (sends in flight left ambiguous, leases and provider slots held
  * until they expire). Nothing here can be reloaded (the configuration is the environment), so it
  * stops as SIGTERM does. `afterStop` runs once serve has stopped, within the same bound (dev stops
- * its embedded Postgres there, which serve needed until then).
+ * its embedded Postgres there, which serve needed until then). `forwardedSignals`: a script runner
+ * started this process and forwards the terminal's signals to it (FORWARDED_REPEAT_WINDOW_MS).
  */
 export async function runUntilSignalled(
   config: Config,
   o: ServeOptions,
-  afterStop?: () => Promise<void>,
+  p: { afterStop?: () => Promise<void>; forwardedSignals?: boolean } = {},
 ): Promise<never> {
   // Listened for before anything starts: the drainers claim and send before serve() returns, and
   // a SIGTERM then must stop them within the grace, not end the process like a SIGKILL. A signal
@@ -52,7 +53,7 @@ export async function runUntilSignalled(
     }, boundMs).unref()
     void r
       .stop(signal)
-      .then(afterStop)
+      .then(p.afterStop)
       .then(
         () => process.exit(EXIT.ok),
         (err) => {
@@ -63,7 +64,11 @@ export async function runUntilSignalled(
   }
   const onSignal = (signal: string) => {
     const at = performance.now()
-    if (o.dev && first?.signal === signal && at - first.at < DEV_REPEAT_WINDOW_MS) {
+    if (
+      p.forwardedSignals &&
+      first?.signal === signal &&
+      at - first.at < FORWARDED_REPEAT_WINDOW_MS
+    ) {
       o.log.debug('the same signal again at once: a copy forwarded by bun run, not a second', {
         signal,
       })
