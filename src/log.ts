@@ -80,3 +80,22 @@ export function createLogger(
 }
 
 export const silentLogger: Logger = createLogger('error', () => {})
+
+/**
+ * `base` whose lines also carry `late()`'s fields as they are when each line is written: a value
+ * learnt after the logger was handed out (a drainer's lease key, known once it registered).
+ */
+export function withLateFields(base: Logger, late: () => Fields): Logger {
+  const at =
+    (level: Level): LogFn =>
+    (msg, fields = {}) =>
+      base[level](msg, { ...late(), ...fields })
+  return {
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    enabled: base.enabled,
+    child: (more) => withLateFields(base.child(more), late),
+  }
+}

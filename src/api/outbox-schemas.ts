@@ -81,7 +81,10 @@ export const OutboxItem = z
     sentAt: Timestamp.nullable(),
     correlationId: z.string().nullable(),
     template: z.string().nullable(),
-    leaseOwner: z.string().nullable(),
+    leaseOwner: z.string().nullable().openapi({
+      description:
+        'The worker holding the lease: its id (host:pid:hex) while the worker registry knows the 3-character key the row names it by, else that key',
+    }),
     leaseToken: z.string().nullable(),
     leaseExpiresAt: Timestamp.nullable(),
     sendStartedAt: Timestamp.nullable(),

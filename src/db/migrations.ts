@@ -54,6 +54,7 @@ import m0048 from '../../sql/0048_database_identity.sql' with { type: 'text' }
 import m0050 from '../../sql/0050_caller_settings_and_trigger_rows.sql' with { type: 'text' }
 import m0051 from '../../sql/0051_pause_end_probe_waits_for_its_row.sql' with { type: 'text' }
 import m0054 from '../../sql/0054_request_counts_transport_tags.sql' with { type: 'text' }
+import m0055 from '../../sql/0055_worker_lease_keys.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -113,6 +114,7 @@ export const migrations: readonly Migration[] = [
   { version: 50, name: '0050_caller_settings_and_trigger_rows', sql: m0050 },
   { version: 51, name: '0051_pause_end_probe_waits_for_its_row', sql: m0051 },
   { version: 54, name: '0054_request_counts_transport_tags', sql: m0054 },
+  { version: 55, name: '0055_worker_lease_keys', sql: m0055 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

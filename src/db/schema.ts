@@ -76,6 +76,8 @@ interface WorkersTable {
   version: string
   started_at: DefaultTimestamp
   last_heartbeat_at: DefaultTimestamp
+  /** The key the worker's claimed rows name it by (lease_owner, sql/0055); null: an older binary's. */
+  lease_key: string | null
 }
 
 interface SchemaMigrationsTable {

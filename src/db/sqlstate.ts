@@ -15,3 +15,6 @@ const SCHEMA_MISSING_SQLSTATES: ReadonlySet<string> = new Set(['42P01', '3F000']
 /** The schema, or a table of it, is missing (dropped, or a database never migrated). */
 export const isSchemaMissingSqlstate = (code: unknown): boolean =>
   typeof code === 'string' && SCHEMA_MISSING_SQLSTATES.has(code)
+
+/** unique_violation: a row another already holds the key of (e.g. a lease key drawn twice). */
+export const UNIQUE_VIOLATION_SQLSTATE = '23505'

@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
 import { countMatching, lowestMatching } from './candidate-ids.ts'
 import { findOutboxRow } from './inspect.ts'
+import { summarySelection } from './lease-owner-name.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
@@ -74,7 +75,7 @@ export async function cancelOutboxRow(
     )
     .with('history', () => historyOfCancelled(db))
     .selectFrom('cancelled_now')
-    .select(SUMMARY_COLUMNS)
+    .select(summarySelection('cancelled_now'))
     .executeTakeFirst()
   return row ? toOutboxSummary(row) : null
 }

@@ -8,6 +8,7 @@ import type { DrainerDeps } from './drainer-deps.ts'
 import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
+import type { LeaseKey } from './lease-key.ts'
 import { deferPausedRows } from './paused-rows.ts'
 import { mailboxKey, type SendGate } from './send-gate.ts'
 import { PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
@@ -37,6 +38,8 @@ export function createClaimRound(r: {
   deliveries: Set<Promise<void>>
   /** A lease was handed over or released: there may be room to claim again. */
   roomMade: () => void
+  /** The key the claimed rows name the worker by (lease-key.ts): registered before the first claim. */
+  leaseKey: LeaseKey
 }): (notifiedId: string | null) => Promise<ClaimRound> {
   const { d, log, deadlines, due, settle, lastChecks, deliveries } = r
   const { held, unsent, release, batch, maxUnsent, maxHeld } = r.leases
@@ -115,12 +118,14 @@ export function createClaimRound(r: {
     if (pause.limit(room) === 0) return { claimed: 0, full: true, run: Promise.resolve() }
     const limit = singleRowClaims > 0 ? 1 : room
     const pausedSender = pause.claimParam()
+    // Known after the start's registration; else (the database was away then) registered now.
+    const owner = r.leaseKey.current() ?? (await r.leaseKey.get())
     const claimSentAt = monotonicNow(d.clock)
     let claimed: Awaited<ReturnType<typeof claimBatch>>
     try {
       claimed = await claim(d.db, {
         limit,
-        workerId: d.worker.id,
+        workerId: owner,
         leaseSeconds: cfg.leaseSeconds,
         defaultMaxAttempts: cfg.maxAttempts,
         markStarted: d.gate.open,

@@ -26,6 +26,7 @@ export interface Lease {
 
 interface ClaimParams {
   limit: number
+  /** What the claimed rows' lease_owner names: a drainer's lease key (lease-key.ts), not its long id. */
   workerId: string
   leaseSeconds: number
   defaultMaxAttempts: number

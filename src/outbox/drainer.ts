@@ -1,4 +1,5 @@
 // Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
+import { withLateFields } from '../log.ts'
 import { createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
@@ -6,6 +7,7 @@ import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { deregisterWorker } from './heartbeat.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
+import { createLeaseKey } from './lease-key.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
 import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
 import { createSettlements } from './settlements.ts'
@@ -36,9 +38,17 @@ export function createDrainer(d: DrainerDeps): Drainer {
   let wakeUp: (() => void) | null = null
   let loop: Promise<void> | null = null
   const pulse = createLoopPulse(d.clock)
+  // Each line carries the worker's lease key once it has one: a row's lease_owner finds its lines.
+  const log = withLateFields(d.log.child({ db: d.dbName }), () => {
+    const key = leaseKey.current()
+    return key === null ? {} : { workerKey: key }
+  })
+  // What its claimed rows name it by in this database (lease_owner); its registry entry says who.
+  const leaseKey = createLeaseKey(d.db, d.worker, {
+    onRegistered: () => log.info('worker registered', { workerId: d.worker.id }),
+  })
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
-  const log = d.log.child({ db: d.dbName })
   const claimFailures = createClaimFailures(d.clock, log)
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
@@ -106,6 +116,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     stopping: stopping.signal,
     abort: abort.signal,
     deliveries,
+    leaseKey,
     // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
     roomMade: () => {
       if ((backlog || wanted) && roomToClaim()) refill()
@@ -180,10 +191,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
   return {
     start() {
       if (loop) return
-      // Reclaim (which registers the worker), then claim: one after the other, so a start needs one
+      // Register (the lease key), reclaim, then claim: one after the other, so a start needs one
       // pooled connection. The timers start once that reclaim has said when the next is due (a
-      // dead worker's lease ending soon); no lease is held before the first claim to heartbeat.
+      // dead worker's lease ending soon); no lease is held before the first claim to heartbeat. A
+      // registration that failed (the database away) is tried again by the first claim.
       loop = (async () => {
+        await leaseKey.get().catch(() => {})
         await upkeep.first()
         upkeep.startTimers()
         await run()

@@ -3,12 +3,12 @@ import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import { candidateIds } from './candidate-ids.ts'
 import { parseJsonExactly } from './exact-json.ts'
+import { leaseOwnerName, summarySelection } from './lease-owner-name.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import {
   type Attempt,
   type OutboxRecord,
   type OutboxSummary,
-  SUMMARY_COLUMNS,
   toAttempt,
   toOutboxRecord,
   toOutboxSummary,
@@ -60,7 +60,7 @@ export function listStatement(
       matchOutbox(eb, filter, scopeTenant),
       ...(before === undefined ? [] : [eb('id', '<', before)]),
     ])
-  let query = db.selectFrom('mailer.email_outbox').select(SUMMARY_COLUMNS)
+  let query = db.selectFrom('mailer.email_outbox').select(summarySelection('mailer.email_outbox'))
   if (filter.correlationId === undefined && filter.template === undefined) {
     query = query.where(where)
   } else {
@@ -83,12 +83,17 @@ export async function findOutboxRow(
     // The source row as its text too: the driver's JSON.parse would change its numbers (12.50 to
     // 12.5, a bigint past 2^53), which the API answers as Postgres wrote them (exact-json.ts).
     .select(sql<string | null>`source_row::text`.as('source_row_text'))
+    .select(leaseOwnerName('mailer.email_outbox.lease_owner').as('lease_owner_name'))
     .where('id', '=', id)
     .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
     .executeTakeFirst()
   if (!row) return null
-  const { source_row_text: text, ...columns } = row
-  return toOutboxRecord({ ...columns, source_row: text === null ? null : parseJsonExactly(text) })
+  const { source_row_text: text, lease_owner_name: owner, ...columns } = row
+  return toOutboxRecord({
+    ...columns,
+    lease_owner: owner,
+    source_row: text === null ? null : parseJsonExactly(text),
+  })
 }
 
 /** The attempt history of one row, oldest first (served by email_attempts_pkey (outbox_id, id)). */

@@ -118,8 +118,10 @@ export function reclaimStatement(p: ReclaimParams) {
       returning o.id, o.status, o.send_started_at is not null as ambiguous, o.attempts,
                 o.last_error_code, o.last_error, expired.lease_owner
     ), history as (
+      -- A lease key named by the worker id its registry entry holds (workers_lease_key_idx).
       insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
-      select id, attempts, lease_owner,
+      select id, attempts,
+             coalesce((select w.id from mailer.workers w where w.lease_key = done.lease_owner), lease_owner),
              case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
              last_error_code, last_error
         from done

@@ -1,0 +1,86 @@
+// A worker's lease key in one database: the 3 characters its claimed rows name it by (lease_owner), drawn at registration, unique among the registry's entries.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { UNIQUE_VIOLATION_SQLSTATE } from '../db/sqlstate.ts'
+import type { WorkerIdentity } from './heartbeat.ts'
+
+const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz'
+// 36^3 = 46,656 keys. Three characters, not the id's 27: the claimed row version carries the key,
+// and 1 to 3 characters cost the benchmark's rows 717 B of WAL each, 4 to 8 cost 735, 27 cost 751
+// (bench/page-room.ts, round 37).
+const KEY_LENGTH = 3
+// A draw meets a key already held with odds of (entries / 46,656): tries past a few mean something
+// else is wrong, and the claim that asked fails and asks again later.
+const DRAWS = 20
+
+/** A key of KEY_LENGTH characters [0-9a-z]; `random` in [0, 1). */
+export function drawLeaseKey(random: () => number = Math.random): string {
+  let key = ''
+  for (let i = 0; i < KEY_LENGTH; i++) key += ALPHABET[Math.floor(random() * ALPHABET.length)]
+  return key
+}
+
+/**
+ * Registers the worker under `key`, or refreshes its entry (an entry with a key keeps it); returns
+ * the entry's key, or null when another entry holds `key` (workers_lease_key_idx, unique, sql/0055).
+ */
+export async function registerLeaseKey(
+  db: Kysely<Database>,
+  worker: WorkerIdentity,
+  key: string,
+): Promise<string | null> {
+  try {
+    const { rows } = await sql<{ lease_key: string }>`
+      insert into mailer.workers (id, host, pid, version, lease_key)
+      values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key})
+      on conflict (id) do update
+        set last_heartbeat_at = now(), lease_key = coalesce(mailer.workers.lease_key, excluded.lease_key)
+      returning lease_key`.execute(db)
+    return rows[0]?.lease_key ?? null
+  } catch (error) {
+    if ((error as { code?: unknown }).code === UNIQUE_VIOLATION_SQLSTATE) return null
+    throw error
+  }
+}
+
+export interface LeaseKey {
+  /** The key, registering first if not yet done (one statement per draw); rejects when that fails. */
+  get(): Promise<string>
+  /** The key once registered, else null. */
+  current(): string | null
+}
+
+/** Registers once, at the first get() that succeeds; a failed one is tried again at the next get(). */
+export function createLeaseKey(
+  db: Kysely<Database>,
+  worker: WorkerIdentity,
+  o: { onRegistered?: (key: string) => void; random?: () => number } = {},
+): LeaseKey {
+  let key: string | null = null
+  let registering: Promise<string> | null = null
+  async function register(): Promise<string> {
+    for (let i = 0; i < DRAWS; i++) {
+      const held = await registerLeaseKey(db, worker, drawLeaseKey(o.random))
+      if (held !== null) return held
+    }
+    throw new Error(`no free lease key in ${DRAWS} draws`)
+  }
+  return {
+    get() {
+      if (key !== null) return Promise.resolve(key)
+      registering ??= register().then(
+        (k) => {
+          key = k
+          o.onRegistered?.(k)
+          return k
+        },
+        (error) => {
+          registering = null
+          throw error
+        },
+      )
+      return registering
+    },
+    current: () => key,
+  }
+}
