@@ -55,6 +55,7 @@ import m0050 from '../../sql/0050_caller_settings_and_trigger_rows.sql' with { t
 import m0051 from '../../sql/0051_pause_end_probe_waits_for_its_row.sql' with { type: 'text' }
 import m0054 from '../../sql/0054_request_counts_transport_tags.sql' with { type: 'text' }
 import m0055 from '../../sql/0055_worker_lease_keys.sql' with { type: 'text' }
+import m0056 from '../../sql/0056_past_sender_mailboxes.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -115,6 +116,7 @@ export const migrations: readonly Migration[] = [
   { version: 51, name: '0051_pause_end_probe_waits_for_its_row', sql: m0051 },
   { version: 54, name: '0054_request_counts_transport_tags', sql: m0054 },
   { version: 55, name: '0055_worker_lease_keys', sql: m0055 },
+  { version: 56, name: '0056_past_sender_mailboxes', sql: m0056 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -2,23 +2,26 @@
 
 import { retryDelayMs } from './backoff.ts'
 import type { DeliveryDeps } from './deliver.ts'
+import { lookUpInterruptedSend } from './interrupted-lookup.ts'
 import { LOOKUP_GRACE_SECONDS, lookupGraceLeftMs } from './lookup-grace.ts'
 import type { Finish, Ready } from './send-attempt.ts'
 
 /**
  * An earlier attempt started a send and never learned its outcome. Looks in the mailbox when
- * permitted; otherwise the policy decides. A "not found" within the lookup grace of the interrupted
- * send (lookup-grace.ts) proves nothing yet: the row waits to be looked up again
- * (`lookup_too_early`). True: send now. False: settled here.
+ * permitted (the row's sender's, then its past senders': interrupted-lookup.ts); otherwise the
+ * policy decides. A "not found" within the lookup grace of the interrupted send (lookup-grace.ts)
+ * proves nothing yet: the row waits to be looked up again (`lookup_too_early`). True: send now.
+ * False: settled here.
  */
 export async function resolveAmbiguity(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
 ): Promise<boolean> {
-  let verdict = d.lookup
-    ? await d.lookup(r.mail, d.abort).catch(() => 'error' as const)
-    : 'unavailable'
+  const asked = d.lookup
+    ? await lookUpInterruptedSend(d, d.lookup, r)
+    : { verdict: 'unavailable' as const, mailbox: r.mail.from.address }
+  let verdict = asked.verdict
   if (verdict === 'not_found') {
     // Too soon after the interrupted send, the message may not be filed yet: look again once the
     // grace is out (uncounted, the mark kept), never send on that answer. A grace the database
@@ -95,7 +98,7 @@ export async function resolveAmbiguity(
     // it may (uncounted), instead of after the first retry delay.
     // So is one refused because the configured sender mailbox is not one (MAIL_FROM wrong): the
     // row keeps Graph's code, which says what to fix, as its send would.
-    await d.gate.pause(r.mail.from.address, verdict.throttledForMs).catch(() => {})
+    await d.gate.pause(asked.mailbox, verdict.throttledForMs).catch(() => {})
     const refused = verdict.refused
     await finish(
       r.lease,

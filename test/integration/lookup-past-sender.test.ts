@@ -1,0 +1,170 @@
+// An interrupted send is looked up in the mailbox it went from, though the row's sender changed since (a redeploy's MAIL_FROM, a template's from_address): never sent a second time from the new one.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { silentLogger } from '../../src/log.ts'
+import type { EngineEvent } from '../../src/outbox/events.ts'
+import { createTransport } from '../../src/transport-wiring.ts'
+import { useTestDb } from '../support/db.ts'
+import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { settledFor } from '../support/events.ts'
+import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const OLD_FROM = 'old-sender@example.com'
+const NEW_FROM = 'new-sender@example.com'
+// Short, so the second worker's lookup comes once it is out; long against the second between the
+// interrupted send and the first worker's own lookup, which must come within it.
+const GRACE_SECONDS = 3
+const TIMEOUT_SECONDS = 2
+const engines: TestEngine[] = []
+const closing: (() => Promise<void>)[] = []
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.stop()))
+  for (const close of closing.splice(0)) await close()
+})
+
+/** A worker wired as serve wires Graph (createTransport), lookups on, sending as `mailFrom`. */
+function graphWorker(
+  fake: FakeGraph,
+  workerId: string,
+  mailFrom: string,
+  policy: 'resend' | 'hold' = 'resend',
+): TestEngine {
+  const config = loadConfig(
+    {
+      ...graphEnvFor(fake),
+      MAIL_FROM: mailFrom,
+      GRAPH_CLIENT_SECRET: 'right',
+      GRAPH_MAILBOX_LOOKUP: 'true',
+      GRAPH_REQUEST_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
+      AMBIGUOUS_SEND_POLICY: policy,
+      MAILBOX_RATE_PER_MINUTE: '0',
+    },
+    { requireDatabase: false },
+  )
+  const transport = createTransport(config, silentLogger)
+  const engine = createTestEngine(t, {
+    workerId,
+    config: { retryBaseSeconds: 1 },
+    deps: {
+      sender: transport.senderFor('test'),
+      gate: transport.gateFor(t, workerId),
+      lookup: transport.lookupFor('test'),
+      sendBlockedForMs: transport.blockedForMs,
+      sendTimeoutMs: TIMEOUT_SECONDS * 1000,
+      mailFrom,
+      ambiguousPolicy: policy,
+      lookupGraceSeconds: GRACE_SECONDS,
+    },
+  })
+  engines.push(engine)
+  return engine
+}
+
+const lookedUpEarly = (id: string) => (e: EngineEvent) =>
+  e.type === 'settled' && e.id === id && (e.outcome === 'sent' || e.code === 'lookup_too_early')
+
+/**
+ * Graph accepts the row's send from `first`'s mailbox and answers a gateway's 504; its own lookup
+ * a second later comes before Graph filed the message (lookup_too_early), and the worker stops.
+ * Graph files the message then: the row waits for another worker, its send's mark kept.
+ */
+async function interruptedBy(fake: FakeGraph, first: TestEngine, id: string): Promise<void> {
+  await first.start()
+  await first.events.waitFor(lookedUpEarly(id), 20_000)
+  await first.stop()
+  expect(fake.fileLateMessages()).toBe(1)
+  const row = await rowOf(t, id)
+  expect([row.status, row.send_started_at === null]).toEqual(['pending', false])
+}
+
+async function graph(): Promise<FakeGraph> {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  fake.setFaults({ sendMail: ['accept_then_504'], fileLate: true })
+  return fake
+}
+
+const sentFrom = (fake: FakeGraph, id: string) =>
+  fake.accepted.filter((a) => a.outboxId === id).map((a) => a.mailbox)
+
+test('MAIL_FROM changed by a redeploy: the next worker finds the interrupted send in the old mailbox, sent once', async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, graphWorker(fake, 'before', OLD_FROM), id)
+
+  const after = graphWorker(fake, 'after', NEW_FROM)
+  await after.start()
+  await after.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
+  expect((await attemptsOf(t, id, 'outcome, error_code')).at(-1)).toEqual({
+    outcome: 'sent',
+    error_code: null,
+  })
+})
+
+test("a template's from_address edited after the interrupted send: found in the mailbox it went from, sent once", async () => {
+  const fake = await graph()
+  await t.pool.query(
+    `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+       values ('notice', 'Notice', 'x', array['rcpt@example.com'], $1)`,
+    [`Desk <${OLD_FROM}>`],
+  )
+  // As mailer.enqueue_from_row leaves a row: the template's name and its source row; rendered at send.
+  const { rows } = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (template, source_row) values ('notice', '{}') returning id::text`,
+  )
+  const id = rows[0]!.id
+  await interruptedBy(fake, graphWorker(fake, 'before', 'default@example.com'), id)
+
+  await t.pool.query(`update mailer.templates set from_address = $1 where name = 'notice'`, [
+    `Desk <${NEW_FROM}>`,
+  ])
+  const after = graphWorker(fake, 'after', 'default@example.com')
+  await after.start()
+  await after.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
+})
+
+test('hold policy: the past sender mailbox the app may no longer read (403) leaves the question open: held for review, not sent from the new one', async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, graphWorker(fake, 'before', OLD_FROM, 'hold'), id)
+
+  // The app's read access (an RBAC scope) no longer takes in the old mailbox.
+  fake.setFaults({
+    pickLookup: () =>
+      fake.requests.at(-1)?.mailbox === OLD_FROM
+        ? { status: 403, code: 'ErrorAccessDenied', message: 'Access is denied.' }
+        : undefined,
+  })
+  const after = graphWorker(fake, 'after', NEW_FROM, 'hold')
+  await after.start()
+  await after.events.waitFor(settledFor(id, 'failed'), 30_000)
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
+  expect((await rowOf(t, id)).last_error_code).toBe('ambiguous_send')
+})
+
+test('a past sender mailbox Graph no longer has (404) holds nothing to find: the row is not failed for it, and goes from its sender now', async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, graphWorker(fake, 'before', OLD_FROM, 'hold'), id)
+
+  fake.setFaults({
+    pickLookup: () =>
+      fake.requests.at(-1)?.mailbox === OLD_FROM
+        ? { status: 404, code: 'ErrorInvalidUser', message: 'The requested user is invalid.' }
+        : undefined,
+  })
+  const after = graphWorker(fake, 'after', NEW_FROM, 'hold')
+  await after.start()
+  await after.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM, NEW_FROM])
+  const asked = fake.requests.filter((r) => r.kind === 'lookup' && r.outboxId === id)
+  // The first worker's one lookup (Sent Items, then the whole mailbox), then the second's: its own
+  // mailbox (both), then the old one, refused at its first request.
+  expect(asked.map((r) => r.mailbox)).toEqual([OLD_FROM, OLD_FROM, NEW_FROM, NEW_FROM, OLD_FROM])
+})
