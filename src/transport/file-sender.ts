@@ -16,6 +16,17 @@ const PRIORITY = {
   low: { 'X-Priority': '5 (Lowest)', 'X-MSMail-Priority': 'Low', Importance: 'Low' },
 } as const
 
+/**
+ * The OutboxDatabase and OutboxDatabaseId a Graph deployment tags each request with, at their
+ * largest (a MAILER_DATABASES name's 40 characters, a uuid), as enqueue counts them (sql/0054):
+ * a mail that fits only without them (250 bytes more) is refused here too, not met first in
+ * production.
+ */
+const LARGEST_DATABASE_TAGS = {
+  database: 'x'.repeat(40),
+  databaseId: '00000000-0000-0000-0000-000000000000',
+}
+
 const toAddress = (a: MailAddress) => (a.name ? { name: a.name, address: a.address } : a.address)
 
 /** Builds the complete message; exported for tests and `send-test`. */
@@ -73,7 +84,10 @@ export function createFileSender(dir: string): Sender {
     async send(mail) {
       // What Graph would refuse (past its 4 MB request, 3 MB of attachments) is refused here as
       // Graph refuses it: a development that wrote it as an .eml met the failure first in production.
-      const body = JSON.stringify(buildSendMailBody(mail, { saveToSentItems: false }))
+      // Counted with the database tags Graph's request carries, at their largest.
+      const body = JSON.stringify(
+        buildSendMailBody(mail, { saveToSentItems: false, ...LARGEST_DATABASE_TAGS }),
+      )
       const tooLarge = checkSendable(mail, body)
       if (tooLarge) return { kind: 'reject', ...tooLarge }
       try {

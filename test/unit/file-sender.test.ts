@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { OutboundMail } from '../../src/outbox/sender.ts'
 import { composeEml, createFileSender } from '../../src/transport/file-sender.ts'
-import { buildSendMailBody } from '../../src/transport/graph-message.ts'
+import { buildSendMailBody, MAX_REQUEST_BYTES } from '../../src/transport/graph-message.ts'
 import { decodeWords } from '../support/eml-reader.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). Composing the
@@ -205,4 +205,30 @@ test('a mail Graph would refuse as too large is refused as Graph refuses it, and
   const fits = { ...big, text: 'x'.repeat(4 * 1024 * 1024 - 2_000) }
   expect(await sender.send(fits, signal)).toEqual({ kind: 'sent' })
   expect(await readdir(dir)).toEqual(['outbox-42.eml'])
+})
+
+test('a mail that fits only without the database tags Graph adds is refused as Graph refuses it', async () => {
+  // Graph's request also carries OutboxDatabase and OutboxDatabaseId (up to a 40-character name
+  // and a uuid): a mail checked without them fits in development and fails in production.
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-file-tags-'))
+  dirs.push(dir)
+  const plain = { ...mail, attachments: [], html: null, text: '' }
+  const overhead = Buffer.byteLength(
+    JSON.stringify(buildSendMailBody(plain, { saveToSentItems: false })),
+  )
+  const edge = { ...plain, text: 'x'.repeat(MAX_REQUEST_BYTES - overhead - 10) }
+  expect(
+    Buffer.byteLength(JSON.stringify(buildSendMailBody(edge, { saveToSentItems: false }))),
+  ).toBe(MAX_REQUEST_BYTES - 10)
+  const tagged = buildSendMailBody(edge, {
+    saveToSentItems: false,
+    database: 'default',
+    databaseId: crypto.randomUUID(),
+  })
+  expect(Buffer.byteLength(JSON.stringify(tagged))).toBeGreaterThan(MAX_REQUEST_BYTES)
+  expect(await createFileSender(dir).send(edge, new AbortController().signal)).toMatchObject({
+    kind: 'reject',
+    code: 'message_too_large',
+  })
+  expect(await readdir(dir)).toEqual([])
 })
