@@ -10,10 +10,11 @@ import { type Running, type ServeOptions, serve } from './serve.ts'
 const STOP_MARGIN_SECONDS = 8
 
 /**
- * Run by a package script (`bun run dev`, `bun run start`), one Ctrl+C reaches this process twice: the terminal signals its whole foreground group, and `bun run`, in
- * that group, forwards its own copy a few ms later (unless the kernel merged the two). A repeat of
- * the first signal within this long of it is that copy, not a second press asking to exit at once;
- * a press meant so comes later, or is a third. Fly and the tests start the binary itself: no copy.
+ * Run by a package script (`bun run dev`, `bun run start`), one Ctrl+C reaches this process twice:
+ * the terminal signals its whole foreground group, and `bun run`, in that group, forwards its own
+ * copy a few ms later (unless the kernel merged the two). A repeat of the first signal within this
+ * long of it is that copy, not a second press asking to exit at once; a press meant so comes later,
+ * or is a third. Fly and the tests start the binary itself: no copy.
  */
 const FORWARDED_REPEAT_WINDOW_MS = 500
 
