@@ -5,8 +5,8 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
+import { resolveInterrupted } from './expired-interrupted.ts'
 import { sendThroughGate } from './gated-send.ts'
-import { resolveAmbiguity } from './interrupted-send.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { recordOutcome } from './lease-outcome.ts'
 import type { MailboxLookup } from './mailbox-lookup.ts'
@@ -78,7 +78,10 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   }
   const settling: Promise<void>[] = []
   for (const lease of leases) {
-    if (lease.expired) settling.push(finish(lease, { kind: 'expired' }))
+    // An expired row with an interrupted earlier send is rendered to be looked up (never sent)
+    // when lookups are on: found, it settles sent, and an operator knows the message went.
+    if (lease.expired && !(lease.ambiguous && d.lookup))
+      settling.push(finish(lease, { kind: 'expired' }))
     else if (lease.cancelRequested) settling.push(finish(lease, { kind: 'cancelled' }))
     else if (lease.template && templatesFailed) settling.push(finish(lease, { kind: 'released' }))
     else {
@@ -92,7 +95,14 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         const message = e instanceof Error ? e.message : String(e)
         // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
         // kept, so a retry once the row renders again looks it up before sending it again.
-        settling.push(finish(lease, { kind: 'failed', code, message, ambiguous: lease.ambiguous }))
+        settling.push(
+          finish(
+            lease,
+            lease.expired
+              ? { kind: 'expired' }
+              : { kind: 'failed', code, message, ambiguous: lease.ambiguous },
+          ),
+        )
       }
     }
   }
@@ -110,7 +120,7 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
       ? (
           await Promise.all(
             ready.map(async (r) =>
-              r.lease.ambiguous && !(await resolveAmbiguity(d, r, settleLater)) ? null : r,
+              r.lease.ambiguous && !(await resolveInterrupted(d, r, settleLater)) ? null : r,
             ),
           )
         ).filter((r): r is Ready => r !== null)

@@ -1,6 +1,6 @@
 // One row's send through a gate that waits (Graph's shared limits): permit, lookup, last check, send.
 import type { DeliveryDeps } from './deliver.ts'
-import { resolveAmbiguity } from './interrupted-send.ts'
+import { resolveInterrupted } from './expired-interrupted.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import { PACED_CODE, PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
@@ -66,7 +66,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       // of the rows ahead failed): no lookup, no last check.
       if (await givenBackUnsendable(d, r, settle)) return
       // The lookup is a provider request too: it runs under the same permit as a send.
-      if (!resolved && !(await resolveAmbiguity(d, r, settle))) return
+      if (!resolved && !(await resolveInterrupted(d, r, settle))) return
       resolved = true
       await sendInSlot(d, r, settle, {
         lastCheck: true,

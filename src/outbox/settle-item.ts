@@ -9,7 +9,11 @@ export type Settlement =
       /** An interrupted earlier send stays unresolved: its mark is kept for a retry to look it up. */
       ambiguous?: boolean
     }
-  | { kind: 'expired' }
+  | {
+      kind: 'expired'
+      /** The interrupted earlier send was looked up past its grace and not found: it delivered nothing. */
+      notSent?: true
+    }
   | { kind: 'cancelled' }
   | {
       kind: 'retry'

@@ -13,6 +13,8 @@ import {
   TOKEN_WAIT_CODE,
 } from './settle-item.ts'
 
+const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
+
 interface SettleParams {
   workerId: string
   defaultMaxAttempts: number
@@ -67,10 +69,10 @@ export async function settleLeases(
       select * from unnest(
         ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
         ${col((_, s) => ('code' in s ? storable(s.code) : null))}::text[],
-        ${col((_, s) => ('message' in s ? storable(s.message) : null))}::text[],
+        ${col((_, s) => ('message' in s ? storable(s.message) : s.kind === 'expired' && s.notSent ? NOT_SENT_BEFORE_EXPIRY : null))}::text[],
         ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
         ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
-        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' ? s.ambiguous === true : (s.kind === 'released' || s.kind === 'expired') && i.ambiguous === true))}::bool[],
+        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' ? s.ambiguous === true : s.kind === 'expired' ? s.notSent !== true && i.ambiguous === true : s.kind === 'released' && i.ambiguous === true))}::bool[],
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[]
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
@@ -107,8 +109,10 @@ export async function settleLeases(
                when 'expired' then case
                  when i.kind = 'retry' and i.refund
                  then 'still throttled at its expiresAt: ' || coalesce(i.message, '')
+                 -- Its interrupted send looked up and not found (expired-interrupted.ts).
+                 when i.kind = 'expired' and i.message is not null then i.message
                  when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
-                 then 'not sent before expiresAt'
+                 then ${NOT_SENT_BEFORE_EXPIRY}
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
                when 'cancelled' then ${CANCELLED_BEFORE_SEND}
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')

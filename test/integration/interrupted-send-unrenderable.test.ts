@@ -1,4 +1,4 @@
-// An interrupted send whose row no longer renders on its reclaim (a sender taken off MAIL_FROM_ALLOWED, a template gone) fails with its mark kept: retried, it is looked up, never sent twice.
+// An interrupted send whose row cannot be sent as it stood on its reclaim (no longer renders, or past its expiresAt): looked up when it can be, its mark kept when not, never sent twice.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { openDb } from '../../src/db/open.ts'
@@ -151,4 +151,53 @@ test('a template removed across a crash: the reclaimed row fails with its mark k
   await restored.start()
   await restored.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+})
+
+test('expiresAt passed across a crash, lookups on: the reclaimed row is looked up and settles sent, as Graph has it, not failed expired "may have delivered it"', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  const id = await enqueue(
+    t,
+    { to: 'rcpt@example.com', subject: 'Hi', text: 'x' },
+    { expiresAt: new Date(Date.now() + 3_600_000).toISOString() },
+  )
+  await interruptedSend(fake, id)
+  await t.pool.query('update mailer.email_outbox set expires_at = now() where id = $1', [id])
+
+  const after = graphWorker(fake, 'after')
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const row = await rowOf(t, id)
+  expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
+    'sent',
+    null,
+    true,
+  ])
+  expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+})
+
+test('expiresAt passed across a crash, lookups on, the message not in the mailbox past the grace: failed expired as not sent, its mark cleared', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  const id = await enqueue(t, { to: 'rcpt@example.com', subject: 'Hi', text: 'x' })
+  // A worker that started the send and died before it reached Graph: its lease over, the row past expiresAt.
+  await t.pool.query(
+    `update mailer.email_outbox
+        set status = 'sending', attempts = 1, lease_owner = 'gone', lease_token = gen_random_uuid(),
+            lease_expires_at = now() - interval '1 second', send_started_at = now() - interval '2 minutes',
+            expires_at = now()
+      where id = $1`,
+    [id],
+  )
+  const after = graphWorker(fake, 'after')
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const row = await rowOf(t, id)
+  expect([row.status, row.last_error_code, row.last_error, row.send_started_at === null]).toEqual([
+    'failed',
+    'expired',
+    'not sent before expiresAt',
+    true,
+  ])
+  expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(0)
 })

@@ -1,0 +1,25 @@
+// An interrupted earlier send on a row claimed past its expiresAt: looked up, never sent again; sent when the mailbox has it, else expired.
+import type { DeliveryDeps } from './deliver.ts'
+import { resolveAmbiguity } from './interrupted-send.ts'
+import type { Finish, Ready } from './send-attempt.ts'
+
+/**
+ * resolveAmbiguity for any claimed row with an interrupted earlier send; true: send now. A row past
+ * its expiresAt is never sent: its lookup only says whether the interrupted send went (settled
+ * `sent`, so an operator knows it did) or, not found past the lookup grace, did not (expired as not
+ * sent, its mark cleared). Anything else (too early to tell, refused, unavailable) fails it expired
+ * with the mark kept and named, as before a lookup.
+ */
+export async function resolveInterrupted(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+): Promise<boolean> {
+  if (!r.lease.expired) return resolveAmbiguity(d, r, finish)
+  const asExpired: Finish = (lease, s, extra) =>
+    finish(lease, s.kind === 'sent' || s.kind === 'released' ? s : { kind: 'expired' }, extra)
+  if (await resolveAmbiguity(d, r, asExpired)) {
+    await finish(r.lease, r.unverified ? { kind: 'expired' } : { kind: 'expired', notSent: true })
+  }
+  return false
+}
