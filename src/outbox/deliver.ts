@@ -11,7 +11,7 @@ import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { recordOutcome } from './lease-outcome.ts'
 import type { MailboxLookup } from './mailbox-lookup.ts'
 import { renderLease } from './render.ts'
-import { RenderError } from './render-error.ts'
+import { afterInterruptedSend, RenderError } from './render-error.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
@@ -92,7 +92,8 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         })
       } catch (e) {
         const code = e instanceof RenderError ? e.code : 'template_error'
-        const message = e instanceof Error ? e.message : String(e)
+        const text = e instanceof Error ? e.message : String(e)
+        const message = lease.ambiguous ? afterInterruptedSend(text) : text
         // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
         // kept, so a retry once the row renders again looks it up before sending it again.
         settling.push(

@@ -17,3 +17,13 @@ export class RenderError extends Error {
 /** The row's message holds what enqueue refuses: `field` and `problem` as enqueue words them. */
 export const invalidMessage = (field: string, problem: string) =>
   new RenderError('invalid_message', `${field} ${problem}`)
+
+/** What a render failure's text ends with when it says the message was not sent. */
+export const NOT_SENT = ': not sent'
+
+/**
+ * A render failure's text on a row whose earlier send was interrupted (its mark kept): that send
+ * may have delivered the message, so the text says only that this attempt did not send it again.
+ */
+export const afterInterruptedSend = (message: string): string =>
+  `${message.endsWith(NOT_SENT) ? message.slice(0, -NOT_SENT.length) : message}${NOT_SENT} again; an earlier send was interrupted and may have delivered it`

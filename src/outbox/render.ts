@@ -5,7 +5,7 @@ import { isGraphUserId, splitNamedAddress } from '../config/sender-address.ts'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
 import { foldControlCharacters } from './header-text.ts'
-import { RenderError } from './render-error.ts'
+import { NOT_SENT, RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
 import {
   isSubjectTooLong,
@@ -45,7 +45,7 @@ export function renderLease(
   if (m.from != null && !isSenderAllowed(allowedSenders, from.address))
     throw new RenderError(
       'sender_not_allowed',
-      'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent',
+      `message.from names a mailbox MAIL_FROM_ALLOWED does not list${NOT_SENT}`,
     )
   const subject = sendableSubject(m.subject)
   const { text, html } = sendableBodies(m)

@@ -105,6 +105,10 @@ test('MAIL_FROM_ALLOWED narrowed across a crash: the reclaimed row fails sender_
     'sender_not_allowed',
     false,
   ])
+  // Not "not sent": the interrupted send may have delivered it.
+  expect(failed.last_error).toBe(
+    'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier send was interrupted and may have delivered it',
+  )
   await narrowed.stop()
 
   // The operator lists the sender again and retries the row.
@@ -143,6 +147,9 @@ test('a template removed across a crash: the reclaimed row fails with its mark k
     'template_not_found',
     false,
   ])
+  expect(failed.last_error).toBe(
+    'template "welcome" no longer exists: not sent again; an earlier send was interrupted and may have delivered it',
+  )
   await without.stop()
 
   await t.pool.query(template)
