@@ -3,7 +3,7 @@
 import { retryDelayMs } from './backoff.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import { lookUpInterruptedSend } from './interrupted-lookup.ts'
-import { LOOKUP_GRACE_SECONDS, lookupGraceLeftMs } from './lookup-grace.ts'
+import { LOOKUP_GRACE_SECONDS, LOOKUP_TOO_EARLY_CODE, lookupGraceLeftMs } from './lookup-grace.ts'
 import type { Finish, Ready } from './send-attempt.ts'
 
 /**
@@ -42,7 +42,7 @@ export async function resolveAmbiguity(
       })
       await finish(r.lease, {
         kind: 'retry',
-        code: 'lookup_too_early',
+        code: LOOKUP_TOO_EARLY_CODE,
         message:
           'an interrupted send was not in the mailbox yet (Graph files a sent message some time after accepting it); will look again',
         delayMs: leftMs,

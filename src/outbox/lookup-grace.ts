@@ -16,6 +16,9 @@ import type { Database } from '../db/schema.ts'
  */
 export const LOOKUP_GRACE_SECONDS = 30
 
+/** The code of a row waiting (uncounted, its mark kept) to be looked up again once the grace is out. */
+export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
+
 /**
  * Milliseconds (database time) until `graceSeconds` have passed since the lease's row's interrupted
  * send started (its send_started_at, kept through the retry or reclaim), 0 once they have; null when

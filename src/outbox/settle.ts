@@ -2,6 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, cancelRecorded } from './cancel-wins.ts'
+import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
 import {
   BUSY_OUTCOME,
   PACED_CODE,
@@ -107,6 +108,10 @@ export async function settleLeases(
                -- A wait given back uncounted (a throttle) that its expiresAt ended names what held
                -- the row back, as one ended by THROTTLE_DEADLINE_SECONDS does.
                when 'expired' then case
+                 -- A wait to look an interrupted send up again (the row is never sent past its
+                 -- expiresAt, nor may it be scheduled past it): no throttle, and no lookup to come.
+                 when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
+                 then 'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it'
                  when i.kind = 'retry' and i.refund
                  then 'still throttled at its expiresAt: ' || coalesce(i.message, '')
                  -- Its interrupted send looked up and not found (expired-interrupted.ts).

@@ -181,3 +181,25 @@ test('a send that timed out while Graph took it is looked up a grace after its d
     { outcome: 'sent', error_code: null },
   ])
 })
+
+test('an expiresAt before the grace is out: the row fails expired saying its interrupted send may have delivered it, not that it is throttled or will be looked up again', async () => {
+  const fake = await graph()
+  fake.setFaults({ sendMail: ['accept_then_504'], fileLate: true })
+  // The lookup to come again (the grace out) would be past the row's expiresAt.
+  const engine = graphWorker(fake, { workerId: 'w', policy: 'resend', graceSeconds: 600 })
+  const id = await enqueue(t, undefined, {
+    expiresAt: new Date(Date.now() + 300_000).toISOString(),
+  })
+  await engine.start()
+  await engine.events.waitFor(settledFor(id, 'expired'), 20_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  const row = await rowOf(t, id)
+  expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
+    'failed',
+    'expired',
+    false,
+  ])
+  expect(row.last_error).toBe(
+    'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it',
+  )
+})

@@ -14,9 +14,12 @@ export interface AttemptChecks {
   say(what: string): void
 }
 
-// A throttled row that fails (its expiresAt reached) gives its attempt back, as a throttle does.
+// A throttled row that fails (its expiresAt reached) gives its attempt back, as a throttle does;
+// so does one whose interrupted send was to be looked up again past its expiresAt.
 const throttledUntilExpiry = (error: string | null) =>
-  /^still throttled at its expiresAt/.test(error ?? '')
+  /^(still throttled at its expiresAt|expiresAt comes before its interrupted send can be looked up again)/.test(
+    error ?? '',
+  )
 const refunded = (h: AttemptEntry) =>
   ['throttled', 'released'].includes(h.outcome) ||
   h.error_code === 'throttled' ||
