@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
-import { resolveInterrupted } from './expired-interrupted.ts'
+import { asExpired, resolveInterrupted } from './expired-interrupted.ts'
 import { sendThroughGate } from './gated-send.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { recordOutcome } from './lease-outcome.ts'
@@ -134,5 +134,5 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     ])
     return
   }
-  await Promise.all([...settling, ...ready.map((r) => sendThroughGate(d, r, finish))])
+  await Promise.all([...settling, ...ready.map((r) => sendThroughGate(d, r, asExpired(r, finish)))])
 }

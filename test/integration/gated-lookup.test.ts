@@ -60,3 +60,34 @@ test('no lookup and policy hold: failed for review, not sent', async () => {
   expect(engine.sender.calls).toEqual([])
   expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'ambiguous_send' })
 })
+
+test('claimed past its expiresAt with its mailbox paused (no lookup now): failed expired saying the interrupted send may have delivered it, not "not sent"', async () => {
+  const id = await enqueue(t)
+  // Its worker died mid-send; its lease has ended and its expiresAt passed since.
+  await t.pool.query(
+    `update mailer.email_outbox
+        set status = 'sending', attempts = 1, lease_owner = 'gone', lease_token = gen_random_uuid(),
+            lease_expires_at = now() - interval '1 second', send_started_at = now() - interval '2 minutes',
+            expires_at = now()
+      where id = $1`,
+    [id],
+  )
+  const asked: string[] = []
+  engine = createTestEngine(t, {
+    deps: {
+      gate: { ...grantingGate, acquire: async () => ({ pausedForMs: 60_000 }) },
+      lookup: async (mail) => {
+        asked.push(mail.outboxId)
+        return 'found'
+      },
+    },
+  })
+  await engine.start()
+  await engine.events.waitFor(settledFor(id))
+  expect(asked).toEqual([])
+  expect(await rowOf(t, id)).toMatchObject({
+    status: 'failed',
+    last_error_code: 'expired',
+    last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+  })
+})
