@@ -52,7 +52,13 @@ const historyOfCancelled = (db: Kysely<Database>) =>
           'attempts',
           sql.lit('cancelled').as('outcome'),
           sql.lit('cancelled').as('error_code'),
-          sql.lit('cancelled through the API before it was claimed').as('error'),
+          // A pending row keeps an interrupted earlier send's mark: claimed then, that send may
+          // have delivered the message, and the entry must not say it was never claimed.
+          sql<string>`case when send_started_at is null
+                           then 'cancelled through the API before it was claimed'
+                           else 'cancelled through the API while pending; an earlier send was interrupted and may have delivered it' end`.as(
+            'error',
+          ),
         ])
         .where('status', '=', 'cancelled'),
     )
@@ -168,7 +174,7 @@ export async function cancelMatching(
         .updateTable('mailer.email_outbox')
         .set(cancelSet)
         .where('id', 'in', qb.selectFrom('locked').select('id'))
-        .returning(['id', 'status', 'attempts']),
+        .returning(['id', 'status', 'attempts', 'send_started_at']),
     )
     .with('history', () => historyOfCancelled(db))
     .selectFrom('cancelled_now')
