@@ -6,8 +6,8 @@
 // benchmark's progress count; the engine's own next claim). A settlement that does not fit moves to
 // another page: a lock record and the whole row logged, and the table extended (round 35). The
 // claimed version is longer by the lease: its token, expiry, send start and the worker's id
-// (lease_owner: `host:pid:8 hex` as src/database-engines.ts names a worker, 'bench-<pid>' in the
-// suite), so with small rows a long worker id leaves the claim itself no room on the page.
+// (lease_owner: since round 37 a worker's 3-character lease key, src/outbox/lease-key.ts; before it
+// the id, `host:pid:6 hex`), so with small rows a long owner leaves the claim itself no room.
 // A worker id written `<claim>/<history>` claims under the first and settles (the history's
 // worker_id) under the second: `/<id>` (an empty lease_owner) shows what a claimed version without
 // the owner would cost (round 36: 725 B against 777 with a 29-character id in both).
