@@ -48,9 +48,9 @@ interface ClaimParams {
    * MAIL_FROM's pause key, when the worker has met its pause: the claim reads the pause itself
    * (mailer.claim_past_paused, sql/0039) and, while it stands longer than `holdMs`, takes only
    * rows that name a sender of their own; over, it takes one row of MAIL_FROM's to probe the
-   * mailbox (sql/0041), or, none due yet but one within `holdMs` (the rows given back to the
-   * pause's end), says when it is due (probeInMs) and takes only rows naming a sender of their own
-   * meanwhile (sql/0051); nothing of MAIL_FROM's to probe: any one row. notifiedId is not tried.
+   * mailbox (sql/0041), or, none due yet, says when the first of them is due, however far off
+   * (probeInMs), and takes only rows naming a sender of their own meanwhile (sql/0051, 0057);
+   * nothing of MAIL_FROM's pending: any one row. notifiedId is not tried.
    */
   pausedSender?: { key: string; holdMs: number }
 }

@@ -32,11 +32,13 @@ export interface DefaultSenderPause {
  * one row, MAIL_FROM's first due row since sql/0041, not a row naming another sender: no other
  * claim until that row is done, so a mailbox still refused
  * costs one row per pause, not a batch of give-backs). Paused still when that claim found none of
- * MAIL_FROM's rows due but one due within the hold (sql/0051: the rows given back to the pause's
- * end, due at it plus their settlement's latency, when the timer's claim comes at the end less the
- * hold): the claim when it is due probes. Back to unpaused when the probe is done
- * without meeting the pause again, or when the pause's end finds nothing of MAIL_FROM's to probe. A gate that never pauses (file, discard), or no MAIL_FROM,
- * stays unpaused.
+ * MAIL_FROM's rows due but one pending, however far off (sql/0051, 0057: the rows given back to the
+ * pause's end, due at it plus their settlement's latency, or scheduled later): the probe stays owed
+ * and the claim when that row is due probes. Back to unpaused when the probe is done without
+ * meeting the pause again, or when the pause's end finds nothing of MAIL_FROM's pending. The state
+ * is this worker's: a worker started since, which has not met the pause, claims as usual (the
+ * first row its gate sends back for a standing pause tells it). A gate that never pauses (file,
+ * discard), or no MAIL_FROM, stays unpaused.
  */
 export function createDefaultSenderPause(
   gate: SendGate,

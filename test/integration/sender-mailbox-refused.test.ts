@@ -134,6 +134,21 @@ async function everyRowGoesOnce(r: Run, defaults: string[]) {
   expect(sent.sort()).toEqual([...defaults].sort())
 }
 
+/** Each row's version (xmin), in id order: a claim changes it. */
+async function versionsOf(ids: string[]) {
+  const r = await t.pool.query<{ x: string }>(
+    'select xmin::text as x from mailer.email_outbox where id = any($1::bigint[]) order by id',
+    [ids],
+  )
+  return r.rows.map((x) => x.x)
+}
+
+/** The sendMail requests to MAIL_FROM the fake saw after the first `from`. */
+const mailFromSends = (r: Run, from: number) =>
+  r.fake.requests
+    .slice(from)
+    .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === MAIL_FROM)
+
 const parsed = (lines: string[]) => lines.map((l) => JSON.parse(l) as Record<string, unknown>)
 
 describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
@@ -444,6 +459,101 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     // The probe, claimed and sent once; the other rows wait, unclaimed, for the new pause's end.
     expect(claimed).toHaveLength(1)
     expect(asked).toHaveLength(1)
+  })
+
+  test('a backlog given back to the pause’s end settled past the hold (a loaded machine): still refused there, one row probes it, not a batch', async () => {
+    const defaults = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb)::text as id
+           from generate_series(1, 5)`,
+      )
+    ).rows.map((x) => x.id)
+    const r = await startWorker({ mailboxes: [OWN] })
+    await pausedAndIdle(r)
+    // The pause ends 6 s from now (the wake's claim finds it standing and arms the timer for its
+    // end less the 5 s hold); every row is due 6 s past that end, past the hold by construction,
+    // as settlements that late leave them: the timer's claim finds the pause over and none of
+    // MAIL_FROM's rows due within the hold.
+    await t.pool.query(
+      `with p as (update mailer.mailbox_pacing set next_at = now() + interval '6 seconds'
+                   where mailbox = $1 returning next_at)
+       update mailer.email_outbox set send_at = (select next_at from p) + interval '6 seconds'
+        where id = any($2::bigint[])`,
+      [MAIL_FROM, defaults],
+    )
+    const before = await versionsOf(defaults)
+    const asked0 = r.fake.requests.length
+    r.engine.drainer.wake()
+    // The rows come due and meet the mailbox still refused: paused anew, the worker idle.
+    await pollUntil(async () => {
+      const due = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox
+          where id = any($1::bigint[]) and status = 'pending' and send_at <= now()`,
+        [defaults],
+      )
+      return due.rows[0].n > 0 ? true : undefined
+    }, 30_000)
+    await pausedAndIdle(r)
+    const claimed = (await versionsOf(defaults)).filter((v, i) => v !== before[i])
+    console.log(
+      `[mailbox] rows due past the hold after the pause’s end: ${claimed.length} of 5 rows claimed, ${mailFromSends(r, asked0).length} sendMail to MAIL_FROM`,
+    )
+    expect(claimed).toHaveLength(1)
+    expect(mailFromSends(r, asked0)).toHaveLength(1)
+  })
+
+  test('MAIL_FROM’s rows scheduled past the hold when its pause ends: the probe stays owed, and the first of them to come due probes it alone, not a batch', async () => {
+    const defaults = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb)::text as id
+           from generate_series(1, 5)`,
+      )
+    ).rows.map((x) => x.id)
+    const r = await startWorker({ mailboxes: [OWN] })
+    await pausedAndIdle(r)
+    // The pause over; MAIL_FROM's rows scheduled an hour out (their own sendAt); a row naming
+    // another sender due now, so the claim that finds the pause over takes something.
+    await t.pool.query(
+      `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute'
+                   where mailbox = $1 returning 1)
+       update mailer.email_outbox set send_at = now() + interval '1 hour' where id = any($2::bigint[])`,
+      [MAIL_FROM, defaults],
+    )
+    const own = await enqueue(t, {
+      from: OWN,
+      to: 'rcpt@example.com',
+      subject: 'Hello',
+      text: 'Hi',
+    })
+    r.engine.drainer.wake()
+    await pollUntil(
+      async () =>
+        (await rowsOf([own]))[0]?.status === 'sent' && r.engine.drainer.status().inFlight === 0
+          ? true
+          : undefined,
+      30_000,
+    )
+    // The hour passes (database time): every row due at once, the mailbox still refused. Their
+    // versions as this update leaves them (a claim writes them again).
+    const asked0 = r.fake.requests.length
+    const due = await t.pool.query<{ id: string; x: string }>(
+      `update mailer.email_outbox set send_at = now() - interval '1 minute'
+        where id = any($1::bigint[]) returning id::text, xmin::text as x`,
+      [defaults],
+    )
+    const before = defaults.map((id) => due.rows.find((x) => x.id === id)?.x)
+    r.engine.drainer.wake()
+    await pollUntil(async () => {
+      const v = await versionsOf(defaults)
+      return v.some((x, i) => x !== before[i]) ? true : undefined
+    }, 30_000)
+    await pausedAndIdle(r)
+    const claimed = (await versionsOf(defaults)).filter((v, i) => v !== before[i])
+    console.log(
+      `[mailbox] rows scheduled an hour past the pause’s end: ${claimed.length} of 5 rows claimed, ${mailFromSends(r, asked0).length} sendMail to MAIL_FROM`,
+    )
+    expect(claimed).toHaveLength(1)
+    expect(mailFromSends(r, asked0)).toHaveLength(1)
   })
 
   test('a mailbox a row names itself, throttled for minutes: its waiting rows move to the pause’s end at once, most never claimed nor recorded; MAIL_FROM’s rows still go', async () => {
