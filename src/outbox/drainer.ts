@@ -47,6 +47,13 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const leaseKey = createLeaseKey(d.db, d.worker, {
     onRegistered: () => log.info('worker registered', { workerId: d.worker.id }),
   })
+  // The identity its heartbeats and reclaims beat under carries the key, so a lost entry comes back keyed.
+  const worker = {
+    ...d.worker,
+    get leaseKey() {
+      return leaseKey.current()
+    },
+  }
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
   const claimFailures = createClaimFailures(d.clock, log)
@@ -88,7 +95,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const upkeep = createLeaseUpkeep({
     dbName: d.dbName,
     db: d.db,
-    worker: d.worker,
+    worker,
     config: cfg,
     clock: d.clock,
     log,

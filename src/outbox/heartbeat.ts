@@ -7,16 +7,25 @@ export interface WorkerIdentity {
   host: string
   pid: number
   version: string
+  /** The lease key its claimed rows name it by in this database, once registered (lease-key.ts). */
+  readonly leaseKey?: string | null
 }
 
 /**
  * The worker registry's upsert, as a CTE of a statement the worker runs anyway (heartbeat, reclaim):
- * the registry never costs a statement of its own.
+ * the registry never costs a statement of its own. An entry lost while its worker lives (purged as
+ * silent for a day, a failover to a replica its registration had not reached) is written again
+ * with the worker's lease key, unless another entry holds it now (workers_lease_key_idx): keyless,
+ * another worker drew the key its claimed rows still name.
  */
 export function registryBeat(worker: WorkerIdentity) {
-  return sql`insert into mailer.workers (id, host, pid, version)
-             values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version})
-             on conflict (id) do update set last_heartbeat_at = now()`
+  const key = worker.leaseKey ?? null
+  return sql`insert into mailer.workers (id, host, pid, version, lease_key)
+             values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version},
+                     (select k from (select ${key}::text) v(k)
+                       where not exists (select from mailer.workers w where w.lease_key = v.k)))
+             on conflict (id) do update
+               set last_heartbeat_at = now(), lease_key = coalesce(mailer.workers.lease_key, excluded.lease_key)`
 }
 
 interface ReachedLeases {

@@ -52,6 +52,31 @@ test('a drainer claims under a 3-character key its registry entry holds; the row
 })
 
 const worker = (id: string) => ({ id, host: 'h', pid: 1, version: 'v' })
+
+test('a live drainer whose registry entry was lost (purged as silent for a day, a failover to a replica it had not reached) registers again under the key its claimed rows name, so no other worker draws that key', async () => {
+  const engine = createTestEngine(t, { workerId: LONG_ID, config: { heartbeatSeconds: 1 } })
+  engine.sender.hold()
+  await engine.start()
+  try {
+    const id = await enqueue(t)
+    await pollUntil(async () => ((await rowOf(t, id)).status === 'sending' ? true : undefined))
+    const owner = (await rowOf(t, id)).lease_owner as string
+    await t.pool.query('delete from mailer.workers where id = $1', [LONG_ID])
+    // The next heartbeat writes the entry again, with the key the worker still claims under.
+    const entry = await pollUntil(async () => {
+      const { rows } = await t.pool.query('select lease_key from mailer.workers where id = $1', [
+        LONG_ID,
+      ])
+      return rows[0] as { lease_key: string | null } | undefined
+    })
+    expect(entry).toEqual({ lease_key: owner })
+    expect(await registerLeaseKey(t.db, worker('other:2:abcdef'), owner)).toBeNull()
+    expect((await findOutboxRow(t.db, id, null))?.leaseOwner).toBe(LONG_ID)
+  } finally {
+    engine.sender.release()
+    await engine.stop()
+  }
+})
 // A draw that gives `key`'s characters (each a digit or a-z) in turn.
 const drawing = (...keys: string[]) => {
   const chars = keys.join('')
