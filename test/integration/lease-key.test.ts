@@ -89,6 +89,18 @@ const endLeases = () =>
   t.pool.query(`update mailer.email_outbox set lease_expires_at = now() - interval '1 second'
                  where status = 'sending'`)
 
+test('a lost entry written back by a beat takes no key another entry holds by then, and the beat still goes through', async () => {
+  expect(await registerLeaseKey(t.db, worker('other:2:abcdef'), 'k1x')).toBe('k1x')
+  const beat = { ...worker(LONG_ID), leaseKey: 'k1x' }
+  await sql`with beat as (${registryBeat(beat)}) select 1`.execute(t.db)
+  await sql`with beat as (${registryBeat(beat)}) select 1`.execute(t.db)
+  const { rows } = await t.pool.query('select id, lease_key from mailer.workers order by id')
+  expect(rows).toEqual([
+    { id: LONG_ID, lease_key: null },
+    { id: 'other:2:abcdef', lease_key: 'k1x' },
+  ])
+})
+
 test('a key another entry holds is drawn again; an entry keeps the key it has', async () => {
   expect(await registerLeaseKey(t.db, worker('a:1:000001'), 'k01')).toBe('k01')
   expect(await registerLeaseKey(t.db, worker('b:1:000002'), 'k01')).toBeNull()
