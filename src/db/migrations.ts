@@ -57,6 +57,7 @@ import m0054 from '../../sql/0054_request_counts_transport_tags.sql' with { type
 import m0055 from '../../sql/0055_worker_lease_keys.sql' with { type: 'text' }
 import m0056 from '../../sql/0056_past_sender_mailboxes.sql' with { type: 'text' }
 import m0057 from '../../sql/0057_pause_end_probe_owed_until_its_row.sql' with { type: 'text' }
+import m0059 from '../../sql/0059_replaced_sender_noted_as_owner.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -119,6 +120,7 @@ export const migrations: readonly Migration[] = [
   { version: 55, name: '0055_worker_lease_keys', sql: m0055 },
   { version: 56, name: '0056_past_sender_mailboxes', sql: m0056 },
   { version: 57, name: '0057_pause_end_probe_owed_until_its_row', sql: m0057 },
+  { version: 59, name: '0059_replaced_sender_noted_as_owner', sql: m0059 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -305,6 +305,11 @@ describe('migrate', () => {
         '0057_pause_end_probe_owed_until_its_row',
         '128de6bb22ae7b83df42896df0c40a1e7dc4b759afc3ade344c843eb3b594cb2',
       ],
+      [
+        59,
+        '0059_replaced_sender_noted_as_owner',
+        'f7d1ac8973544d3b6632540015ba6f9c2cd33d0c5a86f82ae76108c35f72af96',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -430,7 +435,7 @@ describe('migrate', () => {
       expect(keepsOlderBinariesWorking(compatible)).toBe(true)
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57,
+        33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -484,9 +489,10 @@ describe('migrate', () => {
         { version: 55, c: true },
         { version: 56, c: true },
         { version: 57, c: true },
+        { version: 59, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0057 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0059 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -755,7 +761,7 @@ describe('migrate', () => {
     expect(invalid.rows).toEqual([{ version: 8, valid: false }])
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
-      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57,
+      33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
     ])
     const { rows } = await adminQuery(
       url,
