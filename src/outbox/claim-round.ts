@@ -9,9 +9,8 @@ import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { LeaseKey } from './lease-key.ts'
-import { noteSenderMailbox } from './past-senders.ts'
+import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { deferPausedRows } from './paused-rows.ts'
-import { parseDefaultFrom } from './render.ts'
 import { mailboxKey, type SendGate } from './send-gate.ts'
 import { PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
 import type { SettleQueue } from './settle-queue.ts'
@@ -116,7 +115,7 @@ export function createClaimRound(r: {
   // MAIL_FROM noted as a sender before the first claim, so that a row this worker sends from it is
   // looked up there after a redeploy changed MAIL_FROM (past-senders.ts). A failure fails the
   // round as a claim's would (the database away): noted at the next.
-  let unnoted = defaultSenderAddress(d.mailFrom)
+  let unnoted = mailFromAddress(d.mailFrom)
   async function claimAndDeliver(notifiedId: string | null): Promise<ClaimRound> {
     if (unnoted !== null) {
       await noteSenderMailbox(d.db, unnoted)
@@ -222,13 +221,4 @@ export function createClaimRound(r: {
     return { claimed: leases.length, full: leases.length === limit || pause.limit(1) === 0, run }
   }
   return claimAndDeliver
-}
-
-/** MAIL_FROM's address; null when unset or unreadable (its rows then fail to render: none sent). */
-function defaultSenderAddress(mailFrom: string | null): string | null {
-  try {
-    return mailFrom === null ? null : parseDefaultFrom(mailFrom).address
-  } catch {
-    return null
-  }
 }

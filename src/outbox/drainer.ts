@@ -9,6 +9,7 @@ import { createHeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseKey } from './lease-key.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
+import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
 import { createSettlements } from './settlements.ts'
 import { finishWithinGrace } from './shutdown-grace.ts'
@@ -229,7 +230,13 @@ export function createDrainer(d: DrainerDeps): Drainer {
       await d.gate.close?.()
       // A reclaim still running would register the worker again after its deregistration.
       await upkeep.stopTimers()
-      await deregisterWorker(d.db, d.worker.id).catch(() => {})
+      // MAIL_FROM noted again as the worker's last act (past-senders.ts); like the deregistration,
+      // skipped with the database away: its entry then keeps the time of the worker's start.
+      const mailFrom = loop === null ? null : mailFromAddress(d.mailFrom)
+      await Promise.all([
+        deregisterWorker(d.db, d.worker.id).catch(() => {}),
+        mailFrom === null ? null : noteSenderMailbox(d.db, mailFrom).catch(() => {}),
+      ])
     },
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,

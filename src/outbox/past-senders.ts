@@ -1,6 +1,7 @@
 // The statements of mailer.sender_mailboxes (sql/0056): the mailboxes this database's rows may have gone from, noted where a sender changes.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { parseDefaultFrom } from './render.ts'
 import { mailboxKey } from './send-gate.ts'
 
 /**
@@ -11,8 +12,11 @@ export const PAST_SENDERS_ASKED = 5
 
 /**
  * Notes `mailbox` (a worker's MAIL_FROM) as one its rows go from: run before the worker's first
- * claim, so no row it sends from MAIL_FROM can be looked up after a change without it. Once per
- * worker and database, off the hot path (a template's replaced from_address is noted by a trigger).
+ * claim, so no row it sends from MAIL_FROM can be looked up after a change without it, and again as
+ * the worker stops, so its time is when a row last went from it: a MAIL_FROM a redeploy replaced
+ * is then among the most recently noted (the ones asked), however many template edits were noted
+ * while it was in use. Twice per worker and database, off the hot path (a template's replaced
+ * from_address is noted by a trigger, at the edit: when its rows stopped going from it).
  */
 export async function noteSenderMailbox(db: Kysely<Database>, mailbox: string): Promise<void> {
   // Invariant: one entry per mailbox key (the table's primary key); a note again moves it first.
@@ -31,4 +35,13 @@ export async function pastSenderMailboxes(
     select mailbox from mailer.sender_mailboxes where mailbox <> ${mailboxKey(own)}
      order by noted_at desc, mailbox limit ${limit}`.execute(db)
   return rows.map((r) => r.mailbox)
+}
+
+/** MAIL_FROM's address; null when unset or unreadable (its rows then fail to render: none sent). */
+export function mailFromAddress(mailFrom: string | null): string | null {
+  try {
+    return mailFrom === null ? null : parseDefaultFrom(mailFrom).address
+  } catch {
+    return null
+  }
 }

@@ -168,3 +168,31 @@ test('a past sender mailbox Graph no longer has (404) holds nothing to find: the
   // mailbox (both), then the old one, refused at its first request.
   expect(asked.map((r) => r.mailbox)).toEqual([OLD_FROM, OLD_FROM, NEW_FROM, NEW_FROM, OLD_FROM])
 })
+
+test('MAIL_FROM replaced by a redeploy after 5 template edits of the old worker’s time: its stop noted it last, so it is among the 5 asked and the send is found there, sent once', async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  const before = graphWorker(fake, 'before', OLD_FROM)
+  await before.start()
+  await before.events.waitFor(lookedUpEarly(id), 20_000)
+  // While the old worker runs (its MAIL_FROM noted at its start), five templates' senders are
+  // replaced: each replaced address is noted after it.
+  for (let i = 1; i <= 5; i++) {
+    await t.pool.query(
+      `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+         values ($1, 'S', 'x', array['rcpt@example.com'], $2)`,
+      [`t${i}`, `desk${i}@example.com`],
+    )
+    await t.pool.query(`update mailer.templates set from_address = $1 where name = $2`, [
+      `desk${i}-new@example.com`,
+      `t${i}`,
+    ])
+  }
+  await before.stop()
+  expect(fake.fileLateMessages()).toBe(1)
+
+  const after = graphWorker(fake, 'after', NEW_FROM)
+  await after.start()
+  await after.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
+})
