@@ -193,10 +193,14 @@ describe('the deploy guide’s grants for outbox-mailer’s own role', () => {
       `select (select status from mailer.email_outbox) as status,
               (select count(*)::int from mailer.email_attempts) as attempts,
               (select count(*)::int from mailer.mailbox_pacing) as paced,
-              (select count(*)::int from mailer.workers) as registered`,
+              (select count(*)::int from mailer.workers) as registered,
+              (select array_agg(mailbox) from mailer.sender_mailboxes) as noted`,
     )
-    // The stopped worker took itself out of the registry (a delete).
-    expect(rows).toEqual([{ status: 'sent', attempts: 1, paced: 1, registered: 0 }])
+    // The stopped worker took itself out of the registry (a delete), its MAIL_FROM noted as a past
+    // sender (an upsert, at its first claim and its stop: past-senders.ts).
+    expect(rows).toEqual([
+      { status: 'sent', attempts: 1, paced: 1, registered: 0, noted: ['sender@example.com'] },
+    ])
     // As a later release's migration adds a table, run as the owner.
     await t.pool.query('create table mailer.later_table (id int primary key)')
     const later = await handle.pool.query('insert into mailer.later_table values (1) returning id')

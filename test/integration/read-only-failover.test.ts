@@ -390,3 +390,24 @@ test('a wall clock stepped forward while a standby refuses writes does not age t
     setSystemTime()
   }
 })
+
+test('a worker started on a standby: its first write, noting MAIL_FROM as a past sender before its first claim, fails as a claim does (25006, claims failing, the connection retired); once writes are taken it is noted and the row sent', async () => {
+  h = openDb({ name: 'test', url: t.url, log: silentLogger })
+  const row = await enqueue(t)
+  await readOnly(true)
+  e = createTestEngine(t, { handle: h })
+  const engine = e
+  engine.drainer.start()
+  const failed = await engine.events.waitFor(
+    (ev) => ev.type === 'loop_error' && ev.where === 'claim',
+  )
+  expect(failed.type === 'loop_error' && (failed.error as { code?: string }).code).toBe('25006')
+  expect(engine.drainer.status().claimsFailing?.sqlstate).toBe('25006')
+  expect(h.writes.refusingSince()).not.toBeNull()
+  await readOnly(false)
+  // The pool's connections opened meanwhile are read-only too, retired at the next refusal past the
+  // hold-off; claims are retried after a growing pause (claim-failures.ts): a bound, not a target.
+  await engine.events.waitFor(settledFor(row, 'sent'), 30_000)
+  const { rows } = await t.pool.query('select mailbox from mailer.sender_mailboxes')
+  expect(rows).toEqual([{ mailbox: 'sender@example.com' }])
+})
