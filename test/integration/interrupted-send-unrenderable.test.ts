@@ -1,14 +1,13 @@
 // An interrupted send whose row cannot be sent as it stood on its reclaim (no longer renders, or past its expiresAt): looked up when it can be, its mark kept when not, never sent twice.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { loadConfig } from '../../src/config.ts'
-import { openDb } from '../../src/db/open.ts'
+import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { requeueOutbox } from '../../src/outbox/requeue.ts'
-import { createTransport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
-import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
-import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
 import { startOutageProxy } from '../support/outage-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -25,39 +24,19 @@ afterEach(async () => {
 })
 
 /** A worker wired as serve wires Graph, lookups on, a 4 s lease; `allowed` is MAIL_FROM_ALLOWED. */
-function graphWorker(
+function worker(
   fake: FakeGraph,
   workerId: string,
-  o: { allowed?: string[]; handle?: ReturnType<typeof openDb> } = {},
+  o: { allowed?: string[]; handle?: DbHandle } = {},
 ): TestEngine {
-  const config = loadConfig(
-    {
-      ...graphEnvFor(fake),
-      MAIL_FROM,
-      GRAPH_CLIENT_SECRET: 'right',
-      GRAPH_MAILBOX_LOOKUP: 'true',
-      GRAPH_REQUEST_TIMEOUT_SECONDS: '2',
-      MAILBOX_RATE_PER_MINUTE: '0',
-    },
-    { requireDatabase: false },
-  )
-  const transport = createTransport(config, silentLogger)
-  const engine = createTestEngine(t, {
+  const engine = graphWorker(t, fake, {
     workerId,
+    mailFrom: MAIL_FROM,
+    leaseSeconds: 4,
+    // Graph files at once here: the grace only delays the test.
+    graceSeconds: 0,
     ...(o.handle && { handle: o.handle }),
-    config: { retryBaseSeconds: 1, leaseSeconds: 4, heartbeatSeconds: 1 },
-    deps: {
-      sender: transport.senderFor('test'),
-      gate: transport.gateFor(o.handle ?? t, workerId),
-      lookup: transport.lookupFor('test'),
-      sendBlockedForMs: transport.blockedForMs,
-      sendTimeoutMs: 2_000,
-      mailFrom: MAIL_FROM,
-      ambiguousPolicy: 'resend',
-      // Graph files at once here: the grace only delays the test.
-      lookupGraceSeconds: 0,
-      ...(o.allowed && { allowedSenders: new Set(o.allowed) }),
-    },
+    ...(o.allowed && { allowedSenders: o.allowed }),
   })
   engines.push(engine)
   return engine
@@ -80,7 +59,7 @@ async function interruptedSend(fake: FakeGraph, id: string): Promise<void> {
     () => handle.close(),
     () => proxy.close(),
   )
-  await graphWorker(fake, 'cut-off', { handle }).start()
+  await worker(fake, 'cut-off', { handle }).start()
   await pollUntil(
     async () => (fake.accepted.some((a) => a.outboxId === id) ? true : undefined),
     20_000,
@@ -96,7 +75,7 @@ test('MAIL_FROM_ALLOWED narrowed across a crash: the reclaimed row fails sender_
   await interruptedSend(fake, id)
 
   // The restart's MAIL_FROM_ALLOWED no longer lists the row's sender.
-  const narrowed = graphWorker(fake, 'narrowed', { allowed: [MAIL_FROM] })
+  const narrowed = worker(fake, 'narrowed', { allowed: [MAIL_FROM] })
   await narrowed.start()
   await narrowed.events.waitFor(settledFor(id, 'failed'), 30_000)
   const failed = await rowOf(t, id)
@@ -113,7 +92,7 @@ test('MAIL_FROM_ALLOWED narrowed across a crash: the reclaimed row fails sender_
 
   // The operator lists the sender again and retries the row.
   await requeueOutbox(t.db, id, null)
-  const widened = graphWorker(fake, 'widened', { allowed: [MAIL_FROM, BOSS] })
+  const widened = worker(fake, 'widened', { allowed: [MAIL_FROM, BOSS] })
   await widened.start()
   await widened.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
@@ -138,7 +117,7 @@ test('a template removed across a crash: the reclaimed row fails with its mark k
   await interruptedSend(fake, id)
 
   await t.pool.query(`delete from mailer.templates where name = 'welcome'`)
-  const without = graphWorker(fake, 'without')
+  const without = worker(fake, 'without')
   await without.start()
   await without.events.waitFor(settledFor(id, 'failed'), 30_000)
   const failed = await rowOf(t, id)
@@ -154,7 +133,7 @@ test('a template removed across a crash: the reclaimed row fails with its mark k
 
   await t.pool.query(template)
   await requeueOutbox(t.db, id, null)
-  const restored = graphWorker(fake, 'restored')
+  const restored = worker(fake, 'restored')
   await restored.start()
   await restored.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
@@ -171,7 +150,7 @@ test('expiresAt passed across a crash, lookups on: the reclaimed row is looked u
   await interruptedSend(fake, id)
   await t.pool.query('update mailer.email_outbox set expires_at = now() where id = $1', [id])
 
-  const after = graphWorker(fake, 'after')
+  const after = worker(fake, 'after')
   await after.start()
   await after.events.waitFor(settledFor(id), 30_000)
   const row = await rowOf(t, id)
@@ -196,7 +175,7 @@ test('expiresAt passed across a crash, lookups on, the message not in the mailbo
       where id = $1`,
     [id],
   )
-  const after = graphWorker(fake, 'after')
+  const after = worker(fake, 'after')
   await after.start()
   await after.events.waitFor(settledFor(id), 30_000)
   const row = await rowOf(t, id)

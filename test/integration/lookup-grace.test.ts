@@ -1,14 +1,13 @@
 // An interrupted send looked up before Graph filed the message: "not found" so soon means "look again later", never a second send.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { loadConfig } from '../../src/config.ts'
-import { type DbHandle, openDb } from '../../src/db/open.ts'
+import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
-import { createTransport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
-import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
-import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { type GraphWorkerOptions, graphWorker } from '../support/graph-worker.ts'
 import { startOutageProxy } from '../support/outage-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -32,51 +31,12 @@ async function graph(): Promise<FakeGraph> {
   return fake
 }
 
-/** A worker wired as serve wires Graph (createTransport), lookups on, with `policy`. */
-function graphWorker(
+/** A worker wired as serve wires Graph, lookups on, with `policy`; stopped after each test. */
+function worker(
   fake: FakeGraph,
-  o: {
-    workerId: string
-    policy: 'resend' | 'hold'
-    handle?: DbHandle
-    leaseSeconds?: number
-    timeoutSeconds?: number
-    graceSeconds?: number
-  },
+  o: { workerId: string; policy: 'resend' | 'hold' } & Partial<GraphWorkerOptions>,
 ): TestEngine {
-  const timeoutSeconds = o.timeoutSeconds ?? 2
-  const config = loadConfig(
-    {
-      ...graphEnvFor(fake),
-      MAIL_FROM,
-      GRAPH_CLIENT_SECRET: 'right',
-      GRAPH_MAILBOX_LOOKUP: 'true',
-      GRAPH_REQUEST_TIMEOUT_SECONDS: String(timeoutSeconds),
-      AMBIGUOUS_SEND_POLICY: o.policy,
-      MAILBOX_RATE_PER_MINUTE: '0',
-    },
-    { requireDatabase: false },
-  )
-  const transport = createTransport(config, silentLogger)
-  const db = o.handle ?? t
-  const engine = createTestEngine(t, {
-    workerId: o.workerId,
-    ...(o.handle && { handle: o.handle }),
-    config: {
-      retryBaseSeconds: 1,
-      ...(o.leaseSeconds && { leaseSeconds: o.leaseSeconds, heartbeatSeconds: 1 }),
-    },
-    deps: {
-      sender: transport.senderFor('test'),
-      gate: transport.gateFor(db, o.workerId),
-      lookup: transport.lookupFor('test'),
-      sendBlockedForMs: transport.blockedForMs,
-      sendTimeoutMs: timeoutSeconds * 1000,
-      mailFrom: MAIL_FROM,
-      ambiguousPolicy: o.policy,
-      lookupGraceSeconds: o.graceSeconds ?? GRACE_SECONDS,
-    },
-  })
+  const engine = graphWorker(t, fake, { mailFrom: MAIL_FROM, graceSeconds: GRACE_SECONDS, ...o })
   engines.push(engine)
   return engine
 }
@@ -91,7 +51,7 @@ test('a send Graph accepted but answered 504 is looked up before Graph filed it:
   // Accepted, then a gateway's 504 (Retry-After 1): the retry a second later looks it up first,
   // while the message is still unfiled.
   fake.setFaults({ sendMail: ['accept_then_504'], fileLate: true })
-  const engine = graphWorker(fake, { workerId: 'w', policy: 'resend' })
+  const engine = worker(fake, { workerId: 'w', policy: 'resend' })
   const id = await enqueue(t)
   await engine.start()
 
@@ -132,13 +92,13 @@ test('hold policy: a worker that loses its database after Graph accepted the sen
     () => handle.close(),
     () => proxy.close(),
   )
-  const cutOff = graphWorker(fake, { workerId: 'cut-off', policy: 'hold', handle, leaseSeconds: 4 })
+  const cutOff = worker(fake, { workerId: 'cut-off', policy: 'hold', handle, leaseSeconds: 4 })
   const id = await enqueue(t)
   await cutOff.start()
   await pollUntil(async () => (acceptedFor(fake, id).length === 1 ? true : undefined), 20_000)
 
   // Another worker reclaims the row once its lease has ended and looks it up: too early.
-  const other = graphWorker(fake, { workerId: 'still-connected', policy: 'hold', leaseSeconds: 4 })
+  const other = worker(fake, { workerId: 'still-connected', policy: 'hold', leaseSeconds: 4 })
   await other.start()
   await other.events.waitFor(lookedUpEarly(id), 30_000)
   expect(acceptedFor(fake, id)).toHaveLength(1)
@@ -161,7 +121,7 @@ test('a send that timed out while Graph took it is looked up a grace after its d
   // files the message later still, as a slow Graph does. The retry's lookup, a second after the
   // deadline, is past a grace counted from the send's start (5 s) but not from its deadline.
   fake.setFaults({ sendMail: ['accept_then_hang'], fileLate: true })
-  const engine = graphWorker(fake, {
+  const engine = worker(fake, {
     workerId: 'w',
     policy: 'resend',
     timeoutSeconds: 6,
@@ -186,7 +146,7 @@ test('an expiresAt before the grace is out: the row fails expired saying its int
   const fake = await graph()
   fake.setFaults({ sendMail: ['accept_then_504'], fileLate: true })
   // The lookup to come again (the grace out) would be past the row's expiresAt.
-  const engine = graphWorker(fake, { workerId: 'w', policy: 'resend', graceSeconds: 600 })
+  const engine = worker(fake, { workerId: 'w', policy: 'resend', graceSeconds: 600 })
   const id = await enqueue(t, undefined, {
     expiresAt: new Date(Date.now() + 300_000).toISOString(),
   })

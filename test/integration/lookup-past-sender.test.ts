@@ -1,13 +1,11 @@
 // An interrupted send is looked up in the mailbox it went from, though the row's sender changed since (a redeploy's MAIL_FROM, a template's from_address): never sent a second time from the new one.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { loadConfig } from '../../src/config.ts'
-import { silentLogger } from '../../src/log.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
-import { createTransport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
-import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
-import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -26,39 +24,19 @@ afterEach(async () => {
   for (const close of closing.splice(0)) await close()
 })
 
-/** A worker wired as serve wires Graph (createTransport), lookups on, sending as `mailFrom`. */
-function graphWorker(
+/** A worker wired as serve wires Graph, lookups on, sending as `mailFrom`; stopped after each test. */
+function worker(
   fake: FakeGraph,
   workerId: string,
   mailFrom: string,
   policy: 'resend' | 'hold' = 'resend',
 ): TestEngine {
-  const config = loadConfig(
-    {
-      ...graphEnvFor(fake),
-      MAIL_FROM: mailFrom,
-      GRAPH_CLIENT_SECRET: 'right',
-      GRAPH_MAILBOX_LOOKUP: 'true',
-      GRAPH_REQUEST_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
-      AMBIGUOUS_SEND_POLICY: policy,
-      MAILBOX_RATE_PER_MINUTE: '0',
-    },
-    { requireDatabase: false },
-  )
-  const transport = createTransport(config, silentLogger)
-  const engine = createTestEngine(t, {
+  const engine = graphWorker(t, fake, {
     workerId,
-    config: { retryBaseSeconds: 1 },
-    deps: {
-      sender: transport.senderFor('test'),
-      gate: transport.gateFor(t, workerId),
-      lookup: transport.lookupFor('test'),
-      sendBlockedForMs: transport.blockedForMs,
-      sendTimeoutMs: TIMEOUT_SECONDS * 1000,
-      mailFrom,
-      ambiguousPolicy: policy,
-      lookupGraceSeconds: GRACE_SECONDS,
-    },
+    mailFrom,
+    policy,
+    timeoutSeconds: TIMEOUT_SECONDS,
+    graceSeconds: GRACE_SECONDS,
   })
   engines.push(engine)
   return engine
@@ -94,9 +72,9 @@ const sentFrom = (fake: FakeGraph, id: string) =>
 test('MAIL_FROM changed by a redeploy: the next worker finds the interrupted send in the old mailbox, sent once', async () => {
   const fake = await graph()
   const id = await enqueue(t)
-  await interruptedBy(fake, graphWorker(fake, 'before', OLD_FROM), id)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
 
-  const after = graphWorker(fake, 'after', NEW_FROM)
+  const after = worker(fake, 'after', NEW_FROM)
   await after.start()
   await after.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(sentFrom(fake, id)).toEqual([OLD_FROM])
@@ -118,12 +96,12 @@ test("a template's from_address edited after the interrupted send: found in the 
     `insert into mailer.email_outbox (template, source_row) values ('notice', '{}') returning id::text`,
   )
   const id = rows[0]!.id
-  await interruptedBy(fake, graphWorker(fake, 'before', 'default@example.com'), id)
+  await interruptedBy(fake, worker(fake, 'before', 'default@example.com'), id)
 
   await t.pool.query(`update mailer.templates set from_address = $1 where name = 'notice'`, [
     `Desk <${NEW_FROM}>`,
   ])
-  const after = graphWorker(fake, 'after', 'default@example.com')
+  const after = worker(fake, 'after', 'default@example.com')
   await after.start()
   await after.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(sentFrom(fake, id)).toEqual([OLD_FROM])
@@ -132,7 +110,7 @@ test("a template's from_address edited after the interrupted send: found in the 
 test('hold policy: the past sender mailbox the app may no longer read (403) leaves the question open: held for review, not sent from the new one', async () => {
   const fake = await graph()
   const id = await enqueue(t)
-  await interruptedBy(fake, graphWorker(fake, 'before', OLD_FROM, 'hold'), id)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM, 'hold'), id)
 
   // The app's read access (an RBAC scope) no longer takes in the old mailbox.
   fake.setFaults({
@@ -141,7 +119,7 @@ test('hold policy: the past sender mailbox the app may no longer read (403) leav
         ? { status: 403, code: 'ErrorAccessDenied', message: 'Access is denied.' }
         : undefined,
   })
-  const after = graphWorker(fake, 'after', NEW_FROM, 'hold')
+  const after = worker(fake, 'after', NEW_FROM, 'hold')
   await after.start()
   await after.events.waitFor(settledFor(id, 'failed'), 30_000)
   expect(sentFrom(fake, id)).toEqual([OLD_FROM])
@@ -151,7 +129,7 @@ test('hold policy: the past sender mailbox the app may no longer read (403) leav
 test('a past sender mailbox Graph no longer has (404) holds nothing to find: the row is not failed for it, and goes from its sender now', async () => {
   const fake = await graph()
   const id = await enqueue(t)
-  await interruptedBy(fake, graphWorker(fake, 'before', OLD_FROM, 'hold'), id)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM, 'hold'), id)
 
   fake.setFaults({
     pickLookup: () =>
@@ -159,7 +137,7 @@ test('a past sender mailbox Graph no longer has (404) holds nothing to find: the
         ? { status: 404, code: 'ErrorInvalidUser', message: 'The requested user is invalid.' }
         : undefined,
   })
-  const after = graphWorker(fake, 'after', NEW_FROM, 'hold')
+  const after = worker(fake, 'after', NEW_FROM, 'hold')
   await after.start()
   await after.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(sentFrom(fake, id)).toEqual([OLD_FROM, NEW_FROM])
