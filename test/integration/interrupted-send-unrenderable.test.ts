@@ -1,14 +1,13 @@
 // An interrupted send whose row cannot be sent as it stood on its reclaim (no longer renders, or past its expiresAt): looked up when it can be, its mark kept when not, never sent twice.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { type DbHandle, openDb } from '../../src/db/open.ts'
-import { silentLogger } from '../../src/log.ts'
+import type { DbHandle } from '../../src/db/open.ts'
 import { requeueOutbox } from '../../src/outbox/requeue.ts'
+import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
 import { graphWorker } from '../support/graph-worker.ts'
-import { startOutageProxy } from '../support/outage-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -47,18 +46,8 @@ function worker(
  * recorded): the row is left `sending` with the mark of a send that may have delivered it.
  */
 async function interruptedSend(fake: FakeGraph, id: string): Promise<void> {
-  const proxy = await startOutageProxy(t.url)
-  fake.setFaults({
-    pickSendMail: () => {
-      if (fake.sendMailRequests() === 1) void proxy.down()
-      return undefined
-    },
-  })
-  const handle = openDb({ name: 'test', url: proxy.url, log: silentLogger, maxConnections: 4 })
-  closing.push(
-    () => handle.close(),
-    () => proxy.close(),
-  )
+  const { handle, close } = await cutAtFirstSend(t, fake)
+  closing.push(close)
   await worker(fake, 'cut-off', { handle }).start()
   await pollUntil(
     async () => (fake.accepted.some((a) => a.outboxId === id) ? true : undefined),

@@ -1,14 +1,12 @@
 // An interrupted send looked up before Graph filed the message: "not found" so soon means "look again later", never a second send.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { openDb } from '../../src/db/open.ts'
-import { silentLogger } from '../../src/log.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
+import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
 import { type GraphWorkerOptions, graphWorker } from '../support/graph-worker.ts'
-import { startOutageProxy } from '../support/outage-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -77,21 +75,10 @@ test('a send Graph accepted but answered 504 is looked up before Graph filed it:
 
 test('hold policy: a worker that loses its database after Graph accepted the send; the reclaim’s lookup comes before Graph filed it, looks again, and settles the row sent, not held and not sent twice', async () => {
   const fake = await graph()
-  const proxy = await startOutageProxy(t.url)
   // The worker's database goes away (its connections cut) as Graph takes the send: accepted,
   // answered 202, and never recorded.
-  fake.setFaults({
-    fileLate: true,
-    pickSendMail: () => {
-      if (fake.sendMailRequests() === 1) void proxy.down()
-      return undefined
-    },
-  })
-  const handle = openDb({ name: 'test', url: proxy.url, log: silentLogger, maxConnections: 4 })
-  closing.push(
-    () => handle.close(),
-    () => proxy.close(),
-  )
+  const { handle, proxy, close } = await cutAtFirstSend(t, fake, { fileLate: true })
+  closing.push(close)
   const cutOff = worker(fake, { workerId: 'cut-off', policy: 'hold', handle, leaseSeconds: 4 })
   const id = await enqueue(t)
   await cutOff.start()
