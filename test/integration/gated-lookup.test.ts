@@ -2,6 +2,7 @@
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import type { SendGate } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
+import { diedMidSendPastExpiry } from '../support/died-mid-send.ts'
 import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
 
@@ -63,15 +64,7 @@ test('no lookup and policy hold: failed for review, not sent', async () => {
 
 test('claimed past its expiresAt with its mailbox paused (no lookup now): failed expired saying the interrupted send may have delivered it, not "not sent"', async () => {
   const id = await enqueue(t)
-  // Its worker died mid-send; its lease has ended and its expiresAt passed since.
-  await t.pool.query(
-    `update mailer.email_outbox
-        set status = 'sending', attempts = 1, lease_owner = 'gone', lease_token = gen_random_uuid(),
-            lease_expires_at = now() - interval '1 second', send_started_at = now() - interval '2 minutes',
-            expires_at = now()
-      where id = $1`,
-    [id],
-  )
+  await diedMidSendPastExpiry(t, id)
   const asked: string[] = []
   engine = createTestEngine(t, {
     deps: {

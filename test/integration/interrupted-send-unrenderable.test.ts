@@ -4,6 +4,7 @@ import type { DbHandle } from '../../src/db/open.ts'
 import { requeueOutbox } from '../../src/outbox/requeue.ts'
 import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
 import { useTestDb } from '../support/db.ts'
+import { diedMidSendPastExpiry } from '../support/died-mid-send.ts'
 import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
@@ -156,14 +157,7 @@ test('expiresAt passed across a crash, lookups on, the message not in the mailbo
   closing.push(() => fake.stop())
   const id = await enqueue(t, { to: 'rcpt@example.com', subject: 'Hi', text: 'x' })
   // A worker that started the send and died before it reached Graph: its lease over, the row past expiresAt.
-  await t.pool.query(
-    `update mailer.email_outbox
-        set status = 'sending', attempts = 1, lease_owner = 'gone', lease_token = gen_random_uuid(),
-            lease_expires_at = now() - interval '1 second', send_started_at = now() - interval '2 minutes',
-            expires_at = now()
-      where id = $1`,
-    [id],
-  )
+  await diedMidSendPastExpiry(t, id)
   const after = worker(fake, 'after')
   await after.start()
   await after.events.waitFor(settledFor(id), 30_000)
