@@ -1,10 +1,11 @@
 // An interrupted send whose row cannot be sent as it stood on its reclaim (no longer renders, or past its expiresAt): looked up when it can be, its mark kept when not, never sent twice.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { DbHandle } from '../../src/db/open.ts'
 import { requeueOutbox } from '../../src/outbox/requeue.ts'
 import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { diedMidSendPastExpiry } from '../support/died-mid-send.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
@@ -16,12 +17,7 @@ setDefaultTimeout(60_000)
 const t = useTestDb({ resetEach: true })
 const MAIL_FROM = 'sender@example.com'
 const BOSS = 'boss@acme.example'
-const engines: TestEngine[] = []
-const closing: (() => Promise<void>)[] = []
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((e) => e.stop()))
-  for (const close of closing.splice(0)) await close()
-})
+const { engines, closing } = endedAfterEach()
 
 /** A worker wired as serve wires Graph, lookups on, a 4 s lease; `allowed` is MAIL_FROM_ALLOWED. */
 function worker(

@@ -1,10 +1,11 @@
 // The last check before a send meeting a fault of its database (down, a row locked): no send of another database waits for it.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { createSlots, type Slots } from '../../src/outbox/slots.ts'
 import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { holdRowLocked, type RowsHeld } from '../support/hold-row-locked.ts'
@@ -16,12 +17,7 @@ setDefaultTimeout(90_000)
 // Two databases drained by one process, as MAILER_DATABASES configures it.
 const shop = useTestDb({ resetEach: true })
 const crm = useTestDb({ resetEach: true })
-const engines: TestEngine[] = []
-const closing: (() => Promise<void>)[] = []
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((e) => e.stop()))
-  for (const close of closing.splice(0)) await close()
-})
+const { engines, closing } = endedAfterEach()
 // An expiresAt: the claim does not record the row's send as started, so its last check comes in
 // its send slot, right before the send.
 const inOneHour = () => ({ expiresAt: new Date(Date.now() + 3_600_000).toISOString() })

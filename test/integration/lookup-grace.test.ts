@@ -1,8 +1,9 @@
 // An interrupted send looked up before Graph filed the message: "not found" so soon means "look again later", never a second send.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
 import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
@@ -16,12 +17,7 @@ const MAIL_FROM = 'sender@example.com'
 // Shortened from LOOKUP_GRACE_SECONDS so the test waits one grace out; long against the 1 s
 // between the interrupted send and its lookup here.
 const GRACE_SECONDS = 8
-const engines: TestEngine[] = []
-const closing: (() => Promise<void>)[] = []
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((e) => e.stop()))
-  for (const close of closing.splice(0)) await close()
-})
+const { engines, closing } = endedAfterEach()
 
 async function graph(): Promise<FakeGraph> {
   const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })

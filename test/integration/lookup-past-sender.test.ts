@@ -1,7 +1,8 @@
 // An interrupted send is looked up in the mailbox it went from, though the row's sender changed since (a redeploy's MAIL_FROM, a template's from_address): never sent a second time from the new one.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
@@ -17,12 +18,7 @@ const NEW_FROM = 'new-sender@example.com'
 // interrupted send and the first worker's own lookup, which must come within it.
 const GRACE_SECONDS = 3
 const TIMEOUT_SECONDS = 2
-const engines: TestEngine[] = []
-const closing: (() => Promise<void>)[] = []
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((e) => e.stop()))
-  for (const close of closing.splice(0)) await close()
-})
+const { engines, closing } = endedAfterEach()
 
 /** A worker wired as serve wires Graph, lookups on, sending as `mailFrom`; stopped after each test. */
 function worker(
