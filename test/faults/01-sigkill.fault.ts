@@ -1,18 +1,7 @@
 // Scenario 1: kill -9 mid-drain and restart: every row sent; duplicates zero with mailbox lookup, bounded without.
 import { afterAll, expect, test } from 'bun:test'
-import {
-  allSent,
-  cleanupAll,
-  enqueue,
-  FAST,
-  report,
-  seconds,
-  sharedDatabase,
-  spawnMailer,
-  startGraph,
-  statusCounts,
-  within,
-} from './harness.ts'
+import { allSent, cleanupAll, report, seconds, spawnMailer, statusCounts } from './harness.ts'
+import { killedMidDrain } from './killed-mid-drain.ts'
 
 afterAll(cleanupAll)
 
@@ -25,32 +14,13 @@ test('SIGKILL mid-drain: every row sent after restart, with and without mailbox 
 
 async function variant(lookup: boolean) {
   {
-    const db = await sharedDatabase(lookup ? 'kill_lookup' : 'kill_resend')
-    const graph = await startGraph({ mailRead: lookup, concurrencyLimit: 40 })
-    graph.fake.setFaults({ latencyMs: 200 })
-    const ids = await enqueue(db, ROWS)
-    const env = {
-      DATABASE_URL: db.url,
-      ...graph.env,
-      ...FAST,
-      WORKER_CONCURRENCY: '40',
-      GRAPH_MAX_CONCURRENCY: '32',
-      GRAPH_MAILBOX_LOOKUP: String(lookup),
-      AMBIGUOUS_SEND_POLICY: 'resend',
-    }
-    const first = await spawnMailer(`kill-1-${lookup}`, env)
-    await within(
-      '300 messages accepted and sends in flight before the kill',
-      30_000,
-      () =>
-        new Set(graph.fake.accepted.map((a) => a.outboxId)).size >= 300 &&
-        graph.fake.inFlight() >= 8
-          ? true
-          : undefined,
-      { mailers: [first], every: 5 },
-    )
-    first.proc.kill('SIGKILL')
-    expect(await first.exited).not.toBe(0)
+    const { db, graph, ids, env } = await killedMidDrain({
+      database: lookup ? 'kill_lookup' : 'kill_resend',
+      mailer: `kill-1-${lookup}`,
+      rows: ROWS,
+      lookup,
+      acceptedBeforeKill: 300,
+    })
     const killedAt = performance.now()
     // The dead worker's state, frozen: sends started and never recorded are the only possible duplicates.
     const [frozen] = await db.q<{ in_flight: number; sent: number }>(

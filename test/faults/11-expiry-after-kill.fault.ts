@@ -1,47 +1,20 @@
 // Scenario 11: kill -9 mid-drain, every row's expiresAt passed by the restart: with lookups, each send Graph took settles sent, every other row expired; none sent twice or late.
 import { afterAll, expect, test } from 'bun:test'
-import {
-  cleanupAll,
-  enqueue,
-  FAST,
-  report,
-  sharedDatabase,
-  spawnMailer,
-  startGraph,
-  statusCounts,
-  within,
-} from './harness.ts'
+import { cleanupAll, report, spawnMailer, statusCounts, within } from './harness.ts'
+import { killedMidDrain } from './killed-mid-drain.ts'
 
 afterAll(cleanupAll)
 
 const ROWS = 300
 
 test('SIGKILL mid-drain, expiresAt passed before the restart: sends Graph took are looked up and settle sent, the rest expire, none sent again', async () => {
-  const db = await sharedDatabase('kill_expiry')
-  const graph = await startGraph({ mailRead: true, concurrencyLimit: 40 })
-  graph.fake.setFaults({ latencyMs: 200 })
-  const ids = await enqueue(db, ROWS)
-  const env = {
-    DATABASE_URL: db.url,
-    ...graph.env,
-    ...FAST,
-    WORKER_CONCURRENCY: '40',
-    GRAPH_MAX_CONCURRENCY: '32',
-    GRAPH_MAILBOX_LOOKUP: 'true',
-    AMBIGUOUS_SEND_POLICY: 'resend',
-  }
-  const first = await spawnMailer('expiry-kill-1', env)
-  await within(
-    '60 messages accepted and sends in flight before the kill',
-    30_000,
-    () =>
-      new Set(graph.fake.accepted.map((a) => a.outboxId)).size >= 60 && graph.fake.inFlight() >= 8
-        ? true
-        : undefined,
-    { mailers: [first], every: 5 },
-  )
-  first.proc.kill('SIGKILL')
-  expect(await first.exited).not.toBe(0)
+  const { db, graph, ids, env } = await killedMidDrain({
+    database: 'kill_expiry',
+    mailer: 'expiry-kill-1',
+    rows: ROWS,
+    lookup: true,
+    acceptedBeforeKill: 60,
+  })
   // Every row not settled expires now (an OTP's minutes running out while no worker ran).
   await db.q(
     `update mailer.email_outbox set expires_at = now() + interval '10 milliseconds'
