@@ -146,7 +146,7 @@ test('a past sender mailbox Graph no longer has (404) holds nothing to find: the
 test('MAIL_FROM replaced by a redeploy after 5 template edits of the old workerâ€™s time: its stop noted it last, so it is among the 5 asked and the send is found there, sent once', async () => {
   const fake = await graph()
   const id = await enqueue(t)
-  const before = graphWorker(fake, 'before', OLD_FROM)
+  const before = worker(fake, 'before', OLD_FROM)
   await before.start()
   await before.events.waitFor(lookedUpEarly(id), 20_000)
   // While the old worker runs (its MAIL_FROM noted at its start), five templates' senders are
@@ -165,7 +165,7 @@ test('MAIL_FROM replaced by a redeploy after 5 template edits of the old workerâ
   await before.stop()
   expect(fake.fileLateMessages()).toBe(1)
 
-  const after = graphWorker(fake, 'after', NEW_FROM)
+  const after = worker(fake, 'after', NEW_FROM)
   await after.start()
   await after.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(sentFrom(fake, id)).toEqual([OLD_FROM])
