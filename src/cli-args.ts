@@ -1,4 +1,5 @@
 // The command line's grammar: commands, their flags and usage, the help text; nothing a command does not know passes.
+import { COMMANDS, commandHelp } from './commands.ts'
 import { ENV_VARS } from './config/env-vars.ts'
 import { AppError, EXIT } from './errors.ts'
 import type { Role } from './serve.ts'
@@ -33,36 +34,6 @@ Environment (every variable is validated at start; one set that it does not read
 ${ENV_VARS.map((v) => `  ${v.name.padEnd(30)} ${v.meaning} (default: ${v.default})`).join('\n')}
 `
 
-/** What a command accepts: its usage line, and each flag's kind (a switch, or one that takes a value). */
-interface CommandSpec {
-  usage: string
-  flags: Readonly<Record<string, 'switch' | 'value'>>
-}
-
-const COMMANDS: Readonly<Record<string, CommandSpec>> = {
-  serve: { usage: 'outbox-mailer serve [--role all|worker|api]', flags: { '--role': 'value' } },
-  migrate: { usage: 'outbox-mailer migrate', flags: {} },
-  'send-test': {
-    usage: 'outbox-mailer send-test --to ADDRESS [--from ADDRESS]',
-    flags: { '--to': 'value', '--from': 'value' },
-  },
-  'check-config': {
-    usage: 'outbox-mailer check-config [--connect] [--role all|worker|api]',
-    flags: { '--connect': 'switch', '--role': 'value' },
-  },
-  status: {
-    usage:
-      'outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]\n' +
-      '  exit 0 ok, 2 bad usage or configuration, 3 a schema missing/behind/ahead/edited, 4 a\n' +
-      '  database unreachable, 5 needs attention (a due row older than --max-pending-age, default\n' +
-      '  600 s; claims no worker took back; rows due and no live worker; the database takes no\n' +
-      '  writes; a read that failed), 6 the role may not read the mailer schema (a privilege\n' +
-      '  refused: grant CONNECT, USAGE on schema mailer, SELECT on its tables).\n' +
-      '  --timeout (default 5) bounds connecting and each statement. The worst database decides.',
-    flags: { '--json': 'switch', '--max-pending-age': 'value', '--timeout': 'value' },
-  },
-}
-
 export type Parsed =
   | { kind: 'help'; text: string; exit: number }
   | { kind: 'version' }
@@ -83,8 +54,7 @@ export function parseArgs(argv: readonly string[]): Parsed {
   if (command === '--help' || command === '-h' || command === 'help') {
     if (rest.length === 0) return { kind: 'help', text: HELP, exit: EXIT.ok }
     const spec = COMMANDS[rest[0]!]
-    if (rest.length === 1 && spec)
-      return { kind: 'help', text: `usage: ${spec.usage}`, exit: EXIT.ok }
+    if (rest.length === 1 && spec) return { kind: 'help', text: commandHelp(spec), exit: EXIT.ok }
     throw usageError(`help takes at most one command name (got "${rest.join(' ')}")`)
   }
   if (command === '--version' || command === '-v' || command === 'version') {
@@ -101,14 +71,14 @@ export function parseArgs(argv: readonly string[]): Parsed {
   }
   // Asked anywhere, help wins over every other argument: it never runs the command.
   if (rest.includes('--help') || rest.includes('-h')) {
-    return { kind: 'help', text: `usage: ${spec.usage}`, exit: EXIT.ok }
+    return { kind: 'help', text: commandHelp(spec), exit: EXIT.ok }
   }
   const flags = new Map<string, string>()
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!
     const eq = arg.indexOf('=')
     const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg
-    const kind = spec.flags[name]
+    const kind = spec.flags[name]?.kind
     if (kind === undefined) {
       throw usageError(
         arg.startsWith('-')

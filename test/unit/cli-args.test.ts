@@ -124,3 +124,45 @@ test('--help and status --help name each cause of status exit 5, as the README d
     }
   }
 })
+
+test("every command's --help says what it does, names each of its flags, the variables it reads, its exit codes and an example", () => {
+  const expected: Record<string, { flags: string[]; env: string[]; exits: number[] }> = {
+    serve: { flags: ['--role'], env: ['DATABASE_URL', 'MAIL_FROM', 'PORT'], exits: [0, 1, 2, 3] },
+    migrate: { flags: [], env: ['DATABASE_URL', 'LISTEN_DATABASE_URL'], exits: [0, 1, 2, 3] },
+    'send-test': {
+      flags: ['--to', '--from'],
+      env: ['MAIL_TRANSPORT', 'MAIL_FROM', 'GRAPH_TENANT_ID'],
+      exits: [0, 1, 2],
+    },
+    'check-config': {
+      flags: ['--connect', '--role'],
+      env: ['DATABASE_URL', 'MAIL_FROM'],
+      exits: [0, 2],
+    },
+    status: {
+      flags: ['--json', '--max-pending-age', '--timeout'],
+      env: ['DATABASE_URL', 'MAILER_DATABASES'],
+      exits: [0, 2, 3, 4, 5, 6],
+    },
+  }
+  for (const [command, want] of Object.entries(expected)) {
+    const p = parseArgs([command, '--help'])
+    const text = p.kind === 'help' ? p.text : ''
+    const exitLines = text.split('\n').filter((l) => /^ {2}\d /.test(l))
+    expect({
+      command,
+      usage: text.startsWith(`usage: outbox-mailer ${command}`),
+      flags: want.flags.filter((f) => text.includes(`\n  ${f}`)),
+      env: want.env.filter((v) => text.includes(`\n  ${v} `)),
+      exits: exitLines.map((l) => Number(l.trim().split(' ')[0])),
+      example: text.includes(`\nExample:\n  outbox-mailer ${command}`),
+    }).toEqual({
+      command,
+      usage: true,
+      flags: want.flags,
+      env: want.env,
+      exits: want.exits,
+      example: true,
+    })
+  }
+})

@@ -22,6 +22,7 @@ const LEAVES = [
 const ROOTS = [
   'src/main.ts',
   'src/cli-args.ts',
+  'src/commands.ts',
   'src/serve.ts',
   'src/run-until-signalled.ts',
   'src/database-engines.ts',

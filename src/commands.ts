@@ -1,0 +1,201 @@
+// Each command's flags, environment, exit codes and example: the table parsing refuses by and `COMMAND --help` prints.
+import { ENV_VARS } from './config/env-vars.ts'
+import { EXIT } from './errors.ts'
+
+type ExitName = keyof typeof EXIT
+
+/** What a command accepts and says of itself; help is printed from this, so it cannot drift from parsing. */
+export interface CommandSpec {
+  usage: string
+  does: string
+  /** Each flag's kind (a switch, or one that takes a value) and what it does. */
+  flags: Readonly<Record<string, { kind: 'switch' | 'value'; shown?: string; does: string }>>
+  /** The variables that matter to this command (names in ENV_VARS); `--help` lists them all. */
+  env: readonly string[]
+  /** The exit codes it returns, each with what it means for this command. */
+  exits: Readonly<Partial<Record<ExitName, string>>>
+  example: string
+}
+
+const DATABASES = ['DATABASE_URL', 'LISTEN_DATABASE_URL', 'MAILER_DATABASES']
+const CREDENTIAL = [
+  'GRAPH_TENANT_ID',
+  'GRAPH_CLIENT_ID',
+  'GRAPH_CERTIFICATE_FILE',
+  'GRAPH_PRIVATE_KEY_FILE',
+  'GRAPH_CLIENT_SECRET',
+]
+const ROLE = { kind: 'value', shown: '--role all|worker|api', does: '' } as const
+const CONFIG_EXIT = 'bad usage or configuration (the line says which variable or flag)'
+const SCHEMA_EXIT =
+  'a database schema missing, outdated or newer, or a migration it applied edited since'
+
+export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
+  serve: {
+    usage: 'outbox-mailer serve [--role all|worker|api]',
+    does: 'Runs the workers that send the outbox rows and/or the HTTP API, until SIGTERM or SIGINT (in-flight sends get SHUTDOWN_GRACE_SECONDS). Logs JSON lines on stdout.',
+    flags: {
+      '--role': {
+        ...ROLE,
+        does: 'worker: send only; api: serve the HTTP API only; all (default): both',
+      },
+    },
+    env: [
+      ...DATABASES,
+      'MAIL_TRANSPORT',
+      'MAIL_FROM',
+      'MAIL_FROM_ALLOWED',
+      ...CREDENTIAL,
+      'HOST',
+      'PORT',
+      'METRICS_PORT',
+      'API_JWT_SECRET',
+      'API_JWKS_URL',
+      'WORKER_CONCURRENCY',
+      'LOG_LEVEL',
+    ],
+    exits: {
+      ok: 'stopped by a signal, in-flight sends settled',
+      failure:
+        'a failure while serving (a port held, a database lost at start); the line says which',
+      usage: CONFIG_EXIT,
+      schema: `${SCHEMA_EXIT}: run outbox-mailer migrate`,
+    },
+    example: 'outbox-mailer serve --role worker',
+  },
+  migrate: {
+    usage: 'outbox-mailer migrate',
+    does: 'Applies the embedded schema migrations to every configured database (over its direct URL), then exits; safe to run again. Sends nothing, so it reads no mail or Graph variable.',
+    flags: {},
+    env: [...DATABASES, 'LOG_LEVEL'],
+    exits: {
+      ok: 'every database migrated (or already up to date)',
+      failure: 'a database failed to migrate; the others are migrated',
+      usage: CONFIG_EXIT,
+      schema: `${SCHEMA_EXIT} (a binary older than the schema)`,
+    },
+    example: 'outbox-mailer migrate',
+  },
+  'send-test': {
+    usage: 'outbox-mailer send-test --to ADDRESS [--from ADDRESS]',
+    does: 'Sends one test message with the configured transport (Graph by default) and says what came back; touches no database.',
+    flags: {
+      '--to': { kind: 'value', shown: '--to ADDRESS', does: 'the recipient (required)' },
+      '--from': {
+        kind: 'value',
+        shown: '--from ADDRESS',
+        does: 'the sender mailbox (default: MAIL_FROM); MAIL_FROM_ALLOWED must list it when set',
+      },
+    },
+    env: [
+      'MAIL_TRANSPORT',
+      'MAIL_FILE_DIR',
+      'MAIL_FROM',
+      'MAIL_FROM_ALLOWED',
+      ...CREDENTIAL,
+      'GRAPH_AUTHORITY_URL',
+      'GRAPH_API_URL',
+    ],
+    exits: {
+      ok: 'the transport accepted the message',
+      failure:
+        'not sent (a refusal, a credential Entra refuses, a host not reached); the line says why',
+      usage: CONFIG_EXIT,
+    },
+    example: 'outbox-mailer send-test --to you@example.com',
+  },
+  'check-config': {
+    usage: 'outbox-mailer check-config [--connect] [--role all|worker|api]',
+    does: 'Validates the environment and reports every problem, not only the first (usable in CI and before a deploy); prints each check, then "configuration OK" or the count of problems.',
+    flags: {
+      '--connect': { kind: 'switch', does: 'also reach each database and fetch a Graph token' },
+      '--role': { ...ROLE, does: 'check what serve --role would need (default: all)' },
+    },
+    env: [
+      ...DATABASES,
+      'MAIL_TRANSPORT',
+      'MAIL_FROM',
+      'MAIL_FROM_ALLOWED',
+      ...CREDENTIAL,
+      'API_JWT_SECRET',
+      'API_JWKS_URL',
+    ],
+    exits: { ok: 'configuration OK', usage: 'one problem or more (each on a "problem:" line)' },
+    example: 'outbox-mailer check-config --connect --role worker',
+  },
+  status: {
+    usage: 'outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]',
+    does: 'Per database: reachable, schema, counts, oldest due row, claims, workers, listener, failures. Read-only; the worst database decides the exit code: 4, then 6, then 3, then 5.',
+    flags: {
+      '--json': { kind: 'switch', does: 'one JSON object instead of text' },
+      '--max-pending-age': {
+        kind: 'value',
+        shown: '--max-pending-age SECONDS',
+        does: 'a due row older than this needs attention (default 600)',
+      },
+      '--timeout': {
+        kind: 'value',
+        shown: '--timeout SECONDS',
+        does: 'bounds connecting and each statement (default 5)',
+      },
+    },
+    env: [...DATABASES],
+    exits: {
+      ok: 'every database ok',
+      usage: CONFIG_EXIT,
+      schema: 'a schema missing, behind, ahead, or a migration it applied edited since',
+      unreachable: 'a database unreachable (or not answering within --timeout)',
+      attention:
+        'mail needs attention: a due row older than --max-pending-age; claims no worker took back; rows due and no live worker; the database takes no writes; a read that failed',
+      permission:
+        'the role may not read the mailer schema (a privilege refused, 42501: grant CONNECT, USAGE on schema mailer, SELECT on its tables)',
+    },
+    example: 'outbox-mailer status --json --max-pending-age 300',
+  },
+}
+
+/** Words of `text` in lines of at most `width` characters: the first after `first`, the rest after `indent`. */
+function wrap(text: string, indent: string, first = indent, width = 100): string {
+  const lines: string[] = []
+  let line = first
+  let empty = true
+  for (const word of text.split(' ')) {
+    if (!empty && line.length + 1 + word.length > width) {
+      lines.push(line)
+      line = indent
+      empty = true
+    }
+    line += `${empty ? '' : ' '}${word}`
+    empty = false
+  }
+  lines.push(line)
+  return lines.join('\n')
+}
+
+/** A command's help: what it does, its flags, the variables it reads, its exit codes, an example. */
+export function commandHelp(spec: CommandSpec): string {
+  const flags = Object.entries(spec.flags).map(([name, f]) =>
+    wrap(f.does, ' '.repeat(28), `  ${(f.shown ?? name).padEnd(26)}`),
+  )
+  const env = spec.env.map((name) => {
+    const v = ENV_VARS.find((e) => e.name === name)
+    if (!v) throw new Error(`${name} is not in ENV_VARS`)
+    return wrap(`${v.meaning} (default: ${v.default})`, ' '.repeat(28), `  ${name.padEnd(26)}`)
+  })
+  const exits = Object.entries(spec.exits).map(([name, meaning]) =>
+    wrap(meaning, '    ', `  ${EXIT[name as ExitName]} `),
+  )
+  return [
+    `usage: ${spec.usage}`,
+    '',
+    wrap(spec.does, ''),
+    '',
+    flags.length ? `Flags:\n${flags.join('\n')}` : 'Flags: none (any argument is refused, exit 2)',
+    '',
+    `Environment (outbox-mailer --help lists every variable):\n${env.join('\n')}`,
+    '',
+    `Exit codes:\n${exits.join('\n')}`,
+    '',
+    `Example:\n  ${spec.example}`,
+  ].join('\n')
+}
