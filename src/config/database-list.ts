@@ -3,6 +3,8 @@ import { z } from 'zod'
 import { sameDatabaseProblems } from './database-identity.ts'
 import { pgUrl } from './database-url.ts'
 import type { Accepted, EnvValues } from './env-schema.ts'
+import { jsonSyntaxError } from './json-syntax-error.ts'
+import { maskedExcerpt } from './masked-excerpt.ts'
 
 export interface DatabaseConfig {
   name: string
@@ -23,6 +25,15 @@ const DatabasesJson = z
       .strict(),
   )
   .min(1, 'must list at least one database')
+
+/** Where the value breaks, quoted with its passwords masked (it holds the URLs), and the shape it must have. */
+function notJson(value: string): string {
+  const at = jsonSyntaxError(value)
+  const where = at
+    ? ` at line ${at.line}, column ${at.column}: expected ${at.expected}, here: ${maskedExcerpt(value, at.offset, '>>>')}`
+    : ''
+  return `MAILER_DATABASES: is not valid JSON${where}; it must be a JSON array like [{"name":"main","url":"postgres://…","listenUrl":"postgres://…"}] (listenUrl optional; in a shell, quote it with single quotes)`
+}
 
 /** The configured databases; `required` false lets a command that connects to none go without. */
 export function databaseList(
@@ -46,7 +57,7 @@ export function databaseList(
     try {
       json = JSON.parse(e.MAILER_DATABASES)
     } catch {
-      problems.push('MAILER_DATABASES: is not valid JSON')
+      problems.push(notJson(e.MAILER_DATABASES))
     }
     if (json !== undefined) {
       const dbs = DatabasesJson.safeParse(json)

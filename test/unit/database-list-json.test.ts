@@ -1,0 +1,57 @@
+// MAILER_DATABASES that is not JSON is named where it breaks, with an excerpt whose passwords are masked.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+/** The one MAILER_DATABASES problem loadConfig names for `value`. */
+function jsonProblem(value: string): string {
+  try {
+    loadConfig({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: value })
+  } catch (e) {
+    const problems = (e as { details: { problems: string[] } }).details.problems
+    return problems.find((p) => p.startsWith('MAILER_DATABASES')) ?? problems.join('\n')
+  }
+  return 'loaded'
+}
+
+// Generated here: no password-like literal in the repository.
+const password = crypto.randomUUID()
+
+test('a single-quoted name (shell quoting) is named by line and column, with an excerpt and the shape expected', () => {
+  const value = `[{"name":"a","url":"postgres://app:${password}@db/a"},\n {'name':"b","url":"postgres://app:${password}@db/b"}]`
+  const problem = jsonProblem(value)
+  expect(problem).toContain('line 2, column 3')
+  expect(problem).toContain('a property name in double quotes')
+  expect(problem).toContain(`'name'`)
+  expect(problem).toContain('[{"name":"main","url":"postgres://…"')
+  expect(problem).not.toContain(password)
+})
+
+test('a password is masked in the excerpt even where the error falls inside its URL', () => {
+  // A raw line break inside the string: JSON wants \n.
+  const problem = jsonProblem(`[{"name":"a","url":"postgres://app:${password}@db/a\n"}]`)
+  expect(problem).toContain('line 1, column')
+  expect(problem).toContain('***@db/a')
+  expect(problem).not.toContain(password)
+  expect(problem).not.toContain(password.slice(0, 8))
+  const short = password.slice(0, 12)
+  const keyword = jsonProblem(`[{"name":"a","url":"postgres://db/a?password=${short}"},]`)
+  expect(keyword).toContain('password=***')
+  expect(keyword).not.toContain(short)
+  // A '/' or a raw '"' in a password: the JSON breaks inside it, none of it is quoted.
+  const [head, tail] = [password.slice(0, 8), password.slice(-8)]
+  const quoted = jsonProblem(`[{"name":"a","url":"postgres://app:${head}/"${tail}@db/a"}]`)
+  expect(quoted).toContain('line 1, column')
+  expect([quoted.includes(head), quoted.includes(tail)]).toEqual([false, false])
+})
+
+test('a trailing comma and a bare URL are each named with what JSON wants there', () => {
+  expect(jsonProblem('[{"name":"a","url":"postgres://db/a"},]')).toMatch(
+    /line 1, column 39: .*a value/,
+  )
+  const bare = jsonProblem(`postgres://app:${password}@db/a`)
+  expect(bare).toContain('line 1, column 1')
+  expect(bare).not.toContain(password.slice(0, 8))
+})
