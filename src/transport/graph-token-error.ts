@@ -35,17 +35,52 @@ export class GraphAuthError extends Error {
     this.retryAfterMs = options?.retryAfterMs
   }
 
-  static network(cause: unknown): GraphAuthError {
+  /** No answer from `tokenUrl`: the host it could not reach and why (a host name is no secret). */
+  static network(cause: unknown, tokenUrl?: string, timeoutMs?: number): GraphAuthError {
     if (cause instanceof GraphAuthError) return cause
     const timedOut = cause instanceof DOMException && cause.name === 'TimeoutError'
+    const to = tokenUrl ? ` to ${hostOf(tokenUrl)}` : ''
     return new GraphAuthError(
       timedOut ? 'token_timeout' : 'token_network',
-      timedOut ? 'token request timed out' : 'token request failed before a response',
+      timedOut
+        ? `token request${to} timed out${timeoutMs ? ` (no answer within ${timeoutMs / 1000} s)` : ''}`
+        : `token request${to} failed before a response: ${networkCause(cause)}`,
       false,
       undefined,
       { cause },
     )
   }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host
+  } catch {
+    return 'the token URL'
+  }
+}
+
+/** What each connect failure's code says: DNS, refused, no route, reset, a certificate. */
+const CAUSES: Readonly<Record<string, string>> = {
+  ENOTFOUND: 'the host name does not resolve (DNS: ENOTFOUND)',
+  EAI_AGAIN: 'the host name does not resolve (DNS: EAI_AGAIN, failing now)',
+  ECONNREFUSED: 'connection refused (ECONNREFUSED): nothing listens there, or a firewall refuses',
+  ETIMEDOUT: 'the connection timed out (ETIMEDOUT): network or firewall',
+  EHOSTUNREACH: 'no route to the host (EHOSTUNREACH): network or firewall',
+  ENETUNREACH: 'no route to the host (ENETUNREACH): network or firewall',
+  ECONNRESET: 'the connection was reset (ECONNRESET): a proxy or firewall on the way?',
+}
+
+/** The cause of a fetch that got no answer, by its code; a TLS code is a certificate not trusted. */
+function networkCause(e: unknown): string {
+  // A host with several addresses, each failing: the first one's failure stands for them.
+  const first = e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e
+  const code = (first as { code?: unknown } | null)?.code
+  if (typeof code !== 'string') return first instanceof Error ? first.name : 'no answer'
+  if (CAUSES[code]) return CAUSES[code]
+  if (/CERT|TLS|SELF_SIGNED|ISSUER/.test(code))
+    return `its TLS certificate is not trusted (${code})`
+  return code
 }
 
 /**

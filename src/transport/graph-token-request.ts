@@ -62,7 +62,7 @@ export async function requestGraphToken(d: TokenRequest): Promise<IssuedToken> {
     })
     text = await res.text()
   } catch (e) {
-    throw GraphAuthError.network(e)
+    throw GraphAuthError.network(e, d.tokenUrl, d.requestTimeoutMs ?? TOKEN_REQUEST_TIMEOUT_MS)
   }
   if (res.status !== 200) {
     const after = retryAfterMs(res.headers.get('retry-after'), d.clock.now())
