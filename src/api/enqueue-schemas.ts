@@ -206,3 +206,6 @@ export const EnqueueHeaders = z.object({
 })
 
 export const Enqueued = z.object({ id: z.string().openapi({ example: '42' }) }).openapi('Enqueued')
+
+/** The fields of a message: in a body without its envelope, they are named as belonging inside it. */
+export const MESSAGE_FIELDS: ReadonlySet<string> = new Set(Object.keys(Message.shape))

@@ -114,6 +114,32 @@ describe('POST /v1/outbox', () => {
     expect(r.status).toBe(400)
   })
 
+  test('a body without the {"message": …} wrapper is one problem naming message and the shape it must have', async () => {
+    const bare = await send(app, 'POST', '/v1/outbox', { token: tk, body: message })
+    expect(bare.status).toBe(400)
+    expect(bare.body).toMatchObject({
+      type: 'urn:outbox-mailer:problem:validation_failed',
+      detail:
+        'message: is required: the body must be {"message": {...}, "options": {...}} (options optional); "to", "subject", "text" belong inside "message"',
+      errors: [
+        {
+          path: 'message',
+          message:
+            'is required: the body must be {"message": {...}, "options": {...}} (options optional); "to", "subject", "text" belong inside "message"',
+        },
+      ],
+    })
+    // An empty object: the same problem, with no field to move.
+    const empty = await send(app, 'POST', '/v1/outbox', { token: tk, body: {} })
+    expect((empty.body as { errors: unknown[] }).errors).toEqual([
+      {
+        path: 'message',
+        message:
+          'is required: the body must be {"message": {...}, "options": {...}} (options optional)',
+      },
+    ])
+  })
+
   test('validation errors are the ones Postgres raises, naming the field', async () => {
     const bad = await send(app, 'POST', '/v1/outbox', {
       token: tk,

@@ -8,6 +8,7 @@ import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { decodeCursor, encodeCursor } from '../cursor.ts'
+import { enqueueHook } from '../enqueue-envelope.ts'
 import { Enqueued, EnqueueHeaders, EnqueueRequest } from '../enqueue-schemas.ts'
 import { checkEnqueuedSender } from '../enqueued-sender.ts'
 import { jsonResponse } from '../json-response.ts'
@@ -145,56 +146,65 @@ export function outboxRoutes(deps: ApiDeps) {
       if (!found) throw new AppError('not_found', `outbox row ${id} does not exist`)
       return c.json(toDetailJson(found.row, found.history), 200)
     })
-    .openapi(enqueue, async (c) => {
-      const body = c.req.valid('json')
-      const key = c.req.valid('header')['idempotency-key']
-      const options: Record<string, unknown> = { ...(body.options ?? {}) }
-      if (key !== undefined) {
-        if (options.dedupeKey !== undefined && options.dedupeKey !== key) {
-          throw new AppError('validation_failed', 'Idempotency-Key and options.dedupeKey differ', {
-            errors: [
-              { path: 'options.dedupeKey', message: 'differs from the Idempotency-Key header' },
-            ],
-          })
-        }
-        options.dedupeKey = key
-      }
-      const tenant = c.get('principal').tenant
-      if (tenant !== null) {
-        if (options.tenant !== undefined && options.tenant !== tenant) {
-          throw new AppError('forbidden', 'the token may only enqueue for its own tenant')
-        }
-        options.tenant = tenant
-      }
-      checkEnqueuedSender(body.message, deps.allowedSenders ?? null, c.get('principal'))
-      const input = { message: body.message, options }
-      const result = await withStatementTimeout(
-        c.get('database').db,
-        QUERY_TIMEOUT_MS,
-        async (trx) => {
-          const r = await enqueueEmail(trx, input)
-          // The header replays a request (a lost answer): under the key of another request it would
-          // answer that request's id and silently drop this message. options.dedupeKey alone keeps
-          // enqueue_email's rule, a business key whose repeat returns the row whatever it holds.
-          if (key !== undefined && !r.created && !(await enqueuedAlike(trx, r.id, input))) {
+    .openapi(
+      enqueue,
+      async (c) => {
+        const body = c.req.valid('json')
+        const key = c.req.valid('header')['idempotency-key']
+        const options: Record<string, unknown> = { ...(body.options ?? {}) }
+        if (key !== undefined) {
+          if (options.dedupeKey !== undefined && options.dedupeKey !== key) {
             throw new AppError(
-              'idempotency_key_reused',
-              `the Idempotency-Key already names outbox row ${r.id}, enqueued with another message or other options; a new message needs a new key`,
+              'validation_failed',
+              'Idempotency-Key and options.dedupeKey differ',
+              {
+                errors: [
+                  { path: 'options.dedupeKey', message: 'differs from the Idempotency-Key header' },
+                ],
+              },
             )
           }
-          return r
-        },
-      )
-      c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', {
-        outboxId: result.id,
-      })
-      if (!result.created) return c.json({ id: result.id }, 200)
-      // RFC 9110 15.3.2: without it the created resource would be the target URI, /v1/outbox. With
-      // several databases it names the row's, asked or not (a token whose db claim implied it): the
-      // row route of a token reaching more than one needs it.
-      const db =
-        c.req.valid('query').db || (deps.databases.length > 1 ? c.get('database').name : '')
-      const location = `/v1/outbox/${result.id}${db ? `?db=${encodeURIComponent(db)}` : ''}`
-      return c.json({ id: result.id }, 201, { Location: location })
-    })
+          options.dedupeKey = key
+        }
+        const tenant = c.get('principal').tenant
+        if (tenant !== null) {
+          if (options.tenant !== undefined && options.tenant !== tenant) {
+            throw new AppError('forbidden', 'the token may only enqueue for its own tenant')
+          }
+          options.tenant = tenant
+        }
+        checkEnqueuedSender(body.message, deps.allowedSenders ?? null, c.get('principal'))
+        const input = { message: body.message, options }
+        const result = await withStatementTimeout(
+          c.get('database').db,
+          QUERY_TIMEOUT_MS,
+          async (trx) => {
+            const r = await enqueueEmail(trx, input)
+            // The header replays a request (a lost answer): under the key of another request it would
+            // answer that request's id and silently drop this message. options.dedupeKey alone keeps
+            // enqueue_email's rule, a business key whose repeat returns the row whatever it holds.
+            if (key !== undefined && !r.created && !(await enqueuedAlike(trx, r.id, input))) {
+              throw new AppError(
+                'idempotency_key_reused',
+                `the Idempotency-Key already names outbox row ${r.id}, enqueued with another message or other options; a new message needs a new key`,
+              )
+            }
+            return r
+          },
+        )
+        c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', {
+          outboxId: result.id,
+        })
+        if (!result.created) return c.json({ id: result.id }, 200)
+        // RFC 9110 15.3.2: without it the created resource would be the target URI, /v1/outbox. With
+        // several databases it names the row's, asked or not (a token whose db claim implied it): the
+        // row route of a token reaching more than one needs it.
+        const db =
+          c.req.valid('query').db || (deps.databases.length > 1 ? c.get('database').name : '')
+        const location = `/v1/outbox/${result.id}${db ? `?db=${encodeURIComponent(db)}` : ''}`
+        return c.json({ id: result.id }, 201, { Location: location })
+      },
+      // Cast: a hook's own type takes part in inferring the handler's input (its body turned unknown).
+      enqueueHook as never,
+    )
 }
