@@ -139,7 +139,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
         does: 'bounds connecting and each statement (default 5)',
       },
     },
-    env: [...DATABASES],
+    // Its reads go over each database's url: listenUrl (LISTEN_DATABASE_URL) plays no part.
+    env: ['DATABASE_URL', 'MAILER_DATABASES'],
     exits: {
       ok: 'every database ok',
       usage: CONFIG_EXIT,
