@@ -142,6 +142,12 @@ const PageLimit = z
   .default(50)
   .openapi({ type: 'integer', minimum: 1, maximum: 200, default: 50, example: 50 })
 
+const ListOrderParam = z.enum(['newest', 'oldest']).default('newest').openapi({
+  description:
+    'newest: by id descending; oldest: by id ascending (the oldest stuck row first). A cursor continues only the order that returned it',
+  example: 'oldest',
+})
+
 export const ListQuery = withStorableText(
   strictQuery(
     {
@@ -164,8 +170,12 @@ export const ListQuery = withStorableText(
         .min(1)
         .optional()
         .openapi({ description: 'The template a trigger enqueued the row from' }),
+      order: ListOrderParam,
       limit: PageLimit,
-      cursor: z.string().optional().openapi({ description: 'nextCursor of the previous page' }),
+      cursor: z
+        .string()
+        .optional()
+        .openapi({ description: 'nextCursor of the previous page, in the same order' }),
     },
     { status: 'one list request reads one status; ask once per status' },
   ).superRefine(windowsHoldTime),

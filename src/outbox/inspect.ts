@@ -14,16 +14,20 @@ import {
   toOutboxSummary,
 } from './outbox-view.ts'
 
+/** newest: by id descending (the default); oldest: by id ascending. */
+export type ListOrder = 'newest' | 'oldest'
+
 interface ListPage {
   limit: number
-  /** Keyset position: only rows with a smaller id (the list runs newest first, by id desc). */
-  beforeId?: string
+  order?: ListOrder
+  /** Keyset position: only rows past this id in the order (a smaller id newest first, larger oldest first). */
+  after?: string
 }
 
 interface ListResult {
   items: OutboxSummary[]
   /** The last id of this page when more rows follow; the API wraps it in an opaque cursor. */
-  nextBeforeId: string | null
+  next: string | null
 }
 
 /**
@@ -40,11 +44,11 @@ export async function listOutbox(
   scopeTenant: string | null,
 ): Promise<ListResult> {
   const query = listStatement(db, filter, page, scopeTenant)
-  if (!query) return { items: [], nextBeforeId: null }
+  if (!query) return { items: [], next: null }
   const rows = await query.execute()
   const more = rows.length > page.limit
   const items = rows.slice(0, page.limit).map(toOutboxSummary)
-  return { items, nextBeforeId: more ? (items.at(-1)?.id ?? null) : null }
+  return { items, next: more ? (items.at(-1)?.id ?? null) : null }
 }
 
 /** listOutbox's one statement (bench/template-filter.ts explains it); null when nothing can match. */
@@ -54,21 +58,22 @@ export function listStatement(
   page: ListPage,
   scopeTenant: string | null,
 ) {
-  const before = page.beforeId
+  const after = page.after
+  const direction = page.order === 'oldest' ? 'asc' : 'desc'
   const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([
       matchOutbox(eb, filter, scopeTenant),
-      ...(before === undefined ? [] : [eb('id', '<', before)]),
+      ...(after === undefined ? [] : [eb('id', direction === 'asc' ? '>' : '<', after)]),
     ])
   let query = db.selectFrom('mailer.email_outbox').select(summarySelection('mailer.email_outbox'))
   if (filter.correlationId === undefined && filter.template === undefined) {
     query = query.where(where)
   } else {
-    const ids = candidateIds(db, filter.status ?? OUTBOX_STATUSES, where, page.limit + 1, 'desc')
+    const ids = candidateIds(db, filter.status ?? OUTBOX_STATUSES, where, page.limit + 1, direction)
     if (!ids) return null
     query = query.where(sql<boolean>`id in (${ids})`)
   }
-  return query.orderBy('id', 'desc').limit(page.limit + 1)
+  return query.orderBy('id', direction).limit(page.limit + 1)
 }
 
 /** One row with bodies; another tenant's row is simply not found. */

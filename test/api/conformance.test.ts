@@ -666,6 +666,8 @@ describe('parameters', () => {
     const cases: [string, string, Record<string, string>?][] = [
       ['GET', '/v1/outbox?status=bogus'],
       ['GET', '/v1/outbox?status=pending&status=sent'],
+      ['GET', '/v1/outbox?order=asc'],
+      ['GET', '/v1/outbox?order=newest&order=oldest'],
       ['GET', '/v1/outbox?limit=abc'],
       ['GET', '/v1/outbox?limit=201'],
       ['GET', '/v1/outbox?limit=1.5'],

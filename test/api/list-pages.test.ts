@@ -43,53 +43,68 @@ async function walk(query: string, between: (seen: string[]) => Promise<void>) {
   throw new Error('more than 100 pages')
 }
 
+const ORDERS = [
+  ['newest', ''],
+  ['oldest', '&order=oldest'],
+] as const
+
 describe.each([
   ['by the primary key', ''],
   ['through the correlation id lookup', '&correlationId=batch-1'],
-])('one status filter, %s', (_, extra) => {
-  test('rows inserted and rows changing status between pages: none twice, none that matched throughout skipped, newest first', async () => {
-    const pending: string[] = []
-    const failed: string[] = []
-    for (let i = 0; i < 24; i++) {
-      const id = await enqueueSql(s.t.pool, { correlationId: 'batch-1' })
-      if (i % 3 === 0) {
-        await setState(s.t.pool, id, 'failed')
-        failed.push(id)
-      } else pending.push(id)
-    }
-    const left = new Set<string>() // pending rows sent before their page came
-    const joined = new Set<string>() // failed rows retried before their page came
-    const inserted: string[] = []
-    const seen = await walk(`status=pending&limit=3${extra}`, async (sofar) => {
-      const last = BigInt(sofar.at(-1)!)
-      // A row already listed leaves the filter and comes back: it must not be listed again.
-      await setState(s.t.pool, sofar[0]!, 'sent')
-      await toPending(sofar[0]!)
-      // A pending row not listed yet is sent: it no longer matches and is not listed.
-      const goes = pending.find((id) => BigInt(id) < last && !left.has(id) && !sofar.includes(id))
-      if (goes) {
-        await setState(s.t.pool, goes, 'sent')
-        left.add(goes)
+])('a status filter, %s', (_, extra) => {
+  test.each(ORDERS)(
+    'rows inserted and rows changing status between pages: none twice, none that matched throughout skipped, order=%s',
+    async (order, orderParam) => {
+      const oldest = order === 'oldest'
+      // Not passed yet: below the page's last id newest first, above it oldest first.
+      const ahead = (id: string, last: bigint) => (oldest ? BigInt(id) > last : BigInt(id) < last)
+      const pending: string[] = []
+      const failed: string[] = []
+      for (let i = 0; i < 24; i++) {
+        const id = await enqueueSql(s.t.pool, { correlationId: 'batch-1' })
+        if (i % 3 === 0) {
+          await setState(s.t.pool, id, 'failed')
+          failed.push(id)
+        } else pending.push(id)
       }
-      // A failed row below the position is retried: it matches now and is listed once.
-      const comes = failed.find((id) => BigInt(id) < last && !joined.has(id))
-      if (comes) {
-        await toPending(comes)
-        joined.add(comes)
-      }
-      // New rows take higher ids: a walk that started before them does not reach them.
-      inserted.push(await enqueueSql(s.t.pool, { correlationId: 'batch-1' }))
-    })
-    expect(new Set(seen).size).toBe(seen.length)
-    expect(seen).toEqual([...seen].sort((a, b) => (BigInt(b) > BigInt(a) ? 1 : -1)))
-    const throughout = pending.filter((id) => !left.has(id))
-    for (const id of throughout) expect([id, seen.includes(id)]).toEqual([id, true])
-    for (const id of left) expect([id, seen.includes(id)]).toEqual([id, false])
-    for (const id of inserted) expect([id, seen.includes(id)]).toEqual([id, false])
-    expect(seen.toSorted()).toEqual([...throughout, ...joined].toSorted())
-    expect(left.size).toBeGreaterThan(0)
-    expect(joined.size).toBeGreaterThan(0)
-  })
+      const left = new Set<string>() // pending rows sent before their page came
+      const joined = new Set<string>() // failed rows retried before their page came
+      const inserted: string[] = []
+      const seen = await walk(`status=pending&limit=3${extra}${orderParam}`, async (sofar) => {
+        const last = BigInt(sofar.at(-1)!)
+        // A row already listed leaves the filter and comes back: it must not be listed again.
+        await setState(s.t.pool, sofar[0]!, 'sent')
+        await toPending(sofar[0]!)
+        // A pending row not listed yet is sent: it no longer matches and is not listed.
+        const goes = pending.find((id) => ahead(id, last) && !left.has(id) && !sofar.includes(id))
+        if (goes) {
+          await setState(s.t.pool, goes, 'sent')
+          left.add(goes)
+        }
+        // A failed row not passed yet is retried: it matches now and is listed once.
+        const comes = failed.find((id) => ahead(id, last) && !joined.has(id))
+        if (comes) {
+          await toPending(comes)
+          joined.add(comes)
+        }
+        // New rows take higher ids: a walk newest first that started before them does not reach
+        // them; oldest first reaches each (none commits out of id order here).
+        if (inserted.length < 4)
+          inserted.push(await enqueueSql(s.t.pool, { correlationId: 'batch-1' }))
+      })
+      expect(new Set(seen).size).toBe(seen.length)
+      const sign = oldest ? -1 : 1
+      expect(seen).toEqual([...seen].sort((a, b) => (BigInt(b) > BigInt(a) ? sign : -sign)))
+      const throughout = pending.filter((id) => !left.has(id))
+      for (const id of throughout) expect([id, seen.includes(id)]).toEqual([id, true])
+      for (const id of left) expect([id, seen.includes(id)]).toEqual([id, false])
+      for (const id of inserted) expect([id, seen.includes(id)]).toEqual([id, oldest])
+      const reached = oldest ? inserted : []
+      expect(seen.toSorted()).toEqual([...throughout, ...joined, ...reached].toSorted())
+      expect(left.size).toBeGreaterThan(0)
+      expect(joined.size).toBeGreaterThan(0)
+    },
+  )
 })
 
 describe('a cursor', () => {
@@ -100,5 +115,42 @@ describe('a cursor', () => {
     expect(first.items.map((i) => i.id)).toEqual([ids[5]!])
     const other = await page('tenant=b&limit=10', first.nextCursor)
     expect(other.items.map((i) => i.id)).toEqual([ids[4]!, ids[2]!, ids[0]!])
+  })
+})
+
+describe('a cursor of one order given with the other', () => {
+  test.each([
+    ['newest', 'oldest'],
+    ['oldest', 'newest'],
+  ])(
+    'a cursor order=%s returned is a 400 naming cursor with order=%s, not a wrong page',
+    async (from, to) => {
+      for (let i = 0; i < 3; i++) await enqueueSql(s.t.pool)
+      const first = await page(`order=${from}&limit=1`, null)
+      expect(first.nextCursor).not.toBeNull()
+      const url = `/v1/outbox?order=${to}&limit=1&cursor=${first.nextCursor}`
+      const r = await send(s.app, 'GET', url, { token: s.tk })
+      expect([r.status, (r.body as { errors: unknown[] }).errors]).toEqual([
+        400,
+        [
+          {
+            path: 'cursor',
+            message: `continues a list in order=${from}, not order=${to}: give it with order=${from}, or leave cursor out to start order=${to} at its first page`,
+          },
+        ],
+      ])
+    },
+  )
+
+  test('a cursor of a release before order= (newest first) still continues the default order', async () => {
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push(await enqueueSql(s.t.pool))
+    // As every earlier release built it: base64url of "o1:" and the page's last id.
+    const old = Buffer.from(`o1:${ids[2]}`).toString('base64url')
+    expect((await page('limit=5', old)).items.map((i) => i.id)).toEqual([ids[1]!, ids[0]!])
+    expect((await page('order=newest&limit=5', old)).items.map((i) => i.id)).toEqual([
+      ids[1]!,
+      ids[0]!,
+    ])
   })
 })

@@ -48,6 +48,7 @@ describe('a repeated query parameter', () => {
     const valid: Record<string, string> = {
       db: 'default',
       status: 'pending',
+      order: 'oldest',
       tenant: 'default',
       createdFrom: '2030-01-01T00:00:00Z',
       createdTo: '2030-01-01T00:00:00Z',
@@ -85,8 +86,8 @@ describe('a repeated query parameter', () => {
         }
       }
     }
-    // The list's 13 (GET and HEAD), and db on the 9 other operations (two of them HEADs).
-    expect(checked).toBe(13 * 2 + 9)
+    // The list's 14 (GET and HEAD), and db on the 9 other operations (two of them HEADs).
+    expect(checked).toBe(14 * 2 + 9)
     // Nothing was enqueued, cancelled or retried.
     const rows = await t.pool.query(
       'select status, count(*)::int as n from mailer.email_outbox group by 1',

@@ -72,7 +72,7 @@ describe('listing by correlation id (0010_correlation_index)', () => {
     expect(page.items.map((i) => [i.id, i.correlationId])).toEqual(
       all.slice(0, 3).map((id) => [id, 'inq-9']),
     )
-    expect(page.nextBeforeId).toBe(all[2]!)
+    expect(page.next).toBe(all[2]!)
   })
 
   test('a lookup reads its rows and the backlog, not the kept ones; without the index, half the heap', async () => {

@@ -80,7 +80,7 @@ describe('listing by template (0045_template_index)', () => {
     expect(page.items.map((i) => [i.id, i.template])).toEqual(
       all.slice(0, 3).map((id) => [id, 'receipt']),
     )
-    expect(page.nextBeforeId).toBe(all[2]!)
+    expect(page.next).toBe(all[2]!)
   })
 
   test('a lookup reads its rows and the backlog, not the kept ones, with or without status; without the index, half the heap', async () => {

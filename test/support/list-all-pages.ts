@@ -12,12 +12,12 @@ export async function allPages(
   scope: string | null,
 ): Promise<string[]> {
   const ids: string[] = []
-  let beforeId: string | undefined
+  let after: string | undefined
   for (let pages = 0; pages < 1000; pages++) {
-    const page = await listOutbox(db, f, { limit, beforeId }, scope)
+    const page = await listOutbox(db, f, { limit, after }, scope)
     ids.push(...page.items.map((i) => i.id))
-    if (page.nextBeforeId === null) return ids
-    beforeId = page.nextBeforeId
+    if (page.next === null) return ids
+    after = page.next
   }
   throw new Error('the cursor never ended')
 }

@@ -43,7 +43,7 @@ export function outboxRoutes(deps: ApiDeps) {
     path: '/v1/outbox',
     operationId: 'listRows',
     tags: ['outbox'],
-    summary: 'List outbox rows, newest first (bodies omitted)',
+    summary: 'List outbox rows, newest first or with order=oldest oldest first (bodies omitted)',
     security,
     middleware: read,
     request: { query: ListQuery },
@@ -114,7 +114,7 @@ export function outboxRoutes(deps: ApiDeps) {
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
     .openapi(list, async (c) => {
       const q = c.req.valid('query')
-      const beforeId = decodeCursor(q.cursor)
+      const after = decodeCursor(q.cursor, q.order)
       const filter = {
         status: q.status ? [q.status] : undefined,
         tenant: q.tenant,
@@ -128,9 +128,14 @@ export function outboxRoutes(deps: ApiDeps) {
         template: q.template,
       }
       const page = await withStatementTimeout(c.get('database').db, QUERY_TIMEOUT_MS, (trx) =>
-        listOutbox(trx, filter, { limit: q.limit, beforeId }, c.get('principal').tenant),
+        listOutbox(
+          trx,
+          filter,
+          { limit: q.limit, order: q.order, after },
+          c.get('principal').tenant,
+        ),
       )
-      const nextCursor = page.nextBeforeId ? encodeCursor(page.nextBeforeId) : null
+      const nextCursor = page.next ? encodeCursor(q.order, page.next) : null
       return c.json({ items: page.items.map(toItemJson), nextCursor }, 200)
     })
     .openapi(get, async (c) => {
