@@ -142,6 +142,37 @@ const PageLimit = z
   .default(50)
   .openapi({ type: 'integer', minimum: 1, maximum: 200, default: 50, example: 50 })
 
+/**
+ * `?status=`, repeated for several (`status=failed&status=cancelled`: OpenAPI's form style, as a
+ * generated client sends an array, and the bulk filters' list), each value checked. A comma in one
+ * value is named with the repeated form, not "Invalid option".
+ */
+const ListStatuses = z
+  .preprocess(
+    (v) => (typeof v === 'string' ? [v] : v),
+    z
+      .array(
+        z.enum(OUTBOX_STATUSES, {
+          error: (iss) =>
+            typeof iss.input === 'string' && iss.input.includes(',')
+              ? `one status per status=, repeated for several: status=${iss.input
+                  .split(',')
+                  .map((x) => x.trim())
+                  .join('&status=')}`
+              : `must be one of ${OUTBOX_STATUSES.join(', ')}`,
+        }),
+      )
+      .transform((a) => [...new Set(a)]),
+  )
+  .optional()
+  .openapi({
+    type: 'array',
+    items: { $ref: '#/components/schemas/OutboxStatus' },
+    description:
+      'Rows in any of these statuses; repeat for several: status=failed&status=cancelled',
+    param: { style: 'form', explode: true },
+  })
+
 const ListOrderParam = z.enum(['newest', 'oldest']).default('newest').openapi({
   description:
     'newest: by id descending; oldest: by id ascending (the oldest stuck row first). A cursor continues only the order that returned it',
@@ -152,7 +183,7 @@ export const ListQuery = withStorableText(
   strictQuery(
     {
       ...DB_PARAM,
-      status: OutboxStatus.optional(),
+      status: ListStatuses,
       tenant: z.string().min(1).optional(),
       createdFrom: TimeBound.openapi({ description: 'created_at >= this' }),
       createdTo: TimeBound.openapi({ description: 'created_at < this (later than createdFrom)' }),
@@ -177,7 +208,8 @@ export const ListQuery = withStorableText(
         .optional()
         .openapi({ description: 'nextCursor of the previous page, in the same order' }),
     },
-    { status: 'one list request reads one status; ask once per status' },
+    {},
+    ['status'],
   ).superRefine(windowsHoldTime),
 )
 

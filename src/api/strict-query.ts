@@ -20,18 +20,22 @@ function oneValue<T extends z.core.$ZodType>(schema: T, why: string | undefined)
 
 /**
  * An object of the given parameters, each taking one value (`why` adds what one value means to the
- * 400 of a repeated one), that refuses every other parameter, each named by its path with the
- * accepted names listed (as the bulk actions' strict filters do). Loose, so the parameters reach
- * the check; the route's typed values are the declared ones.
+ * 400 of a repeated one) but those in `several`, whose schemas take the array a repeated one
+ * arrives as, that refuses every other parameter, each named by its path with the accepted names
+ * listed (as the bulk actions' strict filters do). Loose, so the parameters reach the check; the
+ * route's typed values are the declared ones.
  */
 export function strictQuery<S extends z.ZodRawShape>(
   shape: S,
   why: Partial<Record<keyof S, string>> = {},
+  several: readonly (keyof S)[] = [],
 ) {
   const accepted = Object.keys(shape).join(', ')
   const single = {} as { [K in keyof S]: z.ZodPreprocess<S[K]> }
   for (const name of Object.keys(shape) as (keyof S)[]) {
-    single[name] = oneValue(shape[name], why[name])
+    single[name] = (
+      several.includes(name) ? shape[name] : oneValue(shape[name], why[name])
+    ) as z.ZodPreprocess<S[typeof name]>
   }
   return z.looseObject(single).superRefine((query, ctx) => {
     for (const name of Object.keys(query)) {

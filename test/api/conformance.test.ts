@@ -665,7 +665,8 @@ describe('parameters', () => {
   test('bad query values, ids and headers are 400 problems naming the parameter', async () => {
     const cases: [string, string, Record<string, string>?][] = [
       ['GET', '/v1/outbox?status=bogus'],
-      ['GET', '/v1/outbox?status=pending&status=sent'],
+      ['GET', '/v1/outbox?status=pending&status=bogus'],
+      ['GET', '/v1/outbox?status=pending,sent'],
       ['GET', '/v1/outbox?order=asc'],
       ['GET', '/v1/outbox?order=newest&order=oldest'],
       ['GET', '/v1/outbox?limit=abc'],
@@ -998,7 +999,9 @@ describe('the checker', () => {
     expect(real.declared()).toContain('Problem.errors')
     expect(real.queryErrors('GET', '/v1/outbox?limit=5&status=sent&db=default')).toBeNull()
     expect(real.queryErrors('GET', '/v1/outbox?limit=abc')).toContain('?limit=abc: /')
-    expect(real.queryErrors('GET', '/v1/outbox?status=sent&status=failed')).toContain('2 times')
+    expect(real.queryErrors('GET', '/v1/outbox?limit=5&limit=6')).toContain('2 times')
+    expect(real.queryErrors('GET', '/v1/outbox?status=sent&status=failed&order=oldest')).toBeNull()
+    expect(real.queryErrors('GET', '/v1/outbox?status=sent&status=lost')).toContain('?status=')
     expect(real.queryErrors('GET', '/v1/stats?status=sent')).toContain('not a documented parameter')
   })
 })

@@ -51,6 +51,7 @@ const ORDERS = [
 describe.each([
   ['by the primary key', ''],
   ['through the correlation id lookup', '&correlationId=batch-1'],
+  ["through each status's index (several statuses)", '&status=cancelled'],
 ])('a status filter, %s', (_, extra) => {
   test.each(ORDERS)(
     'rows inserted and rows changing status between pages: none twice, none that matched throughout skipped, order=%s',
@@ -105,6 +106,46 @@ describe.each([
       expect(joined.size).toBeGreaterThan(0)
     },
   )
+})
+
+describe('several statuses', () => {
+  test('status repeated lists the rows of each, each order walking every one once', async () => {
+    const want: string[] = []
+    for (const state of [
+      'failed',
+      'sent',
+      'cancelled',
+      'pending',
+      'failed',
+      'cancelled',
+    ] as const) {
+      const id = await enqueueSql(s.t.pool)
+      if (state !== 'pending') await setState(s.t.pool, id, state)
+      if (state === 'failed' || state === 'cancelled') want.push(id)
+    }
+    const oldest = await walk('status=failed&status=cancelled&limit=2&order=oldest', async () => {})
+    expect(oldest).toEqual(want)
+    const newest = await walk('status=cancelled&status=failed&limit=2', async () => {})
+    expect(newest).toEqual(want.toReversed())
+  })
+
+  test('each value is checked; a comma-separated list is a 400 showing the repeated form', async () => {
+    const bad = await send(s.app, 'GET', '/v1/outbox?status=failed&status=lost', { token: s.tk })
+    expect([bad.status, (bad.body as { errors: unknown[] }).errors]).toEqual([
+      400,
+      [{ path: 'status.1', message: expect.stringContaining('must be one of pending') }],
+    ])
+    const comma = await send(s.app, 'GET', '/v1/outbox?status=failed,cancelled', { token: s.tk })
+    expect([comma.status, (comma.body as { errors: unknown[] }).errors]).toEqual([
+      400,
+      [
+        {
+          path: 'status.0',
+          message: 'one status per status=, repeated for several: status=failed&status=cancelled',
+        },
+      ],
+    ])
+  })
 })
 
 describe('a cursor', () => {

@@ -13,7 +13,10 @@ let tk: string
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
 
 type Doc = {
-  paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>
+  paths: Record<
+    string,
+    Record<string, { parameters?: { name: string; in: string; schema?: { type?: string } }[] }>
+  >
 }
 
 beforeAll(async () => {
@@ -36,9 +39,9 @@ function expectOneValue(r: Sent, label: string, name: string, also?: RegExp) {
 }
 
 describe('a repeated query parameter', () => {
-  test('?status= twice is a 400 saying a list reads one status, not "Invalid option"', async () => {
+  test('?status= repeated lists the rows of each status (one value each), not a 400', async () => {
     const r = await send(app, 'GET', '/v1/outbox?status=sent&status=failed', { token: tk })
-    expectOneValue(r, 'status', 'status', /one status/)
+    expect(r.status).toBe(200)
   })
 
   test('every query parameter of every /v1 operation, each given twice with a valid value', async () => {
@@ -73,7 +76,8 @@ describe('a repeated query parameter', () => {
       for (const [method, op] of Object.entries(ops)) {
         const key = `${method.toUpperCase()} ${path}`
         for (const p of op.parameters ?? []) {
-          if (p.in !== 'query') continue
+          // An array parameter (the list's status) is repeated for several values.
+          if (p.in !== 'query' || p.schema?.type === 'array') continue
           const value = valid[p.name]
           expect([key, p.name, value === undefined]).toEqual([key, p.name, false])
           const q = `${p.name}=${encodeURIComponent(value!)}`
@@ -86,8 +90,8 @@ describe('a repeated query parameter', () => {
         }
       }
     }
-    // The list's 14 (GET and HEAD), and db on the 9 other operations (two of them HEADs).
-    expect(checked).toBe(14 * 2 + 9)
+    // The list's 14 but status (GET and HEAD), and db on the 9 other operations (two of them HEADs).
+    expect(checked).toBe(13 * 2 + 9)
     // Nothing was enqueued, cancelled or retried.
     const rows = await t.pool.query(
       'select status, count(*)::int as n from mailer.email_outbox group by 1',

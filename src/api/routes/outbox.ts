@@ -116,7 +116,7 @@ export function outboxRoutes(deps: ApiDeps) {
       const q = c.req.valid('query')
       const after = decodeCursor(q.cursor, q.order)
       const filter = {
-        status: q.status ? [q.status] : undefined,
+        status: q.status,
         tenant: q.tenant,
         createdFrom: q.createdFrom,
         createdTo: q.createdTo,

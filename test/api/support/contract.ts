@@ -163,8 +163,13 @@ export function createContract(doc: Doc) {
       const where = `${method.toUpperCase()} ${found.template} ?${name}`
       if (!declared?.schema) return `${where} is not a documented parameter`
       const values = params.getAll(name)
-      if (values.length > 1) return `${where} is given ${values.length} times`
       const v = validator(declared.schema)
+      // An array parameter is repeated, one value each (form style, exploded: OpenAPI's default).
+      if ((declared.schema as { type?: unknown }).type === 'array') {
+        if (!v(values)) return `${where}=${params.getAll(name).join('&')}: ${explain(v.errors)}`
+        continue
+      }
+      if (values.length > 1) return `${where} is given ${values.length} times`
       // A query value is text: a number the schema asks for is read as one, as a client writes it.
       const text = values[0]!
       const value = /^-?\d+(\.\d+)?$/.test(text) && !v(text) ? Number(text) : text
