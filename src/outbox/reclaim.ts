@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { registryBeat, type WorkerIdentity } from './heartbeat.ts'
+import { leaseOwnerName } from './lease-owner-name.ts'
 
 interface Reclaimed {
   id: string
@@ -120,8 +121,7 @@ export function reclaimStatement(p: ReclaimParams) {
     ), history as (
       -- A lease key named by the worker id its registry entry holds (workers_lease_key_idx).
       insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
-      select id, attempts,
-             coalesce((select w.id from mailer.workers w where w.lease_key = done.lease_owner), lease_owner),
+      select id, attempts, ${leaseOwnerName('done.lease_owner')},
              case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
              last_error_code, last_error
         from done
