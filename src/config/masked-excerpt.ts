@@ -1,17 +1,34 @@
 // A short excerpt of a database setting around a place in it, its passwords masked: a problem may quote it.
 
-/** The ranges of `text` that hold a password: a URL's userinfo after its user, a password= keyword's value. */
+/**
+ * Where a password starting at `start` may end: before the last `term` on its line, else (a raw line
+ * break inside it, where the JSON breaks) the last in the text; null when none follows.
+ */
+function lastOf(text: string, start: number, term: string): number | null {
+  const rest = text.slice(start).search(/[\r\n]/)
+  const onLine = text.lastIndexOf(term, (rest < 0 ? text.length : start + rest) - 1)
+  if (onLine >= start) return onLine
+  const anywhere = text.lastIndexOf(term)
+  return anywhere >= start ? anywhere : null
+}
+
+/**
+ * The ranges of `text` that may hold a password: a URL's userinfo after its user, up to the last
+ * '@' after it; a password= (or "password":) value, up to the last '"' after it, else the text's
+ * end. Greedy, never up to the first end: a password may hold '@', '&', a raw '"' and ',', '}' or
+ * ']' (where malformed JSON breaks) or a line break. Masking too much is safe; too little is not.
+ */
 function passwordRanges(text: string): [number, number][] {
   const ranges: [number, number][] = []
-  // Greedy to the last '@' before the string's end (a '"' then ',', '}' or ']'): a password may
-  // hold '@', '/', ':' or a '"' the JSON breaks at. Masking too much is safe; too little is not.
-  for (const m of text.matchAll(/:\/\/[^:/?#\s@"]*:((?:[^\s"]|"(?![,}\]]))*)@/g)) {
-    const start = m.index + m[0].length - m[1]!.length - 1
-    ranges.push([start, start + m[1]!.length])
+  for (const m of text.matchAll(/:\/\/[^:/?#\s@"]*:/g)) {
+    const start = m.index + m[0].length
+    // No '@' after it: the ':' is a port's.
+    const end = lastOf(text, start, '@')
+    if (end !== null) ranges.push([start, end])
   }
-  for (const m of text.matchAll(/password=([^&\s",}]*)/gi)) {
-    const start = m.index + m[0].length - m[1]!.length
-    ranges.push([start, start + m[1]!.length])
+  for (const m of text.matchAll(/password(?:\s*=\s*|"\s*:\s*"?)/gi)) {
+    const start = m.index + m[0].length
+    ranges.push([start, lastOf(text, start, '"') ?? text.length])
   }
   return ranges
 }

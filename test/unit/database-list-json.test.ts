@@ -55,3 +55,33 @@ test('a trailing comma and a bare URL are each named with what JSON wants there'
   expect(bare).toContain('line 1, column 1')
   expect(bare).not.toContain(password.slice(0, 8))
 })
+
+test("a raw '\"' then ',', '}' or ']' inside a password, or a raw line break, shows none of it", () => {
+  const [head, tail] = [password.slice(0, 8), password.slice(-8)]
+  const shown = (value: string) => {
+    const problem = jsonProblem(value)
+    return [problem.includes('line 1'), problem.includes(head), problem.includes(tail)]
+  }
+  for (const end of ['",', '"}', '"]']) {
+    // The JSON string ends inside the password, and breaks right after that end.
+    expect(shown(`[{"name":"a","url":"postgres://app:${head}${end}${tail}@db/a"}]`)).toEqual([
+      true,
+      false,
+      false,
+    ])
+    expect(shown(`[{"name":"a","url":"postgres://db/a?password=${head}${end}${tail}"}]`)).toEqual([
+      true,
+      false,
+      false,
+    ])
+    // Not a key MAILER_DATABASES takes, but one a user may write all the same.
+    expect(shown(`[{"name":"a","password":"${head}${end}${tail}"}]`)).toEqual([true, false, false])
+  }
+  // A raw line break: the JSON breaks inside the password, its rest on the next line.
+  const broken = jsonProblem(`[{"name":"a","url":"postgres://app:${head}\n${tail}@db/a"}]`)
+  expect([broken.includes(head), broken.includes(tail)]).toEqual([false, false])
+  const keyword = jsonProblem(`[{"name":"a","url":"postgres://db/a?password=${head}\n${tail}"}]`)
+  expect([keyword.includes(head), keyword.includes(tail)]).toEqual([false, false])
+  const key = jsonProblem(`[{"name":"a","password":"${head}\n${tail}"}]`)
+  expect([key.includes(head), key.includes(tail)]).toEqual([false, false])
+})
