@@ -91,8 +91,7 @@ export function embeddedStartFailure(message: string, port: number): string {
 export function devServeFailure(e: unknown): string {
   const refused = listenRefusal(e)
   if (refused?.code === 'EADDRINUSE') {
-    const variable = refused.variables.split(', ').at(-1)
-    return `${describeError(e)}; stop it, or give dev another: ${variable}=${refused.port + 1} bun run dev`
+    return `${describeError(e)}; stop it, or give dev another: ${refused.portVariable}=${refused.port + 1} bun run dev`
   }
   return describeError(e)
 }

@@ -8,9 +8,14 @@ export interface ListenRefusal {
   port: number
   /** The variables that set this address: "HOST, PORT" or "HOST, METRICS_PORT". */
   variables: string
+  /** The variable that set the port, the one to change for a held port. */
+  portVariable: PortVariable
   /** The system's code (EADDRINUSE, EACCES, …), when the error carried one. */
   code?: string
 }
+
+/** What set a listener's port: the API's (and /metrics' with it), or /metrics' own. */
+export type PortVariable = 'PORT' | 'METRICS_PORT'
 
 /** A failed bind: its details are the refusal's fields. */
 class ListenRefused extends AppError {
@@ -25,13 +30,13 @@ class ListenRefused extends AppError {
 
 /**
  * Binds the HTTP server; Bun's own error guesses "port in use?" and names neither host nor port.
- * `variables` are the ones that set this address: /metrics' own listener is METRICS_PORT's, and
+ * `portVariable` set this port (HOST the host): /metrics' own listener is METRICS_PORT's, and
  * naming PORT for it sent the operator to a port that was free.
  */
 export function listen(
   http: Config['http'],
   fetch: (req: Request) => Response | Promise<Response>,
-  variables = 'HOST, PORT',
+  portVariable: PortVariable = 'PORT',
 ): ReturnType<typeof Bun.serve> {
   try {
     return Bun.serve({ hostname: http.host, port: http.port, fetch })
@@ -39,6 +44,7 @@ export function listen(
     const address = http.host.includes(':')
       ? `[${http.host}]:${http.port}`
       : `${http.host}:${http.port}`
+    const variables = `HOST, ${portVariable}`
     const raw = (e as { code?: unknown }).code
     const code = typeof raw === 'string' ? raw : undefined
     const reason = describeError(e)
@@ -51,6 +57,7 @@ export function listen(
       host: http.host,
       port: http.port,
       variables,
+      portVariable,
       ...(code !== undefined ? { code } : {}),
     }
     throw new ListenRefused(`cannot listen on ${address} (${variables}): ${why}`, refusal, e)

@@ -149,7 +149,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       metricsServer = listen(
         { ...config.http, port: config.http.metricsPort },
         createMetricsApp(deps).fetch,
-        'HOST, METRICS_PORT',
+        'METRICS_PORT',
       )
       servers.push(metricsServer)
     }

@@ -10,7 +10,7 @@ import {
   embeddedExitLine,
 } from '../../src/dev-environment.ts'
 import { AppError } from '../../src/errors.ts'
-import { listen } from '../../src/http-listen.ts'
+import { listen, type PortVariable } from '../../src/http-listen.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -96,12 +96,12 @@ test('the line for a Postgres that died under dev says how it ended and where it
 test("serve's failure to start under dev: a held port (PORT or METRICS_PORT) is listen's line with the variable to change, anything else as it says", async () => {
   // A server of the test's own holds the port; listen's own error is what dev is given.
   const holder = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('held') })
-  const failure = (variables?: string) => {
+  const failure = (portVariable?: PortVariable) => {
     try {
       listen(
         { host: '127.0.0.1', port: holder.port!, metricsPort: null },
         () => new Response(),
-        variables,
+        portVariable,
       ).stop(true)
     } catch (e) {
       return devServeFailure(e)
@@ -113,7 +113,7 @@ test("serve's failure to start under dev: a held port (PORT or METRICS_PORT) is 
       `cannot listen on 127.0.0.1:${holder.port} (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${holder.port! + 1} bun run dev`,
     )
     // The shell's METRICS_PORT stays in force under dev: the hint names it, not PORT.
-    expect(failure('HOST, METRICS_PORT')).toBe(
+    expect(failure('METRICS_PORT')).toBe(
       `cannot listen on 127.0.0.1:${holder.port} (HOST, METRICS_PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: METRICS_PORT=${holder.port! + 1} bun run dev`,
     )
   } finally {
