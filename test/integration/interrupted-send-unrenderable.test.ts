@@ -166,3 +166,30 @@ test('expiresAt passed across a crash, lookups on, the message not in the mailbo
   ])
   expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(0)
 })
+
+test('expiresAt passed across a crash, lookups on, the template removed: failed expired naming the interrupted send (nothing to look it up by), not as unrenderable', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  await t.pool.query(`insert into mailer.templates (name, subject, text_body, to_addresses)
+                      values ('welcome', 'Hi {{name}}', 'x', '{"rcpt@example.com"}')`)
+  const { rows } = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (message, template, source_row, expires_at)
+     values (null, 'welcome', '{"name": "Ada"}'::jsonb, now() + interval '1 hour') returning id`,
+  )
+  const id = rows[0]!.id
+  await interruptedSend(fake, id)
+  await t.pool.query(`delete from mailer.templates where name = 'welcome'`)
+  await t.pool.query('update mailer.email_outbox set expires_at = now() where id = $1', [id])
+
+  const after = worker(fake, 'after')
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const row = await rowOf(t, id)
+  expect([row.status, row.last_error_code, row.last_error, row.send_started_at === null]).toEqual([
+    'failed',
+    'expired',
+    'expiresAt passed; an earlier send was interrupted and may have delivered it',
+    false,
+  ])
+  expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+})
