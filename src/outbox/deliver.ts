@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
-import { asExpired, resolveInterrupted } from './expired-interrupted.ts'
+import { resolveInterrupted } from './expired-interrupted.ts'
 import { sendThroughGate } from './gated-send.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { recordOutcome } from './lease-outcome.ts'
@@ -95,15 +95,9 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         const text = e instanceof Error ? e.message : String(e)
         const message = lease.ambiguous ? afterInterruptedSend(text) : text
         // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
-        // kept, so a retry once the row renders again looks it up before sending it again.
-        settling.push(
-          finish(
-            lease,
-            lease.expired
-              ? { kind: 'expired' }
-              : { kind: 'failed', code, message, ambiguous: lease.ambiguous },
-          ),
-        )
+        // kept, so a retry once the row renders again looks it up before sending it again (past
+        // its expiresAt, the row fails expired naming it: pastExpiry).
+        settling.push(finish(lease, { kind: 'failed', code, message, ambiguous: lease.ambiguous }))
       }
     }
   }
@@ -134,5 +128,5 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
     ])
     return
   }
-  await Promise.all([...settling, ...ready.map((r) => sendThroughGate(d, r, asExpired(r, finish)))])
+  await Promise.all([...settling, ...ready.map((r) => sendThroughGate(d, r, finish))])
 }

@@ -16,25 +16,9 @@ export async function resolveInterrupted(
   finish: Finish,
 ): Promise<boolean> {
   if (!r.lease.expired) return resolveAmbiguity(d, r, finish)
-  if (await resolveAmbiguity(d, r, asExpired(r, finish))) {
+  // Whatever holds it back instead fails it expired where it settles (pastExpiry, recordOutcome).
+  if (await resolveAmbiguity(d, r, finish)) {
     await finish(r.lease, r.unverified ? { kind: 'expired' } : { kind: 'expired', notSent: true })
   }
   return false
 }
-
-/**
- * `finish` for a row that may be claimed past its expiresAt: whatever else holds it back before or
- * instead of its lookup (its mailbox paused, no token, the lookup refused or too early) fails it
- * expired with its mark kept and named, not as a wait ("still throttled … not sent") that cannot
- * come; a settled send, a release and an expiry stand.
- */
-export const asExpired =
-  (r: Ready, finish: Finish): Finish =>
-  (lease, s, extra) =>
-    finish(
-      lease,
-      !r.lease.expired || s.kind === 'sent' || s.kind === 'released' || s.kind === 'expired'
-        ? s
-        : { kind: 'expired' },
-      extra,
-    )

@@ -3,7 +3,7 @@ import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import type { SettleOutcome } from './events.ts'
 import type { SendExtra } from './send-attempt.ts'
-import { PAUSED_CODE, type Settlement, TOKEN_WAIT_CODE } from './settle-item.ts'
+import { PAUSED_CODE, pastExpiry, type Settlement, TOKEN_WAIT_CODE } from './settle-item.ts'
 
 // The line logged for a settled row, by level: failures stand out, routine sends stay at debug.
 const SETTLED_MESSAGE = {
@@ -27,16 +27,19 @@ const quietWait = (code: string | null) =>
   code !== null && (code === PAUSED_CODE || TOKEN_WAIT.test(code))
 
 /**
- * Settles `lease` as `s` (through the settle queue), then reports what the history recorded: a
- * retry arms the drainer's timer, a settled row is an engine event and a log line at the level of
- * its news, a lease lost meanwhile is counted once. The lease is done with either way.
+ * Settles `lease` as what its delivery `met` (through the settle queue), then reports what the
+ * history recorded: a retry arms the drainer's timer, a settled row is an engine event and a log
+ * line at the level of its news, a lease lost meanwhile is counted once. The lease is done with
+ * either way. A lease claimed past its row's expiresAt settles as pastExpiry has it, here, where
+ * every delivery path settles: none has to remember it.
  */
 export async function recordOutcome(
   d: DeliveryDeps,
   lease: Lease,
-  s: Settlement,
+  met: Settlement,
   extra: Partial<SendExtra> = {},
 ): Promise<void> {
+  const s = lease.expired ? pastExpiry(met) : met
   d.handedOver?.(lease)
   const row = await d.settle.push({
     id: lease.id,

@@ -29,6 +29,19 @@ export type Settlement =
   | { kind: 'released' }
 
 /**
+ * The settlement of a lease claimed past its row's expiresAt (`Lease.expired`), let through only to
+ * look an interrupted earlier send up, never to send: whatever held it back instead (its mailbox
+ * paused, no token, the lookup refused or too early, the row unrenderable) fails it expired with
+ * its mark kept and named, not as a wait that cannot come ("still throttled at its expiresAt: not
+ * sent: …" of a message that may have gone). A send found, a release, a recorded cancel and an
+ * expiry stand.
+ */
+export const pastExpiry = (s: Settlement): Settlement =>
+  s.kind === 'sent' || s.kind === 'released' || s.kind === 'cancelled' || s.kind === 'expired'
+    ? s
+    : { kind: 'expired' }
+
+/**
  * A provider's text (an error message, a request id from an error body) as Postgres text can hold
  * it: without U+0000, which it refuses (22021). One NUL failed the whole batch's settlement, every
  * try, and after half a lease its rows were given up and reclaimed as interrupted sends.
