@@ -49,6 +49,15 @@ function heldBy(c: WaitingCause, r: RawBuilder<unknown>): RawBuilder<unknown> {
          or ${r}.last_error_code ~ ${TOKEN_WAIT_CODE})`
 }
 
+/** The rows of the CTE `picked` named by `c`, fenced by status (primary key); returns their ids. */
+const naming = (c: WaitingCause) => sql`update mailer.email_outbox o
+   set last_error_code = ${c.code}, last_error = ${c.message}
+ where o.id in (select id from picked) and o.status = 'pending'
+returning o.id`
+
+/** The table's highest id when the statement began ('0' when empty): where the next mark by id starts. */
+const topId = sql`coalesce((select max(id) from mailer.email_outbox), 0)::text`
+
 /**
  * One step of a pass over the due pending rows in claim order (email_outbox_claim_idx), from
  * `after` (null: the start): reads at most WAITING_ROWS_READ_PER_MARK of them and sets
@@ -89,12 +98,7 @@ export async function markWaitingRowsFrom(
        order by s.priority, s.send_at, s.id
        limit ${bound.marked}
          for update of o skip locked
-    ), marked as (
-      update mailer.email_outbox o
-         set last_error_code = ${c.code}, last_error = ${c.message}
-       where o.id in (select id from picked) and o.status = 'pending'
-      returning o.id
-    ), last_read as (
+    ), marked as (${naming(c)}), last_read as (
       -- Where the pass goes on: past the last row it named when it named all it may, else past
       -- the last row it read when it read all it may, else nowhere (the end).
       select * from (select p.priority, p.send_at, p.id from picked p
@@ -108,7 +112,7 @@ export async function markWaitingRowsFrom(
     )
     select (select count(*) from marked)::int as marked,
            l.priority::int as next_priority, l.send_at::text as next_send_at, l.id::text as next_id,
-           coalesce((select max(id) from mailer.email_outbox), 0)::text as top_id
+           ${topId} as top_id
       from (select 1) one left join last_read l on true`.execute(db)
   const r = rows[0]
   const next: ClaimPosition | null =
@@ -137,13 +141,8 @@ export async function markWaitingRowsAbove(
        order by o.id
        limit ${WAITING_ROWS_PER_MARK}
          for update of o skip locked
-    ), marked as (
-      update mailer.email_outbox o
-         set last_error_code = ${c.code}, last_error = ${c.message}
-       where o.id in (select id from picked) and o.status = 'pending'
-      returning o.id
-    )
+    ), marked as (${naming(c)})
     select (select count(*) from marked)::int as marked,
-           coalesce((select max(id) from mailer.email_outbox), 0)::text as top_id`.execute(db)
+           ${topId} as top_id`.execute(db)
   return { marked: rows[0]?.marked ?? 0, topId: rows[0]?.top_id ?? '0' }
 }
