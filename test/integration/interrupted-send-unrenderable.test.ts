@@ -54,6 +54,14 @@ async function interruptedSend(fake: FakeGraph, id: string): Promise<void> {
   expect([row.status, row.send_started_at === null]).toEqual(['sending', false])
 }
 
+/** The row once a worker started after the crash has settled it. */
+async function settledAfterTheCrash(fake: FakeGraph, id: string) {
+  const after = worker(fake, 'after')
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  return rowOf(t, id)
+}
+
 test('MAIL_FROM_ALLOWED narrowed across a crash: the reclaimed row fails sender_not_allowed with its mark kept, and its retry finds the message in the mailbox instead of sending it again', async () => {
   const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
   closing.push(() => fake.stop())
@@ -136,10 +144,7 @@ test('expiresAt passed across a crash, lookups on: the reclaimed row is looked u
   await interruptedSend(fake, id)
   await t.pool.query('update mailer.email_outbox set expires_at = now() where id = $1', [id])
 
-  const after = worker(fake, 'after')
-  await after.start()
-  await after.events.waitFor(settledFor(id), 30_000)
-  const row = await rowOf(t, id)
+  const row = await settledAfterTheCrash(fake, id)
   expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
     'sent',
     null,
@@ -154,10 +159,7 @@ test('expiresAt passed across a crash, lookups on, the message not in the mailbo
   const id = await enqueue(t, { to: 'rcpt@example.com', subject: 'Hi', text: 'x' })
   // A worker that started the send and died before it reached Graph: its lease over, the row past expiresAt.
   await diedMidSendPastExpiry(t, id)
-  const after = worker(fake, 'after')
-  await after.start()
-  await after.events.waitFor(settledFor(id), 30_000)
-  const row = await rowOf(t, id)
+  const row = await settledAfterTheCrash(fake, id)
   expect([row.status, row.last_error_code, row.last_error, row.send_started_at === null]).toEqual([
     'failed',
     'expired',
@@ -181,10 +183,7 @@ test('expiresAt passed across a crash, lookups on, the template removed: failed 
   await t.pool.query(`delete from mailer.templates where name = 'welcome'`)
   await t.pool.query('update mailer.email_outbox set expires_at = now() where id = $1', [id])
 
-  const after = worker(fake, 'after')
-  await after.start()
-  await after.events.waitFor(settledFor(id), 30_000)
-  const row = await rowOf(t, id)
+  const row = await settledAfterTheCrash(fake, id)
   expect([row.status, row.last_error_code, row.last_error, row.send_started_at === null]).toEqual([
     'failed',
     'expired',
