@@ -105,6 +105,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     settling: heldLeases.settling,
     deadlines,
     wake,
+    lookups: d.lookup !== null,
   })
   const { due, poll } = createWakeTimers({
     clock: d.clock,

@@ -9,6 +9,12 @@ export interface ExpirySweep {
   /** Named in the history, as a claim that finds a row expired names its worker. */
   workerId: string
   limit: number
+  /**
+   * Mailbox lookups are on: a row whose earlier send was interrupted is left to a claim, whose
+   * lookup (expired-interrupted.ts) says whether that send went; swept, Graph's delivered message
+   * would read failed expired.
+   */
+  lookups?: boolean
 }
 
 export interface Swept {
@@ -33,7 +39,8 @@ export interface Swept {
  * cancelled.
  * Invariant: only a `pending` row is failed, judged on its locked latest version: a claimed row
  * (`sending`) is its worker's to settle, and a row another statement holds (a claim, a cancel) is
- * skipped, never waited for. Candidates come from email_outbox_expiring_idx (sql/0022: a range
+ * skipped, never waited for. With lookups on, a row with an interrupted send is never swept: it
+ * stays pending past its expiresAt until a claim looks it up (never sends it). Candidates come from email_outbox_expiring_idx (sql/0022: a range
  * scan up to now(), earliest expiry first) and are locked in id order, as every statement locking
  * several outbox rows does.
  */
@@ -41,9 +48,11 @@ export function expirySweep(s: ExpirySweep) {
   // The candidates reach the rows they lock and update through the primary key alone (a list of
   // ids joined to it): offered the expiry index too, a plan from statistics that had not seen the
   // rows expire rescanned the candidate list once per expired row (0.3 s for 2,000 rows).
+  const interrupted = s.lookups ? sql`and o.send_started_at is null` : sql``
   return sql`expiring as materialized (
       select o.id from mailer.email_outbox o
        where o.status = 'pending' and o.expires_at is not null and o.expires_at <= now()
+             ${interrupted}
        order by o.expires_at
        limit ${s.limit}
     ), expiring_locked as materialized (

@@ -33,6 +33,8 @@ export function createLeaseUpkeep(
     config: Pick<WorkerConfig, 'heartbeatSeconds' | 'leaseSeconds' | 'maxAttempts'>
     /** Reclaimed rows are pending again: claim them. */
     wake: () => void
+    /** Mailbox lookups are on: the sweep leaves interrupted sends to a claim's lookup. */
+    lookups?: boolean
   },
 ): LeaseUpkeep {
   let timers: ReturnType<typeof setInterval>[] = []
@@ -64,7 +66,7 @@ export function createLeaseUpkeep(
       // Rows whose outcome this worker is recording are its settlement's to write (reclaim.ts).
       keep: [...d.held.values()].filter(d.settling),
       beat: d.worker,
-      sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT },
+      sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT, lookups: d.lookups ?? false },
     })
     // Counted and logged as a claim that finds a row expired does (outbox_sends_total{outcome=
     // "expired"}, which the "sends failing" alert watches; one line per row, as for any failure),

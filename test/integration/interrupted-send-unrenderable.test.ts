@@ -1,6 +1,7 @@
 // An interrupted send whose row cannot be sent as it stood on its reclaim (no longer renders, or past its expiresAt): looked up when it can be, its mark kept when not, never sent twice.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { DbHandle } from '../../src/db/open.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { requeueOutbox } from '../../src/outbox/requeue.ts'
 import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
 import { useTestDb } from '../support/db.ts'
@@ -151,6 +152,42 @@ test('expiresAt passed across a crash, lookups on: the reclaimed row is looked u
     true,
   ])
   expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+})
+
+test('an interrupted send reclaimed pending and left unclaimed past its expiresAt, lookups on: the expiry sweep leaves it to a claim, which looks it up and settles it sent, not failed expired "may have delivered it"', async () => {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  const id = await enqueue(
+    t,
+    { to: 'rcpt@example.com', subject: 'Hi', text: 'x' },
+    { expiresAt: new Date(Date.now() + 3_600_000).toISOString() },
+  )
+  await interruptedSend(fake, id)
+  // A worker reclaims the ended lease (the row pending again, its mark kept) and stops before any
+  // claim takes it; its expiresAt passes meanwhile.
+  await t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  const { rows } = await reclaimExpired(t.db, { defaultMaxAttempts: 5 })
+  expect(rows).toEqual([{ id, status: 'pending', ambiguous: true }])
+  await t.pool.query('update mailer.email_outbox set expires_at = now() where id = $1', [id])
+
+  // The next worker's first statement is a reclaim carrying the sweep, before its first claim.
+  const after = worker(fake, 'after')
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const row = await rowOf(t, id)
+  expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
+    'sent',
+    null,
+    true,
+  ])
+  expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+  expect((await attemptsOf(t, id, 'outcome, worker_id')).map((a) => a.outcome)).toEqual([
+    'lease_expired',
+    'sent',
+  ])
 })
 
 test('expiresAt passed across a crash, lookups on, the message not in the mailbox past the grace: failed expired as not sent, its mark cleared', async () => {
