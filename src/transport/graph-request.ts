@@ -81,6 +81,13 @@ export function createGraphRequest(d: {
     } catch (e) {
       return { failed: noTokenOutcome(e, signal, d.tokens), unsent: true }
     }
+    // A token taken up past the deadline (the event loop held, by a long render, say, so its timer
+    // has not fired yet) makes no request: as one that never came, a token wait. Made, its bytes
+    // left past the lease's margin, and a reclaimer that had looked the row up sent it too.
+    if (!deadline.aborted && monotonicNow(d.clock) >= deadlineAt) {
+      const late = new DOMException('The operation timed out.', 'TimeoutError')
+      return { failed: noTokenOutcome(late, signal, d.tokens), unsent: true }
+    }
     // As Microsoft's SDKs do: Graph echoes it and its activity logs keep it (ClientRequestId).
     const clientRequestId = randomUUID()
     try {

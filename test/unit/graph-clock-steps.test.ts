@@ -70,9 +70,11 @@ test('a wall clock stepped back ends the wait for a probe at the request deadlin
   const { c, clock } = handClock()
   const reachability = createGraphReachability({ clock, log: silentLogger })
   const answer = Promise.withResolvers<Response>()
+  const probing = Promise.withResolvers<void>()
   let calls = 0
   const fetch = (async () => {
     calls++
+    probing.resolve()
     return calls === 1 ? answer.promise : new Response(null, { status: 202 })
   }) as unknown as typeof globalThis.fetch
   const request = createGraphRequest({
@@ -95,6 +97,8 @@ test('a wall clock stepped back ends the wait for a probe at the request deadlin
   // deadline (its timer not fired yet) and after the wall clock stepped back an hour.
   const probe = send()
   const waiting = send()
+  // The probe's request is made within its deadline.
+  await probing.promise
   c.mono += 31_000
   c.wall -= 3_600_000
   answer.resolve(new Response(null, { status: 202 }))
@@ -102,6 +106,40 @@ test('a wall clock stepped back ends the wait for a probe at the request deadlin
   // Past its deadline it goes back unsent; on the wall clock it was still in time and was sent.
   expect(await waiting).toMatchObject({ unsent: true, failed: { code: 'graph_unreachable' } })
   expect(calls).toBe(1)
+})
+
+test('a token that comes past the request deadline, its timer not fired yet (the event loop starved), makes no request', async () => {
+  const { c, clock } = handClock()
+  let calls = 0
+  const fetch = (async () => {
+    calls++
+    return new Response(null, { status: 202 })
+  }) as unknown as typeof globalThis.fetch
+  // The token's answer is taken up 31 s into a 30 s deadline (a template render of another row
+  // held the event loop): the lease's margin covers one request timeout from the send's start,
+  // and a reclaimer may have looked the row up and sent it by then.
+  const slow = tokens()
+  slow.getToken = async () => {
+    c.mono += 31_000
+    return 't0'
+  }
+  const request = createGraphRequest({
+    tokens: slow,
+    fetch,
+    clock,
+    requestTimeoutMs: 30_000,
+    reachability: createGraphReachability({ clock, log: silentLogger }),
+  })
+  const exchange = await request(
+    'https://graph.example/v1.0/me/sendMail',
+    { method: 'POST' },
+    new AbortController().signal,
+  )
+  expect(exchange).toMatchObject({
+    unsent: true,
+    failed: { kind: 'retry', code: 'token_timeout', ambiguous: false },
+  })
+  expect(calls).toBe(0)
 })
 
 test('a 401 met as the wall clock steps forward gets its fresh token and the request again', async () => {
