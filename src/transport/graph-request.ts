@@ -35,6 +35,11 @@ export type GraphRequest = (
   url: string,
   init: { method: string; headers?: Record<string, string>; body?: string },
   signal: AbortSignal,
+  /**
+   * The monotonic reading (monotonicNow) its deadline runs from: a send's start, where its lease
+   * was last checked, not this call, which awaits on the way (the database id). Now when not given.
+   */
+  startedAt?: number,
 ) => Promise<GraphExchange>
 
 export function createGraphRequest(d: {
@@ -44,16 +49,17 @@ export function createGraphRequest(d: {
   requestTimeoutMs: number
   reachability: GraphReachability
 }): GraphRequest {
-  return async (url, init, signal) => {
+  return async (url, init, signal, startedAt) => {
     // One deadline for the whole send: the wait for a probe's answer, the token, the request and,
     // after a 401, the fresh token and the request again. lease-deadlines.ts starts a send only
     // with a margin of one request timeout (the provider slot lives little longer): bytes leaving
     // later could outlive a lease whose heartbeats fail, and a reclaimer's lookup come before
     // Graph files the message: sent twice.
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(d.requestTimeoutMs)])
     // On the monotonic clock, as the timer is: a wall clock stepped back would let a request go
     // again after a 401, or on after a probe, past its deadline; stepped forward, refuse it in time.
-    const deadlineAt = monotonicNow(d.clock) + d.requestTimeoutMs
+    const now = monotonicNow(d.clock)
+    const deadlineAt = (startedAt ?? now) + d.requestTimeoutMs
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(Math.max(0, deadlineAt - now))])
     const admitted = await d.reachability.admit(deadline, deadlineAt, signal)
     if (admitted !== 'go' && admitted !== 'probe') return { failed: admitted, unsent: true }
     try {

@@ -1,5 +1,5 @@
 // The production Sender: POST /users/{from}/sendMail with an app-only token, plus the mailbox lookup.
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
@@ -100,6 +100,8 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     database: string | undefined,
     databaseId: (() => Promise<string>) | undefined,
   ): Promise<SendOutcome> {
+    // The request's deadline runs from here: the drainer's last look at the lease came just before.
+    const startedAt = monotonicNow(d.clock)
     // Read once per database (then at once): a message without it could be taken for another
     // deployment's row by that one's lookup, so none goes without it.
     const id = databaseId
@@ -127,6 +129,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
       `${apiUrl}/users/${encodeURIComponent(from)}/sendMail`,
       { method: 'POST', headers: { 'content-type': 'application/json' }, body },
       signal,
+      startedAt,
     )
     let outcome: SendOutcome
     if ('failed' in exchange) {

@@ -1387,6 +1387,27 @@ describe('sendMail outcomes', () => {
   })
 })
 
+test('a send whose database id is taken up past its request deadline (the event loop held meanwhile) makes no request: its deadline runs from the send, where the lease was last checked', async () => {
+  const s = await setup()
+  // The token is cached: the request would go at once.
+  await s.tokens.getToken()
+  const db = s.sender.forDatabase('shop', {
+    alone: true,
+    // Its answer is taken up a request timeout and a second after the send began (a template
+    // render of another row held the event loop): the lease's margin for this send is spent.
+    id: async () => {
+      s.clock.advance(graphConfigFor(s.fake).requestTimeoutMs + 1_000)
+      return '00000000-0000-4000-8000-000000000001'
+    },
+  })
+  expect(await db.send(mail(), live())).toMatchObject({
+    kind: 'retry',
+    code: 'token_timeout',
+    ambiguous: false,
+  })
+  expect(s.fake.sendMailRequests()).toBe(0)
+})
+
 describe('mailbox lookup', () => {
   test('found in Sent Items after a send, not found for another id', async () => {
     const s = await setup()
