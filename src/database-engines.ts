@@ -20,6 +20,15 @@ import { workerIdentity } from './outbox/worker-identity.ts'
 import type { Transport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
+/** The statements a send runs between its claim and its start, as the transport's gate will take it. */
+export function pickupPathOf(config: Config): PickupPath {
+  // Graph's gate is the Postgres send gate (transport-wiring), which leaves the pause to the last
+  // check without pacing.
+  return config.transport === 'graph'
+    ? { slotTake: true, lastCheck: config.limits.mailboxRatePerMinute > 0 ? 'plain' : 'with-pause' }
+    : { slotTake: false, lastCheck: 'none' }
+}
+
 /** Starts each database's listener into `listeners` (filled as it goes, so a failed start can stop them). */
 export function startListeners(
   config: Config,
@@ -29,17 +38,8 @@ export function startListeners(
   onEvent: EngineEventHandler,
   log: Logger,
 ): void {
-  // The sends' path as the transport's gate will take it (transport-wiring: Graph's is the Postgres
-  // send gate, which leaves the pause to the last check without pacing); the drainers, made after
-  // the schema check, may start after a session listens.
-  const path: PickupPath =
-    config.transport === 'graph'
-      ? {
-          slotTake: true,
-          lastCheck: config.limits.mailboxRatePerMinute > 0 ? 'plain' : 'with-pause',
-        }
-      : { slotTake: false, lastCheck: 'none' }
-  const prime = pickupPrimer(path)
+  // The drainers, made after the schema check, may start after a session listens: it is primed.
+  const prime = pickupPrimer(pickupPathOf(config))
   for (const [i, h] of handles.entries()) {
     const d = config.databases[i]!
     const listener = createListener({

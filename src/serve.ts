@@ -4,18 +4,18 @@ import { createMetricsApp } from './api/operations-app.ts'
 import { createServedApp } from './api/served-app.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import type { Config, ServeRole } from './config.ts'
-import { checkSchemas, startDrainers, startListeners } from './database-engines.ts'
+import { checkSchemas, pickupPathOf, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
 import { AppError } from './errors.ts'
 import { listen, listenRefusal } from './http-listen.ts'
 import type { Logger } from './log.ts'
-import { primeNotifiedClaim } from './outbox/claim.ts'
 import type { Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import type { HealthSource } from './outbox/health.ts'
 import { createHealthMonitor } from './outbox/health-monitor.ts'
 import type { Listener } from './outbox/listener.ts'
 import { startLivenessWatchdog } from './outbox/liveness-watchdog.ts'
+import { pickupPrimer } from './outbox/pickup-primes.ts'
 import type { Sender } from './outbox/sender.ts'
 import { createTransport, immediateTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
@@ -66,8 +66,9 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       // The worker's statements ride its LISTEN session when it is free: idle, one connection.
       shareListenSession:
         o.role !== 'api' && config.worker.listenMode === 'auto' && d.listenUrl === d.url,
-      // Else they ride the pool's kept connection, whose replacements the claim then finds primed.
-      ...(o.role !== 'api' && { primeKept: primeNotifiedClaim }),
+      // Else they ride the pool's kept connection. Either way a pickup on a pool connection (beside
+      // the session: each one; else the kept one) finds its statements primed.
+      ...(o.role !== 'api' && { prime: pickupPrimer(pickupPathOf(config)) }),
     }),
   )
   const drainers = new Map<string, Drainer>()

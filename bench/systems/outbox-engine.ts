@@ -7,6 +7,7 @@ import type { Queryable } from '../../src/db/statement-route.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createDrainer, type Drainer } from '../../src/outbox/drainer.ts'
 import { createListener, type Listener } from '../../src/outbox/listener.ts'
+import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
 import { openGate } from '../../src/outbox/send-gate.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
 import { createSlots } from '../../src/outbox/slots.ts'
@@ -119,8 +120,10 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         url,
         log: silentLogger,
         maxConnections: config.worker.concurrency + 4,
-        // As `serve` opens it: idle, the worker's statements ride the LISTEN session.
+        // As `serve` opens it: idle, the worker's statements ride the LISTEN session; a pool
+        // connection, taken while the session is busy, primed for the instant sender's pickup.
         shareListenSession: true,
+        prime: pickupPrimer({ slotTake: false, lastCheck: 'none' }),
       })
       const d = createDrainer({
         dbName: 'bench',

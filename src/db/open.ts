@@ -52,10 +52,11 @@ interface OpenOptions {
    */
   monotonicNow?: () => number
   /**
-   * Without a shared session: run on a connection the pool opens while it holds no other (the one
-   * it keeps for an idle worker: at start, and each time it is replaced), before its first statement.
+   * Run before a connection's first statement: with a shared session, on every connection the pool
+   * opens; without, on one it opens while it holds no other (the one it keeps for an idle worker:
+   * at start, and each time it is replaced).
    */
-  primeKept?: (connection: Queryable) => Promise<void>
+  prime?: (connection: Queryable) => Promise<void>
 }
 
 export function openDb(o: OpenOptions): DbHandle {
@@ -136,11 +137,14 @@ export function openDb(o: OpenOptions): DbHandle {
   // after a lost connection) by the next statement, mostly a readiness check or a poll: the first
   // pickup after each replacement found its claim cold (2.8 ms against 1.5 primed, round 31's
   // bench/cold-claim.ts). The prime is queued on the connection first; a failure (no schema yet)
-  // costs only that. A pool that holds others is busy: those claim warm on theirs already.
-  const primeKept = o.primeKept
-  if (primeKept && !o.shareListenSession) {
+  // costs only that. Beside a shared session a pool connection serves a pickup whenever the session
+  // is busy (a settlement on it): the start's connections, unprimed, held up a new binary's second
+  // and third rows by 15-40 ms (round 38, bench/binary-pickup-turns.ts), so each is primed. Without
+  // one, a pool that holds others is busy: those claim warm on theirs already.
+  const prime = o.prime
+  if (prime) {
     pool.on('connect', (client) => {
-      if (pool.totalCount === 1) void primeKept(client).catch(() => {})
+      if (o.shareListenSession || pool.totalCount === 1) void prime(client).catch(() => {})
     })
   }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })

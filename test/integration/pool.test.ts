@@ -4,6 +4,7 @@ import { sql } from 'kysely'
 import { openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { primeNotifiedClaim } from '../../src/outbox/claim.ts'
+import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 
@@ -42,7 +43,7 @@ test('without a shared session the connection the pool opens alone, the one it k
     url: t.url,
     log: silentLogger,
     idleTimeoutMs: 20,
-    primeKept: primeNotifiedClaim,
+    prime: primeNotifiedClaim,
   })
   try {
     const names = async (c: { query: typeof h.pool.query } = h.pool) =>
@@ -72,6 +73,48 @@ test('without a shared session the connection the pool opens alone, the one it k
     const next = await names()
     expect(next.pid).not.toBe(kept.pid)
     expect(next.names).toEqual(['outbox_claim_notified'])
+  } finally {
+    await h.close()
+  }
+})
+
+test('beside a shared session every connection the pool opens gets the pickup primed', async () => {
+  const h = openDb({
+    name: 'pool',
+    url: t.url,
+    log: silentLogger,
+    idleTimeoutMs: 20,
+    shareListenSession: true,
+    prime: pickupPrimer({ slotTake: true, lastCheck: 'with-pause' }),
+  })
+  try {
+    // A statement finds the session busy (a settlement on it) and takes the pool: the connections
+    // opened for the start's statements, or for it, run the next pickups' claim and check.
+    const held = [await h.pool.connect(), await h.pool.connect()]
+    const names = (c: (typeof held)[number]) =>
+      c
+        .query<{ names: string[] }>(
+          'select array(select name from pg_prepared_statements order by name) as names',
+        )
+        .then((r) => r.rows[0]!.names)
+    // The prime's first statement is queued before any other; the rest follow it.
+    let primed: string[][] = []
+    try {
+      await pollUntil(
+        async () => {
+          primed = await Promise.all(held.map(names))
+          return primed.every((n) => n.length === 2) ? true : undefined
+        },
+        5_000,
+        5,
+      ).catch(() => {})
+    } finally {
+      for (const c of held) c.release()
+    }
+    expect(primed).toEqual([
+      ['outbox_claim_notified', 'outbox_start_sends_unpaused'],
+      ['outbox_claim_notified', 'outbox_start_sends_unpaused'],
+    ])
   } finally {
     await h.close()
   }
