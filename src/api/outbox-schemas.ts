@@ -175,7 +175,7 @@ const ListStatuses = z
 
 const ListOrderParam = z.enum(['newest', 'oldest']).default('newest').openapi({
   description:
-    'newest: by id descending; oldest: by id ascending (the oldest stuck row first). A cursor continues only the order that returned it',
+    'newest: by id descending; oldest: by id ascending (the oldest stuck row first). A cursor continues only the order that returned it. Oldest first, a page never passes a row committed after rows with higher ids: it waits for the transactions writing outbox rows as it starts to end (a 503 with Retry-After when one stays open past 2 s)',
   example: 'oldest',
 })
 
