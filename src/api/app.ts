@@ -6,6 +6,7 @@ import { AppError } from '../errors.ts'
 import { authenticate, createVerifier, type Verify } from './auth.ts'
 import { type ApiDeps, type AppEnv, BODY_LIMIT_BYTES } from './context.ts'
 import { createOperationsApp } from './operations-app.ts'
+import { wellFormedQuery } from './percent-encoding.ts'
 import { rateLimit } from './rate-limit.ts'
 import { mountDocs } from './routes/docs.ts'
 import { outboxRoutes } from './routes/outbox.ts'
@@ -39,6 +40,7 @@ export function createApp(deps: ApiDeps, verify?: Verify | null): OpenAPIHono<Ap
     authenticate(verified),
     // The injected clock, as the tokens' exp and nbf are judged: a bucket's refill is testable.
     rateLimit(deps.rateLimitPerMinute ?? DEFAULT_RATE_PER_MINUTE, () => clock.now()),
+    wellFormedQuery,
   )
 
   app.route('/', outboxActionRoutes(deps))
