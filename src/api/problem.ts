@@ -193,11 +193,17 @@ export const notFoundHandler =
       const detail = `${c.req.method} is not served at ${c.req.path}; ${allow.join(', ')} are`
       return onError(new AppError('method_not_allowed', detail, { allow }), c)
     }
+    // Routes are strict about a trailing slash (a client's URL join adds one): name the served path.
+    const bare = c.req.path.replace(/\/+$/, '')
+    const slash =
+      bare !== '' && bare !== c.req.path && servedAt(bare).includes(c.req.method)
+        ? `; the path is ${bare}, without the trailing slash`
+        : ''
     return send(c, 404, {
       type: problemType('not_found'),
       title: TITLE.not_found!,
       status: 404,
-      detail: elsewhere?.(c.req.path) ?? `no route for ${c.req.method} ${c.req.path}`,
+      detail: elsewhere?.(c.req.path) ?? `no route for ${c.req.method} ${c.req.path}${slash}`,
     })
   }
 
