@@ -58,6 +58,7 @@ import m0055 from '../../sql/0055_worker_lease_keys.sql' with { type: 'text' }
 import m0056 from '../../sql/0056_past_sender_mailboxes.sql' with { type: 'text' }
 import m0057 from '../../sql/0057_pause_end_probe_owed_until_its_row.sql' with { type: 'text' }
 import m0059 from '../../sql/0059_replaced_sender_noted_as_owner.sql' with { type: 'text' }
+import m0061 from '../../sql/0061_pacing_turn_interval.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -121,6 +122,7 @@ export const migrations: readonly Migration[] = [
   { version: 56, name: '0056_past_sender_mailboxes', sql: m0056 },
   { version: 57, name: '0057_pause_end_probe_owed_until_its_row', sql: m0057 },
   { version: 59, name: '0059_replaced_sender_noted_as_owner', sql: m0059 },
+  { version: 61, name: '0061_pacing_turn_interval', sql: m0061 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -200,12 +200,16 @@ export function createDrainer(d: DrainerDeps): Drainer {
   return {
     start() {
       if (loop) return
-      // Register (the lease key), reclaim, then claim: one after the other, so a start needs one
+      // Register (the lease key), note the gate's limits, reclaim, then claim: one after the other, so a start needs one
       // pooled connection. The timers start once that reclaim has said when the next is due (a
       // dead worker's lease ending soon); no lease is held before the first claim to heartbeat. A
       // registration that failed (the database away) is tried again by the first claim.
       loop = (async () => {
         await leaseKey.get().catch(() => {})
+        // Not fatal: the limits hold as they stand (a changed rate then waits for another start).
+        await d.gate.start?.().catch((error) => {
+          log.warn('could not note this worker’s send limits', { err: error })
+        })
         await upkeep.first()
         upkeep.startTimers()
         await run()

@@ -10,8 +10,10 @@ export interface MailboxPauses {
 
 /**
  * A mailbox's next send time (mailer.mailbox_pacing) lies at most one pacing interval ahead while it
- * is only paced (takePacing); a throttle (pauseMailbox) sets it further. Rows keyed 'queue …' are
- * pacing horizons, not mailboxes (reservePacing). The table holds one row per mailbox used.
+ * is only paced (takePacing): this worker's, or the one its turn was taken under (turn_interval,
+ * another worker's rate); a throttle (pauseMailbox) sets it further. Rows keyed 'queue …' are
+ * pacing horizons, not mailboxes (reservePacing), and 'pacing rate' lies in the past. The table
+ * holds two rows per mailbox used.
  */
 export async function mailboxPauses(
   db: Kysely<Database>,
@@ -22,9 +24,8 @@ export async function mailboxPauses(
            extract(epoch from max(next_at) - now())::float8 as longest
       from mailer.mailbox_pacing
      where mailbox not like 'queue %'
-       and next_at > now() + make_interval(secs => ${p.pacingIntervalMs / 1000}::float8)`.execute(
-    db,
-  )
+       and next_at > now() + greatest(make_interval(secs => ${p.pacingIntervalMs / 1000}::float8),
+                                      coalesce(turn_interval, interval '0'))`.execute(db)
   const r = rows[0]
   return { mailboxes: r?.mailboxes ?? 0, longestSeconds: r?.longest ?? null }
 }

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { notePacingRate } from './pacing-rate.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './send-limits.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
@@ -88,11 +89,15 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     pacedWaiting.set(k, (pacedWaiting.get(k) ?? 0) + 1)
     try {
       while (!signal.aborted) {
-        // With no rate a throttle's pause still holds, for every worker.
-        const wait =
-          intervalMs === 0 ? await pausedFor(k) : await takePacing(o.db, { mailbox: k, intervalMs })
+        // With no rate a throttle's pause still holds, for every worker. Paced, a turn is one
+        // interval of the newest worker's rate (pacing-rate.ts) away at most, which may be longer
+        // than this worker's.
+        const { waitMs: wait, intervalMs: paced } =
+          intervalMs === 0
+            ? { waitMs: await pausedFor(k), intervalMs: 0 }
+            : await takePacing(o.db, { mailbox: k, intervalMs })
         if (wait === 0) return true
-        if (wait > Math.max(intervalMs, PAUSE_HOLD_MS)) return { pausedForMs: wait }
+        if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }
         await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
       }
       return false
@@ -112,6 +117,13 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       const paced = await waitForPacing(mailbox, signal, readPause)
       if (paced !== true) return paced || null
       return slots.acquire(signal)
+    },
+    async start() {
+      const due = await notePacingRate(o.db, { intervalMs })
+      if (due > 0)
+        o.log.info('paced rows due again to take turns at this MAILBOX_RATE_PER_MINUTE', {
+          rows: due,
+        })
     },
     async pause(mailbox, ms) {
       await pauseMailbox(o.db, { mailbox: key(mailbox), ms })

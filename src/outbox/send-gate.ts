@@ -46,6 +46,11 @@ export interface SendGate {
     signal: AbortSignal,
     readPause?: boolean,
   ): Promise<SendPermit | MailboxPaused | null>
+  /**
+   * The worker starts (before its first claim): the gate brings the shared limits' state in line
+   * with its settings (pg-send-gate: the pacing rate, pacing-rate.ts).
+   */
+  start?(): Promise<void>
   /** A provider throttle: no worker sends from `mailbox` for `ms`. */
   pause(mailbox: string, ms: number): Promise<void>
   /** Gives back whatever the gate still holds once no send will ask again (worker stop). */

@@ -1,6 +1,7 @@
 // Statements behind the shared send limits: concurrency slots and per-mailbox pacing, all in database time.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { PACING_RATE_KEY } from './pacing-rate.ts'
 
 /**
  * Takes up to `want` free slots of 1..max (a free slot's lease has expired), each with a fresh
@@ -103,30 +104,43 @@ export async function renewSlots(
 
 /**
  * GCRA pacing: takes the mailbox's next send time if it has come, and moves it one interval on.
- * Returns 0 when taken, else the milliseconds to wait (> 0).
+ * The interval is the newest worker's (PACING_RATE_KEY, pacing-rate.ts), this worker's when none
+ * noted one; a turn is spaced from the last one taken (next_at − turn_interval) by it, so a changed
+ * rate holds from the next turn on. A throttle's pause (turn_interval 0) and a row an older binary
+ * wrote (NULL) end at next_at. Returns waitMs 0 when taken, else the milliseconds to wait (> 0),
+ * and the interval it paced by.
  */
 export async function takePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number },
-): Promise<number> {
-  const { rows } = await sql<{ wait_ms: number }>`
-    with taken as (
-      insert into mailer.mailbox_pacing as m (mailbox, next_at)
-      values (${p.mailbox}, now() + make_interval(secs => ${p.intervalMs / 1000}))
+): Promise<{ waitMs: number; intervalMs: number }> {
+  const { rows } = await sql<{ wait_ms: number; interval_ms: number }>`
+    with r as materialized (
+      select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
+                      make_interval(secs => ${p.intervalMs / 1000})) as i
+    ), taken as (
+      insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval)
+      select ${p.mailbox}, now() + r.i, r.i from r
       on conflict (mailbox) do update
-         set next_at = greatest(m.next_at, now()) + make_interval(secs => ${p.intervalMs / 1000})
-       where m.next_at <= now()
+         set next_at = now() + excluded.turn_interval, turn_interval = excluded.turn_interval
+       where case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + excluded.turn_interval
+                  else m.next_at end <= now()
       returning 0::float8 as wait_ms
     )
-    select wait_ms from taken
+    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms from taken
     union all
-    select greatest(1, extract(epoch from next_at - now()) * 1000)::float8
-      from mailer.mailbox_pacing where mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
+    select greatest(1, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+                                               else m.next_at end - now()) * 1000)::float8,
+           (extract(epoch from r.i) * 1000)::float8
+      from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
     db,
   )
   // Neither taken nor visible: another worker created the row after this statement's snapshot.
   // Ask again shortly; never count that as taken.
-  return rows[0]?.wait_ms ?? 1
+  const r = rows[0]
+  return r
+    ? { waitMs: r.wait_ms, intervalMs: r.interval_ms }
+    : { waitMs: 1, intervalMs: p.intervalMs }
 }
 
 /**
@@ -137,21 +151,32 @@ export async function takePacing(
  * is a schedule, not a permit: the row still takes its send through takePacing, so the rate and a
  * throttle's pause hold whatever the turns say. The horizon is kept in mailer.mailbox_pacing under
  * the key 'queue ' || mailbox, which no mailbox key can be (an address does not begin with an
- * unquoted word and a space): no schema change.
+ * unquoted word and a space), with the interval its last turn was reserved under (turn_interval).
  */
 export async function reservePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number },
 ): Promise<number> {
+  // The newest worker's interval, as takePacing; the horizon's last turn (next_at − turn_interval)
+  // is spaced from by it, so turns reserved under a changed rate continue at the new one.
   const { rows } = await sql<{ wait_ms: number }>`
-    insert into mailer.mailbox_pacing as q (mailbox, next_at)
+    with r as materialized (
+      select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
+                      make_interval(secs => ${p.intervalMs / 1000})) as i
+    )
+    insert into mailer.mailbox_pacing as q (mailbox, next_at, turn_interval)
     select ${`queue ${p.mailbox}`},
-           greatest(coalesce((select next_at from mailer.mailbox_pacing where mailbox = ${p.mailbox}), now()),
-                    now()) + 2 * make_interval(secs => ${p.intervalMs / 1000})
+           greatest(coalesce((select case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+                                          else m.next_at end
+                                from mailer.mailbox_pacing m where m.mailbox = ${p.mailbox}), now()),
+                    now()) + 2 * r.i, r.i
+      from r
     on conflict (mailbox) do update
-       set next_at = greatest(q.next_at, excluded.next_at - make_interval(secs => ${p.intervalMs / 1000}))
-                     + make_interval(secs => ${p.intervalMs / 1000})
-    returning greatest(0, extract(epoch from q.next_at - make_interval(secs => ${p.intervalMs / 1000}) - now()) * 1000)::float8 as wait_ms`.execute(
+       set next_at = greatest(case when q.turn_interval > interval '0' then q.next_at - q.turn_interval + excluded.turn_interval
+                                   else q.next_at end,
+                              excluded.next_at - excluded.turn_interval) + excluded.turn_interval,
+           turn_interval = excluded.turn_interval
+    returning greatest(0, extract(epoch from q.next_at - q.turn_interval - now()) * 1000)::float8 as wait_ms`.execute(
     db,
   )
   return rows[0]?.wait_ms ?? p.intervalMs
@@ -177,8 +202,11 @@ export async function pauseMailbox(
   p: { mailbox: string; ms: number },
 ): Promise<void> {
   await sql`
-    insert into mailer.mailbox_pacing as m (mailbox, next_at)
-    values (${p.mailbox}, now() + make_interval(secs => ${p.ms / 1000}))
+    insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval)
+    values (${p.mailbox}, now() + make_interval(secs => ${p.ms / 1000}), interval '0')
     on conflict (mailbox) do update
-       set next_at = greatest(m.next_at, now() + make_interval(secs => ${p.ms / 1000}))`.execute(db)
+       set next_at = greatest(m.next_at, now() + make_interval(secs => ${p.ms / 1000})),
+           -- A pause past the mailbox's next turn ends at next_at, whatever the rate (0: no turn).
+           turn_interval = case when m.next_at < now() + make_interval(secs => ${p.ms / 1000})
+                                then interval '0' else m.turn_interval end`.execute(db)
 }

@@ -106,7 +106,7 @@ const gate = (holder: string, o: Parameters<typeof pgGate>[1] = {}) => {
 
 // takePacing's statement (src/outbox/send-limits.ts): the one that takes a mailbox's next send time.
 const isTakePacing = (text: string) =>
-  text.includes('with taken as') && text.includes('insert into mailer.mailbox_pacing')
+  text.includes('taken as (') && text.includes('insert into mailer.mailbox_pacing')
 
 // The slot row as the database has it: who holds it (token) and whether it is free.
 const slotRow = async () =>
@@ -638,8 +638,12 @@ describe('the Postgres send gate', () => {
       await engine.stop()
     }
     const count = (re: RegExp) => seen.filter((q) => re.test(q)).length
+    // The worker's start notes its rate (pacing-rate.ts) once, before any send: no pause read.
+    const notes = count(/noted as \(/)
+    expect(notes).toBe(1)
     const pauseReads =
       count(/mailbox_pacing/) -
+      notes -
       count(/start_sends[\s\S]*mailbox_pacing|mailbox_pacing[\s\S]*start_sends/)
     const starts = count(/start_sends/)
     // Before: about one pause read per send (shared by sends asking at once): 7 for these 20.

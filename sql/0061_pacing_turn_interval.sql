@@ -1,0 +1,17 @@
+-- 0061: mailer.mailbox_pacing.turn_interval, the MAILBOX_RATE_PER_MINUTE interval a mailbox's turn was taken or reserved under.
+-- Forward-only. Never edit this file after release: add a new numbered file instead.
+--
+-- Why: a mailbox's next send time and its reservation horizon ('queue ...') were kept as bare
+-- times, each one interval of the worker that set it past the last turn. A worker started with
+-- another rate could not tell a turn from a throttle's pause nor re-space the schedule: raised
+-- from 1 to 600 a minute, a paced backlog still went one a minute until the turns reserved under
+-- the old rate ran out (its next turn 32 minutes away), and its first send waited the old interval
+-- out as a "pause"; lowered, the first send after the restart came one old interval after the
+-- last one (pacing-rate-change.test.ts). With the interval kept beside the time, a worker reads
+-- the last turn (next_at - turn_interval) and spaces the next by its own interval; 0 marks a
+-- throttle's pause (no turn to re-space), NULL a row an older binary wrote (read as before).
+--
+-- Older binaries: the column is nullable without a default (no rewrite); they name their columns
+-- in every insert, never read it, and leave it as it stands when they move next_at.
+--! older-binaries-compatible
+alter table mailer.mailbox_pacing add column if not exists turn_interval interval;
