@@ -197,9 +197,10 @@ describe('the deploy guide’s grants for outbox-mailer’s own role', () => {
               (select array_agg(mailbox) from mailer.sender_mailboxes) as noted`,
     )
     // The stopped worker took itself out of the registry (a delete), its MAIL_FROM noted as a past
-    // sender (an upsert, at its first claim and its stop: past-senders.ts).
+    // sender (an upsert, at its first claim and its stop: past-senders.ts); paced: the mailbox's
+    // turn and the rate the worker noted at its start (pacing-rate.ts).
     expect(rows).toEqual([
-      { status: 'sent', attempts: 1, paced: 1, registered: 0, noted: ['sender@example.com'] },
+      { status: 'sent', attempts: 1, paced: 2, registered: 0, noted: ['sender@example.com'] },
     ])
     // As a later release's migration adds a table, run as the owner.
     await t.pool.query('create table mailer.later_table (id int primary key)')
