@@ -59,6 +59,7 @@ import m0056 from '../../sql/0056_past_sender_mailboxes.sql' with { type: 'text'
 import m0057 from '../../sql/0057_pause_end_probe_owed_until_its_row.sql' with { type: 'text' }
 import m0059 from '../../sql/0059_replaced_sender_noted_as_owner.sql' with { type: 'text' }
 import m0061 from '../../sql/0061_pacing_turn_interval.sql' with { type: 'text' }
+import m0062 from '../../sql/0062_pause_end_probe_owed_by_the_database.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -123,6 +124,7 @@ export const migrations: readonly Migration[] = [
   { version: 57, name: '0057_pause_end_probe_owed_until_its_row', sql: m0057 },
   { version: 59, name: '0059_replaced_sender_noted_as_owner', sql: m0059 },
   { version: 61, name: '0061_pacing_turn_interval', sql: m0061 },
+  { version: 62, name: '0062_pause_end_probe_owed_by_the_database', sql: m0062 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -9,6 +9,7 @@ import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { LeaseKey } from './lease-key.ts'
+import { oweProbe, probeAnswered } from './owed-probe.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { deferPausedRows } from './paused-rows.ts'
 import { mailboxKey, type SendGate } from './send-gate.ts'
@@ -67,7 +68,8 @@ export function createClaimRound(r: {
       if (hold === undefined || ms <= hold) return
       pause.mailboxPaused(mailbox)
       const key = mailboxKey(mailbox)
-      if (key === pause.key) return
+      // Owed for every worker, before the row that met the pause is settled.
+      if (key === pause.key) return oweProbe(d.db, key)
       void deferPausedRows(d.db, key).catch((err) =>
         log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),
       )
@@ -127,6 +129,7 @@ export function createClaimRound(r: {
     if (pause.limit(room) === 0) return { claimed: 0, full: true, run: Promise.resolve() }
     const limit = singleRowClaims > 0 ? 1 : room
     const pausedSender = pause.claimParam()
+    const mailFromGuard = pause.guardParam()
     // Known after the start's registration; else (the database was away then) registered now.
     const owner = r.leaseKey.current() ?? (await r.leaseKey.get())
     const claimSentAt = monotonicNow(d.clock)
@@ -140,6 +143,7 @@ export function createClaimRound(r: {
         markStarted: d.gate.open,
         ...(notifiedId !== null && { notifiedId }),
         ...(pausedSender !== undefined && { pausedSender }),
+        ...(mailFromGuard !== undefined && { mailFromGuard }),
       })
     } catch (error) {
       if (limit === 1 || (error as { code?: unknown } | null)?.code !== '54000') throw error
@@ -150,6 +154,11 @@ export function createClaimRound(r: {
       return claimAndDeliver(null)
     }
     if (singleRowClaims > 0) singleRowClaims--
+    if (claimed.owed === true && mailFromGuard !== undefined) {
+      // MAIL_FROM's pause, or its probe, is owed (another worker met it): claim as one that did.
+      pause.mailboxPaused(mailFromGuard.key)
+      return claimAndDeliver(null)
+    }
     const { leases, nextDueInMs, pausedMs, probeInMs } = claimed
     // A probe still to come is armed here too: its row's due time is folded into nextDueInMs.
     if (nextDueInMs !== null) due.arm(nextDueInMs)
@@ -197,7 +206,10 @@ export function createClaimRound(r: {
           if (unsent.delete(lease)) r.roomMade()
         },
         done: (lease) => {
-          pause.done(lease)
+          if (pause.done(lease) && pause.key !== null)
+            void probeAnswered(d.db, { mailbox: pause.key, id: lease.id }).catch((err) =>
+              log.warn('could not record MAIL_FROM’s probe answered', { err }),
+            )
           if (!release(lease)) return
           r.roomMade()
         },

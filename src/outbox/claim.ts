@@ -53,6 +53,14 @@ interface ClaimParams {
    * nothing of MAIL_FROM's pending: any one row. notifiedId is not tried.
    */
   pausedSender?: { key: string; holdMs: number }
+  /**
+   * MAIL_FROM's pause key, when the worker has not met its pause (or no longer knows it): the claim
+   * first reads MAIL_FROM's row of mailer.mailbox_pacing (its primary key) and, a probe owed there
+   * (sql/0062) or a pause standing past `holdMs`, takes nothing and answers `owed`: the worker
+   * claims again with pausedSender. So a worker restarted during a pause, or one that never met it,
+   * honours it as the one that did.
+   */
+  mailFromGuard?: { key: string; holdMs: number }
 }
 
 interface Claim {
@@ -66,6 +74,8 @@ interface Claim {
    * none was due yet (rows of it left out; nextDueInMs says so too); else null.
    */
   probeInMs?: number | null
+  /** With mailFromGuard: MAIL_FROM's pause or its probe is owed, and nothing was claimed. */
+  owed?: boolean
 }
 
 // The claim's statements, written out: each call sends one with its values and builds no Kysely
@@ -78,6 +88,22 @@ const CLAIM_STARTED = `
 const CLAIM_UNFLUSHED = `
   /* prepared outbox_claim_unflushed */
   select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text as claim`
+// The same, unless MAIL_FROM's pause or its probe is owed (sql/0062): its mailbox_pacing row by
+// primary key first; owed, the claim is not run (CASE evaluates its branch only when taken). Values
+// as above, then MAIL_FROM's key and the hold (ms) past which a pause counts.
+const OWED = `(select exists (select from mailer.mailbox_pacing p
+                               where p.mailbox = $6::text
+                                 and (p.probe_owed or p.next_at > now() + make_interval(secs => $7::float8 / 1000))) as owed)`
+const CLAIM_STARTED_UNOWED = `
+  /* prepared outbox_claim_batch_unowed */
+  select case when g.owed then null
+              else mailer.claim_batch($1::int, $2::text, $3::uuid, $4::float8, true, $5::int)::text end as claim, g.owed
+    from ${OWED} g`
+const CLAIM_UNFLUSHED_UNOWED = `
+  /* prepared outbox_claim_unflushed_unowed */
+  select case when g.owed then null
+              else mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text end as claim, g.owed
+    from ${OWED} g`
 // Values: limit, worker id, lease token, lease seconds, mark started, max attempts, the paused
 // sender's key, the hold (ms) past which a pause counts.
 const CLAIM_PAST_PAUSED = `
@@ -87,6 +113,14 @@ const CLAIM_PAST_PAUSED = `
 const CLAIM_NOTIFIED = `
   /* prepared outbox_claim_notified */
   select mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text as claim`
+// The same unless owed, as above; values as above, then MAIL_FROM's key and the hold (ms).
+const CLAIM_NOTIFIED_UNOWED = `
+  /* prepared outbox_claim_notified_unowed */
+  select case when g.owed then null
+              else mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text end as claim, g.owed
+    from (select exists (select from mailer.mailbox_pacing p
+                          where p.mailbox = $7::text
+                            and (p.probe_owed or p.next_at > now() + make_interval(secs => $8::float8 / 1000))) as owed) g`
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).
@@ -112,23 +146,45 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
     // Taken only if due and first in claim order, so claim order holds. It reports no next due
     // row, nor need it: a row scheduled later came with news of its own, which sent its claim to
     // claim_batch (not due), or was there at the claim before, whose report stands.
-    const { rows } = await statementText<{ claim: string | null }>(db, CLAIM_NOTIFIED, [
-      p.notifiedId,
-      p.workerId,
-      token,
-      p.leaseSeconds,
-      p.markStarted === true,
-      p.defaultMaxAttempts,
-    ])
+    const guard = p.mailFromGuard
+    const { rows } = await statementText<{ claim: string | null; owed?: boolean }>(
+      db,
+      guard ? CLAIM_NOTIFIED_UNOWED : CLAIM_NOTIFIED,
+      [
+        p.notifiedId,
+        p.workerId,
+        token,
+        p.leaseSeconds,
+        p.markStarted === true,
+        p.defaultMaxAttempts,
+        ...(guard ? [guard.key, guard.holdMs] : []),
+      ],
+    )
+    if (rows[0]?.owed === true) return { leases: [], nextDueInMs: null, owed: true }
     const taken = parseClaim<LeaseTuple[]>(rows[0]?.claim, (c) => c)
     if (taken) return { leases: taken.map((r) => toLease(r, token)), nextDueInMs: null }
   }
   type Taken = { leases: LeaseTuple[]; nextDueMs: number | null }
-  const { rows } = await statementText<{ claim: string | null }>(
+  const guard = p.mailFromGuard
+  const { rows } = await statementText<{ claim: string | null; owed?: boolean }>(
     db,
-    p.markStarted === true ? CLAIM_STARTED : CLAIM_UNFLUSHED,
-    [p.limit, p.workerId, token, p.leaseSeconds, p.defaultMaxAttempts],
+    guard
+      ? p.markStarted === true
+        ? CLAIM_STARTED_UNOWED
+        : CLAIM_UNFLUSHED_UNOWED
+      : p.markStarted === true
+        ? CLAIM_STARTED
+        : CLAIM_UNFLUSHED,
+    [
+      p.limit,
+      p.workerId,
+      token,
+      p.leaseSeconds,
+      p.defaultMaxAttempts,
+      ...(guard ? [guard.key, guard.holdMs] : []),
+    ],
   )
+  if (rows[0]?.owed === true) return { leases: [], nextDueInMs: null, owed: true }
   const claim = parseClaim<Taken>(rows[0]?.claim, (c) => c.leases)
   const ms = claim?.nextDueMs ?? null
   return {

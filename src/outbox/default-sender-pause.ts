@@ -8,6 +8,8 @@ export interface DefaultSenderPause {
   readonly key: string | null
   /** The claim's pausedSender, while MAIL_FROM's pause is known. */
   claimParam(): { key: string; holdMs: number } | undefined
+  /** The claim's mailFromGuard, while it is not: the database may owe the pause or its probe (sql/0062). */
+  guardParam(): { key: string; holdMs: number } | undefined
   /** Rows the next claim may take, given `room`: 0 while the probe after a pause is out. */
   limit(room: number): number
   /**
@@ -21,8 +23,8 @@ export interface DefaultSenderPause {
   ): void
   /** A row went back unsent because `mailbox` stands paused (not for a pacing turn). */
   mailboxPaused(mailbox: string): void
-  /** A lease is finished with (settled or lost). */
-  done(lease: Lease): void
+  /** A lease is finished with (settled or lost): true when it was the probe and met no pause again. */
+  done(lease: Lease): boolean
 }
 
 /**
@@ -35,10 +37,12 @@ export interface DefaultSenderPause {
  * MAIL_FROM's rows due but one pending, however far off (sql/0051, 0057: the rows given back to the
  * pause's end, due at it plus their settlement's latency, or scheduled later): the probe stays owed
  * and the claim when that row is due probes. Back to unpaused when the probe is done without
- * meeting the pause again, or when the pause's end finds nothing of MAIL_FROM's pending. The state
- * is this worker's: a worker started since, which has not met the pause, claims as usual (the
- * first row its gate sends back for a standing pause tells it). A gate that never pauses (file,
- * discard), or no MAIL_FROM, stays unpaused.
+ * meeting the pause again, or when the pause's end finds nothing of MAIL_FROM's pending. The
+ * pause and the probe it owes are the database's (sql/0062): an unpaused claim reads them first
+ * (guardParam) and, owed, goes paused without claiming, so a worker started since, or one that
+ * never met the pause, waits as this one does; and one probe is out for every worker, the others'
+ * claims waiting for its verdict (probeInMs). A gate that never pauses (file, discard), or no
+ * MAIL_FROM, stays unpaused.
  */
 export function createDefaultSenderPause(
   gate: SendGate,
@@ -55,6 +59,8 @@ export function createDefaultSenderPause(
     key,
     claimParam: () =>
       state === 'paused' && key !== null && holdMs !== undefined ? { key, holdMs } : undefined,
+    guardParam: () =>
+      state === 'unpaused' && key !== null && holdMs !== undefined ? { key, holdMs } : undefined,
     limit: (room) => (state === 'probing' && probe !== null ? 0 : room),
     claimed(pausedMs, leases, probeInMs = null) {
       if (pausedMs !== null || state !== 'paused' || probeInMs !== null) return
@@ -65,9 +71,11 @@ export function createDefaultSenderPause(
       if (key !== null && mailboxKey(mailbox) === key) state = 'paused'
     },
     done(lease) {
-      if (lease !== probe) return
+      if (lease !== probe) return false
       probe = null
-      if (state === 'probing') state = 'unpaused'
+      if (state !== 'probing') return false
+      state = 'unpaused'
+      return true
     },
   }
 }

@@ -14,11 +14,14 @@ describe('MAIL_FROM’s pause in the claims', () => {
   test('met, its claims leave MAIL_FROM out; the pause over, one row probes and nothing else is claimed until it is done', () => {
     const p = createDefaultSenderPause(gate, 'Sender <Sender@Example.com>')
     expect(p.claimParam()).toBeUndefined()
+    // Unpaused, each claim first reads whether the database owes the pause or its probe.
+    expect(p.guardParam()).toEqual({ key: 'sender@example.com', holdMs: 5_000 })
     p.mailboxPaused('other@example.com')
     expect(p.claimParam()).toBeUndefined()
     // Keyed as the gate keys a mailbox: trimmed, lower case.
     p.mailboxPaused(' SENDER@example.com ')
     expect(p.claimParam()).toEqual({ key: 'sender@example.com', holdMs: 5_000 })
+    expect(p.guardParam()).toBeUndefined()
     // Still standing: the claim said so, the state stays.
     p.claimed(60_000, [])
     expect(p.claimParam()).toBeDefined()
@@ -28,10 +31,13 @@ describe('MAIL_FROM’s pause in the claims', () => {
     p.claimed(null, [probe])
     expect(p.claimParam()).toBeUndefined()
     expect(p.limit(10)).toBe(0)
-    p.done(lease('2'))
+    expect(p.guardParam()).toBeUndefined()
+    expect(p.done(lease('2'))).toBe(false)
     expect(p.limit(10)).toBe(0)
-    p.done(probe)
+    // Its verdict, for the database too: the probe is answered.
+    expect(p.done(probe)).toBe(true)
     expect(p.limit(10)).toBe(10)
+    expect(p.guardParam()).toBeDefined()
     expect(p.claimParam()).toBeUndefined()
   })
 
@@ -41,7 +47,8 @@ describe('MAIL_FROM’s pause in the claims', () => {
     const probe = lease('1')
     p.claimed(null, [probe])
     p.mailboxPaused('sender@example.com')
-    p.done(probe)
+    // Owed again (the new pause said so): not answered.
+    expect(p.done(probe)).toBe(false)
     expect(p.claimParam()).toEqual({ key: 'sender@example.com', holdMs: 5_000 })
     expect(p.limit(10)).toBe(10)
     // Over with nothing due: back to the usual claim at once.
@@ -74,6 +81,8 @@ describe('MAIL_FROM’s pause in the claims', () => {
     ]) {
       p.mailboxPaused('sender@example.com')
       expect(p.claimParam()).toBeUndefined()
+      // Nor reads a pause before its claims: the common claim stays as it was.
+      expect(p.guardParam()).toBeUndefined()
       expect(p.limit(10)).toBe(10)
     }
   })

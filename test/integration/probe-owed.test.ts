@@ -1,0 +1,174 @@
+// A MAIL_FROM pause's end probe is owed by the database: a worker restarted during the pause, or one that never met it, sends no more than the one probe.
+import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { createLogger } from '../../src/log.ts'
+import { createTransport, type Transport } from '../../src/transport-wiring.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, type TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const MAIL_FROM = 'sender@example.com'
+const OWN = 'own@example.com'
+const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
+
+let fake: FakeGraph | null = null
+const engines: TestEngine[] = []
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop()
+  await fake?.stop()
+  fake = null
+})
+
+/** Graph throttles every send from MAIL_FROM for 5 minutes; OWN's go. */
+async function throttlingGraph(): Promise<Transport> {
+  fake = await startFakeGraph({
+    clientSecret: 'right',
+    concurrencyLimit: 1000,
+    mailboxes: [OWN, MAIL_FROM],
+  })
+  const f = fake
+  const config = loadConfig(
+    { ...graphEnvFor(f), MAIL_FROM, GRAPH_CLIENT_SECRET: 'right', MAILBOX_RATE_PER_MINUTE: '0' },
+    { requireDatabase: false },
+  )
+  return createTransport(
+    config,
+    createLogger('error', () => {}),
+  )
+}
+
+/** A worker wired as serve wires Graph (createTransport's sender and shared gate), MAIL_FROM as given. */
+async function startWorker(tr: Transport, id: string): Promise<TestEngine> {
+  const engine = createTestEngine(t, {
+    deps: {
+      log: createLogger('error', () => {}),
+      sender: tr.senderFor('test'),
+      gate: tr.gateFor(t, id),
+      lookup: tr.lookupFor('test'),
+      sendBlockedForMs: tr.blockedForMs,
+      sendTimeoutMs: 5_000,
+      mailFrom: MAIL_FROM,
+    },
+    workerId: id,
+  })
+  await engine.start()
+  engines.push(engine)
+  return engine
+}
+
+const defaultRows = async (n: number) =>
+  (
+    await t.pool.query<{ id: string }>(
+      `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb)::text as id
+         from generate_series(1, $1::int)`,
+      [n],
+    )
+  ).rows.map((x) => x.id)
+
+/** The sendMail requests to MAIL_FROM the fake saw after the first `from`. */
+const mailFromSends = (from: number) =>
+  (fake?.requests ?? [])
+    .slice(from)
+    .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === MAIL_FROM)
+
+/** MAIL_FROM paused for minutes, no row sending, every worker idle. */
+async function pausedAndIdle(workers: TestEngine[]) {
+  await pollUntil(async () => {
+    const p = await t.pool.query(
+      `select (select count(*)::int from mailer.mailbox_pacing where mailbox = $1 and next_at > now() + interval '1 minute') as paused,
+              (select count(*)::int from mailer.email_outbox where status = 'sending') as sending`,
+      [MAIL_FROM],
+    )
+    return p.rows[0].paused === 1 &&
+      p.rows[0].sending === 0 &&
+      workers.every((w) => w.drainer.status().inFlight === 0)
+      ? true
+      : undefined
+  }, 30_000)
+}
+
+/**
+ * The pause ends with MAIL_FROM still throttled, every waiting row due (database time), every
+ * worker woken: the probe meets the throttle again and pauses MAIL_FROM anew. Returns the sendMail
+ * requests to MAIL_FROM from the end until then.
+ */
+async function pauseEndsStillThrottled(workers: TestEngine[]) {
+  const asked0 = fake?.requests.length ?? 0
+  await t.pool.query(
+    `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
+     update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
+    [MAIL_FROM],
+  )
+  for (const w of workers) w.drainer.wake()
+  await pollUntil(async () => (mailFromSends(asked0).length > 0 ? true : undefined), 30_000)
+  await pausedAndIdle(workers)
+  return mailFromSends(asked0)
+}
+
+describe('a MAIL_FROM pause’s end probe, owed by the database', () => {
+  test('a worker restarted during the pause sends one probe at its end, not a batch', async () => {
+    const tr = await throttlingGraph()
+    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    await defaultRows(10)
+    const first = await startWorker(tr, 'worker-a')
+    await pausedAndIdle([first])
+    // Restarted (a deploy): the new process has not met the pause.
+    await first.stop()
+    engines.splice(engines.indexOf(first), 1)
+    const again = await startWorker(tr, 'worker-a')
+    const sends = await pauseEndsStillThrottled([again])
+    expect(sends).toHaveLength(1)
+  })
+
+  test('a second worker that never met the pause sends nothing of MAIL_FROM’s at its end but the one probe between them', async () => {
+    const tr = await throttlingGraph()
+    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    await defaultRows(10)
+    const a = await startWorker(tr, 'worker-a')
+    await pausedAndIdle([a])
+    const b = await startWorker(tr, 'worker-b')
+    const sends = await pauseEndsStillThrottled([a, b])
+    expect(sends).toHaveLength(1)
+  })
+})
+
+describe('the probe’s verdict', () => {
+  test('accepted: owed no more, and the backlog goes through every worker, each row once', async () => {
+    const tr = await throttlingGraph()
+    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    const rows = await defaultRows(10)
+    const a = await startWorker(tr, 'worker-a')
+    await pausedAndIdle([a])
+    const b = await startWorker(tr, 'worker-b')
+    // Graph takes MAIL_FROM's sends again by the pause's end.
+    fake?.setFaults({})
+    await t.pool.query(
+      `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
+       update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
+      [MAIL_FROM],
+    )
+    a.drainer.wake()
+    b.drainer.wake()
+    await pollUntil(async () => {
+      const r = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox where id = any($1::bigint[]) and status = 'sent'`,
+        [rows],
+      )
+      return r.rows[0].n === rows.length ? true : undefined
+    }, 30_000)
+    const sent = (fake?.accepted ?? [])
+      .filter((x) => x.mailbox === MAIL_FROM)
+      .map((x) => x.outboxId)
+    expect(sent.sort()).toEqual([...rows].sort())
+    const owed = await t.pool.query(
+      'select probe_owed, probe_id from mailer.mailbox_pacing where mailbox = $1',
+      [MAIL_FROM],
+    )
+    expect(owed.rows).toEqual([{ probe_owed: false, probe_id: null }])
+  })
+})
