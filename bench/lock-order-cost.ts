@@ -34,7 +34,7 @@ type Db = ReturnType<typeof openDb>['db']
 /** The heartbeat as released before 0021: joined to its leases in the order they come. */
 async function heartbeatBefore(db: Db, leases: readonly Lease[]) {
   await sql`
-    with beat as (${registryBeat(WORKER)})
+    with ${registryBeat(WORKER)}
     update mailer.email_outbox o
        set lease_expires_at = now() + make_interval(secs => 60)
       from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)

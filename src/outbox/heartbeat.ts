@@ -12,20 +12,30 @@ export interface WorkerIdentity {
 }
 
 /**
- * The worker registry's upsert, as a CTE of a statement the worker runs anyway (heartbeat, reclaim):
- * the registry never costs a statement of its own. An entry lost while its worker lives (purged as
- * silent for a day, a failover to a replica its registration had not reached) is written again
- * with the worker's lease key, unless another entry holds it now (workers_lease_key_idx): keyless,
- * another worker drew the key its claimed rows still name.
+ * The worker registry's upsert, as CTEs (`beat_keyed`, `beat`) of a statement the worker runs
+ * anyway (heartbeat, reclaim): the registry never costs a statement of its own. An entry lost while
+ * its worker lives (purged as silent for a day, a failover to a replica its registration had not
+ * reached) is written again with the worker's lease key, unless another entry holds it
+ * (workers_lease_key_idx): then keyless, as another worker drew the key its claimed rows still
+ * name. ON CONFLICT DO NOTHING with no target takes a key another transaction writes at the same
+ * instant as held, where a key checked free and then inserted failed the whole statement
+ * (unique violation). An existing entry's key is never written here (only registerLeaseKey does).
  */
 export function registryBeat(worker: WorkerIdentity) {
   const key = worker.leaseKey ?? null
-  return sql`insert into mailer.workers (id, host, pid, version, lease_key)
-             values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version},
-                     (select k from (select ${key}::text) v(k)
-                       where not exists (select from mailer.workers w where w.lease_key = v.k)))
-             on conflict (id) do update
-               set last_heartbeat_at = now(), lease_key = coalesce(mailer.workers.lease_key, excluded.lease_key)`
+  return sql`beat_keyed as (
+               insert into mailer.workers (id, host, pid, version, lease_key)
+               values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key})
+               on conflict do nothing
+               returning lease_key
+             ),
+             beat as (
+               insert into mailer.workers (id, host, pid, version)
+               select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text
+                where not exists (select from beat_keyed)
+               on conflict (id) do update set last_heartbeat_at = now()
+               returning lease_key
+             )`
 }
 
 interface ReachedLeases {
@@ -55,7 +65,7 @@ export async function extendReachableLeases(
   leaseSeconds: number,
 ): Promise<ReachedLeases> {
   const { rows } = await sql<{ id: string; extended: boolean }>`
-    with beat as (${registryBeat(worker)}),
+    with ${registryBeat(worker)},
     input as (
       select * from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
     ),
@@ -101,7 +111,7 @@ export async function extendLeases(
   leaseSeconds: number,
 ): Promise<Set<string>> {
   const { rows } = await sql<{ id: string }>`
-    with beat as (${registryBeat(worker)}),
+    with ${registryBeat(worker)},
     locked as materialized (
       select o.id from mailer.email_outbox o
         join unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)

@@ -86,7 +86,7 @@ type ReclaimRow = Reclaimed & {
 export function reclaimStatement(p: ReclaimParams) {
   // Read on the locked row version the UPDATE writes.
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
-  const beat = p.beat ? sql`, beat as (${registryBeat(p.beat)})` : sql``
+  const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const keep = p.keep?.length
     ? sql`and (id, lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`

@@ -92,8 +92,8 @@ const endLeases = () =>
 test('a lost entry written back by a beat takes no key another entry holds by then, and the beat still goes through', async () => {
   expect(await registerLeaseKey(t.db, worker('other:2:abcdef'), 'k1x')).toBe('k1x')
   const beat = { ...worker(LONG_ID), leaseKey: 'k1x' }
-  await sql`with beat as (${registryBeat(beat)}) select 1`.execute(t.db)
-  await sql`with beat as (${registryBeat(beat)}) select 1`.execute(t.db)
+  await sql`with ${registryBeat(beat)} select 1`.execute(t.db)
+  await sql`with ${registryBeat(beat)} select 1`.execute(t.db)
   const { rows } = await t.pool.query('select id, lease_key from mailer.workers order by id')
   expect(rows).toEqual([
     { id: LONG_ID, lease_key: null },
@@ -157,7 +157,7 @@ test('a stop keeps its registry entry while a row in flight names its key, so th
 test('during a rolling deploy an older binary (keyless entry, its full id as lease owner) and a keyed one are each named and counted', async () => {
   const older = 'olderhost:4321:0a0b0c'
   // The older binary's registration (registryBeat without a key) and its claim under its full id.
-  await sql`with beat as (${registryBeat(worker(older))}) select 1`.execute(t.db)
+  await sql`with ${registryBeat(worker(older))} select 1`.execute(t.db)
   const olderRow = await enqueue(t)
   await claimAs(older)
   await registerLeaseKey(t.db, worker(LONG_ID), 'q7x')
