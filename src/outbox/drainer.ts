@@ -47,6 +47,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
   // What its claimed rows name it by in this database (lease_owner); its registry entry says who.
   const leaseKey = createLeaseKey(d.db, d.worker, {
     onRegistered: () => log.info('worker registered', { workerId: d.worker.id }),
+    // Its entry was lost and another worker drew the key meanwhile (lease-key.ts beaten).
+    onTaken: (takenKey) =>
+      log.warn('lease key held by another worker; drawing a new one', {
+        workerId: d.worker.id,
+        takenKey,
+      }),
   })
   // The identity its heartbeats and reclaims beat under carries the key, so a lost entry comes back keyed.
   const worker = {
@@ -104,6 +110,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     held,
     settling: heldLeases.settling,
     deadlines,
+    onBeat: leaseKey.beaten,
     wake,
     lookups: d.lookup !== null,
   })

@@ -38,6 +38,17 @@ export function registryBeat(worker: WorkerIdentity) {
              )`
 }
 
+/** What a beat met: the key it was sent with, and the key the worker's entry holds after it. */
+export interface BeatResult {
+  sent: string | null
+  entry: string | null
+}
+
+/** The entry's key after the beat, one row, read from registryBeat's CTEs in the same statement. */
+export const beatEntryKey = sql<{
+  lease_key: string | null
+}>`select lease_key from beat_keyed union all select lease_key from beat`
+
 interface ReachedLeases {
   /** Extended: still held. */
   extended: Set<string>
@@ -46,6 +57,7 @@ interface ReachedLeases {
    * of the row, an API action, this worker's own settlement): neither extended nor known lost.
    */
   busy: Set<string>
+  beat: BeatResult
 }
 
 /**
@@ -64,7 +76,8 @@ export async function extendReachableLeases(
   leases: readonly { id: string; token: string }[],
   leaseSeconds: number,
 ): Promise<ReachedLeases> {
-  const { rows } = await sql<{ id: string; extended: boolean }>`
+  const sent = worker.leaseKey ?? null
+  const { rows } = await sql<{ id: string | null; extended: boolean; entry_key: string | null }>`
     with ${registryBeat(worker)},
     input as (
       select * from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
@@ -85,11 +98,16 @@ export async function extendReachableLeases(
        where o.id in (select id from locked) and o.status = 'sending'
       returning o.id
     )
-    select id, true as extended from extended
+    select id, true as extended, null::text as entry_key from extended
     union all
-    select id, false from ours where id not in (select id from locked)`.execute(db)
-  const r: ReachedLeases = { extended: new Set(), busy: new Set() }
-  for (const row of rows) (row.extended ? r.extended : r.busy).add(String(row.id))
+    select id, false, null from ours where id not in (select id from locked)
+    union all
+    select null, null, lease_key from (${beatEntryKey}) b`.execute(db)
+  const r: ReachedLeases = { extended: new Set(), busy: new Set(), beat: { sent, entry: null } }
+  for (const row of rows) {
+    if (row.id === null) r.beat.entry = row.entry_key
+    else (row.extended ? r.extended : r.busy).add(String(row.id))
+  }
   return r
 }
 

@@ -7,7 +7,12 @@ import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Logger } from '../log.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
-import { extendLeases, extendReachableLeases, type WorkerIdentity } from './heartbeat.ts'
+import {
+  type BeatResult,
+  extendLeases,
+  extendReachableLeases,
+  type WorkerIdentity,
+} from './heartbeat.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 
 // A lock wait that outlasted lock_timeout.
@@ -30,6 +35,8 @@ export interface LeaseHeartbeatDeps {
    */
   settling: (lease: Lease) => boolean
   deadlines?: LeaseDeadlines
+  /** What each heartbeat's or reclaim's registry beat met (the worker's entry's key). */
+  onBeat?: (beat: BeatResult) => void
 }
 
 /**
@@ -50,12 +57,13 @@ export function createLeaseHeartbeat(
     // Idle: the registry's beat rides on the reclaim, due at least once per lease length.
     if (leases.length === 0) return
     const sentAt = monotonicNow(d.clock)
-    const { extended, busy } = await extendReachableLeases(
+    const { extended, busy, beat } = await extendReachableLeases(
       d.db,
       d.worker,
       leases,
       d.config.leaseSeconds,
     )
+    d.onBeat?.(beat)
     judge(
       leases.filter((l) => !busy.has(l.id)),
       extended,

@@ -2,7 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { UNIQUE_VIOLATION_SQLSTATE } from '../db/sqlstate.ts'
-import type { WorkerIdentity } from './heartbeat.ts'
+import type { BeatResult, WorkerIdentity } from './heartbeat.ts'
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz'
 // 36^3 = 46,656 keys. Three characters, not the id's 27: the claimed row version carries the key,
@@ -48,13 +48,25 @@ export interface LeaseKey {
   get(): Promise<string>
   /** The key once registered, else null. */
   current(): string | null
+  /**
+   * What a heartbeat's or reclaim's beat met. Sent with the key, it found the entry without it (or
+   * with another): the entry was lost and another worker drew the key meanwhile, so the key is
+   * dropped and a new one drawn at once, for the claims to come. Rows claimed under the old key
+   * stay fenced by their lease tokens; they name the other worker until they settle.
+   */
+  beaten(beat: BeatResult): void
 }
 
 /** Registers once, at the first get() that succeeds; a failed one is tried again at the next get(). */
 export function createLeaseKey(
   db: Kysely<Database>,
   worker: WorkerIdentity,
-  o: { onRegistered?: (key: string) => void; random?: () => number } = {},
+  o: {
+    onRegistered?: (key: string) => void
+    /** The key was found held by another entry (`beaten`): dropped, a new one being drawn. */
+    onTaken?: (key: string) => void
+    random?: () => number
+  } = {},
 ): LeaseKey {
   let key: string | null = null
   let registering: Promise<string> | null = null
@@ -65,22 +77,32 @@ export function createLeaseKey(
     }
     throw new Error(`no free lease key in ${DRAWS} draws`)
   }
+  function get(): Promise<string> {
+    if (key !== null) return Promise.resolve(key)
+    registering ??= register().then(
+      (k) => {
+        key = k
+        o.onRegistered?.(k)
+        return k
+      },
+      (error) => {
+        registering = null
+        throw error
+      },
+    )
+    return registering
+  }
   return {
-    get() {
-      if (key !== null) return Promise.resolve(key)
-      registering ??= register().then(
-        (k) => {
-          key = k
-          o.onRegistered?.(k)
-          return k
-        },
-        (error) => {
-          registering = null
-          throw error
-        },
-      )
-      return registering
-    },
+    get,
     current: () => key,
+    beaten({ sent, entry }) {
+      // A beat sent before the registration (sent null) or with a key since dropped says nothing.
+      if (sent === null || sent !== key || entry === sent) return
+      key = null
+      registering = null
+      o.onTaken?.(sent)
+      // A failure here is tried again by the next claim's get().
+      get().catch(() => {})
+    },
   }
 }

@@ -60,7 +60,7 @@ export function createLeaseUpkeep(
    */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
-    const { rows, nextExpiryMs, swept } = await reclaimExpired(d.db, {
+    const { rows, nextExpiryMs, swept, beat } = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       limit,
       // Rows whose outcome this worker is recording are its settlement's to write (reclaim.ts).
@@ -68,6 +68,7 @@ export function createLeaseUpkeep(
       beat: d.worker,
       sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT, lookups: d.lookups ?? false },
     })
+    if (beat) d.onBeat?.(beat)
     // Counted and logged as a claim that finds a row expired does (outbox_sends_total{outcome=
     // "expired"}, which the "sends failing" alert watches; one line per row, as for any failure),
     // or, with a cancel recorded, as the settlement that finds the cancel (one line, at debug).

@@ -2,7 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
-import { registryBeat, type WorkerIdentity } from './heartbeat.ts'
+import { type BeatResult, beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
 
 interface Reclaimed {
@@ -22,6 +22,8 @@ interface ReclaimResult {
   nextExpiryMs: number | null
   /** Pending rows past their expiresAt that the statement failed (with `sweep`), in id order. */
   swept: Swept[]
+  /** With `beat`: what it met (the worker's entry's key after it). */
+  beat?: BeatResult
 }
 
 /**
@@ -40,9 +42,12 @@ export async function reclaimExpired(
   db: Kysely<Database>,
   p: ReclaimParams,
 ): Promise<ReclaimResult> {
+  const sent = p.beat?.leaseKey ?? null
   const { rows } = await reclaimStatement(p).execute(db)
-  // The one row of kind 'next' carries the next end.
+  // The one row of kind 'next' carries the next end; the one of kind 'beat', the entry's key.
+  const beat = rows.find((r) => r.kind === 'beat')
   return {
+    ...(beat ? { beat: { sent, entry: (beat.status as string | null) ?? null } } : {}),
     rows: rows
       .filter((r) => r.kind === 'reclaimed')
       .map(({ id, status, ambiguous }) => ({ id, status, ambiguous })),
@@ -75,7 +80,7 @@ interface ReclaimParams {
 }
 
 type ReclaimRow = Reclaimed & {
-  kind: 'reclaimed' | 'swept' | 'next'
+  kind: 'reclaimed' | 'swept' | 'next' | 'beat'
   tenant: string | null
   attempt: number | null
   correlation_id: string | null
@@ -90,6 +95,11 @@ export function reclaimStatement(p: ReclaimParams) {
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const keep = p.keep?.length
     ? sql`and (id, lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
+    : sql``
+  // The entry's key in `status`, as the swept rows reuse columns.
+  const beatRow = p.beat
+    ? sql`select 'beat', null, lease_key, null, null, null, null, null from (${beatEntryKey}) b
+          union all`
     : sql``
   const sweptRows = p.sweep
     ? sql`select 'swept', id, status, false, tenant, attempts, correlation_id, null from swept
@@ -130,6 +140,7 @@ export function reclaimStatement(p: ReclaimParams) {
            null::text as correlation_id, null::float8 as next_ms from done
     union all
     ${sweptRows}
+    ${beatRow}
     select 'next', null, null, null, null, null, null,
            (select extract(epoch from min(lease_expires_at) - now()) * 1000
               from mailer.email_outbox where status = 'sending' and lease_expires_at >= now())::float8`

@@ -1334,7 +1334,13 @@ describe('lease upkeep', () => {
   test('a reclaim says when the earliest lease in flight ends, and beats the registry', async () => {
     const worker = { id: 'w9', host: 'h', pid: 9, version: 't' }
     const idle = await reclaimExpired(t.db, { defaultMaxAttempts: 3, beat: worker })
-    expect(idle).toEqual({ rows: [], nextExpiryMs: null, swept: [] })
+    // The beat says what the entry holds: keyless, as the worker sent it.
+    expect(idle).toEqual({
+      rows: [],
+      nextExpiryMs: null,
+      swept: [],
+      beat: { sent: null, entry: null },
+    })
     const registered = await t.pool.query(`select id from mailer.workers where id = 'w9'`)
     expect(registered.rowCount).toBe(1)
 
