@@ -1,10 +1,13 @@
 // The generated OpenAPI document is valid, and every response it documents is produced and matches.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
+import Ajv2020 from 'ajv/dist/2020.js'
+import addFormats from 'ajv-formats'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
+import { closeSchema, type Schema } from './support/closed-schema.ts'
 import { createContract } from './support/contract.ts'
 import { fakeHealth } from './support/fake-health.ts'
 import {
@@ -50,6 +53,63 @@ test('the generated document is a valid OpenAPI 3.1 document', async () => {
   expect(result.errors ?? []).toEqual([])
   expect(result.valid).toBe(true)
   expect((doc as unknown as { openapi: string }).openapi).toBe('3.1.0')
+})
+
+test('every example in the document is valid for the schema it illustrates (closed: no undeclared field)', () => {
+  const ajv = new Ajv2020({ strict: false, allErrors: true })
+  addFormats(ajv)
+  const schemas = doc.components.schemas as Record<string, Schema>
+  const components = closeSchema(doc.components, schemas)
+  const wrong: string[] = []
+  let seen = 0
+  // An example sits on a schema (a component, a property, an item, a parameter's schema).
+  const walk = (node: unknown, at: string) => {
+    if (node === null || typeof node !== 'object') return
+    const { example, ...schema } = node as Record<string, unknown>
+    if (example !== undefined && !at.endsWith('/properties')) {
+      seen++
+      const valid = ajv.compile({ ...closeSchema(schema as Schema, schemas), components })
+      if (!valid(example))
+        wrong.push(`${at}: ${JSON.stringify(example)} ${ajv.errorsText(valid.errors)}`)
+    }
+    for (const [k, v] of Object.entries(node)) if (k !== 'example') walk(v, `${at}/${k}`)
+  }
+  walk({ components: doc.components, paths: doc.paths }, '')
+  expect(wrong).toEqual([])
+  // The enqueue body, its recipients, the row's ids and times, each parameter's: not none.
+  expect(seen).toBeGreaterThan(20)
+})
+
+test('DESIGN.md’s HTTP section, route by route: each status it names is declared, problems as problem+json', () => {
+  type Responses = Record<string, { content?: Record<string, unknown> }>
+  const responses = (method: string, path: string) =>
+    (doc.paths as unknown as Record<string, Record<string, { responses: Responses }>>)[path]?.[
+      method
+    ]?.responses ?? {}
+  // DESIGN.md: health and readiness (503 with per-database detail), metrics, list, one row (another
+  // tenant's row is 404), enqueue (201, 200 for a repeated Idempotency-Key), cancel (200 pending,
+  // 202 claimed, 409 sent or failed), retry (200, 409 sent), stats; every /v1 route 401 and 403.
+  const design: [string, string, number[]][] = [
+    ['get', '/healthz', [200]],
+    ['get', '/readyz', [200, 503]],
+    ['get', '/metrics', [200]],
+    ['get', '/v1/outbox', [200, 401, 403]],
+    ['get', '/v1/outbox/{id}', [200, 401, 403, 404]],
+    ['post', '/v1/outbox', [200, 201, 401, 403]],
+    ['post', '/v1/outbox/{id}/cancel', [200, 202, 401, 403, 404, 409]],
+    ['post', '/v1/outbox/{id}/retry', [200, 401, 403, 404, 409]],
+    ['get', '/v1/stats', [200, 401, 403]],
+  ]
+  for (const [method, path, statuses] of design) {
+    const declared = responses(method, path)
+    for (const status of statuses) {
+      const media = Object.keys(declared[String(status)]?.content ?? {})
+      // Health's 503 is its report (application/json); a /v1 error is a problem.
+      const problem = status >= 400 && path.startsWith('/v1/')
+      const want = problem ? ['application/problem+json'] : [expect.any(String)]
+      expect([method, path, status, media]).toEqual([method, path, status, want])
+    }
+  }
 })
 
 test('the checker rejects a body that breaks its schema and an undocumented status', async () => {
