@@ -377,6 +377,27 @@ test('no command prints the help and exits 2: a script that forgot its command d
   expect([code, stdout.includes('Usage:')]).toEqual([2, true])
 })
 
+test('--version prints the release (package.json) alone and --help names DESIGN.md’s commands, exit 0 each', async () => {
+  const pkg = (await Bun.file(join(import.meta.dir, '../../package.json')).json()) as {
+    version: string
+  }
+  const bare = { PATH: process.env.PATH ?? '' }
+  const version = await runBinary(bin, ['--version'], bare)
+  expect([version.code, version.stdout, version.stderr]).toEqual([0, `${pkg.version}\n`, ''])
+  const help = await runBinary(bin, ['--help'], bare)
+  expect([help.code, help.stderr]).toEqual([0, ''])
+  // The contract's command lines, as a user copies them from DESIGN.md.
+  for (const line of [
+    'outbox-mailer serve [--role all|worker|api]',
+    'outbox-mailer migrate',
+    'outbox-mailer --version | --help',
+    'outbox-mailer status',
+    'outbox-mailer send-test',
+    'outbox-mailer check-config',
+  ])
+    expect([line, help.stdout.includes(line)]).toEqual([line, true])
+})
+
 test('send-test needs no database: one message through the file transport, exit 0', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'outbox-send-test-'))
   try {
