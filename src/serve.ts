@@ -124,6 +124,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       databases: handles,
       health,
       listenMode: config.worker.listenMode,
+      drains: o.role !== 'api',
       ...(senderMailboxRefused ? { senderMailboxRefused } : {}),
       ...(credential ? { credential } : {}),
       ...(providerOutage ? { providerOutage } : {}),

@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client'
 import { type Clock, systemClock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { StatementRoute } from '../db/statement-route.ts'
-import type { EngineEvent, ListenerState } from '../outbox/events.ts'
+import { type EngineEvent, type ListenerState, SETTLE_OUTCOMES } from '../outbox/events.ts'
 import type { HealthSource } from '../outbox/health.ts'
 import { GRAPH_OUTAGE_CAUSES } from '../transport/graph-outage.ts'
 import { SENDER_MAILBOX_NAME } from '../transport/sender-mailbox.ts'
@@ -36,6 +36,11 @@ interface MetricsDeps {
    * as a listener down.
    */
   listenMode?: 'auto' | 'poll'
+  /**
+   * Whether this process drains the databases (serve's worker and all roles): then its counters
+   * are exported at 0 from the start, each database's by every outcome.
+   */
+  drains?: boolean
   /** The provider's credential and whether it refuses it now; absent: no such gauge. */
   credential?: { kind: 'certificate' | 'secret'; refused(): boolean }
   /** Whether the provider refuses the configured sender mailbox now; absent: no such gauge. */
@@ -76,6 +81,24 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       deps.certificate.notAfter / 1000,
     )
   }
+
+  // Prometheus' increase() over a series first seen at 1 is 0: a counter born at its first event
+  // would hide that event (often the only one) from the deploy guide's alerts. So every series an
+  // alert reads exists from the start; token requests only where a Graph worker makes them.
+  if (deps.drains) {
+    for (const { name: db } of deps.databases) {
+      for (const outcome of SETTLE_OUTCOMES) metric.sends.inc({ db, outcome }, 0)
+      for (const counter of [
+        metric.throttled,
+        metric.reclaimed,
+        metric.leasesLost,
+        metric.loopErrors,
+      ])
+        counter.inc({ db }, 0)
+    }
+  }
+  if (deps.credential)
+    for (const outcome of ['success', 'failure']) metric.tokenRefreshes.inc({ outcome }, 0)
 
   const clock = deps.clock ?? systemClock
   const databases = createDatabaseScrape(deps, metric, deps.scrapeTimeoutMs ?? 2_000, clock)

@@ -1,13 +1,17 @@
 // Events the engine emits for metrics and tests: one union, consumed by whoever main.ts wires in.
 
-export type SettleOutcome =
-  | 'sent'
-  | 'retry'
-  | 'throttled'
-  | 'failed'
-  | 'expired'
-  | 'cancelled'
-  | 'lease_lost'
+/** Every outcome a settle reports: a closed set, so /metrics can export each before its first. */
+export const SETTLE_OUTCOMES = [
+  'sent',
+  'retry',
+  'throttled',
+  'failed',
+  'expired',
+  'cancelled',
+  'lease_lost',
+] as const
+
+export type SettleOutcome = (typeof SETTLE_OUTCOMES)[number]
 
 export type EngineEvent =
   | { type: 'claimed'; db: string; count: number }

@@ -610,6 +610,15 @@ describe('/metrics', () => {
     expect(await scrapeWith({})).not.toContain('\noutbox_graph_credential_refused{')
   })
 
+  test('with a Graph worker, outbox_token_refreshes_total is exported at 0 by outcome before the first token request (the "Token failures" alert sees the first); without one, absent', async () => {
+    await t.reset()
+    const withGraph = { credential: { kind: 'secret' as const, refused: () => false } }
+    const body = await scrapeWith(withGraph)
+    expect(body).toContain('\noutbox_token_refreshes_total{outcome="success"} 0\n')
+    expect(body).toContain('\noutbox_token_refreshes_total{outcome="failure"} 0\n')
+    expect(await scrapeWith({})).not.toContain('\noutbox_token_refreshes_total{')
+  })
+
   test('outbox_graph_outage says whether Graph is out of reach or refuses every token now, by cause, and is absent without a Graph worker', async () => {
     await t.reset()
     let outage: 'unreachable' | 'unauthorized' | null = 'unreachable'

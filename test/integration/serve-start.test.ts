@@ -131,6 +131,41 @@ test('a start on a current schema is ready with its listener listening, and send
   }
 })
 
+test('a worker exports the deploy guide’s alert counters at 0 from its start (the first failure after a start is an increase); an api process exports none', async () => {
+  // Prometheus' increase() over a series that first appears at 1 is 0: a counter created at its
+  // first event hides that event from "Sends failing", "Leases lost" and "Mailbox throttled".
+  const zero = [
+    ...['sent', 'retry', 'throttled', 'failed', 'expired', 'cancelled', 'lease_lost'].map(
+      (outcome) => `outbox_sends_total{db="default",outcome="${outcome}"} 0`,
+    ),
+    'outbox_graph_throttled_total{db="default"} 0',
+    'outbox_leases_reclaimed_total{db="default"} 0',
+    'outbox_leases_lost_total{db="default"} 0',
+    'outbox_loop_errors_total{db="default"} 0',
+  ]
+  const scrape = async (role: 'worker' | 'api') => {
+    const running = await serve(
+      configFor(migrated.url, { API_JWT_SECRET: randomBytes(24).toString('hex') }),
+      {
+        role,
+        log: silentLogger,
+        sender: createFakeSender(),
+      },
+    )
+    try {
+      return (await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()).split('\n')
+    } finally {
+      await running.stop('test')
+    }
+  }
+  const worker = await scrape('worker')
+  expect(zero.filter((line) => !worker.includes(line))).toEqual([])
+  const api = await scrape('api')
+  expect(
+    api.filter((line) => /^outbox_(sends|leases|loop_errors|graph_throttled)/.test(line)),
+  ).toEqual([])
+})
+
 test('idle scrapes that reuse an empty outbox’s numbers still count a row inserted since (the listener’s events reach the metrics)', async () => {
   await migrated.reset()
   const notified = Promise.withResolvers<void>()
