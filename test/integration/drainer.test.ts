@@ -894,8 +894,16 @@ describe('claims per drain', () => {
     const got: number[] = []
     let calls = (): number => 0
     let heard: () => Promise<unknown> = async () => {}
+    // No claim's statement runs while the rows are inserted: one whose transaction began before
+    // the insert's and that reads after its commit finds them not due yet by its own now(), and
+    // arms the due timer for them, a wake from outside that may claim once more after the drain's
+    // empty claim (claim_batch's nextDueMs). A claim asked for meanwhile waits for the commit.
+    let inserted: Promise<void> = Promise.resolve()
+    let inFlight = 0
     const claim: typeof claimBatch = async (db, p) => {
-      const r = await claimBatch(db, p)
+      await inserted
+      inFlight++
+      const r = await claimBatch(db, p).finally(() => inFlight--)
       // The claim that takes the rows returns only once their notification has been heard. A claim
       // woken otherwise (the listener's sweep at start) may take them first, and a notification
       // heard after that, during the next claim, is news that claim cannot rule out: the drainer
@@ -913,12 +921,20 @@ describe('claims per drain', () => {
     const e = await started({ config: { concurrency: 1 }, deps: { claim } })
     calls = () => e.sender.calls.length
     heard = () => e.events.waitFor((x) => x.type === 'notification')
-    // 50 rows in one transaction: one notification, as the benchmark's drain inserts its rows.
-    await t.pool.query(
-      `insert into mailer.email_outbox (message)
-       select jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Hello', 'text', 'Hi')
-         from generate_series(1, 50)`,
-    )
+    const committed = Promise.withResolvers<void>()
+    inserted = committed.promise
+    try {
+      await pollUntil(async () => (inFlight === 0 ? true : undefined))
+      // 50 rows in one transaction: one notification, as the benchmark's drain inserts its rows.
+      await t.pool.query(
+        `insert into mailer.email_outbox (message)
+         select jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Hello', 'text', 'Hi')
+           from generate_series(1, 50)`,
+      )
+    } finally {
+      // Also when the insert fails: a claim left waiting would hold the engine's stop.
+      committed.resolve()
+    }
     const left = async () =>
       (
         await t.pool.query(
