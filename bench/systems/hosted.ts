@@ -53,6 +53,9 @@ export function hostedSystem(
   // read from the host's clock over IPC; a host.ts that cannot say it (another checkout's, older)
   // is read against this process's timeOrigin, as before.
   let local = (epochMs: number) => epochMs - performance.timeOrigin
+  // How far a converted time may be off: half the round trip of the reading that set the offset
+  // (the host read its clock somewhere in it); unknown while the offset is read against timeOrigin.
+  let clockErrorMs = Number.POSITIVE_INFINITY
 
   async function readClock(proc: Subprocess<'ignore', 'inherit', 'inherit'>) {
     let best: { roundTripMs: number; offsetMs: number } | null = null
@@ -68,6 +71,7 @@ export function hostedSystem(
     }
     const offsetMs = best!.offsetMs
     local = (epochMs: number) => epochMs - offsetMs
+    clockErrorMs = best!.roundTripMs / 2
   }
 
   function spawn() {
@@ -142,6 +146,7 @@ export function hostedSystem(
       onStart = undefined
     },
     clientPid: () => child?.pid ?? null,
+    clientClockErrorMs: () => clockErrorMs,
     clientCpuMicros: async () => Number(await request({ op: 'cpu' })),
     async clientStalls() {
       const stalls = (await request({ op: 'stalls' })) as Stall[]

@@ -40,6 +40,11 @@ export interface BenchSystem {
   sendStartsMs?(): Promise<Map<number, number>>
   /** The process the client side runs in, when it is not this one (bench/systems/hosted.ts). */
   clientPid?(): number | null
+  /**
+   * How far a time that process reported (onStart's atMs, stalls, trace) may be off on this
+   * process's clock, in ms: the clocks' offset is read over IPC, not known exactly.
+   */
+  clientClockErrorMs?(): number
   /** CPU time (µs, user + system) of the process the client side runs in, when it is not this one. */
   clientCpuMicros?(): Promise<number>
   /** Stalls of that process's event loop in the last run started with `watchStallsMs` (performance.now() times here). */
