@@ -1,6 +1,14 @@
 // The benchmark's process-per-system hosting (bench/systems/hosted.ts): starts, times, CPU and stalls cross over intact.
 
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
 import { join } from 'node:path'
 import { hostedSystem } from '../../bench/systems/hosted.ts'
 import { outboxEngineSystem } from '../../bench/systems/outbox-engine.ts'
@@ -20,6 +28,12 @@ beforeAll(async () => {
   t = await createTestDb()
   probe = await openProbe(t.url)
   sys = hostedSystem('outbox_engine', t.url, outboxEngineSystem('outbox_engine', t.url, probe))
+})
+
+// A test that fails leaves its row sending (its host killed mid-run): the next tests' "recorded
+// sent" waits count every row, so each starts from an empty outbox.
+beforeEach(async () => {
+  await sys.reset()
 })
 
 afterAll(async () => {
