@@ -5,6 +5,7 @@ import { AppError, describeError, EXIT, exitCodeOf, isAppError } from '../errors
 import type { Logger } from '../log.ts'
 import { withLoginAdvice } from './login-refusal.ts'
 import { migrate } from './migrate.ts'
+import { withMigratePrivilegeAdvice } from './migrate-privilege.ts'
 
 /**
  * Each database is tried, whatever the ones before it did: one down (or newer than this binary)
@@ -34,7 +35,12 @@ export async function migrateEvery(
       // The direct URL when one is set apart: the variable to fix is that one.
       const which = d.listenUrl !== d.url ? 'listenUrl' : 'url'
       const named = namedForDatabase(d.name, e, urlVariable(d, config.databases, which))
-      print.err(describeError(named))
+      // A role that may not change the schema: which one it was, and where the owner's URL goes.
+      const message = withMigratePrivilegeAdvice(describeError(named), e, d.listenUrl, {
+        listen: urlVariable(d, config.databases, 'listenUrl'),
+        url: urlVariable(d, config.databases, 'url'),
+      })
+      print.err(message)
       failed.push({ name: d.name, exit: exitCodeOf(named) })
     }
   }
