@@ -6,9 +6,11 @@ import { hearsOtherSessions } from '../db/listen-probe.ts'
 import { withLoginAdvice } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { SessionClient } from '../db/session-settings.ts'
+import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { isAppError } from '../errors.ts'
 import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
+import { checkGrants } from './grants-check.ts'
 
 /** A failed connect in the server's words; a login it refused (password, role, database) with its cause and what to check. */
 const connectFailure = (e: unknown): string => withLoginAdvice(describe(e), e)
@@ -43,8 +45,10 @@ export async function checkDatabase(
     out.checks.push(
       `database "${d.name}" (${label('url')}): reachable, PostgreSQL ${rows[0]?.version}`,
     )
+    let schemaThere = false
     try {
       const { newer } = await assertSchemaCurrent(pool, d.name)
+      schemaThere = true
       out.checks.push(
         `database "${d.name}": schema current${newer.length ? ` (also has ${newer.join(', ')} from a newer release, which this one works with)` : ''}`,
       )
@@ -52,8 +56,22 @@ export async function checkDatabase(
       if (isAppError(e) && SCHEMA_PENDING.has(e.code)) {
         // Normal before a deploy that brings a migration: release_command applies it.
         out.checks.push(`warning: ${e.message} (the release_command does this on deploy)`)
+      } else if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
+        // The grants check names what is lacking; the server's words name no grant.
+        schemaThere = true
       } else {
         out.problems.push(`database "${d.name}": ${describe(e)}`)
+      }
+    }
+    // The role serve runs its statements as (step 7's mailer_svc), not only the schema's owner.
+    if (schemaThere) {
+      const where = `database "${d.name}" (${label('url')})`
+      try {
+        const grants = await checkGrants(pool, where)
+        if ('problem' in grants) out.problems.push(grants.problem)
+        else out.checks.push(grants.check)
+      } catch (e) {
+        out.problems.push(`${where}: its grants could not be read: ${describe(e)}`)
       }
     }
   } catch (e) {

@@ -1,0 +1,121 @@
+// check-config --connect and the service's own role: one without a grant of the deploy guide's step 7 is a problem naming what it lacks and the grant to run, before serve meets it as failing claims.
+import {
+  afterAll,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from 'bun:test'
+import { randomBytes } from 'node:crypto'
+import { checkConfig } from '../../src/check-config.ts'
+import { testCluster } from '../preload.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { adminQuery } from '../support/postgres.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const role = `cfg_svc_${process.pid}`
+// Generated per run: no fixed password in the repository.
+const password = `pw-${randomBytes(12).toString('hex')}`
+const jwtSecret = randomBytes(32).toString('base64url')
+let db: TestDb
+
+// The deploy guide's step 7 grants for the service's role (`mailer_svc` there).
+const documented = () => `
+  grant usage on schema mailer to ${role};
+  grant select, insert, update, delete on all tables in schema mailer to ${role};`
+
+beforeAll(async () => {
+  await adminQuery(
+    (await testCluster()).url('postgres'),
+    `create role ${role} login password '${password}'`,
+  )
+  db = await createTestDb()
+})
+beforeEach(async () => {
+  await db.pool.query(`
+    revoke all on schema mailer from ${role};
+    revoke all on all tables in schema mailer from ${role};
+    ${documented()}`)
+})
+afterAll(async () => {
+  await db?.pool.query(`drop owned by ${role}`)
+  await db?.drop()
+  await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${role}`)
+})
+
+/** check-config --connect with the service's role in DATABASE_URL, the owner's in LISTEN_DATABASE_URL. */
+async function check() {
+  const url = new URL(db.url)
+  url.username = role
+  url.password = password
+  return checkConfig(
+    {
+      MAIL_TRANSPORT: 'discard',
+      API_JWT_SECRET: jwtSecret,
+      DATABASE_URL: url.toString(),
+      LISTEN_DATABASE_URL: db.url,
+      LISTEN_MODE: 'poll',
+    },
+    { connect: true, role: 'api' },
+  )
+}
+
+describe('check-config --connect reads the service role’s grants', () => {
+  test('the documented grants pass, and say so', async () => {
+    const r = await check()
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    expect(r.checks).toContain(
+      `database "default" (DATABASE_URL): role ${role} has the grants the service needs on schema mailer`,
+    )
+  })
+
+  test('a role without UPDATE on the tables is a problem naming what it lacks and the grants to run', async () => {
+    await db.pool.query(`revoke update on all tables in schema mailer from ${role}`)
+    const r = await check()
+    expect(r.ok).toBe(false)
+    expect(r.problems).toEqual([
+      `database "default" (DATABASE_URL): role ${role} lacks update on every table of schema mailer: its claims would fail (SQLSTATE 42501); as the schema's owner, run the deploy guide's step 7 grants for it: grant usage on schema mailer to ${role}; grant select, insert, update, delete on all tables in schema mailer to ${role}; alter default privileges in schema mailer grant select, insert, update, delete on tables to ${role}`,
+    ])
+  })
+
+  test('a table left out is named by name', async () => {
+    await db.pool.query(`revoke delete on mailer.send_slots from ${role}`)
+    const r = await check()
+    expect(r.problems).toEqual([
+      expect.stringContaining(`role ${role} lacks delete on mailer.send_slots: `),
+    ])
+  })
+
+  test('a role without USAGE on the schema is told so, not only "permission denied for schema mailer"', async () => {
+    await db.pool.query(`revoke usage on schema mailer from ${role}`)
+    const r = await check()
+    expect(r.ok).toBe(false)
+    expect(r.problems).toEqual([
+      expect.stringContaining(
+        `database "default" (DATABASE_URL): role ${role} lacks usage on schema mailer: `,
+      ),
+    ])
+  })
+
+  test('where EXECUTE is revoked from PUBLIC, the functions are named and the execute grants added; trigger functions are not asked for', async () => {
+    await db.pool.query('revoke execute on all functions in schema mailer from public')
+    try {
+      const r = await check()
+      expect(r.problems).toEqual([
+        expect.stringMatching(
+          new RegExp(
+            `role ${role} lacks execute on every function of schema mailer: .*; grant execute on all functions in schema mailer to ${role}; alter default privileges in schema mailer grant execute on functions to ${role}$`,
+          ),
+        ),
+      ])
+      await db.pool.query(`grant execute on all functions in schema mailer to ${role}`)
+      expect(await check()).toMatchObject({ ok: true, problems: [] })
+    } finally {
+      await db.pool.query('grant execute on all functions in schema mailer to public')
+    }
+  })
+})
