@@ -94,6 +94,18 @@ const Env = z.object({
 
 export type EnvValues = z.output<typeof Env>
 
+/**
+ * The kind of quotes a value (trimmed) opens and closes with, or null. No variable is meant to hold
+ * one in both places: a sender's display name in quotes is followed by its <address>.
+ */
+function wrappingQuotes(v: string | undefined): 'double' | 'single' | null {
+  const t = v?.trim() ?? ''
+  if (t.length < 2) return null
+  if (t.startsWith('"') && t.endsWith('"')) return 'double'
+  if (t.startsWith("'") && t.endsWith("'")) return 'single'
+  return null
+}
+
 /** Whether every named variable parsed: a rule that involves a refused one is skipped. */
 export type Accepted = (...names: string[]) => boolean
 
@@ -109,6 +121,17 @@ export function parseVariables(env: Record<string, string | undefined>): {
   const refused = new Set<string>()
   const values: Record<string, unknown> = {}
   for (const [name, schema] of Object.entries(Env.shape)) {
+    const quotes = wrappingQuotes(env[name])
+    if (quotes) {
+      // Taken as the value, they were accepted (a tenant id, a secret) and failed only at the first
+      // token or API call, or named as a malformed value (a URL) without saying why.
+      refused.add(name)
+      problems.push(
+        `${name}: its value is wrapped in ${quotes} quotes, which are kept as part of it: set it without them (a shell removes its own quotes; a dashboard’s secret field or an env file keeps them)`,
+      )
+      values[name] = schema.safeParse(undefined).data
+      continue
+    }
     const r = schema.safeParse(env[name])
     if (r.success) {
       values[name] = r.data

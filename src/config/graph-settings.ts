@@ -30,9 +30,13 @@ export function graphSettings(
 ): { graph: GraphConfig; problems: string[] } {
   const problems: string[] = []
   const requestTimeoutSeconds = e.GRAPH_REQUEST_TIMEOUT_SECONDS ?? 30
-  if (!e.GRAPH_TENANT_ID) problems.push('GRAPH_TENANT_ID is required with MAIL_TRANSPORT=graph')
-  if (!e.GRAPH_CLIENT_ID) problems.push('GRAPH_CLIENT_ID is required with MAIL_TRANSPORT=graph')
-  if (!e.MAIL_FROM) problems.push('MAIL_FROM is required with MAIL_TRANSPORT=graph')
+  // A refused value (wrapped in quotes) is named once, as refused, not also as missing.
+  const required = (name: 'GRAPH_TENANT_ID' | 'GRAPH_CLIENT_ID' | 'MAIL_FROM') => {
+    if (!e[name] && ok(name)) problems.push(`${name} is required with MAIL_TRANSPORT=graph`)
+  }
+  required('GRAPH_TENANT_ID')
+  required('GRAPH_CLIENT_ID')
+  required('MAIL_FROM')
   // Only a Graph request can outlive its lease; the file and discard transports make none.
   if (
     requestTimeoutSeconds * 2 > leaseSeconds &&
@@ -64,7 +68,17 @@ export function graphSettings(
   }
   if (e.GRAPH_CLIENT_SECRET && (cert || key)) {
     problems.push('GRAPH_CLIENT_SECRET and a certificate are both set: use one credential')
-  } else if (!e.GRAPH_CLIENT_SECRET && !(cert && key)) {
+  } else if (
+    !e.GRAPH_CLIENT_SECRET &&
+    !(cert && key) &&
+    ok(
+      'GRAPH_CERTIFICATE',
+      'GRAPH_CERTIFICATE_FILE',
+      'GRAPH_PRIVATE_KEY',
+      'GRAPH_PRIVATE_KEY_FILE',
+      'GRAPH_CLIENT_SECRET',
+    )
+  ) {
     problems.push(
       'a Graph credential is required: GRAPH_CERTIFICATE(_FILE) with GRAPH_PRIVATE_KEY(_FILE), or GRAPH_CLIENT_SECRET',
     )
