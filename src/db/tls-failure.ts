@@ -1,4 +1,4 @@
-// Which TLS failure a connect error is, if any: the server refused TLS, or its certificate was not trusted.
+// Which TLS failure a connect error is, if any (the server refused TLS, or its certificate was not trusted), and what to change in the URL.
 
 /** pg's words when the server answers the SSLRequest with anything but S; it gives them no code. */
 const REFUSED = [
@@ -36,8 +36,27 @@ const CERTIFICATE = new Set([
 
 type TlsFailure = 'tls_refused' | 'tls_certificate'
 
+/** Each failure's cause and what to change, the one wording readiness, check-config and migrate use. */
+export const TLS_ADVICE: Readonly<Record<TlsFailure, string>> = {
+  // The deploy guide's URLs carry sslmode=require; a Postgres on Fly's private network takes no TLS.
+  tls_refused:
+    'the server takes no TLS, which the URL asks for (sslmode): enable TLS on the server, or, on a private network only (a Fly Postgres reached at its .flycast or .internal address), set sslmode=disable in the URL (deploy guide, step 4)',
+  tls_certificate:
+    "the server's TLS certificate is not trusted: name its CA with sslrootcert in the URL (deploy guide, step 4)",
+}
+
 export function tlsFailureOf(code: unknown, message: string): TlsFailure | null {
   if (typeof code === 'string' && CERTIFICATE.has(code)) return 'tls_certificate'
   if (code === undefined && REFUSED.includes(message)) return 'tls_refused'
   return null
+}
+
+/** `message` (a failed connect in the driver's words), with the cause and what to change when `e` is a TLS failure. */
+export function withTlsAdvice(message: string, e: unknown): string {
+  const first = e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e
+  const failure = tlsFailureOf(
+    (first as { code?: unknown } | null)?.code,
+    first instanceof Error ? first.message : String(first),
+  )
+  return failure ? `${message}: ${TLS_ADVICE[failure]}` : message
 }

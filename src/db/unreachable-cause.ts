@@ -1,5 +1,5 @@
 // Why a database could not be reached, for /readyz: a code and what it means, never the URL's host, user or the server's address.
-import { tlsFailureOf } from './tls-failure.ts'
+import { TLS_ADVICE, tlsFailureOf } from './tls-failure.ts'
 
 /** What each connect failure's code says an operator should look at. */
 const MEANINGS: Readonly<Record<string, string>> = {
@@ -12,9 +12,7 @@ const MEANINGS: Readonly<Record<string, string>> = {
   EHOSTUNREACH: "no route to the URL's host: network or firewall",
   ENETUNREACH: "no route to the URL's host: network or firewall",
   ECONNRESET: 'the connection was closed on the way: the server restarting, or a proxy between',
-  tls_certificate:
-    "the server's TLS certificate is not trusted: name its CA with sslrootcert in the URL (deploy guide, step 4)",
-  tls_refused: 'the server does not take TLS, which the URL asks for (sslmode)',
+  ...TLS_ADVICE,
   connection_terminated:
     'the server (or something on the way) closed the connection: restarting, or a proxy between',
 }

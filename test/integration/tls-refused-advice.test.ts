@@ -1,0 +1,66 @@
+// A URL that asks for TLS (the deploy guide's sslmode=require) of a server that takes none, as a Postgres on Fly's private network: check-config and migrate say what to change, not only the driver's words.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { randomBytes } from 'node:crypto'
+import { checkConfig } from '../../src/check-config.ts'
+import { loadConfig } from '../../src/config.ts'
+import { migrateEvery } from '../../src/db/migrate-every.ts'
+import { unreachableCause } from '../../src/db/unreachable-cause.ts'
+import { EXIT } from '../../src/errors.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const advice =
+  'the server takes no TLS, which the URL asks for (sslmode): enable TLS on the server, or, on a private network only (a Fly Postgres reached at its .flycast or .internal address), set sslmode=disable in the URL (deploy guide, step 4)'
+
+let db: TestDb
+let url: string
+beforeAll(async () => {
+  db = await createTestDb()
+  // The test cluster, like the embedded one, takes no TLS.
+  url = `${db.url}?sslmode=require`
+})
+afterAll(async () => {
+  await db?.drop()
+})
+
+describe('sslmode=require against a server without TLS', () => {
+  test('check-config --connect names the cause and what to change', async () => {
+    const r = await checkConfig(
+      {
+        MAIL_TRANSPORT: 'discard',
+        API_JWT_SECRET: randomBytes(32).toString('base64url'),
+        DATABASE_URL: url,
+        LISTEN_MODE: 'poll',
+      },
+      { connect: true, role: 'api', timeoutMs: 5000 },
+    )
+    expect(r.problems).toEqual([
+      `database "default" (DATABASE_URL): cannot connect: The server does not support SSL connections: ${advice}`,
+    ])
+  })
+
+  test('migrate names it too', async () => {
+    const err: string[] = []
+    const exit = await migrateEvery(
+      loadConfig({ DATABASE_URL: url }, { role: 'api' }),
+      silentLogger,
+      {
+        out: () => {},
+        err: (line) => err.push(line),
+      },
+    )
+    expect(exit).toBe(EXIT.failure)
+    expect(err).toEqual([
+      `default (DATABASE_URL): The server does not support SSL connections: ${advice}`,
+    ])
+  })
+
+  test('readiness says the same after its code', () => {
+    expect(unreachableCause(new Error('The server does not support SSL connections'))).toBe(
+      `tls_refused: ${advice}`,
+    )
+  })
+})
