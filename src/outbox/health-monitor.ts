@@ -2,6 +2,7 @@
 import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
+import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
 import { answered, answeredProblem, listenerProblem } from './database-problem.ts'
@@ -44,6 +45,8 @@ export const CLAIMS_FAILING_MS = 30_000
  * stopped claiming (its queue full, sends blocked) after a failed claim is not failing now.
  */
 const CLAIM_FAILURE_FRESH_MS = 15_000
+const CLAIM_PERMISSION_ADVICE =
+  "the role in the database's URL lacks a privilege on schema mailer: run the deploy guide's step 7 grants for it (`outbox-mailer check-config --connect` names what it lacks)"
 
 export function createHealthMonitor(o: {
   databases: readonly MonitoredDatabase[]
@@ -172,7 +175,10 @@ export function createHealthMonitor(o: {
     ) {
       // The code only: a server's message may quote what it was given.
       const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
-      report.problem = `claims have failed for ${Math.round(failing.forMs / 1000)}s${code}; see the logs`
+      // A role left without one of step 7's grants (the server names the table, not the grant).
+      const grant =
+        failing.sqlstate === PERMISSION_DENIED_SQLSTATE ? `: ${CLAIM_PERMISSION_ADVICE}` : ''
+      report.problem = `claims have failed for ${Math.round(failing.forMs / 1000)}s${code}${grant}; see the logs`
     } else if (transport) report.problem = transport
     else if (!sessionHolds(report.listener)) {
       const failure = d.listener?.connectFailure() ?? null
