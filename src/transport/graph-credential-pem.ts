@@ -49,6 +49,9 @@ export function parsePrivateKey(pem: string): KeyObject {
 }
 
 const SWAPPED = '(GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY swapped?)'
+/** A SHA-1 or SHA-256 fingerprint in hex, either case, its bytes apart by colons (openssl) or not (the portal). */
+const THUMBPRINT =
+  /^(?:(?:[0-9a-f]{2}:){19}|(?:[0-9a-f]{2}:){31})[0-9a-f]{2}$|^(?:[0-9a-f]{40}|[0-9a-f]{64})$/i
 
 /**
  * Why a value holds no PEM block of the kind its variable takes, and what to set instead: the
@@ -60,6 +63,10 @@ function notPem(name: 'GRAPH_CERTIFICATE' | 'GRAPH_PRIVATE_KEY', value: string):
   const v = value.trim()
   if (!v.includes('-----') && /^(\/|\.{1,2}\/|~\/)\S*$|^\S+\.(pem|crt|cer|key)$/i.test(v)) {
     return `${name}: holds a file path, not the PEM: set ${name}_FILE to the path, or ${name} to the file's contents ("$(cat <file>)")`
+  }
+  // Other tools (MSAL, Azure SDKs) take a thumbprint beside the key; this one computes it.
+  if (cert && THUMBPRINT.test(v)) {
+    return `${name}: holds a certificate thumbprint, not the certificate: set it to the .crt file's contents (${name}="$(cat <file>.crt)"); the thumbprint is computed from it (check-config prints it as the portal shows it)`
   }
   if (cert && /-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(v))
     return `${name}: holds a private key, not a certificate ${SWAPPED}`

@@ -277,6 +277,21 @@ describe('loading the credential', () => {
     }
   })
 
+  test('the certificate’s thumbprint where the certificate goes (as openssl prints it, or as the portal shows it) says to set the .crt file’s contents', () => {
+    const sha1 = new X509Certificate(good.certPem).fingerprint
+    for (const thumbprint of [sha1, sha1.toLowerCase(), sha1.replaceAll(':', '')]) {
+      let problems: unknown
+      try {
+        loadGraphCredential(config({ certificate: thumbprint, privateKey: good.keyPem }), NOW)
+      } catch (e) {
+        problems = (e as AppError).details?.problems
+      }
+      expect(problems).toEqual([
+        'GRAPH_CERTIFICATE: holds a certificate thumbprint, not the certificate: set it to the .crt file\'s contents (GRAPH_CERTIFICATE="$(cat <file>.crt)"); the thumbprint is computed from it (check-config prints it as the portal shows it)',
+      ])
+    }
+  })
+
   test('a garbled certificate body', () => {
     const garbled = '-----BEGIN CERTIFICATE-----\nAAAAnotreallyacert\n-----END CERTIFICATE-----\n'
     expectConfigError(
