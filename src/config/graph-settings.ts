@@ -35,6 +35,8 @@ export function graphSettings(
     if (!e[name] && ok(name)) problems.push(`${name} is required with MAIL_TRANSPORT=graph`)
   }
   required('GRAPH_TENANT_ID')
+  const tenant = e.GRAPH_TENANT_ID ? tenantProblem(e.GRAPH_TENANT_ID) : null
+  if (tenant) problems.push(tenant)
   required('GRAPH_CLIENT_ID')
   required('MAIL_FROM')
   // Only a Graph request can outlive its lease; the file and discard transports make none.
@@ -125,4 +127,21 @@ function namesGraphVersion(url: string): boolean {
 function isOrigin(url: string): boolean {
   const u = new URL(url)
   return (u.pathname === '/' || u.pathname === '') && u.search === '' && u.hash === ''
+}
+
+// Entra's multi-tenant aliases: a token request for an app's own permissions must name its tenant.
+const NO_TENANT = new Set(['common', 'organizations', 'consumers'])
+
+/**
+ * What is wrong with a GRAPH_TENANT_ID that can get no token, or null: an alias that names no tenant,
+ * or a URL copied whole. A GUID or a domain of the tenant is left to Entra (AADSTS90002 if unknown).
+ */
+function tenantProblem(v: string): string | null {
+  if (NO_TENANT.has(v.toLowerCase())) {
+    return `GRAPH_TENANT_ID: "${v.toLowerCase()}" names no tenant, and an app-only token comes from one: set the Directory (tenant) ID of the app registration's Overview page (a GUID), or a domain of the tenant (contoso.onmicrosoft.com)`
+  }
+  if (/[/:\s]/.test(v)) {
+    return "GRAPH_TENANT_ID: must be the tenant's id alone (a GUID, or a domain of the tenant such as contoso.onmicrosoft.com), not a URL: the token URL is made of GRAPH_AUTHORITY_URL, this id and /oauth2/v2.0/token"
+  }
+  return null
 }
