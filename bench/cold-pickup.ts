@@ -70,7 +70,8 @@ async function one(v: string) {
   await sql`listen mailer_outbox`.execute(db)
   await claimBatch(db, { ...claimParams, limit: 10 })
   const t = performance.now()
-  if (v === 'primer') await pickupPrimer({ slotTake: true, lastCheck: 'with-pause' })(session)
+  if (v === 'primer')
+    await pickupPrimer({ slotTake: true, lastCheck: 'with-pause', guardedClaim: false })(session)
   else await primeNotifiedClaim(session)
   const tMore = performance.now()
   const none = { id: '0', token: crypto.randomUUID() }

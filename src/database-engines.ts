@@ -21,12 +21,20 @@ import type { Transport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
 /** The statements a send runs between its claim and its start, as the transport's gate will take it. */
-export function pickupPathOf(config: Config): PickupPath {
+export function pickupPathOf(
+  config: Pick<Config, 'transport' | 'mailFrom'> & {
+    limits: Pick<Config['limits'], 'mailboxRatePerMinute'>
+  },
+): PickupPath {
   // Graph's gate is the Postgres send gate (transport-wiring), which leaves the pause to the last
-  // check without pacing.
+  // check without pacing, and pauses MAIL_FROM, whose pause then guards the claim (sql/0062).
   return config.transport === 'graph'
-    ? { slotTake: true, lastCheck: config.limits.mailboxRatePerMinute > 0 ? 'plain' : 'with-pause' }
-    : { slotTake: false, lastCheck: 'none' }
+    ? {
+        slotTake: true,
+        lastCheck: config.limits.mailboxRatePerMinute > 0 ? 'plain' : 'with-pause',
+        guardedClaim: config.mailFrom !== null,
+      }
+    : { slotTake: false, lastCheck: 'none', guardedClaim: false }
 }
 
 /** Starts each database's listener into `listeners` (filled as it goes, so a failed start can stop them). */

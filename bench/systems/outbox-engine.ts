@@ -123,7 +123,7 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         // As `serve` opens it: idle, the worker's statements ride the LISTEN session; a pool
         // connection, taken while the session is busy, primed for the instant sender's pickup.
         shareListenSession: true,
-        prime: pickupPrimer({ slotTake: false, lastCheck: 'none' }),
+        prime: pickupPrimer({ slotTake: false, lastCheck: 'none', guardedClaim: false }),
       })
       const d = createDrainer({
         dbName: 'bench',

@@ -233,7 +233,12 @@ async function claimPastPaused(
  * call, which that row's pickup otherwise waited for (its claim's round trip 2.8 ms cold, 1.5
  * primed, 1.3 warm on the benchmark's VM: bench/cold-claim.ts). It locks, claims and writes nothing.
  * Without mark_started, so that the one statement only that path runs is planned too.
+ * `guarded`: the statement a worker that knows MAIL_FROM's pause key runs (mailFromGuard, sql/0062),
+ * for a key no mailbox_pacing row has (NULL), so that it reads no pause and runs the claim.
  */
-export async function primeNotifiedClaim(session: Queryable): Promise<void> {
-  await session.query(CLAIM_NOTIFIED, [null, 'prime', crypto.randomUUID(), 1, false, 1])
+export async function primeNotifiedClaim(session: Queryable, guarded = false): Promise<void> {
+  const values = [null, 'prime', crypto.randomUUID(), 1, false, 1]
+  await (guarded
+    ? session.query(CLAIM_NOTIFIED_UNOWED, [...values, null, 0])
+    : session.query(CLAIM_NOTIFIED, values))
 }

@@ -8,6 +8,11 @@ import { primeLastCheck } from './start-send.ts'
 
 /** What a send runs between its claim and its start, by transport (the send gate's kind). */
 export interface PickupPath {
+  /**
+   * The claim is guarded by MAIL_FROM's pause (claim.ts mailFromGuard, sql/0062): a Graph worker
+   * with MAIL_FROM runs outbox_claim_notified_unowed, not outbox_claim_notified.
+   */
+  guardedClaim: boolean
   /** A shared send slot is taken (the Postgres send gate: Graph). */
   slotTake: boolean
   /**
@@ -28,7 +33,7 @@ export interface PickupPath {
  */
 export function pickupPrimer(path: PickupPath): (session: Queryable) => Promise<void> {
   return async (session) => {
-    await primeNotifiedClaim(session)
+    await primeNotifiedClaim(session, path.guardedClaim)
     if (path.slotTake) await primeSlotTake(session)
     if (path.lastCheck !== 'none') await primeLastCheck(session, path.lastCheck === 'with-pause')
   }

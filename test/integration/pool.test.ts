@@ -85,7 +85,8 @@ test('beside a shared session every connection the pool opens gets the pickup pr
     log: silentLogger,
     idleTimeoutMs: 20,
     shareListenSession: true,
-    prime: pickupPrimer({ slotTake: true, lastCheck: 'with-pause' }),
+    // A Graph worker with MAIL_FROM: its claims are guarded by MAIL_FROM's pause (sql/0062).
+    prime: pickupPrimer({ slotTake: true, lastCheck: 'with-pause', guardedClaim: true }),
   })
   try {
     // A statement finds the session busy (a settlement on it) and takes the pool: the connections
@@ -112,8 +113,8 @@ test('beside a shared session every connection the pool opens gets the pickup pr
       for (const c of held) c.release()
     }
     expect(primed).toEqual([
-      ['outbox_claim_notified', 'outbox_start_sends_unpaused'],
-      ['outbox_claim_notified', 'outbox_start_sends_unpaused'],
+      ['outbox_claim_notified_unowed', 'outbox_start_sends_unpaused'],
+      ['outbox_claim_notified_unowed', 'outbox_start_sends_unpaused'],
     ])
   } finally {
     await h.close()

@@ -2,6 +2,7 @@
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
+import { pickupPathOf } from '../../src/database-engines.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/shared-session.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -72,7 +73,7 @@ async function startShared(graph = false): Promise<TestEngine> {
     handle: h,
     deps: { sender, ...(gate && { gate }) },
     config: { leaseSeconds: 600, heartbeatSeconds: 300 },
-    ...(graph && { prime: pickupPrimer({ slotTake: true, lastCheck: 'with-pause' }) }),
+    ...(graph && { prime: pickupPrimer(pickupPathOf(GRAPH_CONFIG)) }),
   })
   await e.start()
   await quiet()
@@ -94,6 +95,13 @@ async function quiet() {
     5,
   )
 }
+
+// What pickupPathOf reads of a Graph worker's configuration: no pacing, the engine's MAIL_FROM.
+const GRAPH_CONFIG = {
+  transport: 'graph',
+  mailFrom: 'sender@example.com',
+  limits: { mailboxRatePerMinute: 0 },
+} as const
 
 const poolEmpty = () =>
   pollUntil(async () => (h.pool.totalCount === 0 ? true : undefined), 5_000, 5)
@@ -163,7 +171,7 @@ test("a new session of a Graph worker runs its send's statements for no row too:
     )
     return r.rows[0]!.pid === engine.listener.backendPid() ? r.rows[0]!.names : undefined
   })
-  expect(names).toContain('outbox_claim_notified')
+  expect(names).toContain('outbox_claim_notified_unowed')
   expect(names).toContain('outbox_start_sends_unpaused')
   // The slot take's prime took none and created none (a real take creates them at first use);
   // the worker's start noted its rate only (pacing-rate.ts).
@@ -179,6 +187,25 @@ test("a new session of a Graph worker runs its send's statements for no row too:
   await engine.events.waitFor(settledFor(id, 'sent'))
   expect(openedAtSend.at(-1)).toBe(before)
   expect(engine.sender.calls.map((m) => m.outboxId)).toEqual([id])
+})
+
+test("a Graph worker with MAIL_FROM claims its first row with the statement its session was primed with: the claim guarded by MAIL_FROM's pause (sql/0062)", async () => {
+  const engine = await startShared(true)
+  const claims = () =>
+    pollUntil(async () => {
+      const r = await h.statements.query<{ pid: number; names: string[] }>(
+        `select pg_backend_pid() as pid,
+                array(select name from pg_prepared_statements where name like 'outbox_claim%' order by name) as names`,
+      )
+      return r.rows[0]!.pid === engine.listener.backendPid() ? r.rows[0]!.names : undefined
+    })
+  const primed = await claims()
+  const before = opened
+  const id = await enqueue(t)
+  await engine.events.waitFor(settledFor(id, 'sent'))
+  // Claimed on the session (no connection opened for it): its claim is one the prime ran.
+  expect(openedAtSend.at(-1)).toBe(before)
+  expect(await claims()).toEqual(primed)
 })
 
 test('a statement while another is on the session takes the pool; the session takes the next one once free', async () => {
