@@ -90,10 +90,18 @@ const CLAIM_UNFLUSHED = `
   select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text as claim`
 // The same, unless MAIL_FROM's pause or its probe is owed (sql/0062): its mailbox_pacing row by
 // primary key first; owed, the claim is not run (CASE evaluates its branch only when taken). Values
-// as above, then MAIL_FROM's key and the hold (ms) past which a pause counts.
-const OWED = `(select exists (select from mailer.mailbox_pacing p
-                               where p.mailbox = $6::text
-                                 and (p.probe_owed or p.next_at > now() + make_interval(secs => $7::float8 / 1000))) as owed)`
+// as above, then MAIL_FROM's key and the hold (ms) past which a pause counts. A pacing turn is no
+// pause: next_at lies up to one turn_interval ahead (the newest worker's rate, pacing-rate.ts),
+// which may be longer than this worker's hold; a throttle's is 0, an older binary's NULL.
+const owedFrom = (
+  key: string,
+  holdMs: string,
+) => `(select exists (select from mailer.mailbox_pacing p
+                          where p.mailbox = ${key}::text
+                            and (p.probe_owed
+                                 or p.next_at > now() + greatest(make_interval(secs => ${holdMs}::float8 / 1000),
+                                                                 coalesce(p.turn_interval, interval '0')))) as owed)`
+const OWED = owedFrom('$6', '$7')
 const CLAIM_STARTED_UNOWED = `
   /* prepared outbox_claim_batch_unowed */
   select case when g.owed then null
@@ -118,9 +126,7 @@ const CLAIM_NOTIFIED_UNOWED = `
   /* prepared outbox_claim_notified_unowed */
   select case when g.owed then null
               else mailer.claim_notified($1::bigint, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int)::text end as claim, g.owed
-    from (select exists (select from mailer.mailbox_pacing p
-                          where p.mailbox = $7::text
-                            and (p.probe_owed or p.next_at > now() + make_interval(secs => $8::float8 / 1000))) as owed) g`
+    from ${owedFrom('$7', '$8')} g`
 
 /**
  * Claims up to `limit` due rows, in claim order (priority, send_at, id).

@@ -1,0 +1,66 @@
+// MAIL_FROM's pacing turn under the newest worker's longer interval is a turn, not a pause: the claim's guard (sql/0062) counts a pause only.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { notePacingRate } from '../../src/outbox/pacing-rate.ts'
+import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { pauseMailbox, takePacing } from '../../src/outbox/send-limits.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+const MAIL_FROM = mailboxKey('sender@example.com')
+// A worker started at 10 a minute: its hold is its interval, 6 s (pg-send-gate pausedBeyondMs).
+const HOLD_MS = 6_000
+
+/** A worker's claim guarded by MAIL_FROM's pause, as an unpaused Graph worker's with MAIL_FROM. */
+const guardedClaim = () =>
+  claimBatch(t.db, {
+    limit: 10,
+    workerId: 'w1',
+    leaseSeconds: 60,
+    defaultMaxAttempts: 3,
+    mailFromGuard: { key: MAIL_FROM, holdMs: HOLD_MS },
+  })
+
+const otherSendersRow = () =>
+  enqueue(t, { from: 'own@example.com', to: 'rcpt@example.com', subject: 'Hi', text: 'Hi' })
+
+test("MAIL_FROM's turn taken under a newer worker's rate of 2 a minute (30 s) is no pause for a worker at 10 a minute: its claim takes another sender's due row", async () => {
+  // The newer worker's start noted its rate; this worker sends MAIL_FROM's row at its turn.
+  await notePacingRate(t.db, { intervalMs: 30_000 })
+  expect(await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: HOLD_MS })).toEqual({
+    waitMs: 0,
+    intervalMs: 30_000,
+  })
+  const id = await otherSendersRow()
+  const claimed = await guardedClaim()
+  expect([claimed.owed, claimed.leases.map((l) => l.id)]).toEqual([undefined, [id]])
+})
+
+test('a throttle past the hold still guards the claim, as does one past a turn of the newer rate', async () => {
+  await notePacingRate(t.db, { intervalMs: 30_000 })
+  await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: HOLD_MS })
+  await otherSendersRow()
+  await pauseMailbox(t.db, { mailbox: MAIL_FROM, ms: 300_000 })
+  const claimed = await guardedClaim()
+  expect([claimed.owed, claimed.leases.length]).toEqual([true, 0])
+})
+
+test("a throttle past the hold, the rate this worker's, guards the claim", async () => {
+  await notePacingRate(t.db, { intervalMs: HOLD_MS })
+  await otherSendersRow()
+  await pauseMailbox(t.db, { mailbox: MAIL_FROM, ms: 20_000 })
+  const claimed = await guardedClaim()
+  expect([claimed.owed, claimed.leases.length]).toEqual([true, 0])
+})
+
+test("MAIL_FROM's turn under this worker's own rate of 10 a minute is no pause: its hold is its interval", async () => {
+  await notePacingRate(t.db, { intervalMs: HOLD_MS })
+  await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: HOLD_MS })
+  const id = await otherSendersRow()
+  const claimed = await guardedClaim()
+  expect([claimed.owed, claimed.leases.map((l) => l.id)]).toEqual([undefined, [id]])
+})
