@@ -64,3 +64,19 @@ test("MAIL_FROM's turn under this worker's own rate of 10 a minute is no pause: 
   const claimed = await guardedClaim()
   expect([claimed.owed, claimed.leases.map((l) => l.id)]).toEqual([undefined, [id]])
 })
+
+test("a worker paused by MAIL_FROM's throttle finds it over once MAIL_FROM's next turn under the newer rate is all that stands: its claim probes, and names no pause", async () => {
+  await notePacingRate(t.db, { intervalMs: 30_000 })
+  // The throttle's end: another worker's send took MAIL_FROM's turn under the newer rate.
+  await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: HOLD_MS })
+  const own = await enqueue(t)
+  await otherSendersRow()
+  const claimed = await claimBatch(t.db, {
+    limit: 10,
+    workerId: 'w1',
+    leaseSeconds: 60,
+    defaultMaxAttempts: 3,
+    pausedSender: { key: MAIL_FROM, holdMs: HOLD_MS },
+  })
+  expect([claimed.pausedMs, claimed.leases.map((l) => l.id)]).toEqual([null, [own]])
+})
