@@ -34,6 +34,15 @@
 -- send_at made the search 2 buffers, but cost every enqueue and drain: Postgres CPU per row 44
 -- against cb46720's 34 us, where without it 43 against 45.5 (bench/drain-turns.ts, paired, 3
 -- drains of 20,000 each), so there is none.
+--
+-- A pacing turn is no pause: since 0061 every worker paces by the newest worker's
+-- MAILBOX_RATE_PER_MINUTE, so a mailbox's next turn (next_at) may lie one interval of that rate
+-- ahead, longer than the hold a worker of a faster rate passes (its own interval, or 5 s). Read as
+-- a pause, a worker paused by MAIL_FROM's throttle took the turn at the pause's end (2 a minute
+-- beside its 10) for the pause still standing, and passed over other senders' rows whose turn was
+-- that far off (paced-turn-guard.test.ts). A pause counts past the hold or past the row's
+-- turn_interval, whichever is longer (a throttle's is 0, a row an older binary wrote NULL); the
+-- claims of an unpaused worker (claim.ts's guard) read it the same way.
 --! older-binaries-compatible
 alter table mailer.mailbox_pacing
   add column probe_owed boolean not null default false,
@@ -56,6 +65,7 @@ as $$
 declare
   hold interval := make_interval(secs => hold_ms / 1000);
   pause_end timestamptz;
+  pause_turn interval;
   paused_ms float8;
   probe_id bigint;
   probe_ctid tid;
@@ -79,9 +89,11 @@ begin
   if not mark_started then
     perform set_config('synchronous_commit', 'off', true);
   end if;
-  select p.next_at, p.probe_owed, p.probe_id, p.probe_due_at into pause_end, owed, probe_out, probe_due
+  select p.next_at, p.turn_interval, p.probe_owed, p.probe_id, p.probe_due_at
+    into pause_end, pause_turn, owed, probe_out, probe_due
     from mailer.mailbox_pacing p where p.mailbox = paused_key;
-  if pause_end > now() + hold then
+  -- A pacing turn is no pause: next_at lies up to one turn_interval ahead (0: a throttle's).
+  if pause_end > now() + greatest(hold, coalesce(pause_turn, interval '0')) then
     paused_ms := extract(epoch from pause_end - now()) * 1000;
   end if;
   if paused_ms is null and owed then
@@ -192,7 +204,8 @@ begin
                where o.status = 'pending' and o.sender_key is not null and o.priority = prio
                  and o.send_at <= now() and o.sender_key <> paused_key
                  and not exists (select from mailer.mailbox_pacing q
-                                  where q.mailbox = o.sender_key and q.next_at > now() + hold)
+                                  where q.mailbox = o.sender_key
+                                    and q.next_at > now() + greatest(hold, coalesce(q.turn_interval, interval '0')))
                order by o.send_at, o.id
                limit n - cardinality(picked_ids)
                for update of o skip locked) c;

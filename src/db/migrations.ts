@@ -60,7 +60,6 @@ import m0057 from '../../sql/0057_pause_end_probe_owed_until_its_row.sql' with {
 import m0059 from '../../sql/0059_replaced_sender_noted_as_owner.sql' with { type: 'text' }
 import m0061 from '../../sql/0061_pacing_turn_interval.sql' with { type: 'text' }
 import m0062 from '../../sql/0062_pause_end_probe_owed_by_the_database.sql' with { type: 'text' }
-import m0067 from '../../sql/0067_pacing_turn_is_no_pause.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -126,7 +125,6 @@ export const migrations: readonly Migration[] = [
   { version: 59, name: '0059_replaced_sender_noted_as_owner', sql: m0059 },
   { version: 61, name: '0061_pacing_turn_interval', sql: m0061 },
   { version: 62, name: '0062_pause_end_probe_owed_by_the_database', sql: m0062 },
-  { version: 67, name: '0067_pacing_turn_is_no_pause', sql: m0067 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

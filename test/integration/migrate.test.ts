@@ -318,12 +318,7 @@ describe('migrate', () => {
       [
         62,
         '0062_pause_end_probe_owed_by_the_database',
-        'eb819f47ad4b42d73101cd4811a7b817d21483e2d98a53f41bb4daa640824c5b',
-      ],
-      [
-        67,
-        '0067_pacing_turn_is_no_pause',
-        '911e811b5a3ba3dc40d4d02a125672c245d0e2986f78ded8403d066ad30a2f5f',
+        '9730bec4c0aacc106f93e5320dd5b2cc1807c7b490bb99b30bb5127dd73247c5',
       ],
     ]
     expect(
@@ -451,7 +446,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 67,
+        61, 62,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -508,10 +503,9 @@ describe('migrate', () => {
         { version: 59, c: true },
         { version: 61, c: true },
         { version: 62, c: true },
-        { version: 67, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0067 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0062 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -519,7 +513,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 67, 1000,
+          57, 59, 61, 62, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -781,7 +775,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 67,
+      61, 62,
     ])
     const { rows } = await adminQuery(
       url,
