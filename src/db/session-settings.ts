@@ -1,4 +1,4 @@
-// The session settings our connections ask for at startup, so what we parse does not depend on the role's or database's.
+// The session settings our connections ask for at startup, so what we parse does not depend on the role's or database's, and the name they go by.
 import pg from 'pg'
 
 /**
@@ -13,14 +13,34 @@ export const SESSION_STARTUP_PARAMETERS: Readonly<Record<string, string>> = { da
 
 type StartupConf = () => Record<string, string>
 
-/** `Base` whose connections send SESSION_STARTUP_PARAMETERS with their startup message. */
+/** The application_name each client was made with, which its startup message sends. */
+const ownNames = new WeakMap<pg.Client, string>()
+
+/**
+ * `Base` whose connections send SESSION_STARTUP_PARAMETERS with their startup message, and the
+ * application_name they were made with even when the URL sets one (`?application_name=myapp`, as
+ * hosted Postgres dashboards write it): pg lets the URL's replace it, and `status`, DESIGN.md and
+ * the operator's own pg_stat_activity queries find our sessions by our names
+ * (`outbox-mailer:listener`). A client made with none keeps the URL's (or PGAPPNAME).
+ */
 export function isoSessionClient(Base: typeof pg.Client): typeof pg.Client {
   // getStartupConf is pg's own (lib/client.js), absent from its type declarations.
   const startupConf = (Base.prototype as unknown as { getStartupConf: StartupConf }).getStartupConf
-  class IsoSessionClient extends Base {}
+  class IsoSessionClient extends Base {
+    constructor(config?: string | pg.ClientConfig) {
+      super(config)
+      const name = typeof config === 'object' ? config.application_name : undefined
+      if (name) ownNames.set(this, name)
+    }
+  }
   Object.defineProperty(IsoSessionClient.prototype, 'getStartupConf', {
     value(this: pg.Client) {
-      return { ...startupConf.call(this), ...SESSION_STARTUP_PARAMETERS }
+      const name = ownNames.get(this)
+      return {
+        ...startupConf.call(this),
+        ...(name && { application_name: name }),
+        ...SESSION_STARTUP_PARAMETERS,
+      }
     },
   })
   return IsoSessionClient
