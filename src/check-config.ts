@@ -9,6 +9,10 @@ import { redactor } from './check-config/redactor.ts'
 import { describeSenders } from './check-config/senders-report.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
+import {
+  URL_APPLICATION_NAME_WARNING,
+  urlsNamingApplication,
+} from './config/url-application-name.ts'
 import { type Config, loadConfig, type ServeRole } from './config.ts'
 import { isAppError } from './errors.ts'
 import { type GraphCredential, loadGraphCredential } from './transport/graph-credential.ts'
@@ -73,6 +77,9 @@ export async function checkConfig(
   if (role !== 'api' && config.transport !== 'graph' && !config.mailFrom) {
     checks.push(`warning: ${MAIL_FROM_UNSET_WARNING}`)
   }
+
+  for (const { variable } of urlsNamingApplication(config.databases))
+    checks.push(`warning: ${variable} ${URL_APPLICATION_NAME_WARNING}`)
 
   // Every role: the API refuses at enqueue, the workers at send.
   checks.push(...describeSenders(config))

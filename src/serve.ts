@@ -3,6 +3,10 @@ import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.
 import { createMetricsApp } from './api/operations-app.ts'
 import { createServedApp } from './api/served-app.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
+import {
+  URL_APPLICATION_NAME_WARNING,
+  urlsNamingApplication,
+} from './config/url-application-name.ts'
 import type { Config, ServeRole } from './config.ts'
 import { checkSchemas, pickupPathOf, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
@@ -57,6 +61,8 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   if (o.role !== 'api' && config.transport !== 'graph' && config.mailFrom === null) {
     log.warn(MAIL_FROM_UNSET_WARNING, { transport: config.transport })
   }
+  for (const { db, variable } of urlsNamingApplication(config.databases))
+    log.warn(`the database URL ${URL_APPLICATION_NAME_WARNING}`, { db, variable })
   const handles: DbHandle[] = config.databases.map((d) =>
     openDb({
       name: d.name,

@@ -1,10 +1,11 @@
 // A database URL that sets its own application_name: our sessions keep the names status and the docs find them by.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { checkDatabase } from '../../src/check-config/database-check.ts'
+import { checkConfig } from '../../src/check-config.ts'
 import type { Config } from '../../src/config.ts'
 import { loadConfig } from '../../src/config.ts'
 import { migrate } from '../../src/db/migrate.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
 import { readDatabaseStatus } from '../../src/status/database-status.ts'
 import { BUILD_HOOK_TIMEOUT_MS, compiledBinary, runBinary } from '../support/binary.ts'
@@ -124,4 +125,58 @@ test("every session of ours asks for our name, not the URL's: serve's, status's,
   } finally {
     await recorder.close()
   }
+})
+
+const WARNING =
+  'sets application_name, which outbox-mailer does not take: its sessions name themselves outbox-mailer, and outbox-mailer:listener for the LISTEN session (as status and pg_stat_activity queries find them)'
+
+test('a start whose URL sets application_name says once per URL that ours are kept, naming the variable; a plain URL says nothing', async () => {
+  const warned = async (env: Record<string, string>) => {
+    const lines: string[] = []
+    const running = await serve(
+      loadConfig({ MAIL_TRANSPORT: 'discard', HOST: '127.0.0.1', PORT: '0', ...env }),
+      {
+        role: 'worker',
+        log: createLogger('warn', (l) => lines.push(l)),
+        sender: createFakeSender(),
+      },
+    )
+    await running.stop('test')
+    return lines
+      .map((l) => JSON.parse(l))
+      .filter((l) => String(l.msg).includes('application_name'))
+      .map((l) => [l.msg, l.db, l.variable])
+  }
+  const msg = `the database URL ${WARNING}`
+  expect(await warned({ DATABASE_URL: named(t.url) })).toEqual([[msg, 'default', 'DATABASE_URL']])
+  expect(
+    await warned({ DATABASE_URL: named(t.url), LISTEN_DATABASE_URL: named(t.url, 'direct') }),
+  ).toEqual([
+    [msg, 'default', 'DATABASE_URL'],
+    [msg, 'default', 'LISTEN_DATABASE_URL'],
+  ])
+  expect(await warned({ DATABASE_URL: t.url, LISTEN_DATABASE_URL: t.url })).toEqual([])
+})
+
+test('check-config warns of each URL that sets application_name, by its variable', async () => {
+  const checks = async (env: Record<string, string>) =>
+    (await checkConfig({ MAIL_TRANSPORT: 'discard', ...env }, { connect: false, role: 'worker' }))
+      .checks
+  const only = named('postgres://h/db')
+  expect(await checks({ DATABASE_URL: only })).toContain(`warning: DATABASE_URL ${WARNING}`)
+  const listed = await checks({
+    MAILER_DATABASES: JSON.stringify([
+      { name: 'shop', url: 'postgres://h/shop', listenUrl: named('postgres://h/shop') },
+      { name: 'crm', url: named('postgres://h/crm') },
+    ]),
+  })
+  expect(listed.filter((c) => c.includes('application_name'))).toEqual([
+    `warning: MAILER_DATABASES shop.listenUrl ${WARNING}`,
+    `warning: MAILER_DATABASES crm.url ${WARNING}`,
+  ])
+  expect(
+    (await checks({ DATABASE_URL: 'postgres://h/db' })).filter((c) =>
+      c.includes('application_name'),
+    ),
+  ).toEqual([])
 })
