@@ -28,11 +28,13 @@ export async function resolveAmbiguity(
     // cannot tell now is a lookup that failed: asked again later.
     // The grace runs from the last moment the interrupted request could have reached the provider,
     // its deadline: a send that timed out met a slow Graph, which may file the message later still.
-    const graceSeconds =
-      (d.lookupGraceSeconds ?? LOOKUP_GRACE_SECONDS) + (d.sendTimeoutMs ?? 0) / 1000
-    const leftMs = await lookupGraceLeftMs(d.db, r.lease, graceSeconds).catch(
-      () => 'error' as const,
-    )
+    // A send made under a longer timeout than this worker's ended no later than its attempt did.
+    const leftMs = await lookupGraceLeftMs(
+      d.db,
+      r.lease,
+      d.lookupGraceSeconds ?? LOOKUP_GRACE_SECONDS,
+      (d.sendTimeoutMs ?? 0) / 1000,
+    ).catch(() => 'error' as const)
     if (leftMs === 'error') verdict = 'error'
     else if (leftMs !== null && leftMs > 0) {
       d.log.info('not in the mailbox yet after an interrupted send; will look again', {

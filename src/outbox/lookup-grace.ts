@@ -8,8 +8,8 @@ import type { Database } from '../db/schema.ts'
  * flight … re-check after a grace period before resending"). A send Graph's gateway answered 504
  * (Retry-After: often 1 s) or whose connection broke is retried after RETRY_BASE_SECONDS (10 s)
  * or sooner, and was looked up that soon: a "not found" then sent it a second time. Until this
- * long after the interrupted send's deadline (its start plus the request timeout: the last moment
- * its request could reach Graph, interrupted-send.ts), "not found" waits (uncounted) to ask again;
+ * long after the interrupted send's deadline (the last moment its request could reach Graph:
+ * lookupGraceLeftMs), "not found" waits (uncounted) to ask again;
  * past it, it means "not sent". Counted from the start, a send that timed out (Graph slow to take
  * it, and so to file it) was looked up a retry delay after its deadline and sent again. Short:
  * every row whose send really was lost waits it out before it is resent.
@@ -21,17 +21,31 @@ export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
 
 /**
  * Milliseconds (database time) until `graceSeconds` have passed since the lease's row's interrupted
- * send started (its send_started_at, kept through the retry or reclaim), 0 once they have; null when
- * the lease is no longer held (its last check refuses it anyway). Reads one row by primary key.
+ * send could last have reached the provider, 0 once they have; null when the lease is no longer
+ * held (its last check refuses it anyway). That moment is the later of the send's start (its
+ * send_started_at, kept through the retry or reclaim) plus `timeoutSeconds` (this worker's request
+ * timeout) and the end of the attempt that send was made in: the first history entry after the
+ * start, its settlement or the reclaim of its lease. The worker that made it may have had a longer
+ * timeout (GRAPH_REQUEST_TIMEOUT_SECONDS shortened across a restart), but its request ended before
+ * that entry: settled after it timed out or was answered, or reclaimed once its lease ended, which
+ * a send never outlives (it starts only with its timeout of lease left). Reads one row by primary
+ * key and its history by email_attempts_pkey (outbox_id, id).
  */
 export async function lookupGraceLeftMs(
   db: Kysely<Database>,
   lease: { id: string; token: string },
   graceSeconds: number,
+  timeoutSeconds: number,
 ): Promise<number | null> {
+  // greatest() skips a NULL: a row with no entry after its start (history deleted by hand) counts
+  // from this worker's timeout alone.
   const { rows } = await sql<{ left_ms: number }>`
-    select greatest(0, extract(epoch from o.send_started_at + make_interval(secs => ${graceSeconds}) - now()) * 1000)::float8 as left_ms
+    select greatest(0, extract(epoch from greatest(o.send_started_at + make_interval(secs => ${timeoutSeconds}), e.finished_at)
+                                          + make_interval(secs => ${graceSeconds}) - now()) * 1000)::float8 as left_ms
       from mailer.email_outbox o
+      left join lateral (select h.finished_at from mailer.email_attempts h
+                          where h.outbox_id = o.id and h.finished_at >= o.send_started_at
+                          order by h.id limit 1) e on true
      where o.id = ${lease.id} and o.lease_token = ${lease.token} and o.status = 'sending'
        and o.send_started_at is not null`.execute(db)
   return rows[0]?.left_ms ?? null

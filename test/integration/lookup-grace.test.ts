@@ -146,3 +146,44 @@ test('an expiresAt before the grace is out: the row fails expired saying its int
     'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it',
   )
 })
+
+test('a send interrupted under a longer GRAPH_REQUEST_TIMEOUT_SECONDS than the looking worker’s is looked up again a grace after that send’s end, not after the looking worker’s own timeout: never sent twice', async () => {
+  const fake = await graph()
+  const { handle, proxy, close } = await cutAtFirstSend(t, fake, { fileLate: true })
+  closing.push(close)
+  // Worker A, before a restart that shortened LEASE_SECONDS and so the timeout: 60 s of request.
+  const long = worker(fake, {
+    workerId: 'long-timeout',
+    policy: 'resend',
+    handle,
+    timeoutSeconds: 60,
+    leaseSeconds: 120,
+  })
+  const id = await enqueue(t)
+  await long.start()
+  await pollUntil(async () => (acceptedFor(fake, id).length === 1 ? true : undefined), 20_000)
+  // Database time steps past A's deadline: its send began 61 s ago, and its lease (which the send
+  // never outlives, A's heartbeats having failed) ended as its request's deadline did, a second ago.
+  await t.pool.query(
+    `update mailer.email_outbox
+        set send_started_at = send_started_at - interval '61 seconds',
+            lease_expires_at = now() - interval '1 second'
+      where id = $1`,
+    [id],
+  )
+  // Worker B, after the restart: a 2 s timeout, so its own deadline plus grace ended 51 s ago.
+  const short = worker(fake, { workerId: 'short-timeout', policy: 'resend', timeoutSeconds: 2 })
+  await short.start()
+  await short.events.waitFor(lookedUpEarly(id), 30_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  // Graph files A's message within the grace after A's send ended; B's next lookup finds it.
+  expect(fake.fileLateMessages()).toBe(1)
+  await short.events.waitFor(settledFor(id, 'sent'), 30_000)
+  expect(acceptedFor(fake, id)).toHaveLength(1)
+  expect(await attemptsOf(t, id, 'outcome, worker_id, error_code')).toEqual([
+    { outcome: 'lease_expired', worker_id: 'long-timeout', error_code: 'lease_expired' },
+    { outcome: 'throttled', worker_id: 'short-timeout', error_code: 'lookup_too_early' },
+    { outcome: 'sent', worker_id: 'short-timeout', error_code: null },
+  ])
+  await proxy.up()
+})

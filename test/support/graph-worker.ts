@@ -38,6 +38,9 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
       GRAPH_REQUEST_TIMEOUT_SECONDS: String(timeoutSeconds),
       AMBIGUOUS_SEND_POLICY: policy,
       MAILBOX_RATE_PER_MINUTE: '0',
+      // The configuration's bound on the timeout (at most half the lease) reads it; a test's lease
+      // below LEASE_SECONDS' least (5) is the engine's alone, beside the default 60 s here.
+      ...(o.leaseSeconds && o.leaseSeconds >= 5 && { LEASE_SECONDS: String(o.leaseSeconds) }),
     },
     { requireDatabase: false },
   )
