@@ -25,7 +25,8 @@ export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
  * held (its last check refuses it anyway). That moment is the later of the send's start (its
  * send_started_at, kept through the retry or reclaim) plus `timeoutSeconds` (this worker's request
  * timeout) and the end of the attempt that send was made in: the first history entry after the
- * start, its settlement or the reclaim of its lease. The worker that made it may have had a longer
+ * start, its settlement or the reclaim of its lease, other than a wait given back uncounted
+ * (`throttled`: a later lookup's, or a send answered 502/504, whose request had ended). The worker that made it may have had a longer
  * timeout (GRAPH_REQUEST_TIMEOUT_SECONDS shortened across a restart), but its request ended before
  * that entry: settled after it timed out or was answered, or reclaimed once its lease ended, which
  * a send never outlives (it starts only with its timeout of lease left). Reads one row by primary
@@ -45,6 +46,7 @@ export async function lookupGraceLeftMs(
       from mailer.email_outbox o
       left join lateral (select h.finished_at from mailer.email_attempts h
                           where h.outbox_id = o.id and h.finished_at >= o.send_started_at
+                            and h.outcome <> 'throttled'
                           order by h.id limit 1) e on true
      where o.id = ${lease.id} and o.lease_token = ${lease.token} and o.status = 'sending'
        and o.send_started_at is not null`.execute(db)
