@@ -26,11 +26,11 @@ export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
  * send_started_at, kept through the retry or reclaim) plus `timeoutSeconds` (this worker's request
  * timeout) and the end of the attempt that send was made in: the first history entry after the
  * start, its settlement or the reclaim of its lease, other than a wait given back uncounted
- * (`throttled`: a later lookup's, or a send answered 502/504, whose request had ended). The worker that made it may have had a longer
- * timeout (GRAPH_REQUEST_TIMEOUT_SECONDS shortened across a restart), but its request ended before
- * that entry: settled after it timed out or was answered, or reclaimed once its lease ended, which
- * a send never outlives (it starts only with its timeout of lease left). Reads one row by primary
- * key and its history by email_attempts_pkey (outbox_id, id).
+ * (`throttled`: a later lookup's, or a send answered 502/504, whose request had ended). The worker
+ * that made it may have had a longer timeout (GRAPH_REQUEST_TIMEOUT_SECONDS shortened across a
+ * restart), but its request ended before that entry: settled after it timed out or was answered,
+ * or reclaimed once its lease ended, which a send never outlives (it starts only with its timeout
+ * of lease left). Reads one row by primary key and its history by email_attempts_pkey (outbox_id, id).
  */
 export async function lookupGraceLeftMs(
   db: Kysely<Database>,
