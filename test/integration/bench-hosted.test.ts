@@ -15,6 +15,7 @@ import { outboxEngineSystem } from '../../bench/systems/outbox-engine.ts'
 import type { PgTraceEvent } from '../../bench/systems/pg-trace.ts'
 import { openProbe, type Probe } from '../../bench/systems/probe.ts'
 import type { BenchSystem } from '../../bench/systems/system.ts'
+import { CHANNEL } from '../../src/outbox/listen-session.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -153,12 +154,24 @@ describe('a system hosted in its own process', () => {
     try {
       let started: number | undefined
       await traced.start({ concurrency: 1, onStart: (_k, atMs) => (started ??= atMs) })
-      // Quiet once the session's prime (the notified claim for no row) and the sweep's claim after
-      // it have answered, with no statement out: a row committed now is the notification's to claim.
+      // Quiet once the LISTEN session's prime (the notified claim for no row, after its LISTEN) and
+      // the sweep's claim after it have answered, with no statement out: a row committed now is the
+      // notification's to claim. A pool connection is primed with the same claim, and the drainer's
+      // start claims on it, while the session may still connect or probe its LISTEN: a row committed
+      // then was not notified to it (no LISTEN yet) or was swept before its notified claim answered.
       const seen: PgTraceEvent[] = []
       await until('the LISTEN session primed and swept', async () => {
         seen.push(...(await traced.clientTrace!()))
-        const primed = seen.find((e) => e.kind === 'answer' && e.what === 'outbox_claim_notified')
+        const listened = seen.find((e) => e.kind === 'answer' && e.what === `listen ${CHANNEL}`)
+        const primed =
+          listened &&
+          seen.find(
+            (e) =>
+              e.kind === 'answer' &&
+              e.what === 'outbox_claim_notified' &&
+              e.client === listened.client &&
+              e.at >= listened.at,
+          )
         const count = (kind: PgTraceEvent['kind']) => seen.filter((e) => e.kind === kind).length
         return (
           primed !== undefined &&
@@ -176,7 +189,7 @@ describe('a system hosted in its own process', () => {
       await traced.stop()
       const trace = await traced.clientTrace!()
       // The row's pickup, in order: its notification heard, the notified claim called and answered.
-      const notify = trace.find((e) => e.kind === 'notify' && e.what === 'mailer_outbox')
+      const notify = trace.find((e) => e.kind === 'notify' && e.what === CHANNEL)
       expect(notify).toBeDefined()
       const call = trace.find(
         (e) => e.kind === 'call' && e.what === 'outbox_claim_notified' && e.at >= notify!.at,
