@@ -1,5 +1,6 @@
 // One send attempt of a claimed row, once any interrupted earlier send is resolved: slot, last check, then the send (send-verdict.ts).
 
+import { monotonicNow } from '../clock.ts'
 import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import { sendOne } from './send-verdict.ts'
@@ -53,6 +54,8 @@ export async function sendInSlot(
       d.slots.release()
       holding = false
     }
+    // Before the check is asked: send_started_at, which it records, is no earlier.
+    const askedAt = monotonicNow(d.clock)
     let checked: Checked = lastCheck ? await checkBeforeSend(d, r, finish, giveSlotBack) : 'go'
     checking = false
     if (checked === 'go' && !holding) {
@@ -61,11 +64,23 @@ export async function sendInSlot(
       // interrupted earlier send's mark), uncounted.
       if (!holding) checked = () => finish(r.lease, { kind: 'released' })
     }
+    // The send's deadline runs from before the check: one answered (or its slot taken again)
+    // past it has no time left to send in, and is given back unsent, its start undone.
+    if (checked === 'go' && lastCheck && pastDeadline(d, askedAt)) {
+      checked = () => {
+        d.log.warn('the last check answered past the send deadline; given back unsent', {
+          db: d.dbName,
+          outboxId: r.lease.id,
+        })
+        return finish(r.lease, { kind: 'released' })
+      }
+    }
     if (checked !== 'go') turnedAway = checked
     // The margin is for the send: a last check that took long (its statement waited for the one
     // before it, or for a struggling database) may have used it up.
     else late = lastCheck && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
-    if (checked === 'go' && !late) result = await sendOne(d, r, pauseOnThrottle)
+    if (checked === 'go' && !late)
+      result = await sendOne(d, r, pauseOnThrottle, lastCheck ? askedAt : undefined)
   } finally {
     if (holding) d.slots.release()
     afterSend?.()
@@ -73,6 +88,11 @@ export async function sendInSlot(
   if (turnedAway) return turnedAway()
   if (late) return giveUpUnsent(d, r, finish)
   if (result) await finish(r.lease, result.settlement, result.extra)
+}
+
+/** The send's request timeout has run out since `askedAt` (before its last check). */
+function pastDeadline(d: DeliveryDeps, askedAt: number): boolean {
+  return d.sendTimeoutMs !== undefined && monotonicNow(d.clock) - askedAt >= d.sendTimeoutMs
 }
 
 /**

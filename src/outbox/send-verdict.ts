@@ -1,4 +1,5 @@
 // One provider request of a row whose send is recorded as started, and the settlement its outcome calls for.
+import { monotonicNow } from '../clock.ts'
 import { retryDelayMs } from './backoff.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import type { Ready, SendExtra } from './send-attempt.ts'
@@ -12,18 +13,21 @@ const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
  * Sends `r.mail` once (a transport that throws counts as a network failure of unknown effect) and
  * judges the outcome: sent, failed, or a retry (its delay, whether it was a throttle, whether the
  * provider may have the message); a throttle that pauses the mailbox pauses it at `pauseOnThrottle`.
- * A stop before any request was made releases the row.
+ * A stop before any request was made releases the row. `checkAskedAt`: the monotonic reading
+ * taken before its last check was asked, which the transport's deadline runs from.
  */
 export async function sendOne(
   d: DeliveryDeps,
   r: Ready,
   pauseOnThrottle: string | null,
+  checkAskedAt?: number,
 ): Promise<{ settlement: Settlement; extra: Partial<SendExtra> }> {
   const startedAt = new Date(d.clock.now())
   const t0 = performance.now()
+  const spentMs = checkAskedAt === undefined ? undefined : monotonicNow(d.clock) - checkAskedAt
   let outcome: SendOutcome
   try {
-    outcome = await d.sender.send(r.mail, d.abort)
+    outcome = await d.sender.send(r.mail, d.abort, spentMs)
   } catch (err) {
     // A transport must not throw; if one does, treat it as a transient failure of unknown effect.
     d.log.error('transport threw', { db: d.dbName, outboxId: r.lease.id, err })

@@ -68,7 +68,13 @@ export type SendOutcome =
 
 export interface Sender {
   readonly name: string
-  send(mail: OutboundMail, signal: AbortSignal): Promise<SendOutcome>
+  /**
+   * `spentMs`: milliseconds since before the last check that recorded the send as started was
+   * asked. A transport with a request deadline runs it from there, so the request ends by
+   * send_started_at plus its timeout in database time (lookup-grace.ts counts on it); from the
+   * call when not given.
+   */
+  send(mail: OutboundMail, signal: AbortSignal, spentMs?: number): Promise<SendOutcome>
   /**
    * The outcome any send would get now without reaching the provider (Graph: no token while the
    * one token backoff runs), else null. A row claimed meanwhile goes back with it at once, without

@@ -75,7 +75,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     databaseId?: () => Promise<string>,
   ): GraphSender => ({
     name: 'graph',
-    send: (mail, signal) => send(log, mail, signal, database?.name, databaseId),
+    send: (mail, signal, spentMs) => send(log, mail, signal, database?.name, databaseId, spentMs),
     unavailable,
     pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
@@ -99,9 +99,12 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     signal: AbortSignal,
     database: string | undefined,
     databaseId: (() => Promise<string>) | undefined,
+    spentMs: number | undefined,
   ): Promise<SendOutcome> {
-    // The request's deadline runs from here: the drainer's last look at the lease came just before.
-    const startedAt = monotonicNow(d.clock)
+    // The request's deadline runs from before the last check that recorded the send as started
+    // (send_started_at, which a lookup of this send counts from), else from here: the drainer's
+    // last look at the lease came just before.
+    const startedAt = monotonicNow(d.clock) - (spentMs ?? 0)
     // Read once per database (then at once): a message without it could be taken for another
     // deployment's row by that one's lookup, so none goes without it.
     const id = databaseId
