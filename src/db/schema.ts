@@ -78,6 +78,8 @@ interface WorkersTable {
   last_heartbeat_at: DefaultTimestamp
   /** The key the worker's claimed rows name it by (lease_owner, sql/0055); null: an older binary's. */
   lease_key: string | null
+  /** GRAPH_REQUEST_TIMEOUT_SECONDS it sends under (sql/0070); null: no Graph, or an older binary's. */
+  request_timeout_seconds: number | null
 }
 
 interface SchemaMigrationsTable {

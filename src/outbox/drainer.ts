@@ -45,7 +45,14 @@ export function createDrainer(d: DrainerDeps): Drainer {
     return key === null ? {} : { workerKey: key }
   })
   // What its claimed rows name it by in this database (lease_owner); its registry entry says who.
-  const leaseKey = createLeaseKey(d.db, d.worker, {
+  // Its registry entry notes the timeout its sends run under, whole seconds rounded up (a lookup of
+  // its interrupted sends waits for it: lookup-grace.ts).
+  const registered = {
+    ...d.worker,
+    requestTimeoutSeconds:
+      d.sendTimeoutMs === undefined ? null : Math.max(1, Math.ceil(d.sendTimeoutMs / 1000)),
+  }
+  const leaseKey = createLeaseKey(d.db, registered, {
     onRegistered: () => log.info('worker registered', { workerId: d.worker.id }),
     // Its entry was lost and another worker drew the key meanwhile (lease-key.ts beaten).
     onTaken: (takenKey) =>
@@ -56,7 +63,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   })
   // The identity its heartbeats and reclaims beat under carries the key, so a lost entry comes back keyed.
   const worker = {
-    ...d.worker,
+    ...registered,
     get leaseKey() {
       return leaseKey.current()
     },

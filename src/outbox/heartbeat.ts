@@ -9,6 +9,11 @@ export interface WorkerIdentity {
   version: string
   /** The lease key its claimed rows name it by in this database, once registered (lease-key.ts). */
   readonly leaseKey?: string | null
+  /**
+   * GRAPH_REQUEST_TIMEOUT_SECONDS its sends run under, noted in its registry entry (sql/0070) for a
+   * lookup of its interrupted sends (lookup-grace.ts); null or absent without one.
+   */
+  readonly requestTimeoutSeconds?: number | null
 }
 
 /**
@@ -23,15 +28,16 @@ export interface WorkerIdentity {
  */
 export function registryBeat(worker: WorkerIdentity) {
   const key = worker.leaseKey ?? null
+  const timeout = worker.requestTimeoutSeconds ?? null
   return sql`beat_keyed as (
-               insert into mailer.workers (id, host, pid, version, lease_key)
-               values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key})
+               insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds)
+               values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key}, ${timeout}::int)
                on conflict do nothing
                returning lease_key
              ),
              beat as (
-               insert into mailer.workers (id, host, pid, version)
-               select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text
+               insert into mailer.workers (id, host, pid, version, request_timeout_seconds)
+               select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text, ${timeout}::int
                 where not exists (select from beat_keyed)
                on conflict (id) do update set last_heartbeat_at = now()
                returning lease_key

@@ -1,0 +1,91 @@
+// The lookup of a send a crash interrupted trusts "not found" a grace after that send's own deadline (its worker's noted timeout), else a grace after the reclaim.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
+import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
+import { enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const { engines, closing } = endedAfterEach()
+
+/**
+ * Worker `crashed` (the defaults: a 60 s lease, a 30 s request timeout, a 30 s grace) loses its
+ * database as Graph takes its send; database time then steps on: the send began 45 s ago (a
+ * heartbeat 15 s before it had left the lease 60 s) and its lease ended a second ago, so its own
+ * request ended 15 s ago, at its deadline. `forget` runs on the registry before another worker
+ * reclaims the row and looks it up (Graph has not filed the message: "not found", too early).
+ * Returns where the moment (database time) the lookup will trust "not found", the row's due time,
+ * falls: past the send's deadline and the grace, past a grace after the reclaim.
+ */
+async function crashThenLookUp(forget?: string) {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  const { handle, proxy, close } = await cutAtFirstSend(t, fake, { fileLate: true })
+  closing.push(close)
+  const defaults = { mailFrom: 'sender@example.com', timeoutSeconds: 30, leaseSeconds: 60 }
+  const crashed = graphWorker(t, fake, {
+    ...defaults,
+    workerId: 'crashed',
+    graceSeconds: 30,
+    handle,
+  })
+  engines.push(crashed)
+  const id = await enqueue(t)
+  await crashed.start()
+  const accepted = () => fake.accepted.filter((a) => a.outboxId === id).length
+  await pollUntil(async () => (accepted() === 1 ? true : undefined), 20_000)
+  await t.pool.query(
+    `update mailer.email_outbox
+        set send_started_at = send_started_at - interval '45 seconds',
+            lease_expires_at = now() - interval '1 second'
+      where id = $1`,
+    [id],
+  )
+  if (forget) await t.pool.query(forget)
+  const other = graphWorker(t, fake, { ...defaults, workerId: 'reclaimer', graceSeconds: 30 })
+  engines.push(other)
+  await other.start()
+  await other.events.waitFor(
+    (e) =>
+      e.type === 'settled' &&
+      e.id === id &&
+      (e.outcome === 'sent' || e.code === 'lookup_too_early'),
+    30_000,
+  )
+  expect(accepted()).toBe(1)
+  const { rows } = await t.pool.query(
+    `select o.send_at >= o.send_started_at + interval '60 seconds' as "afterDeadlineAndGrace",
+            o.send_at >= h.finished_at + interval '30 seconds' as "aGraceAfterTheReclaim"
+       from mailer.email_outbox o join mailer.email_attempts h on h.outbox_id = o.id
+      where o.id = $1 and h.outcome = 'lease_expired'`,
+    [id],
+  )
+  await proxy.up()
+  return rows
+}
+
+test('a crash with the defaults: the reclaim’s lookup trusts "not found" a grace after the send’s own deadline (start + the crashed worker’s 30 s), not a grace after the reclaim', async () => {
+  expect(await crashThenLookUp()).toEqual([
+    { afterDeadlineAndGrace: true, aGraceAfterTheReclaim: false },
+  ])
+})
+
+test('the crashed worker’s timeout not noted (an older binary’s registry entry): a grace after the reclaim, as before', async () => {
+  expect(
+    await crashThenLookUp(
+      `update mailer.workers set request_timeout_seconds = null where id = 'crashed'`,
+    ),
+  ).toEqual([{ afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true }])
+})
+
+test('the crashed worker’s registry entry gone (pruned, silent for a day: the reclaim names its lease key, which no entry holds): a grace after the reclaim, as before', async () => {
+  expect(await crashThenLookUp(`delete from mailer.workers where id = 'crashed'`)).toEqual([
+    { afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true },
+  ])
+})
