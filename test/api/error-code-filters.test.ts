@@ -1,25 +1,17 @@
 // Listing and bulk actions by lastErrorCode and template: retry only what a fixed cause failed, cancel one template's batch.
-import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { useTestDb } from '../support/db.ts'
-import { type App, appOnDefault, enqueueSql, send } from './support/harness.ts'
-import { token } from './support/tokens.ts'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { enqueueSql, send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const t = useTestDb({ resetEach: true })
-let app: App
-let tk: string
-
-beforeAll(async () => {
-  app = appOnDefault(t).app
-  tk = await token()
-})
+const s = appOnOwnDatabase()
 
 /** A row failed with `code`, as a settlement leaves it. */
 async function failedWith(code: string): Promise<string> {
-  const id = await enqueueSql(t.pool)
-  await t.pool.query(
+  const id = await enqueueSql(s.t.pool)
+  await s.t.pool.query(
     `update mailer.email_outbox set status = 'failed', attempts = 1, last_error_code = $2,
        last_error = 'failed: ' || $2 where id = $1`,
     [id, code],
@@ -29,8 +21,8 @@ async function failedWith(code: string): Promise<string> {
 
 /** A pending row enqueued from `template`, as mailer.enqueue_from_row records it. */
 async function pendingFrom(template: string | null): Promise<string> {
-  if (template === null) return enqueueSql(t.pool)
-  const r = await t.pool.query(
+  if (template === null) return enqueueSql(s.t.pool)
+  const r = await s.t.pool.query(
     `insert into mailer.email_outbox (template, source_row) values ($1, '{}') returning id::text`,
     [template],
   )
@@ -38,7 +30,8 @@ async function pendingFrom(template: string | null): Promise<string> {
 }
 
 const statusOf = async (id: string) =>
-  (await t.pool.query('select status from mailer.email_outbox where id = $1', [id])).rows[0].status
+  (await s.t.pool.query('select status from mailer.email_outbox where id = $1', [id])).rows[0]
+    .status
 
 describe('lastErrorCode', () => {
   test('a bulk retry of the rows a fixed cause failed leaves the others failed', async () => {
@@ -49,13 +42,13 @@ describe('lastErrorCode', () => {
     const held = await failedWith('ambiguous_send')
     const rejected = await failedWith('ErrorInvalidRecipients')
     const filter = { status: ['failed'], lastErrorCode: 'throttled' }
-    const dry = await send(app, 'POST', '/v1/outbox/retry', {
-      token: tk,
+    const dry = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
       body: { filter, dryRun: true },
     })
     expect(dry.status).toBe(200)
     expect(dry.body).toEqual({ dryRun: true, matched: 2, items: [], more: false })
-    const real = await send(app, 'POST', '/v1/outbox/retry', { token: tk, body: { filter } })
+    const real = await send(s.app, 'POST', '/v1/outbox/retry', { token: s.tk, body: { filter } })
     expect(real.body).toEqual({
       dryRun: false,
       matched: 2,
@@ -69,11 +62,11 @@ describe('lastErrorCode', () => {
     await failedWith('throttled')
     const rejected = await failedWith('ErrorInvalidRecipients')
     const r = await send(
-      app,
+      s.app,
       'GET',
       '/v1/outbox?status=failed&lastErrorCode=ErrorInvalidRecipients',
       {
-        token: tk,
+        token: s.tk,
       },
     )
     expect(r.status).toBe(200)
@@ -87,13 +80,13 @@ describe('template', () => {
     const other = await pendingFrom('inquiry')
     const direct = await pendingFrom(null)
     const body = { filter: { template: 'newsletter' } }
-    const dry = await send(app, 'POST', '/v1/outbox/cancel', {
-      token: tk,
+    const dry = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
       body: { ...body, dryRun: true },
     })
     expect(dry.status).toBe(200)
     expect((dry.body as { matched: number }).matched).toBe(2)
-    const real = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    const real = await send(s.app, 'POST', '/v1/outbox/cancel', { token: s.tk, body })
     expect((real.body as { items: unknown[] }).items).toEqual(
       wrong.map((id) => ({ id, outcome: 'cancelled' })),
     )
@@ -103,7 +96,7 @@ describe('template', () => {
   test('the list filters by it', async () => {
     const mine = await pendingFrom('newsletter')
     await pendingFrom('inquiry')
-    const r = await send(app, 'GET', '/v1/outbox?template=newsletter', { token: tk })
+    const r = await send(s.app, 'GET', '/v1/outbox?template=newsletter', { token: s.tk })
     expect(r.status).toBe(200)
     expect((r.body as { items: { id: string }[] }).items.map((i) => i.id)).toEqual([mine])
   })

@@ -1,20 +1,12 @@
 // A query string's malformed percent-encoding (%E0%A4%A, %ZZ, a lone %): a 400 naming the parameter, never matched as its literal text.
-import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { useTestDb } from '../support/db.ts'
-import { type App, appOnDefault, enqueueSql, send } from './support/harness.ts'
-import { token } from './support/tokens.ts'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { enqueueSql, send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const t = useTestDb({ resetEach: true })
-let app: App
-let tk: string
-
-beforeAll(async () => {
-  app = appOnDefault(t).app
-  tk = await token()
-})
+const s = appOnOwnDatabase()
 
 describe('malformed percent-encoding in the query', () => {
   test.each([
@@ -27,9 +19,9 @@ describe('malformed percent-encoding in the query', () => {
     ['db', '/v1/outbox/1?db=%E0%A4', '%E0%A4'],
     ['db', '/v1/outbox/1/cancel?db=%ED%A0%80', '%ED%A0%80'],
   ])('%s in %s: a 400 naming it and its bad sequence', async (name, url, bad) => {
-    await enqueueSql(t.pool, { tenant: 'acme' })
+    await enqueueSql(s.t.pool, { tenant: 'acme' })
     const method = url.endsWith('/cancel') || url.includes('/cancel?') ? 'POST' : 'GET'
-    const r = await send(app, method, url, { token: tk })
+    const r = await send(s.app, method, url, { token: s.tk })
     expect([url, r.status, r.body]).toMatchObject([
       url,
       400,
@@ -42,7 +34,7 @@ describe('malformed percent-encoding in the query', () => {
   })
 
   test('a parameter name badly encoded is named as it came', async () => {
-    const r = await send(app, 'GET', '/v1/outbox?ten%E0ant=x', { token: tk })
+    const r = await send(s.app, 'GET', '/v1/outbox?ten%E0ant=x', { token: s.tk })
     expect([r.status, r.body]).toMatchObject([
       400,
       { errors: [{ path: 'ten%E0ant', message: expect.stringContaining('"%E0"') }] },
@@ -50,9 +42,9 @@ describe('malformed percent-encoding in the query', () => {
   })
 
   test('well-formed escapes still decode: %25 is a literal %, UTF-8 sequences are their letters', async () => {
-    const id = await enqueueSql(t.pool, { tenant: 'acme', dedupeKey: '50%-off ü' })
-    const r = await send(app, 'GET', '/v1/outbox?dedupeKey=50%25-off%20%C3%BC&tenant=acme', {
-      token: tk,
+    const id = await enqueueSql(s.t.pool, { tenant: 'acme', dedupeKey: '50%-off ü' })
+    const r = await send(s.app, 'GET', '/v1/outbox?dedupeKey=50%25-off%20%C3%BC&tenant=acme', {
+      token: s.tk,
     })
     expect([r.status, (r.body as { items: { id: string }[] }).items.map((i) => i.id)]).toEqual([
       200,

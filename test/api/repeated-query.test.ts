@@ -1,15 +1,12 @@
 // A /v1 query parameter, or the Idempotency-Key header, given more than once: a 400 that says it takes one value.
-import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { useTestDb } from '../support/db.ts'
-import { type App, appOnDefault, buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
-import { token } from './support/tokens.ts'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { buildApp, enqueueSql, type Sent, send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const t = useTestDb({ resetEach: true })
-let app: App
-let tk: string
+const s = appOnOwnDatabase()
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
 
 type Doc = {
@@ -18,11 +15,6 @@ type Doc = {
     Record<string, { parameters?: { name: string; in: string; schema?: { type?: string } }[] }>
   >
 }
-
-beforeAll(async () => {
-  app = appOnDefault(t).app
-  tk = await token()
-})
 
 function expectOneValue(r: Sent, label: string, name: string, also?: RegExp) {
   expect([label, r.status, r.body]).toMatchObject([
@@ -40,14 +32,14 @@ function expectOneValue(r: Sent, label: string, name: string, also?: RegExp) {
 
 describe('a repeated query parameter', () => {
   test('?status= repeated lists the rows of each status (one value each), not a 400', async () => {
-    const r = await send(app, 'GET', '/v1/outbox?status=sent&status=failed', { token: tk })
+    const r = await send(s.app, 'GET', '/v1/outbox?status=sent&status=failed', { token: s.tk })
     expect(r.status).toBe(200)
   })
 
   test('every query parameter of every /v1 operation, each given twice with a valid value', async () => {
-    const id = await enqueueSql(t.pool)
-    await enqueueSql(t.pool)
-    const page = await send(app, 'GET', '/v1/outbox?limit=1', { token: tk })
+    const id = await enqueueSql(s.t.pool)
+    await enqueueSql(s.t.pool)
+    const page = await send(s.app, 'GET', '/v1/outbox?limit=1', { token: s.tk })
     const valid: Record<string, string> = {
       db: 'default',
       status: 'pending',
@@ -69,7 +61,7 @@ describe('a repeated query parameter', () => {
       'POST /v1/outbox/cancel': { filter: { ids: [id] } },
       'POST /v1/outbox/retry': { filter: { ids: [id] } },
     }
-    const doc = (await (await app.request('/openapi.json')).json()) as Doc
+    const doc = (await (await s.app.request('/openapi.json')).json()) as Doc
     let checked = 0
     for (const [path, ops] of Object.entries(doc.paths)) {
       if (!path.startsWith('/v1/')) continue
@@ -82,7 +74,7 @@ describe('a repeated query parameter', () => {
           expect([key, p.name, value === undefined]).toEqual([key, p.name, false])
           const q = `${p.name}=${encodeURIComponent(value!)}`
           const url = `${path.replace('{id}', id)}?${q}&${q}`
-          const r = await send(app, method.toUpperCase(), url, { token: tk, body: bodies[key] })
+          const r = await send(s.app, method.toUpperCase(), url, { token: s.tk, body: bodies[key] })
           // A HEAD answers as its GET without the body: its status is what shows.
           if (method === 'head') expect([key, p.name, r.status]).toEqual([key, p.name, 400])
           else expectOneValue(r, `${key} ${p.name}`, p.name)
@@ -93,28 +85,30 @@ describe('a repeated query parameter', () => {
     // The list's 14 but status (GET and HEAD), and db on the 9 other operations (two of them HEADs).
     expect(checked).toBe(13 * 2 + 9)
     // Nothing was enqueued, cancelled or retried.
-    const rows = await t.pool.query(
+    const rows = await s.t.pool.query(
       'select status, count(*)::int as n from mailer.email_outbox group by 1',
     )
     expect(rows.rows).toEqual([{ status: 'pending', n: 2 }])
   })
 
   test('?db= twice is a 400 even when the first names no database, or with several configured', async () => {
-    const unknownFirst = await send(app, 'GET', '/v1/outbox?db=nope&db=default', { token: tk })
+    const unknownFirst = await send(s.app, 'GET', '/v1/outbox?db=nope&db=default', { token: s.tk })
     expectOneValue(unknownFirst, 'unknown first', 'db')
     const two = buildApp([
-      { name: 'a', db: t.db, pool: t.pool },
-      { name: 'b', db: t.db, pool: t.pool },
+      { name: 'a', db: s.t.db, pool: s.t.pool },
+      { name: 'b', db: s.t.db, pool: s.t.pool },
     ]).app
     for (const path of ['/v1/outbox?db=a&db=b', '/v1/stats?db=a&db=b', '/v1/outbox?db=a&db=a']) {
-      expectOneValue(await send(two, 'GET', path, { token: tk }), path, 'db')
+      expectOneValue(await send(two, 'GET', path, { token: s.tk }), path, 'db')
     }
   })
 
   test('one value each still works, and a parameter given once beside a repeated one is not named', async () => {
-    const ok = await send(app, 'GET', '/v1/outbox?status=pending&limit=5&db=default', { token: tk })
+    const ok = await send(s.app, 'GET', '/v1/outbox?status=pending&limit=5&db=default', {
+      token: s.tk,
+    })
     expect(ok.status).toBe(200)
-    const r = await send(app, 'GET', '/v1/outbox?status=pending&limit=5&limit=6', { token: tk })
+    const r = await send(s.app, 'GET', '/v1/outbox?status=pending&limit=5&limit=6', { token: s.tk })
     expectOneValue(r, 'limit', 'limit')
   })
 })
@@ -128,17 +122,17 @@ describe('a repeated Idempotency-Key header', () => {
     ])
     const headers = Object.fromEntries(repeated)
     expect(headers).toEqual({ 'idempotency-key': 'order-7, order-8' })
-    const r = await send(app, 'POST', '/v1/outbox', { token: tk, body: { message }, headers })
+    const r = await send(s.app, 'POST', '/v1/outbox', { token: s.tk, body: { message }, headers })
     expectOneValue(r, 'Idempotency-Key', 'idempotency-key', /given 2/)
-    const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
+    const rows = await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')
     expect(rows.rows).toEqual([{ n: 0 }])
   })
 
   test('one key with a comma but no space after it is still one key', async () => {
     const headers = { 'idempotency-key': 'order-7,line-2' }
-    const r = await send(app, 'POST', '/v1/outbox', { token: tk, body: { message }, headers })
+    const r = await send(s.app, 'POST', '/v1/outbox', { token: s.tk, body: { message }, headers })
     expect(r.status).toBe(201)
-    const dedupe = await t.pool.query('select dedupe_key from mailer.email_outbox')
+    const dedupe = await s.t.pool.query('select dedupe_key from mailer.email_outbox')
     expect(dedupe.rows).toEqual([{ dedupe_key: 'order-7,line-2' }])
   })
 })

@@ -1,20 +1,12 @@
 // A served path asked with a trailing slash: a 404 naming the path without it, not only "no route".
-import { beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
-import { useTestDb } from '../support/db.ts'
-import { type App, appOnDefault, enqueueSql, send } from './support/harness.ts'
-import { token } from './support/tokens.ts'
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { enqueueSql, send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const t = useTestDb({ resetEach: true })
-let app: App
-let tk: string
-
-beforeAll(async () => {
-  app = appOnDefault(t).app
-  tk = await token()
-})
+const s = appOnOwnDatabase()
 
 test.each([
   ['GET', '/v1/outbox/', '/v1/outbox'],
@@ -24,8 +16,8 @@ test.each([
   ['POST', '/v1/outbox/{id}/retry//', '/v1/outbox/{id}/retry'],
   ['GET', '/healthz/', '/healthz'],
 ])('%s %s: a 404 that names %s', async (method, asked, served) => {
-  const id = await enqueueSql(t.pool)
-  const r = await send(app, method, asked.replace('{id}', id), { token: tk })
+  const id = await enqueueSql(s.t.pool)
+  const r = await send(s.app, method, asked.replace('{id}', id), { token: s.tk })
   expect([r.status, (r.body as { detail: string }).detail]).toEqual([
     404,
     `no route for ${method} ${asked.replace('{id}', id)}; the path is ${served.replace('{id}', id)}, without the trailing slash`,
@@ -33,7 +25,7 @@ test.each([
 })
 
 test('a path served nowhere, slash or not, is the plain 404', async () => {
-  const r = await send(app, 'GET', '/v1/outboxes/', { token: tk })
+  const r = await send(s.app, 'GET', '/v1/outboxes/', { token: s.tk })
   expect([r.status, (r.body as { detail: string }).detail]).toEqual([
     404,
     'no route for GET /v1/outboxes/',
