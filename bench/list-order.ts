@@ -14,6 +14,7 @@ import { type ListOrder, listStatement } from '../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../src/outbox/outbox-filter.ts'
 import { startBenchCluster } from './cluster.ts'
 import { fillKept } from './kept-rows.ts'
+import { explainList } from './list-plan.ts'
 import { openProbe } from './systems/probe.ts'
 
 const kept = Number(process.argv[2] ?? 200_000)
@@ -54,22 +55,10 @@ try {
       for (const after of [undefined, middle]) {
         const filter: OutboxFilter = { status }
         const q = listStatement(handle.db, filter, { limit: 50, order, after }, null)!.compile()
-        const sql = `explain (analyze, buffers, format json) ${q.sql}`
-        await probe.query(sql, [...q.parameters])
-        const [plan] = (await probe.query<{ 'QUERY PLAN': unknown[] }>(sql, [...q.parameters]))[0]![
-          'QUERY PLAN'
-        ] as { Plan: Record<string, unknown>; 'Execution Time': number }[]
-        const top = plan!.Plan
-        const scans = findScans(top)
-        const buffers =
-          Number(top['Shared Hit Blocks'] ?? 0) + Number(top['Shared Read Blocks'] ?? 0)
-        const removed = scans.reduce((n, s) => n + Number(s['Rows Removed by Filter'] ?? 0), 0)
-        const how = [
-          ...new Set(scans.map((s) => `${s['Node Type']} ${s['Index Name'] ?? ''}`.trim())),
-        ]
+        const { executionMs, buffers, removed, how } = await explainList(probe, q)
         const what = `order=${order} status=${label}${after ? ` after ${after}` : ''}`
         console.log(
-          `${what.padEnd(46)} ${plan!['Execution Time'].toFixed(2).padStart(8)} ms  buffers ${String(buffers).padStart(6)}  removed by filter ${String(removed).padStart(7)}  ${how.join(', ')}`,
+          `${what.padEnd(46)} ${executionMs.toFixed(2).padStart(8)} ms  buffers ${String(buffers).padStart(6)}  removed by filter ${String(removed).padStart(7)}  ${how.join(', ')}`,
         )
       }
     }
@@ -78,10 +67,4 @@ try {
 } finally {
   await probe.close()
   await cluster.stop()
-}
-
-function findScans(node: Record<string, unknown>): Record<string, unknown>[] {
-  const own = String(node['Node Type']).includes('Scan') ? [node] : []
-  const children = (node.Plans as Record<string, unknown>[] | undefined) ?? []
-  return [...own, ...children.flatMap(findScans)]
 }

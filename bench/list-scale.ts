@@ -17,6 +17,7 @@ import { silentLogger } from '../src/log.ts'
 import { type ListOrder, listStatement } from '../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../src/outbox/outbox-filter.ts'
 import { startBenchCluster } from './cluster.ts'
+import { explainList } from './list-plan.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 
 const rows = Number(process.argv[2] ?? 1_000_000)
@@ -136,36 +137,12 @@ async function explainAll(probe: Probe, db: ReturnType<typeof openDb>['db']) {
       for (const after of [undefined, order === 'newest' ? deepNewest : deepOldest]) {
         const q = listStatement(db, filter, { limit: 50, order, after }, null)?.compile()
         if (!q) continue
-        const sql = `explain (analyze, buffers, format json) ${q.sql}`
-        await probe.query(sql, [...q.parameters])
-        const [plan] = (await probe.query<{ 'QUERY PLAN': unknown[] }>(sql, [...q.parameters]))[0]![
-          'QUERY PLAN'
-        ] as { Plan: Record<string, unknown>; 'Execution Time': number }[]
-        const top = plan!.Plan
-        const scans = findScans(top)
-        const buffers =
-          Number(top['Shared Hit Blocks'] ?? 0) + Number(top['Shared Read Blocks'] ?? 0)
-        const read = scans.reduce(
-          (n, s) =>
-            n +
-            (Number(s['Actual Rows'] ?? 0) + Number(s['Rows Removed by Filter'] ?? 0)) *
-              Number(s['Actual Loops'] ?? 1),
-          0,
-        )
-        const how = [
-          ...new Set(scans.map((s) => `${s['Node Type']} ${s['Index Name'] ?? ''}`.trim())),
-        ]
+        const { executionMs, buffers, read, how } = await explainList(probe, q)
         const what = `${order} ${label}${after ? ` after ${after}` : ''}`
         console.log(
-          `${read > FLAG_READ ? '!' : ' '} ${what.padEnd(44)} ${plan!['Execution Time'].toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  ${how.join(', ')}`,
+          `${read > FLAG_READ ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  ${how.join(', ')}`,
         )
       }
     }
   }
-}
-
-function findScans(node: Record<string, unknown>): Record<string, unknown>[] {
-  const own = String(node['Node Type']).includes('Scan') ? [node] : []
-  const children = (node.Plans as Record<string, unknown>[] | undefined) ?? []
-  return [...own, ...children.flatMap(findScans)]
 }
