@@ -36,9 +36,10 @@ export interface ApiDeps {
   metricsApart?: boolean
   /**
    * What tokens' exp and nbf, and the rate limit's refill, are judged by; its monotonic readings
-   * time the signing keys' outage run. Default the system clock.
+   * time the signing keys' outage run and an oldest-first page's wait for open writers, which
+   * sleeps on it. Default the system clock.
    */
-  clock?: Pick<Clock, 'now' | 'monotonic'>
+  clock?: Pick<Clock, 'now' | 'monotonic' | 'sleep'>
 }
 
 export type Scope = 'outbox:read' | 'outbox:write'

@@ -1,5 +1,6 @@
 // Read-only inspection: a filtered, keyset-paginated list (no bodies) and one row with its attempts.
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
+import { type Clock, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import { candidateIds } from './candidate-ids.ts'
 import { parseJsonExactly } from './exact-json.ts'
@@ -42,16 +43,17 @@ interface ListResult {
  * by `status in (…)` read 100,000 rows (0.7-1.3 s) for a page of pending and cancelled rows past
  * the middle of 200,000 kept ones (bench/list-order.ts). Oldest first, a page first waits for the
  * outbox's writers open at its start and stops at the highest id committed before them
- * (settledHorizon): a row committed after rows with higher ids is listed in its place.
+ * (settledHorizon, on `clock`): a row committed after rows with higher ids is listed in its place.
  */
 export async function listOutbox(
   db: Kysely<Database>,
   filter: OutboxFilter,
   page: ListPage,
   scopeTenant: string | null,
+  clock: Pick<Clock, 'now' | 'monotonic' | 'sleep'> = systemClock,
 ): Promise<ListResult> {
   if (page.order === 'oldest') {
-    const through = await settledHorizon(db)
+    const through = await settledHorizon(db, clock)
     if (through === null) return { items: [], next: null }
     page = { ...page, through }
   }

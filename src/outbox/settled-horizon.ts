@@ -1,6 +1,6 @@
 // The highest outbox id an oldest-first page may reach: no transaction still open can commit a lower one.
 import { type Kysely, sql } from 'kysely'
-import { systemClock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
 
@@ -16,22 +16,26 @@ const POLL_MS = 5
  * RowExclusiveLock on email_outbox before it draws an id and keeps it to its end, so a row that was
  * not committed when the highest committed id was read belongs to a transaction holding that lock
  * when the writers are read next; once each has ended, every id up to that highest one is committed
- * or never will be. Waits for writers only (an enqueue, a claim, a settle), never for other work.
+ * or never will be. Waits for writers only (an enqueue, a claim, a settle), never for other work,
+ * and on `clock`'s monotonic readings: a step of the wall clock neither cuts the wait nor stretches it.
  */
-export async function settledHorizon(db: Kysely<Database>): Promise<string | null> {
+export async function settledHorizon(
+  db: Kysely<Database>,
+  clock: Pick<Clock, 'now' | 'monotonic' | 'sleep'>,
+): Promise<string | null> {
   const highest = await highestCommittedId(db)
   if (highest === null) return null
   const writers = await openWriters(db)
-  const deadline = performance.now() + SETTLE_WAIT_MS
+  const deadline = monotonicNow(clock) + SETTLE_WAIT_MS
   while (writers.length > 0 && (await writersStillOpen(db, writers)) > 0) {
-    if (performance.now() > deadline) {
+    if (monotonicNow(clock) > deadline) {
       throw new AppError(
         'database_unavailable',
         `an oldest-first page waits for the transactions writing outbox rows when it starts to end (one may still commit a row with a lower id than rows already committed, which the page would pass); one has stayed open longer than ${SETTLE_WAIT_MS} ms: try again, or list newest first`,
         { retryAfterSeconds: 1 },
       )
     }
-    await systemClock.sleep(POLL_MS)
+    await clock.sleep(POLL_MS)
   }
   return highest
 }

@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { createApp } from '../../src/api/app.ts'
+import { systemClock } from '../../src/clock.ts'
 import type { ApiAuthConfig } from '../../src/config.ts'
 import { isAppError } from '../../src/errors.ts'
 import { useTestDb } from '../support/db.ts'
@@ -339,7 +340,10 @@ describe('rate limit', () => {
 
   test('a bucket refills evenly over the minute, by the injected clock: Retry-After says when a request passes again', async () => {
     let now = Date.now()
-    const limited = appOnDefault(t, { rateLimitPerMinute: 3, clock: { now: () => now } }).app
+    const limited = appOnDefault(t, {
+      rateLimitPerMinute: 3,
+      clock: { now: () => now, sleep: systemClock.sleep },
+    }).app
     const a = await token({ sub: 'a' })
     const answers: [number, string | null][] = []
     const get = async () => {

@@ -9,6 +9,7 @@ import {
   test,
 } from 'bun:test'
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose'
+import { type Clock, systemClock } from '../../src/clock.ts'
 import { createLogger, type Logger, silentLogger } from '../../src/log.ts'
 import { closedPort } from '../support/closed-port.ts'
 import { useTestDb } from '../support/db.ts'
@@ -112,10 +113,13 @@ function appFor(jwksUrl: string, log: Logger = silentLogger, clock?: TestClock):
 }
 
 /** The app's clock: the wall clock as setSystemTime sets it (jose's too), a monotonic one the test moves. */
-type TestClock = { now(): number; monotonic(): number }
+type TestClock = { now(): number; monotonic(): number; sleep: Clock['sleep'] }
 function testClock() {
   const mono = { ms: 0 }
-  return { mono, clock: { now: () => Date.now(), monotonic: () => mono.ms } }
+  return {
+    mono,
+    clock: { now: () => Date.now(), monotonic: () => mono.ms, sleep: systemClock.sleep },
+  }
 }
 
 /**

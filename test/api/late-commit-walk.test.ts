@@ -1,7 +1,9 @@
 // An oldest-first walk and a row whose transaction commits after rows with higher ids: never passed over.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { SETTLE_WAIT_MS } from '../../src/outbox/settled-horizon.ts'
 import { pollUntil } from '../support/events.ts'
-import { enqueueSql, send } from './support/harness.ts'
+import { sleepSteppedClock } from '../support/sleep-stepped-clock.ts'
+import { appOnDefault, enqueueSql, send } from './support/harness.ts'
 import { appOnOwnDatabase } from './support/own-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -99,13 +101,18 @@ describe('order=oldest and a transaction still open with a lower id', () => {
     expect(((await request).body as Page).items.map((i) => i.id)).toEqual([first, after])
   })
 
-  test('a writer open past the wait answers 503 with a Retry-After, not a page that passes its row', async () => {
+  test('a writer open past the wait answers 503 with a Retry-After, not a page that passes its row: the wait is timed by the injected clock', async () => {
     await enqueueSql(s.t.pool)
     const late = await openInsert()
     await enqueueSql(s.t.pool)
+    // A clock that moves only when slept on: the 2 s pass on it, none on the wall clock.
+    const { c, clock } = sleepSteppedClock()
+    const startMono = c.mono
+    const app = appOnDefault(s.t, { clock }).app
     try {
-      const r = await list('order=oldest&status=pending')
+      const r = await send(app, 'GET', '/v1/outbox?order=oldest&status=pending', { token: s.tk })
       expect([r.status, r.headers.get('retry-after')]).toEqual([503, '1'])
+      expect(c.mono - startMono).toBeGreaterThan(SETTLE_WAIT_MS)
       expect(r.body).toMatchObject({ type: 'urn:outbox-mailer:problem:database_unavailable' })
       expect((r.body as { detail: string }).detail).toContain('list newest first')
     } finally {

@@ -1,6 +1,7 @@
 // What a refused token's 401 says: the claim or header at fault and, for Entra's v1/v2 mix-ups, what to change; never a claim's value; one log line per refusal with the request id.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose'
+import { systemClock } from '../../src/clock.ts'
 import { createLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import {
@@ -185,7 +186,7 @@ describe('times, algorithm, key and signature', () => {
   test("times are judged by the server's clock (the injected one), with 60 s of skew allowed", async () => {
     const DAY_MS = 86_400_000
     const at = (offsetMs: number) =>
-      appOnDefault(t, { clock: { now: () => Date.now() + offsetMs } }).app
+      appOnDefault(t, { clock: { now: () => Date.now() + offsetMs, sleep: systemClock.sleep } }).app
     // Valid by the wall clock for 5 minutes: a day later it expired 24 h ago.
     const expired = await refused(at(DAY_MS), await token({ expiresIn: 300 }))
     expect(expired).toContain('the token expired 24 h ago')

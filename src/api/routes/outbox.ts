@@ -1,5 +1,6 @@
 // /v1/outbox: list (filters, keyset pages, no bodies), one row with its history, and enqueue.
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
+import { systemClock } from '../../clock.ts'
 import { AppError } from '../../errors.ts'
 import { enqueueEmail } from '../../outbox/enqueue.ts'
 import { enqueuedAlike } from '../../outbox/enqueue-replay.ts'
@@ -34,6 +35,7 @@ import { utf8JsonBody } from '../utf8-body.ts'
 const security = [{ Bearer: [] }]
 
 export function outboxRoutes(deps: ApiDeps) {
+  const clock = deps.clock ?? systemClock
   const db = selectDatabase(deps.databases)
   const read = [requireScope('outbox:read'), db]
   const write = [requireScope('outbox:write'), db]
@@ -133,6 +135,7 @@ export function outboxRoutes(deps: ApiDeps) {
           filter,
           { limit: q.limit, order: q.order, after },
           c.get('principal').tenant,
+          clock,
         ),
       )
       const nextCursor = page.next ? encodeCursor(q.order, page.next) : null
