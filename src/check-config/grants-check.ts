@@ -1,5 +1,6 @@
 // Grants check: whether the role of a database's URL holds the rights on schema mailer that the deploy guide's step 7 grants the service, and what to run when not.
 import type pg from 'pg'
+import { GRANTS_ADVICE } from '../db/grants-advice.ts'
 
 /** Step 7's table rights: the service reads and writes only the mailer tables. */
 const TABLE_PRIVILEGES = ['select', 'insert', 'update', 'delete'] as const
@@ -99,6 +100,6 @@ export async function checkGrants(
       : []),
   ]
   return {
-    problem: `${where}: role ${l.role} lacks ${lacked.join('; ')}: its claims would fail (SQLSTATE 42501); as the schema's owner, run the deploy guide's step 7 grants for it: ${grants.join('; ')}`,
+    problem: `${where}: role ${l.role} lacks ${lacked.join('; ')}: its claims would fail (SQLSTATE 42501); ${GRANTS_ADVICE}: ${grants.join('; ')}`,
   }
 }

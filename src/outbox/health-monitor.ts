@@ -1,5 +1,6 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
+import { GRANTS_ADVICE } from '../db/grants-advice.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
@@ -45,8 +46,7 @@ export const CLAIMS_FAILING_MS = 30_000
  * stopped claiming (its queue full, sends blocked) after a failed claim is not failing now.
  */
 const CLAIM_FAILURE_FRESH_MS = 15_000
-const CLAIM_PERMISSION_ADVICE =
-  "the role in the database's URL lacks a privilege on schema mailer: run the deploy guide's step 7 grants for it (`outbox-mailer check-config --connect` names what it lacks)"
+const CLAIM_PERMISSION_ADVICE = `the role in the database's URL lacks a privilege on schema mailer: ${GRANTS_ADVICE} (\`outbox-mailer check-config --connect\` names what it lacks)`
 
 export function createHealthMonitor(o: {
   databases: readonly MonitoredDatabase[]

@@ -70,7 +70,7 @@ test('claims refused a privilege make readiness name the grants to run, after th
     })
     const [report] = await monitor.readiness()
     expect(report!.problem).toBe(
-      "claims have failed for 35s (SQLSTATE 42501): the role in the database's URL lacks a privilege on schema mailer: run the deploy guide's step 7 grants for it (`outbox-mailer check-config --connect` names what it lacks); see the logs",
+      "claims have failed for 35s (SQLSTATE 42501): the role in the database's URL lacks a privilege on schema mailer: as the schema's owner, run the deploy guide's step 7 grants for it (`outbox-mailer check-config --connect` names what it lacks); see the logs",
     )
   } finally {
     await engine?.stop()
