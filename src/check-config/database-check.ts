@@ -12,6 +12,7 @@ import { isAppError } from '../errors.ts'
 import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
 import { checkGrants } from './grants-check.ts'
+import { checkMigrateRole } from './migrate-role-check.ts'
 
 /** A failed connect in the server's words; a login it refused (password, role, database) or a TLS failure with its cause and what to check. */
 const connectFailure = (e: unknown): string => withTlsAdvice(withLoginAdvice(describe(e), e), e)
@@ -120,6 +121,20 @@ export async function checkDatabase(
         out.checks.push(
           `database "${d.name}" (${which}): ${apart ? 'reachable, ' : ''}LISTEN holds`,
         )
+      }
+      // A URL of its own is migrate's (the release command), and so most often a third role's.
+      if (apart) {
+        const where = `database "${d.name}" (${which})`
+        const variables = { listen: which, url: label('url') }
+        try {
+          const role = await checkMigrateRole(client, where, variables)
+          if ('problem' in role) out.problems.push(role.problem)
+          else out.checks.push(role.check)
+        } catch (e) {
+          out.problems.push(
+            `${where}: whether its role may migrate could not be read: ${describe(e)}`,
+          )
+        }
       }
     } catch (e) {
       out.problems.push(

@@ -33,5 +33,17 @@ export function withMigratePrivilegeAdvice(
     if (u.username) role = decodeURIComponent(u.username)
     if (u.pathname.length > 1) database = decodeURIComponent(u.pathname.slice(1))
   } catch {}
-  return `${message}: SQLSTATE ${PERMISSION_DENIED_SQLSTATE}, the role ${role} may not create or change the mailer schema: migrate runs as the role that owns it (before the first migrate, one that may create schemas: grant create on database ${database} to it); set ${variables.listen} to that role's direct URL, the service's role staying in ${variables.url} (deploy guide, step 7)`
+  return `${message}: SQLSTATE ${PERMISSION_DENIED_SQLSTATE}, ${migrateRoleAdvice(role, database, variables)}`
+}
+
+/**
+ * That `role` may not run migrate, and which role and URL to give it instead: migrate's own failure
+ * and check-config --connect's look at LISTEN_DATABASE_URL say it in these words.
+ */
+export function migrateRoleAdvice(
+  role: string,
+  database: string,
+  variables: { listen: string; url: string },
+): string {
+  return `the role ${role} may not create or change the mailer schema: migrate runs as the role that owns it (before the first migrate, one that may create schemas: grant create on database ${database} to it); set ${variables.listen} to that role's direct URL, the service's role staying in ${variables.url} (deploy guide, step 7)`
 }

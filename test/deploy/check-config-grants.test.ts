@@ -18,6 +18,8 @@ import { adminQuery } from '../support/postgres.ts'
 setDefaultTimeout(30_000)
 
 const role = `cfg_svc_${process.pid}`
+// A third role, given LISTEN_DATABASE_URL: it may log in and listen, and owns nothing.
+const listenRole = `cfg_lis_${process.pid}`
 // Generated per run: no fixed password in the repository.
 const password = `pw-${randomBytes(12).toString('hex')}`
 const jwtSecret = randomBytes(32).toString('base64url')
@@ -31,7 +33,7 @@ const documented = () => `
 beforeAll(async () => {
   await adminQuery(
     (await testCluster()).url('postgres'),
-    `create role ${role} login password '${password}'`,
+    `create role ${role} login password '${password}'; create role ${listenRole} login password '${password}'`,
   )
   db = await createTestDb()
 })
@@ -44,20 +46,28 @@ beforeEach(async () => {
 afterAll(async () => {
   await db?.pool.query(`drop owned by ${role}`)
   await db?.drop()
-  await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${role}`)
+  await adminQuery(
+    (await testCluster()).url('postgres'),
+    `drop role if exists ${role}; drop role if exists ${listenRole}`,
+  )
 })
 
-/** check-config --connect with the service's role in DATABASE_URL, the owner's in LISTEN_DATABASE_URL. */
-async function check() {
+/** `db`'s URL with `r`'s login. */
+function urlAs(r: string): string {
   const url = new URL(db.url)
-  url.username = role
+  url.username = r
   url.password = password
+  return url.toString()
+}
+
+/** check-config --connect with the service's role in DATABASE_URL, the owner's (or `listenUrl`) in LISTEN_DATABASE_URL. */
+async function check(listenUrl = db.url) {
   return checkConfig(
     {
       MAIL_TRANSPORT: 'discard',
       API_JWT_SECRET: jwtSecret,
-      DATABASE_URL: url.toString(),
-      LISTEN_DATABASE_URL: db.url,
+      DATABASE_URL: urlAs(role),
+      LISTEN_DATABASE_URL: listenUrl,
       LISTEN_MODE: 'poll',
     },
     { connect: true, role: 'api' },
@@ -117,5 +127,25 @@ describe('check-config --connect reads the service role’s grants', () => {
     } finally {
       await db.pool.query('grant execute on all functions in schema mailer to public')
     }
+  })
+})
+
+describe('check-config --connect and the role of LISTEN_DATABASE_URL, which migrate runs as', () => {
+  test('a role that may listen but not change the schema is a problem naming it, as migrate would fail', async () => {
+    const r = await check(urlAs(listenRole))
+    expect(r.ok).toBe(false)
+    const database = new URL(db.url).pathname.slice(1)
+    expect(r.problems).toEqual([
+      `database "default" (LISTEN_DATABASE_URL): migrate, the release command, runs over this URL and would fail (SQLSTATE 42501): the role ${listenRole} may not create or change the mailer schema: migrate runs as the role that owns it (before the first migrate, one that may create schemas: grant create on database ${database} to it); set LISTEN_DATABASE_URL to that role's direct URL, the service's role staying in DATABASE_URL (deploy guide, step 7)`,
+    ])
+  })
+
+  test("the schema's owner passes, and is named", async () => {
+    const owner = decodeURIComponent(new URL(db.url).username)
+    const r = await check()
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    expect(r.checks).toContain(
+      `database "default" (LISTEN_DATABASE_URL): role ${owner} may change the mailer schema, as migrate does`,
+    )
   })
 })
