@@ -4,6 +4,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi'
 import { Scalar } from '@scalar/hono-api-reference'
 import type { Context } from 'hono'
 import { CLOCK_TOLERANCE_SECONDS } from '../auth.ts'
+import { BEARER_SCHEME } from '../bearer-security.ts'
 import type { ApiDeps, AppEnv } from '../context.ts'
 import { withHeadOperations } from '../head-operations.ts'
 import { Problem } from '../problem.ts'
@@ -49,7 +50,7 @@ async function renderDocsPage(c: Context<AppEnv>) {
 export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
   // Every problem response refers to it (problemResponse); registered here, not by the first use.
   app.openAPIRegistry.register('Problem', Problem)
-  app.openAPIRegistry.registerComponent('securitySchemes', 'Bearer', {
+  app.openAPIRegistry.registerComponent('securitySchemes', BEARER_SCHEME, {
     type: 'http',
     scheme: 'bearer',
     bearerFormat: 'JWT',

@@ -8,6 +8,7 @@ import type { OutboxFilter } from '../../outbox/outbox-filter.ts'
 import { countRequeueable, requeueMatching, requeueOutbox } from '../../outbox/requeue.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
+import { BEARER_SECURITY } from '../bearer-security.ts'
 import { BulkCancelRequest, BulkResult, BulkRetryRequest, toOutboxFilter } from '../bulk-schemas.ts'
 import { type ApiDeps, type AppEnv, BULK_TIMEOUT_MS, QUERY_TIMEOUT_MS } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
@@ -23,7 +24,6 @@ import {
 import { selectDatabase } from '../select-database.ts'
 import { utf8JsonBody } from '../utf8-body.ts'
 
-const security = [{ Bearer: [] }]
 const conflict = problemResponse('The row is in a state that does not allow this (conflict)', [
   'conflict',
 ])
@@ -40,7 +40,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     tags: ['outbox'],
     summary:
       'Cancel a pending row (200), or ask the worker holding a sending row to cancel it (202)',
-    security,
+    security: BEARER_SECURITY,
     middleware,
     request: { params: IdParam, query: DbQuery },
     responses: {
@@ -66,7 +66,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     tags: ['outbox'],
     summary:
       'Requeue a failed or cancelled row: pending, due now or at its later sendAt, attempts reset (last error kept)',
-    security,
+    security: BEARER_SECURITY,
     middleware,
     request: { params: IdParam, query: DbQuery },
     responses: {
@@ -92,7 +92,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     tags: ['outbox'],
     summary:
       'Cancel the pending rows, and the sending rows whose send has not started, that match a filter',
-    security,
+    security: BEARER_SECURITY,
     middleware: withBody,
     request: {
       query: DbQuery,
@@ -111,7 +111,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     operationId: 'retryRows',
     tags: ['outbox'],
     summary: 'Requeue the failed and cancelled rows that match a filter (expired rows are left)',
-    security,
+    security: BEARER_SECURITY,
     middleware: withBody,
     request: {
       query: DbQuery,

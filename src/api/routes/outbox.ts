@@ -7,6 +7,7 @@ import { enqueuedAlike } from '../../outbox/enqueue-replay.ts'
 import { findOutboxRow, listAttempts, listOutbox } from '../../outbox/inspect.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
+import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { decodeCursor, encodeCursor } from '../cursor.ts'
 import { enqueueHook } from '../enqueue-envelope.ts'
@@ -32,8 +33,6 @@ import {
 import { selectDatabase } from '../select-database.ts'
 import { utf8JsonBody } from '../utf8-body.ts'
 
-const security = [{ Bearer: [] }]
-
 export function outboxRoutes(deps: ApiDeps) {
   const clock = deps.clock ?? systemClock
   const db = selectDatabase(deps.databases)
@@ -46,7 +45,7 @@ export function outboxRoutes(deps: ApiDeps) {
     operationId: 'listRows',
     tags: ['outbox'],
     summary: 'List outbox rows, newest first or with order=oldest oldest first (bodies omitted)',
-    security,
+    security: BEARER_SECURITY,
     middleware: read,
     request: { query: ListQuery },
     responses: {
@@ -61,7 +60,7 @@ export function outboxRoutes(deps: ApiDeps) {
     operationId: 'getRow',
     tags: ['outbox'],
     summary: 'One row with its message and attempt history',
-    security,
+    security: BEARER_SECURITY,
     middleware: read,
     request: { params: IdParam, query: DbQuery },
     responses: { 200: jsonResponse(OutboxDetail, 'The row'), ...V1_PROBLEMS, ...ROW_PROBLEMS },
@@ -73,7 +72,7 @@ export function outboxRoutes(deps: ApiDeps) {
     operationId: 'enqueue',
     tags: ['outbox'],
     summary: 'Enqueue an e-mail (validated exactly as mailer.enqueue_email)',
-    security,
+    security: BEARER_SECURITY,
     // After the scope and ?db= checks, so their answers come first; before the body is read.
     middleware: [...write, utf8JsonBody],
     request: {

@@ -1,9 +1,11 @@
 // /v1/stats: counts by status and oldest pending age, per database (all of them unless ?db= names one).
+
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import { AppError } from '../../errors.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { outboxStats } from '../../outbox/stats.ts'
 import { requireScope } from '../auth.ts'
+import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { reachableDatabases } from '../database-claim.ts'
 import { jsonResponse } from '../json-response.ts'
@@ -61,7 +63,7 @@ export function statsRoutes(deps: ApiDeps) {
     operationId: 'getStats',
     tags: ['outbox'],
     summary: 'Counts by status and the oldest pending age, per database',
-    security: [{ Bearer: [] }],
+    security: BEARER_SECURITY,
     middleware: [requireScope('outbox:read')],
     request: { query: DbQuery },
     responses: {
