@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
+import { untilLockWaits } from '../support/lock-waits.ts'
 import { type App, appOnDefault, buildApp, enqueueSql, send, setState } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
@@ -37,19 +38,6 @@ async function listen() {
   await client.query('listen mailer_outbox')
   const next = new Promise<void>((resolve) => client.once('notification', () => resolve()))
   return { next, close: () => client.end() }
-}
-
-/** Returns once some session of this database waits for a lock (bounded poll, no fixed sleep). */
-async function waitForLockWait(pool: pg.Pool) {
-  for (let i = 0; ; i++) {
-    const { rows } = await pool.query<{ n: number }>(
-      `select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`,
-    )
-    if (rows[0]!.n > 0) return
-    if (i > 500) throw new Error('no session ever waited for a lock')
-    await Bun.sleep(10)
-  }
 }
 
 /** A database handle whose connections are refused: a port that was free a moment ago. */
@@ -641,7 +629,7 @@ describe('cancel', () => {
         [id],
       )
       const cancelling = send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
-      await waitForLockWait(t.pool)
+      await untilLockWaits(t.pool)
       await worker.end('commit')
       const r = await cancelling
       expect(r.status).toBe(409)
@@ -1216,7 +1204,7 @@ describe('a transaction Postgres aborts to break a deadlock', () => {
         body: { filter: { status: ['pending'] } },
       })
       // The bulk cancel holds the first row and waits for the second; this session now wants the first.
-      await waitForLockWait(t.pool)
+      await untilLockWaits(t.pool)
       const closing = other.client.query(
         'select 1 from mailer.email_outbox where id = $1 for update',
         [first],

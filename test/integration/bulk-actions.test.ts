@@ -12,7 +12,7 @@ import { requeueMatching } from '../../src/outbox/requeue.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
 import { vacuumAllVisible } from '../support/all-visible-vacuum.ts'
 import { useTestDb } from '../support/db.ts'
-import { pollUntil } from '../support/events.ts'
+import { untilLockWaits } from '../support/lock-waits.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -22,21 +22,6 @@ const MESSAGE = `'{"to":[{"address":"a@example.com"}],"subject":"s","text":"t"}'
 const SENT = 40_000
 
 const t = useTestDb({ resetEach: true })
-
-/** Bounded poll until a statement of this database waits for a row lock (the bulk cancel's update). */
-async function untilWaitingForALock() {
-  await pollUntil(
-    async () => {
-      const { rows } = await t.pool.query<{ n: number }>(
-        `select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and wait_event_type = 'Lock'`,
-      )
-      return rows[0]!.n > 0 ? true : undefined
-    },
-    20_000,
-    10,
-  )
-}
 
 /** Inserts `n` rows in `status` (committed with its WAL flushed, so a vacuum can mark pages all-visible). */
 async function insert(n: number, status: 'sent' | 'failed' | 'pending') {
@@ -120,7 +105,7 @@ describe('bulk actions in a large outbox', () => {
         [ids[0]],
       )
       const cancelling = cancelMatching(t.db, {}, null, { limit: 2 })
-      await untilWaitingForALock()
+      await untilLockWaits(t.pool)
       await worker.query('commit')
       const first = await cancelling
       expect(first).toEqual({ items: [{ id: ids[1]!, outcome: 'cancelled' }], more: true })
@@ -154,7 +139,7 @@ describe('bulk actions in a large outbox', () => {
         ids[0],
       ])
       const cancelling = cancelMatching(t.db, {}, null, { limit: 2 })
-      await untilWaitingForALock()
+      await untilLockWaits(t.pool)
       await worker.query('commit')
       expect(await cancelling).toEqual({
         items: [{ id: ids[1]!, outcome: 'cancel_requested' }],

@@ -7,6 +7,7 @@ import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
+import { untilLockWaits } from '../support/lock-waits.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -99,17 +100,7 @@ test("a heartbeat whose lost entry's key another transaction is writing at the s
       () => 'went through',
       (error: { code?: string; message?: string }) => `${error.code}: ${error.message}`,
     )
-    await pollUntil(
-      async () => {
-        const { rows } = await t.pool.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock'`,
-        )
-        return rows[0]!.n > 0 ? true : undefined
-      },
-      20_000,
-      10,
-    )
+    await untilLockWaits(t.pool)
     await other.query('commit')
     expect(await beat).toBe('went through')
     expect(await entries()).toEqual([

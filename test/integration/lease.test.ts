@@ -24,9 +24,10 @@ import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { deliveryDeps, testSettlements } from '../support/delivery-deps.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf } from '../support/engine.ts'
-import { pollUntil, settledFor } from '../support/events.ts'
+import { settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
+import { untilLockWaits } from '../support/lock-waits.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -1442,13 +1443,7 @@ describe('lease upkeep', () => {
       await locker.query('begin')
       await locker.query('lock table mailer.email_attempts in share mode')
       upkeep.startTimers()
-      await pollUntil(async () => {
-        const { rows } = await t.pool.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity
-            where datname = current_database() and wait_event_type = 'Lock'`,
-        )
-        return rows[0]!.n > 0 ? true : undefined
-      })
+      await untilLockWaits(t.pool)
       const stopped = upkeep.stopTimers()
       await locker.query('commit')
       await stopped

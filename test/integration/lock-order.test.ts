@@ -10,8 +10,8 @@ import { settleLeases } from '../../src/outbox/settle.ts'
 import { BUSY_OUTCOME, type SettleItem } from '../../src/outbox/settle-item.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
-import { pollUntil } from '../support/events.ts'
 import { holdRowLocked, type RowsHeld } from '../support/hold-row-locked.ts'
+import { untilLockWaits } from '../support/lock-waits.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -43,21 +43,6 @@ const heartbeat =
   (db, leases) =>
     extendLeases(db, WORKER, order(leases), 60)
 const lastChecks: Racer = (db, leases) => startSends(db, lastFirst(leases))
-/** Bounded poll until `n` statements of this database wait for a lock, or `over()` says. */
-async function untilWaiting(n: number, over: () => boolean = () => false) {
-  await pollUntil(
-    async () => {
-      if (over()) return true
-      const { rows } = await t.pool.query<{ n: number }>(
-        `select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and wait_event_type = 'Lock'`,
-      )
-      return rows[0]!.n >= n ? true : undefined
-    },
-    20_000,
-    10,
-  )
-}
 
 /**
  * Rounds of two statements over the same `ROWS` claimed rows (`started`: the claim recorded their
@@ -104,7 +89,7 @@ async function deadlocksOfRaces(o: {
       expect(leases).toHaveLength(ROWS)
       holder = await holdRowLocked(t.pool, String(MIDDLE))
       const first = counted(o.first, leases)
-      await untilWaiting(1)
+      await untilLockWaits(t.pool)
       const second = counted(o.second, leases)
       // The last checks wait 50 ms at most (sql/0037), then skip the rows held: a poll on a loaded
       // machine can miss that wait, so the line-up is also complete once `second` has returned.
@@ -113,7 +98,7 @@ async function deadlocksOfRaces(o: {
         secondOver = true
       }
       second.then(over, over)
-      await untilWaiting(2, () => secondOver)
+      await untilLockWaits(t.pool, { sessions: 2, over: () => secondOver })
       await holder.end('commit')
       await Promise.all([first, second])
     }
@@ -168,7 +153,7 @@ test('a claim never waits for a row lock: it takes the rows nobody holds (SKIP L
   try {
     // A bulk cancel holds the rows below the middle one and waits for it.
     const cancelling = cancelMatching(t.db, {}, null, { limit: ROWS })
-    await untilWaiting(1)
+    await untilLockWaits(t.pool)
     // Resolved while those rows are still held: a claim that waited would wait for the holder.
     const { leases } = await claimBatch(t.db, {
       limit: ROWS,
@@ -208,7 +193,7 @@ test('a settlement does not wait out a row lock: it records the rows nobody hold
       // and waits for it; the settlement, of the sends in the order they finished, does not wait
       // it out (markSent waits 50 ms in id order at most, as a lock of our own lasts, then skips).
       const beating = extendLeases(t.db, WORKER, leases, 60)
-      await untilWaiting(1)
+      await untilLockWaits(t.pool)
       const items = lastFirst(leases).map((l) => item(l, kind))
       const below = leases.filter((l) => Number(l.id) <= MIDDLE).map((l) => l.id)
       const above = leases.filter((l) => Number(l.id) > MIDDLE).map((l) => l.id)
