@@ -29,11 +29,12 @@ const enqueued = Number(args[1] ?? 2_000)
 const cluster = await startBenchCluster()
 const name = 'outbox_templates'
 await cluster.createDatabase(name)
-// Up to 0042: 0045 (the index) is built below when asked, so both runs share everything else.
+// Every migration but 0045 (the index), built below when asked, so both runs share everything else
+// (the list statement reads columns of later ones: up to 0042 alone, it failed on workers.lease_key).
 await migrate({
   url: cluster.url(name),
   log: silentLogger,
-  migrations: migrations.filter((m) => m.version <= 42),
+  migrations: migrations.filter((m) => m.version !== 45),
 })
 const probe = await openProbe(cluster.url(name))
 try {
