@@ -136,15 +136,24 @@ export function openDb(o: OpenOptions): DbHandle {
   // The connection kept for an idle worker's statements is replaced every maxLifetimeSeconds (and
   // after a lost connection) by the next statement, mostly a readiness check or a poll: the first
   // pickup after each replacement found its claim cold (2.8 ms against 1.5 primed, round 31's
-  // bench/cold-claim.ts). The prime is queued on the connection first; a failure (no schema yet)
-  // costs only that. Beside a shared session a pool connection serves a pickup whenever the session
-  // is busy (a settlement on it): the start's connections, unprimed, held up a new binary's second
-  // and third rows by 15-40 ms (round 38, bench/binary-pickup-turns.ts), so each is primed. Without
-  // one, a pool that holds others is busy: those claim warm on theirs already.
+  // bench/cold-claim.ts). The prime is queued as the connection is first released, outside any
+  // transaction and ahead of the next statement: queued at its connect, ahead of the statement it
+  // was opened for, it held a start's schema check and first readiness probe behind a cold claim,
+  // slot take and last check (start-to-ready +70 ms, round 39), and the pickup that opened a
+  // connection waited for the prime and then its own. A failure (no schema yet) costs only that.
+  // Beside a shared session a pool connection serves a pickup whenever the session is busy (a
+  // settlement on it): the start's connections, unprimed, held up a new binary's second and third
+  // rows by 15-40 ms (round 38, bench/binary-pickup-turns.ts), so each is primed. Without one, a
+  // pool that holds others is busy: those claim warm on theirs already.
   const prime = o.prime
   if (prime) {
+    // Connections whose prime is owed at their first release.
+    const owed = new WeakSet<object>()
     pool.on('connect', (client) => {
-      if (o.shareListenSession || pool.totalCount === 1) void prime(client).catch(() => {})
+      if (o.shareListenSession || pool.totalCount === 1) owed.add(client)
+    })
+    pool.on('release', (err, client) => {
+      if (!err && owed.delete(client)) void prime(client).catch(() => {})
     })
   }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })

@@ -1,6 +1,7 @@
 // The worker's pool: idle connections go back to the server; one stays open unless the LISTEN session stands in for it.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
+import type pg from 'pg'
 import { openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { primeNotifiedClaim } from '../../src/outbox/claim.ts'
@@ -37,7 +38,7 @@ test('an idle pool closes its extra connections and keeps one open', async () =>
   }
 })
 
-test('without a shared session the connection the pool opens alone, the one it keeps, has the claim primed before its first statement; one a busy spell adds beside it has not', async () => {
+test('without a shared session the connection the pool opens alone, the one it keeps, has the claim primed after its first statement; one a busy spell adds beside it has not', async () => {
   const h = openDb({
     name: 'pool',
     url: t.url,
@@ -52,8 +53,11 @@ test('without a shared session the connection the pool opens alone, the one it k
           'select pg_backend_pid() as pid, array(select name from pg_prepared_statements) as names',
         )
       ).rows[0]!
+    // Its first statement goes ahead of the prime, queued as the connection is released: the
+    // next one finds the claim primed.
     const kept = await names()
-    expect(kept.names).toEqual(['outbox_claim_notified'])
+    expect(kept.names).toEqual([])
+    expect(await names()).toEqual({ pid: kept.pid, names: ['outbox_claim_notified'] })
     // A busy spell: the kept one busy, two more connections beside it, opened unprimed.
     const held = [await h.pool.connect(), await h.pool.connect(), await h.pool.connect()]
     const all = [await names(held[0]), await names(held[1]), await names(held[2])]
@@ -72,7 +76,7 @@ test('without a shared session the connection the pool opens alone, the one it k
     await pollUntil(async () => (h.pool.totalCount === 0 ? true : undefined), 5_000, 5)
     const next = await names()
     expect(next.pid).not.toBe(kept.pid)
-    expect(next.names).toEqual(['outbox_claim_notified'])
+    expect(await names()).toEqual({ pid: next.pid, names: ['outbox_claim_notified'] })
   } finally {
     await h.close()
   }
@@ -83,7 +87,6 @@ test('beside a shared session every connection the pool opens gets the pickup pr
     name: 'pool',
     url: t.url,
     log: silentLogger,
-    idleTimeoutMs: 20,
     shareListenSession: true,
     // A Graph worker with MAIL_FROM: its claims are guarded by MAIL_FROM's pause (sql/0062).
     prime: pickupPrimer({ slotTake: true, lastCheck: 'with-pause', guardedClaim: true }),
@@ -91,31 +94,71 @@ test('beside a shared session every connection the pool opens gets the pickup pr
   try {
     // A statement finds the session busy (a settlement on it) and takes the pool: the connections
     // opened for the start's statements, or for it, run the next pickups' claim and check.
-    const held = [await h.pool.connect(), await h.pool.connect()]
-    const names = (c: (typeof held)[number]) =>
-      c
-        .query<{ names: string[] }>(
-          'select array(select name from pg_prepared_statements order by name) as names',
-        )
-        .then((r) => r.rows[0]!.names)
-    // The prime's first statement is queued before any other; the rest follow it.
-    let primed: string[][] = []
-    try {
-      await pollUntil(
-        async () => {
-          primed = await Promise.all(held.map(names))
-          return primed.every((n) => n.length === 2) ? true : undefined
-        },
-        5_000,
-        5,
-      ).catch(() => {})
-    } finally {
-      for (const c of held) c.release()
-    }
-    expect(primed).toEqual([
+    const pids = async (held: pg.PoolClient[]) =>
+      Promise.all(
+        held.map((c) =>
+          c
+            .query<{ pid: number; names: string[] }>(
+              'select pg_backend_pid() as pid, array(select name from pg_prepared_statements order by name) as names',
+            )
+            .then((r) => r.rows[0]!),
+        ),
+      )
+    const opened = [await h.pool.connect(), await h.pool.connect()]
+    const first = await pids(opened).finally(() => {
+      for (const c of opened) c.release()
+    })
+    // Each one's first statement went ahead of its prime, queued at its release.
+    expect(first.map((x) => x.names)).toEqual([[], []])
+    // Its first statement is queued at once (before the next pickup's), the rest as each answers.
+    let next: { pid: number; names: string[] }[] = []
+    await pollUntil(
+      async () => {
+        const again = [await h.pool.connect(), await h.pool.connect()]
+        next = await pids(again).finally(() => {
+          for (const c of again) c.release()
+        })
+        return next.every((x) => x.names.length === 2) ? true : undefined
+      },
+      5_000,
+      5,
+    ).catch(() => {})
+    expect(next.map((x) => x.pid).sort()).toEqual(first.map((x) => x.pid).sort())
+    expect(next.map((x) => x.names)).toEqual([
       ['outbox_claim_notified_unowed', 'outbox_start_sends_unpaused'],
       ['outbox_claim_notified_unowed', 'outbox_start_sends_unpaused'],
     ])
+  } finally {
+    await h.close()
+  }
+})
+
+test("a new connection's first statement is answered ahead of its prime, and the next statement on it after the prime", async () => {
+  // A start's schema check and first readiness probe open pool connections: queued behind a prime
+  // (a Graph worker's claim, slot take and last check, cold) they held a binary's /readyz back.
+  const answered: string[] = []
+  const h = openDb({
+    name: 'pool',
+    url: t.url,
+    log: silentLogger,
+    shareListenSession: true,
+    prime: async (c) => {
+      await c.query('select 1')
+      answered.push('prime')
+    },
+  })
+  try {
+    for (const step of ['first', 'next']) {
+      const c = await h.pool.connect()
+      try {
+        await c.query('select 1')
+        answered.push(step)
+      } finally {
+        c.release()
+      }
+    }
+    expect(h.pool.totalCount).toBe(1)
+    expect(answered).toEqual(['first', 'prime', 'next'])
   } finally {
     await h.close()
   }
