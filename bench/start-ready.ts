@@ -1,9 +1,10 @@
 // Start-to-ready of compiled binaries taking turns on one cluster: spawn → first /readyz 200, for A/B of a start's path.
 //
-//   bun run bench/start-ready.ts [starts] [binary ...]
+//   [START_READY_TRANSPORT=graph] bun run bench/start-ready.ts [starts] [binary ...]
 //
 // Each binary is started as the suite starts its binary (bench/systems/outbox-binary.ts: the release
-// image's environment, `/readyz` polled every 2 ms), with the discard transport, at concurrency 10,
+// image's environment, `/readyz` polled every 2 ms), with the discard transport (or, as the suite's
+// figure, the Graph fake's: its worker primes a claim, a slot take and a last check), at concurrency 10,
 // on one migrated database, `starts` times, the binaries alternating start by start so that a
 // slower spell of the machine lands on each alike; each binary after the first is also compared
 // with it round by round (median paired difference). Without binaries: this checkout's build.
@@ -15,6 +16,7 @@ import { openProbe } from './systems/probe.ts'
 
 const starts = Number(process.argv[2] ?? 20)
 const bins = process.argv.length > 3 ? process.argv.slice(3) : [await compiledBinary()]
+const transport = process.env.START_READY_TRANSPORT === 'graph' ? 'graph' : 'discard'
 const cluster = await startBenchCluster()
 try {
   await cluster.createDatabase('start_ready')
@@ -23,16 +25,21 @@ try {
     const url = cluster.url('start_ready')
     const systems = bins.map((bin) => ({
       bin,
-      sys: outboxBinarySystem('start_ready', url, probe, bin, 'discard'),
+      sys: outboxBinarySystem('start_ready', url, probe, bin, transport),
       ms: [] as number[],
     }))
-    await systems[0]!.sys.prepare()
-    for (let i = 0; i < starts; i++) {
-      for (const s of systems) {
-        await s.sys.start({ concurrency: 10 })
-        s.ms.push(s.sys.lastRun()!.readyMs)
-        await s.sys.stop()
+    try {
+      await systems[0]!.sys.prepare()
+      for (let i = 0; i < starts; i++) {
+        for (const s of systems) {
+          await s.sys.start({ concurrency: 10 })
+          s.ms.push(s.sys.lastRun()!.readyMs)
+          await s.sys.stop()
+        }
       }
+    } finally {
+      // The Graph fake each one started.
+      for (const s of systems) await s.sys.dispose?.()
     }
     for (const { bin, ms } of systems) {
       console.log(
