@@ -83,18 +83,21 @@ export async function extendReachableLeases(
   leaseSeconds: number,
 ): Promise<ReachedLeases> {
   const sent = worker.leaseKey ?? null
+  const ids = leases.map((l) => l.id)
   const { rows } = await sql<{ id: string | null; extended: boolean; entry_key: string | null }>`
     with ${registryBeat(worker)},
     input as (
-      select * from unnest(${leases.map((l) => l.id)}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
+      select * from unnest(${ids}::bigint[], ${leases.map((l) => l.token)}::uuid[]) as t(id, token)
     ),
+    -- The ids again as = any: the planner estimates their rows from it and looks them up by the
+    -- primary key; from the join alone, with the table mostly sending, it hashed every sending row.
     ours as materialized (
       select o.id from mailer.email_outbox o join input t on o.id = t.id and o.lease_token = t.token
-       where o.status = 'sending'
+       where o.status = 'sending' and o.id = any(${ids}::bigint[])
     ),
     locked as materialized (
       select o.id from mailer.email_outbox o join input t on o.id = t.id and o.lease_token = t.token
-       where o.status = 'sending'
+       where o.status = 'sending' and o.id = any(${ids}::bigint[])
        order by o.id
          for no key update of o skip locked
     ),
