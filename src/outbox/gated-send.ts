@@ -72,6 +72,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
         lastCheck: true,
         pauseOnThrottle: mailbox,
         afterSend: release,
+        checkPause: permit.checkPause,
       })
     } finally {
       release()

@@ -42,6 +42,19 @@ interface PgSendGateOptions {
 
 export function createPgSendGate(o: PgSendGateOptions): SendGate {
   const intervalMs = o.ratePerMinute > 0 ? 60_000 / o.ratePerMinute : 0
+  // The interval every worker paces by, as this worker last read it: the newest worker's
+  // (pacing-rate.ts), its own from its start until a newer worker's rate is read (takePacing, a
+  // reservation, the pause read, or the last check's answer: pacingInForce). 0: no pacing, the
+  // pause read in the last check (pauseKey); a worker started with 0 paces by a newer worker's rate.
+  let inForceMs = intervalMs
+  function readInForce(ms: number) {
+    if (ms === inForceMs) return
+    inForceMs = ms
+    o.log.info('pacing by the MAILBOX_RATE_PER_MINUTE the newest worker started with', {
+      ratePerMinute: ms > 0 ? Math.round(60_000 / ms) : 0,
+      ownRatePerMinute: o.ratePerMinute,
+    })
+  }
   const key = mailboxKey
   const slots = createSlotKeeper({
     db: o.db,
@@ -57,8 +70,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
 
   // Sends asking at once about one mailbox's pause share one read: they then reach the slots
   // together, and one statement takes slots for all of them.
-  const pauseReads = new Map<string, Promise<number>>()
-  function pausedFor(mailbox: string): Promise<number> {
+  const pauseReads = new Map<string, Promise<{ waitMs: number; intervalMs: number }>>()
+  function pausedFor(mailbox: string): Promise<{ waitMs: number; intervalMs: number }> {
     let read = pauseReads.get(mailbox)
     if (!read) {
       read = mailboxPausedFor(o.db, { mailbox }).finally(() => pauseReads.delete(mailbox))
@@ -74,29 +87,37 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     mailbox: string,
     signal: AbortSignal,
     readPause: boolean,
-  ): Promise<boolean | MailboxPaused> {
-    // Without pacing the last check before the send reads the pause (pauseKey), in its statement.
-    if (intervalMs === 0 && !readPause) return !signal.aborted
+  ): Promise<boolean | 'check' | MailboxPaused> {
+    // Without pacing in force the last check before the send reads the pause (checkPause), in its
+    // statement.
+    if (inForceMs === 0 && !readPause) return !signal.aborted && 'check'
     const k = key(mailbox)
-    if (intervalMs > 0 && pacedWaiting.has(k)) {
+    if (inForceMs > 0 && pacedWaiting.has(k)) {
       // One row per mailbox waits in place for its turn. The others of a backlog would fill every
       // place to send, each for a turn intervals away, and hold up every other mailbox: such a
       // row goes back once, due at a turn reserved for it (reservePacing), instead of asking
       // again every interval.
       const wait = await reservePacing(o.db, { mailbox: k, intervalMs })
-      return signal.aborted ? false : { pausedForMs: wait, reserved: true }
+      if (wait !== null) return signal.aborted ? false : { pausedForMs: wait, reserved: true }
+      // No pacing in force (the newest worker's rate is 0): no turn to wait for, none reserved.
+      readInForce(0)
+      if (!readPause) return !signal.aborted && 'check'
     }
     pacedWaiting.set(k, (pacedWaiting.get(k) ?? 0) + 1)
     try {
       while (!signal.aborted) {
-        // With no rate a throttle's pause still holds, for every worker. Paced, a turn is one
-        // interval of the newest worker's rate (pacing-rate.ts) away at most, which may be longer
-        // than this worker's.
-        const { waitMs: wait, intervalMs: paced } =
-          intervalMs === 0
-            ? { waitMs: await pausedFor(k), intervalMs: 0 }
-            : await takePacing(o.db, { mailbox: k, intervalMs })
-        if (wait === 0) return true
+        // With no rate in force a throttle's pause still holds, for every worker. Paced, a turn is
+        // one interval of the newest worker's rate (pacing-rate.ts) away at most, which may be
+        // longer than this worker's.
+        const unpaced = inForceMs === 0
+        const { waitMs: wait, intervalMs: paced } = unpaced
+          ? await pausedFor(k)
+          : await takePacing(o.db, { mailbox: k, intervalMs })
+        readInForce(paced)
+        // A newer worker's rate is in force: the send takes a turn under it first.
+        if (unpaced && paced > 0) continue
+        // Read unpaced, the pause is read again in the last check, as one committed since counts.
+        if (wait === 0) return unpaced ? 'check' : true
         if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }
         await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
       }
@@ -110,16 +131,20 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
 
   return {
     open: false,
-    ...(intervalMs === 0 ? { pauseKey: key } : {}),
     pausedBeyondMs: Math.max(intervalMs, PAUSE_HOLD_MS),
     async acquire(mailbox, signal, readPause = false) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
       const paced = await waitForPacing(mailbox, signal, readPause)
-      if (paced !== true) return paced || null
-      return slots.acquire(signal)
+      if (paced !== true && paced !== 'check') return paced || null
+      const permit = await slots.acquire(signal)
+      return permit && paced === 'check'
+        ? { release: permit.release, checkPause: key(mailbox) }
+        : permit
     },
+    pacingInForce: readInForce,
     async start() {
       const due = await notePacingRate(o.db, { intervalMs })
+      readInForce(intervalMs)
       if (due > 0)
         o.log.info('paced rows due again to take turns at this MAILBOX_RATE_PER_MINUTE', {
           rows: due,

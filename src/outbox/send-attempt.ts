@@ -15,6 +15,8 @@ interface SlotSend {
   pauseOnThrottle: string | null
   /** Called once the provider request is over, before the settlement: gives the provider permit back. */
   afterSend?: () => void
+  /** The mailbox key whose pause the last check reads: the gate left it to the check (SendPermit). */
+  checkPause?: string | undefined
 }
 
 /**
@@ -25,7 +27,7 @@ export async function sendInSlot(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
-  { lastCheck, pauseOnThrottle, afterSend }: SlotSend,
+  { lastCheck, pauseOnThrottle, afterSend, checkPause }: SlotSend,
 ): Promise<void> {
   // A free slot is taken without an await (a hop on the way to the send).
   const slot = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
@@ -56,7 +58,9 @@ export async function sendInSlot(
     }
     // Before the check is asked: send_started_at, which it records, is no earlier.
     const askedAt = monotonicNow(d.clock)
-    let checked: Checked = lastCheck ? await checkBeforeSend(d, r, finish, giveSlotBack) : 'go'
+    let checked: Checked = lastCheck
+      ? await checkBeforeSend(d, r, finish, giveSlotBack, checkPause)
+      : 'go'
     checking = false
     if (checked === 'go' && !holding) {
       holding = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
@@ -156,16 +160,16 @@ async function checkBeforeSend(
   r: Ready,
   finish: Finish,
   slow: () => void,
+  checkPause: string | undefined,
 ): Promise<Checked> {
   const { lease } = r
   if (d.stopping.aborted) return () => finish(lease, { kind: 'released' })
   let result: StartResult
-  // With a gate that leaves the pause to this check, the row names its mailbox.
-  const pauseKey = d.gate.open ? undefined : d.gate.pauseKey
+  // With a gate that left the pause to this check, the row names its mailbox.
   try {
     result = await d.start(
-      pauseKey
-        ? [{ id: lease.id, token: lease.token, mailbox: pauseKey(r.mail.from.address) }]
+      checkPause !== undefined
+        ? [{ id: lease.id, token: lease.token, mailbox: checkPause }]
         : [lease],
       slow,
     )
@@ -179,6 +183,8 @@ async function checkBeforeSend(
   // Another transaction holds the row (an application's open UPDATE of it): given back unsent and
   // uncounted, recorded once that lock goes; a claim takes it again after.
   if (result.busy.has(lease.id)) return () => finish(lease, { kind: 'released' })
+  // A newer worker's rate in force: the gate paces by it, and the row asks it for a turn.
+  if (result.pacingMs !== null) d.gate.pacingInForce?.(result.pacingMs)
   if (result.paused.has(lease.id)) {
     r.pausedForMs = result.paused.get(lease.id)
     return async () => {}

@@ -8,6 +8,12 @@ export const mailboxKey = (mailbox: string): string => mailbox.trim().toLowerCas
 
 export interface SendPermit {
   release(): Promise<void>
+  /**
+   * Set when the gate left the mailbox's pause to the last check before the send (startSends reads
+   * it there, under this key), sparing a statement per send: no pacing was in force as it gave the
+   * permit. Unset when it honoured the pause (or took a pacing turn) itself.
+   */
+  readonly checkPause?: string
 }
 
 /**
@@ -24,11 +30,10 @@ export interface SendGate {
   /** True when the gate never waits, so the drainer may start a whole batch at once. */
   readonly open: boolean
   /**
-   * Set when `acquire` leaves the mailbox's pause to the last check before the send (startSends
-   * reads it there, under this key), sparing a statement per send; unset when `acquire` itself
-   * honours it.
+   * The last check (with checkPause) found a newer worker's MAILBOX_RATE_PER_MINUTE in force, this
+   * interval (ms): it started nothing, and the gate paces every send by it from now on.
    */
-  readonly pauseKey?: (mailbox: string) => string
+  pacingInForce?(intervalMs: number): void
   /**
    * A mailbox paused for longer than this sends its rows back (MailboxPaused) rather than holding
    * them: what counts as paused for a claim that leaves a paused MAIL_FROM's rows out. Unset: the

@@ -152,11 +152,12 @@ export async function takePacing(
  * throttle's pause hold whatever the turns say. The horizon is kept in mailer.mailbox_pacing under
  * the key 'queue ' || mailbox, which no mailbox key can be (an address does not begin with an
  * unquoted word and a space), with the interval its last turn was reserved under (turn_interval).
+ * Null, reserving nothing, when no pacing is in force (the newest worker's rate is 0).
  */
 export async function reservePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number },
-): Promise<number> {
+): Promise<number | null> {
   // The newest worker's interval, as takePacing; the horizon's last turn (next_at − turn_interval)
   // is spaced from by it, so turns reserved under a changed rate continue at the new one.
   const { rows } = await sql<{ wait_ms: number }>`
@@ -171,6 +172,7 @@ export async function reservePacing(
                                 from mailer.mailbox_pacing m where m.mailbox = ${p.mailbox}), now()),
                     now()) + 2 * r.i, r.i
       from r
+     where r.i > interval '0'
     on conflict (mailbox) do update
        set next_at = greatest(case when q.turn_interval > interval '0' then q.next_at - q.turn_interval + excluded.turn_interval
                                    else q.next_at end,
@@ -179,21 +181,31 @@ export async function reservePacing(
     returning greatest(0, extract(epoch from q.next_at - q.turn_interval - now()) * 1000)::float8 as wait_ms`.execute(
     db,
   )
-  return rows[0]?.wait_ms ?? p.intervalMs
+  return rows[0]?.wait_ms ?? null
 }
 
 /**
- * Without pacing, only a throttle's pause holds a mailbox back: the milliseconds it still lasts
- * (0 when none). A read, so a send from an unpaused mailbox writes nothing.
+ * With no pacing in force, only a throttle's pause holds a mailbox back: the milliseconds it still
+ * lasts (0 when none), and the interval in force (the newest worker's, PACING_RATE_KEY; 0 when none
+ * was noted), which, when not 0, makes the wait a turn's to take with takePacing instead. A turn
+ * (turn_interval > 0) is spaced by the interval in force from the last one taken, as takePacing
+ * reads it: with none in force it is over. A read, so a send from an unpaused mailbox writes nothing.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
   p: { mailbox: string },
-): Promise<number> {
-  const { rows } = await sql<{ wait_ms: number }>`
-    select greatest(0, extract(epoch from next_at - now()) * 1000)::float8 as wait_ms
-      from mailer.mailbox_pacing where mailbox = ${p.mailbox}`.execute(db)
-  return rows[0]?.wait_ms ?? 0
+): Promise<{ waitMs: number; intervalMs: number }> {
+  const { rows } = await sql<{ wait_ms: number | null; interval_ms: number }>`
+    with r as materialized (
+      select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
+                      interval '0') as i
+    )
+    select greatest(0, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+                                               else m.next_at end - now()) * 1000)::float8 as wait_ms,
+           (extract(epoch from r.i) * 1000)::float8 as interval_ms
+      from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
+  const r = rows[0]
+  return { waitMs: r?.wait_ms ?? 0, intervalMs: r?.interval_ms ?? 0 }
 }
 
 /** A provider throttle: no worker starts a send from this mailbox for `ms`. */

@@ -16,6 +16,11 @@ export interface StartResult {
   /** Not started: their mailbox stands paused (a provider throttle) for these milliseconds. */
   paused: Map<string, number>
   /**
+   * With a mailbox read (pauseKey), a newer worker's MAILBOX_RATE_PER_MINUTE in force, this interval
+   * (ms): none was started (each paused 0 ms), their sends take a pacing turn first; else null.
+   */
+  pacingMs: number | null
+  /**
    * Not started: still live leases, but another transaction held the row locked (an application's
    * open UPDATE of it, anyone's SELECT … FOR UPDATE). Given back unsent, never waited for.
    */
@@ -31,18 +36,31 @@ const START = `
 // more Postgres CPU per row than the pause read it replaced. A generic plan of its join on
 // mailer.mailbox_pacing's key is re-made when autovacuum analyzes that table (an invalidation), so
 // it follows the table's growth. Values: ids, tokens, each lease's mailbox (its pause key) or null.
+// A pacing turn (turn_interval > 0) is no pause without pacing; a rate in force (the newest
+// worker's, 'pacing rate' by primary key: pacing-rate.ts) starts none, each answered paused 0 ms
+// with that interval, so that the gate takes a turn for it first.
 const START_UNPAUSED = `
   /* prepared outbox_start_sends_unpaused */
-  with ask as (
-    select i.id, i.token, p.next_at as paused_until
+  with rate as materialized (
+    select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = 'pacing rate'),
+                    interval '0') as i
+  ), ask as (
+    select i.id, i.token,
+           case when i.mailbox is not null and r.i > interval '0' then now()
+                when p.turn_interval > interval '0' then null
+                when p.next_at > now() then p.next_at end as paused_until,
+           extract(epoch from r.i) * 1000 as paced_ms
       from unnest($1::bigint[], $2::uuid[], $3::text[]) as i(id, token, mailbox)
-      left join mailer.mailbox_pacing p on p.mailbox = i.mailbox and p.next_at > now()
+     cross join rate r
+      left join mailer.mailbox_pacing p on p.mailbox = i.mailbox
   )
-  select s.id, s.started, s.cancelled, s.expired, s.busy, null::float8 as paused_ms
+  select s.id, s.started, s.cancelled, s.expired, s.busy, null::float8 as paused_ms, null::float8 as paced_ms
     from mailer.start_sends_unlocked(array(select id from ask where paused_until is null),
                                      array(select token from ask where paused_until is null)) s
   union all
-  select id, false, false, false, false, greatest(1, extract(epoch from paused_until - now()) * 1000)::float8
+  select id, false, false, false, false,
+         case when paced_ms > 0 then 0 else greatest(1, extract(epoch from paused_until - now()) * 1000) end::float8,
+         nullif(paced_ms, 0)::float8
     from ask where paused_until is not null`
 
 /**
@@ -71,6 +89,7 @@ export async function startSends(
     expired: new Set(),
     lost: new Set(),
     paused: new Map(),
+    pacingMs: null,
     busy: new Set(),
   }
   if (leases.length === 0) return result
@@ -81,6 +100,7 @@ export async function startSends(
     expired: boolean
     busy: boolean
     paused_ms?: number | null
+    paced_ms?: number | null
   }
   const ids = leases.map((l) => l.id)
   const tokens = leases.map((l) => l.token)
@@ -88,6 +108,7 @@ export async function startSends(
     ? statementText<Row>(db, START_UNPAUSED, [ids, tokens, leases.map((l) => l.mailbox ?? null)])
     : statementText<Row>(db, START, [ids, tokens]))
   for (const r of rows) {
+    if (r.paced_ms != null) result.pacingMs = r.paced_ms
     if (r.paused_ms != null) result.paused.set(r.id, r.paused_ms)
     else if (r.busy) result.busy.add(r.id)
     else if (r.started) result.started.add(r.id)

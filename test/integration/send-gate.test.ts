@@ -332,7 +332,9 @@ describe('the Postgres send gate', () => {
     const b = gate('b', { rate: 0, clock })
     // The pause is read by the last check before the send (see the engine tests below); a send
     // that found it there asks the gate again, which then reads and honours it.
-    expect(b.pauseKey?.(' Busy@Example.com')).toBe('busy@example.com')
+    const unread = await b.acquire(' Busy@Example.com', AbortSignal.timeout(10_000))
+    expect(unread?.checkPause).toBe('busy@example.com')
+    await unread!.release()
     await a.pause('busy@example.com', 4_000)
     const ac = new AbortController()
     const waiting = b.acquire('Busy@Example.com', ac.signal, true)

@@ -33,6 +33,7 @@ const allStarted = (ids: string[]): StartResult => ({
   expired: new Set(),
   lost: new Set(),
   paused: new Map(),
+  pacingMs: null,
   busy: new Set(),
 })
 
