@@ -60,6 +60,7 @@ import m0057 from '../../sql/0057_pause_end_probe_owed_until_its_row.sql' with {
 import m0059 from '../../sql/0059_replaced_sender_noted_as_owner.sql' with { type: 'text' }
 import m0061 from '../../sql/0061_pacing_turn_interval.sql' with { type: 'text' }
 import m0062 from '../../sql/0062_pause_end_probe_owed_by_the_database.sql' with { type: 'text' }
+import m0069 from '../../sql/0069_pacing_rate_noted_by.sql' with { type: 'text' }
 import m0070 from '../../sql/0070_worker_request_timeout.sql' with { type: 'text' }
 
 export interface Migration {
@@ -126,6 +127,7 @@ export const migrations: readonly Migration[] = [
   { version: 59, name: '0059_replaced_sender_noted_as_owner', sql: m0059 },
   { version: 61, name: '0061_pacing_turn_interval', sql: m0061 },
   { version: 62, name: '0062_pause_end_probe_owed_by_the_database', sql: m0062 },
+  { version: 69, name: '0069_pacing_rate_noted_by', sql: m0069 },
   { version: 70, name: '0070_worker_request_timeout', sql: m0070 },
 ]
 

@@ -143,8 +143,21 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     },
     pacingInForce: readInForce,
     async start() {
-      const due = await notePacingRate(o.db, { intervalMs })
+      const { due, replaced } = await notePacingRate(o.db, { intervalMs, notedBy: o.holder })
       readInForce(intervalMs)
+      // Silent, a machine of an older release restarted after a deploy changed the rate set the
+      // old one back for every worker (the newest worker's rate holds: pacing-rate.ts).
+      if (replaced)
+        o.log.warn(
+          "this worker's MAILBOX_RATE_PER_MINUTE replaces the rate every worker paced by: the newest worker's holds",
+          {
+            ratePerMinute: o.ratePerMinute,
+            replacedRatePerMinute:
+              replaced.intervalMs > 0 ? Math.round(60_000 / replaced.intervalMs) : 0,
+            replacedNotedBy: replaced.notedBy,
+            replacedNotedAt: replaced.notedAt.toISOString(),
+          },
+        )
       if (due > 0)
         o.log.info('paced rows due again to take turns at this MAILBOX_RATE_PER_MINUTE', {
           rows: due,

@@ -11,6 +11,7 @@ import type { Queryable } from '../db/statement-route.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
 import { tlsFailureOf } from '../db/tls-failure.ts'
 import { type MailboxPauses, mailboxPauses } from '../outbox/mailbox-pauses.ts'
+import { type PacingInForce, pacingInForce } from '../outbox/pacing-rate.ts'
 import { type RecentFailures, recentFailures } from '../outbox/recent-failures.ts'
 import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
 import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
@@ -49,6 +50,8 @@ export interface DatabaseReading {
   presence: WorkerPresence | null
   failures: RecentFailures | null
   pauses: MailboxPauses | null
+  /** The rate every worker paces by and who noted it; null when not read or none noted. */
+  pacing: PacingInForce | null
   /** Sections not read on a reachable database, with why (`skipped` after an earlier failure). */
   unread: { section: string; error: StatusError }[]
 }
@@ -94,6 +97,7 @@ export async function readDatabaseStatus(
     presence: null,
     failures: null,
     pauses: null,
+    pacing: null,
     unread: [],
   }
   // A pool of its own, not openDb's: openDb asks for statement_timeout as a startup parameter, which a
@@ -159,6 +163,7 @@ export async function readDatabaseStatus(
         pacingIntervalMs: o.mailboxRatePerMinute > 0 ? 60_000 / o.mailboxRatePerMinute : 0,
       }),
     )
+    reading.pacing = await section('pacing rate', (trx) => pacingInForce(trx))
     reading.failures = await section('failures', (trx) =>
       recentFailures(trx, {
         hours: FAILURE_WINDOW_HOURS,

@@ -51,6 +51,11 @@ export interface DatabaseStatus {
   workers: { live: number } | null
   listener: { sessions: number } | null
   pausedMailboxes: { count: number; longestSeconds: number | null } | null
+  /**
+   * The MAILBOX_RATE_PER_MINUTE every worker paces by (the newest worker's; 0: none), the worker id
+   * whose start noted it (null: an older binary's) and when; null when no worker noted one.
+   */
+  pacing: { ratePerMinute: number; notedBy: string | null; notedAt: string } | null
   failedLast24h: {
     total: number
     byCode: { code: string | null; rows: number }[]
@@ -165,6 +170,13 @@ export function judge(
     listener: p ? { sessions: p.listenerSessions } : null,
     pausedMailboxes: r.pauses
       ? { count: r.pauses.mailboxes, longestSeconds: r.pauses.longestSeconds }
+      : null,
+    pacing: r.pacing
+      ? {
+          ratePerMinute: r.pacing.ratePerMinute,
+          notedBy: r.pacing.notedBy,
+          notedAt: r.pacing.notedAt.toISOString(),
+        }
       : null,
     failedLast24h: r.failures
       ? { total: r.failures.total, byCode: r.failures.byCode, complete: r.failures.complete }

@@ -60,6 +60,12 @@ export function renderStatusTable(r: StatusReport): string {
         `${d.name}: ${p.count} mailbox(es) paused by a provider throttle, the longest for ${age(p.longestSeconds)} more`,
       )
     }
+    const r = d.pacing
+    if (r) {
+      lines.push(
+        `${d.name}: every worker paces by MAILBOX_RATE_PER_MINUTE ${r.ratePerMinute === 0 ? '0 (none)' : r.ratePerMinute}, the newest worker's: noted by ${r.notedBy ?? 'an older binary'} at ${r.notedAt}`,
+      )
+    }
   }
   for (const w of r.warnings) lines.push(`warning: ${w}`)
   return `${lines.join('\n')}\n`

@@ -321,6 +321,11 @@ describe('migrate', () => {
         '9730bec4c0aacc106f93e5320dd5b2cc1807c7b490bb99b30bb5127dd73247c5',
       ],
       [
+        69,
+        '0069_pacing_rate_noted_by',
+        'c9eb983a00c623ef742e102871081904264e3bf0395eb014a855c9fbc0847fac',
+      ],
+      [
         70,
         '0070_worker_request_timeout',
         '9938f1d3a083dc5b84c29b02f206b46e13c2467911ad5b5a27f6e0d0df0c2ca0',
@@ -451,7 +456,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 70,
+        61, 62, 69, 70,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -508,6 +513,7 @@ describe('migrate', () => {
         { version: 59, c: true },
         { version: 61, c: true },
         { version: 62, c: true },
+        { version: 69, c: true },
         { version: 70, c: true },
         { version: 1000, c: true },
       ])
@@ -519,7 +525,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 70, 1000,
+          57, 59, 61, 62, 69, 70, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -781,7 +787,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 70,
+      61, 62, 69, 70,
     ])
     const { rows } = await adminQuery(
       url,

@@ -110,7 +110,9 @@ describe('one database', () => {
       insert into mailer.mailbox_pacing (mailbox, next_at) values
         ('${ADDRESS}', now() + interval '10 minutes'),
         ('paced@example.com', now() + interval '1 second'),
-        ('queue paced@example.com', now() + interval '20 minutes')`)
+        ('queue paced@example.com', now() + interval '20 minutes');
+      insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, noted_by, noted_at)
+        values ('pacing rate', now() - interval '1 hour', interval '2 seconds', 'w2', now() - interval '1 hour')`)
     const listener = new pg.Client({
       connectionString: db.url,
       application_name: 'outbox-mailer:listener',
@@ -147,6 +149,7 @@ describe('one database', () => {
             workers: { live: 2 },
             listener: { sessions: 1 },
             pausedMailboxes: { count: 1, longestSeconds: expect.any(Number) },
+            pacing: { ratePerMinute: 30, notedBy: 'w2', notedAt: expect.any(String) },
             failedLast24h: {
               total: 3,
               byCode: [
@@ -168,6 +171,11 @@ describe('one database', () => {
         'default: failed in the last 24 h: invalid_recipient 2, expired 1',
       )
       expect(table.stdout).toMatch(/default: 1 mailbox\(es\) paused by a provider throttle/)
+      // The rate every worker paces by, and the worker whose start noted it (a machine of an old
+      // release restarted after a deploy changed the rate sets it back: it shows here).
+      expect(table.stdout).toContain(
+        "default: every worker paces by MAILBOX_RATE_PER_MINUTE 30, the newest worker's: noted by w2 at ",
+      )
       expect(table.stdout + table.stderr).not.toContain(ADDRESS)
       expect(table.stdout + table.stderr).not.toContain(SUBJECT)
     } finally {
@@ -223,7 +231,7 @@ describe('one database', () => {
       expect(d.counts).toBeNull()
       expect(d.reasons).toEqual([
         expect.stringMatching(/^counts not read: 57014: /),
-        'workers, mailbox pauses, failures not read after that (so as to end in time)',
+        'workers, mailbox pauses, pacing rate, failures not read after that (so as to end in time)',
       ])
     } finally {
       await locker.query('rollback')
@@ -421,7 +429,7 @@ describe('one database', () => {
           expect.stringMatching(
             /^counts not read: 42501: permission denied for table email_outbox: grant the role CONNECT/,
           ),
-          'workers, mailbox pauses, failures not read after that (so as to end in time)',
+          'workers, mailbox pauses, pacing rate, failures not read after that (so as to end in time)',
         ])
       },
     )

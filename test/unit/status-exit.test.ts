@@ -40,6 +40,7 @@ test('a due row needs attention once it has waited longer than --max-pending-age
     presence: null,
     failures: null,
     pauses: null,
+    pacing: null,
     unread: [],
   })
   const judged = (age: number) =>
