@@ -119,7 +119,13 @@ export const OutboxDetail = OutboxItem.extend({
 }).openapi('OutboxDetail')
 
 export const OutboxList = z
-  .object({ items: z.array(OutboxItem), nextCursor: z.string().nullable() })
+  .object({
+    items: z.array(OutboxItem),
+    nextCursor: z.string().nullable().openapi({
+      description:
+        'Where the next page starts; null once the list has ended. A page filtered by tenant, a time window, lastErrorCode or status=sent alone (no index holds such rows in id order) reads at most 20,000 rows of the outbox, so it may hold fewer rows than limit, even none, with a nextCursor: follow it until null',
+    }),
+  })
   .openapi('OutboxList')
 
 /**

@@ -49,7 +49,10 @@ export function outboxRoutes(deps: ApiDeps) {
     middleware: read,
     request: { query: ListQuery },
     responses: {
-      200: jsonResponse(OutboxList, 'One page; pass nextCursor as ?cursor='),
+      200: jsonResponse(
+        OutboxList,
+        'One page (maybe short, even empty, while nextCursor is not null); pass nextCursor as ?cursor=',
+      ),
       ...V1_PROBLEMS,
     },
   })
