@@ -10,12 +10,15 @@
 // a page of 50 and one more) for each shape: newest and oldest first, each status, several
 // statuses, a tenant, a time window, a cursor deep in the list. `read` is the rows the scans
 // returned plus those their filters removed; a page reads ~51: a shape reading thousands is flagged.
+// A shape walking the primary key (walksPrimaryKey) reads one span (spanPageStatement, SPAN_ROWS
+// rows at most) and may answer a short page: flagged past the span, `items` its page's rows.
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import type { OutboxStatus } from '../src/db/schema.ts'
 import { silentLogger } from '../src/log.ts'
-import { type ListOrder, listStatement } from '../src/outbox/inspect.ts'
+import { type ListOrder, listStatement, walksPrimaryKey } from '../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../src/outbox/outbox-filter.ts'
+import { SPAN_ROWS, spanPageStatement } from '../src/outbox/span-page.ts'
 import { startBenchCluster } from './cluster.ts'
 import { explainList } from './list-plan.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
@@ -135,12 +138,21 @@ async function explainAll(probe: Probe, db: ReturnType<typeof openDb>['db']) {
   for (const order of ['newest', 'oldest'] as ListOrder[]) {
     for (const [label, filter] of SHAPES) {
       for (const after of [undefined, order === 'newest' ? deepNewest : deepOldest]) {
-        const q = listStatement(db, filter, { limit: 50, order, after }, null)?.compile()
+        const direction = order === 'oldest' ? 'asc' : 'desc'
+        const walk = { order: direction, limit: 50, after, spanRows: SPAN_ROWS } as const
+        const spans = walksPrimaryKey(filter)
+        const q = spans
+          ? spanPageStatement(db, filter, null, walk).compile()
+          : listStatement(db, filter, { limit: 50, order, after }, null)?.compile()
         if (!q) continue
         const { executionMs, buffers, read, how } = await explainList(probe, q)
+        const got = await probe.query<{ matched?: boolean; span_row?: string }>(q.sql, [
+          ...q.parameters,
+        ])
+        const items = got.filter((r) => !spans || (r.matched && Number(r.span_row) <= SPAN_ROWS))
         const what = `${order} ${label}${after ? ` after ${after}` : ''}`
         console.log(
-          `${read > FLAG_READ ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  ${how.join(', ')}`,
+          `${read > FLAG_READ + (spans ? SPAN_ROWS : 0) ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  items ${String(Math.min(items.length, 50)).padStart(2)}${spans ? ' span' : ''}  ${how.join(', ')}`,
         )
       }
     }
