@@ -15,6 +15,14 @@ import { migrations as embedded, type Migration } from './migrations.ts'
 import { assertMigrationsFit } from './server-encoding.ts'
 import { SessionClient } from './session-settings.ts'
 
+/**
+ * How long the connect may go unanswered: a server down behind a proxy or pooler that accepts the
+ * connection, or a route that drops packets, otherwise held migrate (Fly's release command) until
+ * the platform's own timeout, without a word, and the databases after it unmigrated. The pool's
+ * bound (open.ts).
+ */
+const CONNECT_TIMEOUT_MS = 10_000
+
 interface MigrateOptions {
   url: string
   log: Logger
@@ -40,8 +48,11 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const client = new SessionClient({
     connectionString: o.url,
     application_name: MIGRATE_APPLICATION_NAME,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
   })
-  await client.connect()
+  await client.connect().catch((e: unknown) => {
+    throw unansweredConnect(e)
+  })
   try {
     await assertOwnSession(client, o.url)
     const lockTimeoutMs = Math.max(1, Math.round(o.lockTimeoutMs ?? 60_000))
@@ -104,4 +115,16 @@ async function applyOutsideTransaction(client: pg.Client, m: Migration) {
       { cause: e },
     )
   }
+}
+
+/**
+ * The driver's connect timeout (its words are "timeout expired"), with what it means and what to
+ * check; any other error as it is.
+ */
+function unansweredConnect(e: unknown): unknown {
+  if (!(e instanceof Error) || e.message !== 'timeout expired') return e
+  return new Error(
+    `no answer from the server: the connection was given up after ${CONNECT_TIMEOUT_MS / 1000} s (a server down behind a proxy or pooler, a route that drops the packets): check the host and port in the URL and that the server is up`,
+    { cause: e },
+  )
 }
