@@ -5,7 +5,8 @@ import { type Running, type ServeOptions, serve } from './serve.ts'
 
 /**
  * How long past SHUTDOWN_GRACE_SECONDS a stop may take (the aborted sends' 5 s, recording outcomes,
- * closing pools) before it is given up: under fly.toml's kill_timeout, which keeps 10 s over the grace.
+ * closing pools) before it is given up, counted from the signal: under fly.toml's kill_timeout,
+ * which keeps 10 s over the grace.
  */
 const STOP_MARGIN_SECONDS = 8
 
@@ -39,7 +40,10 @@ export async function runUntilSignalled(
   let asked: string | null = null
   let signals = 0
   let first: { signal: string; at: number } | null = null
-  const stop = (r: Running, signal: string) => {
+  // Fly's kill_timeout counts from its signal, so this bound does too: a start the database holds
+  // up (a connect unanswered for 10 s) spent part of it before the stop could begin, and a bound
+  // armed only then let the stop run past kill_timeout, killed without its line.
+  const armBound = (signal: string) => {
     // A database that answers nothing (a black-holed route) held the stop in the driver's own
     // timeouts (60 s), past kill_timeout: past the grace and this margin, the stop is given up and
     // said so. Anything it had not recorded is as after a kill: the leases expire and are reclaimed.
@@ -52,6 +56,8 @@ export async function runUntilSignalled(
       })
       process.exit(EXIT.failure)
     }, boundMs).unref()
+  }
+  const stop = (r: Running, signal: string) => {
     void r
       .stop(signal)
       .then(p.afterStop)
@@ -81,6 +87,7 @@ export async function runUntilSignalled(
       o.log.warn('second signal; exiting now', { signal })
       process.exit(EXIT.failure)
     }
+    armBound(signal)
     if (running) stop(running, signal)
     else {
       asked = signal

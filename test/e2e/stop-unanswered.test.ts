@@ -66,3 +66,46 @@ test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECOND
   await stdout.ended
   expect(stdout.text()).toContain('"msg":"stop unfinished: exiting"')
 })
+
+test('SIGTERM during a start the database holds up (accepted, never answered): the bound counts from the signal, not from the start’s end', async () => {
+  const proxy = await startSilencingProxy(url)
+  // From the first connection on: the start's schema check waits for its connect timeout (10 s).
+  proxy.blackhole()
+  const graceSeconds = 5
+  const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: proxy.url,
+      // No MAIL_FROM: its warning is serve's first line, logged once the signals are listened for.
+      MAIL_TRANSPORT: 'discard',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      SHUTDOWN_GRACE_SECONDS: String(graceSeconds),
+      LOG_LEVEL: 'info',
+    },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const stdout = growingOutput(p.stdout)
+  try {
+    await pollUntil(
+      async () => (stdout.text().includes('MAIL_FROM is not set') ? true : undefined),
+      20_000,
+    )
+    const signalledAt = performance.now()
+    p.kill('SIGTERM')
+    const code = await p.exited
+    const seconds = (performance.now() - signalledAt) / 1000
+    // Fly kills at kill_timeout (the grace + 10 s) after its signal, however long the start took.
+    expect({ code, withinBound: seconds < graceSeconds + 10, seconds }).toEqual({
+      code: 1,
+      withinBound: true,
+      seconds: expect.any(Number),
+    })
+  } finally {
+    p.kill('SIGKILL')
+    proxy.close()
+  }
+  await stdout.ended
+  expect(stdout.text()).toContain('"msg":"stop unfinished: exiting"')
+})
