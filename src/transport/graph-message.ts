@@ -81,8 +81,10 @@ export function buildSendMailBody(
 ): SendMailBody {
   const message: Record<string, unknown> = {
     subject: mail.subject,
+    // An empty html is no body: the .eml has no HTML part for it (nodemailer), and a text beside
+    // it is the message (sent as an empty HTML body, the recipient saw nothing). Blank is a body.
     body:
-      mail.html !== null
+      mail.html !== null && mail.html !== ''
         ? { contentType: 'HTML', content: mail.html }
         : { contentType: 'Text', content: mail.text ?? '' },
     toRecipients: mail.to.map(recipient),

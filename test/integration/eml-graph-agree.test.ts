@@ -206,6 +206,16 @@ test('the bodies are UTF-8: the .eml says so on each text part, Graph takes them
   expect(request.body).toEqual({ contentType: 'HTML', content: html })
 })
 
+test('a text beside an empty html is the body of both: an empty html is no body, as the .eml has none', async () => {
+  // `html: ""` beside a text (a client's `html: htmlBody ?? ""`, a template whose html_body is '').
+  const text = 'Your order has shipped.'
+  const { eml, request } = await sentBothWays({ text, html: '' })
+  // The composer ends a 7bit body with the line break a message's last line needs.
+  const parts = leafParts(eml).map((p) => [p.type, p.body.toString('utf8').replace(/\r\n$/, '')])
+  expect(parts).toEqual([['text/plain', text]])
+  expect(request.body).toEqual({ contentType: 'Text', content: text })
+})
+
 test('a header whose value is empty or blank is in neither; the others are in both, as given', async () => {
   // nodemailer writes no header line without a value; Graph's request carried it. Exchange's
   // handling of an empty internetMessageHeader value is documented nowhere (graph.md §2), so

@@ -267,6 +267,13 @@ describe('a sendMail request past 4 MB', () => {
       subject: 's',
       html: `${'\u0001'.repeat(690_000)}${'a'.repeat(n)}`,
     }),
+    // An empty html is no body (graph-message.ts): the text is sent, and counted.
+    'text beside an empty html': (n) => ({
+      to: 'a@example.com',
+      subject: 's',
+      text: `"quoted" é ${'x'.repeat(n)}`,
+      html: '',
+    }),
     'text, 500 named recipients, reply-to, headers and importance': (n) => ({
       to: names('t', 300),
       cc: names('c', 150),
