@@ -3,11 +3,13 @@ import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MailAddress, OutboundMail, Sender } from '../outbox/sender.ts'
 import { sentContentType } from './attachment-type.ts'
+import { emlHeaderText } from './eml-header-text.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 
 // Loaded at the first message: a Graph or discard deployment never builds MIME, and evaluating the
 // composer took about 3 ms of every start (bench round 20).
 let composerModule: Promise<typeof import('nodemailer/lib/mail-composer')> | null = null
+let mimeFuncs: Promise<typeof import('nodemailer/lib/mime-funcs')> | null = null
 
 // What Graph's `importance` becomes in a message. Written here because MailComposer ignores its own
 // `priority` option (only nodemailer's transporter turns it into headers), which dropped it silently.
@@ -42,7 +44,11 @@ export async function composeEml(mail: OutboundMail): Promise<Buffer> {
   if (mail.importance === 'high' || mail.importance === 'low')
     Object.assign(ours, PRIORITY[mail.importance])
   for (const [name, value] of Object.entries(ours)) named.set(name.toLowerCase(), [name, value])
-  const headers = Object.fromEntries(named.values())
+  mimeFuncs ??= import('nodemailer/lib/mime-funcs')
+  const { encodeWord } = await mimeFuncs
+  const headers = Object.fromEntries(
+    [...named.values()].map(([name, value]) => [name, emlHeaderText(value, encodeWord)]),
+  )
   // nodemailer recases header names its own way (X-Outbox-Id became X-Outbox-ID): ours, and the
   // message's X- headers, are written as spelled, as Graph sends them.
   const spelled = new Map([...named].map(([lower, [name]]) => [lower, name]))
@@ -54,7 +60,7 @@ export async function composeEml(mail: OutboundMail): Promise<Buffer> {
     cc: mail.cc.map(toAddress),
     bcc: mail.bcc.map(toAddress),
     replyTo: mail.replyTo.map(toAddress),
-    subject: mail.subject,
+    subject: emlHeaderText(mail.subject, encodeWord),
     // Both bodies become multipart/alternative; text-only stays a single text/plain part.
     ...(mail.text !== null ? { text: mail.text } : {}),
     ...(mail.html !== null ? { html: mail.html } : {}),

@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/log.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
-import { type EmlPart, header, leafParts, readEml } from '../support/eml-reader.ts'
+import { decodeWords, type EmlPart, header, leafParts, readEml } from '../support/eml-reader.ts'
 import { createTestEngine, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
 import { type FakeGraph, graphConfigFor, startFakeGraph } from '../support/fake-graph.ts'
@@ -45,8 +45,11 @@ interface GraphAttachment {
 interface Sent {
   /** The file transport's .eml, read back. */
   eml: EmlPart
+  /** Its lines as written, line breaks aside. */
+  lines: string[]
   /** The `message` of the sendMail request the fake Graph accepted. */
   request: {
+    subject: string
     body: { contentType: string; content: string }
     internetMessageHeaders: { name: string; value: string }[]
     attachments?: GraphAttachment[]
@@ -80,8 +83,10 @@ async function sentBothWays(message: Record<string, unknown>): Promise<Sent> {
   await engine.events.waitFor(settledFor(graphRow, 'sent'))
   const accepted = graph.accepted.find((a) => a.outboxId === graphRow)
   if (!accepted) throw new Error(`the fake accepted no message for row ${graphRow}`)
+  const file = await readFile(join(dir, `outbox-${fileRow}.eml`))
   return {
-    eml: readEml(await readFile(join(dir, `outbox-${fileRow}.eml`))),
+    eml: readEml(file),
+    lines: file.toString('latin1').split('\r\n'),
     request: accepted.body.message as Sent['request'],
   }
 }
@@ -214,6 +219,42 @@ test('a text beside an empty html is the body of both: an empty html is no body,
   const parts = leafParts(eml).map((p) => [p.type, p.body.toString('utf8').replace(/\r\n$/, '')])
   expect(parts).toEqual([['text/plain', text]])
   expect(request.body).toEqual({ contentType: 'Text', content: text })
+})
+
+describe('a subject or X- header is the text given, in both', () => {
+  // A reader decodes an encoded word wherever unstructured text holds one (RFC 2047 6.1), and an
+  // application may hand on a subject it read from a mail's raw header. Graph takes the subject as
+  // text, and Exchange shows it so.
+  test('one that reads as an encoded word (RFC 2047) is not decoded by the .eml’s reader', async () => {
+    const subject = 'Re: =?UTF-8?B?SGFja2Vk?= your order'
+    const tag = '=?UTF-8?Q?Hacked?='
+    const { eml, request } = await sentBothWays({ subject, text: 'hi', headers: { 'X-Tag': tag } })
+    expect([decodeWords(header(eml, 'Subject')!), decodeWords(header(eml, 'X-Tag')!)]).toEqual([
+      subject,
+      tag,
+    ])
+    expect(request.subject).toBe(subject)
+    expect(request.internetMessageHeaders.find((h) => h.name === 'X-Tag')?.value).toBe(tag)
+  })
+
+  test('one with a word longer than a line is written in lines of at most 998 characters (RFC 5322 2.1.1)', async () => {
+    // 998 characters is the longest subject enqueue takes; an X- header may hold 256 KB.
+    const subject = 's'.repeat(998)
+    const link = `https://example.com/reset?token=${'t'.repeat(2000)}`
+    const { eml, lines, request } = await sentBothWays({
+      subject,
+      text: 'hi',
+      headers: { 'X-Link': link },
+    })
+    expect(
+      lines.filter((l) => l.length > 998).map((l) => `${l.slice(0, 20)}… (${l.length})`),
+    ).toEqual([])
+    expect([decodeWords(header(eml, 'Subject')!), decodeWords(header(eml, 'X-Link')!)]).toEqual([
+      subject,
+      link,
+    ])
+    expect(request.subject).toBe(subject)
+  })
 })
 
 test('a header whose value is empty or blank is in neither; the others are in both, as given', async () => {
