@@ -5,7 +5,8 @@ import { monotonicNow, systemClock } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 import { preparingClient } from './prepared-statements.ts'
-import { READ_ONLY_HOLD_OFF_MS, RetiringPool, readOnlyEras } from './read-only-server.ts'
+import { PrimedPool } from './primed-pool.ts'
+import { READ_ONLY_HOLD_OFF_MS, readOnlyEras } from './read-only-server.ts'
 import type { Database } from './schema.ts'
 import { isoSessionClient } from './session-settings.ts'
 import type { SharedSession } from './shared-session.ts'
@@ -96,7 +97,8 @@ export function openDb(o: OpenOptions): DbHandle {
     statement_timeout: 30_000,
     query_timeout: 60_000,
   }
-  const pool = new RetiringPool(
+  const prime = o.prime
+  const pool: PrimedPool = new PrimedPool(
     {
       ...session,
       application_name: o.applicationName ?? POOL_APPLICATION_NAME,
@@ -117,6 +119,18 @@ export function openDb(o: OpenOptions): DbHandle {
         { db: o.name, err },
       ),
     eras.retired,
+    // The connection kept for an idle worker's statements is replaced every maxLifetimeSeconds
+    // (and after a lost connection) by the next statement, mostly a readiness check or a poll: the
+    // first pickup after each replacement found its claim cold (2.8 ms against 1.5 primed, round
+    // 31's bench/cold-claim.ts). Beside a shared session a pool connection serves a pickup whenever
+    // the session is busy (a settlement on it): the start's connections, unprimed, held up a new
+    // binary's second and third rows by 15-40 ms (round 38, bench/binary-pickup-turns.ts), so each
+    // is primed. Without one, a pool that holds others is busy: those claim warm on theirs already.
+    // The prime runs at the connection's first release (PrimedPool): run at its connect, ahead of
+    // the statement it was opened for, it held a start's schema check and first readiness probe
+    // behind a cold claim, slot take and last check (start-to-ready +70 ms, round 39). A failure
+    // (no schema yet, a table lock) costs only the head start.
+    prime && { run: prime, wanted: () => o.shareListenSession === true || pool.totalCount === 1 },
   )
   let closed = false
   // An idle client's socket error must not crash the process; the next checkout reconnects.
@@ -133,29 +147,6 @@ export function openDb(o: OpenOptions): DbHandle {
   // (a statement running, a transaction open) would be an uncaught 'error'. Its caller's statement
   // fails and says so, and the pool drops the client when it comes back.
   pool.on('connect', (client) => client.on('error', () => {}))
-  // The connection kept for an idle worker's statements is replaced every maxLifetimeSeconds (and
-  // after a lost connection) by the next statement, mostly a readiness check or a poll: the first
-  // pickup after each replacement found its claim cold (2.8 ms against 1.5 primed, round 31's
-  // bench/cold-claim.ts). The prime is queued as the connection is first released, outside any
-  // transaction and ahead of the next statement: queued at its connect, ahead of the statement it
-  // was opened for, it held a start's schema check and first readiness probe behind a cold claim,
-  // slot take and last check (start-to-ready +70 ms, round 39), and the pickup that opened a
-  // connection waited for the prime and then its own. A failure (no schema yet) costs only that.
-  // Beside a shared session a pool connection serves a pickup whenever the session is busy (a
-  // settlement on it): the start's connections, unprimed, held up a new binary's second and third
-  // rows by 15-40 ms (round 38, bench/binary-pickup-turns.ts), so each is primed. Without one, a
-  // pool that holds others is busy: those claim warm on theirs already.
-  const prime = o.prime
-  if (prime) {
-    // Connections whose prime is owed at their first release.
-    const owed = new WeakSet<object>()
-    pool.on('connect', (client) => {
-      if (o.shareListenSession || pool.totalCount === 1) owed.add(client)
-    })
-    pool.on('release', (err, client) => {
-      if (!err && owed.delete(client)) void prime(client).catch(() => {})
-    })
-  }
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   // Whether the session's last client asked for statement_timeout: only its refusal is a reason
   // to connect again at once (no loop, whatever a pooler answers).

@@ -1,0 +1,98 @@
+// A pool that primes each connection it opens (when asked) at its first release, before lending it again, the prime's lock waits bounded.
+import type pg from 'pg'
+import { RetiringPool } from './read-only-server.ts'
+import type { Queryable } from './statement-route.ts'
+
+/**
+ * How long a prime's statement waits for a table lock. Only DDL or maintenance conflicts with the
+ * locks a prime takes (ROW EXCLUSIVE on the outbox, as an INSERT): a CREATE INDEX (SHARE), an ALTER
+ * TABLE, a LOCK TABLE. Waiting for one would hold the caller's first statement behind it until
+ * statement_timeout (30 s), a read the lock does not block included; the prime is only a head start.
+ */
+export const PRIME_LOCK_TIMEOUT_MS = 100
+
+type ConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void
+
+export interface PoolPrime {
+  /** The statements to run once on a new connection (pickup-primes.ts). */
+  run: (connection: Queryable) => Promise<void>
+  /** Read as a connection opens: whether this one is primed. */
+  wanted: () => boolean
+}
+
+/**
+ * Invariant: a connection whose prime runs is lent only once it has ended, so no statement of the
+ * caller's runs inside the prime's transaction. The prime runs in one transaction whose
+ * lock_timeout (set_config local: it ends with it, behind a transaction pooler too) turns a wait
+ * for a lock into a failed prime; it is rolled back, as it writes nothing. A failure costs only the
+ * head start. Named statements it prepares and the plans it makes outlive the rollback.
+ */
+export class PrimedPool extends RetiringPool {
+  readonly #priming = new WeakMap<pg.Client, Promise<void>>()
+
+  constructor(
+    config: pg.PoolConfig,
+    onRefused: (err: unknown) => void,
+    retired: (client: pg.Client) => boolean,
+    prime?: PoolPrime,
+  ) {
+    super(config, onRefused, retired)
+    if (!prime) return
+    // Owed at the connection's first release, outside the caller's statements: 'release' is
+    // emitted before the connection goes back to the idle list or to a waiting caller, so the
+    // prime is under way (and awaited in #ready) before anyone borrows it again.
+    const owed = new WeakSet<pg.Client>()
+    this.on('connect', (client) => {
+      if (prime.wanted()) owed.add(client)
+    })
+    this.on('release', (err, client) => {
+      if (!err && owed.delete(client)) this.#priming.set(client, primeBounded(client, prime.run))
+    })
+  }
+
+  async #ready(): Promise<pg.PoolClient> {
+    const client = await super.connect()
+    const priming = this.#priming.get(client)
+    if (priming) {
+      this.#priming.delete(client)
+      await priming
+    }
+    return client
+  }
+
+  override connect(): Promise<pg.PoolClient>
+  override connect(callback: ConnectCallback): void
+  override connect(callback?: ConnectCallback): Promise<pg.PoolClient> | undefined {
+    const connected = this.#ready()
+    if (!callback) return connected
+    connected.then(
+      (client) => callback(undefined, client, (release) => client.release(release as boolean)),
+      (err: Error) => callback(err, undefined, () => {}),
+    )
+    return undefined
+  }
+}
+
+/** Runs `prime` in a transaction bounded by PRIME_LOCK_TIMEOUT_MS; never rejects. */
+async function primeBounded(
+  client: pg.Client,
+  prime: (connection: Queryable) => Promise<void>,
+): Promise<void> {
+  try {
+    await client.query('begin')
+  } catch {
+    return
+  }
+  try {
+    await client.query(`select set_config('lock_timeout', '${PRIME_LOCK_TIMEOUT_MS}', true)`)
+    await prime(client)
+  } catch {
+    // The head start is lost, nothing else: the caller's statements plan their own.
+  } finally {
+    await client.query('rollback').catch(() => {})
+  }
+}
