@@ -1,4 +1,4 @@
-// A pool that primes each connection it opens (when asked) at its first release, before lending it again, the prime's lock waits bounded.
+// Primes bounded by a lock timeout: a pool that primes a connection it opens at its first release, before lending it again, and a session's prime.
 import type pg from 'pg'
 import { RetiringPool } from './read-only-server.ts'
 import type { Queryable } from './statement-route.ts'
@@ -94,5 +94,24 @@ async function primeBounded(
     // The head start is lost, nothing else: the caller's statements plan their own.
   } finally {
     await client.query('rollback').catch(() => {})
+  }
+}
+
+/**
+ * Runs `prime` on a session of its own (the shared LISTEN session, never behind a transaction
+ * pooler: LISTEN is impossible there) with lock_timeout at PRIME_LOCK_TIMEOUT_MS, reset to the
+ * session's default after. Not in a transaction: its owner may give the session to other statements
+ * before the prime ends (a bounded turn), which must never run inside one; they would only meet
+ * the short lock_timeout until the reset (a lock wait failed, retried as any).
+ */
+export async function primeSessionBounded(
+  session: Queryable,
+  prime: (connection: Queryable) => Promise<void>,
+): Promise<void> {
+  await session.query(`select set_config('lock_timeout', '${PRIME_LOCK_TIMEOUT_MS}', false)`)
+  try {
+    await prime(session)
+  } finally {
+    await session.query('reset lock_timeout')
   }
 }

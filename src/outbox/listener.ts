@@ -1,5 +1,6 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
 import { monotonicNow, waitAtMost } from '../clock.ts'
+import { primeSessionBounded } from '../db/primed-pool.ts'
 import { createFailureRun } from '../failure-run.ts'
 import { primeNotifiedClaim } from './claim.ts'
 import type { ListenerState } from './events.ts'
@@ -71,11 +72,12 @@ export function createListener(d: ListenerDeps): Listener {
       // for no row (d.prime; the notified claim alone by default), in its owner's turn (a statement
       // of the route meanwhile waits, the sweep's claim too), so the first row after a (re)connect
       // waits for no cold plan. Bounded like a check; a failure costs only that row the plans, and
-      // a dead session is the checks' to find.
+      // a dead session is the checks' to find. A table lock (a CREATE INDEX) fails it at once
+      // rather than leave the statements queued behind it waiting (primeSessionBounded).
       if (d.shared) {
         const prime = d.prime ?? primeNotifiedClaim
         void d.shared
-          .inTurn(() => waitAtMost(d.clock, prime(client), checkTimeoutMs))
+          .inTurn(() => waitAtMost(d.clock, primeSessionBounded(client, prime), checkTimeoutMs))
           .catch(() => {})
       }
       d.wake('sweep')

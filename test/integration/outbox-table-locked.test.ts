@@ -1,4 +1,4 @@
-// A lock on mailer.email_outbox that blocks its writes (CREATE INDEX's SHARE) holds up no read through a connection the pool opens meanwhile.
+// A lock on mailer.email_outbox that blocks its writes (CREATE INDEX's SHARE) holds up no read or readiness probe behind a prime of ours.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { loadConfig } from '../../src/config.ts'
@@ -68,3 +68,46 @@ test('GET /v1/outbox/{id} on connections opened while a SHARE lock holds the out
   }
 })
 
+test('a worker started while a SHARE lock holds the outbox is found reachable by /readyz, its LISTEN session primed without waiting for the lock', async () => {
+  const locker = new pg.Client({ connectionString: t.url })
+  await locker.connect()
+  await locker.query('begin')
+  await locker.query('lock table mailer.email_outbox in share mode')
+  const running = await serve(
+    loadConfig({
+      DATABASE_URL: t.url,
+      MAIL_TRANSPORT: 'discard',
+      MAIL_FROM: 'outbox@example.com',
+      HOST: '127.0.0.1',
+      PORT: '0',
+    }),
+    { role: 'worker', log: silentLogger },
+  )
+  try {
+    const base = `http://127.0.0.1:${running.port}`
+    await pollUntil(async () =>
+      running.listeners.get('default')?.state() === 'listening' ? true : undefined,
+    )
+    const seen: string[] = []
+    // Until ready, or while the lock is still held: a probe stuck behind it answers past the bound.
+    const lockHeld = Bun.sleep(ANSWER_BOUND_MS)
+    let held = true
+    void lockHeld.then(() => {
+      held = false
+    })
+    for (;;) {
+      const r = await fetch(`${base}/readyz`)
+      const db = ((await r.json()) as { databases: { problem: string | null }[] }).databases[0]!
+      seen.push(db.problem ?? 'ready')
+      if (db.problem === null || !held) break
+      await Bun.sleep(200)
+    }
+    // Reachable throughout: the lock stops no statement a probe runs.
+    expect(seen.filter((p) => p !== 'ready')).toEqual([])
+    expect(seen.at(-1)).toBe('ready')
+  } finally {
+    await locker.query('rollback').catch(() => {})
+    await locker.end()
+    await running.stop('test')
+  }
+})
