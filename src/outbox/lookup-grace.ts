@@ -28,8 +28,11 @@ export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
  * check that recorded that start (send-attempt.ts), so no byte of it leaves later. That worker is
  * the one the first history entry after the start names: the end of the attempt the send was made
  * in (its settlement, or the reclaim of its lease, which names the lease key's worker by its id),
- * written before any later claim of the row could write one. Not known (an older binary's entry
- * without it, an entry pruned, a history deleted by hand), the moment is the later of the start
+ * written before any later claim of the row could write one, if its entry was there when the send
+ * began: a reclaim names whoever holds the key now, and a worker whose entry was lost draws a new
+ * key while its rows in flight keep naming the old one, which another may have drawn meanwhile
+ * (lease-key.ts beaten), whose timeout may be shorter. Not known (an older binary's entry
+ * without it, an entry pruned or written after the start, a history deleted by hand), the moment is the later of the start
  * plus `timeoutSeconds` (this worker's timeout) and the end of that attempt: the first entry after
  * the start other than a wait given back uncounted (`throttled`: a later lookup's, or a send
  * answered 502/504, whose request had ended). The worker that made it may have had a longer timeout
@@ -57,7 +60,8 @@ export async function lookupGraceLeftMs(
       left join lateral (select h.worker_id from mailer.email_attempts h
                           where h.outbox_id = o.id and h.finished_at >= o.send_started_at
                           order by h.id limit 1) s on true
-      left join mailer.workers w on w.id = s.worker_id
+      -- An entry written after the send began is not its sender's: a key another worker drew.
+      left join mailer.workers w on w.id = s.worker_id and w.started_at <= o.send_started_at
       left join lateral (select h.finished_at from mailer.email_attempts h
                           where h.outbox_id = o.id and h.finished_at >= o.send_started_at
                             and h.outcome <> 'throttled'

@@ -47,6 +47,8 @@ async function crashThenLookUp(forget?: string) {
       where id = $1`,
     [id],
   )
+  // Its registry entry, written before the send, steps back with it.
+  await t.pool.query(`update mailer.workers set started_at = started_at - interval '45 seconds'`)
   if (forget) await t.pool.query(forget)
   const other = graphWorker(t, fake, { ...defaults, workerId: 'reclaimer', graceSeconds: 30 })
   engines.push(other)
@@ -88,4 +90,15 @@ test('the crashed worker’s registry entry gone (pruned, silent for a day: the 
   expect(await crashThenLookUp(`delete from mailer.workers where id = 'crashed'`)).toEqual([
     { afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true },
   ])
+})
+
+test('the crashed worker’s entry lost and its lease key drawn by a worker with a shorter timeout (the reclaim names that worker): the lookup does not count from the other’s deadline, and sends once', async () => {
+  // 'redrew' registers after the send began, under the key the crashed send's row still names.
+  expect(
+    await crashThenLookUp(
+      `with gone as (delete from mailer.workers where id = 'crashed' returning lease_key)
+       insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds)
+       select 'redrew', 'h', 1, 'v', lease_key, 5 from gone`,
+    ),
+  ).toEqual([{ afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true }])
 })
