@@ -3,7 +3,7 @@ import type { PostgresDialectConfig } from 'kysely'
 import { singleStatementDb } from '../db/single-statement-db.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { primeNotifiedClaim } from './claim.ts'
-import { takeSlots } from './send-limits.ts'
+import { slotTakeStatement } from './send-limits.ts'
 import { primeLastCheck } from './start-send.ts'
 
 /** What a send runs between its claim and its start, by transport (the send gate's kind). */
@@ -33,9 +33,15 @@ export interface PickupPath {
  */
 export function pickupPrimer(path: PickupPath): (session: Queryable) => Promise<void> {
   return async (session) => {
-    await primeNotifiedClaim(session, path.guardedClaim)
-    if (path.slotTake) await primeSlotTake(session)
-    if (path.lastCheck !== 'none') await primeLastCheck(session, path.lastCheck === 'with-pause')
+    // Each statement is queued on the session at once, in order, ahead of whatever its next user
+    // queues: queued as the one before answered, the slot take and the last check ran inside the
+    // transaction of a user that took the connection meanwhile (an API request's), which then held
+    // the outbox's RowExclusiveLock, as a writer whom oldest-first pages wait for.
+    const sent = [primeNotifiedClaim(session, path.guardedClaim)]
+    if (path.slotTake) sent.push(primeSlotTake(session))
+    if (path.lastCheck !== 'none')
+      sent.push(primeLastCheck(session, path.lastCheck === 'with-pause'))
+    await Promise.all(sent)
   }
 }
 
@@ -51,5 +57,7 @@ async function primeSlotTake(session: Queryable): Promise<void> {
   const db = singleStatementDb(pool as unknown as PostgresDialectConfig['pool'], (text, values) =>
     session.query(text, values),
   )
-  await takeSlots(db, { want: 0, max: 0, holder: '', ttlMs: 0 })
+  // Compiled here and sent at once (a query through db would be sent a few ticks later).
+  const take = slotTakeStatement({ want: 0, max: 0, holder: '', ttlMs: 0 }).compile(db)
+  await session.query(take.sql, [...take.parameters])
 }

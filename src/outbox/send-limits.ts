@@ -15,8 +15,23 @@ export async function takeSlots(
   db: Kysely<Database>,
   p: { want: number; max: number; holder: string; ttlMs: number },
 ): Promise<{ slot: number; token: string }[]> {
-  const take = () =>
-    sql<{ slot: number | null; token: string | null; missing: boolean }>`
+  const take = () => slotTakeStatement(p).execute(db)
+  const takeAll = async () => {
+    const { rows } = await take()
+    const slots = rows.flatMap((r) =>
+      r.slot !== null && r.token !== null ? [{ slot: r.slot, token: r.token }] : [],
+    )
+    return { slots, missing: rows[0]?.missing === true }
+  }
+  const first = await takeAll()
+  // All busy; or rows do not exist yet (first use, a raised limit): then create them and try again.
+  if (!first.missing || (await ensureSlots(db, p.max)) === 0) return first.slots
+  return (await takeAll()).slots
+}
+
+/** takeSlots' statement, unexecuted (a pickup's prime sends its text: pickup-primes.ts). */
+export function slotTakeStatement(p: { want: number; max: number; holder: string; ttlMs: number }) {
+  return sql<{ slot: number | null; token: string | null; missing: boolean }>`
       with taken as (
         update mailer.send_slots t
            set holder = ${p.holder}, token = gen_random_uuid(),
@@ -31,18 +46,7 @@ export async function takeSlots(
       union all
       -- Rows are counted only when nothing was taken.
       select null, null, (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int
-       where not exists (select 1 from taken)`.execute(db)
-  const takeAll = async () => {
-    const { rows } = await take()
-    const slots = rows.flatMap((r) =>
-      r.slot !== null && r.token !== null ? [{ slot: r.slot, token: r.token }] : [],
-    )
-    return { slots, missing: rows[0]?.missing === true }
-  }
-  const first = await takeAll()
-  // All busy; or rows do not exist yet (first use, a raised limit): then create them and try again.
-  if (!first.missing || (await ensureSlots(db, p.max)) === 0) return first.slots
-  return (await takeAll()).slots
+       where not exists (select 1 from taken)`
 }
 
 /**

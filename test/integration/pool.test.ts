@@ -110,7 +110,7 @@ test('beside a shared session every connection the pool opens gets the pickup pr
     })
     // Each one's first statement went ahead of its prime, queued at its release.
     expect(first.map((x) => x.names)).toEqual([[], []])
-    // Its first statement is queued at once (before the next pickup's), the rest as each answers.
+    // Its statements are queued at once, ahead of the next pickup's.
     let next: { pid: number; names: string[] }[] = []
     await pollUntil(
       async () => {
@@ -235,4 +235,36 @@ test('a connection that ends in an error while the pool closes (its server stopp
   }
   await ended
   expect(warnings).toEqual([])
+})
+
+test("a connection's prime runs whole ahead of the next user's transaction: none of its statements inside it", async () => {
+  // One connection, so the transaction waits for the very one whose prime its release queues.
+  const h = openDb({
+    name: 'pool',
+    url: t.url,
+    log: silentLogger,
+    maxConnections: 1,
+    prime: pickupPrimer({ slotTake: true, lastCheck: 'plain', guardedClaim: false }),
+  })
+  try {
+    const c = await h.pool.connect()
+    await c.query('select 1')
+    // An API request's transaction (withStatementTimeout) takes the connection at its release.
+    const inside = h.db.transaction().execute(async (trx) => {
+      await sql`select 1`.execute(trx)
+      await sql`select 2`.execute(trx)
+      const { rows } = await sql<{ rel: string; mode: string }>`
+        select relation::regclass::text as rel, mode from pg_locks
+         where pid = pg_backend_pid() and locktype = 'relation'
+           and relation in ('mailer.email_outbox'::regclass, 'mailer.send_slots'::regclass)
+         order by 1, 2`.execute(trx)
+      return rows
+    })
+    await pollUntil(async () => (h.pool.waitingCount === 1 ? true : undefined))
+    c.release()
+    // The transaction only read: a lock on the outbox or the slots is a prime's statement in it.
+    expect(await inside).toEqual([])
+  } finally {
+    await h.close()
+  }
 })
