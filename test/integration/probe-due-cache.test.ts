@@ -151,3 +151,24 @@ test('the pacing row deleted by hand after a due time was kept: the claim reads 
   const c = await claim()
   expect([c.pausedMs, c.probeInMs! < 10_000]).toEqual([null, true])
 })
+
+test('a row enqueued in a transaction open while a claim searched (and kept a later time) is waited for once committed; the claim waits on no lock of it', async () => {
+  await enqueueIn(120)
+  await probeOwed()
+  const app = await t.pool.connect()
+  try {
+    await app.query('begin')
+    await app.query(
+      `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb,
+                                   jsonb_build_object('sendAt', now() + interval '3 seconds'))`,
+    )
+    // The search cannot see the row: it keeps 120 s.
+    expect((await claim()).probeInMs).toBeGreaterThan(100_000)
+    await app.query('commit')
+  } finally {
+    app.release()
+  }
+  const c = await claim()
+  expect(c.probeInMs).toBeLessThan(10_000)
+  expect(c.nextDueInMs).toBeLessThan(10_000)
+})
