@@ -63,6 +63,7 @@ import m0062 from '../../sql/0062_pause_end_probe_owed_by_the_database.sql' with
 import m0069 from '../../sql/0069_pacing_rate_noted_by.sql' with { type: 'text' }
 import m0070 from '../../sql/0070_worker_request_timeout.sql' with { type: 'text' }
 import m0074 from '../../sql/0074_empty_html_is_no_body.sql' with { type: 'text' }
+import m0075 from '../../sql/0075_probe_due_follows_rows.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -131,6 +132,7 @@ export const migrations: readonly Migration[] = [
   { version: 69, name: '0069_pacing_rate_noted_by', sql: m0069 },
   { version: 70, name: '0070_worker_request_timeout', sql: m0070 },
   { version: 74, name: '0074_empty_html_is_no_body', sql: m0074 },
+  { version: 75, name: '0075_probe_due_follows_rows', sql: m0075 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -1,4 +1,4 @@
-// What deploy/README.md step 7 tells a DBA: the application's and the service's grants, run as written, are enough; one SECURITY DEFINER trigger function.
+// What deploy/README.md step 7 tells a DBA: the application's and the service's grants, run as written, are enough; two SECURITY DEFINER trigger functions.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -131,7 +131,7 @@ describe('the deploy guide’s grants for an application role', () => {
   })
 })
 
-test('no function of the mailer schema runs with its owner’s rights (SECURITY DEFINER) but the trigger function the guide names, its search_path pinned', async () => {
+test('no function of the mailer schema runs with its owner’s rights (SECURITY DEFINER) but the trigger functions the guide names, their search_path pinned', async () => {
   const { rows } = await t.pool.query(
     `select count(*)::int as functions,
             coalesce(json_agg(json_build_object('name', proname, 'returns', prorettype::regtype::text,
@@ -140,9 +140,18 @@ test('no function of the mailer schema runs with its owner’s rights (SECURITY 
        from pg_proc where pronamespace = 'mailer'::regnamespace`,
   )
   expect(rows[0].functions).toBeGreaterThan(10)
-  expect(rows[0].definer).toEqual([
+  expect(
+    (rows[0].definer as { name: string; returns: string; config: string[] }[]).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    ),
+  ).toEqual([
     {
       name: 'note_replaced_sender',
+      returns: 'trigger',
+      config: ['search_path=pg_catalog, pg_temp', 'standard_conforming_strings=on'],
+    },
+    {
+      name: 'probe_due_follows_rows',
       returns: 'trigger',
       config: ['search_path=pg_catalog, pg_temp', 'standard_conforming_strings=on'],
     },

@@ -335,6 +335,11 @@ describe('migrate', () => {
         '0074_empty_html_is_no_body',
         '032195e181779ed69cacedda30b3e709b3ec37bd7bb1a5a6d997b6b7b52fca88',
       ],
+      [
+        75,
+        '0075_probe_due_follows_rows',
+        'c268e1723c1326b85c9ce2762e303abb74e9f6944af9f5becfa7be6220e32e9e',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -461,7 +466,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74,
+        61, 62, 69, 70, 74, 75,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -521,9 +526,10 @@ describe('migrate', () => {
         { version: 69, c: true },
         { version: 70, c: true },
         { version: 74, c: true },
+        { version: 75, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0074 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0075 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -531,7 +537,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -793,7 +799,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74,
+      61, 62, 69, 70, 74, 75,
     ])
     const { rows } = await adminQuery(
       url,
