@@ -11,10 +11,9 @@
 -- (probe-due-cache.test.ts).
 --
 -- Now, while a probe is owed (a partial index of mailbox_pacing finds it: no key needed, which the
--- database does not know), a row of MAIL_FROM's (no sender key) enqueued for later, or set pending
--- and future or sooner by an UPDATE of its send_at or sender_key (a retry, a requeue, a hand edit,
--- a rekey), writes its send_at into mailer.probe_due_hints, in its own transaction: the claim reads
--- the kept time lowered by the earliest future hint. A hint commits with its row, so a claim whose
+-- database does not know), a row of MAIL_FROM's (no sender key) enqueued for later writes its
+-- send_at into mailer.probe_due_hints, in its own transaction: the claim reads the kept time
+-- lowered by the earliest future hint. A hint commits with its row, so a claim whose
 -- search ran before the row committed, and kept a later time, sees it at its next claim; no lock is
 -- taken on the pacing row for it (an application's transaction that enqueues holds nothing the
 -- workers' claims wait for). The kept time is the row's own send_at, and a claim reads it only while
@@ -23,16 +22,19 @@
 -- searches deletes the hints spent or past what it found; one that finds nothing of MAIL_FROM's
 -- pending owes no probe and deletes them all.
 --
--- Cost: a row due at once (most enqueues) or of another sender runs no function (the triggers'
--- WHEN), nor does any claim or sent row's settlement (their statements set neither column); a
--- settlement that sets send_at (a retry, a failure) evaluates the WHEN. A scheduled row of
--- MAIL_FROM's runs the function, which reads the partial index (empty unless a probe is owed);
--- owed, it inserts one hint. A waiting claim reads the hints' index and the kept row's.
+-- Not followed: a row moved sooner by an UPDATE (by hand, or given back sooner by a retry while the
+-- probe is owed) waits for the backstop poll (POLL_INTERVAL_SECONDS), as before: an AFTER UPDATE
+-- trigger, whatever its columns or WHEN, made every UPDATE of the outbox read one heap page more per
+-- row, each claim and settlement of every row included (round 39, BENCHMARKS.md).
 --
--- Older binaries: their statements read nothing of this; their enqueues and settlements fire the
--- triggers as ours do, and their claims call this function (signature and answer 0062's). The
--- function runs with its owner's rights (as 0059's): a role that enqueues needs no grant on
--- mailbox_pacing or the hints.
+-- Cost: a row due at once (most enqueues) or of another sender runs no function (the trigger's
+-- WHEN); no claim or settlement fires it. A scheduled row of MAIL_FROM's runs the function, which
+-- reads the partial index (empty unless a probe is owed); owed, it inserts one hint. A waiting
+-- claim reads the hints' index and the kept row's.
+--
+-- Older binaries: their statements read nothing of this; their enqueues fire the trigger as ours
+-- do, and their claims call this function (signature and answer 0062's). The function runs with
+-- its owner's rights (as 0059's): a role that enqueues needs no grant on mailbox_pacing or the hints.
 --! older-binaries-compatible
 create index if not exists mailbox_pacing_probe_owed_idx on mailer.mailbox_pacing (mailbox) where probe_owed;
 
@@ -58,11 +60,6 @@ revoke execute on function mailer.probe_due_follows_rows() from public;
 drop trigger if exists email_outbox_probe_due_insert on mailer.email_outbox;
 create trigger email_outbox_probe_due_insert after insert on mailer.email_outbox
   for each row when (new.status = 'pending' and new.sender_key is null and new.send_at > now())
-  execute function mailer.probe_due_follows_rows();
-drop trigger if exists email_outbox_probe_due_update on mailer.email_outbox;
-create trigger email_outbox_probe_due_update after update of send_at, sender_key on mailer.email_outbox
-  for each row when (new.status = 'pending' and new.sender_key is null and new.send_at > now()
-                     and (old.status <> 'pending' or old.sender_key is not null or new.send_at < old.send_at))
   execute function mailer.probe_due_follows_rows();
 
 create or replace function mailer.claim_past_paused(n integer, worker text, token uuid, lease_seconds float8,
@@ -183,8 +180,8 @@ begin
           into probe_due
           from priorities q
          where q.p is not null;
-        -- The row's own send_at is kept, so a change of that row finds it (probe_due_follows_rows);
-        -- a hint is not: its row may be uncommitted still, or gone.
+        -- The row's own send_at is kept, so a change of that row is found (a claim checks a row of
+        -- MAIL_FROM's is still pending at it); a hint is not: its row may be uncommitted still, or gone.
         if owed and probe_due is not null then
           update mailer.mailbox_pacing set probe_due_at = probe_due where mailbox = paused_key;
         end if;

@@ -338,7 +338,7 @@ describe('migrate', () => {
       [
         75,
         '0075_probe_due_follows_rows',
-        'c268e1723c1326b85c9ce2762e303abb74e9f6944af9f5becfa7be6220e32e9e',
+        '7a48953349095a1ea08ae9d5f57bf17e2de60e8780a7f87167a6e8c44199cd5c',
       ],
     ]
     expect(

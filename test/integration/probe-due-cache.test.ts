@@ -60,37 +60,6 @@ test('a row of MAIL_FROM’s enqueued due sooner than the cached one: the next c
   expect(c.nextDueInMs).toBeLessThan(10_000)
 })
 
-test('a row of MAIL_FROM’s an operator moves sooner by hand: the next claim waits for it', async () => {
-  const far = await cachedAt120s()
-  await t.pool.query(
-    `update mailer.email_outbox set send_at = now() + interval '3 seconds' where id = $1`,
-    [far],
-  )
-  const c = await claim()
-  expect(c.probeInMs).toBeLessThan(10_000)
-  expect(c.nextDueInMs).toBeLessThan(10_000)
-})
-
-test('a row of MAIL_FROM’s given back sooner (a retry of a row out when the pause came): the next claim waits for it', async () => {
-  await cachedAt120s()
-  const out = await enqueueIn(-60)
-  await t.pool.query(
-    `update mailer.email_outbox
-        set status = 'sending', lease_owner = 'w0', lease_token = gen_random_uuid(), lease_expires_at = now() + interval '1 minute'
-      where id = $1`,
-    [out],
-  )
-  await t.pool.query(
-    `update mailer.email_outbox
-        set status = 'pending', send_at = now() + interval '3 seconds', lease_owner = null, lease_token = null, lease_expires_at = null
-      where id = $1`,
-    [out],
-  )
-  const c = await claim()
-  expect(c.probeInMs).toBeLessThan(10_000)
-  expect(c.nextDueInMs).toBeLessThan(10_000)
-})
-
 test('the cached row cancelled, nothing else of MAIL_FROM’s pending: owed no more, a row naming MAIL_FROM’s address goes', async () => {
   const far = await cachedAt120s()
   const named = await enqueueIn(-1, MAIL_FROM)
