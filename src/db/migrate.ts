@@ -14,6 +14,7 @@ import { ensureMigrationsTable, readApplied, recordMigration } from './migration
 import { migrations as embedded, type Migration } from './migrations.ts'
 import { assertMigrationsFit } from './server-encoding.ts'
 import { SessionClient } from './session-settings.ts'
+import { DEADLOCK_SQLSTATE } from './sqlstate.ts'
 
 /**
  * How long the connect may go unanswered: a server down behind a proxy or pooler that accepts the
@@ -69,7 +70,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
       const done: number[] = []
       for (const m of pending) {
         if (runsOutsideTransaction(m)) await applyOutsideTransaction(client, m)
-        else await applyInTransaction(client, m)
+        else await applyInTransaction(client, m, o.log)
         o.log.info('migration applied', { version: m.version, name: m.name })
         done.push(m.version)
       }
@@ -82,22 +83,45 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   }
 }
 
-async function applyInTransaction(client: pg.Client, m: Migration) {
-  await client.query('begin')
-  try {
-    await client.query(m.sql)
-    await recordMigration(client, m)
-    await client.query('commit')
-  } catch (e) {
-    await client.query('rollback')
-    throw new AppError(
-      'internal',
-      `migration ${m.name} failed: ${(e as Error).message}`,
-      {},
-      {
-        cause: e,
-      },
-    )
+/**
+ * How many times a migration is run when Postgres aborts its transaction to break a deadlock
+ * (40P01): a running worker's transaction (an older release's, during a rolling deploy) that locks
+ * the same tables in the other order, the outbox then the pacing row as against 0075's index on
+ * mailbox_pacing then its triggers on the outbox. The rollback undid the whole migration, and the
+ * worker's transaction goes on once it did, so running it again is safe and meets no cycle then.
+ */
+const DEADLOCK_TRIES = 5
+
+async function applyInTransaction(client: pg.Client, m: Migration, log: Logger) {
+  for (let attempt = 1; ; attempt++) {
+    await client.query('begin')
+    try {
+      await client.query(m.sql)
+      await recordMigration(client, m)
+      await client.query('commit')
+      return
+    } catch (e) {
+      await client.query('rollback')
+      if ((e as { code?: unknown }).code === DEADLOCK_SQLSTATE && attempt < DEADLOCK_TRIES) {
+        log.warn(
+          'a migration was aborted to break a deadlock with another session; running it again',
+          {
+            version: m.version,
+            name: m.name,
+            attempt,
+          },
+        )
+        continue
+      }
+      throw new AppError(
+        'internal',
+        `migration ${m.name} failed: ${(e as Error).message}`,
+        {},
+        {
+          cause: e,
+        },
+      )
+    }
   }
 }
 

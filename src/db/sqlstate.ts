@@ -18,3 +18,6 @@ export const isSchemaMissingSqlstate = (code: unknown): boolean =>
 
 /** unique_violation: a row another already holds the key of (e.g. a lease key drawn twice). */
 export const UNIQUE_VIOLATION_SQLSTATE = '23505'
+
+/** deadlock_detected: Postgres aborted this transaction to break a cycle of lock waits. */
+export const DEADLOCK_SQLSTATE = '40P01'
