@@ -873,8 +873,9 @@ describe('rows of an open gate (file, discard) waiting in the local queue for a 
       [[expiring, interrupted]],
     )
     sender.release()
-    await e.events.waitFor(settledFor(expiring))
-    await e.events.waitFor(settledFor(interrupted))
+    // The blocker's settlement is written apart from theirs (the settle queue, as a send's): it may
+    // come after them, and is waited for too.
+    for (const id of [expiring, interrupted, blocker]) await e.events.waitFor(settledFor(id))
     const outcomes = e.events.events.flatMap((x) =>
       x.type === 'settled' ? [[x.id, x.outcome, x.code ?? null]] : [],
     )
