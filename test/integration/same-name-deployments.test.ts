@@ -58,6 +58,17 @@ async function deployment(db: TestDb, ids: string[], status: string): Promise<vo
     })
   } finally {
     await running.stop('test')
+    // A statement of the stopped worker's may still run on the server after its stop (which one is
+    // not known: a backend learns of a dropped connection only when it answers). The reset's
+    // TRUNCATE locks the outbox and then mailbox_pacing, a guarded claim mailbox_pacing and then the
+    // outbox: met, they deadlocked (40P01 in a loaded full run). The test's own connections are idle.
+    await pollUntil(async () => {
+      const r = await db.pool.query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'`,
+      )
+      return r.rows[0]!.n === 0 ? true : undefined
+    })
   }
 }
 
