@@ -13,16 +13,8 @@ import { planMigrations, runsOutsideTransaction, statementsOf } from './migratio
 import { ensureMigrationsTable, readApplied, recordMigration } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import { assertMigrationsFit } from './server-encoding.ts'
-import { SessionClient } from './session-settings.ts'
+import { CONNECT_TIMEOUT_MS, SessionClient } from './session-settings.ts'
 import { DEADLOCK_SQLSTATE } from './sqlstate.ts'
-
-/**
- * How long the connect may go unanswered: a server down behind a proxy or pooler that accepts the
- * connection, or a route that drops packets, otherwise held migrate (Fly's release command) until
- * the platform's own timeout, without a word, and the databases after it unmigrated. The pool's
- * bound (open.ts).
- */
-const CONNECT_TIMEOUT_MS = 10_000
 
 interface MigrateOptions {
   url: string

@@ -8,7 +8,7 @@ import { preparingClient } from './prepared-statements.ts'
 import { PrimedPool } from './primed-pool.ts'
 import { READ_ONLY_HOLD_OFF_MS, readOnlyEras } from './read-only-server.ts'
 import type { Database } from './schema.ts'
-import { isoSessionClient } from './session-settings.ts'
+import { CONNECT_TIMEOUT_MS, isoSessionClient } from './session-settings.ts'
 import type { SharedSession } from './shared-session.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import { createStatementRoute, type Queryable, type StatementRoute } from './statement-route.ts'
@@ -89,7 +89,7 @@ export function openDb(o: OpenOptions): DbHandle {
   // The pool's connections and a shared LISTEN session are set up alike.
   const session = {
     connectionString: o.url,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     keepAlive: true,
     // No statement may hang a worker loop: a lock wait fails and is retried instead (the API sets
     // tighter limits per query); a half-open socket fails the query on the client side. A pooler

@@ -9,6 +9,13 @@ import pg from 'pg'
  * refuses a startup parameter it does not track: of these it tracks datestyle and timezone only).
  * A transaction pooler sets a tracked parameter on each server session it lends the client.
  */
+/**
+ * How long our connections wait for a server to answer their connect (the pool's, the LISTEN
+ * session's, migrate's): a server down behind a proxy or pooler that accepts the connection, or a
+ * route that drops packets, would otherwise hold them without a word.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000
+
 export const SESSION_STARTUP_PARAMETERS: Readonly<Record<string, string>> = { datestyle: 'ISO' }
 
 type StartupConf = () => Record<string, string>

@@ -3,7 +3,7 @@ import type pg from 'pg'
 import { type Clock, waitAtMost } from '../clock.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
 import { openProbeSession } from '../db/probe-session.ts'
-import { SessionClient } from '../db/session-settings.ts'
+import { CONNECT_TIMEOUT_MS, SessionClient } from '../db/session-settings.ts'
 import type { SharedSession } from '../db/shared-session.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
@@ -29,7 +29,7 @@ export function newListenClient(d: {
       connectionString: d.url,
       application_name: LISTENER_APPLICATION_NAME,
       keepAlive: true,
-      connectionTimeoutMillis: 10_000,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     })
   const lost = Promise.withResolvers<void>()
   client.on('error', (err) => {
