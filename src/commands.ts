@@ -21,7 +21,9 @@ const DATABASES = ['DATABASE_URL', 'LISTEN_DATABASE_URL', 'MAILER_DATABASES']
 const CREDENTIAL = [
   'GRAPH_TENANT_ID',
   'GRAPH_CLIENT_ID',
+  'GRAPH_CERTIFICATE',
   'GRAPH_CERTIFICATE_FILE',
+  'GRAPH_PRIVATE_KEY',
   'GRAPH_PRIVATE_KEY_FILE',
   'GRAPH_CLIENT_SECRET',
 ]
@@ -43,6 +45,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     env: [
       ...DATABASES,
       'MAIL_TRANSPORT',
+      'MAIL_FILE_DIR',
       'MAIL_FROM',
       'MAIL_FROM_ALLOWED',
       ...CREDENTIAL,
@@ -51,6 +54,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'METRICS_PORT',
       'API_JWT_SECRET',
       'API_JWKS_URL',
+      'API_JWT_ISSUER',
+      'API_JWT_AUDIENCE',
       'WORKER_CONCURRENCY',
       'LOG_LEVEL',
     ],
@@ -114,11 +119,14 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     env: [
       ...DATABASES,
       'MAIL_TRANSPORT',
+      'MAIL_FILE_DIR',
       'MAIL_FROM',
       'MAIL_FROM_ALLOWED',
       ...CREDENTIAL,
       'API_JWT_SECRET',
       'API_JWKS_URL',
+      'API_JWT_ISSUER',
+      'API_JWT_AUDIENCE',
     ],
     exits: { ok: 'configuration OK', usage: 'one problem or more (each on a "problem:" line)' },
     example: 'outbox-mailer check-config --connect --role worker',
@@ -140,7 +148,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       },
     },
     // Its reads go over each database's url: listenUrl (LISTEN_DATABASE_URL) plays no part.
-    env: ['DATABASE_URL', 'MAILER_DATABASES'],
+    // LEASE_SECONDS: a lease ended over it ago is overdue, a worker silent for twice it not live.
+    env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS'],
     exits: {
       ok: 'every database ok',
       usage: CONFIG_EXIT,

@@ -166,3 +166,33 @@ test("every command's --help says what it does, names each of its flags, the var
     })
   }
 })
+
+test("a command's --help lists the variables the deploy guide sets for it, and each one a variable it lists needs beside it", () => {
+  // Step 4 stores the certificate and key as GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY (their _FILE
+  // forms are the alternative); API_JWKS_URL starts nothing without its issuer and audience; the
+  // file transport writes into MAIL_FILE_DIR; status judges leases by LEASE_SECONDS.
+  const expected: Record<string, string[]> = {
+    serve: [
+      'GRAPH_CERTIFICATE',
+      'GRAPH_PRIVATE_KEY',
+      'API_JWT_ISSUER',
+      'API_JWT_AUDIENCE',
+      'MAIL_FILE_DIR',
+    ],
+    'check-config': [
+      'GRAPH_CERTIFICATE',
+      'GRAPH_PRIVATE_KEY',
+      'API_JWT_ISSUER',
+      'API_JWT_AUDIENCE',
+      'MAIL_FILE_DIR',
+    ],
+    'send-test': ['GRAPH_CERTIFICATE', 'GRAPH_PRIVATE_KEY'],
+    status: ['LEASE_SECONDS'],
+  }
+  const missing = Object.entries(expected).map(([command, vars]) => {
+    const p = parseArgs([command, '--help'])
+    const text = p.kind === 'help' ? p.text : ''
+    return [command, vars.filter((v) => !text.includes(`\n  ${v} `))]
+  })
+  expect(missing).toEqual(Object.keys(expected).map((command) => [command, []]))
+})
