@@ -35,6 +35,42 @@ function notJson(value: string): string {
   return `MAILER_DATABASES: is not valid JSON${where}; it must be a JSON array like [{"name":"main","url":"postgres://…","listenUrl":"postgres://…"}] (listenUrl optional; in a shell, quote it with single quotes)`
 }
 
+const ENTRY_KEYS = 'each entry has a "name" and a "url", and may have a "listenUrl"'
+
+/**
+ * One problem of the list, named as a reader writes it (`MAILER_DATABASES[1].url`), saying what to
+ * write instead of the schema's words. A bad name is quoted (names are no secret) unless it could
+ * hold a URL's password; a URL never is.
+ */
+function entryProblem(issue: z.core.$ZodIssue, json: unknown): string {
+  const [index, key, ...rest] = issue.path
+  if (index === undefined) {
+    const shape =
+      issue.code === 'invalid_type'
+        ? 'must be a JSON array of entries, [{"name":"main","url":"postgres://…"}], even for one database'
+        : issue.message
+    return `MAILER_DATABASES[]: ${shape}`
+  }
+  const where = `MAILER_DATABASES[${String(index)}]${[key, ...rest]
+    .filter((k) => k !== undefined)
+    .map((k) => `.${String(k)}`)
+    .join('')}`
+  const entry = Array.isArray(json) ? (json[Number(index)] as Record<string, unknown>) : undefined
+  const given =
+    key === undefined || entry === null || typeof entry !== 'object'
+      ? undefined
+      : entry[key as string]
+  if (issue.code === 'unrecognized_keys') {
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (${ENTRY_KEYS})`
+  }
+  if (issue.code === 'invalid_type' && given === undefined)
+    return `${where}: is required (${ENTRY_KEYS})`
+  if (key === 'name' && typeof given === 'string' && !/[:@]/.test(given)) {
+    return `${where}: ${JSON.stringify(given.length > 60 ? `${given.slice(0, 60)}…` : given)} ${issue.message} (lower case, no blank)`
+  }
+  return `${where}: ${issue.message}`
+}
+
 /** The configured databases; `required` false lets a command that connects to none go without. */
 export function databaseList(
   e: EnvValues,
@@ -62,9 +98,7 @@ export function databaseList(
     if (json !== undefined) {
       const dbs = DatabasesJson.safeParse(json)
       if (!dbs.success) {
-        for (const issue of dbs.error.issues) {
-          problems.push(`MAILER_DATABASES[${issue.path.join('.')}]: ${issue.message}`)
-        }
+        for (const issue of dbs.error.issues) problems.push(entryProblem(issue, json))
       } else {
         const names = new Set<string>()
         for (const d of dbs.data) {

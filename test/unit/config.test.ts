@@ -366,8 +366,8 @@ describe('loadConfig', () => {
       ]),
     })
     expect(several).toHaveLength(2)
-    expect(several[0]).toMatch(/^MAILER_DATABASES\[0\.url\]: is not a valid URL/)
-    expect(several[1]).toMatch(/^MAILER_DATABASES\[1\.listenUrl\]: is not a valid URL/)
+    expect(several[0]).toMatch(/^MAILER_DATABASES\[0\]\.url: is not a valid URL/)
+    expect(several[1]).toMatch(/^MAILER_DATABASES\[1\]\.listenUrl: is not a valid URL/)
     expect(JSON.stringify([one, listen, several])).not.toContain(password)
     // What the driver accepts stays accepted: a Unix socket in ?host= (with or without a user), no
     // host (PGHOST or localhost), no database name (the user's), IPv6, a percent-encoded password.

@@ -1,4 +1,4 @@
-// MAILER_DATABASES that is not JSON is named where it breaks, with an excerpt whose passwords are masked.
+// MAILER_DATABASES that is not JSON, or not a list of entries, is named where it breaks, never showing a password.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 
@@ -84,4 +84,33 @@ test("a raw '\"' then ',', '}' or ']' inside a password, or a raw line break, sh
   expect([keyword.includes(head), keyword.includes(tail)]).toEqual([false, false])
   const key = jsonProblem(`[{"name":"a","password":"${head}\n${tail}"}]`)
   expect([key.includes(head), key.includes(tail)]).toEqual([false, false])
+})
+
+/** Every MAILER_DATABASES problem loadConfig names for `value`. */
+function entryProblems(value: string): string[] {
+  try {
+    loadConfig({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: value })
+  } catch (e) {
+    return (e as { details: { problems: string[] } }).details.problems
+  }
+  return []
+}
+
+test("an entry's problem names the entry and its key as a reader writes them, says what to write, and quotes a bad name (never a URL)", () => {
+  const url = `postgres://app:${password}@db/a`
+  expect(
+    entryProblems(
+      JSON.stringify([
+        { name: 'Acme', url },
+        { url },
+        { name: 'c', url, listenurl: url },
+        { name: url, url },
+      ]),
+    ),
+  ).toEqual([
+    'MAILER_DATABASES[0].name: "Acme" must be 1-40 of a-z 0-9 _ - (lower case, no blank)',
+    'MAILER_DATABASES[1].name: is required (each entry has a "name" and a "url", and may have a "listenUrl")',
+    'MAILER_DATABASES[2]: unknown key "listenurl" (each entry has a "name" and a "url", and may have a "listenUrl")',
+    'MAILER_DATABASES[3].name: must be 1-40 of a-z 0-9 _ -',
+  ])
 })
