@@ -148,8 +148,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       },
     },
     // Its reads go over each database's url: listenUrl (LISTEN_DATABASE_URL) plays no part.
-    // LEASE_SECONDS: a lease ended over it ago is overdue, a worker silent for twice it not live.
-    env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS'],
+    // LEASE_SECONDS: a lease ended over it ago is overdue, a worker silent for twice it not live;
+    // MAILBOX_RATE_PER_MINUTE: a mailbox's wait no longer than one turn is pacing, not a pause.
+    env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS', 'MAILBOX_RATE_PER_MINUTE'],
     exits: {
       ok: 'every database ok',
       usage: CONFIG_EXIT,
