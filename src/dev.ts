@@ -14,6 +14,7 @@ import {
   embeddedStartFailure,
 } from './dev-environment.ts'
 import { startEmbeddedPostgres } from './embedded-postgres.ts'
+import { EXIT } from './errors.ts'
 import { createLogger } from './log.ts'
 import { runUntilSignalled } from './run-until-signalled.ts'
 
@@ -51,9 +52,26 @@ do $$ begin
 end $$;
 `
 
+/**
+ * Where the embedded Postgres listens, once every problem of the shell's variables that dev reads
+ * is named before it starts (exit 2, as `serve` does), not in a stack trace once it ran. The URL is
+ * a stand-in: dev sets the embedded one, so no problem can be its.
+ */
+function postgresPortOfValidConfiguration(): number {
+  try {
+    const port = devPostgresPort(process.env)
+    const url = `postgres://postgres@127.0.0.1:${port}/${DATABASE}`
+    loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), { dev: true })
+    return port
+  } catch (e) {
+    console.error(`outbox-mailer dev: ${e instanceof Error ? e.message : String(e)}`)
+    process.exit(EXIT.usage)
+  }
+}
+
 async function main() {
+  const port = postgresPortOfValidConfiguration()
   console.log('outbox-mailer dev: starting an embedded Postgres (first start takes a few seconds)…')
-  const port = devPostgresPort(process.env)
   // Until the engine runs and stops on its own signals: Ctrl+C exits, and the exit stops Postgres,
   // which the terminal's signal no longer reaches.
   const duringStart = () => process.exit(130)

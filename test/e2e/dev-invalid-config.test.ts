@@ -1,0 +1,48 @@
+// `bun run dev` with a variable it reads set wrong in the shell: every problem named in one message, exit 2, before its Postgres starts.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { freePort } from '../../src/embedded-postgres.ts'
+
+// Spawns dev, which would start an embedded Postgres were the configuration taken.
+setDefaultTimeout(120_000)
+
+const DEV = resolve(import.meta.dir, '../../src/dev.ts')
+
+test('a shell whose WORKER_CONCURRENCY and METRICS_PORT dev cannot take: exit 2 naming both, no stack trace, no Postgres started', async () => {
+  const cwd = await mkdtemp(join(tmpdir(), 'outbox-dev-config-'))
+  try {
+    const p = Bun.spawn([process.execPath, DEV], {
+      cwd,
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: '0',
+        DEV_POSTGRES_PORT: String(await freePort()),
+        WORKER_CONCURRENCY: 'ten',
+        METRICS_PORT: '0',
+      },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const [code, stdout, stderr] = await Promise.all([
+      p.exited,
+      new Response(p.stdout).text(),
+      new Response(p.stderr).text(),
+    ])
+    expect({
+      code,
+      stackTrace: stderr.includes('    at '),
+      postgresStarted: stdout.includes('Postgres data in'),
+      named: ['WORKER_CONCURRENCY', 'METRICS_PORT'].filter((v) => stderr.includes(`  - ${v}: `)),
+    }).toEqual({
+      code: 2,
+      stackTrace: false,
+      postgresStarted: false,
+      named: ['WORKER_CONCURRENCY', 'METRICS_PORT'],
+    })
+    expect(stderr).toStartWith('outbox-mailer dev: invalid configuration')
+  } finally {
+    await rm(cwd, { recursive: true, force: true })
+  }
+})
