@@ -8,14 +8,16 @@ import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { SessionClient } from '../db/session-settings.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { withTlsAdvice } from '../db/tls-failure.ts'
+import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { isAppError } from '../errors.ts'
 import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
 import { checkGrants } from './grants-check.ts'
 import { checkMigrateRole } from './migrate-role-check.ts'
 
-/** A failed connect in the server's words; a login it refused (password, role, database) or a TLS failure with its cause and what to check. */
-const connectFailure = (e: unknown): string => withTlsAdvice(withLoginAdvice(describe(e), e), e)
+/** A failed connect in the server's words; a login it refused (password, role, database), a TLS or a network failure with its cause and what to check. */
+const connectFailure = (e: unknown): string =>
+  withUnreachableAdvice(withTlsAdvice(withLoginAdvice(describe(e), e), e), e)
 
 // Schema states a deploy fixes by itself (release_command runs migrate); the others need a human.
 const SCHEMA_PENDING = new Set(['schema_missing', 'schema_outdated'])

@@ -7,6 +7,7 @@ import { withLoginAdvice } from './login-refusal.ts'
 import { migrate } from './migrate.ts'
 import { withMigratePrivilegeAdvice } from './migrate-privilege.ts'
 import { withTlsAdvice } from './tls-failure.ts'
+import { withUnreachableAdvice } from './unreachable-cause.ts'
 
 /**
  * Each database is tried, whatever the ones before it did: one down (or newer than this binary)
@@ -62,7 +63,7 @@ export async function migrateEvery(
 function namedForDatabase(db: string, e: unknown, variable: string): Error {
   const message = isAppError(e)
     ? `${db}: ${describeError(e)}`
-    : `${db} (${variable}): ${withTlsAdvice(withLoginAdvice(describeError(e), e), e)}`
+    : `${db} (${variable}): ${withUnreachableAdvice(withTlsAdvice(withLoginAdvice(describeError(e), e), e), e)}`
   // The code is kept: it decides the exit code (a schema verdict is 3, not 1).
   return isAppError(e)
     ? new AppError(e.code, message, e.details, { cause: e })

@@ -1,8 +1,8 @@
 // Why a database could not be reached, for /readyz: a code and what it means, never the URL's host, user or the server's address.
 import { TLS_ADVICE, tlsFailureOf } from './tls-failure.ts'
 
-/** What each connect failure's code says an operator should look at. */
-const MEANINGS: Readonly<Record<string, string>> = {
+/** What each network failure's code says an operator should look at (a host or port of the URL). */
+const NETWORK: Readonly<Record<string, string>> = {
   ECONNREFUSED:
     "nothing accepts connections at the URL's host and port: the server is down or restarting, or the port is wrong",
   ENOTFOUND:
@@ -12,6 +12,11 @@ const MEANINGS: Readonly<Record<string, string>> = {
   EHOSTUNREACH: "no route to the URL's host: network or firewall",
   ENETUNREACH: "no route to the URL's host: network or firewall",
   ECONNRESET: 'the connection was closed on the way: the server restarting, or a proxy between',
+}
+
+/** What each connect failure's code says an operator should look at. */
+const MEANINGS: Readonly<Record<string, string>> = {
+  ...NETWORK,
   ...TLS_ADVICE,
   connection_terminated:
     'the server (or something on the way) closed the connection: restarting, or a proxy between',
@@ -42,4 +47,14 @@ export function unreachableCause(e: unknown, waitedMs?: number): string {
     return `connection_terminated: ${MEANINGS.connection_terminated}`
   }
   return 'unknown: see the logs'
+}
+
+/**
+ * `message` (a failed connect in the driver's words, which name the host and port tried), with
+ * what to look at when `e` is a network failure: check-config's and migrate's lines, as /readyz.
+ */
+export function withUnreachableAdvice(message: string, e: unknown): string {
+  const first = e instanceof AggregateError && e.errors.length > 0 ? e.errors[0] : e
+  const code = (first as { code?: unknown } | null)?.code
+  return typeof code === 'string' && NETWORK[code] ? `${message}: ${NETWORK[code]}` : message
 }
