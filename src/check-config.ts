@@ -1,4 +1,5 @@
 // `check-config [--connect]`: validates the environment and, on request, reaches every database and Entra.
+import { credentialProblemsBeside } from './check-config/credential-beside-problems.ts'
 import { describeCredential } from './check-config/credential-report.ts'
 import { checkDatabase } from './check-config/database-check.ts'
 import { checkFileDir } from './check-config/file-dir-check.ts'
@@ -61,7 +62,10 @@ export async function checkConfig(
     // The role's own requirements, as serve applies them: an API-only process needs no transport.
     config = loadConfig(env, { role })
   } catch (e) {
-    problems.push(...problemsOf(e).map(redact))
+    const refused = problemsOf(e)
+    problems.push(...refused.map(redact))
+    // serve reads the credential once the rest is valid: a problem of it is named now as well.
+    problems.push(...credentialProblemsBeside(env, role, refused, now()).map(redact))
     return { ok: false, problems, checks }
   }
   checks.push(

@@ -52,7 +52,18 @@ export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-typ
  * unreadable or garbled PEM, a key that does not belong to the certificate, or a certificate outside
  * its validity period at `now`. Messages name the variable, never its value.
  */
-export function loadGraphCredential(config: GraphConfig, now: number): GraphCredential {
+export function loadGraphCredential(
+  config: Pick<
+    GraphConfig,
+    | 'clientSecret'
+    | 'certificate'
+    | 'certificateFile'
+    | 'privateKey'
+    | 'privateKeyFile'
+    | 'assertionAlgorithm'
+  >,
+  now: number,
+): GraphCredential {
   if (config.clientSecret) return secretCredential(config.clientSecret)
   const problems: string[] = []
   const certPem = noting(problems, () =>
