@@ -64,6 +64,7 @@ import m0069 from '../../sql/0069_pacing_rate_noted_by.sql' with { type: 'text' 
 import m0070 from '../../sql/0070_worker_request_timeout.sql' with { type: 'text' }
 import m0074 from '../../sql/0074_empty_html_is_no_body.sql' with { type: 'text' }
 import m0075 from '../../sql/0075_probe_due_follows_rows.sql' with { type: 'text' }
+import m0078 from '../../sql/0078_send_deadline_noted_with_its_start.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -133,6 +134,7 @@ export const migrations: readonly Migration[] = [
   { version: 70, name: '0070_worker_request_timeout', sql: m0070 },
   { version: 74, name: '0074_empty_html_is_no_body', sql: m0074 },
   { version: 75, name: '0075_probe_due_follows_rows', sql: m0075 },
+  { version: 78, name: '0078_send_deadline_noted_with_its_start', sql: m0078 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

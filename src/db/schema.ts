@@ -36,6 +36,8 @@ interface EmailOutboxTable {
   lease_token: string | null
   lease_expires_at: NullableTimestamp
   send_started_at: NullableTimestamp
+  // The deadline of the send that start began, noted with it by the last check (sql/0078).
+  send_deadline_at: NullableTimestamp
   cancel_requested_at: NullableTimestamp
   // Written by triggers (sql/0039, 0040, 0042) and by a retry (requeue.ts); read by the claims in SQL.
   sender_key: string | null

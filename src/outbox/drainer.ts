@@ -45,8 +45,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
     return key === null ? {} : { workerKey: key }
   })
   // What its claimed rows name it by in this database (lease_owner); its registry entry says who.
-  // Its registry entry notes the timeout its sends run under, whole seconds rounded up (a lookup of
-  // its interrupted sends waits for it: lookup-grace.ts).
+  // Its registry entry notes the timeout its sends run under, whole seconds rounded up, for older
+  // binaries' lookups of its interrupted sends (sql/0070); this one's read the deadline each start
+  // noted on its row (sql/0078, lookup-grace.ts).
   const registered = {
     ...d.worker,
     requestTimeoutSeconds:
@@ -81,7 +82,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
     log,
   })
 
-  const lastChecks = createStartQueue((leases) => startSends(d.db, leases), {
+  // The deadline noted with each start is this process's own (sql/0078).
+  const sendTimeoutSeconds = d.sendTimeoutMs === undefined ? null : d.sendTimeoutMs / 1000
+  const lastChecks = createStartQueue((leases) => startSends(d.db, leases, sendTimeoutSeconds), {
     clock: d.clock,
     slowMs: LAST_CHECK_IN_SLOT_MS,
   })

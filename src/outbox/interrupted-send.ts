@@ -28,8 +28,8 @@ export async function resolveAmbiguity(
     // cannot tell now is a lookup that failed: asked again later.
     // The grace runs from the last moment the interrupted request could have reached the provider,
     // its deadline: a send that timed out met a slow Graph, which may file the message later still.
-    // The deadline is the sending worker's (its registry entry notes its timeout); not known, a
-    // send made under a longer timeout than this worker's ended no later than its attempt did.
+    // The deadline is the one its start noted on the row (the sending process's timeout); not
+    // noted, a send made under a longer timeout than this worker's ended no later than its attempt did.
     const leftMs = await lookupGraceLeftMs(
       d.db,
       r.lease,

@@ -22,26 +22,25 @@ export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
 /**
  * Milliseconds (database time) until `graceSeconds` have passed since the lease's row's interrupted
  * send could last have reached the provider, 0 once they have; null when the lease is no longer
- * held (its last check refuses it anyway). That moment is the send's deadline: its start (its
- * send_started_at, kept through the retry or reclaim) plus the request timeout of the worker that
- * made it, which its registry entry notes (sql/0070); its request's deadline runs from before the
- * check that recorded that start (send-attempt.ts), so no byte of it leaves later. That worker is
- * the one the first history entry after the start names: the end of the attempt the send was made
- * in (its settlement, or the reclaim of its lease, which names the lease key's worker by its id),
- * written before any later claim of the row could write one, if its entry was there when the send
- * began: a reclaim names whoever holds the key now, and a worker whose entry was lost draws a new
- * key while its rows in flight keep naming the old one, which another may have drawn meanwhile
- * (lease-key.ts beaten), whose timeout may be shorter. Not known (an older binary's entry
- * without it, an entry pruned or written after the start, a history deleted by hand), the moment is the later of the start
- * plus `timeoutSeconds` (this worker's timeout) and the end of that attempt: the first entry after
- * the start other than a wait given back uncounted (`throttled`: a later lookup's, or a send
- * answered 502/504, whose request had ended). The worker that made it may have had a longer timeout
- * (GRAPH_REQUEST_TIMEOUT_SECONDS shortened across a restart), but its request ended before that
- * entry: settled after it timed out or was answered, or reclaimed once its lease ended, which a
- * send never outlives (it starts only with its timeout of lease left); that end may come up to
- * LEASE_SECONDS minus the timeout after the deadline (a crash), the wait a noted timeout spares.
- * Reads one row by primary key, its history by email_attempts_pkey (outbox_id, id), the sender's
- * entry by workers_pkey.
+ * held (its last check refuses it anyway). That moment is the send's deadline, send_deadline_at:
+ * its start (its send_started_at, kept through the retry or reclaim) plus the request timeout of
+ * the process whose last check recorded that start, noted by that check (sql/0078); its request's
+ * deadline runs from before the check (send-attempt.ts), so no byte of it leaves later. Not the
+ * registry's word (sql/0070) on the worker a later history entry names: a reclaim names whoever
+ * holds the row's lease key by then, and a worker whose entry was lost claims under its key until
+ * its next beat finds another drew it (lease-key.ts beaten), so a send begun after that draw was
+ * timed by the other's timeout, which may be shorter. A deadline no later than the start is not
+ * that start's (an older binary's start leaves the column as it was). Not noted (an older binary's
+ * send, a start the file transport's claim recorded), the moment is the later of the start plus
+ * `timeoutSeconds` (this worker's timeout) and the end of the attempt the send was made in: the
+ * first history entry after the start other than a wait given back uncounted (`throttled`: a later
+ * lookup's, or a send answered 502/504, whose request had ended). The worker that made it may have
+ * had a longer timeout (GRAPH_REQUEST_TIMEOUT_SECONDS shortened across a restart), but its request
+ * ended before that entry: settled after it timed out or was answered, or reclaimed once its lease
+ * ended, which a send never outlives (it starts only with its timeout of lease left); that end may
+ * come up to LEASE_SECONDS minus the timeout after the deadline (a crash), the wait a noted
+ * deadline spares. Reads one row by primary key, its history by email_attempts_pkey (outbox_id, id)
+ * only when no deadline is noted.
  */
 export async function lookupGraceLeftMs(
   db: Kysely<Database>,
@@ -50,22 +49,17 @@ export async function lookupGraceLeftMs(
   timeoutSeconds: number,
 ): Promise<number | null> {
   // greatest() skips a NULL: a row with no entry after its start counts from this worker's
-  // timeout alone.
+  // timeout alone. The sub-select runs only when the deadline is not noted (coalesce).
   const { rows } = await sql<{ left_ms: number }>`
     select greatest(0, extract(epoch from
-             coalesce(o.send_started_at + make_interval(secs => w.request_timeout_seconds),
-                      greatest(o.send_started_at + make_interval(secs => ${timeoutSeconds}), e.finished_at))
+             coalesce(case when o.send_deadline_at > o.send_started_at then o.send_deadline_at end,
+                      greatest(o.send_started_at + make_interval(secs => ${timeoutSeconds}),
+                               (select h.finished_at from mailer.email_attempts h
+                                 where h.outbox_id = o.id and h.finished_at >= o.send_started_at
+                                   and h.outcome <> 'throttled'
+                                 order by h.id limit 1)))
              + make_interval(secs => ${graceSeconds}) - now()) * 1000)::float8 as left_ms
       from mailer.email_outbox o
-      left join lateral (select h.worker_id from mailer.email_attempts h
-                          where h.outbox_id = o.id and h.finished_at >= o.send_started_at
-                          order by h.id limit 1) s on true
-      -- An entry written after the send began is not its sender's: a key another worker drew.
-      left join mailer.workers w on w.id = s.worker_id and w.started_at <= o.send_started_at
-      left join lateral (select h.finished_at from mailer.email_attempts h
-                          where h.outbox_id = o.id and h.finished_at >= o.send_started_at
-                            and h.outcome <> 'throttled'
-                          order by h.id limit 1) e on true
      where o.id = ${lease.id} and o.lease_token = ${lease.token} and o.status = 'sending'
        and o.send_started_at is not null`.execute(db)
   return rows[0]?.left_ms ?? null

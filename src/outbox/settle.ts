@@ -130,7 +130,11 @@ export async function settleLeases(
              -- retried through the API, it is looked up in the mailbox (or held) before it is sent again.
              send_started_at = case when ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
                                          and i.ambiguous
-                                    then coalesce(o.send_started_at, now()) end
+                                    then coalesce(o.send_started_at, now()) end,
+             -- Kept with the start it was noted with (sql/0078), else cleared with it.
+             send_deadline_at = case when i.ambiguous and o.send_started_at is not null
+                                          and ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
+                                     then o.send_deadline_at end
         from input i cross join lateral (select ${throttledSince} as since) ts
        where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
          and o.id in (select id from locked)

@@ -29,13 +29,17 @@ export interface StartResult {
 
 // The check's two statements, written out: a Graph send's pickup waits for this one too, and an
 // sql tag's nodes, compiled per call, cost it as they cost the claim (claim.ts, statementText).
+// Values: ids, tokens, the request timeout (seconds) the sends run under, noted with their start
+// as their deadline (sql/0078; null: none).
 const START = `
   /* prepared outbox_start_sends */
-  select id, started, cancelled, expired, busy from mailer.start_sends_unlocked($1::bigint[], $2::uuid[])`
+  select id, started, cancelled, expired, busy
+    from mailer.start_sends_with_deadline($1::bigint[], $2::uuid[], $3::float8)`
 // Prepared like the plain check: planned per call, it cost the benchmark's binary → Graph drain
 // more Postgres CPU per row than the pause read it replaced. A generic plan of its join on
 // mailer.mailbox_pacing's key is re-made when autovacuum analyzes that table (an invalidation), so
-// it follows the table's growth. Values: ids, tokens, each lease's mailbox (its pause key) or null.
+// it follows the table's growth. Values: ids, tokens, each lease's mailbox (its pause key) or null,
+// the request timeout as above.
 // A pacing turn (turn_interval > 0) is no pause without pacing; a rate in force (the newest
 // worker's, 'pacing rate' by primary key: pacing-rate.ts) starts none, each answered paused 0 ms
 // with that interval, so that the gate takes a turn for it first.
@@ -55,8 +59,9 @@ const START_UNPAUSED = `
       left join mailer.mailbox_pacing p on p.mailbox = i.mailbox
   )
   select s.id, s.started, s.cancelled, s.expired, s.busy, null::float8 as paused_ms, null::float8 as paced_ms
-    from mailer.start_sends_unlocked(array(select id from ask where paused_until is null),
-                                     array(select token from ask where paused_until is null)) s
+    from mailer.start_sends_with_deadline(array(select id from ask where paused_until is null),
+                                          array(select token from ask where paused_until is null),
+                                          $4::float8) s
   union all
   select id, false, false, false, false,
          case when paced_ms > 0 then 0 else greatest(1, extract(epoch from paused_until - now()) * 1000) end::float8,
@@ -65,9 +70,13 @@ const START_UNPAUSED = `
 
 /**
  * Marks the given leases as sending-now unless cancelled or expired, in one statement:
- * mailer.start_sends_unlocked (sql/0037; mailer.start_sends of sql/0007, sql/0015, sql/0018,
- * sql/0021, but waiting at most 50 ms for a row lock, then skipping the rows another transaction
- * holds as `busy`), its plan pinned and cached per connection, the call prepared. Row locks order
+ * mailer.start_sends_with_deadline (sql/0078: mailer.start_sends_unlocked of sql/0037, itself
+ * mailer.start_sends of sql/0007, sql/0015, sql/0018, sql/0021, but waiting at most 50 ms for a row
+ * lock, then skipping the rows another transaction holds as `busy`), its plan pinned and cached per
+ * connection, the call prepared. A started row's send_deadline_at is its start plus
+ * `timeoutSeconds`, this process's request timeout, in the same UPDATE: the lookup of an
+ * interrupted send counts from the deadline of the process that sent (lookup-grace.ts), whatever
+ * the registry says of the row's lease key by then. Row locks order
  * this against the API's cancel: exactly one of them sees the other's write; they are taken in id
  * order, as the cancel takes its own (sql/0021).
  * Fenced by (id, lease_token, status = 'sending') and a lease still live in database time, so no
@@ -82,6 +91,7 @@ const START_UNPAUSED = `
 export async function startSends(
   db: Kysely<Database>,
   leases: readonly { id: string; token: string; mailbox?: string }[],
+  timeoutSeconds: number | null = null,
 ): Promise<StartResult> {
   const result: StartResult = {
     started: new Set(),
@@ -105,8 +115,13 @@ export async function startSends(
   const ids = leases.map((l) => l.id)
   const tokens = leases.map((l) => l.token)
   const { rows } = await (leases.some((l) => l.mailbox !== undefined)
-    ? statementText<Row>(db, START_UNPAUSED, [ids, tokens, leases.map((l) => l.mailbox ?? null)])
-    : statementText<Row>(db, START, [ids, tokens]))
+    ? statementText<Row>(db, START_UNPAUSED, [
+        ids,
+        tokens,
+        leases.map((l) => l.mailbox ?? null),
+        timeoutSeconds,
+      ])
+    : statementText<Row>(db, START, [ids, tokens, timeoutSeconds]))
   for (const r of rows) {
     if (r.paced_ms != null) result.pacingMs = r.paced_ms
     if (r.paused_ms != null) result.paused.set(r.id, r.paused_ms)
@@ -138,5 +153,7 @@ export async function startSends(
  */
 export async function primeLastCheck(session: Queryable, withPause: boolean): Promise<void> {
   const none = [['0'], [crypto.randomUUID()]]
-  await (withPause ? session.query(START_UNPAUSED, [...none, [null]]) : session.query(START, none))
+  await (withPause
+    ? session.query(START_UNPAUSED, [...none, [null], null])
+    : session.query(START, [...none, null]))
 }

@@ -167,6 +167,7 @@ test('a send interrupted under a longer GRAPH_REQUEST_TIMEOUT_SECONDS than the l
   await t.pool.query(
     `update mailer.email_outbox
         set send_started_at = send_started_at - interval '61 seconds',
+            send_deadline_at = send_deadline_at - interval '61 seconds',
             lease_expires_at = now() - interval '1 second'
       where id = $1`,
     [id],

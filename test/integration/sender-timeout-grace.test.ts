@@ -1,4 +1,4 @@
-// The lookup of a send a crash interrupted trusts "not found" a grace after that send's own deadline (its worker's noted timeout), else a grace after the reclaim.
+// The lookup of a send a crash interrupted trusts "not found" a grace after that send's own deadline (noted with its start), else a grace after the reclaim.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { cutAtFirstSend } from '../support/cut-at-first-send.ts'
 import { useTestDb } from '../support/db.ts'
@@ -43,6 +43,7 @@ async function crashThenLookUp(forget?: string) {
   await t.pool.query(
     `update mailer.email_outbox
         set send_started_at = send_started_at - interval '45 seconds',
+            send_deadline_at = send_deadline_at - interval '45 seconds',
             lease_expires_at = now() - interval '1 second'
       where id = $1`,
     [id],
@@ -78,21 +79,27 @@ test('a crash with the defaults: the reclaim’s lookup trusts "not found" a gra
   ])
 })
 
-test('the crashed worker’s timeout not noted (an older binary’s registry entry): a grace after the reclaim, as before', async () => {
-  expect(
-    await crashThenLookUp(
-      `update mailer.workers set request_timeout_seconds = null where id = 'crashed'`,
-    ),
-  ).toEqual([{ afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true }])
-})
-
-test('the crashed worker’s registry entry gone (pruned, silent for a day: the reclaim names its lease key, which no entry holds): a grace after the reclaim, as before', async () => {
-  expect(await crashThenLookUp(`delete from mailer.workers where id = 'crashed'`)).toEqual([
+test('the send’s deadline not noted (an older binary’s start): a grace after the reclaim, as before', async () => {
+  expect(await crashThenLookUp(`update mailer.email_outbox set send_deadline_at = null`)).toEqual([
     { afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true },
   ])
 })
 
-test('the crashed worker’s entry lost and its lease key drawn by a worker with a shorter timeout (the reclaim names that worker): the lookup does not count from the other’s deadline, and sends once', async () => {
+test('a deadline no later than the start (an older binary’s start left an earlier send’s): not that send’s, a grace after the reclaim', async () => {
+  expect(
+    await crashThenLookUp(
+      `update mailer.email_outbox set send_deadline_at = send_started_at - interval '1 second'`,
+    ),
+  ).toEqual([{ afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true }])
+})
+
+test('the crashed worker’s registry entry gone (pruned, silent for a day): the deadline noted on its row counts, not a grace after the reclaim', async () => {
+  expect(await crashThenLookUp(`delete from mailer.workers where id = 'crashed'`)).toEqual([
+    { afterDeadlineAndGrace: true, aGraceAfterTheReclaim: false },
+  ])
+})
+
+test('the crashed worker’s entry lost and its lease key drawn by a worker with a shorter timeout after the send began (the reclaim names that worker): the lookup counts from the send’s own deadline, and sends once', async () => {
   // 'redrew' registers after the send began, under the key the crashed send's row still names.
   expect(
     await crashThenLookUp(
@@ -100,5 +107,17 @@ test('the crashed worker’s entry lost and its lease key drawn by a worker with
        insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds)
        select 'redrew', 'h', 1, 'v', lease_key, 5 from gone`,
     ),
-  ).toEqual([{ afterDeadlineAndGrace: true, aGraceAfterTheReclaim: true }])
+  ).toEqual([{ afterDeadlineAndGrace: true, aGraceAfterTheReclaim: false }])
+})
+
+test('the crashed send began after its lease key was drawn by a worker with a shorter timeout (the row claimed under the old key before its worker’s next beat): the lookup does not count from the other’s deadline, and sends once', async () => {
+  // 'redrew' holds the key the row names since before the send began; the sender's own entry lost.
+  expect(
+    await crashThenLookUp(
+      `with gone as (delete from mailer.workers where id = 'crashed' returning lease_key)
+       insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, started_at)
+       select 'redrew', 'h', 1, 'v', lease_key, 5,
+              (select send_started_at - interval '1 second' from mailer.email_outbox) from gone`,
+    ),
+  ).toEqual([{ afterDeadlineAndGrace: true, aGraceAfterTheReclaim: false }])
 })
