@@ -7,7 +7,9 @@
 // the message up in the mailbox (or, with the hold policy, holds it for review) before sending it
 // again; a row failed as ambiguous_send has none, so retrying it sends it. send_at becomes the
 // later of its schedule and now(): a row cancelled before its sendAt must not go out early, while
-// a failed row (due long ago) goes now.
+// a failed row (due long ago) goes now. A row of MAIL_FROM's requeued for later while its probe is
+// owed writes its due hint in the same statement (probe-due-hint.ts): a waiting worker's claim, woken
+// by the requeue, waits for it and not for the later row's time it kept.
 // A row past its expires_at is never requeued: an expired message (an OTP, a reset link) must not
 // go out late. A caller confined to sender mailboxes (a token's senders claim) requeues only rows
 // sent from one of them or from MAIL_FROM: a retry sends mail as the row's mailbox, as an enqueue does.
@@ -20,6 +22,7 @@ import { findOutboxRow } from './inspect.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
+import { probeDueHint } from './probe-due-hint.ts'
 import { wakeWorkers } from './wake-workers.ts'
 
 const requeueSet = {
@@ -62,13 +65,19 @@ export async function requeueOutboxRow(
   senders: ReadonlySet<string> | null = null,
 ): Promise<OutboxSummary | null> {
   const row = await db
-    .updateTable('mailer.email_outbox')
-    .set(requeueSet)
-    .where('id', '=', id)
-    .where(requeueable)
-    .where(withinSenders(senders))
-    .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
-    .returning(SUMMARY_COLUMNS)
+    .with('requeued', (qb) =>
+      qb
+        .updateTable('mailer.email_outbox')
+        .set(requeueSet)
+        .where('id', '=', id)
+        .where(requeueable)
+        .where(withinSenders(senders))
+        .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
+        .returning([...SUMMARY_COLUMNS, 'sender_key']),
+    )
+    .with('hint', () => probeDueHint('requeued'))
+    .selectFrom('requeued')
+    .select(SUMMARY_COLUMNS)
     .executeTakeFirst()
   return row ? toOutboxSummary(row) : null
 }
@@ -176,10 +185,16 @@ export async function requeueMatching(
   // Locks the candidates in id order, checking the filter again on each latest version, then
   // updates them.
   const rows = await withLockedInIdOrder(db, ids, matching)
-    .updateTable('mailer.email_outbox')
-    .set(requeueSet)
-    .where('id', 'in', (eb) => eb.selectFrom('locked').select('id'))
-    .returning('id')
+    .with('requeued', (qb) =>
+      qb
+        .updateTable('mailer.email_outbox')
+        .set(requeueSet)
+        .where('id', 'in', qb.selectFrom('locked').select('id'))
+        .returning(['id', 'status', 'send_at', 'sender_key']),
+    )
+    .with('hint', () => probeDueHint('requeued'))
+    .selectFrom('requeued')
+    .select('id')
     .execute()
   if (rows.length > 0) await wakeWorkers(db)
   const items = rows
