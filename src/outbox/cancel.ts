@@ -8,6 +8,7 @@ import { summarySelection } from './lease-owner-name.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
+import { wakeForCancelledProbeRow } from './probe-due-hint.ts'
 
 /** `cancel_requested`: the row is `sending`; its worker cancels it before the Graph call starts. */
 type CancelOutcome = 'cancelled' | 'cancel_requested'
@@ -77,11 +78,14 @@ export async function cancelOutboxRow(
         .where('id', '=', id)
         .where(notStarted)
         .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
-        .returning(SUMMARY_COLUMNS),
+        .returning([...SUMMARY_COLUMNS, 'sender_key']),
     )
     .with('history', () => historyOfCancelled(db))
     .selectFrom('cancelled_now')
-    .select(summarySelection('cancelled_now'))
+    .select([
+      ...summarySelection('cancelled_now'),
+      wakeForCancelledProbeRow('cancelled_now').as('woke'),
+    ])
     .executeTakeFirst()
   return row ? toOutboxSummary(row) : null
 }
@@ -174,11 +178,11 @@ export async function cancelMatching(
         .updateTable('mailer.email_outbox')
         .set(cancelSet)
         .where('id', 'in', qb.selectFrom('locked').select('id'))
-        .returning(['id', 'status', 'attempts', 'send_started_at']),
+        .returning(['id', 'status', 'attempts', 'send_started_at', 'send_at', 'sender_key']),
     )
     .with('history', () => historyOfCancelled(db))
     .selectFrom('cancelled_now')
-    .select(['id', 'status'])
+    .select(['id', 'status', wakeForCancelledProbeRow('cancelled_now').as('woke')])
     .execute()
   const items = rows
     .map((r) => ({ id: String(r.id), outcome: outcomeOf(r.status) }))

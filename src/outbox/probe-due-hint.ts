@@ -1,7 +1,7 @@
-// What an API statement moving rows of MAIL_FROM's writes for the owed probe (sql/0062, 0075): a due hint for rows moved sooner.
+// What an API statement moving rows of MAIL_FROM's writes for the owed probe (sql/0062, 0075): a due hint for rows moved sooner, a wake for rows cancelled.
 import { type RawBuilder, sql } from 'kysely'
 
-// A row of MAIL_FROM's (no sender key), scheduled ahead, while a probe
+// A row of MAIL_FROM's (no sender key), pending or cancelled just now, scheduled ahead, while a probe
 // is owed (mailbox_pacing_probe_owed_idx, empty otherwise): 0075's insert trigger's WHEN and test.
 const probeWaitsFor = (m: string) =>
   sql`${sql.ref(`${m}.sender_key`)} is null and ${sql.ref(`${m}.send_at`)} > now()
@@ -21,4 +21,19 @@ export function probeDueHint(moved: string): RawBuilder<Record<string, unknown>>
               select min(m.send_at) from ${sql.table(moved)} m
                where m.status = 'pending' and ${probeWaitsFor('m')}
               having min(m.send_at) is not null)`
+}
+
+/**
+ * A select-list column of a statement over `cancelled` (its rows as the cancel left them): wakes
+ * every listening worker at commit when one is a future row of MAIL_FROM's cancelled while a probe
+ * is owed. A worker waits for the kept row's time (mailbox_pacing.probe_due_at); that row cancelled,
+ * its claim must search again, else rows naming MAIL_FROM's address, held while the probe is owed,
+ * wait for that time or the poll. One notification per transaction (Postgres folds repeats); the
+ * value is read for its effect only.
+ */
+export function wakeForCancelledProbeRow(cancelled: string): RawBuilder<boolean | null> {
+  return sql<
+    boolean | null
+  >`case when ${sql.ref(`${cancelled}.status`)} = 'cancelled' and ${probeWaitsFor(cancelled)}
+                                  then pg_notify('mailer_outbox', '') is null end`
 }

@@ -1,0 +1,106 @@
+// A worker waiting for MAIL_FROM's owed probe's kept row is woken by the API's cancel of that row: what it held back goes without waiting for its poll.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { createLogger } from '../../src/log.ts'
+import { cancelMatching, cancelOutbox } from '../../src/outbox/cancel.ts'
+import { createTransport } from '../../src/transport-wiring.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, type TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const MAIL_FROM = 'sender@example.com'
+
+let fake: FakeGraph | null = null
+const engines: TestEngine[] = []
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop()
+  await fake?.stop()
+  fake = null
+})
+
+/** A worker wired as serve wires Graph (its gate pauses MAIL_FROM), its poll 600 s off (the test engine's). */
+async function startWorker(): Promise<TestEngine> {
+  fake = await startFakeGraph({
+    clientSecret: 'right',
+    concurrencyLimit: 1000,
+    mailboxes: [MAIL_FROM],
+  })
+  const config = loadConfig(
+    { ...graphEnvFor(fake), MAIL_FROM, GRAPH_CLIENT_SECRET: 'right', MAILBOX_RATE_PER_MINUTE: '0' },
+    { requireDatabase: false },
+  )
+  const tr = createTransport(
+    config,
+    createLogger('error', () => {}),
+  )
+  const engine = createTestEngine(t, {
+    deps: {
+      log: createLogger('error', () => {}),
+      sender: tr.senderFor('test'),
+      gate: tr.gateFor(t, 'worker-a'),
+      lookup: tr.lookupFor('test'),
+      sendBlockedForMs: tr.blockedForMs,
+      sendTimeoutMs: 5_000,
+      mailFrom: MAIL_FROM,
+    },
+    workerId: 'worker-a',
+  })
+  await engine.start()
+  engines.push(engine)
+  return engine
+}
+
+/** A row due `inSeconds` from now in database time, MAIL_FROM's (no from) or naming `from`. */
+const enqueueIn = async (inSeconds: number, from?: string) =>
+  (
+    await t.pool.query<{ id: string }>(
+      `select mailer.enqueue_email(jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Hello', 'text', 'Hi')
+                                     || coalesce(jsonb_build_object('from', $2::text), '{}'),
+                                   jsonb_build_object('sendAt', now() + make_interval(secs => $1::float8)))::text as id`,
+      [inSeconds, from ?? null],
+    )
+  ).rows[0]!.id
+
+const statusOf = async (id: string) =>
+  (await t.pool.query('select status from mailer.email_outbox where id = $1', [id])).rows[0]?.status
+
+/** MAIL_FROM's pause over, its probe owed, its only row 10 minutes off, one naming its address due; a worker waiting for the far row. */
+async function heldBehindFarRow() {
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now() - interval '1 minute', true)`,
+    [MAIL_FROM],
+  )
+  const far = await enqueueIn(600)
+  const named = await enqueueIn(-1, MAIL_FROM)
+  await startWorker()
+  // The worker's claim kept the far row's time and waits for it; the named row waits with it.
+  await pollUntil(async () => {
+    const p = await t.pool.query(
+      'select probe_due_at from mailer.mailbox_pacing where mailbox = $1',
+      [MAIL_FROM],
+    )
+    return p.rows[0]?.probe_due_at != null ? true : undefined
+  }, 30_000)
+  expect(await statusOf(named)).toBe('pending')
+  return { far, named }
+}
+
+test('the kept row cancelled through the API, nothing else of MAIL_FROM’s pending: a row naming MAIL_FROM’s address goes at once', async () => {
+  const { far, named } = await heldBehindFarRow()
+  await cancelOutbox(t.db, far, null)
+  await pollUntil(async () => ((await statusOf(named)) === 'sent' ? true : undefined), 30_000)
+  expect(fake?.accepted.map((a) => a.outboxId)).toEqual([named])
+})
+
+test('the kept row cancelled by a bulk cancel: the same', async () => {
+  const { far, named } = await heldBehindFarRow()
+  const r = await cancelMatching(t.db, { ids: [far] }, null, { limit: 10 })
+  expect(r.items).toEqual([{ id: far, outcome: 'cancelled' }])
+  await pollUntil(async () => ((await statusOf(named)) === 'sent' ? true : undefined), 30_000)
+  expect(fake?.accepted.map((a) => a.outboxId)).toEqual([named])
+})
