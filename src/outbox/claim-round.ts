@@ -205,8 +205,8 @@ export function createClaimRound(r: {
         handedOver: (lease) => {
           if (unsent.delete(lease)) r.roomMade()
         },
-        done: (lease) => {
-          if (pause.done(lease) && pause.key !== null)
+        done: (lease, sent) => {
+          if (pause.done(lease, sent === true) && pause.key !== null)
             void probeAnswered(d.db, { mailbox: pause.key, id: lease.id }).catch((err) =>
               log.warn('could not record MAIL_FROM’s probe answered', { err }),
             )

@@ -23,8 +23,12 @@ export interface DefaultSenderPause {
   ): void
   /** A row went back unsent because `mailbox` stands paused (not for a pacing turn). */
   mailboxPaused(mailbox: string): void
-  /** A lease is finished with (settled or lost): true when it was the probe and met no pause again. */
-  done(lease: Lease): boolean
+  /**
+   * A lease is finished with (settled or lost; `sent`: its send was asked of Graph): true when it was
+   * the probe, sent, and met no pause again. A probe settled unsent (cancelled or expired before its
+   * send, lost, given back) is no verdict of the mailbox: paused again, the next claim probes anew.
+   */
+  done(lease: Lease, sent?: boolean): boolean
 }
 
 /**
@@ -70,12 +74,12 @@ export function createDefaultSenderPause(
     mailboxPaused(mailbox) {
       if (key !== null && mailboxKey(mailbox) === key) state = 'paused'
     },
-    done(lease) {
+    done(lease, sent = false) {
       if (lease !== probe) return false
       probe = null
       if (state !== 'probing') return false
-      state = 'unpaused'
-      return true
+      state = sent ? 'unpaused' : 'paused'
+      return sent
     },
   }
 }

@@ -53,8 +53,12 @@ export interface DeliveryDeps {
   abort: AbortSignal
   /** Called when a lease's outcome is known and goes to be recorded: it needs no send any more. */
   handedOver?: (lease: Lease) => void
-  /** Called once per lease when it is finished with (settled or lost). */
-  done: (lease: Lease) => void
+  /**
+   * Called once per lease when it is finished with (settled or lost). `sent`: its send was asked of
+   * the provider (whatever came of it); not for a row settled or given back unsent (cancelled,
+   * expired, released, lost before its send).
+   */
+  done: (lease: Lease, sent?: boolean) => void
   /** A row went back unsent because `mailbox` stands paused (not for a pacing turn). */
   onMailboxPaused?: (mailbox: string) => void
   /** A row was rescheduled `delayMs` from now: the drainer arms its timer for it. */

@@ -100,5 +100,5 @@ export async function recordOutcome(
       outcome: s.kind,
     })
   }
-  d.done(lease)
+  d.done(lease, extra.startedAt !== undefined)
 }

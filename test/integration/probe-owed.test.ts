@@ -138,6 +138,31 @@ describe('a MAIL_FROM pause’s end probe, owed by the database', () => {
 })
 
 describe('the probe’s verdict', () => {
+  test('a probe row that never reaches Graph (past its expiresAt at the pause’s end) is no verdict: the row after it probes, one sendMail while still throttled', async () => {
+    const tr = await throttlingGraph()
+    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    const rows = await defaultRows(10)
+    const a = await startWorker(tr, 'worker-a')
+    await pausedAndIdle([a])
+    // The pause ends: the first row due and expired (the probe, settled unsent), the rest 3 s later.
+    const asked0 = fake?.requests.length ?? 0
+    await t.pool.query(
+      `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
+       update mailer.email_outbox
+          set send_at = case when id = $2 then now() - interval '1 minute' else now() + interval '3 seconds' end,
+              expires_at = case when id = $2 then now() end
+        where status = 'pending'`,
+      [MAIL_FROM, rows[0]],
+    )
+    a.drainer.wake()
+    await pollUntil(async () => (mailFromSends(asked0).length > 0 ? true : undefined), 30_000)
+    await pausedAndIdle([a])
+    const expired = await t.pool.query('select status from mailer.email_outbox where id = $1', [
+      rows[0],
+    ])
+    expect([expired.rows[0].status, mailFromSends(asked0).length]).toEqual(['failed', 1])
+  })
+
   test('accepted: owed no more, and the backlog goes through every worker, each row once', async () => {
     const tr = await throttlingGraph()
     fake?.setFaults({ pickSendMail: () => THROTTLED })

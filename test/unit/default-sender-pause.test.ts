@@ -34,8 +34,8 @@ describe('MAIL_FROM’s pause in the claims', () => {
     expect(p.guardParam()).toBeUndefined()
     expect(p.done(lease('2'))).toBe(false)
     expect(p.limit(10)).toBe(0)
-    // Its verdict, for the database too: the probe is answered.
-    expect(p.done(probe)).toBe(true)
+    // Its verdict (its send asked of Graph), for the database too: the probe is answered.
+    expect(p.done(probe, true)).toBe(true)
     expect(p.limit(10)).toBe(10)
     expect(p.guardParam()).toBeDefined()
     expect(p.claimParam()).toBeUndefined()
@@ -48,7 +48,7 @@ describe('MAIL_FROM’s pause in the claims', () => {
     p.claimed(null, [probe])
     p.mailboxPaused('sender@example.com')
     // Owed again (the new pause said so): not answered.
-    expect(p.done(probe)).toBe(false)
+    expect(p.done(probe, true)).toBe(false)
     expect(p.claimParam()).toEqual({ key: 'sender@example.com', holdMs: 5_000 })
     expect(p.limit(10)).toBe(10)
     // Over with nothing due: back to the usual claim at once.
@@ -70,8 +70,24 @@ describe('MAIL_FROM’s pause in the claims', () => {
     p.claimed(null, [probe], null)
     expect(p.claimParam()).toBeUndefined()
     expect(p.limit(10)).toBe(0)
-    p.done(probe)
+    p.done(probe, true)
     expect(p.limit(10)).toBe(10)
+  })
+
+  test('a probe settled unsent (cancelled or expired before its send, lost) is no verdict: the claims leave MAIL_FROM out and probe again', () => {
+    const p = createDefaultSenderPause(gate, 'sender@example.com')
+    p.mailboxPaused('sender@example.com')
+    const probe = lease('1')
+    p.claimed(null, [probe])
+    expect(p.done(probe, false)).toBe(false)
+    expect([p.claimParam(), p.limit(10)]).toEqual([
+      { key: 'sender@example.com', holdMs: 5_000 },
+      10,
+    ])
+    const next = lease('2')
+    p.claimed(null, [next])
+    expect(p.limit(10)).toBe(0)
+    expect(p.done(next, true)).toBe(true)
   })
 
   test('a gate that never pauses, or no MAIL_FROM, never leaves anything out', () => {
