@@ -725,10 +725,15 @@ describe('retry', () => {
     // The worker settles the row between the retry's update (which found it sending) and its look
     // at why: the moment a real worker's settlement can land in.
     let settled = false
+    // The retry's statement: its update is a CTE (with the owed probe's hint, probe-due-hint.ts).
+    const requeues = new Set<unknown>()
     const racing = t.db.withPlugin({
-      transformQuery: (a) => a.node,
+      transformQuery: (a) => {
+        if (a.node.kind === 'SelectQueryNode' && a.node.with !== undefined) requeues.add(a.queryId)
+        return a.node
+      },
       transformResult: async (a) => {
-        if (!settled && a.result.rows.length === 0 && a.result.numAffectedRows === 0n) {
+        if (!settled && requeues.has(a.queryId) && a.result.rows.length === 0) {
           settled = true
           await t.pool.query(
             `update mailer.email_outbox set status = 'failed', last_error_code = 'ErrorInvalidRecipients',
