@@ -11,7 +11,7 @@
 // statuses, a tenant, a time window, a cursor deep in the list. `read` is the rows the scans
 // returned plus those their filters removed; a page reads ~51: a shape reading thousands is flagged.
 // A shape walking the primary key (walksPrimaryKey) reads one span (spanPageStatement, SPAN_ROWS
-// rows at most) and may answer a short page: flagged past the span, `items` its page's rows.
+// ids at most) and may answer a short page: flagged past the span, `items` its page's rows.
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import type { OutboxStatus } from '../src/db/schema.ts'
@@ -142,14 +142,12 @@ async function explainAll(probe: Probe, db: ReturnType<typeof openDb>['db']) {
         const walk = { order: direction, limit: 50, after, spanRows: SPAN_ROWS } as const
         const spans = walksPrimaryKey(filter)
         const q = spans
-          ? spanPageStatement(db, filter, null, walk).compile()
+          ? spanPageStatement(db, filter, null, walk).compile(db)
           : listStatement(db, filter, { limit: 50, order, after }, null)?.compile()
         if (!q) continue
         const { executionMs, buffers, read, how } = await explainList(probe, q)
-        const got = await probe.query<{ matched?: boolean; span_row?: string }>(q.sql, [
-          ...q.parameters,
-        ])
-        const items = got.filter((r) => !spans || (r.matched && Number(r.span_row) <= SPAN_ROWS))
+        const got = await probe.query<{ id: string | null }>(q.sql, [...q.parameters])
+        const items = got.filter((r) => r.id !== null)
         const what = `${order} ${label}${after ? ` after ${after}` : ''}`
         console.log(
           `${read > FLAG_READ + (spans ? SPAN_ROWS : 0) ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  items ${String(Math.min(items.length, 50)).padStart(2)}${spans ? ' span' : ''}  ${how.join(', ')}`,

@@ -27,16 +27,16 @@ interface ListPage {
   after?: string
   /** Oldest first: no row above this id (settledHorizon), so a page never passes one committed late. */
   through?: string
-  /** Walking the primary key: the rows one page reads at most (SPAN_ROWS; tests set fewer). */
+  /** Walking the primary key: the ids one page reads at most (SPAN_ROWS; tests set fewer). */
   spanRows?: number
 }
 
 interface ListResult {
   items: OutboxSummary[]
   /**
-   * Where the next page starts when more rows may follow: this page's last id, or the last id of
-   * the span it read when the page did not fill (a filter walking the primary key); the API wraps
-   * it in an opaque cursor.
+   * Where the next page starts when more rows may follow: this page's last id, or the block
+   * boundary past the span it read when the page did not fill (a filter walking the primary key,
+   * spanPage); the API wraps it in an opaque cursor.
    */
   next: string | null
 }
@@ -74,7 +74,8 @@ export async function listOutbox(
       through: page.through,
       spanRows: page.spanRows ?? SPAN_ROWS,
     }
-    return spanPage(await spanPageStatement(db, filter, scopeTenant, walk).execute(), walk)
+    const { rows } = await spanPageStatement(db, filter, scopeTenant, walk).execute(db)
+    return spanPage(rows, walk)
   }
   const query = listStatement(db, filter, page, scopeTenant)
   if (!query) return { items: [], next: null }
