@@ -122,9 +122,21 @@ export function listStatement(
   if (filter.correlationId === undefined && filter.template === undefined && !several) {
     query = query.where(where)
   } else {
-    const ids = candidateIds(db, filter.status ?? OUTBOX_STATUSES, where, page.limit + 1, direction)
+    // Several statuses alone: the pending branch looks past the cursor first (a backlog's rows).
+    const near = several && filter.correlationId === undefined && filter.template === undefined
+    const statuses = filter.status ?? OUTBOX_STATUSES
+    const ids = candidateIds(
+      db,
+      statuses,
+      where,
+      page.limit + 1,
+      direction,
+      near ? { after } : undefined,
+    )
     if (!ids) return null
-    query = query.where(sql<boolean>`id in (${ids})`)
+    // As an array, the ids are fetched through email_outbox_pkey whatever the planner guesses of
+    // the near look's count: as `id in (…)` it hashed them against a sequential scan of the table.
+    query = query.where(near ? sql<boolean>`id = any(array(${ids}))` : sql<boolean>`id in (${ids})`)
   }
   return query.orderBy('id', direction).limit(page.limit + 1)
 }
