@@ -64,6 +64,7 @@ import m0069 from '../../sql/0069_pacing_rate_noted_by.sql' with { type: 'text' 
 import m0070 from '../../sql/0070_worker_request_timeout.sql' with { type: 'text' }
 import m0074 from '../../sql/0074_empty_html_is_no_body.sql' with { type: 'text' }
 import m0075 from '../../sql/0075_probe_due_follows_rows.sql' with { type: 'text' }
+import m0076 from '../../sql/0076_claim_past_paused_in_pieces.sql' with { type: 'text' }
 import m0078 from '../../sql/0078_send_deadline_noted_with_its_start.sql' with { type: 'text' }
 
 export interface Migration {
@@ -134,6 +135,7 @@ export const migrations: readonly Migration[] = [
   { version: 70, name: '0070_worker_request_timeout', sql: m0070 },
   { version: 74, name: '0074_empty_html_is_no_body', sql: m0074 },
   { version: 75, name: '0075_probe_due_follows_rows', sql: m0075 },
+  { version: 76, name: '0076_claim_past_paused_in_pieces', sql: m0076 },
   { version: 78, name: '0078_send_deadline_noted_with_its_start', sql: m0078 },
 ]
 

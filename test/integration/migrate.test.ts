@@ -341,6 +341,11 @@ describe('migrate', () => {
         '7a48953349095a1ea08ae9d5f57bf17e2de60e8780a7f87167a6e8c44199cd5c',
       ],
       [
+        76,
+        '0076_claim_past_paused_in_pieces',
+        '59aac59135483331ed071c5cc3fd99545097dc970eec82d3cb11cbd3cf8b08a4',
+      ],
+      [
         78,
         '0078_send_deadline_noted_with_its_start',
         '1f438f66a5b84796f6ba8fb584ead68ec7f2818e81a3466133429bc05f8ec91d',
@@ -471,7 +476,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74, 75, 78,
+        61, 62, 69, 70, 74, 75, 76, 78,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -532,6 +537,7 @@ describe('migrate', () => {
         { version: 70, c: true },
         { version: 74, c: true },
         { version: 75, c: true },
+        { version: 76, c: true },
         { version: 78, c: true },
         { version: 1000, c: true },
       ])
@@ -543,7 +549,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 75, 78, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -805,7 +811,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74, 75, 78,
+      61, 62, 69, 70, 74, 75, 76, 78,
     ])
     const { rows } = await adminQuery(
       url,
