@@ -1165,6 +1165,21 @@ describe('sendMail outcomes', () => {
     expect(await pending).toMatchObject({ kind: 'retry', code: 'aborted' })
   })
 
+  test('a stop after Graph accepted but before its answer came back: the line says the answer was lost, not that Graph refused', async () => {
+    const s = await setup()
+    s.fake.setFaults({ sendMail: ['accept_then_hang'] })
+    const shutdown = new AbortController()
+    const pending = s.sender.send(mail(), shutdown.signal)
+    await until(() => s.fake.inFlight() === 1, 'the request to hang')
+    shutdown.abort()
+    expect(await pending).toMatchObject({ kind: 'retry', code: 'aborted' })
+    expect(s.fake.accepted).toHaveLength(1)
+    const lines = s.logLines.map((l) => JSON.parse(l) as { msg: string; code?: string })
+    expect(lines.filter((l) => l.code === 'aborted').map((l) => l.msg)).toEqual([
+      'graph sendMail unanswered: whether Graph accepted it is not known',
+    ])
+  })
+
   test('a certificate that cannot be verified (unknown issuer, another host): graph_unreachable, uncounted, not ambiguous; no request reached the host', async () => {
     const s = await setup()
     await s.tokens.getToken()
