@@ -78,6 +78,21 @@ export async function checkDatabase(
         out.problems.push(`${where}: its grants could not be read: ${describe(e)}`)
       }
     }
+    // No direct URL of its own: migrate (the release command) runs as this role, often the
+    // service's, granted its tables only (step 7), which may not change the schema.
+    if (d.listenUrl === d.url) {
+      const where = `database "${d.name}" (${label('url')})`
+      const variables = { listen: label('listenUrl'), url: label('url') }
+      try {
+        const r = await checkMigrateRole(pool, where, variables, true)
+        if ('problem' in r) out.problems.push(r.problem)
+        else out.checks.push(r.check)
+      } catch (e) {
+        out.problems.push(
+          `${where}: whether its role may migrate could not be read: ${describe(e)}`,
+        )
+      }
+    }
   } catch (e) {
     out.problems.push(
       `database "${d.name}" (${label('url')}): cannot connect: ${connectFailure(e)}`,

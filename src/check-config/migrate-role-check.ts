@@ -9,7 +9,7 @@ import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
  * before the first migrate when it may create schemas in the database (has_database_privilege).
  */
 async function readMayMigrate(
-  client: pg.Client,
+  client: Pick<pg.Client, 'query'>,
 ): Promise<{ role: string; database: string; may: boolean }> {
   const { rows } = await client.query<{ role: string; database: string; may: boolean }>(
     `select current_user as role, current_database() as database,
@@ -23,16 +23,22 @@ async function readMayMigrate(
 /**
  * A problem naming the role of `client`'s URL and the role and URL migrate needs instead, or a check
  * saying it may migrate. `where` names the database and its variable, as the other database checks do.
+ * `shared`: the direct URL is unset and migrate falls back to the service's URL; a role that may not
+ * migrate is then a warning (serve runs as it; a team may migrate by hand with the owner's URL).
  */
 export async function checkMigrateRole(
-  client: pg.Client,
+  client: Pick<pg.Client, 'query'>,
   where: string,
   variables: { listen: string; url: string },
+  shared = false,
 ): Promise<{ problem: string } | { check: string }> {
   const r = await readMayMigrate(client)
+  const unset = shared ? `${variables.listen} is unset` : ''
   if (r.may)
-    return { check: `${where}: role ${r.role} may change the mailer schema, as migrate does` }
-  return {
-    problem: `${where}: migrate, the release command, runs over this URL and would fail (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}): ${migrateRoleAdvice(r.role, r.database, variables)}`,
-  }
+    return {
+      check: `${where}: role ${r.role} may change the mailer schema, as migrate does${shared ? ` (${unset}: migrate runs over this URL)` : ''}`,
+    }
+  const would = `migrate, the release command, runs over this URL and would fail (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}): ${migrateRoleAdvice(r.role, r.database, variables)}`
+  if (shared) return { check: `warning: ${where}: ${unset}, so ${would}` }
+  return { problem: `${where}: ${would}` }
 }

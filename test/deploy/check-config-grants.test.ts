@@ -149,3 +149,36 @@ describe('check-config --connect and the role of LISTEN_DATABASE_URL, which migr
     )
   })
 })
+
+describe('check-config --connect with LISTEN_DATABASE_URL unset: migrate runs as the role of DATABASE_URL', () => {
+  /** check-config --connect with `databaseUrl` alone. */
+  const alone = (databaseUrl: string) =>
+    checkConfig(
+      {
+        MAIL_TRANSPORT: 'discard',
+        API_JWT_SECRET: jwtSecret,
+        DATABASE_URL: databaseUrl,
+        LISTEN_MODE: 'poll',
+      },
+      { connect: true, role: 'api' },
+    )
+
+  test('the service’s role, which may not change the schema, is a warning naming it and where the owner’s URL goes', async () => {
+    const r = await alone(urlAs(role))
+    const database = new URL(db.url).pathname.slice(1)
+    // serve runs as it: not a problem, migrate may be run by hand with the owner's URL.
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    expect(r.checks).toContain(
+      `warning: database "default" (DATABASE_URL): LISTEN_DATABASE_URL is unset, so migrate, the release command, runs over this URL and would fail (SQLSTATE 42501): the role ${role} may not create or change the mailer schema: migrate runs as the role that owns it (before the first migrate, one that may create schemas: grant create on database ${database} to it); set LISTEN_DATABASE_URL to that role's direct URL, the service's role staying in DATABASE_URL (deploy guide, step 7)`,
+    )
+  })
+
+  test('the schema’s owner is named as the role migrate runs as', async () => {
+    const owner = decodeURIComponent(new URL(db.url).username)
+    const r = await alone(db.url)
+    expect(r).toMatchObject({ ok: true, problems: [] })
+    expect(r.checks).toContain(
+      `database "default" (DATABASE_URL): role ${owner} may change the mailer schema, as migrate does (LISTEN_DATABASE_URL is unset: migrate runs over this URL)`,
+    )
+  })
+})
