@@ -5,8 +5,8 @@ import { type Parsed, parseArgs, parseRole, parseSeconds } from './cli-args.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig } from './config.ts'
 import { migrateEvery } from './db/migrate-every.ts'
-import { AppError, describeError, EXIT, exitCodeOf } from './errors.ts'
-import { createLogger } from './log.ts'
+import { AppError, describeError, EXIT, exitCodeOf, isAppError } from './errors.ts'
+import { createLogger, type Logger } from './log.ts'
 import { collectProcessWarnings, logProcessWarnings } from './process-warnings.ts'
 import { runUntilSignalled } from './run-until-signalled.ts'
 import { sendTest } from './send-test.ts'
@@ -73,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
     })
   } catch (e) {
     console.error(describeError(e))
+    // LOG_LEVEL unread (the configuration failed): an error line is written at any level.
+    if (command === 'serve' || command === 'migrate') logExit(createLogger('error'), e)
     return EXIT.usage
   }
   const log = createLogger(config.logLevel)
@@ -109,8 +111,20 @@ async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     console.error(describeError(e))
+    // A log pipeline (fly logs) parses JSON lines and drops plain text: the reason is one too.
+    logExit(log, e)
     return exitCodeOf(e)
   }
+}
+
+/** Why the command ends: its exit code, the error's code when it has one, and its text. */
+function logExit(log: Logger, e: unknown) {
+  const code = isAppError(e) ? e.code : (e as { code?: unknown } | null)?.code
+  log.error('exiting', {
+    exitCode: exitCodeOf(e),
+    code: typeof code === 'string' ? code : undefined,
+    reason: describeError(e),
+  })
 }
 
 if (import.meta.main) {

@@ -43,6 +43,13 @@ export async function migrateEvery(
         url: urlVariable(d, config.databases, 'url'),
       })
       print.err(message)
+      // The same as a JSON line: a log pipeline (fly logs, the release command's) drops plain text.
+      log.error('migration failed', {
+        db: d.name,
+        exitCode: exitCodeOf(named),
+        code: isAppError(e) ? e.code : codeOf(e),
+        reason: message,
+      })
       failed.push({ name: d.name, exit: exitCodeOf(named) })
     }
   }
@@ -68,4 +75,10 @@ function namedForDatabase(db: string, e: unknown, variable: string): Error {
   return isAppError(e)
     ? new AppError(e.code, message, e.details, { cause: e })
     : new Error(message, { cause: e })
+}
+
+/** The driver's or the server's code (ECONNREFUSED, a SQLSTATE), when the error has one. */
+function codeOf(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : undefined
 }

@@ -449,7 +449,7 @@ test('serve with its PORT or METRICS_PORT held by another program says so in one
       const line = `cannot listen on 127.0.0.1:${held.port} (${variables}): another program holds that port (EADDRINUSE)`
       const logged = r.stdout
         .split('\n')
-        .filter((l) => l.includes('cannot listen'))
+        .filter((l) => l.includes('"msg":"cannot listen'))
         .map((l) => JSON.parse(l))
       expect({ code: r.code, stderr: r.stderr, logged }).toEqual({
         code: 1,

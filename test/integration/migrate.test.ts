@@ -870,9 +870,24 @@ describe('migrate', () => {
       LOG_LEVEL: 'error',
     })
     // The first failure's exit code: 1, the login refused (3 would be the newer schema's).
-    expect([r.code, r.stdout.trimEnd().split('\n')]).toEqual([
+    // Each failure is a JSON line too (a log pipeline drops plain text), the result a plain one.
+    const out = r.stdout.trimEnd().split('\n')
+    expect([
+      r.code,
+      out.filter((l) => !l.startsWith('{')),
+      out
+        .filter((l) => l.startsWith('{'))
+        .map((l) => {
+          const { msg, db, exitCode } = JSON.parse(l)
+          return [msg, db, exitCode]
+        }),
+    ]).toEqual([
       1,
       [expect.stringMatching(/^fresh: applied 1, 2, .+ \(schema version \d+\)$/)],
+      [
+        ['migration failed', 'gone', 1],
+        ['migration failed', 'ahead', 3],
+      ],
     ])
     const failed = r.stderr.trimEnd().split('\n')
     expect(failed).toEqual([
