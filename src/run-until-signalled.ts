@@ -1,4 +1,4 @@
-// `serve` until SIGTERM/SIGINT/SIGHUP: a signal stops it within the shutdown grace, one during the start once started, a second exits at once.
+// `serve` until SIGTERM/SIGINT/SIGHUP or an error nothing caught: either stops it within the shutdown grace, one during the start once started; a second signal exits at once.
 import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
 import { type Running, type ServeOptions, serve } from './serve.ts'
@@ -57,12 +57,14 @@ export async function runUntilSignalled(
       process.exit(EXIT.failure)
     }, boundMs).unref()
   }
+  // An error nothing caught ends the run with exit 1 once stopped, not 0.
+  let faulted = false
   const stop = (r: Running, signal: string) => {
     void r
       .stop(signal)
       .then(p.afterStop)
       .then(
-        () => process.exit(EXIT.ok),
+        () => process.exit(faulted ? EXIT.failure : EXIT.ok),
         (err) => {
           o.log.error('shutdown failed', { err })
           process.exit(EXIT.failure)
@@ -94,6 +96,29 @@ export async function runUntilSignalled(
       o.log.info('signal during the start; stopping once started', { signal })
     }
   }
+  /**
+   * An exception nothing caught, or a promise rejected and never handled: Bun prints it as text on
+   * stderr and the process goes on in a state nobody knows (a drainer's loop ended, say, its leases
+   * left to expire). It is logged as a JSON line and serve stops as on SIGTERM, in-flight sends
+   * given the grace and their outcomes recorded, then exits 1 (Fly's restart policy starts it
+   * again). One during a stop is logged; the stop's bound still holds.
+   */
+  const onFault = (origin: 'uncaughtException' | 'unhandledRejection', err: unknown) => {
+    o.log.error('uncaught error: stopping', {
+      origin,
+      err,
+      stack: err instanceof Error ? err.stack : undefined,
+    })
+    if (faulted || signals > 0) return
+    faulted = true
+    first ??= { signal: origin, at: performance.now() }
+    signals += 1
+    armBound(origin)
+    if (running) stop(running, origin)
+    else asked = origin
+  }
+  process.on('uncaughtException', (err) => onFault('uncaughtException', err))
+  process.on('unhandledRejection', (err) => onFault('unhandledRejection', err))
   process.on('SIGTERM', () => onSignal('SIGTERM'))
   process.on('SIGINT', () => onSignal('SIGINT'))
   process.on('SIGHUP', () => onSignal('SIGHUP'))

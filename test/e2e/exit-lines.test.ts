@@ -1,8 +1,12 @@
-// Why the process ended, as a JSON log line a log pipeline (fly logs) reads: serve's and migrate's failures.
+// Why the process ended, as a JSON log line a log pipeline (fly logs) reads: serve's and migrate's failures, and an error nothing caught, which stops serve as a signal does.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { join, resolve } from 'node:path'
 import { testCluster } from '../preload.ts'
 import { compiledBinary, runBinary } from '../support/binary.ts'
 import { closedPort } from '../support/closed-port.ts'
+import { pollUntil } from '../support/events.ts'
+import { growingOutput } from '../support/growing-output.ts'
+import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
@@ -92,4 +96,69 @@ describe('an exit reason is a JSON line on stdout too', () => {
       }),
     ])
   })
+})
+
+describe('an error nothing caught, in a running serve', () => {
+  const root = resolve(import.meta.dir, '../..')
+  for (const fault of ['exception', 'rejection'] as const) {
+    test(`an uncaught ${fault}: logged as a JSON line, serve stops as on a signal (its worker deregistered), exit 1`, async () => {
+      const p = Bun.spawn(
+        [
+          process.execPath,
+          '--preload',
+          join(root, 'test/support/fault-on-signal.ts'),
+          join(root, 'src/main.ts'),
+          'serve',
+          '--role',
+          'worker',
+        ],
+        {
+          cwd: root,
+          env: base({ DATABASE_URL: migrated.url, LOG_LEVEL: 'info', FAULT: fault }),
+          stdout: 'pipe',
+          stderr: 'pipe',
+        },
+      )
+      const stdout = growingOutput(p.stdout)
+      let exitCode: number | null = null
+      void p.exited.then((c) => {
+        exitCode = c
+      })
+      let code: number | 'still running'
+      try {
+        await listeningPort(stdout, p.exited)
+        const workers = async () =>
+          Number(
+            (await adminQuery(migrated.url, 'select count(*)::int as n from mailer.workers'))
+              .rows[0]?.n,
+          )
+        await pollUntil(async () => ((await workers()) === 1 ? true : undefined), 20_000)
+        p.kill('SIGUSR2')
+        // Bounded: a process that goes on after such an error (in a state nobody knows) fails here.
+        code = await pollUntil(async () => exitCode ?? undefined, 60_000).catch(
+          () => 'still running' as const,
+        )
+      } finally {
+        p.kill('SIGKILL')
+      }
+      await stdout.ended
+      const lines = jsonLines(stdout.text())
+      expect({
+        code,
+        fault: lines.filter((l) => l.level === 'error').map((l) => [l.msg, l.origin]),
+        stop: lines.filter((l) => l.msg === 'stopping' || l.msg === 'stopped').map((l) => l.msg),
+      }).toEqual({
+        code: 1,
+        fault: [
+          [
+            'uncaught error: stopping',
+            fault === 'exception' ? 'uncaughtException' : 'unhandledRejection',
+          ],
+        ],
+        stop: ['stopping', 'stopped'],
+      })
+      const left = await adminQuery(migrated.url, 'select count(*)::int as n from mailer.workers')
+      expect(left.rows[0]?.n).toBe(0)
+    })
+  }
 })
