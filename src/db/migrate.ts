@@ -3,6 +3,7 @@ import type pg from 'pg'
 import { type Clock, systemClock } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { describeHolder, readLockHolders } from './lock-holders.ts'
 import {
   assertOwnSession,
   MIGRATE_APPLICATION_NAME,
@@ -14,7 +15,7 @@ import { ensureMigrationsTable, readApplied, recordMigration } from './migration
 import { migrations as embedded, type Migration } from './migrations.ts'
 import { assertMigrationsFit } from './server-encoding.ts'
 import { CONNECT_TIMEOUT_MS, SessionClient } from './session-settings.ts'
-import { DEADLOCK_SQLSTATE } from './sqlstate.ts'
+import { DEADLOCK_SQLSTATE, LOCK_NOT_AVAILABLE_SQLSTATE } from './sqlstate.ts'
 
 interface MigrateOptions {
   url: string
@@ -61,8 +62,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
       const { pending, newer } = planMigrations(applied, list)
       const done: number[] = []
       for (const m of pending) {
-        if (runsOutsideTransaction(m)) await applyOutsideTransaction(client, m)
-        else await applyInTransaction(client, m, o.log)
+        await applyWithRetries(client, m, o.log, lockTimeoutMs)
         o.log.info('migration applied', { version: m.version, name: m.name })
         done.push(m.version)
       }
@@ -84,53 +84,84 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
  */
 const DEADLOCK_TRIES = 5
 
-async function applyInTransaction(client: pg.Client, m: Migration, log: Logger) {
+/**
+ * How many times a migration whose wait for a table lock ran past lock_timeout (55P03: a long
+ * transaction, a report or a hand session, holds the table) is run: with the default 60 s, three
+ * waits end within Fly's 5-minute release window. Each wait given up lets the statements queued
+ * behind it (the workers') run meanwhile.
+ */
+const LOCK_TIMEOUT_TRIES = 3
+
+/**
+ * A migration run, and run again from its start when a deadlock or a lock timeout ended it: in a
+ * transaction the rollback undid it; outside one (`--! no-transaction`) each file is written so
+ * that running it again from its start completes it (migration-plan.ts).
+ */
+async function applyWithRetries(
+  client: pg.Client,
+  m: Migration,
+  log: Logger,
+  lockTimeoutMs: number,
+) {
+  const outside = runsOutsideTransaction(m)
   for (let attempt = 1; ; attempt++) {
-    await client.query('begin')
     try {
-      await client.query(m.sql)
-      await recordMigration(client, m)
-      await client.query('commit')
+      if (outside) await applyOutsideTransaction(client, m)
+      else await applyInTransaction(client, m)
       return
     } catch (e) {
-      await client.query('rollback')
-      if ((e as { code?: unknown }).code === DEADLOCK_SQLSTATE && attempt < DEADLOCK_TRIES) {
+      const code = (e as { code?: unknown }).code
+      const fields = { version: m.version, name: m.name, attempt }
+      if (code === DEADLOCK_SQLSTATE && attempt < DEADLOCK_TRIES) {
         log.warn(
           'a migration was aborted to break a deadlock with another session; running it again',
-          {
-            version: m.version,
-            name: m.name,
-            attempt,
-          },
+          fields,
         )
         continue
       }
+      // The sessions in the way, named (a failed read of them names none: the wait's error stands).
+      const holders =
+        code === LOCK_NOT_AVAILABLE_SQLSTATE
+          ? await readLockHolders(client, lockTimeoutMs).catch(() => [])
+          : []
+      if (code === LOCK_NOT_AVAILABLE_SQLSTATE && attempt < LOCK_TIMEOUT_TRIES) {
+        log.warn('a migration waited past lock_timeout; running it again', {
+          ...fields,
+          lockTimeoutMs,
+          holders,
+        })
+        continue
+      }
+      const named = holders.length
+        ? `; after ${attempt} waits of ${lockTimeoutMs / 1000} s, the lock was held by ${holders.map(describeHolder).join('; ')} (end it, or pg_terminate_backend(pid), then run migrate again)`
+        : ''
       throw new AppError(
         'internal',
-        `migration ${m.name} failed: ${(e as Error).message}`,
+        `migration ${m.name} failed: ${(e as Error).message}${named}${outside ? ' (it runs outside a transaction and is not recorded as applied: run migrate again to complete it)' : ''}`,
         {},
-        {
-          cause: e,
-        },
+        { cause: e },
       )
     }
+  }
+}
+
+async function applyInTransaction(client: pg.Client, m: Migration) {
+  await client.query('begin')
+  try {
+    await client.query(m.sql)
+    await recordMigration(client, m)
+    await client.query('commit')
+  } catch (e) {
+    await client.query('rollback')
+    throw e
   }
 }
 
 // Each statement commits on its own, so a failure leaves the earlier ones applied: such a file is
 // written so that running it again from the start completes it (drop … if exists, then create).
 async function applyOutsideTransaction(client: pg.Client, m: Migration) {
-  try {
-    for (const statement of statementsOf(m)) await client.query(statement)
-    await recordMigration(client, m)
-  } catch (e) {
-    throw new AppError(
-      'internal',
-      `migration ${m.name} failed: ${(e as Error).message} (it runs outside a transaction and is not recorded as applied: run migrate again to complete it)`,
-      {},
-      { cause: e },
-    )
-  }
+  for (const statement of statementsOf(m)) await client.query(statement)
+  await recordMigration(client, m)
 }
 
 /**

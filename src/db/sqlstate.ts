@@ -21,3 +21,6 @@ export const UNIQUE_VIOLATION_SQLSTATE = '23505'
 
 /** deadlock_detected: Postgres aborted this transaction to break a cycle of lock waits. */
 export const DEADLOCK_SQLSTATE = '40P01'
+
+/** lock_not_available: a lock waited for past lock_timeout (or refused by NOWAIT). */
+export const LOCK_NOT_AVAILABLE_SQLSTATE = '55P03'
