@@ -1,10 +1,9 @@
 // createApp(deps): the HTTP surface as a Hono app; serve loads it at the API's first request (served-app.ts), tests call app.request.
 import type { OpenAPIHono } from '@hono/zod-openapi'
-import { bodyLimit } from 'hono/body-limit'
 import { systemClock } from '../clock.ts'
-import { AppError } from '../errors.ts'
 import { authenticate, createVerifier, type Verify } from './auth.ts'
-import { type ApiDeps, type AppEnv, BODY_LIMIT_BYTES } from './context.ts'
+import { routeBodyLimit } from './body-limits.ts'
+import type { ApiDeps, AppEnv } from './context.ts'
 import { createOperationsApp } from './operations-app.ts'
 import { wellFormedQuery } from './percent-encoding.ts'
 import { rateLimit } from './rate-limit.ts'
@@ -31,12 +30,7 @@ export function createApp(deps: ApiDeps, verify?: Verify | null): OpenAPIHono<Ap
     verify !== undefined ? verify : createVerifier(deps.auth, deps.dev, deps.log, clock)
   app.use(
     '/v1/*',
-    bodyLimit({
-      maxSize: BODY_LIMIT_BYTES,
-      onError: () => {
-        throw new AppError('payload_too_large', `the body exceeds ${BODY_LIMIT_BYTES} bytes`)
-      },
-    }),
+    routeBodyLimit,
     authenticate(verified),
     // The injected clock, as the tokens' exp and nbf are judged: a bucket's refill is testable.
     rateLimit(deps.rateLimitPerMinute ?? DEFAULT_RATE_PER_MINUTE, () => clock.now()),

@@ -72,5 +72,3 @@ export interface AppEnv {
 export const QUERY_TIMEOUT_MS = 5_000
 /** Bulk actions touch up to 1000 rows; they get longer. */
 export const BULK_TIMEOUT_MS = 30_000
-/** Largest request body: a message with inline attachments (Graph's own sendMail limit is ~4 MB). */
-export const BODY_LIMIT_BYTES = 4 * 1024 * 1024

@@ -13,7 +13,7 @@ const NOT_UTF8 =
  * Runs before a route that reads a JSON body. A body in another charset (a Java client's
  * ISO-8859-1 default) would be decoded with U+FFFD for each byte UTF-8 does not take, so "Grüße"
  * went out as "Gr�ße": refused instead, naming the body. Hono keeps the bytes read here for the
- * validator, which decodes them again (at most the 4 MiB body limit).
+ * validator, which decodes them again (at most its route's body limit, body-limits.ts).
  */
 export const utf8JsonBody = createMiddleware<AppEnv>(async (c, next) => {
   const type = c.req.header('content-type')?.split(';')[0]?.trim() ?? ''

@@ -6,6 +6,7 @@
 // query the document refuses fails too.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { ENQUEUE_BODY_LIMIT_BYTES } from '../../src/api/body-limits.ts'
 import { withHeadOperations } from '../../src/api/head-operations.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -877,7 +878,13 @@ describe('error bodies never echo what the request carried', () => {
       }),
       await send(app, 'POST', '/v1/outbox', {
         token: full,
-        body: { message: { to: ADDRESS, subject: SUBJECT, text: TEXT.repeat(300_000) } },
+        body: {
+          message: {
+            to: ADDRESS,
+            subject: SUBJECT,
+            text: TEXT.repeat(Math.ceil(ENQUEUE_BODY_LIMIT_BYTES / TEXT.length)),
+          },
+        },
       }),
     ]
     expect(answers.map((r) => r.status)).toEqual([400, 403, 413])

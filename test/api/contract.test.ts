@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { Validator } from '@seriousme/openapi-schema-validator'
 import Ajv2020 from 'ajv/dist/2020.js'
 import addFormats from 'ajv-formats'
+import { BODY_LIMIT_BYTES, ENQUEUE_BODY_LIMIT_BYTES } from '../../src/api/body-limits.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { closedPort } from '../support/closed-port.ts'
@@ -239,7 +240,7 @@ describe('every documented response', () => {
       200,
     )
     expect((await call(app, 'POST', '/v1/outbox/retry', { token: w, body: bulk })).status).toBe(200)
-    const big = 'x'.repeat(4 * 1024 * 1024 + 1)
+    const big = 'x'.repeat(ENQUEUE_BODY_LIMIT_BYTES + 1)
     const tooLarge = await call(app, 'POST', '/v1/outbox', { token: w, body: big })
     expect(tooLarge.status).toBe(413)
   })
@@ -401,7 +402,7 @@ describe('every documented response', () => {
       const b = r.body as { type: string; title: string; detail: string }
       return [r.status, b.type, b.title, b.title === b.detail]
     }
-    const big = 'x'.repeat(4 * 1024 * 1024 + 1)
+    const big = 'x'.repeat(BODY_LIMIT_BYTES + 1)
     for (const url of [
       '/v1/outbox',
       '/v1/outbox/cancel',
@@ -409,7 +410,8 @@ describe('every documented response', () => {
       `/v1/outbox/${id}/cancel`,
       `/v1/outbox/${id}/retry`,
     ]) {
-      const r = await call(app, 'POST', url, { token: w, body: big })
+      const body = url === '/v1/outbox' ? 'x'.repeat(ENQUEUE_BODY_LIMIT_BYTES + 1) : big
+      const r = await call(app, 'POST', url, { token: w, body })
       expect([url, ...problem(r)]).toEqual([
         url,
         413,

@@ -1,0 +1,54 @@
+// POST /v1/outbox's body cap against the message's own 4 MB: a message Graph takes is not refused for how its JSON escapes text, and a refusal names the limit and the size.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { MAX_REQUEST_BYTES } from '../../src/transport/graph-message.ts'
+import { send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const s = appOnOwnDatabase()
+
+/** JSON with every non-ASCII character written \uXXXX, as Python's json.dumps writes it by default. */
+const asciiJson = (v: unknown) =>
+  JSON.stringify(v).replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+
+const rows = async () =>
+  (await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')).rows[0].n as number
+
+test('a Cyrillic text Graph takes (2.75 MB as UTF-8), sent \\u-escaped (8 MB of JSON), is enqueued as sent', async () => {
+  const text = 'Здравствуйте '.repeat(110_000)
+  const body = asciiJson({ message: { to: 'ada@example.com', subject: 'Отчёт', text } })
+  // The request Graph gets holds the text as UTF-8: well within its 4 MB; the body is near twice that.
+  expect(Buffer.byteLength(text)).toBeLessThan(MAX_REQUEST_BYTES * 0.7)
+  expect(body.length).toBeGreaterThan(MAX_REQUEST_BYTES * 1.9)
+  const r = await send(s.app, 'POST', '/v1/outbox', { token: s.tk, body })
+  expect([r.status, (r.body as { detail?: string }).detail]).toEqual([201, undefined])
+  const stored = await s.t.pool.query(`select message ->> 'text' as text from mailer.email_outbox`)
+  expect(stored.rows[0].text === text).toBe(true)
+})
+
+test('a body past the cap is a 413 naming the limit and the body’s size; nothing stored', async () => {
+  // Past any cap a message Graph takes needs, however escaped: its text is 16 MB of ASCII.
+  const body = JSON.stringify({
+    message: { to: 'ada@example.com', subject: 's', text: 'x'.repeat(4 * MAX_REQUEST_BYTES) },
+  })
+  // Not through send(): its document check would parse and match 16 MB for nothing.
+  const res = await s.app.request('/v1/outbox', {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${s.tk}`,
+      'content-type': 'application/json',
+      'content-length': String(body.length),
+    },
+    body,
+  })
+  const problem = (await res.json()) as { type?: string; detail?: string }
+  expect([res.status, problem.type]).toEqual([413, 'urn:outbox-mailer:problem:payload_too_large'])
+  expect(problem.detail).toContain(`the body is ${body.length} bytes`)
+  expect(problem.detail).toMatch(/POST \/v1\/outbox reads at most \d+ bytes/)
+  expect(await rows()).toBe(0)
+})
