@@ -146,6 +146,25 @@ describe('a replay of the same request', () => {
     expect(await rowCount()).toBe(2)
   })
 
+  test('after an upgrade changed how the message normalizes, the same request still answers 200 with its id', async () => {
+    // Releases before 0023/0024 stored a subject's tab as it came; normalize_message now folds it
+    // into a space. The client's retry of the very body its first request sent is no other request.
+    const sent = { ...message, subject: 'Order 7\tshipped' }
+    const stored = await s.t.pool.query<{ id: string }>(
+      `insert into mailer.email_outbox (tenant, dedupe_key, message)
+       values ('default', 'order-7', mailer.normalize_message($1::jsonb) || jsonb_build_object('subject', $2::text))
+       returning id::text`,
+      [JSON.stringify(sent), sent.subject],
+    )
+    const id = stored.rows[0]!.id
+    const again = await enqueue({ message: sent }, 'order-7')
+    expect([again.status, again.body]).toEqual([200, { id }])
+    // Another message under the key is still told so.
+    const other = await enqueue({ message: { ...sent, text: 'another' } }, 'order-7')
+    expect(other.status).toBe(422)
+    expect(await rowCount()).toBe(1)
+  })
+
   test('spelt another way is the same request: a recipient as a string or a list, defaults given or left out', async () => {
     const first = await enqueue({ message }, 'order-7')
     const { id } = first.body as { id: string }
