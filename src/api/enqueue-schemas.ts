@@ -51,7 +51,7 @@ const Recipient = z
   ])
   .openapi('Recipient', {
     description:
-      '"a@b.c", "Name <a@b.c>" (a name with " , ; or @ in double quotes: "\\"Doe, John\\" <j@b.c>") or {"address","name"}',
+      '"a@b.c", "Name <a@b.c>" (a name with " , ; or @ in double quotes: "\\"Doe, John\\" <j@b.c>") or {"address","name"}. A domain of other letters (ann@bücher.example) is stored as its A-labels (ann@xn--bcher-kva.example)',
   })
 
 // mailer.normalize_message's limits (sql/0012, 0015), in the document only: at most 500 in to,

@@ -13,6 +13,7 @@ import { decodeCursor, encodeCursor } from '../cursor.ts'
 import { enqueueHook } from '../enqueue-envelope.ts'
 import { Enqueued, EnqueueHeaders, EnqueueRequest } from '../enqueue-schemas.ts'
 import { checkEnqueuedSender } from '../enqueued-sender.ts'
+import { withAsciiDomains } from '../idn-addresses.ts'
 import { jsonResponse } from '../json-response.ts'
 import {
   DbQuery,
@@ -183,8 +184,9 @@ export function outboxRoutes(deps: ApiDeps) {
           }
           options.tenant = tenant
         }
-        checkEnqueuedSender(body.message, deps.allowedSenders ?? null, c.get('principal'))
-        const input = { message: body.message, options }
+        const message = withAsciiDomains(body.message)
+        checkEnqueuedSender(message, deps.allowedSenders ?? null, c.get('principal'))
+        const input = { message, options }
         const result = await withStatementTimeout(
           c.get('database').db,
           QUERY_TIMEOUT_MS,
