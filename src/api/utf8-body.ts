@@ -1,10 +1,14 @@
-// A JSON body must be uncompressed UTF-8 (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes.
+// A JSON body must be uncompressed UTF-8 naming each key once (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes or a value dropped.
 import { createMiddleware } from 'hono/factory'
 import { AppError } from '../errors.ts'
 import type { AppEnv } from './context.ts'
+import { duplicateKeyPath } from './duplicate-keys.ts'
 
 // The media types Hono's JSON validator reads as JSON; any other is its 415.
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
+
+const GIVEN_TWICE =
+  'is given twice in one object: name each key once (RFC 8259), the later would silently replace the earlier'
 
 const NOT_UTF8 =
   'is not UTF-8 (RFC 8259): send the JSON encoded as UTF-8 (a client set to its platform charset sends Latin-1)'
@@ -28,11 +32,19 @@ export const utf8JsonBody = createMiddleware<AppEnv>(async (c, next) => {
     )
   }
   const bytes = await c.req.arrayBuffer()
+  let text: string
   try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
   } catch {
     throw new AppError('validation_failed', `the body ${NOT_UTF8}`, {
       errors: [{ path: '(root)', message: NOT_UTF8 }],
+    })
+  }
+  // JSON.parse keeps a repeated key's later value: a recipient, a filter's ids dropped unsaid.
+  const repeated = duplicateKeyPath(text)
+  if (repeated !== null) {
+    throw new AppError('validation_failed', `${repeated}: ${GIVEN_TWICE}`, {
+      errors: [{ path: repeated, message: GIVEN_TWICE }],
     })
   }
   return next()
