@@ -39,16 +39,21 @@ const X_HEADER_NAMES = {
 // it), and a client generated from the document must not be told otherwise.
 const CLOSED = { additionalProperties: false } as const
 
+// A union's own refusal (neither branch got past the value's type) says what the value must be;
+// one branch past it is named by its own issues (problem.ts).
 const Recipient = z
-  .union([
-    z.string().openapi({ example: 'ada@example.com' }),
-    z
-      .looseObject({
-        address: z.string(),
-        name: z.string().nullable().optional().openapi({ description: ONE_LINE }),
-      })
-      .openapi(CLOSED),
-  ])
+  .union(
+    [
+      z.string().openapi({ example: 'ada@example.com' }),
+      z
+        .looseObject({
+          address: z.string(),
+          name: z.string().nullable().optional().openapi({ description: ONE_LINE }),
+        })
+        .openapi(CLOSED),
+    ],
+    { error: 'must be an address string or {"address","name"}' },
+  )
   .openapi('Recipient', {
     description:
       '"a@b.c", "Name <a@b.c>" (a name with " , ; or @ in double quotes: "\\"Doe, John\\" <j@b.c>") or {"address","name"}. A domain of other letters (ann@bücher.example) is stored as its A-labels (ann@xn--bcher-kva.example)',
@@ -58,12 +63,15 @@ const Recipient = z
 // cc and bcc together (Exchange Online's limit per message) and 500 in replyTo; one list past 500
 // is what the document can say.
 const Recipients = z
-  .union([
-    Recipient,
-    z
-      .array(Recipient)
-      .openapi({ maxItems: 500, description: 'At most 500: to, cc and bcc together; replyTo' }),
-  ])
+  .union(
+    [
+      Recipient,
+      z
+        .array(Recipient)
+        .openapi({ maxItems: 500, description: 'At most 500: to, cc and bcc together; replyTo' }),
+    ],
+    { error: 'must be an address string, {"address","name"} or a list of them' },
+  )
   .nullable()
   .optional()
 

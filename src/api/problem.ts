@@ -210,10 +210,39 @@ export const notFoundHandler =
 /** zod-openapi's defaultHook: every validation failure takes the same problem shape. */
 export function validationHook(result: { success: boolean; error?: ZodError }): undefined {
   if (result.success || !result.error) return undefined
-  const errors = result.error.issues.map((i) => ({
-    path: i.path.map(String).join('.') || '(root)',
-    message: i.message,
-  }))
+  const errors = result.error.issues
+    .flatMap((i) => closest(i, []))
+    .map((i) => ({
+      path: i.path.map(String).join('.') || '(root)',
+      message: i.message,
+    }))
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
   throw new AppError('validation_failed', detail, { errors })
+}
+
+type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] }
+
+/**
+ * A union's issue said as the branch that got furthest into the value ({"address", "name": 5}: the
+ * object's name, not the string's type), each issue under the union's path; its own message (what
+ * the value must be) when no branch got past the value itself.
+ */
+function closest(issue: Issue, prefix: PropertyKey[]): Issue[] {
+  const path = [...prefix, ...issue.path]
+  if (issue.code === 'invalid_union' && issue.errors?.length) {
+    const best = issue.errors.reduce((a, b) => (reach(b) > reach(a) ? b : a))
+    if (reach(best) > 0) return best.flatMap((i) => closest(i, path))
+  }
+  return [{ ...issue, path }]
+}
+
+/** How far into the value a branch's issues got, through the unions nested in it. */
+function reach(branch: Issue[]): number {
+  return Math.max(
+    ...branch.map(
+      (i) =>
+        i.path.length +
+        (i.code === 'invalid_union' && i.errors?.length ? Math.max(...i.errors.map(reach)) : 0),
+    ),
+  )
 }
