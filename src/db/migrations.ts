@@ -66,6 +66,7 @@ import m0074 from '../../sql/0074_empty_html_is_no_body.sql' with { type: 'text'
 import m0075 from '../../sql/0075_probe_due_follows_rows.sql' with { type: 'text' }
 import m0076 from '../../sql/0076_claim_past_paused_in_pieces.sql' with { type: 'text' }
 import m0078 from '../../sql/0078_send_deadline_noted_with_its_start.sql' with { type: 'text' }
+import m0079 from '../../sql/0079_worker_notes_its_probe_mailbox.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -137,6 +138,7 @@ export const migrations: readonly Migration[] = [
   { version: 75, name: '0075_probe_due_follows_rows', sql: m0075 },
   { version: 76, name: '0076_claim_past_paused_in_pieces', sql: m0076 },
   { version: 78, name: '0078_send_deadline_noted_with_its_start', sql: m0078 },
+  { version: 79, name: '0079_worker_notes_its_probe_mailbox', sql: m0079 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

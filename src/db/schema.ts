@@ -82,6 +82,8 @@ interface WorkersTable {
   lease_key: string | null
   /** GRAPH_REQUEST_TIMEOUT_SECONDS it sends under (sql/0070); null: no Graph, or an older binary's. */
   request_timeout_seconds: number | null
+  /** Its MAIL_FROM's pause key, whose owed probe it honours (sql/0079); '' none; null: an older binary's. */
+  probe_mailbox: string | null
 }
 
 interface SchemaMigrationsTable {

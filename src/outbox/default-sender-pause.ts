@@ -31,6 +31,13 @@ export interface DefaultSenderPause {
   done(lease: Lease, sent?: boolean): boolean
 }
 
+/** MAIL_FROM's pause key, as the gate keys a mailbox; null when the gate never pauses or none is set. */
+export function mailFromPauseKey(gate: SendGate, mailFrom: string | null): string | null {
+  return mailFrom !== null && gate.pausedBeyondMs !== undefined
+    ? mailboxKey(parseDefaultFrom(mailFrom).address)
+    : null
+}
+
 /**
  * States: unpaused (the usual claim); paused (set when a row went back for MAIL_FROM's pause: the
  * claims run mailer.claim_past_paused, sql/0039, which reads the pause in database time and leaves
@@ -53,10 +60,7 @@ export function createDefaultSenderPause(
   mailFrom: string | null,
 ): DefaultSenderPause {
   const holdMs = gate.pausedBeyondMs
-  const key =
-    mailFrom !== null && holdMs !== undefined
-      ? mailboxKey(parseDefaultFrom(mailFrom).address)
-      : null
+  const key = mailFromPauseKey(gate, mailFrom)
   let state: 'unpaused' | 'paused' | 'probing' = 'unpaused'
   let probe: Lease | null = null
   return {

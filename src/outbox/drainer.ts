@@ -2,6 +2,7 @@
 import { withLateFields } from '../log.ts'
 import { createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
+import { mailFromPauseKey } from './default-sender-pause.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { deregisterWorker } from './heartbeat.ts'
@@ -48,10 +49,13 @@ export function createDrainer(d: DrainerDeps): Drainer {
   // Its registry entry notes the timeout its sends run under, whole seconds rounded up, for older
   // binaries' lookups of its interrupted sends (sql/0070); this one's read the deadline each start
   // noted on its row (sql/0078, lookup-grace.ts).
+  // It notes too the mailbox whose owed probe it honours ('' none), so another worker's reclaim
+  // clears a probe owed for a mailbox no live worker sends from (sql/0079, stale-probes.ts).
   const registered = {
     ...d.worker,
     requestTimeoutSeconds:
       d.sendTimeoutMs === undefined ? null : Math.max(1, Math.ceil(d.sendTimeoutMs / 1000)),
+    probeMailbox: mailFromPauseKey(d.gate, d.mailFrom) ?? '',
   }
   const leaseKey = createLeaseKey(d.db, registered, {
     onRegistered: () => log.info('worker registered', { workerId: d.worker.id }),

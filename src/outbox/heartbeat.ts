@@ -14,6 +14,12 @@ export interface WorkerIdentity {
    * lookup of its interrupted sends (lookup-grace.ts); null or absent without one.
    */
   readonly requestTimeoutSeconds?: number | null
+  /**
+   * Its MAIL_FROM's pause key, noted in its registry entry (sql/0079): a probe owed for a mailbox no
+   * live entry notes is cleared (stale-probes.ts). '' for none; null or absent is read as an older
+   * binary's entry (its mailbox unknown: every owed probe kept while it beats).
+   */
+  readonly probeMailbox?: string | null
 }
 
 /**
@@ -29,15 +35,18 @@ export interface WorkerIdentity {
 export function registryBeat(worker: WorkerIdentity) {
   const key = worker.leaseKey ?? null
   const timeout = worker.requestTimeoutSeconds ?? null
+  const mailbox = worker.probeMailbox ?? null
   return sql`beat_keyed as (
-               insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds)
-               values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key}, ${timeout}::int)
+               insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox)
+               values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key}, ${timeout}::int,
+                       ${mailbox}::text)
                on conflict do nothing
                returning lease_key
              ),
              beat as (
-               insert into mailer.workers (id, host, pid, version, request_timeout_seconds)
-               select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text, ${timeout}::int
+               insert into mailer.workers (id, host, pid, version, request_timeout_seconds, probe_mailbox)
+               select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text, ${timeout}::int,
+                      ${mailbox}::text
                 where not exists (select from beat_keyed)
                on conflict (id) do update set last_heartbeat_at = now()
                returning lease_key

@@ -60,15 +60,25 @@ export function createLeaseUpkeep(
    */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
-    const { rows, nextExpiryMs, swept, beat } = await reclaimExpired(d.db, {
+    const { rows, nextExpiryMs, swept, beat, staleProbes } = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       limit,
       // Rows whose outcome this worker is recording are its settlement's to write (reclaim.ts).
       keep: [...d.held.values()].filter(d.settling),
       beat: d.worker,
       sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT, lookups: d.lookups ?? false },
+      // Live as status counts a worker live: beat within two lease lengths.
+      staleProbes: {
+        ownMailbox: d.worker.probeMailbox ?? '',
+        liveSeconds: 2 * d.config.leaseSeconds,
+      },
     })
     if (beat) d.onBeat?.(beat)
+    // A count, not the mailboxes: logs carry no addresses.
+    if (staleProbes)
+      d.log.info('owed probe cleared: no live worker sends from its mailbox', {
+        count: staleProbes,
+      })
     // Counted and logged as a claim that finds a row expired does (outbox_sends_total{outcome=
     // "expired"}, which the "sends failing" alert watches; one line per row, as for any failure),
     // or, with a cancel recorded, as the settlement that finds the cancel (one line, at debug).

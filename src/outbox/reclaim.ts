@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.ts'
 import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { type BeatResult, beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
+import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
 
 interface Reclaimed {
   id: string
@@ -24,6 +25,8 @@ interface ReclaimResult {
   swept: Swept[]
   /** With `beat`: what it met (the worker's entry's key after it). */
   beat?: BeatResult
+  /** With `staleProbes`: how many owed probes it cleared (mailboxes no live worker sends from). */
+  staleProbes?: number
 }
 
 /**
@@ -35,8 +38,9 @@ interface ReclaimResult {
  * Uses email_outbox_sending_idx (only in-flight rows); SKIP LOCKED so concurrent reclaimers never wait.
  * Also reads when the next reclaim is due (the earliest end among the leases still running, from
  * the statement's snapshot: rows it reclaims, or another reclaimer holds, have ended and are left
- * out), with `beat`, upserts the worker's registry entry, and with `sweep` fails pending rows past
- * their expiresAt (expiry-sweep.ts): an idle worker's one statement per lease length.
+ * out), with `beat`, upserts the worker's registry entry, with `sweep` fails pending rows past
+ * their expiresAt (expiry-sweep.ts), and with `staleProbes` clears the probes owed for mailboxes no
+ * live worker sends from (stale-probes.ts): an idle worker's one statement per lease length.
  */
 export async function reclaimExpired(
   db: Kysely<Database>,
@@ -52,6 +56,7 @@ export async function reclaimExpired(
       .filter((r) => r.kind === 'reclaimed')
       .map(({ id, status, ambiguous }) => ({ id, status, ambiguous })),
     nextExpiryMs: rows.find((r) => r.kind === 'next')?.next_ms ?? null,
+    ...(p.staleProbes ? { staleProbes: rows.filter((r) => r.kind === 'stale').length } : {}),
     swept: rows
       .filter((r) => r.kind === 'swept')
       .map((r) => ({
@@ -77,10 +82,11 @@ interface ReclaimParams {
   keep?: readonly { id: string; token: string }[]
   beat?: WorkerIdentity
   sweep?: ExpirySweep
+  staleProbes?: StaleProbes
 }
 
 type ReclaimRow = Reclaimed & {
-  kind: 'reclaimed' | 'swept' | 'next' | 'beat'
+  kind: 'reclaimed' | 'swept' | 'next' | 'beat' | 'stale'
   tenant: string | null
   attempt: number | null
   correlation_id: string | null
@@ -93,6 +99,7 @@ export function reclaimStatement(p: ReclaimParams) {
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
+  const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
   const keep = p.keep?.length
     ? sql`and (id, lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
     : sql``
@@ -103,6 +110,10 @@ export function reclaimStatement(p: ReclaimParams) {
     : sql``
   const sweptRows = p.sweep
     ? sql`select 'swept', id, status, false, tenant, attempts, correlation_id, null from swept
+          union all`
+    : sql``
+  const staleRows = p.staleProbes
+    ? sql`select 'stale', null, null, null, null, null, null, null from stale_probes
           union all`
     : sql``
   return sql<ReclaimRow>`
@@ -135,12 +146,13 @@ export function reclaimStatement(p: ReclaimParams) {
              case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
              last_error_code, last_error
         from done
-    )${beat}${sweep}
+    )${beat}${sweep}${stale}
     select 'reclaimed' as kind, id, status, ambiguous, null::text as tenant, null::int as attempt,
            null::text as correlation_id, null::float8 as next_ms from done
     union all
     ${sweptRows}
     ${beatRow}
+    ${staleRows}
     select 'next', null, null, null, null, null, null,
            (select extract(epoch from min(lease_expires_at) - now()) * 1000
               from mailer.email_outbox where status = 'sending' and lease_expires_at >= now())::float8`

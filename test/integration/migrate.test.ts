@@ -350,6 +350,11 @@ describe('migrate', () => {
         '0078_send_deadline_noted_with_its_start',
         '1f438f66a5b84796f6ba8fb584ead68ec7f2818e81a3466133429bc05f8ec91d',
       ],
+      [
+        79,
+        '0079_worker_notes_its_probe_mailbox',
+        '2c3e3a810f7c27a895e594631438dfda8f14a2776275e3f31f197ae4f33982fb',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -476,7 +481,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74, 75, 76, 78,
+        61, 62, 69, 70, 74, 75, 76, 78, 79,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -539,9 +544,10 @@ describe('migrate', () => {
         { version: 75, c: true },
         { version: 76, c: true },
         { version: 78, c: true },
+        { version: 79, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0078 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0079 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -549,7 +555,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -811,7 +817,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74, 75, 76, 78,
+      61, 62, 69, 70, 74, 75, 76, 78, 79,
     ])
     const { rows } = await adminQuery(
       url,

@@ -1,0 +1,24 @@
+-- 0079: a worker notes in its registry entry the mailbox whose pause-end probe it owes, so a probe owed for a mailbox no live worker sends from is cleared.
+-- Forward-only. Never edit this file after release: add a new numbered file instead.
+--
+-- Why: a probe owed for MAIL_FROM's mailbox (sql/0062) is cleared only by a claim of a worker
+-- whose MAIL_FROM is that mailbox (its verdict, or nothing of MAIL_FROM's pending). A deploy that
+-- changed MAIL_FROM while one was owed left it owed for good: no worker reads it again. And while
+-- any probe is owed, 0075's insert trigger writes a due hint for every row of MAIL_FROM's (no sender
+-- key) enqueued for later, which only such a claim deletes: 100, 200, 300 hints after 100, 200,
+-- 300 such rows, for as long as the deployment ran (stale-owed-probe.test.ts).
+--
+-- mailer.workers.probe_mailbox: the pause key (mailbox_pacing.mailbox) of the worker's MAIL_FROM,
+-- written at its registration; '' for a worker whose MAIL_FROM owes no probe (none set, or a
+-- transport that never pauses). A worker's reclaim (once per lease length) clears the probe owed
+-- for a mailbox that is not its own and that no entry beating within two of its lease lengths
+-- notes (a rolling deploy: the old MAIL_FROM's worker still live keeps it owed), and deletes the
+-- hints spent (past), or all of them when no probe stays owed. mailbox_pacing_probe_owed_idx
+-- finds the owed rows; the registry is a handful of rows. Nothing on the drain changes.
+--
+-- Older binaries register without it (NULL): their MAIL_FROM unknown, an entry of theirs beating
+-- keeps every owed probe, as before. They never read the column: both run side by side during a
+-- rolling deploy. Nullable without a default: no rewrite.
+--! older-binaries-compatible
+
+alter table mailer.workers add column probe_mailbox text;

@@ -1,0 +1,103 @@
+// A pause-end probe owed for a mailbox no live worker sends from (MAIL_FROM changed by a deploy) is cleared by a worker's reclaim, and with it the due hints it kept writing.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
+import type { TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const OLD = 'old-sender@example.com'
+const NEW = 'new-sender@example.com'
+
+let fake: FakeGraph | null = null
+const engines: TestEngine[] = []
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop()
+  await fake?.stop()
+  fake = null
+})
+
+/** A Graph worker of `mailFrom`, started, its first reclaim done (its loop has turned). */
+async function startWorker(id: string, mailFrom: string): Promise<TestEngine> {
+  fake ??= await startFakeGraph({ clientSecret: 'right', mailboxes: [OLD, NEW] })
+  const e = graphWorker(t, fake, { workerId: id, mailFrom, graceSeconds: 30, leaseSeconds: 5 })
+  engines.push(e)
+  await e.start()
+  await pollUntil(async () => (e.drainer.status().lastLoopAt !== null ? true : undefined))
+  return e
+}
+
+/** OLD's pause over and its probe owed, as a worker of OLD's left it. */
+const oldProbeOwed = () =>
+  t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now() - interval '1 minute', true)`,
+    [OLD],
+  )
+
+const oldOwed = async () =>
+  (
+    await t.pool.query<{ probe_owed: boolean }>(
+      'select probe_owed from mailer.mailbox_pacing where mailbox = $1',
+      [OLD],
+    )
+  ).rows[0]?.probe_owed
+
+/** `n` rows of MAIL_FROM's (no from) scheduled an hour ahead; then the hints' count. */
+async function laterRows(n: number): Promise<number> {
+  await t.pool.query(
+    `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb,
+                                 jsonb_build_object('sendAt', now() + interval '1 hour'))
+       from generate_series(1, $1::int)`,
+    [n],
+  )
+  const r = await t.pool.query('select count(*)::int as n from mailer.probe_due_hints')
+  return r.rows[0].n
+}
+
+test('MAIL_FROM changed while a probe is owed for the old mailbox: a worker of the new one clears it at its start, and rows scheduled later add no hint', async () => {
+  await oldProbeOwed()
+  await startWorker('new-worker', NEW)
+  const hints = [await laterRows(100), await laterRows(100), await laterRows(100)]
+  expect({ owed: await oldOwed(), hints }).toEqual({ owed: false, hints: [0, 0, 0] })
+})
+
+test('a rolling deploy: the old MAIL_FROM’s worker still live keeps its probe owed; once it stops, a reclaim of the new one clears it and the hints', async () => {
+  await oldProbeOwed()
+  // A row of MAIL_FROM's pending: the old worker waits for it to probe (owed still).
+  await laterRows(1)
+  const old = await startWorker('old-worker', OLD)
+  await startWorker('new-worker', NEW)
+  expect([await oldOwed(), (await laterRows(100)) >= 100]).toEqual([true, true])
+  // Hints already past are read by no claim: a reclaim deletes them, the probe still owed.
+  await t.pool.query(
+    `insert into mailer.probe_due_hints (send_at) select now() - interval '1 minute' from generate_series(1, 5)`,
+  )
+  await pollUntil(async () => {
+    const r = await t.pool.query(
+      'select count(*)::int as n from mailer.probe_due_hints where send_at <= now()',
+    )
+    return r.rows[0].n === 0 ? true : undefined
+  }, 30_000)
+  expect([await oldOwed(), (await laterRows(0)) >= 100]).toEqual([true, true])
+  await old.stop()
+  engines.splice(engines.indexOf(old), 1)
+  await pollUntil(async () => ((await oldOwed()) === false ? true : undefined), 30_000)
+  expect(await laterRows(0)).toBe(0)
+})
+
+test('a live entry of an older binary (its MAIL_FROM not noted) keeps every owed probe; silent past two lease lengths, it keeps none', async () => {
+  await oldProbeOwed()
+  await t.pool.query(
+    `insert into mailer.workers (id, host, pid, version) values ('older:1:abcdef', 'older', 1, '0.9.0')`,
+  )
+  await startWorker('new-worker', NEW)
+  expect(await oldOwed()).toBe(true)
+  await t.pool.query(
+    `update mailer.workers set last_heartbeat_at = now() - interval '1 minute' where id = 'older:1:abcdef'`,
+  )
+  await pollUntil(async () => ((await oldOwed()) === false ? true : undefined), 30_000)
+})
