@@ -20,7 +20,8 @@ export const ENQUEUE_BODY_LIMIT_BYTES = 3 * MAX_REQUEST_BYTES + 1024 * 1024
 
 const WHY_ENQUEUE = `three times Graph's ${MAX_REQUEST_BYTES}-byte sendMail request, so that a message it takes fits with its non-ASCII text \\u-escaped; the message itself is held to ${MAX_REQUEST_BYTES} bytes as that request counts it`
 
-function capOf(method: string, path: string): { max: number; why: string } {
+/** The largest body a route reads, and why. */
+export function capOf(method: string, path: string): { max: number; why: string } {
   if (method === 'POST' && path === '/v1/outbox') {
     return { max: ENQUEUE_BODY_LIMIT_BYTES, why: WHY_ENQUEUE }
   }

@@ -61,9 +61,10 @@ export const V1_PROBLEMS = {
     ['database_unknown'],
   ),
   429: {
-    ...problemResponse('Rate limit of this token subject exceeded (rate_limited)', [
-      'rate_limited',
-    ]),
+    ...problemResponse(
+      'Rate limit of this token subject exceeded, or this process reads two bodies past 4 MiB already (rate_limited)',
+      ['rate_limited'],
+    ),
     headers: {
       'Retry-After': {
         description: 'Seconds to wait',
