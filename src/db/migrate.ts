@@ -61,8 +61,9 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
       const applied = await readApplied(client)
       const { pending, newer } = planMigrations(applied, list)
       const done: number[] = []
+      const waits = { givenUp: 0 }
       for (const m of pending) {
-        await applyWithRetries(client, m, o.log, lockTimeoutMs)
+        await applyWithRetries(client, m, o.log, lockTimeoutMs, waits)
         o.log.info('migration applied', { version: m.version, name: m.name })
         done.push(m.version)
       }
@@ -85,10 +86,11 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
 const DEADLOCK_TRIES = 5
 
 /**
- * How many times a migration whose wait for a table lock ran past lock_timeout (55P03: a long
- * transaction, a report or a hand session, holds the table) is run: with the default 60 s, three
- * waits end within Fly's 5-minute release window. Each wait given up lets the statements queued
- * behind it (the workers') run meanwhile.
+ * How many waits for a table lock past lock_timeout (55P03: a long transaction, a report or a hand
+ * session, holds the table) one run gives up before it fails: with the default 60 s, three waits
+ * end within Fly's 5-minute release window. Counted for the run, not each migration: a release of
+ * two migrations that each waited three times ran six minutes. Each wait given up lets the
+ * statements queued behind it (the workers') run meanwhile.
  */
 const LOCK_TIMEOUT_TRIES = 3
 
@@ -102,6 +104,8 @@ async function applyWithRetries(
   m: Migration,
   log: Logger,
   lockTimeoutMs: number,
+  /** The run's waits past lock_timeout so far, shared by its migrations. */
+  waits: { givenUp: number },
 ) {
   const outside = runsOutsideTransaction(m)
   for (let attempt = 1; ; attempt++) {
@@ -124,7 +128,8 @@ async function applyWithRetries(
         code === LOCK_NOT_AVAILABLE_SQLSTATE
           ? await readLockHolders(client, lockTimeoutMs).catch(() => [])
           : []
-      if (code === LOCK_NOT_AVAILABLE_SQLSTATE && attempt < LOCK_TIMEOUT_TRIES) {
+      if (code === LOCK_NOT_AVAILABLE_SQLSTATE) waits.givenUp += 1
+      if (code === LOCK_NOT_AVAILABLE_SQLSTATE && waits.givenUp < LOCK_TIMEOUT_TRIES) {
         log.warn('a migration waited past lock_timeout; running it again', {
           ...fields,
           lockTimeoutMs,
@@ -133,7 +138,7 @@ async function applyWithRetries(
         continue
       }
       const named = holders.length
-        ? `; after ${attempt} waits of ${lockTimeoutMs / 1000} s, the lock was held by ${holders.map(describeHolder).join('; ')} (end it, or pg_terminate_backend(pid), then run migrate again)`
+        ? `; after ${waits.givenUp} waits of ${lockTimeoutMs / 1000} s, the lock was held by ${holders.map(describeHolder).join('; ')} (end it, or pg_terminate_backend(pid), then run migrate again)`
         : ''
       throw new AppError(
         'internal',

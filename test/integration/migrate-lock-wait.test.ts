@@ -104,3 +104,49 @@ test('a transaction that never ends: migrate fails after its tries, naming the s
     await holder.end()
   }
 })
+
+test('the waits a run gives up are counted for the whole run, not each migration: a release of two migrations that wait stays within the three waits of Fly’s window', async () => {
+  const lines: Record<string, unknown>[] = []
+  const log = createLogger('debug', (l) => lines.push(JSON.parse(l)))
+  const onOutbox = await longReader()
+  // Another session holding the pacing table, which the release's second migration alters.
+  const onPacing = new pg.Client({ connectionString: t.url, application_name: 'report-job' })
+  await onPacing.connect()
+  await onPacing.query('begin')
+  await onPacing.query('select count(*) from mailer.mailbox_pacing')
+  const warned = () =>
+    lines
+      .filter((l) => l.msg === 'a migration waited past lock_timeout; running it again')
+      .map((l) => [l.version, l.attempt])
+  try {
+    const migrated = migrate({
+      url: t.url,
+      log,
+      // Long enough for the first holder's end to come within the second try's wait.
+      lockTimeoutMs: 1_000,
+      migrations: [
+        ...migrations,
+        alterOutbox(1004, false),
+        {
+          version: 1005,
+          name: '1005_alter_pacing',
+          sql: 'alter table mailer.mailbox_pacing add column if not exists scratch_1005 int;',
+        },
+      ],
+    }).then(
+      () => 'migrated',
+      (e: Error) => e.message,
+    )
+    await pollUntil(async () => (warned().length > 0 ? true : undefined), 20_000)
+    await onOutbox.end()
+    const failure = await migrated
+    expect(failure).toContain('migration 1005_alter_pacing failed')
+    expect(warned()).toEqual([
+      [1004, 1],
+      [1005, 1],
+    ])
+  } finally {
+    await onOutbox.end()
+    await onPacing.end()
+  }
+})
