@@ -64,9 +64,19 @@ test('a third body past 4 MiB while two are being read is a 429 with Retry-After
   ])
   expect(problem.detail).toContain('bodies past 4194304 bytes')
 
-  // A small body is read beside them: only large ones wait.
+  // A small body is read beside them: only large ones wait. One sent chunked may be large: it waits.
   const small = JSON.stringify({ message: { to: 'ada@example.com', subject: 's', text: 'hi' } })
   expect((await post(small, small.length)).status).toBe(201)
+  const chunked = await s.app.request('/v1/outbox', {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${s.tk}`,
+      'content-type': 'application/json',
+      'transfer-encoding': 'chunked',
+    },
+    body: small,
+  })
+  expect(chunked.status).toBe(429)
 
   for (const h of held) h.finish()
   expect((await Promise.all(answers)).map((r) => r.status)).toEqual([201, 201])
