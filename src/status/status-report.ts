@@ -2,6 +2,7 @@
 import { loginRefusal } from '../db/login-refusal.ts'
 import type { SchemaState, SchemaVerdict } from '../db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { EXIT } from '../errors.ts'
 import type { DatabaseReading, StatusError } from './database-status.ts'
 
@@ -101,7 +102,9 @@ export function judge(
     // server, not the network: the cause and what to check follow the server's words.
     const login = r.error ? loginRefusal(r.error) : null
     const advice = login ? `: ${login.cause}: ${login.advice}` : ''
-    raise('unreachable', `cannot read (${mask(r.url)}): ${error?.code}: ${error?.message}${advice}`)
+    // A refused port or a host that does not resolve: what it means, as check-config and migrate say.
+    const said = withUnreachableAdvice(`${error?.code}: ${error?.message}`, r.error)
+    raise('unreachable', `cannot read (${mask(r.url)}): ${said}${advice}`)
   } else if (r.schema && r.schema.verdict !== 'current') {
     raise('schema', schemaReason(r.schema))
   }

@@ -5,6 +5,8 @@ import { loadConfig } from '../../src/config.ts'
 import { migrateEvery } from '../../src/db/migrate-every.ts'
 import { EXIT } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
+import { readDatabaseStatus } from '../../src/status/database-status.ts'
+import { judge } from '../../src/status/status-report.ts'
 import { closedPort } from '../support/closed-port.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -57,4 +59,22 @@ test('migrate names them too, database by database (the release command’s line
     nowhere: err.some((l) => l.startsWith('nowhere (') && l.includes(UNRESOLVED)),
     err,
   }).toEqual({ exit: EXIT.failure, closed: true, nowhere: true, err })
+})
+
+test('status names them too, in its reason for the database (a watch reading it by hand or in a check)', async () => {
+  const { closed, unresolved } = await urls()
+  const reasons: string[] = []
+  for (const url of [closed, unresolved]) {
+    const reading = await readDatabaseStatus(
+      { name: 'default', url, listenUrl: url },
+      { timeoutMs: 5000, leaseSeconds: 60, mailboxRatePerMinute: 0 },
+    )
+    const judged = judge(reading, { maxPendingAgeSeconds: 300, leaseSeconds: 60 }, (s) => s)
+    reasons.push(judged.reasons.join('; '))
+  }
+  expect([reasons[0]!.includes(REFUSED), reasons[1]!.includes(UNRESOLVED), reasons]).toEqual([
+    true,
+    true,
+    reasons,
+  ])
 })
