@@ -40,15 +40,24 @@ export async function readApplied(client: Queryable): Promise<Applied[]> {
  */
 export async function readAppliedAndWrites(
   client: Queryable,
+  o: { lockTimeoutMs?: number } = {},
 ): Promise<{ applied: Applied[]; refusesWrites: boolean | null }> {
+  // With a lock timeout: set local to the one implicit transaction of a two-statement simple query
+  // (no parameters), so the session (the worker's, shared) keeps its own setting after it.
+  const bound =
+    o.lockTimeoutMs === undefined
+      ? ''
+      : `select set_config('lock_timeout', '${Math.max(1, Math.round(o.lockTimeoutMs))}', true); `
   // Through to_jsonb: a database that no binary with the column has migrated yet lacks it.
-  const { rows } = await client.query<Applied & { refusesWrites: boolean }>(
-    `select version, name, checksum,
+  const answer = await client.query<Applied & { refusesWrites: boolean }>(
+    `${bound}select version, name, checksum,
             coalesce((to_jsonb(s) ->> 'older_binaries_compatible')::boolean, false)
               as "olderBinariesCompatible",
             current_setting('transaction_read_only')::boolean as "refusesWrites"
        from mailer.schema_migrations s order by version`,
   )
+  // Two statements answer with one result each: the read's is the last.
+  const { rows } = Array.isArray(answer) ? (answer.at(-1) as typeof answer) : answer
   return {
     applied: rows.map(({ refusesWrites: _, ...applied }) => applied),
     refusesWrites: rows[0]?.refusesWrites ?? null,

@@ -69,11 +69,12 @@ export async function assertSchemaCurrentAndWrites(
   pool: Queryable,
   dbName: string,
   list: readonly Migration[] = embedded,
+  o: { lockTimeoutMs?: number } = {},
 ): Promise<{ newer: number[]; refusesWrites: boolean | null }> {
   // One statement: a missing table or schema is its own answer.
   let read: Awaited<ReturnType<typeof readAppliedAndWrites>>
   try {
-    read = await readAppliedAndWrites(pool)
+    read = await readAppliedAndWrites(pool, o)
   } catch (e) {
     if (!isSchemaMissingSqlstate((e as { code?: unknown } | null)?.code)) throw e
     throw new AppError(

@@ -1,6 +1,9 @@
 // How readiness words a database's failure: whether the server answered, a refused privilege or login, the listener's own connect.
+import { systemClock, waitAtMost } from '../clock.ts'
+import { describeLocksInTheWay, readLocksInTheWay } from '../db/lock-in-the-way.ts'
 import { loginRefusal } from '../db/login-refusal.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import type { Queryable } from '../db/statement-route.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
 import { isAppError } from '../errors.ts'
 import { isUnavailableSqlstate, PERMISSION_ADVICE } from './statement-timeout.ts'
@@ -42,4 +45,20 @@ export function answered(e: unknown): boolean {
   if (isAppError(e)) return true
   const code = (e as { code?: unknown } | null)?.code
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isUnavailableSqlstate(code)
+}
+
+/**
+ * The schema check gave up waiting for a lock on mailer.schema_migrations (its lock_timeout): the
+ * database answered. Names who holds or queues for the lock, read within `waitMs` (else unnamed).
+ */
+export async function lockedSchemaProblem(q: Queryable, waitMs: number): Promise<string> {
+  const relation = 'mailer.schema_migrations'
+  const locks = await waitAtMost(systemClock, readLocksInTheWay(q, relation), waitMs).catch(
+    () => [],
+  )
+  const who =
+    locks.length > 0
+      ? describeLocksInTheWay(locks)
+      : `a lock on ${relation} (its holder not visible, or gone since)`
+  return `the database answered, but ${who} blocks the schema check: a LOCK TABLE, VACUUM FULL or ALTER TABLE in a transaction left open; end it (pg_terminate_backend(pid)) or wait for it`
 }

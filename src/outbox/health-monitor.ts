@@ -1,12 +1,18 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
 import { GRANTS_ADVICE } from '../db/grants-advice.ts'
+import { LOCK_TIMEOUT_SQLSTATE } from '../db/lock-in-the-way.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
-import { answered, answeredProblem, listenerProblem } from './database-problem.ts'
+import {
+  answered,
+  answeredProblem,
+  listenerProblem,
+  lockedSchemaProblem,
+} from './database-problem.ts'
 import type { Drainer } from './drainer.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
 import type { Listener } from './listener.ts'
@@ -125,7 +131,11 @@ export function createHealthMonitor(o: {
       let refuses: boolean | null = null
       if (checkedAt === undefined || elapsed() - checkedAt >= SCHEMA_RECHECK_MS) {
         schemaCheckedAt.delete(d.name)
-        const schema = assertSchemaCurrentAndWrites(d.statements, d.name)
+        // A lock in the way fails the read within the probe's wait (lock_timeout, set local to it),
+        // not after it: the statement would hold the worker's session or connection meanwhile.
+        const schema = assertSchemaCurrentAndWrites(d.statements, d.name, undefined, {
+          lockTimeoutMs: timeoutMs / 2,
+        })
         refuses = (await waitAtMost(systemClock, schema, timeoutMs)).refusesWrites
         schemaCheckedAt.set(d.name, elapsed())
       } else if (
@@ -149,6 +159,11 @@ export function createHealthMonitor(o: {
       report.reachable = true
       report.migrated = true
     } catch (e) {
+      if ((e as { code?: unknown } | null)?.code === LOCK_TIMEOUT_SQLSTATE) {
+        report.reachable = true
+        report.problem = await lockedSchemaProblem(d.statements, timeoutMs / 2)
+        return report
+      }
       if (!answered(e)) {
         schemaCheckedAt.delete(d.name)
         readOnlySeen.delete(d.name)

@@ -1,0 +1,55 @@
+// /readyz while a lock blocks its schema check (a hand session's LOCK TABLE, a VACUUM FULL): the database answered, and the session in the way is named; the probe is bounded and leaves no setting behind.
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import pg from 'pg'
+import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+let t: TestDb
+beforeAll(async () => {
+  t = await createTestDb()
+})
+afterAll(async () => {
+  await t.drop()
+})
+
+test('an exclusive lock on mailer.schema_migrations held by a hand session: the problem names the lock and its holder, not an unreachable database', async () => {
+  const locker = new pg.Client({ connectionString: t.url, application_name: 'hand-session' })
+  await locker.connect()
+  // One connection, so that what the probe left on it is what the next statement sees.
+  const pool = new pg.Pool({ connectionString: t.url, max: 1 })
+  pool.on('error', () => {})
+  try {
+    const pid = (await locker.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
+    await locker.query('begin')
+    await locker.query('lock table mailer.schema_migrations in access exclusive mode')
+    const monitor = createHealthMonitor({
+      databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
+      wedgedAfterMs: 60_000,
+      // A loaded machine's answer within the bound; the lock is held past it.
+      probeTimeoutMs: 8_000,
+    })
+    const [report] = await monitor.readiness()
+    // A probe statement left waiting for the lock holds the connection (the worker's, in serve).
+    const lockTimeout = await Promise.race([
+      pool
+        .query<{ v: string }>("select current_setting('lock_timeout') as v")
+        .then((r) => r.rows[0]!.v),
+      Bun.sleep(10_000).then(() => 'no answer: the connection still waits behind the lock'),
+    ])
+    expect({
+      reachable: report!.reachable,
+      named: report!.problem?.includes(
+        `a lock on mailer.schema_migrations held by pid ${pid} (hand-session`,
+      ),
+      problem: report!.problem,
+      lockTimeout,
+    }).toEqual({ reachable: true, named: true, problem: report!.problem, lockTimeout: '0' })
+  } finally {
+    await locker.query('rollback').catch(() => {})
+    await locker.end()
+    await pool.end().catch(() => {})
+  }
+})
