@@ -5,6 +5,8 @@ import type { Database } from './schema.ts'
 interface TimedTransactionOptions {
   /** READ ONLY: Postgres refuses every write in it, ours or a function's (status). */
   readOnly?: boolean
+  /** How long a statement waits for a lock before it fails (55P03): below `ms`, a lock in the way is told from a slow read. */
+  lockTimeoutMs?: number
 }
 
 /**
@@ -26,6 +28,11 @@ export async function timedTransaction<T>(
     await sql`select set_config('statement_timeout', ${String(Math.max(1, Math.round(ms)))}, true)`.execute(
       trx,
     )
+    if (o.lockTimeoutMs !== undefined) {
+      await sql`select set_config('lock_timeout', ${String(Math.max(1, Math.round(o.lockTimeoutMs)))}, true)`.execute(
+        trx,
+      )
+    }
     return fn(trx)
   })
 }

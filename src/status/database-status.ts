@@ -2,6 +2,11 @@
 import { CompiledQuery, Kysely, PostgresDialect, type Transaction } from 'kysely'
 import pg from 'pg'
 import type { DatabaseConfig } from '../config/database-list.ts'
+import {
+  describeLocksInTheWay,
+  LOCK_TIMEOUT_SQLSTATE,
+  readLocksInTheWay,
+} from '../db/lock-in-the-way.ts'
 import type { Database } from '../db/schema.ts'
 import { readSchemaState, type SchemaState } from '../db/schema-state.ts'
 import { serverRefusesWrites } from '../db/server-takes-writes.ts'
@@ -117,8 +122,17 @@ export async function readDatabaseStatus(
   pool.on('error', () => {})
   pool.on('connect', (client) => client.on('error', () => {}))
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  // A lock in the way gives up at half the bound (55P03), so that the rest names who holds it.
   const read = <T>(fn: (trx: Transaction<Database>) => Promise<T>) =>
-    timedTransaction(db, o.timeoutMs, fn, { readOnly: true })
+    timedTransaction(db, o.timeoutMs, fn, { readOnly: true, lockTimeoutMs: o.timeoutMs / 2 })
+  const failure = async (e: unknown): Promise<StatusError> => {
+    const error = errorOf(e)
+    if (error.code !== LOCK_TIMEOUT_SQLSTATE) return error
+    const locks = await read((trx) => readLocksInTheWay(queryableOf(trx))).catch(() => [])
+    return locks.length > 0
+      ? { ...error, message: `${error.message}: ${describeLocksInTheWay(locks)}` }
+      : error
+  }
   try {
     try {
       // In one transaction: one more statement, not one more round of BEGIN and COMMIT.
@@ -130,9 +144,11 @@ export async function readDatabaseStatus(
       reading.readOnly = first.readOnly
       reading.reachable = true
     } catch (e) {
-      reading.error = errorOf(e)
-      // A refused privilege (on the database, the schema or a table) is the server's answer.
-      reading.reachable = reading.error.code === PERMISSION_DENIED_SQLSTATE
+      reading.error = await failure(e)
+      // A refused privilege (on the database, the schema or a table) or a lock is the server's answer.
+      reading.reachable =
+        reading.error.code === PERMISSION_DENIED_SQLSTATE ||
+        reading.error.code === LOCK_TIMEOUT_SQLSTATE
       return reading
     }
     // Another release's schema may lack or have changed what these statements read.
@@ -150,7 +166,7 @@ export async function readDatabaseStatus(
       try {
         return await read(fn)
       } catch (e) {
-        reading.unread.push({ section: name, error: errorOf(e) })
+        reading.unread.push({ section: name, error: await failure(e) })
         return null
       }
     }

@@ -105,6 +105,9 @@ export function judge(
     // A refused port or a host that does not resolve: what it means, as check-config and migrate say.
     const said = withUnreachableAdvice(`${error?.code}: ${error?.message}`, r.error)
     raise('unreachable', `cannot read (${mask(r.url)}): ${said}${advice}`)
+  } else if (error) {
+    // Reached, the schema not read: a lock in the way (named, with who holds it).
+    raise('attention', `schema not read: ${error.code}: ${error.message}`)
   } else if (r.schema && r.schema.verdict !== 'current') {
     raise('schema', schemaReason(r.schema))
   }
