@@ -3,6 +3,11 @@ import pg from 'pg'
 import { type DatabaseConfig, urlVariable } from '../config/database-list.ts'
 import type { Config, ServeRole } from '../config.ts'
 import { hearsOtherSessions } from '../db/listen-probe.ts'
+import {
+  describeLocksInTheWay,
+  LOCK_TIMEOUT_SQLSTATE,
+  readLocksInTheWay,
+} from '../db/lock-in-the-way.ts'
 import { withLoginAdvice } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { SessionClient } from '../db/session-settings.ts'
@@ -51,7 +56,10 @@ export async function checkDatabase(
     )
     let schemaThere = false
     try {
-      const { newer } = await assertSchemaCurrent(pool, d.name)
+      // A lock in the way fails the read at half the bound (55P03), leaving time to name its holder.
+      const { newer } = await assertSchemaCurrent(pool, d.name, undefined, {
+        lockTimeoutMs: timeoutMs / 2,
+      })
       schemaThere = true
       out.checks.push(
         `database "${d.name}": schema current${newer.length ? ` (also has ${newer.join(', ')} from a newer release, which this one works with)` : ''}`,
@@ -63,6 +71,12 @@ export async function checkDatabase(
       } else if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
         // The grants check names what is lacking; the server's words name no grant.
         schemaThere = true
+      } else if ((e as { code?: unknown }).code === LOCK_TIMEOUT_SQLSTATE) {
+        const locks = await readLocksInTheWay(pool, 'mailer.schema_migrations').catch(() => [])
+        const who = locks.length > 0 ? `: ${describeLocksInTheWay(locks)}` : ''
+        out.problems.push(
+          `database "${d.name}": the schema could not be read, a lock is in the way${who}; serve and migrate would wait for it: end that transaction or wait for it`,
+        )
       } else {
         out.problems.push(`database "${d.name}": ${describe(e)}`)
       }

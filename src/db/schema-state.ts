@@ -56,8 +56,9 @@ export async function assertSchemaCurrent(
   pool: Queryable,
   dbName: string,
   list: readonly Migration[] = embedded,
+  o: { lockTimeoutMs?: number } = {},
 ): Promise<{ newer: number[] }> {
-  const { newer } = await assertSchemaCurrentAndWrites(pool, dbName, list)
+  const { newer } = await assertSchemaCurrentAndWrites(pool, dbName, list, o)
   return { newer }
 }
 
