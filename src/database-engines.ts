@@ -4,6 +4,11 @@ import { systemClock } from './clock.ts'
 import { urlVariable } from './config/database-list.ts'
 import type { Config } from './config.ts'
 import { databaseIdOnce } from './db/database-id.ts'
+import {
+  describeLocksInTheWay,
+  LOCK_TIMEOUT_SQLSTATE,
+  readLocksInTheWay,
+} from './db/lock-in-the-way.ts'
 import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrent } from './db/schema-state.ts'
@@ -125,11 +130,22 @@ export function startDrainers(
 }
 
 /**
+ * How long serve's start waits for a lock on mailer.schema_migrations (a LOCK TABLE, VACUUM FULL
+ * or ALTER TABLE left open): past it the start goes on, as for an unreachable database, rather than
+ * wait out the pool's statement_timeout.
+ */
+const START_LOCK_TIMEOUT_MS = 2_000
+
+/**
  * Checks every database's schema at once; returns the names found current. A verdict (missing,
  * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
  */
 export async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
-  const outcomes = await Promise.allSettled(handles.map((h) => assertSchemaCurrent(h.pool, h.name)))
+  const outcomes = await Promise.allSettled(
+    handles.map((h) =>
+      assertSchemaCurrent(h.pool, h.name, undefined, { lockTimeoutMs: START_LOCK_TIMEOUT_MS }),
+    ),
+  )
   const current: string[] = []
   for (const [i, r] of outcomes.entries()) {
     const db = handles[i]!.name
@@ -143,6 +159,17 @@ export async function checkSchemas(handles: readonly DbHandle[], log: Logger): P
       }
     } else if (isAppError(r.reason)) {
       throw r.reason
+    } else if ((r.reason as { code?: unknown }).code === LOCK_TIMEOUT_SQLSTATE) {
+      // The server answered; the start goes on as for an outage, and readiness names the lock.
+      const locks = await readLocksInTheWay(handles[i]!.pool, 'mailer.schema_migrations').catch(
+        () => [],
+      )
+      const who =
+        locks.length > 0 ? describeLocksInTheWay(locks) : 'a lock on mailer.schema_migrations'
+      log.warn(`${who} blocks the schema check at start; will keep trying`, {
+        db,
+        sqlstate: LOCK_TIMEOUT_SQLSTATE,
+      })
     } else if ((r.reason as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
       // The server answered (CONNECT refused, a right on the schema revoked): no network to check.
       // A grant mends it without a restart, so the start goes on as for an outage.
