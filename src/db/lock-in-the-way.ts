@@ -13,6 +13,8 @@ export interface LockInTheWay {
   granted: boolean
   /** Seconds since its transaction began; null when this role may not see it (no pg_read_all_stats). */
   openSeconds: number | null
+  /** Queued: the pids it waits behind (pg_blocking_pids), the sessions to end; held: empty. */
+  behind: number[]
 }
 
 /**
@@ -24,7 +26,8 @@ export interface LockInTheWay {
 export async function readLocksInTheWay(q: Queryable, relation?: string): Promise<LockInTheWay[]> {
   const { rows } = await q.query<LockInTheWay>(
     `select l.relation::regclass::text as relation, l.pid, a.application_name as "applicationName",
-            l.granted, floor(extract(epoch from now() - a.xact_start))::int as "openSeconds"
+            l.granted, floor(extract(epoch from now() - a.xact_start))::int as "openSeconds",
+            case when l.granted then '{}'::int[] else pg_blocking_pids(l.pid) end as behind
        from pg_locks l
        join pg_class c on c.oid = l.relation
        join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'mailer'
@@ -39,13 +42,18 @@ export async function readLocksInTheWay(q: Queryable, relation?: string): Promis
   return rows
 }
 
-/** `a lock on mailer.email_outbox held by pid 123 (hand-session, open 75 s)`, joined by `; `. */
+/**
+ * `a lock on mailer.email_outbox held by pid 123 (hand-session, open 75 s)`, or `queued by pid 124
+ * (…) behind pid 123`: a queued ALTER TABLE blocks every read after it, and ends when those it
+ * waits behind do. Joined by `; `.
+ */
 export function describeLocksInTheWay(locks: readonly LockInTheWay[]): string {
   return locks
     .map((l) => {
       const open =
         l.openSeconds === null ? 'age not visible to this role' : `open ${l.openSeconds} s`
-      return `a lock on ${l.relation} ${l.granted ? 'held' : 'queued'} by pid ${l.pid} (${l.applicationName || 'no application_name'}, ${open})`
+      const behind = l.behind.length > 0 ? ` behind pid ${l.behind.join(', ')}` : ''
+      return `a lock on ${l.relation} ${l.granted ? 'held' : 'queued'} by pid ${l.pid} (${l.applicationName || 'no application_name'}, ${open})${behind}`
     })
     .join('; ')
 }
