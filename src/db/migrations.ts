@@ -67,6 +67,7 @@ import m0075 from '../../sql/0075_probe_due_follows_rows.sql' with { type: 'text
 import m0076 from '../../sql/0076_claim_past_paused_in_pieces.sql' with { type: 'text' }
 import m0078 from '../../sql/0078_send_deadline_noted_with_its_start.sql' with { type: 'text' }
 import m0079 from '../../sql/0079_worker_notes_its_probe_mailbox.sql' with { type: 'text' }
+import m0082 from '../../sql/0082_mail_from_address_probes_after_pause.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -139,6 +140,7 @@ export const migrations: readonly Migration[] = [
   { version: 76, name: '0076_claim_past_paused_in_pieces', sql: m0076 },
   { version: 78, name: '0078_send_deadline_noted_with_its_start', sql: m0078 },
   { version: 79, name: '0079_worker_notes_its_probe_mailbox', sql: m0079 },
+  { version: 82, name: '0082_mail_from_address_probes_after_pause', sql: m0082 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

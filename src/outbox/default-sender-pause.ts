@@ -42,7 +42,8 @@ export function mailFromPauseKey(gate: SendGate, mailFrom: string | null): strin
  * States: unpaused (the usual claim); paused (set when a row went back for MAIL_FROM's pause: the
  * claims run mailer.claim_past_paused, sql/0039, which reads the pause in database time and leaves
  * MAIL_FROM's rows unclaimed while it stands); probing (that claim found the pause over and took
- * one row, MAIL_FROM's first due row since sql/0041, not a row naming another sender: no other
+ * one row, MAIL_FROM's first due row since sql/0041 (none due, one naming MAIL_FROM's address since
+ * sql/0082), not a row naming another sender: no other
  * claim until that row is done, so a mailbox still refused
  * costs one row per pause, not a batch of give-backs). Paused still when that claim found none of
  * MAIL_FROM's rows due but one pending, however far off (sql/0051, 0057: the rows given back to the

@@ -27,8 +27,8 @@ export function probeDueHint(moved: string): RawBuilder<Record<string, unknown>>
  * A select-list column of a statement over `cancelled` (its rows as the cancel left them): wakes
  * every listening worker at commit when one is a future row of MAIL_FROM's cancelled while a probe
  * is owed. A worker waits for the kept row's time (mailbox_pacing.probe_due_at); that row cancelled,
- * its claim must search again, else rows naming MAIL_FROM's address, held while the probe is owed,
- * wait for that time or the poll. One notification per transaction (Postgres folds repeats); the
+ * its claim must search again, else the probe stays owed, every worker's claim going past it, until
+ * that time or the poll. One notification per transaction (Postgres folds repeats); the
  * value is read for its effect only.
  */
 export function wakeForCancelledProbeRow(cancelled: string): RawBuilder<boolean | null> {

@@ -1,4 +1,4 @@
-// The rules of claim_past_paused that no other file pinned: other mailboxes' pauses and turns, priorities past the first, the limit, the look-ahead, the owed wait's rows and hints.
+// The rules of claim_past_paused that no other file pinned: other mailboxes' pauses and turns, priorities past the first, the limit, the look-ahead, the owed wait's rows and hints, the probe's row.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { useTestDb } from '../support/db.ts'
@@ -60,14 +60,28 @@ test('while it stands, a row of another mailbox paused past the hold waits; one 
   expect(c.leases.map((l) => l.id)).toEqual([paced, other])
 })
 
-test('while its probe waits for MAIL_FROM’s row, a row naming MAIL_FROM’s address waits too; another sender’s goes', async () => {
+test('while its probe waits for MAIL_FROM’s row, a due row naming MAIL_FROM’s address probes, alone and named; while it is out, another naming the address waits, another sender’s goes', async () => {
   await enqueueIn(3600, null)
+  const named = await enqueueIn(-2, MAIL_FROM)
   await enqueueIn(-1, MAIL_FROM)
   const other = await enqueueIn(-1, 'other@example.com')
   await pacing(MAIL_FROM, -60, null, true)
-  const c = await claim()
-  expect(c.probeInMs).toBeGreaterThan(3_500_000)
-  expect(c.leases.map((l) => l.id)).toEqual([other])
+  const probe = await claim()
+  expect([probe.probeInMs, probe.leases.map((l) => l.id)]).toEqual([null, [named]])
+  const out = await claim()
+  expect([out.probeInMs, out.leases.map((l) => l.id)]).toEqual([1000, [other]])
+  const row = await t.pool.query(
+    'select probe_owed, probe_id::text from mailer.mailbox_pacing where mailbox = $1',
+    [MAIL_FROM],
+  )
+  expect(row.rows).toEqual([{ probe_owed: true, probe_id: named }])
+})
+
+test('a due row of MAIL_FROM’s without a sender key probes before one naming its address, even one earlier in claim order', async () => {
+  await enqueueIn(-2, MAIL_FROM)
+  const own = await enqueueIn(-1, null)
+  await pacing(MAIL_FROM, -60, null, true)
+  expect((await claim()).leases.map((l) => l.id)).toEqual([own])
 })
 
 test('standing, the rows of every priority are claimed in claim order, no more than the limit', async () => {
