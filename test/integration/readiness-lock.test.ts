@@ -3,6 +3,7 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+import { holdHandLock } from '../support/hand-lock.ts'
 import { untilLockWaits } from '../support/lock-waits.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -17,15 +18,11 @@ afterAll(async () => {
 })
 
 test('an exclusive lock on mailer.schema_migrations held by a hand session: the problem names the lock and its holder, not an unreachable database', async () => {
-  const locker = new pg.Client({ connectionString: t.url, application_name: 'hand-session' })
-  await locker.connect()
+  const lock = await holdHandLock(t.url, 'mailer.schema_migrations')
   // One connection, so that what the probe left on it is what the next statement sees.
   const pool = new pg.Pool({ connectionString: t.url, max: 1 })
   pool.on('error', () => {})
   try {
-    const pid = (await locker.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
-    await locker.query('begin')
-    await locker.query('lock table mailer.schema_migrations in access exclusive mode')
     const monitor = createHealthMonitor({
       databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
       wedgedAfterMs: 60_000,
@@ -42,15 +39,12 @@ test('an exclusive lock on mailer.schema_migrations held by a hand session: the 
     ])
     expect({
       reachable: report!.reachable,
-      named: report!.problem?.includes(
-        `a lock on mailer.schema_migrations held by pid ${pid} (hand-session`,
-      ),
+      named: report!.problem?.includes(lock.named),
       problem: report!.problem,
       lockTimeout,
     }).toEqual({ reachable: true, named: true, problem: report!.problem, lockTimeout: '0' })
   } finally {
-    await locker.query('rollback').catch(() => {})
-    await locker.end()
+    await lock.release()
     await pool.end().catch(() => {})
   }
 })

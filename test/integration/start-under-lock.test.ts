@@ -1,10 +1,10 @@
 // serve started while a hand session's exclusive lock holds mailer.schema_migrations: the start is not held for the pool's statement_timeout, the lock's holder is named in the log, and /readyz names it.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
-import pg from 'pg'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
+import { holdHandLock } from '../support/hand-lock.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -21,15 +21,11 @@ afterAll(async () => {
 const START_BOUND_MS = 15_000
 
 test('serve --role worker starts beside the lock, its log naming the session that holds it', async () => {
-  const locker = new pg.Client({ connectionString: t.url, application_name: 'hand-session' })
-  await locker.connect()
+  const lock = await holdHandLock(t.url, 'mailer.schema_migrations')
   const lines: { msg: string; [k: string]: unknown }[] = []
   let running: Awaited<ReturnType<typeof serve>> | undefined
   let started: Promise<string> | undefined
   try {
-    const pid = (await locker.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
-    await locker.query('begin')
-    await locker.query('lock table mailer.schema_migrations in access exclusive mode')
     started = serve(
       loadConfig({
         DATABASE_URL: t.url,
@@ -47,12 +43,10 @@ test('serve --role worker starts beside the lock, its log naming the session tha
       started,
       Bun.sleep(START_BOUND_MS).then(() => 'still starting while the lock is held'),
     ])
-    const named = `a lock on mailer.schema_migrations held by pid ${pid} (hand-session`
-    const warned = lines.filter((l) => l.msg.includes(named)).map((l) => l.level)
+    const warned = lines.filter((l) => l.msg.includes(lock.named)).map((l) => l.level)
     expect({ outcome, warned }).toEqual({ outcome: 'started', warned: ['warn'] })
   } finally {
-    await locker.query('rollback').catch(() => {})
-    await locker.end()
+    await lock.release()
     // A start held by the lock ends once it is released.
     await started?.catch(() => {})
     await running?.stop('test')
