@@ -641,12 +641,14 @@ describe('the Postgres send gate', () => {
     }
     const count = (re: RegExp) => seen.filter((q) => re.test(q)).length
     // The worker's start notes its rate (pacing-rate.ts) once, before any send; a claim reads
-    // MAIL_FROM's pause (and the probe it owes, sql/0062) in the claim's statement: no pause read.
+    // MAIL_FROM's pause (and the probe it owes, sql/0062) in the claim's statement; the reclaim
+    // clears stale owed probes (stale-probes.ts, at least once per lease length): no pause read.
     const notes = count(/noted as \(/)
     expect(notes).toBe(1)
     const pauseReads =
       count(/mailbox_pacing/) -
       notes -
+      count(/stale_probes as \(/) -
       count(/start_sends[\s\S]*mailbox_pacing|mailbox_pacing[\s\S]*start_sends/) -
       count(/mailer\.claim_(batch|unflushed|notified)\([\s\S]*mailbox_pacing/)
     const starts = count(/start_sends/)
