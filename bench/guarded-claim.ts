@@ -16,6 +16,7 @@ import { silentLogger } from '../src/log.ts'
 import { claimBatch } from '../src/outbox/claim.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median } from './percentiles.ts'
+import { addCounted, statementStats } from './statement-stats.ts'
 import { rotated } from './turns.ts'
 
 const rounds = Number(process.argv[2] ?? 10)
@@ -61,7 +62,7 @@ try {
       // In a rotating order: each claim passes over the index entries of the rows claimed before it.
       for (const i of rotated([0, 1, 2], r)) {
         const v = VARIANTS[i]!
-        const before = await statementStats(v.key !== null)
+        const before = await claimStats(v.key !== null)
         let rows = 0
         for (let c = 0; c < claims; c++) {
           const t0 = performance.now()
@@ -69,10 +70,7 @@ try {
           trips[i]!.push(performance.now() - t0)
           rows += got.leases.length
         }
-        const after = await statementStats(v.key !== null)
-        stats[i]!.calls += after.calls - before.calls
-        stats[i]!.ms += after.ms - before.ms
-        stats[i]!.buffers += after.buffers - before.buffers
+        addCounted(stats[i]!, before, await claimStats(v.key !== null))
         stats[i]!.rows += rows
       }
     }
@@ -86,17 +84,12 @@ try {
     await h.close()
   }
 
-  // pg_stat_statements keeps a statement's text without its leading comment (the prepared name).
-  async function statementStats(guarded: boolean) {
-    const { rows } = await cluster.admin.query<{ calls: string; ms: number; buffers: string }>(
-      `select coalesce(sum(s.calls), 0) as calls, coalesce(sum(s.total_exec_time), 0) as ms,
-              coalesce(sum(s.shared_blks_hit + s.shared_blks_read), 0) as buffers
-         from pg_stat_statements s join pg_database d on d.oid = s.dbid
-        where d.datname = $1 and s.toplevel and s.query like '%mailer.claim_unflushed(%'
-          and (s.query like '%mailbox_pacing%') = $2`,
-      [DB, guarded],
-    )
-    return { calls: Number(rows[0]!.calls), ms: rows[0]!.ms, buffers: Number(rows[0]!.buffers) }
+  // The guarded claim is the one that reads mailbox_pacing.
+  function claimStats(guarded: boolean) {
+    return statementStats(cluster.admin, DB, '%mailer.claim_unflushed(%', {
+      like: '%mailbox_pacing%',
+      matches: guarded,
+    })
   }
 } finally {
   await cluster.stop()

@@ -20,6 +20,7 @@ import { claimBatch, type Lease } from '../src/outbox/claim.ts'
 import { startSends } from '../src/outbox/start-send.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median } from './percentiles.ts'
+import { addCounted, statementStats } from './statement-stats.ts'
 import { rotated } from './turns.ts'
 
 const rounds = Number(process.argv[2] ?? 10)
@@ -87,12 +88,9 @@ try {
       const stats = VARIANTS.map(() => ({ calls: 0, ms: 0, buffers: 0 }))
       for (let r = 0; r < rounds; r++) {
         for (const v of rotated([0, 1], r)) {
-          const before = await statementStats(v)
+          const before = await checkStats(v)
           for (let c = 0; c < checks; c++) trips[v]!.push(await check(v))
-          const after = await statementStats(v)
-          stats[v]!.calls += after.calls - before.calls
-          stats[v]!.ms += after.ms - before.ms
-          stats[v]!.buffers += after.buffers - before.buffers
+          addCounted(stats[v]!, before, await checkStats(v))
         }
       }
       console.log(phase)
@@ -107,18 +105,12 @@ try {
     await h.close()
   }
 
-  // pg_stat_statements keeps a statement's text without its leading comment (the prepared name);
-  // round 38's is the one without the rate's read.
-  async function statementStats(variant: number) {
-    const { rows } = await cluster.admin.query<{ calls: string; ms: number; buffers: string }>(
-      `select coalesce(sum(s.calls), 0) as calls, coalesce(sum(s.total_exec_time), 0) as ms,
-              coalesce(sum(s.shared_blks_hit + s.shared_blks_read), 0) as buffers
-         from pg_stat_statements s join pg_database d on d.oid = s.dbid
-        where d.datname = $1 and s.toplevel and s.query like '%start_sends_unlocked(array(%'
-          and (s.query like '%with rate as materialized%') = $2`,
-      [DB, variant === 1],
-    )
-    return { calls: Number(rows[0]!.calls), ms: rows[0]!.ms, buffers: Number(rows[0]!.buffers) }
+  // Round 38's statement is the one without the rate's read.
+  function checkStats(variant: number) {
+    return statementStats(cluster.admin, DB, '%start_sends_unlocked(array(%', {
+      like: '%with rate as materialized%',
+      matches: variant === 1,
+    })
   }
 } finally {
   await cluster.stop()
