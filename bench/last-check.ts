@@ -107,7 +107,7 @@ try {
 
   // Round 38's statement is the one without the rate's read.
   function checkStats(variant: number) {
-    return statementStats(cluster.admin, DB, '%start_sends_unlocked(array(%', {
+    return statementStats(cluster.admin, DB, '%mailer.start_sends_%(array(%', {
       like: '%with rate as materialized%',
       matches: variant === 1,
     })
