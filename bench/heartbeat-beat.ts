@@ -6,14 +6,13 @@
 // (analyze, buffers) on the session: the statement runs as the worker runs it, its plan comes back
 // as a notice. Printed: the median execution time and shared buffers of each and of its beat's
 // CTEs, and the last plans.
-import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
-import type { Database } from '../src/db/schema.ts'
 import { silentLogger } from '../src/log.ts'
 import { extendReachableLeases } from '../src/outbox/heartbeat.ts'
 import { reclaimExpired } from '../src/outbox/reclaim.ts'
 import { startBenchCluster } from './cluster.ts'
+import { openExplainedDb, planCost } from './explained-db.ts'
 import { median } from './percentiles.ts'
 
 const reps = Number(process.argv[2] ?? 20)
@@ -63,25 +62,7 @@ try {
   )
   await setup.end()
 
-  const notices: string[] = []
-  const pool = new pg.Pool({ connectionString: cluster.url(DB), max: 1 })
-  pool.on('connect', (c) => {
-    c.on('notice', (n) => notices.push(n.message ?? ''))
-  })
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-  const session = await pool.connect()
-  await session.query(`load 'auto_explain'`)
-  for (const s of [
-    'auto_explain.log_min_duration = 0',
-    'auto_explain.log_analyze = on',
-    'auto_explain.log_buffers = on',
-    'auto_explain.log_timing = on',
-    'auto_explain.log_level = notice',
-    'auto_explain.log_parameter_max_length = 0',
-    'client_min_messages = notice',
-  ])
-    await session.query(`set ${s}`)
-  session.release()
+  const { db, notices } = await openExplainedDb(cluster.url(DB), { timing: true })
 
   const keyed = { ...worker, leaseKey: keyOf(0) }
   const runs = {
@@ -98,9 +79,9 @@ try {
       notices.length = 0
       await run()
       const plan = notices.join('\n')
-      ms.push(Number(/duration: ([\d.]+) ms/.exec(plan)?.[1] ?? Number.NaN))
-      const top = /Buffers: shared hit=(\d+)(?: read=(\d+))?(?: dirtied=(\d+))?/.exec(plan)
-      buffers.push(Number(top?.[1] ?? 0) + Number(top?.[2] ?? 0))
+      const cost = planCost(plan)
+      ms.push(cost.ms)
+      buffers.push(cost.buffers)
       const beat = beatOf(plan)
       beatMs.push(beat.ms)
       beatBuffers.push(beat.buffers)
