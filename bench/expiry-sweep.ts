@@ -129,7 +129,7 @@ try {
         `select sum(s.total_exec_time) as ms, sum(s.shared_blks_hit) as hit,
                 sum(s.shared_blks_read) as read
            from pg_stat_statements s join pg_database d on d.oid = s.dbid
-          where d.datname = $1 and s.query ilike 'with expired as%'`,
+          where d.datname = $1 and s.query ilike 'with in_flight as%'`,
         [DB],
       )
       const row = r.rows[0]

@@ -35,7 +35,8 @@ interface ReclaimResult {
  * which was to cancel it, is gone, and out of attempts it would otherwise end failed, open to a
  * retry that sends what was cancelled.
  * send_started_at is kept as the evidence that a send may have reached the provider.
- * Uses email_outbox_sending_idx (only in-flight rows); SKIP LOCKED so concurrent reclaimers never wait.
+ * Reads every in-flight row once (email_outbox_sending_idx), for both the expired ones and the next
+ * end; SKIP LOCKED so concurrent reclaimers never wait.
  * Also reads when the next reclaim is due (the earliest end among the leases still running, from
  * the statement's snapshot: rows it reclaims, or another reclaimer holds, have ended and are left
  * out), with `beat`, upserts the worker's registry entry, with `sweep` fails pending rows past
@@ -101,7 +102,7 @@ export function reclaimStatement(p: ReclaimParams) {
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
   const keep = p.keep?.length
-    ? sql`and (id, lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
+    ? sql`and (o.id, o.lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
     : sql``
   // The entry's key in `status`, as the swept rows reuse columns.
   const beatRow = p.beat
@@ -117,12 +118,22 @@ export function reclaimStatement(p: ReclaimParams) {
           union all`
     : sql``
   return sql<ReclaimRow>`
-    with expired as (
+    with in_flight as materialized (
+      -- Every lease's end, read once, in one pass (email_outbox_sending_idx: in-flight rows only;
+      -- lease_expires_at is in no index, so the heartbeat's update stays HOT): the expired ids to
+      -- lock, and the next end.
+      select array_agg(id) filter (where lease_expires_at < now()) as expired_ids,
+             min(lease_expires_at) filter (where lease_expires_at >= now()) as next_end
+        from mailer.email_outbox where status = 'sending'
+    ), expired as (
       -- The lease's holder, read before the update clears it: the history names the worker that stopped.
-      select id, lease_owner from mailer.email_outbox
-       where status = 'sending' and lease_expires_at < now() ${keep}
+      -- Reached by id; the conditions are checked again on the locked latest version.
+      select o.id, o.lease_owner from mailer.email_outbox o
+       where o.id = any((select expired_ids from in_flight)::bigint[])
+         and o.status = 'sending' and o.lease_expires_at < now() ${keep}
+       order by o.id
        limit ${p.limit ?? 1000}
-       for update skip locked
+       for update of o skip locked
     ), done as (
       update mailer.email_outbox o
          set status = case when ${cancelled} then 'cancelled'
@@ -154,6 +165,5 @@ export function reclaimStatement(p: ReclaimParams) {
     ${beatRow}
     ${staleRows}
     select 'next', null, null, null, null, null, null,
-           (select extract(epoch from min(lease_expires_at) - now()) * 1000
-              from mailer.email_outbox where status = 'sending' and lease_expires_at >= now())::float8`
+           (select extract(epoch from next_end - now()) * 1000 from in_flight)::float8`
 }
