@@ -29,6 +29,7 @@ import { inImageEnv } from './image-env.ts'
 import { latencyWindow } from './latency.ts'
 import { loadAverage } from './load-average.ts'
 import { median } from './percentiles.ts'
+import { type PickupStage, pickupStages } from './pickup-stages.ts'
 import { graphileSystem } from './systems/graphile.ts'
 import { hostedSystem } from './systems/hosted.ts'
 import { outboxEngineSystem } from './systems/outbox-engine.ts'
@@ -139,7 +140,7 @@ async function place(
   return { label, sys, channel, claim, serverClaim }
 }
 
-type Stage = 'sent' | 'notified' | 'claim called' | 'claim answered' | 'started' | 'server'
+type Stage = PickupStage | 'server'
 type Kind = 'row 1' | 'rows 2+' | 'warm'
 interface RowStages {
   system: string
@@ -158,32 +159,19 @@ function stagesOf(
   trace: PgTraceEvent[],
   row: { sentAt: number; committedAt: number; startedAt?: number },
 ): { stages: Partial<Record<Stage, number>>; claim?: string } {
-  const c = row.committedAt
-  const stages: Partial<Record<Stage, number>> = { sent: row.sentAt - c }
-  // The notification can come before the acknowledgement: look from the insert's sending on.
-  const notify = trace.find(
-    (e) => e.kind === 'notify' && e.what === t.channel && e.at >= row.sentAt,
+  const found: { stages: Partial<Record<Stage, number>>; claim?: string } = pickupStages(
+    t,
+    trace,
+    row,
   )
-  if (!notify) return { stages }
-  stages.notified = notify.at - c
-  const call = trace.find((e) => e.kind === 'call' && t.claim.test(e.what) && e.at >= notify.at)
-  if (call) {
-    stages['claim called'] = call.at - c
-    const answer = trace.find(
-      (e) =>
-        e.kind === 'answer' && e.client === call.client && e.what === call.what && e.at >= call.at,
-    )
-    if (answer) stages['claim answered'] = answer.at - c
-  }
-  if (row.startedAt !== undefined) stages.started = row.startedAt - c
   // The server logs a statement's parse, bind and execute as each ends (ms resolution times).
   const from = toEpoch(row.sentAt) - 2
-  const to = toEpoch(row.startedAt ?? c + 50) + 2
+  const to = toEpoch(row.startedAt ?? row.committedAt + 50) + 2
   const server = serverLines.filter(
     (l) => l.db === t.sys.database && l.at >= from && l.at <= to && t.serverClaim.test(l.text),
   )
-  if (server.length > 0) stages.server = server.reduce((a, l) => a + l.ms, 0)
-  return call ? { stages, claim: call.what } : { stages }
+  if (server.length > 0) found.stages.server = server.reduce((a, l) => a + l.ms, 0)
+  return found
 }
 
 // pg_stat_statements' figures for each system's claim, summed by kind of row: the server's own
