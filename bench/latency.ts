@@ -37,6 +37,11 @@ export interface LatencyWindow {
   missing: number
   /** Per row, the longest stall inside its pickup (pickupRecorder's `stalls`); not for the binary. */
   stalledMs?: number[]
+  /**
+   * Per row inserted, in key order: its insert sent, its commit acknowledged and its handler's
+   * start (performance.now() of this process), for a pickup's stages (bench/pickup-stages.ts).
+   */
+  rows?: { sentAt: number; committedAt: number; startedAt?: number }[]
 }
 
 /** Whether `sys` runs its client side in this process (neither hosted nor the binary). */
@@ -105,6 +110,16 @@ export function pickupRecorder() {
       commits.set(key, performance.now())
     },
     pickedUp,
+    /** Each row's insert sent (`sentAt`, by key from 1), commit acknowledged and start, in key order. */
+    timed(sentAt: readonly number[]) {
+      return sentAt.map((at, i) => {
+        const startedAt = starts.get(i + 1)
+        const committedAt = commits.get(i + 1) ?? at
+        return startedAt === undefined
+          ? { sentAt: at, committedAt }
+          : { sentAt: at, committedAt, startedAt }
+      })
+    },
     /** Commit → start per row picked up, in ms, in commit order. */
     async latencies(sys: BenchSystem): Promise<number[]> {
       if (sys.sendStartsMs) {
@@ -144,6 +159,7 @@ export async function latencyWindow(
     watchStallsMs: STALL_MS,
   })
   const total = o.perSecond * o.seconds
+  const sentAt: number[] = []
   // A 5 ms timer: only where the system's client runs (a hosted one watches in its own process).
   const here = clientInThisProcess(sys) ? watchStalls(STALL_MS) : null
   try {
@@ -153,6 +169,7 @@ export async function latencyWindow(
       const due = begin + ((k - 1) * 1000) / o.perSecond
       const wait = due - performance.now()
       if (wait > 0) await Bun.sleep(wait)
+      sentAt.push(performance.now())
       await sys.insertOne(k)
       pickups.committed(k)
     }
@@ -164,5 +181,10 @@ export async function latencyWindow(
   }
   const latencies = await pickups.latencies(sys)
   const stalledMs = await pickups.stalls(sys, here)
-  return { latencies, missing: total - latencies.length, ...(stalledMs ? { stalledMs } : {}) }
+  return {
+    latencies,
+    missing: total - latencies.length,
+    ...(stalledMs ? { stalledMs } : {}),
+    rows: pickups.timed(sentAt),
+  }
 }

@@ -13,12 +13,19 @@
 // PICKUP_ENGINE_FROM=<another checkout>: one more engine, that checkout's client code (its
 // bench/systems/host.ts and src/) on a database migrated by this one, so a change to the engine's
 // client side is measured against the code before it in one run (round 28).
+// PICKUP_HOPS=1: every pg client of the systems' processes traced (bench/systems/pg-trace.ts), and
+// each system's pickup taken apart by hop (bench/pickup-stages.ts), medians over every row picked
+// up: the notification's delivery (acknowledged commit → its arrival in the process: may be
+// negative, the NOTIFY going out at the commit, before its acknowledgement), the wake (→ the claim
+// called), the claim's round trip (→ answered), the hand-off (→ the handler's start). The trace
+// costs each statement two clock reads and an array push, the same for every system.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { inImageEnv } from './image-env.ts'
 import { type LatencyWindow, latencyWindow, poolWindows } from './latency.ts'
 import { median } from './percentiles.ts'
+import { type PickupMarks, type PickupStage, pickupStages } from './pickup-stages.ts'
 import { systemByKey } from './systems/by-key.ts'
 import { hostedSystem, placedSystem } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
@@ -32,12 +39,26 @@ const seconds = Number(process.argv[3] ?? 3)
 const beforeFile = process.argv[4] || undefined
 const unflushed = process.argv[5] === 'unflushed'
 const otherCheckout = process.env.PICKUP_ENGINE_FROM || undefined
+const hops = process.env.PICKUP_HOPS === '1'
+if (hops) process.env.BENCH_PG_TRACE = '1'
+// How each system's pickup shows in its trace (as bench/idle-stages.ts reads them).
+const MARKS: Record<string, PickupMarks> = {
+  graphile_batched: { channel: 'jobs:insert', claim: /^with j_raw as/ },
+  outbox_engine: { channel: 'mailer_outbox', claim: /^outbox_claim/ },
+}
+const HOPS: [string, PickupStage, PickupStage | null][] = [
+  ['notify delivered', 'notified', null],
+  ['wake → claim', 'claim called', 'notified'],
+  ['claim trip', 'claim answered', 'claim called'],
+  ['hand-off', 'started', 'claim answered'],
+]
+const hopsOf = new Map<string, Record<string, number[]>>()
 
 // The systems' processes with the release image's environment (its allocator setting), as in the suite's run.
 await inImageEnv()
 const cluster = await startBenchCluster()
 const probes: Probe[] = []
-const systems: { label: string; sys: BenchSystem }[] = []
+const systems: { label: string; sys: BenchSystem; marks: PickupMarks }[] = []
 async function place(
   label: string,
   key: string,
@@ -56,7 +77,7 @@ async function place(
     : await placedSystem(key, url, probe)
   await sys.prepare()
   if (after) await probe.query(after)
-  systems.push({ label, sys })
+  systems.push({ label, sys, marks: MARKS[key]! })
 }
 try {
   await place('graphile-worker (batched)', 'graphile_batched', 'graphile_batched')
@@ -81,9 +102,23 @@ try {
   const windows = new Map<string, LatencyWindow[]>(systems.map((s) => [s.label, []]))
   for (let r = 0; r < rounds; r++) {
     for (const s of rotated(systems, r)) {
-      windows
-        .get(s.label)!
-        .push(await latencyWindow(s.sys, { perSecond: 50, seconds, concurrency: 10 }))
+      if (hops) await s.sys.clientTrace?.()
+      const w = await latencyWindow(s.sys, { perSecond: 50, seconds, concurrency: 10 })
+      windows.get(s.label)!.push(w)
+      if (hops) {
+        const trace = (await s.sys.clientTrace?.()) ?? []
+        const rec = hopsOf.get(s.label) ?? {}
+        for (const row of w.rows ?? []) {
+          const { stages } = pickupStages(s.marks, trace, row)
+          for (const [name, to, from] of HOPS) {
+            const end = stages[to]
+            const begin = from === null ? 0 : stages[from]
+            if (end !== undefined && begin !== undefined)
+              rec[name] = [...(rec[name] ?? []), end - begin]
+          }
+        }
+        hopsOf.set(s.label, rec)
+      }
     }
   }
   const fmt = (x: number | null) => (x === null ? '>5000' : x.toFixed(2))
@@ -108,6 +143,20 @@ try {
       }
     }),
   )
+  if (hops) {
+    console.log('pickup hops, medians over the rows picked up (ms; rows counted)')
+    console.table(
+      [...hopsOf].map(([label, rec]) =>
+        Object.fromEntries([
+          ['system', label],
+          ...HOPS.map(([name]) => [
+            name,
+            rec[name] ? `${median(rec[name]).toFixed(3)} (${rec[name].length})` : '–',
+          ]),
+        ]),
+      ),
+    )
+  }
 } finally {
   for (const s of systems) await s.sys.dispose?.()
   for (const p of probes) await p.close()
