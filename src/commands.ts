@@ -29,6 +29,8 @@ const CREDENTIAL = [
 ]
 const ROLE = { kind: 'value', shown: '--role all|worker|api', does: '' } as const
 const CONFIG_EXIT = 'bad usage or configuration (the line says which variable or flag)'
+/** An error nothing caught ends these commands at once (uncaught-exit.ts), no report printed. */
+const UNCAUGHT_EXIT = 'an error nothing caught (a bug), said on stderr; no report printed'
 const SCHEMA_EXIT =
   'a database schema missing, outdated or newer, or a migration it applied edited since'
 
@@ -128,7 +130,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       'API_JWT_ISSUER',
       'API_JWT_AUDIENCE',
     ],
-    exits: { ok: 'configuration OK', usage: 'one problem or more (each on a "problem:" line)' },
+    exits: {
+      ok: 'configuration OK',
+      failure: UNCAUGHT_EXIT,
+      usage: 'one problem or more (each on a "problem:" line)',
+    },
     example: 'outbox-mailer check-config --connect --role worker',
   },
   status: {
@@ -153,6 +159,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS', 'MAILBOX_RATE_PER_MINUTE'],
     exits: {
       ok: 'every database ok',
+      failure: UNCAUGHT_EXIT,
       usage: CONFIG_EXIT,
       schema: 'a schema missing, behind, ahead, or a migration it applied edited since',
       unreachable: 'a database unreachable (or not answering within --timeout)',

@@ -12,6 +12,7 @@ import { runUntilSignalled } from './run-until-signalled.ts'
 import { sendTest } from './send-test.ts'
 import type { Role } from './serve.ts'
 import { type StatusOptions, status } from './status.ts'
+import { exitOnUncaught } from './uncaught-exit.ts'
 import { VERSION } from './version.ts'
 
 async function main(argv: string[]): Promise<number> {
@@ -45,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
     return parsed.exit
   }
   const { command, flags } = parsed
+  // serve handles its own (stopping first); every other command ends at once, saying so.
+  const uncaught = command === 'serve' ? null : exitOnUncaught(command)
   // status and check-config print one report (status --json one JSON object): a process warning
   // (pg-connection-string's about sslmode, raised as a URL is parsed) is a line of it, not raw
   // text on stderr. From here, so that one raised while the configuration is parsed is caught.
@@ -78,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.usage
   }
   const log = createLogger(config.logLevel)
+  if (command === 'migrate' || command === 'send-test') uncaught?.logTo(log)
   // What these print is read as JSON lines. Warnings are emitted on the next tick, so one raised
   // while the configuration was parsed (pg-connection-string's about sslmode) is caught too.
   // A variable set for the service but never read (a misspelt name) is named, never its value.

@@ -101,7 +101,7 @@ export async function runUntilSignalled(
    * stderr and the process goes on in a state nobody knows (a drainer's loop ended, say, its leases
    * left to expire). It is logged as a JSON line and serve stops as on SIGTERM, in-flight sends
    * given the grace and their outcomes recorded, then exits 1 (Fly's restart policy starts it
-   * again). One during a stop is logged; the stop's bound still holds.
+   * again). One during a stop is logged and makes its exit 1 too; the stop's bound still holds.
    */
   const onFault = (origin: 'uncaughtException' | 'unhandledRejection', err: unknown) => {
     o.log.error('uncaught error: stopping', {
@@ -109,8 +109,10 @@ export async function runUntilSignalled(
       err,
       stack: err instanceof Error ? err.stack : undefined,
     })
-    if (faulted || signals > 0) return
+    // One during a stop a signal began still makes the exit 1: the stop ran past a fault.
+    const stopping = faulted || signals > 0
     faulted = true
+    if (stopping) return
     first ??= { signal: origin, at: performance.now() }
     signals += 1
     armBound(origin)

@@ -25,6 +25,7 @@ const ROOTS = [
   'src/commands.ts',
   'src/serve.ts',
   'src/run-until-signalled.ts',
+  'src/uncaught-exit.ts',
   'src/database-engines.ts',
   'src/http-listen.ts',
   'src/send-test.ts',
