@@ -11,7 +11,7 @@ import type { Database } from '../db/schema.ts'
 import { readSchemaState, type SchemaState } from '../db/schema-state.ts'
 import { serverRefusesWrites } from '../db/server-takes-writes.ts'
 import { SessionClient } from '../db/session-settings.ts'
-import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import { PERMISSION_DENIED_SQLSTATE, QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
 import { tlsFailureOf } from '../db/tls-failure.ts'
@@ -127,6 +127,14 @@ export async function readDatabaseStatus(
     timedTransaction(db, o.timeoutMs, fn, { readOnly: true, lockTimeoutMs: o.timeoutMs / 2 })
   const failure = async (e: unknown): Promise<StatusError> => {
     const error = errorOf(e)
+    // The server cancelled a read that ran past the bound, no lock wait having reached half of it:
+    // the server answers, slowly (CPU, I/O), or the read is heavy for it. Said so, not as an outage.
+    if (error.code === QUERY_CANCELED_SQLSTATE && /statement timeout/.test(error.message)) {
+      return {
+        ...error,
+        message: `${error.message} (the read ran past --timeout, ${o.timeoutMs / 1000} s, no lock in the way: the server is slow to answer, or the read is heavy for it)`,
+      }
+    }
     if (error.code !== LOCK_TIMEOUT_SQLSTATE) return error
     const locks = await read((trx) => readLocksInTheWay(queryableOf(trx))).catch(() => [])
     return locks.length > 0
@@ -145,10 +153,12 @@ export async function readDatabaseStatus(
       reading.reachable = true
     } catch (e) {
       reading.error = await failure(e)
-      // A refused privilege (on the database, the schema or a table) or a lock is the server's answer.
+      // A refused privilege (on the database, the schema or a table), a lock or a read the server
+      // cancelled at the bound is the server's answer.
       reading.reachable =
         reading.error.code === PERMISSION_DENIED_SQLSTATE ||
-        reading.error.code === LOCK_TIMEOUT_SQLSTATE
+        reading.error.code === LOCK_TIMEOUT_SQLSTATE ||
+        reading.error.code === QUERY_CANCELED_SQLSTATE
       return reading
     }
     // Another release's schema may lack or have changed what these statements read.

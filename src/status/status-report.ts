@@ -106,7 +106,8 @@ export function judge(
     const said = withUnreachableAdvice(`${error?.code}: ${error?.message}`, r.error)
     raise('unreachable', `cannot read (${mask(r.url)}): ${said}${advice}`)
   } else if (error) {
-    // Reached, the schema not read: a lock in the way (named, with who holds it).
+    // Reached, the schema not read: a lock in the way (named, with who holds it), or a read the
+    // server cancelled at --timeout.
     raise('attention', `schema not read: ${error.code}: ${error.message}`)
   } else if (r.schema && r.schema.verdict !== 'current') {
     raise('schema', schemaReason(r.schema))
