@@ -1,10 +1,8 @@
 // HealthSource over the running engine: probes each database and reads its drainer and listener state.
 import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
-import { GRANTS_ADVICE } from '../db/grants-advice.ts'
 import { LOCK_TIMEOUT_SQLSTATE } from '../db/lock-in-the-way.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
-import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
 import {
@@ -14,8 +12,10 @@ import {
   lockedSchemaProblem,
 } from './database-problem.ts'
 import type { Drainer } from './drainer.ts'
+import { failingClaimsProblem } from './failing-claims-problem.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
 import type { Listener } from './listener.ts'
+import { loopLiveness } from './loop-liveness.ts'
 
 interface MonitoredDatabase {
   name: string
@@ -45,15 +45,6 @@ const SCHEMA_RECHECK_MS = 5 * 60_000
  * worker failed, or its LISTEN session dropped (the listener's state).
  */
 const READINESS_PROOF_MS = 5_000
-/** Claims failing for this long make the database unready (a blip of a few retries does not). */
-export const CLAIMS_FAILING_MS = 30_000
-/**
- * ... as long as the last failure is this recent: a failing loop retries within 5 s. A loop that
- * stopped claiming (its queue full, sends blocked) after a failed claim is not failing now.
- */
-const CLAIM_FAILURE_FRESH_MS = 15_000
-const CLAIM_PERMISSION_ADVICE = `the role in the database's URL lacks a privilege on schema mailer: ${GRANTS_ADVICE} (\`outbox-mailer check-config --connect\` names what it lacks)`
-
 export function createHealthMonitor(o: {
   databases: readonly MonitoredDatabase[]
   /** Databases whose schema the caller found current just now (serve's start): not read again yet. */
@@ -177,23 +168,14 @@ export function createHealthMonitor(o: {
     const transport =
       d.drainer && problemMakes === 'unready' ? (o.transportProblem?.() ?? null) : null
     // Read after the probe's await: a claim may have succeeded or failed meanwhile.
-    const failing = d.drainer?.status().claimsFailing ?? null
+    const failing = failingClaimsProblem(d.drainer?.status().claimsFailing ?? null)
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
     else if (readOnlySince !== null) {
       // Before failing claims: the cause they would name by its SQLSTATE only, and an API alone has none.
       const s = Math.max(0, Math.round((elapsed() - readOnlySince) / 1000))
       report.problem = `the database refuses writes (read-only: a hot standby, or a failover under way) for ${s}s: nothing can be claimed or enqueued; check that its URL names the primary`
-    } else if (
-      failing &&
-      failing.forMs >= CLAIMS_FAILING_MS &&
-      failing.lastAgoMs <= CLAIM_FAILURE_FRESH_MS
-    ) {
-      // The code only: a server's message may quote what it was given.
-      const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
-      // A role left without one of step 7's grants (the server names the table, not the grant).
-      const grant =
-        failing.sqlstate === PERMISSION_DENIED_SQLSTATE ? `: ${CLAIM_PERMISSION_ADVICE}` : ''
-      report.problem = `claims have failed for ${Math.round(failing.forMs / 1000)}s${code}${grant}; see the logs`
+    } else if (failing) {
+      report.problem = failing
     } else if (transport) report.problem = transport
     else if (!sessionHolds(report.listener)) {
       const failure = d.listener?.connectFailure() ?? null
@@ -211,20 +193,6 @@ export function createHealthMonitor(o: {
         name: d.name,
         listener: d.listener ? d.listener.state() : ('disabled' as const),
       })),
-    liveness() {
-      const problems: string[] = []
-      for (const d of o.databases) {
-        const s = d.drainer?.status()
-        if (!s) continue
-        // On the loop's monotonic clock: a wall clock stepped ahead is no silence (the watchdog
-        // would exit a working process).
-        const silentMs = s.loopSilentMs ?? 0
-        if (!s.running) problems.push(`${d.name}: worker loop stopped`)
-        else if (silentMs > o.wedgedAfterMs) {
-          problems.push(`${d.name}: worker loop silent for ${Math.round(silentMs / 1000)}s`)
-        }
-      }
-      return { ok: problems.length === 0, problems }
-    },
+    liveness: () => loopLiveness(o.databases, o.wedgedAfterMs),
   }
 }
