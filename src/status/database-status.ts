@@ -1,6 +1,5 @@
 // One database's status: reached read-only under a statement_timeout, section by section, each in a transaction of its own.
-import { CompiledQuery, Kysely, PostgresDialect, type Transaction } from 'kysely'
-import pg from 'pg'
+import type { Transaction } from 'kysely'
 import type { DatabaseConfig } from '../config/database-list.ts'
 import {
   describeLocksInTheWay,
@@ -10,31 +9,20 @@ import {
 import type { Database } from '../db/schema.ts'
 import { readSchemaState, type SchemaState } from '../db/schema-state.ts'
 import { serverRefusesWrites } from '../db/server-takes-writes.ts'
-import { SessionClient } from '../db/session-settings.ts'
 import { PERMISSION_DENIED_SQLSTATE, QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
-import type { Queryable } from '../db/statement-route.ts'
 import { timedTransaction } from '../db/timed-transaction.ts'
-import { tlsFailureOf } from '../db/tls-failure.ts'
 import { type MailboxPauses, mailboxPauses } from '../outbox/mailbox-pauses.ts'
 import { type PacingInForce, pacingInForce } from '../outbox/pacing-rate.ts'
 import { type RecentFailures, recentFailures } from '../outbox/recent-failures.ts'
 import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
 import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
+import { errorOf, type StatusError } from './status-error.ts'
+import { openStatusDb, queryableOf } from './status-pool.ts'
 
-const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
 const FAILURE_WINDOW_HOURS = 24
 const FAILURE_CODES_SHOWN = 5
 /** Failed rows looked at, newest first: bounds the one read whose cost grows with the rows kept. */
 const FAILED_ROWS_SCANNED = 10_000
-
-export interface StatusError {
-  /**
-   * SQLSTATE, a Node code (ECONNREFUSED, ENOTFOUND), `timeout`, `connection_terminated`,
-   * `tls_refused` (the server serves no TLS) or `tls_certificate` (its certificate is not trusted).
-   */
-  code: string
-  message: string
-}
 
 /**
  * What was read; a section is null when it was not read (schema not current, an earlier section
@@ -68,21 +56,6 @@ interface ReadOptions {
   mailboxRatePerMinute: number
 }
 
-function errorOf(e: unknown): StatusError {
-  if (e instanceof AggregateError && e.errors.length > 0) return errorOf(e.errors[0])
-  const message = e instanceof Error ? e.message || e.name : String(e)
-  const code = (e as { code?: unknown } | null)?.code
-  // A certificate's own code (DEPTH_ZERO_SELF_SIGNED_CERT, CERT_HAS_EXPIRED…) stays in the message.
-  const tls = tlsFailureOf(code, message)
-  if (tls === 'tls_certificate') return { code: tls, message: `${message} (${code})` }
-  if (tls) return { code: tls, message }
-  if (typeof code === 'string' && code) return { code, message }
-  if (/timeout/i.test(message)) return { code: 'timeout', message }
-  // pg's words for a socket the server (or something on the way) closed, which carry no code.
-  if (/Connection terminated/i.test(message)) return { code: 'connection_terminated', message }
-  return { code: 'unknown', message }
-}
-
 /**
  * Never writes: every statement runs in a READ ONLY transaction (timedTransaction: Postgres refuses
  * any write in it, ours or a function's). Never throws: a failure is reported in the reading.
@@ -105,36 +78,12 @@ export async function readDatabaseStatus(
     pacing: null,
     unread: [],
   }
-  // A pool of its own, not openDb's: openDb asks for statement_timeout as a startup parameter, which a
-  // transaction pooler refuses (openDb then connects again without it: a second connect within
-  // --timeout); and this one-shot bounds connecting by --timeout, keeps no connection open and
-  // prepares nothing. Both bounds are set per transaction instead (timedTransaction).
-  const pool = new pg.Pool({
-    connectionString: d.url,
-    application_name: STATUS_APPLICATION_NAME,
-    Client: SessionClient,
-    max: 1,
-    connectionTimeoutMillis: o.timeoutMs,
-    // The server's statement_timeout bounds a slow statement; this bounds a socket gone silent.
-    query_timeout: o.timeoutMs + 1_000,
-  })
-  // A connection lost while idle surfaces through the next query; the pool's event must not crash us.
-  pool.on('error', () => {})
-  pool.on('connect', (client) => client.on('error', () => {}))
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+  const { db, close } = openStatusDb(d.url, o.timeoutMs)
   // A lock in the way gives up at half the bound (55P03), so that the rest names who holds it.
   const read = <T>(fn: (trx: Transaction<Database>) => Promise<T>) =>
     timedTransaction(db, o.timeoutMs, fn, { readOnly: true, lockTimeoutMs: o.timeoutMs / 2 })
   const failure = async (e: unknown): Promise<StatusError> => {
-    const error = errorOf(e)
-    // The server cancelled a read that ran past the bound, no lock wait having reached half of it:
-    // the server answers, slowly (CPU, I/O), or the read is heavy for it. Said so, not as an outage.
-    if (error.code === QUERY_CANCELED_SQLSTATE && /statement timeout/.test(error.message)) {
-      return {
-        ...error,
-        message: `${error.message} (the read ran past --timeout, ${o.timeoutMs / 1000} s, no lock in the way: the server is slow to answer, or the read is heavy for it)`,
-      }
-    }
+    const error = errorOf(e, o.timeoutMs)
     if (error.code !== LOCK_TIMEOUT_SQLSTATE) return error
     const locks = await read((trx) => readLocksInTheWay(queryableOf(trx))).catch(() => [])
     return locks.length > 0
@@ -199,18 +148,6 @@ export async function readDatabaseStatus(
     )
     return reading
   } finally {
-    await db.destroy().catch(() => {})
-    // Kysely ends the pool only if it ever took a connection from it.
-    if (!pool.ended) await pool.end().catch(() => {})
-  }
-}
-
-/** The migration reader takes pg's interface; inside the read-only transaction it goes through Kysely. */
-function queryableOf(trx: Transaction<Database>): Queryable {
-  return {
-    query: async (text, values) => {
-      const r = await trx.executeQuery(CompiledQuery.raw(text, values ?? []))
-      return { rows: r.rows } as never
-    },
+    await close()
   }
 }

@@ -4,7 +4,8 @@ import type { SchemaState, SchemaVerdict } from '../db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { EXIT } from '../errors.ts'
-import type { DatabaseReading, StatusError } from './database-status.ts'
+import type { DatabaseReading } from './database-status.ts'
+import type { StatusError } from './status-error.ts'
 
 export type Health = 'ok' | 'attention' | 'schema' | 'permission' | 'unreachable'
 
