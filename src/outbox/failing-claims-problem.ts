@@ -1,6 +1,13 @@
-// Readiness' words for a database whose claims have all failed long enough to matter: how long, the SQLSTATE, and for a refused privilege the grants.
+// Readiness' words for a database whose claims have all failed long enough to matter: how long, the SQLSTATE, for a refused privilege the grants, for a wait the lock on the outbox in the way.
+import { systemClock, waitAtMost } from '../clock.ts'
 import { GRANTS_ADVICE } from '../db/grants-advice.ts'
-import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import {
+  describeLocksInTheWay,
+  LOCK_TIMEOUT_SQLSTATE,
+  readLocksInTheWay,
+} from '../db/lock-in-the-way.ts'
+import { PERMISSION_DENIED_SQLSTATE, QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
+import type { Queryable } from '../db/statement-route.ts'
 import type { ClaimsFailing } from './claim-failures.ts'
 
 /** Claims failing for this long make the database unready (a blip of a few retries does not). */
@@ -12,14 +19,43 @@ export const CLAIMS_FAILING_MS = 30_000
 const CLAIM_FAILURE_FRESH_MS = 15_000
 const CLAIM_PERMISSION_ADVICE = `the role in the database's URL lacks a privilege on schema mailer: ${GRANTS_ADVICE} (\`outbox-mailer check-config --connect\` names what it lacks)`
 
-/** The problem, or null while the claims' failures are too short or too old to make it unready. */
-export function failingClaimsProblem(failing: ClaimsFailing | null): string | null {
-  if (!failing || failing.forMs < CLAIMS_FAILING_MS || failing.lastAgoMs > CLAIM_FAILURE_FRESH_MS)
-    return null
+/** Failing for CLAIMS_FAILING_MS, the last failure fresh: the claims make the database unready. */
+export function claimsFailingLongEnough(failing: ClaimsFailing | null): failing is ClaimsFailing {
+  return (
+    failing !== null &&
+    failing.forMs >= CLAIMS_FAILING_MS &&
+    failing.lastAgoMs <= CLAIM_FAILURE_FRESH_MS
+  )
+}
+
+/**
+ * The problem, or null while the claims' failures are too short or too old to make it unready.
+ * Claims that gave up a wait (the pool's statement_timeout, 57014, or a role's lock_timeout, 55P03)
+ * are most often held by a lock on mailer.email_outbox: a LOCK TABLE, VACUUM FULL or ALTER TABLE in
+ * a transaction left open, or queued behind one. Its holder is read (at most `waitMs`) and named,
+ * the session to end; the SQLSTATE alone said nothing of it.
+ */
+export async function failingClaimsProblem(
+  failing: ClaimsFailing | null,
+  q: Queryable,
+  waitMs: number,
+): Promise<string | null> {
+  if (!claimsFailingLongEnough(failing)) return null
   // The code only: a server's message may quote what it was given.
   const code = failing.sqlstate ? ` (SQLSTATE ${failing.sqlstate})` : ''
+  const said = `claims have failed for ${Math.round(failing.forMs / 1000)}s${code}`
   // A role left without one of step 7's grants (the server names the table, not the grant).
-  const grant =
-    failing.sqlstate === PERMISSION_DENIED_SQLSTATE ? `: ${CLAIM_PERMISSION_ADVICE}` : ''
-  return `claims have failed for ${Math.round(failing.forMs / 1000)}s${code}${grant}; see the logs`
+  if (failing.sqlstate === PERMISSION_DENIED_SQLSTATE)
+    return `${said}: ${CLAIM_PERMISSION_ADVICE}; see the logs`
+  if (failing.sqlstate === QUERY_CANCELED_SQLSTATE || failing.sqlstate === LOCK_TIMEOUT_SQLSTATE) {
+    const locks = await waitAtMost(
+      systemClock,
+      readLocksInTheWay(q, 'mailer.email_outbox'),
+      waitMs,
+    ).catch(() => [])
+    if (locks.length > 0) {
+      return `${said}: ${describeLocksInTheWay(locks)} holds them: a LOCK TABLE, VACUUM FULL or ALTER TABLE in a transaction left open; end it (pg_terminate_backend(pid)) or wait for it; see the logs`
+    }
+  }
+  return `${said}; see the logs`
 }

@@ -12,7 +12,7 @@ import {
   lockedSchemaProblem,
 } from './database-problem.ts'
 import type { Drainer } from './drainer.ts'
-import { failingClaimsProblem } from './failing-claims-problem.ts'
+import { claimsFailingLongEnough, failingClaimsProblem } from './failing-claims-problem.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
 import type { Listener } from './listener.ts'
 import { loopLiveness } from './loop-liveness.ts'
@@ -168,14 +168,15 @@ export function createHealthMonitor(o: {
     const transport =
       d.drainer && problemMakes === 'unready' ? (o.transportProblem?.() ?? null) : null
     // Read after the probe's await: a claim may have succeeded or failed meanwhile.
-    const failing = failingClaimsProblem(d.drainer?.status().claimsFailing ?? null)
+    const failing = d.drainer?.status().claimsFailing ?? null
     if (report.worker === 'stopped') report.problem = 'worker loop is not running'
     else if (readOnlySince !== null) {
       // Before failing claims: the cause they would name by its SQLSTATE only, and an API alone has none.
       const s = Math.max(0, Math.round((elapsed() - readOnlySince) / 1000))
       report.problem = `the database refuses writes (read-only: a hot standby, or a failover under way) for ${s}s: nothing can be claimed or enqueued; check that its URL names the primary`
-    } else if (failing) {
-      report.problem = failing
+    } else if (claimsFailingLongEnough(failing)) {
+      // A wait given up reads who holds the outbox's lock: a second statement, only then.
+      report.problem = await failingClaimsProblem(failing, d.statements, timeoutMs / 2)
     } else if (transport) report.problem = transport
     else if (!sessionHolds(report.listener)) {
       const failure = d.listener?.connectFailure() ?? null
