@@ -88,7 +88,8 @@ const DEADLOCK_TRIES = 5
 /**
  * How many waits for a table lock past lock_timeout (55P03: a long transaction, a report or a hand
  * session, holds the table) one run gives up before it fails: with the default 60 s, three waits
- * end within Fly's 5-minute release window. Counted for the run, not each migration: a release of
+ * end within Fly's 5-minute release window for one database (the deploy guide gives the whole
+ * bound). Counted for the run, not each migration: a release of
  * two migrations that each waited three times ran six minutes. Each wait given up lets the
  * statements queued behind it (the workers') run meanwhile.
  */
