@@ -4,6 +4,7 @@ import { type DatabaseConfig, databaseList } from './config/database-list.ts'
 import { entraIssuerProblems } from './config/entra-issuer.ts'
 import { parseVariables } from './config/env-schema.ts'
 import { type GraphConfig, graphSettings } from './config/graph-settings.ts'
+import { heartbeatSetting } from './config/lease-timing.ts'
 import { mailFromProblem } from './config/sender-mailbox.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { AppError } from './errors.ts'
@@ -87,10 +88,6 @@ export function loadConfig(
   problems.push(...databaseProblems)
 
   const leaseSeconds = e.LEASE_SECONDS ?? 60
-  const heartbeatSeconds = e.HEARTBEAT_SECONDS ?? Math.max(1, Math.floor(leaseSeconds / 3))
-  if (heartbeatSeconds * 2 > leaseSeconds && ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS')) {
-    problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
-  }
   if (e.METRICS_PORT !== undefined && e.METRICS_PORT === (e.PORT ?? 8080) && ok('PORT')) {
     problems.push('METRICS_PORT: must differ from PORT (leave it unset to serve /metrics on PORT)')
   }
@@ -116,6 +113,14 @@ export function loadConfig(
     problems.push(...settings.problems)
     graph = settings.graph
   }
+  const heartbeat = heartbeatSetting(
+    e,
+    ok,
+    leaseSeconds,
+    graph === null ? null : graph.requestTimeoutMs / 1000,
+  )
+  problems.push(...heartbeat.problems)
+  const { heartbeatSeconds } = heartbeat
 
   if (e.API_JWT_SECRET && e.API_JWKS_URL) {
     problems.push('API_JWT_SECRET and API_JWKS_URL are both set: use one')

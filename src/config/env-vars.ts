@@ -93,7 +93,12 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   { name: 'LOG_LEVEL', default: 'info', meaning: 'debug | info | warn | error' },
   { name: 'WORKER_CONCURRENCY', default: '10', meaning: 'sends in flight per process' },
   { name: 'LEASE_SECONDS', default: '60', meaning: 'lease length of a claimed row' },
-  { name: 'HEARTBEAT_SECONDS', default: 'LEASE_SECONDS/3', meaning: 'lease heartbeat period' },
+  {
+    name: 'HEARTBEAT_SECONDS',
+    default: 'LEASE_SECONDS/3',
+    meaning:
+      'lease heartbeat period (with Graph at most LEASE_SECONDS - GRAPH_REQUEST_TIMEOUT_SECONDS - 2; unset, shortened to it)',
+  },
   { name: 'MAX_ATTEMPTS', default: '8', meaning: 'attempts for rows that set none' },
   {
     name: 'RETRY_BASE_SECONDS',

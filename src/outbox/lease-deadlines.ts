@@ -1,5 +1,6 @@
 // Lease deadlines as this process knows them: until when each held lease is surely still its own.
 import { type Clock, monotonicNow } from '../clock.ts'
+import { HEARTBEAT_ANSWER_MS, SEND_LEASE_MARGIN_MS } from '../config/lease-timing.ts'
 import type { Lease } from './claim.ts'
 
 /**
@@ -26,8 +27,10 @@ export interface LeaseDeadlines {
  * `sendTimeoutMs`: how long one send may take (Graph: GRAPH_REQUEST_TIMEOUT_SECONDS). A send must
  * end while its lease surely holds: if heartbeats fail meanwhile, a lease that ends mid-send is
  * reclaimed, and the reclaimer's mailbox lookup can come before the provider has filed the message,
- * so it sends it again. The margin stays under what a lease keeps between two heartbeats that work
- * (`heartbeatMs`), so working heartbeats never hold a send back.
+ * so it sends it again. So a send starts only with its timeout and SEND_LEASE_MARGIN_MS left.
+ * Invariant: the configuration keeps that under what a lease keeps between two heartbeats that work
+ * (`heartbeatMs`, less HEARTBEAT_ANSWER_MS: config/lease-timing.ts), so working heartbeats never hold
+ * a send back; the cap below binds only for a lease shorter than the configuration takes (tests').
  */
 export function createLeaseDeadlines(
   clock: Clock,
@@ -41,7 +44,10 @@ export function createLeaseDeadlines(
       ? shortMs
       : Math.max(
           shortMs,
-          Math.min(o.sendTimeoutMs + 1_000, leaseMs - (o.heartbeatMs ?? leaseMs / 3) - 1_000),
+          Math.min(
+            o.sendTimeoutMs + SEND_LEASE_MARGIN_MS,
+            leaseMs - (o.heartbeatMs ?? leaseMs / 3) - HEARTBEAT_ANSWER_MS,
+          ),
         )
   // Deadlines run on the monotonic clock: on the wall clock, one stepped back (an NTP step, a VM
   // resumed) kept a lease "held" here long after it had ended in the database and another worker

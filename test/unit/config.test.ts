@@ -403,9 +403,33 @@ describe('loadConfig', () => {
     }
     const graph = { ...graphWithSecret, ...short }
     expect(() => loadConfig(graph)).toThrow('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half')
+    // A heartbeat every second: with every 2, a send could start with 2 s of lease left.
     expect(
-      loadConfig({ ...graph, GRAPH_REQUEST_TIMEOUT_SECONDS: '2' }).graph?.requestTimeoutMs,
+      loadConfig({ ...graph, GRAPH_REQUEST_TIMEOUT_SECONDS: '2', HEARTBEAT_SECONDS: '1' }).graph
+        ?.requestTimeoutMs,
     ).toBe(2000)
+  })
+
+  test('a heartbeat so far apart that a Graph send could start with less lease left than its timeout is refused, naming the most it may be; unset, it is shortened to fit', () => {
+    expect([
+      configProblems({ ...graphWithSecret, HEARTBEAT_SECONDS: '28' }),
+      configProblems({ ...graphWithSecret, HEARTBEAT_SECONDS: '30' }),
+      configProblems({ ...base, HEARTBEAT_SECONDS: '30' }),
+    ]).toEqual([
+      [],
+      [
+        "HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus 2 (28 with 60 and 30; 30 set): a Graph send starts only with its request timeout and 1 s more of its lease left, and between two heartbeats a lease keeps LEASE_SECONDS minus HEARTBEAT_SECONDS, less 1 s for the heartbeat's answer; lower HEARTBEAT_SECONDS or GRAPH_REQUEST_TIMEOUT_SECONDS, or raise LEASE_SECONDS",
+      ],
+      [],
+    ])
+    const beat = (env: Record<string, string>) =>
+      loadConfig({ ...graphWithSecret, ...env }).worker.heartbeatSeconds
+    expect([
+      beat({}),
+      beat({ LEASE_SECONDS: '6', GRAPH_REQUEST_TIMEOUT_SECONDS: '3' }),
+      beat({ LEASE_SECONDS: '90', GRAPH_REQUEST_TIMEOUT_SECONDS: '45' }),
+      loadConfig({ ...base, LEASE_SECONDS: '6' }).worker.heartbeatSeconds,
+    ]).toEqual([20, 1, 30, 2])
   })
 
   test('Graph settings: their defaults, one credential (a secret, or a certificate with its key), a lookup that can find what it looks for', () => {

@@ -66,10 +66,11 @@ describe('lease deadlines', () => {
   })
 
   test('the margin never holds back a send between two heartbeats that work', () => {
-    // Request timeout at its largest (half the lease) and heartbeats at theirs (half the lease too).
-    const d = createLeaseDeadlines(at(29_000), 60_000, {
+    // Request timeout at its largest (half the lease) and heartbeats at the longest the
+    // configuration then takes (LEASE_SECONDS minus the timeout minus 2), answered within a second.
+    const d = createLeaseDeadlines(at(28_999), 60_000, {
       sendTimeoutMs: 30_000,
-      heartbeatMs: 30_000,
+      heartbeatMs: 28_000,
     })
     d.confirm([lease], 0)
     expect(d.holds(lease)).toBe(true)

@@ -1,0 +1,43 @@
+// The heartbeat period against the lease and the Graph request timeout: a send starts only with its timeout of lease left.
+import type { Accepted, EnvValues } from './env-schema.ts'
+
+/** A Graph send starts only with its request timeout and this much more of its lease left. */
+export const SEND_LEASE_MARGIN_MS = 1_000
+/** What a heartbeat's statement may take to answer before the lease it extends is short of a send. */
+export const HEARTBEAT_ANSWER_MS = 1_000
+
+/**
+ * HEARTBEAT_SECONDS, by default a third of the lease, and the problems with it. With Graph
+ * (`timeoutSeconds`), a lease keeps LEASE_SECONDS minus HEARTBEAT_SECONDS (less the beat's answer)
+ * between two heartbeats that work; a send must start with its timeout and the margin left, or a
+ * lease could end mid-request once heartbeats fail and another worker's reclaim send the row again.
+ * So HEARTBEAT_SECONDS is at most LEASE_SECONDS minus the timeout minus 2: the default is shortened
+ * to it (every lease and timeout accepted alone keep working), a value set past it is refused.
+ */
+export function heartbeatSetting(
+  e: EnvValues,
+  ok: Accepted,
+  leaseSeconds: number,
+  timeoutSeconds: number | null,
+): { heartbeatSeconds: number; problems: string[] } {
+  const slack = (SEND_LEASE_MARGIN_MS + HEARTBEAT_ANSWER_MS) / 1000
+  const longest = timeoutSeconds === null ? null : leaseSeconds - timeoutSeconds - slack
+  const third = Math.max(1, Math.floor(leaseSeconds / 3))
+  const heartbeatSeconds =
+    e.HEARTBEAT_SECONDS ?? (longest === null ? third : Math.max(1, Math.min(third, longest)))
+  const problems: string[] = []
+  if (heartbeatSeconds * 2 > leaseSeconds && ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS')) {
+    problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
+  } else if (
+    longest !== null &&
+    heartbeatSeconds > longest &&
+    timeoutSeconds !== null &&
+    timeoutSeconds * 2 <= leaseSeconds &&
+    ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS', 'GRAPH_REQUEST_TIMEOUT_SECONDS')
+  ) {
+    problems.push(
+      `HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus ${slack} (${Math.max(0, longest)} with ${leaseSeconds} and ${timeoutSeconds}; ${heartbeatSeconds} set): a Graph send starts only with its request timeout and 1 s more of its lease left, and between two heartbeats a lease keeps LEASE_SECONDS minus HEARTBEAT_SECONDS, less 1 s for the heartbeat's answer; lower HEARTBEAT_SECONDS or GRAPH_REQUEST_TIMEOUT_SECONDS, or raise LEASE_SECONDS`,
+    )
+  }
+  return { heartbeatSeconds, problems }
+}
