@@ -7,6 +7,9 @@ const optional = z
   .string()
   .optional()
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+/** LEASE_SECONDS's largest: another worker's registry entry that notes no lease is judged by it. */
+export const LONGEST_LEASE_SECONDS = 3600
+
 const int = (min: number, max: number) =>
   optional.pipe(
     z
@@ -79,7 +82,7 @@ const Env = z.object({
   API_JWT_AUDIENCE: optional,
   LOG_LEVEL: optional.pipe(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
   WORKER_CONCURRENCY: int(1, 500),
-  LEASE_SECONDS: int(5, 3600),
+  LEASE_SECONDS: int(5, LONGEST_LEASE_SECONDS),
   HEARTBEAT_SECONDS: int(1, 1200),
   MAX_ATTEMPTS: int(1, 100),
   RETRY_BASE_SECONDS: int(1, 3600),

@@ -84,6 +84,8 @@ interface WorkersTable {
   request_timeout_seconds: number | null
   /** Its MAIL_FROM's pause key, whose owed probe it honours (sql/0079); '' none; null: an older binary's. */
   probe_mailbox: string | null
+  /** Its LEASE_SECONDS, by which it is judged live (sql/0084); null: an older binary's. */
+  lease_seconds: number | null
 }
 
 interface SchemaMigrationsTable {

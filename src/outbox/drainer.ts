@@ -56,6 +56,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
     requestTimeoutSeconds:
       d.sendTimeoutMs === undefined ? null : Math.max(1, Math.ceil(d.sendTimeoutMs / 1000)),
     probeMailbox: mailFromPauseKey(d.gate, d.mailFrom) ?? '',
+    // Idle, it beats once per lease length: others judge it live by that (sql/0084).
+    leaseSeconds: cfg.leaseSeconds,
   }
   const leaseKey = createLeaseKey(d.db, registered, {
     onRegistered: () => log.info('worker registered', { workerId: d.worker.id }),

@@ -20,6 +20,11 @@ export interface WorkerIdentity {
    * binary's entry (its mailbox unknown: every owed probe kept while it beats).
    */
   readonly probeMailbox?: string | null
+  /**
+   * Its LEASE_SECONDS, noted in its registry entry (sql/0084): idle, it beats once per lease length,
+   * so another worker judges it live by that (stale-probes.ts); null or absent: an older binary's.
+   */
+  readonly leaseSeconds?: number | null
 }
 
 /**
@@ -36,17 +41,19 @@ export function registryBeat(worker: WorkerIdentity) {
   const key = worker.leaseKey ?? null
   const timeout = worker.requestTimeoutSeconds ?? null
   const mailbox = worker.probeMailbox ?? null
+  const lease = worker.leaseSeconds ?? null
   return sql`beat_keyed as (
-               insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox)
+               insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox,
+                                           lease_seconds)
                values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key}, ${timeout}::int,
-                       ${mailbox}::text)
+                       ${mailbox}::text, ${lease}::int)
                on conflict do nothing
                returning lease_key
              ),
              beat as (
-               insert into mailer.workers (id, host, pid, version, request_timeout_seconds, probe_mailbox)
+               insert into mailer.workers (id, host, pid, version, request_timeout_seconds, probe_mailbox, lease_seconds)
                select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text, ${timeout}::int,
-                      ${mailbox}::text
+                      ${mailbox}::text, ${lease}::int
                 where not exists (select from beat_keyed)
                on conflict (id) do update set last_heartbeat_at = now()
                returning lease_key

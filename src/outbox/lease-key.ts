@@ -21,8 +21,8 @@ export function drawLeaseKey(random: () => number = Math.random): string {
 }
 
 /**
- * Registers the worker under `key` with its request timeout (sql/0070) and its MAIL_FROM's pause key
- * (sql/0079), or refreshes its entry (an
+ * Registers the worker under `key` with its request timeout (sql/0070), its MAIL_FROM's pause key
+ * (sql/0079) and its lease length (sql/0084), or refreshes its entry (an
  * entry with a key keeps it); returns
  * the entry's key, or null when another entry holds `key` (workers_lease_key_idx, unique, sql/0055).
  */
@@ -33,14 +33,17 @@ export async function registerLeaseKey(
 ): Promise<string | null> {
   try {
     const { rows } = await sql<{ lease_key: string }>`
-      insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox)
+      insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox,
+                                  lease_seconds)
       values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key},
-              ${worker.requestTimeoutSeconds ?? null}::int, ${worker.probeMailbox ?? null}::text)
+              ${worker.requestTimeoutSeconds ?? null}::int, ${worker.probeMailbox ?? null}::text,
+              ${worker.leaseSeconds ?? null}::int)
       on conflict (id) do update
         set last_heartbeat_at = now(), lease_key = coalesce(mailer.workers.lease_key, excluded.lease_key),
             request_timeout_seconds = coalesce(mailer.workers.request_timeout_seconds,
                                                excluded.request_timeout_seconds),
-            probe_mailbox = coalesce(mailer.workers.probe_mailbox, excluded.probe_mailbox)
+            probe_mailbox = coalesce(mailer.workers.probe_mailbox, excluded.probe_mailbox),
+            lease_seconds = coalesce(mailer.workers.lease_seconds, excluded.lease_seconds)
       returning lease_key`.execute(db)
     return rows[0]?.lease_key ?? null
   } catch (error) {

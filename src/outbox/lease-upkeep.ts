@@ -67,11 +67,8 @@ export function createLeaseUpkeep(
       keep: [...d.held.values()].filter(d.settling),
       beat: d.worker,
       sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT, lookups: d.lookups ?? false },
-      // Live as status counts a worker live: beat within two lease lengths.
-      staleProbes: {
-        ownMailbox: d.worker.probeMailbox ?? '',
-        liveSeconds: 2 * d.config.leaseSeconds,
-      },
+      // Another entry is live while it beat within two of its own lease lengths (stale-probes.ts).
+      staleProbes: { ownMailbox: d.worker.probeMailbox ?? '' },
     })
     if (beat) d.onBeat?.(beat)
     // A count, not the mailboxes: logs carry no addresses.

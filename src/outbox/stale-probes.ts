@@ -1,11 +1,10 @@
 // Probes owed for a mailbox no live worker sends from, and the due hints they keep written, cleared as CTEs of the reclaim statement.
 import { sql } from 'kysely'
+import { LONGEST_LEASE_SECONDS } from '../config/env-schema.ts'
 
 export interface StaleProbes {
   /** The reclaiming worker's own MAIL_FROM pause key ('' none): never cleared by its own reclaim. */
   ownMailbox: string
-  /** An entry that beat within this long is a live worker's (status's: two lease lengths). */
-  liveSeconds: number
 }
 
 /**
@@ -13,13 +12,17 @@ export interface StaleProbes {
  * `stale_probes` clears the probe owed (sql/0062) for a mailbox other than the worker's own that no
  * live registry entry notes as its MAIL_FROM's (sql/0079): only a claim of a worker of that
  * MAIL_FROM ever cleared it, so a deploy that changed MAIL_FROM left it owed for good, and 0075's
- * insert trigger wrote a hint for every later row of MAIL_FROM's enqueued since. An entry that
- * notes none (an older binary's, NULL) keeps every probe owed while it beats. `spent_hints`
+ * insert trigger wrote a hint for every later row of MAIL_FROM's enqueued since. An entry is live
+ * while it beat within two of its own lease lengths (sql/0084: idle, a worker beats once per lease
+ * length; judged by the reclaiming worker's, a worker of a longer lease was taken for gone between
+ * two beats); one that notes none (an older binary's), by two of the longest lease the configuration takes
+ * (its worker may beat that seldom). An entry that
+ * notes no mailbox (an older binary's, NULL) keeps every probe owed while it is live. `spent_hints`
  * deletes the hints no claim reads: past ones, or all once no probe stays owed (a hint committed
  * after this snapshot is not seen, and was written for a probe owed since: it stays).
  * Invariant: a probe is cleared only for a mailbox no live worker claims for; the own key is
  * excluded because this statement's own registration is not in its snapshot.
- * Reads mailbox_pacing_probe_owed_idx (empty unless a probe is owed) and the registry.
+ * Reads mailbox_pacing_probe_owed_idx (empty unless a probe is owed) and the registry (a handful of rows).
  */
 export function staleProbeClear(s: StaleProbes) {
   return sql`stale_probes as (
@@ -27,7 +30,8 @@ export function staleProbeClear(s: StaleProbes) {
          set probe_owed = false, probe_id = null, probe_due_at = null
        where p.probe_owed and p.mailbox <> ${s.ownMailbox}::text
          and not exists (select from mailer.workers w
-                          where w.last_heartbeat_at >= now() - make_interval(secs => ${s.liveSeconds}::float8)
+                          where w.last_heartbeat_at >= now() - make_interval(
+                                  secs => 2 * coalesce(w.lease_seconds, ${LONGEST_LEASE_SECONDS}::int))
                             and (w.probe_mailbox is null or w.probe_mailbox = p.mailbox))
       returning p.mailbox
     ), spent_hints as (

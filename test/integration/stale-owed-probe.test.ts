@@ -22,9 +22,9 @@ afterEach(async () => {
 })
 
 /** A Graph worker of `mailFrom`, started, its first reclaim done (its loop has turned). */
-async function startWorker(id: string, mailFrom: string): Promise<TestEngine> {
+async function startWorker(id: string, mailFrom: string, leaseSeconds = 5): Promise<TestEngine> {
   fake ??= await startFakeGraph({ clientSecret: 'right', mailboxes: [OLD, NEW] })
-  const e = graphWorker(t, fake, { workerId: id, mailFrom, graceSeconds: 30, leaseSeconds: 5 })
+  const e = graphWorker(t, fake, { workerId: id, mailFrom, graceSeconds: 30, leaseSeconds })
   engines.push(e)
   await e.start()
   await pollUntil(async () => (e.drainer.status().lastLoopAt !== null ? true : undefined))
@@ -58,6 +58,23 @@ async function laterRows(n: number): Promise<number> {
   return r.rows[0].n
 }
 
+/**
+ * Returns once a reclaim of 'new-worker' (its beat rides on it) has begun after the changes
+ * committed before the call, and the moment (database time) before it began.
+ */
+async function newWorkerReclaimed(): Promise<Date> {
+  const marked = (await t.pool.query<{ at: Date }>('select clock_timestamp() as at')).rows[0]!.at
+  await pollUntil(async () => {
+    const r = await t.pool.query<{ n: number }>(
+      `select count(*)::int as n from mailer.workers
+        where id = 'new-worker' and last_heartbeat_at > $1`,
+      [marked],
+    )
+    return r.rows[0]!.n === 1 ? true : undefined
+  }, 30_000)
+  return marked
+}
+
 test('MAIL_FROM changed while a probe is owed for the old mailbox: a worker of the new one clears it at its start, and rows scheduled later add no hint', async () => {
   await oldProbeOwed()
   await startWorker('new-worker', NEW)
@@ -89,15 +106,42 @@ test('a rolling deploy: the old MAIL_FROM’s worker still live keeps its probe 
   expect(await laterRows(0)).toBe(0)
 })
 
-test('a live entry of an older binary (its MAIL_FROM not noted) keeps every owed probe; silent past two lease lengths, it keeps none', async () => {
+test('a rolling deploy that shortens LEASE_SECONDS: the old MAIL_FROM’s worker, idle between its beats (one per its longer lease), keeps its probe owed', async () => {
+  await oldProbeOwed()
+  await laterRows(1)
+  // Its lease 120 s: idle, it beats once per 120 s, live within 240 s; the new worker's lease is 5 s.
+  await startWorker('old-worker', OLD, 120)
+  await startWorker('new-worker', NEW)
+  // Its last beat 30 s ago, as it is between two (its next reclaim is 120 s after its start).
+  await t.pool.query(
+    `update mailer.workers set last_heartbeat_at = now() - interval '30 seconds' where id = 'old-worker'`,
+  )
+  const marked = await newWorkerReclaimed()
+  const oldBeat = await t.pool.query<{ silent: boolean }>(
+    `select last_heartbeat_at < $1 as silent from mailer.workers where id = 'old-worker'`,
+    [marked],
+  )
+  expect({ oldStillSilent: oldBeat.rows[0]?.silent, owed: await oldOwed() }).toEqual({
+    oldStillSilent: true,
+    owed: true,
+  })
+})
+
+test('a live entry of an older binary (its MAIL_FROM and its lease not noted) keeps every owed probe while it may still beat (two of the longest lease); silent past that, it keeps none', async () => {
   await oldProbeOwed()
   await t.pool.query(
     `insert into mailer.workers (id, host, pid, version) values ('older:1:abcdef', 'older', 1, '0.9.0')`,
   )
   await startWorker('new-worker', NEW)
   expect(await oldOwed()).toBe(true)
+  // Silent a minute, twelve of the new worker's leases: its own lease may be an hour.
   await t.pool.query(
     `update mailer.workers set last_heartbeat_at = now() - interval '1 minute' where id = 'older:1:abcdef'`,
+  )
+  await newWorkerReclaimed()
+  expect(await oldOwed()).toBe(true)
+  await t.pool.query(
+    `update mailer.workers set last_heartbeat_at = now() - interval '2 hours 1 minute' where id = 'older:1:abcdef'`,
   )
   await pollUntil(async () => ((await oldOwed()) === false ? true : undefined), 30_000)
 })
