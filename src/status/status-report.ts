@@ -149,7 +149,7 @@ export function judge(
   if (p && age !== null && p.liveWorkers === 0) {
     raise(
       'attention',
-      `rows are due and no worker has beaten in the registry for ${2 * t.leaseSeconds} s (twice LEASE_SECONDS)`,
+      `rows are due and no worker has beaten in the registry within twice its LEASE_SECONDS (${2 * t.leaseSeconds} s for one that does not note it)`,
     )
   }
   return {
