@@ -2,6 +2,11 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { useTestDb } from '../support/db.ts'
+import {
+  cancel as cancelRow,
+  enqueueIn as enqueueRow,
+  pacing as pacingRow,
+} from '../support/paused-claim-rows.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -20,32 +25,11 @@ const claim = (limit = 10) =>
     pausedSender: { key: MAIL_FROM, holdMs: HOLD_MS },
   })
 
-/** A row naming `from` (MAIL_FROM's: none), due `inSeconds` from now in database time, at `priority`. */
-const enqueueIn = async (inSeconds: number, from: string | null, priority = 0) =>
-  (
-    await t.pool.query<{ id: string }>(
-      `select mailer.enqueue_email(jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Hello', 'text', 'Hi')
-                                     || coalesce(jsonb_build_object('from', $2::text), '{}'),
-                                   jsonb_build_object('sendAt', now() + make_interval(secs => $1::float8),
-                                                      'priority', $3::int))::text as id`,
-      [inSeconds, from, priority],
-    )
-  ).rows[0]!.id
-
-/** A mailbox's pacing row: its next turn `inSeconds` from now, its turn's interval, its probe owed. */
+const enqueueIn = (inSeconds: number, from: string | null, priority = 0) =>
+  enqueueRow(t.pool, inSeconds, from, priority)
 const pacing = (mailbox: string, inSeconds: number, turnSeconds: number | null, owed = false) =>
-  t.pool.query(
-    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, probe_owed)
-     values ($1, now() + make_interval(secs => $2::float8), make_interval(secs => $3::float8), $4)
-     on conflict (mailbox) do update
-       set next_at = excluded.next_at, turn_interval = excluded.turn_interval, probe_owed = excluded.probe_owed`,
-    [mailbox, inSeconds, turnSeconds, owed],
-  )
-const cancel = (id: string) =>
-  t.pool.query(
-    `update mailer.email_outbox set status = 'cancelled', cancel_requested_at = now() where id = $1`,
-    [id],
-  )
+  pacingRow(t.pool, mailbox, inSeconds, turnSeconds, owed)
+const cancel = (id: string) => cancelRow(t.pool, id)
 
 test('while it stands, a row of another mailbox paused past the hold waits; one whose next pacing turn is all that stands is claimed', async () => {
   await enqueueIn(-1, 'paused@example.com')
