@@ -68,6 +68,7 @@ import m0076 from '../../sql/0076_claim_past_paused_in_pieces.sql' with { type: 
 import m0078 from '../../sql/0078_send_deadline_noted_with_its_start.sql' with { type: 'text' }
 import m0079 from '../../sql/0079_worker_notes_its_probe_mailbox.sql' with { type: 'text' }
 import m0082 from '../../sql/0082_mail_from_address_probes_after_pause.sql' with { type: 'text' }
+import m0083 from '../../sql/0083_owed_probe_choice_in_pieces.sql' with { type: 'text' }
 import m0084 from '../../sql/0084_worker_notes_its_lease_length.sql' with { type: 'text' }
 
 export interface Migration {
@@ -142,6 +143,7 @@ export const migrations: readonly Migration[] = [
   { version: 78, name: '0078_send_deadline_noted_with_its_start', sql: m0078 },
   { version: 79, name: '0079_worker_notes_its_probe_mailbox', sql: m0079 },
   { version: 82, name: '0082_mail_from_address_probes_after_pause', sql: m0082 },
+  { version: 83, name: '0083_owed_probe_choice_in_pieces', sql: m0083 },
   { version: 84, name: '0084_worker_notes_its_lease_length', sql: m0084 },
 ]
 

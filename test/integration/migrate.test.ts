@@ -361,6 +361,11 @@ describe('migrate', () => {
         '7ccbaf7c18b62311365f357fab41ed0cff37cf516a59dcf7b0955e16224d78a9',
       ],
       [
+        83,
+        '0083_owed_probe_choice_in_pieces',
+        '356c105299b64c6ab0c2b8f1c850d337410ccd7821e08c3dc0987001997fd705',
+      ],
+      [
         84,
         '0084_worker_notes_its_lease_length',
         'a9d0b04a58a173c11fa8cbdc69b9ce614190765171579dee5a4699ca309e5637',
@@ -491,7 +496,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 84,
+        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -556,6 +561,7 @@ describe('migrate', () => {
         { version: 78, c: true },
         { version: 79, c: true },
         { version: 82, c: true },
+        { version: 83, c: true },
         { version: 84, c: true },
         { version: 1000, c: true },
       ])
@@ -567,7 +573,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 84, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -779,7 +785,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38, 39, 45, 50,
+      9, 10, 22, 25, 38, 39, 45, 50, 83,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
@@ -829,7 +835,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 84,
+      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84,
     ])
     const { rows } = await adminQuery(
       url,
