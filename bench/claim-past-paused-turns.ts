@@ -1,16 +1,21 @@
-// `bun run bench/claim-past-paused-turns.ts [rounds] [rows]`: claim_past_paused against 0075's text of it, taking turns, in each of its paths.
+// `bun run bench/claim-past-paused-turns.ts [rounds] [rows]`: claim_past_paused against earlier texts of it, taking turns, in each of its paths.
 //
-// 0076 restated mailer.claim_past_paused over small `language sql` pieces. The migrated function,
-// and 0075's and 0076's texts installed afresh as mailer.claim_past_paused_0075 and _0076 (a
-// function's catalog row replaced by every restatement since 0039 is measured beside a fresh one),
-// all in one database, so they read the same tables and indexes. `rows` pending rows (default
-// 20,000) name a sender of their own (50 of them), due now; as many again scheduled an hour out;
-// one row of MAIL_FROM's (no sender key) two hours out. Each claim (10 rows) runs with EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled
-// back after it, so each finds the same rows, the variants in a rotating order round by round, in
-// each path: MAIL_FROM paused (the standing claim of keyed rows); its probe owed and due (the row
-// moved to now() in the transaction); owed and waiting, searched (no due time kept); owed and
-// waiting, the kept due time checked. Reports per path and variant the median execution time and
-// shared buffers per claim, and whether the answers agree (lease ids, pause and probe present).
+// 0076 restated mailer.claim_past_paused over small `language sql` pieces; 0082 added the row naming
+// MAIL_FROM's address as the probe where the claim would wait; 0083 moved the probe's choice into
+// pieces. The migrated function, and 0082's and 0076's texts installed afresh as
+// mailer.claim_past_paused_0082 and _0076 (a function's catalog row replaced by every restatement
+// since 0039 is measured beside a fresh one), all in one database, so they read the same tables and
+// indexes. `rows` pending rows (default 20,000) name a sender of their own (50 of them), due now; as
+// many again scheduled an hour out; one row of MAIL_FROM's (no sender key) two hours out. Each claim
+// (10 rows) runs with EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back after it, so each finds
+// the same rows, the variants in a rotating order round by round, in each path: MAIL_FROM paused
+// (the standing claim of keyed rows); its probe owed and due (the row moved to now() in the
+// transaction); owed, a row naming MAIL_FROM's address due after every other keyed row (0082's
+// probe; 0076 waits); owed and waiting, searched (no due time kept; 0082's lookup of a row naming
+// the address finds none); owed and waiting, the kept due time checked. Reports per path and
+// variant the median execution time and shared buffers per claim, and whether the answers agree
+// with 0082's (lease ids, pause and probe present). Then the two probe lookups alone, EXPLAIN
+// (ANALYZE, BUFFERS) under the function's settings, in the paths where each reads farthest.
 import { readFileSync } from 'node:fs'
 import { migrate } from '../src/db/migrate.ts'
 import { silentLogger } from '../src/log.ts'
@@ -23,7 +28,7 @@ import { rotated } from './turns.ts'
 const rounds = Number(process.argv[2] ?? 20)
 const rows = Number(process.argv[3] ?? 20_000)
 const MAIL_FROM = 'sender@example.com'
-const VARIANTS = ['claim_past_paused', 'claim_past_paused_0075', 'claim_past_paused_0076'] as const
+const VARIANTS = ['claim_past_paused', 'claim_past_paused_0082', 'claim_past_paused_0076'] as const
 // Each path: what the transaction sets before the claim.
 const PATHS: Record<string, string[]> = {
   paused: [
@@ -32,6 +37,11 @@ const PATHS: Record<string, string[]> = {
   'probe due': [
     `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now() - interval '1 minute', true)`,
     `update mailer.email_outbox set send_at = now() - interval '1 second' where sender_key is null and status = 'pending'`,
+  ],
+  'address probe due': [
+    `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now() - interval '1 minute', true)`,
+    `select mailer.enqueue_email(jsonb_build_object('from', $1::text, 'to', 'rcpt@example.com', 'subject', 'Hi', 'text', 'x'),
+                                 jsonb_build_object('sendAt', now() - interval '1 second'))`,
   ],
   'waiting, searched': [
     `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now() - interval '1 minute', true)`,
@@ -62,7 +72,7 @@ try {
   // Each text installed afresh under a name of its own too: the migrated function's own catalog
   // row, replaced by each restatement since 0039, is measured beside its fresh copy.
   for (const [file, version] of [
-    ['0075_probe_due_follows_rows', '0075'],
+    ['0082_mail_from_address_probes_after_pause', '0082'],
     ['0076_claim_past_paused_in_pieces', '0076'],
   ]) {
     const text = readFileSync(new URL(`../sql/${file}.sql`, import.meta.url), 'utf8')
@@ -134,22 +144,59 @@ try {
     }
   }
   for (const [path, byVariant] of Object.entries(results)) {
-    const [migrated, base, head] = VARIANTS.map((v) => byVariant[v]!)
+    const [migrated, base, older] = VARIANTS.map((v) => byVariant[v]!)
+    const answer = (v: typeof base) => [...v!.shapes].join(' | ')
     console.log(
       JSON.stringify({
         path,
-        headMs: Math.round(median(head!.ms) * 1000) / 1000,
-        baseMs: Math.round(median(base!.ms) * 1000) / 1000,
         migratedMs: Math.round(median(migrated!.ms) * 1000) / 1000,
-        headBuffers: median(head!.buffers),
-        baseBuffers: median(base!.buffers),
+        ms0082: Math.round(median(base!.ms) * 1000) / 1000,
+        ms0076: Math.round(median(older!.ms) * 1000) / 1000,
         migratedBuffers: median(migrated!.buffers),
-        answersAgree: [head, migrated].every(
-          (v) => [...v!.shapes].join() === [...base!.shapes].join(),
-        ),
-        answer: [...head!.shapes].join(' | '),
+        buffers0082: median(base!.buffers),
+        buffers0076: median(older!.buffers),
+        migratedAgrees: answer(migrated) === answer(base),
+        answer: answer(base),
+        ...(answer(older) === answer(base) ? {} : { answer0076: answer(older) }),
       }),
     )
+  }
+  // The probe's two lookups alone, as the function plans them (its settings, a generic plan).
+  const SETTINGS = [
+    'set local enable_seqscan = off',
+    'set local enable_bitmapscan = off',
+    'set local enable_sort = off',
+    'set local plan_cache_mode = force_generic_plan',
+  ]
+  // mailer.mail_from_address_probe_row's statement (0083), 0082's lookup.
+  const KEYED_LOOKUP = `select o.id, o.ctid, o.send_started_at is not null from mailer.email_outbox o
+    where o.status = 'pending' and o.sender_key is not null and o.sender_key = $1 and o.send_at <= now()
+    order by o.priority, o.send_at, o.id limit 1 for update of o skip locked`
+  const LOOKUPS: [string, string, string][] = [
+    [
+      'probe due',
+      'unkeyed',
+      `select o.id, o.ctid, o.send_started_at is not null from mailer.email_outbox o
+        where o.status = 'pending' and o.send_at <= now() and o.sender_key is null
+        order by o.priority, o.send_at, o.id limit 1 for update of o skip locked`,
+    ],
+    ['address probe due', 'keyed', KEYED_LOOKUP],
+    ['waiting, searched', 'keyed, none', KEYED_LOOKUP],
+  ]
+  for (const [path, lookup, text] of LOOKUPS) {
+    const plan = await inTurn(path, async () => {
+      for (const s of SETTINGS) await probe.query(s)
+      await probe.query(`prepare lookup(text) as ${text.replace('$1', '$1::text')}`)
+      try {
+        const lines = await probe.query<{ 'QUERY PLAN': string }>(
+          `explain (analyze, buffers, costs off, timing off, summary off) execute lookup('${MAIL_FROM}')`,
+        )
+        return lines.map((l) => l['QUERY PLAN'])
+      } finally {
+        await probe.query('deallocate lookup')
+      }
+    })
+    console.log(JSON.stringify({ path, lookup, plan }))
   }
 } finally {
   await probe.close()
