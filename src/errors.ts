@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'sender_not_allowed'
   | 'rate_limited'
+  | 'large_bodies_busy'
   | 'database_unknown'
   | 'database_unavailable'
   | 'database_permission_denied'

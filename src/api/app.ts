@@ -4,7 +4,7 @@ import { systemClock } from '../clock.ts'
 import { authenticate, createVerifier, type Verify } from './auth.ts'
 import { routeBodyLimit } from './body-limits.ts'
 import type { ApiDeps, AppEnv } from './context.ts'
-import { largeBodySlots } from './large-body-slots.ts'
+import { admitLargeBodies, largeBodySlots } from './large-body-slots.ts'
 import { createOperationsApp } from './operations-app.ts'
 import { wellFormedQuery } from './percent-encoding.ts'
 import { rateLimit } from './rate-limit.ts'
@@ -36,7 +36,7 @@ export function createApp(deps: ApiDeps, verify?: Verify | null): OpenAPIHono<Ap
     // The injected clock, as the tokens' exp and nbf are judged: a bucket's refill is testable.
     rateLimit(deps.rateLimitPerMinute ?? DEFAULT_RATE_PER_MINUTE, () => clock.now()),
     // After the token and the rate: a refused request's body is never read, so takes no slot.
-    largeBodySlots,
+    admitLargeBodies(deps.largeBodySlots ?? largeBodySlots()),
     wellFormedQuery,
   )
 

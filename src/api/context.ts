@@ -6,6 +6,7 @@ import type { ApiAuthConfig } from '../config.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { HealthSource } from '../outbox/health.ts'
+import type { LargeBodySlots } from './large-body-slots.ts'
 import type { Metrics } from './metrics.ts'
 
 export interface ApiDatabase {
@@ -28,6 +29,11 @@ export interface ApiDeps {
    * keys); null or absent, any. The workers hold rows written through SQL to it at send.
    */
   allowedSenders?: ReadonlySet<string> | null
+  /**
+   * The process's slots for bodies past 4 MiB (large-body-slots.ts); absent, the app makes its
+   * own (serve makes one app per process).
+   */
+  largeBodySlots?: LargeBodySlots
   /** Requests per minute per token subject; default 600, 0 disables the limit. */
   rateLimitPerMinute?: number
   /** `operations` serves only health, readiness and metrics (`serve --role worker`): no auth needed. */

@@ -1,4 +1,4 @@
-// How many bodies past BODY_LIMIT_BYTES one process reads at once: one more is a 429 rate_limited with Retry-After.
+// How many bodies past BODY_LIMIT_BYTES one process reads at once: one more is a 429 large_bodies_busy with Retry-After.
 import { createMiddleware } from 'hono/factory'
 import { AppError } from '../errors.ts'
 import { BODY_LIMIT_BYTES, capOf } from './body-limits.ts'
@@ -12,30 +12,56 @@ import type { AppEnv } from './context.ts'
  */
 export const LARGE_BODIES_AT_ONCE = 2
 
-let reading = 0
+/** The slots of one process (createApp's deps.largeBodySlots; one per app when not given). */
+export interface LargeBodySlots {
+  /** Takes a slot if one is free. */
+  take(): boolean
+  release(): void
+  /** How many bodies past BODY_LIMIT_BYTES are being read now. */
+  readonly reading: number
+}
 
-/** How many bodies past BODY_LIMIT_BYTES this process is reading now. */
-export const largeBodiesReading = (): number => reading
+/** Invariant: `reading` counts the slots taken and not released, never more than `atOnce`. */
+export function largeBodySlots(atOnce = LARGE_BODIES_AT_ONCE): LargeBodySlots {
+  let reading = 0
+  return {
+    take() {
+      if (reading >= atOnce) return false
+      reading += 1
+      return true
+    },
+    release() {
+      reading -= 1
+    },
+    get reading() {
+      return reading
+    },
+  }
+}
 
-/** Invariant: `reading` counts the requests past this middleware whose body may pass 4 MiB. */
-export const largeBodySlots = createMiddleware<AppEnv>(async (c, next) => {
-  // Sent chunked, a body's size is known only once read: it may be as large as its route reads.
-  const chunked = c.req.header('transfer-encoding') !== undefined
-  const large = chunked
-    ? capOf(c.req.method, c.req.path).max > BODY_LIMIT_BYTES
-    : Number(c.req.header('content-length') ?? 0) > BODY_LIMIT_BYTES
-  if (!large || c.req.method === 'GET' || c.req.method === 'HEAD') return next()
-  if (reading >= LARGE_BODIES_AT_ONCE) {
-    throw new AppError(
-      'rate_limited',
-      `${LARGE_BODIES_AT_ONCE} bodies past ${BODY_LIMIT_BYTES} bytes are being read by this process: repeat the request after Retry-After`,
+/**
+ * A request whose body may pass BODY_LIMIT_BYTES holds a slot while it is handled. Sent chunked, a
+ * body's size is known only once read: it may be as large as its route reads.
+ */
+export function admitLargeBodies(slots: LargeBodySlots, atOnce = LARGE_BODIES_AT_ONCE) {
+  const busy = () =>
+    new AppError(
+      'large_bodies_busy',
+      `${atOnce} bodies past ${BODY_LIMIT_BYTES} bytes are being read by this process: repeat the request after Retry-After`,
       { retryAfterSeconds: 1 },
     )
-  }
-  reading += 1
-  try {
-    return await next()
-  } finally {
-    reading -= 1
-  }
-})
+  return createMiddleware<AppEnv>(async (c, next) => {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next()
+    const chunked = c.req.header('transfer-encoding') !== undefined
+    const large = chunked
+      ? capOf(c.req.method, c.req.path).max > BODY_LIMIT_BYTES
+      : Number(c.req.header('content-length') ?? 0) > BODY_LIMIT_BYTES
+    if (!large) return next()
+    if (!slots.take()) throw busy()
+    try {
+      return await next()
+    } finally {
+      slots.release()
+    }
+  })
+}

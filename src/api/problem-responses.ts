@@ -62,8 +62,8 @@ export const V1_PROBLEMS = {
   ),
   429: {
     ...problemResponse(
-      'Rate limit of this token subject exceeded, or this process reads two bodies past 4 MiB already (rate_limited)',
-      ['rate_limited'],
+      'Rate limit of this token subject exceeded (rate_limited); or, for a body past 4 MiB (or one sent chunked that passes it), this process reads two such bodies already: repeat it after Retry-After, on this machine or another (large_bodies_busy)',
+      ['rate_limited', 'large_bodies_busy'],
     ),
     headers: {
       'Retry-After': {

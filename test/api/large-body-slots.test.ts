@@ -1,14 +1,26 @@
 // POST /v1/outbox's large bodies (past 4 MiB, up to 13 MiB) are read a few at a time per process: one more is a 429 with Retry-After, not memory the machine lacks.
-import { expect, setDefaultTimeout, test } from 'bun:test'
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { BODY_LIMIT_BYTES } from '../../src/api/body-limits.ts'
-import { largeBodiesReading } from '../../src/api/large-body-slots.ts'
+import { largeBodySlots } from '../../src/api/large-body-slots.ts'
+import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
-import { appOnOwnDatabase } from './support/own-database-app.ts'
+import { type App, appOnDefault } from './support/harness.ts'
+import { token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const s = appOnOwnDatabase()
+// The process's slots, given to the app as serve gives its own: the test reads how many are taken.
+const slots = largeBodySlots()
+const s = {} as { t: TestDb; app: App; tk: string }
+beforeAll(async () => {
+  s.t = await createTestDb()
+  s.app = appOnDefault(s.t, { largeBodySlots: slots }).app
+  s.tk = await token()
+})
+afterAll(async () => {
+  await s.t.drop()
+})
 
 /** A body of `size` bytes, sent once `finish` is called. */
 function heldBody(size: number) {
@@ -51,7 +63,7 @@ test('a third body past 4 MiB while two are being read is a 429 with Retry-After
   const held = [heldBody(size), heldBody(size)]
   const answers = held.map((h) => post(h.stream, h.size))
   // Both past the token and the rate limit, their slots taken (a stream may be pulled before that).
-  await pollUntil(async () => (largeBodiesReading() === 2 ? true : undefined))
+  await pollUntil(async () => (slots.reading === 2 ? true : undefined))
 
   const third = heldBody(size)
   third.finish()
@@ -59,7 +71,7 @@ test('a third body past 4 MiB while two are being read is a 429 with Retry-After
   const problem = (await refused.json()) as { type?: string; detail?: string }
   expect([refused.status, problem.type, refused.headers.get('retry-after')]).toEqual([
     429,
-    'urn:outbox-mailer:problem:rate_limited',
+    'urn:outbox-mailer:problem:large_bodies_busy',
     '1',
   ])
   expect(problem.detail).toContain('bodies past 4194304 bytes')
