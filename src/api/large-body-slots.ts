@@ -41,7 +41,9 @@ export function largeBodySlots(atOnce = LARGE_BODIES_AT_ONCE): LargeBodySlots {
 
 /**
  * A request whose body may pass BODY_LIMIT_BYTES holds a slot while it is handled. Sent chunked, a
- * body's size is known only once read: it may be as large as its route reads.
+ * body's size is known only once read: with a slot free it takes one (it may be as large as its
+ * route reads); with none, at most BODY_LIMIT_BYTES of it are read (as any small body is, which no
+ * slot bounds): one that ends within them is handled from those bytes, one that does not is refused.
  */
 export function admitLargeBodies(slots: LargeBodySlots, atOnce = LARGE_BODIES_AT_ONCE) {
   const busy = () =>
@@ -57,11 +59,42 @@ export function admitLargeBodies(slots: LargeBodySlots, atOnce = LARGE_BODIES_AT
       ? capOf(c.req.method, c.req.path).max > BODY_LIMIT_BYTES
       : Number(c.req.header('content-length') ?? 0) > BODY_LIMIT_BYTES
     if (!large) return next()
-    if (!slots.take()) throw busy()
+    if (!slots.take()) {
+      if (!chunked) throw busy()
+      const body = await bodyWithin(c.req.raw, BODY_LIMIT_BYTES)
+      if (body === null) throw busy()
+      c.req.raw = new Request(c.req.raw, { body })
+      return next()
+    }
     try {
       return await next()
     } finally {
       slots.release()
     }
   })
+}
+
+/** The body's bytes when it ends within `max`; null (the rest left unread) when it does not. */
+async function bodyWithin(req: Request, max: number): Promise<Uint8Array | null> {
+  if (!req.body) return new Uint8Array()
+  const reader = req.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > max) {
+      await reader.cancel()
+      return null
+    }
+    chunks.push(value)
+  }
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    out.set(chunk, at)
+    at += chunk.byteLength
+  }
+  return out
 }

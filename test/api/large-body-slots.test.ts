@@ -58,7 +58,7 @@ const post = (body: ReadableStream<Uint8Array> | string, size: number) =>
     ...({ duplex: 'half' } as object),
   })
 
-test('a third body past 4 MiB while two are being read is a 429 with Retry-After; once they are read it is taken', async () => {
+test('a third body past 4 MiB while two are being read is a 429 with Retry-After, a small one sent chunked is taken; once they are read a large one is taken', async () => {
   const size = BODY_LIMIT_BYTES + 1024 * 1024
   const held = [heldBody(size), heldBody(size)]
   const answers = held.map((h) => post(h.stream, h.size))
@@ -76,19 +76,31 @@ test('a third body past 4 MiB while two are being read is a 429 with Retry-After
   ])
   expect(problem.detail).toContain('bodies past 4194304 bytes')
 
-  // A small body is read beside them: only large ones wait. One sent chunked may be large: it waits.
+  // A small body is read beside them: only large ones wait. One sent chunked, its size unknown
+  // until read, is read up to 4 MiB: ending within them it is taken; passing them, it waits.
   const small = JSON.stringify({ message: { to: 'ada@example.com', subject: 's', text: 'hi' } })
   expect((await post(small, small.length)).status).toBe(201)
-  const chunked = await s.app.request('/v1/outbox', {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${s.tk}`,
-      'content-type': 'application/json',
-      'transfer-encoding': 'chunked',
-    },
-    body: small,
-  })
-  expect(chunked.status).toBe(429)
+  const chunked = (body: string | ReadableStream<Uint8Array>) =>
+    s.app.request('/v1/outbox', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${s.tk}`,
+        'content-type': 'application/json',
+        'transfer-encoding': 'chunked',
+      },
+      body,
+      ...({ duplex: 'half' } as object),
+    })
+  const smallChunked = await chunked(small)
+  expect([smallChunked.status, slots.reading]).toEqual([201, 2])
+  const large = heldBody(size)
+  large.finish()
+  const largeChunked = await chunked(large.stream)
+  const busy = (await largeChunked.json()) as { type?: string }
+  expect([largeChunked.status, busy.type]).toEqual([
+    429,
+    'urn:outbox-mailer:problem:large_bodies_busy',
+  ])
 
   for (const h of held) h.finish()
   expect((await Promise.all(answers)).map((r) => r.status)).toEqual([201, 201])
