@@ -112,7 +112,7 @@ const Message = z
         maxProperties: 3,
         ...X_HEADER_NAMES,
         description:
-          'Up to three X- headers, at most 256 KB together as "Name: value" lines (Exchange Online\'s limit on a message\'s header); a value with a control character other than a tab is refused',
+          'Up to three X- headers, at most 256 KB together as "Name: value" lines (Exchange Online\'s limit on a message\'s header), no two named alike but for case (X-Trace and x-trace are one header); a value with a control character other than a tab is refused',
       }),
     attachments: z.array(Attachment).nullable().optional(),
     importance: z.enum(['low', 'normal', 'high']).nullable().optional(),
@@ -121,7 +121,7 @@ const Message = z
     ...CLOSED,
     required: ['subject'],
     description:
-      'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html; its Graph sendMail request at most 4 MB (attachments as base64), its attachments at most 3 MB decoded.',
+      'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html; its Graph sendMail request at most 4 MB (attachments as base64), its attachments at most 3 MB decoded; its header at most 256 KB (Exchange Online\'s limit) as its subject, from, to, cc, replyTo (each "name <address>") and X- headers take as lines.',
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
   })
 

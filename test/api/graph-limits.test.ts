@@ -47,3 +47,38 @@ test('X- headers over 256 KB together are a 400 naming message.headers, nothing 
   const { rows } = await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')
   expect(rows).toEqual([{ n: 0 }])
 })
+
+test('two X- headers whose names differ only in case are a 400 naming both, nothing stored', async () => {
+  const headers = { 'X-Trace': 'a', 'x-trace': 'b' }
+  const body = { message: { to: 'a@example.com', subject: 's', text: 't', headers } }
+  const r = await send(s.app, 'POST', '/v1/outbox', { token: s.tk, body })
+  const problem = r.body as { type?: string; errors?: { path: string; message: string }[] }
+  expect([r.status, problem.type, problem.errors]).toEqual([
+    400,
+    'urn:outbox-mailer:problem:validation_failed',
+    [
+      {
+        path: 'message.headers.X-Trace',
+        message:
+          'is the same header as x-trace (header names are case-insensitive): give one of them',
+      },
+    ],
+  ])
+  const { rows } = await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')
+  expect(rows).toEqual([{ n: 0 }])
+})
+
+test('a display name past 256 KB, far within the body and sendMail limits, is a 400 naming message, nothing stored', async () => {
+  const to = { address: 'a@example.com', name: 'n'.repeat(300_000) }
+  const body = { message: { to, subject: 's', text: 't' } }
+  const r = await send(s.app, 'POST', '/v1/outbox', { token: s.tk, body })
+  const problem = r.body as { type?: string; errors?: { path: string; message: string }[] }
+  expect([r.status, problem.type, problem.errors?.map((e) => e.path)]).toEqual([
+    400,
+    'urn:outbox-mailer:problem:validation_failed',
+    ['message'],
+  ])
+  expect(problem.errors?.[0]?.message).toStartWith('has a header of at least 300')
+  const { rows } = await s.t.pool.query('select count(*)::int as n from mailer.email_outbox')
+  expect(rows).toEqual([{ n: 0 }])
+})

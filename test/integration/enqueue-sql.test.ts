@@ -263,6 +263,33 @@ describe('mailer.enqueue_email validation', () => {
     expect(await count()).toBe(1)
   })
 
+  test('a domain of other letters is refused naming the domain and asking for its A-labels; the A-labels are taken', async () => {
+    // POST /v1/outbox writes such a domain as its A-labels (UTS #46); SQL callers must do so.
+    const why = (domain: string) =>
+      `is not a valid e-mail address: its domain ${domain} is not written in A-labels: mailer.enqueue_email takes an internationalized domain only as its A-labels (xn--..., as IDNA maps it, UTS #46); POST /v1/outbox converts it`
+    for (const [message, field, domain] of [
+      [{ to: 'ann@bücher.example' }, 'message.to[0]', 'bücher.example'],
+      [
+        { to: 'a@example.com', cc: [{ address: 'ann@mañana.example' }] },
+        'message.cc[0].address',
+        'mañana.example',
+      ],
+      [{ to: 'a@example.com', bcc: ['Ann <ann@例え.jp>'] }, 'message.bcc[0]', '例え.jp'],
+      [{ to: 'a@example.com', from: 'ann@bücher.example' }, 'message.from[0]', 'bücher.example'],
+    ] as const) {
+      const e = await enqueue(t, { ...message, subject: 'S', text: 'T' }).catch((err: Error) => err)
+      expect([field, (e as Error).message]).toEqual([field, `mailer: ${field} ${why(domain)}`])
+    }
+    // A blank or a control character in the domain is no letter: refused as before.
+    const e = await enqueue(t, { to: 'ann@bü\u00a0cher.example', subject: 'S', text: 'T' }).catch(
+      (err: Error) => err,
+    )
+    expect((e as Error).message).toBe('mailer: message.to[0] is not a valid e-mail address')
+    expect(await count()).toBe(0)
+    await enqueue(t, { to: 'ann@xn--bcher-kva.example', subject: 'S', text: 'T' })
+    expect(await count()).toBe(1)
+  })
+
   test('a valid message is stored normalised, with defaults', async () => {
     const id = await enqueue(
       t,

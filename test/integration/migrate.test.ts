@@ -370,6 +370,11 @@ describe('migrate', () => {
         '0084_worker_notes_its_lease_length',
         'a9d0b04a58a173c11fa8cbdc69b9ce614190765171579dee5a4699ca309e5637',
       ],
+      [
+        86,
+        '0086_header_case_size_and_idn_refusals',
+        'c0d17300b561e1ae36a71d709c3a2711b5ad4da6bfa90b1f40515a547e5212ee',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -496,7 +501,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84,
+        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 86,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -563,9 +568,10 @@ describe('migrate', () => {
         { version: 82, c: true },
         { version: 83, c: true },
         { version: 84, c: true },
+        { version: 86, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0084 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0086 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -573,7 +579,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 86, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -835,7 +841,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84,
+      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 86,
     ])
     const { rows } = await adminQuery(
       url,
