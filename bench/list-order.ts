@@ -54,7 +54,9 @@ try {
     for (const [label, status] of statuses) {
       for (const after of [undefined, middle]) {
         const filter: OutboxFilter = { status }
-        const q = listStatement(handle.db, filter, { limit: 50, order, after }, null)!.compile()
+        const q = listStatement(handle.db, filter, { limit: 50, order, after }, null)!.compile(
+          handle.db,
+        )
         const { executionMs, buffers, removed, how } = await explainList(probe, q)
         const what = `order=${order} status=${label}${after ? ` after ${after}` : ''}`
         console.log(

@@ -11,7 +11,9 @@
 // statuses, a tenant, a time window, a cursor deep in the list. `read` is the rows the scans
 // returned plus those their filters removed; a page reads ~51: a shape reading thousands is flagged.
 // A shape walking the primary key (walksPrimaryKey) reads one span (spanPageStatement, SPAN_ROWS
-// ids at most) and may answer a short page: flagged past the span, `items` its page's rows.
+// ids at most) and may answer a short page: flagged past the span, `items` its page's rows. So
+// does a page whose pending rows the look past its cursor leaves to a span (src/outbox/pending-near.ts):
+// `look, span`, its line the sum of both statements.
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import type { OutboxStatus } from '../src/db/schema.ts'
@@ -85,6 +87,7 @@ const SHAPES: [string, OutboxFilter][] = [
   ['tenant=tiny', { tenant: 'tiny' }],
   ['tenant=t3 pending', { tenant: 't3', status: ['pending'] }],
   ['tenant=t3 failed', { tenant: 't3', status: ['failed'] }],
+  ['tenant=tiny pending', { tenant: 'tiny', status: ['pending'] }],
   ['created one day', { createdFrom: '2030-01-15T00:00:00Z', createdTo: '2030-01-16T00:00:00Z' }],
   [
     'created one hour sent',
@@ -93,6 +96,14 @@ const SHAPES: [string, OutboxFilter][] = [
   [
     'created one day pending',
     { createdFrom: '2030-01-15T00:00:00Z', createdTo: '2030-01-16T00:00:00Z', status: ['pending'] },
+  ],
+  [
+    'created one day pending,failed',
+    {
+      createdFrom: '2030-01-15T00:00:00Z',
+      createdTo: '2030-01-16T00:00:00Z',
+      status: ['pending', 'failed'],
+    },
   ],
   ['sent one day', { sentFrom: '2030-01-15T00:00:00Z', sentTo: '2030-01-16T00:00:00Z' }],
 ]
@@ -143,14 +154,29 @@ async function explainAll(probe: Probe, db: ReturnType<typeof openDb>['db']) {
         const spans = walksPrimaryKey(filter)
         const q = spans
           ? spanPageStatement(db, filter, null, walk).compile(db)
-          : listStatement(db, filter, { limit: 50, order, after }, null)?.compile()
+          : listStatement(db, filter, { limit: 50, order, after }, null)?.compile(db)
         if (!q) continue
-        const { executionMs, buffers, read, how } = await explainList(probe, q)
-        const got = await probe.query<{ id: string | null }>(q.sql, [...q.parameters])
+        const plan = await explainList(probe, q)
+        let got = await probe.query<{ id: string | null; pending_unresolved?: boolean }>(q.sql, [
+          ...q.parameters,
+        ])
+        // As listOutbox: a page whose pending rows the look past its cursor left unresolved walks a span.
+        const then = !spans && got[0]?.pending_unresolved === true
+        if (then) {
+          const s = spanPageStatement(db, filter, null, walk).compile(db)
+          const more = await explainList(probe, s)
+          plan.executionMs += more.executionMs
+          plan.buffers += more.buffers
+          plan.read += more.read
+          plan.how = [...new Set([...plan.how, ...more.how])]
+          got = await probe.query(s.sql, [...s.parameters])
+        }
+        const { executionMs, buffers, read, how } = plan
         const items = got.filter((r) => r.id !== null)
         const what = `${order} ${label}${after ? ` after ${after}` : ''}`
+        const walked = spans || then
         console.log(
-          `${read > FLAG_READ + (spans ? SPAN_ROWS : 0) ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  items ${String(Math.min(items.length, 50)).padStart(2)}${spans ? ' span' : ''}  ${how.join(', ')}`,
+          `${read > FLAG_READ + (walked ? SPAN_ROWS : 0) ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  items ${String(Math.min(items.length, 50)).padStart(2)}${spans ? ' span' : then ? ' look, span' : ''}  ${how.join(', ')}`,
         )
       }
     }

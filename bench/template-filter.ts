@@ -62,7 +62,7 @@ try {
     ['template=absent&status=pending', { template: 'absent', status: ['pending'] }],
   ]
   for (const [label, filter] of cases) {
-    const q = listStatement(handle.db, filter, { limit: 50 }, null)!.compile()
+    const q = listStatement(handle.db, filter, { limit: 50 }, null)!.compile(handle.db)
     const { executionMs, buffers, removed, how } = await explainList(probe, q)
     console.log(
       `${label.padEnd(32)} ${executionMs.toFixed(2).padStart(8)} ms  buffers ${String(buffers).padStart(6)}  rows removed by filter ${String(removed).padStart(7)}  ${how.join(', ')}`,

@@ -30,7 +30,8 @@ export function candidateIds(
   where: Where,
   limit: number,
   order: 'asc' | 'desc',
-  near?: { after: string | undefined },
+  /** A list page's pending branch built on `sorted` (pending-near.ts), in place of `sorted` alone. */
+  pendingBranch?: (sorted: Expression<unknown>) => RawBuilder<{ id: string }>,
 ): RawBuilder<{ id: string }> | null {
   const branches = statuses.map((status) => {
     const sorted = db
@@ -40,59 +41,15 @@ export function candidateIds(
       // id + 0 for pending: ordered by the bare id, the planner may walk the primary key instead.
       .orderBy(status === 'pending' ? sql`id + 0` : sql`id`, order)
       .limit(limit)
-    if (status !== 'pending' || near === undefined)
+    if (status !== 'pending' || pendingBranch === undefined)
       return sql`select id from (${sorted}) as ${sql.id(status)}`
-    return pendingNear(db, where, limit, order, near.after, sorted)
+    return pendingBranch(sorted)
   })
   if (branches.length === 0) return null
   return sql<{ id: string }>`
     select id from (${sql.join(branches, sql` union all `)}) as candidates
      order by id ${sql.raw(order)}
      limit ${limit}`
-}
-
-/** The ids past a list's cursor the pending branch looks among first: 20 pages' worth of a page. */
-const nearIds = (limit: number) => 20 * limit
-
-/**
- * The pending branch of a list page: its rows among the nearIds ids past the cursor first, through
- * email_outbox_pkey (a pending backlog is dense in id order: 51 of them within ~60 ids); only when
- * those do not fill it, `sorted` (every pending id through email_outbox_claim_idx, sorted: a
- * million under an outage's backlog, 0.4-0.9 s, where a kept outbox's few pending rows cost
- * little). Either answers the first `limit` pending rows past the cursor; a one-time filter runs
- * one of them. The near look costs nearIds rows at most (~70 buffers for a page of 50).
- */
-function pendingNear(
-  db: Kysely<Database>,
-  where: Where,
-  limit: number,
-  order: 'asc' | 'desc',
-  after: string | undefined,
-  sorted: Expression<unknown>,
-) {
-  const span = sql.lit(nearIds(limit))
-  const range =
-    order === 'asc'
-      ? sql<boolean>`id > f.start and id <= least(f.start, 9223372036854775807 - ${span}) + ${span}`
-      : sql<boolean>`id < f.start and id >= f.start - ${span}`
-  const from =
-    order === 'asc'
-      ? sql`coalesce(${after ?? null}::bigint, (select min(id) - 1 from mailer.email_outbox))`
-      : sql`coalesce(${after ?? null}::bigint, (select max(id) + 1 from mailer.email_outbox))`
-  const near = db
-    .selectFrom('mailer.email_outbox')
-    .select('id')
-    .where((eb) => eb.and([eb('status', '=', 'pending'), where(eb)]))
-    .where(range)
-    .orderBy('id', order)
-    .limit(limit)
-  return sql`select id from (
-      with f as (select ${from} as start),
-           near as (select id from f, lateral ${near} n)
-      select id from near where (select count(*) from near) = ${limit}
-      union all
-      select id from ${sorted} s where (select count(*) from near) < ${limit}
-    ) as pending`
 }
 
 /**

@@ -34,13 +34,13 @@ test.each(['newest', 'oldest'] as const)(
   async (order) => {
     const page = { limit: 50, order, after: order === 'newest' ? '3000' : '1000' }
     const q = listStatement(t.db, { status: ['pending', 'failed'] }, page, null)!
-    const plain = q.compile()
+    const plain = q.compile(t.db)
     const { rows } = await t.pool.query<{ 'QUERY PLAN': [{ Plan: Node }] }>(
       `explain (analyze, format json) ${plain.sql}`,
       [...plain.parameters],
     )
     const read = rowsRead(rows[0]!['QUERY PLAN'][0].Plan)
-    const got = (await q.execute()).map((r) => String(r.id))
+    const got = (await q.execute(t.db)).rows.map((r) => String(r.id))
     const first = Number(page.after)
     const want = Array.from({ length: 51 }, (_, i) =>
       String(order === 'newest' ? first - 1 - i : first + 1 + i),
@@ -62,7 +62,7 @@ test.each([
       { limit: 50, order, after },
       null,
     )!
-    const got = (await q.execute()).map((r) => String(r.id))
+    const got = (await q.execute(t.db)).rows.map((r) => String(r.id))
     const step = from < to ? 1 : -1
     const want = Array.from({ length: Math.abs(to - from) + 1 }, (_, i) => String(from + step * i))
     expect(got).toEqual(want)

@@ -11,14 +11,23 @@ export interface OutboxReads<T> {
   heapPages: number
   /** Sequential scans started on the outbox. */
   seqScans: number
+  /** Entries its indexes returned plus rows its sequential scans read: the rows a statement looked at. */
+  rowsRead: number
 }
 
 const xactStats = (trx: Kysely<Database>) =>
-  sql<{ pages: string; scans: string }>`
+  sql<{ pages: string; scans: string; rows: string }>`
     select pg_stat_get_xact_blocks_fetched('mailer.email_outbox'::regclass) as pages,
-           pg_stat_get_xact_numscans('mailer.email_outbox'::regclass) as scans`
+           pg_stat_get_xact_numscans('mailer.email_outbox'::regclass) as scans,
+           pg_stat_get_xact_tuples_returned('mailer.email_outbox'::regclass)
+             + (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0)
+                  from pg_index where indrelid = 'mailer.email_outbox'::regclass) as rows`
     .execute(trx)
-    .then((r) => ({ pages: Number(r.rows[0]!.pages), scans: Number(r.rows[0]!.scans) }))
+    .then((r) => ({
+      pages: Number(r.rows[0]!.pages),
+      scans: Number(r.rows[0]!.scans),
+      rows: Number(r.rows[0]!.rows),
+    }))
 
 /**
  * Runs `act` in a transaction without parallel workers (whose reads the transaction's own
@@ -39,7 +48,12 @@ export async function outboxReadsOf<T>(
       const before = await xactStats(trx)
       const result = await act(trx)
       const after = await xactStats(trx)
-      out = { result, heapPages: after.pages - before.pages, seqScans: after.scans - before.scans }
+      out = {
+        result,
+        heapPages: after.pages - before.pages,
+        seqScans: after.scans - before.scans,
+        rowsRead: after.rows - before.rows,
+      }
       throw new Rollback()
     })
     .catch((e) => {
