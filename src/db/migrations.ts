@@ -70,6 +70,7 @@ import m0079 from '../../sql/0079_worker_notes_its_probe_mailbox.sql' with { typ
 import m0082 from '../../sql/0082_mail_from_address_probes_after_pause.sql' with { type: 'text' }
 import m0083 from '../../sql/0083_owed_probe_choice_in_pieces.sql' with { type: 'text' }
 import m0084 from '../../sql/0084_worker_notes_its_lease_length.sql' with { type: 'text' }
+import m0085 from '../../sql/0085_tenant_failed_cancelled_index.sql' with { type: 'text' }
 import m0086 from '../../sql/0086_header_case_size_and_idn_refusals.sql' with { type: 'text' }
 
 export interface Migration {
@@ -146,6 +147,7 @@ export const migrations: readonly Migration[] = [
   { version: 82, name: '0082_mail_from_address_probes_after_pause', sql: m0082 },
   { version: 83, name: '0083_owed_probe_choice_in_pieces', sql: m0083 },
   { version: 84, name: '0084_worker_notes_its_lease_length', sql: m0084 },
+  { version: 85, name: '0085_tenant_failed_cancelled_index', sql: m0085 },
   { version: 86, name: '0086_header_case_size_and_idn_refusals', sql: m0086 },
 ]
 

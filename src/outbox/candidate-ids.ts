@@ -15,7 +15,8 @@ export type Where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) => 
 /**
  * A statement selecting the ids of up to `limit` rows matching `where` among rows in `statuses`,
  * lowest or highest first. For each status, its matching rows in id order through the partial index
- * that holds that status (failed, cancelled: email_outbox_failed_cancelled_idx (status, id), 0009;
+ * that holds that status (failed, cancelled: email_outbox_failed_cancelled_idx (status, id), 0009,
+ * or with a tenant in `where` email_outbox_tenant_failed_cancelled_idx (tenant, status, id), 0085;
  * sending: email_outbox_sending_idx (id); pending: email_outbox_claim_idx, sorted, as no pending
  * index is in id order; finished rows with a correlation id in `where`:
  * email_outbox_correlation_idx (correlation_id, id), 0010; with a template:

@@ -371,6 +371,11 @@ describe('migrate', () => {
         'a9d0b04a58a173c11fa8cbdc69b9ce614190765171579dee5a4699ca309e5637',
       ],
       [
+        85,
+        '0085_tenant_failed_cancelled_index',
+        'c7a0e56d8f783d86c483c7ecdc0d63ccaca661305cead76e9ec1995538b4643f',
+      ],
+      [
         86,
         '0086_header_case_size_and_idn_refusals',
         'c0d17300b561e1ae36a71d709c3a2711b5ad4da6bfa90b1f40515a547e5212ee',
@@ -501,7 +506,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 86,
+        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -568,6 +573,7 @@ describe('migrate', () => {
         { version: 82, c: true },
         { version: 83, c: true },
         { version: 84, c: true },
+        { version: 85, c: true },
         { version: 86, c: true },
         { version: 1000, c: true },
       ])
@@ -579,7 +585,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 86, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -791,7 +797,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38, 39, 45, 50, 83,
+      9, 10, 22, 25, 38, 39, 45, 50, 83, 85,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
@@ -841,7 +847,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 86,
+      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86,
     ])
     const { rows } = await adminQuery(
       url,
