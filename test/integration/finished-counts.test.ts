@@ -42,9 +42,11 @@ async function truth(tenant: string | null) {
 }
 
 const INDEX = 'mailer.email_outbox_failed_cancelled_idx'
+/** Before 0009: without 0085's index either, which holds the same rows by tenant. */
+const BEFORE_0009 = [INDEX, 'mailer.email_outbox_tenant_failed_cancelled_idx']
 /** The heap reads of `read`; with `dropIndex`, as before 0009. */
 const heapReadBy = <T>(read: (trx: Transaction<Database>) => Promise<T>, dropIndex = false) =>
-  outboxReadsOf(t.db, read, dropIndex ? { dropIndex: INDEX } : {})
+  outboxReadsOf(t.db, read, dropIndex ? { dropIndex: BEFORE_0009 } : {})
 
 /** The index of finished rows by tenant that the deploy guide (step 7, for your DBA) says to add. */
 function documentedTenantIndex(): string {

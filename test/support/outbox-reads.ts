@@ -32,19 +32,20 @@ const xactStats = (trx: Kysely<Database>) =>
 /**
  * Runs `act` in a transaction without parallel workers (whose reads the transaction's own
  * statistics do not see) and reports the outbox's heap reads it made; `dropIndex` first drops that
- * index inside the transaction. Rolled back either way, so every call finds the same rows.
+ * index (or those) inside the transaction. Rolled back either way, so every call finds the same rows.
  */
 export async function outboxReadsOf<T>(
   db: Kysely<Database>,
   act: (trx: Transaction<Database>) => Promise<T>,
-  o: { dropIndex?: string } = {},
+  o: { dropIndex?: string | readonly string[] } = {},
 ): Promise<OutboxReads<T>> {
   let out: OutboxReads<T> | undefined
   await db
     .transaction()
     .execute(async (trx) => {
       await sql`set local max_parallel_workers_per_gather = 0`.execute(trx)
-      if (o.dropIndex) await sql`drop index ${sql.table(o.dropIndex)}`.execute(trx)
+      for (const index of [o.dropIndex ?? []].flat())
+        await sql`drop index ${sql.table(index)}`.execute(trx)
       const before = await xactStats(trx)
       const result = await act(trx)
       const after = await xactStats(trx)
