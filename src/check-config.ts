@@ -15,6 +15,7 @@ import {
   urlsNamingApplication,
 } from './config/url-application-name.ts'
 import { type Config, loadConfig, type ServeRole } from './config.ts'
+import { sameServerDatabaseProblems } from './db/server-database.ts'
 import { isAppError } from './errors.ts'
 import { type GraphCredential, loadGraphCredential } from './transport/graph-credential.ts'
 
@@ -115,11 +116,14 @@ export async function checkConfig(
   }
 
   if (o.connect) {
+    const reached: { name: string; database: string }[] = []
     for (const d of config.databases) {
       const r = await checkDatabase(d, config, role, timeoutMs)
       problems.push(...r.problems.map(redact))
       checks.push(...r.checks.map(redact))
+      if (r.database !== undefined) reached.push({ name: d.name, database: r.database })
     }
+    problems.push(...sameServerDatabaseProblems(reached))
     if (config.graph && credential) {
       const r = await checkGraphToken(config, credential, o.fetch ?? fetch, timeoutMs)
       problems.push(...r.problems.map(redact))

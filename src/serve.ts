@@ -10,6 +10,7 @@ import {
 import type { Config, ServeRole } from './config.ts'
 import { checkSchemas, pickupPathOf, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
+import { warnSameServerDatabases } from './db/server-database.ts'
 import { AppError } from './errors.ts'
 import { listen, listenRefusal } from './http-listen.ts'
 import type { Logger } from './log.ts'
@@ -98,6 +99,8 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
     if (o.role !== 'api') startListeners(config, handles, listeners, drainers, onEvent, log)
     const schemaCurrent = await checkSchemas(handles, log)
+    // The URL texts were compared with the configuration; two may still reach one database.
+    if (handles.length > 1) warnSameServerDatabases(handles, log)
     if (o.role !== 'api') {
       const transport = o.sender
         ? immediateTransport(o.sender)

@@ -10,6 +10,7 @@ import {
 } from '../db/lock-in-the-way.ts'
 import { withLoginAdvice } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
+import { readServerDatabase } from '../db/server-database.ts'
 import { SessionClient } from '../db/session-settings.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { withTlsAdvice } from '../db/tls-failure.ts'
@@ -33,7 +34,8 @@ export async function checkDatabase(
   role: ServeRole,
   timeoutMs: number,
 ) {
-  const out: Findings = { problems: [], checks: [] }
+  // `database`: which one the URL reached (server-database.ts), when the server said.
+  const out: Findings & { database?: string } = { problems: [], checks: [] }
   const label = (which: 'url' | 'listenUrl') => urlVariable(d, config.databases, which)
   const pool = new pg.Pool({
     connectionString: d.url,
@@ -54,6 +56,8 @@ export async function checkDatabase(
     out.checks.push(
       `database "${d.name}" (${label('url')}): reachable, PostgreSQL ${rows[0]?.version}`,
     )
+    // Unread, the comparison leaves this database out: the URL texts were compared already.
+    out.database = await readServerDatabase(pool).catch(() => undefined)
     let schemaThere = false
     try {
       // A lock in the way fails the read at half the bound (55P03), leaving time to name its holder.
