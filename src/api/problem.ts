@@ -6,64 +6,14 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
 import { AppError, type ErrorCode } from '../errors.ts'
 import type { AppEnv } from './context.ts'
+import { STATUS, TITLE } from './problem-codes.ts'
 import { NUL_MESSAGE } from './storable-text.ts'
+import { closest } from './union-issues.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
 /** `type` of a problem: a URN per AppError code, stable across releases. */
 export const problemType = (code: ErrorCode) => `urn:outbox-mailer:problem:${code}`
-
-const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
-  validation_failed: 400,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  unauthorized: 401,
-  auth_unavailable: 503,
-  forbidden: 403,
-  sender_not_allowed: 403,
-  not_found: 404,
-  method_not_allowed: 405,
-  database_unknown: 404,
-  template_not_found: 404,
-  conflict: 409,
-  idempotency_key_reused: 422,
-  send_started: 409,
-  rate_limited: 429,
-  large_bodies_busy: 429,
-  database_unavailable: 503,
-  database_permission_denied: 503,
-  config_invalid: 500,
-  schema_missing: 503,
-  schema_outdated: 503,
-  schema_ahead: 503,
-  migration_checksum_mismatch: 500,
-  migration_lock_timeout: 503,
-  template_error: 500,
-  lease_lost: 500,
-  internal: 500,
-}
-
-const TITLE: Partial<Record<ErrorCode, string>> = {
-  validation_failed: 'The request is not valid',
-  payload_too_large: 'The body is too large',
-  unsupported_media_type: 'The body must be application/json',
-  unauthorized: 'A valid bearer token is required',
-  auth_unavailable: 'The token cannot be verified now',
-  // Also a tenant-confined token naming another tenant: its scope may be fine.
-  forbidden: 'The token does not permit this',
-  sender_not_allowed: 'The sender mailbox may not be named here',
-  not_found: 'Not found',
-  method_not_allowed: 'The path does not serve this method',
-  database_unknown: 'Unknown database',
-  conflict: 'The row is not in a state that allows this',
-  idempotency_key_reused: 'The Idempotency-Key was used for another request',
-  send_started: 'The send has already started',
-  rate_limited: 'Too many requests',
-  large_bodies_busy: 'This process is reading as many large bodies as it takes at once',
-  database_unavailable: 'The database is unavailable',
-  database_permission_denied: 'The database refused a privilege',
-  schema_missing: 'The database is not migrated',
-}
 
 export const Problem = z
   .object({
@@ -220,31 +170,4 @@ export function validationHook(result: { success: boolean; error?: ZodError }): 
     }))
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
   throw new AppError('validation_failed', detail, { errors })
-}
-
-type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] }
-
-/**
- * A union's issue said as the branch that got furthest into the value ({"address", "name": 5}: the
- * object's name, not the string's type), each issue under the union's path; its own message (what
- * the value must be) when no branch got past the value itself.
- */
-function closest(issue: Issue, prefix: PropertyKey[]): Issue[] {
-  const path = [...prefix, ...issue.path]
-  if (issue.code === 'invalid_union' && issue.errors?.length) {
-    const best = issue.errors.reduce((a, b) => (reach(b) > reach(a) ? b : a))
-    if (reach(best) > 0) return best.flatMap((i) => closest(i, path))
-  }
-  return [{ ...issue, path }]
-}
-
-/** How far into the value a branch's issues got, through the unions nested in it. */
-function reach(branch: Issue[]): number {
-  return Math.max(
-    ...branch.map(
-      (i) =>
-        i.path.length +
-        (i.code === 'invalid_union' && i.errors?.length ? Math.max(...i.errors.map(reach)) : 0),
-    ),
-  )
 }

@@ -1,0 +1,55 @@
+// Each error code's HTTP status and problem title, for problem.ts (the one place errors become HTTP): what a client branches on.
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { ErrorCode } from '../errors.ts'
+
+export const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
+  validation_failed: 400,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unauthorized: 401,
+  auth_unavailable: 503,
+  forbidden: 403,
+  sender_not_allowed: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  database_unknown: 404,
+  template_not_found: 404,
+  conflict: 409,
+  idempotency_key_reused: 422,
+  send_started: 409,
+  rate_limited: 429,
+  large_bodies_busy: 429,
+  database_unavailable: 503,
+  database_permission_denied: 503,
+  config_invalid: 500,
+  schema_missing: 503,
+  schema_outdated: 503,
+  schema_ahead: 503,
+  migration_checksum_mismatch: 500,
+  migration_lock_timeout: 503,
+  template_error: 500,
+  lease_lost: 500,
+  internal: 500,
+}
+
+export const TITLE: Partial<Record<ErrorCode, string>> = {
+  validation_failed: 'The request is not valid',
+  payload_too_large: 'The body is too large',
+  unsupported_media_type: 'The body must be application/json',
+  unauthorized: 'A valid bearer token is required',
+  auth_unavailable: 'The token cannot be verified now',
+  // Also a tenant-confined token naming another tenant: its scope may be fine.
+  forbidden: 'The token does not permit this',
+  sender_not_allowed: 'The sender mailbox may not be named here',
+  not_found: 'Not found',
+  method_not_allowed: 'The path does not serve this method',
+  database_unknown: 'Unknown database',
+  conflict: 'The row is not in a state that allows this',
+  idempotency_key_reused: 'The Idempotency-Key was used for another request',
+  send_started: 'The send has already started',
+  rate_limited: 'Too many requests',
+  large_bodies_busy: 'This process is reading as many large bodies as it takes at once',
+  database_unavailable: 'The database is unavailable',
+  database_permission_denied: 'The database refused a privilege',
+  schema_missing: 'The database is not migrated',
+}
