@@ -3,9 +3,9 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { notePacingRate } from './pacing-rate.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
-import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './send-limits.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
 
 /**

@@ -3,7 +3,7 @@ import type { PostgresDialectConfig } from 'kysely'
 import { singleStatementDb } from '../db/single-statement-db.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { primeNotifiedClaim } from './claim.ts'
-import { slotTakeStatement } from './send-limits.ts'
+import { slotTakeStatement } from './send-slots.ts'
 import { primeLastCheck } from './start-send.ts'
 
 /** What a send runs between its claim and its start, by transport (the send gate's kind). */

@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
-import { freeSlots } from './send-limits.ts'
+import { freeSlots } from './send-slots.ts'
 
 // A failed free is tried again after this long, doubling up to the most.
 const RETRY_FIRST_MS = 50

@@ -4,7 +4,7 @@ import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { HeldSlot } from './held-slot.ts'
-import { renewSlots } from './send-limits.ts'
+import { renewSlots } from './send-slots.ts'
 
 interface SlotRenewal {
   /** Renewals run while `inUse` holds slots: called when a slot is put in use. */

@@ -4,7 +4,7 @@ import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
-import { freeUnknownSlots, takeSlots } from './send-limits.ts'
+import { freeUnknownSlots, takeSlots } from './send-slots.ts'
 
 interface SlotTaker {
   /** Starts the take loop unless it runs; resolves when it stops (no send waits, or closed). */

@@ -6,7 +6,7 @@ import type { Database } from '../../src/db/schema.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import type { SendPermit } from '../../src/outbox/send-gate.ts'
-import { ensureSlots, takeSlots } from '../../src/outbox/send-limits.ts'
+import { ensureSlots, takeSlots } from '../../src/outbox/send-slots.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
 import { createSlotFreer } from '../../src/outbox/slot-freer.ts'
 import { createSlotKeeper } from '../../src/outbox/slot-keeper.ts'
@@ -104,7 +104,7 @@ const gate = (holder: string, o: Parameters<typeof pgGate>[1] = {}) => {
   }
 }
 
-// takePacing's statement (src/outbox/send-limits.ts): the one that takes a mailbox's next send time.
+// takePacing's statement (src/outbox/mailbox-pacing.ts): the one that takes a mailbox's next send time.
 const isTakePacing = (text: string) =>
   text.includes('taken as (') && text.includes('insert into mailer.mailbox_pacing')
 

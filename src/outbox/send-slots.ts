@@ -1,0 +1,106 @@
+// Statements behind the shared concurrency limit: provider send slots taken, renewed and freed, in database time.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+
+/**
+ * Takes up to `want` free slots of 1..max (a free slot's lease has expired), each with a fresh
+ * token; none when all are busy. Slot rows are permanent and only updated (HOT: no indexed column
+ * changes), so a busy send path leaves no dead index entries behind for the next taker to wade
+ * through, as inserting and deleting a row per send did. SKIP LOCKED keeps racing takers on
+ * different slots; a slot another taker committed in between is rechecked on its latest version
+ * and passed over.
+ */
+export async function takeSlots(
+  db: Kysely<Database>,
+  p: { want: number; max: number; holder: string; ttlMs: number },
+): Promise<{ slot: number; token: string }[]> {
+  const take = () => slotTakeStatement(p).execute(db)
+  const takeAll = async () => {
+    const { rows } = await take()
+    const slots = rows.flatMap((r) =>
+      r.slot !== null && r.token !== null ? [{ slot: r.slot, token: r.token }] : [],
+    )
+    return { slots, missing: rows[0]?.missing === true }
+  }
+  const first = await takeAll()
+  // All busy; or rows do not exist yet (first use, a raised limit): then create them and try again.
+  if (!first.missing || (await ensureSlots(db, p.max)) === 0) return first.slots
+  return (await takeAll()).slots
+}
+
+/** takeSlots' statement, unexecuted (a pickup's prime sends its text: pickup-primes.ts). */
+export function slotTakeStatement(p: { want: number; max: number; holder: string; ttlMs: number }) {
+  return sql<{ slot: number | null; token: string | null; missing: boolean }>`
+      with taken as (
+        update mailer.send_slots t
+           set holder = ${p.holder}, token = gen_random_uuid(),
+               expires_at = now() + make_interval(secs => ${p.ttlMs / 1000})
+         where t.slot in (select s.slot from mailer.send_slots s
+                           where s.slot <= ${p.max}::int and s.expires_at <= now()
+                           order by random() limit ${p.want}::int
+                           for update skip locked)
+        returning t.slot, t.token::text as token
+      )
+      select slot, token, false as missing from taken
+      union all
+      -- Rows are counted only when nothing was taken.
+      select null, null, (select count(*) from mailer.send_slots where slot <= ${p.max}::int) < ${p.max}::int
+       where not exists (select 1 from taken)`
+}
+
+/**
+ * Creates the slot rows 1..max that do not exist yet, free; returns how many it created. Runs only
+ * when a take found rows missing: a primary-key probe per slot, no insert attempt for existing ones.
+ */
+export async function ensureSlots(db: Kysely<Database>, max: number): Promise<number> {
+  const { rows } = await sql<{ slot: number }>`
+    insert into mailer.send_slots (slot, holder, token, expires_at)
+    select s, '', gen_random_uuid(), '-infinity' from generate_series(1, ${max}::int) s
+     where not exists (select 1 from mailer.send_slots t where t.slot = s)
+    on conflict (slot) do nothing
+    returning slot`.execute(db)
+  return rows.length
+}
+
+/** Frees slots, each fenced by its token (an expired and re-taken slot is not freed), in one statement. */
+export async function freeSlots(
+  db: Kysely<Database>,
+  held: readonly { slot: number; token: string }[],
+): Promise<void> {
+  if (held.length === 0) return
+  await sql`update mailer.send_slots s set expires_at = '-infinity'
+              from unnest(${held.map((h) => h.slot)}::int[], ${held.map((h) => h.token)}::uuid[]) as f(slot, token)
+             where s.slot = f.slot and s.token = f.token`.execute(db)
+}
+
+/**
+ * Frees the live slots `holder` holds apart from `known` (tokens), in one statement: a take that
+ * committed and then lost its answer with its connection took slots nobody will use or free.
+ */
+export async function freeUnknownSlots(
+  db: Kysely<Database>,
+  p: { holder: string; known: readonly string[] },
+): Promise<void> {
+  await sql`update mailer.send_slots set expires_at = '-infinity'
+             where holder = ${p.holder} and expires_at > now()
+               and token <> all(${p.known}::uuid[])`.execute(db)
+}
+
+/**
+ * Extends slots still in use by another TTL, each fenced by its token; returns the tokens extended.
+ * A slot freed meanwhile (its send given back while this ran) or already expired is left alone:
+ * extending a freed slot would hold it for nobody, and an expired one may be another worker's now.
+ */
+export async function renewSlots(
+  db: Kysely<Database>,
+  held: readonly { slot: number; token: string }[],
+  ttlMs: number,
+): Promise<string[]> {
+  if (held.length === 0) return []
+  const { rows } = await sql<{ token: string }>`
+    update mailer.send_slots s set expires_at = now() + make_interval(secs => ${ttlMs / 1000})
+      from unnest(${held.map((h) => h.slot)}::int[], ${held.map((h) => h.token)}::uuid[]) as f(slot, token)
+     where s.slot = f.slot and s.token = f.token and s.expires_at > now()
+    returning s.token::text as token`.execute(db)
+  return rows.map((r) => r.token)
+}
