@@ -1,7 +1,7 @@
 // The only reader of the environment: validates every variable at once into a frozen Config.
 import { parseAllowedSenders } from './config/allowed-senders.ts'
+import { type ApiAuthConfig, apiAuthProblems } from './config/api-auth.ts'
 import { type DatabaseConfig, databaseList } from './config/database-list.ts'
-import { entraIssuerProblems } from './config/entra-issuer.ts'
 import { parseVariables } from './config/env-schema.ts'
 import { type GraphConfig, graphSettings } from './config/graph-settings.ts'
 import { heartbeatSetting } from './config/lease-timing.ts'
@@ -9,6 +9,8 @@ import { mailFromProblem } from './config/sender-mailbox.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { AppError } from './errors.ts'
 import type { Level } from './log.ts'
+
+export type { ApiAuthConfig }
 
 export interface WorkerConfig {
   concurrency: number
@@ -22,15 +24,6 @@ export interface WorkerConfig {
   listenMode: 'auto' | 'poll'
   shutdownGraceSeconds: number
   throttleDeadlineSeconds: number
-}
-
-export interface ApiAuthConfig {
-  jwtSecret: string | null
-  /** A former API_JWT_SECRET still accepted while callers move to the new one (a rotation). */
-  jwtSecretPrevious?: string | null
-  jwksUrl: string | null
-  issuer: string | null
-  audience: string | null
 }
 
 export interface Config {
@@ -122,33 +115,7 @@ export function loadConfig(
   problems.push(...heartbeat.problems)
   const { heartbeatSeconds } = heartbeat
 
-  if (e.API_JWT_SECRET && e.API_JWKS_URL) {
-    problems.push('API_JWT_SECRET and API_JWKS_URL are both set: use one')
-  }
-  if (e.API_JWT_SECRET_PREVIOUS && !e.API_JWT_SECRET && ok('API_JWT_SECRET')) {
-    problems.push(
-      'API_JWT_SECRET_PREVIOUS needs API_JWT_SECRET: it is the former secret, still accepted while callers move to the new one',
-    )
-  }
-  if (e.API_JWT_SECRET_PREVIOUS && e.API_JWT_SECRET_PREVIOUS === e.API_JWT_SECRET) {
-    problems.push('API_JWT_SECRET_PREVIOUS is API_JWT_SECRET: set the new secret in API_JWT_SECRET')
-  }
-  if (
-    opts.servesApi &&
-    !opts.dev &&
-    opts.role !== 'worker' &&
-    !e.API_JWT_SECRET &&
-    !e.API_JWKS_URL &&
-    ok('API_JWT_SECRET', 'API_JWKS_URL')
-  ) {
-    problems.push(
-      'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (or run `serve --role worker` for health and metrics only)',
-    )
-  }
-  if (e.API_JWKS_URL && (!e.API_JWT_ISSUER || !e.API_JWT_AUDIENCE)) {
-    problems.push('API_JWKS_URL needs API_JWT_ISSUER and API_JWT_AUDIENCE to pin the tokens')
-  }
-  if (e.API_JWT_ISSUER) problems.push(...entraIssuerProblems(e.API_JWT_ISSUER, e.API_JWT_AUDIENCE))
+  problems.push(...apiAuthProblems(e, ok, opts))
 
   if (problems.length > 0) throw configError(problems, env)
 
