@@ -1,5 +1,6 @@
 // The command line's grammar: commands, their flags and usage, the help text; nothing a command does not know passes.
-import { COMMANDS, commandHelp } from './commands.ts'
+import { commandHelp } from './command-help.ts'
+import { COMMANDS } from './commands.ts'
 import { ENV_VARS } from './config/env-vars.ts'
 import { AppError, EXIT } from './errors.ts'
 import type { Role } from './serve.ts'

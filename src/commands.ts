@@ -1,8 +1,7 @@
-// Each command's flags, environment, exit codes and example: the table parsing refuses by and `COMMAND --help` prints.
-import { ENV_VARS } from './config/env-vars.ts'
-import { EXIT } from './errors.ts'
+// Each command's flags, environment, exit codes and example: the table parsing refuses by and `COMMAND --help` prints (command-help.ts).
+import type { EXIT } from './errors.ts'
 
-type ExitName = keyof typeof EXIT
+export type ExitName = keyof typeof EXIT
 
 /** What a command accepts and says of itself; help is printed from this, so it cannot drift from parsing. */
 export interface CommandSpec {
@@ -170,50 +169,4 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
     example: 'outbox-mailer status --json --max-pending-age 300',
   },
-}
-
-/** Words of `text` in lines of at most `width` characters: the first after `first`, the rest after `indent`. */
-function wrap(text: string, indent: string, first = indent, width = 100): string {
-  const lines: string[] = []
-  let line = first
-  let empty = true
-  for (const word of text.split(' ')) {
-    if (!empty && line.length + 1 + word.length > width) {
-      lines.push(line)
-      line = indent
-      empty = true
-    }
-    line += `${empty ? '' : ' '}${word}`
-    empty = false
-  }
-  lines.push(line)
-  return lines.join('\n')
-}
-
-/** A command's help: what it does, its flags, the variables it reads, its exit codes, an example. */
-export function commandHelp(spec: CommandSpec): string {
-  const flags = Object.entries(spec.flags).map(([name, f]) =>
-    wrap(f.does, ' '.repeat(28), `  ${(f.shown ?? name).padEnd(26)}`),
-  )
-  const env = spec.env.map((name) => {
-    const v = ENV_VARS.find((e) => e.name === name)
-    if (!v) throw new Error(`${name} is not in ENV_VARS`)
-    return wrap(`${v.meaning} (default: ${v.default})`, ' '.repeat(28), `  ${name.padEnd(26)}`)
-  })
-  const exits = Object.entries(spec.exits).map(([name, meaning]) =>
-    wrap(meaning, '    ', `  ${EXIT[name as ExitName]} `),
-  )
-  return [
-    `usage: ${spec.usage}`,
-    '',
-    wrap(spec.does, ''),
-    '',
-    flags.length ? `Flags:\n${flags.join('\n')}` : 'Flags: none (any argument is refused, exit 2)',
-    '',
-    `Environment (outbox-mailer --help lists every variable):\n${env.join('\n')}`,
-    '',
-    `Exit codes:\n${exits.join('\n')}`,
-    '',
-    `Example:\n  ${spec.example}`,
-  ].join('\n')
 }

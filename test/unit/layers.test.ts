@@ -23,6 +23,7 @@ const ROOTS = [
   'src/main.ts',
   'src/cli-args.ts',
   'src/commands.ts',
+  'src/command-help.ts',
   'src/serve.ts',
   'src/run-until-signalled.ts',
   'src/uncaught-exit.ts',
