@@ -5,7 +5,6 @@ import { z } from '@hono/zod-openapi'
 import { CONTROL_CHARACTER_MESSAGE, HEADER_VALUE_MESSAGE } from '../outbox/header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from '../outbox/mime-type.ts'
 import { withStorableText } from './storable-text.ts'
-import { takesOneValue } from './strict-query.ts'
 
 const ONE_LINE =
   'Written into a header: each run of control characters (U+0001-U+001F with CR, LF and TAB, U+007F) becomes one space, dropped at either end'
@@ -181,37 +180,7 @@ export const EnqueueRequest = withStorableText(
   z.strictObject({ message: Message, options: EnqueueOptions.optional() }),
 ).openapi('EnqueueRequest')
 
-// Fetch joins a header given twice into one value with ", ", which would be taken as one key: a
-// key holding ", " cannot be told from that, and is refused as a repeated header is.
-const JOINED = ', '
-const KEY_JOINED = 'a header given twice arrives joined by ", ", so a key holds no ", "'
-
-// A header carries bytes, which the server reads as Latin-1: a key sent as UTF-8 would be stored
-// as what its bytes read as there ("Ð·Ð°Ðº…" for "зак…"), never matched by ?dedupeKey= or by an
-// SQL caller's dedupeKey. Printable ASCII only (the IETF draft's sf-string characters).
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
-const KEY_ASCII =
-  'must be printable ASCII (a header carries no other text faithfully); put another key in options.dedupeKey'
-
-export const EnqueueHeaders = z.object({
-  'idempotency-key': z
-    .string()
-    .min(1)
-    .max(500)
-    .regex(PRINTABLE_ASCII, KEY_ASCII)
-    .superRefine((key, ctx) => {
-      if (!key.includes(JOINED)) return
-      ctx.addIssue({
-        code: 'custom',
-        message: takesOneValue(key.split(JOINED).length, KEY_JOINED),
-        input: key,
-      })
-    })
-    .optional()
-    .openapi({
-      description: `Becomes options.dedupeKey: a replay of the same request answers 200 with the same id, another request under it 422. One value of printable ASCII; ${KEY_JOINED} (options.dedupeKey may hold either)`,
-    }),
-})
+export { EnqueueHeaders } from './idempotency-key-header.ts'
 
 export const Enqueued = z.object({ id: z.string().openapi({ example: '42' }) }).openapi('Enqueued')
 
