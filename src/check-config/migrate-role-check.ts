@@ -1,4 +1,4 @@
-// Migrate role check: whether the role of a database's LISTEN URL may create or change schema mailer, as migrate (the release command), which runs over that URL, must.
+// Migrate role check: whether the role migrate (the release command) runs as, a database's LISTEN URL's or, without one, its URL's, may create or change schema mailer.
 import type pg from 'pg'
 import { migrateRoleAdvice } from '../db/migrate-privilege.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
