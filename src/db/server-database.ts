@@ -3,19 +3,29 @@ import type { Logger } from '../log.ts'
 import type { Queryable } from './statement-route.ts'
 
 /**
- * The cluster's system_identifier (made by initdb, kept by its physical replicas) and the
- * database's oid: equal for two connections only when they reached one database, whatever host
- * name, port spelling, role or pooler their URLs went through. pg_control_system() is PUBLIC's.
+ * The cluster's system_identifier (made by initdb), the server's start time and the database's
+ * oid: equal for two connections only when they reached one database of one running server,
+ * whatever host name, port spelling, role or pooler their URLs went through. A clone restored from
+ * a physical copy (a provider's branch or snapshot, a promoted standby) keeps the identifier and
+ * the oid, and is told apart by its own start. pg_control_system() and pg_postmaster_start_time()
+ * are PUBLIC's.
  */
 export async function readServerDatabase(q: Queryable): Promise<string> {
-  const r = await q.query<{ system: string; oid: string }>(
-    `select s.system_identifier::text as system, d.oid::text as oid
+  const r = await q.query<{ system: string; started: string; oid: string }>(
+    `select s.system_identifier::text as system, pg_postmaster_start_time()::text as started,
+            d.oid::text as oid
        from pg_control_system() s, pg_database d
       where d.datname = current_database()`,
   )
   const row = r.rows[0]
   if (!row) throw new Error('pg_database has no row for current_database()')
-  return `${row.system}/${row.oid}`
+  return `${row.system}/${row.oid}/${row.started}`
+}
+
+/** What readServerDatabase's answer says, in words. */
+function serverWords(database: string): string {
+  const [system, oid, started] = database.split('/')
+  return `server ${system} started ${started}, database oid ${oid}`
 }
 
 /** Each configured name whose connection reached the database an earlier name reached, with that name. */
@@ -41,7 +51,7 @@ export function sameServerDatabaseProblems(
 ): string[] {
   return sameServerDatabases(reached).map(
     ({ earlier, name, database }) =>
-      `MAILER_DATABASES: "${earlier}" and "${name}" reach the same database (server ${database.replace('/', ', database oid ')}) under URLs that differ: under two names it would be claimed twice over and its rows split between the names; list it once`,
+      `MAILER_DATABASES: "${earlier}" and "${name}" reach the same database (${serverWords(database)}) under URLs that differ: under two names it would be claimed twice over and its rows split between the names; list it once`,
   )
 }
 
@@ -61,7 +71,7 @@ export function warnSameServerDatabases(
         log.warn('MAILER_DATABASES names one database twice: list it once', {
           db: earlier,
           alsoNamed: name,
-          server: database,
+          server: serverWords(database),
         })
       }
     },
