@@ -74,6 +74,8 @@ try {
   const { db, notices } = await openExplainedDb(cluster.url(DB), { timing: false })
 
   type Reclaim = typeof reclaimExpired
+  // liveSeconds: what a checkout before migration 0084 (RECLAIM_FROM=76aad23) reads; this one ignores it.
+  const STALE_PROBES = { ownMailbox: '', liveSeconds: 120 }
   const variants: Record<string, Reclaim> = { 'this checkout': reclaimExpired }
   if (process.env.RECLAIM_FROM) {
     const other = resolve(process.env.RECLAIM_FROM, 'src/outbox/reclaim.ts')
@@ -102,7 +104,7 @@ try {
             limit: 1000,
             beat: worker,
             sweep: { workerId: worker.id, limit: EXPIRY_SWEEP_LIMIT },
-            staleProbes: { ownMailbox: '', liveSeconds: 120 },
+            staleProbes: STALE_PROBES,
           })
           s.reclaimed = JSON.stringify(r.rows)
           throw new Rollback()

@@ -39,7 +39,7 @@ const X_HEADER_NAMES = {
 const CLOSED = { additionalProperties: false } as const
 
 // A union's own refusal (neither branch got past the value's type) says what the value must be;
-// one branch past it is named by its own issues (problem.ts).
+// one branch past it is named by its own issues (union-issues.ts).
 const Recipient = z
   .union(
     [
