@@ -69,8 +69,11 @@ export interface FakeGraphFaults {
   sendMail?: GraphFault[]
   /** Consumed one per mailbox lookup (GET …/messages), before anything else happens to it. */
   lookup?: Extract<GraphFault, { status: number }>[]
-  /** Asked per sendMail request once `sendMail` is empty: a fault, or undefined to answer normally. */
-  pickSendMail?: () => GraphFault | undefined
+  /**
+   * Asked per sendMail request once `sendMail` is empty, with the mailbox it sends from (lower
+   * case): a fault, or undefined to answer normally (one mailbox throttled while others send).
+   */
+  pickSendMail?: (mailbox: string) => GraphFault | undefined
   /** Asked per mailbox lookup once `lookup` is empty: a fault, or undefined to answer normally. */
   pickLookup?: () => Extract<GraphFault, { status: number }> | undefined
   /** Fraction of sendMail requests answered 429 ApplicationThrottled (seeded, deterministic). */
@@ -302,7 +305,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     record: GraphRequestRecord,
   ): Promise<Response> {
     if (faults.latencyMs) await Bun.sleep(faults.latencyMs)
-    const fault = faults.sendMail?.shift() ?? faults.pickSendMail?.()
+    const fault = faults.sendMail?.shift() ?? faults.pickSendMail?.(mailbox)
     record.fault = fault === undefined ? null : typeof fault === 'string' ? fault : fault.code
     if (fault === 'hang') return hang(req)
     if (typeof fault === 'object') {
