@@ -14,7 +14,9 @@
 // picks; CHAOS_MS the length of the chaos (default 30 s); CHAOS_WORKERS the worker processes
 // (default 3); CHAOS_HARSH=1 the harsh mix (more Postgres crashes, some just after an enqueue,
 // listener sessions killed, more answers lost); CHAOS_OLDER_BINARY=<path> an older release's binary
-// on the odd worker slots (a rolling deploy: chaos/settings.ts).
+// on the odd worker slots (a rolling deploy: chaos/settings.ts); CHAOS_PAUSES=1 the pause mix
+// (mailboxes throttled alone, MAIL_FROM's rows and owed probes, workers of two configurations, the
+// rows a probe waits for cancelled and retried) and its checks (chaos/probe-checks.ts).
 import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,11 +26,13 @@ import { leaveEvidence } from './chaos/evidence.ts'
 import { chaosGraphAnswers, HARSH_SEND_WEIGHTS, SEND_WEIGHTS } from './chaos/graph-mix.ts'
 import { startMailers } from './chaos/mailers.ts'
 import { readOutcome } from './chaos/outcome.ts'
+import { checkOwedProbes } from './chaos/probe-checks.ts'
+import { ProbeWatch } from './chaos/probe-watch.ts'
 import { prng } from './chaos/random.ts'
 import { newChaosRecord } from './chaos/record.ts'
 import { checkRows } from './chaos/row-checks.ts'
 import { runChaos } from './chaos/run-chaos.ts'
-import { ACTIONS, ChaosSchedule, HARSH_ACTIONS } from './chaos/schedule.ts'
+import { ACTIONS, ChaosSchedule, HARSH_ACTIONS, PAUSE_ACTIONS } from './chaos/schedule.ts'
 import {
   GRACE_SECONDS,
   HARSH,
@@ -36,6 +40,7 @@ import {
   MODES,
   type Mode,
   OLDER_BINARY,
+  PAUSES,
   REJECTED,
   WORKERS,
 } from './chaos/settings.ts'
@@ -52,8 +57,8 @@ const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
 const TIMEOUT_MS = CHAOS_MS + 150_000
 setDefaultTimeout(TIMEOUT_MS)
 // Named in the test's title and its replay line when not the default shape.
-const SHAPE = `${HARSH ? ', harsh' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}`
-const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''} CHAOS_MS=${CHAOS_MS}`
+const SHAPE = `${HARSH ? ', harsh' : ''}${PAUSES ? ', pauses' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}`
+const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${PAUSES ? ' CHAOS_PAUSES=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''} CHAOS_MS=${CHAOS_MS}`
 // Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
 // is explained from. CHAOS_EVIDENCE_DIR: where a failing run (every run with CHAOS_EVIDENCE=always)
 // leaves its logs and tables.
@@ -66,10 +71,24 @@ test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, du
     `[fault] 10 chaos soak: seed=${SEED} mode=${MODE}${SHAPE} (replay: ${REPLAY} bun test ./test/faults/10-chaos-soak.fault.ts)`,
   )
   // Two streams: the harness's choices, and Graph's answers (drawn as requests arrive).
-  const schedule = new ChaosSchedule(prng(SEED), HARSH ? HARSH_ACTIONS : ACTIONS)
+  // The pause mix adds its actions to the default or the harsh one.
+  const weights = HARSH ? HARSH_ACTIONS : ACTIONS
+  const schedule = new ChaosSchedule(
+    prng(SEED),
+    PAUSES
+      ? {
+          ...weights,
+          throttleMailbox: PAUSE_ACTIONS.throttleMailbox,
+          probeRowCommand: PAUSE_ACTIONS.probeRowCommand,
+        }
+      : weights,
+    PAUSES,
+  )
+  const mailboxThrottles = new Map<string, { until: number; retryAfterS: number }>()
   const graphAnswers = chaosGraphAnswers(
     prng(SEED ^ 0x5bd1e995),
     HARSH ? HARSH_SEND_WEIGHTS : SEND_WEIGHTS,
+    mailboxThrottles,
   )
   const cluster = await ownCluster('chaos', { crashable: true })
   const db = cluster.db
@@ -98,6 +117,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, du
     db,
     graph,
     graphAnswers,
+    mailboxThrottles,
     mailers,
     record,
     background: new Background(record.problems),
@@ -105,19 +125,22 @@ test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, du
     busyWorkers: new Set<number>(),
   }
 
+  const watch = PAUSES ? new ProbeWatch(db, record.note) : null
   await runChaos(run, schedule, CHAOS_MS)
   const settleMs = await calm(run)
+  const spans = (await watch?.stop()) ?? []
 
   const outcome = await readOutcome(db, graph)
   const findings = checkRows(MODE, outcome, record)
   await checkSlots(db, record, mailers.all)
+  const probes = PAUSES ? await checkOwedProbes(db, graph, spans, mailers, record) : {}
   reportChaos({
     seed: SEED,
     mode: MODE,
     outcome,
     findings,
     graph,
-    figures: record.figures,
+    figures: { ...record.figures, ...probes },
     settleMs,
   })
 

@@ -6,6 +6,7 @@ import {
   type ChaosAction,
   ChaosSchedule,
   HARSH_ACTIONS,
+  PAUSE_ACTIONS,
   type RowSpec,
 } from '../faults/chaos/schedule.ts'
 import { type ChaosActions, type ChaosWorld, chaosTurn } from '../faults/chaos/turn.ts'
@@ -16,7 +17,7 @@ setDefaultTimeout(30_000)
 // Only what the seed decides (an expiry's moment follows the clock); the draw after the last turn
 // pins every row's draws too.
 const row = ({ message, options }: RowSpec) =>
-  `${message.from[0]}>${message.to.split('@')[0]}` +
+  `${message.from?.[0] ?? '-'}>${message.to.split('@')[0]}` +
   `${options.maxAttempts ? ` max${options.maxAttempts}` : ''}` +
   `${options.expiresAt ? ' exp' : ''}` +
   `${options.priority !== undefined ? ` p${options.priority}` : ''}`
@@ -28,6 +29,7 @@ async function turns(
   seed: number,
   n: number,
   weights: Record<ChaosAction, number> = ACTIONS,
+  pauses = false,
 ): Promise<string[]> {
   const out: string[] = []
   let paused = 0
@@ -38,10 +40,11 @@ async function turns(
     canStop: () => true,
     recentIds: () => ids.slice(-40),
     retryCandidates: async () => ids.slice(0, 50),
+    probeRows: async () => ids.slice(0, 3),
   }
   const act: ChaosActions = {
     enqueueSql: async (batch) => say(`sql ${rows(batch)}`),
-    enqueueApi: async (r) => say(`api ${row(r)}`),
+    enqueueApi: async (r) => say(`api ${row(r)}${r.options.sendAt ? ' later' : ''}`),
     stopWorker: (slot, signal, downMs) => say(`${signal} w${slot} ${downMs}ms`),
     stopPostgres: (how, outageMs) => say(`postgres ${how} ${outageMs}ms`),
     enqueueThenCrash: async (batch, delayMs, outageMs) =>
@@ -53,8 +56,10 @@ async function turns(
     revokeTokens: (r) => say(`revoke ${r.reason} entra ${r.entra}`),
     cancel: async (id) => say(`cancel ${id}`),
     retry: async (id) => say(`retry ${id}`),
+    throttleMailbox: (t) => say(`throttle ${t.mailbox} ${t.forMs}ms retry-after ${t.retryAfterS}`),
+    probeRowCommand: async (id, how) => say(`probe row ${id} ${how}`),
   }
-  const schedule = new ChaosSchedule(prng(seed), weights)
+  const schedule = new ChaosSchedule(prng(seed), weights, pauses)
   for (let i = 0; i < n; i++)
     await chaosTurn(schedule, world, act, async (ms) => {
       paused = ms
@@ -136,4 +141,14 @@ test('the harsh mix crashes Postgres just after enqueues and kills listeners; th
   expect(count(harsh, /crash \d+ms after/)).toBeGreaterThan(3)
   expect(count(harsh, /kill listeners/)).toBeGreaterThan(3)
   expect(count(plain, /crash \d+ms after|kill listeners/)).toBe(0)
+})
+
+test('the pause mix throttles mailboxes alone, commands probe rows and enqueues rows from MAIL_FROM; the default never does', async () => {
+  const pauses = await turns(7, 200, PAUSE_ACTIONS, true)
+  const plain = await turns(7, 200)
+  const count = (t: string[], re: RegExp) => t.filter((x) => re.test(x)).length
+  expect(count(pauses, /throttle \S+ \d+ms retry-after (\d|1[0-2])$/)).toBeGreaterThan(3)
+  expect(count(pauses, /probe row \d+ (cancel|cancelThenRetry)$/)).toBeGreaterThan(3)
+  expect(count(pauses, /api ->/)).toBeGreaterThan(0)
+  expect(count(plain, /throttle|probe row|api ->/)).toBe(0)
 })

@@ -1,7 +1,16 @@
 // The calm after the chaos: the faults stop, every row must reach a final state, then each process must stop cleanly.
 import { type Mailer, within } from '../harness.ts'
 import type { ChaosRun } from './chaos-run.ts'
-import { WORKERS } from './settings.ts'
+import { checkHeldRows, staleOwedProbes } from './probe-checks.ts'
+import { NEXT_MAIL_FROM, PAUSES, WORKERS } from './settings.ts'
+import { LEASE_SECONDS_OF } from './worker-configs.ts'
+
+// Graph answers at once from the calm on: a row due this long into it is held (a pause's end
+// never probed, a wake lost), not slow (a Retry-After is 9 s at most, a lease 8 s).
+const HELD_BOUND_MS = 30_000
+// A reclaim clears a probe owed for a mailbox no worker beating within two lease lengths sends
+// from, once per lease length: three of the next release's leases, and the machine's slowness.
+const STALE_PROBE_BOUND_MS = 3 * LEASE_SECONDS_OF.next * 1000 + 20_000
 
 /** Resolves with how long the rows took to settle once the faults stopped. */
 export async function calm(run: ChaosRun): Promise<number> {
@@ -10,12 +19,18 @@ export async function calm(run: ChaosRun): Promise<number> {
   await run.background.settled()
   record.note('calm: faults stop')
   graph.fake.setFaults({ latencyMs: 5 })
+  if (PAUSES) await completeDeploy(run)
   for (let i = 0; i < WORKERS; i++) if (!workers[i]) await mailers.spawnWorker(i)
   const calmAt = performance.now()
+  let heldChecked = false
   await within(
     'every row in a final state after the faults stopped',
     90_000,
     async () => {
+      if (!heldChecked && performance.now() - calmAt > HELD_BOUND_MS) {
+        heldChecked = true
+        await checkHeldRows(db, record, HELD_BOUND_MS)
+      }
       const [r] = await db.q<{ live: number }>(
         `select count(*) filter (where status in ('pending', 'sending'))::int as live from mailer.email_outbox`,
       )
@@ -24,6 +39,7 @@ export async function calm(run: ChaosRun): Promise<number> {
     { mailers: workers.filter((w): w is Mailer => w !== null), every: 200 },
   )
   const settleMs = performance.now() - calmAt
+  if (PAUSES) await noStaleProbe(run)
   for (const m of [...workers, api]) {
     if (!m) continue
     // A worker respawned as the faults stopped may still be starting (a quick settle, a loaded
@@ -43,4 +59,37 @@ export async function calm(run: ChaosRun): Promise<number> {
     else record.problems.push(`${m.name} exited ${code} after the final SIGTERM`)
   }
   return settleMs
+}
+
+/** The rolling deploy completes: each worker of the current release stopped, one of the next started. */
+async function completeDeploy(run: ChaosRun): Promise<void> {
+  const { mailers, record } = run
+  mailers.completeDeploy()
+  record.note('calm: the deploy completes')
+  for (let i = 0; i < WORKERS; i++) {
+    const m = mailers.workers[i]
+    if (!m || mailers.releaseOf.get(m.proc.pid) === 'next') continue
+    await m.waitReady(30_000).catch(() => m.proc.kill('SIGKILL'))
+    const from = performance.now()
+    m.proc.kill('SIGTERM')
+    const code = await m.exited
+    record.note(`deploy: ${m.name} exited ${code}`)
+    if (code === 0) record.gracefulPids.set(m.proc.pid, { from, to: performance.now() })
+    mailers.workers[i] = null
+  }
+}
+
+/** No probe stays owed for a mailbox no worker sends from once the deploy changed MAIL_FROM. */
+async function noStaleProbe(run: ChaosRun): Promise<void> {
+  const t0 = performance.now()
+  let stale = await staleOwedProbes(run.db, [NEXT_MAIL_FROM])
+  while (stale.length > 0 && performance.now() - t0 < STALE_PROBE_BOUND_MS) {
+    await Bun.sleep(500)
+    stale = await staleOwedProbes(run.db, [NEXT_MAIL_FROM])
+  }
+  run.record.note(`stale probes: ${stale.length} after ${Math.round(performance.now() - t0)} ms`)
+  if (stale.length > 0)
+    run.record.problems.push(
+      `probes owed for mailboxes no worker sends from, ${STALE_PROBE_BOUND_MS} ms after the rows settled: ${stale.map((s) => `${s.mailbox} (probe ${s.probe_id ?? 'none'})`).join(', ')}`,
+    )
 }

@@ -2,6 +2,7 @@
 import type { FakeGraphFaults } from '../../support/fake-graph.ts'
 import type { Database, Graph, OwnCluster } from '../harness.ts'
 import type { Background } from './background.ts'
+import type { MailboxThrottles } from './graph-mix.ts'
 import type { ChaosMailers } from './mailers.ts'
 import type { ChaosRecord } from './record.ts'
 
@@ -12,6 +13,8 @@ export interface ChaosRun {
   graph: Graph
   /** The fake's chaos faults: the harness changes their latency and adds token faults to them. */
   graphAnswers: FakeGraphFaults & { latencyMs: number }
+  /** The mailboxes the fake answers 429 for now, each with its Retry-After (the pause mix). */
+  mailboxThrottles: MailboxThrottles
   mailers: ChaosMailers
   record: ChaosRecord
   background: Background

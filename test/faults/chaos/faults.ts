@@ -1,6 +1,6 @@
 // The chaos's faults besides a worker's stop: Postgres stopped or crashed, backends terminated, Graph cut, slowed, its tokens revoked.
 import type { ChaosRun } from './chaos-run.ts'
-import type { TokenRevocation } from './schedule.ts'
+import type { MailboxThrottle, TokenRevocation } from './schedule.ts'
 
 /**
  * In the background: down from now until `outageMs` after the server is gone, then started again;
@@ -82,4 +82,11 @@ export function revokeTokens({ graph, graphAnswers, record }: ChaosRun, r: Token
   })
   graph.fake.revokeTokens(r.reason)
   record.note(`tokens revoked (entra ${r.entra})`)
+}
+
+/** One mailbox answered 429 with its own Retry-After for `forMs` (graph-mix.ts); the others send. */
+export function throttleMailbox({ mailboxThrottles, record }: ChaosRun, t: MailboxThrottle): void {
+  record.figures.mailboxThrottles++
+  mailboxThrottles.set(t.mailbox, { until: Date.now() + t.forMs, retryAfterS: t.retryAfterS })
+  record.note(`${t.mailbox} throttled ${t.forMs} ms, Retry-After ${t.retryAfterS}`)
 }

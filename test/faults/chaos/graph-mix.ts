@@ -32,14 +32,32 @@ export const HARSH_SEND_WEIGHTS: typeof SEND_WEIGHTS = {
   acceptThen504: 10,
 }
 
-/** The fake's faults for the chaos, drawn from `r` per request; the harness changes `latencyMs`. */
+/** A mailbox answered 429 with its own Retry-After until `until` (Date.now()), by the pause mix. */
+export type MailboxThrottles = Map<string, { until: number; retryAfterS: number }>
+
+/**
+ * The fake's faults for the chaos, drawn from `r` per request; the harness changes `latencyMs`.
+ * A mailbox in `throttles` is answered 429 without a draw (no throttle in the old mixes: their
+ * draws stay).
+ */
 export function chaosGraphAnswers(
   r: () => number,
   weights: typeof SEND_WEIGHTS = SEND_WEIGHTS,
+  throttles: MailboxThrottles = new Map(),
 ): FakeGraphFaults & { latencyMs: number } {
   return {
     latencyMs: 10,
-    pickSendMail: () => SEND_FAULTS[pick(r, weights)],
+    pickSendMail: (mailbox) => {
+      const t = throttles.get(mailbox)
+      if (t && Date.now() < t.until)
+        return {
+          status: 429,
+          code: 'ApplicationThrottled',
+          message: 'Application is over its MailboxConcurrency limit.',
+          retryAfter: String(t.retryAfterS),
+        }
+      return SEND_FAULTS[pick(r, weights)]
+    },
     pickLookup: () => {
       const x = r()
       if (x < 0.08) return { status: 503, code: 'ServiceUnavailable', retryAfter: '1' }

@@ -2,6 +2,7 @@
 import { type Mailer, seconds, spawnMailer } from '../harness.ts'
 import type { ChaosRecord } from './record.ts'
 import { GRACE_SECONDS, OLDER_BINARY, runsOlderBinary, WORKERS } from './settings.ts'
+import { type Release, releaseEnv, releaseFor } from './worker-configs.ts'
 
 export interface ChaosMailers {
   /** By slot; null while the slot's worker is stopped. */
@@ -10,6 +11,10 @@ export interface ChaosMailers {
   /** Every process started, stopped ones too. */
   all: Mailer[]
   spawnWorker(slot: number): Promise<Mailer>
+  /** The release each worker started as (worker-configs.ts), by pid. */
+  releaseOf: Map<number, Release>
+  /** From now on every worker starts as the next release (the pause mix's calm). */
+  completeDeploy(): void
 }
 
 /** Starts the workers and the API process and waits until each is ready. */
@@ -20,12 +25,20 @@ export async function startMailers(
   const all: Mailer[] = []
   const workers: (Mailer | null)[] = []
   let spawned = 0
+  let deployed = false
+  const startsOf = new Map<number, number>()
+  const releaseOf = new Map<number, Release>()
   const spawnWorker = async (slot: number) => {
     const older = runsOlderBinary(slot)
-    const m = await spawnMailer(`chaos-w${slot}${older ? '-older' : ''}-${spawned++}`, env, {
+    const starts = startsOf.get(slot) ?? 0
+    startsOf.set(slot, starts + 1)
+    const release = releaseFor(slot, starts, deployed)
+    const tag = `${older ? '-older' : ''}${release === 'next' ? '-next' : ''}`
+    const m = await spawnMailer(`chaos-w${slot}${tag}-${spawned++}`, releaseEnv(env, release), {
       role: 'worker',
       ...(older && { binary: OLDER_BINARY }),
     })
+    releaseOf.set(m.proc.pid, release)
     record.note(`spawned ${m.name} (pid ${m.proc.pid})`)
     all.push(m)
     workers[slot] = m
@@ -35,7 +48,10 @@ export async function startMailers(
   const api = await spawnMailer('chaos-api', env, { role: 'api' })
   all.push(api)
   await Promise.all(all.map((m) => m.waitReady()))
-  return { workers, api, all, spawnWorker }
+  const completeDeploy = () => {
+    deployed = true
+  }
+  return { workers, api, all, spawnWorker, releaseOf, completeDeploy }
 }
 
 /** Stops the slot's worker with `asked`, checks a SIGTERM's clean exit, and starts a new one `downMs` later. */

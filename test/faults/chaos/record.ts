@@ -34,6 +34,9 @@ export interface ChaosRecord {
     cancels: number
     retries: number
     revokes: number
+    /** The pause mix's mailbox throttles, and its cancels and retries of the rows a probe waits for. */
+    mailboxThrottles: number
+    probeCommands: number
     /** Cancels and retries through the API that got no answer (timed out) or a 5xx. */
     unanswered: number
   }
@@ -67,6 +70,8 @@ export function newChaosRecord(): ChaosRecord {
       cancels: 0,
       retries: 0,
       revokes: 0,
+      mailboxThrottles: 0,
+      probeCommands: 0,
       unanswered: 0,
     },
     gracefulPids: new Map(),

@@ -36,3 +36,33 @@ export async function retryRow({ mailers, record }: ChaosRun, id: string): Promi
     record.figures.retries++
   }
 }
+
+/**
+ * The rows an owed probe waits for: the probe out (probe_id), else MAIL_FROM's first rows
+ * scheduled (no sender key or the key of the owed mailbox, pending, by send_at). Reads by the
+ * pacing table's rows owed and a scan of the pending rows: the harness's read, not the product's.
+ */
+export async function probeRows(db: Database): Promise<string[]> {
+  const rows = await db.q<{ id: string }>(
+    `select p.probe_id::text as id from mailer.mailbox_pacing p where p.probe_owed and p.probe_id is not null
+     union all
+     (select o.id::text from mailer.email_outbox o
+       where o.status = 'pending'
+         and exists (select 1 from mailer.mailbox_pacing p where p.probe_owed
+                      and (o.sender_key is null or o.sender_key = p.mailbox))
+       order by o.send_at, o.id limit 3)`,
+  )
+  return rows.map((r) => r.id)
+}
+
+/** A probe's row cancelled through the API, and with `cancelThenRetry` made due again by a retry. */
+export async function probeRowCommand(
+  run: ChaosRun,
+  id: string,
+  how: 'cancel' | 'cancelThenRetry',
+): Promise<void> {
+  run.record.figures.probeCommands++
+  run.record.note(`probe's row: ${how}`, [id])
+  await cancelRow(run, id)
+  if (how === 'cancelThenRetry') await retryRow(run, id)
+}

@@ -8,9 +8,10 @@ import {
   setLatency,
   stopPostgres,
   terminateBackends,
+  throttleMailbox,
 } from './faults.ts'
 import { stopWorker } from './mailers.ts'
-import { cancelRow, retryCandidates, retryRow } from './row-commands.ts'
+import { cancelRow, probeRowCommand, probeRows, retryCandidates, retryRow } from './row-commands.ts'
 import type { ChaosSchedule } from './schedule.ts'
 import { type ChaosActions, type ChaosWorld, chaosTurn } from './turn.ts'
 
@@ -21,6 +22,7 @@ export async function runChaos(run: ChaosRun, schedule: ChaosSchedule, chaosMs: 
     canStop: (slot) => !run.busyWorkers.has(slot) && run.mailers.workers[slot] != null,
     recentIds: () => [...run.record.known].slice(-40),
     retryCandidates: () => retryCandidates(run.db),
+    probeRows: () => probeRows(run.db),
   }
   const act: ChaosActions = {
     enqueueSql: (batch) => enqueueSql(run, batch),
@@ -46,6 +48,8 @@ export async function runChaos(run: ChaosRun, schedule: ChaosSchedule, chaosMs: 
     revokeTokens: (r) => revokeTokens(run, r),
     cancel: (id) => cancelRow(run, id),
     retry: (id) => retryRow(run, id),
+    throttleMailbox: (t) => throttleMailbox(run, t),
+    probeRowCommand: (id, how) => probeRowCommand(run, id, how),
   }
   const t0 = performance.now()
   while (performance.now() - t0 < chaosMs) await chaosTurn(schedule, world, act)

@@ -1,6 +1,8 @@
 // The harness's seeded choices during the chaos: which action when, on which worker, of what size, and the rows it enqueues.
+
+import { MAILBOX } from '../harness.ts'
 import { pick } from './random.ts'
-import { MAX_LATENCY_MS, REJECTED, SENDERS, WORKERS } from './settings.ts'
+import { MAX_LATENCY_MS, NEXT_MAIL_FROM, REJECTED, SENDERS, WORKERS } from './settings.ts'
 
 // The default mix; the harsh one's actions after crashPostgres weigh nothing here, so a seed's
 // draws stay what they were (test/unit/chaos-schedule.test.ts pins them).
@@ -19,6 +21,9 @@ export const ACTIONS = {
   retry: 8,
   latency: 4,
   revokeToken: 3,
+  // The pause mix's own (CHAOS_PAUSES): weightless here, last, so no older draw moves.
+  throttleMailbox: 0,
+  probeRowCommand: 0,
 }
 export type ChaosAction = keyof typeof ACTIONS
 
@@ -32,7 +37,21 @@ export const HARSH_ACTIONS: Record<ChaosAction, number> = {
   cutGraph: 12,
 }
 
+/** CHAOS_PAUSES: mailboxes throttled alone, and the rows an owed probe waits for cancelled and retried. */
+export const PAUSE_ACTIONS: Record<ChaosAction, number> = {
+  ...ACTIONS,
+  throttleMailbox: 12,
+  probeRowCommand: 8,
+}
+
 export type RowSpec = ReturnType<typeof rowSpec>
+
+/** One mailbox answered 429 with its own Retry-After for a while; the others send. */
+export interface MailboxThrottle {
+  mailbox: string
+  forMs: number
+  retryAfterS: number
+}
 
 /** Graph answers 401 to the token every worker holds; the refresh may meet Entra hung or down. */
 export interface TokenRevocation {
@@ -49,6 +68,8 @@ export class ChaosSchedule {
   constructor(
     private readonly r: () => number,
     private readonly weights: Record<ChaosAction, number> = ACTIONS,
+    /** The pause mix's rows (rowSpec): drawn only when set, so older seeds keep their draws. */
+    private readonly pauses = false,
   ) {}
 
   /** Pacing of the faults themselves (not a wait for an effect). */
@@ -67,11 +88,30 @@ export class ChaosSchedule {
   /** 1 to 25 rows for one SQL enqueue. */
   batch(): RowSpec[] {
     const n = 1 + Math.floor(this.r() * 25)
-    return Array.from({ length: n }, () => rowSpec(this.r))
+    return Array.from({ length: n }, () => rowSpec(this.r, this.pauses))
   }
 
   row(): RowSpec {
-    return rowSpec(this.r)
+    return rowSpec(this.r, this.pauses)
+  }
+
+  /**
+   * MAIL_FROM's mailboxes (current and next) three times in four, else a named sender's; a
+   * Retry-After of 2 to 12 s, past the 5 s hold most times (a pause that owes MAIL_FROM's probe).
+   */
+  mailboxThrottle(): MailboxThrottle {
+    const x = this.r()
+    const mailbox = x < 0.45 ? MAILBOX : x < 0.75 ? NEXT_MAIL_FROM : this.oneOf(SENDERS)
+    return {
+      mailbox,
+      forMs: 1_000 + Math.floor(this.r() * 7_000),
+      retryAfterS: 2 + Math.floor(this.r() * 11),
+    }
+  }
+
+  /** A cancel alone, or a cancel and the retry that makes the row due again. */
+  probeCommand(): 'cancel' | 'cancelThenRetry' {
+    return this.r() < 0.5 ? 'cancel' : 'cancelThenRetry'
   }
 
   /** Sometimes longer than a lease (LEASE_SECONDS 5): leases run out while nobody can write. */
@@ -105,21 +145,28 @@ export class ChaosSchedule {
   }
 }
 
-/** One random message and its options: senders, a rejected recipient, few attempts, an expiry, priorities. */
-function rowSpec(r: () => number) {
+// The pause mix's senders: the named ones, MAIL_FROM's address (now and next) and none (MAIL_FROM).
+const PAUSE_SENDERS = [...SENDERS, MAILBOX, NEXT_MAIL_FROM, undefined, undefined, undefined]
+
+/**
+ * One random message and its options: senders, a rejected recipient, few attempts, an expiry,
+ * priorities; with `pauses`, rows without a sender or naming MAIL_FROM's, some scheduled later.
+ */
+function rowSpec(r: () => number, pauses = false) {
   const x = r()
   const to = x < 0.05 ? REJECTED : `r${Math.floor(r() * 1e6)}@example.com`
-  const options: { maxAttempts?: number; expiresAt?: string; priority?: number } = {}
+  const options: { maxAttempts?: number; expiresAt?: string; priority?: number; sendAt?: string } =
+    {}
   if (r() < 0.12) options.maxAttempts = 1 + Math.floor(r() * 2)
   if (r() < 0.1) options.expiresAt = new Date(Date.now() + 3_000 + r() * 12_000).toISOString()
   if (r() < 0.3) options.priority = Math.floor(r() * 3) - 1
+  const senders = pauses ? PAUSE_SENDERS : SENDERS
+  const from = senders[Math.floor(r() * senders.length)]
+  // Scheduled 1-15 s out: the owed probe may wait for such a row (its time kept by the database).
+  if (pauses && r() < 0.12 && !options.expiresAt)
+    options.sendAt = new Date(Date.now() + 1_000 + r() * 14_000).toISOString()
   return {
-    message: {
-      from: SENDERS[Math.floor(r() * SENDERS.length)]!,
-      to,
-      subject: 'chaos',
-      text: 'chaos soak',
-    },
+    message: { ...(from !== undefined && { from }), to, subject: 'chaos', text: 'chaos soak' },
     options,
   }
 }

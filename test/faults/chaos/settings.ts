@@ -18,6 +18,17 @@ export const HARSH = process.env.CHAOS_HARSH === '1'
  * release migrated: a rolling deploy's two releases draining together, which every migration's
  * `--! older-binaries-compatible` line promises.
  */
+/**
+ * CHAOS_PAUSES=1: the pause mix (schedule.ts PAUSE_ACTIONS, worker-configs.ts): one mailbox
+ * throttled alone for a while with its own Retry-After (past the 5 s hold, so MAIL_FROM's probe
+ * is owed), rows from MAIL_FROM, naming its address or the next one's, scheduled a few seconds
+ * out, workers of two configurations (MAIL_FROM, LEASE_SECONDS, HEARTBEAT_SECONDS) as in a rolling
+ * deploy completed at the calm, cancels and retries of the rows a probe waits for. Off, a seed
+ * replays its old choices.
+ */
+export const PAUSES = process.env.CHAOS_PAUSES === '1'
+/** The next release's MAIL_FROM (the current one is the harness's MAILBOX). */
+export const NEXT_MAIL_FROM = 'outbox-next@contoso.example'
 export const OLDER_BINARY = process.env.CHAOS_OLDER_BINARY || undefined
 export const runsOlderBinary = (slot: number) => OLDER_BINARY !== undefined && slot % 2 === 1
 export const MAX_ATTEMPTS = 6

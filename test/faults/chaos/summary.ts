@@ -11,7 +11,7 @@ export function reportChaos(o: {
   outcome: ChaosOutcome
   findings: RowFindings
   graph: Graph
-  figures: ChaosRecord['figures']
+  figures: ChaosRecord['figures'] & Record<string, number>
   settleMs: number
 }) {
   const { rows, historyOf } = o.outcome

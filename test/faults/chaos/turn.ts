@@ -1,5 +1,5 @@
 // One turn of the chaos: a pause, the schedule's next action, and that action against the world as the turn finds it.
-import type { ChaosSchedule, RowSpec, TokenRevocation } from './schedule.ts'
+import type { ChaosSchedule, MailboxThrottle, RowSpec, TokenRevocation } from './schedule.ts'
 
 /** What a turn reads of the world before it draws what depends on it. */
 export interface ChaosWorld {
@@ -10,6 +10,8 @@ export interface ChaosWorld {
   recentIds(): string[]
   /** Rows a retry may take back (failed or cancelled). */
   retryCandidates(): Promise<string[]>
+  /** The rows an owed probe waits for: the probe out, else MAIL_FROM's first rows scheduled. */
+  probeRows(): Promise<string[]>
 }
 
 /** The harness's actions, each given the choices already drawn for it. */
@@ -30,6 +32,9 @@ export interface ChaosActions {
   revokeTokens(r: TokenRevocation): void
   cancel(id: string): Promise<void>
   retry(id: string): Promise<void>
+  throttleMailbox(t: MailboxThrottle): void
+  /** Cancels the row through the API, and with `cancelThenRetry` retries it at once. */
+  probeRowCommand(id: string, how: 'cancel' | 'cancelThenRetry'): Promise<void>
 }
 
 export async function chaosTurn(
@@ -86,6 +91,15 @@ export async function chaosTurn(
         if (world.pgDown()) break
         const candidates = await world.retryCandidates()
         if (candidates.length > 0) await act.retry(s.oneOf(candidates))
+        break
+      }
+      case 'throttleMailbox':
+        act.throttleMailbox(s.mailboxThrottle())
+        break
+      case 'probeRowCommand': {
+        if (world.pgDown()) break
+        const ids = await world.probeRows()
+        if (ids.length > 0) await act.probeRowCommand(s.oneOf(ids), s.probeCommand())
         break
       }
     }
