@@ -12,7 +12,7 @@ const IN_FLIGHT_MS = 1_000
 /**
  * While a mailbox's probe is owed (the pause standing, then its probe out), Graph gets no sendMail
  * for it but the probe's. Allowed (not counted): the probe rows a read saw; sends already past their
- * last check (IN_FLIGHT_MS); a row naming the mailbox's address sent by a worker whose MAIL_FROM is
+ * last check (IN_FLIGHT_MS); a row naming the mailbox's address whose requests came from workers whose MAIL_FROM is
  * another (a rolling deploy that changed MAIL_FROM: its claims know no probe of that mailbox, and a
  * row naming its own sender has no probe after a pause, README "Outcomes"); counted apart.
  */
@@ -25,7 +25,8 @@ export async function checkOwedProbes(
 ): Promise<{ owedSpans: number; otherReleaseSends: number }> {
   const rows = await db.q<{ id: string; sender_key: string | null; workers: string[] }>(
     `select o.id::text, o.sender_key,
-            coalesce(array_agg(distinct a.worker_id) filter (where a.worker_id is not null), '{}') as workers
+            coalesce(array_agg(distinct a.worker_id)
+                       filter (where a.worker_id is not null and a.started_at is not null), '{}') as workers
        from mailer.email_outbox o left join mailer.email_attempts a on a.outbox_id = o.id
       group by o.id`,
   )
@@ -52,10 +53,12 @@ export async function checkOwedProbes(
           return rel !== undefined && MAIL_FROM_OF[rel] !== span.mailbox
         })
       if (byOthers) otherReleaseSends++
-      else extra.add(`${q.outboxId} (key ${row?.sender_key ?? 'none'}, at +${q.at - span.from} ms)`)
+      else {
+        extra.add(`${q.outboxId} (key ${row?.sender_key ?? 'none'}, at +${q.at - span.from} ms)`)
+        if (q.outboxId) record.offending.add(q.outboxId)
+      }
     }
     if (extra.size > 0) {
-      for (const q of seen) if (q.outboxId) record.offending.add(q.outboxId)
       record.problems.push(
         `${span.mailbox}: ${extra.size} rows sent while its probe was owed (${new Date(span.from).toISOString()} for ${span.to - span.from} ms, probes ${[...span.probeIds].join(',') || 'none'}): ${[...extra].join('; ')}`,
       )
