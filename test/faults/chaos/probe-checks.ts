@@ -12,7 +12,7 @@ const IN_FLIGHT_MS = 1_000
 /**
  * While a mailbox's probe is owed (the pause standing, then its probe out), Graph gets no sendMail
  * for it but the probe's. Allowed (not counted): the probe rows a read saw; sends already past their
- * last check (IN_FLIGHT_MS); a row naming the mailbox's address whose requests came from workers whose MAIL_FROM is
+ * last check (IN_FLIGHT_MS); a row naming the mailbox's address whose request came from a worker whose MAIL_FROM is
  * another (a rolling deploy that changed MAIL_FROM: its claims know no probe of that mailbox, and a
  * row naming its own sender has no probe after a pause, README "Outcomes"); counted apart.
  */
@@ -23,13 +23,17 @@ export async function checkOwedProbes(
   mailers: ChaosMailers,
   record: ChaosRecord,
 ): Promise<{ owedSpans: number; otherReleaseSends: number }> {
-  const rows = await db.q<{ id: string; sender_key: string | null; workers: string[] }>(
-    `select o.id::text, o.sender_key,
-            coalesce(array_agg(distinct a.worker_id)
-                       filter (where a.worker_id is not null and a.started_at is not null), '{}') as workers
-       from mailer.email_outbox o left join mailer.email_attempts a on a.outbox_id = o.id
-      group by o.id`,
+  const rows = await db.q<{ id: string; sender_key: string | null }>(
+    'select id::text, sender_key from mailer.email_outbox',
   )
+  // Each attempt that made a request: the request it made is the last one started before it came.
+  const starts = await db.q<{ outbox_id: string; worker_id: string; at: number }>(
+    `select outbox_id::text, worker_id, extract(epoch from started_at) * 1000 as at
+       from mailer.email_attempts where started_at is not null and worker_id is not null
+      order by started_at`,
+  )
+  const senderOf = (id: string, at: number) =>
+    starts.filter((a) => a.outbox_id === id && Number(a.at) <= at + 50).at(-1)?.worker_id
   const rowOf = new Map(rows.map((r) => [r.id, r]))
   const releaseOfWorker = (w: string) => mailers.releaseOf.get(Number(w.split(':')[1]))
   let otherReleaseSends = 0
@@ -45,16 +49,15 @@ export async function checkOwedProbes(
     const extra = new Set<string>()
     for (const q of seen) {
       const row = q.outboxId === null ? undefined : rowOf.get(q.outboxId)
+      const worker = q.outboxId === null ? undefined : senderOf(q.outboxId, q.at)
+      const rel = worker === undefined ? undefined : releaseOfWorker(worker)
       const byOthers =
-        row?.sender_key === span.mailbox &&
-        row.workers.length > 0 &&
-        row.workers.every((w) => {
-          const rel = releaseOfWorker(w)
-          return rel !== undefined && MAIL_FROM_OF[rel] !== span.mailbox
-        })
+        row?.sender_key === span.mailbox && rel !== undefined && MAIL_FROM_OF[rel] !== span.mailbox
       if (byOthers) otherReleaseSends++
       else {
-        extra.add(`${q.outboxId} (key ${row?.sender_key ?? 'none'}, at +${q.at - span.from} ms)`)
+        extra.add(
+          `${q.outboxId} (key ${row?.sender_key ?? 'none'}, at +${q.at - span.from} ms, by ${worker ?? '?'} ${rel ?? ''})`,
+        )
         if (q.outboxId) record.offending.add(q.outboxId)
       }
     }
