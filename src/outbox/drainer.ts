@@ -213,6 +213,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
         if (wanted) poll.arm(blockedMs())
       }
       poll.arm(pollMs())
+      // No claim until a wake: failed claims, if any, are not being retried now.
+      claimFailures.idle()
       await new Promise<void>((resolve) => {
         wakeUp = resolve
       })

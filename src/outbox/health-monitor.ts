@@ -12,7 +12,11 @@ import {
   lockedSchemaProblem,
 } from './database-problem.ts'
 import type { Drainer } from './drainer.ts'
-import { claimsFailingLongEnough, failingClaimsProblem } from './failing-claims-problem.ts'
+import {
+  type ClaimsFailingWindows,
+  claimsFailingLongEnough,
+  failingClaimsProblem,
+} from './failing-claims-problem.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
 import type { Listener } from './listener.ts'
 import { loopLiveness } from './loop-liveness.ts'
@@ -52,6 +56,8 @@ export function createHealthMonitor(o: {
   probeTimeoutMs?: number
   /** A loop silent for longer than this is wedged. */
   wedgedAfterMs: number
+  /** When failing claims make a database unready (default CLAIMS_FAILING_WINDOWS; tests shorten it). */
+  claimsFailing?: ClaimsFailingWindows
   /** A process-wide problem that stops sending (e.g. the provider refuses our credential). */
   transportProblem?: () => string | null
   /**
@@ -174,7 +180,7 @@ export function createHealthMonitor(o: {
       // Before failing claims: the cause they would name by its SQLSTATE only, and an API alone has none.
       const s = Math.max(0, Math.round((elapsed() - readOnlySince) / 1000))
       report.problem = `the database refuses writes (read-only: a hot standby, or a failover under way) for ${s}s: nothing can be claimed or enqueued; check that its URL names the primary`
-    } else if (claimsFailingLongEnough(failing)) {
+    } else if (claimsFailingLongEnough(failing, o.claimsFailing)) {
       // A wait given up reads who holds the outbox's lock: a second statement, only then.
       report.problem = await failingClaimsProblem(failing, d.statements, timeoutMs / 2)
     } else if (transport) report.problem = transport

@@ -481,6 +481,7 @@ describe('claims that keep failing', () => {
         ...failingLong,
         forMs: CLAIMS_FAILING_MS + 24_000,
         lastAgoMs: 20_000,
+        retrying: false,
       }).readiness()
       expect(stale!.problem).toBeNull()
       // A probe on the worker's own (read-only) connections says why at once, before the 30 s.

@@ -27,6 +27,7 @@ test('since the first failure of a run, how long and how long ago the last, its 
     forMs,
     lastAgoMs,
     sqlstate,
+    retrying: true,
   })
   expect(failures.current()).toBeNull()
   failures.failed(pgError('25006'))
@@ -51,6 +52,23 @@ test('since the first failure of a run, how long and how long ago the last, its 
   advance(1_000)
   failures.failed(pgError('57P01'))
   expect(failures.current()).toEqual(failing(1_007_000, 0, 0, '57P01'))
+})
+
+test('retrying from a failure until the loop waits for a wake instead, and again from the next failure', () => {
+  const { failures, advance } = setup()
+  const retrying = () => failures.current()?.retrying
+  failures.idle()
+  expect(failures.current()).toBeNull()
+  failures.failed(pgError('57014'))
+  advance(20_000)
+  expect(retrying()).toBe(true)
+  failures.idle()
+  expect(failures.current()).toMatchObject({ forMs: 20_000, lastAgoMs: 20_000, retrying: false })
+  failures.failed(pgError('57014'))
+  expect(retrying()).toBe(true)
+  failures.succeeded()
+  failures.failed(pgError('57014'))
+  expect(retrying()).toBe(true)
 })
 
 test('its lines, field by field: the run at warn, its end at info only after more than one failure', () => {
