@@ -48,13 +48,12 @@ async function main(argv: string[]): Promise<number> {
   const { command, flags } = parsed
   // serve handles its own (stopping first); every other command ends at once, saying so.
   const uncaught = command === 'serve' ? null : exitOnUncaught(command)
-  // status and check-config print one report (status --json one JSON object): a process warning
-  // (pg-connection-string's about sslmode, raised as a URL is parsed) is a line of it, not raw
-  // text on stderr. From here, so that one raised while the configuration is parsed is caught.
-  const warnings =
-    command === 'status' || command === 'check-config'
-      ? collectProcessWarnings(redactor(process.env))
-      : null
+  // status and check-config print one report on stdout (status --json one JSON object), which
+  // stays theirs. A process warning (pg-connection-string's about sslmode, raised as a URL is
+  // parsed) is a line of it, not raw text on stderr. From here, so that one raised while the
+  // configuration is parsed is caught.
+  const printsReport = command === 'status' || command === 'check-config'
+  const warnings = printsReport ? collectProcessWarnings(redactor(process.env)) : null
   if (command === 'check-config') {
     // Reports every problem instead of stopping at the first; usable in CI and before a deploy.
     const r = await checkConfig(process.env, { connect: flags.has('--connect'), role })
@@ -115,8 +114,9 @@ async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     console.error(describeError(e))
-    // A log pipeline (fly logs) parses JSON lines and drops plain text: the reason is one too.
-    logExit(log, e)
+    // A log pipeline (fly logs) parses JSON lines and drops plain text: the reason is one too,
+    // on stdout, unless stdout is the report's (a consumer of status --json parsed the line).
+    if (!printsReport) logExit(log, e)
     return exitCodeOf(e)
   }
 }

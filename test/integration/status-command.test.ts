@@ -452,6 +452,22 @@ describe('one database', () => {
     }
   })
 
+  test('an error that ends it past its reads (a pacing rate hand-set to -infinity, which pg reads as a number, not a Date): exit 1, said on stderr, stdout left empty for the report it would have been', async () => {
+    // As an operator clearing every pause at once might write.
+    await db.pool.query(`
+      insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, noted_by, noted_at)
+        values ('pacing rate', '-infinity', interval '2 seconds', 'w2', '-infinity')`)
+    for (const args of [['--json'], []]) {
+      const r = await runStatus(args, { DATABASE_URL: db.url })
+      expect({
+        args,
+        code: r.code,
+        stdout: r.stdout,
+        said: r.stderr.includes('toISOString'),
+      }).toEqual({ args, code: 1, stdout: '', said: true })
+    }
+  })
+
   test('bad flags are refused with exit 2 before the environment is read', async () => {
     for (const args of [['--max-pending-age', 'soon'], ['--timeout', '0'], ['--verbose']]) {
       const r = await runStatus(args, {})
