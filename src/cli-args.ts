@@ -10,7 +10,8 @@ const HELP = `outbox-mailer ${VERSION}: Postgres outbox rows in, e-mail out thro
 
 Usage:
   outbox-mailer serve [--role all|worker|api]   run the workers and/or the HTTP API (default: all)
-  outbox-mailer migrate                         apply the embedded schema migrations to every database
+  outbox-mailer migrate [--deadline SECONDS]    apply the embedded schema migrations to every database,
+                                                stopping at the deadline (default 270; 0: none)
   outbox-mailer send-test --to ADDRESS [--from ADDRESS]
                                                 send one test message with the configured transport
   outbox-mailer check-config [--connect] [--role all|worker|api]
@@ -120,6 +121,19 @@ export function parseSeconds(flag: string, value: string | undefined, fallback: 
     throw new AppError(
       'config_invalid',
       `${flag} must be a positive number of seconds (got "${value}")`,
+    )
+  }
+  return n
+}
+
+/** migrate --deadline: a number of seconds, 0 for none; absent, undefined (MIGRATE_DEADLINE_SECONDS then). */
+export function parseDeadlineSeconds(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isFinite(n) || n < 0 || value.trim() === '') {
+    throw new AppError(
+      'config_invalid',
+      `--deadline must be a number of seconds, 0 for none (got "${value}")`,
     )
   }
   return n

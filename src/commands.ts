@@ -70,17 +70,24 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     example: 'outbox-mailer serve --role worker',
   },
   migrate: {
-    usage: 'outbox-mailer migrate',
+    usage: 'outbox-mailer migrate [--deadline SECONDS]',
     does: 'Applies the embedded schema migrations to every configured database (over its direct URL), then exits; safe to run again. Sends nothing, so it reads no mail or Graph variable.',
-    flags: {},
-    env: [...DATABASES, 'LOG_LEVEL'],
+    flags: {
+      '--deadline': {
+        kind: 'value',
+        shown: '--deadline SECONDS',
+        does: 'the whole run, every database: past it, what runs is stopped (a migration in a transaction rolled back) and where said; 0 for none, as for a long index build run by hand (default: MIGRATE_DEADLINE_SECONDS, 270)',
+      },
+    },
+    env: [...DATABASES, 'MIGRATE_DEADLINE_SECONDS', 'LOG_LEVEL'],
     exits: {
       ok: 'every database migrated (or already up to date)',
-      failure: 'a database failed to migrate; the others are migrated',
+      failure:
+        'a database failed to migrate, or the deadline passed (the databases before it are migrated; the line says where it stopped)',
       usage: CONFIG_EXIT,
       schema: `${SCHEMA_EXIT} (a binary older than the schema)`,
     },
-    example: 'outbox-mailer migrate',
+    example: 'outbox-mailer migrate --deadline 0',
   },
   'send-test': {
     usage: 'outbox-mailer send-test --to ADDRESS [--from ADDRESS]',

@@ -44,6 +44,8 @@ export interface Config {
   logLevel: Level
   worker: WorkerConfig
   limits: { graphMaxConcurrency: number; mailboxRatePerMinute: number }
+  /** MIGRATE_DEADLINE_SECONDS: `migrate`'s whole run (migrate-every.ts), 0 for none. */
+  migrate: { deadlineSeconds: number }
 }
 
 /** What `serve --role` runs: the role decides which settings are needed at all. */
@@ -152,6 +154,9 @@ export function loadConfig(
       graphMaxConcurrency: e.GRAPH_MAX_CONCURRENCY ?? 4,
       mailboxRatePerMinute: e.MAILBOX_RATE_PER_MINUTE ?? 30,
     },
+    // 270 s: Fly ends a release command at 5 minutes (release_command_timeout's default) without
+    // a word of ours; this leaves the cancel's grace and the message 30 s within it.
+    migrate: { deadlineSeconds: e.MIGRATE_DEADLINE_SECONDS ?? 270 },
   })
 }
 

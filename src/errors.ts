@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'schema_ahead'
   | 'migration_checksum_mismatch'
   | 'migration_lock_timeout'
+  | 'migration_deadline'
   | 'validation_failed'
   | 'payload_too_large'
   | 'unsupported_media_type'

@@ -1,7 +1,13 @@
 // The command line's entry point: parses arguments (cli-args.ts), loads configuration, runs a command, returns its exit code.
 import { redactor } from './check-config/redactor.ts'
 import { checkConfig } from './check-config.ts'
-import { type Parsed, parseArgs, parseRole, parseSeconds } from './cli-args.ts'
+import {
+  type Parsed,
+  parseArgs,
+  parseDeadlineSeconds,
+  parseRole,
+  parseSeconds,
+} from './cli-args.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig } from './config.ts'
 import { migrateEvery } from './db/migrate-every.ts'
@@ -19,9 +25,12 @@ async function main(argv: string[]): Promise<number> {
   let parsed: Parsed
   let role: Role
   let statusOptions: StatusOptions | null = null
+  let deadlineSeconds: number | undefined
   try {
     parsed = parseArgs(argv)
     role = parsed.kind === 'run' ? parseRole(parsed.flags.get('--role')) : 'all'
+    if (parsed.kind === 'run')
+      deadlineSeconds = parseDeadlineSeconds(parsed.flags.get('--deadline'))
     if (parsed.kind === 'run' && parsed.command === 'status') {
       statusOptions = {
         json: parsed.flags.has('--json'),
@@ -94,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'migrate':
-        return await migrateEvery(config, log)
+        return await migrateEvery(config, log, undefined, deadlineSeconds)
       case 'serve':
         return await runUntilSignalled(
           config,

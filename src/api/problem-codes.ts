@@ -27,6 +27,7 @@ export const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   schema_ahead: 503,
   migration_checksum_mismatch: 500,
   migration_lock_timeout: 503,
+  migration_deadline: 503,
   template_error: 500,
   lease_lost: 500,
   internal: 500,

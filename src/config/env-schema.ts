@@ -93,6 +93,7 @@ const Env = z.object({
   SHUTDOWN_GRACE_SECONDS: int(0, 600),
   GRAPH_MAX_CONCURRENCY: int(1, 100),
   MAILBOX_RATE_PER_MINUTE: int(0, 100_000),
+  MIGRATE_DEADLINE_SECONDS: int(0, 86400),
 })
 
 export type EnvValues = z.output<typeof Env>

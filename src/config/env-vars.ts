@@ -136,4 +136,10 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
     default: '30',
     meaning: 'sends per mailbox per minute across all workers (0 = no limit)',
   },
+  {
+    name: 'MIGRATE_DEADLINE_SECONDS',
+    default: '270',
+    meaning:
+      "migrate's whole run, every database: past it, what runs is stopped and rolled back, naming where (0 = none; within Fly's 5-minute release_command_timeout)",
+  },
 ]

@@ -9,7 +9,7 @@ const KNOWN = new Set(ENV_VARS.map((v) => v.name))
  * Not LOG_, HOST or PORT: other software's variables share those (a platform sets HOSTNAME).
  */
 const OURS =
-  /^(MAILER_|MAIL_|MAILBOX_|GRAPH_|API_JWT|API_JWKS|LISTEN_|WORKER_|LEASE_|HEARTBEAT_|RETRY_|POLL_|SHUTDOWN_|THROTTLE_|METRICS_|AMBIGUOUS_)/
+  /^(MAILER_|MAIL_|MAILBOX_|GRAPH_|API_JWT|API_JWKS|LISTEN_|WORKER_|LEASE_|HEARTBEAT_|RETRY_|POLL_|SHUTDOWN_|THROTTLE_|METRICS_|AMBIGUOUS_|MIGRATE_)/
 
 /**
  * Names close enough to be a slip of a known one (DATABSE_URL, LOG_LEVL, a lowercase database_url)

@@ -5,6 +5,7 @@ import { AppError, describeError, EXIT, exitCodeOf, isAppError } from '../errors
 import type { Logger } from '../log.ts'
 import { withLoginAdvice } from './login-refusal.ts'
 import { migrate } from './migrate.ts'
+import { migrateDeadline } from './migrate-deadline.ts'
 import { withMigratePrivilegeAdvice } from './migrate-privilege.ts'
 import { withTlsAdvice } from './tls-failure.ts'
 import { withUnreachableAdvice } from './unreachable-cause.ts'
@@ -14,6 +15,8 @@ import { withUnreachableAdvice } from './unreachable-cause.ts'
  * must not leave the others unmigrated, and a release job that stopped at it would name only it.
  * A result on stdout, a failure on stderr, then a line counting the failures; the exit code is the
  * first failure's (2 a transaction pooler or an encoding refused, 3 a schema verdict, 1 any other).
+ * One deadline for the whole run (Fly's release_command_timeout bounds the run, not a database): a
+ * database it passes in names where it stopped, and those after it are not begun.
  */
 export async function migrateEvery(
   config: Config,
@@ -22,11 +25,14 @@ export async function migrateEvery(
     out: console.log,
     err: console.error,
   },
+  /** --deadline's, over the configuration's MIGRATE_DEADLINE_SECONDS; 0 is none. */
+  deadlineSeconds: number = config.migrate.deadlineSeconds,
 ): Promise<number> {
+  const deadline = migrateDeadline(deadlineSeconds)
   const failed: { name: string; exit: number }[] = []
   for (const d of config.databases) {
     try {
-      const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }) })
+      const r = await migrate({ url: d.listenUrl, log: log.child({ db: d.name }), deadline })
       const newer = r.newer.length
         ? `; it also has ${r.newer.join(', ')} from a newer release, which this one works with`
         : ''

@@ -1,6 +1,9 @@
 // Applies embedded migrations under an advisory lock, each in a transaction or statement by statement.
-import { type Clock, systemClock } from '../clock.ts'
+import { type Clock, systemClock, waitAtMost } from '../clock.ts'
+import { isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { leftOf, type MigrateDeadline, watchDeadline, withinDeadline } from './migrate-deadline.ts'
+import { type StopPoint, stoppedAtDeadline } from './migrate-stopped.ts'
 import { applyWithRetries } from './migration-apply.ts'
 import {
   assertOwnSession,
@@ -8,7 +11,7 @@ import {
   releaseMigrationLock,
   takeMigrationLock,
 } from './migration-lock.ts'
-import { planMigrations } from './migration-plan.ts'
+import { planMigrations, runsOutsideTransaction } from './migration-plan.ts'
 import { ensureMigrationsTable, readApplied } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
 import { assertMigrationsFit } from './server-encoding.ts'
@@ -21,6 +24,8 @@ interface MigrateOptions {
   lockTimeoutMs?: number
   migrations?: readonly Migration[]
   clock?: Clock
+  /** The whole run's (migrate-every.ts: one for every database); none when absent or null. */
+  deadline?: MigrateDeadline | null
 }
 
 interface MigrateResult {
@@ -32,18 +37,42 @@ interface MigrateResult {
 
 /**
  * Applies pending migrations while holding a session advisory lock: each in its own transaction,
- * or statement by statement when the file says `--! no-transaction`.
+ * or statement by statement when the file says `--! no-transaction`. At the deadline whatever runs
+ * is cancelled (migrate-deadline.ts) and the run ends with migrate-stopped.ts's error.
  */
 export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const list = o.migrations ?? embedded
+  const deadline = o.deadline ?? null
+  if (deadline && leftOf(deadline) <= 0) {
+    throw await stoppedAtDeadline({ deadline, at: { step: 'before' }, applied: [], client: null })
+  }
   const client = new SessionClient({
     connectionString: o.url,
     application_name: MIGRATE_APPLICATION_NAME,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    connectionTimeoutMillis: withinDeadline(deadline, CONNECT_TIMEOUT_MS),
   })
-  await client.connect().catch((e: unknown) => {
+  await client.connect().catch(async (e: unknown) => {
+    if (deadline && leftOf(deadline) <= 0) {
+      throw await stoppedAtDeadline({
+        deadline,
+        at: { step: 'connect' },
+        applied: [],
+        client: null,
+        cause: e,
+      })
+    }
     throw unansweredConnect(e)
   })
+  const watch = watchDeadline(client, {
+    url: o.url,
+    pid: (client as unknown as { processID: number }).processID,
+    applicationName: MIGRATE_APPLICATION_NAME,
+    deadline,
+  })
+  const stopped = () => watch.reached || leftOf(deadline) <= 0
+  let at: StopPoint = { step: 'session' }
+  const done: number[] = []
+  let locked = false
   try {
     await assertOwnSession(client, o.url)
     const lockTimeoutMs = Math.max(1, Math.round(o.lockTimeoutMs ?? 60_000))
@@ -52,24 +81,51 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     await client.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeoutMs}`)
     // Before the schema or its table is made: an encoding that cannot hold them gets nothing.
     await assertMigrationsFit(client, list)
-    await takeMigrationLock(client, lockTimeoutMs, o.clock ?? systemClock)
-    try {
-      await ensureMigrationsTable(client)
-      const applied = await readApplied(client)
-      const { pending, newer } = planMigrations(applied, list)
-      const done: number[] = []
-      const waits = { givenUp: 0 }
-      for (const m of pending) {
-        await applyWithRetries(client, m, o.log, lockTimeoutMs, waits)
-        o.log.info('migration applied', { version: m.version, name: m.name })
-        done.push(m.version)
-      }
-      return { applied: done, version: list.at(-1)?.version ?? 0, newer }
-    } finally {
-      await releaseMigrationLock(client)
+    at = { step: 'lock' }
+    await takeMigrationLock(client, withinDeadline(deadline, lockTimeoutMs), o.clock ?? systemClock)
+    locked = true
+    at = { step: 'prepare' }
+    await ensureMigrationsTable(client)
+    const applied = await readApplied(client)
+    const { pending, newer } = planMigrations(applied, list)
+    const waits = { givenUp: 0 }
+    for (const m of pending) {
+      at = { step: 'next', migration: m }
+      if (stopped()) throw new Error('the deadline passed')
+      at = { step: 'migration', migration: m, outside: runsOutsideTransaction(m) }
+      await applyWithRetries(client, m, o.log, lockTimeoutMs, waits, stopped)
+      o.log.info('migration applied', { version: m.version, name: m.name })
+      done.push(m.version)
     }
+    return { applied: done, version: list.at(-1)?.version ?? 0, newer }
+  } catch (e) {
+    // A verdict (a pooler, an encoding, a schema newer) stands; a wait or a statement cut short does not.
+    const verdict = isAppError(e) && e.code !== 'migration_lock_timeout'
+    if (!deadline || !stopped() || verdict) throw e
+    throw await stoppedAtDeadline({
+      deadline,
+      at,
+      applied: done,
+      client: watch.cutOff ? null : client,
+      cause: e,
+    })
   } finally {
-    await client.end()
+    // Its signals answered first: a cancel still on its way would land on what follows.
+    await watch.stop()
+    // A session cut off at the deadline is gone, its lock with it; its end may never be answered.
+    if (watch.cutOff) await waitAtMost(systemClock, client.end(), 1_000).catch(() => {})
+    else {
+      try {
+        // Past the deadline a second cancel may still land here: the session's end frees the lock.
+        if (locked) {
+          await releaseMigrationLock(client).catch((e: unknown) => {
+            if (!watch.reached) throw e
+          })
+        }
+      } finally {
+        await client.end()
+      }
+    }
   }
 }
 

@@ -39,14 +39,17 @@ export async function applyWithRetries(
   lockTimeoutMs: number,
   /** The run's waits past lock_timeout so far, shared by its migrations. */
   waits: { givenUp: number },
+  /** The run's deadline came: nothing is tried again, and the error goes up as it is. */
+  stopped: () => boolean,
 ) {
   const outside = runsOutsideTransaction(m)
   for (let attempt = 1; ; attempt++) {
     try {
-      if (outside) await applyOutsideTransaction(client, m)
+      if (outside) await applyOutsideTransaction(client, m, stopped)
       else await applyInTransaction(client, m)
       return
     } catch (e) {
+      if (stopped()) throw e
       const code = (e as { code?: unknown }).code
       const fields = { version: m.version, name: m.name, attempt }
       if (code === DEADLOCK_SQLSTATE && attempt < DEADLOCK_TRIES) {
@@ -97,7 +100,10 @@ async function applyInTransaction(client: pg.Client, m: Migration) {
 
 // Each statement commits on its own, so a failure leaves the earlier ones applied: such a file is
 // written so that running it again from the start completes it (drop … if exists, then create).
-async function applyOutsideTransaction(client: pg.Client, m: Migration) {
-  for (const statement of statementsOf(m)) await client.query(statement)
+async function applyOutsideTransaction(client: pg.Client, m: Migration, stopped: () => boolean) {
+  for (const statement of statementsOf(m)) {
+    if (stopped()) throw new Error('the deadline passed')
+    await client.query(statement)
+  }
   await recordMigration(client, m)
 }

@@ -36,7 +36,7 @@ export interface FlyConfig {
   app?: string
   kill_signal?: string
   kill_timeout?: string | number
-  deploy?: { release_command?: string }
+  deploy?: { release_command?: string; release_command_timeout?: string }
   env?: Record<string, unknown>
   processes?: Record<string, string>
   http_service?: FlyHttpService

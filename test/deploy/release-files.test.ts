@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import pkg from '../../package.json' with { type: 'json' }
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
+import { LONGEST_PAST_DEADLINE_MS } from '../../src/db/migrate-deadline.ts'
 import {
   type DockerStage,
   dockerContextIncludes,
@@ -69,6 +70,13 @@ describe('fly.toml', () => {
     expect(argv).toEqual(['migrate'])
     // Fly replaces CMD, not ENTRYPOINT: so the binary is what runs it.
     expect(execForm(last(runtime, 'ENTRYPOINT'))).toEqual(['/app/outbox-mailer'])
+  })
+
+  test("migrate's default deadline, and what it may run past it, end the release command within Fly's release_command_timeout (5 minutes unset)", () => {
+    const window = durationSeconds(fly.deploy?.release_command_timeout) ?? 300
+    const deadline = configUnderFly().migrate.deadlineSeconds
+    expect(deadline).toBeGreaterThan(0)
+    expect(deadline + LONGEST_PAST_DEADLINE_MS / 1000).toBeLessThanOrEqual(window)
   })
 
   test('migrate uses the direct URL when one is set', async () => {

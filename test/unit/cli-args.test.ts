@@ -1,6 +1,6 @@
 // The command line is checked whole before anything runs: unknown commands, flags and values are refused.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { parseArgs, parseSeconds } from '../../src/cli-args.ts'
+import { parseArgs, parseDeadlineSeconds, parseSeconds } from '../../src/cli-args.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -80,6 +80,23 @@ describe('parseArgs', () => {
     ])
   })
 
+  test('migrate --deadline takes seconds or 0 (none), over MIGRATE_DEADLINE_SECONDS; anything else is refused', () => {
+    expect(parseArgs(['migrate', '--deadline', '0'])).toMatchObject({
+      flags: new Map([['--deadline', '0']]),
+    })
+    expect([
+      parseDeadlineSeconds('0'),
+      parseDeadlineSeconds('600'),
+      parseDeadlineSeconds('1.5'),
+      parseDeadlineSeconds(undefined),
+    ]).toEqual([0, 600, 1.5, undefined])
+    for (const value of ['-1', '4m', ' ']) {
+      expect(() => parseDeadlineSeconds(value)).toThrow(
+        `--deadline must be a number of seconds, 0 for none (got "${value}")`,
+      )
+    }
+  })
+
   test.each([
     [['bogus'], 'unknown command "bogus"'],
     [['--versio'], 'unknown option "--versio"'],
@@ -128,7 +145,11 @@ test('--help and status --help name each cause of status exit 5, as the README d
 test("every command's --help says what it does, names each of its flags, the variables it reads, its exit codes and an example", () => {
   const expected: Record<string, { flags: string[]; env: string[]; exits: number[] }> = {
     serve: { flags: ['--role'], env: ['DATABASE_URL', 'MAIL_FROM', 'PORT'], exits: [0, 1, 2, 3] },
-    migrate: { flags: [], env: ['DATABASE_URL', 'LISTEN_DATABASE_URL'], exits: [0, 1, 2, 3] },
+    migrate: {
+      flags: ['--deadline'],
+      env: ['DATABASE_URL', 'LISTEN_DATABASE_URL', 'MIGRATE_DEADLINE_SECONDS'],
+      exits: [0, 1, 2, 3],
+    },
     'send-test': {
       flags: ['--to', '--from'],
       env: ['MAIL_TRANSPORT', 'MAIL_FROM', 'GRAPH_TENANT_ID'],

@@ -57,6 +57,17 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(c.worker)).toBe(true)
   })
 
+  test("migrate's deadline: 270 s unset, within Fly's default 5-minute release_command_timeout; 0 for none", () => {
+    expect([
+      loadConfig(base).migrate,
+      loadConfig({ ...base, MIGRATE_DEADLINE_SECONDS: '900' }).migrate,
+      loadConfig({ ...base, MIGRATE_DEADLINE_SECONDS: '0' }).migrate,
+    ]).toEqual([{ deadlineSeconds: 270 }, { deadlineSeconds: 900 }, { deadlineSeconds: 0 }])
+    expect(configProblems({ ...base, MIGRATE_DEADLINE_SECONDS: '4m' })).toEqual([
+      'MIGRATE_DEADLINE_SECONDS: must be a whole number',
+    ])
+  })
+
   test('LISTEN_DATABASE_URL and MAILER_DATABASES', () => {
     expect(
       loadConfig({ ...base, LISTEN_DATABASE_URL: 'postgres://direct/app' }).databases[0]!.listenUrl,
@@ -204,6 +215,7 @@ describe('loadConfig', () => {
       ['SHUTDOWN_GRACE_SECONDS', 0, 600],
       ['GRAPH_MAX_CONCURRENCY', 1, 100],
       ['MAILBOX_RATE_PER_MINUTE', 0, 100_000],
+      ['MIGRATE_DEADLINE_SECONDS', 0, 86400],
     ]
     const named = (name: string, value: number, extra: Record<string, string> = {}) =>
       configProblems({ ...base, ...extra, [name]: String(value) }).some((p) =>

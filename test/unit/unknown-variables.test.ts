@@ -16,6 +16,7 @@ test('a misspelt or made-up variable is found, with the one it most likely meant
     database_url: 'postgres://h/db',
     LOG_LEVL: 'debug',
     GRAPH_SECRET: 'x',
+    MIGRATE_DEADLINE: '300',
   })
   expect(found).toEqual([
     { name: 'DATABSE_URL', meant: 'DATABASE_URL' },
@@ -24,6 +25,7 @@ test('a misspelt or made-up variable is found, with the one it most likely meant
     { name: 'LOG_LEVL', meant: 'LOG_LEVEL' },
     { name: 'MAILER_DATABASE', meant: 'MAILER_DATABASES' },
     { name: 'MAIL_FORM', meant: 'MAIL_FROM' },
+    { name: 'MIGRATE_DEADLINE', meant: null },
     { name: 'WORKER_CONCURENCY', meant: 'WORKER_CONCURRENCY' },
     { name: 'database_url', meant: 'DATABASE_URL' },
   ])
