@@ -1,23 +1,20 @@
 // Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
 import { withLateFields } from '../log.ts'
+import { createBlockNaming } from './block-naming.ts'
 import { createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
-import { mailFromPauseKey } from './default-sender-pause.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
-import { deregisterWorker } from './heartbeat.ts'
+import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
-import { createLeaseKey } from './lease-key.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
-import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
 import { createSettlements } from './settlements.ts'
-import { finishWithinGrace } from './shutdown-grace.ts'
 import { createStartQueue } from './start-queue.ts'
 import { startSends } from './start-send.ts'
-import { createWaitingMarks } from './waiting-marks.ts'
 import { createWakeTimers } from './wake-timers.ts'
+import { createWorkerRegistration } from './worker-registration.ts'
 
 export interface Drainer {
   start(): void
@@ -45,36 +42,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     const key = leaseKey.current()
     return key === null ? {} : { workerKey: key }
   })
-  // What its claimed rows name it by in this database (lease_owner); its registry entry says who.
-  // Its registry entry notes the timeout its sends run under, whole seconds rounded up, for older
-  // binaries' lookups of its interrupted sends (sql/0070); this one's read the deadline each start
-  // noted on its row (sql/0078, lookup-grace.ts).
-  // It notes too the mailbox whose owed probe it honours ('' none), so another worker's reclaim
-  // clears a probe owed for a mailbox no live worker sends from (sql/0079, stale-probes.ts).
-  const registered = {
-    ...d.worker,
-    requestTimeoutSeconds:
-      d.sendTimeoutMs === undefined ? null : Math.max(1, Math.ceil(d.sendTimeoutMs / 1000)),
-    probeMailbox: mailFromPauseKey(d.gate, d.mailFrom) ?? '',
-    // Idle, it beats once per lease length: others judge it live by that (sql/0084).
-    leaseSeconds: cfg.leaseSeconds,
-  }
-  const leaseKey = createLeaseKey(d.db, registered, {
-    onRegistered: () => log.info('worker registered', { workerId: d.worker.id }),
-    // Its entry was lost and another worker drew the key meanwhile (lease-key.ts beaten).
-    onTaken: (takenKey) =>
-      log.warn('lease key held by another worker; drawing a new one', {
-        workerId: d.worker.id,
-        takenKey,
-      }),
-  })
-  // The identity its heartbeats and reclaims beat under carries the key, so a lost entry comes back keyed.
-  const worker = {
-    ...registered,
-    get leaseKey() {
-      return leaseKey.current()
-    },
-  }
+  const { leaseKey, worker } = createWorkerRegistration(d, log)
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
   const claimFailures = createClaimFailures(d.clock, log)
@@ -153,33 +121,20 @@ export function createDrainer(d: DrainerDeps): Drainer {
     roomMade: () => {
       if ((backlog || wanted) && roomToClaim()) refill()
       // A send that met a block (a refused credential) settled: the loop names the waiting rows.
-      else if (!blockNamed && blockedMs() > 0) wakeUp?.()
+      else if (!blockNaming.named() && blockedMs() > 0) wakeUp?.()
     },
   })
 
   // Rows claimed while no send can succeed would only be handed back, each with a history row.
   const blockedMs = () => d.sendBlockedForMs?.() ?? 0
   const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
-  // The due rows a block holds are named by a pass, one bounded statement per block (each block
-  // ends in a claim, which the next refusal follows), and rows enqueued since at each wake
-  // meanwhile, by id: never all of them on every wake (waiting-marks.ts).
-  const waitingMarks = createWaitingMarks(d.db)
-  // This block's step of the pass made; reset by each claim.
-  let blockNamed = false
-  async function markWaiting() {
-    const blocked = d.sendBlockedBy?.() ?? null
-    if (blocked === null) return
-    const step = blockNamed ? 'new' : 'pass'
-    const marked = await waitingMarks.mark({ ...blocked, mailFromKey: null }, step)
-    blockNamed = true
-    if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
-  }
+  const blockNaming = createBlockNaming(d, log)
 
   async function run() {
     while (!stopping.signal.aborted) {
       pulse.turned()
       if (mayClaim()) {
-        blockNamed = false
+        blockNaming.claimed()
         wanted = false
         const rowId = backlog ? null : (news ?? null)
         news = undefined
@@ -204,8 +159,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
       // Blocked, the wake stays wanted and the loop looks again when the block ends.
       if (blockedMs() > 0) {
         // Once per block, and at each wake meanwhile (rows enqueued since).
-        if (!blockNamed || wanted) {
-          await markWaiting().catch((error) => {
+        if (!blockNaming.named() || wanted) {
+          await blockNaming.markWaiting().catch((error) => {
             d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'mark_waiting', error })
           })
         }
@@ -247,26 +202,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       due.clear()
       poll.clear()
       await loop
-      await finishWithinGrace({
-        deliveries,
-        graceMs,
-        clock: d.clock,
-        abort,
-        log,
-        inFlight: () => held.size,
-        recordBy: settle.giveUpBy,
-      })
-      await settle.idle()
-      await d.gate.close?.()
-      // A reclaim still running would register the worker again after its deregistration.
-      await upkeep.stopTimers()
-      // MAIL_FROM noted again as the worker's last act (past-senders.ts); like the deregistration,
-      // skipped with the database away: its entry then keeps the time of the worker's start.
-      const mailFrom = loop === null ? null : mailFromAddress(d.mailFrom)
-      await Promise.all([
-        deregisterWorker(d.db, d.worker.id).catch(() => {}),
-        mailFrom === null ? null : noteSenderMailbox(d.db, mailFrom).catch(() => {}),
-      ])
+      await windDown({ d, log, loop, graceMs, deliveries, abort, held, settle, upkeep })
     },
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,

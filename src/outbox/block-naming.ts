@@ -1,0 +1,30 @@
+// Block naming: the due rows a send block (a refused credential) holds are told why they wait, once per block.
+import type { Logger } from '../log.ts'
+import type { DrainerDeps } from './drainer-deps.ts'
+import { createWaitingMarks } from './waiting-marks.ts'
+
+export function createBlockNaming(d: DrainerDeps, log: Logger) {
+  // The due rows a block holds are named by a pass, one bounded statement per block (each block
+  // ends in a claim, which the next refusal follows), and rows enqueued since at each wake
+  // meanwhile, by id: never all of them on every wake (waiting-marks.ts).
+  const waitingMarks = createWaitingMarks(d.db)
+  // This block's step of the pass made; reset by each claim.
+  let blockNamed = false
+  async function markWaiting() {
+    const blocked = d.sendBlockedBy?.() ?? null
+    if (blocked === null) return
+    const step = blockNamed ? 'new' : 'pass'
+    const marked = await waitingMarks.mark({ ...blocked, mailFromKey: null }, step)
+    blockNamed = true
+    if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
+  }
+  return {
+    markWaiting,
+    /** This block's pass made. */
+    named: () => blockNamed,
+    /** A claim was made: the next block is named from its pass. */
+    claimed: () => {
+      blockNamed = false
+    },
+  }
+}
