@@ -4,27 +4,12 @@ import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { type LeaseTuple, parseClaim, toLease } from './claim-answer.ts'
+import { claimPastPaused } from './claim-past-paused.ts'
+import type { Lease } from './lease.ts'
 
-export interface Lease {
-  id: string
-  token: string
-  tenant: string
-  attempt: number
-  correlationId: string | null
-  message: unknown | null
-  template: string | null
-  sourceRow: Record<string, unknown> | null
-  /** Past expires_at: must be failed with code `expired`, never sent. */
-  expired: boolean
-  /** Cancelled through the API while pending a claim (or before). */
-  cancelRequested: boolean
-  /** The previous attempt started a send and never learned its outcome (crash or abort mid-send). */
-  ambiguous: boolean
-  /** The claim itself recorded the send as started (ClaimParams.markStarted): no startSends needed. */
-  started: boolean
-}
+export type { Lease }
 
-interface ClaimParams {
+export interface ClaimParams {
   limit: number
   /** What the claimed rows' lease_owner names: a drainer's lease key (lease-key.ts), not its long id. */
   workerId: string
@@ -63,7 +48,7 @@ interface ClaimParams {
   mailFromGuard?: { key: string; holdMs: number }
 }
 
-interface Claim {
+export interface Claim {
   leases: Lease[]
   /** When the claim took fewer rows than asked: ms until the earliest future send_at, if any. */
   nextDueInMs: number | null
@@ -112,11 +97,6 @@ const CLAIM_UNFLUSHED_UNOWED = `
   select case when g.owed then null
               else mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text end as claim, g.owed
     from ${OWED} g`
-// Values: limit, worker id, lease token, lease seconds, mark started, max attempts, the paused
-// sender's key, the hold (ms) past which a pause counts.
-const CLAIM_PAST_PAUSED = `
-  /* prepared outbox_claim_past_paused */
-  select mailer.claim_past_paused($1::int, $2::text, $3::uuid, $4::float8, $5::boolean, $6::int, $7::text, $8::float8)::text as claim`
 // Values: row id, worker id, lease token, lease seconds, mark started, max attempts.
 const CLAIM_NOTIFIED = `
   /* prepared outbox_claim_notified */
@@ -196,38 +176,6 @@ export async function claimBatch(db: Kysely<Database>, p: ClaimParams): Promise<
   return {
     leases: (claim?.leases ?? []).map((r) => toLease(r, token)),
     nextDueInMs: ms === null ? null : Math.max(0, ms),
-  }
-}
-
-/** claimBatch while MAIL_FROM's pause is known: one statement, which reads the pause in database time. */
-async function claimPastPaused(
-  db: Kysely<Database>,
-  p: ClaimParams,
-  paused: { key: string; holdMs: number },
-  token: string,
-): Promise<Claim> {
-  type Taken = {
-    claim: { leases: LeaseTuple[]; nextDueMs: number | null }
-    pausedMs: number | null
-    probeInMs: number | null
-  }
-  const { rows } = await statementText<{ claim: string | null }>(db, CLAIM_PAST_PAUSED, [
-    p.limit,
-    p.workerId,
-    token,
-    p.leaseSeconds,
-    p.markStarted === true,
-    p.defaultMaxAttempts,
-    paused.key,
-    paused.holdMs,
-  ])
-  const taken = parseClaim<Taken>(rows[0]?.claim, (c) => c.claim.leases)
-  const ms = taken?.claim.nextDueMs ?? null
-  return {
-    leases: (taken?.claim.leases ?? []).map((r) => toLease(r, token)),
-    nextDueInMs: ms === null ? null : Math.max(0, ms),
-    pausedMs: taken?.pausedMs ?? null,
-    probeInMs: taken?.probeInMs ?? null,
   }
 }
 

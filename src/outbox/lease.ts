@@ -1,0 +1,20 @@
+// Lease: one claimed row as its worker holds it, with what the claim told of it.
+
+export interface Lease {
+  id: string
+  token: string
+  tenant: string
+  attempt: number
+  correlationId: string | null
+  message: unknown | null
+  template: string | null
+  sourceRow: Record<string, unknown> | null
+  /** Past expires_at: must be failed with code `expired`, never sent. */
+  expired: boolean
+  /** Cancelled through the API while pending a claim (or before). */
+  cancelRequested: boolean
+  /** The previous attempt started a send and never learned its outcome (crash or abort mid-send). */
+  ambiguous: boolean
+  /** The claim itself recorded the send as started (ClaimParams.markStarted): no startSends needed. */
+  started: boolean
+}
