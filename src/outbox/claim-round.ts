@@ -9,14 +9,12 @@ import type { DueTimer } from './due-timer.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { LeaseKey } from './lease-key.ts'
-import { oweProbe, probeAnswered } from './owed-probe.ts'
+import { probeAnswered } from './owed-probe.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
-import { deferPausedRows } from './paused-rows.ts'
-import { mailboxKey, type SendGate } from './send-gate.ts'
-import { PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
+import { gateTellingPauses } from './pause-telling-gate.ts'
+import { createPausedRowNaming } from './paused-row-naming.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { StartQueue } from './start-queue.ts'
-import { createWaitingMarks } from './waiting-marks.ts'
 
 interface ClaimRound {
   claimed: number
@@ -54,65 +52,8 @@ export function createClaimRound(r: {
   const claim = d.claim ?? claimBatch
   // While MAIL_FROM stands paused its backlog waits unclaimed; a pause's end is probed by one row.
   const pause = createDefaultSenderPause(d.gate, d.mailFrom)
-  // A send of this worker's that pauses MAIL_FROM (the probe meeting the refusal again) says so
-  // too, as a row another worker's pause sends back does (onMailboxPaused). One that pauses a
-  // mailbox a row names itself, past a row's hold, moves that mailbox's waiting rows to the
-  // pause's end (one write each) rather than leaving them to be claimed and given back; not
-  // awaited: the send's slot is not held for it, and a failure leaves the rows as they were.
-  const gate: SendGate = {
-    ...d.gate,
-    pause: async (mailbox, ms) => {
-      await d.gate.pause(mailbox, ms)
-      // A pause rows wait out in place (a 429's second or two) changes nothing for the claims.
-      const hold = d.gate.pausedBeyondMs
-      if (hold === undefined || ms <= hold) return
-      pause.mailboxPaused(mailbox)
-      const key = mailboxKey(mailbox)
-      // Owed for every worker, before the row that met the pause is settled.
-      if (key === pause.key) return oweProbe(d.db, key)
-      void deferPausedRows(d.db, key).catch((err) =>
-        log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),
-      )
-    },
-  }
-
-  // MAIL_FROM's rows the claims leave out are told why they wait, as a row given back for the
-  // pause is: by one pass per pause, begun by the first claim that finds it standing, then the
-  // rows enqueued since at each such claim (at most one naming at a time: a claim's call while one
-  // runs comes after it); not awaited, so a claim's rows are not held for it, and a failure leaves
-  // the rows as they were.
-  const pausedMarks = createWaitingMarks(d.db)
-  let naming: 'idle' | 'running' | 'again' = 'idle'
-  function namePausedRows(key: string) {
-    if (naming !== 'idle') {
-      naming = 'again'
-      return
-    }
-    naming = 'running'
-    const cause = {
-      code: PAUSED_CODE,
-      message: pausedRowMessage(d.sender.pauseReason?.(key) ?? null),
-      mailFromKey: key,
-    }
-    const name = async () => {
-      let marked = await pausedMarks.mark(cause, pausedMarks.passing() ? 'pass' : 'new')
-      // The pause's pass to its end at once, a bounded statement at a time, while it stands: a
-      // claim may not come again before the pause ends (an idle worker claims only when woken).
-      while (pausedMarks.passing() && pause.claimParam() !== undefined && !r.stopping.aborted)
-        marked += await pausedMarks.mark(cause, 'pass')
-      return marked
-    }
-    void name()
-      .then((marked) => {
-        if (marked > 0) log.debug('rows waiting for MAIL_FROM’s pause named', { marked })
-      })
-      .catch((err) => log.warn('could not name the rows MAIL_FROM’s pause holds', { err }))
-      .finally(() => {
-        const again = naming === 'again'
-        naming = 'idle'
-        if (again && pause.claimParam() !== undefined) namePausedRows(key)
-      })
-  }
+  const gate = gateTellingPauses(d, pause, log)
+  const { namePausedRows, pausedMarks } = createPausedRowNaming(d, pause, r.stopping, log)
 
   // MAIL_FROM noted as a sender before the first claim, so that a row this worker sends from it is
   // looked up there after a redeploy changed MAIL_FROM (past-senders.ts). A failure fails the
