@@ -159,8 +159,9 @@ export function createClaimRound(r: {
       },
       leases,
     ).catch((error) => {
-      // deliverBatch handles rows itself; reaching here is a bug: leases expire and get reclaimed.
-      // Stop heartbeating them (or they never expire).
+      // deliverBatch settles every row itself; reaching here is a bug, and the rows' way out is their
+      // leases' expiry and a reclaim: a lease still held is heartbeaten and never expires, and a probe
+      // still out holds MAIL_FROM's claims at none (DefaultSenderPause.limit).
       for (const l of leases) {
         pause.done(l)
         release(l)
