@@ -16,16 +16,13 @@
 import { type ExpressionBuilder, type Kysely, type SqlBool, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
-import type { BulkOptions } from './cancel.ts'
-import { countMatching, lowestMatching, type Where } from './candidate-ids.ts'
+import type { Where } from './candidate-ids.ts'
 import { findOutboxRow } from './inspect.ts'
-import { withLockedInIdOrder } from './locked-in-id-order.ts'
-import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 import { probeDueHint } from './probe-due-hint.ts'
 import { wakeWorkers } from './wake-workers.ts'
 
-const requeueSet = {
+export const requeueSet = {
   status: 'pending' as const,
   attempts: 0,
   send_at: sql<never>`greatest(send_at, now())`,
@@ -37,7 +34,7 @@ const requeueSet = {
   sender_key: sql<string | null>`mailer.row_sender_key(message, template)`,
 }
 
-const requeueable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+export const requeueable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
   eb.and([
     eb('status', 'in', ['failed', 'cancelled']),
     eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]),
@@ -50,7 +47,7 @@ const requeueable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
  * rendering can say, never within), one of `senders`. Read from the row, not its sender_key, which a
  * finished row may hold stale (requeueSet writes it anew).
  */
-function withinSenders(senders: ReadonlySet<string> | null): Where {
+export function withinSenders(senders: ReadonlySet<string> | null): Where {
   return (eb) => (senders === null ? eb.lit(true) : senderWithin(senders))
 }
 
@@ -142,63 +139,4 @@ export async function requeueOutbox(
       { status: current.status },
     )
   }
-}
-
-/**
- * How many rows a bulk retry with this filter would requeue now (expired rows excluded), within
- * `senders` (`inside`, true) or outside them (false: what a confined caller's retry leaves).
- */
-export async function countRequeueable(
-  db: Kysely<Database>,
-  filter: OutboxFilter,
-  scopeTenant: string | null,
-  senders: ReadonlySet<string> | null = null,
-  inside = true,
-): Promise<number> {
-  const within = withinSenders(senders)
-  return countMatching(db, (eb) =>
-    eb.and([
-      matchOutbox(eb, filter, scopeTenant),
-      requeueable(eb),
-      inside ? within(eb) : eb.not(within(eb)),
-    ]),
-  )
-}
-
-interface BulkRequeueResult {
-  items: { id: string; outcome: 'requeued' }[]
-  more: boolean
-}
-
-/** Requeues a batch (lowest ids first) and wakes the workers when any row was requeued. */
-export async function requeueMatching(
-  db: Kysely<Database>,
-  filter: OutboxFilter,
-  scopeTenant: string | null,
-  o: BulkOptions & { senders?: ReadonlySet<string> | null },
-): Promise<BulkRequeueResult> {
-  const within = withinSenders(o.senders ?? null)
-  const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-    eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb), within(eb)])
-  const ids = await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
-  if (ids.length === 0) return { items: [], more: false }
-  // Locks the candidates in id order, checking the filter again on each latest version, then
-  // updates them.
-  const rows = await withLockedInIdOrder(db, ids, matching)
-    .with('requeued', (qb) =>
-      qb
-        .updateTable('mailer.email_outbox')
-        .set(requeueSet)
-        .where('id', 'in', qb.selectFrom('locked').select('id'))
-        .returning(['id', 'status', 'send_at', 'sender_key']),
-    )
-    .with('hint', () => probeDueHint('requeued'))
-    .selectFrom('requeued')
-    .select('id')
-    .execute()
-  if (rows.length > 0) await wakeWorkers(db)
-  const items = rows
-    .map((r) => ({ id: String(r.id), outcome: 'requeued' as const }))
-    .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
-  return { items, more: ids.length === o.limit }
 }

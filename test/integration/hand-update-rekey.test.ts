@@ -1,7 +1,8 @@
 // A hand UPDATE of a row's message or template re-keys the pending rows only (0042): kept failed and cancelled rows cost it nothing, and a retry re-keys the rows it makes pending.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
-import { requeueMatching, requeueOutbox } from '../../src/outbox/requeue.ts'
+import { requeueMatching } from '../../src/outbox/bulk-requeue.ts'
+import { requeueOutbox } from '../../src/outbox/requeue.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { outboxHeapPages, outboxReadsOf } from '../support/outbox-reads.ts'

@@ -1,8 +1,9 @@
 // MAIL_FROM's owed probe's kept due time against the API's moves of a row: a retry or bulk retry that makes a row of MAIL_FROM's due sooner is seen by the next claim.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { requeueMatching } from '../../src/outbox/bulk-requeue.ts'
 import { cancelOutbox } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
-import { requeueMatching, requeueOutbox } from '../../src/outbox/requeue.ts'
+import { requeueOutbox } from '../../src/outbox/requeue.ts'
 import { useTestDb } from '../support/db.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).

@@ -1,8 +1,9 @@
 // A row retried through the API is a fresh pending row: its old cancel is gone, and the workers hear of it, one row or many.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { requeueMatching } from '../../src/outbox/bulk-requeue.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
-import { requeueMatching, requeueOutboxRow } from '../../src/outbox/requeue.ts'
+import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { payloadsHeard } from '../support/notifications.ts'

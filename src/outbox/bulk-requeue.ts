@@ -1,0 +1,69 @@
+// Bulk requeue: a filter's failed and cancelled rows back to pending, a batch at a time, and the count a retry would requeue.
+import type { ExpressionBuilder, Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { BulkOptions } from './cancel.ts'
+import { countMatching, lowestMatching } from './candidate-ids.ts'
+import { withLockedInIdOrder } from './locked-in-id-order.ts'
+import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
+import { probeDueHint } from './probe-due-hint.ts'
+import { requeueable, requeueSet, withinSenders } from './requeue.ts'
+import { wakeWorkers } from './wake-workers.ts'
+
+/**
+ * How many rows a bulk retry with this filter would requeue now (expired rows excluded), within
+ * `senders` (`inside`, true) or outside them (false: what a confined caller's retry leaves).
+ */
+export async function countRequeueable(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+  senders: ReadonlySet<string> | null = null,
+  inside = true,
+): Promise<number> {
+  const within = withinSenders(senders)
+  return countMatching(db, (eb) =>
+    eb.and([
+      matchOutbox(eb, filter, scopeTenant),
+      requeueable(eb),
+      inside ? within(eb) : eb.not(within(eb)),
+    ]),
+  )
+}
+
+interface BulkRequeueResult {
+  items: { id: string; outcome: 'requeued' }[]
+  more: boolean
+}
+
+/** Requeues a batch (lowest ids first) and wakes the workers when any row was requeued. */
+export async function requeueMatching(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+  o: BulkOptions & { senders?: ReadonlySet<string> | null },
+): Promise<BulkRequeueResult> {
+  const within = withinSenders(o.senders ?? null)
+  const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb), within(eb)])
+  const ids = await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
+  if (ids.length === 0) return { items: [], more: false }
+  // Locks the candidates in id order, checking the filter again on each latest version, then
+  // updates them.
+  const rows = await withLockedInIdOrder(db, ids, matching)
+    .with('requeued', (qb) =>
+      qb
+        .updateTable('mailer.email_outbox')
+        .set(requeueSet)
+        .where('id', 'in', qb.selectFrom('locked').select('id'))
+        .returning(['id', 'status', 'send_at', 'sender_key']),
+    )
+    .with('hint', () => probeDueHint('requeued'))
+    .selectFrom('requeued')
+    .select('id')
+    .execute()
+  if (rows.length > 0) await wakeWorkers(db)
+  const items = rows
+    .map((r) => ({ id: String(r.id), outcome: 'requeued' as const }))
+    .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
+  return { items, more: ids.length === o.limit }
+}
