@@ -2,7 +2,7 @@
 import type { Config } from '../config.ts'
 import { parseDefaultFrom } from '../outbox/render.ts'
 import { parseGraphError } from '../transport/graph-error-text.ts'
-import { lookupQuery, ROW_MAIL_SELECT } from '../transport/graph-lookup.ts'
+import { lookupQuery, ROW_MAIL_SELECT } from '../transport/lookup-query.ts'
 import { describe, type Findings } from './findings.ts'
 
 /**

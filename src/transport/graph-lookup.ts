@@ -3,11 +3,6 @@ import type { Logger } from '../log.ts'
 import type { LookupResult } from '../outbox/mailbox-lookup.ts'
 import { parseGraphError } from './graph-error-text.ts'
 import {
-  OUTBOX_DATABASE_ID_PROPERTY_ID,
-  OUTBOX_DATABASE_PROPERTY_ID,
-  OUTBOX_ID_PROPERTY_ID,
-} from './graph-message.ts'
-import {
   DEFAULT_THROTTLE_MS,
   isMailboxQuota,
   SENDER_MAILBOX_PAUSE_MS,
@@ -17,13 +12,8 @@ import {
 } from './graph-outcome.ts'
 import type { GraphRequest } from './graph-request.ts'
 import { isTheRows, type ListedMessage, type LookupDatabase, type RowMail } from './lookup-match.ts'
+import { lookupQuery, ROW_MAIL_SELECT } from './lookup-query.ts'
 import type { SenderMailbox } from './sender-mailbox.ts'
-
-/** The `$filter` that finds the message tagged with `outboxId` (OutboxId extended property). */
-export function lookupFilter(outboxId: string): string {
-  const quote = (s: string) => `'${s.replaceAll("'", "''")}'`
-  return `singleValueExtendedProperties/Any(ep: ep/id eq ${quote(OUTBOX_ID_PROPERTY_ID)} and ep/value eq ${quote(outboxId)})`
-}
 
 /**
  * Messages per page: the matches of one id are one per database (or deployment) sending from the
@@ -31,28 +21,6 @@ export function lookupFilter(outboxId: string): string {
  */
 const PAGE_SIZE = 50
 const MAX_PAGES = 20
-
-/**
- * The expansion that lists each match's OutboxDatabaseId and OutboxDatabase (the one way to read a
- * property back; `or` of ids as public Graph clients ask it, not in Microsoft's examples, which
- * name one: check-config --connect asks this very query, so a Graph that refused it says so there).
- */
-const EXPAND_DATABASE = `singleValueExtendedProperties($filter=id eq '${OUTBOX_DATABASE_ID_PROPERTY_ID}' or id eq '${OUTBOX_DATABASE_PROPERTY_ID}')`
-
-/**
- * The fields a lookup selects of each match for a database's row: its subject and To tell the row's
- * own message from another deployment's sent by a release before OutboxDatabaseId (lookup-match.ts).
- */
-export const ROW_MAIL_SELECT = 'id,subject,toRecipients'
-
-/**
- * A lookup's query options: the messages tagged with `outboxId`, with `select`'s fields and their
- * OutboxDatabaseId and OutboxDatabase, `top` per page. check-config asks it too, so a grant that
- * reads the mailbox but not the properties fails the check rather than every lookup.
- */
-export function lookupQuery(outboxId: string, select: string, top: number): string {
-  return `?$filter=${encodeURIComponent(lookupFilter(outboxId))}&$select=${select}&$expand=${encodeURIComponent(EXPAND_DATABASE)}&$top=${top}`
-}
 
 export function createMailboxLookup(d: {
   apiUrl: string
