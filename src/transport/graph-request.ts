@@ -3,10 +3,10 @@ import { randomUUID } from 'node:crypto'
 import { type Clock, monotonicNow } from '../clock.ts'
 import type { SendOutcome } from '../outbox/sender.ts'
 import { parseGraphError } from './graph-error-text.ts'
-import { classifySendFailure, DEFAULT_THROTTLE_MS, notConnected } from './graph-outcome.ts'
+import { classifySendFailure, notConnected } from './graph-outcome.ts'
 import type { GraphReachability } from './graph-reachability.ts'
 import type { TokenSource } from './graph-token.ts'
-import { GraphAuthError } from './graph-token-error.ts'
+import { MIN_REFUSED_RETRY_MS, noTokenOutcome } from './no-token-outcome.ts'
 
 /**
  * Either Graph's answer (any status) or the outcome of never getting one; `unsent`: nothing of the
@@ -14,9 +14,6 @@ import { GraphAuthError } from './graph-token-error.ts'
  * of reach, or refusing every token: graph-reachability.ts), so a send would meet the same wait.
  */
 type GraphExchange = { res: Response; text: string } | { failed: SendOutcome; unsent?: true }
-
-/** A row that met no token (a refused credential, an Entra outage) is not tried again sooner than this. */
-const MIN_REFUSED_RETRY_MS = 5_000
 
 /**
  * The code of a row given back unsent, uncounted, because Graph answered 401 to the cached token
@@ -168,46 +165,5 @@ export function createGraphRequest(d: {
       // whether it arrived (an ambiguous send).
       return { failed: { ...f, requestId: clientRequestId } }
     }
-  }
-}
-
-/**
- * No request to Graph was made, so the retry is never an ambiguous send: a deadline or a network
- * error while waiting for the token is `token_timeout` / `token_network`, not `timeout` / `network`.
- * Nor is it an attempt of the row: whatever kept the token away (a refused credential, Entra
- * throttled, down, hung or unreachable) is the app's problem, so the row waits uncounted, without
- * holding back its mailbox, at least until Entra is asked again (the token source's one shared
- * backoff, Entra's Retry-After, a refusal's cooldown), and fails only at the throttle deadline
- * (or its expiresAt), like a throttled one. Only a shutdown (`aborted`) is left to the caller.
- */
-export function noTokenOutcome(
-  e: unknown,
-  shutdown: AbortSignal,
-  tokens: TokenSource,
-): SendOutcome {
-  const auth = e instanceof GraphAuthError ? e : null
-  const f = auth ? null : classifySendFailure(e, shutdown)
-  if (f?.code === 'aborted') {
-    return {
-      kind: 'retry',
-      code: f.code,
-      message: `no Graph token: ${f.message}`,
-      ambiguous: false,
-    }
-  }
-  const waitMs = auth?.permanent
-    ? tokens.refusedForMs()
-    : auth?.throttled
-      ? tokens.throttledForMs() || DEFAULT_THROTTLE_MS
-      : tokens.retryInMs()
-  return {
-    kind: 'retry',
-    code: auth ? auth.code : `token_${f?.code}`,
-    message: auth ? auth.message : `no Graph token: ${f?.message}`,
-    throttled: true,
-    afterMs: Math.max(waitMs, tokens.retryInMs(), MIN_REFUSED_RETRY_MS),
-    pausesMailbox: false,
-    ambiguous: false,
-    ...(auth?.httpStatus ? { httpStatus: auth.httpStatus } : {}),
   }
 }

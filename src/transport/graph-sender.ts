@@ -9,9 +9,10 @@ import { createMailboxLookup } from './graph-lookup.ts'
 import { buildSendMailBody, checkSendable } from './graph-message.ts'
 import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
 import { createGraphReachability, type GraphReachability } from './graph-reachability.ts'
-import { createGraphRequest, noTokenOutcome } from './graph-request.ts'
+import { createGraphRequest } from './graph-request.ts'
 import type { TokenSource } from './graph-token.ts'
 import type { LookupDatabase, RowMail } from './lookup-match.ts'
+import { noTokenOutcome } from './no-token-outcome.ts'
 import { createSenderMailbox, type SenderMailbox } from './sender-mailbox.ts'
 
 export interface GraphSender extends Sender {
