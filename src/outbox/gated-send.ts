@@ -20,7 +20,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
     if (await givenBackUnsendable(d, r, finish)) return
     let permit: Awaited<ReturnType<SendGate['acquire']>>
     try {
-      permit = await d.gate.acquire(mailbox, d.stopping, readPause)
+      permit = await d.gate.acquire(mailbox, d.stopping, readPause, r.lease.id)
     } catch (err) {
       // The limits live in the database: unreachable now, so give the row back untouched.
       d.log.warn('could not take a send permit; releasing the row', { db: d.dbName, err })

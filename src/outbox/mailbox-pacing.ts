@@ -9,13 +9,17 @@ import { PACING_RATE_KEY } from './pacing-rate.ts'
  * noted one; a turn is spaced from the last one taken (next_at − turn_interval) by it, so a changed
  * rate holds from the next turn on. A throttle's pause (turn_interval 0) and a row an older binary
  * wrote (NULL) end at next_at. Returns waitMs 0 when taken, else the milliseconds to wait (> 0),
- * and the interval it paced by.
+ * and the interval it paced by. With `rowId`, no turn is taken while the mailbox's probe is owed
+ * (a MAIL_FROM's, owed-probe.ts) and the row is not that probe (probe_id): probeOwed says so.
  */
 export async function takePacing(
   db: Kysely<Database>,
-  p: { mailbox: string; intervalMs: number },
-): Promise<{ waitMs: number; intervalMs: number }> {
-  const { rows } = await sql<{ wait_ms: number; interval_ms: number }>`
+  p: { mailbox: string; intervalMs: number; rowId?: string },
+): Promise<{ waitMs: number; intervalMs: number; probeOwed?: true }> {
+  // Another row's probe owed: a row of a worker whose MAIL_FROM is another (a rolling deploy that
+  // changed it) names this mailbox and would send past the probe. On the row the upsert reads.
+  const row = p.rowId ?? null
+  const { rows } = await sql<{ wait_ms: number; interval_ms: number; probe_owed: boolean }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                       make_interval(secs => ${p.intervalMs / 1000})) as i
@@ -26,22 +30,25 @@ export async function takePacing(
          set next_at = now() + excluded.turn_interval, turn_interval = excluded.turn_interval
        where case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + excluded.turn_interval
                   else m.next_at end <= now()
+         and not (${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint)
       returning 0::float8 as wait_ms
     )
-    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms from taken
+    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed from taken
     union all
     select greatest(1, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                                else m.next_at end - now()) * 1000)::float8,
-           (extract(epoch from r.i) * 1000)::float8
+           (extract(epoch from r.i) * 1000)::float8,
+           ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint
       from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
     db,
   )
   // Neither taken nor visible: another worker created the row after this statement's snapshot.
   // Ask again shortly; never count that as taken.
   const r = rows[0]
-  return r
-    ? { waitMs: r.wait_ms, intervalMs: r.interval_ms }
-    : { waitMs: 1, intervalMs: p.intervalMs }
+  if (!r) return { waitMs: 1, intervalMs: p.intervalMs }
+  return r.probe_owed
+    ? { waitMs: r.wait_ms, intervalMs: r.interval_ms, probeOwed: true }
+    : { waitMs: r.wait_ms, intervalMs: r.interval_ms }
 }
 
 /**
@@ -91,22 +98,31 @@ export async function reservePacing(
  * was noted), which, when not 0, makes the wait a turn's to take with takePacing instead. A turn
  * (turn_interval > 0) is spaced by the interval in force from the last one taken, as takePacing
  * reads it: with none in force it is over. A read, so a send from an unpaused mailbox writes nothing.
+ * owedProbe: while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts), the row named to
+ * probe (null: none yet); absent when none is owed. Read per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
   p: { mailbox: string },
-): Promise<{ waitMs: number; intervalMs: number }> {
-  const { rows } = await sql<{ wait_ms: number | null; interval_ms: number }>`
+): Promise<{ waitMs: number; intervalMs: number; owedProbe?: string | null }> {
+  const { rows } = await sql<{
+    wait_ms: number | null
+    interval_ms: number
+    probe_owed: boolean | null
+    probe_id: string | null
+  }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                       interval '0') as i
     )
     select greatest(0, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                                else m.next_at end - now()) * 1000)::float8 as wait_ms,
-           (extract(epoch from r.i) * 1000)::float8 as interval_ms
+           (extract(epoch from r.i) * 1000)::float8 as interval_ms,
+           m.probe_owed, m.probe_id::text as probe_id
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
-  return { waitMs: r?.wait_ms ?? 0, intervalMs: r?.interval_ms ?? 0 }
+  const read = { waitMs: r?.wait_ms ?? 0, intervalMs: r?.interval_ms ?? 0 }
+  return r?.probe_owed ? { ...read, owedProbe: r.probe_id } : read
 }
 
 /** A provider throttle: no worker starts a send from this mailbox for `ms`. */

@@ -17,6 +17,12 @@ import { createSlotKeeper } from './slot-keeper.ts'
  */
 const PAUSE_HOLD_MS = 5_000
 
+/**
+ * A row naming a mailbox whose probe is owed, not being that probe, goes back due this much later,
+ * as claim_past_paused looks again while another claim's probe is out.
+ */
+const OWED_PROBE_RETRY_MS = 1_000
+
 interface PgSendGateOptions {
   db: Kysely<Database>
   clock: Clock
@@ -70,8 +76,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
 
   // Sends asking at once about one mailbox's pause share one read: they then reach the slots
   // together, and one statement takes slots for all of them.
-  const pauseReads = new Map<string, Promise<{ waitMs: number; intervalMs: number }>>()
-  function pausedFor(mailbox: string): Promise<{ waitMs: number; intervalMs: number }> {
+  const pauseReads = new Map<string, ReturnType<typeof mailboxPausedFor>>()
+  function pausedFor(mailbox: string): ReturnType<typeof mailboxPausedFor> {
     let read = pauseReads.get(mailbox)
     if (!read) {
       read = mailboxPausedFor(o.db, { mailbox }).finally(() => pauseReads.delete(mailbox))
@@ -87,6 +93,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     mailbox: string,
     signal: AbortSignal,
     readPause: boolean,
+    rowId: string | undefined,
   ): Promise<boolean | 'check' | MailboxPaused> {
     // Without pacing in force the last check before the send reads the pause (checkPause), in its
     // statement.
@@ -110,12 +117,26 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         // one interval of the newest worker's rate (pacing-rate.ts) away at most, which may be
         // longer than this worker's.
         const unpaced = inForceMs === 0
-        const { waitMs: wait, intervalMs: paced } = unpaced
-          ? await pausedFor(k)
-          : await takePacing(o.db, { mailbox: k, intervalMs })
+        // owed: the mailbox's probe is owed and this row is not it (another worker's MAIL_FROM,
+        // paused, named by this row): it goes back, to be sent after the probe's answer.
+        const {
+          waitMs: wait,
+          intervalMs: paced,
+          owed,
+        } = unpaced
+          ? await pausedFor(k).then((x) => ({
+              ...x,
+              owed: rowId !== undefined && x.owedProbe !== undefined && x.owedProbe !== rowId,
+            }))
+          : await takePacing(o.db, {
+              mailbox: k,
+              intervalMs,
+              ...(rowId !== undefined && { rowId }),
+            }).then((x) => ({ ...x, owed: x.probeOwed === true }))
         readInForce(paced)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
+        if (owed) return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS) }
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         if (wait === 0) return unpaced ? 'check' : true
         if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }
@@ -132,9 +153,9 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   return {
     open: false,
     pausedBeyondMs: Math.max(intervalMs, PAUSE_HOLD_MS),
-    async acquire(mailbox, signal, readPause = false) {
+    async acquire(mailbox, signal, readPause = false, rowId) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
-      const paced = await waitForPacing(mailbox, signal, readPause)
+      const paced = await waitForPacing(mailbox, signal, readPause, rowId)
       if (paced !== true && paced !== 'check') return paced || null
       const permit = await slots.acquire(signal)
       return permit && paced === 'check'

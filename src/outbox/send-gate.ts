@@ -44,12 +44,14 @@ export interface SendGate {
    * Waits until a send to `mailbox` may start; null when `signal` aborted first; MailboxPaused
    * instead of waiting out a long pause, so the row can make room for other mailboxes' rows.
    * `readPause`: read the pause here even with `pauseKey` (the last check found it paused, or a
-   * mailbox lookup is to come first).
+   * mailbox lookup is to come first). `rowId`: the row to send; while the mailbox's probe is owed
+   * (after MAIL_FROM's pause) a row that is not it gets MailboxPaused.
    */
   acquire(
     mailbox: string,
     signal: AbortSignal,
     readPause?: boolean,
+    rowId?: string,
   ): Promise<SendPermit | MailboxPaused | null>
   /**
    * The worker starts (before its first claim): the gate brings the shared limits' state in line

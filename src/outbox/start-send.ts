@@ -42,7 +42,10 @@ const START = `
 // the request timeout as above.
 // A pacing turn (turn_interval > 0) is no pause without pacing; a rate in force (the newest
 // worker's, 'pacing rate' by primary key: pacing-rate.ts) starts none, each answered paused 0 ms
-// with that interval, so that the gate takes a turn for it first.
+// with that interval, so that the gate takes a turn for it first. A mailbox whose probe is owed (a
+// MAIL_FROM's pause over, owed-probe.ts) starts its probe (probe_id) alone: another row naming it,
+// a worker's of another MAIL_FROM in a rolling deploy that changed it, is answered paused 1 ms,
+// and the gate, reading the pause with the row (pg-send-gate.ts), sends it back.
 const START_UNPAUSED = `
   /* prepared outbox_start_sends_unpaused */
   with rate as materialized (
@@ -51,8 +54,8 @@ const START_UNPAUSED = `
   ), ask as (
     select i.id, i.token,
            case when i.mailbox is not null and r.i > interval '0' then now()
-                when p.turn_interval > interval '0' then null
-                when p.next_at > now() then p.next_at end as paused_until,
+                when coalesce(p.turn_interval <= interval '0', true) and p.next_at > now() then p.next_at
+                when p.probe_owed and p.probe_id is distinct from i.id then now() end as paused_until,
            extract(epoch from r.i) * 1000 as paced_ms
       from unnest($1::bigint[], $2::uuid[], $3::text[]) as i(id, token, mailbox)
      cross join rate r

@@ -1,0 +1,153 @@
+// A rolling deploy that changes MAIL_FROM: while the old MAIL_FROM's probe is owed, a worker of the new one sends no row naming the old address.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { createLogger } from '../../src/log.ts'
+import { createTransport, type Transport } from '../../src/transport-wiring.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+/** The release being replaced sends from OLD, the next one from NEW. */
+const OLD = 'outbox@example.com'
+const NEW = 'outbox-next@example.com'
+const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
+
+let fake: FakeGraph | null = null
+const engines: TestEngine[] = []
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop()
+  await fake?.stop()
+  fake = null
+})
+
+function transport(f: FakeGraph, mailFrom: string, rate: string): Transport {
+  const config = loadConfig(
+    {
+      ...graphEnvFor(f),
+      MAIL_FROM: mailFrom,
+      GRAPH_CLIENT_SECRET: 'right',
+      MAILBOX_RATE_PER_MINUTE: rate,
+    },
+    { requireDatabase: false },
+  )
+  return createTransport(
+    config,
+    createLogger('error', () => {}),
+  )
+}
+
+async function startWorker(tr: Transport, id: string, mailFrom: string): Promise<TestEngine> {
+  const engine = createTestEngine(t, {
+    deps: {
+      log: createLogger('error', () => {}),
+      sender: tr.senderFor('test'),
+      gate: tr.gateFor(t, id),
+      lookup: tr.lookupFor('test'),
+      sendBlockedForMs: tr.blockedForMs,
+      // Past the test's window: the probe's hung request is not given up and sent again meanwhile.
+      sendTimeoutMs: 30_000,
+      mailFrom,
+    },
+    workerId: id,
+  })
+  await engine.start()
+  engines.push(engine)
+  return engine
+}
+
+const sendsFrom = (mailbox: string, from: number) =>
+  (fake?.requests ?? [])
+    .slice(from)
+    .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === mailbox)
+
+/** The old MAIL_FROM paused for minutes with its probe owed, nothing sending, the old worker idle. */
+async function oldPausedAndIdle(old: TestEngine) {
+  await pollUntil(async () => {
+    const p = await t.pool.query(
+      `select (select count(*)::int from mailer.mailbox_pacing
+                where mailbox = $1 and probe_owed and next_at > now() + interval '1 minute') as paused,
+              (select count(*)::int from mailer.email_outbox where status = 'sending') as sending`,
+      [OLD],
+    )
+    return p.rows[0].paused === 1 && p.rows[0].sending === 0 && old.drainer.status().inFlight === 0
+      ? true
+      : undefined
+  }, 30_000)
+}
+
+for (const rate of ['0', '600']) {
+  test(`MAILBOX_RATE_PER_MINUTE=${rate}: rows naming the old MAIL_FROM's address wait for its owed probe on a worker of the new MAIL_FROM; one request reaches the mailbox`, async () => {
+    fake = await startFakeGraph({
+      clientSecret: 'right',
+      concurrencyLimit: 1000,
+      mailboxes: [OLD, NEW],
+    })
+    fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? THROTTLED : undefined) })
+    // The old release meets Graph's throttle with a row of its MAIL_FROM: the pause, its probe owed.
+    await enqueue(t)
+    const old = await startWorker(transport(fake, OLD, rate), 'worker-old', OLD)
+    await oldPausedAndIdle(old)
+    // Three rows name its address, due later, and the new release starts. The first row, given
+    // back to the pause's end, keeps the probe owed (something of the old MAIL_FROM is pending).
+    const named: string[] = []
+    for (let i = 0; i < 3; i++)
+      named.push(
+        await enqueue(
+          t,
+          { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi', from: OLD },
+          { sendAt: new Date(Date.now() + 86_400_000).toISOString() },
+        ),
+      )
+    const fresh = await startWorker(transport(fake, NEW, rate), 'worker-new', NEW)
+    // The pause ends with the named rows due (the first row not yet), the probe still owed; Graph
+    // now holds every request to the old mailbox unanswered: the probe stays out, and owed.
+    fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
+    const asked0 = fake.requests.length
+    const attempts0 = (
+      await t.pool.query<{ id: string }>(
+        `select coalesce(max(id), 0)::text as id from mailer.email_attempts`,
+      )
+    ).rows[0]!.id
+    await t.pool.query(
+      `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
+       update mailer.email_outbox set send_at = now() - interval '1 minute' where id = any($2::bigint[])`,
+      [OLD, named],
+    )
+    // The old release's claim first: its probe, a row naming its address, out and named for every
+    // worker; then the new release's.
+    old.drainer.wake()
+    await pollUntil(async () => {
+      const p = await t.pool.query(
+        `select probe_id from mailer.mailbox_pacing where mailbox = $1 and probe_owed`,
+        [OLD],
+      )
+      return p.rows[0]?.probe_id != null && sendsFrom(OLD, asked0).length > 0 ? true : undefined
+    }, 30_000)
+    fresh.drainer.wake()
+    // Each named row asked Graph, or was given back since (an attempt): every claim of them is seen.
+    await pollUntil(async () => {
+      const requested = new Set(sendsFrom(OLD, asked0).map((q) => q.outboxId))
+      const backSince = await t.pool.query<{ id: string }>(
+        `select distinct outbox_id::text as id from mailer.email_attempts
+          where outbox_id = any($1::bigint[]) and id > $2::bigint`,
+        [named, attempts0],
+      )
+      const seen = new Set([...requested, ...backSince.rows.map((r) => r.id)])
+      return requested.size > 0 && named.every((id) => seen.has(id)) ? true : undefined
+    }, 30_000)
+    const owed = await t.pool.query(
+      `select probe_owed as owed from mailer.mailbox_pacing where mailbox = $1`,
+      [OLD],
+    )
+    // The probe alone reached the old mailbox while its probe was owed.
+    expect({
+      requests: sendsFrom(OLD, asked0).length,
+      owed: owed.rows[0]?.owed,
+    }).toEqual({ requests: 1, owed: true })
+  })
+}
