@@ -12,9 +12,9 @@ const IN_FLIGHT_MS = 1_000
 /**
  * While a mailbox's probe is owed (the pause standing, then its probe out), Graph gets no sendMail
  * for it but the probe's. Allowed (not counted): the probe rows a read saw; sends already past their
- * last check (IN_FLIGHT_MS); a row naming the mailbox's address whose request came from a worker whose MAIL_FROM is
- * another (a rolling deploy that changed MAIL_FROM: its claims know no probe of that mailbox, and a
- * row naming its own sender has no probe after a pause, README "Outcomes"); counted apart.
+ * last check (IN_FLIGHT_MS). A row naming the mailbox's address sent by a worker whose MAIL_FROM is
+ * another (a rolling deploy that changed MAIL_FROM) is no exception since the gate reads the owed
+ * probe (pg-send-gate.ts): counted apart too (otherReleaseSends), to say which case a failure is.
  */
 export async function checkOwedProbes(
   db: Database,
@@ -54,12 +54,10 @@ export async function checkOwedProbes(
       const byOthers =
         row?.sender_key === span.mailbox && rel !== undefined && MAIL_FROM_OF[rel] !== span.mailbox
       if (byOthers) otherReleaseSends++
-      else {
-        extra.add(
-          `${q.outboxId} (key ${row?.sender_key ?? 'none'}, at +${q.at - span.from} ms, by ${worker ?? '?'} ${rel ?? ''})`,
-        )
-        if (q.outboxId) record.offending.add(q.outboxId)
-      }
+      extra.add(
+        `${q.outboxId} (key ${row?.sender_key ?? 'none'}, at +${q.at - span.from} ms, by ${worker ?? '?'} ${rel ?? ''})`,
+      )
+      if (q.outboxId) record.offending.add(q.outboxId)
     }
     if (extra.size > 0) {
       record.problems.push(
