@@ -5,7 +5,7 @@ import { systemClock, waitAtMost } from '../../src/clock.ts'
 import { loadConfig } from '../../src/config.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { migrateEvery } from '../../src/db/migrate-every.ts'
-import { migrations } from '../../src/db/migrations.ts'
+import { type Migration, migrations } from '../../src/db/migrations.ts'
 import { EXIT } from '../../src/errors.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
@@ -50,6 +50,17 @@ async function outcome(run: Promise<unknown>): Promise<{ code: string; message: 
   }))
 }
 
+/** How migrate with the migrations and `m` ended, given a deadline of 3 s. */
+const migrateWithin3s = (m: Migration) =>
+  outcome(
+    migrate({
+      url: t.url,
+      log: silentLogger,
+      migrations: [...migrations, m],
+      deadline: deadlineIn(3),
+    }),
+  )
+
 const OURS = `select count(*)::int as n from pg_stat_activity
   where datname = current_database() and application_name = 'outbox-mailer:migrate'`
 
@@ -62,14 +73,7 @@ test('a hand lock held past the deadline: migrate stops waiting, rolls the migra
   const lock = await holdHandLock(t.url, 'mailer.email_outbox')
   let stopped: { code: string; message: string }
   try {
-    stopped = await outcome(
-      migrate({
-        url: t.url,
-        log: silentLogger,
-        migrations: [...migrations, m],
-        deadline: deadlineIn(3),
-      }),
-    )
+    stopped = await migrateWithin3s(m)
   } finally {
     await lock.release()
   }
@@ -96,14 +100,7 @@ test("a migration's own work past the deadline (a server-side sleep, as a long i
     name: '1102_long_work',
     sql: 'create table mailer.scratch_1102 (id int);\nselect pg_sleep(600);',
   }
-  const stopped = await outcome(
-    migrate({
-      url: t.url,
-      log: silentLogger,
-      migrations: [...migrations, m],
-      deadline: deadlineIn(3),
-    }),
-  )
+  const stopped = await migrateWithin3s(m)
   expect(stopped).toEqual({
     code: 'migration_deadline',
     message: expect.stringContaining(
@@ -138,14 +135,7 @@ test('an index built outside a transaction, stopped at the deadline: the INVALID
   await old.query('select count(*) from mailer.email_outbox')
   let stopped: { code: string; message: string }
   try {
-    stopped = await outcome(
-      migrate({
-        url: t.url,
-        log: silentLogger,
-        migrations: [...migrations, m],
-        deadline: deadlineIn(3),
-      }),
-    )
+    stopped = await migrateWithin3s(m)
   } finally {
     await old.query('rollback').catch(() => {})
     await old.end()
