@@ -92,8 +92,8 @@ for (const rate of ['0', '600']) {
     await enqueue(t)
     const old = await startWorker(transport(fake, OLD, rate), 'worker-old', OLD)
     await oldPausedAndIdle(old)
-    // Three rows name its address, due later, and the new release starts. The first row, given
-    // back to the pause's end, keeps the probe owed (something of the old MAIL_FROM is pending).
+    // Three rows name its address, due later. The first row, given back to the pause's end, keeps
+    // the probe owed (something of the old MAIL_FROM is pending).
     const named: string[] = []
     for (let i = 0; i < 3; i++)
       named.push(
@@ -103,7 +103,6 @@ for (const rate of ['0', '600']) {
           { sendAt: new Date(Date.now() + 86_400_000).toISOString() },
         ),
       )
-    const fresh = await startWorker(transport(fake, NEW, rate), 'worker-new', NEW)
     // The pause ends with the named rows due (the first row not yet), the probe still owed; Graph
     // now holds every request to the old mailbox unanswered: the probe stays out, and owed.
     fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
@@ -119,7 +118,9 @@ for (const rate of ['0', '600']) {
       [OLD, named],
     )
     // The old release's claim first: its probe, a row naming its address, out and named for every
-    // worker; then the new release's.
+    // worker; then the new release starts. Started before, its claim (woken by the rows' update)
+    // could take the named rows first and give them back, leaving the old worker none to probe with
+    // until its backstop poll: the probe would come 30 s later, not the case this test is about.
     old.drainer.wake()
     await pollUntil(async () => {
       const p = await t.pool.query(
@@ -128,6 +129,7 @@ for (const rate of ['0', '600']) {
       )
       return p.rows[0]?.probe_id != null && sendsFrom(OLD, asked0).length > 0 ? true : undefined
     }, 30_000)
+    const fresh = await startWorker(transport(fake, NEW, rate), 'worker-new', NEW)
     fresh.drainer.wake()
     // Each named row asked Graph, or was given back since (an attempt): every claim of them is seen.
     await pollUntil(async () => {
