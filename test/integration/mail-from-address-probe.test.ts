@@ -1,12 +1,11 @@
 // After MAIL_FROM's pause, a due row naming MAIL_FROM's own address probes the mailbox when MAIL_FROM's first row without a sender key is not due yet: one request until its answer.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { loadConfig } from '../../src/config.ts'
-import { createLogger } from '../../src/log.ts'
-import { createTransport, type Transport } from '../../src/transport-wiring.ts'
+import type { Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, type TestEngine } from '../support/engine.ts'
+import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -29,32 +28,15 @@ async function graph(): Promise<Transport> {
     concurrencyLimit: 1000,
     mailboxes: [MAIL_FROM],
   })
-  const config = loadConfig(
-    { ...graphEnvFor(fake), MAIL_FROM, GRAPH_CLIENT_SECRET: 'right', MAILBOX_RATE_PER_MINUTE: '0' },
-    { requireDatabase: false },
-  )
-  return createTransport(
-    config,
-    createLogger('error', () => {}),
-  )
+  return graphTransport(fake, MAIL_FROM)
 }
 
 async function startWorker(tr: Transport, id: string): Promise<TestEngine> {
-  const engine = createTestEngine(t, {
-    deps: {
-      log: createLogger('error', () => {}),
-      sender: tr.senderFor('test'),
-      gate: tr.gateFor(t, id),
-      lookup: tr.lookupFor('test'),
-      sendBlockedForMs: tr.blockedForMs,
-      sendTimeoutMs: 5_000,
-      mailFrom: MAIL_FROM,
-    },
+  return startTransportWorker(t, engines, tr, {
     workerId: id,
+    mailFrom: MAIL_FROM,
+    sendTimeoutMs: 5_000,
   })
-  await engine.start()
-  engines.push(engine)
-  return engine
 }
 
 /** `n` rows naming MAIL_FROM's own address (a sender key equal to MAIL_FROM's pause key). */

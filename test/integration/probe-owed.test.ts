@@ -1,12 +1,11 @@
 // A MAIL_FROM pause's end probe is owed by the database: a worker restarted during the pause, or one that never met it, sends no more than the one probe.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { loadConfig } from '../../src/config.ts'
-import { createLogger } from '../../src/log.ts'
-import { createTransport, type Transport } from '../../src/transport-wiring.ts'
+import type { Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, type TestEngine } from '../support/engine.ts'
+import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -32,33 +31,16 @@ async function throttlingGraph(): Promise<Transport> {
     mailboxes: [OWN, MAIL_FROM],
   })
   const f = fake
-  const config = loadConfig(
-    { ...graphEnvFor(f), MAIL_FROM, GRAPH_CLIENT_SECRET: 'right', MAILBOX_RATE_PER_MINUTE: '0' },
-    { requireDatabase: false },
-  )
-  return createTransport(
-    config,
-    createLogger('error', () => {}),
-  )
+  return graphTransport(f, MAIL_FROM)
 }
 
 /** A worker wired as serve wires Graph (createTransport's sender and shared gate), MAIL_FROM as given. */
 async function startWorker(tr: Transport, id: string): Promise<TestEngine> {
-  const engine = createTestEngine(t, {
-    deps: {
-      log: createLogger('error', () => {}),
-      sender: tr.senderFor('test'),
-      gate: tr.gateFor(t, id),
-      lookup: tr.lookupFor('test'),
-      sendBlockedForMs: tr.blockedForMs,
-      sendTimeoutMs: 5_000,
-      mailFrom: MAIL_FROM,
-    },
+  return startTransportWorker(t, engines, tr, {
     workerId: id,
+    mailFrom: MAIL_FROM,
+    sendTimeoutMs: 5_000,
   })
-  await engine.start()
-  engines.push(engine)
-  return engine
 }
 
 const defaultRows = async (n: number) =>

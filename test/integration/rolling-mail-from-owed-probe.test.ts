@@ -1,12 +1,11 @@
 // A rolling deploy that changes MAIL_FROM: while the old MAIL_FROM's probe is owed, a worker of the new one sends no row naming the old address.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { loadConfig } from '../../src/config.ts'
-import { createLogger } from '../../src/log.ts'
-import { createTransport, type Transport } from '../../src/transport-wiring.ts'
+import type { Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
-import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
+import { enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -25,39 +24,13 @@ afterEach(async () => {
   fake = null
 })
 
-function transport(f: FakeGraph, mailFrom: string, rate: string): Transport {
-  const config = loadConfig(
-    {
-      ...graphEnvFor(f),
-      MAIL_FROM: mailFrom,
-      GRAPH_CLIENT_SECRET: 'right',
-      MAILBOX_RATE_PER_MINUTE: rate,
-    },
-    { requireDatabase: false },
-  )
-  return createTransport(
-    config,
-    createLogger('error', () => {}),
-  )
-}
-
 async function startWorker(tr: Transport, id: string, mailFrom: string): Promise<TestEngine> {
-  const engine = createTestEngine(t, {
-    deps: {
-      log: createLogger('error', () => {}),
-      sender: tr.senderFor('test'),
-      gate: tr.gateFor(t, id),
-      lookup: tr.lookupFor('test'),
-      sendBlockedForMs: tr.blockedForMs,
-      // Past the test's window: the probe's hung request is not given up and sent again meanwhile.
-      sendTimeoutMs: 30_000,
-      mailFrom,
-    },
+  return startTransportWorker(t, engines, tr, {
     workerId: id,
+    mailFrom,
+    // Past the test's window: the probe's hung request is not given up and sent again meanwhile.
+    sendTimeoutMs: 30_000,
   })
-  await engine.start()
-  engines.push(engine)
-  return engine
 }
 
 const sendsFrom = (mailbox: string, from: number) =>
@@ -90,7 +63,7 @@ for (const rate of ['0', '600']) {
     fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? THROTTLED : undefined) })
     // The old release meets Graph's throttle with a row of its MAIL_FROM: the pause, its probe owed.
     await enqueue(t)
-    const old = await startWorker(transport(fake, OLD, rate), 'worker-old', OLD)
+    const old = await startWorker(graphTransport(fake, OLD, rate), 'worker-old', OLD)
     await oldPausedAndIdle(old)
     // Three rows name its address, due later. The first row, given back to the pause's end, keeps
     // the probe owed (something of the old MAIL_FROM is pending).
@@ -129,7 +102,7 @@ for (const rate of ['0', '600']) {
       )
       return p.rows[0]?.probe_id != null && sendsFrom(OLD, asked0).length > 0 ? true : undefined
     }, 30_000)
-    const fresh = await startWorker(transport(fake, NEW, rate), 'worker-new', NEW)
+    const fresh = await startWorker(graphTransport(fake, NEW, rate), 'worker-new', NEW)
     fresh.drainer.wake()
     // Each named row asked Graph, or was given back since (an attempt): every claim of them is seen.
     await pollUntil(async () => {
