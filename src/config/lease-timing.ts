@@ -26,7 +26,15 @@ export function heartbeatSetting(
   const heartbeatSeconds =
     e.HEARTBEAT_SECONDS ?? (longest === null ? third : Math.max(1, Math.min(third, longest)))
   const problems: string[] = []
-  if (heartbeatSeconds * 2 > leaseSeconds && ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS')) {
+  // The tighter of the two bounds is the one named: told half the lease while the timeout needs
+  // less, a user who set half was refused again.
+  const timed =
+    longest !== null &&
+    timeoutSeconds !== null &&
+    timeoutSeconds * 2 <= leaseSeconds &&
+    longest * 2 < leaseSeconds &&
+    ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS', 'GRAPH_REQUEST_TIMEOUT_SECONDS')
+  if (!timed && heartbeatSeconds * 2 > leaseSeconds && ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS')) {
     problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
   } else if (
     longest !== null &&

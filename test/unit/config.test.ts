@@ -107,6 +107,22 @@ describe('loadConfig', () => {
     expect(message).not.toContain('short')
   })
 
+  test('a heartbeat past half the lease with Graph is told the most it may be when the request timeout needs less than half', () => {
+    // Told only "half" (30), a user who set 30 was refused again; told 28, the next try starts.
+    const [told] = configProblems({ ...graphWithSecret, HEARTBEAT_SECONDS: '40' })
+    expect(told).toStartWith(
+      'HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus 2 (28 with 60 and 30; 40 set)',
+    )
+    expect(configProblems({ ...graphWithSecret, HEARTBEAT_SECONDS: '28' })).toEqual([])
+    // Where half the lease is the tighter bound (a short request timeout), half is what is told.
+    expect(
+      configProblems({
+        ...graphWithSecret,
+        GRAPH_REQUEST_TIMEOUT_SECONDS: '5',
+        HEARTBEAT_SECONDS: '40',
+      }),
+    ).toEqual(['HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS'])
+  })
   test('a malformed value does not hide the missing ones: every problem is named in one run', () => {
     const named = configProblems({ MAIL_TRANSPORT: 'graph', WORKER_CONCURRENCY: 'lots' })
     for (const name of [
