@@ -1,5 +1,5 @@
 // The heartbeat period against the lease and the Graph request timeout: a send starts only with its timeout of lease left.
-import type { Accepted, EnvValues } from './env-schema.ts'
+import { type Accepted, type EnvValues, LONGEST_LEASE_SECONDS } from './env-schema.ts'
 
 /** A Graph send starts only with its request timeout and this much more of its lease left. */
 export const SEND_LEASE_MARGIN_MS = 1_000
@@ -44,8 +44,30 @@ export function heartbeatSetting(
     ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS', 'GRAPH_REQUEST_TIMEOUT_SECONDS')
   ) {
     problems.push(
-      `HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus ${slack} (${Math.max(0, longest)} with ${leaseSeconds} and ${timeoutSeconds}; ${heartbeatSeconds} set): a Graph send starts only with its request timeout and 1 s more of its lease left, and between two heartbeats a lease keeps LEASE_SECONDS minus HEARTBEAT_SECONDS, less 1 s for the heartbeat's answer; lower HEARTBEAT_SECONDS or GRAPH_REQUEST_TIMEOUT_SECONDS, or raise LEASE_SECONDS`,
+      `HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus ${slack} (${Math.max(0, longest)} with ${leaseSeconds} and ${timeoutSeconds}; ${heartbeatSeconds} set): a Graph send starts only with its request timeout and 1 s more of its lease left, and between two heartbeats a lease keeps LEASE_SECONDS minus HEARTBEAT_SECONDS, less 1 s for the heartbeat's answer; ${waysOut(leaseSeconds, timeoutSeconds, heartbeatSeconds, longest, slack)}`,
     )
   }
   return { heartbeatSeconds, problems }
+}
+
+/**
+ * Each setting that alone makes the rule hold, with its number: a shorter timeout only while the
+ * heartbeat is within half the lease, a longer lease only up to LEASE_SECONDS's largest.
+ */
+function waysOut(
+  lease: number,
+  timeout: number,
+  heartbeat: number,
+  longest: number,
+  slack: number,
+): string {
+  const ways = [`set HEARTBEAT_SECONDS to ${longest} or less (or leave it unset)`]
+  const timeoutAtMost = lease - heartbeat - slack
+  if (heartbeat * 2 <= lease && timeoutAtMost >= 1) {
+    ways.push(`GRAPH_REQUEST_TIMEOUT_SECONDS to ${timeoutAtMost} or less`)
+  }
+  const leaseAtLeast = Math.max(heartbeat + timeout + slack, heartbeat * 2)
+  if (leaseAtLeast <= LONGEST_LEASE_SECONDS) ways.push(`LEASE_SECONDS to ${leaseAtLeast} or more`)
+  const last = ways.pop()
+  return ways.length === 0 ? `${last}` : `${ways.join(', ')}, or ${last}`
 }

@@ -113,7 +113,18 @@ describe('loadConfig', () => {
     expect(told).toStartWith(
       'HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus 2 (28 with 60 and 30; 40 set)',
     )
+    // Each way out named with its number; a shorter timeout alone would leave 40 past half the lease.
+    expect(told).toEndWith(
+      '; set HEARTBEAT_SECONDS to 28 or less (or leave it unset), or LEASE_SECONDS to 80 or more',
+    )
     expect(configProblems({ ...graphWithSecret, HEARTBEAT_SECONDS: '28' })).toEqual([])
+    for (const env of [
+      { HEARTBEAT_SECONDS: '30', GRAPH_REQUEST_TIMEOUT_SECONDS: '28' },
+      { HEARTBEAT_SECONDS: '30', LEASE_SECONDS: '62' },
+      { HEARTBEAT_SECONDS: '40', LEASE_SECONDS: '80' },
+    ]) {
+      expect(configProblems({ ...graphWithSecret, ...env })).toEqual([])
+    }
     // Where half the lease is the tighter bound (a short request timeout), half is what is told.
     expect(
       configProblems({
@@ -446,7 +457,7 @@ describe('loadConfig', () => {
     ]).toEqual([
       [],
       [
-        "HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus 2 (28 with 60 and 30; 30 set): a Graph send starts only with its request timeout and 1 s more of its lease left, and between two heartbeats a lease keeps LEASE_SECONDS minus HEARTBEAT_SECONDS, less 1 s for the heartbeat's answer; lower HEARTBEAT_SECONDS or GRAPH_REQUEST_TIMEOUT_SECONDS, or raise LEASE_SECONDS",
+        "HEARTBEAT_SECONDS: must be at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus 2 (28 with 60 and 30; 30 set): a Graph send starts only with its request timeout and 1 s more of its lease left, and between two heartbeats a lease keeps LEASE_SECONDS minus HEARTBEAT_SECONDS, less 1 s for the heartbeat's answer; set HEARTBEAT_SECONDS to 28 or less (or leave it unset), GRAPH_REQUEST_TIMEOUT_SECONDS to 28 or less, or LEASE_SECONDS to 62 or more",
       ],
       [],
     ])
