@@ -1,4 +1,4 @@
-// The sessions holding (or queued for) an exclusive lock on a table of schema mailer that a bounded read of ours gave up waiting for: named by pid, application_name and age, never their query.
+// The sessions holding (or queued for) a table lock on a table of schema mailer that a bounded read of ours gave up waiting for: named by pid, application_name and age, never their query.
 import type { Queryable } from './statement-route.ts'
 
 /** lock_timeout's SQLSTATE: a statement gave up waiting for a lock. */
@@ -17,13 +17,26 @@ export interface LockInTheWay {
   behind: number[]
 }
 
+/** The table lock modes a write (ROW EXCLUSIVE: a claim, an UPDATE) waits behind; a read, the last alone. */
+export const MODES_A_WRITE_WAITS_FOR = [
+  'ShareLock',
+  'ShareRowExclusiveLock',
+  'ExclusiveLock',
+  'AccessExclusiveLock',
+] as const
+
 /**
- * Read after the wait was given up, so the waiter is gone: every other session with the lock a read
- * conflicts with (ACCESS EXCLUSIVE, held or queued) on a relation of schema mailer (`relation`
- * alone, when given), the holders first, then the oldest; at most 3. pg_locks needs no privilege;
- * pg_stat_activity's columns of another role's session need pg_read_all_stats.
+ * Read after the wait was given up, so the waiter is gone: every other session with a lock the
+ * waiter conflicts with (`modes`, held or queued; a read's by default, ACCESS EXCLUSIVE) on a
+ * relation of schema mailer (`relation` alone, when given), the holders first, then the oldest; at
+ * most 3. pg_locks needs no privilege; pg_stat_activity's columns of another role's session need
+ * pg_read_all_stats.
  */
-export async function readLocksInTheWay(q: Queryable, relation?: string): Promise<LockInTheWay[]> {
+export async function readLocksInTheWay(
+  q: Queryable,
+  relation?: string,
+  modes: readonly string[] = ['AccessExclusiveLock'],
+): Promise<LockInTheWay[]> {
   const { rows } = await q.query<LockInTheWay>(
     `select l.relation::regclass::text as relation, l.pid, a.application_name as "applicationName",
             l.granted, floor(extract(epoch from now() - a.xact_start))::int as "openSeconds",
@@ -32,12 +45,12 @@ export async function readLocksInTheWay(q: Queryable, relation?: string): Promis
        join pg_class c on c.oid = l.relation
        join pg_namespace n on n.oid = c.relnamespace and n.nspname = 'mailer'
        left join pg_stat_activity a on a.pid = l.pid
-      where l.locktype = 'relation' and l.mode = 'AccessExclusiveLock'
+      where l.locktype = 'relation' and l.mode = any($2::text[])
         and l.database = (select oid from pg_database where datname = current_database())
         and l.pid <> pg_backend_pid() and ($1::text is null or l.relation = to_regclass($1))
       order by l.granted desc, a.xact_start nulls last
       limit 3`,
-    [relation ?? null],
+    [relation ?? null, modes],
   )
   return rows
 }

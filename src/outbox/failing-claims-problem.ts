@@ -4,6 +4,7 @@ import { GRANTS_ADVICE } from '../db/grants-advice.ts'
 import {
   describeLocksInTheWay,
   LOCK_TIMEOUT_SQLSTATE,
+  MODES_A_WRITE_WAITS_FOR,
   readLocksInTheWay,
 } from '../db/lock-in-the-way.ts'
 import { PERMISSION_DENIED_SQLSTATE, QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
@@ -48,8 +49,8 @@ export function claimsFailingLongEnough(
 /**
  * The problem of claims failing long enough (claimsFailingLongEnough). Claims that gave up a wait
  * (the pool's statement_timeout, 57014, or a role's lock_timeout, 55P03) are most often held by a
- * lock on mailer.email_outbox: a LOCK TABLE, VACUUM FULL or ALTER TABLE in a transaction left open,
- * or queued behind one. Its holder is read (at most `waitMs`) and named, the session to end; the
+ * lock on mailer.email_outbox: a LOCK TABLE, VACUUM FULL, ALTER TABLE or CREATE INDEX without
+ * CONCURRENTLY (SHARE: a claim writes) in a transaction left open, or queued behind one. Its holder is read (at most `waitMs`) and named, the session to end; the
  * SQLSTATE alone said nothing of it.
  */
 export async function failingClaimsProblem(
@@ -66,11 +67,11 @@ export async function failingClaimsProblem(
   if (failing.sqlstate === QUERY_CANCELED_SQLSTATE || failing.sqlstate === LOCK_TIMEOUT_SQLSTATE) {
     const locks = await waitAtMost(
       systemClock,
-      readLocksInTheWay(q, 'mailer.email_outbox'),
+      readLocksInTheWay(q, 'mailer.email_outbox', MODES_A_WRITE_WAITS_FOR),
       waitMs,
     ).catch(() => [])
     if (locks.length > 0) {
-      return `${said}: ${describeLocksInTheWay(locks)} holds them: a LOCK TABLE, VACUUM FULL or ALTER TABLE in a transaction left open; end it (pg_terminate_backend(pid)) or wait for it; see the logs`
+      return `${said}: ${describeLocksInTheWay(locks)} holds them: a LOCK TABLE, VACUUM FULL, ALTER TABLE or CREATE INDEX without CONCURRENTLY in a transaction left open; end it (pg_terminate_backend(pid)) or wait for it; see the logs`
     }
   }
   return `${said}; see the logs`

@@ -61,9 +61,27 @@ for (const sqlstate of ['57014', '55P03']) {
         named: true,
         problem: expect.stringMatching(
           new RegExp(
-            `^claims have failed for 35s \\(SQLSTATE ${sqlstate}\\): a lock on mailer\\.email_outbox held by pid ${lock.pid} \\(hand-session, open \\d+ s\\) holds them: a LOCK TABLE, VACUUM FULL or ALTER TABLE in a transaction left open; end it \\(pg_terminate_backend\\(pid\\)\\) or wait for it; see the logs$`,
+            `^claims have failed for 35s \\(SQLSTATE ${sqlstate}\\): a lock on mailer\\.email_outbox held by pid ${lock.pid} \\(hand-session, open \\d+ s\\) holds them: a LOCK TABLE, VACUUM FULL, ALTER TABLE or CREATE INDEX without CONCURRENTLY in a transaction left open; end it \\(pg_terminate_backend\\(pid\\)\\) or wait for it; see the logs$`,
           ),
         ),
+      })
+    } finally {
+      await lock.release()
+    }
+  })
+}
+
+// A claim writes (ROW EXCLUSIVE): a SHARE lock stops it too, as a CREATE INDEX without
+// CONCURRENTLY run by hand in a transaction left open holds, or LOCK TABLE … IN SHARE MODE.
+for (const mode of ['share', 'share row exclusive', 'exclusive']) {
+  test(`claims failing while a hand session holds mailer.email_outbox in ${mode} mode: the problem names that lock too`, async () => {
+    const lock = await holdHandLock(t.url, 'mailer.email_outbox', mode)
+    try {
+      const [report] = await monitorOfClaimsFailing('57014').readiness()
+      const problem = report?.problem ?? ''
+      expect({ named: problem.includes(lock.named), problem }).toEqual({
+        named: true,
+        problem: expect.stringContaining('CREATE INDEX without CONCURRENTLY'),
       })
     } finally {
       await lock.release()

@@ -10,14 +10,21 @@ export interface HandLock {
   release(): Promise<void>
 }
 
-/** `table` is a test's literal, schema-qualified (`mailer.schema_migrations`). */
-export async function holdHandLock(url: string, table: string): Promise<HandLock> {
+/**
+ * `table` is a test's literal, schema-qualified (`mailer.schema_migrations`); `mode` a LOCK TABLE
+ * mode (`share`: what a CREATE INDEX without CONCURRENTLY holds).
+ */
+export async function holdHandLock(
+  url: string,
+  table: string,
+  mode = 'access exclusive',
+): Promise<HandLock> {
   const locker = new pg.Client({ connectionString: url, application_name: 'hand-session' })
   await locker.connect()
   try {
     const pid = (await locker.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
     await locker.query('begin')
-    await locker.query(`lock table ${table} in access exclusive mode`)
+    await locker.query(`lock table ${table} in ${mode} mode`)
     return {
       pid,
       named: `a lock on ${table} held by pid ${pid} (hand-session`,
