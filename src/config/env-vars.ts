@@ -56,7 +56,7 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   {
     name: 'GRAPH_REQUEST_TIMEOUT_SECONDS',
     default: '30',
-    meaning: 'deadline of one Graph request (must be well under the lease)',
+    meaning: 'deadline of one Graph request (at most half of LEASE_SECONDS)',
   },
   {
     name: 'GRAPH_MAILBOX_LOOKUP',
