@@ -56,17 +56,19 @@ export function sameServerDatabaseProblems(
 }
 
 /**
- * serve's warning for each such pair, once every name's connection answered: said, not refused,
- * since a start goes on beside a database away, which no comparison can read. Never awaited.
+ * serve's warning for each such pair among the names whose connection answered at start: said, not
+ * refused, since a start goes on beside a database away, which no comparison can read. Never awaited.
  */
 export function warnSameServerDatabases(
   handles: ReadonlyArray<{ name: string; pool: Queryable }>,
   log: Logger,
 ): void {
-  void Promise.all(
+  // Those that answered are compared: one database away must not hide two names of another.
+  void Promise.allSettled(
     handles.map(async (h) => ({ name: h.name, database: await readServerDatabase(h.pool) })),
   ).then(
-    (reached) => {
+    (read) => {
+      const reached = read.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
       for (const { earlier, name, database } of sameServerDatabases(reached)) {
         log.warn('MAILER_DATABASES names one database twice: list it once', {
           db: earlier,
