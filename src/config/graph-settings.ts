@@ -1,5 +1,6 @@
 // The Graph transport's settings: tenant and app, exactly one credential, endpoints, send options.
 import type { Accepted, EnvValues } from './env-schema.ts'
+import { requestTimeoutProblem } from './lease-timing.ts'
 import { cloudMismatch } from './microsoft-cloud.ts'
 
 export interface GraphConfig {
@@ -40,12 +41,8 @@ export function graphSettings(
   required('GRAPH_CLIENT_ID')
   required('MAIL_FROM')
   // Only a Graph request can outlive its lease; the file and discard transports make none.
-  if (
-    requestTimeoutSeconds * 2 > leaseSeconds &&
-    ok('GRAPH_REQUEST_TIMEOUT_SECONDS', 'LEASE_SECONDS')
-  ) {
-    problems.push('GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS')
-  }
+  const timeout = requestTimeoutProblem(e, ok, leaseSeconds, requestTimeoutSeconds)
+  if (timeout) problems.push(timeout)
   if (ok('GRAPH_API_URL') && !namesGraphVersion(e.GRAPH_API_URL)) {
     problems.push(
       'GRAPH_API_URL: must end in the Graph API version, /v1.0 or /beta, with no query (e.g. https://graph.microsoft.com/v1.0): Graph refuses every request without it',

@@ -5,6 +5,8 @@ import { type Accepted, type EnvValues, LONGEST_LEASE_SECONDS } from './env-sche
 export const SEND_LEASE_MARGIN_MS = 1_000
 /** What a heartbeat's statement may take to answer before the lease it extends is short of a send. */
 export const HEARTBEAT_ANSWER_MS = 1_000
+/** What a lease keeps past a send's timeout between two heartbeats: the margin and the beat's answer. */
+const SLACK_SECONDS = (SEND_LEASE_MARGIN_MS + HEARTBEAT_ANSWER_MS) / 1000
 
 /**
  * HEARTBEAT_SECONDS, by default a third of the lease, and the problems with it. With Graph
@@ -20,7 +22,7 @@ export function heartbeatSetting(
   leaseSeconds: number,
   timeoutSeconds: number | null,
 ): { heartbeatSeconds: number; problems: string[] } {
-  const slack = (SEND_LEASE_MARGIN_MS + HEARTBEAT_ANSWER_MS) / 1000
+  const slack = SLACK_SECONDS
   const longest = timeoutSeconds === null ? null : leaseSeconds - timeoutSeconds - slack
   const third = Math.max(1, Math.floor(leaseSeconds / 3))
   const heartbeatSeconds =
@@ -48,6 +50,34 @@ export function heartbeatSetting(
     )
   }
   return { heartbeatSeconds, problems }
+}
+
+/**
+ * GRAPH_REQUEST_TIMEOUT_SECONDS past half the lease (a request may outlive neither its lease nor a
+ * heartbeat's save), named with the most it may be: with a HEARTBEAT_SECONDS set within half the
+ * lease, what heartbeatSetting then holds it to, when that is less (told half, a user who set half
+ * was refused again, for the heartbeat).
+ */
+export function requestTimeoutProblem(
+  e: EnvValues,
+  ok: Accepted,
+  leaseSeconds: number,
+  timeoutSeconds: number,
+): string | null {
+  if (timeoutSeconds * 2 <= leaseSeconds || !ok('GRAPH_REQUEST_TIMEOUT_SECONDS', 'LEASE_SECONDS')) {
+    return null
+  }
+  const half = Math.floor(leaseSeconds / 2)
+  const slack = SLACK_SECONDS
+  const beat = e.HEARTBEAT_SECONDS
+  const byBeat =
+    beat !== undefined && beat * 2 <= leaseSeconds && ok('HEARTBEAT_SECONDS')
+      ? leaseSeconds - beat - slack
+      : null
+  const rule = 'GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS'
+  return byBeat !== null && byBeat < half
+    ? `${rule}, and at most LEASE_SECONDS minus HEARTBEAT_SECONDS minus ${slack} (${byBeat} with ${leaseSeconds} and ${beat}; ${timeoutSeconds} set)`
+    : `${rule} (${half} with ${leaseSeconds}; ${timeoutSeconds} set)`
 }
 
 /**

@@ -491,7 +491,23 @@ describe('loadConfig', () => {
     expect([
       configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '30' }),
       configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '31' }),
-    ]).toEqual([[], ['GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS']])
+    ]).toEqual([
+      [],
+      ['GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS (30 with 60; 31 set)'],
+    ])
+    // With a HEARTBEAT_SECONDS set that needs less, the most it may be is that: told half (30), a
+    // user who set 30 was then refused for the heartbeat.
+    const [told] = configProblems({
+      ...secret,
+      GRAPH_REQUEST_TIMEOUT_SECONDS: '40',
+      HEARTBEAT_SECONDS: '29',
+    })
+    expect(told).toBe(
+      'GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS, and at most LEASE_SECONDS minus HEARTBEAT_SECONDS minus 2 (29 with 60 and 29; 40 set)',
+    )
+    expect(
+      configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '29', HEARTBEAT_SECONDS: '29' }),
+    ).toEqual([])
     // loadConfig judges which credential variables are set, not their PEM (graph-credential.ts
     // reads that at start): placeholders, no key material in the repository.
     const cert = 'certificate-pem'
