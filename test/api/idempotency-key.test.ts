@@ -165,6 +165,37 @@ describe('a replay of the same request', () => {
     expect(await rowCount()).toBe(1)
   })
 
+  test('of a message taken before 0086 refused it (headers alike but for case, a header past 256 KB) still answers 200 with its id', async () => {
+    // Stored as enqueue_email stored them then; 0086 refuses both at enqueue. The client's retry of
+    // a request that succeeded is told so: a 400 said the mail was not queued, and a changed
+    // message under a new key would have sent it twice.
+    const caseAlike = { ...message, headers: { 'X-Trace': 'a', 'x-trace': 'b' } }
+    const longName = { ...message, to: { address: 'ada@example.com', name: 'n'.repeat(262_144) } }
+    const answers = []
+    const ids: string[] = []
+    for (const [key, sent, stored] of [
+      ['case-alike', caseAlike, { headers: caseAlike.headers }],
+      ['long-name', longName, { to: [longName.to] }],
+    ] as const) {
+      const row = await s.t.pool.query<{ id: string }>(
+        `insert into mailer.email_outbox (tenant, dedupe_key, message)
+         values ('default', $1, mailer.normalize_message($2::jsonb) || $3::jsonb) returning id::text`,
+        [key, JSON.stringify(message), JSON.stringify(stored)],
+      )
+      const again = await enqueue({ message: sent }, key)
+      // Another request under the key is still told so; under a new key the message is refused.
+      const other = await enqueue({ message: { ...sent, text: 'another' } }, key)
+      const fresh = await enqueue({ message: sent }, `${key}-new`)
+      answers.push([key, again.status, again.body, other.status, fresh.status])
+      ids.push(row.rows[0]!.id)
+    }
+    expect(answers).toEqual([
+      ['case-alike', 200, { id: ids[0] }, 422, 400],
+      ['long-name', 200, { id: ids[1] }, 422, 400],
+    ])
+    expect(await rowCount()).toBe(2)
+  })
+
   test('spelt another way is the same request: a recipient as a string or a list, defaults given or left out', async () => {
     const first = await enqueue({ message }, 'order-7')
     const { id } = first.body as { id: string }

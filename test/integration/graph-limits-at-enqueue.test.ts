@@ -287,6 +287,42 @@ describe('a header Exchange Online refuses, or takes as another', () => {
   })
 })
 
+describe('a request taken before 0086, repeated under its dedupeKey', () => {
+  // Stored as enqueue_email stored it before 0086, which took both: the message normalized, the
+  // headers alike but for case kept, the name of 256 KB kept.
+  const caseAlike = { ...ok, headers: { 'X-Foo': 'a', 'x-foo': 'b' } }
+  const longName = { ...ok, to: { address: 'a@example.com', name: 'n'.repeat(262_144) } }
+  const storedBefore0086 = async (key: string, stored: Record<string, unknown>) =>
+    (
+      await t.pool.query<{ id: string }>(
+        `insert into mailer.email_outbox (tenant, dedupe_key, message)
+         values ('default', $1, mailer.normalize_message($2::jsonb) || $3::jsonb) returning id::text`,
+        [key, JSON.stringify(ok), JSON.stringify(stored)],
+      )
+    ).rows[0]!.id
+
+  test('is answered with its row, not refused; the same message under a new key still is', async () => {
+    const a = await storedBefore0086('alike-but-case', { headers: caseAlike.headers })
+    const b = await storedBefore0086('long-name', { to: [longName.to] })
+    expect([
+      await enqueue(t, caseAlike, { dedupeKey: 'alike-but-case' }),
+      await enqueue(t, longName, { dedupeKey: 'long-name' }),
+    ]).toEqual([a, b])
+    expect(await refusal(caseAlike)).toEqual({
+      code: '22023',
+      message:
+        'mailer: message.headers.X-Foo is the same header as x-foo (header names are case-insensitive): give one of them',
+    })
+    expect(
+      await enqueue(t, longName, { dedupeKey: 'new-key' }).then(
+        () => null,
+        (e: Error & { code?: string }) => [e.code, e.message.slice(0, 45)],
+      ),
+    ).toEqual(['22023', 'mailer: message has a header of at least 2621'])
+    expect(await count()).toBe(2)
+  })
+})
+
 describe('a sendMail request past 4 MB', () => {
   // Each shape with a filler of n characters in its largest text; a 1-byte character, so the
   // request grows by one byte per character.

@@ -380,6 +380,11 @@ describe('migrate', () => {
         '0086_header_case_size_and_idn_refusals',
         'c0d17300b561e1ae36a71d709c3a2711b5ad4da6bfa90b1f40515a547e5212ee',
       ],
+      [
+        87,
+        '0087_replay_answered_before_header_refusals',
+        'aee61bb9fd4cd7210f530a9c9d6b84d8c7dad9e88a307dd65fba943fbdf82eb6',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -506,7 +511,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86,
+        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -575,9 +580,10 @@ describe('migrate', () => {
         { version: 84, c: true },
         { version: 85, c: true },
         { version: 86, c: true },
+        { version: 87, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0086 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0087 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -585,7 +591,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -847,7 +853,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86,
+      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87,
     ])
     const { rows } = await adminQuery(
       url,
