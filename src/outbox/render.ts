@@ -4,6 +4,7 @@ import { isEmailAddress } from '../config/email-address.ts'
 import { isGraphUserId, splitNamedAddress } from '../config/sender-address.ts'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
+import { headerFieldsBytes, MAX_HEADER_BYTES } from './header-size.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { NOT_SENT, RenderError } from './render-error.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
@@ -49,7 +50,7 @@ export function renderLease(
     )
   const subject = sendableSubject(m.subject)
   const { text, html } = sendableBodies(m)
-  return {
+  const mail: OutboundMail = {
     outboxId: lease.id,
     tenant: lease.tenant,
     attempt: lease.attempt,
@@ -67,6 +68,21 @@ export function renderLease(
     headers: sendableHeaders(m.headers),
     attachments: sendableAttachments(m.attachments),
   }
+  if (!lease.template) checkHeaderSize(mail, m.from != null)
+  return mail
+}
+
+/**
+ * A stored message's whole header held to Exchange Online's 256 KB as enqueue holds it (sql/0086):
+ * a row stored before, or inserted directly, fails here rather than at Graph.
+ */
+function checkHeaderSize(mail: OutboundMail, namesFrom: boolean): void {
+  const bytes = headerFieldsBytes({ ...mail, from: namesFrom ? mail.from : null })
+  if (bytes > MAX_HEADER_BYTES)
+    throw new RenderError(
+      'invalid_message',
+      `message has a header of at least ${bytes} bytes (its subject, from, to, cc, replyTo and X- headers as lines): Exchange Online takes a message header of at most ${MAX_HEADER_BYTES} bytes (256 KB)`,
+    )
 }
 
 // MAIL_FROM is the same for every row of a process: parsed once, not once per message.

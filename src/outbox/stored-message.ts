@@ -1,4 +1,6 @@
 // A message as a row holds it, checked at send for what enqueue refuses today but an older row may hold.
+
+import { headerAlikeButForCase, headerLineBytes, MAX_HEADER_BYTES } from './header-size.ts'
 import {
   CONTROL_CHARACTER_MESSAGE,
   foldControlCharacters,
@@ -89,7 +91,8 @@ const OUR_HEADERS = new Set(['x-outbox-id', 'x-correlation-id'])
 /**
  * The message's own X- headers, as enqueue takes them: an object of at most three, each named
  * `X-…` (not one of ours: the file transport wrote a stored `x-outbox-id` as a second X-Outbox-Id,
- * ahead of the real one) with one line of text, 256 KB as lines together; anything else fails the row.
+ * ahead of the real one) with one line of text, 256 KB as lines together, no two named alike but
+ * for case; anything else fails the row.
  */
 export function sendableHeaders(headers: unknown): Record<string, string> {
   if (headers === undefined || headers === null) return {}
@@ -116,25 +119,14 @@ export function sendableHeaders(headers: unknown): Record<string, string> {
       'message.headers',
       `must total at most ${MAX_HEADER_BYTES} bytes as "Name: value" lines (256 KB: Exchange Online takes no larger message header); these total ${bytes}`,
     )
+  // One header to the recipient: a transport would send one of them and drop the other unsaid.
+  const alike = headerAlikeButForCase(entries.map(([name]) => name))
+  if (alike)
+    throw invalid(
+      `message.headers.${alike[0]}`,
+      `is the same header as ${alike[1]} (header names are case-insensitive): give one of them`,
+    )
   return headers as Record<string, string>
-}
-
-/** "In Exchange Online, the header limit is capped at 256 KB" (Office.InternetHeaders, Microsoft Learn). */
-const MAX_HEADER_BYTES = 262_144
-
-/**
- * The "Name: value" lines (UTF-8, CRLF) of the headers the transport sends: the first of names
- * equal but for case. Less than the whole header, so past the limit it cannot pass (sql/0033).
- */
-function headerLineBytes(entries: readonly [string, string][]): number {
-  const seen = new Set<string>()
-  let bytes = 0
-  for (const [name, value] of entries) {
-    if (seen.has(name.toLowerCase())) continue
-    seen.add(name.toLowerCase())
-    bytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 4
-  }
-  return bytes
 }
 
 // Base64 as mailer.normalize_message takes it (sql/0024: '^[A-Za-z0-9+/\s]*={0,2}\s*$'): whitespace

@@ -350,6 +350,48 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
   })
 
+  test('headers alike but for case, or a header past 256 KB with its subject and names, fail the row as enqueue refuses them (0086), unsent', async () => {
+    // A transport sent the first of headers alike but for case and dropped the other without a
+    // word; Exchange Online takes no header past 256 KB, which the X- headers alone no longer make.
+    const history = []
+    for (const [message, field, problem] of [
+      [
+        { ...stored, headers: { 'x-trace': 'b', 'X-Trace': 'a' } },
+        'message.headers.X-Trace',
+        'is the same header as x-trace (header names are case-insensitive): give one of them',
+      ],
+      [
+        { ...stored, to: [{ address: 'rcpt@example.com', name: 'n'.repeat(262_144) }] },
+        'message',
+        'has a header of at least 262185 bytes (its subject, from, to, cc, replyTo and X- headers as lines): Exchange Online takes a message header of at most 262144 bytes (256 KB)',
+      ],
+    ] as const) {
+      const id = await insertStored(message)
+      expect([field, await drained(id, transport)]).toEqual([field, failedNaming(field, problem)])
+      await engine?.stop()
+      engine = null
+      const { rows } = await t.pool.query(
+        'select outcome, error_code from mailer.email_attempts where outbox_id = $1',
+        [id],
+      )
+      history.push(...rows)
+    }
+    expect(history).toEqual([
+      { outcome: 'failed', error_code: 'invalid_message' },
+      { outcome: 'failed', error_code: 'invalid_message' },
+    ])
+    // Counted as enqueue counts it.
+    const long = { ...stored, to: [{ address: 'rcpt@example.com', name: 'n'.repeat(262_144) }] }
+    const counted = await t.pool.query('select mailer.header_lines_bytes($1::jsonb)::int as b', [
+      JSON.stringify(long),
+    ])
+    expect(counted.rows[0].b).toBe(262_185)
+    // At 256 KB, as enqueue takes it, the message is sent.
+    const name = 'n'.repeat(262_144 - 'Subject: Hello\r\nTo:  <rcpt@example.com>\r\n'.length)
+    const id = await insertStored({ ...stored, to: [{ address: 'rcpt@example.com', name }] })
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+  })
+
   test('recipients inserted in enqueue_email’s input shapes are sent; any other shape fails the row, named', async () => {
     const id = await insertStored({
       to: 'rcpt@example.com',
