@@ -147,12 +147,19 @@ export function createClaimRound(r: {
           if (unsent.delete(lease)) r.roomMade()
         },
         done: (lease, sent) => {
-          if (pause.done(lease, sent === true) && pause.key !== null)
-            void probeAnswered(d.db, { mailbox: pause.key, id: lease.id }).catch((err) =>
-              log.warn('could not record MAIL_FROM’s probe answered', { err }),
-            )
-          if (!release(lease)) return
-          r.roomMade()
+          const released = release(lease)
+          if (pause.done(lease, sent === true) && pause.key !== null) {
+            // The claims wait for the answer (limit 0 until answered): a tracked delivery, so a
+            // stop waits for it too.
+            const answer = probeAnswered(d.db, { mailbox: pause.key, id: lease.id })
+              .catch((err) => log.warn('could not record MAIL_FROM’s probe answered', { err }))
+              .finally(() => {
+                pause.answered(lease)
+                r.roomMade()
+              })
+            deliveries.add(answer)
+            void answer.finally(() => deliveries.delete(answer))
+          } else if (released) r.roomMade()
         },
         onRetry: due.arm,
         onMailboxPaused: pause.mailboxPaused,

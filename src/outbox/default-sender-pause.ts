@@ -25,10 +25,13 @@ export interface DefaultSenderPause {
   mailboxPaused(mailbox: string): void
   /**
    * A lease is finished with (settled or lost; `sent`: its send was asked of Graph): true when it was
-   * the probe, sent, and met no pause again. A probe settled unsent (cancelled or expired before its
-   * send, lost, given back) is no verdict of the mailbox: paused again, the next claim probes anew.
+   * the probe, sent, and met no pause again: its answer is to be recorded (probeAnswered), and no
+   * claim runs until answered(lease) says it is. A probe settled unsent (cancelled or expired before
+   * its send, lost, given back) is no verdict of the mailbox: paused again, the next claim probes anew.
    */
   done(lease: Lease, sent?: boolean): boolean
+  /** The probe `lease`'s answer is recorded (or failed to be): back to the usual claim, unless paused since. */
+  answered(lease: Lease): void
 }
 
 /** MAIL_FROM's pause key, as the gate keys a mailbox; null when the gate never pauses or none is set. */
@@ -49,7 +52,7 @@ export function mailFromPauseKey(gate: SendGate, mailFrom: string | null): strin
  * MAIL_FROM's rows due but one pending, however far off (sql/0051, 0057: the rows given back to the
  * pause's end, due at it plus their settlement's latency, or scheduled later): the probe stays owed
  * and the claim when that row is due probes. Back to unpaused when the probe is done without
- * meeting the pause again, or when the pause's end finds nothing of MAIL_FROM's pending. The
+ * meeting the pause again and its answer is recorded, or when the pause's end finds nothing of MAIL_FROM's pending. The
  * pause and the probe it owes are the database's (sql/0062): an unpaused claim reads them first
  * (guardParam) and, owed, goes paused without claiming, so a worker started since, or one that
  * never met the pause, waits as this one does; and one probe is out for every worker, the others'
@@ -81,10 +84,17 @@ export function createDefaultSenderPause(
     },
     done(lease, sent = false) {
       if (lease !== probe) return false
+      // Kept while its answer is recorded (limit 0): a claim before that reads the probe still owed
+      // and names another row as the probe, which the answer then no longer matches.
+      if (state === 'probing' && sent) return true
       probe = null
-      if (state !== 'probing') return false
-      state = sent ? 'unpaused' : 'paused'
-      return sent
+      if (state === 'probing') state = 'paused'
+      return false
+    },
+    answered(lease) {
+      if (lease !== probe) return
+      probe = null
+      if (state === 'probing') state = 'unpaused'
     },
   }
 }

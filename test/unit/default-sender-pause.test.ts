@@ -34,8 +34,13 @@ describe('MAIL_FROM’s pause in the claims', () => {
     expect(p.guardParam()).toBeUndefined()
     expect(p.done(lease('2'))).toBe(false)
     expect(p.limit(10)).toBe(0)
-    // Its verdict (its send asked of Graph), for the database too: the probe is answered.
+    // Its verdict (its send asked of Graph), for the database too: the probe is answered. No claim
+    // until that answer is recorded (it would read the probe still owed).
     expect(p.done(probe, true)).toBe(true)
+    expect([p.limit(10), p.guardParam(), p.claimParam()]).toEqual([0, undefined, undefined])
+    p.answered(lease('2'))
+    expect(p.limit(10)).toBe(0)
+    p.answered(probe)
     expect(p.limit(10)).toBe(10)
     expect(p.guardParam()).toBeDefined()
     expect(p.claimParam()).toBeUndefined()
@@ -71,7 +76,25 @@ describe('MAIL_FROM’s pause in the claims', () => {
     expect(p.claimParam()).toBeUndefined()
     expect(p.limit(10)).toBe(0)
     p.done(probe, true)
+    p.answered(probe)
     expect(p.limit(10)).toBe(10)
+  })
+
+  test('paused again while the probe’s answer is recorded: the claims leave MAIL_FROM out, and that answer’s end changes nothing', () => {
+    const p = createDefaultSenderPause(gate, 'sender@example.com')
+    p.mailboxPaused('sender@example.com')
+    const probe = lease('1')
+    p.claimed(null, [probe])
+    expect(p.done(probe, true)).toBe(true)
+    p.mailboxPaused('sender@example.com')
+    expect([p.claimParam(), p.limit(10)]).toEqual([
+      { key: 'sender@example.com', holdMs: 5_000 },
+      10,
+    ])
+    const next = lease('2')
+    p.claimed(null, [next])
+    p.answered(probe)
+    expect([p.claimParam(), p.limit(10)]).toEqual([undefined, 0])
   })
 
   test('a probe settled unsent (cancelled or expired before its send, lost) is no verdict: the claims leave MAIL_FROM out and probe again', () => {

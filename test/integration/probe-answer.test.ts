@@ -1,0 +1,94 @@
+// A probe's answer ends MAIL_FROM's owed state at once: the worker that probed claims a batch next, no second probe.
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
+import type { TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const MAIL_FROM = 'sender@example.com'
+const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
+
+let fake: FakeGraph | null = null
+const engines: TestEngine[] = []
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop()
+  await fake?.stop()
+  fake = null
+})
+
+const owedState = async () =>
+  (
+    await t.pool.query<{ owed: boolean; probe: string | null }>(
+      'select probe_owed as owed, probe_id::text as probe from mailer.mailbox_pacing where mailbox = $1',
+      [MAIL_FROM],
+    )
+  ).rows[0]
+
+test('after the probe’s 202 the worker’s very next claim takes a full batch: one single-row probe, no second (three pauses)', async () => {
+  fake = await startFakeGraph({
+    clientSecret: 'right',
+    concurrencyLimit: 1000,
+    mailboxes: [MAIL_FROM],
+  })
+  const tr = graphTransport(fake, MAIL_FROM)
+  const w = await startTransportWorker(t, engines, tr, {
+    workerId: 'worker-a',
+    mailFrom: MAIL_FROM,
+    sendTimeoutMs: 5_000,
+  })
+  // The answer races the worker's next claim: three pauses, each its own chance to lose it.
+  const claimsAfterPause: number[][] = []
+  for (let round = 0; round < 3; round++) {
+    fake.setFaults({ pickSendMail: () => THROTTLED })
+    const rows = (
+      await t.pool.query<{ id: string }>(
+        `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb)::text as id
+           from generate_series(1, 30)`,
+      )
+    ).rows.map((x) => x.id)
+    // MAIL_FROM paused for minutes, its probe owed, nothing sending.
+    await pollUntil(async () => {
+      const p = await t.pool.query(
+        `select (select count(*)::int from mailer.mailbox_pacing
+                  where mailbox = $1 and probe_owed and next_at > now() + interval '1 minute') as paused,
+                (select count(*)::int from mailer.email_outbox where status = 'sending') as sending`,
+        [MAIL_FROM],
+      )
+      return p.rows[0].paused === 1 && p.rows[0].sending === 0 && w.drainer.status().inFlight === 0
+        ? true
+        : undefined
+    }, 30_000)
+    fake.setFaults({})
+    const seen0 = w.events.events.length
+    await t.pool.query(
+      `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
+       update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
+      [MAIL_FROM],
+    )
+    w.drainer.wake()
+    await pollUntil(async () => {
+      const r = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox where id = any($1::bigint[]) and status = 'sent'`,
+        [rows],
+      )
+      return r.rows[0].n === rows.length ? true : undefined
+    }, 30_000)
+    claimsAfterPause.push(
+      w.events.events
+        .slice(seen0)
+        .flatMap((e) => (e.type === 'claimed' ? [e.count] : []))
+        .slice(0, 2),
+    )
+    expect(await owedState()).toEqual({ owed: false, probe: null })
+  }
+  expect(claimsAfterPause).toEqual([
+    [1, 10],
+    [1, 10],
+    [1, 10],
+  ])
+})
