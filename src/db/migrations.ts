@@ -73,6 +73,7 @@ import m0084 from '../../sql/0084_worker_notes_its_lease_length.sql' with { type
 import m0085 from '../../sql/0085_tenant_failed_cancelled_index.sql' with { type: 'text' }
 import m0086 from '../../sql/0086_header_case_size_and_idn_refusals.sql' with { type: 'text' }
 import m0087 from '../../sql/0087_replay_answered_before_header_refusals.sql' with { type: 'text' }
+import m0091 from '../../sql/0091_probe_answered_by_its_sent_row.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -151,6 +152,7 @@ export const migrations: readonly Migration[] = [
   { version: 85, name: '0085_tenant_failed_cancelled_index', sql: m0085 },
   { version: 86, name: '0086_header_case_size_and_idn_refusals', sql: m0086 },
   { version: 87, name: '0087_replay_answered_before_header_refusals', sql: m0087 },
+  { version: 91, name: '0091_probe_answered_by_its_sent_row', sql: m0091 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -385,6 +385,11 @@ describe('migrate', () => {
         '0087_replay_answered_before_header_refusals',
         'aee61bb9fd4cd7210f530a9c9d6b84d8c7dad9e88a307dd65fba943fbdf82eb6',
       ],
+      [
+        91,
+        '0091_probe_answered_by_its_sent_row',
+        '36a57fd9e27ab35765374e6273211d6446b4408e4238adb3c946852556df7a1d',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -511,7 +516,7 @@ describe('migrate', () => {
       expect(migrations.filter(keepsOlderBinariesWorking).map((m) => m.version)).toEqual([
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87,
+        61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -581,9 +586,10 @@ describe('migrate', () => {
         { version: 85, c: true },
         { version: 86, c: true },
         { version: 87, c: true },
+        { version: 91, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0087 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0091 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -591,7 +597,7 @@ describe('migrate', () => {
         newer: [
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
-          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 1000,
+          57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -853,7 +859,7 @@ describe('migrate', () => {
     expect((await migrate({ url, log: silentLogger })).applied).toEqual([
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
-      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87,
+      61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91,
     ])
     const { rows } = await adminQuery(
       url,

@@ -1,9 +1,13 @@
-// A probe's answer ends MAIL_FROM's owed state at once: the worker that probed claims a batch next, no second probe.
+// A probe's answer ends MAIL_FROM's owed state at once: the worker that probed claims a batch next, and no claim names a second probe once the first is sent.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { markSent } from '../../src/outbox/mark-sent.ts'
+import { oweProbe, probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { useTestDb } from '../support/db.ts'
 import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { enqueueIn, pacing } from '../support/paused-claim-rows.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -21,6 +25,16 @@ afterEach(async () => {
   fake = null
 })
 
+const claimPastPaused = (workerId: string) =>
+  claimBatch(t.db, {
+    limit: 10,
+    workerId,
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: false,
+    pausedSender: { key: MAIL_FROM, holdMs: 5_000 },
+  })
+
 const owedState = async () =>
   (
     await t.pool.query<{ owed: boolean; probe: string | null }>(
@@ -28,6 +42,26 @@ const owedState = async () =>
       [MAIL_FROM],
     )
   ).rows[0]
+
+test('a probe already sent is answered for every claim: the next claim names no second probe, and the owed state ends', async () => {
+  const a = await enqueueIn(t.pool, -3, null)
+  await enqueueIn(t.pool, -2, null)
+  await enqueueIn(t.pool, -1, null)
+  await pacing(t.pool, MAIL_FROM, -60, null)
+  await oweProbe(t.db, MAIL_FROM)
+  const first = await claimPastPaused('w1')
+  expect(first.leases.map((l) => l.id)).toEqual([a])
+  // Graph took it (its settlement committed); the answer of the worker that sent it not yet.
+  const marked = await markSent(
+    t.db,
+    [{ id: a, token: first.leases[0]!.token, settlement: { kind: 'sent' }, startedAt: new Date() }],
+    'w1',
+  )
+  expect([...marked.sent]).toEqual([a])
+  await claimPastPaused('w2')
+  await probeAnswered(t.db, { mailbox: MAIL_FROM, id: a })
+  expect(await owedState()).toEqual({ owed: false, probe: null })
+})
 
 test('after the probe’s 202 the worker’s very next claim takes a full batch: one single-row probe, no second (three pauses)', async () => {
   fake = await startFakeGraph({
