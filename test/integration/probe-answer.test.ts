@@ -7,6 +7,7 @@ import { useTestDb } from '../support/db.ts'
 import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { enqueueIn, pacing } from '../support/paused-claim-rows.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
@@ -85,18 +86,7 @@ test('after the probe’s 202 the worker’s very next claim takes a full batch:
            from generate_series(1, 30)`,
       )
     ).rows.map((x) => x.id)
-    // MAIL_FROM paused for minutes, its probe owed, nothing sending.
-    await pollUntil(async () => {
-      const p = await t.pool.query(
-        `select (select count(*)::int from mailer.mailbox_pacing
-                  where mailbox = $1 and probe_owed and next_at > now() + interval '1 minute') as paused,
-                (select count(*)::int from mailer.email_outbox where status = 'sending') as sending`,
-        [MAIL_FROM],
-      )
-      return p.rows[0].paused === 1 && p.rows[0].sending === 0 && w.drainer.status().inFlight === 0
-        ? true
-        : undefined
-    }, 30_000)
+    await pausedOwedAndIdle(t, MAIL_FROM, w)
     fake.setFaults({})
     const seen0 = w.events.events.length
     await t.pool.query(

@@ -5,6 +5,7 @@ import { useTestDb } from '../support/db.ts'
 import { enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -38,21 +39,6 @@ const sendsFrom = (mailbox: string, from: number) =>
     .slice(from)
     .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === mailbox)
 
-/** The old MAIL_FROM paused for minutes with its probe owed, nothing sending, the old worker idle. */
-async function oldPausedAndIdle(old: TestEngine) {
-  await pollUntil(async () => {
-    const p = await t.pool.query(
-      `select (select count(*)::int from mailer.mailbox_pacing
-                where mailbox = $1 and probe_owed and next_at > now() + interval '1 minute') as paused,
-              (select count(*)::int from mailer.email_outbox where status = 'sending') as sending`,
-      [OLD],
-    )
-    return p.rows[0].paused === 1 && p.rows[0].sending === 0 && old.drainer.status().inFlight === 0
-      ? true
-      : undefined
-  }, 30_000)
-}
-
 for (const rate of ['0', '600']) {
   test(`MAILBOX_RATE_PER_MINUTE=${rate}: rows naming the old MAIL_FROM's address wait for its owed probe on a worker of the new MAIL_FROM; one request reaches the mailbox`, async () => {
     fake = await startFakeGraph({
@@ -64,7 +50,7 @@ for (const rate of ['0', '600']) {
     // The old release meets Graph's throttle with a row of its MAIL_FROM: the pause, its probe owed.
     await enqueue(t)
     const old = await startWorker(graphTransport(fake, OLD, rate), 'worker-old', OLD)
-    await oldPausedAndIdle(old)
+    await pausedOwedAndIdle(t, OLD, old)
     // Three rows name its address, due later. The first row, given back to the pause's end, keeps
     // the probe owed (something of the old MAIL_FROM is pending).
     const named: string[] = []
