@@ -1,6 +1,7 @@
 // Wire shapes of the outbox resource (zod: they validate, and they generate the OpenAPI document).
 import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
+import { rfc3339Text } from '../db/timestamp-reading.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
 import { ListOrderParam, ListStatuses, PageLimit } from './list-params.ts'
 import { withStorableText } from './storable-text.ts'
@@ -163,21 +164,23 @@ export const ListQuery = withStorableText(
   ).superRefine(windowsHoldTime),
 )
 
+const instantOrNull = (d: Date | null) => (d === null ? null : rfc3339Text(d))
+
 export const toItemJson = (r: OutboxSummary): z.infer<typeof OutboxItem> => ({
   ...r,
-  sendAt: r.sendAt.toISOString(),
-  expiresAt: r.expiresAt?.toISOString() ?? null,
-  createdAt: r.createdAt.toISOString(),
-  sentAt: r.sentAt?.toISOString() ?? null,
-  leaseExpiresAt: r.leaseExpiresAt?.toISOString() ?? null,
-  sendStartedAt: r.sendStartedAt?.toISOString() ?? null,
-  cancelRequestedAt: r.cancelRequestedAt?.toISOString() ?? null,
+  sendAt: rfc3339Text(r.sendAt),
+  expiresAt: instantOrNull(r.expiresAt),
+  createdAt: rfc3339Text(r.createdAt),
+  sentAt: instantOrNull(r.sentAt),
+  leaseExpiresAt: instantOrNull(r.leaseExpiresAt),
+  sendStartedAt: instantOrNull(r.sendStartedAt),
+  cancelRequestedAt: instantOrNull(r.cancelRequestedAt),
 })
 
 const toAttemptJson = (a: Attempt): z.infer<typeof OutboxAttempt> => ({
   ...a,
-  startedAt: a.startedAt?.toISOString() ?? null,
-  finishedAt: a.finishedAt.toISOString(),
+  startedAt: instantOrNull(a.startedAt),
+  finishedAt: rfc3339Text(a.finishedAt),
 })
 
 export function toDetailJson(r: OutboxRecord, history: Attempt[]): z.infer<typeof OutboxDetail> {

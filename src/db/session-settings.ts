@@ -1,5 +1,6 @@
 // The session settings our connections ask for at startup, so what we parse does not depend on the role's or database's, and the name they go by.
 import pg from 'pg'
+import { readTimestampsAsDates } from './timestamp-reading.ts'
 
 /**
  * Startup parameters (a GUC each; a client's override ALTER ROLE/DATABASE … SET and postgresql.conf).
@@ -28,7 +29,8 @@ const ownNames = new WeakMap<pg.Client, string>()
  * application_name they were made with even when the URL sets one (`?application_name=myapp`, as
  * hosted Postgres dashboards write it): pg lets the URL's replace it, and `status`, DESIGN.md and
  * the operator's own pg_stat_activity queries find our sessions by our names
- * (`outbox-mailer:listener`). A client made with none keeps the URL's (or PGAPPNAME).
+ * (`outbox-mailer:listener`). A client made with none keeps the URL's (or PGAPPNAME). Its
+ * timestamps read as Dates always, ±infinity included (timestamp-reading.ts).
  */
 export function isoSessionClient(Base: typeof pg.Client): typeof pg.Client {
   // getStartupConf is pg's own (lib/client.js), absent from its type declarations.
@@ -36,6 +38,7 @@ export function isoSessionClient(Base: typeof pg.Client): typeof pg.Client {
   class IsoSessionClient extends Base {
     constructor(config?: string | pg.ClientConfig) {
       super(config)
+      readTimestampsAsDates(this)
       const name = typeof config === 'object' ? config.application_name : undefined
       if (name) ownNames.set(this, name)
     }

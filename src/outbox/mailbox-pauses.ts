@@ -4,7 +4,7 @@ import type { Database } from '../db/schema.ts'
 
 export interface MailboxPauses {
   mailboxes: number
-  /** Seconds until the longest pause ends; null when none. */
+  /** Seconds until the longest pause ends; null when none, Infinity for one at next_at 'infinity'. */
   longestSeconds: number | null
 }
 

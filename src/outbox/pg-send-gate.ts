@@ -2,6 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
+import { timestampText } from '../db/timestamp-reading.ts'
 import type { Logger } from '../log.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { notePacingRate } from './pacing-rate.ts'
@@ -176,7 +177,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
             replacedRatePerMinute:
               replaced.intervalMs > 0 ? Math.round(60_000 / replaced.intervalMs) : 0,
             replacedNotedBy: replaced.notedBy,
-            replacedNotedAt: replaced.notedAt.toISOString(),
+            replacedNotedAt: timestampText(replaced.notedAt),
           },
         )
       if (due > 0)

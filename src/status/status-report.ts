@@ -2,6 +2,7 @@
 import { loginRefusal } from '../db/login-refusal.ts'
 import type { SchemaState, SchemaVerdict } from '../db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import { timestampText } from '../db/timestamp-reading.ts'
 import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { EXIT } from '../errors.ts'
 import type { DatabaseReading } from './database-status.ts'
@@ -52,10 +53,12 @@ export interface DatabaseStatus {
   claims: { rows: number; workers: number; overdueLeases: number } | null
   workers: { live: number } | null
   listener: { sessions: number } | null
+  /** `longestSeconds` null with a count: a pause without end (next_at 'infinity', hand-written). */
   pausedMailboxes: { count: number; longestSeconds: number | null } | null
   /**
    * The MAILBOX_RATE_PER_MINUTE every worker paces by (the newest worker's; 0: none), the worker id
-   * whose start noted it (null: an older binary's) and when; null when no worker noted one.
+   * whose start noted it (null: an older binary's) and when (ISO, or 'infinity' / '-infinity' as
+   * hand-written); null when no worker noted one.
    */
   pacing: { ratePerMinute: number; notedBy: string | null; notedAt: string } | null
   failedLast24h: {
@@ -177,13 +180,16 @@ export function judge(
     workers: p ? { live: p.liveWorkers } : null,
     listener: p ? { sessions: p.listenerSessions } : null,
     pausedMailboxes: r.pauses
-      ? { count: r.pauses.mailboxes, longestSeconds: r.pauses.longestSeconds }
+      ? {
+          count: r.pauses.mailboxes,
+          longestSeconds: Number.isFinite(r.pauses.longestSeconds) ? r.pauses.longestSeconds : null,
+        }
       : null,
     pacing: r.pacing
       ? {
           ratePerMinute: r.pacing.ratePerMinute,
           notedBy: r.pacing.notedBy,
-          notedAt: r.pacing.notedAt.toISOString(),
+          notedAt: timestampText(r.pacing.notedAt),
         }
       : null,
     failedLast24h: r.failures

@@ -55,9 +55,13 @@ export function renderStatusTable(r: StatusReport): string {
       )
     }
     const p = d.pausedMailboxes
-    if (p && p.count > 0 && p.longestSeconds !== null) {
+    if (p && p.count > 0) {
+      const longest =
+        p.longestSeconds === null
+          ? 'with no end (next_at infinity)'
+          : `for ${age(p.longestSeconds)} more`
       lines.push(
-        `${d.name}: ${p.count} mailbox(es) paused by a provider throttle, the longest for ${age(p.longestSeconds)} more`,
+        `${d.name}: ${p.count} mailbox(es) paused by a provider throttle, the longest ${longest}`,
       )
     }
     const r = d.pacing

@@ -84,6 +84,39 @@ test('the list and one row answer 200 with ISO instants equal to the stored ones
   ])
 })
 
+test("timestamps out of a Date's range (hand-written ±infinity, a year past 275760) answer 200 as the last or first instant a date-time writes (years 0001–9999), not a 500", async () => {
+  const id = await enqueueSql(t.pool)
+  await setState(t.pool, id, 'sent')
+  await t.pool.query(
+    `update mailer.email_outbox
+        set expires_at = 'infinity', sent_at = '290000-01-01', cancel_requested_at = '-infinity'
+      where id = $1`,
+    [id],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, started_at, finished_at, outcome)
+     values ($1, 1, '-infinity', 'infinity', 'sent')`,
+    [id],
+  )
+  const [latest, earliest] = ['9999-12-31T23:59:59.999Z', '0001-01-01T00:00:00.000Z']
+  const list = await send(app, 'GET', `/v1/outbox?status=sent`, { token: tk })
+  const item = (list.body as { items?: Record<string, unknown>[] }).items?.find((i) => i.id === id)
+  expect([list.status, item?.expiresAt, item?.sentAt, item?.cancelRequestedAt]).toEqual([
+    200,
+    latest,
+    latest,
+    earliest,
+  ])
+  const one = await send(app, 'GET', `/v1/outbox/${id}`, { token: tk })
+  const row = one.body as { history?: Record<string, unknown>[] } & Record<string, unknown>
+  expect([
+    one.status,
+    row.expiresAt,
+    row.history?.[0]?.startedAt,
+    row.history?.[0]?.finishedAt,
+  ]).toEqual([200, latest, earliest, latest])
+})
+
 test('stats and metrics answer 200', async () => {
   await enqueueSql(t.pool)
   const stats = await send(app, 'GET', '/v1/stats', { token: tk })

@@ -57,3 +57,18 @@ test('a rate an older binary noted (before 0069) is replaced with its noter unkn
     expect.objectContaining({ replacedRatePerMinute: 10, replacedNotedBy: null }),
   ])
 })
+
+test('a rate in force hand-set to -infinity (as clearing every pause at once might write) is replaced, said as -infinity: the start does not crash', async () => {
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, noted_by, noted_at)
+     values ($1, '-infinity', interval '6 seconds', 'w2', '-infinity')`,
+    [PACING_RATE_KEY],
+  )
+  expect(await started('new-release:1', 20)).toEqual([
+    expect.objectContaining({
+      replacedRatePerMinute: 10,
+      replacedNotedBy: 'w2',
+      replacedNotedAt: '-infinity',
+    }),
+  ])
+})

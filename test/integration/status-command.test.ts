@@ -10,6 +10,7 @@ import {
 } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
+import { join, resolve } from 'node:path'
 import { createServer as createTlsServer } from 'node:tls'
 import pg from 'pg'
 import { latestVersion, migrations } from '../../src/db/migrations.ts'
@@ -43,6 +44,27 @@ async function runStatus(args: string[], env: Record<string, string>) {
     stdout: 'pipe',
     stderr: 'pipe',
   })
+  const [code, stdout, stderr] = await Promise.all([
+    p.exited,
+    new Response(p.stdout).text(),
+    new Response(p.stderr).text(),
+  ])
+  return { code, stdout, stderr }
+}
+
+/** main.ts under bun with test/support/failing-stdout.ts preloaded: the first write to stdout throws. */
+async function runMainFailingStdout(args: string[], env: Record<string, string>) {
+  const root = resolve(import.meta.dir, '../..')
+  const p = Bun.spawn(
+    [
+      process.execPath,
+      '--preload',
+      join(root, 'test/support/failing-stdout.ts'),
+      join(root, 'src/main.ts'),
+      ...args,
+    ],
+    { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdout: 'pipe', stderr: 'pipe' },
+  )
   const [code, stdout, stderr] = await Promise.all([
     p.exited,
     new Response(p.stdout).text(),
@@ -452,19 +474,35 @@ describe('one database', () => {
     }
   })
 
-  test('an error that ends it past its reads (a pacing rate hand-set to -infinity, which pg reads as a number, not a Date): exit 1, said on stderr, stdout left empty for the report it would have been', async () => {
-    // As an operator clearing every pause at once might write.
+  test("timestamps out of a Date's range (a pacing rate hand-set to -infinity, as clearing every pause at once might write; a pause until infinity; a year past 275760) are reported, not a crash", async () => {
     await db.pool.query(`
-      insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, noted_by, noted_at)
-        values ('pacing rate', '-infinity', interval '2 seconds', 'w2', '-infinity')`)
+      insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, noted_by, noted_at) values
+        ('pacing rate', '-infinity', interval '2 seconds', 'w2', '-infinity'),
+        ('held@example.com', 'infinity', null, null, now());
+      insert into mailer.workers (id, host, pid, version, started_at, last_heartbeat_at)
+        values ('w3', 'h', 1, 'v', '-infinity', '290000-01-01')`)
+    const { code, report } = await statusJson({ DATABASE_URL: db.url })
+    expect({ code, ...report.databases[0] }).toMatchObject({
+      code: 0,
+      reasons: [],
+      pausedMailboxes: { count: 1, longestSeconds: null },
+      pacing: { ratePerMinute: 30, notedBy: 'w2', notedAt: '-infinity' },
+    })
+    const text = await runStatus([], { DATABASE_URL: db.url })
+    expect({ code: text.code, stderr: text.stderr }).toEqual({ code: 0, stderr: '' })
+    expect(text.stdout).toContain('the longest with no end (next_at infinity)')
+    expect(text.stdout).toContain('noted by w2 at -infinity')
+  })
+
+  test("an error that ends it past its reads (its report's write to stdout failing): exit 1, said on stderr, stdout left empty for the report it would have been", async () => {
     for (const args of [['--json'], []]) {
-      const r = await runStatus(args, { DATABASE_URL: db.url })
-      expect({
+      const r = await runMainFailingStdout(['status', ...args], { DATABASE_URL: db.url })
+      expect({ args, code: r.code, stdout: r.stdout, said: r.stderr.includes('EPIPE') }).toEqual({
         args,
-        code: r.code,
-        stdout: r.stdout,
-        said: r.stderr.includes('toISOString'),
-      }).toEqual({ args, code: 1, stdout: '', said: true })
+        code: 1,
+        stdout: '',
+        said: true,
+      })
     }
   })
 
