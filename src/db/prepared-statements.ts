@@ -1,5 +1,6 @@
 // Prepared statements: a query whose text opens with `/* prepared <name> */` is parsed once per connection.
 import pg from 'pg'
+import { STATEMENT_NAME } from './database-error-names.ts'
 
 // The marker names the statement; one name per call site, so one text per name on a connection.
 const MARKER = /^\s*\/\* prepared ([a-z][a-z0-9_]*) \*\//
@@ -22,24 +23,33 @@ type Query = (this: pg.Client, ...args: unknown[]) => unknown
  * Mark only statements that run on their own (autocommit): inside a transaction the refused attempt
  * would abort it, and the statement sent again would fail with it.
  */
+/** A marked query's error names its statement, for a log line (database-error-names.ts). */
+const naming = (statement: string) => (err: unknown) => {
+  if (err !== null && typeof err === 'object' && !(STATEMENT_NAME in err))
+    Object.assign(err, { [STATEMENT_NAME]: statement })
+  throw err
+}
+
 export function preparingClient(onNotKept: (err: unknown) => void): typeof pg.Client {
   let named = true
   const plain = pg.Client.prototype.query as unknown as Query
   class PreparingClient extends pg.Client {}
   const query: Query = function (this: pg.Client, ...args: unknown[]) {
     const [text, values] = args
-    const name =
-      named && args.length <= 2 && typeof text === 'string' ? MARKER.exec(text)?.[1] : undefined
-    if (!name) return plain.apply(this, args)
-    return (plain.call(this, { name, text, values }) as Promise<unknown>).catch((err: unknown) => {
-      const code = (err as { code?: unknown } | null)?.code
-      if (typeof code !== 'string' || !NOT_KEPT.has(code)) throw err
-      if (named) {
-        named = false
-        onNotKept(err)
-      }
-      return plain.call(this, text, values)
-    })
+    const marked = args.length <= 2 && typeof text === 'string' ? MARKER.exec(text)?.[1] : undefined
+    if (!marked) return plain.apply(this, args)
+    if (!named) return (plain.call(this, text, values) as Promise<unknown>).catch(naming(marked))
+    return (plain.call(this, { name: marked, text, values }) as Promise<unknown>).catch(
+      (err: unknown) => {
+        const code = (err as { code?: unknown } | null)?.code
+        if (typeof code !== 'string' || !NOT_KEPT.has(code)) return naming(marked)(err)
+        if (named) {
+          named = false
+          onNotKept(err)
+        }
+        return (plain.call(this, text, values) as Promise<unknown>).catch(naming(marked))
+      },
+    )
   }
   PreparingClient.prototype.query = query as unknown as pg.Client['query']
   return PreparingClient

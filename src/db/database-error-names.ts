@@ -1,0 +1,29 @@
+// What a log line may say of a database error: its SQLSTATE and the names Postgres gives (table, constraint, function, statement), never its message, DETAIL or HINT, which can quote a row's values.
+/** The innermost function of a PL/pgSQL or SQL context line: its name and argument types only. */
+const CONTEXT_FUNCTION = /(?:PL\/pgSQL|SQL) function "?([^\s"(]+\([^)]*\))/
+
+/** The statement name preparingClient gives a marked query's error (prepared-statements.ts). */
+export const STATEMENT_NAME = 'statement'
+
+const NAMED = ['severity', 'schema', 'table', 'column', 'dataType', 'constraint'] as const
+
+/**
+ * A server's error (a SQLSTATE and a severity): its code, the object names it carries, the
+ * function it was raised in (from its context), the C routine that raised it and our statement's
+ * name, each only when given. Anything else (pg's own, a socket's: no row data in their words) as
+ * the logger writes an Error: name, message, code.
+ */
+export function databaseErrorNames(err: unknown): Record<string, unknown> {
+  const e = (err ?? {}) as Record<string, unknown>
+  const code = e.code
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || typeof e.severity !== 'string') {
+    return err instanceof Error ? { name: err.name, message: err.message, code } : { code }
+  }
+  const names: Record<string, unknown> = { code }
+  for (const k of NAMED) if (typeof e[k] === 'string') names[k] = e[k]
+  const fn = typeof e.where === 'string' ? CONTEXT_FUNCTION.exec(e.where)?.[1] : undefined
+  if (fn) names.function = fn
+  if (typeof e.routine === 'string') names.routine = e.routine
+  if (typeof e[STATEMENT_NAME] === 'string') names.statement = e[STATEMENT_NAME]
+  return names
+}
