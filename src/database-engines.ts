@@ -13,7 +13,8 @@ import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrent } from './db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
-import { isAppError } from './errors.ts'
+import { poolRefusesTransactions, STATEMENT_POOLING_PROBLEM } from './db/statement-pooling.ts'
+import { AppError, isAppError } from './errors.ts'
 import type { Logger } from './log.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
@@ -141,6 +142,11 @@ const START_LOCK_TIMEOUT_MS = 2_000
  * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
  */
 export async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
+  // Before the schema check, whose connection it leaves open for it: a pooler in statement mode
+  // ends every transaction, and claims, settlements and enqueues run in transactions.
+  const refused = await Promise.all(handles.map((h) => poolRefusesTransactions(h.pool)))
+  const pooled = handles.find((_, i) => refused[i])
+  if (pooled) throw new AppError('config_invalid', `${pooled.name}: ${STATEMENT_POOLING_PROBLEM}`)
   const outcomes = await Promise.allSettled(
     handles.map((h) =>
       assertSchemaCurrent(h.pool, h.name, undefined, { lockTimeoutMs: START_LOCK_TIMEOUT_MS }),

@@ -13,6 +13,7 @@ import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { readServerDatabase } from '../db/server-database.ts'
 import { SessionClient } from '../db/session-settings.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
+import { poolRefusesTransactions, STATEMENT_POOLING_PROBLEM } from '../db/statement-pooling.ts'
 import { withTlsAdvice } from '../db/tls-failure.ts'
 import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { isAppError } from '../errors.ts'
@@ -58,6 +59,10 @@ export async function checkDatabase(
     )
     // Unread, the comparison leaves this database out: the URL texts were compared already.
     out.database = await readServerDatabase(pool).catch(() => undefined)
+    // As serve's start asks: a pooler in statement mode ends every transaction.
+    if (await poolRefusesTransactions(pool)) {
+      out.problems.push(`database "${d.name}" (${label('url')}): ${STATEMENT_POOLING_PROBLEM}`)
+    }
     let schemaThere = false
     try {
       // A lock in the way fails the read at half the bound (55P03), leaving time to name its holder.

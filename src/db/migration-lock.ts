@@ -3,17 +3,30 @@ import type pg from 'pg'
 import { type Clock, monotonicNow } from '../clock.ts'
 import { AppError } from '../errors.ts'
 import { hearsOtherSessions } from './listen-probe.ts'
+import {
+  refusesTransactions,
+  STATEMENT_POOLING_PROBLEM,
+  transactionProbe,
+} from './statement-pooling.ts'
 
 // Arbitrary constant shared by every outbox-mailer binary: "mailer" in ASCII.
 const MIGRATION_LOCK_KEY = 0x6d61696c6572
 export const MIGRATE_APPLICATION_NAME = 'outbox-mailer:migrate'
 
 /**
- * Refuses a transaction pooler before anything is set or locked: its settings would stay on a
+ * Refuses a pooler in statement mode, then a transaction pooler, before anything is set or locked: its settings would stay on a
  * server session the pooler lends the application next, and its session lock could be left where
  * no later migrate can free it. Only a session of its own hears another session's notification.
  */
 export async function assertOwnSession(client: pg.Client, url: string) {
+  // A statement pooler ends this session at the probe's BEGIN (nothing set or locked yet): said so,
+  // not as the transaction pooler the notification probe below would take it for.
+  if (refusesTransactions(await transactionProbe(client))) {
+    throw new AppError(
+      'config_invalid',
+      `migrate: ${STATEMENT_POOLING_PROBLEM}. Nothing was changed`,
+    )
+  }
   const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
   const own = await hearsOtherSessions(client, {
     url,

@@ -509,6 +509,24 @@ describe('with --connect', () => {
     }
   })
 
+  test('a URL behind a pooler in statement mode (PgBouncer pool_mode=statement, which refuses every transaction) is a problem naming the mode', async () => {
+    const pooler = await startTransactionPooler(db.url, 2, { statementMode: true })
+    try {
+      const r = await checkConfig(
+        discard({ DATABASE_URL: pooler.url, LISTEN_DATABASE_URL: db.url }),
+        { connect: true },
+      )
+      expect(r.ok).toBe(false)
+      expect(r.problems).toEqual([
+        expect.stringMatching(
+          /^database "default" \(DATABASE_URL\): .*statement pooling mode.*pool_mode = transaction/,
+        ),
+      ])
+    } finally {
+      await pooler.close()
+    }
+  })
+
   test('each of several databases is checked by name', async () => {
     const port = await freePort()
     const r = await checkConfig(

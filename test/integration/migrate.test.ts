@@ -449,6 +449,21 @@ describe('migrate', () => {
     }
   })
 
+  test('through a pooler in statement mode (which refuses every transaction) it refuses before it sets or locks anything, naming the mode', async () => {
+    const url = await emptyDatabase()
+    const pooler = await startTransactionPooler(url, 2, { statementMode: true })
+    try {
+      await expect(migrate({ url: pooler.url, log: silentLogger })).rejects.toMatchObject({
+        code: 'config_invalid',
+        message: expect.stringContaining('statement pooling mode'),
+      })
+      const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
+      expect(rows[0].schema).toBeNull()
+    } finally {
+      await pooler.close()
+    }
+  })
+
   test('a database whose encoding cannot hold the migrations (LATIN1) is refused before anything is applied, asking for UTF8', async () => {
     // It applied 0001-0009 and then failed at 0010 ("character with byte sequence 0xe2 0x80 0xa6
     // in encoding UTF8 has no equivalent in encoding LATIN1"), saying to run migrate again, which

@@ -2,9 +2,10 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { systemClock } from '../../src/clock.ts'
+import { checkSchemas } from '../../src/database-engines.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { refusesStartupTimeout } from '../../src/db/startup-timeout-pool.ts'
-import { createLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { createListener } from '../../src/outbox/listener.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
@@ -161,5 +162,24 @@ test('against Postgres itself the pool and the shared LISTEN session keep statem
   } finally {
     await session.end()
     await h.close()
+  }
+})
+
+test("serve's start refuses a URL behind a pooler in statement mode (which refuses every transaction), naming the mode", async () => {
+  const statementPooler = await startTransactionPooler(t.url, 2, { statementMode: true })
+  const h = openDb({
+    name: 'pooled',
+    url: statementPooler.url,
+    log: silentLogger,
+    maxConnections: 2,
+  })
+  try {
+    await expect(checkSchemas([h], silentLogger)).rejects.toMatchObject({
+      code: 'config_invalid',
+      message: expect.stringContaining('statement pooling mode'),
+    })
+  } finally {
+    await h.close()
+    await statementPooler.close()
   }
 })

@@ -35,8 +35,12 @@ function startupParameters(startup: Buffer): Map<string, string> {
   return pairs
 }
 
-/** PgBouncer's answer to a parameter it does not accept: a FATAL ErrorResponse, then it hangs up. */
+/** PgBouncer's FATAL ErrorResponse (08P01), after which it hangs up. */
 function refusal(name: string): Buffer {
+  return fatal(`unsupported startup parameter: ${name}`)
+}
+
+function fatal(text: string): Buffer {
   const field = (code: string, value: string) => Buffer.from(`${code}${value}\0`, 'utf8')
   return message(
     'E',
@@ -44,7 +48,7 @@ function refusal(name: string): Buffer {
       field('S', 'FATAL'),
       field('V', 'FATAL'),
       field('C', '08P01'),
-      field('M', `unsupported startup parameter: ${name}`),
+      field('M', text),
       Buffer.from([0]),
     ]),
   )
@@ -101,6 +105,8 @@ async function serverSession(url: string, options: string): Promise<net.Socket> 
 export async function startTransactionPooler(
   url: string,
   sessions = 2,
+  /** As PgBouncer's pool_mode=statement: a statement that leaves a transaction open ends the client. */
+  o: { statementMode?: boolean } = {},
 ): Promise<TransactionPooler> {
   const open = new Set<net.Socket>()
   const track = (s: net.Socket) => {
@@ -147,7 +153,7 @@ export async function startTransactionPooler(
       client.on('close', () => {
         for (const s of servers) s.destroy()
       })
-      relay(client, servers, rest)
+      relay(client, servers, rest, o.statementMode === true)
       const key = Buffer.alloc(8)
       key.writeInt32BE(process.pid, 0)
       client.write(
@@ -180,7 +186,7 @@ export async function startTransactionPooler(
  * A transaction starts on the next server session and stays there until it answers ReadyForQuery
  * idle; what a session says while no transaction of this client runs on it is dropped.
  */
-function relay(client: net.Socket, servers: net.Socket[], already: Buffer) {
+function relay(client: net.Socket, servers: net.Socket[], already: Buffer, statementMode: boolean) {
   let current: net.Socket | null = null
   let next = 0
   for (const s of servers) {
@@ -188,6 +194,12 @@ function relay(client: net.Socket, servers: net.Socket[], already: Buffer) {
       'data',
       framer((type, frame) => {
         if (s !== current) return
+        // PgBouncer sees the transaction at the ReadyForQuery that says one is open ('T', 'E').
+        if (statementMode && type === 0x5a && frame[5] !== 0x49) {
+          client.end(fatal('transaction blocks not allowed in statement pooling mode'))
+          for (const server of servers) server.destroy()
+          return
+        }
         client.write(frame)
         if (type === 0x5a && frame[5] === 0x49) current = null // 'Z' with status 'I'
       }),
