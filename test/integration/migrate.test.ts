@@ -431,37 +431,34 @@ describe('migrate', () => {
     })
   })
 
+  /** migrate through a loopback pooler: refused with config_invalid saying `said`, no schema made. */
+  async function refusedThroughPooler(
+    pooler: { sessions: number; statementMode?: boolean },
+    said: string,
+  ) {
+    const url = await emptyDatabase()
+    const p = await startTransactionPooler(url, pooler.sessions, pooler)
+    try {
+      await expect(migrate({ url: p.url, log: silentLogger })).rejects.toMatchObject({
+        code: 'config_invalid',
+        message: expect.stringContaining(said),
+      })
+      const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
+      expect(rows[0].schema).toBeNull()
+    } finally {
+      await p.close()
+    }
+  }
+
   test('through a transaction pooler it refuses before it sets or locks anything, naming the direct URL', async () => {
     // Its session settings would stay on a server session the pooler lends the application next,
     // and its session lock could be left where no later migrate can free it. A pooler that gives
     // this client the same server session each time (PgBouncer when quiet) is the hard case.
-    const url = await emptyDatabase()
-    const pooler = await startTransactionPooler(url, 1)
-    try {
-      await expect(migrate({ url: pooler.url, log: silentLogger })).rejects.toMatchObject({
-        code: 'config_invalid',
-        message: expect.stringContaining('LISTEN_DATABASE_URL'),
-      })
-      const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
-      expect(rows[0].schema).toBeNull()
-    } finally {
-      await pooler.close()
-    }
+    await refusedThroughPooler({ sessions: 1 }, 'LISTEN_DATABASE_URL')
   })
 
   test('through a pooler in statement mode (which refuses every transaction) it refuses before it sets or locks anything, naming the mode', async () => {
-    const url = await emptyDatabase()
-    const pooler = await startTransactionPooler(url, 2, { statementMode: true })
-    try {
-      await expect(migrate({ url: pooler.url, log: silentLogger })).rejects.toMatchObject({
-        code: 'config_invalid',
-        message: expect.stringContaining('statement pooling mode'),
-      })
-      const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
-      expect(rows[0].schema).toBeNull()
-    } finally {
-      await pooler.close()
-    }
+    await refusedThroughPooler({ sessions: 2, statementMode: true }, 'statement pooling mode')
   })
 
   test('a database whose encoding cannot hold the migrations (LATIN1) is refused before anything is applied, asking for UTF8', async () => {
