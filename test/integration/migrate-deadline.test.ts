@@ -11,6 +11,7 @@ import { createLogger, silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { holdHandLock } from '../support/hand-lock.ts'
+import { ENDED_WITHIN_MS, migrateWithin, outcome } from '../support/migrate-outcome.ts'
 import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). A test waits
@@ -26,40 +27,8 @@ afterEach(async () => {
   await t.drop()
 })
 
-/** A deadline `seconds` from now, as migrate-every.ts makes one for the whole run. */
-const deadlineIn = (seconds: number) => ({ seconds, at: performance.now() + seconds * 1000 })
-
-/**
- * How long a test waits for migrate to end: far past a deadline of 3 or 5 s on a loaded machine, far
- * short of what it waits without one (a table lock 3 x 60 s, another migrator's 60 s, pg_sleep 600 s).
- */
-const ENDED_WITHIN_MS = 25_000
-
-/** How migrate ended: its error's code and message, `migrated`, or `still running` past the bound. */
-async function outcome(run: Promise<unknown>): Promise<{ code: string; message: string }> {
-  const ended = run.then(
-    () => ({ code: 'migrated', message: '' }),
-    (e: { code?: string; message?: string }) => ({
-      code: e.code ?? 'none',
-      message: String(e.message),
-    }),
-  )
-  return waitAtMost(systemClock, ended, ENDED_WITHIN_MS).catch(() => ({
-    code: 'still running',
-    message: '',
-  }))
-}
-
 /** How migrate with the migrations and `m` ended, given a deadline of 3 s. */
-const migrateWithin3s = (m: Migration) =>
-  outcome(
-    migrate({
-      url: t.url,
-      log: silentLogger,
-      migrations: [...migrations, m],
-      deadline: deadlineIn(3),
-    }),
-  )
+const migrateWithin3s = (m: Migration) => outcome(migrateWithin(t.url, [m]))
 
 const OURS = `select count(*)::int as n from pg_stat_activity
   where datname = current_database() and application_name = 'outbox-mailer:migrate'`
