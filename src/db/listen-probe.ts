@@ -12,7 +12,8 @@ import { openProbeSession, type ProbeSession } from './probe-session.ts'
  * role or server at its connection limit, where one session is all a worker may hold): the caller
  * then has only pg_listening_channels()'s word. Throws when `listening` itself fails or leaves a
  * statement unanswered for `timeoutMs` (a silent session is in doubt, not pooled), and when `signal`
- * aborts (a stop): no second session is opened after it, and one still connecting is dropped.
+ * aborts (a stop, migrate's deadline): no second session is opened after it, one still connecting
+ * or sending is dropped, and the wait for the notification ends.
  */
 export async function hearsOtherSessions(
   listening: pg.Client,
@@ -40,6 +41,9 @@ export async function hearsOtherSessions(
     if (n.channel === channel) heard.resolve(true)
   }
   listening.on('notification', onNotification)
+  // No verdict: the throwIfAborted after the wait says why.
+  const onAbort = () => heard.resolve(null)
+  o.signal?.addEventListener('abort', onAbort, { once: true })
   let timer: ReturnType<typeof setTimeout> | undefined
   const answered = <T>(p: Promise<T>) => waitAtMost(systemClock, p, o.timeoutMs)
   try {
@@ -53,11 +57,13 @@ export async function hearsOtherSessions(
     if (notified) timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
     else heard.resolve(null)
     const arrived = await heard.promise
+    o.signal?.throwIfAborted()
     // Answered, the session is alive: a notification missed then is the pooler's doing.
     await answered(listening.query(`unlisten ${channel}`))
     return arrived
   } finally {
     clearTimeout(timer)
     listening.off('notification', onNotification)
+    o.signal?.removeEventListener('abort', onAbort)
   }
 }

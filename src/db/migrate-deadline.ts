@@ -42,6 +42,8 @@ export interface DeadlineWatch {
   readonly reached: boolean
   /** The cancelled statement did not end within the grace: the socket was reset, the backend terminated. */
   readonly cutOff: boolean
+  /** Aborted when the deadline comes: the work beside the session (the own-session check's second one) ends with it. */
+  readonly signal: AbortSignal
   /** No signal is sent after it; resolves once those sent have been answered (or given up). */
   stop(): Promise<void>
 }
@@ -59,6 +61,7 @@ export function watchDeadline(
   o: { url: string; pid: number; applicationName: string; deadline: MigrateDeadline | null },
 ): DeadlineWatch {
   const state = { reached: false, cutOff: false }
+  const reaching = new AbortController()
   const timers: ReturnType<typeof setTimeout>[] = []
   const sent: Promise<void>[] = []
   const signal = async (fn: 'pg_cancel_backend' | 'pg_terminate_backend') => {
@@ -88,6 +91,7 @@ export function watchDeadline(
     }
     const reach = () => {
       state.reached = true
+      reaching.abort()
       sent.push(signal('pg_cancel_backend'))
       timers.push(setTimeout(cut, CANCEL_GRACE_MS))
     }
@@ -100,6 +104,7 @@ export function watchDeadline(
     get cutOff() {
       return state.cutOff
     },
+    signal: reaching.signal,
     async stop() {
       for (const t of timers) clearTimeout(t)
       await Promise.all(sent)

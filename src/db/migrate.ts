@@ -74,7 +74,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const done: number[] = []
   let locked = false
   try {
-    await assertOwnSession(client, o.url)
+    await assertOwnSession(client, o.url, watch.signal)
     const lockTimeoutMs = Math.max(1, Math.round(o.lockTimeoutMs ?? 60_000))
     // A role's or database's statement_timeout (managed Postgres often sets one) would cancel a
     // long index build, and every rerun of it; waits stay bounded by lock_timeout.

@@ -17,8 +17,9 @@ export const MIGRATE_APPLICATION_NAME = 'outbox-mailer:migrate'
  * Refuses a pooler in statement mode, then a transaction pooler, before anything is set or locked: its settings would stay on a
  * server session the pooler lends the application next, and its session lock could be left where
  * no later migrate can free it. Only a session of its own hears another session's notification.
+ * `signal` (migrate's deadline) ends the check where it is, throwing: its second session dropped.
  */
-export async function assertOwnSession(client: pg.Client, url: string) {
+export async function assertOwnSession(client: pg.Client, url: string, signal?: AbortSignal) {
   // A statement pooler ends this session at the probe's BEGIN (nothing set or locked yet): said so,
   // not as the transaction pooler the notification probe below would take it for.
   if (refusesTransactions(await transactionProbe(client))) {
@@ -33,6 +34,7 @@ export async function assertOwnSession(client: pg.Client, url: string) {
     backendPid: rows[0]!.pid,
     applicationName: MIGRATE_APPLICATION_NAME,
     timeoutMs: 5_000,
+    signal,
   })
   // Unasked (no second session could be opened): as before the probe existed, go on.
   if (own !== false) return

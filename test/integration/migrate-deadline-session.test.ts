@@ -1,0 +1,51 @@
+// migrate's deadline before the migrations: the connect and the own-session check (a LISTEN probe over a second session) end at it too, said.
+import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { createTestDb, type TestDb } from '../support/db.ts'
+import { migrateWithin, outcome } from '../support/migrate-outcome.ts'
+import { type SilencingProxy, startSilencingProxy } from '../support/silencing-proxy.ts'
+import { startTransactionPooler } from '../support/transaction-pooler.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). A test waits
+// up to ENDED_WITHIN_MS for migrate.
+setDefaultTimeout(60_000)
+
+let t: TestDb
+let proxy: SilencingProxy
+beforeEach(async () => {
+  t = await createTestDb()
+  proxy = await startSilencingProxy(t.url)
+})
+afterEach(async () => {
+  proxy.close()
+  await t.drop()
+})
+
+const DEADLINE = "migrate's deadline of 3 s (MIGRATE_DEADLINE_SECONDS, or --deadline) passed"
+
+test("the own-session check's second session silent past the deadline: migrate stops there, nothing changed", async () => {
+  // The probe's notification goes out on a second session; only it sends pg_notify. Silent, it
+  // waits out the check's 5 s bound, past the deadline of 3 s, and the database is up to date.
+  proxy.silenceOnceAt('pg_notify')
+  const stopped = await outcome(migrateWithin(proxy.url, []))
+  expect(stopped).toEqual({
+    code: 'migration_deadline',
+    message: expect.stringContaining(`${DEADLINE} while checking its session: nothing was changed`),
+  })
+})
+
+test("the own-session check's wait for its notification ends at the deadline too: through a transaction pooler, the deadline's stop, not the verdict 5 s later", async () => {
+  // The pooler drops the notification (no transaction of the client runs when it comes), so the
+  // check waits its 5 s for it; the deadline of 3 s comes first. The next run, begun in time, is
+  // refused as a pooler (migrate.test.ts).
+  const pooler = await startTransactionPooler(t.url, 1)
+  let stopped: { code: string; message: string }
+  try {
+    stopped = await outcome(migrateWithin(pooler.url, []))
+  } finally {
+    await pooler.close()
+  }
+  expect(stopped).toEqual({
+    code: 'migration_deadline',
+    message: expect.stringContaining(`${DEADLINE} while checking its session: nothing was changed`),
+  })
+})
