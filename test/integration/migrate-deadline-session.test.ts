@@ -49,3 +49,12 @@ test("the own-session check's wait for its notification ends at the deadline too
     message: expect.stringContaining(`${DEADLINE} while checking its session: nothing was changed`),
   })
 })
+
+test('a database that accepts the connection and never answers: the connect ends at the deadline, said as such, not as its own 10 s bound', async () => {
+  proxy.blackhole()
+  const stopped = await outcome(migrateWithin(proxy.url, []))
+  expect(stopped).toEqual({
+    code: 'migration_deadline',
+    message: expect.stringContaining(`${DEADLINE} while connecting: nothing was done to it`),
+  })
+})
