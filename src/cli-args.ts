@@ -1,6 +1,7 @@
 // The command line's grammar: commands, their flags and usage, the help text; nothing a command does not know passes.
 import { commandHelp } from './command-help.ts'
 import { COMMANDS } from './commands.ts'
+import { LONGEST_MIGRATE_DEADLINE_SECONDS } from './config/env-schema.ts'
 import { ENV_VARS } from './config/env-vars.ts'
 import { AppError, EXIT } from './errors.ts'
 import type { Role } from './serve.ts'
@@ -126,7 +127,7 @@ export function parseSeconds(flag: string, value: string | undefined, fallback: 
   return n
 }
 
-/** migrate --deadline: a number of seconds, 0 for none; absent, undefined (MIGRATE_DEADLINE_SECONDS then). */
+/** migrate --deadline: a number of seconds up to a day, 0 for none; absent, undefined (MIGRATE_DEADLINE_SECONDS then). */
 export function parseDeadlineSeconds(value: string | undefined): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
@@ -134,6 +135,12 @@ export function parseDeadlineSeconds(value: string | undefined): number | undefi
     throw new AppError(
       'config_invalid',
       `--deadline must be a number of seconds, 0 for none (got "${value}")`,
+    )
+  }
+  if (n > LONGEST_MIGRATE_DEADLINE_SECONDS) {
+    throw new AppError(
+      'config_invalid',
+      `--deadline is at most ${LONGEST_MIGRATE_DEADLINE_SECONDS} seconds (a day); 0 for none (got "${value}")`,
     )
   }
   return n

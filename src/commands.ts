@@ -76,7 +76,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       '--deadline': {
         kind: 'value',
         shown: '--deadline SECONDS',
-        does: 'the whole run, every database: past it, what runs is stopped (a migration in a transaction rolled back) and where said; 0 for none, as for a long index build run by hand (default: MIGRATE_DEADLINE_SECONDS, 270)',
+        does: 'the whole run, every database: past it, what runs is stopped (a migration in a transaction rolled back) and where said; 0 for none, as for a long index build run by hand; at most 86400 (default: MIGRATE_DEADLINE_SECONDS, 270)',
       },
     },
     env: [...DATABASES, 'MIGRATE_DEADLINE_SECONDS', 'LOG_LEVEL'],

@@ -9,6 +9,8 @@ const optional = z
   .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
 /** LEASE_SECONDS's largest: another worker's registry entry that notes no lease is judged by it. */
 export const LONGEST_LEASE_SECONDS = 3600
+/** MIGRATE_DEADLINE_SECONDS's and --deadline's largest, a day: a timer past 2^31 - 1 ms fires at once. */
+export const LONGEST_MIGRATE_DEADLINE_SECONDS = 86400
 
 const int = (min: number, max: number) =>
   optional.pipe(
@@ -93,7 +95,7 @@ const Env = z.object({
   SHUTDOWN_GRACE_SECONDS: int(0, 600),
   GRAPH_MAX_CONCURRENCY: int(1, 100),
   MAILBOX_RATE_PER_MINUTE: int(0, 100_000),
-  MIGRATE_DEADLINE_SECONDS: int(0, 86400),
+  MIGRATE_DEADLINE_SECONDS: int(0, LONGEST_MIGRATE_DEADLINE_SECONDS),
 })
 
 export type EnvValues = z.output<typeof Env>

@@ -97,6 +97,20 @@ describe('parseArgs', () => {
     }
   })
 
+  test('migrate --deadline is at most a day (86400, as MIGRATE_DEADLINE_SECONDS): a longer one was taken as due at once', () => {
+    // Past 2^31 - 1 ms (about 24.8 days) the timer fired at once: `--deadline 3000000` stopped an
+    // up-to-date database with "migrate's deadline of 3000000 s … passed while checking its session".
+    expect(parseDeadlineSeconds('86400')).toBe(86400)
+    for (const value of ['86400.5', '3000000', '1e12']) {
+      expect(() => parseDeadlineSeconds(value)).toThrow(
+        `--deadline is at most 86400 seconds (a day); 0 for none (got "${value}")`,
+      )
+    }
+    expect(() => parseDeadlineSeconds('Infinity')).toThrow(
+      '--deadline must be a number of seconds, 0 for none (got "Infinity")',
+    )
+  })
+
   test.each([
     [['bogus'], 'unknown command "bogus"'],
     [['--versio'], 'unknown option "--versio"'],
