@@ -1,8 +1,8 @@
 // migrate's deadline against a migration that catches the cancel and goes on: the session is cut off (its backend terminated) and the run still ends, said, rolled back and unlocked.
-import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Migration } from '../../src/db/migrations.ts'
 import { EXIT, exitCodeOf } from '../../src/errors.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { migrateWithin, outcome } from '../support/migrate-outcome.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -11,13 +11,8 @@ import { adminQuery } from '../support/postgres.ts'
 // up to ENDED_WITHIN_MS for migrate, then for the terminated backend to go.
 setDefaultTimeout(60_000)
 
-let t: TestDb
-beforeEach(async () => {
-  t = await createTestDb()
-})
-afterEach(async () => {
-  await t.drop()
-})
+// A database each: the second test applies a migration the first one's list does not know.
+const t = useTestDb({ freshEach: true })
 
 /**
  * A plpgsql loop that catches query_canceled (pg_cancel_backend's): it keeps going for ever, or

@@ -1,6 +1,6 @@
 // migrate's deadline before the migrations: the connect and the own-session check (a LISTEN probe over a second session) end at it too, said.
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { useTestDb } from '../support/db.ts'
 import { migrateWithin, outcome } from '../support/migrate-outcome.ts'
 import { type SilencingProxy, startSilencingProxy } from '../support/silencing-proxy.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
@@ -9,15 +9,14 @@ import { startTransactionPooler } from '../support/transaction-pooler.ts'
 // up to ENDED_WITHIN_MS for migrate.
 setDefaultTimeout(60_000)
 
-let t: TestDb
+// Up to date, and left so by every test: one database for the file, a proxy before it each.
+const t = useTestDb()
 let proxy: SilencingProxy
 beforeEach(async () => {
-  t = await createTestDb()
   proxy = await startSilencingProxy(t.url)
 })
-afterEach(async () => {
+afterEach(() => {
   proxy.close()
-  await t.drop()
 })
 
 const DEADLINE = "migrate's deadline of 3 s (MIGRATE_DEADLINE_SECONDS, or --deadline) passed"

@@ -1,5 +1,5 @@
 // migrate's whole-run deadline (MIGRATE_DEADLINE_SECONDS, --deadline): a wait or a migration's own work past it is stopped, undone or named, and the database and migration it stopped at said.
-import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { systemClock, waitAtMost } from '../../src/clock.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -8,7 +8,7 @@ import { migrateEvery } from '../../src/db/migrate-every.ts'
 import { type Migration, migrations } from '../../src/db/migrations.ts'
 import { EXIT } from '../../src/errors.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
-import { createTestDb, type TestDb } from '../support/db.ts'
+import { createTestDb, useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { holdHandLock } from '../support/hand-lock.ts'
 import { ENDED_WITHIN_MS, migrateWithin, outcome } from '../support/migrate-outcome.ts'
@@ -19,13 +19,7 @@ import { adminQuery } from '../support/postgres.ts'
 setDefaultTimeout(60_000)
 
 // A database each: a migration a test applied is one the next test's binary does not know.
-let t: TestDb
-beforeEach(async () => {
-  t = await createTestDb()
-})
-afterEach(async () => {
-  await t.drop()
-})
+const t = useTestDb({ freshEach: true })
 
 /** How migrate with the migrations and `m` ended, given a deadline of 3 s. */
 const migrateWithin3s = (m: Migration) => outcome(migrateWithin(t.url, [m]))

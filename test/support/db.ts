@@ -1,5 +1,5 @@
-// A fresh database per test file, cloned from the run's migrated template.
-import { afterAll, beforeAll, beforeEach } from 'bun:test'
+// A fresh database per test file (or per test), cloned from the run's migrated template.
+import { afterAll, afterEach, beforeAll, beforeEach } from 'bun:test'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
@@ -49,16 +49,19 @@ export async function createTestDb(): Promise<TestDb> {
 
 /**
  * This test file's database: created before its tests, dropped after them and, with `resetEach`,
- * emptied before each test. The returned handle forwards to it once created (use it inside hooks
- * and tests, not at the file's top level).
+ * emptied before each test; with `freshEach`, one database for each test, created before it and
+ * dropped after it (a migration one test applied is one the next test's migrate does not know). The
+ * returned handle forwards to it once created (use it inside hooks and tests, not at the file's top level).
  */
-export function useTestDb(o: { resetEach?: boolean } = {}): TestDb {
+export function useTestDb(o: { resetEach?: boolean; freshEach?: boolean } = {}): TestDb {
   let current: TestDb | null = null
-  beforeAll(async () => {
+  const [before, after] = o.freshEach ? [beforeEach, afterEach] : [beforeAll, afterAll]
+  before(async () => {
     current = await createTestDb()
   })
-  afterAll(async () => {
+  after(async () => {
     await current?.drop()
+    current = null
   })
   if (o.resetEach) {
     beforeEach(async () => {
