@@ -78,15 +78,13 @@ export function watchDeadline(
     } catch {
       // Unreachable: the reset ends our side all the same, the server's lock_timeout its wait.
     } finally {
-      await waitAtMost(systemClock, other.end(), CANCEL_GRACE_MS).catch(() => resetSocket(other))
+      await waitAtMost(systemClock, other.end(), CANCEL_GRACE_MS).catch(() => resetSession(other))
     }
   }
   if (o.deadline !== null) {
     const cut = () => {
       state.cutOff = true
-      // Idle, a reset session would raise an error event with nobody listening.
-      client.on('error', () => {})
-      resetSocket(client)
+      resetSession(client)
       sent.push(signal('pg_terminate_backend'))
     }
     const reach = () => {
@@ -113,7 +111,9 @@ export function watchDeadline(
 }
 
 /** Ends a session's socket at once: end() only asks the server, which may never answer. */
-function resetSocket(client: pg.Client) {
+export function resetSession(client: pg.Client) {
+  // Idle, a reset session would raise an error event with nobody listening.
+  client.on('error', () => {})
   const stream = (client as unknown as { connection?: { stream?: Partial<Socket> } }).connection
     ?.stream
   if (stream?.resetAndDestroy) stream.resetAndDestroy()

@@ -2,7 +2,13 @@
 import { type Clock, systemClock, waitAtMost } from '../clock.ts'
 import { isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import { leftOf, type MigrateDeadline, watchDeadline, withinDeadline } from './migrate-deadline.ts'
+import {
+  leftOf,
+  type MigrateDeadline,
+  resetSession,
+  watchDeadline,
+  withinDeadline,
+} from './migrate-deadline.ts'
 import { type StopPoint, stoppedAtDeadline } from './migrate-stopped.ts'
 import { applyWithRetries } from './migration-apply.ts'
 import {
@@ -114,14 +120,14 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     await watch.stop()
     // A session cut off at the deadline is gone, its lock with it; its end may never be answered.
     if (watch.cutOff) await waitAtMost(systemClock, client.end(), 1_000).catch(() => {})
-    else {
+    else if (watch.reached) {
+      // Past the deadline, a session gone silent since its cancel (a partition) is not waited on:
+      // the lock's release and the end are bounded, then the socket reset, whose end frees the lock.
+      if (locked) await waitAtMost(systemClock, releaseMigrationLock(client), 2_000).catch(() => {})
+      await waitAtMost(systemClock, client.end(), 1_000).catch(() => resetSession(client))
+    } else {
       try {
-        // Past the deadline a second cancel may still land here: the session's end frees the lock.
-        if (locked) {
-          await releaseMigrationLock(client).catch((e: unknown) => {
-            if (!watch.reached) throw e
-          })
-        }
+        if (locked) await releaseMigrationLock(client)
       } finally {
         await client.end()
       }

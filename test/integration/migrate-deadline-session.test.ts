@@ -57,3 +57,18 @@ test('a database that accepts the connection and never answers: the connect ends
     message: expect.stringContaining(`${DEADLINE} while connecting: nothing was done to it`),
   })
 })
+
+test('a session that goes silent once the deadline stopped its migration: migrate still ends, the migration named as rolled back', async () => {
+  // The cancel ends the sleep; then the read of the sessions in the way (only it aggregates locks
+  // with array_agg(format(…))) goes unanswered, as after a network partition. The read gives up;
+  // giving the migration lock back and ending the session must not wait for ever either.
+  proxy.silenceOnceAt('array_agg(format(')
+  const m = { version: 1107, name: '1107_long_work', sql: 'select pg_sleep(600);' }
+  const stopped = await outcome(migrateWithin(proxy.url, [m]))
+  expect(stopped).toEqual({
+    code: 'migration_deadline',
+    message: expect.stringContaining(
+      `${DEADLINE} during migration 1107_long_work, which was rolled back: nothing of it is applied`,
+    ),
+  })
+})
