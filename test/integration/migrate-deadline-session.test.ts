@@ -1,4 +1,4 @@
-// migrate's deadline before the migrations: the connect and the own-session check (a LISTEN probe over a second session) end at it too, said.
+// migrate's deadline where a session stops answering (the connect, the own-session check's second session, migrate's own once its migration was cancelled): the run still ends at it, saying where.
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
 import { migrateWithin, outcome } from '../support/migrate-outcome.ts'
