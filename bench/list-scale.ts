@@ -106,6 +106,19 @@ const SHAPES: [string, OutboxFilter][] = [
     },
   ],
   ['sent one day', { sentFrom: '2030-01-15T00:00:00Z', sentTo: '2030-01-16T00:00:00Z' }],
+  [
+    'created one day failed',
+    { createdFrom: '2030-01-15T00:00:00Z', createdTo: '2030-01-16T00:00:00Z', status: ['failed'] },
+  ],
+  [
+    'created one day failed,cancelled',
+    {
+      createdFrom: '2030-01-15T00:00:00Z',
+      createdTo: '2030-01-16T00:00:00Z',
+      status: ['failed', 'cancelled'],
+    },
+  ],
+  ['failed lastErrorCode=throttled', { status: ['failed'], lastErrorCode: 'throttled' }],
 ]
 
 const cluster = await startBenchCluster()

@@ -4,6 +4,7 @@ import { type Clock, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import { candidateIds } from './candidate-ids.ts'
 import { parseJsonExactly } from './exact-json.ts'
+import { failedRun, walksFailedRun } from './failed-walk.ts'
 import { leaseOwnerName, summarySelection } from './lease-owner-name.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import {
@@ -57,7 +58,9 @@ interface ListResult {
  * does a page whose pending rows neither the look past its cursor nor a sort of the few pending
  * rows finds (pending-near.ts): under a million pending rows, pending in a day's window read
  * 465,281-501,640 rows (0.3-0.9 s), pending and failed oldest first from 1,050 sent rows sorted
- * every pending id (0.24-0.6 s; round 40, bench/list-scale.ts).
+ * every pending id (0.24-0.6 s; round 40, bench/list-scale.ts). Failed and cancelled rows narrowed
+ * by a window or lastErrorCode are looked for among a bounded run of them past the cursor
+ * (failed-walk.ts): a day's window far from it read 10,082 of 20,000 failed rows (49 ms, round 42).
  */
 export async function listOutbox(
   db: Kysely<Database>,
@@ -90,7 +93,8 @@ export async function listOutbox(
   const matched = rows.filter((r) => r.id !== null)
   const more = matched.length > page.limit
   const items = matched.slice(0, page.limit).map(toOutboxSummary)
-  return { items, next: more ? (items.at(-1)?.id ?? null) : null }
+  const walkedTo = rows[0]?.walked_to ?? null
+  return { items, next: more ? (items.at(-1)?.id ?? null) : walkedTo && String(walkedTo) }
 }
 
 /**
@@ -124,8 +128,14 @@ export function looksForPending(filter: OutboxFilter, scopeTenant: string | null
   return [createdFrom, createdTo, sentFrom, sentTo, lastErrorCode].some((v) => v !== undefined)
 }
 
-/** A page's row (all null when the page is empty) beside whether its pending rows are left to a span. */
-export type ListRow = Parameters<typeof toOutboxSummary>[0] & { pending_unresolved: boolean }
+/**
+ * A page's row (all null when the page is empty) beside whether its pending rows are left to a span
+ * and where its run of failed and cancelled rows ended (failed-walk.ts; null: no run, or no end).
+ */
+export type ListRow = Parameters<typeof toOutboxSummary>[0] & {
+  pending_unresolved: boolean
+  walked_to: string | null
+}
 
 /**
  * listOutbox's statement for a filter an index serves (walksPrimaryKey false; bench/template-filter.ts
@@ -140,32 +150,42 @@ export function listStatement(
 ): RawBuilder<ListRow> | null {
   const after = page.after
   const direction = page.order === 'oldest' ? 'asc' : 'desc'
-  const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+  const range = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([
-      matchOutbox(eb, filter, scopeTenant),
       ...(after === undefined ? [] : [eb('id', direction === 'asc' ? '>' : '<', after)]),
       ...(page.through === undefined ? [] : [eb('id', '<=', page.through)]),
     ])
+  const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    eb.and([matchOutbox(eb, filter, scopeTenant), range(eb)])
   let query = db.selectFrom('mailer.email_outbox').select(summarySelection('mailer.email_outbox'))
   const several = (filter.status?.length ?? 0) > 1
   const look = looksForPending(filter, scopeTenant)
     ? pendingLook(db, where, page.limit + 1, direction, after, page.spanRows ?? SPAN_ROWS)
     : undefined
+  const run = walksFailedRun(filter)
+    ? failedRun(db, filter, scopeTenant, range, page.limit + 1, direction)
+    : undefined
+  // The pending look is left unbounded by the run: it decides alone whether the page walks a span.
+  const bounded = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    run ? eb.and([where(eb), run.within(eb)]) : where(eb)
   if (filter.correlationId === undefined && filter.template === undefined && !several && !look) {
-    query = query.where(where)
+    query = query.where(bounded)
   } else {
     const statuses = filter.status ?? OUTBOX_STATUSES
-    const ids = candidateIds(db, statuses, where, page.limit + 1, direction, look?.branch)
+    const ids = candidateIds(db, statuses, bounded, page.limit + 1, direction, look?.branch)
     if (!ids) return null
     // As an array, the ids are fetched through email_outbox_pkey whatever the planner guesses of
     // the near look's count: as `id in (…)` it hashed them against a sequential scan of the table.
     query = query.where(look ? sql<boolean>`id = any(array(${ids}))` : sql<boolean>`id in (${ids})`)
+    if (run) query = query.where(run.within)
   }
   const paged = query.orderBy('id', direction).limit(page.limit + 1)
-  // One row even for an empty page, to carry pending_unresolved.
-  return sql<ListRow>`${look ? sql`with ${look.ctes} ` : sql``}
-    select page.*, gate.pending_unresolved
-      from (select ${look?.unresolved ?? sql<boolean>`false`} as pending_unresolved) gate
+  const ctes = [...(look ? [look.ctes] : []), ...(run ? [run.cte] : [])]
+  // One row even for an empty page, to carry pending_unresolved and walked_to.
+  return sql<ListRow>`${ctes.length > 0 ? sql`with ${sql.join(ctes)} ` : sql``}
+    select page.*, gate.pending_unresolved, gate.walked_to
+      from (select ${look?.unresolved ?? sql<boolean>`false`} as pending_unresolved,
+                   ${run?.walkedTo ?? sql`null::bigint`} as walked_to) gate
       left join lateral ${paged} page on true
      order by page.id ${sql.raw(direction)}`
 }
