@@ -74,6 +74,9 @@ async function backlog(probe: Probe) {
   )
 }
 
+/** The window of a day's shapes: ids 465,000-498,000 of the million. */
+const DAY = { createdFrom: '2030-01-15T00:00:00Z', createdTo: '2030-01-16T00:00:00Z' }
+
 const SHAPES: [string, OutboxFilter][] = [
   ['(none)', {}],
   ['pending', { status: ['pending'] }],
@@ -106,18 +109,8 @@ const SHAPES: [string, OutboxFilter][] = [
     },
   ],
   ['sent one day', { sentFrom: '2030-01-15T00:00:00Z', sentTo: '2030-01-16T00:00:00Z' }],
-  [
-    'created one day failed',
-    { createdFrom: '2030-01-15T00:00:00Z', createdTo: '2030-01-16T00:00:00Z', status: ['failed'] },
-  ],
-  [
-    'created one day failed,cancelled',
-    {
-      createdFrom: '2030-01-15T00:00:00Z',
-      createdTo: '2030-01-16T00:00:00Z',
-      status: ['failed', 'cancelled'],
-    },
-  ],
+  ['created one day failed', { ...DAY, status: ['failed'] }],
+  ['created one day failed,cancelled', { ...DAY, status: ['failed', 'cancelled'] }],
   ['failed lastErrorCode=throttled', { status: ['failed'], lastErrorCode: 'throttled' }],
 ]
 

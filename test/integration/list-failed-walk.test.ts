@@ -1,12 +1,13 @@
 // A list page of failed or cancelled rows narrowed by a window or lastErrorCode reads a bounded run of their index past its cursor, never every failed row.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import type { Kysely, Transaction } from 'kysely'
+import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
 import { type ListOrder, listOutbox } from '../../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../../src/outbox/outbox-filter.ts'
 import { useTestDb } from '../support/db.ts'
+import { allPages, scanIds } from '../support/list-all-pages.ts'
 import { outboxReadsOf } from '../support/outbox-reads.ts'
-import { insertRowsInStates } from '../support/rows-in-states.ts'
+import { insertRowsInStates, updateFlushed } from '../support/rows-in-states.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -24,14 +25,12 @@ beforeAll(async () => {
        from generate_series(1, 6000) g`,
     's.k',
   )
-  await t.pool.query(
-    `begin;
-     set local synchronous_commit = on;
-     update mailer.email_outbox
+  await updateFlushed(
+    t.pool,
+    `update mailer.email_outbox
         set created_at = timestamptz '2030-01-01' + id * interval '1 minute',
             last_error_code = case when status <> 'failed' then null
-                                   when id in (2950, 3000, 3050) then 'rare' else 'graph_rejected' end;
-     commit`,
+                                   when id in (2950, 3000, 3050) then 'rare' else 'graph_rejected' end`,
   )
   await t.pool.query('vacuum (analyze) mailer.email_outbox')
 })
@@ -80,39 +79,14 @@ const SHAPES: [string, OutboxFilter, string | null, string][] = [
   ],
 ]
 
-async function truth(where: string, order: ListOrder): Promise<string[]> {
-  const { rows } = await t.pool.query<{ id: string }>(
-    `select id from mailer.email_outbox where ${where} order by id ${order === 'oldest' ? 'asc' : 'desc'}`,
-  )
-  return rows.map((r) => String(r.id))
-}
-
-/** Every page of `f` in `order`: the ids in the order the pages gave them. */
-async function walk(
-  db: Kysely<Database>,
-  f: OutboxFilter,
-  scope: string | null,
-  o: { order: ListOrder; limit: number },
-): Promise<string[]> {
-  const ids: string[] = []
-  let after: string | undefined
-  for (let pages = 0; pages < 1000; pages++) {
-    const page = await listOutbox(db, f, { ...o, after }, scope)
-    ids.push(...page.items.map((i) => i.id))
-    if (page.next === null) return ids
-    after = page.next
-  }
-  throw new Error('the cursor never ended')
-}
-
 describe.each(SHAPES)('%s', (_label, f, scope, where) => {
   test.each(['newest', 'oldest'] as const)(
     'lists what a scan finds, in order, none twice, page by page, order=%s',
     async (order) => {
-      const all = await truth(where, order)
+      const all = await scanIds(t.pool, where, order)
       expect(all.length).toBeGreaterThan(0)
       for (const limit of [3, 50]) {
-        const ids = await walk(t.db, f, scope, { order, limit })
+        const ids = await allPages(t.db, f, limit, scope, { order })
         expect({ limit, ids }).toEqual({ limit, ids: all })
       }
     },

@@ -1,10 +1,11 @@
 // A list page of pending rows narrowed by a column no index holds, or of several statuses, reads one span under a backlog, never every pending row.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import type { Kysely, Transaction } from 'kysely'
+import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
 import { type ListOrder, listOutbox } from '../../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../../src/outbox/outbox-filter.ts'
 import { useTestDb } from '../support/db.ts'
+import { allPages, scanIds } from '../support/list-all-pages.ts'
 import { outboxReadsOf } from '../support/outbox-reads.ts'
 import { insertRowsInStates } from '../support/rows-in-states.ts'
 
@@ -74,40 +75,15 @@ const SHAPES: [string, OutboxFilter, string | null, string, number[]?][] = [
   ],
 ]
 
-async function truth(where: string, order: ListOrder): Promise<string[]> {
-  const { rows } = await t.pool.query<{ id: string }>(
-    `select id from mailer.email_outbox where ${where} order by id ${order === 'oldest' ? 'asc' : 'desc'}`,
-  )
-  return rows.map((r) => String(r.id))
-}
-
-/** Every page of `f` in `order`: the ids in the order the pages gave them. */
-async function walk(
-  db: Kysely<Database>,
-  f: OutboxFilter,
-  scope: string | null,
-  o: { order: ListOrder; limit: number; spanRows: number },
-): Promise<string[]> {
-  const ids: string[] = []
-  let after: string | undefined
-  for (let pages = 0; pages < 1000; pages++) {
-    const page = await listOutbox(db, f, { ...o, after }, scope)
-    ids.push(...page.items.map((i) => i.id))
-    if (page.next === null) return ids
-    after = page.next
-  }
-  throw new Error('the cursor never ended')
-}
-
 describe.each(SHAPES)('%s', (_label, f, scope, where, limits = [3, 50]) => {
   test.each(['newest', 'oldest'] as const)(
     'lists what a scan finds, in order, none twice, page by page, walking spans or sorting the pending rows, order=%s',
     async (order) => {
-      const all = await truth(where, order)
+      const all = await scanIds(t.pool, where, order)
       // SPAN: more rows pending than a span, so spans are walked; 10,000: few, so sorted.
       for (const spanRows of [SPAN, 10_000]) {
         for (const limit of limits) {
-          const ids = await walk(t.db, f, scope, { order, limit, spanRows })
+          const ids = await allPages(t.db, f, limit, scope, { order, spanRows })
           expect({ spanRows, limit, ids }).toEqual({ spanRows, limit, ids: all })
         }
       }

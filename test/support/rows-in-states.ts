@@ -28,3 +28,8 @@ export async function insertRowsInStates(pool: pg.Pool, rows: string, orderBy: s
   )
   await vacuumAllVisible(pool)
 }
+
+/** Runs `update` (one statement) committed with its WAL flushed, as insertRowsInStates commits. */
+export async function updateFlushed(pool: pg.Pool, update: string) {
+  await pool.query(`begin; set local synchronous_commit = on; ${update}; commit`)
+}
