@@ -112,6 +112,9 @@ const SHAPES: [string, OutboxFilter][] = [
   ['created one day failed', { ...DAY, status: ['failed'] }],
   ['created one day failed,cancelled', { ...DAY, status: ['failed', 'cancelled'] }],
   ['failed lastErrorCode=throttled', { status: ['failed'], lastErrorCode: 'throttled' }],
+  ['sent,failed', { status: ['sent', 'failed'] }],
+  ['sent,pending', { status: ['sent', 'pending'] }],
+  ['created one day sent,failed', { ...DAY, status: ['sent', 'failed'] }],
 ]
 
 const cluster = await startBenchCluster()

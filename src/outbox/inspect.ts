@@ -99,8 +99,8 @@ export async function listOutbox(
 
 /**
  * Whether a page walks the primary key and filters it (spanPageStatement, not listStatement): no
- * filter, or one no index serves (tenant, a time window, lastErrorCode, status=sent, which has no
- * index). Such a page reads one span of SPAN_ROWS rows at most, so it may come back short, even
+ * filter, or one no index serves (tenant, a time window, lastErrorCode, status=sent, alone or
+ * with others, which has no index). Such a page reads one span of SPAN_ROWS rows at most, so it may come back short, even
  * empty, with a cursor. A pending, sending, failed or cancelled status, several statuses, a correlation id, a template,
  * a dedupe key or ids read their rows through an index and fill their page (pending ones unless
  * pending-near.ts leaves them to a span).
@@ -108,8 +108,10 @@ export async function listOutbox(
 export function walksPrimaryKey(filter: OutboxFilter): boolean {
   if (filter.correlationId !== undefined || filter.template !== undefined) return false
   if (filter.dedupeKey !== undefined || filter.ids !== undefined) return false
+  // Sent among other statuses too: candidateIds's sent branch walked the primary key filtered by
+  // status until it had a page, every pending row above the sent ones under a backlog.
   const statuses = filter.status
-  return statuses === undefined || (statuses.length === 1 && statuses[0] === 'sent')
+  return statuses === undefined || statuses.includes('sent')
 }
 
 /**

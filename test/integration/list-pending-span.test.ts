@@ -1,4 +1,4 @@
-// A list page of pending rows narrowed by a column no index holds, or of several statuses, reads one span under a backlog, never every pending row.
+// A list page of pending rows narrowed by a column no index holds, or of several statuses (sent among them), reads one span under a backlog, never every pending row.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transaction } from 'kysely'
 import type { Database } from '../../src/db/schema.ts'
@@ -72,6 +72,14 @@ const SHAPES: [string, OutboxFilter, string | null, string, number[]?][] = [
     { status: ['failed', 'pending'], ...WINDOW },
     null,
     `status in ('pending', 'failed') and ${IN_WINDOW}`,
+  ],
+  // Sent among others: a span, as sent alone (walksPrimaryKey), not the primary key to a page.
+  ['sent and failed', { status: ['sent', 'failed'] }, null, `status in ('sent', 'failed')`],
+  [
+    'sent and failed in a window',
+    { status: ['failed', 'sent'], ...WINDOW },
+    null,
+    `status in ('sent', 'failed') and ${IN_WINDOW}`,
   ],
 ]
 
