@@ -146,7 +146,7 @@ export function judge(
   if (p && p.overdueLeases > 0) {
     raise(
       'attention',
-      `${p.overdueLeases} claimed row(s) whose lease ended over ${t.leaseSeconds} s ago and that no worker took back: is any worker running?`,
+      `${p.overdueLeases} claimed row(s) whose lease ended over ${Math.round(p.overdueAfterSeconds)} s ago and that no worker took back: is any worker running?`,
     )
   }
   if (p && age !== null && p.liveWorkers === 0) {

@@ -33,3 +33,45 @@ test('a worker of a longer LEASE_SECONDS than status’s, idle between two beats
   const older = await live()
   expect({ long, short, older }).toEqual({ long: 1, short: 0, older: 1 })
 })
+
+/** A row `sending` whose lease (held by `owner`) ended `endedSeconds` ago. */
+async function claimEnded(owner: string, endedSeconds: number) {
+  await t.pool.query(
+    `insert into mailer.email_outbox (message, status, attempts, lease_owner, lease_token, lease_expires_at)
+     values ('{"to":["a@example.com"],"subject":"s","text":"t"}', 'sending', 1, $1, gen_random_uuid(),
+             now() - make_interval(secs => $2))`,
+    [owner, endedSeconds],
+  )
+}
+
+/** Overdue leases as status reads them with LEASE_SECONDS 60; the rows and entries are then removed. */
+async function overdue(): Promise<number> {
+  const p = await workerPresence(t.db, { liveSeconds: 120, overdueSeconds: 60 })
+  await t.pool.query('delete from mailer.email_outbox; delete from mailer.workers')
+  return p.overdueLeases
+}
+
+test('a lease ended within the reclaim period of the live workers (their own LEASE_SECONDS) is not overdue; past it, or with none live past status’s, it is', async () => {
+  // A rolling deploy: the old worker (LEASE_SECONDS 30) is gone, the new one (600) reclaims once per 600 s.
+  await entry('new', 600, 10)
+  await claimEnded('old', 100)
+  const longLive = await overdue()
+  await entry('new', 600, 10)
+  await claimEnded('old', 700)
+  const pastLongest = await overdue()
+  await entry('short', 30, 5)
+  await claimEnded('old', 45)
+  const pastShort = await overdue()
+  await entry('older', null, 5)
+  await claimEnded('old', 100)
+  const olderLive = await overdue()
+  await claimEnded('old', 100)
+  const noneLive = await overdue()
+  expect({ longLive, pastLongest, pastShort, olderLive, noneLive }).toEqual({
+    longLive: 0,
+    pastLongest: 1,
+    pastShort: 1,
+    olderLive: 1,
+    noneLive: 1,
+  })
+})
