@@ -81,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
       requireDatabase: command !== 'send-test',
       role: command === 'migrate' || command === 'status' ? 'api' : role,
       servesApi: command === 'serve',
+      holdsLeases: command !== 'send-test',
     })
   } catch (e) {
     console.error(describeError(e))

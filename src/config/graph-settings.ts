@@ -23,11 +23,14 @@ export interface GraphConfig {
 const truthy = (v: string | undefined, fallback: boolean) =>
   v === undefined ? fallback : v === 'true' || v === '1'
 
-/** The settings of a process that sends through Graph, and every problem with them. */
+/**
+ * The settings of a process that sends through Graph, and every problem with them; `leaseSeconds`
+ * null for one that holds no lease (send-test), whose requests no lease bounds.
+ */
 export function graphSettings(
   e: EnvValues,
   ok: Accepted,
-  leaseSeconds: number,
+  leaseSeconds: number | null,
 ): { graph: GraphConfig; problems: string[] } {
   const problems: string[] = []
   const requestTimeoutSeconds = e.GRAPH_REQUEST_TIMEOUT_SECONDS ?? 30
@@ -41,7 +44,8 @@ export function graphSettings(
   required('GRAPH_CLIENT_ID')
   required('MAIL_FROM')
   // Only a Graph request can outlive its lease; the file and discard transports make none.
-  const timeout = requestTimeoutProblem(e, ok, leaseSeconds, requestTimeoutSeconds)
+  const timeout =
+    leaseSeconds === null ? null : requestTimeoutProblem(e, ok, leaseSeconds, requestTimeoutSeconds)
   if (timeout) problems.push(timeout)
   if (ok('GRAPH_API_URL') && !namesGraphVersion(e.GRAPH_API_URL)) {
     problems.push(

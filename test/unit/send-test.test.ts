@@ -2,10 +2,11 @@
 import { afterEach, expect, setDefaultTimeout, spyOn, test } from 'bun:test'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { loadConfig } from '../../src/config.ts'
 import { silentLogger } from '../../src/log.ts'
 import { sendTest } from '../../src/send-test.ts'
+import { runBinary } from '../support/binary.ts'
 import { graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -186,4 +187,39 @@ test('with MAIL_FROM_ALLOWED set, a --from it does not list is refused naming th
   // As the engine sends a row naming no sender: from MAIL_FROM, which the list need not hold.
   expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(0)
   expect(await readdir(dir)).toHaveLength(2)
+})
+
+test('send-test holds no lease and never heartbeats: the lease-timing rules do not refuse it (check-config still names them)', async () => {
+  const main = resolve(import.meta.dir, '../../src/main.ts')
+  const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: ['outbox@example.com'] })
+  try {
+    const env = {
+      PATH: process.env.PATH ?? '',
+      ...graphEnvFor(fake),
+      GRAPH_CLIENT_SECRET: 'right',
+      MAIL_FROM: 'outbox@example.com',
+      // Past half the lease, and past LEASE_SECONDS minus the timeout minus 2.
+      HEARTBEAT_SECONDS: '40',
+      GRAPH_REQUEST_TIMEOUT_SECONDS: '20',
+    }
+    const sent = await runBinary(
+      process.execPath,
+      [main, 'send-test', '--to', 'me@example.com'],
+      env,
+    )
+    const timeout = await runBinary(
+      process.execPath,
+      [main, 'send-test', '--to', 'me@example.com'],
+      { ...env, HEARTBEAT_SECONDS: '10', GRAPH_REQUEST_TIMEOUT_SECONDS: '40' },
+    )
+    expect([sent.code, sent.stderr, timeout.code, timeout.stderr]).toEqual([0, '', 0, ''])
+    expect(fake.accepted).toHaveLength(2)
+    const checked = await runBinary(process.execPath, [main, 'check-config'], env)
+    expect([checked.code, checked.stderr]).toEqual([
+      2,
+      expect.stringContaining('problem: HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS'),
+    ])
+  } finally {
+    await fake.stop()
+  }
 })
