@@ -36,7 +36,25 @@ export function heartbeatSetting(
     timeoutSeconds * 2 <= leaseSeconds &&
     longest * 2 < leaseSeconds &&
     ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS', 'GRAPH_REQUEST_TIMEOUT_SECONDS')
-  if (!timed && heartbeatSeconds * 2 > leaseSeconds && ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS')) {
+  // A timeout itself refused (past half the lease) is named by requestTimeoutProblem. A heartbeat
+  // past half the lease cannot be held to it, but no timeout accepted lets the heartbeat be more
+  // than LEASE_SECONDS minus half of it minus 2: that is named in the same run, or a user who set
+  // half for each was refused again, for the heartbeat. Within half, a timeout exists that keeps it.
+  const timeoutRefused =
+    timeoutSeconds !== null &&
+    timeoutSeconds * 2 > leaseSeconds &&
+    ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS', 'GRAPH_REQUEST_TIMEOUT_SECONDS')
+  if (timeoutRefused && heartbeatSeconds * 2 > leaseSeconds) {
+    const most = Math.floor(leaseSeconds / 2)
+    const beside = leaseSeconds - most - slack
+    problems.push(
+      `HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS, and at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus ${slack} (${Math.max(0, beside)} with ${leaseSeconds} and the most GRAPH_REQUEST_TIMEOUT_SECONDS may be, ${most}; ${heartbeatSeconds} set); ${waysOut(leaseSeconds, timeoutSeconds, heartbeatSeconds, Math.max(0, beside), slack)}`,
+    )
+  } else if (
+    !timed &&
+    heartbeatSeconds * 2 > leaseSeconds &&
+    ok('LEASE_SECONDS', 'HEARTBEAT_SECONDS')
+  ) {
     problems.push('HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS')
   } else if (
     longest !== null &&
@@ -96,7 +114,8 @@ function waysOut(
   if (heartbeat * 2 <= lease && timeoutAtMost >= 1) {
     ways.push(`GRAPH_REQUEST_TIMEOUT_SECONDS to ${timeoutAtMost} or less`)
   }
-  const leaseAtLeast = Math.max(heartbeat + timeout + slack, heartbeat * 2)
+  // Twice the timeout too: a timeout itself refused (past half the lease) is then taken as well.
+  const leaseAtLeast = Math.max(heartbeat + timeout + slack, heartbeat * 2, timeout * 2)
   if (leaseAtLeast <= LONGEST_LEASE_SECONDS) ways.push(`LEASE_SECONDS to ${leaseAtLeast} or more`)
   const last = ways.pop()
   return ways.length === 0 ? `${last}` : `${ways.join(', ')}, or ${last}`

@@ -508,6 +508,22 @@ describe('loadConfig', () => {
     expect(
       configProblems({ ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '29', HEARTBEAT_SECONDS: '29' }),
     ).toEqual([])
+    // A heartbeat past half the lease beside a refused timeout is judged against the most the timeout
+    // may be (no timeout accepted lets it be more): told only half, a user who set the heartbeat to
+    // half and the timeout to the most it may be was refused again, for the heartbeat.
+    const pastBoth = { ...secret, GRAPH_REQUEST_TIMEOUT_SECONDS: '40', HEARTBEAT_SECONDS: '40' }
+    expect(configProblems(pastBoth)).toEqual([
+      'GRAPH_REQUEST_TIMEOUT_SECONDS: must be at most half of LEASE_SECONDS (30 with 60; 40 set)',
+      'HEARTBEAT_SECONDS: must be at most half of LEASE_SECONDS, and at most LEASE_SECONDS minus GRAPH_REQUEST_TIMEOUT_SECONDS minus 2 (28 with 60 and the most GRAPH_REQUEST_TIMEOUT_SECONDS may be, 30; 40 set); set HEARTBEAT_SECONDS to 28 or less (or leave it unset), or LEASE_SECONDS to 82 or more',
+    ])
+    // Each way out it names ends the refusals in one step.
+    for (const env of [
+      { HEARTBEAT_SECONDS: '28', GRAPH_REQUEST_TIMEOUT_SECONDS: '30' },
+      { GRAPH_REQUEST_TIMEOUT_SECONDS: '30', HEARTBEAT_SECONDS: undefined },
+      { LEASE_SECONDS: '82' },
+    ]) {
+      expect(configProblems({ ...pastBoth, ...env })).toEqual([])
+    }
     // loadConfig judges which credential variables are set, not their PEM (graph-credential.ts
     // reads that at start): placeholders, no key material in the repository.
     const cert = 'certificate-pem'
