@@ -21,6 +21,8 @@ export interface LeaseDeadlines {
   isLost(lease: Lease): boolean
   /** Still surely held, with `marginMs` to spare for the send itself. */
   holds(lease: Lease): boolean
+  /** Surely not ended yet in the database (no margin): not held only for want of time to send. */
+  live(lease: Lease): boolean
 }
 
 /**
@@ -69,5 +71,6 @@ export function createLeaseDeadlines(
     isLost: (lease) => until.get(lease) === Number.NEGATIVE_INFINITY,
     holds: (lease) =>
       monotonicNow(clock) < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs,
+    live: (lease) => monotonicNow(clock) < (until.get(lease) ?? Number.NEGATIVE_INFINITY),
   }
 }

@@ -90,8 +90,10 @@ export async function recordOutcome(
   } else {
     // A lease a heartbeat found lost was counted then: its row may still settle after (a send
     // under way, a mailbox pause, a lookup), and must not count it again.
-    if (d.deadlines?.isLost(lease) !== true)
-      d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: lease.id, during: 'settle' })
+    if (d.deadlines?.isLost(lease) !== true) {
+      const during = s.kind === 'released' && s.unconfirmed ? 'start' : 'settle'
+      d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: lease.id, during })
+    }
     d.log.warn('lease lost before the outcome was recorded', {
       db: d.dbName,
       outboxId: lease.id,

@@ -38,7 +38,7 @@ export async function sendInSlot(
   if (d.deadlines && !d.deadlines.holds(r.lease)) {
     d.slots.release()
     afterSend?.()
-    return giveUpUnsent(d, r, finish)
+    return giveUpUnsent(d, r, finish, 'unconfirmed')
   }
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
   let late = false
@@ -90,7 +90,7 @@ export async function sendInSlot(
     afterSend?.()
   }
   if (turnedAway) return turnedAway()
-  if (late) return giveUpUnsent(d, r, finish)
+  if (late) return giveUpUnsent(d, r, finish, 'unconfirmed')
   if (result) await finish(r.lease, result.settlement, result.extra)
 }
 
@@ -101,13 +101,34 @@ function pastDeadline(d: DeliveryDeps, askedAt: number): boolean {
 
 /**
  * A row whose lease may have ended before its send (this process's deadline passed, before or
- * during the last check, or the check refused it): it is not sent, and it is counted as lost once.
+ * during the last check: `unconfirmed`; or the check refused it: `refused`): it is not sent, and
+ * counted as lost once. Its deadline passes with the lease surely not ended (`live`) when a
+ * heartbeat's answer is late (a slow database: it extended the lease, past HEARTBEAT_ANSWER_MS):
+ * such a row is counted lost only if its release finds it taken (lease-outcome.ts).
  */
-async function giveUpUnsent(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
+async function giveUpUnsent(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+  why: 'unconfirmed' | 'refused',
+): Promise<void> {
   if (d.deadlines?.isLost(r.lease)) {
     // Counted when the heartbeat found it lost.
     d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
     d.done(r.lease)
+    return
+  }
+  if (why === 'unconfirmed' && d.deadlines?.live(r.lease)) {
+    // Surely still ours unless another claim took it meanwhile: handed back uncounted, fenced by
+    // its token, so such a row is left alone (and counted then).
+    d.log.warn(
+      'lease not confirmed with time for the send (heartbeats slow or failing); not sending',
+      {
+        db: d.dbName,
+        outboxId: r.lease.id,
+      },
+    )
+    await finish(r.lease, { kind: 'released', unconfirmed: true })
     return
   }
   d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
@@ -191,5 +212,5 @@ async function checkBeforeSend(
   }
   // Refused: another claim took the row, or its lease ended before the check and no reclaim
   // took it yet (mailer.start_sends refuses an ended lease); the latter goes back uncounted.
-  return () => giveUpUnsent(d, r, finish)
+  return () => giveUpUnsent(d, r, finish, 'refused')
 }

@@ -25,8 +25,13 @@ export type Settlement =
       /** The send may have reached the provider (aborted mid-send): the next attempt must resolve it. */
       ambiguous: boolean
     }
-  /** Never started (e.g. shutdown before the send): back to pending, the attempt not counted. */
-  | { kind: 'released' }
+  /**
+   * Never started (e.g. shutdown before the send): back to pending, the attempt not counted.
+   * `unconfirmed`: given back before its send because this process could not count on the lease
+   * with the send's margin (its heartbeat's answer late or missing): a lost lease only if the
+   * release finds the row taken.
+   */
+  | { kind: 'released'; unconfirmed?: true }
 
 /**
  * The settlement of a lease claimed past its row's expiresAt (`Lease.expired`), let through only to

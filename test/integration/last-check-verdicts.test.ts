@@ -120,3 +120,37 @@ test('a row the claim recorded as started is not sent once its lease may have en
     send_started_at: null,
   })
 })
+
+test('a row given back only because its heartbeat had not answered yet (a slow database) is no lost lease; one another claim took meanwhile is, once', async () => {
+  const held = await enqueue(t)
+  const taken = await enqueue(t)
+  const { leases } = await claimBatch(t.db, {
+    limit: 2,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: true,
+  })
+  // The heartbeat sent at 1,000,000 extended both leases in the database, but its answer has not
+  // come (over the 1 s the configuration allows it): this process cannot count on them with a margin.
+  let mono = 1_000_000
+  const clock = { ...systemClock, monotonic: () => mono }
+  const deadlines = createLeaseDeadlines(clock, 30_000)
+  deadlines.confirm(leases, mono)
+  mono += 29_000
+  await t.pool.query(
+    'update mailer.email_outbox set lease_token = gen_random_uuid() where id = $1',
+    [taken],
+  )
+  const events: EngineEvent[] = []
+  const sender = createFakeSender()
+  await deliverBatch(
+    deliveryDeps(t.db, { sender, clock, deadlines, onEvent: (e) => events.push(e) }),
+    leases,
+  )
+  expect(sender.calls).toEqual([])
+  expect(events.filter((e) => e.type === 'lease_lost')).toEqual([
+    { type: 'lease_lost', db: 'test', id: taken, during: 'start' },
+  ])
+  expect(await rowOf(t, held)).toMatchObject({ status: 'pending', attempts: 0 })
+})
