@@ -18,6 +18,16 @@ setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
 
+/** Claims up to `limit` rows as worker w1, for 30 s, recording as started those with no expiry. */
+const claimStarted = (limit: number) =>
+  claimBatch(t.db, {
+    limit,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: true,
+  })
+
 test('of five rows checked in their send slots, only the one the check starts is sent', async () => {
   // Each with an expiry, so the claim leaves its last check to its slot (sql/0017).
   const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
@@ -26,13 +36,7 @@ test('of five rows checked in their send slots, only the one the check starts is
   const cancelled = await enqueue(t, undefined, inOneHour)
   const busy = await enqueue(t, undefined, inOneHour)
   const lost = await enqueue(t, undefined, inOneHour)
-  const { leases } = await claimBatch(t.db, {
-    limit: 5,
-    workerId: 'w1',
-    leaseSeconds: 30,
-    defaultMaxAttempts: 3,
-    markStarted: true,
-  })
+  const { leases } = await claimStarted(5)
   expect(leases.map((l) => l.started)).toEqual([false, false, false, false, false])
   // Between the claim and the check: its expiresAt passes, a cancel is accepted, an application
   // takes the row, another worker reclaims and claims the row.
@@ -96,13 +100,7 @@ test('of five rows checked in their send slots, only the one the check starts is
 
 test('a row the claim recorded as started is not sent once its lease may have ended: its deadline is its only check', async () => {
   const id = await enqueue(t)
-  const { leases } = await claimBatch(t.db, {
-    limit: 1,
-    workerId: 'w1',
-    leaseSeconds: 30,
-    defaultMaxAttempts: 3,
-    markStarted: true,
-  })
+  const { leases } = await claimStarted(1)
   expect(leases[0]!.started).toBe(true)
   // It waited in the local queue (its heartbeats failing) for 29 s of a 30 s lease.
   let mono = 1_000_000
@@ -124,13 +122,7 @@ test('a row the claim recorded as started is not sent once its lease may have en
 test('a row given back only because its heartbeat had not answered yet (a slow database) is no lost lease; one another claim took meanwhile is, once', async () => {
   const held = await enqueue(t)
   const taken = await enqueue(t)
-  const { leases } = await claimBatch(t.db, {
-    limit: 2,
-    workerId: 'w1',
-    leaseSeconds: 30,
-    defaultMaxAttempts: 3,
-    markStarted: true,
-  })
+  const { leases } = await claimStarted(2)
   // The heartbeat sent at 1,000,000 extended both leases in the database, but its answer has not
   // come (over the 1 s the configuration allows it): this process cannot count on them with a margin.
   let mono = 1_000_000

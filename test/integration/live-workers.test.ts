@@ -17,12 +17,15 @@ async function entry(id: string, leaseSeconds: number | null, silentSeconds: num
   )
 }
 
-/** Live workers as status reads them with LEASE_SECONDS 60 (two of it for an entry that notes none). */
-async function live(): Promise<number> {
+/** What status reads with LEASE_SECONDS 60 (two of it for an entry that notes none); then all is removed. */
+async function presence() {
   const p = await workerPresence(t.db, { liveSeconds: 120, overdueSeconds: 60 })
-  await t.pool.query('delete from mailer.workers')
-  return p.liveWorkers
+  await t.pool.query('delete from mailer.email_outbox; delete from mailer.workers')
+  return p
 }
+
+const live = async () => (await presence()).liveWorkers
+const overdue = async () => (await presence()).overdueLeases
 
 test('a worker of a longer LEASE_SECONDS than status’s, idle between two beats, is live; one of a shorter one silent past two of its leases is not', async () => {
   await entry('long', 600, 300)
@@ -42,13 +45,6 @@ async function claimEnded(owner: string, endedSeconds: number) {
              now() - make_interval(secs => $2))`,
     [owner, endedSeconds],
   )
-}
-
-/** Overdue leases as status reads them with LEASE_SECONDS 60; the rows and entries are then removed. */
-async function overdue(): Promise<number> {
-  const p = await workerPresence(t.db, { liveSeconds: 120, overdueSeconds: 60 })
-  await t.pool.query('delete from mailer.email_outbox; delete from mailer.workers')
-  return p.overdueLeases
 }
 
 test('a lease ended within the reclaim period of the live workers (their own LEASE_SECONDS) is not overdue; past it, or with none live past status’s, it is', async () => {
