@@ -1,71 +1,133 @@
-// The pause mix's invariants: one request into a mailbox while its probe is owed, no due row held after the calm, no probe owed for a mailbox nobody sends from.
+// The pause mix's invariants: while a mailbox's probe is owed its requests go one at a time, one message each; no due row held after the calm; no probe owed for a mailbox nobody sends from.
+import type { GraphRequestRecord } from '../../support/fake-graph.ts'
 import type { Database, Graph } from '../harness.ts'
 import type { ChaosMailers } from './mailers.ts'
-import type { OwedSpan } from './probe-watch.ts'
+import { type OwedSpan, owedSpans } from './owed-spans.ts'
+import { readPacingLog, type SendStart } from './pacing-log.ts'
 import type { ChaosRecord } from './record.ts'
-import { MAIL_FROM_OF } from './worker-configs.ts'
-
-// A send whose last check passed just before the pause was written reaches Graph after it: the
-// requests arriving within this much of a span's first read are not counted against it.
-const IN_FLIGHT_MS = 1_000
 
 /**
- * While a mailbox's probe is owed (the pause standing, then its probe out), Graph gets no sendMail
- * for it but the probe's. Allowed (not counted): the probe rows a read saw; sends already past their
- * last check (IN_FLIGHT_MS). A row naming the mailbox's address sent by a worker whose MAIL_FROM is
- * another (a rolling deploy that changed MAIL_FROM) is no exception since the gate reads the owed
- * probe (pg-send-gate.ts): counted apart too (otherReleaseSends), to say which case a failure is.
+ * The promise, tested on the exact record (pacing-log.ts) and the Graph fake's request log: while
+ * a mailbox's probe is owed (from the write that owed it to the one its answer made), no sendMail
+ * into that mailbox starts before the previous one's answer, and each carries one message (an
+ * outbox row). Exempt, and counted (inFlightSends): a request whose last check started before the
+ * owing write, so before the pause it follows committed; it could not see the pause (nothing
+ * fences a send already past that check). Lookups into the mailbox meanwhile are counted
+ * (owedLookups), not judged: their gate's read leaves no record to tell one in flight from before.
  */
 export async function checkOwedProbes(
   db: Database,
   graph: Graph,
-  spans: readonly OwedSpan[],
   mailers: ChaosMailers,
   record: ChaosRecord,
-): Promise<{ owedSpans: number; otherReleaseSends: number }> {
-  const rows = await db.q<{ id: string; sender_key: string | null }>(
-    'select id::text, sender_key from mailer.email_outbox',
+): Promise<Record<string, number>> {
+  const { changes, starts } = await readPacingLog(db)
+  const spans = owedSpans(changes)
+  const checksOf = Map.groupBy(starts, (s: SendStart) => s.outboxId)
+  const lastCheck = (q: GraphRequestRecord) =>
+    (q.outboxId === null ? [] : (checksOf.get(q.outboxId) ?? []))
+      .filter((s) => s.checkedAt <= q.at + 1)
+      .at(-1)?.checkedAt
+  const worker = await requestWorkers(db, mailers)
+  const figures = {
+    owedSpans: spans.length,
+    owedMs: 0,
+    owedSends: 0,
+    inFlightSends: 0,
+    owedLookups: 0,
+  }
+  for (const span of spans) {
+    const end = Number.isFinite(span.to) ? span.to : Date.now()
+    figures.owedMs += Math.round(end - span.from)
+    const j = judgeOwedSpan(span, graph.fake.requests, lastCheck)
+    figures.owedLookups += j.lookups
+    figures.inFlightSends += j.inFlight
+    figures.owedSends += j.sends.length
+    const at = (t: number | null) => (t === null ? 'never' : `+${Math.round(t - span.from)} ms`)
+    const by = (q: GraphRequestRecord) =>
+      `by ${worker(q)}${lastCheck(q) === undefined ? ', no last check recorded' : ''}`
+    const breaches = j.breaches.map(({ q, before }) => {
+      for (const r of [q, before]) if (r?.outboxId) record.offending.add(r.outboxId)
+      return before === undefined
+        ? `a request at ${at(q.at)} carrying no outbox message (${by(q)})`
+        : `${q.outboxId} at ${at(q.at)} before ${before.outboxId}'s answer (sent ${at(before.at)}, answered ${at(before.answeredAt)}) (${by(q)}; ${by(before)})`
+    })
+    noteSpan(record, span, end, j.sends.length)
+    if (breaches.length > 0)
+      record.problems.push(
+        `${span.mailbox}: ${breaches.length} requests broke the owed probe's one-at-a-time (owed ${new Date(span.from).toISOString()} for ${Math.round(end - span.from)} ms, probes ${[...span.probeIds].join(',') || 'none'}): ${breaches.join('; ')}`,
+      )
+  }
+  record.timeline.sort((a, b) => a.at - b.at)
+  return figures
+}
+
+/**
+ * One span judged: its sendMails past the owing write's last check (`sends`), each of which must
+ * start after every earlier one's answer and carry an outbox row; a breach names the request and
+ * the earlier one unanswered as it started (`before`; none: it carried no message). `lastCheck`:
+ * when the request's last check started (undefined: none recorded, judged as after the owing).
+ */
+export function judgeOwedSpan(
+  span: OwedSpan,
+  requests: readonly GraphRequestRecord[],
+  lastCheck: (q: GraphRequestRecord) => number | undefined,
+) {
+  const into = requests.filter(
+    (q) => q.mailbox === span.mailbox && q.at > span.from && q.at < span.to,
   )
-  // Each attempt that made a request: the request it made is the last one started before it came.
+  const all = into.filter((q) => q.kind === 'sendMail')
+  const sends = all.filter((q) => (lastCheck(q) ?? Infinity) >= span.from)
+  const breaches: { q: GraphRequestRecord; before?: GraphRequestRecord }[] = []
+  // The earlier send answered last (never: null, past every start).
+  let last: GraphRequestRecord | undefined
+  for (const q of sends) {
+    if (q.outboxId === null) breaches.push({ q })
+    if (last && (last.answeredAt === null || last.answeredAt > q.at))
+      breaches.push({ q, before: last })
+    if (
+      !last ||
+      (last.answeredAt !== null && (q.answeredAt === null || q.answeredAt > last.answeredAt))
+    )
+      last = q
+  }
+  return {
+    sends,
+    inFlight: all.length - sends.length,
+    lookups: into.length - all.length,
+    breaches,
+  }
+}
+
+/** The timeline learns of each span, as the evidence explains a failure from it. */
+function noteSpan(record: ChaosRecord, span: OwedSpan, end: number, sends: number) {
+  const ids = [...span.probeIds]
+  record.timeline.push({ at: span.from, what: `probe owed for ${span.mailbox}` })
+  record.timeline.push({
+    at: end,
+    what: `probe owed for ${span.mailbox} no more (${sends} sends meanwhile, probes ${ids.join(',')})`,
+    ids,
+  })
+}
+
+/**
+ * Names the worker of a request and its release: the row's attempt started last before it came
+ * (email_attempts.started_at, the worker's clock at its send).
+ */
+async function requestWorkers(db: Database, mailers: ChaosMailers) {
   const starts = await db.q<{ outbox_id: string; worker_id: string; at: number }>(
     `select outbox_id::text, worker_id, extract(epoch from started_at) * 1000 as at
        from mailer.email_attempts where started_at is not null and worker_id is not null
       order by started_at`,
   )
-  const senderOf = (id: string, at: number) =>
-    starts.filter((a) => a.outbox_id === id && Number(a.at) <= at + 50).at(-1)?.worker_id
-  const rowOf = new Map(rows.map((r) => [r.id, r]))
-  const releaseOfWorker = (w: string) => mailers.releaseOf.get(Number(w.split(':')[1]))
-  let otherReleaseSends = 0
-  for (const span of spans) {
-    const seen = graph.fake.requests.filter(
-      (q) =>
-        q.kind === 'sendMail' &&
-        q.mailbox === span.mailbox &&
-        q.at > span.from + IN_FLIGHT_MS &&
-        q.at < span.to &&
-        !(q.outboxId !== null && span.probeIds.has(q.outboxId)),
-    )
-    const extra = new Set<string>()
-    for (const q of seen) {
-      const row = q.outboxId === null ? undefined : rowOf.get(q.outboxId)
-      const worker = q.outboxId === null ? undefined : senderOf(q.outboxId, q.at)
-      const rel = worker === undefined ? undefined : releaseOfWorker(worker)
-      const byOthers =
-        row?.sender_key === span.mailbox && rel !== undefined && MAIL_FROM_OF[rel] !== span.mailbox
-      if (byOthers) otherReleaseSends++
-      extra.add(
-        `${q.outboxId} (key ${row?.sender_key ?? 'none'}, at +${q.at - span.from} ms, by ${worker ?? '?'} ${rel ?? ''})`,
-      )
-      if (q.outboxId) record.offending.add(q.outboxId)
-    }
-    if (extra.size > 0) {
-      record.problems.push(
-        `${span.mailbox}: ${extra.size} rows sent while its probe was owed (${new Date(span.from).toISOString()} for ${span.to - span.from} ms, probes ${[...span.probeIds].join(',') || 'none'}): ${[...extra].join('; ')}`,
-      )
-    }
+  const byRow = Map.groupBy(starts, (a) => a.outbox_id)
+  return (q: GraphRequestRecord) => {
+    const w =
+      q.outboxId === null
+        ? undefined
+        : (byRow.get(q.outboxId) ?? []).filter((a) => Number(a.at) <= q.at + 50).at(-1)?.worker_id
+    return w === undefined ? '?' : `${w} ${mailers.releaseOf.get(Number(w.split(':')[1])) ?? ''}`
   }
-  return { owedSpans: spans.length, otherReleaseSends }
 }
 
 /** Rows pending and due for longer than `boundMs` (the calm had that long to send them). */

@@ -1,0 +1,71 @@
+// The chaos soak's owed-probe check: spans from the exact pacing log, and the one-at-a-time rule judged on the Graph fake's request log.
+import { expect, test } from 'bun:test'
+import { owedSpans } from '../faults/chaos/owed-spans.ts'
+import type { PacingChange } from '../faults/chaos/pacing-log.ts'
+import { judgeOwedSpan } from '../faults/chaos/probe-checks.ts'
+import type { GraphRequestRecord } from '../support/fake-graph.ts'
+
+const BOX = 'outbox@contoso.example'
+let seq = 0
+const change = (at: number, probeOwed: boolean, probeId: string | null = null, mailbox = BOX) =>
+  ({ seq: seq++, at, op: 'UPDATE', mailbox, probeOwed, probeId }) satisfies PacingChange
+const send = (id: string | null, at: number, answeredAt: number | null, mailbox = BOX) =>
+  ({
+    kind: 'sendMail',
+    mailbox,
+    outboxId: id,
+    clientRequestId: null,
+    query: {},
+    at,
+    answeredAt,
+    status: answeredAt === null ? null : 202,
+    fault: null,
+  }) satisfies GraphRequestRecord
+
+test('a span runs from the owing write to the clearing one, per mailbox, naming every probe; one still owed is open', () => {
+  const spans = owedSpans([
+    change(100, false),
+    change(200, true),
+    change(250, false, null, 'other@contoso.example'),
+    change(300, true, '7'),
+    change(400, true, null),
+    change(450, true, '9'),
+    change(500, false),
+    change(600, true, null, 'other@contoso.example'),
+  ])
+  expect(spans.map((s) => ({ ...s, probeIds: [...s.probeIds] }))).toEqual([
+    { mailbox: BOX, from: 200, to: 500, probeIds: ['7', '9'] },
+    { mailbox: 'other@contoso.example', from: 600, to: Infinity, probeIds: [] },
+  ])
+})
+
+test('one at a time: a send starting before any earlier one of the span is answered breaks it (a probe that claimed a batch)', () => {
+  const span = { mailbox: BOX, from: 1_000, to: 9_000, probeIds: new Set(['1']) }
+  const requests = [
+    send('1', 2_000, 2_400),
+    send('2', 2_500, 4_000), // answered last so far
+    send('3', 2_600, 2_700), // before 2's answer
+    send('4', 3_000, 3_100), // after 3's answer, still before 2's
+    send('5', 4_000, 4_100), // at 2's answer: in turn
+    send('6', 5_000, 5_100, 'other@contoso.example'),
+    send('7', 9_500, 9_600), // after the span
+  ]
+  const j = judgeOwedSpan(span, requests, (q) => q.at - 5)
+  expect(j.sends.map((q) => q.outboxId)).toEqual(['1', '2', '3', '4', '5'])
+  expect(j.breaches.map((b) => [b.q.outboxId, b.before?.outboxId])).toEqual([
+    ['3', '2'],
+    ['4', '2'],
+  ])
+})
+
+test('a send whose last check came before the owing write is in flight, exempt; one carrying no message breaks the span', () => {
+  const span = { mailbox: BOX, from: 1_000, to: 9_000, probeIds: new Set(['1']) }
+  const requests = [send('0', 1_010, null), send('1', 2_000, 2_100), send(null, 3_000, 3_100)]
+  const checked = new Map([
+    ['0', 990],
+    ['1', 1_990],
+  ])
+  const j = judgeOwedSpan(span, requests, (q) => checked.get(q.outboxId ?? ''))
+  expect({ sends: j.sends.length, inFlight: j.inFlight }).toEqual({ sends: 2, inFlight: 1 })
+  expect(j.breaches.map((b) => [b.q.outboxId, b.before?.outboxId])).toEqual([[null, undefined]])
+})
