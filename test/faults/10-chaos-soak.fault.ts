@@ -26,7 +26,7 @@ import { leaveEvidence } from './chaos/evidence.ts'
 import { chaosGraphAnswers, HARSH_SEND_WEIGHTS, SEND_WEIGHTS } from './chaos/graph-mix.ts'
 import { startMailers } from './chaos/mailers.ts'
 import { readOutcome } from './chaos/outcome.ts'
-import { installPacingLog } from './chaos/pacing-log.ts'
+import { installPacingLog, readPacingLog } from './chaos/pacing-log.ts'
 import { checkOwedProbes } from './chaos/probe-checks.ts'
 import { prng } from './chaos/random.ts'
 import { newChaosRecord } from './chaos/record.ts'
@@ -156,6 +156,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, du
       mailers: mailers.all,
       timeline: record.timeline,
       ids: [...record.offending],
+      ...(PAUSES && { extra: { 'pacing-log': await readPacingLog(db).catch(String) } }),
     })
   expect(problems).toEqual([])
   expect(outcome.rows.length).toBeGreaterThan(0)

@@ -18,6 +18,8 @@ export async function leaveEvidence(
     mailers: readonly Mailer[]
     timeline: readonly TimelineEntry[]
     ids: readonly string[]
+    /** More records to keep, each written to `<name>.json` (the pause mix's pacing log). */
+    extra?: Record<string, unknown>
   },
 ) {
   const iso = (t: number | null) => (t === null ? '-' : new Date(t).toISOString())
@@ -55,6 +57,8 @@ export async function leaveEvidence(
     json(e.graph.accepted.map(({ body: _body, ...a }) => a)),
   )
   writeFileSync(join(dir, 'graph-requests.json'), json(e.graph.requests))
+  for (const [name, v] of Object.entries(e.extra ?? {}))
+    writeFileSync(join(dir, `${name}.json`), json(v))
   writeFileSync(
     join(dir, 'timeline.txt'),
     e.timeline.map((t) => `${iso(t.at)} ${t.what}${t.ids ? ` ${t.ids.join(',')}` : ''}`).join('\n'),

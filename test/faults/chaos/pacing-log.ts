@@ -73,8 +73,10 @@ export async function readPacingLog(
     probe_owed: boolean
     probe_id: string | null
   }>(
-    `select seq::text, extract(epoch from at) * 1000 as at, op, mailbox, probe_owed, probe_id::text
-       from chaos_watch.pacing_changes order by seq`,
+    // Ordered by the column: an output column named seq (text) would order as text ('10' < '9').
+    `select c.seq::text as seq, extract(epoch from c.at) * 1000 as at, c.op, c.mailbox, c.probe_owed,
+            c.probe_id::text as probe_id
+       from chaos_watch.pacing_changes c order by c.seq`,
   )
   const starts = await db.q<{ outbox_id: string; checked_at: number }>(
     `select outbox_id::text, extract(epoch from checked_at) * 1000 as checked_at

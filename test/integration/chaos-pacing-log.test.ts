@@ -1,0 +1,27 @@
+// The chaos soak's pacing log: its triggers record every change of mailer.mailbox_pacing, read back in the order written.
+import { afterAll, expect, test } from 'bun:test'
+import { installPacingLog, readPacingLog } from '../faults/chaos/pacing-log.ts'
+import { createTestDb } from '../support/db.ts'
+
+const t = await createTestDb()
+afterAll(() => t.drop())
+const q = async (text: string, values?: unknown[]) => (await t.pool.query(text, values)).rows
+const harness = { name: 'pacing-log', url: t.url, pool: t.pool, q }
+
+test('twelve changes of one row come back in the order written (seq 10 after 9), each owing or clearing the probe', async () => {
+  await installPacingLog(harness)
+  await q(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval) values ('box@contoso.example', now(), interval '0')`,
+  )
+  for (let i = 1; i <= 11; i++)
+    await q(
+      `update mailer.mailbox_pacing set probe_owed = $1 where mailbox = 'box@contoso.example'`,
+      [i % 2 === 1],
+    )
+  const { changes } = await readPacingLog(harness)
+  expect(changes.map((c) => [c.op, c.probeOwed])).toEqual([
+    ['INSERT', false],
+    ...Array.from({ length: 11 }, (_, i) => ['UPDATE', i % 2 === 0]),
+  ])
+  expect(changes.every((c, i) => i === 0 || c.at >= changes[i - 1]!.at)).toBe(true)
+})
