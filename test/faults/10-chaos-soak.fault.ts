@@ -16,7 +16,8 @@
 // listener sessions killed, more answers lost); CHAOS_OLDER_BINARY=<path> an older release's binary
 // on the odd worker slots (a rolling deploy: chaos/settings.ts); CHAOS_PAUSES=1 the pause mix
 // (mailboxes throttled alone, MAIL_FROM's rows and owed probes, workers of two configurations, the
-// rows a probe waits for cancelled and retried) and its checks (chaos/probe-checks.ts).
+// rows a probe waits for cancelled and retried) and its checks (chaos/probe-checks.ts), the owed
+// probe's judged on the exact log test-only triggers write in the run's database (chaos/pacing-log.ts).
 import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
