@@ -61,7 +61,9 @@ export function useTestDb(o: { resetEach?: boolean; freshEach?: boolean } = {}):
   })
   after(async () => {
     await current?.drop()
-    current = null
+    // Per test only: a file's own afterAll may still reach the dropped database's handle (and
+    // catch what it throws), run after this one.
+    if (o.freshEach) current = null
   })
   if (o.resetEach) {
     beforeEach(async () => {
