@@ -1,7 +1,10 @@
 // The chaos soak's pacing log: its triggers record every change of mailer.mailbox_pacing, read back in the order written.
-import { afterAll, expect, test } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { installPacingLog, readPacingLog } from '../faults/chaos/pacing-log.ts'
 import { createTestDb } from '../support/db.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
 
 const t = await createTestDb()
 afterAll(() => t.drop())

@@ -1,9 +1,12 @@
 // The chaos soak's owed-probe check: spans from the exact pacing log, and the one-at-a-time rule judged on the Graph fake's request log.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { owedSpans } from '../faults/chaos/owed-spans.ts'
 import type { PacingChange } from '../faults/chaos/pacing-log.ts'
 import { judgeOwedSpan } from '../faults/chaos/probe-checks.ts'
 import type { GraphRequestRecord } from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const BOX = 'outbox@contoso.example'
 let seq = 0
