@@ -2,7 +2,8 @@
 import { redactor } from './check-config/redactor.ts'
 import type { Config } from './config.ts'
 import { readDatabaseStatus } from './status/database-status.ts'
-import { exitCodeOf, judge, type StatusReport } from './status/status-report.ts'
+import { exitCodeOf, judge } from './status/status-report.ts'
+import type { StatusReport } from './status/status-shape.ts'
 import { renderStatusTable } from './status/status-table.ts'
 import { VERSION } from './version.ts'
 

@@ -1,5 +1,5 @@
 // The status report as text for a terminal: one table row per database, then each database's reasons and failures, then the process warnings.
-import type { DatabaseStatus, StatusReport } from './status-report.ts'
+import type { DatabaseStatus, StatusReport } from './status-shape.ts'
 
 const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
   ['DATABASE', (d) => d.name],

@@ -1,12 +1,8 @@
 // status's exit code: the worst database decides, unreachable before permission before schema before attention.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { DatabaseReading } from '../../src/status/database-status.ts'
-import {
-  type DatabaseStatus,
-  exitCodeOf,
-  type Health,
-  judge,
-} from '../../src/status/status-report.ts'
+import { exitCodeOf, judge } from '../../src/status/status-report.ts'
+import type { DatabaseStatus, Health } from '../../src/status/status-shape.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)

@@ -1,0 +1,64 @@
+// The status command's --json shape: one database's judged reading and the whole report; keys are stable (README, "status").
+import type { SchemaVerdict } from '../db/schema-state.ts'
+import type { StatusError } from './status-error.ts'
+
+export type Health = 'ok' | 'attention' | 'schema' | 'permission' | 'unreachable'
+
+/** One database in the --json output. Keys are stable: add, never rename (README, "status"). */
+export interface DatabaseStatus {
+  name: string
+  health: Health
+  /** Why the health is not ok, one sentence each. */
+  reasons: string[]
+  reachable: boolean
+  error: StatusError | null
+  /** The server takes no writes (a hot standby, or set read-only); null when not read. */
+  readOnly: boolean | null
+  schema: {
+    verdict: SchemaVerdict
+    database: number | null
+    binary: number
+    missing: string[]
+    newer: number[]
+  } | null
+  counts: {
+    pending: number
+    sending: number
+    sent: number
+    failed: number
+    cancelled: number
+  } | null
+  oldestDuePendingSeconds: number | null
+  claims: { rows: number; workers: number; overdueLeases: number } | null
+  workers: { live: number } | null
+  listener: { sessions: number } | null
+  /** `longestSeconds` null with a count: a pause without end (next_at 'infinity', hand-written). */
+  pausedMailboxes: { count: number; longestSeconds: number | null } | null
+  /**
+   * The MAILBOX_RATE_PER_MINUTE every worker paces by (the newest worker's; 0: none), the worker id
+   * whose start noted it (null: an older binary's) and when (ISO, or 'infinity' / '-infinity' as
+   * hand-written); null when no worker noted one.
+   */
+  pacing: { ratePerMinute: number; notedBy: string | null; notedAt: string } | null
+  failedLast24h: {
+    total: number
+    byCode: { code: string | null; rows: number }[]
+    /** False: the newest 10,000 failed rows were looked at and more are kept: `total` is a lower bound. */
+    complete: boolean
+  } | null
+}
+
+export interface StatusReport {
+  version: string
+  /** Judged against these, so that a reader of the JSON knows what "attention" meant. */
+  thresholds: Thresholds
+  exitCode: number
+  /** Process warnings raised while the command ran (a library's, e.g. about a URL's sslmode): one line each, secrets masked. */
+  warnings: string[]
+  databases: DatabaseStatus[]
+}
+
+export interface Thresholds {
+  maxPendingAgeSeconds: number
+  leaseSeconds: number
+}
