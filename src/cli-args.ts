@@ -130,8 +130,9 @@ export function parseSeconds(flag: string, value: string | undefined, fallback: 
 /** migrate --deadline: a number of seconds up to a day, 0 for none; absent, undefined (MIGRATE_DEADLINE_SECONDS then). */
 export function parseDeadlineSeconds(value: string | undefined): number | undefined {
   if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isFinite(n) || n < 0 || value.trim() === '') {
+  // Decimal seconds only: Number() would also take '1e3', '0x10' and '' (0, none), none of them meant.
+  const n = /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : Number.NaN
+  if (!Number.isFinite(n)) {
     throw new AppError(
       'config_invalid',
       `--deadline must be a number of seconds, 0 for none (got "${value}")`,

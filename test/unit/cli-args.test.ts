@@ -90,7 +90,7 @@ describe('parseArgs', () => {
       parseDeadlineSeconds('1.5'),
       parseDeadlineSeconds(undefined),
     ]).toEqual([0, 600, 1.5, undefined])
-    for (const value of ['-1', '4m', ' ']) {
+    for (const value of ['-1', '4m', ' ', '1e3', '0x10', '1_000']) {
       expect(() => parseDeadlineSeconds(value)).toThrow(
         `--deadline must be a number of seconds, 0 for none (got "${value}")`,
       )
@@ -101,7 +101,7 @@ describe('parseArgs', () => {
     // Past 2^31 - 1 ms (about 24.8 days) the timer fired at once: `--deadline 3000000` stopped an
     // up-to-date database with "migrate's deadline of 3000000 s … passed while checking its session".
     expect(parseDeadlineSeconds('86400')).toBe(86400)
-    for (const value of ['86400.5', '3000000', '1e12']) {
+    for (const value of ['86400.5', '3000000']) {
       expect(() => parseDeadlineSeconds(value)).toThrow(
         `--deadline is at most 86400 seconds (a day); 0 for none (got "${value}")`,
       )
