@@ -1,17 +1,14 @@
 // Steering rows: cancel and retry, one by id or in bulk by filter (with a dry run).
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
-import type { Context } from 'hono'
-import type { Kysely } from 'kysely'
-import type { Database } from '../../db/schema.ts'
 import { countRequeueable, requeueMatching } from '../../outbox/bulk-requeue.ts'
 import { cancelMatching, cancelOutbox, countCancellable } from '../../outbox/cancel.ts'
-import type { OutboxFilter } from '../../outbox/outbox-filter.ts'
 import { requeueOutbox } from '../../outbox/requeue.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
-import { BulkCancelRequest, BulkResult, BulkRetryRequest, toOutboxFilter } from '../bulk-schemas.ts'
-import { type ApiDeps, type AppEnv, BULK_TIMEOUT_MS, QUERY_TIMEOUT_MS } from '../context.ts'
+import { runBulk } from '../bulk-run.ts'
+import { BulkCancelRequest, BulkResult, BulkRetryRequest } from '../bulk-schemas.ts'
+import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
 import { validationHook } from '../problem.ts'
@@ -169,43 +166,3 @@ export function outboxActionRoutes(deps: ApiDeps) {
       )
     })
 }
-
-// Bulk cancel and bulk retry differ only in which rows they count and what they do to them.
-async function runBulk<I extends { id: string }>(
-  c: Context<AppEnv>,
-  body: { filter: Parameters<typeof toOutboxFilter>[0]; dryRun: boolean; limit: number },
-  what: string,
-  count: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
-  apply: (
-    db: Kysely<Database>,
-    f: OutboxFilter,
-    tenant: string | null,
-    o: { limit: number },
-  ) => Promise<{ items: I[]; more: boolean }>,
-  /** The matching rows the caller's senders claim leaves out, for a caller with one. */
-  outside?: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
-) {
-  const filter = toOutboxFilter(body.filter)
-  const tenant = c.get('principal').tenant
-  const result = await withStatementTimeout(c.get('database').db, BULK_TIMEOUT_MS, async (trx) => {
-    const r = body.dryRun
-      ? { dryRun: true, matched: await count(trx, filter, tenant), items: [] as I[], more: false }
-      : bulkResult(await apply(trx, filter, tenant, { limit: body.limit }))
-    return outside ? { ...r, outsideSenders: await outside(trx, filter, tenant) } : r
-  })
-  // Each row acted on, by id: a row's story in the log names its bulk cancel or retry too.
-  c.get('log').info(what, {
-    dryRun: result.dryRun,
-    matched: result.matched,
-    ...('outsideSenders' in result ? { outsideSenders: result.outsideSenders } : {}),
-    ...(result.dryRun ? {} : { outboxIds: result.items.map((i) => i.id) }),
-  })
-  return result
-}
-
-const bulkResult = <I>(r: { items: I[]; more: boolean }) => ({
-  dryRun: false,
-  matched: r.items.length,
-  items: r.items,
-  more: r.more,
-})

@@ -1,0 +1,48 @@
+// Runs a bulk cancel or retry (or its dry run) under the bulk statement timeout, and logs the rows it acted on.
+import type { Context } from 'hono'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { OutboxFilter } from '../outbox/outbox-filter.ts'
+import { withStatementTimeout } from '../outbox/statement-timeout.ts'
+import { toOutboxFilter } from './bulk-schemas.ts'
+import { type AppEnv, BULK_TIMEOUT_MS } from './context.ts'
+
+// Bulk cancel and bulk retry differ only in which rows they count and what they do to them.
+export async function runBulk<I extends { id: string }>(
+  c: Context<AppEnv>,
+  body: { filter: Parameters<typeof toOutboxFilter>[0]; dryRun: boolean; limit: number },
+  what: string,
+  count: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
+  apply: (
+    db: Kysely<Database>,
+    f: OutboxFilter,
+    tenant: string | null,
+    o: { limit: number },
+  ) => Promise<{ items: I[]; more: boolean }>,
+  /** The matching rows the caller's senders claim leaves out, for a caller with one. */
+  outside?: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
+) {
+  const filter = toOutboxFilter(body.filter)
+  const tenant = c.get('principal').tenant
+  const result = await withStatementTimeout(c.get('database').db, BULK_TIMEOUT_MS, async (trx) => {
+    const r = body.dryRun
+      ? { dryRun: true, matched: await count(trx, filter, tenant), items: [] as I[], more: false }
+      : bulkResult(await apply(trx, filter, tenant, { limit: body.limit }))
+    return outside ? { ...r, outsideSenders: await outside(trx, filter, tenant) } : r
+  })
+  // Each row acted on, by id: a row's story in the log names its bulk cancel or retry too.
+  c.get('log').info(what, {
+    dryRun: result.dryRun,
+    matched: result.matched,
+    ...('outsideSenders' in result ? { outsideSenders: result.outsideSenders } : {}),
+    ...(result.dryRun ? {} : { outboxIds: result.items.map((i) => i.id) }),
+  })
+  return result
+}
+
+const bulkResult = <I>(r: { items: I[]; more: boolean }) => ({
+  dryRun: false,
+  matched: r.items.length,
+  items: r.items,
+  more: r.more,
+})
