@@ -9,6 +9,7 @@ import { createOperationsApp } from './operations-app.ts'
 import { wellFormedQuery } from './percent-encoding.ts'
 import { rateLimit } from './rate-limit.ts'
 import { mountDocs } from './routes/docs.ts'
+import { enqueueRoutes } from './routes/enqueue.ts'
 import { outboxRoutes } from './routes/outbox.ts'
 import { outboxActionRoutes } from './routes/outbox-actions.ts'
 import { statsRoutes } from './routes/stats.ts'
@@ -42,6 +43,7 @@ export function createApp(deps: ApiDeps, verify?: Verify | null): OpenAPIHono<Ap
 
   app.route('/', outboxActionRoutes(deps))
   app.route('/', outboxRoutes(deps))
+  app.route('/', enqueueRoutes(deps))
   app.route('/', statsRoutes(deps))
   mountDocs(app, deps)
   return app

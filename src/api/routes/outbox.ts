@@ -1,19 +1,13 @@
-// /v1/outbox: list (filters, keyset pages, no bodies), one row with its history, and enqueue.
+// /v1/outbox: list (filters, keyset pages, no bodies) and one row with its history; enqueue is enqueue.ts.
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
 import { systemClock } from '../../clock.ts'
 import { AppError } from '../../errors.ts'
-import { enqueueEmail } from '../../outbox/enqueue.ts'
-import { enqueuedAlike } from '../../outbox/enqueue-replay.ts'
 import { findOutboxRow, listAttempts, listOutbox } from '../../outbox/inspect.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { decodeCursor, encodeCursor } from '../cursor.ts'
-import { enqueueHook } from '../enqueue-envelope.ts'
-import { Enqueued, EnqueueHeaders, EnqueueRequest } from '../enqueue-schemas.ts'
-import { checkEnqueuedSender } from '../enqueued-sender.ts'
-import { withAsciiDomains } from '../idn-addresses.ts'
 import { jsonResponse } from '../json-response.ts'
 import {
   DbQuery,
@@ -25,20 +19,13 @@ import {
   toItemJson,
 } from '../outbox-schemas.ts'
 import { validationHook } from '../problem.ts'
-import {
-  JSON_BODY_PROBLEMS,
-  problemResponse,
-  ROW_PROBLEMS,
-  V1_PROBLEMS,
-} from '../problem-responses.ts'
+import { ROW_PROBLEMS, V1_PROBLEMS } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
-import { utf8JsonBody } from '../utf8-body.ts'
 
 export function outboxRoutes(deps: ApiDeps) {
   const clock = deps.clock ?? systemClock
   const db = selectDatabase(deps.databases)
   const read = [requireScope('outbox:read'), db]
-  const write = [requireScope('outbox:write'), db]
 
   const list = createRoute({
     method: 'get',
@@ -68,52 +55,6 @@ export function outboxRoutes(deps: ApiDeps) {
     middleware: read,
     request: { params: IdParam, query: DbQuery },
     responses: { 200: jsonResponse(OutboxDetail, 'The row'), ...V1_PROBLEMS, ...ROW_PROBLEMS },
-  })
-
-  const enqueue = createRoute({
-    method: 'post',
-    path: '/v1/outbox',
-    operationId: 'enqueue',
-    tags: ['outbox'],
-    summary: 'Enqueue an e-mail (validated exactly as mailer.enqueue_email)',
-    security: BEARER_SECURITY,
-    // After the scope and ?db= checks, so their answers come first; before the body is read.
-    middleware: [...write, utf8JsonBody],
-    request: {
-      query: DbQuery,
-      headers: EnqueueHeaders,
-      body: { required: true, content: { 'application/json': { schema: EnqueueRequest } } },
-    },
-    responses: {
-      200: jsonResponse(
-        Enqueued,
-        'A replay: the Idempotency-Key already named a row enqueued with this message and options (sendAt aside), or options.dedupeKey (without the header) named a row: its id',
-      ),
-      201: {
-        ...jsonResponse(Enqueued, 'Enqueued'),
-        headers: {
-          Location: {
-            description:
-              'The new row: /v1/outbox/{id}, with ?db= when the request named a database or several are configured',
-            required: true,
-            schema: { type: 'string' as const },
-          },
-        },
-      },
-      ...V1_PROBLEMS,
-      ...JSON_BODY_PROBLEMS,
-      403: {
-        ...V1_PROBLEMS[403],
-        ...problemResponse(
-          "The token lacks outbox:write, names a tenant other than its tenant claim, or its db claim names no database this service serves (forbidden); or message.from names a mailbox MAIL_FROM_ALLOWED or the token's senders claim does not list (sender_not_allowed): nothing was enqueued",
-          ['forbidden', 'sender_not_allowed'],
-        ),
-      },
-      422: problemResponse(
-        'The Idempotency-Key already names a row enqueued with another message or other options (idempotency_key_reused): nothing was enqueued; a new message needs a new key',
-        ['idempotency_key_reused'],
-      ),
-    },
   })
 
   return new OpenAPIHono<AppEnv>({ defaultHook: validationHook })
@@ -157,66 +98,4 @@ export function outboxRoutes(deps: ApiDeps) {
       if (!found) throw new AppError('not_found', `outbox row ${id} does not exist`)
       return c.json(toDetailJson(found.row, found.history), 200)
     })
-    .openapi(
-      enqueue,
-      async (c) => {
-        const body = c.req.valid('json')
-        const key = c.req.valid('header')['idempotency-key']
-        const options: Record<string, unknown> = { ...(body.options ?? {}) }
-        if (key !== undefined) {
-          if (options.dedupeKey !== undefined && options.dedupeKey !== key) {
-            throw new AppError(
-              'validation_failed',
-              'Idempotency-Key and options.dedupeKey differ',
-              {
-                errors: [
-                  { path: 'options.dedupeKey', message: 'differs from the Idempotency-Key header' },
-                ],
-              },
-            )
-          }
-          options.dedupeKey = key
-        }
-        const tenant = c.get('principal').tenant
-        if (tenant !== null) {
-          if (options.tenant !== undefined && options.tenant !== tenant) {
-            throw new AppError('forbidden', 'the token may only enqueue for its own tenant')
-          }
-          options.tenant = tenant
-        }
-        const message = withAsciiDomains(body.message)
-        checkEnqueuedSender(message, deps.allowedSenders ?? null, c.get('principal'))
-        const input = { message, options }
-        const result = await withStatementTimeout(
-          c.get('database').db,
-          QUERY_TIMEOUT_MS,
-          async (trx) => {
-            const r = await enqueueEmail(trx, input)
-            // The header replays a request (a lost answer): under the key of another request it would
-            // answer that request's id and silently drop this message. options.dedupeKey alone keeps
-            // enqueue_email's rule, a business key whose repeat returns the row whatever it holds.
-            if (key !== undefined && !r.created && !(await enqueuedAlike(trx, r.id, input))) {
-              throw new AppError(
-                'idempotency_key_reused',
-                `the Idempotency-Key already names outbox row ${r.id}, enqueued with another message or other options; a new message needs a new key`,
-              )
-            }
-            return r
-          },
-        )
-        c.get('log').info(result.created ? 'enqueued' : 'enqueue deduplicated', {
-          outboxId: result.id,
-        })
-        if (!result.created) return c.json({ id: result.id }, 200)
-        // RFC 9110 15.3.2: without it the created resource would be the target URI, /v1/outbox. With
-        // several databases it names the row's, asked or not (a token whose db claim implied it): the
-        // row route of a token reaching more than one needs it.
-        const db =
-          c.req.valid('query').db || (deps.databases.length > 1 ? c.get('database').name : '')
-        const location = `/v1/outbox/${result.id}${db ? `?db=${encodeURIComponent(db)}` : ''}`
-        return c.json({ id: result.id }, 201, { Location: location })
-      },
-      // Cast: a hook's own type takes part in inferring the handler's input (its body turned unknown).
-      enqueueHook as never,
-    )
 }
