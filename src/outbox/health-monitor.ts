@@ -3,7 +3,6 @@ import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
 import { LOCK_TIMEOUT_SQLSTATE } from '../db/lock-in-the-way.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
-import type { Queryable } from '../db/statement-route.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
 import {
   answered,
@@ -11,34 +10,10 @@ import {
   listenerProblem,
   lockedSchemaProblem,
 } from './database-problem.ts'
-import type { Drainer } from './drainer.ts'
-import {
-  type ClaimsFailingWindows,
-  claimsFailingLongEnough,
-  failingClaimsProblem,
-} from './failing-claims-problem.ts'
+import { claimsFailingLongEnough, failingClaimsProblem } from './failing-claims-problem.ts'
 import { type DatabaseHealth, type HealthSource, sessionHolds } from './health.ts'
-import type { Listener } from './listener.ts'
+import type { HealthMonitorOptions, MonitoredDatabase } from './health-monitor-options.ts'
 import { loopLiveness } from './loop-liveness.ts'
-
-interface MonitoredDatabase {
-  name: string
-  /** Where a probe's one statement goes (the pool, or the statement route). */
-  statements: Queryable
-  /**
-   * When the database last answered a statement of the worker's (statement route), on the
-   * monitor's `monotonicNow`; null when none did, or one failed since. Absent: every probe asks.
-   */
-  answeredAt?: () => number | null
-  /**
-   * Writes refused as read-only (25006): since when, on the monitor's `monotonicNow` (null: none lately), and
-   * how the probe says a server asked since takes them again (openDb's `writes`).
-   */
-  writes?: { refusingSince(): number | null; accepted(): void }
-  /** Absent under --role api. */
-  drainer: Drainer | null
-  listener: Listener | null
-}
 
 const SCHEMA_RECHECK_MS = 5 * 60_000
 /**
@@ -49,33 +24,7 @@ const SCHEMA_RECHECK_MS = 5 * 60_000
  * worker failed, or its LISTEN session dropped (the listener's state).
  */
 const READINESS_PROOF_MS = 5_000
-export function createHealthMonitor(o: {
-  databases: readonly MonitoredDatabase[]
-  /** Databases whose schema the caller found current just now (serve's start): not read again yet. */
-  schemaCurrent?: readonly string[]
-  probeTimeoutMs?: number
-  /** A loop silent for longer than this is wedged. */
-  wedgedAfterMs: number
-  /** When failing claims make a database unready (default CLAIMS_FAILING_WINDOWS; tests shorten it). */
-  claimsFailing?: ClaimsFailingWindows
-  /** A process-wide problem that stops sending (e.g. the provider refuses our credential). */
-  transportProblem?: () => string | null
-  /**
-   * What `transportProblem` makes of a database with a worker: `unready` (the default) where
-   * sending is the process's one job (--role worker: its check is outside routing, so a 503 is an
-   * alert only), `warning` where the process also takes mail (--role all: readiness is "can accept
-   * and store mail", and a 503 would take the API, enqueue included, out of the platform's routing
-   * while nothing is wrong with storing rows). Readiness' other conditions are the same for both.
-   */
-  transportProblemMakes?: 'unready' | 'warning'
-  /** A process-wide problem that stops no send yet (a refused credential while a cached token serves). */
-  transportWarning?: () => string | null
-  /**
-   * A monotonic reading in ms (default the system's), the clock of `answeredAt` and `writes`: ages
-   * only, so a step of the wall clock neither ages an answer nor makes a failure older.
-   */
-  monotonicNow?: () => number
-}): HealthSource {
+export function createHealthMonitor(o: HealthMonitorOptions): HealthSource {
   const elapsed = o.monotonicNow ?? (() => monotonicNow(systemClock))
   const timeoutMs = o.probeTimeoutMs ?? 2_000
   const problemMakes = o.transportProblemMakes ?? 'unready'
