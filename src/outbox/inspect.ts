@@ -1,20 +1,12 @@
-// Read-only inspection: a filtered, keyset-paginated list (no bodies) and one row with its attempts.
+// Read-only inspection: a filtered, keyset-paginated list of rows (no bodies); one row is outbox-row.ts.
 import { type ExpressionBuilder, type Kysely, type RawBuilder, sql } from 'kysely'
 import { type Clock, systemClock } from '../clock.ts'
 import { type Database, OUTBOX_STATUSES } from '../db/schema.ts'
 import { candidateIds } from './candidate-ids.ts'
-import { parseJsonExactly } from './exact-json.ts'
 import { failedRun, walksFailedRun } from './failed-walk.ts'
-import { leaseOwnerName, summarySelection } from './lease-owner-name.ts'
+import { summarySelection } from './lease-owner-name.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
-import {
-  type Attempt,
-  type OutboxRecord,
-  type OutboxSummary,
-  toAttempt,
-  toOutboxRecord,
-  toOutboxSummary,
-} from './outbox-view.ts'
+import { type OutboxSummary, toOutboxSummary } from './outbox-view.ts'
 import { pendingLook } from './pending-near.ts'
 import { settledHorizon } from './settled-horizon.ts'
 import { SPAN_ROWS, spanPage, spanPageStatement } from './span-page.ts'
@@ -190,40 +182,4 @@ export function listStatement(
                    ${run?.walkedTo ?? sql`null::bigint`} as walked_to) gate
       left join lateral ${paged} page on true
      order by page.id ${sql.raw(direction)}`
-}
-
-/** One row with bodies; another tenant's row is simply not found. */
-export async function findOutboxRow(
-  db: Kysely<Database>,
-  id: string,
-  scopeTenant: string | null,
-): Promise<OutboxRecord | null> {
-  const row = await db
-    .selectFrom('mailer.email_outbox')
-    .selectAll()
-    // The source row as its text too: the driver's JSON.parse would change its numbers (12.50 to
-    // 12.5, a bigint past 2^53), which the API answers as Postgres wrote them (exact-json.ts).
-    .select(sql<string | null>`source_row::text`.as('source_row_text'))
-    .select(leaseOwnerName('mailer.email_outbox.lease_owner').as('lease_owner_name'))
-    .where('id', '=', id)
-    .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
-    .executeTakeFirst()
-  if (!row) return null
-  const { source_row_text: text, lease_owner_name: owner, ...columns } = row
-  return toOutboxRecord({
-    ...columns,
-    lease_owner: owner,
-    source_row: text === null ? null : parseJsonExactly(text),
-  })
-}
-
-/** The attempt history of one row, oldest first (served by email_attempts_pkey (outbox_id, id)). */
-export async function listAttempts(db: Kysely<Database>, outboxId: string): Promise<Attempt[]> {
-  const rows = await db
-    .selectFrom('mailer.email_attempts')
-    .selectAll()
-    .where('outbox_id', '=', outboxId)
-    .orderBy('id', 'asc')
-    .execute()
-  return rows.map(toAttempt)
 }

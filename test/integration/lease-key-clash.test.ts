@@ -1,8 +1,8 @@
 // The lease key's edges: a lost registry entry whose key another worker drew meanwhile, and a beat that writes a key another transaction is writing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { extendReachableLeases } from '../../src/outbox/heartbeat.ts'
-import { findOutboxRow } from '../../src/outbox/inspect.ts'
 import { createLeaseKey, registerLeaseKey } from '../../src/outbox/lease-key.ts'
+import { findOutboxRow } from '../../src/outbox/outbox-row.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
