@@ -24,3 +24,9 @@ export const DEADLOCK_SQLSTATE = '40P01'
 
 /** lock_not_available: a lock waited for past lock_timeout (or refused by NOWAIT). */
 export const LOCK_NOT_AVAILABLE_SQLSTATE = '55P03'
+
+/** A statement refused for a value it wrote: a data exception, a constraint, a size limit (SQLSTATE 22, 23, 54). */
+export function isRowRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^(22|23|54)/.test(code)
+}

@@ -1,6 +1,8 @@
 // SettleQueue: batches settlements that finish close together into one settleLeases statement.
 import { type Clock, monotonicNow } from '../clock.ts'
+import { isRowRefusal } from '../db/sqlstate.ts'
 import type { Logger } from '../log.ts'
+import { nextBatch, type QueuedSettlement } from './settle-batch.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { isDatabaseUnavailable } from './statement-timeout.ts'
 
@@ -20,15 +22,6 @@ export interface SettleQueue {
    * giveUpAfterMs.
    */
   giveUpBy(deadline: number): void
-}
-
-interface Pending {
-  item: SettleItem
-  done: (row: SettledRow | null) => void
-  /** How many times its row came back busy (locked by another transaction). */
-  busy: number
-  /** When its value was first refused (monotonicNow), and how often since: retried aside until giveUpAfterMs. */
-  refused?: { since: number; times: number }
 }
 
 // A row another transaction held is asked again after this long, doubling up to the cap: a lock of
@@ -51,7 +44,7 @@ export function createSettleQueue(d: {
    */
   giveUpAfterMs: number
 }): SettleQueue {
-  const queue: Pending[] = []
+  const queue: QueuedSettlement[] = []
   let flushing: Promise<void> | null = null
   let stopDeadline = Number.POSITIVE_INFINITY
   // Rows set aside while another transaction holds them; each returns to the queue after its wait.
@@ -64,7 +57,7 @@ export function createSettleQueue(d: {
    * until it is recorded, found lost, or a stop's deadline passes (then, unrecorded, its lease
    * expires and is reclaimed).
    */
-  function park(p: Pending, waitMs: number) {
+  function park(p: QueuedSettlement, waitMs: number) {
     parked += 1
     const leftMs = stopDeadline - monotonicNow(d.clock)
     void d.clock.sleep(Math.max(0, Math.min(waitMs, leftMs))).then(() => {
@@ -80,7 +73,7 @@ export function createSettleQueue(d: {
     })
   }
 
-  function retryAside(p: Pending, err: unknown) {
+  function retryAside(p: QueuedSettlement, err: unknown) {
     const now = monotonicNow(d.clock)
     p.refused ??= { since: now, times: 0 }
     const waitMs = Math.min(RETRY_FIRST_MS * 2 ** p.refused.times++, RETRY_MAX_MS)
@@ -99,7 +92,7 @@ export function createSettleQueue(d: {
     park(p, waitMs)
   }
 
-  async function writeWithRetry(batch: Pending[]) {
+  async function writeWithRetry(batch: QueuedSettlement[]) {
     const started = monotonicNow(d.clock)
     let delay = RETRY_FIRST_MS
     for (;;) {
@@ -153,24 +146,11 @@ export function createSettleQueue(d: {
     }
   }
 
-  // Up to 500 in order, each row once: a statement answers by row id, so a stale lease's item (its
-  // row reclaimed and claimed again meanwhile) beside the live one's would read the live outcome
-  // as its own. The second waits for the next statement. A row whose value was refused goes alone:
-  // in a batch it would fail the statement again and send every row beside it the row-by-row way.
-  function nextBatch(): Pending[] {
-    if (queue[0]?.refused) return queue.splice(0, 1)
-    const ids = new Set<string>()
-    let n = 0
-    while (n < queue.length && n < 500 && !ids.has(queue[n]!.item.id) && !queue[n]!.refused)
-      ids.add(queue[n++]!.item.id)
-    return queue.splice(0, n)
-  }
-
   function flush(): Promise<void> {
     flushing ??= (async () => {
       // Let sends that finish in the same tick join this batch.
       await new Promise<void>((r) => setImmediate(r))
-      while (queue.length > 0) await writeWithRetry(nextBatch())
+      while (queue.length > 0) await writeWithRetry(nextBatch(queue))
     })().finally(() => {
       flushing = null
       if (queue.length > 0) void flush()
@@ -195,10 +175,4 @@ export function createSettleQueue(d: {
       stopDeadline = Math.min(stopDeadline, deadline)
     },
   }
-}
-
-/** A statement refused for a value it wrote: a data exception, a constraint, a size limit (SQLSTATE 22, 23, 54). */
-function isRowRefusal(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /^(22|23|54)/.test(code)
 }
