@@ -13,7 +13,7 @@ import { MIN_REFUSED_RETRY_MS, noTokenOutcome } from './no-token-outcome.ts'
  * request reached Graph, for want of a token (the outcome is noTokenOutcome's) or of Graph (out
  * of reach, or refusing every token: graph-reachability.ts), so a send would meet the same wait.
  */
-type GraphExchange = { res: Response; text: string } | { failed: SendOutcome; unsent?: true }
+export type GraphExchange = { res: Response; text: string } | { failed: SendOutcome; unsent?: true }
 
 /**
  * The code of a row given back unsent, uncounted, because Graph answered 401 to the cached token
