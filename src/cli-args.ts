@@ -4,7 +4,7 @@ import { COMMANDS } from './commands.ts'
 import { LONGEST_MIGRATE_DEADLINE_SECONDS } from './config/env-schema.ts'
 import { ENV_VARS } from './config/env-vars.ts'
 import { AppError, EXIT } from './errors.ts'
-import type { Role } from './serve.ts'
+import type { Role } from './serve-options.ts'
 import { VERSION } from './version.ts'
 
 const HELP = `outbox-mailer ${VERSION}: Postgres outbox rows in, e-mail out through Microsoft Graph.

@@ -1,7 +1,8 @@
 // `serve` until SIGTERM/SIGINT/SIGHUP or an error nothing caught: either stops it within the shutdown grace, one during the start once started; a second signal exits at once.
 import type { Config } from './config.ts'
 import { EXIT } from './errors.ts'
-import { type Running, type ServeOptions, serve } from './serve.ts'
+import { serve } from './serve.ts'
+import type { Running, ServeOptions } from './serve-options.ts'
 
 /**
  * How long past SHUTDOWN_GRACE_SECONDS a stop may take (the aborted sends' 5 s, recording outcomes,

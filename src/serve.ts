@@ -7,13 +7,12 @@ import {
   URL_APPLICATION_NAME_WARNING,
   urlsNamingApplication,
 } from './config/url-application-name.ts'
-import type { Config, ServeRole } from './config.ts'
+import type { Config } from './config.ts'
 import { checkSchemas, pickupPathOf, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
 import { warnSameServerDatabases } from './db/server-database.ts'
 import { AppError } from './errors.ts'
 import { listen, listenRefusal } from './http-listen.ts'
-import type { Logger } from './log.ts'
 import type { Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
 import type { HealthSource } from './outbox/health.ts'
@@ -21,33 +20,9 @@ import { createHealthMonitor } from './outbox/health-monitor.ts'
 import type { Listener } from './outbox/listener.ts'
 import { startLivenessWatchdog } from './outbox/liveness-watchdog.ts'
 import { pickupPrimer } from './outbox/pickup-primes.ts'
-import type { Sender } from './outbox/sender.ts'
+import type { Running, ServeOptions } from './serve-options.ts'
 import { createTransport, immediateTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
-
-/** `serve --role`: config decides by it which settings are needed, serve what it starts. */
-export type Role = ServeRole
-
-export interface Running {
-  stop(reason: string): Promise<void>
-  port: number | null
-  drainers: Map<string, Drainer>
-  listeners: Map<string, Listener>
-}
-
-export interface ServeOptions {
-  role: Role
-  log: Logger
-  dev?: boolean
-  onEvent?: EngineEventHandler
-  /** Overrides the transport (tests, dev). */
-  sender?: Sender
-  /**
-   * Called once the HTTP server listens, with the ports bound (PORT=0 is the system's choice): dev's
-   * banner says the product is running, and where.
-   */
-  onListening?: (bound: { port: number; metricsPort: number | null }) => void
-}
 
 /** Starts the engine for every database and the HTTP surface; returns a handle to stop it. */
 export async function serve(config: Config, o: ServeOptions): Promise<Running> {

@@ -25,6 +25,7 @@ const ROOTS = [
   'src/commands.ts',
   'src/command-help.ts',
   'src/serve.ts',
+  'src/serve-options.ts',
   'src/run-until-signalled.ts',
   'src/uncaught-exit.ts',
   'src/database-engines.ts',
