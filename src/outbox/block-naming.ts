@@ -19,7 +19,11 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
     if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
   }
   return {
-    markWaiting,
+    /** Names the rows the block holds; a failure is the loop's error event, and the loop goes on. */
+    markWaiting: () =>
+      markWaiting().catch((error) => {
+        d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'mark_waiting', error })
+      }),
     /** This block's pass made. */
     named: () => blockNamed,
     /** A claim was made: the next block is named from its pass. */

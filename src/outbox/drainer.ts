@@ -4,6 +4,7 @@ import { createBlockNaming } from './block-naming.ts'
 import { createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
+import { startUp } from './drainer-start-up.ts'
 import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
@@ -13,6 +14,7 @@ import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
 import { createSettlements } from './settlements.ts'
 import { createStartQueue } from './start-queue.ts'
 import { startSends } from './start-send.ts'
+import { createWakeNews } from './wake-news.ts'
 import { createWakeTimers } from './wake-timers.ts'
 import { createWorkerRegistration } from './worker-registration.ts'
 
@@ -63,15 +65,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     slowMs: LAST_CHECK_IN_SLOT_MS,
   })
 
-  // The news since the last claim began. undefined: none. A row id: the only news named that row
-  // (its transaction inserted it alone), which the next claim with no backlog tries alone first
-  // (claimBatch's notifiedId). null: other news (a bulk insert, a timer, a poll, a reclaim, a second
-  // row), and the claim looks for itself. News may mean rows the claim in flight did not see; a wake
-  // for room in the local queue (refill) is none: it only means "claim the backlog", which a claim
-  // that came back short has shown to be gone (it cost every drain one more empty claim).
-  let news: string | null | undefined
+  // The news since the last claim began (wake-news.ts); a refill is none.
+  const news = createWakeNews()
   const wake = (rowId?: string) => {
-    news = news === undefined && rowId !== undefined ? rowId : null
+    news.heard(rowId)
     wanted = true
     wakeUp?.()
   }
@@ -136,12 +133,11 @@ export function createDrainer(d: DrainerDeps): Drainer {
       if (mayClaim()) {
         blockNaming.claimed()
         wanted = false
-        const rowId = backlog ? null : (news ?? null)
-        news = undefined
+        const rowId = news.take(backlog)
         try {
           const r = await claimAndDeliver(rowId)
           backlog = r.full
-          if (!r.full && news === undefined) wanted = false
+          if (!r.full && !news.any()) wanted = false
           claimFailures.succeeded()
           if (r.claimed > 0) continue
         } catch (error) {
@@ -159,11 +155,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       // Blocked, the wake stays wanted and the loop looks again when the block ends.
       if (blockedMs() > 0) {
         // Once per block, and at each wake meanwhile (rows enqueued since).
-        if (!blockNaming.named() || wanted) {
-          await blockNaming.markWaiting().catch((error) => {
-            d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'mark_waiting', error })
-          })
-        }
+        if (!blockNaming.named() || wanted) await blockNaming.markWaiting()
         if (mayClaim() || stopping.signal.aborted) continue
         if (wanted) poll.arm(blockedMs())
       }
@@ -180,18 +172,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
   return {
     start() {
       if (loop) return
-      // Register (the lease key), note the gate's limits, reclaim, then claim: one after the other, so a start needs one
-      // pooled connection. The timers start once that reclaim has said when the next is due (a
-      // dead worker's lease ending soon); no lease is held before the first claim to heartbeat. A
-      // registration that failed (the database away) is tried again by the first claim.
+      // Register, note the gate's limits, reclaim (drainer-start-up.ts), then claim.
       loop = (async () => {
-        await leaseKey.get().catch(() => {})
-        // Not fatal: the limits hold as they stand (a changed rate then waits for another start).
-        await d.gate.start?.().catch((error) => {
-          log.warn('could not note this worker’s send limits', { err: error })
-        })
-        await upkeep.first()
-        upkeep.startTimers()
+        await startUp(d, log, leaseKey, upkeep)
         await run()
       })()
     },
