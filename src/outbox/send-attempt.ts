@@ -7,6 +7,7 @@ import { sendOne } from './send-verdict.ts'
 import type { OutboundMail } from './sender.ts'
 import type { Settlement } from './settle-item.ts'
 import type { StartResult } from './start-send.ts'
+import { giveUpUnsent } from './unsent-give-up.ts'
 
 interface SlotSend {
   /** Make the last check (startSends) in the slot: false only for a row the claim recorded as started. */
@@ -97,50 +98,6 @@ export async function sendInSlot(
 /** The send's request timeout has run out since `askedAt` (before its last check). */
 function pastDeadline(d: DeliveryDeps, askedAt: number): boolean {
   return d.sendTimeoutMs !== undefined && monotonicNow(d.clock) - askedAt >= d.sendTimeoutMs
-}
-
-/**
- * A row whose lease may have ended before its send (this process's deadline passed, before or
- * during the last check: `unconfirmed`; or the check refused it: `refused`): it is not sent, and
- * counted as lost once. Its deadline passes with the lease surely not ended (`live`) when a
- * heartbeat's answer is late (a slow database: it extended the lease, past HEARTBEAT_ANSWER_MS):
- * such a row is counted lost only if its release finds it taken (lease-outcome.ts).
- */
-async function giveUpUnsent(
-  d: DeliveryDeps,
-  r: Ready,
-  finish: Finish,
-  why: 'unconfirmed' | 'refused',
-): Promise<void> {
-  if (d.deadlines?.isLost(r.lease)) {
-    // Counted when the heartbeat found it lost.
-    d.log.warn('lease lost before the send; not sending', { db: d.dbName, outboxId: r.lease.id })
-    d.done(r.lease)
-    return
-  }
-  if (why === 'unconfirmed' && d.deadlines?.live(r.lease)) {
-    // Surely still ours unless another claim took it meanwhile: handed back uncounted, fenced by
-    // its token, so such a row is left alone (and counted then).
-    d.log.warn(
-      'lease not confirmed with time for the send (heartbeats slow or failing); not sending',
-      {
-        db: d.dbName,
-        outboxId: r.lease.id,
-      },
-    )
-    await finish(r.lease, { kind: 'released', unconfirmed: true })
-    return
-  }
-  d.onEvent?.({ type: 'lease_lost', db: d.dbName, id: r.lease.id, during: 'start' })
-  // Counted now: the release below finding the row taken must not count it again.
-  d.deadlines?.markLost(r.lease)
-  // Perhaps still ours (heartbeats failed, nobody reclaimed yet): handed back uncounted, fenced by
-  // its token, so a row another claim took meanwhile is left alone.
-  d.log.warn('lease ended or lost before the send; not sending', {
-    db: d.dbName,
-    outboxId: r.lease.id,
-  })
-  await finish(r.lease, { kind: 'released' })
 }
 
 export interface SendExtra {
