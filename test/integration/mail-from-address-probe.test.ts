@@ -1,10 +1,11 @@
 // After MAIL_FROM's pause, a due row naming MAIL_FROM's own address probes the mailbox when MAIL_FROM's first row without a sender key is not due yet: one request until its answer.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -12,27 +13,20 @@ setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
 const MAIL_FROM = 'sender@example.com'
-const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
 
-let fake: FakeGraph | null = null
-const engines: TestEngine[] = []
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop()
-  await fake?.stop()
-  fake = null
-})
+const g = useGraphPerTest()
 
 async function graph(): Promise<Transport> {
-  fake = await startFakeGraph({
+  g.fake = await startFakeGraph({
     clientSecret: 'right',
     concurrencyLimit: 1000,
     mailboxes: [MAIL_FROM],
   })
-  return graphTransport(fake, MAIL_FROM)
+  return graphTransport(g.fake, MAIL_FROM)
 }
 
 async function startWorker(tr: Transport, id: string): Promise<TestEngine> {
-  return startTransportWorker(t, engines, tr, {
+  return startTransportWorker(t, g.engines, tr, {
     workerId: id,
     mailFrom: MAIL_FROM,
     sendTimeoutMs: 5_000,
@@ -51,7 +45,7 @@ const namedRows = async (n: number) =>
   ).rows.map((x) => x.id)
 
 const mailFromSends = (from: number) =>
-  (fake?.requests ?? [])
+  (g.fake?.requests ?? [])
     .slice(from)
     .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === MAIL_FROM)
 
@@ -95,7 +89,7 @@ async function pauseEndsWithOnlyNamedRowsDue(
     `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb,
                                  jsonb_build_object('sendAt', now() + interval '2 days'))::text as id`,
   )
-  const asked0 = fake?.requests.length ?? 0
+  const asked0 = g.fake?.requests.length ?? 0
   await t.pool.query(
     `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
      update mailer.email_outbox set send_at = now() - interval '1 minute' where id = any($2::bigint[])`,
@@ -107,11 +101,11 @@ async function pauseEndsWithOnlyNamedRowsDue(
 
 test('Graph takes MAIL_FROM’s sends again: the rows naming its address go, not held for its row two days out', async () => {
   const tr = await graph()
-  fake?.setFaults({ pickSendMail: () => THROTTLED })
+  g.fake?.setFaults({ pickSendMail: () => THROTTLED })
   const named = await namedRows(5)
   const a = await startWorker(tr, 'worker-a')
   const b = await startWorker(tr, 'worker-b')
-  const { later } = await pauseEndsWithOnlyNamedRowsDue([a, b], named, () => fake?.setFaults({}))
+  const { later } = await pauseEndsWithOnlyNamedRowsDue([a, b], named, () => g.fake?.setFaults({}))
   await pollUntil(
     async () => ((await count(`status = 'sent'`, named)) === 5 ? true : undefined),
     20_000,
@@ -126,7 +120,7 @@ test('Graph takes MAIL_FROM’s sends again: the rows naming its address go, not
 
 test('Graph throttles MAIL_FROM still: one row naming its address probes, one sendMail, the rest wait for the new pause', async () => {
   const tr = await graph()
-  fake?.setFaults({ pickSendMail: () => THROTTLED })
+  g.fake?.setFaults({ pickSendMail: () => THROTTLED })
   const named = await namedRows(5)
   const a = await startWorker(tr, 'worker-a')
   const b = await startWorker(tr, 'worker-b')

@@ -1,12 +1,12 @@
 // A probe's answer ends MAIL_FROM's owed state at once: the worker that probed claims a batch next, and no claim names a second probe once the first is sent.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'
 import { oweProbe, probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { useTestDb } from '../support/db.ts'
-import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
 import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { enqueueIn, pacing } from '../support/paused-claim-rows.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
@@ -16,15 +16,8 @@ setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
 const MAIL_FROM = 'sender@example.com'
-const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
 
-let fake: FakeGraph | null = null
-const engines: TestEngine[] = []
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop()
-  await fake?.stop()
-  fake = null
-})
+const g = useGraphPerTest()
 
 const claimPastPaused = (workerId: string) =>
   claimBatch(t.db, {
@@ -65,13 +58,13 @@ test('a probe already sent is answered for every claim: the next claim names no 
 })
 
 test('after the probe’s 202 the worker’s very next claim takes a full batch: one single-row probe, no second (three pauses)', async () => {
-  fake = await startFakeGraph({
+  g.fake = await startFakeGraph({
     clientSecret: 'right',
     concurrencyLimit: 1000,
     mailboxes: [MAIL_FROM],
   })
-  const tr = graphTransport(fake, MAIL_FROM)
-  const w = await startTransportWorker(t, engines, tr, {
+  const tr = graphTransport(g.fake, MAIL_FROM)
+  const w = await startTransportWorker(t, g.engines, tr, {
     workerId: 'worker-a',
     mailFrom: MAIL_FROM,
     sendTimeoutMs: 5_000,
@@ -79,7 +72,7 @@ test('after the probe’s 202 the worker’s very next claim takes a full batch:
   // The answer races the worker's next claim: three pauses, each its own chance to lose it.
   const claimsAfterPause: number[][] = []
   for (let round = 0; round < 3; round++) {
-    fake.setFaults({ pickSendMail: () => THROTTLED })
+    g.fake.setFaults({ pickSendMail: () => THROTTLED })
     const rows = (
       await t.pool.query<{ id: string }>(
         `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb)::text as id
@@ -87,7 +80,7 @@ test('after the probe’s 202 the worker’s very next claim takes a full batch:
       )
     ).rows.map((x) => x.id)
     await pausedOwedAndIdle(t, MAIL_FROM, w)
-    fake.setFaults({})
+    g.fake.setFaults({})
     const seen0 = w.events.events.length
     await t.pool.query(
       `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)

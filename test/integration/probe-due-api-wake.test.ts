@@ -1,5 +1,5 @@
 // A worker waiting for MAIL_FROM's owed probe's kept row is woken by the API's cancel of that row: the probe is owed no more without waiting for its poll.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
 import { cancelMatching, cancelOutbox } from '../../src/outbox/cancel.ts'
@@ -7,7 +7,8 @@ import { createTransport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
+import { useGraphPerTest } from '../support/graph-per-test.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -15,23 +16,22 @@ setDefaultTimeout(60_000)
 const t = useTestDb({ resetEach: true })
 const MAIL_FROM = 'sender@example.com'
 
-let fake: FakeGraph | null = null
-const engines: TestEngine[] = []
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop()
-  await fake?.stop()
-  fake = null
-})
+const g = useGraphPerTest()
 
 /** A worker wired as serve wires Graph (its gate pauses MAIL_FROM), its poll 600 s off (the test engine's). */
 async function startWorker(): Promise<TestEngine> {
-  fake = await startFakeGraph({
+  g.fake = await startFakeGraph({
     clientSecret: 'right',
     concurrencyLimit: 1000,
     mailboxes: [MAIL_FROM],
   })
   const config = loadConfig(
-    { ...graphEnvFor(fake), MAIL_FROM, GRAPH_CLIENT_SECRET: 'right', MAILBOX_RATE_PER_MINUTE: '0' },
+    {
+      ...graphEnvFor(g.fake),
+      MAIL_FROM,
+      GRAPH_CLIENT_SECRET: 'right',
+      MAILBOX_RATE_PER_MINUTE: '0',
+    },
     { requireDatabase: false },
   )
   const tr = createTransport(
@@ -51,7 +51,7 @@ async function startWorker(): Promise<TestEngine> {
     workerId: 'worker-a',
   })
   await engine.start()
-  engines.push(engine)
+  g.engines.push(engine)
   return engine
 }
 
@@ -102,7 +102,7 @@ test('the kept row cancelled through the API, nothing else of MAIL_FROM’s pend
   const far = await waitingForFarRow()
   await cancelOutbox(t.db, far, null)
   await owedNoMore()
-  expect(fake?.accepted).toEqual([])
+  expect(g.fake?.accepted).toEqual([])
 })
 
 test('the kept row cancelled by a bulk cancel: the same', async () => {
@@ -110,5 +110,5 @@ test('the kept row cancelled by a bulk cancel: the same', async () => {
   const r = await cancelMatching(t.db, { ids: [far] }, null, { limit: 10 })
   expect(r.items).toEqual([{ id: far, outcome: 'cancelled' }])
   await owedNoMore()
-  expect(fake?.accepted).toEqual([])
+  expect(g.fake?.accepted).toEqual([])
 })

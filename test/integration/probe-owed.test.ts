@@ -1,10 +1,11 @@
 // A MAIL_FROM pause's end probe is owed by the database: a worker restarted during the pause, or one that never met it, sends no more than the one probe.
-import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -13,30 +14,23 @@ setDefaultTimeout(60_000)
 const t = useTestDb({ resetEach: true })
 const MAIL_FROM = 'sender@example.com'
 const OWN = 'own@example.com'
-const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
 
-let fake: FakeGraph | null = null
-const engines: TestEngine[] = []
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop()
-  await fake?.stop()
-  fake = null
-})
+const g = useGraphPerTest()
 
 /** Graph throttles every send from MAIL_FROM for 5 minutes; OWN's go. */
 async function throttlingGraph(): Promise<Transport> {
-  fake = await startFakeGraph({
+  g.fake = await startFakeGraph({
     clientSecret: 'right',
     concurrencyLimit: 1000,
     mailboxes: [OWN, MAIL_FROM],
   })
-  const f = fake
+  const f = g.fake
   return graphTransport(f, MAIL_FROM)
 }
 
 /** A worker wired as serve wires Graph (createTransport's sender and shared gate), MAIL_FROM as given. */
 async function startWorker(tr: Transport, id: string): Promise<TestEngine> {
-  return startTransportWorker(t, engines, tr, {
+  return startTransportWorker(t, g.engines, tr, {
     workerId: id,
     mailFrom: MAIL_FROM,
     sendTimeoutMs: 5_000,
@@ -54,7 +48,7 @@ const defaultRows = async (n: number) =>
 
 /** The sendMail requests to MAIL_FROM the fake saw after the first `from`. */
 const mailFromSends = (from: number) =>
-  (fake?.requests ?? [])
+  (g.fake?.requests ?? [])
     .slice(from)
     .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === MAIL_FROM)
 
@@ -80,7 +74,7 @@ async function pausedAndIdle(workers: TestEngine[]) {
  * requests to MAIL_FROM from the end until then.
  */
 async function pauseEndsStillThrottled(workers: TestEngine[]) {
-  const asked0 = fake?.requests.length ?? 0
+  const asked0 = g.fake?.requests.length ?? 0
   await t.pool.query(
     `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
      update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
@@ -95,13 +89,13 @@ async function pauseEndsStillThrottled(workers: TestEngine[]) {
 describe('a MAIL_FROM pause’s end probe, owed by the database', () => {
   test('a worker restarted during the pause sends one probe at its end, not a batch', async () => {
     const tr = await throttlingGraph()
-    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    g.fake?.setFaults({ pickSendMail: () => THROTTLED })
     await defaultRows(10)
     const first = await startWorker(tr, 'worker-a')
     await pausedAndIdle([first])
     // Restarted (a deploy): the new process has not met the pause.
     await first.stop()
-    engines.splice(engines.indexOf(first), 1)
+    g.engines.splice(g.engines.indexOf(first), 1)
     const again = await startWorker(tr, 'worker-a')
     const sends = await pauseEndsStillThrottled([again])
     expect(sends).toHaveLength(1)
@@ -109,7 +103,7 @@ describe('a MAIL_FROM pause’s end probe, owed by the database', () => {
 
   test('a second worker that never met the pause sends nothing of MAIL_FROM’s at its end but the one probe between them', async () => {
     const tr = await throttlingGraph()
-    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    g.fake?.setFaults({ pickSendMail: () => THROTTLED })
     await defaultRows(10)
     const a = await startWorker(tr, 'worker-a')
     await pausedAndIdle([a])
@@ -122,12 +116,12 @@ describe('a MAIL_FROM pause’s end probe, owed by the database', () => {
 describe('the probe’s verdict', () => {
   test('a probe row that never reaches Graph (past its expiresAt at the pause’s end) is no verdict: the row after it probes, one sendMail while still throttled', async () => {
     const tr = await throttlingGraph()
-    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    g.fake?.setFaults({ pickSendMail: () => THROTTLED })
     const rows = await defaultRows(10)
     const a = await startWorker(tr, 'worker-a')
     await pausedAndIdle([a])
     // The pause ends: the first row due and expired (the probe, settled unsent), the rest 3 s later.
-    const asked0 = fake?.requests.length ?? 0
+    const asked0 = g.fake?.requests.length ?? 0
     await t.pool.query(
       `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
        update mailer.email_outbox
@@ -147,13 +141,13 @@ describe('the probe’s verdict', () => {
 
   test('accepted: owed no more, and the backlog goes through every worker, each row once', async () => {
     const tr = await throttlingGraph()
-    fake?.setFaults({ pickSendMail: () => THROTTLED })
+    g.fake?.setFaults({ pickSendMail: () => THROTTLED })
     const rows = await defaultRows(10)
     const a = await startWorker(tr, 'worker-a')
     await pausedAndIdle([a])
     const b = await startWorker(tr, 'worker-b')
     // Graph takes MAIL_FROM's sends again by the pause's end.
-    fake?.setFaults({})
+    g.fake?.setFaults({})
     await t.pool.query(
       `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
        update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
@@ -168,7 +162,7 @@ describe('the probe’s verdict', () => {
       )
       return r.rows[0].n === rows.length ? true : undefined
     }, 30_000)
-    const sent = (fake?.accepted ?? [])
+    const sent = (g.fake?.accepted ?? [])
       .filter((x) => x.mailbox === MAIL_FROM)
       .map((x) => x.outboxId)
     expect(sent.sort()).toEqual([...rows].sort())

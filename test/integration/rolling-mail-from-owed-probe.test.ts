@@ -1,10 +1,11 @@
 // A rolling deploy that changes MAIL_FROM: while the old MAIL_FROM's probe is owed, a worker of the new one sends no row naming the old address.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
 import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
@@ -15,18 +16,11 @@ const t = useTestDb({ resetEach: true })
 /** The release being replaced sends from OLD, the next one from NEW. */
 const OLD = 'outbox@example.com'
 const NEW = 'outbox-next@example.com'
-const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
 
-let fake: FakeGraph | null = null
-const engines: TestEngine[] = []
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop()
-  await fake?.stop()
-  fake = null
-})
+const g = useGraphPerTest()
 
 async function startWorker(tr: Transport, id: string, mailFrom: string): Promise<TestEngine> {
-  return startTransportWorker(t, engines, tr, {
+  return startTransportWorker(t, g.engines, tr, {
     workerId: id,
     mailFrom,
     // Past the test's window: the probe's hung request is not given up and sent again meanwhile.
@@ -35,21 +29,21 @@ async function startWorker(tr: Transport, id: string, mailFrom: string): Promise
 }
 
 const sendsFrom = (mailbox: string, from: number) =>
-  (fake?.requests ?? [])
+  (g.fake?.requests ?? [])
     .slice(from)
     .filter((q) => q.kind === 'sendMail' && q.mailbox.toLowerCase() === mailbox)
 
 for (const rate of ['0', '600']) {
   test(`MAILBOX_RATE_PER_MINUTE=${rate}: rows naming the old MAIL_FROM's address wait for its owed probe on a worker of the new MAIL_FROM; one request reaches the mailbox`, async () => {
-    fake = await startFakeGraph({
+    g.fake = await startFakeGraph({
       clientSecret: 'right',
       concurrencyLimit: 1000,
       mailboxes: [OLD, NEW],
     })
-    fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? THROTTLED : undefined) })
+    g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? THROTTLED : undefined) })
     // The old release meets Graph's throttle with a row of its MAIL_FROM: the pause, its probe owed.
     await enqueue(t)
-    const old = await startWorker(graphTransport(fake, OLD, rate), 'worker-old', OLD)
+    const old = await startWorker(graphTransport(g.fake, OLD, rate), 'worker-old', OLD)
     await pausedOwedAndIdle(t, OLD, old)
     // Three rows name its address, due later. The first row, given back to the pause's end, keeps
     // the probe owed (something of the old MAIL_FROM is pending).
@@ -64,8 +58,8 @@ for (const rate of ['0', '600']) {
       )
     // The pause ends with the named rows due (the first row not yet), the probe still owed; Graph
     // now holds every request to the old mailbox unanswered: the probe stays out, and owed.
-    fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
-    const asked0 = fake.requests.length
+    g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
+    const asked0 = g.fake.requests.length
     const attempts0 = (
       await t.pool.query<{ id: string }>(
         `select coalesce(max(id), 0)::text as id from mailer.email_attempts`,
@@ -88,7 +82,7 @@ for (const rate of ['0', '600']) {
       )
       return p.rows[0]?.probe_id != null && sendsFrom(OLD, asked0).length > 0 ? true : undefined
     }, 30_000)
-    const fresh = await startWorker(graphTransport(fake, NEW, rate), 'worker-new', NEW)
+    const fresh = await startWorker(graphTransport(g.fake, NEW, rate), 'worker-new', NEW)
     fresh.drainer.wake()
     // Each named row asked Graph, or was given back since (an attempt): every claim of them is seen.
     await pollUntil(async () => {

@@ -1,9 +1,10 @@
 // A pause-end probe owed for a mailbox no live worker sends from (MAIL_FROM changed by a deploy) is cleared by a worker's reclaim, and with it the due hints it kept writing.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
 import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { useGraphPerTest } from '../support/graph-per-test.ts'
 import { graphWorker } from '../support/graph-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -13,19 +14,13 @@ const t = useTestDb({ resetEach: true })
 const OLD = 'old-sender@example.com'
 const NEW = 'new-sender@example.com'
 
-let fake: FakeGraph | null = null
-const engines: TestEngine[] = []
-afterEach(async () => {
-  for (const e of engines.splice(0)) await e.stop()
-  await fake?.stop()
-  fake = null
-})
+const g = useGraphPerTest()
 
 /** A Graph worker of `mailFrom`, started, its first reclaim done (its loop has turned). */
 async function startWorker(id: string, mailFrom: string, leaseSeconds = 5): Promise<TestEngine> {
-  fake ??= await startFakeGraph({ clientSecret: 'right', mailboxes: [OLD, NEW] })
-  const e = graphWorker(t, fake, { workerId: id, mailFrom, graceSeconds: 30, leaseSeconds })
-  engines.push(e)
+  g.fake ??= await startFakeGraph({ clientSecret: 'right', mailboxes: [OLD, NEW] })
+  const e = graphWorker(t, g.fake, { workerId: id, mailFrom, graceSeconds: 30, leaseSeconds })
+  g.engines.push(e)
   await e.start()
   await pollUntil(async () => (e.drainer.status().lastLoopAt !== null ? true : undefined))
   return e
@@ -101,7 +96,7 @@ test('a rolling deploy: the old MAIL_FROM’s worker still live keeps its probe 
   }, 30_000)
   expect([await oldOwed(), (await laterRows(0)) >= 100]).toEqual([true, true])
   await old.stop()
-  engines.splice(engines.indexOf(old), 1)
+  g.engines.splice(g.engines.indexOf(old), 1)
   await pollUntil(async () => ((await oldOwed()) === false ? true : undefined), 30_000)
   expect(await laterRows(0)).toBe(0)
 })

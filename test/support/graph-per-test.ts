@@ -1,0 +1,24 @@
+// A test file's Graph fake and engines, stopped after each test: the set-up the MAIL_FROM probe tests share.
+import { afterEach } from 'bun:test'
+import type { TestEngine } from './engine.ts'
+import type { FakeGraph } from './fake-graph.ts'
+
+/** Graph's 429 for a mailbox, asking 300 s: a pause past the hold, so the mailbox owes a probe. */
+export const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
+
+/** The test's fake (set it once started) and its engines (push each started one). */
+export interface GraphPerTest {
+  fake: FakeGraph | null
+  readonly engines: TestEngine[]
+}
+
+/** Registers the afterEach that stops what a test left in `fake` and `engines`. */
+export function useGraphPerTest(): GraphPerTest {
+  const g: GraphPerTest = { fake: null, engines: [] }
+  afterEach(async () => {
+    for (const e of g.engines.splice(0)) await e.stop()
+    await g.fake?.stop()
+    g.fake = null
+  })
+  return g
+}
