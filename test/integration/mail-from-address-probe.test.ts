@@ -6,6 +6,7 @@ import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { startFakeGraph } from '../support/fake-graph.ts'
 import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
+import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -57,23 +58,6 @@ const count = async (where: string, ids: string[]) =>
     )
   ).rows[0]!.n
 
-/** MAIL_FROM paused for minutes, its probe owed, no row sending, every worker idle. */
-async function pausedAndIdle(workers: TestEngine[]) {
-  await pollUntil(async () => {
-    const p = await t.pool.query(
-      `select (select count(*)::int from mailer.mailbox_pacing
-                where mailbox = $1 and probe_owed and next_at > now() + interval '1 minute') as paused,
-              (select count(*)::int from mailer.email_outbox where status = 'sending') as sending`,
-      [MAIL_FROM],
-    )
-    return p.rows[0].paused === 1 &&
-      p.rows[0].sending === 0 &&
-      workers.every((w) => w.drainer.status().inFlight === 0)
-      ? true
-      : undefined
-  }, 30_000)
-}
-
 /**
  * Graph throttles MAIL_FROM: its probe owed, every worker idle. Then the pause ends with the rows
  * naming MAIL_FROM's address due and MAIL_FROM's one row without a sender key two days out.
@@ -83,7 +67,7 @@ async function pauseEndsWithOnlyNamedRowsDue(
   named: string[],
   graphThen: () => void,
 ) {
-  await pausedAndIdle(workers)
+  await pausedOwedAndIdle(t, MAIL_FROM, workers)
   graphThen()
   const later = await t.pool.query<{ id: string }>(
     `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb,
@@ -127,6 +111,6 @@ test('Graph throttles MAIL_FROM still: one row naming its address probes, one se
   const { asked0 } = await pauseEndsWithOnlyNamedRowsDue([a, b], named, () => {})
   await pollUntil(async () => (mailFromSends(asked0).length > 0 ? true : undefined), 20_000)
   // Paused anew by the probe's answer, nothing sending: every claim since read the new pause.
-  await pausedAndIdle([a, b])
+  await pausedOwedAndIdle(t, MAIL_FROM, [a, b])
   expect([mailFromSends(asked0).length, await count(`status = 'pending'`, named)]).toEqual([1, 5])
 })

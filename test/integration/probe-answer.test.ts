@@ -4,10 +4,9 @@ import { claimBatch } from '../../src/outbox/claim.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'
 import { oweProbe, probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { useTestDb } from '../support/db.ts'
-import { pollUntil } from '../support/events.ts'
 import { startFakeGraph } from '../support/fake-graph.ts'
 import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
-import { pausedOwedAndIdle } from '../support/owed-pause.ts'
+import { endPauseUntilSent, pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { enqueueIn, pacing } from '../support/paused-claim-rows.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
@@ -82,19 +81,7 @@ test('after the probe’s 202 the worker’s very next claim takes a full batch:
     await pausedOwedAndIdle(t, MAIL_FROM, w)
     g.fake.setFaults({})
     const seen0 = w.events.events.length
-    await t.pool.query(
-      `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
-       update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
-      [MAIL_FROM],
-    )
-    w.drainer.wake()
-    await pollUntil(async () => {
-      const r = await t.pool.query(
-        `select count(*)::int as n from mailer.email_outbox where id = any($1::bigint[]) and status = 'sent'`,
-        [rows],
-      )
-      return r.rows[0].n === rows.length ? true : undefined
-    }, 30_000)
+    await endPauseUntilSent(t, MAIL_FROM, [w], rows)
     claimsAfterPause.push(
       w.events.events
         .slice(seen0)

@@ -6,6 +6,7 @@ import type { TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { startFakeGraph } from '../support/fake-graph.ts'
 import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
+import { endPauseUntilSent } from '../support/owed-pause.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -148,20 +149,7 @@ describe('the probe’s verdict', () => {
     const b = await startWorker(tr, 'worker-b')
     // Graph takes MAIL_FROM's sends again by the pause's end.
     g.fake?.setFaults({})
-    await t.pool.query(
-      `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
-       update mailer.email_outbox set send_at = now() - interval '1 minute' where status = 'pending'`,
-      [MAIL_FROM],
-    )
-    a.drainer.wake()
-    b.drainer.wake()
-    await pollUntil(async () => {
-      const r = await t.pool.query(
-        `select count(*)::int as n from mailer.email_outbox where id = any($1::bigint[]) and status = 'sent'`,
-        [rows],
-      )
-      return r.rows[0].n === rows.length ? true : undefined
-    }, 30_000)
+    await endPauseUntilSent(t, MAIL_FROM, [a, b], rows)
     const sent = (g.fake?.accepted ?? [])
       .filter((x) => x.mailbox === MAIL_FROM)
       .map((x) => x.outboxId)
