@@ -68,19 +68,24 @@ export function renderLease(
     headers: sendableHeaders(m.headers),
     attachments: sendableAttachments(m.attachments),
   }
-  if (!lease.template) checkHeaderSize(mail, m.from != null)
+  checkHeaderSize(mail, m.from != null, lease.template ? 'template_error' : 'invalid_message')
   return mail
 }
 
 /**
- * A stored message's whole header held to Exchange Online's 256 KB as enqueue holds it (sql/0086):
- * a row stored before, or inserted directly, fails here rather than at Graph.
+ * The whole header held to Exchange Online's 256 KB as enqueue holds a message (sql/0086): a row
+ * stored before, or inserted directly, or a template filled from its row (rendered only at send,
+ * a column may fill a display name of any length) fails here rather than at Graph.
  */
-function checkHeaderSize(mail: OutboundMail, namesFrom: boolean): void {
+function checkHeaderSize(
+  mail: OutboundMail,
+  namesFrom: boolean,
+  code: 'invalid_message' | 'template_error',
+): void {
   const bytes = headerFieldsBytes({ ...mail, from: namesFrom ? mail.from : null })
   if (bytes > MAX_HEADER_BYTES)
     throw new RenderError(
-      'invalid_message',
+      code,
       `message has a header of at least ${bytes} bytes (its subject, from, to, cc, replyTo and X- headers as lines): Exchange Online takes a message header of at most ${MAX_HEADER_BYTES} bytes (256 KB)`,
     )
 }

@@ -487,6 +487,30 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
   })
 
+  test('a template whose rendered header passes 256 KB fails the row with template_error, unsent', async () => {
+    // Rendered at send from the row its trigger stored: a column filled into a display name may be
+    // any length, and Exchange Online takes no header past 256 KB (as enqueue counts it, 0086).
+    const id = await insertTemplated(
+      { to: ['{{name}} <rcpt@example.com>'] },
+      { name: 'n'.repeat(262_144) },
+    )
+    expect(await drained(id, transport)).toEqual({
+      status: 'failed',
+      code: 'template_error',
+      error: expect.stringContaining(
+        'message has a header of at least 262185 bytes (its subject, from, to, cc, replyTo and X- headers as lines): Exchange Online takes a message header of at most 262144 bytes (256 KB)',
+      ),
+      written: 0,
+      requested: 0,
+    })
+    await engine?.stop()
+    engine = null
+    // At 256 KB, as a stored message is, it is sent.
+    const name = 'n'.repeat(262_144 - 'Subject: Hello\r\nTo:  <rcpt@example.com>\r\n'.length)
+    const sent = await insertTemplated({ to: ['{{name}} <rcpt@example.com>'] }, { name })
+    expect(await drained(sent, transport)).toMatchObject({ status: 'sent' })
+  })
+
   test('a line break in a stored subject or display name is sent as a space', async () => {
     const named = (address: string) => ({ address, name: `Ada${EVIL}\n` })
     const id = await insertStored({
