@@ -74,6 +74,9 @@ import m0085 from '../../sql/0085_tenant_failed_cancelled_index.sql' with { type
 import m0086 from '../../sql/0086_header_case_size_and_idn_refusals.sql' with { type: 'text' }
 import m0087 from '../../sql/0087_replay_answered_before_header_refusals.sql' with { type: 'text' }
 import m0091 from '../../sql/0091_probe_answered_by_its_sent_row.sql' with { type: 'text' }
+import m0100 from '../../sql/0100_older_replay_compares_without_header_refusals.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -153,6 +156,11 @@ export const migrations: readonly Migration[] = [
   { version: 86, name: '0086_header_case_size_and_idn_refusals', sql: m0086 },
   { version: 87, name: '0087_replay_answered_before_header_refusals', sql: m0087 },
   { version: 91, name: '0091_probe_answered_by_its_sent_row', sql: m0091 },
+  {
+    version: 100,
+    name: '0100_older_replay_compares_without_header_refusals',
+    sql: m0100,
+  },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0
