@@ -3,18 +3,20 @@
 // Fills `kept` finished rows (default 200,000, 1 KB bodies, one in 50 failed; 400 of the oldest sent
 // ones then cancelled, an incident's batch), then 1,000 pending rows after them (a backlog), 5 of
 // them among the oldest kept ids (rows stuck pending since: what `order=oldest&status=pending` is
-// for). Then runs the
-// list's statement (src/outbox/inspect.ts's listStatement: a page of 50 and one more) with EXPLAIN
-// (ANALYZE, BUFFERS), a first page and a page from the middle of each walk, in both orders.
+// for). Then runs what the list runs for a page of 50 (list-plan.ts's explainPage, as listOutbox:
+// listStatement, one more row; a span of the primary key where no index holds the rows, sent among
+// the statuses or none given; both, summed, when the pending look leaves its rows to a span) with
+// EXPLAIN (ANALYZE, BUFFERS), a first page and a page from the middle of each walk, in both orders.
+// A span's page may be short: `items` its rows.
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import type { OutboxStatus } from '../src/db/schema.ts'
 import { silentLogger } from '../src/log.ts'
-import { type ListOrder, listStatement } from '../src/outbox/inspect.ts'
+import type { ListOrder } from '../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../src/outbox/outbox-filter.ts'
 import { startBenchCluster } from './cluster.ts'
 import { fillKept } from './kept-rows.ts'
-import { explainList } from './list-plan.ts'
+import { explainPage } from './list-plan.ts'
 import { openProbe } from './systems/probe.ts'
 
 const kept = Number(process.argv[2] ?? 200_000)
@@ -49,18 +51,19 @@ try {
     ['failed,cancelled', ['failed', 'cancelled']],
     ['pending,failed', ['pending', 'failed']],
     ['pending,cancelled', ['pending', 'cancelled']],
+    ['sent,failed', ['sent', 'failed']],
+    ['pending,sent', ['pending', 'sent']],
   ]
   for (const order of ['newest', 'oldest'] as ListOrder[]) {
     for (const [label, status] of statuses) {
       for (const after of [undefined, middle]) {
         const filter: OutboxFilter = { status }
-        const q = listStatement(handle.db, filter, { limit: 50, order, after }, null)!.compile(
-          handle.db,
-        )
-        const { executionMs, buffers, removed, how } = await explainList(probe, q)
+        const plan = await explainPage(probe, handle.db, filter, { limit: 50, order, after })
+        if (!plan) continue
+        const { executionMs, buffers, removed, how, items, spans, then } = plan
         const what = `order=${order} status=${label}${after ? ` after ${after}` : ''}`
         console.log(
-          `${what.padEnd(46)} ${executionMs.toFixed(2).padStart(8)} ms  buffers ${String(buffers).padStart(6)}  removed by filter ${String(removed).padStart(7)}  ${how.join(', ')}`,
+          `${what.padEnd(46)} ${executionMs.toFixed(2).padStart(8)} ms  buffers ${String(buffers).padStart(6)}  removed by filter ${String(removed).padStart(7)}  items ${String(items).padStart(2)}${spans ? ' span' : then ? ' look, span' : ''}  ${how.join(', ')}`,
         )
       }
     }

@@ -1,4 +1,9 @@
 // The plan of one page of the list's statement (EXPLAIN ANALYZE, BUFFERS): its time, buffers and scans, for the list benches.
+import type { Kysely } from 'kysely'
+import type { Database } from '../src/db/schema.ts'
+import { type ListOrder, listStatement, walksPrimaryKey } from '../src/outbox/inspect.ts'
+import type { OutboxFilter } from '../src/outbox/outbox-filter.ts'
+import { SPAN_ROWS, spanPageStatement } from '../src/outbox/span-page.ts'
 import type { Probe } from './systems/probe.ts'
 
 export interface ListPlan {
@@ -45,4 +50,54 @@ function findScans(node: Record<string, unknown>): Record<string, unknown>[] {
   const own = String(node['Node Type']).includes('Scan') && node.Alias !== 'span' ? [node] : []
   const children = (node.Plans as Record<string, unknown>[] | undefined) ?? []
   return [...own, ...children.flatMap(findScans)]
+}
+
+/** One page's plan as listOutbox runs it, the page's rows, and which statements ran. */
+export interface PagePlan extends ListPlan {
+  items: number
+  /** A span walked (walksPrimaryKey), or the list statement whose pending rows it left to one. */
+  spans: boolean
+  then: boolean
+}
+
+/**
+ * What GET /v1/outbox runs for one page (src/outbox/inspect.ts's listOutbox; no writers open, so no
+ * horizon): a span of the primary key where walksPrimaryKey says so, else listStatement, and after
+ * it a span when its pending rows are left unresolved (both statements summed). Null when nothing
+ * can match.
+ */
+export async function explainPage(
+  probe: Probe,
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  page: { limit: number; order: ListOrder; after: string | undefined },
+): Promise<PagePlan | null> {
+  const walk = {
+    order: page.order === 'oldest' ? 'asc' : 'desc',
+    limit: page.limit,
+    after: page.after,
+    spanRows: SPAN_ROWS,
+  } as const
+  const spans = walksPrimaryKey(filter)
+  const q = spans
+    ? spanPageStatement(db, filter, null, walk).compile(db)
+    : listStatement(db, filter, page, null)?.compile(db)
+  if (!q) return null
+  const plan = await explainList(probe, q)
+  let got = await probe.query<{ id: string | null; pending_unresolved?: boolean }>(q.sql, [
+    ...q.parameters,
+  ])
+  const then = !spans && got[0]?.pending_unresolved === true
+  if (then) {
+    const s = spanPageStatement(db, filter, null, walk).compile(db)
+    const more = await explainList(probe, s)
+    plan.executionMs += more.executionMs
+    plan.buffers += more.buffers
+    plan.removed += more.removed
+    plan.read += more.read
+    plan.how = [...new Set([...plan.how, ...more.how])]
+    got = await probe.query(s.sql, [...s.parameters])
+  }
+  const items = Math.min(got.filter((r) => r.id !== null).length, page.limit)
+  return { ...plan, items, spans, then }
 }

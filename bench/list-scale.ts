@@ -18,11 +18,11 @@ import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import type { OutboxStatus } from '../src/db/schema.ts'
 import { silentLogger } from '../src/log.ts'
-import { type ListOrder, listStatement, walksPrimaryKey } from '../src/outbox/inspect.ts'
+import type { ListOrder } from '../src/outbox/inspect.ts'
 import type { OutboxFilter } from '../src/outbox/outbox-filter.ts'
-import { SPAN_ROWS, spanPageStatement } from '../src/outbox/span-page.ts'
+import { SPAN_ROWS } from '../src/outbox/span-page.ts'
 import { startBenchCluster } from './cluster.ts'
-import { explainList } from './list-plan.ts'
+import { explainPage } from './list-plan.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 
 const rows = Number(process.argv[2] ?? 1_000_000)
@@ -158,35 +158,14 @@ async function explainAll(probe: Probe, db: ReturnType<typeof openDb>['db']) {
   for (const order of ['newest', 'oldest'] as ListOrder[]) {
     for (const [label, filter] of SHAPES) {
       for (const after of [undefined, order === 'newest' ? deepNewest : deepOldest]) {
-        const direction = order === 'oldest' ? 'asc' : 'desc'
-        const walk = { order: direction, limit: 50, after, spanRows: SPAN_ROWS } as const
-        const spans = walksPrimaryKey(filter)
-        const q = spans
-          ? spanPageStatement(db, filter, null, walk).compile(db)
-          : listStatement(db, filter, { limit: 50, order, after }, null)?.compile(db)
-        if (!q) continue
-        const plan = await explainList(probe, q)
-        let got = await probe.query<{ id: string | null; pending_unresolved?: boolean }>(q.sql, [
-          ...q.parameters,
-        ])
-        // As listOutbox: a page whose pending rows the look past its cursor left unresolved walks a span.
-        const then = !spans && got[0]?.pending_unresolved === true
-        if (then) {
-          const s = spanPageStatement(db, filter, null, walk).compile(db)
-          const more = await explainList(probe, s)
-          plan.executionMs += more.executionMs
-          plan.buffers += more.buffers
-          plan.read += more.read
-          plan.how = [...new Set([...plan.how, ...more.how])]
-          got = await probe.query(s.sql, [...s.parameters])
-        }
-        const { executionMs, buffers, read, how } = plan
-        const items = got.filter((r) => r.id !== null)
+        const plan = await explainPage(probe, db, filter, { limit: 50, order, after })
+        if (!plan) continue
+        const { executionMs, buffers, read, how, items, spans, then } = plan
         const what = `${order} ${label}${after ? ` after ${after}` : ''}`
         // A span's ids, and for a pending page left to one the pending rows counted to SPAN_ROWS + 1.
         const allowed = FLAG_READ + (spans ? SPAN_ROWS : then ? 2 * SPAN_ROWS : 0)
         console.log(
-          `${read > allowed ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  items ${String(Math.min(items.length, 50)).padStart(2)}${spans ? ' span' : then ? ' look, span' : ''}  ${how.join(', ')}`,
+          `${read > allowed ? '!' : ' '} ${what.padEnd(44)} ${executionMs.toFixed(2).padStart(9)} ms  buffers ${String(buffers).padStart(6)}  read ${String(read).padStart(8)}  items ${String(items).padStart(2)}${spans ? ' span' : then ? ' look, span' : ''}  ${how.join(', ')}`,
         )
       }
     }
