@@ -63,18 +63,24 @@ export async function stoppedAtDeadline(o: {
       ? Promise.resolve(null)
       : waitAtMost(systemClock, q(o.client), READ_MS).catch(() => null)
   const at = o.at
+  const inTheWay = async () => {
+    const holders = await read((c) => readLockHolders(c, HOLDER_AGE_MS))
+    return holders?.length
+      ? `; sessions holding locks on mailer tables: ${holders.map(describeHolder).join('; ')} (end the one in the way, or pg_terminate_backend(pid))`
+      : ''
+  }
   let where: string
   if (at.step === 'next') where = `before migration ${at.migration.name}: it was not begun`
+  // Reading mailer.schema_migrations waits only behind a lock on it (a LOCK TABLE, VACUUM FULL or
+  // ALTER TABLE left open), which the next run would wait behind too.
+  else if (at.step === 'prepare') where = WHERE[at.step] + (await inTheWay())
   else if (at.step !== 'migration') where = WHERE[at.step]
   else if (!at.outside) {
     where =
-      o.client === null
+      (o.client === null
         ? `during migration ${at.migration.name}, whose session was ended (the server rolls it back): nothing of it is applied`
-        : `during migration ${at.migration.name}, which was rolled back: nothing of it is applied`
-    const holders = await read((c) => readLockHolders(c, HOLDER_AGE_MS))
-    if (holders?.length) {
-      where += `; sessions holding locks on mailer tables: ${holders.map(describeHolder).join('; ')} (end the one in the way, or pg_terminate_backend(pid))`
-    }
+        : `during migration ${at.migration.name}, which was rolled back: nothing of it is applied`) +
+      (await inTheWay())
   } else {
     const left = await read(invalidIndexes)
     const indexes =

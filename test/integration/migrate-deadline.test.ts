@@ -174,3 +174,28 @@ test('the deadline is the whole run’s: a database held past it names where it 
     await other.drop()
   }
 })
+
+test("a hand lock on mailer.schema_migrations past the deadline: migrate stops while reading which migrations it has, names the holder, and changes nothing", async () => {
+  // What readiness and serve's start name too: a LOCK TABLE, VACUUM FULL or ALTER TABLE left open.
+  const m = { version: 1108, name: '1108_scratch', sql: 'create table mailer.scratch_1108 (id int);' }
+  const lock = await holdHandLock(t.url, 'mailer.schema_migrations')
+  let stopped: { code: string; message: string }
+  try {
+    stopped = await migrateWithin3s(m)
+  } finally {
+    await lock.release()
+  }
+  expect(stopped).toEqual({
+    code: 'migration_deadline',
+    message: expect.stringContaining(
+      "migrate's deadline of 3 s (MIGRATE_DEADLINE_SECONDS, or --deadline) passed while reading which migrations it has: nothing was changed",
+    ),
+  })
+  expect(stopped.message).toContain(`pid ${lock.pid} (hand-session`)
+  const { rows } = await adminQuery(
+    t.url,
+    `select to_regclass('mailer.scratch_1108') is null as gone,
+            (select count(*)::int from mailer.schema_migrations where version = 1108) as recorded`,
+  )
+  expect(rows).toEqual([{ gone: true, recorded: 0 }])
+})
