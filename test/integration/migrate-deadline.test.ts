@@ -175,9 +175,13 @@ test('the deadline is the whole run’s: a database held past it names where it 
   }
 })
 
-test("a hand lock on mailer.schema_migrations past the deadline: migrate stops while reading which migrations it has, names the holder, and changes nothing", async () => {
+test('a hand lock on mailer.schema_migrations past the deadline: migrate stops while reading which migrations it has, names the holder, and changes nothing', async () => {
   // What readiness and serve's start name too: a LOCK TABLE, VACUUM FULL or ALTER TABLE left open.
-  const m = { version: 1108, name: '1108_scratch', sql: 'create table mailer.scratch_1108 (id int);' }
+  const m = {
+    version: 1108,
+    name: '1108_scratch',
+    sql: 'create table mailer.scratch_1108 (id int);',
+  }
   const lock = await holdHandLock(t.url, 'mailer.schema_migrations')
   let stopped: { code: string; message: string }
   try {
