@@ -13,7 +13,7 @@ import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrent } from './db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
-import { poolRefusesTransactions, STATEMENT_POOLING_PROBLEM } from './db/statement-pooling.ts'
+import { probePoolTransactions, STATEMENT_POOLING_PROBLEM } from './db/statement-pooling.ts'
 import { AppError, isAppError } from './errors.ts'
 import type { Logger } from './log.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
@@ -144,12 +144,16 @@ const START_LOCK_TIMEOUT_MS = 2_000
 export async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
   // Before the schema check, whose connection it leaves open for it: a pooler in statement mode
   // ends every transaction, and claims, settlements and enqueues run in transactions.
-  const refused = await Promise.all(handles.map((h) => poolRefusesTransactions(h.pool)))
-  const pooled = handles.find((_, i) => refused[i])
+  const probes = await Promise.all(handles.map((h) => probePoolTransactions(h.pool)))
+  const pooled = handles.find((_, i) => probes[i]!.refuses)
   if (pooled) throw new AppError('config_invalid', `${pooled.name}: ${STATEMENT_POOLING_PROBLEM}`)
+  // A database the probe could not reach is not asked again: a second connect's wait (10 s, or a
+  // statement's 60 s) would hold back every database's start; the probe's failure is the outcome.
   const outcomes = await Promise.allSettled(
-    handles.map((h) =>
-      assertSchemaCurrent(h.pool, h.name, undefined, { lockTimeoutMs: START_LOCK_TIMEOUT_MS }),
+    handles.map((h, i) =>
+      probes[i]!.failure !== null
+        ? Promise.reject(probes[i]!.failure)
+        : assertSchemaCurrent(h.pool, h.name, undefined, { lockTimeoutMs: START_LOCK_TIMEOUT_MS }),
     ),
   )
   const current: string[] = []

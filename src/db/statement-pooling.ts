@@ -34,14 +34,30 @@ export async function transactionProbe(session: {
 }
 
 /**
- * Whether `pool`'s connections refuse transactions (statement mode), asked on one of them. False
- * when none could be had or the probe failed otherwise: an outage is other checks' to report.
+ * Whether `pool`'s connections refuse transactions (statement mode), asked on one of them, and the
+ * probe's failure otherwise (null: none): no connection to be had, or an outage, the caller's to report.
  */
-export async function poolRefusesTransactions(pool: pg.Pool): Promise<boolean> {
-  const client = await pool.connect().catch(() => null)
-  if (client === null) return false
+export async function probePoolTransactions(
+  pool: pg.Pool,
+): Promise<{ refuses: boolean; failure: unknown }> {
+  let client: pg.PoolClient
+  try {
+    client = await pool.connect()
+  } catch (e) {
+    return { refuses: false, failure: e ?? new Error('connect failed') }
+  }
   const failure = await transactionProbe(client)
   // Never lent again mid-transaction or ended: a failed probe's connection is discarded.
   client.release(failure !== null)
   return refusesTransactions(failure)
+    ? { refuses: true, failure: null }
+    : { refuses: false, failure }
+}
+
+/**
+ * Whether `pool`'s connections refuse transactions (statement mode). False when none could be had
+ * or the probe failed otherwise: an outage is other checks' to report.
+ */
+export async function poolRefusesTransactions(pool: pg.Pool): Promise<boolean> {
+  return (await probePoolTransactions(pool)).refuses
 }

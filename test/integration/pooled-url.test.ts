@@ -1,5 +1,7 @@
 // A pooled DATABASE_URL (PgBouncer with its default settings, as Fly's Managed Postgres hands out) is drained.
+
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import net from 'node:net'
 import { sql } from 'kysely'
 import { systemClock } from '../../src/clock.ts'
 import { checkSchemas } from '../../src/database-engines.ts'
@@ -181,5 +183,39 @@ test("serve's start refuses a URL behind a pooler in statement mode (which refus
   } finally {
     await h.close()
     await statementPooler.close()
+  }
+})
+
+test("serve's start asks a database it cannot reach once: the statement-mode probe's failure is the start's verdict, not followed by the schema check's own wait", async () => {
+  // A server that hangs up on every connection: each is an attempt that, against a server down
+  // behind a proxy, waits out the connect's 10 s, and the start of every database waits for it.
+  let attempts = 0
+  const server = net.createServer((socket) => {
+    attempts += 1
+    socket.destroy()
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const url = new URL(t.url)
+  url.port = String((server.address() as net.AddressInfo).port)
+  const lines: { msg: string; db?: string }[] = []
+  const h = openDb({ name: 'away', url: url.href, log: silentLogger, maxConnections: 2 })
+  try {
+    const current = await checkSchemas(
+      [h],
+      createLogger('warn', (l) => lines.push(JSON.parse(l))),
+    )
+    expect({ current, attempts, lines }).toEqual({
+      current: [],
+      attempts: 1,
+      lines: [
+        expect.objectContaining({
+          msg: 'database unreachable at start; will keep trying',
+          db: 'away',
+        }),
+      ],
+    })
+  } finally {
+    await h.close()
+    await new Promise<void>((r) => server.close(() => r()))
   }
 })
