@@ -160,7 +160,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       },
     },
     // Its reads go over each database's url: listenUrl (LISTEN_DATABASE_URL) plays no part.
-    // LEASE_SECONDS: a lease ended over it ago is overdue, a worker silent for twice it not live;
+    // LEASE_SECONDS: stands for a worker whose registry entry notes none (silent twice it: not
+    // live) and, with no live worker noting a longer one, bounds when an ended lease is overdue;
     // MAILBOX_RATE_PER_MINUTE: a mailbox's wait no longer than one turn is pacing, not a pause.
     env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS', 'MAILBOX_RATE_PER_MINUTE'],
     exits: {
