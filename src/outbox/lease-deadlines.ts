@@ -23,6 +23,17 @@ export interface LeaseDeadlines {
   holds(lease: Lease): boolean
   /** Surely not ended yet in the database (no margin): not held only for want of time to send. */
   live(lease: Lease): boolean
+  /**
+   * A statement sent at `sentAt` (as confirm's) asks to extend `leases`: call the function returned
+   * once its answer is taken in (confirm, markLost) or it failed.
+   */
+  asked(leases: Iterable<Lease>, sentAt: number): () => void
+  /**
+   * Whether `lease` holds, once the answer of a statement in flight for it that could make it hold
+   * comes: waited for at most until even that statement's extension would leave no margin, or
+   * `signal` aborts. At once when no such statement is in flight.
+   */
+  heldOnceAnswered(lease: Lease, signal: AbortSignal): Promise<boolean>
 }
 
 /**
@@ -56,6 +67,10 @@ export function createLeaseDeadlines(
   // had reclaimed it, and a row the claim recorded as started was sent by both.
   // WeakMap: a lease that leaves the drainer's books needs no forgetting here.
   const until = new WeakMap<Lease, number>()
+  // The latest statement in flight for each lease: what it was sent at, and its answer.
+  const inFlight = new WeakMap<Lease, { sentAt: number; answer: Promise<void> }>()
+  const holds = (lease: Lease) =>
+    monotonicNow(clock) < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs
   return {
     confirm(leases, sentAt) {
       // `sentAt` is on the monotonic clock too: a wall clock stepped during the statement (back, it
@@ -69,8 +84,38 @@ export function createLeaseDeadlines(
       until.set(lease, Number.NEGATIVE_INFINITY)
     },
     isLost: (lease) => until.get(lease) === Number.NEGATIVE_INFINITY,
-    holds: (lease) =>
-      monotonicNow(clock) < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs,
+    holds,
     live: (lease) => monotonicNow(clock) < (until.get(lease) ?? Number.NEGATIVE_INFINITY),
+    asked(leases, sentAt) {
+      const { promise: answer, resolve } = Promise.withResolvers<void>()
+      const asking = { sentAt, answer }
+      const mine = [...leases]
+      for (const l of mine) inFlight.set(l, asking)
+      return () => {
+        for (const l of mine) if (inFlight.get(l) === asking) inFlight.delete(l)
+        resolve()
+      }
+    },
+    async heldOnceAnswered(lease, signal) {
+      const asking = inFlight.get(lease)
+      // Fencing: only an answer that extended the lease moves its deadline (confirm, from the
+      // statement's sending); waiting changes when the send is decided, never on what.
+      const waitMs =
+        asking === undefined || until.get(lease) === Number.NEGATIVE_INFINITY
+          ? 0
+          : asking.sentAt + leaseMs - marginMs - monotonicNow(clock)
+      if (waitMs > 0 && !signal.aborted && asking) {
+        const answered = new AbortController()
+        const stop = () => answered.abort()
+        signal.addEventListener('abort', stop, { once: true })
+        try {
+          await Promise.race([asking.answer.then(stop), clock.sleep(waitMs, answered.signal)])
+        } finally {
+          stop()
+          signal.removeEventListener('abort', stop)
+        }
+      }
+      return holds(lease)
+    },
   }
 }

@@ -57,18 +57,21 @@ export function createLeaseHeartbeat(
     // Idle: the registry's beat rides on the reclaim, due at least once per lease length.
     if (leases.length === 0) return
     const sentAt = monotonicNow(d.clock)
-    const { extended, busy, beat } = await extendReachableLeases(
-      d.db,
-      d.worker,
-      leases,
-      d.config.leaseSeconds,
-    )
-    d.onBeat?.(beat)
-    judge(
-      leases.filter((l) => !busy.has(l.id)),
-      extended,
-      sentAt,
-    )
+    // A send short of its margin waits for this answer (lease-deadlines.ts), not a slow database.
+    const answered = d.deadlines?.asked(leases, sentAt)
+    let reached: Awaited<ReturnType<typeof extendReachableLeases>>
+    try {
+      reached = await extendReachableLeases(d.db, d.worker, leases, d.config.leaseSeconds)
+      d.onBeat?.(reached.beat)
+      judge(
+        leases.filter((l) => !reached.busy.has(l.id)),
+        reached.extended,
+        sentAt,
+      )
+    } finally {
+      answered?.()
+    }
+    const { busy } = reached
     if (busy.size === 0 || waitingForBusy) return
     waitingForBusy = track(extendBusy(leases.filter((l) => busy.has(l.id)))).finally(() => {
       waitingForBusy = null
@@ -83,6 +86,7 @@ export function createLeaseHeartbeat(
   async function extendBusy(leases: Lease[]) {
     for (let tries = 1; ; tries++) {
       const at = monotonicNow(d.clock)
+      const answered = d.deadlines?.asked(leases, at)
       try {
         judge(leases, await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds), at)
         return
@@ -93,6 +97,8 @@ export function createLeaseHeartbeat(
         if (stopped() || (code !== LOCK_NOT_AVAILABLE && code !== QUERY_CANCELED_SQLSTATE)) return
         leases = leases.filter((l) => d.held.get(l.id) === l)
         if (leases.length === 0) return
+      } finally {
+        answered?.()
       }
     }
   }

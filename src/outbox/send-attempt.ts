@@ -6,6 +6,7 @@ import type { DeliveryDeps } from './deliver.ts'
 import { sendOne } from './send-verdict.ts'
 import type { OutboundMail } from './sender.ts'
 import type { Settlement } from './settle-item.ts'
+import { slotOnceConfirmed } from './slot-once-confirmed.ts'
 import type { StartResult } from './start-send.ts'
 import { giveUpUnsent } from './unsent-give-up.ts'
 
@@ -35,11 +36,14 @@ export async function sendInSlot(
   if (!slot) return finish(r.lease, { kind: 'released' })
   // The row may have waited (for a permit, a slot) past its lease: then it is not sent. For a row
   // the claim recorded as started this is the only check; for the others it spares a start
-  // statement that would refuse the ended lease anyway.
+  // statement that would refuse the ended lease anyway. Short of the margin only until a
+  // heartbeat still on its way answers (a slow database), it waits for that answer.
   if (d.deadlines && !d.deadlines.holds(r.lease)) {
     d.slots.release()
-    afterSend?.()
-    return giveUpUnsent(d, r, finish, 'unconfirmed')
+    if (!(await slotOnceConfirmed(d, r.lease))) {
+      afterSend?.()
+      return giveUpUnsent(d, r, finish, 'unconfirmed')
+    }
   }
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
   let late = false
@@ -71,19 +75,18 @@ export async function sendInSlot(
     }
     // The send's deadline runs from before the check: one answered (or its slot taken again)
     // past it has no time left to send in, and is given back unsent, its start undone.
-    if (checked === 'go' && lastCheck && pastDeadline(d, askedAt)) {
-      checked = () => {
-        d.log.warn('the last check answered past the send deadline; given back unsent', {
-          db: d.dbName,
-          outboxId: r.lease.id,
-        })
-        return finish(r.lease, { kind: 'released' })
-      }
+    if (checked === 'go' && lastCheck && pastDeadline(d, askedAt))
+      checked = pastSendDeadline(d, r, finish)
+    // The margin is for the send: a last check that took long (its statement waited for the one
+    // before it, or for a struggling database) may have used it up, unless a heartbeat's answer
+    // still on its way gives it back.
+    if (checked === 'go' && lastCheck && d.deadlines && !d.deadlines.holds(r.lease)) {
+      if (holding) d.slots.release()
+      holding = await slotOnceConfirmed(d, r.lease)
+      late = !holding
+      if (holding && pastDeadline(d, askedAt)) checked = pastSendDeadline(d, r, finish)
     }
     if (checked !== 'go') turnedAway = checked
-    // The margin is for the send: a last check that took long (its statement waited for the one
-    // before it, or for a struggling database) may have used it up.
-    else late = lastCheck && d.deadlines !== undefined && !d.deadlines.holds(r.lease)
     if (checked === 'go' && !late)
       result = await sendOne(d, r, pauseOnThrottle, lastCheck ? askedAt : undefined)
   } finally {
@@ -93,6 +96,17 @@ export async function sendInSlot(
   if (turnedAway) return turnedAway()
   if (late) return giveUpUnsent(d, r, finish, 'unconfirmed')
   if (result) await finish(r.lease, result.settlement, result.extra)
+}
+
+/** A row whose last check answered (or whose slot came back) past its send's deadline. */
+function pastSendDeadline(d: DeliveryDeps, r: Ready, finish: Finish): () => Promise<void> {
+  return () => {
+    d.log.warn('the last check answered past the send deadline; given back unsent', {
+      db: d.dbName,
+      outboxId: r.lease.id,
+    })
+    return finish(r.lease, { kind: 'released' })
+  }
 }
 
 /** The send's request timeout has run out since `askedAt` (before its last check). */

@@ -1,6 +1,6 @@
 // Lease deadlines: how much lease a send must have left before it starts.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-import type { Clock } from '../../src/clock.ts'
+import { type Clock, systemClock } from '../../src/clock.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 
@@ -88,5 +88,53 @@ describe('lease deadlines', () => {
 
   test('a lease never confirmed does not hold', () => {
     expect(createLeaseDeadlines(at(1_000), 60_000).holds({ ...lease } as Lease)).toBe(false)
+  })
+
+  test('a lease short of its margin waits for a statement in flight only while its extension could give the margin back, and only for one that could', async () => {
+    let now = 0
+    const sleeps: number[] = []
+    // A sleep that runs out (the answer never comes): the clock is then where it would be.
+    const clock: Clock = {
+      now: () => now,
+      sleep: async (ms) => {
+        sleeps.push(ms)
+        now += ms
+      },
+    }
+    const never = new AbortController().signal
+    const l = { ...lease } as Lease
+    // A 60 s lease and a short send's 5 s margin: confirmed at 0, held up to 55 s.
+    const claimedAtZero = (c: Clock) => {
+      const d = createLeaseDeadlines(c, 60_000)
+      d.confirm([l], 0)
+      now = 56_000
+      return d
+    }
+    // Nothing in flight: decided at once.
+    expect(await claimedAtZero(clock).heldOnceAnswered(l, never)).toBe(false)
+    // A heartbeat sent at 20 s, unanswered: waited for until its extension (to 80 s) would leave
+    // no margin either, then not held.
+    const d = claimedAtZero(clock)
+    d.asked([l], 20_000)
+    expect(await d.heldOnceAnswered(l, never)).toBe(false)
+    expect(sleeps).toEqual([19_000])
+    // One that answers it extended the lease: held, the wait cut short by the answer.
+    const c = claimedAtZero({ ...clock, sleep: systemClock.sleep })
+    const answered = c.asked([l], 20_000)
+    const held = c.heldOnceAnswered(l, never)
+    c.confirm([l], 20_000)
+    answered()
+    expect(await held).toBe(true)
+    sleeps.length = 0
+    // One whose extension would not leave the margin either (sent at 0) is not waited for.
+    const e = claimedAtZero(clock)
+    e.asked([l], 0)
+    expect(await e.heldOnceAnswered(l, never)).toBe(false)
+    // Nor one for a lease already lost.
+    const f = claimedAtZero(clock)
+    f.asked([l], 20_000)
+    f.markLost(l)
+    expect(await f.heldOnceAnswered(l, never)).toBe(false)
+    expect(sleeps).toEqual([])
   })
 })

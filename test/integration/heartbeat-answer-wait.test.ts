@@ -1,0 +1,176 @@
+// A send whose lease only a heartbeat still on its way can confirm with the send's margin waits for that answer (at most until it could no longer), and is sent or given back by it.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { type Clock, systemClock } from '../../src/clock.ts'
+import { openDb } from '../../src/db/open.ts'
+import { silentLogger } from '../../src/log.ts'
+import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
+import type { DeliveryDeps } from '../../src/outbox/deliver.ts'
+import { deliverBatch } from '../../src/outbox/deliver.ts'
+import type { EngineEvent } from '../../src/outbox/events.ts'
+import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
+import { createLeaseHeartbeat } from '../../src/outbox/lease-heartbeat.ts'
+import { createStartQueue } from '../../src/outbox/start-queue.ts'
+import { startSends } from '../../src/outbox/start-send.ts'
+import { startAnswerHoldingProxy } from '../support/answer-holding-proxy.ts'
+import { useTestDb } from '../support/db.ts'
+import { deliveryDeps } from '../support/delivery-deps.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { createFakeSender } from '../support/fake-sender.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+const { closing } = endedAfterEach()
+
+/**
+ * One row claimed (recorded as started: its send has no last check) at monotonic 1,000,000 for
+ * 30 s, and a heartbeat of it sent at 1,010,000 whose statement runs and commits but whose answer
+ * the proxy holds. The margin for a short send is 3 s: the claim's confirmation holds up to
+ * 1,027,000, the heartbeat's, once answered, up to 1,037,000. `taken`: another claim took the row
+ * before the heartbeat's statement ran; `lastCheck`: the row has an expiry, so the claim leaves its
+ * last check to its send slot (sql/0017); `waitRunsOut`: a wait on the clock ends at once, the
+ * monotonic clock then where it would be (else it sleeps, until its signal).
+ */
+async function heartbeatUnanswered(
+  o: { taken?: boolean; lastCheck?: boolean; waitRunsOut?: boolean } = {},
+) {
+  const proxy = await startAnswerHoldingProxy(t.url)
+  const handle = openDb({ name: 'test', url: proxy.url, log: silentLogger, maxConnections: 2 })
+  closing.push(async () => {
+    proxy.release()
+    await handle.close()
+    proxy.close()
+  })
+  const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
+  const id = await enqueue(t, undefined, o.lastCheck ? inOneHour : {})
+  const { leases } = await claimBatch(t.db, {
+    limit: 1,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: true,
+  })
+  /** The waits asked of the clock, in ms. */
+  const waits: number[] = []
+  let mono = 1_000_000
+  const clock: Clock = {
+    ...systemClock,
+    monotonic: () => mono,
+    sleep: async (ms, signal) => {
+      waits.push(ms)
+      if (o.waitRunsOut) mono += ms
+      else await systemClock.sleep(ms, signal)
+    },
+  }
+  const deadlines = createLeaseDeadlines(clock, 30_000)
+  deadlines.confirm(leases, mono)
+  const events: EngineEvent[] = []
+  const heartbeat = createLeaseHeartbeat(
+    {
+      dbName: 'test',
+      db: handle.db,
+      worker: { id: 'w1', host: 'h', pid: 1, version: 't' },
+      config: { leaseSeconds: 30 },
+      clock,
+      log: silentLogger,
+      onEvent: (e) => events.push(e),
+      held: new Map<string, Lease>(leases.map((l) => [l.id, l])),
+      settling: () => false,
+      deadlines,
+    },
+    (p) => p,
+    () => false,
+  )
+  if (o.taken)
+    await t.pool.query(
+      'update mailer.email_outbox set lease_token = gen_random_uuid() where id = $1',
+      [id],
+    )
+  mono = 1_010_000
+  proxy.holdAnswerOnceAt('locked as materialized')
+  const beat = heartbeat()
+  await pollUntil(async () => (proxy.holding() ? true : undefined))
+  const sender = createFakeSender()
+  const deps = deliveryDeps(t.db, { sender, clock, deadlines, onEvent: (e) => events.push(e) })
+  return {
+    id,
+    beat,
+    events,
+    sender,
+    waits,
+    /** Moves the monotonic clock to `at`, then delivers the row (with `over` in its deps). */
+    deliverAt(at: number, over: Partial<DeliveryDeps> = {}) {
+      mono = at
+      return deliverBatch({ ...deps, ...over }, leases)
+    },
+    advance(ms: number) {
+      mono += ms
+    },
+    /** Once `delivering` waits on the clock, the heartbeat's answer comes; then it is over. */
+    async answerWhileWaiting(delivering: Promise<void>) {
+      expect(
+        await Promise.race([
+          delivering.then(() => 'given up without waiting'),
+          pollUntil(async () => (waits.length > 0 ? 'waiting' : undefined)),
+        ]),
+      ).toBe('waiting')
+      await this.answer()
+      await delivering
+    },
+    /** The heartbeat's answer comes, and is taken in. */
+    async answer() {
+      proxy.release()
+      await beat
+    },
+    lost: () => events.filter((e) => e.type === 'lease_lost'),
+  }
+}
+
+test('a send whose lease the claim no longer holds with its margin, but a heartbeat on its way would, waits for that answer and is sent: no give-back, no lost lease', async () => {
+  const h = await heartbeatUnanswered()
+  // 2 s of the claim's lease left: short of the margin, yet surely not ended.
+  await h.answerWhileWaiting(h.deliverAt(1_028_000))
+  // At most until the heartbeat's extension, once answered, would leave no margin either.
+  expect(h.waits).toEqual([9_000])
+  expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
+  expect(h.lost()).toEqual([])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
+})
+
+test('a heartbeat that does not answer before its extension would leave no margin: the row is given back unsent, counted lost once its deadline passed', async () => {
+  const h = await heartbeatUnanswered({ waitRunsOut: true })
+  await h.deliverAt(1_028_000)
+  expect(h.waits).toEqual([9_000])
+  expect(h.sender.calls).toEqual([])
+  expect(h.lost()).toEqual([{ type: 'lease_lost', db: 'test', id: h.id, during: 'start' }])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'pending', attempts: 0 })
+  await h.answer()
+})
+
+test('a heartbeat that answers that another claim took the row: not sent, counted lost once', async () => {
+  const h = await heartbeatUnanswered({ taken: true })
+  await h.answerWhileWaiting(h.deliverAt(1_028_000))
+  expect(h.sender.calls).toEqual([])
+  expect(h.lost()).toEqual([{ type: 'lease_lost', db: 'test', id: h.id, during: 'heartbeat' }])
+})
+
+test('a last check that used up the margin, the lease extended by a heartbeat on its way: the send waits for that answer and is sent, no give-back', async () => {
+  const h = await heartbeatUnanswered({ lastCheck: true })
+  const start = createStartQueue((l) => startSends(t.db, l))
+  // Asked with 1 s of margin to spare; answered with none (the database is slow).
+  const delivering = h.deliverAt(1_026_000, {
+    start: async (rows, slow) => {
+      const started = await start(rows, slow)
+      h.advance(2_000)
+      return started
+    },
+  })
+  await h.answerWhileWaiting(delivering)
+  expect(h.waits).toEqual([9_000])
+  expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
+  expect(h.lost()).toEqual([])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
+})
