@@ -152,6 +152,7 @@ test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, du
   }
   if (problems.length > 0 || process.env.CHAOS_EVIDENCE === 'always')
     await leaveEvidence(EVIDENCE_DIR, {
+      scenario: '10 chaos soak',
       db,
       graph: graph.fake,
       mailers: mailers.all,

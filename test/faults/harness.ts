@@ -33,6 +33,16 @@ export async function cleanupAll() {
     const f = cleanups.pop()!
     await f().catch((e) => console.error('fault-suite cleanup failed:', e))
   }
+  started.mailers.length = 0
+  started.graphs.length = 0
+  started.databases.length = 0
+}
+
+/** What the scenario started and cleanupAll has not stopped yet: kept-evidence.ts copies it. */
+export const started = {
+  mailers: [] as Mailer[],
+  graphs: [] as Graph[],
+  databases: [] as Database[],
 }
 
 declare global {
@@ -111,12 +121,14 @@ function openDatabase(name: string, url: string): Database {
   const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 3_000 })
   // A stopped server ends idle clients: that is the scenario, not a crash of the suite.
   pool.on('error', () => {})
-  return {
+  const d: Database = {
     name,
     url,
     pool,
     q: async (text, values) => (await pool.query(text, values)).rows,
   }
+  started.databases.push(d)
+  return d
 }
 
 /** A migrated database cloned from the run's template on the shared test cluster. */
@@ -295,7 +307,7 @@ export async function startGraph(
     }
     return counts
   }
-  return {
+  const graph: Graph = {
     fake,
     env: {
       MAIL_TRANSPORT: 'graph',
@@ -320,6 +332,8 @@ export async function startGraph(
     },
     cut: () => proxy?.cut() ?? 0,
   }
+  started.graphs.push(graph)
+  return graph
 }
 
 // ---------------------------------------------------------------- the binary
@@ -330,7 +344,7 @@ export interface Mailer {
   port: number
   base: string
   exited: Promise<number>
-  /** Its stdout and stderr (removed at cleanup: copy it to keep it). */
+  /** Its stdout and stderr (removed at cleanup; a failing scenario's kept by kept-evidence.ts). */
   logPath: string
   alive(): boolean
   readyz(): Promise<{ status: number; body: Readiness | null }>
@@ -455,6 +469,7 @@ export async function spawnMailer(
       })
     },
   }
+  started.mailers.push(m)
   return m
 }
 

@@ -13,6 +13,8 @@ import type { TimelineEntry } from './record.ts'
 export async function leaveEvidence(
   dir: string,
   e: {
+    /** The scenario the closing line names. */
+    scenario: string
     db: Database
     graph: FakeGraph
     mailers: readonly Mailer[]
@@ -24,11 +26,13 @@ export async function leaveEvidence(
 ) {
   const iso = (t: number | null) => (t === null ? '-' : new Date(t).toISOString())
   mkdirSync(dir, { recursive: true })
-  const logs = e.mailers.map((m) => {
+  const logs = e.mailers.map((m, i) => {
     let text = ''
+    // A mailer started again under its name keeps both logs.
+    const file = e.mailers.findIndex((o) => o.name === m.name) === i ? m.name : `${m.name}-${i}`
     try {
       text = readFileSync(m.logPath, 'utf8')
-      copyFileSync(m.logPath, join(dir, `${m.name}.log`))
+      copyFileSync(m.logPath, join(dir, `${file}.log`))
     } catch {}
     return { name: m.name, pid: m.proc.pid, lines: text.split('\n') }
   })
@@ -87,6 +91,6 @@ export async function leaveEvidence(
     console.log(out.join('\n'))
   }
   console.log(
-    `[fault] 10 chaos soak: evidence (logs, tables, send slots, graph requests, timeline) kept in ${dir}`,
+    `[fault] ${e.scenario}: evidence (logs, tables, send slots, graph requests, timeline) kept in ${dir}`,
   )
 }

@@ -1,7 +1,8 @@
 // The delivery promise, row by row: nothing lost, duplicates only where the mode allows them, nothing sent late.
 import { FAST } from '../harness.ts'
+import { ambiguousEpisode, historyLine } from '../send-counts.ts'
 import { type AttemptChecks, checkHistory } from './history-checks.ts'
-import type { AttemptEntry, ChaosOutcome } from './outcome.ts'
+import type { ChaosOutcome } from './outcome.ts'
 import type { ChaosRecord } from './record.ts'
 import { MAX_LATENCY_MS, type Mode } from './settings.ts'
 
@@ -11,14 +12,6 @@ import { MAX_LATENCY_MS, type Mode } from './settings.ts'
 // processes on a loaded machine (worker send → acceptance measured up to 1.5 s for answered sends).
 // Acceptances within this much of the moment are not late.
 const SLACK_MS = Number(FAST.GRAPH_REQUEST_TIMEOUT_SECONDS) * 1000 + MAX_LATENCY_MS + 1_000
-
-/** An attempt that may have delivered the message and whose outcome was never learned. */
-export const ambiguousEpisode = (h: AttemptEntry) =>
-  ['timeout', 'network', 'aborted', 'ambiguous_send'].includes(h.error_code ?? '') ||
-  h.http_status === 504 ||
-  (h.outcome === 'lease_expired' && /during the send/.test(h.error ?? '')) ||
-  // Such a send whose retry would come after expiresAt: the row fails as expired, saying so.
-  /may have delivered/.test(h.error ?? '')
 
 export interface RowFindings {
   /** Acceptances beyond the first, summed over the rows. */
@@ -47,7 +40,7 @@ export function checkRows(mode: Mode, outcome: ChaosOutcome, record: ChaosRecord
     const say = (what: string) => {
       offending.add(r.id)
       problems.push(
-        `row ${r.id} (${r.status}, ${r.last_error_code ?? '-'}, attempts ${r.attempts}/${r.max_attempts}, accepted ${n}x, retried ${retries}x): ${what}\n    history: ${hist.map((h) => `${h.attempt}:${h.outcome}${h.error_code ? `/${h.error_code}` : ''}${h.http_status ? `/${h.http_status}` : ''}`).join(' ')}`,
+        `row ${r.id} (${r.status}, ${r.last_error_code ?? '-'}, attempts ${r.attempts}/${r.max_attempts}, accepted ${n}x, retried ${retries}x): ${what}\n    history: ${historyLine(hist)}`,
       )
     }
     if (!['sent', 'failed', 'cancelled'].includes(r.status)) say('not in a final state')

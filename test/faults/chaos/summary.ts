@@ -1,8 +1,9 @@
 // The chaos soak's one report line: the rows by state, what Graph accepted, how late and how often, what the harness did.
 import { type Graph, report, seconds } from '../harness.ts'
+import { ambiguousEpisode } from '../send-counts.ts'
 import type { ChaosOutcome } from './outcome.ts'
 import type { ChaosRecord } from './record.ts'
-import { ambiguousEpisode, type RowFindings } from './row-checks.ts'
+import type { RowFindings } from './row-checks.ts'
 import type { Mode } from './settings.ts'
 
 export function reportChaos(o: {
