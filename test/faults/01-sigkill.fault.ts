@@ -1,6 +1,7 @@
 // Scenario 1: kill -9 mid-drain and restart: every row sent; duplicates zero with mailbox lookup, bounded without.
-import { afterAll, expect, test } from 'bun:test'
+import { afterAll, expect } from 'bun:test'
 import { allSent, cleanupAll, report, seconds, spawnMailer, statusCounts } from './harness.ts'
+import { test } from './kept-evidence.ts'
 import { killedMidDrain } from './killed-mid-drain.ts'
 
 afterAll(cleanupAll)

@@ -1,5 +1,5 @@
 // Scenario 4: Postgres stops for several seconds mid-drain and comes back: honest readiness, no exit, no spin, nothing lost.
-import { afterAll, expect, test } from 'bun:test'
+import { afterAll, expect } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -12,6 +12,7 @@ import {
   startGraph,
   within,
 } from './harness.ts'
+import { test } from './kept-evidence.ts'
 
 afterAll(cleanupAll)
 

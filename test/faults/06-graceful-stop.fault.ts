@@ -1,5 +1,5 @@
 // Scenario 6: SIGTERM with sends in flight exits 0 within the grace, leaves no live lease; a second signal exits at once.
-import { afterAll, expect, test } from 'bun:test'
+import { afterAll, expect } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -13,6 +13,8 @@ import {
   statusCounts,
   within,
 } from './harness.ts'
+import { test } from './kept-evidence.ts'
+import { sendCounts } from './send-counts.ts'
 
 afterAll(cleanupAll)
 
@@ -93,9 +95,11 @@ test('graceful stop mid-send, restart, then a second signal that exits at once',
   const reclaimMs = performance.now() - t2
 
   const all = [...ids, ...stuck]
+  const sends = await sendCounts(db, graph, all)
   report('6 graceful stop', {
     sent: (await statusCounts(db)).sent ?? 0,
-    duplicates: graph.duplicates(all),
+    duplicates: sends.duplicates,
+    ambiguousResends: sends.ambiguousResends,
     inFlightAtSignal,
     exitIn: seconds(stopMs),
     liveLeasesAfter: left.n,
@@ -106,7 +110,7 @@ test('graceful stop mid-send, restart, then a second signal that exits at once',
   })
   expect(await statusCounts(db)).toEqual({ sent: all.length })
   expect(graph.missing(all)).toEqual([])
-  expect(graph.duplicates(all)).toBe(0)
+  expect(sends.doubleSends).toEqual([])
   third.proc.kill('SIGTERM')
   expect(await third.exited).toBe(0)
 }, 120_000)

@@ -1,5 +1,5 @@
 // Scenario 9: one process, two databases; one is stopped: the other keeps sending and readiness names the one down.
-import { afterAll, expect, test } from 'bun:test'
+import { afterAll, expect } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -13,6 +13,7 @@ import {
   startGraph,
   within,
 } from './harness.ts'
+import { test } from './kept-evidence.ts'
 
 afterAll(cleanupAll)
 

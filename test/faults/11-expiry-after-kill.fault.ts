@@ -1,6 +1,7 @@
 // Scenario 11: kill -9 mid-drain, every row's expiresAt passed by the restart: with lookups, each send Graph took settles sent, every other row expired; none sent twice or late.
-import { afterAll, expect, test } from 'bun:test'
+import { afterAll, expect } from 'bun:test'
 import { cleanupAll, report, spawnMailer, statusCounts, within } from './harness.ts'
+import { test } from './kept-evidence.ts'
 import { killedMidDrain } from './killed-mid-drain.ts'
 
 afterAll(cleanupAll)
