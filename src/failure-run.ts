@@ -50,17 +50,13 @@ export function createFailureRun<F = unknown>(o: {
   staleMs?: number
   /** A line's fields, in place of `fields`, the error and the run's count. */
   fieldsOf?: (failure: F) => Record<string, unknown>
-  /** What a line says of the failure as `err` (default: the failure itself). */
-  errOf?: (failure: F) => unknown
 }): FailureRun<F> {
   const remindMs = o.remindMs === undefined ? REMIND_MS : (o.remindMs ?? Number.POSITIVE_INFINITY)
   const staleMs = o.staleMs ?? Number.POSITIVE_INFINITY
   const say = (failure: F, count: { failures: number; sinceMs: number } | null) =>
     o.log[o.level ?? 'warn'](
       o.msg,
-      o.fieldsOf
-        ? o.fieldsOf(failure)
-        : { ...o.fields, err: o.errOf ? o.errOf(failure) : failure, ...count },
+      o.fieldsOf ? o.fieldsOf(failure) : { ...o.fields, err: failure, ...count },
     )
   // startedAt, lastAt, loggedAt: monotonic readings; since: the wall time of the first failure.
   interface Run {

@@ -1,4 +1,5 @@
 // Structured JSON-lines logger. Callers pass ids and codes only: never addresses, subjects or bodies.
+import { databaseErrorNames } from './database-error-names.ts'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 type Fields = Record<string, unknown>
@@ -42,7 +43,8 @@ function serialize(fields: Fields): Fields {
     if (REDACTED.has(k)) {
       out[k] = '[redacted]'
     } else if (v instanceof Error) {
-      out[k] = { name: v.name, message: v.message, code: (v as { code?: unknown }).code }
+      // A server's error by its names only: its message, DETAIL or HINT can quote a row's values.
+      out[k] = databaseErrorNames(v)
     } else {
       out[k] = typeof v === 'bigint' ? v.toString() : v
     }

@@ -1,6 +1,6 @@
 // Prepared statements: a query whose text opens with `/* prepared <name> */` is parsed once per connection.
 import pg from 'pg'
-import { STATEMENT_NAME } from './database-error-names.ts'
+import { STATEMENT_NAME } from '../database-error-names.ts'
 
 // The marker names the statement; one name per call site, so one text per name on a connection.
 const MARKER = /^\s*\/\* prepared ([a-z][a-z0-9_]*) \*\//

@@ -1,6 +1,5 @@
 // Claims failing in a row: since when (readiness reports it), whether the loop still retries them, the loop's bounded, jittered wait before the next, and the run's log lines.
 import type { Clock } from '../clock.ts'
-import { databaseErrorNames } from '../db/database-error-names.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { Logger } from '../log.ts'
 
@@ -43,13 +42,7 @@ interface ClaimFailures {
 export function createClaimFailures(clock: Clock, log: Logger): ClaimFailures {
   let waitMs = FIRST_WAIT_MS
   let retrying = false
-  // Names, never the server's words: a message or DETAIL can quote the row a statement touched.
-  const run = createFailureRun({
-    log,
-    clock,
-    msg: 'claim failed; retrying',
-    errOf: databaseErrorNames,
-  })
+  const run = createFailureRun({ log, clock, msg: 'claim failed; retrying' })
   return {
     failed(error) {
       run.failed(error)

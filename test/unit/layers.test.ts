@@ -13,6 +13,7 @@ const LEAVES = [
   'src/log.ts',
   'src/process-warnings.ts',
   'src/failure-run.ts',
+  'src/database-error-names.ts',
   'src/errors.ts',
   'src/sql.d.ts',
   'src/version.ts',

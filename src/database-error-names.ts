@@ -1,4 +1,4 @@
-// What a log line may say of a database error: its SQLSTATE and the names Postgres gives (table, constraint, function, statement), never its message, DETAIL or HINT, which can quote a row's values.
+// What a log line or a command's output may say of a database error: its SQLSTATE and the names Postgres gives (table, constraint, function, statement), never its message, DETAIL or HINT, which can quote a row's values.
 /** The innermost function of a PL/pgSQL or SQL context line: its name and argument types only. */
 const CONTEXT_FUNCTION = /(?:PL\/pgSQL|SQL) function "?([^\s"(]+\([^)]*\))/
 
@@ -10,8 +10,8 @@ const NAMED = ['severity', 'schema', 'table', 'column', 'dataType', 'constraint'
 /**
  * A server's error (a SQLSTATE and a severity): its code, the object names it carries, the
  * function it was raised in (from its context), the C routine that raised it and our statement's
- * name, each only when given. Anything else (pg's own, a socket's: no row data in their words) as
- * the logger writes an Error: name, message, code.
+ * name, each only when given. Anything else (ours, pg's own, a socket's: no row data in their
+ * words): name, message, code. The logger writes every Error so (log.ts).
  */
 export function databaseErrorNames(err: unknown): Record<string, unknown> {
   const e = (err ?? {}) as Record<string, unknown>
