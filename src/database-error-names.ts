@@ -16,7 +16,7 @@ const NAMED = ['severity', 'schema', 'table', 'column', 'dataType', 'constraint'
 export function databaseErrorNames(err: unknown): Record<string, unknown> {
   const e = (err ?? {}) as Record<string, unknown>
   const code = e.code
-  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || typeof e.severity !== 'string') {
+  if (!isServerError(e)) {
     return err instanceof Error ? { name: err.name, message: err.message, code } : { code }
   }
   const names: Record<string, unknown> = { code }
@@ -26,4 +26,28 @@ export function databaseErrorNames(err: unknown): Record<string, unknown> {
   if (typeof e.routine === 'string') names.routine = e.routine
   if (typeof e[STATEMENT_NAME] === 'string') names.statement = e[STATEMENT_NAME]
   return names
+}
+
+const isServerError = (e: Record<string, unknown>) =>
+  typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && typeof e.severity === 'string'
+
+// A PL/pgSQL raise or assert says what its author wrote (a trigger's `raise … %`, new.…), a data
+// exception (class 22) the value it could not take (`invalid input syntax for type integer: "…"`):
+// either can quote a row's values. Postgres's other messages name objects, never values (a row's
+// are in DETAIL, never said).
+const QUOTING_ROUTINES = new Set(['exec_stmt_raise', 'exec_stmt_assert'])
+
+/**
+ * What a person is told (a command's output, readiness) in place of a server error's message that
+ * can quote a row's values: its names. Null when the message may be said as it is (any other error).
+ */
+export function namesInPlaceOfMessage(err: unknown): string | null {
+  const e = (err ?? {}) as Record<string, unknown>
+  if (!isServerError(e)) return null
+  const code = e.code as string
+  const raised = typeof e.routine !== 'string' || QUOTING_ROUTINES.has(e.routine)
+  if (!raised && !code.startsWith('22') && !code.startsWith('P0')) return null
+  const { code: _, severity: __, ...names } = databaseErrorNames(err)
+  const named = Object.entries(names).map(([k, v]) => `${k} ${v}`)
+  return `SQLSTATE ${code} (${[...named, "message not shown: it can quote a row's values"].join(', ')})`
 }

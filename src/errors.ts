@@ -1,4 +1,5 @@
 // Application errors: every failure the product reports carries a fixed code; the API maps codes to HTTP.
+import { namesInPlaceOfMessage } from './database-error-names.ts'
 
 export type ErrorCode =
   | 'config_invalid'
@@ -59,8 +60,14 @@ export const isAppError = (e: unknown, code?: ErrorCode): e is AppError =>
 
 /** A message safe to log: never includes row data, only what the error itself says. */
 export function describeError(e: unknown): string {
-  if (e instanceof Error) return e.message
+  if (e instanceof Error) return namesInPlaceOfMessage(e) ?? e.message
   return String(e)
+}
+
+/** An error's stack, safe to log: a server error's that can quote a row's values (its first line) is its names. */
+export function describeStack(e: unknown): string | undefined {
+  if (!(e instanceof Error)) return undefined
+  return namesInPlaceOfMessage(e) ?? e.stack
 }
 
 /** The exit code of a command that ended with `e` (README's table). */

@@ -1,6 +1,6 @@
 // `serve` until SIGTERM/SIGINT/SIGHUP or an error nothing caught: either stops it within the shutdown grace, one during the start once started; a second signal exits at once.
 import type { Config } from './config.ts'
-import { EXIT } from './errors.ts'
+import { describeStack, EXIT } from './errors.ts'
 import { serve } from './serve.ts'
 import type { Running, ServeOptions } from './serve-options.ts'
 
@@ -108,7 +108,7 @@ export async function runUntilSignalled(
     o.log.error('uncaught error: stopping', {
       origin,
       err,
-      stack: err instanceof Error ? err.stack : undefined,
+      stack: describeStack(err),
     })
     // One during a stop a signal began still makes the exit 1: the stop ran past a fault.
     const stopping = faulted || signals > 0

@@ -1,5 +1,5 @@
 // An error nothing caught in a command that runs to its end (migrate, status, check-config, send-test): said, then exit 1 at once; serve stops first instead (run-until-signalled.ts).
-import { EXIT } from './errors.ts'
+import { describeError, describeStack, EXIT } from './errors.ts'
 import type { Logger } from './log.ts'
 
 /**
@@ -14,14 +14,14 @@ import type { Logger } from './log.ts'
 export function exitOnUncaught(command: string): { logTo(log: Logger): void } {
   let log: Logger | null = null
   const onFault = (origin: 'uncaughtException' | 'unhandledRejection', err: unknown) => {
-    const stack = err instanceof Error ? (err.stack ?? err.message) : String(err)
+    const stack = describeStack(err) ?? describeError(err)
     console.error(
       `${command}: uncaught error (${origin}), exiting 1${command === 'migrate' ? ' (a migration under way is not recorded: run migrate again)' : ''}: ${stack}`,
     )
     log?.error('uncaught error: exiting', {
       origin,
       err,
-      stack: err instanceof Error ? err.stack : undefined,
+      stack: describeStack(err),
       exitCode: EXIT.failure,
     })
     process.exit(EXIT.failure)

@@ -1,6 +1,6 @@
 // A migration applied: in a transaction or statement by statement, run again after a deadlock or a lock wait given up, within the run's tries.
 import type pg from 'pg'
-import { AppError } from '../errors.ts'
+import { AppError, describeError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { describeHolder, readLockHolders } from './lock-holders.ts'
 import { runsOutsideTransaction, statementsOf } from './migration-plan.ts'
@@ -78,7 +78,7 @@ export async function applyWithRetries(
         : ''
       throw new AppError(
         'internal',
-        `migration ${m.name} failed: ${(e as Error).message}${named}${outside ? ' (it runs outside a transaction and is not recorded as applied: run migrate again to complete it)' : ''}`,
+        `migration ${m.name} failed: ${describeError(e)}${named}${outside ? ' (it runs outside a transaction and is not recorded as applied: run migrate again to complete it)' : ''}`,
         {},
         { cause: e },
       )

@@ -1,4 +1,5 @@
 // Why a database could not be reached, for /readyz: a code and what it means, never the URL's host, user or the server's address.
+import { namesInPlaceOfMessage } from '../database-error-names.ts'
 import { TLS_ADVICE, tlsFailureOf } from './tls-failure.ts'
 
 /** What each network failure's code says an operator should look at (a host or port of the URL). */
@@ -35,7 +36,8 @@ export function unreachableCause(e: unknown, waitedMs?: number): string {
   const message = e instanceof Error ? e.message : String(e)
   const tls = tlsFailureOf(code, message)
   if (tls) return `${tls}: ${MEANINGS[tls]}${tls === 'tls_certificate' ? ` (${code})` : ''}`
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return `SQLSTATE ${code}: ${message}`
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code))
+    return namesInPlaceOfMessage(e) ?? `SQLSTATE ${code}: ${message}`
   if (typeof code === 'string' && MEANINGS[code]) return `${code}: ${MEANINGS[code]}`
   if (typeof code === 'string' && /^[A-Z_]+$/.test(code)) return `${code}: see the logs`
   if (/timeout|no answer within/i.test(message)) {

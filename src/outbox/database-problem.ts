@@ -5,12 +5,12 @@ import { loginRefusal } from '../db/login-refusal.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
-import { isAppError } from '../errors.ts'
+import { describeError, isAppError } from '../errors.ts'
 import { isUnavailableSqlstate, PERMISSION_ADVICE } from './statement-timeout.ts'
 
 /** The probe's error from a database that answered (see `answered`): what readiness says of it. */
 export function answeredProblem(e: unknown): string {
-  let problem = e instanceof Error ? e.message : 'schema check failed'
+  let problem = e instanceof Error ? describeError(e) : 'schema check failed'
   // A role refused CONNECT (at connect) or a right on the schema: the server answered, and says
   // which object only in its message; what to do is the same.
   if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
@@ -29,7 +29,7 @@ export function answeredProblem(e: unknown): string {
  */
 export function listenerProblem(state: string, err: unknown, variable: string | null): string {
   const via = variable ? ` (${variable})` : ''
-  const message = err instanceof Error ? err.message : String(err)
+  const message = describeError(err)
   const login = loginRefusal(err)
   if (login) {
     return `listener cannot connect${via}: the database refused this service's connection (SQLSTATE ${login.sqlstate}: ${login.cause}; ${message}): ${login.advice}`

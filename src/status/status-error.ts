@@ -1,6 +1,7 @@
 // Why a status read failed, as status reports it: a code (SQLSTATE, a Node code, or one of ours) and the message, a read the server cancelled at --timeout said for what it means.
 import { QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
 import { tlsFailureOf } from '../db/tls-failure.ts'
+import { describeError } from '../errors.ts'
 
 export interface StatusError {
   /**
@@ -14,7 +15,7 @@ export interface StatusError {
 /** `timeoutMs`: --timeout, named when the server cancelled a read at it. */
 export function errorOf(e: unknown, timeoutMs: number): StatusError {
   if (e instanceof AggregateError && e.errors.length > 0) return errorOf(e.errors[0], timeoutMs)
-  const message = e instanceof Error ? e.message || e.name : String(e)
+  const message = e instanceof Error ? describeError(e) || e.name : String(e)
   const code = (e as { code?: unknown } | null)?.code
   // The server cancelled a read that ran past the bound, no lock wait having reached half of it:
   // the server answers, slowly (CPU, I/O), or the read is heavy for it. Said so, not as an outage.
