@@ -1,4 +1,4 @@
-// The engine's log lines about a failed statement (settlement, heartbeat) name the server's error, never its message, DETAIL or HINT, which can quote a row's values.
+// The engine's log lines about a failed statement (settlement, heartbeat, reclaim) name the server's error, never its message, DETAIL or HINT, which can quote a row's values.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { createLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
@@ -79,4 +79,26 @@ test('a heartbeat refused by a trigger that quotes the row is logged by its name
   expect(lines.filter((l) => l.includes(address))).toEqual([])
   expect(err).toMatchObject({ code: 'P0042', ...NAMES })
   expect(err).not.toHaveProperty('message')
+})
+
+test('a reclaim refused by a trigger that quotes the row is logged by its names, not the address', async () => {
+  const address = `reclaimed-${crypto.randomUUID()}@example.com`
+  await refuseQuotingRow(`old.status = 'sending' and new.status <> 'sending'`, 'P0042')
+  const lines: string[] = []
+  // A short lease: the reclaim after the first comes a lease length later.
+  engine = createTestEngine(t, {
+    config: { leaseSeconds: 2, heartbeatSeconds: 1 },
+    deps: { log: createLogger('debug', (l) => lines.push(l)) },
+  })
+  await engine.start()
+  // A lease a worker gone left ended: the next reclaim takes it back.
+  await t.pool.query(
+    `insert into mailer.email_outbox (message, status, attempts, lease_token, lease_expires_at)
+     values ($1::jsonb, 'sending', 1, gen_random_uuid(), now() - interval '1 minute')`,
+    [JSON.stringify({ to: [{ address }], subject: 'Hello', text: 'Hi there' })],
+  )
+  await engine.events.waitFor((x) => x.type === 'loop_error' && x.where === 'reclaim')
+  const line = lines.find((l) => l.includes('"msg":"reclaim failed"'))
+  expect(lines.filter((l) => l.includes(address))).toEqual([])
+  expect(JSON.parse(line!).err).toMatchObject({ code: 'P0042', ...NAMES })
 })
