@@ -34,7 +34,7 @@ const isServerError = (e: Record<string, unknown>) =>
 // A PL/pgSQL raise or assert says what its author wrote (a trigger's `raise … %`, new.…), a data
 // exception (class 22) the value it could not take (`invalid input syntax for type integer: "…"`):
 // either can quote a row's values. Postgres's other messages name objects, never values (a row's
-// are in DETAIL, never said).
+// are in DETAIL, never said), and a pooler's (no routine: PgBouncer's, Supavisor's) see no rows.
 const QUOTING_ROUTINES = new Set(['exec_stmt_raise', 'exec_stmt_assert'])
 
 /**
@@ -45,7 +45,7 @@ export function namesInPlaceOfMessage(err: unknown): string | null {
   const e = (err ?? {}) as Record<string, unknown>
   if (!isServerError(e)) return null
   const code = e.code as string
-  const raised = typeof e.routine !== 'string' || QUOTING_ROUTINES.has(e.routine)
+  const raised = typeof e.routine === 'string' && QUOTING_ROUTINES.has(e.routine)
   if (!raised && !code.startsWith('22') && !code.startsWith('P0')) return null
   const { code: _, severity: __, ...names } = databaseErrorNames(err)
   const named = Object.entries(names).map(([k, v]) => `${k} ${v}`)

@@ -1,5 +1,6 @@
 // What a command or readiness says of a server error that can quote a row's values (a raise, a data exception): its names, never the message; Postgres's own words for others stay.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import pg from 'pg'
 import { describe as checkConfigDescribe } from '../../src/check-config/findings.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { migrations } from '../../src/db/migrations.ts'
@@ -9,6 +10,7 @@ import { answeredProblem, listenerProblem } from '../../src/outbox/database-prob
 import { errorOf } from '../../src/status/status-error.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -89,4 +91,19 @@ test("Postgres's own words for an error that quotes no value (a relation missing
     code: '42P01',
     message: 'relation "mailer.no_such_table" does not exist',
   })
+})
+
+test("a pooler's refusal (no routine: it saw no row) keeps its words", async () => {
+  const pooler = await startTransactionPooler(t.url)
+  const client = new pg.Client({ connectionString: pooler.url, statement_timeout: 1_000 })
+  try {
+    const e = await client.connect().then(
+      () => null,
+      (err: unknown) => err,
+    )
+    expect(describeError(e)).toBe('unsupported startup parameter: statement_timeout')
+  } finally {
+    await client.end().catch(() => {})
+    await pooler.close()
+  }
 })
