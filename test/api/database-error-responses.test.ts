@@ -2,6 +2,11 @@
 import { afterEach, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { createLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
+import {
+  dropQuotingTrigger,
+  QUOTING_TRIGGER_NAMES,
+  refuseQuotingRow,
+} from '../support/row-quoting-trigger.ts'
 import { type App, appOnDefault, enqueueSql, send } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
@@ -20,22 +25,8 @@ beforeAll(async () => {
 
 afterEach(async () => {
   lines.length = 0
-  await t.pool.query(`drop trigger if exists quote_row on mailer.email_outbox;
-                      drop function if exists mailer.quote_row()`)
+  await dropQuotingTrigger(t.pool)
 })
-
-/** A DBA's audit trigger refusing `event`, quoting the recipient in its message, DETAIL and HINT. */
-async function refuseQuotingRow(event: string) {
-  await t.pool.query(`
-    create function mailer.quote_row() returns trigger language plpgsql as $$
-    begin
-      raise exception 'no mail to %', new.message ->> 'to'
-        using errcode = 'P0042', detail = 'recipient ' || (new.message ->> 'to'),
-              hint = 'ask about ' || (new.message ->> 'to'), constraint = 'audit_hold';
-    end $$;
-    create trigger quote_row before ${event} on mailer.email_outbox
-      for each row execute function mailer.quote_row()`)
-}
 
 /** The request's answer and lines: neither quotes `address`; the 500 keeps its fixed code. */
 async function refusedWithout(address: string, method: string, path: string, body?: unknown) {
@@ -45,17 +36,12 @@ async function refusedWithout(address: string, method: string, path: string, bod
   expect(JSON.stringify(res.body)).not.toContain(address)
   expect(lines.filter((l) => l.includes(address))).toEqual([])
   const line = lines.find((l) => l.includes('"msg":"unhandled request error"'))
-  expect(JSON.parse(line!).err).toMatchObject({
-    code: 'P0042',
-    severity: 'ERROR',
-    constraint: 'audit_hold',
-    function: 'mailer.quote_row()',
-  })
+  expect(JSON.parse(line!).err).toMatchObject({ code: 'P0042', ...QUOTING_TRIGGER_NAMES })
 }
 
 test('an enqueue a trigger refuses quoting the recipient', async () => {
   const address = `enqueued-${crypto.randomUUID()}@example.com`
-  await refuseQuotingRow('insert')
+  await refuseQuotingRow(t.pool, { event: 'insert' })
   await refusedWithout(address, 'POST', '/v1/outbox', {
     message: { to: address, subject: 'Hi', text: 'Hello' },
   })
@@ -64,7 +50,7 @@ test('an enqueue a trigger refuses quoting the recipient', async () => {
 test('a cancel a trigger refuses quoting the recipient', async () => {
   const address = `cancelled-${crypto.randomUUID()}@example.com`
   const id = await enqueueSql(t.pool, {}, { to: address, subject: 'Hi', text: 'Hello' })
-  await refuseQuotingRow('update')
+  await refuseQuotingRow(t.pool, { event: 'update' })
   await refusedWithout(address, 'POST', `/v1/outbox/${id}/cancel`)
 })
 
@@ -75,6 +61,6 @@ test('a retry a trigger refuses quoting the recipient', async () => {
     `update mailer.email_outbox set status = 'failed', last_error_code = 'x' where id = $1`,
     [id],
   )
-  await refuseQuotingRow('update')
+  await refuseQuotingRow(t.pool, { event: 'update' })
   await refusedWithout(address, 'POST', `/v1/outbox/${id}/retry`)
 })

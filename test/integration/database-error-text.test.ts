@@ -10,6 +10,7 @@ import { answeredProblem, listenerProblem } from '../../src/outbox/database-prob
 import { errorOf } from '../../src/status/status-error.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+import { refuseQuotingRow } from '../support/row-quoting-trigger.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -20,15 +21,7 @@ const t = useTestDb({ freshEach: true })
 /** The error a DBA's trigger raises on an update, quoting the row's recipient in message, DETAIL and HINT. */
 async function raisedQuoting(address: string): Promise<unknown> {
   await enqueue(t, { to: address, subject: 'Hello', text: 'Hi there' })
-  await t.pool.query(`
-    create function mailer.quote_row() returns trigger language plpgsql as $$
-    begin
-      raise exception 'no mail to %', new.message ->> 'to'
-        using errcode = 'P0042', detail = 'recipient ' || (new.message ->> 'to'),
-              hint = 'ask about ' || (new.message ->> 'to'), constraint = 'audit_hold';
-    end $$;
-    create trigger quote_row before update on mailer.email_outbox
-      for each row execute function mailer.quote_row()`)
+  await refuseQuotingRow(t.pool, { event: 'update' })
   return t.pool.query(`update mailer.email_outbox set priority = priority`).then(
     () => null,
     (e: unknown) => e,
@@ -48,7 +41,7 @@ test('a raise quoting the row is said by its names by describeError, status, che
   }
   expect(JSON.stringify(said)).not.toContain(address)
   const names =
-    "SQLSTATE P0042 (constraint audit_hold, function mailer.quote_row(), routine exec_stmt_raise, message not shown: it can quote a row's values)"
+    "SQLSTATE P0042 (schema mailer, table email_outbox, constraint audit_hold, function mailer.quote_row(), routine exec_stmt_raise, message not shown: it can quote a row's values)"
   expect(said.describeError).toBe(names)
   expect(said.stack).toBe(names)
   expect(said.status).toEqual({ code: 'P0042', message: names })
