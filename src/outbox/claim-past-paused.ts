@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import type { Claim, ClaimParams } from './claim.ts'
 import { type LeaseTuple, parseClaim, toLease } from './claim-answer.ts'
+import { pauseLeftMs } from './endless-pause.ts'
 
 // Values: limit, worker id, lease token, lease seconds, mark started, max attempts, the paused
 // sender's key, the hold (ms) past which a pause counts.
@@ -20,7 +21,8 @@ export async function claimPastPaused(
 ): Promise<Claim> {
   type Taken = {
     claim: { leases: LeaseTuple[]; nextDueMs: number | null }
-    pausedMs: number | null
+    /** "Infinity" (JSON) for a pause to 'infinity'. */
+    pausedMs: number | string | null
     probeInMs: number | null
   }
   const { rows } = await statementText<{ claim: string | null }>(db, CLAIM_PAST_PAUSED, [
@@ -38,7 +40,7 @@ export async function claimPastPaused(
   return {
     leases: (taken?.claim.leases ?? []).map((r) => toLease(r, token)),
     nextDueInMs: ms === null ? null : Math.max(0, ms),
-    pausedMs: taken?.pausedMs ?? null,
+    pausedMs: taken?.pausedMs == null ? null : pauseLeftMs(taken.pausedMs),
     probeInMs: taken?.probeInMs ?? null,
   }
 }

@@ -67,7 +67,9 @@ export async function reservePacing(
   p: { mailbox: string; intervalMs: number },
 ): Promise<number | null> {
   // The newest worker's interval, as takePacing; the horizon's last turn (next_at − turn_interval)
-  // is spaced from by it, so turns reserved under a changed rate continue at the new one.
+  // is spaced from by it, so turns reserved under a changed rate continue at the new one. A pause
+  // to 'infinity' (by hand) or a horizon left there counts from now(): the horizon stays finite.
+  // The turn is no permit: takePacing still holds the row while the pause stands.
   const { rows } = await sql<{ wait_ms: number }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
@@ -75,14 +77,16 @@ export async function reservePacing(
     )
     insert into mailer.mailbox_pacing as q (mailbox, next_at, turn_interval)
     select ${`queue ${p.mailbox}`},
-           greatest(coalesce((select case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+           greatest(coalesce((select case when not isfinite(m.next_at) then now()
+                                          when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                           else m.next_at end
                                 from mailer.mailbox_pacing m where m.mailbox = ${p.mailbox}), now()),
                     now()) + 2 * r.i, r.i
       from r
      where r.i > interval '0'
     on conflict (mailbox) do update
-       set next_at = greatest(case when q.turn_interval > interval '0' then q.next_at - q.turn_interval + excluded.turn_interval
+       set next_at = greatest(case when not isfinite(q.next_at) then now()
+                                   when q.turn_interval > interval '0' then q.next_at - q.turn_interval + excluded.turn_interval
                                    else q.next_at end,
                               excluded.next_at - excluded.turn_interval) + excluded.turn_interval,
            turn_interval = excluded.turn_interval

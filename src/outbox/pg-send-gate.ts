@@ -4,6 +4,7 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import { timestampText } from '../db/timestamp-reading.ts'
 import type { Logger } from '../log.ts'
+import { pauseLeftMs } from './endless-pause.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { notePacingRate } from './pacing-rate.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
@@ -106,7 +107,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       // row goes back once, due at a turn reserved for it (reservePacing), instead of asking
       // again every interval.
       const wait = await reservePacing(o.db, { mailbox: k, intervalMs })
-      if (wait !== null) return signal.aborted ? false : { pausedForMs: wait, reserved: true }
+      if (wait !== null)
+        return signal.aborted ? false : { pausedForMs: pauseLeftMs(wait), reserved: true }
       // No pacing in force (the newest worker's rate is 0): no turn to wait for, none reserved.
       readInForce(0)
       if (!readPause) return !signal.aborted && 'check'
@@ -121,7 +123,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         // owed: the mailbox's probe is owed and this row is not it (another worker's MAIL_FROM,
         // paused, named by this row): it goes back, to be sent after the probe's answer.
         const {
-          waitMs: wait,
+          waitMs: waitRead,
           intervalMs: paced,
           owed,
         } = unpaced
@@ -135,6 +137,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
               ...(rowId !== undefined && { rowId }),
             }).then((x) => ({ ...x, owed: x.probeOwed === true }))
         readInForce(paced)
+        const wait = pauseLeftMs(waitRead)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
         if (owed) return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS) }

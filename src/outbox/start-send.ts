@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import type { Queryable } from '../db/statement-route.ts'
+import { pauseLeftMs } from './endless-pause.ts'
 
 export interface StartResult {
   started: Set<string>
@@ -127,7 +128,7 @@ export async function startSends(
     : statementText<Row>(db, START, [ids, tokens, timeoutSeconds]))
   for (const r of rows) {
     if (r.paced_ms != null) result.pacingMs = r.paced_ms
-    if (r.paused_ms != null) result.paused.set(r.id, r.paused_ms)
+    if (r.paused_ms != null) result.paused.set(r.id, pauseLeftMs(r.paused_ms))
     else if (r.busy) result.busy.add(r.id)
     else if (r.started) result.started.add(r.id)
     else if (r.cancelled) result.cancelled.add(r.id)
