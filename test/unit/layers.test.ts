@@ -30,6 +30,7 @@ const ROOTS = [
   'src/run-until-signalled.ts',
   'src/uncaught-exit.ts',
   'src/database-engines.ts',
+  'src/schema-check-at-start.ts',
   'src/http-listen.ts',
   'src/send-test.ts',
   'src/dev.ts',

@@ -1,0 +1,86 @@
+// serve's schema check at start: every database's at once, the statement-mode probe first; a verdict ends the start, an outage does not.
+import {
+  describeLocksInTheWay,
+  LOCK_TIMEOUT_SQLSTATE,
+  readLocksInTheWay,
+} from './db/lock-in-the-way.ts'
+import { loginRefusal } from './db/login-refusal.ts'
+import type { DbHandle } from './db/open.ts'
+import { assertSchemaCurrent } from './db/schema-state.ts'
+import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
+import { probePoolTransactions, STATEMENT_POOLING_PROBLEM } from './db/statement-pooling.ts'
+import { AppError, isAppError } from './errors.ts'
+import type { Logger } from './log.ts'
+import { PERMISSION_ADVICE } from './outbox/statement-timeout.ts'
+
+/**
+ * How long serve's start waits for a lock on mailer.schema_migrations (a LOCK TABLE, VACUUM FULL
+ * or ALTER TABLE left open): past it the start goes on, as for an unreachable database, rather than
+ * wait out the pool's statement_timeout.
+ */
+const START_LOCK_TIMEOUT_MS = 2_000
+
+/**
+ * Checks every database's schema at once; returns the names found current. A verdict (missing,
+ * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
+ */
+export async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
+  // Before the schema check, whose connection it leaves open for it: a pooler in statement mode
+  // ends every transaction, and claims, settlements and enqueues run in transactions.
+  const probes = await Promise.all(handles.map((h) => probePoolTransactions(h.pool)))
+  const pooled = handles.find((_, i) => probes[i]!.refuses)
+  if (pooled) throw new AppError('config_invalid', `${pooled.name}: ${STATEMENT_POOLING_PROBLEM}`)
+  // A database the probe could not reach is not asked again: a second connect's wait (10 s, or a
+  // statement's 60 s) would hold back every database's start; the probe's failure is the outcome.
+  const outcomes = await Promise.allSettled(
+    handles.map((h, i) =>
+      probes[i]!.failure !== null
+        ? Promise.reject(probes[i]!.failure)
+        : assertSchemaCurrent(h.pool, h.name, undefined, { lockTimeoutMs: START_LOCK_TIMEOUT_MS }),
+    ),
+  )
+  const current: string[] = []
+  for (const [i, r] of outcomes.entries()) {
+    const db = handles[i]!.name
+    if (r.status === 'fulfilled') {
+      current.push(db)
+      if (r.value.newer.length > 0) {
+        log.warn('database has migrations from a newer release; they keep this one working', {
+          db,
+          newer: r.value.newer,
+        })
+      }
+    } else if (isAppError(r.reason)) {
+      throw r.reason
+    } else if ((r.reason as { code?: unknown }).code === LOCK_TIMEOUT_SQLSTATE) {
+      // The server answered; the start goes on as for an outage, and readiness names the lock.
+      const locks = await readLocksInTheWay(handles[i]!.pool, 'mailer.schema_migrations').catch(
+        () => [],
+      )
+      const who =
+        locks.length > 0 ? describeLocksInTheWay(locks) : 'a lock on mailer.schema_migrations'
+      log.warn(`${who} blocks the schema check at start; will keep trying`, {
+        db,
+        sqlstate: LOCK_TIMEOUT_SQLSTATE,
+      })
+    } else if ((r.reason as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
+      // The server answered (CONNECT refused, a right on the schema revoked): no network to check.
+      // A grant mends it without a restart, so the start goes on as for an outage.
+      log.warn(
+        `the database refused this service's role a privilege at start (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}): ${PERMISSION_ADVICE}; will keep trying`,
+        { db, sqlstate: PERMISSION_DENIED_SQLSTATE, err: r.reason },
+      )
+    } else {
+      // The server answered: a password, a role or a database name to fix outside the process,
+      // after which the next connection succeeds, so the start goes on as for an outage.
+      const login = loginRefusal(r.reason)
+      if (login) {
+        log.warn(
+          `the database refused this service's connection at start (SQLSTATE ${login.sqlstate}: ${login.cause}): ${login.advice}; will keep trying`,
+          { db, sqlstate: login.sqlstate, err: r.reason },
+        )
+      } else log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
+    }
+  }
+  return current
+}
