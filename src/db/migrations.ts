@@ -74,6 +74,7 @@ import m0085 from '../../sql/0085_tenant_failed_cancelled_index.sql' with { type
 import m0086 from '../../sql/0086_header_case_size_and_idn_refusals.sql' with { type: 'text' }
 import m0087 from '../../sql/0087_replay_answered_before_header_refusals.sql' with { type: 'text' }
 import m0091 from '../../sql/0091_probe_answered_by_its_sent_row.sql' with { type: 'text' }
+import m0092 from '../../sql/0092_owed_probe_end_brings_its_rows_due.sql' with { type: 'text' }
 import m0100 from '../../sql/0100_older_replay_compares_without_header_refusals.sql' with {
   type: 'text',
 }
@@ -156,6 +157,7 @@ export const migrations: readonly Migration[] = [
   { version: 86, name: '0086_header_case_size_and_idn_refusals', sql: m0086 },
   { version: 87, name: '0087_replay_answered_before_header_refusals', sql: m0087 },
   { version: 91, name: '0091_probe_answered_by_its_sent_row', sql: m0091 },
+  { version: 92, name: '0092_owed_probe_end_brings_its_rows_due', sql: m0092 },
   {
     version: 100,
     name: '0100_older_replay_compares_without_header_refusals',

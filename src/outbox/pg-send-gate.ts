@@ -20,8 +20,10 @@ import { createSlotKeeper } from './slot-keeper.ts'
 const PAUSE_HOLD_MS = 5_000
 
 /**
- * A row naming a mailbox whose probe is owed, not being that probe, goes back due this much later,
- * as claim_past_paused looks again while another claim's probe is out.
+ * A row naming a mailbox whose probe is owed, not being that probe, goes back due this much later at
+ * least; while the probe is out, when it surely ends (probeEndsInMs), as its answer or clear brings
+ * the row due again at once (sql/0092): a new-release worker claims it once per probe, not once a
+ * second (a rolling deploy that changed MAIL_FROM).
  */
 const OWED_PROBE_RETRY_MS = 1_000
 
@@ -126,6 +128,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
           waitMs: waitRead,
           intervalMs: paced,
           owed,
+          probeEndsInMs,
         } = unpaced
           ? await pausedFor(k).then((x) => ({
               ...x,
@@ -140,7 +143,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         const wait = pauseLeftMs(waitRead)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
-        if (owed) return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS) }
+        if (owed) return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS, probeEndsInMs ?? 0) }
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         if (wait === 0) return unpaced ? 'check' : true
         if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }

@@ -1,0 +1,143 @@
+// A rolling deploy that changes MAIL_FROM: rows naming the old address, given back while its probe is owed, wait for the probe's end, not 1 s, and come due at its answer or clear.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { probeAnswered } from '../../src/outbox/owed-probe.ts'
+import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue, type TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
+import { pausedOwedAndIdle } from '../support/owed-pause.ts'
+import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+/** The release being replaced sends from OLD, the next one from NEW. */
+const OLD = 'outbox@example.com'
+const NEW = 'outbox-next@example.com'
+const NAMED = 4
+
+const g = useGraphPerTest()
+
+const startWorker = (id: string, mailFrom: string, rate = '0'): Promise<TestEngine> =>
+  startTransportWorker(t, g.engines, graphTransport(g.fake!, mailFrom, rate), {
+    workerId: id,
+    mailFrom,
+    // Past the test's window: the probe's hung request is not given up and sent again meanwhile.
+    sendTimeoutMs: 30_000,
+  })
+
+/**
+ * OLD paused with its probe owed; NAMED rows naming OLD due, one of them the probe, out and hanging;
+ * a worker of NEW started and every other named row given back by it. Returns the rows and the probe.
+ */
+async function ownedRowsGivenBack(
+  rate = '0',
+): Promise<{ named: string[]; probe: string; fresh: TestEngine }> {
+  g.fake = await startFakeGraph({
+    clientSecret: 'right',
+    concurrencyLimit: 1000,
+    mailboxes: [OLD, NEW],
+  })
+  g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? THROTTLED : undefined) })
+  await enqueue(t)
+  const old = await startWorker('worker-old', OLD, rate)
+  await pausedOwedAndIdle(t, OLD, old)
+  const named: string[] = []
+  for (let i = 0; i < NAMED; i++)
+    named.push(
+      await enqueue(
+        t,
+        { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi', from: OLD },
+        { sendAt: new Date(Date.now() + 86_400_000).toISOString() },
+      ),
+    )
+  g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
+  await t.pool.query(
+    `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
+     update mailer.email_outbox set send_at = now() - interval '1 minute' where id = any($2::bigint[])`,
+    [mailboxKey(OLD), named],
+  )
+  // The old release's probe first (see rolling-mail-from-owed-probe.test.ts), then the new release.
+  old.drainer.wake()
+  const probe = await pollUntil(async () => {
+    const p = await t.pool.query<{ id: string | null }>(
+      `select p.probe_id::text as id from mailer.mailbox_pacing p
+        where p.mailbox = $1 and p.probe_owed
+          and exists (select from mailer.email_outbox o where o.id = p.probe_id and o.send_started_at is not null)`,
+      [mailboxKey(OLD)],
+    )
+    return p.rows[0]?.id ?? undefined
+  }, 30_000)
+  const fresh = await startWorker('worker-new', NEW, rate)
+  fresh.drainer.wake()
+  await pollUntil(async () => {
+    const r = await t.pool.query<{ n: number }>(
+      `select count(*)::int as n from mailer.email_outbox
+        where id = any($1::bigint[]) and status = 'pending' and last_error_code = 'mailbox_paused'`,
+      [named.filter((id) => id !== probe)],
+    )
+    return r.rows[0]!.n === NAMED - 1 ? true : undefined
+  }, 30_000)
+  return { named, probe, fresh }
+}
+
+const claimedBy = (w: TestEngine) =>
+  w.events.events.reduce((n, e) => n + (e.type === 'claimed' ? e.count : 0), 0)
+
+for (const rate of ['0', '600'])
+  test(`MAILBOX_RATE_PER_MINUTE=${rate}: rows naming the old MAIL_FROM go back due at its owed probe's end, claimed once while it is owed; its answer (the released statement) brings them due and they go out once`, async () => {
+    const { named, probe, fresh } = await ownedRowsGivenBack(rate)
+    const others = named.filter((id) => id !== probe)
+    // The probe ends by its send deadline, or its lease's end: not due before that.
+    const due = await t.pool.query<{ n: number }>(
+      `select count(*)::int as n from mailer.email_outbox o, mailer.email_outbox p
+      where p.id = $2::bigint and o.id = any($1::bigint[]) and o.status = 'pending'
+        and o.send_at >= greatest(p.send_deadline_at, p.lease_expires_at)`,
+      [others, probe],
+    )
+    expect(due.rows[0]!.n).toBe(NAMED - 1)
+    // Claimed once each while the probe is owed. Paced, a row may first go back for a pacing turn
+    // reserved for it (mailbox_paced: another row of the mailbox waits in place): not counted then.
+    if (rate === '0') expect(claimedBy(fresh)).toBe(NAMED - 1)
+    // The old release records its probe's answer (owed-probe.ts, unchanged): the rows come due then,
+    // and a notification wakes the workers (their backstop poll is 10 minutes away).
+    g.fake!.setFaults({ pickSendMail: () => undefined })
+    await probeAnswered(t.db, { mailbox: mailboxKey(OLD), id: probe })
+    await pollUntil(async () => {
+      const r = await t.pool.query<{ n: number }>(
+        `select count(*)::int as n from mailer.email_outbox where id = any($1::bigint[]) and status = 'sent'`,
+        [others],
+      )
+      return r.rows[0]!.n === others.length ? true : undefined
+    }, 20_000)
+    const sends = g.fake!.requests.filter(
+      (q) => q.kind === 'sendMail' && others.includes(q.outboxId ?? ''),
+    )
+    expect(sends.map((q) => q.outboxId).sort()).toEqual([...others].sort())
+  })
+
+test('the stale-probe clear brings the rows given back due too', async () => {
+  const { named, probe } = await ownedRowsGivenBack()
+  const others = named.filter((id) => id !== probe)
+  g.fake!.setFaults({ pickSendMail: () => undefined })
+  // As the reclaim's stale_probes CTE clears it (stale-probes.ts) once no worker of OLD is live.
+  await t.pool.query(
+    `update mailer.mailbox_pacing set probe_owed = false, probe_id = null, probe_due_at = null
+      where mailbox = $1 and probe_owed`,
+    [mailboxKey(OLD)],
+  )
+  await pollUntil(async () => {
+    const r = await t.pool.query<{ n: number }>(
+      `select count(*)::int as n from mailer.email_outbox where id = any($1::bigint[]) and status = 'sent'`,
+      [others],
+    )
+    return r.rows[0]!.n === others.length ? true : undefined
+  }, 20_000)
+  const sends = g.fake!.requests.filter(
+    (q) => q.kind === 'sendMail' && others.includes(q.outboxId ?? ''),
+  )
+  expect(sends.length).toBe(others.length)
+})
