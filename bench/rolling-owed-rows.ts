@@ -5,8 +5,9 @@
 // one of them, goes out and hangs (Graph holds every request to OLD unanswered): the probe stays
 // owed. A worker of the new release (MAIL_FROM NEW, as `serve` wires Graph, WORKER_CONCURRENCY 10)
 // starts: for it OLD is a sender like any other, so it claims those rows and its gate gives each
-// back (mailbox_paused, due 1 s later) while the probe is owed. Counts over `seconds` (default 10,
-// after 2 s of warm-up): the new worker's claims and rows claimed, every statement of the workers
+// back (mailbox_paused) while the probe is owed: due 1 s later before sql/0092, due at the probe's
+// end since (once per row: with rows few enough to be given back within the warm-up, the window
+// counts the re-claims alone). Counts over `seconds` (default 10, after 2 s of warm-up): the new worker's claims and rows claimed, every statement of the workers
 // (pg_stat_statements; the driver's own, as bench_probe, left out) and the history rows written (a
 // row's give-back is recorded once per pause: that count ends when every row has been given back). Runs unchanged against an older tree (copy it there).
 import pg from 'pg'
