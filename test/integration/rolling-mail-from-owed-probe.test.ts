@@ -4,8 +4,7 @@ import type { Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { startFakeGraph } from '../support/fake-graph.ts'
-import { THROTTLED, useGraphPerTest } from '../support/graph-per-test.ts'
+import { startThrottlingGraph, useGraphPerTest } from '../support/graph-per-test.ts'
 import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
@@ -35,12 +34,7 @@ const sendsFrom = (mailbox: string, from: number) =>
 
 for (const rate of ['0', '600']) {
   test(`MAILBOX_RATE_PER_MINUTE=${rate}: rows naming the old MAIL_FROM's address wait for its owed probe on a worker of the new MAIL_FROM; one request reaches the mailbox`, async () => {
-    g.fake = await startFakeGraph({
-      clientSecret: 'right',
-      concurrencyLimit: 1000,
-      mailboxes: [OLD, NEW],
-    })
-    g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? THROTTLED : undefined) })
+    g.fake = await startThrottlingGraph(g, OLD, [OLD, NEW])
     // The old release meets Graph's throttle with a row of its MAIL_FROM: the pause, its probe owed.
     await enqueue(t)
     const old = await startWorker(graphTransport(g.fake, OLD, rate), 'worker-old', OLD)

@@ -1,7 +1,7 @@
 // A test file's Graph fake and engines, stopped after each test: the set-up the MAIL_FROM probe tests share.
 import { afterEach } from 'bun:test'
 import type { TestEngine } from './engine.ts'
-import type { FakeGraph } from './fake-graph.ts'
+import { type FakeGraph, startFakeGraph } from './fake-graph.ts'
 
 /** Graph's 429 for a mailbox, asking 300 s: a pause past the hold, so the mailbox owes a probe. */
 export const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } as const
@@ -21,4 +21,16 @@ export function useGraphPerTest(): GraphPerTest {
     g.fake = null
   })
   return g
+}
+
+/** Starts `g`'s fake for `mailboxes` (no concurrency limit to speak of), throttling `throttled` (THROTTLED). */
+export async function startThrottlingGraph(
+  g: GraphPerTest,
+  throttled: string,
+  mailboxes: string[],
+): Promise<FakeGraph> {
+  const fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000, mailboxes })
+  g.fake = fake
+  fake.setFaults({ pickSendMail: (mailbox) => (mailbox === throttled ? THROTTLED : undefined) })
+  return fake
 }
