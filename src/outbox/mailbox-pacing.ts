@@ -4,17 +4,6 @@ import type { Database } from '../db/schema.ts'
 import { PACING_RATE_KEY } from './pacing-rate.ts'
 
 /**
- * Of the pacing row `m`, while its probe is owed and out (sending): ms until that probe surely ends,
- * answered or given up: its send deadline (sql/0078; null from an older binary) or its lease's end,
- * the later. Null otherwise. A row given back past an owed probe waits that long, not 1 s: the
- * probe's answer or its clear brings it due at once (sql/0092). By primary key, and only when owed
- * (CASE evaluates its branch only when taken): a mailbox with no probe owed reads nothing more.
- */
-const PROBE_END = sql`case when m.probe_owed then (
-    select greatest(0, extract(epoch from greatest(o.send_deadline_at, o.lease_expires_at) - now()) * 1000)
-      from mailer.email_outbox o where o.id = m.probe_id and o.status = 'sending') end::float8`
-
-/**
  * GCRA pacing: takes the mailbox's next send time if it has come, and moves it one interval on.
  * The interval is the newest worker's (PACING_RATE_KEY, pacing-rate.ts), this worker's when none
  * noted one; a turn is spaced from the last one taken (next_at − turn_interval) by it, so a changed
@@ -26,16 +15,11 @@ const PROBE_END = sql`case when m.probe_owed then (
 export async function takePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number; rowId?: string },
-): Promise<{ waitMs: number; intervalMs: number; probeOwed?: true; probeEndsInMs?: number }> {
+): Promise<{ waitMs: number; intervalMs: number; probeOwed?: true }> {
   // Another row's probe owed: a row of a worker whose MAIL_FROM is another (a rolling deploy that
   // changed it) names this mailbox and would send past the probe. On the row the upsert reads.
   const row = p.rowId ?? null
-  const { rows } = await sql<{
-    wait_ms: number
-    interval_ms: number
-    probe_owed: boolean
-    probe_ends_ms: number | null
-  }>`
+  const { rows } = await sql<{ wait_ms: number; interval_ms: number; probe_owed: boolean }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                       make_interval(secs => ${p.intervalMs / 1000})) as i
@@ -49,14 +33,12 @@ export async function takePacing(
          and not (${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint)
       returning 0::float8 as wait_ms
     )
-    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed,
-           null::float8 as probe_ends_ms from taken
+    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed from taken
     union all
     select greatest(1, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                                else m.next_at end - now()) * 1000)::float8,
            (extract(epoch from r.i) * 1000)::float8,
-           ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint,
-           ${PROBE_END}
+           ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint
       from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
     db,
   )
@@ -64,9 +46,9 @@ export async function takePacing(
   // Ask again shortly; never count that as taken.
   const r = rows[0]
   if (!r) return { waitMs: 1, intervalMs: p.intervalMs }
-  if (!r.probe_owed) return { waitMs: r.wait_ms, intervalMs: r.interval_ms }
-  const owed = { waitMs: r.wait_ms, intervalMs: r.interval_ms, probeOwed: true as const }
-  return r.probe_ends_ms === null ? owed : { ...owed, probeEndsInMs: r.probe_ends_ms }
+  return r.probe_owed
+    ? { waitMs: r.wait_ms, intervalMs: r.interval_ms, probeOwed: true }
+    : { waitMs: r.wait_ms, intervalMs: r.interval_ms }
 }
 
 /**
@@ -121,25 +103,17 @@ export async function reservePacing(
  * (turn_interval > 0) is spaced by the interval in force from the last one taken, as takePacing
  * reads it: with none in force it is over. A read, so a send from an unpaused mailbox writes nothing.
  * owedProbe: while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts), the row named to
- * probe (null: none yet); absent when none is owed. probeEndsInMs: that probe, out, ends (answered,
- * or given up) by its send deadline or its lease's end, the later: ms until then (PROBE_END).
- * Read per mailbox, shared by its sends.
+ * probe (null: none yet); absent when none is owed. Read per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
   p: { mailbox: string },
-): Promise<{
-  waitMs: number
-  intervalMs: number
-  owedProbe?: string | null
-  probeEndsInMs?: number
-}> {
+): Promise<{ waitMs: number; intervalMs: number; owedProbe?: string | null }> {
   const { rows } = await sql<{
     wait_ms: number | null
     interval_ms: number
     probe_owed: boolean | null
     probe_id: string | null
-    probe_ends_ms: number | null
   }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
@@ -148,14 +122,11 @@ export async function mailboxPausedFor(
     select greatest(0, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                                else m.next_at end - now()) * 1000)::float8 as wait_ms,
            (extract(epoch from r.i) * 1000)::float8 as interval_ms,
-           m.probe_owed, m.probe_id::text as probe_id, ${PROBE_END} as probe_ends_ms
+           m.probe_owed, m.probe_id::text as probe_id
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
   const read = { waitMs: r?.wait_ms ?? 0, intervalMs: r?.interval_ms ?? 0 }
-  if (!r?.probe_owed) return read
-  return r.probe_ends_ms === null
-    ? { ...read, owedProbe: r.probe_id }
-    : { ...read, owedProbe: r.probe_id, probeEndsInMs: r.probe_ends_ms }
+  return r?.probe_owed ? { ...read, owedProbe: r.probe_id } : read
 }
 
 /** A provider throttle: no worker starts a send from this mailbox for `ms`. */

@@ -6,6 +6,7 @@ import { timestampText } from '../db/timestamp-reading.ts'
 import type { Logger } from '../log.ts'
 import { pauseLeftMs } from './endless-pause.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
+import { owedProbeEndsInMs } from './owed-probe-end.ts'
 import { notePacingRate } from './pacing-rate.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
@@ -21,7 +22,7 @@ const PAUSE_HOLD_MS = 5_000
 
 /**
  * A row naming a mailbox whose probe is owed, not being that probe, goes back due this much later at
- * least; while the probe is out, when it surely ends (probeEndsInMs), as its answer or clear brings
+ * least; while the probe is out, when it surely ends (owedProbeEndsInMs), as its answer or clear brings
  * the row due again at once (sql/0092): a new-release worker claims it once per probe, not once a
  * second (a rolling deploy that changed MAIL_FROM).
  */
@@ -128,7 +129,6 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
           waitMs: waitRead,
           intervalMs: paced,
           owed,
-          probeEndsInMs,
         } = unpaced
           ? await pausedFor(k).then((x) => ({
               ...x,
@@ -143,7 +143,10 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         const wait = pauseLeftMs(waitRead)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
-        if (owed) return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS, probeEndsInMs ?? 0) }
+        if (owed) {
+          const probeEnds = (await owedProbeEndsInMs(o.db, k)) ?? 0
+          return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS, probeEnds) }
+        }
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         if (wait === 0) return unpaced ? 'check' : true
         if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }

@@ -1,0 +1,21 @@
+// When a mailbox's owed probe, out, surely ends: how long a row that may not pass it goes back for (sql/0092 brings it due sooner).
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+
+/**
+ * While `mailbox`'s probe is owed (owed-probe.ts) and out (its row sending): ms until that probe
+ * surely ends, answered or given up: its send deadline (sql/0078; null from an older binary) or its
+ * lease's end, the later. Null otherwise. A row given back past an owed probe waits that long, not
+ * 1 s: the owed state's end brings it due at once (sql/0092). Asked only by a row found owed (never
+ * where no probe is owed); mailbox_pacing and email_outbox by primary key.
+ */
+export async function owedProbeEndsInMs(
+  db: Kysely<Database>,
+  mailbox: string,
+): Promise<number | null> {
+  const { rows } = await sql<{ ms: number }>`
+    select greatest(0, extract(epoch from greatest(o.send_deadline_at, o.lease_expires_at) - now()) * 1000)::float8 as ms
+      from mailer.mailbox_pacing m join mailer.email_outbox o on o.id = m.probe_id
+     where m.mailbox = ${mailbox} and m.probe_owed and o.status = 'sending'`.execute(db)
+  return rows[0]?.ms ?? null
+}
