@@ -53,6 +53,12 @@ async function interruptedSend(fake: FakeGraph, id: string): Promise<void> {
   )
   const row = await rowOf(t, id)
   expect([row.status, row.send_started_at === null]).toEqual(['sending', false])
+  // The cut-off worker can no longer beat: its lease ends (database time) as its send's deadline
+  // does, where the lookup's grace (0 here) begins, not the rest of the 4 s lease later.
+  await t.pool.query(
+    'update mailer.email_outbox set lease_expires_at = send_deadline_at where id = $1',
+    [id],
+  )
 }
 
 /** The row once a worker started after the crash has settled it. */
