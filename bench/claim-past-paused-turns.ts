@@ -12,7 +12,8 @@
 // (the standing claim of keyed rows); its probe owed and due (the row moved to now() in the
 // transaction); owed, a row naming MAIL_FROM's address due after every other keyed row (0082's
 // probe; 0076 waits); owed and waiting, searched (no due time kept; 0082's lookup of a row naming
-// the address finds none); owed and waiting, the kept due time checked. Reports per path and
+// the address finds none); owed and waiting, the kept due time checked; the same within a second
+// of the last search (0103: a full claim skips the search). Reports per path and
 // variant the median execution time and shared buffers per claim, and whether the answers agree
 // with 0082's (lease ids, pause and probe present). Then the two probe lookups alone, EXPLAIN
 // (ANALYZE, BUFFERS) under the function's settings, in the paths where each reads farthest.
@@ -49,6 +50,12 @@ const PATHS: Record<string, string[]> = {
   'waiting, kept': [
     `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed, probe_due_at)
      select $1, now() - interval '1 minute', true, o.send_at
+       from mailer.email_outbox o where o.sender_key is null and o.status = 'pending'`,
+  ],
+  // 0103: a full claim within a second of the last search skips it (the older texts search).
+  'waiting, kept, searched in the second': [
+    `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed, probe_due_at, probe_searched_at)
+     select $1, now() - interval '1 minute', true, o.send_at, now()
        from mailer.email_outbox o where o.sender_key is null and o.status = 'pending'`,
   ],
 }

@@ -78,6 +78,7 @@ import m0092 from '../../sql/0092_owed_probe_end_brings_its_rows_due.sql' with {
 import m0100 from '../../sql/0100_older_replay_compares_without_header_refusals.sql' with {
   type: 'text',
 }
+import m0103 from '../../sql/0103_probe_search_skipped_within_a_second.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -163,6 +164,7 @@ export const migrations: readonly Migration[] = [
     name: '0100_older_replay_compares_without_header_refusals',
     sql: m0100,
   },
+  { version: 103, name: '0103_probe_search_skipped_within_a_second', sql: m0103 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

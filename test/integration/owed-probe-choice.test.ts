@@ -1,8 +1,7 @@
 // Which row probes MAIL_FROM's mailbox after its pause when MAIL_FROM's own first row is not due: the rules of the row naming its address (0082) that no other file pinned.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { claimBatch } from '../../src/outbox/claim.ts'
 import { useTestDb } from '../support/db.ts'
-import { cancel, enqueueIn, pacing } from '../support/paused-claim-rows.ts'
+import { cancel, claimPastPause, enqueueIn, pacing } from '../support/paused-claim-rows.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -11,15 +10,7 @@ const t = useTestDb({ resetEach: true })
 
 const MAIL_FROM = 'sender@example.com'
 const OTHER = 'other@example.com'
-const claim = () =>
-  claimBatch(t.db, {
-    limit: 10,
-    workerId: 'w1',
-    leaseSeconds: 30,
-    defaultMaxAttempts: 3,
-    markStarted: false,
-    pausedSender: { key: MAIL_FROM, holdMs: 5_000 },
-  })
+const claim = () => claimPastPause(t.db, MAIL_FROM)
 const ids = (c: { leases: { id: string }[] }) => c.leases.map((l) => l.id)
 /** The pause over, its probe owed (or not), MAIL_FROM's only row without a sender key an hour out. */
 const pauseOverOwing = async (owed = true) => {

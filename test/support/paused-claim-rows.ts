@@ -1,5 +1,19 @@
-// The rows a test of claim_past_paused sets up, in database time: outbox rows naming a sender (or MAIL_FROM's), a mailbox's pacing row, a cancel.
+// The rows a test of claim_past_paused sets up, in database time: outbox rows naming a sender (or MAIL_FROM's), a mailbox's pacing row, a cancel; and its claim.
+import type { Kysely } from 'kysely'
 import type pg from 'pg'
+import type { Database } from '../../src/db/schema.ts'
+import { claimBatch } from '../../src/outbox/claim.ts'
+
+/** A claim of up to `limit` rows by a worker that knows `mailFrom`'s pause (its hold 5 s). */
+export const claimPastPause = (db: Kysely<Database>, mailFrom: string, limit = 10) =>
+  claimBatch(db, {
+    limit,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    markStarted: false,
+    pausedSender: { key: mailFrom, holdMs: 5_000 },
+  })
 
 /** A row naming `from` (MAIL_FROM's: none), due `inSeconds` from now in database time, at `priority`. */
 export const enqueueIn = async (
