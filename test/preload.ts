@@ -1,6 +1,7 @@
 // Test-run setup: one Postgres per `bun test` run with a migrated template; each test file clones it.
-import { afterAll, setDefaultTimeout } from 'bun:test'
+import { afterAll, afterEach, setDefaultTimeout } from 'bun:test'
 import { startTestCluster, type TestCluster } from './support/postgres.ts'
+import { guardQueryOverlaps, takeQueryOverlaps } from './support/query-overlap-guard.ts'
 
 // Integration tests start engines and compile the binary; bounded waits inside them fail first.
 // Bun 1.4 keeps this for the run's first file only (bun#43787): the files that start databases,
@@ -25,4 +26,16 @@ export function testCluster(): Promise<TestCluster> {
 afterAll(async () => {
   const cluster = globalThis.__outboxTestCluster
   if (cluster) await (await cluster).stop()
+})
+
+// A query handed to a pg client while another waits behind the one it runs is queued by pg@8 and refused by pg@9: every test
+// fails that made one (the test's own code or the engine's), naming where it was issued.
+guardQueryOverlaps()
+afterEach(() => {
+  const overlaps = takeQueryOverlaps()
+  if (overlaps.length > 0) {
+    throw new Error(
+      `pg client given a query while busy (${overlaps.length}):\n${overlaps.join('\n\n')}`,
+    )
+  }
 })

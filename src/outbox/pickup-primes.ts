@@ -33,15 +33,13 @@ export interface PickupPath {
  */
 export function pickupPrimer(path: PickupPath): (session: Queryable) => Promise<void> {
   return async (session) => {
-    // Each statement is queued on the session at once, in order, ahead of whatever its next user
-    // queues: queued as the one before answered, the slot take and the last check ran inside the
-    // transaction of a user that took the connection meanwhile (an API request's), which then held
-    // the outbox's RowExclusiveLock, as a writer whom oldest-first pages wait for.
-    const sent = [primeNotifiedClaim(session, path.guardedClaim)]
-    if (path.slotTake) sent.push(primeSlotTake(session))
-    if (path.lastCheck !== 'none')
-      sent.push(primeLastCheck(session, path.lastCheck === 'with-pause'))
-    await Promise.all(sent)
+    // Each statement is sent once the one before answered: a client runs one query at a time, and
+    // pg queues (pg@9 refuses) a query handed to it meanwhile. None runs inside a user's statements:
+    // a pooled connection is lent only once its prime ended (PrimedPool), the LISTEN session only
+    // after its owner's turn.
+    await primeNotifiedClaim(session, path.guardedClaim)
+    if (path.slotTake) await primeSlotTake(session)
+    if (path.lastCheck !== 'none') await primeLastCheck(session, path.lastCheck === 'with-pause')
   }
 }
 
