@@ -132,3 +132,17 @@ test('a standing pause moves only rows due before its end, and none whose expire
   // Left to be claimed and given back, or to expire: moved, it would be due after its expiresAt.
   expect(await at(expiring)).toBe(expiringAt)
 })
+
+test("a pause with no end (next_at 'infinity', by hand) moves no row: they stay as they are, for the claim to give back to a recheck", async () => {
+  const due = await enqueue(t, from('other@example.com'))
+  const scheduled = await enqueue(t, from('other@example.com'), {
+    sendAt: new Date(Date.now() + 1800_000).toISOString(),
+  })
+  const at = async (id: string) => (await rowOf(t, id)).send_at.getTime()
+  const before = [await at(due), await at(scheduled)]
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at) values ('other@example.com', 'infinity')`,
+  )
+  expect(await deferPausedRows(t.db, 'other@example.com').catch((e) => e.message)).toBe(0)
+  expect([await at(due), await at(scheduled)]).toEqual(before)
+})

@@ -1,7 +1,8 @@
 // A test worker wired as serve wires Graph (createTransport) with mailbox lookups on: the transport's sender, gate and lookup against a fake Graph.
 import { loadConfig } from '../../src/config.ts'
 import type { DbHandle } from '../../src/db/open.ts'
-import { silentLogger } from '../../src/log.ts'
+import { type Logger, silentLogger } from '../../src/log.ts'
+import type { Sender } from '../../src/outbox/sender.ts'
 import { createTransport } from '../../src/transport-wiring.ts'
 import type { TestDb } from './db.ts'
 import { createTestEngine, type TestEngine } from './engine.ts'
@@ -23,6 +24,10 @@ export interface GraphWorkerOptions {
   handle?: DbHandle
   /** MAIL_FROM_ALLOWED as the drainer holds it (the transport is not told). */
   allowedSenders?: string[]
+  /** The drainer's log; silent when not given. */
+  log?: Logger
+  /** Wraps the Graph sender (something to do as a send is under way); as it is when not given. */
+  wrapSender?: (graph: Sender) => Sender
 }
 
 /** Started by the caller, which also stops it. Retries come a second apart. */
@@ -53,7 +58,7 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
       ...(o.leaseSeconds && { leaseSeconds: o.leaseSeconds, heartbeatSeconds: 1 }),
     },
     deps: {
-      sender: transport.senderFor('test'),
+      sender: o.wrapSender?.(transport.senderFor('test')) ?? transport.senderFor('test'),
       gate: transport.gateFor(o.handle ?? t, o.workerId),
       lookup: transport.lookupFor('test'),
       sendBlockedForMs: transport.blockedForMs,
@@ -62,6 +67,7 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
       ambiguousPolicy: policy,
       lookupGraceSeconds: o.graceSeconds,
       ...(o.allowedSenders && { allowedSenders: new Set(o.allowedSenders) }),
+      ...(o.log && { log: o.log }),
     },
   })
 }
