@@ -20,12 +20,8 @@ import { createSlotKeeper } from './slot-keeper.ts'
  */
 const PAUSE_HOLD_MS = 5_000
 
-/**
- * A row naming a mailbox whose probe is owed, not being that probe, goes back due this much later at
- * least; while the probe is out, when it surely ends (owedProbeEndsInMs), as its answer or clear brings
- * the row due again at once (sql/0092): a new-release worker claims it once per probe, not once a
- * second (a rolling deploy that changed MAIL_FROM).
- */
+// A row naming a mailbox whose probe is owed, not that probe, goes back this much later at least, or
+// when the probe out surely ends (owedProbeEndsInMs; its answer or clear brings the row due, 0092).
 const OWED_PROBE_RETRY_MS = 1_000
 
 interface PgSendGateOptions {
