@@ -14,13 +14,13 @@
 import { join, resolve } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
+import { drainOrder } from './drain-order.ts'
 import { inImageEnv } from './image-env.ts'
 import { median } from './percentiles.ts'
 import { checkSystemKeys, systemByKey } from './systems/by-key.ts'
 import { hostedSystem, placedSystem } from './systems/hosted.ts'
 import { openProbe, type Probe } from './systems/probe.ts'
 import type { BenchSystem } from './systems/system.ts'
-import { rotated } from './turns.ts'
 
 const CAP_MS = 10_000
 
@@ -66,16 +66,12 @@ try {
   if (otherCheckout)
     await place(`engine of ${otherCheckout}`, 'outbox_engine', 'engine_other', otherCheckout)
   for (const s of systems) await drainRun(cluster, s.sys, rows, concurrencies[0]!, 3_000)
-  for (let rep = 0; rep < reps; rep++) {
-    for (const c of concurrencies) {
-      for (const s of rotated(systems, rep)) {
-        const r = await drainRun(cluster, s.sys, rows, c, CAP_MS)
-        runs.set(at(s.label, c), [...(runs.get(at(s.label, c)) ?? []), r])
-        console.error(
-          `rep ${rep + 1} c${c} ${s.label}: ${Math.round(r.rowsPerSecond)} rows/s, ${r.cpuMicrosPerRow.toFixed(1)} µs/row PG, ${Math.round(r.walBytesPerRow)} B/row WAL`,
-        )
-      }
-    }
+  for (const { rep, concurrency: c, system: s } of drainOrder(systems, reps, concurrencies)) {
+    const r = await drainRun(cluster, s.sys, rows, c, CAP_MS)
+    runs.set(at(s.label, c), [...(runs.get(at(s.label, c)) ?? []), r])
+    console.error(
+      `rep ${rep + 1} c${c} ${s.label}: ${Math.round(r.rowsPerSecond)} rows/s, ${r.cpuMicrosPerRow.toFixed(1)} µs/row PG, ${Math.round(r.walBytesPerRow)} B/row WAL`,
+    )
   }
 } finally {
   for (const s of systems) await s.sys.dispose?.()
