@@ -11,11 +11,15 @@
 // DRAIN_ENGINE_FROM=<another checkout> adds that checkout's engine, its client code (its
 // bench/systems/host.ts and src/) on a database its own migrations made, so a round's engine is
 // measured against an earlier one's in the same run (e.g. a worktree of the previous round's commit).
+// The two engines then drain back to back, which first swapping (bench/drain-order.ts), and every
+// drain's rows are cleared before the next drain: an A/A run (the same commit on both sides) reads
+// 0.9-1.1 by the median, single pairs 0.8-1.2 (BENCHMARKS.md, round 43 pairbias). Load before and after.
 import { join, resolve } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
 import { drainOrder } from './drain-order.ts'
 import { inImageEnv } from './image-env.ts'
+import { loadAverage } from './load-average.ts'
 import { median } from './percentiles.ts'
 import { checkSystemKeys, systemByKey } from './systems/by-key.ts'
 import { hostedSystem, placedSystem } from './systems/hosted.ts'
@@ -35,6 +39,7 @@ const otherCheckout = process.env.DRAIN_ENGINE_FROM
   ? resolve(process.env.DRAIN_ENGINE_FROM)
   : undefined
 
+console.log(`before: ${loadAverage()}`)
 const cluster = await startBenchCluster()
 const probes: Probe[] = []
 const systems: { label: string; sys: BenchSystem }[] = []
@@ -65,9 +70,20 @@ try {
   for (const key of keys) await place(key, key, key)
   if (otherCheckout)
     await place(`engine of ${otherCheckout}`, 'outbox_engine', 'engine_other', otherCheckout)
-  for (const s of systems) await drainRun(cluster, s.sys, rows, concurrencies[0]!, 3_000)
-  for (const { rep, concurrency: c, system: s } of drainOrder(systems, reps, concurrencies)) {
-    const r = await drainRun(cluster, s.sys, rows, c, CAP_MS)
+  // Each drain's garbage is cleared (reset: its rows emptied, then vacuum analyze, on the probe)
+  // before the next system's window: left to autovacuum, it was vacuumed in another system's drain
+  // (round 43: outbox_engine's worker, 50 ms, inside the other engine's c50 drain, which read 1.14×).
+  const drain = async (s: BenchSystem, c: number, capMs: number) => {
+    const r = await drainRun(cluster, s, rows, c, capMs)
+    await s.reset()
+    return r
+  }
+  for (const s of systems) await drain(s.sys, concurrencies[0]!, 3_000)
+  // Ours and the other checkout's engine drain back to back, on equal terms (bench/drain-order.ts).
+  const ours = systems.find((s) => s.label === 'outbox_engine')
+  const pair = ours && otherCheckout ? ([ours, systems.at(-1)!] as const) : undefined
+  for (const { rep, concurrency: c, system: s } of drainOrder(systems, reps, concurrencies, pair)) {
+    const r = await drain(s.sys, c, CAP_MS)
     runs.set(at(s.label, c), [...(runs.get(at(s.label, c)) ?? []), r])
     console.error(
       `rep ${rep + 1} c${c} ${s.label}: ${Math.round(r.rowsPerSecond)} rows/s, ${r.cpuMicrosPerRow.toFixed(1)} µs/row PG, ${Math.round(r.walBytesPerRow)} B/row WAL`,
@@ -121,3 +137,4 @@ for (const c of concurrencies) {
   })
 }
 console.log('* = a drain hit the 10 s cap (rate over the rows done).')
+console.log(`after: ${loadAverage()}`)
