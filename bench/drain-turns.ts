@@ -12,8 +12,9 @@
 // bench/systems/host.ts and src/) on a database its own migrations made, so a round's engine is
 // measured against an earlier one's in the same run (e.g. a worktree of the previous round's commit).
 // The two engines then drain back to back, which first swapping (bench/drain-order.ts), and every
-// drain's rows are cleared before the next drain: an A/A run (the same commit on both sides) reads
-// 0.9-1.1 by the median, single pairs 0.8-1.2 (BENCHMARKS.md, round 43 pairbias). Load before and after.
+// drain's rows are cleared before the next drain. An A/A run (the same commit on both sides) read
+// 0.79-1.09 by a run's median, single pairs 0.71-1.35 (BENCHMARKS.md, round 43 pairbias): a paired
+// claim is a run and its repeat with DRAIN_OTHER_FIRST=1 agreeing beyond that. Load before and after.
 import { join, resolve } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
 import { type DrainRun, drainRun } from './drain.ts'
@@ -38,6 +39,7 @@ checkSystemKeys(keys)
 const otherCheckout = process.env.DRAIN_ENGINE_FROM
   ? resolve(process.env.DRAIN_ENGINE_FROM)
   : undefined
+const otherFirst = process.env.DRAIN_OTHER_FIRST === '1'
 
 console.log(`before: ${loadAverage()}`)
 const cluster = await startBenchCluster()
@@ -67,9 +69,13 @@ async function place(label: string, key: string, database: string, checkout?: st
 const runs = new Map<string, DrainRun[]>()
 const at = (label: string, c: number) => `${label}@${c}`
 try {
+  // DRAIN_OTHER_FIRST=1: the other checkout's database is created and listed first, so a run can be
+  // repeated with the placement swapped (A/A pairs read 0.95x with it last, 1.01x with it first).
+  const placeOther = () =>
+    place(`engine of ${otherCheckout}`, 'outbox_engine', 'engine_other', otherCheckout)
+  if (otherCheckout && otherFirst) await placeOther()
   for (const key of keys) await place(key, key, key)
-  if (otherCheckout)
-    await place(`engine of ${otherCheckout}`, 'outbox_engine', 'engine_other', otherCheckout)
+  if (otherCheckout && !otherFirst) await placeOther()
   // Each drain's garbage is cleared (reset: its rows emptied, then vacuum analyze, on the probe)
   // before the next system's window: left to autovacuum, it was vacuumed in another system's drain
   // (round 43: outbox_engine's worker, 50 ms, inside the other engine's c50 drain, which read 1.14×).
@@ -81,7 +87,8 @@ try {
   for (const s of systems) await drain(s.sys, concurrencies[0]!, 3_000)
   // Ours and the other checkout's engine drain back to back, on equal terms (bench/drain-order.ts).
   const ours = systems.find((s) => s.label === 'outbox_engine')
-  const pair = ours && otherCheckout ? ([ours, systems.at(-1)!] as const) : undefined
+  const theirs = systems.find((s) => s.label.startsWith('engine of'))
+  const pair = ours && theirs ? ([ours, theirs] as const) : undefined
   for (const { rep, concurrency: c, system: s } of drainOrder(systems, reps, concurrencies, pair)) {
     const r = await drain(s.sys, c, CAP_MS)
     runs.set(at(s.label, c), [...(runs.get(at(s.label, c)) ?? []), r])
