@@ -13,7 +13,7 @@
 // measured against an earlier one's in the same run (e.g. a worktree of the previous round's commit).
 // The two engines then drain back to back, which first swapping (bench/drain-order.ts), and every
 // drain's rows are cleared before the next drain. An A/A run (the same commit on both sides) read
-// 0.79-1.09 by a run's median, single pairs 0.71-1.35 (BENCHMARKS.md, round 43 pairbias): a paired
+// 0.79-1.14 by a run's median, single pairs 0.68-1.35 (BENCHMARKS.md, round 43 pairbias): a paired
 // claim is a run and its repeat with DRAIN_OTHER_FIRST=1 agreeing beyond that. Load before and after.
 import { join, resolve } from 'node:path'
 import { startBenchCluster } from './cluster.ts'
@@ -70,7 +70,7 @@ const runs = new Map<string, DrainRun[]>()
 const at = (label: string, c: number) => `${label}@${c}`
 try {
   // DRAIN_OTHER_FIRST=1: the other checkout's database is created and listed first, so a run can be
-  // repeated with the placement swapped (A/A pairs read 0.95x with it last, 1.01x with it first).
+  // repeated with the placement swapped (A/A pairs read 0.95x with it last and with it first).
   const placeOther = () =>
     place(`engine of ${otherCheckout}`, 'outbox_engine', 'engine_other', otherCheckout)
   if (otherCheckout && otherFirst) await placeOther()
