@@ -28,3 +28,15 @@ test('twelve changes of one row come back in the order written (seq 10 after 9),
   ])
   expect(changes.every((c, i) => i === 0 || c.at >= changes[i - 1]!.at)).toBe(true)
 })
+
+test('a claim (a new lease_token) is written with its time; a settlement clearing the token is not', async () => {
+  const [row] = await q(
+    `insert into mailer.email_outbox (message) values ('{"to":[{"address":"x@contoso.example"}],"subject":"s","text":"t"}'::jsonb) returning id::text`,
+  )
+  const token = () => crypto.randomUUID()
+  for (const t of [token(), null, token()])
+    await q(`update mailer.email_outbox set lease_token = $2 where id = $1`, [row.id, t])
+  const { claims } = await readPacingLog(harness)
+  expect(claims.map((c) => c.outboxId)).toEqual([row.id, row.id])
+  expect(claims[1]!.claimedAt).toBeGreaterThanOrEqual(claims[0]!.claimedAt)
+})

@@ -1,8 +1,8 @@
 // The chaos soak's owed-probe check: spans from the exact pacing log, and the one-at-a-time rule judged on the Graph fake's request log.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { judgeOwedSpan } from '../faults/chaos/owed-span-judge.ts'
 import { owedSpans } from '../faults/chaos/owed-spans.ts'
 import type { PacingChange } from '../faults/chaos/pacing-log.ts'
-import { judgeOwedSpan } from '../faults/chaos/probe-checks.ts'
 import type { GraphRequestRecord } from '../support/fake-graph.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -71,4 +71,53 @@ test('a send whose last check came before the owing write is in flight, exempt; 
   const j = judgeOwedSpan(span, requests, (q) => checked.get(q.outboxId ?? ''))
   expect({ sends: j.sends.length, inFlight: j.inFlight }).toEqual({ sends: 2, inFlight: 1 })
   expect(j.breaches.map((b) => [b.q.outboxId, b.before?.outboxId])).toEqual([[null, undefined]])
+})
+
+const lookup = (id: string | null, at: number, answeredAt: number | null) =>
+  ({ ...send(id, at, answeredAt), kind: 'lookup' }) satisfies GraphRequestRecord
+
+test("a lookup is the probe's own while it is owed: another row's, claimed after the owing write, breaks the span; one claimed before is in flight, exempt", () => {
+  const span = { mailbox: BOX, from: 1_000, to: 9_000, probeIds: new Set(['1']) }
+  const requests = [
+    lookup('0', 1_020, 1_100), // claimed before the owing: its gate may have read before the pause
+    lookup('1', 2_000, 2_100), // the probe's own
+    send('1', 2_200, 2_300),
+    lookup('2', 3_000, 3_100), // claimed after the owing, not the probe
+  ]
+  const claimed = new Map([
+    ['0', 990],
+    ['1', 1_500],
+    ['2', 2_900],
+  ])
+  const j = judgeOwedSpan(
+    span,
+    requests,
+    (q) => q.at - 5,
+    (q) => claimed.get(q.outboxId ?? ''),
+  )
+  expect(j.lookups.map((q) => q.outboxId)).toEqual(['1', '2'])
+  expect(j.inFlightLookups).toBe(1)
+  expect(j.breaches.map((b) => [b.q.kind, b.q.outboxId, b.notProbe ?? false])).toEqual([
+    ['lookup', '2', true],
+  ])
+})
+
+test("one at a time holds across lookups and sends: the probe's lookup before an earlier send's answer breaks it, and a send before the lookup's answer", () => {
+  const span = { mailbox: BOX, from: 1_000, to: 9_000, probeIds: new Set(['1', '2']) }
+  const requests = [
+    send('1', 2_000, 2_500),
+    lookup('2', 2_100, 2_200), // before 1's answer
+    lookup('2', 3_000, 3_400),
+    send('2', 3_300, 3_500), // before its own lookup's answer
+  ]
+  const j = judgeOwedSpan(
+    span,
+    requests,
+    (q) => q.at - 5,
+    () => 1_500,
+  )
+  expect(j.breaches.map((b) => [b.q.kind, b.q.at, b.before?.at])).toEqual([
+    ['lookup', 2_100, 2_000],
+    ['sendMail', 3_300, 3_000],
+  ])
 })

@@ -1,4 +1,4 @@
-// The pause mix's exact record of the soak's own database: every change of mailer.mailbox_pacing and every send's last check, each with its time, written by test-only triggers.
+// The pause mix's exact record of the soak's own database: every change of mailer.mailbox_pacing, every send's last check and every claim, each with its time, written by test-only triggers.
 import type { Database } from '../harness.ts'
 
 /** One write to a mailer.mailbox_pacing row, as the row stood after it (Date.now() scale). */
@@ -18,6 +18,13 @@ export interface SendStart {
   outboxId: string
   /** The check's now(): its snapshot was taken after it, so it saw every commit before it. */
   checkedAt: number
+}
+
+/** A claim of a row (a new lease_token): its gate's read, and any lookup of it, came after. */
+export interface Claim {
+  outboxId: string
+  /** The claim's now(): its transaction's start, before the claim committed. */
+  claimedAt: number
 }
 
 /**
@@ -58,13 +65,25 @@ export async function installPacingLog(db: Database): Promise<void> {
     create trigger chaos_watch_start after update of send_started_at on mailer.email_outbox
       for each row when (new.send_started_at is not null
                          and new.send_started_at is distinct from old.send_started_at)
-      execute function chaos_watch.note_start();`)
+      execute function chaos_watch.note_start();
+    create table chaos_watch.claims (
+      seq bigserial primary key, outbox_id bigint not null, claimed_at timestamptz not null);
+    create function chaos_watch.note_claim() returns trigger language plpgsql
+      security definer set search_path = pg_catalog as $f$
+    begin
+      insert into chaos_watch.claims (outbox_id, claimed_at) values (new.id, now());
+      return new;
+    end $f$;
+    create trigger chaos_watch_claim after update of lease_token on mailer.email_outbox
+      for each row when (new.lease_token is not null
+                         and new.lease_token is distinct from old.lease_token)
+      execute function chaos_watch.note_claim();`)
 }
 
 /** Everything the triggers wrote, in the order written. */
 export async function readPacingLog(
   db: Database,
-): Promise<{ changes: PacingChange[]; starts: SendStart[] }> {
+): Promise<{ changes: PacingChange[]; starts: SendStart[]; claims: Claim[] }> {
   const changes = await db.q<{
     seq: string
     at: number
@@ -82,6 +101,10 @@ export async function readPacingLog(
     `select outbox_id::text, extract(epoch from checked_at) * 1000 as checked_at
        from chaos_watch.send_starts order by seq`,
   )
+  const claims = await db.q<{ outbox_id: string; claimed_at: number }>(
+    `select outbox_id::text, extract(epoch from claimed_at) * 1000 as claimed_at
+       from chaos_watch.claims order by seq`,
+  )
   return {
     changes: changes.map((c) => ({
       seq: Number(c.seq),
@@ -92,5 +115,6 @@ export async function readPacingLog(
       probeId: c.probe_id,
     })),
     starts: starts.map((s) => ({ outboxId: s.outbox_id, checkedAt: Number(s.checked_at) })),
+    claims: claims.map((c) => ({ outboxId: c.outbox_id, claimedAt: Number(c.claimed_at) })),
   }
 }

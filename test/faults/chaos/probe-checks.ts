@@ -2,18 +2,19 @@
 import type { GraphRequestRecord } from '../../support/fake-graph.ts'
 import type { Database, Graph } from '../harness.ts'
 import type { ChaosMailers } from './mailers.ts'
+import { judgeOwedSpan } from './owed-span-judge.ts'
 import { type OwedSpan, owedSpans } from './owed-spans.ts'
-import { readPacingLog, type SendStart } from './pacing-log.ts'
+import { type Claim, readPacingLog, type SendStart } from './pacing-log.ts'
 import type { ChaosRecord } from './record.ts'
 
 /**
  * The promise, tested on the exact record (pacing-log.ts) and the Graph fake's request log: while
- * a mailbox's probe is owed (from the write that owed it to the one its answer made), no sendMail
- * into that mailbox starts before the previous one's answer, and each carries one message (an
- * outbox row). Exempt, and counted (inFlightSends): a request whose last check started before the
- * owing write, so before the pause it follows committed; it could not see the pause (nothing
- * fences a send already past that check). Lookups into the mailbox meanwhile are counted
- * (owedLookups), not judged: their gate's read leaves no record to tell one in flight from before.
+ * a mailbox's probe is owed (from the write that owed it to the one its answer made), no request
+ * into that mailbox, a sendMail or a mailbox lookup, starts before the previous one's answer, each
+ * is one outbox row's, and a lookup is the probe's own (owed-span-judge.ts). Exempt, and counted:
+ * a sendMail whose last check started before the owing write (inFlightSends), a lookup whose row
+ * was claimed before it (inFlightLookups); neither could see the pause (nothing fences a request
+ * already past its gate). owedLookups: the lookups judged.
  */
 export async function checkOwedProbes(
   db: Database,
@@ -21,13 +22,18 @@ export async function checkOwedProbes(
   mailers: ChaosMailers,
   record: ChaosRecord,
 ): Promise<Record<string, number>> {
-  const { changes, starts } = await readPacingLog(db)
+  const { changes, starts, claims } = await readPacingLog(db)
   const spans = owedSpans(changes)
   const checksOf = Map.groupBy(starts, (s: SendStart) => s.outboxId)
   const lastCheck = (q: GraphRequestRecord) =>
     (q.outboxId === null ? [] : (checksOf.get(q.outboxId) ?? []))
       .filter((s) => s.checkedAt <= q.at + 1)
       .at(-1)?.checkedAt
+  const claimsOf = Map.groupBy(claims, (c: Claim) => c.outboxId)
+  const lastClaim = (q: GraphRequestRecord) =>
+    (q.outboxId === null ? [] : (claimsOf.get(q.outboxId) ?? []))
+      .filter((c) => c.claimedAt <= q.at + 1)
+      .at(-1)?.claimedAt
   const worker = await requestWorkers(db, mailers)
   const figures = {
     owedSpans: spans.length,
@@ -35,19 +41,23 @@ export async function checkOwedProbes(
     owedSends: 0,
     inFlightSends: 0,
     owedLookups: 0,
+    inFlightLookups: 0,
   }
   for (const span of spans) {
     const end = Number.isFinite(span.to) ? span.to : Date.now()
     figures.owedMs += Math.round(end - span.from)
-    const j = judgeOwedSpan(span, graph.fake.requests, lastCheck)
-    figures.owedLookups += j.lookups
+    const j = judgeOwedSpan(span, graph.fake.requests, lastCheck, lastClaim)
+    figures.owedLookups += j.lookups.length
+    figures.inFlightLookups += j.inFlightLookups
     figures.inFlightSends += j.inFlight
     figures.owedSends += j.sends.length
     const at = (t: number | null) => (t === null ? 'never' : `+${Math.round(t - span.from)} ms`)
     const by = (q: GraphRequestRecord) =>
       `by ${worker(q)}${lastCheck(q) === undefined ? ', no last check recorded' : ''}`
-    const breaches = j.breaches.map(({ q, before }) => {
+    const breaches = j.breaches.map(({ q, before, notProbe }) => {
       for (const r of [q, before]) if (r?.outboxId) record.offending.add(r.outboxId)
+      if (notProbe)
+        return `a lookup for ${q.outboxId}, not the probe, at ${at(q.at)}, its row claimed at ${at(lastClaim(q) ?? null)} (${by(q)})`
       return before === undefined
         ? `a request at ${at(q.at)} carrying no outbox message (${by(q)})`
         : `${q.outboxId} at ${at(q.at)} before ${before.outboxId}'s answer (sent ${at(before.at)}, answered ${at(before.answeredAt)}) (${by(q)}; ${by(before)})`
@@ -60,43 +70,6 @@ export async function checkOwedProbes(
   }
   record.timeline.sort((a, b) => a.at - b.at)
   return figures
-}
-
-/**
- * One span judged: its sendMails past the owing write's last check (`sends`), each of which must
- * start after every earlier one's answer and carry an outbox row; a breach names the request and
- * the earlier one unanswered as it started (`before`; none: it carried no message). `lastCheck`:
- * when the request's last check started (undefined: none recorded, judged as after the owing).
- */
-export function judgeOwedSpan(
-  span: OwedSpan,
-  requests: readonly GraphRequestRecord[],
-  lastCheck: (q: GraphRequestRecord) => number | undefined,
-) {
-  const into = requests.filter(
-    (q) => q.mailbox === span.mailbox && q.at > span.from && q.at < span.to,
-  )
-  const all = into.filter((q) => q.kind === 'sendMail')
-  const sends = all.filter((q) => (lastCheck(q) ?? Infinity) >= span.from)
-  const breaches: { q: GraphRequestRecord; before?: GraphRequestRecord }[] = []
-  // The earlier send answered last (never: null, past every start).
-  let last: GraphRequestRecord | undefined
-  for (const q of sends) {
-    if (q.outboxId === null) breaches.push({ q })
-    if (last && (last.answeredAt === null || last.answeredAt > q.at))
-      breaches.push({ q, before: last })
-    if (
-      !last ||
-      (last.answeredAt !== null && (q.answeredAt === null || q.answeredAt > last.answeredAt))
-    )
-      last = q
-  }
-  return {
-    sends,
-    inFlight: all.length - sends.length,
-    lookups: into.length - all.length,
-    breaches,
-  }
 }
 
 /** The timeline learns of each span, as the evidence explains a failure from it. */
