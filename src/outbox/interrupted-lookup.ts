@@ -8,13 +8,16 @@ interface Answer {
   verdict: LookupResult
   /** The mailbox the verdict is about: a throttle pauses it, not the row's own. */
   mailbox: string
+  /** The verdict's throttle is a pause or an owed probe the gate already holds: nothing to pause. */
+  held?: true
 }
 
 /**
  * The row's sender is resolved at send (its from, its template's from_address, MAIL_FROM), and a
  * redeploy or a template edit since the interrupted send may have changed it: a message not in its
  * mailbox is looked for in the mailboxes noted as past senders, whatever MAIL_FROM and
- * MAIL_FROM_ALLOWED say now (the lookup reads, it sends nothing). The match stays the row's own by
+ * MAIL_FROM_ALLOWED say now (the lookup reads, it sends nothing), but, as a send would, not while
+ * that mailbox is paused or its probe owed: the row waits for it as for its own mailbox's pause. The match stays the row's own by
  * its outbox id and database id, so another mailbox's copy is never taken for it. There, a
  * mailbox Graph no longer has (404) holds nothing to find: the next is asked; one the app may not
  * read (403) leaves the question open, as in the row's own: the ambiguous-send policy decides; a
@@ -40,6 +43,19 @@ export async function lookUpInterruptedSend(
     return { verdict: 'error', mailbox: own }
   }
   for (const mailbox of past) {
+    // Asked without its permit (the row holds its own mailbox's): a paused mailbox, or one whose
+    // probe is owed, is not asked before the gate would let a send to it go (the row waits).
+    const heldMs = await Promise.resolve(d.gate.heldForMs?.(mailbox, r.lease.id) ?? 0).catch(
+      (err: unknown) => {
+        d.log.warn('could not read a past sender mailbox pause; will look again', {
+          db: d.dbName,
+          err,
+        })
+        return null
+      },
+    )
+    if (heldMs === null) return { verdict: 'error', mailbox: own }
+    if (heldMs > 0) return { verdict: { throttledForMs: heldMs }, mailbox, held: true }
     const there = await ask(mailbox)
     if (there === 'not_found' || (typeof there === 'object' && 'rejected' in there)) continue
     if (there === 'found') {

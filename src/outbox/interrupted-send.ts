@@ -5,6 +5,7 @@ import type { DeliveryDeps } from './deliver.ts'
 import { lookUpInterruptedSend } from './interrupted-lookup.ts'
 import { LOOKUP_GRACE_SECONDS, LOOKUP_TOO_EARLY_CODE, lookupGraceLeftMs } from './lookup-grace.ts'
 import type { Finish, Ready } from './send-attempt.ts'
+import { PAUSED_CODE } from './settle-item.ts'
 
 /**
  * An earlier attempt started a send and never learned its outcome. Looks in the mailbox when
@@ -101,16 +102,19 @@ export async function resolveAmbiguity(
     // it may (uncounted), instead of after the first retry delay.
     // So is one refused because the configured sender mailbox is not one (MAIL_FROM wrong): the
     // row keeps Graph's code, which says what to fix, as its send would.
-    await d.gate.pause(asked.mailbox, verdict.throttledForMs).catch(() => {})
+    // A past sender mailbox held back (paused, its probe owed) was not asked: no throttle to note.
+    if (!asked.held) await d.gate.pause(asked.mailbox, verdict.throttledForMs).catch(() => {})
     const refused = verdict.refused
     await finish(
       r.lease,
       {
         kind: 'retry',
-        code: refused?.code ?? 'lookup_failed',
+        code: refused?.code ?? (asked.held ? PAUSED_CODE : 'lookup_failed'),
         message: refused
           ? `the mailbox lookup of an interrupted send was refused: ${refused.message}; will ask again`
-          : 'the mailbox lookup of an interrupted send was throttled; will ask again',
+          : asked.held
+            ? 'the mailbox lookup of an interrupted send waits for a mailbox it may have gone from, paused by a throttle or its probe owed; will ask again'
+            : 'the mailbox lookup of an interrupted send was throttled; will ask again',
         delayMs: verdict.throttledForMs,
         throttled: true,
         ambiguous: true,

@@ -190,6 +190,14 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
           rows: due,
         })
     },
+    async heldForMs(mailbox, rowId) {
+      // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's:
+      // a wait past it is a throttle's pause, as waitForPacing tells them apart.
+      const { waitMs, intervalMs, owedProbe } = await pausedFor(key(mailbox))
+      if (owedProbe !== undefined && owedProbe !== rowId)
+        return Math.max(waitMs, OWED_PROBE_RETRY_MS)
+      return waitMs > intervalMs ? waitMs : 0
+    },
     async pause(mailbox, ms) {
       await pauseMailbox(o.db, { mailbox: key(mailbox), ms })
       o.log.info('mailbox paused after a provider throttle', { pauseMs: Math.round(ms) })

@@ -60,6 +60,13 @@ export interface SendGate {
   start?(): Promise<void>
   /** A provider throttle: no worker sends from `mailbox` for `ms`. */
   pause(mailbox: string, ms: number): Promise<void>
+  /**
+   * For a provider request to `mailbox` made without its permit (a lookup in a past sender
+   * mailbox, under the row's own): how long it must wait, as acquire would send the row back: the
+   * throttle's pause still to run, or while the mailbox's probe is owed and `rowId` is not it, a
+   * moment. 0: it may ask now. Unset: nothing holds a mailbox back (file, discard).
+   */
+  heldForMs?(mailbox: string, rowId: string): Promise<number>
   /** Gives back whatever the gate still holds once no send will ask again (worker stop). */
   close?(): Promise<void>
 }

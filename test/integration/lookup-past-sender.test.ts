@@ -170,3 +170,29 @@ test('MAIL_FROM replaced by a redeploy after 5 template edits of the old workerâ
   await after.events.waitFor(settledFor(id, 'sent'), 30_000)
   expect(sentFrom(fake, id)).toEqual([OLD_FROM])
 })
+
+test('a past sender mailbox paused by a throttle is not asked while the pause lasts: the row waits, mailbox_paused, its mark kept', async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
+  // Graph throttled the old mailbox for an hour (another deployment still sends from it).
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+       values ($1, now() + interval '1 hour', interval '0')
+     on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval`,
+    [OLD_FROM],
+  )
+  const asked = fake.requests.length
+  const after = worker(fake, 'after', NEW_FROM)
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const lookups = fake.requests.slice(asked).filter((r) => r.kind === 'lookup')
+  expect(lookups.map((r) => r.mailbox)).toEqual([NEW_FROM, NEW_FROM])
+  const row = await rowOf(t, id)
+  expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
+    'pending',
+    'mailbox_paused',
+    false,
+  ])
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
+})
