@@ -193,7 +193,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     async heldForMs(mailbox, rowId) {
       // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's:
       // a wait past it is a throttle's pause, as waitForPacing tells them apart.
-      const { waitMs, intervalMs, owedProbe } = await pausedFor(key(mailbox))
+      const { waitMs: read, intervalMs, owedProbe } = await pausedFor(key(mailbox))
+      const waitMs = pauseLeftMs(read)
       if (owedProbe !== undefined && owedProbe !== rowId)
         return Math.max(waitMs, OWED_PROBE_RETRY_MS)
       return waitMs > intervalMs ? waitMs : 0

@@ -196,3 +196,37 @@ test('a past sender mailbox paused by a throttle is not asked while the pause la
   ])
   expect(sentFrom(fake, id)).toEqual([OLD_FROM])
 })
+
+test('a past sender mailbox paused with no end (next_at infinity, by hand) is not asked: the row waits a recheck, mailbox_paused, no settlement error', async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+       values ($1, 'infinity', interval '0')
+     on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval`,
+    [OLD_FROM],
+  )
+  const asked = fake.requests.length
+  const after = worker(fake, 'after', NEW_FROM)
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const lookups = fake.requests.slice(asked).filter((r) => r.kind === 'lookup')
+  expect(lookups.map((r) => r.mailbox)).toEqual([NEW_FROM, NEW_FROM])
+  const { rows } = await t.pool.query<{
+    status: string
+    code: string | null
+    leased: boolean
+    wait: number
+  }>(
+    `select status, last_error_code as code, lease_token is not null as leased,
+            extract(epoch from send_at - now())::float8 as wait
+       from mailer.email_outbox where id = $1`,
+    [id],
+  )
+  // ENDLESS_PAUSE_RECHECK_MS: looked at again in a minute, as a row of the mailbox itself.
+  expect(rows[0]).toMatchObject({ status: 'pending', code: 'mailbox_paused', leased: false })
+  expect(rows[0]!.wait).toBeGreaterThan(30)
+  expect(rows[0]!.wait).toBeLessThanOrEqual(60)
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
+})
