@@ -2,12 +2,11 @@
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
-import { timestampText } from '../db/timestamp-reading.ts'
 import type { Logger } from '../log.ts'
 import { pauseLeftMs } from './endless-pause.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { owedProbeEndsInMs } from './owed-probe-end.ts'
-import { notePacingRate } from './pacing-rate.ts'
+import { noteRateAtStart } from './pacing-rate-at-start.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
 
@@ -170,25 +169,12 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     },
     pacingInForce: readInForce,
     async start() {
-      const { due, replaced } = await notePacingRate(o.db, { intervalMs, notedBy: o.holder })
+      await noteRateAtStart(o.db, o.log, {
+        intervalMs,
+        ratePerMinute: o.ratePerMinute,
+        holder: o.holder,
+      })
       readInForce(intervalMs)
-      // Silent, a machine of an older release restarted after a deploy changed the rate set the
-      // old one back for every worker (the newest worker's rate holds: pacing-rate.ts).
-      if (replaced)
-        o.log.warn(
-          "this worker's MAILBOX_RATE_PER_MINUTE replaces the rate every worker paced by: the newest worker's holds",
-          {
-            ratePerMinute: o.ratePerMinute,
-            replacedRatePerMinute:
-              replaced.intervalMs > 0 ? Math.round(60_000 / replaced.intervalMs) : 0,
-            replacedNotedBy: replaced.notedBy,
-            replacedNotedAt: timestampText(replaced.notedAt),
-          },
-        )
-      if (due > 0)
-        o.log.info('paced rows due again to take turns at this MAILBOX_RATE_PER_MINUTE', {
-          rows: due,
-        })
     },
     async heldForMs(mailbox, rowId) {
       // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's:
