@@ -138,8 +138,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         const wait = pauseLeftMs(waitRead)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
-        if (owed) {
-          const probeEnds = (await owedProbeEndsInMs(o.db, k)) ?? 0
+        if (owed && rowId !== undefined) {
+          const probeEnds = (await owedProbeEndsInMs(o.db, k, rowId)) ?? 0
           return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS, probeEnds) }
         }
         // Read unpaced, the pause is read again in the last check, as one committed since counts.

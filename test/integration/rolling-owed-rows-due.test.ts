@@ -29,11 +29,13 @@ const startWorker = (id: string, mailFrom: string, rate = '0'): Promise<TestEngi
   })
 
 /**
- * OLD paused with its probe owed; NAMED rows naming OLD due, one of them the probe, out and hanging;
- * a worker of NEW started and every other named row given back by it. Returns the rows and the probe.
+ * OLD paused with its probe owed; NAMED rows naming OLD due (expiring in `expiresInS` if given), one
+ * of them the probe, out and hanging; a worker of NEW started and every other named row given back
+ * by it (or settled otherwise). Returns the rows and the probe.
  */
 async function ownedRowsGivenBack(
   rate = '0',
+  expiresInS: number | null = null,
 ): Promise<{ named: string[]; probe: string; fresh: TestEngine }> {
   g.fake = await startThrottlingGraph(g, OLD, [OLD, NEW])
   await enqueue(t)
@@ -51,8 +53,9 @@ async function ownedRowsGivenBack(
   g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
   await t.pool.query(
     `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
-     update mailer.email_outbox set send_at = now() - interval '1 minute' where id = any($2::bigint[])`,
-    [mailboxKey(OLD), named],
+     update mailer.email_outbox set send_at = now() - interval '1 minute',
+            expires_at = now() + make_interval(secs => $3::float8) where id = any($2::bigint[])`,
+    [mailboxKey(OLD), named, expiresInS],
   )
   // The old release's probe first (see rolling-mail-from-owed-probe.test.ts), then the new release.
   old.drainer.wake()
@@ -70,7 +73,8 @@ async function ownedRowsGivenBack(
   await pollUntil(async () => {
     const r = await t.pool.query<{ n: number }>(
       `select count(*)::int as n from mailer.email_outbox
-        where id = any($1::bigint[]) and status = 'pending' and last_error_code = 'mailbox_paused'`,
+        where id = any($1::bigint[])
+          and (status = 'pending' and last_error_code = 'mailbox_paused' or status = 'failed')`,
       [named.filter((id) => id !== probe)],
     )
     return r.rows[0]!.n === NAMED - 1 ? true : undefined
@@ -120,6 +124,20 @@ for (const rate of ['0', '600'])
     await probeAnswered(t.db, { mailbox: mailboxKey(OLD), id: probe })
     expect(await sentRequests(others)).toEqual([...others].sort())
   })
+
+test("a row expiring before the owed probe surely ends is not failed for it: it goes back due before its expiresAt, and goes out at the probe's answer", async () => {
+  // The probe's deadline is 30 s away (sendTimeoutMs), its lease's end later still.
+  const { named, probe } = await ownedRowsGivenBack('0', 25)
+  const others = named.filter((id) => id !== probe)
+  const r = await t.pool.query<{ status: string; code: string | null }>(
+    `select status, last_error_code as code from mailer.email_outbox where id = any($1::bigint[]) order by id`,
+    [others],
+  )
+  expect(r.rows).toEqual(others.map(() => ({ status: 'pending', code: 'mailbox_paused' })))
+  g.fake!.setFaults({ pickSendMail: () => undefined })
+  await probeAnswered(t.db, { mailbox: mailboxKey(OLD), id: probe })
+  expect(await sentRequests(others)).toEqual([...others].sort())
+})
 
 test('the stale-probe clear brings the rows given back due too', async () => {
   const { named, probe } = await ownedRowsGivenBack()
