@@ -31,7 +31,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       if (!permit.reserved) d.onMailboxPaused?.(mailbox)
       // Uncounted, like the throttled send that paused the mailbox, and due when the pause
       // ends (or at the pacing turn reserved for it).
-      return finish(r.lease, {
+      await finish(r.lease, {
         kind: 'retry',
         ...(permit.reserved
           ? {
@@ -47,6 +47,15 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
         throttled: true,
         ambiguous: r.lease.ambiguous,
       })
+      // Failing, the row waits for the time it was given back to, as before.
+      await permit.givenBack?.().catch((err) =>
+        d.log.warn('could not bring a row given back due', {
+          db: d.dbName,
+          outboxId: r.lease.id,
+          err,
+        }),
+      )
+      return
     }
     // Given back once, as soon as the provider request is over (before its settlement).
     let held = true

@@ -24,3 +24,24 @@ export async function owedProbeEndsInMs(
      where m.mailbox = ${mailbox} and m.probe_owed and o.status = 'sending'`.execute(db)
   return rows[0]?.ms ?? null
 }
+
+/**
+ * Row `rowId`, just given back past `mailbox`'s owed probe (owedProbeEndsInMs), comes due now and the
+ * workers are woken when that probe is owed no more: its end committed between the gate's read and
+ * the give-back, where sql/0092's trigger found the row still sending (or locked). Invariant: as
+ * 0092's, only a pending row given back for a pause (mailbox_paused) moves, only earlier; a probe
+ * owed anew keeps it for that one's end. email_outbox and mailbox_pacing by primary key.
+ */
+export async function owedRowDueIfProbeEnded(
+  db: Kysely<Database>,
+  mailbox: string,
+  rowId: string,
+): Promise<void> {
+  await sql`with due as (
+      update mailer.email_outbox o set send_at = now()
+       where o.id = ${rowId}::bigint and o.status = 'pending' and o.send_at > now()
+         and o.last_error_code = 'mailbox_paused'
+         and not exists (select from mailer.mailbox_pacing m where m.mailbox = ${mailbox} and m.probe_owed)
+      returning 1)
+    select pg_notify('mailer_outbox', '') from due`.execute(db)
+}

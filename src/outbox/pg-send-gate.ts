@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { pauseLeftMs } from './endless-pause.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
-import { owedProbeEndsInMs } from './owed-probe-end.ts'
+import { owedProbeEndsInMs, owedRowDueIfProbeEnded } from './owed-probe-end.ts'
 import { noteRateAtStart } from './pacing-rate-at-start.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
@@ -139,8 +139,9 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
         if (owed && rowId !== undefined) {
-          const probeEnds = (await owedProbeEndsInMs(o.db, k, rowId)) ?? 0
-          return { pausedForMs: Math.max(wait, OWED_PROBE_RETRY_MS, probeEnds) }
+          const ends = (await owedProbeEndsInMs(o.db, k, rowId)) ?? 0
+          const pausedForMs = Math.max(wait, OWED_PROBE_RETRY_MS, ends)
+          return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(o.db, k, rowId) }
         }
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         if (wait === 0) return unpaced ? 'check' : true

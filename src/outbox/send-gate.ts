@@ -24,6 +24,8 @@ export interface SendPermit {
 export interface MailboxPaused {
   pausedForMs: number
   reserved?: boolean
+  /** Run once the row's give-back is recorded (a wait that may have ended meanwhile). */
+  givenBack?: () => Promise<void>
 }
 
 export interface SendGate {

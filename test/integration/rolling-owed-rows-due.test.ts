@@ -50,7 +50,15 @@ async function ownedRowsGivenBack(
         { sendAt: new Date(Date.now() + 86_400_000).toISOString() },
       ),
     )
-  g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
+  // The probe hangs: OLD's first send. A row sent once the owed state ended goes out.
+  let probeHung = false
+  g.fake.setFaults({
+    pickSendMail: (mailbox) => {
+      if (mailbox !== OLD || probeHung) return undefined
+      probeHung = true
+      return 'hang'
+    },
+  })
   await t.pool.query(
     `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
      update mailer.email_outbox set send_at = now() - interval '1 minute',
@@ -72,9 +80,10 @@ async function ownedRowsGivenBack(
   fresh.drainer.wake()
   await pollUntil(async () => {
     const r = await t.pool.query<{ n: number }>(
-      `select count(*)::int as n from mailer.email_outbox
-        where id = any($1::bigint[])
-          and (status = 'pending' and last_error_code = 'mailbox_paused' or status = 'failed')`,
+      `select count(*)::int as n from mailer.email_outbox o
+        where o.id = any($1::bigint[])
+          and (o.status in ('failed', 'sent') or exists (select from mailer.email_attempts a
+                                               where a.outbox_id = o.id and a.error_code = 'mailbox_paused'))`,
       [named.filter((id) => id !== probe)],
     )
     return r.rows[0]!.n === NAMED - 1 ? true : undefined
@@ -137,6 +146,46 @@ test("a row expiring before the owed probe surely ends is not failed for it: it 
   g.fake!.setFaults({ pickSendMail: () => undefined })
   await probeAnswered(t.db, { mailbox: mailboxKey(OLD), id: probe })
   expect(await sentRequests(others)).toEqual([...others].sort())
+})
+
+test("a row given back as the owed probe ends (its answer committed between the gate's read and the give-back) still comes due at once", async () => {
+  // The answer lands while each give-back is written: in its own statement, before the row is
+  // pending, so 0092's trigger cannot see it (as a commit between the two would leave it).
+  await t.pool.query(`create function public.probe_answered_at_give_back() returns trigger language plpgsql as $$
+    begin
+      if old.status = 'sending' and new.status = 'pending' and new.last_error_code = 'mailbox_paused' then
+        update mailer.mailbox_pacing set probe_owed = false, probe_id = null, probe_due_at = null
+         where mailbox = '${mailboxKey(OLD)}' and probe_owed;
+      end if;
+      return new;
+    end $$`)
+  await t.pool.query(`create trigger probe_answered_at_give_back before update on mailer.email_outbox
+    for each row execute function public.probe_answered_at_give_back()`)
+  try {
+    const { named, probe } = await ownedRowsGivenBack()
+    const others = named.filter((id) => id !== probe)
+    const givenBack = await t.pool.query<{ n: number }>(
+      `select count(distinct outbox_id)::int as n from mailer.email_attempts
+        where outbox_id = any($1::bigint[]) and error_code = 'mailbox_paused'`,
+      [others],
+    )
+    expect(givenBack.rows[0]!.n).toBeGreaterThan(0)
+    // Well before the probe's 30 s deadline, which they were given back to.
+    const notDue = () =>
+      t.pool.query<{ id: string; in_s: number }>(
+        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
+          where id = any($1::bigint[]) and status = 'pending' and send_at > now() order by id`,
+        [others],
+      )
+    const waiting = await pollUntil(async () => {
+      const r = await notDue()
+      return r.rows.length === 0 ? [] : undefined
+    }, 10_000).catch(async () => (await notDue()).rows)
+    expect(waiting).toEqual([])
+  } finally {
+    await t.pool.query('drop trigger probe_answered_at_give_back on mailer.email_outbox')
+    await t.pool.query('drop function public.probe_answered_at_give_back()')
+  }
 })
 
 test('the stale-probe clear brings the rows given back due too', async () => {
