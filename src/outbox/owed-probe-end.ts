@@ -1,4 +1,4 @@
-// When a mailbox's owed probe, out, surely ends: how long a row that may not pass it goes back for (sql/0092 brings it due sooner).
+// When a mailbox's owed probe, out, surely ends: how long a row that may not pass it goes back for (sql/0092 brings it due sooner), and that row due if the probe ended meanwhile.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
