@@ -100,9 +100,8 @@ async function primeBounded(
 /**
  * Runs `prime` on a session of its own (the shared LISTEN session, never behind a transaction
  * pooler: LISTEN is impossible there) with lock_timeout at PRIME_LOCK_TIMEOUT_MS, reset to the
- * session's default after. Not in a transaction: its owner may give the session to other statements
- * before the prime ends (a bounded turn), which must never run inside one; they would only meet
- * the short lock_timeout until the reset (a lock wait failed, retried as any).
+ * session's default after. Its owner lends the session to no other statement before this ends (its
+ * turn lasts until then), so none meets the short lock_timeout.
  */
 export async function primeSessionBounded(
   session: Queryable,

@@ -17,7 +17,9 @@ export interface SharedSession {
   detach(): Promise<void>
   /**
    * Runs the owner's own statement on the session in turn (a client runs one query at a time); a
-   * statement of the route that comes meanwhile waits for it and takes the session after.
+   * statement of the route that comes meanwhile waits for it and takes the session after. The turn
+   * lasts until `statement` settles, which must leave nothing of its own on the session. Once
+   * `overdue` aborts, statements of the route that wait for it, or come, take the pool instead.
    */
-  inTurn<T>(statement: () => Promise<T>): Promise<T>
+  inTurn<T>(statement: () => Promise<T>, overdue?: AbortSignal): Promise<T>
 }

@@ -46,7 +46,8 @@ export function createStatementRoute(
   let answered: (() => void) | undefined
   let onSession: Promise<void> | null = null
   let ended: (() => void) | null = null
-  // The turn on the session is the owner's own (the listener's check), not a statement of the route.
+  // The turn on the session is the owner's own (the listener's prime or check), not a statement of
+  // the route, and not past its bound: a statement of the route waits for it.
   let ownerTurn = false
   // Statements of the route waiting out the owner's turn (onSession only ever resolves): the first
   // to resume takes the session.
@@ -114,11 +115,11 @@ export function createStatementRoute(
     Client: (pool as unknown as { Client: PostgresDialectConfig['controlClient'] }).Client,
     options: pool.options,
     connect: async (): Promise<PostgresPoolClient> => {
-      // The owner's turn is one short statement, bounded by its own timeout: a statement that finds
-      // it on the session waits for it rather than open a pool connection, and then answers on the
-      // session, which shows it alive. (The listener's check and the backstop poll fall due
-      // together, both timed from the session's start: a poll that took the pool cost a second
-      // connection, and its answer, not heard on the session, a second check per poll interval.)
+      // The owner's turn is short, and bounded: a statement that finds it on the session waits for
+      // it rather than open a pool connection, and then answers on the session, which shows it
+      // alive. (The listener's check and the backstop poll fall due together, both timed from the
+      // session's start: a poll that took the pool cost a second connection, and its answer, not
+      // heard on the session, a second check per poll interval.) Past the bound it takes the pool.
       waitingForOwner += 1
       while (ownerTurn && onSession) await onSession
       waitingForOwner -= 1
@@ -166,15 +167,27 @@ export function createStatementRoute(
       async detach() {
         session = null
         answered = undefined
-        await onSession
+        while (onSession) await onSession
       },
-      async inTurn(statement) {
+      async inTurn(statement, overdue) {
         while (onSession) await onSession
         claimTurn()
         ownerTurn = true
+        // Past its bound the turn keeps the session (a client runs one query at a time) under a
+        // turn of its own: the statements waiting for it, woken, find it taken and take the pool.
+        const lend = () => {
+          if (!ownerTurn) return
+          ownerTurn = false
+          const wake = ended
+          claimTurn()
+          wake?.()
+        }
+        overdue?.addEventListener('abort', lend)
+        if (overdue?.aborted) lend()
         try {
           return await statement()
         } finally {
+          overdue?.removeEventListener('abort', lend)
           ownerTurn = false
           free()
         }

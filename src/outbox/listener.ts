@@ -71,14 +71,16 @@ export function createListener(d: ListenerDeps): Listener {
       // A shared session carries the worker's claims and sends: it runs their statements once now
       // for no row (d.prime; the notified claim alone by default), in its owner's turn (a statement
       // of the route meanwhile waits, the sweep's claim too), so the first row after a (re)connect
-      // waits for no cold plan. Bounded like a check; a failure costs only that row the plans, and
-      // a dead session is the checks' to find. A table lock (a CREATE INDEX) fails it at once
-      // rather than leave the statements queued behind it waiting (primeSessionBounded).
+      // waits for no cold plan. The turn lasts until the prime ends (a client runs one query at a
+      // time, and the prime's lock_timeout is reset last); past a check's bound the statements
+      // waiting for it take the pool. A failure costs only that row the plans, and a dead session
+      // is the checks' to find. A table lock (a CREATE INDEX) fails it at once rather than leave
+      // the statements queued behind it waiting (primeSessionBounded).
       if (d.shared) {
         const prime = d.prime ?? primeNotifiedClaim
-        void d.shared
-          .inTurn(() => waitAtMost(d.clock, primeSessionBounded(client, prime), checkTimeoutMs))
-          .catch(() => {})
+        const overdue = new AbortController()
+        const primed = d.shared.inTurn(() => primeSessionBounded(client, prime), overdue.signal)
+        void waitAtMost(d.clock, primed, checkTimeoutMs).catch(() => overdue.abort())
       }
       d.wake('sweep')
       // The session's end (lost, or its era retired) or a stop cuts the wait between checks short:
@@ -113,9 +115,11 @@ export function createListener(d: ListenerDeps): Listener {
         if (monotonicNow(d.clock) - answeredAt < d.checkIntervalMs) continue
         const check = async () =>
           (await listeningPid(client, checkTimeoutMs).catch(() => null)) !== null
-        // A statement that was on the session when the check fell due has answered by its turn.
+        // A statement that was on the session when the check fell due has answered by its turn. A
+        // turn that comes after the check's bound finds the session dropped: nothing is sent on it.
         const checkInTurn = async () =>
-          monotonicNow(d.clock) - answeredAt < d.checkIntervalMs || (await check())
+          !over.signal.aborted &&
+          (monotonicNow(d.clock) - answeredAt < d.checkIntervalMs || (await check()))
         const listening = d.shared
           ? waitAtMost(d.clock, d.shared.inTurn(checkInTurn), checkTimeoutMs).catch(() => false)
           : check()

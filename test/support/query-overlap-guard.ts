@@ -1,7 +1,8 @@
-// Records every query a pg Client is handed while it already holds one queued behind the running one (pg@9 makes that an error).
+// Records every query a pg Client is handed while another on it has not answered (pg@8 queues it, pg@9 refuses it).
 import pg from 'pg'
 
 interface ClientQueue {
+  _activeQuery?: unknown
   _queryQueue?: unknown[]
   _queryable?: boolean
   _ending?: boolean
@@ -13,8 +14,9 @@ declare global {
 }
 
 /**
- * pg warns (DeprecationWarning, once per process) when `client.query()` finds its queue non-empty;
- * this wrapper catches every such call, with the caller's stack, in the same condition pg tests.
+ * pg warns (DeprecationWarning, once per process) only when `client.query()` finds another query
+ * queued behind the running one; this wrapper catches every call made while one runs or waits, with
+ * the caller's stack: the second query of two is what runs queued behind something else.
  * Installed once per process however many files import it.
  */
 export function guardQueryOverlaps(): void {
@@ -23,11 +25,11 @@ export function guardQueryOverlaps(): void {
   globalThis.__queryOverlaps = overlaps
   const query = pg.Client.prototype.query as (...args: unknown[]) => unknown
   pg.Client.prototype.query = function (this: ClientQueue, ...args: unknown[]) {
-    const queued = this._queryQueue?.length ?? 0
-    if (queued > 0 && this._queryable !== false && !this._ending && !this.pipeline) {
+    const busy = (this._activeQuery ? 1 : 0) + (this._queryQueue?.length ?? 0)
+    if (busy > 0 && this._queryable !== false && !this._ending && !this.pipeline) {
       const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: unknown })?.text
       overlaps.push(
-        `query while ${queued} queued: ${String(text).slice(0, 120)}\n${new Error('overlap').stack}`,
+        `query while ${busy} unanswered: ${String(text).slice(0, 120)}\n${new Error('overlap').stack}`,
       )
     }
     return query.apply(this, args)
