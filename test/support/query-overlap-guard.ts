@@ -1,4 +1,5 @@
-// Records every query a pg Client is handed while another on it has not answered (pg@8 queues it, pg@9 refuses it).
+// Records every query a pg Client is handed while another waits queued on it (pg@8 warns, pg@9 refuses), or, strict, while one runs.
+import { afterAll } from 'bun:test'
 import pg from 'pg'
 
 interface ClientQueue {
@@ -11,13 +12,14 @@ interface ClientQueue {
 
 declare global {
   var __queryOverlaps: string[] | undefined
+  var __queryOverlapsStrict: boolean | undefined
 }
 
 /**
- * pg warns (DeprecationWarning, once per process) only when `client.query()` finds another query
- * queued behind the running one; this wrapper catches every call made while one runs or waits, with
- * the caller's stack: the second query of two is what runs queued behind something else.
- * Installed once per process however many files import it.
+ * pg warns (DeprecationWarning, once per process) when `client.query()` finds another query queued
+ * behind the running one; this wrapper catches every such call, with the caller's stack, and, while
+ * strict (strictQueryOverlaps), every call made while one runs: the second query of two is what
+ * runs queued behind something else. Installed once per process however many files import it.
  */
 export function guardQueryOverlaps(): void {
   if (globalThis.__queryOverlaps) return
@@ -25,7 +27,8 @@ export function guardQueryOverlaps(): void {
   globalThis.__queryOverlaps = overlaps
   const query = pg.Client.prototype.query as (...args: unknown[]) => unknown
   pg.Client.prototype.query = function (this: ClientQueue, ...args: unknown[]) {
-    const busy = (this._activeQuery ? 1 : 0) + (this._queryQueue?.length ?? 0)
+    const running = globalThis.__queryOverlapsStrict && this._activeQuery ? 1 : 0
+    const busy = running + (this._queryQueue?.length ?? 0)
     if (busy > 0 && this._queryable !== false && !this._ending && !this.pipeline) {
       const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: unknown })?.text
       overlaps.push(
@@ -40,4 +43,16 @@ export function guardQueryOverlaps(): void {
 export function takeQueryOverlaps(): string[] {
   const overlaps = globalThis.__queryOverlaps ?? []
   return overlaps.splice(0, overlaps.length)
+}
+
+/**
+ * From here to the end of the calling file, a query handed to a client while one runs counts too.
+ * Not yet the suite's default: migrate's stop at its deadline queries a silent session (its lock's
+ * release, migrate-deadline-session).
+ */
+export function strictQueryOverlaps(): void {
+  globalThis.__queryOverlapsStrict = true
+  afterAll(() => {
+    globalThis.__queryOverlapsStrict = false
+  })
 }
