@@ -35,8 +35,8 @@ export async function takePacing(
     )
     select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed from taken
     union all
-    select greatest(1, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
-                                               else m.next_at end - now()) * 1000)::float8,
+    select greatest(1, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+                                            else m.next_at end)),
            (extract(epoch from r.i) * 1000)::float8,
            ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint
       from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
@@ -119,8 +119,8 @@ export async function mailboxPausedFor(
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                       interval '0') as i
     )
-    select greatest(0, extract(epoch from case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
-                                               else m.next_at end - now()) * 1000)::float8 as wait_ms,
+    select greatest(0, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+                                            else m.next_at end)) as wait_ms,
            (extract(epoch from r.i) * 1000)::float8 as interval_ms,
            m.probe_owed, m.probe_id::text as probe_id
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)

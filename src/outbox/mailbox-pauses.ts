@@ -21,7 +21,7 @@ export async function mailboxPauses(
 ): Promise<MailboxPauses> {
   const { rows } = await sql<{ mailboxes: number; longest: number | null }>`
     select count(*)::int as mailboxes,
-           extract(epoch from max(next_at) - now())::float8 as longest
+           mailer.ms_until(max(next_at)) / 1000 as longest
       from mailer.mailbox_pacing
      where mailbox not like 'queue %'
        and next_at > now() + greatest(make_interval(secs => ${p.pacingIntervalMs / 1000}::float8),

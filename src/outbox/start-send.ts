@@ -68,7 +68,7 @@ const START_UNPAUSED = `
                                           $4::float8) s
   union all
   select id, false, false, false, false,
-         case when paced_ms > 0 then 0 else greatest(1, extract(epoch from paused_until - now()) * 1000) end::float8,
+         case when paced_ms > 0 then 0 else greatest(1, mailer.ms_until(paused_until)) end::float8,
          nullif(paced_ms, 0)::float8
     from ask where paused_until is not null`
 
