@@ -21,6 +21,7 @@ import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
 import { describe, type Findings } from './findings.ts'
 import { checkGrants } from './grants-check.ts'
 import { checkMigrateRole } from './migrate-role-check.ts'
+import { untestedVersionWarning } from './server-version.ts'
 
 /** A failed connect in the server's words; a login it refused (password, role, database), a TLS or a network failure with its cause and what to check. */
 const connectFailure = (e: unknown): string =>
@@ -50,13 +51,15 @@ export async function checkDatabase(
   pool.on('error', () => {})
   let reachable = false
   try {
-    const { rows } = await pool.query<{ version: string }>(
-      `select current_setting('server_version') as version`,
+    const { rows } = await pool.query<{ version: string; num: number }>(
+      `select current_setting('server_version') as version, current_setting('server_version_num')::int as num`,
     )
     reachable = true
     out.checks.push(
       `database "${d.name}" (${label('url')}): reachable, PostgreSQL ${rows[0]?.version}`,
     )
+    const untested = untestedVersionWarning(d.name, Number(rows[0]?.num))
+    if (untested) out.checks.push(untested)
     // Unread, the comparison leaves this database out: the URL texts were compared already.
     out.database = await readServerDatabase(pool).catch(() => undefined)
     // As serve's start asks: a pooler in statement mode ends every transaction.
