@@ -1,7 +1,7 @@
 // The error that ends a database's migrate at the run's deadline: where it stopped, what was undone or left behind, and what to do.
 import type pg from 'pg'
-import { systemClock, waitAtMost } from '../clock.ts'
 import { AppError } from '../errors.ts'
+import type { BoundedSession } from './bounded-session.ts'
 import { describeHolder, readLockHolders } from './lock-holders.ts'
 import type { MigrateDeadline } from './migrate-deadline.ts'
 import type { Migration } from './migrations.ts'
@@ -16,7 +16,7 @@ export type StopPoint =
   | { step: 'next'; migration: Migration }
   | { step: 'migration'; migration: Migration; outside: boolean }
 
-/** Bounds each read the message makes: the deadline has passed, and the watch resets a session gone silent. */
+/** Bounds each read the message makes: the deadline has passed, and a session gone silent is reset. */
 const READ_MS = 2_000
 
 /**
@@ -47,21 +47,19 @@ const WHERE: Record<Exclude<StopPoint['step'], 'next' | 'migration'>, string> = 
 }
 
 /**
- * The deadline's error for one database (migrate-every.ts puts its name first). `client` is the
- * run's session, still open after a cancel: the sessions in the way and the indexes left INVALID
- * are read on it, each read given up (and said so) when it fails or does not answer.
+ * The deadline's error for one database (migrate-every.ts puts its name first). `session` is the
+ * run's, still open after a cancel: the sessions in the way and the indexes left INVALID are read
+ * on it, each read given up (and said so) when it fails or does not answer.
  */
 export async function stoppedAtDeadline(o: {
   deadline: MigrateDeadline
   at: StopPoint
   applied: readonly number[]
-  client: pg.Client | null
+  session: BoundedSession | null
   cause?: unknown
 }): Promise<AppError> {
   const read = <T>(q: (c: pg.Client) => Promise<T>): Promise<T | null> =>
-    o.client === null
-      ? Promise.resolve(null)
-      : waitAtMost(systemClock, q(o.client), READ_MS).catch(() => null)
+    o.session === null ? Promise.resolve(null) : o.session.within(q, READ_MS)
   const at = o.at
   const inTheWay = async () => {
     const holders = await read((c) => readLockHolders(c, HOLDER_AGE_MS))
@@ -77,7 +75,7 @@ export async function stoppedAtDeadline(o: {
   else if (at.step !== 'migration') where = WHERE[at.step]
   else if (!at.outside) {
     where =
-      (o.client === null
+      (o.session === null
         ? `during migration ${at.migration.name}, whose session was ended (the server rolls it back): nothing of it is applied`
         : `during migration ${at.migration.name}, which was rolled back: nothing of it is applied`) +
       (await inTheWay())

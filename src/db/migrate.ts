@@ -2,6 +2,7 @@
 import { type Clock, systemClock, waitAtMost } from '../clock.ts'
 import { isAppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { boundedSession } from './bounded-session.ts'
 import {
   leftOf,
   type MigrateDeadline,
@@ -50,7 +51,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
   const list = o.migrations ?? embedded
   const deadline = o.deadline ?? null
   if (deadline && leftOf(deadline) <= 0) {
-    throw await stoppedAtDeadline({ deadline, at: { step: 'before' }, applied: [], client: null })
+    throw await stoppedAtDeadline({ deadline, at: { step: 'before' }, applied: [], session: null })
   }
   const client = new SessionClient({
     connectionString: o.url,
@@ -63,7 +64,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
         deadline,
         at: { step: 'connect' },
         applied: [],
-        client: null,
+        session: null,
         cause: e,
       })
     }
@@ -76,6 +77,8 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     deadline,
   })
   const stopped = () => watch.reached || leftOf(deadline) <= 0
+  // Past the deadline, the session's statements: a silent one is never queued behind.
+  const pastDeadline = boundedSession(client)
   let at: StopPoint = { step: 'session' }
   const done: number[] = []
   let locked = false
@@ -112,7 +115,7 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
       deadline,
       at,
       applied: done,
-      client: watch.cutOff ? null : client,
+      session: watch.cutOff ? null : pastDeadline,
       cause: e,
     })
   } finally {
@@ -120,10 +123,11 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     await watch.stop()
     // A session cut off at the deadline is gone, its lock with it; its end may never be answered.
     if (watch.cutOff) await waitAtMost(systemClock, client.end(), 1_000).catch(() => {})
-    else if (watch.reached) {
+    else if (stopped()) {
       // Past the deadline, a session gone silent since its cancel (a partition) is not waited on:
-      // the lock's release and the end are bounded, then the socket reset, whose end frees the lock.
-      if (locked) await waitAtMost(systemClock, releaseMigrationLock(client), 2_000).catch(() => {})
+      // the lock's release (never sent behind a read for the message left unanswered) and the end
+      // are bounded, then the socket reset, whose end frees the lock.
+      if (locked) await pastDeadline.within(releaseMigrationLock, 2_000)
       await waitAtMost(systemClock, client.end(), 1_000).catch(() => resetSession(client))
     } else {
       try {
