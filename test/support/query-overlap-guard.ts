@@ -47,8 +47,8 @@ export function takeQueryOverlaps(): string[] {
 
 /**
  * From here to the end of the calling file, a query handed to a client while one runs counts too.
- * Not yet the suite's default: migrate's stop at its deadline queries a silent session (its lock's
- * release, migrate-deadline-session).
+ * Not yet the suite's default: only the files that call it have been run with it (the shared
+ * session's and migrate's).
  */
 export function strictQueryOverlaps(): void {
   globalThis.__queryOverlapsStrict = true
