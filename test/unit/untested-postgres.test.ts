@@ -1,9 +1,12 @@
 // untestedVersionWarning: check-config's warning for a Postgres older than the oldest version the suites ran on, and silence for the rest.
-import { expect, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import {
   OLDEST_TESTED_POSTGRES,
   untestedVersionWarning,
 } from '../../src/check-config/server-version.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 test('a server older than the oldest tested version is warned of, naming the database and both versions', () => {
   expect(OLDEST_TESTED_POSTGRES).toBe(15)
