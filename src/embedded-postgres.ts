@@ -13,6 +13,7 @@ import {
   type RunAs,
 } from './embedded-postgres/postgres-user.ts'
 import {
+  outputEnd,
   postgresEnv,
   type Server,
   type ServerExit,
@@ -160,9 +161,12 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
         }
       })
       p.failed.catch(reject)
-      void p.exited.then((exit) => {
+      // Its exit can come before its last lines (why it did not start) are read.
+      const logRead = outputEnd(p.output)
+      void p.exited.then(async (exit) => {
         if (child === p) child = null
         if (ready && !stopping) o.onUnexpectedExit?.(exit)
+        if (!ready) await logRead(1_000)
         reject(new Error(`postgres exited before it was ready: ${err.trim().slice(-500)}`))
       })
     })

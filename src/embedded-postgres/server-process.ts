@@ -98,6 +98,18 @@ export function spawnGrandchild(postgres: string, flags: string[], runAs: RunAs)
   }
 }
 
+/**
+ * `output`'s end, waited for at most `ms` once asked (a process's exit can come before its last
+ * lines are read; a pipe its children still hold may never end).
+ */
+export function outputEnd(output: NodeJS.ReadableStream): (ms: number) => Promise<void> {
+  const ended = new Promise<void>((r) => {
+    output.once('end', r)
+    output.once('close', r)
+  })
+  return (ms) => Promise.race([ended, new Promise<void>((r) => setTimeout(r, ms))])
+}
+
 /** A shell's `$?`: 128 + N for a process that signal N ended. */
 function shellStatus(status: number): ServerExit {
   if (status <= 128) return { code: status, signal: null }
