@@ -5,6 +5,7 @@ import { statementText } from '../db/single-statement-db.ts'
 import type { Queryable } from '../db/statement-route.ts'
 import { type LeaseTuple, parseClaim, toLease } from './claim-answer.ts'
 import { claimPastPaused } from './claim-past-paused.ts'
+import type { PauseLeftMs } from './endless-pause.ts'
 import type { Lease } from './lease.ts'
 
 export type { Lease }
@@ -53,7 +54,7 @@ export interface Claim {
   /** When the claim took fewer rows than asked: ms until the earliest future send_at, if any. */
   nextDueInMs: number | null
   /** With pausedSender: ms its pause still stands (rows of it left out), null when it is over. */
-  pausedMs?: number | null
+  pausedMs?: PauseLeftMs | null
   /**
    * With pausedSender, its pause over: ms until MAIL_FROM's first row is due, the probe's, when
    * none was due yet (rows of it left out; nextDueInMs says so too); else null.

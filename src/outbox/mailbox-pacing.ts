@@ -1,6 +1,7 @@
 // Statements behind per-mailbox pacing: turns taken and reserved, a throttle's pause set and read, in database time.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
 import { PACING_RATE_KEY } from './pacing-rate.ts'
 
 /**
@@ -8,18 +9,23 @@ import { PACING_RATE_KEY } from './pacing-rate.ts'
  * The interval is the newest worker's (PACING_RATE_KEY, pacing-rate.ts), this worker's when none
  * noted one; a turn is spaced from the last one taken (next_at − turn_interval) by it, so a changed
  * rate holds from the next turn on. A throttle's pause (turn_interval 0) and a row an older binary
- * wrote (NULL) end at next_at. Returns waitMs 0 when taken, else the milliseconds to wait (> 0),
- * and the interval it paced by. With `rowId`, no turn is taken while the mailbox's probe is owed
- * (a MAIL_FROM's, owed-probe.ts) and the row is not that probe (probe_id): probeOwed says so.
+ * wrote (NULL) end at next_at. Returns waitMs 0 when taken, else the milliseconds to wait (> 0; a
+ * pause with no end: a recheck, pauseLeftMs), and the interval it paced by. With `rowId`, no turn
+ * is taken while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts) and the row is not that
+ * probe (probe_id): probeOwed says so.
  */
 export async function takePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number; rowId?: string },
-): Promise<{ waitMs: number; intervalMs: number; probeOwed?: true }> {
+): Promise<{ waitMs: PauseLeftMs; intervalMs: number; probeOwed?: true }> {
   // Another row's probe owed: a row of a worker whose MAIL_FROM is another (a rolling deploy that
   // changed it) names this mailbox and would send past the probe. On the row the upsert reads.
   const row = p.rowId ?? null
-  const { rows } = await sql<{ wait_ms: number; interval_ms: number; probe_owed: boolean }>`
+  const { rows } = await sql<{
+    wait_ms: number | string
+    interval_ms: number
+    probe_owed: boolean
+  }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                       make_interval(secs => ${p.intervalMs / 1000})) as i
@@ -45,10 +51,11 @@ export async function takePacing(
   // Neither taken nor visible: another worker created the row after this statement's snapshot.
   // Ask again shortly; never count that as taken.
   const r = rows[0]
-  if (!r) return { waitMs: 1, intervalMs: p.intervalMs }
+  if (!r) return { waitMs: pauseLeftMs(1), intervalMs: p.intervalMs }
+  const waitMs = pauseLeftMs(r.wait_ms)
   return r.probe_owed
-    ? { waitMs: r.wait_ms, intervalMs: r.interval_ms, probeOwed: true }
-    : { waitMs: r.wait_ms, intervalMs: r.interval_ms }
+    ? { waitMs, intervalMs: r.interval_ms, probeOwed: true }
+    : { waitMs, intervalMs: r.interval_ms }
 }
 
 /**
@@ -65,12 +72,12 @@ export async function takePacing(
 export async function reservePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number },
-): Promise<number | null> {
+): Promise<PauseLeftMs | null> {
   // The newest worker's interval, as takePacing; the horizon's last turn (next_at − turn_interval)
   // is spaced from by it, so turns reserved under a changed rate continue at the new one. A pause
   // to 'infinity' (by hand) or a horizon left there counts from now(): the horizon stays finite.
   // The turn is no permit: takePacing still holds the row while the pause stands.
-  const { rows } = await sql<{ wait_ms: number }>`
+  const { rows } = await sql<{ wait_ms: number | string }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                       make_interval(secs => ${p.intervalMs / 1000})) as i
@@ -93,13 +100,14 @@ export async function reservePacing(
     returning greatest(0, extract(epoch from q.next_at - q.turn_interval - now()) * 1000)::float8 as wait_ms`.execute(
     db,
   )
-  return rows[0]?.wait_ms ?? null
+  const r = rows[0]
+  return r ? pauseLeftMs(r.wait_ms) : null
 }
 
 /**
  * With no pacing in force, only a throttle's pause holds a mailbox back: the milliseconds it still
- * lasts (0 when none), and the interval in force (the newest worker's, PACING_RATE_KEY; 0 when none
- * was noted), which, when not 0, makes the wait a turn's to take with takePacing instead. A turn
+ * lasts (0 when none; a pause with no end: a recheck, pauseLeftMs), and the interval in force
+ * (the newest worker's, PACING_RATE_KEY; 0 when none was noted), which, when not 0, makes the wait a turn's to take with takePacing instead. A turn
  * (turn_interval > 0) is spaced by the interval in force from the last one taken, as takePacing
  * reads it: with none in force it is over. A read, so a send from an unpaused mailbox writes nothing.
  * owedProbe: while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts), the row named to
@@ -108,9 +116,9 @@ export async function reservePacing(
 export async function mailboxPausedFor(
   db: Kysely<Database>,
   p: { mailbox: string },
-): Promise<{ waitMs: number; intervalMs: number; owedProbe?: string | null }> {
+): Promise<{ waitMs: PauseLeftMs; intervalMs: number; owedProbe?: string | null }> {
   const { rows } = await sql<{
-    wait_ms: number | null
+    wait_ms: number | string | null
     interval_ms: number
     probe_owed: boolean | null
     probe_id: string | null
@@ -125,7 +133,7 @@ export async function mailboxPausedFor(
            m.probe_owed, m.probe_id::text as probe_id
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
-  const read = { waitMs: r?.wait_ms ?? 0, intervalMs: r?.interval_ms ?? 0 }
+  const read = { waitMs: pauseLeftMs(r?.wait_ms ?? 0), intervalMs: r?.interval_ms ?? 0 }
   return r?.probe_owed ? { ...read, owedProbe: r.probe_id } : read
 }
 

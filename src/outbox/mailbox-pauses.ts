@@ -1,10 +1,14 @@
 // Mailbox pauses: how many sender mailboxes a provider throttle holds back now, and for how long (never which).
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { isEndlessPause } from './endless-pause.ts'
 
 export interface MailboxPauses {
   mailboxes: number
-  /** Seconds until the longest pause ends; null when none, Infinity for one at next_at 'infinity'. */
+  /**
+   * Seconds until the longest pause ends, finite; null when none, or (mailboxes > 0) when one has
+   * no end (next_at 'infinity', by hand).
+   */
   longestSeconds: number | null
 }
 
@@ -19,7 +23,7 @@ export async function mailboxPauses(
   db: Kysely<Database>,
   p: { pacingIntervalMs: number },
 ): Promise<MailboxPauses> {
-  const { rows } = await sql<{ mailboxes: number; longest: number | null }>`
+  const { rows } = await sql<{ mailboxes: number; longest: number | string | null }>`
     select count(*)::int as mailboxes,
            mailer.ms_until(max(next_at)) / 1000 as longest
       from mailer.mailbox_pacing
@@ -27,5 +31,9 @@ export async function mailboxPauses(
        and next_at > now() + greatest(make_interval(secs => ${p.pacingIntervalMs / 1000}::float8),
                                       coalesce(turn_interval, interval '0'))`.execute(db)
   const r = rows[0]
-  return { mailboxes: r?.mailboxes ?? 0, longestSeconds: r?.longest ?? null }
+  const longest = r?.longest ?? null
+  return {
+    mailboxes: r?.mailboxes ?? 0,
+    longestSeconds: longest === null || isEndlessPause(longest) ? null : Number(longest),
+  }
 }

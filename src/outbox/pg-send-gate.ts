@@ -3,7 +3,6 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { pauseLeftMs } from './endless-pause.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { owedProbeEndsInMs, owedRowDueIfProbeEnded } from './owed-probe-end.ts'
 import { noteRateAtStart } from './pacing-rate-at-start.ts'
@@ -105,8 +104,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       // row goes back once, due at a turn reserved for it (reservePacing), instead of asking
       // again every interval.
       const wait = await reservePacing(o.db, { mailbox: k, intervalMs })
-      if (wait !== null)
-        return signal.aborted ? false : { pausedForMs: pauseLeftMs(wait), reserved: true }
+      if (wait !== null) return signal.aborted ? false : { pausedForMs: wait, reserved: true }
       // No pacing in force (the newest worker's rate is 0): no turn to wait for, none reserved.
       readInForce(0)
       if (!readPause) return !signal.aborted && 'check'
@@ -121,7 +119,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         // owed: the mailbox's probe is owed and this row is not it (another worker's MAIL_FROM,
         // paused, named by this row): it goes back, to be sent after the probe's answer.
         const {
-          waitMs: waitRead,
+          waitMs: wait,
           intervalMs: paced,
           owed,
         } = unpaced
@@ -135,7 +133,6 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
               ...(rowId !== undefined && { rowId }),
             }).then((x) => ({ ...x, owed: x.probeOwed === true }))
         readInForce(paced)
-        const wait = pauseLeftMs(waitRead)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
         if (owed && rowId !== undefined) {
@@ -180,8 +177,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     async heldForMs(mailbox, rowId) {
       // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's:
       // a wait past it is a throttle's pause, as waitForPacing tells them apart.
-      const { waitMs: read, intervalMs, owedProbe } = await pausedFor(key(mailbox))
-      const waitMs = pauseLeftMs(read)
+      const { waitMs, intervalMs, owedProbe } = await pausedFor(key(mailbox))
       if (owedProbe !== undefined && owedProbe !== rowId)
         return Math.max(waitMs, OWED_PROBE_RETRY_MS)
       return waitMs > intervalMs ? waitMs : 0

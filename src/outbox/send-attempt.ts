@@ -3,6 +3,7 @@
 import { monotonicNow } from '../clock.ts'
 import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
+import type { PauseLeftMs } from './endless-pause.ts'
 import { sendOne } from './send-verdict.ts'
 import type { OutboundMail } from './sender.ts'
 import type { Settlement } from './settle-item.ts'
@@ -130,7 +131,7 @@ export type Ready = {
   mail: OutboundMail
   unverified?: boolean
   /** The last check found the row's mailbox paused for this long: not started, ask the gate again. */
-  pausedForMs?: number | undefined
+  pausedForMs?: PauseLeftMs | undefined
 }
 
 /**

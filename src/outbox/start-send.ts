@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import type { Queryable } from '../db/statement-route.ts'
-import { pauseLeftMs } from './endless-pause.ts'
+import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
 
 export interface StartResult {
   started: Set<string>
@@ -14,8 +14,11 @@ export interface StartResult {
    * them yet): never send these. A release fenced by the token hands back an ended one uncounted.
    */
   lost: Set<string>
-  /** Not started: their mailbox stands paused (a provider throttle) for these milliseconds. */
-  paused: Map<string, number>
+  /**
+   * Not started: their mailbox stands paused (a provider throttle) for these milliseconds (a pause
+   * with no end: a recheck, pauseLeftMs).
+   */
+  paused: Map<string, PauseLeftMs>
   /**
    * With a mailbox read (pauseKey), a newer worker's MAILBOX_RATE_PER_MINUTE in force, this interval
    * (ms): none was started (each paused 0 ms), their sends take a pacing turn first; else null.

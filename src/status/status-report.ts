@@ -121,7 +121,7 @@ export function judge(
     pausedMailboxes: r.pauses
       ? {
           count: r.pauses.mailboxes,
-          longestSeconds: Number.isFinite(r.pauses.longestSeconds) ? r.pauses.longestSeconds : null,
+          longestSeconds: r.pauses.longestSeconds,
         }
       : null,
     pacing: r.pacing

@@ -31,7 +31,7 @@ const otherSendersRow = () =>
 test("MAIL_FROM's turn taken under a newer worker's rate of 2 a minute (30 s) is no pause for a worker at 10 a minute: its claim takes another sender's due row", async () => {
   // The newer worker's start noted its rate; this worker sends MAIL_FROM's row at its turn.
   await notePacingRate(t.db, { intervalMs: 30_000 })
-  expect(await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: HOLD_MS })).toEqual({
+  expect<unknown>(await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: HOLD_MS })).toEqual({
     waitMs: 0,
     intervalMs: 30_000,
   })

@@ -87,7 +87,9 @@ test("an unpaced worker reads MAIL_FROM's turn under a newer worker's rate as a 
     // A paced worker started since (10 a minute: 6 s, longer than the 5 s a pause is held) and
     // has just sent from MAIL_FROM.
     await notePacingRate(t.db, { intervalMs: 6_000 })
-    expect((await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: 6_000 })).waitMs).toBe(0)
+    expect<number>((await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: 6_000 })).waitMs).toBe(
+      0,
+    )
     const turn = await t.pool.query<{ next: Date }>(
       'select next_at as next from mailer.mailbox_pacing where mailbox = $1',
       [MAIL_FROM],
