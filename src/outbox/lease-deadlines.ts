@@ -31,7 +31,8 @@ export interface LeaseDeadlines {
   /**
    * Whether `lease` holds, once the answer of a statement in flight for it that could make it hold
    * comes: waited for at most until even that statement's extension would leave no margin, or
-   * `signal` aborts. At once when no such statement is in flight.
+   * `signal` aborts; then for one sent meanwhile (a busy row's retry), likewise. At once when no
+   * such statement is in flight.
    */
   heldOnceAnswered(lease: Lease, signal: AbortSignal): Promise<boolean>
 }
@@ -67,8 +68,9 @@ export function createLeaseDeadlines(
   // had reclaimed it, and a row the claim recorded as started was sent by both.
   // WeakMap: a lease that leaves the drainer's books needs no forgetting here.
   const until = new WeakMap<Lease, number>()
-  // The latest statement in flight for each lease: what it was sent at, and its answer.
-  const inFlight = new WeakMap<Lease, { sentAt: number; answer: Promise<void> }>()
+  // The statements in flight for each lease: what each was sent at, and its answer.
+  type Asking = { sentAt: number; answer: Promise<void> }
+  const inFlight = new WeakMap<Lease, Set<Asking>>()
   const holds = (lease: Lease) =>
     monotonicNow(clock) < (until.get(lease) ?? Number.NEGATIVE_INFINITY) - marginMs
   return {
@@ -90,26 +92,43 @@ export function createLeaseDeadlines(
       const { promise: answer, resolve } = Promise.withResolvers<void>()
       const asking = { sentAt, answer }
       const mine = [...leases]
-      for (const l of mine) inFlight.set(l, asking)
+      for (const l of mine) {
+        const now = inFlight.get(l)
+        if (now) now.add(asking)
+        else inFlight.set(l, new Set([asking]))
+      }
       return () => {
-        for (const l of mine) if (inFlight.get(l) === asking) inFlight.delete(l)
+        for (const l of mine) inFlight.get(l)?.delete(asking)
         resolve()
       }
     },
     async heldOnceAnswered(lease, signal) {
-      const asking = inFlight.get(lease)
       // Fencing: only an answer that extended the lease moves its deadline (confirm, from the
-      // statement's sending); waiting changes when the send is decided, never on what.
-      const waitMs =
-        asking === undefined || until.get(lease) === Number.NEGATIVE_INFINITY
-          ? 0
-          : asking.sentAt + leaseMs - marginMs - monotonicNow(clock)
-      if (waitMs > 0 && !signal.aborted && asking) {
+      // statement's sending); waiting changes when the send is decided, never on what. An answer
+      // that did not (the heartbeat skipped the row another transaction held: busy) leaves the
+      // wait to a statement sent since (its retry, which waits for that lock). Ends: a turn goes on
+      // only after an answer, which leaves the set; else the last statement's bound, or `signal`.
+      let answeredOne = true
+      const lost = () => until.get(lease) === Number.NEGATIVE_INFINITY
+      while (answeredOne && !holds(lease) && !signal.aborted && !lost()) {
+        const now = monotonicNow(clock)
+        const asking = [...(inFlight.get(lease) ?? [])]
+        const waitMs = Math.max(0, ...asking.map((a) => a.sentAt + leaseMs - marginMs - now))
+        if (waitMs <= 0) break
+        answeredOne = false
         const answered = new AbortController()
         const stop = () => answered.abort()
         signal.addEventListener('abort', stop, { once: true })
         try {
-          await Promise.race([asking.answer.then(stop), clock.sleep(waitMs, answered.signal)])
+          await Promise.race([
+            ...asking.map((a) =>
+              a.answer.then(() => {
+                answeredOne = true
+                stop()
+              }),
+            ),
+            clock.sleep(waitMs, answered.signal),
+          ])
         } finally {
           stop()
           signal.removeEventListener('abort', stop)

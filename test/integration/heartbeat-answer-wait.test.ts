@@ -18,6 +18,7 @@ import { endedAfterEach } from '../support/ended-after-each.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -32,10 +33,11 @@ const { closing } = endedAfterEach()
  * 1,027,000, the heartbeat's, once answered, up to 1,037,000. `taken`: another claim took the row
  * before the heartbeat's statement ran; `lastCheck`: the row has an expiry, so the claim leaves its
  * last check to its send slot (sql/0017); `waitRunsOut`: a wait on the clock ends at once, the
- * monotonic clock then where it would be (else it sleeps, until its signal).
+ * monotonic clock then where it would be (else it sleeps, until its signal); `busy`: another
+ * transaction holds the row locked when the heartbeat's statement runs (it skips it), until unlock().
  */
 async function heartbeatUnanswered(
-  o: { taken?: boolean; lastCheck?: boolean; waitRunsOut?: boolean } = {},
+  o: { taken?: boolean; lastCheck?: boolean; waitRunsOut?: boolean; busy?: boolean } = {},
 ) {
   const proxy = await startAnswerHoldingProxy(t.url)
   const handle = openDb({ name: 'test', url: proxy.url, log: silentLogger, maxConnections: 2 })
@@ -89,10 +91,18 @@ async function heartbeatUnanswered(
       'update mailer.email_outbox set lease_token = gen_random_uuid() where id = $1',
       [id],
     )
+  const locked = o.busy ? await holdRowLocked(t.pool, id) : null
+  if (locked) closing.push(() => locked.end('rollback'))
   mono = 1_010_000
   proxy.holdAnswerOnceAt('locked as materialized')
   const beat = heartbeat()
   await pollUntil(async () => (proxy.holding() ? true : undefined))
+  // Busy: the statement has run (its registry beat committed) while the row was held.
+  if (locked)
+    await pollUntil(async () => {
+      const { rowCount } = await t.pool.query(`select from mailer.workers where id = 'w1'`)
+      return rowCount ? true : undefined
+    })
   const sender = createFakeSender()
   const deps = deliveryDeps(t.db, { sender, clock, deadlines, onEvent: (e) => events.push(e) })
   return {
@@ -109,6 +119,7 @@ async function heartbeatUnanswered(
     advance(ms: number) {
       mono += ms
     },
+    unlock: () => locked?.end('commit'),
     /** Once `delivering` waits on the clock, the heartbeat's answer comes; then it is over. */
     async answerWhileWaiting(delivering: Promise<void>) {
       expect(
@@ -170,6 +181,19 @@ test('a last check that used up the margin, the lease extended by a heartbeat on
   })
   await h.answerWhileWaiting(delivering)
   expect(h.waits).toEqual([9_000])
+  expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
+  expect(h.lost()).toEqual([])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
+})
+
+test('a heartbeat that skipped the row as busy (another transaction held it) answers first: the send waits on for the retry that extends it once the lock goes, and is sent', async () => {
+  const h = await heartbeatUnanswered({ busy: true })
+  const delivering = h.deliverAt(1_028_000)
+  await h.unlock()
+  // The first answer extends nothing (busy); the heartbeat's retry of the busy row, sent then, does.
+  await h.answerWhileWaiting(delivering)
+  // The first statement's bound, then its retry's (sent at 1,028,000: its extension holds to 1,055,000).
+  expect(h.waits).toEqual([9_000, 27_000])
   expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
   expect(h.lost()).toEqual([])
   expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })

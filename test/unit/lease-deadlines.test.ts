@@ -137,4 +137,12 @@ describe('lease deadlines', () => {
     expect(await f.heldOnceAnswered(l, never)).toBe(false)
     expect(sleeps).toEqual([])
   })
+
+  test('a wait goes on only after an answer: a sleep that ends with no answer (no time passed on a test clock) ends it', async () => {
+    const l = { ...lease } as Lease
+    const d = createLeaseDeadlines(at(56_000), 60_000)
+    d.confirm([l], 0)
+    d.asked([l], 20_000)
+    expect(await d.heldOnceAnswered(l, new AbortController().signal)).toBe(false)
+  })
 })
