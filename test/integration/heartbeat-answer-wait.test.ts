@@ -3,7 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
-import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
+import type { Lease } from '../../src/outbox/claim.ts'
 import type { DeliveryDeps } from '../../src/outbox/deliver.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
@@ -12,6 +12,7 @@ import { createLeaseHeartbeat } from '../../src/outbox/lease-heartbeat.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { startAnswerHoldingProxy } from '../support/answer-holding-proxy.ts'
+import { claimAsW1 } from '../support/claim-as-w1.ts'
 import { useTestDb } from '../support/db.ts'
 import { deliveryDeps } from '../support/delivery-deps.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
@@ -48,13 +49,7 @@ async function heartbeatUnanswered(
   })
   const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
   const id = await enqueue(t, undefined, o.lastCheck ? inOneHour : {})
-  const { leases } = await claimBatch(t.db, {
-    limit: 1,
-    workerId: 'w1',
-    leaseSeconds: 30,
-    defaultMaxAttempts: 3,
-    markStarted: true,
-  })
+  const leases = await claimAsW1(t.db)
   /** The waits asked of the clock, in ms. */
   const waits: number[] = []
   let mono = 1_000_000

@@ -21,6 +21,7 @@ import type { SettleQueue } from '../../src/outbox/settle-queue.ts'
 import { createSettlements } from '../../src/outbox/settlements.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
+import { claimAsW1 } from '../support/claim-as-w1.ts'
 import { useTestDb } from '../support/db.ts'
 import { deliveryDeps, testSettlements } from '../support/delivery-deps.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf } from '../support/engine.ts'
@@ -404,15 +405,7 @@ describe('fencing and reclaim', () => {
     expect(fourth!.ambiguous).toBe(true)
     // ... while a clean row released before its send is clean again.
     const clean = await enqueue(t)
-    const {
-      leases: [c],
-    } = await claimBatch(t.db, {
-      limit: 1,
-      workerId: 'w1',
-      leaseSeconds: 30,
-      defaultMaxAttempts: 3,
-      markStarted: true,
-    })
+    const [c] = await claimAsW1(t.db)
     expect(c).toMatchObject({ id: clean, started: true, ambiguous: false })
     await settleOne(clean, c!.token, { kind: 'released' })
     const [again] = await claim(1)
@@ -1464,13 +1457,7 @@ describe('lease upkeep', () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
     })
-    const { leases } = await claimBatch(t.db, {
-      limit: 1,
-      workerId: 'w1',
-      leaseSeconds: 30,
-      defaultMaxAttempts: 3,
-      markStarted: true,
-    })
+    const leases = await claimAsW1(t.db)
     expect(leases[0]!.started).toBe(false)
     let now = 1_000_000
     const clock: Clock = { now: () => now, sleep: systemClock.sleep }
@@ -1541,14 +1528,7 @@ describe('lease upkeep', () => {
    */
   async function heartbeatAmidSettlement(taken: (id: string) => Promise<unknown> = async () => {}) {
     const id = await enqueue(t)
-    const { leases: claimed } = await claimBatch(t.db, {
-      limit: 1,
-      workerId: 'w1',
-      leaseSeconds: 30,
-      defaultMaxAttempts: 3,
-      markStarted: true,
-    })
-    const lease = claimed[0]!
+    const lease = (await claimAsW1(t.db))[0]!
     const leases = createHeldLeases({ gateOpen: true, concurrency: 1 })
     leases.held.set(id, lease)
     leases.unsent.add(lease)
