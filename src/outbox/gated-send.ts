@@ -1,9 +1,10 @@
 // One row's send through a gate that waits (Graph's shared limits): permit, lookup, last check, send.
 import type { DeliveryDeps } from './deliver.ts'
 import { resolveInterrupted } from './expired-interrupted.ts'
+import { giveBackPaused } from './paused-give-back.ts'
+import { permitInHand } from './permit-in-hand.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
-import { PACED_CODE, PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
 
 /**
  * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send, then
@@ -27,47 +28,14 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       permit = null
     }
     if (!permit) return finish(r.lease, { kind: 'released' })
-    if ('pausedForMs' in permit) {
-      if (!permit.reserved) d.onMailboxPaused?.(mailbox)
-      // Uncounted, like the throttled send that paused the mailbox, and due when the pause
-      // ends (or at the pacing turn reserved for it).
-      await finish(r.lease, {
-        kind: 'retry',
-        ...(permit.reserved
-          ? {
-              code: PACED_CODE,
-              message:
-                'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it',
-            }
-          : {
-              code: PAUSED_CODE,
-              message: pausedRowMessage(d.sender.pauseReason?.(mailbox) ?? null),
-            }),
-        delayMs: permit.pausedForMs,
-        throttled: true,
-        ambiguous: r.lease.ambiguous,
-      })
-      // Failing, the row waits for the time it was given back to, as before.
-      await permit.givenBack?.().catch((err) =>
-        d.log.warn('could not bring a row given back due', {
-          db: d.dbName,
-          outboxId: r.lease.id,
-          err,
-        }),
-      )
-      return
-    }
-    // Given back once, as soon as the provider request is over (before its settlement).
-    let held = true
-    const release = () => {
-      if (!held) return
-      held = false
-      permit.release().catch((err) => d.log.warn('could not give a send permit back', { err }))
-    }
+    if ('pausedForMs' in permit) return giveBackPaused(d, r, finish, permit)
+    // Given back as soon as the provider request is over (before its settlement), and while the
+    // row waits without sending (a heartbeat's answer: slot-once-confirmed.ts).
+    const inHand = permitInHand(d, r, finish, permit)
     // A row settled under the permit gives it back first: its settlement may wait (another
     // transaction holding the row locked, its database away) and the permit is every worker's.
     const settle: Finish = (lease, s, extra) => {
-      release()
+      inHand.release()
       return finish(lease, s, extra)
     }
     try {
@@ -77,14 +45,9 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       // The lookup is a provider request too: it runs under the same permit as a send.
       if (!resolved && !(await resolveInterrupted(d, r, settle))) return
       resolved = true
-      await sendInSlot(d, r, settle, {
-        lastCheck: true,
-        pauseOnThrottle: mailbox,
-        afterSend: release,
-        checkPause: permit.checkPause,
-      })
+      await sendInSlot(d, r, settle, { lastCheck: true, pauseOnThrottle: mailbox, permit: inHand })
     } finally {
-      release()
+      inHand.release()
     }
     if (r.pausedForMs === undefined) return
     // The last check found the mailbox paused (its slots given back meanwhile): the gate now

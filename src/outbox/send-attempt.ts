@@ -4,6 +4,7 @@ import { monotonicNow } from '../clock.ts'
 import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import type { PauseLeftMs } from './endless-pause.ts'
+import type { PermitInHand } from './permit-in-hand.ts'
 import { sendOne } from './send-verdict.ts'
 import type { OutboundMail } from './sender.ts'
 import type { Settlement } from './settle-item.ts'
@@ -16,21 +17,22 @@ interface SlotSend {
   lastCheck: boolean
   /** The mailbox a provider throttle of this send pauses for every worker (shared limits only). */
   pauseOnThrottle: string | null
-  /** Called once the provider request is over, before the settlement: gives the provider permit back. */
-  afterSend?: () => void
-  /** The mailbox key whose pause the last check reads: the gate left it to the check (SendPermit). */
-  checkPause?: string | undefined
+  /**
+   * A gated send's provider permit: given back once the provider request is over (before the
+   * settlement); the mailbox key whose pause the last check reads, when the gate left it to it.
+   */
+  permit?: PermitInHand
 }
 
 /**
- * Takes a process slot, makes the last check if asked, sends, gives the slot back (and calls
- * `afterSend`), then settles: a settlement waiting for its batch statement holds neither.
+ * Takes a process slot, makes the last check if asked, sends, gives the slot back (and the
+ * permit), then settles: a settlement waiting for its batch statement holds neither.
  */
 export async function sendInSlot(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
-  { lastCheck, pauseOnThrottle, afterSend, checkPause }: SlotSend,
+  { lastCheck, pauseOnThrottle, permit }: SlotSend,
 ): Promise<void> {
   // A free slot is taken without an await (a hop on the way to the send).
   const slot = (!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))
@@ -41,13 +43,13 @@ export async function sendInSlot(
   // heartbeat still on its way answers (a slow database), it waits for that answer.
   if (d.deadlines && !d.deadlines.holds(r.lease)) {
     d.slots.release()
-    if (!(await slotOnceConfirmed(d, r.lease))) {
-      afterSend?.()
-      return giveUpUnsent(d, r, finish, 'unconfirmed')
+    const waited = await slotOnceConfirmed(d, r, finish, permit)
+    if (waited !== true) {
+      permit?.release()
+      return waited()
     }
   }
   let result: { settlement: Settlement; extra: Partial<SendExtra> } | null = null
-  let late = false
   // A row the check turned away is settled once the slot is given back: its settlement may wait
   // (a lock on the row, its database away: without bound), and other databases' sends with it.
   let turnedAway: (() => Promise<void>) | null = null
@@ -65,7 +67,7 @@ export async function sendInSlot(
     // Before the check is asked: send_started_at, which it records, is no earlier.
     const askedAt = monotonicNow(d.clock)
     let checked: Checked = lastCheck
-      ? await checkBeforeSend(d, r, finish, giveSlotBack, checkPause)
+      ? await checkBeforeSend(d, r, finish, giveSlotBack, permit?.checkPause)
       : 'go'
     checking = false
     if (checked === 'go' && !holding) {
@@ -83,19 +85,18 @@ export async function sendInSlot(
     // still on its way gives it back.
     if (checked === 'go' && lastCheck && d.deadlines && !d.deadlines.holds(r.lease)) {
       if (holding) d.slots.release()
-      holding = await slotOnceConfirmed(d, r.lease)
-      late = !holding
-      if (holding && pastDeadline(d, askedAt)) checked = pastSendDeadline(d, r, finish)
+      const waited = await slotOnceConfirmed(d, r, finish, permit)
+      holding = waited === true
+      if (waited !== true) checked = waited
+      else if (pastDeadline(d, askedAt)) checked = pastSendDeadline(d, r, finish)
     }
     if (checked !== 'go') turnedAway = checked
-    if (checked === 'go' && !late)
-      result = await sendOne(d, r, pauseOnThrottle, lastCheck ? askedAt : undefined)
+    else result = await sendOne(d, r, pauseOnThrottle, lastCheck ? askedAt : undefined)
   } finally {
     if (holding) d.slots.release()
-    afterSend?.()
+    permit?.release()
   }
   if (turnedAway) return turnedAway()
-  if (late) return giveUpUnsent(d, r, finish, 'unconfirmed')
   if (result) await finish(r.lease, result.settlement, result.extra)
 }
 

@@ -7,13 +7,14 @@ import type { Finish, Ready } from './send-attempt.ts'
  * during the last check: `unconfirmed`; or the check refused it: `refused`): it is not sent, and
  * counted as lost once. Its deadline passes with the lease surely not ended (`live`) when a
  * heartbeat's answer is late (a slow database: it extended the lease, past HEARTBEAT_ANSWER_MS):
- * such a row is counted lost only if its release finds it taken (lease-outcome.ts).
+ * such a row is counted lost only if its release finds it taken (lease-outcome.ts). `stopped`: the
+ * stop began while the row waited for that answer; said so, not as slow heartbeats.
  */
 export async function giveUpUnsent(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
-  why: 'unconfirmed' | 'refused',
+  why: 'unconfirmed' | 'refused' | 'stopped',
 ): Promise<void> {
   if (d.deadlines?.isLost(r.lease)) {
     // Counted when the heartbeat found it lost.
@@ -21,16 +22,17 @@ export async function giveUpUnsent(
     d.done(r.lease)
     return
   }
-  if (why === 'unconfirmed' && d.deadlines?.live(r.lease)) {
+  if (why !== 'refused' && d.deadlines?.live(r.lease)) {
     // Surely still ours unless another claim took it meanwhile: handed back uncounted, fenced by
     // its token, so such a row is left alone (and counted then).
-    d.log.warn(
-      'lease not confirmed with time for the send (heartbeats slow or failing); not sending',
-      {
-        db: d.dbName,
-        outboxId: r.lease.id,
-      },
-    )
+    const ids = { db: d.dbName, outboxId: r.lease.id }
+    if (why === 'stopped')
+      d.log.info("stopping: a row that waited for its heartbeat's answer is given back unsent", ids)
+    else
+      d.log.warn(
+        'lease not confirmed with time for the send (heartbeats slow or failing); not sending',
+        ids,
+      )
     await finish(r.lease, { kind: 'released', unconfirmed: true })
     return
   }

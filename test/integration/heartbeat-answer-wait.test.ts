@@ -2,13 +2,16 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { type Clock, systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import type { DeliveryDeps } from '../../src/outbox/deliver.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { createLeaseHeartbeat } from '../../src/outbox/lease-heartbeat.ts'
+import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import type { SendGate } from '../../src/outbox/send-gate.ts'
+import { createSlots, type Slots } from '../../src/outbox/slots.ts'
 import { createStartQueue } from '../../src/outbox/start-queue.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { startAnswerHoldingProxy } from '../support/answer-holding-proxy.ts'
@@ -34,11 +37,20 @@ const { closing } = endedAfterEach()
  * 1,027,000, the heartbeat's, once answered, up to 1,037,000. `taken`: another claim took the row
  * before the heartbeat's statement ran; `lastCheck`: the row has an expiry, so the claim leaves its
  * last check to its send slot (sql/0017); `waitRunsOut`: a wait on the clock ends at once, the
- * monotonic clock then where it would be (else it sleeps, until its signal); `busy`: another
- * transaction holds the row locked when the heartbeat's statement runs (it skips it), until unlock().
+ * monotonic clock then where it would be (else it sleeps, until its signal; `waitHeld`: only its
+ * signal ends it); `gated`: claimed as a gate that waits claims (Graph), its last check to come;
+ * `busy`: another transaction holds the row locked when the heartbeat's statement runs (it skips
+ * it), until unlock().
  */
 async function heartbeatUnanswered(
-  o: { taken?: boolean; lastCheck?: boolean; waitRunsOut?: boolean; busy?: boolean } = {},
+  o: {
+    taken?: boolean
+    lastCheck?: boolean
+    waitRunsOut?: boolean
+    waitHeld?: boolean
+    gated?: boolean
+    busy?: boolean
+  } = {},
 ) {
   const proxy = await startAnswerHoldingProxy(t.url)
   const handle = openDb({ name: 'test', url: proxy.url, log: silentLogger, maxConnections: 2 })
@@ -49,7 +61,7 @@ async function heartbeatUnanswered(
   })
   const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
   const id = await enqueue(t, undefined, o.lastCheck ? inOneHour : {})
-  const leases = await claimAsW1(t.db)
+  const leases = await claimAsW1(t.db, { markStarted: !o.gated })
   /** The waits asked of the clock, in ms. */
   const waits: number[] = []
   let mono = 1_000_000
@@ -59,6 +71,7 @@ async function heartbeatUnanswered(
     sleep: async (ms, signal) => {
       waits.push(ms)
       if (o.waitRunsOut) mono += ms
+      else if (o.waitHeld) await new Promise((end) => signal?.addEventListener('abort', end))
       else await systemClock.sleep(ms, signal)
     },
   }
@@ -111,8 +124,21 @@ async function heartbeatUnanswered(
       mono = at
       return deliverBatch({ ...deps, ...over }, leases)
     },
-    advance(ms: number) {
-      mono += ms
+    /** Another row, claimed (as the first) and confirmed now, delivered with `over` in its deps. */
+    async deliverAnother(over: Partial<DeliveryDeps> = {}) {
+      const other = await enqueue(t)
+      const claimed = await claimAsW1(t.db, { markStarted: !o.gated })
+      deadlines.confirm(claimed, mono)
+      return { id: other, delivering: deliverBatch({ ...deps, ...over }, claimed) }
+    },
+    /** A last check asked with 1 s of margin to spare, answered with none (a slow database). */
+    slowLastCheck(): DeliveryDeps['start'] {
+      const start = createStartQueue((l) => startSends(t.db, l))
+      return async (rows, slow) => {
+        const started = await start(rows, slow)
+        mono += 2_000
+        return started
+      }
     },
     unlock: () => locked?.end('commit'),
     /** Once `delivering` waits on the clock, the heartbeat's answer comes; then it is over. */
@@ -165,15 +191,7 @@ test('a heartbeat that answers that another claim took the row: not sent, counte
 
 test('a last check that used up the margin, the lease extended by a heartbeat on its way: the send waits for that answer and is sent, no give-back', async () => {
   const h = await heartbeatUnanswered({ lastCheck: true })
-  const start = createStartQueue((l) => startSends(t.db, l))
-  // Asked with 1 s of margin to spare; answered with none (the database is slow).
-  const delivering = h.deliverAt(1_026_000, {
-    start: async (rows, slow) => {
-      const started = await start(rows, slow)
-      h.advance(2_000)
-      return started
-    },
-  })
+  const delivering = h.deliverAt(1_026_000, { start: h.slowLastCheck() })
   await h.answerWhileWaiting(delivering)
   expect(h.waits).toEqual([9_000])
   expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
@@ -193,3 +211,148 @@ test('a heartbeat that skipped the row as busy (another transaction held it) ans
   expect(h.lost()).toEqual([])
   expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
 })
+
+test('a stop during the wait gives the row back saying the stop, not slow heartbeats, and sends nothing, the answer coming after', async () => {
+  const h = await heartbeatUnanswered()
+  const stop = new AbortController()
+  const lines: { level: string; msg: string }[] = []
+  const log = createLogger('info', (l) => lines.push(JSON.parse(l)))
+  const delivering = h.deliverAt(1_028_000, { stopping: stop.signal, log })
+  await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+  stop.abort()
+  await delivering
+  // Not counted lost by its give-back. (The answer may then find the row released: this test's
+  // heartbeat holds it whatever its delivery did.)
+  expect(h.lost()).toEqual([])
+  await h.answer()
+  expect(h.sender.calls).toEqual([])
+  expect(lines.map((l) => [l.level, l.msg])).toEqual([
+    ['info', "stopping: a row that waited for its heartbeat's answer is given back unsent"],
+  ])
+  expect(await rowOf(t, h.id)).toMatchObject({
+    status: 'pending',
+    attempts: 0,
+    last_error_code: null,
+    send_started_at: null,
+  })
+})
+
+test("a gated row waiting for its heartbeat's answer gives its provider permit back meanwhile: another row of its mailbox is sent during the wait, the first once answered", async () => {
+  const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+  // The process itself has room for two sends.
+  const over = { gate: oneRequestGate(), slots: createSlots(2) }
+  const first = h.deliverAt(1_028_000, over)
+  await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+  const second = await h.deliverAnother(over)
+  await pollUntil(async () =>
+    h.sender.calls.some((c) => c.outboxId === second.id) ? true : undefined,
+  )
+  await h.answer()
+  await Promise.all([first, second.delivering])
+  expect(h.sender.calls.map((c) => c.outboxId)).toEqual([second.id, h.id])
+  expect(h.lost()).toEqual([])
+  for (const id of [h.id, second.id])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1 })
+})
+
+/** Graph's gate: one provider request at a time over every worker, unpaced; closed after the test. */
+function oneRequestGate(): SendGate {
+  const gate = createPgSendGate({
+    db: t.db,
+    clock: systemClock,
+    log: silentLogger,
+    holder: 'w1',
+    maxConcurrency: 1,
+    ratePerMinute: 0,
+    slotTtlMs: 30_000,
+    maxWaitMs: 20,
+  })
+  closing.push(async () => gate.close?.())
+  return gate
+}
+
+test('a gated row whose last check used up the margin takes its permit again after the wait as the gate gives it: its mailbox paused meanwhile, it goes back uncounted, its start undone', async () => {
+  const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+  const gate = oneRequestGate()
+  const delivering = h.deliverAt(1_026_000, { gate, start: h.slowLastCheck() })
+  await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+  // A throttle met by another worker's send while this row waited.
+  await gate.pause('sender@example.com', 60_000)
+  await h.answerWhileWaiting(delivering)
+  expect(h.sender.calls).toEqual([])
+  expect(h.lost()).toEqual([])
+  expect(await rowOf(t, h.id)).toMatchObject({
+    status: 'pending',
+    attempts: 0,
+    last_error_code: 'mailbox_paused',
+    send_started_at: null,
+  })
+})
+
+/**
+ * The process slots and the gate's permits a delivery takes, counted: `held` now, `over` given
+ * back more often than taken.
+ */
+function counted(slots: Slots, gate: SendGate) {
+  const n = { slots: 0, permits: 0, over: 0 }
+  const took = (ok: boolean) => {
+    if (ok) n.slots += 1
+    return ok
+  }
+  const counting: Slots = {
+    ...slots,
+    tryAcquire: () => took(slots.tryAcquire()),
+    acquire: async (signal) => took(await slots.acquire(signal)),
+    release() {
+      if (n.slots === 0) n.over += 1
+      n.slots -= 1
+      slots.release()
+    },
+  }
+  const countingGate: SendGate = {
+    ...gate,
+    async acquire(...args) {
+      const p = await gate.acquire(...args)
+      if (!p || 'pausedForMs' in p) return p
+      n.permits += 1
+      let given = false
+      return {
+        ...p,
+        release() {
+          if (given) n.over += 1
+          given = true
+          n.permits -= 1
+          return p.release()
+        },
+      }
+    },
+  }
+  return { n, over: { slots: counting, gate: countingGate } }
+}
+
+// A row another claim took is refused by its last check, with no wait after it.
+for (const [ending, o] of [
+  ['answered', {}],
+  ['running out', { waitRunsOut: true }],
+  ['a stop', { stop: true }],
+  ['the lease lost', { taken: true }],
+] as const)
+  for (const afterCheck of 'taken' in o ? [false] : [false, true])
+    test(`a wait ${afterCheck ? 'after' : 'before'} the last check that ends by ${ending}: every process slot and provider permit taken is given back once`, async () => {
+      const h = await heartbeatUnanswered({ gated: true, ...o })
+      const { n, over } = counted(createSlots(2), oneRequestGate())
+      const stop = new AbortController()
+      const delivering = afterCheck
+        ? h.deliverAt(1_026_000, { ...over, stopping: stop.signal, start: h.slowLastCheck() })
+        : h.deliverAt(1_028_000, { ...over, stopping: stop.signal })
+      if ('waitRunsOut' in o) await delivering
+      else if ('stop' in o) {
+        await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+        stop.abort()
+        await delivering
+      } else await h.answerWhileWaiting(delivering)
+      await h.answer()
+      expect(h.waits).toEqual([9_000])
+      expect(h.sender.calls).toHaveLength(ending === 'answered' ? 1 : 0)
+      expect(n).toEqual({ slots: 0, permits: 0, over: 0 })
+    })

@@ -1,0 +1,44 @@
+// A row the gate turned away (its mailbox paused past the hold, or a pacing turn reserved for it): given back uncounted, due when its wait ends.
+import type { DeliveryDeps } from './deliver.ts'
+import type { Finish, Ready } from './send-attempt.ts'
+import type { MailboxPaused } from './send-gate.ts'
+import { PACED_CODE, PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
+
+/**
+ * Uncounted, like the throttled send that paused the mailbox, and due when the pause ends (or at
+ * the pacing turn reserved for it). A row whose last check recorded its start has it undone with
+ * the give-back (a retry that is no interrupted send), its interrupted earlier send's mark kept.
+ */
+export async function giveBackPaused(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+  paused: MailboxPaused,
+): Promise<void> {
+  const mailbox = r.mail.from.address
+  if (!paused.reserved) d.onMailboxPaused?.(mailbox)
+  await finish(r.lease, {
+    kind: 'retry',
+    ...(paused.reserved
+      ? {
+          code: PACED_CODE,
+          message:
+            'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it',
+        }
+      : {
+          code: PAUSED_CODE,
+          message: pausedRowMessage(d.sender.pauseReason?.(mailbox) ?? null),
+        }),
+    delayMs: paused.pausedForMs,
+    throttled: true,
+    ambiguous: r.lease.ambiguous,
+  })
+  // Failing, the row waits for the time it was given back to, as before.
+  await paused.givenBack?.().catch((err) =>
+    d.log.warn('could not bring a row given back due', {
+      db: d.dbName,
+      outboxId: r.lease.id,
+      err,
+    }),
+  )
+}
