@@ -27,7 +27,8 @@ export function guardQueryOverlaps(): void {
   globalThis.__queryOverlaps = overlaps
   const query = pg.Client.prototype.query as (...args: unknown[]) => unknown
   pg.Client.prototype.query = function (this: ClientQueue, ...args: unknown[]) {
-    const running = globalThis.__queryOverlapsStrict && this._activeQuery ? 1 : 0
+    const strict = globalThis.__queryOverlapsStrict || process.env.QUERY_OVERLAP_STRICT === '1'
+    const running = strict && this._activeQuery ? 1 : 0
     const busy = running + (this._queryQueue?.length ?? 0)
     if (busy > 0 && this._queryable !== false && !this._ending && !this.pipeline) {
       const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: unknown })?.text
@@ -48,7 +49,7 @@ export function takeQueryOverlaps(): string[] {
 /**
  * From here to the end of the calling file, a query handed to a client while one runs counts too.
  * Not yet the suite's default: only the files that call it have been run with it (the shared
- * session's and migrate's).
+ * session's and migrate's). QUERY_OVERLAP_STRICT=1 in the environment makes every file of a run strict.
  */
 export function strictQueryOverlaps(): void {
   globalThis.__queryOverlapsStrict = true
