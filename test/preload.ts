@@ -28,9 +28,9 @@ afterAll(async () => {
   if (cluster) await (await cluster).stop()
 })
 
-// A query handed to a pg client while another waits behind the one it runs is queued by pg@8 and refused by pg@9: every test
-// fails that made one (the test's own code or the engine's), naming where it was issued. Files that
-// call strictQueryOverlaps count a query handed to a client while one runs, too.
+// A query handed to a pg client while an earlier one there has not answered is queued by pg@8 and
+// refused by pg@9: every test fails that made one (the test's own code or the engine's), naming
+// where it was issued (query-overlap-guard.test.ts shows the guard catching one).
 guardQueryOverlaps()
 afterEach(() => {
   const overlaps = takeQueryOverlaps()

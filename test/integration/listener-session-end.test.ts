@@ -7,13 +7,10 @@ import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
 import { createListener } from '../../src/outbox/listener.ts'
 import { useTestDb } from '../support/db.ts'
 import { createEventLog, pollUntil } from '../support/events.ts'
-import { strictQueryOverlaps } from '../support/query-overlap-guard.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-// A query handed to a client while one runs on it fails the test (the shared session's turns).
-strictQueryOverlaps()
 
 const t = useTestDb()
 

@@ -6,13 +6,10 @@ import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { migrateWithin, outcome } from '../support/migrate-outcome.ts'
 import { adminQuery } from '../support/postgres.ts'
-import { strictQueryOverlaps } from '../support/query-overlap-guard.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). A test waits
 // up to ENDED_WITHIN_MS for migrate, then for the terminated backend to go.
 setDefaultTimeout(60_000)
-// A statement handed to migrate's session while an earlier one has not answered fails the test.
-strictQueryOverlaps()
 
 // A database each: the second test applies a migration the first one's list does not know.
 const t = useTestDb({ freshEach: true })

@@ -2,15 +2,12 @@
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
 import { migrateWithin, outcome } from '../support/migrate-outcome.ts'
-import { strictQueryOverlaps } from '../support/query-overlap-guard.ts'
 import { type SilencingProxy, startSilencingProxy } from '../support/silencing-proxy.ts'
 import { startTransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). A test waits
 // up to ENDED_WITHIN_MS for migrate.
 setDefaultTimeout(60_000)
-// A statement handed to migrate's session while an earlier one has not answered fails the test.
-strictQueryOverlaps()
 
 // Up to date, and left so by every test: one database for the file, a proxy before it each.
 const t = useTestDb()

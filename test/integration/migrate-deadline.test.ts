@@ -13,13 +13,10 @@ import { pollUntil } from '../support/events.ts'
 import { holdHandLock } from '../support/hand-lock.ts'
 import { ENDED_WITHIN_MS, migrateWithin, outcome } from '../support/migrate-outcome.ts'
 import { adminQuery } from '../support/postgres.ts'
-import { strictQueryOverlaps } from '../support/query-overlap-guard.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). A test waits
 // up to ENDED_WITHIN_MS for migrate, then drops its databases.
 setDefaultTimeout(60_000)
-// A statement handed to migrate's session while an earlier one has not answered fails the test.
-strictQueryOverlaps()
 
 // A database each: a migration a test applied is one the next test's binary does not know.
 const t = useTestDb({ freshEach: true })

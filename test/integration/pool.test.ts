@@ -8,12 +8,9 @@ import { primeNotifiedClaim } from '../../src/outbox/claim.ts'
 import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
-import { strictQueryOverlaps } from '../support/query-overlap-guard.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-// A query handed to a client while one runs on it fails the test (the shared session's turns).
-strictQueryOverlaps()
 
 const t = useTestDb()
 

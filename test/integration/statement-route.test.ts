@@ -14,12 +14,9 @@ import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { createEventLog, pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
-import { strictQueryOverlaps } from '../support/query-overlap-guard.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-// A query handed to a client while one runs on it fails the test (the shared session's turns).
-strictQueryOverlaps()
 
 const t = useTestDb()
 let h: DbHandle
