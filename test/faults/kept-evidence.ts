@@ -33,23 +33,43 @@ export async function keepEvidence(scenario: string): Promise<string> {
 }
 
 /**
- * bun:test's test for a fault scenario (its files import this one): when the body throws, the
+ * What keeping the evidence may take after a scenario's bound before bun's own timeout ends the
+ * test: bun then kills every process the file started (the mailers, an own cluster), and the
+ * afterAll cleanup removes the logs, so a scenario that merely ran out of time kept nothing.
+ */
+export const KEEPING_MS = 30_000
+
+/**
+ * bun:test's test for a fault scenario (its files import this one): when the body throws, or is
+ * still running at `timeoutMs` (its bound, checked here while what it started still runs), the
  * evidence is kept (keepEvidence) and its directory named in the error and in the suite's output;
  * the test fails as it would have. Named `test` so that the scenarios read and format as tests.
  */
-export function test(name: string, body: () => Promise<void>, timeoutMs?: number) {
+export function test(name: string, body: () => Promise<void>, timeoutMs: number) {
   bunTest(
     name,
     async () => {
+      let bound: ReturnType<typeof setTimeout> | undefined
+      const outlived = new Promise<never>((_, reject) => {
+        bound = setTimeout(
+          () => reject(new Error(`not finished within its bound of ${timeoutMs} ms`)),
+          timeoutMs,
+        )
+      })
+      const run = body()
+      // Past its bound the body goes on until the cleanup stops what it waits on: no news then.
+      run.catch(() => {})
       try {
-        await body()
+        await Promise.race([run, outlived])
       } catch (err) {
         const dir = await keepEvidence(name.slice(0, 40)).catch((e) => `(none kept: ${String(e)})`)
         console.error(`[fault] failed: ${name}; evidence kept in ${dir}`)
         if (err instanceof Error) err.message += `\nevidence kept in ${dir}`
         throw err
+      } finally {
+        clearTimeout(bound)
       }
     },
-    timeoutMs,
+    timeoutMs + KEEPING_MS,
   )
 }
