@@ -10,6 +10,7 @@ import { type EmbeddedServer, startEmbeddedPostgres } from '../../src/embedded-p
 import { testCluster } from '../preload.ts'
 import { compiledBinary } from '../support/binary.ts'
 import {
+  type AcceptedMessage,
   type FakeGraph,
   type FakeGraphOptions,
   generateTestCertificate,
@@ -111,6 +112,11 @@ export interface Database {
   name: string
   url: string
   pool: pg.Pool
+  /**
+   * Set by a scenario whose Graph fake takes several databases' mail (their rows numbered alike):
+   * which acceptances are this database's rows', for its send counts and its kept evidence.
+   */
+  ownsAcceptance?: (a: AcceptedMessage) => boolean
   q<R extends pg.QueryResultRow = Record<string, unknown>>(
     text: string,
     values?: unknown[],
@@ -275,8 +281,11 @@ export async function allSent(
 export interface Graph {
   fake: FakeGraph
   env: Record<string, string>
-  /** How often the fake accepted each outbox id. */
-  acceptedCounts(): Map<string, number>
+  /**
+   * How often the fake accepted each outbox id; `of`: only the acceptances it picks (one database's,
+   * where several number their rows alike).
+   */
+  acceptedCounts(of?: (a: AcceptedMessage) => boolean): Map<string, number>
   /** Accepted more than once, summed over ids (2 acceptances of one id = 1 duplicate). */
   duplicates(ids?: readonly string[]): number
   /** Ids among `ids` the fake never accepted. */
@@ -300,10 +309,11 @@ export async function startGraph(
   })
   fakePort = fake.port ?? 0
   onCleanup(() => fake.stop())
-  const acceptedCounts = () => {
+  const acceptedCounts = (of?: (a: AcceptedMessage) => boolean) => {
     const counts = new Map<string, number>()
     for (const a of fake.accepted) {
-      if (a.outboxId !== null) counts.set(a.outboxId, (counts.get(a.outboxId) ?? 0) + 1)
+      if (a.outboxId !== null && (!of || of(a)))
+        counts.set(a.outboxId, (counts.get(a.outboxId) ?? 0) + 1)
     }
     return counts
   }

@@ -16,8 +16,10 @@ export async function keepEvidence(scenario: string): Promise<string> {
   const slug = scenario.replace(/[^a-z0-9]+/gi, '-').toLowerCase()
   const dir = await mkdtemp(join(tmpdir(), `outbox-fault-evidence-${slug}-`))
   for (const [gi, graph] of started.graphs.entries()) {
-    const ids = [...graph.acceptedCounts()].filter(([, n]) => n > 1).map(([id]) => id)
     for (const [di, db] of started.databases.entries()) {
+      const ids = [...graph.acceptedCounts(db.ownsAcceptance)]
+        .filter(([, n]) => n > 1)
+        .map(([id]) => id)
       const sub = `${started.graphs.length > 1 ? `graph-${gi}-` : ''}${di}-${db.name}`
       await leaveEvidence(join(dir, sub), {
         scenario,

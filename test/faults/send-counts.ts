@@ -52,6 +52,7 @@ export async function attemptHistory(
 /**
  * Sorts the fake's repeated acceptances of `ids` (all ids: undefined): each row may be sent once
  * more per attempt of it whose outcome was never learned; beyond that it is a double send.
+ * Of the fake's acceptances, `db`'s own (Database.ownsAcceptance) where it takes several databases'.
  */
 export async function sendCounts(
   db: Database,
@@ -59,7 +60,9 @@ export async function sendCounts(
   ids?: readonly string[],
 ): Promise<SendCounts> {
   const only = ids ? new Set(ids) : null
-  const repeated = [...graph.acceptedCounts()].filter(([id, n]) => n > 1 && (!only || only.has(id)))
+  const repeated = [...graph.acceptedCounts(db.ownsAcceptance)].filter(
+    ([id, n]) => n > 1 && (!only || only.has(id)),
+  )
   const historyOf = await attemptHistory(
     db,
     repeated.map(([id]) => id),
