@@ -18,7 +18,7 @@
 // (mailboxes throttled alone, MAIL_FROM's rows and owed probes, workers of two configurations, the
 // rows a probe waits for cancelled and retried) and its checks (chaos/probe-checks.ts), the owed
 // probe's judged on the exact log test-only triggers write in the run's database (chaos/pacing-log.ts).
-import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Background } from './chaos/background.ts'
@@ -47,7 +47,16 @@ import {
 } from './chaos/settings.ts'
 import { checkSlots } from './chaos/slot-checks.ts'
 import { reportChaos } from './chaos/summary.ts'
-import { cleanupAll, FAST, ownCluster, startGraph } from './harness.ts'
+import {
+  cleanupAll,
+  type Database,
+  FAST,
+  type Graph,
+  type Mailer,
+  ownCluster,
+  startGraph,
+} from './harness.ts'
+import { test } from './kept-evidence.ts'
 
 afterAll(cleanupAll)
 
@@ -67,7 +76,33 @@ const LOG_LEVEL = process.env.CHAOS_LOG_LEVEL ?? 'debug'
 const EVIDENCE_DIR =
   process.env.CHAOS_EVIDENCE_DIR ?? join(tmpdir(), `outbox-chaos-${SEED}-${MODE}-${Date.now()}`)
 
-test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, duplicates only as promised`, async () => {
+// The run's record (the harness's choices, problems, offending rows) and what it started, for its
+// evidence: kept when a check finds a problem, the run throws or it is still going at its bound.
+const record = newChaosRecord()
+let started: { db: Database; graph: Graph; mailers: Mailer[] } | undefined
+async function keepChaosEvidence(): Promise<string> {
+  if (!started) return '(nothing started yet)'
+  const { db, graph, mailers } = started
+  await leaveEvidence(EVIDENCE_DIR, {
+    scenario: '10 chaos soak',
+    db,
+    graph: graph.fake,
+    mailers,
+    timeline: record.timeline,
+    ids: [...record.offending],
+    ...(PAUSES && { extra: { 'pacing-log': await readPacingLog(db).catch(String) } }),
+  })
+  return EVIDENCE_DIR
+}
+
+test(
+  `chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, duplicates only as promised`,
+  soak,
+  TIMEOUT_MS,
+  keepChaosEvidence,
+)
+
+async function soak() {
   console.log(
     `[fault] 10 chaos soak: seed=${SEED} mode=${MODE}${SHAPE} (replay: ${REPLAY} bun test ./test/faults/10-chaos-soak.fault.ts)`,
   )
@@ -112,8 +147,8 @@ test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, du
     GRAPH_MAILBOX_LOOKUP: String(MODE === 'lookup'),
     AMBIGUOUS_SEND_POLICY: MODE === 'hold' ? 'hold' : 'resend',
   }
-  const record = newChaosRecord()
   const mailers = await startMailers(env, record)
+  started = { db, graph, mailers: mailers.all }
   const run = {
     seed: SEED,
     cluster,
@@ -150,16 +185,8 @@ test(`chaos soak (seed ${SEED}, ${MODE}${SHAPE}): every row final, none lost, du
     console.log(`[fault] 10 chaos soak seed=${SEED} mode=${MODE}: ${problems.length} problems`)
     for (const p of problems) console.log(`  ${p}`)
   }
-  if (problems.length > 0 || process.env.CHAOS_EVIDENCE === 'always')
-    await leaveEvidence(EVIDENCE_DIR, {
-      scenario: '10 chaos soak',
-      db,
-      graph: graph.fake,
-      mailers: mailers.all,
-      timeline: record.timeline,
-      ids: [...record.offending],
-      ...(PAUSES && { extra: { 'pacing-log': await readPacingLog(db).catch(String) } }),
-    })
+  // A problem fails the run below, which keeps the evidence then (keepChaosEvidence).
+  if (process.env.CHAOS_EVIDENCE === 'always' && problems.length === 0) await keepChaosEvidence()
   expect(problems).toEqual([])
   expect(outcome.rows.length).toBeGreaterThan(0)
-})
+}

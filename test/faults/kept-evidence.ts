@@ -44,10 +44,16 @@ export const KEEPING_MS = 30_000
 /**
  * bun:test's test for a fault scenario (its files import this one): when the body throws, or is
  * still running at `timeoutMs` (its bound, checked here while what it started still runs), the
- * evidence is kept (keepEvidence) and its directory named in the error and in the suite's output;
- * the test fails as it would have. Named `test` so that the scenarios read and format as tests.
+ * evidence is kept (keepEvidence, or the scenario's own `keep`, which returns its directory) and
+ * its directory named in the error and in the suite's output; the test fails as it would have.
+ * Named `test` so that the scenarios read and format as tests.
  */
-export function test(name: string, body: () => Promise<void>, timeoutMs: number) {
+export function test(
+  name: string,
+  body: () => Promise<void>,
+  timeoutMs: number,
+  keep: () => Promise<string> = () => keepEvidence(name.slice(0, 40)),
+) {
   bunTest(
     name,
     async () => {
@@ -64,7 +70,7 @@ export function test(name: string, body: () => Promise<void>, timeoutMs: number)
       try {
         await Promise.race([run, outlived])
       } catch (err) {
-        const dir = await keepEvidence(name.slice(0, 40)).catch((e) => `(none kept: ${String(e)})`)
+        const dir = await keep().catch((e) => `(none kept: ${String(e)})`)
         console.error(`[fault] failed: ${name}; evidence kept in ${dir}`)
         if (err instanceof Error) err.message += `\nevidence kept in ${dir}`
         throw err
