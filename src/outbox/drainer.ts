@@ -8,6 +8,7 @@ import { startUp } from './drainer-start-up.ts'
 import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
+import { createHeldOwedRows } from './held-owed-rows.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
 import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
@@ -22,6 +23,8 @@ export interface Drainer {
   start(): void
   /** `rowId`: the one row a notification named (its transaction inserted that row alone). */
   wake(rowId?: string): void
+  /** sql/0109's notification: `mailbox`'s rows given back for its owed probe stayed locked at its end. */
+  owedRowsHeld(mailbox: string): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
   status(): DrainerStatus
@@ -126,6 +129,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const blockedMs = () => d.sendBlockedForMs?.() ?? 0
   const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
   const blockNaming = createBlockNaming(d, log)
+  const heldOwedRows = createHeldOwedRows({
+    db: d.db,
+    clock: d.clock,
+    log,
+    signal: stopping.signal,
+  })
 
   async function run() {
     while (!stopping.signal.aborted) {
@@ -179,12 +188,14 @@ export function createDrainer(d: DrainerDeps): Drainer {
       })()
     },
     wake,
+    owedRowsHeld: heldOwedRows.held,
     async stop(graceMs) {
       stopping.abort()
       wakeUp?.()
       due.clear()
       poll.clear()
       await loop
+      await heldOwedRows.settled()
       await windDown({ d, log, loop, graceMs, deliveries, abort, held, settle, upkeep })
     },
     status: () => ({

@@ -7,6 +7,7 @@ import { CONNECT_TIMEOUT_MS, SessionClient } from '../db/session-settings.ts'
 import type { SharedSession } from '../db/shared-session.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
+import { heldOwedRowsMailbox } from './held-owed-rows.ts'
 
 export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
 export const CHANNEL = 'mailer_outbox'
@@ -20,6 +21,7 @@ export function newListenClient(d: {
   url: string
   log: Logger
   wake: (reason: 'notification', rowId?: string) => void
+  owedRowsHeld?: ((mailbox: string) => void) | undefined
   onEvent?: EngineEventHandler | undefined
   shared?: SharedSession | null | undefined
 }): { client: pg.Client; lost: Promise<void> } {
@@ -41,6 +43,8 @@ export function newListenClient(d: {
     if (n.channel !== CHANNEL) return
     d.onEvent?.({ type: 'notification', db: d.db })
     d.wake('notification', notifiedRowId(n.payload))
+    const held = heldOwedRowsMailbox(n.payload)
+    if (held !== undefined) d.owedRowsHeld?.(held)
   })
   return { client, lost: lost.promise }
 }

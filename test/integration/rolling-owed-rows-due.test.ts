@@ -1,11 +1,13 @@
 // A rolling deploy that changes MAIL_FROM: rows naming the old address, given back while its probe is owed, wait for the probe's end, not 1 s, and come due at its answer or clear.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { heldOwedRowsDue } from '../../src/outbox/held-owed-rows.ts'
 import { probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { startThrottlingGraph, useGraphPerTest } from '../support/graph-per-test.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
@@ -200,3 +202,34 @@ test('the stale-probe clear brings the rows given back due too', async () => {
   )
   expect(await sentRequests(others)).toEqual([...others].sort())
 })
+
+for (const by of ['for update', 'update'] as const)
+  test(`a row given back for the owed probe and locked (${by}) as the owed state ends comes due once its lock is released, not at the probe's end; the end does not wait for the lock`, async () => {
+    const { named, probe } = await ownedRowsGivenBack()
+    const others = named.filter((id) => id !== probe)
+    const [locked] = others
+    const held = await holdRowLocked(t.pool, locked!, by)
+    try {
+      // The probe's answer, as the old release records it: 0092's trigger skips the locked row.
+      await probeAnswered(t.db, { mailbox: mailboxKey(OLD), id: probe })
+      const free = others.filter((id) => id !== locked)
+      expect(await sentRequests(free)).toEqual([...free].sort())
+      // Asked while it is still locked: skipped, not waited for, and counted as still held.
+      expect(await heldOwedRowsDue(t.db, mailboxKey(OLD))).toBe(1)
+    } finally {
+      await held.end('commit')
+    }
+    // Well before the probe's 30 s deadline, which it was given back to.
+    const notDue = () =>
+      t.pool.query<{ id: string; in_s: number }>(
+        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
+          where id = $1::bigint and status = 'pending' and send_at > now()`,
+        [locked],
+      )
+    const waiting = await pollUntil(async () => {
+      const r = await notDue()
+      return r.rows.length === 0 ? [] : undefined
+    }, 10_000).catch(async () => (await notDue()).rows)
+    expect(waiting).toEqual([])
+    expect(await sentRequests([locked!])).toEqual([locked!])
+  })
