@@ -67,41 +67,50 @@ export async function takePacing(
  * throttle's pause hold whatever the turns say. The horizon is kept in mailer.mailbox_pacing under
  * the key 'queue ' || mailbox, which no mailbox key can be (an address does not begin with an
  * unquoted word and a space), with the interval its last turn was reserved under (turn_interval).
- * Null, reserving nothing, when no pacing is in force (the newest worker's rate is 0).
+ * Null, reserving nothing, when no pacing is in force (the newest worker's rate is 0). With
+ * `rowId`, as takePacing, nothing is reserved while the mailbox's probe is owed and the row is not
+ * it: probeOwed, with the milliseconds its pause or turn is still off (the turn would be spent on a
+ * row that may not be sent, and the row claimed again for it).
  */
 export async function reservePacing(
   db: Kysely<Database>,
-  p: { mailbox: string; intervalMs: number },
-): Promise<PauseLeftMs | null> {
+  p: { mailbox: string; intervalMs: number; rowId?: string },
+): Promise<PauseLeftMs | null | { probeOwed: true; waitMs: PauseLeftMs }> {
   // The newest worker's interval, as takePacing; the horizon's last turn (next_at − turn_interval)
   // is spaced from by it, so turns reserved under a changed rate continue at the new one. A pause
   // to 'infinity' (by hand) or a horizon left there counts from now(): the horizon stays finite.
   // The turn is no permit: takePacing still holds the row while the pause stands.
-  const { rows } = await sql<{ wait_ms: number | string }>`
+  const row = p.rowId ?? null
+  const { rows } = await sql<{ wait_ms: number | string; probe_owed: boolean }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                       make_interval(secs => ${p.intervalMs / 1000})) as i
+    ), m as materialized (
+      select case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+                  else m.next_at end as turn_at,
+             ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint as owed
+        from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox}
+    ), reserved as (
+      insert into mailer.mailbox_pacing as q (mailbox, next_at, turn_interval)
+      select ${`queue ${p.mailbox}`},
+             greatest(coalesce((select case when isfinite(turn_at) then turn_at end from m), now()), now()) + 2 * r.i, r.i
+        from r
+       where r.i > interval '0' and not exists (select from m where m.owed)
+      on conflict (mailbox) do update
+         set next_at = greatest(case when not isfinite(q.next_at) then now()
+                                     when q.turn_interval > interval '0' then q.next_at - q.turn_interval + excluded.turn_interval
+                                     else q.next_at end,
+                                excluded.next_at - excluded.turn_interval) + excluded.turn_interval,
+             turn_interval = excluded.turn_interval
+      returning greatest(0, extract(epoch from q.next_at - q.turn_interval - now()) * 1000)::float8 as wait_ms
     )
-    insert into mailer.mailbox_pacing as q (mailbox, next_at, turn_interval)
-    select ${`queue ${p.mailbox}`},
-           greatest(coalesce((select case when not isfinite(m.next_at) then now()
-                                          when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
-                                          else m.next_at end
-                                from mailer.mailbox_pacing m where m.mailbox = ${p.mailbox}), now()),
-                    now()) + 2 * r.i, r.i
-      from r
-     where r.i > interval '0'
-    on conflict (mailbox) do update
-       set next_at = greatest(case when not isfinite(q.next_at) then now()
-                                   when q.turn_interval > interval '0' then q.next_at - q.turn_interval + excluded.turn_interval
-                                   else q.next_at end,
-                              excluded.next_at - excluded.turn_interval) + excluded.turn_interval,
-           turn_interval = excluded.turn_interval
-    returning greatest(0, extract(epoch from q.next_at - q.turn_interval - now()) * 1000)::float8 as wait_ms`.execute(
-    db,
-  )
+    select wait_ms, false as probe_owed from reserved
+    union all
+    select greatest(1, mailer.ms_until(turn_at))::float8, true from m where m.owed`.execute(db)
   const r = rows[0]
-  return r ? pauseLeftMs(r.wait_ms) : null
+  if (!r) return null
+  const waitMs = pauseLeftMs(r.wait_ms)
+  return r.probe_owed ? { probeOwed: true, waitMs } : waitMs
 }
 
 /**

@@ -88,6 +88,14 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   // This worker's rows waiting in place for a mailbox's pacing, by mailbox key.
   const pacedWaiting = new Map<string, number>()
 
+  // A row naming mailbox `k` whose probe is owed, not that probe, goes back, to be sent after the
+  // probe's answer (`waitMs`: the pause still standing).
+  async function owedGiveBack(k: string, rowId: string, waitMs: number): Promise<MailboxPaused> {
+    const ends = (await owedProbeEndsInMs(o.db, k, rowId)) ?? 0
+    const pausedForMs = Math.max(waitMs, OWED_PROBE_RETRY_MS, ends)
+    return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(o.db, k, rowId) }
+  }
+
   async function waitForPacing(
     mailbox: string,
     signal: AbortSignal,
@@ -102,9 +110,17 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       // One row per mailbox waits in place for its turn. The others of a backlog would fill every
       // place to send, each for a turn intervals away, and hold up every other mailbox: such a
       // row goes back once, due at a turn reserved for it (reservePacing), instead of asking
-      // again every interval.
-      const wait = await reservePacing(o.db, { mailbox: k, intervalMs })
-      if (wait !== null) return signal.aborted ? false : { pausedForMs: wait, reserved: true }
+      // again every interval. Not while the mailbox's probe is owed (reservePacing says so): the
+      // row goes back for it, or it would be claimed for its turn only to go back then.
+      const wait = await reservePacing(o.db, {
+        mailbox: k,
+        intervalMs,
+        ...(rowId !== undefined && { rowId }),
+      })
+      if (typeof wait === 'object' && wait !== null && rowId !== undefined)
+        return signal.aborted ? false : owedGiveBack(k, rowId, wait.waitMs)
+      if (typeof wait === 'number')
+        return signal.aborted ? false : { pausedForMs: wait, reserved: true }
       // No pacing in force (the newest worker's rate is 0): no turn to wait for, none reserved.
       readInForce(0)
       if (!readPause) return !signal.aborted && 'check'
@@ -135,11 +151,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         readInForce(paced)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
-        if (owed && rowId !== undefined) {
-          const ends = (await owedProbeEndsInMs(o.db, k, rowId)) ?? 0
-          const pausedForMs = Math.max(wait, OWED_PROBE_RETRY_MS, ends)
-          return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(o.db, k, rowId) }
-        }
+        if (owed && rowId !== undefined) return owedGiveBack(k, rowId, wait)
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         if (wait === 0) return unpaced ? 'check' : true
         if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }
