@@ -111,6 +111,21 @@ async function sentRequests(rows: string[]): Promise<(string | null)[]> {
     .sort()
 }
 
+/** Waits (within 10 s) for `rows` due; those still pending and due later then, with seconds to go. */
+async function stillNotDue(rows: string[]): Promise<{ id: string; in_s: number }[]> {
+  const notDue = async () =>
+    (
+      await t.pool.query<{ id: string; in_s: number }>(
+        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
+          where id = any($1::bigint[]) and status = 'pending' and send_at > now() order by id`,
+        [rows],
+      )
+    ).rows
+  return pollUntil(async () => ((await notDue()).length === 0 ? [] : undefined), 10_000).catch(
+    notDue,
+  )
+}
+
 const claimedBy = (w: TestEngine) =>
   w.events.events.reduce((n, e) => n + (e.type === 'claimed' ? e.count : 0), 0)
 
@@ -173,17 +188,7 @@ test("a row given back as the owed probe ends (its answer committed between the 
     )
     expect(givenBack.rows[0]!.n).toBeGreaterThan(0)
     // Well before the probe's 30 s deadline, which they were given back to.
-    const notDue = () =>
-      t.pool.query<{ id: string; in_s: number }>(
-        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
-          where id = any($1::bigint[]) and status = 'pending' and send_at > now() order by id`,
-        [others],
-      )
-    const waiting = await pollUntil(async () => {
-      const r = await notDue()
-      return r.rows.length === 0 ? [] : undefined
-    }, 10_000).catch(async () => (await notDue()).rows)
-    expect(waiting).toEqual([])
+    expect(await stillNotDue(others)).toEqual([])
   } finally {
     await t.pool.query('drop trigger probe_answered_at_give_back on mailer.email_outbox')
     await t.pool.query('drop function public.probe_answered_at_give_back()')
@@ -220,16 +225,6 @@ for (const by of ['for update', 'update'] as const)
       await held.end('commit')
     }
     // Well before the probe's 30 s deadline, which it was given back to.
-    const notDue = () =>
-      t.pool.query<{ id: string; in_s: number }>(
-        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
-          where id = $1::bigint and status = 'pending' and send_at > now()`,
-        [locked],
-      )
-    const waiting = await pollUntil(async () => {
-      const r = await notDue()
-      return r.rows.length === 0 ? [] : undefined
-    }, 10_000).catch(async () => (await notDue()).rows)
-    expect(waiting).toEqual([])
+    expect(await stillNotDue([locked!])).toEqual([])
     expect(await sentRequests([locked!])).toEqual([locked!])
   })
