@@ -32,7 +32,14 @@ export async function slotOnceConfirmed(
   }
   if (!((!d.stopping.aborted && d.slots.tryAcquire()) || (await d.slots.acquire(d.stopping))))
     return () => giveUpUnsent(d, r, finish, 'stopped')
-  if (d.deadlines?.holds(r.lease)) return true
+  if (d.deadlines?.holds(r.lease)) {
+    // Held now, not before: a heartbeat's late answer confirmed it (only an answer moves it).
+    d.log.debug('lease confirmed by a heartbeat’s late answer; sending', {
+      db: d.dbName,
+      outboxId: r.lease.id,
+    })
+    return true
+  }
   d.slots.release()
   return () => giveUpUnsent(d, r, finish, 'unconfirmed')
 }

@@ -161,22 +161,39 @@ async function heartbeatUnanswered(
   }
 }
 
+const CONFIRMED_LATE = 'lease confirmed by a heartbeat’s late answer; sending'
+
+/** A logger at debug that keeps each line's message and row id. */
+function loggedLines() {
+  const lines: { msg: string; outboxId?: string }[] = []
+  const logger = createLogger('debug', (line) => {
+    const { msg, outboxId } = JSON.parse(line) as { msg: string; outboxId?: string }
+    lines.push({ msg, ...(outboxId !== undefined && { outboxId }) })
+  })
+  return { logger, lines: () => lines }
+}
+
 test('a send whose lease the claim no longer holds with its margin, but a heartbeat on its way would, waits for that answer and is sent: no give-back, no lost lease', async () => {
   const h = await heartbeatUnanswered()
+  const log = loggedLines()
   // 2 s of the claim's lease left: short of the margin, yet surely not ended.
-  await h.answerWhileWaiting(h.deliverAt(1_028_000))
+  await h.answerWhileWaiting(h.deliverAt(1_028_000, { log: log.logger }))
   // At most until the heartbeat's extension, once answered, would leave no margin either.
   expect(h.waits).toEqual([9_000])
   expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
   expect(h.lost()).toEqual([])
+  // The wait is seen (the chaos soak's slow-database shape counts these lines).
+  expect(log.lines()).toContainEqual({ msg: CONFIRMED_LATE, outboxId: h.id })
   expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
 })
 
 test('a heartbeat that does not answer before its extension would leave no margin: the row is given back unsent, counted lost once its deadline passed', async () => {
   const h = await heartbeatUnanswered({ waitRunsOut: true })
-  await h.deliverAt(1_028_000)
+  const log = loggedLines()
+  await h.deliverAt(1_028_000, { log: log.logger })
   expect(h.waits).toEqual([9_000])
   expect(h.sender.calls).toEqual([])
+  expect(log.lines().map((l) => l.msg)).not.toContain(CONFIRMED_LATE)
   expect(h.lost()).toEqual([{ type: 'lease_lost', db: 'test', id: h.id, during: 'start' }])
   expect(await rowOf(t, h.id)).toMatchObject({ status: 'pending', attempts: 0 })
   await h.answer()
