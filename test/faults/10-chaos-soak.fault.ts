@@ -18,6 +18,8 @@
 // (mailboxes throttled alone, MAIL_FROM's rows and owed probes, workers of two configurations, the
 // rows a probe waits for cancelled and retried) and its checks (chaos/probe-checks.ts), the owed
 // probe's judged on the exact log test-only triggers write in the run's database (chaos/pacing-log.ts).
+// CHAOS_SLOW_DB=1 the slow-database shape (each worker slot through its own proxy, slowed in bursts:
+// chaos/slow-database.ts), its reach counted on the [fault] line (chaos/lease-log-counts.ts).
 import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,6 +27,7 @@ import { Background } from './chaos/background.ts'
 import { calm } from './chaos/calm.ts'
 import { leaveEvidence } from './chaos/evidence.ts'
 import { chaosGraphAnswers, HARSH_SEND_WEIGHTS, SEND_WEIGHTS } from './chaos/graph-mix.ts'
+import { leaseLogCounts } from './chaos/lease-log-counts.ts'
 import { startMailers } from './chaos/mailers.ts'
 import { readOutcome } from './chaos/outcome.ts'
 import { installPacingLog, readPacingLog } from './chaos/pacing-log.ts'
@@ -33,7 +36,13 @@ import { prng } from './chaos/random.ts'
 import { newChaosRecord } from './chaos/record.ts'
 import { checkRows } from './chaos/row-checks.ts'
 import { runChaos } from './chaos/run-chaos.ts'
-import { ACTIONS, ChaosSchedule, HARSH_ACTIONS, PAUSE_ACTIONS } from './chaos/schedule.ts'
+import {
+  ACTIONS,
+  ChaosSchedule,
+  HARSH_ACTIONS,
+  PAUSE_ACTIONS,
+  SLOW_DB_ACTIONS,
+} from './chaos/schedule.ts'
 import {
   GRACE_SECONDS,
   HARSH,
@@ -43,9 +52,11 @@ import {
   OLDER_BINARY,
   PAUSES,
   REJECTED,
+  SLOW_DB,
   WORKERS,
 } from './chaos/settings.ts'
 import { checkSlots } from './chaos/slot-checks.ts'
+import { startSlowDatabaseProxies } from './chaos/slow-database.ts'
 import { reportChaos } from './chaos/summary.ts'
 import {
   cleanupAll,
@@ -53,6 +64,7 @@ import {
   FAST,
   type Graph,
   type Mailer,
+  onCleanup,
   ownCluster,
   startGraph,
 } from './harness.ts'
@@ -67,8 +79,8 @@ const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
 const TIMEOUT_MS = CHAOS_MS + 150_000
 setDefaultTimeout(TIMEOUT_MS)
 // Named in the test's title and its replay line when not the default shape.
-const SHAPE = `${HARSH ? ', harsh' : ''}${PAUSES ? ', pauses' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}`
-const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${PAUSES ? ' CHAOS_PAUSES=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''} CHAOS_MS=${CHAOS_MS}`
+const SHAPE = `${HARSH ? ', harsh' : ''}${PAUSES ? ', pauses' : ''}${SLOW_DB ? ', slow database' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}`
+const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${PAUSES ? ' CHAOS_PAUSES=1' : ''}${SLOW_DB ? ' CHAOS_SLOW_DB=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''} CHAOS_MS=${CHAOS_MS}`
 // Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
 // is explained from. CHAOS_EVIDENCE_DIR: where a failing run (every run with CHAOS_EVIDENCE=always)
 // leaves its logs and tables.
@@ -107,17 +119,18 @@ async function soak() {
     `[fault] 10 chaos soak: seed=${SEED} mode=${MODE}${SHAPE} (replay: ${REPLAY} bun test ./test/faults/10-chaos-soak.fault.ts)`,
   )
   // Two streams: the harness's choices, and Graph's answers (drawn as requests arrive).
-  // The pause mix adds its actions to the default or the harsh one.
+  // The pause mix and the slow database add their actions to the default or the harsh one.
   const weights = HARSH ? HARSH_ACTIONS : ACTIONS
   const schedule = new ChaosSchedule(
     prng(SEED),
-    PAUSES
-      ? {
-          ...weights,
-          throttleMailbox: PAUSE_ACTIONS.throttleMailbox,
-          probeRowCommand: PAUSE_ACTIONS.probeRowCommand,
-        }
-      : weights,
+    {
+      ...weights,
+      ...(PAUSES && {
+        throttleMailbox: PAUSE_ACTIONS.throttleMailbox,
+        probeRowCommand: PAUSE_ACTIONS.probeRowCommand,
+      }),
+      ...(SLOW_DB && { slowDatabase: SLOW_DB_ACTIONS.slowDatabase }),
+    },
     PAUSES,
   )
   const mailboxThrottles = new Map<string, { until: number; retryAfterS: number }>()
@@ -147,7 +160,12 @@ async function soak() {
     GRAPH_MAILBOX_LOOKUP: String(MODE === 'lookup'),
     AMBIGUOUS_SEND_POLICY: MODE === 'hold' ? 'hold' : 'resend',
   }
-  const mailers = await startMailers(env, record)
+  // The workers only: the harness and the API process reach Postgres directly.
+  const slowDb = SLOW_DB ? await startSlowDatabaseProxies(db.url, WORKERS) : null
+  if (slowDb) onCleanup(async () => slowDb.close())
+  const slotEnv = (slot: number): Record<string, string> =>
+    slowDb ? { DATABASE_URL: slowDb.urlOf(slot) } : {}
+  const mailers = await startMailers(env, record, slotEnv)
   started = { db, graph, mailers: mailers.all }
   const run = {
     seed: SEED,
@@ -161,6 +179,7 @@ async function soak() {
     background: new Background(record.problems),
     pgDown: false,
     busyWorkers: new Set<number>(),
+    slowDb,
   }
 
   await runChaos(run, schedule, CHAOS_MS)
@@ -176,7 +195,7 @@ async function soak() {
     outcome,
     findings,
     graph,
-    figures: { ...record.figures, ...probes },
+    figures: { ...record.figures, ...probes, ...leaseLogCounts(mailers.all) },
     settleMs,
   })
 

@@ -8,6 +8,7 @@ import {
   HARSH_ACTIONS,
   PAUSE_ACTIONS,
   type RowSpec,
+  SLOW_DB_ACTIONS,
 } from '../faults/chaos/schedule.ts'
 import { type ChaosActions, type ChaosWorld, chaosTurn } from '../faults/chaos/turn.ts'
 
@@ -58,6 +59,10 @@ async function turns(
     retry: async (id) => say(`retry ${id}`),
     throttleMailbox: (t) => say(`throttle ${t.mailbox} ${t.forMs}ms retry-after ${t.retryAfterS}`),
     probeRowCommand: async (id, how) => say(`probe row ${id} ${how}`),
+    slowDatabase: (slot, b) =>
+      say(
+        `slow db ${b.everySlot ? 'every slot' : `w${slot}`} answers ${b.answerMs}ms requests ${b.requestMs}ms for ${b.forMs}ms`,
+      ),
   }
   const schedule = new ChaosSchedule(prng(seed), weights, pauses)
   for (let i = 0; i < n; i++)
@@ -151,4 +156,21 @@ test('the pause mix throttles mailboxes alone, commands probe rows and enqueues 
   expect(count(pauses, /probe row \d+ (cancel|cancelThenRetry)$/)).toBeGreaterThan(3)
   expect(count(pauses, /api ->/)).toBeGreaterThan(0)
   expect(count(plain, /throttle|probe row|api ->/)).toBe(0)
+})
+
+test('the slow-database shape slows answers past the lease margin and within it, one slot or all; the default never does', async () => {
+  const slow = await turns(7, 200, SLOW_DB_ACTIONS)
+  const plain = await turns(7, 200)
+  const answers = slow.flatMap((x) => {
+    const m = /slow db (every slot|w[0-2]) answers (\d+)ms requests (\d+)ms for (\d+)ms$/.exec(x)
+    return m ? [{ every: m[1] === 'every slot', ms: Number(m[2]), requestMs: Number(m[3]) }] : []
+  })
+  // Within HEARTBEAT_ANSWER_MS, past it within the 3 s margin (a send waits), and past the margin.
+  expect(answers.filter((a) => a.ms < 1_000).length).toBeGreaterThan(1)
+  expect(answers.filter((a) => a.ms >= 1_000 && a.ms < 3_000).length).toBeGreaterThan(1)
+  expect(answers.filter((a) => a.ms >= 3_000).length).toBeGreaterThan(1)
+  expect(answers.filter((a) => a.every).length).toBeGreaterThan(0)
+  expect(answers.filter((a) => !a.every).length).toBeGreaterThan(0)
+  expect(answers.filter((a) => a.requestMs > 0).length).toBeGreaterThan(0)
+  expect(plain.filter((x) => x.includes('slow db'))).toEqual([])
 })

@@ -18,6 +18,7 @@ export async function calm(run: ChaosRun): Promise<number> {
   const { workers, api } = mailers
   await run.background.settled()
   record.note('calm: faults stop')
+  run.slowDb?.calm()
   graph.fake.setFaults({ latencyMs: 5 })
   if (PAUSES) await completeDeploy(run)
   for (let i = 0; i < WORKERS; i++) if (!workers[i]) await mailers.spawnWorker(i)

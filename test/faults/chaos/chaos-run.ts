@@ -5,6 +5,7 @@ import type { Background } from './background.ts'
 import type { MailboxThrottles } from './graph-mix.ts'
 import type { ChaosMailers } from './mailers.ts'
 import type { ChaosRecord } from './record.ts'
+import type { SlowDatabaseProxies } from './slow-database.ts'
 
 export interface ChaosRun {
   seed: number
@@ -22,4 +23,6 @@ export interface ChaosRun {
   pgDown: boolean
   /** Slots whose worker is being stopped and started again. */
   busyWorkers: Set<number>
+  /** The slow-database shape's proxies (CHAOS_SLOW_DB), else null. */
+  slowDb: SlowDatabaseProxies | null
 }

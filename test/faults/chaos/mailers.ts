@@ -17,10 +17,14 @@ export interface ChaosMailers {
   completeDeploy(): void
 }
 
-/** Starts the workers and the API process and waits until each is ready. */
+/**
+ * Starts the workers and the API process and waits until each is ready. `slotEnv`: what a worker
+ * slot's processes have besides `env` (the slow-database shape's DATABASE_URL, its own proxy).
+ */
 export async function startMailers(
   env: Record<string, string>,
   record: ChaosRecord,
+  slotEnv: (slot: number) => Record<string, string> = () => ({}),
 ): Promise<ChaosMailers> {
   const all: Mailer[] = []
   const workers: (Mailer | null)[] = []
@@ -34,10 +38,14 @@ export async function startMailers(
     startsOf.set(slot, starts + 1)
     const release = releaseFor(slot, starts, deployed)
     const tag = `${older ? '-older' : ''}${release === 'next' ? '-next' : ''}`
-    const m = await spawnMailer(`chaos-w${slot}${tag}-${spawned++}`, releaseEnv(env, release), {
-      role: 'worker',
-      ...(older && { binary: OLDER_BINARY }),
-    })
+    const m = await spawnMailer(
+      `chaos-w${slot}${tag}-${spawned++}`,
+      releaseEnv({ ...env, ...slotEnv(slot) }, release),
+      {
+        role: 'worker',
+        ...(older && { binary: OLDER_BINARY }),
+      },
+    )
     releaseOf.set(m.proc.pid, release)
     record.note(`spawned ${m.name} (pid ${m.proc.pid})`)
     all.push(m)

@@ -39,6 +39,8 @@ export interface ChaosRecord {
     probeCommands: number
     /** Cancels and retries through the API that got no answer (timed out) or a 5xx. */
     unanswered: number
+    /** The slow-database shape's bursts (CHAOS_SLOW_DB). */
+    slowBursts: number
   }
   /** Processes that exited 0 after SIGTERM, with when their stop began and ended. */
   gracefulPids: Map<number, { from: number; to: number }>
@@ -73,6 +75,7 @@ export function newChaosRecord(): ChaosRecord {
       mailboxThrottles: 0,
       probeCommands: 0,
       unanswered: 0,
+      slowBursts: 0,
     },
     gracefulPids: new Map(),
     pgDownSpans: [],

@@ -50,6 +50,11 @@ export async function runChaos(run: ChaosRun, schedule: ChaosSchedule, chaosMs: 
     retry: (id) => retryRow(run, id),
     throttleMailbox: (t) => throttleMailbox(run, t),
     probeRowCommand: (id, how) => probeRowCommand(run, id, how),
+    slowDatabase(slot, burst) {
+      if (!run.slowDb) return
+      run.record.figures.slowBursts++
+      run.slowDb.burst(slot, burst, run.background, run.record.note)
+    },
   }
   const t0 = performance.now()
   while (performance.now() - t0 < chaosMs) await chaosTurn(schedule, world, act)

@@ -24,6 +24,8 @@ export const ACTIONS = {
   // The pause mix's own (CHAOS_PAUSES): weightless here, last, so no older draw moves.
   throttleMailbox: 0,
   probeRowCommand: 0,
+  // The slow-database shape's own (CHAOS_SLOW_DB), after the pause mix's for the same reason.
+  slowDatabase: 0,
 }
 export type ChaosAction = keyof typeof ACTIONS
 
@@ -44,7 +46,21 @@ export const PAUSE_ACTIONS: Record<ChaosAction, number> = {
   probeRowCommand: 8,
 }
 
+/** CHAOS_SLOW_DB: bursts of a slow database, for one worker slot or every one. */
+export const SLOW_DB_ACTIONS: Record<ChaosAction, number> = {
+  ...ACTIONS,
+  slowDatabase: 12,
+}
+
 export type RowSpec = ReturnType<typeof rowSpec>
+
+/** A burst of a slow database: one slot's proxy (else every slot's) delays for `forMs`. */
+export interface SlowDatabase {
+  everySlot: boolean
+  answerMs: number
+  requestMs: number
+  forMs: number
+}
 
 /** One mailbox answered 429 with its own Retry-After for a while; the others send. */
 export interface MailboxThrottle {
@@ -130,6 +146,28 @@ export class ChaosSchedule {
 
   latencyMs(): number {
     return Math.floor(this.r() * MAX_LATENCY_MS)
+  }
+
+  /**
+   * Answers late by tens of ms, by 1 to 3 s (a heartbeat's answer past HEARTBEAT_ANSWER_MS, within
+   * the send's 3 s lease margin: a send waits for it), or by 3 to 7 s (past the margin, past the
+   * 5 s lease: given back unsent, reclaimed); statements late too three times in ten.
+   */
+  slowDatabase(): SlowDatabase {
+    const x = this.r()
+    const answerMs =
+      x < 0.35
+        ? 20 + Math.floor(this.r() * 280)
+        : x < 0.8
+          ? 1_000 + Math.floor(this.r() * 2_000)
+          : 3_000 + Math.floor(this.r() * 4_000)
+    const requestMs = this.r() < 0.3 ? Math.floor(answerMs * this.r()) : 0
+    return {
+      everySlot: this.r() < 0.3,
+      answerMs,
+      requestMs,
+      forMs: 1_000 + Math.floor(this.r() * 7_000),
+    }
   }
 
   tokenRevocation(): TokenRevocation {

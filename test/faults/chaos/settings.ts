@@ -27,6 +27,15 @@ export const HARSH = process.env.CHAOS_HARSH === '1'
  * replays its old choices.
  */
 export const PAUSES = process.env.CHAOS_PAUSES === '1'
+/**
+ * CHAOS_SLOW_DB=1: the slow-database shape (schedule.ts SLOW_DB_ACTIONS, faults.ts slowDatabase):
+ * each worker slot reaches Postgres through its own delaying proxy, which in bursts forwards
+ * answers (and sometimes statements) tens of ms to past the send's lease margin late, one slot's
+ * or every slot's: heartbeats answer late (a send short of its margin waits for the answer, or is
+ * given back unsent), leases end mid-send and are reclaimed, claims and settlements slow. Off, a
+ * seed replays its old choices.
+ */
+export const SLOW_DB = process.env.CHAOS_SLOW_DB === '1'
 /** The next release's MAIL_FROM (the current one is the harness's MAILBOX). */
 export const NEXT_MAIL_FROM = 'outbox-next@contoso.example'
 export const OLDER_BINARY = process.env.CHAOS_OLDER_BINARY || undefined

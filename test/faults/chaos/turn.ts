@@ -1,5 +1,11 @@
 // One turn of the chaos: a pause, the schedule's next action, and that action against the world as the turn finds it.
-import type { ChaosSchedule, MailboxThrottle, RowSpec, TokenRevocation } from './schedule.ts'
+import type {
+  ChaosSchedule,
+  MailboxThrottle,
+  RowSpec,
+  SlowDatabase,
+  TokenRevocation,
+} from './schedule.ts'
 
 /** What a turn reads of the world before it draws what depends on it. */
 export interface ChaosWorld {
@@ -35,6 +41,8 @@ export interface ChaosActions {
   throttleMailbox(t: MailboxThrottle): void
   /** Cancels the row through the API, and with `cancelThenRetry` retries it at once. */
   probeRowCommand(id: string, how: 'cancel' | 'cancelThenRetry'): Promise<void>
+  /** The slot's database connections (every slot's with `everySlot`) slowed for a while. */
+  slowDatabase(slot: number, burst: SlowDatabase): void
 }
 
 export async function chaosTurn(
@@ -102,6 +110,9 @@ export async function chaosTurn(
         if (ids.length > 0) await act.probeRowCommand(s.oneOf(ids), s.probeCommand())
         break
       }
+      case 'slowDatabase':
+        act.slowDatabase(slot, s.slowDatabase())
+        break
     }
   } catch {
     // A fault of the harness's own making (the database down or restarting): the next one.

@@ -1,0 +1,42 @@
+// What the workers' logs say of leases a slow database strained: sends that waited for a late heartbeat answer, give-backs, reclaims.
+import { readFileSync } from 'node:fs'
+import type { Mailer } from '../harness.ts'
+
+/** Each figure's log message (src/outbox: slot-once-confirmed.ts, unsent-give-up.ts, lease-upkeep.ts). */
+const MESSAGES = {
+  /** Short of the send's margin until a heartbeat's late answer came: then sent. */
+  leaseWaitsSent: 'lease confirmed by a heartbeat’s late answer; sending',
+  /** Still ours, not confirmed with the margin in time (the wait ran out): given back uncounted. */
+  leaseGiveBacks:
+    'lease not confirmed with time for the send (heartbeats slow or failing); not sending',
+  /** Ended or lost before the send: given back, counted lost. */
+  leasesEndedBeforeSend: 'lease ended or lost before the send; not sending',
+} as const
+
+/** The figures over every process's log, and the rows reclaimed (each reclaim line's count). */
+export function leaseLogCounts(mailers: readonly Mailer[]): Record<string, number> {
+  const counts: Record<string, number> = {
+    leaseWaitsSent: 0,
+    leaseGiveBacks: 0,
+    leasesEndedBeforeSend: 0,
+    reclaimed: 0,
+  }
+  for (const m of mailers) {
+    let text = ''
+    try {
+      text = readFileSync(m.logPath, 'utf8')
+    } catch {}
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue
+      let entry: { msg?: string; count?: number }
+      try {
+        entry = JSON.parse(line)
+      } catch {
+        continue
+      }
+      for (const [figure, msg] of Object.entries(MESSAGES)) if (entry.msg === msg) counts[figure]!++
+      if (entry.msg === 'reclaimed expired leases') counts.reclaimed! += entry.count ?? 0
+    }
+  }
+  return counts
+}
