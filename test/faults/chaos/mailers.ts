@@ -62,13 +62,19 @@ export async function startMailers(
   return { workers, api, all, spawnWorker, releaseOf, completeDeploy }
 }
 
-/** Stops the slot's worker with `asked`, checks a SIGTERM's clean exit, and starts a new one `downMs` later. */
+/**
+ * Stops the slot's worker with `asked`, checks a SIGTERM's clean exit, and starts a new one `downMs`
+ * later. `slowedBetween`: whether the slot's database was slow (a second or more) at some moment
+ * of a span (the slow-database shape); a stop it held past the grace and the stop's margin exits 1
+ * with `stop unfinished`, as documented (src/run-until-signalled.ts): as after a kill, not a problem.
+ */
 export async function stopWorker(
   mailers: ChaosMailers,
   record: ChaosRecord,
   slot: number,
   asked: 'SIGKILL' | 'SIGTERM',
   downMs: number,
+  slowedBetween: (from: number, to: number) => boolean = () => false,
 ): Promise<void> {
   const { problems, note } = record
   let signal = asked
@@ -88,6 +94,13 @@ export async function stopWorker(
       problems.push(`${m.name} did not exit within ${GRACE_SECONDS + 10} s of SIGTERM`)
       m.proc.kill('SIGKILL')
       await m.exited
+    } else if (
+      code === 1 &&
+      m.logTail(3).includes('"msg":"stop unfinished: exiting"') &&
+      slowedBetween(t0, performance.now())
+    ) {
+      record.figures.stopsUnfinished++
+      note(`${m.name}: stop unfinished, its database slow (its leases expire, are reclaimed)`)
     } else if (code !== 0) {
       problems.push(
         `${m.name} exited ${code} after SIGTERM (${seconds(performance.now() - t0)})\n${m.logTail(10)}`,

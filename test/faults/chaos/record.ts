@@ -41,6 +41,8 @@ export interface ChaosRecord {
     unanswered: number
     /** The slow-database shape's bursts (CHAOS_SLOW_DB). */
     slowBursts: number
+    /** SIGTERMs whose stop a slow database held past its bound: exit 1, `stop unfinished`. */
+    stopsUnfinished: number
   }
   /** Processes that exited 0 after SIGTERM, with when their stop began and ended. */
   gracefulPids: Map<number, { from: number; to: number }>
@@ -76,6 +78,7 @@ export function newChaosRecord(): ChaosRecord {
       probeCommands: 0,
       unanswered: 0,
       slowBursts: 0,
+      stopsUnfinished: 0,
     },
     gracefulPids: new Map(),
     pgDownSpans: [],

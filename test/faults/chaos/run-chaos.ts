@@ -31,9 +31,9 @@ export async function runChaos(run: ChaosRun, schedule: ChaosSchedule, chaosMs: 
       run.busyWorkers.add(slot)
       run.record.figures[signal === 'SIGKILL' ? 'kills' : 'terms']++
       run.background.run(() =>
-        stopWorker(run.mailers, run.record, slot, signal, downMs).finally(() =>
-          run.busyWorkers.delete(slot),
-        ),
+        stopWorker(run.mailers, run.record, slot, signal, downMs, (from, to) =>
+          Boolean(run.slowDb?.slowedBetween(slot, from, to)),
+        ).finally(() => run.busyWorkers.delete(slot)),
       )
     },
     stopPostgres: (how, outageMs) => stopPostgres(run, how, outageMs),
