@@ -164,6 +164,28 @@ describe('a bound Postgres has no instant for', () => {
     expect([bulk.status, paths(bulk)]).toEqual([400, ['filter.sentTo']])
   })
 
+  test('an offset past ±15:59 (22009 in Postgres) is a 400 naming the filter, in the list and the bulk actions (not a 500)', async () => {
+    const list = await send(
+      s.app,
+      'GET',
+      `/v1/outbox?createdFrom=${encodeURIComponent('2030-01-01T00:00:00+16:00')}`,
+      { token: s.tk },
+    )
+    const bulk = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: { sentTo: '2030-01-01T00:00:00-23:59' }, dryRun: true },
+    })
+    const issues = (r: { body: unknown }) =>
+      (r.body as { errors?: { path: string; message: string }[] }).errors
+    const message = 'its UTC offset must be from -15:59 to +15:59 (Postgres has none beyond)'
+    expect([list.status, issues(list)]).toEqual([400, [{ path: 'createdFrom', message }]])
+    expect([bulk.status, issues(bulk)]).toEqual([400, [{ path: 'filter.sentTo', message }]])
+    // The widest offsets Postgres takes are bounds.
+    await enqueueSql(s.t.pool)
+    const widest = `createdFrom=${encodeURIComponent('2000-01-01T00:00:00+15:59')}&createdTo=${encodeURIComponent('9999-01-01T00:00:00-15:59')}`
+    expect(await listed(widest)).toHaveLength(1)
+  })
+
   test('year 0001 with an offset before UTC (1 BC in UTC) and past 9999 in UTC are instants: 200', async () => {
     await enqueueSql(s.t.pool)
     expect(
