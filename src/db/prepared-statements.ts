@@ -1,4 +1,14 @@
 // Prepared statements: a query whose text opens with `/* prepared <name> */` is parsed once per connection.
+// What pg@9 may change under it (checked against pg 8.23.1): it overrides the public, promise-
+// returning Client.prototype.query on a subclass and calls the base one with (text, values) or a
+// { name, text, values } config, so a rename or a new argument form of query() breaks it; and it
+// relies on pg keeping a named statement per connection (connection.parsedStatements, and
+// submittedNamedStatements, which the opt-in pipelining of 8.23 added to share one in-flight
+// Parse, https://github.com/brianc/node-postgres/pull/3652). pg@9 drops the client's query queue,
+// a query sent while one is unanswered (https://github.com/brianc/node-postgres/pull/3603; to be
+// replaced by pipelining, per that thread): the unnamed retry below is sent from the named
+// attempt's rejection, once that has answered, never beside it. Both paths are run by
+// test/integration/prepared-statements.test.ts, under the suite's query-overlap guard.
 import pg from 'pg'
 import { STATEMENT_NAME } from '../database-error-names.ts'
 

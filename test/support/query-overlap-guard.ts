@@ -1,4 +1,14 @@
 // Records every query a pg Client is handed while one is unanswered on it: pg@8 queues it (and warns once the queue is not empty), pg@9 refuses it.
+// What pg@9 may change under it (checked against pg 8.23.1): it reads the client's private fields
+// _queryable, _ending, pipeline, and _activeQuery and _queryQueue, where pg@8 moved them when it
+// deprecated the public activeQuery and queryQueue "to support pipeline mode"
+// (https://github.com/brianc/node-postgres/pull/3510), and whose queue it deprecated for pg@9
+// (https://github.com/brianc/node-postgres/pull/3603, where replacing it by automatic pipelining
+// was proposed; 8.23 added opt-in pipelining, _sentQueryQueue beside them,
+// https://github.com/brianc/node-postgres/pull/3652). A field renamed or gone reads as undefined
+// here, so the guard would pass every query silently: test/integration/query-overlap-guard.test.ts
+// fails then, as it expects an overlap recorded. Under pg@9 an overlap may be pipelined rather
+// than refused; the guard still holds the code to one query at a time per client.
 import pg from 'pg'
 
 interface ClientQueue {
