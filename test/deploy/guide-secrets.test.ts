@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { parse as parseConnectionString } from 'pg-connection-string'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
 import { generateTestCertificate } from '../support/test-certificate.ts'
@@ -92,4 +93,32 @@ test('step 4 for several databases: its commands leave the secrets a valid `serv
     ['acme', 'direct-host:5432'],
     ['globex', 'direct-host:5432'],
   ])
+})
+
+test("step 4's URLs ask for TLS whose certificate and host name the driver checks, as its `sslmode=require` bullet says", () => {
+  // node-postgres 8 (pg-connection-string 2) reads require as verify-full; its SECURITY WARNING says
+  // 9 gives it libpq's meaning, no check (brianc/node-postgres#3473): when this fails after an
+  // upgrade, the guide's URLs and that bullet must change (verify-full keeps the check).
+  const urls = secretsSet().filter((s) => s.name.endsWith('_URL'))
+  expect(urls.map((u) => u.name)).toEqual(['DATABASE_URL', 'LISTEN_DATABASE_URL'])
+  const tls = (url: string) => {
+    const ssl = parseConnectionString(url).ssl
+    return typeof ssl === 'object' && ssl !== null
+      ? {
+          on: true,
+          rejectUnauthorized: ssl.rejectUnauthorized ?? true,
+          checkServerIdentity: 'checkServerIdentity' in ssl,
+        }
+      : { on: ssl === true }
+  }
+  for (const { name, value } of urls) {
+    const url = value.replace(/^'|'$/g, '').replace('…', 'password')
+    expect(url).toContain('sslmode=require')
+    expect({ name, tls: tls(url) }).toEqual({
+      name,
+      tls: { on: true, rejectUnauthorized: true, checkServerIdentity: false },
+    })
+    // The bullet's other half: uselibpqcompat=true gives require libpq's meaning, no check.
+    expect(tls(`${url}&uselibpqcompat=true`)).toMatchObject({ on: true, rejectUnauthorized: false })
+  }
 })
