@@ -1,5 +1,6 @@
 // Test-run setup: one Postgres per `bun test` run with a migrated template; each test file clones it.
 import { afterAll, afterEach, setDefaultTimeout } from 'bun:test'
+import { guardInvalidDates, takeInvalidDateQueries } from './support/invalid-date-guard.ts'
 import { startTestCluster, type TestCluster } from './support/postgres.ts'
 import { guardQueryOverlaps, takeQueryOverlaps } from './support/query-overlap-guard.ts'
 
@@ -38,5 +39,16 @@ afterEach(() => {
     throw new Error(
       `pg client given a query while busy (${overlaps.length}):\n${overlaps.join('\n\n')}`,
     )
+  }
+})
+
+// A query given an invalid Date is sent as text Postgres cannot read by pg@8 (warned once per
+// process) and refused by pg@9: every test fails that made one (invalid-date-guard.test.ts shows
+// the guard catching one).
+guardInvalidDates()
+afterEach(() => {
+  const found = takeInvalidDateQueries()
+  if (found.length > 0) {
+    throw new Error(`pg query given an invalid Date (${found.length}):\n${found.join('\n\n')}`)
   }
 })
