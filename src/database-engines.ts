@@ -53,7 +53,7 @@ export function startListeners(
       log,
       clock: systemClock,
       wake: (_reason, rowId) => drainers.get(h.name)?.wake(rowId),
-      owedRowsHeld: (mailbox) => drainers.get(h.name)?.owedRowsHeld(mailbox),
+      owedRowsHeld: (rowId) => drainers.get(h.name)?.owedRowsHeld(rowId),
       onEvent,
       checkIntervalMs: config.worker.listenCheckSeconds * 1000,
       mode: config.worker.listenMode,

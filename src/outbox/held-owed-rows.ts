@@ -1,44 +1,45 @@
-// Rows given back for a mailbox's owed probe that sql/0109's trigger found locked as the owed state ended: brought due once free.
+// Rows given back for a mailbox's owed probe that sql/0113's trigger found locked as the owed state ended: brought due once free.
 import { type Kysely, sql } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 
-/** The payload's prefix of sql/0109's notification, followed by the mailbox's key. */
-const HELD_PREFIX = 'owed-rows-held '
+/**
+ * The payload's prefix of sql/0113's notification, followed by the id of a row it left locked
+ * (0109's named the mailbox's address instead: no id, so not heard as one; its rows wait for the
+ * probe's end, as before 0109).
+ */
+export const OWED_ROWS_HELD = 'owed-rows-held '
 
 // A locked row is asked for again this often: a user's transaction or a claim holds it briefly.
 const RETRY_MS = 1_000
 
-/** The mailbox a notification's payload names as having rows left locked at its owed state's end. */
-export function heldOwedRowsMailbox(payload: string | undefined): string | undefined {
-  return payload?.startsWith(HELD_PREFIX) ? payload.slice(HELD_PREFIX.length) : undefined
-}
-
 /**
- * Brings `mailbox`'s rows given back for its owed probe due now, as sql/0092's trigger does, where
- * no probe of it is owed (anew): those free now, skipping those still locked (never waiting for a
- * user's lock); wakes the workers when any moved. Returns how many stay locked. Invariant: only
- * pending rows given back for a pause (mailbox_paused) move, only earlier; email_outbox_sender_key_idx.
+ * Brings the rows given back for the owed probe of `rowId`'s mailbox (its sender_key) due now, as
+ * sql/0092's trigger does, where no probe of it is owed (anew): those free now, skipping those
+ * still locked (never waiting for a user's lock); wakes the workers when any moved. Returns how
+ * many stay locked. Invariant: only pending rows given back for a pause (mailbox_paused) move, only
+ * earlier; the row by its primary key, the mailbox's rows by email_outbox_sender_key_idx.
  */
-export async function heldOwedRowsDue(db: Kysely<Database>, mailbox: string): Promise<number> {
+export async function heldOwedRowsDue(db: Kysely<Database>, rowId: string): Promise<number> {
   // The rows read below are this statement's snapshot's: those it moved count among them.
   const { rows } = await sql<{ held: number }>`
-    with due as (
+    with k as materialized (select o.sender_key as mailbox from mailer.email_outbox o where o.id = ${rowId}::bigint),
+    due as (
       update mailer.email_outbox o set send_at = now()
        where o.ctid = any(array(
-               select c.ctid from mailer.email_outbox c
-                where c.status = 'pending' and c.sender_key is not null and c.sender_key = ${mailbox}
+               select c.ctid from mailer.email_outbox c, k
+                where c.status = 'pending' and c.sender_key is not null and c.sender_key = k.mailbox
                   and c.send_at > now() and c.last_error_code = 'mailbox_paused'
-                  and not exists (select from mailer.mailbox_pacing m where m.mailbox = ${mailbox} and m.probe_owed)
+                  and not exists (select from mailer.mailbox_pacing m where m.mailbox = k.mailbox and m.probe_owed)
                   for update of c skip locked))
          and o.status = 'pending' and o.send_at > now()
       returning 1
     )
-    select ((select count(*) from mailer.email_outbox c
-              where c.status = 'pending' and c.sender_key is not null and c.sender_key = ${mailbox}
+    select ((select count(*) from mailer.email_outbox c, k
+              where c.status = 'pending' and c.sender_key is not null and c.sender_key = k.mailbox
                 and c.send_at > now() and c.last_error_code = 'mailbox_paused'
-                and not exists (select from mailer.mailbox_pacing m where m.mailbox = ${mailbox} and m.probe_owed))
+                and not exists (select from mailer.mailbox_pacing m where m.mailbox = k.mailbox and m.probe_owed))
             - (select count(*) from due))::int as held,
            (select bool_or(pg_notify('mailer_outbox', '') is null) from (select from due limit 1) d) as woken`.execute(
     db,
@@ -47,7 +48,7 @@ export async function heldOwedRowsDue(db: Kysely<Database>, mailbox: string): Pr
 }
 
 /**
- * Per mailbox named by sql/0109's notification, one loop at a time: brings its held rows due about
+ * Per row named by sql/0113's notification, one loop at a time: brings its mailbox's held rows due about
  * once a second until none is left locked (their own due time, the probe's end, ends it at the
  * latest; a probe owed anew, too). `settled` resolves once every loop has ended after `signal`.
  */
@@ -56,14 +57,14 @@ export function createHeldOwedRows(d: {
   clock: Clock
   log: Logger
   signal: AbortSignal
-}): { held(mailbox: string): void; settled(): Promise<void> } {
+}): { held(rowId: string): void; settled(): Promise<void> } {
   const loops = new Map<string, Promise<void>>()
-  async function loop(mailbox: string) {
+  async function loop(rowId: string) {
     while (!d.signal.aborted) {
       await d.clock.sleep(RETRY_MS, d.signal)
       if (d.signal.aborted) return
       try {
-        if ((await heldOwedRowsDue(d.db, mailbox)) === 0) return
+        if ((await heldOwedRowsDue(d.db, rowId)) === 0) return
       } catch (err) {
         // Tried again a second later; the rows come due at their own time at the latest.
         d.log.warn('bringing due the rows held at an owed probe failed', { err })
@@ -71,11 +72,11 @@ export function createHeldOwedRows(d: {
     }
   }
   return {
-    held(mailbox) {
-      if (loops.has(mailbox) || d.signal.aborted) return
+    held(rowId) {
+      if (loops.has(rowId) || d.signal.aborted) return
       loops.set(
-        mailbox,
-        loop(mailbox).finally(() => loops.delete(mailbox)),
+        rowId,
+        loop(rowId).finally(() => loops.delete(rowId)),
       )
     },
     async settled() {

@@ -17,8 +17,8 @@ export interface ListenerDeps {
    * so nothing missed stays unsent.
    */
   wake: (reason: 'notification' | 'sweep', rowId?: string) => void
-  /** Called on sql/0109's notification: the mailbox whose rows given back for its owed probe stayed locked. */
-  owedRowsHeld?: (mailbox: string) => void
+  /** Called on sql/0113's notification: a row given back for its mailbox's owed probe that stayed locked. */
+  owedRowsHeld?: (rowId: string) => void
   onEvent?: EngineEventHandler
   checkIntervalMs: number
   checkTimeoutMs?: number

@@ -220,7 +220,7 @@ for (const by of ['for update', 'update'] as const)
       const free = others.filter((id) => id !== locked)
       expect(await sentRequests(free)).toEqual([...free].sort())
       // Asked while it is still locked: skipped, not waited for, and counted as still held.
-      expect(await heldOwedRowsDue(t.db, mailboxKey(OLD))).toBe(1)
+      expect(await heldOwedRowsDue(t.db, locked!)).toBe(1)
     } finally {
       await held.end('commit')
     }
@@ -228,3 +228,33 @@ for (const by of ['for update', 'update'] as const)
     expect(await stillNotDue([locked!])).toEqual([])
     expect(await sentRequests([locked!])).toEqual([locked!])
   })
+
+test("the owed state's end names a row it left locked by the row's id, never by the mailbox's address: every session LISTENing on the channel hears it", async () => {
+  const id = await enqueue(
+    t,
+    { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi', from: OLD },
+    { sendAt: new Date(Date.now() + 86_400_000).toISOString() },
+  )
+  // As given back for the owed probe: due later, mailbox_paused.
+  await t.pool.query(
+    `with p as (insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($2, now(), true))
+     update mailer.email_outbox set last_error_code = 'mailbox_paused' where id = $1::bigint`,
+    [id, mailboxKey(OLD)],
+  )
+  const held = await holdRowLocked(t.pool, id)
+  const listener = await t.pool.connect()
+  const heard: string[] = []
+  try {
+    listener.on('notification', (n) => heard.push(n.payload ?? ''))
+    await listener.query('listen mailer_outbox')
+    await t.pool.query('update mailer.mailbox_pacing set probe_owed = false where mailbox = $1', [
+      mailboxKey(OLD),
+    ])
+    await pollUntil(async () => (heard.length > 0 ? true : undefined), 5_000)
+  } finally {
+    await held.end('commit')
+    await listener.query('unlisten *')
+    listener.release()
+  }
+  expect(heard).toEqual([`owed-rows-held ${id}`])
+})
