@@ -48,9 +48,10 @@ export async function heldOwedRowsDue(db: Kysely<Database>, rowId: string): Prom
 }
 
 /**
- * Per row named by sql/0113's notification, one loop at a time: brings its mailbox's held rows due about
- * once a second until none is left locked (their own due time, the probe's end, ends it at the
- * latest; a probe owed anew, too). `settled` resolves once every loop has ended after `signal`.
+ * Per row named by sql/0113's notification, one loop at a time: brings its mailbox's held rows
+ * due about once a second until none is left locked (their own due time, the probe's end, ends it
+ * at the latest; a probe owed anew, or a statement that fails, too). `settled` resolves once every
+ * loop has ended after `signal`.
  */
 export function createHeldOwedRows(d: {
   db: Kysely<Database>
@@ -66,8 +67,12 @@ export function createHeldOwedRows(d: {
       try {
         if ((await heldOwedRowsDue(d.db, rowId)) === 0) return
       } catch (err) {
-        // Tried again a second later; the rows come due at their own time at the latest.
-        d.log.warn('bringing due the rows held at an owed probe failed', { err })
+        // Not tried again: a database away would have it fail (and warn) every second for as long.
+        // The rows come due at their own time, the probe's end, as before sql/0109.
+        d.log.warn('bringing due the rows held at an owed probe failed; they wait for its end', {
+          err,
+        })
+        return
       }
     }
   }

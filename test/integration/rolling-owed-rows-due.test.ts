@@ -1,14 +1,17 @@
 // A rolling deploy that changes MAIL_FROM: rows naming the old address, given back while its probe is owed, wait for the probe's end, not 1 s, and come due at its answer or clear.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { heldOwedRowsDue } from '../../src/outbox/held-owed-rows.ts'
+import { createLogger } from '../../src/log.ts'
+import { createHeldOwedRows, heldOwedRowsDue } from '../../src/outbox/held-owed-rows.ts'
 import { probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { databaseAway } from '../support/database-away.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { startThrottlingGraph, useGraphPerTest } from '../support/graph-per-test.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { pausedOwedAndIdle } from '../support/owed-pause.ts'
+import { sleepSteppedClock } from '../support/sleep-stepped-clock.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -257,4 +260,28 @@ test("the owed state's end names a row it left locked by the row's id, never by 
     listener.release()
   }
   expect(heard).toEqual([`owed-rows-held ${id}`])
+})
+
+test("bringing held rows due ends at its first failure (they wait for the probe's end, as before 0109), not a warning a second for as long as the database is away", async () => {
+  const db = await databaseAway()
+  const lines: string[] = []
+  const stop = new AbortController()
+  const held = createHeldOwedRows({
+    db,
+    clock: sleepSteppedClock().clock,
+    log: createLogger('debug', (l) => lines.push(l)),
+    signal: stop.signal,
+  })
+  try {
+    held.held('1')
+    const ended = await Promise.race([
+      held.settled().then(() => 'ended'),
+      pollUntil(async () => (lines.length >= 3 ? 'still trying' : undefined), 10_000),
+    ])
+    expect({ ended, warnings: lines.length }).toEqual({ ended: 'ended', warnings: 1 })
+  } finally {
+    stop.abort()
+    await held.settled()
+    await db.destroy()
+  }
 })
