@@ -7,15 +7,18 @@
 -- statement that ends the owed state. Such a row kept the time it was given back to, the probe's
 -- end (its send deadline or its lease's end, up to LEASE_SECONDS away), though it may go out now.
 -- Now, when rows stay behind, the same trigger also notifies the channel with the payload
--- 'owed-rows-held ' || the mailbox's key: a worker of this release then brings them due (skip
--- locked) about once a second until none is left held, ends at their own due time at the latest
--- (held-owed-rows.ts). The rows left are read after the update, unlocked (a plain read never waits),
--- by email_outbox_sender_key_idx: the rows moved are due now and no longer counted.
+-- 'owed-rows-held ' || the lowest id of the rows it left locked (never the mailbox's address: every
+-- session of any role that LISTENs on mailer_outbox hears it, and the channel carries only wake-ups
+-- and row ids, migration 0030): a worker of this release reads that row's sender_key and brings the
+-- mailbox's rows due (skip locked) about once a second until none is left held, ending at their own
+-- due time at the latest (held-owed-rows.ts). The rows left are read after the update, unlocked
+-- (a plain read never waits), by email_outbox_sender_key_idx: the rows moved are due now and no
+-- longer counted.
 --
 -- Cost: as 0092's, only where the owed state ends; one index read more there. Same trigger, same
 -- function name and signature: replaced.
 --
--- Older binaries hear the notification as a plain wake (the payload names no row: notifiedRowId),
+-- Older binaries hear the notification as a plain wake (the payload is no bare id: notifiedRowId),
 -- and the rows they leave behind wait as before.
 --! older-binaries-compatible
 
@@ -24,6 +27,8 @@ language plpgsql volatile
 set search_path = pg_catalog, pg_temp
 set standard_conforming_strings = on
 as $$
+declare
+  held bigint;
 begin
   -- Invariant: only pending rows move, only earlier; email_outbox_sender_key_idx finds them.
   update mailer.email_outbox o set send_at = now()
@@ -37,10 +42,11 @@ begin
     perform pg_notify('mailer_outbox', '');
   end if;
   -- The rows skipped (locked): still due later. A worker of this release brings them due when free.
-  if exists (select from mailer.email_outbox c
-              where c.status = 'pending' and c.sender_key is not null and c.sender_key = new.mailbox
-                and c.send_at > now() and c.last_error_code = 'mailbox_paused') then
-    perform pg_notify('mailer_outbox', 'owed-rows-held ' || new.mailbox);
+  select min(c.id) into held from mailer.email_outbox c
+   where c.status = 'pending' and c.sender_key is not null and c.sender_key = new.mailbox
+     and c.send_at > now() and c.last_error_code = 'mailbox_paused';
+  if held is not null then
+    perform pg_notify('mailer_outbox', 'owed-rows-held ' || held);
   end if;
   return null;
 end $$;

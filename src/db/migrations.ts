@@ -82,7 +82,6 @@ import m0103 from '../../sql/0103_probe_search_skipped_within_a_second.sql' with
 import m0104 from '../../sql/0104_endless_pause_moves_no_rows.sql' with { type: 'text' }
 import m0107 from '../../sql/0107_pause_left_read_on_postgres_16.sql' with { type: 'text' }
 import m0109 from '../../sql/0109_owed_probe_end_tells_of_locked_rows.sql' with { type: 'text' }
-import m0113 from '../../sql/0113_owed_rows_held_named_by_row.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -172,7 +171,6 @@ export const migrations: readonly Migration[] = [
   { version: 104, name: '0104_endless_pause_moves_no_rows', sql: m0104 },
   { version: 107, name: '0107_pause_left_read_on_postgres_16', sql: m0107 },
   { version: 109, name: '0109_owed_probe_end_tells_of_locked_rows', sql: m0109 },
-  { version: 113, name: '0113_owed_rows_held_named_by_row', sql: m0113 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

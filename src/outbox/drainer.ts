@@ -23,7 +23,7 @@ export interface Drainer {
   start(): void
   /** `rowId`: the one row a notification named (its transaction inserted that row alone). */
   wake(rowId?: string): void
-  /** sql/0113's notification: `rowId`, given back for its mailbox's owed probe, stayed locked at its end (others may too). */
+  /** sql/0109's notification: `rowId`, given back for its mailbox's owed probe, stayed locked at its end (others may too). */
   owedRowsHeld(rowId: string): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>

@@ -1,13 +1,12 @@
-// Rows given back for a mailbox's owed probe that sql/0113's trigger found locked as the owed state ended: brought due once free.
+// Rows given back for a mailbox's owed probe that sql/0109's trigger found locked as the owed state ended: brought due once free.
 import { type Kysely, sql } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 
 /**
- * The payload's prefix of sql/0113's notification, followed by the id of a row it left locked
- * (0109's named the mailbox's address instead: no id, so not heard as one; its rows wait for the
- * probe's end, as before 0109).
+ * The payload's prefix of sql/0109's notification, followed by the id of a row it left locked
+ * (never the mailbox's address: every session listening on the channel hears the payload).
  */
 export const OWED_ROWS_HELD = 'owed-rows-held '
 
@@ -48,7 +47,7 @@ export async function heldOwedRowsDue(db: Kysely<Database>, rowId: string): Prom
 }
 
 /**
- * Per row named by sql/0113's notification, one loop at a time: brings its mailbox's held rows
+ * Per row named by sql/0109's notification, one loop at a time: brings its mailbox's held rows
  * due about once a second until none is left locked (their own due time, the probe's end, ends it
  * at the latest; a probe owed anew, or a statement that fails, too). `settled` resolves once every
  * loop has ended after `signal`.

@@ -17,7 +17,7 @@ export interface ListenerDeps {
    * so nothing missed stays unsent.
    */
   wake: (reason: 'notification' | 'sweep', rowId?: string) => void
-  /** Called on sql/0113's notification: a row given back for its mailbox's owed probe that stayed locked. */
+  /** Called on sql/0109's notification: a row given back for its mailbox's owed probe that stayed locked. */
   owedRowsHeld?: (rowId: string) => void
   onEvent?: EngineEventHandler
   checkIntervalMs: number
