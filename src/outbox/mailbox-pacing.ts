@@ -120,17 +120,24 @@ export async function reservePacing(
  * (turn_interval > 0) is spaced by the interval in force from the last one taken, as takePacing
  * reads it: with none in force it is over. A read, so a send from an unpaused mailbox writes nothing.
  * owedProbe: while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts), the row named to
- * probe (null: none yet); absent when none is owed. Read per mailbox, shared by its sends.
+ * probe (null: none yet); absent when none is owed. throttled: the wait is a throttle's pause
+ * (turn_interval 0), however short, not a pacing turn. Read per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
   p: { mailbox: string },
-): Promise<{ waitMs: PauseLeftMs; intervalMs: number; owedProbe?: string | null }> {
+): Promise<{
+  waitMs: PauseLeftMs
+  intervalMs: number
+  owedProbe?: string | null
+  throttled?: true
+}> {
   const { rows } = await sql<{
     wait_ms: number | string | null
     interval_ms: number
     probe_owed: boolean | null
     probe_id: string | null
+    throttled: boolean | null
   }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
@@ -139,10 +146,14 @@ export async function mailboxPausedFor(
     select greatest(0, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                             else m.next_at end)) as wait_ms,
            (extract(epoch from r.i) * 1000)::float8 as interval_ms,
-           m.probe_owed, m.probe_id::text as probe_id
+           m.probe_owed, m.probe_id::text as probe_id, m.turn_interval = interval '0' as throttled
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
-  const read = { waitMs: pauseLeftMs(r?.wait_ms ?? 0), intervalMs: r?.interval_ms ?? 0 }
+  const read = {
+    waitMs: pauseLeftMs(r?.wait_ms ?? 0),
+    intervalMs: r?.interval_ms ?? 0,
+    ...(r?.throttled === true && { throttled: true as const }),
+  }
   return r?.probe_owed ? { ...read, owedProbe: r.probe_id } : read
 }
 

@@ -187,12 +187,13 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       readInForce(intervalMs)
     },
     async heldForMs(mailbox, rowId) {
-      // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's:
-      // a wait past it is a throttle's pause, as waitForPacing tells them apart.
-      const { waitMs, intervalMs, owedProbe } = await pausedFor(key(mailbox))
+      // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's;
+      // a throttle's pause holds it however short (throttled), and so does a wait past one
+      // interval (a row an older binary wrote: no turn_interval to tell them apart).
+      const { waitMs, intervalMs, owedProbe, throttled } = await pausedFor(key(mailbox))
       if (owedProbe !== undefined && owedProbe !== rowId)
         return Math.max(waitMs, OWED_PROBE_RETRY_MS)
-      return waitMs > intervalMs ? waitMs : 0
+      return throttled || waitMs > intervalMs ? waitMs : 0
     },
     async pause(mailbox, ms) {
       await pauseMailbox(o.db, { mailbox: key(mailbox), ms })

@@ -26,11 +26,13 @@ function worker(
   workerId: string,
   mailFrom: string,
   policy: 'resend' | 'hold' = 'resend',
+  ratePerMinute = 0,
 ): TestEngine {
   const engine = graphWorker(t, fake, {
     workerId,
     mailFrom,
     policy,
+    ratePerMinute,
     timeoutSeconds: TIMEOUT_SECONDS,
     graceSeconds: GRACE_SECONDS,
   })
@@ -173,10 +175,10 @@ test('MAIL_FROM replaced by a redeploy after 5 template edits of the old workerâ
 
 /**
  * A send interrupted in the old mailbox, that mailbox then paused until `nextAt` (SQL), and a worker
- * of the new MAIL_FROM looking it up: its own mailbox is asked (twice), the paused one never; the
- * row waits unsent. Returns the row's id.
+ * of the new MAIL_FROM (pacing at `ratePerMinute`) looking it up: its own mailbox is asked (twice),
+ * the paused one never; the row waits unsent. Returns the row's id.
  */
-async function lookedUpPastPausedSender(nextAt: string): Promise<string> {
+async function lookedUpPastPausedSender(nextAt: string, ratePerMinute = 0): Promise<string> {
   const fake = await graph()
   const id = await enqueue(t)
   await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
@@ -187,7 +189,7 @@ async function lookedUpPastPausedSender(nextAt: string): Promise<string> {
     [OLD_FROM],
   )
   const asked = fake.requests.length
-  const after = worker(fake, 'after', NEW_FROM)
+  const after = worker(fake, 'after', NEW_FROM, 'resend', ratePerMinute)
   await after.start()
   await after.events.waitFor(settledFor(id), 30_000)
   const lookups = fake.requests.slice(asked).filter((r) => r.kind === 'lookup')
@@ -205,6 +207,20 @@ test('a past sender mailbox paused by a throttle is not asked while the pause la
     'mailbox_paused',
     false,
   ])
+})
+
+test('paced (a turn a minute), a past sender mailbox throttled for less than one interval is not asked while the throttle lasts: a throttle is no pacing turn', async () => {
+  // Graph throttled the old mailbox for 30 s: shorter than the interval the new worker paces by.
+  const id = await lookedUpPastPausedSender(`now() + interval '30 seconds'`, 1)
+  const { rows } = await t.pool.query<{ status: string; code: string | null; wait: number }>(
+    `select status, last_error_code as code, extract(epoch from send_at - now())::float8 as wait
+       from mailer.email_outbox where id = $1`,
+    [id],
+  )
+  // Due again as the throttle ends, not at a pacing turn.
+  expect(rows[0]).toMatchObject({ status: 'pending', code: 'mailbox_paused' })
+  expect(rows[0]!.wait).toBeGreaterThan(10)
+  expect(rows[0]!.wait).toBeLessThanOrEqual(30)
 })
 
 test('a past sender mailbox paused with no end (next_at infinity, by hand) is not asked: the row waits a recheck, mailbox_paused, no settlement error', async () => {

@@ -26,6 +26,8 @@ export interface GraphWorkerOptions {
   allowedSenders?: string[]
   /** The drainer's log; silent when not given. */
   log?: Logger
+  /** MAILBOX_RATE_PER_MINUTE; 0 (no pacing) when not given. */
+  ratePerMinute?: number
   /** Wraps the Graph sender (something to do as a send is under way); as it is when not given. */
   wrapSender?: (graph: Sender) => Sender
 }
@@ -42,7 +44,7 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
       GRAPH_MAILBOX_LOOKUP: 'true',
       GRAPH_REQUEST_TIMEOUT_SECONDS: String(timeoutSeconds),
       AMBIGUOUS_SEND_POLICY: policy,
-      MAILBOX_RATE_PER_MINUTE: '0',
+      MAILBOX_RATE_PER_MINUTE: String(o.ratePerMinute ?? 0),
       // The configuration's bound on the timeout (at most half the lease) reads it; a test's lease
       // below LEASE_SECONDS' least (5) is the engine's alone, beside the default 60 s here.
       ...(o.leaseSeconds && o.leaseSeconds >= 5 && { LEASE_SECONDS: String(o.leaseSeconds) }),
