@@ -10,28 +10,19 @@
 // counts the re-claims alone). Counts over `seconds` (default 10, after 2 s of warm-up): the new worker's claims and rows claimed, every statement of the workers
 // (pg_stat_statements; the driver's own, as bench_probe, left out) and the history rows written (a
 // row's give-back is recorded once per pause: that count ends when every row has been given back). Runs unchanged against an older tree (copy it there).
-import pg from 'pg'
-import { migrate } from '../src/db/migrate.ts'
-import { openDb } from '../src/db/open.ts'
-import { silentLogger } from '../src/log.ts'
-import type { TestDb } from '../test/support/db.ts'
 import { enqueue, type TestEngine } from '../test/support/engine.ts'
 import { pollUntil } from '../test/support/events.ts'
 import { startFakeGraph } from '../test/support/fake-graph.ts'
 import { graphTransport, startTransportWorker } from '../test/support/transport-worker.ts'
-import { startBenchCluster } from './cluster.ts'
+import { startBenchTestDb } from './bench-test-db.ts'
 
 const rows = Number(process.argv[2] ?? 1000)
 const seconds = Number(process.argv[3] ?? 10)
 const OLD = 'outbox@example.com'
 const NEW = 'outbox-next@example.com'
-const cluster = await startBenchCluster()
+const db = await startBenchTestDb('outbox_rolling_owed')
+const { cluster, probePool, t } = db
 const name = 'outbox_rolling_owed'
-await cluster.createDatabase(name)
-await migrate({ url: cluster.url(name), log: silentLogger })
-const handle = openDb({ name: 'bench', url: cluster.url(name), log: silentLogger })
-const probePool = new pg.Pool({ connectionString: cluster.probeUrl(name), max: 2 })
-const t = { ...handle, url: cluster.url(name), pool: probePool } as unknown as TestDb
 const fake = await startFakeGraph({
   clientSecret: 'right',
   concurrencyLimit: 1000,
@@ -123,7 +114,5 @@ try {
 } finally {
   for (const e of engines.splice(0)) await e.stop()
   await fake.stop()
-  await handle.close()
-  await probePool.end()
-  await cluster.stop()
+  await db.close()
 }

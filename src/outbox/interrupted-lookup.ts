@@ -10,6 +10,8 @@ interface Answer {
   mailbox: string
   /** The verdict's throttle is a pause or an owed probe the gate already holds: nothing to pause. */
   held?: true
+  /** Held: run once the row's give-back is recorded (SendGate.heldFor). */
+  givenBack?: () => Promise<void>
 }
 
 /**
@@ -45,17 +47,20 @@ export async function lookUpInterruptedSend(
   for (const mailbox of past) {
     // Asked without its permit (the row holds its own mailbox's): a paused mailbox, or one whose
     // probe is owed, is not asked before the gate would let a send to it go (the row waits).
-    const heldMs = await Promise.resolve(d.gate.heldForMs?.(mailbox, r.lease.id) ?? 0).catch(
+    const held = await Promise.resolve(d.gate.heldFor?.(mailbox, r.lease.id) ?? null).catch(
       (err: unknown) => {
         d.log.warn('could not read a past sender mailbox pause; will look again', {
           db: d.dbName,
           err,
         })
-        return null
+        return 'error' as const
       },
     )
-    if (heldMs === null) return { verdict: 'error', mailbox: own }
-    if (heldMs > 0) return { verdict: { throttledForMs: heldMs }, mailbox, held: true }
+    if (held === 'error') return { verdict: 'error', mailbox: own }
+    if (held !== null) {
+      const { pausedForMs: throttledForMs, givenBack } = held
+      return { verdict: { throttledForMs }, mailbox, held: true, ...(givenBack && { givenBack }) }
+    }
     const there = await ask(mailbox)
     if (there === 'not_found' || (typeof there === 'object' && 'rejected' in there)) continue
     if (there === 'found') {

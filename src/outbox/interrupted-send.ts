@@ -121,6 +121,14 @@ export async function resolveAmbiguity(
       },
       refused ? { httpStatus: refused.httpStatus, requestId: refused.requestId } : {},
     )
+    // Failing, the row waits for the time it was given back to, as before.
+    await asked.givenBack?.().catch((err) =>
+      d.log.warn('could not bring a row given back due', {
+        db: d.dbName,
+        outboxId: r.lease.id,
+        err,
+      }),
+    )
   } else if (verdict === 'error') {
     // Ask the mailbox again later rather than guess; the attempt is not counted.
     await finish(r.lease, {

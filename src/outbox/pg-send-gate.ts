@@ -5,6 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { owedProbeEndsInMs, owedRowDueIfProbeEnded } from './owed-probe-end.ts'
+import { noteOwedProbeLookup } from './owed-probe-lookups.ts'
 import { noteRateAtStart } from './pacing-rate-at-start.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
@@ -186,14 +187,26 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       })
       readInForce(intervalMs)
     },
-    async heldForMs(mailbox, rowId) {
+    async heldFor(mailbox, rowId) {
       // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's;
       // a throttle's pause holds it however short (throttled), and so does a wait past one
       // interval (a row an older binary wrote: no turn_interval to tell them apart).
-      const { waitMs, intervalMs, owedProbe, throttled } = await pausedFor(key(mailbox))
-      if (owedProbe !== undefined && owedProbe !== rowId)
-        return Math.max(waitMs, OWED_PROBE_RETRY_MS)
-      return throttled || waitMs > intervalMs ? waitMs : 0
+      const k = key(mailbox)
+      const { waitMs, intervalMs, owedProbe, throttled } = await pausedFor(k)
+      if (owedProbe !== undefined && owedProbe !== rowId) {
+        // Held as a row naming the mailbox; the row names another, so 0092's trigger does not see
+        // it: noted for 0112's, which brings it due at the owed state's end.
+        const back = await owedGiveBack(k, rowId, waitMs)
+        return {
+          pausedForMs: back.pausedForMs,
+          givenBack: async () => {
+            await noteOwedProbeLookup(o.db, k, rowId)
+            await back.givenBack?.()
+          },
+        }
+      }
+      const heldMs = throttled || waitMs > intervalMs ? waitMs : 0
+      return heldMs > 0 ? { pausedForMs: heldMs } : null
     },
     async pause(mailbox, ms) {
       await pauseMailbox(o.db, { mailbox: key(mailbox), ms })

@@ -64,11 +64,12 @@ export interface SendGate {
   pause(mailbox: string, ms: number): Promise<void>
   /**
    * For a provider request to `mailbox` made without its permit (a lookup in a past sender
-   * mailbox, under the row's own): how long it must wait, as acquire would send the row back: the
-   * throttle's pause still to run, or while the mailbox's probe is owed and `rowId` is not it, a
-   * moment. 0: it may ask now. Unset: nothing holds a mailbox back (file, discard).
+   * mailbox, under the row's own): how long row `rowId` must wait, as acquire would send it back:
+   * the throttle's pause still to run, or while the mailbox's probe is owed and the row is not it,
+   * until that probe surely ends (givenBack: to run once the row's give-back is recorded). Null: it
+   * may ask now. Unset: nothing holds a mailbox back (file, discard).
    */
-  heldForMs?(mailbox: string, rowId: string): Promise<number>
+  heldFor?(mailbox: string, rowId: string): Promise<MailboxPaused | null>
   /** Gives back whatever the gate still holds once no send will ask again (worker stop). */
   close?(): Promise<void>
 }

@@ -1,6 +1,8 @@
 // An interrupted send is looked up in the mailbox it went from, though the row's sender changed since (a redeploy's MAIL_FROM, a template's from_address): never sent a second time from the new one.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { EngineEvent } from '../../src/outbox/events.ts'
+import { probeAnswered } from '../../src/outbox/owed-probe.ts'
+import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
@@ -240,4 +242,45 @@ test('a past sender mailbox paused with no end (next_at infinity, by hand) is no
   expect(rows[0]).toMatchObject({ status: 'pending', code: 'mailbox_paused', leased: false })
   expect(rows[0]!.wait).toBeGreaterThan(30)
   expect(rows[0]!.wait).toBeLessThanOrEqual(60)
+})
+
+test("a past sender mailbox whose probe is owed and out: the row waits for the probe's end, not a second, and its answer brings the row due", async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
+  // The old mailbox's probe (another row, of a worker of the old MAIL_FROM still running: its lease
+  // 40 s, as its send deadline) is out, its answer not yet in.
+  const probe = await enqueue(t)
+  await t.pool.query(
+    `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+       values ('old-release:1:abcdef', 'old-release', 1, '0.9.0', $1, 60)`,
+    [mailboxKey(OLD_FROM)],
+  )
+  await t.pool.query(
+    `with p as (update mailer.email_outbox
+                   set status = 'sending', lease_token = gen_random_uuid(), lease_expires_at = now() + interval '40 seconds',
+                       send_started_at = now(), send_deadline_at = now() + interval '40 seconds'
+                 where id = $2 returning id)
+     insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, probe_owed, probe_id)
+     select $1, now() - interval '1 minute', interval '0', true, p.id from p
+     on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval,
+                                         probe_owed = true, probe_id = excluded.probe_id`,
+    [mailboxKey(OLD_FROM), probe],
+  )
+  const after = worker(fake, 'after', NEW_FROM)
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const { rows } = await t.pool.query<{ code: string | null; wait: number }>(
+    `select last_error_code as code, extract(epoch from send_at - now())::float8 as wait
+       from mailer.email_outbox where id = $1`,
+    [id],
+  )
+  // Due as the probe surely ends (its deadline, 40 s), not in a second: claimed once for it.
+  expect(rows[0]!.code).toBe('mailbox_paused')
+  expect(rows[0]!.wait).toBeGreaterThan(20)
+  // The probe's answer (the released statement) ends the owed state: the row comes due at once,
+  // is looked up in the old mailbox and found there, long before the probe's deadline.
+  await probeAnswered(t.db, { mailbox: mailboxKey(OLD_FROM), id: probe })
+  await after.events.waitFor(settledFor(id, 'sent'), 20_000)
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
 })

@@ -420,6 +420,11 @@ describe('migrate', () => {
         '0109_owed_probe_end_tells_of_locked_rows',
         'c5ef508fea13f99cbad97a6c8520ee0ebe5444ab522b88a23f8502f4388d08e2',
       ],
+      [
+        112,
+        '0112_owed_probe_end_brings_lookups_due',
+        '9124395c677ed0ec43bf285729a1b066c146d61aa9c95af7a9ff832fdd7c2847',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -559,6 +564,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
+        112,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -635,9 +641,10 @@ describe('migrate', () => {
         { version: 104, c: true },
         { version: 107, c: true },
         { version: 109, c: true },
+        { version: 112, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0109 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0112 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -646,7 +653,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 1000,
+          107, 109, 112, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -909,6 +916,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
+      112,
     ])
     const { rows } = await adminQuery(
       url,

@@ -37,7 +37,7 @@ export async function createTestDb(): Promise<TestDb> {
       // a pause (mailbox_pacing) or a held slot left by one test would otherwise hold the next back
       // (test-db-reset.test.ts).
       await handle.pool.query(
-        'truncate mailer.email_attempts, mailer.email_outbox, mailer.templates, mailer.workers, mailer.mailbox_pacing, mailer.send_slots, mailer.sender_mailboxes, mailer.probe_due_hints restart identity cascade',
+        'truncate mailer.email_attempts, mailer.email_outbox, mailer.templates, mailer.workers, mailer.mailbox_pacing, mailer.send_slots, mailer.sender_mailboxes, mailer.probe_due_hints, mailer.owed_probe_lookups restart identity cascade',
       )
     },
     drop: async () => {
