@@ -82,7 +82,9 @@ import m0103 from '../../sql/0103_probe_search_skipped_within_a_second.sql' with
 import m0104 from '../../sql/0104_endless_pause_moves_no_rows.sql' with { type: 'text' }
 import m0107 from '../../sql/0107_pause_left_read_on_postgres_16.sql' with { type: 'text' }
 import m0109 from '../../sql/0109_owed_probe_end_tells_of_locked_rows.sql' with { type: 'text' }
-import m0112 from '../../sql/0112_owed_probe_end_brings_lookups_due.sql' with { type: 'text' }
+import m0112 from '../../sql/0112_past_sender_lookups_wait_out_throttles_and_probes.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -172,7 +174,7 @@ export const migrations: readonly Migration[] = [
   { version: 104, name: '0104_endless_pause_moves_no_rows', sql: m0104 },
   { version: 107, name: '0107_pause_left_read_on_postgres_16', sql: m0107 },
   { version: 109, name: '0109_owed_probe_end_tells_of_locked_rows', sql: m0109 },
-  { version: 112, name: '0112_owed_probe_end_brings_lookups_due', sql: m0112 },
+  { version: 112, name: '0112_past_sender_lookups_wait_out_throttles_and_probes', sql: m0112 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -120,8 +120,9 @@ export async function reservePacing(
  * (turn_interval > 0) is spaced by the interval in force from the last one taken, as takePacing
  * reads it: with none in force it is over. A read, so a send from an unpaused mailbox writes nothing.
  * owedProbe: while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts), the row named to
- * probe (null: none yet); absent when none is owed. throttled: the wait is a throttle's pause
- * (turn_interval 0), however short, not a pacing turn. Read per mailbox, shared by its sends.
+ * probe (null: none yet); absent when none is owed. throttledMs: how long a throttle still holds
+ * the mailbox, however short, whether it is the wait (turn_interval 0) or lies within a pacing turn
+ * (throttled_until, sql/0112); absent when none does. Read per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
@@ -130,14 +131,14 @@ export async function mailboxPausedFor(
   waitMs: PauseLeftMs
   intervalMs: number
   owedProbe?: string | null
-  throttled?: true
+  throttledMs?: PauseLeftMs
 }> {
   const { rows } = await sql<{
     wait_ms: number | string | null
     interval_ms: number
     probe_owed: boolean | null
     probe_id: string | null
-    throttled: boolean | null
+    throttled_ms: number | string | null
   }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
@@ -146,27 +147,36 @@ export async function mailboxPausedFor(
     select greatest(0, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                             else m.next_at end)) as wait_ms,
            (extract(epoch from r.i) * 1000)::float8 as interval_ms,
-           m.probe_owed, m.probe_id::text as probe_id, m.turn_interval = interval '0' as throttled
+           m.probe_owed, m.probe_id::text as probe_id,
+           greatest(0, case when m.turn_interval = interval '0' then mailer.ms_until(m.next_at) end,
+                    mailer.ms_until(m.throttled_until)) as throttled_ms
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
+  const throttledMs = pauseLeftMs(r?.throttled_ms ?? 0)
   const read = {
     waitMs: pauseLeftMs(r?.wait_ms ?? 0),
     intervalMs: r?.interval_ms ?? 0,
-    ...(r?.throttled === true && { throttled: true as const }),
+    ...(throttledMs > 0 && { throttledMs }),
   }
   return r?.probe_owed ? { ...read, owedProbe: r.probe_id } : read
 }
 
-/** A provider throttle: no worker starts a send from this mailbox for `ms`. */
+/**
+ * A provider throttle: no worker starts a send from this mailbox for `ms`. Its end is kept apart
+ * too (throttled_until, sql/0112): a pause within the mailbox's next turn leaves only that turn in
+ * next_at, which a lookup made without a turn (mailboxPausedFor) must not take for no throttle.
+ */
 export async function pauseMailbox(
   db: Kysely<Database>,
   p: { mailbox: string; ms: number },
 ): Promise<void> {
   await sql`
-    insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval)
-    values (${p.mailbox}, now() + make_interval(secs => ${p.ms / 1000}), interval '0')
+    insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval, throttled_until)
+    values (${p.mailbox}, now() + make_interval(secs => ${p.ms / 1000}), interval '0',
+            now() + make_interval(secs => ${p.ms / 1000}))
     on conflict (mailbox) do update
        set next_at = greatest(m.next_at, now() + make_interval(secs => ${p.ms / 1000})),
+           throttled_until = greatest(m.throttled_until, now() + make_interval(secs => ${p.ms / 1000})),
            -- A pause past the mailbox's next turn ends at next_at, whatever the rate (0: no turn).
            turn_interval = case when m.next_at < now() + make_interval(secs => ${p.ms / 1000})
                                 then interval '0' else m.turn_interval end`.execute(db)

@@ -189,10 +189,10 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     },
     async heldFor(mailbox, rowId) {
       // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's;
-      // a throttle's pause holds it however short (throttled), and so does a wait past one
-      // interval (a row an older binary wrote: no turn_interval to tell them apart).
+      // a throttle holds it however short, within a turn too (throttledMs), and so does a wait
+      // past one interval (a row an older binary wrote: no turn_interval to tell them apart).
       const k = key(mailbox)
-      const { waitMs, intervalMs, owedProbe, throttled } = await pausedFor(k)
+      const { waitMs, intervalMs, owedProbe, throttledMs = 0 } = await pausedFor(k)
       if (owedProbe !== undefined && owedProbe !== rowId) {
         // Held as a row naming the mailbox; the row names another, so 0092's trigger does not see
         // it: noted for 0112's, which brings it due at the owed state's end.
@@ -205,7 +205,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
           },
         }
       }
-      const heldMs = throttled || waitMs > intervalMs ? waitMs : 0
+      const heldMs = Math.max(throttledMs, waitMs > intervalMs ? waitMs : 0)
       return heldMs > 0 ? { pausedForMs: heldMs } : null
     },
     async pause(mailbox, ms) {

@@ -1,6 +1,7 @@
 // An interrupted send is looked up in the mailbox it went from, though the row's sender changed since (a redeploy's MAIL_FROM, a template's from_address): never sent a second time from the new one.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { EngineEvent } from '../../src/outbox/events.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pacing.ts'
 import { probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
@@ -223,6 +224,35 @@ test('paced (a turn a minute), a past sender mailbox throttled for less than one
   expect(rows[0]).toMatchObject({ status: 'pending', code: 'mailbox_paused' })
   expect(rows[0]!.wait).toBeGreaterThan(10)
   expect(rows[0]!.wait).toBeLessThanOrEqual(30)
+})
+
+test("paced, a past sender mailbox throttled after its turn was taken, for less than the turn's remainder, is not asked while the throttle lasts", async () => {
+  // The old mailbox's last turn (1/min) was taken 10 s ago; Graph then throttled its send for 20 s:
+  // the released statement (pauseMailbox) leaves the turn, 50 s off, standing for it.
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+       values ($1, now() + interval '50 seconds', interval '1 minute')
+     on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval`,
+    [mailboxKey(OLD_FROM)],
+  )
+  await pauseMailbox(t.db, { mailbox: mailboxKey(OLD_FROM), ms: 20_000 })
+  const asked = fake.requests.length
+  const after = worker(fake, 'after', NEW_FROM, 'resend', 1)
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  const lookups = fake.requests.slice(asked).filter((r) => r.kind === 'lookup')
+  expect(lookups.map((r) => r.mailbox)).toEqual([NEW_FROM, NEW_FROM])
+  const { rows } = await t.pool.query<{ code: string | null; wait: number }>(
+    `select last_error_code as code, extract(epoch from send_at - now())::float8 as wait
+       from mailer.email_outbox where id = $1`,
+    [id],
+  )
+  // Due again as the throttle ends, not at the turn.
+  expect(rows[0]!.code).toBe('mailbox_paused')
+  expect(rows[0]!.wait).toBeLessThanOrEqual(20)
 })
 
 test('a past sender mailbox paused with no end (next_at infinity, by hand) is not asked: the row waits a recheck, mailbox_paused, no settlement error', async () => {

@@ -422,8 +422,8 @@ describe('migrate', () => {
       ],
       [
         112,
-        '0112_owed_probe_end_brings_lookups_due',
-        '9124395c677ed0ec43bf285729a1b066c146d61aa9c95af7a9ff832fdd7c2847',
+        '0112_past_sender_lookups_wait_out_throttles_and_probes',
+        '292a8ce0452e0d0802a93823fe51c9b975be4f6587a44d24a3dd72c966885569',
       ],
     ]
     expect(

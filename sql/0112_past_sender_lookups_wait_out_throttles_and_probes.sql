@@ -1,15 +1,25 @@
--- 0112: the end of a mailbox's owed probe brings due the interrupted sends' lookups that wait for it, as 0092 does its sends.
+-- 0112: an interrupted send's lookup in a past sender mailbox waits out that mailbox's throttle and owed probe, and the probe's end brings it due.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why: an interrupted send's lookup asks the mailboxes its row may have gone from before
--- (interrupted-lookup.ts), but not one whose probe is owed after MAIL_FROM's pause (a rolling deploy
--- that changed MAIL_FROM: the other release's): its row goes back, mailbox_paused. That row names
--- its own sender, not the mailbox it waits for, so 0092's trigger (rows of that sender_key) never
--- brought it due: it went back due 1 s later and was claimed once a second for as long as the probe
--- was out. A worker of this release gives it back due when the probe out surely ends, as a row
--- naming the mailbox (owed-probe-end.ts), and notes it here (owed-probe-lookups.ts); the owed
--- state's end, however it ends (the probe's answer, claim_past_paused's clears, the reclaim's stale
--- clear, an older binary's too), brings the noted rows due now with a wake-up, and forgets them.
+-- (interrupted-lookup.ts), but, as a send would, not one paused by a throttle or whose probe is
+-- owed after MAIL_FROM's pause (a rolling deploy that changed MAIL_FROM: the other release's).
+--
+-- 1. mailbox_pacing.throttled_until: when the last throttle noted for the mailbox ends. With
+-- pacing on, a throttle that ended before the mailbox's next turn (the send it met had just taken
+-- a turn) left only that turn (next_at, turn_interval kept), which is the sends' to wait for, not a
+-- lookup's: the lookup asked the throttled mailbox. pauseMailbox writes it in the statement that
+-- notes the throttle; the gate's pause read (mailboxPausedFor) reads it in its statement: nothing
+-- added on the send's hot path (takePacing neither reads nor writes it). Older binaries' throttles
+-- leave it as it was (NULL): their pauses count by next_at and turn_interval, as before.
+--
+-- 2. mailer.owed_probe_lookups: a row held for an owed probe goes back; it names its own sender,
+-- not the mailbox it waits for, so 0092's trigger (rows of that sender_key) never brought it due:
+-- it went back due 1 s later and was claimed once a second for as long as the probe was out. A
+-- worker of this release gives it back due when the probe out surely ends, as a row naming the
+-- mailbox (owed-probe-end.ts), and notes it here (owed-probe-lookups.ts); the owed state's end,
+-- however it ends (the probe's answer, claim_past_paused's clears, the reclaim's stale clear, an
+-- older binary's too), brings the noted rows due now with a wake-up, and forgets them.
 --
 -- Which rows: those noted for the mailbox, still pending, due later, last given back for a pause
 -- (mailbox_paused): a row settled or claimed since, or given back for something else, is left
@@ -21,11 +31,13 @@
 -- false); it reads and deletes the mailbox's notes by this table's primary key, and the rows by
 -- theirs. Nothing on the hot path reads or writes the table. Not security definer: the role that
 -- ends the owed state (a worker's) writes both tables anyway (deploy/README.md step 7's default
--- privileges cover a new table).
+-- privileges cover a new table). The column is added without a default: no table rewrite.
 --
--- Older binaries neither read nor write the table; their ends of an owed state fire the trigger,
--- which finds no note of theirs. Nothing they call changes.
+-- Older binaries neither read nor write the column or the table; their ends of an owed state fire
+-- the trigger, which finds no note of theirs. Nothing they call changes.
 --! older-binaries-compatible
+
+alter table mailer.mailbox_pacing add column if not exists throttled_until timestamptz;
 
 create table if not exists mailer.owed_probe_lookups (
   -- The mailbox whose owed probe the row's lookup waits for, as the send gate keys it.
