@@ -70,6 +70,19 @@ async function graph(): Promise<FakeGraph> {
 const sentFrom = (fake: FakeGraph, id: string) =>
   fake.accepted.filter((a) => a.outboxId === id).map((a) => a.mailbox)
 
+/** Row `id` as it waits: its status, last code, whether leased, and seconds until it is due. */
+async function waitingRow(
+  id: string,
+): Promise<{ status: string; code: string | null; leased: boolean; wait: number }> {
+  const { rows } = await t.pool.query(
+    `select status, last_error_code as code, lease_token is not null as leased,
+            extract(epoch from send_at - now())::float8 as wait
+       from mailer.email_outbox where id = $1`,
+    [id],
+  )
+  return rows[0]
+}
+
 test('MAIL_FROM changed by a redeploy: the next worker finds the interrupted send in the old mailbox, sent once', async () => {
   const fake = await graph()
   const id = await enqueue(t)
@@ -215,15 +228,11 @@ test('a past sender mailbox paused by a throttle is not asked while the pause la
 test('paced (a turn a minute), a past sender mailbox throttled for less than one interval is not asked while the throttle lasts: a throttle is no pacing turn', async () => {
   // Graph throttled the old mailbox for 30 s: shorter than the interval the new worker paces by.
   const id = await lookedUpPastPausedSender(`now() + interval '30 seconds'`, 1)
-  const { rows } = await t.pool.query<{ status: string; code: string | null; wait: number }>(
-    `select status, last_error_code as code, extract(epoch from send_at - now())::float8 as wait
-       from mailer.email_outbox where id = $1`,
-    [id],
-  )
+  const row = await waitingRow(id)
   // Due again as the throttle ends, not at a pacing turn.
-  expect(rows[0]).toMatchObject({ status: 'pending', code: 'mailbox_paused' })
-  expect(rows[0]!.wait).toBeGreaterThan(10)
-  expect(rows[0]!.wait).toBeLessThanOrEqual(30)
+  expect(row).toMatchObject({ status: 'pending', code: 'mailbox_paused' })
+  expect(row.wait).toBeGreaterThan(10)
+  expect(row.wait).toBeLessThanOrEqual(30)
 })
 
 test("paced, a past sender mailbox throttled after its turn was taken, for less than the turn's remainder, is not asked while the throttle lasts", async () => {
@@ -245,33 +254,19 @@ test("paced, a past sender mailbox throttled after its turn was taken, for less 
   await after.events.waitFor(settledFor(id), 30_000)
   const lookups = fake.requests.slice(asked).filter((r) => r.kind === 'lookup')
   expect(lookups.map((r) => r.mailbox)).toEqual([NEW_FROM, NEW_FROM])
-  const { rows } = await t.pool.query<{ code: string | null; wait: number }>(
-    `select last_error_code as code, extract(epoch from send_at - now())::float8 as wait
-       from mailer.email_outbox where id = $1`,
-    [id],
-  )
+  const row = await waitingRow(id)
   // Due again as the throttle ends, not at the turn.
-  expect(rows[0]!.code).toBe('mailbox_paused')
-  expect(rows[0]!.wait).toBeLessThanOrEqual(20)
+  expect(row.code).toBe('mailbox_paused')
+  expect(row.wait).toBeLessThanOrEqual(20)
 })
 
 test('a past sender mailbox paused with no end (next_at infinity, by hand) is not asked: the row waits a recheck, mailbox_paused, no settlement error', async () => {
   const id = await lookedUpPastPausedSender(`'infinity'`)
-  const { rows } = await t.pool.query<{
-    status: string
-    code: string | null
-    leased: boolean
-    wait: number
-  }>(
-    `select status, last_error_code as code, lease_token is not null as leased,
-            extract(epoch from send_at - now())::float8 as wait
-       from mailer.email_outbox where id = $1`,
-    [id],
-  )
+  const row = await waitingRow(id)
   // ENDLESS_PAUSE_RECHECK_MS: looked at again in a minute, as a row of the mailbox itself.
-  expect(rows[0]).toMatchObject({ status: 'pending', code: 'mailbox_paused', leased: false })
-  expect(rows[0]!.wait).toBeGreaterThan(30)
-  expect(rows[0]!.wait).toBeLessThanOrEqual(60)
+  expect(row).toMatchObject({ status: 'pending', code: 'mailbox_paused', leased: false })
+  expect(row.wait).toBeGreaterThan(30)
+  expect(row.wait).toBeLessThanOrEqual(60)
 })
 
 test("a past sender mailbox whose probe is owed and out: the row waits for the probe's end, not a second, and its answer brings the row due", async () => {
@@ -300,14 +295,10 @@ test("a past sender mailbox whose probe is owed and out: the row waits for the p
   const after = worker(fake, 'after', NEW_FROM)
   await after.start()
   await after.events.waitFor(settledFor(id), 30_000)
-  const { rows } = await t.pool.query<{ code: string | null; wait: number }>(
-    `select last_error_code as code, extract(epoch from send_at - now())::float8 as wait
-       from mailer.email_outbox where id = $1`,
-    [id],
-  )
+  const row = await waitingRow(id)
   // Due as the probe surely ends (its deadline, 40 s), not in a second: claimed once for it.
-  expect(rows[0]!.code).toBe('mailbox_paused')
-  expect(rows[0]!.wait).toBeGreaterThan(20)
+  expect(row.code).toBe('mailbox_paused')
+  expect(row.wait).toBeGreaterThan(20)
   // The probe's answer (the released statement) ends the owed state: the row comes due at once,
   // is looked up in the old mailbox and found there, long before the probe's deadline.
   await probeAnswered(t.db, { mailbox: mailboxKey(OLD_FROM), id: probe })
