@@ -1,5 +1,6 @@
 // Test-run setup: one Postgres per `bun test` run with a migrated template; each test file clones it.
-import { afterAll, afterEach, setDefaultTimeout } from 'bun:test'
+import { afterAll, afterEach, beforeAll, setDefaultTimeout } from 'bun:test'
+import { importsReach } from './support/imports-reach.ts'
 import { guardInvalidDates, takeInvalidDateQueries } from './support/invalid-date-guard.ts'
 import { startTestCluster, type TestCluster } from './support/postgres.ts'
 import { guardQueryOverlaps, takeQueryOverlaps } from './support/query-overlap-guard.ts'
@@ -13,7 +14,7 @@ declare global {
   var __outboxTestCluster: Promise<TestCluster> | undefined
 }
 
-// Started lazily by the first test file that needs a database; unit-only runs never start Postgres.
+// Started by the first test file that needs a database (before it, below); runs of files that need none never start Postgres.
 export function testCluster(): Promise<TestCluster> {
   globalThis.__outboxTestCluster ??= startTestCluster().catch((err) => {
     // A start cut short (its hook timed out, and Bun killed initdb with it) fails that file only:
@@ -22,6 +23,36 @@ export function testCluster(): Promise<TestCluster> {
     throw err
   })
   return globalThis.__outboxTestCluster
+}
+
+// The run's one start (initdb, then migrating the template) took over 30 s under load 20 in CI, inside
+// the first file's hook, which failed it. A preload's beforeAll runs once, before the run's first file,
+// under its own bound: the start happens there when that file needs the cluster (Bun.main is it here),
+// so no file's hooks pay for it; a run whose first file needs no database still starts none here.
+const CLUSTER_START_BOUND_MS = 300_000
+if (importsReach(Bun.main, import.meta.path)) {
+  beforeAll(
+    async () => {
+      let bound: ReturnType<typeof setTimeout> | undefined
+      const late = new Promise<never>((_, reject) => {
+        bound = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `the test run's Postgres did not start and migrate its template within ${CLUSTER_START_BOUND_MS / 1000} s`,
+              ),
+            ),
+          CLUSTER_START_BOUND_MS,
+        )
+      })
+      try {
+        await Promise.race([testCluster(), late])
+      } finally {
+        clearTimeout(bound)
+      }
+    },
+    { timeout: CLUSTER_START_BOUND_MS + 10_000 },
+  )
 }
 
 afterAll(async () => {
