@@ -60,3 +60,29 @@ export async function pollUntil<T>(
     await Bun.sleep(everyMs)
   }
 }
+
+/**
+ * Polls a count until it reaches `target`, bounded by progress rather than by total time: it fails
+ * when the count has not grown for `stallMs`, naming how far it got. A loaded machine stretches a
+ * long drain past any total bound; a drain that stops is what a test must catch.
+ */
+export async function pollUntilCount(
+  count: () => Promise<number>,
+  target: number,
+  stallMs: number,
+  everyMs = 100,
+): Promise<void> {
+  let last = -1
+  let grewAt = performance.now()
+  for (;;) {
+    const n = await count()
+    if (n >= target) return
+    if (n > last) {
+      last = n
+      grewAt = performance.now()
+    } else if (performance.now() - grewAt > stallMs) {
+      throw new Error(`stalled at ${n} of ${target}: no progress within ${stallMs} ms`)
+    }
+    await Bun.sleep(everyMs)
+  }
+}
