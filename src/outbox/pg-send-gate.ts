@@ -4,8 +4,7 @@ import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
-import { owedProbeEndsInMs, owedRowDueIfProbeEnded } from './owed-probe-end.ts'
-import { noteOwedProbeLookup } from './owed-probe-lookups.ts'
+import { owedGiveBack, owedLookupGiveBack } from './owed-give-back.ts'
 import { noteRateAtStart } from './pacing-rate-at-start.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
@@ -18,10 +17,6 @@ import { createSlotKeeper } from './slot-keeper.ts'
  * waiting goes back to a reserved turn instead.
  */
 const PAUSE_HOLD_MS = 5_000
-
-// A row naming a mailbox whose probe is owed, not that probe, goes back this much later at least, or
-// when the probe out surely ends (owedProbeEndsInMs; its answer or clear brings the row due, 0092).
-const OWED_PROBE_RETRY_MS = 1_000
 
 interface PgSendGateOptions {
   db: Kysely<Database>
@@ -89,14 +84,6 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   // This worker's rows waiting in place for a mailbox's pacing, by mailbox key.
   const pacedWaiting = new Map<string, number>()
 
-  // A row naming mailbox `k` whose probe is owed, not that probe, goes back, to be sent after the
-  // probe's answer (`waitMs`: the pause still standing).
-  async function owedGiveBack(k: string, rowId: string, waitMs: number): Promise<MailboxPaused> {
-    const ends = (await owedProbeEndsInMs(o.db, k, rowId)) ?? 0
-    const pausedForMs = Math.max(waitMs, OWED_PROBE_RETRY_MS, ends)
-    return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(o.db, k, rowId) }
-  }
-
   async function waitForPacing(
     mailbox: string,
     signal: AbortSignal,
@@ -119,7 +106,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         ...(rowId !== undefined && { rowId }),
       })
       if (typeof wait === 'object' && wait !== null && rowId !== undefined)
-        return signal.aborted ? false : owedGiveBack(k, rowId, wait.waitMs)
+        return signal.aborted ? false : owedGiveBack(o.db, k, rowId, wait.waitMs)
       if (typeof wait === 'number')
         return signal.aborted ? false : { pausedForMs: wait, reserved: true }
       // No pacing in force (the newest worker's rate is 0): no turn to wait for, none reserved.
@@ -152,7 +139,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         readInForce(paced)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
-        if (owed && rowId !== undefined) return owedGiveBack(k, rowId, wait)
+        if (owed && rowId !== undefined) return owedGiveBack(o.db, k, rowId, wait)
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         if (wait === 0) return unpaced ? 'check' : true
         if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }
@@ -194,16 +181,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       const k = key(mailbox)
       const { waitMs, intervalMs, owedProbe, throttledMs = 0 } = await pausedFor(k)
       if (owedProbe !== undefined && owedProbe !== rowId) {
-        // Held as a row naming the mailbox; the row names another, so 0092's trigger does not see
-        // it: noted for 0112's, which brings it due at the owed state's end.
-        const back = await owedGiveBack(k, rowId, waitMs)
-        return {
-          pausedForMs: back.pausedForMs,
-          givenBack: async () => {
-            await noteOwedProbeLookup(o.db, k, rowId)
-            await back.givenBack?.()
-          },
-        }
+        return owedLookupGiveBack(o.db, k, rowId, waitMs)
       }
       const heldMs = Math.max(throttledMs, waitMs > intervalMs ? waitMs : 0)
       return heldMs > 0 ? { pausedForMs: heldMs } : null

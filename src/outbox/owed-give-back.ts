@@ -1,0 +1,47 @@
+// A row (or its interrupted send's lookup) held for a mailbox's owed probe, given back: for how long, and what brings it due sooner.
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { owedProbeEndsInMs, owedRowDueIfProbeEnded } from './owed-probe-end.ts'
+import { noteOwedProbeLookup } from './owed-probe-lookups.ts'
+import type { MailboxPaused } from './send-gate.ts'
+
+// Such a row goes back this much later at least, or when the probe out surely ends
+// (owedProbeEndsInMs; its answer or clear brings the row due, 0092).
+const OWED_PROBE_RETRY_MS = 1_000
+
+/**
+ * Row `rowId`, naming `mailbox` (its key) whose probe is owed, goes back, to be sent after the
+ * probe's answer (`waitMs`: the pause still standing); once recorded, `givenBack` brings it due
+ * if the owed state ended meanwhile.
+ */
+export async function owedGiveBack(
+  db: Kysely<Database>,
+  mailbox: string,
+  rowId: string,
+  waitMs: number,
+): Promise<MailboxPaused> {
+  const ends = (await owedProbeEndsInMs(db, mailbox, rowId)) ?? 0
+  const pausedForMs = Math.max(waitMs, OWED_PROBE_RETRY_MS, ends)
+  return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(db, mailbox, rowId) }
+}
+
+/**
+ * An interrupted send's lookup of row `rowId` held for `mailbox`'s owed probe, given back as
+ * owedGiveBack gives back a send. The row names another mailbox, so 0092's trigger does not see
+ * it: noted for 0112's, which brings it due at the owed state's end.
+ */
+export async function owedLookupGiveBack(
+  db: Kysely<Database>,
+  mailbox: string,
+  rowId: string,
+  waitMs: number,
+): Promise<MailboxPaused> {
+  const back = await owedGiveBack(db, mailbox, rowId, waitMs)
+  return {
+    pausedForMs: back.pausedForMs,
+    givenBack: async () => {
+      await noteOwedProbeLookup(db, mailbox, rowId)
+      await back.givenBack?.()
+    },
+  }
+}
