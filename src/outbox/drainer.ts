@@ -195,8 +195,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
       due.clear()
       poll.clear()
       await loop
-      await heldOwedRows.settled()
-      await windDown({ d, log, loop, graceMs, deliveries, abort, held, settle, upkeep })
+      // Beside the wind-down: a held rows' statement still running (a slow database: up to
+      // statement_timeout) must not delay the grace of the sends in flight or their recording.
+      await Promise.all([
+        windDown({ d, log, loop, graceMs, deliveries, abort, held, settle, upkeep }),
+        heldOwedRows.settled(),
+      ])
     },
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,
