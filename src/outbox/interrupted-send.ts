@@ -4,6 +4,7 @@ import { retryDelayMs } from './backoff.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import { lookUpInterruptedSend } from './interrupted-lookup.ts'
 import { LOOKUP_GRACE_SECONDS, LOOKUP_TOO_EARLY_CODE, lookupGraceLeftMs } from './lookup-grace.ts'
+import { afterGivenBack } from './paused-give-back.ts'
 import type { Finish, Ready } from './send-attempt.ts'
 import { PAUSED_CODE } from './settle-item.ts'
 
@@ -121,14 +122,7 @@ export async function resolveAmbiguity(
       },
       refused ? { httpStatus: refused.httpStatus, requestId: refused.requestId } : {},
     )
-    // Failing, the row waits for the time it was given back to, as before.
-    await asked.givenBack?.().catch((err) =>
-      d.log.warn('could not bring a row given back due', {
-        db: d.dbName,
-        outboxId: r.lease.id,
-        err,
-      }),
-    )
+    await afterGivenBack(d, r, asked.givenBack)
   } else if (verdict === 'error') {
     // Ask the mailbox again later rather than guess; the attempt is not counted.
     await finish(r.lease, {

@@ -33,8 +33,19 @@ export async function giveBackPaused(
     throttled: true,
     ambiguous: r.lease.ambiguous,
   })
-  // Failing, the row waits for the time it was given back to, as before.
-  await paused.givenBack?.().catch((err) =>
+  await afterGivenBack(d, r, paused.givenBack)
+}
+
+/**
+ * Runs what a give-back brings about once it is recorded (MailboxPaused.givenBack: a wait that may
+ * have ended meanwhile). Failing, the row waits for the time it was given back to, as before.
+ */
+export async function afterGivenBack(
+  d: DeliveryDeps,
+  r: Ready,
+  givenBack: (() => Promise<void>) | undefined,
+): Promise<void> {
+  await givenBack?.().catch((err) =>
     d.log.warn('could not bring a row given back due', {
       db: d.dbName,
       outboxId: r.lease.id,
