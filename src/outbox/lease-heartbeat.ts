@@ -51,6 +51,11 @@ export function createLeaseHeartbeat(
   // Leases whose rows another transaction held at a tick: extended apart from the ticks, by one
   // statement at a time that waits for the locks, so the ticks go on extending the other leases.
   let waitingForBusy: Promise<void> | null = null
+  // The leases of its statement running now, and the busy ones a tick met meanwhile, which its next
+  // statement takes up: each asked for from then (a lower bound of that statement's sending), so a
+  // send waiting for its heartbeat's answer waits on for that statement (lease-deadlines.ts).
+  let busyNow = new Set<Lease>()
+  const busyNext = new Map<Lease, () => void>()
 
   async function heartbeatOnce() {
     const leases = [...d.held.values()]
@@ -72,8 +77,16 @@ export function createLeaseHeartbeat(
       answered?.()
     }
     const { busy } = reached
-    if (busy.size === 0 || waitingForBusy) return
-    waitingForBusy = track(extendBusy(leases.filter((l) => busy.has(l.id)))).finally(() => {
+    if (busy.size === 0) return
+    const busyLeases = leases.filter((l) => busy.has(l.id))
+    if (waitingForBusy) {
+      const at = monotonicNow(d.clock)
+      for (const l of busyLeases)
+        if (!busyNow.has(l) && !busyNext.has(l))
+          busyNext.set(l, d.deadlines?.asked([l], at) ?? (() => {}))
+      return
+    }
+    waitingForBusy = track(extendBusy(busyLeases)).finally(() => {
       waitingForBusy = null
     })
   }
@@ -83,23 +96,44 @@ export function createLeaseHeartbeat(
    * lock_timeout or statement_timeout, the row still held, is taken up again at once: left to the
    * next tick, the lock could go meanwhile (with the lease ended) and a reclaim take the row first.
    */
-  async function extendBusy(leases: Lease[]) {
-    for (let tries = 1; ; tries++) {
-      const at = monotonicNow(d.clock)
-      const answered = d.deadlines?.asked(leases, at)
-      try {
-        judge(leases, await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds), at)
-        return
-      } catch (error) {
-        d.log[tries === 1 ? 'warn' : 'debug']('heartbeat failed', { err: error })
-        d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'heartbeat', error })
-        const code = (error as { code?: unknown } | null)?.code
-        if (stopped() || (code !== LOCK_NOT_AVAILABLE && code !== QUERY_CANCELED_SQLSTATE)) return
-        leases = leases.filter((l) => d.held.get(l.id) === l)
-        if (leases.length === 0) return
-      } finally {
-        answered?.()
+  async function extendBusy(first: Lease[]) {
+    let leases = first
+    let sent = false
+    try {
+      for (let tries = 1; leases.length > 0 || busyNext.size > 0; tries++) {
+        // The stop waits for these statements: once it began, none is sent after the first.
+        if (sent && stopped()) return
+        // The busy leases ticks met since the last statement join this one.
+        const joined = [...busyNext.values()]
+        leases = [...new Set([...leases, ...busyNext.keys()])].filter((l) => d.held.get(l.id) === l)
+        busyNext.clear()
+        if (leases.length === 0) {
+          // Every one let go meanwhile (its delivery over): no statement to send.
+          for (const done of joined) done()
+          continue
+        }
+        busyNow = new Set(leases)
+        sent = true
+        const at = monotonicNow(d.clock)
+        const answered = d.deadlines?.asked(leases, at)
+        try {
+          judge(leases, await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds), at)
+          leases = []
+          tries = 0
+        } catch (error) {
+          d.log[tries === 1 ? 'warn' : 'debug']('heartbeat failed', { err: error })
+          d.onEvent?.({ type: 'loop_error', db: d.dbName, where: 'heartbeat', error })
+          const code = (error as { code?: unknown } | null)?.code
+          if (stopped() || (code !== LOCK_NOT_AVAILABLE && code !== QUERY_CANCELED_SQLSTATE)) return
+        } finally {
+          answered?.()
+          for (const done of joined) done()
+        }
       }
+    } finally {
+      busyNow = new Set()
+      for (const done of busyNext.values()) done()
+      busyNext.clear()
     }
   }
 

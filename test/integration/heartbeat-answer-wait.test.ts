@@ -23,6 +23,7 @@ import { enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
+import { untilLockWaits } from '../support/lock-waits.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -40,7 +41,9 @@ const { closing } = endedAfterEach()
  * monotonic clock then where it would be (else it sleeps, until its signal; `waitHeld`: only its
  * signal ends it); `gated`: claimed as a gate that waits claims (Graph), its last check to come;
  * `busy`: another transaction holds the row locked when the heartbeat's statement runs (it skips
- * it), until unlock().
+ * it), until unlock(); `otherBusy`: another row of the worker's, claimed beside it, was skipped as
+ * busy by an earlier heartbeat, whose retry of it still waits for that row's lock, until
+ * unlockOther().
  */
 async function heartbeatUnanswered(
   o: {
@@ -50,6 +53,7 @@ async function heartbeatUnanswered(
     waitHeld?: boolean
     gated?: boolean
     busy?: boolean
+    otherBusy?: boolean
   } = {},
 ) {
   const proxy = await startAnswerHoldingProxy(t.url)
@@ -61,7 +65,8 @@ async function heartbeatUnanswered(
   })
   const inOneHour = { expiresAt: new Date(Date.now() + 3600_000).toISOString() }
   const id = await enqueue(t, undefined, o.lastCheck ? inOneHour : {})
-  const leases = await claimAsW1(t.db, { markStarted: !o.gated })
+  const other = o.otherBusy ? await enqueue(t) : null
+  const leases = await claimAsW1(t.db, { markStarted: !o.gated, limit: other ? 2 : 1 })
   /** The waits asked of the clock, in ms. */
   const waits: number[] = []
   let mono = 1_000_000
@@ -99,6 +104,14 @@ async function heartbeatUnanswered(
       'update mailer.email_outbox set lease_token = gen_random_uuid() where id = $1',
       [id],
     )
+  const otherLocked = other ? await holdRowLocked(t.pool, other) : null
+  if (otherLocked) {
+    // Before the proxy's handle: its retry waits for this lock.
+    closing.unshift(() => otherLocked.end('rollback'))
+    await heartbeat()
+    await untilLockWaits(t.pool)
+  }
+  const beatsBefore = await registryBeats()
   const locked = o.busy ? await holdRowLocked(t.pool, id) : null
   if (locked) closing.push(() => locked.end('rollback'))
   mono = 1_010_000
@@ -107,10 +120,7 @@ async function heartbeatUnanswered(
   await pollUntil(async () => (proxy.holding() ? true : undefined))
   // Busy: the statement has run (its registry beat committed) while the row was held.
   if (locked)
-    await pollUntil(async () => {
-      const { rowCount } = await t.pool.query(`select from mailer.workers where id = 'w1'`)
-      return rowCount ? true : undefined
-    })
+    await pollUntil(async () => ((await registryBeats()) !== beatsBefore ? true : undefined))
   const sender = createFakeSender()
   const deps = deliveryDeps(t.db, { sender, clock, deadlines, onEvent: (e) => events.push(e) })
   return {
@@ -122,7 +132,10 @@ async function heartbeatUnanswered(
     /** Moves the monotonic clock to `at`, then delivers the row (with `over` in its deps). */
     deliverAt(at: number, over: Partial<DeliveryDeps> = {}) {
       mono = at
-      return deliverBatch({ ...deps, ...over }, leases)
+      return deliverBatch(
+        { ...deps, ...over },
+        leases.filter((l) => l.id === id),
+      )
     },
     /** Another row, claimed (as the first) and confirmed now, delivered with `over` in its deps. */
     async deliverAnother(over: Partial<DeliveryDeps> = {}) {
@@ -141,6 +154,7 @@ async function heartbeatUnanswered(
       }
     },
     unlock: () => locked?.end('commit'),
+    unlockOther: () => otherLocked?.end('commit'),
     /** Once `delivering` waits on the clock, the heartbeat's answer comes; then it is over. */
     async answerWhileWaiting(delivering: Promise<void>) {
       expect(
@@ -159,6 +173,14 @@ async function heartbeatUnanswered(
     },
     lost: () => events.filter((e) => e.type === 'lease_lost'),
   }
+}
+
+/** Worker w1's registry beat as last committed ('' before its first): each heartbeat moves it. */
+async function registryBeats(): Promise<string> {
+  const { rows } = await t.pool.query<{ at: string }>(
+    `select last_heartbeat_at::text as at from mailer.workers where id = 'w1'`,
+  )
+  return rows[0]?.at ?? ''
 }
 
 const CONFIRMED_LATE = 'lease confirmed by a heartbeat’s late answer; sending'
@@ -225,6 +247,25 @@ test('a heartbeat that skipped the row as busy (another transaction held it) ans
   // The first statement's bound, then its retry's (sent at 1,028,000: its extension holds to 1,055,000).
   expect(h.waits).toEqual([9_000, 27_000])
   expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
+  expect(h.lost()).toEqual([])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
+})
+
+test("a heartbeat that skipped the row as busy while its retry of another busy row still waits for that row's lock: the send waits on for the statement that takes the row up after it, and is sent", async () => {
+  const h = await heartbeatUnanswered({ busy: true, otherBusy: true })
+  const delivering = h.deliverAt(1_028_000)
+  try {
+    await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+    // Both rows busy: no statement of its own is sent for the row while the retry of the other waits.
+    await h.answer()
+  } finally {
+    await h.unlock()
+    await h.unlockOther()
+  }
+  await delivering
+  expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
+  // The first statement's bound, then the one to take the row up's (asked from 1,028,000).
+  expect(h.waits).toEqual([9_000, 27_000])
   expect(h.lost()).toEqual([])
   expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
 })
