@@ -10,8 +10,8 @@ export interface PermitInHand {
   release(): void
   /**
    * After a wait without it: the gate asked again as for a new send (a throttle's pause, a probe
-   * owed to another row, a pacing turn). True with a permit in hand; else what becomes of the row,
-   * to run once its slot is given back.
+   * owed to another row, a pacing turn unless the permit given back took one: that one is kept).
+   * True with a permit in hand; else what becomes of the row, to run once its slot is given back.
    */
   takeAgain(): Promise<true | (() => Promise<void>)>
   /** The permit in hand left the mailbox's pause to the last check, under this key (SendPermit). */
@@ -26,6 +26,9 @@ export function permitInHand(
   permit: SendPermit,
 ): PermitInHand {
   let inHand: SendPermit | null = permit
+  // The pacing turn taken for the row is its own through a wait without the permit: kept when it
+  // asks again, not taken a second time.
+  let turnTaken = permit.turnTaken === true
   const release = () => {
     const p = inHand
     inHand = null
@@ -40,7 +43,7 @@ export function permitInHand(
       let again: Awaited<ReturnType<DeliveryDeps['gate']['acquire']>>
       try {
         // The pause read by the gate itself: the row's last check may be behind it.
-        again = await d.gate.acquire(r.mail.from.address, d.stopping, true, r.lease.id)
+        again = await d.gate.acquire(r.mail.from.address, d.stopping, true, r.lease.id, turnTaken)
       } catch (err) {
         d.log.warn('could not take a send permit; releasing the row', { db: d.dbName, err })
         return () => finish(r.lease, { kind: 'released' })
@@ -49,6 +52,7 @@ export function permitInHand(
       if (!again) return () => giveUpUnsent(d, r, finish, 'stopped')
       if ('pausedForMs' in again) return () => giveBackPaused(d, r, finish, again)
       inHand = again
+      turnTaken = again.turnTaken === true
       return true
     },
   }

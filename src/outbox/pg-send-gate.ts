@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { keptTurnWait, throttleHoldsMs } from './kept-turn-wait.ts'
 import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { owedGiveBack, owedLookupGiveBack } from './owed-give-back.ts'
 import { noteRateAtStart } from './pacing-rate-at-start.ts'
@@ -156,14 +157,20 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   return {
     open: false,
     pausedBeyondMs: Math.max(intervalMs, PAUSE_HOLD_MS),
-    async acquire(mailbox, signal, readPause = false, rowId) {
+    async acquire(mailbox, signal, readPause = false, rowId, turnKept = false) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
-      const paced = await waitForPacing(mailbox, signal, readPause, rowId)
+      const paced = turnKept
+        ? await keptTurnWait({ ...o, read: pausedFor }, key(mailbox), rowId, signal, {
+            inForceMs,
+            holdMs: Math.max(inForceMs, PAUSE_HOLD_MS),
+          })
+        : await waitForPacing(mailbox, signal, readPause, rowId)
       if (paced !== true && paced !== 'check') return paced || null
       const permit = await slots.acquire(signal)
-      return permit && paced === 'check'
+      if (!permit) return null
+      return paced === 'check'
         ? { release: permit.release, checkPause: key(mailbox) }
-        : permit
+        : { release: permit.release, turnTaken: true }
     },
     pacingInForce: readInForce,
     async start() {
@@ -175,15 +182,13 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       readInForce(intervalMs)
     },
     async heldFor(mailbox, rowId) {
-      // A pacing turn (at most one interval off) is the mailbox's sends' to take, not a lookup's;
-      // a throttle holds it however short, within a turn too (throttledMs), and so does a wait
-      // past one interval (a row an older binary wrote: no turn_interval to tell them apart).
+      // A pacing turn is the mailbox's sends' to take, not a lookup's: only a throttle holds it.
       const k = key(mailbox)
-      const { waitMs, intervalMs, owedProbe, throttledMs = 0 } = await pausedFor(k)
-      if (owedProbe !== undefined && owedProbe !== rowId) {
-        return owedLookupGiveBack(o.db, k, rowId, waitMs)
+      const read = await pausedFor(k)
+      if (read.owedProbe !== undefined && read.owedProbe !== rowId) {
+        return owedLookupGiveBack(o.db, k, rowId, read.waitMs)
       }
-      const heldMs = Math.max(throttledMs, waitMs > intervalMs ? waitMs : 0)
+      const heldMs = throttleHoldsMs(read)
       return heldMs > 0 ? { pausedForMs: heldMs } : null
     },
     async pause(mailbox, ms) {

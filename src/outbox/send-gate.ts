@@ -14,6 +14,11 @@ export interface SendPermit {
    * permit. Unset when it honoured the pause (or took a pacing turn) itself.
    */
   readonly checkPause?: string
+  /**
+   * A pacing turn of the mailbox was taken for this permit (or kept for it: acquire's turnKept):
+   * the row's own, until it is sent or goes back.
+   */
+  readonly turnTaken?: boolean
 }
 
 /**
@@ -47,13 +52,16 @@ export interface SendGate {
    * instead of waiting out a long pause, so the row can make room for other mailboxes' rows.
    * `readPause`: read the pause here even with `pauseKey` (the last check found it paused, or a
    * mailbox lookup is to come first). `rowId`: the row to send; while the mailbox's probe is owed
-   * (after MAIL_FROM's pause) a row that is not it gets MailboxPaused.
+   * (after MAIL_FROM's pause) a row that is not it gets MailboxPaused. `turnKept`: the row asks
+   * again after giving back a permit that took its pacing turn (turnTaken) to wait: it keeps that
+   * turn, held only by a throttle or a probe owed to another row (pg: kept-turn-wait.ts).
    */
   acquire(
     mailbox: string,
     signal: AbortSignal,
     readPause?: boolean,
     rowId?: string,
+    turnKept?: boolean,
   ): Promise<SendPermit | MailboxPaused | null>
   /**
    * The worker starts (before its first claim): the gate brings the shared limits' state in line

@@ -313,15 +313,18 @@ test("a gated row waiting for its heartbeat's answer gives its provider permit b
     expect(await rowOf(t, id)).toMatchObject({ status: 'sent', attempts: 1 })
 })
 
-/** Graph's gate: one provider request at a time over every worker, unpaced; closed after the test. */
-function oneRequestGate(): SendGate {
+/**
+ * Graph's gate: one provider request at a time over every worker, unpaced unless `ratePerMinute`
+ * says; closed after the test.
+ */
+function oneRequestGate(o: { ratePerMinute?: number } = {}): SendGate {
   const gate = createPgSendGate({
     db: t.db,
     clock: systemClock,
     log: silentLogger,
     holder: 'w1',
     maxConcurrency: 1,
-    ratePerMinute: 0,
+    ratePerMinute: o.ratePerMinute ?? 0,
     slotTtlMs: 30_000,
     maxWaitMs: 20,
   })
@@ -414,3 +417,105 @@ for (const [ending, o] of [
       expect(h.sender.calls).toHaveLength(ending === 'answered' ? 1 : 0)
       expect(n).toEqual({ slots: 0, permits: 0, over: 0 })
     })
+
+/**
+ * Every write of sender@example.com's pacing row from now on, in order: `turn N ms` (a turn taken
+ * under an interval of N ms), `throttle` (a throttle's pause set), `probe owed`, `moved back` (its
+ * next send time moved earlier: a turn given back).
+ */
+async function pacingWrites() {
+  await t.pool.query(`
+    create table public.pacing_writes (n serial, what text not null);
+    create function public.note_pacing_write() returns trigger language plpgsql as $$
+    begin
+      insert into public.pacing_writes (what) values (case
+        when new.throttled_until is distinct from (case when tg_op = 'UPDATE' then old.throttled_until end) then 'throttle'
+        when tg_op = 'UPDATE' and new.probe_owed and not old.probe_owed then 'probe owed'
+        when tg_op = 'UPDATE' and new.next_at < old.next_at then 'moved back'
+        else 'turn ' || (extract(epoch from new.turn_interval) * 1000)::int || ' ms' end);
+      return new;
+    end $$;
+    create trigger note_pacing_write after insert or update on mailer.mailbox_pacing for each row
+      when (new.mailbox = 'sender@example.com') execute function public.note_pacing_write();`)
+  closing.push(async () => {
+    await t.pool.query(
+      'drop table public.pacing_writes; drop function public.note_pacing_write cascade',
+    )
+  })
+  return async () =>
+    (
+      await t.pool.query<{ what: string }>('select what from public.pacing_writes order by n')
+    ).rows.map((r) => r.what)
+}
+
+// A turn a second: the row's wait for its heartbeat's answer, shorter than that, ends before its
+// mailbox's next turn.
+for (const afterCheck of [false, true])
+  test(`a paced row waiting ${afterCheck ? 'after' : 'before'} its last check for its heartbeat's answer keeps the pacing turn it took: sent once answered, no second turn taken`, async () => {
+    const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+    const writes = await pacingWrites()
+    const gate = oneRequestGate({ ratePerMinute: 60 })
+    const delivering = afterCheck
+      ? h.deliverAt(1_026_000, { gate, start: h.slowLastCheck() })
+      : h.deliverAt(1_028_000, { gate })
+    await h.answerWhileWaiting(delivering)
+    expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
+    // One turn, the row's own, taken before the wait.
+    expect(await writes()).toEqual(['turn 1000 ms'])
+    expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
+  })
+
+test('a paced row keeping its turn waits out in place a brief throttle set during its wait for the heartbeat, then is sent under that turn', async () => {
+  const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+  const writes = await pacingWrites()
+  const gate = oneRequestGate({ ratePerMinute: 60 })
+  // Whether each send started (in database time) no sooner than the throttle's end.
+  const pastThrottle: boolean[] = []
+  const sender = {
+    ...h.sender,
+    async send(...args: Parameters<typeof h.sender.send>) {
+      const { rows } = await t.pool.query(
+        `select now() >= throttled_until as past from mailer.mailbox_pacing where mailbox = 'sender@example.com'`,
+      )
+      pastThrottle.push(rows[0].past)
+      return h.sender.send(...args)
+    },
+  }
+  const delivering = h.deliverAt(1_028_000, { gate, sender })
+  await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+  await gate.pause('sender@example.com', 300)
+  await h.answerWhileWaiting(delivering)
+  expect(pastThrottle).toEqual([true])
+  expect(await writes()).toEqual(['turn 1000 ms', 'throttle'])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
+})
+
+// The turn stays spent (kept-turn-wait.ts): given back, it could start a send inside the throttle.
+for (const [meanwhile, what] of [
+  ['a throttle past the hold', 'throttle'],
+  ["a probe owed to another row (the throttle's pause over)", 'probe owed'],
+] as const)
+  test(`a paced row whose mailbox met ${meanwhile} during its wait for the heartbeat goes back uncounted, its turn spent, not given back`, async () => {
+    const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+    const writes = await pacingWrites()
+    const gate = oneRequestGate({ ratePerMinute: 60 })
+    const delivering = h.deliverAt(1_028_000, { gate })
+    await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+    if (what === 'throttle') await gate.pause('sender@example.com', 60_000)
+    else {
+      const probe = await enqueue(t)
+      await t.pool.query(
+        `update mailer.mailbox_pacing set probe_owed = true, probe_id = $1 where mailbox = 'sender@example.com'`,
+        [probe],
+      )
+    }
+    await h.answerWhileWaiting(delivering)
+    expect(h.sender.calls).toEqual([])
+    expect(h.lost()).toEqual([])
+    expect(await writes()).toEqual(['turn 1000 ms', what])
+    expect(await rowOf(t, h.id)).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+      last_error_code: 'mailbox_paused',
+    })
+  })

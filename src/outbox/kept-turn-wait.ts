@@ -1,0 +1,51 @@
+// A paced row asking the gate again after a wait without its permit (a heartbeat's late answer) keeps the pacing turn it took: only a throttle, or a probe owed to another row, begun meanwhile holds it.
+import type { Kysely } from 'kysely'
+import type { Clock } from '../clock.ts'
+import type { Database } from '../db/schema.ts'
+import type { mailboxPausedFor } from './mailbox-pacing.ts'
+import { owedGiveBack } from './owed-give-back.ts'
+import type { MailboxPaused } from './send-gate.ts'
+
+type PauseRead = Awaited<ReturnType<typeof mailboxPausedFor>>
+
+/**
+ * How long a throttle still holds a mailbox for a request that takes no turn of its own (a lookup;
+ * a send whose turn is already taken), by mailboxPausedFor's read: however short, within a turn too
+ * (throttledMs), and a wait past one interval (a row an older binary wrote: no turn_interval to
+ * tell a pause from a turn). A pacing turn to come is not the request's to wait for.
+ */
+export function throttleHoldsMs(read: PauseRead): number {
+  return Math.max(read.throttledMs ?? 0, read.waitMs > read.intervalMs ? read.waitMs : 0)
+}
+
+/**
+ * Row `rowId` took mailbox `mailbox`'s (its key's) pacing turn under a permit it gave back to
+ * wait, and asks again: it keeps that turn (another would space its send up to an interval out
+ * and spend two of the mailbox's turns on one send). A throttle set meanwhile is waited out in
+ * place up to `holdMs`; past it, or while the probe is owed to another row, the row goes back
+ * (MailboxPaused). True: it may send now ('check' with no pacing in force now, `inForceMs` 0:
+ * its last check reads the pause again, as any unpaced row's); false: `signal` aborted first.
+ * Invariant: the turn of a row that goes back stays spent, as any taken turn whose row is not
+ * sent: the throttle that sends it back ends no sooner than the mailbox's next send time
+ * (pauseMailbox; a probe is owed only after such a pause), so giving the turn back (next_at moved
+ * back) could start a send inside it, and a turn taken since by another row leaves none of this
+ * row's to give. The mailbox sends fewer than its rate for it, never more.
+ */
+export async function keptTurnWait(
+  o: { db: Kysely<Database>; clock: Clock; read: (mailbox: string) => Promise<PauseRead> },
+  mailbox: string,
+  rowId: string | undefined,
+  signal: AbortSignal,
+  { inForceMs, holdMs }: { inForceMs: number; holdMs: number },
+): Promise<boolean | 'check' | MailboxPaused> {
+  while (!signal.aborted) {
+    const read = await o.read(mailbox)
+    if (rowId !== undefined && read.owedProbe !== undefined && read.owedProbe !== rowId)
+      return owedGiveBack(o.db, mailbox, rowId, read.waitMs)
+    const heldMs = throttleHoldsMs(read)
+    if (heldMs === 0) return inForceMs === 0 ? 'check' : true
+    if (heldMs > holdMs) return { pausedForMs: heldMs }
+    await o.clock.sleep(Math.max(5, Math.min(heldMs, 5_000)), signal)
+  }
+  return false
+}
