@@ -26,6 +26,7 @@ export async function slotOnceConfirmed(
     d.deadlines !== undefined && (await d.deadlines.heldOnceAnswered(r.lease, d.stopping))
   if (d.stopping.aborted) return () => giveUpUnsent(d, r, finish, 'stopped')
   if (!held) return () => giveUpUnsent(d, r, finish, 'unconfirmed')
+  // The answer held the lease; what follows (the permit, the slot) may use the margin up itself.
   if (permit) {
     const again = await permit.takeAgain()
     if (again !== true) return again
@@ -41,5 +42,5 @@ export async function slotOnceConfirmed(
     return true
   }
   d.slots.release()
-  return () => giveUpUnsent(d, r, finish, 'unconfirmed')
+  return () => giveUpUnsent(d, r, finish, 'outwaited')
 }

@@ -8,13 +8,16 @@ import type { Finish, Ready } from './send-attempt.ts'
  * counted as lost once. Its deadline passes with the lease surely not ended (`live`) when a
  * heartbeat's answer is late (a slow database: it extended the lease, past HEARTBEAT_ANSWER_MS):
  * such a row is counted lost only if its release finds it taken (lease-outcome.ts). `stopped`: the
- * stop began while the row waited for that answer; said so, not as slow heartbeats.
+ * stop began while the row waited for that answer; said so, not as slow heartbeats. `outwaited`:
+ * the answer held the lease, and taking the permit and the slot again after it used the margin
+ * up; said so, as that wait (the provider's slots, a throttle's brief pause), not the heartbeats,
+ * is what the operator may look at.
  */
 export async function giveUpUnsent(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
-  why: 'unconfirmed' | 'refused' | 'stopped',
+  why: 'unconfirmed' | 'refused' | 'stopped' | 'outwaited',
 ): Promise<void> {
   if (d.deadlines?.isLost(r.lease)) {
     // Counted when the heartbeat found it lost.
@@ -28,6 +31,11 @@ export async function giveUpUnsent(
     const ids = { db: d.dbName, outboxId: r.lease.id }
     if (why === 'stopped')
       d.log.info("stopping: a row that waited for its heartbeat's answer is given back unsent", ids)
+    else if (why === 'outwaited')
+      d.log.warn(
+        "lease confirmed by a heartbeat's late answer ran short of the send's margin while the send took its slots again; not sending",
+        ids,
+      )
     else
       d.log.warn(
         'lease not confirmed with time for the send (heartbeats slow or failing); not sending',

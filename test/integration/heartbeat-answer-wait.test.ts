@@ -144,6 +144,19 @@ async function heartbeatUnanswered(
       deadlines.confirm(claimed, mono)
       return { id: other, delivering: deliverBatch({ ...deps, ...over }, claimed) }
     },
+    /** `gate`, whose second permit (the one taken again after the wait) takes `ms` to come. */
+    slowRetake(gate: SendGate, ms: number): SendGate {
+      let asked = 0
+      return {
+        ...gate,
+        async acquire(...args) {
+          const permit = await gate.acquire(...args)
+          asked += 1
+          if (asked === 2) mono += ms
+          return permit
+        },
+      }
+    },
     /** A last check asked with 1 s of margin to spare, answered with none (a slow database). */
     slowLastCheck(): DeliveryDeps['start'] {
       const start = createStartQueue((l) => startSends(t.db, l))
@@ -519,3 +532,22 @@ for (const [meanwhile, what] of [
       last_error_code: 'mailbox_paused',
     })
   })
+
+test("a row whose permit, taken again after its heartbeat's late answer, comes too late for the send's margin is given back saying so, not blaming the heartbeats", async () => {
+  const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+  const lines: { level: string; msg: string }[] = []
+  const log = createLogger('info', (l) => lines.push(JSON.parse(l)))
+  // The answer extends the lease to 1,040,000 (held with the margin up to 1,037,000); the permit
+  // comes 10 s after it (other rows held every provider slot), at 1,038,000.
+  const gate = h.slowRetake(oneRequestGate(), 10_000)
+  await h.answerWhileWaiting(h.deliverAt(1_028_000, { gate, log }))
+  expect(h.sender.calls).toEqual([])
+  expect(h.lost()).toEqual([])
+  expect(lines.map((l) => [l.level, l.msg])).toEqual([
+    [
+      'warn',
+      "lease confirmed by a heartbeat's late answer ran short of the send's margin while the send took its slots again; not sending",
+    ],
+  ])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'pending', attempts: 0 })
+})

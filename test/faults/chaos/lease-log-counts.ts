@@ -9,6 +9,9 @@ const MESSAGES = {
   /** Still ours, not confirmed with the margin in time (the wait ran out): given back uncounted. */
   leaseGiveBacks:
     'lease not confirmed with time for the send (heartbeats slow or failing); not sending',
+  /** Confirmed by that late answer, then short of the margin once its slots were taken again: given back uncounted. */
+  leaseRetakeGiveBacks:
+    "lease confirmed by a heartbeat's late answer ran short of the send's margin while the send took its slots again; not sending",
   /** Ended or lost before the send: given back, counted lost. */
   leasesEndedBeforeSend: 'lease ended or lost before the send; not sending',
 } as const
@@ -18,6 +21,7 @@ export function leaseLogCounts(mailers: readonly Mailer[]): Record<string, numbe
   const counts: Record<string, number> = {
     leaseWaitsSent: 0,
     leaseGiveBacks: 0,
+    leaseRetakeGiveBacks: 0,
     leasesEndedBeforeSend: 0,
     reclaimed: 0,
   }
