@@ -14,6 +14,7 @@ import {
   URL_APPLICATION_NAME_WARNING,
   urlsNamingApplication,
 } from './config/url-application-name.ts'
+import { certificateUncheckedWarnings } from './config/url-certificate-unchecked.ts'
 import { type Config, loadConfig, type ServeRole } from './config.ts'
 import { sameServerDatabaseProblems } from './db/server-database.ts'
 import { isAppError } from './errors.ts'
@@ -85,6 +86,7 @@ export async function checkConfig(
 
   for (const { variable } of urlsNamingApplication(config.databases))
     checks.push(`warning: ${variable} ${URL_APPLICATION_NAME_WARNING}`)
+  for (const w of certificateUncheckedWarnings(config.databases)) checks.push(`warning: ${w}`)
 
   // Every role: the API refuses at enqueue, the workers at send.
   checks.push(...describeSenders(config))

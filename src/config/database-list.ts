@@ -140,3 +140,14 @@ export function urlVariable(
   }
   return `MAILER_DATABASES ${d.name}.${which}`
 }
+
+/** Each URL of `databases` once (a direct URL the same as its pooled one is the pooled one), by database and variable. */
+export function databaseUrls(
+  databases: readonly DatabaseConfig[],
+): { db: string; variable: string; url: string }[] {
+  return databases.flatMap((d) =>
+    (['url', 'listenUrl'] as const)
+      .filter((which) => which === 'url' || d.listenUrl !== d.url)
+      .map((which) => ({ db: d.name, variable: urlVariable(d, databases, which), url: d[which] })),
+  )
+}

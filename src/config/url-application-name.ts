@@ -1,6 +1,6 @@
 // A database URL that sets its own application_name: which URLs do, and what serve and check-config say of it.
 import { parse } from 'pg-connection-string'
-import { type DatabaseConfig, urlVariable } from './database-list.ts'
+import { type DatabaseConfig, databaseUrls } from './database-list.ts'
 
 /**
  * Follows the variable's name. Our sessions keep our names whatever the URL says (session-settings):
@@ -14,13 +14,7 @@ export const URL_APPLICATION_NAME_WARNING =
 export function urlsNamingApplication(
   databases: readonly DatabaseConfig[],
 ): { db: string; variable: string }[] {
-  const out: { db: string; variable: string }[] = []
-  for (const d of databases) {
-    for (const which of ['url', 'listenUrl'] as const) {
-      if (which === 'listenUrl' && d.listenUrl === d.url) continue
-      if (parse(d[which]).application_name)
-        out.push({ db: d.name, variable: urlVariable(d, databases, which) })
-    }
-  }
-  return out
+  return databaseUrls(databases)
+    .filter((u) => parse(u.url).application_name)
+    .map(({ db, variable }) => ({ db, variable }))
 }

@@ -308,6 +308,46 @@ describe('without --connect', () => {
     expectNoSecrets(r, keyBody, '-----BEGIN', jwtSecret)
   })
 
+  test("a URL whose TLS skips the server's certificate check today is a warning naming its variable; sslmode=require, prefer and verify-full are not (node-postgres 8 checks them; its own warning speaks of require and prefer)", async () => {
+    const certificateWarnings = async (env: Record<string, string>) =>
+      (await checkConfig(discard(env), { connect: false })).checks.filter((c) =>
+        c.includes('certificate'),
+      )
+    const url = (q: string) => `postgres://app:${dbPassword}@db.example.com/app?${q}`
+    for (const [q, how] of [
+      ['sslmode=no-verify', 'sslmode=no-verify'],
+      ['uselibpqcompat=true&sslmode=require', 'uselibpqcompat=true with sslmode=require'],
+      ['sslmode=prefer&uselibpqcompat=true', 'uselibpqcompat=true with sslmode=prefer'],
+    ] as const)
+      expect({ q, warned: await certificateWarnings({ DATABASE_URL: url(q) }) }).toEqual({
+        q,
+        warned: [
+          `warning: DATABASE_URL asks for TLS without checking the server's certificate (${how}): whatever is on the network path can pose as the database; use sslmode=verify-full, with sslrootcert=<its CA's PEM> for a private CA (deploy guide, step 4)`,
+        ],
+      })
+    for (const q of [
+      'sslmode=require',
+      'sslmode=prefer',
+      'sslmode=verify-full',
+      'ssl=true',
+      'sslmode=disable',
+      'uselibpqcompat=true&sslmode=verify-full',
+    ])
+      expect({ q, warned: await certificateWarnings({ DATABASE_URL: url(q) }) }).toEqual({
+        q,
+        warned: [],
+      })
+    // Each variable apart: a listed database's direct URL only.
+    const listed = await certificateWarnings({
+      MAILER_DATABASES: JSON.stringify([
+        { name: 'a', url: url('sslmode=verify-full'), listenUrl: url('sslmode=no-verify') },
+      ]),
+    })
+    expect(listed.map((w) => w.split(' asks ')[0])).toEqual([
+      'warning: MAILER_DATABASES a.listenUrl',
+    ])
+  })
+
   test('a valid environment passes and says the network was not checked', async () => {
     const r = await checkConfig(discard({ DATABASE_URL: 'postgres://h/db' }), { connect: false })
     expect(r).toMatchObject({ ok: true, problems: [] })
