@@ -38,7 +38,7 @@ type TlsFailure = 'tls_refused' | 'tls_certificate'
 
 /** Each failure's cause and what to change, the one wording readiness, check-config and migrate use. */
 export const TLS_ADVICE: Readonly<Record<TlsFailure, string>> = {
-  // The deploy guide's URLs carry sslmode=require; a Postgres on Fly's private network takes no TLS.
+  // The deploy guide's URLs carry sslmode=verify-full; a Postgres on Fly's private network takes no TLS.
   tls_refused:
     'the server takes no TLS, which the URL asks for (sslmode): enable TLS on the server, or, on a private network only (a Fly Postgres reached at its .flycast or .internal address), set sslmode=disable in the URL (deploy guide, step 4)',
   tls_certificate:

@@ -95,10 +95,10 @@ test('step 4 for several databases: its commands leave the secrets a valid `serv
   ])
 })
 
-test("step 4's URLs ask for TLS whose certificate and host name the driver checks, as its `sslmode=require` bullet says", () => {
+test("step 4's URLs ask for TLS whose certificate and host name the driver checks, today and under node-postgres 9's reading, as its `sslmode=verify-full` bullet says", () => {
   // node-postgres 8 (pg-connection-string 2) reads require as verify-full; its SECURITY WARNING says
-  // 9 gives it libpq's meaning, no check (brianc/node-postgres#3473): when this fails after an
-  // upgrade, the guide's URLs and that bullet must change (verify-full keeps the check).
+  // 9 gives require libpq's meaning, no check (brianc/node-postgres#3473), which uselibpqcompat=true
+  // gives today: verify-full keeps the check under both readings.
   const urls = secretsSet().filter((s) => s.name.endsWith('_URL'))
   expect(urls.map((u) => u.name)).toEqual(['DATABASE_URL', 'LISTEN_DATABASE_URL'])
   const tls = (url: string) => {
@@ -111,14 +111,17 @@ test("step 4's URLs ask for TLS whose certificate and host name the driver check
         }
       : { on: ssl === true }
   }
+  const checked = { on: true, rejectUnauthorized: true, checkServerIdentity: false }
   for (const { name, value } of urls) {
     const url = value.replace(/^'|'$/g, '').replace('…', 'password')
-    expect(url).toContain('sslmode=require')
-    expect({ name, tls: tls(url) }).toEqual({
-      name,
-      tls: { on: true, rejectUnauthorized: true, checkServerIdentity: false },
+    expect(url).toContain('sslmode=verify-full')
+    expect({ name, tls: tls(url) }).toEqual({ name, tls: checked })
+    expect({ name, tls: tls(`${url}&uselibpqcompat=true`) }).toEqual({ name, tls: checked })
+    // The bullet's warning: require, read as node-postgres 9 reads it, checks nothing.
+    const required = url.replace('sslmode=verify-full', 'sslmode=require')
+    expect(tls(`${required}&uselibpqcompat=true`)).toMatchObject({
+      on: true,
+      rejectUnauthorized: false,
     })
-    // The bullet's other half: uselibpqcompat=true gives require libpq's meaning, no check.
-    expect(tls(`${url}&uselibpqcompat=true`)).toMatchObject({ on: true, rejectUnauthorized: false })
   }
 })

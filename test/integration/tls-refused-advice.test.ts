@@ -1,4 +1,4 @@
-// A URL that asks for TLS (the deploy guide's sslmode=require) of a server that takes none, as a Postgres on Fly's private network: check-config and migrate say what to change, not only the driver's words.
+// A URL that asks for TLS (the deploy guide's sslmode=verify-full) of a server that takes none, as a Postgres on Fly's private network: check-config and migrate say what to change, not only the driver's words.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { checkConfig } from '../../src/check-config.ts'
@@ -20,13 +20,13 @@ let url: string
 beforeAll(async () => {
   db = await createTestDb()
   // The test cluster, like the embedded one, takes no TLS.
-  url = `${db.url}?sslmode=require`
+  url = `${db.url}?sslmode=verify-full`
 })
 afterAll(async () => {
   await db?.drop()
 })
 
-describe('sslmode=require against a server without TLS', () => {
+describe('sslmode=verify-full against a server without TLS', () => {
   test('check-config --connect names the cause and what to change', async () => {
     const r = await checkConfig(
       {
