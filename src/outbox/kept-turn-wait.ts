@@ -26,10 +26,10 @@ export function throttleHoldsMs(read: PauseRead): number {
  * (MailboxPaused). True: it may send now ('check' with no pacing in force now, `inForceMs` 0:
  * its last check reads the pause again, as any unpaced row's); false: `signal` aborted first.
  * Invariant: the turn of a row that goes back stays spent, as any taken turn whose row is not
- * sent: the throttle that sends it back ends no sooner than the mailbox's next send time
- * (pauseMailbox; a probe is owed only after such a pause), so giving the turn back (next_at moved
- * back) could start a send inside it, and a turn taken since by another row leaves none of this
- * row's to give. The mailbox sends fewer than its rate for it, never more.
+ * sent: the mailbox's next send time is kept at or past the end of the throttle that sends it
+ * back (pauseMailbox; a probe is owed only after such a pause), so giving the turn back (next_at
+ * moved back) could start a send inside that throttle, and a turn taken since by another row
+ * leaves none of this row's to give. The mailbox sends fewer than its rate for it, never more.
  */
 export async function keptTurnWait(
   o: { db: Kysely<Database>; clock: Clock; read: (mailbox: string) => Promise<PauseRead> },
