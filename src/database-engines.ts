@@ -53,7 +53,7 @@ export function startListeners(
       log,
       clock: systemClock,
       wake: (_reason, rowId) => drainers.get(h.name)?.wake(rowId),
-      owedRowsHeld: (rowId) => drainers.get(h.name)?.owedRowsHeld(rowId),
+      owedRowsHeld: () => drainers.get(h.name)?.owedRowsHeld(),
       onEvent,
       checkIntervalMs: config.worker.listenCheckSeconds * 1000,
       mode: config.worker.listenMode,

@@ -85,6 +85,7 @@ import m0109 from '../../sql/0109_owed_probe_end_tells_of_locked_rows.sql' with 
 import m0112 from '../../sql/0112_past_sender_lookups_wait_out_throttles_and_probes.sql' with {
   type: 'text',
 }
+import m0116 from '../../sql/0116_owed_probe_end_notes_rows_left_locked.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -175,6 +176,7 @@ export const migrations: readonly Migration[] = [
   { version: 107, name: '0107_pause_left_read_on_postgres_16', sql: m0107 },
   { version: 109, name: '0109_owed_probe_end_tells_of_locked_rows', sql: m0109 },
   { version: 112, name: '0112_past_sender_lookups_wait_out_throttles_and_probes', sql: m0112 },
+  { version: 116, name: '0116_owed_probe_end_notes_rows_left_locked', sql: m0116 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

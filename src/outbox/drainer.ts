@@ -23,8 +23,8 @@ export interface Drainer {
   start(): void
   /** `rowId`: the one row a notification named (its transaction inserted that row alone). */
   wake(rowId?: string): void
-  /** sql/0109's notification: `rowId`, given back for its mailbox's owed probe, stayed locked at its end (others may too). */
-  owedRowsHeld(rowId: string): void
+  /** sql/0116's notification: rows waiting for a mailbox's owed probe stayed locked at its end. */
+  owedRowsHeld(): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
   status(): DrainerStatus
@@ -98,11 +98,20 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wake,
     lookups: d.lookup !== null,
   })
+  // Rows an owed probe's end left locked: after its notification, and at each backstop poll (the
+  // only news without LISTEN).
+  const heldOwedRows = createHeldOwedRows({
+    db: d.db,
+    clock: d.clock,
+    log,
+    signal: stopping.signal,
+  })
   const { due, poll } = createWakeTimers({
     clock: d.clock,
     pollMs,
     stopped: () => stopping.signal.aborted,
     wake,
+    polled: heldOwedRows.polled,
   })
 
   const claimAndDeliver = createClaimRound({
@@ -129,12 +138,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const blockedMs = () => d.sendBlockedForMs?.() ?? 0
   const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
   const blockNaming = createBlockNaming(d, log)
-  const heldOwedRows = createHeldOwedRows({
-    db: d.db,
-    clock: d.clock,
-    log,
-    signal: stopping.signal,
-  })
 
   async function run() {
     while (!stopping.signal.aborted) {
@@ -188,7 +191,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       })()
     },
     wake,
-    owedRowsHeld: heldOwedRows.held,
+    owedRowsHeld: () => heldOwedRows.held(),
     async stop(graceMs) {
       stopping.abort()
       wakeUp?.()

@@ -1,45 +1,61 @@
-// Rows given back for a mailbox's owed probe that sql/0109's trigger found locked as the owed state ended: brought due once free.
+// Rows waiting for a mailbox's owed probe that its end left locked (noted by sql/0116's trigger): brought due once free, after its notification and at each backstop poll.
 import { type Kysely, sql } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 
 /**
- * The payload's prefix of sql/0109's notification, followed by the id of a row it left locked
- * (never the mailbox's address: every session listening on the channel hears the payload).
+ * The owed state's end left rows locked: sql/0116's payload, alone or followed by the id of one
+ * of the mailbox's own rows (0109's, which a round-44 worker reads). Never an address: every
+ * session listening on the channel hears the payload.
  */
-export const OWED_ROWS_HELD = 'owed-rows-held '
+const OWED_ROWS_HELD = 'owed-rows-held'
+
+/** The notification says rows were left locked at an owed probe's end. */
+export function tellsOfHeldOwedRows(payload: string | undefined): boolean {
+  return payload === OWED_ROWS_HELD || payload?.startsWith(`${OWED_ROWS_HELD} `) === true
+}
 
 // A locked row is asked for again this often: a user's transaction or a claim holds it briefly.
 const RETRY_MS = 1_000
 
 /**
- * Brings the rows given back for the owed probe of `rowId`'s mailbox (its sender_key) due now, as
- * sql/0092's trigger does, where no probe of it is owed (anew): those free now, skipping those
- * still locked (never waiting for a user's lock); wakes the workers when any moved. Returns how
- * many stay locked. Invariant: only pending rows given back for a pause (mailbox_paused) move, only
- * earlier; the row by its primary key, the mailbox's rows by email_outbox_sender_key_idx.
+ * Brings due now the rows noted as waiting for a mailbox's owed probe (mailer.owed_probe_lookups)
+ * where that probe is owed no more (its end left them locked, or a note outlived a row's give-back):
+ * those free now, skipping those still locked (never waiting for a user's lock); wakes the workers
+ * when any moved; forgets the notes of rows that wait no more. Returns how many noted rows still
+ * wait. Invariant: only pending rows given back for a pause (mailbox_paused) move, only earlier;
+ * the notes read whole (only rows left behind, or lookups waiting: few), the rows by primary key.
  */
-export async function heldOwedRowsDue(db: Kysely<Database>, rowId: string): Promise<number> {
-  // The rows read below are this statement's snapshot's: those it moved count among them.
+export async function heldOwedRowsDue(db: Kysely<Database>): Promise<number> {
+  // Every CTE reads this statement's snapshot: the rows moved still look waiting, hence `due`.
   const { rows } = await sql<{ held: number }>`
-    with k as materialized (select o.sender_key as mailbox from mailer.email_outbox o where o.id = ${rowId}::bigint),
+    with ended as materialized (
+      select w.mailbox, w.outbox_id from mailer.owed_probe_lookups w
+       where not exists (select from mailer.mailbox_pacing m where m.mailbox = w.mailbox and m.probe_owed)
+    ),
     due as (
       update mailer.email_outbox o set send_at = now()
        where o.ctid = any(array(
-               select c.ctid from mailer.email_outbox c, k
-                where c.status = 'pending' and c.sender_key is not null and c.sender_key = k.mailbox
-                  and c.send_at > now() and c.last_error_code = 'mailbox_paused'
-                  and not exists (select from mailer.mailbox_pacing m where m.mailbox = k.mailbox and m.probe_owed)
+               select c.ctid from mailer.email_outbox c
+                where c.id in (select e.outbox_id from ended e)
+                  and c.status = 'pending' and c.send_at > now() and c.last_error_code = 'mailbox_paused'
                   for update of c skip locked))
          and o.status = 'pending' and o.send_at > now()
-      returning 1
+      returning o.id
+    ),
+    waiting as (
+      select c.id from mailer.email_outbox c
+       where c.id in (select e.outbox_id from ended e)
+         and c.status = 'pending' and c.send_at > now() and c.last_error_code = 'mailbox_paused'
+         and c.id not in (select d.id from due d)
+    ),
+    forgotten as (
+      delete from mailer.owed_probe_lookups w using ended e
+       where w.mailbox = e.mailbox and w.outbox_id = e.outbox_id
+         and e.outbox_id not in (select g.id from waiting g)
     )
-    select ((select count(*) from mailer.email_outbox c, k
-              where c.status = 'pending' and c.sender_key is not null and c.sender_key = k.mailbox
-                and c.send_at > now() and c.last_error_code = 'mailbox_paused'
-                and not exists (select from mailer.mailbox_pacing m where m.mailbox = k.mailbox and m.probe_owed))
-            - (select count(*) from due))::int as held,
+    select (select count(*) from waiting)::int as held,
            (select bool_or(pg_notify('mailer_outbox', '') is null) from (select from due limit 1) d) as woken`.execute(
     db,
   )
@@ -47,44 +63,56 @@ export async function heldOwedRowsDue(db: Kysely<Database>, rowId: string): Prom
 }
 
 /**
- * Per row named by sql/0109's notification, one loop at a time: brings its mailbox's held rows
- * due about once a second until none is left locked (their own due time, the probe's end, ends it
- * at the latest; a probe owed anew, or a statement that fails, too). `settled` resolves once every
- * loop has ended after `signal`.
+ * One loop at a time brings the held rows due about once a second until none is left (their own
+ * due time, the probe's end, ends it at the latest; a statement that fails, too). `held` (sql/0116's
+ * notification) asks a second later, as the lock just met is still held; `polled` (the backstop
+ * poll, once a second without LISTEN) asks now, and its failure is the poll's claim's to report.
+ * `settled` resolves once the loop has ended after `signal`.
  */
 export function createHeldOwedRows(d: {
   db: Kysely<Database>
   clock: Clock
   log: Logger
   signal: AbortSignal
-}): { held(rowId: string): void; settled(): Promise<void> } {
-  const loops = new Map<string, Promise<void>>()
-  async function loop(rowId: string) {
+}): { held(): void; polled(): void; settled(): Promise<void> } {
+  let running: Promise<void> | null = null
+  // A notification heard while the loop runs: its statement's snapshot may predate the notes.
+  let heardMeanwhile = false
+  async function loop(askNow: boolean) {
+    let wait = !askNow
     while (!d.signal.aborted) {
-      await d.clock.sleep(RETRY_MS, d.signal)
+      if (wait) await d.clock.sleep(RETRY_MS, d.signal)
       if (d.signal.aborted) return
+      wait = true
       try {
-        if ((await heldOwedRowsDue(d.db, rowId)) === 0) return
+        if ((await heldOwedRowsDue(d.db)) === 0) return
       } catch (err) {
         // Not tried again: a database away would have it fail (and warn) every second for as long.
-        // The rows come due at their own time, the probe's end, as before sql/0109.
-        d.log.warn('bringing due the rows held at an owed probe failed; they wait for its end', {
-          err,
-        })
+        // The rows come due at their own time, the probe's end, or at a poll once it is back.
+        if (!askNow)
+          d.log.warn('bringing due the rows held at an owed probe failed; they wait for its end', {
+            err,
+          })
         return
       }
     }
   }
+  const start = (askNow: boolean) => {
+    if (running || d.signal.aborted) return
+    heardMeanwhile = false
+    running = loop(askNow).finally(() => {
+      running = null
+      if (heardMeanwhile) start(false)
+    })
+  }
   return {
-    held(rowId) {
-      if (loops.has(rowId) || d.signal.aborted) return
-      loops.set(
-        rowId,
-        loop(rowId).finally(() => loops.delete(rowId)),
-      )
+    held() {
+      if (running) heardMeanwhile = true
+      else start(false)
     },
+    polled: () => start(true),
     async settled() {
-      await Promise.all(loops.values())
+      while (running) await running
     },
   }
 }

@@ -7,7 +7,7 @@ import { CONNECT_TIMEOUT_MS, SessionClient } from '../db/session-settings.ts'
 import type { SharedSession } from '../db/shared-session.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
-import { OWED_ROWS_HELD } from './held-owed-rows.ts'
+import { tellsOfHeldOwedRows } from './held-owed-rows.ts'
 
 export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
 export const CHANNEL = 'mailer_outbox'
@@ -21,7 +21,7 @@ export function newListenClient(d: {
   url: string
   log: Logger
   wake: (reason: 'notification', rowId?: string) => void
-  owedRowsHeld?: ((rowId: string) => void) | undefined
+  owedRowsHeld?: (() => void) | undefined
   onEvent?: EngineEventHandler | undefined
   shared?: SharedSession | null | undefined
 }): { client: pg.Client; lost: Promise<void> } {
@@ -43,10 +43,7 @@ export function newListenClient(d: {
     if (n.channel !== CHANNEL) return
     d.onEvent?.({ type: 'notification', db: d.db })
     d.wake('notification', notifiedRowId(n.payload))
-    const held = n.payload?.startsWith(OWED_ROWS_HELD)
-      ? notifiedRowId(n.payload.slice(OWED_ROWS_HELD.length))
-      : undefined
-    if (held !== undefined) d.owedRowsHeld?.(held)
+    if (tellsOfHeldOwedRows(n.payload)) d.owedRowsHeld?.()
   })
   return { client, lost: lost.promise }
 }

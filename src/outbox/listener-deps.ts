@@ -17,8 +17,8 @@ export interface ListenerDeps {
    * so nothing missed stays unsent.
    */
   wake: (reason: 'notification' | 'sweep', rowId?: string) => void
-  /** Called on sql/0109's notification: a row given back for its mailbox's owed probe that stayed locked. */
-  owedRowsHeld?: (rowId: string) => void
+  /** Called on sql/0116's notification: rows waiting for a mailbox's owed probe stayed locked at its end. */
+  owedRowsHeld?: () => void
   onEvent?: EngineEventHandler
   checkIntervalMs: number
   checkTimeoutMs?: number

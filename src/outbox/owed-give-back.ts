@@ -27,8 +27,8 @@ export async function owedGiveBack(
 
 /**
  * An interrupted send's lookup of row `rowId` held for `mailbox`'s owed probe, given back as
- * owedGiveBack gives back a send. The row names another mailbox, so 0092's trigger does not see
- * it: noted for 0112's, which brings it due at the owed state's end.
+ * owedGiveBack gives back a send. The row names another mailbox, so 0092's search by sender does
+ * not see it: noted, and the owed state's end brings it due (sql/0112, 0116).
  */
 export async function owedLookupGiveBack(
   db: Kysely<Database>,

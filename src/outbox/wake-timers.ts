@@ -8,6 +8,8 @@ export function createWakeTimers(d: {
   pollMs: () => number
   stopped: () => boolean
   wake: () => void
+  /** The backstop poll fired (not the due timer): asked before its wake. */
+  polled?: () => void
 }): { due: DueTimer; poll: DueTimer } {
   const due = createDueTimer({
     clock: d.clock,
@@ -23,7 +25,10 @@ export function createWakeTimers(d: {
     clock: d.clock,
     horizonMs: () => Number.POSITIVE_INFINITY,
     stopped: d.stopped,
-    fire: d.wake,
+    fire: () => {
+      d.polled?.()
+      d.wake()
+    },
   })
   return { due, poll }
 }

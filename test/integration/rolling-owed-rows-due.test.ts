@@ -223,7 +223,7 @@ for (const by of ['for update', 'update'] as const)
       const free = others.filter((id) => id !== locked)
       expect(await sentRequests(free)).toEqual([...free].sort())
       // Asked while it is still locked: skipped, not waited for, and counted as still held.
-      expect(await heldOwedRowsDue(t.db, locked!)).toBe(1)
+      expect(await heldOwedRowsDue(t.db)).toBe(1)
     } finally {
       await held.end('commit')
     }
@@ -273,7 +273,7 @@ test("bringing held rows due ends at its first failure (they wait for the probe'
     signal: stop.signal,
   })
   try {
-    held.held('1')
+    held.held()
     const ended = await Promise.race([
       held.settled().then(() => 'ended'),
       pollUntil(async () => (lines.length >= 3 ? 'still trying' : undefined), 10_000),

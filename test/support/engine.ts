@@ -76,7 +76,7 @@ export function createTestEngine(
     log: silentLogger,
     clock: systemClock,
     wake: (_reason, rowId) => drainer.wake(rowId),
-    owedRowsHeld: (rowId) => drainer.owedRowsHeld(rowId),
+    owedRowsHeld: () => drainer.owedRowsHeld(),
     onEvent: events.handler,
     checkIntervalMs: config.listenCheckSeconds * 1000,
     checkTimeoutMs: 1000,

@@ -1,0 +1,118 @@
+// Rows waiting for a mailbox's owed probe that another transaction holds locked as the owed state ends: each comes due once free, a lookup's row and in poll mode too.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
+import { createTestEngine, enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const { engines } = endedAfterEach()
+/** The mailbox whose probe is owed (the old MAIL_FROM of a rolling deploy), and another sender. */
+const OLD = 'outbox@example.com'
+const NEW = 'outbox-next@example.com'
+
+/**
+ * A row from `from`, as a give-back for an owed probe leaves it: pending, due in a day (the probe's
+ * end stands for it), last code mailbox_paused.
+ */
+async function givenBack(from: string): Promise<string> {
+  const id = await enqueue(
+    t,
+    { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi', from },
+    { sendAt: new Date(Date.now() + 86_400_000).toISOString() },
+  )
+  await t.pool.query(
+    `update mailer.email_outbox set last_error_code = 'mailbox_paused' where id = $1::bigint`,
+    [id],
+  )
+  return id
+}
+
+/**
+ * OLD's probe owed; a row naming OLD given back for it, and a row of NEW whose interrupted send's
+ * lookup waits for it (noted, as owedLookupGiveBack notes it).
+ */
+async function waitingForOwedProbe(): Promise<{ own: string; lookup: string }> {
+  // A live worker of the old release sends from OLD: the reclaim does not clear its probe as stale.
+  await t.pool.query(
+    `with w as (insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+                values ('old-release:1:abcdef', 'old-release', 1, '0.9.0', $1, 60))
+     insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now(), true)`,
+    [mailboxKey(OLD)],
+  )
+  const own = await givenBack(OLD)
+  const lookup = await givenBack(NEW)
+  await t.pool.query(
+    `insert into mailer.owed_probe_lookups (mailbox, outbox_id) values ($1, $2::bigint)`,
+    [mailboxKey(OLD), lookup],
+  )
+  return { own, lookup }
+}
+
+/** Waits (within 10 s) for `rows` due or sent; those still pending and due later then. */
+async function stillNotDue(rows: string[]): Promise<{ id: string; in_s: number }[]> {
+  const notDue = async () =>
+    (
+      await t.pool.query<{ id: string; in_s: number }>(
+        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
+          where id = any($1::bigint[]) and status = 'pending' and send_at > now() order by id`,
+        [rows],
+      )
+    ).rows
+  return pollUntil(async () => ((await notDue()).length === 0 ? [] : undefined), 10_000).catch(
+    notDue,
+  )
+}
+
+/** The rows still noted as waiting for a mailbox's owed probe. */
+const notesLeft = async () =>
+  (await t.pool.query('select outbox_id::text as id from mailer.owed_probe_lookups')).rows
+
+/** The owed state ends (as the reclaim's stale clear ends it) while `locked` is held locked; then freed. */
+async function endedWhileLocked(locked: string[]): Promise<void> {
+  const held = await holdRowLocked(t.pool, locked)
+  try {
+    await t.pool.query(
+      'update mailer.mailbox_pacing set probe_owed = false where mailbox = $1 and probe_owed',
+      [mailboxKey(OLD)],
+    )
+    // Nothing moved while locked: the trigger skipped the rows, it did not wait for them.
+    const { rows } = await t.pool.query<{ n: number }>(
+      `select count(*)::int as n from mailer.email_outbox where id = any($1::bigint[]) and send_at > now()`,
+      [locked],
+    )
+    expect(rows[0]!.n).toBe(locked.length)
+  } finally {
+    await held.end('commit')
+  }
+}
+
+for (const which of ['alone', 'with a row naming the mailbox'] as const)
+  test(`an interrupted send's lookup row locked (${which}) as the owed state ends comes due once free, not at the probe's end`, async () => {
+    const { own, lookup } = await waitingForOwedProbe()
+    const worker = createTestEngine(t)
+    engines.push(worker)
+    await worker.start()
+    await endedWhileLocked(which === 'alone' ? [lookup] : [own, lookup])
+    expect(await stillNotDue([own, lookup])).toEqual([])
+    expect(await notesLeft()).toEqual([])
+  })
+
+test('LISTEN_MODE=poll: rows locked as the owed state ends, naming its mailbox or a lookup waiting for it, come due within about a poll interval once free', async () => {
+  const { own, lookup } = await waitingForOwedProbe()
+  const worker = createTestEngine(t, {
+    config: { listenMode: 'poll' },
+    // As serve polls without a listener: once a second.
+    deps: { pollIntervalMs: () => 1_000 },
+  })
+  engines.push(worker)
+  await worker.start()
+  await endedWhileLocked([own, lookup])
+  expect(await stillNotDue([own, lookup])).toEqual([])
+  expect(await notesLeft()).toEqual([])
+})
