@@ -4,8 +4,8 @@ import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
-import { pollUntil } from '../support/events.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
+import { stillNotDue } from '../support/still-not-due.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -54,21 +54,6 @@ async function waitingForOwedProbe(): Promise<{ own: string; lookup: string }> {
   return { own, lookup }
 }
 
-/** Waits (within 10 s) for `rows` due or sent; those still pending and due later then. */
-async function stillNotDue(rows: string[]): Promise<{ id: string; in_s: number }[]> {
-  const notDue = async () =>
-    (
-      await t.pool.query<{ id: string; in_s: number }>(
-        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
-          where id = any($1::bigint[]) and status = 'pending' and send_at > now() order by id`,
-        [rows],
-      )
-    ).rows
-  return pollUntil(async () => ((await notDue()).length === 0 ? [] : undefined), 10_000).catch(
-    notDue,
-  )
-}
-
 /** The rows still noted as waiting for a mailbox's owed probe. */
 const notesLeft = async () =>
   (await t.pool.query('select outbox_id::text as id from mailer.owed_probe_lookups')).rows
@@ -99,7 +84,7 @@ for (const which of ['alone', 'with a row naming the mailbox'] as const)
     engines.push(worker)
     await worker.start()
     await endedWhileLocked(which === 'alone' ? [lookup] : [own, lookup])
-    expect(await stillNotDue([own, lookup])).toEqual([])
+    expect(await stillNotDue(t, [own, lookup])).toEqual([])
     expect(await notesLeft()).toEqual([])
   })
 
@@ -113,6 +98,6 @@ test('LISTEN_MODE=poll: rows locked as the owed state ends, naming its mailbox o
   engines.push(worker)
   await worker.start()
   await endedWhileLocked([own, lookup])
-  expect(await stillNotDue([own, lookup])).toEqual([])
+  expect(await stillNotDue(t, [own, lookup])).toEqual([])
   expect(await notesLeft()).toEqual([])
 })

@@ -12,6 +12,7 @@ import { startThrottlingGraph, useGraphPerTest } from '../support/graph-per-test
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { pausedOwedAndIdle } from '../support/owed-pause.ts'
 import { sleepSteppedClock } from '../support/sleep-stepped-clock.ts'
+import { stillNotDue } from '../support/still-not-due.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -114,21 +115,6 @@ async function sentRequests(rows: string[]): Promise<(string | null)[]> {
     .sort()
 }
 
-/** Waits (within 10 s) for `rows` due; those still pending and due later then, with seconds to go. */
-async function stillNotDue(rows: string[]): Promise<{ id: string; in_s: number }[]> {
-  const notDue = async () =>
-    (
-      await t.pool.query<{ id: string; in_s: number }>(
-        `select id::text, round(extract(epoch from send_at - now()))::int as in_s from mailer.email_outbox
-          where id = any($1::bigint[]) and status = 'pending' and send_at > now() order by id`,
-        [rows],
-      )
-    ).rows
-  return pollUntil(async () => ((await notDue()).length === 0 ? [] : undefined), 10_000).catch(
-    notDue,
-  )
-}
-
 const claimedBy = (w: TestEngine) =>
   w.events.events.reduce((n, e) => n + (e.type === 'claimed' ? e.count : 0), 0)
 
@@ -191,7 +177,7 @@ test("a row given back as the owed probe ends (its answer committed between the 
     )
     expect(givenBack.rows[0]!.n).toBeGreaterThan(0)
     // Well before the probe's 30 s deadline, which they were given back to.
-    expect(await stillNotDue(others)).toEqual([])
+    expect(await stillNotDue(t, others)).toEqual([])
   } finally {
     await t.pool.query('drop trigger probe_answered_at_give_back on mailer.email_outbox')
     await t.pool.query('drop function public.probe_answered_at_give_back()')
@@ -228,7 +214,7 @@ for (const by of ['for update', 'update'] as const)
       await held.end('commit')
     }
     // Well before the probe's 30 s deadline, which it was given back to.
-    expect(await stillNotDue([locked!])).toEqual([])
+    expect(await stillNotDue(t, [locked!])).toEqual([])
     expect(await sentRequests([locked!])).toEqual([locked!])
   })
 
