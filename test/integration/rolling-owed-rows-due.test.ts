@@ -248,7 +248,7 @@ test("the owed state's end names a row it left locked by the row's id, never by 
   expect(heard).toEqual([`owed-rows-held ${id}`])
 })
 
-test("bringing held rows due ends at its first failure (they wait for the probe's end, as before 0109), not a warning a second for as long as the database is away", async () => {
+test("bringing held rows due ends at its first failure (they wait for the probe's end, as before 0109), not a warning a second for as long as the database is away; a backstop poll's ask (once a second without LISTEN) warns nothing: its claim reports the outage", async () => {
   const db = await databaseAway()
   const lines: string[] = []
   const stop = new AbortController()
@@ -265,6 +265,9 @@ test("bringing held rows due ends at its first failure (they wait for the probe'
       pollUntil(async () => (lines.length >= 3 ? 'still trying' : undefined), 10_000),
     ])
     expect({ ended, warnings: lines.length }).toEqual({ ended: 'ended', warnings: 1 })
+    held.polled()
+    await held.settled()
+    expect(lines.length).toBe(1)
   } finally {
     stop.abort()
     await held.settled()
