@@ -22,7 +22,7 @@ test("a stop begins its sends' grace at once, while a statement bringing held ow
   let stopped: Promise<void> | null = null
   try {
     await locker.query('begin; lock table mailer.mailbox_pacing in access exclusive mode')
-    e.drainer.owedRowsHeld(id)
+    e.drainer.owedRowsHeld()
     await untilLockWaits(t.pool)
     stopped = e.stop(100)
     // The grace (100 ms) runs from the stop: the send held in flight is aborted once it is over,
