@@ -104,6 +104,7 @@ export function startDrainers(
         listener?.state() === 'polling'
           ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
           : config.worker.pollIntervalSeconds * 1000,
+      listening: () => listener?.state() === 'listening',
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,
       ...(config.graph ? { sendTimeoutMs: config.graph.requestTimeoutMs } : {}),

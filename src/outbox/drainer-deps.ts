@@ -29,6 +29,8 @@ export interface DrainerDeps {
   /** LOOKUP_GRACE_SECONDS (lookup-grace.ts) unless a test shortens it. */
   lookupGraceSeconds?: number
   ambiguousPolicy: 'resend' | 'hold'
+  /** Notifications are heard now (a LISTEN session listens): the backstop poll then asks less. */
+  listening?: () => boolean
   /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
   pollIntervalMs?: () => number
   /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */

@@ -98,8 +98,8 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wake,
     lookups: d.lookup !== null,
   })
-  // Rows an owed probe's end left locked: after its notification, and at each backstop poll (the
-  // only news without LISTEN).
+  // Rows an owed probe's end left locked: after its notification, and at each backstop poll while
+  // no notification can be heard (the idle cost stays one statement per poll while LISTEN works).
   const heldOwedRows = createHeldOwedRows({
     db: d.db,
     clock: d.clock,
@@ -111,7 +111,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     pollMs,
     stopped: () => stopping.signal.aborted,
     wake,
-    polled: heldOwedRows.polled,
+    polled: () => d.listening?.() !== true && heldOwedRows.polled(),
   })
 
   const claimAndDeliver = createClaimRound({

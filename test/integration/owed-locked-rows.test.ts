@@ -4,8 +4,10 @@ import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { stillNotDue } from '../support/still-not-due.ts'
+import { throughQueries } from '../support/through-queries.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -100,4 +102,19 @@ test('LISTEN_MODE=poll: rows locked as the owed state ends, naming its mailbox o
   await endedWhileLocked([own, lookup])
   expect(await stillNotDue(t, [own, lookup])).toEqual([])
   expect(await notesLeft()).toEqual([])
+})
+
+test('while LISTEN works, the backstop poll sends no statement for held owed rows (its idle cost stays the claim)', async () => {
+  const seen: string[] = []
+  const db = throughQueries(t, (run, text) => {
+    seen.push(text)
+    return run()
+  })
+  const worker = createTestEngine(t, { deps: { db, pollIntervalMs: () => 100 } })
+  engines.push(worker)
+  await worker.start()
+  // Backstop polls while listening: each claims, none asks for the held rows' notes.
+  const claims = () => seen.filter((q) => /mailer\.claim_/.test(q)).length
+  await pollUntil(async () => (claims() >= 5 ? true : undefined))
+  expect(seen.filter((q) => q.includes('mailer.owed_probe_lookups')).length).toBe(0)
 })

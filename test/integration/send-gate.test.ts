@@ -1,8 +1,6 @@
 // The Postgres send gate: per-mailbox concurrency and pacing across workers, pauses, slots reused and given back.
 import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { Kysely, PostgresDialect } from 'kysely'
 import { type Clock, systemClock } from '../../src/clock.ts'
-import type { Database } from '../../src/db/schema.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import type { SendPermit } from '../../src/outbox/send-gate.ts'
@@ -14,6 +12,7 @@ import { type TestDb, useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { throughQueries } from '../support/through-queries.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -115,34 +114,6 @@ const slotRow = async () =>
       `select token::text, expires_at <= now() as free from mailer.send_slots where slot = 1`,
     )
   ).rows[0]!
-
-/**
- * A Kysely on the test pool whose queries pass through `through`: to cut one as a lost connection
- * does, or to hold one back until the test has seen what must come first.
- */
-function throughQueries(
-  through: (run: () => Promise<unknown>, text: string, values: unknown[]) => Promise<unknown>,
-): Kysely<Database> {
-  return new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool: new Proxy(t.pool, {
-        get(pool, prop, receiver) {
-          if (prop !== 'connect') return Reflect.get(pool, prop, receiver)
-          return async () => {
-            const client = await pool.connect()
-            return new Proxy(client, {
-              get(c, p, r) {
-                if (p !== 'query') return Reflect.get(c, p, r)
-                return (text: string, values: unknown[]) =>
-                  through(() => c.query(text, values), text, values)
-              },
-            })
-          }
-        },
-      }),
-    }),
-  })
-}
 
 /**
  * The TTL of a slot whose renewal a test waits for: renewed a third to half of it after its take,
@@ -267,7 +238,7 @@ describe('the Postgres send gate', () => {
     let holding = true
     const c = pgGate('d', {
       rate: 600,
-      db: throughQueries(async (run, text) => {
+      db: throughQueries(t, async (run, text) => {
         if (holding && isTakePacing(text)) {
           holding = false
           await answered.promise
@@ -543,7 +514,7 @@ describe('the Postgres send gate', () => {
     // however slowly the claims pass the backlog (with its turns coming, a bound on how many of its
     // rows went first only measured how fast the claims ran against its 100 ms turns).
     const otherSent = Promise.withResolvers<void>()
-    const backlogTurns = throughQueries(async (run, text, values) => {
+    const backlogTurns = throughQueries(t, async (run, text, values) => {
       if (isTakePacing(text) && values.includes('backlog@example.com')) await otherSent.promise
       return run()
     })
@@ -623,7 +594,7 @@ describe('the Postgres send gate', () => {
   test('without pacing, a send reads its mailbox’s pause in its last check, not in a statement of its own', async () => {
     // Every statement the engine and its gate make, by what they touch.
     const seen: string[] = []
-    const db = throughQueries((run, text) => {
+    const db = throughQueries(t, (run, text) => {
       seen.push(text)
       return run()
     })
@@ -661,7 +632,7 @@ describe('the Postgres send gate', () => {
     // The first free fails as a cut connection fails it (the fault suite's terminated LISTEN
     // session carried one); every other statement reaches the database.
     let failedFrees = 0
-    const cutOnce = throughQueries((run, text) => {
+    const cutOnce = throughQueries(t, (run, text) => {
       if (failedFrees === 0 && text.includes("set expires_at = '-infinity'")) {
         failedFrees++
         return Promise.reject(new Error('Connection terminated unexpectedly'))
@@ -683,7 +654,7 @@ describe('the Postgres send gate', () => {
   test('a take whose answer is lost with its connection gives back what it took: the slots are back in moments, not at their expiry', async () => {
     // The take commits, then its connection is cut before the answer arrives.
     let lostTakes = 0
-    const cutAfterTake = throughQueries(async (run, text) => {
+    const cutAfterTake = throughQueries(t, async (run, text) => {
       const result = await run()
       if (lostTakes === 0 && text.includes('with taken as')) {
         lostTakes++
@@ -718,7 +689,7 @@ describe('the Postgres send gate', () => {
     })
     const events: string[] = []
     let takes = 0
-    const slowTake = throughQueries(async (run, text) => {
+    const slowTake = throughQueries(t, async (run, text) => {
       const result = await run()
       if (text.includes('with taken as') && takes++ === 0) await answered
       if (text.includes("set expires_at = '-infinity'")) events.push('freed')
@@ -744,7 +715,7 @@ describe('the Postgres send gate', () => {
     // give-back of what it may have got fails too, and the worker is stopped meanwhile.
     let lostTakes = 0
     let refuseGiveBacks = true
-    const cut = throughQueries(async (run, text) => {
+    const cut = throughQueries(t, async (run, text) => {
       if (text.includes('token <> all') && refuseGiveBacks)
         throw new Error('Connection terminated unexpectedly')
       const result = await run()
@@ -843,7 +814,7 @@ describe('the Postgres send gate', () => {
     // step forward said yes, and the slots stayed held, for every worker, their whole TTL.
     const step = { ms: 0 }
     let lostTakes = 0
-    const cutAfterTake = throughQueries(async (run, text) => {
+    const cutAfterTake = throughQueries(t, async (run, text) => {
       const result = await run()
       if (lostTakes === 0 && text.includes('with taken as')) {
         lostTakes++
@@ -871,7 +842,7 @@ describe('the Postgres send gate', () => {
     // slot had expired anyway, and it stayed held, for every worker, its whole 60 s TTL.
     const step = { ms: 0 }
     let failedFrees = 0
-    const cutOnce = throughQueries((run, text) => {
+    const cutOnce = throughQueries(t, (run, text) => {
       if (failedFrees === 0 && text.includes("set expires_at = '-infinity'")) {
         failedFrees++
         step.ms = 3_600_000
@@ -928,7 +899,7 @@ describe('the Postgres send gate', () => {
       const held = (h: { slot: number; token: string }) => ({ ...h, takenAt: 0, sureAt: 0 })
       let freer: ReturnType<typeof createSlotFreer> | undefined
       let hooked = false
-      const db = throughQueries(async (run, text) => {
+      const db = throughQueries(t, async (run, text) => {
         const r = await run()
         if (text.includes("'-infinity'") && !hooked) {
           hooked = true

@@ -68,6 +68,8 @@ export function createTestEngine(
     lookup: null,
     ambiguousPolicy: 'resend',
     onEvent: events.handler,
+    // As serve wires it: notifications are heard while the listener listens.
+    listening: () => listener.state() === 'listening',
     ...o.deps,
   })
   const listener = createListener({
