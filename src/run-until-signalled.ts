@@ -50,9 +50,24 @@ export async function runUntilSignalled(
     // said so. Anything it had not recorded is as after a kill: the leases expire and are reclaimed.
     const boundMs = (config.worker.shutdownGraceSeconds + STOP_MARGIN_SECONDS) * 1000
     setTimeout(() => {
+      const afterSeconds = boundMs / 1000
+      // Started, with every send the provider accepted recorded, what is left (give-backs, the
+      // registry entry, closing connections) costs nothing but a lease's wait: exit 0, as Fly's
+      // stop expects. A start unfinished may have sent already, unknown to us: exit 1.
+      const unrecorded = running?.unrecordedSends() ?? null
+      if (unrecorded?.length === 0) {
+        o.log.warn('stop cut short: exiting', {
+          signal,
+          afterSeconds,
+          unrecorded,
+          why: 'every accepted send is recorded; the database was too slow for the rest: rows still leased are reclaimed once their leases expire',
+        })
+        process.exit(faulted ? EXIT.failure : EXIT.ok)
+      }
       o.log.error('stop unfinished: exiting', {
         signal,
-        afterSeconds: boundMs / 1000,
+        afterSeconds,
+        ...(unrecorded && { unrecorded }),
         why: 'the database did not answer in time; unrecorded leases expire and are reclaimed',
       })
       process.exit(EXIT.failure)
@@ -65,7 +80,8 @@ export async function runUntilSignalled(
       .stop(signal)
       .then(p.afterStop)
       .then(
-        () => process.exit(faulted ? EXIT.failure : EXIT.ok),
+        // A send accepted but unrecorded goes again (serve's last line names it): exit 1.
+        () => process.exit(faulted || r.unrecordedSends().length > 0 ? EXIT.failure : EXIT.ok),
         (err) => {
           o.log.error('shutdown failed', { err })
           process.exit(EXIT.failure)

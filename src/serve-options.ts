@@ -11,6 +11,8 @@ export type Role = ServeRole
 
 export interface Running {
   stop(reason: string): Promise<void>
+  /** Per database, the sends the provider accepted whose outcome is not recorded (none: omitted). */
+  unrecordedSends(): { db: string; ids: string[] }[]
   port: number | null
   drainers: Map<string, Drainer>
   listeners: Map<string, Listener>

@@ -172,10 +172,16 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const stopWatchdog = startLivenessWatchdog(health, log)
 
   let stopped: Promise<void> | null = null
+  const unrecordedSends = () =>
+    [...drainers].flatMap(([db, d]) => {
+      const ids = d.unrecordedSends()
+      return ids.length === 0 ? [] : [{ db, ids }]
+    })
   return {
     port: server.port ?? null,
     drainers,
     listeners,
+    unrecordedSends,
     stop(reason) {
       stopped ??= (async () => {
         log.info('stopping', { reason, graceSeconds: config.worker.shutdownGraceSeconds })
@@ -188,7 +194,13 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         ])
         await Promise.all(servers.map((s) => s.stop()))
         await Promise.all(handles.map((h) => h.close()))
-        log.info('stopped')
+        const unrecorded = unrecordedSends()
+        // Its exit is 1 then (run-until-signalled.ts): each of them goes out again once reclaimed.
+        if (unrecorded.length === 0) log.info('stopped')
+        else
+          log.error('stopped with accepted sends unrecorded: sent again once their leases expire', {
+            unrecorded,
+          })
       })()
       return stopped
     },

@@ -27,6 +27,8 @@ export interface Drainer {
   owedRowsHeld(): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
+  /** Sends the provider accepted whose outcome is not recorded (settlements.ts): each goes again once its lease is reclaimed. */
+  unrecordedSends(): string[]
   status(): DrainerStatus
 }
 
@@ -205,6 +207,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
         heldOwedRows.settled(),
       ])
     },
+    unrecordedSends: settle.unrecordedSends,
     status: () => ({
       running: loop !== null && !stopping.signal.aborted,
       lastLoopAt: pulse.lastAt(),

@@ -24,6 +24,12 @@ export interface SettleQueue {
   giveUpBy(deadline: number): void
 }
 
+/** A queue that can say, as a stop ends, which of its outcomes it has not written. */
+export interface RecordingQueue extends SettleQueue {
+  /** Ids of the outcomes pushed and neither written nor found lost: given up, or still on their way. */
+  unrecorded(): string[]
+}
+
 // A row another transaction held is asked again after this long, doubling up to the cap: a lock of
 // our own (a heartbeat) lasts milliseconds, an application's open transaction may last minutes.
 const BUSY_FIRST_MS = 20
@@ -43,8 +49,15 @@ export function createSettleQueue(d: {
    * retried until it succeeds or a stop's deadline passes.
    */
   giveUpAfterMs: number
-}): SettleQueue {
+}): RecordingQueue {
   const queue: QueuedSettlement[] = []
+  // Pushed and not answered yet; and those answered null because their write was given up.
+  const open = new Set<QueuedSettlement>()
+  const givenUp: string[] = []
+  const giveUp = (p: QueuedSettlement) => {
+    givenUp.push(p.item.id)
+    p.done(null)
+  }
   let flushing: Promise<void> | null = null
   let stopDeadline = Number.POSITIVE_INFINITY
   // Rows set aside while another transaction holds them; each returns to the queue after its wait.
@@ -62,7 +75,7 @@ export function createSettleQueue(d: {
     const leftMs = stopDeadline - monotonicNow(d.clock)
     void d.clock.sleep(Math.max(0, Math.min(waitMs, leftMs))).then(() => {
       parked -= 1
-      if (monotonicNow(d.clock) >= stopDeadline) p.done(null)
+      if (monotonicNow(d.clock) >= stopDeadline) giveUp(p)
       else {
         queue.push(p)
         void flush()
@@ -82,7 +95,7 @@ export function createSettleQueue(d: {
         ids: [p.item.id],
         err,
       })
-      p.done(null)
+      giveUp(p)
       return
     }
     d.log.warn('recording a send outcome failed for a value; retrying it aside', {
@@ -136,7 +149,7 @@ export function createSettleQueue(d: {
             ids: batch.map((p) => p.item.id),
             err,
           })
-          for (const p of batch) p.done(null)
+          for (const p of batch) giveUp(p)
           return
         }
         d.log.warn('recording send outcomes failed; retrying', { count: batch.length, err })
@@ -161,7 +174,16 @@ export function createSettleQueue(d: {
   return {
     push(item) {
       return new Promise((done) => {
-        queue.push({ item, done, busy: 0 })
+        const p: QueuedSettlement = {
+          item,
+          done: (row) => {
+            open.delete(p)
+            done(row)
+          },
+          busy: 0,
+        }
+        open.add(p)
+        queue.push(p)
         void flush()
       })
     },
@@ -174,5 +196,6 @@ export function createSettleQueue(d: {
     giveUpBy(deadline) {
       stopDeadline = Math.min(stopDeadline, deadline)
     },
+    unrecorded: () => [...givenUp, ...[...open].map((p) => p.item.id)],
   }
 }

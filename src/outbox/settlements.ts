@@ -9,6 +9,14 @@ import { settleLeases } from './settle.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
 
+export interface Settlements extends SettleQueue {
+  /**
+   * Ids of sends the provider accepted whose outcome is not recorded (given up, or still being
+   * written): each is sent again once its lease expires and is reclaimed.
+   */
+  unrecordedSends(): string[]
+}
+
 /**
  * Successful sends (nearly every row) take the lean statement; the rest need their verdict. Two
  * queues, so a failing write of one kind is retried alone and never re-applies the other.
@@ -19,7 +27,7 @@ export function createSettlements(d: {
   config: Pick<WorkerConfig, 'leaseSeconds' | 'maxAttempts' | 'throttleDeadlineSeconds'>
   clock: Clock
   log: Logger
-}): SettleQueue {
+}): Settlements {
   const queue = (write: (items: SettleItem[]) => Promise<SettledRow[]>) =>
     createSettleQueue({
       write,
@@ -54,5 +62,6 @@ export function createSettlements(d: {
       sent.giveUpBy(deadline)
       others.giveUpBy(deadline)
     },
+    unrecordedSends: () => sent.unrecorded(),
   }
 }

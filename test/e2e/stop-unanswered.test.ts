@@ -1,4 +1,4 @@
-// A SIGTERM while the database answers nothing (a black-holed route): serve exits by Fly's kill_timeout, saying why, not after the driver's 60 s timeouts.
+// A SIGTERM while the database answers nothing (a black-holed route): serve exits by Fly's kill_timeout, saying why and whether a send went unrecorded, not after the driver's 60 s timeouts.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { compiledBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
@@ -22,7 +22,7 @@ afterAll(async () => {
   await database?.drop()
 })
 
-test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECONDS + 8 s, its reason logged', async () => {
+test('SIGTERM with the database black-holed and nothing sent: exit 0 within SHUTDOWN_GRACE_SECONDS + 8 s, the stop cut short and why logged', async () => {
   const proxy = await startSilencingProxy(url)
   const graceSeconds = 1
   const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
@@ -55,8 +55,9 @@ test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECOND
     const code = await p.exited
     const seconds = (performance.now() - signalledAt) / 1000
     // fly.toml's kill_timeout is the grace + 10 s: the process is gone before Fly kills it.
+    // Nothing accepted is left unrecorded: the rest costs only a lease's wait, not a failed stop.
     expect({ code, withinBound: seconds < graceSeconds + 10 }).toEqual({
-      code: 1,
+      code: 0,
       withinBound: true,
     })
   } finally {
@@ -64,7 +65,7 @@ test('SIGTERM with the database black-holed: exit 1 within SHUTDOWN_GRACE_SECOND
     proxy.close()
   }
   await stdout.ended
-  expect(stdout.text()).toContain('"msg":"stop unfinished: exiting"')
+  expect(stdout.text()).toContain('"msg":"stop cut short: exiting"')
 })
 
 test('SIGTERM during a start the database holds up (accepted, never answered): the bound counts from the signal, not from the start’s end', async () => {
@@ -87,6 +88,7 @@ test('SIGTERM during a start the database holds up (accepted, never answered): t
     stderr: 'pipe',
   })
   const stdout = growingOutput(p.stdout)
+  let code: number
   try {
     await pollUntil(
       async () => (stdout.text().includes('MAIL_FROM is not set') ? true : undefined),
@@ -94,11 +96,10 @@ test('SIGTERM during a start the database holds up (accepted, never answered): t
     )
     const signalledAt = performance.now()
     p.kill('SIGTERM')
-    const code = await p.exited
+    code = await p.exited
     const seconds = (performance.now() - signalledAt) / 1000
     // Fly kills at kill_timeout (the grace + 10 s) after its signal, however long the start took.
-    expect({ code, withinBound: seconds < graceSeconds + 10, seconds }).toEqual({
-      code: 1,
+    expect({ withinBound: seconds < graceSeconds + 10, seconds }).toEqual({
       withinBound: true,
       seconds: expect.any(Number),
     })
@@ -107,5 +108,14 @@ test('SIGTERM during a start the database holds up (accepted, never answered): t
     proxy.close()
   }
   await stdout.ended
-  expect(stdout.text()).toContain('"msg":"stop unfinished: exiting"')
+  // Started by the bound (its connect timed out), it had sent nothing: exit 0, the stop cut short.
+  // Still starting, it may have sent unknown to it: exit 1, unfinished.
+  const said = stdout.text().includes('"msg":"stop cut short: exiting"')
+    ? 'cut short'
+    : stdout.text().includes('"msg":"stop unfinished: exiting"')
+      ? 'unfinished'
+      : 'neither'
+  expect({ code, said }).toEqual(
+    code === 0 ? { code, said: 'cut short' } : { code: 1, said: 'unfinished' },
+  )
 })

@@ -65,8 +65,9 @@ export async function startMailers(
 /**
  * Stops the slot's worker with `asked`, checks a SIGTERM's clean exit, and starts a new one `downMs`
  * later. `slowedBetween`: whether the slot's database was slow (a second or more) at some moment
- * of a span (the slow-database shape); a stop it held past the grace and the stop's margin exits 1
- * with `stop unfinished`, as documented (src/run-until-signalled.ts): as after a kill, not a problem.
+ * of a span (the slow-database shape); a stop it held past the grace and the stop's margin exits 0
+ * with `stop cut short` (every accepted send recorded, what it held left to expire), or 1 with `stop
+ * unfinished`, as documented (src/run-until-signalled.ts): as after a kill, not a problem.
  */
 export async function stopWorker(
   mailers: ChaosMailers,
@@ -95,8 +96,8 @@ export async function stopWorker(
       m.proc.kill('SIGKILL')
       await m.exited
     } else if (
-      code === 1 &&
-      m.logTail(3).includes('"msg":"stop unfinished: exiting"') &&
+      ((code === 1 && m.logTail(3).includes('"msg":"stop unfinished: exiting"')) ||
+        (code === 0 && m.logTail(3).includes('"msg":"stop cut short: exiting"'))) &&
       slowedBetween(t0, performance.now())
     ) {
       record.figures.stopsUnfinished++

@@ -41,7 +41,7 @@ export interface ChaosRecord {
     unanswered: number
     /** The slow-database shape's bursts (CHAOS_SLOW_DB). */
     slowBursts: number
-    /** SIGTERMs whose stop a slow database held past its bound: exit 1, `stop unfinished`. */
+    /** SIGTERMs whose stop a slow database held past its bound: `stop cut short` (exit 0) or `stop unfinished` (exit 1). */
     stopsUnfinished: number
   }
   /** Processes that exited 0 after SIGTERM, with when their stop began and ended. */
