@@ -1,15 +1,9 @@
 // `serve` until SIGTERM/SIGINT/SIGHUP or an error nothing caught: either stops it within the shutdown grace, one during the start once started; a second signal exits at once.
 import type { Config } from './config.ts'
 import { describeStack, EXIT } from './errors.ts'
+import { STOP_MARGIN_MS } from './outbox/shutdown-grace.ts'
 import { serve } from './serve.ts'
 import type { Running, ServeOptions } from './serve-options.ts'
-
-/**
- * How long past SHUTDOWN_GRACE_SECONDS a stop may take (the aborted sends' 5 s, recording outcomes,
- * closing pools) before it is given up, counted from the signal: under fly.toml's kill_timeout,
- * which keeps 10 s over the grace.
- */
-const STOP_MARGIN_SECONDS = 8
 
 /**
  * Run by a package script (`bun run dev`, `bun run start`), one Ctrl+C reaches this process twice:
@@ -48,7 +42,7 @@ export async function runUntilSignalled(
     // A database that answers nothing (a black-holed route) held the stop in the driver's own
     // timeouts (60 s), past kill_timeout: past the grace and this margin, the stop is given up and
     // said so. Anything it had not recorded is as after a kill: the leases expire and are reclaimed.
-    const boundMs = (config.worker.shutdownGraceSeconds + STOP_MARGIN_SECONDS) * 1000
+    const boundMs = config.worker.shutdownGraceSeconds * 1000 + STOP_MARGIN_MS
     setTimeout(() => {
       const afterSeconds = boundMs / 1000
       // Started, with every send the provider accepted recorded, what is left (give-backs, the

@@ -14,16 +14,19 @@ export async function windDown(w: {
   /** The loop, ended; null when the drainer never started. */
   loop: Promise<void> | null
   graceMs: number
+  /** When the stop began (monotonicNow): the grace counts from it. */
+  startedAt: number
   deliveries: ReadonlySet<Promise<void>>
   abort: AbortController
   held: HeldLeases['held']
   settle: SettleQueue
   upkeep: Pick<ReturnType<typeof createLeaseUpkeep>, 'stopTimers'>
 }): Promise<void> {
-  const { d, log, loop, graceMs, deliveries, abort, held, settle, upkeep } = w
+  const { d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep } = w
   await finishWithinGrace({
     deliveries,
     graceMs,
+    startedAt,
     clock: d.clock,
     abort,
     log,

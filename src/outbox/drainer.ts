@@ -1,4 +1,5 @@
 // Drainer: one database's worker loop: claim when woken, deliver, heartbeat leases, reclaim, stop gracefully.
+import { monotonicNow } from '../clock.ts'
 import { withLateFields } from '../log.ts'
 import { createBlockNaming } from './block-naming.ts'
 import { createClaimFailures } from './claim-failures.ts'
@@ -195,6 +196,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wake,
     owedRowsHeld: () => heldOwedRows.held(),
     async stop(graceMs) {
+      const startedAt = monotonicNow(d.clock)
       stopping.abort()
       wakeUp?.()
       due.clear()
@@ -203,7 +205,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       // Beside the wind-down: a held rows' statement still running (a slow database: up to
       // statement_timeout) must not delay the grace of the sends in flight or their recording.
       await Promise.all([
-        windDown({ d, log, loop, graceMs, deliveries, abort, held, settle, upkeep }),
+        windDown({ d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep }),
         heldOwedRows.settled(),
       ])
     },

@@ -4,7 +4,7 @@ import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import type { SettledRow, SettleItem } from '../../src/outbox/settle-item.ts'
 import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
-import { ABORTED_SENDS_WAIT_MS, finishWithinGrace } from '../../src/outbox/shutdown-grace.ts'
+import { finishWithinGrace, STOP_MARGIN_MS } from '../../src/outbox/shutdown-grace.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -64,10 +64,11 @@ test('a stop’s deadline ends the retries of a write also after the wall clock 
       throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
     },
   })
-  // A stop with a 5 s grace: outcomes are recorded by its end and the aborted sends' wait (5 s).
+  // A stop with a 5 s grace: outcomes are recorded by a second before its bound (the grace + 8 s).
   await finishWithinGrace({
     deliveries: new Set(),
     graceMs: 5_000,
+    startedAt: c.mono,
     clock,
     abort: new AbortController(),
     log: silentLogger,
@@ -77,6 +78,6 @@ test('a stop’s deadline ends the retries of a write also after the wall clock 
   const stoppedAt = c.mono
   expect(await queue.push(item)).toBeNull()
   // Retried 200, 400, 800, … ms apart until the deadline, not for the hour the step added.
-  expect(c.mono - stoppedAt).toBeLessThanOrEqual(5_000 + ABORTED_SENDS_WAIT_MS)
+  expect(c.mono - stoppedAt).toBeLessThanOrEqual(5_000 + STOP_MARGIN_MS)
   expect(writes).toBeLessThanOrEqual(7)
 })

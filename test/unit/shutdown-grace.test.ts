@@ -2,7 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
-import { finishWithinGrace } from '../../src/outbox/shutdown-grace.ts'
+import { finishWithinGrace, STOP_MARGIN_MS } from '../../src/outbox/shutdown-grace.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -44,6 +44,7 @@ test('sends that finish within the grace leave no timer running after it', async
   const finishing = finishWithinGrace({
     deliveries: new Set([send.promise]),
     graceMs: 30_000,
+    startedAt: 0,
     clock: held.clock,
     abort: new AbortController(),
     log: silentLogger,
@@ -63,6 +64,7 @@ test('sends aborted past the grace that then end leave no timer running either',
   const finishing = finishWithinGrace({
     deliveries: new Set([send.promise]),
     graceMs: 30_000,
+    startedAt: 0,
     clock: held.clock,
     abort,
     log: silentLogger,
@@ -75,4 +77,33 @@ test('sends aborted past the grace that then end leave no timer running either',
   await finishing
   expect(abort.signal.aborted).toBe(true)
   expect(held.pending()).toBe(0)
+})
+
+test('the grace and the recording of outcomes count from the stop’s start, the recording until a second before its bound', async () => {
+  const held = heldClock()
+  const abort = new AbortController()
+  const send = Promise.withResolvers<void>()
+  abort.signal.addEventListener('abort', () => send.resolve())
+  const recordBy: number[] = []
+  // The stop began 3 s ago (a claim under way, its answer late): Fly's kill_timeout counts from
+  // the signal, and so must the grace and the recording's deadline.
+  const finishing = finishWithinGrace({
+    deliveries: new Set([send.promise]),
+    graceMs: 4_000,
+    startedAt: -3_000,
+    clock: held.clock,
+    abort,
+    log: silentLogger,
+    inFlight: () => 1,
+    recordBy: (deadline) => recordBy.push(deadline),
+  })
+  held.pass(1_000)
+  await new Promise((r) => setImmediate(r))
+  const abortedAtGraceEnd = abort.signal.aborted
+  held.pass(60_000)
+  await finishing
+  expect({ abortedAtGraceEnd, recordBy }).toEqual({
+    abortedAtGraceEnd: true,
+    recordBy: [-3_000 + 4_000 + STOP_MARGIN_MS - 1_000],
+  })
 })
