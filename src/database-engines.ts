@@ -8,6 +8,7 @@ import type { DbHandle } from './db/open.ts'
 import type { Logger } from './log.ts'
 import { createDrainer, type Drainer } from './outbox/drainer.ts'
 import type { EngineEventHandler } from './outbox/events.ts'
+import type { WorkerIdentity } from './outbox/heartbeat.ts'
 import { createListener, type Listener } from './outbox/listener.ts'
 import { type PickupPath, pickupPrimer } from './outbox/pickup-primes.ts'
 import { createSlots } from './outbox/slots.ts'
@@ -32,9 +33,21 @@ export function pickupPathOf(
     : { slotTake: false, lastCheck: 'none', guardedClaim: false }
 }
 
-/** Starts each database's listener into `listeners` (filled as it goes, so a failed start can stop them). */
+/**
+ * The identity this process's workers register, hold send slots and take their liveness locks
+ * under (holder-lock.ts): one for every database.
+ */
+export function processWorker(): WorkerIdentity {
+  return workerIdentity(hostname(), process.pid, VERSION)
+}
+
+/**
+ * Starts each database's listener into `listeners` (filled as it goes, so a failed start can stop
+ * them); each session that listens holds `worker`'s liveness lock.
+ */
 export function startListeners(
   config: Config,
+  worker: WorkerIdentity,
   handles: readonly DbHandle[],
   listeners: Map<string, Listener>,
   drainers: ReadonlyMap<string, Drainer>,
@@ -60,6 +73,7 @@ export function startListeners(
       shared: h.listenSession,
       prime,
       connectionsRetired: h.connectionsRetired,
+      holder: worker.id,
     })
     listeners.set(h.name, listener)
     listener.start()
@@ -69,6 +83,7 @@ export function startListeners(
 /** Starts each database's drainer into `drainers`; one worker identity and one set of send slots for all. */
 export function startDrainers(
   config: Config,
+  worker: WorkerIdentity,
   handles: readonly DbHandle[],
   transport: Transport,
   listeners: ReadonlyMap<string, Listener>,
@@ -78,7 +93,6 @@ export function startDrainers(
 ): void {
   transport.warmUp()
   const slots = createSlots(config.worker.concurrency)
-  const worker = workerIdentity(hostname(), process.pid, VERSION)
   for (const h of handles) {
     const listener = listeners.get(h.name)
     // Graph's messages carry it and its lookups count only those: read now, or at the first send
@@ -89,7 +103,8 @@ export function startDrainers(
       dbName: h.name,
       db: h.statements.db,
       sender: transport.senderFor(h.name, id),
-      gate: transport.gateFor(h, worker.id),
+      // Its slots are taken again once its LISTEN session, holding its liveness lock, ends.
+      gate: transport.gateFor(h, worker.id, () => listener?.holderLockPid() ?? null),
       slots,
       clock: systemClock,
       log,

@@ -8,7 +8,7 @@ import {
   urlsNamingApplication,
 } from './config/url-application-name.ts'
 import type { Config } from './config.ts'
-import { pickupPathOf, startDrainers, startListeners } from './database-engines.ts'
+import { pickupPathOf, processWorker, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
 import { warnSameServerDatabases } from './db/server-database.ts'
 import { AppError } from './errors.ts'
@@ -56,6 +56,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   )
   const drainers = new Map<string, Drainer>()
   const listeners = new Map<string, Listener>()
+  const worker = processWorker()
   let transportProblem: () => string | null = () => null
   let transportWarning: () => string | null = () => null
   let senderMailboxRefused: (() => boolean) | undefined
@@ -73,7 +74,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const begin = async () => {
     // Each LISTEN session connects while the schema is checked, so a start waits for one new
     // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
-    if (o.role !== 'api') startListeners(config, handles, listeners, drainers, onEvent, log)
+    if (o.role !== 'api') startListeners(config, worker, handles, listeners, drainers, onEvent, log)
     const schemaCurrent = await checkSchemas(handles, log)
     // The URL texts were compared with the configuration; two may still reach one database.
     if (handles.length > 1) warnSameServerDatabases(handles, log)
@@ -87,7 +88,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       credential = transport.credential
       providerOutage = transport.providerOutage
       certificate = transport.certificate
-      startDrainers(config, handles, transport, listeners, drainers, onEvent, log)
+      startDrainers(config, worker, handles, transport, listeners, drainers, onEvent, log)
     }
     const health = createHealthMonitor({
       databases: handles.map((h) => ({
@@ -186,12 +187,15 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       stopped ??= (async () => {
         log.info('stopping', { reason, graceSeconds: config.worker.shutdownGraceSeconds })
         stopWatchdog()
-        // Together: claims end with the signal, and the grace is not spent waiting for a listener
-        // (a connect in progress, a check) before it even begins: kill_timeout counts from here.
-        await Promise.all([
-          ...[...listeners.values()].map((l) => l.stop()),
-          ...[...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
-        ])
+        // The drainers first: claims end with the signal, and the grace is not spent waiting for a
+        // listener (a connect in progress, a check) before it even begins: kill_timeout counts from
+        // here. The listeners after them: a LISTEN session holds the worker's liveness lock, whose
+        // end lets other workers take its send slots (holder-lock.ts), which sends may use until
+        // the drainers' wind-down frees them.
+        await Promise.all(
+          [...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
+        )
+        await Promise.all([...listeners.values()].map((l) => l.stop()))
         await Promise.all(servers.map((s) => s.stop()))
         await Promise.all(handles.map((h) => h.close()))
         const unrecorded = unrecordedSends()

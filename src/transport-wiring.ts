@@ -29,8 +29,11 @@ export interface Transport {
    * permitted.
    */
   lookupFor(db: string, id?: () => Promise<string>): MailboxLookup | null
-  /** Limits shared by every worker on one database (Graph only). */
-  gateFor(db: DbHandle, holder: string): SendGate
+  /**
+   * Limits shared by every worker on one database (Graph only); `lockPid`: the backend holding
+   * the holder's liveness lock (its LISTEN session's), so that its death frees its slots.
+   */
+  gateFor(db: DbHandle, holder: string, lockPid?: () => number | null): SendGate
   problem(): string | null
   /** Something to act on that stops no send yet (Graph: a refused credential while a cached token serves). */
   warning(): string | null
@@ -109,7 +112,7 @@ export function createTransport(
           return (mail, signal) =>
             sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail)
         },
-        gateFor: (db, holder) =>
+        gateFor: (db, holder, lockPid) =>
           createPgSendGate({
             db: db.statements.db,
             clock: systemClock,
@@ -118,6 +121,7 @@ export function createTransport(
             maxConcurrency: config.limits.graphMaxConcurrency,
             ratePerMinute: config.limits.mailboxRatePerMinute,
             slotTtlMs: g.requestTimeoutMs + 15_000,
+            ...(lockPid ? { lockPid } : {}),
           }),
         problem: graph.problem,
         warning: graph.warning,

@@ -23,6 +23,11 @@ export interface ListenerDeps {
   checkIntervalMs: number
   checkTimeoutMs?: number
   maxBackoffMs?: number
+  /**
+   * The worker's holder id: a session that listens takes its liveness lock (holder-lock.ts), which
+   * ends with the session, so the worker's send slots are taken again once it dies. Absent: none.
+   */
+  holder?: string
   /** `poll` never connects: for transaction poolers where LISTEN cannot work. */
   mode: 'auto' | 'poll'
   /** The pool's statement route, when this session may carry its statements (same URL). */

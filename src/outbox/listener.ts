@@ -4,6 +4,7 @@ import { primeSessionBounded } from '../db/primed-pool.ts'
 import { createFailureRun } from '../failure-run.ts'
 import { primeNotifiedClaim } from './claim.ts'
 import type { ListenerState } from './events.ts'
+import { takeHolderLock } from './holder-lock.ts'
 import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
 import type { ListenerDeps } from './listener-deps.ts'
 
@@ -13,6 +14,8 @@ export interface Listener {
   state(): ListenerState
   /** Backend pid of the LISTEN session (tests terminate it), or null. */
   backendPid(): number | null
+  /** Backend pid of the LISTEN session while it holds the worker's liveness lock (holder-lock.ts), or null. */
+  holderLockPid(): number | null
   /** While not listening: the last connect's error and the variable of its URL; null once listening. */
   connectFailure(): { err: unknown; urlVariable: string | null } | null
 }
@@ -20,6 +23,7 @@ export interface Listener {
 export function createListener(d: ListenerDeps): Listener {
   let state: ListenerState = d.mode === 'poll' ? 'polling' : 'stopped'
   let pid: number | null = null
+  let locked = false
   let connectFailure: unknown = null
   let running: Promise<void> | null = null
   const stopping = new AbortController()
@@ -57,6 +61,9 @@ export function createListener(d: ListenerDeps): Listener {
       })
       if (stopping.signal.aborted) return 'lost'
       if (pid === null) return 'pooled'
+      // Before the session is shared or listening is told: its statements are this one's alone.
+      if (d.holder !== undefined)
+        locked = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs })
       setState('listening')
       let answeredAt = Number.NEGATIVE_INFINITY
       d.shared?.attach(client, () => {
@@ -132,6 +139,7 @@ export function createListener(d: ListenerDeps): Listener {
     } finally {
       over.abort()
       pid = null
+      locked = false
       // A lost session fails the statement on it (its caller retries); a stop lets it finish.
       const detached = d.shared?.detach()
       if (detached && stopping.signal.aborted) {
@@ -193,6 +201,7 @@ export function createListener(d: ListenerDeps): Listener {
     },
     state: () => state,
     backendPid: () => pid,
+    holderLockPid: () => (locked ? pid : null),
     connectFailure: () =>
       connectFailure === null ? null : { err: connectFailure, urlVariable: d.urlVariable ?? null },
   }

@@ -40,6 +40,11 @@ interface PgSendGateOptions {
   reuseMs?: number
   /** How long a given-back slot is kept for this worker's next send before it is freed (default 50 ms). */
   parkMs?: number
+  /**
+   * The backend holding this worker's liveness lock now (its LISTEN session's); absent or null:
+   * none, and its slots wait out their TTL should it die (holder-lock.ts).
+   */
+  lockPid?: () => number | null
 }
 
 export function createPgSendGate(o: PgSendGateOptions): SendGate {
@@ -68,6 +73,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     maxWaitMs: o.maxWaitMs ?? 250,
     reuseMs: o.reuseMs ?? Math.min(500, o.slotTtlMs / 4),
     parkMs: o.parkMs ?? 50,
+    lockPid: o.lockPid,
   })
 
   // Sends asking at once about one mailbox's pause share one read: they then reach the slots

@@ -1,6 +1,16 @@
 // Statements behind the shared concurrency limit: provider send slots taken, renewed and freed, in database time.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { heldHolderLocks, holderLockKey, holderLockNote } from './holder-lock.ts'
+
+interface SlotTake {
+  want: number
+  max: number
+  holder: string
+  ttlMs: number
+  /** The backend pid of the session holding `holder`'s liveness lock (holder-lock.ts); absent or null: none. */
+  lockPid?: number | null
+}
 
 /**
  * Takes up to `want` free slots of 1..max (a free slot's lease has expired), each with a fresh
@@ -8,11 +18,11 @@ import type { Database } from '../db/schema.ts'
  * changes), so a busy send path leaves no dead index entries behind for the next taker to wade
  * through, as inserting and deleting a row per send did. SKIP LOCKED keeps racing takers on
  * different slots; a slot another taker committed in between is rechecked on its latest version
- * and passed over.
+ * and passed over. With none free, a dead holder's slot is taken too (holder-lock.ts).
  */
 export async function takeSlots(
   db: Kysely<Database>,
-  p: { want: number; max: number; holder: string; ttlMs: number },
+  p: SlotTake,
 ): Promise<{ slot: number; token: string }[]> {
   const take = () => slotTakeStatement(p).execute(db)
   const takeAll = async () => {
@@ -28,15 +38,32 @@ export async function takeSlots(
   return (await takeAll()).slots
 }
 
-/** takeSlots' statement, unexecuted (a pickup's prime sends its text: pickup-primes.ts). */
-export function slotTakeStatement(p: { want: number; max: number; holder: string; ttlMs: number }) {
+/**
+ * takeSlots' statement, unexecuted (a pickup's prime sends its text: pickup-primes.ts). The take
+ * notes whether the taker's liveness lock is held now by the session `lockPid` (its LISTEN
+ * session's backend, null: none), so a note is never another session's (sql/0117). A busy slot is taken when no
+ * slot is free and its note says its holder's lock was held at its take on this server run, and
+ * nobody holds that lock now: the session that held it ended, its process dead. The advisory
+ * locks are read once per take; the busy branch's reads run only when a noted slot is met.
+ */
+export function slotTakeStatement(p: SlotTake) {
+  const note = holderLockNote(sql`${p.holder}::text`)
   return sql<{ slot: number | null; token: string | null; missing: boolean }>`
-      with taken as (
+      with locks as materialized (${heldHolderLocks()}),
+      taken as (
         update mailer.send_slots t
            set holder = ${p.holder}, token = gen_random_uuid(),
-               expires_at = now() + make_interval(secs => ${p.ttlMs / 1000})
+               expires_at = now() + make_interval(secs => ${p.ttlMs / 1000}),
+               holder_lock = (select ${note} where exists (select 1 from locks
+                                                            where key = ${holderLockKey(sql`${p.holder}::text`)}
+                                                              and pid = ${p.lockPid ?? null}::int))
          where t.slot in (select s.slot from mailer.send_slots s
-                           where s.slot <= ${p.max}::int and s.expires_at <= now()
+                           where s.slot <= ${p.max}::int
+                             and (s.expires_at <= now()
+                                  or (s.holder_lock = ${holderLockNote(sql`s.holder`)}
+                                      and not exists (select 1 from mailer.send_slots f
+                                                       where f.slot <= ${p.max}::int and f.expires_at <= now())
+                                      and ${holderLockKey(sql`s.holder`)} not in (select key from locks)))
                            order by random() limit ${p.want}::int
                            for update skip locked)
         returning t.slot, t.token::text as token

@@ -28,6 +28,11 @@ interface SlotKeeperOptions {
   reuseMs: number
   /** How long a slot no send wants is kept for the next one before it is freed. */
   parkMs: number
+  /**
+   * The backend holding this worker's liveness lock now (its LISTEN session's; null: none): its
+   * takes note it, so the slots they take are taken again once that session ends (holder-lock.ts).
+   */
+  lockPid?: () => number | null
 }
 
 /** How long close() waits for a take under way; a statement answering later frees its slots too. */

@@ -430,6 +430,11 @@ describe('migrate', () => {
         '0116_owed_probe_end_notes_rows_left_locked',
         '6335bbf846f0e683c30c0e423bb9d0832b34a4c4e4268d33930a1405f35971a3',
       ],
+      [
+        117,
+        '0117_send_slot_holder_lock',
+        'f1d9f96514fd865d3100bd080ec89a98818e311c8f0870e29ad7d77a9fd5ff87',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -569,7 +574,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116,
+        112, 116, 117,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -648,9 +653,10 @@ describe('migrate', () => {
         { version: 109, c: true },
         { version: 112, c: true },
         { version: 116, c: true },
+        { version: 117, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0116 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0117 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -659,7 +665,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 1000,
+          107, 109, 112, 116, 117, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -922,7 +928,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116,
+      112, 116, 117,
     ])
     const { rows } = await adminQuery(
       url,

@@ -656,7 +656,7 @@ describe('the Postgres send gate', () => {
     let lostTakes = 0
     const cutAfterTake = throughQueries(t, async (run, text) => {
       const result = await run()
-      if (lostTakes === 0 && text.includes('with taken as')) {
+      if (lostTakes === 0 && text.includes('update mailer.send_slots t')) {
         lostTakes++
         throw new Error('Connection terminated unexpectedly')
       }
@@ -691,7 +691,7 @@ describe('the Postgres send gate', () => {
     let takes = 0
     const slowTake = throughQueries(t, async (run, text) => {
       const result = await run()
-      if (text.includes('with taken as') && takes++ === 0) await answered
+      if (text.includes('update mailer.send_slots t') && takes++ === 0) await answered
       if (text.includes("set expires_at = '-infinity'")) events.push('freed')
       return result
     })
@@ -719,7 +719,7 @@ describe('the Postgres send gate', () => {
       if (text.includes('token <> all') && refuseGiveBacks)
         throw new Error('Connection terminated unexpectedly')
       const result = await run()
-      if (lostTakes === 0 && text.includes('with taken as')) {
+      if (lostTakes === 0 && text.includes('update mailer.send_slots t')) {
         lostTakes++
         throw new Error('Connection terminated unexpectedly')
       }
@@ -816,7 +816,7 @@ describe('the Postgres send gate', () => {
     let lostTakes = 0
     const cutAfterTake = throughQueries(t, async (run, text) => {
       const result = await run()
-      if (lostTakes === 0 && text.includes('with taken as')) {
+      if (lostTakes === 0 && text.includes('update mailer.send_slots t')) {
         lostTakes++
         step.ms = 3_600_000
         throw new Error('Connection terminated unexpectedly')

@@ -1,0 +1,64 @@
+// A worker's liveness lock: the session-level advisory lock its LISTEN session holds, whose release shows its send slots' holder dead (sql/0117).
+import { type RawBuilder, sql } from 'kysely'
+import { type Clock, waitAtMost } from '../clock.ts'
+import type { Logger } from '../log.ts'
+
+/**
+ * The lock's key for the holder id `holder` (SQL text): 64 bits of its hash, so two live workers'
+ * keys do not meet (one that did would only keep a dead holder's slots to their TTL).
+ */
+export function holderLockKey(holder: RawBuilder<unknown>): RawBuilder<string> {
+  return sql<string>`hashtextextended(${holder}, 0)`
+}
+
+/**
+ * What a take notes of its holder when the holder's lock is held (send_slots.holder_lock): the
+ * holder and the server's start, so that neither an older binary's take (another holder) nor a
+ * restart (which ended every session, live workers' too) reads as this holder's death.
+ */
+export function holderLockNote(holder: RawBuilder<unknown>): RawBuilder<string> {
+  return sql<string>`${holder} || '@' || extract(epoch from pg_postmaster_start_time())::text`
+}
+
+/**
+ * The advisory locks (bigint form) held on the server now, by key and holding backend. pg_locks
+ * shows every role's locks to any role, unlike pg_stat_activity. Every database's: a holder's key
+ * held in another (the same worker's session there) only keeps its slots to their TTL.
+ */
+export function heldHolderLocks(): RawBuilder<{ key: string; pid: number }> {
+  return sql<{ key: string; pid: number }>`
+    select (l.classid::int8 << 32) | l.objid::int8 as key, l.pid
+      from pg_locks l
+     where l.locktype = 'advisory' and l.objsubid = 1 and l.granted`
+}
+
+/**
+ * Takes `holder`'s lock on `session`, the worker's LISTEN session (a direct one: a pooler's would
+ * hold it on a server session that outlives the worker, or end it under a live one). True when
+ * held: the session holds it until it ends, and the server releases it then, however the process
+ * died. False when another session holds it (a previous LISTEN session the server has not ended
+ * yet: this session's takes then note nothing, for its lock's end would not be this one's), and
+ * when the statement fails or goes unanswered within `timeoutMs` (the session's checks find a
+ * dead one): the slots then wait out their TTL, as before.
+ */
+export async function takeHolderLock(
+  session: { query(text: string, values: unknown[]): Promise<{ rows: { locked?: boolean }[] }> },
+  holder: string,
+  o: { db: string; clock: Clock; log: Logger; timeoutMs: number },
+): Promise<boolean> {
+  const take = session
+    .query('select pg_try_advisory_lock(hashtextextended($1::text, 0)) as locked', [holder])
+    .then(({ rows }) => rows[0]?.locked === true)
+  try {
+    if (await waitAtMost(o.clock, take, o.timeoutMs)) return true
+    o.log.info('liveness lock held by an earlier session; send slots wait out their TTL', {
+      db: o.db,
+    })
+  } catch (err) {
+    o.log.warn('could not take the liveness lock; send slots wait out their TTL', {
+      db: o.db,
+      err,
+    })
+  }
+  return false
+}

@@ -1,0 +1,80 @@
+// Scenario 12: kill -9 a worker holding every provider slot: the next worker's sends wait for the holder's death to show, not for its slots' TTL.
+import { afterAll, expect } from 'bun:test'
+import {
+  cleanupAll,
+  enqueue,
+  FAST,
+  report,
+  seconds,
+  sharedDatabase,
+  spawnMailer,
+  startGraph,
+  within,
+} from './harness.ts'
+import { test } from './kept-evidence.ts'
+
+afterAll(cleanupAll)
+
+test('SIGKILL of the worker holding every provider slot: another worker sends before those slots would have expired', async () => {
+  const db = await sharedDatabase('killed_slots')
+  // The killed worker's sends never end on their own: its slots stay taken as it left them.
+  const graph = await startGraph({ concurrencyLimit: 4 })
+  graph.fake.setFaults({ latencyMs: 600_000 })
+  const env = {
+    DATABASE_URL: db.url,
+    ...graph.env,
+    ...FAST,
+    // The slots' TTL is the request timeout + 15 s: 45 s (a lease at least twice the timeout).
+    GRAPH_REQUEST_TIMEOUT_SECONDS: '30',
+    LEASE_SECONDS: '60',
+    GRAPH_MAX_CONCURRENCY: '2',
+    WORKER_CONCURRENCY: '4',
+    GRAPH_MAILBOX_LOOKUP: 'false',
+    AMBIGUOUS_SEND_POLICY: 'resend',
+  }
+  const ids = await enqueue(db, 4)
+  const first = await spawnMailer('slots-kill-1', env)
+  await within(
+    'both slots taken and their sends in flight',
+    30_000,
+    async () => {
+      const [r] = await db.q<{ n: number }>(
+        'select count(*)::int as n from mailer.send_slots where expires_at > now()',
+      )
+      return r!.n === 2 && graph.fake.inFlight() >= 2 ? true : undefined
+    },
+    { mailers: [first], every: 20 },
+  )
+  first.proc.kill('SIGKILL')
+  expect(await first.exited).not.toBe(0)
+  // Read once the holder is dead: nobody renews them now. A send needs one slot: the first to expire.
+  const [held] = await db.q<{ expires: Date; killed: Date }>(
+    `select min(expires_at) as expires, now() as killed from mailer.send_slots where expires_at > now()`,
+  )
+  graph.fake.setFaults({})
+
+  const second = await spawnMailer('slots-kill-2', env)
+  const late = await enqueue(db, 1, { tag: 'after the kill' })
+  const [sent] = await within(
+    'a row sent after the kill',
+    90_000,
+    async () => {
+      const rows = await db.q<{ sent_at: Date }>(
+        `select min(sent_at) as sent_at from mailer.email_outbox
+          where id = any($1::bigint[]) and status = 'sent' having count(*) > 0`,
+        [[...ids, ...late]],
+      )
+      return rows.length > 0 ? rows : undefined
+    },
+    { mailers: [second], every: 100 },
+  )
+  const sentAt = sent!.sent_at
+  report('12 killed slot holder', {
+    slotTtlLeftAtKill: seconds(held!.expires.getTime() - held!.killed.getTime()),
+    firstSendAfterKill: seconds(sentAt.getTime() - held!.killed.getTime()),
+  })
+  // Database times both: a loaded machine stretches the wait, not this comparison's margin (~40 s).
+  expect(sentAt < held!.expires).toBe(true)
+  second.proc.kill('SIGTERM')
+  expect(await second.exited).toBe(0)
+}, 180_000)

@@ -1,0 +1,146 @@
+// A dead holder's send slots are taken again once the session holding its liveness lock ends: never a live holder's, an older binary's, or one noted before a restart.
+import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
+import pg from 'pg'
+import { systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import { takeHolderLock } from '../../src/outbox/holder-lock.ts'
+import { destroyClient } from '../../src/outbox/listen-session.ts'
+import { createListener } from '../../src/outbox/listener.ts'
+import { takeSlots } from '../../src/outbox/send-slots.ts'
+import { useTestDb } from '../support/db.ts'
+import { createEventLog, pollUntil } from '../support/events.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb()
+const sessions: pg.Client[] = []
+beforeEach(async () => {
+  await t.pool.query('truncate mailer.send_slots')
+})
+afterEach(async () => {
+  for (const s of sessions.splice(0)) destroyClient(s)
+})
+
+/** A session as a worker's LISTEN session holds it: `holder`'s lock taken, or tried. */
+async function lockSession(holder: string) {
+  const client = new pg.Client({ connectionString: t.url })
+  client.on('error', () => {})
+  await client.connect()
+  sessions.push(client)
+  const locked = await takeHolderLock(client, holder, {
+    db: 'test',
+    clock: systemClock,
+    log: silentLogger,
+    timeoutMs: 5_000,
+  })
+  const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
+  return { client, pid: rows[0]!.pid, locked }
+}
+
+// A TTL no test outlasts: a slot taken back is taken as its holder's death, not as expired.
+const take = (holder: string, lockPid?: number) =>
+  takeSlots(t.db, { want: 2, max: 2, holder, ttlMs: 600_000, ...(lockPid && { lockPid }) })
+
+const notes = async () =>
+  (
+    await t.pool.query<{ slot: number; holder: string; noted: boolean }>(
+      'select slot, holder, holder_lock is not null as noted from mailer.send_slots order by slot',
+    )
+  ).rows
+
+const backendGone = async (pid: number) =>
+  (await t.pool.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0
+
+test('a live holder keeps its slots; once its lock session is cut (a kill -9) another worker takes them', async () => {
+  const a = await lockSession('a')
+  expect(a.locked).toBe(true)
+  expect(await take('a', a.pid)).toHaveLength(2)
+  expect(await notes()).toEqual([
+    { slot: 1, holder: 'a', noted: true },
+    { slot: 2, holder: 'a', noted: true },
+  ])
+  expect(await take('b')).toEqual([])
+  // Its socket closed without a goodbye, as the kernel closes a killed process's.
+  destroyClient(a.client)
+  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  expect(await take('b')).toHaveLength(2)
+  expect((await notes()).map((n) => n.holder)).toEqual(['b', 'b'])
+})
+
+test('a free slot is taken before a dead holder’s', async () => {
+  const a = await lockSession('a')
+  expect(await take('a', a.pid)).toHaveLength(2)
+  await t.pool.query(`update mailer.send_slots set expires_at = '-infinity' where slot = 2`)
+  destroyClient(a.client)
+  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  const [got] = await takeSlots(t.db, { want: 1, max: 2, holder: 'b', ttlMs: 600_000 })
+  expect(got?.slot).toBe(2)
+})
+
+test('an older binary’s take, which leaves the last note as it was, waits out its TTL', async () => {
+  const a = await lockSession('a')
+  expect(await take('a', a.pid)).toHaveLength(2)
+  await t.pool.query(`update mailer.send_slots set expires_at = '-infinity'`)
+  // The take of the release before 0117: holder, token and expiry; the note stays a's.
+  await t.pool.query(
+    `update mailer.send_slots set holder = 'old', token = gen_random_uuid(),
+            expires_at = now() + interval '10 minutes'`,
+  )
+  destroyClient(a.client)
+  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  expect(await take('b')).toEqual([])
+})
+
+test('a slot noted before the server’s restart waits out its TTL; one noted since is taken', async () => {
+  await t.pool.query(
+    `insert into mailer.send_slots (slot, holder, token, expires_at, holder_lock)
+     values (1, 'a', gen_random_uuid(), now() + interval '10 minutes', 'a@1'),
+            (2, 'a', gen_random_uuid(), now() + interval '10 minutes',
+             'a@' || extract(epoch from pg_postmaster_start_time())::text)`,
+  )
+  expect((await take('b')).map((s) => s.slot)).toEqual([2])
+})
+
+test('a take notes nothing when another session than the one named holds the lock, nor without one', async () => {
+  const earlier = await lockSession('a')
+  const later = await lockSession('a')
+  expect([earlier.locked, later.locked]).toEqual([true, false])
+  expect(await takeSlots(t.db, { want: 1, max: 2, holder: 'a', ttlMs: 600_000 })).toHaveLength(1)
+  expect(await take('a', later.pid)).toHaveLength(1)
+  expect((await notes()).map((n) => n.noted)).toEqual([false, false])
+  destroyClient(earlier.client)
+  await pollUntil(async () => ((await backendGone(earlier.pid)) ? true : undefined))
+  expect(await take('b')).toEqual([])
+})
+
+test('a listener given a holder holds its lock while it listens, and names its session for the takes', async () => {
+  const events = createEventLog()
+  const listener = createListener({
+    db: 'test',
+    url: t.url,
+    log: silentLogger,
+    clock: systemClock,
+    wake: () => {},
+    onEvent: events.handler,
+    checkIntervalMs: 600_000,
+    checkTimeoutMs: 5_000,
+    maxBackoffMs: 500,
+    mode: 'auto',
+    holder: 'a',
+  })
+  try {
+    listener.start()
+    await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+    const pid = listener.backendPid()!
+    expect(listener.holderLockPid()).toBe(pid)
+    expect(await take('a', pid)).toHaveLength(2)
+    expect(await take('b')).toEqual([])
+    await t.pool.query('select pg_terminate_backend($1)', [pid])
+    await pollUntil(async () => ((await backendGone(pid)) ? true : undefined))
+    expect(await take('b')).toHaveLength(2)
+  } finally {
+    await listener.stop()
+  }
+  expect(listener.holderLockPid()).toBeNull()
+})
