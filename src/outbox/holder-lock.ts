@@ -44,21 +44,24 @@ export function heldHolderLocks(): RawBuilder<{ key: string; pid: number }> {
 export async function takeHolderLock(
   session: { query(text: string, values: unknown[]): Promise<{ rows: { locked?: boolean }[] }> },
   holder: string,
-  o: { db: string; clock: Clock; log: Logger; timeoutMs: number },
+  /** quiet: a retry, which says nothing of a lock still held elsewhere or a failure. */
+  o: { db: string; clock: Clock; log: Logger; timeoutMs: number; quiet?: boolean },
 ): Promise<boolean> {
   const take = session
     .query('select pg_try_advisory_lock(hashtextextended($1::text, 0)) as locked', [holder])
     .then(({ rows }) => rows[0]?.locked === true)
   try {
     if (await waitAtMost(o.clock, take, o.timeoutMs)) return true
-    o.log.info('liveness lock held by an earlier session; send slots wait out their TTL', {
-      db: o.db,
-    })
+    if (!o.quiet)
+      o.log.info('liveness lock held by an earlier session; send slots wait out their TTL', {
+        db: o.db,
+      })
   } catch (err) {
-    o.log.warn('could not take the liveness lock; send slots wait out their TTL', {
-      db: o.db,
-      err,
-    })
+    if (!o.quiet)
+      o.log.warn('could not take the liveness lock; send slots wait out their TTL', {
+        db: o.db,
+        err,
+      })
   }
   return false
 }

@@ -114,6 +114,13 @@ export function createListener(d: ListenerDeps): Listener {
           )
         }
         if (why !== 'tick' || stopping.signal.aborted) break
+        // A lock an earlier session still held (its backend not yet ended by the server) is
+        // taken at a later tick, once that backend is gone.
+        if (!locked && d.holder !== undefined) {
+          const o = { ...d, timeoutMs: checkTimeoutMs, quiet: true }
+          const take = () => takeHolderLock(client, d.holder!, o)
+          locked = await (d.shared ? d.shared.inTurn(take).catch(() => false) : take())
+        }
         // A half-open socket answers nothing: the timed check is what notices it. On a shared
         // session, a statement answered within the interval showed the socket alive (and a live
         // session keeps its LISTEN): no check, so idle the backstop poll and readiness stand in

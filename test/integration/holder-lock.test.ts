@@ -114,7 +114,7 @@ test('a take notes nothing when another session than the one named holds the loc
   expect(await take('b')).toEqual([])
 })
 
-test('a listener given a holder holds its lock while it listens, and names its session for the takes', async () => {
+function holderListener(checkIntervalMs: number) {
   const events = createEventLog()
   const listener = createListener({
     db: 'test',
@@ -123,12 +123,17 @@ test('a listener given a holder holds its lock while it listens, and names its s
     clock: systemClock,
     wake: () => {},
     onEvent: events.handler,
-    checkIntervalMs: 600_000,
+    checkIntervalMs,
     checkTimeoutMs: 5_000,
     maxBackoffMs: 500,
     mode: 'auto',
     holder: 'a',
   })
+  return { listener, events }
+}
+
+test('a listener given a holder holds its lock while it listens, and names its session for the takes', async () => {
+  const { listener, events } = holderListener(600_000)
   try {
     listener.start()
     await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
@@ -143,4 +148,19 @@ test('a listener given a holder holds its lock while it listens, and names its s
     await listener.stop()
   }
   expect(listener.holderLockPid()).toBeNull()
+})
+
+test('a listener whose earlier session still holds the lock names none, and takes it at a check once that session ends', async () => {
+  const earlier = await lockSession('a')
+  const { listener, events } = holderListener(50)
+  try {
+    listener.start()
+    await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+    expect(listener.holderLockPid()).toBeNull()
+    destroyClient(earlier.client)
+    const pid = await pollUntil(async () => listener.holderLockPid() ?? undefined)
+    expect(pid).toBe(listener.backendPid()!)
+  } finally {
+    await listener.stop()
+  }
 })
