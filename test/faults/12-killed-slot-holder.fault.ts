@@ -78,3 +78,44 @@ test('SIGKILL of the worker holding every provider slot: another worker sends be
   second.proc.kill('SIGTERM')
   expect(await second.exited).toBe(0)
 }, 180_000)
+
+test('SIGTERM while sends are in flight: the stopping worker keeps its liveness lock until they are over', async () => {
+  const db = await sharedDatabase('stopping_slots')
+  const graph = await startGraph({ concurrencyLimit: 4 })
+  graph.fake.setFaults({ latencyMs: 3_000 })
+  const mailer = await spawnMailer('slots-stop', {
+    DATABASE_URL: db.url,
+    ...graph.env,
+    ...FAST,
+    GRAPH_REQUEST_TIMEOUT_SECONDS: '30',
+    LEASE_SECONDS: '60',
+    GRAPH_MAX_CONCURRENCY: '2',
+    SHUTDOWN_GRACE_SECONDS: '20',
+  })
+  await enqueue(db, 2)
+  const [held] = await within(
+    'both slots taken and their sends in flight',
+    30_000,
+    async () => {
+      const rows = await db.q<{ holder: string }>(
+        'select holder from mailer.send_slots where expires_at > now()',
+      )
+      return rows.length === 2 && graph.fake.inFlight() >= 2 ? rows : undefined
+    },
+    { mailers: [mailer], every: 20 },
+  )
+  const holder = held!.holder
+  mailer.proc.kill('SIGTERM')
+  // Until Graph has answered both sends: their slots are the stopping worker's, its lock held.
+  let lockLost = false
+  while (graph.fake.accepted.length < 2 && !lockLost) {
+    const [r] = await db.q<{ held: boolean }>(
+      `select exists (select 1 from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
+                         and (classid::int8 << 32) | objid::int8 = hashtextextended($1, 0)) as held`,
+      [holder],
+    )
+    lockLost = !r!.held
+  }
+  expect(lockLost).toBe(false)
+  expect(await mailer.exited).toBe(0)
+}, 120_000)
