@@ -2,8 +2,11 @@
 import { afterAll, expect } from 'bun:test'
 import {
   cleanupAll,
+  type Database,
   enqueue,
   FAST,
+  type Graph,
+  type Mailer,
   report,
   seconds,
   sharedDatabase,
@@ -15,36 +18,45 @@ import { test } from './kept-evidence.ts'
 
 afterAll(cleanupAll)
 
+/** A worker's environment with 2 provider slots whose TTL is 45 s (the request timeout + 15 s). */
+const twoSlots = (db: Database, graph: Graph) => ({
+  DATABASE_URL: db.url,
+  ...graph.env,
+  ...FAST,
+  GRAPH_REQUEST_TIMEOUT_SECONDS: '30',
+  // At least twice the request timeout.
+  LEASE_SECONDS: '60',
+  GRAPH_MAX_CONCURRENCY: '2',
+})
+
+/** Both slots taken by `mailer`, their sends in flight at the fake: the slot rows' holders. */
+const bothSlotsInFlight = (db: Database, graph: Graph, mailer: Mailer) =>
+  within(
+    'both slots taken and their sends in flight',
+    30_000,
+    async () => {
+      const rows = await db.q<{ holder: string }>(
+        'select holder from mailer.send_slots where expires_at > now()',
+      )
+      return rows.length === 2 && graph.fake.inFlight() >= 2 ? rows : undefined
+    },
+    { mailers: [mailer], every: 20 },
+  )
+
 test('SIGKILL of the worker holding every provider slot: another worker sends before those slots would have expired', async () => {
   const db = await sharedDatabase('killed_slots')
   // The killed worker's sends never end on their own: its slots stay taken as it left them.
   const graph = await startGraph({ concurrencyLimit: 4 })
   graph.fake.setFaults({ latencyMs: 600_000 })
   const env = {
-    DATABASE_URL: db.url,
-    ...graph.env,
-    ...FAST,
-    // The slots' TTL is the request timeout + 15 s: 45 s (a lease at least twice the timeout).
-    GRAPH_REQUEST_TIMEOUT_SECONDS: '30',
-    LEASE_SECONDS: '60',
-    GRAPH_MAX_CONCURRENCY: '2',
+    ...twoSlots(db, graph),
     WORKER_CONCURRENCY: '4',
     GRAPH_MAILBOX_LOOKUP: 'false',
     AMBIGUOUS_SEND_POLICY: 'resend',
   }
   const ids = await enqueue(db, 4)
   const first = await spawnMailer('slots-kill-1', env)
-  await within(
-    'both slots taken and their sends in flight',
-    30_000,
-    async () => {
-      const [r] = await db.q<{ n: number }>(
-        'select count(*)::int as n from mailer.send_slots where expires_at > now()',
-      )
-      return r!.n === 2 && graph.fake.inFlight() >= 2 ? true : undefined
-    },
-    { mailers: [first], every: 20 },
-  )
+  await bothSlotsInFlight(db, graph, first)
   first.proc.kill('SIGKILL')
   expect(await first.exited).not.toBe(0)
   // Read once the holder is dead: nobody renews them now. A send needs one slot: the first to expire.
@@ -84,26 +96,11 @@ test('SIGTERM while sends are in flight: the stopping worker keeps its liveness 
   const graph = await startGraph({ concurrencyLimit: 4 })
   graph.fake.setFaults({ latencyMs: 3_000 })
   const mailer = await spawnMailer('slots-stop', {
-    DATABASE_URL: db.url,
-    ...graph.env,
-    ...FAST,
-    GRAPH_REQUEST_TIMEOUT_SECONDS: '30',
-    LEASE_SECONDS: '60',
-    GRAPH_MAX_CONCURRENCY: '2',
+    ...twoSlots(db, graph),
     SHUTDOWN_GRACE_SECONDS: '20',
   })
   await enqueue(db, 2)
-  const [held] = await within(
-    'both slots taken and their sends in flight',
-    30_000,
-    async () => {
-      const rows = await db.q<{ holder: string }>(
-        'select holder from mailer.send_slots where expires_at > now()',
-      )
-      return rows.length === 2 && graph.fake.inFlight() >= 2 ? rows : undefined
-    },
-    { mailers: [mailer], every: 20 },
-  )
+  const [held] = await bothSlotsInFlight(db, graph, mailer)
   const holder = held!.holder
   mailer.proc.kill('SIGTERM')
   // Until Graph has answered both sends: their slots are the stopping worker's, its lock held.
