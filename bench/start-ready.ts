@@ -10,7 +10,7 @@
 // with it round by round (median paired difference). Without binaries: this checkout's build.
 import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
-import { median } from './percentiles.ts'
+import { median, percentile } from './percentiles.ts'
 import { outboxBinarySystem } from './systems/outbox-binary.ts'
 import { openProbe } from './systems/probe.ts'
 
@@ -43,7 +43,7 @@ try {
     }
     for (const { bin, ms } of systems) {
       console.log(
-        `${bin}: median ${median(ms).toFixed(0)} ms (${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)}); ${ms.map((x) => x.toFixed(0)).join(', ')}`,
+        `${bin}: median ${median(ms).toFixed(0)} ms, p90 ${percentile(ms, 90).toFixed(0)} (${Math.min(...ms).toFixed(0)}–${Math.max(...ms).toFixed(0)}); ${ms.map((x) => x.toFixed(0)).join(', ')}`,
       )
     }
     // Start i of each binary came in the same round, seconds apart: the difference of a pair is
@@ -53,7 +53,7 @@ try {
       const diffs = ms.map((x, i) => x - first.ms[i]!)
       const slower = diffs.filter((d) => d > 0).length
       console.log(
-        `${bin} − ${first.bin}: median paired difference ${median(diffs).toFixed(1)} ms; slower in ${slower} of ${diffs.length} rounds`,
+        `${bin} − ${first.bin}: median paired difference ${median(diffs).toFixed(1)} ms; slower in ${slower} of ${diffs.length} rounds; medians' ratio ${(median(ms) / median(first.ms)).toFixed(2)}, p90s' ${(percentile(ms, 90) / percentile(first.ms, 90)).toFixed(2)}`,
       )
     }
   } finally {
