@@ -8,7 +8,11 @@ import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrent } from './db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
-import { probePoolTransactions, STATEMENT_POOLING_PROBLEM } from './db/statement-pooling.ts'
+import {
+  refusesTransactions,
+  STATEMENT_POOLING_PROBLEM,
+  transactionProbe,
+} from './db/statement-pooling.ts'
 import { AppError, isAppError } from './errors.ts'
 import type { Logger } from './log.ts'
 import { PERMISSION_ADVICE } from './outbox/statement-timeout.ts'
@@ -25,24 +29,17 @@ const START_LOCK_TIMEOUT_MS = 2_000
  * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
  */
 export async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
-  // Before the schema check, whose connection it leaves open for it: a pooler in statement mode
-  // ends every transaction, and claims, settlements and enqueues run in transactions.
-  const probes = await Promise.all(handles.map((h) => probePoolTransactions(h.pool)))
-  const pooled = handles.find((_, i) => probes[i]!.refuses)
+  const outcomes = await Promise.allSettled(handles.map((h) => probeThenRead(h)))
+  const pooled = handles.find((_, i) => {
+    const r = outcomes[i]!
+    return r.status === 'fulfilled' && r.value === 'pooled'
+  })
   if (pooled) throw new AppError('config_invalid', `${pooled.name}: ${STATEMENT_POOLING_PROBLEM}`)
-  // A database the probe could not reach is not asked again: a second connect's wait (10 s, or a
-  // statement's 60 s) would hold back every database's start; the probe's failure is the outcome.
-  const outcomes = await Promise.allSettled(
-    handles.map((h, i) =>
-      probes[i]!.failure !== null
-        ? Promise.reject(probes[i]!.failure)
-        : assertSchemaCurrent(h.pool, h.name, undefined, { lockTimeoutMs: START_LOCK_TIMEOUT_MS }),
-    ),
-  )
   const current: string[] = []
   for (const [i, r] of outcomes.entries()) {
     const db = handles[i]!.name
     if (r.status === 'fulfilled') {
+      if (r.value === 'pooled') continue
       current.push(db)
       if (r.value.newer.length > 0) {
         log.warn('database has migrations from a newer release; they keep this one working', {
@@ -83,4 +80,30 @@ export async function checkSchemas(handles: readonly DbHandle[], log: Logger): P
     }
   }
   return current
+}
+
+/**
+ * The statement-mode probe, then the schema read, on one pool connection, released once both are
+ * done: a pooler in statement mode ends every transaction, and claims, settlements and enqueues run
+ * in transactions. One connection, so a database the probe could not reach is not asked again (a
+ * second connect's wait, 10 s, or a statement's 60 s, would hold back every database's start); and
+ * released once, so its pickup prime (queued at a connection's first release, PrimedPool) runs after
+ * the read, not ahead of it (a cold claim, slot take and last check held the start back).
+ */
+async function probeThenRead(h: DbHandle): Promise<'pooled' | { newer: number[] }> {
+  const client = await h.pool.connect()
+  // Never lent again mid-transaction or ended: a connection that met a failure is discarded.
+  let failed = true
+  try {
+    const probe = await transactionProbe(client)
+    if (refusesTransactions(probe)) return 'pooled'
+    if (probe !== null) throw probe
+    const read = await assertSchemaCurrent(client, h.name, undefined, {
+      lockTimeoutMs: START_LOCK_TIMEOUT_MS,
+    })
+    failed = false
+    return read
+  } finally {
+    client.release(failed)
+  }
 }

@@ -6,6 +6,7 @@ import { openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { primeNotifiedClaim } from '../../src/outbox/claim.ts'
 import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
+import { checkSchemas } from '../../src/schema-check-at-start.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 
@@ -159,6 +160,34 @@ test("a new connection's first statement is answered ahead of its prime, and the
     }
     expect(h.pool.totalCount).toBe(1)
     expect(answered).toEqual(['first', 'prime', 'next'])
+  } finally {
+    await h.close()
+  }
+})
+
+test("serve's schema check at start is answered ahead of its connection's prime: the statement-mode probe and the schema read on one connection", async () => {
+  // The probe released the connection it opened, which queued the prime (a Graph worker's claim,
+  // slot take and last check, cold) ahead of the schema read: a start waited for it before its
+  // drainers and HTTP listener began.
+  const answered: string[] = []
+  const h = openDb({
+    name: 'pool',
+    url: t.url,
+    log: silentLogger,
+    shareListenSession: true,
+    prime: async (c) => {
+      await c.query('select 1')
+      answered.push('prime')
+    },
+  })
+  try {
+    expect(await checkSchemas([h], silentLogger)).toEqual(['pool'])
+    answered.push('schema read')
+    await pollUntil(async () => (answered.length === 2 ? true : undefined), 5_000, 5)
+    expect({ answered, connections: h.pool.totalCount }).toEqual({
+      answered: ['schema read', 'prime'],
+      connections: 1,
+    })
   } finally {
     await h.close()
   }
