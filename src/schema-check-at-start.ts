@@ -6,7 +6,7 @@ import {
 } from './db/lock-in-the-way.ts'
 import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
-import { assertSchemaCurrent } from './db/schema-state.ts'
+import { assertSchemaCurrentAndWrites } from './db/schema-state.ts'
 import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
 import {
   refusesTransactions,
@@ -24,11 +24,22 @@ import { PERMISSION_ADVICE } from './outbox/statement-timeout.ts'
  */
 const START_LOCK_TIMEOUT_MS = 2_000
 
+/** The databases the start found current, and of those the ones whose session took writes. */
+export interface StartSchemas {
+  current: string[]
+  /** Readiness's first probe may stand on this answer, as on a probe's own that found it so. */
+  takingWrites: string[]
+}
+
 /**
- * Checks every database's schema at once; returns the names found current. A verdict (missing,
- * outdated) ends the start; an unreachable database does not: the loops retry, readiness reports it.
+ * Checks every database's schema at once. A verdict (missing, outdated) ends the start; an
+ * unreachable database does not: the loops retry, readiness reports it. Each answer counts as one
+ * to a statement of the database's route (noteAnswer), which readiness stands on for a few seconds.
  */
-export async function checkSchemas(handles: readonly DbHandle[], log: Logger): Promise<string[]> {
+export async function checkSchemas(
+  handles: readonly DbHandle[],
+  log: Logger,
+): Promise<StartSchemas> {
   const outcomes = await Promise.allSettled(handles.map((h) => probeThenRead(h)))
   const pooled = handles.find((_, i) => {
     const r = outcomes[i]!
@@ -36,11 +47,13 @@ export async function checkSchemas(handles: readonly DbHandle[], log: Logger): P
   })
   if (pooled) throw new AppError('config_invalid', `${pooled.name}: ${STATEMENT_POOLING_PROBLEM}`)
   const current: string[] = []
+  const takingWrites: string[] = []
   for (const [i, r] of outcomes.entries()) {
     const db = handles[i]!.name
     if (r.status === 'fulfilled') {
       if (r.value === 'pooled') continue
       current.push(db)
+      if (r.value.refusesWrites === false) takingWrites.push(db)
       if (r.value.newer.length > 0) {
         log.warn('database has migrations from a newer release; they keep this one working', {
           db,
@@ -79,7 +92,7 @@ export async function checkSchemas(handles: readonly DbHandle[], log: Logger): P
       } else log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
     }
   }
-  return current
+  return { current, takingWrites }
 }
 
 /**
@@ -90,7 +103,9 @@ export async function checkSchemas(handles: readonly DbHandle[], log: Logger): P
  * released once, so its pickup prime (queued at a connection's first release, PrimedPool) runs after
  * the read, not ahead of it (a cold claim, slot take and last check held the start back).
  */
-async function probeThenRead(h: DbHandle): Promise<'pooled' | { newer: number[] }> {
+async function probeThenRead(
+  h: DbHandle,
+): Promise<'pooled' | { newer: number[]; refusesWrites: boolean | null }> {
   const client = await h.pool.connect()
   // Never lent again mid-transaction or ended: a connection that met a failure is discarded.
   let failed = true
@@ -98,9 +113,10 @@ async function probeThenRead(h: DbHandle): Promise<'pooled' | { newer: number[] 
     const probe = await transactionProbe(client)
     if (refusesTransactions(probe)) return 'pooled'
     if (probe !== null) throw probe
-    const read = await assertSchemaCurrent(client, h.name, undefined, {
+    const read = await assertSchemaCurrentAndWrites(client, h.name, undefined, {
       lockTimeoutMs: START_LOCK_TIMEOUT_MS,
     })
+    h.statements.noteAnswer()
     failed = false
     return read
   } finally {

@@ -75,7 +75,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     // Each LISTEN session connects while the schema is checked, so a start waits for one new
     // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
     if (o.role !== 'api') startListeners(config, worker, handles, listeners, drainers, onEvent, log)
-    const schemaCurrent = await checkSchemas(handles, log)
+    const { current: schemaCurrent, takingWrites } = await checkSchemas(handles, log)
     // The URL texts were compared with the configuration; two may still reach one database.
     if (handles.length > 1) warnSameServerDatabases(handles, log)
     if (o.role !== 'api') {
@@ -100,6 +100,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         listener: listeners.get(h.name) ?? null,
       })),
       schemaCurrent,
+      takingWrites,
       wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
       transportProblem: () => transportProblem(),
       transportWarning: () => transportWarning(),

@@ -24,6 +24,11 @@ export interface StatementRoute extends Queryable {
    * the first answer and after a statement failed, whatever the cause, until the next answer.
    */
   answeredAt(): number | null
+  /**
+   * An answer on a pool connection taken outside the route (serve's schema check at start, whose
+   * statement-mode probe needs a connection of its own): answeredAt stands on it as on the route's.
+   */
+  noteAnswer(): void
 }
 
 /**
@@ -155,6 +160,9 @@ export function createStatementRoute(
       // In the owner's turn the session is the next statement's only if none waits for it already.
       next: () => (sessionFree() || (ownerTurn && waitingForOwner === 0) ? 'session' : 'pool'),
       answeredAt: () => lastAnswerAt,
+      noteAnswer: () => {
+        lastAnswerAt = now()
+      },
       query,
     },
     session: {

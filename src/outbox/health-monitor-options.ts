@@ -27,6 +27,11 @@ export interface HealthMonitorOptions {
   databases: readonly MonitoredDatabase[]
   /** Databases whose schema the caller found current just now (serve's start): not read again yet. */
   schemaCurrent?: readonly string[]
+  /**
+   * Of those, the ones whose session the caller found taking writes by the same statement, its
+   * answer noted on the database's `answeredAt`: the first probe may stand on it, as on a probe's.
+   */
+  takingWrites?: readonly string[]
   probeTimeoutMs?: number
   /** A loop silent for longer than this is wedged. */
   wedgedAfterMs: number

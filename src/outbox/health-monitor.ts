@@ -49,10 +49,12 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthSource {
   const schemaCheckedAt = new Map<string, number>()
   for (const name of o.schemaCurrent ?? []) schemaCheckedAt.set(name, elapsed())
   // What the last probe's statement said of writes: since when (on `monotonicNow`) the session refused them,
-  // null when it took them; absent before the first, and after the database was unreachable. Only a
+  // null when it took them; absent before the first (but where the start's schema read, in the same
+  // statement, found them taken: takingWrites), and after the database was unreachable. Only a
   // probe that found it taking them stands on a recent answer: any statement answers a `select 1`,
   // none says whether writes are refused (an API-only process may serve reads from a standby).
   const readOnlySeen = new Map<string, number | null>()
+  for (const name of o.takingWrites ?? []) readOnlySeen.set(name, null)
 
   async function probe(d: MonitoredDatabase): Promise<DatabaseHealth> {
     const status = d.drainer?.status()

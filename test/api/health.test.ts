@@ -333,6 +333,59 @@ describe('/healthz and /readyz', () => {
     ])
   })
 
+  test('a database serve’s start found taking writes, its answer recent, is ready at the first probe with no statement of its own; one found refusing them, or not said, is asked', async () => {
+    // serve's schema read at start asks whether the session refuses writes in the same statement
+    // and notes its answer on the route: the first /readyz once the session listens waited
+    // behind the session's prime (a Graph worker's cold claim, slot take and last check) for a
+    // statement that would only say the same.
+    const sent: string[] = []
+    const counted = (name: string): Queryable => ({
+      query: (text, values) => {
+        sent.push(name)
+        return t.pool.query(text, values)
+      },
+    })
+    let now = 1_000_000
+    const listening = {
+      state: () => 'listening',
+      start() {},
+      stop: async () => {},
+      backendPid: () => null,
+      connectFailure: () => null,
+    } as Listener
+    const names = ['taking', 'unsaid'] as const
+    const health = createHealthMonitor({
+      databases: names.map((name) => ({
+        name,
+        statements: counted(name),
+        // The start's schema read answered a second ago.
+        answeredAt: () => 1_000_000 - 1_000,
+        drainer: null,
+        listener: listening,
+      })),
+      schemaCurrent: [...names],
+      takingWrites: ['taking'],
+      wedgedAfterMs: 60_000,
+      monotonicNow: () => now,
+    })
+    const first = await health.readiness()
+    expect({ sent, ready: first.map((h) => [h.name, isReady(h)]) }).toEqual({
+      sent: ['unsaid'],
+      ready: [
+        ['taking', true],
+        ['unsaid', true],
+      ],
+    })
+    // The start's answer ages out as a probe's would: 5 s after it.
+    now += 3_999
+    sent.length = 0
+    await health.readiness()
+    expect(sent).toEqual([])
+    now += 1
+    await health.readiness()
+    expect(sent.sort()).toEqual(['taking', 'unsaid'])
+  })
+
   test('a credential Entra refuses at a proactive refresh (refresh_in) leaves readiness 200 with a warning while the cached token serves sends; 503 once it serves none', async () => {
     let now = Date.now()
     const clock: Clock = { now: () => now, sleep: async () => {} }

@@ -181,7 +181,12 @@ test("serve's schema check at start is answered ahead of its connection's prime:
     },
   })
   try {
-    expect(await checkSchemas([h], silentLogger)).toEqual(['pool'])
+    expect(await checkSchemas([h], silentLogger)).toEqual({
+      current: ['pool'],
+      takingWrites: ['pool'],
+    })
+    // Its answer stands for readiness as one of the route's would (the first probe asks nothing).
+    expect(h.statements.answeredAt()).not.toBeNull()
     answered.push('schema read')
     await pollUntil(async () => (answered.length === 2 ? true : undefined), 5_000, 5)
     expect({ answered, connections: h.pool.totalCount }).toEqual({

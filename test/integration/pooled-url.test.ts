@@ -200,7 +200,7 @@ test("serve's start asks a database it cannot reach once: the statement-mode pro
   const lines: { msg: string; db?: string }[] = []
   const h = openDb({ name: 'away', url: url.href, log: silentLogger, maxConnections: 2 })
   try {
-    const current = await checkSchemas(
+    const { current } = await checkSchemas(
       [h],
       createLogger('warn', (l) => lines.push(JSON.parse(l))),
     )
