@@ -87,9 +87,12 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthSource {
         refuses = (await waitAtMost(systemClock, schema, timeoutMs)).refusesWrites
         schemaCheckedAt.set(d.name, elapsed())
       } else if (
-        // With the session lost or not there yet, only a statement of the probe's own says whether
-        // the database is reachable; with writes refused (or not asked yet), whether it takes them.
-        !sessionHolds(report.listener) ||
+        // With the session lost (reconnecting, stopped), only a statement of the probe's own says
+        // whether the database is reachable; at its first connect (connecting: a start, nothing
+        // lost) a recent answer does, as where it holds: the start's probes, 503 until it listens,
+        // then waited behind the pool connection's prime. With writes refused (or not asked yet),
+        // only a statement says whether it takes them.
+        !(sessionHolds(report.listener) || report.listener === 'connecting') ||
         !answeredRecently(d.answeredAt?.() ?? null) ||
         readOnlySeen.get(d.name) !== null ||
         refusedSince !== null

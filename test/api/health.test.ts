@@ -287,7 +287,7 @@ describe('/healthz and /readyz', () => {
     }
   })
 
-  test('with several databases, a recent answer stands for a probe only where the session holds; a reconnecting listener’s database is asked, reachable, and not ready', async () => {
+  test('with several databases, a recent answer stands for a probe only where the session holds or makes its first connect; a reconnecting listener’s database is asked, reachable, and not ready', async () => {
     const sent: string[] = []
     const counted = (name: string): Queryable => ({
       query: (text, values) => {
@@ -323,7 +323,10 @@ describe('/healthz and /readyz', () => {
     expect(sent.sort()).toEqual([...names].sort())
     sent.length = 0
     const states = await health.readiness()
-    expect(sent.sort()).toEqual(['connecting', 'reconnecting', 'stopped'])
+    // A session lost may have gone with the database; one connecting for the first time (a start)
+    // has lost nothing: a start's probes are 503 until it listens, with no statement behind the
+    // pool connection's prime.
+    expect(sent.sort()).toEqual(['reconnecting', 'stopped'])
     expect(states.map((h) => [h.name, h.reachable, h.problem, isReady(h)])).toEqual([
       ['listening', true, null, true],
       ['polling', true, null, true],
