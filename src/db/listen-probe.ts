@@ -25,8 +25,9 @@ export async function hearsOtherSessions(
     signal?: AbortSignal
     /**
      * The second session, opened by the caller beforehand (openProbeSession with the same url,
-     * timeout and signal) so that it connects meanwhile; the probe ends it. Else the probe opens
-     * one once its channel is listened on.
+     * timeout and signal) so that it connects meanwhile; the probe ends it, without waiting for
+     * the end (its end() is once only: the caller may). Else the probe opens one once its channel
+     * is listened on, and ends it before it returns.
      */
     session?: ProbeSession
   },
@@ -53,13 +54,16 @@ export async function hearsOtherSessions(
     const notified = await other.notify(channel)
     // Dropped by a stop: nothing more is asked of either session.
     o.signal?.throwIfAborted()
-    await other.end()
+    // Its end (the server's goodbye, a backend's exit) runs while the notification is awaited: a
+    // caller's own session is the caller's to wait for (the listener's start does not).
+    const ended = other.end()
     if (notified) timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
     else heard.resolve(null)
     const arrived = await heard.promise
     o.signal?.throwIfAborted()
     // Answered, the session is alive: a notification missed then is the pooler's doing.
     await answered(listening.query(`unlisten ${channel}`))
+    if (!o.session) await ended
     return arrived
   } finally {
     clearTimeout(timer)

@@ -4,6 +4,7 @@ import { type AddressInfo, createServer, type Socket } from 'node:net'
 import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
 import { hearsOtherSessions } from '../../src/db/listen-probe.ts'
+import { openProbeSession, type ProbeSession } from '../../src/db/probe-session.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createListener } from '../../src/outbox/listener.ts'
 import { testCluster } from '../preload.ts'
@@ -197,3 +198,31 @@ test("a notification on another probe's channel of the same backend pid is not t
     await elsewhere.drop()
   }
 })
+
+test("the verdict waits for no end of a second session the caller opened (the listener's start): the end is asked, and its wait is the caller's", async () => {
+  // The end is the server's goodbye and a backend's exit: under load tens of ms the listener's
+  // start waited for before it listened, while the notification had come already.
+  const listening = new pg.Client({ connectionString: t.url })
+  await listening.connect()
+  const pid = (listening as unknown as { processID: number }).processID
+  const own = { url: t.url, applicationName: 'outbox-mailer:probe-test', timeoutMs: 5_000 }
+  const real = openProbeSession(own)
+  const endAsked = Promise.withResolvers<void>()
+  const session: ProbeSession = {
+    notify: (channel) => real.notify(channel),
+    // A goodbye that never comes.
+    end: () => {
+      endAsked.resolve()
+      return new Promise<void>(() => {})
+    },
+  }
+  try {
+    const verdict = hearsOtherSessions(listening, { ...own, backendPid: pid, session })
+    const first = await Promise.race([verdict, endAsked.promise.then(() => 'end asked' as const)])
+    // The end is asked once the notification is sent, before the verdict; the verdict follows.
+    expect({ first, heard: await verdict }).toEqual({ first: 'end asked', heard: true })
+  } finally {
+    await real.end()
+    await listening.end()
+  }
+}, 10_000)
