@@ -38,6 +38,26 @@ const appOnAAndB = (health: ReturnType<typeof fakeHealth>) =>
     { health },
   )
 
+/** A probe's statements on the test's pool, each noted in `sent` by the database's name. */
+const countedIn =
+  (sent: string[]) =>
+  (name: string): Queryable => ({
+    query: (text, values) => {
+      sent.push(name)
+      return t.pool.query(text, values)
+    },
+  })
+
+/** A listener that stays in `state`. */
+const listenerIn = (state: ListenerState) =>
+  ({
+    state: () => state,
+    start() {},
+    stop: async () => {},
+    backendPid: () => null,
+    connectFailure: () => null,
+  }) as Listener
+
 describe('/healthz and /readyz', () => {
   test('need no token and flip with the health source', async () => {
     const health = fakeHealth(['default'])
@@ -289,21 +309,8 @@ describe('/healthz and /readyz', () => {
 
   test('with several databases, a recent answer stands for a probe only where the session holds or makes its first connect; a reconnecting listener’s database is asked, reachable, and not ready', async () => {
     const sent: string[] = []
-    const counted = (name: string): Queryable => ({
-      query: (text, values) => {
-        sent.push(name)
-        return t.pool.query(text, values)
-      },
-    })
+    const counted = countedIn(sent)
     const now = 1_000_000
-    const listenerIn = (state: ListenerState) =>
-      ({
-        state: () => state,
-        start() {},
-        stop: async () => {},
-        backendPid: () => null,
-        connectFailure: () => null,
-      }) as Listener
     const names = ['listening', 'polling', 'reconnecting', 'connecting', 'stopped'] as const
     const health = createHealthMonitor({
       databases: names.map((state) => ({
@@ -342,20 +349,9 @@ describe('/healthz and /readyz', () => {
     // behind the session's prime (a Graph worker's cold claim, slot take and last check) for a
     // statement that would only say the same.
     const sent: string[] = []
-    const counted = (name: string): Queryable => ({
-      query: (text, values) => {
-        sent.push(name)
-        return t.pool.query(text, values)
-      },
-    })
+    const counted = countedIn(sent)
     let now = 1_000_000
-    const listening = {
-      state: () => 'listening',
-      start() {},
-      stop: async () => {},
-      backendPid: () => null,
-      connectFailure: () => null,
-    } as Listener
+    const listening = listenerIn('listening')
     const names = ['taking', 'unsaid'] as const
     const health = createHealthMonitor({
       databases: names.map((name) => ({

@@ -134,11 +134,9 @@ test('beside a shared session every connection the pool opens gets the pickup pr
   }
 })
 
-test("a new connection's first statement is answered ahead of its prime, and the next statement on it after the prime", async () => {
-  // A start's schema check and first readiness probe open pool connections: queued behind a prime
-  // (a Graph worker's claim, slot take and last check, cold) they held a binary's /readyz back.
-  const answered: string[] = []
-  const h = openDb({
+/** A pool beside a shared session whose prime, one statement, notes 'prime' in `answered` once answered. */
+function openNotingPrime(answered: string[]) {
+  return openDb({
     name: 'pool',
     url: t.url,
     log: silentLogger,
@@ -148,6 +146,13 @@ test("a new connection's first statement is answered ahead of its prime, and the
       answered.push('prime')
     },
   })
+}
+
+test("a new connection's first statement is answered ahead of its prime, and the next statement on it after the prime", async () => {
+  // A start's schema check and first readiness probe open pool connections: queued behind a prime
+  // (a Graph worker's claim, slot take and last check, cold) they held a binary's /readyz back.
+  const answered: string[] = []
+  const h = openNotingPrime(answered)
   try {
     for (const step of ['first', 'next']) {
       const c = await h.pool.connect()
@@ -170,16 +175,7 @@ test("serve's schema check at start is answered ahead of its connection's prime:
   // slot take and last check, cold) ahead of the schema read: a start waited for it before its
   // drainers and HTTP listener began.
   const answered: string[] = []
-  const h = openDb({
-    name: 'pool',
-    url: t.url,
-    log: silentLogger,
-    shareListenSession: true,
-    prime: async (c) => {
-      await c.query('select 1')
-      answered.push('prime')
-    },
-  })
+  const h = openNotingPrime(answered)
   try {
     expect(await checkSchemas([h], silentLogger)).toEqual({
       current: ['pool'],
