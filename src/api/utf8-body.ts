@@ -16,8 +16,8 @@ const NOT_UTF8 =
 /**
  * Runs before a route that reads a JSON body. A body in another charset (a Java client's
  * ISO-8859-1 default) would be decoded with U+FFFD for each byte UTF-8 does not take, so "Grüße"
- * went out as "Gr�ße": refused instead, naming the body. Hono keeps the bytes read here for the
- * validator, which decodes them again (at most its route's body limit, body-limits.ts).
+ * went out as "Gr�ße": refused instead, naming the body. The text decoded here is what the route's
+ * validator parses (at most its route's body limit, body-limits.ts).
  */
 export const utf8JsonBody = createMiddleware<AppEnv>(async (c, next) => {
   const type = c.req.header('content-type')?.split(';')[0]?.trim() ?? ''
@@ -47,5 +47,9 @@ export const utf8JsonBody = createMiddleware<AppEnv>(async (c, next) => {
       errors: [{ path: repeated, message: GIVEN_TWICE }],
     })
   }
+  // The validator's c.req.json() parses this text: without it, Hono decoded the bytes again (a
+  // Response made of them), an 8 MB body's second decode and copy. The bytes are let go. The cache
+  // holds promises (hono/dist/request.js's #cachedBody), which its type does not say.
+  c.req.bodyCache = { text: Promise.resolve(text) as unknown as string }
   return next()
 })
