@@ -240,8 +240,14 @@ describe('every documented response', () => {
       200,
     )
     expect((await call(app, 'POST', '/v1/outbox/retry', { token: w, body: bulk })).status).toBe(200)
+    // Announced, as an HTTP client sends it: refused by its Content-Length, never read (a body
+    // read to its end before the 413 is conformance.test.ts's and large-body-slots.test.ts's).
     const big = 'x'.repeat(ENQUEUE_BODY_LIMIT_BYTES + 1)
-    const tooLarge = await call(app, 'POST', '/v1/outbox', { token: w, body: big })
+    const tooLarge = await call(app, 'POST', '/v1/outbox', {
+      token: w,
+      body: big,
+      headers: { 'content-length': String(big.length) },
+    })
     expect(tooLarge.status).toBe(413)
   })
 
@@ -411,7 +417,12 @@ describe('every documented response', () => {
       `/v1/outbox/${id}/retry`,
     ]) {
       const body = url === '/v1/outbox' ? 'x'.repeat(ENQUEUE_BODY_LIMIT_BYTES + 1) : big
-      const r = await call(app, 'POST', url, { token: w, body })
+      // Announced: refused by its Content-Length, as "success statuses" above says.
+      const r = await call(app, 'POST', url, {
+        token: w,
+        body,
+        headers: { 'content-length': String(body.length) },
+      })
       expect([url, ...problem(r)]).toEqual([
         url,
         413,
