@@ -122,7 +122,8 @@ export async function reservePacing(
  * owedProbe: while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts), the row named to
  * probe (null: none yet); absent when none is owed. throttledMs: how long a throttle still holds
  * the mailbox, however short, whether it is the wait (turn_interval 0) or lies within a pacing turn
- * (throttled_until, sql/0112); absent when none does. Read per mailbox, shared by its sends.
+ * (throttled_until, sql/0112, while next_at stands at or past it: a pause lifted by hand lifts it);
+ * absent when none does. Read per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
@@ -148,8 +149,10 @@ export async function mailboxPausedFor(
                                             else m.next_at end)) as wait_ms,
            (extract(epoch from r.i) * 1000)::float8 as interval_ms,
            m.probe_owed, m.probe_id::text as probe_id,
+           -- A throttle's end holds while next_at stands at or past it (pauseMailbox sets both): next_at
+           -- moved back before it (the pause lifted by hand, README) lifts the throttle too.
            greatest(0, case when m.turn_interval = interval '0' then mailer.ms_until(m.next_at) end,
-                    mailer.ms_until(m.throttled_until)) as throttled_ms
+                    case when m.throttled_until <= m.next_at then mailer.ms_until(m.throttled_until) end) as throttled_ms
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
   const throttledMs = pauseLeftMs(r?.throttled_ms ?? 0)

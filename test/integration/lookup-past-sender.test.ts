@@ -260,6 +260,22 @@ test("paced, a past sender mailbox throttled after its turn was taken, for less 
   expect(row.wait).toBeLessThanOrEqual(20)
 })
 
+test("a past sender mailbox whose throttle an operator lifted early (next_at set to now(), the README's way) is asked at once: found there, sent once, not held to the throttle's first end", async () => {
+  const fake = await graph()
+  const id = await enqueue(t)
+  await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
+  // Graph throttled the old mailbox for an hour; the operator lifts the pause.
+  await pauseMailbox(t.db, { mailbox: mailboxKey(OLD_FROM), ms: 3600_000 })
+  await t.pool.query('update mailer.mailbox_pacing set next_at = now() where mailbox = $1', [
+    mailboxKey(OLD_FROM),
+  ])
+  const after = worker(fake, 'after', NEW_FROM)
+  await after.start()
+  await after.events.waitFor(settledFor(id), 30_000)
+  expect(await waitingRow(id)).toMatchObject({ status: 'sent', code: null })
+  expect(sentFrom(fake, id)).toEqual([OLD_FROM])
+})
+
 test('a past sender mailbox paused with no end (next_at infinity, by hand) is not asked: the row waits a recheck, mailbox_paused, no settlement error', async () => {
   const id = await lookedUpPastPausedSender(`'infinity'`)
   const row = await waitingRow(id)
