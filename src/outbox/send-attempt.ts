@@ -84,7 +84,9 @@ export async function sendInSlot(
     // before it, or for a struggling database) may have used it up, unless a heartbeat's answer
     // still on its way gives it back.
     if (checked === 'go' && lastCheck && d.deadlines && !d.deadlines.holds(r.lease)) {
+      // Given back before the wait, and so marked: a wait that throws leaves nothing to give back.
       if (holding) d.slots.release()
+      holding = false
       const waited = await slotOnceConfirmed(d, r, finish, permit)
       holding = waited === true
       if (waited !== true) checked = waited

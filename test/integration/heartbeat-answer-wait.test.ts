@@ -127,6 +127,7 @@ async function heartbeatUnanswered(
     id,
     beat,
     events,
+    deadlines,
     sender,
     waits,
     /** Moves the monotonic clock to `at`, then delivers the row (with `over` in its deps). */
@@ -430,6 +431,23 @@ for (const [ending, o] of [
       expect(h.sender.calls).toHaveLength(ending === 'answered' ? 1 : 0)
       expect(n).toEqual({ slots: 0, permits: 0, over: 0 })
     })
+
+test('a wait after the last check that throws (safe by construction): the process slot it gave back before the wait is not given back a second time', async () => {
+  const h = await heartbeatUnanswered({ gated: true })
+  const { n, over } = counted(createSlots(2), oneRequestGate())
+  const deadlines = {
+    ...h.deadlines,
+    heldOnceAnswered: async () => {
+      throw new Error('forced: the wait failed')
+    },
+  }
+  const delivering = h.deliverAt(1_026_000, { ...over, deadlines, start: h.slowLastCheck() })
+  // Whatever becomes of the row (the error is the drainer's to log), its slots are counted.
+  await delivering.catch(() => {})
+  await h.answer()
+  expect(h.sender.calls).toEqual([])
+  expect(n).toEqual({ slots: 0, permits: 0, over: 0 })
+})
 
 /**
  * Every write of sender@example.com's pacing row from now on, in order: `turn N ms` (a turn taken
