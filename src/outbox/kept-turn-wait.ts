@@ -1,4 +1,4 @@
-// A paced row asking the gate again after a wait without its permit (a heartbeat's late answer) keeps the pacing turn it took: only a throttle, or a probe owed to another row, begun meanwhile holds it.
+// A paced row asking the gate again after a wait without its permit (a heartbeat's late answer) keeps the pacing turn it took while no other was taken or came due: only a throttle, or a probe owed to another row, begun meanwhile holds it.
 import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
@@ -19,12 +19,15 @@ export function throttleHoldsMs(read: PauseRead): number {
 }
 
 /**
- * Row `rowId` took mailbox `mailbox`'s (its key's) pacing turn under a permit it gave back to
- * wait, and asks again: it keeps that turn (another would space its send up to an interval out
- * and spend two of the mailbox's turns on one send). A throttle set meanwhile is waited out in
- * place up to `holdMs`; past it, or while the probe is owed to another row, the row goes back
- * (MailboxPaused). True: it may send now ('check' with no pacing in force now, `inForceMs` 0:
- * its last check reads the pause again, as any unpaced row's); false: `signal` aborted first.
+ * Row `rowId` took mailbox `mailbox`'s (its key's) pacing turn `turn` (takePacing's) under a permit
+ * it gave back to wait, and asks again: it keeps that turn (another would space its send up to an
+ * interval out and spend two of the mailbox's turns on one send) while it is still the mailbox's
+ * last one taken and the next is not yet due; else 'retake': sent under it, the row would go out
+ * with the send of the turn taken since (or due), so it takes a turn again as any row. A throttle
+ * set meanwhile is waited out in place up to `holdMs`; past it, or while the probe is owed to
+ * another row, the row goes back (MailboxPaused). True: it may send now ('check' with no pacing in
+ * force now, `inForceMs` 0: its last check reads the pause again, as any unpaced row's); false:
+ * `signal` aborted first.
  * Invariant: the turn of a row that goes back stays spent, as any taken turn whose row is not
  * sent: the mailbox's next send time is kept at or past the end of the throttle that sends it
  * back (pauseMailbox; a probe is owed only after such a pause), so giving the turn back (next_at
@@ -34,16 +37,22 @@ export function throttleHoldsMs(read: PauseRead): number {
 export async function keptTurnWait(
   o: { db: Kysely<Database>; clock: Clock; read: (mailbox: string) => Promise<PauseRead> },
   mailbox: string,
+  turn: string,
   rowId: string | undefined,
   signal: AbortSignal,
   { inForceMs, holdMs }: { inForceMs: number; holdMs: number },
-): Promise<boolean | 'check' | MailboxPaused> {
+): Promise<boolean | 'check' | 'retake' | MailboxPaused> {
   while (!signal.aborted) {
     const read = await o.read(mailbox)
     if (rowId !== undefined && read.owedProbe !== undefined && read.owedProbe !== rowId)
       return owedGiveBack(o.db, mailbox, rowId, read.waitMs)
     const heldMs = throttleHoldsMs(read)
-    if (heldMs === 0) return inForceMs === 0 ? 'check' : true
+    if (heldMs === 0) {
+      if (inForceMs === 0) return 'check'
+      // Stale: the next turn due (no rate noted, intervalMs 0, reads none: next_at alone tells) or taken.
+      const due = read.waitMs === 0 && read.intervalMs > 0
+      return due || read.nextAt !== turn ? 'retake' : true
+    }
     if (heldMs > holdMs) return { pausedForMs: heldMs }
     await o.clock.sleep(Math.max(5, Math.min(heldMs, 5_000)), signal)
   }

@@ -12,12 +12,13 @@ import { PACING_RATE_KEY } from './pacing-rate.ts'
  * wrote (NULL) end at next_at. Returns waitMs 0 when taken, else the milliseconds to wait (> 0; a
  * pause with no end: a recheck, pauseLeftMs), and the interval it paced by. With `rowId`, no turn
  * is taken while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts) and the row is not that
- * probe (probe_id): probeOwed says so.
+ * probe (probe_id): probeOwed says so. Taken, `turn` names the next send time it left (epoch, text):
+ * while next_at still reads so, no turn was taken since (kept-turn-wait.ts).
  */
 export async function takePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number; rowId?: string },
-): Promise<{ waitMs: PauseLeftMs; intervalMs: number; probeOwed?: true }> {
+): Promise<{ waitMs: PauseLeftMs; intervalMs: number; probeOwed?: true; turn?: string }> {
   // Another row's probe owed: a row of a worker whose MAIL_FROM is another (a rolling deploy that
   // changed it) names this mailbox and would send past the probe. On the row the upsert reads.
   const row = p.rowId ?? null
@@ -25,6 +26,7 @@ export async function takePacing(
     wait_ms: number | string
     interval_ms: number
     probe_owed: boolean
+    turn: string | null
   }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
@@ -37,14 +39,15 @@ export async function takePacing(
        where case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + excluded.turn_interval
                   else m.next_at end <= now()
          and not (${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint)
-      returning 0::float8 as wait_ms
+      returning 0::float8 as wait_ms, extract(epoch from m.next_at)::text as turn
     )
-    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed from taken
+    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed, turn from taken
     union all
     select greatest(1, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                             else m.next_at end)),
            (extract(epoch from r.i) * 1000)::float8,
-           ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint
+           ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint,
+           null
       from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
     db,
   )
@@ -53,9 +56,10 @@ export async function takePacing(
   const r = rows[0]
   if (!r) return { waitMs: pauseLeftMs(1), intervalMs: p.intervalMs }
   const waitMs = pauseLeftMs(r.wait_ms)
-  return r.probe_owed
-    ? { waitMs, intervalMs: r.interval_ms, probeOwed: true }
-    : { waitMs, intervalMs: r.interval_ms }
+  if (r.probe_owed) return { waitMs, intervalMs: r.interval_ms, probeOwed: true }
+  return r.turn === null
+    ? { waitMs, intervalMs: r.interval_ms }
+    : { waitMs, intervalMs: r.interval_ms, turn: r.turn }
 }
 
 /**
@@ -123,7 +127,8 @@ export async function reservePacing(
  * probe (null: none yet); absent when none is owed. throttledMs: how long a throttle still holds
  * the mailbox, however short, whether it is the wait (turn_interval 0) or lies within a pacing turn
  * (throttled_until, sql/0112, while next_at stands at or past it: a pause lifted by hand lifts it);
- * absent when none does. Read per mailbox, shared by its sends.
+ * absent when none does. nextAt: next_at as takePacing's `turn` names it; absent with no row. Read
+ * per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
@@ -133,6 +138,7 @@ export async function mailboxPausedFor(
   intervalMs: number
   owedProbe?: string | null
   throttledMs?: PauseLeftMs
+  nextAt?: string
 }> {
   const { rows } = await sql<{
     wait_ms: number | string | null
@@ -140,6 +146,7 @@ export async function mailboxPausedFor(
     probe_owed: boolean | null
     probe_id: string | null
     throttled_ms: number | string | null
+    next_at: string | null
   }>`
     with r as materialized (
       select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
@@ -152,7 +159,8 @@ export async function mailboxPausedFor(
            -- A throttle's end holds while next_at stands at or past it (pauseMailbox sets both): next_at
            -- moved back before it (the pause lifted by hand, README) lifts the throttle too.
            greatest(0, case when m.turn_interval = interval '0' then mailer.ms_until(m.next_at) end,
-                    case when m.throttled_until <= m.next_at then mailer.ms_until(m.throttled_until) end) as throttled_ms
+                    case when m.throttled_until <= m.next_at then mailer.ms_until(m.throttled_until) end) as throttled_ms,
+           extract(epoch from m.next_at)::text as next_at
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
   const throttledMs = pauseLeftMs(r?.throttled_ms ?? 0)
@@ -160,6 +168,7 @@ export async function mailboxPausedFor(
     waitMs: pauseLeftMs(r?.wait_ms ?? 0),
     intervalMs: r?.interval_ms ?? 0,
     ...(throttledMs > 0 && { throttledMs }),
+    ...(r?.next_at != null && { nextAt: r.next_at }),
   }
   return r?.probe_owed ? { ...read, owedProbe: r.probe_id } : read
 }

@@ -10,7 +10,8 @@ export interface PermitInHand {
   release(): void
   /**
    * After a wait without it: the gate asked again as for a new send (a throttle's pause, a probe
-   * owed to another row, a pacing turn unless the permit given back took one: that one is kept).
+   * owed to another row, a pacing turn unless the permit given back took one still the mailbox's
+   * last and not yet due: that one is kept).
    * True with a permit in hand; else what becomes of the row, to run once its slot is given back.
    */
   takeAgain(): Promise<true | (() => Promise<void>)>
@@ -28,7 +29,7 @@ export function permitInHand(
   let inHand: SendPermit | null = permit
   // The pacing turn taken for the row is its own through a wait without the permit: kept when it
   // asks again, not taken a second time.
-  let turnTaken = permit.turnTaken === true
+  let turnTaken = permit.turnTaken
   const release = () => {
     const p = inHand
     inHand = null
@@ -52,7 +53,7 @@ export function permitInHand(
       if (!again) return () => giveUpUnsent(d, r, finish, 'stopped')
       if ('pausedForMs' in again) return () => giveBackPaused(d, r, finish, again)
       inHand = again
-      turnTaken = again.turnTaken === true
+      turnTaken = again.turnTaken
       return true
     },
   }

@@ -96,7 +96,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     signal: AbortSignal,
     readPause: boolean,
     rowId: string | undefined,
-  ): Promise<boolean | 'check' | MailboxPaused> {
+  ): Promise<false | 'check' | { turn: string } | MailboxPaused> {
     // Without pacing in force the last check before the send reads the pause (checkPause), in its
     // statement.
     if (inForceMs === 0 && !readPause) return !signal.aborted && 'check'
@@ -133,10 +133,12 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
           waitMs: wait,
           intervalMs: paced,
           owed,
+          turn,
         } = unpaced
           ? await pausedFor(k).then((x) => ({
               ...x,
               owed: rowId !== undefined && x.owedProbe !== undefined && x.owedProbe !== rowId,
+              turn: undefined,
             }))
           : await takePacing(o.db, {
               mailbox: k,
@@ -148,7 +150,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         if (unpaced && paced > 0) continue
         if (owed && rowId !== undefined) return owedGiveBack(o.db, k, rowId, wait)
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
-        if (wait === 0) return unpaced ? 'check' : true
+        // Taken: the turn, for the row to keep through a wait without its permit (turnTaken).
+        if (wait === 0) return unpaced ? 'check' : { turn: turn ?? '' }
         if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }
         await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
       }
@@ -163,20 +166,24 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
   return {
     open: false,
     pausedBeyondMs: Math.max(intervalMs, PAUSE_HOLD_MS),
-    async acquire(mailbox, signal, readPause = false, rowId, turnKept = false) {
+    async acquire(mailbox, signal, readPause = false, rowId, turnKept) {
       // Pace first: holding a slot while waiting for one mailbox would starve the others.
-      const paced = turnKept
-        ? await keptTurnWait({ ...o, read: pausedFor }, key(mailbox), rowId, signal, {
-            inForceMs,
-            holdMs: Math.max(inForceMs, PAUSE_HOLD_MS),
-          })
-        : await waitForPacing(mailbox, signal, readPause, rowId)
-      if (paced !== true && paced !== 'check') return paced || null
+      const kept =
+        turnKept === undefined
+          ? 'retake'
+          : await keptTurnWait({ ...o, read: pausedFor }, key(mailbox), turnKept, rowId, signal, {
+              inForceMs,
+              holdMs: Math.max(inForceMs, PAUSE_HOLD_MS),
+            })
+      const paced =
+        kept === 'retake' ? await waitForPacing(mailbox, signal, readPause, rowId) : kept
+      if (paced === false) return null
+      if (typeof paced === 'object' && 'pausedForMs' in paced) return paced
       const permit = await slots.acquire(signal)
       if (!permit) return null
-      return paced === 'check'
-        ? { release: permit.release, checkPause: key(mailbox) }
-        : { release: permit.release, turnTaken: true }
+      if (paced === 'check') return { release: permit.release, checkPause: key(mailbox) }
+      const turnTaken = paced === true ? turnKept : paced.turn
+      return turnTaken === undefined ? permit : { release: permit.release, turnTaken }
     },
     pacingInForce: readInForce,
     async start() {

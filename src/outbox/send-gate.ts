@@ -15,10 +15,10 @@ export interface SendPermit {
    */
   readonly checkPause?: string
   /**
-   * A pacing turn of the mailbox was taken for this permit (or kept for it: acquire's turnKept):
-   * the row's own, until it is sent or goes back.
+   * A pacing turn of the mailbox was taken for this permit (or kept for it: acquire's turnKept),
+   * named by the gate: the row's own, until it is sent or goes back, while no other is taken.
    */
-  readonly turnTaken?: boolean
+  readonly turnTaken?: string
 }
 
 /**
@@ -53,15 +53,16 @@ export interface SendGate {
    * `readPause`: read the pause here even with `pauseKey` (the last check found it paused, or a
    * mailbox lookup is to come first). `rowId`: the row to send; while the mailbox's probe is owed
    * (after MAIL_FROM's pause) a row that is not it gets MailboxPaused. `turnKept`: the row asks
-   * again after giving back a permit that took its pacing turn (turnTaken) to wait: it keeps that
-   * turn, held only by a throttle or a probe owed to another row (pg: kept-turn-wait.ts).
+   * again after giving back a permit that took this pacing turn (turnTaken) to wait: it keeps that
+   * turn, held only by a throttle or a probe owed to another row, unless another turn was taken or
+   * came due since (pg: kept-turn-wait.ts).
    */
   acquire(
     mailbox: string,
     signal: AbortSignal,
     readPause?: boolean,
     rowId?: string,
-    turnKept?: boolean,
+    turnKept?: string,
   ): Promise<SendPermit | MailboxPaused | null>
   /**
    * The worker starts (before its first claim): the gate brings the shared limits' state in line

@@ -551,6 +551,41 @@ for (const [meanwhile, what] of [
     })
   })
 
+// The kept turn is the row's only while it is the mailbox's last one taken and the next is not due:
+// sent under a turn another row took since, the two sends would go out together.
+test("a paced row whose mailbox's next turn another worker's row took during its wait for the heartbeat takes a turn of its own again: not sent before that turn's interval is over", async () => {
+  const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+  const writes = await pacingWrites()
+  const gate = oneRequestGate({ ratePerMinute: 60 })
+  // When the other row's turn leaves the mailbox's next send time, and whether each send started
+  // (in database time) no sooner.
+  let otherTurnEnds = ''
+  const pastOtherTurn: boolean[] = []
+  const sender = {
+    ...h.sender,
+    async send(...args: Parameters<typeof h.sender.send>) {
+      const { rows } = await t.pool.query('select now() >= $1::timestamptz as past', [
+        otherTurnEnds,
+      ])
+      pastOtherTurn.push(rows[0].past)
+      return h.sender.send(...args)
+    },
+  }
+  const delivering = h.deliverAt(1_028_000, { gate, sender })
+  await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+  // The row's interval run out meanwhile, another worker's row took the next turn (as takePacing
+  // leaves it).
+  const { rows } = await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = now() + turn_interval
+      where mailbox = 'sender@example.com' returning next_at::text as at`,
+  )
+  otherTurnEnds = rows[0].at
+  await h.answerWhileWaiting(delivering)
+  expect(pastOtherTurn).toEqual([true])
+  expect(await writes()).toEqual(['turn 1000 ms', 'turn 1000 ms', 'turn 1000 ms'])
+  expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
+})
+
 test("a row whose permit, taken again after its heartbeat's late answer, comes too late for the send's margin is given back saying so, not blaming the heartbeats", async () => {
   const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
   const lines: { level: string; msg: string }[] = []

@@ -34,6 +34,7 @@ test("MAIL_FROM's turn taken under a newer worker's rate of 2 a minute (30 s) is
   expect<unknown>(await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: HOLD_MS })).toEqual({
     waitMs: 0,
     intervalMs: 30_000,
+    turn: expect.any(String),
   })
   const id = await otherSendersRow()
   const claimed = await guardedClaim()
