@@ -9,8 +9,9 @@ import { PACING_RATE_KEY } from './pacing-rate.ts'
  * The interval is the newest worker's (PACING_RATE_KEY, pacing-rate.ts), this worker's when none
  * noted one; a turn is spaced from the last one taken (next_at − turn_interval) by it, so a changed
  * rate holds from the next turn on. A throttle's pause (turn_interval 0) and a row an older binary
- * wrote (NULL) end at next_at. Returns waitMs 0 when taken, else the milliseconds to wait (> 0; a
- * pause with no end: a recheck, pauseLeftMs), and the interval it paced by. With `rowId`, no turn
+ * wrote (NULL) end at next_at; a throttle within a turn holds to throttled_until (sql/0112) too,
+ * whatever the rate. Returns waitMs 0 when taken, else the milliseconds to wait (> 0; a pause with
+ * no end: a recheck, pauseLeftMs), and the interval it paced by. With `rowId`, no turn
  * is taken while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts) and the row is not that
  * probe (probe_id): probeOwed says so. Taken, `turn` names the next send time it left (epoch, text):
  * while next_at still reads so, no turn was taken since (kept-turn-wait.ts).
@@ -36,15 +37,19 @@ export async function takePacing(
       select ${p.mailbox}, now() + r.i, r.i from r
       on conflict (mailbox) do update
          set next_at = now() + excluded.turn_interval, turn_interval = excluded.turn_interval
-       where case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + excluded.turn_interval
-                  else m.next_at end <= now()
+       -- A throttle within the turn (throttled_until) holds too, should a faster rate bring the turn
+       -- sooner; lifted by hand with next_at (mailboxPausedFor).
+       where greatest(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + excluded.turn_interval
+                           else m.next_at end,
+                      case when m.throttled_until <= m.next_at then m.throttled_until end) <= now()
          and not (${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint)
       returning 0::float8 as wait_ms, extract(epoch from m.next_at)::text as turn
     )
     select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed, turn from taken
     union all
-    select greatest(1, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
-                                            else m.next_at end)),
+    select greatest(1, mailer.ms_until(greatest(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
+                                                     else m.next_at end,
+                                                case when m.throttled_until <= m.next_at then m.throttled_until end))),
            (extract(epoch from r.i) * 1000)::float8,
            ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint,
            null

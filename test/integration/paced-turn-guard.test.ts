@@ -81,3 +81,20 @@ test("a worker paused by MAIL_FROM's throttle finds it over once MAIL_FROM's nex
   })
   expect([claimed.pausedMs, claimed.leases.map((l) => l.id)]).toEqual([null, [own]])
 })
+
+test("a throttle within the mailbox's next turn still holds a send once a newer worker's faster rate brings that turn due early", async () => {
+  // The mailbox's last turn, at 1 a minute, was taken 2 s ago; Graph then throttled a send for 20 s
+  // (pauseMailbox leaves the turn, 58 s off, standing for it).
+  await notePacingRate(t.db, { intervalMs: 60_000 })
+  await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: 60_000 })
+  await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = next_at - interval '2 seconds' where mailbox = $1`,
+    [MAIL_FROM],
+  )
+  await pauseMailbox(t.db, { mailbox: MAIL_FROM, ms: 20_000 })
+  // A newer worker starts at 60 a minute: the turn is due 1 s after the last one, inside the throttle.
+  await notePacingRate(t.db, { intervalMs: 1_000 })
+  const taken = await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: 1_000 })
+  expect(taken.waitMs).toBeGreaterThan(15_000)
+  expect(taken.waitMs).toBeLessThanOrEqual(20_000)
+})
