@@ -479,27 +479,27 @@ async function pacingWrites() {
     ).rows.map((r) => r.what)
 }
 
-// A turn a second: the row's wait for its heartbeat's answer, shorter than that, ends before its
-// mailbox's next turn.
+// A turn every 10 s: the row's wait for its heartbeat's answer, a loaded machine's too, ends well
+// before its mailbox's next turn comes due (which would end the turn's keeping: kept-turn-wait.ts).
 for (const afterCheck of [false, true])
   test(`a paced row waiting ${afterCheck ? 'after' : 'before'} its last check for its heartbeat's answer keeps the pacing turn it took: sent once answered, no second turn taken`, async () => {
     const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
     const writes = await pacingWrites()
-    const gate = oneRequestGate({ ratePerMinute: 60 })
+    const gate = oneRequestGate({ ratePerMinute: 6 })
     const delivering = afterCheck
       ? h.deliverAt(1_026_000, { gate, start: h.slowLastCheck() })
       : h.deliverAt(1_028_000, { gate })
     await h.answerWhileWaiting(delivering)
     expect(h.sender.calls.map((c) => c.outboxId)).toEqual([h.id])
     // One turn, the row's own, taken before the wait.
-    expect(await writes()).toEqual(['turn 1000 ms'])
+    expect(await writes()).toEqual(['turn 10000 ms'])
     expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
   })
 
 test('a paced row keeping its turn waits out in place a brief throttle set during its wait for the heartbeat, then is sent under that turn', async () => {
   const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
   const writes = await pacingWrites()
-  const gate = oneRequestGate({ ratePerMinute: 60 })
+  const gate = oneRequestGate({ ratePerMinute: 6 })
   // Whether each send started (in database time) no sooner than the throttle's end.
   const pastThrottle: boolean[] = []
   const sender = {
@@ -517,7 +517,7 @@ test('a paced row keeping its turn waits out in place a brief throttle set durin
   await gate.pause('sender@example.com', 300)
   await h.answerWhileWaiting(delivering)
   expect(pastThrottle).toEqual([true])
-  expect(await writes()).toEqual(['turn 1000 ms', 'throttle'])
+  expect(await writes()).toEqual(['turn 10000 ms', 'throttle'])
   expect(await rowOf(t, h.id)).toMatchObject({ status: 'sent', attempts: 1 })
 })
 
