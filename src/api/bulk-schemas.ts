@@ -5,29 +5,41 @@ import type { OutboxFilter } from '../outbox/outbox-filter.ts'
 import { OutboxId, TimeBound } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
 import { windowsHoldTime } from './time-windows.ts'
+import { closedKeys } from './unknown-keys.ts'
+
+const FILTER_REQUIRED =
+  'is required: the body must be {"filter": {...}, "dryRun": ..., "limit": ...} (dryRun and limit optional)'
 
 function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(statuses: S) {
+  const criteria = {
+    status: z.array(z.enum(statuses)).min(1).optional(),
+    tenant: z.string().min(1).optional(),
+    createdFrom: TimeBound,
+    createdTo: TimeBound,
+    sentFrom: TimeBound,
+    sentTo: TimeBound,
+    dedupeKey: z.string().min(1).optional(),
+    correlationId: z.string().min(1).optional(),
+    lastErrorCode: z.string().min(1).optional().openapi({
+      description:
+        "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients",
+    }),
+    template: z
+      .string()
+      .min(1)
+      .optional()
+      .openapi({ description: 'The template a trigger enqueued the row from' }),
+    ids: z.array(OutboxId).min(1).max(1000).optional(),
+  }
+  const closed = closedKeys('a criterion of filter', Object.keys(criteria))
   return (
     z
-      .strictObject({
-        status: z.array(z.enum(statuses)).min(1).optional(),
-        tenant: z.string().min(1).optional(),
-        createdFrom: TimeBound,
-        createdTo: TimeBound,
-        sentFrom: TimeBound,
-        sentTo: TimeBound,
-        dedupeKey: z.string().min(1).optional(),
-        correlationId: z.string().min(1).optional(),
-        lastErrorCode: z.string().min(1).optional().openapi({
-          description:
-            "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients",
-        }),
-        template: z
-          .string()
-          .min(1)
-          .optional()
-          .openapi({ description: 'The template a trigger enqueued the row from' }),
-        ids: z.array(OutboxId).min(1).max(1000).optional(),
+      .strictObject(criteria, {
+        // Absent: the criteria given beside it are named as belonging inside it (bulkRequest).
+        error: (iss) =>
+          iss.code === 'invalid_type' && iss.input === undefined
+            ? FILTER_REQUIRED
+            : closed.error(iss),
       })
       // An empty filter would act on every row: the caller must say what it means. A refinement
       // does not reach the document, so it says so itself (a generated client refuses {} too).
@@ -41,20 +53,26 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
   )
 }
 
-const bulkRequest = <F extends z.ZodType>(filter: F) =>
+// A criterion beside "filter" is told it belongs inside it.
+const bulkRequest = <F extends z.ZodObject>(filter: F) =>
   withStorableText(
-    z.strictObject({
-      filter,
-      dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),
-      // Past its max the limit is that one problem: int() would add its own bound, 2^53 - 1.
-      limit: z
-        .number()
-        .min(1)
-        .max(1000, { abort: true })
-        .int()
-        .default(1000)
-        .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
-    }),
+    z.strictObject(
+      {
+        filter,
+        dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),
+        // Past its max the limit is that one problem: int() would add its own bound, 2^53 - 1.
+        limit: z
+          .number()
+          .min(1)
+          .max(1000, { abort: true })
+          .int()
+          .default(1000)
+          .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
+      },
+      closedKeys('a key of the body', ['filter', 'dryRun', 'limit'], {
+        filter: Object.keys(filter.shape),
+      }),
+    ),
   )
 
 export const BulkCancelRequest = bulkRequest(bulkFilter(['pending', 'sending'])).openapi(

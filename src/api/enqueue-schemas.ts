@@ -5,6 +5,7 @@ import { z } from '@hono/zod-openapi'
 import { CONTROL_CHARACTER_MESSAGE, HEADER_VALUE_MESSAGE } from '../outbox/header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from '../outbox/mime-type.ts'
 import { withStorableText } from './storable-text.ts'
+import { closedKeys } from './unknown-keys.ts'
 
 const ONE_LINE =
   'Written into a header: each run of control characters (U+0001-U+001F with CR, LF and TAB, U+007F) becomes one space, dropped at either end'
@@ -176,8 +177,15 @@ const EnqueueOptions = z
   })
   .openapi('EnqueueOptions', CLOSED)
 
+// A message's field or an option beside "message" is told where it belongs.
 export const EnqueueRequest = withStorableText(
-  z.strictObject({ message: Message, options: EnqueueOptions.optional() }),
+  z.strictObject(
+    { message: Message, options: EnqueueOptions.optional() },
+    closedKeys('a key of the body', ['message', 'options'], {
+      message: Object.keys(Message.shape),
+      options: Object.keys(EnqueueOptions.shape),
+    }),
+  ),
 ).openapi('EnqueueRequest')
 
 export { EnqueueHeaders } from './idempotency-key-header.ts'

@@ -9,6 +9,7 @@ import type { AppEnv } from './context.ts'
 import { STATUS, TITLE } from './problem-codes.ts'
 import { NUL_MESSAGE } from './storable-text.ts'
 import { closest } from './union-issues.ts'
+import { eachUnknownKey } from './unknown-keys.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
@@ -164,6 +165,7 @@ export function validationHook(result: { success: boolean; error?: ZodError }): 
   if (result.success || !result.error) return undefined
   const errors = result.error.issues
     .flatMap((i) => closest(i, []))
+    .flatMap(eachUnknownKey)
     .map((i) => ({
       path: i.path.map(String).join('.') || '(root)',
       message: i.message,

@@ -1,0 +1,41 @@
+// A closed object's refusal of keys it does not take: each key named at its own path, with the keys the object takes and where one a level off belongs.
+
+type Issue = { path: PropertyKey[]; message: string; code?: string; keys?: string[] }
+
+// Each closed object's message, and the keys it knows to belong inside one of its fields. Keyed
+// by the message, which names the object's own keys, so two objects share an entry only when
+// they take the same keys.
+const HOMES = new Map<string, ReadonlyMap<string, string>>()
+
+/**
+ * The `error` option of a z.strictObject taking `taken`: a key it does not take is "not `what`
+ * (its keys)", and one listed in `homes` (an option beside "message") is told which field it
+ * belongs inside. Any other issue keeps zod's message.
+ */
+export function closedKeys(
+  what: string,
+  taken: readonly string[],
+  homes: Record<string, Iterable<string>> = {},
+) {
+  const message = `is not ${what} (${taken.join(', ')})`
+  const home = new Map<string, string>()
+  for (const [field, keys] of Object.entries(homes)) for (const k of keys) home.set(k, field)
+  HOMES.set(message, home)
+  return {
+    error: (iss: { code?: string }) => (iss.code === 'unrecognized_keys' ? message : undefined),
+  }
+}
+
+/**
+ * A closed object's refusal said per key, at the key's path (`bogus`, not the object's); any
+ * other issue, and a refusal by an object closedKeys did not build, as it is.
+ */
+export function eachUnknownKey<I extends Issue>(issue: I): I[] {
+  const home = HOMES.get(issue.message)
+  if (issue.code !== 'unrecognized_keys' || !issue.keys || !home) return [issue]
+  return issue.keys.map((k) => {
+    const field = home.get(k)
+    const message = field ? `${issue.message}: it belongs inside "${field}"` : issue.message
+    return { ...issue, path: [...issue.path, k], message }
+  })
+}
