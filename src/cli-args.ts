@@ -114,8 +114,17 @@ export function parseArgs(argv: readonly string[]): Parsed {
   return { kind: 'run', command, flags }
 }
 
-/** A flag's positive number of seconds, or its default when absent. */
-export function parseSeconds(flag: string, value: string | undefined, fallback: number): number {
+// status --timeout's longest: a day. It bounds timers, which past 2^31 - 1 ms (about 24.8 days)
+// fire at once, so a longer one reported every database unreachable.
+const LONGEST_STATUS_TIMEOUT_SECONDS = 86_400
+
+/** A flag's positive number of seconds (at most `longest`, when given), or its default when absent. */
+export function parseSeconds(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  longest = Number.POSITIVE_INFINITY,
+): number {
   if (value === undefined) return fallback
   const n = Number(value)
   if (!Number.isFinite(n) || n <= 0 || value.trim() === '') {
@@ -124,8 +133,15 @@ export function parseSeconds(flag: string, value: string | undefined, fallback: 
       `${flag} must be a positive number of seconds (got "${value}")`,
     )
   }
+  if (n > longest) {
+    throw new AppError('config_invalid', `${flag} is at most ${longest} seconds (got "${value}")`)
+  }
   return n
 }
+
+/** status --timeout: positive seconds up to a day, 5 when absent. */
+export const parseStatusTimeoutSeconds = (value: string | undefined) =>
+  parseSeconds('--timeout', value, 5, LONGEST_STATUS_TIMEOUT_SECONDS)
 
 /** migrate --deadline: a number of seconds up to a day, 0 for none; absent, undefined (MIGRATE_DEADLINE_SECONDS then). */
 export function parseDeadlineSeconds(value: string | undefined): number | undefined {

@@ -156,7 +156,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
       '--timeout': {
         kind: 'value',
         shown: '--timeout SECONDS',
-        does: 'bounds connecting and each statement (default 5)',
+        does: 'bounds connecting and each statement (default 5, at most 86400)',
       },
     },
     // Its reads go over each database's url: listenUrl (LISTEN_DATABASE_URL) plays no part.

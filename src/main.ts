@@ -7,6 +7,7 @@ import {
   parseDeadlineSeconds,
   parseRole,
   parseSeconds,
+  parseStatusTimeoutSeconds,
 } from './cli-args.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import { type Config, loadConfig } from './config.ts'
@@ -39,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
           parsed.flags.get('--max-pending-age'),
           600,
         ),
-        timeoutMs: parseSeconds('--timeout', parsed.flags.get('--timeout'), 5) * 1000,
+        timeoutMs: parseStatusTimeoutSeconds(parsed.flags.get('--timeout')) * 1000,
       }
     }
   } catch (e) {

@@ -1,6 +1,11 @@
 // The command line is checked whole before anything runs: unknown commands, flags and values are refused.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { parseArgs, parseDeadlineSeconds, parseSeconds } from '../../src/cli-args.ts'
+import {
+  parseArgs,
+  parseDeadlineSeconds,
+  parseSeconds,
+  parseStatusTimeoutSeconds,
+} from '../../src/cli-args.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -78,6 +83,19 @@ describe('parseArgs', () => {
     expect([parseSeconds('--timeout', '0.5', 5), parseSeconds('--timeout', undefined, 5)]).toEqual([
       0.5, 5,
     ])
+  })
+
+  test('status --timeout is at most a day (86400): a longer one bounded the connection and each read by 1 ms, saying the database was unreachable', () => {
+    // Past 2^31 - 1 ms (about 24.8 days) the timers fired at once: `status --timeout 3000000` on a
+    // database that answers reported it unreachable (exit 4) with a TimeoutOverflowWarning.
+    expect([parseStatusTimeoutSeconds('86400'), parseStatusTimeoutSeconds(undefined)]).toEqual([
+      86400, 5,
+    ])
+    for (const value of ['86400.5', '2147484', '1e9']) {
+      expect(() => parseStatusTimeoutSeconds(value)).toThrow(
+        `--timeout is at most 86400 seconds (got "${value}")`,
+      )
+    }
   })
 
   test('migrate --deadline takes seconds or 0 (none), over MIGRATE_DEADLINE_SECONDS; anything else is refused', () => {
