@@ -13,6 +13,7 @@ import { unknownVariables, unknownVariableText } from './config/unknown-variable
 import { type Config, loadConfig } from './config.ts'
 import { migrateEvery } from './db/migrate-every.ts'
 import { AppError, describeError, EXIT, exitCodeOf, isAppError } from './errors.ts'
+import { listenRefusal } from './http-listen.ts'
 import { createLogger, type Logger } from './log.ts'
 import { collectProcessWarnings, logProcessWarnings } from './process-warnings.ts'
 import { runUntilSignalled } from './run-until-signalled.ts'
@@ -134,7 +135,9 @@ async function main(argv: string[]): Promise<number> {
 
 /** Why the command ends: its exit code, the error's code when it has one, and its text. */
 function logExit(log: Logger, e: unknown) {
-  const code = isAppError(e) ? e.code : (e as { code?: unknown } | null)?.code
+  // A bind refused is the system's (EADDRINUSE), as its own line says: not `internal`, a bug's.
+  const code =
+    listenRefusal(e)?.code ?? (isAppError(e) ? e.code : (e as { code?: unknown } | null)?.code)
   log.error('exiting', {
     exitCode: exitCodeOf(e),
     code: typeof code === 'string' ? code : undefined,

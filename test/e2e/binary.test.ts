@@ -451,7 +451,12 @@ test('serve with its PORT or METRICS_PORT held by another program says so in one
         .split('\n')
         .filter((l) => l.includes('"msg":"cannot listen'))
         .map((l) => JSON.parse(l))
-      expect({ code: r.code, stderr: r.stderr, logged }).toEqual({
+      // The exit line carries the system's code too: `internal` would read as a bug to an alert.
+      const exiting = r.stdout
+        .split('\n')
+        .filter((l) => l.includes('"msg":"exiting"'))
+        .map((l) => JSON.parse(l))
+      expect({ code: r.code, stderr: r.stderr, logged, exiting }).toEqual({
         code: 1,
         stderr: `${line}\n`,
         logged: [
@@ -463,6 +468,7 @@ test('serve with its PORT or METRICS_PORT held by another program says so in one
             port: held.port,
           }),
         ],
+        exiting: [expect.objectContaining({ exitCode: 1, code: 'EADDRINUSE', reason: line })],
       })
     }
   } finally {
