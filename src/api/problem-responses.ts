@@ -27,7 +27,7 @@ export const problemResponse = (
 /** The problems every /v1 route can answer. */
 export const V1_PROBLEMS = {
   400: problemResponse(
-    'The request is not valid (validation_failed), a query parameter the route does not declare included, or one it declares given more than once (each takes one value)',
+    "The request is not valid (validation_failed), a query parameter the route does not declare included, or one it declares given more than once (each takes one value but GET /v1/outbox's status, repeated for several)",
     ['validation_failed'],
   ),
   401: {
