@@ -34,7 +34,9 @@ const DEV_PRINCIPAL: Principal = {
   database: null,
   senders: null,
 }
-const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+// An empty signature is an unsecured JWT's (alg none, RFC 7519 6.1): the verifier refuses it by its
+// alg, naming the algorithms accepted, where "malformed" sent its caller looking at the token's shape.
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
 /** The verified claims; `previousSecret` when API_JWT_SECRET_PREVIOUS verified them (a rotation). */
 export type Verify = (token: string) => Promise<{ payload: JWTPayload; previousSecret?: boolean }>

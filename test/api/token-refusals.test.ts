@@ -220,6 +220,26 @@ describe('times, algorithm, key and signature', () => {
     expect(detail).toContain('signature')
   })
 
+  test('an unsecured token (alg none, its signature part empty as RFC 7519 writes it): names alg and the algorithms accepted, not a malformed JWT', async () => {
+    const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+    const unsecured = (claims: JWTPayload) => `${enc({ alg: 'none' })}.${enc(claims)}.`
+    const hs = appOnDefault(t).app
+    const exp = Math.floor(Date.now() / 1000) + 300
+    for (const [app, claims, accepted] of [
+      [hs, { scope: 'outbox:read', exp }, 'HS256'],
+      [v2, claimsOf('2.0'), 'RS256'],
+    ] as const) {
+      // Not refused(): its check that no part of the token is echoed cannot take an empty part.
+      const tk = unsecured(claims)
+      const r = await send(app, 'GET', '/v1/outbox', { token: tk })
+      const body = r.body as Problem
+      expect([r.status, body.type]).toEqual([401, 'urn:outbox-mailer:problem:unauthorized'])
+      expect(body.detail).not.toContain(tk.split('.')[1]!)
+      expect(body.detail).toContain("the token's alg header is not one this API accepts")
+      expect(body.detail).toContain(accepted)
+    }
+  })
+
   test('an HS256 token signed with another secret: names the signature and API_JWT_SECRET', async () => {
     const hs = appOnDefault(t).app
     const detail = await refused(
