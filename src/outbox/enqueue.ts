@@ -23,6 +23,15 @@ interface EnqueueResult {
 const SQL_PROBLEM = /^mailer: (.+?) ((?:is|must|may|has|or) .+)$/s
 
 /**
+ * A problem as it reads after its path: "X or Y is required" names X and reads on from "or", which
+ * after the path alone ("message.text: or message.html is required") is no sentence.
+ */
+function afterPath(problem: string): string {
+  const either = /^or (.+) is required$/s.exec(problem)
+  return either ? `is required, or ${either[1]}` : problem
+}
+
+/**
  * One transaction, two statements. The second tells "inserted now" from "already there" by comparing
  * the row's xmin with this transaction's id: race-safe, because a concurrent insert of the same key
  * makes `on conflict` wait for it, and a row another transaction committed never carries our xid.
@@ -46,7 +55,9 @@ export async function enqueueEmail(
     if ((e as { code?: unknown }).code === '22023') {
       const message = (e as Error).message
       const m = SQL_PROBLEM.exec(message)
-      const errors = m ? [{ path: m[1]!.replace(/\[(\d+)\]/g, '.$1'), message: m[2]! }] : []
+      const errors = m
+        ? [{ path: m[1]!.replace(/\[(\d+)\]/g, '.$1'), message: afterPath(m[2]!) }]
+        : []
       throw new AppError('validation_failed', message, { errors }, { cause: e })
     }
     throw e

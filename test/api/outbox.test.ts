@@ -162,6 +162,15 @@ describe('POST /v1/outbox', () => {
         },
       ],
     })
+    // A problem naming two fields reads after its path as a sentence, not from its "or".
+    const noBody = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message: { to: message.to, subject: message.subject } },
+    })
+    expect(noBody.body).toMatchObject({
+      detail: 'mailer: message.text or message.html is required',
+      errors: [{ path: 'message.text', message: 'is required, or message.html' }],
+    })
     const unknownKey = await send(app, 'POST', '/v1/outbox', {
       token: tk,
       body: { message: { ...message, bodyy: 'x' } },
