@@ -13,11 +13,15 @@ export function holderLockKey(holder: RawBuilder<unknown>): RawBuilder<string> {
 
 /**
  * What a take notes of its holder when the holder's lock is held (send_slots.holder_lock): the
- * holder and the server's start, so that neither an older binary's take (another holder) nor a
- * restart (which ended every session, live workers' too) reads as this holder's death.
+ * holder and the server's run, so that neither an older binary's take (another holder) nor a
+ * restart (which ended every session, live workers' too) reads as this holder's death. A run is
+ * the postmaster's start and its shared statistics' reset: a crash restart (any backend killed -9,
+ * the OOM killer's way) keeps the start but resets the statistics. A DBA's reset of them only
+ * makes earlier notes wait out their TTL, the safe way.
  */
 export function holderLockNote(holder: RawBuilder<unknown>): RawBuilder<string> {
-  return sql<string>`${holder} || '@' || extract(epoch from pg_postmaster_start_time())::text`
+  return sql<string>`${holder} || '@' || extract(epoch from pg_postmaster_start_time())::text
+                     || '/' || coalesce(extract(epoch from pg_stat_get_bgwriter_stat_reset_time())::text, '')`
 }
 
 /**

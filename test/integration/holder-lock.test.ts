@@ -1,9 +1,10 @@
 // A dead holder's send slots are taken again once the session holding its liveness lock ends: never a live holder's, an older binary's, or one noted before a restart.
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
 import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
-import { takeHolderLock } from '../../src/outbox/holder-lock.ts'
+import { holderLockNote, takeHolderLock } from '../../src/outbox/holder-lock.ts'
 import { destroyClient } from '../../src/outbox/listen-session.ts'
 import { createListener } from '../../src/outbox/listener.ts'
 import { takeSlots } from '../../src/outbox/send-slots.ts'
@@ -96,8 +97,11 @@ test('a slot noted before the server’s restart waits out its TTL; one noted si
   await t.pool.query(
     `insert into mailer.send_slots (slot, holder, token, expires_at, holder_lock)
      values (1, 'a', gen_random_uuid(), now() + interval '10 minutes', 'a@1'),
-            (2, 'a', gen_random_uuid(), now() + interval '10 minutes',
-             'a@' || extract(epoch from pg_postmaster_start_time())::text)`,
+            (2, 'a', gen_random_uuid(), now() + interval '10 minutes', $1)`,
+    [
+      (await sql<{ note: string }>`select ${holderLockNote(sql`'a'`)} as note`.execute(t.db))
+        .rows[0]!.note,
+    ],
   )
   expect((await take('b')).map((s) => s.slot)).toEqual([2])
 })
@@ -163,4 +167,15 @@ test('a listener whose earlier session still holds the lock names none, and take
   } finally {
     await listener.stop()
   }
+})
+
+// Last in the file: it restarts the server under the tests that would follow it.
+test('a crash restart (a backend killed -9: every session ended, the server’s start time kept) is no holder’s death: its slots wait out their TTL', async () => {
+  const a = await lockSession('a')
+  expect(await take('a', a.pid)).toHaveLength(2)
+  const victim = await lockSession('victim')
+  process.kill(victim.pid, 'SIGKILL')
+  // The postmaster ends every session, a's too, and takes connections again once recovered.
+  await pollUntil(async () => ((await backendGone(a.pid).catch(() => false)) ? true : undefined))
+  expect(await take('b')).toEqual([])
 })
