@@ -2,7 +2,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { owedProbeEndsInMs, owedRowDueIfProbeEnded } from './owed-probe-end.ts'
-import { noteOwedProbeLookup } from './owed-probe-lookups.ts'
+import { forgetEndedOwedProbeLookup, noteOwedProbeLookup } from './owed-probe-lookups.ts'
 import type { MailboxPaused } from './send-gate.ts'
 
 // Such a row goes back this much later at least, or when the probe out surely ends
@@ -42,6 +42,8 @@ export async function owedLookupGiveBack(
     givenBack: async () => {
       await noteOwedProbeLookup(db, mailbox, rowId)
       await back.givenBack?.()
+      // The end came before the note (its trigger saw none): the note goes with its cause.
+      await forgetEndedOwedProbeLookup(db, mailbox, rowId)
     },
   }
 }

@@ -1,5 +1,7 @@
 // Rows waiting for a mailbox's owed probe that another transaction holds locked as the owed state ends: each comes due once free, a lookup's row and in poll mode too.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { heldOwedRowsDue } from '../../src/outbox/held-owed-rows.ts'
+import { owedLookupGiveBack } from '../../src/outbox/owed-give-back.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
@@ -117,4 +119,28 @@ test('while LISTEN works, the backstop poll sends no statement for held owed row
   const claims = () => seen.filter((q) => /mailer\.claim_/.test(q)).length
   await pollUntil(async () => (claims() >= 5 ? true : undefined))
   expect(seen.filter((q) => q.includes('mailer.owed_probe_lookups')).length).toBe(0)
+})
+
+test("a lookup's give-back that finds the owed probe ended meanwhile (its end committed between the gate's read and the give-back) leaves no note: a later pause of its row is not cut short by one", async () => {
+  // OLD's probe ended after the gate read it owed: its trigger found the row still sending.
+  await t.pool.query(
+    'insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now(), false)',
+    [mailboxKey(OLD)],
+  )
+  const lookup = await givenBack(NEW)
+  await (await owedLookupGiveBack(t.db, mailboxKey(OLD), lookup, 0)).givenBack?.()
+  expect(await stillNotDue(t, [lookup])).toEqual([])
+  expect(await notesLeft()).toEqual([])
+  // Later the row waits for a throttle of its own mailbox (an hour): no note brings it due early.
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() + interval '1 hour', last_error_code = 'mailbox_paused'
+      where id = $1::bigint`,
+    [lookup],
+  )
+  await heldOwedRowsDue(t.db)
+  const { rows } = await t.pool.query<{ waits: boolean }>(
+    `select send_at > now() + interval '50 minutes' as waits from mailer.email_outbox where id = $1::bigint`,
+    [lookup],
+  )
+  expect(rows[0]?.waits).toBe(true)
 })
