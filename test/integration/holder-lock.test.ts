@@ -175,7 +175,11 @@ test('a crash restart (a backend killed -9: every session ended, the server’s 
   expect(await take('a', a.pid)).toHaveLength(2)
   const victim = await lockSession('victim')
   process.kill(victim.pid, 'SIGKILL')
-  // The postmaster ends every session, a's too, and takes connections again once recovered.
-  await pollUntil(async () => ((await backendGone(a.pid).catch(() => false)) ? true : undefined))
+  // The postmaster ends every session, a's too, and takes connections again once recovered: its
+  // replay of the run's WAL since the last checkpoint (every test file's database cloned) may be long.
+  await pollUntil(
+    async () => ((await backendGone(a.pid).catch(() => false)) ? true : undefined),
+    120_000,
+  )
   expect(await take('b')).toEqual([])
-})
+}, 150_000)
