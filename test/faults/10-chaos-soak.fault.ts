@@ -20,6 +20,9 @@
 // probe's judged on the exact log test-only triggers write in the run's database (chaos/pacing-log.ts).
 // CHAOS_SLOW_DB=1 the slow-database shape (each worker slot through its own proxy, slowed in bursts:
 // chaos/slow-database.ts), its reach counted on the [fault] line (chaos/lease-log-counts.ts).
+// CHAOS_LISTEN_MODE=poll|mixed workers with LISTEN_MODE=poll, every one or the even slots';
+// CHAOS_WORKER_ROLE=1 the mailers log in as a role holding the deploy guide's grants alone
+// (chaos/worker-role.ts), and a log line naming a refused right is a problem.
 import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -46,6 +49,7 @@ import {
 import {
   GRACE_SECONDS,
   HARSH,
+  LISTEN_SHAPE,
   MAX_ATTEMPTS,
   MODES,
   type Mode,
@@ -53,11 +57,13 @@ import {
   PAUSES,
   REJECTED,
   SLOW_DB,
+  WORKER_ROLE,
   WORKERS,
 } from './chaos/settings.ts'
 import { checkSlots } from './chaos/slot-checks.ts'
 import { startSlowDatabaseProxies } from './chaos/slow-database.ts'
 import { reportChaos } from './chaos/summary.ts'
+import { createWorkerRole, refusedRights, roleUnused } from './chaos/worker-role.ts'
 import {
   cleanupAll,
   type Database,
@@ -79,8 +85,8 @@ const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
 const TIMEOUT_MS = CHAOS_MS + 150_000
 setDefaultTimeout(TIMEOUT_MS)
 // Named in the test's title and its replay line when not the default shape.
-const SHAPE = `${HARSH ? ', harsh' : ''}${PAUSES ? ', pauses' : ''}${SLOW_DB ? ', slow database' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}`
-const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${PAUSES ? ' CHAOS_PAUSES=1' : ''}${SLOW_DB ? ' CHAOS_SLOW_DB=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''} CHAOS_MS=${CHAOS_MS}`
+const SHAPE = `${HARSH ? ', harsh' : ''}${PAUSES ? ', pauses' : ''}${SLOW_DB ? ', slow database' : ''}${WORKERS === 3 ? '' : `, ${WORKERS} workers`}${OLDER_BINARY ? ', older binary on odd slots' : ''}${LISTEN_SHAPE === 'poll' ? ', polling workers' : ''}${LISTEN_SHAPE === 'mixed' ? ', polling workers on even slots' : ''}${WORKER_ROLE ? ', worker role' : ''}`
+const REPLAY = `CHAOS_SEED=${SEED} CHAOS_MODE=${MODE}${HARSH ? ' CHAOS_HARSH=1' : ''}${PAUSES ? ' CHAOS_PAUSES=1' : ''}${SLOW_DB ? ' CHAOS_SLOW_DB=1' : ''}${WORKERS === 3 ? '' : ` CHAOS_WORKERS=${WORKERS}`}${OLDER_BINARY ? ` CHAOS_OLDER_BINARY=${OLDER_BINARY}` : ''}${LISTEN_SHAPE ? ` CHAOS_LISTEN_MODE=${LISTEN_SHAPE}` : ''}${WORKER_ROLE ? ' CHAOS_WORKER_ROLE=1' : ''} CHAOS_MS=${CHAOS_MS}`
 // Debug: the workers then log each accepted send and each settlement by id, the evidence a failure
 // is explained from. CHAOS_EVIDENCE_DIR: where a failing run (every run with CHAOS_EVIDENCE=always)
 // leaves its logs and tables.
@@ -148,8 +154,9 @@ async function soak() {
     { cuttable: true },
   )
   graph.fake.setFaults(graphAnswers)
+  const role = WORKER_ROLE ? await createWorkerRole(cluster, db) : null
   const env = {
-    DATABASE_URL: db.url,
+    ...(role ? role.env(db.url) : { DATABASE_URL: db.url }),
     ...graph.env,
     ...FAST,
     LOG_LEVEL,
@@ -163,9 +170,14 @@ async function soak() {
   // The workers only: the harness and the API process reach Postgres directly.
   const slowDb = SLOW_DB ? await startSlowDatabaseProxies(db.url, WORKERS) : null
   if (slowDb) onCleanup(async () => slowDb.close())
-  const slotEnv = (slot: number): Record<string, string> =>
-    slowDb ? { DATABASE_URL: slowDb.urlOf(slot) } : {}
+  const slotEnv = (slot: number): Record<string, string> => {
+    const url = slowDb ? slowDb.urlOf(slot) : db.url
+    if (role) return role.env(url)
+    return slowDb ? { DATABASE_URL: url } : {}
+  }
   const mailers = await startMailers(env, record, slotEnv)
+  // Every mailer ready: its pool's sessions are open (the calm stops them all before the checks).
+  if (WORKER_ROLE) record.problems.push(...(await roleUnused(db)))
   started = { db, graph, mailers: mailers.all }
   const run = {
     seed: SEED,
@@ -200,6 +212,7 @@ async function soak() {
   })
 
   const { problems } = record
+  if (WORKER_ROLE) problems.push(...refusedRights(mailers.all))
   if (problems.length > 0) {
     console.log(`[fault] 10 chaos soak seed=${SEED} mode=${MODE}: ${problems.length} problems`)
     for (const p of problems) console.log(`  ${p}`)

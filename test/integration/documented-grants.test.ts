@@ -16,6 +16,7 @@ import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { serviceRoleGrants } from '../support/service-role-grants.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -169,11 +170,8 @@ describe('the deploy guide’s grants for outbox-mailer’s own role', () => {
   })
 
   test('let it read the schema state, claim, send through the shared limits and settle; a table a later release adds too', async () => {
-    const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
-    const block = /That role needs these grants[\s\S]*?```sql\n([\s\S]*?)```/.exec(guide)?.[1]
-    if (!block) throw new Error('deploy/README.md step 7 has no grants block for the service role')
     await t.pool.query(`create role ${svc} login password '${password}'`)
-    await t.pool.query(block.replaceAll(/\bmailer_svc\b/g, svc))
+    await t.pool.query(serviceRoleGrants(svc))
     const url = new URL(t.url)
     url.username = svc
     url.password = password

@@ -1,7 +1,7 @@
 // The chaos soak's processes: the workers it stops and starts again by slot, and one API process.
 import { type Mailer, seconds, spawnMailer } from '../harness.ts'
 import type { ChaosRecord } from './record.ts'
-import { GRACE_SECONDS, OLDER_BINARY, runsOlderBinary, WORKERS } from './settings.ts'
+import { GRACE_SECONDS, OLDER_BINARY, pollsOnSlot, runsOlderBinary, WORKERS } from './settings.ts'
 import { type Release, releaseEnv, releaseFor } from './worker-configs.ts'
 
 export interface ChaosMailers {
@@ -19,7 +19,8 @@ export interface ChaosMailers {
 
 /**
  * Starts the workers and the API process and waits until each is ready. `slotEnv`: what a worker
- * slot's processes have besides `env` (the slow-database shape's DATABASE_URL, its own proxy).
+ * slot's processes have besides `env` (the slow-database shape's DATABASE_URL, its own proxy; the
+ * worker role's login); a slot that polls (CHAOS_LISTEN_MODE) has LISTEN_MODE=poll too.
  */
 export async function startMailers(
   env: Record<string, string>,
@@ -37,10 +38,11 @@ export async function startMailers(
     const starts = startsOf.get(slot) ?? 0
     startsOf.set(slot, starts + 1)
     const release = releaseFor(slot, starts, deployed)
-    const tag = `${older ? '-older' : ''}${release === 'next' ? '-next' : ''}`
+    const polls = pollsOnSlot(slot)
+    const tag = `${older ? '-older' : ''}${release === 'next' ? '-next' : ''}${polls ? '-poll' : ''}`
     const m = await spawnMailer(
       `chaos-w${slot}${tag}-${spawned++}`,
-      releaseEnv({ ...env, ...slotEnv(slot) }, release),
+      releaseEnv({ ...env, ...slotEnv(slot), ...(polls && { LISTEN_MODE: 'poll' }) }, release),
       {
         role: 'worker',
         ...(older && { binary: OLDER_BINARY }),

@@ -36,6 +36,26 @@ export const PAUSES = process.env.CHAOS_PAUSES === '1'
  * seed replays its old choices.
  */
 export const SLOW_DB = process.env.CHAOS_SLOW_DB === '1'
+/**
+ * CHAOS_LISTEN_MODE=poll|mixed: workers with LISTEN_MODE=poll (no LISTEN session; the backstop
+ * poll, 1 s then, their only wake-up): every slot's (`poll`), or the even slots' beside LISTEN
+ * workers on the odd ones (`mixed`). Unset, every worker listens.
+ */
+export const LISTEN_SHAPE = listenShape(process.env.CHAOS_LISTEN_MODE)
+export const pollsOnSlot = (slot: number) =>
+  LISTEN_SHAPE === 'poll' || (LISTEN_SHAPE === 'mixed' && slot % 2 === 0)
+function listenShape(v: string | undefined): 'poll' | 'mixed' | undefined {
+  if (v === undefined || v === '') return undefined
+  if (v === 'poll' || v === 'mixed') return v
+  throw new Error(`CHAOS_LISTEN_MODE=${v}: poll or mixed`)
+}
+/**
+ * CHAOS_WORKER_ROLE=1: the mailers' DATABASE_URL logs in as a role holding only the deploy guide's
+ * step 7 grants (worker-role.ts), LISTEN_DATABASE_URL as the schema's owner, as the guide says; the
+ * triggers that run inside the workers' statements (0092/0109, 0112) run with that role's rights.
+ * Unset, they log in as the cluster's superuser.
+ */
+export const WORKER_ROLE = process.env.CHAOS_WORKER_ROLE === '1'
 /** The next release's MAIL_FROM (the current one is the harness's MAILBOX). */
 export const NEXT_MAIL_FROM = 'outbox-next@contoso.example'
 export const OLDER_BINARY = process.env.CHAOS_OLDER_BINARY || undefined
