@@ -1,5 +1,12 @@
 // Scenario 12: kill -9 a worker holding every provider slot: the next worker's sends wait for the holder's death to show, not for its slots' TTL.
 import { afterAll, expect } from 'bun:test'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import { systemClock } from '../../src/clock.ts'
+import type { Database as Schema } from '../../src/db/schema.ts'
+import { silentLogger } from '../../src/log.ts'
+import { takeHolderLock } from '../../src/outbox/holder-lock.ts'
+import { takeSlots } from '../../src/outbox/send-slots.ts'
 import {
   cleanupAll,
   type Database,
@@ -7,6 +14,7 @@ import {
   FAST,
   type Graph,
   type Mailer,
+  ownCluster,
   report,
   seconds,
   sharedDatabase,
@@ -115,4 +123,38 @@ test('SIGTERM while sends are in flight: the stopping worker keeps its liveness 
   }
   expect(lockLost).toBe(false)
   expect(await mailer.exited).toBe(0)
+}, 120_000)
+
+// On a cluster of its own: killing a backend restarts every session of the server it runs on.
+test('a crash restart (a backend killed -9: every session ended, the server’s start time kept) is no holder’s death: its slots wait out their TTL', async () => {
+  const { db } = await ownCluster('crash_restart', { crashable: true })
+  const kysely = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: db.pool }) })
+  const session = async (holder: string) => {
+    const client = new pg.Client({ connectionString: db.url })
+    client.on('error', () => {})
+    await client.connect()
+    await takeHolderLock(client, holder, {
+      db: 'test',
+      clock: systemClock,
+      log: silentLogger,
+      timeoutMs: 5_000,
+    })
+    const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
+    return rows[0]!.pid
+  }
+  // A TTL no test outlasts: a slot taken back is taken as its holder's death, not as expired.
+  const take = (holder: string, lockPid?: number) =>
+    takeSlots(kysely, { want: 2, max: 2, holder, ttlMs: 600_000, ...(lockPid && { lockPid }) })
+  const a = await session('a')
+  expect(await take('a', a)).toHaveLength(2)
+  process.kill(await session('victim'), 'SIGKILL')
+  // The postmaster ends every session, a's too, and takes connections again once recovered.
+  await within('the server recovered and a’s session gone', 60_000, async () => {
+    const gone = await db
+      .q('select 1 from pg_stat_activity where pid = $1', [a])
+      .then((r) => r.length === 0)
+      .catch(() => false)
+    return gone ? true : undefined
+  })
+  expect(await take('b')).toEqual([])
 }, 120_000)

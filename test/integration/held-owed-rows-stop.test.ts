@@ -14,7 +14,7 @@ test("a stop begins its sends' grace at once, while a statement bringing held ow
   const e = createTestEngine(t)
   e.sender.hold()
   await e.start()
-  const id = await enqueue(t)
+  await enqueue(t)
   await pollUntil(async () => (e.sender.inFlight() === 1 ? true : undefined))
   // The held rows' statement reads mailer.mailbox_pacing: a lock on it stands for a database slow
   // to answer that one statement (up to statement_timeout, 30 s), touching nothing else.

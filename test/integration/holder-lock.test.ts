@@ -168,18 +168,3 @@ test('a listener whose earlier session still holds the lock names none, and take
     await listener.stop()
   }
 })
-
-// Last in the file: it restarts the server under the tests that would follow it.
-test('a crash restart (a backend killed -9: every session ended, the server’s start time kept) is no holder’s death: its slots wait out their TTL', async () => {
-  const a = await lockSession('a')
-  expect(await take('a', a.pid)).toHaveLength(2)
-  const victim = await lockSession('victim')
-  process.kill(victim.pid, 'SIGKILL')
-  // The postmaster ends every session, a's too, and takes connections again once recovered: its
-  // replay of the run's WAL since the last checkpoint (every test file's database cloned) may be long.
-  await pollUntil(
-    async () => ((await backendGone(a.pid).catch(() => false)) ? true : undefined),
-    120_000,
-  )
-  expect(await take('b')).toEqual([])
-}, 150_000)
