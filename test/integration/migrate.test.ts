@@ -433,7 +433,7 @@ describe('migrate', () => {
       [
         117,
         '0117_send_slot_holder_lock',
-        'f1d9f96514fd865d3100bd080ec89a98818e311c8f0870e29ad7d77a9fd5ff87',
+        '9963f93a2afccd53a4b4771a809901c178e97731339643a58d295d365fe7390a',
       ],
     ]
     expect(
