@@ -5,17 +5,13 @@ import { createBlockNaming } from './block-naming.ts'
 import { createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
+import { createLeaseKeeping } from './drainer-lease-keeping.ts'
+import { createSendRecords } from './drainer-send-records.ts'
 import { startUp } from './drainer-start-up.ts'
 import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
-import { createLeaseDeadlines } from './lease-deadlines.ts'
-import { createLeaseUpkeep } from './lease-upkeep.ts'
-import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
-import { createSettlements } from './settlements.ts'
-import { createStartQueue } from './start-queue.ts'
-import { startSends } from './start-send.ts'
 import { createWakeNews } from './wake-news.ts'
 import { createWakeTimers } from './wake-timers.ts'
 import { createWorkerRegistration } from './worker-registration.ts'
@@ -56,20 +52,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   const claimFailures = createClaimFailures(d.clock, log)
   const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
 
-  const settle = createSettlements({
-    db: d.db,
-    workerId: d.worker.id,
-    config: cfg,
-    clock: d.clock,
-    log,
-  })
-
-  // The deadline noted with each start is this process's own (sql/0078).
-  const sendTimeoutSeconds = d.sendTimeoutMs === undefined ? null : d.sendTimeoutMs / 1000
-  const lastChecks = createStartQueue((leases) => startSends(d.db, leases, sendTimeoutSeconds), {
-    clock: d.clock,
-    slowMs: LAST_CHECK_IN_SLOT_MS,
-  })
+  const { settle, lastChecks } = createSendRecords(d, log)
 
   // The news since the last claim began (wake-news.ts); a refill is none.
   const news = createWakeNews()
@@ -82,24 +65,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wanted = true
     wakeUp?.()
   }
-  const deadlines = createLeaseDeadlines(d.clock, cfg.leaseSeconds * 1000, {
-    ...(d.sendTimeoutMs !== undefined ? { sendTimeoutMs: d.sendTimeoutMs } : {}),
-    heartbeatMs: cfg.heartbeatSeconds * 1000,
-  })
-  const upkeep = createLeaseUpkeep({
-    dbName: d.dbName,
-    db: d.db,
-    worker,
-    config: cfg,
-    clock: d.clock,
+  const { deadlines, upkeep } = createLeaseKeeping({
+    d,
     log,
-    ...(d.onEvent ? { onEvent: d.onEvent } : {}),
-    held,
-    settling: heldLeases.settling,
-    deadlines,
-    onBeat: leaseKey.beaten,
+    leases: heldLeases,
+    registration: { leaseKey, worker },
     wake,
-    lookups: d.lookup !== null,
   })
   // Rows an owed probe's end left locked: after its notification, and at each backstop poll while
   // no notification can be heard (the idle cost stays one statement per poll while LISTEN works).
