@@ -22,6 +22,7 @@ import { startLivenessWatchdog } from './outbox/liveness-watchdog.ts'
 import { pickupPrimer } from './outbox/pickup-primes.ts'
 import { checkSchemas } from './schema-check-at-start.ts'
 import type { Running, ServeOptions } from './serve-options.ts'
+import { stopServing, unrecordedSendsOf } from './serve-stop.ts'
 import { createTransport, immediateTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
@@ -174,39 +175,23 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   const stopWatchdog = startLivenessWatchdog(health, log)
 
   let stopped: Promise<void> | null = null
-  const unrecordedSends = () =>
-    [...drainers].flatMap(([db, d]) => {
-      const ids = d.unrecordedSends()
-      return ids.length === 0 ? [] : [{ db, ids }]
-    })
+  const unrecordedSends = () => unrecordedSendsOf(drainers)
   return {
     port: server.port ?? null,
     drainers,
     listeners,
     unrecordedSends,
     stop(reason) {
-      stopped ??= (async () => {
-        log.info('stopping', { reason, graceSeconds: config.worker.shutdownGraceSeconds })
-        stopWatchdog()
-        // The drainers first: claims end with the signal, and the grace is not spent waiting for a
-        // listener (a connect in progress, a check) before it even begins: kill_timeout counts from
-        // here. The listeners after them: a LISTEN session holds the worker's liveness lock, whose
-        // end lets other workers take its send slots (holder-lock.ts), which sends may use until
-        // the drainers' wind-down frees them.
-        await Promise.all(
-          [...drainers.values()].map((d) => d.stop(config.worker.shutdownGraceSeconds * 1000)),
-        )
-        await Promise.all([...listeners.values()].map((l) => l.stop()))
-        await Promise.all(servers.map((s) => s.stop()))
-        await Promise.all(handles.map((h) => h.close()))
-        const unrecorded = unrecordedSends()
-        // Its exit is 1 then (run-until-signalled.ts): each of them goes out again once reclaimed.
-        if (unrecorded.length === 0) log.info('stopped')
-        else
-          log.error('stopped with accepted sends unrecorded: sent again once their leases expire', {
-            unrecorded,
-          })
-      })()
+      stopped ??= stopServing({
+        log,
+        graceSeconds: config.worker.shutdownGraceSeconds,
+        drainers,
+        listeners,
+        servers,
+        handles,
+        stopWatchdog,
+        reason,
+      })
       return stopped
     },
   }

@@ -27,6 +27,7 @@ const ROOTS = [
   'src/command-help.ts',
   'src/serve.ts',
   'src/serve-options.ts',
+  'src/serve-stop.ts',
   'src/run-until-signalled.ts',
   'src/uncaught-exit.ts',
   'src/database-engines.ts',
