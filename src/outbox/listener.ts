@@ -1,12 +1,12 @@
 // Listener: a supervised LISTEN connection that wakes the drainer; on every (re)connect it LISTENs, then sweeps.
 import { monotonicNow, waitAtMost } from '../clock.ts'
-import { primeSessionBounded } from '../db/primed-pool.ts'
 import { createFailureRun } from '../failure-run.ts'
-import { primeNotifiedClaim } from './claim.ts'
 import type { ListenerState } from './events.ts'
 import { takeHolderLock } from './holder-lock.ts'
-import { connectListening, destroyClient, listeningPid, newListenClient } from './listen-session.ts'
+import { connectListening, destroyClient, newListenClient } from './listen-session.ts'
 import type { ListenerDeps } from './listener-deps.ts'
+import { stillListening } from './listening-check.ts'
+import { primeSharedSession } from './shared-session-prime.ts'
 
 export interface Listener {
   start(): void
@@ -75,20 +75,7 @@ export function createListener(d: ListenerDeps): Listener {
         db: d.db,
         ...(failed && { failedConnects: failed.failures, failingMs: failed.ms }),
       })
-      // A shared session carries the worker's claims and sends: it runs their statements once now
-      // for no row (d.prime; the notified claim alone by default), in its owner's turn (a statement
-      // of the route meanwhile waits, the sweep's claim too), so the first row after a (re)connect
-      // waits for no cold plan. The turn lasts until the prime ends (a client runs one query at a
-      // time, and the prime's lock_timeout is reset last); past a check's bound the statements
-      // waiting for it take the pool. A failure costs only that row the plans, and a dead session
-      // is the checks' to find. A table lock (a CREATE INDEX) fails it at once rather than leave
-      // the statements queued behind it waiting (primeSessionBounded).
-      if (d.shared) {
-        const prime = d.prime ?? primeNotifiedClaim
-        const overdue = new AbortController()
-        const primed = d.shared.inTurn(() => primeSessionBounded(client, prime), overdue.signal)
-        void waitAtMost(d.clock, primed, checkTimeoutMs).catch(() => overdue.abort())
-      }
+      if (d.shared) primeSharedSession(d.shared, client, d, checkTimeoutMs)
       d.wake('sweep')
       // The session's end (lost, or its era retired) or a stop cuts the wait between checks short:
       // one signal for the session, not a race against a promise of its own at every interval,
@@ -127,16 +114,11 @@ export function createListener(d: ListenerDeps): Listener {
         // for it, and a dead socket is noticed within two intervals of its last answer, not one.
         // A check waits for the statement on the session, within the same bound.
         if (monotonicNow(d.clock) - answeredAt < d.checkIntervalMs) continue
-        const check = async () =>
-          (await listeningPid(client, checkTimeoutMs).catch(() => null)) !== null
-        // A statement that was on the session when the check fell due has answered by its turn. A
-        // turn that comes after the check's bound finds the session dropped: nothing is sent on it.
-        const checkInTurn = async () =>
-          !over.signal.aborted &&
-          (monotonicNow(d.clock) - answeredAt < d.checkIntervalMs || (await check()))
-        const listening = d.shared
-          ? waitAtMost(d.clock, d.shared.inTurn(checkInTurn), checkTimeoutMs).catch(() => false)
-          : check()
+        const listening = stillListening(client, d, {
+          timeoutMs: checkTimeoutMs,
+          over: over.signal,
+          answeredAt: () => answeredAt,
+        })
         if (!(await listening)) {
           d.log.warn('listener check failed; reconnecting', { db: d.db })
           break
