@@ -1,13 +1,11 @@
 // SendGate coordinated through Postgres, so the limits hold across every worker and machine.
-import type { Kysely } from 'kysely'
-import type { Clock } from '../clock.ts'
-import type { Database } from '../db/schema.ts'
-import type { Logger } from '../log.ts'
 import { keptTurnWait, throttleHoldsMs } from './kept-turn-wait.ts'
-import { mailboxPausedFor, pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
+import { pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { owedGiveBack, owedLookupGiveBack } from './owed-give-back.ts'
 import { noteRateAtStart } from './pacing-rate-at-start.ts'
+import type { PgSendGateOptions } from './pg-send-gate-options.ts'
 import { type MailboxPaused, mailboxKey, type SendGate } from './send-gate.ts'
+import { createSharedPauseReads } from './shared-pause-reads.ts'
 import { createSlotKeeper } from './slot-keeper.ts'
 
 /**
@@ -18,34 +16,6 @@ import { createSlotKeeper } from './slot-keeper.ts'
  * waiting goes back to a reserved turn instead.
  */
 const PAUSE_HOLD_MS = 5_000
-
-interface PgSendGateOptions {
-  db: Kysely<Database>
-  clock: Clock
-  log: Logger
-  holder: string
-  /** Concurrent provider requests across all workers. */
-  maxConcurrency: number
-  /** Sends per mailbox per minute across all workers; 0 = no pacing. */
-  ratePerMinute: number
-  /** A dead holder's slot frees itself after this long: longer than one request's deadline. */
-  slotTtlMs: number
-  /** Upper bound of one wait between attempts, so a freed slot is noticed quickly. */
-  maxWaitMs?: number
-  /**
-   * How long after taking a slot this worker may still start another send in it instead of giving
-   * it back (default 500 ms, at most a quarter of the TTL): every slot returns to the database
-   * often enough for other workers to take it, and starts each send with most of its TTL ahead.
-   */
-  reuseMs?: number
-  /** How long a given-back slot is kept for this worker's next send before it is freed (default 50 ms). */
-  parkMs?: number
-  /**
-   * The backend holding this worker's liveness lock now (its LISTEN session's); absent or null:
-   * none, and its slots wait out their TTL should it die (holder-lock.ts).
-   */
-  lockPid?: () => number | null
-}
 
 export function createPgSendGate(o: PgSendGateOptions): SendGate {
   const intervalMs = o.ratePerMinute > 0 ? 60_000 / o.ratePerMinute : 0
@@ -76,17 +46,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     lockPid: o.lockPid,
   })
 
-  // Sends asking at once about one mailbox's pause share one read: they then reach the slots
-  // together, and one statement takes slots for all of them.
-  const pauseReads = new Map<string, ReturnType<typeof mailboxPausedFor>>()
-  function pausedFor(mailbox: string): ReturnType<typeof mailboxPausedFor> {
-    let read = pauseReads.get(mailbox)
-    if (!read) {
-      read = mailboxPausedFor(o.db, { mailbox }).finally(() => pauseReads.delete(mailbox))
-      pauseReads.set(mailbox, read)
-    }
-    return read
-  }
+  const pausedFor = createSharedPauseReads(o.db)
 
   // This worker's rows waiting in place for a mailbox's pacing, by mailbox key.
   const pacedWaiting = new Map<string, number>()
