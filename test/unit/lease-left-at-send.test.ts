@@ -31,7 +31,7 @@ function accepted(env: Record<string, string | undefined>) {
 /** Whether a send may start `ms` after the statement that last confirmed its lease was sent. */
 function startsAt(c: NonNullable<ReturnType<typeof accepted>>, ms: number): boolean {
   const clock: Clock = { now: () => ms, sleep: async () => {} }
-  // As the drainer builds them (drainer.ts) from what serve passes it (database-engines.ts).
+  // As the drainer builds them (drainer-lease-keeping.ts) from what serve passes it (database-engines.ts).
   const d = createLeaseDeadlines(clock, c.worker.leaseSeconds * 1000, {
     sendTimeoutMs: c.graph?.requestTimeoutMs ?? 0,
     heartbeatMs: c.worker.heartbeatSeconds * 1000,
