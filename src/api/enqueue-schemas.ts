@@ -127,9 +127,7 @@ const Message = z
 
 // A whole number of any size: mailer.enqueue_email refuses one outside the option's range with
 // that range; zod's int() named its own bound, 2^53 - 1, for a number past it.
-const WholeNumber = z
-  .number()
-  .refine(Number.isInteger, 'Invalid input: expected int, received number')
+const WholeNumber = z.number().refine(Number.isInteger, 'must be a whole number')
 
 // mailer.check_options's limits (sql/0015), in the document only: SQL stays the one validator and
 // names the field; a client generated from the document learns them before sending.

@@ -7,6 +7,10 @@ import { takesOneValue } from './strict-query.ts'
 const JOINED = ', '
 const KEY_JOINED = 'a header given twice arrives joined by ", ", so a key holds no ", "'
 
+// An empty header names no key: refused, saying what a key is and that the header may be left out.
+const KEY_EMPTY =
+  'must not be empty: a key is 1 to 500 printable ASCII characters (or send no Idempotency-Key)'
+
 // A header carries bytes, which the server reads as Latin-1: a key sent as UTF-8 would be stored
 // as what its bytes read as there ("Ð·Ð°Ðº…" for "зак…"), never matched by ?dedupeKey= or by an
 // SQL caller's dedupeKey. Printable ASCII only (the IETF draft's sf-string characters).
@@ -17,7 +21,7 @@ const KEY_ASCII =
 export const EnqueueHeaders = z.object({
   'idempotency-key': z
     .string()
-    .min(1)
+    .min(1, KEY_EMPTY)
     .max(500)
     .regex(PRINTABLE_ASCII, KEY_ASCII)
     .superRefine((key, ctx) => {

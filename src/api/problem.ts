@@ -6,6 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
 import { AppError, type ErrorCode } from '../errors.ts'
 import type { AppEnv } from './context.ts'
+import { worded } from './issue-wording.ts'
 import { STATUS, TITLE } from './problem-codes.ts'
 import { NUL_MESSAGE } from './storable-text.ts'
 import { closest } from './union-issues.ts'
@@ -160,16 +161,37 @@ export const notFoundHandler =
     })
   }
 
-/** zod-openapi's defaultHook: every validation failure takes the same problem shape. */
-export function validationHook(result: { success: boolean; error?: ZodError }): undefined {
+// A query parameter, header or path parameter is named alone: status=a&status=b arrives as an
+// array, whose index (status.1) names nothing the client wrote.
+const FLAT_TARGETS = new Set(['query', 'header', 'param'])
+
+/**
+ * zod-openapi's defaultHook: every validation failure takes the same problem shape. `data` is the
+ * request part validated (the value a message may name the kind of), `target` which part it is.
+ */
+export function validationHook(result: {
+  success: boolean
+  error?: ZodError
+  data?: unknown
+  target?: string
+}): undefined {
   if (result.success || !result.error) return undefined
+  const flat = FLAT_TARGETS.has(result.target ?? '')
+  const said = new Set<string>()
   const errors = result.error.issues
     .flatMap((i) => closest(i, []))
     .flatMap(eachUnknownKey)
     .map((i) => ({
-      path: i.path.map(String).join('.') || '(root)',
-      message: i.message,
+      path: (flat ? i.path.slice(0, 1) : i.path).map(String).join('.') || '(root)',
+      message: worded(i, result.data),
     }))
+    // Two values of one repeated parameter refused alike are one problem.
+    .filter((e) => {
+      const key = JSON.stringify([e.path, e.message])
+      if (said.has(key)) return false
+      said.add(key)
+      return true
+    })
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ')
   throw new AppError('validation_failed', detail, { errors })
 }

@@ -26,11 +26,11 @@ test('each wrong shape names the entry, or the field inside it, and what it must
     ],
     [
       { to: [{ address: 'a@example.com', name: 5 }] },
-      [{ path: 'message.to.0.name', message: 'Invalid input: expected string, received number' }],
+      [{ path: 'message.to.0.name', message: 'must be a string, not a number' }],
     ],
     [
       { to: { address: 7 } },
-      [{ path: 'message.to.address', message: 'Invalid input: expected string, received number' }],
+      [{ path: 'message.to.address', message: 'must be a string, not a number' }],
     ],
     [
       { to: 'a@example.com', from: ['b@example.com'] },

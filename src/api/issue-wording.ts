@@ -1,0 +1,94 @@
+// A validation issue in zod's default English said as the API's own messages are: what is wrong, what is accepted.
+
+type Issue = {
+  path: PropertyKey[]
+  message: string
+  code?: string
+  expected?: string
+  origin?: string
+  minimum?: number | bigint
+  maximum?: number | bigint
+  inclusive?: boolean
+  values?: unknown[]
+}
+
+// The openings of zod's English messages; every message a schema of this API sets starts otherwise
+// (lower case: "must be ...", "is not ..."), and keeps its wording.
+const ZOD_DEFAULT = /^(Invalid|Too (small|big))\b/
+
+// A JSON value's kind, as a client's JSON names it (zod says "record", "int").
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'an object',
+  record: 'an object of names to values',
+  array: 'an array',
+  null: 'null',
+}
+
+/** What a JSON value is, in the words of EXPECTED; undefined when the field is not there. */
+function kindOf(value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'boolean') return 'a boolean'
+  if (typeof value === 'object') return 'an object'
+  return EXPECTED[typeof value] ?? typeof value
+}
+
+const plural = (n: number | bigint, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`
+
+/** A bound's message: the string's characters, the array's items, the number itself. */
+function bound(issue: Issue, side: 'least' | 'most'): string | undefined {
+  const n = side === 'least' ? issue.minimum : issue.maximum
+  if (n === undefined) return undefined
+  if (issue.origin === 'string') {
+    return side === 'least' && n === 1
+      ? 'must not be empty'
+      : `must be at ${side} ${plural(n, 'character')}`
+  }
+  if (issue.origin === 'array' || issue.origin === 'set') {
+    return `must hold at ${side} ${plural(n, 'item')}`
+  }
+  if (issue.inclusive === false) return `must be ${side === 'least' ? 'greater' : 'less'} than ${n}`
+  return `must be at ${side} ${n}`
+}
+
+/**
+ * The issue's message in the API's wording, `input` the request part it was found in (the body,
+ * the query, the headers); zod's default when no rule here says it better, and any message a
+ * schema set, as it is.
+ */
+export function worded(issue: Issue, input: unknown): string {
+  if (!ZOD_DEFAULT.test(issue.message)) return issue.message
+  switch (issue.code) {
+    case 'invalid_type': {
+      const want = EXPECTED[issue.expected ?? ''] ?? issue.expected
+      const given = kindOf(valueAt(input, issue.path))
+      if (given === undefined) return `is required: ${want}`
+      // 1.5 for a whole number is a number still: "not a number" would misname it.
+      if (issue.expected === 'int' && given === 'a number') return `must be ${want}`
+      return `must be ${want}, not ${given}`
+    }
+    case 'invalid_value':
+      return issue.values ? `must be one of ${issue.values.join(', ')}` : issue.message
+    case 'too_small':
+      return bound(issue, 'least') ?? issue.message
+    case 'too_big':
+      return bound(issue, 'most') ?? issue.message
+    default:
+      return issue.message
+  }
+}
+
+/** The value at an issue's path, when the path leads through objects and arrays to one. */
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let at = input
+  for (const key of path) {
+    if (typeof at !== 'object' || at === null) return undefined
+    at = (at as Record<PropertyKey, unknown>)[key]
+  }
+  return at
+}

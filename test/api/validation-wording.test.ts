@@ -1,0 +1,171 @@
+// A wrong value anywhere in a request is a 400 worded as the API's own messages are (what is wrong, what is accepted), at the field's own path, never in zod's default wording.
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const s = appOnOwnDatabase()
+const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
+const STATUSES = 'must be one of pending, sending, sent, failed, cancelled'
+
+// The openings of zod's English messages ("Invalid input: expected record, received number",
+// "Too small: expected string to have >=1 characters", "Invalid option: expected one of ...").
+const ZOD_DEFAULT = /^(Invalid|Too (small|big))\b|expected .*received|[<>]=/
+
+const problemOf = (r: { status: number; body: unknown }) => {
+  const b = r.body as { type: string; status: number; detail: string; errors: unknown }
+  return { status: r.status, type: b.type, detail: b.detail, errors: b.errors }
+}
+
+describe('the problem document', () => {
+  test('?status=bogus names the parameter status, not status.0', async () => {
+    const r = await send(s.app, 'GET', '/v1/outbox?status=bogus', { token: s.tk })
+    expect(problemOf(r)).toEqual({
+      status: 400,
+      type: 'urn:outbox-mailer:problem:validation_failed',
+      detail: `status: ${STATUSES}`,
+      errors: [{ path: 'status', message: STATUSES }],
+    })
+  })
+
+  test('an empty Idempotency-Key says what a key is', async () => {
+    const r = await send(s.app, 'POST', '/v1/outbox', {
+      token: s.tk,
+      body: { message },
+      headers: { 'idempotency-key': '' },
+    })
+    const empty =
+      'must not be empty: a key is 1 to 500 printable ASCII characters (or send no Idempotency-Key)'
+    expect(problemOf(r)).toEqual({
+      status: 400,
+      type: 'urn:outbox-mailer:problem:validation_failed',
+      detail: `idempotency-key: ${empty}`,
+      errors: [{ path: 'idempotency-key', message: empty }],
+    })
+  })
+
+  test('message.headers of the wrong type says it must be an object of names to values, not "expected record"', async () => {
+    const r = await send(s.app, 'POST', '/v1/outbox', {
+      token: s.tk,
+      body: { message: { ...message, headers: 5 } },
+    })
+    const want = 'must be an object of names to values, not a number'
+    expect(problemOf(r)).toEqual({
+      status: 400,
+      type: 'urn:outbox-mailer:problem:validation_failed',
+      detail: `message.headers: ${want}`,
+      errors: [{ path: 'message.headers', message: want }],
+    })
+  })
+
+  test('a wrong type, an empty string and a missing field each say what is accepted', async () => {
+    const cases: [string, string, unknown, { path: string; message: string }[]][] = [
+      ['POST', '/v1/outbox', 5, [{ path: '(root)', message: 'must be an object, not a number' }]],
+      [
+        'POST',
+        '/v1/outbox',
+        { message: { ...message, subject: 5 } },
+        [{ path: 'message.subject', message: 'must be a string, not a number' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox',
+        { message: { ...message, attachments: 'a.txt' } },
+        [{ path: 'message.attachments', message: 'must be an array, not a string' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox',
+        { message: { ...message, attachments: [{ contentBase64: 'aGk=' }] } },
+        [{ path: 'message.attachments.0.filename', message: 'is required: a string' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox',
+        { message: { ...message, importance: 'urgent' } },
+        [{ path: 'message.importance', message: 'must be one of low, normal, high' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox',
+        { message, options: { priority: 'high' } },
+        [{ path: 'options.priority', message: 'must be a number, not a string' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox/cancel',
+        { filter: { tenant: '' } },
+        [{ path: 'filter.tenant', message: 'must not be empty' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox/cancel',
+        { filter: { status: [] } },
+        [{ path: 'filter.status', message: 'must hold at least 1 item' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox/retry',
+        { filter: { status: ['failed'] }, dryRun: 'yes' },
+        [{ path: 'dryRun', message: 'must be true or false, not a string' }],
+      ],
+      [
+        'POST',
+        '/v1/outbox/retry',
+        { filter: null },
+        [{ path: 'filter', message: 'must be an object, not null' }],
+      ],
+    ]
+    for (const [method, url, body, errors] of cases) {
+      const r = await send(s.app, method, url, { token: s.tk, body })
+      expect([url, body, r.status, (r.body as { errors?: unknown }).errors]).toEqual([
+        url,
+        body,
+        400,
+        errors,
+      ])
+    }
+  })
+})
+
+test('no field of any route, sent a value of another type, answers in zod default wording', async () => {
+  const wrongs: unknown[] = [5, 'x', true, null, [], {}, '', 1.5]
+  const msgFields = ['to', 'cc', 'bcc', 'replyTo', 'from', 'subject', 'text', 'html']
+  const more = ['headers', 'attachments', 'importance']
+  const optionFields = ['tenant', 'dedupeKey', 'correlationId', 'priority', 'maxAttempts']
+  const filterFields = ['status', 'tenant', 'createdFrom', 'createdTo', 'dedupeKey', 'ids']
+  const defaults: string[] = []
+  const check = async (url: string, body: unknown) => {
+    const r = await send(s.app, 'POST', url, { token: s.tk, body })
+    const errors = (r.body as { errors?: { path: string; message: string }[] }).errors ?? []
+    for (const e of errors) {
+      if (ZOD_DEFAULT.test(e.message))
+        defaults.push(`${JSON.stringify(body)} ${e.path}: ${e.message}`)
+    }
+  }
+  for (const w of wrongs) {
+    await check('/v1/outbox', w)
+    await check('/v1/outbox', { message: w })
+    await check('/v1/outbox', { message, options: w })
+    for (const f of [...msgFields, ...more])
+      await check('/v1/outbox', { message: { ...message, [f]: w } })
+    await check('/v1/outbox', { message: { ...message, headers: { 'X-A': w } } })
+    await check('/v1/outbox', { message: { ...message, attachments: [w] } })
+    for (const f of ['filename', 'contentBase64', 'contentType', 'contentId', 'isInline']) {
+      const file = { filename: 'a.txt', contentBase64: 'aGk=', [f]: w }
+      await check('/v1/outbox', { message: { ...message, attachments: [file] } })
+    }
+    for (const f of optionFields) await check('/v1/outbox', { message, options: { [f]: w } })
+    for (const url of ['/v1/outbox/cancel', '/v1/outbox/retry']) {
+      await check(url, w)
+      await check(url, { filter: w })
+      await check(url, { filter: { status: ['failed'] }, dryRun: w, limit: w })
+      for (const f of filterFields) await check(url, { filter: { [f]: w } })
+      await check(url, { filter: { status: [w] } })
+      await check(url, { filter: { ids: [w] } })
+    }
+  }
+  expect(defaults).toEqual([])
+})
