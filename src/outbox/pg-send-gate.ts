@@ -1,4 +1,5 @@
 // SendGate coordinated through Postgres, so the limits hold across every worker and machine.
+import { pauseLeftMs } from './endless-pause.ts'
 import { keptTurnWait, throttleHoldsMs } from './kept-turn-wait.ts'
 import { pauseMailbox, reservePacing, takePacing } from './mailbox-pacing.ts'
 import { owedGiveBack, owedLookupGiveBack } from './owed-give-back.ts'
@@ -97,6 +98,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         } = unpaced
           ? await pausedFor(k).then((x) => ({
               ...x,
+              // A throttle within a pacing turn holds too, as the last check reads it (start-send.ts).
+              waitMs: pauseLeftMs(throttleHoldsMs(x)),
               owed: rowId !== undefined && x.owedProbe !== undefined && x.owedProbe !== rowId,
               turn: undefined,
             }))

@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
+import { claimAsW1 } from '../support/claim-as-w1.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 
@@ -45,4 +46,29 @@ test('a pause that stands holds its row back for what is left of it; one that en
   expect(after).toBeGreaterThan(0)
   expect(r.paused.get(held)).toBeGreaterThanOrEqual(after)
   expect(r.paused.get(held)).toBeLessThanOrEqual(before)
+})
+
+test('with no pacing in force, a throttle within a pacing turn holds the row until it ends; a pause lifted by hand lifts it', async () => {
+  const ids = [await enqueue(t), await enqueue(t), await enqueue(t)]
+  const leases = await claimAsW1(t.db, { limit: 3, markStarted: false })
+  // A paced worker's turn (10 s), a throttle of 20 s within it; the same, lifted by hand (next_at
+  // moved back before it, README); one over. The newest worker's rate is 0.
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, throttled_until)
+     values ('pacing rate', now(), interval '0', null),
+            ('throttled@example.com', now() + interval '30 seconds', interval '40 seconds', now() + interval '20 seconds'),
+            ('lifted@example.com', now(), interval '40 seconds', now() + interval '20 seconds'),
+            ('over@example.com', now() + interval '30 seconds', interval '40 seconds', now() - interval '1 second')`,
+  )
+  const boxes = ['throttled@example.com', 'lifted@example.com', 'over@example.com']
+  const mailbox = (id: string) => boxes[ids.indexOf(id)]!
+  const r = await startSends(
+    t.db,
+    leases.map((l) => ({ id: l.id, token: l.token, mailbox: mailbox(l.id) })),
+  )
+  expect([...r.started].sort()).toEqual([ids[1]!, ids[2]!].sort())
+  expect([...r.paused.keys()]).toEqual([ids[0]!])
+  expect(r.paused.get(ids[0]!)).toBeGreaterThan(10_000)
+  expect(r.paused.get(ids[0]!)).toBeLessThanOrEqual(20_000)
+  expect(r.pacingMs).toBeNull()
 })

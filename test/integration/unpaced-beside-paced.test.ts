@@ -1,8 +1,8 @@
-// A worker with MAILBOX_RATE_PER_MINUTE=0 beside paced workers on one mailbox: the newest worker's rate holds for it, and a newest 0 for them.
+// A worker with MAILBOX_RATE_PER_MINUTE=0 beside paced workers on one mailbox: the newest worker's rate holds for it, and a newest 0 for them; a paced worker's throttle holds for it.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
-import { takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { pauseMailbox, takePacing } from '../../src/outbox/mailbox-pacing.ts'
 import { notePacingRate, PACING_RATE_KEY } from '../../src/outbox/pacing-rate.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
@@ -11,6 +11,7 @@ import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { throughQueries } from '../support/through-queries.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -20,7 +21,7 @@ const t = useTestDb({ resetEach: true })
 const MAIL_FROM = mailboxKey('sender@example.com')
 
 /** A worker as serve wires Graph's gate, at `rate` sends per mailbox per minute; its sends' database times. */
-function worker(holder: string, rate: number) {
+function worker(holder: string, rate: number, db = t.db) {
   const sentAt: number[] = []
   const fake = createFakeSender()
   const sender: Sender = {
@@ -34,7 +35,7 @@ function worker(holder: string, rate: number) {
     },
   }
   const gate = createPgSendGate({
-    db: t.db,
+    db,
     clock: systemClock,
     log: silentLogger,
     holder,
@@ -46,7 +47,7 @@ function worker(holder: string, rate: number) {
   const engine = createTestEngine(t, {
     workerId: holder,
     config: { concurrency: 4 },
-    deps: { gate, sender },
+    deps: { db, gate, sender },
   })
   return { engine, sentAt }
 }
@@ -153,6 +154,43 @@ test('a paced worker beside a newer unpaced one sends its backlog without pacing
       [ids],
     )
     expect(back.rows).toEqual([])
+  } finally {
+    await engine.stop()
+  }
+})
+
+test('an unpaced worker waits out a throttle a paced worker noted within its turn, with no pacing in force: sent after it, its last check asked again once', async () => {
+  // Every last check that reads the pause, by the ids it names.
+  const checks: string[] = []
+  const db = throughQueries(t, (run, text, values) => {
+    if (text.includes('outbox_start_sends_unpaused')) checks.push(String(values[0]))
+    return run()
+  })
+  const { engine, sentAt } = worker('unpaced', 0, db)
+  try {
+    // A paced worker (10 a minute: 6 s) took MAIL_FROM's turn before a rolling deploy turned
+    // pacing off (the newest worker's rate, 0, holds for every worker)...
+    await notePacingRate(t.db, { intervalMs: 6_000 })
+    expect<number>((await takePacing(t.db, { mailbox: MAIL_FROM, intervalMs: 6_000 })).waitMs).toBe(
+      0,
+    )
+    await engine.start()
+    await noted(0)
+    // ...and its send met a throttle shorter than that turn: noted within it (sql/0112).
+    await pauseMailbox(t.db, { mailbox: MAIL_FROM, ms: 3_000 })
+    const throttle = await t.pool.query<{ in_turn: boolean; until: number }>(
+      `select turn_interval > interval '0' and throttled_until > now() as in_turn,
+              extract(epoch from throttled_until) * 1000 as until
+         from mailer.mailbox_pacing where mailbox = $1`,
+      [MAIL_FROM],
+    )
+    expect(throttle.rows[0]!.in_turn).toBe(true)
+    const id = await enqueue(t)
+    await engine.events.waitFor(settledFor(id, 'sent'), 20_000)
+    expect(sentAt.length).toBe(1)
+    expect(sentAt[0]!).toBeGreaterThanOrEqual(Number(throttle.rows[0]!.until))
+    // Held by its last check once, then waited out by the gate: not asked again and again.
+    expect(checks.filter((c) => c.split(',').includes(id)).length).toBeLessThanOrEqual(2)
   } finally {
     await engine.stop()
   }
