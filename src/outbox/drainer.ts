@@ -168,6 +168,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     owedRowsHeld: () => heldOwedRows.held(),
     async stop(graceMs) {
       const startedAt = monotonicNow(d.clock)
+      settle.stopBegan()
       stopping.abort()
       wakeUp?.()
       due.clear()

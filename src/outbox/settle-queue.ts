@@ -26,8 +26,19 @@ export interface SettleQueue {
 
 /** A queue that can say, as a stop ends, which of its outcomes it has not written. */
 export interface RecordingQueue extends SettleQueue {
-  /** Ids of the outcomes pushed and neither written nor found lost: given up, or still on their way. */
+  /**
+   * Ids of the outcomes pushed and not written: given up, still on their way, or found lost (the
+   * row's lease another's by then) since countLostFromNow().
+   */
   unrecorded(): string[]
+  /**
+   * A stop began: from now on an outcome whose write finds its lease lost counts as unrecorded, its
+   * row taken by another worker that may send it again. One found lost before was logged then (and
+   * counted as lease_lost) and is its new holder's since: no part of what the stop leaves behind,
+   * it would make every later stop of the process exit 1 (a database outage longer than a lease,
+   * its sends found in the mailbox since, no duplicate).
+   */
+  countLostFromNow(): void
 }
 
 // A row another transaction held is asked again after this long, doubling up to the cap: a lock of
@@ -54,6 +65,8 @@ export function createSettleQueue(d: {
   // Pushed and not answered yet; and those answered null because their write was given up.
   const open = new Set<QueuedSettlement>()
   const givenUp: string[] = []
+  let countingLost = false
+  const lost: string[] = []
   const giveUp = (p: QueuedSettlement) => {
     givenUp.push(p.item.id)
     p.done(null)
@@ -116,7 +129,10 @@ export function createSettleQueue(d: {
           const row = byId.get(p.item.id) ?? null
           if (row?.outcome === BUSY_OUTCOME)
             park(p, Math.min(BUSY_FIRST_MS * 2 ** p.busy++, BUSY_MAX_MS))
-          else p.done(row)
+          else {
+            if (row === null && countingLost) lost.push(p.item.id)
+            p.done(row)
+          }
         }
         return
       } catch (err) {
@@ -196,6 +212,9 @@ export function createSettleQueue(d: {
     giveUpBy(deadline) {
       stopDeadline = Math.min(stopDeadline, deadline)
     },
-    unrecorded: () => [...givenUp, ...[...open].map((p) => p.item.id)],
+    unrecorded: () => [...givenUp, ...lost, ...[...open].map((p) => p.item.id)],
+    countLostFromNow() {
+      countingLost = true
+    },
   }
 }

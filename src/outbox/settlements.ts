@@ -11,10 +11,12 @@ import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
 
 export interface Settlements extends SettleQueue {
   /**
-   * Ids of sends the provider accepted whose outcome is not recorded (given up, or still being
-   * written): each is sent again once its lease expires and is reclaimed.
+   * Ids of sends the provider accepted whose outcome is not recorded (given up, still being written,
+   * or found lost since stopBegan()): each may be sent again once its row is reclaimed.
    */
   unrecordedSends(): string[]
+  /** From now on, an accepted send whose lease is found lost counts among unrecordedSends (settle-queue.ts countLostFromNow). */
+  stopBegan(): void
 }
 
 /**
@@ -63,5 +65,6 @@ export function createSettlements(d: {
       others.giveUpBy(deadline)
     },
     unrecordedSends: () => sent.unrecorded(),
+    stopBegan: () => sent.countLostFromNow(),
   }
 }

@@ -80,6 +80,11 @@ export interface FakeGraphFaults {
   throttleFraction?: number
   retryAfter?: string
   latencyMs?: number
+  /**
+   * Each sendMail waits for this to settle (after `latencyMs`) before it is answered as it would be:
+   * the request in flight for as long as a test needs to change its row meanwhile.
+   */
+  answerAfter?: Promise<unknown>
   token?: TokenFault[]
   /** Where accepted messages land: Sent Items, or still in Drafts (in transit). */
   landIn?: 'sentitems' | 'drafts'
@@ -305,6 +310,7 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     record: GraphRequestRecord,
   ): Promise<Response> {
     if (faults.latencyMs) await Bun.sleep(faults.latencyMs)
+    if (faults.answerAfter) await faults.answerAfter
     const fault = faults.sendMail?.shift() ?? faults.pickSendMail?.(mailbox)
     record.fault = fault === undefined ? null : typeof fault === 'string' ? fault : fault.code
     if (fault === 'hang') return hang(req)
