@@ -4,11 +4,10 @@ import { compiledBinary } from '../support/binary.ts'
 import { pollUntil } from '../support/events.ts'
 import {
   generateTestCertificate,
-  graphEnvFor,
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
-import { growingOutput } from '../support/growing-output.ts'
+import { lastLine, spawnGraphBinaryWorker } from '../support/graph-binary-worker.ts'
 import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
@@ -40,24 +39,13 @@ async function acceptedSendLeaseLost(name: string, signalWhile: 'held' | 'lost')
   const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
   const { promise: answered, resolve: answer } = Promise.withResolvers<void>()
   fake.setFaults({ answerAfter: answered })
-  const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      DATABASE_URL: database.url,
-      ...graphEnvFor(fake),
-      MAIL_FROM: FROM,
-      GRAPH_CERTIFICATE: cert.certPem,
-      GRAPH_PRIVATE_KEY: cert.keyPem,
-      MAILBOX_RATE_PER_MINUTE: '0',
-      HOST: '127.0.0.1',
-      PORT: '0',
-      SHUTDOWN_GRACE_SECONDS: '10',
-      LOG_LEVEL: 'debug',
-    },
-    stdout: 'pipe',
-    stderr: 'pipe',
+  const { p, stdout } = spawnGraphBinaryWorker(bin, {
+    databaseUrl: database.url,
+    fake,
+    cert,
+    mailFrom: FROM,
+    env: { SHUTDOWN_GRACE_SECONDS: '10' },
   })
-  const stdout = growingOutput(p.stdout)
   let code: number
   let id: string
   try {
@@ -91,21 +79,13 @@ async function acceptedSendLeaseLost(name: string, signalWhile: 'held' | 'lost')
     await fake.stop()
   }
   await stdout.ended
-  const lines = stdout
-    .text()
-    .trim()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-  const last = JSON.parse(lines.at(-1)!) as Record<string, unknown>
+  const { line, unrecorded } = lastLine(stdout)
   return {
     id,
     accepted: fake.accepted.map((a) => a.outboxId),
-    lost: lines.some((l) => l.includes(LOST_LINE)),
+    lost: stdout.text().includes(LOST_LINE),
     code,
-    last: {
-      msg: last.msg,
-      unrecorded: ((last.unrecorded ?? []) as { ids: string[] }[]).flatMap((u) => u.ids),
-    },
+    last: { msg: line.msg, unrecorded },
   }
 }
 

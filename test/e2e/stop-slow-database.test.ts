@@ -5,11 +5,10 @@ import { startDelayingProxy } from '../support/delaying-proxy.ts'
 import { pollUntil } from '../support/events.ts'
 import {
   generateTestCertificate,
-  graphEnvFor,
   startFakeGraph,
   type TestCertificate,
 } from '../support/fake-graph.ts'
-import { growingOutput } from '../support/growing-output.ts'
+import { lastLine, spawnGraphBinaryWorker } from '../support/graph-binary-worker.ts'
 import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
@@ -39,26 +38,17 @@ test('SIGTERM with sends in flight while every answer is 2 s late: each accepted
   // Long enough that every send is in flight when the signal comes, short beside the grace.
   fake.setFaults({ latencyMs: 1_500 })
   const graceSeconds = 4
-  const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
+  const { p, stdout } = spawnGraphBinaryWorker(bin, {
+    databaseUrl: proxy.url,
+    fake,
+    cert,
+    mailFrom: FROM,
     env: {
-      PATH: process.env.PATH ?? '',
-      DATABASE_URL: proxy.url,
-      ...graphEnvFor(fake),
-      MAIL_FROM: FROM,
-      GRAPH_CERTIFICATE: cert.certPem,
-      GRAPH_PRIVATE_KEY: cert.keyPem,
       GRAPH_MAX_CONCURRENCY: '8',
-      MAILBOX_RATE_PER_MINUTE: '0',
       WORKER_CONCURRENCY: '8',
-      HOST: '127.0.0.1',
-      PORT: '0',
       SHUTDOWN_GRACE_SECONDS: String(graceSeconds),
-      LOG_LEVEL: 'debug',
     },
-    stdout: 'pipe',
-    stderr: 'pipe',
   })
-  const stdout = growingOutput(p.stdout)
   let code: number
   try {
     await listeningPort(stdout, p.exited)
@@ -78,7 +68,7 @@ test('SIGTERM with sends in flight while every answer is 2 s late: each accepted
     await fake.stop()
   }
   await stdout.ended
-  const last = JSON.parse(stdout.text().trim().split('\n').at(-1)!) as Record<string, unknown>
+  const { line: last, unrecorded: said } = lastLine(stdout)
   const accepted = new Set(fake.accepted.map((a) => a.outboxId ?? '?'))
   const { rows } = await adminQuery(
     database.url,
@@ -87,7 +77,7 @@ test('SIGTERM with sends in flight while every answer is 2 s late: each accepted
   const sent = new Set(rows.map((r: { id: string }) => r.id))
   expect(accepted.size).toBe(8)
   const unrecorded = [...accepted].filter((id) => !sent.has(id)).sort()
-  const said = ((last.unrecorded ?? []) as { ids: string[] }[]).flatMap((u) => u.ids).sort()
+  said.sort()
   // The exit and its last line say whether any of them went unrecorded (to be sent again), and which.
   expect({ code, last: { level: last.level, unrecorded: said } }).toEqual(
     unrecorded.length === 0
