@@ -1,8 +1,11 @@
 // utf8JsonBody's text is what a route's c.req.json() parses, through Hono's body cache (an internal of Hono's): a Hono that stops reading it fails here, by name.
-import { afterEach, expect, spyOn, test } from 'bun:test'
+import { afterEach, expect, setDefaultTimeout, spyOn, test } from 'bun:test'
 import { Hono } from 'hono'
 import type { AppEnv } from '../../src/api/context.ts'
 import { utf8JsonBody } from '../../src/api/utf8-body.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
 
 const parse = spyOn(JSON, 'parse')
 afterEach(() => parse.mockClear())
