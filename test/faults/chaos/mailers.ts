@@ -69,7 +69,8 @@ export async function startMailers(
  * later. `slowedBetween`: whether the slot's database was slow (a second or more) at some moment
  * of a span (the slow-database shape); a stop it held past the grace and the stop's margin exits 0
  * with `stop cut short` (every accepted send recorded, what it held left to expire), or 1 with `stop
- * unfinished`, as documented (src/run-until-signalled.ts): as after a kill, not a problem.
+ * unfinished` or, ended in time, `stopped with accepted sends unrecorded` (a recording given up, a
+ * lease found lost during the stop), as documented (src/serve-stop.ts): as after a kill, not a problem.
  */
 export async function stopWorker(
   mailers: ChaosMailers,
@@ -98,7 +99,9 @@ export async function stopWorker(
       m.proc.kill('SIGKILL')
       await m.exited
     } else if (
-      ((code === 1 && m.logTail(3).includes('"msg":"stop unfinished: exiting"')) ||
+      ((code === 1 &&
+        (m.logTail(3).includes('"msg":"stop unfinished: exiting"') ||
+          m.logTail(3).includes('"msg":"stopped with accepted sends unrecorded'))) ||
         (code === 0 && m.logTail(3).includes('"msg":"stop cut short: exiting"'))) &&
       slowedBetween(t0, performance.now())
     ) {
