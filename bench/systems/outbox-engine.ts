@@ -138,6 +138,8 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         mailFrom: config.mailFrom,
         lookup: null,
         ambiguousPolicy: 'resend',
+        // As serve wires it: while LISTEN works, a backstop poll asks no more than its claim.
+        listening: () => listener?.state() === 'listening',
       })
       drainer = d
       listener = createListener({
