@@ -94,7 +94,9 @@ export function startDrainers(
   transport.warmUp()
   const slots = createSlots(config.worker.concurrency)
   for (const h of handles) {
+    // startListeners made one for each database: a drainer without it would poll as if deaf.
     const listener = listeners.get(h.name)
+    if (!listener) throw new Error(`no listener for database ${h.name}`)
     // Graph's messages carry it and its lookups count only those: read now, or at the first send
     // or lookup should the database be away (statements' route: the shared session when free).
     const id = databaseIdOnce(h.statements)
@@ -104,7 +106,7 @@ export function startDrainers(
       db: h.statements.db,
       sender: transport.senderFor(h.name, id),
       // Its slots are taken again once its LISTEN session, holding its liveness lock, ends.
-      gate: transport.gateFor(h, worker.id, () => listener?.holderLockPid() ?? null),
+      gate: transport.gateFor(h, worker.id, () => listener.holderLockPid()),
       slots,
       clock: systemClock,
       log,
@@ -116,10 +118,10 @@ export function startDrainers(
       ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
       // Without a listener the backstop poll is the only wake-up, so it must be quick.
       pollIntervalMs: () =>
-        listener?.state() === 'polling'
+        listener.state() === 'polling'
           ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
           : config.worker.pollIntervalSeconds * 1000,
-      listening: () => listener?.state() === 'listening',
+      listener,
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,
       ...(config.graph ? { sendTimeoutMs: config.graph.requestTimeoutMs } : {}),

@@ -125,6 +125,19 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         shareListenSession: true,
         prime: pickupPrimer({ slotTake: false, lastCheck: 'none', guardedClaim: false }),
       })
+      // The listener's wakes reach the drainer made below it (none comes before start()).
+      const l = createListener({
+        db: 'bench',
+        url,
+        log: silentLogger,
+        clock: systemClock,
+        wake: (_reason, rowId) => d.wake(rowId),
+        owedRowsHeld: () => d.owedRowsHeld(),
+        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
+        mode: config.worker.listenMode,
+        shared: handle.listenSession,
+        ...(process.env.BENCH_PRIME === 'rolled-back' ? { prime: primeRolledBack } : {}),
+      })
       const d = createDrainer({
         dbName: 'bench',
         db: handle.statements.db,
@@ -138,21 +151,10 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
         mailFrom: config.mailFrom,
         lookup: null,
         ambiguousPolicy: 'resend',
-        // As serve wires it: while LISTEN works, a backstop poll asks no more than its claim.
-        listening: () => listener?.state() === 'listening',
+        listener: l,
       })
+      listener = l
       drainer = d
-      listener = createListener({
-        db: 'bench',
-        url,
-        log: silentLogger,
-        clock: systemClock,
-        wake: (_reason, rowId) => d.wake(rowId),
-        checkIntervalMs: config.worker.listenCheckSeconds * 1000,
-        mode: config.worker.listenMode,
-        shared: handle.listenSession,
-        ...(process.env.BENCH_PRIME === 'rolled-back' ? { prime: primeRolledBack } : {}),
-      })
       listener.start()
       drainer.start()
     },

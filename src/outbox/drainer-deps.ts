@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import type { claimBatch } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import type { WorkerIdentity } from './heartbeat.ts'
+import type { Listener } from './listener.ts'
 import type { MailboxLookup } from './mailbox-lookup.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
@@ -29,8 +30,12 @@ export interface DrainerDeps {
   /** LOOKUP_GRACE_SECONDS (lookup-grace.ts) unless a test shortens it. */
   lookupGraceSeconds?: number
   ambiguousPolicy: 'resend' | 'hold'
-  /** Notifications are heard now (a LISTEN session listens): the backstop poll then asks less. */
-  listening?: () => boolean
+  /**
+   * Its database's LISTEN session, read for its state alone: while it listens, notifications are
+   * heard and a backstop poll asks no more than its claim. Required, so that no builder of a drainer
+   * (serve, the test and bench engines) can leave it out and poll as if deaf.
+   */
+  listener: Pick<Listener, 'state'>
   /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
   pollIntervalMs?: () => number
   /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */

@@ -85,7 +85,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     pollMs,
     stopped: () => stopping.signal.aborted,
     wake,
-    polled: () => d.listening?.() !== true && heldOwedRows.polled(),
+    polled: () => d.listener.state() !== 'listening' && heldOwedRows.polled(),
   })
 
   const claimAndDeliver = createClaimRound({

@@ -54,24 +54,7 @@ export function createTestEngine(
   const config = { ...testWorkerConfig, ...o.config }
   const sender = (o.deps?.sender as FakeSender | undefined) ?? createFakeSender()
   const events = createEventLog()
-  const drainer = createDrainer({
-    dbName: 'test',
-    db: (o.handle ?? t).statements.db,
-    sender,
-    gate: openGate,
-    slots: createSlots(config.concurrency),
-    clock: systemClock,
-    log: silentLogger,
-    worker: { id: o.workerId ?? 'test-worker', host: 'test', pid: process.pid, version: 'test' },
-    config,
-    mailFrom: 'sender@example.com',
-    lookup: null,
-    ambiguousPolicy: 'resend',
-    onEvent: events.handler,
-    // As serve wires it: notifications are heard while the listener listens.
-    listening: () => listener.state() === 'listening',
-    ...o.deps,
-  })
+  // The listener's wakes reach the drainer made below it (none comes before start()).
   const listener = createListener({
     db: 'test',
     url: o.listenUrl ?? t.url,
@@ -87,6 +70,23 @@ export function createTestEngine(
     shared: (o.handle ?? t).listenSession,
     connectionsRetired: (o.handle ?? t).connectionsRetired,
     ...(o.prime && { prime: o.prime }),
+  })
+  const drainer = createDrainer({
+    dbName: 'test',
+    db: (o.handle ?? t).statements.db,
+    sender,
+    gate: openGate,
+    slots: createSlots(config.concurrency),
+    clock: systemClock,
+    log: silentLogger,
+    worker: { id: o.workerId ?? 'test-worker', host: 'test', pid: process.pid, version: 'test' },
+    config,
+    mailFrom: 'sender@example.com',
+    lookup: null,
+    ambiguousPolicy: 'resend',
+    onEvent: events.handler,
+    listener,
+    ...o.deps,
   })
   return {
     drainer,
