@@ -6,10 +6,10 @@ import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { holderLockNote, takeHolderLock } from '../../src/outbox/holder-lock.ts'
 import { destroyClient } from '../../src/outbox/listen-session.ts'
-import { createListener } from '../../src/outbox/listener.ts'
 import { takeSlots } from '../../src/outbox/send-slots.ts'
 import { useTestDb } from '../support/db.ts'
-import { createEventLog, pollUntil } from '../support/events.ts'
+import { pollUntil } from '../support/events.ts'
+import { loneListener } from '../support/lone-listener.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -118,29 +118,14 @@ test('a take notes nothing when another session than the one named holds the loc
   expect(await take('b')).toEqual([])
 })
 
-function holderListener(checkIntervalMs: number) {
-  const events = createEventLog()
-  const listener = createListener({
-    db: 'test',
-    url: t.url,
-    log: silentLogger,
-    clock: systemClock,
-    wake: () => {},
-    onEvent: events.handler,
-    checkIntervalMs,
-    checkTimeoutMs: 5_000,
-    maxBackoffMs: 500,
-    mode: 'auto',
-    holder: 'a',
-  })
-  return { listener, events }
-}
+/** A listener for holder 'a': its session holds that holder's liveness lock while it listens. */
+const holderListener = (checkIntervalMs: number) =>
+  loneListener(t.url, { checkIntervalMs, checkTimeoutMs: 5_000, holder: 'a' })
 
 test('a listener given a holder holds its lock while it listens, and names its session for the takes', async () => {
-  const { listener, events } = holderListener(600_000)
+  const { listener, listening } = holderListener(600_000)
   try {
-    listener.start()
-    await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+    await listening()
     const pid = listener.backendPid()!
     expect(listener.holderLockPid()).toBe(pid)
     expect(await take('a', pid)).toHaveLength(2)
@@ -156,10 +141,9 @@ test('a listener given a holder holds its lock while it listens, and names its s
 
 test('a listener whose earlier session still holds the lock names none, and takes it at a check once that session ends', async () => {
   const earlier = await lockSession('a')
-  const { listener, events } = holderListener(50)
+  const { listener, listening } = holderListener(50)
   try {
-    listener.start()
-    await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+    await listening()
     expect(listener.holderLockPid()).toBeNull()
     destroyClient(earlier.client)
     const pid = await pollUntil(async () => listener.holderLockPid() ?? undefined)

@@ -2,15 +2,13 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import pg from 'pg'
-import { systemClock } from '../../src/clock.ts'
 import { hearsOtherSessions } from '../../src/db/listen-probe.ts'
 import { openProbeSession, type ProbeSession } from '../../src/db/probe-session.ts'
-import { silentLogger } from '../../src/log.ts'
-import { createListener } from '../../src/outbox/listener.ts'
 import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { createEventLog, pollUntil } from '../support/events.ts'
+import { pollUntil } from '../support/events.ts'
 import { startHoldingProxy } from '../support/holding-proxy.ts'
+import { loneListener } from '../support/lone-listener.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
 
@@ -33,22 +31,9 @@ test('a role allowed one connection still listens: the probe, unable to open a s
   const url = new URL(t.url)
   url.username = role
   url.password = password
-  const events = createEventLog()
-  const listener = createListener({
-    db: 'test',
-    url: url.toString(),
-    log: silentLogger,
-    clock: systemClock,
-    wake: () => {},
-    onEvent: events.handler,
-    checkIntervalMs: 600_000,
-    checkTimeoutMs: 1000,
-    maxBackoffMs: 500,
-    mode: 'auto',
-  })
+  const { listener, listening } = loneListener(url.toString())
   try {
-    listener.start()
-    await events.waitFor((e) => e.type === 'listener' && e.state === 'listening', 10_000)
+    await listening(10_000)
     expect(listener.state()).toBe('listening')
   } finally {
     await listener.stop()
@@ -61,23 +46,12 @@ test("the probe's second session connects while the LISTEN session sets up, not 
   const proxy = await startHoldingProxy(t.url)
   // The LISTEN is held until a second session reaches the server: only one opened meanwhile frees it.
   proxy.holdOnceAt('listen mailer_outbox\0')
-  const events = createEventLog()
-  const listener = createListener({
-    db: 'test',
-    url: proxy.url,
-    log: silentLogger,
-    clock: systemClock,
-    wake: () => {},
-    onEvent: events.handler,
-    checkIntervalMs: 600_000,
+  const { listener, events, listening } = loneListener(proxy.url, {
     // Longer than the wait below: a LISTEN answered only after a reconnect would fail it.
     checkTimeoutMs: 60_000,
-    maxBackoffMs: 500,
-    mode: 'auto',
   })
   try {
-    listener.start()
-    await events.waitFor((e) => e.type === 'listener' && e.state === 'listening', 10_000)
+    await listening(10_000)
     expect(proxy.released()).toBe(true)
     expect(events.events.filter((e) => e.type === 'listener').map((e) => e.state)).toEqual([
       'connecting',
@@ -142,22 +116,9 @@ for (const [at, text] of [
     const proxy = await startSilencingProxy(t.url)
     // The first session's statement is never answered; the reconnect's is.
     proxy.silenceOnceAt(text)
-    const events = createEventLog()
-    const listener = createListener({
-      db: 'test',
-      url: proxy.url,
-      log: silentLogger,
-      clock: systemClock,
-      wake: () => {},
-      onEvent: events.handler,
-      checkIntervalMs: 600_000,
-      checkTimeoutMs: 500,
-      maxBackoffMs: 500,
-      mode: 'auto',
-    })
+    const { listener, listening } = loneListener(proxy.url, { checkTimeoutMs: 500 })
     try {
-      listener.start()
-      await events.waitFor((e) => e.type === 'listener' && e.state === 'listening', 10_000)
+      await listening(10_000)
     } finally {
       await listener.stop()
       proxy.close()

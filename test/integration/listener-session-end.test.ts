@@ -1,12 +1,11 @@
 // A LISTEN session the listener gives up (a stop, a failed check) ends on the server too: no backend outlives it.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
-import { createListener } from '../../src/outbox/listener.ts'
 import { useTestDb } from '../support/db.ts'
-import { createEventLog, pollUntil } from '../support/events.ts'
+import { pollUntil } from '../support/events.ts'
+import { loneListener } from '../support/lone-listener.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -26,21 +25,12 @@ const listenerBackends = async () =>
   ).rows.map((r) => r.pid)
 
 function listenerOn(url: string, o: { shared?: boolean; checkIntervalMs?: number } = {}) {
-  const events = createEventLog()
   const handle = o.shared
     ? openDb({ name: 'test', url, log: silentLogger, shareListenSession: true })
     : null
-  const listener = createListener({
-    db: 'test',
-    url,
-    log: silentLogger,
-    clock: systemClock,
-    wake: () => {},
-    onEvent: events.handler,
+  const { listener, events } = loneListener(url, {
     checkIntervalMs: o.checkIntervalMs ?? 600_000,
     checkTimeoutMs: 500,
-    maxBackoffMs: 500,
-    mode: 'auto',
     shared: handle?.listenSession ?? null,
   })
   return { listener, events, close: async () => handle?.close() }

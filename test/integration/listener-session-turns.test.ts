@@ -1,16 +1,16 @@
 // The listener's own turns on a shared LISTEN session (its prime, its check) hold the session until their statement answers; statements waiting for them take the pool.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/shared-session.ts'
 import { silentLogger } from '../../src/log.ts'
-import { createListener, type Listener } from '../../src/outbox/listener.ts'
+import type { Listener } from '../../src/outbox/listener.ts'
 import {
   type AnswerHoldingProxy,
   startAnswerHoldingProxy,
 } from '../support/answer-holding-proxy.ts'
 import { useTestDb } from '../support/db.ts'
-import { createEventLog, type EventLog, pollUntil } from '../support/events.ts'
+import { type EventLog, pollUntil } from '../support/events.ts'
+import { loneListener } from '../support/lone-listener.ts'
 import { takeQueryOverlaps } from '../support/query-overlap-guard.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -61,26 +61,20 @@ async function listening(
   p: AnswerHoldingProxy,
   checkIntervalMs: number,
 ): Promise<{ handle: DbHandle; l: Listener; events: EventLog }> {
-  const events = createEventLog()
   const handle = openDb({ name: 'test', url: p.url, log: silentLogger, shareListenSession: true })
   checks = []
-  const l = createListener({
-    db: 'test',
-    url: p.url,
-    log: silentLogger,
-    clock: systemClock,
-    wake: () => {},
-    onEvent: events.handler,
+  const {
+    listener: l,
+    events,
+    listening,
+  } = loneListener(p.url, {
     checkIntervalMs,
     checkTimeoutMs: CHECK_TIMEOUT_MS,
-    maxBackoffMs: 500,
-    mode: 'auto',
     shared: countingChecks(handle.listenSession!),
   })
   h = handle
   listener = l
-  l.start()
-  await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+  await listening()
   return { handle, l, events }
 }
 

@@ -3,15 +3,14 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import net from 'node:net'
 import { sql } from 'kysely'
-import { systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { refusesStartupTimeout } from '../../src/db/startup-timeout-pool.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
-import { createListener } from '../../src/outbox/listener.ts'
 import { checkSchemas } from '../../src/schema-check-at-start.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, rowOf } from '../support/engine.ts'
-import { createEventLog, settledFor } from '../support/events.ts'
+import { settledFor } from '../support/events.ts'
+import { loneListener } from '../support/lone-listener.ts'
 import { startTransactionPooler, type TransactionPooler } from '../support/transaction-pooler.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -102,17 +101,9 @@ test('one pooled URL for the pool and LISTEN: the LISTEN session meets no refusa
   const warnings: string[] = []
   const log = createLogger('warn', (line) => warnings.push(JSON.parse(line).msg))
   const h = openDb({ name: 'pooled', url: sameSession.url, log, shareListenSession: true })
-  const events = createEventLog()
-  const listener = createListener({
+  const { listener, events } = loneListener(sameSession.url, {
     db: 'pooled',
-    url: sameSession.url,
     log,
-    clock: systemClock,
-    wake: () => {},
-    onEvent: events.handler,
-    checkIntervalMs: 600_000,
-    checkTimeoutMs: 1000,
-    mode: 'auto',
     shared: h.listenSession,
   })
   try {

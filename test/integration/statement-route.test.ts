@@ -7,13 +7,13 @@ import { type DbHandle, openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/shared-session.ts'
 import { silentLogger } from '../../src/log.ts'
 import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
-import { createListener } from '../../src/outbox/listener.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
-import { createEventLog, pollUntil, settledFor } from '../support/events.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
+import { loneListener } from '../support/lone-listener.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -384,22 +384,12 @@ function countingChecks(shared: SharedSession) {
 test('while statements answer on the shared session the listener sends no check of its own; once they stop it checks again', async () => {
   h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
   const counted = countingChecks(h.listenSession!)
-  const events = createEventLog()
-  const listener = createListener({
-    db: 'test',
-    url: t.url,
-    log: silentLogger,
-    clock: systemClock,
-    wake: () => {},
-    onEvent: events.handler,
+  const { listener, listening } = loneListener(t.url, {
     checkIntervalMs: 50,
-    checkTimeoutMs: 1000,
-    mode: 'auto',
     shared: counted.session,
   })
   try {
-    listener.start()
-    await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
+    await listening()
     // One check when the session starts (is the LISTEN there, or behind a pooler?).
     const atStart = counted.checks()
     expect(atStart).toBe(1)
@@ -433,33 +423,25 @@ function listenerOnSharedSession(readings: { now: () => number; monotonic?: () =
             signal?.addEventListener('abort', () => resolve(), { once: true })
           }),
   }
-  const events = createEventLog()
-  const listener = createListener({
-    db: 'test',
-    url: t.url,
-    log: silentLogger,
+  const { listener, listening } = loneListener(t.url, {
     clock,
-    wake: () => {},
-    onEvent: events.handler,
     checkIntervalMs: 15_000,
     checkTimeoutMs: 5_000,
-    mode: 'auto',
     shared: counted.session,
   })
   const nextSleep = async (n: number) =>
     pollUntil(async () => (sleeps.length >= n ? true : undefined), 5_000, 5)
-  return { counted, sleeps, events, listener, nextSleep }
+  return { counted, sleeps, listening, listener, nextSleep }
 }
 
 test('a check that falls due while a statement of the route is on the session is not sent: that statement answers for the session', async () => {
   h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
   let now = 1_000_000
-  const { counted, sleeps, events, listener, nextSleep } = listenerOnSharedSession({
+  const { counted, sleeps, listening, listener, nextSleep } = listenerOnSharedSession({
     now: () => now,
   })
   try {
-    listener.start()
-    await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
+    await listening()
     await nextSleep(1)
     const atStart = counted.checks()
     // The session has not answered for an interval, and a statement is on it when the check is due.
@@ -483,13 +465,12 @@ test('a check that falls due while a statement of the route is on the session is
 test('a wall clock stepped back after the session answered does not put off the next check', async () => {
   h = openDb({ name: 'test', url: t.url, log: silentLogger, shareListenSession: true })
   const c = { wall: 1_750_000_000_000, mono: 1_000 }
-  const { counted, sleeps, events, listener, nextSleep } = listenerOnSharedSession({
+  const { counted, sleeps, listening, listener, nextSleep } = listenerOnSharedSession({
     now: () => c.wall,
     monotonic: () => c.mono,
   })
   try {
-    listener.start()
-    await events.waitFor((x) => x.type === 'listener' && x.state === 'listening')
+    await listening()
     await nextSleep(1)
     const atStart = counted.checks()
     expect(h.statements.next()).toBe('session')
