@@ -116,11 +116,6 @@ export function startDrainers(
       allowedSenders: config.allowedSenders,
       lookup: transport.lookupFor(h.name, id),
       ambiguousPolicy: config.graph?.ambiguousSendPolicy ?? 'resend',
-      // Without a listener the backstop poll is the only wake-up, so it must be quick.
-      pollIntervalMs: () =>
-        listener.state() === 'polling'
-          ? Math.min(1000, config.worker.pollIntervalSeconds * 1000)
-          : config.worker.pollIntervalSeconds * 1000,
       listener,
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,

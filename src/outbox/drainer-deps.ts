@@ -32,11 +32,12 @@ export interface DrainerDeps {
   ambiguousPolicy: 'resend' | 'hold'
   /**
    * Its database's LISTEN session, read for its state alone: while it listens, notifications are
-   * heard and a backstop poll asks no more than its claim. Required, so that no builder of a drainer
-   * (serve, the test and bench engines) can leave it out and poll as if deaf.
+   * heard and a backstop poll asks no more than its claim; once it polls (LISTEN_MODE=poll, or LISTEN
+   * impossible), the poll is the only wake-up and comes at least once a second. Required, so that
+   * no builder of a drainer (serve, the test and bench engines) can leave it out and poll as if deaf.
    */
   listener: Pick<Listener, 'state'>
-  /** Poll interval override, e.g. 1 s when the listener had to fall back to polling. */
+  /** Replaces the poll interval the listener's state and POLL_INTERVAL_SECONDS make: tests only. */
   pollIntervalMs?: () => number
   /** ms during which no send can succeed (Graph: the credential stands refused): nothing is claimed. */
   sendBlockedForMs?: () => number

@@ -50,7 +50,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
   const claimFailures = createClaimFailures(d.clock, log)
-  const pollMs = () => d.pollIntervalMs?.() ?? cfg.pollIntervalSeconds * 1000
+  // Without LISTEN the backstop poll is the only wake-up, so it must be quick.
+  const pollMs = () =>
+    d.pollIntervalMs?.() ??
+    (d.listener.state() === 'polling'
+      ? Math.min(1000, cfg.pollIntervalSeconds * 1000)
+      : cfg.pollIntervalSeconds * 1000)
 
   const { settle, lastChecks } = createSendRecords(d, log)
 

@@ -17,8 +17,9 @@ afterEach(async () => {
 })
 
 // No LISTEN (its sweep at connect would be a wake of its own) and a backstop poll ten minutes
-// away: every claim here is one a wake asked for.
-const quiet = { listenMode: 'poll' as const, pollIntervalSeconds: 600 }
+// away, not the second a worker without LISTEN polls at: every claim here is one a wake asked for.
+const quiet = { listenMode: 'poll' as const }
+const unpolled = { pollIntervalMs: () => 600_000 }
 
 test('a wake that arrives while a claim runs makes the next claim at once, not at the backstop poll', async () => {
   let id = ''
@@ -33,7 +34,7 @@ test('a wake that arrives while a claim runs makes the next claim at once, not a
     }
     return r
   }
-  const e = createTestEngine(t, { config: quiet, deps: { claim } })
+  const e = createTestEngine(t, { config: quiet, deps: { ...unpolled, claim } })
   engine = e
   await e.start()
   await e.events.waitFor((x) => settledFor(id, 'sent')(x), 10_000)
@@ -45,7 +46,7 @@ test('a second row’s news is other news: the claim looks for itself, so the fi
   const second = await enqueue(t)
   // The second row is no longer pending (cancelled, or another worker took it).
   await cancelOutboxRow(t.db, second, null)
-  const e = createTestEngine(t, { config: quiet })
+  const e = createTestEngine(t, { config: quiet, deps: unpolled })
   engine = e
   e.drainer.wake(first)
   e.drainer.wake(second)
@@ -72,7 +73,10 @@ test('with a backlog known, a row’s news does not narrow the next claim to tha
     }
     return r
   }
-  const e = createTestEngine(t, { config: { ...quiet, concurrency: 1 }, deps: { claim } })
+  const e = createTestEngine(t, {
+    config: { ...quiet, concurrency: 1 },
+    deps: { ...unpolled, claim },
+  })
   engine = e
   await e.start()
   await pollUntil(async () => (e.sender.calls.length === 51 ? true : undefined))

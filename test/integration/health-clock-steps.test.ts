@@ -22,7 +22,11 @@ function handClock() {
 
 test('a wall clock stepped forward an hour does not make a running worker loop look wedged', async () => {
   const { c, clock } = handClock()
-  const engine = createTestEngine(t, { deps: { clock }, config: { listenMode: 'poll' } })
+  // No LISTEN and no backstop poll within the test: the loop turns at its start alone.
+  const engine = createTestEngine(t, {
+    deps: { clock, pollIntervalMs: () => 600_000 },
+    config: { listenMode: 'poll' },
+  })
   const health = createHealthMonitor({
     databases: [{ name: 'shop', statements: t.pool, drainer: engine.drainer, listener: null }],
     wedgedAfterMs: 120_000,

@@ -94,11 +94,8 @@ for (const which of ['alone', 'with a row naming the mailbox'] as const)
 
 test('LISTEN_MODE=poll: rows locked as the owed state ends, naming its mailbox or a lookup waiting for it, come due within about a poll interval once free', async () => {
   const { own, lookup } = await waitingForOwedProbe()
-  const worker = createTestEngine(t, {
-    config: { listenMode: 'poll' },
-    // As serve polls without a listener: once a second.
-    deps: { pollIntervalMs: () => 1_000 },
-  })
+  // Its listener polling, the drainer polls once a second, as serve's does.
+  const worker = createTestEngine(t, { config: { listenMode: 'poll' } })
   engines.push(worker)
   await worker.start()
   await endedWhileLocked([own, lookup])

@@ -74,14 +74,9 @@ test('a single pooled URL whose pooler keeps giving the LISTEN client one server
     log: createLogger('error', () => {}),
     shareListenSession: true,
   })
-  // As serve wires it: 1 s polls while the listener has fallen back to polling, the long backstop
-  // poll otherwise (testWorkerConfig's 600 s), so the row below goes out only if polling began.
-  let listenerState = () => 'connecting'
-  const e = createTestEngine(t, {
-    handle: h,
-    deps: { pollIntervalMs: () => (listenerState() === 'polling' ? 1000 : 600_000) },
-  })
-  listenerState = () => e.listener.state()
+  // The drainer polls every second once its listener has fallen back to polling, at the long
+  // backstop poll before (testWorkerConfig's 600 s): the row below goes out only if polling began.
+  const e = createTestEngine(t, { handle: h })
   try {
     e.listener.start()
     e.drainer.start()
