@@ -8,6 +8,7 @@ import { checkJwks } from './check-config/jwks-check.ts'
 import { checkMailFrom } from './check-config/mail-from-check.ts'
 import { redactor } from './check-config/redactor.ts'
 import { describeSenders } from './check-config/senders-report.ts'
+import { graphConcurrencyWarning } from './config/outlook-concurrency.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import {
@@ -83,6 +84,13 @@ export async function checkConfig(
   if (role !== 'api' && config.transport !== 'graph' && !config.mailFrom) {
     checks.push(`warning: ${MAIL_FROM_UNSET_WARNING}`)
   }
+
+  // Only a process that sends takes provider slots; the API's role builds no transport.
+  const concurrency =
+    role !== 'api' && config.transport === 'graph'
+      ? graphConcurrencyWarning(config.limits.graphMaxConcurrency)
+      : null
+  if (concurrency) checks.push(`warning: ${concurrency}`)
 
   for (const { variable } of urlsNamingApplication(config.databases))
     checks.push(`warning: ${variable} ${URL_APPLICATION_NAME_WARNING}`)

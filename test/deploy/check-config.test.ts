@@ -163,6 +163,37 @@ describe('without --connect', () => {
     }
   })
 
+  test('a GRAPH_MAX_CONCURRENCY above Outlook’s 4 concurrent requests per app is a warning, for the roles that send', async () => {
+    const env = {
+      DATABASE_URL: 'postgres://h/db',
+      MAIL_TRANSPORT: 'graph',
+      GRAPH_TENANT_ID: randomUUID(),
+      GRAPH_CLIENT_ID: randomUUID(),
+      GRAPH_CLIENT_SECRET: clientSecret,
+      MAIL_FROM: 'outbox@contoso.example',
+      API_JWT_SECRET: jwtSecret,
+    }
+    const named = (r: { checks: string[] }) =>
+      r.checks.filter((c) => c.includes('GRAPH_MAX_CONCURRENCY'))
+    for (const role of ['all', 'worker'] as const) {
+      const r = await checkConfig({ ...env, GRAPH_MAX_CONCURRENCY: '8' }, { connect: false, role })
+      expect(r).toMatchObject({ ok: true, problems: [] })
+      expect(named(r)).toEqual([
+        "warning: GRAPH_MAX_CONCURRENCY is 8, above Outlook's 4 concurrent requests per app: Graph answers a request past them 429 (MailboxConcurrency), and its mailbox waits as after any throttle",
+      ])
+    }
+    for (const n of [undefined, '4', '2'])
+      expect(
+        named(await checkConfig({ ...env, GRAPH_MAX_CONCURRENCY: n }, { connect: false })),
+      ).toEqual([])
+    // An API-only process sends nothing.
+    const api = await checkConfig(
+      { ...env, GRAPH_MAX_CONCURRENCY: '8' },
+      { connect: false, role: 'api' },
+    )
+    expect(named(api)).toEqual([])
+  })
+
   test('the API role needs auth; a worker-only deployment does not', async () => {
     const env = { DATABASE_URL: 'postgres://h/db', MAIL_TRANSPORT: 'discard' }
     const api = await checkConfig(env, { connect: false })

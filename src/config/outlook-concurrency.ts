@@ -1,0 +1,15 @@
+// GRAPH_MAX_CONCURRENCY above Outlook's limit of concurrent requests per app: taken, and warned of.
+
+/**
+ * Outlook runs at most 4 requests of one app at once, whichever mailboxes they reach; past them
+ * Graph answers 429 ApplicationThrottled, "Application is over its MailboxConcurrency limit"
+ * (research/graph.md, Outlook's limits per app ID). Some tenants may be granted more: a warning,
+ * never a refusal.
+ */
+export const OUTLOOK_CONCURRENT_REQUESTS = 4
+
+/** What check-config prints for a limit above Outlook's, or null. */
+export function graphConcurrencyWarning(graphMaxConcurrency: number): string | null {
+  if (graphMaxConcurrency <= OUTLOOK_CONCURRENT_REQUESTS) return null
+  return `GRAPH_MAX_CONCURRENCY is ${graphMaxConcurrency}, above Outlook's ${OUTLOOK_CONCURRENT_REQUESTS} concurrent requests per app: Graph answers a request past them 429 (MailboxConcurrency), and its mailbox waits as after any throttle`
+}
