@@ -85,11 +85,11 @@ export async function checkConfig(
     checks.push(`warning: ${MAIL_FROM_UNSET_WARNING}`)
   }
 
-  // Only a process that sends takes provider slots; the API's role builds no transport.
-  const concurrency =
-    role !== 'api' && config.transport === 'graph'
-      ? graphConcurrencyWarning(config.limits.graphMaxConcurrency)
-      : null
+  const concurrency = graphConcurrencyWarning({
+    role,
+    transport: config.transport,
+    graphMaxConcurrency: config.limits.graphMaxConcurrency,
+  })
   if (concurrency) checks.push(`warning: ${concurrency}`)
 
   for (const { variable } of urlsNamingApplication(config.databases))

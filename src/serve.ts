@@ -2,6 +2,7 @@
 import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.ts'
 import { createMetricsApp } from './api/operations-app.ts'
 import { createServedApp } from './api/served-app.ts'
+import { graphConcurrencyWarning } from './config/outlook-concurrency.ts'
 import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import {
   URL_APPLICATION_NAME_WARNING,
@@ -39,6 +40,12 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
   if (o.role !== 'api' && config.transport !== 'graph' && config.mailFrom === null) {
     log.warn(MAIL_FROM_UNSET_WARNING, { transport: config.transport })
   }
+  const concurrency = graphConcurrencyWarning({
+    role: o.role,
+    transport: config.transport,
+    graphMaxConcurrency: config.limits.graphMaxConcurrency,
+  })
+  if (concurrency) log.warn(concurrency, { graphMaxConcurrency: config.limits.graphMaxConcurrency })
   for (const { db, variable } of urlsNamingApplication(config.databases))
     log.warn(`the database URL ${URL_APPLICATION_NAME_WARNING}`, { db, variable })
   const handles: DbHandle[] = config.databases.map((d) =>

@@ -35,7 +35,7 @@ afterAll(async () => {
 
 // PORT=0: the binary binds a port of the system's choosing and says which (at info); its log lines
 // are read as they come, and a test reads them whole once the binary has exited (`logs`).
-async function serve(fake: FakeGraph, key: TestCertificate) {
+async function serve(fake: FakeGraph, key: TestCertificate, extra: Record<string, string> = {}) {
   const proc = Bun.spawn([bin, 'serve'], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -51,6 +51,7 @@ async function serve(fake: FakeGraph, key: TestCertificate) {
       HOST: '127.0.0.1',
       PORT: '0',
       LOG_LEVEL: 'info',
+      ...extra,
     },
     // Log lines go to stdout.
     stdout: 'pipe',
@@ -219,4 +220,27 @@ test('a MAIL_FROM Graph does not know: rows wait uncounted, readiness stays 200 
   expect(errors).toHaveLength(1)
   expect(errors[0]).toContain('sender mailbox refused by Graph: its rows wait')
   expect(logs).not.toContain(FROM)
+})
+
+test('a GRAPH_MAX_CONCURRENCY above Outlook’s 4 requests per app is logged as a warning at start, once', async () => {
+  const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
+  const { proc, logs } = await serve(fake, cert, { GRAPH_MAX_CONCURRENCY: '8' })
+  try {
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toBe(0)
+    const warned = (await logs())
+      .split('\n')
+      .filter((l) => l.includes('GRAPH_MAX_CONCURRENCY'))
+      .map((l) => JSON.parse(l))
+    expect(warned).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: "GRAPH_MAX_CONCURRENCY is 8, above Outlook's 4 concurrent requests per app: Graph answers a request past them 429 (MailboxConcurrency), and its mailbox waits as after any throttle",
+        graphMaxConcurrency: 8,
+      }),
+    ])
+  } finally {
+    proc.kill('SIGKILL')
+    await fake.stop()
+  }
 })
