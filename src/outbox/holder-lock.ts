@@ -51,8 +51,17 @@ export async function takeHolderLock(
   /** quiet: a retry, which says nothing of a lock still held elsewhere or a failure. */
   o: { db: string; clock: Clock; log: Logger; timeoutMs: number; quiet?: boolean },
 ): Promise<boolean> {
+  // Held again (a later session of a live worker's): the takes' sightings of its lock gone are
+  // cleared with it, so they count from its next loss, not this one (sql/0129).
   const take = session
-    .query('select pg_try_advisory_lock(hashtextextended($1::text, 0)) as locked', [holder])
+    .query(
+      `with l as (select pg_try_advisory_lock(hashtextextended($1::text, 0)) as locked),
+            cleared as (update mailer.send_slots set holder_lock_gone_at = null
+                         where holder = $1::text and holder_lock_gone_at is not null
+                           and (select locked from l))
+       select locked from l`,
+      [holder],
+    )
     .then(({ rows }) => rows[0]?.locked === true)
   try {
     if (await waitAtMost(o.clock, take, o.timeoutMs)) return true

@@ -3,6 +3,13 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { heldHolderLocks, holderLockKey, holderLockNote } from './holder-lock.ts'
 
+/**
+ * How long a holder's liveness lock must stay gone, from the first take that found it so, before
+ * its busy slots are taken: a live worker whose LISTEN session ended reconnects and takes it again
+ * well within it (its first reconnect within 0.5 s, two failed ones within 3.5 s).
+ */
+export const HOLDER_GONE_MS = 5_000
+
 interface SlotTake {
   want: number
   max: number
@@ -41,13 +48,20 @@ export async function takeSlots(
 /**
  * takeSlots' statement, unexecuted (a pickup's prime sends its text: pickup-primes.ts). The take
  * notes whether the taker's liveness lock is held now by the session `lockPid` (its LISTEN
- * session's backend, null: none), so a note is never another session's (sql/0117). A busy slot is taken when no
- * slot is free and its note says its holder's lock was held at its take on this server run, and
- * nobody holds that lock now: the session that held it ended, its process dead. The advisory
+ * session's backend, null: none), so a note is never another session's (sql/0117). With no slot
+ * free, a busy slot whose note says its holder's lock was held at its take on this server run, and
+ * which nobody holds now, is only noted as seen gone (sql/0129); a later take, the lock still gone
+ * HOLDER_GONE_MS after, takes it: the session that held it ended and no later one of its worker's
+ * took the lock again (which clears the sightings: holder-lock.ts), its process dead. The advisory
  * locks are read once per take; the busy branch's reads run only when a noted slot is met.
  */
 export function slotTakeStatement(p: SlotTake) {
   const note = holderLockNote(sql`${p.holder}::text`)
+  // A busy slot whose holder looks dead: no slot free, its note this run's, its holder's lock gone.
+  const holderGone = sql`s.holder_lock = ${holderLockNote(sql`s.holder`)}
+                         and not exists (select 1 from mailer.send_slots f
+                                          where f.slot <= ${p.max}::int and f.expires_at <= now())
+                         and ${holderLockKey(sql`s.holder`)} not in (select key from locks)`
   return sql<{ slot: number | null; token: string | null; missing: boolean }>`
       with locks as materialized (${heldHolderLocks()}),
       taken as (
@@ -56,17 +70,24 @@ export function slotTakeStatement(p: SlotTake) {
                expires_at = now() + make_interval(secs => ${p.ttlMs / 1000}),
                holder_lock = (select ${note} where exists (select 1 from locks
                                                             where key = ${holderLockKey(sql`${p.holder}::text`)}
-                                                              and pid = ${p.lockPid ?? null}::int))
+                                                              and pid = ${p.lockPid ?? null}::int)),
+               holder_lock_gone_at = null
          where t.slot in (select s.slot from mailer.send_slots s
                            where s.slot <= ${p.max}::int
                              and (s.expires_at <= now()
-                                  or (s.holder_lock = ${holderLockNote(sql`s.holder`)}
-                                      and not exists (select 1 from mailer.send_slots f
-                                                       where f.slot <= ${p.max}::int and f.expires_at <= now())
-                                      and ${holderLockKey(sql`s.holder`)} not in (select key from locks)))
+                                  or (s.holder_lock_gone_at <= now() - make_interval(secs => ${HOLDER_GONE_MS / 1000})
+                                      and ${holderGone}))
                            order by random() limit ${p.want}::int
                            for update skip locked)
         returning t.slot, t.token::text as token
+      ),
+      -- Disjoint from taken's rows (busy, never seen gone), so no row is updated twice.
+      seen_gone as (
+        update mailer.send_slots g set holder_lock_gone_at = now()
+         where g.slot in (select s.slot from mailer.send_slots s
+                           where s.slot <= ${p.max}::int and s.expires_at > now()
+                             and s.holder_lock_gone_at is null and ${holderGone}
+                           for update skip locked)
       )
       select slot, token, false as missing from taken
       union all

@@ -6,7 +6,7 @@ import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { holderLockNote, takeHolderLock } from '../../src/outbox/holder-lock.ts'
 import { destroyClient } from '../../src/outbox/listen-session.ts'
-import { takeSlots } from '../../src/outbox/send-slots.ts'
+import { HOLDER_GONE_MS, takeSlots } from '../../src/outbox/send-slots.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { loneListener } from '../support/lone-listener.ts'
@@ -50,6 +50,14 @@ const notes = async () =>
     )
   ).rows
 
+/** Database time passing for the sightings: each as if made HOLDER_GONE_MS and more ago. */
+const backdateSightings = () =>
+  t.pool.query(
+    `update mailer.send_slots
+        set holder_lock_gone_at = holder_lock_gone_at - make_interval(secs => $1::float8 / 1000 + 1)`,
+    [HOLDER_GONE_MS],
+  )
+
 const backendGone = async (pid: number) =>
   (await t.pool.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0
 
@@ -65,8 +73,34 @@ test('a live holder keeps its slots; once its lock session is cut (a kill -9) an
   // Its socket closed without a goodbye, as the kernel closes a killed process's.
   destroyClient(a.client)
   await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  // Seen gone first; taken once it has stayed gone HOLDER_GONE_MS, not before.
+  expect(await take('b')).toEqual([])
+  expect(await take('b')).toEqual([])
+  await backdateSightings()
   expect(await take('b')).toHaveLength(2)
   expect((await notes()).map((n) => n.holder)).toEqual(['b', 'b'])
+})
+
+test('a live holder whose lock session alone ends keeps its slots: taken again on its next session, not by another worker meanwhile', async () => {
+  const a = await lockSession('a')
+  expect(await take('a', a.pid)).toHaveLength(2)
+  // Its LISTEN session ended under it (pg_terminate_backend, idle_session_timeout): its sends run on.
+  await t.pool.query('select pg_terminate_backend($1)', [a.pid])
+  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  expect(await take('b')).toEqual([])
+  // Its next session takes the lock again: however long ago the lock was seen gone, the slots stay a's.
+  const next = await lockSession('a')
+  expect(next.locked).toBe(true)
+  await backdateSightings()
+  expect(await take('b')).toEqual([])
+  // That session ends too: a's lock is seen gone afresh, not since its first loss.
+  await t.pool.query('select pg_terminate_backend($1)', [next.pid])
+  await pollUntil(async () => ((await backendGone(next.pid)) ? true : undefined))
+  expect(await take('b')).toEqual([])
+  expect((await notes()).map((n) => n.holder)).toEqual(['a', 'a'])
+  // Gone for good: once the lock has stayed gone HOLDER_GONE_MS since that sighting, b takes them.
+  await backdateSightings()
+  expect(await take('b')).toHaveLength(2)
 })
 
 test('a free slot is taken before a dead holder’s', async () => {
@@ -103,6 +137,8 @@ test('a slot noted before the server’s restart waits out its TTL; one noted si
         .rows[0]!.note,
     ],
   )
+  expect(await take('b')).toEqual([])
+  await backdateSightings()
   expect((await take('b')).map((s) => s.slot)).toEqual([2])
 })
 
@@ -122,7 +158,7 @@ test('a take notes nothing when another session than the one named holds the loc
 const holderListener = (checkIntervalMs: number) =>
   loneListener(t.url, { checkIntervalMs, checkTimeoutMs: 5_000, holder: 'a' })
 
-test('a listener given a holder holds its lock while it listens, and names its session for the takes', async () => {
+test('a listener given a holder holds its lock while it listens, takes it again on its next session, and names its session for the takes', async () => {
   const { listener, listening } = holderListener(600_000)
   try {
     await listening()
@@ -131,12 +167,21 @@ test('a listener given a holder holds its lock while it listens, and names its s
     expect(await take('a', pid)).toHaveLength(2)
     expect(await take('b')).toEqual([])
     await t.pool.query('select pg_terminate_backend($1)', [pid])
-    await pollUntil(async () => ((await backendGone(pid)) ? true : undefined))
-    expect(await take('b')).toHaveLength(2)
+    const again = await pollUntil(async () => {
+      const next = listener.holderLockPid()
+      return next !== null && next !== pid ? next : undefined
+    })
+    expect(again).toBe(listener.backendPid()!)
+    await backdateSightings()
+    expect(await take('b')).toEqual([])
   } finally {
     await listener.stop()
   }
   expect(listener.holderLockPid()).toBeNull()
+  // Stopped, its lock released: its slots are taken once that has lasted HOLDER_GONE_MS.
+  expect(await take('b')).toEqual([])
+  await backdateSightings()
+  expect(await take('b')).toHaveLength(2)
 })
 
 test('a listener whose earlier session still holds the lock names none, and takes it at a check once that session ends', async () => {

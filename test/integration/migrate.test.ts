@@ -435,6 +435,11 @@ describe('migrate', () => {
         '0117_send_slot_holder_lock',
         '9963f93a2afccd53a4b4771a809901c178e97731339643a58d295d365fe7390a',
       ],
+      [
+        129,
+        '0129_send_slot_holder_lock_gone',
+        '12f9f911bf3da5cf37d983b44d62ff0a278eddea8ebd80cf82bc6baa73592fd7',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -574,7 +579,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117,
+        112, 116, 117, 129,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -654,9 +659,10 @@ describe('migrate', () => {
         { version: 112, c: true },
         { version: 116, c: true },
         { version: 117, c: true },
+        { version: 129, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0117 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0129 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -665,7 +671,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 117, 1000,
+          107, 109, 112, 116, 117, 129, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -928,7 +934,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117,
+      112, 116, 117, 129,
     ])
     const { rows } = await adminQuery(
       url,
