@@ -106,7 +106,7 @@ export function startDrainers(
       db: h.statements.db,
       sender: transport.senderFor(h.name, id),
       // Its slots are taken again once its LISTEN session, holding its liveness lock, ends.
-      gate: transport.gateFor(h, worker.id, () => listener.holderLockPid()),
+      gate: transport.gateFor(h, worker.id, () => listener.holderLockNote()),
       slots,
       clock: systemClock,
       log,

@@ -30,10 +30,10 @@ export interface Transport {
    */
   lookupFor(db: string, id?: () => Promise<string>): MailboxLookup | null
   /**
-   * Limits shared by every worker on one database (Graph only); `lockPid`: the backend holding
-   * the holder's liveness lock (its LISTEN session's), so that its death frees its slots.
+   * Limits shared by every worker on one database (Graph only); `lockNote`: the note of the
+   * holder's liveness lock while its LISTEN session holds it, so that its death frees its slots.
    */
-  gateFor(db: DbHandle, holder: string, lockPid?: () => number | null): SendGate
+  gateFor(db: DbHandle, holder: string, lockNote?: () => string | null): SendGate
   problem(): string | null
   /** Something to act on that stops no send yet (Graph: a refused credential while a cached token serves). */
   warning(): string | null
@@ -112,7 +112,7 @@ export function createTransport(
           return (mail, signal) =>
             sender.lookupSentMessage(mail.from.address, mail.outboxId, signal, mail)
         },
-        gateFor: (db, holder, lockPid) =>
+        gateFor: (db, holder, lockNote) =>
           createPgSendGate({
             db: db.statements.db,
             clock: systemClock,
@@ -121,7 +121,7 @@ export function createTransport(
             maxConcurrency: config.limits.graphMaxConcurrency,
             ratePerMinute: config.limits.mailboxRatePerMinute,
             slotTtlMs: g.requestTimeoutMs + 15_000,
-            ...(lockPid ? { lockPid } : {}),
+            ...(lockNote ? { lockNote } : {}),
           }),
         problem: graph.problem,
         warning: graph.warning,

@@ -11,6 +11,10 @@ export function holderLockKey(holder: RawBuilder<unknown>): RawBuilder<string> {
   return sql<string>`hashtextextended(${holder}, 0)`
 }
 
+/** The note's server run, appended to the holder (SQL text): fixed for a session's life. */
+const SERVER_RUN = `'@' || extract(epoch from pg_postmaster_start_time())::text
+                    || '/' || coalesce(extract(epoch from pg_stat_get_bgwriter_stat_reset_time())::text, '')`
+
 /**
  * What a take notes of its holder when the holder's lock is held (send_slots.holder_lock): the
  * holder and the server's run, so that neither an older binary's take (another holder) nor a
@@ -20,8 +24,7 @@ export function holderLockKey(holder: RawBuilder<unknown>): RawBuilder<string> {
  * makes earlier notes wait out their TTL, the safe way.
  */
 export function holderLockNote(holder: RawBuilder<unknown>): RawBuilder<string> {
-  return sql<string>`${holder} || '@' || extract(epoch from pg_postmaster_start_time())::text
-                     || '/' || coalesce(extract(epoch from pg_stat_get_bgwriter_stat_reset_time())::text, '')`
+  return sql<string>`${holder} || ${sql.raw(SERVER_RUN)}`
 }
 
 /**
@@ -38,19 +41,22 @@ export function heldHolderLocks(): RawBuilder<{ key: string; pid: number }> {
 
 /**
  * Takes `holder`'s lock on `session`, the worker's LISTEN session (a direct one: a pooler's would
- * hold it on a server session that outlives the worker, or end it under a live one). True when
- * held: the session holds it until it ends, and the server releases it then, however the process
- * died. False when another session holds it (a previous LISTEN session the server has not ended
- * yet: this session's takes then note nothing, for its lock's end would not be this one's), and
- * when the statement fails or goes unanswered within `timeoutMs` (the session's checks find a
- * dead one): the slots then wait out their TTL, as before.
+ * hold it on a server session that outlives the worker, or end it under a live one). When held,
+ * the note its slot takes write while this session lasts (holderLockNote, read here once: fixed
+ * for the session's life): the session holds the lock until it ends, and the server releases it
+ * then, however the process died. Null when another session holds it (a previous LISTEN session
+ * the server has not ended yet: this session's takes then note nothing, for its lock's end would
+ * not be this one's), and when the statement fails or goes unanswered within `timeoutMs` (the
+ * session's checks find a dead one): the slots then wait out their TTL, as before.
  */
 export async function takeHolderLock(
-  session: { query(text: string, values: unknown[]): Promise<{ rows: { locked?: boolean }[] }> },
+  session: {
+    query(text: string, values: unknown[]): Promise<{ rows: { note?: string | null }[] }>
+  },
   holder: string,
   /** quiet: a retry, which says nothing of a lock still held elsewhere or a failure. */
   o: { db: string; clock: Clock; log: Logger; timeoutMs: number; quiet?: boolean },
-): Promise<boolean> {
+): Promise<string | null> {
   // Held again (a later session of a live worker's): the takes' sightings of its lock gone are
   // cleared with it, so they count from its next loss, not this one (sql/0129).
   const take = session
@@ -59,12 +65,13 @@ export async function takeHolderLock(
             cleared as (update mailer.send_slots set holder_lock_gone_at = null
                          where holder = $1::text and holder_lock_gone_at is not null
                            and (select locked from l))
-       select locked from l`,
+       select case when locked then $1::text || ${SERVER_RUN} end as note from l`,
       [holder],
     )
-    .then(({ rows }) => rows[0]?.locked === true)
+    .then(({ rows }) => rows[0]?.note ?? null)
   try {
-    if (await waitAtMost(o.clock, take, o.timeoutMs)) return true
+    const note = await waitAtMost(o.clock, take, o.timeoutMs)
+    if (note) return note
     if (!o.quiet)
       o.log.info('liveness lock held by an earlier session; send slots wait out their TTL', {
         db: o.db,
@@ -76,5 +83,5 @@ export async function takeHolderLock(
         err,
       })
   }
-  return false
+  return null
 }

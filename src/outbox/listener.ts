@@ -16,6 +16,8 @@ export interface Listener {
   backendPid(): number | null
   /** Backend pid of the LISTEN session while it holds the worker's liveness lock (holder-lock.ts), or null. */
   holderLockPid(): number | null
+  /** The note slot takes write while the LISTEN session holds the worker's liveness lock (holder-lock.ts), or null. */
+  holderLockNote(): string | null
   /** While not listening: the last connect's error and the variable of its URL; null once listening. */
   connectFailure(): { err: unknown; urlVariable: string | null } | null
 }
@@ -23,7 +25,7 @@ export interface Listener {
 export function createListener(d: ListenerDeps): Listener {
   let state: ListenerState = d.mode === 'poll' ? 'polling' : 'stopped'
   let pid: number | null = null
-  let locked = false
+  let lockNote: string | null = null
   let connectFailure: unknown = null
   let running: Promise<void> | null = null
   const stopping = new AbortController()
@@ -63,7 +65,7 @@ export function createListener(d: ListenerDeps): Listener {
       if (pid === null) return 'pooled'
       // Before the session is shared or listening is told: its statements are this one's alone.
       if (d.holder !== undefined)
-        locked = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs })
+        lockNote = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs })
       setState('listening')
       let answeredAt = Number.NEGATIVE_INFINITY
       d.shared?.attach(client, () => {
@@ -103,10 +105,10 @@ export function createListener(d: ListenerDeps): Listener {
         if (why !== 'tick' || stopping.signal.aborted) break
         // A lock an earlier session still held (its backend not yet ended by the server) is
         // taken at a later tick, once that backend is gone.
-        if (!locked && d.holder !== undefined) {
+        if (lockNote === null && d.holder !== undefined) {
           const o = { ...d, timeoutMs: checkTimeoutMs, quiet: true }
           const take = () => takeHolderLock(client, d.holder!, o)
-          locked = await (d.shared ? d.shared.inTurn(take).catch(() => false) : take())
+          lockNote = await (d.shared ? d.shared.inTurn(take).catch(() => null) : take())
         }
         // A half-open socket answers nothing: the timed check is what notices it. On a shared
         // session, a statement answered within the interval showed the socket alive (and a live
@@ -128,7 +130,7 @@ export function createListener(d: ListenerDeps): Listener {
     } finally {
       over.abort()
       pid = null
-      locked = false
+      lockNote = null
       // A lost session fails the statement on it (its caller retries); a stop lets it finish.
       const detached = d.shared?.detach()
       if (detached && stopping.signal.aborted) {
@@ -190,7 +192,8 @@ export function createListener(d: ListenerDeps): Listener {
     },
     state: () => state,
     backendPid: () => pid,
-    holderLockPid: () => (locked ? pid : null),
+    holderLockPid: () => (lockNote !== null ? pid : null),
+    holderLockNote: () => lockNote,
     connectFailure: () =>
       connectFailure === null ? null : { err: connectFailure, urlVariable: d.urlVariable ?? null },
   }

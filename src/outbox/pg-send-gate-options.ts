@@ -26,8 +26,8 @@ export interface PgSendGateOptions {
   /** How long a given-back slot is kept for this worker's next send before it is freed (default 50 ms). */
   parkMs?: number
   /**
-   * The backend holding this worker's liveness lock now (its LISTEN session's); absent or null:
+   * The note of this worker's liveness lock while its LISTEN session holds it; absent or null:
    * none, and its slots wait out their TTL should it die (holder-lock.ts).
    */
-  lockPid?: () => number | null
+  lockNote?: () => string | null
 }

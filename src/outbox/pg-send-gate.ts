@@ -44,7 +44,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
     maxWaitMs: o.maxWaitMs ?? 250,
     reuseMs: o.reuseMs ?? Math.min(500, o.slotTtlMs / 4),
     parkMs: o.parkMs ?? 50,
-    lockPid: o.lockPid,
+    lockNote: o.lockNote,
   })
 
   const pausedFor = createSharedPauseReads(o.db)

@@ -15,8 +15,13 @@ interface SlotTake {
   max: number
   holder: string
   ttlMs: number
-  /** The backend pid of the session holding `holder`'s liveness lock (holder-lock.ts); absent or null: none. */
-  lockPid?: number | null
+  /**
+   * The note of `holder`'s liveness lock, read by its LISTEN session when it took the lock
+   * (takeHolderLock); absent or null: not held, and the slots taken wait out their TTL if it dies.
+   * A take after the session ended, before the listener learned it, still writes it: that slot
+   * is then as any of a worker whose session ended (seen gone, kept if the next session locks).
+   */
+  lockNote?: string | null
 }
 
 /**
@@ -47,16 +52,14 @@ export async function takeSlots(
 
 /**
  * takeSlots' statement, unexecuted (a pickup's prime sends its text: pickup-primes.ts). The take
- * notes whether the taker's liveness lock is held now by the session `lockPid` (its LISTEN
- * session's backend, null: none), so a note is never another session's (sql/0117). With no slot
+ * writes `lockNote`, which its LISTEN session read when it took the lock (sql/0117). With no slot
  * free, a busy slot whose note says its holder's lock was held at its take on this server run, and
  * which nobody holds now, is only noted as seen gone (sql/0129); a later take, the lock still gone
  * HOLDER_GONE_MS after, takes it: the session that held it ended and no later one of its worker's
  * took the lock again (which clears the sightings: holder-lock.ts), its process dead. The advisory
- * locks are read once per take; the busy branch's reads run only when a noted slot is met.
+ * locks (pg_locks, which takes every lock-manager partition's lock) are read only then, once.
  */
 export function slotTakeStatement(p: SlotTake) {
-  const note = holderLockNote(sql`${p.holder}::text`)
   // A busy slot whose holder looks dead: no slot free, its note this run's, its holder's lock gone.
   const holderGone = sql`s.holder_lock = ${holderLockNote(sql`s.holder`)}
                          and not exists (select 1 from mailer.send_slots f
@@ -68,9 +71,7 @@ export function slotTakeStatement(p: SlotTake) {
         update mailer.send_slots t
            set holder = ${p.holder}, token = gen_random_uuid(),
                expires_at = now() + make_interval(secs => ${p.ttlMs / 1000}),
-               holder_lock = (select ${note} where exists (select 1 from locks
-                                                            where key = ${holderLockKey(sql`${p.holder}::text`)}
-                                                              and pid = ${p.lockPid ?? null}::int)),
+               holder_lock = ${p.lockNote ?? null}::text,
                holder_lock_gone_at = null
          where t.slot in (select s.slot from mailer.send_slots s
                            where s.slot <= ${p.max}::int

@@ -29,10 +29,10 @@ interface SlotKeeperOptions {
   /** How long a slot no send wants is kept for the next one before it is freed. */
   parkMs: number
   /**
-   * The backend holding this worker's liveness lock now (its LISTEN session's; null: none): its
-   * takes note it, so the slots they take are taken again once that session ends (holder-lock.ts).
+   * The note of this worker's liveness lock while its LISTEN session holds it (null: none): its
+   * takes write it, so the slots they take are taken again once that session ends (holder-lock.ts).
    */
-  lockPid?: () => number | null
+  lockNote?: () => string | null
 }
 
 /** How long close() waits for a take under way; a statement answering later frees its slots too. */

@@ -25,8 +25,8 @@ export function createSlotTaker(o: {
   max: number
   ttlMs: number
   maxWaitMs: number
-  /** The backend holding this worker's liveness lock now, for its takes to note (holder-lock.ts); null: none. */
-  lockPid?: (() => number | null) | undefined
+  /** The note of this worker's liveness lock while its LISTEN session holds it, for its takes (holder-lock.ts); null: none. */
+  lockNote?: (() => string | null) | undefined
   /** The sends waiting for a slot, first come first: how many to take, and whom a failure fails. */
   waiting: { fail: (err: unknown) => void }[]
   /** Hands a slot taken to the next waiting send, or parks or frees it. */
@@ -76,7 +76,7 @@ export function createSlotTaker(o: {
           max: o.max,
           holder: o.holder,
           ttlMs: o.ttlMs,
-          lockPid: o.lockPid?.() ?? null,
+          lockNote: o.lockNote?.() ?? null,
         })
       } catch (err) {
         for (const w of waiting.splice(0)) w.fail(err)

@@ -29,19 +29,19 @@ async function lockSession(holder: string) {
   client.on('error', () => {})
   await client.connect()
   sessions.push(client)
-  const locked = await takeHolderLock(client, holder, {
+  const note = await takeHolderLock(client, holder, {
     db: 'test',
     clock: systemClock,
     log: silentLogger,
     timeoutMs: 5_000,
   })
   const { rows } = await client.query<{ pid: number }>('select pg_backend_pid() as pid')
-  return { client, pid: rows[0]!.pid, locked }
+  return { client, pid: rows[0]!.pid, note, locked: note !== null }
 }
 
 // A TTL no test outlasts: a slot taken back is taken as its holder's death, not as expired.
-const take = (holder: string, lockPid?: number) =>
-  takeSlots(t.db, { want: 2, max: 2, holder, ttlMs: 600_000, ...(lockPid && { lockPid }) })
+const take = (holder: string, lockNote?: string | null) =>
+  takeSlots(t.db, { want: 2, max: 2, holder, ttlMs: 600_000, ...(lockNote && { lockNote }) })
 
 const notes = async () =>
   (
@@ -63,8 +63,12 @@ const backendGone = async (pid: number) =>
 
 test('a live holder keeps its slots; once its lock session is cut (a kill -9) another worker takes them', async () => {
   const a = await lockSession('a')
-  expect(a.locked).toBe(true)
-  expect(await take('a', a.pid)).toHaveLength(2)
+  // The note the lock's session read once, as the takes check it.
+  const [run] = (
+    await sql<{ note: string }>`select ${holderLockNote(sql`'a'`)} as note`.execute(t.db)
+  ).rows
+  expect(a.note).toBe(run!.note)
+  expect(await take('a', a.note)).toHaveLength(2)
   expect(await notes()).toEqual([
     { slot: 1, holder: 'a', noted: true },
     { slot: 2, holder: 'a', noted: true },
@@ -83,7 +87,7 @@ test('a live holder keeps its slots; once its lock session is cut (a kill -9) an
 
 test('a live holder whose lock session alone ends keeps its slots: taken again on its next session, not by another worker meanwhile', async () => {
   const a = await lockSession('a')
-  expect(await take('a', a.pid)).toHaveLength(2)
+  expect(await take('a', a.note)).toHaveLength(2)
   // Its LISTEN session ended under it (pg_terminate_backend, idle_session_timeout): its sends run on.
   await t.pool.query('select pg_terminate_backend($1)', [a.pid])
   await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
@@ -105,7 +109,7 @@ test('a live holder whose lock session alone ends keeps its slots: taken again o
 
 test('a free slot is taken before a dead holder’s', async () => {
   const a = await lockSession('a')
-  expect(await take('a', a.pid)).toHaveLength(2)
+  expect(await take('a', a.note)).toHaveLength(2)
   await t.pool.query(`update mailer.send_slots set expires_at = '-infinity' where slot = 2`)
   destroyClient(a.client)
   await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
@@ -115,7 +119,7 @@ test('a free slot is taken before a dead holder’s', async () => {
 
 test('an older binary’s take, which leaves the last note as it was, waits out its TTL', async () => {
   const a = await lockSession('a')
-  expect(await take('a', a.pid)).toHaveLength(2)
+  expect(await take('a', a.note)).toHaveLength(2)
   await t.pool.query(`update mailer.send_slots set expires_at = '-infinity'`)
   // The take of the release before 0117: holder, token and expiry; the note stays a's.
   await t.pool.query(
@@ -142,12 +146,12 @@ test('a slot noted before the server’s restart waits out its TTL; one noted si
   expect((await take('b')).map((s) => s.slot)).toEqual([2])
 })
 
-test('a take notes nothing when another session than the one named holds the lock, nor without one', async () => {
+test('a session that finds the lock held by an earlier one gets no note: its takes note nothing, nor takes without one', async () => {
   const earlier = await lockSession('a')
   const later = await lockSession('a')
   expect([earlier.locked, later.locked]).toEqual([true, false])
   expect(await takeSlots(t.db, { want: 1, max: 2, holder: 'a', ttlMs: 600_000 })).toHaveLength(1)
-  expect(await take('a', later.pid)).toHaveLength(1)
+  expect(await take('a', later.note)).toHaveLength(1)
   expect((await notes()).map((n) => n.noted)).toEqual([false, false])
   destroyClient(earlier.client)
   await pollUntil(async () => ((await backendGone(earlier.pid)) ? true : undefined))
@@ -164,7 +168,7 @@ test('a listener given a holder holds its lock while it listens, takes it again 
     await listening()
     const pid = listener.backendPid()!
     expect(listener.holderLockPid()).toBe(pid)
-    expect(await take('a', pid)).toHaveLength(2)
+    expect(await take('a', listener.holderLockNote())).toHaveLength(2)
     expect(await take('b')).toEqual([])
     await t.pool.query('select pg_terminate_backend($1)', [pid])
     const again = await pollUntil(async () => {
