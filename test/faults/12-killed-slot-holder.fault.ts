@@ -99,6 +99,60 @@ test('SIGKILL of the worker holding every provider slot: another worker sends be
   expect(await second.exited).toBe(0)
 }, 180_000)
 
+test('a live worker whose LISTEN session alone ends keeps its provider slots: the other worker, its sends waiting, takes none while the first one’s are in flight', async () => {
+  const db = await sharedDatabase('live_slot_holder')
+  // The first worker's sends never end on their own: they hold both slots throughout.
+  const graph = await startGraph({ concurrencyLimit: 4 })
+  graph.fake.setFaults({ latencyMs: 600_000 })
+  const env = { ...twoSlots(db, graph), GRAPH_MAILBOX_LOOKUP: 'false' }
+  // Two sends at most, so the rows enqueued next are the second worker's to send.
+  const first = await spawnMailer('slots-live-1', { ...env, WORKER_CONCURRENCY: '2' })
+  await enqueue(db, 2)
+  const [held] = await bothSlotsInFlight(db, graph, first)
+  const holder = held!.holder
+  const second = await spawnMailer('slots-live-2', env)
+  const waiting = await enqueue(db, 2, { tag: 'waiting for a slot' })
+  await within(
+    'the second worker’s rows claimed, waiting for a slot',
+    30_000,
+    async () => {
+      const [r] = await db.q<{ n: number }>(
+        `select count(*)::int as n from mailer.email_outbox
+          where id = any($1::bigint[]) and status = 'sending'`,
+        [waiting],
+      )
+      return r!.n === 2 ? true : undefined
+    },
+    { mailers: [first, second], every: 50 },
+  )
+  const lockedBy = async () =>
+    (
+      await db.q<{ pid: number }>(
+        `select pid from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
+            and (classid::int8 << 32) | objid::int8 = hashtextextended($1, 0)`,
+        [holder],
+      )
+    )[0]?.pid
+  const ended = await lockedBy()
+  expect(ended).toBeDefined()
+  // Only its LISTEN session's backend: its process, its pool and its sends live on.
+  await db.q('select pg_terminate_backend($1)', [ended])
+  await within(
+    'the first worker’s next LISTEN session holding its lock',
+    30_000,
+    async () => {
+      const pid = await lockedBy()
+      return pid !== undefined && pid !== ended ? pid : undefined
+    },
+    { mailers: [first, second], every: 20 },
+  )
+  const slots = await db.q<{ holder: string }>(
+    'select holder from mailer.send_slots where expires_at > now() order by slot',
+  )
+  expect(slots.map((r) => r.holder)).toEqual([holder, holder])
+  expect(graph.fake.maxConcurrent).toBe(2)
+}, 120_000)
+
 test('SIGTERM while sends are in flight: the stopping worker keeps its liveness lock until they are over', async () => {
   const db = await sharedDatabase('stopping_slots')
   const graph = await startGraph({ concurrencyLimit: 4 })
