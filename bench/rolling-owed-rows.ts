@@ -10,6 +10,11 @@
 // counts the re-claims alone). Counts over `seconds` (default 10, after 2 s of warm-up): the new worker's claims and rows claimed, every statement of the workers
 // (pg_stat_statements; the driver's own, as bench_probe, left out) and the history rows written (a
 // row's give-back is recorded once per pause: that count ends when every row has been given back). Runs unchanged against an older tree (copy it there).
+//
+// `bun run bench/rolling-owed-rows.ts [rows] [seconds] none-out`: the probe owed but none out (the old
+// release's machine live, its registry beat fresh, but claiming nothing meanwhile: no old engine
+// runs, the pause over): the new worker gives each row back due 1 s later (owedProbeEndsInMs null),
+// so what a row costs while no probe is out, per second of the window.
 import { enqueue, type TestEngine } from '../test/support/engine.ts'
 import { pollUntil } from '../test/support/events.ts'
 import { startFakeGraph } from '../test/support/fake-graph.ts'
@@ -18,6 +23,7 @@ import { startBenchTestDb } from './bench-test-db.ts'
 
 const rows = Number(process.argv[2] ?? 1000)
 const seconds = Number(process.argv[3] ?? 10)
+const noneOut = process.argv[4] === 'none-out'
 const OLD = 'outbox@example.com'
 const NEW = 'outbox-next@example.com'
 const db = await startBenchTestDb('outbox_rolling_owed')
@@ -30,18 +36,8 @@ const fake = await startFakeGraph({
 })
 const engines: TestEngine[] = []
 const one = async <T>(q: string, v: unknown[] = []) => (await probePool.query(q, v)).rows[0] as T
-try {
-  fake.setFaults({
-    pickSendMail: (m) =>
-      m === OLD ? { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } : undefined,
-  })
-  await enqueue(t)
-  const worker = (mailFrom: string, id: string) =>
-    startTransportWorker(t, engines, graphTransport(fake, mailFrom), {
-      workerId: id,
-      mailFrom,
-      sendTimeoutMs: 600_000,
-    })
+/** The old worker throttled, then its probe (a row naming OLD) out and hanging (the default mode). */
+async function owedAndOut(worker: (mailFrom: string, id: string) => Promise<TestEngine>) {
   const old = await worker(OLD, 'worker-old')
   await pollUntil(
     async () =>
@@ -78,6 +74,39 @@ try {
       ).ok || undefined,
     60_000,
   )
+}
+
+/** OLD's probe owed, its pause over, none out: the old release's machine noted live, claiming nothing. */
+async function owedNoneOut() {
+  await probePool.query(
+    `with w as (insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+                values ('old-release:1:abcdef', 'old-release', 1, '0.9.0', $1, 600))
+     insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed) values ($1, now() - interval '1 minute', true)
+     on conflict (mailbox) do update set next_at = excluded.next_at, probe_owed = true, probe_id = null`,
+    [OLD],
+  )
+  await probePool.query(
+    `select mailer.enqueue_email(jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Hello', 'text', 'Hi', 'from', $1::text),
+                                 '{}'::jsonb)
+       from generate_series(1, $2::int)`,
+    [OLD, rows],
+  )
+}
+
+try {
+  fake.setFaults({
+    pickSendMail: (m) =>
+      m === OLD ? { status: 429, code: 'ApplicationThrottled', retryAfter: '300' } : undefined,
+  })
+  await enqueue(t)
+  const worker = (mailFrom: string, id: string) =>
+    startTransportWorker(t, engines, graphTransport(fake, mailFrom), {
+      workerId: id,
+      mailFrom,
+      sendTimeoutMs: 600_000,
+    })
+  if (noneOut) await owedNoneOut()
+  else await owedAndOut(worker)
   const fresh = await worker(NEW, 'worker-new')
   fresh.drainer.wake()
   await Bun.sleep(2_000)

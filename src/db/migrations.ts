@@ -88,6 +88,7 @@ import m0112 from '../../sql/0112_past_sender_lookups_wait_out_throttles_and_pro
 import m0116 from '../../sql/0116_owed_probe_end_notes_rows_left_locked.sql' with { type: 'text' }
 import m0117 from '../../sql/0117_send_slot_holder_lock.sql' with { type: 'text' }
 import m0129 from '../../sql/0129_send_slot_holder_lock_gone.sql' with { type: 'text' }
+import m0133 from '../../sql/0133_owed_probe_takes_rows_held_for_it.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -181,6 +182,7 @@ export const migrations: readonly Migration[] = [
   { version: 116, name: '0116_owed_probe_end_notes_rows_left_locked', sql: m0116 },
   { version: 117, name: '0117_send_slot_holder_lock', sql: m0117 },
   { version: 129, name: '0129_send_slot_holder_lock_gone', sql: m0129 },
+  { version: 133, name: '0133_owed_probe_takes_rows_held_for_it', sql: m0133 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

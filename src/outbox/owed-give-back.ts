@@ -8,6 +8,10 @@ import type { MailboxPaused } from './send-gate.ts'
 // Such a row goes back this much later at least, or when the probe out surely ends
 // (owedProbeEndsInMs; its answer or clear brings the row due, 0092).
 const OWED_PROBE_RETRY_MS = 1_000
+// While none is out, this long (a second before: claimed once a second until the probe went): the
+// owed state's end brings the row due at once, and the owner may take it as the probe (sql/0133).
+// The bound is for what ends the owed state unseen: a row goes again at the latest a minute later.
+const OWED_NONE_OUT_MS = 60_000
 
 /**
  * Row `rowId`, naming `mailbox` (its key) whose probe is owed, goes back, to be sent after the
@@ -20,7 +24,7 @@ export async function owedGiveBack(
   rowId: string,
   waitMs: number,
 ): Promise<MailboxPaused> {
-  const ends = (await owedProbeEndsInMs(db, mailbox, rowId)) ?? 0
+  const ends = (await owedProbeEndsInMs(db, mailbox, rowId, OWED_NONE_OUT_MS)) ?? 0
   const pausedForMs = Math.max(waitMs, OWED_PROBE_RETRY_MS, ends)
   return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(db, mailbox, rowId) }
 }

@@ -440,6 +440,11 @@ describe('migrate', () => {
         '0129_send_slot_holder_lock_gone',
         '12f9f911bf3da5cf37d983b44d62ff0a278eddea8ebd80cf82bc6baa73592fd7',
       ],
+      [
+        133,
+        '0133_owed_probe_takes_rows_held_for_it',
+        'bc857298636ed8cf9b4e9764afa2a85615345d0cb04b887f4d80376969b20737',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -579,7 +584,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117, 129,
+        112, 116, 117, 129, 133,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -660,9 +665,10 @@ describe('migrate', () => {
         { version: 116, c: true },
         { version: 117, c: true },
         { version: 129, c: true },
+        { version: 133, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0129 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0133 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -671,7 +677,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 117, 129, 1000,
+          107, 109, 112, 116, 117, 129, 133, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -934,7 +940,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117, 129,
+      112, 116, 117, 129, 133,
     ])
     const { rows } = await adminQuery(
       url,
