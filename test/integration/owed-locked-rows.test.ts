@@ -146,3 +146,39 @@ test("a lookup's give-back that finds the owed probe ended meanwhile (its end co
   )
   expect(rows[0]?.waits).toBe(true)
 })
+
+test('LISTEN_MODE=poll, a worker kept busy by steady traffic: rows locked as the owed state ends come due within about a poll interval once free, not after the traffic', async () => {
+  const { own, lookup } = await waitingForOwedProbe()
+  // MAIL_FROM's steady traffic: a row due every 10 ms for 20 s, each sent at once: the loop claims
+  // again and again, waiting only for the due timer between claims, never for an idle poll.
+  await t.pool.query(
+    `select mailer.enqueue_email('{"to":"rcpt@example.com","subject":"Hello","text":"Hi"}'::jsonb,
+                                 jsonb_build_object('sendAt', now() + interval '1 hour'))
+       from generate_series(1, 2000) i`,
+  )
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() + interval '1 second' + id * interval '10 milliseconds'
+      where id <> all($1::bigint[])`,
+    [[own, lookup]],
+  )
+  const worker = createTestEngine(t, {
+    config: { listenMode: 'poll' },
+    deps: { pollIntervalMs: () => 1_000 },
+  })
+  engines.push(worker)
+  await worker.start()
+  await pollUntil(async () => (worker.sender.calls.length >= 100 ? true : undefined))
+  await endedWhileLocked([own, lookup])
+  // How much of the backlog was still to send when the held rows came due (or were sent).
+  const leftWhenDue = await pollUntil(async () => {
+    const { rows } = await t.pool.query<{ held: number; left: number }>(
+      `select count(*) filter (where id = any($1::bigint[]) and send_at > now())::int as held,
+              count(*) filter (where id <> all($1::bigint[]))::int as left
+         from mailer.email_outbox where status = 'pending'`,
+      [[own, lookup]],
+    )
+    return rows[0]!.held === 0 ? rows[0]!.left : undefined
+  }, 60_000)
+  expect(leftWhenDue).toBeGreaterThan(0)
+  expect(await notesLeft()).toEqual([])
+})
