@@ -17,8 +17,12 @@ export interface ListenerDeps {
    * so nothing missed stays unsent.
    */
   wake: (reason: 'notification' | 'sweep', rowId?: string) => void
-  /** Called on sql/0116's notification: rows waiting for a mailbox's owed probe stayed locked at its end. */
-  owedRowsHeld?: () => void
+  /**
+   * Called on sql/0116's notification: rows waiting for a mailbox's owed probe stayed locked at its
+   * end. Required beside `wake`, so that no builder of a worker (serve, the test and bench engines)
+   * can leave its drainer deaf to it; a listener with no drainer says so with a no-op.
+   */
+  owedRowsHeld: () => void
   onEvent?: EngineEventHandler
   checkIntervalMs: number
   checkTimeoutMs?: number

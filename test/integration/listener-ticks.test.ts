@@ -68,6 +68,7 @@ test('a listening session keeps no promise per check interval (a session held fo
     log: silentLogger,
     clock,
     wake: () => {},
+    owedRowsHeld: () => {},
     checkIntervalMs: INTERVAL_MS,
     checkTimeoutMs: 5_000,
     mode: 'auto',
@@ -113,6 +114,7 @@ test('a listener reconnecting on a URL of its own keeps no promise per session (
     log: silentLogger,
     clock,
     wake: () => {},
+    owedRowsHeld: () => {},
     onEvent: (e) => {
       if (e.type === 'listener' && e.state === 'listening') listening.resolve()
     },

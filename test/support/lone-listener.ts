@@ -25,6 +25,7 @@ export function loneListener(url: string, o: Partial<ListenerDeps> = {}): LoneLi
     log: silentLogger,
     clock: systemClock,
     wake: () => {},
+    owedRowsHeld: () => {},
     onEvent: events.handler,
     checkIntervalMs: 600_000,
     checkTimeoutMs: 1000,
