@@ -1,12 +1,15 @@
-// Rows waiting for a mailbox's owed probe that another transaction holds locked as the owed state ends: each comes due once free, a lookup's row and in poll mode too.
+// Rows waiting for a mailbox's owed probe that another transaction holds locked as the owed state ends: each comes due once free, a lookup's row, in poll mode and under serve too.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { silentLogger } from '../../src/log.ts'
 import { heldOwedRowsDue } from '../../src/outbox/held-owed-rows.ts'
 import { owedLookupGiveBack } from '../../src/outbox/owed-give-back.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { serve } from '../../src/serve.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
-import { pollUntil } from '../support/events.ts'
+import { createEventLog, pollUntil } from '../support/events.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { stillNotDue } from '../support/still-not-due.ts'
 import { throughQueries } from '../support/through-queries.ts'
@@ -15,7 +18,7 @@ import { throughQueries } from '../support/through-queries.ts'
 setDefaultTimeout(60_000)
 
 const t = useTestDb({ resetEach: true })
-const { engines } = endedAfterEach()
+const { engines, closing } = endedAfterEach()
 /** The mailbox whose probe is owed (the old MAIL_FROM of a rolling deploy), and another sender. */
 const OLD = 'outbox@example.com'
 const NEW = 'outbox-next@example.com'
@@ -91,6 +94,30 @@ for (const which of ['alone', 'with a row naming the mailbox'] as const)
     expect(await stillNotDue(t, [own, lookup])).toEqual([])
     expect(await notesLeft()).toEqual([])
   })
+
+// serve builds its listeners before the schema check and its drainers after: the notification that
+// rows stayed locked must still reach the database's drainer (the test engine's wiring is not serve's).
+test("under serve, rows locked as the owed state ends come due once free: serve's listener hands the notification to its database's drainer", async () => {
+  const { own, lookup } = await waitingForOwedProbe()
+  const events = createEventLog()
+  const running = await serve(
+    loadConfig({
+      DATABASE_URL: t.url,
+      MAIL_TRANSPORT: 'discard',
+      MAIL_FROM: 'sender@example.com',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      // Long on purpose: only the notification brings the rows due within the test.
+      POLL_INTERVAL_SECONDS: '600',
+    }),
+    { role: 'worker', log: silentLogger, onEvent: events.handler },
+  )
+  closing.push(() => running.stop('test'))
+  await events.waitFor((e) => e.type === 'listener' && e.state === 'listening')
+  await endedWhileLocked([own, lookup])
+  expect(await stillNotDue(t, [own, lookup])).toEqual([])
+  expect(await notesLeft()).toEqual([])
+})
 
 test('LISTEN_MODE=poll: rows locked as the owed state ends, naming its mailbox or a lookup waiting for it, come due within about a poll interval once free', async () => {
   const { own, lookup } = await waitingForOwedProbe()
