@@ -19,6 +19,7 @@ import {
   ROW_PROBLEMS,
   V1_PROBLEMS,
 } from '../problem-responses.ts'
+import { noRowActionBody } from '../row-action-body.ts'
 import { selectDatabase } from '../select-database.ts'
 import { utf8JsonBody } from '../utf8-body.ts'
 
@@ -26,9 +27,23 @@ const conflict = problemResponse('The row is in a state that does not allow this
   'conflict',
 ])
 
+/**
+ * The document's body of a single-row action: none, or {}. A plain schema, not zod's: zod-openapi
+ * would validate it, refusing an empty body sent as application/json or as a form (curl -d '').
+ */
+const noBody = (action: 'cancel' | 'retry') => ({
+  required: false,
+  description: `None, or {}: any other body is a 400 (to ${action} by filter, POST /v1/outbox/${action})`,
+  content: {
+    'application/json': {
+      schema: { type: 'object' as const, maxProperties: 0, additionalProperties: false },
+    },
+  },
+})
+
 export function outboxActionRoutes(deps: ApiDeps) {
   const middleware = [requireScope('outbox:write'), selectDatabase(deps.databases)]
-  // The bulk routes read a JSON body (the single-row ones ignore one, whatever its bytes).
+  // The bulk routes read a JSON body; the single-row ones refuse any but none, an empty one or {}.
   const withBody = [...middleware, utf8JsonBody]
 
   const cancel = createRoute({
@@ -39,8 +54,8 @@ export function outboxActionRoutes(deps: ApiDeps) {
     summary:
       'Cancel a pending row (200), or ask the worker holding a sending row to cancel it (202)',
     security: BEARER_SECURITY,
-    middleware,
-    request: { params: IdParam, query: DbQuery },
+    middleware: [...middleware, noRowActionBody('cancel')],
+    request: { params: IdParam, query: DbQuery, body: noBody('cancel') },
     responses: {
       200: jsonResponse(OutboxItem, 'Cancelled'),
       202: jsonResponse(
@@ -65,8 +80,8 @@ export function outboxActionRoutes(deps: ApiDeps) {
     summary:
       'Requeue a failed or cancelled row: pending, due now or at its later sendAt, attempts reset (last error kept)',
     security: BEARER_SECURITY,
-    middleware,
-    request: { params: IdParam, query: DbQuery },
+    middleware: [...middleware, noRowActionBody('retry')],
+    request: { params: IdParam, query: DbQuery, body: noBody('retry') },
     responses: {
       200: jsonResponse(OutboxItem, 'Requeued'),
       ...V1_PROBLEMS,
