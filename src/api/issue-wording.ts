@@ -83,6 +83,38 @@ export function worded(issue: Issue, input: unknown): string {
   }
 }
 
+// A query value is quoted to this many characters (a URL may carry 15 KB): enough to recognise it.
+const GIVEN_CHARS = 60
+
+// The query parameters whose values are a closed set or a format: the value refused is quoted. A
+// text filter (tenant, dedupeKey, ...) is refused for what its message names (empty, U+0000), and
+// may hold what its client keeps private (a dedupe key made of an address): never quoted.
+const QUOTED_PARAMETERS = new Set([
+  'status',
+  'order',
+  'limit',
+  'createdFrom',
+  'createdTo',
+  'sentFrom',
+  'sentTo',
+])
+
+/**
+ * A query parameter's message with the value it refused: `status=a&status=b` is two problems,
+ * each naming its value, not one "must be one of ..." that says neither. Said only of a non-empty
+ * text value (a repeated parameter's array says its count; an unknown name is wrong whatever its value).
+ */
+export function withGivenValue(message: string, query: unknown, path: PropertyKey[]): string {
+  if (!QUOTED_PARAMETERS.has(String(path[0]))) return message
+  // A value given once that its schema made a list of one (status) is at the parameter itself.
+  const value = valueAt(query, path) ?? valueAt(query, path.slice(0, 1))
+  if (typeof value !== 'string' || value === '') return message
+  const chars = [...value]
+  if (chars.length <= GIVEN_CHARS) return `${message} (given ${JSON.stringify(value)})`
+  const head = JSON.stringify(chars.slice(0, GIVEN_CHARS).join('')).slice(0, -1)
+  return `${message} (given ${head}…", ${chars.length} characters)`
+}
+
 /** The value at an issue's path, when the path leads through objects and arrays to one. */
 function valueAt(input: unknown, path: PropertyKey[]): unknown {
   let at = input

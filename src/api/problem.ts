@@ -6,7 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
 import { AppError, type ErrorCode } from '../errors.ts'
 import type { AppEnv } from './context.ts'
-import { worded } from './issue-wording.ts'
+import { withGivenValue, worded } from './issue-wording.ts'
 import { STATUS, TITLE } from './problem-codes.ts'
 import { NUL_MESSAGE } from './storable-text.ts'
 import { closest } from './union-issues.ts'
@@ -183,9 +183,12 @@ export function validationHook(result: {
     .flatMap(eachUnknownKey)
     .map((i) => ({
       path: (flat ? i.path.slice(0, 1) : i.path).map(String).join('.') || '(root)',
-      message: worded(i, result.data),
+      message:
+        result.target === 'query' && !i.params?.parameterName
+          ? withGivenValue(worded(i, result.data), result.data, i.path)
+          : worded(i, result.data),
     }))
-    // Two values of one repeated parameter refused alike are one problem.
+    // Two values of one repeated parameter refused alike are one problem (a query's each say theirs).
     .filter((e) => {
       const key = JSON.stringify([e.path, e.message])
       if (said.has(key)) return false

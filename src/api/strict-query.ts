@@ -44,6 +44,8 @@ export function strictQuery<S extends z.ZodRawShape>(
         code: 'custom',
         path: [name],
         message: `is not a query parameter of this route (accepted: ${accepted})`,
+        // Its name is what is wrong: the problem does not quote its value (problem.ts).
+        params: { parameterName: true },
       })
     }
   })

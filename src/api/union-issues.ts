@@ -1,5 +1,11 @@
 // Which of a zod union's issues a validation problem names: the branch that got furthest into the value.
-type Issue = { path: PropertyKey[]; message: string; code?: string; errors?: Issue[][] }
+type Issue = {
+  path: PropertyKey[]
+  message: string
+  code?: string
+  errors?: Issue[][]
+  params?: Record<string, unknown>
+}
 
 /**
  * A union's issue said as the branch that got furthest into the value ({"address", "name": 5}: the

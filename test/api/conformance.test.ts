@@ -719,7 +719,7 @@ describe('parameters', () => {
       expect([limit, r.status, (r.body as { errors?: unknown[] }).errors]).toEqual([
         limit,
         400,
-        [{ path: 'limit', message: 'must be at most 200' }],
+        [{ path: 'limit', message: `must be at most 200 (given "${limit}")` }],
       ])
     }
   })

@@ -74,7 +74,7 @@ describe('a bound that is not a timestamp with a time zone', () => {
         errors: [
           {
             path: 'createdFrom',
-            message: 'must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z',
+            message: `must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z (given "${bound}")`,
           },
         ],
       })
@@ -110,7 +110,7 @@ describe('a window that ends where or before it starts', () => {
         [
           {
             path,
-            message: `must be later than ${from}: the window [${from}, ${path}) holds no row`,
+            message: `must be later than ${from}: the window [${from}, ${path}) holds no row (given "2030-01-01T00:00:00Z")`,
           },
         ],
       ])
@@ -178,7 +178,9 @@ describe('a bound Postgres has no instant for', () => {
     const issues = (r: { body: unknown }) =>
       (r.body as { errors?: { path: string; message: string }[] }).errors
     const message = 'its UTC offset must be from -15:59 to +15:59 (Postgres has none beyond)'
-    expect([list.status, issues(list)]).toEqual([400, [{ path: 'createdFrom', message }]])
+    // The list quotes the bound it refused; the bulk filter's path says which field of the body.
+    const quoted = `${message} (given "2030-01-01T00:00:00+16:00")`
+    expect([list.status, issues(list)]).toEqual([400, [{ path: 'createdFrom', message: quoted }]])
     expect([bulk.status, issues(bulk)]).toEqual([400, [{ path: 'filter.sentTo', message }]])
     // The widest offsets Postgres takes are bounds.
     await enqueueSql(s.t.pool)

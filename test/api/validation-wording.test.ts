@@ -20,14 +20,60 @@ const problemOf = (r: { status: number; body: unknown }) => {
 }
 
 describe('the problem document', () => {
-  test('?status=bogus names the parameter status, not status.0', async () => {
+  test('?status=bogus names the parameter status, not status.0, and the value refused', async () => {
     const r = await send(s.app, 'GET', '/v1/outbox?status=bogus', { token: s.tk })
     expect(problemOf(r)).toEqual({
       status: 400,
       type: 'urn:outbox-mailer:problem:validation_failed',
-      detail: `status: ${STATUSES}`,
-      errors: [{ path: 'status', message: STATUSES }],
+      detail: `status: ${STATUSES} (given "bogus")`,
+      errors: [{ path: 'status', message: `${STATUSES} (given "bogus")` }],
     })
+  })
+
+  test('each refused value of a repeated parameter is its own entry naming it; a valid one is not named', async () => {
+    const r = await send(s.app, 'GET', '/v1/outbox?status=a&status=pending&status=b', {
+      token: s.tk,
+    })
+    expect(problemOf(r).errors).toEqual([
+      { path: 'status', message: `${STATUSES} (given "a")` },
+      { path: 'status', message: `${STATUSES} (given "b")` },
+    ])
+  })
+
+  test('a query value refused is named beside its parameter; a long one cut, a name refused without its value', async () => {
+    const cases: [string, { path: string; message: string }[]][] = [
+      [
+        'limit=abc',
+        [{ path: 'limit', message: 'must be a whole number in decimal digits (given "abc")' }],
+      ],
+      ['limit=201', [{ path: 'limit', message: 'must be at most 200 (given "201")' }]],
+      ['order=asc', [{ path: 'order', message: 'must be one of newest, oldest (given "asc")' }]],
+      [
+        `tenant=${'x'.repeat(100)}&limit=0`,
+        [{ path: 'limit', message: 'must be at least 1 (given "0")' }],
+      ],
+      [
+        `createdFrom=${'y'.repeat(100)}`,
+        [
+          {
+            path: 'createdFrom',
+            message: `must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z (given "${'y'.repeat(60)}…", 100 characters)`,
+          },
+        ],
+      ],
+      // The name is what is wrong, and an empty value says nothing.
+      [
+        'limt=5',
+        [{ path: 'limt', message: expect.stringMatching(/is not a query parameter[^"]*$/) }],
+      ],
+      ['tenant=', [{ path: 'tenant', message: 'must not be empty' }]],
+      // Its values are the array it arrived as: the count says it.
+      ['limit=5&limit=6', [{ path: 'limit', message: 'takes one value, given 2' }]],
+    ]
+    for (const [query, errors] of cases) {
+      const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
+      expect([query, problemOf(r).errors]).toEqual([query, errors])
+    }
   })
 
   test('an empty Idempotency-Key says what a key is', async () => {
