@@ -30,6 +30,8 @@ interface CheckConfigOptions {
   now?: () => number
   /** Per network step; a pre-deploy check should fail fast rather than hang a pipeline. */
   timeoutMs?: number
+  /** The user the check runs as (process.geteuid()): root may write into MAIL_FILE_DIR whatever its modes. */
+  euid?: number
 }
 
 interface CheckConfigResult {
@@ -100,7 +102,7 @@ export async function checkConfig(
   checks.push(...describeSenders(config))
 
   if (role !== 'api' && config.transport === 'file') {
-    const r = checkFileDir(config.fileDir)
+    const r = checkFileDir(config.fileDir, o.euid)
     problems.push(...r.problems)
     checks.push(...r.checks)
   }

@@ -1,7 +1,7 @@
 // checkConfig: every problem named, no secret echoed, real databases and a strict fake Entra reached.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { redactor } from '../../src/check-config/redactor.ts'
@@ -279,9 +279,11 @@ describe('without --connect', () => {
           ],
         ])
       }
+      // As a user other than root, whatever user runs the test (root's own case is below).
       const fine = await checkConfig(env(join(dir, 'mail', 'out')), {
         connect: false,
         role: 'worker',
+        euid: 10001,
       })
       expect(fine).toMatchObject({ ok: true, problems: [] })
       expect(fine.checks).toContain(
@@ -289,6 +291,64 @@ describe('without --connect', () => {
       )
       // Nothing is made by the check itself.
       expect(await readdir(dir)).toEqual(['not-a-directory'])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('run as root, which may write anywhere, it does not say serve can write MAIL_FILE_DIR: it says who may', async () => {
+    // check-config in a container shell runs as root; serve as the image's uid 10001, which met
+    // EACCES on a directory of mode 0755 owned by root while check-config said "can be written".
+    const dir = await mkdtemp(join(tmpdir(), 'outbox-checkcfg-root-'))
+    try {
+      const noneButRoot = join(dir, 'none-but-root')
+      const anyone = join(dir, 'anyone')
+      const shared = join(dir, 'shared')
+      for (const [path, mode] of [
+        [noneButRoot, 0o555],
+        [anyone, 0o777],
+        [shared, 0o770],
+      ] as const) {
+        await mkdir(path)
+        await chmod(path, mode)
+      }
+      const check = (fileDir: string) =>
+        checkConfig(
+          {
+            DATABASE_URL: 'postgres://h/db',
+            MAIL_TRANSPORT: 'file',
+            MAIL_FROM: 'outbox@example.com',
+            MAIL_FILE_DIR: fileDir,
+          },
+          { connect: false, role: 'worker', euid: 0 },
+        )
+      const { uid, gid } = await stat(noneButRoot)
+      for (const [fileDir, at] of [
+        [noneButRoot, noneButRoot],
+        [join(noneButRoot, 'mail'), noneButRoot],
+      ] as const) {
+        const r = await check(fileDir)
+        const lines = r.checks.filter((l) => l.includes('MAIL_FILE_DIR'))
+        expect([fileDir, r.ok, lines]).toEqual([
+          fileDir,
+          true,
+          [
+            `warning: MAIL_FILE_DIR: only root may write into ${at} (owner uid ${uid}, group ${gid}, mode 0555); check-config runs as root, which may: a serve run as another user (the image's uid 10001) fails every row (file_write_failed)`,
+          ],
+        ])
+      }
+      const open = await check(join(anyone, 'out'))
+      expect(open.checks.filter((l) => l.includes('MAIL_FILE_DIR'))).toEqual([
+        `MAIL_FILE_DIR: ${join(anyone, 'out')} can be written (made in ${anyone} at the first mail; any user may write into it: mode 0777)`,
+      ])
+      // Owned by whoever runs the test: root as owner is no other user.
+      const who = uid === 0 ? `group ${gid}` : `uid ${uid} (its owner), group ${gid}`
+      const some = await check(shared)
+      expect(some.checks.filter((l) => l.includes('MAIL_FILE_DIR'))).toEqual([
+        `MAIL_FILE_DIR: ${shared} can be written by root, as check-config runs; not checked for the user serve runs as: ${who} may write into ${shared} (mode 0770)`,
+      ])
+      // Nothing is made by the check itself.
+      expect((await readdir(dir)).sort()).toEqual(['anyone', 'none-but-root', 'shared'])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
