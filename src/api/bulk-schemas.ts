@@ -2,8 +2,9 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
-import { OutboxId, TimeBound } from './outbox-schemas.ts'
+import { OutboxId } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
+import { TimeBound } from './time-bound.ts'
 import { windowsHoldTime } from './time-windows.ts'
 import { closedKeys } from './unknown-keys.ts'
 

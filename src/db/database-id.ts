@@ -1,5 +1,5 @@
 // This database's own id (mailer.database_identity, 0048): what its Graph messages carry so that no other database's are taken for them.
-import type { Queryable } from './statement-route.ts'
+import type { Queryable } from './queryable.ts'
 
 /**
  * The random uuid migrate made for this database (sql/0048), lower case. Two databases never share

@@ -1,5 +1,5 @@
 // The sessions holding (or queued for) a table lock on a table of schema mailer that a bounded read of ours gave up waiting for: named by pid, application_name and age, never their query.
-import type { Queryable } from './statement-route.ts'
+import type { Queryable } from './queryable.ts'
 
 /** lock_timeout's SQLSTATE: a statement gave up waiting for a lock. */
 export const LOCK_TIMEOUT_SQLSTATE = '55P03'

@@ -2,7 +2,7 @@
 import type pg from 'pg'
 import { type Applied, checksumOf, keepsOlderBinariesWorking } from './migration-plan.ts'
 import type { Migration } from './migrations.ts'
-import type { Queryable } from './statement-route.ts'
+import type { Queryable } from './queryable.ts'
 
 // Bootstraps the bookkeeping table; runs under the advisory lock so concurrent migrators do not race.
 export async function ensureMigrationsTable(client: pg.Client) {

@@ -1,7 +1,7 @@
 // Primes bounded by a lock timeout: a pool that primes a connection it opens at its first release, before lending it again, and a session's prime.
 import type pg from 'pg'
+import type { Queryable } from './queryable.ts'
 import { RetiringPool } from './read-only-server.ts'
-import type { Queryable } from './statement-route.ts'
 
 /**
  * How long a prime's statement waits for a table lock. Only DDL or maintenance conflicts with the

@@ -3,8 +3,8 @@ import { AppError } from '../errors.ts'
 import { compareMigrations, planMigrations } from './migration-plan.ts'
 import { readApplied, readAppliedAndWrites } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
+import type { Queryable } from './queryable.ts'
 import { isSchemaMissingSqlstate } from './sqlstate.ts'
-import type { Queryable } from './statement-route.ts'
 
 export type SchemaVerdict = 'current' | 'behind' | 'ahead' | 'missing' | 'edited'
 

@@ -1,6 +1,6 @@
 // Which database a connection reached, as the server tells it: two configured names that reach one are named together.
 import type { Logger } from '../log.ts'
-import type { Queryable } from './statement-route.ts'
+import type { Queryable } from './queryable.ts'
 
 /**
  * The cluster's system_identifier (made by initdb), the server's start time and the database's

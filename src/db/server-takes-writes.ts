@@ -1,5 +1,5 @@
 // Whether a server takes writes now: a hot standby, or a primary set read-only, refuses every write (SQLSTATE 25006).
-import type { Queryable } from './statement-route.ts'
+import type { Queryable } from './queryable.ts'
 
 /**
  * Whether a write on this connection would be refused as read-only (its session): on a hot standby

@@ -2,17 +2,10 @@
 import type { Kysely, PostgresDialectConfig, PostgresPoolClient } from 'kysely'
 import type pg from 'pg'
 import { monotonicNow, systemClock } from '../clock.ts'
+import type { Queryable } from './queryable.ts'
 import type { Database } from './schema.ts'
 import type { SharedSession } from './shared-session.ts'
 import { singleStatementDb } from './single-statement-db.ts'
-
-/** What can run one statement: a pool, a client, or the route. */
-export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    text: string,
-    values?: unknown[],
-  ): Promise<pg.QueryResult<R>>
-}
 
 export interface StatementRoute extends Queryable {
   /** Kysely for statements that run on their own (autocommit); beginning a transaction throws. */

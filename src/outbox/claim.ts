@@ -1,8 +1,8 @@
 // claimBatch: the statement that takes due rows (claim_batch; claim_notified or claim_past_paused when asked), with a fresh lease per row, in database time.
 import type { Kysely } from 'kysely'
+import type { Queryable } from '../db/queryable.ts'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
-import type { Queryable } from '../db/statement-route.ts'
 import { type LeaseTuple, parseClaim, toLease } from './claim-answer.ts'
 import { claimPastPaused } from './claim-past-paused.ts'
 import type { PauseLeftMs } from './endless-pause.ts'

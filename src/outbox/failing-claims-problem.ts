@@ -7,8 +7,8 @@ import {
   MODES_A_WRITE_WAITS_FOR,
   readLocksInTheWay,
 } from '../db/lock-in-the-way.ts'
+import type { Queryable } from '../db/queryable.ts'
 import { PERMISSION_DENIED_SQLSTATE, QUERY_CANCELED_SQLSTATE } from '../db/sqlstate.ts'
-import type { Queryable } from '../db/statement-route.ts'
 import type { ClaimsFailing } from './claim-failures.ts'
 
 /** Claims failing for this long make the database unready (a blip of a few retries does not). */

@@ -1,5 +1,5 @@
 // What the health monitor is given: the databases it probes (their drainer, listener and answers) and its limits.
-import type { Queryable } from '../db/statement-route.ts'
+import type { Queryable } from '../db/queryable.ts'
 import type { Drainer } from './drainer.ts'
 import type { ClaimsFailingWindows } from './failing-claims-problem.ts'
 import type { Listener } from './listener.ts'

@@ -1,7 +1,7 @@
 // What one database's listener is given: its URLs, its wake-up, its checks and the session it may share.
 import type { Clock } from '../clock.ts'
+import type { Queryable } from '../db/queryable.ts'
 import type { SharedSession } from '../db/shared-session.ts'
-import type { Queryable } from '../db/statement-route.ts'
 import type { Logger } from '../log.ts'
 import type { EngineEventHandler } from './events.ts'
 

@@ -1,7 +1,7 @@
 // Pickup primes: the statements a new session's first pickup runs, run once per session for no row.
 import type { PostgresDialectConfig } from 'kysely'
+import type { Queryable } from '../db/queryable.ts'
 import { singleStatementDb } from '../db/single-statement-db.ts'
-import type { Queryable } from '../db/statement-route.ts'
 import { primeNotifiedClaim } from './claim.ts'
 import { slotTakeStatement } from './send-slots.ts'
 import { primeLastCheck } from './start-send.ts'

@@ -1,8 +1,8 @@
 // startSends: the last check before a send: cancel and expiry are honoured, and the send is recorded as started.
 import type { Kysely } from 'kysely'
+import type { Queryable } from '../db/queryable.ts'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
-import type { Queryable } from '../db/statement-route.ts'
 import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
 
 export interface StartResult {

@@ -1,9 +1,9 @@
 // status's connection to one database: a pool of one, bounded by --timeout, prepared for nothing, and a Kysely over it whose transactions lend the migration reader pg's interface.
 import { CompiledQuery, Kysely, PostgresDialect, type Transaction } from 'kysely'
 import pg from 'pg'
+import type { Queryable } from '../db/queryable.ts'
 import type { Database } from '../db/schema.ts'
 import { SessionClient } from '../db/session-settings.ts'
-import type { Queryable } from '../db/statement-route.ts'
 
 const STATUS_APPLICATION_NAME = 'outbox-mailer:status'
 
