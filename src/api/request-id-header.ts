@@ -1,4 +1,4 @@
-// X-Request-Id: which incoming ids are echoed, and the header's declaration on every answer of the document.
+// X-Request-Id: which incoming ids are echoed, and the header's declaration on every request and answer of the document.
 import type { OpenApiDocument } from './head-operations.ts'
 
 export const REQUEST_ID_HEADER = 'X-Request-Id'
@@ -11,9 +11,20 @@ const COMPONENT = 'RequestId'
 // The keys of a path item that are operations (the others: summary, parameters, servers, …).
 const METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'])
 
+// The id a request may send: inline, as a client generator reads a header parameter.
+const SENT_ID = {
+  name: REQUEST_ID_HEADER,
+  in: 'header',
+  required: false,
+  description:
+    'A correlation id of your own, echoed on the answer when it is 1-128 of A-Z a-z 0-9 . _ : - (otherwise a generated UUID answers)',
+  schema: { type: 'string', example: 'order-7-attempt-1' },
+}
+
 /**
  * The document with X-Request-Id on every response of every operation (one component, referenced):
- * requestContext sets it on every answer, a 2xx or a problem, before any route runs.
+ * requestContext sets it on every answer, a 2xx or a problem, before any route runs; and as each
+ * operation's optional header parameter, the id it echoes.
  */
 export function withRequestIdHeader(doc: OpenApiDocument): OpenApiDocument {
   if (!doc.paths) return doc
@@ -23,13 +34,14 @@ export function withRequestIdHeader(doc: OpenApiDocument): OpenApiDocument {
     const next: Record<string, unknown> = { ...item }
     for (const [key, op] of Object.entries(item)) {
       if (!METHODS.has(key)) continue
-      const operation = op as { responses?: Record<string, unknown> }
+      const operation = op as { responses?: Record<string, unknown>; parameters?: unknown[] }
       const responses: Record<string, unknown> = {}
       for (const [status, res] of Object.entries(operation.responses ?? {})) {
         const r = res as { headers?: Record<string, unknown> }
         responses[status] = { ...r, headers: { ...r.headers, [REQUEST_ID_HEADER]: ref } }
       }
-      next[key] = { ...operation, responses }
+      const parameters = [...(operation.parameters ?? []), SENT_ID]
+      next[key] = { ...operation, parameters, responses }
     }
     paths[path] = next
   }

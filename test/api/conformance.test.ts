@@ -163,6 +163,31 @@ describe('the document and the app agree', () => {
     }
   })
 
+  test('what README promises beyond the operations is in the document: 404 and 405 for what no route serves, X-Request-Id sent, the oldest-first 503', () => {
+    const about = (doc as unknown as { info: { description: string } }).info.description
+    for (const said of [
+      '404 not_found',
+      '405 method_not_allowed',
+      'Allow header',
+      '/openapi.json',
+      '/docs',
+    ])
+      expect([said, about.includes(said)]).toEqual([said, true])
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const sent = (op.parameters ?? []).filter((p) => p.name === 'X-Request-Id')
+        expect([method, path, sent]).toEqual([
+          method,
+          path,
+          [expect.objectContaining({ in: 'header', required: false })],
+        ])
+      }
+    }
+    // A page oldest first waiting out an open writer: 503 database_unavailable with Retry-After 1.
+    const list = doc.paths['/v1/outbox']!.get!.responses['503'] as { description: string }
+    expect(list.description).toContain('oldest first')
+  })
+
   test('every route the app serves is documented, and every documented operation is served', () => {
     // Hono serves HEAD wherever GET is, as the GET without the body.
     const served = app.routes
@@ -757,12 +782,17 @@ describe('parameters', () => {
       limit: '5',
       cursor: (page.body as { nextCursor: string }).nextCursor,
       'idempotency-key': 'declared-header',
+      'X-Request-Id': 'declared-request-id',
     }
-    for (const [key, s] of Object.entries(samples(id))) {
+    for (const key of Object.keys(samples(id))) {
       const [method, path] = key.split(' ') as [string, string]
       const op = doc.paths[path]![method.toLowerCase()]!
       for (const p of op.parameters ?? []) {
         if (p.in === 'path') continue
+        // A row of its own per request: a row's action, asked twice, is a 409 the second time.
+        const row = await enqueueSql(t.pool)
+        if (path.endsWith('/retry')) await setState(t.pool, row, 'cancelled')
+        const s = samples(row)[key]!
         const value = values[p.name] ?? String(p.schema?.example ?? '')
         expect([key, p.name, value]).not.toContain('')
         const url =

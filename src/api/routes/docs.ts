@@ -62,7 +62,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, deps: ApiDeps) {
       title: 'outbox-mailer',
       version: deps.version,
       description:
-        'Inspect and steer the e-mail outbox (mailer.email_outbox). Errors are application/problem+json. With several databases, /v1 routes take ?db=NAME.',
+        'Inspect and steer the e-mail outbox (mailer.email_outbox). Errors are application/problem+json. With several databases, /v1 routes take ?db=NAME. Besides the operations below: a path no route serves is a 404 not_found (one served without the trailing slash it was asked with names that path); a method a path does not serve is a 405 method_not_allowed whose Allow header lists the methods it does (under /v1, after the token is checked); this document is served at /openapi.json and the interactive docs at /docs, both without a token.',
     },
     tags: [
       { name: 'outbox', description: 'Rows, enqueue, cancel, retry, stats' },

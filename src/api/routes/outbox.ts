@@ -43,6 +43,10 @@ export function outboxRoutes(deps: ApiDeps) {
         'One page (maybe short, even empty, while nextCursor is not null); pass nextCursor as ?cursor=',
       ),
       ...V1_PROBLEMS,
+      503: {
+        ...V1_PROBLEMS[503],
+        description: `${V1_PROBLEMS[503].description}; or, oldest first (order=oldest), a transaction writing outbox rows has stayed open past 2 s, which the page waits for so as not to pass a row it may still commit (database_unavailable, Retry-After 1: repeat it, or list newest first)`,
+      },
     },
   })
 
