@@ -101,18 +101,25 @@ const QUOTED_PARAMETERS = new Set([
 
 /**
  * A query parameter's message with the value it refused: `status=a&status=b` is two problems,
- * each naming its value, not one "must be one of ..." that says neither. Said only of a non-empty
- * text value (a repeated parameter's array says its count; an unknown name is wrong whatever its value).
+ * each naming its value, not one "must be one of ..." that says neither; a parameter of one value
+ * given several times quotes them, in order. An empty value and an unknown name (wrong whatever its
+ * value) are not quoted.
  */
 export function withGivenValue(message: string, query: unknown, path: PropertyKey[]): string {
   if (!QUOTED_PARAMETERS.has(String(path[0]))) return message
   // A value given once that its schema made a list of one (status) is at the parameter itself.
   const value = valueAt(query, path) ?? valueAt(query, path.slice(0, 1))
+  if (Array.isArray(value)) return `${message} (${value.map(quoted).join(', ')})`
   if (typeof value !== 'string' || value === '') return message
-  const chars = [...value]
-  if (chars.length <= GIVEN_CHARS) return `${message} (given ${JSON.stringify(value)})`
+  return `${message} (given ${quoted(value)})`
+}
+
+/** A value as JSON text, past GIVEN_CHARS characters cut and its length said. */
+function quoted(value: unknown): string {
+  const chars = [...String(value)]
+  if (chars.length <= GIVEN_CHARS) return JSON.stringify(String(value))
   const head = JSON.stringify(chars.slice(0, GIVEN_CHARS).join('')).slice(0, -1)
-  return `${message} (given ${head}…", ${chars.length} characters)`
+  return `${head}…", ${chars.length} characters`
 }
 
 /** The value at an issue's path, when the path leads through objects and arrays to one. */

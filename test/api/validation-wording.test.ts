@@ -67,8 +67,14 @@ describe('the problem document', () => {
         [{ path: 'limt', message: expect.stringMatching(/is not a query parameter[^"]*$/) }],
       ],
       ['tenant=', [{ path: 'tenant', message: 'must not be empty' }]],
-      // Its values are the array it arrived as: the count says it.
-      ['limit=5&limit=6', [{ path: 'limit', message: 'takes one value, given 2' }]],
+      // Given twice: the values are quoted in the order given, so the client sees which it sent.
+      ['limit=5&limit=abc', [{ path: 'limit', message: 'takes one value, given 2 ("5", "abc")' }]],
+      [
+        'order=newest&order=oldest&order=x',
+        [{ path: 'order', message: 'takes one value, given 3 ("newest", "oldest", "x")' }],
+      ],
+      // A text filter's values are not quoted, repeated or not.
+      ['tenant=a&tenant=b', [{ path: 'tenant', message: 'takes one value, given 2' }]],
     ]
     for (const [query, errors] of cases) {
       const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
