@@ -89,6 +89,7 @@ import m0116 from '../../sql/0116_owed_probe_end_notes_rows_left_locked.sql' wit
 import m0117 from '../../sql/0117_send_slot_holder_lock.sql' with { type: 'text' }
 import m0129 from '../../sql/0129_send_slot_holder_lock_gone.sql' with { type: 'text' }
 import m0133 from '../../sql/0133_owed_probe_takes_rows_held_for_it.sql' with { type: 'text' }
+import m0135 from '../../sql/0135_header_refusal_reads_header_fields_only.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -183,6 +184,7 @@ export const migrations: readonly Migration[] = [
   { version: 117, name: '0117_send_slot_holder_lock', sql: m0117 },
   { version: 129, name: '0129_send_slot_holder_lock_gone', sql: m0129 },
   { version: 133, name: '0133_owed_probe_takes_rows_held_for_it', sql: m0133 },
+  { version: 135, name: '0135_header_refusal_reads_header_fields_only', sql: m0135 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -285,6 +285,73 @@ describe('a header Exchange Online refuses, or takes as another', () => {
     ).toStartWith('mailer: message has a header of at least ')
     expect(await count()).toBe(1)
   })
+
+  test("0135's header_refusal (the header fields only) answers as 0087's, beside large bodies and attachments", async () => {
+    // 0087's header_refusal beside today's, under another name, in this session alone.
+    const sql = readFileSync(
+      join(ROOT, 'sql/0087_replay_answered_before_header_refusals.sql'),
+      'utf8',
+    )
+    const from = sql.indexOf('create function mailer.header_refusal(')
+    const created = sql.slice(from, sql.indexOf('$$;', from) + 3)
+    const c = await t.pool.connect()
+    await c.query(created.replace('mailer.header_refusal(', 'pg_temp.header_refusal_0087('))
+    const answer = async (fn: string, message: unknown) =>
+      (
+        await c.query(`select ${fn}(mailer.normalize_message($1::jsonb, false)) as r`, [
+          JSON.stringify(message),
+        ])
+      ).rows[0].r
+    // Names near the 256 KB bound, headers alike but for case, and bodies or attachments that
+    // alone take the jsonb past it (every such message calls header_refusal).
+    const name = fc.constantFrom(0, 1_000, 130_000, 262_000, 262_200).map((n) => 'n'.repeat(n))
+    const header = fc.constantFrom('X-Foo', 'x-foo', 'X-Bar', 'X-FOO')
+    const bulk = fc.constantFrom(0, 300_000).map((n) => 'b'.repeat(n))
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          name,
+          name,
+          fc.uniqueArray(header, { maxLength: 3 }),
+          fc.constantFrom('text', 'html', 'attachments'),
+          bulk,
+          async (toName, ccName, names, where, big) => {
+            const message = {
+              ...ok,
+              to: { address: 'a@example.com', name: toName },
+              cc: [{ address: 'c@example.com', name: ccName }],
+              ...(names.length ? { headers: Object.fromEntries(names.map((h) => [h, 'v'])) } : {}),
+              ...(where === 'attachments'
+                ? {
+                    attachments: [
+                      { filename: 'a', contentBase64: Buffer.from(big).toString('base64') },
+                    ],
+                  }
+                : { [where]: big || 'x' }),
+            }
+            const now = await answer('mailer.header_refusal', message)
+            const before = await answer('pg_temp.header_refusal_0087', message)
+            expect([toName.length, ccName.length, names, where, big.length, now]).toEqual([
+              toName.length,
+              ccName.length,
+              names,
+              where,
+              big.length,
+              before,
+            ])
+          },
+        ),
+        { numRuns: 40, seed: 46 },
+      )
+      // Both refusals met at least once among the draws above, and beside a large body.
+      const over = { ...ok, to: { address: 'a@example.com', name: 'n'.repeat(262_200) } }
+      expect(
+        (await answer('mailer.header_refusal', { ...over, text: 'b'.repeat(1_000_000) }))?.[0],
+      ).toBe('message')
+    } finally {
+      c.release(true)
+    }
+  })
 })
 
 describe('a request taken before 0086, repeated under its dedupeKey', () => {

@@ -445,6 +445,11 @@ describe('migrate', () => {
         '0133_owed_probe_takes_rows_held_for_it',
         'bc857298636ed8cf9b4e9764afa2a85615345d0cb04b887f4d80376969b20737',
       ],
+      [
+        135,
+        '0135_header_refusal_reads_header_fields_only',
+        '2d4ba0bcfca3b21ed3020bb2814ddb944a821c6ccc9b0e110a472f4f66d22758',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -584,7 +589,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117, 129, 133,
+        112, 116, 117, 129, 133, 135,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -666,9 +671,10 @@ describe('migrate', () => {
         { version: 117, c: true },
         { version: 129, c: true },
         { version: 133, c: true },
+        { version: 135, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0133 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0135 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -677,7 +683,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 117, 129, 133, 1000,
+          107, 109, 112, 116, 117, 129, 133, 135, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -940,7 +946,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117, 129, 133,
+      112, 116, 117, 129, 133, 135,
     ])
     const { rows } = await adminQuery(
       url,
