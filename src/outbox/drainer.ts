@@ -173,7 +173,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
     owedRowsHeld: () => heldOwedRows.held(),
     async stop(graceMs) {
       const startedAt = monotonicNow(d.clock)
-      settle.stopBegan()
+      // Outcomes still to come: the leases whose delivery has not handed its outcome over yet.
+      settle.stopBegan(() => heldLeases.unsent.size > 0)
+      d.gate.stopBegan?.()
       stopping.abort()
       wakeUp?.()
       due.clear()

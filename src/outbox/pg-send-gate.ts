@@ -171,6 +171,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       await pauseMailbox(o.db, { mailbox: key(mailbox), ms })
       o.log.info('mailbox paused after a provider throttle', { pauseMs: Math.round(ms) })
     },
+    stopBegan: () => slots.stopBegan(),
     close: () => slots.close(),
   }
 }

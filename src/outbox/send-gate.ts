@@ -79,6 +79,8 @@ export interface SendGate {
    * may ask now. Unset: nothing holds a mailbox back (file, discard).
    */
   heldFor?(mailbox: string, rowId: string): Promise<MailboxPaused | null>
+  /** The worker's stop began: slots given back from now on are freed together while sends still run (stop-gather.ts). */
+  stopBegan?(): void
   /** Gives back whatever the gate still holds once no send will ask again (worker stop). */
   close?(): Promise<void>
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../log.ts'
 import { nextBatch, type QueuedSettlement } from './settle-batch.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { isDatabaseUnavailable } from './statement-timeout.ts'
+import type { StopGather } from './stop-gather.ts'
 
 export interface SettleQueue {
   /**
@@ -60,6 +61,8 @@ export function createSettleQueue(d: {
    * retried until it succeeds or a stop's deadline passes.
    */
   giveUpAfterMs: number
+  /** During a stop, each batch waits for the outcomes still to come (stop-gather.ts). */
+  gather?: StopGather
 }): RecordingQueue {
   const queue: QueuedSettlement[] = []
   // Pushed and not answered yet; and those answered null because their write was given up.
@@ -179,7 +182,10 @@ export function createSettleQueue(d: {
     flushing ??= (async () => {
       // Let sends that finish in the same tick join this batch.
       await new Promise<void>((r) => setImmediate(r))
-      while (queue.length > 0) await writeWithRetry(nextBatch(queue))
+      while (queue.length > 0) {
+        await d.gather?.wait()
+        await writeWithRetry(nextBatch(queue))
+      }
     })().finally(() => {
       flushing = null
       if (queue.length > 0) void flush()
@@ -200,6 +206,7 @@ export function createSettleQueue(d: {
         }
         open.add(p)
         queue.push(p)
+        d.gather?.added()
         void flush()
       })
     },

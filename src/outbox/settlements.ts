@@ -8,6 +8,7 @@ import { markSent } from './mark-sent.ts'
 import { settleLeases } from './settle.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
+import { createStopGather } from './stop-gather.ts'
 
 export interface Settlements extends SettleQueue {
   /**
@@ -15,8 +16,12 @@ export interface Settlements extends SettleQueue {
    * or found lost since stopBegan()): each may be sent again once its row is reclaimed.
    */
   unrecordedSends(): string[]
-  /** From now on, an accepted send whose lease is found lost counts among unrecordedSends (settle-queue.ts countLostFromNow). */
-  stopBegan(): void
+  /**
+   * From now on, an accepted send whose lease is found lost counts among unrecordedSends
+   * (settle-queue.ts countLostFromNow), and each batch waits while `more()` says outcomes are still
+   * to come (stop-gather.ts).
+   */
+  stopBegan(more: () => boolean): void
 }
 
 /**
@@ -30,6 +35,8 @@ export function createSettlements(d: {
   clock: Clock
   log: Logger
 }): Settlements {
+  // One for both queues: an outcome of either kind may be the last one to come.
+  const gather = createStopGather(d.clock)
   const queue = (write: (items: SettleItem[]) => Promise<SettledRow[]>) =>
     createSettleQueue({
       write,
@@ -37,6 +44,7 @@ export function createSettlements(d: {
       log: d.log,
       // Past half the lease, the lease expires first and reclaim takes over.
       giveUpAfterMs: (d.config.leaseSeconds * 1000) / 2,
+      gather,
     })
   const sent = queue(async (items) => {
     const { sent, busy } = await markSent(d.db, items, d.workerId)
@@ -65,6 +73,9 @@ export function createSettlements(d: {
       others.giveUpBy(deadline)
     },
     unrecordedSends: () => sent.unrecorded(),
-    stopBegan: () => sent.countLostFromNow(),
+    stopBegan: (more) => {
+      sent.countLostFromNow()
+      gather.began(more)
+    },
   }
 }

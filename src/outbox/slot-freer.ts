@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts'
 import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
 import { freeSlots } from './send-slots.ts'
+import type { StopGather } from './stop-gather.ts'
 
 // A failed free is tried again after this long, doubling up to the most.
 const RETRY_FIRST_MS = 50
@@ -21,6 +22,8 @@ export function createSlotFreer(o: {
   clock: Clock
   log: Logger
   ttlMs: number
+  /** During a stop, each free waits for the slots still in use (stop-gather.ts). */
+  gather?: StopGather
 }) {
   const toFree: HeldSlot[] = []
   let freeing: Promise<void> | null = null
@@ -30,6 +33,7 @@ export function createSlotFreer(o: {
   async function run() {
     let delay = RETRY_FIRST_MS
     while (toFree.length > 0) {
+      await o.gather?.wait()
       const batch = toFree.splice(0)
       try {
         await freeSlots(o.db, batch)
@@ -68,6 +72,7 @@ export function createSlotFreer(o: {
     free(slots: HeldSlot[]) {
       if (slots.length === 0) return
       toFree.push(...slots)
+      o.gather?.added()
       start()
     },
     /** Stops retrying: what is queued or given later is tried once more. Resolves when done. */

@@ -9,6 +9,7 @@ import type { SendPermit } from './send-gate.ts'
 import { createSlotFreer } from './slot-freer.ts'
 import { createSlotRenewal } from './slot-renewal.ts'
 import { createSlotTaker } from './slot-taker.ts'
+import { createStopGather } from './stop-gather.ts'
 
 interface SlotKeeperOptions {
   db: Kysely<Database>
@@ -61,7 +62,9 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
   const inUse = new Set<HeldSlot>()
   const reusable = (h: HeldSlot) => !closed && monotonicNow(o.clock) - h.takenAt < o.reuseMs
 
-  const freer = createSlotFreer(o)
+  // During a stop, a free waits for the slots of the sends still running (stop-gather.ts).
+  const gather = createStopGather(o.clock)
+  const freer = createSlotFreer({ ...o, gather })
   const free = (slots: HeldSlot[]) => freer.free(slots)
   const renewal = createSlotRenewal({ ...o, inUse, closed: () => closed })
 
@@ -124,6 +127,10 @@ export function createSlotKeeper(o: SlotKeeperOptions) {
         waiting.push(w)
         void taker.take()
       })
+    },
+    /** The worker's stop began: a free waits, briefly, while sends still hold slots. */
+    stopBegan() {
+      gather.began(() => inUse.size > 0)
     },
     /**
      * Frees every parked slot now and waits for the frees; later give-backs free at once. A take

@@ -1,0 +1,64 @@
+// A stop's gathering (stop-gather.ts) in the settle queue: the outcomes of the sends still running go in one write, and one that never comes holds the others only STOP_GATHER_MS.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { monotonicNow, systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import type { SettleItem } from '../../src/outbox/settle-item.ts'
+import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
+import { createStopGather, STOP_GATHER_MS } from '../../src/outbox/stop-gather.ts'
+import { sleepSteppedClock } from '../support/sleep-stepped-clock.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const sent = (id: string): SettleItem => ({
+  id,
+  token: crypto.randomUUID(),
+  settlement: { kind: 'sent' },
+  startedAt: null,
+})
+
+function recordingQueue(clock = systemClock) {
+  const writes: { ids: string[]; at: number }[] = []
+  const gather = createStopGather(clock)
+  const queue = createSettleQueue({
+    write: async (items) => {
+      writes.push({ ids: items.map((i) => i.id), at: monotonicNow(clock) })
+      return items.map((i) => ({ id: i.id, status: 'sent', outcome: 'sent', code: null }))
+    },
+    clock,
+    log: silentLogger,
+    giveUpAfterMs: 60_000,
+    gather,
+  })
+  return { writes, gather, queue }
+}
+
+test('during a stop, the outcomes of the sends still running go in one write once the last has come', async () => {
+  const { writes, gather, queue } = recordingQueue()
+  let toCome = 3
+  gather.began(() => toCome > 0)
+  const pushed = ['1', '2', '3'].map(async (id, i) => {
+    // Each send ends a turn after the one before it, as a batch of sends answered apart does.
+    for (let n = 0; n < i; n++) await new Promise((r) => setImmediate(r))
+    toCome -= 1
+    return queue.push(sent(id))
+  })
+  await Promise.all(pushed)
+  await queue.idle()
+  expect(writes.map((w) => w.ids)).toEqual([['1', '2', '3']])
+})
+
+test('before a stop, a write goes at once; during one, an outcome that never comes holds the others STOP_GATHER_MS, no longer', async () => {
+  const { c, clock } = sleepSteppedClock()
+  const { writes, gather, queue } = recordingQueue(clock)
+  await queue.push(sent('before'))
+  gather.began(() => true)
+  const from = c.mono
+  await Promise.all([queue.push(sent('1')), queue.push(sent('2'))])
+  expect(
+    writes.map((w) => ({ ids: w.ids, waitedMs: w.at - (w.ids[0] === 'before' ? w.at : from) })),
+  ).toEqual([
+    { ids: ['before'], waitedMs: 0 },
+    { ids: ['1', '2'], waitedMs: STOP_GATHER_MS },
+  ])
+})
