@@ -9,10 +9,13 @@ import type { Sender } from './outbox/sender.ts'
 /** `serve --role`: config decides by it which settings are needed, serve what it starts. */
 export type Role = ServeRole
 
+/** Per database with any: the first UNRECORDED_NAMED named (outbox/unrecorded-ids.ts), `more` counting the rest. */
+export type UnrecordedSends = { db: string; ids: string[]; more?: number }[]
+
 export interface Running {
   stop(reason: string): Promise<void>
   /** Per database, the sends the provider accepted whose outcome is not recorded (none: omitted). */
-  unrecordedSends(): { db: string; ids: string[] }[]
+  unrecordedSends(): UnrecordedSends
   port: number | null
   drainers: Map<string, Drainer>
   listeners: Map<string, Listener>

@@ -3,12 +3,16 @@ import type { DbHandle } from './db/open.ts'
 import type { Logger } from './log.ts'
 import type { Drainer } from './outbox/drainer.ts'
 import type { Listener } from './outbox/listener.ts'
+import type { UnrecordedSends } from './serve-options.ts'
 
-/** Per database, the sends the provider accepted whose outcome is not recorded. */
-export function unrecordedSendsOf(drainers: ReadonlyMap<string, Drainer>) {
+/**
+ * Per database, the sends the provider accepted whose outcome is not recorded: the first
+ * UNRECORDED_NAMED named, `more` counting the rest (only when there are).
+ */
+export function unrecordedSendsOf(drainers: ReadonlyMap<string, Drainer>): UnrecordedSends {
   return [...drainers].flatMap(([db, d]) => {
-    const ids = d.unrecordedSends()
-    return ids.length === 0 ? [] : [{ db, ids }]
+    const { ids, more } = d.unrecordedSends()
+    return ids.length + more === 0 ? [] : [{ db, ids, ...(more > 0 && { more }) }]
   })
 }
 

@@ -12,6 +12,7 @@ import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
+import type { UnrecordedIds } from './unrecorded-ids.ts'
 import { createWakeNews } from './wake-news.ts'
 import { createWakeTimers } from './wake-timers.ts'
 import { createWorkerRegistration } from './worker-registration.ts'
@@ -25,7 +26,7 @@ export interface Drainer {
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
   /** Sends the provider accepted whose outcome is not recorded (settlements.ts): each goes again once its lease is reclaimed. */
-  unrecordedSends(): string[]
+  unrecordedSends(): UnrecordedIds
   status(): DrainerStatus
 }
 

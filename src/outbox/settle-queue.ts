@@ -6,6 +6,12 @@ import { nextBatch, type QueuedSettlement } from './settle-batch.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { isDatabaseUnavailable } from './statement-timeout.ts'
 import type { StopGather } from './stop-gather.ts'
+import {
+  createIdTally,
+  UNRECORDED_NAMED,
+  type UnrecordedIds,
+  unrecordedOf,
+} from './unrecorded-ids.ts'
 
 export interface SettleQueue {
   /**
@@ -28,10 +34,11 @@ export interface SettleQueue {
 /** A queue that can say, as a stop ends, which of its outcomes it has not written. */
 export interface RecordingQueue extends SettleQueue {
   /**
-   * Ids of the outcomes pushed and not written: given up, still on their way, or found lost (the
-   * row's lease another's by then) since countLostFromNow().
+   * The outcomes pushed and not written: given up, found lost (the row's lease another's by then)
+   * since countLostFromNow(), or still on their way. A process's life long: the first
+   * UNRECORDED_NAMED named, the rest counted.
    */
-  unrecorded(): string[]
+  unrecorded(): UnrecordedIds
   /**
    * A stop began: from now on an outcome whose write finds its lease lost counts as unrecorded, its
    * row taken by another worker that may send it again. One found lost before was logged then (and
@@ -67,11 +74,11 @@ export function createSettleQueue(d: {
   const queue: QueuedSettlement[] = []
   // Pushed and not answered yet; and those answered null because their write was given up.
   const open = new Set<QueuedSettlement>()
-  const givenUp: string[] = []
+  const givenUp = createIdTally()
   let countingLost = false
-  const lost: string[] = []
+  const lost = createIdTally()
   const giveUp = (p: QueuedSettlement) => {
-    givenUp.push(p.item.id)
+    givenUp.add(p.item.id)
     p.done(null)
   }
   let flushing: Promise<void> | null = null
@@ -133,7 +140,7 @@ export function createSettleQueue(d: {
           if (row?.outcome === BUSY_OUTCOME)
             park(p, Math.min(BUSY_FIRST_MS * 2 ** p.busy++, BUSY_MAX_MS))
           else {
-            if (row === null && countingLost) lost.push(p.item.id)
+            if (row === null && countingLost) lost.add(p.item.id)
             p.done(row)
           }
         }
@@ -219,7 +226,12 @@ export function createSettleQueue(d: {
     giveUpBy(deadline) {
       stopDeadline = Math.min(stopDeadline, deadline)
     },
-    unrecorded: () => [...givenUp, ...lost, ...[...open].map((p) => p.item.id)],
+    unrecorded: () =>
+      unrecordedOf([
+        { ids: givenUp.ids(), count: givenUp.count() },
+        { ids: lost.ids(), count: lost.count() },
+        { ids: [...open].slice(0, UNRECORDED_NAMED).map((p) => p.item.id), count: open.size },
+      ]),
     countLostFromNow() {
       countingLost = true
     },

@@ -9,13 +9,14 @@ import { settleLeases } from './settle.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { createSettleQueue, type SettleQueue } from './settle-queue.ts'
 import { createStopGather } from './stop-gather.ts'
+import type { UnrecordedIds } from './unrecorded-ids.ts'
 
 export interface Settlements extends SettleQueue {
   /**
    * Ids of sends the provider accepted whose outcome is not recorded (given up, still being written,
    * or found lost since stopBegan()): each may be sent again once its row is reclaimed.
    */
-  unrecordedSends(): string[]
+  unrecordedSends(): UnrecordedIds
   /**
    * From now on, an accepted send whose lease is found lost counts among unrecordedSends
    * (settle-queue.ts countLostFromNow), and each batch waits while `more()` says outcomes are still
