@@ -136,6 +136,10 @@ export async function runUntilSignalled(
   process.on('SIGINT', () => onSignal('SIGINT'))
   process.on('SIGHUP', () => onSignal('SIGHUP'))
   running = await serve(config, o)
+  // Invariant: a stop asked during the start begins here, in the turn the drainers started in
+  // (serve.ts awaits nothing after startDrainers), before any of their statements can answer: no
+  // outcome is written, nor a lease found lost, between the signal and the stop's counting of those
+  // (settlements.ts stopBegan), so none is missed from the stop's `unrecorded`.
   if (asked !== null) stop(running, asked)
   return new Promise<never>(() => {})
 }

@@ -98,6 +98,8 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       certificate = transport.certificate
       startDrainers(config, worker, handles, transport, listeners, drainers, onEvent, log)
     }
+    // Nothing from here to serve's return awaits: a stop asked during the start begins in this
+    // turn (run-until-signalled.ts), before a drainer's first statement answers.
     const health = createHealthMonitor({
       databases: handles.map((h) => ({
         name: h.name,
