@@ -2,18 +2,11 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
-import type { SettleItem } from '../../src/outbox/settle-item.ts'
 import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
+import { sentItem } from '../support/sent-settle-item.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-
-const sent = (id: string): SettleItem => ({
-  id,
-  token: crypto.randomUUID(),
-  settlement: { kind: 'sent' },
-  startedAt: null,
-})
 
 test('outcomes given up and found lost, a process’s life long: the first 100 named, the rest counted', async () => {
   let lostNow = false
@@ -29,11 +22,11 @@ test('outcomes given up and found lost, a process’s life long: the first 100 n
     giveUpAfterMs: 0,
   })
   const givenUp = Array.from({ length: 150 }, (_, i) => `g${i}`)
-  await Promise.all(givenUp.map((id) => queue.push(sent(id))))
+  await Promise.all(givenUp.map((id) => queue.push(sentItem(id))))
   lostNow = true
   queue.countLostFromNow()
   const lost = Array.from({ length: 30 }, (_, i) => `l${i}`)
-  await Promise.all(lost.map((id) => queue.push(sent(id))))
+  await Promise.all(lost.map((id) => queue.push(sentItem(id))))
   await queue.idle()
   // None is said recorded: what is not named is counted.
   expect(queue.unrecorded()).toEqual({ ids: givenUp.slice(0, 100), more: 80 })

@@ -2,20 +2,13 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { monotonicNow, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
-import type { SettleItem } from '../../src/outbox/settle-item.ts'
 import { createSettleQueue } from '../../src/outbox/settle-queue.ts'
 import { createStopGather, STOP_GATHER_MS } from '../../src/outbox/stop-gather.ts'
+import { sentItem } from '../support/sent-settle-item.ts'
 import { sleepSteppedClock } from '../support/sleep-stepped-clock.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
-
-const sent = (id: string): SettleItem => ({
-  id,
-  token: crypto.randomUUID(),
-  settlement: { kind: 'sent' },
-  startedAt: null,
-})
 
 function recordingQueue(clock = systemClock) {
   const writes: { ids: string[]; at: number }[] = []
@@ -41,7 +34,7 @@ test('during a stop, the outcomes of the sends still running go in one write onc
     // Each send ends a turn after the one before it, as a batch of sends answered apart does.
     for (let n = 0; n < i; n++) await new Promise((r) => setImmediate(r))
     toCome -= 1
-    return queue.push(sent(id))
+    return queue.push(sentItem(id))
   })
   await Promise.all(pushed)
   await queue.idle()
@@ -51,10 +44,10 @@ test('during a stop, the outcomes of the sends still running go in one write onc
 test('before a stop, a write goes at once; during one, an outcome that never comes holds the others STOP_GATHER_MS, no longer', async () => {
   const { c, clock } = sleepSteppedClock()
   const { writes, gather, queue } = recordingQueue(clock)
-  await queue.push(sent('before'))
+  await queue.push(sentItem('before'))
   gather.began(() => true)
   const from = c.mono
-  await Promise.all([queue.push(sent('1')), queue.push(sent('2'))])
+  await Promise.all([queue.push(sentItem('1')), queue.push(sentItem('2'))])
   expect(
     writes.map((w) => ({ ids: w.ids, waitedMs: w.at - (w.ids[0] === 'before' ? w.at : from) })),
   ).toEqual([
