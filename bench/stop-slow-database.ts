@@ -32,7 +32,13 @@ try {
       const name = `stop_slow_${i}_${b}`
       await cluster.createDatabase(name)
       await migrate({ url: cluster.url(name), log: silentLogger })
-      const r = await stopWhileSlow({ bin, cert, databaseUrl: cluster.url(name) })
+      const r = await stopWhileSlow({
+        bin,
+        cert,
+        databaseUrl: cluster.url(name),
+        ...(process.env.STOP_SLOW_GRAPH_MS && { graphMs: Number(process.env.STOP_SLOW_GRAPH_MS) }),
+        ...(process.env.STOP_SLOW_GRACE && { graceSeconds: Number(process.env.STOP_SLOW_GRACE) }),
+      })
       runs[b]!.push({
         exitMs: r.exitMs,
         lastRecordedMs: r.lastRecordedMs ?? Number.NaN,

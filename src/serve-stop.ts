@@ -29,6 +29,7 @@ export async function stopServing(s: {
   const { log, graceSeconds, drainers, listeners, servers, handles } = s
   log.info('stopping', { reason: s.reason, graceSeconds })
   s.stopWatchdog()
+  for (const h of handles) h.stopBegan()
   // The drainers first: claims end with the signal, and the grace is not spent waiting for a
   // listener (a connect in progress, a check) before it even begins: kill_timeout counts from
   // here. The listeners after them: a LISTEN session holds the worker's liveness lock, whose

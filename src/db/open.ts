@@ -32,6 +32,8 @@ export interface DbHandle {
   connectionsRetired(signal?: AbortSignal): Promise<{ first: boolean }>
   /** Writes refused as read-only: since when (null: none lately), and the probe's word that they are taken again. */
   writes: { refusingSince(): number | null; accepted(): void }
+  /** The process is stopping: no connection is primed from now on (PoolPrime.stillWanted). */
+  stopBegan(): void
   close(): Promise<void>
 }
 
@@ -99,6 +101,8 @@ export function openDb(o: OpenOptions): DbHandle {
     query_timeout: 60_000,
   }
   const prime = o.prime
+  // The process is stopping (stopBegan): no prime from then on.
+  let stopping = false
   const pool: PrimedPool = new PrimedPool(
     {
       ...session,
@@ -131,7 +135,11 @@ export function openDb(o: OpenOptions): DbHandle {
     // the statement it was opened for, it held a start's schema check and first readiness probe
     // behind a cold claim, slot take and last check (start-to-ready +70 ms, round 39). A failure
     // (no schema yet, a table lock) costs only the head start.
-    prime && { run: prime, wanted: () => o.shareListenSession === true || pool.totalCount === 1 },
+    prime && {
+      run: prime,
+      wanted: () => !stopping && (o.shareListenSession === true || pool.totalCount === 1),
+      stillWanted: () => !stopping,
+    },
   )
   let closed = false
   // An idle client's socket error must not crash the process; the next checkout reconnects.
@@ -178,6 +186,9 @@ export function openDb(o: OpenOptions): DbHandle {
     listenSession: o.shareListenSession ? shared : null,
     connectionsRetired: eras.ended,
     writes: { refusingSince: eras.refusingSince, accepted: eras.accepted },
+    stopBegan: () => {
+      stopping = true
+    },
     close: async () => {
       if (closed) return
       closed = true

@@ -22,6 +22,12 @@ export interface PoolPrime {
   run: (connection: Queryable) => Promise<void>
   /** Read as a connection opens: whether this one is primed. */
   wanted: () => boolean
+  /**
+   * Read at a connection's first release too: false once the process is stopping. A prime then
+   * only holds its connection from the stop's own statements (several round trips when the
+   * database is slow, which held a stop to its bound), for a pickup that will not come.
+   */
+  stillWanted: () => boolean
 }
 
 /**
@@ -50,7 +56,8 @@ export class PrimedPool extends RetiringPool {
       if (prime.wanted()) owed.add(client)
     })
     this.on('release', (err, client) => {
-      if (!err && owed.delete(client)) this.#priming.set(client, primeBounded(client, prime.run))
+      if (!err && owed.delete(client) && prime.stillWanted())
+        this.#priming.set(client, primeBounded(client, prime.run))
     })
   }
 

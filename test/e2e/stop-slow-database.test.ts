@@ -44,3 +44,28 @@ test('SIGTERM with sends in flight while every answer is 2 s late: each accepted
     slotFrees: named('update mailer.send_slots'),
   }).toEqual({ connectionsOpened: 0, outcomes: 1, slotFrees: 1 })
 })
+
+test('SIGTERM while the sends take longer than the pool keeps an idle connection: the connection the recording opens is not primed, and the stop ends before its bound', async () => {
+  const slow = await cloneTemplateDb('outbox_stop_slow_idle')
+  try {
+    // The pool's connections close after 10 s idle, the sends still at Graph: the recording
+    // opens one. A prime there (a transaction of several statements, each answer 2 s late) held
+    // the stop's last statements to the bound (the grace + 8 s).
+    const r = await stopWhileSlow({
+      bin,
+      cert,
+      databaseUrl: slow.url,
+      graphMs: 13_000,
+      graceSeconds: 20,
+    })
+    const accepted = new Set(r.accepted)
+    expect({
+      unrecorded: [...accepted].filter((id) => !r.sent.includes(id)),
+      code: r.code,
+      last: r.last.line.msg,
+      primes: r.statements.filter((s) => s.includes("set_config('lock_timeout'")).length,
+    }).toEqual({ unrecorded: [], code: 0, last: 'stopped', primes: 0 })
+  } finally {
+    await slow.drop()
+  }
+})

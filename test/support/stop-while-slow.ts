@@ -37,6 +37,9 @@ export async function stopWhileSlow(o: {
   bin: string
   cert: TestCertificate
   databaseUrl: string
+  /** How long each send takes at Graph (default 1.5 s) and the grace (default 4 s). */
+  graphMs?: number
+  graceSeconds?: number
 }): Promise<SlowStop> {
   const proxy = await startDelayingProxy(o.databaseUrl)
   const fake = await startFakeGraph({
@@ -44,7 +47,7 @@ export async function stopWhileSlow(o: {
     mailboxes: [FROM],
     concurrencyLimit: 100,
   })
-  fake.setFaults({ latencyMs: 1_500 })
+  fake.setFaults({ latencyMs: o.graphMs ?? 1_500 })
   const reader = new pg.Client({ connectionString: o.databaseUrl })
   await reader.connect()
   const sentCount = async () =>
@@ -63,7 +66,7 @@ export async function stopWhileSlow(o: {
     env: {
       GRAPH_MAX_CONCURRENCY: String(SENDS_AT_SIGNAL),
       WORKER_CONCURRENCY: String(SENDS_AT_SIGNAL),
-      SHUTDOWN_GRACE_SECONDS: '4',
+      SHUTDOWN_GRACE_SECONDS: String(o.graceSeconds ?? 4),
     },
   })
   let code: number
