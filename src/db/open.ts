@@ -32,7 +32,10 @@ export interface DbHandle {
   connectionsRetired(signal?: AbortSignal): Promise<{ first: boolean }>
   /** Writes refused as read-only: since when (null: none lately), and the probe's word that they are taken again. */
   writes: { refusingSince(): number | null; accepted(): void }
-  /** The process is stopping: no connection is primed from now on (PoolPrime.stillWanted). */
+  /**
+   * The process is stopping: no connection is primed from now on (PoolPrime.stillWanted), and the
+   * connections open now stay open until close() for the stop's statements.
+   */
   stopBegan(): void
   close(): Promise<void>
 }
@@ -188,6 +191,10 @@ export function openDb(o: OpenOptions): DbHandle {
     writes: { refusingSince: eras.refusingSince, accepted: eras.accepted },
     stopBegan: () => {
       stopping = true
+      // An idle connection closed during the stop (10 s, sends still at Graph) was opened again by
+      // the recording: a connect and a login of several round trips when the database is slow.
+      // pg-pool's idle timeout spares `min` connections, read when it fires.
+      pool.options.min = Math.max(pool.options.min ?? 0, pool.totalCount)
     },
     close: async () => {
       if (closed) return

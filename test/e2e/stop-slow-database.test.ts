@@ -45,12 +45,12 @@ test('SIGTERM with sends in flight while every answer is 2 s late: each accepted
   }).toEqual({ connectionsOpened: 0, outcomes: 1, slotFrees: 1 })
 })
 
-test('SIGTERM while the sends take longer than the pool keeps an idle connection: the connection the recording opens is not primed, and the stop ends before its bound', async () => {
+test('SIGTERM while the sends take longer than the pool keeps an idle connection: the recording finds the connections open at the signal, nothing is primed, and the stop ends before its bound', async () => {
   const slow = await cloneTemplateDb('outbox_stop_slow_idle')
   try {
-    // The pool's connections close after 10 s idle, the sends still at Graph: the recording
-    // opens one. A prime there (a transaction of several statements, each answer 2 s late) held
-    // the stop's last statements to the bound (the grace + 8 s).
+    // The pool's connections closed after 10 s idle, the sends still at Graph: the recording
+    // opened one (a connect and login, each answer 2 s late), and a prime there (a transaction of
+    // several statements) held the stop's last statements to the bound (the grace + 8 s).
     const r = await stopWhileSlow({
       bin,
       cert,
@@ -64,7 +64,8 @@ test('SIGTERM while the sends take longer than the pool keeps an idle connection
       code: r.code,
       last: r.last.line.msg,
       primes: r.statements.filter((s) => s.includes("set_config('lock_timeout'")).length,
-    }).toEqual({ unrecorded: [], code: 0, last: 'stopped', primes: 0 })
+      connectionsOpened: r.connectionsOpened,
+    }).toEqual({ unrecorded: [], code: 0, last: 'stopped', primes: 0, connectionsOpened: 0 })
   } finally {
     await slow.drop()
   }
