@@ -90,6 +90,9 @@ import m0117 from '../../sql/0117_send_slot_holder_lock.sql' with { type: 'text'
 import m0129 from '../../sql/0129_send_slot_holder_lock_gone.sql' with { type: 'text' }
 import m0133 from '../../sql/0133_owed_probe_takes_rows_held_for_it.sql' with { type: 'text' }
 import m0135 from '../../sql/0135_header_refusal_reads_header_fields_only.sql' with { type: 'text' }
+import m0137 from '../../sql/0137_claim_notified_runs_one_statement_when_taken.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -185,6 +188,7 @@ export const migrations: readonly Migration[] = [
   { version: 129, name: '0129_send_slot_holder_lock_gone', sql: m0129 },
   { version: 133, name: '0133_owed_probe_takes_rows_held_for_it', sql: m0133 },
   { version: 135, name: '0135_header_refusal_reads_header_fields_only', sql: m0135 },
+  { version: 137, name: '0137_claim_notified_runs_one_statement_when_taken', sql: m0137 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -450,6 +450,11 @@ describe('migrate', () => {
         '0135_header_refusal_reads_header_fields_only',
         '2d4ba0bcfca3b21ed3020bb2814ddb944a821c6ccc9b0e110a472f4f66d22758',
       ],
+      [
+        137,
+        '0137_claim_notified_runs_one_statement_when_taken',
+        '09c486b7edb14c6e0441e82e7e402bf29bc390f7c150c94897a57e1cc55fab05',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -589,7 +594,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117, 129, 133, 135,
+        112, 116, 117, 129, 133, 135, 137,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -672,9 +677,10 @@ describe('migrate', () => {
         { version: 129, c: true },
         { version: 133, c: true },
         { version: 135, c: true },
+        { version: 137, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0135 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0137 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -683,7 +689,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 117, 129, 133, 135, 1000,
+          107, 109, 112, 116, 117, 129, 133, 135, 137, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -946,7 +952,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117, 129, 133, 135,
+      112, 116, 117, 129, 133, 135, 137,
     ])
     const { rows } = await adminQuery(
       url,
