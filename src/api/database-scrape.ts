@@ -76,12 +76,16 @@ export function createDatabaseScrape(
       metric.rows.set({ db: name, status: 'pending' }, now.pending)
       metric.rows.set({ db: name, status: 'sending' }, now.sending)
       metric.oldestPending.set({ db: name }, now.oldestPendingAgeSeconds ?? 0)
+      metric.mailboxesPaused.set({ db: name }, now.pausedMailboxes ?? 0)
+      metric.heldBackPending.set({ db: name }, now.heldBackPending)
       metric.queueUsage.set({ db: name }, now.notificationQueueUsage)
       metric.databaseUp.set({ db: name }, 1)
     } catch {
       // Stale numbers would look healthy: drop them and say the scrape failed.
       for (const s of OUTBOX_STATUSES) metric.rows.remove({ db: name, status: s })
       metric.oldestPending.remove({ db: name })
+      metric.mailboxesPaused.remove({ db: name })
+      metric.heldBackPending.remove({ db: name })
       metric.queueUsage.remove({ db: name })
       metric.databaseUp.set({ db: name }, 0)
     }

@@ -13,9 +13,9 @@ export interface LiveStatsReader {
  * A read waited for past `waitMs` finishes in the background (the pool's statement_timeout bounds
  * it) and the next `get` waits for that one instead of sending another.
  *
- * Reuse: a read that found no row pending or sending, begun while the database's LISTEN session
- * was listening, stands for `reuseMs` while that session stays listening and no engine event of the
- * database arrives. Invariant: a row becomes pending only by an insert (the outbox's trigger
+ * Reuse: a read that found no row pending or sending and no mailbox paused, begun while the
+ * database's LISTEN session was listening, stands for `reuseMs` while that session stays listening
+ * and no engine event of the database arrives (a pause ends with time, or by hand, unheard). Invariant: a row becomes pending only by an insert (the outbox's trigger
  * notifies) or a requeue (wakeWorkers notifies), and becomes sending only by a claim of a pending
  * row; so while the session hears no notification the outbox stays empty, and only the NOTIFY
  * queue's fill (other sessions of the cluster fill it) can move: `reuseMs` bounds how old that is.
@@ -42,7 +42,7 @@ export function createLiveStatsReader(d: {
     const p = d.read().then(
       (stats) => {
         reusable =
-          heard && stats.pending === 0 && stats.sending === 0
+          heard && stats.pending === 0 && stats.sending === 0 && !stats.pausedMailboxes
             ? { stats, readAt, events: eventsBefore }
             : null
         return stats

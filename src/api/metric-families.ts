@@ -87,6 +87,20 @@ export function createMetricFamilies() {
       labelNames: ['db'] as const,
       registers,
     }),
+    // A paused mailbox's rows wait uncounted and, but for MAIL_FROM's, not due: neither the age
+    // above nor the throttle counter (one count per pause) says that one is paused now.
+    mailboxesPaused: new Gauge({
+      name: 'outbox_mailboxes_paused',
+      help: `Sender mailboxes a provider throttle pauses now (a 429 or 503's Retry-After, Graph refusing the mailbox: no send from it starts until its pause ends; 0 when none), however long ago the pause began; ${DATABASE_WIDE}`,
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    heldBackPending: new Gauge({
+      name: 'outbox_pending_held_back',
+      help: `Pending rows not due yet because a pacing turn (MAILBOX_RATE_PER_MINUTE) or their mailbox's pause put them later: a backlog outbox_oldest_pending_age_seconds does not count; ${DATABASE_WIDE}`,
+      labelNames: ['db'] as const,
+      registers,
+    }),
     queueUsage: new Gauge({
       name: 'outbox_notification_queue_usage',
       help: `pg_notification_queue_usage(): fill level 0..1 of the NOTIFY queue; ${DATABASE_WIDE}`,

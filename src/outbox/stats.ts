@@ -1,4 +1,4 @@
-// Counts by status, the age of the oldest due pending row (database time) and the NOTIFY queue's fill.
+// Counts by status, the age of the oldest due pending row (database time), what pauses and pacing hold back, and the NOTIFY queue's fill.
 import { type Kysely, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
 
@@ -9,12 +9,27 @@ export interface OutboxStats {
    * future are not lag. Null when nothing is waiting.
    */
   oldestPendingAgeSeconds: number | null
+  /** As LiveStats's. */
+  heldBackPending: number
+  /** As LiveStats's: null for a caller confined to a tenant. */
+  pausedMailboxes: number | null
 }
 
 export interface LiveStats {
   pending: number
   sending: number
   oldestPendingAgeSeconds: number | null
+  /**
+   * Pending rows not due yet because a pacing turn reserved for them (mailbox_paced) or a mailbox's
+   * pause (mailbox_paused, or moved to the end of their own sender's pause) put them later: they
+   * count in neither the due rows' age nor `sending`.
+   */
+  heldBackPending: number
+  /**
+   * Sender mailboxes a provider throttle holds now (a 429's Retry-After, Graph refusing the
+   * mailbox); null for a caller confined to a tenant (pauses are the database's, not a tenant's).
+   */
+  pausedMailboxes: number | null
   /** Fill level (0..1) of the server's NOTIFY queue; near 1, NOTIFYing commits start to fail. */
   notificationQueueUsage: number
 }
@@ -24,8 +39,16 @@ export type SettledCounts = Pick<Record<OutboxStatus, number>, 'sent' | 'failed'
 /**
  * The rows still in play, read through the partial indexes that hold only them
  * (email_outbox_claim_idx, email_outbox_sending_idx): cost O(pending + sending), whatever the
- * number of finished rows the table keeps; and the NOTIFY queue's fill. One statement, cheap
- * enough for every metrics scrape.
+ * number of finished rows the table keeps; the held-back ones among the pending rows not due
+ * (those read from the heap too), the mailboxes paused (mailer.mailbox_pacing: two rows per
+ * mailbox used); and the NOTIFY queue's fill. One statement, cheap enough for every metrics scrape.
+ *
+ * A pause holds a mailbox while its next_at, set by a throttle past its turn (turn_interval 0),
+ * lies ahead (NULL, an older binary's row, may be a turn: beyond one interval of the rate in force,
+ * as mailboxPauses reads it), or while
+ * its throttled_until (a throttle within a turn, sql/0112) does and next_at stands at or past it
+ * (a pause lifted by hand lifts both), as mailboxPausedFor reads it. Rows keyed 'queue …' are
+ * pacing horizons and 'pacing rate' the rate noted (reservePacing, pacing-rate.ts): no mailboxes.
  */
 export async function liveStats(
   db: Kysely<Database>,
@@ -35,9 +58,21 @@ export async function liveStats(
     pending: string
     sending: string
     oldest: number | null
+    held: string
+    paused: string | null
     usage: number
   }>`
+    with paused as materialized (
+      select p.mailbox, p.next_at from mailer.mailbox_pacing p
+       where p.mailbox not like 'queue %' and p.mailbox <> 'pacing rate'
+         and ((coalesce(p.turn_interval, interval '0') = interval '0'
+               and p.next_at > now() + coalesce(p.turn_interval, (select r.turn_interval from mailer.mailbox_pacing r
+                                                                   where r.mailbox = 'pacing rate'), interval '0'))
+              or (p.throttled_until > now() and p.throttled_until <= p.next_at))
+    )
     select
+      -- First: pg_stat_activity keeps a statement's first 1 KB (track_activity_query_size).
+      pg_notification_queue_usage()::float8 as usage,
       (select count(*) from mailer.email_outbox
         where status = 'pending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as pending,
       (select count(*) from mailer.email_outbox
@@ -45,13 +80,23 @@ export async function liveStats(
       (select extract(epoch from now() - min(send_at))::float8 from mailer.email_outbox
         where status = 'pending' and send_at <= now()
           and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as oldest,
-      pg_notification_queue_usage()::float8 as usage
+      -- Held: due by the furthest turn or pause end at most, so rows scheduled past it are left in
+      -- email_outbox_claim_idx (pending; send_at its second key), and only those before are read.
+      (select count(*) from mailer.email_outbox o
+        where o.status = 'pending' and o.send_at > now()
+          and o.send_at <= (select max(m.next_at) from mailer.mailbox_pacing m)
+          and (${scopeTenant}::text is null or o.tenant = ${scopeTenant})
+          and (o.last_error_code in ('mailbox_paced', 'mailbox_paused')
+               or exists (select from paused p where p.mailbox = o.sender_key and p.next_at >= o.send_at))) as held,
+      (select count(*) from paused) as paused
   `.execute(db)
   const r = rows[0]
   return {
     pending: Number(r?.pending ?? 0),
     sending: Number(r?.sending ?? 0),
     oldestPendingAgeSeconds: r?.oldest == null ? null : Math.max(0, r.oldest),
+    heldBackPending: Number(r?.held ?? 0),
+    pausedMailboxes: scopeTenant === null ? Number(r?.paused ?? 0) : null,
     notificationQueueUsage: r?.usage ?? 0,
   }
 }
@@ -126,5 +171,7 @@ export async function outboxStats(
   return {
     counts: { pending: live.pending, sending: live.sending, ...settled },
     oldestPendingAgeSeconds: live.oldestPendingAgeSeconds,
+    heldBackPending: live.heldBackPending,
+    pausedMailboxes: live.pausedMailboxes,
   }
 }

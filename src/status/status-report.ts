@@ -112,6 +112,7 @@ export function judge(
       : null,
     counts: r.stats ? { ...r.stats.counts } : null,
     oldestDuePendingSeconds: age,
+    heldBackPending: r.stats ? r.stats.heldBackPending : null,
     claims:
       r.stats && p
         ? { rows: r.stats.counts.sending, workers: p.claimHolders, overdueLeases: p.overdueLeases }

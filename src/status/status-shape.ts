@@ -29,6 +29,8 @@ export interface DatabaseStatus {
     cancelled: number
   } | null
   oldestDuePendingSeconds: number | null
+  /** Pending rows a pacing turn or a pause of their mailbox made due later (not in the age above). */
+  heldBackPending: number | null
   claims: { rows: number; workers: number; overdueLeases: number } | null
   workers: { live: number } | null
   listener: { sessions: number } | null

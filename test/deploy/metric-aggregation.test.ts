@@ -13,6 +13,8 @@ const DATABASE_WIDE = [
   'outbox_rows',
   'outbox_oldest_pending_age_seconds',
   'outbox_notification_queue_usage',
+  'outbox_mailboxes_paused',
+  'outbox_pending_held_back',
 ]
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')

@@ -32,6 +32,8 @@ test('a due row needs attention once it has waited longer than --max-pending-age
     stats: {
       counts: { pending: 1, sending: 0, sent: 0, failed: 0, cancelled: 0 },
       oldestPendingAgeSeconds: age,
+      heldBackPending: 0,
+      pausedMailboxes: 0,
     },
     presence: null,
     failures: null,

@@ -28,6 +28,14 @@ const DatabaseStats = z
     oldestPendingAgeSeconds: z.number().nullable().openapi({
       description: 'now() - send_at of the oldest due pending row (database time); null if none',
     }),
+    heldBackPending: Count.openapi({
+      description:
+        'Pending rows not due yet because a pacing turn (MAILBOX_RATE_PER_MINUTE) or a pause of their mailbox put them later: a backlog oldestPendingAgeSeconds does not count',
+    }),
+    pausedMailboxes: Count.nullable().openapi({
+      description:
+        'Sender mailboxes a provider throttle pauses now (the Retry-After of a 429 or 503, Graph refusing the mailbox); null for a token confined to a tenant (pauses belong to the whole database)',
+    }),
   })
   .openapi('DatabaseStats')
 

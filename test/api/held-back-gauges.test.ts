@@ -1,0 +1,134 @@
+// The live statement's mailboxes a pause holds now and pending rows a pacing turn or a pause holds back: in /metrics and /v1/stats.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { createMetrics } from '../../src/api/metrics.ts'
+import { systemClock } from '../../src/clock.ts'
+import { pauseMailbox, reservePacing, takePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { deferPausedRows } from '../../src/outbox/paused-rows.ts'
+import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { liveStats } from '../../src/outbox/stats.ts'
+import { useTestDb } from '../support/db.ts'
+import { fakeHealth } from './support/fake-health.ts'
+import { appOnDefault, enqueueSql, send } from './support/harness.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+const named = (from: string) => ({
+  to: 'ada@example.com',
+  from,
+  subject: 'Hi',
+  text: 'Hello',
+})
+
+async function scrape() {
+  const health = fakeHealth(['default'])
+  const metrics = createMetrics({
+    databases: [{ name: 'default', db: t.db, statements: t.statements }],
+    health,
+  })
+  const { app } = appOnDefault(t, { health, metrics })
+  const text = (await send(app, 'GET', '/metrics')).body as string
+  const gauge = (name: string) =>
+    Number(new RegExp(`^${name}\\{db="default"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN)
+  return {
+    paused: gauge('outbox_mailboxes_paused'),
+    held: gauge('outbox_pending_held_back'),
+  }
+}
+
+test('a mailbox a throttle pauses counts while its pause stands; one only paced, a pacing horizon and the rate noted do not', async () => {
+  expect(await scrape()).toEqual({ paused: 0, held: 0 })
+  // A pause past any turn (Retry-After: 600), and one within a turn (throttled_until, sql/0112).
+  await pauseMailbox(t.db, { mailbox: mailboxKey('long@example.com'), ms: 600_000 })
+  await takePacing(t.db, { mailbox: mailboxKey('turn@example.com'), intervalMs: 60_000 })
+  await pauseMailbox(t.db, { mailbox: mailboxKey('turn@example.com'), ms: 20_000 })
+  // Only paced, with a horizon of turns reserved: no pause.
+  await takePacing(t.db, { mailbox: mailboxKey('paced@example.com'), intervalMs: 60_000 })
+  await reservePacing(t.db, { mailbox: mailboxKey('paced@example.com'), intervalMs: 60_000 })
+  // A pause that has ended.
+  await pauseMailbox(t.db, { mailbox: mailboxKey('over@example.com'), ms: 1 })
+  await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = now() - interval '1 second',
+       throttled_until = now() - interval '1 second' where mailbox = $1`,
+    [mailboxKey('over@example.com')],
+  )
+  // An older binary's rows (no turn_interval): a turn within the rate in force (2 s), or a pause.
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval) values
+       ('pacing rate', now() - interval '1 hour', interval '2 seconds'),
+       ('older-turn@example.com', now() + interval '1 second', null),
+       ('older-pause@example.com', now() + interval '10 minutes', null)`,
+  )
+  expect((await scrape()).paused).toBe(3)
+  expect((await liveStats(t.db, null)).pausedMailboxes).toBe(3)
+})
+
+test('pending rows a pacing turn or a pause moved later count as held back; due rows and rows scheduled by the caller do not', async () => {
+  const paced = await enqueueSql(t.pool)
+  const givenBack = await enqueueSql(t.pool)
+  const deferred = await enqueueSql(t.pool, {}, named('busy@example.com'))
+  await enqueueSql(t.pool, { sendAt: new Date(Date.now() + 3_600_000).toISOString() })
+  await enqueueSql(t.pool)
+  // As giveBackPaused leaves them: a reserved pacing turn, a pause's end.
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() + interval '2 minutes',
+       last_error_code = case when id = $1 then 'mailbox_paced' else 'mailbox_paused' end
+     where id in ($1, $2)`,
+    [paced, givenBack],
+  )
+  // A named mailbox's pause moves its rows to the pause's end, their code as it was.
+  const key = (
+    await t.pool.query<{ k: string }>(
+      'select sender_key as k from mailer.email_outbox where id = $1',
+      [deferred],
+    )
+  ).rows[0]!.k
+  await pauseMailbox(t.db, { mailbox: key, ms: 600_000 })
+  expect(await deferPausedRows(t.db, key)).toBe(1)
+  expect(await scrape()).toEqual({ paused: 1, held: 3 })
+  const live = await liveStats(t.db, null)
+  expect({ pending: live.pending, held: live.heldBackPending }).toEqual({ pending: 5, held: 3 })
+})
+
+test('/v1/stats says both; a token confined to a tenant reads its own held rows and no pause count', async () => {
+  await pauseMailbox(t.db, { mailbox: mailboxKey('long@example.com'), ms: 600_000 })
+  const held = await enqueueSql(t.pool, { tenant: 'acme' })
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() + interval '2 minutes', last_error_code = 'mailbox_paced'
+      where id = $1`,
+    [held],
+  )
+  const { app } = appOnDefault(t)
+  const read = async (tk: string) => {
+    const r = await send(app, 'GET', '/v1/stats', { token: tk })
+    const db = (r.body as { databases: Record<string, unknown>[] }).databases[0]!
+    return { paused: db.pausedMailboxes, held: db.heldBackPending }
+  }
+  expect(await read(await token())).toEqual({ paused: 1, held: 1 })
+  expect(await read(await token({ tenant: 'acme' }))).toEqual({ paused: null, held: 1 })
+  expect(await read(await token({ tenant: 'beta' }))).toEqual({ paused: null, held: 0 })
+})
+
+test('an idle scrape reuses no read that found a mailbox paused: its pause ends with no engine event', async () => {
+  let now = Date.now()
+  const metrics = createMetrics({
+    databases: [{ name: 'default', db: t.db, statements: t.statements }],
+    health: fakeHealth(['default']),
+    quietReuseMs: 60_000,
+    clock: { now: () => now, sleep: systemClock.sleep },
+  })
+  const paused = async () =>
+    /^outbox_mailboxes_paused\{db="default"\} (\S+)$/m.exec(await metrics.render())?.[1]
+  await pauseMailbox(t.db, { mailbox: mailboxKey('long@example.com'), ms: 600_000 })
+  expect(await paused()).toBe('1')
+  // Lifted by hand (README), or run out: nothing any engine hears.
+  await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = now() - interval '1 second',
+       throttled_until = now() - interval '1 second'`,
+  )
+  now += 15_000
+  expect(await paused()).toBe('0')
+})
