@@ -2,12 +2,6 @@
 import { createMetrics, type Metrics, QUIET_LIVE_REUSE_MS } from './api/metrics.ts'
 import { createMetricsApp } from './api/operations-app.ts'
 import { createServedApp } from './api/served-app.ts'
-import { graphConcurrencyWarning } from './config/outlook-concurrency.ts'
-import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
-import {
-  URL_APPLICATION_NAME_WARNING,
-  urlsNamingApplication,
-} from './config/url-application-name.ts'
 import type { Config } from './config.ts'
 import { pickupPathOf, processWorker, startDrainers, startListeners } from './database-engines.ts'
 import { type DbHandle, openDb } from './db/open.ts'
@@ -23,6 +17,7 @@ import { startLivenessWatchdog } from './outbox/liveness-watchdog.ts'
 import { pickupPrimer } from './outbox/pickup-primes.ts'
 import { checkSchemas } from './schema-check-at-start.ts'
 import type { Running, ServeOptions } from './serve-options.ts'
+import { warnOfConfigAtStart } from './serve-start-warnings.ts'
 import { stopServing, unrecordedSendsOf } from './serve-stop.ts'
 import { createTransport, immediateTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
@@ -36,18 +31,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (or run `serve --role worker` for health and metrics only)',
     )
   }
-  // check-config says so too; a serve log is where an operator who skipped it looks.
-  if (o.role !== 'api' && config.transport !== 'graph' && config.mailFrom === null) {
-    log.warn(MAIL_FROM_UNSET_WARNING, { transport: config.transport })
-  }
-  const concurrency = graphConcurrencyWarning({
-    role: o.role,
-    transport: config.transport,
-    graphMaxConcurrency: config.limits.graphMaxConcurrency,
-  })
-  if (concurrency) log.warn(concurrency, { graphMaxConcurrency: config.limits.graphMaxConcurrency })
-  for (const { db, variable } of urlsNamingApplication(config.databases))
-    log.warn(`the database URL ${URL_APPLICATION_NAME_WARNING}`, { db, variable })
+  warnOfConfigAtStart(config, o.role, log)
   const handles: DbHandle[] = config.databases.map((d) =>
     openDb({
       name: d.name,

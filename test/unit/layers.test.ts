@@ -28,6 +28,7 @@ const ROOTS = [
   'src/serve.ts',
   'src/serve-options.ts',
   'src/serve-stop.ts',
+  'src/serve-start-warnings.ts',
   'src/run-until-signalled.ts',
   'src/uncaught-exit.ts',
   'src/database-engines.ts',
