@@ -11,6 +11,13 @@ export function holderLockKey(holder: RawBuilder<unknown>): RawBuilder<string> {
   return sql<string>`hashtextextended(${holder}, 0)`
 }
 
+/**
+ * How often a LISTEN session that found its holder's lock held by an earlier one tries it again:
+ * well within HOLDER_GONE_MS (send-slots.ts), so that the slots the earlier session noted, seen
+ * gone once it ends, are its worker's again before a take may take them.
+ */
+export const HOLDER_LOCK_RETRY_MS = 1_000
+
 /** The note's server run, appended to the holder (SQL text): fixed for a session's life. */
 const SERVER_RUN = `'@' || extract(epoch from pg_postmaster_start_time())::text
                     || '/' || coalesce(extract(epoch from pg_stat_get_bgwriter_stat_reset_time())::text, '')`

@@ -2,7 +2,7 @@
 import { monotonicNow, waitAtMost } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { ListenerState } from './events.ts'
-import { takeHolderLock } from './holder-lock.ts'
+import { HOLDER_LOCK_RETRY_MS, takeHolderLock } from './holder-lock.ts'
 import { connectListening, destroyClient, newListenClient } from './listen-session.ts'
 import type { ListenerDeps } from './listener-deps.ts'
 import { stillListening } from './listening-check.ts'
@@ -91,8 +91,28 @@ export function createListener(d: ListenerDeps): Listener {
       void lost.then(() => end('lost'))
       void retired?.then(({ first }) => end(first ? 'retired' : 'retired-again'))
       const cutShort = AbortSignal.any([stopping.signal, over.signal])
+      const retakeLock = async (holder: string) => {
+        const o = { ...d, timeoutMs: checkTimeoutMs, quiet: true }
+        const take = () => takeHolderLock(client, holder, o)
+        lockNote = await (d.shared ? d.shared.inTurn(take).catch(() => null) : take())
+      }
+      // A lock an earlier session still held (its backend not yet ended by the server) is tried
+      // again every HOLDER_LOCK_RETRY_MS, not at the checks alone: once that backend ends, the
+      // slots it noted are seen gone, and taken HOLDER_GONE_MS later unless this session holds it.
+      const waitInterval = async () => {
+        if (lockNote !== null || d.holder === undefined) {
+          return d.clock.sleep(d.checkIntervalMs, cutShort)
+        }
+        const until = monotonicNow(d.clock) + d.checkIntervalMs
+        while (lockNote === null && until - monotonicNow(d.clock) > HOLDER_LOCK_RETRY_MS) {
+          await d.clock.sleep(HOLDER_LOCK_RETRY_MS, cutShort)
+          if (cutShort.aborted) return
+          await retakeLock(d.holder)
+        }
+        await d.clock.sleep(Math.max(0, until - monotonicNow(d.clock)), cutShort)
+      }
       while (!stopping.signal.aborted) {
-        await d.clock.sleep(d.checkIntervalMs, cutShort)
+        await waitInterval()
         // Once per episode: a standby named by the URL retires them once per hold-off.
         if (why === 'retired' && !stopping.signal.aborted) {
           d.log.info(
@@ -103,13 +123,7 @@ export function createListener(d: ListenerDeps): Listener {
           )
         }
         if (why !== 'tick' || stopping.signal.aborted) break
-        // A lock an earlier session still held (its backend not yet ended by the server) is
-        // taken at a later tick, once that backend is gone.
-        if (lockNote === null && d.holder !== undefined) {
-          const o = { ...d, timeoutMs: checkTimeoutMs, quiet: true }
-          const take = () => takeHolderLock(client, d.holder!, o)
-          lockNote = await (d.shared ? d.shared.inTurn(take).catch(() => null) : take())
-        }
+        if (lockNote === null && d.holder !== undefined) await retakeLock(d.holder)
         // A half-open socket answers nothing: the timed check is what notices it. On a shared
         // session, a statement answered within the interval showed the socket alive (and a live
         // session keeps its LISTEN): no check, so idle the backstop poll and readiness stand in

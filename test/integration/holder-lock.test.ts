@@ -201,3 +201,27 @@ test('a listener whose earlier session still holds the lock names none, and take
     await listener.stop()
   }
 })
+
+test('a listener whose earlier session held the lock takes it soon after that session ends, not at its next check: the slots taken under the earlier session stay its worker’s', async () => {
+  // The earlier session of a's (a cut connection whose backend Postgres had not ended when the
+  // next one connected) took a's slots; its next session listens, the lock not yet its own.
+  const earlier = await lockSession('a')
+  expect(await take('a', earlier.note)).toHaveLength(2)
+  // Checks 10 minutes apart: none within the test.
+  const { listener, listening } = holderListener(600_000)
+  try {
+    await listening()
+    expect(listener.holderLockPid()).toBeNull()
+    await t.pool.query('select pg_terminate_backend($1)', [earlier.pid])
+    await pollUntil(async () => ((await backendGone(earlier.pid)) ? true : undefined))
+    expect(await take('b')).toEqual([])
+    // Held again well before a sighting ages HOLDER_GONE_MS (bounded by it, not by the check).
+    const pid = await pollUntil(async () => listener.holderLockPid() ?? undefined, HOLDER_GONE_MS)
+    expect(pid).toBe(listener.backendPid()!)
+    await backdateSightings()
+    expect(await take('b')).toEqual([])
+    expect((await notes()).map((n) => n.holder)).toEqual(['a', 'a'])
+  } finally {
+    await listener.stop()
+  }
+})
