@@ -56,15 +56,17 @@ export async function takeSlots(
  * free, a busy slot whose note says its holder's lock was held at its take on this server run, and
  * which nobody holds now, is only noted as seen gone (sql/0129); a later take, the lock still gone
  * HOLDER_GONE_MS after, takes it: the session that held it ended and no later one of its worker's
- * took the lock again (which clears the sightings: holder-lock.ts), its process dead. The advisory
- * locks (pg_locks, which takes every lock-manager partition's lock) are read only then, once.
+ * took the lock again (which clears the sightings: holder-lock.ts), its process dead. A take that
+ * finds a seen-gone holder's lock held again clears the sighting too, so a sighting stands only
+ * while every take since has found the lock gone. The advisory locks (pg_locks, which takes every
+ * lock-manager partition's lock) are read only then, once.
  */
 export function slotTakeStatement(p: SlotTake) {
-  // A busy slot whose holder looks dead: no slot free, its note this run's, its holder's lock gone.
-  const holderGone = sql`s.holder_lock = ${holderLockNote(sql`s.holder`)}
-                         and not exists (select 1 from mailer.send_slots f
-                                          where f.slot <= ${p.max}::int and f.expires_at <= now())
-                         and ${holderLockKey(sql`s.holder`)} not in (select key from locks)`
+  // A busy slot whose holder's lock is read: no slot free, its note this run's.
+  const noted = sql`s.holder_lock = ${holderLockNote(sql`s.holder`)}
+                    and not exists (select 1 from mailer.send_slots f
+                                     where f.slot <= ${p.max}::int and f.expires_at <= now())`
+  const lockGone = sql`${holderLockKey(sql`s.holder`)} not in (select key from locks)`
   return sql<{ slot: number | null; token: string | null; missing: boolean }>`
       with locks as materialized (${heldHolderLocks()}),
       taken as (
@@ -77,17 +79,21 @@ export function slotTakeStatement(p: SlotTake) {
                            where s.slot <= ${p.max}::int
                              and (s.expires_at <= now()
                                   or (s.holder_lock_gone_at <= now() - make_interval(secs => ${HOLDER_GONE_MS / 1000})
-                                      and ${holderGone}))
+                                      and ${noted} and ${lockGone}))
                            order by random() limit ${p.want}::int
                            for update skip locked)
         returning t.slot, t.token::text as token
       ),
-      -- Disjoint from taken's rows (busy, never seen gone), so no row is updated twice.
+      -- A lock gone is noted as seen gone; one held again clears a sighting left (a take's read of
+      -- the locks before the holder's next session took it, its update after that cleared them; an
+      -- older binary's session, which clears none). Disjoint from taken's rows (seen gone, lock
+      -- gone), so no row is updated twice.
       seen_gone as (
-        update mailer.send_slots g set holder_lock_gone_at = now()
+        update mailer.send_slots g
+           set holder_lock_gone_at = case when g.holder_lock_gone_at is null then now() end
          where g.slot in (select s.slot from mailer.send_slots s
-                           where s.slot <= ${p.max}::int and s.expires_at > now()
-                             and s.holder_lock_gone_at is null and ${holderGone}
+                           where s.slot <= ${p.max}::int and s.expires_at > now() and ${noted}
+                             and (s.holder_lock_gone_at is null) = (${lockGone})
                            for update skip locked)
       )
       select slot, token, false as missing from taken

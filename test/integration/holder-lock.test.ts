@@ -107,6 +107,24 @@ test('a live holder whose lock session alone ends keeps its slots: taken again o
   expect(await take('b')).toHaveLength(2)
 })
 
+test('a sighting left on a slot whose holder holds its lock is cleared by the next take that finds it held: a later loss counts afresh', async () => {
+  const a = await lockSession('a')
+  expect(await take('a', a.note)).toHaveLength(2)
+  // What a take leaves when its pg_locks read came before a's next session took the lock and its
+  // update committed after that session cleared the sightings; or an older binary's next session,
+  // which clears none.
+  await t.pool.query(
+    `update mailer.send_slots set holder_lock_gone_at = now() - interval '1 minute'`,
+  )
+  expect(await take('b')).toEqual([])
+  await t.pool.query('select pg_terminate_backend($1)', [a.pid])
+  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  // Gone only now: seen gone, not taken until that has lasted HOLDER_GONE_MS.
+  expect(await take('b')).toEqual([])
+  await backdateSightings()
+  expect(await take('b')).toHaveLength(2)
+})
+
 test('a free slot is taken before a dead holder’s', async () => {
   const a = await lockSession('a')
   expect(await take('a', a.note)).toHaveLength(2)
