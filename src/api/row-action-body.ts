@@ -1,4 +1,4 @@
-// A single-row action (cancel, retry by id) takes no body: none, an empty one or {} act; any other is a 400 naming the route's shape, and the bulk route for a filter.
+// A single-row action (cancel, retry by id) takes no body: none, an empty one, {} or null act; any other is a 400 naming the route's shape, and the bulk route for a filter.
 import { createMiddleware } from 'hono/factory'
 import { AppError } from '../errors.ts'
 import { BulkCancelRequest } from './bulk-schemas.ts'
@@ -10,11 +10,14 @@ const BULK_KEYS = new Set([
   ...Object.keys(BulkCancelRequest.shape.filter.shape),
 ])
 
-/** The body's JSON value; undefined for none (empty or white space), NOT_JSON for text that is no JSON. */
+/**
+ * The body's JSON value; undefined for none (empty or white space, or JSON's null: what a client's
+ * serializer writes for no payload, taken before the refusal came), NOT_JSON for text that is no JSON.
+ */
 function bodyValue(text: string): unknown {
   if (text.trim() === '') return undefined
   try {
-    return JSON.parse(text)
+    return JSON.parse(text) ?? undefined
   } catch {
     return NOT_JSON
   }

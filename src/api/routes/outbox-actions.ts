@@ -28,22 +28,27 @@ const conflict = problemResponse('The row is in a state that does not allow this
 ])
 
 /**
- * The document's body of a single-row action: none, or {}. A plain schema, not zod's: zod-openapi
- * would validate it, refusing an empty body sent as application/json or as a form (curl -d '').
+ * The document's body of a single-row action: none, {} or null. A plain schema, not zod's:
+ * zod-openapi would validate it, refusing an empty body sent as application/json or as a form
+ * (curl -d '').
  */
 const noBody = (action: 'cancel' | 'retry') => ({
   required: false,
-  description: `None, or {}: any other body is a 400 (to ${action} by filter, POST /v1/outbox/${action})`,
+  description: `None, {} or null: any other body is a 400 (to ${action} by filter, POST /v1/outbox/${action})`,
   content: {
     'application/json': {
-      schema: { type: 'object' as const, maxProperties: 0, additionalProperties: false },
+      schema: {
+        type: ['object' as const, 'null' as const],
+        maxProperties: 0,
+        additionalProperties: false,
+      },
     },
   },
 })
 
 export function outboxActionRoutes(deps: ApiDeps) {
   const middleware = [requireScope('outbox:write'), selectDatabase(deps.databases)]
-  // The bulk routes read a JSON body; the single-row ones refuse any but none, an empty one or {}.
+  // The bulk routes read a JSON body; the single-row ones refuse any but none, an empty one, {} or null.
   const withBody = [...middleware, utf8JsonBody]
 
   const cancel = createRoute({
