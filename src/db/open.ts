@@ -33,8 +33,9 @@ export interface DbHandle {
   /** Writes refused as read-only: since when (null: none lately), and the probe's word that they are taken again. */
   writes: { refusingSince(): number | null; accepted(): void }
   /**
-   * The process is stopping: no connection is primed from now on (PoolPrime.stillWanted), and the
-   * connections open now stay open until close() for the stop's statements.
+   * The process is stopping: no connection is primed from now on (PoolPrime.stillWanted), nor a
+   * LISTEN session that (re)connects (SharedSession.primeWanted), and the connections open now
+   * stay open until close() for the stop's statements.
    */
   stopBegan(): void
   close(): Promise<void>
@@ -186,7 +187,8 @@ export function openDb(o: OpenOptions): DbHandle {
     pool,
     db,
     statements: route,
-    listenSession: o.shareListenSession ? shared : null,
+    // A session that (re)connects during a stop is lent to the stop's statements unprimed.
+    listenSession: o.shareListenSession ? { ...shared, primeWanted: () => !stopping } : null,
     connectionsRetired: eras.ended,
     writes: { refusingSince: eras.refusingSince, accepted: eras.accepted },
     stopBegan: () => {

@@ -22,4 +22,9 @@ export interface SharedSession {
    * `overdue` aborts, statements of the route that wait for it, or come, take the pool instead.
    */
   inTurn<T>(statement: () => Promise<T>, overdue?: AbortSignal): Promise<T>
+  /**
+   * Whether a session that starts listening now is primed: false once the process is stopping
+   * (DbHandle.stopBegan), as for the pool's connections. Unset: always.
+   */
+  primeWanted?(): boolean
 }

@@ -1,4 +1,4 @@
-// The prime of a shared LISTEN session once it listens: the worker's pickup statements run for no row, in its owner's turn, bounded.
+// The prime of a shared LISTEN session once it listens (not once the process is stopping): the worker's pickup statements run for no row, in its owner's turn, bounded.
 import type pg from 'pg'
 import { waitAtMost } from '../clock.ts'
 import { primeSessionBounded } from '../db/primed-pool.ts'
@@ -22,6 +22,9 @@ export function primeSharedSession(
   d: Pick<ListenerDeps, 'clock' | 'prime'>,
   timeoutMs: number,
 ): void {
+  // Stopping: no pickup will come, and the stop's statements would wait out the prime's turn (up to
+  // `timeoutMs`, several round trips each when the database is slow).
+  if (shared.primeWanted?.() === false) return
   const prime = d.prime ?? primeNotifiedClaim
   const overdue = new AbortController()
   const primed = shared.inTurn(() => primeSessionBounded(client, prime), overdue.signal)
