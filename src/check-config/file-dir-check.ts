@@ -58,10 +58,12 @@ const IMAGE_UID = 10001
  */
 function asRoot(path: string, at: string, where: string, s: Stats): Findings {
   const mode = `mode 0${(s.mode & 0o777).toString(8)}`
-  if (s.mode & 0o002) return written(path, where, `any user may write into it: ${mode}`)
+  // Making a file in a directory takes its write and search (x) bits both, as access() asks.
+  const may = (bits: number) => (s.mode & bits) === bits
+  if (may(0o003)) return written(path, where, `any user may write into it: ${mode}`)
   const who = [
-    ...(s.uid !== 0 && s.mode & 0o200 ? [`uid ${s.uid} (its owner)`] : []),
-    ...(s.mode & 0o020 ? [`group ${s.gid}`] : []),
+    ...(s.uid !== 0 && may(0o300) ? [`uid ${s.uid} (its owner)`] : []),
+    ...(may(0o030) ? [`group ${s.gid}`] : []),
   ]
   if (who.length === 0) {
     return {

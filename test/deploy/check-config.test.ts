@@ -304,10 +304,13 @@ describe('without --connect', () => {
       const noneButRoot = join(dir, 'none-but-root')
       const anyone = join(dir, 'anyone')
       const shared = join(dir, 'shared')
+      // Write without search (x): no one but root may make a file in it (a chmod -R 666).
+      const noSearch = join(dir, 'no-search')
       for (const [path, mode] of [
         [noneButRoot, 0o555],
         [anyone, 0o777],
         [shared, 0o770],
+        [noSearch, 0o666],
       ] as const) {
         await mkdir(path)
         await chmod(path, mode)
@@ -323,9 +326,10 @@ describe('without --connect', () => {
           { connect: false, role: 'worker', euid: 0 },
         )
       const { uid, gid } = await stat(noneButRoot)
-      for (const [fileDir, at] of [
-        [noneButRoot, noneButRoot],
-        [join(noneButRoot, 'mail'), noneButRoot],
+      for (const [fileDir, at, mode] of [
+        [noneButRoot, noneButRoot, '0555'],
+        [join(noneButRoot, 'mail'), noneButRoot, '0555'],
+        [noSearch, noSearch, '0666'],
       ] as const) {
         const r = await check(fileDir)
         const lines = r.checks.filter((l) => l.includes('MAIL_FILE_DIR'))
@@ -333,7 +337,7 @@ describe('without --connect', () => {
           fileDir,
           true,
           [
-            `warning: MAIL_FILE_DIR: only root may write into ${at} (owner uid ${uid}, group ${gid}, mode 0555); check-config runs as root, which may: a serve run as another user (the image's uid 10001) fails every row (file_write_failed)`,
+            `warning: MAIL_FILE_DIR: only root may write into ${at} (owner uid ${uid}, group ${gid}, mode ${mode}); check-config runs as root, which may: a serve run as another user (the image's uid 10001) fails every row (file_write_failed)`,
           ],
         ])
       }
@@ -348,7 +352,12 @@ describe('without --connect', () => {
         `MAIL_FILE_DIR: ${shared} can be written by root, as check-config runs; not checked for the user serve runs as: ${who} may write into ${shared} (mode 0770)`,
       ])
       // Nothing is made by the check itself.
-      expect((await readdir(dir)).sort()).toEqual(['anyone', 'none-but-root', 'shared'])
+      expect((await readdir(dir)).sort()).toEqual([
+        'anyone',
+        'no-search',
+        'none-but-root',
+        'shared',
+      ])
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
