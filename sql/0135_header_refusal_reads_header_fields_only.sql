@@ -22,8 +22,9 @@
 create or replace function mailer.header_refusal(m jsonb) returns text[] language plpgsql immutable parallel safe
   set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
 declare
-  -- All the two refusals read (header_lines_bytes), none of the MB-sized values.
-  fields jsonb := m - array['text', 'html', 'attachments'];
+  -- All the two refusals read (header_lines_bytes), none of the MB-sized values; a value that is
+  -- not an object (no caller passes one) as 0087 took it, refused by neither (a scalar's - raises).
+  fields jsonb := case when jsonb_typeof(m) = 'object' then m - array['text', 'html', 'attachments'] else m end;
 begin
   return coalesce(
     (select array[format('message.headers.%s', k),

@@ -348,6 +348,15 @@ describe('a header Exchange Online refuses, or takes as another', () => {
       expect(
         (await answer('mailer.header_refusal', { ...over, text: 'b'.repeat(1_000_000) }))?.[0],
       ).toBe('message')
+      // A value that is not an object (no binary passes one) is refused by neither, as by 0087.
+      const direct = async (fn: string, v: string) =>
+        (await c.query(`select ${fn}($1::jsonb) as r`, [v])).rows[0].r
+      for (const v of ['1', '"x"', 'null', '[1]', '{}']) {
+        expect([v, await direct('mailer.header_refusal', v).catch((e) => String(e))]).toEqual([
+          v,
+          await direct('pg_temp.header_refusal_0087', v),
+        ])
+      }
     } finally {
       c.release(true)
     }

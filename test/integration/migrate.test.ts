@@ -448,7 +448,7 @@ describe('migrate', () => {
       [
         135,
         '0135_header_refusal_reads_header_fields_only',
-        '2d4ba0bcfca3b21ed3020bb2814ddb944a821c6ccc9b0e110a472f4f66d22758',
+        '8e7ca26353b16c8f4f9ce8b5965e3bc10b88900017a2109e9f3db965d8c2932a',
       ],
       [
         137,
