@@ -6,12 +6,7 @@ import { nextBatch, type QueuedSettlement } from './settle-batch.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
 import { isDatabaseUnavailable } from './statement-timeout.ts'
 import type { StopGather } from './stop-gather.ts'
-import {
-  createIdTally,
-  UNRECORDED_NAMED,
-  type UnrecordedIds,
-  unrecordedOf,
-} from './unrecorded-ids.ts'
+import { createUnrecordedOutcomes, type UnrecordedOutcomes } from './unrecorded-outcomes.ts'
 
 export interface SettleQueue {
   /**
@@ -32,22 +27,7 @@ export interface SettleQueue {
 }
 
 /** A queue that can say, as a stop ends, which of its outcomes it has not written. */
-export interface RecordingQueue extends SettleQueue {
-  /**
-   * The outcomes pushed and not written: given up, found lost (the row's lease another's by then)
-   * since countLostFromNow(), or still on their way. A process's life long: the first
-   * UNRECORDED_NAMED named, the rest counted.
-   */
-  unrecorded(): UnrecordedIds
-  /**
-   * A stop began: from now on an outcome whose write finds its lease lost counts as unrecorded, its
-   * row taken by another worker that may send it again. One found lost before was logged then (and
-   * counted as lease_lost) and is its new holder's since: no part of what the stop leaves behind,
-   * it would make every later stop of the process exit 1 (a database outage longer than a lease,
-   * its sends found in the mailbox since, no duplicate).
-   */
-  countLostFromNow(): void
-}
+export type RecordingQueue = SettleQueue & UnrecordedOutcomes
 
 // A row another transaction held is asked again after this long, doubling up to the cap: a lock of
 // our own (a heartbeat) lasts milliseconds, an application's open transaction may last minutes.
@@ -72,13 +52,9 @@ export function createSettleQueue(d: {
   gather?: StopGather
 }): RecordingQueue {
   const queue: QueuedSettlement[] = []
-  // Pushed and not answered yet; and those answered null because their write was given up.
-  const open = new Set<QueuedSettlement>()
-  const givenUp = createIdTally()
-  let countingLost = false
-  const lost = createIdTally()
+  const tally = createUnrecordedOutcomes()
   const giveUp = (p: QueuedSettlement) => {
-    givenUp.add(p.item.id)
+    tally.givenUp(p.item.id)
     p.done(null)
   }
   let flushing: Promise<void> | null = null
@@ -140,7 +116,7 @@ export function createSettleQueue(d: {
           if (row?.outcome === BUSY_OUTCOME)
             park(p, Math.min(BUSY_FIRST_MS * 2 ** p.busy++, BUSY_MAX_MS))
           else {
-            if (row === null && countingLost) lost.add(p.item.id)
+            if (row === null) tally.foundLost(p.item.id)
             p.done(row)
           }
         }
@@ -206,12 +182,12 @@ export function createSettleQueue(d: {
         const p: QueuedSettlement = {
           item,
           done: (row) => {
-            open.delete(p)
+            tally.answered(p)
             done(row)
           },
           busy: 0,
         }
-        open.add(p)
+        tally.pushed(p)
         queue.push(p)
         d.gather?.added()
         void flush()
@@ -226,14 +202,7 @@ export function createSettleQueue(d: {
     giveUpBy(deadline) {
       stopDeadline = Math.min(stopDeadline, deadline)
     },
-    unrecorded: () =>
-      unrecordedOf([
-        { ids: givenUp.ids(), count: givenUp.count() },
-        { ids: lost.ids(), count: lost.count() },
-        { ids: [...open].slice(0, UNRECORDED_NAMED).map((p) => p.item.id), count: open.size },
-      ]),
-    countLostFromNow() {
-      countingLost = true
-    },
+    unrecorded: tally.unrecorded,
+    countLostFromNow: tally.countLostFromNow,
   }
 }

@@ -19,8 +19,8 @@ export interface Settlements extends SettleQueue {
   unrecordedSends(): UnrecordedIds
   /**
    * From now on, an accepted send whose lease is found lost counts among unrecordedSends
-   * (settle-queue.ts countLostFromNow), and each batch waits while `more()` says outcomes are still
-   * to come (stop-gather.ts).
+   * (unrecorded-outcomes.ts countLostFromNow), and each batch waits while `more()` says outcomes
+   * are still to come (stop-gather.ts).
    */
   stopBegan(more: () => boolean): void
 }

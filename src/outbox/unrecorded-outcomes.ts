@@ -1,0 +1,52 @@
+// A settle queue's unrecorded outcomes: those pushed and not written (given up, found lost once a stop began, or still on their way), bounded.
+import type { QueuedSettlement } from './settle-batch.ts'
+import {
+  createIdTally,
+  UNRECORDED_NAMED,
+  type UnrecordedIds,
+  unrecordedOf,
+} from './unrecorded-ids.ts'
+
+/** What a queue can say, as a stop ends, of the outcomes it has not written. */
+export interface UnrecordedOutcomes {
+  /**
+   * The outcomes pushed and not written: given up, found lost (the row's lease another's by then)
+   * since countLostFromNow(), or still on their way. A process's life long: the first
+   * UNRECORDED_NAMED named, the rest counted.
+   */
+  unrecorded(): UnrecordedIds
+  /**
+   * A stop began: from now on an outcome whose write finds its lease lost counts as unrecorded, its
+   * row taken by another worker that may send it again. One found lost before was logged then (and
+   * counted as lease_lost) and is its new holder's since: no part of what the stop leaves behind,
+   * it would make every later stop of the process exit 1 (a database outage longer than a lease,
+   * its sends found in the mailbox since, no duplicate).
+   */
+  countLostFromNow(): void
+}
+
+export function createUnrecordedOutcomes() {
+  // Pushed and not answered yet; and those answered null because their write was given up.
+  const open = new Set<QueuedSettlement>()
+  const givenUp = createIdTally()
+  let countingLost = false
+  const lost = createIdTally()
+  return {
+    pushed: (p: QueuedSettlement) => open.add(p),
+    answered: (p: QueuedSettlement) => open.delete(p),
+    givenUp: (id: string) => givenUp.add(id),
+    /** Its write found the lease lost: counted once a stop began (countLostFromNow). */
+    foundLost(id: string) {
+      if (countingLost) lost.add(id)
+    },
+    unrecorded: (): UnrecordedIds =>
+      unrecordedOf([
+        { ids: givenUp.ids(), count: givenUp.count() },
+        { ids: lost.ids(), count: lost.count() },
+        { ids: [...open].slice(0, UNRECORDED_NAMED).map((p) => p.item.id), count: open.size },
+      ]),
+    countLostFromNow() {
+      countingLost = true
+    },
+  }
+}
