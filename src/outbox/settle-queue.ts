@@ -4,6 +4,7 @@ import { isRowRefusal } from '../db/sqlstate.ts'
 import type { Logger } from '../log.ts'
 import { nextBatch, type QueuedSettlement } from './settle-batch.ts'
 import { BUSY_OUTCOME, type SettledRow, type SettleItem } from './settle-item.ts'
+import { createSettleParking } from './settle-parking.ts'
 import { isDatabaseUnavailable } from './statement-timeout.ts'
 import type { StopGather } from './stop-gather.ts'
 import { createUnrecordedOutcomes, type UnrecordedOutcomes } from './unrecorded-outcomes.ts'
@@ -59,31 +60,16 @@ export function createSettleQueue(d: {
   }
   let flushing: Promise<void> | null = null
   let stopDeadline = Number.POSITIVE_INFINITY
-  // Rows set aside while another transaction holds them; each returns to the queue after its wait.
-  let parked = 0
-  let parkedBack: (() => void)[] = []
-
-  /**
-   * The row is still this worker's lease (the heartbeat extends it; a reclaim skips a locked row):
-   * it is asked again once the lock may have gone, without holding up the rows queued behind it,
-   * until it is recorded, found lost, or a stop's deadline passes (then, unrecorded, its lease
-   * expires and is reclaimed).
-   */
-  function park(p: QueuedSettlement, waitMs: number) {
-    parked += 1
-    const leftMs = stopDeadline - monotonicNow(d.clock)
-    void d.clock.sleep(Math.max(0, Math.min(waitMs, leftMs))).then(() => {
-      parked -= 1
-      if (monotonicNow(d.clock) >= stopDeadline) giveUp(p)
-      else {
-        queue.push(p)
-        void flush()
-      }
-      const back = parkedBack
-      parkedBack = []
-      for (const f of back) f()
-    })
-  }
+  const parking = createSettleParking({
+    clock: d.clock,
+    deadline: () => stopDeadline,
+    back: (p) => {
+      queue.push(p)
+      void flush()
+    },
+    giveUp,
+  })
+  const park = parking.park
 
   function retryAside(p: QueuedSettlement, err: unknown) {
     const now = monotonicNow(d.clock)
@@ -194,9 +180,9 @@ export function createSettleQueue(d: {
       })
     },
     async idle() {
-      while (flushing || queue.length > 0 || parked > 0) {
+      while (flushing || queue.length > 0 || parking.count() > 0) {
         if (flushing || queue.length > 0) await (flushing ?? flush())
-        else await new Promise<void>((back) => parkedBack.push(back))
+        else await parking.oneBack()
       }
     },
     giveUpBy(deadline) {
