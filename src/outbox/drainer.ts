@@ -14,7 +14,7 @@ import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
 import type { UnrecordedIds } from './unrecorded-ids.ts'
 import { createWakeNews } from './wake-news.ts'
-import { createWakeTimers } from './wake-timers.ts'
+import { backstopPollMs, createWakeTimers } from './wake-timers.ts'
 import { createWorkerRegistration } from './worker-registration.ts'
 
 export interface Drainer {
@@ -51,12 +51,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
   const claimFailures = createClaimFailures(d.clock, log)
-  // Without LISTEN the backstop poll is the only wake-up, so it must be quick.
-  const pollMs = () =>
-    d.pollIntervalMs?.() ??
-    (d.listener.state() === 'polling'
-      ? Math.min(1000, cfg.pollIntervalSeconds * 1000)
-      : cfg.pollIntervalSeconds * 1000)
+  const pollMs = () => backstopPollMs(d)
 
   const { settle, lastChecks } = createSendRecords(d, log)
 

@@ -1,5 +1,6 @@
-// Wake timers: the drainer's two timers, one for the earliest due row and the backstop poll.
+// Wake timers: the drainer's two timers, one for the earliest due row and the backstop poll, and the poll's interval.
 import type { Clock } from '../clock.ts'
+import type { DrainerDeps } from './drainer-deps.ts'
 import { createDueTimer, type DueTimer } from './due-timer.ts'
 
 export function createWakeTimers(d: {
@@ -31,4 +32,16 @@ export function createWakeTimers(d: {
     },
   })
   return { due, poll }
+}
+
+/** The backstop poll's interval now: without LISTEN the poll is the only wake-up, so it must be quick. */
+export function backstopPollMs(
+  d: Pick<DrainerDeps, 'pollIntervalMs' | 'listener' | 'config'>,
+): number {
+  return (
+    d.pollIntervalMs?.() ??
+    (d.listener.state() === 'polling'
+      ? Math.min(1000, d.config.pollIntervalSeconds * 1000)
+      : d.config.pollIntervalSeconds * 1000)
+  )
 }
