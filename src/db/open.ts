@@ -9,7 +9,7 @@ import { PrimedPool } from './primed-pool.ts'
 import type { Queryable } from './queryable.ts'
 import { READ_ONLY_HOLD_OFF_MS, readOnlyEras } from './read-only-server.ts'
 import type { Database } from './schema.ts'
-import { CONNECT_TIMEOUT_MS, isoSessionClient } from './session-settings.ts'
+import { connectionSettings, isoSessionClient } from './session-settings.ts'
 import type { SharedSession } from './shared-session.ts'
 import { READ_ONLY_SQLSTATE } from './sqlstate.ts'
 import { createStatementRoute, type StatementRoute } from './statement-route.ts'
@@ -94,16 +94,7 @@ export function openDb(o: OpenOptions): DbHandle {
   )
   const Client = eras.Client
   // The pool's connections and a shared LISTEN session are set up alike.
-  const session = {
-    connectionString: o.url,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    keepAlive: true,
-    // No statement may hang a worker loop: a lock wait fails and is retried instead (the API sets
-    // tighter limits per query); a half-open socket fails the query on the client side. A pooler
-    // that refuses statement_timeout at startup (PgBouncer) leaves only query_timeout.
-    statement_timeout: 30_000,
-    query_timeout: 60_000,
-  }
+  const session = connectionSettings(o.url)
   const prime = o.prime
   // The process is stopping (stopBegan): no prime from then on.
   let stopping = false

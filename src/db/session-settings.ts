@@ -19,6 +19,20 @@ export const CONNECT_TIMEOUT_MS = 10_000
 
 export const SESSION_STARTUP_PARAMETERS: Readonly<Record<string, string>> = { datestyle: 'ISO' }
 
+/** What openDb's pool connections and its shared LISTEN session are made with. */
+export function connectionSettings(url: string) {
+  return {
+    connectionString: url,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    // No statement may hang a worker loop: a lock wait fails and is retried instead (the API sets
+    // tighter limits per query); a half-open socket fails the query on the client side. A pooler
+    // that refuses statement_timeout at startup (PgBouncer) leaves only query_timeout.
+    statement_timeout: 30_000,
+    query_timeout: 60_000,
+  }
+}
+
 type StartupConf = () => Record<string, string>
 
 /** The application_name each client was made with, which its startup message sends. */
