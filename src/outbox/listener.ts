@@ -2,10 +2,11 @@
 import { monotonicNow, waitAtMost } from '../clock.ts'
 import { createFailureRun } from '../failure-run.ts'
 import type { ListenerState } from './events.ts'
-import { HOLDER_LOCK_RETRY_MS, takeHolderLock } from './holder-lock.ts'
+import { takeHolderLock } from './holder-lock.ts'
 import { connectListening, destroyClient, newListenClient } from './listen-session.ts'
 import type { ListenerDeps } from './listener-deps.ts'
 import { stillListening } from './listening-check.ts'
+import { retakeHolderLock, waitCheckInterval } from './lock-retake-wait.ts'
 import { primeSharedSession } from './shared-session-prime.ts'
 
 export interface Listener {
@@ -92,25 +93,16 @@ export function createListener(d: ListenerDeps): Listener {
       void retired?.then(({ first }) => end(first ? 'retired' : 'retired-again'))
       const cutShort = AbortSignal.any([stopping.signal, over.signal])
       const retakeLock = async (holder: string) => {
-        const o = { ...d, timeoutMs: checkTimeoutMs, quiet: true }
-        const take = () => takeHolderLock(client, holder, o)
-        lockNote = await (d.shared ? d.shared.inTurn(take).catch(() => null) : take())
+        lockNote = await retakeHolderLock(client, holder, d, checkTimeoutMs)
       }
-      // A lock an earlier session still held (its backend not yet ended by the server) is tried
-      // again every HOLDER_LOCK_RETRY_MS, not at the checks alone: once that backend ends, the
-      // slots it noted are seen gone, and taken HOLDER_GONE_MS later unless this session holds it.
-      const waitInterval = async () => {
-        if (lockNote !== null || d.holder === undefined) {
-          return d.clock.sleep(d.checkIntervalMs, cutShort)
-        }
-        const until = monotonicNow(d.clock) + d.checkIntervalMs
-        while (lockNote === null && until - monotonicNow(d.clock) > HOLDER_LOCK_RETRY_MS) {
-          await d.clock.sleep(HOLDER_LOCK_RETRY_MS, cutShort)
-          if (cutShort.aborted) return
-          await retakeLock(d.holder)
-        }
-        await d.clock.sleep(Math.max(0, until - monotonicNow(d.clock)), cutShort)
-      }
+      const waitInterval = () =>
+        waitCheckInterval({
+          clock: d.clock,
+          intervalMs: d.checkIntervalMs,
+          signal: cutShort,
+          held: () => lockNote !== null,
+          retake: d.holder === undefined ? null : () => retakeLock(d.holder!),
+        })
       while (!stopping.signal.aborted) {
         await waitInterval()
         // Once per episode: a standby named by the URL retires them once per hold-off.
