@@ -7,8 +7,10 @@
 -- synchronous_commit setting is an assignment and the IF tests `leases is null` first, both simple
 -- expressions that PL/pgSQL evaluates without a statement; the pending check runs only when the row
 -- was not taken. Instructions per claim of a Postgres 18 backend (callgrind, 200 claims of one row
--- each, taken): 878k before, 849k after (-3.4 %); the claim statement, its pinned plans (the SET
--- clauses as 0030's) and its answers are unchanged (BENCHMARKS.md round 46 (claimfn)).
+-- each, taken): 878k before, 849k after (-3.4 %, measured without the two pins below, about 4k of
+-- it); the claim statement, its pinned plans (the SET clauses as 0030's) and its answers are
+-- unchanged (BENCHMARKS.md round 46 (claimfn)). 0050's pins (search_path, standard_conforming_strings)
+-- are restated: a create or replace sets the function's settings to those it lists.
 --
 -- Same signature, result and effects: an older binary calls it as before.
 --! older-binaries-compatible
@@ -29,6 +31,8 @@ set enable_bitmapscan = off
 set enable_sort = off
 set enable_indexscan = on
 set plan_cache_mode = force_generic_plan
+set search_path = pg_catalog, pg_temp
+set standard_conforming_strings = on
 as $$
 declare
   leases json;

@@ -453,7 +453,7 @@ describe('migrate', () => {
       [
         137,
         '0137_claim_notified_runs_one_statement_when_taken',
-        '09c486b7edb14c6e0441e82e7e402bf29bc390f7c150c94897a57e1cc55fab05',
+        'f81f38666c6a664ecdef35fb3eaff4ea91108cc4c700b18f42158164dc02ea68',
       ],
     ]
     expect(
