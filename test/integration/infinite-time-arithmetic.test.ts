@@ -67,8 +67,8 @@ const FINITE: (TimeArithmetic & { why: string })[] = [
   },
   {
     where: 'src/outbox/owed-probe-end.ts',
-    line: 'where r.id = $1::bigint)) - now()) * 1000)::float8 as ms',
-    why: `send_deadline_at and lease_expires_at: ${BY_THE_BINARY}`,
+    line: 'where r.id = $2::bigint)) - now()) * 1000)::float8 as ms',
+    why: `send_deadline_at and lease_expires_at: ${BY_THE_BINARY}; else now() plus the hold while no probe is out`,
   },
   {
     where: 'src/outbox/reclaim.ts',
