@@ -8,23 +8,26 @@ import type { MailboxPaused } from './send-gate.ts'
 // Such a row goes back this much later at least, or when the probe out surely ends
 // (owedProbeEndsInMs; its answer or clear brings the row due, 0092).
 const OWED_PROBE_RETRY_MS = 1_000
-// While none is out, this long (a second before: claimed once a second until the probe went): the
-// owed state's end brings the row due at once, and the owner may take it as the probe (sql/0133).
-// The bound is for what ends the owed state unseen: a row goes again at the latest a minute later.
+// While none is out, this long for a row the owed state's end brings due at once (a second before:
+// claimed once a second until the probe went), which the owner may take as the probe (sql/0133); a
+// row of MAIL_FROM's own goes back to its pause's end (owedProbeEndsInMs). The bound is for what
+// ends the owed state unseen: a row goes again at the latest a minute later.
 const OWED_NONE_OUT_MS = 60_000
 
 /**
  * Row `rowId`, naming `mailbox` (its key) whose probe is owed, goes back, to be sent after the
  * probe's answer (`waitMs`: the pause still standing); once recorded, `givenBack` brings it due
- * if the owed state ended meanwhile.
+ * if the owed state ended meanwhile. `noted`: the owed state's end brings it due by its note
+ * (owedLookupGiveBack).
  */
 export async function owedGiveBack(
   db: Kysely<Database>,
   mailbox: string,
   rowId: string,
   waitMs: number,
+  noted = false,
 ): Promise<MailboxPaused> {
-  const ends = (await owedProbeEndsInMs(db, mailbox, rowId, OWED_NONE_OUT_MS)) ?? 0
+  const ends = (await owedProbeEndsInMs(db, mailbox, rowId, { ms: OWED_NONE_OUT_MS, noted })) ?? 0
   const pausedForMs = Math.max(waitMs, OWED_PROBE_RETRY_MS, ends)
   return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(db, mailbox, rowId) }
 }
@@ -40,7 +43,7 @@ export async function owedLookupGiveBack(
   rowId: string,
   waitMs: number,
 ): Promise<MailboxPaused> {
-  const back = await owedGiveBack(db, mailbox, rowId, waitMs)
+  const back = await owedGiveBack(db, mailbox, rowId, waitMs, true)
   return {
     pausedForMs: back.pausedForMs,
     givenBack: async () => {

@@ -1,30 +1,36 @@
-// When a mailbox's owed probe, out, surely ends (or how long a row waits while none is out): how long a row that may not pass it goes back for (sql/0092 brings it due sooner), and that row due if the probe ended meanwhile.
+// When a mailbox's owed probe, out, surely ends (or how long a row the owed end brings due waits while none is out): how long a row that may not pass it goes back for (sql/0092 brings it due sooner), and that row due if the probe ended meanwhile.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
 /**
  * While `mailbox`'s probe is owed (owed-probe.ts): ms until that probe, out (its row sending), surely
  * ends, answered or given up: its send deadline (sql/0078; null from an older binary) or its lease's
- * end, the later; while none is out, `noneOutMs`. Null while none is owed. A row given back past an
- * owed probe waits that long, not 1 s: the owed state's end brings it due at once (sql/0092), and
- * while none is out its owner may take it as the probe all the same (sql/0133). Invariant: no later
- * than a second before row `rowId`'s expiresAt, or the give-back itself would fail it as expired
- * (settle_verdict) though the probe's answer may come long before. Asked only by a row found owed
- * (never where no probe is owed); mailbox_pacing and email_outbox by primary key.
+ * end, the later; while none is out, `noneOutMs` for a row the owed state's end brings due (one
+ * naming `mailbox`, sql/0092, its owner free to take it as the probe all the same, sql/0133; or,
+ * `noted`, an interrupted send's lookup row, sql/0116), else null. Null while none is owed. A row
+ * given back past an owed probe waits that long, not 1 s: the owed state's end brings it due at
+ * once. Invariant: a row of MAIL_FROM's own (no sender key: neither brought due nor taken as the
+ * probe while held) is never held past its pause's end for a probe none took yet. Invariant: no
+ * later than a second before row `rowId`'s expiresAt, or the give-back itself would fail it as
+ * expired (settle_verdict) though the probe's answer may come long before. Asked only by a row
+ * found owed (never where no probe is owed); mailbox_pacing and email_outbox by primary key.
  */
 export async function owedProbeEndsInMs(
   db: Kysely<Database>,
   mailbox: string,
   rowId: string,
-  noneOutMs: number,
+  noneOut: { ms: number; noted: boolean },
 ): Promise<number | null> {
   const { rows } = await sql<{ ms: number }>`
-    select greatest(0, extract(epoch from least(coalesce(greatest(o.send_deadline_at, o.lease_expires_at),
-                                                         now() + make_interval(secs => ${noneOutMs}::float8 / 1000)),
-                                                (select r.expires_at - interval '1 second' from mailer.email_outbox r
-                                                  where r.id = ${rowId}::bigint)) - now()) * 1000)::float8 as ms
-      from mailer.mailbox_pacing m left join mailer.email_outbox o on o.id = m.probe_id and o.status = 'sending'
-     where m.mailbox = ${mailbox} and m.probe_owed`.execute(db)
+    select greatest(0, extract(epoch from least(e.ends, r.expires_at - interval '1 second') - now()) * 1000)::float8 as ms
+      from mailer.mailbox_pacing m
+      left join mailer.email_outbox o on o.id = m.probe_id and o.status = 'sending'
+      left join mailer.email_outbox r on r.id = ${rowId}::bigint
+     cross join lateral (
+       select coalesce(greatest(o.send_deadline_at, o.lease_expires_at),
+                       case when ${noneOut.noted}::boolean or r.sender_key = m.mailbox
+                            then now() + make_interval(secs => ${noneOut.ms}::float8 / 1000) end) as ends) e
+     where m.mailbox = ${mailbox} and m.probe_owed and e.ends is not null`.execute(db)
   return rows[0]?.ms ?? null
 }
 

@@ -1,9 +1,13 @@
-// While a mailbox's probe is owed and none is out, a row naming it goes back until the owed state ends (a minute at most), and the probe's owner may take such a row as its probe.
+// While a mailbox's probe is owed and none is out, a row naming it goes back until the owed state ends (a minute at most), and the probe's owner may take such a row as its probe; a row of MAIL_FROM's own, to its pause's end.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { loadConfig } from '../../src/config.ts'
+import { createLogger } from '../../src/log.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { createTransport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
+import { graphEnvFor, startFakeGraph } from '../support/fake-graph.ts'
 import { startThrottlingGraph, useGraphPerTest } from '../support/graph-per-test.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
@@ -80,4 +84,49 @@ test("the owed probe's owner takes a row held for it (given back while none was 
     [mailboxKey(OLD), id],
   )
   expect(rows[0]).toEqual({ probe: id, status: 'sending' })
+})
+
+test("MAIL_FROM's own rows, waiting for a send slot when a throttle of under a minute paused it, go back to the pause's end: the owed state's end brings no row without a sender key due", async () => {
+  g.fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000, mailboxes: [OLD] })
+  // Graph's 429 for the first send, asking 20 s (past the 5 s a row waits in place: the probe owed).
+  g.fake.setFaults({ sendMail: [{ status: 429, code: 'ApplicationThrottled', retryAfter: '20' }] })
+  // One provider slot: the worker's other rows wait for it while the first one's send meets the throttle.
+  const tr = createTransport(
+    loadConfig(
+      {
+        ...graphEnvFor(g.fake),
+        MAIL_FROM: OLD,
+        GRAPH_CLIENT_SECRET: 'right',
+        GRAPH_MAX_CONCURRENCY: '1',
+        MAILBOX_RATE_PER_MINUTE: '0',
+      },
+      { requireDatabase: false },
+    ),
+    createLogger('error', () => {}),
+  )
+  for (let i = 0; i < 4; i++)
+    await enqueue(t, { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' })
+  await startTransportWorker(t, g.engines, tr, {
+    workerId: 'worker-old',
+    mailFrom: OLD,
+    sendTimeoutMs: 5_000,
+  })
+  // Every row back: the throttled one due at the pause's end, the others given back for it.
+  const rows = await pollUntil(async () => {
+    const { rows } = await t.pool.query<{
+      status: string
+      code: string | null
+      past_end_s: number
+    }>(
+      `select o.status, o.last_error_code as code, extract(epoch from o.send_at - p.next_at)::float8 as past_end_s
+         from mailer.email_outbox o, mailer.mailbox_pacing p
+        where p.mailbox = $1 and p.probe_owed order by o.id`,
+      [mailboxKey(OLD)],
+    )
+    return rows.length === 4 && rows.every((r) => r.status === 'pending') ? rows : undefined
+  }, 30_000)
+  const held = rows.filter((r) => r.code === 'mailbox_paused')
+  expect(held.length).toBeGreaterThan(0)
+  // Due by the pause's end (a second's leeway for the give-back's own now()), not a minute after the throttle.
+  expect(Math.max(...held.map((r) => r.past_end_s))).toBeLessThan(1)
 })
