@@ -3,17 +3,18 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
 /**
- * While `mailbox`'s probe is owed (owed-probe.ts): ms until that probe, out (its row sending), surely
- * ends, answered or given up: its send deadline (sql/0078; null from an older binary) or its lease's
- * end, the later; while none is out, `noneOutMs` for a row the owed state's end brings due (one
- * naming `mailbox`, sql/0092, its owner free to take it as the probe all the same, sql/0133; or,
- * `noted`, an interrupted send's lookup row, sql/0116), else null. Null while none is owed. A row
+ * While `mailbox`'s probe is owed (owed-probe.ts), for a row the owed state's end brings due (one
+ * naming `mailbox`, sql/0092, its owner free to take it as the probe while none is out, sql/0133;
+ * or, `noted`, an interrupted send's lookup row, sql/0116): ms until that probe, out (its row
+ * sending), surely ends, answered or given up: its send deadline (sql/0078; null from an older
+ * binary) or its lease's end, the later; while none is out, `noneOut.ms`. Null for any other row
+ * (MAIL_FROM's own, no sender key: the end neither brings it due nor is it taken as the probe while
+ * held, and no claim takes it while the probe is owed, sql/0062) and while none is owed. A row
  * given back past an owed probe waits that long, not 1 s: the owed state's end brings it due at
- * once. Invariant: a row of MAIL_FROM's own (no sender key: neither brought due nor taken as the
- * probe while held) is never held past its pause's end for a probe none took yet. Invariant: no
- * later than a second before row `rowId`'s expiresAt, or the give-back itself would fail it as
- * expired (settle_verdict) though the probe's answer may come long before. Asked only by a row
- * found owed (never where no probe is owed); mailbox_pacing and email_outbox by primary key.
+ * once. Invariant: no later than a second before row `rowId`'s expiresAt, or the give-back itself
+ * would fail it as expired (settle_verdict) though the probe's answer may come long before. Asked
+ * only by a row found owed (never where no probe is owed); mailbox_pacing and email_outbox by
+ * primary key.
  */
 export async function owedProbeEndsInMs(
   db: Kysely<Database>,
@@ -27,9 +28,9 @@ export async function owedProbeEndsInMs(
       left join mailer.email_outbox o on o.id = m.probe_id and o.status = 'sending'
       left join mailer.email_outbox r on r.id = ${rowId}::bigint
      cross join lateral (
-       select coalesce(greatest(o.send_deadline_at, o.lease_expires_at),
-                       case when ${noneOut.noted}::boolean or r.sender_key = m.mailbox
-                            then now() + make_interval(secs => ${noneOut.ms}::float8 / 1000) end) as ends) e
+       select case when ${noneOut.noted}::boolean or r.sender_key = m.mailbox
+                   then coalesce(greatest(o.send_deadline_at, o.lease_expires_at),
+                                 now() + make_interval(secs => ${noneOut.ms}::float8 / 1000)) end as ends) e
      where m.mailbox = ${mailbox} and m.probe_owed and e.ends is not null`.execute(db)
   return rows[0]?.ms ?? null
 }

@@ -130,3 +130,23 @@ test("MAIL_FROM's own rows, waiting for a send slot when a throttle of under a m
   // Due by the pause's end (a second's leeway for the give-back's own now()), not a minute after the throttle.
   expect(Math.max(...held.map((r) => r.past_end_s))).toBeLessThan(1)
 })
+
+test("a row of MAIL_FROM's own that meets its owed probe out goes back to the pause's end, not to the probe's lease end: the probe's answer brings no row without a sender key due", async () => {
+  g.fake = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000, mailboxes: [OLD] })
+  const probe = await enqueue(t, { to: 'rcpt@example.com', subject: 'Probe', text: 'Hi' })
+  const row = await enqueue(t, { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' })
+  // OLD's pause over, its probe out (sending, its lease 5 minutes away); the row claimed before.
+  await t.pool.query(
+    `with s as (update mailer.email_outbox set status = 'sending', lease_owner = 'worker-old', lease_token = gen_random_uuid(),
+                       lease_expires_at = now() + interval '5 minutes'
+                 where id = any($2::bigint[]) returning 1)
+     insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, probe_owed, probe_id)
+     values ($1, now() - interval '1 second', interval '0', true, $3::bigint)`,
+    [mailboxKey(OLD), [probe, row], probe],
+  )
+  const gate = graphTransport(g.fake, OLD).gateFor(t, 'worker-old')
+  const back = await gate.acquire(OLD, new AbortController().signal, true, row)
+  expect(back !== null && 'pausedForMs' in back ? back.pausedForMs : back).toBeLessThanOrEqual(
+    1_000,
+  )
+})
