@@ -8,6 +8,8 @@
 // enqueues (SQL, and the API with an Idempotency-Key it repeats after a lost answer), and cancels
 // and retries rows through the API. Then the faults stop, every row must reach a final state, and
 // the database, the fake's record of accepted messages and the harness's own log must agree.
+// The fake never holds more sendMail requests at once than GRAPH_MAX_CONCURRENCY, but where the
+// README allows it (chaos/send-peak.ts).
 //
 // The seed is printed; CHAOS_SEED=<seed> replays the same choices (the timing of real processes
 // cannot be replayed). CHAOS_MODE=lookup|resend|hold overrides the ambiguous-send handling the seed
@@ -46,6 +48,7 @@ import {
   PAUSE_ACTIONS,
   SLOW_DB_ACTIONS,
 } from './chaos/schedule.ts'
+import { SEND_PEAK_WINDOW_MS, sendPeak, sendPeakProblems } from './chaos/send-peak.ts'
 import {
   GRACE_SECONDS,
   HARSH,
@@ -80,6 +83,8 @@ afterAll(cleanupAll)
 
 const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31))
 const MODE: Mode = (process.env.CHAOS_MODE as Mode | undefined) ?? MODES[SEED % MODES.length]!
+// Shared by every worker: the fake must never hold more sends than this at once (chaos/send-peak.ts).
+const GRAPH_MAX_CONCURRENCY = 6
 const CHAOS_MS = Number(process.env.CHAOS_MS ?? 30_000)
 // The run's own bound (over --timeout): the chaos, then its start, the calm (90 s at most), the checks.
 const TIMEOUT_MS = CHAOS_MS + 150_000
@@ -161,7 +166,7 @@ async function soak() {
     ...FAST,
     LOG_LEVEL,
     WORKER_CONCURRENCY: '8',
-    GRAPH_MAX_CONCURRENCY: '6',
+    GRAPH_MAX_CONCURRENCY: String(GRAPH_MAX_CONCURRENCY),
     MAX_ATTEMPTS: String(MAX_ATTEMPTS),
     SHUTDOWN_GRACE_SECONDS: String(GRACE_SECONDS),
     GRAPH_MAILBOX_LOOKUP: String(MODE === 'lookup'),
@@ -200,6 +205,18 @@ async function soak() {
   const outcome = await readOutcome(db, graph)
   const findings = checkRows(MODE, outcome, record)
   await checkSlots(db, record, mailers.all)
+  const peak = sendPeak(
+    graph.fake.requests,
+    GRAPH_MAX_CONCURRENCY,
+    record.timeline,
+    Date.now(),
+    SEND_PEAK_WINDOW_MS,
+  )
+  for (const e of peak.excesses)
+    console.log(
+      `[fault] ${e.open} sends open at ${new Date(e.at).toISOString()} after:\n  ${e.before.join('\n  ')}`,
+    )
+  record.problems.push(...sendPeakProblems(peak, GRAPH_MAX_CONCURRENCY, OLDER_BINARY !== undefined))
   const probes = PAUSES ? await checkOwedProbes(db, graph, mailers, record) : {}
   reportChaos({
     seed: SEED,
@@ -207,7 +224,13 @@ async function soak() {
     outcome,
     findings,
     graph,
-    figures: { ...record.figures, ...probes, ...leaseLogCounts(mailers.all) },
+    figures: {
+      ...record.figures,
+      ...probes,
+      ...leaseLogCounts(mailers.all),
+      sendPeak: peak.peak,
+      sendExcesses: peak.excesses.length,
+    },
     settleMs,
   })
 

@@ -126,6 +126,8 @@ export interface GraphRequestRecord {
   /** Date.now() when the request arrived, and when it was answered (null: never, or not yet). */
   at: number
   answeredAt: number | null
+  /** Date.now() when the client closed the request before its answer (its abort, a cut connection). */
+  closedAt?: number
   /** The answer's status (499: a hung request released by the client's abort or the stop). */
   status: number | null
   /** The fault applied, or null; for a lookup, how many messages it found. */
@@ -253,6 +255,13 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     }
     // Recorded whatever the answer, a refused mailbox's too: a test asserts on what was asked.
     requests.push(record)
+    req.signal.addEventListener(
+      'abort',
+      () => {
+        if (record.answeredAt === null) record.closedAt = Date.now()
+      },
+      { once: true },
+    )
     if (kind === 'sendMail') {
       sendMailRequests++
       // Read for the record only (a clone): the answer below does not wait for it.
