@@ -4,6 +4,7 @@ import { judgeOwedSpan } from '../faults/chaos/owed-span-judge.ts'
 import { owedSpans } from '../faults/chaos/owed-spans.ts'
 import type { PacingChange } from '../faults/chaos/pacing-log.ts'
 import type { GraphRequestRecord } from '../support/fake-graph.ts'
+import { sendRecord } from '../support/graph-request-record.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -12,18 +13,7 @@ const BOX = 'outbox@contoso.example'
 let seq = 0
 const change = (at: number, probeOwed: boolean, probeId: string | null = null, mailbox = BOX) =>
   ({ seq: seq++, at, op: 'UPDATE', mailbox, probeOwed, probeId }) satisfies PacingChange
-const send = (id: string | null, at: number, answeredAt: number | null, mailbox = BOX) =>
-  ({
-    kind: 'sendMail',
-    mailbox,
-    outboxId: id,
-    clientRequestId: null,
-    query: {},
-    at,
-    answeredAt,
-    status: answeredAt === null ? null : 202,
-    fault: null,
-  }) satisfies GraphRequestRecord
+const send = sendRecord
 
 test('a span runs from the owing write to the clearing one, per mailbox, naming every probe; one still owed is open', () => {
   const spans = owedSpans([

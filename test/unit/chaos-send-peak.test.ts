@@ -2,22 +2,13 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sendPeak, sendPeakProblems } from '../faults/chaos/send-peak.ts'
 import type { GraphRequestRecord } from '../support/fake-graph.ts'
+import { sendRecord } from '../support/graph-request-record.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
 const request = (kind: GraphRequestRecord['kind'], at: number, answeredAt: number | null) =>
-  ({
-    kind,
-    mailbox: 'outbox@contoso.example',
-    outboxId: null,
-    clientRequestId: null,
-    query: {},
-    at,
-    answeredAt,
-    status: answeredAt === null ? null : 202,
-    fault: null,
-  }) satisfies GraphRequestRecord
+  ({ ...sendRecord(null, at, answeredAt), kind }) satisfies GraphRequestRecord
 
 test('sends overlapping count; lookups do not; an answer at an arrival’s moment frees its slot first', () => {
   const p = sendPeak(
