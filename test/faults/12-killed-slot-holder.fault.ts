@@ -6,7 +6,7 @@ import { systemClock } from '../../src/clock.ts'
 import type { Database as Schema } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { takeHolderLock } from '../../src/outbox/holder-lock.ts'
-import { takeSlots } from '../../src/outbox/send-slots.ts'
+import { HOLDER_GONE_MS, takeSlots } from '../../src/outbox/send-slots.ts'
 import {
   cleanupAll,
   type Database,
@@ -99,18 +99,51 @@ test('SIGKILL of the worker holding every provider slot: another worker sends be
   expect(await second.exited).toBe(0)
 }, 180_000)
 
+/**
+ * Notes each slot take statement (its database time) run by a worker connecting to `url` (which
+ * names it `who`; the product sets no other setting of that name): a statement trigger fires
+ * whether or not the take updated a row.
+ */
+async function noteTakes(db: Database, who: string) {
+  await db.q(`create table public.fault_takes (who text not null, at timestamptz not null)`)
+  await db.q(`create function public.fault_note_take() returns trigger language plpgsql as $$
+                begin
+                  if current_query() like '%seen_gone%' then
+                    insert into public.fault_takes
+                    values (coalesce(current_setting('fault.worker', true), ''), now());
+                  end if;
+                  return null;
+                end $$`)
+  await db.q(`create trigger fault_note_take after update on mailer.send_slots
+                for each statement execute function public.fault_note_take()`)
+  const url = new URL(db.url)
+  url.searchParams.set('options', `-c fault.worker=${who}`)
+  return {
+    url: url.toString(),
+    /** How many take statements it ran later than `at` (a take's two updates fire it twice). */
+    since: async (at: Date) =>
+      (
+        await db.q<{ n: number }>(
+          'select count(distinct at)::int as n from public.fault_takes where who = $1 and at > $2',
+          [who, at],
+        )
+      )[0]!.n,
+  }
+}
+
 test('a live worker whose LISTEN session alone ends keeps its provider slots: the other worker, its sends waiting, takes none while the first one’s are in flight', async () => {
   const db = await sharedDatabase('live_slot_holder')
   // The first worker's sends never end on their own: they hold both slots throughout.
   const graph = await startGraph({ concurrencyLimit: 4 })
   graph.fake.setFaults({ latencyMs: 600_000 })
   const env = { ...twoSlots(db, graph), GRAPH_MAILBOX_LOOKUP: 'false' }
+  const secondTakes = await noteTakes(db, 'second')
   // Two sends at most, so the rows enqueued next are the second worker's to send.
   const first = await spawnMailer('slots-live-1', { ...env, WORKER_CONCURRENCY: '2' })
   await enqueue(db, 2)
   const [held] = await bothSlotsInFlight(db, graph, first)
   const holder = held!.holder
-  const second = await spawnMailer('slots-live-2', env)
+  const second = await spawnMailer('slots-live-2', { ...env, DATABASE_URL: secondTakes.url })
   const waiting = await enqueue(db, 2, { tag: 'waiting for a slot' })
   await within(
     'the second worker’s rows claimed, waiting for a slot',
@@ -137,14 +170,25 @@ test('a live worker whose LISTEN session alone ends keeps its provider slots: th
   expect(ended).toBeDefined()
   // Only its LISTEN session's backend: its process, its pool and its sends live on.
   await db.q('select pg_terminate_backend($1)', [ended])
-  await within(
+  const relockedBy = await within(
     'the first worker’s next LISTEN session holding its lock',
     30_000,
     async () => {
+      const [r] = await db.q<{ at: Date }>('select now() as at')
       const pid = await lockedBy()
-      return pid !== undefined && pid !== ended ? pid : undefined
+      return pid !== undefined && pid !== ended ? r!.at : undefined
     },
     { mailers: [first, second], every: 20 },
+  )
+  // No take saw the lock gone after it was held again; one that saw it before did so by then. A
+  // slot is taken at a take HOLDER_GONE_MS after its sighting: the second worker's takes, going on
+  // while its rows wait, are past that bound (+1 s: the read of pg_locks after that of now()).
+  const bound = new Date(relockedBy.getTime() + HOLDER_GONE_MS + 1_000)
+  await within(
+    'two takes of the second worker’s past the bound',
+    60_000,
+    async () => ((await secondTakes.since(bound)) >= 2 ? true : undefined),
+    { mailers: [first, second], every: 100 },
   )
   const slots = await db.q<{ holder: string }>(
     'select holder from mailer.send_slots where expires_at > now() order by slot',
