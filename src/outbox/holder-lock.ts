@@ -27,8 +27,17 @@ const SERVER_RUN = `'@' || extract(epoch from pg_postmaster_start_time())::text
  * holder and the server's run, so that neither an older binary's take (another holder) nor a
  * restart (which ended every session, live workers' too) reads as this holder's death. A run is
  * the postmaster's start and its shared statistics' reset: a crash restart (any backend killed -9,
- * the OOM killer's way) keeps the start but resets the statistics. A DBA's reset of them only
- * makes earlier notes wait out their TTL, the safe way.
+ * the OOM killer's way) keeps the start but resets the statistics.
+ *
+ * A DBA's reset of the bgwriter's statistics (`pg_stat_reset_shared('bgwriter')`, or of all
+ * shared ones) starts a new run too: every LISTEN session's note, read once when it took its lock,
+ * then differs from what the takes compare it with until that session ends (days, for a healthy
+ * one), so a worker killed meanwhile has its slots wait out their TTL, as before 0117: the safe
+ * way, never a live holder's slots taken. No value a worker's role can read changes at a crash
+ * restart and at nothing a DBA does: the checkpointer's backend_start (new at a crash restart) is
+ * hidden from other roles in pg_stat_activity, which shows them a pid but not whose;
+ * pg_conf_load_time() changes at every reload, the checkpoint's position at every checkpoint; and
+ * each statistics kind's reset time can be reset (holder-lock.test.ts pins this behaviour).
  */
 export function holderLockNote(holder: RawBuilder<unknown>): RawBuilder<string> {
   return sql<string>`${holder} || ${sql.raw(SERVER_RUN)}`

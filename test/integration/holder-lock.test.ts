@@ -164,6 +164,35 @@ test('a slot noted before the server’s restart waits out its TTL; one noted si
   expect((await take('b')).map((s) => s.slot)).toEqual([2])
 })
 
+test('a statistics reset during a lock session’s life leaves its note stale: its slots wait out their TTL if it dies; its next session’s are taken', async () => {
+  const runNote = async () =>
+    (await sql<{ note: string }>`select ${holderLockNote(sql`'a'`)} as note`.execute(t.db)).rows[0]!
+      .note
+  const a = await lockSession('a')
+  expect(await take('a', a.note)).toHaveLength(2)
+  // A DBA's reset, as a crash restart resets them: the takes compare a new run from now on.
+  await t.pool.query(`select pg_stat_reset_shared('bgwriter')`)
+  const after = await runNote()
+  expect(after).not.toBe(a.note)
+  destroyClient(a.client)
+  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  // Not even seen gone: however long after, b takes nothing before the TTL.
+  expect(await take('b')).toEqual([])
+  await t.pool.query(`update mailer.send_slots set holder_lock_gone_at = now() - interval '1 hour'`)
+  expect(await take('b')).toEqual([])
+  expect((await notes()).map((n) => n.holder)).toEqual(['a', 'a'])
+  // The worker's next session reads the run afresh: its slots, once it dies, are taken again.
+  const next = await lockSession('a')
+  expect(next.note).toBe(after)
+  await t.pool.query(`update mailer.send_slots set expires_at = '-infinity'`)
+  expect(await take('a', next.note)).toHaveLength(2)
+  destroyClient(next.client)
+  await pollUntil(async () => ((await backendGone(next.pid)) ? true : undefined))
+  expect(await take('b')).toEqual([])
+  await backdateSightings()
+  expect(await take('b')).toHaveLength(2)
+})
+
 test('a session that finds the lock held by an earlier one gets no note: its takes note nothing, nor takes without one', async () => {
   const earlier = await lockSession('a')
   const later = await lockSession('a')
