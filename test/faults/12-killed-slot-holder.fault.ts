@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/log.ts'
 import { takeHolderLock } from '../../src/outbox/holder-lock.ts'
 import { HOLDER_GONE_MS, takeSlots } from '../../src/outbox/send-slots.ts'
 import {
+  allSent,
   cleanupAll,
   type Database,
   enqueue,
@@ -19,10 +20,12 @@ import {
   seconds,
   sharedDatabase,
   spawnMailer,
+  startFreezingProxy,
   startGraph,
   within,
 } from './harness.ts'
 import { test } from './kept-evidence.ts'
+import { sendCounts } from './send-counts.ts'
 
 afterAll(cleanupAll)
 
@@ -50,6 +53,32 @@ const bothSlotsInFlight = (db: Database, graph: Graph, mailer: Mailer) =>
     },
     { mailers: [mailer], every: 20 },
   )
+
+/** Both rows of `waiting` claimed (the second worker's), waiting for a slot. */
+const claimedWaiting = (db: Database, waiting: readonly string[], mailers: Mailer[]) =>
+  within(
+    'the second worker’s rows claimed, waiting for a slot',
+    30_000,
+    async () => {
+      const [r] = await db.q<{ n: number }>(
+        `select count(*)::int as n from mailer.email_outbox
+          where id = any($1::bigint[]) and status = 'sending'`,
+        [waiting],
+      )
+      return r!.n === 2 ? true : undefined
+    },
+    { mailers, every: 50 },
+  )
+
+/** The backend holding `holder`'s liveness lock, if any. */
+const lockHolder = async (db: Database, holder: string) =>
+  (
+    await db.q<{ pid: number }>(
+      `select pid from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
+          and (classid::int8 << 32) | objid::int8 = hashtextextended($1, 0)`,
+      [holder],
+    )
+  )[0]?.pid
 
 test('SIGKILL of the worker holding every provider slot: another worker sends before those slots would have expired', async () => {
   const db = await sharedDatabase('killed_slots')
@@ -145,27 +174,8 @@ test('a live worker whose LISTEN session alone ends keeps its provider slots: th
   const holder = held!.holder
   const second = await spawnMailer('slots-live-2', { ...env, DATABASE_URL: secondTakes.url })
   const waiting = await enqueue(db, 2, { tag: 'waiting for a slot' })
-  await within(
-    'the second worker’s rows claimed, waiting for a slot',
-    30_000,
-    async () => {
-      const [r] = await db.q<{ n: number }>(
-        `select count(*)::int as n from mailer.email_outbox
-          where id = any($1::bigint[]) and status = 'sending'`,
-        [waiting],
-      )
-      return r!.n === 2 ? true : undefined
-    },
-    { mailers: [first, second], every: 50 },
-  )
-  const lockedBy = async () =>
-    (
-      await db.q<{ pid: number }>(
-        `select pid from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
-            and (classid::int8 << 32) | objid::int8 = hashtextextended($1, 0)`,
-        [holder],
-      )
-    )[0]?.pid
+  await claimedWaiting(db, waiting, [first, second])
+  const lockedBy = () => lockHolder(db, holder)
   const ended = await lockedBy()
   expect(ended).toBeDefined()
   // Only its LISTEN session's backend: its process, its pool and its sends live on.
@@ -196,6 +206,51 @@ test('a live worker whose LISTEN session alone ends keeps its provider slots: th
   expect(slots.map((r) => r.holder)).toEqual([holder, holder])
   expect(graph.fake.maxConcurrent).toBe(2)
 }, 120_000)
+
+// deploy/README.md's known limit, kept visible: the worker cannot tell its lock is gone before it
+// notices the cut, and what it would cost is bounded (its sends in flight, nothing sent twice).
+test('a LISTEN connection cut where Postgres ends its backend before the worker notices: the other worker takes its slots 5 s after, its sends in flight beside them, no row sent twice', async () => {
+  const db = await sharedDatabase('cut_slot_holder')
+  const graph = await startGraph({ concurrencyLimit: 4 })
+  let answer = () => {}
+  graph.fake.setFaults({ answerAfter: new Promise<void>((r) => (answer = r)) })
+  // The first worker's LISTEN session alone passes the proxy; no check of it comes (FAST: 600 s).
+  const proxy = await startFreezingProxy(db.url)
+  const listenUrl = new URL(db.url)
+  listenUrl.port = String(proxy.port)
+  const env = { ...twoSlots(db, graph), GRAPH_MAILBOX_LOOKUP: 'false' }
+  const first = await spawnMailer('slots-cut-1', {
+    ...env,
+    LISTEN_DATABASE_URL: listenUrl.toString(),
+    WORKER_CONCURRENCY: '2',
+  })
+  const own = await enqueue(db, 2)
+  const [held] = await bothSlotsInFlight(db, graph, first)
+  const holder = held!.holder
+  const second = await spawnMailer('slots-cut-2', env)
+  const waiting = await enqueue(db, 2, { tag: 'waiting for a slot' })
+  await claimedWaiting(db, waiting, [first, second])
+  const ended = await lockHolder(db, holder)
+  expect(ended).toBeDefined()
+  // The route goes silent, and the server ends the backend (its TCP keepalive, a reset from the
+  // network): the lock is released, the worker hears nothing.
+  expect(proxy.freeze()).toBe(1)
+  await db.q('select pg_terminate_backend($1)', [ended])
+  await within(
+    'the second worker’s sends in flight beside the first one’s',
+    60_000,
+    () => (graph.fake.inFlight() >= 4 ? true : undefined),
+    { mailers: [first, second], every: 50 },
+  )
+  expect(await lockHolder(db, holder)).toBeUndefined()
+  expect(graph.fake.maxConcurrent).toBe(4)
+  answer()
+  const ids = [...own, ...waiting]
+  await allSent(db, ids, 60_000, [first, second])
+  const sends = await sendCounts(db, graph, ids)
+  report('12 cut slot holder', { sendPeak: graph.fake.maxConcurrent, duplicates: sends.duplicates })
+  expect(sends.duplicates).toBe(0)
+}, 180_000)
 
 test('SIGTERM while sends are in flight: the stopping worker keeps its liveness lock until they are over', async () => {
   const db = await sharedDatabase('stopping_slots')
