@@ -43,7 +43,7 @@ type Section = (db: Kysely<Database>) => Promise<unknown>
 const SECTIONS: Record<string, Section> = {
   counts: (db) => outboxStats(db, null),
   workers: (db) => workerPresence(db, { liveSeconds: 120, overdueSeconds: 60 }),
-  pauses: (db) => mailboxPauses(db, { pacingIntervalMs: 2000 }),
+  pauses: (db) => mailboxPauses(db),
   // A 48 h window: every failed row (finished a day ago) is in it.
   failures: (db) => recentFailures(db, { hours: 48, limit: 5, scanLimit: 10_000 }),
   // As first written: every failed row kept looked at.
@@ -98,12 +98,11 @@ try {
     for (const shape of rep % 2 === 0 ? shapes : [...shapes].reverse()) {
       await buildIndex(probe, shape)
       // Once unmeasured, so that every page read below is in shared buffers.
-      await readDatabaseStatus(d, { timeoutMs: 30_000, leaseSeconds: 60, mailboxRatePerMinute: 30 })
+      await readDatabaseStatus(d, { timeoutMs: 30_000, leaseSeconds: 60 })
       const t0 = performance.now()
       const r = await readDatabaseStatus(d, {
         timeoutMs: 30_000,
         leaseSeconds: 60,
-        mailboxRatePerMinute: 30,
       })
       add(`${shape}|whole`, performance.now() - t0)
       if (!r.reachable || r.unread.length > 0) throw new Error(JSON.stringify(r))

@@ -161,11 +161,12 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     },
     // Its reads go over each database's url: listenUrl (LISTEN_DATABASE_URL) plays no part.
     // LEASE_SECONDS: stands for a worker whose registry entry notes none (silent twice it: not
-    // live) and, with no live worker noting a longer one, bounds when an ended lease is overdue;
-    // MAILBOX_RATE_PER_MINUTE: a mailbox's wait no longer than one turn is pacing, not a pause.
-    env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS', 'MAILBOX_RATE_PER_MINUTE'],
+    // live) and, with no live worker noting a longer one, bounds when an ended lease is overdue.
+    // Not MAILBOX_RATE_PER_MINUTE: a pause is told from a turn by the rate the workers pace by,
+    // as the gauge and /v1/stats tell it (paused-now.ts).
+    env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS'],
     exits: {
-      ok: 'every database ok',
+      ok: 'every database ok (paused mailboxes and rows held back by pacing or a pause included: they are not due; alert on heldBackPending or pausedMailboxes.count in --json)',
       failure: UNCAUGHT_EXIT,
       usage: CONFIG_EXIT,
       schema: 'a schema missing, behind, ahead, or a migration it applied edited since',

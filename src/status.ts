@@ -31,7 +31,6 @@ export async function status(
       readDatabaseStatus(d, {
         timeoutMs: o.timeoutMs,
         leaseSeconds: config.worker.leaseSeconds,
-        mailboxRatePerMinute: config.limits.mailboxRatePerMinute,
       }),
     ),
   )

@@ -10,12 +10,13 @@ type PauseRead = Awaited<ReturnType<typeof mailboxPausedFor>>
 
 /**
  * How long a throttle still holds a mailbox for a request that takes no turn of its own (a lookup;
- * a send whose turn is already taken), by mailboxPausedFor's read: however short, within a turn too
- * (throttledMs), and a wait past one interval (a row an older binary wrote: no turn_interval to
- * tell a pause from a turn). A pacing turn to come is not the request's to wait for.
+ * a send whose turn is already taken), by mailboxPausedFor's read (throttledMs: the rule every
+ * reader of a pause shares, paused-now.ts): however short, within a turn too, and a wait past one
+ * interval (a row an older binary wrote: no turn_interval to tell a pause from a turn). A pacing
+ * turn to come is not the request's to wait for.
  */
 export function throttleHoldsMs(read: PauseRead): number {
-  return Math.max(read.throttledMs ?? 0, read.waitMs > read.intervalMs ? read.waitMs : 0)
+  return read.throttledMs ?? 0
 }
 
 /**

@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
 import { PACING_RATE_KEY } from './pacing-rate.ts'
+import { pauseEnd } from './paused-now.ts'
 
 /**
  * GCRA pacing: takes the mailbox's next send time if it has come, and moves it one interval on.
@@ -122,6 +123,10 @@ export async function reservePacing(
   return r.probe_owed ? { probeOwed: true, waitMs } : waitMs
 }
 
+// The pause's end as every reader of a pause reads it (paused-now.ts), of the row read (m) under
+// the rate in force (r.i); built once, as the statement's other text.
+const GATE_PAUSE_END = pauseEnd('m', sql`r.i`)
+
 /**
  * With no pacing in force, only a throttle's pause holds a mailbox back: the milliseconds it still
  * lasts (0 when none; a pause with no end: a recheck, pauseLeftMs), and the interval in force
@@ -129,10 +134,11 @@ export async function reservePacing(
  * (turn_interval > 0) is spaced by the interval in force from the last one taken, as takePacing
  * reads it: with none in force it is over. A read, so a send from an unpaused mailbox writes nothing.
  * owedProbe: while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts), the row named to
- * probe (null: none yet); absent when none is owed. throttledMs: how long a throttle still holds
- * the mailbox, however short, whether it is the wait (turn_interval 0) or lies within a pacing turn
- * (throttled_until, sql/0112, while next_at stands at or past it: a pause lifted by hand lifts it);
- * absent when none does. nextAt: next_at as takePacing's `turn` names it; absent with no row. Read
+ * probe (null: none yet); absent when none is owed. throttledMs: how long a pause still holds the
+ * mailbox, however short (pauseEnd, paused-now.ts: the rule /v1/stats, the gauge and status count
+ * paused mailboxes by): a throttle that is the wait (turn_interval 0), one within a pacing turn
+ * (throttled_until, sql/0112), a wait past one interval (an older binary's row, next_at set by
+ * hand); absent when none does. nextAt: next_at as takePacing's `turn` names it; absent with no row. Read
  * per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
@@ -161,10 +167,7 @@ export async function mailboxPausedFor(
                                             else m.next_at end)) as wait_ms,
            (extract(epoch from r.i) * 1000)::float8 as interval_ms,
            m.probe_owed, m.probe_id::text as probe_id,
-           -- A throttle's end holds while next_at stands at or past it (pauseMailbox sets both): next_at
-           -- moved back before it (the pause lifted by hand, README) lifts the throttle too.
-           greatest(0, case when m.turn_interval = interval '0' then mailer.ms_until(m.next_at) end,
-                    case when m.throttled_until <= m.next_at then mailer.ms_until(m.throttled_until) end) as throttled_ms,
+           greatest(0, mailer.ms_until(${GATE_PAUSE_END})) as throttled_ms,
            extract(epoch from m.next_at)::text as next_at
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]

@@ -2,6 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { isEndlessPause } from './endless-pause.ts'
+import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
 
 export interface MailboxPauses {
   mailboxes: number
@@ -13,23 +14,15 @@ export interface MailboxPauses {
 }
 
 /**
- * A mailbox's next send time (mailer.mailbox_pacing) lies at most one pacing interval ahead while it
- * is only paced (takePacing): this worker's, or the one its turn was taken under (turn_interval,
- * another worker's rate); a throttle (pauseMailbox) sets it further. Rows keyed 'queue …' are
- * pacing horizons, not mailboxes (reservePacing), and 'pacing rate' lies in the past. The table
- * holds two rows per mailbox used.
+ * The mailboxes paused now, by the rule every reader of a pause shares (PAUSED_MAILBOXES_NOW,
+ * paused-now.ts: the gate's, /v1/stats' and the outbox_mailboxes_paused gauge's), under the rate
+ * every worker paces by (the newest worker's), not the reader's own; the longest by its end (a
+ * throttle within a pacing turn: throttled_until, not the turn).
  */
-export async function mailboxPauses(
-  db: Kysely<Database>,
-  p: { pacingIntervalMs: number },
-): Promise<MailboxPauses> {
+export async function mailboxPauses(db: Kysely<Database>): Promise<MailboxPauses> {
   const { rows } = await sql<{ mailboxes: number; longest: number | string | null }>`
-    select count(*)::int as mailboxes,
-           mailer.ms_until(max(next_at)) / 1000 as longest
-      from mailer.mailbox_pacing
-     where mailbox not like 'queue %'
-       and next_at > now() + greatest(make_interval(secs => ${p.pacingIntervalMs / 1000}::float8),
-                                      coalesce(turn_interval, interval '0'))`.execute(db)
+    select count(*)::int as mailboxes, mailer.ms_until(max(p.ends)) / 1000 as longest
+      from (${PAUSED_MAILBOXES_NOW}) p`.execute(db)
   const r = rows[0]
   const longest = r?.longest ?? null
   return {

@@ -1,6 +1,7 @@
 // Counts by status, the age of the oldest due pending row (database time), what pauses and pacing hold back, and the NOTIFY queue's fill.
 import { type Kysely, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
+import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
 
 export interface OutboxStats {
   counts: Record<OutboxStatus, number>
@@ -43,12 +44,8 @@ export type SettledCounts = Pick<Record<OutboxStatus, number>, 'sent' | 'failed'
  * (those read from the heap too), the mailboxes paused (mailer.mailbox_pacing: two rows per
  * mailbox used); and the NOTIFY queue's fill. One statement, cheap enough for every metrics scrape.
  *
- * A pause holds a mailbox while its next_at, set by a throttle past its turn (turn_interval 0),
- * lies ahead (NULL, an older binary's row, may be a turn: beyond one interval of the rate in force,
- * as mailboxPauses reads it), or while
- * its throttled_until (a throttle within a turn, sql/0112) does and next_at stands at or past it
- * (a pause lifted by hand lifts both), as mailboxPausedFor reads it. Rows keyed 'queue …' are
- * pacing horizons and 'pacing rate' the rate noted (reservePacing, pacing-rate.ts): no mailboxes.
+ * A mailbox is paused as every reader of a pause says (PAUSED_MAILBOXES_NOW, paused-now.ts): the
+ * gate's, status's PAUSED count and this one agree.
  */
 export async function liveStats(
   db: Kysely<Database>,
@@ -62,14 +59,7 @@ export async function liveStats(
     paused: string | null
     usage: number
   }>`
-    with paused as materialized (
-      select p.mailbox, p.next_at from mailer.mailbox_pacing p
-       where p.mailbox not like 'queue %' and p.mailbox <> 'pacing rate'
-         and ((coalesce(p.turn_interval, interval '0') = interval '0'
-               and p.next_at > now() + coalesce(p.turn_interval, (select r.turn_interval from mailer.mailbox_pacing r
-                                                                   where r.mailbox = 'pacing rate'), interval '0'))
-              or (p.throttled_until > now() and p.throttled_until <= p.next_at))
-    )
+    with paused as materialized (${PAUSED_MAILBOXES_NOW})
     select
       -- First: pg_stat_activity keeps a statement's first 1 KB (track_activity_query_size).
       pg_notification_queue_usage()::float8 as usage,

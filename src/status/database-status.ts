@@ -53,7 +53,6 @@ interface ReadOptions {
   /** Bounds connecting and every statement. */
   timeoutMs: number
   leaseSeconds: number
-  mailboxRatePerMinute: number
 }
 
 /**
@@ -133,11 +132,7 @@ export async function readDatabaseStatus(
     reading.presence = await section('workers', (trx) =>
       workerPresence(trx, { liveSeconds: 2 * o.leaseSeconds, overdueSeconds: o.leaseSeconds }),
     )
-    reading.pauses = await section('mailbox pauses', (trx) =>
-      mailboxPauses(trx, {
-        pacingIntervalMs: o.mailboxRatePerMinute > 0 ? 60_000 / o.mailboxRatePerMinute : 0,
-      }),
-    )
+    reading.pauses = await section('mailbox pauses', (trx) => mailboxPauses(trx))
     reading.pacing = await section('pacing rate', (trx) => pacingInForce(trx))
     reading.failures = await section('failures', (trx) =>
       recentFailures(trx, {

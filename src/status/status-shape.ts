@@ -34,7 +34,11 @@ export interface DatabaseStatus {
   claims: { rows: number; workers: number; overdueLeases: number } | null
   workers: { live: number } | null
   listener: { sessions: number } | null
-  /** `longestSeconds` null with a count: a pause without end (next_at 'infinity', hand-written). */
+  /**
+   * `count` is /v1/stats' pausedMailboxes (a number there) and the outbox_mailboxes_paused gauge, by
+   * one rule (paused-now.ts). `longestSeconds` null with a count: a pause without end (next_at
+   * 'infinity', hand-written).
+   */
   pausedMailboxes: { count: number; longestSeconds: number | null } | null
   /**
    * The MAILBOX_RATE_PER_MINUTE every worker paces by (the newest worker's; 0: none), the worker id

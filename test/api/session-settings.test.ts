@@ -144,7 +144,7 @@ test('`status` reads every section: ages come as epochs, not as text timestamps'
   await enqueueSql(t.pool, { sendAt: '2000-01-01T00:00:00Z' })
   const reading = await readDatabaseStatus(
     { name: 'default', url: t.url, listenUrl: t.url },
-    { timeoutMs: 10_000, leaseSeconds: 30, mailboxRatePerMinute: 0 },
+    { timeoutMs: 10_000, leaseSeconds: 30 },
   )
   expect([reading.error, reading.unread]).toEqual([null, []])
   expect(reading.stats?.oldestPendingAgeSeconds).toBeGreaterThan(20 * 365 * 86_400)
@@ -192,7 +192,7 @@ describe('every connection of ours starts with DateStyle ISO, whatever the datab
   test("`status`'s pool", async () => {
     const reading = await readDatabaseStatus(
       { name: 'default', url: recorder.url, listenUrl: recorder.url },
-      { timeoutMs: 10_000, leaseSeconds: 30, mailboxRatePerMinute: 0 },
+      { timeoutMs: 10_000, leaseSeconds: 30 },
     )
     expect(reading.error).toBeNull()
     const styles = stylesOf('outbox-mailer:status')

@@ -67,7 +67,7 @@ test('status names them too, in its reason for the database (a watch reading it 
   for (const url of [closed, unresolved]) {
     const reading = await readDatabaseStatus(
       { name: 'default', url, listenUrl: url },
-      { timeoutMs: 5000, leaseSeconds: 60, mailboxRatePerMinute: 0 },
+      { timeoutMs: 5000, leaseSeconds: 60 },
     )
     const judged = judge(reading, { maxPendingAgeSeconds: 300, leaseSeconds: 60 }, (s) => s)
     reasons.push(judged.reasons.join('; '))

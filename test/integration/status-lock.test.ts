@@ -22,7 +22,7 @@ for (const table of ['schema_migrations', 'email_outbox']) {
     try {
       const reading = await readDatabaseStatus(
         { name: 'default', url: t.url, listenUrl: t.url },
-        { timeoutMs: 4_000, leaseSeconds: 60, mailboxRatePerMinute: 0 },
+        { timeoutMs: 4_000, leaseSeconds: 60 },
       )
       const judged = judge(reading, { maxPendingAgeSeconds: 300, leaseSeconds: 60 }, (s) => s)
       expect({

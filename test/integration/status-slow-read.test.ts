@@ -65,7 +65,7 @@ async function slowReads(table: string, seconds: number) {
 const read = () =>
   readDatabaseStatus(
     { name: 'default', url, listenUrl: url },
-    { timeoutMs: 2_000, leaseSeconds: 60, mailboxRatePerMinute: 0 },
+    { timeoutMs: 2_000, leaseSeconds: 60 },
   )
 const judged = async () =>
   judge(await read(), { maxPendingAgeSeconds: 300, leaseSeconds: 60 }, (s) => s)

@@ -112,7 +112,6 @@ test("every session of ours asks for our name, not the URL's: serve's, status's,
         await readDatabaseStatus(d, {
           timeoutMs: 10_000,
           leaseSeconds: 30,
-          mailboxRatePerMinute: 0,
         })
       ).error,
     ).toBeNull()

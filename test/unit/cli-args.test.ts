@@ -223,8 +223,8 @@ test("every command's --help says what it does, names each of its flags, the var
 test("a command's --help lists the variables the deploy guide sets for it, and each one a variable it lists needs beside it", () => {
   // Step 4 stores the certificate and key as GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY (their _FILE
   // forms are the alternative); API_JWKS_URL starts nothing without its issuer and audience; the
-  // file transport writes into MAIL_FILE_DIR; status judges leases by LEASE_SECONDS, and tells a
-  // mailbox's pacing turn from a pause by MAILBOX_RATE_PER_MINUTE.
+  // file transport writes into MAIL_FILE_DIR; status judges leases by LEASE_SECONDS (a pause it
+  // tells from a pacing turn by the rate the workers noted, not its own).
   const expected: Record<string, string[]> = {
     serve: [
       'GRAPH_CERTIFICATE',
@@ -241,7 +241,7 @@ test("a command's --help lists the variables the deploy guide sets for it, and e
       'MAIL_FILE_DIR',
     ],
     'send-test': ['GRAPH_CERTIFICATE', 'GRAPH_PRIVATE_KEY'],
-    status: ['LEASE_SECONDS', 'MAILBOX_RATE_PER_MINUTE'],
+    status: ['LEASE_SECONDS'],
   }
   const missing = Object.entries(expected).map(([command, vars]) => {
     const p = parseArgs([command, '--help'])

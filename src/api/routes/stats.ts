@@ -34,7 +34,7 @@ const DatabaseStats = z
     }),
     pausedMailboxes: Count.nullable().openapi({
       description:
-        'Sender mailboxes a provider throttle pauses now (the Retry-After of a 429 or 503, Graph refusing the mailbox); null for a token confined to a tenant (pauses belong to the whole database)',
+        'Sender mailboxes a provider throttle pauses now (the Retry-After of a 429 or 503, Graph refusing the mailbox); null for a token confined to a tenant (pauses belong to the whole database). The count outbox-mailer status shows as PAUSED, by the same rule (its --json pausedMailboxes is an object: this count, and longestSeconds)',
     }),
   })
   .openapi('DatabaseStats')
