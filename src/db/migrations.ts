@@ -93,6 +93,9 @@ import m0135 from '../../sql/0135_header_refusal_reads_header_fields_only.sql' w
 import m0137 from '../../sql/0137_claim_notified_runs_one_statement_when_taken.sql' with {
   type: 'text',
 }
+import m0146 from '../../sql/0146_owed_probe_row_held_looks_again_in_a_second.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -189,6 +192,7 @@ export const migrations: readonly Migration[] = [
   { version: 133, name: '0133_owed_probe_takes_rows_held_for_it', sql: m0133 },
   { version: 135, name: '0135_header_refusal_reads_header_fields_only', sql: m0135 },
   { version: 137, name: '0137_claim_notified_runs_one_statement_when_taken', sql: m0137 },
+  { version: 146, name: '0146_owed_probe_row_held_looks_again_in_a_second', sql: m0146 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -1,6 +1,7 @@
 // Which row probes MAIL_FROM's mailbox after its pause when MAIL_FROM's own first row is not due: the rules of the row naming its address (0082) that no other file pinned.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { cancel, claimPastPause, enqueueIn, pacing } from '../support/paused-claim-rows.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -77,4 +78,18 @@ test('no probe owed (another worker’s answered), the pause over: a due row nam
     [MAIL_FROM],
   )
   expect(row.rows).toEqual([{ probe_owed: false, probe_id: null }])
+})
+
+test('a due row naming MAIL_FROM’s address that another transaction holds locked (a worker naming it as waiting, a give-back) when the claim looks: the claim asks again within a second, not at MAIL_FROM’s row an hour out, and then probes with it', async () => {
+  const named = await enqueueIn(t.pool, -1, MAIL_FROM)
+  await pauseOverOwing()
+  const held = await holdRowLocked(t.pool, named)
+  let skipped: Awaited<ReturnType<typeof claim>>
+  try {
+    skipped = await claim()
+  } finally {
+    await held.end('commit')
+  }
+  expect([ids(skipped), skipped.probeInMs, skipped.nextDueInMs]).toEqual([[], 1000, 1000])
+  expect(ids(await claim())).toEqual([named])
 })
