@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { owedProbeEndsInMs, owedRowDueIfProbeEnded } from './owed-probe-end.ts'
 import { forgetEndedOwedProbeLookup, noteOwedProbeLookup } from './owed-probe-lookups.ts'
+import { wakeOwedProbeOwner } from './owed-probe-owner-wake.ts'
 import type { MailboxPaused } from './send-gate.ts'
 
 // Such a row goes back this much later at least, or when the probe out surely ends
@@ -29,7 +30,14 @@ export async function owedGiveBack(
 ): Promise<MailboxPaused> {
   const ends = (await owedProbeEndsInMs(db, mailbox, rowId, { ms: OWED_NONE_OUT_MS, noted })) ?? 0
   const pausedForMs = Math.max(waitMs, OWED_PROBE_RETRY_MS, ends)
-  return { pausedForMs, givenBack: () => owedRowDueIfProbeEnded(db, mailbox, rowId) }
+  return {
+    pausedForMs,
+    givenBack: async () => {
+      await owedRowDueIfProbeEnded(db, mailbox, rowId)
+      // A lookup's row names another mailbox: never the probe (its note brings it due instead).
+      if (!noted) await wakeOwedProbeOwner(db, mailbox, rowId)
+    },
+  }
 }
 
 /**

@@ -65,9 +65,8 @@ for (const rate of ['0', '600']) {
       [OLD, named],
     )
     // The old release's claim first: its probe, a row naming its address, out and named for every
-    // worker; then the new release starts. Started before, its claim (woken by the rows' update)
-    // could take the named rows first and give them back, leaving the old worker none to probe with
-    // until its backstop poll: the probe would come 30 s later, not the case this test is about.
+    // worker; then the new release starts. The new release first, giving the rows back before any
+    // probe is out, is the last test's case.
     old.drainer.wake()
     await pollUntil(async () => {
       const p = await t.pool.query(
@@ -100,3 +99,48 @@ for (const rate of ['0', '600']) {
     }).toEqual({ requests: 1, owed: true })
   })
 }
+
+test('the new release claims the rows naming the old MAIL_FROM first and gives them back: the old worker, not woken otherwise, is woken by the give-back and probes with one of them, not at its backstop poll', async () => {
+  g.fake = await startThrottlingGraph(g, OLD, [OLD, NEW])
+  await enqueue(t)
+  const old = await startWorker(graphTransport(g.fake, OLD, '0'), 'worker-old', OLD)
+  await pausedOwedAndIdle(t, OLD, old)
+  const named: string[] = []
+  for (let i = 0; i < 3; i++)
+    named.push(
+      await enqueue(
+        t,
+        { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi', from: OLD },
+        { sendAt: new Date(Date.now() + 86_400_000).toISOString() },
+      ),
+    )
+  const fresh = await startWorker(graphTransport(g.fake, NEW, '0'), 'worker-new', NEW)
+  await pausedOwedAndIdle(t, OLD, [old, fresh])
+  g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === OLD ? 'hang' : undefined) })
+  const asked0 = g.fake.requests.length
+  await t.pool.query(
+    `with p as (update mailer.mailbox_pacing set next_at = now() - interval '1 minute' where mailbox = $1 returning 1)
+     update mailer.email_outbox set send_at = now() - interval '1 minute' where id = any($2::bigint[])`,
+    [OLD, named],
+  )
+  // Only the new release is woken: it claims the named rows and gives them back, for a minute, to
+  // the old worker's owed probe. The old worker's timers are minutes away (the pause's end it
+  // read, its backstop poll): only the give-backs' wake-up brings its claim, which probes.
+  fresh.drainer.wake()
+  await pollUntil(async () => {
+    const p = await t.pool.query(
+      `select probe_id from mailer.mailbox_pacing where mailbox = $1 and probe_owed`,
+      [OLD],
+    )
+    return p.rows[0]?.probe_id != null && sendsFrom(OLD, asked0).length > 0 ? true : undefined
+  }, 30_000)
+  const back = await t.pool.query<{ n: number }>(
+    `select count(distinct outbox_id)::int as n from mailer.email_attempts
+      where outbox_id = any($1::bigint[]) and error_code = 'mailbox_paused' and worker_id = 'worker-new'`,
+    [named],
+  )
+  expect({ requests: sendsFrom(OLD, asked0).length, givenBack: back.rows[0]!.n > 0 }).toEqual({
+    requests: 1,
+    givenBack: true,
+  })
+})
