@@ -5,7 +5,9 @@
 // Each round runs each binary once (test/support/stop-while-slow.ts: 8 sends in flight at Graph,
 // 1.5 s each, then every answer 2 s late through a delaying proxy and SIGTERM, grace 4 s), each on
 // a freshly migrated database of one cluster, the binaries alternating so that a slower spell of
-// the machine lands on each alike. Without binaries: this checkout's build.
+// the machine lands on each alike. Without binaries: this checkout's build. STOP_SLOW_GRAPH_MS and
+// STOP_SLOW_GRACE change the send's time at Graph and the grace; STOP_SLOW_HUNG=n hangs the first n
+// sends at Graph until the grace aborts them ("last recorded" is then the others' recording).
 import { migrate } from '../src/db/migrate.ts'
 import { silentLogger } from '../src/log.ts'
 import { compiledBinary } from '../test/support/binary.ts'
@@ -38,6 +40,7 @@ try {
         databaseUrl: cluster.url(name),
         ...(process.env.STOP_SLOW_GRAPH_MS && { graphMs: Number(process.env.STOP_SLOW_GRAPH_MS) }),
         ...(process.env.STOP_SLOW_GRACE && { graceSeconds: Number(process.env.STOP_SLOW_GRACE) }),
+        ...(process.env.STOP_SLOW_HUNG && { hung: Number(process.env.STOP_SLOW_HUNG) }),
       })
       runs[b]!.push({
         exitMs: r.exitMs,

@@ -1,4 +1,5 @@
 // A test worker wired as serve wires Graph (createTransport) with mailbox lookups on: the transport's sender, gate and lookup against a fake Graph.
+import type { Clock } from '../../src/clock.ts'
 import { loadConfig } from '../../src/config.ts'
 import type { DbHandle } from '../../src/db/open.ts'
 import { type Logger, silentLogger } from '../../src/log.ts'
@@ -30,6 +31,8 @@ export interface GraphWorkerOptions {
   ratePerMinute?: number
   /** Wraps the Graph sender (something to do as a send is under way); as it is when not given. */
   wrapSender?: (graph: Sender) => Sender
+  /** The drainer's clock; the system's when not given. */
+  clock?: Clock
 }
 
 /** Started by the caller, which also stops it. Retries come a second apart. */
@@ -70,6 +73,7 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
       lookupGraceSeconds: o.graceSeconds,
       ...(o.allowedSenders && { allowedSenders: new Set(o.allowedSenders) }),
       ...(o.log && { log: o.log }),
+      ...(o.clock && { clock: o.clock }),
     },
   })
 }

@@ -40,6 +40,8 @@ export async function stopWhileSlow(o: {
   /** How long each send takes at Graph (default 1.5 s) and the grace (default 4 s). */
   graphMs?: number
   graceSeconds?: number
+  /** How many of the sends hang at Graph until the grace aborts them (default none). */
+  hung?: number
 }): Promise<SlowStop> {
   const proxy = await startDelayingProxy(o.databaseUrl)
   const fake = await startFakeGraph({
@@ -47,7 +49,10 @@ export async function stopWhileSlow(o: {
     mailboxes: [FROM],
     concurrencyLimit: 100,
   })
-  fake.setFaults({ latencyMs: o.graphMs ?? 1_500 })
+  fake.setFaults({
+    latencyMs: o.graphMs ?? 1_500,
+    sendMail: Array.from({ length: o.hung ?? 0 }, () => 'hang' as const),
+  })
   const reader = new pg.Client({ connectionString: o.databaseUrl })
   await reader.connect()
   const sentCount = async () =>
