@@ -189,6 +189,6 @@ export function createSettleQueue(d: {
       stopDeadline = Math.min(stopDeadline, deadline)
     },
     unrecorded: tally.unrecorded,
-    countLostFromNow: tally.countLostFromNow,
+    stopBegan: tally.stopBegan,
   }
 }

@@ -19,7 +19,7 @@ export interface Settlements extends SettleQueue {
   unrecordedSends(): UnrecordedIds
   /**
    * From now on, an accepted send whose lease is found lost counts among unrecordedSends
-   * (unrecorded-outcomes.ts countLostFromNow), and each batch waits while `more()` says outcomes
+   * (unrecorded-outcomes.ts stopBegan), and each batch waits while `more()` says outcomes
    * are still to come (stop-gather.ts).
    */
   stopBegan(more: () => boolean): void
@@ -75,7 +75,7 @@ export function createSettlements(d: {
     },
     unrecordedSends: () => sent.unrecorded(),
     stopBegan: (more) => {
-      sent.countLostFromNow()
+      sent.stopBegan()
       gather.began(more)
     },
   }

@@ -1,4 +1,4 @@
-// The settle queue's unrecorded outcomes and a lease found lost: counted once a stop began (countLostFromNow), not before.
+// The settle queue's unrecorded outcomes and a lease found lost: counted once a stop began (stopBegan), not before.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
@@ -19,7 +19,7 @@ test('an outcome whose write finds the lease lost is unrecorded when found since
   expect(await queue.push(sentItem('1'))).toBeNull()
   // Logged and counted as lease_lost when found; its row its new holder's since.
   expect(queue.unrecorded()).toEqual({ ids: [], more: 0 })
-  queue.countLostFromNow()
+  queue.stopBegan()
   expect(await queue.push(sentItem('2'))).toBeNull()
   await queue.idle()
   // Taken by another worker during the stop, the send may go again: the stop says so (exit 1).
