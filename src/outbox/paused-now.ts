@@ -1,4 +1,4 @@
-// The one rule for "this mailbox is paused now": the SQL the gate's pause read, /v1/stats and /metrics, and status all ask it by.
+// The one rule for "this mailbox is paused now": the SQL the gate's pause read, the send's last check, /v1/stats and /metrics, and status all ask it by.
 import { type RawBuilder, sql } from 'kysely'
 import { PACING_RATE_KEY } from './pacing-rate.ts'
 
@@ -14,12 +14,22 @@ import { PACING_RATE_KEY } from './pacing-rate.ts'
  * takePacing reads it. A pacing turn to come is no pause; an owed probe (owed-probe.ts) is none
  * either: the pause it follows has ended, and its rows wait for the probe's answer.
  */
-export function pauseEnd(row: string, rate: RawBuilder<unknown>): RawBuilder<Date | null> {
-  const c = (column: string) => sql.ref(`${row}.${column}`)
-  const [turn, next] = [c('turn_interval'), c('next_at')]
-  return sql<Date | null>`greatest(
+export function pauseEnd(row: string, rate: string): RawBuilder<Date | null> {
+  return sql.raw(pauseEndText(row, rate))
+}
+
+/**
+ * pauseEnd as text, for a statement written out with its $n placeholders (statementText: the last
+ * check, start-send.ts). `row` and `rate` are SQL the caller writes (an alias, an expression),
+ * never a value.
+ */
+export function pauseEndText(row: string, rate: string): string {
+  const [turn, next, until] = ['turn_interval', 'next_at', 'throttled_until'].map(
+    (c) => `${row}.${c}`,
+  )
+  return `greatest(
     case when ${turn} = interval '0' then ${next} end,
-    case when ${c('throttled_until')} <= ${next} then ${c('throttled_until')} end,
+    case when ${until} <= ${next} then ${until} end,
     case when ${turn} > interval '0' then case when ${next} - ${turn} > now() then ${next} - ${turn} + ${rate} end
          when ${next} > now() + ${rate} then ${next} end)`
 }
@@ -34,5 +44,5 @@ export const PAUSED_MAILBOXES_NOW = sql<{ mailbox: string; next_at: Date; ends: 
   select p.mailbox, p.next_at, e.ends from mailer.mailbox_pacing p
    cross join (select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                                interval '0') as i) r
-   cross join lateral (select ${pauseEnd('p', sql`r.i`)} as ends) e
+   cross join lateral (select ${pauseEnd('p', 'r.i')} as ends) e
    where p.mailbox not like 'queue %' and p.mailbox <> ${PACING_RATE_KEY} and e.ends > now()`

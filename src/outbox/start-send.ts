@@ -4,6 +4,7 @@ import type { Queryable } from '../db/queryable.ts'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
+import { pauseEndText } from './paused-now.ts'
 
 export interface StartResult {
   started: Set<string>
@@ -44,9 +45,9 @@ const START = `
 // mailer.mailbox_pacing's key is re-made when autovacuum analyzes that table (an invalidation), so
 // it follows the table's growth. Values: ids, tokens, each lease's mailbox (its pause key) or null,
 // the request timeout as above.
-// A pacing turn (turn_interval > 0) is no pause without pacing, but a throttle noted within it (a
-// paced worker's, beside this one) is: throttled_until (sql/0112) while next_at stands at or past
-// it (a pause lifted by hand lifts it), as mailboxPausedFor reads it. A rate in force (the newest
+// A pause holds the send as every reader of a pause counts one (pauseEnd, paused-now.ts): a
+// throttle within a pacing turn (throttled_until, sql/0112), a pause set by hand past a paced
+// mailbox's turn ('infinity', README) included; a pacing turn is no pause. A rate in force (the newest
 // worker's, 'pacing rate' by primary key: pacing-rate.ts) starts none, each answered paused 0 ms
 // with that interval, so that the gate takes a turn for it first. A mailbox whose probe is owed (a
 // MAIL_FROM's pause over, owed-probe.ts) starts its probe (probe_id) alone: another row naming it,
@@ -60,13 +61,13 @@ const START_UNPAUSED = `
   ), ask as (
     select i.id, i.token,
            case when i.mailbox is not null and r.i > interval '0' then now()
-                when coalesce(p.turn_interval <= interval '0', true) and p.next_at > now() then p.next_at
-                when p.throttled_until > now() and p.throttled_until <= p.next_at then p.throttled_until
+                when e.ends > now() then e.ends
                 when p.probe_owed and p.probe_id is distinct from i.id then now() end as paused_until,
            extract(epoch from r.i) * 1000 as paced_ms
       from unnest($1::bigint[], $2::uuid[], $3::text[]) as i(id, token, mailbox)
      cross join rate r
       left join mailer.mailbox_pacing p on p.mailbox = i.mailbox
+     cross join lateral (select ${pauseEndText('p', 'r.i')} as ends) e
   )
   select s.id, s.started, s.cancelled, s.expired, s.busy, null::float8 as paused_ms, null::float8 as paced_ms
     from mailer.start_sends_with_deadline(array(select id from ask where paused_until is null),

@@ -1,6 +1,7 @@
 // The last check reads its mailbox's pause in the same statement: one that stands holds the send back for its remaining time, one that has ended holds nothing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import { ENDLESS_PAUSE_RECHECK_MS } from '../../src/outbox/endless-pause.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { claimAsW1 } from '../support/claim-as-w1.ts'
 import { useTestDb } from '../support/db.ts'
@@ -70,5 +71,26 @@ test('with no pacing in force, a throttle within a pacing turn holds the row unt
   expect([...r.paused.keys()]).toEqual([ids[0]!])
   expect(r.paused.get(ids[0]!)).toBeGreaterThan(10_000)
   expect(r.paused.get(ids[0]!)).toBeLessThanOrEqual(20_000)
+  expect(r.pacingMs).toBeNull()
+})
+
+test('with no pacing in force, a pause set by hand on a paced mailbox (next_at infinity) holds its row; one lifted sends', async () => {
+  const ids = [await enqueue(t), await enqueue(t)]
+  const leases = await claimAsW1(t.db, { limit: 2, markStarted: false })
+  // Both mailboxes paced before (turn_interval 60 s); one paused by hand ('infinity', README), the
+  // other lifted (next_at set to now()). No rate noted: no pacing in force.
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+     values ('by-hand@example.com', 'infinity', interval '60 seconds'),
+            ('lifted@example.com', now(), interval '60 seconds')`,
+  )
+  const mailbox = (id: string) => (id === ids[0] ? 'by-hand@example.com' : 'lifted@example.com')
+  const r = await startSends(
+    t.db,
+    leases.map((l) => ({ id: l.id, token: l.token, mailbox: mailbox(l.id) })),
+  )
+  expect([...r.started]).toEqual([ids[1]!])
+  expect([...r.paused.keys()]).toEqual([ids[0]!])
+  expect<number>(r.paused.get(ids[0]!)!).toBe(ENDLESS_PAUSE_RECHECK_MS)
   expect(r.pacingMs).toBeNull()
 })
