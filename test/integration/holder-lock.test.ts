@@ -211,6 +211,7 @@ const holderListener = (checkIntervalMs: number) =>
 
 test('a listener given a holder holds its lock while it listens, takes it again on its next session, and names its session for the takes', async () => {
   const { listener, listening } = holderListener(600_000)
+  let last: number | null = null
   try {
     await listening()
     const pid = listener.backendPid()!
@@ -218,18 +219,21 @@ test('a listener given a holder holds its lock while it listens, takes it again 
     expect(await take('a', listener.holderLockNote())).toHaveLength(2)
     expect(await take('b')).toEqual([])
     await t.pool.query('select pg_terminate_backend($1)', [pid])
-    const again = await pollUntil(async () => {
+    last = await pollUntil(async () => {
       const next = listener.holderLockPid()
       return next !== null && next !== pid ? next : undefined
     })
-    expect(again).toBe(listener.backendPid()!)
+    expect(last).toBe(listener.backendPid()!)
     await backdateSightings()
     expect(await take('b')).toEqual([])
   } finally {
     await listener.stop()
   }
   expect(listener.holderLockPid()).toBeNull()
-  // Stopped, its lock released: its slots are taken once that has lasted HOLDER_GONE_MS.
+  // Stopped, its socket closed: the server releases the lock when that backend exits, which stop()
+  // does not wait for. Its slots are taken once the lock has stayed gone HOLDER_GONE_MS.
+  const ended = last!
+  await pollUntil(async () => ((await backendGone(ended)) ? true : undefined))
   expect(await take('b')).toEqual([])
   await backdateSightings()
   expect(await take('b')).toHaveLength(2)
