@@ -105,8 +105,10 @@ describe('order=oldest and a transaction still open with a lower id', () => {
     await enqueueSql(s.t.pool)
     const late = await openInsert()
     await enqueueSql(s.t.pool)
-    // A clock that moves only when slept on: the 2 s pass on it, none on the wall clock.
-    const { c, clock } = sleepSteppedClock()
+    // A clock that moves only when slept on: the 2 s pass on it, none on the wall clock. The wait
+    // polls every 5 ms: each of its sleeps passing 100 ms at least, it reads pg_locks some 20
+    // times, not 400 (which took 8-26 s at load 20-40, against this test's 30 s).
+    const { c, clock } = sleepSteppedClock({ sleepsAtLeastMs: 100 })
     const startMono = c.mono
     const app = appOnDefault(s.t, { clock }).app
     try {

@@ -4,8 +4,13 @@ import type { Clock } from '../../src/clock.ts'
 /**
  * `c.mono` is the monotonic reading (a test may move it by hand); `now()` follows it. A sleep
  * yields one turn first, so a row parked by one flush is still parked when the flush behind it ends.
+ * `sleepsAtLeastMs`: each sleep passes that long at least, as a loaded machine's oversleep, so that
+ * a loop polling every few ms reaches a bound of seconds in a few statements, not hundreds.
  */
-export function sleepSteppedClock(): { c: { mono: number }; clock: Clock } {
+export function sleepSteppedClock(o: { sleepsAtLeastMs?: number } = {}): {
+  c: { mono: number }
+  clock: Clock
+} {
   const c = { mono: 1_000 }
   return {
     c,
@@ -14,7 +19,7 @@ export function sleepSteppedClock(): { c: { mono: number }; clock: Clock } {
       monotonic: () => c.mono,
       sleep: async (ms) => {
         await new Promise((r) => setImmediate(r))
-        c.mono += ms
+        c.mono += Math.max(ms, o.sleepsAtLeastMs ?? 0)
       },
     },
   }
