@@ -173,9 +173,11 @@ describe('/healthz and /readyz', () => {
     const viaProxy = new URL(t.url)
     viaProxy.hostname = '127.0.0.1'
     viaProxy.port = String(proxy.port)
+    // Bounds a loaded machine's connect (SCRAM on both sides) and first statement keep within: 2 s
+    // each failed the first probe in CI (503). The outage below is refused, not silent: no wait.
     const pool = new pg.Pool({
       connectionString: viaProxy.toString(),
-      connectionTimeoutMillis: 2000,
+      connectionTimeoutMillis: 10_000,
       max: 2,
     })
     pool.on('error', () => {})
@@ -191,6 +193,7 @@ describe('/healthz and /readyz', () => {
       databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
       wedgedAfterMs: 60_000,
       monotonicNow: () => now,
+      probeTimeoutMs: 10_000,
     })
     const readsSchema = (q: string | undefined) => q?.includes('mailer.schema_migrations') ?? false
     try {
