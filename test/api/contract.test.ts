@@ -22,8 +22,10 @@ import {
 } from './support/harness.ts'
 import { token } from './support/tokens.ts'
 
-// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
-setDefaultTimeout(30_000)
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). Each request
+// is checked against the document two or three times (and a GET's HEAD too): a test of a route
+// family takes ~3 s quiet and past 30 s at load 40. The bound only ends a run left waiting.
+setDefaultTimeout(180_000)
 
 const t = useTestDb()
 let app: App
