@@ -28,6 +28,7 @@
 import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { acceptedNotSent } from './chaos/accepted-not-sent.ts'
 import { Background } from './chaos/background.ts'
 import { calm } from './chaos/calm.ts'
 import { leaveEvidence } from './chaos/evidence.ts'
@@ -204,6 +205,9 @@ async function soak() {
 
   const outcome = await readOutcome(db, graph)
   const findings = checkRows(MODE, outcome, record)
+  // Graph took these and the outbox does not say sent: each named (the checks above judge them).
+  const unsent = await acceptedNotSent(db, graph, outcome, record.timeline)
+  for (const line of unsent.lines) console.log(`[fault] accepted, not sent: ${line}`)
   await checkSlots(db, record, mailers.all)
   const peak = sendPeak(
     graph.fake.requests,
@@ -230,6 +234,7 @@ async function soak() {
       ...leaseLogCounts(mailers.all),
       sendPeak: peak.peak,
       sendExcesses: peak.excesses.length,
+      acceptedNotSent: unsent.count,
     },
     settleMs,
   })
