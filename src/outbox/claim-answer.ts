@@ -4,8 +4,8 @@ import { holdsNumber, parseExactNumbers } from './exact-json.ts'
 
 // One claimed row as the claim's JSON array returns it (one JSON.parse per batch, not per field):
 // [id, tenant, attempt, maxAttempts, correlationId, message, template, sourceRow, expired,
-//  cancelRequested, ambiguous, started]. maxAttempts is not read: settlement and reclaim judge the
-// row's own max_attempts in SQL; the claim functions still return it (dropping it is a migration).
+//  cancelRequested, ambiguous, started]. maxAttempts (the row's, or the claim's default) tells a
+// lease past it (Lease.pastAttempts); settlement and reclaim judge the row's own in SQL.
 export type LeaseTuple = [
   string,
   string,
@@ -56,5 +56,6 @@ export function toLease(r: LeaseTuple, token: string): Lease {
     cancelRequested: r[9],
     ambiguous: r[10],
     started: r[11],
+    pastAttempts: r[10] && r[2] > r[3],
   }
 }

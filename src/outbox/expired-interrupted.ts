@@ -1,4 +1,4 @@
-// An interrupted earlier send on a row claimed past its expiresAt: looked up, never sent again; sent when the mailbox has it, else expired.
+// An interrupted earlier send on a row claimed past its expiresAt or its max_attempts: looked up, never sent again; sent when the mailbox has it, else expired or exhausted.
 import type { DeliveryDeps } from './deliver.ts'
 import { resolveAmbiguity } from './interrupted-send.ts'
 import type { Finish, Ready } from './send-attempt.ts'
@@ -8,17 +8,21 @@ import type { Finish, Ready } from './send-attempt.ts'
  * its expiresAt is never sent: its lookup only says whether the interrupted send went (settled
  * `sent`, so an operator knows it did) or, not found past the lookup grace, did not (expired as not
  * sent, its mark cleared). Anything else (too early to tell, refused, unavailable) fails it expired
- * with the mark kept and named, as before a lookup.
+ * with the mark kept and named, as before a lookup. A row claimed past its max_attempts (its last
+ * attempt's send interrupted, lookups on) is never sent either: found, it is sent; not found past
+ * the grace, failed out of attempts, the mark cleared; unverified, failed so with the mark kept;
+ * too early or held back, it waits (uncounted) to be looked up again (pastAttempts).
  */
 export async function resolveInterrupted(
   d: DeliveryDeps,
   r: Ready,
   finish: Finish,
 ): Promise<boolean> {
-  if (!r.lease.expired) return resolveAmbiguity(d, r, finish)
+  if (!r.lease.expired && !r.lease.pastAttempts) return resolveAmbiguity(d, r, finish)
   // Whatever holds it back instead fails it expired where it settles (pastExpiry, recordOutcome).
   if (await resolveAmbiguity(d, r, finish)) {
-    await finish(r.lease, r.unverified ? { kind: 'expired' } : { kind: 'expired', notSent: true })
+    const kind = r.lease.expired ? 'expired' : 'exhausted'
+    await finish(r.lease, r.unverified ? { kind } : { kind, notSent: true })
   }
   return false
 }

@@ -3,7 +3,13 @@ import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import type { SettleOutcome } from './events.ts'
 import type { SendExtra } from './send-attempt.ts'
-import { PAUSED_CODE, pastExpiry, type Settlement, TOKEN_WAIT_CODE } from './settle-item.ts'
+import {
+  PAUSED_CODE,
+  pastAttempts,
+  pastExpiry,
+  type Settlement,
+  TOKEN_WAIT_CODE,
+} from './settle-item.ts'
 
 // The line logged for a settled row, by level: failures stand out, routine sends stay at debug.
 const SETTLED_MESSAGE = {
@@ -31,7 +37,7 @@ const quietWait = (code: string | null) =>
  * history recorded: a retry arms the drainer's timer, a settled row is an engine event and a log
  * line at the level of its news, a lease lost meanwhile is counted once. The lease is done with
  * either way. A lease claimed past its row's expiresAt settles as pastExpiry has it, here, where
- * every delivery path settles: none has to remember it.
+ * every delivery path settles: none has to remember it; so does one past its max_attempts (pastAttempts).
  */
 export async function recordOutcome(
   d: DeliveryDeps,
@@ -39,13 +45,14 @@ export async function recordOutcome(
   met: Settlement,
   extra: Partial<SendExtra> = {},
 ): Promise<void> {
-  const s = lease.expired ? pastExpiry(met) : met
+  const s = lease.expired ? pastExpiry(met) : lease.pastAttempts ? pastAttempts(met) : met
   d.handedOver?.(lease)
   const row = await d.settle.push({
     id: lease.id,
     token: lease.token,
     settlement: s,
     ambiguous: lease.ambiguous,
+    ...(lease.pastAttempts && { pastAttempts: true }),
     startedAt: extra.startedAt ?? null,
     httpStatus: extra.httpStatus,
     requestId: extra.requestId,

@@ -15,6 +15,11 @@ export interface Lease {
   cancelRequested: boolean
   /** The previous attempt started a send and never learned its outcome (crash or abort mid-send). */
   ambiguous: boolean
+  /**
+   * Claimed past its max_attempts with an interrupted send unresolved (its last attempt's send, with
+   * lookups on: settle.ts): let through to look that send up, never to send, and counted as no attempt.
+   */
+  pastAttempts?: boolean
   /** The claim itself recorded the send as started (ClaimParams.markStarted): no startSends needed. */
   started: boolean
 }

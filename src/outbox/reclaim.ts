@@ -98,6 +98,8 @@ type ReclaimRow = Reclaimed & {
 export function reclaimStatement(p: ReclaimParams) {
   // Read on the locked row version the UPDATE writes.
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
+  const maxAttempts = sql`coalesce(o.max_attempts, ${p.defaultMaxAttempts})`
+  const pastAttempts = sql<boolean>`(o.attempts > ${maxAttempts})`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
@@ -135,10 +137,14 @@ export function reclaimStatement(p: ReclaimParams) {
        limit ${p.limit ?? 1000}
        for update of o skip locked
     ), done as (
+      -- A claim past the row's attempts with an interrupted send marked only looks that send up
+      -- (Lease.pastAttempts): it counted none, and its row waits to be looked up again.
       update mailer.email_outbox o
          set status = case when ${cancelled} then 'cancelled'
-                           when o.attempts >= coalesce(o.max_attempts, ${p.defaultMaxAttempts}) then 'failed'
+                           when ${pastAttempts} and o.send_started_at is not null then 'pending'
+                           when o.attempts >= ${maxAttempts} then 'failed'
                            else 'pending' end,
+             attempts = case when ${pastAttempts} then ${maxAttempts} else o.attempts end,
              last_error_code = case when ${cancelled} then 'cancelled' else 'lease_expired' end,
              last_error = case when ${cancelled}
                                then 'cancelled before the send started (the worker holding the lease stopped)'

@@ -57,15 +57,17 @@ export async function sendOne(
     await d.gate.pause(pauseOnThrottle, outcome.afterMs).catch(() => {})
   }
   const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
+  const ambiguous =
+    r.unverified === true ||
+    (outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted))
   const settlement: Settlement = {
     kind: 'retry',
     code: outcome.code,
     message: outcome.message,
     delayMs,
     throttled,
-    ambiguous:
-      r.unverified === true ||
-      (outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted)),
+    ambiguous,
+    ...(ambiguous && d.lookup !== null && { lookUpFirst: true }),
   }
   return { settlement, extra }
 }

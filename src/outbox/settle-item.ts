@@ -15,6 +15,12 @@ export type Settlement =
       notSent?: true
     }
   | { kind: 'cancelled' }
+  /**
+   * A lease past its max_attempts (Lease.pastAttempts) whose interrupted send its lookup did not
+   * find sent: failed as out of attempts, with that attempt's error. `notSent`: looked up past the
+   * grace and not found, it delivered nothing (the mark cleared); else it may have (the mark kept).
+   */
+  | { kind: 'exhausted'; notSent?: true }
   | {
       kind: 'retry'
       code: string
@@ -24,6 +30,11 @@ export type Settlement =
       throttled: boolean
       /** The send may have reached the provider (aborted mid-send): the next attempt must resolve it. */
       ambiguous: boolean
+      /**
+       * Mailbox lookups are on: an ambiguous retry on the row's last attempt is not its failure yet;
+       * the row waits to be looked up (claimed past its attempts: Lease.pastAttempts), sent if found.
+       */
+      lookUpFirst?: boolean
     }
   /**
    * Never started (e.g. shutdown before the send): back to pending, the attempt not counted.
@@ -45,6 +56,14 @@ export const pastExpiry = (s: Settlement): Settlement =>
   s.kind === 'sent' || s.kind === 'released' || s.kind === 'cancelled' || s.kind === 'expired'
     ? s
     : { kind: 'expired' }
+
+/**
+ * The settlement of a lease claimed past its max_attempts (`Lease.pastAttempts`), let through only
+ * to look its interrupted send up: a wait to look again (uncounted) stands, as do a send found, a
+ * failure, a release, a cancel and an expiry; nothing else may send it or count an attempt.
+ */
+export const pastAttempts = (s: Settlement): Settlement =>
+  s.kind !== 'retry' || s.throttled ? s : { kind: 'exhausted' }
 
 /**
  * A provider's text (an error message, a request id from an error body) as Postgres text can hold
@@ -84,6 +103,8 @@ export interface SettleItem {
    * expiry names it.
    */
   ambiguous?: boolean
+  /** Lease.pastAttempts: its claim counted no attempt (settle.ts gives it back, whatever the outcome). */
+  pastAttempts?: boolean
   startedAt: Date | null
   httpStatus?: number | undefined
   requestId?: string | undefined

@@ -16,6 +16,15 @@ import {
 
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 
+/**
+ * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's,
+ * which the waits to look it up since (uncounted, `throttled`) replaced on the row. From the
+ * history's primary key (outbox_id, id); read for such a lease's failure only.
+ */
+const exhaustedError = (column: 'error_code' | 'error') =>
+  sql`(select h.${sql.raw(column)} from mailer.email_attempts h
+        where h.outbox_id = i.id and h.outcome = 'retry' order by h.id desc limit 1)`
+
 interface SettleParams {
   workerId: string
   defaultMaxAttempts: number
@@ -62,9 +71,16 @@ export async function settleLeases(
   // Cancelled so, the attempt counts, as a cancel its last check or its reclaim finds: the history
   // entry numbers the row's attempts.
   const cancelling = sql`(${cancelRecorded} and i.kind <> 'sent')`
+  // A lease past its attempts (Lease.pastAttempts) only looks its interrupted send up: its waits
+  // to look again are never out of attempts. With lookups on, an interrupted send on the last
+  // attempt is looked up before the row fails (lookUpFirst): the row waits, its attempts spent,
+  // and its next claim is such a lease, which gives its count back (below).
+  const judged = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
+    case when i.past then 0 else o.attempts - i.refund::int end,
+    coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
   const verdict = sql`case when ${cancelling} then 'cancelled'
-    else mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
-    o.attempts - i.refund::int, coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds}) end`
+    when i.look_first and ${judged} = 'exhausted' then 'retry'
+    else ${judged} end`
   const { rows } = await sql<SettledRow>`
     with input as (
       select * from unnest(
@@ -73,10 +89,12 @@ export async function settleLeases(
         ${col((_, s) => ('message' in s ? storable(s.message) : s.kind === 'expired' && s.notSent ? NOT_SENT_BEFORE_EXPIRY : null))}::text[],
         ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
         ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
-        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' ? s.ambiguous === true : s.kind === 'expired' ? s.notSent !== true && i.ambiguous === true : s.kind === 'released' && i.ambiguous === true))}::bool[],
+        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' ? s.ambiguous === true : s.kind === 'expired' || s.kind === 'exhausted' ? s.notSent !== true && i.ambiguous === true : s.kind === 'released' && i.ambiguous === true))}::bool[],
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
-        ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[]
-      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id)
+        ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[],
+        ${col((i) => i.pastAttempts === true)}::bool[],
+        ${col((_, s) => s.kind === 'retry' && s.lookUpFirst === true)}::bool[]
+      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first)
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
       -- order its sends finished deadlocked with a bulk action over the same rows. A row another
@@ -93,13 +111,16 @@ export async function settleLeases(
       update mailer.email_outbox o
          set status = case ${verdict} when 'sent' then 'sent' when 'cancelled' then 'cancelled'
                                       when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
-             attempts = o.attempts - (i.refund and not ${cancelling})::int,
+             attempts = o.attempts - ((i.refund and not ${cancelling}) or i.past)::int,
              send_at = case when ${verdict} = 'retry' then now() + make_interval(secs => i.delay_ms / 1000) else o.send_at end,
              sent_at = case when i.kind = 'sent' then now() end,
              last_error_code = case ${verdict}
                when 'sent' then null when 'released' then o.last_error_code
                when 'expired' then 'expired' when 'cancelled' then 'cancelled'
-               when 'throttled_out' then 'throttled' else i.code end,
+               when 'throttled_out' then 'throttled'
+               -- A lease past its attempts: its last attempt's code (exhaustedError).
+               when 'exhausted' then coalesce(i.code, ${exhaustedError('error_code')}, o.last_error_code)
+               else i.code end,
              last_error = case ${verdict}
                when 'sent' then null when 'released' then o.last_error
                -- The mark is an earlier send's only on a row found expired before its send started
@@ -121,7 +142,10 @@ export async function settleLeases(
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
                when 'cancelled' then ${CANCELLED_BEFORE_SEND}
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
-               when 'exhausted' then 'attempts exhausted; last error: ' || coalesce(i.message, '')
+               when 'exhausted' then 'attempts exhausted; last error: ' || case
+                 when i.kind <> 'exhausted' then coalesce(i.message, '')
+                 when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ' (that send may have delivered it)'
+                 else coalesce(${exhaustedError('error')}, '') || ' (that send was looked up and not found: not sent)' end
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
              -- The mark of a send that may have reached the provider survives until it is resolved,
@@ -139,9 +163,11 @@ export async function settleLeases(
        where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
          and o.id in (select id from locked)
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind,
-                i.refund and o.status <> 'cancelled' as refund,
+                -- The history numbers a lease past its attempts as the attempt it looks up.
+                i.refund and o.status <> 'cancelled' and not i.past as refund,
                 i.started_ms, i.http_status, i.request_id,
-                case when o.status = 'cancelled' then 'cancelled' when i.kind <> 'retry' then i.kind
+                case when o.status = 'cancelled' then 'cancelled' when i.kind = 'exhausted' then 'failed'
+                     when i.kind <> 'retry' then i.kind
                      when o.status = 'pending' then case when i.refund then 'throttled' else 'retry' end
                      when o.last_error_code = 'expired' then 'expired'
                      else 'failed' end as outcome

@@ -65,7 +65,9 @@ export function createSettlements(d: {
     }),
   )
   return {
-    push: (item) => (item.settlement.kind === 'sent' ? sent : others).push(item),
+    // A lease past its attempts gives its claim's count back, which markSent does not.
+    push: (item) =>
+      (item.settlement.kind === 'sent' && !item.pastAttempts ? sent : others).push(item),
     idle: async () => {
       await Promise.all([sent.idle(), others.idle()])
     },

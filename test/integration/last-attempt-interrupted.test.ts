@@ -1,0 +1,116 @@
+// A row's last attempt whose send was interrupted, with lookups on: looked up before the row fails, sent if Graph has it, never sent again.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
+import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
+
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const { engines, closing } = endedAfterEach()
+
+/** A row of `maxAttempts` whose sends meet `faults` in turn, drained by a worker with lookups on, to its final state. */
+async function drained(faults: GraphFault[], maxAttempts: number) {
+  const fake: FakeGraph = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  fake.setFaults({ sendMail: faults })
+  const engine = graphWorker(t, fake, {
+    workerId: 'w',
+    mailFrom: 'sender@example.com',
+    graceSeconds: 1,
+  })
+  engines.push(engine)
+  const id = await enqueue(t, undefined, { maxAttempts })
+  await engine.start()
+  // Bounded for a loaded machine: a 2 s send deadline, a 1 s grace and 1 s retries each time.
+  const row = await pollUntil(async () => {
+    const r = await rowOf(t, id)
+    return ['sent', 'failed', 'cancelled'].includes(r.status) ? r : undefined
+  }, 30_000)
+  const history = (await attemptsOf(t, id, 'attempt, outcome, error_code')).filter(
+    // Lookups asked again before the grace was out: uncounted waits, as many as the timing makes.
+    (h: { error_code: string | null }) => h.error_code !== 'lookup_too_early',
+  )
+  // The only row: a request a fault answers before its body is read names no outbox id.
+  const sends = fake.requests.filter((q) => q.kind === 'sendMail').length
+  const accepted = fake.accepted.filter((a) => a.outboxId === id).length
+  return { row, history, sends, accepted }
+}
+
+test('a row on its last attempt whose send Graph accepted and never answered is looked up, not failed: sent once', async () => {
+  const { row, history, sends, accepted } = await drained(['accept_then_hang'], 1)
+  expect({ sends, accepted }).toEqual({ sends: 1, accepted: 1 })
+  expect({ status: row.status, attempts: row.attempts, last_error: row.last_error }).toEqual({
+    status: 'sent',
+    attempts: 1,
+    last_error: null,
+  })
+  // The lookup's outcome is recorded under the attempt it looked up: none counted past max_attempts.
+  expect(history).toEqual([
+    { attempt: 1, outcome: 'retry', error_code: 'timeout' },
+    { attempt: 1, outcome: 'sent', error_code: null },
+  ])
+})
+
+test('a row whose last send timed out and never reached Graph is looked up past the grace, then failed out of attempts, not sent again', async () => {
+  const { row, history, sends, accepted } = await drained([{ status: 500, code: 'x' }, 'hang'], 2)
+  expect({ sends, accepted }).toEqual({ sends: 2, accepted: 0 })
+  expect({
+    status: row.status,
+    attempts: row.attempts,
+    code: row.last_error_code,
+    error: row.last_error,
+    mark: row.send_started_at,
+  }).toEqual({
+    status: 'failed',
+    attempts: 2,
+    code: 'timeout',
+    error:
+      'attempts exhausted; last error: Graph request exceeded its deadline (that send was looked up and not found: not sent)',
+    mark: null,
+  })
+  expect(history).toEqual([
+    { attempt: 1, outcome: 'retry', error_code: 'x' },
+    { attempt: 2, outcome: 'retry', error_code: 'timeout' },
+    { attempt: 2, outcome: 'failed', error_code: 'timeout' },
+  ])
+})
+
+test("a claim past the row's attempts, only to look its interrupted send up, whose worker stopped: reclaimed to be looked up again, no attempt counted", async () => {
+  const id = await enqueue(t, undefined, { maxAttempts: 1 })
+  // As its last attempt's interrupted send leaves it with lookups on: pending, attempts spent, marked.
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '1 minute' where id = $1`,
+    [id],
+  )
+  const { leases } = await claimBatch(t.db, {
+    limit: 1,
+    workerId: 'w1',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+  })
+  expect(leases.map((l) => [l.id, l.attempt, l.pastAttempts])).toEqual([[id, 2, true]])
+  await t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+  const row = await rowOf(t, id)
+  expect({
+    status: row.status,
+    attempts: row.attempts,
+    marked: row.send_started_at !== null,
+  }).toEqual({
+    status: 'pending',
+    attempts: 1,
+    marked: true,
+  })
+  expect(await attemptsOf(t, id, 'attempt, outcome')).toEqual([
+    { attempt: 1, outcome: 'lease_expired' },
+  ])
+})
