@@ -62,6 +62,7 @@ export function createLeaseUpkeep(
     const limit = 1000
     const { rows, nextExpiryMs, swept, beat, staleProbes } = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
+      lookups: d.lookups ?? false,
       limit,
       // Rows whose outcome this worker is recording are its settlement's to write (reclaim.ts).
       keep: [...d.held.values()].filter(d.settling),

@@ -73,6 +73,11 @@ export async function reclaimExpired(
 
 interface ReclaimParams {
   defaultMaxAttempts: number
+  /**
+   * Mailbox lookups are on: a row out of attempts whose worker stopped during its send is left to
+   * be looked up (a claim past its attempts: Lease.pastAttempts), not failed.
+   */
+  lookups?: boolean
   limit?: number
   /**
    * The reclaiming worker's own leases whose outcome its settlement is recording: left to that
@@ -100,6 +105,7 @@ export function reclaimStatement(p: ReclaimParams) {
   const cancelled = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is null)`
   const maxAttempts = sql`coalesce(o.max_attempts, ${p.defaultMaxAttempts})`
   const pastAttempts = sql<boolean>`(o.attempts > ${maxAttempts})`
+  const lookups = sql<boolean>`${p.lookups === true}::boolean`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
@@ -138,10 +144,11 @@ export function reclaimStatement(p: ReclaimParams) {
        for update of o skip locked
     ), done as (
       -- A claim past the row's attempts with an interrupted send marked only looks that send up
-      -- (Lease.pastAttempts): it counted none, and its row waits to be looked up again.
+      -- (Lease.pastAttempts): it counted none, and its row waits to be looked up again. With
+      -- lookups on, so does a row whose last attempt's send the stop interrupted.
       update mailer.email_outbox o
          set status = case when ${cancelled} then 'cancelled'
-                           when ${pastAttempts} and o.send_started_at is not null then 'pending'
+                           when (${pastAttempts} or ${lookups}) and o.send_started_at is not null then 'pending'
                            when o.attempts >= ${maxAttempts} then 'failed'
                            else 'pending' end,
              attempts = case when ${pastAttempts} then ${maxAttempts} else o.attempts end,

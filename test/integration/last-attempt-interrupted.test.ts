@@ -14,6 +14,27 @@ setDefaultTimeout(60_000)
 const t = useTestDb({ resetEach: true })
 const { engines, closing } = endedAfterEach()
 
+const claimOne = async () =>
+  (await claimBatch(t.db, { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }))
+    .leases
+
+/** Reclaimed, the row (max_attempts 1) waits to be looked up: pending, its one attempt counted once, marked. */
+async function expectLeftToLookUp(id: string) {
+  const row = await rowOf(t, id)
+  expect({
+    status: row.status,
+    attempts: row.attempts,
+    marked: row.send_started_at !== null,
+  }).toEqual({
+    status: 'pending',
+    attempts: 1,
+    marked: true,
+  })
+  expect(await attemptsOf(t, id, 'attempt, outcome')).toEqual([
+    { attempt: 1, outcome: 'lease_expired' },
+  ])
+}
+
 /** A row of `maxAttempts` whose sends meet `faults` in turn, drained by a worker with lookups on, to its final state. */
 async function drained(faults: GraphFault[], maxAttempts: number) {
   const fake: FakeGraph = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
@@ -88,29 +109,25 @@ test("a claim past the row's attempts, only to look its interrupted send up, who
     `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '1 minute' where id = $1`,
     [id],
   )
-  const { leases } = await claimBatch(t.db, {
-    limit: 1,
-    workerId: 'w1',
-    leaseSeconds: 30,
-    defaultMaxAttempts: 3,
-  })
+  const leases = await claimOne()
   expect(leases.map((l) => [l.id, l.attempt, l.pastAttempts])).toEqual([[id, 2, true]])
   await t.pool.query(
     `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
     [id],
   )
   await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
-  const row = await rowOf(t, id)
-  expect({
-    status: row.status,
-    attempts: row.attempts,
-    marked: row.send_started_at !== null,
-  }).toEqual({
-    status: 'pending',
-    attempts: 1,
-    marked: true,
-  })
-  expect(await attemptsOf(t, id, 'attempt, outcome')).toEqual([
-    { attempt: 1, outcome: 'lease_expired' },
-  ])
+  await expectLeftToLookUp(id)
+})
+
+test('a row on its last attempt whose worker stopped during the send, reclaimed with lookups on: left to be looked up, not failed', async () => {
+  const id = await enqueue(t, undefined, { maxAttempts: 1 })
+  const leases = await claimOne()
+  expect(leases.map((l) => [l.id, l.attempt])).toEqual([[id, 1]])
+  // Its send under way (the check before it noted the start), then the worker gone.
+  await t.pool.query(
+    `update mailer.email_outbox set send_started_at = now(), lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+  await expectLeftToLookUp(id)
 })

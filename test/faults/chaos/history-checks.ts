@@ -31,7 +31,14 @@ function lookedUpLast(hist: readonly AttemptEntry[], i: number, r: OutboxRow): b
   // Its lookup's worker stopped: reclaimed, looked up again (reclaim.ts).
   if (h.attempt !== r.max_attempts || !['sent', 'failed', 'lease_expired'].includes(h.outcome))
     return false
-  return hist.slice(0, i).some((e) => e.attempt === h.attempt && e.outcome === 'retry')
+  return hist
+    .slice(0, i)
+    .some(
+      (e) =>
+        e.attempt === h.attempt &&
+        (e.outcome === 'retry' ||
+          (e.outcome === 'lease_expired' && /during the send/.test(e.error ?? ''))),
+    )
 }
 
 export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }: AttemptChecks) {
