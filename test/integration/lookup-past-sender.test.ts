@@ -10,6 +10,7 @@ import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.t
 import { settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
 import { graphWorker } from '../support/graph-worker.ts'
+import { ageInterruptedSend } from '../support/interrupted-send-aged.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -17,8 +18,8 @@ setDefaultTimeout(60_000)
 const t = useTestDb({ resetEach: true })
 const OLD_FROM = 'old-sender@example.com'
 const NEW_FROM = 'new-sender@example.com'
-// Short, so the second worker's lookup comes once it is out; long against the second between the
-// interrupted send and the first worker's own lookup, which must come within it.
+// Long against the second between the interrupted send and the first worker's own lookup, which
+// must come within it; the second worker's comes once it is out (ageInterruptedSend, not a wait).
 const GRACE_SECONDS = 3
 const TIMEOUT_SECONDS = 2
 const { engines, closing } = endedAfterEach()
@@ -49,15 +50,26 @@ const lookedUpEarly = (id: string) => (e: EngineEvent) =>
 /**
  * Graph accepts the row's send from `first`'s mailbox and answers a gateway's 504; its own lookup
  * a second later comes before Graph filed the message (lookup_too_early), and the worker stops.
- * Graph files the message then: the row waits for another worker, its send's mark kept.
+ * Graph files the message then: the row waits for another worker, its send's mark kept, its
+ * lookup grace stepped out in database time.
  */
 async function interruptedBy(fake: FakeGraph, first: TestEngine, id: string): Promise<void> {
   await first.start()
   await first.events.waitFor(lookedUpEarly(id), 20_000)
+  await stoppedAndFiled(fake, first, id)
+}
+
+/** Stops `first` after its early lookup of `id`; Graph files the message, and the grace is stepped out. */
+async function stoppedAndFiled(fake: FakeGraph, first: TestEngine, id: string): Promise<void> {
   await first.stop()
   expect(fake.fileLateMessages()).toBe(1)
   const row = await rowOf(t, id)
-  expect([row.status, row.send_started_at === null]).toEqual(['pending', false])
+  expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
+    'pending',
+    'lookup_too_early',
+    false,
+  ])
+  await ageInterruptedSend(t, id)
 }
 
 async function graph(): Promise<FakeGraph> {
@@ -180,8 +192,7 @@ test('MAIL_FROM replaced by a redeploy after 5 template edits of the old workerâ
       `t${i}`,
     ])
   }
-  await before.stop()
-  expect(fake.fileLateMessages()).toBe(1)
+  await stoppedAndFiled(fake, before, id)
 
   const after = worker(fake, 'after', NEW_FROM)
   await after.start()
