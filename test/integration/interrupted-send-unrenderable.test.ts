@@ -44,9 +44,17 @@ function worker(
  * recorded): the row is left `sending` with the mark of a send that may have delivered it.
  */
 async function interruptedSend(fake: FakeGraph, id: string): Promise<void> {
-  const { handle, close } = await cutAtFirstSend(t, fake)
-  closing.push(close)
-  await worker(fake, 'cut-off', { handle }).start()
+  const { handle, proxy, close } = await cutAtFirstSend(t, fake)
+  const cutOff = worker(fake, 'cut-off', { handle })
+  // Stopped last, its route back: the recording it would retry until it gives up (some 10 s after the
+  // send) ends at once, refused by the lease its row was reclaimed under. After every assertion.
+  engines.splice(engines.indexOf(cutOff), 1)
+  closing.push(async () => {
+    const stopped = cutOff.stop()
+    await proxy.up()
+    await stopped
+  }, close)
+  await cutOff.start()
   await pollUntil(
     async () => (fake.accepted.some((a) => a.outboxId === id) ? true : undefined),
     20_000,
