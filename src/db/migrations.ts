@@ -96,6 +96,9 @@ import m0137 from '../../sql/0137_claim_notified_runs_one_statement_when_taken.s
 import m0146 from '../../sql/0146_owed_probe_row_held_looks_again_in_a_second.sql' with {
   type: 'text',
 }
+import m0151 from '../../sql/0151_mail_from_claim_reads_the_shared_pause_rule.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -193,6 +196,7 @@ export const migrations: readonly Migration[] = [
   { version: 135, name: '0135_header_refusal_reads_header_fields_only', sql: m0135 },
   { version: 137, name: '0137_claim_notified_runs_one_statement_when_taken', sql: m0137 },
   { version: 146, name: '0146_owed_probe_row_held_looks_again_in_a_second', sql: m0146 },
+  { version: 151, name: '0151_mail_from_claim_reads_the_shared_pause_rule', sql: m0151 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -460,6 +460,11 @@ describe('migrate', () => {
         '0146_owed_probe_row_held_looks_again_in_a_second',
         'ff2197d145ccec4af00d8ddd0e31d3e116d89ac695a26191d72fc53745c79ac6',
       ],
+      [
+        151,
+        '0151_mail_from_claim_reads_the_shared_pause_rule',
+        '5e6b92bf80ee0508dcfab3737b8569e1bee6e6841b2a2547e0924323968b8f0b',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -599,7 +604,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117, 129, 133, 135, 137, 146,
+        112, 116, 117, 129, 133, 135, 137, 146, 151,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -684,9 +689,10 @@ describe('migrate', () => {
         { version: 135, c: true },
         { version: 137, c: true },
         { version: 146, c: true },
+        { version: 151, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0146 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0151 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -695,7 +701,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 1000,
+          107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -958,7 +964,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117, 129, 133, 135, 137, 146,
+      112, 116, 117, 129, 133, 135, 137, 146, 151,
     ])
     const { rows } = await adminQuery(
       url,

@@ -2,8 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createMetrics } from '../../src/api/metrics.ts'
 import { throttleHoldsMs } from '../../src/outbox/kept-turn-wait.ts'
-import { mailboxPausedFor, pauseMailbox, takePacing } from '../../src/outbox/mailbox-pacing.ts'
-import { oweProbe } from '../../src/outbox/owed-probe.ts'
+import { mailboxPausedFor } from '../../src/outbox/mailbox-pacing.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { readDatabaseStatus } from '../../src/status/database-status.ts'
 import { judge } from '../../src/status/status-report.ts'
@@ -11,16 +10,12 @@ import { fakeHealth } from '../api/support/fake-health.ts'
 import { appOnDefault, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
 import { useTestDb } from '../support/db.ts'
+import { pauseRowsOfEveryKind } from '../support/pause-rows-of-every-kind.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
-
-// The longest interval MAILBOX_RATE_PER_MINUTE gives (1). The short pauses below last 50 s: longer
-// than the test may run (30 s), so none ends while it reads, however loaded the machine.
-const INTERVAL_MS = 60_000
-const SHORT_MS = 50_000
 
 async function readers() {
   const reading = await readDatabaseStatus(
@@ -61,40 +56,8 @@ test('a pause shorter than a pacing interval, a throttle within a turn, an owed 
     `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
      values ('pacing rate', now(), interval '60 seconds')`,
   )
+  await pauseRowsOfEveryKind(t)
   const k = mailboxKey
-  // Paused: a pause shorter than the interval (turn_interval 0), a throttle within the next turn
-  // (throttled_until, sql/0112), a long pause.
-  await pauseMailbox(t.db, { mailbox: k('short@example.com'), ms: SHORT_MS })
-  await takePacing(t.db, { mailbox: k('turn@example.com'), intervalMs: INTERVAL_MS })
-  await pauseMailbox(t.db, { mailbox: k('turn@example.com'), ms: SHORT_MS })
-  await pauseMailbox(t.db, { mailbox: k('long@example.com'), ms: 600_000 })
-  // Not paused: only paced; a throttle within a turn lifted by hand (next_at set to now()).
-  await takePacing(t.db, { mailbox: k('paced@example.com'), intervalMs: INTERVAL_MS })
-  await takePacing(t.db, { mailbox: k('lifted@example.com'), intervalMs: INTERVAL_MS })
-  await pauseMailbox(t.db, { mailbox: k('lifted@example.com'), ms: SHORT_MS })
-  await t.pool.query(`update mailer.mailbox_pacing set next_at = now() where mailbox = $1`, [
-    k('lifted@example.com'),
-  ])
-  // Not paused: a pause just ended, and one ended whose probe is owed (MAIL_FROM's: its rows wait
-  // for the probe's answer, code mailbox_paused, but no throttle holds the mailbox).
-  for (const m of ['ended@example.com', 'probe@example.com']) {
-    await pauseMailbox(t.db, { mailbox: k(m), ms: 5_000 })
-    await t.pool.query(
-      `update mailer.mailbox_pacing set next_at = now() - interval '1 millisecond',
-         throttled_until = now() - interval '1 millisecond' where mailbox = $1`,
-      [k(m)],
-    )
-  }
-  await oweProbe(t.db, k('probe@example.com'))
-  // An older binary's rows (no turn_interval): a turn within the rate in force, and a pause past it;
-  // a pause to 'infinity' set by hand on a paced mailbox (README).
-  await t.pool.query(
-    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval) values
-       ($1, now() + interval '1 second', null),
-       ($2, now() + interval '10 minutes', null),
-       ($3, 'infinity', interval '60 seconds')`,
-    [k('older-turn@example.com'), k('older-pause@example.com'), k('by-hand@example.com')],
-  )
   const all = await readers()
   expect(all.counts).toEqual({ status: 5, gauge: 5, stats: 5, engine: 5 })
   expect(all.longestSeconds).toBeNull()
