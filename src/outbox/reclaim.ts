@@ -71,6 +71,9 @@ export async function reclaimExpired(
   }
 }
 
+/** Stops in a row of the workers looking a row's interrupted send up past its attempts (its send's own included) before the row fails. */
+const LOOKUP_STOPS_IN_A_ROW = 3
+
 interface ReclaimParams {
   defaultMaxAttempts: number
   /**
@@ -106,6 +109,15 @@ export function reclaimStatement(p: ReclaimParams) {
   const maxAttempts = sql`coalesce(o.max_attempts, ${p.defaultMaxAttempts})`
   const pastAttempts = sql<boolean>`(o.attempts > ${maxAttempts})`
   const lookups = sql<boolean>`${p.lookups === true}::boolean`
+  // A lookup's worker that stops leaves the row to be looked up again, but not without end: a
+  // crash loop ends failed after LOOKUP_STOPS_IN_A_ROW stops with no other outcome between them
+  // (uncounted waits aside), as a counted one does at max_attempts. History's primary key
+  // (outbox_id, id); read for a lease past its attempts only.
+  const stoppedBefore = sql<boolean>`((select count(*) from mailer.email_attempts h
+      where h.outbox_id = o.id and h.outcome = 'lease_expired'
+        and h.id > coalesce((select max(b.id) from mailer.email_attempts b where b.outbox_id = o.id
+                               and b.outcome not in ('lease_expired', 'throttled', 'released')), 0))
+      >= ${LOOKUP_STOPS_IN_A_ROW - 1})`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
@@ -148,7 +160,8 @@ export function reclaimStatement(p: ReclaimParams) {
       -- lookups on, so does a row whose last attempt's send the stop interrupted.
       update mailer.email_outbox o
          set status = case when ${cancelled} then 'cancelled'
-                           when (${pastAttempts} or ${lookups}) and o.send_started_at is not null then 'pending'
+                           when (${pastAttempts} or ${lookups}) and o.send_started_at is not null
+                                and not (${pastAttempts} and ${stoppedBefore}) then 'pending'
                            when o.attempts >= ${maxAttempts} then 'failed'
                            else 'pending' end,
              attempts = case when ${pastAttempts} then ${maxAttempts} else o.attempts end,

@@ -131,3 +131,33 @@ test('a row on its last attempt whose worker stopped during the send, reclaimed 
   await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
   await expectLeftToLookUp(id)
 })
+
+test("a row past its attempts whose every lookup's worker stops is not claimed without end: failed lease_expired, its mark kept", async () => {
+  const id = await enqueue(t, undefined, { maxAttempts: 1 })
+  // As its last attempt's interrupted send leaves it with lookups on: pending, attempts spent, marked.
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '1 minute' where id = $1`,
+    [id],
+  )
+  // A crash loop (the lookup's worker killed each time): before a past lease, a claim counted an
+  // attempt and the reclaim failed the row at max_attempts; a lookup's claim counts none.
+  let claims = 0
+  for (; claims < 10; claims++) {
+    const leases = await claimOne()
+    if (leases.length === 0) break
+    expect(leases.map((l) => [l.id, l.pastAttempts])).toEqual([[id, true]])
+    await t.pool.query(
+      `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+      [id],
+    )
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+  }
+  const row = await rowOf(t, id)
+  expect({
+    claims,
+    status: row.status,
+    attempts: row.attempts,
+    code: row.last_error_code,
+    marked: row.send_started_at !== null,
+  }).toEqual({ claims: 3, status: 'failed', attempts: 1, code: 'lease_expired', marked: true })
+})
