@@ -161,3 +161,65 @@ test("a row past its attempts whose every lookup's worker stops is not claimed w
     marked: row.send_started_at !== null,
   }).toEqual({ claims: 3, status: 'failed', attempts: 1, code: 'lease_expired', marked: true })
 })
+
+for (const policy of ['resend', 'hold'] as const) {
+  test(`a row left to be looked up, claimed by a worker with lookups off (policy ${policy}): failed, never sent`, async () => {
+    const fake: FakeGraph = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+    closing.push(() => fake.stop())
+    const id = await enqueue(t, undefined, { maxAttempts: 1 })
+    // As a worker with lookups on leaves it (its last attempt's send interrupted), before a
+    // redeploy with GRAPH_MAILBOX_LOOKUP=false.
+    await t.pool.query(
+      `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '1 minute',
+              last_error_code = 'timeout', last_error = 'Graph request exceeded its deadline' where id = $1`,
+      [id],
+    )
+    await t.pool.query(
+      `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+       values ($1, 1, 'w0', 'retry', 'timeout', 'Graph request exceeded its deadline')`,
+      [id],
+    )
+    const engine = graphWorker(t, fake, {
+      workerId: 'w',
+      mailFrom: 'sender@example.com',
+      graceSeconds: 1,
+      lookups: false,
+      policy,
+    })
+    engines.push(engine)
+    await engine.start()
+    const row = await pollUntil(async () => {
+      const r = await rowOf(t, id)
+      return r.status === 'pending' || r.status === 'sending' ? undefined : r
+    }, 30_000)
+    expect({
+      sends: fake.requests.filter((q) => q.kind === 'sendMail').length,
+      status: row.status,
+      attempts: row.attempts,
+      code: row.last_error_code,
+      error: row.last_error,
+      marked: row.send_started_at !== null,
+    }).toEqual(
+      policy === 'resend'
+        ? {
+            sends: 0,
+            status: 'failed',
+            attempts: 1,
+            code: 'timeout',
+            error:
+              'attempts exhausted; last error: Graph request exceeded its deadline (that send may have delivered it)',
+            marked: true,
+          }
+        : // Held for review as any interrupted send under hold: retried through the API, it is sent.
+          {
+            sends: 0,
+            status: 'failed',
+            attempts: 1,
+            code: 'ambiguous_send',
+            error:
+              'a previous send was interrupted and may have been delivered; held for review (retry it to send)',
+            marked: false,
+          },
+    )
+  })
+}

@@ -15,6 +15,8 @@ export interface GraphWorkerOptions {
   mailFrom: string
   /** LOOKUP_GRACE_SECONDS: each caller picks it against how soon its fake files a message. */
   graceSeconds: number
+  /** GRAPH_MAILBOX_LOOKUP; on when not given. */
+  lookups?: boolean
   /** AMBIGUOUS_SEND_POLICY; resend, its default, when not given. */
   policy?: 'resend' | 'hold'
   /** GRAPH_REQUEST_TIMEOUT_SECONDS, also the worker's send deadline; 2 when not given. */
@@ -44,7 +46,7 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
       ...graphEnvFor(fake),
       MAIL_FROM: o.mailFrom,
       GRAPH_CLIENT_SECRET: 'right',
-      GRAPH_MAILBOX_LOOKUP: 'true',
+      GRAPH_MAILBOX_LOOKUP: String(o.lookups !== false),
       GRAPH_REQUEST_TIMEOUT_SECONDS: String(timeoutSeconds),
       AMBIGUOUS_SEND_POLICY: policy,
       MAILBOX_RATE_PER_MINUTE: String(o.ratePerMinute ?? 0),
@@ -65,7 +67,7 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
     deps: {
       sender: o.wrapSender?.(transport.senderFor('test')) ?? transport.senderFor('test'),
       gate: transport.gateFor(o.handle ?? t, o.workerId),
-      lookup: transport.lookupFor('test'),
+      lookup: o.lookups === false ? null : transport.lookupFor('test'),
       sendBlockedForMs: transport.blockedForMs,
       sendTimeoutMs: timeoutSeconds * 1000,
       mailFrom: o.mailFrom,
