@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { settleLeases } from '../../src/outbox/settle.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
@@ -223,3 +224,52 @@ for (const policy of ['resend', 'hold'] as const) {
     )
   })
 }
+
+test('a row past its attempts whose lookup keeps failing waits, uncounted, only until the throttle deadline: then failed throttled, its mark kept', async () => {
+  const id = await enqueue(t, undefined, { maxAttempts: 1 })
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 days' where id = $1`,
+    [id],
+  )
+  // Its last attempt's retry, then a day and more of lookups asked again (database time, by hand).
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error, finished_at)
+     values ($1, 1, 'w0', 'retry', 'timeout', 'Graph request exceeded its deadline', now() - interval '2 days'),
+            ($1, 1, 'w0', 'throttled', 'lookup_failed', 'could not look it up', now() - interval '25 hours')`,
+    [id],
+  )
+  const lookupFailed = {
+    kind: 'retry',
+    code: 'lookup_failed',
+    message: 'could not look the interrupted send up in the mailbox; will ask again',
+    delayMs: 1000,
+    throttled: true,
+    ambiguous: true,
+  } as const
+  const settleOnce = async () => {
+    const [lease] = await claimOne()
+    expect(lease?.pastAttempts).toBe(true)
+    return settleLeases(
+      t.db,
+      [
+        {
+          id,
+          token: lease!.token,
+          settlement: lookupFailed,
+          ambiguous: true,
+          pastAttempts: true,
+          startedAt: null,
+        },
+      ],
+      { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
+    )
+  }
+  await settleOnce()
+  const row = await rowOf(t, id)
+  expect({
+    status: row.status,
+    attempts: row.attempts,
+    code: row.last_error_code,
+    marked: row.send_started_at !== null,
+  }).toEqual({ status: 'failed', attempts: 1, code: 'throttled', marked: true })
+})
