@@ -17,13 +17,14 @@ import {
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 
 /**
- * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's,
- * which the waits to look it up since (uncounted, `throttled`) replaced on the row. From the
- * history's primary key (outbox_id, id); read for such a lease's failure only.
+ * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's
+ * (its retry, or its worker's stop: a reclaim's lease_expired), which the waits to look it up since
+ * (uncounted, `throttled`) replaced on the row. From the history's primary key (outbox_id, id);
+ * read for such a lease's failure only.
  */
 const exhaustedError = (column: 'error_code' | 'error') =>
   sql`(select h.${sql.raw(column)} from mailer.email_attempts h
-        where h.outbox_id = i.id and h.outcome = 'retry' order by h.id desc limit 1)`
+        where h.outbox_id = i.id and h.outcome in ('retry', 'lease_expired') order by h.id desc limit 1)`
 
 interface SettleParams {
   workerId: string

@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
+import type { Settlement } from '../../src/outbox/settle-item.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
@@ -18,6 +19,17 @@ const { engines, closing } = endedAfterEach()
 const claimOne = async () =>
   (await claimBatch(t.db, { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }))
     .leases
+
+/** The row `id` claimed past its attempts (only to look its send up), that lease settled so. */
+async function claimedPastAndSettled(id: string, settlement: Settlement) {
+  const [lease] = await claimOne()
+  expect(lease?.pastAttempts).toBe(true)
+  await settleLeases(
+    t.db,
+    [{ id, token: lease!.token, settlement, ambiguous: true, pastAttempts: true, startedAt: null }],
+    { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
+  )
+}
 
 /** Reclaimed, the row (max_attempts 1) waits to be looked up: pending, its one attempt counted once, marked. */
 async function expectLeftToLookUp(id: string) {
@@ -246,25 +258,7 @@ test('a row past its attempts whose lookup keeps failing waits, uncounted, only 
     throttled: true,
     ambiguous: true,
   } as const
-  const settleOnce = async () => {
-    const [lease] = await claimOne()
-    expect(lease?.pastAttempts).toBe(true)
-    return settleLeases(
-      t.db,
-      [
-        {
-          id,
-          token: lease!.token,
-          settlement: lookupFailed,
-          ambiguous: true,
-          pastAttempts: true,
-          startedAt: null,
-        },
-      ],
-      { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
-    )
-  }
-  await settleOnce()
+  await claimedPastAndSettled(id, lookupFailed)
   const row = await rowOf(t, id)
   expect({
     status: row.status,
@@ -272,4 +266,34 @@ test('a row past its attempts whose lookup keeps failing waits, uncounted, only 
     code: row.last_error_code,
     marked: row.send_started_at !== null,
   }).toEqual({ status: 'failed', attempts: 1, code: 'throttled', marked: true })
+})
+
+test("a row whose last attempt's worker stopped during the send, looked up and not found: failed with that stop's code and error, not an earlier attempt's", async () => {
+  const id = await enqueue(t, undefined, { maxAttempts: 2 })
+  const stopped = 'the worker holding the lease stopped during the send; outcome unknown'
+  // Attempt 1 failed (a 500), attempt 2's worker stopped mid-send: reclaimed pending with lookups on.
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 2, send_started_at = now() - interval '1 minute',
+            last_error_code = 'lease_expired', last_error = $2 where id = $1`,
+    [id, stopped],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+     values ($1, 1, 'w0', 'retry', 'x', 'Graph answered 500'),
+            ($1, 2, 'w0', 'lease_expired', 'lease_expired', $2)`,
+    [id, stopped],
+  )
+  await claimedPastAndSettled(id, { kind: 'exhausted', notSent: true })
+  const row = await rowOf(t, id)
+  expect({
+    status: row.status,
+    attempts: row.attempts,
+    code: row.last_error_code,
+    error: row.last_error,
+  }).toEqual({
+    status: 'failed',
+    attempts: 2,
+    code: 'lease_expired',
+    error: `attempts exhausted; last error: ${stopped} (that send was looked up and not found: not sent)`,
+  })
 })
