@@ -14,6 +14,7 @@ import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { gateTellingPauses } from './pause-telling-gate.ts'
 import { createPausedRowNaming } from './paused-row-naming.ts'
 import type { SettleQueue } from './settle-queue.ts'
+import type { SideStatements } from './side-statements.ts'
 import type { StartQueue } from './start-queue.ts'
 
 interface ClaimRound {
@@ -40,6 +41,8 @@ export function createClaimRound(r: {
   roomMade: () => void
   /** The key the claimed rows name the worker by (lease-key.ts): registered before the first claim. */
   leaseKey: LeaseKey
+  /** The statements begun beside the claims and sends, for the stop to wait for. */
+  besides: SideStatements
 }): (notifiedId: string | null) => Promise<ClaimRound> {
   const { d, log, deadlines, due, settle, lastChecks, deliveries } = r
   const { held, unsent, release, batch, maxUnsent, maxHeld } = r.leases
@@ -52,8 +55,14 @@ export function createClaimRound(r: {
   const claim = d.claim ?? claimBatch
   // While MAIL_FROM stands paused its backlog waits unclaimed; a pause's end is probed by one row.
   const pause = createDefaultSenderPause(d.gate, d.mailFrom)
-  const gate = gateTellingPauses(d, pause, log)
-  const { namePausedRows, pausedMarks } = createPausedRowNaming(d, pause, r.stopping, log)
+  const gate = gateTellingPauses(d, pause, log, r.besides)
+  const { namePausedRows, pausedMarks } = createPausedRowNaming(
+    d,
+    pause,
+    r.stopping,
+    log,
+    r.besides,
+  )
 
   // MAIL_FROM noted as a sender before the first claim, so that a row this worker sends from it is
   // looked up there after a redeploy changed MAIL_FROM (past-senders.ts). A failure fails the

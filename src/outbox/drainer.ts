@@ -12,6 +12,7 @@ import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
+import { createSideStatements } from './side-statements.ts'
 import type { UnrecordedIds } from './unrecorded-ids.ts'
 import { createWakeNews } from './wake-news.ts'
 import { backstopPollMs, createWakeTimers } from './wake-timers.ts'
@@ -89,6 +90,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     polled: () => d.listener.state() !== 'listening' && heldOwedRows.polled(),
   })
 
+  const besides = createSideStatements()
   const claimAndDeliver = createClaimRound({
     d,
     log,
@@ -101,6 +103,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     abort: abort.signal,
     deliveries,
     leaseKey,
+    besides,
     // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
     roomMade: () => {
       if ((backlog || wanted) && roomToClaim()) refill()
@@ -182,6 +185,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
       await Promise.all([
         windDown({ d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep }),
         heldOwedRows.settled(),
+        besides.settled(),
       ])
     },
     unrecordedSends: settle.unrecordedSends,

@@ -5,17 +5,20 @@ import type { DrainerDeps } from './drainer-deps.ts'
 import { oweProbe } from './owed-probe.ts'
 import { deferPausedRows } from './paused-rows.ts'
 import { mailboxKey, type SendGate } from './send-gate.ts'
+import type { SideStatements } from './side-statements.ts'
 
 export function gateTellingPauses(
   d: DrainerDeps,
   pause: DefaultSenderPause,
   log: Logger,
+  besides: SideStatements,
 ): SendGate {
   // A send of this worker's that pauses MAIL_FROM (the probe meeting the refusal again) says so
   // too, as a row another worker's pause sends back does (onMailboxPaused). One that pauses a
   // mailbox a row names itself, past a row's hold, moves that mailbox's waiting rows to the
   // pause's end (one write each) rather than leaving them to be claimed and given back; not
-  // awaited: the send's slot is not held for it, and a failure leaves the rows as they were.
+  // awaited: the send's slot is not held for it (the stop's is: `besides`), and a failure leaves
+  // the rows as they were.
   const gate: SendGate = {
     ...d.gate,
     pause: async (mailbox, ms) => {
@@ -27,8 +30,10 @@ export function gateTellingPauses(
       const key = mailboxKey(mailbox)
       // Owed for every worker, before the row that met the pause is settled.
       if (key === pause.key) return oweProbe(d.db, key)
-      void deferPausedRows(d.db, key).catch((err) =>
-        log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),
+      void besides.track(
+        deferPausedRows(d.db, key).catch((err) =>
+          log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),
+        ),
       )
     },
   }

@@ -3,6 +3,7 @@ import type { Logger } from '../log.ts'
 import type { DefaultSenderPause } from './default-sender-pause.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import { PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
+import type { SideStatements } from './side-statements.ts'
 import { createWaitingMarks } from './waiting-marks.ts'
 
 export function createPausedRowNaming(
@@ -10,15 +11,17 @@ export function createPausedRowNaming(
   pause: DefaultSenderPause,
   stopping: AbortSignal,
   log: Logger,
+  besides: SideStatements,
 ) {
   // MAIL_FROM's rows the claims leave out are told why they wait, as a row given back for the
   // pause is: by one pass per pause, begun by the first claim that finds it standing, then the
   // rows enqueued since at each such claim (at most one naming at a time: a claim's call while one
   // runs comes after it); not awaited, so a claim's rows are not held for it, and a failure leaves
-  // the rows as they were.
+  // the rows as they were. The worker's stop waits for it (`besides`); none begins once stopping.
   const pausedMarks = createWaitingMarks(d.db)
   let naming: 'idle' | 'running' | 'again' = 'idle'
   function namePausedRows(key: string) {
+    if (stopping.aborted) return
     if (naming !== 'idle') {
       naming = 'again'
       return
@@ -37,16 +40,18 @@ export function createPausedRowNaming(
         marked += await pausedMarks.mark(cause, 'pass')
       return marked
     }
-    void name()
-      .then((marked) => {
-        if (marked > 0) log.debug('rows waiting for MAIL_FROM’s pause named', { marked })
-      })
-      .catch((err) => log.warn('could not name the rows MAIL_FROM’s pause holds', { err }))
-      .finally(() => {
-        const again = naming === 'again'
-        naming = 'idle'
-        if (again && pause.claimParam() !== undefined) namePausedRows(key)
-      })
+    void besides.track(
+      name()
+        .then((marked) => {
+          if (marked > 0) log.debug('rows waiting for MAIL_FROM’s pause named', { marked })
+        })
+        .catch((err) => log.warn('could not name the rows MAIL_FROM’s pause holds', { err }))
+        .finally(() => {
+          const again = naming === 'again'
+          naming = 'idle'
+          if (again && pause.claimParam() !== undefined) namePausedRows(key)
+        }),
+    )
   }
   return { namePausedRows, pausedMarks }
 }

@@ -1,6 +1,7 @@
 // A test worker wired as serve wires Graph: createTransport's sender, shared gate and lookup against a fake Graph, no lookups asked for.
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
+import type { DrainerDeps } from '../../src/outbox/drainer-deps.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
 import type { TestDb } from './db.ts'
 import { createTestEngine, type TestEngine } from './engine.ts'
@@ -28,7 +29,13 @@ export async function startTransportWorker(
   t: TestDb,
   engines: TestEngine[],
   tr: Transport,
-  o: { workerId: string; mailFrom: string; sendTimeoutMs: number },
+  o: {
+    workerId: string
+    mailFrom: string
+    sendTimeoutMs: number
+    /** The worker's statements on this handle (a proxy's) rather than the test database's. */
+    db?: DrainerDeps['db']
+  },
 ): Promise<TestEngine> {
   const engine = createTestEngine(t, {
     deps: {
@@ -39,6 +46,7 @@ export async function startTransportWorker(
       sendBlockedForMs: tr.blockedForMs,
       sendTimeoutMs: o.sendTimeoutMs,
       mailFrom: o.mailFrom,
+      ...(o.db && { db: o.db }),
     },
     workerId: o.workerId,
   })
