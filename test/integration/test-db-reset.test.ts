@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+import { untilLockWaits } from '../support/lock-waits.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -37,4 +38,29 @@ test('reset empties every mailer table but schema_migrations and database_identi
   expect(migrations.rows[0].n).toBeGreaterThan(0)
   // The database's own id (0048), as migrate made it: a table without its row sends nothing.
   expect((await t.pool.query('select id from mailer.database_identity')).rows).toEqual([{ id }])
+})
+
+test('a reset deadlocked with a statement a previous test left running goes again once that one is done, and empties the tables', async () => {
+  const leftover = await t.pool.connect()
+  try {
+    // The leftover writes mailer.workers, then reads mailer.email_attempts, which the reset's
+    // TRUNCATE locks before mailer.workers: each waits for the other.
+    await leftover.query('begin')
+    await leftover.query(
+      `insert into mailer.workers (id, host, pid, version) values ('left', 'h', 1, 'v')`,
+    )
+    const reset = t.reset().then(
+      () => null,
+      (err: { code?: string }) => err.code ?? 'error',
+    )
+    await untilLockWaits(t.pool)
+    // The deadlock's victim: the TRUNCATE, which waited first (or, under load, the leftover).
+    await leftover.query('select count(*) from mailer.email_attempts').catch(() => {})
+    await leftover.query('rollback')
+    const failed = await reset
+    const rows = await t.pool.query<{ n: number }>('select count(*)::int as n from mailer.workers')
+    expect({ failed, workers: rows.rows[0]!.n }).toEqual({ failed: null, workers: 0 })
+  } finally {
+    leftover.release()
+  }
 })

@@ -36,9 +36,19 @@ export async function createTestDb(): Promise<TestDb> {
       // Every mailer table but schema_migrations and database_identity (the database's id, 0048):
       // a pause (mailbox_pacing) or a held slot left by one test would otherwise hold the next back
       // (test-db-reset.test.ts).
-      await handle.pool.query(
-        'truncate mailer.email_attempts, mailer.email_outbox, mailer.templates, mailer.workers, mailer.mailbox_pacing, mailer.send_slots, mailer.sender_mailboxes, mailer.probe_due_hints, mailer.owed_probe_lookups restart identity cascade',
-      )
+      // A statement a previous test left running (a worker's stop must wait for each of its own,
+      // side-statements.ts) may deadlock with the TRUNCATE's locks: the TRUNCATE, the victim, goes
+      // again, a bounded number of times; the leftover then holds no lock.
+      for (let tries = 1; ; tries++) {
+        try {
+          await handle.pool.query(
+            'truncate mailer.email_attempts, mailer.email_outbox, mailer.templates, mailer.workers, mailer.mailbox_pacing, mailer.send_slots, mailer.sender_mailboxes, mailer.probe_due_hints, mailer.owed_probe_lookups restart identity cascade',
+          )
+          return
+        } catch (err) {
+          if ((err as { code?: unknown }).code !== '40P01' || tries >= 5) throw err
+        }
+      }
     },
     drop: async () => {
       await handle.close()
