@@ -66,8 +66,7 @@ export async function settleLeases(
 ): Promise<SettledRow[]> {
   if (items.length === 0) return []
   const col = <T>(f: (i: SettleItem, s: Settlement) => T) => items.map((i) => f(i, i.settlement))
-  // Evaluated on the row version the UPDATE itself locks, so a concurrent reclaim cannot slip in
-  // between deciding and writing (the fence is re-checked on the latest version).
+  // Judged where the rows are locked (locked, below), once a row.
   // A recorded cancel wins (cancel-wins.ts) over whatever the worker met, unless the mail went.
   // Cancelled so, the attempt counts, as a cancel its last check or its reclaim finds: the history
   // entry numbers the row's attempts.
@@ -100,7 +99,12 @@ export async function settleLeases(
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
       -- order its sends finished deadlocked with a bulk action over the same rows. A row another
       -- transaction holds is skipped (held, below), not waited for.
-      select o.id from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
+      -- The verdict is judged here, once a row, on the version the lock takes (the latest, the
+      -- fence re-checked on it), which the update below writes: the lock keeps a concurrent
+      -- reclaim from slipping in between deciding and writing.
+      select o.id, ${verdict} as verdict
+        from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
+             cross join lateral (select ${throttledSince} as since) ts
        where o.status = 'sending'
        order by o.id
          for update of o skip locked
@@ -110,19 +114,19 @@ export async function settleLeases(
        where o.status = 'sending'
     ), done as (
       update mailer.email_outbox o
-         set status = case ${verdict} when 'sent' then 'sent' when 'cancelled' then 'cancelled'
+         set status = case l.verdict when 'sent' then 'sent' when 'cancelled' then 'cancelled'
                                       when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
              attempts = o.attempts - ((i.refund and not ${cancelling}) or i.past)::int,
-             send_at = case when ${verdict} = 'retry' then now() + make_interval(secs => i.delay_ms / 1000) else o.send_at end,
+             send_at = case when l.verdict = 'retry' then now() + make_interval(secs => i.delay_ms / 1000) else o.send_at end,
              sent_at = case when i.kind = 'sent' then now() end,
-             last_error_code = case ${verdict}
+             last_error_code = case l.verdict
                when 'sent' then null when 'released' then o.last_error_code
                when 'expired' then 'expired' when 'cancelled' then 'cancelled'
                when 'throttled_out' then 'throttled'
                -- A lease past its attempts: its last attempt's code (exhaustedError).
                when 'exhausted' then coalesce(i.code, ${exhaustedError('error_code')}, o.last_error_code)
                else i.code end,
-             last_error = case ${verdict}
+             last_error = case l.verdict
                when 'sent' then null when 'released' then o.last_error
                -- The mark is an earlier send's only on a row found expired before its send started
                -- (the last check that finds it so keeps it, sql/0018, and the lease knows); after a
@@ -153,16 +157,15 @@ export async function settleLeases(
              -- also on a row that fails now (out of attempts, throttled out, its lookup refused, or
              -- expiring: a retry that would come after its expiresAt fails before it passes):
              -- retried through the API, it is looked up in the mailbox (or held) before it is sent again.
-             send_started_at = case when ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
+             send_started_at = case when l.verdict in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
                                          and i.ambiguous
                                     then coalesce(o.send_started_at, now()) end,
              -- Kept with the start it was noted with (sql/0078), else cleared with it.
              send_deadline_at = case when i.ambiguous and o.send_started_at is not null
-                                          and ${verdict} in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
+                                          and l.verdict in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
                                      then o.send_deadline_at end
-        from input i cross join lateral (select ${throttledSince} as since) ts
-       where o.id = i.id and o.lease_token = i.token and o.status = 'sending'
-         and o.id in (select id from locked)
+        from input i join locked l on l.id = i.id
+       where o.id = l.id and o.lease_token = i.token and o.status = 'sending'
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind,
                 -- The history numbers a lease past its attempts as the attempt it looks up.
                 i.refund and o.status <> 'cancelled' and not i.past as refund,
