@@ -207,8 +207,8 @@ export async function settleLeases(
     )
     select id, status, outcome, last_error_code as code from done
     union all
-    select id, 'sending', ${BUSY_OUTCOME}::text, null::text from held where id not in (select id from locked)`.execute(
-    db,
-  )
+    select id, 'sending', ${BUSY_OUTCOME}::text, null::text from held where id not in (select id from locked)
+       -- Read only when a lease was left unlocked (rare: held by another transaction, or lost).
+       and (select count(*) from locked) < ${items.length}`.execute(db)
   return rows
 }
