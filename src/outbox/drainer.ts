@@ -185,8 +185,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
       await Promise.all([
         windDown({ d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep }),
         heldOwedRows.settled(),
-        besides.settled(),
       ])
+      // Once no send runs: one that ended within the grace may have begun one (a throttle's
+      // deferral of its mailbox's rows) after the wind-down began.
+      await besides.settled()
     },
     unrecordedSends: settle.unrecordedSends,
     status: () => ({
