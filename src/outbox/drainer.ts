@@ -76,11 +76,14 @@ export function createDrainer(d: DrainerDeps): Drainer {
   })
   // Rows an owed probe's end left locked: after its notification, and at each backstop poll while
   // no notification can be heard (the idle cost stays one statement per poll while LISTEN works).
+  // The statements begun beside the claims and sends, awaited by none: the stop waits for each.
+  const besides = createSideStatements()
   const heldOwedRows = createHeldOwedRows({
     db: d.db,
     clock: d.clock,
     log,
     signal: stopping.signal,
+    besides,
   })
   const { due, poll } = createWakeTimers({
     clock: d.clock,
@@ -90,7 +93,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
     polled: () => d.listener.state() !== 'listening' && heldOwedRows.polled(),
   })
 
-  const besides = createSideStatements()
   const claimAndDeliver = createClaimRound({
     d,
     log,
@@ -180,14 +182,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
       due.clear()
       poll.clear()
       await loop
-      // Beside the wind-down: a held rows' statement still running (a slow database: up to
-      // statement_timeout) must not delay the grace of the sends in flight or their recording.
-      await Promise.all([
-        windDown({ d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep }),
-        heldOwedRows.settled(),
-      ])
-      // Once no send runs: one that ended within the grace may have begun one (a throttle's
-      // deferral of its mailbox's rows) after the wind-down began.
+      await windDown({ d, log, loop, graceMs, startedAt, deliveries, abort, held, settle, upkeep })
+      // Waited for once no send runs (one that ended within the grace may have begun one: a
+      // throttle's deferral of its mailbox's rows); those running meanwhile went on beside it.
       await besides.settled()
     },
     unrecordedSends: settle.unrecordedSends,

@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import type { SideStatements } from './side-statements.ts'
 
 /**
  * The owed state's end left rows locked: sql/0116's payload, alone or followed by the id of one
@@ -67,14 +68,16 @@ export async function heldOwedRowsDue(db: Kysely<Database>): Promise<number> {
  * due time, the probe's end, ends it at the latest; a statement that fails, too). `held` (sql/0116's
  * notification) asks a second later, as the lock just met is still held; `polled` (the backstop
  * poll, once a second without LISTEN) asks now, and its failure is the poll's claim's to report.
- * `settled` resolves once the loop has ended after `signal`.
+ * Each loop is one of the worker's statements beside its claims (`besides`): its stop waits for it
+ * there; none begins once `signal` aborted. Invariant: a loop never rejects.
  */
 export function createHeldOwedRows(d: {
   db: Kysely<Database>
   clock: Clock
   log: Logger
   signal: AbortSignal
-}): { held(): void; polled(): void; settled(): Promise<void> } {
+  besides: SideStatements
+}): { held(): void; polled(): void } {
   let running: Promise<void> | null = null
   // A notification heard while the loop runs: its statement's snapshot may predate the notes.
   let heardMeanwhile = false
@@ -100,10 +103,12 @@ export function createHeldOwedRows(d: {
   const start = (askNow: boolean) => {
     if (running || d.signal.aborted) return
     heardMeanwhile = false
-    running = loop(askNow).finally(() => {
-      running = null
-      if (heardMeanwhile) start(false)
-    })
+    running = d.besides.track(
+      loop(askNow).finally(() => {
+        running = null
+        if (heardMeanwhile) start(false)
+      }),
+    )
   }
   return {
     held() {
@@ -111,8 +116,5 @@ export function createHeldOwedRows(d: {
       else start(false)
     },
     polled: () => start(true),
-    async settled() {
-      while (running) await running
-    },
   }
 }

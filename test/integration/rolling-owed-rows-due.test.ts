@@ -4,6 +4,7 @@ import { createLogger } from '../../src/log.ts'
 import { createHeldOwedRows, heldOwedRowsDue } from '../../src/outbox/held-owed-rows.ts'
 import { probeAnswered } from '../../src/outbox/owed-probe.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { createSideStatements } from '../../src/outbox/side-statements.ts'
 import { databaseAway } from '../support/database-away.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, type TestEngine } from '../support/engine.ts'
@@ -252,25 +253,27 @@ test("bringing held rows due ends at its first failure (they wait for the probe'
   const db = await databaseAway()
   const lines: string[] = []
   const stop = new AbortController()
+  const besides = createSideStatements()
   const held = createHeldOwedRows({
     db,
     clock: sleepSteppedClock().clock,
     log: createLogger('debug', (l) => lines.push(l)),
     signal: stop.signal,
+    besides,
   })
   try {
     held.held()
     const ended = await Promise.race([
-      held.settled().then(() => 'ended'),
+      besides.settled().then(() => 'ended'),
       pollUntil(async () => (lines.length >= 3 ? 'still trying' : undefined), 10_000),
     ])
     expect({ ended, warnings: lines.length }).toEqual({ ended: 'ended', warnings: 1 })
     held.polled()
-    await held.settled()
+    await besides.settled()
     expect(lines.length).toBe(1)
   } finally {
     stop.abort()
-    await held.settled()
+    await besides.settled()
     await db.destroy()
   }
 })
