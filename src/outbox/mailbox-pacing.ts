@@ -125,7 +125,7 @@ export async function reservePacing(
 
 // The pause's end as every reader of a pause reads it (paused-now.ts), of the row read (m) under
 // the rate in force (r.i); built once, as the statement's other text.
-const GATE_PAUSE_END = pauseEnd('m', 'r.i')
+const GATE_PAUSE_END = sql.raw(pauseEnd('m', 'r.i'))
 
 /**
  * With no pacing in force, only a throttle's pause holds a mailbox back: the milliseconds it still

@@ -1,5 +1,5 @@
 // The one rule for "this mailbox is paused now": the SQL the gate's pause read, the send's last check, /v1/stats and /metrics, and status all ask it by.
-import { type RawBuilder, sql } from 'kysely'
+import { sql } from 'kysely'
 import { PACING_RATE_KEY } from './pacing-rate.ts'
 
 /**
@@ -13,17 +13,11 @@ import { PACING_RATE_KEY } from './pacing-rate.ts'
  * a paced mailbox's turn ('infinity', README), its turn spaced from the last one taken as
  * takePacing reads it. A pacing turn to come is no pause; an owed probe (owed-probe.ts) is none
  * either: the pause it follows has ended, and its rows wait for the probe's answer.
+ * As SQL text: a statement written out with its $n placeholders (statementText: the last check,
+ * start-send.ts) takes it as it is, an sql tag through sql.raw. `row` and `rate` are SQL the caller
+ * writes (an alias, an expression), never a value.
  */
-export function pauseEnd(row: string, rate: string): RawBuilder<Date | null> {
-  return sql.raw(pauseEndText(row, rate))
-}
-
-/**
- * pauseEnd as text, for a statement written out with its $n placeholders (statementText: the last
- * check, start-send.ts). `row` and `rate` are SQL the caller writes (an alias, an expression),
- * never a value.
- */
-export function pauseEndText(row: string, rate: string): string {
+export function pauseEnd(row: string, rate: string): string {
   const [turn, next, until] = ['turn_interval', 'next_at', 'throttled_until'].map(
     (c) => `${row}.${c}`,
   )
@@ -44,5 +38,5 @@ export const PAUSED_MAILBOXES_NOW = sql<{ mailbox: string; next_at: Date; ends: 
   select p.mailbox, p.next_at, e.ends from mailer.mailbox_pacing p
    cross join (select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
                                interval '0') as i) r
-   cross join lateral (select ${pauseEnd('p', 'r.i')} as ends) e
+   cross join lateral (select ${sql.raw(pauseEnd('p', 'r.i'))} as ends) e
    where p.mailbox not like 'queue %' and p.mailbox <> ${PACING_RATE_KEY} and e.ends > now()`

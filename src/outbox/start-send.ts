@@ -4,7 +4,7 @@ import type { Queryable } from '../db/queryable.ts'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
-import { pauseEndText } from './paused-now.ts'
+import { pauseEnd } from './paused-now.ts'
 
 export interface StartResult {
   started: Set<string>
@@ -67,7 +67,7 @@ const START_UNPAUSED = `
       from unnest($1::bigint[], $2::uuid[], $3::text[]) as i(id, token, mailbox)
      cross join rate r
       left join mailer.mailbox_pacing p on p.mailbox = i.mailbox
-     cross join lateral (select ${pauseEndText('p', 'r.i')} as ends) e
+     cross join lateral (select ${pauseEnd('p', 'r.i')} as ends) e
   )
   select s.id, s.started, s.cancelled, s.expired, s.busy, null::float8 as paused_ms, null::float8 as paced_ms
     from mailer.start_sends_with_deadline(array(select id from ask where paused_until is null),
