@@ -158,16 +158,17 @@ export function createClaimRound(r: {
         done: (lease, sent) => {
           const released = release(lease)
           if (pause.done(lease, sent === true) && pause.key !== null) {
-            // The claims wait for the answer (limit 0 until answered): a tracked delivery, so a
-            // stop waits for it too.
-            const answer = probeAnswered(d.db, { mailbox: pause.key, id: lease.id })
-              .catch((err) => log.warn('could not record MAIL_FROM’s probe answered', { err }))
-              .finally(() => {
-                pause.answered(lease)
-                r.roomMade()
-              })
-            deliveries.add(answer)
-            void answer.finally(() => deliveries.delete(answer))
+            // The claims wait for the answer (limit 0 until answered). Beside the sends
+            // (`besides`): the stop waits for it, also when the probe ends within the stop's grace
+            // (the grace waits only for the deliveries running as it began).
+            void r.besides.track(
+              probeAnswered(d.db, { mailbox: pause.key, id: lease.id })
+                .catch((err) => log.warn('could not record MAIL_FROM’s probe answered', { err }))
+                .finally(() => {
+                  pause.answered(lease)
+                  r.roomMade()
+                }),
+            )
           } else if (released) r.roomMade()
         },
         onRetry: due.arm,

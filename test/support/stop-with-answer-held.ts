@@ -1,4 +1,5 @@
 // A worker's statements through an answer-holding proxy, and its stop while one answer is held: whether the stop resolved with that statement unanswered.
+import { type Clock, systemClock } from '../../src/clock.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { type AnswerHoldingProxy, startAnswerHoldingProxy } from './answer-holding-proxy.ts'
@@ -50,4 +51,46 @@ export async function heldWhenStopped(
   proxy.release()
   await stopped
   return at.stop
+}
+
+/**
+ * The system clock, telling when a stop's grace of `graceMs` began: its wait for the sends in flight
+ * (shutdown-grace.ts) sleeps at most that long. By then the stop's wind-down has begun.
+ */
+export function graceBeganClock(graceMs: number): { clock: Clock; graceBegan: Promise<void> } {
+  const began = Promise.withResolvers<void>()
+  const clock: Clock = {
+    ...systemClock,
+    sleep(ms, signal) {
+      if (ms > graceMs - 5_000 && ms <= graceMs) began.resolve()
+      return systemClock.sleep(ms, signal)
+    },
+  }
+  return { clock, graceBegan: began.promise }
+}
+
+/**
+ * The stop's wind-down over but for the held answer: row `id` settled `status`, the worker's last
+ * acts (its deregistration, `mailFrom` noted again since `stopAt`, database time) committed and
+ * answered, no statement of the worker's out on `handle` but the one held.
+ */
+export async function woundDownButHeld(
+  t: TestDb,
+  handle: DbHandle,
+  p: { id: string; status: string; mailFrom: string; stopAt: Date },
+): Promise<boolean> {
+  const r = await t.pool.query(
+    `select (select count(*) from mailer.workers)::int as workers,
+            (select status from mailer.email_outbox where id = $1) as status,
+            (select noted_at >= $2 from mailer.sender_mailboxes where mailbox = $3) as noted`,
+    [p.id, p.stopAt, p.mailFrom],
+  )
+  const { workers, status, noted } = r.rows[0]
+  const out = handle.pool.totalCount - handle.pool.idleCount
+  return workers === 0 && status === p.status && noted === true && out === 1
+}
+
+/** Now, in database time: when a stop begins. */
+export async function databaseNow(t: TestDb): Promise<Date> {
+  return (await t.pool.query('select now() as at')).rows[0].at
 }

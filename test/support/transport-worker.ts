@@ -35,6 +35,7 @@ export async function startTransportWorker(
     sendTimeoutMs: number
     /** The worker's statements on this handle (a proxy's) rather than the test database's. */
     db?: DrainerDeps['db']
+    clock?: DrainerDeps['clock']
   },
 ): Promise<TestEngine> {
   const engine = createTestEngine(t, {
@@ -47,6 +48,7 @@ export async function startTransportWorker(
       sendTimeoutMs: o.sendTimeoutMs,
       mailFrom: o.mailFrom,
       ...(o.db && { db: o.db }),
+      ...(o.clock && { clock: o.clock }),
     },
     workerId: o.workerId,
   })
