@@ -12,3 +12,11 @@ export const cancelRecorded = sql<boolean>`o.cancel_requested_at is not null`
 
 /** The last_error of a row a recorded cancel ended (a reclaim's says which worker stopped). */
 export const CANCELLED_BEFORE_SEND = sql.lit('cancelled before the send started')
+
+/**
+ * The last_error of a row a recorded cancel ended while an interrupted earlier send of it stayed
+ * unresolved (not looked up, or the lookup could not say): that send may have delivered it.
+ */
+export const CANCELLED_UNRESOLVED = sql.lit(
+  'cancelled; an earlier send was interrupted and could not be looked up: whether it delivered the message is unknown',
+)

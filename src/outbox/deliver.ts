@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { CANCELLED_UNLOOKED } from './cancelled-interrupted.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import { resolveInterrupted } from './expired-interrupted.ts'
@@ -84,9 +85,13 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   for (const lease of leases) {
     // An expired row with an interrupted earlier send is rendered to be looked up (never sent)
     // when lookups are on: found, it settles sent, and an operator knows the message went.
-    if (lease.expired && !(lease.ambiguous && d.lookup))
+    // So is a row with an interrupted earlier send whose cancel was requested (never sent).
+    if (lease.cancelRequested && lease.ambiguous && !d.lookup)
+      settling.push(finish(lease, CANCELLED_UNLOOKED))
+    else if (lease.expired && !(lease.ambiguous && d.lookup))
       settling.push(finish(lease, { kind: 'expired' }))
-    else if (lease.cancelRequested) settling.push(finish(lease, { kind: 'cancelled' }))
+    else if (lease.cancelRequested && !lease.ambiguous)
+      settling.push(finish(lease, { kind: 'cancelled' }))
     else if (lease.template && templatesFailed) settling.push(finish(lease, { kind: 'released' }))
     else {
       try {

@@ -1,7 +1,11 @@
 // What a settlement takes and returns: a lease's Settlement, the codes of rows given back uncounted, and the row a statement reports.
 
 export type Settlement =
-  | { kind: 'sent' }
+  | {
+      kind: 'sent'
+      /** For the history only (a sent row has no last_error): why a row with its cancel requested went. */
+      message?: string
+    }
   | {
       kind: 'failed'
       code: string
@@ -14,7 +18,13 @@ export type Settlement =
       /** The interrupted earlier send was looked up past its grace and not found: it delivered nothing. */
       notSent?: true
     }
-  | { kind: 'cancelled' }
+  | {
+      kind: 'cancelled'
+      /** The row's last_error, when not CANCELLED_BEFORE_SEND (cancel-wins.ts). */
+      message?: string
+      /** An interrupted earlier send stays unresolved: its mark is kept for a retry to look it up. */
+      ambiguous?: boolean
+    }
   /**
    * A lease past its max_attempts (Lease.pastAttempts) whose interrupted send its lookup did not
    * find sent: failed as out of attempts, with that attempt's error. `notSent`: looked up past the
@@ -105,6 +115,8 @@ export interface SettleItem {
   ambiguous?: boolean
   /** Lease.pastAttempts: its claim counted no attempt (settle.ts gives it back, whatever the outcome). */
   pastAttempts?: boolean
+  /** Lease.cancelRequested: with `ambiguous`, a wait to look its interrupted send up again keeps it pending. */
+  cancelRequested?: boolean
   startedAt: Date | null
   httpStatus?: number | undefined
   requestId?: string | undefined

@@ -1,7 +1,7 @@
 // settleLeases: records the outcomes of a batch of leases and their attempt history in one statement.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import { CANCELLED_BEFORE_SEND, cancelRecorded } from './cancel-wins.ts'
+import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
 import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
 import {
   BUSY_OUTCOME,
@@ -67,10 +67,6 @@ export async function settleLeases(
   if (items.length === 0) return []
   const col = <T>(f: (i: SettleItem, s: Settlement) => T) => items.map((i) => f(i, i.settlement))
   // Judged where the rows are locked (locked, below), once a row.
-  // A recorded cancel wins (cancel-wins.ts) over whatever the worker met, unless the mail went.
-  // Cancelled so, the attempt counts, as a cancel its last check or its reclaim finds: the history
-  // entry numbers the row's attempts.
-  const cancelling = sql`(${cancelRecorded} and i.kind <> 'sent')`
   // A lease past its attempts (Lease.pastAttempts) only looks its interrupted send up: its waits
   // to look again are never out of attempts. With lookups on, an interrupted send on the last
   // attempt is looked up before the row fails (lookUpFirst): the row waits, its attempts spent,
@@ -78,6 +74,14 @@ export async function settleLeases(
   const judged = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
     case when i.past then 0 else o.attempts - i.refund::int end,
     coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
+  // A recorded cancel wins (cancel-wins.ts) over whatever the worker met, unless the mail went.
+  // Cancelled so, the attempt counts, as a cancel its last check or its reclaim finds: the history
+  // entry numbers the row's attempts.
+  // A row whose cancel was requested while it waited with an interrupted send is let through to
+  // look that send up (cancelled-interrupted.ts): a wait to look again (`look_again`) keeps it
+  // pending while it may wait (its verdict a retry, or a release), cancelled once it may not.
+  const cancelling = sql`(${cancelRecorded} and i.kind <> 'sent'
+    and not (i.look_again and ${judged} in ('retry', 'released')))`
   const verdict = sql`case when ${cancelling} then 'cancelled'
     when i.look_first and ${judged} = 'exhausted' then 'retry'
     else ${judged} end`
@@ -86,15 +90,16 @@ export async function settleLeases(
       select * from unnest(
         ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
         ${col((_, s) => ('code' in s ? storable(s.code) : null))}::text[],
-        ${col((_, s) => ('message' in s ? storable(s.message) : s.kind === 'expired' && s.notSent ? NOT_SENT_BEFORE_EXPIRY : null))}::text[],
+        ${col((_, s) => ('message' in s && s.message !== undefined ? storable(s.message) : s.kind === 'expired' && s.notSent ? NOT_SENT_BEFORE_EXPIRY : null))}::text[],
         ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
         ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
-        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' ? s.ambiguous === true : s.kind === 'expired' || s.kind === 'exhausted' ? s.notSent !== true && i.ambiguous === true : s.kind === 'released' && i.ambiguous === true))}::bool[],
+        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' || s.kind === 'cancelled' ? s.ambiguous === true : s.kind === 'expired' || s.kind === 'exhausted' ? s.notSent !== true && i.ambiguous === true : s.kind === 'released' && i.ambiguous === true))}::bool[],
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[],
         ${col((i) => i.pastAttempts === true)}::bool[],
-        ${col((_, s) => s.kind === 'retry' && s.lookUpFirst === true)}::bool[]
-      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first)
+        ${col((_, s) => s.kind === 'retry' && s.lookUpFirst === true)}::bool[],
+        ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[]
+      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again)
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
       -- order its sends finished deadlocked with a bulk action over the same rows. A row another
@@ -102,7 +107,7 @@ export async function settleLeases(
       -- The verdict is judged here, once a row, on the version the lock takes (the latest, the
       -- fence re-checked on it), which the update below writes: the lock keeps a concurrent
       -- reclaim from slipping in between deciding and writing.
-      select o.id, ${verdict} as verdict
+      select o.id, ${verdict} as verdict, ${cancelling} as cancelling
         from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
              cross join lateral (select ${throttledSince} as since) ts
        where o.status = 'sending'
@@ -116,7 +121,7 @@ export async function settleLeases(
       update mailer.email_outbox o
          set status = case l.verdict when 'sent' then 'sent' when 'cancelled' then 'cancelled'
                                       when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
-             attempts = o.attempts - ((i.refund and not ${cancelling}) or i.past)::int,
+             attempts = o.attempts - ((i.refund and not l.cancelling) or i.past)::int,
              send_at = case when l.verdict = 'retry' then now() + make_interval(secs => i.delay_ms / 1000) else o.send_at end,
              sent_at = case when i.kind = 'sent' then now() end,
              last_error_code = case l.verdict
@@ -145,7 +150,10 @@ export async function settleLeases(
                  when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
                  then ${NOT_SENT_BEFORE_EXPIRY}
                  else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
-               when 'cancelled' then ${CANCELLED_BEFORE_SEND}
+               -- Its own word (cancelled-interrupted.ts); an interrupted send left unresolved is named.
+               when 'cancelled' then case when i.kind = 'cancelled' and i.message is not null then i.message
+                                          when i.ambiguous then ${CANCELLED_UNRESOLVED}
+                                          else ${CANCELLED_BEFORE_SEND} end
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
                when 'exhausted' then 'attempts exhausted; last error: ' || case
                  when i.kind <> 'exhausted' then coalesce(i.message, '')
@@ -157,12 +165,12 @@ export async function settleLeases(
              -- also on a row that fails now (out of attempts, throttled out, its lookup refused, or
              -- expiring: a retry that would come after its expiresAt fails before it passes):
              -- retried through the API, it is looked up in the mailbox (or held) before it is sent again.
-             send_started_at = case when l.verdict in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
+             send_started_at = case when l.verdict in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired', 'cancelled')
                                          and i.ambiguous
                                     then coalesce(o.send_started_at, now()) end,
              -- Kept with the start it was noted with (sql/0078), else cleared with it.
              send_deadline_at = case when i.ambiguous and o.send_started_at is not null
-                                          and l.verdict in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired')
+                                          and l.verdict in ('retry', 'released', 'exhausted', 'throttled_out', 'failed', 'expired', 'cancelled')
                                      then o.send_deadline_at end
         from input i join locked l on l.id = i.id
        where o.id = l.id and o.lease_token = i.token and o.status = 'sending'
@@ -170,6 +178,7 @@ export async function settleLeases(
                 -- The history numbers a lease past its attempts as the attempt it looks up.
                 i.refund and o.status <> 'cancelled' and not i.past as refund,
                 i.started_ms, i.http_status, i.request_id,
+                case when i.kind = 'sent' then i.message end as sent_note,
                 case when o.status = 'cancelled' then 'cancelled' when i.kind = 'exhausted' then 'failed'
                      when i.kind <> 'retry' then i.kind
                      when o.status = 'pending' then case when i.refund then 'throttled' else 'retry' end
@@ -188,7 +197,7 @@ export async function settleLeases(
       insert into mailer.email_attempts
              (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
       select id, attempts + refund::int, ${p.workerId}, to_timestamp(started_ms / 1000), outcome,
-             http_status, request_id, last_error_code, last_error
+             http_status, request_id, last_error_code, coalesce(last_error, sent_note)
         from done
        where case when outcome <> 'throttled' then true
                   when last_error_code = ${PACED_CODE}

@@ -65,9 +65,15 @@ export function createSettlements(d: {
     }),
   )
   return {
-    // A lease past its attempts gives its claim's count back, which markSent does not.
+    // A lease past its attempts gives its claim's count back, which markSent does not; nor does
+    // it record a sent row's history text (a found send whose cancel came after it).
     push: (item) =>
-      (item.settlement.kind === 'sent' && !item.pastAttempts ? sent : others).push(item),
+      (item.settlement.kind === 'sent' &&
+      !item.pastAttempts &&
+      item.settlement.message === undefined
+        ? sent
+        : others
+      ).push(item),
     idle: async () => {
       await Promise.all([sent.idle(), others.idle()])
     },

@@ -1,0 +1,49 @@
+// A claimed row whose cancel was requested while it waited with an interrupted earlier send: that send looked up, the row never sent again; sent when the mailbox has it, else cancelled.
+import type { DeliveryDeps } from './deliver.ts'
+import { resolveAmbiguity } from './interrupted-send.ts'
+import type { Finish, Ready } from './send-attempt.ts'
+import type { Settlement } from './settle-item.ts'
+
+const SENT_BEFORE_CANCEL =
+  'sent by an earlier send that was interrupted (found in the mailbox): the cancel came after the message was delivered'
+const NOT_SENT: Settlement = {
+  kind: 'cancelled',
+  message:
+    'cancelled; an earlier send was interrupted, looked up in the mailbox and not found: not sent',
+}
+// Its last_error is cancel-wins.ts' CANCELLED_UNRESOLVED; the mark is kept for a retry to look it up.
+const UNRESOLVED: Settlement = { kind: 'cancelled', ambiguous: true }
+
+/** Cancelled with lookups off: the interrupted send is not looked up, and may have delivered it. */
+export const CANCELLED_UNLOOKED: Settlement = {
+  kind: 'cancelled',
+  message: 'cancelled; an earlier send was interrupted and may have delivered it',
+  ambiguous: true,
+}
+
+/**
+ * What resolveAmbiguity settled, for a row whose cancel is requested: found, it is sent (the cancel
+ * came too late); a wait to look again (too early, throttled, no token, the mailbox paused) or a
+ * release stands, the row kept pending with its cancel (settle.ts: `look_again`), unless its
+ * expiresAt has come (pastExpiry would fail it expired); anything else (the lookup unavailable or
+ * refused, the hold policy's review) cancels it, delivery unknown.
+ */
+function afterCancel(s: Settlement, expired: boolean): Settlement {
+  if (s.kind === 'sent') return { kind: 'sent', message: SENT_BEFORE_CANCEL }
+  if (s.kind === 'released' || s.kind === 'cancelled') return s
+  if (s.kind === 'retry' && s.throttled && !expired) return s
+  return UNRESOLVED
+}
+
+/**
+ * resolveAmbiguity for a row claimed with its cancel requested (the API's 202 for a pending row
+ * with an interrupted send's mark): never sent, whatever the lookup says. Not found past the
+ * lookup grace: cancelled as not sent, the mark cleared; unverified (no lookup, policy resend):
+ * cancelled, delivery unknown.
+ */
+export async function resolveCancelled(d: DeliveryDeps, r: Ready, finish: Finish): Promise<false> {
+  const settle: Finish = (lease, s, extra) => finish(lease, afterCancel(s, lease.expired), extra)
+  if (await resolveAmbiguity(d, r, settle))
+    await finish(r.lease, r.unverified ? UNRESOLVED : NOT_SENT)
+  return false
+}

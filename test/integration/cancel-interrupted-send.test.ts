@@ -1,0 +1,197 @@
+// A pending row whose earlier send was interrupted, its cancel requested: its worker looks that send up and never sends it again; sent when the mailbox has it, else cancelled.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { renderLease } from '../../src/outbox/render.ts'
+import type { Sender } from '../../src/outbox/sender.ts'
+import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
+import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
+import { type GraphWorkerOptions, graphWorker } from '../support/graph-worker.ts'
+
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const { engines, closing } = endedAfterEach()
+
+const MAIL_FROM = 'sender@example.com'
+
+interface Case {
+  /** The interrupted send reached Graph, which filed the message. */
+  delivered: boolean
+  /** Mail.Read granted: lookups answer (else 403: the question stays open). */
+  mailRead?: boolean
+  worker?: Partial<GraphWorkerOptions>
+}
+
+/**
+ * A row claimed and its send started (delivered or not), its worker gone: reclaimed pending with
+ * the send's mark, a minute old; then its cancel requested, as the API records it for such a row.
+ * Then a worker (lookups on unless `worker` says) is started on it.
+ */
+async function cancelledAfterInterruptedSend(c: Case) {
+  const fake: FakeGraph = await startFakeGraph({
+    clientSecret: 'right',
+    concurrencyLimit: 1000,
+    mailRead: c.mailRead ?? true,
+  })
+  closing.push(() => fake.stop())
+  let graph: Sender | undefined
+  const engine = graphWorker(t, fake, {
+    workerId: 'w',
+    mailFrom: MAIL_FROM,
+    graceSeconds: 1,
+    ...c.worker,
+    wrapSender: (g) => {
+      graph = g
+      return g
+    },
+  })
+  engines.push(engine)
+  const id = await enqueue(t)
+  const [lease] = (
+    await claimBatch(t.db, {
+      limit: 1,
+      workerId: 'w0',
+      leaseSeconds: 30,
+      defaultMaxAttempts: 3,
+      markStarted: true,
+    })
+  ).leases
+  if (c.delivered) {
+    const sent = await graph!.send(renderLease(lease!, new Map(), MAIL_FROM), AbortSignal.any([]))
+    expect(sent.kind).toBe('sent')
+  }
+  await t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+  await t.pool.query(
+    `update mailer.email_outbox
+        set send_started_at = send_started_at - interval '1 minute', cancel_requested_at = now()
+      where id = $1 and status = 'pending' and send_started_at is not null`,
+    [id],
+  )
+  await engine.start()
+  return { id, fake }
+}
+
+const settled = (id: string) =>
+  pollUntil(async () => {
+    const r = await rowOf(t, id)
+    return ['sent', 'failed', 'cancelled'].includes(r.status) ? r : undefined
+  }, 30_000)
+
+const sendsOf = (fake: FakeGraph) => fake.requests.filter((q) => q.kind === 'sendMail').length
+
+test('delivered before the cancel: found in the mailbox, sent, never sent again; its history says the cancel came after', async () => {
+  const { id, fake } = await cancelledAfterInterruptedSend({ delivered: true })
+  const row = await settled(id)
+  expect({
+    status: row.status,
+    cancelRequested: row.cancel_requested_at !== null,
+    sends: sendsOf(fake),
+  }).toEqual({ status: 'sent', cancelRequested: true, sends: 1 })
+  expect((await attemptsOf(t, id, 'outcome, error')).at(-1)).toEqual({
+    outcome: 'sent',
+    error:
+      'sent by an earlier send that was interrupted (found in the mailbox): the cancel came after the message was delivered',
+  })
+})
+
+test('not delivered: looked up past the grace and not found, cancelled as not sent, its mark cleared', async () => {
+  const { id, fake } = await cancelledAfterInterruptedSend({ delivered: false })
+  const row = await settled(id)
+  expect({
+    status: row.status,
+    code: row.last_error_code,
+    error: row.last_error,
+    marked: row.send_started_at !== null,
+    sends: sendsOf(fake),
+  }).toEqual({
+    status: 'cancelled',
+    code: 'cancelled',
+    error:
+      'cancelled; an earlier send was interrupted, looked up in the mailbox and not found: not sent',
+    marked: false,
+    sends: 0,
+  })
+  expect((await attemptsOf(t, id, 'outcome')).at(-1)).toEqual({ outcome: 'cancelled' })
+})
+
+test('too early to tell: the row waits pending, its cancel and mark kept, to be looked up again; nothing sent', async () => {
+  const { id, fake } = await cancelledAfterInterruptedSend({
+    delivered: false,
+    worker: { graceSeconds: 3600 },
+  })
+  await pollUntil(
+    async () =>
+      (await attemptsOf(t, id, 'error_code')).some(
+        (h: { error_code: string }) => h.error_code === 'lookup_too_early',
+      )
+        ? true
+        : undefined,
+    30_000,
+  )
+  const row = await rowOf(t, id)
+  expect({
+    status: row.status,
+    code: row.last_error_code,
+    cancelRequested: row.cancel_requested_at !== null,
+    marked: row.send_started_at !== null,
+    sends: sendsOf(fake),
+  }).toEqual({
+    status: 'pending',
+    code: 'lookup_too_early',
+    cancelRequested: true,
+    marked: true,
+    sends: 0,
+  })
+})
+
+for (const policy of ['resend', 'hold'] as const) {
+  test(`a lookup Graph refuses (no Mail.Read, policy ${policy}): cancelled, not sent, its history saying delivery is unknown, its mark kept`, async () => {
+    const { id, fake } = await cancelledAfterInterruptedSend({
+      delivered: true,
+      mailRead: false,
+      worker: { policy },
+    })
+    const row = await settled(id)
+    expect({
+      status: row.status,
+      error: row.last_error,
+      marked: row.send_started_at !== null,
+      sends: sendsOf(fake),
+    }).toEqual({
+      status: 'cancelled',
+      error:
+        'cancelled; an earlier send was interrupted and could not be looked up: whether it delivered the message is unknown',
+      marked: true,
+      sends: 1,
+    })
+  })
+}
+
+test('lookups off: cancelled at once, never sent again, its history saying the interrupted send may have delivered it', async () => {
+  const { id, fake } = await cancelledAfterInterruptedSend({
+    delivered: true,
+    worker: { lookups: false },
+  })
+  const row = await settled(id)
+  expect({
+    status: row.status,
+    error: row.last_error,
+    marked: row.send_started_at !== null,
+    sends: sendsOf(fake),
+    lookups: fake.requests.filter((q) => q.kind === 'lookup').length,
+  }).toEqual({
+    status: 'cancelled',
+    error: 'cancelled; an earlier send was interrupted and may have delivered it',
+    marked: true,
+    sends: 1,
+    lookups: 0,
+  })
+})
