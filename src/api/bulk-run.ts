@@ -8,7 +8,7 @@ import { toOutboxFilter } from './bulk-schemas.ts'
 import { type AppEnv, BULK_TIMEOUT_MS } from './context.ts'
 
 // Bulk cancel and bulk retry differ only in which rows they count and what they do to them.
-export async function runBulk<I extends { id: string }>(
+export async function runBulk<I extends { id: string }, C extends object = object>(
   c: Context<AppEnv>,
   body: { filter: Parameters<typeof toOutboxFilter>[0]; dryRun: boolean; limit: number },
   what: string,
@@ -18,7 +18,8 @@ export async function runBulk<I extends { id: string }>(
     f: OutboxFilter,
     tenant: string | null,
     o: { limit: number },
-  ) => Promise<{ items: I[]; more: boolean }>,
+    // Counts of its own (a bulk cancel's cancelled and cancelRequested) join the answer as given.
+  ) => Promise<{ items: I[]; more: boolean } & C>,
   /** The matching rows the caller's senders claim leaves out, for a caller with one. */
   outside?: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
 ) {
@@ -40,9 +41,14 @@ export async function runBulk<I extends { id: string }>(
   return result
 }
 
-const bulkResult = <I>(r: { items: I[]; more: boolean }) => ({
+const bulkResult = <I, C extends object>({
+  items,
+  more,
+  ...counts
+}: { items: I[]; more: boolean } & C) => ({
   dryRun: false,
-  matched: r.items.length,
-  items: r.items,
-  more: r.more,
+  matched: items.length,
+  items,
+  more,
+  ...counts,
 })

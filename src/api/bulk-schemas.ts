@@ -94,6 +94,14 @@ export const BulkResult = z
       z.object({ id: OutboxId, outcome: z.enum(['cancelled', 'cancel_requested', 'requeued']) }),
     ),
     more: z.boolean().openapi({ description: 'The batch was full: call again for the rest' }),
+    cancelled: z.number().int().optional().openapi({
+      description:
+        'Bulk cancel only (not a dry run): of `items`, the rows cancelled now (outcome cancelled)',
+    }),
+    cancelRequested: z.number().int().optional().openapi({
+      description:
+        'Bulk cancel only (not a dry run): of `items`, the rows whose cancel was recorded for a worker to settle (outcome cancel_requested): claimed rows whose send has not started, and pending rows an interrupted earlier send may have delivered, which a worker looks up and settles sent (it went) or cancelled, never sending them again',
+    }),
     outsideSenders: z.number().int().optional().openapi({
       description:
         'Bulk retry by a token with a senders claim only: the rows the filter matches (in total, not per batch) that it left, as they are sent from a mailbox the claim does not list (or one only their rendering can say)',

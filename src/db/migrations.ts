@@ -99,6 +99,7 @@ import m0146 from '../../sql/0146_owed_probe_row_held_looks_again_in_a_second.sq
 import m0151 from '../../sql/0151_mail_from_claim_reads_the_shared_pause_rule.sql' with {
   type: 'text',
 }
+import m0155 from '../../sql/0155_pending_cancel_requested_index.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -197,6 +198,7 @@ export const migrations: readonly Migration[] = [
   { version: 137, name: '0137_claim_notified_runs_one_statement_when_taken', sql: m0137 },
   { version: 146, name: '0146_owed_probe_row_held_looks_again_in_a_second', sql: m0146 },
   { version: 151, name: '0151_mail_from_claim_reads_the_shared_pause_rule', sql: m0151 },
+  { version: 155, name: '0155_pending_cancel_requested_index', sql: m0155 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

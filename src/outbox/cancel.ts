@@ -1,4 +1,4 @@
-// Cancelling rows: a pending row is cancelled at once; a claimed one records the request for its worker.
+// Cancelling rows: a pending row is cancelled at once; a claimed one, or one an interrupted send may have delivered, records the request for its worker.
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
@@ -10,23 +10,39 @@ import { findOutboxRow } from './outbox-row.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 import { wakeForCancelledProbeRow } from './probe-due-hint.ts'
 
-/** `cancel_requested`: the row is `sending`; its worker cancels it before the Graph call starts. */
+/**
+ * `cancel_requested`: the row is `sending`, and its worker cancels it before the Graph call starts;
+ * or it is pending with an interrupted earlier send's mark, and the worker that claims it looks that
+ * send up, never sending it again (cancelled-interrupted.ts): `sent` if it went, else `cancelled`.
+ */
 type CancelOutcome = 'cancelled' | 'cancel_requested'
 
 const outcomeOf = (status: string): CancelOutcome =>
   status === 'cancelled' ? 'cancelled' : 'cancel_requested'
 
-// The first request's time is kept, so repeating a cancel is harmless.
+// The first request's time is kept, so repeating a cancel is harmless. A pending row that keeps an
+// interrupted send's mark may have been delivered: it stays pending, due now, for a worker to look
+// that send up and settle it (a user who cancels learns whether the mail went).
 const cancelSet = {
-  status: sql<'cancelled'>`case when status = 'pending' then 'cancelled' else status end`,
+  status: sql<'cancelled'>`case when status = 'pending' and send_started_at is null then 'cancelled' else status end`,
   cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
+  send_at: sql<Date>`case when status = 'pending' and send_started_at is not null then least(send_at, now()) else send_at end`,
 }
+
+/**
+ * A select-list column of a statement over `cancelled` (its rows as the cancel left them): wakes
+ * every listening worker at commit when a row was left pending (its lookup due now), as an enqueue's
+ * trigger does; one notification per transaction. Read for its effect only.
+ */
+const wakeForLookup = (cancelled: string) =>
+  sql<boolean | null>`case when ${sql.ref(`${cancelled}.status`)} = 'pending'
+                           then pg_notify('mailer_outbox', '') is null end`
 
 /**
  * A sending row whose send has started cannot be stopped any more, so it is never stamped: a
  * request recorded on it would promise a cancel that the send then ignores. A pending row keeps the
  * send_started_at of an interrupted earlier send (evidence for the ambiguity check) and stays
- * cancellable. Part of each UPDATE's WHERE, so it is judged on the locked, latest row version: a
+ * cancellable (its cancel recorded, see cancelSet). Part of each UPDATE's WHERE, so it is judged on the locked, latest row version: a
  * worker's start that commits first turns the cancel away, one that comes after sees the request.
  */
 const notStarted = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
@@ -53,13 +69,8 @@ const historyOfCancelled = (db: Kysely<Database>) =>
           'attempts',
           sql.lit('cancelled').as('outcome'),
           sql.lit('cancelled').as('error_code'),
-          // A pending row keeps an interrupted earlier send's mark: claimed then, that send may
-          // have delivered the message, and the entry must not say it was never claimed.
-          sql<string>`case when send_started_at is null
-                           then 'cancelled through the API before it was claimed'
-                           else 'cancelled through the API while pending; an earlier send was interrupted and may have delivered it' end`.as(
-            'error',
-          ),
+          // Only a row without an interrupted send's mark is cancelled here (cancelSet).
+          sql.lit('cancelled through the API before it was claimed').as('error'),
         ])
         .where('status', '=', 'cancelled'),
     )
@@ -85,6 +96,7 @@ export async function cancelOutboxRow(
     .select([
       ...summarySelection('cancelled_now'),
       wakeForCancelledProbeRow('cancelled_now').as('woke'),
+      wakeForLookup('cancelled_now').as('woke_lookup'),
     ])
     .executeTakeFirst()
   return row ? toOutboxSummary(row) : null
@@ -136,14 +148,28 @@ export interface BulkOptions {
 interface BulkCancelResult {
   items: { id: string; outcome: CancelOutcome }[]
   more: boolean
+  /** Of `items`: how many were cancelled now, how many had their cancel recorded for their worker. */
+  cancelled: number
+  cancelRequested: number
 }
 
-// A sending row whose cancel is already requested no longer matches, so repeated batches finish;
-// one whose send has started is left alone (see notStarted).
+// A row whose cancel is already requested (sending, or pending with an interrupted send's mark) no
+// longer matches, so repeated batches finish; one whose send has started is left alone (see
+// notStarted). The pending ones are the few email_outbox_pending_cancel_requested_idx lists
+// (sql/0155): a pending candidate is judged from the claim index, never its heap page.
 const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
   eb.and([
     notStarted(eb),
     eb.or([eb('status', '=', 'pending'), eb('cancel_requested_at', 'is', null)]),
+    eb(
+      'id',
+      'not in',
+      eb
+        .selectFrom('mailer.email_outbox as r')
+        .select('r.id')
+        .where('r.status', '=', 'pending')
+        .where('r.cancel_requested_at', 'is not', null),
+    ),
   ])
 
 /** How many rows a bulk cancel with this filter would touch now. */
@@ -171,7 +197,7 @@ export async function cancelMatching(
   const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)])
   const ids = await lowestMatching(db, ['pending', 'sending'], matching, o.limit)
-  if (ids.length === 0) return { items: [], more: false }
+  if (ids.length === 0) return { items: [], more: false, cancelled: 0, cancelRequested: 0 }
   const rows = await withLockedInIdOrder(db, ids, matching)
     .with('cancelled_now', (qb) =>
       qb
@@ -182,10 +208,21 @@ export async function cancelMatching(
     )
     .with('history', () => historyOfCancelled(db))
     .selectFrom('cancelled_now')
-    .select(['id', 'status', wakeForCancelledProbeRow('cancelled_now').as('woke')])
+    .select([
+      'id',
+      'status',
+      wakeForCancelledProbeRow('cancelled_now').as('woke'),
+      wakeForLookup('cancelled_now').as('woke_lookup'),
+    ])
     .execute()
   const items = rows
     .map((r) => ({ id: String(r.id), outcome: outcomeOf(r.status) }))
     .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
-  return { items, more: ids.length === o.limit }
+  const cancelled = items.filter((i) => i.outcome === 'cancelled').length
+  return {
+    items,
+    more: ids.length === o.limit,
+    cancelled,
+    cancelRequested: items.length - cancelled,
+  }
 }

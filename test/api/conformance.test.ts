@@ -1070,6 +1070,12 @@ test('every property a response declares is sent by some answer of this file', a
     body: { filter: { ids: [id] }, dryRun: true },
   })
   expect((confined.body as { outsideSenders?: unknown }).outsideSenders).toBe(0)
+  // A bulk cancel (not a dry run) says how many it cancelled and how many it left to a worker.
+  const cancelled = await send(app, 'POST', '/v1/outbox/cancel', {
+    token: full,
+    body: { filter: { ids: [id] } },
+  })
+  expect(cancelled.body).toMatchObject({ cancelled: 1, cancelRequested: 0 })
   const dead = openDb({
     name: 'down',
     url: `postgres://nobody@127.0.0.1:${await closedPort()}/x`,

@@ -615,16 +615,45 @@ describe('cancel', () => {
     expect(rows).toEqual([{ status: 'sending', cancel_requested_at: null }])
   })
 
-  test('a pending row left by an interrupted send (send_started_at kept) is still cancelled', async () => {
+  test('a pending row left by an interrupted send (send_started_at kept): the cancel is recorded (202), the row left pending and due now for its worker to look that send up', async () => {
     const id = await enqueueSql(t.pool)
+    // Its interrupted send's retry is due in an hour.
     await t.pool.query(
-      `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '5 minutes'
+      `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '5 minutes',
+              send_at = now() + interval '1 hour'
         where id = $1`,
       [id],
     )
-    const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
-    expect(r.status).toBe(200)
-    expect(r.body).toMatchObject({ id, status: 'cancelled' })
+    const l = await listen()
+    try {
+      const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+      expect(r.status).toBe(202)
+      expect(r.body).toMatchObject({ id, status: 'pending' })
+      const first = (r.body as Row).cancelRequestedAt
+      expect(first).toBeString()
+      // A worker waiting for the hour is woken to claim it now.
+      await l.next
+      const again = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+      expect(again.status).toBe(202)
+      expect((again.body as Row).cancelRequestedAt).toBe(first)
+    } finally {
+      await l.close()
+    }
+    const { rows } = await t.pool.query(
+      `select status, send_at <= now() as due, send_started_at is not null as marked
+         from mailer.email_outbox where id = $1`,
+      [id],
+    )
+    expect(rows).toEqual([{ status: 'pending', due: true, marked: true }])
+    // Nothing settled it: its worker records the outcome.
+    expect(
+      (
+        await t.pool.query(
+          'select count(*)::int as n from mailer.email_attempts where outbox_id = $1',
+          [id],
+        )
+      ).rows[0].n,
+    ).toBe(0)
   })
 
   test('a send that starts while a cancel waits for the row lock turns the cancel away', async () => {
@@ -798,12 +827,14 @@ describe('bulk actions', () => {
         { id: s1, outcome: 'cancel_requested' },
       ],
       more: false,
+      cancelled: 2,
+      cancelRequested: 1,
     })
     const repeat = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
     expect((repeat.body as { matched: number }).matched).toBe(0)
   })
 
-  test('bulk cancel leaves rows whose send has started, and cancels interrupted pending ones', async () => {
+  test('bulk cancel leaves rows whose send has started, and records the cancel of interrupted pending ones for their worker', async () => {
     const started = await enqueueSql(t.pool, { correlationId: 'b' })
     const claimed = await enqueueSql(t.pool, { correlationId: 'b' })
     const interrupted = await enqueueSql(t.pool, { correlationId: 'b' })
@@ -825,15 +856,24 @@ describe('bulk actions', () => {
       matched: 2,
       items: [
         { id: claimed, outcome: 'cancel_requested' },
-        { id: interrupted, outcome: 'cancelled' },
+        { id: interrupted, outcome: 'cancel_requested' },
       ],
       more: false,
+      cancelled: 0,
+      cancelRequested: 2,
     })
     const { rows } = await t.pool.query(
-      'select status, cancel_requested_at from mailer.email_outbox where id = $1',
-      [started],
+      `select id, status, cancel_requested_at is not null as requested from mailer.email_outbox
+        where id = any($1::bigint[]) order by id`,
+      [[started, interrupted]],
     )
-    expect(rows).toEqual([{ status: 'sending', cancel_requested_at: null }])
+    expect(rows).toEqual([
+      { id: started, status: 'sending', requested: false },
+      { id: interrupted, status: 'pending', requested: true },
+    ])
+    // Both recorded: a repeat finds nothing (a bulk cancel repeated while `more` ends).
+    const repeat = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect((repeat.body as { matched: number }).matched).toBe(0)
   })
 
   test('bulk cancel works in batches of `limit`', async () => {

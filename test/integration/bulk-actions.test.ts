@@ -108,9 +108,19 @@ describe('bulk actions in a large outbox', () => {
       await untilLockWaits(t.pool)
       await worker.query('commit')
       const first = await cancelling
-      expect(first).toEqual({ items: [{ id: ids[1]!, outcome: 'cancelled' }], more: true })
+      expect(first).toEqual({
+        items: [{ id: ids[1]!, outcome: 'cancelled' }],
+        more: true,
+        cancelled: 1,
+        cancelRequested: 0,
+      })
       const second = await cancelMatching(t.db, {}, null, { limit: 2 })
-      expect(second).toEqual({ items: [{ id: ids[2]!, outcome: 'cancelled' }], more: false })
+      expect(second).toEqual({
+        items: [{ id: ids[2]!, outcome: 'cancelled' }],
+        more: false,
+        cancelled: 1,
+        cancelRequested: 0,
+      })
       const { rows } = await t.pool.query<{ status: string }>(
         'select status from mailer.email_outbox order by id',
       )
@@ -144,6 +154,8 @@ describe('bulk actions in a large outbox', () => {
       expect(await cancelling).toEqual({
         items: [{ id: ids[1]!, outcome: 'cancel_requested' }],
         more: true,
+        cancelled: 0,
+        cancelRequested: 1,
       })
       const { rows } = await t.pool.query<{ requested: boolean }>(
         'select cancel_requested_at is not null as requested from mailer.email_outbox order by id',

@@ -87,6 +87,14 @@ const settled = (id: string) =>
 
 const sendsOf = (fake: FakeGraph) => fake.requests.filter((q) => q.kind === 'sendMail').length
 
+/** A settled row as the tests judge it: its status and last_error, whether it keeps its mark, and the sends Graph got. */
+const judged = (row: Record<string, unknown>, fake: FakeGraph) => ({
+  status: row.status,
+  error: row.last_error,
+  marked: row.send_started_at !== null,
+  sends: sendsOf(fake),
+})
+
 test('delivered before the cancel: found in the mailbox, sent, never sent again; its history says the cancel came after', async () => {
   const { id, fake } = await cancelledAfterInterruptedSend({ delivered: true })
   const row = await settled(id)
@@ -105,13 +113,7 @@ test('delivered before the cancel: found in the mailbox, sent, never sent again;
 test('not delivered: looked up past the grace and not found, cancelled as not sent, its mark cleared', async () => {
   const { id, fake } = await cancelledAfterInterruptedSend({ delivered: false })
   const row = await settled(id)
-  expect({
-    status: row.status,
-    code: row.last_error_code,
-    error: row.last_error,
-    marked: row.send_started_at !== null,
-    sends: sendsOf(fake),
-  }).toEqual({
+  expect({ ...judged(row, fake), code: row.last_error_code }).toEqual({
     status: 'cancelled',
     code: 'cancelled',
     error:
@@ -159,13 +161,7 @@ for (const policy of ['resend', 'hold'] as const) {
       mailRead: false,
       worker: { policy },
     })
-    const row = await settled(id)
-    expect({
-      status: row.status,
-      error: row.last_error,
-      marked: row.send_started_at !== null,
-      sends: sendsOf(fake),
-    }).toEqual({
+    expect(judged(await settled(id), fake)).toEqual({
       status: 'cancelled',
       error:
         'cancelled; an earlier send was interrupted and could not be looked up: whether it delivered the message is unknown',
@@ -180,12 +176,8 @@ test('lookups off: cancelled at once, never sent again, its history saying the i
     delivered: true,
     worker: { lookups: false },
   })
-  const row = await settled(id)
   expect({
-    status: row.status,
-    error: row.last_error,
-    marked: row.send_started_at !== null,
-    sends: sendsOf(fake),
+    ...judged(await settled(id), fake),
     lookups: fake.requests.filter((q) => q.kind === 'lookup').length,
   }).toEqual({
     status: 'cancelled',

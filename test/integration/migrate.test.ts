@@ -465,6 +465,11 @@ describe('migrate', () => {
         '0151_mail_from_claim_reads_the_shared_pause_rule',
         '5e6b92bf80ee0508dcfab3737b8569e1bee6e6841b2a2547e0924323968b8f0b',
       ],
+      [
+        155,
+        '0155_pending_cancel_requested_index',
+        '93563318fc5402cf33c37416089f346ee93ef50f6056ba6a845a1cc73e6839d9',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -604,7 +609,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117, 129, 133, 135, 137, 146, 151,
+        112, 116, 117, 129, 133, 135, 137, 146, 151, 155,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -690,9 +695,10 @@ describe('migrate', () => {
         { version: 137, c: true },
         { version: 146, c: true },
         { version: 151, c: true },
+        { version: 155, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0151 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0155 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -701,7 +707,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 1000,
+          107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -913,7 +919,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38, 39, 45, 50, 83, 85,
+      9, 10, 22, 25, 38, 39, 45, 50, 83, 85, 155,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
@@ -964,7 +970,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117, 129, 133, 135, 137, 146, 151,
+      112, 116, 117, 129, 133, 135, 137, 146, 151, 155,
     ])
     const { rows } = await adminQuery(
       url,

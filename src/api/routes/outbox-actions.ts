@@ -57,7 +57,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     operationId: 'cancelRow',
     tags: ['outbox'],
     summary:
-      'Cancel a pending row (200), or ask the worker holding a sending row to cancel it (202)',
+      'Cancel a pending row (200), or record the cancel for a worker to settle (202): a sending row whose send has not started, or a pending row an interrupted earlier send may have delivered',
     security: BEARER_SECURITY,
     middleware: [...middleware, noRowActionBody('cancel')],
     request: { params: IdParam, query: DbQuery, body: noBody('cancel') },
@@ -65,7 +65,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
       200: jsonResponse(OutboxItem, 'Cancelled'),
       202: jsonResponse(
         OutboxItem,
-        'The row is claimed but its send has not started: the cancel is recorded, and its worker cancels it before sending',
+        'The cancel is recorded (cancelRequestedAt) for a worker to settle. A claimed row whose send has not started: its worker cancels it before sending. A pending row that keeps an interrupted earlier send (which may have delivered it): left pending and due now; the worker that claims it never sends it again but looks that send up in the mailbox (GRAPH_MAILBOX_LOOKUP): found, sent (its history says the cancel came after the delivery); not found past the lookup grace, cancelled as not sent; too early, it waits and looks again; the lookup unavailable or refused, or lookups off, cancelled, its history saying the message may have gone',
       ),
       ...V1_PROBLEMS,
       ...ROW_PROBLEMS,
@@ -109,7 +109,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     operationId: 'cancelRows',
     tags: ['outbox'],
     summary:
-      'Cancel the pending rows, and the sending rows whose send has not started, that match a filter',
+      'Cancel the pending rows, and the sending rows whose send has not started, that match a filter: each as the single cancel does (cancelled, or cancel_requested for a worker to settle), counted in cancelled and cancelRequested',
     security: BEARER_SECURITY,
     middleware: withBody,
     request: {
