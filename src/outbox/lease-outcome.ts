@@ -59,7 +59,7 @@ export async function recordOutcome(
     requestId: extra.requestId,
   })
   if (row) {
-    if (s.kind === 'retry' && row.status === 'pending') d.onRetry?.(s.delayMs)
+    if (s.kind === 'retry' && row.status === 'pending') d.onRetry?.(row.dueMs ?? s.delayMs)
     // A released row is due again now (unless we are stopping): claim it again promptly.
     if (s.kind === 'released' && !d.stopping.aborted) d.onRetry?.(0)
     // What the attempt history recorded: sent, retry, throttled, failed, expired, cancelled, released.

@@ -128,6 +128,11 @@ export interface SettledRow {
   /** What the attempt history recorded; BUSY_OUTCOME for a row not settled (recorded nothing). */
   outcome: string
   code: string | null
+  /**
+   * A row left pending to look its interrupted send up at its expiresAt, before its retry's delay
+   * is out (settleLeases): milliseconds until it is due.
+   */
+  dueMs?: number
 }
 
 /**

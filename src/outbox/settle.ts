@@ -15,6 +15,12 @@ import {
 } from './settle-item.ts'
 
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
+/**
+ * How long before its expiresAt a row waits to look its interrupted send up (lookUpFirst): a row is
+ * due before it expires (email_outbox_expiry_check), and woken at the expiresAt its claim finds it
+ * expired, so only looks that send up.
+ */
+const BEFORE_EXPIRY = sql`interval '1 millisecond'`
 
 /**
  * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's
@@ -82,10 +88,15 @@ export async function settleLeases(
   // pending while it may wait (its verdict a retry, or a release), cancelled once it may not.
   const cancelling = sql`(${cancelRecorded} and i.kind <> 'sent'
     and not (i.look_again and ${judged} in ('retry', 'released')))`
+  // An interrupted send (lookUpFirst) whose next try would come after the row's expiresAt is not
+  // failed expired there (a message Graph took would read not sent): the row waits, due by its
+  // expiresAt at the latest, for a claim past that expiresAt, which only looks the send up
+  // (expired-interrupted.ts).
+  const lookupAtExpiry = sql`(i.look_first and ${judged} = 'expired' and not ${cancelling})`
   const verdict = sql`case when ${cancelling} then 'cancelled'
-    when i.look_first and ${judged} = 'exhausted' then 'retry'
+    when i.look_first and ${judged} in ('exhausted', 'expired') then 'retry'
     else ${judged} end`
-  const { rows } = await sql<SettledRow>`
+  const { rows } = await sql<SettledRow & { due_ms: number | null }>`
     with input as (
       select * from unnest(
         ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
@@ -107,7 +118,7 @@ export async function settleLeases(
       -- The verdict is judged here, once a row, on the version the lock takes (the latest, the
       -- fence re-checked on it), which the update below writes: the lock keeps a concurrent
       -- reclaim from slipping in between deciding and writing.
-      select o.id, ${verdict} as verdict, ${cancelling} as cancelling
+      select o.id, ${verdict} as verdict, ${cancelling} as cancelling, ${lookupAtExpiry} as at_expiry
         from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
              cross join lateral (select ${throttledSince} as since) ts
        where o.status = 'sending'
@@ -122,7 +133,9 @@ export async function settleLeases(
          set status = case l.verdict when 'sent' then 'sent' when 'cancelled' then 'cancelled'
                                       when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
              attempts = o.attempts - ((i.refund and not l.cancelling) or i.past)::int,
-             send_at = case when l.verdict = 'retry' then now() + make_interval(secs => i.delay_ms / 1000) else o.send_at end,
+             send_at = case when l.verdict <> 'retry' then o.send_at
+                            when l.at_expiry then o.expires_at - ${BEFORE_EXPIRY}
+                            else now() + make_interval(secs => i.delay_ms / 1000) end,
              sent_at = case when i.kind = 'sent' then now() end,
              last_error_code = case l.verdict
                when 'sent' then null when 'released' then o.last_error_code
@@ -175,6 +188,9 @@ export async function settleLeases(
         from input i join locked l on l.id = i.id
        where o.id = l.id and o.lease_token = i.token and o.status = 'sending'
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind,
+                -- A lookup at the expiresAt is woken at it (the claim finds the row expired).
+                case when l.at_expiry and o.status = 'pending'
+                     then greatest(0, extract(epoch from o.expires_at - now()) * 1000)::float8 end as due_ms,
                 -- The history numbers a lease past its attempts as the attempt it looks up.
                 i.refund and o.status <> 'cancelled' and not i.past as refund,
                 i.started_ms, i.http_status, i.request_id,
@@ -214,10 +230,10 @@ export async function settleLeases(
                                       where h.outbox_id = done.id order by h.id desc limit 1), false)
                   else true end
     )
-    select id, status, outcome, last_error_code as code from done
+    select id, status, outcome, last_error_code as code, due_ms from done
     union all
-    select id, 'sending', ${BUSY_OUTCOME}::text, null::text from held where id not in (select id from locked)
+    select id, 'sending', ${BUSY_OUTCOME}::text, null::text, null::float8 from held where id not in (select id from locked)
        -- Read only when a lease was left unlocked (rare: held by another transaction, or lost).
        and (select count(*) from locked) < ${items.length}`.execute(db)
-  return rows
+  return rows.map(({ due_ms, ...row }) => (due_ms == null ? row : { ...row, dueMs: due_ms }))
 }

@@ -35,9 +35,11 @@ export interface GraphWorkerOptions {
   wrapSender?: (graph: Sender) => Sender
   /** The drainer's clock; the system's when not given. */
   clock?: Clock
+  /** RETRY_BASE_SECONDS (the test engine's RETRY_MAX_SECONDS, 60, caps it); 1 when not given. */
+  retryBaseSeconds?: number
 }
 
-/** Started by the caller, which also stops it. Retries come a second apart. */
+/** Started by the caller, which also stops it. Retries come a second apart unless `retryBaseSeconds` says. */
 export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): TestEngine {
   const policy = o.policy ?? 'resend'
   const timeoutSeconds = o.timeoutSeconds ?? 2
@@ -61,7 +63,7 @@ export function graphWorker(t: TestDb, fake: FakeGraph, o: GraphWorkerOptions): 
     workerId: o.workerId,
     ...(o.handle && { handle: o.handle }),
     config: {
-      retryBaseSeconds: 1,
+      retryBaseSeconds: o.retryBaseSeconds ?? 1,
       ...(o.leaseSeconds && { leaseSeconds: o.leaseSeconds, heartbeatSeconds: 1 }),
     },
     deps: {

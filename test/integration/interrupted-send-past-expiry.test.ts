@@ -1,0 +1,103 @@
+// A row whose send was interrupted and whose next try falls after its expiresAt, with lookups on: looked up before it fails expired, sent if Graph has it.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
+import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
+
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const { engines, closing } = endedAfterEach()
+
+/** Long enough that the row's one send is under way well before it on a loaded machine. */
+const EXPIRES_IN_MS = 20_000
+
+/**
+ * A row expiring in EXPIRES_IN_MS whose send meets `fault` (a 2 s deadline), drained by a worker
+ * with lookups on whose retries come a minute later (so after that expiresAt), to its final state.
+ */
+async function drained(fault: GraphFault, fake?: FakeGraph) {
+  const graph = fake ?? (await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 }))
+  closing.push(() => graph.stop())
+  graph.setFaults({ sendMail: [fault] })
+  const engine = graphWorker(t, graph, {
+    workerId: 'w',
+    mailFrom: 'sender@example.com',
+    graceSeconds: 1,
+    retryBaseSeconds: 60,
+  })
+  engines.push(engine)
+  const id = await enqueue(t, undefined, {
+    expiresAt: new Date(Date.now() + EXPIRES_IN_MS).toISOString(),
+  })
+  await engine.start()
+  // Bounded for a loaded machine: the expiresAt, then one claim and lookup.
+  const row = await pollUntil(async () => {
+    const r = await rowOf(t, id)
+    return ['sent', 'failed', 'cancelled'].includes(r.status) ? r : undefined
+  }, 45_000)
+  const history = await attemptsOf(t, id, 'attempt, outcome, error_code')
+  const sends = graph.requests.filter((q) => q.kind === 'sendMail').length
+  const accepted = graph.accepted.filter((a) => a.outboxId === id).length
+  return { row, history, sends, accepted }
+}
+
+test('a send Graph accepted and never answered, whose retry would come after the expiresAt: looked up, sent, never sent again', async () => {
+  const { row, history, sends, accepted } = await drained('accept_then_hang')
+  expect({ sends, accepted }).toEqual({ sends: 1, accepted: 1 })
+  expect({ status: row.status, code: row.last_error_code, error: row.last_error }).toEqual({
+    status: 'sent',
+    code: null,
+    error: null,
+  })
+  expect(history).toEqual([
+    { attempt: 1, outcome: 'retry', error_code: 'timeout' },
+    { attempt: 2, outcome: 'sent', error_code: null },
+  ])
+})
+
+test('a send that timed out and never reached Graph, whose retry would come after the expiresAt: looked up, failed expired as not sent, its mark cleared', async () => {
+  const { row, history, sends, accepted } = await drained('hang')
+  expect({ sends, accepted }).toEqual({ sends: 1, accepted: 0 })
+  expect({
+    status: row.status,
+    code: row.last_error_code,
+    error: row.last_error,
+    marked: row.send_started_at !== null,
+  }).toEqual({
+    status: 'failed',
+    code: 'expired',
+    error: 'not sent before expiresAt',
+    marked: false,
+  })
+  expect(history).toEqual([
+    { attempt: 1, outcome: 'retry', error_code: 'timeout' },
+    { attempt: 2, outcome: 'expired', error_code: 'expired' },
+  ])
+})
+
+test('a send Graph accepted, whose lookup after the expiresAt Graph refuses (no Mail.Read): failed expired naming the interrupted send, its mark kept', async () => {
+  const fake = await startFakeGraph({
+    clientSecret: 'right',
+    concurrencyLimit: 1000,
+    mailRead: false,
+  })
+  const { row, sends, accepted } = await drained('accept_then_hang', fake)
+  expect({ sends, accepted }).toEqual({ sends: 1, accepted: 1 })
+  expect({
+    status: row.status,
+    code: row.last_error_code,
+    error: row.last_error,
+    marked: row.send_started_at !== null,
+  }).toEqual({
+    status: 'failed',
+    code: 'expired',
+    error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+    marked: true,
+  })
+  // Looked up (and refused), never sent again.
+  expect(fake.requests.some((q) => q.kind === 'lookup')).toBe(true)
+})
