@@ -45,6 +45,14 @@ async function drained(fault: GraphFault, fake?: FakeGraph) {
   return { row, history, sends, accepted }
 }
 
+/** What a final row says of its send: its status, code, error, and whether its mark is kept. */
+const ending = (row: Record<string, unknown>) => ({
+  status: row.status,
+  code: row.last_error_code,
+  error: row.last_error,
+  marked: row.send_started_at !== null,
+})
+
 test('a send Graph accepted and never answered, whose retry would come after the expiresAt: looked up, sent, never sent again', async () => {
   const { row, history, sends, accepted } = await drained('accept_then_hang')
   expect({ sends, accepted }).toEqual({ sends: 1, accepted: 1 })
@@ -62,12 +70,7 @@ test('a send Graph accepted and never answered, whose retry would come after the
 test('a send that timed out and never reached Graph, whose retry would come after the expiresAt: looked up, failed expired as not sent, its mark cleared', async () => {
   const { row, history, sends, accepted } = await drained('hang')
   expect({ sends, accepted }).toEqual({ sends: 1, accepted: 0 })
-  expect({
-    status: row.status,
-    code: row.last_error_code,
-    error: row.last_error,
-    marked: row.send_started_at !== null,
-  }).toEqual({
+  expect(ending(row)).toEqual({
     status: 'failed',
     code: 'expired',
     error: 'not sent before expiresAt',
@@ -87,12 +90,7 @@ test('a send Graph accepted, whose lookup after the expiresAt Graph refuses (no 
   })
   const { row, sends, accepted } = await drained('accept_then_hang', fake)
   expect({ sends, accepted }).toEqual({ sends: 1, accepted: 1 })
-  expect({
-    status: row.status,
-    code: row.last_error_code,
-    error: row.last_error,
-    marked: row.send_started_at !== null,
-  }).toEqual({
+  expect(ending(row)).toEqual({
     status: 'failed',
     code: 'expired',
     error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
