@@ -100,6 +100,9 @@ import m0151 from '../../sql/0151_mail_from_claim_reads_the_shared_pause_rule.sq
   type: 'text',
 }
 import m0155 from '../../sql/0155_pending_cancel_requested_index.sql' with { type: 'text' }
+import m0157 from '../../sql/0157_mail_from_row_held_looks_again_in_a_second.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -199,6 +202,7 @@ export const migrations: readonly Migration[] = [
   { version: 146, name: '0146_owed_probe_row_held_looks_again_in_a_second', sql: m0146 },
   { version: 151, name: '0151_mail_from_claim_reads_the_shared_pause_rule', sql: m0151 },
   { version: 155, name: '0155_pending_cancel_requested_index', sql: m0155 },
+  { version: 157, name: '0157_mail_from_row_held_looks_again_in_a_second', sql: m0157 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

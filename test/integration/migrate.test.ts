@@ -470,6 +470,11 @@ describe('migrate', () => {
         '0155_pending_cancel_requested_index',
         '93563318fc5402cf33c37416089f346ee93ef50f6056ba6a845a1cc73e6839d9',
       ],
+      [
+        157,
+        '0157_mail_from_row_held_looks_again_in_a_second',
+        'f3c55a7059e19f0f4ee6f785bad10a3ee0ec5adfd7034750b91a9acb4dead496',
+      ],
     ]
     expect(
       migrations.slice(0, released.length).map((m) => [m.version, m.name, checksumOf(m.sql)]),
@@ -609,7 +614,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117, 129, 133, 135, 137, 146, 151, 155,
+        112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157,
       ])
       await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] })
       const recorded = await adminQuery(
@@ -696,9 +701,10 @@ describe('migrate', () => {
         { version: 146, c: true },
         { version: 151, c: true },
         { version: 155, c: true },
+        { version: 157, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0155 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0157 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -707,7 +713,7 @@ describe('migrate', () => {
           10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
-          107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 1000,
+          107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -970,7 +976,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117, 129, 133, 135, 137, 146, 151, 155,
+      112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157,
     ])
     const { rows } = await adminQuery(
       url,
