@@ -17,13 +17,37 @@
 -- as it was, and the search is not noted as done. claim_past_paused restated whole with that
 -- test, every other line as 0151's; same signature and answer shape.
 --
+-- And the claim's check of the sender each keyed row names (its rows passed over while that
+-- mailbox stands paused past the hold) read a pause by its own rule (mailbox_stands_paused, 0076:
+-- next_at past now() + max(hold, turn_interval)), not the one status, the gauge, the gate and
+-- MAIL_FROM's own read share (paused-now.ts): a throttle within a pacing turn went unread, its
+-- rows claimed to be given back by the gate; a turn of a faster worker's queued past now held
+-- nothing. Both now read mailer.pause_end (new: pauseEndText's expression, once in SQL) with the
+-- rate in force, past the hold as before. mailbox_stands_paused stays, unused.
+--
 -- Cost: where none of MAIL_FROM's rows is due (the claims of a wait) the one read is the unlocked
 -- one, the same scan of email_outbox_claim_idx the locked search made; where one is due (the
--- probe's claim, once per pause) two scans to that row. Nothing on the hot path (claim_batch).
+-- probe's claim, once per pause) two scans to that row. The rate row by primary key once per
+-- walk over other senders' rows, where MAIL_FROM's row did not read it already. Nothing on the
+-- hot path (claim_batch).
 --
 -- Older binaries: they call claim_past_paused by name and read probeInMs as this release does
 -- (the due timer): theirs looks again in a second too. Not security definer.
 --! older-binaries-compatible
+
+-- When the pause holding a mailbox_pacing row (next_at, turn_interval, throttled_until) ends,
+-- paced by `rate` (the newest worker's, 'pacing rate', interval '0' when none noted): a time not
+-- after now(), or null, when none holds it. Invariant: pauseEndText's expression
+-- (src/outbox/paused-now.ts; claim-past-paused-agrees.test.ts compares them). Inlined.
+create or replace function mailer.pause_end(next_at timestamptz, turn_interval interval,
+                                            throttled_until timestamptz, rate interval)
+returns timestamptz language sql stable as $$
+  select greatest(
+    case when turn_interval = interval '0' then next_at end,
+    case when throttled_until <= next_at then throttled_until end,
+    case when turn_interval > interval '0' then case when next_at - turn_interval > now() then next_at - turn_interval + rate end
+         when next_at > now() + rate then next_at end)
+$$;
 
 -- Whether a row of MAIL_FROM's own (no sender key) is due, locked or not (no lock asked): the
 -- first in claim order over email_outbox_claim_idx. Invariant: its condition is mail_from_probe_row's.
@@ -86,18 +110,13 @@ begin
   select p.next_at, p.turn_interval, p.throttled_until, p.probe_owed, p.probe_id, p.probe_due_at
     into pause_end, pause_turn, throttled, owed, probe_out, probe_due
     from mailer.mailbox_pacing p where p.mailbox = paused_key;
-  -- The pause's end by the one rule every reader shares (paused-now.ts, pauseEndText; the rate in
+  -- The pause's end by the one rule every reader shares (pause_end: paused-now.ts's; the rate in
   -- force the newest worker's, 'pacing rate', 0 when none noted): a throttle within a turn counts
-  -- (throttled_until), a turn to come does not. Invariant: the same expression as pauseEndText
-  -- (claim-past-paused-agrees.test.ts). Read only while the row says something may hold.
+  -- (throttled_until), a turn to come does not. Read only while the row says something may hold.
   if pause_end > now() then
     rate := coalesce((select r.turn_interval from mailer.mailbox_pacing r where r.mailbox = 'pacing rate'),
                      interval '0');
-    ends := greatest(
-      case when pause_turn = interval '0' then pause_end end,
-      case when throttled <= pause_end then throttled end,
-      case when pause_turn > interval '0' then case when pause_end - pause_turn > now() then pause_end - pause_turn + rate end
-           when pause_end > now() + rate then pause_end end);
+    ends := mailer.pause_end(pause_end, pause_turn, throttled, rate);
   end if;
   if ends > now() + hold then
     paused_ms := mailer.ms_until(ends);
@@ -195,11 +214,16 @@ begin
       -- Standing, or the probe to come: as claim_batch, over the rows with a sender key only; the
       -- probe's row comes due at probe_in_ms (least ignores a null).
       named_priorities := array(select p from mailer.pending_priorities(true) p);
+      if rate is null and cardinality(named_priorities) > 0 then
+        rate := coalesce((select r.turn_interval from mailer.mailbox_pacing r where r.mailbox = 'pacing rate'),
+                         interval '0');
+      end if;
       select least(extract(epoch from f - now()) * 1000, probe_in_ms) into next_due_ms
         from mailer.first_future_send_at(named_priorities, true) f;
       foreach prio in array named_priorities loop
         -- A row naming MAIL_FROM's own address waits while the pause stands or the probe is out, as
-        -- does one of another paused mailbox (passed over here: rare, two mailboxes paused at once).
+        -- does one of another mailbox paused past the hold by the shared rule (pause_end; passed
+        -- over here: rare, two mailboxes paused at once).
         select array_agg(c.id), array_agg(c.ctid), array_agg(c.id) filter (where c.ambiguous)
           into more_ids, more_ctids, more_ambiguous
           from (select o.id, o.ctid, o.send_started_at is not null as ambiguous
@@ -208,7 +232,8 @@ begin
                    and o.send_at <= now() and o.sender_key <> paused_key
                    and not exists (select from mailer.mailbox_pacing q
                                     where q.mailbox = o.sender_key
-                                      and mailer.mailbox_stands_paused(q.next_at, q.turn_interval, hold))
+                                      and q.next_at > now()
+                                      and mailer.pause_end(q.next_at, q.turn_interval, q.throttled_until, rate) > now() + hold)
                  order by o.send_at, o.id
                  limit n - cardinality(picked_ids)
                  for update of o skip locked) c;

@@ -7,6 +7,8 @@ import { type LeaseTuple, parseClaim, toLease } from './claim-answer.ts'
 import { claimPastPaused } from './claim-past-paused.ts'
 import type { PauseLeftMs } from './endless-pause.ts'
 import type { Lease } from './lease.ts'
+import { PACING_RATE_KEY } from './pacing-rate.ts'
+import { pauseEndText } from './paused-now.ts'
 
 export type { Lease }
 
@@ -76,17 +78,20 @@ const CLAIM_UNFLUSHED = `
   select mailer.claim_unflushed($1::int, $2::text, $3::uuid, $4::float8, $5::int)::text as claim`
 // The same, unless MAIL_FROM's pause or its probe is owed (sql/0062): its mailbox_pacing row by
 // primary key first; owed, the claim is not run (CASE evaluates its branch only when taken). Values
-// as above, then MAIL_FROM's key and the hold (ms) past which a pause counts. A pacing turn is no
-// pause: next_at lies up to one turn_interval ahead (the newest worker's rate, pacing-rate.ts),
-// which may be longer than this worker's hold; a throttle's is 0, an older binary's NULL.
+// as above, then MAIL_FROM's key and the hold (ms) past which a pause counts. The pause is the
+// shared rule's (pauseEnd, paused-now.ts: a pacing turn is none, a throttle within one is), read
+// with the rate in force (the newest worker's, by primary key) only while next_at is in the future.
+const RATE_IN_FORCE = `coalesce((select r.turn_interval from mailer.mailbox_pacing r
+                                   where r.mailbox = '${PACING_RATE_KEY}'), interval '0')`
 const owedFrom = (
   key: string,
   holdMs: string,
 ) => `(select exists (select from mailer.mailbox_pacing p
                           where p.mailbox = ${key}::text
                             and (p.probe_owed
-                                 or p.next_at > now() + greatest(make_interval(secs => ${holdMs}::float8 / 1000),
-                                                                 coalesce(p.turn_interval, interval '0')))) as owed)`
+                                 or p.next_at > now()
+                                    and ${pauseEndText('p', RATE_IN_FORCE)}
+                                        > now() + make_interval(secs => ${holdMs}::float8 / 1000))) as owed)`
 const OWED = owedFrom('$6', '$7')
 const CLAIM_STARTED_UNOWED = `
   /* prepared outbox_claim_batch_unowed */

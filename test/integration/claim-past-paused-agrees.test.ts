@@ -1,4 +1,4 @@
-// MAIL_FROM's claim (claim_past_paused) counts a pause as the shared rule does (paused-now.ts) past its hold, and a throttle within a turn leaves other senders' rows flowing.
+// The claims count a pause as the shared rule does (paused-now.ts) past their hold: MAIL_FROM's (claim_past_paused), the guard, the check of other senders; a throttle within a turn leaves other senders' rows flowing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { pauseMailbox, takePacing } from '../../src/outbox/mailbox-pacing.ts'
@@ -11,6 +11,7 @@ import { pollUntil } from '../support/events.ts'
 import { startFakeGraph } from '../support/fake-graph.ts'
 import { useGraphPerTest } from '../support/graph-per-test.ts'
 import { pauseRowsOfEveryKind } from '../support/pause-rows-of-every-kind.ts'
+import { claimGuarded } from '../support/paused-claim-rows.ts'
 import { graphTransport, startTransportWorker } from '../support/transport-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -19,7 +20,7 @@ setDefaultTimeout(120_000)
 const t = useTestDb({ resetEach: true })
 const g = useGraphPerTest()
 
-/** Every kind of mailbox_pacing row the shared rule tells apart, and a turn queued past a pause's end. */
+/** Every kind of mailbox_pacing row the shared rule tells apart, and turns queued past a pause's end. */
 async function everyKindOfRow(rateSeconds: number) {
   await t.pool.query(
     `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
@@ -33,16 +34,27 @@ async function everyKindOfRow(rateSeconds: number) {
      values ($1, now() + interval '5 minutes', interval '60 seconds')`,
     [k('queued@example.com')],
   )
+  // Paced by 1 s (a worker at 60/min), its next turn 20 s out: paused to next_at − turn_interval
+  // (19 s: longer than the comparisons take, however loaded the machine), plus the rate in force.
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+     values ($1, now() + interval '20 seconds', interval '1 second')`,
+    [k('queued-short@example.com')],
+  )
+}
+
+/** Seconds each mailbox stays paused by the shared rule (paused-now.ts), those paused now. */
+async function sharedSeconds() {
+  const { rows } = await sql<{ mailbox: string; s: number }>`
+    select mailbox, round(extract(epoch from ends - now()))::float8 as s
+      from (${PAUSED_MAILBOXES_NOW}) x`.execute(t.db)
+  return new Map(rows.map((r) => [r.mailbox, Number(r.s)]))
 }
 
 // The claim's hold: max(the worker's own interval, 5 s) (pg-send-gate.ts), 5 s or a minute.
 for (const rate of [60, 0])
   test(`rate ${rate} s in force: the claim reads a pause the shared rule reads, past the hold, to the same end`, async () => {
     await everyKindOfRow(rate)
-    const { rows } = await sql<{ mailbox: string; s: number }>`
-      select mailbox, round(extract(epoch from ends - now()))::float8 as s
-        from (${PAUSED_MAILBOXES_NOW}) x`.execute(t.db)
-    const shared = new Map(rows.map((r) => [r.mailbox, Number(r.s)]))
     const keys = await t.pool.query<{ m: string }>(
       `select mailbox as m from mailer.mailbox_pacing
         where mailbox not like 'queue %' and mailbox <> $1 order by 1`,
@@ -51,18 +63,76 @@ for (const rate of [60, 0])
     const differ: string[] = []
     for (const holdS of [5, 60])
       for (const { m } of keys.rows) {
-        const { rows: c } = await t.pool.query<{ ms: number | null }>(
-          `select ((mailer.claim_past_paused(0, 'w', gen_random_uuid(), 30, false, 3, $1, $2))->>'pausedMs')::float8 as ms`,
-          [m, holdS * 1000],
-        )
+        // Both in one statement, at one now(): the seconds they count agree however late it runs.
+        const { rows: c } = await sql<{ ms: number | null; s: number | null }>`
+          select ((mailer.claim_past_paused(0, 'w', gen_random_uuid(), 30, false, 3, ${m}, ${holdS * 1000}))->>'pausedMs')::float8 as ms,
+                 (select round(extract(epoch from x.ends - now()))::float8
+                    from (${PAUSED_MAILBOXES_NOW}) x where x.mailbox = ${m}) as s`.execute(t.db)
         const claim = c[0]?.ms == null ? null : Math.round(c[0].ms / 1000)
         // A pause the shared rule reads that ends within the hold is waited out in place by the
         // gate, not counted by the claim: intended (short and turn at hold 60 s, older-turn).
-        const s = shared.get(m)
+        const s = c[0]?.s == null ? undefined : Number(c[0].s)
         const expected = s !== undefined && s > holdS ? s : null
         if (claim !== expected)
           differ.push(`${m} hold ${holdS} s: claim ${claim}, shared ${expected}`)
       }
+    expect(differ).toEqual([])
+  })
+
+// The claims' other readers of a pause past the hold: the guard of a worker that has not met
+// MAIL_FROM's pause (claim.ts, mailFromGuard: owed, it takes nothing) and, while MAIL_FROM's pause
+// stands, claim_past_paused's check of the sender each keyed row names (its rows left out).
+for (const rate of [60, 0])
+  test(`rate ${rate} s in force: the claim’s guard and its check of other senders read a pause the shared rule reads, past the hold`, async () => {
+    await everyKindOfRow(rate)
+    const shared = await sharedSeconds()
+    const { rows: keys } = await t.pool.query<{ m: string; owed: boolean }>(
+      `select mailbox as m, probe_owed as owed from mailer.mailbox_pacing
+        where mailbox not like 'queue %' and mailbox <> $1 order by 1`,
+      [PACING_RATE_KEY],
+    )
+    const differ: string[] = []
+    for (const holdS of [5, 60]) {
+      const pausedPast = (m: string) => (shared.get(m) ?? 0) > holdS
+      for (const { m, owed } of keys) {
+        const guarded = await claimGuarded(t.db, m, holdS * 1000, 1)
+        // An owed probe holds MAIL_FROM's rows too, paused or not (sql/0062).
+        if ((guarded.owed === true) !== (pausedPast(m) || owed))
+          differ.push(
+            `${m} hold ${holdS} s: guard ${guarded.owed === true}, shared ${pausedPast(m)}`,
+          )
+      }
+      // One due row naming each mailbox, claimed while MAIL_FROM's own pause stands (rolled back).
+      const c = await t.pool.connect()
+      try {
+        await c.query('begin')
+        await c.query(
+          `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+           values ('mail-from@example.com', now() + interval '10 minutes', interval '0')`,
+        )
+        await c.query(
+          `select mailer.enqueue_email(jsonb_build_object('from', m, 'to', 'rcpt@example.com', 'subject', 'Hi', 'text', 'x'))
+             from unnest($1::text[]) m`,
+          [keys.map((x) => x.m)],
+        )
+        const { rows } = await c.query<{ m: string }>(
+          `select o.sender_key as m
+             from json_array_elements(mailer.claim_past_paused(100, 'w', gen_random_uuid(), 30, false, 3,
+                                                               'mail-from@example.com', $1)->'claim'->'leases') l
+             join mailer.email_outbox o on o.id = (l->>0)::bigint`,
+          [holdS * 1000],
+        )
+        const claimed = new Set(rows.map((r) => r.m))
+        for (const { m } of keys)
+          if (claimed.has(m) === pausedPast(m))
+            differ.push(
+              `${m} hold ${holdS} s: left out ${!claimed.has(m)}, shared ${pausedPast(m)}`,
+            )
+      } finally {
+        await c.query('rollback')
+        c.release()
+      }
+    }
     expect(differ).toEqual([])
   })
 

@@ -1,9 +1,8 @@
 // MAIL_FROM's own due rows (no sender key) held locked by another transaction when the claim past its pause looks: the claim looks again within a second, its probe still owed.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { claimBatch } from '../../src/outbox/claim.ts'
 import { useTestDb } from '../support/db.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
-import { claimPastPause, enqueueIn, pacing } from '../support/paused-claim-rows.ts'
+import { claimGuarded, claimPastPause, enqueueIn, pacing } from '../support/paused-claim-rows.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -48,13 +47,7 @@ test('MAIL_FROM’s only pending rows due and all held: the probe stays owed and
   const skipped = await claimWhileHeld(due)
   expect([ids(skipped), skipped.probeInMs, await owed()]).toEqual([[other], 1000, true])
   // A worker that never met the pause reads it owed (sql/0062): it takes nothing.
-  const guarded = await claimBatch(t.db, {
-    limit: 10,
-    workerId: 'w2',
-    leaseSeconds: 30,
-    defaultMaxAttempts: 3,
-    mailFromGuard: { key: MAIL_FROM, holdMs: 5_000 },
-  })
+  const guarded = await claimGuarded(t.db, MAIL_FROM)
   expect([ids(guarded), guarded.owed]).toEqual([[], true])
   expect(ids(await claim())).toEqual(due.slice(0, 1))
 })

@@ -473,7 +473,7 @@ describe('migrate', () => {
       [
         157,
         '0157_mail_from_row_held_looks_again_in_a_second',
-        'f3c55a7059e19f0f4ee6f785bad10a3ee0ec5adfd7034750b91a9acb4dead496',
+        'b8a69f97f1b38df29c2da51fb19893baafa76eb0a91b7cc2e21d663bd88b5e66',
       ],
     ]
     expect(

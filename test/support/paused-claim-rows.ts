@@ -15,6 +15,16 @@ export const claimPastPause = (db: Kysely<Database>, mailFrom: string, limit = 1
     pausedSender: { key: mailFrom, holdMs: 5_000 },
   })
 
+/** A claim of up to `limit` rows by a worker that has not met `mailFrom`'s pause: its guard reads it (owed: nothing taken). */
+export const claimGuarded = (db: Kysely<Database>, mailFrom: string, holdMs = 5_000, limit = 10) =>
+  claimBatch(db, {
+    limit,
+    workerId: 'w2',
+    leaseSeconds: 30,
+    defaultMaxAttempts: 3,
+    mailFromGuard: { key: mailFrom, holdMs },
+  })
+
 /** A row naming `from` (MAIL_FROM's: none), due `inSeconds` from now in database time, at `priority`. */
 export const enqueueIn = async (
   pool: pg.Pool,
