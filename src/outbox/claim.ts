@@ -8,7 +8,7 @@ import { claimPastPaused } from './claim-past-paused.ts'
 import type { PauseLeftMs } from './endless-pause.ts'
 import type { Lease } from './lease.ts'
 import { PACING_RATE_KEY } from './pacing-rate.ts'
-import { pauseEndText } from './paused-now.ts'
+import { pauseEnd } from './paused-now.ts'
 
 export type { Lease }
 
@@ -90,7 +90,7 @@ const owedFrom = (
                           where p.mailbox = ${key}::text
                             and (p.probe_owed
                                  or p.next_at > now()
-                                    and ${pauseEndText('p', RATE_IN_FORCE)}
+                                    and ${pauseEnd('p', RATE_IN_FORCE)}
                                         > now() + make_interval(secs => ${holdMs}::float8 / 1000))) as owed)`
 const OWED = owedFrom('$6', '$7')
 const CLAIM_STARTED_UNOWED = `
