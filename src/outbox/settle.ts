@@ -190,7 +190,7 @@ export async function settleLeases(
       returning o.id, o.status, o.attempts, o.last_error_code, o.last_error, i.kind,
                 -- A lookup at the expiresAt is woken at it (the claim finds the row expired).
                 case when l.at_expiry and o.status = 'pending'
-                     then greatest(0, extract(epoch from o.expires_at - now()) * 1000)::float8 end as due_ms,
+                     then greatest(0, mailer.ms_until(o.expires_at))::float8 end as due_ms,
                 -- The history numbers a lease past its attempts as the attempt it looks up.
                 i.refund and o.status <> 'cancelled' and not i.past as refund,
                 i.started_ms, i.http_status, i.request_id,
