@@ -28,8 +28,12 @@ const refunded = (h: AttemptEntry) =>
 /** The entry at `i` records a lookup of the row's last attempt's interrupted send (settle.ts). */
 function lookedUpLast(hist: readonly AttemptEntry[], i: number, r: OutboxRow): boolean {
   const h = hist[i]!
-  // Its lookup's worker stopped: reclaimed, looked up again (reclaim.ts).
-  if (h.attempt !== r.max_attempts || !['sent', 'failed', 'lease_expired'].includes(h.outcome))
+  // Its lookup's worker stopped: reclaimed, looked up again (reclaim.ts). Past its expiresAt too
+  // (a last attempt's next try that would come after it waits to be looked up there): expired.
+  if (
+    h.attempt !== r.max_attempts ||
+    !['sent', 'failed', 'lease_expired', 'expired'].includes(h.outcome)
+  )
     return false
   return hist
     .slice(0, i)
@@ -61,7 +65,8 @@ export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }:
   // back, and a cancel through the API (no worker) counts none. (A retry restarts the count.)
   if (retries === 0) {
     // With lookups on, a last attempt whose send was interrupted is looked up before the row
-    // fails: the lookup's outcome (sent, or failed out of attempts) is numbered as that attempt.
+    // fails: the lookup's outcome (sent, failed out of attempts, or expired) is numbered as that
+    // attempt.
     const counted = hist
       .filter((h, i) => h.worker_id !== null && !refunded(h) && !lookedUpLast(hist, i, r))
       .map((h) => h.attempt)
