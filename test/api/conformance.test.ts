@@ -944,6 +944,29 @@ describe('the checker', () => {
     )
   })
 
+  test('apps serving the same document share its compilation; another document gets its own; each app keeps its own record', async () => {
+    const serving = (title: string) => {
+      const a = new OpenAPIHono()
+      a.openapi(
+        createRoute({ method: 'get', path: '/only-get', responses: { 204: { description: 'x' } } }),
+        (c) => c.body(null, 204),
+      )
+      a.doc31('/openapi.json', { openapi: '3.1.0', info: { title, version: '0' } })
+      return a as unknown as App
+    }
+    const one = (await contractOf(serving('one')))!
+    const same = (await contractOf(serving('one')))!
+    const other = (await contractOf(serving('two')))!
+    // An operation is an object of the compiled document: the same object only if it is shared.
+    const op = (c: typeof one) => c.operation('GET', '/only-get')?.op
+    expect([op(one) === op(same), op(one) === op(other), op(other) === undefined]).toEqual([
+      true,
+      false,
+      false,
+    ])
+    expect([one === same, one.covered === same.covered]).toEqual([false, false])
+  })
+
   test('refuses an answer without a declared header, or with one off its schema', async () => {
     const real = createContract(doc)
     const answered = await send(app, 'GET', '/healthz')

@@ -1,28 +1,12 @@
 // Checks answers, and the requests the API accepted, against the generated OpenAPI document (ajv, 2020-12).
-import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020.js'
-import addFormats from 'ajv-formats'
-import { closeSchema, declaredProperties, type Schema, sentProperties } from './closed-schema.ts'
+import type { ValidateFunction } from 'ajv/dist/2020.js'
+import { declaredProperties, type Schema, sentProperties } from './closed-schema.ts'
+import { type CompiledDocument, compileDocument, type Doc } from './compiled-document.ts'
 import type { Sent } from './harness.ts'
 
-type Header = { schema?: Schema; required?: boolean; $ref?: string }
-type ResponseObject = {
-  content?: Record<string, { schema: Schema }>
-  headers?: Record<string, Header>
-}
+export type { Doc } from './compiled-document.ts'
+
 type RequestBody = { content: Record<string, { schema: Schema }> }
-type Operation = {
-  responses: Record<string, ResponseObject>
-  security?: unknown[]
-  parameters?: { name: string; in: string; schema?: Schema }[]
-  requestBody?: unknown
-}
-export type Doc = {
-  paths: Record<string, Record<string, Operation>>
-  components: { schemas: Record<string, Schema>; headers?: Record<string, Header> } & Record<
-    string,
-    unknown
-  >
-}
 
 // Served beside the document, not described by it.
 const UNDESCRIBED = new Set(['/openapi.json', '/docs'])
@@ -41,32 +25,15 @@ const explain = (errors: ValidateFunction['errors']) =>
     )
     .join('; ')
 
-export function createContract(doc: Doc) {
-  const ajv = new Ajv2020({ strict: false, allErrors: true })
-  addFormats(ajv)
-  const components = closeSchema(doc.components, doc.components.schemas)
-  const compiled = new Map<Schema, ValidateFunction>()
-  // Each schema compiles with the document's (closed) components, so its #/components refs resolve.
-  const validator = (schema: Schema) => {
-    let v = compiled.get(schema)
-    if (!v) {
-      v = ajv.compile({ ...closeSchema(schema, doc.components.schemas), components })
-      compiled.set(schema, v)
-    }
-    return v
-  }
+/**
+ * A contract records what its checks covered and sent; `compiled` (of this very `doc`) may be one
+ * other contracts of the document share.
+ */
+export function createContract(doc: Doc, compiled: CompiledDocument = compileDocument(doc)) {
+  if (compiled.doc !== doc) throw new Error('a contract needs the compilation of its own document')
+  const { validator, operation } = compiled
   const covered = new Set<string>()
   const sent = new Set<string>()
-  const templates = Object.keys(doc.paths).map((t) => ({
-    template: t,
-    re: new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`),
-  }))
-
-  function operation(method: string, path: string) {
-    const m = method.toLowerCase()
-    const found = templates.find((t) => t.re.test(path) && doc.paths[t.template]?.[m])
-    return found ? { template: found.template, op: doc.paths[found.template]![m]! } : null
-  }
 
   function validate(where: string, schema: Schema, body: unknown) {
     const v = validator(schema)
