@@ -15,6 +15,8 @@ import {
 } from './settle-item.ts'
 
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
+/** The suffix of an out-of-attempts error whose last send was interrupted and not found out. */
+const MAY_HAVE_DELIVERED = sql.lit(' (that send may have delivered it)')
 /**
  * How long before its expiresAt a row waits to look its interrupted send up (lookUpFirst): a row is
  * due before it expires (email_outbox_expiry_check), and woken at the expiresAt its claim finds it
@@ -168,9 +170,11 @@ export async function settleLeases(
                                           when i.ambiguous then ${CANCELLED_UNRESOLVED}
                                           else ${CANCELLED_BEFORE_SEND} end
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
+               -- An interrupted last send is named alike whether it went unlooked (lookups off) or
+               -- its lookup could not tell.
                when 'exhausted' then 'attempts exhausted; last error: ' || case
-                 when i.kind <> 'exhausted' then coalesce(i.message, '')
-                 when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ' (that send may have delivered it)'
+                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${MAY_HAVE_DELIVERED} else '' end
+                 when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ${MAY_HAVE_DELIVERED}
                  else coalesce(${exhaustedError('error')}, '') || ' (that send was looked up and not found: not sent)' end
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,

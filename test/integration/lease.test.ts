@@ -1190,6 +1190,28 @@ describe('a send that may have reached the provider, on a failed row retried thr
     expect((await requeued(id)).ambiguous).toBe(true)
   })
 
+  test('out of attempts after a timeout, lookups off: its error says that send may have delivered it, as a lookup that could not tell says', async () => {
+    const id = await enqueue(t, undefined, { maxAttempts: 1 })
+    const [lease] = await claim(1)
+    await settleOne(id, lease!.token, {
+      kind: 'retry',
+      code: 'timeout',
+      message: 'timeout',
+      delayMs: 0,
+      throttled: false,
+      ambiguous: true,
+    })
+    const expected = 'attempts exhausted; last error: timeout (that send may have delivered it)'
+    const row = await rowOf(t, id)
+    expect({ status: row.status, last_error: row.last_error }).toEqual({
+      status: 'failed',
+      last_error: expected,
+    })
+    expect(await attemptsOf(t, id, 'outcome, error')).toEqual([
+      { outcome: 'failed', error: expected },
+    ])
+  })
+
   test('failed by the reclaim mid-send: likewise', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     const [lease] = await claim(1)
