@@ -1173,18 +1173,19 @@ describe('a send that may have reached the provider, on a failed row retried thr
     expect(lease?.id).toBe(id)
     return lease!
   }
+  // A send that timed out, settled by a worker with lookups off (no lookUpFirst).
+  const timedOut: Settlement = {
+    kind: 'retry',
+    code: 'timeout',
+    message: 'timeout',
+    delayMs: 0,
+    throttled: false,
+    ambiguous: true,
+  }
 
   test('out of attempts after a timeout: the retry resolves the ambiguity before sending', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     const [lease] = await claim(1)
-    const timedOut: Settlement = {
-      kind: 'retry',
-      code: 'timeout',
-      message: 'timeout',
-      delayMs: 0,
-      throttled: false,
-      ambiguous: true,
-    }
     expect(await settleOne(id, lease!.token, timedOut)).toMatchObject([{ status: 'failed' }])
     expect((await rowOf(t, id)).send_started_at).not.toBeNull()
     expect((await requeued(id)).ambiguous).toBe(true)
@@ -1193,14 +1194,7 @@ describe('a send that may have reached the provider, on a failed row retried thr
   test('out of attempts after a timeout, lookups off: its error says that send may have delivered it, as a lookup that could not tell says', async () => {
     const id = await enqueue(t, undefined, { maxAttempts: 1 })
     const [lease] = await claim(1)
-    await settleOne(id, lease!.token, {
-      kind: 'retry',
-      code: 'timeout',
-      message: 'timeout',
-      delayMs: 0,
-      throttled: false,
-      ambiguous: true,
-    })
+    await settleOne(id, lease!.token, timedOut)
     const expected = 'attempts exhausted; last error: timeout (that send may have delivered it)'
     const row = await rowOf(t, id)
     expect({ status: row.status, last_error: row.last_error }).toEqual({
