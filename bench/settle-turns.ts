@@ -46,6 +46,17 @@ const KINDS: Record<string, Settlement> = {
     ambiguous: false,
   },
   failed: { kind: 'failed', code: 'graph_400', message: 'Bad Request' },
+  // A gateway timeout with lookups on: uncounted, its send may have gone, to be looked up first
+  // (the verdict's uncommon branches, and the throttle run's start read from the history).
+  interrupted: {
+    kind: 'retry',
+    code: 'http_504',
+    message: 'Gateway Timeout',
+    delayMs: 30_000,
+    throttled: true,
+    ambiguous: true,
+    lookUpFirst: true,
+  },
 }
 
 type Settle = typeof SettleLeases

@@ -88,16 +88,17 @@ export async function settleLeases(
   // A row whose cancel was requested while it waited with an interrupted send is let through to
   // look that send up (cancelled-interrupted.ts): a wait to look again (`look_again`) keeps it
   // pending while it may wait (its verdict a retry, or a release), cancelled once it may not.
-  const cancelling = sql`(${cancelRecorded} and i.kind <> 'sent'
-    and not (i.look_again and ${judged} in ('retry', 'released')))`
+  // Of the locked row (j, below), which carries the verdict function's answer once.
+  const cancelling = sql`(j.cancel_recorded and j.kind <> 'sent'
+    and not (j.look_again and j.judged in ('retry', 'released')))`
   // An interrupted send (lookUpFirst) whose next try would come after the row's expiresAt is not
   // failed expired there (a message Graph took would read not sent): the row waits, due by its
   // expiresAt at the latest, for a claim past that expiresAt, which only looks the send up
   // (expired-interrupted.ts).
-  const lookupAtExpiry = sql`(i.look_first and ${judged} = 'expired' and not ${cancelling})`
+  const lookupAtExpiry = sql`(j.look_first and j.judged = 'expired' and not ${cancelling})`
   const verdict = sql`case when ${cancelling} then 'cancelled'
-    when i.look_first and ${judged} in ('exhausted', 'expired') then 'retry'
-    else ${judged} end`
+    when j.look_first and j.judged in ('exhausted', 'expired') then 'retry'
+    else j.judged end`
   const { rows } = await sql<SettledRow & { due_ms: number | null }>`
     with input as (
       select * from unnest(
@@ -120,12 +121,16 @@ export async function settleLeases(
       -- The verdict is judged here, once a row, on the version the lock takes (the latest, the
       -- fence re-checked on it), which the update below writes: the lock keeps a concurrent
       -- reclaim from slipping in between deciding and writing.
-      select o.id, ${verdict} as verdict, ${cancelling} as cancelling, ${lookupAtExpiry} as at_expiry
-        from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
-             cross join lateral (select ${throttledSince} as since) ts
-       where o.status = 'sending'
-       order by o.id
-         for update of o skip locked
+      -- The verdict function runs once a row, in the locking subquery j (never pulled up, as it
+      -- locks): the select list reads its answer, not copies of its call.
+      select j.id, ${verdict} as verdict, ${cancelling} as cancelling, ${lookupAtExpiry} as at_expiry
+        from (select o.id, ${judged} as judged, ${cancelRecorded} as cancel_recorded,
+                     i.kind, i.look_first, i.look_again
+                from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
+                     cross join lateral (select ${throttledSince} as since) ts
+               where o.status = 'sending'
+               order by o.id
+                 for update of o skip locked) j
     ), held as (
       -- The caller's leases when the statement began: those not locked above are busy, not lost.
       select o.id from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
