@@ -17,6 +17,9 @@ import {
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 /** The suffix of an out-of-attempts error whose last send was interrupted and not found out. */
 const MAY_HAVE_DELIVERED = sql.lit(' (that send may have delivered it)')
+/** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
+const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
+  then '; an earlier send was interrupted and may have delivered it' else '' end`
 /**
  * How long before its expiresAt a row waits to look its interrupted send up (lookUpFirst): a row is
  * due before it expires (email_outbox_expiry_check), and woken at the expiresAt its claim finds it
@@ -164,7 +167,7 @@ export async function settleLeases(
                  when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
                  then 'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it'
                  when i.kind = 'retry' and i.refund
-                 then 'still throttled at its expiresAt: ' || coalesce(i.message, '')
+                 then 'still throttled at its expiresAt: ' || coalesce(i.message, '') || ${INTERRUPTED_MAY_HAVE_DELIVERED}
                  -- Its interrupted send looked up and not found (expired-interrupted.ts).
                  when i.kind = 'expired' and i.message is not null then i.message
                  when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
@@ -175,6 +178,7 @@ export async function settleLeases(
                                           when i.ambiguous then ${CANCELLED_UNRESOLVED}
                                           else ${CANCELLED_BEFORE_SEND} end
                when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
+                                         || ${INTERRUPTED_MAY_HAVE_DELIVERED}
                -- An interrupted last send is named alike whether it went unlooked (lookups off) or
                -- its lookup could not tell.
                when 'exhausted' then 'attempts exhausted; last error: ' || case

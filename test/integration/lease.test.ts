@@ -592,6 +592,51 @@ describe('settleLeases', () => {
     expect(row.send_started_at).not.toBeNull()
   })
 
+  test('a gateway timeout (lookups off) still throttled at its expiresAt or its throttle deadline says the send may have delivered it', async () => {
+    const atExpiry = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 30_000).toISOString(),
+    })
+    const atDeadline = await enqueue(t)
+    const leases = await claim(2)
+    const gatewayTimeout: Settlement = {
+      kind: 'retry',
+      code: 'http_504',
+      message: 'Gateway Timeout',
+      delayMs: 60_000,
+      throttled: true,
+      ambiguous: true,
+    }
+    await settleLeases(
+      t.db,
+      leases.map((l) => ({
+        id: l.id,
+        token: l.token,
+        settlement: gatewayTimeout,
+        startedAt: null,
+      })),
+      // Its run of uncounted waits begins now: a deadline of 0 s has passed.
+      { ...settleParams, throttleDeadlineSeconds: 0 },
+    )
+    const ended = async (id: string) => {
+      const r = await rowOf(t, id)
+      return { status: r.status, code: r.last_error_code, error: r.last_error }
+    }
+    expect([await ended(atExpiry), await ended(atDeadline)]).toEqual([
+      {
+        status: 'failed',
+        code: 'expired',
+        error:
+          'still throttled at its expiresAt: Gateway Timeout; an earlier send was interrupted and may have delivered it',
+      },
+      {
+        status: 'failed',
+        code: 'throttled',
+        error:
+          'still throttled at the throttle deadline: Gateway Timeout; an earlier send was interrupted and may have delivered it',
+      },
+    ])
+  })
+
   test('a retry that would land after expiresAt fails the row as expired', async () => {
     const id = await enqueue(t, undefined, {
       expiresAt: new Date(Date.now() + 30_000).toISOString(),
