@@ -103,6 +103,7 @@ import m0155 from '../../sql/0155_pending_cancel_requested_index.sql' with { typ
 import m0157 from '../../sql/0157_mail_from_row_held_looks_again_in_a_second.sql' with {
   type: 'text',
 }
+import m0160 from '../../sql/0160_interrupted_send_looked_up_past_expiry.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -203,6 +204,7 @@ export const migrations: readonly Migration[] = [
   { version: 151, name: '0151_mail_from_claim_reads_the_shared_pause_rule', sql: m0151 },
   { version: 155, name: '0155_pending_cancel_requested_index', sql: m0155 },
   { version: 157, name: '0157_mail_from_row_held_looks_again_in_a_second', sql: m0157 },
+  { version: 160, name: '0160_interrupted_send_looked_up_past_expiry', sql: m0160 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

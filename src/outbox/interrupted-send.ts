@@ -12,8 +12,9 @@ import { PAUSED_CODE } from './settle-item.ts'
  * An earlier attempt started a send and never learned its outcome. Looks in the mailbox when
  * permitted (the row's sender's, then its past senders': interrupted-lookup.ts); otherwise the
  * policy decides. A "not found" within the lookup grace of the interrupted send (lookup-grace.ts)
- * proves nothing yet: the row waits to be looked up again (`lookup_too_early`). True: send now.
- * False: settled here.
+ * proves nothing yet: the row waits to be looked up again (`lookup_too_early`). Each wait to look
+ * again is a lookupWait: it may run past the row's expiresAt (bounded where it settles), where the
+ * row is only looked up. True: send now. False: settled here.
  */
 export async function resolveAmbiguity(
   d: DeliveryDeps,
@@ -53,6 +54,7 @@ export async function resolveAmbiguity(
         delayMs: leftMs,
         throttled: true,
         ambiguous: true,
+        lookupWait: true,
       })
       return false
     }
@@ -95,6 +97,7 @@ export async function resolveAmbiguity(
         delayMs: outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng),
         throttled: outcome.throttled === true,
         ambiguous: true,
+        lookupWait: true,
       },
       { httpStatus: outcome.httpStatus },
     )
@@ -119,6 +122,7 @@ export async function resolveAmbiguity(
         delayMs: verdict.throttledForMs,
         throttled: true,
         ambiguous: true,
+        lookupWait: true,
       },
       refused ? { httpStatus: refused.httpStatus, requestId: refused.requestId } : {},
     )
@@ -132,6 +136,7 @@ export async function resolveAmbiguity(
       delayMs: retryDelayMs(r.lease.attempt, d.backoff, d.rng),
       throttled: true,
       ambiguous: true,
+      lookupWait: true,
     })
   } else if (verdict === 'found') {
     d.log.info('found in the mailbox after an interrupted send; not sending again', {

@@ -53,6 +53,7 @@ export async function recordOutcome(
     settlement: s,
     ambiguous: lease.ambiguous,
     ...(lease.pastAttempts && { pastAttempts: true }),
+    ...(lease.expired && { pastExpiry: true }),
     ...(lease.cancelRequested && { cancelRequested: true }),
     startedAt: extra.startedAt ?? null,
     httpStatus: extra.httpStatus,

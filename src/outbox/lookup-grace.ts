@@ -16,6 +16,16 @@ import type { Database } from '../db/schema.ts'
  */
 export const LOOKUP_GRACE_SECONDS = 30
 
+/**
+ * How long past its expiresAt, beyond the lookup grace, a row may still wait (pending, its mark
+ * kept, never sent) to look its interrupted send up: a lookup too early (the grace counts from the
+ * send's deadline, which may fall up to a request timeout past the expiresAt), or held back by its
+ * mailbox's pause, a throttle, a failed request. An hour: the longest Retry-After the transport
+ * honours (MAX_RETRY_AFTER_MS), so one whole pause of the mailbox is waited out; past it the row's
+ * end matters more than the answer, and it fails expired naming the send (settle.ts).
+ */
+export const PAST_EXPIRY_LOOKUP_LIMIT_SECONDS = 3600
+
 /** The code of a row waiting (uncounted, its mark kept) to be looked up again once the grace is out. */
 export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
 

@@ -45,6 +45,12 @@ export type Settlement =
        * the row waits to be looked up (claimed past its attempts: Lease.pastAttempts), sent if found.
        */
       lookUpFirst?: boolean
+      /**
+       * A wait to look an interrupted send up again (too early, held back, throttled): it may
+       * run past the row's expiresAt, within the lookup grace and PAST_EXPIRY_LOOKUP_LIMIT_SECONDS
+       * of it (settle.ts), the row only looked up there, never sent.
+       */
+      lookupWait?: true
     }
   /**
    * Never started (e.g. shutdown before the send): back to pending, the attempt not counted.
@@ -56,16 +62,19 @@ export type Settlement =
 
 /**
  * The settlement of a lease claimed past its row's expiresAt (`Lease.expired`), let through only to
- * look an interrupted earlier send up, never to send: whatever held it back instead (its mailbox
- * paused, no token, the lookup refused or too early, the row unrenderable) fails it expired with
- * its mark kept and named, not as a wait that cannot come ("still throttled at its expiresAt: not
- * sent: …" of a message that may have gone). A send found, a release, a recorded cancel and an
- * expiry stand.
+ * look an interrupted earlier send up, never to send: a wait to look it up again (uncounted, its
+ * mark kept: the lookup too early, its mailbox paused, throttled, a failed request) stands, as a
+ * lookupWait, bounded where it settles; whatever else held it back (a counted retry, the lookup
+ * refused, the row unrenderable) fails it expired with its mark kept and named, not as a wait
+ * ("still throttled at its expiresAt: not sent: …" of a message that may have gone). A send found,
+ * a release, a recorded cancel and an expiry stand.
  */
 export const pastExpiry = (s: Settlement): Settlement =>
   s.kind === 'sent' || s.kind === 'released' || s.kind === 'cancelled' || s.kind === 'expired'
     ? s
-    : { kind: 'expired' }
+    : s.kind === 'retry' && s.throttled && s.ambiguous
+      ? { ...s, lookupWait: true }
+      : { kind: 'expired' }
 
 /**
  * The settlement of a lease claimed past its max_attempts (`Lease.pastAttempts`), let through only
@@ -115,6 +124,8 @@ export interface SettleItem {
   ambiguous?: boolean
   /** Lease.pastAttempts: its claim counted no attempt (settle.ts gives it back, whatever the outcome). */
   pastAttempts?: boolean
+  /** Lease.expired: a wait to look its interrupted send up that runs out fails it, its claim counted. */
+  pastExpiry?: boolean
   /** Lease.cancelRequested: with `ambiguous`, a wait to look its interrupted send up again keeps it pending. */
   cancelRequested?: boolean
   startedAt: Date | null

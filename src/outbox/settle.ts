@@ -2,7 +2,11 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
-import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
+import {
+  LOOKUP_GRACE_SECONDS,
+  LOOKUP_TOO_EARLY_CODE,
+  PAST_EXPIRY_LOOKUP_LIMIT_SECONDS,
+} from './lookup-grace.ts'
 import {
   BUSY_OUTCOME,
   PACED_CODE,
@@ -41,6 +45,12 @@ interface SettleParams {
   workerId: string
   defaultMaxAttempts: number
   throttleDeadlineSeconds: number
+  /**
+   * How long past its expiresAt a wait to look an interrupted send up (Settlement lookupWait) may
+   * run: the worker's lookup grace plus PAST_EXPIRY_LOOKUP_LIMIT_SECONDS (lookup-grace.ts); by
+   * default LOOKUP_GRACE_SECONDS's.
+   */
+  lookupPastExpirySeconds?: number
 }
 
 /**
@@ -82,7 +92,11 @@ export async function settleLeases(
   // to look again are never out of attempts. With lookups on, an interrupted send on the last
   // attempt is looked up before the row fails (lookUpFirst): the row waits, its attempts spent,
   // and its next claim is such a lease, which gives its count back (below).
-  const judged = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since, o.expires_at,
+  // A wait to look an interrupted send up may run past the row's expiresAt, up to its bound: only
+  // looked up there, never sent (email_outbox_expiry_check lets a row with the mark be due so, sql/0160).
+  const judged = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since,
+    case when i.lookup_wait then o.expires_at + make_interval(secs => ${p.lookupPastExpirySeconds ?? LOOKUP_GRACE_SECONDS + PAST_EXPIRY_LOOKUP_LIMIT_SECONDS}::float8)
+         else o.expires_at end,
     case when i.past then 0 else o.attempts - i.refund::int end,
     coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
   // A recorded cancel wins (cancel-wins.ts) over whatever the worker met, unless the mail went.
@@ -99,9 +113,16 @@ export async function settleLeases(
   // expiresAt at the latest, for a claim past that expiresAt, which only looks the send up
   // (expired-interrupted.ts).
   const lookupAtExpiry = sql`(j.look_first and j.judged = 'expired' and not ${cancelling})`
+  // A wait to look up that may not run on, ending past the expiresAt, ends expired (never
+  // throttled out nor exhausted: a row not sent by its expiresAt fails so).
   const verdict = sql`case when ${cancelling} then 'cancelled'
     when j.look_first and j.judged in ('exhausted', 'expired') then 'retry'
+    when j.lookup_wait and j.judged <> 'retry'
+         and now() + make_interval(secs => j.delay_ms / 1000) >= j.expires_at then 'expired'
     else j.judged end`
+  // A lease claimed past its expiresAt whose wait to look up may not run on: its claim counts, as
+  // the claim of an expired row does (the wait's would not).
+  const counted = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
   const { rows } = await sql<SettledRow & { due_ms: number | null }>`
     with input as (
       select * from unnest(
@@ -115,8 +136,10 @@ export async function settleLeases(
         ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[],
         ${col((i) => i.pastAttempts === true)}::bool[],
         ${col((_, s) => s.kind === 'retry' && s.lookUpFirst === true)}::bool[],
-        ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[]
-      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again)
+        ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[],
+        ${col((_, s) => s.kind === 'retry' && s.lookupWait === true)}::bool[],
+        ${col((i) => i.pastExpiry === true)}::bool[]
+      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again, lookup_wait, past_expiry)
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
       -- order its sends finished deadlocked with a bulk action over the same rows. A row another
@@ -128,7 +151,7 @@ export async function settleLeases(
       -- locks): the select list reads its answer, not copies of its call.
       select j.id, ${verdict} as verdict, ${cancelling} as cancelling, ${lookupAtExpiry} as at_expiry
         from (select o.id, ${judged} as judged, ${cancelRecorded} as cancel_recorded,
-                     i.kind, i.look_first, i.look_again
+                     i.kind, i.look_first, i.look_again, i.lookup_wait, i.delay_ms, o.expires_at
                 from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
                      cross join lateral (select ${throttledSince} as since) ts
                where o.status = 'sending'
@@ -142,7 +165,7 @@ export async function settleLeases(
       update mailer.email_outbox o
          set status = case l.verdict when 'sent' then 'sent' when 'cancelled' then 'cancelled'
                                       when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
-             attempts = o.attempts - ((i.refund and not l.cancelling) or i.past)::int,
+             attempts = o.attempts - ((i.refund and not l.cancelling and not ${counted}) or i.past)::int,
              send_at = case when l.verdict <> 'retry' then o.send_at
                             when l.at_expiry then o.expires_at - ${BEFORE_EXPIRY}
                             else now() + make_interval(secs => i.delay_ms / 1000) end,
@@ -162,8 +185,11 @@ export async function settleLeases(
                -- A wait given back uncounted (a throttle) that its expiresAt ended names what held
                -- the row back, as one ended by THROTTLE_DEADLINE_SECONDS does.
                when 'expired' then case
-                 -- A wait to look an interrupted send up again (the row is never sent past its
-                 -- expiresAt, nor may it be scheduled past it): no throttle, and no lookup to come.
+                 -- Claimed past it, its lookup held back past the bound (lookupWait): as any
+                 -- interrupted send found past its expiresAt and not looked up.
+                 when ${counted} then 'expiresAt passed; an earlier send was interrupted and may have delivered it'
+                 -- A wait to look an interrupted send up again that would end past its bound (the
+                 -- row is never sent past its expiresAt): no throttle, and no lookup to come.
                  when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
                  then 'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it'
                  when i.kind = 'retry' and i.refund
@@ -205,7 +231,7 @@ export async function settleLeases(
                 case when l.at_expiry and o.status = 'pending'
                      then greatest(0, mailer.ms_until(o.expires_at))::float8 end as due_ms,
                 -- The history numbers a lease past its attempts as the attempt it looks up.
-                i.refund and o.status <> 'cancelled' and not i.past as refund,
+                i.refund and o.status <> 'cancelled' and not i.past and not ${counted} as refund,
                 i.started_ms, i.http_status, i.request_id,
                 case when i.kind = 'sent' then i.message end as sent_note,
                 case when o.status = 'cancelled' then 'cancelled' when i.kind = 'exhausted' then 'failed'

@@ -33,6 +33,8 @@ export function createSettlements(d: {
   db: Kysely<Database>
   workerId: string
   config: Pick<WorkerConfig, 'leaseSeconds' | 'maxAttempts' | 'throttleDeadlineSeconds'>
+  /** SettleParams.lookupPastExpirySeconds: this worker's lookup grace plus the limit past it. */
+  lookupPastExpirySeconds?: number
   clock: Clock
   log: Logger
 }): Settlements {
@@ -62,6 +64,9 @@ export function createSettlements(d: {
       workerId: d.workerId,
       defaultMaxAttempts: d.config.maxAttempts,
       throttleDeadlineSeconds: d.config.throttleDeadlineSeconds,
+      ...(d.lookupPastExpirySeconds !== undefined && {
+        lookupPastExpirySeconds: d.lookupPastExpirySeconds,
+      }),
     }),
   )
   return {

@@ -3,7 +3,7 @@ import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import type { SendGate } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { diedMidSendPastExpiry } from '../support/died-mid-send.ts'
-import { createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
+import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -62,13 +62,49 @@ test('no lookup and policy hold: failed for review, not sent', async () => {
   expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'ambiguous_send' })
 })
 
-test('claimed past its expiresAt with its mailbox paused (no lookup now): failed expired saying the interrupted send may have delivered it, not "not sent"', async () => {
+test('claimed past its expiresAt with its mailbox paused (no lookup now): waits pending, its mark kept, until the pause ends, then is looked up and settles sent, never sent again', async () => {
+  const id = await enqueue(t)
+  await diedMidSendPastExpiry(t, id)
+  const asked: string[] = []
+  // Paused at its first claim (a moment's pause, as the test's own); granted once that is over.
+  let acquired = 0
+  engine = createTestEngine(t, {
+    deps: {
+      gate: {
+        ...grantingGate,
+        acquire: async () =>
+          ++acquired === 1 ? { pausedForMs: 1_500 } : { release: async () => {} },
+      },
+      lookup: async (mail) => {
+        asked.push(mail.outboxId)
+        return 'found'
+      },
+    },
+  })
+  await engine.start()
+  expect(await engine.events.waitFor(settledFor(id))).toMatchObject({
+    outcome: 'throttled',
+    code: 'mailbox_paused',
+  })
+  const waiting = await rowOf(t, id)
+  expect({
+    status: waiting.status,
+    marked: waiting.send_started_at !== null,
+    pastExpiry: waiting.send_at > waiting.expires_at,
+  }).toEqual({ status: 'pending', marked: true, pastExpiry: true })
+  expect(await engine.events.waitFor(settledFor(id, 'sent'))).toMatchObject({ outcome: 'sent' })
+  expect(asked).toEqual([id])
+  expect(engine.sender.calls).toEqual([])
+  expect(await rowOf(t, id)).toMatchObject({ status: 'sent', send_started_at: null })
+})
+
+test('claimed past its expiresAt with its mailbox paused longer than the lookup grace plus an hour past it: failed expired saying the interrupted send may have delivered it, not "not sent"', async () => {
   const id = await enqueue(t)
   await diedMidSendPastExpiry(t, id)
   const asked: string[] = []
   engine = createTestEngine(t, {
     deps: {
-      gate: { ...grantingGate, acquire: async () => ({ pausedForMs: 60_000 }) },
+      gate: { ...grantingGate, acquire: async () => ({ pausedForMs: 2 * 3_600_000 }) },
       lookup: async (mail) => {
         asked.push(mail.outboxId)
         return 'found'
@@ -80,7 +116,13 @@ test('claimed past its expiresAt with its mailbox paused (no lookup now): failed
   expect(asked).toEqual([])
   expect(await rowOf(t, id)).toMatchObject({
     status: 'failed',
+    attempts: 2,
     last_error_code: 'expired',
     last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
   })
+  // The reclaim of the dead worker's lease, then the claim that found the row expired, counted.
+  expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
+    { attempt: 1, outcome: 'lease_expired', error_code: 'lease_expired' },
+    { attempt: 2, outcome: 'expired', error_code: 'expired' },
+  ])
 })

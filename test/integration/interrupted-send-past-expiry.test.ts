@@ -3,7 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
-import { pollUntil } from '../support/events.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
 import { graphWorker } from '../support/graph-worker.ts'
 
@@ -98,4 +98,50 @@ test('a send Graph accepted, whose lookup after the expiresAt Graph refuses (no 
   })
   // Looked up (and refused), never sent again.
   expect(fake.requests.some((q) => q.kind === 'lookup')).toBe(true)
+})
+
+test('a send Graph accepted and filed late, looked up at the expiresAt within the grace of its deadline: waits past the expiresAt, its mark kept, looks again once the grace is out, found, sent, never sent again', async () => {
+  const graph = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => graph.stop())
+  // Accepted, never answered, and not in the mailbox until the test files it.
+  graph.setFaults({ sendMail: ['accept_then_hang'], fileLate: true })
+  // The grace (from the send's deadline, 2 s after it starts) outlasts the expiresAt by 9 s at
+  // least: the lookup at the expiresAt comes within it on a loaded machine.
+  const engine = graphWorker(t, graph, {
+    workerId: 'w',
+    mailFrom: 'sender@example.com',
+    graceSeconds: 22,
+    retryBaseSeconds: 60,
+  })
+  engines.push(engine)
+  const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 15_000).toISOString() })
+  await engine.start()
+  // Its settlement after its send's timeout: the lookup's, at the expiresAt.
+  const looked = await engine.events.waitFor(
+    (e) => e.type === 'settled' && e.id === id && e.code !== 'timeout',
+    30_000,
+  )
+  expect(looked).toMatchObject({ outcome: 'throttled', code: 'lookup_too_early' })
+  const waiting = await rowOf(t, id)
+  expect({
+    status: waiting.status,
+    marked: waiting.send_started_at !== null,
+    dueAfterExpiry: waiting.send_at > waiting.expires_at,
+  }).toEqual({ status: 'pending', marked: true, dueAfterExpiry: true })
+  expect(graph.fileLateMessages()).toBe(1)
+  // Bounded for a loaded machine: the rest of the grace, then one claim and lookup.
+  await engine.events.waitFor(settledFor(id, 'sent'), 40_000)
+  expect(ending(await rowOf(t, id))).toEqual({
+    status: 'sent',
+    code: null,
+    error: null,
+    marked: false,
+  })
+  expect(graph.requests.filter((q) => q.kind === 'sendMail')).toHaveLength(1)
+  expect(graph.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
+  expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
+    { attempt: 1, outcome: 'retry', error_code: 'timeout' },
+    { attempt: 2, outcome: 'throttled', error_code: 'lookup_too_early' },
+    { attempt: 2, outcome: 'sent', error_code: null },
+  ])
 })

@@ -125,26 +125,31 @@ test('a send that timed out while Graph took it is looked up a grace after its d
   ])
 })
 
-test('an expiresAt before the grace is out: the row fails expired saying its interrupted send may have delivered it, not that it is throttled or will be looked up again', async () => {
+test('an expiresAt before the grace is out: the row waits past it, pending with its mark, to be looked up once the grace is out (never sent), not failed expired saying its send may have delivered it', async () => {
   const fake = await graph()
   fake.setFaults({ sendMail: ['accept_then_504'], fileLate: true })
-  // The lookup to come again (the grace out) would be past the row's expiresAt.
+  // The lookup to come again (the grace out) is past the row's expiresAt, within the grace and
+  // the limit past it (settle.ts).
   const engine = worker(fake, { workerId: 'w', policy: 'resend', graceSeconds: 600 })
   const id = await enqueue(t, undefined, {
     expiresAt: new Date(Date.now() + 300_000).toISOString(),
   })
   await engine.start()
-  await engine.events.waitFor(settledFor(id, 'expired'), 20_000)
+  // Its settlement after the 504's (the lookup's).
+  const looked = await engine.events.waitFor(
+    (e) => settledFor(id)(e) && e.type === 'settled' && e.code !== 'GatewayTimeout',
+    20_000,
+  )
+  expect(looked).toMatchObject({ outcome: 'throttled', code: 'lookup_too_early' })
   expect(acceptedFor(fake, id)).toHaveLength(1)
   const row = await rowOf(t, id)
-  expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
-    'failed',
-    'expired',
-    false,
-  ])
-  expect(row.last_error).toBe(
-    'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it',
-  )
+  expect({
+    status: row.status,
+    code: row.last_error_code,
+    marked: row.send_started_at !== null,
+    dueAfterExpiry: row.send_at > row.expires_at,
+  }).toEqual({ status: 'pending', code: 'lookup_too_early', marked: true, dueAfterExpiry: true })
+  expect(fake.requests.filter((q) => q.kind === 'sendMail')).toHaveLength(1)
 })
 
 test('a send interrupted under a longer GRAPH_REQUEST_TIMEOUT_SECONDS than the looking worker’s is looked up again a grace after that send’s end, not after the looking worker’s own timeout: never sent twice', async () => {
