@@ -12,7 +12,9 @@ import type { Database } from '../db/schema.ts'
  * held, and no claim takes it while the probe is owed, sql/0062) and while none is owed. A row
  * given back past an owed probe waits that long, not 1 s: the owed state's end brings it due at
  * once. Invariant: no later than a second before row `rowId`'s expiresAt, or the give-back itself
- * would fail it as expired (settle_verdict) though the probe's answer may come long before. Asked
+ * would fail it as expired (settle_verdict) though the probe's answer may come long before; past
+ * it (a lease claimed only to look its interrupted send up, whose wait may run past the expiresAt,
+ * bounded where it settles), uncapped: capped there, it went back for a second at a time. Asked
  * only by a row found owed (never where no probe is owed); mailbox_pacing and email_outbox by
  * primary key.
  */
@@ -23,7 +25,7 @@ export async function owedProbeEndsInMs(
   noneOut: { ms: number; noted: boolean },
 ): Promise<number | null> {
   const { rows } = await sql<{ ms: number }>`
-    select greatest(0, extract(epoch from least(e.ends, r.expires_at - interval '1 second') - now()) * 1000)::float8 as ms
+    select greatest(0, extract(epoch from least(e.ends, case when r.expires_at > now() then r.expires_at - interval '1 second' end) - now()) * 1000)::float8 as ms
       from mailer.mailbox_pacing m
       left join mailer.email_outbox o on o.id = m.probe_id and o.status = 'sending'
       left join mailer.email_outbox r on r.id = ${rowId}::bigint

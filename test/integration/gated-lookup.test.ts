@@ -1,6 +1,7 @@
 // Behind a closed gate (send limits, pacing: Graph's), an interrupted send is resolved under its permit before any new send.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import type { SendGate } from '../../src/outbox/send-gate.ts'
+import { owedLookupGiveBack } from '../../src/outbox/owed-give-back.ts'
+import { mailboxKey, type SendGate } from '../../src/outbox/send-gate.ts'
 import { useTestDb } from '../support/db.ts'
 import { diedMidSendPastExpiry } from '../support/died-mid-send.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
@@ -125,4 +126,19 @@ test('claimed past its expiresAt with its mailbox paused longer than the lookup 
     { attempt: 1, outcome: 'lease_expired', error_code: 'lease_expired' },
     { attempt: 2, outcome: 'expired', error_code: 'expired' },
   ])
+})
+
+test('a lookup past its row’s expiresAt held for a past sender’s owed probe (none out) goes back until the owed state ends, a minute at most, not for a second at a time', async () => {
+  const id = await enqueue(t)
+  await diedMidSendPastExpiry(t, id)
+  const key = mailboxKey('past-sender@example.com')
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, probe_owed)
+     values ($1, now() - interval '1 minute', true)`,
+    [key],
+  )
+  // The owed state's end brings the row due by its note (owedLookupGiveBack), so it may wait long.
+  const back = await owedLookupGiveBack(t.db, key, id, 0)
+  expect(back.pausedForMs).toBeGreaterThan(30_000)
+  await t.pool.query('delete from mailer.mailbox_pacing where mailbox = $1', [key])
 })

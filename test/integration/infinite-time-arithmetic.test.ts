@@ -67,7 +67,7 @@ const FINITE: (TimeArithmetic & { why: string })[] = [
   },
   {
     where: 'src/outbox/owed-probe-end.ts',
-    line: "select greatest(0, extract(epoch from least(e.ends, r.expires_at - interval '1 second') - now()) * 1000)::float8 as ms",
+    line: "select greatest(0, extract(epoch from least(e.ends, case when r.expires_at > now() then r.expires_at - interval '1 second' end) - now()) * 1000)::float8 as ms",
     why: `send_deadline_at and lease_expires_at: ${BY_THE_BINARY}; else now() plus the hold while no probe is out`,
   },
   {
