@@ -18,7 +18,10 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
   let readPause = r.lease.ambiguous
   let resolved = !r.lease.ambiguous
   for (;;) {
-    if (await givenBackUnsendable(d, r, finish)) return
+    // Given back before its interrupted send is looked up (lookups on), the row's wait is one to
+    // look it up: it may run past the expiresAt, where the row is only looked up (settle.ts).
+    const lookupWait = !resolved && d.lookup !== null
+    if (await givenBackUnsendable(d, r, finish, lookupWait)) return
     let permit: Awaited<ReturnType<SendGate['acquire']>>
     try {
       permit = await d.gate.acquire(mailbox, d.stopping, readPause, r.lease.id)
@@ -28,7 +31,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
       permit = null
     }
     if (!permit) return finish(r.lease, { kind: 'released' })
-    if ('pausedForMs' in permit) return giveBackPaused(d, r, finish, permit)
+    if ('pausedForMs' in permit) return giveBackPaused(d, r, finish, permit, lookupWait)
     // Given back as soon as the provider request is over (before its settlement), and while the
     // row waits without sending (a heartbeat's answer: slot-once-confirmed.ts).
     const inHand = permitInHand(d, r, finish, permit)
@@ -41,7 +44,7 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
     try {
       // The provider became unreachable while the row waited for its permit (the token request
       // of the rows ahead failed): no lookup, no last check.
-      if (await givenBackUnsendable(d, r, settle)) return
+      if (await givenBackUnsendable(d, r, settle, lookupWait)) return
       // The lookup is a provider request too: it runs under the same permit as a send.
       if (!resolved && !(await resolveInterrupted(d, r, settle))) return
       resolved = true
@@ -63,7 +66,12 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
  * kept: no provider slot, lookup or last check (which marks a send started, to be undone by the
  * settlement), so an outage costs each row it meets its claim and its settlement only.
  */
-async function givenBackUnsendable(d: DeliveryDeps, r: Ready, finish: Finish): Promise<boolean> {
+async function givenBackUnsendable(
+  d: DeliveryDeps,
+  r: Ready,
+  finish: Finish,
+  lookupWait: boolean,
+): Promise<boolean> {
   // Stopping, the row is released as any unstarted one: due now, for a worker that may have a token.
   if (d.stopping.aborted) return false
   const outcome = d.sender.unavailable?.()
@@ -77,6 +85,7 @@ async function givenBackUnsendable(d: DeliveryDeps, r: Ready, finish: Finish): P
       delayMs: outcome.afterMs ?? 0,
       throttled: outcome.throttled === true,
       ambiguous: r.lease.ambiguous,
+      ...(lookupWait && { lookupWait: true }),
     },
     { httpStatus: outcome.httpStatus },
   )

@@ -14,6 +14,8 @@ export async function giveBackPaused(
   r: Ready,
   finish: Finish,
   paused: MailboxPaused,
+  /** Its interrupted send is still to be looked up: a wait that may run past its expiresAt. */
+  lookupWait = false,
 ): Promise<void> {
   const mailbox = r.mail.from.address
   if (!paused.reserved) d.onMailboxPaused?.(mailbox)
@@ -32,6 +34,7 @@ export async function giveBackPaused(
     delayMs: paused.pausedForMs,
     throttled: true,
     ambiguous: r.lease.ambiguous,
+    ...(lookupWait && { lookupWait: true }),
   })
   await afterGivenBack(d, r, paused.givenBack)
 }

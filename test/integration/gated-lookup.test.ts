@@ -128,6 +128,36 @@ test('claimed past its expiresAt with its mailbox paused longer than the lookup 
   ])
 })
 
+test('an interrupted send not yet looked up, its mailbox paused past the row’s expiresAt: waits pending past it, its mark kept, to be looked up then, not failed expired as "not sent"', async () => {
+  const id = await interruptedRow()
+  await t.pool.query(
+    `update mailer.email_outbox set expires_at = now() + interval '10 minutes' where id = $1`,
+    [id],
+  )
+  const asked: string[] = []
+  engine = createTestEngine(t, {
+    deps: {
+      gate: { ...grantingGate, acquire: async () => ({ pausedForMs: 20 * 60_000 }) },
+      lookup: async (mail) => {
+        asked.push(mail.outboxId)
+        return 'found'
+      },
+    },
+  })
+  await engine.start()
+  expect(await engine.events.waitFor(settledFor(id))).toMatchObject({
+    outcome: 'throttled',
+    code: 'mailbox_paused',
+  })
+  expect(asked).toEqual([])
+  const waiting = await rowOf(t, id)
+  expect({
+    status: waiting.status,
+    marked: waiting.send_started_at !== null,
+    dueAfterExpiry: waiting.send_at > waiting.expires_at,
+  }).toEqual({ status: 'pending', marked: true, dueAfterExpiry: true })
+})
+
 test('a lookup past its row’s expiresAt held for a past sender’s owed probe (none out) goes back until the owed state ends, a minute at most, not for a second at a time', async () => {
   const id = await enqueue(t)
   await diedMidSendPastExpiry(t, id)
