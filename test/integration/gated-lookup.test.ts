@@ -6,6 +6,7 @@ import { useTestDb } from '../support/db.ts'
 import { diedMidSendPastExpiry } from '../support/died-mid-send.ts'
 import { attemptsOf, createTestEngine, enqueue, rowOf, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
+import { lookupWaitOf, WAITING_PAST_EXPIRY } from '../support/lookup-wait.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -23,6 +24,25 @@ const grantingGate: SendGate = {
   open: false,
   acquire: async () => ({ release: async () => {} }),
   pause: async () => {},
+}
+
+/**
+ * An engine behind `gate`'s acquire (granting otherwise) whose mailbox lookup finds every message;
+ * `asked`: the outbox ids it looked up.
+ */
+function lookingUpBehind(acquire: SendGate['acquire']): { engine: TestEngine; asked: string[] } {
+  const asked: string[] = []
+  const looking = createTestEngine(t, {
+    deps: {
+      gate: { ...grantingGate, acquire },
+      lookup: async (mail) => {
+        asked.push(mail.outboxId)
+        return 'found'
+      },
+    },
+  })
+  engine = looking
+  return { engine: looking, asked }
 }
 
 /** A row whose earlier send started and never learned its outcome (its worker died mid-send). */
@@ -66,33 +86,17 @@ test('no lookup and policy hold: failed for review, not sent', async () => {
 test('claimed past its expiresAt with its mailbox paused (no lookup now): waits pending, its mark kept, until the pause ends, then is looked up and settles sent, never sent again', async () => {
   const id = await enqueue(t)
   await diedMidSendPastExpiry(t, id)
-  const asked: string[] = []
   // Paused at its first claim (a moment's pause, as the test's own); granted once that is over.
   let acquired = 0
-  engine = createTestEngine(t, {
-    deps: {
-      gate: {
-        ...grantingGate,
-        acquire: async () =>
-          ++acquired === 1 ? { pausedForMs: 1_500 } : { release: async () => {} },
-      },
-      lookup: async (mail) => {
-        asked.push(mail.outboxId)
-        return 'found'
-      },
-    },
-  })
+  const { engine, asked } = lookingUpBehind(async () =>
+    ++acquired === 1 ? { pausedForMs: 1_500 } : { release: async () => {} },
+  )
   await engine.start()
   expect(await engine.events.waitFor(settledFor(id))).toMatchObject({
     outcome: 'throttled',
     code: 'mailbox_paused',
   })
-  const waiting = await rowOf(t, id)
-  expect({
-    status: waiting.status,
-    marked: waiting.send_started_at !== null,
-    pastExpiry: waiting.send_at > waiting.expires_at,
-  }).toEqual({ status: 'pending', marked: true, pastExpiry: true })
+  expect(await lookupWaitOf(t, id)).toEqual(WAITING_PAST_EXPIRY)
   expect(await engine.events.waitFor(settledFor(id, 'sent'))).toMatchObject({ outcome: 'sent' })
   expect(asked).toEqual([id])
   expect(engine.sender.calls).toEqual([])
@@ -102,16 +106,7 @@ test('claimed past its expiresAt with its mailbox paused (no lookup now): waits 
 test('claimed past its expiresAt with its mailbox paused longer than the lookup grace plus an hour past it: failed expired saying the interrupted send may have delivered it, not "not sent"', async () => {
   const id = await enqueue(t)
   await diedMidSendPastExpiry(t, id)
-  const asked: string[] = []
-  engine = createTestEngine(t, {
-    deps: {
-      gate: { ...grantingGate, acquire: async () => ({ pausedForMs: 2 * 3_600_000 }) },
-      lookup: async (mail) => {
-        asked.push(mail.outboxId)
-        return 'found'
-      },
-    },
-  })
+  const { engine, asked } = lookingUpBehind(async () => ({ pausedForMs: 2 * 3_600_000 }))
   await engine.start()
   await engine.events.waitFor(settledFor(id))
   expect(asked).toEqual([])
@@ -134,28 +129,14 @@ test('an interrupted send not yet looked up, its mailbox paused past the row’s
     `update mailer.email_outbox set expires_at = now() + interval '10 minutes' where id = $1`,
     [id],
   )
-  const asked: string[] = []
-  engine = createTestEngine(t, {
-    deps: {
-      gate: { ...grantingGate, acquire: async () => ({ pausedForMs: 20 * 60_000 }) },
-      lookup: async (mail) => {
-        asked.push(mail.outboxId)
-        return 'found'
-      },
-    },
-  })
+  const { engine, asked } = lookingUpBehind(async () => ({ pausedForMs: 20 * 60_000 }))
   await engine.start()
   expect(await engine.events.waitFor(settledFor(id))).toMatchObject({
     outcome: 'throttled',
     code: 'mailbox_paused',
   })
   expect(asked).toEqual([])
-  const waiting = await rowOf(t, id)
-  expect({
-    status: waiting.status,
-    marked: waiting.send_started_at !== null,
-    dueAfterExpiry: waiting.send_at > waiting.expires_at,
-  }).toEqual({ status: 'pending', marked: true, dueAfterExpiry: true })
+  expect(await lookupWaitOf(t, id)).toEqual(WAITING_PAST_EXPIRY)
 })
 
 test('a lookup past its row’s expiresAt held for a past sender’s owed probe (none out) goes back until the owed state ends, a minute at most, not for a second at a time', async () => {

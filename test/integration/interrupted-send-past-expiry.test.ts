@@ -6,6 +6,7 @@ import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
 import { graphWorker } from '../support/graph-worker.ts'
+import { lookupWaitOf, WAITING_PAST_EXPIRY } from '../support/lookup-wait.ts'
 
 setDefaultTimeout(60_000)
 
@@ -122,12 +123,7 @@ test('a send Graph accepted and filed late, looked up at the expiresAt within th
     30_000,
   )
   expect(looked).toMatchObject({ outcome: 'throttled', code: 'lookup_too_early' })
-  const waiting = await rowOf(t, id)
-  expect({
-    status: waiting.status,
-    marked: waiting.send_started_at !== null,
-    dueAfterExpiry: waiting.send_at > waiting.expires_at,
-  }).toEqual({ status: 'pending', marked: true, dueAfterExpiry: true })
+  expect(await lookupWaitOf(t, id)).toEqual(WAITING_PAST_EXPIRY)
   expect(graph.fileLateMessages()).toBe(1)
   // Bounded for a loaded machine: the rest of the grace, then one claim and lookup.
   await engine.events.waitFor(settledFor(id, 'sent'), 40_000)

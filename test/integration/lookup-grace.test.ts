@@ -8,6 +8,7 @@ import { attemptsOf, enqueue, rowOf, type TestEngine } from '../support/engine.t
 import { pollUntil, settledFor } from '../support/events.ts'
 import { type FakeGraph, startFakeGraph } from '../support/fake-graph.ts'
 import { type GraphWorkerOptions, graphWorker } from '../support/graph-worker.ts'
+import { lookupWaitOf, WAITING_PAST_EXPIRY } from '../support/lookup-wait.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -142,13 +143,8 @@ test('an expiresAt before the grace is out: the row waits past it, pending with 
   )
   expect(looked).toMatchObject({ outcome: 'throttled', code: 'lookup_too_early' })
   expect(acceptedFor(fake, id)).toHaveLength(1)
-  const row = await rowOf(t, id)
-  expect({
-    status: row.status,
-    code: row.last_error_code,
-    marked: row.send_started_at !== null,
-    dueAfterExpiry: row.send_at > row.expires_at,
-  }).toEqual({ status: 'pending', code: 'lookup_too_early', marked: true, dueAfterExpiry: true })
+  expect(await lookupWaitOf(t, id)).toEqual(WAITING_PAST_EXPIRY)
+  expect((await rowOf(t, id)).last_error_code).toBe('lookup_too_early')
   expect(fake.requests.filter((q) => q.kind === 'sendMail')).toHaveLength(1)
 })
 
