@@ -10,8 +10,8 @@ import { openProbeSession, type ProbeSession } from './probe-session.ts'
  * notification that arrives while no transaction of that client runs ("got packet 'A' from server
  * when not linked"): only this round trip tells. Null when no second session could be opened (a
  * role or server at its connection limit, where one session is all a worker may hold): the caller
- * then has only pg_listening_channels()'s word. Throws when `listening` itself fails or leaves a
- * statement unanswered for `timeoutMs` (a silent session is in doubt, not pooled), and when `signal`
+ * then has only pg_listening_channels()'s word. Throws when `listening` itself fails (at once, with
+ * its error, even while no statement of it runs) or leaves a statement unanswered for `timeoutMs` (a silent session is in doubt, not pooled), and when `signal`
  * aborts (a stop, migrate's deadline): no second session is opened after it, one still connecting
  * or sending is dropped, and the wait for the notification ends.
  */
@@ -45,13 +45,23 @@ export async function hearsOtherSessions(
   // No verdict: the throwIfAborted after the wait says why.
   const onAbort = () => heard.resolve(null)
   o.signal?.addEventListener('abort', onAbort, { once: true })
+  // The session's own failure or end (a terminated backend) while no statement of it runs: it
+  // hears nothing more, so the waits for the notification and its sending end with its error.
+  // Waited out, they held a listener's reconnect, and new rows' pickup, for `timeoutMs` (5 s).
+  const lost = Promise.withResolvers<never>()
+  lost.promise.catch(() => {})
+  const onError = (err: Error) => lost.reject(err)
+  const onEnd = () => lost.reject(new Error('the LISTEN session ended while it was probed'))
+  listening.on('error', onError)
+  listening.on('end', onEnd)
   let timer: ReturnType<typeof setTimeout> | undefined
+  let other: ProbeSession | undefined
   const answered = <T>(p: Promise<T>) => waitAtMost(systemClock, p, o.timeoutMs)
   try {
     await answered(listening.query(`listen ${channel}`))
     o.signal?.throwIfAborted()
-    const other = o.session ?? openProbeSession(o)
-    const notified = await other.notify(channel)
+    other = o.session ?? openProbeSession(o)
+    const notified = await Promise.race([other.notify(channel), lost.promise])
     // Dropped by a stop: nothing more is asked of either session.
     o.signal?.throwIfAborted()
     // Its end (the server's goodbye, a backend's exit) runs while the notification is awaited: a
@@ -59,7 +69,7 @@ export async function hearsOtherSessions(
     const ended = other.end()
     if (notified) timer = setTimeout(() => heard.resolve(false), o.timeoutMs)
     else heard.resolve(null)
-    const arrived = await heard.promise
+    const arrived = await Promise.race([heard.promise, lost.promise])
     o.signal?.throwIfAborted()
     // Answered, the session is alive: a notification missed then is the pooler's doing.
     await answered(listening.query(`unlisten ${channel}`))
@@ -67,7 +77,11 @@ export async function hearsOtherSessions(
     return arrived
   } finally {
     clearTimeout(timer)
+    // One this probe opened is ended however it went (end() is once only).
+    if (!o.session) void other?.end()
     listening.off('notification', onNotification)
+    listening.off('error', onError)
+    listening.off('end', onEnd)
     o.signal?.removeEventListener('abort', onAbort)
   }
 }
