@@ -109,7 +109,8 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   {
     name: 'POLL_INTERVAL_SECONDS',
     default: '30',
-    meaning: 'backstop poll when no notification came (poll-only mode: 1s)',
+    meaning:
+      'backstop poll when no notification came (1s in poll-only mode and while the LISTEN session reconnects)',
   },
   {
     name: 'LISTEN_CHECK_SECONDS',

@@ -13,10 +13,11 @@ export interface ListenerDeps {
   log: Logger
   clock: Clock
   /**
-   * Called on a notification (with the row it names, if any) and after every successful (re)LISTEN,
-   * so nothing missed stays unsent.
+   * Called on a notification (with the row it names, if any), after every successful (re)LISTEN,
+   * so nothing missed stays unsent, and when a session is lost or none could be opened (`lost`: the
+   * drainer's backstop poll is short from then on until one listens).
    */
-  wake: (reason: 'notification' | 'sweep', rowId?: string) => void
+  wake: (reason: 'notification' | 'sweep' | 'lost', rowId?: string) => void
   /**
    * Called on sql/0116's notification: rows waiting for a mailbox's owed probe stayed locked at its
    * end. Required beside `wake`, so that no builder of a worker (serve, the test and bench engines)

@@ -172,7 +172,13 @@ export function createListener(d: ListenerDeps): Listener {
         return
       }
       if (outcome === 'lost') backoffMs = 500
-      setState('reconnecting')
+      // Away from now on: the drainer looks at once (a row whose notification the lost session
+      // missed) and polls every second until a session listens (backstopPollMs), not after its
+      // wait's POLL_INTERVAL_SECONDS (an hour at most). Once per absence: the polls cover the rest.
+      if (state !== 'reconnecting') {
+        setState('reconnecting')
+        d.wake('lost')
+      }
       // The drainer's backstop poll keeps sending while we are away; sweep again on reconnect.
       const jittered = backoffMs * (0.5 + Math.random() / 2)
       await d.clock.sleep(jittered, stopping.signal)

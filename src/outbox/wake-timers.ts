@@ -34,13 +34,19 @@ export function createWakeTimers(d: {
   return { due, poll }
 }
 
-/** The backstop poll's interval now: without LISTEN the poll is the only wake-up, so it must be quick. */
+/**
+ * The backstop poll's interval now: without LISTEN the poll is the only wake-up, so it must be
+ * quick, by choice (polling) or while the LISTEN session is away (connecting, reconnecting: the
+ * listener wakes the loop as it goes, so this is read at the wait that follows). Listening, or
+ * stopped (the process is stopping), it keeps POLL_INTERVAL_SECONDS: the idle cost is unchanged.
+ */
 export function backstopPollMs(
   d: Pick<DrainerDeps, 'pollIntervalMs' | 'listener' | 'config'>,
 ): number {
+  const deaf = ['polling', 'connecting', 'reconnecting'].includes(d.listener.state())
   return (
     d.pollIntervalMs?.() ??
-    (d.listener.state() === 'polling'
+    (deaf
       ? Math.min(1000, d.config.pollIntervalSeconds * 1000)
       : d.config.pollIntervalSeconds * 1000)
   )

@@ -22,7 +22,8 @@ const ROUNDS = 3
 test('a terminated LISTEN session is replaced and new rows are delivered within seconds', async () => {
   const db = await sharedDatabase('listener_killed')
   const graph = await startGraph()
-  // The backstop poll (POLL_INTERVAL_SECONDS=3600) and the listener check (600 s) cannot help here.
+  // The backstop poll (POLL_INTERVAL_SECONDS=3600) and the listener check (600 s) cannot help here:
+  // the loss wakes the worker, which polls every second only until a new session listens.
   const mailer = await spawnMailer('listener-killed', {
     DATABASE_URL: db.url,
     ...graph.env,
