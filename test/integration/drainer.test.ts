@@ -3,7 +3,6 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { openDb } from '../../src/db/open.ts'
 import type { Queryable } from '../../src/db/queryable.ts'
-import type { SharedSession } from '../../src/db/shared-session.ts'
 import { silentLogger } from '../../src/log.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
@@ -23,6 +22,7 @@ import {
 } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { hookedSession } from '../support/hooked-session.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -289,25 +289,16 @@ describe('the drainer', () => {
 
   test('a LISTEN session lost before its check is reconnected, not taken for a pooler (polling for good)', async () => {
     const h = openDb({ name: 'cut', url: t.url, log: silentLogger, shareListenSession: true })
-    const real = h.listenSession!
     let cut = 0
     // The first session's connection goes between its LISTEN and the check that follows it.
-    const session: SharedSession = {
-      ...real,
-      newClient(applicationName) {
-        const client = real.newClient(applicationName)
-        const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>
-        client.query = (async (...args: unknown[]) => {
-          if (cut === 0 && String(args[0]).includes('pg_listening_channels')) {
-            cut += 1
-            const pid = (client as unknown as { processID: number }).processID
-            await t.pool.query('select pg_terminate_backend($1)', [pid])
-          }
-          return query(...args)
-        }) as typeof client.query
-        return client
-      },
-    }
+    const session = hookedSession(h.listenSession!, async ({ client, text, run }) => {
+      if (cut === 0 && text.includes('pg_listening_channels')) {
+        cut += 1
+        const pid = (client as unknown as { processID: number }).processID
+        await t.pool.query('select pg_terminate_backend($1)', [pid])
+      }
+      return run()
+    })
     try {
       const e = await started({ handle: { ...h, listenSession: session } })
       expect(cut).toBe(1)
@@ -323,20 +314,10 @@ describe('the drainer', () => {
 
   test('a session whose check another server session answers (a transaction pooler) falls back to polling', async () => {
     const h = openDb({ name: 'pooled', url: t.url, log: silentLogger, shareListenSession: true })
-    const real = h.listenSession!
-    const session: SharedSession = {
-      ...real,
-      newClient(applicationName) {
-        const client = real.newClient(applicationName)
-        const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>
-        // As behind a pooler: the check lands on a server session that never ran the LISTEN.
-        client.query = ((...args: unknown[]) =>
-          String(args[0]).includes('pg_listening_channels')
-            ? t.pool.query(args[0] as string, args[1] as unknown[])
-            : query(...args)) as typeof client.query
-        return client
-      },
-    }
+    // As behind a pooler: the check lands on a server session that never ran the LISTEN.
+    const session = hookedSession(h.listenSession!, ({ text, values, run }) =>
+      text.includes('pg_listening_channels') ? t.pool.query(text, values) : run(),
+    )
     try {
       const e = createTestEngine(t, {
         handle: { ...h, listenSession: session },

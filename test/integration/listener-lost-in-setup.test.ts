@@ -1,10 +1,10 @@
 // A LISTEN session that ends while it is set up (its probe awaiting the notification) is replaced at once, not after the check's bound.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import type pg from 'pg'
 import { openDb } from '../../src/db/open.ts'
 import type { SharedSession } from '../../src/db/shared-session.ts'
 import { silentLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
+import { hookedSession } from '../support/hooked-session.ts'
 import { loneListener } from '../support/lone-listener.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -15,31 +15,23 @@ const t = useTestDb()
 /**
  * The shared session's clients, the first of which has its backend terminated right after the
  * probe's LISTEN is answered: the probe's notification then never comes (round 48's fault 02, whose
- * second pg_terminate_backend met a session awaiting it). Resolves `ended` once that client ended.
+ * second pg_terminate_backend met a session awaiting it). `ended` resolves once that client ended.
  */
 function endedAtTheProbe(real: SharedSession) {
   const ended = Promise.withResolvers<void>()
   let cut = false
-  const session: SharedSession = {
-    ...real,
-    newClient(applicationName) {
-      const client = real.newClient(applicationName)
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>
-      client.query = (async (...args: unknown[]) => {
-        const answer = await query(...args)
-        if (!cut && String(args[0]).startsWith('listen mailer_outbox_probe_')) {
-          cut = true
-          const gone = new Promise((resolve) => client.once('end', resolve))
-          const pid = (client as unknown as { processID: number }).processID
-          await t.pool.query('select pg_terminate_backend($1)', [pid])
-          await gone
-          ended.resolve()
-        }
-        return answer
-      }) as pg.Client['query']
-      return client
-    },
-  }
+  const session = hookedSession(real, async ({ client, text, run }) => {
+    const answer = await run()
+    if (!cut && text.startsWith('listen mailer_outbox_probe_')) {
+      cut = true
+      const gone = new Promise((resolve) => client.once('end', resolve))
+      const pid = (client as unknown as { processID: number }).processID
+      await t.pool.query('select pg_terminate_backend($1)', [pid])
+      await gone
+      ended.resolve()
+    }
+    return answer
+  })
   return { session, ended: ended.promise }
 }
 

@@ -1,5 +1,5 @@
 // While its LISTEN session is away (reconnecting), a worker polls every second: no row waits for POLL_INTERVAL_SECONDS.
-import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { expect, setDefaultTimeout, test } from 'bun:test'
 import { closedPort } from '../support/closed-port.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
@@ -10,11 +10,6 @@ import { startSilencingProxy } from '../support/silencing-proxy.ts'
 setDefaultTimeout(30_000)
 
 const t = useTestDb({ resetEach: true })
-let engine: TestEngine | null = null
-afterEach(async () => {
-  await engine?.stop()
-  engine = null
-})
 
 // An hour: only a short poll while the listener is away can send the row within the bound below.
 const hourly = { pollIntervalSeconds: 3600 }
@@ -41,7 +36,6 @@ async function sentInTurn(e: TestEngine): Promise<string[]> {
 test('a LISTEN session lost while the worker waits: the worker looks at once and polls until it listens again', async () => {
   const proxy = await startSilencingProxy(t.url)
   const e = createTestEngine(t, { config: hourly, listenUrl: proxy.url })
-  engine = e
   try {
     await e.start()
     // The session's connection is closed and the proxy's port with it: every reconnect is refused.
@@ -50,6 +44,7 @@ test('a LISTEN session lost while the worker waits: the worker looks at once and
     expect(await sentInTurn(e)).toEqual(['sent', 'sent'])
     expect(e.listener.state()).toBe('reconnecting')
   } finally {
+    await e.stop()
     proxy.close()
   }
 })
@@ -59,9 +54,12 @@ test('a listener that never connects: the worker polls every second from its sta
     config: hourly,
     listenUrl: `postgres://nobody@127.0.0.1:${await closedPort()}/none`,
   })
-  engine = e
-  e.listener.start()
-  e.drainer.start()
-  await e.events.waitFor((x) => x.type === 'listener' && x.state === 'reconnecting')
-  expect(await sentInTurn(e)).toEqual(['sent', 'sent'])
+  try {
+    e.listener.start()
+    e.drainer.start()
+    await e.events.waitFor((x) => x.type === 'listener' && x.state === 'reconnecting')
+    expect(await sentInTurn(e)).toEqual(['sent', 'sent'])
+  } finally {
+    await e.stop()
+  }
 })
