@@ -11,9 +11,10 @@ import { openProbeSession, type ProbeSession } from './probe-session.ts'
  * when not linked"): only this round trip tells. Null when no second session could be opened (a
  * role or server at its connection limit, where one session is all a worker may hold): the caller
  * then has only pg_listening_channels()'s word. Throws when `listening` itself fails (at once, with
- * its error, even while no statement of it runs) or leaves a statement unanswered for `timeoutMs` (a silent session is in doubt, not pooled), and when `signal`
- * aborts (a stop, migrate's deadline): no second session is opened after it, one still connecting
- * or sending is dropped, and the wait for the notification ends.
+ * its error, even while no statement of it runs) or leaves a statement unanswered for `timeoutMs`
+ * (a silent session is in doubt, not pooled), and when `signal` aborts (a stop, migrate's
+ * deadline): no second session is opened after it, one still connecting or sending is dropped, and
+ * the wait for the notification ends.
  */
 export async function hearsOtherSessions(
   listening: pg.Client,

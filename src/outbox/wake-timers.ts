@@ -43,7 +43,8 @@ export function createWakeTimers(d: {
 export function backstopPollMs(
   d: Pick<DrainerDeps, 'pollIntervalMs' | 'listener' | 'config'>,
 ): number {
-  const deaf = ['polling', 'connecting', 'reconnecting'].includes(d.listener.state())
+  const state = d.listener.state()
+  const deaf = state !== 'listening' && state !== 'stopped'
   return (
     d.pollIntervalMs?.() ??
     (deaf
