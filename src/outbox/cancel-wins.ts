@@ -20,3 +20,8 @@ export const CANCELLED_BEFORE_SEND = sql.lit('cancelled before the send started'
 export const CANCELLED_UNRESOLVED = sql.lit(
   'cancelled; an earlier send was interrupted and could not be looked up: whether it delivered the message is unknown',
 )
+
+/** CANCELLED_UNRESOLVED of a row whose lookup's workers kept stopping (reclaim.ts). */
+export const CANCELLED_LOOKUP_STOPPED = sql.lit(
+  'cancelled; an earlier send was interrupted and could not be looked up (the worker looking it up stopped): whether it delivered the message is unknown',
+)

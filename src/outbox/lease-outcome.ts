@@ -1,7 +1,7 @@
 // A lease's outcome recorded: its settlement queued, then the engine event and the one log line of its state change.
-import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import type { SettleOutcome } from './events.ts'
+import { type Lease, lookupOnly } from './lease.ts'
 import type { SendExtra } from './send-attempt.ts'
 import {
   PAUSED_CODE,
@@ -52,7 +52,7 @@ export async function recordOutcome(
     token: lease.token,
     settlement: s,
     ambiguous: lease.ambiguous,
-    ...(lease.pastAttempts && { pastAttempts: true }),
+    ...(lookupOnly(lease) && { uncounted: true }),
     ...(lease.expired && { pastExpiry: true }),
     ...(lease.cancelRequested && { cancelRequested: true }),
     startedAt: extra.startedAt ?? null,

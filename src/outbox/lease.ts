@@ -23,3 +23,12 @@ export interface Lease {
   /** The claim itself recorded the send as started (ClaimParams.markStarted): no startSends needed. */
   started: boolean
 }
+
+/**
+ * The lease only looks its row's interrupted send up, never sends: past its attempts, or its cancel
+ * requested (cancelled-interrupted.ts). Its claim counts no attempt: its settlement (and a reclaim,
+ * reclaim.ts) gives the count back, and its history entry numbers the attempt whose send it looks
+ * up, as that attempt's own outcome.
+ */
+export const lookupOnly = (l: Lease): boolean =>
+  l.pastAttempts === true || (l.cancelRequested && l.ambiguous)

@@ -1,6 +1,7 @@
 // reclaimExpired: crash recovery (rows whose lease ran out go back to pending, or fail when out of attempts), carrying the registry beat and the expiry sweep.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
 import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { type BeatResult, beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
@@ -33,7 +34,10 @@ interface ReclaimResult {
  * Returns expired `sending` rows to `pending` (or `failed` when attempts are exhausted), with history.
  * A row whose cancel was recorded (202) before its send started is cancelled here: its worker,
  * which was to cancel it, is gone, and out of attempts it would otherwise end failed, open to a
- * retry that sends what was cancelled.
+ * retry that sends what was cancelled. A row claimed only to look its interrupted send up, its
+ * cancel requested (lease.ts: lookupOnly), gives its claim's count back and waits to be looked up
+ * again, with lookups on and within LOOKUP_STOPS_IN_A_ROW; else it is cancelled, delivery unknown:
+ * the cancel was asked for, and never ends `failed`.
  * send_started_at is kept as the evidence that a send may have reached the provider.
  * Reads every in-flight row once (email_outbox_sending_idx), for both the expired ones and the next
  * end; SKIP LOCKED so concurrent reclaimers never wait.
@@ -112,12 +116,18 @@ export function reclaimStatement(p: ReclaimParams) {
   // A lookup's worker that stops leaves the row to be looked up again, but not without end: a
   // crash loop ends failed after LOOKUP_STOPS_IN_A_ROW stops with no other outcome between them
   // (uncounted waits aside), as a counted one does at max_attempts. History's primary key
-  // (outbox_id, id); read for a lease past its attempts only.
+  // (outbox_id, id); read for a lease past its attempts, or a cancel's lookup, only.
+  // A claim of a pending row whose cancel was requested with an interrupted send's mark (a sending
+  // row's send_started_at is set with its cancel requested only so: the claim marks none then, and a
+  // cancel is never recorded on a row whose send started).
+  const cancelLookup = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is not null)`
   const stoppedBefore = sql<boolean>`((select count(*) from mailer.email_attempts h
       where h.outbox_id = o.id and h.outcome = 'lease_expired'
         and h.id > coalesce((select max(b.id) from mailer.email_attempts b where b.outbox_id = o.id
                                and b.outcome not in ('lease_expired', 'throttled', 'released')), 0))
       >= ${LOOKUP_STOPS_IN_A_ROW - 1})`
+  // Its lookups end: cancelled, its mark kept (read for a cancel's lookup only).
+  const lookupsEnd = sql<boolean>`(${cancelLookup} and not (${lookups} and not ${stoppedBefore}))`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
@@ -157,17 +167,23 @@ export function reclaimStatement(p: ReclaimParams) {
     ), done as (
       -- A claim past the row's attempts with an interrupted send marked only looks that send up
       -- (Lease.pastAttempts): it counted none, and its row waits to be looked up again. With
-      -- lookups on, so does a row whose last attempt's send the stop interrupted.
+      -- lookups on, so does a row whose last attempt's send the stop interrupted. So does a claim
+      -- of a row whose cancel was requested (cancelLookup), cancelled, never failed, once it may not.
       update mailer.email_outbox o
-         set status = case when ${cancelled} then 'cancelled'
+         set status = case when ${cancelled} or ${lookupsEnd} then 'cancelled'
+                           when ${cancelLookup} then 'pending'
                            when (${pastAttempts} or ${lookups}) and o.send_started_at is not null
                                 and not (${pastAttempts} and ${stoppedBefore}) then 'pending'
                            when o.attempts >= ${maxAttempts} then 'failed'
                            else 'pending' end,
-             attempts = case when ${pastAttempts} then ${maxAttempts} else o.attempts end,
-             last_error_code = case when ${cancelled} then 'cancelled' else 'lease_expired' end,
+             attempts = case when ${cancelLookup} then o.attempts - 1
+                             when ${pastAttempts} then ${maxAttempts} else o.attempts end,
+             last_error_code = case when ${cancelled} or ${lookupsEnd} then 'cancelled' else 'lease_expired' end,
              last_error = case when ${cancelled}
                                then 'cancelled before the send started (the worker holding the lease stopped)'
+                               when ${lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
+                               when ${cancelLookup}
+                               then 'the worker looking up its interrupted send stopped; its cancel stands'
                                when o.send_started_at is null
                                then 'the worker holding the lease stopped before sending'
                                else 'the worker holding the lease stopped during the send; outcome unknown' end,

@@ -122,8 +122,11 @@ export interface SettleItem {
    * expiry names it.
    */
   ambiguous?: boolean
-  /** Lease.pastAttempts: its claim counted no attempt (settle.ts gives it back, whatever the outcome). */
-  pastAttempts?: boolean
+  /**
+   * Its claim counted no attempt (settle.ts gives it back, whatever the outcome): it only looks an
+   * interrupted send up (Lease.pastAttempts, or a lease whose cancel was requested: lookupOnly).
+   */
+  uncounted?: boolean
   /** Lease.expired: a wait to look its interrupted send up that runs out fails it, its claim counted. */
   pastExpiry?: boolean
   /** Lease.cancelRequested: with `ambiguous`, a wait to look its interrupted send up again keeps it pending. */

@@ -101,7 +101,8 @@ export async function settleLeases(
     coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
   // A recorded cancel wins (cancel-wins.ts) over whatever the worker met, unless the mail went.
   // Cancelled so, the attempt counts, as a cancel its last check or its reclaim finds: the history
-  // entry numbers the row's attempts.
+  // entry numbers the row's attempts. A lease that only looks an interrupted send up (lease.ts:
+  // lookupOnly, `past` here) counted none: its count is given back whatever its verdict.
   // A row whose cancel was requested while it waited with an interrupted send is let through to
   // look that send up (cancelled-interrupted.ts): a wait to look again (`look_again`) keeps it
   // pending while it may wait (its verdict a retry, or a release), cancelled once it may not.
@@ -134,7 +135,7 @@ export async function settleLeases(
         ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' || s.kind === 'cancelled' ? s.ambiguous === true : s.kind === 'expired' || s.kind === 'exhausted' ? s.notSent !== true && i.ambiguous === true : s.kind === 'released' && i.ambiguous === true))}::bool[],
         ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
         ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[],
-        ${col((i) => i.pastAttempts === true)}::bool[],
+        ${col((i) => i.uncounted === true)}::bool[],
         ${col((_, s) => s.kind === 'retry' && s.lookUpFirst === true)}::bool[],
         ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[],
         ${col((_, s) => s.kind === 'retry' && s.lookupWait === true)}::bool[],
@@ -230,7 +231,7 @@ export async function settleLeases(
                 -- A lookup at the expiresAt is woken at it (the claim finds the row expired).
                 case when l.at_expiry and o.status = 'pending'
                      then greatest(0, mailer.ms_until(o.expires_at))::float8 end as due_ms,
-                -- The history numbers a lease past its attempts as the attempt it looks up.
+                -- The history numbers a lease that only looks a send up as the attempt it looks up.
                 i.refund and o.status <> 'cancelled' and not i.past and not ${counted} as refund,
                 i.started_ms, i.http_status, i.request_id,
                 case when i.kind = 'sent' then i.message end as sent_note,

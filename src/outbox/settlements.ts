@@ -70,12 +70,10 @@ export function createSettlements(d: {
     }),
   )
   return {
-    // A lease past its attempts gives its claim's count back, which markSent does not; nor does
+    // A lease that only looks a send up gives its claim's count back, which markSent does not; nor does
     // it record a sent row's history text (a found send whose cancel came after it).
     push: (item) =>
-      (item.settlement.kind === 'sent' &&
-      !item.pastAttempts &&
-      item.settlement.message === undefined
+      (item.settlement.kind === 'sent' && !item.uncounted && item.settlement.message === undefined
         ? sent
         : others
       ).push(item),

@@ -26,7 +26,7 @@ async function claimedPastAndSettled(id: string, settlement: Settlement) {
   expect(lease?.pastAttempts).toBe(true)
   await settleLeases(
     t.db,
-    [{ id, token: lease!.token, settlement, ambiguous: true, pastAttempts: true, startedAt: null }],
+    [{ id, token: lease!.token, settlement, ambiguous: true, uncounted: true, startedAt: null }],
     { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
   )
 }

@@ -25,16 +25,25 @@ const refunded = (h: AttemptEntry) =>
   h.error_code === 'throttled' ||
   (h.error_code === 'expired' && throttledUntilExpiry(h.error))
 
-/** The entry at `i` records a lookup of the row's last attempt's interrupted send (settle.ts). */
-function lookedUpLast(hist: readonly AttemptEntry[], i: number, r: OutboxRow): boolean {
+/**
+ * The entry at `i` records a lookup of an interrupted send that counted no attempt (lease.ts:
+ * lookupOnly): the row's last attempt's, or any attempt's once the row's cancel was asked.
+ */
+function lookedUp(
+  hist: readonly AttemptEntry[],
+  i: number,
+  r: OutboxRow,
+  cancelAsked: boolean,
+): boolean {
   const h = hist[i]!
   // Its lookup's worker stopped: reclaimed, looked up again (reclaim.ts). Past its expiresAt too
   // (a last attempt's next try that would come after it waits to be looked up there): expired.
-  if (
-    h.attempt !== r.max_attempts ||
-    !['sent', 'failed', 'lease_expired', 'expired'].includes(h.outcome)
-  )
-    return false
+  const last =
+    h.attempt === r.max_attempts &&
+    ['sent', 'failed', 'lease_expired', 'expired'].includes(h.outcome)
+  // Its cancel asked while it waited pending: sent if found, else cancelled (cancelled-interrupted.ts).
+  const cancelling = cancelAsked && ['sent', 'cancelled', 'lease_expired'].includes(h.outcome)
+  if (!last && !cancelling) return false
   return hist
     .slice(0, i)
     .some(
@@ -66,9 +75,9 @@ export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }:
   if (retries === 0) {
     // With lookups on, a last attempt whose send was interrupted is looked up before the row
     // fails: the lookup's outcome (sent, failed out of attempts, or expired) is numbered as that
-    // attempt.
+    // attempt; so is the lookup of any attempt's interrupted send whose row's cancel was asked.
     const counted = hist
-      .filter((h, i) => h.worker_id !== null && !refunded(h) && !lookedUpLast(hist, i, r))
+      .filter((h, i) => h.worker_id !== null && !refunded(h) && !lookedUp(hist, i, r, cancelAsked))
       .map((h) => h.attempt)
     if (counted.join(',') !== Array.from({ length: r.attempts }, (_, i) => i + 1).join(','))
       say(`counted attempts ${counted.join(',') || 'none'} do not number 1..${r.attempts}`)
