@@ -22,12 +22,22 @@ const outcomeOf = (status: string): CancelOutcome =>
 
 // The first request's time is kept, so repeating a cancel is harmless. A pending row that keeps an
 // interrupted send's mark may have been delivered: it stays pending, due now, for a worker to look
-// that send up and settle it (a user who cancels learns whether the mail went).
+// that send up and settle it (a user who cancels learns whether the mail went). Only its first
+// request moves it: a repeat (never matched, see pendingCancelRecorded, unless it raced the first)
+// brings no early lookup ahead of a wait its worker set to look again.
 const cancelSet = {
   status: sql<'cancelled'>`case when status = 'pending' and send_started_at is null then 'cancelled' else status end`,
   cancel_requested_at: sql<Date>`coalesce(cancel_requested_at, now())`,
-  send_at: sql<Date>`case when status = 'pending' and send_started_at is not null then least(send_at, now()) else send_at end`,
+  send_at: sql<Date>`case when status = 'pending' and send_started_at is not null and cancel_requested_at is null
+                          then least(send_at, now()) else send_at end`,
 }
+
+/**
+ * A pending row whose cancel is recorded already (an interrupted send's, left for a worker to look
+ * up): a cancel leaves it as it is, unwritten, its worker not woken again.
+ */
+const pendingCancelRecorded = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+  eb.and([eb('status', '=', 'pending'), eb('cancel_requested_at', 'is not', null)])
 
 /**
  * A select-list column of a statement over `cancelled` (its rows as the cancel left them): wakes
@@ -75,7 +85,10 @@ const historyOfCancelled = (db: Kysely<Database>) =>
         .where('status', '=', 'cancelled'),
     )
 
-/** One row, if pending or sending with its send not started; null otherwise (or another tenant's). */
+/**
+ * One row, if pending or sending with its send not started; null otherwise (or another tenant's,
+ * or pending with its cancel recorded already: cancelOutbox answers it as it is).
+ */
 export async function cancelOutboxRow(
   db: Kysely<Database>,
   id: string,
@@ -88,6 +101,7 @@ export async function cancelOutboxRow(
         .set(cancelSet)
         .where('id', '=', id)
         .where(notStarted)
+        .where((eb) => eb.not(pendingCancelRecorded(eb)))
         .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
         .returning([...SUMMARY_COLUMNS, 'sender_key']),
     )
@@ -121,6 +135,10 @@ export async function cancelOutbox(
     if (row) return { outcome: outcomeOf(row.status), row }
     const current = await findOutboxRow(db, id, scopeTenant)
     if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
+    if (current.status === 'pending' && current.cancelRequestedAt !== null) {
+      const { message, sourceRow, ...row } = current
+      return { outcome: 'cancel_requested', row }
+    }
     if (current.status === 'sending' && current.sendStartedAt !== null) {
       throw new AppError(
         'send_started',

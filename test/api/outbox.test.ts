@@ -36,7 +36,10 @@ async function listen() {
   const client = new pg.Client({ connectionString: t.url })
   await client.connect()
   await client.query('listen mailer_outbox')
-  const next = new Promise<void>((resolve) => client.once('notification', () => resolve()))
+  // The first notification's payload (an enqueue's and a cancel's wake are empty).
+  const next = new Promise<string>((resolve) =>
+    client.once('notification', (n) => resolve(n.payload ?? '')),
+  )
   return { next, close: () => client.end() }
 }
 
@@ -656,6 +659,36 @@ describe('cancel', () => {
     ).toBe(0)
   })
 
+  test('a repeated cancel of a pending row whose cancel is recorded (its lookup waiting to look again) answers 202 with the row as it is: its due time not moved, no worker woken', async () => {
+    const id = await enqueueSql(t.pool)
+    // Cancelled earlier; its worker found it too early to look its interrupted send up, and it
+    // waits an hour to look again.
+    await t.pool.query(
+      `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '5 minutes',
+              cancel_requested_at = now() - interval '1 minute', send_at = now() + interval '1 hour',
+              last_error_code = 'lookup_too_early'
+        where id = $1`,
+      [id],
+    )
+    const before = await send(app, 'GET', `/v1/outbox/${id}`, { token: tk })
+    const { history, message, sourceRow, ...row } = before.body as Record<string, unknown>
+    const l = await listen()
+    try {
+      const again = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+      expect([again.status, again.body]).toEqual([202, row])
+      // Notifications arrive in commit order: a wake sent by the cancel would come first.
+      await t.pool.query(`select pg_notify('mailer_outbox', 'after the cancel')`)
+      expect(await l.next).toBe('after the cancel')
+    } finally {
+      await l.close()
+    }
+    const { rows } = await t.pool.query(
+      `select send_at > now() + interval '50 minutes' as later from mailer.email_outbox where id = $1`,
+      [id],
+    )
+    expect(rows).toEqual([{ later: true }])
+  })
+
   test('a send that starts while a cancel waits for the row lock turns the cancel away', async () => {
     const id = await enqueueSql(t.pool)
     await setState(t.pool, id, 'sending')
@@ -871,9 +904,20 @@ describe('bulk actions', () => {
       { id: started, status: 'sending', requested: false },
       { id: interrupted, status: 'pending', requested: true },
     ])
-    // Both recorded: a repeat finds nothing (a bulk cancel repeated while `more` ends).
+    // Its worker waits to look the interrupted send up again in an hour.
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = now() + interval '1 hour' where id = $1`,
+      [interrupted],
+    )
+    // Both recorded: a repeat finds nothing (a bulk cancel repeated while `more` ends), and moves
+    // no due time (as a repeated single cancel).
     const repeat = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
     expect((repeat.body as { matched: number }).matched).toBe(0)
+    const { rows: later } = await t.pool.query(
+      `select send_at > now() + interval '50 minutes' as later from mailer.email_outbox where id = $1`,
+      [interrupted],
+    )
+    expect(later).toEqual([{ later: true }])
   })
 
   test('bulk cancel works in batches of `limit`', async () => {

@@ -65,7 +65,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
       200: jsonResponse(OutboxItem, 'Cancelled'),
       202: jsonResponse(
         OutboxItem,
-        'The cancel is recorded (cancelRequestedAt) for a worker to settle. A claimed row whose send has not started: its worker cancels it before sending. A pending row that keeps an interrupted earlier send (which may have delivered it): left pending and due now; the worker that claims it never sends it again but looks that send up in the mailbox (GRAPH_MAILBOX_LOOKUP): found, sent (its history says the cancel came after the delivery); not found past the lookup grace, cancelled as not sent; too early, it waits and looks again; the lookup unavailable or refused, or lookups off, cancelled, its history saying the message may have gone',
+        'The cancel is recorded (cancelRequestedAt) for a worker to settle. A claimed row whose send has not started: its worker cancels it before sending. A pending row that keeps an interrupted earlier send (which may have delivered it): left pending and due now; the worker that claims it never sends it again but looks that send up in the mailbox (GRAPH_MAILBOX_LOOKUP): found, sent (its history says the cancel came after the delivery); not found past the lookup grace, cancelled as not sent; too early, it waits and looks again; the lookup unavailable or refused, or lookups off, cancelled, its history saying the message may have gone. Cancelled again while it waits, such a row is answered as it is (its due time not moved)',
       ),
       ...V1_PROBLEMS,
       ...ROW_PROBLEMS,
