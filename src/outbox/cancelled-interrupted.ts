@@ -1,4 +1,6 @@
-// A claimed row whose cancel was requested while it waited with an interrupted earlier send: that send looked up, the row never sent again; sent when the mailbox has it, else cancelled.
+// A claimed row whose cancel was requested, never sent: cancelled as claimed, or, an earlier send of it interrupted, that send looked up; sent when the mailbox has it, else cancelled.
+import { CANCELLED_UNLOOKED } from './cancel-wins.ts'
+import type { Lease } from './claim.ts'
 import type { DeliveryDeps } from './deliver.ts'
 import { resolveAmbiguity } from './interrupted-send.ts'
 import type { Finish, Ready } from './send-attempt.ts'
@@ -14,11 +16,16 @@ const NOT_SENT: Settlement = {
 // Its last_error is cancel-wins.ts' CANCELLED_UNRESOLVED; the mark is kept for a retry to look it up.
 const UNRESOLVED: Settlement = { kind: 'cancelled', ambiguous: true }
 
-/** Cancelled with lookups off: the interrupted send is not looked up, and may have delivered it. */
-export const CANCELLED_UNLOOKED: Settlement = {
-  kind: 'cancelled',
-  message: 'cancelled; an earlier send was interrupted and may have delivered it',
-  ambiguous: true,
+/**
+ * A claimed row whose cancel was requested, settled as claimed, with no lookup: cancelled before
+ * its send (none started), or, its earlier send interrupted and lookups off, cancelled with that
+ * send unresolved, its mark kept. Null: not cancelled, or its interrupted send is to be looked up
+ * (resolveCancelled, once rendered).
+ */
+export function cancelledAsClaimed(lease: Lease, lookups: boolean): Settlement | null {
+  if (!lease.cancelRequested) return null
+  if (!lease.ambiguous) return { kind: 'cancelled' }
+  return lookups ? null : { kind: 'cancelled', message: CANCELLED_UNLOOKED, ambiguous: true }
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { CANCELLED_UNLOOKED } from './cancelled-interrupted.ts'
+import { cancelledAsClaimed } from './cancelled-interrupted.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import { resolveInterrupted } from './expired-interrupted.ts'
@@ -83,15 +83,15 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
   }
   const settling: Promise<void>[] = []
   for (const lease of leases) {
+    // A row whose cancel was requested is never sent: cancelled here, or rendered to look its
+    // interrupted earlier send up (cancelled-interrupted.ts). A recorded cancel wins over an
+    // expiry where it settles (cancel-wins.ts), so it is judged first.
+    const cancelled = cancelledAsClaimed(lease, Boolean(d.lookup))
     // An expired row with an interrupted earlier send is rendered to be looked up (never sent)
     // when lookups are on: found, it settles sent, and an operator knows the message went.
-    // So is a row with an interrupted earlier send whose cancel was requested (never sent).
-    if (lease.cancelRequested && lease.ambiguous && !d.lookup)
-      settling.push(finish(lease, CANCELLED_UNLOOKED))
+    if (cancelled) settling.push(finish(lease, cancelled))
     else if (lease.expired && !(lease.ambiguous && d.lookup))
       settling.push(finish(lease, { kind: 'expired' }))
-    else if (lease.cancelRequested && !lease.ambiguous)
-      settling.push(finish(lease, { kind: 'cancelled' }))
     else if (lease.template && templatesFailed) settling.push(finish(lease, { kind: 'released' }))
     else {
       try {
