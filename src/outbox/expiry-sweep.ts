@@ -1,6 +1,6 @@
 // The expiry sweep: pending rows past their expiresAt fail with code expired (or end cancelled), as CTEs of the reclaim statement.
 import { sql } from 'kysely'
-import { CANCELLED_BEFORE_SEND, cancelRecorded } from './cancel-wins.ts'
+import { CANCELLED_BEFORE_SEND, CANCELLED_UNLOOKED, cancelRecorded } from './cancel-wins.ts'
 
 /** Rows failed per statement; a full batch makes the reclaim run again at once. */
 export const EXPIRY_SWEEP_LIMIT = 500
@@ -49,6 +49,9 @@ export function expirySweep(s: ExpirySweep) {
   // ids joined to it): offered the expiry index too, a plan from statistics that had not seen the
   // rows expire rescanned the candidate list once per expired row (0.3 s for 2,000 rows).
   const interrupted = s.lookups ? sql`and o.send_started_at is null` : sql``
+  // Its cancel recorded with an interrupted send's mark (lookups off here): as its claim would
+  // settle it (cancelled-interrupted.ts), cancelled with that send unresolved, counting no attempt.
+  const cancelUnlooked = sql<boolean>`(${cancelRecorded} and o.send_started_at is not null)`
   return sql`expiring as materialized (
       select o.id from mailer.email_outbox o
        where o.status = 'pending' and o.expires_at is not null and o.expires_at <= now()
@@ -66,9 +69,10 @@ export function expirySweep(s: ExpirySweep) {
     ), swept as (
       update mailer.email_outbox o
          set status = case when ${cancelRecorded} then 'cancelled' else 'failed' end,
-             attempts = o.attempts + 1,
+             attempts = o.attempts + (not ${cancelUnlooked})::int,
              last_error_code = case when ${cancelRecorded} then 'cancelled' else 'expired' end,
-             last_error = case when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}
+             last_error = case when ${cancelUnlooked} then ${sql.lit(CANCELLED_UNLOOKED)}
+                               when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}
                                when o.send_started_at is null then 'not sent before expiresAt'
                                else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
         from unnest(array(select id from expiring_locked)) as l(id)

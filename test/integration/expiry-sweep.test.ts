@@ -228,6 +228,28 @@ describe('a pending row with a cancel recorded, past its expiresAt', () => {
     expect(await rowOf(t, plain)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
   })
 
+  test("one that keeps an interrupted send's mark (its cancel recorded for a lookup), lookups off: cancelled, saying that send may have delivered it, the mark kept", async () => {
+    const id = await enqueue(t, undefined, inOneHour())
+    await t.pool.query(
+      `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes'
+        where id = $1`,
+      [id],
+    )
+    await cancelRecorded([id])
+    await expireNow([id])
+    const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
+    expect(r.swept.map((s) => [s.id, s.status])).toEqual([[id, 'cancelled']])
+    const row = await rowOf(t, id)
+    expect({ ...row, marked: row.send_started_at !== null }).toMatchObject({
+      status: 'cancelled',
+      last_error_code: 'cancelled',
+      last_error: 'cancelled; an earlier send was interrupted and may have delivered it',
+      marked: true,
+      // As its claim would: the interrupted send not looked up is no attempt (lease.ts lookupOnly).
+      attempts: 1,
+    })
+  })
+
   test("a worker's sweep counts it cancelled, as a settlement that finds the cancel does", async () => {
     const lines: Record<string, unknown>[] = []
     const e = createTestEngine(t, {
