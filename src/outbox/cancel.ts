@@ -33,11 +33,16 @@ const cancelSet = {
 }
 
 /**
- * A pending row whose cancel is recorded already (an interrupted send's, left for a worker to look
- * up): a cancel leaves it as it is, unwritten, its worker not woken again.
+ * A pending row whose cancel is recorded already, with an interrupted send's mark (left for a
+ * worker to look that send up): a cancel leaves it as it is, unwritten, its worker not woken again.
+ * (One without the mark, left so by an older binary or a hand, is cancelled at once as before.)
  */
 const pendingCancelRecorded = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-  eb.and([eb('status', '=', 'pending'), eb('cancel_requested_at', 'is not', null)])
+  eb.and([
+    eb('status', '=', 'pending'),
+    eb('cancel_requested_at', 'is not', null),
+    eb('send_started_at', 'is not', null),
+  ])
 
 /**
  * A select-list column of a statement over `cancelled` (its rows as the cancel left them): wakes
@@ -135,7 +140,11 @@ export async function cancelOutbox(
     if (row) return { outcome: outcomeOf(row.status), row }
     const current = await findOutboxRow(db, id, scopeTenant)
     if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
-    if (current.status === 'pending' && current.cancelRequestedAt !== null) {
+    if (
+      current.status === 'pending' &&
+      current.cancelRequestedAt !== null &&
+      current.sendStartedAt !== null
+    ) {
       const { message, sourceRow, ...row } = current
       return { outcome: 'cancel_requested', row }
     }

@@ -689,6 +689,16 @@ describe('cancel', () => {
     expect(rows).toEqual([{ later: true }])
   })
 
+  test('a pending row with a cancel recorded and no interrupted send (left so by an older binary) is cancelled at once (200)', async () => {
+    const id = await enqueueSql(t.pool)
+    await t.pool.query(
+      `update mailer.email_outbox set cancel_requested_at = now() - interval '1 minute' where id = $1`,
+      [id],
+    )
+    const r = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })
+    expect([r.status, (r.body as Row).status]).toEqual([200, 'cancelled'])
+  })
+
   test('a send that starts while a cancel waits for the row lock turns the cancel away', async () => {
     const id = await enqueueSql(t.pool)
     await setState(t.pool, id, 'sending')
