@@ -84,6 +84,8 @@ const SHAPES: [string, OutboxFilter, string | null, string, number[]?][] = [
 ]
 
 describe.each(SHAPES)('%s', (_label, f, scope, where, limits = [3, 50]) => {
+  // Four walks of every page, mostly CPU (the file's 11 tests: 9.8 s in round 48's CI); one was cut
+  // at 30 s on 17 in CI (round 49, load 20-29, eight test runs beside it).
   test.each(['newest', 'oldest'] as const)(
     'lists what a scan finds, in order, none twice, page by page, walking spans or sorting the pending rows, order=%s',
     async (order) => {
@@ -96,6 +98,7 @@ describe.each(SHAPES)('%s', (_label, f, scope, where, limits = [3, 50]) => {
         }
       }
     },
+    90_000,
   )
 })
 

@@ -498,6 +498,8 @@ describe('one database', () => {
     expect(text.stdout).toContain('noted by w2 at -infinity')
   })
 
+  // Two runs of main.ts from the sources (each transpiles every module it loads): 30.2 s, cut at
+  // 30 s, on 16 in CI (round 49, load 20-29, eight test runs beside it).
   test("an error that ends it past its reads (its report's write to stdout failing): exit 1, said on stderr, stdout left empty for the report it would have been", async () => {
     for (const args of [['--json'], []]) {
       const r = await runMainFailingStdout(['status', ...args], { DATABASE_URL: db.url })
@@ -508,7 +510,7 @@ describe('one database', () => {
         said: true,
       })
     }
-  })
+  }, 90_000)
 
   test('bad flags are refused with exit 2 before the environment is read', async () => {
     for (const args of [['--max-pending-age', 'soon'], ['--timeout', '0'], ['--verbose']]) {
@@ -609,6 +611,8 @@ describe('schema', () => {
     return cluster.url(name)
   }
 
+  // Four databases cloned and five runs of the binary: cut at 30 s on 16 in CI (round 49, load
+  // 20-29, eight test runs beside it).
   test('behind, ahead, missing: exit 3, each named with both versions; counts not read', async () => {
     const behind = await cloneWith(
       `delete from mailer.schema_migrations where version = ${latestVersion}`,
@@ -642,7 +646,7 @@ describe('schema', () => {
     expect(table.stdout).toContain(
       `default: schema behind (schema ${migrations.at(-2)?.version}, this binary ${latestVersion}; lacks `,
     )
-  })
+  }, 90_000)
 })
 
 describe('reachability and several databases', () => {
