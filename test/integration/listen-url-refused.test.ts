@@ -29,12 +29,15 @@ test('the direct URL refused at login: /readyz says the listener cannot connect,
     { role: 'all', log: createLogger('info', (l) => lines.push(JSON.parse(l))) },
   )
   try {
+    // Until its first connect has failed, the listener is only "connecting" (a loaded machine's
+    // /readyz said so first): the verdict awaited is the one after that failure.
     const problem = await pollUntil(async () => {
       const r = await fetch(`http://127.0.0.1:${running.port}/readyz`)
       const body = (await r.json()) as { databases: { problem: string | null }[] }
       const p = body.databases[0]?.problem ?? null
-      return r.status === 503 && p?.startsWith('listener') ? p : undefined
-    })
+      const settled = p?.startsWith('listener') && !p.startsWith('listener is connecting')
+      return r.status === 503 && settled ? p : undefined
+    }, 20_000)
     expect(problem).toStartWith(
       "listener cannot connect (LISTEN_DATABASE_URL): the database refused this service's connection (SQLSTATE 3D000: the database does not exist",
     )
