@@ -183,7 +183,9 @@ interface BulkCancelResult {
 // A row whose cancel is already requested (sending, or pending with an interrupted send's mark) no
 // longer matches, so repeated batches finish; one whose send has started is left alone (see
 // notStarted). The pending ones are the few email_outbox_pending_cancel_requested_idx lists
-// (sql/0155): a pending candidate is judged from the claim index, never its heap page.
+// (sql/0155): a pending candidate is judged from the claim index, never its heap page (only those
+// few rows' pages are read, for the mark). One without the mark (an older binary's) is cancelled
+// at once, as pendingCancelRecorded lets a single cancel do.
 const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
   eb.and([
     notStarted(eb),
@@ -195,7 +197,8 @@ const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
         .selectFrom('mailer.email_outbox as r')
         .select('r.id')
         .where('r.status', '=', 'pending')
-        .where('r.cancel_requested_at', 'is not', null),
+        .where('r.cancel_requested_at', 'is not', null)
+        .where('r.send_started_at', 'is not', null),
     ),
   ])
 

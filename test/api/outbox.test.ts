@@ -930,6 +930,21 @@ describe('bulk actions', () => {
     expect(later).toEqual([{ later: true }])
   })
 
+  test('bulk cancel cancels at once a pending row with a cancel recorded and no interrupted send (left so by an older binary), as a single cancel does', async () => {
+    const id = await enqueueSql(t.pool, { correlationId: 'older' })
+    await t.pool.query(
+      `update mailer.email_outbox set cancel_requested_at = now() - interval '1 minute' where id = $1`,
+      [id],
+    )
+    const body = { filter: { correlationId: 'older' } }
+    const real = await send(app, 'POST', '/v1/outbox/cancel', { token: tk, body })
+    expect((real.body as { items: unknown[] }).items).toEqual([{ id, outcome: 'cancelled' }])
+    const { rows } = await t.pool.query(`select status from mailer.email_outbox where id = $1`, [
+      id,
+    ])
+    expect(rows).toEqual([{ status: 'cancelled' }])
+  })
+
   test('bulk cancel works in batches of `limit`', async () => {
     for (let i = 0; i < 3; i++) await enqueueSql(t.pool)
     const body = { filter: { status: ['pending'] }, limit: 2 }
