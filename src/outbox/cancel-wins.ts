@@ -10,6 +10,14 @@ import { sql } from 'kysely'
  */
 export const cancelRecorded = sql<boolean>`o.cancel_requested_at is not null`
 
+/**
+ * Of a row `o`: its cancel recorded while it keeps an interrupted send's mark, so that send is to be
+ * looked up, or named unresolved, before the cancel ends it (cancelled-interrupted.ts). A sending
+ * row's mark is set with its cancel recorded only so: a claim marks none then, and a cancel is never
+ * recorded on a row whose send started.
+ */
+export const cancelAwaitsLookup = sql<boolean>`(${cancelRecorded} and o.send_started_at is not null)`
+
 /** The last_error of a row a recorded cancel ended (a reclaim's says which worker stopped). */
 export const CANCELLED_BEFORE_SEND = sql.lit('cancelled before the send started')
 

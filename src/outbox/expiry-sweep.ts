@@ -1,6 +1,11 @@
 // The expiry sweep: pending rows past their expiresAt fail with code expired (or end cancelled), as CTEs of the reclaim statement.
 import { sql } from 'kysely'
-import { CANCELLED_BEFORE_SEND, CANCELLED_UNLOOKED, cancelRecorded } from './cancel-wins.ts'
+import {
+  CANCELLED_BEFORE_SEND,
+  CANCELLED_UNLOOKED,
+  cancelAwaitsLookup,
+  cancelRecorded,
+} from './cancel-wins.ts'
 
 /** Rows failed per statement; a full batch makes the reclaim run again at once. */
 export const EXPIRY_SWEEP_LIMIT = 500
@@ -51,7 +56,7 @@ export function expirySweep(s: ExpirySweep) {
   const interrupted = s.lookups ? sql`and o.send_started_at is null` : sql``
   // Its cancel recorded with an interrupted send's mark (lookups off here): as its claim would
   // settle it (cancelled-interrupted.ts), cancelled with that send unresolved, counting no attempt.
-  const cancelUnlooked = sql<boolean>`(${cancelRecorded} and o.send_started_at is not null)`
+  const cancelUnlooked = cancelAwaitsLookup
   return sql`expiring as materialized (
       select o.id from mailer.email_outbox o
        where o.status = 'pending' and o.expires_at is not null and o.expires_at <= now()

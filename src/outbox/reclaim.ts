@@ -1,7 +1,7 @@
 // reclaimExpired: crash recovery (rows whose lease ran out go back to pending, or fail when out of attempts), carrying the registry beat and the expiry sweep.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
+import { CANCELLED_LOOKUP_STOPPED, cancelAwaitsLookup } from './cancel-wins.ts'
 import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { type BeatResult, beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
@@ -117,10 +117,8 @@ export function reclaimStatement(p: ReclaimParams) {
   // crash loop ends failed after LOOKUP_STOPS_IN_A_ROW stops with no other outcome between them
   // (uncounted waits aside), as a counted one does at max_attempts. History's primary key
   // (outbox_id, id); read for a lease past its attempts, or a cancel's lookup, only.
-  // A claim of a pending row whose cancel was requested with an interrupted send's mark (a sending
-  // row's send_started_at is set with its cancel requested only so: the claim marks none then, and a
-  // cancel is never recorded on a row whose send started).
-  const cancelLookup = sql<boolean>`(o.cancel_requested_at is not null and o.send_started_at is not null)`
+  // A claim of a pending row whose cancel was requested with an interrupted send's mark.
+  const cancelLookup = cancelAwaitsLookup
   const stoppedBefore = sql<boolean>`((select count(*) from mailer.email_attempts h
       where h.outbox_id = o.id and h.outcome = 'lease_expired'
         and h.id > coalesce((select max(b.id) from mailer.email_attempts b where b.outbox_id = o.id
