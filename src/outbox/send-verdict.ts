@@ -57,9 +57,8 @@ export async function sendOne(
     await d.gate.pause(pauseOnThrottle, outcome.afterMs).catch(() => {})
   }
   const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
-  const ambiguous =
-    r.unverified === true ||
-    (outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted))
+  const sendAmbiguous = outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted)
+  const ambiguous = r.unverified === true || sendAmbiguous
   const settlement: Settlement = {
     kind: 'retry',
     code: outcome.code,
@@ -68,6 +67,7 @@ export async function sendOne(
     throttled,
     ambiguous,
     ...(ambiguous && d.lookup !== null && { lookUpFirst: true }),
+    ...(r.unverified === true && { resentUnverified: { sendAmbiguous } }),
   }
   return { settlement, extra }
 }

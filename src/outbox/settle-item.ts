@@ -41,6 +41,12 @@ export type Settlement =
       /** The send may have reached the provider (aborted mid-send): the next attempt must resolve it. */
       ambiguous: boolean
       /**
+       * A resend of an interrupted earlier send not looked up (no lookup, or none that could tell;
+       * policy resend): `ambiguous` holds for that earlier send; `sendAmbiguous` says whether this
+       * send may have reached the provider as well. A failure names the send that may have delivered it.
+       */
+      resentUnverified?: { sendAmbiguous: boolean }
+      /**
        * Mailbox lookups are on: an ambiguous retry on the row's last attempt is not its failure yet;
        * the row waits to be looked up (claimed past its attempts: Lease.pastAttempts), sent if found.
        */

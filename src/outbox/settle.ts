@@ -21,6 +21,15 @@ import {
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 /** The suffix of an out-of-attempts error whose last send was interrupted and not found out. */
 const MAY_HAVE_DELIVERED = sql.lit(' (that send may have delivered it)')
+/**
+ * The suffix of an out-of-attempts error whose last attempt's send left it ambiguous: that send's,
+ * or, resent unverified (Settlement resentUnverified), the earlier interrupted send's, and this
+ * one's too when it may also have reached the provider.
+ */
+const LAST_SEND_MAY_HAVE_DELIVERED = sql`case i.resent
+  when 'earlier' then ' (an earlier send was interrupted and may have delivered it)'
+  when 'both' then ' (that send, or an earlier interrupted one, may have delivered it)'
+  else ${MAY_HAVE_DELIVERED} end`
 /** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
 const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
   then '; an earlier send was interrupted and may have delivered it' else '' end`
@@ -139,8 +148,9 @@ export async function settleLeases(
         ${col((_, s) => s.kind === 'retry' && s.lookUpFirst === true)}::bool[],
         ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[],
         ${col((_, s) => s.kind === 'retry' && s.lookupWait === true)}::bool[],
-        ${col((i) => i.pastExpiry === true)}::bool[]
-      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again, lookup_wait, past_expiry)
+        ${col((i) => i.pastExpiry === true)}::bool[],
+        ${col((_, s) => (s.kind === 'retry' && s.resentUnverified ? (s.resentUnverified.sendAmbiguous ? 'both' : 'earlier') : null))}::text[]
+      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again, lookup_wait, past_expiry, resent)
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
       -- order its sends finished deadlocked with a bulk action over the same rows. A row another
@@ -209,7 +219,7 @@ export async function settleLeases(
                -- An interrupted last send is named alike whether it went unlooked (lookups off) or
                -- its lookup could not tell.
                when 'exhausted' then 'attempts exhausted; last error: ' || case
-                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${MAY_HAVE_DELIVERED} else '' end
+                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
                  when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ${MAY_HAVE_DELIVERED}
                  else coalesce(${exhaustedError('error')}, '') || ' (that send was looked up and not found: not sent)' end
                else i.message end,

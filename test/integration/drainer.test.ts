@@ -1123,6 +1123,45 @@ describe('crash ambiguity', () => {
     })
   })
 
+  test('resent unverified on its last attempt: a send that fails for sure (500) names the earlier interrupted send as the one that may have delivered it, not the 500; a resend that times out names both', async () => {
+    const answered = await enqueue(t, undefined, { maxAttempts: 1 })
+    const unanswered = await enqueue(t, undefined, { maxAttempts: 1 })
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = any($1)`,
+      [[answered, unanswered]],
+    )
+    const sender = createFakeSender()
+    sender.script.set(answered, [
+      { kind: 'retry', code: 'http_500', message: 'Internal Server Error' },
+    ])
+    sender.script.set(unanswered, [
+      { kind: 'retry', code: 'timeout', message: 'Graph request exceeded its deadline' },
+    ])
+    const e = await started({ deps: { sender } })
+    await e.events.waitFor(settledFor(answered, 'failed'))
+    await e.events.waitFor(settledFor(unanswered, 'failed'))
+    const { rows } = await t.pool.query(
+      `select id::text, status, last_error, send_started_at is not null as marked
+         from mailer.email_outbox order by id`,
+    )
+    expect(rows).toEqual([
+      {
+        id: answered,
+        status: 'failed',
+        last_error:
+          'attempts exhausted; last error: Internal Server Error (an earlier send was interrupted and may have delivered it)',
+        marked: true,
+      },
+      {
+        id: unanswered,
+        status: 'failed',
+        last_error:
+          'attempts exhausted; last error: Graph request exceeded its deadline (that send, or an earlier interrupted one, may have delivered it)',
+        marked: true,
+      },
+    ])
+  })
+
   test('a retry is marked ambiguous as its outcome says, else by its code', async () => {
     const e = await started()
     e.sender.hold()
