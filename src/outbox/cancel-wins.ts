@@ -26,17 +26,16 @@ export const CANCELLED_BEFORE_SEND = sql.lit('cancelled before the send started'
  * unresolved (not looked up, or the lookup could not say): that send may have delivered it.
  */
 export const CANCELLED_UNRESOLVED = sql.lit(
-  'cancelled; an earlier send was interrupted and could not be looked up: whether it delivered the message is unknown',
+  'cancelled; an interrupted send could not be looked up: whether it delivered the message is unknown',
 )
 
 /**
  * The last_error of a row a recorded cancel ended with lookups off: its interrupted earlier send is
  * not looked up (cancelled-interrupted.ts), and may have delivered it.
  */
-export const CANCELLED_UNLOOKED =
-  'cancelled; an earlier send was interrupted and may have delivered it'
+export const CANCELLED_UNLOOKED = 'cancelled; an interrupted send may have delivered it'
 
 /** CANCELLED_UNRESOLVED of a row whose lookup's workers kept stopping (reclaim.ts). */
 export const CANCELLED_LOOKUP_STOPPED = sql.lit(
-  'cancelled; an earlier send was interrupted and could not be looked up (the worker looking it up stopped): whether it delivered the message is unknown',
+  'cancelled; an interrupted send could not be looked up (the worker looking it up stopped): whether it delivered the message is unknown',
 )

@@ -10,8 +10,7 @@ const SENT_BEFORE_CANCEL =
   'sent by an earlier send that was interrupted (found in the mailbox): the cancel came after the message was delivered'
 const NOT_SENT: Settlement = {
   kind: 'cancelled',
-  message:
-    'cancelled; an earlier send was interrupted, looked up in the mailbox and not found: not sent',
+  message: 'cancelled; an interrupted send was looked up in the mailbox and not found: not sent',
 }
 // Its last_error is cancel-wins.ts' CANCELLED_UNRESOLVED; the mark is kept for a retry to look it up.
 const UNRESOLVED: Settlement = { kind: 'cancelled', ambiguous: true }

@@ -79,7 +79,7 @@ export function expirySweep(s: ExpirySweep) {
              last_error = case when ${cancelUnlooked} then ${sql.lit(CANCELLED_UNLOOKED)}
                                when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}
                                when o.send_started_at is null then 'not sent before expiresAt'
-                               else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
+                               else 'expiresAt passed; an interrupted send may have delivered it' end
         from unnest(array(select id from expiring_locked)) as l(id)
        where o.id = l.id and o.status = 'pending'
       returning o.id, o.status, o.tenant, o.attempts, o.correlation_id, o.last_error_code, o.last_error

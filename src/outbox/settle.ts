@@ -32,7 +32,7 @@ const LAST_SEND_MAY_HAVE_DELIVERED = sql`case i.resent
   else ${MAY_HAVE_DELIVERED} end`
 /** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
 const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
-  then '; an earlier send was interrupted and may have delivered it' else '' end`
+  then '; an interrupted send may have delivered it' else '' end`
 /**
  * How long before its expiresAt a row waits to look its interrupted send up (lookUpFirst): a row is
  * due before it expires (email_outbox_expiry_check), and woken at the expiresAt its claim finds it
@@ -198,7 +198,7 @@ export async function settleLeases(
                when 'expired' then case
                  -- Claimed past it, its lookup held back past the bound (lookupWait): as any
                  -- interrupted send found past its expiresAt and not looked up.
-                 when ${counted} then 'expiresAt passed; an earlier send was interrupted and may have delivered it'
+                 when ${counted} then 'expiresAt passed; an interrupted send may have delivered it'
                  -- A wait to look an interrupted send up again that would end past its bound (the
                  -- row is never sent past its expiresAt): no throttle, and no lookup to come.
                  when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
@@ -209,7 +209,7 @@ export async function settleLeases(
                  when i.kind = 'expired' and i.message is not null then i.message
                  when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
                  then ${NOT_SENT_BEFORE_EXPIRY}
-                 else 'expiresAt passed; an earlier send was interrupted and may have delivered it' end
+                 else 'expiresAt passed; an interrupted send may have delivered it' end
                -- Its own word (cancelled-interrupted.ts); an interrupted send left unresolved is named.
                when 'cancelled' then case when i.kind = 'cancelled' and i.message is not null then i.message
                                           when i.ambiguous then ${CANCELLED_UNRESOLVED}

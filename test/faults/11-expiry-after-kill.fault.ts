@@ -76,7 +76,7 @@ test('SIGKILL mid-drain, expiresAt passed before the restart: sends Graph took a
           r.last_error_code !== 'expired' ||
           r.last_error !==
             (r.marked
-              ? 'expiresAt passed; an earlier send was interrupted and may have delivered it'
+              ? 'expiresAt passed; an interrupted send may have delivered it'
               : 'not sent before expiresAt')),
   )
   const counts = await statusCounts(db)

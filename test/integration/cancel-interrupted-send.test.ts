@@ -133,8 +133,7 @@ test('not delivered: looked up past the grace and not found, cancelled as not se
   expect({ ...judged(row, fake), code: row.last_error_code, attempts: row.attempts }).toEqual({
     status: 'cancelled',
     code: 'cancelled',
-    error:
-      'cancelled; an earlier send was interrupted, looked up in the mailbox and not found: not sent',
+    error: 'cancelled; an interrupted send was looked up in the mailbox and not found: not sent',
     marked: false,
     sends: 0,
     attempts: 1,
@@ -185,7 +184,7 @@ for (const policy of ['resend', 'hold'] as const) {
     expect(judged(await settled(id), fake)).toEqual({
       status: 'cancelled',
       error:
-        'cancelled; an earlier send was interrupted and could not be looked up: whether it delivered the message is unknown',
+        'cancelled; an interrupted send could not be looked up: whether it delivered the message is unknown',
       marked: true,
       sends: 1,
     })
@@ -203,7 +202,7 @@ test('lookups off: cancelled at once, never sent again, its history saying the i
     attempts: (await rowOf(t, id)).attempts,
   }).toEqual({
     status: 'cancelled',
-    error: 'cancelled; an earlier send was interrupted and may have delivered it',
+    error: 'cancelled; an interrupted send may have delivered it',
     marked: true,
     sends: 1,
     lookups: 0,
@@ -226,7 +225,7 @@ for (const lookups of [true, false]) {
       status: 'cancelled',
       last_error_code: 'cancelled',
       last_error:
-        'cancelled; an earlier send was interrupted and could not be looked up (the worker looking it up stopped): whether it delivered the message is unknown',
+        'cancelled; an interrupted send could not be looked up (the worker looking it up stopped): whether it delivered the message is unknown',
       marked: true,
       attempts: 1,
       // With lookups on, looked up again until its stops in a row (its send's own among them) end it.

@@ -185,7 +185,7 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
     expect(row).toMatchObject({
       status: 'failed',
       last_error_code: 'expired',
-      last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+      last_error: 'expiresAt passed; an interrupted send may have delivered it',
     })
     expect(row.send_started_at).not.toBeNull()
   })
@@ -243,7 +243,7 @@ describe('a pending row with a cancel recorded, past its expiresAt', () => {
     expect({ ...row, marked: row.send_started_at !== null }).toMatchObject({
       status: 'cancelled',
       last_error_code: 'cancelled',
-      last_error: 'cancelled; an earlier send was interrupted and may have delivered it',
+      last_error: 'cancelled; an interrupted send may have delivered it',
       marked: true,
       // As its claim would: the interrupted send not looked up is no attempt (lease.ts lookupOnly).
       attempts: 1,

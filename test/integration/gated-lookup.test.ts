@@ -114,7 +114,7 @@ test('claimed past its expiresAt with its mailbox paused longer than the lookup 
     status: 'failed',
     attempts: 2,
     last_error_code: 'expired',
-    last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+    last_error: 'expiresAt passed; an interrupted send may have delivered it',
   })
   // The reclaim of the dead worker's lease, then the claim that found the row expired, counted.
   expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([

@@ -99,7 +99,7 @@ test('a send Graph accepted, whose lookup after the expiresAt Graph refuses (no 
   expect(ending(row)).toEqual({
     status: 'failed',
     code: 'expired',
-    error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+    error: 'expiresAt passed; an interrupted send may have delivered it',
     marked: true,
   })
   // Looked up (and refused), never sent again.

@@ -238,7 +238,7 @@ test('expiresAt passed across a crash, lookups on, the template removed: failed 
   expect([row.status, row.last_error_code, row.last_error, row.send_started_at === null]).toEqual([
     'failed',
     'expired',
-    'expiresAt passed; an earlier send was interrupted and may have delivered it',
+    'expiresAt passed; an interrupted send may have delivered it',
     false,
   ])
   expect(fake.accepted.filter((a) => a.outboxId === id)).toHaveLength(1)
