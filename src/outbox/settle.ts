@@ -127,8 +127,7 @@ export async function settleLeases(
   // throttled out nor exhausted: a row not sent by its expiresAt fails so).
   const verdict = sql`case when ${cancelling} then 'cancelled'
     when j.look_first and j.judged in ('exhausted', 'expired') then 'retry'
-    when j.lookup_wait and j.judged <> 'retry'
-         and now() + make_interval(secs => j.delay_ms / 1000) >= j.expires_at then 'expired'
+    when j.lookup_wait and j.judged <> 'retry' and j.retry_at >= j.expires_at then 'expired'
     else j.judged end`
   // A lease claimed past its expiresAt whose wait to look up may not run on: its claim counts, as
   // the claim of an expired row does (the wait's would not).
@@ -160,9 +159,12 @@ export async function settleLeases(
       -- reclaim from slipping in between deciding and writing.
       -- The verdict function runs once a row, in the locking subquery j (never pulled up, as it
       -- locks): the select list reads its answer, not copies of its call.
-      select j.id, ${verdict} as verdict, ${cancelling} as cancelling, ${lookupAtExpiry} as at_expiry
+      -- retry_at: a retry's due time (now() plus its delay), which the verdict reads and send_at takes.
+      select j.id, ${verdict} as verdict, ${cancelling} as cancelling, ${lookupAtExpiry} as at_expiry,
+             j.retry_at
         from (select o.id, ${judged} as judged, ${cancelRecorded} as cancel_recorded,
-                     i.kind, i.look_first, i.look_again, i.lookup_wait, i.delay_ms, o.expires_at
+                     i.kind, i.look_first, i.look_again, i.lookup_wait, o.expires_at,
+                     now() + make_interval(secs => i.delay_ms / 1000) as retry_at
                 from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
                      cross join lateral (select ${throttledSince} as since) ts
                where o.status = 'sending'
@@ -179,7 +181,7 @@ export async function settleLeases(
              attempts = o.attempts - ((i.refund and not l.cancelling and not ${counted}) or i.past)::int,
              send_at = case when l.verdict <> 'retry' then o.send_at
                             when l.at_expiry then o.expires_at - ${BEFORE_EXPIRY}
-                            else now() + make_interval(secs => i.delay_ms / 1000) end,
+                            else l.retry_at end,
              sent_at = case when i.kind = 'sent' then now() end,
              last_error_code = case l.verdict
                when 'sent' then null when 'released' then o.last_error_code
