@@ -6,7 +6,6 @@ import { countMatching, lowestMatching } from './candidate-ids.ts'
 import { summarySelection } from './lease-owner-name.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
-import { findOutboxRow } from './outbox-row.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
 import { wakeForCancelledProbeRow } from './probe-due-hint.ts'
 
@@ -34,15 +33,23 @@ const cancelSet = {
 
 /**
  * A pending row whose cancel is recorded already, with an interrupted send's mark (left for a
- * worker to look that send up): a cancel leaves it as it is, unwritten, its worker not woken again.
- * (One without the mark, left so by an older binary or a hand, is cancelled at once as before.)
+ * worker to look that send up): a cancel leaves it as it is, unwritten, its worker not woken again,
+ * and answers it as it is (202); a bulk cancel passes it over. (One without the mark, left so by an
+ * older binary or a hand, is cancelled at once as before.) Of the outbox row `row` (an alias), else
+ * of the statement's own email_outbox. The one definition: the single cancel's update and its
+ * answer as it is, and the bulk cancel's exclusion, each read it.
  */
-const pendingCancelRecorded = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-  eb.and([
-    eb('status', '=', 'pending'),
-    eb('cancel_requested_at', 'is not', null),
-    eb('send_started_at', 'is not', null),
+const pendingCancelRecorded = <DB, TB extends keyof DB>(
+  eb: ExpressionBuilder<DB, TB>,
+  row?: 'r',
+) => {
+  const column = (c: string) => sql.ref<unknown>(row === undefined ? c : `${row}.${c}`)
+  return eb.and([
+    eb(column('status'), '=', 'pending'),
+    eb(column('cancel_requested_at'), 'is not', null),
+    eb(column('send_started_at'), 'is not', null),
   ])
+}
 
 /**
  * A select-list column of a statement over `cancelled` (its rows as the cancel left them): wakes
@@ -121,6 +128,26 @@ export async function cancelOutboxRow(
   return row ? toOutboxSummary(row) : null
 }
 
+/** The row a cancel did not write, as it is now, and whether it is pendingCancelRecorded. */
+async function rowAsItIs(
+  db: Kysely<Database>,
+  id: string,
+  scopeTenant: string | null,
+): Promise<{ row: OutboxSummary; recorded: boolean } | null> {
+  const found = await db
+    .selectFrom('mailer.email_outbox')
+    .select([
+      ...summarySelection('mailer.email_outbox'),
+      (eb) => pendingCancelRecorded(eb).as('recorded'),
+    ])
+    .where('id', '=', id)
+    .$if(scopeTenant !== null, (q) => q.where('tenant', '=', scopeTenant!))
+    .executeTakeFirst()
+  if (!found) return null
+  const { recorded, ...row } = found
+  return { row: toOutboxSummary(row), recorded: recorded === true }
+}
+
 // A row refused as started may be cancellable again by the time it is read (its send failed, was
 // rescheduled, perhaps claimed anew): then the cancel is tried again rather than reporting a state
 // the row no longer has.
@@ -138,16 +165,10 @@ export async function cancelOutbox(
   for (let tries = 1; ; tries++) {
     const row = await cancelOutboxRow(db, id, scopeTenant)
     if (row) return { outcome: outcomeOf(row.status), row }
-    const current = await findOutboxRow(db, id, scopeTenant)
-    if (!current) throw new AppError('not_found', `outbox row ${id} does not exist`)
-    if (
-      current.status === 'pending' &&
-      current.cancelRequestedAt !== null &&
-      current.sendStartedAt !== null
-    ) {
-      const { message, sourceRow, ...row } = current
-      return { outcome: 'cancel_requested', row }
-    }
+    const found = await rowAsItIs(db, id, scopeTenant)
+    if (!found) throw new AppError('not_found', `outbox row ${id} does not exist`)
+    const { row: current, recorded } = found
+    if (recorded) return { outcome: 'cancel_requested', row: current }
     if (current.status === 'sending' && current.sendStartedAt !== null) {
       throw new AppError(
         'send_started',
@@ -196,9 +217,7 @@ const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
       eb
         .selectFrom('mailer.email_outbox as r')
         .select('r.id')
-        .where('r.status', '=', 'pending')
-        .where('r.cancel_requested_at', 'is not', null)
-        .where('r.send_started_at', 'is not', null),
+        .where((r) => pendingCancelRecorded(r, 'r')),
     ),
   ])
 
