@@ -2,7 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
-import { PACING_RATE_KEY } from './pacing-rate.ts'
+import { rateInForce, rateInForceOr } from './pacing-rate.ts'
 import { pauseEnd } from './paused-now.ts'
 
 /**
@@ -31,8 +31,7 @@ export async function takePacing(
     turn: string | null
   }>`
     with r as materialized (
-      select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
-                      make_interval(secs => ${p.intervalMs / 1000})) as i
+      select ${rateInForceOr(sql`make_interval(secs => ${p.intervalMs / 1000})`)} as i
     ), taken as (
       insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval)
       select ${p.mailbox}, now() + r.i, r.i from r
@@ -93,8 +92,7 @@ export async function reservePacing(
   const row = p.rowId ?? null
   const { rows } = await sql<{ wait_ms: number | string; probe_owed: boolean }>`
     with r as materialized (
-      select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
-                      make_interval(secs => ${p.intervalMs / 1000})) as i
+      select ${rateInForceOr(sql`make_interval(secs => ${p.intervalMs / 1000})`)} as i
     ), m as materialized (
       select case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                   else m.next_at end as turn_at,
@@ -160,8 +158,7 @@ export async function mailboxPausedFor(
     next_at: string | null
   }>`
     with r as materialized (
-      select coalesce((select turn_interval from mailer.mailbox_pacing where mailbox = ${PACING_RATE_KEY}),
-                      interval '0') as i
+      select ${sql.raw(rateInForce())} as i
     )
     select greatest(0, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                             else m.next_at end)) as wait_ms,
