@@ -7,6 +7,7 @@ import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
 import { startSends } from '../../src/outbox/start-send.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
+import { claimPastPause, enqueueIn } from '../support/paused-claim-rows.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -70,4 +71,46 @@ test('the pauses status reads count an endless pause with no longest remainder (
     mailboxes: 1,
     longestSeconds: null,
   })
+})
+
+// claim_past_paused's differences outside mailer.ms_until (sql/0157: the probe's due time, the
+// next keyed row's; infinite-time-arithmetic.test.ts's FINITE list) take their sides from send_at
+// (finite: email_outbox_send_at_check) or from the kept time and hints only where a row is pending
+// at that time. Every infinite value a hand can write there leaves them finite: on Postgres 16 one
+// infinite side would fail the claim (22008), where CI runs this file too.
+test("MAIL_FROM's owed probe with every time by hand infinite (its pause lifted to '-infinity', another mailbox paused to 'infinity', the kept time and hints 'infinity'): the claim answers its row's time, finite", async () => {
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, probe_owed, probe_due_at)
+     values ($1, '-infinity', interval '0', true, 'infinity'), ('other@example.com', 'infinity', interval '0', false, null)`,
+    [MAIL_FROM],
+  )
+  await t.pool.query(
+    `insert into mailer.probe_due_hints (send_at) values ('infinity'), ('-infinity')`,
+  )
+  await enqueueIn(t.pool, 3600, null)
+  await enqueueIn(t.pool, 7200, 'another@example.com')
+  // The hint MAIL_FROM's row wrote as it was enqueued (0075's trigger) removed: only infinite ones left.
+  await t.pool.query('delete from mailer.probe_due_hints where isfinite(send_at)')
+  // The kept time 'infinity' has no row pending at it: searched, MAIL_FROM's row's time kept.
+  const searched = await claimPastPause(t.db, MAIL_FROM)
+  const keptAt = await t.pool.query(
+    `select p.probe_due_at = o.send_at as kept from mailer.mailbox_pacing p, mailer.email_outbox o
+      where p.mailbox = $1 and o.sender_key is null`,
+    [MAIL_FROM],
+  )
+  expect(keptAt.rows).toEqual([{ kept: true }])
+  // The kept time read (its row pending at it), with an infinite hint written since.
+  await t.pool.query(`insert into mailer.probe_due_hints (send_at) values ('infinity')`)
+  const kept = await claimPastPause(t.db, MAIL_FROM)
+  for (const c of [searched, kept]) {
+    expect(c.leases).toEqual([])
+    expect(c.probeInMs).toBeGreaterThan(3_500_000)
+    expect(c.probeInMs).toBeLessThanOrEqual(3_600_000)
+    expect(c.nextDueInMs).toBe(c.probeInMs ?? null)
+  }
+  // Their sides' source: no row's send_at may be infinite, so neither the kept time nor a hint is.
+  for (const at of ['infinity', '-infinity'])
+    await expect(
+      t.pool.query(`update mailer.email_outbox set send_at = $1::timestamptz`, [at]),
+    ).rejects.toMatchObject({ code: '23514', constraint: 'email_outbox_send_at_check' })
 })

@@ -33,7 +33,7 @@ const FINITE: (TimeArithmetic & { why: string })[] = [
   {
     where: CLAIM_PAST_PAUSED,
     line: 'probe_in_ms := extract(epoch from least(probe_due, mailer.probe_due_hinted()) - now()) * 1000;',
-    why: `probe_due_at is written from first_future_send_at (a send_at), a hint is a send_at: ${SEND_AT}`,
+    why: `probe_due_at is read only while a row is pending at it, a hint only as the least of it and that time or after a search deleted those past it (endless-pause-reads.test.ts writes both infinite): ${SEND_AT}`,
   },
   {
     where: CLAIM_PAST_PAUSED,
@@ -161,4 +161,18 @@ test('every difference listed as finite is still there (a stale entry would let 
   const found = [...(await inForce()), ...(await inSrc()), ...(await inMigrationStatements())]
   const stale = FINITE.filter((l) => !found.some((f) => f.where === l.where && f.line === l.line))
   expect(stale).toEqual([])
+})
+
+test("the catalogue says why claim_past_paused's listed differences are finite, and names pause_end's twin in src, which exists (0161)", async () => {
+  const { rows } = await t.pool.query<{ claim: string | null; rule: string | null }>(
+    `select obj_description($1::regprocedure, 'pg_proc') as claim,
+            obj_description('mailer.pause_end(timestamptz, interval, timestamptz, interval)'::regprocedure, 'pg_proc') as rule`,
+    [CLAIM_PAST_PAUSED],
+  )
+  expect(rows[0]?.claim).toContain('endless-pause-reads.test.ts writes them infinite')
+  expect(rows[0]?.rule).toContain(
+    'Invariant: the expression of pauseEnd (src/outbox/paused-now.ts)',
+  )
+  const pausedNow = await Bun.file(resolve(ROOT, 'src/outbox/paused-now.ts')).text()
+  expect(pausedNow).toContain('export function pauseEnd(')
 })
