@@ -37,11 +37,12 @@ export interface Swept {
  * worker until now) still fails within a lease length of its expiresAt and costs no statement of
  * its own. `swept` returns the rows failed; select from it.
  * Recorded as a claim that finds the row expired records it (claim, then settle_verdict
- * 'expired'): the attempt counted, code expired, one history entry naming the worker, and the
- * mark of an interrupted earlier send kept and named. A row with a cancel recorded (accepted while
- * a worker held it, which then gave it back pending) ends cancelled instead: a recorded cancel wins
- * (cancel-wins.ts), here as in the settlement of a lease; the attempt counts, the history says
- * cancelled.
+ * 'expired'): the attempt counted, code expired, one history entry naming the worker; a row with
+ * an interrupted earlier send keeps that send's mark, named, and counts no attempt (its claim only
+ * looks the send up or names it: lease.ts lookupOnly), its entry numbering the attempt whose send
+ * it names. A row with a cancel recorded (accepted while a worker held it, which then gave it back
+ * pending) ends cancelled instead: a recorded cancel wins (cancel-wins.ts), here as in the
+ * settlement of a lease; the attempt counts (none with the mark), the history says cancelled.
  * Invariant: only a `pending` row is failed, judged on its locked latest version: a claimed row
  * (`sending`) is its worker's to settle, and a row another statement holds (a claim, a cancel) is
  * skipped, never waited for. With lookups on, a row with an interrupted send is never swept: it
@@ -55,8 +56,11 @@ export function expirySweep(s: ExpirySweep) {
   // rows expire rescanned the candidate list once per expired row (0.3 s for 2,000 rows).
   const interrupted = s.lookups ? sql`and o.send_started_at is null` : sql``
   // Its cancel recorded with an interrupted send's mark (lookups off here): as its claim would
-  // settle it (cancelled-interrupted.ts), cancelled with that send unresolved, counting no attempt.
+  // settle it (cancelled-interrupted.ts), cancelled with that send unresolved.
   const cancelUnlooked = cancelAwaitsLookup
+  // Not sent again: a row with an interrupted send's mark counts no attempt, as its claim would not
+  // (lease.ts lookupOnly).
+  const counted = sql<boolean>`(o.send_started_at is null)`
   return sql`expiring as materialized (
       select o.id from mailer.email_outbox o
        where o.status = 'pending' and o.expires_at is not null and o.expires_at <= now()
@@ -74,7 +78,7 @@ export function expirySweep(s: ExpirySweep) {
     ), swept as (
       update mailer.email_outbox o
          set status = case when ${cancelRecorded} then 'cancelled' else 'failed' end,
-             attempts = o.attempts + (not ${cancelUnlooked})::int,
+             attempts = o.attempts + ${counted}::int,
              last_error_code = case when ${cancelRecorded} then 'cancelled' else 'expired' end,
              last_error = case when ${cancelUnlooked} then ${sql.lit(CANCELLED_UNLOOKED)}
                                when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}

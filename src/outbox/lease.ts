@@ -25,10 +25,11 @@ export interface Lease {
 }
 
 /**
- * The lease only looks its row's interrupted send up, never sends: past its attempts, or its cancel
- * requested (cancelled-interrupted.ts). Its claim counts no attempt: its settlement (and a reclaim,
- * reclaim.ts) gives the count back, and its history entry numbers the attempt whose send it looks
- * up, as that attempt's own outcome.
+ * The lease only looks its row's interrupted send up (or, lookups off, names it unresolved), never
+ * sends: past its attempts, its cancel requested (cancelled-interrupted.ts), or past its expiresAt
+ * (expired-interrupted.ts). Its claim counts no attempt: its settlement (and, but for one past its
+ * expiresAt, a reclaim: reclaim.ts) gives the count back, and its history entry numbers the attempt
+ * whose send it looks up, as that attempt's own outcome.
  */
 export const lookupOnly = (l: Lease): boolean =>
-  l.pastAttempts === true || (l.cancelRequested && l.ambiguous)
+  l.pastAttempts === true || (l.ambiguous && (l.cancelRequested || l.expired))

@@ -130,10 +130,11 @@ export interface SettleItem {
   ambiguous?: boolean
   /**
    * Its claim counted no attempt (settle.ts gives it back, whatever the outcome): it only looks an
-   * interrupted send up (Lease.pastAttempts, or a lease whose cancel was requested: lookupOnly).
+   * interrupted send up (Lease.pastAttempts, a lease whose cancel was requested, or one past its
+   * expiresAt: lookupOnly).
    */
   uncounted?: boolean
-  /** Lease.expired: a wait to look its interrupted send up that runs out fails it, its claim counted. */
+  /** Lease.expired: a wait to look its interrupted send up that runs past its bound fails it expired. */
   pastExpiry?: boolean
   /** Lease.cancelRequested: with `ambiguous`, a wait to look its interrupted send up again keeps it pending. */
   cancelRequested?: boolean

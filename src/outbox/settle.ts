@@ -129,9 +129,9 @@ export async function settleLeases(
     when j.look_first and j.judged in ('exhausted', 'expired') then 'retry'
     when j.lookup_wait and j.judged <> 'retry' and j.retry_at >= j.expires_at then 'expired'
     else j.judged end`
-  // A lease claimed past its expiresAt whose wait to look up may not run on: its claim counts, as
-  // the claim of an expired row does (the wait's would not).
-  const counted = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
+  // A lease claimed past its expiresAt whose wait to look up may not run on (its bound passed):
+  // failed expired naming the interrupted send, counting no attempt (lookupOnly, `past`).
+  const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
   const { rows } = await sql<SettledRow & { due_ms: number | null }>`
     with input as (
       select * from unnest(
@@ -178,7 +178,7 @@ export async function settleLeases(
       update mailer.email_outbox o
          set status = case l.verdict when 'sent' then 'sent' when 'cancelled' then 'cancelled'
                                       when 'retry' then 'pending' when 'released' then 'pending' else 'failed' end,
-             attempts = o.attempts - ((i.refund and not l.cancelling and not ${counted}) or i.past)::int,
+             attempts = o.attempts - ((i.refund and not l.cancelling) or i.past)::int,
              send_at = case when l.verdict <> 'retry' then o.send_at
                             when l.at_expiry then o.expires_at - ${BEFORE_EXPIRY}
                             else l.retry_at end,
@@ -200,7 +200,7 @@ export async function settleLeases(
                when 'expired' then case
                  -- Claimed past it, its lookup held back past the bound (lookupWait): as any
                  -- interrupted send found past its expiresAt and not looked up.
-                 when ${counted} then 'expiresAt passed; an interrupted send may have delivered it'
+                 when ${boundPassed} then 'expiresAt passed; an interrupted send may have delivered it'
                  -- A wait to look an interrupted send up again that would end past its bound (the
                  -- row is never sent past its expiresAt): no throttle, and no lookup to come.
                  when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
@@ -244,7 +244,7 @@ export async function settleLeases(
                 case when l.at_expiry and o.status = 'pending'
                      then greatest(0, mailer.ms_until(o.expires_at))::float8 end as due_ms,
                 -- The history numbers a lease that only looks a send up as the attempt it looks up.
-                i.refund and o.status <> 'cancelled' and not i.past and not ${counted} as refund,
+                i.refund and o.status <> 'cancelled' and not i.past as refund,
                 i.started_ms, i.http_status, i.request_id,
                 case when i.kind = 'sent' then i.message end as sent_note,
                 case when o.status = 'cancelled' then 'cancelled' when i.kind = 'exhausted' then 'failed'

@@ -170,13 +170,43 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
     expect(e.events.events.filter((x) => x.type === 'claimed')).toEqual([])
   })
 
-  test('one with an interrupted earlier send keeps its mark and says so, as at a claim', async () => {
-    const id = await enqueue(t, undefined, inOneHour())
-    await t.pool.query(
-      `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`,
-      [id],
-    )
-    await expireNow([id])
+  /**
+   * A row whose attempt 1's send was interrupted (its mark kept), pending, its expiresAt passed:
+   * committed so at once, so that a running worker's claim meets it only so.
+   */
+  const interruptedAndExpired = async () => {
+    const c = await t.pool.connect()
+    try {
+      await c.query('begin')
+      const { rows } = await c.query<{ id: string }>(
+        `select mailer.enqueue_email($1::jsonb, $2::jsonb) as id`,
+        [
+          JSON.stringify({ to: 'rcpt@example.com', subject: 'Hello', text: 'Hi' }),
+          JSON.stringify(inOneHour()),
+        ],
+      )
+      const id = rows[0]!.id
+      await c.query(
+        `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes',
+                expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds'
+          where id = $1`,
+        [id],
+      )
+      await c.query('commit')
+      return id
+    } finally {
+      c.release()
+    }
+  }
+  const INTERRUPTED_EXPIRED = {
+    attempt: 1,
+    outcome: 'expired',
+    error_code: 'expired',
+    error: 'expiresAt passed; an interrupted send may have delivered it',
+  }
+
+  test('one with an interrupted earlier send keeps its mark and says so, as at a claim, counting no attempt: it was not sent again', async () => {
+    const id = await interruptedAndExpired()
     const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, sweep })
     expect(r.swept).toEqual([
       { id, status: 'failed', tenant: 'default', attempt: 1, correlationId: null },
@@ -184,10 +214,26 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
     const row = await rowOf(t, id)
     expect(row).toMatchObject({
       status: 'failed',
+      attempts: 1,
       last_error_code: 'expired',
-      last_error: 'expiresAt passed; an interrupted send may have delivered it',
+      last_error: INTERRUPTED_EXPIRED.error,
     })
     expect(row.send_started_at).not.toBeNull()
+    expect(await historyOf(id)).toEqual([{ ...INTERRUPTED_EXPIRED, worker_id: 'w1' }])
+  })
+
+  test('one with an interrupted earlier send a claim finds expired (lookups off) is recorded the same way, counting no attempt', async () => {
+    const e = createTestEngine(t, { config: quickLeases })
+    engine = e
+    // Started first: its first reclaim (and sweep) has run, so its claim meets the row.
+    await e.start()
+    const id = await interruptedAndExpired()
+    await e.events.waitFor(settledFor(id, 'expired'), WITHIN_MS)
+    expect(e.events.events.some((x) => x.type === 'claimed')).toBe(true)
+    const row = await rowOf(t, id)
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, last_error_code: 'expired' })
+    expect(row.send_started_at).not.toBeNull()
+    expect(await historyOf(id)).toEqual([{ ...INTERRUPTED_EXPIRED, worker_id: 'test-worker' }])
   })
 })
 

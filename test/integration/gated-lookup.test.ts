@@ -112,14 +112,15 @@ test('claimed past its expiresAt with its mailbox paused longer than the lookup 
   expect(asked).toEqual([])
   expect(await rowOf(t, id)).toMatchObject({
     status: 'failed',
-    attempts: 2,
+    attempts: 1,
     last_error_code: 'expired',
     last_error: 'expiresAt passed; an interrupted send may have delivered it',
   })
-  // The reclaim of the dead worker's lease, then the claim that found the row expired, counted.
+  // The reclaim of the dead worker's lease, then the claim that found the row expired, counting no
+  // attempt (nothing was sent again): numbered as the attempt whose send it names.
   expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
     { attempt: 1, outcome: 'lease_expired', error_code: 'lease_expired' },
-    { attempt: 2, outcome: 'expired', error_code: 'expired' },
+    { attempt: 1, outcome: 'expired', error_code: 'expired' },
   ])
 })
 

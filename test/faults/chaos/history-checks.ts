@@ -27,7 +27,8 @@ const refunded = (h: AttemptEntry) =>
 
 /**
  * The entry at `i` records a lookup of an interrupted send that counted no attempt (lease.ts:
- * lookupOnly): the row's last attempt's, or any attempt's once the row's cancel was asked.
+ * lookupOnly): the row's last attempt's, any attempt's once the row's cancel was asked, or any
+ * attempt's past the row's expiresAt (looked up, or named unlooked; a sweep's end of such a row too).
  */
 function lookedUp(
   hist: readonly AttemptEntry[],
@@ -43,7 +44,12 @@ function lookedUp(
     ['sent', 'failed', 'lease_expired', 'expired'].includes(h.outcome)
   // Its cancel asked while it waited pending: sent if found, else cancelled (cancelled-interrupted.ts).
   const cancelling = cancelAsked && ['sent', 'cancelled', 'lease_expired'].includes(h.outcome)
-  if (!last && !cancelling) return false
+  // Past its expiresAt: sent if found, else expired (expired-interrupted.ts, expiry-sweep.ts). An
+  // interrupted send its claim gave back (a 504: throttled, uncounted) on a row with no counted
+  // attempt yet is looked up as attempt 0.
+  const pastExpiry = r.expires_at !== null && ['sent', 'expired'].includes(h.outcome)
+  if (pastExpiry && h.attempt === 0) return true
+  if (!last && !cancelling && !pastExpiry) return false
   return hist
     .slice(0, i)
     .some(
