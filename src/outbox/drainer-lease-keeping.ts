@@ -34,6 +34,7 @@ export function createLeaseKeeping(k: {
     onBeat: registration.leaseKey.beaten,
     wake,
     lookups: d.lookup !== null,
+    lookupGraceSeconds: d.lookupGraceSeconds,
   })
   return { deadlines, upkeep }
 }

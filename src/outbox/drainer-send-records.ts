@@ -1,7 +1,7 @@
 // A drainer's send records: each send's start noted with its deadline (start-send.ts) and its outcome settled (settlements.ts).
 import type { Logger } from '../log.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
-import { LOOKUP_GRACE_SECONDS, PAST_EXPIRY_LOOKUP_LIMIT_SECONDS } from './lookup-grace.ts'
+import { lookupPastExpirySeconds } from './lookup-grace.ts'
 import { LAST_CHECK_IN_SLOT_MS } from './send-attempt.ts'
 import { createSettlements } from './settlements.ts'
 import { createStartQueue } from './start-queue.ts'
@@ -12,8 +12,7 @@ export function createSendRecords(d: DrainerDeps, log: Logger) {
     db: d.db,
     workerId: d.worker.id,
     config: d.config,
-    lookupPastExpirySeconds:
-      (d.lookupGraceSeconds ?? LOOKUP_GRACE_SECONDS) + PAST_EXPIRY_LOOKUP_LIMIT_SECONDS,
+    lookupPastExpirySeconds: lookupPastExpirySeconds(d.lookupGraceSeconds),
     clock: d.clock,
     log,
   })

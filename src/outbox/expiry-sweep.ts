@@ -6,6 +6,7 @@ import {
   cancelAwaitsLookup,
   cancelRecorded,
 } from './cancel-wins.ts'
+import { lookupPastExpirySeconds } from './lookup-grace.ts'
 
 /** Rows failed per statement; a full batch makes the reclaim run again at once. */
 export const EXPIRY_SWEEP_LIMIT = 500
@@ -17,9 +18,15 @@ export interface ExpirySweep {
   /**
    * Mailbox lookups are on: a row whose earlier send was interrupted is left to a claim, whose
    * lookup (expired-interrupted.ts) says whether that send went; swept, Graph's delivered message
-   * would read failed expired.
+   * would read failed expired. Left so until lookupPastExpirySeconds past its expiresAt only.
    */
   lookups?: boolean
+  /**
+   * With lookups: how long past its expiresAt such a row is left to a claim's lookup, the bound its
+   * claim's waits have (settle.ts): lookupPastExpirySeconds of the worker's lookup grace; by default
+   * LOOKUP_GRACE_SECONDS's.
+   */
+  lookupPastExpirySeconds?: number
 }
 
 export interface Swept {
@@ -45,16 +52,23 @@ export interface Swept {
  * settlement of a lease; the attempt counts (none with the mark), the history says cancelled.
  * Invariant: only a `pending` row is failed, judged on its locked latest version: a claimed row
  * (`sending`) is its worker's to settle, and a row another statement holds (a claim, a cancel) is
- * skipped, never waited for. With lookups on, a row with an interrupted send is never swept: it
- * stays pending past its expiresAt until a claim looks it up (never sends it). Candidates come from email_outbox_expiring_idx (sql/0022: a range
- * scan up to now(), earliest expiry first) and are locked in id order, as every statement locking
- * several outbox rows does.
+ * skipped, never waited for. With lookups on, a row with an interrupted send is swept only past
+ * its lookup's bound (lookupPastExpirySeconds past its expiresAt): until then it stays pending for
+ * a claim to look it up (never send it); past it, nothing claimed it (its mailbox paused on, no
+ * worker for it), and it ends as a claim held back past the bound ends it (settle.ts), expired
+ * naming that send. Candidates come from email_outbox_expiring_idx (sql/0022: a range scan up to
+ * now(), earliest expiry first; the few marked rows within their bound are passed over in it) and
+ * are locked in id order, as every statement locking several outbox rows does.
  */
 export function expirySweep(s: ExpirySweep) {
   // The candidates reach the rows they lock and update through the primary key alone (a list of
   // ids joined to it): offered the expiry index too, a plan from statistics that had not seen the
   // rows expire rescanned the candidate list once per expired row (0.3 s for 2,000 rows).
-  const interrupted = s.lookups ? sql`and o.send_started_at is null` : sql``
+  const bound = s.lookupPastExpirySeconds ?? lookupPastExpirySeconds()
+  const interrupted = s.lookups
+    ? sql`and (o.send_started_at is null
+               or o.expires_at + make_interval(secs => ${bound}::float8) <= now())`
+    : sql``
   // Its cancel recorded with an interrupted send's mark (lookups off here): as its claim would
   // settle it (cancelled-interrupted.ts), cancelled with that send unresolved.
   const cancelUnlooked = cancelAwaitsLookup

@@ -2,6 +2,7 @@
 import type { WorkerConfig } from '../config.ts'
 import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
 import { createLeaseHeartbeat, type LeaseHeartbeatDeps } from './lease-heartbeat.ts'
+import { lookupPastExpirySeconds } from './lookup-grace.ts'
 import { reclaimExpired } from './reclaim.ts'
 
 // A reclaim comes due this long after the lease it waits for has ended (`lease_expires_at < now()`
@@ -33,8 +34,10 @@ export function createLeaseUpkeep(
     config: Pick<WorkerConfig, 'heartbeatSeconds' | 'leaseSeconds' | 'maxAttempts'>
     /** Reclaimed rows are pending again: claim them. */
     wake: () => void
-    /** Mailbox lookups are on: the sweep leaves interrupted sends to a claim's lookup. */
+    /** Mailbox lookups are on: the sweep leaves interrupted sends to a claim's lookup, up to its bound. */
     lookups?: boolean
+    /** The lookup grace (LOOKUP_GRACE_SECONDS unless a test shortens it): the sweep's bound counts it. */
+    lookupGraceSeconds?: number | undefined
   },
 ): LeaseUpkeep {
   let timers: ReturnType<typeof setInterval>[] = []
@@ -67,7 +70,12 @@ export function createLeaseUpkeep(
       // Rows whose outcome this worker is recording are its settlement's to write (reclaim.ts).
       keep: [...d.held.values()].filter(d.settling),
       beat: d.worker,
-      sweep: { workerId: d.worker.id, limit: EXPIRY_SWEEP_LIMIT, lookups: d.lookups ?? false },
+      sweep: {
+        workerId: d.worker.id,
+        limit: EXPIRY_SWEEP_LIMIT,
+        lookups: d.lookups ?? false,
+        lookupPastExpirySeconds: lookupPastExpirySeconds(d.lookupGraceSeconds),
+      },
       // Another entry is live while it beat within two of its own lease lengths (stale-probes.ts).
       staleProbes: { ownMailbox: d.worker.probeMailbox ?? '' },
     })

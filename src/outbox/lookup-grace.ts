@@ -26,6 +26,14 @@ export const LOOKUP_GRACE_SECONDS = 30
  */
 export const PAST_EXPIRY_LOOKUP_LIMIT_SECONDS = 3600
 
+/**
+ * How long past its expiresAt a row keeping an interrupted send's mark may wait for that send's
+ * lookup, with a worker's lookup grace (LOOKUP_GRACE_SECONDS unless a test shortens it): its claim's
+ * waits are bounded there (settle.ts), and the expiry sweep ends it there unclaimed (expiry-sweep.ts).
+ */
+export const lookupPastExpirySeconds = (graceSeconds = LOOKUP_GRACE_SECONDS): number =>
+  graceSeconds + PAST_EXPIRY_LOOKUP_LIMIT_SECONDS
+
 /** The code of a row waiting (uncounted, its mark kept) to be looked up again once the grace is out. */
 export const LOOKUP_TOO_EARLY_CODE = 'lookup_too_early'
 

@@ -2,11 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
-import {
-  LOOKUP_GRACE_SECONDS,
-  LOOKUP_TOO_EARLY_CODE,
-  PAST_EXPIRY_LOOKUP_LIMIT_SECONDS,
-} from './lookup-grace.ts'
+import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
 import {
   BUSY_OUTCOME,
   PACED_CODE,
@@ -56,8 +52,8 @@ interface SettleParams {
   throttleDeadlineSeconds: number
   /**
    * How long past its expiresAt a wait to look an interrupted send up (Settlement lookupWait) may
-   * run: the worker's lookup grace plus PAST_EXPIRY_LOOKUP_LIMIT_SECONDS (lookup-grace.ts); by
-   * default LOOKUP_GRACE_SECONDS's.
+   * run: lookupPastExpirySeconds of the worker's lookup grace (lookup-grace.ts); by default
+   * LOOKUP_GRACE_SECONDS's.
    */
   lookupPastExpirySeconds?: number
 }
@@ -104,7 +100,7 @@ export async function settleLeases(
   // A wait to look an interrupted send up may run past the row's expiresAt, up to its bound: only
   // looked up there, never sent (email_outbox_expiry_check lets a row with the mark be due so, sql/0160).
   const judged = sql`mailer.settle_verdict(i.kind, i.refund, i.delay_ms, ts.since,
-    case when i.lookup_wait then o.expires_at + make_interval(secs => ${p.lookupPastExpirySeconds ?? LOOKUP_GRACE_SECONDS + PAST_EXPIRY_LOOKUP_LIMIT_SECONDS}::float8)
+    case when i.lookup_wait then o.expires_at + make_interval(secs => ${p.lookupPastExpirySeconds ?? lookupPastExpirySeconds()}::float8)
          else o.expires_at end,
     case when i.past then 0 else o.attempts - i.refund::int end,
     coalesce(o.max_attempts, ${p.defaultMaxAttempts}), ${p.throttleDeadlineSeconds})`
@@ -129,8 +125,9 @@ export async function settleLeases(
     when j.look_first and j.judged in ('exhausted', 'expired') then 'retry'
     when j.lookup_wait and j.judged <> 'retry' and j.retry_at >= j.expires_at then 'expired'
     else j.judged end`
-  // A lease claimed past its expiresAt whose wait to look up may not run on (its bound passed):
-  // failed expired naming the interrupted send, counting no attempt (lookupOnly, `past`).
+  // A lease claimed past its expiresAt whose wait to look up may not run on (its bound passed): it
+  // ends as a sweep past that bound ends the row (expiry-sweep.ts), counting no attempt either
+  // (lookupOnly, `past`).
   const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
   const { rows } = await sql<SettledRow & { due_ms: number | null }>`
     with input as (

@@ -3,6 +3,10 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { createLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import {
+  LOOKUP_GRACE_SECONDS,
+  PAST_EXPIRY_LOOKUP_LIMIT_SECONDS,
+} from '../../src/outbox/lookup-grace.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
 import { BUSY_OUTCOME } from '../../src/outbox/settle-item.ts'
@@ -322,6 +326,90 @@ describe('a pending row with a cancel recorded, past its expiresAt', () => {
         claimed: false,
       }),
     ])
+  })
+})
+
+describe("with lookups on, a pending row keeping an interrupted send's mark past its expiresAt", () => {
+  // Its lookup's wait is bounded at expiresAt + the lookup grace + PAST_EXPIRY_LOOKUP_LIMIT_SECONDS
+  // (settle.ts); a row nobody claims (its mailbox paused on, no worker for it) ends there too.
+  const BOUND_SECONDS = LOOKUP_GRACE_SECONDS + PAST_EXPIRY_LOOKUP_LIMIT_SECONDS
+  /** Attempt 1's send interrupted, expired `pastSeconds` ago, due only in an hour (left unclaimed). */
+  const waitingPastExpiry = async (pastSeconds: number) => {
+    const id = await enqueue(t, undefined, inOneHour())
+    await t.pool.query(
+      `update mailer.email_outbox
+          set attempts = 1, send_started_at = now() - make_interval(secs => $2 + 120),
+              expires_at = now() - make_interval(secs => $2), send_at = now() + interval '1 hour',
+              last_error_code = 'mailbox_paused', last_error = 'not sent: paused'
+        where id = $1`,
+      [id, pastSeconds],
+    )
+    return id
+  }
+  const lookups = { ...sweep, lookups: true }
+  const ENDED = {
+    status: 'failed',
+    attempts: 1,
+    last_error_code: 'expired',
+    last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+  }
+
+  test('is swept past its bound, unclaimed, as a claim held back past it ends it (its mark kept, no attempt counted); within the bound it waits', async () => {
+    const past = await waitingPastExpiry(BOUND_SECONDS + 5)
+    const within = await waitingPastExpiry(BOUND_SECONDS - 60)
+    const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true, sweep: lookups })
+    expect(r.swept).toEqual([
+      { id: past, status: 'failed', tenant: 'default', attempt: 1, correlationId: null },
+    ])
+    const row = await rowOf(t, past)
+    expect({ ...row, marked: row.send_started_at !== null }).toMatchObject({
+      ...ENDED,
+      marked: true,
+    })
+    expect(await historyOf(past)).toEqual([
+      {
+        attempt: 1,
+        worker_id: 'w1',
+        outcome: 'expired',
+        error_code: 'expired',
+        error: ENDED.last_error,
+      },
+    ])
+    expect(await rowOf(t, within)).toMatchObject({ status: 'pending', attempts: 1 })
+  })
+
+  test("the bound is the sweeping worker's: its lookup grace plus PAST_EXPIRY_LOOKUP_LIMIT_SECONDS", async () => {
+    const past = await waitingPastExpiry(PAST_EXPIRY_LOOKUP_LIMIT_SECONDS + 10)
+    const within = await waitingPastExpiry(PAST_EXPIRY_LOOKUP_LIMIT_SECONDS)
+    const r = await reclaimExpired(t.db, {
+      defaultMaxAttempts: 3,
+      lookups: true,
+      sweep: { ...lookups, lookupPastExpirySeconds: PAST_EXPIRY_LOOKUP_LIMIT_SECONDS + 5 },
+    })
+    expect(r.swept.map((x) => x.id)).toEqual([past])
+    expect(await rowOf(t, within)).toMatchObject({ status: 'pending' })
+  })
+
+  test('a worker (its claims held off) ends it within a lease length of its bound, which its own lookup grace sets', async () => {
+    const e = createTestEngine(t, {
+      config: quickLeases,
+      deps: {
+        sendBlockedForMs: () => 60_000,
+        lookup: async () => 'found',
+        lookupGraceSeconds: 1,
+      },
+    })
+    engine = e
+    // Past 1 s + the limit, within the default 30 s + the limit.
+    const past = await waitingPastExpiry(PAST_EXPIRY_LOOKUP_LIMIT_SECONDS + 10)
+    const within = await waitingPastExpiry(PAST_EXPIRY_LOOKUP_LIMIT_SECONDS - 10)
+    await e.start()
+    await e.events.waitFor(settledFor(past, 'expired'), WITHIN_MS)
+    expect(await rowOf(t, past)).toMatchObject(ENDED)
+    expect((await historyOf(past)).map((h) => [h.attempt, h.worker_id, h.outcome])).toEqual([
+      [1, 'test-worker', 'expired'],
+    ])
+    expect(await rowOf(t, within)).toMatchObject({ status: 'pending', attempts: 1 })
   })
 })
 
