@@ -78,6 +78,7 @@ export function createDatabaseScrape(
       metric.oldestPending.set({ db: name }, now.oldestPendingAgeSeconds ?? 0)
       metric.mailboxesPaused.set({ db: name }, now.pausedMailboxes ?? 0)
       metric.heldBackPending.set({ db: name }, now.heldBackPending)
+      metric.pastExpiryPending.set({ db: name }, now.pastExpiryPending)
       metric.queueUsage.set({ db: name }, now.notificationQueueUsage)
       metric.databaseUp.set({ db: name }, 1)
     } catch {
@@ -86,6 +87,7 @@ export function createDatabaseScrape(
       metric.oldestPending.remove({ db: name })
       metric.mailboxesPaused.remove({ db: name })
       metric.heldBackPending.remove({ db: name })
+      metric.pastExpiryPending.remove({ db: name })
       metric.queueUsage.remove({ db: name })
       metric.databaseUp.set({ db: name }, 0)
     }

@@ -101,6 +101,13 @@ export function createMetricFamilies() {
       labelNames: ['db'] as const,
       registers,
     }),
+    // A row waiting past its expiresAt for its interrupted send's lookup is not due: in no gauge above.
+    pastExpiryPending: new Gauge({
+      name: 'outbox_pending_past_expiry',
+      help: `Pending rows whose expiresAt has passed: with GRAPH_MAILBOX_LOOKUP=true, rows whose interrupted send waits to be looked up (never sent again; not due meanwhile, so not in outbox_oldest_pending_age_seconds), for up to the lookup grace plus an hour past their expiresAt, then failed expired; otherwise rows no worker has failed yet (each worker's reclaim fails them within LEASE_SECONDS); ${DATABASE_WIDE}`,
+      labelNames: ['db'] as const,
+      registers,
+    }),
     queueUsage: new Gauge({
       name: 'outbox_notification_queue_usage',
       help: `pg_notification_queue_usage(): fill level 0..1 of the NOTIFY queue; ${DATABASE_WIDE}`,

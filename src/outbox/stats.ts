@@ -1,4 +1,4 @@
-// Counts by status, the age of the oldest due pending row (database time), what pauses and pacing hold back, and the NOTIFY queue's fill.
+// Counts by status, the age of the oldest due pending row (database time), what pauses and pacing hold back, the pending rows past their expiresAt, and the NOTIFY queue's fill.
 import { type Kysely, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
@@ -12,6 +12,8 @@ export interface OutboxStats {
   oldestPendingAgeSeconds: number | null
   /** As LiveStats's. */
   heldBackPending: number
+  /** As LiveStats's. */
+  pastExpiryPending: number
   /** As LiveStats's: null for a caller confined to a tenant. */
   pausedMailboxes: number | null
 }
@@ -26,6 +28,13 @@ export interface LiveStats {
    * count in neither the due rows' age nor `sending`.
    */
   heldBackPending: number
+  /**
+   * Pending rows whose expiresAt has passed: with lookups on, rows waiting (never sent) for their
+   * interrupted send's lookup, not due meanwhile and so in no age above, for up to the lookup grace
+   * plus an hour past it (then ended expired); else rows no worker's sweep has ended yet (one runs
+   * at least once per lease length).
+   */
+  pastExpiryPending: number
   /**
    * Sender mailboxes a provider throttle holds now (a 429's Retry-After, Graph refusing the
    * mailbox); null for a caller confined to a tenant (pauses are the database's, not a tenant's).
@@ -56,6 +65,7 @@ export async function liveStats(
     sending: string
     oldest: number | null
     held: string
+    past_expiry: string
     paused: string | null
     usage: number
   }>`
@@ -78,6 +88,11 @@ export async function liveStats(
           and (${scopeTenant}::text is null or o.tenant = ${scopeTenant})
           and (o.last_error_code in ('mailbox_paced', 'mailbox_paused')
                or exists (select from paused p where p.mailbox = o.sender_key and p.next_at >= o.send_at))) as held,
+      -- Past their expiresAt (email_outbox_expiring_idx, sql/0022: the pending rows with one, a
+      -- range up to now()); few, as the sweep ends them.
+      (select count(*) from mailer.email_outbox
+        where status = 'pending' and expires_at <= now()
+          and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as past_expiry,
       (select count(*) from paused) as paused
   `.execute(db)
   const r = rows[0]
@@ -86,6 +101,7 @@ export async function liveStats(
     sending: Number(r?.sending ?? 0),
     oldestPendingAgeSeconds: r?.oldest == null ? null : Math.max(0, r.oldest),
     heldBackPending: Number(r?.held ?? 0),
+    pastExpiryPending: Number(r?.past_expiry ?? 0),
     pausedMailboxes: scopeTenant === null ? Number(r?.paused ?? 0) : null,
     notificationQueueUsage: r?.usage ?? 0,
   }
@@ -162,6 +178,7 @@ export async function outboxStats(
     counts: { pending: live.pending, sending: live.sending, ...settled },
     oldestPendingAgeSeconds: live.oldestPendingAgeSeconds,
     heldBackPending: live.heldBackPending,
+    pastExpiryPending: live.pastExpiryPending,
     pausedMailboxes: live.pausedMailboxes,
   }
 }

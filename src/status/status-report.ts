@@ -113,6 +113,7 @@ export function judge(
     counts: r.stats ? { ...r.stats.counts } : null,
     oldestDuePendingSeconds: age,
     heldBackPending: r.stats ? r.stats.heldBackPending : null,
+    pastExpiryPending: r.stats ? r.stats.pastExpiryPending : null,
     claims:
       r.stats && p
         ? { rows: r.stats.counts.sending, workers: p.claimHolders, overdueLeases: p.overdueLeases }

@@ -31,6 +31,8 @@ export interface DatabaseStatus {
   oldestDuePendingSeconds: number | null
   /** Pending rows a pacing turn or a pause of their mailbox made due later (not in the age above). */
   heldBackPending: number | null
+  /** Pending rows past their expiresAt (/v1/stats' pastExpiryPending): waiting for a lookup, or a sweep. */
+  pastExpiryPending: number | null
   claims: { rows: number; workers: number; overdueLeases: number } | null
   workers: { live: number } | null
   listener: { sessions: number } | null

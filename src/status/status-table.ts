@@ -54,6 +54,11 @@ export function renderStatusTable(r: StatusReport): string {
         `${d.name}: failed in the last 24 h${f.complete ? '' : ' (at least: the newest 10,000 failed rows looked at)'}: ${codes}${shown < f.total ? `, other codes ${f.total - shown}` : ''}`,
       )
     }
+    if (d.pastExpiryPending) {
+      lines.push(
+        `${d.name}: ${d.pastExpiryPending} pending row(s) past their expiresAt (none is sent past it): with lookups on, waiting for an interrupted send's lookup (up to the lookup grace plus an hour past it, then failed expired); else for a worker to fail them`,
+      )
+    }
     const p = d.pausedMailboxes
     if (p && p.count > 0) {
       const longest =

@@ -1,4 +1,4 @@
-// The live statement's mailboxes a pause holds now and pending rows a pacing turn or a pause holds back: in /metrics and /v1/stats.
+// The live statement's mailboxes a pause holds now, pending rows a pacing turn or a pause holds back, and pending rows past their expiresAt: in /metrics and /v1/stats.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createMetrics } from '../../src/api/metrics.ts'
 import { systemClock } from '../../src/clock.ts'
@@ -39,11 +39,12 @@ async function scrape() {
   return {
     paused: gauge('outbox_mailboxes_paused'),
     held: gauge('outbox_pending_held_back'),
+    pastExpiry: gauge('outbox_pending_past_expiry'),
   }
 }
 
 test('a mailbox a throttle pauses counts while its pause stands; one only paced, a pacing horizon and the rate noted do not', async () => {
-  expect(await scrape()).toEqual({ paused: 0, held: 0 })
+  expect(await scrape()).toEqual({ paused: 0, held: 0, pastExpiry: 0 })
   // A pause past any turn (Retry-After: 600), and one within a turn (throttled_until, sql/0112).
   await pauseMailbox(t.db, { mailbox: mailboxKey('long@example.com'), ms: 600_000 })
   await takePacing(t.db, { mailbox: mailboxKey('turn@example.com'), intervalMs: 60_000 })
@@ -91,7 +92,7 @@ test('pending rows a pacing turn or a pause moved later count as held back; due 
   ).rows[0]!.k
   await pauseMailbox(t.db, { mailbox: key, ms: 600_000 })
   expect(await deferPausedRows(t.db, key)).toBe(1)
-  expect(await scrape()).toEqual({ paused: 1, held: 3 })
+  expect(await scrape()).toEqual({ paused: 1, held: 3, pastExpiry: 0 })
   const live = await liveStats(t.db, null)
   expect({ pending: live.pending, held: live.heldBackPending }).toEqual({ pending: 5, held: 3 })
 })
@@ -113,6 +114,40 @@ test('/v1/stats says both; a token confined to a tenant reads its own held rows 
   expect(await read(await token())).toEqual({ paused: 1, held: 1 })
   expect(await read(await token({ tenant: 'acme' }))).toEqual({ paused: null, held: 1 })
   expect(await read(await token({ tenant: 'beta' }))).toEqual({ paused: null, held: 0 })
+})
+
+test("a pending row past its expiresAt (one waiting for its interrupted send's lookup) counts in outbox_pending_past_expiry and /v1/stats pastExpiryPending, as its tenant sees it; rows not expired or finished do not", async () => {
+  // As settle.ts leaves a lookup too early past the expiresAt: pending, marked, due after it.
+  const waiting = await enqueueSql(t.pool, {
+    tenant: 'acme',
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+  })
+  const finished = await enqueueSql(t.pool, {
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+  })
+  await enqueueSql(t.pool, { expiresAt: new Date(Date.now() + 3_600_000).toISOString() })
+  await enqueueSql(t.pool)
+  await t.pool.query(
+    `update mailer.email_outbox
+        set attempts = 1, send_started_at = now() - interval '3 minutes',
+            expires_at = now() - interval '1 minute', send_at = now() + interval '20 seconds',
+            last_error_code = 'lookup_too_early',
+            status = case when id = $2 then 'failed' else status end
+      where id in ($1, $2)`,
+    [waiting, finished],
+  )
+  expect((await scrape()).pastExpiry).toBe(1)
+  expect((await liveStats(t.db, null)).pastExpiryPending).toBe(1)
+  const { app } = appOnDefault(t)
+  const read = async (tk: string) => {
+    const r = await send(app, 'GET', '/v1/stats', { token: tk })
+    return (r.body as { databases: Record<string, unknown>[] }).databases[0]!.pastExpiryPending
+  }
+  expect([
+    await read(await token()),
+    await read(await token({ tenant: 'acme' })),
+    await read(await token({ tenant: 'beta' })),
+  ]).toEqual([1, 1, 0])
 })
 
 test('an idle scrape reuses no read that found a mailbox paused: its pause ends with no engine event', async () => {

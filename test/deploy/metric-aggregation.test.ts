@@ -15,6 +15,7 @@ const DATABASE_WIDE = [
   'outbox_notification_queue_usage',
   'outbox_mailboxes_paused',
   'outbox_pending_held_back',
+  'outbox_pending_past_expiry',
 ]
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')

@@ -168,6 +168,7 @@ describe('one database', () => {
             counts: { pending: 2, sending: 3, sent: 1, failed: 4, cancelled: 1 },
             oldestDuePendingSeconds: expect.any(Number),
             heldBackPending: 0,
+            pastExpiryPending: 0,
             claims: { rows: 3, workers: 2, overdueLeases: 0 },
             workers: { live: 2 },
             listener: { sessions: 1 },

@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { DatabaseReading } from '../../src/status/database-status.ts'
 import { exitCodeOf, judge } from '../../src/status/status-report.ts'
 import type { DatabaseStatus, Health } from '../../src/status/status-shape.ts'
+import { renderStatusTable } from '../../src/status/status-table.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -21,30 +22,60 @@ test('each health has its exit code, and the worst database decides: 4, then 6, 
   expect(exitCodeOf([])).toBe(0)
 })
 
+/** One database read: a pending row due `age` seconds ago, and `pastExpiry` pending rows past their expiresAt. */
+const reading = (age: number | null, pastExpiry = 0): DatabaseReading => ({
+  name: 'default',
+  url: 'postgres://db/app',
+  reachable: true,
+  error: null,
+  schema: null,
+  readOnly: false,
+  stats: {
+    counts: { pending: 1 + pastExpiry, sending: 0, sent: 0, failed: 0, cancelled: 0 },
+    oldestPendingAgeSeconds: age,
+    heldBackPending: 0,
+    pastExpiryPending: pastExpiry,
+    pausedMailboxes: 0,
+  },
+  presence: null,
+  failures: null,
+  pauses: null,
+  pacing: null,
+  unread: [],
+})
+const thresholds = { maxPendingAgeSeconds: 600, leaseSeconds: 60 }
+
 test('a due row needs attention once it has waited longer than --max-pending-age, not at it', () => {
-  const reading = (age: number): DatabaseReading => ({
-    name: 'default',
-    url: 'postgres://db/app',
-    reachable: true,
-    error: null,
-    schema: null,
-    readOnly: false,
-    stats: {
-      counts: { pending: 1, sending: 0, sent: 0, failed: 0, cancelled: 0 },
-      oldestPendingAgeSeconds: age,
-      heldBackPending: 0,
-      pausedMailboxes: 0,
-    },
-    presence: null,
-    failures: null,
-    pauses: null,
-    pacing: null,
-    unread: [],
-  })
-  const judged = (age: number) =>
-    judge(reading(age), { maxPendingAgeSeconds: 600, leaseSeconds: 60 }, (s) => s)
+  const judged = (age: number) => judge(reading(age), thresholds, (s) => s)
   expect([judged(600).health, judged(601).health]).toEqual(['ok', 'attention'])
   expect(judged(601).reasons).toEqual([
     'the oldest due pending row has waited 601 s (more than 600 s)',
   ])
+})
+
+test("rows waiting past their expiresAt (for an interrupted send's lookup) are shown, in the JSON and as a line of the table, and need no attention: they end by themselves", () => {
+  const judged = judge(reading(null, 2), thresholds, (s) => s)
+  expect({ health: judged.health, pastExpiryPending: judged.pastExpiryPending }).toEqual({
+    health: 'ok',
+    pastExpiryPending: 2,
+  })
+  const table = renderStatusTable({
+    version: 'test',
+    thresholds,
+    exitCode: 0,
+    warnings: [],
+    databases: [judged],
+  })
+  expect(table).toContain(
+    "default: 2 pending row(s) past their expiresAt (none is sent past it): with lookups on, waiting for an interrupted send's lookup (up to the lookup grace plus an hour past it, then failed expired); else for a worker to fail them",
+  )
+  expect(
+    renderStatusTable({
+      version: 'test',
+      thresholds,
+      exitCode: 0,
+      warnings: [],
+      databases: [judge(reading(null), thresholds, (s) => s)],
+    }),
+  ).not.toContain('past their expiresAt')
 })

@@ -32,6 +32,10 @@ const DatabaseStats = z
       description:
         'Pending rows not due yet because a pacing turn (MAILBOX_RATE_PER_MINUTE) or a pause of their mailbox put them later: a backlog oldestPendingAgeSeconds does not count',
     }),
+    pastExpiryPending: Count.openapi({
+      description:
+        "Pending rows whose expiresAt has passed: with GRAPH_MAILBOX_LOOKUP=true, rows whose interrupted send waits to be looked up (never sent again; not due meanwhile, so not in oldestPendingAgeSeconds), for up to the lookup grace plus an hour past their expiresAt, then failed expired; otherwise rows no worker has failed yet (each worker's reclaim fails them within LEASE_SECONDS)",
+    }),
     pausedMailboxes: Count.nullable().openapi({
       description:
         'Sender mailboxes a provider throttle pauses now (the Retry-After of a 429 or 503, Graph refusing the mailbox); null for a token confined to a tenant (pauses belong to the whole database). The count outbox-mailer status shows as PAUSED, by the same rule (its --json pausedMailboxes is an object: this count, and longestSeconds)',
