@@ -1,5 +1,6 @@
 // Table test of the one mapping from Graph sendMail responses and fetch failures to outcomes.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { PAST_EXPIRY_LOOKUP_LIMIT_SECONDS } from '../../src/outbox/lookup-grace.ts'
 import {
   APP_PERMISSION_PAUSE_MS,
   classifySendFailure,
@@ -439,4 +440,19 @@ describe('retryAfterMs', () => {
     expect(retryAfterMs('soon', NOW)).toBeUndefined()
     expect(retryAfterMs('-3', NOW)).toBeUndefined()
   })
+})
+
+// A row waiting past its expiresAt for its interrupted send's lookup waits at most the lookup grace
+// plus PAST_EXPIRY_LOOKUP_LIMIT_SECONDS (a constant, no setting): one whole pause of its mailbox,
+// the longest the transport sets, fits in it, so no single pause fails it unlooked.
+test('the longest pause the transport sets a mailbox (a Retry-After at its cap, its own pauses) fits in the wait past expiresAt for a lookup', () => {
+  const longest = Math.max(
+    retryAfterMs(String(24 * 3600), NOW) ?? 0,
+    DEFAULT_THROTTLE_MS,
+    SENDING_QUOTA_PAUSE_MS,
+    APP_PERMISSION_PAUSE_MS,
+    SENDER_MAILBOX_PAUSE_MS,
+  )
+  expect(longest).toBe(MAX_RETRY_AFTER_MS)
+  expect(longest).toBeLessThanOrEqual(PAST_EXPIRY_LOOKUP_LIMIT_SECONDS * 1000)
 })
