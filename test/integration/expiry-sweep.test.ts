@@ -351,7 +351,7 @@ describe("with lookups on, a pending row keeping an interrupted send's mark past
     status: 'failed',
     attempts: 1,
     last_error_code: 'expired',
-    last_error: 'expiresAt passed; an earlier send was interrupted and may have delivered it',
+    last_error: 'expiresAt passed; an interrupted send may have delivered it',
   }
 
   test('is swept past its bound, unclaimed, as a claim held back past it ends it (its mark kept, no attempt counted); within the bound it waits', async () => {
