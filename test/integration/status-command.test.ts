@@ -15,6 +15,7 @@ import { createServer as createTlsServer } from 'node:tls'
 import pg from 'pg'
 import { latestVersion, migrations } from '../../src/db/migrations.ts'
 import { freePort } from '../../src/embedded-postgres.ts'
+import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
 import { recentFailures } from '../../src/outbox/recent-failures.ts'
 import { testCluster } from '../preload.ts'
 import { BUILD_HOOK_TIMEOUT_MS, compiledBinary } from '../support/binary.ts'
@@ -539,12 +540,27 @@ describe('with a real worker', () => {
       stderr: 'pipe',
     })
     try {
-      // Polled: the worker registers with its first reclaim and listens once started.
-      const seen = await pollUntil(async () => {
-        const { report } = await statusJson({ DATABASE_URL: db.url })
-        const d = report.databases[0]
-        return d.workers.live === 1 && d.listener.sessions === 1 ? d : undefined
+      // The worker registers with its first reclaim and listens once started: waited for in the
+      // database first (a query a poll), not with a run of the binary a poll, which burned one
+      // status process every 25 ms of serve's start (seconds of it under load).
+      await pollUntil(async () => {
+        const { rows } = await db.pool.query<{ workers: number; listening: number }>(
+          `select (select count(*) from mailer.workers)::int as workers,
+                  (select count(*) from pg_stat_activity
+                    where datname = current_database() and application_name = $1)::int as listening`,
+          [LISTENER_APPLICATION_NAME],
+        )
+        return rows[0]!.workers > 0 && rows[0]!.listening > 0 ? true : undefined
       }, 20_000)
+      const seen = await pollUntil(
+        async () => {
+          const { report } = await statusJson({ DATABASE_URL: db.url })
+          const d = report.databases[0]
+          return d.workers.live === 1 && d.listener.sessions === 1 ? d : undefined
+        },
+        20_000,
+        250,
+      )
       expect(seen.health).toBe('ok')
     } finally {
       serve.kill('SIGTERM')
