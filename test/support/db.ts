@@ -39,11 +39,25 @@ export async function createTestDb(): Promise<TestDb> {
       // A statement a previous test left running (a worker's stop must wait for each of its own,
       // side-statements.ts) may deadlock with the TRUNCATE's locks: the TRUNCATE, the victim, goes
       // again, a bounded number of times; the leftover then holds no lock.
+      // Truncated: the outbox and its history always (RESTART IDENTITY sets their ids back to 1, and
+      // an insert a check refused took an id and wrote nothing), the rest only when written since
+      // they were last truncated (a heap longer than 0 bytes). One never written holds no row, and
+      // a TRUNCATE of it would only make its empty files and indexes anew: about half of a reset's
+      // Postgres CPU (11 ms of 24, measured), paid before each of some 800 tests a run.
       for (let tries = 1; ; tries++) {
         try {
-          await handle.pool.query(
-            'truncate mailer.email_attempts, mailer.email_outbox, mailer.templates, mailer.workers, mailer.mailbox_pacing, mailer.send_slots, mailer.sender_mailboxes, mailer.probe_due_hints, mailer.owed_probe_lookups restart identity cascade',
-          )
+          await handle.pool.query(`do $$
+            declare written text;
+            begin
+              select string_agg(t, ', ' order by n) into written
+                from unnest(array['mailer.templates', 'mailer.workers', 'mailer.mailbox_pacing',
+                                  'mailer.send_slots', 'mailer.sender_mailboxes',
+                                  'mailer.probe_due_hints', 'mailer.owed_probe_lookups'])
+                     with ordinality as u(t, n)
+               where pg_relation_size(t::regclass) > 0;
+              execute 'truncate mailer.email_attempts, mailer.email_outbox'
+                      || coalesce(', ' || written, '') || ' restart identity cascade';
+            end $$`)
           return
         } catch (err) {
           if ((err as { code?: unknown }).code !== '40P01' || tries >= 5) throw err
