@@ -10,6 +10,12 @@ import type { EngineEventHandler } from './events.ts'
 import { tellsOfHeldOwedRows } from './held-owed-rows.ts'
 
 export const LISTENER_APPLICATION_NAME = 'outbox-mailer:listener'
+/**
+ * The probe's second, short-lived session (connect, notify, end): named apart, so that status's
+ * count of LISTEN sessions, and whoever looks for a worker's LISTEN session in pg_stat_activity,
+ * never takes it for one while a listener sets up.
+ */
+export const LISTEN_PROBE_APPLICATION_NAME = 'outbox-mailer:listen-probe'
 export const CHANNEL = 'mailer_outbox'
 
 /**
@@ -83,7 +89,10 @@ export async function connectListening(
         // the rest. Only once this session is connected, so that a role allowed one connection
         // gives it to the LISTEN session. A stop drops it too: none of ours outlives the stop.
         const probe = { url: o.url, timeoutMs: checkTimeoutMs, signal: o.signal }
-        const second = openProbeSession({ ...probe, applicationName: LISTENER_APPLICATION_NAME })
+        const second = openProbeSession({
+          ...probe,
+          applicationName: LISTEN_PROBE_APPLICATION_NAME,
+        })
         try {
           // A session that goes silent while it is set up is reconnected (these throw): each
           // statement on it gets the check's bound, as a check does.
@@ -95,7 +104,7 @@ export async function connectListening(
           const heard = await hearsOtherSessions(client, {
             ...probe,
             backendPid: listening,
-            applicationName: LISTENER_APPLICATION_NAME,
+            applicationName: LISTEN_PROBE_APPLICATION_NAME,
             session: second,
           })
           return heard === false ? null : listening

@@ -272,8 +272,8 @@ describe('the drainer', () => {
     )
     const id = await enqueue(t)
     await e.events.waitFor(settledFor(id, 'sent'), 20_000)
-    // One listener session is left, the new one: the terminated backend and the new session's
-    // probe session (same name) stay in pg_stat_activity for a while as they exit.
+    // One listener session is left, the new one: the terminated backend stays in pg_stat_activity
+    // for a while as it exits (the new session's probe session names itself apart).
     const listeners = async () =>
       (
         await t.pool.query<{ pid: number }>(

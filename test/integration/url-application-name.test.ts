@@ -25,6 +25,7 @@ const THEIRS = 'myapp'
 const OURS = [
   'outbox-mailer',
   'outbox-mailer:listener',
+  'outbox-mailer:listen-probe',
   'outbox-mailer:status',
   'outbox-mailer:check-config',
   'outbox-mailer:migrate',

@@ -39,9 +39,13 @@ export async function terminateBackends(run: ChaosRun): Promise<void> {
   run.record.note(`terminated ${n} backends`)
 }
 
-/** The LISTEN sessions alone: the pools go on, the wake-ups and what rides the shared session stop. */
+/**
+ * The LISTEN sessions alone: the pools go on, the wake-ups and what rides the shared session stop.
+ * With them the probe sessions of a LISTEN session's setup (`outbox-mailer:listen-probe`; an older
+ * release's name theirs the listener too), so that a setup is still cut where it is.
+ */
 export async function killListeners(run: ChaosRun): Promise<void> {
-  const n = await terminate(run, 'outbox-mailer:listener')
+  const n = await terminate(run, 'outbox-mailer:listen%')
   run.record.figures.listenerKills += n
   run.record.note(`terminated ${n} listener sessions`)
 }
