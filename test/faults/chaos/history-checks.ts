@@ -50,14 +50,15 @@ function lookedUp(
   const pastExpiry = r.expires_at !== null && ['sent', 'expired'].includes(h.outcome)
   if (pastExpiry && h.attempt === 0) return true
   if (!last && !cancelling && !pastExpiry) return false
-  return hist
-    .slice(0, i)
-    .some(
-      (e) =>
-        e.attempt === h.attempt &&
+  return hist.slice(0, i).some(
+    (e) =>
+      (e.attempt === h.attempt &&
         (e.outcome === 'retry' ||
-          (e.outcome === 'lease_expired' && /during the send/.test(e.error ?? ''))),
-    )
+          (e.outcome === 'lease_expired' && /during the send/.test(e.error ?? '')))) ||
+      // A send a gateway's 504 left in doubt is given back uncounted (a throttle): the lookup's
+      // entry numbers the row's attempts, which that send's give-back left one below its own.
+      (cancelling && e.attempt === h.attempt + 1 && e.http_status === 504 && refunded(e)),
+  )
 }
 
 export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }: AttemptChecks) {

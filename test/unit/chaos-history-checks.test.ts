@@ -1,0 +1,70 @@
+// The chaos soak's history check: which attempt numbers a finished row's history may hold, from seeds that found the check wrong.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { checkHistory } from '../faults/chaos/history-checks.ts'
+import type { AttemptEntry, OutboxRow } from '../faults/chaos/outcome.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const row = (o: Partial<OutboxRow>): OutboxRow => ({
+  id: '4',
+  status: 'cancelled',
+  attempts: 0,
+  max_attempts: 6,
+  last_error_code: 'cancelled',
+  last_error: 'cancelled; an earlier send was interrupted and may have delivered it',
+  expires_at: null,
+  sent_at: null,
+  send_started_at: new Date(0),
+  lease_owner: null,
+  lease_token: null,
+  lease_expires_at: null,
+  rejected: false,
+  ...o,
+})
+const entry = (attempt: number, outcome: string, o: Partial<AttemptEntry> = {}): AttemptEntry => ({
+  outbox_id: '4',
+  attempt,
+  worker_id: 'vm:1:a',
+  outcome,
+  error_code: null,
+  error: null,
+  http_status: null,
+  ...o,
+})
+const problemsOf = (r: OutboxRow, hist: AttemptEntry[], cancelAsked: boolean) => {
+  const said: string[] = []
+  checkHistory('resend', { r, hist, retries: 0, cancelAsked, say: (w) => said.push(w) })
+  return said
+}
+
+// A gateway's 504: Graph may have taken the message (its mark kept), the try given back uncounted.
+const gateway504 = entry(1, 'throttled', {
+  error_code: 'GatewayTimeout',
+  error: 'Gateway Timeout',
+  http_status: 504,
+})
+
+test("a cancel's lookup of a send a 504 left in doubt, given back uncounted, numbers the row's attempts (0): no problem (seed 5003, resend, harsh)", () => {
+  const hist = [
+    entry(1, 'throttled', { error_code: 'ServiceUnavailable', http_status: 503 }),
+    gateway504,
+    entry(0, 'cancelled', {
+      error_code: 'cancelled',
+      error: 'cancelled; an earlier send was interrupted and may have delivered it',
+    }),
+  ]
+  expect(problemsOf(row({}), hist, true)).toEqual([])
+})
+
+test('a worker entry numbered 0 is still a problem without a cancel asked, or without the uncounted send in doubt before it', () => {
+  const cancelled = entry(0, 'cancelled', { error_code: 'cancelled' })
+  expect(problemsOf(row({}), [gateway504, cancelled], false)).toEqual([
+    'counted attempts 0 do not number 1..0',
+    'cancelled, and nobody asked',
+  ])
+  const throttled503 = entry(1, 'throttled', { error_code: 'ServiceUnavailable', http_status: 503 })
+  expect(problemsOf(row({}), [throttled503, cancelled], true)).toEqual([
+    'counted attempts 0 do not number 1..0',
+  ])
+})
