@@ -1,7 +1,8 @@
 // As root, Postgres runs as the `postgres` user: that user, and Postgres binaries and a data directory it can reach.
 import { execFileSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { chmod, cp, mkdir, rm } from 'node:fs/promises'
+import { chmod, cp, mkdir, rename, rm } from 'node:fs/promises'
 import { arch, platform, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 
@@ -31,15 +32,32 @@ export async function binariesFor(runAs: RunAs, nativeDir?: string): Promise<Bin
   const native = dirname(dirname(mod.initdb))
   const version = execFileSync(mod.postgres, ['--version']).toString().trim().split(' ').pop()
   const copy = join(tmpdir(), `outbox-mailer-postgres-${version}`)
-  if (!existsSync(join(copy, 'bin', 'initdb'))) {
-    const staging = `${copy}.${process.pid}`
-    await cp(native, staging, { recursive: true, verbatimSymlinks: true })
-    await rm(copy, { recursive: true, force: true })
-    await cp(staging, copy, { recursive: true, verbatimSymlinks: true })
-    await rm(staging, { recursive: true, force: true })
-    await chmod(copy, 0o755)
-  }
+  if (!existsSync(join(copy, 'bin', 'initdb'))) await copyInPlace(native, copy)
   return { initdb: join(copy, 'bin', 'initdb'), postgres: join(copy, 'bin', 'postgres') }
+}
+
+// Several processes may copy at once (CI starts two test runs of a version together): each copies
+// to a directory of its own and renames it into place, so `copy` appears whole or not at all; the
+// first rename wins and the others use its copy. A `copy` without bin/initdb is one an interrupted
+// copy of an older release left (it copied in place): removed, then the rename is tried again.
+async function copyInPlace(native: string, copy: string): Promise<void> {
+  const staging = `${copy}.${process.pid}.${randomUUID().slice(0, 8)}`
+  try {
+    await cp(native, staging, { recursive: true, verbatimSymlinks: true })
+    await chmod(staging, 0o755)
+    for (let tries = 1; ; tries++) {
+      try {
+        await rename(staging, copy)
+        return
+      } catch (err) {
+        if (existsSync(join(copy, 'bin', 'initdb'))) return
+        if (tries >= 2) throw err
+        await rm(copy, { recursive: true, force: true })
+      }
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true })
+  }
 }
 
 function reachable(file: string, runAs: RunAs): boolean {
