@@ -7,7 +7,7 @@ import type { SendOutcome } from './sender.ts'
 import type { Settlement } from './settle-item.ts'
 
 // Outcomes after which the provider may or may not have the message, unless the outcome says.
-const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
+export const AMBIGUOUS_CODES = new Set(['timeout', 'network', 'aborted'])
 
 /**
  * Sends `r.mail` once (a transport that throws counts as a network failure of unknown effect) and

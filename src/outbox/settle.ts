@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
 import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
+import { lastSendMayHaveDelivered, resentOfLastSend } from './resent-unverified.ts'
 import {
   BUSY_OUTCOME,
   PACED_CODE,
@@ -15,17 +16,14 @@ import {
 } from './settle-item.ts'
 
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
-/** The suffix of an out-of-attempts error whose last send was interrupted and not found out. */
-const MAY_HAVE_DELIVERED = sql.lit(' (that send may have delivered it)')
 /**
  * The suffix of an out-of-attempts error whose last attempt's send left it ambiguous: that send's,
  * or, resent unverified (Settlement resentUnverified), the earlier interrupted send's, and this
  * one's too when it may also have reached the provider.
  */
-const LAST_SEND_MAY_HAVE_DELIVERED = sql`case i.resent
-  when 'earlier' then ' (an earlier send was interrupted and may have delivered it)'
-  when 'both' then ' (that send, or an earlier interrupted one, may have delivered it)'
-  else ${MAY_HAVE_DELIVERED} end`
+const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
+/** As LAST_SEND_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
+const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(resentOfLastSend)
 /** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
 const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
   then '; an interrupted send may have delivered it' else '' end`
@@ -219,7 +217,7 @@ export async function settleLeases(
                -- its lookup could not tell.
                when 'exhausted' then 'attempts exhausted; last error: ' || case
                  when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
-                 when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ${MAY_HAVE_DELIVERED}
+                 when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
                  else coalesce(${exhaustedError('error')}, '') || ' (that send was looked up and not found: not sent)' end
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,

@@ -1162,6 +1162,61 @@ describe('crash ambiguity', () => {
     ])
   })
 
+  test('lookups on that cannot tell (policy resend), out of attempts after its lookup: an unverified resend that failed for sure (500) names the earlier interrupted send, one that timed out names both, a first send that timed out names itself', async () => {
+    // Each row's first send times out (maxAttempts 2), and its lookups answer "unavailable" (no
+    // Mail.Read): the second send is an unverified resend. A row of one attempt times out once.
+    const answered = await enqueue(t, undefined, { maxAttempts: 2 })
+    const unanswered = await enqueue(t, undefined, { maxAttempts: 2 })
+    const first = await enqueue(t, undefined, { maxAttempts: 1 })
+    const timeout = {
+      kind: 'retry',
+      code: 'timeout',
+      message: 'Graph request exceeded its deadline',
+    } as const
+    const sender = createFakeSender()
+    sender.script.set(answered, [
+      timeout,
+      { kind: 'retry', code: 'http_500', message: 'Internal Server Error' },
+    ])
+    sender.script.set(unanswered, [timeout, timeout])
+    sender.script.set(first, [timeout])
+    const e = await started({
+      deps: { sender, lookup: async () => 'unavailable' },
+      config: { retryBaseSeconds: 0.05, retryMaxSeconds: 0.1 },
+    })
+    for (const id of [answered, unanswered, first]) await e.events.waitFor(settledFor(id, 'failed'))
+    expect(sender.calls.map((m) => m.outboxId).sort()).toEqual(
+      [answered, answered, unanswered, unanswered, first].sort(),
+    )
+    const { rows } = await t.pool.query(
+      `select id::text, status, last_error, send_started_at is not null as marked
+         from mailer.email_outbox order by id`,
+    )
+    expect(rows).toEqual([
+      {
+        id: answered,
+        status: 'failed',
+        last_error:
+          'attempts exhausted; last error: Internal Server Error (an earlier send was interrupted and may have delivered it)',
+        marked: true,
+      },
+      {
+        id: unanswered,
+        status: 'failed',
+        last_error:
+          'attempts exhausted; last error: Graph request exceeded its deadline (that send, or an earlier interrupted one, may have delivered it)',
+        marked: true,
+      },
+      {
+        id: first,
+        status: 'failed',
+        last_error:
+          'attempts exhausted; last error: Graph request exceeded its deadline (that send may have delivered it)',
+        marked: true,
+      },
+    ])
+  })
+
   test('a retry is marked ambiguous as its outcome says, else by its code', async () => {
     const e = await started()
     e.sender.hold()

@@ -1,0 +1,57 @@
+// The words naming which send may have delivered a row an unverified resend left failed: that send, the interrupted one before it, or both; read from the settlement, or from the row's history.
+import { type RawBuilder, sql } from 'kysely'
+import { AMBIGUOUS_CODES } from './send-verdict.ts'
+
+/**
+ * Which send may have delivered a row whose last send was a resend of an interrupted earlier send,
+ * not looked up (no lookup, or none that could tell; AMBIGUOUS_SEND_POLICY=resend): 'earlier' when
+ * the resend was answered for sure (a 500, a refusal: it delivered nothing), 'both' when it may have
+ * reached the provider too; null for a send that was no such resend.
+ */
+export type Resent = 'earlier' | 'both' | null
+
+/** The suffix naming the earlier interrupted send: the resend after it was answered for sure. */
+export const EARLIER_MAY_HAVE_DELIVERED =
+  ' (an earlier send was interrupted and may have delivered it)'
+
+/**
+ * The suffix of a failed row's error whose last send may have delivered it, by `resent`
+ * (Resent): the earlier interrupted send, both, or (null) that send itself.
+ */
+export const lastSendMayHaveDelivered = (resent: RawBuilder<unknown>) => sql`case ${resent}
+  when 'earlier' then ${sql.lit(EARLIER_MAY_HAVE_DELIVERED)}
+  when 'both' then ' (that send, or an earlier interrupted one, may have delivered it)'
+  else ' (that send may have delivered it)' end`
+
+/**
+ * Of a history entry `alias`: a send that may have reached the provider and was never answered, as
+ * its settlement judged it (send-verdict.ts: the codes, a gateway's 502/504), a worker stopped
+ * during it (a reclaim's lease_expired), or an ending that named such a send (its mark kept).
+ */
+const interrupted = (alias: string) => {
+  const h = sql.ref(alias)
+  // Never null (a code, a status or an error may be): its negation is read too.
+  return sql<boolean>`coalesce((${h}.outcome = 'retry' and (${h}.error_code = any(${[...AMBIGUOUS_CODES]}::text[])
+                                                              or ${h}.http_status in (502, 504)))
+    or (${h}.outcome = 'lease_expired' and ${h}.error like '%during the send%')
+    or ${h}.error like '%may have delivered it%', false)`
+}
+
+/**
+ * Resent (above) of the last send (retry or lease_expired) in the history of a row `i` out of
+ * attempts after its lookup could not tell (settle-item.ts: exhausted, its mark kept), whose
+ * settlement no longer knows it (the row waited between, lookups on: settle-item.ts lookUpFirst).
+ * A mark that outlived a send answered for sure is an earlier send's: only an unverified resend
+ * keeps it. A send that may itself have delivered it was a resend when the send before it (the
+ * entry before, waits and give-backs aside) was interrupted too: the lookup between, as this one,
+ * could not tell. From the history's primary key (outbox_id, id); read for such a failure only.
+ */
+export const resentOfLastSend = sql<Resent>`(select case
+      when e.outcome = 'retry' and not ${interrupted('e')} then 'earlier'
+      when ${interrupted('e')} and exists (
+        select 1 from (select p.outcome, p.error_code, p.http_status, p.error from mailer.email_attempts p
+                        where p.outbox_id = i.id and p.id < e.id and p.outcome not in ('throttled', 'released')
+                        order by p.id desc limit 1) p
+         where ${interrupted('p')}) then 'both' end
+    from (select h.id, h.outcome, h.error_code, h.http_status, h.error from mailer.email_attempts h
+           where h.outbox_id = i.id and h.outcome in ('retry', 'lease_expired') order by h.id desc limit 1) e)`
