@@ -47,9 +47,13 @@ export async function sendOne(
   if (outcome.kind === 'sent') return { settlement: { kind: 'sent' }, extra }
   if (outcome.kind === 'reject') {
     // A refused resend delivered nothing, but says nothing of the interrupted send it stood in
-    // for: unverified, that mark stays for a retry to look it up.
-    const settlement: Settlement = { kind: 'failed', code: outcome.code, message: outcome.message }
-    if (r.unverified === true) settlement.ambiguous = true
+    // for: unverified, that mark stays for a retry to look it up, and the failure names that send.
+    const settlement: Settlement = {
+      kind: 'failed',
+      code: outcome.code,
+      message: outcome.message,
+      ...(r.unverified === true && { ambiguous: true, resentUnverified: true }),
+    }
     return { settlement, extra }
   }
   const throttled = outcome.throttled === true

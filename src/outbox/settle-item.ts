@@ -12,6 +12,11 @@ export type Settlement =
       message: string
       /** An interrupted earlier send stays unresolved: its mark is kept for a retry to look it up. */
       ambiguous?: boolean
+      /**
+       * A refused resend of an interrupted earlier send not looked up (as the retry's
+       * resentUnverified): it delivered nothing, and its failure names that earlier send.
+       */
+      resentUnverified?: true
     }
   | {
       kind: 'expired'

@@ -3,7 +3,11 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
 import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
-import { lastSendMayHaveDelivered, resentOfLastSend } from './resent-unverified.ts'
+import {
+  EARLIER_MAY_HAVE_DELIVERED,
+  lastSendMayHaveDelivered,
+  resentOfLastSend,
+} from './resent-unverified.ts'
 import {
   BUSY_OUTCOME,
   PACED_CODE,
@@ -22,6 +26,8 @@ const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
  * one's too when it may also have reached the provider.
  */
 const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
+/** The suffix of a refused unverified resend's failure (Settlement failed, resentUnverified). */
+const EARLIER = sql.lit(EARLIER_MAY_HAVE_DELIVERED)
 /** As LAST_SEND_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
 const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(resentOfLastSend)
 /** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
@@ -143,7 +149,7 @@ export async function settleLeases(
         ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[],
         ${col((_, s) => s.kind === 'retry' && s.lookupWait === true)}::bool[],
         ${col((i) => i.pastExpiry === true)}::bool[],
-        ${col((_, s) => (s.kind === 'retry' && s.resentUnverified ? (s.resentUnverified.sendAmbiguous ? 'both' : 'earlier') : null))}::text[]
+        ${col((_, s) => (s.kind === 'retry' && s.resentUnverified ? (s.resentUnverified.sendAmbiguous ? 'both' : 'earlier') : s.kind === 'failed' && s.resentUnverified ? 'earlier' : null))}::text[]
       ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again, lookup_wait, past_expiry, resent)
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
@@ -219,6 +225,9 @@ export async function settleLeases(
                  when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
                  when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
                  else coalesce(${exhaustedError('error')}, '') || ' (that send was looked up and not found: not sent)' end
+               -- A refused unverified resend (Settlement resentUnverified) names the earlier send.
+               when 'failed' then i.message || case when i.kind = 'failed' and i.resent = 'earlier'
+                                                    then ${EARLIER} else '' end
                else i.message end,
              lease_owner = null, lease_token = null, lease_expires_at = null,
              -- The mark of a send that may have reached the provider survives until it is resolved,

@@ -1162,6 +1162,36 @@ describe('crash ambiguity', () => {
     ])
   })
 
+  test('resent unverified, a resend refused for good (4xx) fails the row naming the earlier interrupted send as the one that may have delivered it, its mark kept', async () => {
+    const id = await ambiguousRow()
+    const sender = createFakeSender()
+    sender.script.set(id, [
+      { kind: 'reject', code: 'ErrorSendAsDenied', message: 'HTTP 403', httpStatus: 403 },
+    ])
+    const e = await started({ deps: { sender } })
+    await e.events.waitFor(settledFor(id, 'failed'))
+    expect(sender.calls).toHaveLength(1)
+    const row = await rowOf(t, id)
+    expect({
+      status: row.status,
+      last_error_code: row.last_error_code,
+      last_error: row.last_error,
+      marked: row.send_started_at !== null,
+    }).toEqual({
+      status: 'failed',
+      last_error_code: 'ErrorSendAsDenied',
+      last_error: 'HTTP 403 (an earlier send was interrupted and may have delivered it)',
+      marked: true,
+    })
+    expect(await attemptsOf(t, id, 'outcome, error_code, error')).toEqual([
+      {
+        outcome: 'failed',
+        error_code: 'ErrorSendAsDenied',
+        error: 'HTTP 403 (an earlier send was interrupted and may have delivered it)',
+      },
+    ])
+  })
+
   test('lookups on that cannot tell (policy resend), out of attempts after its lookup: an unverified resend that failed for sure (500) names the earlier interrupted send, one that timed out names both, a first send that timed out names itself', async () => {
     // Each row's first send times out (maxAttempts 2), and its lookups answer "unavailable" (no
     // Mail.Read): the second send is an unverified resend. A row of one attempt times out once.

@@ -83,6 +83,7 @@ test('resent by policy with no lookup, a send refused for good fails the row wit
     code: 'ErrorSendAsDenied',
     message: 'HTTP 403',
     ambiguous: true,
+    resentUnverified: true,
   })
 })
 
