@@ -33,12 +33,12 @@ const freshDb = `outbox_release_${process.pid}`
 beforeAll(async () => {
   ;[bin, db] = await Promise.all([compiledBinary(), createTestDb()])
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `create database ${freshDb}`)
+  await adminQuery(cluster.admin, `create database ${freshDb}`)
 }, BUILD_HOOK_TIMEOUT_MS)
 afterAll(async () => {
   await db?.drop()
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${freshDb} with (force)`)
+  await adminQuery(cluster.admin, `drop database if exists ${freshDb} with (force)`)
 })
 
 /** The image's ENV, fly.toml's [env] and what `fly secrets set` adds in the runbook, generated per run. */

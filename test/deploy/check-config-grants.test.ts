@@ -32,7 +32,7 @@ const documented = () => `
 
 beforeAll(async () => {
   await adminQuery(
-    (await testCluster()).url('postgres'),
+    (await testCluster()).admin,
     `create role ${role} login password '${password}'; create role ${listenRole} login password '${password}'`,
   )
   db = await createTestDb()
@@ -47,7 +47,7 @@ afterAll(async () => {
   await db?.pool.query(`drop owned by ${role}`)
   await db?.drop()
   await adminQuery(
-    (await testCluster()).url('postgres'),
+    (await testCluster()).admin,
     `drop role if exists ${role}; drop role if exists ${listenRole}`,
   )
 })

@@ -38,12 +38,12 @@ beforeAll(async () => {
   db = await createTestDb()
   cert = await generateTestCertificate()
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `create database ${emptyDb}`)
+  await adminQuery(cluster.admin, `create database ${emptyDb}`)
 })
 afterAll(async () => {
   await db?.drop()
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${emptyDb} with (force)`)
+  await adminQuery(cluster.admin, `drop database if exists ${emptyDb} with (force)`)
 })
 
 const discard = (extra: Record<string, string | undefined> = {}) => ({

@@ -25,13 +25,13 @@ setDefaultTimeout(90_000)
 beforeAll(async () => {
   bin = await compiledBinary()
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `create database ${dbName}`)
+  await adminQuery(cluster.admin, `create database ${dbName}`)
   url = cluster.url(dbName)
   mailDir = await mkdtemp(join(tmpdir(), 'outbox-mail-'))
 })
 afterAll(async () => {
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${dbName} with (force)`)
+  await adminQuery(cluster.admin, `drop database if exists ${dbName} with (force)`)
   await rm(mailDir, { recursive: true, force: true })
 })
 
@@ -100,7 +100,7 @@ test('migrate needs only the database, not the Graph settings it never uses', as
   // A database of its own: the drain test below expects `url` unmigrated.
   const cluster = await testCluster()
   const name = `${dbName}_migrate_only`
-  await adminQuery(cluster.url('postgres'), `create database ${name}`)
+  await adminQuery(cluster.admin, `create database ${name}`)
   try {
     // What a CI job or a laptop has for `migrate`: the URL, and the default transport (graph).
     const { code, stdout, stderr } = await runBinary(bin, ['migrate'], {
@@ -113,7 +113,7 @@ test('migrate needs only the database, not the Graph settings it never uses', as
     expect(code).toBe(0)
     expect(stdout).toContain('applied 1')
   } finally {
-    await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+    await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
   }
 })
 

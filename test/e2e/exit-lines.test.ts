@@ -23,13 +23,13 @@ const jwtSecret = crypto.randomUUID() + crypto.randomUUID()
 beforeAll(async () => {
   bin = await compiledBinary()
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `create database ${emptyDb}`)
+  await adminQuery(cluster.admin, `create database ${emptyDb}`)
   emptyUrl = cluster.url(emptyDb)
   migrated = await cloneTemplateDb('outbox_exitl')
 })
 afterAll(async () => {
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${emptyDb} with (force)`)
+  await adminQuery(cluster.admin, `drop database if exists ${emptyDb} with (force)`)
   await migrated?.drop()
 })
 

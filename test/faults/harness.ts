@@ -141,14 +141,11 @@ function openDatabase(name: string, url: string): Database {
 export async function sharedDatabase(name: string): Promise<Database> {
   const cluster = await testCluster()
   const db = `outbox_fault_${name}_${crypto.randomUUID().slice(0, 8)}`
-  await adminQuery(
-    cluster.url('postgres'),
-    `create database ${db} template ${cluster.templateName}`,
-  )
+  await adminQuery(cluster.admin, `create database ${db} template ${cluster.templateName}`)
   const d = openDatabase(db, cluster.url(db))
   onCleanup(async () => {
     await d.pool.end()
-    await adminQuery(cluster.url('postgres'), `drop database if exists ${db} with (force)`)
+    await adminQuery(cluster.admin, `drop database if exists ${db} with (force)`)
   })
   return d
 }

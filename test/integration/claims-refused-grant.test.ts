@@ -25,14 +25,11 @@ afterEach(async () => {
 })
 afterAll(async () => {
   await t.pool.query(`drop owned by ${role}`).catch(() => {})
-  await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${role}`)
+  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
 })
 
 test('claims refused a privilege make readiness name the grants to run, after the 30 s it waits', async () => {
-  await adminQuery(
-    (await testCluster()).url('postgres'),
-    `create role ${role} login password '${password}'`,
-  )
+  await adminQuery((await testCluster()).admin, `create role ${role} login password '${password}'`)
   // Step 7's grants but UPDATE, as a DBA who left one out.
   await t.pool.query(`
     grant usage on schema mailer to ${role};

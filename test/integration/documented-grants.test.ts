@@ -70,7 +70,7 @@ beforeAll(async () => {
 })
 // A role is the cluster's: dropped once this file's database, which holds its grants, is gone.
 afterAll(async () => {
-  await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${role}`)
+  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
 })
 
 describe('the deploy guide’s grants for an application role', () => {
@@ -166,7 +166,7 @@ describe('the deploy guide’s grants for outbox-mailer’s own role', () => {
   afterAll(async () => {
     await handle?.close()
     await t.pool.query(`drop owned by ${svc}`)
-    await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${svc}`)
+    await adminQuery((await testCluster()).admin, `drop role if exists ${svc}`)
   })
 
   test('let it read the schema state, claim, send through the shared limits and settle; a table a later release adds too', async () => {

@@ -115,7 +115,7 @@ let engine: TestEngine | null = null
 beforeAll(async () => {
   const cluster = await testCluster()
   const name = `outbox_c_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
-  await adminQuery(cluster.url('postgres'), `create database ${name}`)
+  await adminQuery(cluster.admin, `create database ${name}`)
   const url = cluster.url(name)
   const handle = openDb({ name: 'test', url, log: silentLogger, maxConnections: 20 })
   other = {
@@ -124,7 +124,7 @@ beforeAll(async () => {
     reset: async () => {},
     drop: async () => {
       await handle.close()
-      await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+      await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
     },
   }
 })

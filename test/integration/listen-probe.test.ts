@@ -24,7 +24,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await t.drop()
-  await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${role}`)
+  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
 })
 
 test('a role allowed one connection still listens: the probe, unable to open a second session, trusts the first', async () => {

@@ -71,7 +71,7 @@ test('a tenant of 200 characters is kept whole; the table refuses a longer one w
 test('a row stored before 0050 with a longer tenant gets the shortened one, and the check is validated', async () => {
   const cluster = await testCluster()
   const name = `outbox_lt_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
-  await adminQuery(cluster.url('postgres'), `create database ${name}`)
+  await adminQuery(cluster.admin, `create database ${name}`)
   try {
     const url = cluster.url(name)
     const before = migrations.filter((m) => m.version < 50)
@@ -94,6 +94,6 @@ test('a row stored before 0050 with a longer tenant gets the shortened one, and 
       { tenant: 'acme', validated: true },
     ])
   } finally {
-    await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+    await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
   }
 })

@@ -21,8 +21,8 @@ let migrated: TestDb
 
 beforeAll(async () => {
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `create role ${role} login password '${password}'`)
-  await adminQuery(cluster.url('postgres'), `create database ${emptyDb}`)
+  await adminQuery(cluster.admin, `create role ${role} login password '${password}'`)
+  await adminQuery(cluster.admin, `create database ${emptyDb}`)
   migrated = await createTestDb()
   // The deploy guide's step 7 grants for the service's role, as its DBA runs them.
   await migrated.pool.query(`
@@ -32,8 +32,8 @@ beforeAll(async () => {
 afterAll(async () => {
   const cluster = await testCluster()
   await migrated?.drop()
-  await adminQuery(cluster.url('postgres'), `drop database if exists ${emptyDb} with (force)`)
-  await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
+  await adminQuery(cluster.admin, `drop database if exists ${emptyDb} with (force)`)
+  await adminQuery(cluster.admin, `drop role if exists ${role}`)
 })
 
 /** `url` with the service's role in it. */

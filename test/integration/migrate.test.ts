@@ -53,7 +53,7 @@ async function migratedDatabase(): Promise<string> {
 let templateName: string
 beforeAll(async () => {
   const cluster = await testCluster()
-  adminUrl = cluster.url('postgres')
+  adminUrl = cluster.admin
   urlOf = cluster.url
   templateName = cluster.templateName
 })

@@ -8,6 +8,7 @@ import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { serve } from '../../src/serve.ts'
 import { appOnDefault, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
+import { testCluster } from '../preload.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
@@ -76,11 +77,9 @@ function monitorOf(
  * old primary do while the URL already leads to the new one.
  */
 async function readOnly(on: boolean) {
-  const url = new URL(t.url)
-  const name = url.pathname.slice(1)
-  url.pathname = '/postgres'
+  const name = new URL(t.url).pathname.slice(1)
   await adminQuery(
-    url.toString(),
+    (await testCluster()).admin,
     on
       ? `alter database "${name}" set default_transaction_read_only = on`
       : `alter database "${name}" reset default_transaction_read_only`,

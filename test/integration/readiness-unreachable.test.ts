@@ -56,7 +56,7 @@ test('a host name that does not resolve is named as such, without the name', asy
 
 test('a URL asking for TLS of a server without it: said to be TLS, not an outage', async () => {
   const cluster = await testCluster()
-  const url = new URL(cluster.url('postgres'))
+  const url = new URL(cluster.admin)
   url.searchParams.set('sslmode', 'verify-full')
   expect(await problemAt(url.toString())).toStartWith('database unreachable (tls_refused: ')
 })
@@ -74,7 +74,7 @@ test('a server that takes the connection and never answers: no answer within the
 test('a database closed to connections (ALLOW_CONNECTIONS false, 55000): said to refuse connections and what to do, not left as the server’s words alone', async () => {
   const cluster = await testCluster()
   const name = `closed_ready_${process.pid}`
-  const admin = new pg.Client({ connectionString: cluster.url('postgres') })
+  const admin = new pg.Client({ connectionString: cluster.admin })
   await admin.connect()
   try {
     await admin.query(`create database ${name}`)

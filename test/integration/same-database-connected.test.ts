@@ -37,7 +37,7 @@ test('one database under two names, 127.0.0.1 and localhost, the second as a rol
   const role = `same_db_${process.pid}`
   const password = `pw-${randomBytes(12).toString('hex')}`
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `create role ${role} login password '${password}'`)
+  await adminQuery(cluster.admin, `create role ${role} login password '${password}'`)
   try {
     const second = new URL(otherHostName(t.url))
     second.username = role
@@ -59,7 +59,7 @@ test('one database under two names, 127.0.0.1 and localhost, the second as a rol
       problems: r.problems,
     }).toEqual({ found: 1, names: [true], problems: r.problems })
   } finally {
-    await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
+    await adminQuery(cluster.admin, `drop role if exists ${role}`)
   }
 })
 

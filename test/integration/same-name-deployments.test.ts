@@ -163,7 +163,7 @@ test("a database cloned from production shares its id until the README's stateme
   const cluster = await testCluster()
   const suffix = randomUUID().replaceAll('-', '').slice(0, 12)
   const [source, clone] = [`outbox_src_${suffix}`, `outbox_clone_${suffix}`]
-  const admin = cluster.url('postgres')
+  const admin = cluster.admin
   const idOf = async (name: string) => {
     const q = { query: (text: string) => adminQuery(cluster.url(name), text) } as Queryable
     return readDatabaseId(q)

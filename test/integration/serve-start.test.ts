@@ -426,7 +426,7 @@ test.each([
     const role = `serve_login_${sqlstate.toLowerCase()}_${process.pid}`
     const password = `pw-${randomBytes(12).toString('hex')}`
     const login = sqlstate === '28000' ? 'nologin' : 'login'
-    await adminQuery(cluster.url('postgres'), `create role ${role} ${login} password '${password}'`)
+    await adminQuery(cluster.admin, `create role ${role} ${login} password '${password}'`)
     try {
       const url = new URL(spare.url)
       url.username = role
@@ -464,7 +464,7 @@ test.each([
         await running.stop('test')
       }
     } finally {
-      await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
+      await adminQuery(cluster.admin, `drop role if exists ${role}`)
     }
   },
 )

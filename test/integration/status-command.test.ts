@@ -272,10 +272,7 @@ describe('one database', () => {
       insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v')`)
     const cluster = await testCluster()
     const dbName = new URL(db.url).pathname.slice(1)
-    await adminQuery(
-      cluster.url('postgres'),
-      `create role ${reader} login password '${readerPassword}'`,
-    )
+    await adminQuery(cluster.admin, `create role ${reader} login password '${readerPassword}'`)
     try {
       // SELECT only, no TEMP, and writes refused whatever the grants: a write the command tried would
       // fail its read, and the report would say so.
@@ -312,7 +309,7 @@ describe('one database', () => {
         revoke connect on database ${dbName} from ${reader};
         grant connect, temporary on database ${dbName} to public`,
       ).catch(() => {})
-      await adminQuery(cluster.url('postgres'), `drop role if exists ${reader}`)
+      await adminQuery(cluster.admin, `drop role if exists ${reader}`)
     }
   })
 
@@ -323,7 +320,7 @@ describe('one database', () => {
     const dbName = new URL(db.url).pathname.slice(1)
     // Sessions opened from now on start read-only: every write of a worker's would raise 25006.
     await adminQuery(
-      cluster.url('postgres'),
+      cluster.admin,
       `alter database ${dbName} set default_transaction_read_only = on`,
     )
     try {
@@ -338,7 +335,7 @@ describe('one database', () => {
       expect(table.stdout).toContain('default: the database takes no writes')
     } finally {
       await adminQuery(
-        cluster.url('postgres'),
+        cluster.admin,
         `alter database ${dbName} reset default_transaction_read_only`,
       )
     }
@@ -357,7 +354,7 @@ describe('one database', () => {
     const cluster = await testCluster()
     const dbName = new URL(db.url).pathname.slice(1)
     const password = `pw-${randomBytes(12).toString('hex')}`
-    await adminQuery(cluster.url('postgres'), `create role ${name} login password '${password}'`)
+    await adminQuery(cluster.admin, `create role ${name} login password '${password}'`)
     try {
       await adminQuery(
         cluster.url(dbName),
@@ -369,7 +366,7 @@ describe('one database', () => {
       await run(url.toString())
     } finally {
       await adminQuery(cluster.url(dbName), `drop owned by ${name}`).catch(() => {})
-      await adminQuery(cluster.url('postgres'), `drop role if exists ${name}`)
+      await adminQuery(cluster.admin, `drop role if exists ${name}`)
     }
   }
 
@@ -613,17 +610,14 @@ describe('schema', () => {
   afterAll(async () => {
     const cluster = await testCluster()
     for (const name of extra) {
-      await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+      await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
     }
   })
   async function cloneWith(statements: string): Promise<string> {
     const cluster = await testCluster()
     const name = `outbox_status_${extra.length}_${process.pid}`
     extra.push(name)
-    await adminQuery(
-      cluster.url('postgres'),
-      `create database ${name} template ${cluster.templateName}`,
-    )
+    await adminQuery(cluster.admin, `create database ${name} template ${cluster.templateName}`)
     if (statements) await adminQuery(cluster.url(name), statements)
     return cluster.url(name)
   }

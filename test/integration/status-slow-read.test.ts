@@ -21,7 +21,7 @@ beforeAll(async () => {
   t = await createTestDb()
   dbName = new URL(t.url).pathname.slice(1)
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `create role ${reader} login password '${password}'`)
+  await adminQuery(cluster.admin, `create role ${reader} login password '${password}'`)
   await adminQuery(
     t.url,
     `grant connect on database ${dbName} to ${reader};
@@ -40,7 +40,7 @@ afterAll(async () => {
   await adminQuery(t.url, `drop owned by ${reader}`).catch(() => {})
   await t.drop()
   const cluster = await testCluster()
-  await adminQuery(cluster.url('postgres'), `drop role if exists ${reader}`)
+  await adminQuery(cluster.admin, `drop role if exists ${reader}`)
 })
 
 /**

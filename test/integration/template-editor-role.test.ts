@@ -23,7 +23,7 @@ beforeAll(async () => {
 })
 // A role is the cluster's: dropped once this file's database, which holds its grants, is gone.
 afterAll(async () => {
-  await adminQuery((await testCluster()).url('postgres'), `drop role if exists ${role}`)
+  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
 })
 
 async function asEditor(text: string): Promise<void> {

@@ -20,10 +20,7 @@ export interface TestDb extends DbHandle {
 export async function createTestDb(): Promise<TestDb> {
   const cluster = await testCluster()
   const name = `outbox_t_${crypto.randomUUID().replaceAll('-', '').slice(0, 16)}`
-  await adminQuery(
-    cluster.url('postgres'),
-    `create database ${name} template ${cluster.templateName}`,
-  )
+  await adminQuery(cluster.admin, `create database ${name} template ${cluster.templateName}`)
   const url = cluster.url(name)
   // A database of its own, as if migrated apart: a clone of the template would share its id
   // (mailer.database_identity), and so be taken for one database by Graph lookups (README).
@@ -66,7 +63,7 @@ export async function createTestDb(): Promise<TestDb> {
     },
     drop: async () => {
       await handle.close()
-      await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+      await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
     },
   }
 }

@@ -8,6 +8,12 @@ import { type EmbeddedServer, startEmbeddedPostgres } from '../../src/embedded-p
 import { silentLogger } from '../../src/log.ts'
 
 export interface TestCluster {
+  /**
+   * The URL the run was given (TEST_DATABASE_URL as it is, its database included; else the
+   * embedded cluster's `postgres`): where databases and roles are created and dropped. A user's
+   * server need not let anyone into a database named `postgres`.
+   */
+  admin: string
   /** URL of a database on the cluster (admin rights). */
   url(database: string): string
   templateName: string
@@ -44,6 +50,7 @@ export async function startTestCluster(): Promise<TestCluster> {
   await migrate({ url: url(templateName), log: silentLogger })
   await adminQuery(adminUrl, `alter database ${templateName} with is_template true`)
   return {
+    admin: adminUrl,
     url,
     templateName,
     stop: async () => {

@@ -15,7 +15,7 @@ export async function withRoleRefusedConnect(
   const dbName = new URL(databaseUrl).pathname.slice(1)
   const role = `${rolePrefix}_${process.pid}`
   const password = `pw-${randomBytes(12).toString('hex')}`
-  await adminQuery(cluster.url('postgres'), `create role ${role} login password '${password}'`)
+  await adminQuery(cluster.admin, `create role ${role} login password '${password}'`)
   await adminQuery(cluster.url(dbName), `revoke connect on database ${dbName} from public`)
   try {
     const url = new URL(databaseUrl)
@@ -24,6 +24,6 @@ export async function withRoleRefusedConnect(
     await fn(url)
   } finally {
     await adminQuery(cluster.url(dbName), `grant connect on database ${dbName} to public`)
-    await adminQuery(cluster.url('postgres'), `drop role if exists ${role}`)
+    await adminQuery(cluster.admin, `drop role if exists ${role}`)
   }
 }

@@ -13,15 +13,12 @@ export interface TemplateDb {
 export async function cloneTemplateDb(prefix: string): Promise<TemplateDb> {
   const cluster = await testCluster()
   const name = `${prefix}_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
-  await adminQuery(
-    cluster.url('postgres'),
-    `create database ${name} template ${cluster.templateName}`,
-  )
+  await adminQuery(cluster.admin, `create database ${name} template ${cluster.templateName}`)
   return {
     name,
     url: cluster.url(name),
     drop: async () => {
-      await adminQuery(cluster.url('postgres'), `drop database if exists ${name} with (force)`)
+      await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
     },
   }
 }
