@@ -6,6 +6,7 @@ import {
   cancelAwaitsLookup,
   cancelRecorded,
 } from './cancel-wins.ts'
+import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { lookupPastExpirySeconds } from './lookup-grace.ts'
 
 /** Rows failed per statement; a full batch makes the reclaim run again at once. */
@@ -100,7 +101,10 @@ export function expirySweep(s: ExpirySweep) {
                                else 'expiresAt passed; an interrupted send may have delivered it' end
         from unnest(array(select id from expiring_locked)) as l(id)
        where o.id = l.id and o.status = 'pending'
-      returning o.id, o.status, o.tenant, o.attempts, o.correlation_id, o.last_error_code, o.last_error
+      -- A marked row's entry (and its line) numbers the attempt whose send it names.
+      returning o.id, o.status, o.tenant,
+                case when ${counted} then o.attempts else ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)} end as attempts,
+                o.correlation_id, o.last_error_code, o.last_error
     ), swept_history as (
       -- The outcome is the code: expired, or cancelled.
       insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)

@@ -5,6 +5,7 @@ import { CANCELLED_LOOKUP_STOPPED, cancelAwaitsLookup } from './cancel-wins.ts'
 import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { type BeatResult, beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
+import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
 
 interface Reclaimed {
@@ -188,7 +189,10 @@ export function reclaimStatement(p: ReclaimParams) {
              lease_owner = null, lease_token = null, lease_expires_at = null
         from expired
        where o.id = expired.id
-      returning o.id, o.status, o.send_started_at is not null as ambiguous, o.attempts,
+      returning o.id, o.status, o.send_started_at is not null as ambiguous,
+                -- A cancel's lookup counted none: its entry numbers the attempt it looks up.
+                case when ${cancelLookup} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
+                     else o.attempts end as attempts,
                 o.last_error_code, o.last_error, expired.lease_owner
     ), history as (
       -- A lease key named by the worker id its registry entry holds (workers_lease_key_idx).

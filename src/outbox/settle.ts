@@ -2,6 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
+import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
 import {
   EARLIER_MAY_HAVE_DELIVERED,
@@ -247,8 +248,10 @@ export async function settleLeases(
                 -- A lookup at the expiresAt is woken at it (the claim finds the row expired).
                 case when l.at_expiry and o.status = 'pending'
                      then greatest(0, mailer.ms_until(o.expires_at))::float8 end as due_ms,
-                -- The history numbers a lease that only looks a send up as the attempt it looks up.
-                i.refund and o.status <> 'cancelled' and not i.past as refund,
+                -- The history numbers a wait given back uncounted as the attempt it gave back, and a
+                -- lease that only looks a send up as the attempt it looks up (looked-up-attempt.ts).
+                case when i.past then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
+                     else o.attempts + (i.refund and o.status <> 'cancelled')::int end as attempt,
                 i.started_ms, i.http_status, i.request_id,
                 case when i.kind = 'sent' then i.message end as sent_note,
                 case when o.status = 'cancelled' then 'cancelled' when i.kind = 'exhausted' then 'failed'
@@ -268,7 +271,7 @@ export async function settleLeases(
       -- The row's latest entry, from the history's primary key (outbox_id, id), read for those only.
       insert into mailer.email_attempts
              (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
-      select id, attempts + refund::int, ${p.workerId}, to_timestamp(started_ms / 1000), outcome,
+      select id, attempt, ${p.workerId}, to_timestamp(started_ms / 1000), outcome,
              http_status, request_id, last_error_code, coalesce(last_error, sent_note)
         from done
        where case when outcome <> 'throttled' then true
