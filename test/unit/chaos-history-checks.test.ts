@@ -32,9 +32,14 @@ const entry = (attempt: number, outcome: string, o: Partial<AttemptEntry> = {}):
   http_status: null,
   ...o,
 })
-const problemsOf = (r: OutboxRow, hist: AttemptEntry[], cancelAsked: boolean) => {
+const problemsOf = (
+  r: OutboxRow,
+  hist: AttemptEntry[],
+  cancelAsked: boolean,
+  olderPids: ReadonlySet<number> = new Set(),
+) => {
   const said: string[] = []
-  checkHistory('resend', { r, hist, retries: 0, cancelAsked, say: (w) => said.push(w) })
+  checkHistory('resend', { r, hist, retries: 0, cancelAsked, say: (w) => said.push(w), olderPids })
   return said
 }
 
@@ -45,16 +50,40 @@ const gateway504 = entry(1, 'throttled', {
   http_status: 504,
 })
 
-test("a cancel's lookup of a send a 504 left in doubt, given back uncounted, numbers the row's attempts (0): no problem (seed 5003, resend, harsh)", () => {
-  const hist = [
-    entry(1, 'throttled', { error_code: 'ServiceUnavailable', http_status: 503 }),
-    gateway504,
-    entry(0, 'cancelled', {
-      error_code: 'cancelled',
-      error: 'cancelled; an earlier send was interrupted and may have delivered it',
-    }),
-  ]
-  expect(problemsOf(row({}), hist, true)).toEqual([])
+// The history of seed 5003's row 4 (resend, harsh): a 503, the 504, then the cancel's lookup.
+const cancelledAfter504 = (attempt: number) => [
+  entry(1, 'throttled', { error_code: 'ServiceUnavailable', http_status: 503 }),
+  gateway504,
+  entry(attempt, 'cancelled', {
+    error_code: 'cancelled',
+    error: 'cancelled; an interrupted send may have delivered it',
+  }),
+]
+
+test("a cancel's lookup of a send a 504 left in doubt, given back uncounted, numbers that send's attempt (1), one above the row's attempts (0): no problem", () => {
+  expect(problemsOf(row({}), cancelledAfter504(1), true)).toEqual([])
+})
+
+test("an older release's worker numbers such a lookup as the row's attempts (0): no problem for its pids alone (seed 5003, CHAOS_OLDER_BINARY)", () => {
+  expect(problemsOf(row({}), cancelledAfter504(0), true, new Set([1]))).toEqual([])
+  expect(problemsOf(row({}), cancelledAfter504(0), true, new Set([2]))).toEqual([
+    'counted attempts 0 do not number 1..0',
+  ])
+})
+
+test("past its expiresAt, the lookup of a send a 504 left in doubt numbers that send's attempt (1); an older release's worker's 0 passes for its pids alone", () => {
+  const sent = row({
+    status: 'sent',
+    last_error_code: null,
+    last_error: null,
+    expires_at: new Date(0),
+    send_started_at: null,
+  })
+  expect(problemsOf(sent, [gateway504, entry(1, 'sent')], false)).toEqual([])
+  expect(problemsOf(sent, [gateway504, entry(0, 'sent')], false, new Set([1]))).toEqual([])
+  expect(problemsOf(sent, [gateway504, entry(0, 'sent')], false)).toEqual([
+    'counted attempts 0 do not number 1..0',
+  ])
 })
 
 test('a worker entry numbered 0 is still a problem without a cancel asked, or without the uncounted send in doubt before it', () => {
@@ -67,4 +96,22 @@ test('a worker entry numbered 0 is still a problem without a cancel asked, or wi
   expect(problemsOf(row({}), [throttled503, cancelled], true)).toEqual([
     'counted attempts 0 do not number 1..0',
   ])
+})
+
+test('a counted claim after a 504, numbered as the 504 was, still counts: its lookup found the send on the last attempt', () => {
+  const sent = row({
+    status: 'sent',
+    attempts: 3,
+    max_attempts: 3,
+    last_error_code: null,
+    last_error: null,
+    send_started_at: null,
+  })
+  const hist = [
+    entry(1, 'retry'),
+    entry(2, 'retry'),
+    { ...gateway504, attempt: 3 },
+    entry(3, 'sent'),
+  ]
+  expect(problemsOf(sent, hist, false)).toEqual([])
 })

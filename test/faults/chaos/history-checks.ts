@@ -12,6 +12,11 @@ export interface AttemptChecks {
   retries: number
   cancelAsked: boolean
   say(what: string): void
+  /**
+   * The workers of an older release (CHAOS_OLDER_BINARY), by pid: theirs may number a lookup of a
+   * send a 504 left in doubt (given back uncounted) as the row's attempts, one below that send's.
+   */
+  olderPids?: ReadonlySet<number>
 }
 
 // A throttled row that fails (its expiresAt reached) gives its attempt back, as a throttle does;
@@ -25,16 +30,34 @@ const refunded = (h: AttemptEntry) =>
   h.error_code === 'throttled' ||
   (h.error_code === 'expired' && throttledUntilExpiry(h.error))
 
+/** A send a gateway's 504 left in doubt, given back uncounted (a throttle) with its mark kept. */
+const gatewayTimeout = (e: AttemptEntry) => e.http_status === 504 && refunded(e)
+
+/** The entry was written by a worker of an older release (AttemptChecks olderPids). */
+const byOlder = (h: AttemptEntry, olderPids: ReadonlySet<number>) =>
+  olderPids.has(Number(h.worker_id?.split(':')[1]))
+
+/**
+ * The entry at `i` numbers a send a 504 left in doubt: one above the row's attempts, as that
+ * send's own entry (its give-back left the count below it).
+ */
+const namesGivenBack = (hist: readonly AttemptEntry[], i: number, r: OutboxRow) =>
+  hist[i]!.attempt === r.attempts + 1 &&
+  hist.slice(0, i).some((e) => e.attempt === hist[i]!.attempt && gatewayTimeout(e))
+
 /**
  * The entry at `i` records a lookup of an interrupted send that counted no attempt (lease.ts:
  * lookupOnly): the row's last attempt's, any attempt's once the row's cancel was asked, or any
  * attempt's past the row's expiresAt (looked up, or named unlooked; a sweep's end of such a row too).
+ * It numbers the attempt whose send it looks up (looked-up-attempt.ts), a 504's given back too:
+ * one above the row's attempts.
  */
 function lookedUp(
   hist: readonly AttemptEntry[],
   i: number,
   r: OutboxRow,
   cancelAsked: boolean,
+  olderPids: ReadonlySet<number>,
 ): boolean {
   const h = hist[i]!
   // Its lookup's worker stopped: reclaimed, looked up again (reclaim.ts). Past its expiresAt too
@@ -44,24 +67,30 @@ function lookedUp(
     ['sent', 'failed', 'lease_expired', 'expired'].includes(h.outcome)
   // Its cancel asked while it waited pending: sent if found, else cancelled (cancelled-interrupted.ts).
   const cancelling = cancelAsked && ['sent', 'cancelled', 'lease_expired'].includes(h.outcome)
-  // Past its expiresAt: sent if found, else expired (expired-interrupted.ts, expiry-sweep.ts). An
-  // interrupted send its claim gave back (a 504: throttled, uncounted) on a row with no counted
-  // attempt yet is looked up as attempt 0.
+  // Past its expiresAt: sent if found, else expired (expired-interrupted.ts, expiry-sweep.ts).
   const pastExpiry = r.expires_at !== null && ['sent', 'expired'].includes(h.outcome)
-  if (pastExpiry && h.attempt === 0) return true
   if (!last && !cancelling && !pastExpiry) return false
-  return hist.slice(0, i).some(
-    (e) =>
-      (e.attempt === h.attempt &&
-        (e.outcome === 'retry' ||
-          (e.outcome === 'lease_expired' && /during the send/.test(e.error ?? '')))) ||
-      // A send a gateway's 504 left in doubt is given back uncounted (a throttle): the lookup's
-      // entry numbers the row's attempts, which that send's give-back left one below its own.
-      (cancelling && e.attempt === h.attempt + 1 && e.http_status === 504 && refunded(e)),
-  )
+  // An older release's worker numbers the lookup of a send a 504 left in doubt as the row's
+  // attempts, one below that send's entry (0 for a row with no counted attempt).
+  const older = byOlder(h, olderPids)
+  if (older && pastExpiry && h.attempt === 0) return true
+  // A 504's own attempt, which no counted claim followed (one claim after it is numbered so too).
+  if (namesGivenBack(hist, i, r)) return true
+  return hist
+    .slice(0, i)
+    .some(
+      (e) =>
+        (e.attempt === h.attempt &&
+          (e.outcome === 'retry' ||
+            (e.outcome === 'lease_expired' && /during the send/.test(e.error ?? '')))) ||
+        (older && cancelling && e.attempt === h.attempt + 1 && gatewayTimeout(e)),
+    )
 }
 
-export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }: AttemptChecks) {
+export function checkHistory(
+  mode: Mode,
+  { r, hist, retries, cancelAsked, say, olderPids = new Set() }: AttemptChecks,
+) {
   // The history agrees with the row.
   const sentEntries = hist.filter((h) => h.outcome === 'sent').length
   if (r.status === 'sent' && (sentEntries !== 1 || hist.at(-1)?.outcome !== 'sent'))
@@ -75,7 +104,18 @@ export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }:
     say('failed, but its history does not end with a failure')
   if (r.status === 'cancelled' && last?.outcome !== 'cancelled')
     say('cancelled, but its history does not end with the cancel')
-  if (r.status !== 'pending' && last && !refunded(last) && last.attempt !== r.attempts)
+  // A lookup of a send a 504 left in doubt numbers that send's attempt, one above the row's.
+  const lastNamesGivenBack =
+    last !== undefined &&
+    namesGivenBack(hist, hist.length - 1, r) &&
+    lookedUp(hist, hist.length - 1, r, cancelAsked, olderPids)
+  if (
+    r.status !== 'pending' &&
+    last &&
+    !refunded(last) &&
+    last.attempt !== r.attempts &&
+    !lastNamesGivenBack
+  )
     say('the last history entry names another attempt than the row')
   // Each counted claim leaves one entry, numbered 1, 2, …; throttles and releases give theirs
   // back, and a cancel through the API (no worker) counts none. (A retry restarts the count.)
@@ -84,7 +124,10 @@ export function checkHistory(mode: Mode, { r, hist, retries, cancelAsked, say }:
     // fails: the lookup's outcome (sent, failed out of attempts, or expired) is numbered as that
     // attempt; so is the lookup of any attempt's interrupted send whose row's cancel was asked.
     const counted = hist
-      .filter((h, i) => h.worker_id !== null && !refunded(h) && !lookedUp(hist, i, r, cancelAsked))
+      .filter(
+        (h, i) =>
+          h.worker_id !== null && !refunded(h) && !lookedUp(hist, i, r, cancelAsked, olderPids),
+      )
       .map((h) => h.attempt)
     if (counted.join(',') !== Array.from({ length: r.attempts }, (_, i) => i + 1).join(','))
       say(`counted attempts ${counted.join(',') || 'none'} do not number 1..${r.attempts}`)

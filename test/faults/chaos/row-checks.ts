@@ -24,7 +24,8 @@ export interface RowFindings {
  * Adds a problem for each row that breaks the promise (and marks the row offending). `olderPids`:
  * the workers of an older release (CHAOS_OLDER_BINARY), whose claim of a row left pending at its
  * max_attempts for its last attempt's lookup counts one attempt more (deploy/README.md's rolling-deploy
- * note on that lookup): such an entry may be numbered max_attempts + 1, and the row count it.
+ * note on that lookup): such an entry may be numbered max_attempts + 1, and the row count it; and
+ * whose lookup of a send a 504 left in doubt may number it one below that send (checkHistory).
  */
 export function checkRows(
   mode: Mode,
@@ -81,7 +82,14 @@ export function checkRows(
         say('failed without the mark of its delivered send')
     }
 
-    const row: AttemptChecks = { r, hist, retries, cancelAsked: record.cancelAsked.has(r.id), say }
+    const row: AttemptChecks = {
+      r,
+      hist,
+      retries,
+      cancelAsked: record.cancelAsked.has(r.id),
+      say,
+      olderPids,
+    }
     checkHistory(mode, row)
 
     // Never sent after its expiry, nor after a cancel that answered yes (unless retried after it).
