@@ -42,6 +42,11 @@ interface EmbeddedOptions {
    */
   fallbackDir?: string
   port?: number
+  /**
+   * Where a port is found when `port` is not given (default freePort); a test hands out one another
+   * process holds first, to see it chosen again.
+   */
+  choosePort?: () => Promise<number>
   /** Keep the data directory after stop (dev) or delete it (tests). */
   persistent: boolean
   /** Trade durability for speed: only for throwaway test clusters. */
@@ -101,8 +106,12 @@ function run(file: string, args: string[], runAs: RunAs, log: (l: string) => voi
   })
 }
 
+/** Starts of a cluster on a port chosen here, when each finds the port taken by then. */
+const PORT_TRIES = 3
+
 export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<EmbeddedServer> {
-  const port = o.port ?? (await freePort())
+  const choosePort = o.choosePort ?? freePort
+  let port = o.port ?? (await choosePort())
   const runAs = postgresUser()
   const bin = await binariesFor(runAs, o.nativeDir)
   const dir = await dataDir(o, runAs)
@@ -134,11 +143,14 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
       await rm(pwfile, { force: true })
     }
   }
-  const flags = ['-D', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1']
-  flags.push('-c', 'unix_socket_directories=', '-c', 'max_connections=300')
-  if (o.fast)
-    flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off')
-  flags.push(...(o.extraFlags ?? []))
+  const flags = () => [
+    ...['-D', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'],
+    ...['-c', 'unix_socket_directories=', '-c', 'max_connections=300'],
+    ...(o.fast
+      ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']
+      : []),
+    ...(o.extraFlags ?? []),
+  ]
 
   let child: Server | null = null
   let stopping = false
@@ -146,8 +158,8 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
     new Promise<void>((resolve, reject) => {
       stopping = false
       const p = o.grandchild
-        ? spawnGrandchild(bin.postgres, flags, runAs)
-        : spawnChild(bin.postgres, flags, runAs, o.ownProcessGroup)
+        ? spawnGrandchild(bin.postgres, flags(), runAs)
+        : spawnChild(bin.postgres, flags(), runAs, o.ownProcessGroup)
       child = p
       let err = ''
       let ready = false
@@ -173,7 +185,22 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
   // A server left running by a crashed parent would hold the port: stop ours with the process.
   const onExit = () => (child as Server | null)?.kill('SIGINT')
   process.once('exit', onExit)
-  await start()
+  // A port found free can be taken before Postgres binds it (test runs and dev starting clusters at
+  // once: CI saw "could not bind IPv4 address … Address already in use"): one chosen here is chosen
+  // again, up to PORT_TRIES times; a port given (o.port) is the caller's to keep.
+  for (let tries = 1; ; tries++) {
+    try {
+      await start()
+      break
+    } catch (err) {
+      const taken = /Address already in use/.test(err instanceof Error ? err.message : String(err))
+      if (!taken || o.port !== undefined || tries >= PORT_TRIES) {
+        process.removeListener('exit', onExit)
+        throw err
+      }
+      port = await choosePort()
+    }
+  }
   return {
     dir,
     logPath,

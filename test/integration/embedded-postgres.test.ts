@@ -2,10 +2,11 @@
 import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { startEmbeddedPostgres } from '../../src/embedded-postgres.ts'
+import { freePort, startEmbeddedPostgres } from '../../src/embedded-postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). Each test
 // creates a cluster (initdb) and starts it: 16-22 s of them on a loaded 2-core machine.
@@ -68,4 +69,44 @@ test('a grandchild server is no child of this process, answers, and stops', asyn
     ? ((await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[0] ?? '')
     : 'gone'
   expect(['gone', 'Z']).toContain(state)
+})
+
+// A port found free can be taken before Postgres binds it: CI (five runs starting clusters at once)
+// failed a file with "could not bind IPv4 address \"127.0.0.1\": Address already in use".
+test('a port chosen for it that another process takes first is chosen again: the server starts', async () => {
+  const holder: Server = createServer()
+  const held = await new Promise<number>((resolve) =>
+    holder.listen(0, '127.0.0.1', () => {
+      const address = holder.address()
+      resolve(typeof address === 'object' && address ? address.port : 0)
+    }),
+  )
+  const chosen: number[] = []
+  const dir = await mkdtemp(join(tmpdir(), 'outbox-port-taken-'))
+  cleanup.push(dir)
+  try {
+    const server = await startEmbeddedPostgres({
+      dir,
+      persistent: false,
+      fast: true,
+      choosePort: async () => {
+        const port = chosen.length === 0 ? held : await freePort()
+        chosen.push(port)
+        return port
+      },
+    })
+    try {
+      expect(chosen).toHaveLength(2)
+      expect(new URL(server.url()).port).toBe(String(chosen[1]))
+      const client = new pg.Client({ connectionString: server.url() })
+      await client.connect()
+      const r = await client.query<{ one: number }>('select 1 as one')
+      await client.end()
+      expect(r.rows[0]!.one).toBe(1)
+    } finally {
+      await server.stop()
+    }
+  } finally {
+    await new Promise((resolve) => holder.close(resolve))
+  }
 })
