@@ -52,7 +52,8 @@ export async function sendTest(
     return EXIT.usage
   }
   const transport = createTransport(config, log)
-  const id = `send-test-${Date.now()}`
+  // Its own id: two send-tests in one millisecond (a script's loop) wrote one file transport file.
+  const id = `send-test-${Date.now()}-${crypto.randomUUID().slice(0, 8)}`
   const mail: OutboundMail = {
     outboxId: id,
     tenant: 'default',

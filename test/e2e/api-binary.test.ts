@@ -170,7 +170,7 @@ test('send-test sends one message through the configured transport', async () =>
     expect(await new Response(p.stdout).text()).toContain('sent')
     const files = await readdir(dir)
     expect(files.length).toBe(1)
-    expect(files[0]).toMatch(/^outbox-send-test-\d+\.eml$/)
+    expect(files[0]).toMatch(/^outbox-send-test-\d+-[0-9a-f]{8}\.eml$/)
     const bad = Bun.spawn([bin, 'send-test'], {
       env: { PATH: process.env.PATH ?? '', MAIL_TRANSPORT: 'file' },
       stderr: 'pipe',

@@ -223,3 +223,16 @@ test('send-test holds no lease and never heartbeats: the lease-timing rules do n
     await fake.stop()
   }
 })
+
+// CI met two sends in one millisecond: the second overwrote the first's file (one From of two).
+test('two send-tests in one millisecond write two files', async () => {
+  const { dir, config } = await fileConfig()
+  const now = spyOn(Date, 'now').mockReturnValue(1_780_000_000_000)
+  try {
+    for (const to of ['a@example.com', 'b@example.com'])
+      expect(await sendTest(config, { to, from: 'sender@example.com' }, silentLogger)).toBe(0)
+  } finally {
+    now.mockRestore()
+  }
+  expect(await readdir(dir)).toHaveLength(2)
+})
