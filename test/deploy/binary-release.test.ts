@@ -5,6 +5,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
 import { BUILD_HOOK_TIMEOUT_MS, compiledBinary, runBinary } from '../support/binary.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
@@ -77,7 +78,7 @@ test('the pinned Bun’s allocator takes the settings the image gives it', async
 
 test('release_command migrates through LISTEN_DATABASE_URL even when the pooled URL is unreachable', async () => {
   const cluster = await testCluster()
-  const closed = await freePort()
+  const closed = await closedPort()
   const argv = fly.deploy!.release_command!.split(/\s+/)
   const { code, stdout, stderr } = await runBinary(
     bin,

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
 import { compiledBinary, runBinary } from '../support/binary.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
 import { listeningPort } from '../support/listening-port.ts'
@@ -340,7 +341,7 @@ test('migrate names newer migrations that keep it working, and refuses (exit 3) 
 })
 
 test('with several databases, a migrate error names the database it came from', async () => {
-  const closed = `postgres://nobody@127.0.0.1:${await freePort()}/nothing`
+  const closed = `postgres://nobody@127.0.0.1:${await closedPort()}/nothing`
   const r = await run(['migrate'], {
     DATABASE_URL: '',
     MAILER_DATABASES: JSON.stringify([

@@ -1,6 +1,7 @@
 // A database that stays down: the binary logs the run of failed claims and LISTEN connects once, not once per retry.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { compiledBinary } from '../support/binary.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
 import { listeningPort } from '../support/listening-port.ts'
@@ -10,10 +11,9 @@ setDefaultTimeout(90_000)
 
 test('a database down from the start: one line for the failing claims and one for the LISTEN connects, not one per retry', async () => {
   const bin = await compiledBinary()
-  // Nothing listens on port 1: every connect is refused, as with Postgres stopped. Not a port just
-  // freed: a cluster or server another run starts meanwhile may take it, and its other answer
-  // (a refused password, no such database) is a change of cause, logged as one (claims 2, listener 2).
-  const downPort = 1
+  // Nothing listens there: every connect is refused, as with Postgres stopped (closed-port.ts: not a
+  // port just freed, which another run's cluster may take, its other answer a change of cause).
+  const downPort = await closedPort()
   const p = Bun.spawn([bin, 'serve', '--role', 'worker'], {
     env: {
       PATH: process.env.PATH ?? '',

@@ -2,9 +2,9 @@
 import { afterAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { createServer, type Server, type Socket } from 'node:net'
 import pg from 'pg'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { testCluster } from '../preload.ts'
+import { closedPort } from '../support/closed-port.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -42,7 +42,7 @@ async function problemAt(url: string, probeTimeoutMs = ANSWERED_WITHIN_MS): Prom
 }
 
 test('nothing listening at the port: refused, the server down or the port wrong', async () => {
-  const port = await freePort()
+  const port = await closedPort()
   const problem = await problemAt(`postgres://app:secret@127.0.0.1:${port}/app`)
   expect(problem).toStartWith('database unreachable (ECONNREFUSED: ')
   expect(problem).not.toContain('127.0.0.1')

@@ -14,11 +14,11 @@ import { join, resolve } from 'node:path'
 import { createServer as createTlsServer } from 'node:tls'
 import pg from 'pg'
 import { latestVersion, migrations } from '../../src/db/migrations.ts'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { LISTENER_APPLICATION_NAME } from '../../src/outbox/listen-session.ts'
 import { recentFailures } from '../../src/outbox/recent-failures.ts'
 import { testCluster } from '../preload.ts'
 import { BUILD_HOOK_TIMEOUT_MS, compiledBinary } from '../support/binary.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -742,7 +742,7 @@ describe('reachability and several databases', () => {
   })
 
   test('an unreachable database: exit 4 with the error code, its password masked; the other still reported', async () => {
-    const port = await freePort()
+    const port = await closedPort()
     const password = `pw-${randomBytes(12).toString('hex')}`
     const down = `postgres://app:${password}@127.0.0.1:${port}/app`
     await db.pool.query(`
