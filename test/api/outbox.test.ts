@@ -1,6 +1,5 @@
 // The /v1 outbox routes against a real database: enqueue, list, get, cancel, retry, bulk, stats.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import net from 'node:net'
 import { OpenAPIHono } from '@hono/zod-openapi'
 import { sql } from 'kysely'
 import pg from 'pg'
@@ -11,6 +10,7 @@ import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { untilLockWaits } from '../support/lock-waits.ts'
@@ -43,15 +43,14 @@ async function listen() {
   return { next, close: () => client.end() }
 }
 
-/** A database handle whose connections are refused: a port that was free a moment ago. */
+/**
+ * A database handle whose connections are refused: port 1, seen refused, not a port freed a moment
+ * ago, which another run's cluster can take meanwhile (and then refuse `nobody` at login).
+ */
 async function unreachableDb() {
-  const server = net.createServer()
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>((r) => server.close(() => r()))
   return openDb({
     name: 'down',
-    url: `postgres://nobody@127.0.0.1:${port}/nothing`,
+    url: `postgres://nobody@127.0.0.1:${await closedPort()}/nothing`,
     log: silentLogger,
   })
 }

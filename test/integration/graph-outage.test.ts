@@ -1,7 +1,7 @@
 // Graph itself out of reach (no connection) or refusing every token (401 after a refresh), through the drainer and the real sender: rows wait uncounted, then go out once.
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import net from 'node:net'
 import { createLogger } from '../../src/log.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { useTestDb } from '../support/db.ts'
 import { allIn } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -14,14 +14,11 @@ setDefaultTimeout(60_000)
 const t = useTestDb({ resetEach: true })
 
 let cert: TestCertificate
-let closedPort = 0
+let downPort = 0
 beforeAll(async () => {
   cert = await generateTestCertificate()
-  // A port nothing listens on: a connection to it is refused by the kernel (ECONNREFUSED).
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  closedPort = (server.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
+  // Port 1, seen refused (ECONNREFUSED): a port freed here could be another run's by the first send.
+  downPort = await closedPort()
 })
 
 let run: OutageRun | null = null
@@ -40,7 +37,7 @@ function cutOffGraph() {
     const url = new URL(input instanceof Request ? input.url : String(input))
     if (state.down && url.pathname.startsWith('/v1.0/')) {
       state.tried++
-      return fetch(`http://127.0.0.1:${closedPort}${url.pathname}${url.search}`, init)
+      return fetch(`http://127.0.0.1:${downPort}${url.pathname}${url.search}`, init)
     }
     return fetch(input, init)
   }) as typeof fetch

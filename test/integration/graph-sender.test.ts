@@ -26,6 +26,7 @@ import {
 import { GraphAuthError } from '../../src/transport/graph-token-error.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { createTransport } from '../../src/transport-wiring.ts'
+import { closedPort } from '../support/closed-port.ts'
 import {
   type FakeGraph,
   type FakeGraphOptions,
@@ -1224,9 +1225,8 @@ describe('sendMail outcomes', () => {
   })
 
   test('nobody listening: an uncounted graph_unreachable wait, not ambiguous (nothing reached Graph), the errno named', async () => {
-    const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-    const port = closed.port
-    await closed.stop(true)
+    // Port 1, seen refused: a port freed here could be another run's server's by the send.
+    const port = await closedPort()
     const s = await setup()
     await s.tokens.getToken()
     const sender = createGraphSender({
@@ -1252,9 +1252,7 @@ describe('sendMail outcomes', () => {
   })
 
   test('Graph unreachable: past the back-off one request probes while the others wait for its answer; answered, they all go', async () => {
-    const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-    const closedPort = closed.port
-    await closed.stop(true)
+    const downPort = await closedPort()
     let down = true
     let graphFetches = 0
     let inFlight = 0
@@ -1266,7 +1264,7 @@ describe('sendMail outcomes', () => {
         graphFetches++
         inFlight++
         try {
-          if (down) return await fetch(`http://127.0.0.1:${closedPort}${url.pathname}`, init)
+          if (down) return await fetch(`http://127.0.0.1:${downPort}${url.pathname}`, init)
           if (held) await held.promise
           return await fetch(input, init)
         } finally {
@@ -1674,13 +1672,11 @@ describe('the fake token endpoint is strict', () => {
 })
 
 /**
- * A fetch that refuses every connection to Graph while `down` (a closed port), then passes sendMail
+ * A fetch that refuses every connection to Graph while `down` (port 1, seen refused), then passes sendMail
  * on, each once `before` (given its 1-based number among sendMails and its signal) has settled.
  */
 async function graphComingBack() {
-  const closed = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-  const closedPort = closed.port
-  await closed.stop(true)
+  const downPort = await closedPort()
   const g = {
     down: true,
     sendMails: 0,
@@ -1690,7 +1686,7 @@ async function graphComingBack() {
         const url = new URL(input instanceof Request ? input.url : String(input))
         if (!url.pathname.endsWith('/sendMail')) return fetch(input, init)
         const n = ++g.sendMails
-        if (g.down) return fetch(`http://127.0.0.1:${closedPort}${url.pathname}`, init)
+        if (g.down) return fetch(`http://127.0.0.1:${downPort}${url.pathname}`, init)
         await g.before?.(n, init?.signal ?? live())
         return fetch(input, init)
       },

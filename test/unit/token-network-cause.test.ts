@@ -3,6 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
 import { secretCredential } from '../../src/transport/graph-credential.ts'
 import { requestGraphToken } from '../../src/transport/graph-token-request.ts'
+import { closedPort } from '../support/closed-port.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -26,10 +27,8 @@ async function failureOf(tokenUrl: string, fetcher: typeof fetch = fetch, timeou
 }
 
 test('a port nothing listens on is named with its host and "connection refused"', async () => {
-  // A port just freed: nothing listens there.
-  const server = Bun.serve({ port: 0, fetch: () => new Response('') })
-  const port = server.port
-  await server.stop(true)
+  // Port 1, seen refused: a port just freed can be another run's server's by the time of the request.
+  const port = await closedPort()
   const f = await failureOf(`http://127.0.0.1:${port}/tenant/oauth2/v2.0/token`)
   expect(f?.code).toBe('token_network')
   expect(f?.message).toContain(`127.0.0.1:${port}`)
