@@ -88,7 +88,9 @@ export function loadConfig(
   problems.push(...databaseProblems)
 
   const leaseSeconds = e.LEASE_SECONDS ?? 60
-  if (e.METRICS_PORT !== undefined && e.METRICS_PORT === (e.PORT ?? 8080) && ok('PORT')) {
+  // 0 beside 0 is two ports, each the system's choice.
+  const samePort = e.METRICS_PORT !== 0 && e.METRICS_PORT === (e.PORT ?? 8080)
+  if (e.METRICS_PORT !== undefined && samePort && ok('PORT')) {
     problems.push('METRICS_PORT: must differ from PORT (leave it unset to serve /metrics on PORT)')
   }
   const retryBaseSeconds = e.RETRY_BASE_SECONDS ?? 10

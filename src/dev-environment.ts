@@ -118,6 +118,8 @@ interface DevBannerPlaces {
   url: string
   mailDir: string
   port: number
+  /** /metrics' own port as bound (METRICS_PORT=0 is the system's choice), null when on `port`. */
+  metricsPort: number | null
   /** What to delete to start over. */
   dataDir: string
   /** Where the embedded Postgres's log goes, if anywhere. */
@@ -127,10 +129,11 @@ interface DevBannerPlaces {
 /** What `bun run dev` prints once it is set up: where everything is, and how to try it. */
 export function devBanner(config: Config, p: DevBannerPlaces): string {
   // The shell's METRICS_PORT stays in force (as in a deployment): /metrics is then there only.
+  const metricsPort = p.metricsPort ?? config.http.metricsPort
   const metrics =
-    config.http.metricsPort === null
+    metricsPort === null
       ? `http://localhost:${p.port}/metrics`
-      : `http://localhost:${config.http.metricsPort}/metrics (METRICS_PORT; not on ${p.port})`
+      : `http://localhost:${metricsPort}/metrics (METRICS_PORT; not on ${p.port})`
   return `
 outbox-mailer is running (dev mode: embedded Postgres, file transport, ${devAuthNote(config)})
 

@@ -127,19 +127,19 @@ async function main() {
   const config = loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), {
     dev: true,
   })
-  // The port bound, not PORT: PORT=0 is the system's choice, known once it listens.
-  const banner = (port: number) =>
+  // The ports bound, not PORT: PORT=0 (METRICS_PORT=0) is the system's choice, known once it listens.
+  const banner = (bound: { port: number; metricsPort: number | null }) =>
     devBanner(config, {
       url,
       mailDir: MAIL_DIR,
-      port,
+      ...bound,
       dataDir: dirname(server.dir),
       postgresLog: server.logPath,
     })
   for (const s of signals) process.removeListener(s, duringStart)
   await runUntilSignalled(
     config,
-    { role: 'all', log, dev: true, onListening: (bound) => console.log(banner(bound.port)) },
+    { role: 'all', log, dev: true, onListening: (bound) => console.log(banner(bound)) },
     // `bun run dev` forwards the terminal's Ctrl+C to dev, which the terminal signalled too.
     { afterStop: () => server.stop(), forwardedSignals: true },
   ).catch(async (e: unknown) => {

@@ -72,7 +72,7 @@ const Env = z.object({
       .default('0.0.0.0'),
   ),
   PORT: int(0, 65535),
-  METRICS_PORT: int(1, 65535),
+  METRICS_PORT: int(0, 65535),
   API_JWT_SECRET: optional.pipe(
     z.string().min(32, 'must be at least 32 characters (HS256 key)').optional(),
   ),

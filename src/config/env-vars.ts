@@ -79,7 +79,8 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
   {
     name: 'METRICS_PORT',
     default: '-',
-    meaning: '/metrics on this port only (a private one, e.g. 9091), not on PORT',
+    meaning:
+      '/metrics on this port only (a private one, e.g. 9091), not on PORT; 0: one the system chooses, logged',
   },
   { name: 'API_JWT_SECRET', default: '-', meaning: 'HS256 secret for API bearer tokens' },
   {

@@ -20,7 +20,7 @@ test('a shell whose WORKER_CONCURRENCY and METRICS_PORT dev cannot take: exit 2 
         PORT: '0',
         DEV_POSTGRES_PORT: String(await freePort()),
         WORKER_CONCURRENCY: 'ten',
-        METRICS_PORT: '0',
+        METRICS_PORT: '70000',
       },
       stdout: 'pipe',
       stderr: 'pipe',

@@ -230,7 +230,7 @@ describe('loadConfig', () => {
       ['GRAPH_REQUEST_TIMEOUT_SECONDS', 1, 600],
       ['THROTTLE_DEADLINE_SECONDS', 60, 30 * 86400],
       ['PORT', 0, 65535],
-      ['METRICS_PORT', 1, 65535],
+      ['METRICS_PORT', 0, 65535],
       ['WORKER_CONCURRENCY', 1, 500],
       ['LEASE_SECONDS', 5, 3600],
       ['HEARTBEAT_SECONDS', 1, 1200, { LEASE_SECONDS: '3600' }],
@@ -796,7 +796,17 @@ describe('loadConfig', () => {
     for (const env of [{ METRICS_PORT: '8080' }, { PORT: '9000', METRICS_PORT: '9000' }]) {
       expect(() => loadConfig({ ...base, ...env })).toThrow(/METRICS_PORT: must differ from PORT/)
     }
-    expect(() => loadConfig({ ...base, METRICS_PORT: '0' })).toThrow(/METRICS_PORT/)
+    for (const bad of ['70000', '-1', 'metrics'])
+      expect(() => loadConfig({ ...base, METRICS_PORT: bad })).toThrow(/METRICS_PORT/)
+  })
+
+  test('METRICS_PORT=0 is a port the system chooses, as PORT=0 is: beside PORT=0 too (two ports, each chosen)', () => {
+    expect(loadConfig({ ...base, METRICS_PORT: '0' }).http.metricsPort).toBe(0)
+    expect(loadConfig({ ...base, PORT: '0', METRICS_PORT: '0' }).http).toEqual({
+      host: '0.0.0.0',
+      port: 0,
+      metricsPort: 0,
+    })
   })
 
   test('HOST is an IP address or a host name, or a problem named at start', () => {

@@ -70,9 +70,10 @@ test('a shell MAIL_FROM that names a Graph user id (valid for a deployment) does
 })
 
 test('the banner says where /metrics is (on METRICS_PORT when the shell sets it, else on PORT) and where Postgres logs', () => {
-  const banner = (env: Record<string, string>) =>
+  const banner = (env: Record<string, string>, metricsPort: number | null = null) =>
     devBanner(loadConfig(devEnvironment(env, places), { dev: true }), {
       ...places,
+      metricsPort,
       dataDir: '/tmp/d',
       postgresLog: '/tmp/d/postgres.log',
     })
@@ -82,6 +83,10 @@ test('the banner says where /metrics is (on METRICS_PORT when the shell sets it,
   const apart = banner({ METRICS_PORT: '9091' })
   expect(apart).toContain('http://localhost:9091/metrics')
   expect(apart).not.toContain('8080/metrics')
+  // METRICS_PORT=0: the port the system chose, as the listener bound it, not 0.
+  const chosen = banner({ METRICS_PORT: '0' }, 41234)
+  expect(chosen).toContain('http://localhost:41234/metrics (METRICS_PORT; not on 8080)')
+  expect(chosen).not.toContain(':0/metrics')
 })
 
 test('the line for a Postgres that died under dev says how it ended and where its log is', () => {
