@@ -1,4 +1,4 @@
-// The port a binary started with PORT=0 says it listens on: no port is picked here, free when looked at and another process's by the time the binary binds it.
+// The ports a binary started with PORT=0 (and METRICS_PORT=0) says it listens on: no port is picked here, free when looked at and another process's by the time the binary binds it.
 import { pollUntil } from './events.ts'
 import type { GrowingOutput } from './growing-output.ts'
 
@@ -13,6 +13,15 @@ export async function listeningPort(
   exited: Promise<number>,
   timeoutMs = 30_000,
 ): Promise<number> {
+  return (await listeningPorts(output, exited, timeoutMs)).port
+}
+
+/** As listeningPort, with /metrics' own port (METRICS_PORT, 0 the system's choice too) when it has one. */
+export async function listeningPorts(
+  output: Pick<GrowingOutput, 'text'>,
+  exited: Promise<number>,
+  timeoutMs = 30_000,
+): Promise<{ port: number; metricsPort: number | null }> {
   let exitCode: number | null = null
   void exited.then((code) => {
     exitCode = code
@@ -20,8 +29,10 @@ export async function listeningPort(
   return pollUntil(async () => {
     for (const line of output.text().split('\n').slice(0, -1)) {
       if (!line.includes('"http listening"')) continue
-      const port = (JSON.parse(line) as { port?: unknown }).port
-      if (typeof port === 'number' && port > 0) return port
+      const { port, metricsPort } = JSON.parse(line) as { port?: unknown; metricsPort?: unknown }
+      if (typeof port !== 'number' || port <= 0) continue
+      if (metricsPort === undefined) return { port, metricsPort: null }
+      if (typeof metricsPort === 'number' && metricsPort > 0) return { port, metricsPort }
     }
     if (exitCode !== null)
       throw new Error(`the binary exited (${exitCode}) before listening: ${output.text()}`)
