@@ -4,7 +4,6 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { testCluster } from '../preload.ts'
 import { compiledBinary, runBinary } from '../support/binary.ts'
 import { closedPort } from '../support/closed-port.ts'
@@ -51,7 +50,7 @@ const env = (extra: Record<string, string> = {}) => ({
 const run = (args: string[], extra: Record<string, string> = {}) => runBinary(bin, args, env(extra))
 
 test('serve refuses an unmigrated database and says what to run (exit 3)', async () => {
-  const r = await run(['serve'], { PORT: String(await freePort()) })
+  const r = await run(['serve'], { PORT: '0' })
   expect(r.code).toBe(3)
   expect(r.stderr).toContain('outbox-mailer migrate')
 })
@@ -65,7 +64,7 @@ test('serve --role api starts without the Graph settings it never uses (reaches 
       API_JWT_SECRET: jwtSecret,
       MAIL_TRANSPORT: 'graph',
       HOST: '127.0.0.1',
-      PORT: String(await freePort()),
+      PORT: '0',
       LOG_LEVEL: 'warn',
     },
     stdout: 'ignore',
@@ -131,7 +130,7 @@ test('migrate --help and migrate --dry-run leave a fresh database unmigrated', a
 
 test('serve --help prints its usage and exits without serving', async () => {
   const p = Bun.spawn([bin, 'serve', '--help'], {
-    env: env({ PORT: String(await freePort()) }),
+    env: env({ PORT: '0' }),
     stdout: 'pipe',
     stderr: 'pipe',
   })
@@ -250,7 +249,7 @@ test('a variable it does not read (a typo) is named by every command, with the o
     ...typo,
     MAIL_TRANSPORT: 'graph',
     MAIL_FROM: '',
-    PORT: String(await freePort()),
+    PORT: '0',
   })
   expect(refused.code).toBe(2)
   expect(refused.stderr).toContain('MAIL_FROM is required')
@@ -296,7 +295,7 @@ test('a SIGTERM while serve is still starting stops it cleanly (exit 0), not lik
   silentUrl.hostname = '127.0.0.1'
   silentUrl.port = String((silent.address() as AddressInfo).port)
   const p = Bun.spawn([bin, 'serve'], {
-    env: env({ DATABASE_URL: silentUrl.href, PORT: String(await freePort()) }),
+    env: env({ DATABASE_URL: silentUrl.href, PORT: '0' }),
     stdout: 'pipe',
     stderr: 'pipe',
   })
@@ -417,7 +416,7 @@ test('serve refused by a configuration its start reads (a Graph certificate that
   expect((await run(['migrate'])).code).toBe(0)
   const p = Bun.spawn([bin, 'serve'], {
     env: env({
-      PORT: String(await freePort()),
+      PORT: '0',
       MAIL_TRANSPORT: 'graph',
       GRAPH_TENANT_ID: '00000000-0000-0000-0000-000000000001',
       GRAPH_CLIENT_ID: '00000000-0000-0000-0000-000000000002',
