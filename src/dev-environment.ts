@@ -55,13 +55,18 @@ export function devAuthNote(config: Config): string {
 /**
  * Where the embedded Postgres listens: one port per checkout, so a second checkout running `dev`
  * at the same time (another engineer on the machine) needs DEV_POSTGRES_PORT to start at all.
+ * 0 is any free port, chosen as Postgres starts (Postgres itself takes no 0): the banner's URL
+ * then changes from run to run.
  */
 export function devPostgresPort(env: Record<string, string | undefined>): number {
   const raw = env.DEV_POSTGRES_PORT?.trim()
   if (!raw) return DEV_POSTGRES_PORT
   const port = Number(raw)
-  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) {
-    throw new AppError('config_invalid', 'DEV_POSTGRES_PORT: must be a port number (1-65535)')
+  if (!/^\d+$/.test(raw) || port > 65535) {
+    throw new AppError(
+      'config_invalid',
+      'DEV_POSTGRES_PORT: must be a port number (1-65535), or 0 for any free one',
+    )
   }
   return port
 }
@@ -78,6 +83,9 @@ export function embeddedStartFailure(message: string, port: number): string {
     return `${lead}another Postgres (PID ${holder}) is running on this checkout's data: another \`bun run dev\` of this checkout, or one that was killed and left its Postgres behind. Stop that dev (Ctrl+C in its terminal) or that Postgres (\`kill ${holder}\`), then start again.`
   }
   if (/Address already in use/i.test(message)) {
+    // DEV_POSTGRES_PORT=0: every free port chosen was taken before Postgres bound it.
+    if (port === 0)
+      return `${lead}the free ports chosen were each taken by another program before it bound them: start again.`
     return `${lead}port ${port} is taken (another checkout's \`bun run dev\`?): give this one another, DEV_POSTGRES_PORT=${port + 10} bun run dev.`
   }
   return `${lead}${message}`

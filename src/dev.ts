@@ -82,7 +82,8 @@ async function main() {
   const server = await startEmbeddedPostgres({
     dir: DATA_DIR,
     fallbackDir: FALLBACK_DATA_DIR,
-    port,
+    // DEV_POSTGRES_PORT=0: a free one, chosen again if another process takes it before the bind.
+    ...(port === 0 ? {} : { port }),
     persistent: true,
     // Ctrl+C stops dev, which stops the engine while the database still answers, then Postgres.
     ownProcessGroup: true,

@@ -8,6 +8,7 @@ import {
   devPostgresPort,
   devServeFailure,
   embeddedExitLine,
+  embeddedStartFailure,
 } from '../../src/dev-environment.ts'
 import { AppError } from '../../src/errors.ts'
 import { listen, type PortVariable } from '../../src/http-listen.ts'
@@ -47,15 +48,27 @@ test('the banner says the API needs tokens when the shell holds API_JWT_SECRET, 
   expect(devAuthNote(closed)).toContain('API_JWT_SECRET')
 })
 
-test('the embedded Postgres listens on 54329 unless DEV_POSTGRES_PORT names another (a second checkout)', () => {
+test('the embedded Postgres listens on 54329 unless DEV_POSTGRES_PORT names another (a second checkout) or 0 (any free one)', () => {
   expect(devPostgresPort({})).toBe(54329)
   expect(devPostgresPort({ DEV_POSTGRES_PORT: ' ' })).toBe(54329)
   expect(devPostgresPort({ DEV_POSTGRES_PORT: '54330' })).toBe(54330)
-  for (const bad of ['0', '65536', 'x', '5432.5', '-1']) {
+  // 0: any free port, chosen when Postgres starts (and chosen again if another takes it first).
+  expect(devPostgresPort({ DEV_POSTGRES_PORT: '0' })).toBe(0)
+  for (const bad of ['65536', 'x', '5432.5', '-1']) {
     expect(() => devPostgresPort({ DEV_POSTGRES_PORT: bad })).toThrow(
-      'DEV_POSTGRES_PORT: must be a port number (1-65535)',
+      'DEV_POSTGRES_PORT: must be a port number (1-65535), or 0 for any free one',
     )
   }
+})
+
+test('a port its Postgres found taken says which and what to do; with DEV_POSTGRES_PORT=0 (chosen again, and again taken) no port to change', () => {
+  const taken = 'could not bind IPv4 address "127.0.0.1": Address already in use'
+  expect(embeddedStartFailure(taken, 54329)).toBe(
+    "the embedded Postgres did not start: port 54329 is taken (another checkout's `bun run dev`?): give this one another, DEV_POSTGRES_PORT=54339 bun run dev.",
+  )
+  expect(embeddedStartFailure(taken, 0)).toBe(
+    'the embedded Postgres did not start: the free ports chosen were each taken by another program before it bound them: start again.',
+  )
 })
 
 test('a shell MAIL_FROM that names a Graph user id (valid for a deployment) does not stop dev', () => {
