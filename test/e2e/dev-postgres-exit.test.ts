@@ -4,7 +4,6 @@ import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { pollUntil } from '../support/events.ts'
 import { type GrowingOutput, growingOutput } from '../support/growing-output.ts'
 
@@ -48,10 +47,10 @@ async function spawnDev(port = '0', o: { viaScript?: boolean } = {}) {
     cwd,
     env: {
       PATH: process.env.PATH ?? '',
-      // Nothing here connects to it: any port the system gives. DEV_POSTGRES_PORT is picked here:
-      // Postgres takes no port 0.
+      // Nothing here connects to either: any port the system gives, and any free one dev's
+      // Postgres start chooses (again, should another process take it before the bind).
       PORT: port,
-      DEV_POSTGRES_PORT: String(await freePort()),
+      DEV_POSTGRES_PORT: '0',
     },
     stdin: 'ignore',
     stdout: 'pipe',
