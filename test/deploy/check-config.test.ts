@@ -7,10 +7,10 @@ import { join } from 'node:path'
 import { redactor } from '../../src/check-config/redactor.ts'
 import { checkConfig } from '../../src/check-config.ts'
 import { loadConfig } from '../../src/config.ts'
-import { freePort } from '../../src/embedded-postgres.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createTransport } from '../../src/transport-wiring.ts'
 import { testCluster } from '../preload.ts'
+import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import {
   generateTestCertificate,
@@ -530,7 +530,7 @@ describe('with --connect', () => {
   })
 
   test('a closed port is a problem naming the database and its variable, without the password', async () => {
-    const port = await freePort()
+    const port = await closedPort()
     const r = await checkConfig(
       discard({ DATABASE_URL: `postgres://app:${dbPassword}@127.0.0.1:${port}/app` }),
       { connect: true, timeoutMs: 3000 },
@@ -572,7 +572,7 @@ describe('with --connect', () => {
   })
 
   test('an unreachable direct URL is named as LISTEN_DATABASE_URL', async () => {
-    const port = await freePort()
+    const port = await closedPort()
     const r = await checkConfig(
       discard({
         DATABASE_URL: db.url,
@@ -668,7 +668,7 @@ describe('with --connect', () => {
   })
 
   test('each of several databases is checked by name', async () => {
-    const port = await freePort()
+    const port = await closedPort()
     const r = await checkConfig(
       discard({
         MAILER_DATABASES: JSON.stringify([
