@@ -1,4 +1,5 @@
 // outbox-mailer end to end: the compiled binary (`serve`) against the Graph fake on loopback, or discard.
+import { readdir, readFile, readlink } from 'node:fs/promises'
 import { freePort } from '../../src/embedded-postgres.ts'
 import { type FakeGraph, startFakeGraph } from '../../test/support/fake-graph.ts'
 import { imageEnvInEffect } from '../image-env.ts'
@@ -12,6 +13,62 @@ export interface BinaryRun {
   port: number
   /** Spawn to the first 200 from /readyz. */
   readyMs: number
+}
+
+/** Starts of the binary on a port found free, when each finds it taken by then. */
+const PORT_TRIES = 3
+
+/**
+ * Milliseconds from `t0` to the binary's first 200 from /readyz (polled every 2 ms), or 'port taken'
+ * when it exited because another process holds `port`. A 200 counts once the listening socket is
+ * seen to be this binary's (after the time is taken): whoever else holds the port (another run's
+ * outbox-mailer) may answer it too.
+ */
+async function readyOn(
+  p: ReturnType<typeof Bun.spawn>,
+  port: number,
+  t0: number,
+): Promise<number | 'port taken'> {
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
+    if (res?.status === 200) {
+      const readyMs = performance.now() - t0
+      if (await listensOn(p.pid, port)) return readyMs
+    }
+    if (p.exitCode !== null) {
+      const stderr = await new Response(p.stderr as ReadableStream).text()
+      if (p.exitCode === 1 && stderr.includes(`:${port} (HOST, PORT): another program holds`))
+        return 'port taken'
+      throw new Error(`binary exited ${p.exitCode}: ${stderr}`)
+    }
+    if (performance.now() - t0 > 20_000) throw new Error('binary not ready within 20 s')
+    await Bun.sleep(2)
+  }
+}
+
+/** Whether process `pid` holds a TCP socket listening on `port` (Linux: /proc's socket inodes). */
+async function listensOn(pid: number, port: number): Promise<boolean> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0')
+  const inodes = new Set<string>()
+  const tables = ['/proc/net/tcp', '/proc/net/tcp6']
+  const texts = await Promise.all(tables.map((t) => readFile(t, 'utf8').catch(() => null)))
+  // No /proc (not Linux): the 200 is taken as this binary's, as before.
+  if (texts.every((t) => t === null)) return true
+  for (const text of texts) {
+    if (text === null) continue
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      // local_address is ADDR:PORT in hex; st 0A is LISTEN; the inode is the tenth field.
+      if (f[1]?.endsWith(`:${hex}`) && f[3] === '0A' && f[9]) inodes.add(f[9])
+    }
+  }
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])
+  for (const fd of fds) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1]
+    if (inode && inodes.has(inode)) return true
+  }
+  return false
 }
 
 export function outboxBinarySystem(
@@ -69,25 +126,27 @@ export function outboxBinarySystem(
         throw new Error(`migrate failed: ${await new Response(p.stderr).text()}`)
     },
     async start(o: StartOptions) {
-      const port = await freePort()
-      const e = { ...(await env(o.concurrency)), PORT: String(port) }
-      const t0 = performance.now()
-      proc = Bun.spawn([bin, 'serve', '--role', 'all'], {
-        env: e,
-        stdout: 'ignore',
-        stderr: 'pipe',
-      })
-      for (;;) {
-        const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null)
-        if (res?.status === 200) break
-        if (proc.exitCode !== null)
-          throw new Error(
-            `binary exited ${proc.exitCode}: ${await new Response(proc.stderr as ReadableStream).text()}`,
-          )
-        if (performance.now() - t0 > 20_000) throw new Error('binary not ready within 20 s')
-        await Bun.sleep(2)
+      // PORT from freePort(), not 0: the bench runs the binary at LOG_LEVEL=error, as measured,
+      // so no "http listening" line names a port of the system's choice. A port found free can be
+      // another process's by the bind (runs side by side): the binary then exits 1 naming it
+      // (HOST, PORT), and the start is made again on another, its clock started anew.
+      for (let tries = 1; ; tries++) {
+        const port = await freePort()
+        const e = { ...(await env(o.concurrency)), PORT: String(port) }
+        const t0 = performance.now()
+        const p = Bun.spawn([bin, 'serve', '--role', 'all'], {
+          env: e,
+          stdout: 'ignore',
+          stderr: 'pipe',
+        })
+        proc = p
+        const ready = await readyOn(p, port, t0)
+        if (ready === 'port taken' && tries < PORT_TRIES) continue
+        if (ready === 'port taken')
+          throw new Error(`binary found ${PORT_TRIES} free ports taken before it bound them`)
+        run = { pid: p.pid, port, readyMs: ready }
+        return
       }
-      run = { pid: proc.pid, port, readyMs: performance.now() - t0 }
     },
     async stop() {
       proc?.kill('SIGTERM')
