@@ -32,11 +32,16 @@ async function openInsert() {
   return { id: r.rows[0].id as string, end }
 }
 
-/** Whether a list request's transaction is waiting on the open one (its last statement names pg_locks). */
+/**
+ * Whether a list request's transaction is waiting on the open one (its last statement names
+ * pg_locks). This database's sessions only: another run on the same server (TEST_DATABASE_URL) lists
+ * pages of its own.
+ */
 const listWaiting = async () => {
   const r = await s.t.pool.query(
     `select 1 from pg_stat_activity
-      where pid <> pg_backend_pid() and state = 'idle in transaction' and query like '%pg_locks%'`,
+      where datname = current_database() and pid <> pg_backend_pid()
+        and state = 'idle in transaction' and query like '%pg_locks%'`,
   )
   return r.rowCount ? ('waiting' as const) : undefined
 }

@@ -68,12 +68,16 @@ function jsonLines(stdout: string): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
-/** Waits (bounded) until a session of `applicationName` runs (or last ran) a statement containing `text`. */
+/**
+ * Waits (bounded) until a session of `applicationName` on this test's database runs (or last ran) a
+ * statement containing `text`: another run on the same server starts the same commands on its own.
+ */
 async function waitForStatement(applicationName: string, text: string) {
   await pollUntil(async () => {
     const { rows } = await adminQuery(
       db.url,
-      'select 1 from pg_stat_activity where application_name = $1 and position($2 in query) > 0',
+      `select 1 from pg_stat_activity
+        where datname = current_database() and application_name = $1 and position($2 in query) > 0`,
       [applicationName, text],
     )
     return rows.length > 0 ? true : undefined

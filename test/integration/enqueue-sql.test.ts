@@ -388,8 +388,11 @@ describe('dedupe keys', () => {
       await deleter.query('select pg_advisory_xact_lock(20020)')
       const repeat = enqueue(t, ok, { dedupeKey: 'pruned' })
       await pollUntil(async () => {
+        // This database's lock: another run on the same server takes 20020 in its own.
         const { rowCount } = await t.pool.query(
-          `select 1 from pg_locks where locktype = 'advisory' and objid = 20020 and not granted`,
+          `select 1 from pg_locks
+            where locktype = 'advisory' and objid = 20020 and not granted
+              and database = (select oid from pg_database where datname = current_database())`,
         )
         return rowCount ? true : undefined
       })

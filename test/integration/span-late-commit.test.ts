@@ -21,12 +21,15 @@ const insert = async (tenant: string, q: { query: typeof t.pool.query } = t.pool
     ).rows[0]!.id,
   )
 
-/** Whether another session's last statement read the writers a page waits for (settled-horizon.ts). */
+/**
+ * Whether another session of this database (not another run's on the same server) last read the
+ * writers a page waits for (settled-horizon.ts).
+ */
 const pageWaiting = async () => {
   const r = await t.pool.query(
     `select 1 from pg_stat_activity
-      where pid <> pg_backend_pid() and query like '%virtualtransaction = any%'
-        and query not like '%pg_stat_activity%'`,
+      where datname = current_database() and pid <> pg_backend_pid()
+        and query like '%virtualtransaction = any%' and query not like '%pg_stat_activity%'`,
   )
   return r.rowCount ? ('waiting' as const) : undefined
 }
