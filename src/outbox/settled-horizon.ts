@@ -48,11 +48,17 @@ async function highestCommittedId(db: Kysely<Database>): Promise<string | null> 
   return r.rows[0]?.id ?? null
 }
 
-/** The transactions (other than this one) holding email_outbox's RowExclusiveLock now: a lock table read, no row. */
+/**
+ * The transactions (other than this one) holding this database's email_outbox's RowExclusiveLock
+ * now: a lock table read, no row. pg_locks is the server's, and a relation's oid is unique only
+ * within its database (one cloned from the same template has the same): without `database`, another
+ * database's enqueue held this page, up to its 503.
+ */
 async function openWriters(db: Kysely<Database>): Promise<string[]> {
   const r = await sql<{ vxid: string }>`
     select distinct virtualtransaction as vxid from pg_locks
      where locktype = 'relation' and relation = 'mailer.email_outbox'::regclass
+       and database = (select oid from pg_database where datname = current_database())
        and mode = 'RowExclusiveLock' and granted and pid is distinct from pg_backend_pid()`.execute(
     db,
   )
