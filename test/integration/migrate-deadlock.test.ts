@@ -48,10 +48,12 @@ test("a migration Postgres aborts to break a deadlock with an old release's work
       (r) => r.applied,
       (e: Error) => e.message,
     )
-    // migrate holds mailbox_pacing and waits for the outbox.
+    // migrate holds mailbox_pacing and waits for the outbox: this database's (another cloned from
+    // the same template names its outbox by the same oid).
     await pollUntil(async () => {
       const r = await t.pool.query(
         `select 1 from pg_locks where relation = 'mailer.email_outbox'::regclass
+            and database = (select oid from pg_database where datname = current_database())
             and mode = 'AccessExclusiveLock' and not granted`,
       )
       return r.rows.length > 0 ? true : undefined
