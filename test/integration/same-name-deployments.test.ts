@@ -52,20 +52,25 @@ async function graph(): Promise<FakeGraph> {
 async function deployment(db: TestDb, ids: string[], status: string): Promise<void> {
   const running = await serve(configFor(db), { role: 'worker', log: silentLogger })
   try {
+    // 0.1-0.2 s alone; bounded well past a loaded server's (the file's timeout is 60 s).
     await pollUntil(async () => {
       const rows = await Promise.all(ids.map((id) => rowOf(db, id)))
       return rows.every((r) => r.status === status) ? true : undefined
-    })
+    }, 30_000)
   } finally {
     await running.stop('test')
     // A statement of the stopped worker's may still run on the server after its stop (which one is
     // not known: a backend learns of a dropped connection only when it answers). The reset's
     // TRUNCATE locks the outbox and then mailbox_pacing, a guarded claim mailbox_pacing and then the
     // outbox: met, they deadlocked (40P01 in a loaded full run). The test's own connections are idle.
+    // Client sessions only: an autovacuum worker on this database (its catalogs churn with every
+    // reset's TRUNCATE; a long-lived TEST_DATABASE_URL server's autovacuum is busy) is 'active'
+    // too, yields to a TRUNCATE's lock (Postgres cancels it), and would hold this wait while it runs.
     await pollUntil(async () => {
       const r = await db.pool.query<{ n: number }>(
         `select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'`,
+          where datname = current_database() and backend_type = 'client backend'
+            and pid <> pg_backend_pid() and state <> 'idle'`,
       )
       return r.rows[0]!.n === 0 ? true : undefined
     })
