@@ -1,12 +1,13 @@
 // An address field of the wrong shape is a 400 naming the entry and what it must be, not zod's bare "Invalid input" at the field.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { send } from './support/harness.ts'
-import { appOnOwnDatabase } from './support/own-database-app.ts'
+import { appOnUnreachedDatabase } from './support/unreached-database-app.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const s = appOnOwnDatabase()
+// Every case is refused before a statement runs: no database is reached (nor needed).
+const s = appOnUnreachedDatabase()
 
 test('each wrong shape names the entry, or the field inside it, and what it must be', async () => {
   const base = { subject: 's', text: 't' }
