@@ -107,6 +107,7 @@ import m0160 from '../../sql/0160_interrupted_send_looked_up_past_expiry.sql' wi
 import m0161 from '../../sql/0161_pause_rule_and_mail_from_claim_say_what_they_keep_to.sql' with {
   type: 'text',
 }
+import m0162 from '../../sql/0162_claim_notes_a_lookup_only_lease.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -209,6 +210,7 @@ export const migrations: readonly Migration[] = [
   { version: 157, name: '0157_mail_from_row_held_looks_again_in_a_second', sql: m0157 },
   { version: 160, name: '0160_interrupted_send_looked_up_past_expiry', sql: m0160 },
   { version: 161, name: '0161_pause_rule_and_mail_from_claim_say_what_they_keep_to', sql: m0161 },
+  { version: 162, name: '0162_claim_notes_a_lookup_only_lease', sql: m0162 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

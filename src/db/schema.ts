@@ -39,6 +39,8 @@ interface EmailOutboxTable {
   // The deadline of the send that start began, noted with it by the last check (sql/0078).
   send_deadline_at: NullableTimestamp
   cancel_requested_at: NullableTimestamp
+  // The claim only looks an interrupted send up (lease.ts lookupOnly), noted by it (sql/0162): true, else null; read by the reclaim.
+  lease_lookup_only: boolean | null
   // Written by triggers (sql/0039, 0040, 0042) and by a retry (requeue.ts); read by the claims in SQL.
   sender_key: string | null
 }

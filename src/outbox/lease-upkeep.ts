@@ -113,12 +113,14 @@ export function createLeaseUpkeep(
       // the same (outbox_sends_total{outcome="failed"} is what the "sends failing" alert watches).
       for (const r of rows) {
         if (r.status === 'failed') {
+          // A lookup past its expiresAt that kept losing its worker ends expired, as the sweep's.
+          const outcome = r.expired ? 'expired' : 'failed'
           d.onEvent?.({
             type: 'settled',
             db: d.dbName,
             id: r.id,
-            outcome: 'failed',
-            code: 'lease_expired',
+            outcome,
+            code: r.expired ? 'expired' : 'lease_expired',
           })
         } else if (r.status === 'cancelled') {
           d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome: 'cancelled' })

@@ -27,9 +27,11 @@ export interface Lease {
 /**
  * The lease only looks its row's interrupted send up (or, lookups off, names it unresolved), never
  * sends: past its attempts, its cancel requested (cancelled-interrupted.ts), or past its expiresAt
- * (expired-interrupted.ts). Its claim counts no attempt: its settlement (and, but for one past its
- * expiresAt, a reclaim: reclaim.ts) gives the count back, and its history entry numbers the attempt
- * whose send it looks up, as that attempt's own outcome.
+ * (expired-interrupted.ts). Its claim counts no attempt: its settlement (or, its worker stopped,
+ * the reclaim: reclaim.ts) gives the count back, and its history entry numbers the attempt whose
+ * send it looks up, as that attempt's own outcome. The claim notes the same judgement on the row
+ * (lease_lookup_only, sql/0162), which the reclaim reads: keep the two alike
+ * (lease.test.ts compares them).
  */
 export const lookupOnly = (l: Lease): boolean =>
   l.pastAttempts === true || (l.ambiguous && (l.cancelRequested || l.expired))

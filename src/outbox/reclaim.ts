@@ -13,6 +13,8 @@ interface Reclaimed {
   status: 'pending' | 'failed' | 'cancelled'
   /** The dead holder had started the send: the next attempt must resolve the ambiguity. */
   ambiguous: boolean
+  /** Failed with code expired: a lookup past its expiresAt whose workers kept stopping. */
+  expired?: true
 }
 
 interface ReclaimResult {
@@ -38,7 +40,10 @@ interface ReclaimResult {
  * retry that sends what was cancelled. A row claimed only to look its interrupted send up, its
  * cancel requested (lease.ts: lookupOnly), gives its claim's count back and waits to be looked up
  * again, with lookups on and within LOOKUP_STOPS_IN_A_ROW; else it is cancelled, delivery unknown:
- * the cancel was asked for, and never ends `failed`.
+ * the cancel was asked for, and never ends `failed`. One claimed so past its expiresAt (as its
+ * claim noted: sql/0162) gives its count back too, its entry numbered as the send it looks up, and
+ * waits pending (to be looked up, or expired by a claim or the sweep); at LOOKUP_STOPS_IN_A_ROW
+ * it fails expired naming that send.
  * send_started_at is kept as the evidence that a send may have reached the provider.
  * Reads every in-flight row once (email_outbox_sending_idx), for both the expired ones and the next
  * end; SKIP LOCKED so concurrent reclaimers never wait.
@@ -60,7 +65,12 @@ export async function reclaimExpired(
     ...(beat ? { beat: { sent, entry: (beat.status as string | null) ?? null } } : {}),
     rows: rows
       .filter((r) => r.kind === 'reclaimed')
-      .map(({ id, status, ambiguous }) => ({ id, status, ambiguous })),
+      .map(({ id, status, ambiguous, code }) => ({
+        id,
+        status,
+        ambiguous,
+        ...(code === 'expired' && { expired: true as const }),
+      })),
     nextExpiryMs: rows.find((r) => r.kind === 'next')?.next_ms ?? null,
     ...(p.staleProbes ? { staleProbes: rows.filter((r) => r.kind === 'stale').length } : {}),
     swept: rows
@@ -76,7 +86,15 @@ export async function reclaimExpired(
   }
 }
 
-/** Stops in a row of the workers looking a row's interrupted send up past its attempts (its send's own included) before the row fails. */
+/**
+ * The last_error of a row past its expiresAt whose interrupted send's lookup lost its worker
+ * LOOKUP_STOPS_IN_A_ROW times: the words of any such row ended unlooked (settle.ts, expiry-sweep.ts).
+ */
+const EXPIRED_LOOKUP_STOPPED = sql.lit(
+  'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
+)
+
+/** Stops in a row of the workers looking a row's interrupted send up past its attempts or its expiresAt (its send's own included) before the row fails. */
 const LOOKUP_STOPS_IN_A_ROW = 3
 
 interface ReclaimParams {
@@ -104,6 +122,8 @@ type ReclaimRow = Reclaimed & {
   tenant: string | null
   attempt: number | null
   correlation_id: string | null
+  /** A reclaimed row's last_error_code. */
+  code: string | null
   next_ms: number | null
 }
 
@@ -127,6 +147,15 @@ export function reclaimStatement(p: ReclaimParams) {
       >= ${LOOKUP_STOPS_IN_A_ROW - 1})`
   // Its lookups end: cancelled, its mark kept (read for a cancel's lookup only).
   const lookupsEnd = sql<boolean>`(${cancelLookup} and not (${lookups} and not ${stoppedBefore}))`
+  // The claim only looked the row's interrupted send up (lease.ts lookupOnly), as it noted
+  // (sql/0162): it counted none. Past the max_attempts and for a cancel's lookup the row says so as
+  // well (above); past the expiresAt only the claim could, since a counted claim taken before it
+  // whose send started leaves the same row. NULL (a lease taken before 0162): judged as above.
+  const lookupOnly = sql<boolean>`coalesce(o.lease_lookup_only, false)`
+  // A lookup past the expiresAt whose workers keep stopping: ended as its claim would end it past
+  // its bound (settle.ts), expired naming the send; its count no longer bounds the stops.
+  const expiredLookupEnds = sql<boolean>`(${lookupOnly} and not ${pastAttempts} and not ${cancelLookup}
+      and ${stoppedBefore})`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
@@ -135,15 +164,15 @@ export function reclaimStatement(p: ReclaimParams) {
     : sql``
   // The entry's key in `status`, as the swept rows reuse columns.
   const beatRow = p.beat
-    ? sql`select 'beat', null, lease_key, null, null, null, null, null from (${beatEntryKey}) b
+    ? sql`select 'beat', null, lease_key, null, null, null, null, null, null from (${beatEntryKey}) b
           union all`
     : sql``
   const sweptRows = p.sweep
-    ? sql`select 'swept', id, status, false, tenant, attempts, correlation_id, null from swept
+    ? sql`select 'swept', id, status, false, tenant, attempts, correlation_id, null, null from swept
           union all`
     : sql``
   const staleRows = p.staleProbes
-    ? sql`select 'stale', null, null, null, null, null, null, null from stale_probes
+    ? sql`select 'stale', null, null, null, null, null, null, null, null from stale_probes
           union all`
     : sql``
   return sql<ReclaimRow>`
@@ -171,16 +200,20 @@ export function reclaimStatement(p: ReclaimParams) {
       update mailer.email_outbox o
          set status = case when ${cancelled} or ${lookupsEnd} then 'cancelled'
                            when ${cancelLookup} then 'pending'
+                           when ${expiredLookupEnds} then 'failed'
                            when (${pastAttempts} or ${lookups}) and o.send_started_at is not null
                                 and not (${pastAttempts} and ${stoppedBefore}) then 'pending'
-                           when o.attempts >= ${maxAttempts} then 'failed'
+                           when o.attempts - ${lookupOnly}::int >= ${maxAttempts} then 'failed'
                            else 'pending' end,
              attempts = case when ${cancelLookup} then o.attempts - 1
-                             when ${pastAttempts} then ${maxAttempts} else o.attempts end,
-             last_error_code = case when ${cancelled} or ${lookupsEnd} then 'cancelled' else 'lease_expired' end,
+                             when ${pastAttempts} then ${maxAttempts}
+                             else o.attempts - ${lookupOnly}::int end,
+             last_error_code = case when ${cancelled} or ${lookupsEnd} then 'cancelled'
+                                    when ${expiredLookupEnds} then 'expired' else 'lease_expired' end,
              last_error = case when ${cancelled}
                                then 'cancelled before the send started (the worker holding the lease stopped)'
                                when ${lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
+                               when ${expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
                                when ${cancelLookup}
                                then 'the worker looking up its interrupted send stopped; its cancel stands'
                                when o.send_started_at is null
@@ -190,24 +223,26 @@ export function reclaimStatement(p: ReclaimParams) {
         from expired
        where o.id = expired.id
       returning o.id, o.status, o.send_started_at is not null as ambiguous,
-                -- A cancel's lookup counted none: its entry numbers the attempt it looks up.
-                case when ${cancelLookup} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
+                -- A lookup counted none: its entry numbers the attempt it looks up, as its
+                -- settlement would (settle.ts).
+                case when ${cancelLookup} or ${lookupOnly} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
                      else o.attempts end as attempts,
                 o.last_error_code, o.last_error, expired.lease_owner
     ), history as (
       -- A lease key named by the worker id its registry entry holds (workers_lease_key_idx).
       insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
       select id, attempts, ${leaseOwnerName('done.lease_owner')},
-             case when status = 'cancelled' then 'cancelled' else 'lease_expired' end,
+             case when status = 'cancelled' then 'cancelled'
+                  when last_error_code = 'expired' then 'expired' else 'lease_expired' end,
              last_error_code, last_error
         from done
     )${beat}${sweep}${stale}
     select 'reclaimed' as kind, id, status, ambiguous, null::text as tenant, null::int as attempt,
-           null::text as correlation_id, null::float8 as next_ms from done
+           null::text as correlation_id, last_error_code as code, null::float8 as next_ms from done
     union all
     ${sweptRows}
     ${beatRow}
     ${staleRows}
-    select 'next', null, null, null, null, null, null,
+    select 'next', null, null, null, null, null, null, null,
            (select extract(epoch from next_end - now()) * 1000 from in_flight)::float8`
 }

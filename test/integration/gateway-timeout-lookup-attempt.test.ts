@@ -138,9 +138,9 @@ test("a cancel's lookup of the 504's send, lookups off (cancelled, naming it), o
   expect(fake.requests.filter((q) => q.kind === 'sendMail')).toHaveLength(3)
 })
 
-test("past its expiresAt, the 504's send swept unlooked (expired, naming it) or looked up by a claim (found: sent): each entry numbered 1, no attempt counted", async () => {
-  const { fake, ids } = await afterGateway504(2)
-  const [swept, found] = ids as [string, string]
+test("past its expiresAt, the 504's send swept unlooked (expired, naming it), looked up by a claim (found: sent) or by one whose worker stopped (reclaimed): each entry numbered 1, no attempt counted", async () => {
+  const { fake, ids } = await afterGateway504(3)
+  const [swept, found, stopped] = ids as [string, string, string]
   // Its expiresAt passed while it waited (a hand's update: a marked row may be due past it, 0160).
   const expire = (id: string) =>
     t.pool.query(
@@ -158,6 +158,16 @@ test("past its expiresAt, the 504's send swept unlooked (expired, naming it) or 
   expect(await laterEntries(swept)).toEqual({
     attempts: 0,
     history: [{ attempt: 1, outcome: 'expired', error_code: 'expired' }],
+  })
+
+  // A claim past its expiresAt whose worker stops as it looks the send up: the reclaim (lookups
+  // on) leaves it to be looked up again, counting none (sql/0162 notes the claim's kind).
+  await expire(stopped)
+  await claimOne(stopped)
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+  expect(await laterEntries(stopped)).toEqual({
+    attempts: 0,
+    history: [{ attempt: 1, outcome: 'lease_expired', error_code: 'lease_expired' }],
   })
 
   // A claim past its expiresAt, lookups on: found in the mailbox, sent.

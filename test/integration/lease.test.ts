@@ -5,11 +5,12 @@ import pg from 'pg'
 import { type Clock, monotonicNow, systemClock } from '../../src/clock.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
-import { claimBatch } from '../../src/outbox/claim.ts'
+import { type ClaimParams, claimBatch } from '../../src/outbox/claim.ts'
 import { deliverBatch } from '../../src/outbox/deliver.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { createHeldLeases } from '../../src/outbox/held-leases.ts'
+import { lookupOnly } from '../../src/outbox/lease.ts'
 import { createLeaseDeadlines } from '../../src/outbox/lease-deadlines.ts'
 import { createLeaseUpkeep } from '../../src/outbox/lease-upkeep.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'
@@ -1382,6 +1383,150 @@ describe('expiry after an interrupted send', () => {
       last_error_code: 'expired',
       last_error: expect.stringContaining('may have delivered it'),
     })
+  })
+})
+
+describe('a claim past the expiresAt that only looks an interrupted send up, its worker stopped', () => {
+  /**
+   * A row whose attempt 1's send was interrupted (its worker stopped: reclaimed, its mark kept),
+   * its expiresAt then passed while it waited pending, claimed past it (lease.ts lookupOnly) by a
+   * worker that stops too: its lease ends unsettled.
+   */
+  async function lookupStopped(maxAttempts: number) {
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      maxAttempts,
+    })
+    const [first] = await claim(1)
+    await startSends(t.db, [first!])
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`,
+      [id],
+    )
+    const [lookup] = await claim(1)
+    expect(lookup).toMatchObject({ id, expired: true, ambiguous: true })
+    expect(lookupOnly(lookup!)).toBe(true)
+    await expireLease(id)
+    return id
+  }
+  const STOPPED_DURING_SEND = { attempt: 1, outcome: 'lease_expired', error_code: 'lease_expired' }
+
+  test('each claim notes on the row whether it only looks up (lease_lookup_only), as lookupOnly judges its lease', async () => {
+    // A row whose attempt 1's send was interrupted, then as `shape` leaves it (pending, due).
+    const marked = async (shape: string, maxAttempts = 3) => {
+      const id = await enqueue(t, undefined, {
+        expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+        maxAttempts,
+      })
+      await t.pool.query(
+        `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '1 minute',
+                send_at = now() - interval '2 seconds', ${shape} where id = $1`,
+        [id],
+      )
+      return id
+    }
+    const rows = {
+      clean: await enqueue(t),
+      resend: await marked('priority = 0'),
+      pastExpiry: await marked(`expires_at = now() - interval '1 second'`),
+      cancelAsked: await marked('cancel_requested_at = now()'),
+      pastAttempts: await marked('priority = 0', 1),
+    }
+    const noted = async (ids: string[]) =>
+      (
+        await t.pool.query<{ id: string; lease_lookup_only: boolean | null }>(
+          'select id::text, lease_lookup_only from mailer.email_outbox where id = any($1::bigint[]) order by id',
+          [ids],
+        )
+      ).rows
+    // claim_batch: every row.
+    const leases = (await claim(10)).sort((a, b) => Number(a.id) - Number(b.id))
+    expect(leases.map((l) => [l.id, lookupOnly(l)])).toEqual([
+      [rows.clean, false],
+      [rows.resend, false],
+      [rows.pastExpiry, true],
+      [rows.cancelAsked, true],
+      [rows.pastAttempts, true],
+    ])
+    expect(await noted(leases.map((l) => l.id))).toEqual(
+      leases.map((l) => ({ id: l.id, lease_lookup_only: lookupOnly(l) || null })),
+    )
+    // claim_notified and claim_past_paused (MAIL_FROM's probe): the row past its expiresAt, alone.
+    await t.pool.query('truncate mailer.email_outbox cascade')
+    const pastExpiryAlone = async (how: (id: string) => Partial<ClaimParams>) => {
+      const id = await marked(`expires_at = now() - interval '1 second'`)
+      const { leases } = await claimBatch(t.db, {
+        ...{ limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 },
+        ...how(id),
+      })
+      expect(leases.map((l) => [l.id, lookupOnly(l)])).toEqual([[id, true]])
+      return id
+    }
+    const notified = await pastExpiryAlone((id) => ({ notifiedId: id }))
+    const probed = await pastExpiryAlone(() => ({
+      pausedSender: { key: 'sender@example.com', holdMs: 0 },
+    }))
+    expect(await noted([notified, probed])).toEqual([
+      { id: notified, lease_lookup_only: true },
+      { id: probed, lease_lookup_only: true },
+    ])
+  })
+
+  test('lookups on: the reclaim gives its claim back and numbers its entry as the send it looks up; the row waits to be looked up again', async () => {
+    const id = await lookupStopped(3)
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })).rows).toEqual([
+      { id, status: 'pending', ambiguous: true },
+    ])
+    expect(await rowOf(t, id)).toMatchObject({ status: 'pending', attempts: 1 })
+    expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
+      STOPPED_DURING_SEND,
+      STOPPED_DURING_SEND,
+    ])
+    // Its count no longer ends a crash loop: the third stop in a row does, expired naming the send.
+    const [again] = await claim(1)
+    expect(lookupOnly(again!)).toBe(true)
+    await expireLease(id)
+    expect((await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })).rows).toEqual([
+      { id, status: 'failed', ambiguous: true, expired: true },
+    ])
+    const ended = await rowOf(t, id)
+    expect(ended).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error_code: 'expired',
+      last_error:
+        'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
+    })
+    expect(ended.send_started_at).not.toBeNull()
+    expect((await attemptsOf(t, id, 'attempt, outcome, error_code')).at(-1)).toEqual({
+      attempt: 1,
+      outcome: 'expired',
+      error_code: 'expired',
+    })
+  })
+
+  test('lookups off, on its last attempt: not failed out of attempts by the reclaim; the sweep ends it expired naming the send, numbered 1', async () => {
+    const id = await lookupStopped(2)
+    const first = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
+    expect(first.rows).toEqual([{ id, status: 'pending', ambiguous: true }])
+    const { swept } = await reclaimExpired(t.db, {
+      defaultMaxAttempts: 3,
+      sweep: { workerId: 'sweeper', limit: 500, lookups: false },
+    })
+    expect(swept.map((r) => [r.id, r.status, r.attempt])).toEqual([[id, 'failed', 1]])
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error_code: 'expired',
+      last_error: 'expiresAt passed; an interrupted send may have delivered it',
+    })
+    expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
+      STOPPED_DURING_SEND,
+      STOPPED_DURING_SEND,
+      { attempt: 1, outcome: 'expired', error_code: 'expired' },
+    ])
   })
 })
 

@@ -93,6 +93,35 @@ test('a row it ends, out of attempts or cancelled, is counted as a settlement wo
   ])
 })
 
+test('a lookup past its expiresAt that lost its worker a third time in a row ends expired, counted as the sweep counts such a row', async () => {
+  const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 60_000).toISOString() })
+  // Attempt 1's send interrupted by its worker's stop, then one lookup's stop; its expiresAt passed.
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes',
+            expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds'
+      where id = $1`,
+    [id],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+     select $1, 1, 'dead', 'lease_expired', 'lease_expired', 'the worker holding the lease stopped during the send; outcome unknown'
+       from generate_series(1, 2)`,
+    [id],
+  )
+  await claimBatch(t.db, { limit: 1, workerId: 'dead', leaseSeconds: 60, defaultMaxAttempts: 3 })
+  await endLeases([id])
+  const { upkeep, events } = upkeepOf(new Map(), () => false)
+  await upkeep.first()
+  expect(events.filter((e) => e.type === 'settled')).toEqual([
+    { type: 'settled', db: 'test', id, outcome: 'expired', code: 'expired' },
+  ])
+  expect(await rowOf(t, id)).toMatchObject({
+    status: 'failed',
+    attempts: 1,
+    last_error_code: 'expired',
+  })
+})
+
 test('a sweep that filled its batch comes again at once, not a lease length later', async () => {
   const n = EXPIRY_SWEEP_LIMIT + 20
   await t.pool.query(

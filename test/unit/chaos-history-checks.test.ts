@@ -115,3 +115,39 @@ test('a counted claim after a 504, numbered as the 504 was, still counts: its lo
   ]
   expect(problemsOf(sent, hist, false)).toEqual([])
 })
+
+test("past its expiresAt, a lookup whose worker stopped is reclaimed numbered as the send it looks up, counting none (sql/0162): looked up again (sent) or ended expired at the third stop; a counted claim's stop still counts", () => {
+  const timedOut = entry(1, 'retry', { error_code: 'timeout' })
+  const stopped = entry(1, 'lease_expired', {
+    error_code: 'lease_expired',
+    error: 'the worker holding the lease stopped during the send; outcome unknown',
+  })
+  const pastExpiry = { expires_at: new Date(0), max_attempts: 3, attempts: 1 }
+  const sent = row({ ...pastExpiry, status: 'sent', last_error_code: null, last_error: null })
+  expect(problemsOf(sent, [timedOut, stopped, entry(1, 'sent')], false)).toEqual([])
+  const ended = row({
+    ...pastExpiry,
+    status: 'failed',
+    last_error_code: 'expired',
+    last_error:
+      'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
+  })
+  const endedEntry = entry(1, 'expired', { error_code: 'expired', error: ended.last_error })
+  expect(problemsOf(ended, [timedOut, stopped, stopped, endedEntry], false)).toEqual([])
+  // A claim counted before the expiresAt whose worker stopped during its send: attempt 2, counted.
+  const counted = row({
+    expires_at: new Date(0),
+    status: 'failed',
+    attempts: 2,
+    max_attempts: 2,
+    last_error_code: 'lease_expired',
+    last_error: stopped.error,
+  })
+  const failed500 = entry(1, 'retry', { error_code: 'http_500', http_status: 500 })
+  expect(problemsOf(counted, [failed500, { ...stopped, attempt: 2 }], false)).toEqual([])
+  // Numbered as an earlier attempt (a reclaim that gave a counted claim back): still found.
+  expect(problemsOf(counted, [failed500, stopped], false)).toEqual([
+    'the last history entry names another attempt than the row',
+    'counted attempts 1 do not number 1..2',
+  ])
+})

@@ -48,7 +48,8 @@ const namesGivenBack = (hist: readonly AttemptEntry[], i: number, r: OutboxRow) 
 /**
  * The entry at `i` records a lookup of an interrupted send that counted no attempt (lease.ts:
  * lookupOnly): the row's last attempt's, any attempt's once the row's cancel was asked, or any
- * attempt's past the row's expiresAt (looked up, or named unlooked; a sweep's end of such a row too).
+ * attempt's past the row's expiresAt (looked up, or named unlooked; a sweep's end of such a row
+ * too; the reclaim of one whose worker stopped).
  * It numbers the attempt whose send it looks up (looked-up-attempt.ts), a 504's given back too:
  * one above the row's attempts.
  */
@@ -67,8 +68,11 @@ function lookedUp(
     ['sent', 'failed', 'lease_expired', 'expired'].includes(h.outcome)
   // Its cancel asked while it waited pending: sent if found, else cancelled (cancelled-interrupted.ts).
   const cancelling = cancelAsked && ['sent', 'cancelled', 'lease_expired'].includes(h.outcome)
-  // Past its expiresAt: sent if found, else expired (expired-interrupted.ts, expiry-sweep.ts).
-  const pastExpiry = r.expires_at !== null && ['sent', 'expired'].includes(h.outcome)
+  // Past its expiresAt: sent if found, else expired (expired-interrupted.ts, expiry-sweep.ts);
+  // its worker stopped: reclaimed (lease_expired), looked up again, or ended expired at the third
+  // stop (reclaim.ts: the claim noted its kind, sql/0162).
+  const pastExpiry =
+    r.expires_at !== null && ['sent', 'expired', 'lease_expired'].includes(h.outcome)
   if (!last && !cancelling && !pastExpiry) return false
   // An older release's worker numbers the lookup of a send a 504 left in doubt as the row's
   // attempts, one below that send's entry (0 for a row with no counted attempt).
