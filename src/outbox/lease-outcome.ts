@@ -87,7 +87,8 @@ export async function recordOutcome(
         db: d.dbName,
         outboxId: lease.id,
         tenant: lease.tenant,
-        attempt: lease.attempt,
+        // As the history numbers it: a lookup of attempt N's send is N, though its claim was N + 1.
+        attempt: row.attempt ?? lease.attempt,
         correlationId: lease.correlationId,
         outcome,
         status: row.status,

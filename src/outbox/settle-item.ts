@@ -159,6 +159,11 @@ export interface SettledRow {
    * is out (settleLeases): milliseconds until it is due.
    */
   dueMs?: number
+  /**
+   * The attempt its history entry numbers (settleLeases): a lease that only looks a send up names
+   * the attempt of that send (looked-up-attempt.ts), not its claim's. Absent: the lease's attempt.
+   */
+  attempt?: number
 }
 
 /**

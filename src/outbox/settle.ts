@@ -134,7 +134,7 @@ export async function settleLeases(
   // ends as a sweep past that bound ends the row (expiry-sweep.ts), counting no attempt either
   // (lookupOnly, `past`).
   const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
-  const { rows } = await sql<SettledRow & { due_ms: number | null }>`
+  const { rows } = await sql<SettledRow & { due_ms: number | null; attempt: number | null }>`
     with input as (
       select * from unnest(
         ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
@@ -289,10 +289,14 @@ export async function settleLeases(
                                       where h.outbox_id = done.id order by h.id desc limit 1), false)
                   else true end
     )
-    select id, status, outcome, last_error_code as code, due_ms from done
+    select id, status, outcome, last_error_code as code, due_ms, attempt from done
     union all
-    select id, 'sending', ${BUSY_OUTCOME}::text, null::text, null::float8 from held where id not in (select id from locked)
+    select id, 'sending', ${BUSY_OUTCOME}::text, null::text, null::float8, null::int from held where id not in (select id from locked)
        -- Read only when a lease was left unlocked (rare: held by another transaction, or lost).
        and (select count(*) from locked) < ${items.length}`.execute(db)
-  return rows.map(({ due_ms, ...row }) => (due_ms == null ? row : { ...row, dueMs: due_ms }))
+  return rows.map(({ due_ms, attempt, ...row }) => ({
+    ...row,
+    ...(due_ms != null && { dueMs: due_ms }),
+    ...(attempt != null && { attempt }),
+  }))
 }

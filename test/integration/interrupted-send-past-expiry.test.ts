@@ -1,5 +1,6 @@
 // A row whose send was interrupted and whose next try falls after its expiresAt, with lookups on: looked up before it fails expired, sent if Graph has it.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { createLogger } from '../../src/log.ts'
 import { useTestDb } from '../support/db.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
@@ -29,11 +30,13 @@ async function drained(fault: GraphFault, fake?: FakeGraph) {
   const graph = fake ?? (await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 }))
   closing.push(() => graph.stop())
   graph.setFaults({ sendMail: [fault] })
+  const lines: { outboxId?: string; attempt?: number; outcome?: string }[] = []
   const engine = graphWorker(t, graph, {
     workerId: 'w',
     mailFrom: 'sender@example.com',
     graceSeconds: 1,
     retryBaseSeconds: 60,
+    log: createLogger('debug', (line) => lines.push(JSON.parse(line))),
   })
   engines.push(engine)
   await engine.start()
@@ -53,8 +56,16 @@ async function drained(fault: GraphFault, fake?: FakeGraph) {
   const history = await attemptsOf(t, id, 'attempt, outcome, error_code')
   const sends = graph.requests.filter((q) => q.kind === 'sendMail').length
   const accepted = graph.accepted.filter((a) => a.outboxId === id).length
-  return { row, history, sends, accepted }
+  // The worker's line of each recorded outcome (lease-outcome.ts), with the attempt it names.
+  const logged = lines
+    .filter((l) => l.outboxId === id && l.outcome !== undefined)
+    .map(({ attempt, outcome }) => ({ attempt, outcome }))
+  return { row, history, sends, accepted, logged }
 }
+
+/** The worker's lines name each outcome's attempt as its history entry numbers it. */
+const loggedAsRecorded = (h: { attempt: number; outcome: string }[]) =>
+  h.map(({ attempt, outcome }) => ({ attempt, outcome }))
 
 /** What a final row says of its send: its status, code, error, and whether its mark is kept. */
 const ending = (row: Record<string, unknown>) => ({
@@ -65,7 +76,7 @@ const ending = (row: Record<string, unknown>) => ({
 })
 
 test('a send Graph accepted and never answered, whose retry would come after the expiresAt: looked up, sent, never sent again', async () => {
-  const { row, history, sends, accepted } = await drained('accept_then_hang')
+  const { row, history, sends, accepted, logged } = await drained('accept_then_hang')
   expect({ sends, accepted }).toEqual({ sends: 1, accepted: 1 })
   expect({ status: row.status, code: row.last_error_code, error: row.last_error }).toEqual({
     status: 'sent',
@@ -78,6 +89,7 @@ test('a send Graph accepted and never answered, whose retry would come after the
     { attempt: 1, outcome: 'retry', error_code: 'timeout' },
     { attempt: 1, outcome: 'sent', error_code: null },
   ])
+  expect(logged).toEqual(loggedAsRecorded(history))
 })
 
 test('a send that timed out and never reached Graph, whose retry would come after the expiresAt: looked up, failed expired as not sent, its mark cleared', async () => {
@@ -102,10 +114,11 @@ test('a send Graph accepted, whose lookup after the expiresAt Graph refuses (no 
     concurrencyLimit: 1000,
     mailRead: false,
   })
-  const { row, history, sends, accepted } = await drained('accept_then_hang', fake)
+  const { row, history, sends, accepted, logged } = await drained('accept_then_hang', fake)
   expect({ sends, accepted }).toEqual({ sends: 1, accepted: 1 })
   expect(row.attempts).toBe(1)
   expect(history.at(-1)).toEqual({ attempt: 1, outcome: 'expired', error_code: 'expired' })
+  expect(logged).toEqual(loggedAsRecorded(history))
   expect(ending(row)).toEqual({
     status: 'failed',
     code: 'expired',

@@ -534,7 +534,8 @@ describe('settleLeases', () => {
     })
     const [l] = await claim(1)
     expect(await settleOne(id, l!.token, retryOf('ApplicationThrottled', 60_000, true))).toEqual([
-      { id, status: 'failed', outcome: 'expired', code: 'expired' },
+      // Its entry numbers the throttled attempt, given back (attempts 0).
+      { id, status: 'failed', outcome: 'expired', code: 'expired', attempt: 1 },
     ])
     // Its error says what held it back until then, not THROTTLE_DEADLINE_SECONDS (a day by default).
     expect(await rowOf(t, id)).toMatchObject({
