@@ -7,7 +7,7 @@ import { type LeaseTuple, parseClaim, toLease } from './claim-answer.ts'
 import { claimPastPaused } from './claim-past-paused.ts'
 import type { PauseLeftMs } from './endless-pause.ts'
 import type { Lease } from './lease.ts'
-import { rateInForce } from './pacing-rate.ts'
+import { RATE_IN_FORCE } from './pacing-rate.ts'
 import { pauseEnd } from './paused-now.ts'
 
 export type { Lease }
@@ -81,7 +81,6 @@ const CLAIM_UNFLUSHED = `
 // as above, then MAIL_FROM's key and the hold (ms) past which a pause counts. The pause is the
 // shared rule's (pauseEnd, paused-now.ts: a pacing turn is none, a throttle within one is), read
 // with the rate in force (the newest worker's, by primary key) only while next_at is in the future.
-const RATE_IN_FORCE = rateInForce()
 const owedFrom = (
   key: string,
   holdMs: string,

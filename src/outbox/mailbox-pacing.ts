@@ -2,7 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
-import { rateInForce, rateInForceOr } from './pacing-rate.ts'
+import { RATE_IN_FORCE, rateInForceOr } from './pacing-rate.ts'
 import { pauseEnd } from './paused-now.ts'
 
 /**
@@ -158,7 +158,7 @@ export async function mailboxPausedFor(
     next_at: string | null
   }>`
     with r as materialized (
-      select ${sql.raw(rateInForce())} as i
+      select ${sql.raw(RATE_IN_FORCE)} as i
     )
     select greatest(0, mailer.ms_until(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                             else m.next_at end)) as wait_ms,

@@ -13,13 +13,13 @@ export const PACING_RATE_KEY = 'pacing rate'
  * The rate in force, as SQL: the interval every worker paces by now (PACING_RATE_KEY's
  * turn_interval, read by primary key), or, when no worker noted one, interval '0' (no pacing).
  * The one spelling of it for the binary's statements (the last check, the claims' pause read, the
- * pacing turns, the pause reads): rateInForce as text (a statement written out with its $n, or
+ * pacing turns, the pause reads): RATE_IN_FORCE as text (a statement written out with its $n, or
  * through sql.raw), rateInForceOr for an sql tag with another fallback (this worker's own rate).
  * The SQL functions that read it (claim_past_paused) spell it as they were released.
  */
 const RATE_NOTED = `(select noted.turn_interval from mailer.mailbox_pacing noted
                       where noted.mailbox = '${PACING_RATE_KEY}')`
-export const rateInForce = (): string => `coalesce(${RATE_NOTED}, interval '0')`
+export const RATE_IN_FORCE = `coalesce(${RATE_NOTED}, interval '0')`
 export const rateInForceOr = (orElse: RawBuilder<unknown>): RawBuilder<unknown> =>
   sql`coalesce(${sql.raw(RATE_NOTED)}, ${orElse})`
 

@@ -1,6 +1,6 @@
 // The one rule for "this mailbox is paused now": the SQL the gate's pause read, the send's last check, /v1/stats and /metrics, and status all ask it by.
 import { sql } from 'kysely'
-import { PACING_RATE_KEY, rateInForce } from './pacing-rate.ts'
+import { PACING_RATE_KEY, RATE_IN_FORCE } from './pacing-rate.ts'
 
 /**
  * When the pause holding the mailbox_pacing row `row` (its alias) ends, paced by `rate` (an
@@ -36,6 +36,6 @@ export function pauseEnd(row: string, rate: string): string {
  */
 export const PAUSED_MAILBOXES_NOW = sql<{ mailbox: string; next_at: Date; ends: Date }>`
   select p.mailbox, p.next_at, e.ends from mailer.mailbox_pacing p
-   cross join (select ${sql.raw(rateInForce())} as i) r
+   cross join (select ${sql.raw(RATE_IN_FORCE)} as i) r
    cross join lateral (select ${sql.raw(pauseEnd('p', 'r.i'))} as ends) e
    where p.mailbox not like 'queue %' and p.mailbox <> ${PACING_RATE_KEY} and e.ends > now()`

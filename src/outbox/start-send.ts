@@ -4,7 +4,7 @@ import type { Queryable } from '../db/queryable.ts'
 import type { Database } from '../db/schema.ts'
 import { statementText } from '../db/single-statement-db.ts'
 import { type PauseLeftMs, pauseLeftMs } from './endless-pause.ts'
-import { rateInForce } from './pacing-rate.ts'
+import { RATE_IN_FORCE } from './pacing-rate.ts'
 import { pauseEnd } from './paused-now.ts'
 
 export interface StartResult {
@@ -57,7 +57,7 @@ const START = `
 const START_UNPAUSED = `
   /* prepared outbox_start_sends_unpaused */
   with rate as materialized (
-    select ${rateInForce()} as i
+    select ${RATE_IN_FORCE} as i
   ), ask as (
     select i.id, i.token,
            case when i.mailbox is not null and r.i > interval '0' then now()
