@@ -6,6 +6,7 @@ import Counter from 'prom-client/lib/counter'
 import Gauge from 'prom-client/lib/gauge'
 import Histogram from 'prom-client/lib/histogram'
 import Registry from 'prom-client/lib/registry'
+import { pastExpiryPendingMeaning } from '../outbox/past-expiry-pending.ts'
 
 const DURATION_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30]
 
@@ -104,7 +105,7 @@ export function createMetricFamilies() {
     // A row waiting past its expiresAt for its interrupted send's lookup is not due: in no gauge above.
     pastExpiryPending: new Gauge({
       name: 'outbox_pending_past_expiry',
-      help: `Pending rows whose expiresAt has passed: with GRAPH_MAILBOX_LOOKUP=true, rows whose interrupted send waits to be looked up (never sent again; not due meanwhile, so not in outbox_oldest_pending_age_seconds), for up to the lookup grace plus an hour past their expiresAt, then failed expired; otherwise rows no worker has failed yet (each worker's reclaim fails them within LEASE_SECONDS); ${DATABASE_WIDE}`,
+      help: `${pastExpiryPendingMeaning('Pending rows', 'outbox_oldest_pending_age_seconds')}; ${DATABASE_WIDE}`,
       labelNames: ['db'] as const,
       registers,
     }),

@@ -28,12 +28,7 @@ export interface LiveStats {
    * count in neither the due rows' age nor `sending`.
    */
   heldBackPending: number
-  /**
-   * Pending rows whose expiresAt has passed: with lookups on, rows waiting (never sent) for their
-   * interrupted send's lookup, not due meanwhile and so in no age above, for up to the lookup grace
-   * plus an hour past it (then ended expired); else rows no worker's sweep has ended yet (one runs
-   * at least once per lease length).
-   */
+  /** Pending rows past their expiresAt: which, as past-expiry-pending.ts defines them. */
   pastExpiryPending: number
   /**
    * Sender mailboxes a provider throttle holds now (a 429's Retry-After, Graph refusing the

@@ -1,4 +1,5 @@
 // The status report as text for a terminal: one table row per database, then each database's reasons and failures, then the process warnings.
+import { pastExpiryPendingMeaning } from '../outbox/past-expiry-pending.ts'
 import type { DatabaseStatus, StatusReport } from './status-shape.ts'
 
 const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
@@ -56,7 +57,7 @@ export function renderStatusTable(r: StatusReport): string {
     }
     if (d.pastExpiryPending) {
       lines.push(
-        `${d.name}: ${d.pastExpiryPending} pending row(s) past their expiresAt (none is sent past it): with lookups on, waiting for an interrupted send's lookup (up to the lookup grace plus an hour past it, then failed expired); else for a worker to fail them`,
+        `${d.name}: ${pastExpiryPendingMeaning(`${d.pastExpiryPending} pending row(s)`, 'OLDEST DUE')}`,
       )
     }
     const p = d.pausedMailboxes

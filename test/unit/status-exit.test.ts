@@ -67,7 +67,7 @@ test("rows waiting past their expiresAt (for an interrupted send's lookup) are s
     databases: [judged],
   })
   expect(table).toContain(
-    "default: 2 pending row(s) past their expiresAt (none is sent past it): with lookups on, waiting for an interrupted send's lookup (up to the lookup grace plus an hour past it, then failed expired); else for a worker to fail them",
+    "default: 2 pending row(s) past their expiresAt (none is sent past it): with GRAPH_MAILBOX_LOOKUP=true, rows whose interrupted send waits to be looked up (not due meanwhile, so not in OLDEST DUE), for up to the lookup grace plus an hour past their expiresAt, then failed expired; besides those, rows no worker has failed yet (each worker's reclaim fails them within LEASE_SECONDS)",
   )
   expect(
     renderStatusTable({

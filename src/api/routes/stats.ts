@@ -2,6 +2,7 @@
 
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import { AppError } from '../../errors.ts'
+import { pastExpiryPendingMeaning } from '../../outbox/past-expiry-pending.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { outboxStats } from '../../outbox/stats.ts'
 import { requireScope } from '../auth.ts'
@@ -33,8 +34,7 @@ const DatabaseStats = z
         'Pending rows not due yet because a pacing turn (MAILBOX_RATE_PER_MINUTE) or a pause of their mailbox put them later: a backlog oldestPendingAgeSeconds does not count',
     }),
     pastExpiryPending: Count.openapi({
-      description:
-        "Pending rows whose expiresAt has passed: with GRAPH_MAILBOX_LOOKUP=true, rows whose interrupted send waits to be looked up (never sent again; not due meanwhile, so not in oldestPendingAgeSeconds), for up to the lookup grace plus an hour past their expiresAt, then failed expired; otherwise rows no worker has failed yet (each worker's reclaim fails them within LEASE_SECONDS)",
+      description: pastExpiryPendingMeaning('Pending rows', 'oldestPendingAgeSeconds'),
     }),
     pausedMailboxes: Count.nullable().openapi({
       description:
