@@ -13,15 +13,39 @@ export type Resent = 'earlier' | 'both' | null
 /** The suffix naming the earlier interrupted send: the resend after it was answered for sure. */
 export const EARLIER_MAY_HAVE_DELIVERED =
   ' (an earlier send was interrupted and may have delivered it)'
+/** The suffix naming the resend and the interrupted send before it: the resend was interrupted too. */
+const BOTH_MAY_HAVE_DELIVERED = ' (that send, or an earlier interrupted one, may have delivered it)'
 
 /**
  * The suffix of a failed row's error whose last send may have delivered it, by `resent`
- * (Resent): the earlier interrupted send, both, or (null) that send itself.
+ * (Resent): the earlier interrupted send, both, or (null) that send itself. A retry of an
+ * unverified resend carries it too (settle.ts), 'earlier' or 'both': the row's failure after a
+ * lookup that cannot tell reads it back from that entry (resentOfLastSend), as only that
+ * settlement knew whether its send was a resend (a lookup that found nothing, which no entry
+ * records, leaves an earlier interrupted send resolved and its next send no resend).
  */
 export const lastSendMayHaveDelivered = (resent: RawBuilder<unknown>) => sql`case ${resent}
   when 'earlier' then ${sql.lit(EARLIER_MAY_HAVE_DELIVERED)}
-  when 'both' then ' (that send, or an earlier interrupted one, may have delivered it)'
+  when 'both' then ${sql.lit(BOTH_MAY_HAVE_DELIVERED)}
   else ' (that send may have delivered it)' end`
+
+/** Of an entry's error `error`: the Resent its settlement named at its end, else null. */
+const resentNamed = (error: RawBuilder<unknown>) => sql<Resent>`case
+  when right(${error}, ${sql.lit(BOTH_MAY_HAVE_DELIVERED.length)}) = ${sql.lit(BOTH_MAY_HAVE_DELIVERED)} then 'both'
+  when right(${error}, ${sql.lit(EARLIER_MAY_HAVE_DELIVERED.length)}) = ${sql.lit(EARLIER_MAY_HAVE_DELIVERED)} then 'earlier' end`
+
+/** A Postgres regular expression of the suffixes a retry of an unverified resend ends with. */
+const RESENT_NAMED_AT_END = `(${[EARLIER_MAY_HAVE_DELIVERED, BOTH_MAY_HAVE_DELIVERED]
+  .map((s) => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&'))
+  .join('|')})$`
+
+/**
+ * `error` (an entry's, evaluated once) without the words a retry of an unverified resend ended it
+ * with: the failure read from it names the send itself (lastSendMayHaveDelivered, or "looked up and
+ * not found"), once.
+ */
+export const withoutResentNamed = (error: RawBuilder<unknown>) =>
+  sql<string>`regexp_replace(${error}, ${sql.lit(RESENT_NAMED_AT_END)}, '')`
 
 /**
  * Of a history entry `alias`: a send that may have reached the provider and was never answered, as
@@ -41,17 +65,20 @@ const interrupted = (alias: string) => {
  * Resent (above) of the last send (retry or lease_expired) in the history of a row `i` out of
  * attempts after its lookup could not tell (settle-item.ts: exhausted, its mark kept), whose
  * settlement no longer knows it (the row waited between, lookups on: settle-item.ts lookUpFirst).
- * A mark that outlived a send answered for sure is an earlier send's: only an unverified resend
- * keeps it. A send that may itself have delivered it was a resend when the send before it (the
- * entry before, waits and give-backs aside) was interrupted too: the lookup between, as this one,
- * could not tell. From the history's primary key (outbox_id, id); read for such a failure only.
+ * A retry names it at its end (lastSendMayHaveDelivered): read so. Otherwise (an older binary's
+ * entry): a mark that outlived a send answered for sure is an earlier send's, as only an unverified
+ * resend keeps it. A worker stopped during the send (lease_expired) named nothing: its send is taken
+ * for a resend when the send before it (the entry before, waits and give-backs aside) was
+ * interrupted too, or named an earlier one; a lookup between that found nothing, which leaves no
+ * entry, would have made it none. From the history's primary key (outbox_id, id); read for such a
+ * failure only.
  */
-export const resentOfLastSend = sql<Resent>`(select case
+export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed(sql.ref('e.error'))}, case
       when e.outcome = 'retry' and not ${interrupted('e')} then 'earlier'
-      when ${interrupted('e')} and exists (
+      when e.outcome = 'lease_expired' and ${interrupted('e')} and exists (
         select 1 from (select p.outcome, p.error_code, p.http_status, p.error from mailer.email_attempts p
                         where p.outbox_id = i.id and p.id < e.id and p.outcome not in ('throttled', 'released')
                         order by p.id desc limit 1) p
-         where ${interrupted('p')}) then 'both' end
+         where ${interrupted('p')}) then 'both' end)
     from (select h.id, h.outcome, h.error_code, h.http_status, h.error from mailer.email_attempts h
            where h.outbox_id = i.id and h.outcome in ('retry', 'lease_expired') order by h.id desc limit 1) e)`

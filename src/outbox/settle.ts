@@ -8,6 +8,7 @@ import {
   EARLIER_MAY_HAVE_DELIVERED,
   lastSendMayHaveDelivered,
   resentOfLastSend,
+  withoutResentNamed,
 } from './resent-unverified.ts'
 import {
   BUSY_OUTCOME,
@@ -24,7 +25,7 @@ const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 /**
  * The suffix of an out-of-attempts error whose last attempt's send left it ambiguous: that send's,
  * or, resent unverified (Settlement resentUnverified), the earlier interrupted send's, and this
- * one's too when it may also have reached the provider.
+ * one's too when it may also have reached the provider. A retry of such a resend ends with it too.
  */
 const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
 /** The suffix of a refused unverified resend's failure (Settlement failed, resentUnverified). */
@@ -224,8 +225,11 @@ export async function settleLeases(
                -- its lookup could not tell.
                when 'exhausted' then 'attempts exhausted; last error: ' || case
                  when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
-                 when i.ambiguous then coalesce(${exhaustedError('error')}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
-                 else coalesce(${exhaustedError('error')}, '') || ' (that send was looked up and not found: not sent)' end
+                 when i.ambiguous then coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
+                 else coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ' (that send was looked up and not found: not sent)' end
+               -- A retry of an unverified resend names the send that may have delivered it, as its
+               -- failure would: read back (resentOfLastSend) once a lookup after it cannot tell.
+               when 'retry' then i.message || case when i.resent is not null then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
                -- A refused unverified resend (Settlement resentUnverified) names the earlier send.
                when 'failed' then i.message || case when i.kind = 'failed' and i.resent = 'earlier'
                                                     then ${EARLIER} else '' end

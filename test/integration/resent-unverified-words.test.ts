@@ -1,0 +1,186 @@
+// Which send a row's failure names as the one that may have delivered it, after lookups that could not tell: built from the histories Graph can give.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { settleLeases } from '../../src/outbox/settle.ts'
+import type { Settlement } from '../../src/outbox/settle-item.ts'
+import { useTestDb } from '../support/db.ts'
+import { endedAfterEach } from '../support/ended-after-each.ts'
+import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type FakeGraph, type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
+
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const { engines, closing } = endedAfterEach()
+
+/** A send Graph never answered (and never took): the worker's deadline ends it, interrupted. */
+const HANG: GraphFault = 'hang'
+/** A send answered for sure: it delivered nothing. */
+const ERROR_500: GraphFault = {
+  status: 500,
+  code: 'InternalServerError',
+  message: 'Internal Server Error',
+}
+/** Graph's answer to a lookup without Mail.Read: the lookup cannot tell (the policy resends). */
+const NO_MAIL_READ = { status: 403, code: 'ErrorAccessDenied', message: 'Access is denied.' }
+const TIMED_OUT = 'Graph request exceeded its deadline'
+/** The words naming the send that may have delivered the row: the earlier interrupted one, both, that send. */
+const EARLIER = ' (an earlier send was interrupted and may have delivered it)'
+const BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'
+const THAT = ' (that send may have delivered it)'
+
+/**
+ * A row of `maxAttempts` whose sends meet `sends` in turn, drained by a worker with lookups on
+ * (policy resend) to its final state; each lookup made once `unreadAfter` sends were asked is
+ * refused (no Mail.Read), those before are answered (nothing found: no send was taken).
+ */
+async function drained(sends: GraphFault[], maxAttempts: number, unreadAfter: number) {
+  const fake: FakeGraph = await startFakeGraph({ clientSecret: 'right', concurrencyLimit: 1000 })
+  closing.push(() => fake.stop())
+  const asked = () => fake.requests.filter((q) => q.kind === 'sendMail').length
+  fake.setFaults({
+    sendMail: sends,
+    pickLookup: () => (asked() >= unreadAfter ? NO_MAIL_READ : undefined),
+  })
+  const engine = graphWorker(t, fake, {
+    workerId: 'w',
+    mailFrom: 'sender@example.com',
+    graceSeconds: 1,
+    timeoutSeconds: 1,
+    retryBaseSeconds: 0.2,
+  })
+  engines.push(engine)
+  const id = await enqueue(t, undefined, { maxAttempts })
+  await engine.start()
+  // Bounded for a loaded machine: 1 s send deadlines, a 1 s grace and 0.2 s retries each time.
+  const row = await pollUntil(async () => {
+    const r = await rowOf(t, id)
+    return ['sent', 'failed', 'cancelled'].includes(r.status) ? r : undefined
+  }, 45_000)
+  const history = (await attemptsOf(t, id, 'attempt, outcome, error_code, error')).filter(
+    // Lookups asked again before the grace was out: uncounted waits, as many as the timing makes.
+    (h: { error_code: string | null }) => h.error_code !== 'lookup_too_early',
+  )
+  return {
+    end: { status: row.status, error: row.last_error, marked: row.send_started_at !== null },
+    history,
+    sends: asked(),
+  }
+}
+
+test('two resends in a row (the first answered 500, the second interrupted), no lookup able to tell: the failure names both the last send and the first interrupted one', async () => {
+  const { end, history, sends } = await drained([HANG, ERROR_500, HANG], 3, 0)
+  expect(sends).toBe(3)
+  // Each resend's retry names the send that may have delivered it, as its failure would.
+  expect(history.map((h) => [h.attempt, h.outcome, h.error_code, h.error])).toEqual([
+    [1, 'retry', 'timeout', TIMED_OUT],
+    [2, 'retry', 'InternalServerError', `Internal Server Error${EARLIER}`],
+    [3, 'retry', 'timeout', `${TIMED_OUT}${BOTH}`],
+    [3, 'failed', 'timeout', `attempts exhausted; last error: ${TIMED_OUT}${BOTH}`],
+  ])
+  expect(end).toEqual({
+    status: 'failed',
+    error: `attempts exhausted; last error: ${TIMED_OUT}${BOTH}`,
+    marked: true,
+  })
+})
+
+test('an interrupted send looked up and not found (sent again, interrupted too), then a lookup that cannot tell: the failure names the last send alone', async () => {
+  const { end, history, sends } = await drained([HANG, HANG], 2, 2)
+  expect(sends).toBe(2)
+  // The second send was no resend: the lookup before it found nothing past the grace.
+  expect(history.map((h) => [h.attempt, h.outcome, h.error_code, h.error])).toEqual([
+    [1, 'retry', 'timeout', TIMED_OUT],
+    [2, 'retry', 'timeout', TIMED_OUT],
+    [2, 'failed', 'timeout', `attempts exhausted; last error: ${TIMED_OUT}${THAT}`],
+  ])
+  expect(end).toEqual({
+    status: 'failed',
+    error: `attempts exhausted; last error: ${TIMED_OUT}${THAT}`,
+    marked: true,
+  })
+})
+
+const claimOne = async () =>
+  (await claimBatch(t.db, { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }))
+    .leases
+
+/**
+ * A row of two attempts, `attempts` of them counted, keeping an interrupted send's mark, whose
+ * history holds `entries` (attempt, outcome, code, error).
+ */
+async function markedRow(attempts: number, entries: [number, string, string, string][]) {
+  const id = await enqueue(t, undefined, { maxAttempts: 2 })
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = $2, send_started_at = now() - interval '1 minute' where id = $1`,
+    [id, attempts],
+  )
+  for (const entry of entries) {
+    await t.pool.query(
+      `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+       values ($1, $2, 'w0', $3, $4, $5)`,
+      [id, ...entry],
+    )
+  }
+  return id
+}
+
+/**
+ * A row of two attempts whose first ended as `first` (a history entry: outcome, code, error),
+ * whose second send's worker stopped during it (reclaimed, lookups on: left to be looked up), and
+ * whose lookup then could not tell: its failure's last error.
+ */
+async function stoppedDuringLastSend(first: [string, string, string]): Promise<string> {
+  const id = await markedRow(1, [[1, ...first]])
+  const [send] = await claimOne()
+  expect(send?.attempt).toBe(2)
+  await t.pool.query(
+    `update mailer.email_outbox set send_started_at = now(), lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+  return lookedUp(id, { kind: 'exhausted' })
+}
+
+/** Row `id`, out of attempts and left to be looked up, claimed so and settled `settlement`: its last error. */
+async function lookedUp(id: string, settlement: Settlement): Promise<string> {
+  const [lookup] = await claimOne()
+  expect(lookup?.pastAttempts).toBe(true)
+  await settleLeases(
+    t.db,
+    [{ id, token: lookup!.token, settlement, ambiguous: true, uncounted: true, startedAt: null }],
+    { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
+  )
+  return (await rowOf(t, id)).last_error
+}
+
+test('a last send whose worker stopped during it (which names no resend) is taken for a resend when the send before it was interrupted or named an earlier one, not after a send answered for sure', async () => {
+  const STOPPED =
+    'attempts exhausted; last error: the worker holding the lease stopped during the send; outcome unknown'
+  expect([
+    await stoppedDuringLastSend(['retry', 'timeout', TIMED_OUT]),
+    await stoppedDuringLastSend([
+      'retry',
+      'InternalServerError',
+      `Internal Server Error${EARLIER}`,
+    ]),
+    await stoppedDuringLastSend(['retry', 'InternalServerError', 'Internal Server Error']),
+  ]).toEqual([`${STOPPED}${BOTH}`, `${STOPPED}${BOTH}`, `${STOPPED}${THAT}`])
+})
+
+test("a resend's retry that named both sends, then its lookup: the failure names them once when it cannot tell, and neither when it found nothing", async () => {
+  const resent = () =>
+    markedRow(2, [
+      [1, 'retry', 'timeout', TIMED_OUT],
+      [2, 'retry', 'timeout', `${TIMED_OUT}${BOTH}`],
+    ])
+  expect(await lookedUp(await resent(), { kind: 'exhausted' })).toBe(
+    `attempts exhausted; last error: ${TIMED_OUT}${BOTH}`,
+  )
+  expect(await lookedUp(await resent(), { kind: 'exhausted', notSent: true })).toBe(
+    `attempts exhausted; last error: ${TIMED_OUT} (that send was looked up and not found: not sent)`,
+  )
+})
