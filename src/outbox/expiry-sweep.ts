@@ -66,12 +66,13 @@ export function expirySweep(s: ExpirySweep) {
   // ids joined to it): offered the expiry index too, a plan from statistics that had not seen the
   // rows expire rescanned the candidate list once per expired row (0.3 s for 2,000 rows).
   const bound = s.lookupPastExpirySeconds ?? lookupPastExpirySeconds()
-  const interrupted = s.lookups
+  // With lookups on, a marked row within its lookup's bound is left out: it waits for a claim.
+  const unlessAwaitingLookup = s.lookups
     ? sql`and (o.send_started_at is null
                or o.expires_at + make_interval(secs => ${bound}::float8) <= now())`
     : sql``
-  // Its cancel recorded with an interrupted send's mark (lookups off here): as its claim would
-  // settle it (cancelled-interrupted.ts), cancelled with that send unresolved.
+  // Its cancel recorded with an interrupted send's mark (lookups off, or on past the lookup's
+  // bound): as its claim would settle it (cancelled-interrupted.ts), cancelled with that send unresolved.
   const cancelUnlooked = cancelAwaitsLookup
   // Not sent again: a row with an interrupted send's mark counts no attempt, as its claim would not
   // (lease.ts lookupOnly).
@@ -79,7 +80,7 @@ export function expirySweep(s: ExpirySweep) {
   return sql`expiring as materialized (
       select o.id from mailer.email_outbox o
        where o.status = 'pending' and o.expires_at is not null and o.expires_at <= now()
-             ${interrupted}
+             ${unlessAwaitingLookup}
        order by o.expires_at
        limit ${s.limit}
     ), expiring_locked as materialized (

@@ -378,6 +378,26 @@ describe("with lookups on, a pending row keeping an interrupted send's mark past
     expect(await rowOf(t, within)).toMatchObject({ status: 'pending', attempts: 1 })
   })
 
+  test('its cancel recorded, swept past its bound: cancelled saying that send may have delivered it, as with lookups off, the mark kept', async () => {
+    const past = await waitingPastExpiry(BOUND_SECONDS + 5)
+    const within = await waitingPastExpiry(BOUND_SECONDS - 60)
+    await t.pool.query(
+      'update mailer.email_outbox set cancel_requested_at = now() where id = any($1::bigint[])',
+      [[past, within]],
+    )
+    const r = await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true, sweep: lookups })
+    expect(r.swept.map((x) => [x.id, x.status])).toEqual([[past, 'cancelled']])
+    const row = await rowOf(t, past)
+    expect({ ...row, marked: row.send_started_at !== null }).toMatchObject({
+      status: 'cancelled',
+      attempts: 1,
+      last_error_code: 'cancelled',
+      last_error: 'cancelled; an interrupted send may have delivered it',
+      marked: true,
+    })
+    expect(await rowOf(t, within)).toMatchObject({ status: 'pending', attempts: 1 })
+  })
+
   test("the bound is the sweeping worker's: its lookup grace plus PAST_EXPIRY_LOOKUP_LIMIT_SECONDS", async () => {
     const past = await waitingPastExpiry(PAST_EXPIRY_LOOKUP_LIMIT_SECONDS + 10)
     const within = await waitingPastExpiry(PAST_EXPIRY_LOOKUP_LIMIT_SECONDS)
