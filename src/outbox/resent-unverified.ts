@@ -49,14 +49,16 @@ export const withoutResentNamed = (error: RawBuilder<unknown>) =>
 
 /**
  * Of a history entry `alias`: a send that may have reached the provider and was never answered, as
- * its settlement judged it (send-verdict.ts: the codes, a gateway's 502/504), a worker stopped
- * during it (a reclaim's lease_expired), or an ending that named such a send (its mark kept).
+ * its settlement judged it (send-verdict.ts: the codes, a gateway's 502/504, counted or given back
+ * uncounted as a throttle), a worker stopped during it (a reclaim's lease_expired), or an ending
+ * that named such a send (its mark kept).
  */
 const interrupted = (alias: string) => {
   const h = sql.ref(alias)
   // Never null (a code, a status or an error may be): its negation is read too.
-  return sql<boolean>`coalesce((${h}.outcome = 'retry' and (${h}.error_code = any(${[...AMBIGUOUS_CODES]}::text[])
-                                                              or ${h}.http_status in (502, 504)))
+  return sql<boolean>`coalesce((${h}.outcome in ('retry', 'throttled')
+                                and (${h}.error_code = any(${[...AMBIGUOUS_CODES]}::text[])
+                                     or ${h}.http_status in (502, 504)))
     or (${h}.outcome = 'lease_expired' and ${h}.error like '%during the send%')
     or ${h}.error like '%may have delivered it%', false)`
 }
@@ -68,16 +70,17 @@ const interrupted = (alias: string) => {
  * A retry names it at its end (lastSendMayHaveDelivered): read so. Otherwise (an older binary's
  * entry): a mark that outlived a send answered for sure is an earlier send's, as only an unverified
  * resend keeps it. A worker stopped during the send (lease_expired) named nothing: its send is taken
- * for a resend when the send before it (the entry before, waits and give-backs aside) was
- * interrupted too, or named an earlier one; a lookup between that found nothing, which leaves no
- * entry, would have made it none. From the history's primary key (outbox_id, id); read for such a
- * failure only.
+ * for a resend when the send before it (the entry before, waits and give-backs aside, but not a
+ * send's own throttle: a 504 given back uncounted, which has its send's start) was interrupted too,
+ * or named an earlier one; a lookup between that found nothing, which leaves no entry, would have
+ * made it none. From the history's primary key (outbox_id, id); read for such a failure only.
  */
 export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed(sql.ref('e.error'))}, case
       when e.outcome = 'retry' and not ${interrupted('e')} then 'earlier'
       when e.outcome = 'lease_expired' and ${interrupted('e')} and exists (
         select 1 from (select p.outcome, p.error_code, p.http_status, p.error from mailer.email_attempts p
-                        where p.outbox_id = i.id and p.id < e.id and p.outcome not in ('throttled', 'released')
+                        where p.outbox_id = i.id and p.id < e.id
+                          and (p.outcome not in ('throttled', 'released') or p.started_at is not null)
                         order by p.id desc limit 1) p
          where ${interrupted('p')}) then 'both' end)
     from (select h.id, h.outcome, h.error_code, h.http_status, h.error from mailer.email_attempts h

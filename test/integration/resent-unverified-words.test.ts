@@ -108,21 +108,25 @@ const claimOne = async () =>
   (await claimBatch(t.db, { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }))
     .leases
 
+/** A history entry: attempt, outcome, code, error, and for a send's the HTTP status it was answered. */
+type Entry = [number, string, string, string, number?]
+
 /**
  * A row of two attempts, `attempts` of them counted, keeping an interrupted send's mark, whose
- * history holds `entries` (attempt, outcome, code, error).
+ * history holds `entries` (a send's with its start).
  */
-async function markedRow(attempts: number, entries: [number, string, string, string][]) {
+async function markedRow(attempts: number, entries: Entry[]) {
   const id = await enqueue(t, undefined, { maxAttempts: 2 })
   await t.pool.query(
     `update mailer.email_outbox set attempts = $2, send_started_at = now() - interval '1 minute' where id = $1`,
     [id, attempts],
   )
-  for (const entry of entries) {
+  for (const [attempt, outcome, code, error, status] of entries) {
     await t.pool.query(
-      `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
-       values ($1, $2, 'w0', $3, $4, $5)`,
-      [id, ...entry],
+      `insert into mailer.email_attempts
+              (outbox_id, attempt, worker_id, outcome, error_code, error, http_status, started_at)
+       values ($1, $2, 'w0', $3, $4, $5, $6, case when $6::int is not null then now() - interval '2 minutes' end)`,
+      [id, attempt, outcome, code, error, status ?? null],
     )
   }
   return id
@@ -133,8 +137,8 @@ async function markedRow(attempts: number, entries: [number, string, string, str
  * whose second send's worker stopped during it (reclaimed, lookups on: left to be looked up), and
  * whose lookup then could not tell: its failure's last error.
  */
-async function stoppedDuringLastSend(first: [string, string, string]): Promise<string> {
-  const id = await markedRow(1, [[1, ...first]])
+async function stoppedDuringLastSend(...before: Entry[]): Promise<string> {
+  const id = await markedRow(1, before)
   const [send] = await claimOne()
   expect(send?.attempt).toBe(2)
   await t.pool.query(
@@ -160,15 +164,26 @@ async function lookedUp(id: string, settlement: Settlement): Promise<string> {
 test('a last send whose worker stopped during it (which names no resend) is taken for a resend when the send before it was interrupted or named an earlier one, not after a send answered for sure', async () => {
   const STOPPED =
     'attempts exhausted; last error: the worker holding the lease stopped during the send; outcome unknown'
+  const answered500: Entry = [1, 'retry', 'InternalServerError', 'Internal Server Error', 500]
   expect([
-    await stoppedDuringLastSend(['retry', 'timeout', TIMED_OUT]),
+    await stoppedDuringLastSend([1, 'retry', 'timeout', TIMED_OUT]),
     await stoppedDuringLastSend([
+      1,
       'retry',
       'InternalServerError',
       `Internal Server Error${EARLIER}`,
+      500,
     ]),
-    await stoppedDuringLastSend(['retry', 'InternalServerError', 'Internal Server Error']),
-  ]).toEqual([`${STOPPED}${BOTH}`, `${STOPPED}${BOTH}`, `${STOPPED}${THAT}`])
+    // A gateway's 504 (Graph may have taken it) is given back uncounted: a throttle, the send's still.
+    await stoppedDuringLastSend(answered500, [
+      2,
+      'throttled',
+      'GatewayTimeout',
+      'Gateway Timeout',
+      504,
+    ]),
+    await stoppedDuringLastSend(answered500),
+  ]).toEqual([`${STOPPED}${BOTH}`, `${STOPPED}${BOTH}`, `${STOPPED}${BOTH}`, `${STOPPED}${THAT}`])
 })
 
 test("a resend's retry that named both sends, then its lookup: the failure names them once when it cannot tell, and neither when it found nothing", async () => {
