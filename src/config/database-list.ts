@@ -37,6 +37,18 @@ function notJson(value: string): string {
 
 const ENTRY_KEYS = 'each entry has a "name" and a "url", and may have a "listenUrl"'
 
+/** What a JSON value is, as its writer names it. */
+const jsonKind = (v: unknown): string =>
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'object'
+        ? 'an object'
+        : typeof v === 'boolean'
+          ? 'true or false'
+          : `a ${typeof v}`
+
 /**
  * One problem of the list, named as a reader writes it (`MAILER_DATABASES[1].url`), saying what to
  * write instead of the schema's words. A bad name is quoted (names are no secret) unless it could
@@ -63,8 +75,12 @@ function entryProblem(issue: z.core.$ZodIssue, json: unknown): string {
   if (issue.code === 'unrecognized_keys') {
     return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')} (${ENTRY_KEYS})`
   }
+  if (issue.code === 'invalid_type' && key === undefined)
+    return `${where}: must be an object (${ENTRY_KEYS}), not ${jsonKind(entry)}`
   if (issue.code === 'invalid_type' && given === undefined)
     return `${where}: is required (${ENTRY_KEYS})`
+  // Every key of an entry holds text: said so, not zod's "expected string, received number".
+  if (issue.code === 'invalid_type') return `${where}: must be a string, not ${jsonKind(given)}`
   if (key === 'name' && typeof given === 'string' && !/[:@]/.test(given)) {
     return `${where}: ${JSON.stringify(given.length > 60 ? `${given.slice(0, 60)}…` : given)} ${issue.message} (lower case, no blank)`
   }

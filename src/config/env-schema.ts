@@ -12,16 +12,27 @@ export const LONGEST_LEASE_SECONDS = 3600
 /** MIGRATE_DEADLINE_SECONDS's and --deadline's largest, a day: a timer past 2^31 - 1 ms fires at once. */
 export const LONGEST_MIGRATE_DEADLINE_SECONDS = 86400
 
+// A refusal says what the variable takes, never zod's "Too small: expected number to be >=1".
 const int = (min: number, max: number) =>
   optional.pipe(
     z
       .string()
       .regex(/^-?\d+$/, 'must be a whole number')
       .transform(Number)
-      .pipe(z.number().min(min).max(max))
+      .pipe(
+        z
+          .number()
+          .min(min, `must be from ${min} to ${max}`)
+          .max(max, `must be from ${min} to ${max}`),
+      )
       .optional(),
   )
-const bool = optional.pipe(z.enum(['true', 'false', '1', '0']).optional())
+/** One of a closed set of words, named as such when refused (not zod's `"a"|"b"`). */
+const choice = <const T extends readonly [string, ...string[]]>(words: T) =>
+  z.enum(words, { error: `must be one of ${words.join(', ')}` })
+const bool = optional.pipe(
+  z.enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0)' }).optional(),
+)
 // RFC 1123 labels: anything else (an underscore, a URL, a port) fails only at bind, as "port in use?".
 const HOSTNAME =
   /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i
@@ -43,7 +54,7 @@ const Env = z.object({
   DATABASE_URL: optional.pipe(pgUrl.optional()),
   LISTEN_DATABASE_URL: optional.pipe(pgUrl.optional()),
   MAILER_DATABASES: optional,
-  MAIL_TRANSPORT: optional.pipe(z.enum(['graph', 'file', 'discard']).default('graph')),
+  MAIL_TRANSPORT: optional.pipe(choice(['graph', 'file', 'discard']).default('graph')),
   MAIL_FILE_DIR: optional.pipe(z.string().default('./mail-out')),
   MAIL_FROM: optional,
   MAIL_FROM_ALLOWED: optional,
@@ -54,13 +65,13 @@ const Env = z.object({
   GRAPH_PRIVATE_KEY: optional,
   GRAPH_PRIVATE_KEY_FILE: optional,
   GRAPH_CLIENT_SECRET: optional,
-  GRAPH_ASSERTION_ALGORITHM: optional.pipe(z.enum(['PS256', 'RS256']).default('PS256')),
+  GRAPH_ASSERTION_ALGORITHM: optional.pipe(choice(['PS256', 'RS256']).default('PS256')),
   GRAPH_AUTHORITY_URL: optional.pipe(httpUrl.default('https://login.microsoftonline.com')),
   GRAPH_API_URL: optional.pipe(httpUrl.default('https://graph.microsoft.com/v1.0')),
   GRAPH_SAVE_TO_SENT_ITEMS: bool,
   GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 600),
   GRAPH_MAILBOX_LOOKUP: bool,
-  AMBIGUOUS_SEND_POLICY: optional.pipe(z.enum(['resend', 'hold']).default('resend')),
+  AMBIGUOUS_SEND_POLICY: optional.pipe(choice(['resend', 'hold']).default('resend')),
   THROTTLE_DEADLINE_SECONDS: int(60, 30 * 86400),
   HOST: optional.pipe(
     z
@@ -82,7 +93,7 @@ const Env = z.object({
   API_JWKS_URL: optional.pipe(httpUrl.optional()),
   API_JWT_ISSUER: optional,
   API_JWT_AUDIENCE: optional,
-  LOG_LEVEL: optional.pipe(z.enum(['debug', 'info', 'warn', 'error']).default('info')),
+  LOG_LEVEL: optional.pipe(choice(['debug', 'info', 'warn', 'error']).default('info')),
   WORKER_CONCURRENCY: int(1, 500),
   LEASE_SECONDS: int(5, LONGEST_LEASE_SECONDS),
   HEARTBEAT_SECONDS: int(1, 1200),
@@ -91,7 +102,7 @@ const Env = z.object({
   RETRY_MAX_SECONDS: int(1, 7 * 86400),
   POLL_INTERVAL_SECONDS: int(1, 3600),
   LISTEN_CHECK_SECONDS: int(1, 600),
-  LISTEN_MODE: optional.pipe(z.enum(['auto', 'poll']).default('auto')),
+  LISTEN_MODE: optional.pipe(choice(['auto', 'poll']).default('auto')),
   SHUTDOWN_GRACE_SECONDS: int(0, 600),
   GRAPH_MAX_CONCURRENCY: int(1, 100),
   MAILBOX_RATE_PER_MINUTE: int(0, 100_000),

@@ -264,6 +264,37 @@ describe('loadConfig', () => {
     ]).toEqual([['API_JWT_SECRET: must be at least 32 characters (HS256 key)'], []])
   })
 
+  test('a value refused says what the variable takes, in our words, not the schema library’s', () => {
+    // Never zod's "Invalid option: expected one of "debug"|…" or "Too small: expected number to be >=1".
+    expect(
+      [
+        { LOG_LEVEL: 'verbose' },
+        { MAIL_TRANSPORT: 'smtp' },
+        { LISTEN_MODE: 'notify' },
+        { AMBIGUOUS_SEND_POLICY: 'retry' },
+        { GRAPH_ASSERTION_ALGORITHM: 'HS256' },
+        { GRAPH_MAILBOX_LOOKUP: 'yes' },
+        { METRICS_PORT: '0' },
+        { PORT: '70000' },
+        { WORKER_CONCURRENCY: '0' },
+        { MAILER_DATABASES: '[{"name":1,"url":"postgres://u@db/a"}]', DATABASE_URL: undefined },
+        { MAILER_DATABASES: '["postgres://u@db/a"]', DATABASE_URL: undefined },
+      ].flatMap((env) => configProblems({ ...base, ...env })),
+    ).toEqual([
+      'LOG_LEVEL: must be one of debug, info, warn, error',
+      'MAIL_TRANSPORT: must be one of graph, file, discard',
+      'LISTEN_MODE: must be one of auto, poll',
+      'AMBIGUOUS_SEND_POLICY: must be one of resend, hold',
+      'GRAPH_ASSERTION_ALGORITHM: must be one of PS256, RS256',
+      'GRAPH_MAILBOX_LOOKUP: must be true or false (or 1 or 0)',
+      'METRICS_PORT: must be from 1 to 65535',
+      'PORT: must be from 0 to 65535',
+      'WORKER_CONCURRENCY: must be from 1 to 500',
+      'MAILER_DATABASES[0].name: must be a string, not a number',
+      'MAILER_DATABASES[0]: must be an object (each entry has a "name" and a "url", and may have a "listenUrl"), not a string',
+    ])
+  })
+
   test('a switch takes true, false, 1 or 0: any other word is named, never read as false', () => {
     const graph = graphWithSecret
     const saved = (v: string) => loadConfig({ ...graph, GRAPH_SAVE_TO_SENT_ITEMS: v }).graph
