@@ -28,12 +28,16 @@ const EXPECTED: Record<string, string> = {
   null: 'null',
 }
 
+const TOO_LARGE = 'a number too large to read (1e400 and the like: past ±1.8e308)'
+
 /** What a JSON value is, in the words of EXPECTED; undefined when the field is not there. */
 function kindOf(value: unknown): string | undefined {
   if (value === undefined) return undefined
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
   if (typeof value === 'boolean') return 'a boolean'
+  // JSON.parse reads 1e400 as Infinity, which zod refuses as no number: say why, not "a number".
+  if (typeof value === 'number' && !Number.isFinite(value)) return TOO_LARGE
   if (typeof value === 'object') return 'an object'
   return EXPECTED[typeof value] ?? typeof value
 }

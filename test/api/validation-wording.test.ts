@@ -182,6 +182,54 @@ describe('the problem document', () => {
   })
 })
 
+test('a JSON number too large to read (1e400 parses as Infinity) is named so, not "must be a number, not a number"', async () => {
+  const msg = JSON.stringify(message)
+  const cases: [string, string, { path: string; message: string }[]][] = [
+    [
+      '/v1/outbox',
+      `{"message":${msg},"options":{"priority":1e400}}`,
+      [
+        {
+          path: 'options.priority',
+          message:
+            'must be a number, not a number too large to read (1e400 and the like: past ±1.8e308)',
+        },
+      ],
+    ],
+    [
+      '/v1/outbox',
+      `{"message":${msg},"options":{"maxAttempts":-1e999}}`,
+      [
+        {
+          path: 'options.maxAttempts',
+          message:
+            'must be a number, not a number too large to read (1e400 and the like: past ±1.8e308)',
+        },
+      ],
+    ],
+    [
+      '/v1/outbox/cancel',
+      '{"filter":{"ids":["1"]},"limit":1e400}',
+      [
+        {
+          path: 'limit',
+          message:
+            'must be a number, not a number too large to read (1e400 and the like: past ±1.8e308)',
+        },
+      ],
+    ],
+  ]
+  for (const [url, body, errors] of cases) {
+    const r = await send(s.app, 'POST', url, { token: s.tk, body })
+    expect([url, body, r.status, (r.body as { errors?: unknown }).errors]).toEqual([
+      url,
+      body,
+      400,
+      errors,
+    ])
+  }
+})
+
 // Some 380 requests one after the other, some of them enqueues: 2-3.6 s quiet, 22.6 s and a
 // timeout at 30 s under CI's heaviest load. It waits on nothing but them: its bound is one for
 // their count on a loaded machine.
