@@ -144,7 +144,12 @@ export const notFoundHandler =
   (c) => {
     const allow = servedAt(c.req.path)
     if (allow.length > 0) {
-      const detail = `${c.req.method} is not served at ${c.req.path}; ${allow.join(', ')} are`
+      // "POST is", "GET and HEAD are", "GET, HEAD and POST are": the Allow header lists them bare.
+      const served =
+        allow.length === 1
+          ? `${allow[0]} is`
+          : `${allow.slice(0, -1).join(', ')} and ${allow.at(-1)} are`
+      const detail = `${c.req.method} is not served at ${c.req.path}; ${served}`
       return onError(new AppError('method_not_allowed', detail, { allow }), c)
     }
     // Routes are strict about a trailing slash (a client's URL join adds one): name the served path.

@@ -281,6 +281,20 @@ describe('methods', () => {
     expect((await send(app, 'PUT', '/v1/outbox')).status).toBe(401)
   })
 
+  test('a 405\'s detail names the methods served in a sentence: one "is", several "are"', async () => {
+    const detailOf = async (method: string, url: string) =>
+      ((await send(app, method, url, { token: full })).body as { detail: string }).detail
+    expect([
+      await detailOf('GET', '/v1/outbox/1/cancel'),
+      await detailOf('DELETE', '/v1/outbox/1'),
+      await detailOf('PUT', '/v1/outbox'),
+    ]).toEqual([
+      'GET is not served at /v1/outbox/1/cancel; POST is',
+      'DELETE is not served at /v1/outbox/1; GET and HEAD are',
+      'PUT is not served at /v1/outbox; GET, HEAD and POST are',
+    ])
+  })
+
   test('a path nobody serves is a 404 problem, whatever the method', async () => {
     for (const url of [
       '/nothing',
