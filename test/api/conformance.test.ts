@@ -610,7 +610,11 @@ describe('bodies', () => {
       ],
       ['message.headers.Priority', { ...message, headers: { Priority: 'urgent' } }],
       ['message.headers.X-', { ...message, headers: { 'X-': 'empty name' } }],
-      ['message.attachments.0', { ...message, attachments: [{ ...file, contentBase64: 'aGk=!' }] }],
+      // A character outside base64 is named at the content; a misplaced = by the whole attachment.
+      [
+        'message.attachments.0.contentBase64',
+        { ...message, attachments: [{ ...file, contentBase64: 'aGk=!' }] },
+      ],
       ['message.attachments.0', { ...message, attachments: [{ ...file, contentBase64: 'a=b=' }] }],
     ]
     for (const [field, m] of refused) {

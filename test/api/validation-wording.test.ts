@@ -133,6 +133,32 @@ describe('the problem document', () => {
         { message: { ...message, attachments: [{ contentBase64: 'aGk=' }] } },
         [{ path: 'message.attachments.0.filename', message: 'is required: a string' }],
       ],
+      // Named at the key that is wrong, not as the whole attachment "must be {...} with base64 content".
+      [
+        'POST',
+        '/v1/outbox',
+        { message: { ...message, attachments: [{ filename: '', contentBase64: 'aGk=' }] } },
+        [
+          {
+            path: 'message.attachments.0.filename',
+            message: 'must not be empty: the file name the recipient sees, e.g. report.pdf',
+          },
+        ],
+      ],
+      [
+        'POST',
+        '/v1/outbox',
+        {
+          message: { ...message, attachments: [{ filename: 'a.txt', contentBase64: 'aG!k' }] },
+        },
+        [
+          {
+            path: 'message.attachments.0.contentBase64',
+            message:
+              'must be base64: A-Z a-z 0-9 + / and = at the end (line breaks and spaces are taken); character 3 is none of them',
+          },
+        ],
+      ],
       [
         'POST',
         '/v1/outbox',
