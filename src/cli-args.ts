@@ -111,6 +111,14 @@ export function parseArgs(argv: readonly string[]): Parsed {
     }
     flags.set(name, value)
   }
+  // A flag the command cannot run without is asked for here, before the environment is read: a
+  // shell without the transport's variables would otherwise name those first, and this only after.
+  for (const [name, flag] of Object.entries(spec.flags)) {
+    if (flag.required && !flags.has(name)) {
+      const what = flag.does.replace(/\s*\(required\)$/, '')
+      throw usageError(`${command}: ${flag.shown ?? name} is required (${what})`, spec.usage)
+    }
+  }
   return { kind: 'run', command, flags }
 }
 

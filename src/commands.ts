@@ -8,7 +8,17 @@ export interface CommandSpec {
   usage: string
   does: string
   /** Each flag's kind (a switch, or one that takes a value) and what it does. */
-  flags: Readonly<Record<string, { kind: 'switch' | 'value'; shown?: string; does: string }>>
+  flags: Readonly<
+    Record<
+      string,
+      {
+        kind: 'switch' | 'value'
+        shown?: string
+        does: string /** Refused when absent. */
+        required?: true
+      }
+    >
+  >
   /** The variables that matter to this command (names in ENV_VARS); `--help` lists them all. */
   env: readonly string[]
   /** The exit codes it returns, each with what it means for this command. */
@@ -93,7 +103,12 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     usage: 'outbox-mailer send-test --to ADDRESS [--from ADDRESS]',
     does: 'Sends one test message with the configured transport (Graph by default) and says what came back; touches no database.',
     flags: {
-      '--to': { kind: 'value', shown: '--to ADDRESS', does: 'the recipient (required)' },
+      '--to': {
+        kind: 'value',
+        shown: '--to ADDRESS',
+        does: 'the recipient (required)',
+        required: true,
+      },
       '--from': {
         kind: 'value',
         shown: '--from ADDRESS',

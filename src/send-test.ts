@@ -24,8 +24,13 @@ export async function sendTest(
   const given = args.from !== undefined ? splitNamedAddress(args.from) : null
   const from =
     given !== null ? given : config.mailFrom !== null ? parseDefaultFrom(config.mailFrom) : null
+  // Absent, parseArgs refused it first; given, it is named as wrong, never as missing.
   if (!to || !isAddress(to.address)) {
-    console.error('send-test needs --to ADDRESS (a valid e-mail address, or `Name <address>`)')
+    console.error(
+      args.to === undefined
+        ? 'send-test needs --to ADDRESS (a valid e-mail address, or `Name <address>`)'
+        : 'send-test --to must be a valid e-mail address (or `Name <address>`)',
+    )
     return EXIT.usage
   }
   // Graph takes a mailbox as an address or a user id (a GUID); the file transport needs an address,

@@ -144,6 +144,9 @@ describe('parseArgs', () => {
     [['serve', '--role', 'api', '--role', 'worker'], 'serve: --role is given twice'],
     [['serve', '--to', 'a@b.c'], 'serve: unknown option "--to"'],
     [['send-test', '--from'], 'send-test: --from needs a value'],
+    // Said before the environment is read: not after four Graph variables are named first.
+    [['send-test'], 'send-test: --to ADDRESS is required (the recipient)'],
+    [['send-test', '--from', 'a@b.c'], 'send-test: --to ADDRESS is required (the recipient)'],
   ])('%j is a usage error: %s', (argv, message) => {
     const r = refusal(argv)
     expect(r?.code).toBe('config_invalid')

@@ -91,6 +91,19 @@ test('--to written `Name <address>` is sent to that address under that name; one
   expect(await readdir(dir)).toHaveLength(1)
 })
 
+test('a --to given that is no address is said to be wrong, not to be missing', async () => {
+  const { config } = await fileConfig()
+  const printed = spyOn(console, 'error').mockImplementation(() => {})
+  try {
+    expect(await sendTest(config, { to: 'me', from: undefined }, silentLogger)).toBe(2)
+    expect(printed.mock.calls.map((c) => c.join(' '))).toEqual([
+      'send-test --to must be a valid e-mail address (or `Name <address>`)',
+    ])
+  } finally {
+    printed.mockRestore()
+  }
+})
+
 test('with Graph, --from may be a user id (GUID), as Graph takes one; the file transport refuses it', async () => {
   const userId = '0b2c6a3e-8f1d-4c2a-9e7b-5d4f3a2b1c0d'
   const fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [userId] })
