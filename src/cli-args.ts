@@ -122,6 +122,19 @@ export function parseArgs(argv: readonly string[]): Parsed {
   return { kind: 'run', command, flags }
 }
 
+/**
+ * Reads a flag's value (parseRole, parseSeconds, …) for `command`: a refusal is said as parseArgs
+ * says its own, `serve: --role must be …` and the command's usage line, not the bare sentence.
+ */
+export function inCommand<T>(command: string, read: () => T): T {
+  try {
+    return read()
+  } catch (e) {
+    if (!(e instanceof AppError)) throw e
+    throw usageError(`${command}: ${e.message}`, COMMANDS[command]?.usage)
+  }
+}
+
 // status --timeout's longest: a day. It bounds timers, which past 2^31 - 1 ms (about 24.8 days)
 // fire at once, so a longer one reported every database unreachable.
 const LONGEST_STATUS_TIMEOUT_SECONDS = 86_400

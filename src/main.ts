@@ -2,6 +2,7 @@
 import { redactor } from './check-config/redactor.ts'
 import { checkConfig } from './check-config.ts'
 import {
+  inCommand,
   type Parsed,
   parseArgs,
   parseDeadlineSeconds,
@@ -30,18 +31,22 @@ async function main(argv: string[]): Promise<number> {
   let deadlineSeconds: number | undefined
   try {
     parsed = parseArgs(argv)
-    role = parsed.kind === 'run' ? parseRole(parsed.flags.get('--role')) : 'all'
-    if (parsed.kind === 'run')
-      deadlineSeconds = parseDeadlineSeconds(parsed.flags.get('--deadline'))
-    if (parsed.kind === 'run' && parsed.command === 'status') {
-      statusOptions = {
-        json: parsed.flags.has('--json'),
-        maxPendingAgeSeconds: parseSeconds(
-          '--max-pending-age',
-          parsed.flags.get('--max-pending-age'),
-          600,
-        ),
-        timeoutMs: parseStatusTimeoutSeconds(parsed.flags.get('--timeout')) * 1000,
+    role = 'all'
+    if (parsed.kind === 'run') {
+      const { command, flags } = parsed
+      // A value refused is said as parseArgs says its refusals: the command, then its usage.
+      role = inCommand(command, () => parseRole(flags.get('--role')))
+      deadlineSeconds = inCommand(command, () => parseDeadlineSeconds(flags.get('--deadline')))
+      if (command === 'status') {
+        statusOptions = inCommand(command, () => ({
+          json: flags.has('--json'),
+          maxPendingAgeSeconds: parseSeconds(
+            '--max-pending-age',
+            flags.get('--max-pending-age'),
+            600,
+          ),
+          timeoutMs: parseStatusTimeoutSeconds(flags.get('--timeout')) * 1000,
+        }))
       }
     }
   } catch (e) {

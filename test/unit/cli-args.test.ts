@@ -1,11 +1,13 @@
 // The command line is checked whole before anything runs: unknown commands, flags and values are refused.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { resolve } from 'node:path'
 import {
   parseArgs,
   parseDeadlineSeconds,
   parseSeconds,
   parseStatusTimeoutSeconds,
 } from '../../src/cli-args.ts'
+import { runBinary } from '../support/binary.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -252,4 +254,33 @@ test("a command's --help lists the variables the deploy guide sets for it, and e
     return [command, vars.filter((v) => !text.includes(`\n  ${v} `))]
   })
   expect(missing).toEqual(Object.keys(expected).map((command) => [command, []]))
+})
+
+test('a flag value refused names its command and shows its usage, as every other usage error does', async () => {
+  const main = resolve(import.meta.dir, '../../src/main.ts')
+  const said = await Promise.all(
+    [
+      ['serve', '--role', 'nope'],
+      ['status', '--timeout', '0'],
+      ['migrate', '--deadline', 'soon'],
+    ].map(async (args) => {
+      // No DATABASE_URL: a configuration read first would report that instead.
+      const r = await runBinary(process.execPath, [main, ...args], { PATH: process.env.PATH ?? '' })
+      return [r.code, r.stderr.trim()]
+    }),
+  )
+  expect(said).toEqual([
+    [
+      2,
+      'serve: --role must be all, worker or api (got "nope")\nusage: outbox-mailer serve [--role all|worker|api]',
+    ],
+    [
+      2,
+      'status: --timeout must be a positive number of seconds (got "0")\nusage: outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]',
+    ],
+    [
+      2,
+      'migrate: --deadline must be a number of seconds, 0 for none (got "soon")\nusage: outbox-mailer migrate [--deadline SECONDS]',
+    ],
+  ])
 })
