@@ -8,8 +8,10 @@ import { TimeBound } from './time-bound.ts'
 import { windowsHoldTime } from './time-windows.ts'
 import { closedKeys } from './unknown-keys.ts'
 
-const FILTER_REQUIRED =
-  'is required: the body must be {"filter": {...}, "dryRun": ..., "limit": ...} (dryRun and limit optional)'
+/** A bulk body's shape, as its refusals name it. */
+export const BULK_BODY_SHAPE =
+  '{"filter": {...}, "dryRun": ..., "limit": ...} (dryRun and limit optional)'
+const FILTER_REQUIRED = `is required: the body must be ${BULK_BODY_SHAPE}`
 
 function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(statuses: S) {
   const criteria = {

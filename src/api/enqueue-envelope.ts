@@ -4,7 +4,9 @@ import { AppError } from '../errors.ts'
 import { MESSAGE_FIELDS } from './enqueue-schemas.ts'
 import { validationHook } from './problem.ts'
 
-const SHAPE = 'the body must be {"message": {...}, "options": {...}} (options optional)'
+/** The enqueue body's shape, as its refusals name it. */
+export const ENQUEUE_BODY_SHAPE = '{"message": {...}, "options": {...}} (options optional)'
+const SHAPE = `the body must be ${ENQUEUE_BODY_SHAPE}`
 
 /**
  * The enqueue route's validation hook. A JSON object with no "message" (the message's own fields

@@ -11,6 +11,7 @@ import { STATUS, TITLE } from './problem-codes.ts'
 import { NUL_MESSAGE } from './storable-text.ts'
 import { closest } from './union-issues.ts'
 import { eachUnknownKey } from './unknown-keys.ts'
+import { notJsonError } from './utf8-body.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 
@@ -111,6 +112,8 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
     if (code === 'unsupported_media_type') {
       return onError(new AppError(code, 'send the body as application/json', {}, { cause: err }), c)
     }
+    // Hono's "Malformed JSON in request body": where it breaks, from the text utf8-body.ts cached.
+    if (code === 'validation_failed') return malformedBody(c, err)
     if (code) return onError(new AppError(code, err.message || TITLE[code]!, {}, { cause: err }), c)
     const status = err.status as ContentfulStatusCode
     return send(c, status, {
@@ -130,6 +133,12 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   }
   c.get('log')?.error('unhandled request error', { err })
   return send(c, 500, problemOf(err))
+}
+
+async function malformedBody(c: Context<AppEnv>, err: HTTPException): Promise<Response> {
+  const located = notJsonError(await c.req.text().catch(() => null))
+  const fallback = new AppError('validation_failed', err.message || TITLE.validation_failed!)
+  return onError(located ?? fallback, c)
 }
 
 /**

@@ -1,5 +1,6 @@
-// A JSON body must be uncompressed UTF-8 naming each key once (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes or a value dropped.
+// A JSON body must be uncompressed UTF-8 naming each key once (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes or a value dropped; one that is no JSON, told where it breaks.
 import { createMiddleware } from 'hono/factory'
+import { jsonSyntaxError } from '../config/json-syntax-error.ts'
 import { AppError } from '../errors.ts'
 import type { AppEnv } from './context.ts'
 import { duplicateKeyPath } from './duplicate-keys.ts'
@@ -14,42 +15,75 @@ const NOT_UTF8 =
   'is not UTF-8 (RFC 8259): send the JSON encoded as UTF-8 (a client set to its platform charset sends Latin-1)'
 
 /**
- * Runs before a route that reads a JSON body. A body in another charset (a Java client's
- * ISO-8859-1 default) would be decoded with U+FFFD for each byte UTF-8 does not take, so "Grüße"
- * went out as "Gr�ße": refused instead, naming the body. The text decoded here is what the route's
- * validator parses (at most its route's body limit, body-limits.ts).
+ * A body text the route's JSON parser refused (Hono's "Malformed JSON in request body"), said where
+ * it breaks and what JSON expects there, never quoted (it may hold what a client keeps private);
+ * null when `text` is empty or parses. Asked only after the parser refused: nothing scans a body
+ * that parses.
  */
-export const utf8JsonBody = createMiddleware<AppEnv>(async (c, next) => {
-  const type = c.req.header('content-type')?.split(';')[0]?.trim() ?? ''
-  if (c.req.method !== 'POST' || !JSON_MEDIA_TYPE.test(type)) return next()
-  // Nothing decodes a content coding here: gzip's bytes were refused as "not UTF-8, Latin-1?",
-  // which sends the client after its charset. RFC 9110 15.5.16: a coding not supported is a 415.
-  const coding = c.req.header('content-encoding')?.trim().toLowerCase()
-  if (coding && coding !== 'identity') {
-    throw new AppError(
-      'unsupported_media_type',
-      'a compressed body (Content-Encoding) is not accepted: send the JSON uncompressed',
-    )
-  }
-  const bytes = await c.req.arrayBuffer()
-  let text: string
+export function notJsonError(text: string | null): AppError | null {
+  if (text === null || text.trim() === '') return null
+  let at: ReturnType<typeof jsonSyntaxError> | undefined
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
-  } catch {
-    throw new AppError('validation_failed', `the body ${NOT_UTF8}`, {
-      errors: [{ path: '(root)', message: NOT_UTF8 }],
-    })
+    at = jsonSyntaxError(text)
+  } catch (e) {
+    // The scan recurses per level: thousands of unclosed [ outrun the stack, as they did the parser.
+    if (!(e instanceof RangeError)) throw e
   }
-  // JSON.parse keeps a repeated key's later value: a recipient, a filter's ids dropped unsaid.
-  const repeated = duplicateKeyPath(text)
-  if (repeated !== null) {
-    throw new AppError('validation_failed', `${repeated}: ${GIVEN_TWICE}`, {
-      errors: [{ path: repeated, message: GIVEN_TWICE }],
-    })
-  }
-  // The validator's c.req.json() parses this text: without it, Hono decoded the bytes again (a
-  // Response made of them), an 8 MB body's second decode and copy. The bytes are let go. The cache
-  // holds promises (hono/dist/request.js's #cachedBody), which its type does not say.
-  c.req.bodyCache = { text: Promise.resolve(text) as unknown as string }
-  return next()
-})
+  if (at === null) return null
+  const message = at
+    ? `is not valid JSON at line ${at.line}, column ${at.column}: expected ${at.expected}`
+    : 'is not valid JSON (nested too deeply to say where it breaks)'
+  return new AppError('validation_failed', `the body ${message}`, {
+    errors: [{ path: '(root)', message }],
+  })
+}
+
+/**
+ * Runs before a route that reads a JSON body, `shape` the body it takes (said when none is sent).
+ * A body in another charset (a Java client's ISO-8859-1 default) would be decoded with U+FFFD for
+ * each byte UTF-8 does not take, so "Grüße" went out as "Gr�ße": refused instead, naming the body.
+ * The text decoded here is what the route's validator parses (at most its route's body limit,
+ * body-limits.ts).
+ */
+export const utf8JsonBody = (shape: string) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const type = c.req.header('content-type')?.split(';')[0]?.trim() ?? ''
+    if (c.req.method !== 'POST' || !JSON_MEDIA_TYPE.test(type)) return next()
+    // Nothing decodes a content coding here: gzip's bytes were refused as "not UTF-8, Latin-1?",
+    // which sends the client after its charset. RFC 9110 15.5.16: a coding not supported is a 415.
+    const coding = c.req.header('content-encoding')?.trim().toLowerCase()
+    if (coding && coding !== 'identity') {
+      throw new AppError(
+        'unsupported_media_type',
+        'a compressed body (Content-Encoding) is not accepted: send the JSON uncompressed',
+      )
+    }
+    const bytes = await c.req.arrayBuffer()
+    let text: string
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+    } catch {
+      throw new AppError('validation_failed', `the body ${NOT_UTF8}`, {
+        errors: [{ path: '(root)', message: NOT_UTF8 }],
+      })
+    }
+    // No body at all was "Malformed JSON in request body", which sent the client after its syntax.
+    if (text.trim() === '') {
+      const message = `is empty: send a JSON object, ${shape}`
+      throw new AppError('validation_failed', `the body ${message}`, {
+        errors: [{ path: '(root)', message }],
+      })
+    }
+    // JSON.parse keeps a repeated key's later value: a recipient, a filter's ids dropped unsaid.
+    const repeated = duplicateKeyPath(text)
+    if (repeated !== null) {
+      throw new AppError('validation_failed', `${repeated}: ${GIVEN_TWICE}`, {
+        errors: [{ path: repeated, message: GIVEN_TWICE }],
+      })
+    }
+    // The validator's c.req.json() parses this text: without it, Hono decoded the bytes again (a
+    // Response made of them), an 8 MB body's second decode and copy. The bytes are let go. The cache
+    // holds promises (hono/dist/request.js's #cachedBody), which its type does not say.
+    c.req.bodyCache = { text: Promise.resolve(text) as unknown as string }
+    return next()
+  })

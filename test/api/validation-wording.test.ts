@@ -208,6 +208,59 @@ describe('the problem document', () => {
   })
 })
 
+test('a body that is no JSON says where it breaks and what JSON wants there; an empty one says it is empty', async () => {
+  const cases: [string, string, string][] = [
+    [
+      '/v1/outbox',
+      '{"message":{"to":"ada@example.com",}}',
+      'is not valid JSON at line 1, column 36: expected a property name in double quotes',
+    ],
+    [
+      '/v1/outbox',
+      "{'message': {}}",
+      'is not valid JSON at line 1, column 2: expected a property name in double quotes',
+    ],
+    [
+      '/v1/outbox/cancel',
+      '{"filter": {"ids": ["1"]}}\n x',
+      'is not valid JSON at line 2, column 2: expected nothing after the value',
+    ],
+    // Nested past what a scan can follow (the parser gave up on it too): no 500, no place named.
+    [
+      '/v1/outbox',
+      '['.repeat(200_000),
+      'is not valid JSON (nested too deeply to say where it breaks)',
+    ],
+    [
+      '/v1/outbox',
+      '',
+      'is empty: send a JSON object, {"message": {...}, "options": {...}} (options optional)',
+    ],
+    [
+      '/v1/outbox/retry',
+      ' \n',
+      'is empty: send a JSON object, {"filter": {...}, "dryRun": ..., "limit": ...} (dryRun and limit optional)',
+    ],
+  ]
+  for (const [url, body, message] of cases) {
+    const r = await send(s.app, 'POST', url, {
+      token: s.tk,
+      body,
+      headers: { 'content-type': 'application/json' },
+    })
+    expect([url, body, problemOf(r)]).toEqual([
+      url,
+      body,
+      {
+        status: 400,
+        type: 'urn:outbox-mailer:problem:validation_failed',
+        detail: `the body ${message}`,
+        errors: [{ path: '(root)', message }],
+      },
+    ])
+  }
+})
+
 test('a JSON number too large to read (1e400 parses as Infinity) is named so, not "must be a number, not a number"', async () => {
   const msg = JSON.stringify(message)
   const cases: [string, string, { path: string; message: string }[]][] = [

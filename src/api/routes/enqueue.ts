@@ -7,7 +7,7 @@ import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
-import { enqueueHook } from '../enqueue-envelope.ts'
+import { ENQUEUE_BODY_SHAPE, enqueueHook } from '../enqueue-envelope.ts'
 import { Enqueued, EnqueueHeaders, EnqueueRequest } from '../enqueue-schemas.ts'
 import { checkEnqueuedSender } from '../enqueued-sender.ts'
 import { withAsciiDomains } from '../idn-addresses.ts'
@@ -29,7 +29,7 @@ export function enqueueRoutes(deps: ApiDeps) {
     summary: 'Enqueue an e-mail (validated exactly as mailer.enqueue_email)',
     security: BEARER_SECURITY,
     // After the scope and ?db= checks, so their answers come first; before the body is read.
-    middleware: [...write, utf8JsonBody],
+    middleware: [...write, utf8JsonBody(ENQUEUE_BODY_SHAPE)],
     request: {
       query: DbQuery,
       headers: EnqueueHeaders,

@@ -7,7 +7,12 @@ import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
 import { runBulk } from '../bulk-run.ts'
-import { BulkCancelRequest, BulkResult, BulkRetryRequest } from '../bulk-schemas.ts'
+import {
+  BULK_BODY_SHAPE,
+  BulkCancelRequest,
+  BulkResult,
+  BulkRetryRequest,
+} from '../bulk-schemas.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
@@ -49,7 +54,7 @@ const noBody = (action: 'cancel' | 'retry') => ({
 export function outboxActionRoutes(deps: ApiDeps) {
   const middleware = [requireScope('outbox:write'), selectDatabase(deps.databases)]
   // The bulk routes read a JSON body; the single-row ones refuse any but none, an empty one, {} or null.
-  const withBody = [...middleware, utf8JsonBody]
+  const withBody = [...middleware, utf8JsonBody(BULK_BODY_SHAPE)]
 
   const cancel = createRoute({
     method: 'post',
