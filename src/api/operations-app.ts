@@ -18,12 +18,23 @@ export function createOperationsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   app.route('/', healthRoutes(deps))
   if (!deps.metricsApart) app.route('/', metricsRoutes(deps))
   // A worker's 404 for an API path says why: a request routed to it by mistake (Fly's proxy over a
-  // split's groups both) read as a route gone.
-  if (deps.surface === 'operations') {
-    app.notFound(notFoundHandler(servedMethods(app), (path) => (isApiPath(path) ? NO_API : null)))
+  // split's groups both) read as a route gone. So does /metrics asked on PORT with METRICS_PORT set
+  // (a scraper or an operator pointed at the public port), without naming the private port's number.
+  const worker = deps.surface === 'operations'
+  if (worker || deps.metricsApart) {
+    const elsewhere = (path: string) =>
+      deps.metricsApart && path === '/metrics'
+        ? METRICS_APART
+        : worker && isApiPath(path)
+          ? NO_API
+          : null
+    app.notFound(notFoundHandler(servedMethods(app), elsewhere))
   }
   return app
 }
+
+const METRICS_APART =
+  '/metrics is served on a port of its own (METRICS_PORT), not on this one (PORT)'
 
 const NO_API =
   'this process runs `serve --role worker`, which serves no API: send /v1, /openapi.json and /docs to a `serve --role api` (or `all`) process'

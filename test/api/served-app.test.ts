@@ -124,3 +124,28 @@ test('a worker-only process answers an API path with a 404 that says it serves n
   const r = await worker.fetch(new Request('http://localhost/nowhere'))
   expect(((await r.json()) as { detail: string }).detail).toBe('no route for GET /nowhere')
 })
+
+test('with METRICS_PORT, /metrics asked on PORT is a 404 that says where it is served, for an API and a worker alike', async () => {
+  // A scraper or an operator pointed at PORT read "no route for GET /metrics" as metrics gone.
+  const { deps } = appOnDefault(t)
+  for (const surface of ['all', 'operations'] as const) {
+    const served = createServedApp({ ...deps, surface, metricsApart: true })
+    for (const method of ['GET', 'HEAD', 'POST']) {
+      const r = await served.fetch(new Request('http://localhost/metrics', { method }))
+      const body = method === 'HEAD' ? null : ((await r.json()) as { type: string; detail: string })
+      expect([surface, method, r.status, body]).toEqual([
+        surface,
+        method,
+        404,
+        method === 'HEAD'
+          ? null
+          : {
+              ...body,
+              type: 'urn:outbox-mailer:problem:not_found',
+              detail:
+                '/metrics is served on a port of its own (METRICS_PORT), not on this one (PORT)',
+            },
+      ])
+    }
+  }
+})
