@@ -53,6 +53,16 @@ async function runStatus(args: string[], env: Record<string, string>) {
   return { code, stdout, stderr }
 }
 
+/** Every key of a JSON value as a dotted path (a list's entries as `[]`), sorted. */
+function keyPaths(value: unknown, at = ''): string[] {
+  if (Array.isArray(value))
+    return [...new Set(value.flatMap((v) => keyPaths(v, `${at}[].`)))].sort()
+  if (typeof value !== 'object' || value === null) return []
+  return Object.entries(value)
+    .flatMap(([k, v]) => [`${at}${k}`, ...keyPaths(v, `${at}${k}.`)])
+    .sort()
+}
+
 /** main.ts under bun with test/support/failing-stdout.ts preloaded: the first write to stdout throws. */
 async function runMainFailingStdout(args: string[], env: Record<string, string>) {
   const root = resolve(import.meta.dir, '../..')
@@ -186,6 +196,10 @@ describe('one database', () => {
           },
         ],
       })
+      // README's example of --json is this report's shape: every key it prints, and no other.
+      const readme = await Bun.file(resolve(import.meta.dir, '../../README.md')).text()
+      const example = /`--json` prints one object[^\n]*\n\n```json\n([\s\S]*?)```/.exec(readme)
+      expect(keyPaths(JSON.parse(example![1]!))).toEqual(keyPaths(report))
       const d = report.databases[0]
       expect(d.oldestDuePendingSeconds).toBeGreaterThanOrEqual(30)
       expect(d.pausedMailboxes.longestSeconds).toBeGreaterThan(500)
