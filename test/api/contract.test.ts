@@ -458,3 +458,15 @@ describe('every documented response', () => {
     expect(missing).toEqual([])
   })
 })
+
+test("README's GET /v1/stats row names every figure a database's entry carries", async () => {
+  type Doc = { components: { schemas: Record<string, { properties: Record<string, unknown> }> } }
+  const doc = (await (await app.request('/openapi.json')).json()) as Doc
+  const readme = await Bun.file(new URL('../../README.md', import.meta.url)).text()
+  const row = readme.split('\n').find((l) => l.startsWith('| `GET /v1/stats` |')) ?? ''
+  // name, counts and the oldest pending age are what the row opens with, in words.
+  const figures = Object.keys(doc.components.schemas.DatabaseStats!.properties).filter(
+    (k) => !['name', 'counts', 'oldestPendingAgeSeconds'].includes(k),
+  )
+  expect(figures.filter((k) => !row.includes(`\`${k}\``))).toEqual([])
+})
