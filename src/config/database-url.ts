@@ -15,13 +15,24 @@ function databaseUrlProblem(value: string): string | null {
   if (value.includes('#')) {
     return 'has a # (what follows it is dropped as a fragment): a password holding one must percent-encode it as %23 (and @ : / ? as %40 %3A %2F %3F)'
   }
+  let parsed: { sslmode?: unknown }
   try {
-    parseConnectionString(value)
+    // The options type names no sslmode, which the parser keeps as every query parameter.
+    parsed = parseConnectionString(value) as { sslmode?: unknown }
   } catch {
     return 'is not a valid URL (check the host and port; a password must percent-encode @ : / # ?)'
   }
+  // The driver reads any sslmode but disable and no-verify as TLS with the certificate checked, a
+  // slip included: `sslmode=disabled` asked a server without TLS for it, the opposite of what was
+  // written, and each connection was refused (tls_refused). libpq refuses such a word; so does this.
+  if (typeof parsed.sslmode === 'string' && !SSL_MODES.has(parsed.sslmode)) {
+    return `its sslmode is not one the driver knows: use ${[...SSL_MODES].slice(0, -1).join(', ')} or ${[...SSL_MODES].at(-1)} (verify-full over a network)`
+  }
   return null
 }
+
+// libpq's sslmode words, and node-postgres's own no-verify.
+const SSL_MODES = new Set('disable allow prefer require verify-ca verify-full no-verify'.split(' '))
 
 export const pgUrl = z.string().superRefine((value, ctx) => {
   const problem = databaseUrlProblem(value)

@@ -452,6 +452,40 @@ describe('loadConfig', () => {
     }
   })
 
+  test('an sslmode the driver does not know (sslmode=disabled, a slip of disable) is refused at start, not taken as TLS required', () => {
+    // node-postgres reads any sslmode but disable (and no-verify) as TLS with its certificate
+    // checked: "disabled" asked a server without TLS for it, every connection then refused
+    // (tls_refused), the opposite of what was written.
+    const problems = (url: string) => configProblems({ MAIL_TRANSPORT: 'file', DATABASE_URL: url })
+    const one =
+      'DATABASE_URL: its sslmode is not one the driver knows: use disable, allow, prefer, require, verify-ca, verify-full or no-verify (verify-full over a network)'
+    expect(
+      ['disabled', 'verify_full', 'Require', ''].map((mode) =>
+        problems(`postgres://u:p@db/app?sslmode=${mode}`),
+      ),
+    ).toEqual([[one], [one], [one], [one]])
+    expect(
+      configProblems({
+        MAIL_TRANSPORT: 'file',
+        MAILER_DATABASES:
+          '[{"name":"a","url":"postgres://db/a","listenUrl":"postgres://db/a?sslmode=off"}]',
+      }),
+    ).toEqual([one.replace('DATABASE_URL', 'MAILER_DATABASES[0].listenUrl')])
+    for (const mode of [
+      'disable',
+      'allow',
+      'prefer',
+      'require',
+      'verify-ca',
+      'verify-full',
+      'no-verify',
+    ])
+      expect([
+        mode,
+        problems(`postgres://u:p@db/app?sslmode=${mode}&sslrootcert=/dev/null`),
+      ]).toEqual([mode, []])
+  })
+
   test('a password with an unencoded # (what follows is a fragment the driver drops) is refused, not connected to a host cut out of the password', () => {
     const problems = (env: Record<string, string>) =>
       configProblems({ MAIL_TRANSPORT: 'file', ...env })
