@@ -14,7 +14,9 @@ export const PageLimit = z
     z.coerce
       .number({
         error: (iss) =>
-          iss.code === 'invalid_type' ? 'must be a whole number in decimal digits' : undefined,
+          iss.code === 'invalid_type'
+            ? 'must be a whole number from 1 to 200 in decimal digits, no sign, space or leading zero'
+            : undefined,
       })
       .min(1)
       .max(200),

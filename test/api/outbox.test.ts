@@ -574,7 +574,7 @@ describe('GET /v1/outbox/{id}', () => {
       expect([tooBig, r.status, (r.body as { detail: string }).detail]).toEqual([
         tooBig,
         400,
-        'id: must be a positive integer id',
+        'id: must be at most 9223372036854775807 (no row has a larger id)',
       ])
     }
   })

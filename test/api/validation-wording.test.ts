@@ -44,7 +44,13 @@ describe('the problem document', () => {
     const cases: [string, { path: string; message: string }[]][] = [
       [
         'limit=abc',
-        [{ path: 'limit', message: 'must be a whole number in decimal digits (given "abc")' }],
+        [
+          {
+            path: 'limit',
+            message:
+              'must be a whole number from 1 to 200 in decimal digits, no sign, space or leading zero (given "abc")',
+          },
+        ],
       ],
       ['limit=201', [{ path: 'limit', message: 'must be at most 200 (given "201")' }]],
       ['order=asc', [{ path: 'order', message: 'must be one of newest, oldest (given "asc")' }]],
@@ -206,6 +212,31 @@ describe('the problem document', () => {
       ])
     }
   })
+})
+
+test('an id or a limit refused for its form says the form, not that the value is no number (01, 050 are numbers)', async () => {
+  const ID_FORM =
+    'must be a row id: a whole number from 1, in decimal digits with no sign or leading zero (e.g. 42)'
+  const LIMIT_FORM =
+    'must be a whole number from 1 to 200 in decimal digits, no sign, space or leading zero'
+  const cases: [string, string, string][] = [
+    ['GET', '/v1/outbox/01', `id: ${ID_FORM}`],
+    ['GET', '/v1/outbox/abc', `id: ${ID_FORM}`],
+    ['POST', '/v1/outbox/-1/cancel', `id: ${ID_FORM}`],
+    ['GET', '/v1/outbox/0', `id: ${ID_FORM}`],
+    [
+      'GET',
+      '/v1/outbox/9223372036854775808',
+      'id: must be at most 9223372036854775807 (no row has a larger id)',
+    ],
+    ['GET', '/v1/outbox?limit=050', `limit: ${LIMIT_FORM} (given "050")`],
+    ['GET', '/v1/outbox?limit=%2B5', `limit: ${LIMIT_FORM} (given "+5")`],
+    ['GET', '/v1/outbox?limit=abc', `limit: ${LIMIT_FORM} (given "abc")`],
+  ]
+  for (const [method, url, detail] of cases) {
+    const r = await send(s.app, method, url, { token: s.tk })
+    expect([url, r.status, (r.body as { detail: string }).detail]).toEqual([url, 400, detail])
+  }
 })
 
 test('a body that is no JSON says where it breaks and what JSON wants there; an empty one says it is empty', async () => {
