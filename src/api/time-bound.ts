@@ -1,7 +1,9 @@
 // A time filter's bound (createdFrom, sentTo, ...): an ISO-8601 timestamp with a zone that Postgres has an instant for, and how one that is not is named.
 import { z } from '@hono/zod-openapi'
 
-const TIME_BOUND = 'must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z'
+// The form RFC 3339 (OpenAPI's date-time) takes: ISO 8601 also writes 00:00Z and +0100, refused here.
+const TIME_BOUND =
+  'must be an ISO-8601 timestamp to the second with a time zone, Z or ±hh:mm, e.g. 2030-01-01T00:00:00Z'
 // A time, then a space where an offset's sign goes: a `+` that a URL's query string decoded as a space.
 const PLUS_AS_SPACE = /(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$/
 

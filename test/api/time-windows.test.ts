@@ -60,6 +60,9 @@ describe('a bound finer than a millisecond', () => {
   })
 })
 
+const TIME_BOUND =
+  'must be an ISO-8601 timestamp to the second with a time zone, Z or ±hh:mm, e.g. 2030-01-01T00:00:00Z'
+
 describe('a bound that is not a timestamp with a time zone', () => {
   const problem = async (query: string) => {
     const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
@@ -74,7 +77,26 @@ describe('a bound that is not a timestamp with a time zone', () => {
         errors: [
           {
             path: 'createdFrom',
-            message: `must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z (given "${bound}")`,
+            message: `${TIME_BOUND} (given "${bound}")`,
+          },
+        ],
+      })
+    }
+  })
+
+  test('an ISO-8601 form a bound does not take (to the minute, an offset without its colon) is told the form it takes', async () => {
+    // These are ISO-8601 timestamps with a time zone, as the old sentence asked: it misled.
+    for (const bound of [
+      '2030-01-01T00:00Z',
+      '2030-01-01T00:00:00%2B0100',
+      '2030-01-01T00:00:00%2B01',
+    ]) {
+      expect(await problem(`createdTo=${bound}`)).toEqual({
+        status: 400,
+        errors: [
+          {
+            path: 'createdTo',
+            message: `${TIME_BOUND} (given "${decodeURIComponent(bound)}")`,
           },
         ],
       })

@@ -63,7 +63,7 @@ describe('the problem document', () => {
         [
           {
             path: 'createdFrom',
-            message: `must be an ISO-8601 timestamp with a time zone, e.g. 2030-01-01T00:00:00Z (given "${'y'.repeat(60)}…", 100 characters)`,
+            message: `must be an ISO-8601 timestamp to the second with a time zone, Z or ±hh:mm, e.g. 2030-01-01T00:00:00Z (given "${'y'.repeat(60)}…", 100 characters)`,
           },
         ],
       ],
