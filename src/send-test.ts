@@ -7,6 +7,7 @@ import { EXIT } from './errors.ts'
 import type { Logger } from './log.ts'
 import { parseDefaultFrom } from './outbox/render.ts'
 import type { OutboundMail } from './outbox/sender.ts'
+import { emlPath } from './transport/file-sender.ts'
 import { createTransport } from './transport-wiring.ts'
 import { VERSION } from './version.ts'
 
@@ -82,6 +83,10 @@ export async function sendTest(
     // Without an answer, the id is the client-request-id the request went with.
     outcome.requestId
       ? `${outcome.httpStatus ? 'request-id' : 'client-request-id'} ${outcome.requestId}`
+      : null,
+    // Where to open it: the file transport's check ends at the message, as Graph's at the mailbox.
+    outcome.kind === 'sent' && config.transport === 'file'
+      ? `written to ${emlPath(config.fileDir, id)}`
       : null,
   ].filter(Boolean)
   if (outcome.kind === 'sent') {

@@ -83,6 +83,9 @@ export async function composeEml(mail: OutboundMail): Promise<Buffer> {
   return node.build()
 }
 
+/** The .eml the file transport writes for `outboxId` (named by it: a repeated attempt overwrites, so the directory never holds duplicates). */
+export const emlPath = (dir: string, outboxId: string) => join(dir, `outbox-${outboxId}.eml`)
+
 export function createFileSender(dir: string): Sender {
   let ready: Promise<unknown> | null = null
   return {
@@ -100,8 +103,7 @@ export function createFileSender(dir: string): Sender {
         ready ??= mkdir(dir, { recursive: true })
         await ready
         const eml = await composeEml(mail)
-        // Named by outbox id: a repeated attempt overwrites, so the directory never holds duplicates.
-        const file = join(dir, `outbox-${mail.outboxId}.eml`)
+        const file = emlPath(dir, mail.outboxId)
         const tmp = `${file}.${process.pid}.tmp`
         await writeFile(tmp, eml)
         await rename(tmp, file)

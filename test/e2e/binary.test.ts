@@ -405,8 +405,13 @@ test('send-test needs no database: one message through the file transport, exit 
       DATABASE_URL: '',
       MAIL_FILE_DIR: dir,
     })
-    expect([r.code, r.stdout.trim(), r.stderr]).toEqual([0, 'sent: file accepted the message', ''])
-    expect((await readdir(dir)).filter((f) => f.endsWith('.eml'))).toHaveLength(1)
+    const written = (await readdir(dir)).filter((f) => f.endsWith('.eml'))
+    expect(written).toHaveLength(1)
+    expect([r.code, r.stdout.trim(), r.stderr]).toEqual([
+      0,
+      `sent: file accepted the message (written to ${join(dir, written[0]!)})`,
+      '',
+    ])
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

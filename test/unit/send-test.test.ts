@@ -56,6 +56,20 @@ test('a valid --from is the message’s From', async () => {
   expect(await readFile(join(dir, files[0]!), 'utf8')).toMatch(/^From: sender@example\.com\r?$/m)
 })
 
+test('with the file transport it says which file it wrote, so the first-run check ends at the message', async () => {
+  const { dir, config } = await fileConfig()
+  const printed = spyOn(console, 'log').mockImplementation(() => {})
+  try {
+    expect(await sendTest(config, { to: 'me@example.com', from: undefined }, silentLogger)).toBe(0)
+    const [file] = await readdir(dir)
+    expect(printed.mock.calls.map((c) => c.join(' '))).toEqual([
+      `sent: file accepted the message (written to ${join(dir, file!)})`,
+    ])
+  } finally {
+    printed.mockRestore()
+  }
+})
+
 test('--from written `Name <address>` sends from that address under that name, as MAIL_FROM and enqueue take it', async () => {
   const { dir, config } = await fileConfig()
   for (const from of ['Ann <ann@example.com>', '"Doe, Ann" <ann@example.com>']) {
