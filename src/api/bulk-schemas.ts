@@ -2,6 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
+import { quoted } from './issue-wording.ts'
 import { OutboxId } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
 import { TimeBound } from './time-bound.ts'
@@ -13,9 +14,30 @@ export const BULK_BODY_SHAPE =
   '{"filter": {...}, "dryRun": ..., "limit": ...} (dryRun and limit optional)'
 const FILTER_REQUIRED = `is required: the body must be ${BULK_BODY_SHAPE}`
 
+// Which route acts on a status the other refuses: a client that sends failed rows to cancel is told
+// where they go, not only the two words this route takes. A sent row goes to neither.
+const ACTED_ON_BY: Partial<Record<OutboxStatus, string>> = {
+  pending: 'pending and sending rows are cancelled, POST /v1/outbox/cancel',
+  sending: 'pending and sending rows are cancelled, POST /v1/outbox/cancel',
+  failed: 'failed and cancelled rows are retried, POST /v1/outbox/retry',
+  cancelled: 'failed and cancelled rows are retried, POST /v1/outbox/retry',
+  sent: 'a sent row is neither cancelled nor retried',
+}
+
+/** The refusal of a filter's status this route does not act on: what it takes, then why or what was given. */
+function statusRefused(statuses: readonly OutboxStatus[], input: unknown): string {
+  const takes = `must be one of ${statuses.join(', ')}`
+  if (typeof input !== 'string') return takes
+  const elsewhere = ACTED_ON_BY[input as OutboxStatus]
+  return elsewhere ? `${takes}: ${elsewhere}` : `${takes} (given ${quoted(input)})`
+}
+
 function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(statuses: S) {
   const criteria = {
-    status: z.array(z.enum(statuses)).min(1).optional(),
+    status: z
+      .array(z.enum(statuses, { error: (iss) => statusRefused(statuses, iss.input) }))
+      .min(1)
+      .optional(),
     tenant: z.string().min(1).optional(),
     createdFrom: TimeBound,
     createdTo: TimeBound,

@@ -119,7 +119,7 @@ export function withGivenValue(message: string, query: unknown, path: PropertyKe
 }
 
 /** A value as JSON text, past GIVEN_CHARS characters cut and its length said. */
-function quoted(value: unknown): string {
+export function quoted(value: unknown): string {
   const chars = [...String(value)]
   if (chars.length <= GIVEN_CHARS) return JSON.stringify(String(value))
   const head = JSON.stringify(chars.slice(0, GIVEN_CHARS).join('')).slice(0, -1)

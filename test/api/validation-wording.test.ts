@@ -239,6 +239,39 @@ test('an id or a limit refused for its form says the form, not that the value is
   }
 })
 
+test("a bulk filter's status the route does not act on says which route does, and quotes a word no status is", async () => {
+  const cases: [string, string, string][] = [
+    [
+      '/v1/outbox/cancel',
+      'failed',
+      'must be one of pending, sending: failed and cancelled rows are retried, POST /v1/outbox/retry',
+    ],
+    [
+      '/v1/outbox/cancel',
+      'sent',
+      'must be one of pending, sending: a sent row is neither cancelled nor retried',
+    ],
+    [
+      '/v1/outbox/retry',
+      'pending',
+      'must be one of failed, cancelled: pending and sending rows are cancelled, POST /v1/outbox/cancel',
+    ],
+    ['/v1/outbox/retry', 'bogus', 'must be one of failed, cancelled (given "bogus")'],
+  ]
+  for (const [url, status, message] of cases) {
+    const r = await send(s.app, 'POST', url, {
+      token: s.tk,
+      body: { filter: { status: [status] }, dryRun: true },
+    })
+    expect([url, status, r.status, (r.body as { errors?: unknown }).errors]).toEqual([
+      url,
+      status,
+      400,
+      [{ path: 'filter.status.0', message }],
+    ])
+  }
+})
+
 test('a body that is no JSON says where it breaks and what JSON wants there; an empty one says it is empty', async () => {
   const cases: [string, string, string][] = [
     [
