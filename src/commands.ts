@@ -46,7 +46,7 @@ const SCHEMA_EXIT =
 export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
   serve: {
     usage: 'outbox-mailer serve [--role all|worker|api]',
-    does: 'Runs the workers that send the outbox rows and/or the HTTP API, until SIGTERM or SIGINT (in-flight sends get SHUTDOWN_GRACE_SECONDS). Logs JSON lines on stdout.',
+    does: 'Runs the workers that send the outbox rows and/or the HTTP API, until SIGTERM, SIGINT or SIGHUP (the terminal or SSH session that started it closed; in-flight sends get SHUTDOWN_GRACE_SECONDS). Logs JSON lines on stdout.',
     flags: {
       '--role': {
         ...ROLE,

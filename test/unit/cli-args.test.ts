@@ -284,3 +284,9 @@ test('a flag value refused names its command and shows its usage, as every other
     ],
   ])
 })
+
+test('serve --help names every signal that stops it, as README does (SIGHUP: the terminal or SSH session closed)', () => {
+  const help = parseArgs(['serve', '--help'])
+  const text = help.kind === 'help' ? help.text.replace(/\s+/g, ' ') : ''
+  expect(['SIGTERM', 'SIGINT', 'SIGHUP'].filter((s) => !text.includes(s))).toEqual([])
+})
