@@ -43,7 +43,17 @@ const isApiPath = (path: string) =>
 
 /** /metrics alone, for its own listener (METRICS_PORT): a port the platform keeps off the internet. */
 export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
-  return baseApp(deps).route('/', metricsRoutes(deps))
+  const app = baseApp(deps).route('/', metricsRoutes(deps))
+  // A check or a client pointed at this port by mistake is told where the rest is served.
+  const rest =
+    deps.surface === 'operations' ? 'health and readiness are' : 'health, readiness and the API are'
+  const elsewhere = `this listener (METRICS_PORT) serves /metrics alone: ${rest} on PORT`
+  app.notFound(
+    notFoundHandler(servedMethods(app), (path) =>
+      path === '/healthz' || path === '/readyz' || isApiPath(path) ? elsewhere : null,
+    ),
+  )
+  return app
 }
 
 /** What every listener's app shares: problem+json errors, 404s and 405s, request ids and access logs, HEAD lengths. */

@@ -1,6 +1,7 @@
 // serve's app: health, readiness and metrics from the start, the API loaded at its first request; refusing at start as the API's app does.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createApp } from '../../src/api/app.ts'
+import { createMetricsApp } from '../../src/api/operations-app.ts'
 import { createServedApp } from '../../src/api/served-app.ts'
 import { isAppError } from '../../src/errors.ts'
 import { useTestDb } from '../support/db.ts'
@@ -148,4 +149,23 @@ test('with METRICS_PORT, /metrics asked on PORT is a 404 that says where it is s
       ])
     }
   }
+})
+
+test("METRICS_PORT's listener answers another path with a 404 that says it serves /metrics alone", async () => {
+  const { deps } = appOnDefault(t)
+  const metrics = createMetricsApp({ ...deps, metricsApart: true })
+  const said = async (path: string) =>
+    (
+      (await (await metrics.fetch(new Request(`http://localhost${path}`))).json()) as {
+        detail: string
+      }
+    ).detail
+  const apart =
+    'this listener (METRICS_PORT) serves /metrics alone: health, readiness and the API are on PORT'
+  expect([await said('/healthz'), await said('/readyz'), await said('/v1/stats')]).toEqual([
+    apart,
+    apart,
+    apart,
+  ])
+  expect((await metrics.fetch(new Request('http://localhost/metrics'))).status).toBe(200)
 })
