@@ -27,6 +27,13 @@ export function parseAllowedSenders(raw: string | undefined): {
   if (raw === undefined) return { allowed: null, problems: [] }
   const entries = raw.split(/[\s,]+/).filter((e) => e !== '')
   const problems: string[] = []
+  // Taken, an empty list refused every row naming a sender; no one means that (to let rows name
+  // none, MAIL_FROM's address alone is listed): separators alone are a value gone missing.
+  if (entries.length === 0) {
+    problems.push(
+      'MAIL_FROM_ALLOWED: lists no mailbox (only commas or blanks): list the addresses rows may name in "from", or unset it to let them name any',
+    )
+  }
   entries.forEach((e, i) => {
     if (isGraphUserId(e)) {
       problems.push(

@@ -850,6 +850,14 @@ describe('loadConfig', () => {
     expect(problems('8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b')).toEqual([
       'MAIL_FROM_ALLOWED: entry 1 is a Graph user id: list the mailbox\'s e-mail address, which rows name in "from"',
     ])
+    // Separators alone list no mailbox: taken, every row naming a sender failed sender_not_allowed.
+    for (const value of [',', ' , ,', ',,'])
+      expect([value, problems(value)]).toEqual([
+        value,
+        [
+          'MAIL_FROM_ALLOWED: lists no mailbox (only commas or blanks): list the addresses rows may name in "from", or unset it to let them name any',
+        ],
+      ])
   })
 
   test('METRICS_PORT moves /metrics to a port of its own, which must differ from PORT', () => {
