@@ -153,9 +153,11 @@ export function reclaimStatement(p: ReclaimParams) {
   // whose send started leaves the same row. NULL (a lease taken before 0162): judged as above.
   const lookupOnly = sql<boolean>`coalesce(o.lease_lookup_only, false)`
   // A lookup past the expiresAt whose workers keep stopping: ended as its claim would end it past
-  // its bound (settle.ts), expired naming the send; its count no longer bounds the stops.
-  const expiredLookupEnds = sql<boolean>`(${lookupOnly} and not ${pastAttempts} and not ${cancelLookup}
-      and ${stoppedBefore})`
+  // its bound (settle.ts), expired naming the send; its count no longer bounds the stops. One past
+  // its max_attempts as well ends so too: its expiresAt comes first, for its settlement
+  // (lease-outcome.ts) and the sweep alike. Past its max_attempts only, it fails out of them (below).
+  const expiredLookupEnds = sql<boolean>`(${lookupOnly} and not ${cancelLookup} and ${stoppedBefore}
+      and (not ${pastAttempts} or coalesce(o.expires_at <= now(), false)))`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``

@@ -1508,6 +1508,42 @@ describe('a claim past the expiresAt that only looks an interrupted send up, its
     })
   })
 
+  test('past its max_attempts too: the third stop in a row ends it expired, as its settlement and the sweep would (its expiresAt first), not failed out of attempts', async () => {
+    // Attempt 1, the last, sent and stopped (lookups on: left to be looked up), then its expiresAt passed.
+    const id = await enqueue(t, undefined, {
+      expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      maxAttempts: 1,
+    })
+    const [first] = await claim(1)
+    await startSends(t.db, [first!])
+    await expireLease(id)
+    await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds' where id = $1`,
+      [id],
+    )
+    // Two lookups whose workers stop: past both its expiresAt and its attempts.
+    for (const status of ['pending', 'failed'] as const) {
+      const [lookup] = await claim(1)
+      expect(lookup).toMatchObject({ id, expired: true, ambiguous: true, pastAttempts: true })
+      await expireLease(id)
+      const { rows } = await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+      expect(rows.map((r) => r.status)).toEqual([status])
+    }
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'failed',
+      attempts: 1,
+      last_error_code: 'expired',
+      last_error:
+        'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
+    })
+    expect((await attemptsOf(t, id, 'attempt, outcome, error_code')).at(-1)).toEqual({
+      attempt: 1,
+      outcome: 'expired',
+      error_code: 'expired',
+    })
+  })
+
   test('lookups off, on its last attempt: not failed out of attempts by the reclaim; the sweep ends it expired naming the send, numbered 1', async () => {
     const id = await lookupStopped(2)
     const first = await reclaimExpired(t.db, { defaultMaxAttempts: 3 })
