@@ -2,13 +2,23 @@
 import type { AttemptEntry } from './chaos/outcome.ts'
 import type { Database, Graph } from './harness.ts'
 
-/** An attempt that may have delivered the message and whose outcome was never learned. */
+/**
+ * An entry of a send that may have delivered the message and whose outcome was never learned, each
+ * such send counted once: a send the entry's own lease made (`started`) and Graph never answered
+ * for sure (a code of send-verdict.ts's AMBIGUOUS_CODES, a gateway's 502 or 504, or an ending
+ * that says so: a retry past the expiresAt ends the row expired, a recorded cancel cancelled), or
+ * a worker stopped during it (a reclaim). Not the entries that only name such a send, counted by
+ * its own entry: a resend answered for sure ("HTTP 403 (an earlier send was interrupted and may
+ * have delivered it)"), an ending that sent nothing (an expiry, a cancel, a row no longer
+ * rendering, a hold: ambiguous_send), a lease given back unsent (the row's last code kept).
+ */
 export const ambiguousEpisode = (h: AttemptEntry) =>
-  ['timeout', 'network', 'aborted', 'ambiguous_send'].includes(h.error_code ?? '') ||
-  h.http_status === 504 ||
   (h.outcome === 'lease_expired' && /during the send/.test(h.error ?? '')) ||
-  // Such a send whose retry would come after expiresAt: the row fails as expired, saying so.
-  /may have delivered/.test(h.error ?? '')
+  (h.started &&
+    (['timeout', 'network', 'aborted'].includes(h.error_code ?? '') ||
+      h.http_status === 502 ||
+      h.http_status === 504 ||
+      (h.http_status === null && /may have delivered/.test(h.error ?? ''))))
 
 export interface DoubleSend {
   id: string
@@ -40,7 +50,8 @@ export async function attemptHistory(
   ids: readonly string[],
 ): Promise<Map<string, AttemptEntry[]>> {
   const rows = await db.q<AttemptEntry>(
-    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status
+    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status,
+            started_at is not null as started
        from mailer.email_attempts where outbox_id = any($1::bigint[]) order by outbox_id, id`,
     [ids],
   )
@@ -67,6 +78,14 @@ export async function sendCounts(
     db,
     repeated.map(([id]) => id),
   )
+  return sortAcceptances(repeated, historyOf)
+}
+
+/** sendCounts of rows accepted more than once (`repeated`: id, acceptances), read against their histories. */
+export function sortAcceptances(
+  repeated: readonly (readonly [string, number])[],
+  historyOf: ReadonlyMap<string, readonly AttemptEntry[]>,
+): SendCounts {
   const counts: SendCounts = { duplicates: 0, ambiguousResends: 0, doubleSends: [] }
   for (const [id, n] of repeated) {
     const hist = historyOf.get(id) ?? []

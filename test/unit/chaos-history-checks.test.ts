@@ -30,6 +30,7 @@ const entry = (attempt: number, outcome: string, o: Partial<AttemptEntry> = {}):
   error_code: null,
   error: null,
   http_status: null,
+  started: false,
   ...o,
 })
 const problemsOf = (

@@ -27,6 +27,8 @@ export interface AttemptEntry {
   error_code: string | null
   error: string | null
   http_status: number | null
+  /** Its lease made a send (the history records a start for a send only: send-verdict.ts). */
+  started: boolean
 }
 
 export interface ChaosOutcome {
@@ -48,7 +50,8 @@ export async function readOutcome(db: Database, graph: Graph): Promise<ChaosOutc
     [REJECTED],
   )
   const history = await db.q<AttemptEntry>(
-    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status
+    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status,
+            started_at is not null as started
        from mailer.email_attempts order by outbox_id, id`,
   )
   const historyOf = new Map<string, AttemptEntry[]>()

@@ -1,0 +1,126 @@
+// The fault checks' count of a row's sends that may have delivered it (each once), from histories real runs and tests wrote.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import type { AttemptEntry } from '../faults/chaos/outcome.ts'
+import { ambiguousEpisode, sortAcceptances } from '../faults/send-counts.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+type Entry = Omit<AttemptEntry, 'outbox_id' | 'worker_id'>
+const history = (...entries: Entry[]): AttemptEntry[] =>
+  entries.map((e) => ({ outbox_id: '7', worker_id: 'vm:1:a', ...e }))
+const sends = (hist: AttemptEntry[]) => hist.filter(ambiguousEpisode).length
+/** An entry of attempt `attempt` ending `outcome` (its code the same), which made no send unless `o` says. */
+const entry = (attempt: number, outcome: string, o: Partial<Entry> = {}): Entry => ({
+  attempt,
+  outcome,
+  error_code: outcome,
+  error: null,
+  http_status: null,
+  started: false,
+  ...o,
+})
+const EXPIRED_INTERRUPTED = 'expiresAt passed; an interrupted send may have delivered it'
+
+// Chaos seed 5101 (resend, harsh, pauses): a send whose connection was cut (row 131's first entry).
+const cut = entry(1, 'retry', {
+  error_code: 'network',
+  error:
+    'Graph request failed: TypeError: ECONNRESET: The socket connection was closed unexpectedly. For more information, pass `verbose: true` in the second argument to fetch()',
+  started: true,
+})
+// drainer.test.ts: the unverified resend after it, refused for good (403), delivered nothing.
+const refusedResend = entry(2, 'failed', {
+  error_code: 'ErrorSendAsDenied',
+  error: 'HTTP 403 (an earlier send was interrupted and may have delivered it)',
+  http_status: 403,
+  started: true,
+})
+const sent = entry(3, 'sent', { error_code: null, http_status: 202, started: true })
+const timedOut = { ...cut, error_code: 'timeout', error: 'Graph request exceeded its deadline' }
+
+test("a refused unverified resend's entry names the earlier interrupted send, already counted by its own entry: one send, not two", () => {
+  expect(sends(history(cut, refusedResend))).toBe(1)
+  // Seed 5104's row 307 (resend, harsh, pauses): to the recipient the fake rejects, a send timed
+  // out, and its resend was refused (400).
+  const rejected = entry(2, 'failed', {
+    error_code: 'ErrorInvalidRecipients',
+    error:
+      "At least one recipient isn't valid., Recipient '[address]' isn't resolved. All recipients must be resolved before a message can be submitted. (an earlier send was interrupted and may have delivered it)",
+    http_status: 400,
+    started: true,
+  })
+  expect(sends(history(timedOut, rejected))).toBe(1)
+})
+
+test('retried through the API after that refusal and sent, a row Graph accepted three times was sent twice beyond what its one interrupted send explains', () => {
+  const hist = history(cut, refusedResend, sent)
+  expect(sortAcceptances([['7', 3]], new Map([['7', hist]]))).toEqual({
+    duplicates: 2,
+    ambiguousResends: 1,
+    doubleSends: [
+      {
+        id: '7',
+        accepted: 3,
+        history: '1:retry/network 2:failed/ErrorSendAsDenied/403 3:sent/202',
+      },
+    ],
+  })
+})
+
+test("seed 5101's row 88: a send cut short whose retry would come after the expiresAt ends the row expired, its entry the send's own: counted", () => {
+  expect(sends(history(entry(1, 'expired', { error: EXPIRED_INTERRUPTED, started: true })))).toBe(1)
+})
+
+test("seed 5101's rows 131 and 18: an expiry or a cancel that sent nothing names the interrupted send before it: not counted again", () => {
+  expect(sends(history(cut, entry(1, 'expired', { error: EXPIRED_INTERRUPTED })))).toBe(1)
+  const gateway504 = entry(1, 'throttled', {
+    error_code: 'GatewayTimeout',
+    error: 'Gateway Timeout',
+    http_status: 504,
+    started: true,
+  })
+  const cancelled = entry(1, 'cancelled', {
+    error: 'cancelled; an interrupted send may have delivered it',
+  })
+  expect(sends(history(gateway504, gateway504, cancelled))).toBe(2)
+})
+
+test("seed 5101's row 43: a lease given back unsent keeps the row's last code (timeout), and is no send", () => {
+  const released = { ...timedOut, attempt: 2, outcome: 'released', started: false }
+  const throttled = entry(2, 'throttled', {
+    error_code: 'ApplicationThrottled',
+    http_status: 429,
+    started: true,
+  })
+  expect(sends(history(timedOut, released, throttled, { ...sent, attempt: 2 }))).toBe(1)
+})
+
+test('drainer.test.ts: a resend answered for sure (500) that would retry after the expiresAt, and a row no longer rendering after an interrupted send, sent nothing; a resend that timed out too did', () => {
+  const expiredAfter500 = entry(2, 'expired', {
+    error: EXPIRED_INTERRUPTED,
+    http_status: 500,
+    started: true,
+  })
+  expect(sends(history(cut, expiredAfter500))).toBe(1)
+  const unrenderable = entry(2, 'failed', {
+    error_code: 'sender_not_allowed',
+    error:
+      'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier send was interrupted and may have delivered it',
+  })
+  expect(sends(history(cut, unrenderable))).toBe(1)
+  const bothUnanswered = entry(2, 'failed', {
+    error_code: 'timeout',
+    error:
+      'attempts exhausted; last error: Graph request exceeded its deadline (that send, or an earlier interrupted one, may have delivered it)',
+    started: true,
+  })
+  expect(sends(history(cut, bothUnanswered))).toBe(2)
+})
+
+test('a worker stopped during the send (a reclaim, no start recorded) is a send that may have delivered it', () => {
+  const stopped = entry(1, 'lease_expired', {
+    error: 'the worker holding the lease stopped during the send; outcome unknown',
+  })
+  expect(sends(history(stopped))).toBe(1)
+})
