@@ -3,22 +3,52 @@ import type { AttemptEntry } from './chaos/outcome.ts'
 import type { Database, Graph } from './harness.ts'
 
 /**
- * An entry of a send that may have delivered the message and whose outcome was never learned, each
- * such send counted once: a send the entry's own lease made (`started`) and Graph never answered
- * for sure (a code of send-verdict.ts's AMBIGUOUS_CODES, a gateway's 502 or 504, or an ending
- * that says so: a retry past the expiresAt ends the row expired, a recorded cancel cancelled), or
- * a worker stopped during it (a reclaim). Not the entries that only name such a send, counted by
- * its own entry: a resend answered for sure ("HTTP 403 (an earlier send was interrupted and may
- * have delivered it)"), an ending that sent nothing (an expiry, a cancel, a row no longer
+ * An entry of a send its own lease made (`started`) that may have delivered the message and whose
+ * outcome was never learned: Graph never answered it for sure (a code of send-verdict.ts's
+ * AMBIGUOUS_CODES, a gateway's 502 or 504, or an ending that says so: a retry past the expiresAt
+ * ends the row expired, a recorded cancel cancelled). Not an entry that only names such a send,
+ * counted by its own entry: a resend answered for sure ("HTTP 403 (an earlier send was interrupted
+ * and may have delivered it)"), an ending that sent nothing (an expiry, a cancel, a row no longer
  * rendering, a hold: ambiguous_send), a lease given back unsent (the row's last code kept).
  */
-export const ambiguousEpisode = (h: AttemptEntry) =>
-  (h.outcome === 'lease_expired' && /during the send/.test(h.error ?? '')) ||
-  (h.started &&
-    (['timeout', 'network', 'aborted'].includes(h.error_code ?? '') ||
-      h.http_status === 502 ||
-      h.http_status === 504 ||
-      (h.http_status === null && /may have delivered/.test(h.error ?? ''))))
+export const sendUnanswered = (h: AttemptEntry) =>
+  h.started &&
+  (['timeout', 'network', 'aborted'].includes(h.error_code ?? '') ||
+    h.http_status === 502 ||
+    h.http_status === 504 ||
+    (h.http_status === null && /may have delivered/.test(h.error ?? '')))
+
+/** A reclaim's entry: the worker holding the lease stopped while the row carried a send's mark. */
+const stoppedDuringSend = (h: AttemptEntry) =>
+  h.outcome === 'lease_expired' && /during the send/.test(h.error ?? '')
+
+/**
+ * How many sends of a row may have delivered it unanswered, each counted once, read from its
+ * history `hist` and `sendTimes`, when the Graph fake received a sendMail for it (Date.now(), as
+ * finished_ms): each sendUnanswered entry, and each reclaim during the send whose lease sent one
+ * (a sendMail came after the entry before it). The mark a reclaim reads may be an earlier send's,
+ * which its own entry counts: a lease claimed with it whose worker stopped before sending again.
+ */
+export function interruptedSends(
+  hist: readonly AttemptEntry[],
+  sendTimes: readonly number[] = [],
+): number {
+  return hist.filter((h, i) => {
+    if (sendUnanswered(h)) return true
+    if (!stoppedDuringSend(h)) return false
+    const since = hist[i - 1]?.finished_ms ?? Number.NEGATIVE_INFINITY
+    return sendTimes.some((t) => t > since && t <= h.finished_ms)
+  }).length
+}
+
+/** When the Graph fake received a sendMail for each outbox id (of every database it serves). */
+export function sendMailTimes(graph: Graph): Map<string, number[]> {
+  const times = new Map<string, number[]>()
+  for (const r of graph.fake.requests)
+    if (r.kind === 'sendMail' && r.outboxId)
+      times.set(r.outboxId, [...(times.get(r.outboxId) ?? []), r.at])
+  return times
+}
 
 export interface DoubleSend {
   id: string
@@ -51,7 +81,8 @@ export async function attemptHistory(
 ): Promise<Map<string, AttemptEntry[]>> {
   const rows = await db.q<AttemptEntry>(
     `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status,
-            started_at is not null as started
+            started_at is not null as started,
+            (extract(epoch from finished_at) * 1000)::float8 as finished_ms
        from mailer.email_attempts where outbox_id = any($1::bigint[]) order by outbox_id, id`,
     [ids],
   )
@@ -78,18 +109,22 @@ export async function sendCounts(
     db,
     repeated.map(([id]) => id),
   )
-  return sortAcceptances(repeated, historyOf)
+  return sortAcceptances(repeated, historyOf, sendMailTimes(graph))
 }
 
-/** sendCounts of rows accepted more than once (`repeated`: id, acceptances), read against their histories. */
+/**
+ * sendCounts of rows accepted more than once (`repeated`: id, acceptances), read against their
+ * histories and the fake's sendMails (sendMailTimes).
+ */
 export function sortAcceptances(
   repeated: readonly (readonly [string, number])[],
   historyOf: ReadonlyMap<string, readonly AttemptEntry[]>,
+  sendTimesOf: ReadonlyMap<string, readonly number[]>,
 ): SendCounts {
   const counts: SendCounts = { duplicates: 0, ambiguousResends: 0, doubleSends: [] }
   for (const [id, n] of repeated) {
     const hist = historyOf.get(id) ?? []
-    const explained = Math.min(n - 1, hist.filter(ambiguousEpisode).length)
+    const explained = Math.min(n - 1, interruptedSends(hist, sendTimesOf.get(id)))
     counts.duplicates += n - 1
     counts.ambiguousResends += explained
     if (n - 1 > explained) counts.doubleSends.push({ id, accepted: n, history: historyLine(hist) })

@@ -31,6 +31,7 @@ const entry = (attempt: number, outcome: string, o: Partial<AttemptEntry> = {}):
   error: null,
   http_status: null,
   started: false,
+  finished_ms: 0,
   ...o,
 })
 const problemsOf = (

@@ -1,15 +1,23 @@
 // The fault checks' count of a row's sends that may have delivered it (each once), from histories real runs and tests wrote.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { AttemptEntry } from '../faults/chaos/outcome.ts'
-import { ambiguousEpisode, sortAcceptances } from '../faults/send-counts.ts'
+import { interruptedSends, sortAcceptances } from '../faults/send-counts.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-type Entry = Omit<AttemptEntry, 'outbox_id' | 'worker_id'>
+type Entry = Omit<AttemptEntry, 'outbox_id' | 'worker_id' | 'finished_ms'> & {
+  finished_ms?: number
+}
+/** Row 7's history of `entries`, each written a second after the one before unless it says when. */
 const history = (...entries: Entry[]): AttemptEntry[] =>
-  entries.map((e) => ({ outbox_id: '7', worker_id: 'vm:1:a', ...e }))
-const sends = (hist: AttemptEntry[]) => hist.filter(ambiguousEpisode).length
+  entries.map((e, i) => ({
+    outbox_id: '7',
+    worker_id: 'vm:1:a',
+    finished_ms: (i + 1) * 1000,
+    ...e,
+  }))
+const sends = (hist: AttemptEntry[], sendTimes: number[] = []) => interruptedSends(hist, sendTimes)
 /** An entry of attempt `attempt` ending `outcome` (its code the same), which made no send unless `o` says. */
 const entry = (attempt: number, outcome: string, o: Partial<Entry> = {}): Entry => ({
   attempt,
@@ -55,7 +63,7 @@ test("a refused unverified resend's entry names the earlier interrupted send, al
 
 test('retried through the API after that refusal and sent, a row Graph accepted three times was sent twice beyond what its one interrupted send explains', () => {
   const hist = history(cut, refusedResend, sent)
-  expect(sortAcceptances([['7', 3]], new Map([['7', hist]]))).toEqual({
+  expect(sortAcceptances([['7', 3]], new Map([['7', hist]]), new Map())).toEqual({
     duplicates: 2,
     ambiguousResends: 1,
     doubleSends: [
@@ -118,9 +126,45 @@ test('drainer.test.ts: a resend answered for sure (500) that would retry after t
   expect(sends(history(cut, bothUnanswered))).toBe(2)
 })
 
-test('a worker stopped during the send (a reclaim, no start recorded) is a send that may have delivered it', () => {
-  const stopped = entry(1, 'lease_expired', {
+const at = (iso: string) => Date.parse(`2026-12-07T${iso}Z`)
+const reclaimed = (attempt: number, finished: string) =>
+  entry(attempt, 'lease_expired', {
     error: 'the worker holding the lease stopped during the send; outcome unknown',
+    finished_ms: at(finished),
   })
-  expect(sends(history(stopped))).toBe(1)
+
+test("seed 5101's row 33: a reclaim during the send whose lease sent nothing (the mark an earlier send's) is no send; a fourth acceptance is a double send", () => {
+  const hist = history(
+    { ...timedOut, finished_ms: at('00:22:54.550') },
+    entry(2, 'throttled', {
+      error_code: 'GatewayTimeout',
+      http_status: 504,
+      started: true,
+      finished_ms: at('00:23:00.153'),
+    }),
+    reclaimed(2, '00:23:41.509'),
+    { ...sent, finished_ms: at('00:23:51.135') },
+  )
+  // The fake's sendMails: the hang and the 504 accepted, the last one answered 202.
+  const sendTimes = [at('00:22:52.533'), at('00:22:59.962'), at('00:23:51.121')]
+  expect(sends(hist, sendTimes)).toBe(2)
+  const of = <T>(v: T) => new Map([['7', v]])
+  expect(sortAcceptances([['7', 3]], of(hist), of(sendTimes)).doubleSends).toEqual([])
+  expect(sortAcceptances([['7', 4]], of(hist), of(sendTimes)).doubleSends).toEqual([
+    {
+      id: '7',
+      accepted: 4,
+      history:
+        '1:retry/timeout 2:throttled/GatewayTimeout/504 2:lease_expired/lease_expired 3:sent/202',
+    },
+  ])
+})
+
+test("seed 5101's row 60: a reclaim during the send whose lease sent (a sendMail after the entry before it) is a send that may have delivered it", () => {
+  const hist = history(
+    { ...timedOut, finished_ms: at('00:23:00.153') },
+    reclaimed(2, '00:23:41.509'),
+    { ...sent, finished_ms: at('00:23:51.135') },
+  )
+  expect(sends(hist, [at('00:22:58.140'), at('00:23:36.964'), at('00:23:51.121')])).toBe(2)
 })

@@ -1,5 +1,6 @@
 // What the chaos left: every outbox row, every attempt, and what the Graph fake accepted for each row and when.
 import type { Database, Graph } from '../harness.ts'
+import { sendMailTimes } from '../send-counts.ts'
 import { MAX_ATTEMPTS, REJECTED } from './settings.ts'
 
 export interface OutboxRow {
@@ -29,6 +30,8 @@ export interface AttemptEntry {
   http_status: number | null
   /** Its lease made a send (the history records a start for a send only: send-verdict.ts). */
   started: boolean
+  /** When the entry was written (finished_at, ms since the epoch). */
+  finished_ms: number
 }
 
 export interface ChaosOutcome {
@@ -38,6 +41,8 @@ export interface ChaosOutcome {
   /** How often the fake accepted each outbox id, and when. */
   accepted: Map<string, number>
   acceptedTimes: Map<string, number[]>
+  /** When the fake received a sendMail for each row (sendMailTimes). */
+  sendTimes: Map<string, number[]>
 }
 
 export async function readOutcome(db: Database, graph: Graph): Promise<ChaosOutcome> {
@@ -51,7 +56,8 @@ export async function readOutcome(db: Database, graph: Graph): Promise<ChaosOutc
   )
   const history = await db.q<AttemptEntry>(
     `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status,
-            started_at is not null as started
+            started_at is not null as started,
+            (extract(epoch from finished_at) * 1000)::float8 as finished_ms
        from mailer.email_attempts order by outbox_id, id`,
   )
   const historyOf = new Map<string, AttemptEntry[]>()
@@ -62,5 +68,12 @@ export async function readOutcome(db: Database, graph: Graph): Promise<ChaosOutc
     if (a.outboxId)
       acceptedTimes.set(a.outboxId, [...(acceptedTimes.get(a.outboxId) ?? []), a.acceptedAt])
   }
-  return { rows, byId: new Map(rows.map((r) => [r.id, r])), historyOf, accepted, acceptedTimes }
+  return {
+    rows,
+    byId: new Map(rows.map((r) => [r.id, r])),
+    historyOf,
+    accepted,
+    acceptedTimes,
+    sendTimes: sendMailTimes(graph),
+  }
 }

@@ -1,6 +1,6 @@
 // The delivery promise, row by row: nothing lost, duplicates only where the mode allows them, nothing sent late.
 import { FAST } from '../harness.ts'
-import { ambiguousEpisode, historyLine } from '../send-counts.ts'
+import { historyLine, interruptedSends } from '../send-counts.ts'
 import { type AttemptChecks, checkHistory } from './history-checks.ts'
 import type { AttemptEntry, ChaosOutcome } from './outcome.ts'
 import type { ChaosRecord } from './record.ts'
@@ -33,7 +33,7 @@ export function checkRows(
   record: ChaosRecord,
   olderPids: ReadonlySet<number> = new Set(),
 ): RowFindings {
-  const { rows, byId, historyOf, accepted, acceptedTimes } = outcome
+  const { rows, byId, historyOf, accepted, acceptedTimes, sendTimes } = outcome
   const { problems, offending, retriedAt, cancelledAt, expiresAtOf } = record
 
   // Nothing lost: every id the harness was given exists; every accepted message is one of the rows.
@@ -47,7 +47,7 @@ export function checkRows(
     const hist = historyOf.get(r.id) ?? []
     const n = accepted.get(r.id) ?? 0
     const retries = retriedAt.get(r.id)?.length ?? 0
-    const ambiguous = hist.filter(ambiguousEpisode).length
+    const ambiguous = interruptedSends(hist, sendTimes.get(r.id))
     const say = (what: string) => {
       offending.add(r.id)
       problems.push(

@@ -1,6 +1,6 @@
 // The chaos soak's one report line: the rows by state, what Graph accepted, how late and how often, what the harness did.
 import { type Graph, report, seconds } from '../harness.ts'
-import { ambiguousEpisode } from '../send-counts.ts'
+import { interruptedSends } from '../send-counts.ts'
 import type { ChaosOutcome } from './outcome.ts'
 import type { ChaosRecord } from './record.ts'
 import type { RowFindings } from './row-checks.ts'
@@ -15,7 +15,7 @@ export function reportChaos(o: {
   figures: ChaosRecord['figures'] & Record<string, number>
   settleMs: number
 }) {
-  const { rows, historyOf } = o.outcome
+  const { rows, historyOf, sendTimes } = o.outcome
   const { fake } = o.graph
   const { lateMs } = o.findings
   const counts: Record<string, number> = {}
@@ -26,7 +26,9 @@ export function reportChaos(o: {
     ...counts,
     accepted: fake.accepted.length,
     duplicates: o.findings.duplicates,
-    ambiguousRows: rows.filter((r) => (historyOf.get(r.id) ?? []).some(ambiguousEpisode)).length,
+    ambiguousRows: rows.filter(
+      (r) => interruptedSends(historyOf.get(r.id) ?? [], sendTimes.get(r.id)) > 0,
+    ).length,
     lateAfterExpiry: Number.isFinite(lateMs.expiry) ? seconds(lateMs.expiry) : '-',
     lateAfterCancel: Number.isFinite(lateMs.cancel) ? seconds(lateMs.cancel) : '-',
     // The Graph fake's own delay: a sendMail's arrival to its acceptance (at most latencyMs, idle).
