@@ -41,6 +41,14 @@ export function interruptedSends(
   }).length
 }
 
+/**
+ * Of a row's `accepted` acceptances by the Graph fake, how many its `sends` (interruptedSends),
+ * one acceptance each, and its own answered send, one more for a row marked sent, leave unexplained.
+ * A row not sent (failed, cancelled) was never accepted once more.
+ */
+export const acceptancesUnexplained = (accepted: number, sends: number, markedSent: boolean) =>
+  Math.max(0, accepted - sends - (markedSent ? 1 : 0))
+
 /** When the Graph fake received a sendMail for each outbox id (of every database it serves). */
 export function sendMailTimes(graph: Graph): Map<string, number[]> {
   const times = new Map<string, number[]>()

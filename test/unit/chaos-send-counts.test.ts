@@ -1,7 +1,7 @@
 // The fault checks' count of a row's sends that may have delivered it (each once), from histories real runs and tests wrote.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { AttemptEntry } from '../faults/chaos/outcome.ts'
-import { interruptedSends, sortAcceptances } from '../faults/send-counts.ts'
+import { acceptancesUnexplained, interruptedSends, sortAcceptances } from '../faults/send-counts.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -167,4 +167,22 @@ test("seed 5101's row 60: a reclaim during the send whose lease sent (a sendMail
     { ...sent, finished_ms: at('00:23:51.135') },
   )
   expect(sends(hist, [at('00:22:58.140'), at('00:23:36.964'), at('00:23:51.121')])).toBe(2)
+})
+
+test("seed 5101's row 126, failed out of attempts after one send that timed out (accepted): a second acceptance of a row not sent is one its sends leave unexplained", () => {
+  const hist = history(
+    entry(1, 'released', { error_code: null }),
+    entry(1, 'lease_expired', { error: 'the worker holding the lease stopped before sending' }),
+    entry(2, 'failed', {
+      error_code: 'timeout',
+      error:
+        'attempts exhausted; last error: Graph request exceeded its deadline (that send may have delivered it)',
+      started: true,
+    }),
+  )
+  expect(sends(hist)).toBe(1)
+  expect(acceptancesUnexplained(1, sends(hist), false)).toBe(0)
+  expect(acceptancesUnexplained(2, sends(hist), false)).toBe(1)
+  // Marked sent, its own send explains one acceptance more.
+  expect(acceptancesUnexplained(2, sends(hist), true)).toBe(0)
 })
