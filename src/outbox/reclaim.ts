@@ -6,6 +6,7 @@ import { type ExpirySweep, expirySweep, type Swept } from './expiry-sweep.ts'
 import { type BeatResult, beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
+import { CANCEL_LOOKUP_STOPPED, LOOKUP_STOPPED } from './lookup-stop.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
 
 interface Reclaimed {
@@ -43,7 +44,8 @@ interface ReclaimResult {
  * the cancel was asked for, and never ends `failed`. One claimed so past its expiresAt (as its
  * claim noted: sql/0162) gives its count back too, its entry numbered as the send it looks up, and
  * waits pending (to be looked up, or expired by a claim or the sweep); at LOOKUP_STOPS_IN_A_ROW
- * it fails expired naming that send.
+ * it fails expired naming that send. A lookup's stop names no send (lookup-stop.ts: the failure
+ * read from the history after it names the send it looked up).
  * send_started_at is kept as the evidence that a send may have reached the provider.
  * Reads every in-flight row once (email_outbox_sending_idx), for both the expired ones and the next
  * end; SKIP LOCKED so concurrent reclaimers never wait.
@@ -158,6 +160,15 @@ export function reclaimStatement(p: ReclaimParams) {
   // (lease-outcome.ts) and the sweep alike. Past its max_attempts only, it fails out of them (below).
   const expiredLookupEnds = sql<boolean>`(${lookupOnly} and not ${cancelLookup} and ${stoppedBefore}
       and (not ${pastAttempts} or coalesce(o.expires_at <= now(), false)))`
+  // Such a claim under which no send started: the row's mark is still its interrupted send's, which
+  // that send's history entry (a retry, a stop, a 504 given back) followed; a send's start is noted
+  // anew (start_sends). Named a lookup's stop, not a send's (lookup-stop.ts). A machine of a release
+  // before lookups past the max_attempts (5594ced9) claims a row past them as any interrupted send
+  // and, not found, sends it again: the claim notes it lookup-only all the same, and that send, its
+  // start later than every entry, is named a send. Read on a lookup's lease only (the history's
+  // primary key, outbox_id, id); no entry: a send.
+  const sentNothing = sql<boolean>`(${lookupOnly} and o.send_started_at <= (select max(h.finished_at)
+      from mailer.email_attempts h where h.outbox_id = o.id))`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
@@ -216,8 +227,8 @@ export function reclaimStatement(p: ReclaimParams) {
                                then 'cancelled before the send started (the worker holding the lease stopped)'
                                when ${lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
                                when ${expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
-                               when ${cancelLookup}
-                               then 'the worker looking up its interrupted send stopped; its cancel stands'
+                               when ${cancelLookup} then ${CANCEL_LOOKUP_STOPPED}
+                               when ${sentNothing} then ${LOOKUP_STOPPED}
                                when o.send_started_at is null
                                then 'the worker holding the lease stopped before sending'
                                else 'the worker holding the lease stopped during the send; outcome unknown' end,

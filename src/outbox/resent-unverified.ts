@@ -1,5 +1,6 @@
 // The words naming which send may have delivered a row an unverified resend left failed: that send, the interrupted one before it, or both; read from the settlement, or from the row's history.
 import { type RawBuilder, sql } from 'kysely'
+import { endsASend, stoppedLookingUp } from './lookup-stop.ts'
 import { AMBIGUOUS_CODES } from './send-verdict.ts'
 
 /**
@@ -64,16 +65,18 @@ const interrupted = (alias: string) => {
 }
 
 /**
- * Resent (above) of the last send (retry or lease_expired) in the history of a row `i` out of
- * attempts after its lookup could not tell (settle-item.ts: exhausted, its mark kept), whose
- * settlement no longer knows it (the row waited between, lookups on: settle-item.ts lookUpFirst).
+ * Resent (above) of the last send (endsASend: a retry or a lease_expired, not a lookup's stop) in
+ * the history of a row `i` out of attempts after its lookup could not tell (settle-item.ts:
+ * exhausted, its mark kept), whose settlement no longer knows it (the row waited between, lookups
+ * on: settle-item.ts lookUpFirst).
  * A retry names it at its end (lastSendMayHaveDelivered): read so. Otherwise (an older binary's
  * entry): a mark that outlived a send answered for sure is an earlier send's, as only an unverified
  * resend keeps it. A worker stopped during the send (lease_expired) named nothing: its send is taken
  * for a resend when the send before it (the entry before, waits and give-backs aside, but not a
  * send's own throttle: a 504 given back uncounted, which has its send's start) was interrupted too,
  * or named an earlier one; a lookup between that found nothing, which leaves no entry, would have
- * made it none. From the history's primary key (outbox_id, id); read for such a failure only.
+ * made it none. A lookup whose worker stopped sent nothing: its entry is neither the last send nor
+ * the one before. From the history's primary key (outbox_id, id); read for such a failure only.
  */
 export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed(sql.ref('e.error'))}, case
       when e.outcome = 'retry' and not ${interrupted('e')} then 'earlier'
@@ -81,7 +84,8 @@ export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed(sql.r
         select 1 from (select p.outcome, p.error_code, p.http_status, p.error from mailer.email_attempts p
                         where p.outbox_id = i.id and p.id < e.id
                           and (p.outcome not in ('throttled', 'released') or p.started_at is not null)
+                          and not ${stoppedLookingUp('p')}
                         order by p.id desc limit 1) p
          where ${interrupted('p')}) then 'both' end)
     from (select h.id, h.outcome, h.error_code, h.http_status, h.error from mailer.email_attempts h
-           where h.outbox_id = i.id and h.outcome in ('retry', 'lease_expired') order by h.id desc limit 1) e)`
+           where h.outbox_id = i.id and ${endsASend('h')} order by h.id desc limit 1) e)`

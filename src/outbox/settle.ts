@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
+import { endsASend } from './lookup-stop.ts'
 import {
   EARLIER_MAY_HAVE_DELIVERED,
   lastSendMayHaveDelivered,
@@ -45,12 +46,12 @@ const BEFORE_EXPIRY = sql`interval '1 millisecond'`
 /**
  * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's
  * (its retry, or its worker's stop: a reclaim's lease_expired), which the waits to look it up since
- * (uncounted, `throttled`) replaced on the row. From the history's primary key (outbox_id, id);
- * read for such a lease's failure only.
+ * (uncounted, `throttled`) and the stops of its lookups' workers (endsASend) replaced on the row.
+ * From the history's primary key (outbox_id, id); read for such a lease's failure only.
  */
 const exhaustedError = (column: 'error_code' | 'error') =>
   sql`(select h.${sql.raw(column)} from mailer.email_attempts h
-        where h.outbox_id = i.id and h.outcome in ('retry', 'lease_expired') order by h.id desc limit 1)`
+        where h.outbox_id = i.id and ${endsASend('h')} order by h.id desc limit 1)`
 
 interface SettleParams {
   workerId: string

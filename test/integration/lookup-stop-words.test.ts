@@ -1,0 +1,216 @@
+// A worker that stopped while its claim only looked a row's interrupted send up: its reclaim's words, and the failure read from the history after it, name the send that really happened.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { claimBatch } from '../../src/outbox/claim.ts'
+import { lookupOnly } from '../../src/outbox/lease.ts'
+import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { settleLeases } from '../../src/outbox/settle.ts'
+import type { AttemptEntry } from '../faults/chaos/outcome.ts'
+import { ambiguousEpisode } from '../faults/send-counts.ts'
+import { useTestDb } from '../support/db.ts'
+import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
+
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+
+const TIMED_OUT = 'Graph request exceeded its deadline'
+const SEND_STOPPED = 'the worker holding the lease stopped during the send; outcome unknown'
+const LOOKUP_STOPPED = 'the worker looking up its interrupted send stopped; outcome unknown'
+const THAT = ' (that send may have delivered it)'
+const BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'
+
+const claimOne = async () =>
+  (await claimBatch(t.db, { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }))
+    .leases[0]!
+
+/** Row `id`'s lease ends unsettled (its worker stopped), and a worker's reclaim takes it back. */
+async function stopped(id: string, lookups: boolean) {
+  await t.pool.query(
+    `update mailer.email_outbox set lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  return (await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups })).rows
+}
+
+/** A row of `maxAttempts`, `attempts` counted, whose last send (attempt `attempts`) timed out: its mark kept. */
+async function interrupted(maxAttempts: number, attempts: number, shape = 'priority = priority') {
+  const id = await enqueue(t, undefined, {
+    maxAttempts,
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+  })
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = $2, send_started_at = now() - interval '1 minute',
+            send_at = now() - interval '2 seconds', ${shape} where id = $1`,
+    [id, attempts],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error, started_at, finished_at)
+     values ($1, $2, 'w0', 'retry', 'timeout', $3, now() - interval '1 minute', now() - interval '30 seconds')`,
+    [id, attempts, TIMED_OUT],
+  )
+  return id
+}
+
+/** Row `id`, out of attempts and left to be looked up, claimed so and its lookup unable to tell: its failure. */
+async function lookupCannotTell(id: string) {
+  const lookup = await claimOne()
+  expect(lookup.pastAttempts).toBe(true)
+  await settleLeases(
+    t.db,
+    [
+      {
+        id,
+        token: lookup.token,
+        settlement: { kind: 'exhausted' },
+        ambiguous: true,
+        uncounted: true,
+        startedAt: null,
+      },
+    ],
+    { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
+  )
+  return words(id)
+}
+
+/** Row `id`'s status, attempts and last error (code and words). */
+async function words(id: string) {
+  const row = await rowOf(t, id)
+  return {
+    status: row.status,
+    attempts: row.attempts,
+    code: row.last_error_code,
+    error: row.last_error,
+  }
+}
+
+/** words() of a row, attempt 1 counted, reclaimed `lease_expired` with `error`: pending. */
+const reclaimedSo = (error: string) => ({
+  status: 'pending',
+  attempts: 1,
+  code: 'lease_expired',
+  error,
+})
+
+/** words() of a row, attempt 1 counted, failed out of attempts with `code` and `error`. */
+const exhausted = (code: string, error: string) => ({
+  status: 'failed',
+  attempts: 1,
+  code,
+  error: `attempts exhausted; last error: ${error}`,
+})
+
+/** How many of row `id`'s entries the chaos checker counts as sends that may have delivered it. */
+const possiblyDelivering = async (id: string) =>
+  (
+    (await attemptsOf(
+      t,
+      id,
+      'outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status',
+    )) as AttemptEntry[]
+  ).filter(ambiguousEpisode).length
+
+const entries = async (id: string) =>
+  (await attemptsOf(t, id, 'attempt, outcome, error_code, error')).map(
+    (h: { attempt: number; outcome: string; error_code: string; error: string }) => [
+      h.attempt,
+      h.outcome,
+      h.error_code,
+      h.error,
+    ],
+  )
+
+test("max 1, its send timed out; the lookup's worker stopped, the next lookup could not tell: failed naming the timed-out send, not the lookup's stop", async () => {
+  const id = await interrupted(1, 1)
+  expect(lookupOnly(await claimOne())).toBe(true)
+  expect(await stopped(id, true)).toEqual([{ id, status: 'pending', ambiguous: true }])
+  const waiting = await words(id)
+  expect(await lookupCannotTell(id)).toEqual(exhausted('timeout', `${TIMED_OUT}${THAT}`))
+  // Pending meanwhile, its last error the lookup's stop, not a send's.
+  expect(waiting).toEqual(reclaimedSo(LOOKUP_STOPPED))
+  expect(await entries(id)).toEqual([
+    [1, 'retry', 'timeout', TIMED_OUT],
+    [1, 'lease_expired', 'lease_expired', LOOKUP_STOPPED],
+    [1, 'failed', 'timeout', `attempts exhausted; last error: ${TIMED_OUT}${THAT}`],
+  ])
+})
+
+test('two lookups in a row whose workers stopped, then one that could not tell: failed naming the timed-out send', async () => {
+  const id = await interrupted(1, 1)
+  await claimOne()
+  await stopped(id, true)
+  await claimOne()
+  expect(await stopped(id, true)).toEqual([{ id, status: 'pending', ambiguous: true }])
+  // The chaos checker (send-counts.ts) counts the timed-out send alone, not the lookups' stops.
+  expect(await possiblyDelivering(id)).toBe(1)
+  expect(await lookupCannotTell(id)).toEqual(exhausted('timeout', `${TIMED_OUT}${THAT}`))
+})
+
+test("a last send whose worker stopped during it, then its lookup's worker stopped: failed naming that send alone, not a resend", async () => {
+  const id = await enqueue(t, undefined, { maxAttempts: 1 })
+  const send = await claimOne()
+  expect(lookupOnly(send)).toBe(false)
+  await t.pool.query(`update mailer.email_outbox set send_started_at = now() where id = $1`, [id])
+  await stopped(id, true)
+  expect(lookupOnly(await claimOne())).toBe(true)
+  await stopped(id, true)
+  expect(await possiblyDelivering(id)).toBe(1)
+  expect(await lookupCannotTell(id)).toEqual(exhausted('lease_expired', `${SEND_STOPPED}${THAT}`))
+  expect((await entries(id)).slice(0, 2)).toEqual([
+    [1, 'lease_expired', 'lease_expired', SEND_STOPPED],
+    [1, 'lease_expired', 'lease_expired', LOOKUP_STOPPED],
+  ])
+})
+
+test('a claim noted lookup-only under which a send started all the same (a machine of a release before lookups past the attempts, in a rolling deploy), its worker stopped: a send, named with the one before it', async () => {
+  const id = await interrupted(1, 1)
+  const lease = await claimOne()
+  expect(lookupOnly(lease)).toBe(true)
+  // That release looks the send up and, not found past the grace, sends again: its start noted anew.
+  await t.pool.query(`update mailer.email_outbox set send_started_at = now() where id = $1`, [id])
+  await stopped(id, true)
+  expect(await words(id)).toEqual(reclaimedSo(SEND_STOPPED))
+  expect(await possiblyDelivering(id)).toBe(2)
+  expect(await lookupCannotTell(id)).toEqual(exhausted('lease_expired', `${SEND_STOPPED}${BOTH}`))
+})
+
+test("a lookup past the expiresAt whose worker stopped (lookups on and off): the reclaim names the lookup's stop, not a send, and the third stop in a row ends it expired naming the send", async () => {
+  for (const lookups of [true, false]) {
+    const id = await interrupted(3, 1, `expires_at = now() - interval '1 second'`)
+    const lease = await claimOne()
+    expect(lease).toMatchObject({ expired: true, ambiguous: true })
+    expect(await stopped(id, lookups)).toEqual([{ id, status: 'pending', ambiguous: true }])
+    expect(await words(id)).toEqual(reclaimedSo(LOOKUP_STOPPED))
+    await claimOne()
+    expect(await stopped(id, lookups)).toEqual([{ id, status: 'pending', ambiguous: true }])
+    await claimOne()
+    expect(await stopped(id, lookups)).toEqual([
+      { id, status: 'failed', ambiguous: true, expired: true },
+    ])
+    expect(await entries(id)).toEqual([
+      [1, 'retry', 'timeout', TIMED_OUT],
+      [1, 'lease_expired', 'lease_expired', LOOKUP_STOPPED],
+      [1, 'lease_expired', 'lease_expired', LOOKUP_STOPPED],
+      [
+        1,
+        'expired',
+        'expired',
+        'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
+      ],
+    ])
+  }
+})
+
+test("a cancel's lookup whose worker stopped: its entry names the lookup's stop and the cancel, no send", async () => {
+  const id = await interrupted(2, 1, 'cancel_requested_at = now()')
+  expect(lookupOnly(await claimOne())).toBe(true)
+  expect(await stopped(id, true)).toEqual([{ id, status: 'pending', ambiguous: true }])
+  expect(await entries(id)).toEqual([
+    [1, 'retry', 'timeout', TIMED_OUT],
+    [
+      1,
+      'lease_expired',
+      'lease_expired',
+      'the worker looking up its interrupted send stopped; its cancel stands',
+    ],
+  ])
+})
