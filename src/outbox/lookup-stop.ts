@@ -18,9 +18,14 @@ export const stoppedLookingUp = (alias: string) => {
 }
 
 /**
- * Of a history entry `alias`: it records the end of a send of its own, a settled retry or a worker
- * stopped during it (a reclaim's lease_expired), not a lookup's stop, which sent nothing and whose
- * entry numbers the send it looked up. Never null.
+ * Of a history entry `alias`: it records the end of a send of its own, a settled retry, a worker
+ * stopped during it (a reclaim's lease_expired), or a gateway's 502 or 504 given back uncounted (a
+ * throttle with its send's start: Graph may have taken it), not a lookup's stop, which sent nothing
+ * and whose entry numbers the send it looked up. Never null.
  */
-export const endsASend = (alias: string) =>
-  sql<boolean>`(${sql.ref(alias)}.outcome in ('retry', 'lease_expired') and not ${stoppedLookingUp(alias)})`
+export const endsASend = (alias: string) => {
+  const h = sql.ref(alias)
+  return sql<boolean>`((${h}.outcome in ('retry', 'lease_expired') and not ${stoppedLookingUp(alias)})
+    or (${h}.outcome = 'throttled' and ${h}.started_at is not null
+        and coalesce(${h}.http_status in (502, 504), false)))`
+}

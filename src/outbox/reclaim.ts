@@ -160,15 +160,16 @@ export function reclaimStatement(p: ReclaimParams) {
   // (lease-outcome.ts) and the sweep alike. Past its max_attempts only, it fails out of them (below).
   const expiredLookupEnds = sql<boolean>`(${lookupOnly} and not ${cancelLookup} and ${stoppedBefore}
       and (not ${pastAttempts} or coalesce(o.expires_at <= now(), false)))`
-  // Such a claim under which no send started: the row's mark is still its interrupted send's, which
-  // that send's history entry (a retry, a stop, a 504 given back) followed; a send's start is noted
-  // anew (start_sends). Named a lookup's stop, not a send's (lookup-stop.ts). A machine of a release
-  // before lookups past the max_attempts (5594ced9) claims a row past them as any interrupted send
-  // and, not found, sends it again: the claim notes it lookup-only all the same, and that send, its
-  // start later than every entry, is named a send. Read on a lookup's lease only (the history's
-  // primary key, outbox_id, id); no entry: a send.
-  const sentNothing = sql<boolean>`(${lookupOnly} and o.send_started_at <= (select max(h.finished_at)
-      from mailer.email_attempts h where h.outbox_id = o.id))`
+  // Such a claim, or with lookups on any claim of a row with an interrupted send (which looks it up
+  // before it sends again), under which no send started: the row's mark is still that send's, which
+  // its history entry (a retry, a stop, a 504 given back) followed; a send's start is noted anew
+  // (start_sends). Named a lookup's stop, not a send's (lookup-stop.ts); a counted claim's stays
+  // counted. A machine of a release before lookups past the max_attempts (5594ced9) claims a row
+  // past them as any interrupted send and, not found, sends it again: the claim notes it
+  // lookup-only all the same, and that send, its start later than every entry, is named a send.
+  // Read on a marked row's lease only (the history's primary key, outbox_id, id); no entry: a send.
+  const sentNothing = sql<boolean>`((${lookupOnly} or ${lookups}) and o.send_started_at <= (
+      select max(h.finished_at) from mailer.email_attempts h where h.outbox_id = o.id))`
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``

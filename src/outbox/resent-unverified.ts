@@ -65,10 +65,10 @@ const interrupted = (alias: string) => {
 }
 
 /**
- * Resent (above) of the last send (endsASend: a retry or a lease_expired, not a lookup's stop) in
- * the history of a row `i` out of attempts after its lookup could not tell (settle-item.ts:
- * exhausted, its mark kept), whose settlement no longer knows it (the row waited between, lookups
- * on: settle-item.ts lookUpFirst).
+ * Resent (above) of the last send (endsASend: a retry, a lease_expired but a lookup's stop, a
+ * gateway's 504 given back) in the history of a row `i` out of attempts after its lookup could not
+ * tell (settle-item.ts: exhausted, its mark kept), whose settlement no longer knows it (the row
+ * waited between, lookups on: settle-item.ts lookUpFirst).
  * A retry names it at its end (lastSendMayHaveDelivered): read so. Otherwise (an older binary's
  * entry): a mark that outlived a send answered for sure is an earlier send's, as only an unverified
  * resend keeps it. A worker stopped during the send (lease_expired) named nothing: its send is taken
@@ -76,7 +76,8 @@ const interrupted = (alias: string) => {
  * send's own throttle: a 504 given back uncounted, which has its send's start) was interrupted too,
  * or named an earlier one; a lookup between that found nothing, which leaves no entry, would have
  * made it none. A lookup whose worker stopped sent nothing: its entry is neither the last send nor
- * the one before. From the history's primary key (outbox_id, id); read for such a failure only.
+ * the one before (a 504's send given back, last, names itself unless its words say more). From the
+ * history's primary key (outbox_id, id); read for such a failure only.
  */
 export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed(sql.ref('e.error'))}, case
       when e.outcome = 'retry' and not ${interrupted('e')} then 'earlier'

@@ -45,8 +45,9 @@ const BEFORE_EXPIRY = sql`interval '1 millisecond'`
 
 /**
  * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's
- * (its retry, or its worker's stop: a reclaim's lease_expired), which the waits to look it up since
- * (uncounted, `throttled`) and the stops of its lookups' workers (endsASend) replaced on the row.
+ * (its retry, its worker's stop: a reclaim's lease_expired, or a gateway's 504 given back before a
+ * claim whose worker stopped before it sent again), which the waits to look it up since (uncounted,
+ * `throttled`) and the stops of its lookups' workers (endsASend) replaced on the row.
  * From the history's primary key (outbox_id, id); read for such a lease's failure only.
  */
 const exhaustedError = (column: 'error_code' | 'error') =>

@@ -4,7 +4,8 @@ import { claimBatch } from '../../src/outbox/claim.ts'
 import { lookupOnly } from '../../src/outbox/lease.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
-import type { AttemptEntry } from '../faults/chaos/outcome.ts'
+import { checkHistory } from '../faults/chaos/history-checks.ts'
+import type { AttemptEntry, OutboxRow } from '../faults/chaos/outcome.ts'
 import { ambiguousEpisode } from '../faults/send-counts.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
@@ -32,8 +33,17 @@ async function stopped(id: string, lookups: boolean) {
   return (await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups })).rows
 }
 
-/** A row of `maxAttempts`, `attempts` counted, whose last send (attempt `attempts`) timed out: its mark kept. */
-async function interrupted(maxAttempts: number, attempts: number, shape = 'priority = priority') {
+/**
+ * A row of `maxAttempts`, `attempts` counted, whose last send (attempt `attempts`) timed out, its
+ * mark kept; or, `gatewayTimeout`, whose send of attempt `attempts` + 1 a gateway's 504 gave back
+ * uncounted (Graph may have taken it).
+ */
+async function interrupted(
+  maxAttempts: number,
+  attempts: number,
+  shape = 'priority = priority',
+  gatewayTimeout = false,
+) {
   const id = await enqueue(t, undefined, {
     maxAttempts,
     expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
@@ -43,10 +53,14 @@ async function interrupted(maxAttempts: number, attempts: number, shape = 'prior
             send_at = now() - interval '2 seconds', ${shape} where id = $1`,
     [id, attempts],
   )
+  const [attempt, outcome, code, error, status] = gatewayTimeout
+    ? [attempts + 1, 'throttled', 'GatewayTimeout', 'Gateway Timeout', 504]
+    : [attempts, 'retry', 'timeout', TIMED_OUT, null]
   await t.pool.query(
-    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error, started_at, finished_at)
-     values ($1, $2, 'w0', 'retry', 'timeout', $3, now() - interval '1 minute', now() - interval '30 seconds')`,
-    [id, attempts, TIMED_OUT],
+    `insert into mailer.email_attempts
+            (outbox_id, attempt, worker_id, outcome, error_code, error, http_status, started_at, finished_at)
+     values ($1, $2, 'w0', $3, $4, $5, $6, now() - interval '1 minute', now() - interval '30 seconds')`,
+    [id, attempt, outcome, code, error, status],
   )
   return id
 }
@@ -99,6 +113,31 @@ const exhausted = (code: string, error: string) => ({
   error: `attempts exhausted; last error: ${error}`,
 })
 
+/** What the chaos soak's history check (lookup mode) says of row `id` and its history. */
+async function historyProblems(id: string) {
+  const { rows } = await t.pool.query<OutboxRow>(
+    `select id::text, status, attempts, coalesce(max_attempts, 3) as max_attempts, last_error_code,
+            last_error, expires_at, sent_at, send_started_at, lease_owner, lease_token::text,
+            lease_expires_at, false as rejected
+       from mailer.email_outbox where id = $1`,
+    [id],
+  )
+  const hist = (await attemptsOf(
+    t,
+    id,
+    'outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status',
+  )) as AttemptEntry[]
+  const said: string[] = []
+  checkHistory('lookup', {
+    r: rows[0]!,
+    hist,
+    retries: 0,
+    cancelAsked: false,
+    say: (what) => said.push(what),
+  })
+  return said
+}
+
 /** How many of row `id`'s entries the chaos checker counts as sends that may have delivered it. */
 const possiblyDelivering = async (id: string) =>
   (
@@ -125,6 +164,7 @@ test("max 1, its send timed out; the lookup's worker stopped, the next lookup co
   expect(await stopped(id, true)).toEqual([{ id, status: 'pending', ambiguous: true }])
   const waiting = await words(id)
   expect(await lookupCannotTell(id)).toEqual(exhausted('timeout', `${TIMED_OUT}${THAT}`))
+  expect(await historyProblems(id)).toEqual([])
   // Pending meanwhile, its last error the lookup's stop, not a send's.
   expect(waiting).toEqual(reclaimedSo(LOOKUP_STOPPED))
   expect(await entries(id)).toEqual([
@@ -143,6 +183,7 @@ test('two lookups in a row whose workers stopped, then one that could not tell: 
   // The chaos checker (send-counts.ts) counts the timed-out send alone, not the lookups' stops.
   expect(await possiblyDelivering(id)).toBe(1)
   expect(await lookupCannotTell(id)).toEqual(exhausted('timeout', `${TIMED_OUT}${THAT}`))
+  expect(await historyProblems(id)).toEqual([])
 })
 
 test("a last send whose worker stopped during it, then its lookup's worker stopped: failed naming that send alone, not a resend", async () => {
@@ -155,6 +196,7 @@ test("a last send whose worker stopped during it, then its lookup's worker stopp
   await stopped(id, true)
   expect(await possiblyDelivering(id)).toBe(1)
   expect(await lookupCannotTell(id)).toEqual(exhausted('lease_expired', `${SEND_STOPPED}${THAT}`))
+  expect(await historyProblems(id)).toEqual([])
   expect((await entries(id)).slice(0, 2)).toEqual([
     [1, 'lease_expired', 'lease_expired', SEND_STOPPED],
     [1, 'lease_expired', 'lease_expired', LOOKUP_STOPPED],
@@ -171,6 +213,7 @@ test('a claim noted lookup-only under which a send started all the same (a machi
   expect(await words(id)).toEqual(reclaimedSo(SEND_STOPPED))
   expect(await possiblyDelivering(id)).toBe(2)
   expect(await lookupCannotTell(id)).toEqual(exhausted('lease_expired', `${SEND_STOPPED}${BOTH}`))
+  expect(await historyProblems(id)).toEqual([])
 })
 
 test("a lookup past the expiresAt whose worker stopped (lookups on and off): the reclaim names the lookup's stop, not a send, and the third stop in a row ends it expired naming the send", async () => {
@@ -197,6 +240,7 @@ test("a lookup past the expiresAt whose worker stopped (lookups on and off): the
         'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
       ],
     ])
+    expect(await historyProblems(id)).toEqual([])
   }
 })
 
@@ -213,4 +257,35 @@ test("a cancel's lookup whose worker stopped: its entry names the lookup's stop 
       'the worker looking up its interrupted send stopped; its cancel stands',
     ],
   ])
+})
+
+test('a counted claim of a row whose send was interrupted, its worker stopped before it sent again (lookups on: looking that send up): the failure after it names that send', async () => {
+  const id = await interrupted(2, 1)
+  const lease = await claimOne()
+  expect(lease).toMatchObject({ attempt: 2, ambiguous: true })
+  expect(lookupOnly(lease)).toBe(false)
+  await stopped(id, true)
+  // Counted (the claim's attempt), but no send: its entry is no send's.
+  expect(await words(id)).toEqual({ ...reclaimedSo(LOOKUP_STOPPED), attempts: 2 })
+  expect(await possiblyDelivering(id)).toBe(1)
+  expect(await lookupCannotTell(id)).toEqual({
+    ...exhausted('timeout', `${TIMED_OUT}${THAT}`),
+    attempts: 2,
+  })
+  expect(await historyProblems(id)).toEqual([])
+  expect(await entries(id)).toEqual([
+    [1, 'retry', 'timeout', TIMED_OUT],
+    [2, 'lease_expired', 'lease_expired', LOOKUP_STOPPED],
+    [2, 'failed', 'timeout', `attempts exhausted; last error: ${TIMED_OUT}${THAT}`],
+  ])
+})
+
+test("a counted claim after a send a gateway's 504 gave back, its worker stopped before it sent again (lookups on): the failure names the 504's send", async () => {
+  const id = await interrupted(1, 0, 'priority = priority', true)
+  const lease = await claimOne()
+  expect(lease).toMatchObject({ attempt: 1, ambiguous: true })
+  await stopped(id, true)
+  expect(await words(id)).toEqual(reclaimedSo(LOOKUP_STOPPED))
+  expect(await lookupCannotTell(id)).toEqual(exhausted('GatewayTimeout', `Gateway Timeout${THAT}`))
+  expect(await historyProblems(id)).toEqual([])
 })

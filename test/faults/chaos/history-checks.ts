@@ -80,13 +80,18 @@ function lookedUp(
   if (older && pastExpiry && h.attempt === 0) return true
   // A 504's own attempt, which no counted claim followed (one claim after it is numbered so too).
   if (namesGivenBack(hist, i, r)) return true
+  // An earlier entry of its number ends that attempt: its send's (a retry, a stop during it), or
+  // the stop of its counted claim's worker while it looked an earlier send up, before it sent.
   return hist
     .slice(0, i)
     .some(
       (e) =>
         (e.attempt === h.attempt &&
           (e.outcome === 'retry' ||
-            (e.outcome === 'lease_expired' && /during the send/.test(e.error ?? '')))) ||
+            (e.outcome === 'lease_expired' &&
+              /during the send|^the worker looking up its interrupted send stopped/.test(
+                e.error ?? '',
+              )))) ||
         (older && cancelling && e.attempt === h.attempt + 1 && gatewayTimeout(e)),
     )
 }
