@@ -98,10 +98,14 @@ export function embeddedStartFailure(message: string, port: number): string {
  */
 export function devServeFailure(e: unknown): string {
   const refused = listenRefusal(e)
-  if (refused?.code === 'EADDRINUSE') {
-    return `${describeError(e)}; stop it, or give dev another: ${refused.portVariable}=${refused.port + 1} bun run dev`
+  if (refused === null) return describeError(e)
+  // dev sets HOST itself (127.0.0.1, devEnvironment): of the variables listen names, only the
+  // port's is the shell's to change, so it is named alone.
+  const line = describeError(e).replace(`(${refused.variables})`, `(${refused.portVariable})`)
+  if (refused.code === 'EADDRINUSE') {
+    return `${line}; stop it, or give dev another: ${refused.portVariable}=${refused.port + 1} bun run dev`
   }
-  return describeError(e)
+  return line
 }
 
 /**

@@ -193,7 +193,7 @@ test('an HTTP port another program holds ends dev with exit 1, one line saying s
   expect(code).toBe(1)
   await dev.err.ended
   expect(dev.err.text().trim()).toBe(
-    `outbox-mailer dev: cannot listen on 127.0.0.1:${port} (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${port + 1} bun run dev`,
+    `outbox-mailer dev: cannot listen on 127.0.0.1:${port} (PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${port + 1} bun run dev`,
   )
   // It had started: its Postgres is gone with it.
   const dataDir = dev.dataDirOf()

@@ -111,7 +111,7 @@ test('the line for a Postgres that died under dev says how it ended and where it
   )
 })
 
-test("serve's failure to start under dev: a held port (PORT or METRICS_PORT) is listen's line with the variable to change, anything else as it says", async () => {
+test("serve's failure to start under dev: a held port (PORT or METRICS_PORT) is listen's line naming the port's variable alone (dev sets HOST) with the one to change, anything else as it says", async () => {
   // A server of the test's own holds the port; listen's own error is what dev is given.
   const holder = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response('held') })
   const failure = (portVariable?: PortVariable) => {
@@ -127,12 +127,13 @@ test("serve's failure to start under dev: a held port (PORT or METRICS_PORT) is 
     return 'it listened'
   }
   try {
+    // dev sets HOST itself (127.0.0.1): only the port variable is the shell's to change.
     expect(failure()).toBe(
-      `cannot listen on 127.0.0.1:${holder.port} (HOST, PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${holder.port! + 1} bun run dev`,
+      `cannot listen on 127.0.0.1:${holder.port} (PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: PORT=${holder.port! + 1} bun run dev`,
     )
     // The shell's METRICS_PORT stays in force under dev: the hint names it, not PORT.
     expect(failure('METRICS_PORT')).toBe(
-      `cannot listen on 127.0.0.1:${holder.port} (HOST, METRICS_PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: METRICS_PORT=${holder.port! + 1} bun run dev`,
+      `cannot listen on 127.0.0.1:${holder.port} (METRICS_PORT): another program holds that port (EADDRINUSE); stop it, or give dev another: METRICS_PORT=${holder.port! + 1} bun run dev`,
     )
   } finally {
     await holder.stop(true)
