@@ -1,6 +1,6 @@
 // A JSON body must be uncompressed UTF-8 naming each key once (RFC 8259): one that is not is refused, never read with U+FFFD in place of its bytes or a value dropped; one that is no JSON, told where it breaks.
 import { createMiddleware } from 'hono/factory'
-import { jsonSyntaxError } from '../config/json-syntax-error.ts'
+import { jsonSyntaxError, whereJsonBreaks } from '../config/json-syntax-error.ts'
 import { AppError } from '../errors.ts'
 import type { AppEnv } from './context.ts'
 import { duplicateKeyPath } from './duplicate-keys.ts'
@@ -22,17 +22,9 @@ const NOT_UTF8 =
  */
 export function notJsonError(text: string | null): AppError | null {
   if (text === null || text.trim() === '') return null
-  let at: ReturnType<typeof jsonSyntaxError> | undefined
-  try {
-    at = jsonSyntaxError(text)
-  } catch (e) {
-    // The scan recurses per level: thousands of unclosed [ outrun the stack, as they did the parser.
-    if (!(e instanceof RangeError)) throw e
-  }
+  const at = jsonSyntaxError(text)
   if (at === null) return null
-  const message = at
-    ? `is not valid JSON at line ${at.line}, column ${at.column}: expected ${at.expected}`
-    : 'is not valid JSON (nested too deeply to say where it breaks)'
+  const message = `is not valid JSON${whereJsonBreaks(at)}`
   return new AppError('validation_failed', `the body ${message}`, {
     errors: [{ path: '(root)', message }],
   })

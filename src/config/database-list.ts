@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { sameDatabaseProblems } from './database-identity.ts'
 import { pgUrl } from './database-url.ts'
 import type { Accepted, EnvValues } from './env-schema.ts'
-import { jsonSyntaxError } from './json-syntax-error.ts'
+import { jsonSyntaxError, TOO_DEEP, whereJsonBreaks } from './json-syntax-error.ts'
 import { maskedExcerpt } from './masked-excerpt.ts'
 
 export interface DatabaseConfig {
@@ -29,9 +29,12 @@ const DatabasesJson = z
 /** Where the value breaks, quoted with its passwords masked (it holds the URLs), and the shape it must have. */
 function notJson(value: string): string {
   const at = jsonSyntaxError(value)
-  const where = at
-    ? ` at line ${at.line}, column ${at.column}: expected ${at.expected}, here: ${maskedExcerpt(value, at.offset, '>>>')}`
-    : ''
+  const where =
+    at === null
+      ? ''
+      : at === TOO_DEEP
+        ? whereJsonBreaks(at)
+        : `${whereJsonBreaks(at)}, here: ${maskedExcerpt(value, at.offset, '>>>')}`
   return `MAILER_DATABASES: is not valid JSON${where}; it must be a JSON array like [{"name":"main","url":"postgres://…","listenUrl":"postgres://…"}] (listenUrl optional; in a shell, quote it with single quotes)`
 }
 

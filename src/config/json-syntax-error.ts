@@ -13,8 +13,20 @@ class Stop {
 
 const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y
 
-/** The first place `text` stops being JSON (RFC 8259), or null when it is JSON. */
-export function jsonSyntaxError(text: string): JsonSyntaxError | null {
+/** A text whose nesting the scan could not follow: each level is a call, and thousands of [ outrun the stack. */
+export const TOO_DEEP = 'too deep'
+
+/** What follows "is not valid JSON" for a scan's answer: where it breaks and what JSON wants there. */
+export const whereJsonBreaks = (at: JsonSyntaxError | typeof TOO_DEEP): string =>
+  at === TOO_DEEP
+    ? ' (nested too deeply to say where it breaks)'
+    : ` at line ${at.line}, column ${at.column}: expected ${at.expected}`
+
+/**
+ * The first place `text` stops being JSON (RFC 8259), TOO_DEEP when it nests past what the scan can
+ * follow (the runtime's parser gives up on such a text too), or null when it is JSON.
+ */
+export function jsonSyntaxError(text: string): JsonSyntaxError | typeof TOO_DEEP | null {
   let i = 0
   const fail = (expected: string): never => {
     throw new Stop(expected)
@@ -100,6 +112,7 @@ export function jsonSyntaxError(text: string): JsonSyntaxError | null {
     if (i < text.length) fail('nothing after the value')
     return null
   } catch (e) {
+    if (e instanceof RangeError) return TOO_DEEP
     if (!(e instanceof Stop)) throw e
     const before = text.slice(0, i)
     const line = before.split('\n').length

@@ -344,6 +344,16 @@ describe('loadConfig', () => {
     ])
   })
 
+  test('MAILER_DATABASES nested past what the syntax scan can follow is a problem saying so, not a crash', () => {
+    // Thousands of unclosed brackets (a template gone wrong) outran the scan's stack: loadConfig
+    // threw a RangeError, and check-config and serve ended on it instead of naming the variable.
+    expect(
+      configProblems({ MAIL_TRANSPORT: 'file', MAILER_DATABASES: '['.repeat(200_000) }),
+    ).toEqual([
+      'MAILER_DATABASES: is not valid JSON (nested too deeply to say where it breaks); it must be a JSON array like [{"name":"main","url":"postgres://…","listenUrl":"postgres://…"}] (listenUrl optional; in a shell, quote it with single quotes)',
+    ])
+  })
+
   test('two MAILER_DATABASES entries that lead to one database are refused, naming both, never a password', () => {
     const password = `pw-${crypto.randomUUID().slice(0, 8)}`
     const problems = (dbs: object[]) =>
