@@ -1,8 +1,10 @@
 // Where a JSON text breaks and what JSON wants there (Bun's JSON.parse names neither line nor column).
 
 export interface JsonSyntaxError {
+  /** In UTF-16 units, as the text is indexed. */
   offset: number
   line: number
+  /** In code points from 1, as an editor counts the line's characters. */
   column: number
   expected: string
 }
@@ -116,6 +118,10 @@ export function jsonSyntaxError(text: string): JsonSyntaxError | typeof TOO_DEEP
     if (!(e instanceof Stop)) throw e
     const before = text.slice(0, i)
     const line = before.split('\n').length
-    return { offset: i, line, column: i - before.lastIndexOf('\n'), expected: e.expected }
+    // Counted in code points, as an editor shows the line: a character outside the basic plane
+    // (an emoji) is one, not its two UTF-16 units.
+    let column = 1
+    for (const _ of before.slice(before.lastIndexOf('\n') + 1)) column++
+    return { offset: i, line, column, expected: e.expected }
   }
 }

@@ -289,6 +289,12 @@ test('a body that is no JSON says where it breaks and what JSON wants there; an 
       '{"filter": {"ids": ["1"]}}\n x',
       'is not valid JSON at line 2, column 2: expected nothing after the value',
     ],
+    // Columns count characters as an editor shows them: each emoji (two UTF-16 units) is one.
+    [
+      '/v1/outbox',
+      '{"message":{"subject":"😀😀😀😀",}}',
+      'is not valid JSON at line 1, column 30: expected a property name in double quotes',
+    ],
     // Nested past what a scan can follow (the parser gave up on it too): no 500, no place named.
     [
       '/v1/outbox',
