@@ -2,6 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
+import { TenantFilter } from './bounded-filter.ts'
 import { quoted } from './issue-wording.ts'
 import { OutboxId } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
@@ -38,7 +39,7 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
       .array(z.enum(statuses, { error: (iss) => statusRefused(statuses, iss.input) }))
       .min(1)
       .optional(),
-    tenant: z.string().min(1).optional(),
+    tenant: TenantFilter,
     createdFrom: TimeBound,
     createdTo: TimeBound,
     sentFrom: TimeBound,

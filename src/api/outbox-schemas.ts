@@ -3,6 +3,7 @@ import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import { rfc3339Text } from '../db/timestamp-reading.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
+import { TenantFilter } from './bounded-filter.ts'
 import { ListOrderParam, ListStatuses, PageLimit } from './list-params.ts'
 import { withStorableText } from './storable-text.ts'
 import { strictQuery } from './strict-query.ts'
@@ -124,7 +125,7 @@ export const ListQuery = withStorableText(
     {
       ...DB_PARAM,
       status: ListStatuses,
-      tenant: z.string().min(1).optional(),
+      tenant: TenantFilter,
       createdFrom: TimeBound.openapi({ description: 'created_at >= this' }),
       createdTo: TimeBound.openapi({ description: 'created_at < this (later than createdFrom)' }),
       sentFrom: TimeBound.openapi({ description: 'sent_at >= this' }),

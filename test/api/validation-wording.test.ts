@@ -421,3 +421,27 @@ test('no field of any route, sent a value of another type, answers in zod defaul
   }
   expect(defaults).toEqual([])
 }, 120_000)
+
+test('a tenant filter longer than any tenant (200 characters, as enqueue and the table hold one) is a 400 naming the limit, not an empty page or a bulk action on nothing', async () => {
+  const TOO_LONG =
+    "must be at most 200 characters, as every row's tenant is (enqueue takes 1-200): one of 201 matches no row"
+  const list = await send(s.app, 'GET', `/v1/outbox?tenant=${'t'.repeat(201)}`, { token: s.tk })
+  const cancel = await send(s.app, 'POST', '/v1/outbox/cancel', {
+    token: s.tk,
+    body: { filter: { tenant: 'é'.repeat(201) } },
+  })
+  expect([problemOf(list).errors, problemOf(cancel).errors]).toEqual([
+    [{ path: 'tenant', message: TOO_LONG }],
+    [{ path: 'filter.tenant', message: TOO_LONG }],
+  ])
+  // Counted in characters, as the table's check counts them: 200 emoji (400 UTF-16 units) may match.
+  const emoji = await send(
+    s.app,
+    'GET',
+    `/v1/outbox?tenant=${encodeURIComponent('😀'.repeat(200))}`,
+    {
+      token: s.tk,
+    },
+  )
+  expect(emoji.status).toBe(200)
+})

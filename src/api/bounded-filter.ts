@@ -1,0 +1,27 @@
+// A text filter on a column the table bounds (tenant, correlation id): a value longer than any row's can be is refused naming the limit, never answered with an empty page.
+import { z } from '@hono/zod-openapi'
+
+/**
+ * `what`, optional: 1 to `max` characters, as its column's check holds every row's value and
+ * enqueue takes 1 to `max`. Counted as Postgres's char_length and JSON Schema's maxLength count,
+ * in code points. Other characters stay allowed: a row written otherwise (a trigger's tenantColumn)
+ * may hold them, so such a filter may match.
+ */
+function boundedFilter(max: number, what: string) {
+  return z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      const chars = [...value].length
+      if (chars <= max) return
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be at most ${max} characters, as every row's ${what} is (enqueue takes 1-${max}): one of ${chars} matches no row`,
+      })
+    })
+    .optional()
+    .openapi({ maxLength: max })
+}
+
+// email_outbox_tenant_check (sql/0050): a trigger's longer tenantColumn value is stored shortened.
+export const TenantFilter = boundedFilter(200, 'tenant')
