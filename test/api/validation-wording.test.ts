@@ -9,6 +9,8 @@ setDefaultTimeout(30_000)
 const s = appOnOwnDatabase()
 const message = { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' }
 const STATUSES = 'must be one of pending, sending, sent, failed, cancelled'
+const NAMELESS = (n: number) =>
+  `holds a parameter with no name (its parameter ${n}, "=…"): each is name=value, named as the route takes it`
 
 // The openings of zod's English messages ("Invalid input: expected record, received number",
 // "Too small: expected string to have >=1 characters", "Invalid option: expected one of ...").
@@ -81,11 +83,16 @@ describe('the problem document', () => {
       ],
       // A text filter's values are not quoted, repeated or not.
       ['tenant=a&tenant=b', [{ path: 'tenant', message: 'takes one value, given 2' }]],
+      // A parameter without a name is refused as one of a name not taken is, its place said (its
+      // value unquoted: it could be anything); an empty piece between two & is no parameter.
+      ['limit=5&=pending', [{ path: '(query)', message: NAMELESS(2) }]],
+      ['=', [{ path: '(query)', message: NAMELESS(1) }]],
     ]
     for (const [query, errors] of cases) {
       const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
       expect([query, problemOf(r).errors]).toEqual([query, errors])
     }
+    expect((await send(s.app, 'GET', '/v1/outbox?&&limit=5&', { token: s.tk })).status).toBe(200)
   })
 
   test('an empty Idempotency-Key says what a key is', async () => {
