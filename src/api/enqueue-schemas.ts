@@ -146,7 +146,9 @@ const Message = z
 const WholeNumber = z.number().refine(Number.isInteger, 'must be a whole number')
 
 // mailer.check_options's limits (sql/0015), in the document only: SQL stays the one validator and
-// names the field; a client generated from the document learns them before sending.
+// names the field; a client generated from the document learns them before sending. Each option
+// takes null as not given, as a message field does (the route drops it before SQL, whose
+// check_options takes null for sendAt and expiresAt alone).
 const TIMESTAMP_WITH_ZONE =
   '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)$'
 
@@ -154,10 +156,12 @@ const EnqueueOptions = z
   .looseObject({
     tenant: z
       .string()
+      .nullable()
       .optional()
       .openapi({ pattern: '^[A-Za-z0-9_.:-]{1,200}$', description: 'Default `default`' }),
     dedupeKey: z
       .string()
+      .nullable()
       .optional()
       .openapi({ minLength: 1, maxLength: 500, description: 'Or the Idempotency-Key header' }),
     // enqueue_email takes null for either as not given: due now, never expires.
@@ -171,16 +175,21 @@ const EnqueueOptions = z
       description:
         'Later than sendAt and than now (a repeat of a request whose row exists is answered with it, whatever the time)',
     }),
-    priority: WholeNumber.optional().openapi({
-      type: 'integer',
-      minimum: -100,
-      maximum: 100,
-      description: '-100 (first) .. 100 (last)',
-    }),
-    maxAttempts: WholeNumber.optional().openapi({ type: 'integer', minimum: 1, maximum: 100 }),
+    priority: WholeNumber.nullable()
+      .optional()
+      .openapi({
+        type: ['integer', 'null'],
+        minimum: -100,
+        maximum: 100,
+        description: '-100 (first) .. 100 (last)',
+      }),
+    maxAttempts: WholeNumber.nullable()
+      .optional()
+      .openapi({ type: ['integer', 'null'], minimum: 1, maximum: 100 }),
     correlationId: z
       .string()
       .regex(NO_CONTROL_CHARACTER, CONTROL_CHARACTER_MESSAGE)
+      .nullable()
       .optional()
       .openapi({
         minLength: 1,
@@ -191,10 +200,15 @@ const EnqueueOptions = z
   })
   .openapi('EnqueueOptions', CLOSED)
 
-// A message's field or an option beside "message" is told where it belongs.
+// A message's field or an option beside "message" is told where it belongs. Options null are
+// none, as a message field's null is no value and enqueue_email takes NULL options as '{}': what a
+// client generated from this document sends for options it leaves unset (Jackson writes null).
 export const EnqueueRequest = withStorableText(
   z.strictObject(
-    { message: Message, options: EnqueueOptions.optional() },
+    {
+      message: Message,
+      options: EnqueueOptions.nullable().optional(),
+    },
     closedKeys('a key of the body', ['message', 'options'], {
       message: Object.keys(Message.shape),
       options: Object.keys(EnqueueOptions.shape),

@@ -222,6 +222,64 @@ describe('POST /v1/outbox', () => {
     expect([r.status, r.body]).toEqual([201, { id: expect.stringMatching(/^\d+$/) }])
   })
 
+  test('"options": null is no options, as a message field\'s null is no value: 201, and the same request as one without options', async () => {
+    // What a client generated from the document sends for options it leaves unset (a Java client's
+    // serializer writes null): enqueue_email takes NULL options as none too.
+    const sql = await t.pool.query<{ id: string }>('select mailer.enqueue_email($1, null) as id', [
+      message,
+    ])
+    expect(sql.rows[0]!.id).toMatch(/^\d+$/)
+    const post = (body: object) =>
+      send(app, 'POST', '/v1/outbox', {
+        token: tk,
+        body,
+        headers: { 'idempotency-key': 'opt-null' },
+      })
+    const first = await post({ message, options: null })
+    const again = await post({ message })
+    expect([first.status, again.status, again.body]).toEqual([201, 200, first.body])
+  })
+
+  test('an option given null is not given, as sendAt and expiresAt already were: defaults apply, and null is neither another key nor another tenant', async () => {
+    const nulls = {
+      tenant: null,
+      dedupeKey: null,
+      priority: null,
+      maxAttempts: null,
+      correlationId: null,
+    }
+    const plain = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message, options: nulls },
+    })
+    // Beside an Idempotency-Key a null dedupeKey is no other key; for a tenant's token, no other tenant.
+    const confined = await send(app, 'POST', '/v1/outbox', {
+      token: await token({ tenant: 'acme' }),
+      body: { message, options: nulls },
+      headers: { 'idempotency-key': 'nulls-1' },
+    })
+    expect([plain.status, confined.status]).toEqual([201, 201])
+    const { rows } = await t.pool.query(
+      `select tenant, dedupe_key, priority, max_attempts, correlation_id from mailer.email_outbox order by id`,
+    )
+    expect(rows).toEqual([
+      {
+        tenant: 'default',
+        dedupe_key: null,
+        priority: 0,
+        max_attempts: null,
+        correlation_id: null,
+      },
+      {
+        tenant: 'acme',
+        dedupe_key: 'nulls-1',
+        priority: 0,
+        max_attempts: null,
+        correlation_id: null,
+      },
+    ])
+  })
+
   test('an attachment contentType that is no MIME type is refused by the schema and by SQL alike', async () => {
     const withType = (contentType: string) => ({
       message: {

@@ -72,7 +72,11 @@ export function enqueueRoutes(deps: ApiDeps) {
     async (c) => {
       const body = c.req.valid('json')
       const key = c.req.valid('header')['idempotency-key']
-      const options: Record<string, unknown> = { ...(body.options ?? {}) }
+      // An option given null is not given (enqueue-schemas.ts): dropped before it is compared with
+      // the key or the token's tenant, and before enqueue_email, which refuses a null tenant.
+      const options: Record<string, unknown> = Object.fromEntries(
+        Object.entries(body.options ?? {}).filter(([, v]) => v !== null),
+      )
       if (key !== undefined) {
         if (options.dedupeKey !== undefined && options.dedupeKey !== key) {
           throw new AppError('validation_failed', 'Idempotency-Key and options.dedupeKey differ', {
