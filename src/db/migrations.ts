@@ -108,6 +108,9 @@ import m0161 from '../../sql/0161_pause_rule_and_mail_from_claim_say_what_they_k
   type: 'text',
 }
 import m0162 from '../../sql/0162_claim_notes_a_lookup_only_lease.sql' with { type: 'text' }
+import m0163 from '../../sql/0163_sender_named_as_one_address_and_a_list_in_one_string_told.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -211,6 +214,11 @@ export const migrations: readonly Migration[] = [
   { version: 160, name: '0160_interrupted_send_looked_up_past_expiry', sql: m0160 },
   { version: 161, name: '0161_pause_rule_and_mail_from_claim_say_what_they_keep_to', sql: m0161 },
   { version: 162, name: '0162_claim_notes_a_lookup_only_lease', sql: m0162 },
+  {
+    version: 163,
+    name: '0163_sender_named_as_one_address_and_a_list_in_one_string_told',
+    sql: m0163,
+  },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -452,3 +452,40 @@ test('a tenant filter longer than any tenant (200 characters, as enqueue and the
   )
   expect(emoji.status).toBe(200)
 })
+
+test('a sender refused is named message.from, one address, not a list entry; a list in one address string is told to be a JSON list', async () => {
+  const LIST =
+    'is not a valid e-mail address: it holds 2 addresses separated by , or ;: give each its own entry in a JSON list, as ["ann@example.com", "Bob <bob@example.com>"]'
+  const cases: [Record<string, unknown>, { path: string; message: string }][] = [
+    [{ from: 'x' }, { path: 'message.from', message: 'is not a valid e-mail address' }],
+    [
+      { from: { address: 'x' } },
+      { path: 'message.from.address', message: 'is not a valid e-mail address' },
+    ],
+    // A domain that is no IDN, refused before SQL (idn-addresses.ts), is named alike.
+    [
+      { from: 'ann@xn--zz.bücher.example' },
+      {
+        path: 'message.from',
+        message:
+          'is not a valid e-mail address: its domain is no internationalized domain name (IDNA, UTS #46)',
+      },
+    ],
+    [{ to: 'ada@example.com, bob@example.com' }, { path: 'message.to.0', message: LIST }],
+    [
+      { to: 'ada@example.com', from: 'Ada <ada@example.com>; bob@example.com' },
+      {
+        path: 'message.from',
+        message:
+          'is not a valid e-mail address: it holds 2 addresses separated by , or ;: from is one address, the sender (to, cc and bcc take a JSON list)',
+      },
+    ],
+  ]
+  for (const [fields, error] of cases) {
+    const r = await send(s.app, 'POST', '/v1/outbox', {
+      token: s.tk,
+      body: { message: { ...message, ...fields } },
+    })
+    expect([fields, problemOf(r).status, problemOf(r).errors]).toEqual([fields, 400, [error]])
+  }
+})

@@ -194,10 +194,31 @@ describe('mailer.enqueue_email validation', () => {
       reply: [{ address: 'help@example.com', name: 'Help Desk' }],
       from: { address: 'orders@example.com', name: 'Orders' },
     })
-    // A list in one string, a bad address inside <>, an unquoted name with a comma or an @ (a
-    // list cut at its last <…>) are refused as any string that is no address.
+    // A list in one string is refused saying to send a JSON list (in from, that from is one); one
+    // only some of whose pieces are addresses is no list: refused as any string that is no address.
+    const LIST = (n: number) =>
+      `is not a valid e-mail address: it holds ${n} addresses separated by , or ;: give each its own entry in a JSON list, as ["ann@example.com", "Bob <bob@example.com>"]`
+    for (const [message, refusal] of [
+      [{ to: 'ann@example.com, Bob <bob@example.com>' }, `message.to[0] ${LIST(2)}`],
+      [
+        { to: 'a@example.com', cc: ['x@example.com', 'a@b.c;c@d.e; e@f.g;'] },
+        `message.cc[1] ${LIST(3)}`,
+      ],
+      [
+        { to: 'a@example.com', from: 'ann@example.com, bob@example.com' },
+        'message.from is not a valid e-mail address: it holds 2 addresses separated by , or ;: from is one address, the sender (to, cc and bcc take a JSON list)',
+      ],
+    ] as const) {
+      const e = await enqueue(t, { ...message, subject: 'S', text: 'T' }).catch((err: Error) => err)
+      expect([message, (e as Error).message]).toEqual([message, `mailer: ${refusal}`])
+    }
+    // A bad address inside <>, an unquoted name with a comma or an @ (a list cut at its last <…>),
+    // a list with an empty piece or an address with a separator after it are refused as any string
+    // that is no address.
     for (const to of [
-      'ann@example.com, Bob <bob@example.com>',
+      'ann@example.com, not-an-address',
+      'ann@example.com,, bob@example.com',
+      'ann@example.com;',
       'Doe, John <john@example.com>',
       'Ann <not-an-address>',
       'Ann <ann@example.com> trailing',
@@ -235,7 +256,8 @@ describe('mailer.enqueue_email validation', () => {
           ],
           [{ to: 'a@example.com', bcc: [`Ana <ana${c}maria@example.com>`] }, 'message.bcc[0]'],
           [{ to: 'a@example.com', replyTo: `ana${c}maria@example.com` }, 'message.replyTo[0]'],
-          [{ to: 'a@example.com', from: `ana${c}maria@example.com` }, 'message.from[0]'],
+          // from is one address: named by the field, not as a list's first entry.
+          [{ to: 'a@example.com', from: `ana${c}maria@example.com` }, 'message.from'],
         ] as const) {
           const e = await session
             .query('select mailer.enqueue_email($1::jsonb, $2::jsonb) as id', [
@@ -275,7 +297,12 @@ describe('mailer.enqueue_email validation', () => {
         'mañana.example',
       ],
       [{ to: 'a@example.com', bcc: ['Ann <ann@例え.jp>'] }, 'message.bcc[0]', '例え.jp'],
-      [{ to: 'a@example.com', from: 'ann@bücher.example' }, 'message.from[0]', 'bücher.example'],
+      [{ to: 'a@example.com', from: 'ann@bücher.example' }, 'message.from', 'bücher.example'],
+      [
+        { to: 'a@example.com', from: { address: 'ann@bücher.example' } },
+        'message.from.address',
+        'bücher.example',
+      ],
     ] as const) {
       const e = await enqueue(t, { ...message, subject: 'S', text: 'T' }).catch((err: Error) => err)
       expect([field, (e as Error).message]).toEqual([field, `mailer: ${field} ${why(domain)}`])
