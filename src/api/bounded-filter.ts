@@ -25,3 +25,6 @@ function boundedFilter(max: number, what: string) {
 
 // email_outbox_tenant_check (sql/0050): a trigger's longer tenantColumn value is stored shortened.
 export const TenantFilter = boundedFilter(200, 'tenant')
+
+// email_outbox_correlation_id_check (sql/0038): a trigger row has none.
+export const CorrelationIdFilter = boundedFilter(200, 'correlation id')

@@ -2,7 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
-import { TenantFilter } from './bounded-filter.ts'
+import { CorrelationIdFilter, TenantFilter } from './bounded-filter.ts'
 import { quoted } from './issue-wording.ts'
 import { OutboxId } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
@@ -45,7 +45,7 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
     sentFrom: TimeBound,
     sentTo: TimeBound,
     dedupeKey: z.string().min(1).optional(),
-    correlationId: z.string().min(1).optional(),
+    correlationId: CorrelationIdFilter,
     lastErrorCode: z.string().min(1).optional().openapi({
       description:
         "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients",

@@ -3,7 +3,7 @@ import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import { rfc3339Text } from '../db/timestamp-reading.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
-import { TenantFilter } from './bounded-filter.ts'
+import { CorrelationIdFilter, TenantFilter } from './bounded-filter.ts'
 import { ListOrderParam, ListStatuses, PageLimit } from './list-params.ts'
 import { withStorableText } from './storable-text.ts'
 import { strictQuery } from './strict-query.ts'
@@ -131,7 +131,7 @@ export const ListQuery = withStorableText(
       sentFrom: TimeBound.openapi({ description: 'sent_at >= this' }),
       sentTo: TimeBound.openapi({ description: 'sent_at < this (later than sentFrom)' }),
       dedupeKey: z.string().min(1).optional(),
-      correlationId: z.string().min(1).optional(),
+      correlationId: CorrelationIdFilter,
       lastErrorCode: z
         .string()
         .min(1)

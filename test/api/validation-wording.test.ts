@@ -429,26 +429,35 @@ test('no field of any route, sent a value of another type, answers in zod defaul
   expect(defaults).toEqual([])
 }, 120_000)
 
-test('a tenant filter longer than any tenant (200 characters, as enqueue and the table hold one) is a 400 naming the limit, not an empty page or a bulk action on nothing', async () => {
-  const TOO_LONG =
-    "must be at most 200 characters, as every row's tenant is (enqueue takes 1-200): one of 201 matches no row"
-  const list = await send(s.app, 'GET', `/v1/outbox?tenant=${'t'.repeat(201)}`, { token: s.tk })
-  const cancel = await send(s.app, 'POST', '/v1/outbox/cancel', {
+/** The problems of a list and of a bulk action of `route` filtered by `param` = `value`. */
+async function listAndBulkErrors(param: string, value: string, route: string) {
+  const list = await send(s.app, 'GET', `/v1/outbox?${param}=${encodeURIComponent(value)}`, {
     token: s.tk,
-    body: { filter: { tenant: 'é'.repeat(201) } },
   })
-  expect([problemOf(list).errors, problemOf(cancel).errors]).toEqual([
-    [{ path: 'tenant', message: TOO_LONG }],
-    [{ path: 'filter.tenant', message: TOO_LONG }],
-  ])
+  const bulk = await send(s.app, 'POST', route, {
+    token: s.tk,
+    body: { filter: { [param]: value } },
+  })
+  return [problemOf(list).errors, problemOf(bulk).errors]
+}
+
+test('a tenant or correlationId filter longer than any row holds (200 characters, as enqueue and the table hold them) is a 400 naming the limit, not an empty page or a bulk action on nothing', async () => {
+  for (const [param, what, value, route] of [
+    ['tenant', 'tenant', 'é'.repeat(201), '/v1/outbox/cancel'],
+    ['correlationId', 'correlation id', 'c'.repeat(250), '/v1/outbox/retry'],
+  ] as const) {
+    const message = `must be at most 200 characters, as every row's ${what} is (enqueue takes 1-200): one of ${[...value].length} matches no row`
+    expect(await listAndBulkErrors(param, value, route)).toEqual([
+      [{ path: param, message }],
+      [{ path: `filter.${param}`, message }],
+    ])
+  }
   // Counted in characters, as the table's check counts them: 200 emoji (400 UTF-16 units) may match.
   const emoji = await send(
     s.app,
     'GET',
     `/v1/outbox?tenant=${encodeURIComponent('😀'.repeat(200))}`,
-    {
-      token: s.tk,
-    },
+    { token: s.tk },
   )
   expect(emoji.status).toBe(200)
 })
