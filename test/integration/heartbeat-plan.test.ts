@@ -1,10 +1,10 @@
 // The heartbeat tick's plan with every row of the outbox sending: it looks its leases up, never reading every sending row.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import type { Database } from '../../src/db/schema.ts'
 import { extendReachableLeases } from '../../src/outbox/heartbeat.ts'
 import { useTestDb } from '../support/db.ts'
+import { testPool } from '../support/test-pool.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -25,7 +25,8 @@ test('a heartbeat of 200 leases among 10,000 rows sending reads them by key, not
     `select id::text, lease_token::text as token from mailer.email_outbox where lease_owner = 'k00'`,
   )
   const notices: string[] = []
-  const pool = new pg.Pool({ connectionString: t.url, max: 1 })
+  // Ended (db.destroy) before useTestDb's drop, which would otherwise meet its goodbye half-way.
+  const pool = testPool({ connectionString: t.url, max: 1 })
   pool.on('connect', (c) => {
     c.on('notice', (n) => notices.push(n.message ?? ''))
   })
