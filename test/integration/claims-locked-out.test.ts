@@ -1,7 +1,6 @@
 // Readiness when the claims keep failing behind a lock on mailer.email_outbox (a hand session's LOCK TABLE, an ALTER TABLE queued behind a transaction left open): the lock and the session to end named.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
-import pg from 'pg'
 import type { Database } from '../../src/db/schema.ts'
 import type { Drainer } from '../../src/outbox/drainer.ts'
 import { CLAIMS_FAILING_MS } from '../../src/outbox/failing-claims-problem.ts'
@@ -11,6 +10,7 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { createTestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { type HandLock, holdHandLock } from '../support/hand-lock.ts'
+import { testPool } from '../support/test-pool.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -102,8 +102,7 @@ const CLAIM_WAIT_MS = 3_000
 const WINDOWS = { forMs: 1_000, freshMs: CLAIM_WAIT_MS / 2 }
 
 test('a hand session holding mailer.email_outbox across several claim waits: /readyz is 503 naming it from the claims failing long enough until the lock ends, then 200', async () => {
-  const pool = new pg.Pool({ connectionString: t.url, statement_timeout: CLAIM_WAIT_MS, max: 10 })
-  pool.on('error', () => {})
+  const pool = testPool({ connectionString: t.url, statement_timeout: CLAIM_WAIT_MS, max: 10 })
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
   const engine = createTestEngine(t, { deps: { db } })
   const monitor = createHealthMonitor({

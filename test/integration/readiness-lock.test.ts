@@ -5,6 +5,7 @@ import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { holdHandLock } from '../support/hand-lock.ts'
 import { untilLockWaits } from '../support/lock-waits.ts'
+import { testPool } from '../support/test-pool.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -20,8 +21,7 @@ afterAll(async () => {
 test('an exclusive lock on mailer.schema_migrations held by a hand session: the problem names the lock and its holder, not an unreachable database', async () => {
   const lock = await holdHandLock(t.url, 'mailer.schema_migrations')
   // One connection, so that what the probe left on it is what the next statement sees.
-  const pool = new pg.Pool({ connectionString: t.url, max: 1 })
-  pool.on('error', () => {})
+  const pool = testPool({ connectionString: t.url, max: 1 })
   try {
     const monitor = createHealthMonitor({
       databases: [{ name: 'default', statements: pool, drainer: null, listener: null }],
@@ -54,8 +54,7 @@ test('an ALTER TABLE queued for the lock behind a transaction left open: the pro
   const alter = new pg.Client({ connectionString: t.url, application_name: 'hand-alter' })
   await holder.connect()
   await alter.connect()
-  const pool = new pg.Pool({ connectionString: t.url, max: 1 })
-  pool.on('error', () => {})
+  const pool = testPool({ connectionString: t.url, max: 1 })
   let altered: Promise<unknown> | undefined
   try {
     const pidOf = async (c: pg.Client) =>

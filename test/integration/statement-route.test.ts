@@ -1,6 +1,5 @@
 // The statement route: an idle worker's statements ride its LISTEN session, so it holds one connection.
 import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
-import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
 import { pickupPathOf } from '../../src/database-engines.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
@@ -14,6 +13,7 @@ import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts
 import { pollUntil, settledFor } from '../support/events.ts'
 import { createFakeSender, type FakeSender } from '../support/fake-sender.ts'
 import { loneListener } from '../support/lone-listener.ts'
+import { testPool } from '../support/test-pool.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -350,7 +350,7 @@ test('without a shared session the pool keeps one connection open and every stat
  * timer of `ms` or less that a pool set before this call has fired (timers fire in expiry order).
  */
 async function idleTimeoutElapsed(ms: number) {
-  const witness = new pg.Pool({ connectionString: t.url, max: 1, idleTimeoutMillis: ms })
+  const witness = testPool({ connectionString: t.url, max: 1, idleTimeoutMillis: ms })
   let closed = false
   witness.on('remove', () => {
     closed = true
