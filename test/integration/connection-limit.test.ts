@@ -32,6 +32,9 @@ test('started with every connection its role may open taken, the worker claims a
   url.password = 'pw'
   // The application's own connection holds the role's one slot while the worker starts.
   const other = new pg.Client({ connectionString: url.toString() })
+  // Released by the test; if it failed first, the file's afterAll ends it after useTestDb's drop
+  // has (bun runs a file's afterAll hooks in the order registered): no unhandled 57P01 on top.
+  other.on('error', () => {})
   await other.connect()
   let released = false
   const release = async () => {

@@ -11,19 +11,24 @@ export async function payloadsHeard(
   const listener = new pg.Client({ connectionString: t.url })
   await listener.connect()
   const heard: string[] = []
-  listener.on('notification', (n) => heard.push(n.payload ?? ''))
-  await listener.query('listen mailer_outbox')
-  const c = await t.pool.connect()
+  // Ended whatever `run` does: left open, the file's database drop would end it under no
+  // listener, an unhandled error on top of the test's own failure.
   try {
-    await run(c)
-    // A notification of our own, sent after theirs committed, arrives after them.
-    await c.query(`select pg_notify('mailer_outbox', 'end')`)
+    listener.on('notification', (n) => heard.push(n.payload ?? ''))
+    await listener.query('listen mailer_outbox')
+    const c = await t.pool.connect()
+    try {
+      await run(c)
+      // A notification of our own, sent after theirs committed, arrives after them.
+      await c.query(`select pg_notify('mailer_outbox', 'end')`)
+    } finally {
+      c.release()
+    }
+    const deadline = Date.now() + 20_000
+    while (!heard.includes('end') && Date.now() < deadline) await Bun.sleep(10)
   } finally {
-    c.release()
+    await listener.end()
   }
-  const deadline = Date.now() + 20_000
-  while (!heard.includes('end') && Date.now() < deadline) await Bun.sleep(10)
-  await listener.end()
   expect(heard.at(-1)).toBe('end')
   return heard.slice(0, -1)
 }
