@@ -1,4 +1,4 @@
-// The suite's own rules, read from its sources: no skipped or focused tests, every async matcher awaited.
+// The suite's own rules, read from its sources: no skipped or focused tests, every async matcher awaited, every pg pool a test opens listened to.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { Glob } from 'bun'
@@ -93,4 +93,28 @@ test('every test file sets its own default timeout at its top level', async () =
     if (!sets) missing.push(source.fileName)
   }
   expect(missing).toEqual([])
+})
+
+// A pg pool without an 'error' listener throws out of its socket's handler when an idle connection
+// is ended under it: a drop `with (force)` or a terminate (57P01), and pg-pool's end() resolves
+// before the server has read its goodbye, so a drop right after an end meets it too (round 51's CI:
+// `1 error`, heartbeat-plan's pool). testPool listens, and ends once the server closed them.
+const OWN_POOLS: Record<string, string> = {
+  'test/support/test-pool.ts': 'the definition',
+  'test/support/database-away.ts': 'its port refuses every connect: no connection to end',
+  'test/faults/harness.ts':
+    'listens (a stopped server is the scenario); the fault suite ends it before its drop',
+  'test/api/health.test.ts':
+    'listens; through a proxy whose outage cuts it: its close is the proxy’s, no drop meets it',
+  'test/integration/readiness-unreachable.test.ts':
+    'listens; through a proxy that refuses or stalls its connections, or on a database closed to them',
+}
+
+test('every pg pool a test opens is testPool’s (listened to, ended once closed), or listed with why', async () => {
+  const found: string[] = []
+  await eachSource((node, at) => {
+    if (!ts.isNewExpression(node) || !/^(pg\.)?Pool$/.test(node.expression.getText())) return
+    if (!(node.getSourceFile().fileName in OWN_POOLS)) found.push(`${at()} ${node.getText()}`)
+  })
+  expect(found).toEqual([])
 })
