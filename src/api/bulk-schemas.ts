@@ -29,7 +29,10 @@ const ACTED_ON_BY: Partial<Record<OutboxStatus, string>> = {
 function statusRefused(statuses: readonly OutboxStatus[], input: unknown): string {
   const takes = `must be one of ${statuses.join(', ')}`
   if (typeof input !== 'string') return takes
-  const elsewhere = ACTED_ON_BY[input as OutboxStatus]
+  // Own keys only: "toString" or "constructor" is no status, not a word of Object's prototype.
+  const elsewhere = Object.hasOwn(ACTED_ON_BY, input)
+    ? ACTED_ON_BY[input as OutboxStatus]
+    : undefined
   return elsewhere ? `${takes}: ${elsewhere}` : `${takes} (given ${quoted(input)})`
 }
 

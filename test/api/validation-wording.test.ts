@@ -264,6 +264,9 @@ test("a bulk filter's status the route does not act on says which route does, an
       'must be one of failed, cancelled: pending and sending rows are cancelled, POST /v1/outbox/cancel',
     ],
     ['/v1/outbox/retry', 'bogus', 'must be one of failed, cancelled (given "bogus")'],
+    // A word an object's prototype holds is no status either: quoted, not read as a route's words.
+    ['/v1/outbox/cancel', 'toString', 'must be one of pending, sending (given "toString")'],
+    ['/v1/outbox/retry', 'constructor', 'must be one of failed, cancelled (given "constructor")'],
   ]
   for (const [url, status, message] of cases) {
     const r = await send(s.app, 'POST', url, {
