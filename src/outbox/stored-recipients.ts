@@ -22,6 +22,13 @@ function sendableAddress(a: MailAddress): MailAddress {
 }
 
 /**
+ * An entry's name in a refusal, as mailer.normalize_recipients names it (sql/0163): from is one
+ * address, named by the field itself; any other field's entries by their index, a lone value's too.
+ */
+const entryName = (field: string, i: number) =>
+  field === 'message.from' ? field : `${field}[${i}]`
+
+/**
  * The recipients as MailAddresses. enqueue_email stores [{address, name?}]; a row inserted directly
  * may hold its input shapes too ("a@b.c", "Name <a@b.c>", one object), which are taken as enqueue
  * would take them.
@@ -42,7 +49,7 @@ export function sendableAddresses(list: unknown, field: string): MailAddress[] {
       (o.name === undefined || o.name === null || typeof o.name === 'string')
     )
       return sendableAddress(o as MailAddress)
-    throw invalid(`${field}[${i}]`, 'must be an address string or {"address","name"}')
+    throw invalid(entryName(field, i), 'must be an address string or {"address","name"}')
   })
 }
 
@@ -61,7 +68,7 @@ function checkAddresses(list: unknown, field: string): void {
       (typeof a !== 'string' || namedAddress(a) === null)
     )
       throw invalid(
-        `${field}[${i}]${typeof a === 'string' ? '' : '.address'}`,
+        `${entryName(field, i)}${typeof a === 'string' ? '' : '.address'}`,
         'is not a valid e-mail address',
       )
   })

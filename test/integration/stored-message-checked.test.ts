@@ -418,7 +418,10 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       [{ to: ['not an address'] }, 'to[0]', invalidAddress],
       [{ cc: [{ address: 'a@example.com' }, { address: 'b@' }] }, 'cc[1].address', invalidAddress],
       [{ replyTo: 'reply@example.com, other@example.com' }, 'replyTo[0]', invalidAddress],
-      [{ from: { address: 'from@localhost' } }, 'from[0].address', invalidAddress],
+      // from is one address, named by its field as enqueue names it (sql/0163), not as a list's entry.
+      [{ from: { address: 'from@localhost' } }, 'from.address', invalidAddress],
+      [{ from: 'not an address' }, 'from', invalidAddress],
+      [{ from: 5 }, 'from', 'must be an address string or {"address","name"}'],
       // Named as enqueue names the first of several problems.
       [{ from: ['not an address'] }, 'from', 'must be a single address'],
       [
@@ -431,7 +434,7 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       // ("ab@…", "ana <maria@…>").
       [{ to: ['a\u0001b@example.com'] }, 'to[0]', invalidAddress],
       [{ cc: [{ address: 'ana\u00a0maria@example.com' }] }, 'cc[0].address', invalidAddress],
-      [{ from: { address: '\ufeffana@example.com' } }, 'from[0].address', invalidAddress],
+      [{ from: { address: '\ufeffana@example.com' } }, 'from.address', invalidAddress],
       [{ to: many(300), cc: many(201) }, 'to', 'has too many recipients (at most 500'],
       [{ replyTo: many(501) }, 'replyTo', 'has too many addresses (at most 500)'],
     ] as const) {
