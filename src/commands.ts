@@ -14,7 +14,8 @@ export interface CommandSpec {
       {
         kind: 'switch' | 'value'
         shown?: string
-        does: string /** Refused when absent. */
+        does: string
+        /** Refused by parseArgs when absent, before the environment is read. */
         required?: true
       }
     >
