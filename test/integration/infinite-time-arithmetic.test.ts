@@ -71,7 +71,7 @@ const FINITE: (TimeArithmetic & { why: string })[] = [
     why: `send_deadline_at and lease_expires_at: ${BY_THE_BINARY}; else now() plus the hold while no probe is out`,
   },
   {
-    where: 'src/outbox/reclaim.ts',
+    where: 'src/outbox/reclaim-statement.ts',
     line: '(select extract(epoch from next_end - now()) * 1000 from in_flight)::float8',
     why: `lease_expires_at: ${BY_THE_BINARY}`,
   },

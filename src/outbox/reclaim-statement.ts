@@ -1,0 +1,149 @@
+// The reclaim's one statement: expired leases' rows updated as reclaim-decisions.ts decides, with their history, the next lease end, and the registry beat, expiry sweep and stale probes it carries.
+import { sql } from 'kysely'
+import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
+import { type ExpirySweep, expirySweep } from './expiry-sweep.ts'
+import { beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
+import { leaseOwnerName } from './lease-owner-name.ts'
+import { lookedUpAttempt } from './looked-up-attempt.ts'
+import { CANCEL_LOOKUP_STOPPED, LOOKUP_STOPPED } from './lookup-stop.ts'
+import { EXPIRED_LOOKUP_STOPPED, reclaimDecisions } from './reclaim-decisions.ts'
+import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
+
+export interface ReclaimParams {
+  defaultMaxAttempts: number
+  /**
+   * Mailbox lookups are on: a row out of attempts whose worker stopped during its send is left to
+   * be looked up (a claim past its attempts: Lease.pastAttempts), not failed.
+   */
+  lookups?: boolean
+  limit?: number
+  /**
+   * The reclaiming worker's own leases whose outcome its settlement is recording: left to that
+   * settlement (each fenced by its token), however long their database was away. Reclaimed, a send
+   * the provider had accepted became an interrupted one: held as ambiguous_send (policy hold, no
+   * lookup) or sent again, by the very worker that knew it was sent.
+   */
+  keep?: readonly { id: string; token: string }[]
+  beat?: WorkerIdentity
+  sweep?: ExpirySweep
+  staleProbes?: StaleProbes
+}
+
+/** A row of the statement's answer, by kind; the swept and beat rows reuse its columns. */
+export interface ReclaimRow {
+  id: string
+  status: 'pending' | 'failed' | 'cancelled'
+  ambiguous: boolean
+  kind: 'reclaimed' | 'swept' | 'next' | 'beat' | 'stale'
+  tenant: string | null
+  attempt: number | null
+  correlation_id: string | null
+  /** A reclaimed row's last_error_code. */
+  code: string | null
+  next_ms: number | null
+}
+
+/** reclaimExpired's one statement, unexecuted (bench/expiry-sweep.ts explains it). */
+export function reclaimStatement(p: ReclaimParams) {
+  const {
+    cancelled,
+    maxAttempts,
+    pastAttempts,
+    lookups,
+    cancelLookup,
+    stoppedBefore,
+    lookupsEnd,
+    lookupOnly,
+    expiredLookupEnds,
+    sentNothing,
+  } = reclaimDecisions(p)
+  const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
+  const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
+  const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
+  const keep = p.keep?.length
+    ? sql`and (o.id, o.lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
+    : sql``
+  // The entry's key in `status`, as the swept rows reuse columns.
+  const beatRow = p.beat
+    ? sql`select 'beat', null, lease_key, null, null, null, null, null, null from (${beatEntryKey}) b
+          union all`
+    : sql``
+  const sweptRows = p.sweep
+    ? sql`select 'swept', id, status, false, tenant, attempts, correlation_id, null, null from swept
+          union all`
+    : sql``
+  const staleRows = p.staleProbes
+    ? sql`select 'stale', null, null, null, null, null, null, null, null from stale_probes
+          union all`
+    : sql``
+  return sql<ReclaimRow>`
+    with in_flight as materialized (
+      -- Every lease's end, read once, in one pass (email_outbox_sending_idx: in-flight rows only;
+      -- lease_expires_at is in no index, so the heartbeat's update stays HOT): the expired ids to
+      -- lock, and the next end.
+      select array_agg(id) filter (where lease_expires_at < now()) as expired_ids,
+             min(lease_expires_at) filter (where lease_expires_at >= now()) as next_end
+        from mailer.email_outbox where status = 'sending'
+    ), expired as (
+      -- The lease's holder, read before the update clears it: the history names the worker that stopped.
+      -- Reached by id; the conditions are checked again on the locked latest version.
+      select o.id, o.lease_owner from mailer.email_outbox o
+       where o.id = any((select expired_ids from in_flight)::bigint[])
+         and o.status = 'sending' and o.lease_expires_at < now() ${keep}
+       order by o.id
+       limit ${p.limit ?? 1000}
+       for update of o skip locked
+    ), done as (
+      -- A claim past the row's attempts with an interrupted send marked only looks that send up
+      -- (Lease.pastAttempts): it counted none, and its row waits to be looked up again. With
+      -- lookups on, so does a row whose last attempt's send the stop interrupted. So does a claim
+      -- of a row whose cancel was requested (cancelLookup), cancelled, never failed, once it may not.
+      update mailer.email_outbox o
+         set status = case when ${cancelled} or ${lookupsEnd} then 'cancelled'
+                           when ${cancelLookup} then 'pending'
+                           when ${expiredLookupEnds} then 'failed'
+                           when (${pastAttempts} or ${lookups}) and o.send_started_at is not null
+                                and not (${pastAttempts} and ${stoppedBefore}) then 'pending'
+                           when o.attempts - ${lookupOnly}::int >= ${maxAttempts} then 'failed'
+                           else 'pending' end,
+             attempts = case when ${cancelLookup} then o.attempts - 1
+                             when ${pastAttempts} then ${maxAttempts}
+                             else o.attempts - ${lookupOnly}::int end,
+             last_error_code = case when ${cancelled} or ${lookupsEnd} then 'cancelled'
+                                    when ${expiredLookupEnds} then 'expired' else 'lease_expired' end,
+             last_error = case when ${cancelled}
+                               then 'cancelled before the send started (the worker holding the lease stopped)'
+                               when ${lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
+                               when ${expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
+                               when ${cancelLookup} then ${CANCEL_LOOKUP_STOPPED}
+                               when ${sentNothing} then ${LOOKUP_STOPPED}
+                               when o.send_started_at is null
+                               then 'the worker holding the lease stopped before sending'
+                               else 'the worker holding the lease stopped during the send; outcome unknown' end,
+             lease_owner = null, lease_token = null, lease_expires_at = null
+        from expired
+       where o.id = expired.id
+      returning o.id, o.status, o.send_started_at is not null as ambiguous,
+                -- A lookup counted none: its entry numbers the attempt it looks up, as its
+                -- settlement would (settle.ts).
+                case when ${cancelLookup} or ${lookupOnly} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
+                     else o.attempts end as attempts,
+                o.last_error_code, o.last_error, expired.lease_owner
+    ), history as (
+      -- A lease key named by the worker id its registry entry holds (workers_lease_key_idx).
+      insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+      select id, attempts, ${leaseOwnerName('done.lease_owner')},
+             case when status = 'cancelled' then 'cancelled'
+                  when last_error_code = 'expired' then 'expired' else 'lease_expired' end,
+             last_error_code, last_error
+        from done
+    )${beat}${sweep}${stale}
+    select 'reclaimed' as kind, id, status, ambiguous, null::text as tenant, null::int as attempt,
+           null::text as correlation_id, last_error_code as code, null::float8 as next_ms from done
+    union all
+    ${sweptRows}
+    ${beatRow}
+    ${staleRows}
+    select 'next', null, null, null, null, null, null, null,
+           (select extract(epoch from next_end - now()) * 1000 from in_flight)::float8`
+}
