@@ -6,6 +6,7 @@ import {
   cancelAwaitsLookup,
   cancelRecorded,
 } from './cancel-wins.ts'
+import { expiredUnresolved } from './expired-unresolved.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { lookupPastExpirySeconds } from './lookup-grace.ts'
 
@@ -99,7 +100,7 @@ export function expirySweep(s: ExpirySweep) {
              last_error = case when ${cancelUnlooked} then ${sql.lit(CANCELLED_UNLOOKED)}
                                when ${cancelRecorded} then ${CANCELLED_BEFORE_SEND}
                                when o.send_started_at is null then 'not sent before expiresAt'
-                               else 'expiresAt passed; an interrupted send may have delivered it' end
+                               else ${expiredUnresolved()} end
         from unnest(array(select id from expiring_locked)) as l(id)
        where o.id = l.id and o.status = 'pending'
       -- A marked row's entry (and its line) numbers the attempt whose send it names.

@@ -1,14 +1,13 @@
 // The reclaim's row decisions: SQL fragments, read on the locked row `o`, that say how an expired lease's row ends (pending, failed out of attempts, failed expired, cancelled) and which words name its stop.
 import { sql } from 'kysely'
 import { cancelAwaitsLookup } from './cancel-wins.ts'
+import { expiredUnresolved } from './expired-unresolved.ts'
 
 /**
  * The last_error of a row past its expiresAt whose interrupted send's lookup lost its worker
- * LOOKUP_STOPS_IN_A_ROW times: the words of any such row ended unlooked (settle.ts, expiry-sweep.ts).
+ * LOOKUP_STOPS_IN_A_ROW times: the words of any such row ended unlooked, and why.
  */
-export const EXPIRED_LOOKUP_STOPPED = sql.lit(
-  'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
-)
+export const EXPIRED_LOOKUP_STOPPED = expiredUnresolved(' (the worker looking it up stopped)')
 
 /** Stops in a row of the workers looking a row's interrupted send up past its attempts or its expiresAt (its send's own included) before the row fails. */
 const LOOKUP_STOPS_IN_A_ROW = 3

@@ -2,6 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
+import { expiredUnresolved } from './expired-unresolved.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
 import { endsASend } from './lookup-stop.ts'
@@ -205,7 +206,7 @@ export async function settleLeases(
                when 'expired' then case
                  -- Claimed past it, its lookup held back past the bound (lookupWait): as any
                  -- interrupted send found past its expiresAt and not looked up.
-                 when ${boundPassed} then 'expiresAt passed; an interrupted send may have delivered it'
+                 when ${boundPassed} then ${expiredUnresolved()}
                  -- A wait to look an interrupted send up again that would end past its bound (the
                  -- row is never sent past its expiresAt): no throttle, and no lookup to come.
                  when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
@@ -216,7 +217,7 @@ export async function settleLeases(
                  when i.kind = 'expired' and i.message is not null then i.message
                  when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
                  then ${NOT_SENT_BEFORE_EXPIRY}
-                 else 'expiresAt passed; an interrupted send may have delivered it' end
+                 else ${expiredUnresolved()} end
                -- Its own word (cancelled-interrupted.ts); an interrupted send left unresolved is named.
                when 'cancelled' then case when i.kind = 'cancelled' and i.message is not null then i.message
                                           when i.ambiguous then ${CANCELLED_UNRESOLVED}
