@@ -63,7 +63,7 @@ export function createLeaseUpkeep(
    */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
-    const { rows, nextExpiryMs, swept, beat, staleProbes } = await reclaimExpired(d.db, {
+    const { rows, failed, nextExpiryMs, swept, beat, staleProbes } = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       lookups: d.lookups ?? false,
       limit,
@@ -126,6 +126,19 @@ export function createLeaseUpkeep(
           d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome: 'cancelled' })
         }
       }
+      // One line per failed row, as a settlement and the sweep log (ids only): the aggregate
+      // line above names no row's end, and a search for the row's id would find nothing.
+      for (const f of failed)
+        d.log.warn('message failed', {
+          db: d.dbName,
+          outboxId: f.id,
+          tenant: f.tenant,
+          attempt: f.attempt,
+          correlationId: f.correlationId,
+          outcome: f.code === 'expired' ? 'expired' : 'failed',
+          status: 'failed',
+          code: f.code,
+        })
       d.wake()
     }
     // More ended (or expired) than one statement takes: again at once. Otherwise when the earliest

@@ -128,7 +128,7 @@ export function reclaimStatement(p: ReclaimParams) {
                 -- settlement would (settle.ts).
                 case when ${cancelLookup} or ${lookupOnly} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
                      else o.attempts end as attempts,
-                o.last_error_code, o.last_error, expired.lease_owner
+                o.last_error_code, o.last_error, expired.lease_owner, o.tenant, o.correlation_id
     ), history as (
       -- A lease key named by the worker id its registry entry holds (workers_lease_key_idx).
       insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
@@ -138,8 +138,8 @@ export function reclaimStatement(p: ReclaimParams) {
              last_error_code, last_error
         from done
     )${beat}${sweep}${stale}
-    select 'reclaimed' as kind, id, status, ambiguous, null::text as tenant, null::int as attempt,
-           null::text as correlation_id, last_error_code as code, null::float8 as next_ms from done
+    select 'reclaimed' as kind, id, status, ambiguous, tenant, attempts as attempt,
+           correlation_id, last_error_code as code, null::float8 as next_ms from done
     union all
     ${sweptRows}
     ${beatRow}

@@ -14,8 +14,21 @@ interface Reclaimed {
   expired?: true
 }
 
+/** A row the reclaim failed, named for its one log line as a settled row is (ids, never addresses). */
+interface FailedRow {
+  id: string
+  tenant: string
+  /** As its history entry numbers it (a lookup's: the send it looked up). */
+  attempt: number
+  correlationId: string | null
+  /** lease_expired: out of attempts; expired: a lookup past its expiresAt whose workers kept stopping. */
+  code: 'lease_expired' | 'expired'
+}
+
 interface ReclaimResult {
   rows: Reclaimed[]
+  /** The rows of `rows` it failed, in id order. */
+  failed: FailedRow[]
   /**
    * Milliseconds (database time) until the earliest lease still running ends, or null when no row
    * is in flight: no lease taken after this statement can end sooner than LEASE_SECONDS from now,
@@ -69,6 +82,16 @@ export async function reclaimExpired(
         ambiguous,
         ...(code === 'expired' && { expired: true as const }),
       })),
+    failed: rows
+      .filter((r) => r.kind === 'reclaimed' && r.status === 'failed')
+      .map((r) => ({
+        id: r.id,
+        tenant: r.tenant ?? '',
+        attempt: r.attempt ?? 0,
+        correlationId: r.correlation_id,
+        code: r.code === 'expired' ? ('expired' as const) : ('lease_expired' as const),
+      }))
+      .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id))),
     nextExpiryMs: rows.find((r) => r.kind === 'next')?.next_ms ?? null,
     ...(p.staleProbes ? { staleProbes: rows.filter((r) => r.kind === 'stale').length } : {}),
     swept: rows

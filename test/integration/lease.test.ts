@@ -1574,6 +1574,7 @@ describe('lease upkeep', () => {
     // The beat says what the entry holds: keyless, as the worker sent it.
     expect(idle).toEqual({
       rows: [],
+      failed: [],
       nextExpiryMs: null,
       swept: [],
       beat: { sent: null, entry: null },

@@ -1,7 +1,7 @@
 // The upkeep's reclaim: it leaves the leases its own settlement is recording, takes back the rest that ended, and counts the rows it ends.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { systemClock } from '../../src/clock.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, type Logger, silentLogger } from '../../src/log.ts'
 import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
 import type { EngineEvent } from '../../src/outbox/events.ts'
 import { EXPIRY_SWEEP_LIMIT } from '../../src/outbox/expiry-sweep.ts'
@@ -26,6 +26,7 @@ function upkeepOf(
   held: Map<string, Lease>,
   settling: (l: Lease) => boolean,
   config = { heartbeatSeconds: 20, leaseSeconds: 60, maxAttempts: 3 },
+  log: Logger = silentLogger,
 ) {
   const events: EngineEvent[] = []
   const upkeep = createLeaseUpkeep({
@@ -34,7 +35,7 @@ function upkeepOf(
     worker: { id: 'w1', host: 'h', pid: 1, version: 't' },
     config,
     clock: systemClock,
-    log: silentLogger,
+    log,
     onEvent: (e) => events.push(e),
     held,
     settling,
@@ -120,6 +121,70 @@ test('a lookup past its expiresAt that lost its worker a third time in a row end
     attempts: 1,
     last_error_code: 'expired',
   })
+})
+
+test('a row it fails, out of attempts or expired, logs one "message failed" line with its id, attempt and code, as a settlement does', async () => {
+  const spent = await enqueue(t, undefined, {
+    maxAttempts: 1,
+    tenant: 'acme',
+    correlationId: 'c-1',
+  })
+  const looked = await enqueue(t, undefined, {
+    expiresAt: new Date(Date.now() + 60_000).toISOString(),
+  })
+  const waiting = await enqueue(t)
+  // `looked`: attempt 1's send interrupted, then one lookup's stop; its expiresAt passed (above).
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes',
+            expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds'
+      where id = $1`,
+    [looked],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+     select $1, 1, 'dead', 'lease_expired', 'lease_expired', 'the worker holding the lease stopped during the send; outcome unknown'
+       from generate_series(1, 2)`,
+    [looked],
+  )
+  await claimBatch(t.db, { limit: 3, workerId: 'dead', leaseSeconds: 60, defaultMaxAttempts: 3 })
+  await endLeases([spent, looked, waiting])
+  const lines: Record<string, unknown>[] = []
+  const log = createLogger('debug', (line) => lines.push(JSON.parse(line)))
+  const { upkeep } = upkeepOf(new Map(), () => false, undefined, log)
+  await upkeep.first()
+  expect(lines.filter((l) => l.msg === 'message failed')).toEqual([
+    {
+      ts: expect.any(String),
+      level: 'warn',
+      msg: 'message failed',
+      db: 'test',
+      outboxId: spent,
+      tenant: 'acme',
+      attempt: 1,
+      correlationId: 'c-1',
+      outcome: 'failed',
+      status: 'failed',
+      code: 'lease_expired',
+    },
+    {
+      ts: expect.any(String),
+      level: 'warn',
+      msg: 'message failed',
+      db: 'test',
+      outboxId: looked,
+      tenant: 'default',
+      // As its history numbers it: the send its lookup looked up.
+      attempt: 1,
+      correlationId: null,
+      outcome: 'expired',
+      status: 'failed',
+      code: 'expired',
+    },
+  ])
+  // The row reclaimed to pending has no line of its own (the aggregate names it); no addresses.
+  expect(lines.filter((l) => l.outboxId === waiting)).toEqual([])
+  expect(JSON.stringify(lines)).not.toContain('rcpt@example.com')
+  expect(JSON.stringify(lines)).not.toContain('Hello')
 })
 
 test('a sweep that filled its batch comes again at once, not a lease length later', async () => {
