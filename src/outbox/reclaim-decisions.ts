@@ -9,7 +9,13 @@ import { expiredUnresolved } from './expired-unresolved.ts'
  */
 export const EXPIRED_LOOKUP_STOPPED = expiredUnresolved(' (the worker looking it up stopped)')
 
-/** Stops in a row of the workers looking a row's interrupted send up past its attempts or its expiresAt (its send's own included) before the row fails. */
+/**
+ * Worker stops in a row on a row (no other outcome between, uncounted waits aside) at which a
+ * lookup of its interrupted send past its attempts or its expiresAt, whose claim counts nothing,
+ * fails it: every stop counts, whatever it interrupted (that send, a lookup, or a claim before it
+ * sent), since each is a worker the row may have killed, and a row that kills its workers before
+ * sending loops as surely as one that kills its lookups.
+ */
 const LOOKUP_STOPS_IN_A_ROW = 3
 
 /** The reclaim's decisions, for the row `o` its UPDATE has locked (reclaim-statement.ts). */
@@ -21,7 +27,8 @@ export function reclaimDecisions(p: { defaultMaxAttempts: number; lookups?: bool
   const lookups = sql<boolean>`${p.lookups === true}::boolean`
   // A lookup's worker that stops leaves the row to be looked up again, but not without end: a
   // crash loop ends failed after LOOKUP_STOPS_IN_A_ROW stops with no other outcome between them
-  // (uncounted waits aside), as a counted one does at max_attempts. History's primary key
+  // (uncounted waits aside; every lease_expired entry, a stop before a send's included), as a
+  // counted one does at max_attempts. History's primary key
   // (outbox_id, id); read for a lease past its attempts, or a cancel's lookup, only.
   // A claim of a pending row whose cancel was requested with an interrupted send's mark.
   const cancelLookup = cancelAwaitsLookup

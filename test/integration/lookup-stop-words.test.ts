@@ -253,6 +253,41 @@ test("a lookup past the expiresAt whose worker stopped (lookups on and off): the
   }
 })
 
+test('the crash-loop rule counts every worker stop in a row, one before its send included: a lookup past the expiresAt after a stop before sending and one during the send ends expired at its first stop', async () => {
+  const id = await enqueue(t, undefined, {
+    maxAttempts: 5,
+    expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+  })
+  // Attempt 1's worker stopped before it sent (rendering, its token); attempt 2's during the send.
+  await claimOne()
+  expect(await stopped(id, true)).toEqual([{ id, status: 'pending', ambiguous: false }])
+  await claimOne()
+  await t.pool.query(`update mailer.email_outbox set send_started_at = now() where id = $1`, [id])
+  expect(await stopped(id, true)).toEqual([{ id, status: 'pending', ambiguous: true }])
+  // Its expiresAt passes: the next claim only looks attempt 2's send up, and its worker stops too.
+  await t.pool.query(
+    `update mailer.email_outbox set expires_at = now() - interval '1 second',
+            send_at = least(send_at, now() - interval '2 seconds') where id = $1`,
+    [id],
+  )
+  expect(await claimOne()).toMatchObject({ expired: true, ambiguous: true })
+  expect(await stopped(id, true)).toEqual([
+    { id, status: 'failed', ambiguous: true, expired: true },
+  ])
+  expect(await entries(id)).toEqual([
+    [1, 'lease_expired', 'lease_expired', 'the worker holding the lease stopped before sending'],
+    [2, 'lease_expired', 'lease_expired', SEND_STOPPED],
+    [
+      2,
+      'expired',
+      'expired',
+      'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
+    ],
+  ])
+  expect(await rowOf(t, id)).toMatchObject({ attempts: 2, status: 'failed' })
+  expect(await historyProblems(id)).toEqual([])
+})
+
 test("a cancel's lookup whose worker stopped: its entry names the lookup's stop and the cancel, no send", async () => {
   const id = await interrupted(2, 1, 'cancel_requested_at = now()')
   expect(lookupOnly(await claimOne())).toBe(true)
