@@ -5,6 +5,7 @@ import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
 import type { Settlement } from '../../src/outbox/settle-item.ts'
 import { useTestDb } from '../support/db.ts'
+import { drainedToEnd } from '../support/drained-row.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
 import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -60,16 +61,8 @@ async function drained(faults: GraphFault[], maxAttempts: number) {
   })
   engines.push(engine)
   const id = await enqueue(t, undefined, { maxAttempts })
-  await engine.start()
-  // Bounded for a loaded machine: a 2 s send deadline, a 1 s grace and 1 s retries each time.
-  const row = await pollUntil(async () => {
-    const r = await rowOf(t, id)
-    return ['sent', 'failed', 'cancelled'].includes(r.status) ? r : undefined
-  }, 30_000)
-  const history = (await attemptsOf(t, id, 'attempt, outcome, error_code')).filter(
-    // Lookups asked again before the grace was out: uncounted waits, as many as the timing makes.
-    (h: { error_code: string | null }) => h.error_code !== 'lookup_too_early',
-  )
+  // A 2 s send deadline, a 1 s grace and 1 s retries each time.
+  const { row, history } = await drainedToEnd(t, engine, id, 30_000, 'attempt, outcome, error_code')
   // The only row: a request a fault answers before its body is read names no outbox id.
   const sends = fake.requests.filter((q) => q.kind === 'sendMail').length
   const accepted = fake.accepted.filter((a) => a.outboxId === id).length

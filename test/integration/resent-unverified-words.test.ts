@@ -5,9 +5,9 @@ import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
 import type { Settlement } from '../../src/outbox/settle-item.ts'
 import { useTestDb } from '../support/db.ts'
+import { drainedToEnd } from '../support/drained-row.ts'
 import { endedAfterEach } from '../support/ended-after-each.ts'
-import { attemptsOf, enqueue, rowOf } from '../support/engine.ts'
-import { pollUntil } from '../support/events.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
 import { type FakeGraph, type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
 import { graphWorker } from '../support/graph-worker.ts'
 
@@ -54,15 +54,13 @@ async function drained(sends: GraphFault[], maxAttempts: number, unreadAfter: nu
   })
   engines.push(engine)
   const id = await enqueue(t, undefined, { maxAttempts })
-  await engine.start()
-  // Bounded for a loaded machine: 1 s send deadlines, a 1 s grace and 0.2 s retries each time.
-  const row = await pollUntil(async () => {
-    const r = await rowOf(t, id)
-    return ['sent', 'failed', 'cancelled'].includes(r.status) ? r : undefined
-  }, 45_000)
-  const history = (await attemptsOf(t, id, 'attempt, outcome, error_code, error')).filter(
-    // Lookups asked again before the grace was out: uncounted waits, as many as the timing makes.
-    (h: { error_code: string | null }) => h.error_code !== 'lookup_too_early',
+  // 1 s send deadlines, a 1 s grace and 0.2 s retries each time.
+  const { row, history } = await drainedToEnd(
+    t,
+    engine,
+    id,
+    45_000,
+    'attempt, outcome, error_code, error',
   )
   return {
     end: { status: row.status, error: row.last_error, marked: row.send_started_at !== null },
