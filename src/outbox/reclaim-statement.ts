@@ -49,19 +49,7 @@ export interface ReclaimRow {
 
 /** reclaimExpired's one statement, unexecuted (bench/expiry-sweep.ts explains it). */
 export function reclaimStatement(p: ReclaimParams) {
-  const {
-    cancelled,
-    maxAttempts,
-    pastAttempts,
-    lookups,
-    cancelLookup,
-    stoppedBefore,
-    lookupsEnd,
-    lookupOnly,
-    expiredLookupEnds,
-    lookupStopped,
-    noSendStarted,
-  } = reclaimDecisions(p)
+  const d = reclaimDecisions(p)
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
@@ -104,25 +92,25 @@ export function reclaimStatement(p: ReclaimParams) {
       -- lookups on, so does a row whose last attempt's send the stop interrupted. So does a claim
       -- of a row whose cancel was requested (cancelLookup), cancelled, never failed, once it may not.
       update mailer.email_outbox o
-         set status = case when ${cancelled} or ${lookupsEnd} then 'cancelled'
-                           when ${cancelLookup} then 'pending'
-                           when ${expiredLookupEnds} then 'failed'
-                           when (${pastAttempts} or ${lookups}) and o.send_started_at is not null
-                                and not (${pastAttempts} and ${stoppedBefore}) then 'pending'
-                           when o.attempts - ${lookupOnly}::int >= ${maxAttempts} then 'failed'
+         set status = case when ${d.cancelled} or ${d.lookupsEnd} then 'cancelled'
+                           when ${d.cancelLookup} then 'pending'
+                           when ${d.expiredLookupEnds} then 'failed'
+                           when (${d.pastAttempts} or ${d.lookups}) and o.send_started_at is not null
+                                and not (${d.pastAttempts} and ${d.stoppedBefore}) then 'pending'
+                           when o.attempts - ${d.lookupOnly}::int >= ${d.maxAttempts} then 'failed'
                            else 'pending' end,
-             attempts = case when ${cancelLookup} then o.attempts - 1
-                             when ${pastAttempts} then ${maxAttempts}
-                             else o.attempts - ${lookupOnly}::int end,
-             last_error_code = case when ${cancelled} or ${lookupsEnd} then 'cancelled'
-                                    when ${expiredLookupEnds} then 'expired' else 'lease_expired' end,
-             last_error = case when ${cancelled}
+             attempts = case when ${d.cancelLookup} then o.attempts - 1
+                             when ${d.pastAttempts} then ${d.maxAttempts}
+                             else o.attempts - ${d.lookupOnly}::int end,
+             last_error_code = case when ${d.cancelled} or ${d.lookupsEnd} then 'cancelled'
+                                    when ${d.expiredLookupEnds} then 'expired' else 'lease_expired' end,
+             last_error = case when ${d.cancelled}
                                then 'cancelled before the send started (the worker holding the lease stopped)'
-                               when ${lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
-                               when ${expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
-                               when ${cancelLookup} then ${CANCEL_LOOKUP_STOPPED}
-                               when ${lookupStopped} then ${LOOKUP_STOPPED}
-                               when ${noSendStarted} then ${STOPPED_BEFORE_SENDING_AGAIN}
+                               when ${d.lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
+                               when ${d.expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
+                               when ${d.cancelLookup} then ${CANCEL_LOOKUP_STOPPED}
+                               when ${d.lookupStopped} then ${LOOKUP_STOPPED}
+                               when ${d.noSendStarted} then ${STOPPED_BEFORE_SENDING_AGAIN}
                                when o.send_started_at is null
                                then 'the worker holding the lease stopped before sending'
                                else 'the worker holding the lease stopped during the send; outcome unknown' end,
@@ -132,7 +120,7 @@ export function reclaimStatement(p: ReclaimParams) {
       returning o.id, o.status, o.send_started_at is not null as ambiguous,
                 -- A lookup counted none: its entry numbers the attempt it looks up, as its
                 -- settlement would (settle.ts).
-                case when ${cancelLookup} or ${lookupOnly} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
+                case when ${d.cancelLookup} or ${d.lookupOnly} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
                      else o.attempts end as attempts,
                 o.last_error_code, o.last_error, expired.lease_owner, o.tenant, o.correlation_id
     ), history as (
