@@ -44,6 +44,27 @@ function upkeepOf(
   return { upkeep, events }
 }
 
+/**
+ * A row whose attempt 1's send was interrupted by its worker's stop, then one lookup's stop, its
+ * expiresAt passed: the next stop of its lookup is the third in a row.
+ */
+async function stoppedTwicePastExpiry() {
+  const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 60_000).toISOString() })
+  await t.pool.query(
+    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes',
+            expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds'
+      where id = $1`,
+    [id],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+     select $1, 1, 'dead', 'lease_expired', 'lease_expired', 'the worker holding the lease stopped during the send; outcome unknown'
+       from generate_series(1, 2)`,
+    [id],
+  )
+  return id
+}
+
 test('of its own ended leases, it takes back those not yet handed to the settlement and leaves those that were', async () => {
   const recording = await enqueue(t)
   const waiting = await enqueue(t)
@@ -95,20 +116,7 @@ test('a row it ends, out of attempts or cancelled, is counted as a settlement wo
 })
 
 test('a lookup past its expiresAt that lost its worker a third time in a row ends expired, counted as the sweep counts such a row', async () => {
-  const id = await enqueue(t, undefined, { expiresAt: new Date(Date.now() + 60_000).toISOString() })
-  // Attempt 1's send interrupted by its worker's stop, then one lookup's stop; its expiresAt passed.
-  await t.pool.query(
-    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes',
-            expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds'
-      where id = $1`,
-    [id],
-  )
-  await t.pool.query(
-    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
-     select $1, 1, 'dead', 'lease_expired', 'lease_expired', 'the worker holding the lease stopped during the send; outcome unknown'
-       from generate_series(1, 2)`,
-    [id],
-  )
+  const id = await stoppedTwicePastExpiry()
   await claimBatch(t.db, { limit: 1, workerId: 'dead', leaseSeconds: 60, defaultMaxAttempts: 3 })
   await endLeases([id])
   const { upkeep, events } = upkeepOf(new Map(), () => false)
@@ -129,23 +137,8 @@ test('a row it fails, out of attempts or expired, logs one "message failed" line
     tenant: 'acme',
     correlationId: 'c-1',
   })
-  const looked = await enqueue(t, undefined, {
-    expiresAt: new Date(Date.now() + 60_000).toISOString(),
-  })
+  const looked = await stoppedTwicePastExpiry()
   const waiting = await enqueue(t)
-  // `looked`: attempt 1's send interrupted, then one lookup's stop; its expiresAt passed (above).
-  await t.pool.query(
-    `update mailer.email_outbox set attempts = 1, send_started_at = now() - interval '2 minutes',
-            expires_at = now() - interval '1 second', send_at = now() - interval '2 seconds'
-      where id = $1`,
-    [looked],
-  )
-  await t.pool.query(
-    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
-     select $1, 1, 'dead', 'lease_expired', 'lease_expired', 'the worker holding the lease stopped during the send; outcome unknown'
-       from generate_series(1, 2)`,
-    [looked],
-  )
   await claimBatch(t.db, { limit: 3, workerId: 'dead', leaseSeconds: 60, defaultMaxAttempts: 3 })
   await endLeases([spent, looked, waiting])
   const lines: Record<string, unknown>[] = []
