@@ -133,7 +133,7 @@ describe('an undefined function or operator that is not ours in mailer is a bug:
 test('a privilege revoked from the role is 503 database_permission_denied, naming no SQL', async () => {
   const t = await database()
   const role = `outbox_r_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
-  await adminQuery(t.url, `create role ${role} login password 'pw'`)
+  await t.createRole(role, `login password 'pw'`)
   // Everything but the schema itself: usage of it is the privilege missing.
   await adminQuery(
     t.url,
@@ -147,10 +147,7 @@ test('a privilege revoked from the role is 503 database_permission_denied, namin
   const h = openDb({ name: 'default', url: url.toString(), log: silentLogger })
   opened.push({
     t,
-    close: async () => {
-      await h.close()
-      await adminQuery(t.url, `drop owned by ${role}; drop role ${role}`).catch(() => {})
-    },
+    close: () => h.close(),
   })
   const got = await answers({ name: 'default', db: h.db, pool: h.pool })
   expectAll(got, 503, 'database_permission_denied', expect.stringContaining('privilege'))

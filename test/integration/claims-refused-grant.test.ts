@@ -1,14 +1,12 @@
 // A service role without one of the deploy guide's step 7 grants: its claims fail with 42501, and readiness says which grants to run, not only the SQLSTATE.
-import { afterAll, afterEach, expect, setDefaultTimeout, test } from 'bun:test'
+import { afterEach, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
 import { CLAIMS_FAILING_MS } from '../../src/outbox/failing-claims-problem.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
-import { testCluster } from '../preload.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
-import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -23,13 +21,9 @@ afterEach(async () => {
   await engine?.stop()
   engine = null
 })
-afterAll(async () => {
-  await t.pool.query(`drop owned by ${role}`).catch(() => {})
-  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
-})
 
 test('claims refused a privilege make readiness name the grants to run, after the 30 s it waits', async () => {
-  await adminQuery((await testCluster()).admin, `create role ${role} login password '${password}'`)
+  await t.createRole(role, `login password '${password}'`)
   // Step 7's grants but UPDATE, as a DBA who left one out.
   await t.pool.query(`
     grant usage on schema mailer to ${role};

@@ -15,13 +15,12 @@ const role = `limited_${process.pid}`
 const closing: (() => Promise<unknown>)[] = []
 afterAll(async () => {
   for (const close of closing.reverse()) await close().catch(() => {})
-  await t.pool.query(`drop owned by ${role}; drop role if exists ${role}`).catch(() => {})
 })
 
 test('started with every connection its role may open taken, the worker claims again and again naming 53300, then drains each row once', async () => {
   // One connection for the role: serve's default, the worker's statements riding its LISTEN
   // session, needs no more.
-  await t.pool.query(`create role ${role} login password 'pw' connection limit 1`)
+  await t.createRole(role, `login password 'pw' connection limit 1`)
   await t.pool.query(
     `grant usage on schema mailer to ${role};
      grant select, insert, update, delete on all tables in schema mailer to ${role};

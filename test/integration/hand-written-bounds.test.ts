@@ -122,6 +122,7 @@ beforeAll(async () => {
     ...handle,
     url,
     reset: async () => {},
+    createRole: () => Promise.reject(new Error('no role is made beside this database')),
     drop: async () => {
       await handle.close()
       await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)

@@ -14,6 +14,14 @@ export interface TestDb extends DbHandle {
   pool: pg.Pool
   /** Empties every mailer table (between tests). */
   reset(): Promise<void>
+  /**
+   * `create role <role> <options>` on the run's server, dropped by drop() just after this database
+   * (where its grants are): a file's own afterAll runs after useTestDb's drop (bun runs a file's
+   * afterAll hooks in the order registered), when a `drop owned by` here finds the handle closed,
+   * and a role dropped there only stayed on a TEST_DATABASE_URL server, run after run.
+   */
+  createRole(role: string, options: string): Promise<void>
+  /** Drops the database, then the roles createRole made (a failed test's too). */
   drop(): Promise<void>
 }
 
@@ -26,6 +34,7 @@ export async function createTestDb(): Promise<TestDb> {
   // (mailer.database_identity), and so be taken for one database by Graph lookups (README).
   await adminQuery(url, 'update mailer.database_identity set id = gen_random_uuid()')
   const handle = openDb({ name: 'test', url, log: silentLogger, maxConnections: 20 })
+  const roles: string[] = []
   return {
     ...handle,
     url,
@@ -61,9 +70,17 @@ export async function createTestDb(): Promise<TestDb> {
         }
       }
     },
+    createRole: async (role, options) => {
+      await adminQuery(cluster.admin, `create role ${role} ${options}`)
+      roles.push(role)
+    },
     drop: async () => {
       await handle.close()
       await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
+      // The database gone, so are the role's grants in it: one it holds elsewhere fails the drop here.
+      for (const role of roles.splice(0)) {
+        await adminQuery(cluster.admin, `drop role if exists ${role}`)
+      }
     },
   }
 }
