@@ -11,11 +11,9 @@ import { silentLogger } from '../../src/log.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { ensureSlots } from '../../src/outbox/send-slots.ts'
 import { ROOT } from '../deploy/deploy-files.ts'
-import { testCluster } from '../preload.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
-import { adminQuery } from '../support/postgres.ts'
 import { serviceRoleGrants } from '../support/service-role-grants.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -66,11 +64,7 @@ async function enqueueAsApp() {
 }
 
 beforeAll(async () => {
-  await t.pool.query(`create role ${role} nologin`)
-})
-// A role is the cluster's: dropped once this file's database, which holds its grants, is gone.
-afterAll(async () => {
-  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
+  await t.createRole(role, 'nologin')
 })
 
 describe('the deploy guide’s grants for an application role', () => {
@@ -165,12 +159,10 @@ describe('the deploy guide’s grants for outbox-mailer’s own role', () => {
   let handle: DbHandle | null = null
   afterAll(async () => {
     await handle?.close()
-    await t.pool.query(`drop owned by ${svc}`)
-    await adminQuery((await testCluster()).admin, `drop role if exists ${svc}`)
   })
 
   test('let it read the schema state, claim, send through the shared limits and settle; a table a later release adds too', async () => {
-    await t.pool.query(`create role ${svc} login password '${password}'`)
+    await t.createRole(svc, `login password '${password}'`)
     await t.pool.query(serviceRoleGrants(svc))
     const url = new URL(t.url)
     url.username = svc

@@ -4,12 +4,10 @@ import { type AddressInfo, createServer, type Socket } from 'node:net'
 import pg from 'pg'
 import { hearsOtherSessions } from '../../src/db/listen-probe.ts'
 import { openProbeSession, type ProbeSession } from '../../src/db/probe-session.ts'
-import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { startHoldingProxy } from '../support/holding-proxy.ts'
 import { loneListener } from '../support/lone-listener.ts'
-import { adminQuery } from '../support/postgres.ts'
 import { startSilencingProxy } from '../support/silencing-proxy.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -20,11 +18,10 @@ const password = crypto.randomUUID()
 let t: TestDb
 beforeAll(async () => {
   t = await createTestDb()
-  await adminQuery(t.url, `create role ${role} login connection limit 1 password '${password}'`)
+  await t.createRole(role, `login connection limit 1 password '${password}'`)
 })
 afterAll(async () => {
   await t.drop()
-  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
 })
 
 test('a role allowed one connection still listens: the probe, unable to open a second session, trusts the first', async () => {

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { readDatabaseStatus } from '../../src/status/database-status.ts'
 import { judge } from '../../src/status/status-report.ts'
-import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
 import { adminQuery } from '../support/postgres.ts'
 
@@ -20,8 +19,7 @@ let url: string
 beforeAll(async () => {
   t = await createTestDb()
   dbName = new URL(t.url).pathname.slice(1)
-  const cluster = await testCluster()
-  await adminQuery(cluster.admin, `create role ${reader} login password '${password}'`)
+  await t.createRole(reader, `login password '${password}'`)
   await adminQuery(
     t.url,
     `grant connect on database ${dbName} to ${reader};
@@ -37,10 +35,7 @@ beforeAll(async () => {
   url = u.toString()
 })
 afterAll(async () => {
-  await adminQuery(t.url, `drop owned by ${reader}`).catch(() => {})
   await t.drop()
-  const cluster = await testCluster()
-  await adminQuery(cluster.admin, `drop role if exists ${reader}`)
 })
 
 /**

@@ -1,9 +1,7 @@
 // A role that may edit mailer.templates and nothing else of ours keeps editing them after 0056: the replaced sender is noted all the same.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
-import { testCluster } from '../preload.ts'
 import { useTestDb } from '../support/db.ts'
-import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -12,7 +10,7 @@ const t = useTestDb({ resetEach: true })
 const role = `template_editor_${process.pid}`
 
 beforeAll(async () => {
-  await t.pool.query(`create role ${role} nologin`)
+  await t.createRole(role, 'nologin')
   // As a DBA granted the tool that keeps the templates (an admin page, a deploy script) table by
   // table before 0056: the templates, and the outbox rows an edit of a from_address rekeys (0040);
   // mailer.sender_mailboxes did not exist then.
@@ -20,10 +18,6 @@ beforeAll(async () => {
     grant usage on schema mailer to ${role};
     grant select, insert, update on mailer.templates to ${role};
     grant select, update on mailer.email_outbox to ${role};`)
-})
-// A role is the cluster's: dropped once this file's database, which holds its grants, is gone.
-afterAll(async () => {
-  await adminQuery((await testCluster()).admin, `drop role if exists ${role}`)
 })
 
 async function asEditor(text: string): Promise<void> {
