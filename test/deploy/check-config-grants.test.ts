@@ -10,9 +10,7 @@ import {
 } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { checkConfig } from '../../src/check-config.ts'
-import { testCluster } from '../preload.ts'
 import { createTestDb, type TestDb } from '../support/db.ts'
-import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -31,11 +29,9 @@ const documented = () => `
   grant select, insert, update, delete on all tables in schema mailer to ${role};`
 
 beforeAll(async () => {
-  await adminQuery(
-    (await testCluster()).admin,
-    `create role ${role} login password '${password}'; create role ${listenRole} login password '${password}'`,
-  )
   db = await createTestDb()
+  await db.createRole(role, `login password '${password}'`)
+  await db.createRole(listenRole, `login password '${password}'`)
 })
 beforeEach(async () => {
   await db.pool.query(`
@@ -44,12 +40,7 @@ beforeEach(async () => {
     ${documented()}`)
 })
 afterAll(async () => {
-  await db?.pool.query(`drop owned by ${role}`)
   await db?.drop()
-  await adminQuery(
-    (await testCluster()).admin,
-    `drop role if exists ${role}; drop role if exists ${listenRole}`,
-  )
 })
 
 /** `db`'s URL with `r`'s login. */
