@@ -16,8 +16,8 @@ export async function withRoleRefusedConnect(
   const role = `${rolePrefix}_${process.pid}`
   const password = `pw-${randomBytes(12).toString('hex')}`
   await adminQuery(cluster.admin, `create role ${role} login password '${password}'`)
-  await adminQuery(cluster.url(dbName), `revoke connect on database ${dbName} from public`)
   try {
+    await adminQuery(cluster.url(dbName), `revoke connect on database ${dbName} from public`)
     const url = new URL(databaseUrl)
     url.username = role
     url.password = password
