@@ -73,7 +73,7 @@ test('a server that takes the connection and never answers: no answer within the
 
 test('a database closed to connections (ALLOW_CONNECTIONS false, 55000): said to refuse connections and what to do, not left as the server’s words alone', async () => {
   const cluster = await testCluster()
-  const name = `closed_ready_${process.pid}`
+  const name = `outbox_closed_${process.pid}`
   const admin = new pg.Client({ connectionString: cluster.admin })
   await admin.connect()
   try {

@@ -27,3 +27,10 @@ test('a role granted privileges in the test database is made there', async () =>
   const r = await t.pool.query('select 1 from pg_roles where rolname = $1', [role])
   expect(r.rowCount).toBe(1)
 })
+
+test('a role whose name does not end in the run’s pid is refused before it is made: a killed run’s leftovers are found by it (README)', async () => {
+  const name = `test_db_role_${process.pid}_x`
+  await expect(t.createRole(name, 'nologin')).rejects.toThrow(`ends in _${process.pid}`)
+  const r = await t.pool.query('select 1 from pg_roles where rolname = $1', [name])
+  expect(r.rowCount).toBe(0)
+})

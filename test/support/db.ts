@@ -71,6 +71,11 @@ export async function createTestDb(): Promise<TestDb> {
       }
     },
     createRole: async (role, options) => {
+      // The run's pid ends it, as its template's name carries it: the README's clean-up after a
+      // killed run finds the run's roles by it.
+      if (!role.endsWith(`_${process.pid}`)) {
+        throw new Error(`a test role's name ends in _${process.pid} (this run's pid): ${role}`)
+      }
       await adminQuery(cluster.admin, `create role ${role} ${options}`)
       roles.push(role)
     },
