@@ -11,6 +11,13 @@ const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
 const GIVEN_TWICE =
   'is given twice in one object: name each key once (RFC 8259), the later would silently replace the earlier'
 
+/**
+ * A body of JSON's blanks alone (RFC 8259: space, tab, LF, CR), or none. Not trim()'s, which also
+ * strips a no-break space or a byte order mark, no JSON blank: such a body is no JSON, not empty.
+ * (A leading byte order mark the decoder drops, as RFC 8259 lets a parser: one before `{}` is read.)
+ */
+const isBlank = (text: string) => /^[ \t\n\r]*$/.test(text)
+
 const NOT_UTF8 =
   'is not UTF-8 (RFC 8259): send the JSON encoded as UTF-8 (a client set to its platform charset sends Latin-1)'
 
@@ -21,7 +28,7 @@ const NOT_UTF8 =
  * that parses.
  */
 export function notJsonError(text: string | null): AppError | null {
-  if (text === null || text.trim() === '') return null
+  if (text === null || isBlank(text)) return null
   const at = jsonSyntaxError(text)
   if (at === null) return null
   const message = `is not valid JSON${whereJsonBreaks(at)}`
@@ -60,7 +67,7 @@ export const utf8JsonBody = (shape: string) =>
       })
     }
     // No body at all was "Malformed JSON in request body", which sent the client after its syntax.
-    if (text.trim() === '') {
+    if (isBlank(text)) {
       const message = `is empty: send a JSON object, ${shape}`
       throw new AppError('validation_failed', `the body ${message}`, {
         errors: [{ path: '(root)', message }],

@@ -283,6 +283,8 @@ test("a bulk filter's status the route does not act on says which route does, an
 })
 
 test('a body that is no JSON says where it breaks and what JSON wants there; an empty one says it is empty', async () => {
+  const A_VALUE =
+    'expected a value: an object, an array, a string in double quotes, a number, true, false or null'
   const cases: [string, string, string][] = [
     [
       '/v1/outbox',
@@ -321,6 +323,10 @@ test('a body that is no JSON says where it breaks and what JSON wants there; an 
       ' \n',
       'is empty: send a JSON object, {"filter": {...}, "dryRun": ..., "limit": ...} (dryRun and limit optional)',
     ],
+    // JSON's blanks are space, tab, CR and LF alone (RFC 8259): a no-break space, or a byte order
+    // mark past the first, is no blank, so such a body is no JSON rather than empty.
+    ['/v1/outbox', '\u00a0', `is not valid JSON at line 1, column 1: ${A_VALUE}`],
+    ['/v1/outbox', ' \ufeff\ufeff', `is not valid JSON at line 1, column 2: ${A_VALUE}`],
   ]
   for (const [url, body, message] of cases) {
     const r = await send(s.app, 'POST', url, {
@@ -339,6 +345,13 @@ test('a body that is no JSON says where it breaks and what JSON wants there; an 
       },
     ])
   }
+  // A byte order mark opening the body is dropped, as RFC 8259 lets a parser: the JSON after it is read.
+  const bom = await send(s.app, 'POST', '/v1/outbox', {
+    token: s.tk,
+    body: `\ufeff${JSON.stringify({ message })}`,
+    headers: { 'content-type': 'application/json' },
+  })
+  expect(bom.status).toBe(201)
 })
 
 test('a JSON number too large to read (1e400 parses as Infinity) is named so, not "must be a number, not a number"', async () => {
