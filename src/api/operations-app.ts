@@ -44,13 +44,21 @@ const isApiPath = (path: string) =>
 /** /metrics alone, for its own listener (METRICS_PORT): a port the platform keeps off the internet. */
 export function createMetricsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {
   const app = baseApp(deps).route('/', metricsRoutes(deps))
-  // A check or a client pointed at this port by mistake is told where the rest is served.
-  const rest =
-    deps.surface === 'operations' ? 'health and readiness are' : 'health, readiness and the API are'
-  const elsewhere = `this listener (METRICS_PORT) serves /metrics alone: ${rest} on PORT`
+  // A check or a client pointed at this port by mistake is told where the rest is served; on a
+  // worker, an API path is served on no port of this process, and is told so.
+  const worker = deps.surface === 'operations'
+  const rest = worker ? 'health and readiness are' : 'health, readiness and the API are'
+  const alone = 'this listener (METRICS_PORT) serves /metrics alone'
+  const elsewhere = `${alone}: ${rest} on PORT`
   app.notFound(
     notFoundHandler(servedMethods(app), (path) =>
-      path === '/healthz' || path === '/readyz' || isApiPath(path) ? elsewhere : null,
+      isApiPath(path)
+        ? worker
+          ? `${alone}; ${NO_API}`
+          : elsewhere
+        : path === '/healthz' || path === '/readyz'
+          ? elsewhere
+          : null,
     ),
   )
   return app

@@ -151,15 +151,18 @@ test('with METRICS_PORT, /metrics asked on PORT is a 404 that says where it is s
   }
 })
 
+/** The detail of the problem `app` answers GET `path` with. */
+const detailOn = async (
+  app: { fetch: (r: Request) => Response | Promise<Response> },
+  path: string,
+) =>
+  ((await (await app.fetch(new Request(`http://localhost${path}`))).json()) as { detail: string })
+    .detail
+
 test("METRICS_PORT's listener answers another path with a 404 that says it serves /metrics alone", async () => {
   const { deps } = appOnDefault(t)
   const metrics = createMetricsApp({ ...deps, metricsApart: true })
-  const said = async (path: string) =>
-    (
-      (await (await metrics.fetch(new Request(`http://localhost${path}`))).json()) as {
-        detail: string
-      }
-    ).detail
+  const said = (path: string) => detailOn(metrics, path)
   const apart =
     'this listener (METRICS_PORT) serves /metrics alone: health, readiness and the API are on PORT'
   expect([await said('/healthz'), await said('/readyz'), await said('/v1/stats')]).toEqual([
@@ -168,4 +171,21 @@ test("METRICS_PORT's listener answers another path with a 404 that says it serve
     apart,
   ])
   expect((await metrics.fetch(new Request('http://localhost/metrics'))).status).toBe(200)
+})
+
+test("a worker's METRICS_PORT listener says of an API path that the process serves no API, not that it is on PORT", async () => {
+  // A `serve --role worker` process serves health and readiness on PORT, and no API anywhere.
+  const { deps } = appOnDefault(t)
+  const metrics = createMetricsApp({ ...deps, metricsApart: true, surface: 'operations' })
+  const said = (path: string) => detailOn(metrics, path)
+  const apart =
+    'this listener (METRICS_PORT) serves /metrics alone: health and readiness are on PORT'
+  const noApi =
+    'this listener (METRICS_PORT) serves /metrics alone; this process runs `serve --role worker`, which serves no API: send /v1, /openapi.json and /docs to a `serve --role api` (or `all`) process'
+  expect([
+    await said('/healthz'),
+    await said('/readyz'),
+    await said('/v1/stats'),
+    await said('/openapi.json'),
+  ]).toEqual([apart, apart, noApi, noApi])
 })
