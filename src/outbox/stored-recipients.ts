@@ -1,6 +1,7 @@
 // A stored message's recipients and sender, checked at send as enqueue checks them (mailer.normalize_recipients).
 import { isEmailAddress } from '../config/email-address.ts'
-import { namedAddress } from './email-address.ts'
+import { addressRefusal, addressStringRefusal } from './address-refusal.ts'
+import { addressWithin, namedAddress } from './email-address.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { invalidMessage as invalid } from './render-error.ts'
 import type { MailAddress } from './sender.ts'
@@ -57,20 +58,28 @@ export function sendableAddresses(list: unknown, field: string): MailAddress[] {
 const itemsOf = (list: unknown): unknown[] =>
   list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
 
-// Each address must be one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it.
+/**
+ * Each address must be one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it;
+ * one that is not is refused in enqueue's words (address-refusal.ts): a list in one string, a
+ * domain not in A-labels named as such.
+ */
 function checkAddresses(list: unknown, field: string): void {
   itemsOf(list).forEach((a, i) => {
-    const address = typeof a === 'string' ? a : (a as { address?: unknown } | null)?.address
-    // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
-    if (
-      typeof address === 'string' &&
-      !isEmailAddress(trimSpaces(address)) &&
-      (typeof a !== 'string' || namedAddress(a) === null)
-    )
+    if (typeof a === 'string') {
+      const address = trimSpaces(a)
+      // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
+      if (isEmailAddress(address) || namedAddress(a) !== null) return
+      const within = addressWithin(a)
       throw invalid(
-        `${entryName(field, i)}${typeof a === 'string' ? '' : '.address'}`,
-        'is not a valid e-mail address',
+        entryName(field, i),
+        within === null
+          ? addressStringRefusal(address, field === 'message.from')
+          : addressRefusal(within),
       )
+    }
+    const address = (a as { address?: unknown } | null)?.address
+    if (typeof address === 'string' && !isEmailAddress(trimSpaces(address)))
+      throw invalid(`${entryName(field, i)}.address`, addressRefusal(trimSpaces(address)))
   })
 }
 
