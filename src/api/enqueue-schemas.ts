@@ -5,6 +5,7 @@ import { z } from '@hono/zod-openapi'
 import { CONTROL_CHARACTER_MESSAGE, HEADER_VALUE_MESSAGE } from '../outbox/header-text.ts'
 import { MIME_TYPE, MIME_TYPE_MESSAGE } from '../outbox/mime-type.ts'
 import { withStorableText } from './storable-text.ts'
+import { TIMESTAMP_WITH_ZONE } from './time-bound.ts'
 import { closedKeys } from './unknown-keys.ts'
 
 const ONE_LINE =
@@ -149,8 +150,6 @@ const WholeNumber = z.number().refine(Number.isInteger, 'must be a whole number'
 // names the field; a client generated from the document learns them before sending. Each option
 // takes null as not given, as a message field does (the route drops it before SQL, whose
 // check_options takes null for sendAt and expiresAt alone).
-const TIMESTAMP_WITH_ZONE =
-  '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)$'
 
 const EnqueueOptions = z
   .looseObject({

@@ -65,7 +65,7 @@ describe('the problem document', () => {
         [
           {
             path: 'createdFrom',
-            message: `must be an ISO-8601 timestamp to the second with a time zone, Z or ±hh:mm, e.g. 2030-01-01T00:00:00Z (given "${'y'.repeat(60)}…", 100 characters)`,
+            message: `must be an ISO-8601 timestamp with a time zone (Z, ±hh, ±hhmm or ±hh:mm), as options.sendAt takes it, e.g. 2030-01-01T00:00:00Z (given "${'y'.repeat(60)}…", 100 characters)`,
           },
         ],
       ],
