@@ -1,4 +1,5 @@
 // A validation issue in zod's default English said as the API's own messages are: what is wrong, what is accepted.
+import { jsonKind } from '../config/json-kind.ts'
 
 type Issue = {
   path: PropertyKey[]
@@ -30,16 +31,12 @@ const EXPECTED: Record<string, string> = {
 
 const TOO_LARGE = 'a number too large to read (1e400 and the like: past ±1.8e308)'
 
-/** What a JSON value is, in the words of EXPECTED; undefined when the field is not there. */
+/** What a JSON value is (json-kind.ts, as a variable's JSON is named); undefined when the field is not there. */
 function kindOf(value: unknown): string | undefined {
   if (value === undefined) return undefined
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'boolean') return 'a boolean'
   // JSON.parse reads 1e400 as Infinity, which zod refuses as no number: say why, not "a number".
   if (typeof value === 'number' && !Number.isFinite(value)) return TOO_LARGE
-  if (typeof value === 'object') return 'an object'
-  return EXPECTED[typeof value] ?? typeof value
+  return jsonKind(value)
 }
 
 const plural = (n: number | bigint, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`

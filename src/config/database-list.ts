@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { sameDatabaseProblems } from './database-identity.ts'
 import { pgUrl } from './database-url.ts'
 import type { Accepted, EnvValues } from './env-schema.ts'
+import { jsonKind } from './json-kind.ts'
 import { jsonSyntaxError, TOO_DEEP, whereJsonBreaks } from './json-syntax-error.ts'
 import { maskedExcerpt } from './masked-excerpt.ts'
 
@@ -39,18 +40,6 @@ function notJson(value: string): string {
 }
 
 const ENTRY_KEYS = 'each entry has a "name" and a "url", and may have a "listenUrl"'
-
-/** What a JSON value is, as its writer names it. */
-const jsonKind = (v: unknown): string =>
-  v === null
-    ? 'null'
-    : Array.isArray(v)
-      ? 'an array'
-      : typeof v === 'object'
-        ? 'an object'
-        : typeof v === 'boolean'
-          ? 'true or false'
-          : `a ${typeof v}`
 
 /**
  * One problem of the list, named as a reader writes it (`MAILER_DATABASES[1].url`), saying what to

@@ -279,6 +279,8 @@ describe('loadConfig', () => {
         { WORKER_CONCURRENCY: '0' },
         { MAILER_DATABASES: '[{"name":1,"url":"postgres://u@db/a"}]', DATABASE_URL: undefined },
         { MAILER_DATABASES: '["postgres://u@db/a"]', DATABASE_URL: undefined },
+        // A value's kind in the API's words (config/json-kind.ts): "a boolean", as a body's is.
+        { MAILER_DATABASES: '[{"name":true,"url":"postgres://u@db/a"}]', DATABASE_URL: undefined },
       ].flatMap((env) => configProblems({ ...base, ...env })),
     ).toEqual([
       'LOG_LEVEL: must be one of debug, info, warn, error',
@@ -292,6 +294,7 @@ describe('loadConfig', () => {
       'WORKER_CONCURRENCY: must be from 1 to 500',
       'MAILER_DATABASES[0].name: must be a string, not a number',
       'MAILER_DATABASES[0]: must be an object (each entry has a "name" and a "url", and may have a "listenUrl"), not a string',
+      'MAILER_DATABASES[0].name: must be a string, not a boolean',
     ])
   })
 
