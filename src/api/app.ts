@@ -5,7 +5,7 @@ import { authenticate, createVerifier, type Verify } from './auth.ts'
 import { routeBodyLimit } from './body-limits.ts'
 import type { ApiDeps, AppEnv } from './context.ts'
 import { admitLargeBodies, largeBodySlots } from './large-body-slots.ts'
-import { namedQuery } from './nameless-query.ts'
+import { refuseNamelessQuery } from './nameless-query.ts'
 import { createOperationsApp } from './operations-app.ts'
 import { wellFormedQuery } from './percent-encoding.ts'
 import { rateLimit } from './rate-limit.ts'
@@ -40,7 +40,7 @@ export function createApp(deps: ApiDeps, verify?: Verify | null): OpenAPIHono<Ap
     // After the token and the rate: a refused request's body is never read, so takes no slot.
     admitLargeBodies(deps.largeBodySlots ?? largeBodySlots()),
     wellFormedQuery,
-    namedQuery,
+    refuseNamelessQuery,
   )
 
   app.route('/', outboxActionRoutes(deps))

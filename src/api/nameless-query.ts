@@ -12,7 +12,7 @@ export const namelessMessage = (n: number) =>
  * every other unknown name is named (strict-query.ts). An empty piece (`?&&limit=5&`) is no
  * parameter: a separator repeated, as URL builders leave it.
  */
-export const namedQuery: MiddlewareHandler = async (c, next) => {
+export const refuseNamelessQuery: MiddlewareHandler = async (c, next) => {
   const url = c.req.url
   const start = url.indexOf('?')
   if (start >= 0 && url.includes('=', start)) {
