@@ -125,7 +125,8 @@ async function main(argv: string[]): Promise<number> {
           ...(await warnings!.settled()),
         ])
       case 'send-test':
-        return await sendTest(config, { to: flags.get('--to'), from: flags.get('--from') }, log)
+        // --to is required (commands.ts): parseArgs refused its absence before any command ran.
+        return await sendTest(config, { to: flags.get('--to')!, from: flags.get('--from') }, log)
       default:
         throw new AppError('internal', `command "${command}" is parsed but not run`)
     }

@@ -17,21 +17,17 @@ const isGuid = (s: string) =>
 /** Sends one message through the configured transport and prints the outcome: a first-run check. */
 export async function sendTest(
   config: Config,
-  args: { to: string | undefined; from: string | undefined },
+  args: { to: string; from: string | undefined },
   log: Logger,
 ): Promise<number> {
-  const to = args.to !== undefined ? splitNamedAddress(args.to) : null
+  const to = splitNamedAddress(args.to)
   // MAIL_FROM as the engine reads it: `Name <address>` sends from that address, under that name.
   const given = args.from !== undefined ? splitNamedAddress(args.from) : null
   const from =
     given !== null ? given : config.mailFrom !== null ? parseDefaultFrom(config.mailFrom) : null
-  // Absent, parseArgs refused it first; given, it is named as wrong, never as missing.
-  if (!to || !isAddress(to.address)) {
-    console.error(
-      args.to === undefined
-        ? 'send-test needs --to ADDRESS (a valid e-mail address, or `Name <address>`)'
-        : 'send-test --to must be a valid e-mail address (or `Name <address>`)',
-    )
+  // Given (parseArgs refuses a missing --to first), it is named as wrong, never as missing.
+  if (!isAddress(to.address)) {
+    console.error('send-test --to must be a valid e-mail address (or `Name <address>`)')
     return EXIT.usage
   }
   // Graph takes a mailbox as an address or a user id (a GUID); the file transport needs an address,
