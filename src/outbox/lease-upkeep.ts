@@ -1,9 +1,10 @@
-// Lease upkeep on timers: a drainer's heartbeats (lease-heartbeat.ts: its leases and its registry entry), its reclaim of expired leases and its expiry sweep.
+// Lease upkeep on timers: a drainer's heartbeats (lease-heartbeat.ts: its leases and its registry entry), its reclaim of expired leases and its expiry sweep (reclaim-report.ts tells what each did).
 import type { WorkerConfig } from '../config.ts'
 import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
 import { createLeaseHeartbeat, type LeaseHeartbeatDeps } from './lease-heartbeat.ts'
 import { lookupPastExpirySeconds } from './lookup-grace.ts'
 import { reclaimExpired } from './reclaim.ts'
+import { reportReclaim } from './reclaim-report.ts'
 
 // A reclaim comes due this long after the lease it waits for has ended (`lease_expires_at < now()`
 // is strict, and timers fire a little early or late).
@@ -63,7 +64,7 @@ export function createLeaseUpkeep(
    */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
-    const { rows, failed, nextExpiryMs, swept, beat, staleProbes } = await reclaimExpired(d.db, {
+    const r = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       lookups: d.lookups ?? false,
       limit,
@@ -79,72 +80,11 @@ export function createLeaseUpkeep(
       // Another entry is live while it beat within two of its own lease lengths (stale-probes.ts).
       staleProbes: { ownMailbox: d.worker.probeMailbox ?? '' },
     })
-    if (beat) d.onBeat?.(beat)
-    // A count, not the mailboxes: logs carry no addresses.
-    if (staleProbes)
-      d.log.info('owed probe cleared: no live worker sends from its mailbox', {
-        count: staleProbes,
-      })
-    // Counted and logged as a claim that finds a row expired does (outbox_sends_total{outcome=
-    // "expired"}, which the "sends failing" alert watches; one line per row, as for any failure),
-    // or, with a cancel recorded, as the settlement that finds the cancel (one line, at debug).
-    for (const r of swept) {
-      const outcome = r.status === 'cancelled' ? 'cancelled' : 'expired'
-      d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome, code: outcome })
-      d.log[r.status === 'cancelled' ? 'debug' : 'warn'](
-        r.status === 'cancelled' ? 'settled' : 'message failed',
-        {
-          db: d.dbName,
-          outboxId: r.id,
-          tenant: r.tenant,
-          attempt: r.attempt,
-          correlationId: r.correlationId,
-          outcome,
-          status: r.status,
-          code: outcome,
-          claimed: false,
-        },
-      )
-    }
-    if (rows.length > 0) {
-      d.log.warn('reclaimed expired leases', { count: rows.length, ids: rows.map((r) => r.id) })
-      d.onEvent?.({ type: 'reclaimed', db: d.dbName, count: rows.length })
-      // A row out of attempts, or cancelled, ends here, not in a settlement: it must be counted all
-      // the same (outbox_sends_total{outcome="failed"} is what the "sends failing" alert watches).
-      for (const r of rows) {
-        if (r.status === 'failed') {
-          // A lookup past its expiresAt that kept losing its worker ends expired, as the sweep's.
-          const outcome = r.expired ? 'expired' : 'failed'
-          d.onEvent?.({
-            type: 'settled',
-            db: d.dbName,
-            id: r.id,
-            outcome,
-            code: r.expired ? 'expired' : 'lease_expired',
-          })
-        } else if (r.status === 'cancelled') {
-          d.onEvent?.({ type: 'settled', db: d.dbName, id: r.id, outcome: 'cancelled' })
-        }
-      }
-      // One line per failed row, as a settlement and the sweep log (ids only): the aggregate
-      // line above names no row's end, and a search for the row's id would find nothing.
-      for (const f of failed)
-        d.log.warn('message failed', {
-          db: d.dbName,
-          outboxId: f.id,
-          tenant: f.tenant,
-          attempt: f.attempt,
-          correlationId: f.correlationId,
-          outcome: f.code === 'expired' ? 'expired' : 'failed',
-          status: 'failed',
-          code: f.code,
-        })
-      d.wake()
-    }
+    reportReclaim(d, r)
     // More ended (or expired) than one statement takes: again at once. Otherwise when the earliest
     // lease in flight ends; none ends sooner than a lease taken from now on, a lease length away.
-    if (rows.length >= limit || swept.length >= EXPIRY_SWEEP_LIMIT) return 0
-    return Math.min(nextExpiryMs ?? leaseMs, leaseMs) + RECLAIM_MARGIN_MS
+    if (r.rows.length >= limit || r.swept.length >= EXPIRY_SWEEP_LIMIT) return 0
+    return Math.min(r.nextExpiryMs ?? leaseMs, leaseMs) + RECLAIM_MARGIN_MS
   }
 
   function scheduleReclaim(ms: number) {

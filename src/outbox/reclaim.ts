@@ -25,7 +25,7 @@ interface FailedRow {
   code: 'lease_expired' | 'expired'
 }
 
-interface ReclaimResult {
+export interface ReclaimResult {
   rows: Reclaimed[]
   /** The rows of `rows` it failed, in id order. */
   failed: FailedRow[]
