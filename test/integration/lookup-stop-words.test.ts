@@ -17,8 +17,6 @@ const t = useTestDb({ resetEach: true })
 const TIMED_OUT = 'Graph request exceeded its deadline'
 const SEND_STOPPED = 'the worker holding the lease stopped during the send; outcome unknown'
 const LOOKUP_STOPPED = 'the worker looking up its interrupted send stopped; outcome unknown'
-const STOPPED_BEFORE_SENDING_AGAIN =
-  "the worker holding the lease stopped before sending again; the earlier interrupted send's outcome unknown"
 const THAT = ' (that send may have delivered it)'
 const BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'
 
@@ -288,30 +286,6 @@ test('the crash-loop rule counts every worker stop in a row, one before its send
   ])
   expect(await rowOf(t, id)).toMatchObject({ attempts: 2, status: 'failed' })
   expect(await historyProblems(id)).toEqual([])
-})
-
-test('lookups off, a counted claim of a row with an interrupted send whose worker stopped before it sent again: named a stop before sending, not during the send, to its failure on its last attempt', async () => {
-  const id = await interrupted(3, 1)
-  const resend = await claimOne()
-  expect(lookupOnly(resend)).toBe(false)
-  // Rendering or the token held it: no send started (the mark is still attempt 1's).
-  expect(await stopped(id, false)).toEqual([{ id, status: 'pending', ambiguous: true }])
-  expect(await words(id)).toEqual({ ...reclaimedSo(STOPPED_BEFORE_SENDING_AGAIN), attempts: 2 })
-  await claimOne()
-  expect(await stopped(id, false)).toEqual([{ id, status: 'failed', ambiguous: true }])
-  expect(await words(id)).toEqual({
-    status: 'failed',
-    attempts: 3,
-    code: 'lease_expired',
-    error: STOPPED_BEFORE_SENDING_AGAIN,
-  })
-  expect(await entries(id)).toEqual([
-    [1, 'retry', 'timeout', TIMED_OUT],
-    [2, 'lease_expired', 'lease_expired', STOPPED_BEFORE_SENDING_AGAIN],
-    [3, 'lease_expired', 'lease_expired', STOPPED_BEFORE_SENDING_AGAIN],
-  ])
-  // The chaos checker counts attempt 1's send alone, as no sendMail came after it.
-  expect(await possiblyDelivering(id)).toBe(1)
 })
 
 test("a cancel's lookup whose worker stopped: its entry names the lookup's stop and the cancel, no send", async () => {
