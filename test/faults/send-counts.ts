@@ -28,6 +28,16 @@ const stoppedDuringSend = (h: AttemptEntry) =>
  * finished_ms): each sendUnanswered entry, and each reclaim during the send whose lease sent one
  * (a sendMail came after the entry before it). The mark a reclaim reads may be an earlier send's,
  * which its own entry counts: a lease claimed with it whose worker stopped before sending again.
+ * A lease's sendMail arrives by its reclaim: its send began with its request timeout and a margin
+ * of the lease left (lease-deadlines.ts), its request is aborted at that deadline, the reclaim comes
+ * after the lease's end, and the fake notes a request's arrival (`at`), not its answer. The one way
+ * past that is a worker frozen whole between graph-request.ts's last look at the deadline and the
+ * request's write: on resume it may write it (README, How it works, step 4). No chaos action does
+ * that: CHAOS_PAUSES pauses mailboxes (throttles, owed probes), a kill or SIGTERM ends a worker's
+ * writes, a slow database delays statements, not the worker; a starved worker would have to lose
+ * the CPU for the margin (3 s of a 5 s lease) within those few statements. A soak that froze
+ * workers would credit such a sendMail by the frozen worker's resume, which it follows within
+ * milliseconds, not by the next claim's time: a freeze may outlast the next lease's own send.
  */
 export function interruptedSends(
   hist: readonly AttemptEntry[],
