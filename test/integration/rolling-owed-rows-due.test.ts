@@ -100,7 +100,8 @@ async function ownedRowsGivenBack(
 
 /**
  * Waits (within 20 s, well before the probe's 30 s deadline: brought due, not waited out) for `rows`
- * sent; the rows Graph's send requests named, one entry per request, sorted.
+ * sent; the rows Graph's send requests named, one entry per request, sorted. A miss names where each
+ * unsent row stands (due and unclaimed, sending, given back again and to when, or ended).
  */
 async function sentRequests(rows: string[]): Promise<(string | null)[]> {
   await pollUntil(async () => {
@@ -109,7 +110,26 @@ async function sentRequests(rows: string[]): Promise<(string | null)[]> {
       [rows],
     )
     return r.rows[0]!.n === rows.length ? true : undefined
-  }, 20_000)
+  }, 20_000).catch(async (e: Error) => {
+    const r = await t.pool.query(
+      `select o.id::text, o.status, round(extract(epoch from o.send_at - now())::numeric, 1)::float8 as due_in_s,
+              o.last_error_code as code, o.lease_owner, o.send_started_at is not null as marked,
+              (select count(*) from mailer.owed_probe_lookups w where w.outbox_id = o.id)::int as noted,
+              (select string_agg(a.outcome || ':' || coalesce(a.error_code, '-'), ' ' order by a.id)
+                 from mailer.email_attempts a where a.outbox_id = o.id) as history
+         from mailer.email_outbox o where o.id = any($1::bigint[]) and o.status <> 'sent' order by o.id`,
+      [rows],
+    )
+    const asked = g.fake!.requests.filter((q) => q.kind === 'sendMail').map((q) => q.outboxId)
+    const workers = g.engines.map((w) => ({
+      inFlight: w.drainer.status().inFlight,
+      listener: w.listener.state(),
+      claimed: claimedBy(w),
+    }))
+    throw new Error(
+      `${e.message}: unsent ${JSON.stringify(r.rows)}; sendMail asked for ${JSON.stringify(asked)}; workers ${JSON.stringify(workers)}`,
+    )
+  })
   return g
     .fake!.requests.filter((q) => q.kind === 'sendMail' && rows.includes(q.outboxId ?? ''))
     .map((q) => q.outboxId)
