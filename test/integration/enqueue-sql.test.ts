@@ -683,3 +683,136 @@ describe('triggers', () => {
     expect(await count()).toBe(50)
   })
 })
+
+describe('the SQL surface DESIGN.md names (a rename fails here, not in a user’s trigger)', () => {
+  /** `format_type` of each column of `mailer.<table>`, by name. */
+  const columns = async (table: string) => {
+    const { rows } = await t.pool.query<{ name: string; type: string }>(
+      `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
+        where attrelid = $1::regclass and attnum > 0 and not attisdropped`,
+      [`mailer.${table}`],
+    )
+    return Object.fromEntries(rows.map((r) => [r.name, r.type]))
+  }
+
+  test('mailer.enqueue_email(message jsonb, options jsonb default ’{}’) returns bigint; mailer.enqueue_from_row() a trigger', async () => {
+    const { rows } = await t.pool.query(
+      `select p.proname as name, pg_get_function_arguments(p.oid) as args,
+              pg_get_function_result(p.oid) as result
+         from pg_proc p where p.pronamespace = 'mailer'::regnamespace
+          and p.proname in ('enqueue_email', 'enqueue_from_row') order by p.proname`,
+    )
+    expect(rows).toEqual([
+      {
+        name: 'enqueue_email',
+        args: "message jsonb, options jsonb DEFAULT '{}'::jsonb",
+        result: 'bigint',
+      },
+      { name: 'enqueue_from_row', args: '', result: 'trigger' },
+    ])
+    // Called as a user may write it: by the arguments' names, options left to their default.
+    const { rows: named } = await t.pool.query<{ id: string }>(
+      'select mailer.enqueue_email(message => $1::jsonb) as id',
+      [JSON.stringify(ok)],
+    )
+    expect(named[0]!.id).toMatch(/^\d+$/)
+  })
+
+  test('every message field and option it names is taken, and lands in the column it names', async () => {
+    const message = {
+      from: 'sales@example.com',
+      to: ['a@example.com', { address: 'b@example.com', name: 'B' }],
+      cc: 'c@example.com',
+      bcc: [{ address: 'd@example.com' }],
+      replyTo: 'r@example.com',
+      subject: 'S',
+      text: 'T',
+      html: '<p>H</p>',
+      headers: { 'X-Order': '7' },
+      attachments: [{ filename: 'a.txt', contentBase64: 'QQ==' }],
+    }
+    const options = {
+      tenant: 'acme',
+      dedupeKey: 'k-1',
+      sendAt: '2030-01-01T09:00:00Z',
+      expiresAt: '2030-01-02T09:00:00Z',
+      priority: 3,
+      maxAttempts: 4,
+      correlationId: 'c-1',
+    }
+    const id = await enqueue(t, message, options)
+    const { rows } = await t.pool.query(
+      `select id::text, status, tenant, dedupe_key, priority, send_at, expires_at, attempts,
+              max_attempts, correlation_id, last_error_code, last_error, sent_at,
+              created_at is not null as created, message ?& $2 as "everyField"
+         from mailer.email_outbox where id = $1`,
+      [id, Object.keys(message)],
+    )
+    expect(rows).toEqual([
+      {
+        id,
+        status: 'pending',
+        tenant: 'acme',
+        dedupe_key: 'k-1',
+        priority: 3,
+        send_at: new Date(options.sendAt),
+        expires_at: new Date(options.expiresAt),
+        attempts: 0,
+        max_attempts: 4,
+        correlation_id: 'c-1',
+        last_error_code: null,
+        last_error: null,
+        sent_at: null,
+        created: true,
+        everyField: true,
+      },
+    ])
+  })
+
+  test('mailer.email_outbox’s columns and statuses, mailer.templates’ columns, by name and type', async () => {
+    expect(await columns('email_outbox')).toMatchObject({
+      id: 'bigint',
+      status: 'text',
+      tenant: 'text',
+      dedupe_key: 'text',
+      priority: 'smallint',
+      send_at: 'timestamp with time zone',
+      attempts: 'integer',
+      max_attempts: 'integer',
+      last_error_code: 'text',
+      last_error: 'text',
+      created_at: 'timestamp with time zone',
+      sent_at: 'timestamp with time zone',
+      lease_owner: 'text',
+      lease_token: 'uuid',
+      lease_expires_at: 'timestamp with time zone',
+      message: 'jsonb',
+    })
+    // The status check names exactly DESIGN.md's five (a review state would be a sixth, on purpose).
+    const { rows } = await t.pool.query<{ def: string }>(
+      `select pg_get_constraintdef(oid) as def from pg_constraint
+        where conrelid = 'mailer.email_outbox'::regclass and contype = 'c'
+          and pg_get_constraintdef(oid) like 'CHECK ((status = ANY%'`,
+    )
+    expect(rows.map((r) => [...r.def.matchAll(/'(\w+)'::text/g)].map((m) => m[1]))).toEqual([
+      ['pending', 'sending', 'sent', 'failed', 'cancelled'],
+    ])
+    expect(await columns('templates')).toMatchObject({
+      name: 'text',
+      subject: 'text',
+      text_body: 'text',
+      html_body: 'text',
+      to_addresses: 'text[]',
+      cc_addresses: 'text[]',
+      bcc_addresses: 'text[]',
+      reply_to: 'text',
+      from_address: 'text',
+    })
+    // html_body and from_address may be NULL (NULL from_address: MAIL_FROM).
+    const { rows: nullable } = await t.pool.query(
+      `select attname as name from pg_attribute where attrelid = 'mailer.templates'::regclass
+          and attname in ('html_body', 'from_address') and not attnotnull order by attname`,
+    )
+    expect(nullable.map((r) => r.name)).toEqual(['from_address', 'html_body'])
+  })
+})
