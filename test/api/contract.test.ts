@@ -115,6 +115,71 @@ test('DESIGN.md’s HTTP section, route by route: each status it names is declar
   }
 })
 
+test('DESIGN.md’s JSON names: a row is its columns in camelCase (id a string), a list {items, nextCursor} paged by limit and cursor, an enqueue {id}, one row adds history', async () => {
+  // Each name as DESIGN.md writes it: the document and the app could be renamed together, and a
+  // contract check against the served document alone would still pass.
+  const w = await token()
+  const created = await call(app, 'POST', '/v1/outbox', {
+    token: w,
+    body: { message, options: { tenant: 'acme' } },
+    headers: { 'Idempotency-Key': 'design-names' },
+  })
+  expect([created.status, Object.keys(created.body as object)]).toEqual([201, ['id']])
+  const id = (created.body as { id: unknown }).id
+  expect(id).toBeString()
+  const row = (await call(app, 'GET', `/v1/outbox/${id}`, { token: w })).body as Record<
+    string,
+    unknown
+  >
+  const columns = [
+    'id',
+    'status',
+    'tenant',
+    'dedupeKey',
+    'priority',
+    'sendAt',
+    'attempts',
+    'maxAttempts',
+    'lastErrorCode',
+    'lastError',
+    'createdAt',
+    'sentAt',
+    'leaseOwner',
+    'leaseToken',
+    'leaseExpiresAt',
+    'message',
+    'history',
+  ]
+  expect(columns.filter((k) => !(k in row))).toEqual([])
+  expect(row).toMatchObject({ id, status: 'pending', tenant: 'acme', dedupeKey: 'design-names' })
+  expect(row.history).toBeArray()
+  await enqueueSql(t.pool)
+  const page = await call(app, 'GET', '/v1/outbox?limit=1&status=pending', { token: w })
+  const body = page.body as { items: { id: string }[]; nextCursor: string | null }
+  expect([Object.keys(body).sort(), body.items.length, body.nextCursor]).toEqual([
+    ['items', 'nextCursor'],
+    1,
+    expect.any(String),
+  ])
+  const next = await call(
+    app,
+    'GET',
+    `/v1/outbox?limit=1&status=pending&cursor=${body.nextCursor}`,
+    {
+      token: w,
+    },
+  )
+  expect((next.body as typeof body).items.map((r) => r.id)).not.toContain(body.items[0]!.id)
+  // The list's filters and paging, and ?db=, by DESIGN.md's names.
+  type Params = { parameters: { name: string }[] }
+  const list = (doc.paths as unknown as Record<string, Record<string, Params>>)['/v1/outbox']!.get!
+  expect(
+    ['status', 'tenant', 'limit', 'cursor', 'db'].filter(
+      (n) => !list.parameters.some((p) => p.name === n),
+    ),
+  ).toEqual([])
+})
+
 test('the checker rejects a body that breaks its schema and an undocumented status', async () => {
   const fake = (status: number, body: unknown): Sent => ({
     status,
