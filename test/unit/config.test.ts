@@ -55,6 +55,14 @@ describe('loadConfig', () => {
       { name: 'default', url: base.DATABASE_URL, listenUrl: base.DATABASE_URL },
     ])
     expect(Object.isFrozen(c.worker)).toBe(true)
+    // GRAPH_AUTHORITY_URL and GRAPH_API_URL unset: Microsoft's global cloud; the assertion PS256.
+    expect(loadConfig(graphWithSecret).graph).toMatchObject({
+      authorityUrl: 'https://login.microsoftonline.com',
+      apiUrl: 'https://graph.microsoft.com/v1.0',
+      assertionAlgorithm: 'PS256',
+    })
+    // HEARTBEAT_SECONDS unset: a third of LEASE_SECONDS.
+    expect(loadConfig({ ...base, LEASE_SECONDS: '90' }).worker.heartbeatSeconds).toBe(30)
   })
 
   test("migrate's deadline: 270 s unset, within Fly's default 5-minute release_command_timeout; 0 for none", () => {
