@@ -1,58 +1,75 @@
-// Why a stored address is refused, in enqueue's words (mailer.address_refusal, sql/0086; normalize_recipients' list in one string, sql/0163): one definition for the worker's checks.
-import { isEmailAddress } from '../config/email-address.ts'
+// Why an address the worker refused is refused, in enqueue's words: asked of mailer.normalize_recipients (address_refusal, sql/0086; a list in one string, 0163), their one definition.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { RenderError } from './render-error.ts'
 
-const NOT_AN_ADDRESS = 'is not a valid e-mail address'
-
-// SQL's [^\x01-\x7f] (no text Postgres holds has U+0000), and the characters no domain's letter is.
-const NOT_ASCII = /[\u0080-\u{10ffff}]/u
-const NOT_ASCII_EACH = /[\u0080-\u{10ffff}]/gu
-const NO_LETTER = /[\x80-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/
+/** enqueue's plain words, and what a refusal says when the database cannot be asked. */
+export const NOT_AN_ADDRESS = 'is not a valid e-mail address'
 
 /**
- * mailer.address_refusal(a): a domain of other letters (its characters outside ASCII, none a
- * control character or a blank, the rest an address's) is named, with what to write instead, as
- * enqueue names it; it goes to the row's last_error, never to a log line. Else the plain words.
+ * An address the render refused (mailer.is_email_address's rule, config/email-address.ts): a
+ * RenderError in the plain words, which the caller holding the database words as enqueue does
+ * (wordedRefusal) before the row fails. Thrown only on a refusal: a valid row asks nothing.
  */
-export function addressRefusal(a: string): string {
-  const at = a.lastIndexOf('@')
-  const d = at < 0 ? null : a.slice(at + 1)
-  if (
-    d !== null &&
-    NOT_ASCII.test(d) &&
-    !NO_LETTER.test(d) &&
-    isEmailAddress(`${a.slice(0, at)}@${d.replace(NOT_ASCII_EACH, 'a')}`)
-  )
-    return `${NOT_AN_ADDRESS}: its domain ${d} is not written in A-labels: mailer.enqueue_email takes an internationalized domain only as its A-labels (xn--..., as IDNA maps it, UTS #46); POST /v1/outbox converts it`
+export class AddressRefused extends RenderError {
+  constructor(
+    code: 'invalid_message' | 'template_error',
+    /** The entry as written: a string, or an object's address alone (its other keys are not asked about). */
+    readonly entry: string | { address: string },
+    /** The field as mailer.normalize_recipients is given it: message.from is one address, any other a list. */
+    readonly field: string,
+    /** The row's failure text given enqueue's problem ("is not a valid e-mail address…"). */
+    readonly worded: (problem: string) => string,
+  ) {
+    super(code, worded(NOT_AN_ADDRESS))
+  }
+}
+
+// mailer.invalid's "mailer: <entry> <problem>": the entry is the field, or its first entry (the
+// one asked about), an object's at .address; an address's problem opens with "is".
+const REFUSAL = /^mailer: message\.[A-Za-z]+(?:\[0\])?(?:\.address)? (is .+)$/s
+
+/**
+ * enqueue's problem with `entry` of `field`: mailer.normalize_recipients (immutable, it reads no
+ * table) refuses it with 22023 and the problem is taken from its words. One taken there is worded
+ * plainly: the row stays refused by the worker's rule, which the tests hold to SQL's.
+ */
+export async function addressRefusal(
+  db: Kysely<Database>,
+  entry: string | { address: string },
+  field: string,
+): Promise<string> {
+  try {
+    await sql`select mailer.normalize_recipients(jsonb_build_array(${JSON.stringify(entry)}::jsonb), ${field})`.execute(
+      db,
+    )
+  } catch (e) {
+    const words =
+      (e as { code?: unknown }).code === '22023' ? REFUSAL.exec((e as Error).message) : null
+    if (words) return words[1]!
+    throw e
+  }
   return NOT_AN_ADDRESS
 }
 
-// Postgres's \s in our C-locale databases: ASCII whitespace alone.
-const SEPARATOR = /[\t\n\v\f\r ]*[,;][\t\n\v\f\r ]*/
-const LIST_ENDS = /^[\t\n\r ,;]+|[\t\n\r ,;]+$/g
-// A piece "Name <address>": a quoted name, or one without " < > @ , ; (sql/0163's).
-const NAMED_PIECE = /^(?:"[^"]*"|[^"<>@,;]*)[\t\n\v\f\r ]*<([^<>]*)>$/
-const trimSpaces = (s: string) => s.replace(/^ +| +$/g, '')
-
-const isListPiece = (p: string): boolean => {
-  if (isEmailAddress(p)) return true
-  const named = NAMED_PIECE.exec(p)
-  return named !== null && isEmailAddress(trimSpaces(named[1]!))
-}
-
 /**
- * Why an address string (trimmed of spaces, and no "Name <address>") is refused: a list joined
- * into one string, two pieces or more between , or ; each an address alone or "Name <address>",
- * is told to be a JSON list (from: that from is one address); any other, addressRefusal's words.
+ * The refusal's text in enqueue's words; the plain words when the database cannot say (an
+ * outage: the row is refused all the same, and its settlement waits for the database anyway).
  */
-export function addressStringRefusal(address: string, isSender: boolean): string {
-  if (/[,;]/.test(address)) {
-    const pieces = address.replace(LIST_ENDS, '').split(SEPARATOR)
-    if (pieces.length > 1 && pieces.every(isListPiece))
-      return `${NOT_AN_ADDRESS}: it holds ${pieces.length} addresses separated by , or ;: ${
-        isSender
-          ? 'from is one address, the sender (to, cc and bcc take a JSON list)'
-          : 'give each its own entry in a JSON list, as ["ann@example.com", "Bob <bob@example.com>"]'
-      }`
+export async function wordedRefusal(
+  d: { db: Kysely<Database>; dbName: string; log: Logger },
+  e: AddressRefused,
+  outboxId: string,
+): Promise<string> {
+  try {
+    return e.worded(await addressRefusal(d.db, e.entry, e.field))
+  } catch (err) {
+    d.log.warn('could not ask the database how to word a refused address', {
+      db: d.dbName,
+      outboxId,
+      err,
+    })
+    return e.message
   }
-  return addressRefusal(address)
 }

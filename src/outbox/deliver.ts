@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { AddressRefused, wordedRefusal } from './address-refusal.ts'
 import { cancelledAsClaimed } from './cancelled-interrupted.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
@@ -101,12 +102,22 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
         })
       } catch (e) {
         const code = e instanceof RenderError ? e.code : 'template_error'
-        const text = e instanceof Error ? e.message : String(e)
-        const message = lease.ambiguous ? afterInterruptedSend(text) : text
-        // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
-        // kept, so a retry once the row renders again looks it up before sending it again (past
-        // its expiresAt, the row fails expired naming it: pastExpiry).
-        settling.push(finish(lease, { kind: 'failed', code, message, ambiguous: lease.ambiguous }))
+        const failed = (text: string) =>
+          // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
+          // kept, so a retry once the row renders again looks it up before sending it again (past
+          // its expiresAt, the row fails expired naming it: pastExpiry).
+          finish(lease, {
+            kind: 'failed',
+            code,
+            message: lease.ambiguous ? afterInterruptedSend(text) : text,
+            ambiguous: lease.ambiguous,
+          })
+        // A refused address is worded by the database (one round trip, on this path alone).
+        settling.push(
+          e instanceof AddressRefused
+            ? wordedRefusal(d, e, lease.id).then(failed)
+            : failed(e instanceof Error ? e.message : String(e)),
+        )
       }
     }
   }

@@ -21,9 +21,3 @@ export function namedAddress(s: string): { address: string; name?: string } | nu
   const name = trimSpaces(foldControlCharacters(m[1] ?? m[2]!))
   return name === '' ? { address } : { address, name }
 }
-
-/** What a string written "Name <address>" holds between < and >, trimmed of spaces; null when it is not so written. */
-export function addressWithin(s: string): string | null {
-  const m = NAMED_ADDRESS.exec(s)
-  return m ? trimSpaces(m[3]!) : null
-}

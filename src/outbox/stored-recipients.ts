@@ -1,7 +1,7 @@
 // A stored message's recipients and sender, checked at send as enqueue checks them (mailer.normalize_recipients).
 import { isEmailAddress } from '../config/email-address.ts'
-import { addressRefusal, addressStringRefusal } from './address-refusal.ts'
-import { addressWithin, namedAddress } from './email-address.ts'
+import { AddressRefused } from './address-refusal.ts'
+import { namedAddress } from './email-address.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { invalidMessage as invalid } from './render-error.ts'
 import type { MailAddress } from './sender.ts'
@@ -60,26 +60,21 @@ const itemsOf = (list: unknown): unknown[] =>
 
 /**
  * Each address must be one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it;
- * one that is not is refused in enqueue's words (address-refusal.ts): a list in one string, a
- * domain not in A-labels named as such.
+ * one that is not is refused at its entry, worded by enqueue itself (address-refusal.ts): a list in
+ * one string, a domain not in A-labels named as such.
  */
 function checkAddresses(list: unknown, field: string): void {
+  const refused = (entry: string | { address: string }, name: string) =>
+    new AddressRefused('invalid_message', entry, field, (problem) => `${name} ${problem}`)
   itemsOf(list).forEach((a, i) => {
     if (typeof a === 'string') {
-      const address = trimSpaces(a)
       // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
-      if (isEmailAddress(address) || namedAddress(a) !== null) return
-      const within = addressWithin(a)
-      throw invalid(
-        entryName(field, i),
-        within === null
-          ? addressStringRefusal(address, field === 'message.from')
-          : addressRefusal(within),
-      )
+      if (isEmailAddress(trimSpaces(a)) || namedAddress(a) !== null) return
+      throw refused(a, entryName(field, i))
     }
     const address = (a as { address?: unknown } | null)?.address
     if (typeof address === 'string' && !isEmailAddress(trimSpaces(address)))
-      throw invalid(`${entryName(field, i)}.address`, addressRefusal(trimSpaces(address)))
+      throw refused({ address }, `${entryName(field, i)}.address`)
   })
 }
 

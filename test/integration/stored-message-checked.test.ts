@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { systemClock } from '../../src/clock.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
@@ -616,4 +616,59 @@ test('an address refused at send is worded as enqueue words it: a list in one st
     enqueueSays.map((said) => ['failed', 'invalid_message', said]),
   )
   expect(await readdir(dir)).toEqual([])
+})
+
+test("an address refused at send is worded by the database's own definition, not a copy of it", async () => {
+  // The worker asks mailer.normalize_recipients for the words (sql/0086's address_refusal, 0163's
+  // list in one string) once it has refused an address: a database whose definition words it
+  // otherwise is followed.
+  await t.pool.query(`
+    alter function mailer.address_refusal(text) rename to address_refusal_kept;
+    create function mailer.address_refusal(a text) returns text language sql immutable as
+      $$ select 'is not a valid e-mail address: as this database words it' $$`)
+  try {
+    const id = await insertStored({ ...stored, cc: [{ address: 'ann@bücher.example' }] })
+    expect(await drained(id, fileTransport)).toEqual({
+      status: 'failed',
+      code: 'invalid_message',
+      error: 'message.cc[0].address is not a valid e-mail address: as this database words it',
+      written: 0,
+      requested: 0,
+    })
+  } finally {
+    await t.pool.query(`
+      drop function mailer.address_refusal(text);
+      alter function mailer.address_refusal_kept(text) rename to address_refusal`)
+  }
+})
+
+test('a database that cannot word a refused address: the row fails in the plain words, a warning names the row, never the address', async () => {
+  // Refused by the worker's rule all the same; only the words are the database's.
+  await t.pool.query(
+    'alter function mailer.normalize_recipients(jsonb, text) rename to normalize_recipients_kept',
+  )
+  const lines: string[] = []
+  try {
+    const id = await insertStored({ ...stored, to: ['ann@example.com, bob@example.com'] })
+    engine = createTestEngine(t, {
+      deps: { sender: await fileTransport(), log: createLogger('warn', (l) => lines.push(l)) },
+    })
+    await engine.start()
+    await engine.events.waitFor(settledFor(id))
+    const row = await rowOf(t, id)
+    expect([row.status, row.last_error_code, row.last_error]).toEqual([
+      'failed',
+      'invalid_message',
+      'message.to[0] is not a valid e-mail address',
+    ])
+    const warned = lines.filter((l) => l.includes('word a refused address'))
+    expect(warned.map((l) => JSON.parse(l))).toEqual([
+      expect.objectContaining({ level: 'warn', db: 'test', outboxId: id }),
+    ])
+    expect(warned.join('\n')).not.toContain('example.com')
+  } finally {
+    await t.pool.query(
+      'alter function mailer.normalize_recipients_kept(jsonb, text) rename to normalize_recipients',
+    )
+  }
 })
