@@ -29,9 +29,9 @@ export function withAsciiDomains<T>(message: T): T {
     if (v === undefined || v === null) continue
     const items = Array.isArray(v) ? v : [v]
     const mapped = items.map((item, i) => {
-      // from is one address (a list there is refused): named by the field, as enqueue_email names
-      // it (sql/0163); any other field's entries by their index, a lone value's too.
-      const path = field === 'from' && !Array.isArray(v) ? 'message.from' : `message.${field}.${i}`
+      // A lone value is named by the field, as it was sent and as enqueueEmail names it (from is
+      // one address: sql/0163); a list's entries by their index.
+      const path = Array.isArray(v) ? `message.${field}.${i}` : `message.${field}`
       if (typeof item === 'string') return asciiDomain(item, path)
       if (typeof item === 'object' && item !== null && typeof item.address === 'string') {
         return { ...item, address: asciiDomain(item.address, `${path}.address`) }

@@ -54,9 +54,10 @@ test('a replay under its Idempotency-Key of a message with an IDN domain answers
 
 test('a domain that is no internationalized domain name is a 400 naming the field; nothing stored', async () => {
   for (const [message, path] of [
-    [{ to: 'ann@bü_cher.example' }, 'message.to.0'],
+    [{ to: 'ann@bü_cher.example' }, 'message.to'],
     [{ to: ['a@example.com', 'ann@bücher..example'] }, 'message.to.1'],
-    [{ cc: { address: 'ann@xn--zz.bücher.example' } }, 'message.cc.0.address'],
+    [{ cc: { address: 'ann@xn--zz.bücher.example' } }, 'message.cc.address'],
+    [{ cc: [{ address: 'ann@xn--zz.bücher.example' }] }, 'message.cc.0.address'],
   ] as const) {
     const r = await enqueue(message)
     const problem = r.body as { errors?: { path: string; message: string }[] }

@@ -358,7 +358,7 @@ describe('POST /v1/outbox', () => {
     // "ana <maria@…>"); no mailbox has such an address for Graph to resolve.
     for (const [to, path] of [
       [['ada@example.com', 'a\u0001b@example.com'], 'message.to.1'],
-      [{ address: 'ana\u00a0maria@example.com', name: 'Ana' }, 'message.to.0.address'],
+      [{ address: 'ana\u00a0maria@example.com', name: 'Ana' }, 'message.to.address'],
     ] as const) {
       const r = await send(app, 'POST', '/v1/outbox', {
         token: tk,

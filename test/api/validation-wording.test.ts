@@ -496,7 +496,7 @@ test('a sender refused is named message.from, one address, not a list entry; a l
           'is not a valid e-mail address: its domain is no internationalized domain name (IDNA, UTS #46)',
       },
     ],
-    [{ to: 'ada@example.com, bob@example.com' }, { path: 'message.to.0', message: LIST }],
+    [{ to: 'ada@example.com, bob@example.com' }, { path: 'message.to', message: LIST }],
     [
       { to: 'ada@example.com', from: 'Ada <ada@example.com>; bob@example.com' },
       {
@@ -512,5 +512,56 @@ test('a sender refused is named message.from, one address, not a list entry; a l
       body: { message: { ...message, ...fields } },
     })
     expect([fields, problemOf(r).status, problemOf(r).errors]).toEqual([fields, 400, [error]])
+  }
+})
+
+test('a lone recipient refused is named at its field, as it was sent (message.to, message.to.address), not as a list’s first entry', async () => {
+  // A schema refusal of a lone object names message.to.address (zod's path): enqueue's and the
+  // IDN conversion's refusals of the same value are named alike; a list's entries keep their index.
+  const LIST =
+    'is not a valid e-mail address: it holds 2 addresses separated by , or ;: give each its own entry in a JSON list, as ["ann@example.com", "Bob <bob@example.com>"]'
+  const cases: [Record<string, unknown>, string, { path: string; message: string }][] = [
+    [
+      { to: 'x' },
+      'mailer: message.to is not a valid e-mail address',
+      { path: 'message.to', message: 'is not a valid e-mail address' },
+    ],
+    [
+      { to: { address: 'x' } },
+      'mailer: message.to.address is not a valid e-mail address',
+      { path: 'message.to.address', message: 'is not a valid e-mail address' },
+    ],
+    [
+      { to: ['x'] },
+      'mailer: message.to[0] is not a valid e-mail address',
+      { path: 'message.to.0', message: 'is not a valid e-mail address' },
+    ],
+    [
+      { cc: 'ada@example.com; bob@example.com' },
+      `mailer: message.cc ${LIST}`,
+      { path: 'message.cc', message: LIST },
+    ],
+    [
+      { replyTo: { address: 'ada@example.com', nick: 'A' } },
+      'mailer: message.replyTo may only have the keys address and name',
+      { path: 'message.replyTo', message: 'may only have the keys address and name' },
+    ],
+    [
+      { bcc: { address: 'ann@xn--zz.bücher.example' } },
+      'message.bcc.address: is not a valid e-mail address: its domain is no internationalized domain name (IDNA, UTS #46)',
+      {
+        path: 'message.bcc.address',
+        message:
+          'is not a valid e-mail address: its domain is no internationalized domain name (IDNA, UTS #46)',
+      },
+    ],
+  ]
+  for (const [fields, detail, error] of cases) {
+    const r = await send(s.app, 'POST', '/v1/outbox', {
+      token: s.tk,
+      body: { message: { ...message, ...fields } },
+    })
+    const p = problemOf(r)
+    expect([fields, p.status, p.detail, p.errors]).toEqual([fields, 400, detail, [error]])
   }
 })
