@@ -7,6 +7,7 @@ import type { Lease } from './claim.ts'
 import { headerFieldsBytes, MAX_HEADER_BYTES } from './header-size.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { NOT_SENT, RenderError } from './render-error.ts'
+import { renderedAddress } from './rendered-address.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
 import {
   isSubjectTooLong,
@@ -95,7 +96,7 @@ let defaultFromCache: { raw: string; address: Readonly<MailAddress> } | null = n
 /** MAIL_FROM as a sender: `Name <address>`, an address, or a Graph user id. */
 export function parseDefaultFrom(raw: string): MailAddress {
   if (defaultFromCache?.raw !== raw) {
-    const address = isGraphUserId(raw) ? { address: raw.trim() } : parseAddress(raw, 'MAIL_FROM')
+    const address = isGraphUserId(raw) ? { address: raw.trim() } : renderedAddress(raw, 'MAIL_FROM')
     defaultFromCache = { raw, address: Object.freeze(address) }
   }
   return defaultFromCache.address
@@ -118,7 +119,7 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
   // An address rendered empty is left out (a sender: MAIL_FROM then); anything else must be valid.
   const address = (field: string, tpl: string): MailAddress[] => {
     const raw = text(field, tpl)
-    return NO_ADDRESS.test(raw) ? [] : [parseAddress(raw, field)]
+    return NO_ADDRESS.test(raw) ? [] : [renderedAddress(raw, field)]
   }
   const addresses = (field: string, list: readonly string[]) =>
     list.flatMap((a, i) => address(`${field}[${i}]`, a))
@@ -166,16 +167,4 @@ function renderedSubject(rendered: string): string {
   if (subject === '') throw new RenderError('template_error', 'subject is empty after rendering')
   if (isSubjectTooLong(subject)) return `${[...subject].slice(0, 997).join('')}…`
   return subject
-}
-
-function parseAddress(raw: string, field: string): MailAddress {
-  const parsed = splitNamedAddress(raw)
-  // mailer.is_email_address (its length and pattern), so rendered addresses meet the enqueue bar.
-  if (!isEmailAddress(parsed.address)) {
-    throw new RenderError(
-      'template_error',
-      `${field} is not a valid e-mail address after rendering`,
-    )
-  }
-  return parsed
 }

@@ -75,7 +75,13 @@ async function enqueued(message: Record<string, unknown>): Promise<string> {
  * the table refuses since sql/0031 is written as a release before it stored it (its check off).
  */
 async function insertTemplated(
-  template: { subject?: string; to?: string[]; cc?: string[]; before0031?: boolean },
+  template: {
+    subject?: string
+    to?: readonly string[]
+    cc?: readonly string[]
+    from?: string
+    before0031?: boolean
+  },
   sourceRow: Record<string, unknown>,
 ): Promise<string> {
   const c = await t.pool.connect()
@@ -84,11 +90,17 @@ async function insertTemplated(
     if (template.before0031)
       await c.query('alter table mailer.templates disable trigger templates_checked')
     await c.query(
-      `insert into mailer.templates (name, subject, text_body, to_addresses, cc_addresses)
-       values ('t', $1, 'Hi', $2, $3)
+      `insert into mailer.templates (name, subject, text_body, to_addresses, cc_addresses, from_address)
+       values ('t', $1, 'Hi', $2, $3, $4)
        on conflict (name) do update
-         set subject = excluded.subject, to_addresses = excluded.to_addresses, cc_addresses = excluded.cc_addresses`,
-      [template.subject ?? 'Hello', template.to ?? ['rcpt@example.com'], template.cc ?? []],
+         set subject = excluded.subject, to_addresses = excluded.to_addresses,
+             cc_addresses = excluded.cc_addresses, from_address = excluded.from_address`,
+      [
+        template.subject ?? 'Hello',
+        template.to ?? ['rcpt@example.com'],
+        template.cc ?? [],
+        template.from ?? null,
+      ],
     )
     if (template.before0031)
       await c.query('alter table mailer.templates enable trigger templates_checked')
@@ -670,5 +682,40 @@ test('a database that cannot word a refused address: the row fails in the plain 
     await t.pool.query(
       'alter function mailer.normalize_recipients_kept(jsonb, text) rename to normalize_recipients',
     )
+  }
+})
+
+test('a template address rendered as a list in one string is told so, as a direct one is; another refusal keeps its words', async () => {
+  // A column filled into an entry (a form's "emails" field) may hold several addresses: enqueue
+  // tells a direct one that it holds a list; the rendered one said only that it is no address.
+  const RENDERED = 'is not a valid e-mail address after rendering'
+  for (const [template, emails, error] of [
+    [
+      { to: ['{{emails}}'] },
+      'ann@example.com, bob@example.com',
+      `to_addresses[0] ${RENDERED}: it holds 2 addresses separated by , or ;: each entry of to_addresses renders one address: give each its own entry, filled from a column that holds one`,
+    ],
+    [
+      { cc: ['desk@example.com', '{{emails}}'] },
+      ' Bob <bob@example.com>; ann@example.com; eve@example.com;',
+      `cc_addresses[1] ${RENDERED}: it holds 3 addresses separated by , or ;: each entry of cc_addresses renders one address: give each its own entry, filled from a column that holds one`,
+    ],
+    // No list (a piece that is no address), a domain of other letters: the plain words (enqueue's
+    // advice on A-labels is for its callers; a template's row is rendered, not enqueued so).
+    [
+      { from: '{{emails}}' },
+      'Ann <ann@example.com>, bob@example.com',
+      `from_address ${RENDERED}: it holds 2 addresses separated by , or ;: from_address renders one address, the sender`,
+    ],
+    [{ to: ['{{emails}}'] }, 'ann@example.com, not an address', `to_addresses[0] ${RENDERED}`],
+    [{ to: ['{{emails}}'] }, 'ann@bücher.example', `to_addresses[0] ${RENDERED}`],
+  ] as const) {
+    const id = await insertTemplated(template, { emails })
+    expect([emails, await drained(id, fileTransport)]).toEqual([
+      emails,
+      { status: 'failed', code: 'template_error', error, written: 0, requested: 0 },
+    ])
+    await engine?.stop()
+    engine = null
   }
 })
