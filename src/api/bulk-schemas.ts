@@ -2,7 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import type { OutboxStatus } from '../db/schema.ts'
 import type { OutboxFilter } from '../outbox/outbox-filter.ts'
-import { CorrelationIdFilter, TenantFilter } from './bounded-filter.ts'
+import { CorrelationIdFilter, TemplateFilter, TenantFilter } from './bounded-filter.ts'
 import { quoted } from './issue-wording.ts'
 import { OutboxId } from './outbox-schemas.ts'
 import { withStorableText } from './storable-text.ts'
@@ -53,11 +53,7 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
       description:
         "The row's lastErrorCode, e.g. `throttled`: retry what one cause failed, not held ambiguous sends or rejected recipients",
     }),
-    template: z
-      .string()
-      .min(1)
-      .optional()
-      .openapi({ description: 'The template a trigger enqueued the row from' }),
+    template: TemplateFilter,
     ids: z.array(OutboxId).min(1).max(1000).optional(),
   }
   const closed = closedKeys('a criterion of filter', Object.keys(criteria))

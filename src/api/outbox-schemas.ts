@@ -3,7 +3,7 @@ import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import { rfc3339Text } from '../db/timestamp-reading.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
-import { CorrelationIdFilter, TenantFilter } from './bounded-filter.ts'
+import { CorrelationIdFilter, TemplateFilter, TenantFilter } from './bounded-filter.ts'
 import { ListOrderParam, ListStatuses, PageLimit } from './list-params.ts'
 import { withStorableText } from './storable-text.ts'
 import { strictQuery } from './strict-query.ts'
@@ -137,11 +137,7 @@ export const ListQuery = withStorableText(
         .min(1)
         .optional()
         .openapi({ description: "The row's lastErrorCode (why it failed, or why it waits)" }),
-      template: z
-        .string()
-        .min(1)
-        .optional()
-        .openapi({ description: 'The template a trigger enqueued the row from' }),
+      template: TemplateFilter,
       order: ListOrderParam,
       limit: PageLimit,
       cursor: z
