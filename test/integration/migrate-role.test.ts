@@ -31,9 +31,18 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   const cluster = await testCluster()
-  await migrated?.drop()
-  await adminQuery(cluster.admin, `drop database if exists ${emptyDb} with (force)`)
-  await adminQuery(cluster.admin, `drop role if exists ${role}`)
+  // Each drop is tried whatever the one before it did (bun runs no hook of the file after one that
+  // throws), the role last: it owns emptyDb's schema and holds grants in migrated's database. Every
+  // failure is named, not the first alone.
+  const failed: string[] = []
+  for (const [what, drop] of [
+    ['the migrated database', async () => migrated?.drop()],
+    [emptyDb, () => adminQuery(cluster.admin, `drop database if exists ${emptyDb} with (force)`)],
+    [`role ${role}`, () => adminQuery(cluster.admin, `drop role if exists ${role}`)],
+  ] as const) {
+    await drop().catch((e: Error) => failed.push(`${what}: ${e.message}`))
+  }
+  if (failed.length > 0) throw new Error(`clean-up failed: ${failed.join('; ')}`)
 })
 
 /** `url` with the service's role in it. */
