@@ -5,6 +5,7 @@ import pg from 'pg'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { testCluster } from '../preload.ts'
 import { closedPort } from '../support/closed-port.ts'
+import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -74,11 +75,9 @@ test('a server that takes the connection and never answers: no answer within the
 test('a database closed to connections (ALLOW_CONNECTIONS false, 55000): said to refuse connections and what to do, not left as the server’s words alone', async () => {
   const cluster = await testCluster()
   const name = `outbox_closed_${process.pid}`
-  const admin = new pg.Client({ connectionString: cluster.admin })
-  await admin.connect()
   try {
-    await admin.query(`create database ${name}`)
-    await admin.query(`alter database ${name} allow_connections false`)
+    await adminQuery(cluster.admin, `create database ${name}`)
+    await adminQuery(cluster.admin, `alter database ${name} allow_connections false`)
     const pool = new pg.Pool({ connectionString: cluster.url(name), max: 1 })
     pool.on('error', () => {})
     pools.push(pool)
@@ -98,7 +97,8 @@ test('a database closed to connections (ALLOW_CONNECTIONS false, 55000): said to
       "): allow connections again (ALTER DATABASE … ALLOW_CONNECTIONS true), or check the database name in the database's URL",
     )
   } finally {
-    await admin.query(`drop database if exists ${name}`)
-    await admin.end()
+    // A session still on it (the pool, were the database to take connections) is ended with it,
+    // as TestDb.drop and cloneTemplateDb drop theirs: the drop never fails for it in the test's place.
+    await adminQuery(cluster.admin, `drop database if exists ${name} with (force)`)
   }
 })
