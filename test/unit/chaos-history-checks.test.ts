@@ -153,3 +153,31 @@ test("past its expiresAt, a lookup whose worker stopped is reclaimed numbered as
     'counted attempts 1 do not number 1..2',
   ])
 })
+
+test("seed 843078098's row 73 (hold): after a counted claim's stop before sending again, the expiry numbered as that claim (the row's count) names the earlier send, counting none; after a stop before a first send, it would not", () => {
+  const expiry = 'expiresAt passed; an interrupted send may have delivered it'
+  const r = row({
+    expires_at: new Date(0),
+    status: 'failed',
+    attempts: 2,
+    last_error_code: 'expired',
+    last_error: expiry,
+  })
+  const timedOut = entry(1, 'retry', { error_code: 'timeout' })
+  const stoppedBeforeSendingAgain = entry(2, 'lease_expired', {
+    error_code: 'lease_expired',
+    error:
+      "the worker holding the lease stopped before sending again; the earlier interrupted send's outcome unknown",
+  })
+  const expired = entry(2, 'expired', { error_code: 'expired', error: expiry })
+  expect(problemsOf(r, [timedOut, stoppedBeforeSendingAgain, expired], false)).toEqual([])
+  // A stop before a first send (no mark): the row's expiry counts its claim, so one numbered as
+  // the stop's is one attempt too many.
+  const stoppedBeforeSending = {
+    ...stoppedBeforeSendingAgain,
+    error: 'the worker holding the lease stopped before sending',
+  }
+  expect(problemsOf(r, [timedOut, stoppedBeforeSending, expired], false)).toEqual([
+    'counted attempts 1,2,2 do not number 1..2',
+  ])
+})

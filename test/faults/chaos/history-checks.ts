@@ -81,7 +81,10 @@ function lookedUp(
   // A 504's own attempt, which no counted claim followed (one claim after it is numbered so too).
   if (namesGivenBack(hist, i, r)) return true
   // An earlier entry of its number ends that attempt: its send's (a retry, a stop during it), or
-  // the stop of its counted claim's worker while it looked an earlier send up, before it sent.
+  // the stop of its counted claim's worker before it sent, the row still marked by an earlier
+  // send: while it looked that send up (lookups on) or, lookups off, before it sent again
+  // (held or resent). The product numbers what follows such a stop as the row's count, that
+  // claim's, in both (lookup-stop-words.test.ts pins it).
   return hist
     .slice(0, i)
     .some(
@@ -89,7 +92,7 @@ function lookedUp(
         (e.attempt === h.attempt &&
           (e.outcome === 'retry' ||
             (e.outcome === 'lease_expired' &&
-              /during the send|^the worker looking up its interrupted send stopped/.test(
+              /during the send|^the worker looking up its interrupted send stopped|^the worker holding the lease stopped before sending again/.test(
                 e.error ?? '',
               )))) ||
         (older && cancelling && e.attempt === h.attempt + 1 && gatewayTimeout(e)),
