@@ -58,8 +58,13 @@ export function reclaimDecisions(p: { defaultMaxAttempts: number; lookups?: bool
   // past them as any interrupted send and, not found, sends it again: the claim notes it
   // lookup-only all the same, and that send, its start later than every entry, is named a send.
   // Read on a marked row's lease only (the history's primary key, outbox_id, id); no entry: a send.
-  const sentNothing = sql<boolean>`((${lookupOnly} or ${lookups}) and o.send_started_at <= (
+  const noSendStarted = sql<boolean>`(o.send_started_at <= (
       select max(h.finished_at) from mailer.email_attempts h where h.outbox_id = o.id))`
+  const lookupStopped = sql<boolean>`((${lookupOnly} or ${lookups}) and ${noSendStarted})`
+  // With lookups off, a counted claim of such a row resends at once (AMBIGUOUS_SEND_POLICY=resend)
+  // or holds it: stopped so (rendering, its token held it), its worker had not sent it again, and
+  // noSendStarted, read after lookupStopped, names that stop (lookup-stop.ts), not one "during the
+  // send" as the mark, an earlier send's, would have it; that send stays unresolved, marked.
   return {
     cancelled,
     maxAttempts,
@@ -70,6 +75,7 @@ export function reclaimDecisions(p: { defaultMaxAttempts: number; lookups?: bool
     lookupsEnd,
     lookupOnly,
     expiredLookupEnds,
-    sentNothing,
+    lookupStopped,
+    noSendStarted,
   }
 }

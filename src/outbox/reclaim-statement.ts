@@ -5,7 +5,11 @@ import { type ExpirySweep, expirySweep } from './expiry-sweep.ts'
 import { beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
-import { CANCEL_LOOKUP_STOPPED, LOOKUP_STOPPED } from './lookup-stop.ts'
+import {
+  CANCEL_LOOKUP_STOPPED,
+  LOOKUP_STOPPED,
+  STOPPED_BEFORE_SENDING_AGAIN,
+} from './lookup-stop.ts'
 import { EXPIRED_LOOKUP_STOPPED, reclaimDecisions } from './reclaim-decisions.ts'
 import { type StaleProbes, staleProbeClear } from './stale-probes.ts'
 
@@ -105,7 +109,8 @@ export function reclaimStatement(p: ReclaimParams) {
                                when ${d.lookupsEnd} then ${CANCELLED_LOOKUP_STOPPED}
                                when ${d.expiredLookupEnds} then ${EXPIRED_LOOKUP_STOPPED}
                                when ${d.cancelLookup} then ${CANCEL_LOOKUP_STOPPED}
-                               when ${d.sentNothing} then ${LOOKUP_STOPPED}
+                               when ${d.lookupStopped} then ${LOOKUP_STOPPED}
+                               when ${d.noSendStarted} then ${STOPPED_BEFORE_SENDING_AGAIN}
                                when o.send_started_at is null
                                then 'the worker holding the lease stopped before sending'
                                else 'the worker holding the lease stopped during the send; outcome unknown' end,

@@ -1,7 +1,7 @@
 // A worker that stopped while its claim only looked a row's interrupted send up: its reclaim's words, and the failure read from the history after it, name the send that really happened.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
-import { lookupOnly } from '../../src/outbox/lease.ts'
+import { type Lease, lookupOnly } from '../../src/outbox/lease.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
 import { checkHistory } from '../faults/chaos/history-checks.ts'
@@ -17,6 +17,8 @@ const t = useTestDb({ resetEach: true })
 const TIMED_OUT = 'Graph request exceeded its deadline'
 const SEND_STOPPED = 'the worker holding the lease stopped during the send; outcome unknown'
 const LOOKUP_STOPPED = 'the worker looking up its interrupted send stopped; outcome unknown'
+const STOPPED_BEFORE_SENDING_AGAIN =
+  "the worker holding the lease stopped before sending again; the earlier interrupted send's outcome unknown"
 const THAT = ' (that send may have delivered it)'
 const BOTH = ' (that send, or an earlier interrupted one, may have delivered it)'
 
@@ -65,24 +67,32 @@ async function interrupted(
   return id
 }
 
-/** Row `id`, out of attempts and left to be looked up, claimed so and its lookup unable to tell: its failure. */
-async function lookupCannotTell(id: string) {
-  const lookup = await claimOne()
-  expect(lookup.pastAttempts).toBe(true)
-  await settleLeases(
+/**
+ * The lease of a claim that only looked row `id`'s interrupted send up (or named it), settled
+ * `kind` with its lookup unable to tell, uncounted as lease-outcome.ts settles such a claim.
+ */
+const settleUnresolved = (id: string, lease: Lease, kind: 'exhausted' | 'expired') =>
+  settleLeases(
     t.db,
     [
       {
         id,
-        token: lookup.token,
-        settlement: { kind: 'exhausted' },
+        token: lease.token,
+        settlement: { kind },
         ambiguous: true,
-        uncounted: true,
+        uncounted: lookupOnly(lease),
         startedAt: null,
       },
     ],
     { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
   )
+
+/** Row `id`, out of attempts and left to be looked up, claimed so and its lookup unable to tell: its failure. */
+async function lookupCannotTell(id: string) {
+  const lookup = await claimOne()
+  expect(lookup.pastAttempts).toBe(true)
+  expect(lookupOnly(lookup)).toBe(true)
+  await settleUnresolved(id, lookup, 'exhausted')
   return words(id)
 }
 
@@ -105,16 +115,20 @@ const reclaimedSo = (error: string) => ({
   error,
 })
 
-/** words() of a row, attempt 1 counted, failed out of attempts with `code` and `error`. */
-const exhausted = (code: string, error: string) => ({
+/** words() of a row failed with `attempts` counted, `code` and `error`. */
+const failedSo = (attempts: number, code: string, error: string) => ({
   status: 'failed',
-  attempts: 1,
+  attempts,
   code,
-  error: `attempts exhausted; last error: ${error}`,
+  error,
 })
 
-/** What the chaos soak's history check (lookup mode) says of row `id` and its history. */
-async function historyProblems(id: string) {
+/** words() of a row, attempt 1 counted, failed out of attempts with `code` and `error`. */
+const exhausted = (code: string, error: string) =>
+  failedSo(1, code, `attempts exhausted; last error: ${error}`)
+
+/** What the chaos soak's history check (`mode`, lookup by default) says of row `id` and its history. */
+async function historyProblems(id: string, mode: 'lookup' | 'hold' = 'lookup') {
   const { rows } = await t.pool.query<OutboxRow>(
     `select id::text, status, attempts, coalesce(max_attempts, 3) as max_attempts, last_error_code,
             last_error, expires_at, sent_at, send_started_at, lease_owner, lease_token::text,
@@ -128,7 +142,7 @@ async function historyProblems(id: string) {
     'outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status',
   )) as AttemptEntry[]
   const said: string[] = []
-  checkHistory('lookup', {
+  checkHistory(mode, {
     r: rows[0]!,
     hist,
     retries: 0,
@@ -286,6 +300,70 @@ test('the crash-loop rule counts every worker stop in a row, one before its send
   ])
   expect(await rowOf(t, id)).toMatchObject({ attempts: 2, status: 'failed' })
   expect(await historyProblems(id)).toEqual([])
+})
+
+test('lookups off, a counted claim of a row with an interrupted send whose worker stopped before it sent again: named a stop before sending, not during the send, to its failure on its last attempt', async () => {
+  const id = await interrupted(3, 1)
+  const resend = await claimOne()
+  expect(lookupOnly(resend)).toBe(false)
+  // Rendering or the token held it: no send started (the mark is still attempt 1's).
+  expect(await stopped(id, false)).toEqual([{ id, status: 'pending', ambiguous: true }])
+  expect(await words(id)).toEqual({ ...reclaimedSo(STOPPED_BEFORE_SENDING_AGAIN), attempts: 2 })
+  await claimOne()
+  expect(await stopped(id, false)).toEqual([{ id, status: 'failed', ambiguous: true }])
+  expect(await words(id)).toEqual(failedSo(3, 'lease_expired', STOPPED_BEFORE_SENDING_AGAIN))
+  expect(await entries(id)).toEqual([
+    [1, 'retry', 'timeout', TIMED_OUT],
+    [2, 'lease_expired', 'lease_expired', STOPPED_BEFORE_SENDING_AGAIN],
+    [3, 'lease_expired', 'lease_expired', STOPPED_BEFORE_SENDING_AGAIN],
+  ])
+  // The chaos checker counts attempt 1's send alone, as no sendMail came after it.
+  expect(await possiblyDelivering(id)).toBe(1)
+})
+
+test("seed 843078098's row 73 (hold): a counted claim's stop before sending again, then the expiresAt passes: swept or claimed, the expiry numbers the row's count as with lookups on, and the checker counts attempts 1..2", async () => {
+  const expiry = 'expiresAt passed; an interrupted send may have delivered it'
+  for (const [lookups, ending] of [
+    [false, 'swept'],
+    [false, 'claimed'],
+    [true, 'swept'],
+    [true, 'claimed'],
+  ] as const) {
+    const id = await interrupted(6, 1)
+    expect(lookupOnly(await claimOne())).toBe(false)
+    // Lookups off, held (AMBIGUOUS_SEND_POLICY=hold) or resent; on, looking attempt 1's send up:
+    // its worker stopped before it sent again.
+    expect(await stopped(id, lookups)).toEqual([{ id, status: 'pending', ambiguous: true }])
+    const stop = lookups ? LOOKUP_STOPPED : STOPPED_BEFORE_SENDING_AGAIN
+    await t.pool.query(
+      `update mailer.email_outbox set expires_at = now() - interval '1 second' where id = $1`,
+      [id],
+    )
+    if (ending === 'swept') {
+      const { swept } = await reclaimExpired(t.db, {
+        defaultMaxAttempts: 3,
+        sweep: { workerId: 'sweeper', limit: 500, lookups, lookupPastExpirySeconds: 0 },
+      })
+      expect(swept.map((r) => [r.id, r.status, r.attempt])).toEqual([[id, 'failed', 2]])
+    } else {
+      // A claim past the expiresAt only names the interrupted send (or its lookup cannot tell):
+      // it counts none.
+      const named = await claimOne()
+      expect(named).toMatchObject({ id, expired: true, ambiguous: true })
+      expect(lookupOnly(named)).toBe(true)
+      await settleUnresolved(id, named, 'expired')
+    }
+    expect(await words(id)).toEqual(failedSo(2, 'expired', expiry))
+    // Attempt 2 (the counted claim that sent nothing) is the row's last: the expiry, which counts
+    // none, numbers it, the lookup's stop with lookups on as the stop before sending again off.
+    expect(await entries(id)).toEqual([
+      [1, 'retry', 'timeout', TIMED_OUT],
+      [2, 'lease_expired', 'lease_expired', stop],
+      [2, 'expired', 'expired', expiry],
+    ])
+    expect(await historyProblems(id, 'hold')).toEqual([])
+    expect(await possiblyDelivering(id)).toBe(1)
+  }
 })
 
 test("a cancel's lookup whose worker stopped: its entry names the lookup's stop and the cancel, no send", async () => {
