@@ -3,24 +3,11 @@ import { decodeJwt } from 'jose'
 import { systemClock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import { silentLogger } from '../log.ts'
+import { entraRefusalHint } from '../transport/entra-refusal-hints.ts'
 import type { GraphCredential } from '../transport/graph-credential.ts'
 import { createTokenSource, graphScopeFor, tokenUrlFor } from '../transport/graph-token.ts'
 import { GraphAuthError } from '../transport/graph-token-error.ts'
 import { describe, type Findings } from './findings.ts'
-
-// Hints for the Entra errors a first deploy meets; graph.md §1.3 lists the codes.
-const TOKEN_HINTS: Record<string, string> = {
-  AADSTS700027:
-    'the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration',
-  AADSTS7000215: 'the client secret is wrong: copy the secret value, not its id',
-  AADSTS7000222: 'the client secret has expired: create a new one',
-  AADSTS700016: 'no such app in this tenant: check GRAPH_CLIENT_ID and GRAPH_TENANT_ID',
-  AADSTS90002: 'no such tenant: check GRAPH_TENANT_ID',
-  AADSTS7000112: 'the app registration is disabled',
-  // The assertion's nbf/exp are this machine's time; Entra allows a few minutes either way.
-  AADSTS700024:
-    "the client assertion's time window, read from this machine's clock, is not Entra's time: set the clock right (NTP)",
-}
 
 export async function checkGraphToken(
   config: Config,
@@ -45,7 +32,7 @@ export async function checkGraphToken(
     token = await tokens.getToken()
   } catch (e) {
     if (e instanceof GraphAuthError) {
-      const hint = TOKEN_HINTS[e.code]
+      const hint = entraRefusalHint(e.code)
       // graph.md §1.2: a tenant may refuse x5t#S256 (PS256) for a certificate it has registered.
       const otherForm =
         e.code === 'AADSTS700027' && graph.assertionAlgorithm === 'PS256'

@@ -1,6 +1,7 @@
 // The app-only Graph access token: one cache per process, one refresh in flight, Entra errors kept by code.
 import { monotonicNow } from '../clock.ts'
 import type { Logger } from '../log.ts'
+import { entraRefusalHint } from './entra-refusal-hints.ts'
 import { GraphAuthError } from './graph-token-error.ts'
 import { type IssuedToken, requestGraphToken, type TokenRequest } from './graph-token-request.ts'
 
@@ -93,6 +94,7 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         d.onRefresh?.('failure', error.code)
         d.log.warn('graph token request failed', {
           code: error.code,
+          hint: entraRefusalHint(error.code),
           permanent: error.permanent,
           httpStatus: error.httpStatus,
           failuresInARow: streak,

@@ -2,6 +2,7 @@
 import type { Clock } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
+import { entraRefusalHint } from './entra-refusal-hints.ts'
 import { type GraphCredential, loadGraphCredential } from './graph-credential.ts'
 import type { GraphOutageCause } from './graph-outage.ts'
 import { createGraphSender, type GraphSender } from './graph-sender.ts'
@@ -140,5 +141,6 @@ function refusal(tokens: TokenSource): string | null {
   // Only a send asks Entra again: with no mail due, a fixed credential would stay reported as
   // refused. Past the cooldown, a readiness probe asks (one request at a time; never throws).
   if (tokens.refusedForMs() === 0) tokens.getToken().catch(() => {})
-  return `graph token refused: ${e.code} (fix the app registration or credential)`
+  const hint = entraRefusalHint(e.code)
+  return `graph token refused: ${e.code}${hint ? `: ${hint}` : ''} (fix the app registration or credential)`
 }

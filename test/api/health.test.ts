@@ -434,7 +434,8 @@ describe('/healthz and /readyz', () => {
       status.lastLoopAt = now
       return { status: r.status, db: (r.body as Ready).databases[0] }
     }
-    const refusal = 'graph token refused: AADSTS700027 (fix the app registration or credential)'
+    const refusal =
+      'graph token refused: AADSTS700027: the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration (fix the app registration or credential)'
     try {
       await transport.tokens.getToken()
       const fresh = await readyz()

@@ -1,7 +1,7 @@
 // A Graph credential Entra refuses, per role: --role all stays routed (enqueue keeps storing mail) and says so; --role worker is unready.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { serve } from '../../src/serve.ts'
 import type { Role } from '../../src/serve-options.ts'
 import { AUDIENCE, bearer, ISSUER, SECRET, token } from '../api/support/tokens.ts'
@@ -34,7 +34,8 @@ afterAll(async () => {
   await fake.stop()
 })
 
-const REFUSAL = 'graph token refused: AADSTS700027 (fix the app registration or credential)'
+const REFUSAL =
+  'graph token refused: AADSTS700027: the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration (fix the app registration or credential)'
 
 async function started(role: Role) {
   return serve(
@@ -118,5 +119,57 @@ test('--role worker: a worker that cannot send is not ready (its own check, outs
     expect(metrics).toContain(`\noutbox_graph_credential_refused{credential="certificate"} 1\n`)
   } finally {
     await running.stop('test')
+  }
+})
+
+test('an expired client secret (AADSTS7000222): /readyz and the log line say what the code means and what to do, as check-config does', async () => {
+  await t.reset()
+  const secret = 'a client secret Entra no longer takes'
+  const entra = await startFakeGraph({ clientSecret: secret })
+  // What Entra answers a secret past its end date (graph.md §1.3), every time it is asked.
+  entra.setFaults({
+    token: Array.from({ length: 50 }, () => ({
+      status: 401,
+      error: 'invalid_client',
+      aadsts: 7000222,
+      description: `The provided client secret keys for app '${entra.clientId}' are expired.`,
+    })),
+  })
+  const lines: string[] = []
+  const running = await serve(
+    loadConfig({
+      DATABASE_URL: t.url,
+      MAIL_TRANSPORT: 'graph',
+      MAIL_FROM: 'outbox@example.com',
+      GRAPH_TENANT_ID: entra.tenantId,
+      GRAPH_CLIENT_ID: entra.clientId,
+      GRAPH_CLIENT_SECRET: secret,
+      GRAPH_AUTHORITY_URL: entra.authorityUrl,
+      GRAPH_API_URL: entra.apiUrl,
+      API_JWT_SECRET: SECRET,
+      HOST: '127.0.0.1',
+      PORT: '0',
+    }),
+    { role: 'worker', log: createLogger('info', (l) => lines.push(l)) },
+  )
+  try {
+    const unready = await pollUntil(async () => {
+      const res = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+      const body = (await res.json()) as Readiness
+      return body.databases[0]?.problem?.includes('AADSTS7000222') ? body : undefined
+    })
+    expect(unready.databases[0]?.problem).toBe(
+      'graph token refused: AADSTS7000222: the client secret has expired: create a new one (fix the app registration or credential)',
+    )
+    const failed = lines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'graph token request failed')
+    expect(failed).toMatchObject({
+      code: 'AADSTS7000222',
+      hint: 'the client secret has expired: create a new one',
+    })
+  } finally {
+    await running.stop('test')
+    await entra.stop()
   }
 })

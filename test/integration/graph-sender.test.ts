@@ -350,7 +350,7 @@ describe('token source', () => {
     transport.warmUp()
     await until(() => transport.problem() !== null, 'the refusal')
     expect(transport.problem()).toBe(
-      'graph token refused: AADSTS700027 (fix the app registration or credential)',
+      'graph token refused: AADSTS700027: the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration (fix the app registration or credential)',
     )
     expect(transport.blockedForMs()).toBe(60_000)
     expect(fake.tokenRequests).toHaveLength(1)
@@ -395,7 +395,8 @@ describe('token source', () => {
     expect(
       logLines.some((l) => l.includes('graph token request failed') && l.includes('AADSTS700027')),
     ).toBe(true)
-    const refusal = 'graph token refused: AADSTS700027 (fix the app registration or credential)'
+    const refusal =
+      'graph token refused: AADSTS700027: the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration (fix the app registration or credential)'
     expect(transport.problem()).toBeNull()
     expect(transport.warning()).toBe(
       `${refusal}; sends go on with the cached token until ${new Date(clock.now() + 3299_000 - 1801_000).toISOString()}`,
