@@ -9,6 +9,7 @@ import {
   parsePrivateKey,
   readPem,
 } from './graph-credential-pem.ts'
+import { GraphAuthError } from './graph-token-error.ts'
 
 export type AssertionAlgorithm = 'PS256' | 'RS256'
 
@@ -49,8 +50,12 @@ export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-typ
 
 /**
  * Loads the credential named by the Graph configuration. Throws AppError('config_invalid') for an
- * unreadable or garbled PEM, a key that does not belong to the certificate, or a certificate outside
- * its validity period at `now`. Messages name the variable, never its value.
+ * unreadable or garbled PEM, a key that does not belong to the certificate, or (`validity`
+ * 'refuse', check-config's) a certificate outside its validity period at `now`. With
+ * 'at-each-token' (serve's) such a certificate loads, and each token request made outside that
+ * period is refused here, for good, as Entra would refuse it: a machine restarted after its
+ * certificate's end keeps its API and health up and says why no mail goes, as one running
+ * through that end does. Messages name the variable, never its value.
  */
 export function loadGraphCredential(
   config: Pick<
@@ -63,6 +68,7 @@ export function loadGraphCredential(
     | 'assertionAlgorithm'
   >,
   now: number,
+  validity: 'refuse' | 'at-each-token' = 'refuse',
 ): GraphCredential {
   if (config.clientSecret) return secretCredential(config.clientSecret)
   const problems: string[] = []
@@ -72,7 +78,10 @@ export function loadGraphCredential(
   const keyPem = noting(problems, () =>
     readPem(config.privateKey, config.privateKeyFile, 'GRAPH_PRIVATE_KEY'),
   )
-  return certificateFrom({ certPem, keyPem, algorithm: config.assertionAlgorithm, now }, problems)
+  return certificateFrom(
+    { certPem, keyPem, algorithm: config.assertionAlgorithm, now, validity },
+    problems,
+  )
 }
 
 export function secretCredential(secret: string): GraphCredential {
@@ -93,7 +102,13 @@ export function certificateCredential(p: {
 
 /** Every problem of the pair is named at once (`problems` holds those found reading them). */
 function certificateFrom(
-  p: { certPem: string | null; keyPem: string | null; algorithm: AssertionAlgorithm; now: number },
+  p: {
+    certPem: string | null
+    keyPem: string | null
+    algorithm: AssertionAlgorithm
+    now: number
+    validity?: 'refuse' | 'at-each-token'
+  },
   problems: string[],
 ): GraphCredential {
   const { certPem, keyPem } = p
@@ -114,11 +129,9 @@ function certificateFrom(
   }
   const notBefore = cert ? Date.parse(cert.validFrom) : Number.NaN
   const notAfter = cert ? Date.parse(cert.validTo) : Number.NaN
-  if (p.now < notBefore) {
-    problems.push(`GRAPH_CERTIFICATE: is not valid before ${new Date(notBefore).toISOString()}`)
-  }
-  if (p.now >= notAfter) {
-    problems.push(`GRAPH_CERTIFICATE: expired at ${new Date(notAfter).toISOString()}`)
+  if (p.validity !== 'at-each-token') {
+    const outside = validityProblem(p.now, notBefore, notAfter)
+    if (outside) problems.push(`GRAPH_CERTIFICATE: ${outside.message}`)
   }
   if (problems.length > 0 || !cert || !key) throw invalidCredential(...problems)
   const info: CertificateCredential = {
@@ -130,11 +143,36 @@ function certificateFrom(
   }
   return {
     info,
-    authFields: async ({ tokenUrl, clientId, now }) => ({
-      client_assertion_type: CLIENT_ASSERTION_TYPE,
-      client_assertion: await signClientAssertion({ key, info, tokenUrl, clientId, now }),
-    }),
+    authFields: async ({ tokenUrl, clientId, now }) => {
+      const outside = validityProblem(now, notBefore, notAfter)
+      if (outside) {
+        throw new GraphAuthError(outside.code, `GRAPH_CERTIFICATE ${outside.message}`, true)
+      }
+      return {
+        client_assertion_type: CLIENT_ASSERTION_TYPE,
+        client_assertion: await signClientAssertion({ key, info, tokenUrl, clientId, now }),
+      }
+    },
   }
+}
+
+/** Where `now` falls outside the certificate's validity period, what Entra would refuse; else null. */
+function validityProblem(
+  now: number,
+  notBefore: number,
+  notAfter: number,
+): { code: 'certificate_not_yet_valid' | 'certificate_expired'; message: string } | null {
+  if (now < notBefore) {
+    const at = new Date(notBefore).toISOString()
+    return { code: 'certificate_not_yet_valid', message: `is not valid before ${at}` }
+  }
+  if (now >= notAfter) {
+    return {
+      code: 'certificate_expired',
+      message: `expired at ${new Date(notAfter).toISOString()}`,
+    }
+  }
+  return null
 }
 
 /** A fresh assertion per token request: requests are rare (about one an hour), so no reuse. */

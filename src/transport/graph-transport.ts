@@ -60,7 +60,9 @@ export function createGraphTransport(
     onTokenRefresh?: (outcome: 'success' | 'failure', code?: string) => void
   },
 ): GraphTransport {
-  const credential = loadGraphCredential(config, d.clock.now())
+  // A certificate past its end (or before its start) loads: each token request is refused for it,
+  // so the API and health stay up and say so, rather than the start ending (exit 2).
+  const credential = loadGraphCredential(config, d.clock.now(), 'at-each-token')
   // One token cache per process, shared by every database's drainer.
   const tokens = createTokenSource({
     fetch: d.fetch,

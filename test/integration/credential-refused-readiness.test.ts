@@ -173,3 +173,71 @@ test('an expired client secret (AADSTS7000222): /readyz and the log line say wha
     await entra.stop()
   }
 })
+
+test("a certificate past its end date: --role all starts and stays routed (the API stores mail), the expiry its warning and its rows' code; Entra is not asked", async () => {
+  await t.reset()
+  // Registered on the app, and expired yesterday: a machine restarted (a deploy, a secret set)
+  // after the night its certificate ended.
+  const expired = await generateTestCertificate({
+    notBefore: new Date(Date.now() - 400 * 86_400_000),
+    notAfter: new Date(Date.now() - 86_400_000),
+  })
+  const entra = await startFakeGraph({ certificates: [expired.certPem] })
+  const running = await serve(
+    loadConfig({
+      DATABASE_URL: t.url,
+      MAIL_TRANSPORT: 'graph',
+      MAIL_FROM: 'outbox@example.com',
+      GRAPH_TENANT_ID: entra.tenantId,
+      GRAPH_CLIENT_ID: entra.clientId,
+      GRAPH_CERTIFICATE: expired.certPem,
+      GRAPH_PRIVATE_KEY: expired.keyPem,
+      GRAPH_AUTHORITY_URL: entra.authorityUrl,
+      GRAPH_API_URL: entra.apiUrl,
+      API_JWT_SECRET: SECRET,
+      API_JWT_ISSUER: ISSUER,
+      API_JWT_AUDIENCE: AUDIENCE,
+      HOST: '127.0.0.1',
+      PORT: '0',
+    }),
+    { role: 'all', log: silentLogger },
+  ).catch((e: unknown) => (e instanceof Error ? e.message : String(e)))
+  try {
+    // A start refused (exit 2 in the binary) ends the test with its reason.
+    if (typeof running === 'string') expect(running).toBe('a started service')
+    if (typeof running === 'string') return
+    const ready = await pollUntil(async () => {
+      const res = await fetch(`http://127.0.0.1:${running.port}/readyz`)
+      const body = (await res.json()) as Readiness
+      const db = body.databases[0]
+      return db?.listener === 'listening' && db.warning?.includes('certificate_expired')
+        ? { status: res.status, body }
+        : undefined
+    })
+    expect(ready).toMatchObject({ status: 200, body: { databases: [{ ready: true }] } })
+    expect(ready.body.databases[0]?.warning).toStartWith(
+      'graph token refused: certificate_expired: GRAPH_CERTIFICATE has passed its end date',
+    )
+    const metrics = await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()
+    expect(metrics).toContain(`\noutbox_graph_credential_refused{credential="certificate"} 1\n`)
+    const res = await fetch(`http://127.0.0.1:${running.port}/v1/outbox`, {
+      method: 'POST',
+      headers: { ...bearer(await token()), 'content-type': 'application/json' },
+      body: JSON.stringify({ message: { to: 'a@example.com', subject: 's', text: 't' } }),
+    })
+    expect(res.status).toBe(201)
+    const { id } = (await res.json()) as { id: string }
+    const row = await pollUntil(async () => {
+      const r = await t.pool.query(
+        'select status, last_error_code from mailer.email_outbox where id = $1',
+        [id],
+      )
+      return r.rows[0]?.last_error_code ? r.rows[0] : undefined
+    })
+    expect(row).toEqual({ status: 'pending', last_error_code: 'certificate_expired' })
+    expect(entra.tokenRequests).toEqual([])
+  } finally {
+    if (typeof running !== 'string') await running.stop('test')
+    await entra.stop()
+  }
+})
