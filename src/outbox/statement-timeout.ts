@@ -145,10 +145,13 @@ function toAppError(e: unknown, ms: number): AppError | null {
       { cause: e },
     )
   }
+  // 57014 is the statement timeout's and pg_cancel_backend's alike. Either way the server rolled
+  // the request's one transaction back (a cancel never lands after the commit), so a repeat is
+  // safe: the caller is told so, as for a conflict.
   if (code === QUERY_CANCELED_SQLSTATE) {
     return new AppError(
       'database_unavailable',
-      `the query took longer than ${ms} ms`,
+      `the database cancelled the statement (past its ${ms} ms timeout, or cancelled on the server: a lock held by another session, or a slow database); nothing was changed, try again`,
       { retryAfterSeconds: UNAVAILABLE_RETRY_AFTER_SECONDS },
       { cause: e },
     )
