@@ -13,6 +13,7 @@ import { PERMISSION_DENIED_SQLSTATE, QUERY_CANCELED_SQLSTATE } from '../db/sqlst
 import { timedTransaction } from '../db/timed-transaction.ts'
 import { type MailboxPauses, mailboxPauses } from '../outbox/mailbox-pauses.ts'
 import { type PacingInForce, pacingInForce } from '../outbox/pacing-rate.ts'
+import { type PendingLastErrors, pendingLastErrors } from '../outbox/pending-last-errors.ts'
 import { type RecentFailures, recentFailures } from '../outbox/recent-failures.ts'
 import { type OutboxStats, outboxStats } from '../outbox/stats.ts'
 import { type WorkerPresence, workerPresence } from '../outbox/worker-presence.ts'
@@ -23,6 +24,8 @@ const FAILURE_WINDOW_HOURS = 24
 const FAILURE_CODES_SHOWN = 5
 /** Failed rows looked at, newest first: bounds the one read whose cost grows with the rows kept. */
 const FAILED_ROWS_SCANNED = 10_000
+/** Pending rows looked at, in the claim's order: bounds the read however large the backlog. */
+const PENDING_ROWS_SCANNED = 10_000
 
 /**
  * What was read; a section is null when it was not read (schema not current, an earlier section
@@ -42,6 +45,8 @@ export interface DatabaseReading {
   stats: OutboxStats | null
   presence: WorkerPresence | null
   failures: RecentFailures | null
+  /** Pending rows waiting after an error, by code; null when not read. */
+  pendingErrors: PendingLastErrors | null
   pauses: MailboxPauses | null
   /** The rate every worker paces by and who noted it; null when not read or none noted. */
   pacing: PacingInForce | null
@@ -73,6 +78,7 @@ export async function readDatabaseStatus(
     stats: null,
     presence: null,
     failures: null,
+    pendingErrors: null,
     pauses: null,
     pacing: null,
     unread: [],
@@ -140,6 +146,9 @@ export async function readDatabaseStatus(
         limit: FAILURE_CODES_SHOWN,
         scanLimit: FAILED_ROWS_SCANNED,
       }),
+    )
+    reading.pendingErrors = await section("pending rows' errors", (trx) =>
+      pendingLastErrors(trx, { limit: FAILURE_CODES_SHOWN, scanLimit: PENDING_ROWS_SCANNED }),
     )
     return reading
   } finally {

@@ -136,6 +136,13 @@ export function judge(
     failedLast24h: r.failures
       ? { total: r.failures.total, byCode: r.failures.byCode, complete: r.failures.complete }
       : null,
+    pendingLastErrors: r.pendingErrors
+      ? {
+          total: r.pendingErrors.total,
+          byCode: r.pendingErrors.byCode,
+          complete: r.pendingErrors.complete,
+        }
+      : null,
   }
 }
 

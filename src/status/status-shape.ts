@@ -54,6 +54,16 @@ export interface DatabaseStatus {
     /** False: the newest 10,000 failed rows were looked at and more are kept: `total` is a lower bound. */
     complete: boolean
   } | null
+  /**
+   * Pending rows whose last try met an error, by code (a refused credential or mailbox, a
+   * throttle, Graph out of reach): they wait uncounted, in neither the failures nor the exit code.
+   */
+  pendingLastErrors: {
+    total: number
+    byCode: { code: string; rows: number }[]
+    /** False: the first 10,000 pending rows (the claim's order) were looked at and more wait. */
+    complete: boolean
+  } | null
 }
 
 export interface StatusReport {

@@ -55,6 +55,14 @@ export function renderStatusTable(r: StatusReport): string {
         `${d.name}: failed in the last 24 h${f.complete ? '' : ' (at least: the newest 10,000 failed rows looked at)'}: ${codes}${shown < f.total ? `, other codes ${f.total - shown}` : ''}`,
       )
     }
+    const w = d.pendingLastErrors
+    if (w && w.total > 0) {
+      const codes = w.byCode.map((c) => `${c.code} ${c.rows}`).join(', ')
+      const shown = w.byCode.reduce((n, c) => n + c.rows, 0)
+      lines.push(
+        `${d.name}: pending rows whose last try met an error, by its code${w.complete ? '' : ' (at least: the first 10,000 pending rows looked at)'}: ${codes}${shown < w.total ? `, other codes ${w.total - shown}` : ''} (the workers' log and /readyz say why; GET /v1/outbox?status=pending&lastErrorCode=CODE lists them)`,
+      )
+    }
     if (d.pastExpiryPending) {
       lines.push(
         `${d.name}: ${pastExpiryPendingMeaning(`${d.pastExpiryPending} pending row(s)`, 'OLDEST DUE')}`,

@@ -124,6 +124,8 @@ describe('one database', () => {
         (${message()}, 'pending', now() - interval '30 seconds'),
         (${message()}, 'pending', now() + interval '1 hour'),
         (${message()}, 'sent', now());
+      update mailer.email_outbox set last_error_code = 'ApplicationThrottled'
+       where status = 'pending' and send_at > now();
       insert into mailer.email_outbox (message, status, attempts, lease_owner, lease_token, lease_expires_at) values
         (${message()}, 'sending', 1, 'w1', gen_random_uuid(), now() + interval '1 minute'),
         (${message()}, 'sending', 1, 'w1', gen_random_uuid(), now() + interval '1 minute'),
@@ -191,6 +193,11 @@ describe('one database', () => {
                 { code: 'invalid_recipient', rows: 2 },
                 { code: 'expired', rows: 1 },
               ],
+              complete: true,
+            },
+            pendingLastErrors: {
+              total: 1,
+              byCode: [{ code: 'ApplicationThrottled', rows: 1 }],
               complete: true,
             },
           },
@@ -272,7 +279,7 @@ describe('one database', () => {
         expect.stringMatching(
           /^counts not read: 55P03: canceling statement due to lock timeout: a lock on mailer\.email_outbox held by pid \d+ /,
         ),
-        'workers, mailbox pauses, pacing rate, failures not read after that (so as to end in time)',
+        "workers, mailbox pauses, pacing rate, failures, pending rows' errors not read after that (so as to end in time)",
       ])
     } finally {
       await locker.query('rollback')
@@ -470,7 +477,7 @@ describe('one database', () => {
             // The counts read mailbox_pacing too (its pauses), which Postgres may check first.
             /^counts not read: 42501: permission denied for table (email_outbox|mailbox_pacing): grant the role CONNECT/,
           ),
-          'workers, mailbox pauses, pacing rate, failures not read after that (so as to end in time)',
+          "workers, mailbox pauses, pacing rate, failures, pending rows' errors not read after that (so as to end in time)",
         ])
       },
     )
@@ -616,6 +623,37 @@ describe('failures of the last 24 h', () => {
       complete: false,
     })
     expect((await read(5)).complete).toBe(false)
+  })
+})
+
+describe('pending rows waiting after an error', () => {
+  test("a refused credential or MAIL_FROM, told by the waiting rows' last error codes (JSON and a line), the exit code unchanged", async () => {
+    // What an expired secret and a mistyped MAIL_FROM leave: rows pending, uncounted, due again
+    // in a while, each with Graph's or Entra's code; the workers' logs say why, status did not.
+    await db.pool.query(`
+      insert into mailer.email_outbox (message, status, send_at, last_error_code, last_error) values
+        (${message()}, 'pending', now() + interval '1 minute', 'AADSTS7000222', 'secret for ${ADDRESS} expired'),
+        (${message()}, 'pending', now() + interval '1 minute', 'AADSTS7000222', 'secret expired'),
+        (${message()}, 'pending', now() + interval '1 minute', 'AADSTS7000222', 'secret expired'),
+        (${message()}, 'pending', now() - interval '5 seconds', 'ErrorInvalidUser', 'no mailbox'),
+        (${message()}, 'pending', now() - interval '5 seconds', null, null),
+        (${message()}, 'failed', now(), 'invalid_recipient', 'bad');
+      insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v')`)
+    const { code, report, printed } = await statusJson({ DATABASE_URL: db.url })
+    expect(code).toBe(0)
+    expect(printed).not.toContain(ADDRESS)
+    expect(report.databases[0].pendingLastErrors).toEqual({
+      total: 4,
+      byCode: [
+        { code: 'AADSTS7000222', rows: 3 },
+        { code: 'ErrorInvalidUser', rows: 1 },
+      ],
+      complete: true,
+    })
+    const table = await runStatus([], { DATABASE_URL: db.url })
+    expect(table.stdout).toContain(
+      "default: pending rows whose last try met an error, by its code: AADSTS7000222 3, ErrorInvalidUser 1 (the workers' log and /readyz say why; GET /v1/outbox?status=pending&lastErrorCode=CODE lists them)",
+    )
   })
 })
 

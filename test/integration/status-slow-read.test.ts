@@ -73,7 +73,7 @@ test('the counts run past --timeout, no lock held: attention, the section named 
       health: 'attention',
       reasons: [
         'counts not read: 57014: canceling statement due to statement timeout (the read ran past --timeout, 2 s, no lock in the way: the server is slow to answer, or the read is heavy for it)',
-        'workers, mailbox pauses, pacing rate, failures not read after that (so as to end in time)',
+        "workers, mailbox pauses, pacing rate, failures, pending rows' errors not read after that (so as to end in time)",
       ],
     })
   } finally {

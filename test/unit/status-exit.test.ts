@@ -39,6 +39,7 @@ const reading = (age: number | null, pastExpiry = 0): DatabaseReading => ({
   },
   presence: null,
   failures: null,
+  pendingErrors: null,
   pauses: null,
   pacing: null,
   unread: [],
