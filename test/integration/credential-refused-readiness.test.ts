@@ -37,26 +37,48 @@ afterAll(async () => {
 const REFUSAL =
   'graph token refused: AADSTS700027: the certificate is not registered on the app: upload GRAPH_CERTIFICATE to the app registration (fix the app registration or credential)'
 
+/** serve's environment against `entra` with `credential` (a certificate pair, or a secret). */
+function envFor(entra: FakeGraph, credential: Record<string, string>) {
+  return {
+    DATABASE_URL: t.url,
+    MAIL_TRANSPORT: 'graph',
+    MAIL_FROM: 'outbox@example.com',
+    GRAPH_TENANT_ID: entra.tenantId,
+    GRAPH_CLIENT_ID: entra.clientId,
+    ...credential,
+    GRAPH_AUTHORITY_URL: entra.authorityUrl,
+    GRAPH_API_URL: entra.apiUrl,
+    API_JWT_SECRET: SECRET,
+    API_JWT_ISSUER: ISSUER,
+    API_JWT_AUDIENCE: AUDIENCE,
+    HOST: '127.0.0.1',
+    PORT: '0',
+  }
+}
+
 async function started(role: Role) {
   return serve(
-    loadConfig({
-      DATABASE_URL: t.url,
-      MAIL_TRANSPORT: 'graph',
-      MAIL_FROM: 'outbox@example.com',
-      GRAPH_TENANT_ID: fake.tenantId,
-      GRAPH_CLIENT_ID: fake.clientId,
-      GRAPH_CERTIFICATE: unregistered.certPem,
-      GRAPH_PRIVATE_KEY: unregistered.keyPem,
-      GRAPH_AUTHORITY_URL: fake.authorityUrl,
-      GRAPH_API_URL: fake.apiUrl,
-      API_JWT_SECRET: SECRET,
-      API_JWT_ISSUER: ISSUER,
-      API_JWT_AUDIENCE: AUDIENCE,
-      HOST: '127.0.0.1',
-      PORT: '0',
-    }),
+    loadConfig(
+      envFor(fake, {
+        GRAPH_CERTIFICATE: unregistered.certPem,
+        GRAPH_PRIVATE_KEY: unregistered.keyPem,
+      }),
+    ),
     { role, log: silentLogger },
   )
+}
+
+/** The refusal in /metrics, and an enqueue through the API stored all the same: its row's id. */
+async function refusedYetStoring(port: number | null): Promise<string> {
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+  expect(metrics).toContain(`\noutbox_graph_credential_refused{credential="certificate"} 1\n`)
+  const res = await fetch(`http://127.0.0.1:${port}/v1/outbox`, {
+    method: 'POST',
+    headers: { ...bearer(await token()), 'content-type': 'application/json' },
+    body: JSON.stringify({ message: { to: 'a@example.com', subject: 's', text: 't' } }),
+  })
+  expect(res.status).toBe(201)
+  return ((await res.json()) as { id: string }).id
 }
 
 interface Readiness {
@@ -89,15 +111,7 @@ test('--role all: readiness stays 200 (the machine stays routed), the refusal in
       body: { status: 'ready', databases: [{ ready: true, problem: null }] },
     })
     expect(ready.body.databases[0]?.warning).toStartWith(REFUSAL)
-    const metrics = await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()
-    expect(metrics).toContain(`\noutbox_graph_credential_refused{credential="certificate"} 1\n`)
-    const res = await fetch(`http://127.0.0.1:${running.port}/v1/outbox`, {
-      method: 'POST',
-      headers: { ...bearer(await token()), 'content-type': 'application/json' },
-      body: JSON.stringify({ message: { to: 'a@example.com', subject: 's', text: 't' } }),
-    })
-    expect(res.status).toBe(201)
-    const { id } = (await res.json()) as { id: string }
+    const id = await refusedYetStoring(running.port)
     const row = await t.pool.query('select status from mailer.email_outbox where id = $1', [id])
     expect(row.rows[0].status).toBe('pending')
     expect(fake.accepted).toEqual([])
@@ -136,22 +150,10 @@ test('an expired client secret (AADSTS7000222): /readyz and the log line say wha
     })),
   })
   const lines: string[] = []
-  const running = await serve(
-    loadConfig({
-      DATABASE_URL: t.url,
-      MAIL_TRANSPORT: 'graph',
-      MAIL_FROM: 'outbox@example.com',
-      GRAPH_TENANT_ID: entra.tenantId,
-      GRAPH_CLIENT_ID: entra.clientId,
-      GRAPH_CLIENT_SECRET: secret,
-      GRAPH_AUTHORITY_URL: entra.authorityUrl,
-      GRAPH_API_URL: entra.apiUrl,
-      API_JWT_SECRET: SECRET,
-      HOST: '127.0.0.1',
-      PORT: '0',
-    }),
-    { role: 'worker', log: createLogger('info', (l) => lines.push(l)) },
-  )
+  const running = await serve(loadConfig(envFor(entra, { GRAPH_CLIENT_SECRET: secret })), {
+    role: 'worker',
+    log: createLogger('info', (l) => lines.push(l)),
+  })
   try {
     const unready = await pollUntil(async () => {
       const res = await fetch(`http://127.0.0.1:${running.port}/readyz`)
@@ -184,22 +186,9 @@ test("a certificate past its end date: --role all starts and stays routed (the A
   })
   const entra = await startFakeGraph({ certificates: [expired.certPem] })
   const running = await serve(
-    loadConfig({
-      DATABASE_URL: t.url,
-      MAIL_TRANSPORT: 'graph',
-      MAIL_FROM: 'outbox@example.com',
-      GRAPH_TENANT_ID: entra.tenantId,
-      GRAPH_CLIENT_ID: entra.clientId,
-      GRAPH_CERTIFICATE: expired.certPem,
-      GRAPH_PRIVATE_KEY: expired.keyPem,
-      GRAPH_AUTHORITY_URL: entra.authorityUrl,
-      GRAPH_API_URL: entra.apiUrl,
-      API_JWT_SECRET: SECRET,
-      API_JWT_ISSUER: ISSUER,
-      API_JWT_AUDIENCE: AUDIENCE,
-      HOST: '127.0.0.1',
-      PORT: '0',
-    }),
+    loadConfig(
+      envFor(entra, { GRAPH_CERTIFICATE: expired.certPem, GRAPH_PRIVATE_KEY: expired.keyPem }),
+    ),
     { role: 'all', log: silentLogger },
   ).catch((e: unknown) => (e instanceof Error ? e.message : String(e)))
   try {
@@ -218,15 +207,7 @@ test("a certificate past its end date: --role all starts and stays routed (the A
     expect(ready.body.databases[0]?.warning).toStartWith(
       'graph token refused: certificate_expired: GRAPH_CERTIFICATE has passed its end date',
     )
-    const metrics = await (await fetch(`http://127.0.0.1:${running.port}/metrics`)).text()
-    expect(metrics).toContain(`\noutbox_graph_credential_refused{credential="certificate"} 1\n`)
-    const res = await fetch(`http://127.0.0.1:${running.port}/v1/outbox`, {
-      method: 'POST',
-      headers: { ...bearer(await token()), 'content-type': 'application/json' },
-      body: JSON.stringify({ message: { to: 'a@example.com', subject: 's', text: 't' } }),
-    })
-    expect(res.status).toBe(201)
-    const { id } = (await res.json()) as { id: string }
+    const id = await refusedYetStoring(running.port)
     const row = await pollUntil(async () => {
       const r = await t.pool.query(
         'select status, last_error_code from mailer.email_outbox where id = $1',
