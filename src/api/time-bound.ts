@@ -6,21 +6,32 @@ import { z } from '@hono/zod-openapi'
 // a timestamp enqueued as written can be filtered by as written.
 export const TIMESTAMP_WITH_ZONE =
   '^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}(:?\\d{2})?)$'
+// Its parts: date, hour, minute, second, fraction, Z or the offset's hours and minutes. Exactly
+// TIMESTAMP_WITH_ZONE: an offset's colon comes with its minutes (not "+01:").
 const SEND_AT_FORM =
-  /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(:\d{2}(?:\.\d+)?)?(?:(Z)|([+-]\d{2}):?(\d{2})?)$/
+  /^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(?:(Z)|([+-]\d{2})(?::?(\d{2}))?)$/
 const TIME_BOUND =
   'must be an ISO-8601 timestamp with a time zone (Z, ±hh, ±hhmm or ±hh:mm), as options.sendAt takes it, e.g. 2030-01-01T00:00:00Z'
 // A time, then a space where an offset's sign goes: a `+` that a URL's query string decoded as a space.
 const PLUS_AS_SPACE = /([T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$/
-// RFC 3339's calendar and clock (no February 30th, no 24:00): what Postgres has an instant for.
+// RFC 3339's calendar (no February 30th) and an offset's minutes, for the day and zone alone.
 const RFC_3339 = z.iso.datetime({ offset: true })
+const DAY_SECONDS = 86_400
 
-/** The bound in RFC 3339, the same instant (seconds and the offset's minutes written out); null when it is no such form. */
-function asRfc3339(v: string): string | null {
+/**
+ * Postgres has an instant for the bound (in a form sendAt takes): its day is one the calendar has,
+ * and its clock one Postgres reads: minutes to 59, a second 60 (RFC 3339's leap second: the next
+ * minute's start) and 24:00 (ISO 8601's end of a day: the next day's midnight), as enqueue's sendAt
+ * takes them, the time no later than 24:00:00 (23:59:60.5 is past it: 22008).
+ */
+function hasInstant(v: string): boolean {
   const m = SEND_AT_FORM.exec(v)
-  if (!m) return null
-  const zone = m[4] ?? `${m[5]}:${m[6] ?? '00'}`
-  return `${m[1]}T${m[2]}${m[3] ?? ':00'}${zone}`
+  if (!m) return false
+  const [, date, hour, minute, second = '0', fraction = '', utc, offsetHours, offsetMinutes] = m
+  const time = Number(hour) * 3600 + Number(minute) * 60 + Number(second) + Number(`0${fraction}`)
+  if (Number(minute) > 59 || Number(second) > 60 || time > DAY_SECONDS) return false
+  const zone = utc ?? `${offsetHours}:${offsetMinutes ?? '00'}`
+  return RFC_3339.safeParse(`${date}T00:00:00${zone}`).success
 }
 
 /** What a bound that is no timestamp with a zone must be; a `+` sent unencoded is named, with the fix. */
@@ -40,13 +51,7 @@ const OFFSET_PAST_POSTGRES = /[+-](?:1[6-9]|2\d)(?::?\d\d)?$/
  */
 export const TimeBound = z
   .string()
-  .refine(
-    (v) => {
-      const rfc3339 = asRfc3339(v)
-      return rfc3339 !== null && RFC_3339.safeParse(rfc3339).success
-    },
-    { error: (issue) => timeBoundProblem(issue.input), abort: true },
-  )
+  .refine(hasInstant, { error: (issue) => timeBoundProblem(issue.input), abort: true })
   .regex(/^(?!0000-)/, 'must be from year 0001')
   .refine(
     (v) => !OFFSET_PAST_POSTGRES.test(v),

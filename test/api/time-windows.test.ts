@@ -100,8 +100,34 @@ describe('a bound that is not a timestamp with a time zone', () => {
     expect(await matched({ sentTo: '2029-12-31T19:00-0500' })).toBe(0)
   })
 
-  test('a day no month has, in a form sendAt takes, is a 400 saying what a bound is, not a 500', async () => {
-    for (const bound of ['2030-02-30T00:00Z', '2030-01-01 24:00Z']) {
+  test('24:00 and a second 60, as sendAt and Postgres take them, are the next day and the next minute', async () => {
+    // Refused as "no calendar has" them, though enqueue takes either as sendAt (Postgres: the
+    // next day's midnight, the next minute's start) and RFC 3339 writes a leap second so.
+    const { early, late } = await rowsInOneMillisecond()
+    for (const [query, rows] of [
+      [`createdTo=${encodeURIComponent('2029-12-31T24:00Z')}`, []],
+      [`createdFrom=${encodeURIComponent('2029-12-31 24:00:00.000+00')}`, [late, early]],
+      [`createdTo=${encodeURIComponent('2029-12-31T23:59:60Z')}`, []],
+      [`createdTo=${encodeURIComponent('2030-01-01T00:00:60.0005Z')}`, [late, early]],
+    ] as const) {
+      expect([query, await listed(query)]).toEqual([query, [...rows]])
+    }
+    expect(await matched({ sentFrom: '2029-12-31T24:00:00Z' })).toBe(2)
+    expect(await matched({ sentTo: '2029-12-31T23:59:60.0000+00:00' })).toBe(0)
+  })
+
+  test('a day no month has, or a time past 24:00 or a second 60, in a form sendAt takes, is a 400 saying what a bound is, not a 500', async () => {
+    for (const bound of [
+      '2030-02-30T00:00Z',
+      '2030-01-01 24:00:01Z',
+      '2030-01-01T24:00:00.5Z',
+      '2030-01-01T24:01Z',
+      '2030-01-01T12:00:61Z',
+      // Past 24:00:00, which Postgres refuses (22008).
+      '2030-01-01T23:59:60.5Z',
+      // A colon with no minutes after it: sendAt's form (and the document's pattern) has none.
+      '2030-01-01T00:00+01:',
+    ]) {
       expect(await problem(`createdTo=${encodeURIComponent(bound)}`)).toEqual({
         status: 400,
         errors: [{ path: 'createdTo', message: `${TIME_BOUND} (given "${bound}")` }],
