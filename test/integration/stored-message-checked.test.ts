@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { systemClock } from '../../src/clock.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
+import { AddressRefused, addressRefusal } from '../../src/outbox/address-refusal.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
+import type { StoredMessage } from '../../src/outbox/stored-message.ts'
+import { checkStoredRecipients } from '../../src/outbox/stored-recipients.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
@@ -718,4 +721,88 @@ test('a template address rendered as a list in one string is told so, as a direc
     await engine?.stop()
     engine = null
   }
+})
+
+test('every class of address string is refused at send in the words enqueue refuses it with, or taken by both', async () => {
+  // The worker judges addresses by its own rule (stored-recipients.ts) and asks the database for a
+  // refusal's words (address-refusal.ts): compared here class by class, not by a few examples. Each value is
+  // given as a list's entry, as the sender, and as {"address"} in either, and what enqueue's
+  // function says of it (a refusal's field and words, or none) is what the send's check says.
+  const locals = ['ann', '"a b"', '"a,b"', 'a\u00a0b', 'ä', 'a\u0001b']
+  const domains = [
+    'example.com',
+    'bücher.example',
+    '例え.jp',
+    'bü\u00a0cher.example',
+    'x',
+    'b.c\u200a',
+  ]
+  const addresses = [
+    ...locals.flatMap((l) => domains.map((d) => `${l}@${d}`)),
+    ...['no', '', 'a@', '@b.c', 'a@b@c.de', '<a@b.cd>', 'a@b.cd>'],
+  ]
+  const names = ['Ann ', '"Doe, J" ', 'Doe, John ', '"" ', '\t', 'x@y ']
+  const pieces = ['ann@example.com', 'Bob <bob@example.com>', '"Doe, J" <j@example.com>']
+  const others = [...pieces, 'b@bücher.example', '"a b"@example.com', 'no', '']
+  const separators = [',', '; ', ' ,\t', ',,', ';\v', ',\n']
+  const strings = [
+    ...addresses.flatMap((a) => [a, ` ${a} `, `\t${a}`]),
+    ...names.flatMap((n) => addresses.slice(0, 12).map((a) => `${n}<${a}>`)),
+    ...pieces.flatMap((a) => others.flatMap((b) => separators.map((s) => `${a}${s}${b}`))),
+    ...pieces.flatMap((a) => [`${a},`, `; ${a}`, `${a}, ${a}; ${a},`]),
+  ]
+  const cases = strings.flatMap((s) => [
+    { field: 'message.to', value: [s] },
+    { field: 'message.from', value: s },
+    { field: 'message.cc', value: [{ address: s }] },
+    { field: 'message.from', value: { address: s } },
+  ])
+  const c = await t.pool.connect()
+  let enqueueSays: (string | null)[]
+  try {
+    await c.query(`create or replace function pg_temp.refusal(v jsonb, field text) returns text language plpgsql as $$
+      begin
+        perform mailer.normalize_recipients(v, field);
+        return null;
+      exception when invalid_parameter_value then
+        return sqlerrm;
+      end $$`)
+    const r = await c.query<{ said: string | null }>(
+      'select pg_temp.refusal(v, f) as said from unnest($1::jsonb[], $2::text[]) with ordinality x(v, f, n) order by n',
+      [cases.map((k) => JSON.stringify(k.value)), cases.map((k) => k.field)],
+    )
+    enqueueSays = r.rows.map((row) => row.said?.replace(/^mailer: /, '') ?? null)
+  } finally {
+    c.release()
+  }
+  // A refusal by the worker's rule is worded as deliver.ts words it: by asking the database.
+  const sendSays = await Promise.all(
+    cases.map(async ({ field, value }) => {
+      const key = field.slice('message.'.length)
+      const m = { to: ['rcpt@example.com'], from: 'from@example.com', [key]: value }
+      try {
+        checkStoredRecipients(m as StoredMessage)
+        return null
+      } catch (e) {
+        if (e instanceof AddressRefused) return e.worded(await addressRefusal(t.db, e.entry, e.field))
+        return (e as Error).message
+      }
+    }),
+  )
+  const differ = cases.flatMap((k, i) =>
+    sendSays[i] === enqueueSays[i] ? [] : [{ ...k, enqueue: enqueueSays[i], send: sendSays[i] }],
+  )
+  expect(differ).toEqual([])
+  // Every class was met: a refusal of each kind, and addresses both take.
+  const said = new Set(
+    enqueueSays.map((s) => s?.replace(/^\S+ /, '').replace(/: .*/s, '') ?? 'taken'),
+  )
+  expect([...said].sort()).toEqual(['is not a valid e-mail address', 'taken'])
+  for (const words of [
+    'not written in A-labels',
+    'it holds 2 addresses',
+    'it holds 3 addresses',
+    'from is one address',
+  ])
+    expect([words, enqueueSays.some((s) => s?.includes(words))]).toEqual([words, true])
 })
