@@ -34,6 +34,32 @@ function hasInstant(v: string): boolean {
   return RFC_3339.safeParse(`${date}T00:00:00${zone}`).success
 }
 
+/**
+ * A bound (one TimeBound takes) in microseconds since 1970, as Postgres reads it, and whether that is
+ * exact: digits past the sixth Postgres rounds, so such a bound is only known to the microsecond
+ * below it. Read from its parts, not Date.parse, which takes no offset ±hh ("…T01:00+01": NaN) nor
+ * a second 60; 24:00 and a second 60 roll over, as in Postgres. Null for a string Postgres has no
+ * instant for (hasInstant), which its own issue names.
+ */
+export function boundMicroseconds(v: string): { us: bigint; exact: boolean } | null {
+  const m = SEND_AT_FORM.exec(v)
+  if (!m || !hasInstant(v)) return null
+  const [, date, hour, minute, second = '0', fraction = '', utc, offsetHours, offsetMinutes] = m
+  const [year, month, day] = date!.split('-').map(Number) as [number, number, number]
+  // setUTCFullYear, not Date.UTC: that reads years 0-99 as 1900-1999.
+  const at = new Date(0)
+  at.setUTCFullYear(year, month - 1, day)
+  at.setUTCHours(Number(hour), Number(minute), Number(second))
+  const sign = offsetHours?.startsWith('-') ? -1 : 1
+  const offsetMs =
+    utc === undefined
+      ? sign * (Math.abs(Number(offsetHours)) * 60 + Number(offsetMinutes ?? 0)) * 60_000
+      : 0
+  const digits = fraction.slice(1)
+  const us = BigInt(at.getTime() - offsetMs) * 1000n + BigInt(digits.slice(0, 6).padEnd(6, '0'))
+  return { us, exact: digits.length <= 6 }
+}
+
 /** What a bound that is no timestamp with a zone must be; a `+` sent unencoded is named, with the fix. */
 function timeBoundProblem(input: unknown): string {
   if (typeof input !== 'string' || !PLUS_AS_SPACE.test(input)) return TIME_BOUND

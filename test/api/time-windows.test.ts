@@ -171,6 +171,30 @@ describe('a window that ends where or before it starts', () => {
     }
   })
 
+  test('is a 400 in every form a bound takes: an offset ±hh, a second 60, 24:00', async () => {
+    // Each pair is an empty window: its end before its start, or the same instant written two ways.
+    for (const [from, to] of [
+      ['2030-01-01T02:00+01', '2030-01-01T01:00+01'],
+      ['2030-01-01 00:01Z', '2030-01-01T00:00:60Z'],
+      ['2030-01-02T00:00:00Z', '2030-01-01T24:00Z'],
+      ['2030-01-01T00:00:59.5+00', '2029-12-31T23:59:60-00'],
+    ] as const) {
+      const query = `createdFrom=${encodeURIComponent(from)}&createdTo=${encodeURIComponent(to)}`
+      const r = await send(s.app, 'GET', `/v1/outbox?${query}`, { token: s.tk })
+      expect([from, to, r.status, errors(r)]).toEqual([
+        from,
+        to,
+        400,
+        [
+          {
+            path: 'createdTo',
+            message: `must be later than createdFrom: the window [createdFrom, createdTo) holds no row (given "${to}")`,
+          },
+        ],
+      ])
+    }
+  })
+
   test('is a 400 naming it in the bulk actions’ filter, not a dry run matching 0', async () => {
     const r = await send(s.app, 'POST', '/v1/outbox/retry', {
       token: s.tk,
