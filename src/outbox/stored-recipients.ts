@@ -1,6 +1,6 @@
 // A stored message's recipients and sender, checked at send as enqueue checks them (mailer.normalize_recipients).
 import { isEmailAddress } from '../config/email-address.ts'
-import { AddressRefused } from './address-refusal.ts'
+import { AddressRefused, NOT_AN_ADDRESS } from './address-refusal.ts'
 import { namedAddress } from './email-address.ts'
 import { foldControlCharacters } from './header-text.ts'
 import { invalidMessage as invalid } from './render-error.ts'
@@ -21,6 +21,9 @@ function sendableAddress(a: MailAddress): MailAddress {
   const name = foldControlCharacters(a.name)
   return address === a.address && name === a.name ? a : { ...a, address, name }
 }
+
+/** An entry that is neither an address string nor {address, name?}, in enqueue's words. */
+const SHAPE_REFUSED = 'must be an address string or {"address","name"}'
 
 /**
  * An entry's name in a refusal, as mailer.normalize_recipients names it (sql/0163): from is one
@@ -50,7 +53,7 @@ export function sendableAddresses(list: unknown, field: string): MailAddress[] {
       (o.name === undefined || o.name === null || typeof o.name === 'string')
     )
       return sendableAddress(o as MailAddress)
-    throw invalid(entryName(field, i), 'must be an address string or {"address","name"}')
+    throw invalid(entryName(field, i), SHAPE_REFUSED)
   })
 }
 
@@ -59,22 +62,30 @@ const itemsOf = (list: unknown): unknown[] =>
   list === undefined || list === null ? [] : Array.isArray(list) ? list : [list]
 
 /**
- * Each address must be one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it;
- * one that is not is refused at its entry, worded by enqueue itself (address-refusal.ts): a list in
- * one string, a domain not in A-labels named as such.
+ * Each entry, in the list's order as enqueue judges them: an address string (or "Name <address>")
+ * that is one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it, else refused in
+ * enqueue's words (worded by enqueue itself: address-refusal.ts): a list in one string, a domain not in A-labels named as
+ * such; an object's address so, named at .address (one that is no string is no address), and its
+ * name a string if given, named at .name; anything else named as the entry. (An object's other keys,
+ * which enqueue refuses, are left: such a row is sent, as before.)
  */
 function checkAddresses(list: unknown, field: string): void {
   const refused = (entry: string | { address: string }, name: string) =>
     new AddressRefused('invalid_message', entry, field, (problem) => `${name} ${problem}`)
   itemsOf(list).forEach((a, i) => {
+    const entry = entryName(field, i)
     if (typeof a === 'string') {
       // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
       if (isEmailAddress(trimSpaces(a)) || namedAddress(a) !== null) return
-      throw refused(a, entryName(field, i))
+      throw refused(a, entry)
     }
-    const address = (a as { address?: unknown } | null)?.address
-    if (typeof address === 'string' && !isEmailAddress(trimSpaces(address)))
-      throw refused({ address }, `${entryName(field, i)}.address`)
+    if (typeof a !== 'object' || a === null || Array.isArray(a)) throw invalid(entry, SHAPE_REFUSED)
+    const { address, name } = a as { address?: unknown; name?: unknown }
+    // An address that is no string is no address (enqueue's plain words, nothing to ask about).
+    if (typeof address !== 'string') throw invalid(`${entry}.address`, NOT_AN_ADDRESS)
+    if (!isEmailAddress(trimSpaces(address))) throw refused({ address }, `${entry}.address`)
+    if (name !== undefined && name !== null && typeof name !== 'string')
+      throw invalid(`${entry}.name`, 'must be a string')
   })
 }
 

@@ -6,9 +6,9 @@ import { join } from 'node:path'
 import { systemClock } from '../../src/clock.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { AddressRefused, addressRefusal } from '../../src/outbox/address-refusal.ts'
+import type { Lease } from '../../src/outbox/lease.ts'
+import { renderLease } from '../../src/outbox/render.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
-import type { StoredMessage } from '../../src/outbox/stored-message.ts'
-import { checkStoredRecipients } from '../../src/outbox/stored-recipients.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
@@ -723,6 +723,63 @@ test('a template address rendered as a list in one string is told so, as a direc
   }
 })
 
+/** A claimed row's lease as the render reads it (its message given per case). */
+const RENDERED: Lease = {
+  id: '1',
+  token: '00000000-0000-0000-0000-000000000000',
+  tenant: 'default',
+  attempt: 1,
+  correlationId: null,
+  message: null,
+  template: null,
+  sourceRow: null,
+  expired: false,
+  cancelRequested: false,
+  ambiguous: false,
+  started: false,
+}
+
+/** What mailer.normalize_recipients says of each value in its field: its refusal, or null. One statement. */
+async function enqueueRefusals(
+  cases: { field: string; value: unknown }[],
+): Promise<(string | null)[]> {
+  const c = await t.pool.connect()
+  try {
+    await c.query(`create or replace function pg_temp.refusal(v jsonb, field text) returns text language plpgsql as $$
+      begin
+        perform mailer.normalize_recipients(v, field);
+        return null;
+      exception when invalid_parameter_value then
+        return sqlerrm;
+      end $$`)
+    const r = await c.query<{ said: string | null }>(
+      'select pg_temp.refusal(v, f) as said from unnest($1::jsonb[], $2::text[]) with ordinality x(v, f, n) order by n',
+      [cases.map((k) => JSON.stringify(k.value)), cases.map((k) => k.field)],
+    )
+    return r.rows.map((row) => row.said?.replace(/^mailer: /, '') ?? null)
+  } finally {
+    c.release()
+  }
+}
+
+/** What the worker (its render, then deliver.ts's wording) says of each value in its field, beside a valid rest. */
+async function sendRefusals(cases: { field: string; value: unknown }[]): Promise<(string | null)[]> {
+  return await Promise.all(
+    cases.map(async ({ field, value }) => {
+      const key = field.slice('message.'.length)
+      const message = { ...stored, from: 'from@example.com', [key]: value }
+      try {
+        renderLease({ ...RENDERED, message }, new Map(), null)
+        return null
+      } catch (e) {
+        // A refused address is worded as deliver.ts words it: by asking the database.
+        if (e instanceof AddressRefused) return e.worded(await addressRefusal(t.db, e.entry, e.field))
+        return (e as Error).message
+      }
+    }),
+  )
+}
+
 test('every class of address string is refused at send in the words enqueue refuses it with, or taken by both', async () => {
   // The worker judges addresses by its own rule (stored-recipients.ts) and asks the database for a
   // refusal's words (address-refusal.ts): compared here class by class, not by a few examples. Each value is
@@ -757,38 +814,8 @@ test('every class of address string is refused at send in the words enqueue refu
     { field: 'message.cc', value: [{ address: s }] },
     { field: 'message.from', value: { address: s } },
   ])
-  const c = await t.pool.connect()
-  let enqueueSays: (string | null)[]
-  try {
-    await c.query(`create or replace function pg_temp.refusal(v jsonb, field text) returns text language plpgsql as $$
-      begin
-        perform mailer.normalize_recipients(v, field);
-        return null;
-      exception when invalid_parameter_value then
-        return sqlerrm;
-      end $$`)
-    const r = await c.query<{ said: string | null }>(
-      'select pg_temp.refusal(v, f) as said from unnest($1::jsonb[], $2::text[]) with ordinality x(v, f, n) order by n',
-      [cases.map((k) => JSON.stringify(k.value)), cases.map((k) => k.field)],
-    )
-    enqueueSays = r.rows.map((row) => row.said?.replace(/^mailer: /, '') ?? null)
-  } finally {
-    c.release()
-  }
-  // A refusal by the worker's rule is worded as deliver.ts words it: by asking the database.
-  const sendSays = await Promise.all(
-    cases.map(async ({ field, value }) => {
-      const key = field.slice('message.'.length)
-      const m = { to: ['rcpt@example.com'], from: 'from@example.com', [key]: value }
-      try {
-        checkStoredRecipients(m as StoredMessage)
-        return null
-      } catch (e) {
-        if (e instanceof AddressRefused) return e.worded(await addressRefusal(t.db, e.entry, e.field))
-        return (e as Error).message
-      }
-    }),
-  )
+  const enqueueSays = await enqueueRefusals(cases)
+  const sendSays = await sendRefusals(cases)
   const differ = cases.flatMap((k, i) =>
     sendSays[i] === enqueueSays[i] ? [] : [{ ...k, enqueue: enqueueSays[i], send: sendSays[i] }],
   )
@@ -805,4 +832,41 @@ test('every class of address string is refused at send in the words enqueue refu
     'from is one address',
   ])
     expect([words, enqueueSays.some((s) => s?.includes(words))]).toEqual([words, true])
+})
+
+test('an entry of another shape is refused at send in the words enqueue refuses it with', async () => {
+  // A row written by hand may hold what enqueue never stores: an address or a name that is no
+  // string, an entry that is no string or object, one such before a bad address. Enqueue names
+  // each at its key (.address, .name) or the entry, in the list's order; so does the send. (An
+  // object with keys besides address and name, which enqueue refuses, is sent: left as it was.)
+  const entries: unknown[] = [
+    { address: 5 },
+    { address: null },
+    { name: 'Ann' },
+    {},
+    { address: ['ann@example.com'] },
+    { address: { a: 'ann@bücher.example' } },
+    { address: 'ann@example.com', name: 5 },
+    { address: 'ann@example.com', name: ['Ann'] },
+    { address: 'no', name: 5 },
+    { address: 'ann@bücher.example', name: true },
+    5,
+    true,
+    ['ann@example.com'],
+  ]
+  const cases = [
+    ...entries.flatMap((e) => [
+      { field: 'message.to', value: [e] },
+      { field: 'message.bcc', value: ['ann@example.com', e] },
+      { field: 'message.replyTo', value: [e, 'not an address'] },
+    ]),
+    ...entries.filter((e) => !Array.isArray(e)).map((e) => ({ field: 'message.from', value: e })),
+  ]
+  const enqueueSays = await enqueueRefusals(cases)
+  const sendSays = await sendRefusals(cases)
+  expect(enqueueSays.filter((s) => s === null)).toEqual([])
+  const differ = cases.flatMap((k, i) =>
+    sendSays[i] === enqueueSays[i] ? [] : [{ ...k, enqueue: enqueueSays[i], send: sendSays[i] }],
+  )
+  expect(differ).toEqual([])
 })
