@@ -1454,25 +1454,39 @@ describe('a claim past the expiresAt that only looks an interrupted send up, its
     expect(await noted(leases.map((l) => l.id))).toEqual(
       leases.map((l) => ({ id: l.id, lease_lookup_only: lookupOnly(l) || null })),
     )
-    // claim_notified and claim_past_paused (MAIL_FROM's probe): the row past its expiresAt, alone.
-    await t.pool.query('truncate mailer.email_outbox cascade')
-    const pastExpiryAlone = async (how: (id: string) => Partial<ClaimParams>) => {
-      const id = await marked(`expires_at = now() - interval '1 second'`)
-      const { leases } = await claimBatch(t.db, {
-        ...{ limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 },
-        ...how(id),
-      })
-      expect(leases.map((l) => [l.id, lookupOnly(l)])).toEqual([[id, true]])
-      return id
+    // claim_notified and claim_past_paused (MAIL_FROM's probe), each restating the note: every
+    // kind alone, so that one a later migration restates without a clause is told apart.
+    const kinds: [string, () => Promise<string>, boolean][] = [
+      ['clean', () => enqueue(t), false],
+      ['resend', () => marked('priority = 0'), false],
+      ['pastExpiry', () => marked(`expires_at = now() - interval '1 second'`), true],
+      ['cancelAsked', () => marked('cancel_requested_at = now()'), true],
+      ['pastAttempts', () => marked('priority = 0', 1), true],
+    ]
+    const paths: [string, (id: string) => Partial<ClaimParams>][] = [
+      ['claim_notified', (id) => ({ notifiedId: id })],
+      ['claim_past_paused', () => ({ pausedSender: { key: 'sender@example.com', holdMs: 0 } })],
+    ]
+    // One pending row at a time: the rows claimed before are sending, in no claim's way.
+    for (const [path, how] of paths) {
+      for (const [kind, make, only] of kinds) {
+        const id = await make()
+        const { leases } = await claimBatch(t.db, {
+          ...{ limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 },
+          ...how(id),
+        })
+        expect([path, kind, leases.map((l) => [l.id, lookupOnly(l)])]).toEqual([
+          path,
+          kind,
+          [[id, only]],
+        ])
+        expect([path, kind, await noted([id])]).toEqual([
+          path,
+          kind,
+          [{ id, lease_lookup_only: only || null }],
+        ])
+      }
     }
-    const notified = await pastExpiryAlone((id) => ({ notifiedId: id }))
-    const probed = await pastExpiryAlone(() => ({
-      pausedSender: { key: 'sender@example.com', holdMs: 0 },
-    }))
-    expect(await noted([notified, probed])).toEqual([
-      { id: notified, lease_lookup_only: true },
-      { id: probed, lease_lookup_only: true },
-    ])
   })
 
   test('lookups on: the reclaim gives its claim back and numbers its entry as the send it looks up; the row waits to be looked up again', async () => {
