@@ -3,7 +3,6 @@ import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
-import type { Lease } from '../../src/outbox/claim.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import {
   buildSendMailBody,
@@ -11,6 +10,7 @@ import {
   MAX_REQUEST_BYTES,
 } from '../../src/transport/graph-message.ts'
 import { ROOT } from '../deploy/deploy-files.ts'
+import { claimedLease } from '../support/claimed-lease.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 
@@ -38,20 +38,11 @@ const LARGEST_TAGS = {
 
 /** The transport's verdict on a stored message, as the row whose tags are LARGEST_TAGS. */
 function transportVerdict(message: Record<string, unknown>) {
-  const lease = {
+  const lease = claimedLease({
     id: LARGEST_TAGS.id,
-    token: '00000000-0000-0000-0000-000000000000',
-    tenant: 'default',
-    attempt: 1,
     correlationId: LARGEST_TAGS.correlationId,
     message,
-    template: null,
-    sourceRow: null,
-    expired: false,
-    cancelRequested: false,
-    ambiguous: false,
-    started: false,
-  } satisfies Lease
+  })
   const mail = renderLease(lease, new Map(), 'sender@example.com')
   const json = JSON.stringify(
     buildSendMailBody(mail, {

@@ -6,11 +6,11 @@ import { join } from 'node:path'
 import { systemClock } from '../../src/clock.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { AddressRefused, addressRefusal } from '../../src/outbox/address-refusal.ts'
-import type { Lease } from '../../src/outbox/lease.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
+import { claimedLease } from '../support/claimed-lease.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, rowOf, type TestEngine } from '../support/engine.ts'
 import { settledFor } from '../support/events.ts'
@@ -723,22 +723,6 @@ test('a template address rendered as a list in one string is told so, as a direc
   }
 })
 
-/** A claimed row's lease as the render reads it (its message given per case). */
-const RENDERED: Lease = {
-  id: '1',
-  token: '00000000-0000-0000-0000-000000000000',
-  tenant: 'default',
-  attempt: 1,
-  correlationId: null,
-  message: null,
-  template: null,
-  sourceRow: null,
-  expired: false,
-  cancelRequested: false,
-  ambiguous: false,
-  started: false,
-}
-
 /** What mailer.normalize_recipients says of each value in its field: its refusal, or null. One statement. */
 async function enqueueRefusals(
   cases: { field: string; value: unknown }[],
@@ -769,7 +753,7 @@ async function sendRefusals(cases: { field: string; value: unknown }[]): Promise
       const key = field.slice('message.'.length)
       const message = { ...stored, from: 'from@example.com', [key]: value }
       try {
-        renderLease({ ...RENDERED, message }, new Map(), null)
+        renderLease(claimedLease({ message }), new Map(), null)
         return null
       } catch (e) {
         // A refused address is worded as deliver.ts words it: by asking the database.

@@ -5,25 +5,12 @@ import { retryDelayMs } from '../../src/outbox/backoff.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import { RenderError } from '../../src/outbox/render-error.ts'
+import { claimedLease } from '../support/claimed-lease.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-const lease = (over: Partial<Lease>): Lease => ({
-  id: '7',
-  token: 't',
-  tenant: 'default',
-  attempt: 1,
-  correlationId: 'c-1',
-  message: null,
-  template: null,
-  sourceRow: null,
-  expired: false,
-  cancelRequested: false,
-  ambiguous: false,
-  started: false,
-  ...over,
-})
+const lease = (over: Partial<Lease>): Lease => claimedLease({ correlationId: 'c-1', ...over })
 
 const template = (over: Partial<TemplateRow>): TemplateRow => ({
   name: 'inquiry',
