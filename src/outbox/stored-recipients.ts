@@ -63,11 +63,11 @@ const itemsOf = (list: unknown): unknown[] =>
 
 /**
  * Each entry, in the list's order as enqueue judges them: an address string (or "Name <address>")
- * that is one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it, else refused in
- * enqueue's words (worded by enqueue itself: address-refusal.ts): a list in one string, a domain not in A-labels named as
- * such; an object's address so, named at .address (one that is no string is no address), and its
- * name a string if given, named at .name; anything else named as the entry. (An object's other keys,
- * which enqueue refuses, are left: such a row is sent, as before.)
+ * that is one (mailer.is_email_address) once trimmed of spaces, as enqueue trims it, else refused
+ * (AddressRefused: enqueue itself words it, address-refusal.ts: a list in one string, a domain not
+ * in A-labels named as such); an object's address so, named at .address (one that is no string is
+ * no address), and its name a string if given, named at .name; anything else named as the entry.
+ * (An object's other keys, which enqueue refuses, are left: such a row is sent, as before.)
  */
 function checkAddresses(list: unknown, field: string): void {
   const refused = (entry: string | { address: string }, name: string) =>

@@ -747,7 +747,9 @@ async function enqueueRefusals(
 }
 
 /** What the worker (its render, then deliver.ts's wording) says of each value in its field, beside a valid rest. */
-async function sendRefusals(cases: { field: string; value: unknown }[]): Promise<(string | null)[]> {
+async function sendRefusals(
+  cases: { field: string; value: unknown }[],
+): Promise<(string | null)[]> {
   return await Promise.all(
     cases.map(async ({ field, value }) => {
       const key = field.slice('message.'.length)
@@ -757,7 +759,8 @@ async function sendRefusals(cases: { field: string; value: unknown }[]): Promise
         return null
       } catch (e) {
         // A refused address is worded as deliver.ts words it: by asking the database.
-        if (e instanceof AddressRefused) return e.worded(await addressRefusal(t.db, e.entry, e.field))
+        if (e instanceof AddressRefused)
+          return e.worded(await addressRefusal(t.db, e.entry, e.field))
         return (e as Error).message
       }
     }),
