@@ -508,6 +508,18 @@ describe('triggers', () => {
       create trigger inquiries_mail after insert on public.inquiries for each row execute function mailer.enqueue_from_row('inquiry');`)
   })
 
+  /** What an insert into public.`table` meets with `<table>_mail` attached with `options` its setup refuses: 22023, and this message. */
+  const insertRefused = async (table: string, options: string) => {
+    await t.pool.query(`
+      create or replace trigger ${table}_mail after insert on public.${table} for each row
+        execute function mailer.enqueue_from_row('inquiry', '${options}');`)
+    const e = await t.pool
+      .query(`insert into public.${table} (name) values ('x')`)
+      .catch((err: Error & { code?: string }) => err)
+    expect(e).toMatchObject({ code: '22023' })
+    return (e as Error).message
+  }
+
   test('the row trigger stores the template name and the source row, rendering nothing', async () => {
     await t.pool.query(
       `insert into public.inquiries (name, email) values ('Ada', 'ada@example.com')`,
@@ -551,18 +563,34 @@ describe('triggers', () => {
     ])
     // Not a list of names: the trigger's setup is wrong, and the insert fails naming the option.
     for (const columns of ['"name"', '[]', '["name", 7]']) {
-      await t.pool.query(`
-        create or replace trigger accounts_mail after insert on public.accounts for each row
-          execute function mailer.enqueue_from_row('inquiry', '{"columns": ${columns}}');`)
-      const e = await t.pool
-        .query(`insert into public.accounts (name) values ('x')`)
-        .catch((err: Error & { code?: string }) => err)
-      expect(e).toMatchObject({ code: '22023' })
-      expect((e as Error).message).toMatch(
+      expect(await insertRefused('accounts', `{"columns": ${columns}}`)).toMatch(
         /accounts_mail on public\.accounts: options\.columns must be a non-empty array of column names/,
       )
     }
     expect(await count()).toBe(1)
+  })
+
+  test('options the trigger refuses fail the insert naming the trigger, its table and the option', async () => {
+    // The application inserting into its own table passes no options: a refusal that names only
+    // "options.sendAt" points at nothing it wrote. enqueue_email's options copied into a trigger
+    // (sendAt, dedupeKey) are the likely mistake.
+    await t.pool.query(`
+      create table if not exists public.orders (id bigint generated always as identity primary key, name text);`)
+    const refusals: [string, RegExp][] = [
+      [
+        '{"sendAt": "2030-01-01T00:00:00Z"}',
+        /options\.sendAt is not a known option \(tenant, tenantColumn, priority, maxAttempts, columns\)/,
+      ],
+      ['{"priority": 500}', /options\.priority must be an integer from -100/],
+      ['{"tenant": "a b"}', /options\.tenant must be 1-200 characters/],
+      ['not json', /the second argument must be JSON options/],
+    ]
+    for (const [options, problem] of refusals) {
+      const message = await insertRefused('orders', options)
+      expect(message).toMatch(/^mailer\.enqueue_from_row: trigger orders_mail on public\.orders: /)
+      expect(message).toMatch(problem)
+    }
+    expect(await count()).toBe(0)
   })
 
   test('a row id that makes the correlation id longer than 200 characters gives none, and the mail can be settled', async () => {
