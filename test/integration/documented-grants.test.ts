@@ -13,7 +13,7 @@ import { ensureSlots } from '../../src/outbox/send-slots.ts'
 import { ROOT } from '../deploy/deploy-files.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue } from '../support/engine.ts'
-import { settledFor } from '../support/events.ts'
+import { pollUntil, settledFor } from '../support/events.ts'
 import { serviceRoleGrants } from '../support/service-role-grants.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -27,6 +27,15 @@ function documentedGrants(): string {
   const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
   const block = /needs these grants[\s\S]*?```sql\n([\s\S]*?)```/.exec(guide)?.[1]
   if (!block) throw new Error('deploy/README.md step 7 has no grants block')
+  return block.replaceAll(/\bapp\b/g, role)
+}
+
+/** Step 7's SQL block that lets the application role read back its rows' state, for `role`. */
+function documentedReadGrants(): string {
+  const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+  const block = /read back\s+whether its mail went[\s\S]*?```sql\n([\s\S]*?)```/.exec(guide)?.[1]
+  if (!block)
+    throw new Error('deploy/README.md step 7 has no block granting the application its rows’ state')
   return block.replaceAll(/\bapp\b/g, role)
 }
 
@@ -98,6 +107,83 @@ describe('the deploy guide’s grants for an application role', () => {
       { tenant: 'default', template: null, source_row: null },
       { tenant: 'acme', template: 'inquiry', source_row: { name: 'Ada' } },
     ])
+  })
+
+  test('with the read grants, it reads back whether its mail went (status, code, history), never a message or source row', async () => {
+    await template()
+    await t.pool.query(documentedReadGrants())
+    const { keyed, repeat } = await asApp(async (c) => {
+      const enqueue = async () =>
+        (
+          await c.query<{ id: string }>(
+            `select mailer.enqueue_email($1::jsonb, '{"tenant": "acme", "dedupeKey": "order-1"}') as id`,
+            [message],
+          )
+        ).rows[0]!.id
+      const keyed = await enqueue()
+      const repeat = await enqueue()
+      await c.query(`insert into public.inquiries (name) values ('Ada')`)
+      return { keyed, repeat }
+    })
+    expect(repeat).toBe(keyed)
+    // The template deleted before the trigger's row is sent: that row fails at send, as the guide says.
+    await t.pool.query(`delete from mailer.templates where name = 'inquiry'`)
+    const engine = createTestEngine(t)
+    try {
+      await engine.start()
+      await pollUntil(async () => {
+        const r = await t.pool.query(
+          `select count(*)::int as n from mailer.email_outbox where status in ('sent', 'failed')`,
+        )
+        return r.rows[0].n === 2 ? true : undefined
+      }, 20_000)
+    } finally {
+      await engine.stop()
+    }
+    const read = await asApp(async (c) => {
+      // The guide's query: by the dedupe key enqueue was given, or by the id it returned.
+      const byKey = await c.query(
+        `select id, status, attempts, sent_at is not null as sent, last_error_code
+           from mailer.email_outbox where tenant = 'acme' and dedupe_key = 'order-1'`,
+      )
+      const all = await c.query(
+        'select id, status, template, last_error_code from mailer.email_outbox order by id',
+      )
+      const history = await c.query(
+        'select outbox_id, attempt, outcome, error_code from mailer.email_attempts order by outbox_id, id',
+      )
+      const refused = []
+      for (const column of ['message', 'source_row', 'lease_token']) {
+        refused.push(
+          await c
+            .query(`select ${column} from mailer.email_outbox`)
+            .then(() => 'read')
+            .catch((err: { code?: string }) => err.code),
+        )
+      }
+      return { byKey: byKey.rows, all: all.rows, history: history.rows, refused }
+    })
+    expect(read.byKey).toEqual([
+      { id: keyed, status: 'sent', attempts: 1, sent: true, last_error_code: null },
+    ])
+    // The repeat took an id of the sequence too (an insert ON CONFLICT draws one before it conflicts).
+    const failedId = (
+      await t.pool.query(`select id from mailer.email_outbox where template = 'inquiry'`)
+    ).rows[0].id
+    expect(read.all).toEqual([
+      { id: keyed, status: 'sent', template: null, last_error_code: null },
+      {
+        id: failedId,
+        status: 'failed',
+        template: 'inquiry',
+        last_error_code: 'template_not_found',
+      },
+    ])
+    expect(read.history).toEqual([
+      { outbox_id: keyed, attempt: 1, outcome: 'sent', error_code: null },
+      { outbox_id: failedId, attempt: 1, outcome: 'failed', error_code: 'template_not_found' },
+    ])
+    expect(read.refused).toEqual(['42501', '42501', '42501'])
   })
 
   test('let it enqueue in a database that revokes EXECUTE from PUBLIC, also through a helper function a later release adds', async () => {
