@@ -384,6 +384,50 @@ describe('the drainer', () => {
     })
   })
 
+  test('a template edited, renamed or deleted after rows were queued: rendered as it stands at send, a missing one failing its rows template_not_found', async () => {
+    await t.pool.query(`
+      create table if not exists public.signups (id bigint generated always as identity primary key, email text);
+      insert into mailer.templates (name, subject, text_body, to_addresses)
+        values ('welcome', 'Welcome {{email}}', 'Hi', array['{{email}}']),
+               ('renamed', 'Hi {{email}}', 'x', array['{{email}}']),
+               ('deleted', 'Hi {{email}}', 'x', array['{{email}}']);
+      create or replace trigger s1 after insert on public.signups for each row execute function mailer.enqueue_from_row('welcome');
+      create or replace trigger s2 after insert on public.signups for each row execute function mailer.enqueue_from_row('renamed');
+      create or replace trigger s3 after insert on public.signups for each row execute function mailer.enqueue_from_row('deleted');
+      insert into public.signups (email) values ('amy@example.com');
+      update mailer.templates set subject = 'Welcome aboard, {{email}}' where name = 'welcome';
+      update mailer.templates set name = 'renamed_later' where name = 'renamed';
+      delete from mailer.templates where name = 'deleted';`)
+    const e = await started()
+    await pollUntil(async () => {
+      const r = await t.pool.query(
+        `select count(*)::int as n from mailer.email_outbox where status in ('sent', 'failed')`,
+      )
+      return r.rows[0].n === 3 ? true : undefined
+    })
+    const { rows } = await t.pool.query(
+      'select template, status, attempts, last_error_code, last_error from mailer.email_outbox order by id',
+    )
+    expect(rows).toEqual([
+      { template: 'welcome', status: 'sent', attempts: 1, last_error_code: null, last_error: null },
+      {
+        template: 'renamed',
+        status: 'failed',
+        attempts: 1,
+        last_error_code: 'template_not_found',
+        last_error: 'template "renamed" no longer exists',
+      },
+      {
+        template: 'deleted',
+        status: 'failed',
+        attempts: 1,
+        last_error_code: 'template_not_found',
+        last_error: 'template "deleted" no longer exists',
+      },
+    ])
+    expect(e.sender.calls.map((m) => m.subject)).toEqual(['Welcome aboard, amy@example.com'])
+  })
+
   test("a source row's numbers render as Postgres wrote them: 12.50 stays 12.50, a bigint past 2^53 keeps its digits", async () => {
     await t.pool.query(`
       create table if not exists public.orders (id bigint generated always as identity primary key,
