@@ -684,6 +684,33 @@ describe('triggers', () => {
     ])
   })
 
+  test('attached AFTER UPDATE, every update of a row enqueues, one that changes nothing too; the guide’s WHEN clause keeps to the change meant', async () => {
+    await t.pool.query(`
+      create table if not exists public.shipments (id bigint generated always as identity primary key,
+        name text, email text, status text);
+      truncate public.shipments restart identity;
+      insert into public.shipments (name, email, status) values ('Ada', 'ada@example.com', 'new');
+      create or replace trigger shipments_changed after update on public.shipments for each row
+        execute function mailer.enqueue_from_row('inquiry');`)
+    await t.pool.query(`update public.shipments set name = name`)
+    await t.pool.query(`update public.shipments set email = 'ada@example.org'`)
+    expect(await count()).toBe(2)
+    // As README shows it: a mail when status becomes 'shipped', and for no other update.
+    await t.pool.query(`
+      drop trigger shipments_changed on public.shipments;
+      create or replace trigger shipments_shipped after update of status on public.shipments for each row
+        when (new.status = 'shipped' and old.status is distinct from new.status)
+        execute function mailer.enqueue_from_row('inquiry');`)
+    await t.pool.query(`update public.shipments set name = 'Ada L.'`)
+    await t.pool.query(`update public.shipments set status = 'paid'`)
+    await t.pool.query(`update public.shipments set status = 'shipped'`)
+    await t.pool.query(`update public.shipments set status = 'shipped'`)
+    const { rows } = await t.pool.query(
+      `select source_row->>'status' as status from mailer.email_outbox order by id`,
+    )
+    expect(rows).toEqual([{ status: 'new' }, { status: 'new' }, { status: 'shipped' }])
+  })
+
   test('a rolled-back transaction leaves no row and sends no notification', async () => {
     const heard = await payloadsHeard(t, async (c) => {
       await c.query('begin')
