@@ -739,6 +739,40 @@ describe('triggers', () => {
   })
 })
 
+test('the errors the deploy guide tells application code to catch: 22023 beginning "mailer", 22P02 for what is no JSON', async () => {
+  const caught = async (statement: string) => {
+    const e = await t.pool.query(statement).catch((err: Error & { code?: string }) => err)
+    return e instanceof Error ? { code: (e as { code?: string }).code, message: e.message } : e
+  }
+  await t.pool.query(`
+    create table if not exists public.leads (id bigint generated always as identity primary key, name text);
+    insert into mailer.templates (name, subject, text_body, to_addresses) values ('lead', 'Lead {{name}}', 'x', array['sales@example.com']);`)
+  const attached = async (how: string, args: string) => {
+    await t.pool.query(`
+      drop trigger if exists leads_mail on public.leads;
+      create trigger leads_mail ${how} on public.leads for each row execute function mailer.enqueue_from_row(${args});`)
+    return caught(`insert into public.leads (name) values ('x')`)
+  }
+  const refusals = [
+    await caught(`select mailer.enqueue_email('{"to": "a@example.com", "subject": "s"}')`),
+    await caught(
+      `select mailer.enqueue_email('{"to": "a@example.com", "subject": "s", "text": "t"}', '{"sendAt": "soon"}')`,
+    ),
+    await attached('after insert', `'nope'`),
+    await attached('after insert', `'lead', '{"dedupeKey": "k"}'`),
+    await attached('before insert', `'lead'`),
+  ]
+  for (const r of refusals) {
+    expect(r).toMatchObject({ code: '22023', message: expect.stringMatching(/^mailer[:.]/) })
+  }
+  expect(await caught(`select mailer.enqueue_email('{not json}')`)).toMatchObject({
+    code: '22P02',
+  })
+  expect(await count()).toBe(0)
+  const { rows } = await t.pool.query('select count(*)::int as n from public.leads')
+  expect(rows[0].n).toBe(0)
+})
+
 describe('the SQL surface DESIGN.md names (a rename fails here, not in a user’s trigger)', () => {
   /** `format_type` of each column of `mailer.<table>`, by name. */
   const columns = async (table: string) => {
