@@ -111,7 +111,7 @@ import m0162 from '../../sql/0162_claim_notes_a_lookup_only_lease.sql' with { ty
 import m0163 from '../../sql/0163_sender_named_as_one_address_and_a_list_in_one_string_told.sql' with {
   type: 'text',
 }
-import m0171 from '../../sql/0171_trigger_options_refusal_names_the_trigger.sql' with {
+import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sql' with {
   type: 'text',
 }
 
@@ -222,7 +222,7 @@ export const migrations: readonly Migration[] = [
     name: '0163_sender_named_as_one_address_and_a_list_in_one_string_told',
     sql: m0163,
   },
-  { version: 171, name: '0171_trigger_options_refusal_names_the_trigger', sql: m0171 },
+  { version: 171, name: '0171_trigger_options_named_and_notify_can_be_off', sql: m0171 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -711,6 +711,55 @@ describe('triggers', () => {
     expect(rows).toEqual([{ status: 'new' }, { status: 'new' }, { status: 'shipped' }])
   })
 
+  test('a transaction to be prepared (two-phase commit) enqueues, by function and trigger, with mailer.notify off', async () => {
+    // PREPARE TRANSACTION refuses a transaction that has sent a NOTIFY: every enqueue sent one, so
+    // an application under an XA/JTA transaction manager could neither enqueue nor insert into a
+    // table carrying the trigger. The cluster allows prepared transactions (test/support/postgres.ts).
+    await t.pool.query(`
+      create table if not exists public.xa_orders (id bigint generated always as identity primary key, name text);
+      create or replace trigger xa_orders_mail after insert on public.xa_orders for each row
+        execute function mailer.enqueue_from_row('inquiry');`)
+    const allowed = await t.pool.query<{ n: number }>(
+      `select current_setting('max_prepared_transactions')::int as n`,
+    )
+    if (allowed.rows[0]!.n < 1) {
+      throw new Error(
+        'this test needs max_prepared_transactions above 0 on TEST_DATABASE_URL’s server',
+      )
+    }
+    const gid = `outbox-xa-${process.pid}`
+    const prepared = async (setting: string) => {
+      const c = new pg.Client({ connectionString: t.url })
+      await c.connect()
+      try {
+        await c.query('begin')
+        if (setting) await c.query(setting)
+        await c.query('select mailer.enqueue_email($1::jsonb)', [JSON.stringify(ok)])
+        await c.query(`insert into public.xa_orders (name) values ('Ada')`)
+        await c.query(`prepare transaction '${gid}'`)
+        await t.pool.query(`commit prepared '${gid}'`)
+        return 'committed'
+      } catch (err) {
+        await c.query('rollback').catch(() => {})
+        return (err as { code?: string }).code
+      } finally {
+        await t.pool.query(`rollback prepared '${gid}'`).catch(() => {})
+        await c.end()
+      }
+    }
+    // 0A000: "cannot PREPARE a transaction that has executed LISTEN, UNLISTEN, or NOTIFY".
+    expect(await prepared('')).toBe('0A000')
+    expect(await count()).toBe(0)
+    expect(await prepared('set local mailer.notify = off')).toBe('committed')
+    const { rows } = await t.pool.query(
+      'select template, source_row is not null as has_row from mailer.email_outbox order by id',
+    )
+    expect(rows).toEqual([
+      { template: null, has_row: false },
+      { template: 'inquiry', has_row: true },
+    ])
+  })
+
   test('a rolled-back transaction leaves no row and sends no notification', async () => {
     const heard = await payloadsHeard(t, async (c) => {
       await c.query('begin')

@@ -39,6 +39,8 @@ export async function startTestCluster(): Promise<TestCluster> {
       nativeDir: process.env.TEST_POSTGRES_NATIVE || undefined,
       // One timed-out test must not stop the run's cluster under every test after it.
       grandchild: true,
+      // Two-phase commit, as an application under an XA transaction manager uses it (enqueue-sql.test.ts).
+      extraFlags: ['-c', 'max_prepared_transactions=4'],
     })
     base = embedded.url('postgres')
   }

@@ -1,4 +1,5 @@
--- 0171: a trigger's options that enqueue_from_row refuses fail the insert naming the trigger and its table.
+-- 0171: a trigger's options that enqueue_from_row refuses fail the insert naming the trigger and its
+-- table; a transaction may enqueue without a NOTIFY (mailer.notify = off), so that it can be prepared.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why:
@@ -8,14 +9,22 @@
 --   priority, maxAttempts, columns)": the application, which passed no options, was told of none
 --   it wrote, and a table with several triggers did not say which. It now reads
 --   "mailer.enqueue_from_row: trigger orders_mail on public.orders: options.sendAt is not a known
---   option (…)", as a refused "columns" option (0026) and a trigger attached BEFORE (0013) already did; so
---   does a second argument that is not JSON, which named the table but not the trigger.
--- - SQLSTATE stays 22023. The cast and the check share one exception block, the one the cast had,
---   so a trigger with options pays no second subtransaction per row.
--- Otherwise as in 0050 (pinned settings; it keeps its privileges and owner).
+--   option (…)", as a refused "columns" option (0026) and a trigger attached BEFORE (0013)
+--   already did; so does a second argument that is not JSON, which named the table but not the
+--   trigger. SQLSTATE stays 22023. The cast and the check share one exception block, the one the
+--   cast had, so a trigger with options pays no second subtransaction per row. enqueue_from_row
+--   otherwise as in 0050 (pinned settings; it keeps its privileges and owner).
+-- - PREPARE TRANSACTION (two-phase commit: an application under an XA/JTA transaction manager)
+--   refuses a transaction that has sent a NOTIFY (0A000), and every insert into mailer.email_outbox
+--   sent one (notify_outbox, a wake-up hint): such an application could neither enqueue nor insert
+--   into a table carrying the trigger. With `set local mailer.notify = off` the statement trigger
+--   sends none; the row is claimed at the workers' next poll (POLL_INTERVAL_SECONDS), or at once
+--   after a `select pg_notify('mailer_outbox', '')` once the transaction is committed. Any other
+--   value, or none, notifies as before. notify_outbox otherwise as in 0030 (0050's settings; owner).
 --
--- Older binaries never call this function (the application's inserts do): only the refusal's text
--- changes.
+-- Older binaries never call enqueue_from_row (the application's inserts do): only the refusal's
+-- text changes. They hear the same notifications, and none from a transaction that turned them off,
+-- whose rows their poll finds.
 --! older-binaries-compatible
 
 create or replace function mailer.enqueue_from_row() returns trigger language plpgsql
@@ -133,5 +142,18 @@ begin
   insert into mailer.email_outbox (tenant, priority, max_attempts, correlation_id, template, source_row)
   values (tenant_value, coalesce((o ->> 'priority')::smallint, 0), (o ->> 'maxAttempts')::integer,
           correlation, template_name, stored);
+  return null;
+end $$;
+
+create or replace function mailer.notify_outbox() returns trigger language plpgsql
+  set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
+declare
+  noted text := coalesce(current_setting('mailer.outbox_inserted', true), '');
+begin
+  -- Off for a transaction to be prepared, which may not NOTIFY: its rows wait for a poll.
+  if lower(coalesce(current_setting('mailer.notify', true), '')) in ('off', 'false') then
+    return null;
+  end if;
+  perform pg_notify('mailer_outbox', case when noted = '-' then '' else noted end);
   return null;
 end $$;
