@@ -25,10 +25,15 @@ const RETRY_MS = 1_000
  * where that probe is owed no more (its end left them locked, or a note outlived a row's give-back):
  * those free now, skipping those still locked (never waiting for a user's lock); wakes the workers
  * when any moved; forgets the notes of rows that wait no more. Returns how many noted rows still
- * wait. Invariant: only pending rows given back for a pause (mailbox_paused) move, only earlier;
- * the notes read whole (only rows left behind, or lookups waiting: few), the rows by primary key.
+ * wait. `heldBefore`: what the caller's last ask returned; when rows waited then and none does
+ * now, it wakes the workers even if it moved none: another worker's ask moved them, and this
+ * caller's last statement, its snapshot older than that move, may have locked them unmoved while
+ * the claims that move's wake brought ran (skip locked: none took them, and nothing else wakes
+ * before their old due time, the probe's end). Invariant: only pending rows given back for a pause
+ * (mailbox_paused) move, only earlier; the notes read whole (only rows left behind, or lookups
+ * waiting: few), the rows by primary key.
  */
-export async function heldOwedRowsDue(db: Kysely<Database>): Promise<number> {
+export async function heldOwedRowsDue(db: Kysely<Database>, heldBefore = 0): Promise<number> {
   // Every CTE reads this statement's snapshot: the rows moved still look waiting, hence `due`.
   const { rows } = await sql<{ held: number }>`
     with ended as materialized (
@@ -57,7 +62,10 @@ export async function heldOwedRowsDue(db: Kysely<Database>): Promise<number> {
          and e.outbox_id not in (select g.id from waiting g)
     )
     select (select count(*) from waiting)::int as held,
-           (select bool_or(pg_notify('mailer_outbox', '') is null) from (select from due limit 1) d) as woken`.execute(
+           (select bool_or(pg_notify('mailer_outbox', '') is null)
+              from ((select from due limit 1)
+                    union all
+                    select where ${heldBefore}::int > 0 and not exists (select from waiting)) d) as woken`.execute(
     db,
   )
   return rows[0]?.held ?? 0
@@ -65,9 +73,11 @@ export async function heldOwedRowsDue(db: Kysely<Database>): Promise<number> {
 
 /**
  * One loop at a time brings the held rows due about once a second until none is left (their own
- * due time, the probe's end, ends it at the latest; a statement that fails, too). `held` (sql/0116's
- * notification) asks a second later, as the lock just met is still held; `polled` (the backstop
- * poll, once a second without LISTEN) asks now, and its failure is the poll's claim's to report.
+ * due time, the probe's end, ends it at the latest; a statement that fails, too), each ask told
+ * what the last one found (heldOwedRowsDue's heldBefore: the round that finds none left after some
+ * waited wakes the workers, whoever moved them). `held` (sql/0116's notification) asks a second
+ * later, as the lock just met is still held; `polled` (the backstop poll, once a second without
+ * LISTEN) asks now, and its failure is the poll's claim's to report.
  * Each loop is one of the worker's statements beside its claims (`besides`): its stop waits for it
  * there; none begins once `signal` aborted. Invariant: a loop never rejects.
  */
@@ -83,12 +93,14 @@ export function createHeldOwedRows(d: {
   let heardMeanwhile = false
   async function loop(askNow: boolean) {
     let wait = !askNow
+    let held = 0
     while (!d.signal.aborted) {
       if (wait) await d.clock.sleep(RETRY_MS, d.signal)
       if (d.signal.aborted) return
       wait = true
       try {
-        if ((await heldOwedRowsDue(d.db)) === 0) return
+        held = await heldOwedRowsDue(d.db, held)
+        if (held === 0) return
       } catch (err) {
         // Not tried again: a database away would have it fail (and warn) every second for as long.
         // The rows come due at their own time, the probe's end, or at a poll once it is back.
