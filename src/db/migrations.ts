@@ -114,6 +114,7 @@ import m0163 from '../../sql/0163_sender_named_as_one_address_and_a_list_in_one_
 import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sql' with {
   type: 'text',
 }
+import m0173 from '../../sql/0173_pending_rows_after_an_error_index.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -223,6 +224,7 @@ export const migrations: readonly Migration[] = [
     sql: m0163,
   },
   { version: 171, name: '0171_trigger_options_named_and_notify_can_be_off', sql: m0171 },
+  { version: 173, name: '0173_pending_rows_after_an_error_index', sql: m0173 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

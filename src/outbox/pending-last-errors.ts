@@ -7,37 +7,39 @@ export interface PendingLastErrors {
   total: number
   /** The most frequent codes first (ties by code), at most `limit` of them. */
   byCode: { code: string; rows: number }[]
-  /** False when `scanLimit` pending rows were looked at, so more may wait: `total` is then a lower bound. */
+  /** False when more than `scanLimit` such rows wait, so only the first were counted: `total` is then a lower bound. */
   complete: boolean
 }
 
 /**
- * Among the first `scanLimit` pending rows in the claim's order, those whose last try met an error,
- * by code: a refused credential (`AADSTS…`), a refused or throttled mailbox (Graph's code,
- * `mailbox_paused`), Graph out of reach. Such rows wait uncounted and do not fail for a day, so
- * neither the failures nor the exit code show them. Bounded however large the backlog:
- * email_outbox_claim_idx (0001, partial on pending: priority, send_at, id) walked in order, then
- * each row's code from the table.
+ * The pending rows whose last try met an error, by code: a refused credential (`AADSTS…`), a
+ * refused or throttled mailbox (Graph's code, `mailbox_paused`), Graph out of reach. Such rows wait
+ * uncounted and do not fail for a day, so neither the failures nor the exit code show them. A row
+ * that met one is given back due later than every row not yet tried, so they are read on their own,
+ * not among the first pending rows (a backlog's untried ones): email_outbox_pending_error_idx (0173, partial on
+ * pending with a code: priority, send_at, id, carrying the code), the first `scanLimit` in the
+ * claim's order, and one more to tell whether any is left out. Bounded however large the backlog.
  */
 export async function pendingLastErrors(
   db: Kysely<Database>,
   p: { limit: number; scanLimit: number },
 ): Promise<PendingLastErrors> {
   const { rows } = await sql<{
-    scanned: number
+    looked: number
     total: number
     by_code: { code: string; rows: number }[]
   }>`
     with first as (
-      select o.last_error_code as code
+      select o.last_error_code as code,
+             row_number() over (order by o.priority, o.send_at, o.id) as n
         from mailer.email_outbox o
-       where o.status = 'pending'
+       where o.status = 'pending' and o.last_error_code is not null
        order by o.priority, o.send_at, o.id
-       limit ${p.scanLimit}::int
+       limit ${p.scanLimit}::int + 1
     ), coded as (
-      select f.code, count(*)::int as rows from first f where f.code is not null group by f.code
+      select f.code, count(*)::int as rows from first f where f.n <= ${p.scanLimit}::int group by f.code
     )
-    select (select count(*) from first)::int as scanned,
+    select (select count(*) from first)::int as looked,
            (select coalesce(sum(rows), 0) from coded)::int as total,
            (select coalesce(json_agg(json_build_object('code', t.code, 'rows', t.rows)
                                      order by t.rows desc, t.code), '[]'::json)
@@ -47,6 +49,6 @@ export async function pendingLastErrors(
   return {
     total: r?.total ?? 0,
     byCode: r?.by_code ?? [],
-    complete: (r?.scanned ?? 0) < p.scanLimit,
+    complete: (r?.looked ?? 0) <= p.scanLimit,
   }
 }

@@ -24,7 +24,7 @@ const FAILURE_WINDOW_HOURS = 24
 const FAILURE_CODES_SHOWN = 5
 /** Failed rows looked at, newest first: bounds the one read whose cost grows with the rows kept. */
 const FAILED_ROWS_SCANNED = 10_000
-/** Pending rows looked at, in the claim's order: bounds the read however large the backlog. */
+/** Pending rows waiting after an error looked at, in the claim's order: bounds the read in an outage. */
 const PENDING_ROWS_SCANNED = 10_000
 
 /**

@@ -61,7 +61,7 @@ export interface DatabaseStatus {
   pendingLastErrors: {
     total: number
     byCode: { code: string; rows: number }[]
-    /** False: the first 10,000 pending rows (the claim's order) were looked at and more wait. */
+    /** False: more than 10,000 such rows wait; the first 10,000 in the claim's order were counted. */
     complete: boolean
   } | null
 }

@@ -60,7 +60,7 @@ export function renderStatusTable(r: StatusReport): string {
       const codes = w.byCode.map((c) => `${c.code} ${c.rows}`).join(', ')
       const shown = w.byCode.reduce((n, c) => n + c.rows, 0)
       lines.push(
-        `${d.name}: pending rows whose last try met an error, by its code${w.complete ? '' : ' (at least: the first 10,000 pending rows looked at)'}: ${codes}${shown < w.total ? `, other codes ${w.total - shown}` : ''} (the workers' log and /readyz say why; GET /v1/outbox?status=pending&lastErrorCode=CODE lists them)`,
+        `${d.name}: pending rows whose last try met an error, by its code${w.complete ? '' : " (at least: the first 10,000 such rows in the claim's order counted)"}: ${codes}${shown < w.total ? `, other codes ${w.total - shown}` : ''} (the workers' log and /readyz say why; GET /v1/outbox?status=pending&lastErrorCode=CODE lists them)`,
       )
     }
     if (d.pastExpiryPending) {

@@ -628,7 +628,7 @@ describe('migrate', () => {
         10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-        112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 171,
+        112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 171, 173,
       ])
       expect(
         (await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] }))
@@ -724,9 +724,10 @@ describe('migrate', () => {
         { version: 162, c: true },
         { version: 163, c: true },
         { version: 171, c: true },
+        { version: 173, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0171 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0173 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -736,7 +737,7 @@ describe('migrate', () => {
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
           107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 171,
-          1000,
+          173, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -948,7 +949,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38, 39, 45, 50, 83, 85, 155, 160,
+      9, 10, 22, 25, 38, 39, 45, 50, 83, 85, 155, 160, 173,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
@@ -999,7 +1000,7 @@ describe('migrate', () => {
       9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
-      112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 171,
+      112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 171, 173,
     ])
     const { rows } = await adminQuery(
       url,
