@@ -7,7 +7,7 @@ export interface RecentFailures {
   total: number
   /** The most frequent codes first (ties by code), at most `limit` of them. */
   byCode: { code: string | null; rows: number }[]
-  /** False when `scanLimit` failed rows were looked at, so more may be kept: `total` is then a lower bound. */
+  /** False when more than `scanLimit` failed rows are kept, the newest `scanLimit` looked at: `total` is then a lower bound. */
   complete: boolean
 }
 
@@ -30,15 +30,17 @@ export async function recentFailures(
     by_code: { code: string | null; rows: number }[]
   }>`
     with newest as (
-      select f.id, f.last_error_code as code
+      -- One more than the bound: whether any failed row was left out (complete).
+      select f.id, f.last_error_code as code, row_number() over (order by f.id desc) as place
         from mailer.email_outbox f
        where f.status = 'failed'
        order by f.id desc
-       limit ${p.scanLimit}::int
+       limit ${p.scanLimit}::int + 1
     ), recent as (
       select n.code, count(*)::int as rows
         from newest n
-       where (select a.finished_at from mailer.email_attempts a
+       where n.place <= ${p.scanLimit}::int
+         and (select a.finished_at from mailer.email_attempts a
                where a.outbox_id = n.id order by a.id desc limit 1)
              >= now() - make_interval(hours => ${p.hours}::int)
        group by n.code
@@ -55,6 +57,6 @@ export async function recentFailures(
   return {
     total: r?.total ?? 0,
     byCode: r?.by_code ?? [],
-    complete: (r?.scanned ?? 0) < p.scanLimit,
+    complete: (r?.scanned ?? 0) <= p.scanLimit,
   }
 }

@@ -133,6 +133,13 @@ describe('finished rows (0009_failed_cancelled_index)', () => {
     expect(now.heapPages).toBeLessThanOrEqual(2)
   })
 
+  test('status’s recent failures are complete exactly when every failed row was looked at: as many as the bound is complete, one more is not', async () => {
+    // The fixture's 300 failed rows: a bound of 300 looks at all of them, one of 299 leaves one out.
+    const at = (scanLimit: number) =>
+      recentFailures(t.db, { hours: 24, limit: 5, scanLimit }).then((r) => r.complete)
+    expect([await at(300), await at(299)]).toEqual([true, false])
+  })
+
   test('counting what a bulk retry would requeue reads the failed and cancelled rows only', async () => {
     const count = (trx: Transaction<Database>) => countRequeueable(trx, {}, null)
     const now = await heapReadBy(count)
