@@ -408,6 +408,29 @@ describe('without --connect', () => {
     expectNoSecrets(r, keyBody, '-----BEGIN', jwtSecret)
   })
 
+  test('a certificate past its end date is a problem here, where serve starts with it (its transport loads it and refuses each token request)', async () => {
+    // The asymmetry of a certificate ending: check-config, run before a deploy, says so; serve,
+    // restarted after that end, keeps its API up (credential-refused-readiness.test.ts).
+    const expired = await generateTestCertificate({
+      notBefore: new Date(Date.now() - 400 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    })
+    const env = {
+      DATABASE_URL: 'postgres://h/db',
+      MAIL_TRANSPORT: 'graph',
+      GRAPH_TENANT_ID: 'contoso.onmicrosoft.com',
+      GRAPH_CLIENT_ID: '11111111-1111-1111-1111-111111111111',
+      MAIL_FROM: 'notifications@example.com',
+      GRAPH_CERTIFICATE: expired.certPem,
+      GRAPH_PRIVATE_KEY: expired.keyPem,
+      API_JWT_SECRET: jwtSecret,
+    }
+    const r = await checkConfig(env, { connect: false })
+    expect(r.ok).toBe(false)
+    expect(r.problems).toContainEqual(expect.stringMatching(/GRAPH_CERTIFICATE: expired at \d{4}-/))
+    expect(() => createTransport(loadConfig(env), silentLogger)).not.toThrow()
+  })
+
   test("a URL whose TLS skips the server's certificate check today is a warning naming its variable; sslmode=require, prefer and verify-full are not (node-postgres 8 checks them; its own warning speaks of require and prefer)", async () => {
     const certificateWarnings = async (env: Record<string, string>) =>
       (await checkConfig(discard(env), { connect: false })).checks.filter((c) =>
