@@ -11,11 +11,14 @@
 -- rows themselves, in the claim's order (src/outbox/waiting-rows.ts). Here the rows with a code are
 -- listed on their own, in the claim's order, their code carried along, so the read looks at those
 -- rows only (an index-only scan as autovacuum leaves them), however many wait untried before them.
+-- A row waiting for its mailbox's pacing turn (mailbox_paced: MAILBOX_RATE_PER_MINUTE's schedule,
+-- every row of a paced backlog given back once) met no error and is left out: status counts it as
+-- held back, and a paced backlog neither fills the bound nor writes an entry per row.
 --
--- Writes: an entry only when a row becomes pending with a code (a retry, a wait given back, a
--- requeue of a failed row, which keeps its code); enqueues, claims and sends add none. status,
--- send_at and last_error_code are indexed already (email_outbox_claim_idx, 0025's include): no
--- update that was HOT stops being one.
+-- Writes: an entry only when a row becomes pending with a code other than mailbox_paced (a retry,
+-- a wait given back, a requeue of a failed row, which keeps its code); enqueues, claims, sends and
+-- pacing turns add none. status, send_at and last_error_code are indexed already
+-- (email_outbox_claim_idx, 0025's include): no update that was HOT stops being one.
 --
 -- An index is invisible to binaries that predate it: they keep working on a database that has it.
 -- Built CONCURRENTLY, as 0009: running migrate again after a failed build drops it first.
@@ -25,4 +28,4 @@ drop index concurrently if exists mailer.email_outbox_pending_error_idx;
 --! split
 create index concurrently email_outbox_pending_error_idx
   on mailer.email_outbox (priority, send_at, id) include (last_error_code)
-  where status = 'pending' and last_error_code is not null;
+  where status = 'pending' and last_error_code is not null and last_error_code <> 'mailbox_paced';

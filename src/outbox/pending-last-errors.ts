@@ -1,6 +1,7 @@
 // Pending rows waiting after an error, counted by their last error code (never a message or row data): why mail that is not failing does not go.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { PACED_CODE } from './settle-item.ts'
 
 export interface PendingLastErrors {
   /** Pending rows whose last try met an error (a code is set), among those looked at. */
@@ -15,10 +16,13 @@ export interface PendingLastErrors {
  * The pending rows whose last try met an error, by code: a refused credential (`AADSTS…`), a
  * refused or throttled mailbox (Graph's code, `mailbox_paused`), Graph out of reach. Such rows wait
  * uncounted and do not fail for a day, so neither the failures nor the exit code show them. A row
- * that met one is given back due later than every row not yet tried, so they are read on their own,
- * not among the first pending rows (a backlog's untried ones): email_outbox_pending_error_idx (0173, partial on
- * pending with a code: priority, send_at, id, carrying the code), the first `scanLimit` in the
- * claim's order, and one more to tell whether any is left out. Bounded however large the backlog.
+ * that met one is given back due later than every row not yet tried, so they are read on their
+ * own, not among the first pending rows (a backlog's untried ones): email_outbox_pending_error_idx
+ * (0173, partial on pending with a code: priority, send_at, id, carrying the code), the first
+ * `scanLimit` in the claim's order, and one more to tell whether any is left out. Bounded however
+ * large the backlog.
+ * A row given back for its mailbox's pacing turn (PACED_CODE) met no error: left out (the index's
+ * predicate too), as status counts it held back.
  */
 export async function pendingLastErrors(
   db: Kysely<Database>,
@@ -33,7 +37,9 @@ export async function pendingLastErrors(
       select o.last_error_code as code,
              row_number() over (order by o.priority, o.send_at, o.id) as n
         from mailer.email_outbox o
+       -- 0173's predicate as written, the code a literal: proved so in a generic plan too.
        where o.status = 'pending' and o.last_error_code is not null
+         and o.last_error_code <> ${sql.lit(PACED_CODE)}
        order by o.priority, o.send_at, o.id
        limit ${p.scanLimit}::int + 1
     ), coded as (

@@ -60,6 +60,19 @@ describe('pendingLastErrors', () => {
     )
   })
 
+  test("a row waiting for its mailbox's pacing turn met no error: not counted, nor looked at", async () => {
+    // MAILBOX_RATE_PER_MINUTE's own schedule (README: each row of a mailbox's backlog goes back
+    // uncounted, code mailbox_paced, due at its turn): status counts those as held back.
+    await pending(2_000, '-1 minute', 'mailbox_paced')
+    await pending(1, '-2 minutes', 'ApplicationThrottled')
+    await t.pool.query('analyze mailer.email_outbox')
+    const reads = await outboxReadsOf(t.db, (trx) =>
+      pendingLastErrors(trx, { limit: 5, scanLimit: 10 }),
+    )
+    expect(reads.result).toEqual(counted({ ApplicationThrottled: 1 }, true))
+    expect(reads.rowsRead).toBeLessThanOrEqual(3)
+  })
+
   test('the untried backlog is not read: the rows looked at are those with a code', async () => {
     await backlogWithRetries()
     await t.pool.query('analyze mailer.email_outbox')
