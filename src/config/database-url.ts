@@ -26,7 +26,16 @@ function databaseUrlProblem(value: string): string | null {
   // slip included: `sslmode=disabled` asked a server without TLS for it, the opposite of what was
   // written, and each connection was refused (tls_refused). libpq refuses such a word; so does this.
   if (typeof parsed.sslmode === 'string' && !SSL_MODES.has(parsed.sslmode)) {
-    return `its sslmode is not one the driver knows: use ${[...SSL_MODES].slice(0, -1).join(', ')} or ${[...SSL_MODES].at(-1)} (verify-full over a network)`
+    // Only the guides' two are offered: require and prefer are read by node-postgres 9 as no
+    // certificate check (README), allow is refused below.
+    return "its sslmode is not one the driver knows: use sslmode=verify-full (TLS, the server's certificate checked), or sslmode=disable for a server that takes no TLS, on a private network only (deploy guide, step 4)"
+  }
+  // libpq's allow tries without TLS first and with it (no certificate check) only if the server
+  // insists; node-postgres has no case for it and asks for TLS with the certificate checked, with
+  // uselibpqcompat=true too. Mapped to disable it would lose libpq's second try against a server
+  // that insists on TLS; so it is refused, naming the two that do what a user of allow meant.
+  if (parsed.sslmode === 'allow') {
+    return 'sslmode=allow is not one the driver can do (it would ask for TLS and check the certificate, where libpq tries without TLS first): use sslmode=disable for a server that takes no TLS, on a private network only, or sslmode=verify-full (deploy guide, step 4)'
   }
   return null
 }

@@ -64,3 +64,31 @@ describe('sslmode=verify-full against a server without TLS', () => {
     )
   })
 })
+
+describe('sslmode=allow against a server without TLS', () => {
+  test("libpq's try without TLS first is refused before any connection; the disable it names connects", async () => {
+    // node-postgres reads allow as verify-full: against this server every connection was refused.
+    const check = (sslmode: string) =>
+      checkConfig(
+        {
+          MAIL_TRANSPORT: 'discard',
+          API_JWT_SECRET: randomBytes(32).toString('base64url'),
+          DATABASE_URL: `${db.url}?sslmode=${sslmode}`,
+          LISTEN_MODE: 'poll',
+        },
+        { connect: true, role: 'api', timeoutMs: 5000 },
+      )
+    const allow = await check('allow')
+    expect([allow.problems, allow.checks]).toEqual([
+      [
+        'DATABASE_URL: sslmode=allow is not one the driver can do (it would ask for TLS and check the certificate, where libpq tries without TLS first): use sslmode=disable for a server that takes no TLS, on a private network only, or sslmode=verify-full (deploy guide, step 4)',
+      ],
+      [],
+    ])
+    const disable = await check('disable')
+    expect(disable.problems).toEqual([])
+    expect(disable.checks).toContainEqual(
+      expect.stringMatching(/^database "default" \(DATABASE_URL\): reachable, PostgreSQL /),
+    )
+  })
+})

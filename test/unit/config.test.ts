@@ -478,8 +478,10 @@ describe('loadConfig', () => {
     // checked: "disabled" asked a server without TLS for it, every connection then refused
     // (tls_refused), the opposite of what was written.
     const problems = (url: string) => configProblems({ MAIL_TRANSPORT: 'file', DATABASE_URL: url })
+    // The fixes offered are the two the guides recommend, not require or prefer (node-postgres 9
+    // reads them as no certificate check) nor allow (refused, below).
     const one =
-      'DATABASE_URL: its sslmode is not one the driver knows: use disable, allow, prefer, require, verify-ca, verify-full or no-verify (verify-full over a network)'
+      "DATABASE_URL: its sslmode is not one the driver knows: use sslmode=verify-full (TLS, the server's certificate checked), or sslmode=disable for a server that takes no TLS, on a private network only (deploy guide, step 4)"
     expect(
       ['disabled', 'verify_full', 'Require', ''].map((mode) =>
         problems(`postgres://u:p@db/app?sslmode=${mode}`),
@@ -492,19 +494,33 @@ describe('loadConfig', () => {
           '[{"name":"a","url":"postgres://db/a","listenUrl":"postgres://db/a?sslmode=off"}]',
       }),
     ).toEqual([one.replace('DATABASE_URL', 'MAILER_DATABASES[0].listenUrl')])
-    for (const mode of [
-      'disable',
-      'allow',
-      'prefer',
-      'require',
-      'verify-ca',
-      'verify-full',
-      'no-verify',
-    ])
+    for (const mode of ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'])
       expect([
         mode,
         problems(`postgres://u:p@db/app?sslmode=${mode}&sslrootcert=/dev/null`),
       ]).toEqual([mode, []])
+  })
+
+  test("sslmode=allow (libpq's: no TLS first, TLS if the server insists) is refused at start, naming what to use, not read as verify-full", () => {
+    // node-postgres has no case for allow and reads it as TLS with the certificate checked, with
+    // uselibpqcompat=true too: a server without TLS, the very one allow is written for, refused
+    // every connection (tls_refused) with no word of why.
+    const problems = (url: string) => configProblems({ MAIL_TRANSPORT: 'file', DATABASE_URL: url })
+    const allow = (variable: string) =>
+      `${variable}: sslmode=allow is not one the driver can do (it would ask for TLS and check the certificate, where libpq tries without TLS first): use sslmode=disable for a server that takes no TLS, on a private network only, or sslmode=verify-full (deploy guide, step 4)`
+    expect([
+      problems('postgres://u:p@db/app?sslmode=allow'),
+      problems('postgres://u:p@db/app?sslmode=allow&uselibpqcompat=true'),
+      configProblems({
+        MAIL_TRANSPORT: 'file',
+        MAILER_DATABASES:
+          '[{"name":"a","url":"postgres://db/a?sslmode=allow","listenUrl":"postgres://db/a"}]',
+      }),
+    ]).toEqual([
+      [allow('DATABASE_URL')],
+      [allow('DATABASE_URL')],
+      [allow('MAILER_DATABASES[0].url')],
+    ])
   })
 
   test('a password with an unencoded # (what follows is a fragment the driver drops) is refused, not connected to a host cut out of the password', () => {
