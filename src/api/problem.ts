@@ -197,8 +197,9 @@ export function validationHook(result: {
     .flatMap(eachUnknownKey)
     .map((i) => ({
       path: (flat ? i.path.slice(0, 1) : i.path).map(String).join('.') || '(root)',
+      // A parameter the route does not take is wrong by its name: its value is not quoted.
       message:
-        result.target === 'query' && !i.params?.parameterName
+        result.target === 'query' && i.code !== 'unrecognized_keys'
           ? withGivenValue(worded(i, result.data), result.data, i.path)
           : worded(i, result.data),
     }))

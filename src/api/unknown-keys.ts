@@ -17,7 +17,11 @@ export function closedKeys(
   taken: readonly string[],
   homes: Record<string, Iterable<string>> = {},
 ) {
-  const message = `is not ${what} (${taken.join(', ')})`
+  return keysRefusedAs(`is not ${what} (${taken.join(', ')})`, homes)
+}
+
+/** The `error` option of a z.strictObject whose refusal of a key it does not take is `message`, said per key. */
+export function keysRefusedAs(message: string, homes: Record<string, Iterable<string>> = {}) {
   const home = new Map<string, string>()
   for (const [field, keys] of Object.entries(homes)) for (const k of keys) home.set(k, field)
   HOMES.set(message, home)

@@ -529,6 +529,56 @@ describe('unknown query parameters', () => {
     expect(rows.rows).toEqual([{ id, status: 'pending' }])
   })
 
+  test("a parameter named as an object's own keys (__proto__, constructor, toString, hasOwnProperty) is a 400 too on every /v1 route, and nothing happens", async () => {
+    // Hono's query object drops __proto__: it was answered 200, the page unfiltered.
+    const id = await enqueueSql(t.pool)
+    const filter = { filter: { status: ['failed'] } }
+    const seen: unknown[] = []
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      for (const [method, path, body] of [
+        ['GET', '/v1/outbox', undefined],
+        ['GET', `/v1/outbox/${id}`, undefined],
+        ['GET', '/v1/stats', undefined],
+        ['POST', '/v1/outbox', { message }],
+        ['POST', `/v1/outbox/${id}/cancel`, undefined],
+        ['POST', '/v1/outbox/retry', filter],
+      ] as const) {
+        const r = await send(app, method, `${path}?${name}=x`, {
+          token: tk,
+          ...(body ? { body } : {}),
+        })
+        const errors = (r.body as { errors?: { path: string; message: string }[] }).errors
+        seen.push([method, path, name, r.status, errors?.map((e) => [e.path, e.message])])
+      }
+    }
+    expect(seen).toEqual(
+      seen.map((s) => {
+        const [method, path, name] = s as [string, string, string]
+        return [
+          method,
+          path,
+          name,
+          400,
+          [[name, expect.stringMatching(/^is not a query parameter of this route \(accepted: /)]],
+        ]
+      }),
+    )
+    // Named beside a wrong value of a parameter the route takes, as every problem is.
+    const both = await send(app, 'GET', '/v1/outbox?limit=0&__proto__=x', { token: tk })
+    expect([
+      both.status,
+      (both.body as { errors: { path: string; message: string }[] }).errors,
+    ]).toEqual([
+      400,
+      [
+        { path: 'limit', message: 'must be at least 1 (given "0")' },
+        { path: '__proto__', message: expect.stringMatching(/^is not a query parameter/) },
+      ],
+    ])
+    const rows = await t.pool.query('select id::text, status from mailer.email_outbox')
+    expect(rows.rows).toEqual([{ id, status: 'pending' }])
+  })
+
   test('every route that takes ?db= refuses any other parameter; the documented ones still work', async () => {
     const id = await enqueueSql(t.pool)
     for (const [method, path] of [
