@@ -107,8 +107,10 @@ export async function resolveAmbiguity(
     // So is one refused because the configured sender mailbox is not one (MAIL_FROM wrong): the
     // row keeps Graph's code, which says what to fix, as its send would.
     // A past sender mailbox held back (paused, its probe owed) was not asked: no throttle to note.
-    if (!asked.held) await d.gate.pause(asked.mailbox, verdict.throttledForMs).catch(() => {})
     const refused = verdict.refused
+    if (!asked.held) {
+      await d.gate.pause(asked.mailbox, verdict.throttledForMs, refused).catch(() => {})
+    }
     await finish(
       r.lease,
       {

@@ -21,8 +21,8 @@ export function gateTellingPauses(
   // the rows as they were.
   const gate: SendGate = {
     ...d.gate,
-    pause: async (mailbox, ms) => {
-      await d.gate.pause(mailbox, ms)
+    pause: async (mailbox, ms, refused) => {
+      await d.gate.pause(mailbox, ms, refused)
       // A pause rows wait out in place (a 429's second or two) changes nothing for the claims.
       const hold = d.gate.pausedBeyondMs
       if (hold === undefined || ms <= hold) return

@@ -167,9 +167,16 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       const heldMs = throttleHoldsMs(read)
       return heldMs > 0 ? { pausedForMs: heldMs } : null
     },
-    async pause(mailbox, ms) {
+    async pause(mailbox, ms, refused) {
       await pauseMailbox(o.db, { mailbox: key(mailbox), ms })
-      o.log.info('mailbox paused after a provider throttle', { pauseMs: Math.round(ms) })
+      const pauseMs = Math.round(ms)
+      if (refused) {
+        o.log.info('mailbox paused: Graph refuses it', {
+          pauseMs,
+          code: refused.code,
+          httpStatus: refused.httpStatus,
+        })
+      } else o.log.info('mailbox paused after a provider throttle', { pauseMs })
     },
     stopBegan: () => slots.stopBegan(),
     close: () => slots.close(),

@@ -33,6 +33,12 @@ export interface MailboxPaused {
   givenBack?: () => Promise<void>
 }
 
+/** Graph's refusal of a mailbox itself, as a pause caused by it is told. */
+export interface MailboxRefusal {
+  code: string
+  httpStatus?: number | undefined
+}
+
 export interface SendGate {
   /** True when the gate never waits, so the drainer may start a whole batch at once. */
   readonly open: boolean
@@ -69,8 +75,11 @@ export interface SendGate {
    * with its settings (pg-send-gate: the pacing rate, pacing-rate.ts).
    */
   start?(): Promise<void>
-  /** A provider throttle: no worker sends from `mailbox` for `ms`. */
-  pause(mailbox: string, ms: number): Promise<void>
+  /**
+   * A provider throttle, or with `refused` Graph refusing the mailbox itself (its code and status,
+   * which the pause's log line says instead): no worker sends from `mailbox` for `ms`.
+   */
+  pause(mailbox: string, ms: number, refused?: MailboxRefusal): Promise<void>
   /**
    * For a provider request to `mailbox` made without its permit (a lookup in a past sender
    * mailbox, under the row's own): how long row `rowId` must wait, as acquire would send it back:

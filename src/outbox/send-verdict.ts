@@ -58,7 +58,10 @@ export async function sendOne(
   }
   const throttled = outcome.throttled === true
   if (throttled && pauseOnThrottle && outcome.afterMs && outcome.pausesMailbox !== false) {
-    await d.gate.pause(pauseOnThrottle, outcome.afterMs).catch(() => {})
+    const refused = outcome.refusesMailbox
+      ? { code: outcome.code, httpStatus: outcome.httpStatus }
+      : undefined
+    await d.gate.pause(pauseOnThrottle, outcome.afterMs, refused).catch(() => {})
   }
   const delayMs = outcome.afterMs ?? retryDelayMs(r.lease.attempt, d.backoff, d.rng)
   const sendAmbiguous = outcome.ambiguous ?? (AMBIGUOUS_CODES.has(outcome.code) || d.abort.aborted)

@@ -57,6 +57,11 @@ export type SendOutcome =
        */
       pausesMailbox?: boolean
       /**
+       * The pause is Graph refusing the mailbox itself (MAIL_FROM unknown, the app not allowed to send
+       * from it), not its rate: said by `code`, not as a throttle.
+       */
+      refusesMailbox?: boolean
+      /**
        * Whether the provider may have the message after all: true when it may (a gateway timeout on
        * the request), false when it cannot (no request was made). Absent: judged by the code
        * (`timeout`, `network` and `aborted` may have reached the provider). `aborted` with false:

@@ -61,6 +61,9 @@ export function refusesMailbox(status: number, code: string): boolean {
   return status === 404 || (status === 403 && APP_PERMISSION_CODES.has(code))
 }
 
+/** A refusal of the mailbox itself waits as a throttle does, and is said as what it is (SendGate.pause). */
+const MAILBOX_REFUSED = { throttled: true, refusesMailbox: true } as const
+
 /**
  * Codes: the Graph error code as Graph spells it (`ErrorInvalidRecipients`, `ApplicationThrottled`),
  * or `http_<status>` when the body names none. Graph codes are PascalCase, ours snake_case, so they
@@ -96,11 +99,11 @@ export function classifySendResponse(
   }
   if (status === 403 && APP_PERMISSION_CODES.has(code)) {
     const afterMs = throttleWaitMs(headers, now, APP_PERMISSION_PAUSE_MS)
-    return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
+    return { kind: 'retry', code, message, afterMs, ...MAILBOX_REFUSED, ...details }
   }
   if (mailbox === 'default' && refusesMailbox(status, code)) {
     const afterMs = throttleWaitMs(headers, now, SENDER_MAILBOX_PAUSE_MS)
-    return { kind: 'retry', code, message, afterMs, throttled: true, ...details }
+    return { kind: 'retry', code, message, afterMs, ...MAILBOX_REFUSED, ...details }
   }
   if (THROTTLE_STATUSES.has(status)) {
     const afterMs = throttleWaitMs(headers, now, DEFAULT_THROTTLE_MS)

@@ -947,7 +947,7 @@ describe('the Postgres send gate', () => {
 })
 
 // The pause is the one line the gate writes about a mailbox: it names none (src/log.ts's rule).
-test('a mailbox paused after a throttle is logged with its pause, never its address', async () => {
+test('a mailbox paused after a throttle, or for Graph refusing it, is logged with its pause and cause, never its address', async () => {
   const lines: string[] = []
   const g = createPgSendGate({
     db: t.db,
@@ -960,8 +960,16 @@ test('a mailbox paused after a throttle is logged with its pause, never its addr
     maxWaitMs: 20,
   })
   await g.pause(' Ops.Desk@Example.com ', 1500)
+  // Graph refusing the mailbox (MAIL_FROM mistyped) pauses it too, said as a refusal with its code.
+  await g.pause(' Ops.Desk@Example.com ', 300_000, { code: 'ErrorInvalidUser', httpStatus: 404 })
   expect(lines.map((l) => JSON.parse(l))).toEqual([
     expect.objectContaining({ msg: 'mailbox paused after a provider throttle', pauseMs: 1500 }),
+    expect.objectContaining({
+      msg: 'mailbox paused: Graph refuses it',
+      pauseMs: 300_000,
+      code: 'ErrorInvalidUser',
+      httpStatus: 404,
+    }),
   ])
   expect(lines.join('\n').toLowerCase()).not.toContain('ops.desk@example.com')
 })

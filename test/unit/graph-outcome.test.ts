@@ -77,6 +77,7 @@ const table: Row[] = [
       code: 'ApplicationThrottled',
       afterMs: 7000,
       throttled: true,
+      refusesMailbox: undefined,
       httpStatus: 429,
       requestId: 'rid',
     },
@@ -189,6 +190,7 @@ const table: Row[] = [
       code: 'ErrorAccessDenied',
       afterMs: APP_PERMISSION_PAUSE_MS,
       throttled: true,
+      refusesMailbox: true,
       httpStatus: 403,
     },
   ],
@@ -197,7 +199,7 @@ const table: Row[] = [
     403,
     {},
     graphBody('NoPermissionsInAccessToken'),
-    { kind: 'retry', code: 'NoPermissionsInAccessToken', throttled: true },
+    { kind: 'retry', code: 'NoPermissionsInAccessToken', throttled: true, refusesMailbox: true },
   ],
   [
     '403 ErrorSendAsDenied rejects',
@@ -337,6 +339,7 @@ describe('classifySendResponse', () => {
         message: `${code} happened`,
         afterMs: SENDER_MAILBOX_PAUSE_MS,
         throttled: true,
+        refusesMailbox: true,
         httpStatus: 404,
         requestId: 'body-rid',
       })
