@@ -3,8 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import type { ApiDeps } from '../../src/api/context.ts'
 import { createMetricFamilies } from '../../src/api/metric-families.ts'
 import { statsRoutes } from '../../src/api/routes/stats.ts'
-import type { DatabaseStatus } from '../../src/status/status-shape.ts'
-import { renderStatusTable } from '../../src/status/status-table.ts'
+import { oneDatabaseTable } from '../support/one-database-table.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -34,20 +33,7 @@ test("/v1/stats' pastExpiryPending says the same, naming its own field for the o
 })
 
 test("status's line under the table says the same, naming its OLDEST DUE column", () => {
-  const table = renderStatusTable({
-    version: 'test',
-    thresholds: { maxPendingAgeSeconds: 600, leaseSeconds: 60 },
-    exitCode: 0,
-    warnings: [],
-    databases: [
-      {
-        name: 'default',
-        health: 'ok',
-        reasons: [],
-        pastExpiryPending: 2,
-      } as unknown as DatabaseStatus,
-    ],
-  })
+  const table = oneDatabaseTable({ pastExpiryPending: 2 })
   expect(table.split('\n').filter((l) => l.includes('expiresAt'))).toEqual([
     `default: 2 pending row(s) ${rowsWaiting('OLDEST DUE')}`,
   ])
