@@ -857,3 +857,37 @@ test('an entry of another shape is refused at send in the words enqueue refuses 
   )
   expect(differ).toEqual([])
 })
+
+test('a template address whose display name holds another address is refused as a list, not sent to the last one; a quoted name is taken', async () => {
+  // "Ann <ann@…>, Bob <bob@…>" rendered was read as bob@… named "Ann <ann@…>, Bob": the mail went
+  // to Bob alone and Ann's was lost, where enqueue refuses the same string as a list in one string.
+  const RENDERED = 'is not a valid e-mail address after rendering'
+  for (const [template, emails, error] of [
+    [
+      { to: ['{{emails}}'] },
+      'Ann <ann@example.com>, Bob <bob@example.com>',
+      `to_addresses[0] ${RENDERED}: it holds 2 addresses separated by , or ;: each entry of to_addresses renders one address: give each its own entry, filled from a column that holds one`,
+    ],
+    [
+      { to: ['desk@example.com'], from: '{{emails}}' },
+      'ann@example.com; Bob <bob@example.com>',
+      `from_address ${RENDERED}: it holds 2 addresses separated by , or ;: from_address renders one address, the sender`,
+    ],
+  ] as const) {
+    const id = await insertTemplated(template, { emails })
+    expect([emails, await drained(id, fileTransport)]).toEqual([
+      emails,
+      { status: 'failed', code: 'template_error', error, written: 0, requested: 0 },
+    ])
+    await engine?.stop()
+    engine = null
+  }
+  // In RFC 5322's double quotes a name may hold anything but a quote: the writer's own, sent so.
+  const id = await insertTemplated(
+    { to: ['{{emails}}'] },
+    { emails: '"Ann <ann@example.com>, Bob" <bob@example.com>' },
+  )
+  expect(await drained(id, fileTransport)).toMatchObject({ status: 'sent', written: 1 })
+  const eml = await readFile(join(dir, `outbox-${id}.eml`), 'utf8')
+  expect(eml).toMatch(/^To: "Ann <ann@example.com>, Bob" <bob@example.com>\r$/m)
+})

@@ -842,6 +842,20 @@ describe('loadConfig', () => {
         expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
       ])
     }
+    // A list in one string was read as its last address, the name holding the others: it started,
+    // and every row without a sender went out from Bob. A name in double quotes is taken.
+    for (const from of [
+      'Ann <ann@example.com>, Bob <bob@example.com>',
+      'ann@example.com, Bob <bob@example.com>',
+    ]) {
+      expect([from, problems({ ...graph, MAIL_FROM: from })]).toEqual([
+        from,
+        [expect.stringMatching(/^MAIL_FROM: must be an e-mail address/)],
+      ])
+    }
+    expect(problems({ MAIL_FROM: '"Orders <orders@example.com>" <orders@example.com>' })).toEqual(
+      [],
+    )
     // Past mailer.is_email_address's 320 characters: the renderer refuses it for every row.
     const long = `outbox@${Array.from('abcdef', (c) => c.repeat(60)).join('.')}.example`
     expect(long.length).toBe(380)

@@ -182,6 +182,46 @@ describe('renderLease', () => {
     }
   })
 
+  test('a rendered name holding an address (a list in one string) is refused, not sent to the last address; a quoted name is taken', () => {
+    // "Ann <ann@…>, Bob <bob@…>" was read as bob@… named "Ann <ann@…>, Bob": Ann's mail was lost.
+    const lists = [
+      'Ann <ann@example.com>, Bob <bob@example.com>',
+      'ann@example.com, Bob <bob@example.com>',
+      'Ann ann@example.com <bob@example.com>',
+      '"Ann" <ann@example.com>; "Bob" <bob@example.com>',
+    ]
+    for (const emails of lists) {
+      for (const field of [{ to_addresses: ['{{emails}}'] }, { from_address: '{{emails}}' }]) {
+        const e = (() => {
+          try {
+            return render({ name: 'A', emails, email: 'a@example.com', message: 'm' }, field)
+          } catch (err) {
+            return err
+          }
+        })()
+        expect([emails, field, (e as RenderError).code]).toEqual([emails, field, 'template_error'])
+      }
+      // A reply-to the source row makes invalid is left out, as a mistyped one is.
+      const m = render({ name: emails, email: 'bob@example.com', message: 'm' })
+      expect([emails, m.replyTo]).toEqual([emails, []])
+    }
+    // RFC 5322's quoted name may hold anything but a quote: the writer's own, taken whole.
+    for (const [emails, name] of [
+      ['"Ann <ann@example.com>, Bob" <bob@example.com>', 'Ann <ann@example.com>, Bob'],
+      ['"Smith, Jones & Co" <bob@example.com>', 'Smith, Jones & Co'],
+      ['Smith, Jones & Co <bob@example.com>', 'Smith, Jones & Co'],
+      ['Ann @ Home <bob@example.com>', 'Ann @ Home'],
+    ]) {
+      const m = render(
+        { name: 'A', emails, email: 'a@example.com', message: 'm' },
+        {
+          to_addresses: ['{{emails}}'],
+        },
+      )
+      expect([emails, m.to]).toEqual([emails, [{ address: 'bob@example.com', name }]])
+    }
+  })
+
   test("a rendered address is held to enqueue's 320 characters, counted as SQL counts them (code points)", () => {
     const refused = (email: string) => {
       try {
