@@ -111,6 +111,9 @@ import m0162 from '../../sql/0162_claim_notes_a_lookup_only_lease.sql' with { ty
 import m0163 from '../../sql/0163_sender_named_as_one_address_and_a_list_in_one_string_told.sql' with {
   type: 'text',
 }
+import m0168 from '../../sql/0168_a_display_name_holding_an_address_told_and_a_lone_recipient_named_by_its_field.sql' with {
+  type: 'text',
+}
 import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sql' with {
   type: 'text',
 }
@@ -222,6 +225,11 @@ export const migrations: readonly Migration[] = [
     version: 163,
     name: '0163_sender_named_as_one_address_and_a_list_in_one_string_told',
     sql: m0163,
+  },
+  {
+    version: 168,
+    name: '0168_a_display_name_holding_an_address_told_and_a_lone_recipient_named_by_its_field',
+    sql: m0168,
   },
   { version: 171, name: '0171_trigger_options_named_and_notify_can_be_off', sql: m0171 },
   { version: 173, name: '0173_pending_rows_after_an_error_index', sql: m0173 },

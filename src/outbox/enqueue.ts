@@ -31,22 +31,6 @@ function afterPath(problem: string): string {
   return either ? `is required, or ${either[1]}` : problem
 }
 
-// A list field's first entry, as normalize_recipients names a lone value (a list of one to it).
-const FIRST_ENTRY = /^message\.(to|cc|bcc|replyTo)\[0\]/
-
-/**
- * The field as the request wrote it: a lone recipient ("to": "x", {"address": "x"}) is named at
- * the field itself (message.to, message.to.address), as the request schema names a lone object's
- * (message.to.address), not as a list's first entry; a list's entries keep their index.
- */
-function fieldAsSent(field: string, message: unknown): string {
-  const entry = FIRST_ENTRY.exec(field)
-  const value = entry && (message as Record<string, unknown> | null)?.[entry[1]!]
-  return entry && !Array.isArray(value)
-    ? `message.${entry[1]}${field.slice(entry[0].length)}`
-    : field
-}
-
 /**
  * One transaction, two statements. The second tells "inserted now" from "already there" by comparing
  * the row's xmin with this transaction's id: race-safe, because a concurrent insert of the same key
@@ -69,12 +53,12 @@ export async function enqueueEmail(
     return { id, created: mine.rows[0]?.created === true }
   } catch (e) {
     if ((e as { code?: unknown }).code === '22023') {
+      // A lone recipient is named by its field, as the request sent it (sql/0168).
       const m = SQL_PROBLEM.exec((e as Error).message)
-      const field = m ? fieldAsSent(m[1]!, input.message) : null
       const errors = m
-        ? [{ path: field!.replace(/\[(\d+)\]/g, '.$1'), message: afterPath(m[2]!) }]
+        ? [{ path: m[1]!.replace(/\[(\d+)\]/g, '.$1'), message: afterPath(m[2]!) }]
         : []
-      const message = m ? `mailer: ${field} ${m[2]}` : (e as Error).message
+      const message = m ? `mailer: ${m[1]} ${m[2]}` : (e as Error).message
       throw new AppError('validation_failed', message, { errors }, { cause: e })
     }
     throw e

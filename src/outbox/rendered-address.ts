@@ -4,8 +4,10 @@ import { splitNamedAddress } from '../config/sender-address.ts'
 import { AddressRefused } from './address-refusal.ts'
 import type { MailAddress } from './sender.ts'
 
-// What enqueue says of a list in one string before its advice to a caller (sql/0163).
-const LIST_IN_ONE = /^is not a valid e-mail address: (it holds \d+ addresses separated by , or ;): /
+// What enqueue says of a list in one string (sql/0163) or of a display name holding an address
+// (0168) before its advice to a caller, and the hint on quoting such a name that follows it.
+const LIST_IN_ONE =
+  /^is not a valid e-mail address: (it holds \d+ addresses(?: separated by , or ;|, \d+ in its display name)): .*?((?:; a display name meant to show an address goes in double quotes)?)$/s
 
 /** What to do instead, for the template's field: a list's entry, or a field of one address. */
 function advice(field: string): string {
@@ -30,6 +32,6 @@ export function renderedAddress(raw: string, field: string): MailAddress {
   throw new AddressRefused('template_error', raw, 'message.to', (problem) => {
     const list = LIST_IN_ONE.exec(problem)
     const words = `${field} is not a valid e-mail address after rendering`
-    return list ? `${words}: ${list[1]}: ${advice(field)}` : words
+    return list ? `${words}: ${list[1]}: ${advice(field)}${list[2]}` : words
   })
 }

@@ -26,11 +26,12 @@ function sendableAddress(a: MailAddress): MailAddress {
 const SHAPE_REFUSED = 'must be an address string or {"address","name"}'
 
 /**
- * An entry's name in a refusal, as mailer.normalize_recipients names it (sql/0163): from is one
- * address, named by the field itself; any other field's entries by their index, a lone value's too.
+ * An entry's name in a refusal, as mailer.normalize_recipients names it (sql/0168): from is one
+ * address and a lone value was stored as one, named by the field itself; a list's entries by their
+ * index.
  */
-const entryName = (field: string, i: number) =>
-  field === 'message.from' ? field : `${field}[${i}]`
+const entryName = (field: string, list: unknown, i: number) =>
+  field === 'message.from' || !Array.isArray(list) ? field : `${field}[${i}]`
 
 /**
  * The recipients as MailAddresses. enqueue_email stores [{address, name?}]; a row inserted directly
@@ -53,7 +54,7 @@ export function sendableAddresses(list: unknown, field: string): MailAddress[] {
       (o.name === undefined || o.name === null || typeof o.name === 'string')
     )
       return sendableAddress(o as MailAddress)
-    throw invalid(entryName(field, i), SHAPE_REFUSED)
+    throw invalid(entryName(field, list, i), SHAPE_REFUSED)
   })
 }
 
@@ -73,7 +74,7 @@ function checkAddresses(list: unknown, field: string): void {
   const refused = (entry: string | { address: string }, name: string) =>
     new AddressRefused('invalid_message', entry, field, (problem) => `${name} ${problem}`)
   itemsOf(list).forEach((a, i) => {
-    const entry = entryName(field, i)
+    const entry = entryName(field, list, i)
     if (typeof a === 'string') {
       // A string may also be "Name <address>" (sql/0035), as enqueue takes it.
       if (isEmailAddress(trimSpaces(a)) || namedAddress(a) !== null) return

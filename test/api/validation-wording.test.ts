@@ -515,6 +515,39 @@ test('a sender refused is named message.from, one address, not a list entry; a l
   }
 })
 
+test('a recipient whose display name holds another address is a 400 saying how many it holds, as a list in one string is; a quoted name is taken', async () => {
+  // "Ann <ann@…>, Bob <bob@…>" is refused as a list in one string, alone or as a list's entry;
+  // without its separator it said only "is not a valid e-mail address" (sql/0168).
+  const LIST =
+    'is not a valid e-mail address: it holds 2 addresses separated by , or ;: give each its own entry in a JSON list, as ["ann@example.com", "Bob <bob@example.com>"]'
+  const NAMED =
+    'is not a valid e-mail address: it holds 2 addresses, 1 in its display name: give each its own entry in a JSON list, as ["ann@example.com", "Bob <bob@example.com>"]; a display name meant to show an address goes in double quotes'
+  const cases: [Record<string, unknown>, { path: string; message: string }][] = [
+    [{ to: 'Ann <ann@example.com>, Bob <bob@example.com>' }, { path: 'message.to', message: LIST }],
+    [
+      { to: ['Ann <ann@example.com>, Bob <bob@example.com>'] },
+      { path: 'message.to.0', message: LIST },
+    ],
+    [{ to: 'Ann <ann@example.com> Bob <bob@example.com>' }, { path: 'message.to', message: NAMED }],
+    [
+      { cc: ['x@example.com', 'Ann ann@example.com <bob@example.com>'] },
+      { path: 'message.cc.1', message: NAMED },
+    ],
+  ]
+  for (const [fields, error] of cases) {
+    const r = await send(s.app, 'POST', '/v1/outbox', {
+      token: s.tk,
+      body: { message: { ...message, ...fields } },
+    })
+    expect([fields, problemOf(r).status, problemOf(r).errors]).toEqual([fields, 400, [error]])
+  }
+  const r = await send(s.app, 'POST', '/v1/outbox', {
+    token: s.tk,
+    body: { message: { ...message, to: '"Ann <ann@example.com>, Bob" <bob@example.com>' } },
+  })
+  expect(r.status).toBe(201)
+})
+
 test('a lone recipient refused is named at its field, as it was sent (message.to, message.to.address), not as a list’s first entry', async () => {
   // A schema refusal of a lone object names message.to.address (zod's path): enqueue's and the
   // IDN conversion's refusals of the same value are named alike; a list's entries keep their index.

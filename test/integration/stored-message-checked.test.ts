@@ -432,8 +432,10 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       [{ to: null, cc: undefined }, 'to', 'is required: a message needs at least one recipient'],
       [{ to: ['not an address'] }, 'to[0]', invalidAddress],
       [{ cc: [{ address: 'a@example.com' }, { address: 'b@' }] }, 'cc[1].address', invalidAddress],
-      [{ replyTo: 'reply@example.com, other@example.com' }, 'replyTo[0]', invalidAddress],
-      // from is one address, named by its field as enqueue names it (sql/0163), not as a list's entry.
+      // A lone value is named by its field as enqueue names it (sql/0168), from (one address) too
+      // (0163), not as a list's entry.
+      [{ replyTo: 'reply@example.com, other@example.com' }, 'replyTo', invalidAddress],
+      [{ cc: { address: 'b@' } }, 'cc.address', invalidAddress],
       [{ from: { address: 'from@localhost' } }, 'from.address', invalidAddress],
       [{ from: 'not an address' }, 'from', invalidAddress],
       [{ from: 5 }, 'from', 'must be an address string or {"address","name"}'],
@@ -603,8 +605,13 @@ test('an address refused at send is worded as enqueue words it: a list in one st
     { to: ['ann@example.com, Bob <bob@example.com>'] },
     { cc: ['x@example.com', 'a@b.c;c@d.e; e@f.g;'] },
     { replyTo: 'reply@example.com; Help <help@example.com>' },
-    // Not a list: a quoted name's comma splits a piece that is no address, as enqueue splits it.
+    // Not a list (a quoted name's comma splits a piece that is no address, as enqueue splits it),
+    // but a display name holding an address (sql/0168), as without a separator.
     { replyTo: 'reply@example.com, "Doe, J" <j@example.com>' },
+    { to: 'Ann <ann@example.com> Bob <bob@example.com>' },
+    { cc: ['Ann <ann@example.com>, Bob <bob@example.com>'] },
+    // A lone value is named by its field (0168), a lone object's address too.
+    { bcc: { address: 'nope' } },
     { from: 'ann@example.com, bob@example.com' },
     { from: { address: 'ann@example.com; bob@example.com' } },
     { to: ['ann@bücher.example'] },
@@ -872,6 +879,12 @@ test('a template address whose display name holds another address is refused as 
       { to: ['desk@example.com'], from: '{{emails}}' },
       'ann@example.com; Bob <bob@example.com>',
       `from_address ${RENDERED}: it holds 2 addresses separated by , or ;: from_address renders one address, the sender`,
+    ],
+    // No separator: the name holds the other address (sql/0168's words, its quoting hint too).
+    [
+      { to: ['{{emails}}'] },
+      'Ann ann@example.com <bob@example.com>',
+      `to_addresses[0] ${RENDERED}: it holds 2 addresses, 1 in its display name: each entry of to_addresses renders one address: give each its own entry, filled from a column that holds one; a display name meant to show an address goes in double quotes`,
     ],
   ] as const) {
     const id = await insertTemplated(template, { emails })
