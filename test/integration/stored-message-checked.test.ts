@@ -695,11 +695,27 @@ test('a database that cannot word a refused address: the row fails in the plain 
   }
 })
 
+const RENDERED = 'is not a valid e-mail address after rendering'
+
+/** Each template's row, filled with `emails`, fails template_error with `error`, unsent. */
+async function failsRendered(
+  cases: readonly (readonly [Parameters<typeof insertTemplated>[0], string, string])[],
+): Promise<void> {
+  for (const [template, emails, error] of cases) {
+    const id = await insertTemplated(template, { emails })
+    expect([emails, await drained(id, fileTransport)]).toEqual([
+      emails,
+      { status: 'failed', code: 'template_error', error, written: 0, requested: 0 },
+    ])
+    await engine?.stop()
+    engine = null
+  }
+}
+
 test('a template address rendered as a list in one string is told so, as a direct one is; another refusal keeps its words', async () => {
   // A column filled into an entry (a form's "emails" field) may hold several addresses: enqueue
   // tells a direct one that it holds a list; the rendered one said only that it is no address.
-  const RENDERED = 'is not a valid e-mail address after rendering'
-  for (const [template, emails, error] of [
+  await failsRendered([
     [
       { to: ['{{emails}}'] },
       'ann@example.com, bob@example.com',
@@ -719,15 +735,7 @@ test('a template address rendered as a list in one string is told so, as a direc
     ],
     [{ to: ['{{emails}}'] }, 'ann@example.com, not an address', `to_addresses[0] ${RENDERED}`],
     [{ to: ['{{emails}}'] }, 'ann@bücher.example', `to_addresses[0] ${RENDERED}`],
-  ] as const) {
-    const id = await insertTemplated(template, { emails })
-    expect([emails, await drained(id, fileTransport)]).toEqual([
-      emails,
-      { status: 'failed', code: 'template_error', error, written: 0, requested: 0 },
-    ])
-    await engine?.stop()
-    engine = null
-  }
+  ])
 })
 
 /** What mailer.normalize_recipients says of each value in its field: its refusal, or null. One statement. */
@@ -868,8 +876,7 @@ test('an entry of another shape is refused at send in the words enqueue refuses 
 test('a template address whose display name holds another address is refused as a list, not sent to the last one; a quoted name is taken', async () => {
   // "Ann <ann@…>, Bob <bob@…>" rendered was read as bob@… named "Ann <ann@…>, Bob": the mail went
   // to Bob alone and Ann's was lost, where enqueue refuses the same string as a list in one string.
-  const RENDERED = 'is not a valid e-mail address after rendering'
-  for (const [template, emails, error] of [
+  await failsRendered([
     [
       { to: ['{{emails}}'] },
       'Ann <ann@example.com>, Bob <bob@example.com>',
@@ -886,15 +893,7 @@ test('a template address whose display name holds another address is refused as 
       'Ann ann@example.com <bob@example.com>',
       `to_addresses[0] ${RENDERED}: it holds 2 addresses, 1 in its display name: each entry of to_addresses renders one address: give each its own entry, filled from a column that holds one; a display name meant to show an address goes in double quotes`,
     ],
-  ] as const) {
-    const id = await insertTemplated(template, { emails })
-    expect([emails, await drained(id, fileTransport)]).toEqual([
-      emails,
-      { status: 'failed', code: 'template_error', error, written: 0, requested: 0 },
-    ])
-    await engine?.stop()
-    engine = null
-  }
+  ])
   // In RFC 5322's double quotes a name may hold anything but a quote: the writer's own, sent so.
   const id = await insertTemplated(
     { to: ['{{emails}}'] },
