@@ -890,7 +890,7 @@ test('a template address whose display name holds another address is refused as 
     // No separator: the name holds the other address (sql/0168's words, its quoting hint too).
     [
       { to: ['{{emails}}'] },
-      'Ann ann@example.com <bob@example.com>',
+      'Ann <ann@example.com> Bob <bob@example.com>',
       `to_addresses[0] ${RENDERED}: it holds 2 addresses, 1 in its display name: each entry of to_addresses renders one address: give each its own entry, filled from a column that holds one; a display name meant to show an address goes in double quotes`,
     ],
   ])

@@ -187,7 +187,7 @@ describe('renderLease', () => {
     const lists = [
       'Ann <ann@example.com>, Bob <bob@example.com>',
       'ann@example.com, Bob <bob@example.com>',
-      'Ann ann@example.com <bob@example.com>',
+      'Ann <ann@example.com> Bob <bob@example.com>',
       '"Ann" <ann@example.com>; "Bob" <bob@example.com>',
     ]
     for (const emails of lists) {
@@ -211,6 +211,9 @@ describe('renderLease', () => {
       ['"Smith, Jones & Co" <bob@example.com>', 'Smith, Jones & Co'],
       ['Smith, Jones & Co <bob@example.com>', 'Smith, Jones & Co'],
       ['Ann @ Home <bob@example.com>', 'Ann @ Home'],
+      // A visitor who typed an address into the name field: one address shown, none lost.
+      ['ann@example.com <ann@example.com>', 'ann@example.com'],
+      ['Ann ann@example.com <bob@example.com>', 'Ann ann@example.com'],
     ]) {
       const m = render(
         { name: 'A', emails, email: 'a@example.com', message: 'm' },
@@ -218,8 +221,13 @@ describe('renderLease', () => {
           to_addresses: ['{{emails}}'],
         },
       )
-      expect([emails, m.to]).toEqual([emails, [{ address: 'bob@example.com', name }]])
+      const address = emails.slice(emails.lastIndexOf('<') + 1, -1)
+      expect([emails, m.to]).toEqual([emails, [{ address, name }]])
     }
+    // The contact form's reply-to, `{{name}} <{{email}}>`, with the address typed as the name too:
+    // kept, so an answer reaches the visitor.
+    const m = render({ name: 'ann@example.com', email: 'ann@example.com', message: 'm' })
+    expect(m.replyTo).toEqual([{ address: 'ann@example.com', name: 'ann@example.com' }])
   })
 
   test("a rendered address is held to enqueue's 320 characters, counted as SQL counts them (code points)", () => {
