@@ -112,10 +112,11 @@ import m0163 from '../../sql/0163_sender_named_as_one_address_and_a_list_in_one_
   type: 'text',
 }
 import m0165 from '../../sql/0165_owed_probe_end_wakes_for_rows_it_saw_waiting.sql' with {
+  type: 'text',
+}
 import m0168 from '../../sql/0168_a_display_name_holding_an_address_told_and_a_lone_recipient_named_by_its_field.sql' with {
   type: 'text',
 }
-
 import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sql' with {
   type: 'text',
 }

@@ -221,7 +221,7 @@ describe('renderLease', () => {
           to_addresses: ['{{emails}}'],
         },
       )
-      const address = emails.slice(emails.lastIndexOf('<') + 1, -1)
+      const address = String(emails).replace(/^.*<|>$/gs, '')
       expect([emails, m.to]).toEqual([emails, [{ address, name }]])
     }
     // The contact form's reply-to, `{{name}} <{{email}}>`, with the address typed as the name too:
