@@ -10,9 +10,10 @@
 --   it wrote, and a table with several triggers did not say which. It now reads
 --   "mailer.enqueue_from_row: trigger orders_mail on public.orders: options.sendAt is not a known
 --   option (…)", as a refused "columns" option (0026) and a trigger attached BEFORE (0013)
---   already did; so does a second argument that is not JSON, which named the table but not the
---   trigger. SQLSTATE stays 22023. The cast and the check share one exception block, the one the
---   cast had, so a trigger with options pays no second subtransaction per row. enqueue_from_row
+--   already did; so do a second argument that is not JSON and a trigger created with no argument
+--   ("needs a template name argument"), which named the table but not the trigger. SQLSTATE stays
+--   22023. The cast and the check share one exception block, the one the cast had, so a trigger
+--   with options pays no second subtransaction per row. enqueue_from_row
 --   otherwise as in 0050 (pinned settings; it keeps its privileges and owner).
 -- - PREPARE TRANSACTION (two-phase commit: an application under an XA/JTA transaction manager)
 --   refuses a transaction that has sent a NOTIFY (0A000), and every insert into mailer.email_outbox
@@ -48,7 +49,8 @@ begin
   end if;
   if TG_NARGS < 1 then
     raise exception using errcode = '22023',
-      message = format('mailer.enqueue_from_row on %I.%I needs a template name argument', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+      message = format('mailer.enqueue_from_row: trigger %s on %I.%I: needs a template name argument, e.g. enqueue_from_row(''inquiry'')',
+                       TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME);
   end if;
   -- A DELETE trigger has no NEW: the row deleted is the one its mail is about.
   if TG_OP = 'DELETE' then

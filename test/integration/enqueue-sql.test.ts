@@ -651,6 +651,17 @@ describe('triggers', () => {
       expect(message).toMatch(/^mailer\.enqueue_from_row: trigger orders_mail on public\.orders: /)
       expect(message).toMatch(problem)
     }
+    // No argument at all: the template's name is missing, said in the same form.
+    await t.pool.query(`
+      create or replace trigger orders_mail after insert on public.orders for each row
+        execute function mailer.enqueue_from_row();`)
+    const e = await t.pool
+      .query(`insert into public.orders (name) values ('x')`)
+      .catch((err: Error & { code?: string }) => err)
+    expect(e).toMatchObject({ code: '22023' })
+    expect((e as Error).message).toBe(
+      "mailer.enqueue_from_row: trigger orders_mail on public.orders: needs a template name argument, e.g. enqueue_from_row('inquiry')",
+    )
     expect(await count()).toBe(0)
   })
 
