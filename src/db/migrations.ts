@@ -121,6 +121,7 @@ import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sq
   type: 'text',
 }
 import m0173 from '../../sql/0173_pending_rows_after_an_error_index.sql' with { type: 'text' }
+import m0174 from '../../sql/0174_empty_body_alone_refused.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -237,6 +238,7 @@ export const migrations: readonly Migration[] = [
   },
   { version: 171, name: '0171_trigger_options_named_and_notify_can_be_off', sql: m0171 },
   { version: 173, name: '0173_pending_rows_after_an_error_index', sql: m0173 },
+  { version: 174, name: '0174_empty_body_alone_refused', sql: m0174 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -17,6 +17,7 @@ import {
   sendableCorrelationId,
   sendableHeaders,
   sendableImportance,
+  sendableStoredBodies,
   sendableStoredSubject,
   sendableSubject,
 } from './stored-message.ts'
@@ -50,7 +51,8 @@ export function renderLease(
       `message.from names a mailbox MAIL_FROM_ALLOWED does not list${NOT_SENT}`,
     )
   const subject = sendableSubject(m.subject)
-  const { text, html } = sendableBodies(m)
+  const bodies = sendableBodies(m)
+  const { text, html } = lease.template ? bodies : sendableStoredBodies(bodies)
   const mail: OutboundMail = {
     outboxId: lease.id,
     tenant: lease.tenant,

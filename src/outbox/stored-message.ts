@@ -67,7 +67,7 @@ export function sendableStoredSubject(subject: string): string {
   return subject
 }
 
-/** The bodies: each a string or absent, at least one of them (an empty string is one). */
+/** The bodies: each a string or absent, at least one of them (here an empty string is one). */
 export function sendableBodies(m: StoredMessage): { text: string | null; html: string | null } {
   const text = m.text ?? null
   const html = m.html ?? null
@@ -75,6 +75,22 @@ export function sendableBodies(m: StoredMessage): { text: string | null; html: s
   if (html !== null && typeof html !== 'string') throw invalid('message.html', 'must be a string')
   if (text === null && html === null) throw invalid('message.text', 'or message.html is required')
   return { text, html }
+}
+
+/**
+ * A stored message's bodies as enqueue takes them (sql/0174): "" is no body, so one must not be
+ * empty (a row stored before went out as an empty mail). A template's are its own, rendered.
+ */
+export function sendableStoredBodies(bodies: { text: string | null; html: string | null }): {
+  text: string | null
+  html: string | null
+} {
+  if (!bodies.text && !bodies.html)
+    throw invalid(
+      bodies.text === '' ? 'message.text' : 'message.html',
+      'must not be empty ("" is no body): a message needs message.text or message.html',
+    )
+  return bodies
 }
 
 /** Graph's importance, one of its three values, or none. */

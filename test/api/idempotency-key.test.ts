@@ -196,6 +196,28 @@ describe('a replay of the same request', () => {
     expect(await rowCount()).toBe(2)
   })
 
+  test('a row taken before 0174 with an empty body is compared, not refused: another request under its key is a 422', async () => {
+    // 0174 refuses {"text": ""} alone at enqueue; a row stored so before keeps its key. The
+    // comparison with a request under that key reads the row through normalize_message, which
+    // must not refuse it. The empty request itself is refused anew (400): its row fails at send.
+    const empty = { ...message, text: '' }
+    const row = await s.t.pool.query<{ id: string }>(
+      `insert into mailer.email_outbox (tenant, dedupe_key, message)
+       values ('default', 'empty-body', $1::jsonb) returning id::text`,
+      [JSON.stringify({ ...empty, to: [{ address: message.to }], cc: [], bcc: [], replyTo: [] })],
+    )
+    const other = await enqueue({ message }, 'empty-body')
+    const again = await enqueue({ message: empty }, 'empty-body')
+    expect([other.status, other.body, again.status]).toEqual([
+      422,
+      expect.objectContaining({
+        detail: expect.stringContaining(`names outbox row ${row.rows[0]!.id}`),
+      }),
+      400,
+    ])
+    expect(await rowCount()).toBe(1)
+  })
+
   test('spelt another way is the same request: a recipient as a string or a list, defaults given or left out', async () => {
     const first = await enqueue({ message }, 'order-7')
     const { id } = first.body as { id: string }

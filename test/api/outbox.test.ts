@@ -173,6 +173,25 @@ describe('POST /v1/outbox', () => {
       detail: 'mailer: message.text or message.html is required',
       errors: [{ path: 'message.text', message: 'is required, or message.html' }],
     })
+    // "" is no body: an empty html alone is a 400 in SQL's words, not an empty mail.
+    const emptyBody = await send(app, 'POST', '/v1/outbox', {
+      token: tk,
+      body: { message: { to: message.to, subject: message.subject, html: '' } },
+    })
+    expect([emptyBody.status, emptyBody.body]).toMatchObject([
+      400,
+      {
+        detail:
+          'mailer: message.html must not be empty ("" is no body): a message needs message.text or message.html',
+        errors: [
+          {
+            path: 'message.html',
+            message:
+              'must not be empty ("" is no body): a message needs message.text or message.html',
+          },
+        ],
+      },
+    ])
     const unknownKey = await send(app, 'POST', '/v1/outbox', {
       token: tk,
       body: { message: { ...message, bodyy: 'x' } },

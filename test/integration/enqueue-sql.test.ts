@@ -37,6 +37,24 @@ describe('mailer.enqueue_email validation', () => {
     ['line breaks only', { to: 'a@b.co', subject: '\r\n\n', text: 't' }, {}, /subject is required/],
     ['long subject', { to: 'a@b.co', subject: 's'.repeat(999), text: 't' }, {}, /at most 998/],
     ['no body', { to: 'a@b.co', subject: 's' }, {}, /text or message\.html is required/],
+    // "" is no body (README; neither transport sends one): alone it would go out as an empty mail.
+    ...(
+      [
+        ['empty text alone', { text: '' }, 'text'],
+        ['empty html alone', { html: '' }, 'html'],
+        ['empty text and html', { text: '', html: '' }, 'text'],
+        ['empty html beside a null text', { text: null, html: '' }, 'html'],
+      ] as const
+    ).map(
+      ([name, body, field]): [string, Record<string, unknown>, Record<string, unknown>, RegExp] => [
+        name,
+        { to: 'a@b.co', subject: 's', ...body },
+        {},
+        new RegExp(
+          `^mailer: message\\.${field} must not be empty \\("" is no body\\): a message needs message\\.text or message\\.html$`,
+        ),
+      ],
+    ),
     ['unknown message key', { ...ok, htlm: '<p>' }, {}, /message\.htlm is not a known key/],
     ['unknown option', ok, { bogus: 1 }, /options\.bogus is not a known option/],
     ['bad sendAt', ok, { sendAt: 'tomorrow' }, /options\.sendAt must be an ISO-8601/],
@@ -131,6 +149,21 @@ describe('mailer.enqueue_email validation', () => {
       expect(await count()).toBe(0)
     })
   }
+
+  test('an empty text or html beside a body is taken, the body kept as given', async () => {
+    // The body that is not empty is the mail (an empty html beside a text: 0074).
+    for (const body of [
+      { text: 'Hi', html: '' },
+      { text: '', html: '<p>Hi</p>' },
+    ]) {
+      const id = await enqueue(t, { to: 'a@b.co', subject: 's', ...body })
+      const { rows } = await t.pool.query(
+        `select message->'text' as text, message->'html' as html from mailer.email_outbox where id = $1`,
+        [id],
+      )
+      expect(rows).toEqual([body])
+    }
+  })
 
   test('a 1 MB attachment is stored as given; a bad character at the end of the next one is refused naming it', async () => {
     // 0028 reads each attachment in place (it was parsed again for every check): same verdicts.

@@ -286,6 +286,17 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     for (const [message, field, problem] of [
       [{ text: null, html: null }, 'text', 'or message.html is required'],
       [{ text: undefined, html: null }, 'text', 'or message.html is required'],
+      // "" is no body: stored before 0174, an empty mail is not sent either.
+      [
+        { text: '' },
+        'text',
+        'must not be empty ("" is no body): a message needs message.text or message.html',
+      ],
+      [
+        { text: null, html: '' },
+        'html',
+        'must not be empty ("" is no body): a message needs message.text or message.html',
+      ],
       [{ text: 5 }, 'text', 'must be a string'],
       [{ html: { b: 1 } }, 'html', 'must be a string'],
       [{ importance: 'urgent' }, 'importance', 'must be low, normal or high'],
@@ -299,10 +310,11 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       await engine?.stop()
       engine = null
     }
-    // What enqueue takes is sent: 998 characters as SQL counts them (an emoji is one), an empty text.
+    // What enqueue takes is sent: 998 characters as SQL counts them (an emoji is one), an empty
+    // text beside an html.
     for (const message of [
       { subject: '\u{1f4e7}'.repeat(998) },
-      { subject: 'S'.repeat(998), text: '', importance: 'high' },
+      { subject: 'S'.repeat(998), text: '', html: '<p>Hi</p>', importance: 'high' },
       { text: undefined, html: '<p>Hi</p>', importance: null },
     ]) {
       const id = await insertStored({ ...stored, ...message })
