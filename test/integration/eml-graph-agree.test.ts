@@ -155,6 +155,22 @@ describe('attachments', () => {
     )
   })
 
+  test('a zero-byte attachment (contentBase64 "") is sent by both: an empty part, contentBytes ""', async () => {
+    // An empty file (a CSV export of no rows, an empty log) is a file: Graph's schema takes
+    // contentBytes "" (Edm.Binary, zero bytes) and documents no refusal, so it is sent, not refused.
+    const { eml, request } = await sentBothWays({
+      text: 'see attached',
+      attachments: [{ filename: 'empty.csv', contentType: 'text/csv', contentBase64: '' }],
+    })
+    const parts = leafParts(eml).filter((p) => p.filename === 'empty.csv')
+    expect(parts.map((p) => [p.type, p.disposition, p.body.length])).toEqual([
+      ['text/csv', 'attachment', 0],
+    ])
+    expect(request.attachments).toEqual([
+      expect.objectContaining({ name: 'empty.csv', contentType: 'text/csv', contentBytes: '' }),
+    ])
+  })
+
   test('the charset an attachment’s type names is kept in both, its bytes never transcoded; none is added', async () => {
     // An attachment is bytes: the charset says what they are, and neither transport converts them
     // (Latin-1 bytes stay Latin-1) nor claims one the type did not name.

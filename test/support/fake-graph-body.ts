@@ -83,7 +83,13 @@ function messageProblem(
         message: `The internet message header name '${bad.name}' should start with 'x-' or 'X-'.`,
       }
   }
-  for (const a of (message.attachments ?? []) as { contentBytes?: string }[]) {
+  type Attachment = { '@odata.type'?: string; contentBytes?: string | null }
+  for (const a of (message.attachments ?? []) as Attachment[]) {
+    // Required of a fileAttachment (fileattachment doc; msgraph-sdk-python#667's 400 without it);
+    // "" is present: zero bytes, which Graph's schema takes.
+    const file = a['@odata.type'] === '#microsoft.graph.fileAttachment'
+    if (file && (a.contentBytes === undefined || a.contentBytes === null))
+      return { code: 'ErrorRequiredPropertyMissing', message: 'Required property is missing.' }
     // .NET's decoder: whole groups of four, padded (an unpadded or 4n+1 length is refused).
     if (
       a.contentBytes &&

@@ -171,6 +171,26 @@ describe('buildSendMailBody', () => {
     ).not.toEqual([])
     expect(sendMailBodyProblems({ message: { ...body.message, toRecipients: [] } })).not.toEqual([])
   })
+
+  test('a zero-byte attachment is sent with contentBytes "", which Graph requires present', () => {
+    // contentBytes is Edm.Binary (graph-sendmail-schema.json): "" is zero bytes, valid base64. A
+    // fileAttachment without it Graph refuses (ErrorRequiredPropertyMissing, msgraph-sdk-python#667).
+    const m = build(
+      mail({
+        attachments: [{ filename: 'empty.csv', contentType: 'text/csv', contentBase64: '' }],
+      }),
+    )
+    expect(m.attachments).toEqual([
+      expect.objectContaining({ name: 'empty.csv', contentType: 'text/csv', contentBytes: '' }),
+    ])
+    const [attachment] = m.attachments as Record<string, unknown>[]
+    const { contentBytes: _, ...without } = attachment!
+    for (const a of [without, { ...without, contentBytes: null }]) {
+      expect(sendMailBodyProblems({ message: { ...m, attachments: [a] } })).toEqual([
+        'ErrorRequiredPropertyMissing: Required property is missing.',
+      ])
+    }
+  })
 })
 
 describe('the fake refuses a property its type does not have, as Graph does (RequestBodyRead)', () => {
