@@ -49,6 +49,26 @@ describe('renderLease', () => {
     expect(m.to).toEqual([{ address: 'sales@example.com' }])
   })
 
+  test("triple braces put a column into html_body unescaped, as HTML: a customer's input too", () => {
+    // Standard mustache: {{{col}}} and {{& col}} skip the escaping; README warns of them. Elsewhere
+    // nothing is escaped, so there they are {{col}}.
+    const input = '<a href="https://evil.example">Reset your password</a><img src=x>'
+    const m = render(
+      { name: 'Ann', email: 'ann@example.com', message: input },
+      {
+        subject: 'From {{{name}}}',
+        text_body: '{{message}}|{{{message}}}|{{& message}}',
+        html_body: '<p>{{message}}</p><div>{{{message}}}</div><div>{{& message}}</div>',
+      },
+    )
+    // Double braces: every character HTML gives a meaning to is an entity, no tag is left.
+    const escaped =
+      '&lt;a href&#x3D;&quot;https:&#x2F;&#x2F;evil.example&quot;&gt;Reset your password&lt;&#x2F;a&gt;&lt;img src&#x3D;x&gt;'
+    expect(m.html).toBe(`<p>${escaped}</p><div>${input}</div><div>${input}</div>`)
+    expect(m.text).toBe(`${input}|${input}|${input}`)
+    expect(m.subject).toBe('From Ann')
+  })
+
   test("a template's cc and bcc addresses are filled from the source row too", () => {
     const m = render(
       { name: 'Ann', email: 'ann@example.com', message: 'm' },
