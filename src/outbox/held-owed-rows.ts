@@ -25,11 +25,12 @@ const RETRY_MS = 1_000
  * where that probe is owed no more (its end left them locked, or a note outlived a row's give-back):
  * those free now, skipping those still locked (never waiting for a user's lock); wakes the workers
  * when any moved; forgets the notes of rows that wait no more. Returns how many noted rows still
- * wait. `heldBefore`: what the caller's last ask returned; when rows waited then and none does
- * now, it wakes the workers even if it moved none: another worker's ask moved them, and this
- * caller's last statement, its snapshot older than that move, may have locked them unmoved while
- * the claims that move's wake brought ran (skip locked: none took them, and nothing else wakes
- * before their old due time, the probe's end). Invariant: only pending rows given back for a pause
+ * wait. `heldBefore`: what the caller's last ask returned; when fewer rows wait now than then (none,
+ * or some while another stays locked), it wakes the workers even if it moved none: another worker's
+ * ask moved them, and this caller's last statement, its snapshot older than that move, may have
+ * locked them unmoved while the claims that move's wake brought ran (skip locked: none took them,
+ * and nothing else wakes before the backstop poll or their old due time, the probe's end). One
+ * wake per row that stopped waiting at most, per worker. Invariant: only pending rows given back for a pause
  * (mailbox_paused) move, only earlier; the notes read whole (only rows left behind, or lookups
  * waiting: few), the rows by primary key.
  */
@@ -65,7 +66,7 @@ export async function heldOwedRowsDue(db: Kysely<Database>, heldBefore = 0): Pro
            (select bool_or(pg_notify('mailer_outbox', '') is null)
               from ((select from due limit 1)
                     union all
-                    select where ${heldBefore}::int > 0 and not exists (select from waiting)) d) as woken`.execute(
+                    select where ${heldBefore}::int > (select count(*) from waiting)) d) as woken`.execute(
     db,
   )
   return rows[0]?.held ?? 0
@@ -74,8 +75,8 @@ export async function heldOwedRowsDue(db: Kysely<Database>, heldBefore = 0): Pro
 /**
  * One loop at a time brings the held rows due about once a second until none is left (their own
  * due time, the probe's end, ends it at the latest; a statement that fails, too), each ask told
- * what the last one found (heldOwedRowsDue's heldBefore: the round that finds none left after some
- * waited wakes the workers, whoever moved them). `held` (sql/0116's notification) asks a second
+ * what the last one found (heldOwedRowsDue's heldBefore: the round that finds fewer left than the
+ * last wakes the workers, whoever moved them). `held` (sql/0116's notification) asks a second
  * later, as the lock just met is still held; `polled` (the backstop poll, once a second without
  * LISTEN) asks now, and its failure is the poll's claim's to report.
  * Each loop is one of the worker's statements beside its claims (`besides`): its stop waits for it

@@ -29,8 +29,8 @@ const claimedIds = async () =>
     })
   ).leases.map((l) => l.id)
 
-test("a worker's ask whose snapshot predates a sibling's move locks the moved row without moving it; a claim then skips the row, and the ask's next round wakes the workers: the row is not left for its old time", async () => {
-  // As the owed probe's end leaves a row it found locked: given back (due in a day), noted.
+/** A row the owed probe's end left locked: given back (due in a day), noted. */
+async function heldOwedRow(): Promise<string> {
   const id = await enqueue(
     t,
     { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi', from: OLD },
@@ -41,75 +41,89 @@ test("a worker's ask whose snapshot predates a sibling's move locks the moved ro
      update mailer.email_outbox set last_error_code = 'mailbox_paused' where id = $1::bigint`,
     [id, mailboxKey(OLD)],
   )
-  // now() that waits while the test holds GATE: called in the scan, after the statement's snapshot.
-  await t.pool.query(`create schema if not exists test_hooks`)
-  await t.pool.query(`create or replace function test_hooks.now() returns timestamptz language plpgsql volatile as $$
+  return id
+}
+
+// Alone, and beside a second such row an application keeps locked throughout: the ask after the
+// sibling's then finds one row waiting where it found two, not none, and wakes all the same.
+for (const besideLocked of [false, true])
+  test(`a worker's ask whose snapshot predates a sibling's move locks the moved row without moving it; a claim then skips the row, and the ask's next round wakes the workers: the row is not left for its old time${besideLocked ? ' (another row still held locked)' : ''}`, async () => {
+    const id = await heldOwedRow()
+    // Still waiting when the test ends: its lock is never let go before.
+    const other = besideLocked ? await holdRowLocked(t.pool, await heldOwedRow(), 'update') : null
+    const others = other ? 1 : 0
+    // now() that waits while the test holds GATE: called in the scan, after the statement's snapshot.
+    await t.pool.query(`create schema if not exists test_hooks`)
+    await t.pool.query(`create or replace function test_hooks.now() returns timestamptz language plpgsql volatile as $$
     begin perform pg_advisory_lock_shared(${GATE}); perform pg_advisory_unlock_shared(${GATE}); return pg_catalog.now(); end $$`)
-  const held = await holdRowLocked(t.pool, id, 'update')
-  const gate = await t.pool.connect()
-  const listener = await t.pool.connect()
-  const heard: string[] = []
-  listener.on('notification', (n) => heard.push(n.payload ?? ''))
-  let commitSibling!: () => void
-  const siblingMayCommit = new Promise<void>((r) => {
-    commitSibling = r
-  })
-  try {
-    await gate.query('select pg_advisory_lock($1)', [GATE])
-    // The sibling's ask, as a worker's loop sends it; its transaction kept open by the test only to
-    // hold the lock its statement took for as long as the claim below takes (a moment, under load).
-    const sibling = t.db.connection().execute(async (c) => {
-      await sql`begin`.execute(c)
-      try {
-        await sql`set local search_path = test_hooks, pg_catalog`.execute(c)
-        const n = await heldOwedRowsDue(c)
-        await siblingMayCommit
-        return n
-      } finally {
-        await sql`commit`.execute(c)
-      }
+    const held = await holdRowLocked(t.pool, id, 'update')
+    const gate = await t.pool.connect()
+    const listener = await t.pool.connect()
+    const heard: string[] = []
+    listener.on('notification', (n) => heard.push(n.payload ?? ''))
+    let commitSibling!: () => void
+    const siblingMayCommit = new Promise<void>((r) => {
+      commitSibling = r
     })
-    await pollUntil(async () => {
-      const r = await t.pool.query(
-        `select 1 from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'
-            and query like '%owed_probe_lookups%'`,
-      )
-      return r.rows.length > 0 ? true : undefined
-    })
-    // The lock ends; the other worker's ask moves the row due and wakes the workers.
-    await held.end('commit')
-    expect(await heldOwedRowsDue(t.db)).toBe(0)
-    await gate.query('select pg_advisory_unlock($1)', [GATE])
-    // The sibling's statement, its snapshot from before the move, saw the row still waiting.
-    const siblingHeld = await Promise.race([
-      sibling,
-      pollUntil(async () => {
+    try {
+      await gate.query('select pg_advisory_lock($1)', [GATE])
+      // The sibling's ask, as a worker's loop sends it; its transaction kept open by the test only to
+      // hold the lock its statement took for as long as the claim below takes (a moment, under load).
+      const sibling = t.db.connection().execute(async (c) => {
+        await sql`begin`.execute(c)
+        try {
+          await sql`set local search_path = test_hooks, pg_catalog`.execute(c)
+          const n = await heldOwedRowsDue(c)
+          await siblingMayCommit
+          return n
+        } finally {
+          await sql`commit`.execute(c)
+        }
+      })
+      await pollUntil(async () => {
         const r = await t.pool.query(
-          `select 1 from pg_stat_activity where state = 'idle in transaction' and query like '%owed_probe_lookups%'`,
+          `select 1 from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'
+            and query like '%owed_probe_lookups%'`,
         )
-        return r.rows.length > 0 ? 'statement done' : undefined
-      }),
-    ])
-    expect(siblingHeld).toBe('statement done')
-    // The claim the wake brought finds the row due but locked by the sibling's statement: skipped.
-    expect(await claimedIds()).toEqual([])
-    await listener.query('listen mailer_outbox')
-    commitSibling()
-    expect(await sibling).toBe(1)
-    // The sibling's loop asks again a second later (held-owed-rows.ts), the row waiting no more.
-    expect(await heldOwedRowsDue(t.db, 1)).toBe(0)
-    // Woken, a claim takes it now, not at its old due time (a day here; the probe's end in a deploy).
-    // Bounded: a miss shows what was heard (nothing).
-    await pollUntil(async () => (heard.length > 0 ? true : undefined), 5_000).catch(() => undefined)
-    expect(heard).toEqual([''])
-    expect(await claimedIds()).toEqual([id])
-  } finally {
-    commitSibling()
-    await held.end('rollback')
-    await gate.query('select pg_advisory_unlock_all()')
-    gate.release()
-    await listener.query('unlisten *')
-    listener.release()
-    await t.pool.query('drop schema test_hooks cascade')
-  }
-})
+        return r.rows.length > 0 ? true : undefined
+      })
+      // The lock ends; the other worker's ask moves the row due and wakes the workers.
+      await held.end('commit')
+      expect(await heldOwedRowsDue(t.db)).toBe(others)
+      await gate.query('select pg_advisory_unlock($1)', [GATE])
+      // The sibling's statement, its snapshot from before the move, saw the row still waiting.
+      const siblingHeld = await Promise.race([
+        sibling,
+        pollUntil(async () => {
+          const r = await t.pool.query(
+            `select 1 from pg_stat_activity where state = 'idle in transaction' and query like '%owed_probe_lookups%'`,
+          )
+          return r.rows.length > 0 ? 'statement done' : undefined
+        }),
+      ])
+      expect(siblingHeld).toBe('statement done')
+      // The claim the wake brought finds the row due but locked by the sibling's statement: skipped.
+      expect(await claimedIds()).toEqual([])
+      await listener.query('listen mailer_outbox')
+      commitSibling()
+      expect(await sibling).toBe(1 + others)
+      // The sibling's loop asks again a second later (held-owed-rows.ts), the row waiting no more.
+      expect(await heldOwedRowsDue(t.db, 1 + others)).toBe(others)
+      // Woken, a claim takes it now, not at its old due time (a day here; the probe's end in a deploy).
+      // Bounded: a miss shows what was heard (nothing).
+      await pollUntil(async () => (heard.length > 0 ? true : undefined), 5_000).catch(
+        () => undefined,
+      )
+      expect(heard).toEqual([''])
+      expect(await claimedIds()).toEqual([id])
+    } finally {
+      commitSibling()
+      await held.end('rollback')
+      await other?.end('rollback')
+      await gate.query('select pg_advisory_unlock_all()')
+      gate.release()
+      await listener.query('unlisten *')
+      listener.release()
+      await t.pool.query('drop schema test_hooks cascade')
+    }
+  })
