@@ -234,7 +234,7 @@ describe('renderLease', () => {
       // A visitor who typed an address into the name field: one address shown, none lost.
       ['ann@example.com <ann@example.com>', 'ann@example.com'],
       ['Ann ann@example.com <bob@example.com>', 'Ann ann@example.com'],
-    ]) {
+    ] as const) {
       const m = render(
         { name: 'A', emails, email: 'a@example.com', message: 'm' },
         {
