@@ -12,8 +12,8 @@
 --   address goes in double quotes. Its addresses are not echoed. What is refused is unchanged: an
 --   unquoted name holds no " < > @ , ; (0035), and a quoted one may hold anything but a quote
 --   ("Ann <ann@example.com>" <bob@example.com> is taken, RFC 5322's quoted-string, as before). The
---   template renderer and MAIL_FROM's start check refuse a name holding an address too and take
---   these words for a rendered one (src/outbox/rendered-address.ts).
+--   template renderer refuses a rendered name holding an address other than its own and takes
+--   these words for it (src/outbox/rendered-address.ts).
 -- - A lone value ("to": "x", "to": {"address": "x"}) was named message.to[0] (message.to[0].address),
 --   as if sent as a list of one; POST /v1/outbox renamed it message.to in its answer (round 52),
 --   while SQL callers of mailer.enqueue_email and a stored row's lastError still read [0]. A lone

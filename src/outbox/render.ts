@@ -1,7 +1,7 @@
 // Turns a claimed row into an OutboundMail: a stored message, checked, or a template filled from the source row.
 import { isSenderAllowed } from '../config/allowed-senders.ts'
 import { isEmailAddress } from '../config/email-address.ts'
-import { isGraphUserId, splitNamedAddress } from '../config/sender-address.ts'
+import { isGraphUserId, splitRenderedAddress } from '../config/sender-address.ts'
 import type { TemplateRow } from '../db/schema.ts'
 import type { Lease } from './claim.ts'
 import { headerFieldsBytes, MAX_HEADER_BYTES } from './header-size.ts'
@@ -133,7 +133,7 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
     if (!tpl.includes('{{')) return address('reply_to', tpl)
     const raw = text('reply_to', tpl)
     if (NO_ADDRESS.test(raw)) return []
-    const parsed = splitNamedAddress(raw)
+    const parsed = splitRenderedAddress(raw)
     return isEmailAddress(parsed.address) ? [parsed] : []
   }
   const to = addresses('to_addresses', t.to_addresses)

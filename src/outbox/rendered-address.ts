@@ -1,6 +1,6 @@
 // A template's address field as rendered: `Name <address>` or an address, or refused naming the field, a list in one string told so as enqueue tells a direct one.
 import { isEmailAddress } from '../config/email-address.ts'
-import { splitNamedAddress } from '../config/sender-address.ts'
+import { splitRenderedAddress } from '../config/sender-address.ts'
 import { AddressRefused } from './address-refusal.ts'
 import type { MailAddress } from './sender.ts'
 
@@ -27,7 +27,7 @@ function advice(field: string): string {
  * for a domain of other letters, which a rendered address is refused with plainly).
  */
 export function renderedAddress(raw: string, field: string): MailAddress {
-  const parsed = splitNamedAddress(raw)
+  const parsed = splitRenderedAddress(raw)
   if (isEmailAddress(parsed.address)) return parsed
   throw new AddressRefused('template_error', raw, 'message.to', (problem) => {
     const list = LIST_IN_ONE.exec(problem)

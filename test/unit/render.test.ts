@@ -209,6 +209,9 @@ describe('renderLease', () => {
       'ann@example.com, Bob <bob@example.com>',
       'Ann <ann@example.com> Bob <bob@example.com>',
       '"Ann" <ann@example.com>; "Bob" <bob@example.com>',
+      // A blank for a separator, and another address in the name: which one was meant is unknown.
+      'ann@example.com Bob <bob@example.com>',
+      'Ann ann@example.com <bob@example.com>',
     ]
     for (const emails of lists) {
       for (const field of [{ to_addresses: ['{{emails}}'] }, { from_address: '{{emails}}' }]) {
@@ -233,7 +236,8 @@ describe('renderLease', () => {
       ['Ann @ Home <bob@example.com>', 'Ann @ Home'],
       // A visitor who typed an address into the name field: one address shown, none lost.
       ['ann@example.com <ann@example.com>', 'ann@example.com'],
-      ['Ann ann@example.com <bob@example.com>', 'Ann ann@example.com'],
+      ['Ann ANN@example.com <ann@example.com>', 'Ann ANN@example.com'],
+      ['ACME <bob@example.com>', 'ACME'],
     ] as const) {
       const m = render(
         { name: 'A', emails, email: 'a@example.com', message: 'm' },
