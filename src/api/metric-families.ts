@@ -96,6 +96,14 @@ export function createMetricFamilies() {
       labelNames: ['db'] as const,
       registers,
     }),
+    // The cause apart, not a label of the gauge above: a label would split its one series per
+    // database (the total every alert and the docs name) into one per cause.
+    mailboxesPausedRefused: new Gauge({
+      name: 'outbox_mailboxes_paused_refused',
+      help: `Of outbox_mailboxes_paused, the sender mailboxes paused because Graph refuses the mailbox itself (404 ErrorInvalidUser: a mistyped MAIL_FROM; 403: the app not allowed to send from it), not a throttle; ${DATABASE_WIDE}`,
+      labelNames: ['db'] as const,
+      registers,
+    }),
     heldBackPending: new Gauge({
       name: 'outbox_pending_held_back',
       help: `Pending rows not due yet because a pacing turn (MAILBOX_RATE_PER_MINUTE) or their mailbox's pause put them later: a backlog outbox_oldest_pending_age_seconds does not count; ${DATABASE_WIDE}`,

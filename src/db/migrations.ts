@@ -120,6 +120,7 @@ import m0168 from '../../sql/0168_a_display_name_holding_an_address_told_and_a_l
 import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sql' with {
   type: 'text',
 }
+import m0172 from '../../sql/0172_mailbox_pause_keeps_its_cause.sql' with { type: 'text' }
 import m0173 from '../../sql/0173_pending_rows_after_an_error_index.sql' with { type: 'text' }
 import m0174 from '../../sql/0174_empty_body_alone_refused.sql' with { type: 'text' }
 
@@ -237,6 +238,7 @@ export const migrations: readonly Migration[] = [
     sql: m0168,
   },
   { version: 171, name: '0171_trigger_options_named_and_notify_can_be_off', sql: m0171 },
+  { version: 172, name: '0172_mailbox_pause_keeps_its_cause', sql: m0172 },
   { version: 173, name: '0173_pending_rows_after_an_error_index', sql: m0173 },
   { version: 174, name: '0174_empty_body_alone_refused', sql: m0174 },
 ]

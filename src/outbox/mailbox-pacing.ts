@@ -179,22 +179,35 @@ export async function mailboxPausedFor(
 }
 
 /**
- * A provider throttle: no worker starts a send from this mailbox for `ms`. Its end is kept apart
- * too (throttled_until, sql/0112): a pause within the mailbox's next turn leaves only that turn in
- * next_at, which a lookup made without a turn (mailboxPausedFor) must not take for no throttle.
+ * Why a mailbox is paused (mailbox_pacing.pause_reason, sql/0172): a provider throttle (429, 503
+ * with Retry-After) or Graph refusing the mailbox itself (MAIL_FROM unknown, the app not let send
+ * from it). NULL, an older binary's pause, reads as a throttle.
+ */
+export type PauseCause = 'throttle' | 'refused'
+
+/**
+ * A provider throttle, or Graph refusing the mailbox (`cause`): no worker starts a send from this
+ * mailbox for `ms`. Its end is kept apart too (throttled_until, sql/0112): a pause within the
+ * mailbox's next turn leaves only that turn in next_at, which a lookup made without a turn
+ * (mailboxPausedFor) must not take for no throttle. The cause kept is that of the pause ending
+ * last, which holds the mailbox: one noted within a longer pause leaves the longer one's.
  */
 export async function pauseMailbox(
   db: Kysely<Database>,
-  p: { mailbox: string; ms: number },
+  p: { mailbox: string; ms: number; cause?: PauseCause },
 ): Promise<void> {
+  const ends = sql`now() + make_interval(secs => ${p.ms / 1000})`
   await sql`
-    insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval, throttled_until)
-    values (${p.mailbox}, now() + make_interval(secs => ${p.ms / 1000}), interval '0',
-            now() + make_interval(secs => ${p.ms / 1000}))
+    insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval, throttled_until, pause_reason)
+    values (${p.mailbox}, ${ends}, interval '0', ${ends}, ${p.cause ?? 'throttle'})
     on conflict (mailbox) do update
-       set next_at = greatest(m.next_at, now() + make_interval(secs => ${p.ms / 1000})),
-           throttled_until = greatest(m.throttled_until, now() + make_interval(secs => ${p.ms / 1000})),
+       set next_at = greatest(m.next_at, ${ends}),
+           throttled_until = greatest(m.throttled_until, ${ends}),
            -- A pause past the mailbox's next turn ends at next_at, whatever the rate (0: no turn).
-           turn_interval = case when m.next_at < now() + make_interval(secs => ${p.ms / 1000})
-                                then interval '0' else m.turn_interval end`.execute(db)
+           turn_interval = case when m.next_at < ${ends} then interval '0' else m.turn_interval end,
+           -- The pause standing (throttled_until; next_at too when no turn: by hand, an older
+           -- binary's) keeps its cause while it outlasts this one.
+           pause_reason = case when greatest(m.throttled_until,
+                                             case when m.turn_interval = interval '0' then m.next_at end) > ${ends}
+                               then m.pause_reason else excluded.pause_reason end`.execute(db)
 }

@@ -1,4 +1,4 @@
-// Mailbox pauses: how many sender mailboxes a provider throttle holds back now, and for how long (never which).
+// Mailbox pauses: how many sender mailboxes a provider throttle or Graph's refusal holds back now, by cause, and for how long (never which).
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { isEndlessPause } from './endless-pause.ts'
@@ -6,6 +6,8 @@ import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
 
 export interface MailboxPauses {
   mailboxes: number
+  /** Of them, those paused because Graph refuses the mailbox (sql/0172); the others a throttle's. */
+  refused: number
   /**
    * Seconds until the longest pause ends, finite; null when none, or (mailboxes > 0) when one has
    * no end (next_at 'infinity', by hand).
@@ -20,13 +22,19 @@ export interface MailboxPauses {
  * throttle within a pacing turn: throttled_until, not the turn).
  */
 export async function mailboxPauses(db: Kysely<Database>): Promise<MailboxPauses> {
-  const { rows } = await sql<{ mailboxes: number; longest: number | string | null }>`
-    select count(*)::int as mailboxes, mailer.ms_until(max(p.ends)) / 1000 as longest
+  const { rows } = await sql<{
+    mailboxes: number
+    refused: number
+    longest: number | string | null
+  }>`
+    select count(*)::int as mailboxes, (count(*) filter (where p.refused))::int as refused,
+           mailer.ms_until(max(p.ends)) / 1000 as longest
       from (${PAUSED_MAILBOXES_NOW}) p`.execute(db)
   const r = rows[0]
   const longest = r?.longest ?? null
   return {
     mailboxes: r?.mailboxes ?? 0,
+    refused: r?.refused ?? 0,
     longestSeconds: longest === null || isEndlessPause(longest) ? null : Number(longest),
   }
 }

@@ -29,13 +29,20 @@ export function pauseEnd(row: string, rate: string): string {
 }
 
 /**
- * The mailboxes paused now (pauseEnd), as rows (mailbox, next_at, ends: the pause's end), for a
- * statement to count or join: every row of mailer.mailbox_pacing but the pacing horizons ('queue …',
+ * The mailboxes paused now (pauseEnd), as rows (mailbox, next_at, ends: the pause's end, refused:
+ * its cause is Graph refusing the mailbox, pause_reason (sql/0172), not a throttle; an older
+ * binary's pause, NULL, is a throttle), for a statement to count or join: every row of mailer.mailbox_pacing but the pacing horizons ('queue …',
  * reservePacing) and the rate noted (PACING_RATE_KEY), which are no mailboxes; the rate read once
  * by primary key. The table holds two rows per mailbox used.
  */
-export const PAUSED_MAILBOXES_NOW = sql<{ mailbox: string; next_at: Date; ends: Date }>`
-  select p.mailbox, p.next_at, e.ends from mailer.mailbox_pacing p
+export const PAUSED_MAILBOXES_NOW = sql<{
+  mailbox: string
+  next_at: Date
+  ends: Date
+  refused: boolean
+}>`
+  select p.mailbox, p.next_at, e.ends, p.pause_reason is not distinct from 'refused' as refused
+    from mailer.mailbox_pacing p
    cross join (select ${sql.raw(RATE_IN_FORCE)} as i) r
    cross join lateral (select ${sql.raw(pauseEnd('p', 'r.i'))} as ends) e
    where p.mailbox not like 'queue %' and p.mailbox <> ${PACING_RATE_KEY} and e.ends > now()`

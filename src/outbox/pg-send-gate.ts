@@ -168,7 +168,11 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       return heldMs > 0 ? { pausedForMs: heldMs } : null
     },
     async pause(mailbox, ms, refused) {
-      await pauseMailbox(o.db, { mailbox: key(mailbox), ms })
+      await pauseMailbox(o.db, {
+        mailbox: key(mailbox),
+        ms,
+        cause: refused ? 'refused' : 'throttle',
+      })
       const pauseMs = Math.round(ms)
       if (refused) {
         o.log.info('mailbox paused: Graph refuses it', {

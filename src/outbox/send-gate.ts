@@ -77,7 +77,8 @@ export interface SendGate {
   start?(): Promise<void>
   /**
    * A provider throttle, or with `refused` Graph refusing the mailbox itself (its code and status,
-   * which the pause's log line says instead): no worker sends from `mailbox` for `ms`.
+   * which the pause's log line says instead; the pause keeps which, sql/0172): no worker sends from
+   * `mailbox` for `ms`.
    */
   pause(mailbox: string, ms: number, refused?: MailboxRefusal): Promise<void>
   /**

@@ -16,6 +16,8 @@ export interface OutboxStats {
   pastExpiryPending: number
   /** As LiveStats's: null for a caller confined to a tenant. */
   pausedMailboxes: number | null
+  /** As LiveStats's: null for a caller confined to a tenant. */
+  pausedMailboxesRefused: number | null
 }
 
 export interface LiveStats {
@@ -35,6 +37,11 @@ export interface LiveStats {
    * mailbox); null for a caller confined to a tenant (pauses are the database's, not a tenant's).
    */
   pausedMailboxes: number | null
+  /**
+   * Of pausedMailboxes, those paused because Graph refuses the mailbox (a mistyped MAIL_FROM, the
+   * app not let send from it), as the pause keeps its cause (sql/0172); the others a throttle's.
+   */
+  pausedMailboxesRefused: number | null
   /** Fill level (0..1) of the server's NOTIFY queue; near 1, NOTIFYing commits start to fail. */
   notificationQueueUsage: number
 }
@@ -62,6 +69,7 @@ export async function liveStats(
     held: string
     past_expiry: string
     paused: string | null
+    refused: string | null
     usage: number
   }>`
     with paused as materialized (${PAUSED_MAILBOXES_NOW})
@@ -88,7 +96,8 @@ export async function liveStats(
       (select count(*) from mailer.email_outbox
         where status = 'pending' and expires_at <= now()
           and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as past_expiry,
-      (select count(*) from paused) as paused
+      (select count(*) from paused) as paused,
+      (select count(*) from paused where refused) as refused
   `.execute(db)
   const r = rows[0]
   return {
@@ -98,6 +107,7 @@ export async function liveStats(
     heldBackPending: Number(r?.held ?? 0),
     pastExpiryPending: Number(r?.past_expiry ?? 0),
     pausedMailboxes: scopeTenant === null ? Number(r?.paused ?? 0) : null,
+    pausedMailboxesRefused: scopeTenant === null ? Number(r?.refused ?? 0) : null,
     notificationQueueUsage: r?.usage ?? 0,
   }
 }
@@ -175,5 +185,6 @@ export async function outboxStats(
     heldBackPending: live.heldBackPending,
     pastExpiryPending: live.pastExpiryPending,
     pausedMailboxes: live.pausedMailboxes,
+    pausedMailboxesRefused: live.pausedMailboxesRefused,
   }
 }

@@ -124,6 +124,7 @@ export function judge(
       ? {
           count: r.pauses.mailboxes,
           longestSeconds: r.pauses.longestSeconds,
+          refused: r.pauses.refused,
         }
       : null,
     pacing: r.pacing

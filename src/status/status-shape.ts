@@ -39,9 +39,10 @@ export interface DatabaseStatus {
   /**
    * `count` is /v1/stats' pausedMailboxes (a number there) and the outbox_mailboxes_paused gauge, by
    * one rule (paused-now.ts). `longestSeconds` null with a count: a pause without end (next_at
-   * 'infinity', hand-written).
+   * 'infinity', hand-written). `refused`: of them, those Graph refuses (a mistyped MAIL_FROM, the app
+   * not let send from it), as the pause keeps its cause (sql/0172); the others a provider throttle's.
    */
-  pausedMailboxes: { count: number; longestSeconds: number | null } | null
+  pausedMailboxes: { count: number; longestSeconds: number | null; refused: number } | null
   /**
    * The MAILBOX_RATE_PER_MINUTE every worker paces by (the newest worker's; 0: none), the worker id
    * whose start noted it (null: an older binary's) and when (ISO, or 'infinity' / '-infinity' as

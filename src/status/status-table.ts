@@ -1,6 +1,5 @@
 // The status report as text for a terminal: one table row per database, then each database's reasons and failures, then the process warnings.
 import { pastExpiryPendingMeaning } from '../outbox/past-expiry-pending.ts'
-import { MAILBOX_REFUSAL_CODES } from '../transport/graph-outcome.ts'
 import type { DatabaseStatus, StatusReport } from './status-shape.ts'
 
 const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
@@ -75,15 +74,15 @@ export function renderStatusTable(r: StatusReport): string {
         p.longestSeconds === null
           ? 'with no end (next_at infinity)'
           : `for ${age(p.longestSeconds)} more`
-      // A pause keeps no cause (mailbox_pacing): a refused mailbox's shows in its rows' codes.
-      const refusals = (d.pendingLastErrors?.byCode ?? [])
-        .map((c) => c.code)
-        .filter((c) => MAILBOX_REFUSAL_CODES.has(c))
+      const refusal = `by Graph refusing it (check MAIL_FROM, and that the mailbox exists, is licensed and the app may send from it)`
+      const throttles = p.count - p.refused
       const cause =
-        refusals.length === 0
-          ? 'by a provider throttle'
-          : `by a provider throttle or by Graph refusing a mailbox (${refusals.join(', ')} above: check MAIL_FROM, and that the mailbox exists, is licensed and the app may send from it)`
-      lines.push(`${d.name}: ${p.count} mailbox(es) paused ${cause}, the longest ${longest}`)
+        p.refused === 0
+          ? ' by a provider throttle'
+          : throttles === 0
+            ? ` ${refusal}`
+            : `: ${throttles} by a provider throttle, ${p.refused} ${refusal}`
+      lines.push(`${d.name}: ${p.count} mailbox(es) paused${cause}, the longest ${longest}`)
     }
     const r = d.pacing
     if (r) {

@@ -53,19 +53,6 @@ export const APP_PERMISSION_PAUSE_MS = 5 * 60_000
 export const SENDER_MAILBOX_PAUSE_MS = APP_PERMISSION_PAUSE_MS
 
 /**
- * Graph's codes of a refusal of the mailbox itself (refusesMailbox's 404s as Graph words them, or
- * none, and its 403s): the code a row that met one keeps while it waits, which is all a reader of
- * the database (status) has to tell a refused mailbox's pause from a throttle's.
- */
-export const MAILBOX_REFUSAL_CODES: ReadonlySet<string> = new Set([
-  'ErrorInvalidUser',
-  'MailboxNotEnabledForRESTAPI',
-  'ResourceNotFound',
-  'http_404',
-  ...APP_PERMISSION_CODES,
-])
-
-/**
  * Whether Graph refused the sender mailbox itself rather than the message: a 404 (sendMail's one
  * resource is `/users/{mailbox}`: `ErrorInvalidUser`, `MailboxNotEnabledForRESTAPI`,
  * `ResourceNotFound`), or a 403 by which the app may not send from it (APP_PERMISSION_CODES).

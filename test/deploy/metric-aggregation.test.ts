@@ -14,6 +14,7 @@ const DATABASE_WIDE = [
   'outbox_oldest_pending_age_seconds',
   'outbox_notification_queue_usage',
   'outbox_mailboxes_paused',
+  'outbox_mailboxes_paused_refused',
   'outbox_pending_held_back',
   'outbox_pending_past_expiry',
 ]

@@ -69,6 +69,7 @@ test('the pauses status reads count an endless pause with no longest remainder (
   await pauseForever(`interval '0'`)
   expect(await mailboxPauses(t.db)).toEqual({
     mailboxes: 1,
+    refused: 0,
     longestSeconds: null,
   })
 })

@@ -4,12 +4,11 @@ import { createMetrics } from '../../src/api/metrics.ts'
 import { throttleHoldsMs } from '../../src/outbox/kept-turn-wait.ts'
 import { mailboxPausedFor } from '../../src/outbox/mailbox-pacing.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
-import { readDatabaseStatus } from '../../src/status/database-status.ts'
-import { judge } from '../../src/status/status-report.ts'
 import { fakeHealth } from '../api/support/fake-health.ts'
 import { appOnDefault } from '../api/support/harness.ts'
 import { bearer, token } from '../api/support/tokens.ts'
 import { useTestDb } from '../support/db.ts'
+import { defaultStatus } from '../support/default-status.ts'
 import { pauseRowsOfEveryKind } from '../support/pause-rows-of-every-kind.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -18,11 +17,7 @@ setDefaultTimeout(30_000)
 const t = useTestDb({ resetEach: true })
 
 async function readers() {
-  const reading = await readDatabaseStatus(
-    { name: 'default', url: t.url, listenUrl: t.url },
-    { timeoutMs: 10_000, leaseSeconds: 60 },
-  )
-  const status = judge(reading, { maxPendingAgeSeconds: 600, leaseSeconds: 60 }, (s) => s)
+  const status = await defaultStatus(t)
   const metrics = createMetrics({
     databases: [{ name: 'default', db: t.db, statements: t.statements }],
     health: fakeHealth(['default']),

@@ -2,6 +2,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
+import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
@@ -227,6 +228,8 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     expect(pauses.filter((l) => l.msg !== 'mailbox paused: Graph refuses it')).toEqual([])
     expect(pauses[0]).toMatchObject({ level: 'info', code: 'ErrorInvalidUser', httpStatus: 404 })
     expect(graphLines.filter((l) => l.db !== 'test')).toEqual([])
+    // The pause keeps that cause (0172): status, /v1/stats and /metrics count it as a refusal.
+    expect(await mailboxPauses(t.db)).toMatchObject({ mailboxes: 1, refused: 1 })
 
     // The mailbox is fixed; the pause and the rows' waits pass (database time).
     known.push(MAIL_FROM)

@@ -36,6 +36,7 @@ const reading = (age: number | null, pastExpiry = 0): DatabaseReading => ({
     heldBackPending: 0,
     pastExpiryPending: pastExpiry,
     pausedMailboxes: 0,
+    pausedMailboxesRefused: 0,
   },
   presence: null,
   failures: null,

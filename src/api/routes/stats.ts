@@ -38,7 +38,11 @@ const DatabaseStats = z
     }),
     pausedMailboxes: Count.nullable().openapi({
       description:
-        'Sender mailboxes a provider throttle pauses now (the Retry-After of a 429 or 503, Graph refusing the mailbox); null for a token confined to a tenant (pauses belong to the whole database). The count outbox-mailer status shows as PAUSED, by the same rule (its --json pausedMailboxes is an object: this count, and longestSeconds)',
+        'Sender mailboxes a provider throttle pauses now (the Retry-After of a 429 or 503, Graph refusing the mailbox); null for a token confined to a tenant (pauses belong to the whole database). The count outbox-mailer status shows as PAUSED, by the same rule (its --json pausedMailboxes is an object: this count, longestSeconds and refused)',
+    }),
+    pausedMailboxesRefused: Count.nullable().openapi({
+      description:
+        'Of pausedMailboxes, those paused because Graph refuses the mailbox itself (404 ErrorInvalidUser: a mistyped MAIL_FROM; 403: the app not allowed to send from it): check MAIL_FROM and the mailbox. The others a provider throttle pauses. null for a token confined to a tenant',
     }),
   })
   .openapi('DatabaseStats')

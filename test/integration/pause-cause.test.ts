@@ -1,0 +1,150 @@
+// A mailbox's pause keeps its cause (0172): status, /v1/stats and /metrics say which pauses are a provider throttle and which Graph refusing the mailbox, whatever codes the pending rows hold.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { createMetrics } from '../../src/api/metrics.ts'
+import { systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pacing.ts'
+import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import { mailboxKey } from '../../src/outbox/send-gate.ts'
+import { renderStatusTable } from '../../src/status/status-table.ts'
+import { fakeHealth } from '../api/support/fake-health.ts'
+import { appOnDefault } from '../api/support/harness.ts'
+import { bearer, token } from '../api/support/tokens.ts'
+import { useTestDb } from '../support/db.ts'
+import { defaultStatus } from '../support/default-status.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+const gate = () =>
+  createPgSendGate({
+    db: t.db,
+    clock: systemClock,
+    log: silentLogger,
+    holder: 'cause',
+    maxConcurrency: 2,
+    ratePerMinute: 0,
+    slotTtlMs: 30_000,
+    maxWaitMs: 20,
+  })
+
+const REFUSED = { code: 'ErrorInvalidUser', httpStatus: 404 }
+
+/** `n` pending rows due in a minute whose last try met `code`. */
+const pending = (n: number, code: string) =>
+  t.pool.query(
+    `insert into mailer.email_outbox (message, status, send_at, last_error_code, last_error)
+     select '{"to":["a@example.com"],"subject":"s","text":"t"}'::jsonb, 'pending',
+            now() + interval '1 minute', $1::text, 'met an error'
+       from generate_series(1, $2::int)`,
+    [code, n],
+  )
+
+/** What each reader says of the paused mailboxes: status (--json and the table's line), /v1/stats, /metrics. */
+async function readers() {
+  const status = await defaultStatus(t)
+  const table = renderStatusTable({
+    version: 'test',
+    thresholds: { maxPendingAgeSeconds: 600, leaseSeconds: 60 },
+    exitCode: 0,
+    warnings: [],
+    databases: [status],
+  })
+  const res = await appOnDefault(t).app.request('/v1/stats', { headers: bearer(await token()) })
+  expect(res.status).toBe(200)
+  const stats = (await res.json()) as {
+    databases: { pausedMailboxes: number; pausedMailboxesRefused: number | null }[]
+  }
+  const metrics = await createMetrics({
+    databases: [{ name: 'default', db: t.db, statements: t.statements }],
+    health: fakeHealth(['default']),
+  }).render()
+  const gauge = (name: string) =>
+    Number(new RegExp(`^${name}\\{db="default"\\} (\\S+)$`, 'm').exec(metrics)?.[1])
+  return {
+    line: table
+      .split('\n')
+      .find((l) => l.includes('mailbox(es) paused'))
+      ?.replace(/for \S+ more$/, 'for … more'),
+    json: status.pausedMailboxes,
+    stats: {
+      pausedMailboxes: stats.databases[0]?.pausedMailboxes,
+      pausedMailboxesRefused: stats.databases[0]?.pausedMailboxesRefused,
+    },
+    gauges: {
+      paused: gauge('outbox_mailboxes_paused'),
+      refused: gauge('outbox_mailboxes_paused_refused'),
+    },
+  }
+}
+
+const CHECK =
+  'check MAIL_FROM, and that the mailbox exists, is licensed and the app may send from it'
+
+test('a mailbox Graph refuses beside one throttled is said as a refusal, its code rare among the pending rows', async () => {
+  const g = gate()
+  await g.pause('refused@example.com', 300_000, REFUSED)
+  await g.pause('busy@example.com', 60_000)
+  // The throttle's rows outnumber the refusal's one: its code is not among the five shown.
+  for (const [n, code] of [
+    [6, 'ApplicationThrottled'],
+    [5, 'mailbox_paused'],
+    [4, 'graph_unreachable'],
+    [3, 'http_503'],
+    [2, 'ServerBusy'],
+    [1, 'ErrorInvalidUser'],
+  ] as const) {
+    await pending(n, code)
+  }
+  expect(await readers()).toEqual({
+    line: `default: 2 mailbox(es) paused: 1 by a provider throttle, 1 by Graph refusing it (${CHECK}), the longest for … more`,
+    json: { count: 2, longestSeconds: expect.any(Number), refused: 1 },
+    stats: { pausedMailboxes: 2, pausedMailboxesRefused: 1 },
+    gauges: { paused: 2, refused: 1 },
+  })
+})
+
+test("a throttle is said as one though a refusal's code lingers among the pending rows", async () => {
+  await gate().pause('busy@example.com', 60_000)
+  // A row that met Graph refusing a MAIL_FROM since fixed, waiting for its retry.
+  await pending(1, 'ErrorInvalidUser')
+  expect(await readers()).toEqual({
+    line: 'default: 1 mailbox(es) paused by a provider throttle, the longest for … more',
+    json: { count: 1, longestSeconds: expect.any(Number), refused: 0 },
+    stats: { pausedMailboxes: 1, pausedMailboxesRefused: 0 },
+    gauges: { paused: 1, refused: 0 },
+  })
+})
+
+test('a refusal alone is said as one; a throttle that outlasts it, or one noted after it ended, takes the pause', async () => {
+  const g = gate()
+  await g.pause('refused@example.com', 300_000, REFUSED)
+  expect((await readers()).line).toBe(
+    `default: 1 mailbox(es) paused by Graph refusing it (${CHECK}), the longest for … more`,
+  )
+  // A shorter throttle within the refusal's pause leaves it the refusal's.
+  await g.pause('refused@example.com', 60_000)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 1 })
+  // One ending later holds the mailbox past it: the pause is the throttle's.
+  await g.pause('refused@example.com', 900_000)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 0 })
+  // The pause over (lifted by hand, README), a refusal noted now is the pause's cause again.
+  await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = now(), throttled_until = now() where mailbox = $1`,
+    [mailboxKey('refused@example.com')],
+  )
+  await g.pause('refused@example.com', 60_000, REFUSED)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 1 })
+})
+
+test("an older binary's pause (no cause written: NULL) reads as a throttle, as before", async () => {
+  await pauseMailbox(t.db, { mailbox: mailboxKey('old@example.com'), ms: 60_000 })
+  await t.pool.query(`update mailer.mailbox_pacing set pause_reason = null`)
+  expect((await readers()).json).toEqual({
+    count: 1,
+    longestSeconds: expect.any(Number),
+    refused: 0,
+  })
+})
