@@ -107,19 +107,17 @@ export function walksPrimaryKey(filter: OutboxFilter): boolean {
 }
 
 /**
- * Whether a page's pending rows are looked for past its cursor (pendingLook): pending among several
- * statuses, or alone and narrowed by a column no index holds (a tenant, the caller's too, a time
- * window, lastErrorCode), whose pending rows may be none of a million. Pending alone is read as
- * the planner finds best (the claim index sorted, or the primary key under a backlog), and a
- * correlation id, a template, a dedupe key or ids find their rows through their own indexes.
+ * Whether a page's pending rows are looked for past its cursor (pendingLook): always, but for a
+ * correlation id, a template, a dedupe key or ids, which find their rows through their own indexes.
+ * Pending alone too: the planner, taking the pending rows as spread evenly over the ids, walked the
+ * primary key to them, every finished row before a backlog at the table's end (2,000,000 rows of a
+ * year with 20,000 pending: oldest first 5 s, cut by the API's timeout, 503; newest first from a
+ * cursor among the finished rows 1.2 s for an empty page; round 52, bigtable52).
  */
-export function looksForPending(filter: OutboxFilter, scopeTenant: string | null): boolean {
+export function looksForPending(filter: OutboxFilter): boolean {
   if (!filter.status?.includes('pending')) return false
   if (filter.correlationId !== undefined || filter.template !== undefined) return false
-  if (filter.dedupeKey !== undefined || filter.ids !== undefined) return false
-  if (filter.status.length > 1 || scopeTenant !== null || filter.tenant !== undefined) return true
-  const { createdFrom, createdTo, sentFrom, sentTo, lastErrorCode } = filter
-  return [createdFrom, createdTo, sentFrom, sentTo, lastErrorCode].some((v) => v !== undefined)
+  return filter.dedupeKey === undefined && filter.ids === undefined
 }
 
 /**
@@ -153,7 +151,7 @@ export function listStatement(
     eb.and([matchOutbox(eb, filter, scopeTenant), range(eb)])
   let query = db.selectFrom('mailer.email_outbox').select(summarySelection('mailer.email_outbox'))
   const several = (filter.status?.length ?? 0) > 1
-  const look = looksForPending(filter, scopeTenant)
+  const look = looksForPending(filter)
     ? pendingLook(db, where, page.limit + 1, direction, after, page.spanRows ?? SPAN_ROWS)
     : undefined
   const run = walksFailedRun(filter)
