@@ -1,0 +1,159 @@
+// `bun run bench/year-outbox-api.ts [rows] [pending] [--plans]`: every read of the HTTP API and `status` on an outbox a year in.
+//
+// Fills one outbox (bench/year-outbox-fill.ts: default 2,000,000 rows, 3 tenants, the newest
+// 20,000 pending, each row's history), then asks the app in-process (dev mode, no token) what a
+// user asks: GET /v1/outbox with each filter the API documents, newest and oldest first, from the
+// start and from a cursor deep in the list (a tenth of the ids from the far end); a walk of 40
+// pages of 200 failed rows; one row with its history; /v1/stats; bulk cancel and retry dry runs;
+// three /metrics scrapes; `status`'s reads (readDatabaseStatus). Each line is one request's wall
+// time, its HTTP status and what came back; `!` marks one past 500 ms (a 503 is the API's 5 s
+// statement timeout). With --plans, auto_explain prints the plan (ANALYZE, BUFFERS) of every
+// statement past 150 ms as it runs. Wall times on a shared machine: compare within one run.
+import pg from 'pg'
+import { encodeCursor } from '../src/api/cursor.ts'
+import { migrate } from '../src/db/migrate.ts'
+import { openDb } from '../src/db/open.ts'
+import { silentLogger } from '../src/log.ts'
+import { readDatabaseStatus } from '../src/status/database-status.ts'
+import { appOnDefault } from '../test/api/support/harness.ts'
+import { startBenchCluster } from './cluster.ts'
+import { fillYearOutbox } from './year-outbox-fill.ts'
+
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'))
+const rows = Number(args[0] ?? 2_000_000)
+const pending = Number(args[1] ?? 20_000)
+const plans = process.argv.includes('--plans')
+
+const DAY = 'createdFrom=2026-06-01T00:00:00Z&createdTo=2026-06-02T00:00:00Z'
+const SHAPES: [string, string][] = [
+  ['(none)', ''],
+  ...['pending', 'sending', 'sent', 'failed', 'cancelled'].map((s): [string, string] => [
+    s,
+    `status=${s}`,
+  ]),
+  ['failed,cancelled', 'status=failed&status=cancelled'],
+  ['pending,failed', 'status=pending&status=failed'],
+  ['sent,failed', 'status=sent&status=failed'],
+  ['tenant=corp', 'tenant=corp'],
+  ['tenant=corp failed', 'tenant=corp&status=failed'],
+  ['tenant=corp pending', 'tenant=corp&status=pending'],
+  ['created one day', DAY],
+  ['created one month', 'createdFrom=2026-06-01T00:00:00Z&createdTo=2026-07-01T00:00:00Z'],
+  ['sent one day', 'sentFrom=2026-06-01T00:00:00Z&sentTo=2026-06-02T00:00:00Z'],
+  ['created one day failed', `${DAY}&status=failed`],
+  ['dedupeKey', `dedupeKey=order-${2 * Math.floor(rows / 4)}`],
+  ['dedupeKey none', 'dedupeKey=none'],
+  ['correlationId', `correlationId=orders:${3 * Math.floor(rows / 6)}`],
+  ['template', 'template=order_confirmation'],
+  ['template failed', 'template=order_confirmation&status=failed'],
+  ['template sent', 'template=order_confirmation&status=sent'],
+  ['lastErrorCode', 'lastErrorCode=expired'],
+  ['failed lastErrorCode', 'status=failed&lastErrorCode=expired'],
+  ['pending lastErrorCode', 'status=pending&lastErrorCode=throttled'],
+]
+/** Bulk dry runs: a label, the filter, and the actions that take it (retry refuses pending, cancel failed). */
+const BULK: [string, object, ('cancel' | 'retry')[]][] = [
+  ['pending', { status: ['pending'] }, ['cancel']],
+  ['tenant=corp', { tenant: 'corp' }, ['cancel', 'retry']],
+  ['failed', { status: ['failed'] }, ['retry']],
+  ['failed lastErrorCode', { status: ['failed'], lastErrorCode: 'expired' }, ['retry']],
+  ['template', { template: 'order_confirmation' }, ['cancel', 'retry']],
+  [
+    'created one day',
+    { createdFrom: '2026-06-01T00:00:00Z', createdTo: '2026-06-02T00:00:00Z' },
+    ['cancel', 'retry'],
+  ],
+]
+
+const explain = [
+  'auto_explain.log_min_duration=150',
+  'auto_explain.log_analyze=on',
+  'auto_explain.log_buffers=on',
+]
+const cluster = await startBenchCluster({
+  extraFlags: [
+    '-c',
+    `shared_preload_libraries=pg_stat_statements${plans ? ',auto_explain' : ''}`,
+    ...(plans ? explain.flatMap((s) => ['-c', s]) : []),
+  ],
+  onLogLine: (l) => {
+    if (plans && (/duration: .* plan:/.test(l) || l.startsWith('\t'))) console.log(`    ${l}`)
+  },
+})
+try {
+  await cluster.createDatabase('year_outbox')
+  const url = cluster.url('year_outbox')
+  await migrate({ url, log: silentLogger })
+  const client = new pg.Client(url)
+  await client.connect()
+  const t0 = performance.now()
+  await fillYearOutbox(client, rows, pending)
+  await client.end()
+  console.log(
+    `${rows} rows, ${pending} pending, filled in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+  )
+  const handle = openDb({ name: 'default', url, log: silentLogger })
+  // Dev mode: no token, every tenant's rows (the harness's app over this database, as test/api's).
+  const { app, deps } = appOnDefault(handle, {
+    dev: true,
+    auth: { jwtSecret: null, jwksUrl: null, issuer: null, audience: null },
+  })
+  const line = (label: string, ms: number, what: string) =>
+    console.log(
+      `${ms > 500 ? '!' : ' '} ${label.padEnd(50)} ${ms.toFixed(0).padStart(6)} ms  ${what}`,
+    )
+  const ask = async (label: string, path: string, init?: RequestInit) => {
+    const t = performance.now()
+    const res = await app.request(`http://bench${path}`, init)
+    const body = (await res.json()) as Record<string, unknown>
+    const items = Array.isArray(body.items)
+      ? `${body.items.length} rows${body.nextCursor ? ', more' : ''}`
+      : ''
+    const what =
+      body.matched !== undefined ? `matched ${body.matched}` : items || String(body.code ?? '')
+    line(label, performance.now() - t, `${res.status} ${what}`)
+    return body
+  }
+  for (const order of ['newest', 'oldest'] as const) {
+    const deep = encodeCursor(order, String(order === 'newest' ? rows / 10 : (rows * 9) / 10))
+    for (const [label, q] of SHAPES) {
+      await ask(`${order} ${label}`, `/v1/outbox?order=${order}&${q}`)
+      await ask(`${order} ${label} deep`, `/v1/outbox?order=${order}&${q}&cursor=${deep}`)
+    }
+  }
+  let cursor = ''
+  for (let page = 1; page <= 40; page++) {
+    const t = performance.now()
+    const res = await app.request(`http://bench/v1/outbox?status=failed&limit=200${cursor}`)
+    const body = (await res.json()) as { nextCursor: string | null }
+    if (page % 10 === 0) line(`failed, page ${page} of 200`, performance.now() - t, '')
+    if (!body.nextCursor) break
+    cursor = `&cursor=${body.nextCursor}`
+  }
+  await ask('one sent row with its history', `/v1/outbox/${rows / 2}`)
+  await ask('one failed row with its history', `/v1/outbox/${67 * Math.floor(rows / 134)}`)
+  await ask('stats', '/v1/stats')
+  const post = (filter: object) => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ filter, dryRun: true }),
+  })
+  for (const [label, filter, actions] of BULK) {
+    for (const action of actions)
+      await ask(`${action} dry run ${label}`, `/v1/outbox/${action}`, post(filter))
+  }
+  for (let scrape = 1; scrape <= 3; scrape++) {
+    const t = performance.now()
+    await deps.metrics.render()
+    line(`metrics scrape ${scrape}`, performance.now() - t, '')
+  }
+  const t = performance.now()
+  const status = await readDatabaseStatus(
+    { name: 'default', url } as Parameters<typeof readDatabaseStatus>[0],
+    { timeoutMs: 30_000, leaseSeconds: 60 },
+  )
+  line('status (readDatabaseStatus)', performance.now() - t, status.error?.message ?? 'ok')
+  await handle.close()
+} finally {
+  await cluster.stop()
+}
