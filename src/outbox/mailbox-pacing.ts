@@ -124,6 +124,8 @@ export async function reservePacing(
 // The pause's end as every reader of a pause reads it (paused-now.ts), of the row read (m) under
 // the rate in force (r.i); built once, as the statement's other text.
 const GATE_PAUSE_END = sql.raw(pauseEnd('m', 'r.i'))
+// The pause an existing row (pauseMailbox's conflict, `m`) holds, paced by the rate in force.
+const PAUSE_STANDING_END = sql.raw(pauseEnd('m', RATE_IN_FORCE))
 
 /**
  * With no pacing in force, only a throttle's pause holds a mailbox back: the milliseconds it still
@@ -205,9 +207,8 @@ export async function pauseMailbox(
            throttled_until = greatest(m.throttled_until, ${ends}),
            -- A pause past the mailbox's next turn ends at next_at, whatever the rate (0: no turn).
            turn_interval = case when m.next_at < ${ends} then interval '0' else m.turn_interval end,
-           -- The pause standing (throttled_until; next_at too when no turn: by hand, an older
-           -- binary's) keeps its cause while it outlasts this one.
-           pause_reason = case when greatest(m.throttled_until,
-                                             case when m.turn_interval = interval '0' then m.next_at end) > ${ends}
+           -- The pause standing, by the one rule every reader counts by (pauseEnd: a throttled_until
+           -- a hand-lift left behind next_at holds nothing), keeps its cause while it outlasts this one.
+           pause_reason = case when ${PAUSE_STANDING_END} > ${ends}
                                then m.pause_reason else excluded.pause_reason end`.execute(db)
 }

@@ -148,3 +148,18 @@ test("an older binary's pause (no cause written: NULL) reads as a throttle, as b
     refused: 0,
   })
 })
+
+test("a refusal's pause lifted as the README says (next_at set to now()) leaves the next throttle its own cause", async () => {
+  const g = gate()
+  await g.pause('refused@example.com', 300_000, REFUSED)
+  // The README's lift moves next_at alone: throttled_until, past it, no longer holds (pauseEnd).
+  await t.pool.query(`update mailer.mailbox_pacing set next_at = now() where mailbox = $1`, [
+    mailboxKey('refused@example.com'),
+  ])
+  expect((await readers()).json).toMatchObject({ count: 0, refused: 0 })
+  await g.pause('refused@example.com', 60_000)
+  expect(await readers()).toMatchObject({
+    line: 'default: 1 mailbox(es) paused by a provider throttle, the longest for … more',
+    json: { count: 1, refused: 0 },
+  })
+})
