@@ -12,6 +12,23 @@ const QUOTED = /^"[^"]*"$/s
 // length a column may render.
 const WORD_BREAK = /[\s<>,;"]+/
 const ADDRESS_WORD = /^[^@]+@[^@]+$/
+// Around an address in prose, not of it: "(ann@x)", "'ann@x'", "mailto:ann@x", "ann@x." name that
+// address. Stripped by index, not by a regular expression (a run of them stays linear).
+const AROUND = `()[]{}'\`.:!?`
+const MAILTO = 'mailto:'
+
+/** The address a word of a name holds, lowercased, without the marks prose puts around one. */
+function bareAddress(word: string): string {
+  const strip = (w: string) => {
+    let i = 0
+    let j = w.length
+    while (i < j && AROUND.includes(w.charAt(i))) i++
+    while (j > i && AROUND.includes(w.charAt(j - 1))) j--
+    return w.slice(i, j)
+  }
+  const w = strip(word.toLowerCase())
+  return w.startsWith(MAILTO) ? strip(w.slice(MAILTO.length)) : w
+}
 
 /** Whether `s` (trimmed) names a mailbox by its Graph user id rather than by an address. */
 export const isGraphUserId = (s: string): boolean => GRAPH_USER_ID.test(s.trim())
@@ -27,7 +44,8 @@ export function splitNamedAddress(raw: string): { address: string; name?: string
 
 /**
  * A template's address as rendered from row data, split as splitNamedAddress splits it, except that
- * an unquoted name holding an address other than its own <address> is no name: the whole string is
+ * an unquoted name holding an address other than its own <address> (its own in brackets, quotes,
+ * as a mailto: link or closing a sentence is its own) is no name: the whole string is
  * the address, which no address rule takes. A column of several ("Ann <a@b.c>, Bob <b@c.d>", "a@b.c
  * Bob <b@c.d>") read as one would go to the last address alone, the others lost; the visitor's own
  * address typed as the name ("ann@x <ann@x>") loses none and is taken.
@@ -39,7 +57,9 @@ export function splitRenderedAddress(raw: string): { address: string; name?: str
   const others =
     found !== null &&
     !QUOTED.test(head) &&
-    head.split(WORD_BREAK).some((w) => ADDRESS_WORD.test(w) && w.toLowerCase() !== own)
+    head
+      .split(WORD_BREAK)
+      .some((w) => ADDRESS_WORD.test(w) && w.toLowerCase() !== own && bareAddress(w) !== own)
   return splitAt(raw, others ? null : found)
 }
 

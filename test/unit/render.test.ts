@@ -212,6 +212,9 @@ describe('renderLease', () => {
       // A blank for a separator, and another address in the name: which one was meant is unknown.
       'ann@example.com Bob <bob@example.com>',
       'Ann ann@example.com <bob@example.com>',
+      // Another address in brackets or as a link is another address still.
+      'Ann (bob@example.com) <ann@example.com>',
+      'mailto:bob@example.com <ann@example.com>',
     ]
     for (const emails of lists) {
       for (const field of [{ to_addresses: ['{{emails}}'] }, { from_address: '{{emails}}' }]) {
@@ -237,6 +240,11 @@ describe('renderLease', () => {
       // A visitor who typed an address into the name field: one address shown, none lost.
       ['ann@example.com <ann@example.com>', 'ann@example.com'],
       ['Ann ANN@example.com <ann@example.com>', 'Ann ANN@example.com'],
+      // Its own address in brackets, quotes, as a link or closing a sentence: none other is named.
+      ['Ann (ann@example.com) <ann@example.com>', 'Ann (ann@example.com)'],
+      ["Ann 'ann@example.com' <ann@example.com>", "Ann 'ann@example.com'"],
+      ['mailto:ann@example.com <ann@example.com>', 'mailto:ann@example.com'],
+      ['Write to ann@example.com. <ann@example.com>', 'Write to ann@example.com.'],
       ['ACME <bob@example.com>', 'ACME'],
     ] as const) {
       const m = render(
