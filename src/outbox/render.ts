@@ -52,7 +52,7 @@ export function renderLease(
     )
   const subject = sendableSubject(m.subject)
   const bodies = sendableBodies(m)
-  const { text, html } = lease.template ? bodies : sendableStoredBodies(bodies)
+  const { text, html } = lease.template ? bodies : sendableStoredBodies(bodies, m.attachments)
   const mail: OutboundMail = {
     outboxId: lease.id,
     tenant: lease.tenant,

@@ -78,14 +78,16 @@ export function sendableBodies(m: StoredMessage): { text: string | null; html: s
 }
 
 /**
- * A stored message's bodies as enqueue takes them (sql/0174): "" is no body, so one must not be
- * empty (a row stored before went out as an empty mail). A template's are its own, rendered.
+ * A stored message's bodies as enqueue takes them (sql/0174, 0178): "" is no body, so one must not
+ * be empty unless the message carries a file, which then is the mail (a row stored before went out
+ * as an empty mail). A template's are its own, rendered.
  */
-export function sendableStoredBodies(bodies: { text: string | null; html: string | null }): {
-  text: string | null
-  html: string | null
-} {
-  if (!bodies.text && !bodies.html)
+export function sendableStoredBodies(
+  bodies: { text: string | null; html: string | null },
+  /** As stored: checked by sendableAttachments, after. */
+  attachments: unknown,
+): { text: string | null; html: string | null } {
+  if (!bodies.text && !bodies.html && !(Array.isArray(attachments) && attachments.length > 0))
     throw invalid(
       bodies.text === '' ? 'message.text' : 'message.html',
       'must not be empty ("" is no body): a message needs message.text or message.html',

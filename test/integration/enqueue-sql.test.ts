@@ -165,6 +165,34 @@ describe('mailer.enqueue_email validation', () => {
     }
   })
 
+  test('an empty body beside an attachment is taken: the file is the mail (an invoice, a scan)', async () => {
+    const pdf = {
+      filename: 'invoice.pdf',
+      contentBase64: 'JVBERi0=',
+      contentType: 'application/pdf',
+    }
+    for (const body of [{ text: '' }, { html: '' }, { text: '', html: '' }]) {
+      const message = { to: 'a@b.co', subject: 'Your invoice', ...body, attachments: [pdf] }
+      const taken = await enqueue(t, message).then(
+        async (id) =>
+          (
+            await t.pool.query(
+              `select message->'text' as text, message->'html' as html, jsonb_array_length(message->'attachments') as files
+                 from mailer.email_outbox where id = $1`,
+              [id],
+            )
+          ).rows,
+        (e: Error) => e.message,
+      )
+      expect([body, taken]).toEqual([body, [{ text: null, html: null, ...body, files: 1 }]])
+    }
+    // No attachment but an empty list: still no mail at all.
+    const e = await enqueue(t, { to: 'a@b.co', subject: 's', text: '', attachments: [] }).catch(
+      (err: Error) => err.message,
+    )
+    expect(e).toMatch(/^mailer: message\.text must not be empty/)
+  })
+
   test('a 1 MB attachment is stored as given; a bad character at the end of the next one is refused naming it', async () => {
     // 0028 reads each attachment in place (it was parsed again for every check): same verdicts.
     const big = Buffer.alloc(768 * 1024, 7).toString('base64')

@@ -316,6 +316,13 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       { subject: '\u{1f4e7}'.repeat(998) },
       { subject: 'S'.repeat(998), text: '', html: '<p>Hi</p>', importance: 'high' },
       { text: undefined, html: '<p>Hi</p>', importance: null },
+      // An empty body beside a file: the file is the mail (an invoice), as enqueue takes it (0178).
+      {
+        text: '',
+        attachments: [
+          { filename: 'invoice.pdf', contentBase64: 'JVBERi0=', contentType: 'application/pdf' },
+        ],
+      },
     ]) {
       const id = await insertStored({ ...stored, ...message })
       expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
