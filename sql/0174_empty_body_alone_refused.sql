@@ -1,4 +1,4 @@
--- 0174: enqueue refuses a message whose only body is "" (an empty text or html alone): "" is no body.
+-- 0174: enqueue refuses a message whose only body is "" (an empty text or html alone) and that carries no file: "" is no body.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why: README calls "" no body (0074: beside a text, an empty html is not sent) and requires text
@@ -9,6 +9,8 @@
 -- ("" is no body): a message needs message.text or message.html" (message.html when the text is
 -- null or absent); POST /v1/outbox answers 400 with the same words. An empty body beside one that
 -- is not empty is taken as before (the other is the mail); blanks are a body: only "" is refused.
+-- A message carrying a file is not empty (an invoice or a scan sent with `text: ""`, a form's empty
+-- note: the file is the mail) and is taken as before; an empty list of attachments is no file.
 --
 -- The check is enqueue_email's, after normalize_message (whose other refusals come first), not
 -- normalize_message's: POST /v1/outbox compares a row with a request under its Idempotency-Key
@@ -18,7 +20,8 @@
 --
 -- Older binaries enqueue through this function: they answer such a message with this 22023 (a
 -- 400 naming the field, as for any refusal), where they stored it. Their transports sent the
--- empty mail; this binary fails such a row stored before at send (invalid_message, unsent).
+-- empty mail; this binary fails such a row stored before at send (invalid_message, unsent), one
+-- with a file excepted.
 --! older-binaries-compatible
 
 create or replace function mailer.enqueue_email(message jsonb, options jsonb default '{}') returns bigint
@@ -34,11 +37,12 @@ declare
   -- Not later than now (database time): a row stored so would never be sent.
   expired boolean;
 begin
-  -- "" is no body (0074): a message whose bodies are all "" (or one "" beside none) would go out
-  -- empty. Named at the empty one, the text when both are. Here, not in normalize_message, which
-  -- also compares a stored row with a replayed request (enqueue-replay.ts): a row stored before
-  -- 0174 is still compared, not refused.
-  if coalesce(m ->> 'text', '') = '' and coalesce(m ->> 'html', '') = '' then
+  -- "" is no body (0074): a message whose bodies are all "" (or one "" beside none) and that
+  -- carries no file would go out empty; with a file, the file is the mail. Named at the empty one,
+  -- the text when both are. Here, not in normalize_message, which also compares a stored row with
+  -- a replayed request (enqueue-replay.ts): a row stored before 0174 is compared, not refused.
+  if coalesce(m ->> 'text', '') = '' and coalesce(m ->> 'html', '') = ''
+     and coalesce(jsonb_array_length(m -> 'attachments'), 0) = 0 then
     perform mailer.invalid(case when m ->> 'text' = '' then 'message.text' else 'message.html' end,
                            'must not be empty ("" is no body): a message needs message.text or message.html');
   end if;

@@ -123,7 +123,6 @@ import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sq
 import m0172 from '../../sql/0172_mailbox_pause_keeps_its_cause.sql' with { type: 'text' }
 import m0173 from '../../sql/0173_pending_rows_after_an_error_index.sql' with { type: 'text' }
 import m0174 from '../../sql/0174_empty_body_alone_refused.sql' with { type: 'text' }
-import m0178 from '../../sql/0178_empty_body_beside_an_attachment_taken.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -242,7 +241,6 @@ export const migrations: readonly Migration[] = [
   { version: 172, name: '0172_mailbox_pause_keeps_its_cause', sql: m0172 },
   { version: 173, name: '0173_pending_rows_after_an_error_index', sql: m0173 },
   { version: 174, name: '0174_empty_body_alone_refused', sql: m0174 },
-  { version: 178, name: '0178_empty_body_beside_an_attachment_taken', sql: m0178 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -78,7 +78,7 @@ export function sendableBodies(m: StoredMessage): { text: string | null; html: s
 }
 
 /**
- * A stored message's bodies as enqueue takes them (sql/0174, 0178): "" is no body, so one must not
+ * A stored message's bodies as enqueue takes them (sql/0174): "" is no body, so one must not
  * be empty unless the message carries a file, which then is the mail (a row stored before went out
  * as an empty mail). A template's are its own, rendered.
  */

@@ -316,7 +316,7 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       { subject: '\u{1f4e7}'.repeat(998) },
       { subject: 'S'.repeat(998), text: '', html: '<p>Hi</p>', importance: 'high' },
       { text: undefined, html: '<p>Hi</p>', importance: null },
-      // An empty body beside a file: the file is the mail (an invoice), as enqueue takes it (0178).
+      // An empty body beside a file: the file is the mail (an invoice), as enqueue takes it (0174).
       {
         text: '',
         attachments: [
