@@ -46,7 +46,9 @@ test('a page of pending rows reads what is near its cursor, the few pending rows
     }
   }
   // The look past the cursor is 1,000 ids, a span 200, the pending rows 503; finished rows 9,497.
-  expect(read.filter((r) => r.rows >= 2_000)).toEqual([])
+  // Entries are counted per index a plan reads (a bitmap of two counts both): CI's Postgres 17
+  // read 2,082 for oldest-first, sorted. A walk to the pending rows reads every finished one.
+  expect(read.filter((r) => r.rows >= 4_000)).toEqual([])
 })
 
 test.each(['newest', 'oldest'] as const)(
