@@ -24,19 +24,23 @@ const RETRY_MS = 1_000
  * Brings due now the rows noted as waiting for a mailbox's owed probe (mailer.owed_probe_lookups)
  * where that probe is owed no more (its end left them locked, or a note outlived a row's give-back):
  * those free now, skipping those still locked (never waiting for a user's lock); wakes the workers
- * when any moved; forgets the notes of rows that wait no more. Returns how many noted rows still
- * wait. `heldBefore`: what the caller's last ask returned; when fewer rows wait now than then (none,
- * or some while another stays locked), it wakes the workers even if it moved none: another worker's
- * ask moved them, and this caller's last statement, its snapshot older than that move, may have
- * locked them unmoved while the claims that move's wake brought ran (skip locked: none took them,
- * and nothing else wakes before the backstop poll or their old due time, the probe's end). One
- * wake per row that stopped waiting at most, per worker. Invariant: only pending rows given back for a pause
- * (mailbox_paused) move, only earlier; the notes read whole (only rows left behind, or lookups
- * waiting: few), the rows by primary key.
+ * when any moved; forgets the notes of rows that wait no more. Returns the ids of the noted rows
+ * that still wait. `heldBefore`: what the caller's last ask returned; when a row it named waits no
+ * more (none waits now, or another waits in its place), it wakes the workers even if it moved none:
+ * another worker's ask moved it, and this caller's last statement, its snapshot older than that
+ * move, may have locked it unmoved while the claims that move's wake brought ran (skip locked: none
+ * took it, and nothing else wakes before the backstop poll or its old due time, the probe's end).
+ * Which rows wait, not how many: a row beginning to wait as the moved one stopped keeps the count.
+ * One wake per row that stopped waiting at most, per worker. Invariant: only pending rows given
+ * back for a pause (mailbox_paused) move, only earlier; the notes read whole (only rows left
+ * behind, or lookups waiting: few), the rows by primary key.
  */
-export async function heldOwedRowsDue(db: Kysely<Database>, heldBefore = 0): Promise<number> {
+export async function heldOwedRowsDue(
+  db: Kysely<Database>,
+  heldBefore: readonly string[] = [],
+): Promise<string[]> {
   // Every CTE reads this statement's snapshot: the rows moved still look waiting, hence `due`.
-  const { rows } = await sql<{ held: number }>`
+  const { rows } = await sql<{ held: string[] }>`
     with ended as materialized (
       select w.mailbox, w.outbox_id from mailer.owed_probe_lookups w
        where not exists (select from mailer.mailbox_pacing m where m.mailbox = w.mailbox and m.probe_owed)
@@ -62,23 +66,24 @@ export async function heldOwedRowsDue(db: Kysely<Database>, heldBefore = 0): Pro
        where w.mailbox = e.mailbox and w.outbox_id = e.outbox_id
          and e.outbox_id not in (select g.id from waiting g)
     )
-    select (select count(*) from waiting)::int as held,
+    select coalesce((select array_agg(g.id order by g.id) from waiting g), '{}') as held,
            (select bool_or(pg_notify('mailer_outbox', '') is null)
               from ((select from due limit 1)
                     union all
-                    select where ${heldBefore}::int > (select count(*) from waiting)) d) as woken`.execute(
+                    select where exists (select from unnest(${heldBefore}::bigint[]) b(id)
+                                          where b.id not in (select g.id from waiting g))) d) as woken`.execute(
     db,
   )
-  return rows[0]?.held ?? 0
+  return rows[0]?.held ?? []
 }
 
 /**
  * One loop at a time brings the held rows due about once a second until none is left (their own
  * due time, the probe's end, ends it at the latest; a statement that fails, too), each ask told
- * what the last one found (heldOwedRowsDue's heldBefore: the round that finds fewer left than the
- * last wakes the workers, whoever moved them). `held` (sql/0116's notification) asks a second
- * later, as the lock just met is still held; `polled` (the backstop poll, once a second without
- * LISTEN) asks now, and its failure is the poll's claim's to report.
+ * what the last one found (heldOwedRowsDue's heldBefore: the round that finds a row the last one
+ * found waiting no more wakes the workers, whoever moved it). `held` (sql/0116's notification)
+ * asks a second later, as the lock just met is still held; `polled` (the backstop poll, once a
+ * second without LISTEN) asks now, and its failure is the poll's claim's to report.
  * Each loop is one of the worker's statements beside its claims (`besides`): its stop waits for it
  * there; none begins once `signal` aborted. Invariant: a loop never rejects.
  */
@@ -94,14 +99,14 @@ export function createHeldOwedRows(d: {
   let heardMeanwhile = false
   async function loop(askNow: boolean) {
     let wait = !askNow
-    let held = 0
+    let held: string[] = []
     while (!d.signal.aborted) {
       if (wait) await d.clock.sleep(RETRY_MS, d.signal)
       if (d.signal.aborted) return
       wait = true
       try {
         held = await heldOwedRowsDue(d.db, held)
-        if (held === 0) return
+        if (held.length === 0) return
       } catch (err) {
         // Not tried again: a database away would have it fail (and warn) every second for as long.
         // The rows come due at their own time, the probe's end, or at a poll once it is back.

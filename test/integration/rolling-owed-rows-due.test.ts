@@ -230,7 +230,7 @@ for (const by of ['for update', 'update'] as const)
       const free = others.filter((id) => id !== locked)
       expect(await sentRequests(free)).toEqual([...free].sort())
       // Asked while it is still locked: skipped, not waited for, and counted as still held.
-      expect(await heldOwedRowsDue(t.db)).toBe(1)
+      expect(await heldOwedRowsDue(t.db)).toEqual([locked!])
     } finally {
       await held.end('commit')
     }
