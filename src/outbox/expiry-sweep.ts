@@ -48,10 +48,11 @@ export interface Swept {
  * Recorded as a claim that finds the row expired records it (claim, then settle_verdict
  * 'expired'): the attempt counted, code expired, one history entry naming the worker; a row with
  * an interrupted earlier send keeps that send's mark, named, and counts no attempt (its claim only
- * looks the send up or names it: lease.ts lookupOnly), its entry numbering the attempt whose send
- * it names. A row with a cancel recorded (accepted while a worker held it, which then gave it back
- * pending) ends cancelled instead: a recorded cancel wins (cancel-wins.ts), here as in the
- * settlement of a lease; the attempt counts (none with the mark), the history says cancelled.
+ * looks the send up or names it: lease.ts lookupOnly), its entry numbered as that lookup's would
+ * be (looked-up-attempt.ts): the attempt whose send it names or, after a counted claim that sent
+ * nothing, that claim's. A row with a cancel recorded (accepted while a worker held it, which then
+ * gave it back pending) ends cancelled instead: a recorded cancel wins (cancel-wins.ts), here as in
+ * the settlement of a lease; the attempt counts (none with the mark), the history says cancelled.
  * Invariant: only a `pending` row is failed, judged on its locked latest version: a claimed row
  * (`sending`) is its worker's to settle, and a row another statement holds (a claim, a cancel) is
  * skipped, never waited for. With lookups on, a row with an interrupted send is swept only past
@@ -103,7 +104,9 @@ export function expirySweep(s: ExpirySweep) {
                                else ${expiredUnresolved()} end
         from unnest(array(select id from expiring_locked)) as l(id)
        where o.id = l.id and o.status = 'pending'
-      -- A marked row's entry (and its line) numbers the attempt whose send it names.
+      -- A marked row's entry (and its line) numbers as a lookup's settlement does (looked-up-attempt.ts):
+      -- the row's count, the attempt whose send it names or, after a counted claim that sent nothing,
+      -- that claim's; the count + 1 for a 504's send given back uncounted, no claim counted since.
       returning o.id, o.status, o.tenant,
                 case when ${counted} then o.attempts else ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)} end as attempts,
                 o.correlation_id, o.last_error_code, o.last_error

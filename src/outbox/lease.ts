@@ -29,7 +29,8 @@ export interface Lease {
  * sends: past its attempts, its cancel requested (cancelled-interrupted.ts), or past its expiresAt
  * (expired-interrupted.ts). Its claim counts no attempt: its settlement (or, its worker stopped,
  * the reclaim: reclaim.ts) gives the count back, and its history entry numbers the attempt whose
- * send it looks up, as that attempt's own outcome. The claim notes the same judgement on the row
+ * send it looks up, as that attempt's own outcome (after a counted claim that sent nothing, that
+ * claim's: looked-up-attempt.ts). The claim notes the same judgement on the row
  * (lease_lookup_only, sql/0162), which the reclaim reads: keep the two alike
  * (lease.test.ts compares them).
  */

@@ -118,8 +118,8 @@ export function reclaimStatement(p: ReclaimParams) {
         from expired
        where o.id = expired.id
       returning o.id, o.status, o.send_started_at is not null as ambiguous,
-                -- A lookup counted none: its entry numbers the attempt it looks up, as its
-                -- settlement would (settle.ts).
+                -- A lookup counted none: its entry numbers the attempt it looks up (or, after a
+                -- counted claim that sent nothing, that claim's), as its settlement would (settle.ts).
                 case when ${d.cancelLookup} or ${d.lookupOnly} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
                      else o.attempts end as attempts,
                 o.last_error_code, o.last_error, expired.lease_owner, o.tenant, o.correlation_id

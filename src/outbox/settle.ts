@@ -256,7 +256,8 @@ export async function settleLeases(
                 case when l.at_expiry and o.status = 'pending'
                      then greatest(0, mailer.ms_until(o.expires_at))::float8 end as due_ms,
                 -- The history numbers a wait given back uncounted as the attempt it gave back, and a
-                -- lease that only looks a send up as the attempt it looks up (looked-up-attempt.ts).
+                -- lease that only looks a send up as the attempt it looks up or, after a counted
+                -- claim that sent nothing, as that claim (looked-up-attempt.ts).
                 case when i.past then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
                      else o.attempts + (i.refund and o.status <> 'cancelled')::int end as attempt,
                 i.started_ms, i.http_status, i.request_id,
