@@ -1,5 +1,5 @@
 // Scenario 1: kill -9 mid-drain and restart: every row sent; duplicates zero with mailbox lookup, bounded without.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { LOOKUP_GRACE_SECONDS, LOOKUP_TOO_EARLY_CODE } from '../../src/outbox/lookup-grace.ts'
 import {
   allSent,
@@ -14,6 +14,9 @@ import {
 import { test } from './kept-evidence.ts'
 import { killedMidDrain } from './killed-mid-drain.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 const ROWS = 1200

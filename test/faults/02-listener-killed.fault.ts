@@ -1,5 +1,5 @@
 // Scenario 2: the LISTEN backend is terminated; rows inserted right after are delivered in seconds, no backstop poll.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -15,6 +15,9 @@ import {
 import { test } from './kept-evidence.ts'
 import { sendCounts } from './send-counts.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 const ROUNDS = 3

@@ -1,5 +1,5 @@
 // Scenario 3: the LISTEN connection goes half-open (a proxy stops forwarding, never closes): noticed, replaced, swept.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -16,6 +16,9 @@ import {
 import { test } from './kept-evidence.ts'
 import { sendCounts } from './send-counts.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 test('a half-open LISTEN connection is noticed by the check, replaced, and new rows are delivered', async () => {

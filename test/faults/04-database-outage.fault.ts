@@ -1,5 +1,5 @@
 // Scenario 4: Postgres stops for several seconds mid-drain and comes back: honest readiness, no exit, no spin, nothing lost.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -14,6 +14,9 @@ import {
 } from './harness.ts'
 import { test } from './kept-evidence.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 const OUTAGE_MS = 6_000

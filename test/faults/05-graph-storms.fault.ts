@@ -1,5 +1,5 @@
 // Scenario 5: Graph storms (30 % 429 with Retry-After, then 503s, then hung requests): all sent, none failed, limit kept.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import type { GraphFault } from '../support/fake-graph.ts'
 import {
   allSent,
@@ -17,6 +17,9 @@ import {
 import { test } from './kept-evidence.ts'
 import { sendCounts } from './send-counts.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 const ROWS = 300

@@ -1,5 +1,5 @@
 // Scenario 6: SIGTERM with sends in flight exits 0 within the grace, leaves no live lease; a second signal exits at once.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -16,6 +16,9 @@ import {
 import { test } from './kept-evidence.ts'
 import { sendCounts } from './send-counts.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 const GRACE_SECONDS = 4

@@ -1,5 +1,5 @@
 // Scenario 7: three worker processes drain one database: each row sent exactly once, the per-mailbox rate held across them.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import {
   allSent,
   cleanupAll,
@@ -15,6 +15,9 @@ import {
 import { test } from './kept-evidence.ts'
 import { sendCounts } from './send-counts.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 const ROWS = 3000

@@ -1,9 +1,12 @@
 // Scenario 11: kill -9 mid-drain, every row's expiresAt passed by the restart: with lookups, each send Graph took settles sent, every other row expired; none sent twice or late.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { cleanupAll, report, spawnMailer, statusCounts, within } from './harness.ts'
 import { test } from './kept-evidence.ts'
 import { killedMidDrain } from './killed-mid-drain.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 const ROWS = 300

@@ -1,5 +1,5 @@
 // Scenario 12: kill -9 a worker holding every provider slot: the next worker's sends wait for the holder's death to show, not for its slots' TTL.
-import { afterAll, expect } from 'bun:test'
+import { afterAll, expect, setDefaultTimeout } from 'bun:test'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
@@ -27,6 +27,9 @@ import {
 import { test } from './kept-evidence.ts'
 import { sendCounts } from './send-counts.ts'
 
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
+// (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
+setDefaultTimeout(180_000)
 afterAll(cleanupAll)
 
 /** A worker's environment with 2 provider slots whose TTL is 45 s (the request timeout + 15 s). */
