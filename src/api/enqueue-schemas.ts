@@ -138,7 +138,7 @@ const Message = z
     ...CLOSED,
     required: ['subject'],
     description:
-      'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html (not both empty: "" is no body, unless an attachment is the mail); its Graph sendMail request at most 4 MB (attachments as base64), its attachments at most 3 MB decoded; its header at most 256 KB (Exchange Online\'s limit) as its subject, from, to, cc, replyTo (each "name <address>") and X- headers take as lines.',
+      'Validated by mailer.enqueue_email: at least one recipient, a subject, text or html (not both empty or blanks only: neither "" nor blanks is a body, unless an attachment is the mail); its Graph sendMail request at most 4 MB (attachments as base64), its attachments at most 3 MB decoded; its header at most 256 KB (Exchange Online\'s limit) as its subject, from, to, cc, replyTo (each "name <address>") and X- headers take as lines.',
     example: { to: 'ada@example.com', subject: 'Hello', text: 'Hi Ada' },
   })
 

@@ -123,6 +123,9 @@ import m0171 from '../../sql/0171_trigger_options_named_and_notify_can_be_off.sq
 import m0172 from '../../sql/0172_mailbox_pause_keeps_its_cause.sql' with { type: 'text' }
 import m0173 from '../../sql/0173_pending_rows_after_an_error_index.sql' with { type: 'text' }
 import m0174 from '../../sql/0174_empty_body_alone_refused.sql' with { type: 'text' }
+import m0175 from '../../sql/0175_blank_body_refused_and_keyed_repeat_answered.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -241,6 +244,7 @@ export const migrations: readonly Migration[] = [
   { version: 172, name: '0172_mailbox_pause_keeps_its_cause', sql: m0172 },
   { version: 173, name: '0173_pending_rows_after_an_error_index', sql: m0173 },
   { version: 174, name: '0174_empty_body_alone_refused', sql: m0174 },
+  { version: 175, name: '0175_blank_body_refused_and_keyed_repeat_answered', sql: m0175 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

@@ -1,5 +1,6 @@
 // A message as a row holds it, checked at send for what enqueue refuses today but an older row may hold.
 
+import { isBlank } from './blank-body.ts'
 import { headerAlikeButForCase, headerLineBytes, MAX_HEADER_BYTES } from './header-size.ts'
 import {
   CONTROL_CHARACTER_MESSAGE,
@@ -78,22 +79,27 @@ export function sendableBodies(m: StoredMessage): { text: string | null; html: s
 }
 
 /**
- * A stored message's bodies as enqueue takes them (sql/0174): "" is no body, so one must not
- * be empty unless the message carries a file, which then is the mail (a row stored before went out
- * as an empty mail). A template's are its own, rendered.
+ * A stored message's bodies as enqueue takes them (sql/0174, 0175): "" is no body, nor are blanks
+ * only (blank-body.ts), so one must show something unless the message carries a file, which then
+ * is the mail (a row stored before went out as an empty mail). Named as enqueue names it: the text
+ * when given. A template's are its own, rendered (renderLease).
  */
 export function sendableStoredBodies(
   bodies: { text: string | null; html: string | null },
   /** As stored: checked by sendableAttachments, after. */
   attachments: unknown,
 ): { text: string | null; html: string | null } {
-  if (!bodies.text && !bodies.html && !(Array.isArray(attachments) && attachments.length > 0))
+  if (isBodiless(bodies) && !(Array.isArray(attachments) && attachments.length > 0))
     throw invalid(
-      bodies.text === '' ? 'message.text' : 'message.html',
+      bodies.text !== null ? 'message.text' : 'message.html',
       'must not be empty ("" is no body): a message needs message.text or message.html',
     )
   return bodies
 }
+
+/** Neither body shows anything: each absent, "" or blanks only. */
+export const isBodiless = (bodies: { text: string | null; html: string | null }): boolean =>
+  isBlank(bodies.text ?? '') && isBlank(bodies.html ?? '')
 
 /** Graph's importance, one of its three values, or none. */
 export function sendableImportance(importance: unknown): 'low' | 'normal' | 'high' | null {

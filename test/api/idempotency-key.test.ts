@@ -196,10 +196,12 @@ describe('a replay of the same request', () => {
     expect(await rowCount()).toBe(2)
   })
 
-  test('a row taken before 0174 with an empty body is compared, not refused: another request under its key is a 422', async () => {
+  test('a row taken before 0174 with an empty body is compared, not refused: its replay gets its id, another request under its key a 422', async () => {
     // 0174 refuses {"text": ""} alone at enqueue; a row stored so before keeps its key. The
     // comparison with a request under that key reads the row through normalize_message, which
-    // must not refuse it. The empty request itself is refused anew (400): its row fails at send.
+    // must not refuse it. The replay of the empty request is answered as the first request was
+    // (200, its row's id; the row fails at send, unsent), not refused anew; so is a repeat of
+    // options.dedupeKey without the header.
     const empty = { ...message, text: '' }
     const row = await s.t.pool.query<{ id: string }>(
       `insert into mailer.email_outbox (tenant, dedupe_key, message)
@@ -208,12 +210,28 @@ describe('a replay of the same request', () => {
     )
     const other = await enqueue({ message }, 'empty-body')
     const again = await enqueue({ message: empty }, 'empty-body')
-    expect([other.status, other.body, again.status]).toEqual([
+    const byOption = await enqueue({ message: empty, options: { dedupeKey: 'empty-body' } })
+    const id = row.rows[0]!.id
+    expect([
+      other.status,
+      other.body,
+      again.status,
+      again.body,
+      byOption.status,
+      byOption.body,
+    ]).toEqual([
       422,
-      expect.objectContaining({
-        detail: expect.stringContaining(`names outbox row ${row.rows[0]!.id}`),
-      }),
+      expect.objectContaining({ detail: expect.stringContaining(`names outbox row ${id}`) }),
+      200,
+      { id },
+      200,
+      { id },
+    ])
+    // A new key is a new request: refused, as without a key.
+    const fresh = await enqueue({ message: empty }, 'empty-body-2')
+    expect([fresh.status, (fresh.body as { detail?: string }).detail]).toEqual([
       400,
+      'mailer: message.text must not be empty ("" is no body): a message needs message.text or message.html',
     ])
     expect(await rowCount()).toBe(1)
   })

@@ -10,6 +10,7 @@ import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
+import { BLANK_BODIES, NOT_BLANK_BODIES } from '../support/blank-bodies.ts'
 import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
@@ -222,6 +223,40 @@ describe('POST /v1/outbox', () => {
     ])
     const rows = await t.pool.query('select count(*)::int as n from mailer.email_outbox')
     expect(rows.rows[0].n).toBe(0)
+  })
+
+  test('a body of blanks only is a 400 in the words of "", for the inputs SQL is tested with; one that shows something is taken (0175)', async () => {
+    for (const [what, blank] of BLANK_BODIES) {
+      const r = await send(app, 'POST', '/v1/outbox', {
+        token: tk,
+        body: { message: { to: message.to, subject: message.subject, text: blank } },
+      })
+      expect([what, r.status, r.body]).toMatchObject([
+        what,
+        400,
+        {
+          detail:
+            'mailer: message.text must not be empty ("" is no body): a message needs message.text or message.html',
+          errors: [
+            {
+              path: 'message.text',
+              message:
+                'must not be empty ("" is no body): a message needs message.text or message.html',
+            },
+          ],
+        },
+      ])
+    }
+    expect((await t.pool.query('select count(*)::int as n from mailer.email_outbox')).rows).toEqual(
+      [{ n: 0 }],
+    )
+    for (const [what, body] of NOT_BLANK_BODIES) {
+      const r = await send(app, 'POST', '/v1/outbox', {
+        token: tk,
+        body: { message: { to: message.to, subject: message.subject, html: body } },
+      })
+      expect([what, r.status]).toEqual([what, 201])
+    }
   })
 
   test('what mailer.enqueue_email accepts, the API accepts: null sendAt, expiresAt, contentType', async () => {

@@ -1,6 +1,8 @@
 // mailer.enqueue_email in the database: its validation, dedupe keys and the triggers' rows.
 import { beforeEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
+import { BLANK_CLASS, isBlank } from '../../src/outbox/blank-body.ts'
+import { BLANK_BODIES, NOT_BLANK_BODIES } from '../support/blank-bodies.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -191,6 +193,59 @@ describe('mailer.enqueue_email validation', () => {
       (err: Error) => err.message,
     )
     expect(e).toMatch(/^mailer: message\.text must not be empty/)
+  })
+
+  test('a body of blanks only is no body: refused as "" is, alone or keyed; taken beside a body or a file (0175)', async () => {
+    const refusal = (body: Record<string, unknown>, options: Record<string, unknown> = {}) =>
+      enqueue(t, { to: 'a@b.co', subject: 's', ...body }, options).then(
+        () => null,
+        (e: Error & { code?: string }) => `${e.code} ${e.message}`,
+      )
+    const words = (field: string) =>
+      `22023 mailer: message.${field} must not be empty ("" is no body): a message needs message.text or message.html`
+    for (const [what, blank] of BLANK_BODIES) {
+      expect([
+        what,
+        await refusal({ text: blank }),
+        await refusal({ html: blank }),
+        await refusal({ text: blank, html: '' }),
+        await refusal({ text: null, html: blank }),
+        await refusal({ text: blank }, { dedupeKey: `fresh ${what}` }),
+      ]).toEqual([what, words('text'), words('html'), words('text'), words('html'), words('text')])
+    }
+    expect(await count()).toBe(0)
+    const pdf = { filename: 'invoice.pdf', contentBase64: 'JVBERi0=' }
+    for (const [what, body] of NOT_BLANK_BODIES) {
+      expect([what, await refusal({ text: body }), await refusal({ html: body })]).toEqual([
+        what,
+        null,
+        null,
+      ])
+    }
+    // The blank one beside a body: that body is the mail; beside a file, the file is.
+    const blanks = BLANK_BODIES.map(([, blank]) => blank).join('')
+    expect([
+      await refusal({ text: blanks, html: '<p>Hi</p>' }),
+      await refusal({ text: 'Hi', html: blanks }),
+      await refusal({ text: blanks, attachments: [pdf] }),
+      await refusal({ html: blanks, attachments: [pdf] }, { dedupeKey: 'with a file' }),
+    ]).toEqual([null, null, null, null])
+  })
+
+  test('blank is spelt out in SQL as at send (blank-body.ts), the same characters whatever the locale', async () => {
+    // enqueue_email holds the class as written; Postgres reads it as JavaScript does, every
+    // character of the Basic Multilingual Plane (no other plane has a blank).
+    const { rows } = await t.pool.query<{ src: string; cps: number[] }>(
+      `select (select prosrc from pg_proc where oid = 'mailer.enqueue_email(jsonb, jsonb)'::regprocedure) as src,
+              (select array_agg(cp order by cp) from generate_series(1, 65535) cp
+                where (cp < 55296 or cp > 57343) and chr(cp) ~ $1) as cps`,
+      [`^[${BLANK_CLASS}]*$`],
+    )
+    expect(rows[0]!.src).toContain(`'^[${BLANK_CLASS}]*$'`)
+    const js = Array.from({ length: 65535 }, (_, i) => i + 1).filter(
+      (cp) => (cp < 0xd800 || cp > 0xdfff) && isBlank(String.fromCharCode(cp)),
+    )
+    expect(rows[0]!.cps).toEqual(js)
   })
 
   test('a 1 MB attachment is stored as given; a bad character at the end of the next one is refused naming it', async () => {
@@ -609,6 +664,31 @@ describe('dedupe keys', () => {
     // Nothing of it is left: the key is free for a request that is not late.
     const id = await enqueue(t, ok, { dedupeKey: 'late', expiresAt: '2999-01-01T00:00:00Z' })
     expect(id).toMatch(/^\d+$/)
+  })
+
+  test('a repeat of a key whose row was stored before 0174 with an empty body is answered with its row; a new key so is refused', async () => {
+    // A request taken before 0174 ({"text": ""}), its answer lost: the client's repeat under the
+    // same key must get the id the first got, whatever the row holds (it fails at send, unsent).
+    const { rows } = await t.pool.query<{ id: string }>(
+      `insert into mailer.email_outbox (tenant, dedupe_key, message)
+       values ('default', 'taken-before', $1::jsonb) returning id::text`,
+      [JSON.stringify({ to: [{ address: 'a@b.co' }], subject: 's', text: '' })],
+    )
+    const repeat = await enqueue(
+      t,
+      { to: 'a@b.co', subject: 's', text: '' },
+      { dedupeKey: 'taken-before' },
+    ).catch((e: Error) => e.message)
+    const fresh = await enqueue(
+      t,
+      { to: 'a@b.co', subject: 's', text: '' },
+      { dedupeKey: 'new-key' },
+    ).catch((e: Error) => e.message)
+    expect([repeat, fresh]).toEqual([
+      rows[0]!.id,
+      'mailer: message.text must not be empty ("" is no body): a message needs message.text or message.html',
+    ])
+    expect(await count()).toBe(1)
   })
 
   test('concurrent enqueues with one key yield one row and one id', async () => {

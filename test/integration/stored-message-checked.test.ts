@@ -297,6 +297,17 @@ describe.each(transports)('the %s transport', (_name, transport) => {
         'html',
         'must not be empty ("" is no body): a message needs message.text or message.html',
       ],
+      // Nor is one of blanks only, stored before 0175 (blank-body.ts).
+      [
+        { text: ' \r\n\u00a0' },
+        'text',
+        'must not be empty ("" is no body): a message needs message.text or message.html',
+      ],
+      [
+        { text: null, html: '\u200b\u3000' },
+        'html',
+        'must not be empty ("" is no body): a message needs message.text or message.html',
+      ],
       [{ text: 5 }, 'text', 'must be a string'],
       [{ html: { b: 1 } }, 'html', 'must be a string'],
       [{ importance: 'urgent' }, 'importance', 'must be low, normal or high'],
