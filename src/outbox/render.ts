@@ -10,6 +10,7 @@ import { NOT_SENT, RenderError } from './render-error.ts'
 import { renderedAddress } from './rendered-address.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
 import {
+  isBodiless,
   isSubjectTooLong,
   type StoredMessage,
   sendableAttachments,
@@ -52,7 +53,9 @@ export function renderLease(
     )
   const subject = sendableSubject(m.subject)
   const bodies = sendableBodies(m)
-  const { text, html } = lease.template ? bodies : sendableStoredBodies(bodies, m.attachments)
+  const { text, html } = lease.template
+    ? renderedBodies(lease.template, bodies)
+    : sendableStoredBodies(bodies, m.attachments)
   const mail: OutboundMail = {
     outboxId: lease.id,
     tenant: lease.tenant,
@@ -156,6 +159,27 @@ function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage
   if (t.text_body !== null) out.text = text('text_body', t.text_body)
   if (t.html_body !== null) out.html = fill('html_body', t.html_body, view, true)
   return out
+}
+
+/**
+ * A template's rendered bodies held to a stored message's bar (sendableStoredBodies): one must show
+ * something. A NULL or empty column filled into the only body (a form's empty note) mailed the
+ * recipient a subject and nothing else; failed instead, naming the template and its fields, so it
+ * can be fixed and the row retried (rendered again as the template then stands). A template has no
+ * attachment to be the mail.
+ */
+function renderedBodies(
+  template: string,
+  bodies: { text: string | null; html: string | null },
+): { text: string | null; html: string | null } {
+  if (!isBodiless(bodies)) return bodies
+  const fields = [bodies.text !== null && 'text_body', bodies.html !== null && 'html_body'].filter(
+    Boolean,
+  )
+  throw new RenderError(
+    'template_error',
+    `${fields.join(' and ')} of template "${template}" ${fields.length > 1 ? 'are' : 'is'} empty after rendering (nothing but blanks): a mail without a body is not sent`,
+  )
 }
 
 /**

@@ -7,6 +7,7 @@ import { systemClock } from '../../src/clock.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
 import { AddressRefused, addressRefusal } from '../../src/outbox/address-refusal.ts'
 import { renderLease } from '../../src/outbox/render.ts'
+import { requeueOutbox } from '../../src/outbox/requeue.ts'
 import type { Sender } from '../../src/outbox/sender.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
@@ -80,6 +81,8 @@ async function enqueued(message: Record<string, unknown>): Promise<string> {
 async function insertTemplated(
   template: {
     subject?: string
+    text?: string | null
+    html?: string | null
     to?: readonly string[]
     cc?: readonly string[]
     from?: string
@@ -93,16 +96,19 @@ async function insertTemplated(
     if (template.before0031)
       await c.query('alter table mailer.templates disable trigger templates_checked')
     await c.query(
-      `insert into mailer.templates (name, subject, text_body, to_addresses, cc_addresses, from_address)
-       values ('t', $1, 'Hi', $2, $3, $4)
+      `insert into mailer.templates (name, subject, text_body, html_body, to_addresses, cc_addresses, from_address)
+       values ('t', $1, $5, $6, $2, $3, $4)
        on conflict (name) do update
-         set subject = excluded.subject, to_addresses = excluded.to_addresses,
+         set subject = excluded.subject, text_body = excluded.text_body,
+             html_body = excluded.html_body, to_addresses = excluded.to_addresses,
              cc_addresses = excluded.cc_addresses, from_address = excluded.from_address`,
       [
         template.subject ?? 'Hello',
         template.to ?? ['rcpt@example.com'],
         template.cc ?? [],
         template.from ?? null,
+        template.text === undefined ? 'Hi' : template.text,
+        template.html ?? null,
       ],
     )
     if (template.before0031)
@@ -535,6 +541,38 @@ describe.each(transports)('the %s transport', (_name, transport) => {
       { name: 'N'.repeat(1200) },
     )
     expect(await drained(id, transport)).toMatchObject({ status: 'sent' })
+  })
+
+  test('a template whose bodies render blank fails the row with template_error, unsent; fixed and retried, it is rendered again and sent', async () => {
+    // A form's empty note filled into the only body: an empty mail to the recipient, before.
+    const id = await insertTemplated({ text: '{{note}}\n', html: '{{note}}' }, { note: null })
+    expect(await drained(id, transport)).toEqual({
+      status: 'failed',
+      code: 'template_error',
+      error:
+        'text_body and html_body of template "t" are empty after rendering (nothing but blanks): a mail without a body is not sent',
+      written: 0,
+      requested: 0,
+    })
+    await engine?.stop()
+    await graph?.stop()
+    engine = null
+    graph = null
+    // The template holds the mail's own words now: the retry renders it as it stands.
+    await t.pool.query(
+      `update mailer.templates set text_body = 'You wrote no note.{{note}}', html_body = null where name = 't'`,
+    )
+    await requeueOutbox(t.db, id, null)
+    const sent = await drained(id, transport)
+    // drained() started a fake Graph for the graph transport (the narrowing above knows nothing of it).
+    const g = graph as FakeGraph | null
+    expect(sent).toMatchObject({ status: 'sent', written: g ? 0 : 1 })
+    if (g) {
+      const m = g.accepted[0]!.body.message as { body: unknown }
+      expect(m.body).toEqual({ contentType: 'Text', content: 'You wrote no note.' })
+    } else {
+      expect(await readFile(join(dir, `outbox-${id}.eml`), 'utf8')).toContain('You wrote no note.')
+    }
   })
 
   test('a template whose rendered header passes 256 KB fails the row with template_error, unsent', async () => {

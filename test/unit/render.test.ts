@@ -321,6 +321,43 @@ describe('renderLease', () => {
     expect(subjectOf(`${'N'.repeat(997)}\r\n`, '{{name}}\r\nx')).toBe(`${'N'.repeat(997)}…`)
   })
 
+  test('a template whose bodies render blank fails template_error naming it and its fields, rather than mailing nothing', () => {
+    // A NULL or empty column (a form's empty note) filled into the only body: an empty mail to the
+    // recipient, before this. Blank as a stored body is (blank-body.ts); markup is a body.
+    const words = (fields: string, are = 'are') =>
+      `${fields} of template "inquiry" ${are} empty after rendering (nothing but blanks): a mail without a body is not sent`
+    for (const note of [null, '', ' \r\n\t', '\u00a0\u3000\u200b']) {
+      expect([
+        note,
+        refusalOf({ name: 'Ann', note }, { text_body: '{{note}}', html_body: null }),
+        refusalOf({ name: 'Ann', note }, { text_body: null, html_body: '{{note}}' }),
+        refusalOf({ name: 'Ann', note }, { text_body: ' {{note}}\n', html_body: '{{{note}}}' }),
+      ]).toEqual([
+        note,
+        ['template_error', words('text_body', 'is')],
+        ['template_error', words('html_body', 'is')],
+        ['template_error', words('text_body and html_body')],
+      ])
+    }
+    // One body that shows something is the mail; markup around an empty column is a body.
+    expect(
+      refusalOf({ name: 'Ann', note: null }, { text_body: '{{note}}', html_body: '<p>Hi</p>' }),
+    ).toBeNull()
+    expect(
+      refusalOf({ name: 'Ann', note: null }, { text_body: 'Hi {{note}}', html_body: '{{note}}' }),
+    ).toBeNull()
+    expect(
+      refusalOf({ name: 'Ann', note: null }, { text_body: null, html_body: '<p>{{note}}</p>' }),
+    ).toBeNull()
+    // README's way out: the template's own words for a row without a note.
+    expect(
+      render(
+        { name: 'Ann', email: 'a@example.com', note: null },
+        { text_body: '{{^note}}No note was left.{{/note}}{{note}}', html_body: null },
+      ).text,
+    ).toBe('No note was left.')
+  })
+
   test("a template's recipients are at most 500, as a stored message's, counted before rendering", () => {
     const many = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@example.com`)
     const row = { name: 'n' }
