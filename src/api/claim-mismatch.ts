@@ -62,7 +62,10 @@ const GRAPH_AUDIENCES = new Set([
 ])
 
 export function audienceMismatch(payload: JWTPayload, expected: string | null): Explained {
-  const got = typeof payload.aud === 'string' ? [payload.aud] : (payload.aud ?? [])
+  // RFC 7519 4.1.3: a string or a list of strings. A signed token may hold anything else (a number,
+  // null in a list): its audiences are the strings it names, and no string is none of ours.
+  const aud: unknown = payload.aud
+  const got = (Array.isArray(aud) ? aud : [aud]).filter((a): a is string => typeof a === 'string')
   if (got.some((a) => GRAPH_AUDIENCES.has(a.replace(/\/$/, '')))) {
     return [
       'audience_graph',

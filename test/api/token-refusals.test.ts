@@ -162,6 +162,21 @@ describe("Entra's token versions mixed up", () => {
     expect(detail).toContain('aud')
     expect(detail).toContain('Microsoft Graph')
   })
+
+  test("an aud that is no string nor a list of strings is another API's: a 401 naming aud, not a 500", async () => {
+    // RFC 7519 4.1.3: a string or an array of strings; an issuer writing a number (or null in a
+    // list) signed it still. The audience check refuses it; its explanation must too.
+    for (const aud of [-1, 42, [1, null, {}], ['https://graph.microsoft.com', 7], [{}]]) {
+      const claims = claimsOf('2.0', { aud: aud as unknown as string })
+      const detail = await refused(v2, await sign(claims), claims)
+      expect([aud, detail]).toEqual([
+        aud,
+        Array.isArray(aud) && aud.includes('https://graph.microsoft.com')
+          ? expect.stringContaining('Microsoft Graph')
+          : "the token's aud is not API_JWT_AUDIENCE: it was issued for another API",
+      ])
+    }
+  })
 })
 
 describe('times, algorithm, key and signature', () => {
