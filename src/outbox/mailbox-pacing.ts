@@ -200,8 +200,9 @@ export async function pauseMailbox(
 ): Promise<void> {
   const ends = sql`now() + make_interval(secs => ${p.ms / 1000})`
   await sql`
-    insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval, throttled_until, pause_reason)
-    values (${p.mailbox}, ${ends}, interval '0', ${ends}, ${p.cause ?? 'throttle'})
+    insert into mailer.mailbox_pacing as m
+           (mailbox, next_at, turn_interval, throttled_until, pause_reason, pause_reason_ends)
+    values (${p.mailbox}, ${ends}, interval '0', ${ends}, ${p.cause ?? 'throttle'}, ${ends})
     on conflict (mailbox) do update
        set next_at = greatest(m.next_at, ${ends}),
            throttled_until = greatest(m.throttled_until, ${ends}),
@@ -209,6 +210,9 @@ export async function pauseMailbox(
            turn_interval = case when m.next_at < ${ends} then interval '0' else m.turn_interval end,
            -- The pause standing, by the one rule every reader counts by (pauseEnd: a throttled_until
            -- a hand-lift left behind next_at holds nothing), keeps its cause while it outlasts this one.
-           pause_reason = case when ${PAUSE_STANDING_END} > ${ends}
-                               then m.pause_reason else excluded.pause_reason end`.execute(db)
+           -- Both written, the cause named (sql/0178: a write naming neither loses it).
+           (pause_reason, pause_reason_ends) =
+             (select case when s.kept then m.pause_reason else excluded.pause_reason end,
+                     case when s.kept then m.pause_reason_ends else excluded.pause_reason_ends end
+                from (select ${PAUSE_STANDING_END} > ${ends} as kept) s)`.execute(db)
 }

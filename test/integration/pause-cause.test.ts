@@ -163,3 +163,50 @@ test("a refusal's pause lifted as the README says (next_at set to now()) leaves 
     json: { count: 1, refused: 0 },
   })
 })
+
+/** An older binary's pause (before 0172: a9a87806's pauseMailbox, verbatim), which names no cause. */
+const olderBinaryPause = (mailbox: string, ms: number) =>
+  t.pool.query(
+    `insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval, throttled_until)
+     values ($1, now() + make_interval(secs => $2::float8 / 1000), interval '0',
+             now() + make_interval(secs => $2::float8 / 1000))
+     on conflict (mailbox) do update
+        set next_at = greatest(m.next_at, now() + make_interval(secs => $2::float8 / 1000)),
+            throttled_until = greatest(m.throttled_until, now() + make_interval(secs => $2::float8 / 1000)),
+            turn_interval = case when m.next_at < now() + make_interval(secs => $2::float8 / 1000)
+                                 then interval '0' else m.turn_interval end`,
+    [mailboxKey(mailbox), ms],
+  )
+
+test("during a rolling deploy, an older binary's throttle that outlasts a refusal's pause takes it; one within it leaves it", async () => {
+  const g = gate()
+  await g.pause('refused@example.com', 300_000, REFUSED)
+  await olderBinaryPause('refused@example.com', 60_000)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 1 })
+  await olderBinaryPause('refused@example.com', 900_000)
+  expect(await readers()).toMatchObject({
+    line: 'default: 1 mailbox(es) paused by a provider throttle, the longest for … more',
+    json: { count: 1, refused: 0 },
+    stats: { pausedMailboxes: 1, pausedMailboxesRefused: 0 },
+    gauges: { paused: 1, refused: 0 },
+  })
+  // The reverse: a refusal a new binary notes past the older binary's throttle is the pause's cause,
+  // and the throttle that then outlasts it again takes it back.
+  await g.pause('refused@example.com', 1_200_000, REFUSED)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 1 })
+  await olderBinaryPause('refused@example.com', 1_500_000)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 0 })
+})
+
+test('a refusal noted again past its own pause stays one; a refusal lifted by hand, then throttled by an older binary, is a throttle', async () => {
+  const g = gate()
+  await g.pause('refused@example.com', 60_000, REFUSED)
+  await g.pause('refused@example.com', 300_000, REFUSED)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 1 })
+  await t.pool.query(`update mailer.mailbox_pacing set next_at = now() where mailbox = $1`, [
+    mailboxKey('refused@example.com'),
+  ])
+  expect((await readers()).json).toMatchObject({ count: 0, refused: 0 })
+  await olderBinaryPause('refused@example.com', 60_000)
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 0 })
+})
