@@ -41,7 +41,14 @@ export function createMetricFamilies() {
     }),
     throttled: new Counter({
       name: 'outbox_graph_throttled_total',
-      help: 'Sends and mailbox lookups told to wait, one per send or lookup (429/503/504, a spent quota, a missing permission, MAIL_FROM unknown to Graph, no Graph token: a refused credential, Entra down or unreachable; Graph out of reach or refusing every token) and rescheduled without burning an attempt; not the rows a pause or pacing turn another send caused held back, which outbox_sends_total{outcome="throttled"} counts as well',
+      help: 'Sends and mailbox lookups told to wait, one per send or lookup (429/503/504, a spent quota, no Graph token: a refused credential, Entra down or unreachable; Graph out of reach or refusing every token) and rescheduled without burning an attempt; not the rows a pause or pacing turn another send caused held back, which outbox_sends_total{outcome="throttled"} counts as well, nor Graph refusing the sender mailbox itself, which outbox_graph_mailbox_refused_total counts',
+      labelNames: ['db'] as const,
+      registers,
+    }),
+    // A refusal waits as a throttle does, but is no throttle: apart, so a throttle's alert can leave it out.
+    mailboxRefused: new Counter({
+      name: 'outbox_graph_mailbox_refused_total',
+      help: 'Sends and mailbox lookups Graph refused because it refuses the sender mailbox itself, one per send or lookup (404 for MAIL_FROM: unknown, not enabled for Graph; 403 ErrorAccessDenied: the app may not send from it, MAIL_FROM or a mailbox a row names), each rescheduled like a throttle (its mailbox paused, the attempt not counted); outbox_mailboxes_paused_refused counts the mailboxes so paused now',
       labelNames: ['db'] as const,
       registers,
     }),

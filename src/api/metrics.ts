@@ -90,6 +90,7 @@ export function createMetrics(deps: MetricsDeps): Metrics {
       for (const outcome of SETTLE_OUTCOMES) metric.sends.inc({ db, outcome }, 0)
       for (const counter of [
         metric.throttled,
+        metric.mailboxRefused,
         metric.reclaimed,
         metric.leasesLost,
         metric.loopErrors,
@@ -125,13 +126,14 @@ export function createMetrics(deps: MetricsDeps): Metrics {
         case 'settled':
           metric.sends.inc({ db: e.db, outcome: e.outcome })
           // A row sent back from a paused mailbox (or to a reserved pacing turn) asked nobody: the
-          // send that caused the pause counted.
+          // send that caused the pause counted. A refusal of the mailbox is no throttle: counted
+          // apart, so "Mailbox throttled" does not fire for what "Mailbox refused" says.
           if (
             e.outcome === 'throttled' &&
             e.code !== 'mailbox_paused' &&
             e.code !== 'mailbox_paced'
           )
-            metric.throttled.inc({ db: e.db })
+            (e.mailboxRefused ? metric.mailboxRefused : metric.throttled).inc({ db: e.db })
           if (e.durationMs !== undefined) metric.duration.observe({ db: e.db }, e.durationMs / 1000)
           break
         case 'reclaimed':

@@ -21,6 +21,8 @@ export type EngineEvent =
       id: string
       outcome: SettleOutcome
       code?: string
+      /** A wait because Graph refused the sender mailbox itself, not a throttle (Settlement's). */
+      mailboxRefused?: true
       /** Wall time of the send call, when one was made. */
       durationMs?: number
     }

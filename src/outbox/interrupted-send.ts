@@ -125,6 +125,7 @@ export async function resolveAmbiguity(
         throttled: true,
         ambiguous: true,
         lookupWait: true,
+        ...(refused && { mailboxRefused: true }),
       },
       refused ? { httpStatus: refused.httpStatus, requestId: refused.requestId } : {},
     )

@@ -72,6 +72,9 @@ export async function recordOutcome(
         id: lease.id,
         outcome,
         ...(row.code ? { code: row.code } : {}),
+        ...(outcome === 'throttled' &&
+          s.kind === 'retry' &&
+          s.mailboxRefused && { mailboxRefused: true }),
         ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
       })
     }

@@ -73,6 +73,7 @@ export async function sendOne(
     delayMs,
     throttled,
     ambiguous,
+    ...(outcome.refusesMailbox === true && { mailboxRefused: true }),
     ...(ambiguous && d.lookup !== null && { lookUpFirst: true }),
     ...(r.unverified === true && { resentUnverified: { sendAmbiguous } }),
   }

@@ -62,6 +62,11 @@ export type Settlement =
        * of it (settle.ts), the row only looked up there, never sent.
        */
       lookupWait?: true
+      /**
+       * Graph refused the sender mailbox itself (404 for MAIL_FROM, 403: the app may not send from
+       * it): a wait like a throttle's, told apart in /metrics (outbox_graph_mailbox_refused_total).
+       */
+      mailboxRefused?: true
     }
   /**
    * Never started (e.g. shutdown before the send): back to pending, the attempt not counted.

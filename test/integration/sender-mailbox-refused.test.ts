@@ -1,9 +1,11 @@
 // A MAIL_FROM Graph refuses (unknown, not enabled): its rows wait uncounted and said loudly, a row's own bad from fails alone, sending resumes; a paused mailbox's backlog is not claimed pause after pause.
 import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { createMetrics } from '../../src/api/metrics.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
 import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
+import { fakeHealth } from '../api/support/fake-health.ts'
 import { useTestDb } from '../support/db.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
@@ -144,6 +146,19 @@ async function versionsOf(ids: string[]) {
   return r.rows.map((x) => x.x)
 }
 
+/** The worker's events as /metrics counts them: the two counters of waits Graph asked for. */
+async function graphWaitCounters(r: Run) {
+  const metrics = createMetrics({ databases: [], health: fakeHealth([]) })
+  for (const e of r.engine.events.events) metrics.observe(e)
+  const text = await metrics.render()
+  const count = (name: string) =>
+    Number(new RegExp(`^${name}\\{db="test"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0)
+  return {
+    throttled: count('outbox_graph_throttled_total'),
+    refused: count('outbox_graph_mailbox_refused_total'),
+  }
+}
+
 /** The sendMail requests to MAIL_FROM the fake saw after the first `from`. */
 const mailFromSends = (r: Run, from: number) =>
   r.fake.requests
@@ -230,6 +245,8 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     expect(graphLines.filter((l) => l.db !== 'test')).toEqual([])
     // The pause keeps that cause (0172): status, /v1/stats and /metrics count it as a refusal.
     expect(await mailboxPauses(t.db)).toMatchObject({ mailboxes: 1, refused: 1 })
+    // Its sends are counted as refused, not as throttled: "Mailbox throttled" stays quiet.
+    expect(await graphWaitCounters(r)).toEqual({ throttled: 0, refused: asked.length })
 
     // The mailbox is fixed; the pause and the rows' waits pass (database time).
     known.push(MAIL_FROM)
@@ -604,6 +621,28 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
       async () => ((await rowsOf([other]))[0]?.status === 'sent' ? true : undefined),
       30_000,
     )
+  })
+
+  test('a mailbox a row names itself that the app may not send from (403 ErrorAccessDenied): its rows wait, its pause a refusal, counted as refused, not throttled; MAIL_FROM is not said refused', async () => {
+    const r = await startWorker(
+      { mailboxes: [OWN, MAIL_FROM] },
+      {
+        pickSendMail: (mailbox) =>
+          mailbox === OWN ? { status: 403, code: 'ErrorAccessDenied' } : undefined,
+      },
+    )
+    const mine: string[] = []
+    for (let i = 0; i < 3; i++)
+      mine.push(await enqueue(t, { from: OWN, to: 'rcpt@example.com', subject: 'Hi', text: 'x' }))
+    await allTried(mine)
+    await pollUntil(async () => (r.engine.drainer.status().inFlight === 0 ? true : undefined))
+    expect((await rowsOf(mine)).every((x) => x.status === 'pending' && x.attempts === 0)).toBe(true)
+    expect(await mailboxPauses(t.db)).toMatchObject({ mailboxes: 1, refused: 1 })
+    const counters = await graphWaitCounters(r)
+    expect(counters).toEqual({ throttled: 0, refused: expect.any(Number) })
+    expect(counters.refused).toBeGreaterThan(0)
+    // "Sender mailbox refused" reads MAIL_FROM alone: a mailbox a row names is not it.
+    expect(r.transport.senderMailboxRefused?.()).toBe(false)
   })
 
   test('pause after pause, the waiting rows are the refusal’s one error line, not a line each at info', async () => {

@@ -139,6 +139,7 @@ test('a worker exports the deploy guide’s alert counters at 0 from its start (
       (outcome) => `outbox_sends_total{db="default",outcome="${outcome}"} 0`,
     ),
     'outbox_graph_throttled_total{db="default"} 0',
+    'outbox_graph_mailbox_refused_total{db="default"} 0',
     'outbox_leases_reclaimed_total{db="default"} 0',
     'outbox_leases_lost_total{db="default"} 0',
     'outbox_loop_errors_total{db="default"} 0',
@@ -162,7 +163,9 @@ test('a worker exports the deploy guide’s alert counters at 0 from its start (
   expect(zero.filter((line) => !worker.includes(line))).toEqual([])
   const api = await scrape('api')
   expect(
-    api.filter((line) => /^outbox_(sends|leases|loop_errors|graph_throttled)/.test(line)),
+    api.filter((line) =>
+      /^outbox_(sends|leases|loop_errors|graph_throttled|graph_mailbox_refused)/.test(line),
+    ),
   ).toEqual([])
 })
 
