@@ -11,6 +11,7 @@ import { createTestDb, type TestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { createFakeSender } from '../support/fake-sender.ts'
+import { alertRuleProblems, guideAlertRules } from '../support/guide-alert-rules.ts'
 import { adminQuery } from '../support/postgres.ts'
 import { withRoleRefusedConnect } from '../support/refused-connect-role.ts'
 
@@ -131,7 +132,7 @@ test('a start on a current schema is ready with its listener listening, and send
   }
 })
 
-test('a worker exports the deploy guide’s alert counters at 0 from its start (the first failure after a start is an increase); an api process exports none', async () => {
+test('a worker exports the deploy guide’s alert counters at 0 from its start (the first failure after a start is an increase), and every series its rules name, with their labels; an api process exports no counter', async () => {
   // Prometheus' increase() over a series that first appears at 1 is 0: a counter created at its
   // first event hides that event from "Sends failing", "Leases lost" and "Mailbox throttled".
   const zero = [
@@ -161,6 +162,9 @@ test('a worker exports the deploy guide’s alert counters at 0 from its start (
   }
   const worker = await scrape('worker')
   expect(zero.filter((line) => !worker.includes(line))).toEqual([])
+  // Every series the guide's rules name is there, with the labels they match and pair by.
+  expect(guideAlertRules().map((r) => r.alert)).toContain('Mailbox refused')
+  expect(await alertRuleProblems(worker)).toEqual([])
   const api = await scrape('api')
   expect(
     api.filter((line) =>

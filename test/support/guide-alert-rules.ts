@@ -1,0 +1,82 @@
+// The deploy guide's suggested alert rules (section 11's table) and what each asks of a scrape: the series it names, the labels it matches, groups and subtracts by.
+import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { createMetricFamilies } from '../../src/api/metric-families.ts'
+
+const ROOT = resolve(import.meta.dir, '../..')
+
+/** Each alert of the guide's table whose rule is a PromQL expression: its name and that expression. */
+export function guideAlertRules(): { alert: string; rule: string }[] {
+  const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+  const table = guide.slice(guide.indexOf('## 11. Alerts'), guide.indexOf('## 12. '))
+  return [...table.matchAll(/^\| ([^|]+) \| `([^`]+)`/gm)]
+    .map((m) => ({ alert: m[1]!, rule: m[2]!.replaceAll('\\|', '|') }))
+    .filter((r) => r.rule.includes('outbox_'))
+}
+
+/**
+ * Exported by a Graph worker only (serve exports them at 0 where it asks Entra for tokens), though
+ * their help does not say so as the Graph gauges' does ("Absent without the Graph transport").
+ */
+const GRAPH_WORKER_ONLY = new Set(['outbox_token_refreshes_total'])
+
+/** The label names of each series a scrape's text holds, by metric name (a sample line each). */
+function scrapedLabels(lines: string[]): Map<string, string[][]> {
+  const seen = new Map<string, string[][]>()
+  for (const line of lines) {
+    const m = /^(outbox_\w+)(?:\{([^}]*)\})? \S+$/.exec(line)
+    if (!m) continue
+    const labels = [...(m[2] ?? '').matchAll(/(\w+)="/g)].map((l) => l[1]!).sort()
+    seen.set(m[1]!, [...(seen.get(m[1]!) ?? []), labels])
+  }
+  return seen
+}
+
+/**
+ * What the guide's rules ask that `scrape` (a worker's /metrics, its lines) does not give: a series
+ * named that no process exports (one absent from this scrape must say it is absent without the Graph
+ * transport, as the gauges of a Graph worker do); a label matched or grouped by that its metric does
+ * not carry; a subtraction of two series whose labels differ (PromQL pairs them by every label: a
+ * series left without its pair drops out, and the rule never fires). Empty when none.
+ */
+export async function alertRuleProblems(scrape: string[]): Promise<string[]> {
+  const families = createMetricFamilies().registry
+  const scraped = scrapedLabels(scrape)
+  const labelsOf = (name: string) =>
+    (families.getSingleMetric(name) as unknown as { labelNames?: string[] } | undefined)
+      ?.labelNames ?? null
+  const helpOf = async (name: string) =>
+    new RegExp(`^# HELP ${name} (.*)$`, 'm').exec(await families.metrics())?.[1] ?? ''
+  const problems: string[] = []
+  for (const { alert, rule } of guideAlertRules()) {
+    const say = (what: string) => problems.push(`${alert}: ${what}`)
+    for (const [, name] of rule.matchAll(/\b(outbox_\w+)/g)) {
+      const labels = labelsOf(name!)
+      if (labels === null) say(`${name} is no metric`)
+      else if (
+        !scraped.has(name!) &&
+        !GRAPH_WORKER_ONLY.has(name!) &&
+        !(await helpOf(name!)).includes('without the Graph transport')
+      )
+        say(`${name} is not in a worker's scrape`)
+    }
+    const asked = [
+      ...[...rule.matchAll(/\b(outbox_\w+)\{([^}]*)\}/g)].flatMap(([, name, m]) =>
+        [...m!.matchAll(/(\w+)\s*(?:=~|!~|!=|=)/g)].map((l) => [name!, l[1]!]),
+      ),
+      ...[...rule.matchAll(/\bby \(([^)]*)\) \((outbox_\w+)/g)].flatMap(([, by, name]) =>
+        by!.split(',').map((l) => [name!, l.trim()]),
+      ),
+    ]
+    for (const [name, label] of asked) {
+      if (!labelsOf(name!)?.includes(label!)) say(`${name} carries no label ${label}`)
+    }
+    for (const [, a, b] of rule.matchAll(/\b(outbox_\w+) - (outbox_\w+)\b/g)) {
+      const [la, lb] = [labelsOf(a!), labelsOf(b!)].map((l) => [...(l ?? [])].sort().join(','))
+      const [sa, sb] = [scraped.get(a!), scraped.get(b!)].map((s) => JSON.stringify(s ?? null))
+      if (la !== lb || sa !== sb)
+        say(`${a} - ${b}: labels ${la} (scraped ${sa}) against ${lb} (scraped ${sb})`)
+    }
+  }
+  return problems
+}
