@@ -212,6 +212,46 @@ describe('the deploy guide’s grants for an application role', () => {
   })
 })
 
+test('the trigger is created by its table’s owner once the guide’s grants give it the schema; before them, refused as the guide says', async () => {
+  // Step 7: the template as the schema's owner, the trigger as the table's (the application's
+  // migrations' role), which needs `usage` on schema mailer to name mailer.enqueue_from_row.
+  const owner = `app_tables_${process.pid}`
+  await t.createRole(owner, 'nologin')
+  await t.pool.query(`
+    create table public.contact_requests (id bigint generated always as identity primary key, name text);
+    alter table public.contact_requests owner to ${owner};
+    insert into mailer.templates (name, subject, text_body, to_addresses)
+      values ('contact', 'From {{name}}', 'x', array['sales@example.com']);`)
+  const asOwner = async (sql: string) => {
+    const c = new pg.Client({ connectionString: t.url })
+    await c.connect()
+    try {
+      await c.query(`set role ${owner}`)
+      return await c.query(sql)
+    } finally {
+      await c.end()
+    }
+  }
+  const createTrigger = `create trigger contact_requests_mail after insert on public.contact_requests
+    for each row execute function mailer.enqueue_from_row('contact')`
+  try {
+    const refused = await asOwner(createTrigger).then(
+      () => null,
+      (e: { code?: string; message?: string }) => ({ code: e.code, message: e.message }),
+    )
+    expect(refused).toEqual({ code: '42501', message: 'permission denied for schema mailer' })
+    await t.pool.query(documentedGrants().replaceAll(role, owner))
+    await asOwner(createTrigger)
+    await asOwner(`insert into public.contact_requests (name) values ('Ada')`)
+    const { rows } = await t.pool.query(
+      `select template, correlation_id from mailer.email_outbox where template = 'contact'`,
+    )
+    expect(rows).toEqual([{ template: 'contact', correlation_id: 'public.contact_requests:1' }])
+  } finally {
+    await t.pool.query(`drop table if exists public.contact_requests; drop owned by ${owner}`)
+  }
+})
+
 test('no function of the mailer schema runs with its owner’s rights (SECURITY DEFINER) but the trigger functions the guide names, their search_path pinned', async () => {
   const { rows } = await t.pool.query(
     `select count(*)::int as functions,
