@@ -104,13 +104,19 @@ export async function checkDatabase(
         out.problems.push(`${where}: its grants could not be read: ${describe(e)}`)
       }
     }
-    // No direct URL of its own: migrate (the release command) runs as this role, often the
-    // service's, granted its tables only (step 7), which may not change the schema.
+    // No direct URL of its own (unset, or given as this same URL): migrate (the release command)
+    // runs as this role, often the service's, granted its tables only (step 7), which may not
+    // change the schema.
     if (d.listenUrl === d.url) {
       const where = `database "${d.name}" (${label('url')})`
       const variables = { listen: label('listenUrl'), url: label('url') }
       try {
-        const r = await checkMigrateRole(pool, where, variables, true)
+        const r = await checkMigrateRole(
+          pool,
+          where,
+          variables,
+          d.listenUrlGiven ? 'same' : 'unset',
+        )
         if ('problem' in r) out.problems.push(r.problem)
         else out.checks.push(r.check)
       } catch (e) {

@@ -23,22 +23,25 @@ async function readMayMigrate(
 /**
  * A problem naming the role of `client`'s URL and the role and URL migrate needs instead, or a check
  * saying it may migrate. `where` names the database and its variable, as the other database checks do.
- * `shared`: the direct URL is unset and migrate falls back to the service's URL; a role that may not
- * migrate is then a warning (serve runs as it; a team may migrate by hand with the owner's URL).
+ * `shared`: migrate runs over the service's URL, the direct URL being unset (`unset`: migrate falls
+ * back to it) or given as the same URL (`same`); a role that may not migrate is then a warning
+ * (serve runs as it; a team may migrate by hand with the owner's URL).
  */
 export async function checkMigrateRole(
   client: Pick<pg.Client, 'query'>,
   where: string,
   variables: { listen: string; url: string },
-  shared = false,
+  shared: false | 'unset' | 'same' = false,
 ): Promise<{ problem: string } | { check: string }> {
   const r = await readMayMigrate(client)
-  const unset = shared ? `${variables.listen} is unset` : ''
+  const why =
+    shared === 'same' ? `${variables.listen} is this same URL` : `${variables.listen} is unset`
+  const over = shared === 'same' ? 'over it' : 'over this URL'
   if (r.may)
     return {
-      check: `${where}: role ${r.role} may change the mailer schema, as migrate does${shared ? ` (${unset}: migrate runs over this URL)` : ''}`,
+      check: `${where}: role ${r.role} may change the mailer schema, as migrate does${shared ? ` (${why}: migrate runs ${over})` : ''}`,
     }
-  const would = `migrate, the release command, runs over this URL and would fail (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}): ${migrateRoleAdvice(r.role, r.database, variables)}`
-  if (shared) return { check: `warning: ${where}: ${unset}, so ${would}` }
+  const would = `migrate, the release command, runs ${shared ? over : 'over this URL'} and would fail (SQLSTATE ${PERMISSION_DENIED_SQLSTATE}): ${migrateRoleAdvice(r.role, r.database, variables)}`
+  if (shared) return { check: `warning: ${where}: ${why}, so ${would}` }
   return { problem: `${where}: ${would}` }
 }

@@ -13,6 +13,8 @@ export interface DatabaseConfig {
   listenUrl: string
   /** MAILER_DATABASES listed it: its URLs are that variable's, whatever its name (`default` too). */
   listed?: true
+  /** The direct URL was given (LISTEN_DATABASE_URL, an entry's listenUrl), maybe the same as `url`. */
+  listenUrlGiven?: true
 }
 
 const DatabasesJson = z
@@ -117,6 +119,7 @@ export function databaseList(
             url: d.url,
             listenUrl: d.listenUrl ?? d.url,
             listed: true,
+            ...(d.listenUrl !== undefined ? { listenUrlGiven: true as const } : {}),
           })
         }
         problems.push(...sameDatabaseProblems(databases))
@@ -127,6 +130,7 @@ export function databaseList(
       name: 'default',
       url: e.DATABASE_URL,
       listenUrl: e.LISTEN_DATABASE_URL ?? e.DATABASE_URL,
+      ...(e.LISTEN_DATABASE_URL !== undefined ? { listenUrlGiven: true as const } : {}),
     })
   } else if (required && ok('DATABASE_URL')) {
     problems.push('DATABASE_URL (or MAILER_DATABASES) is required')

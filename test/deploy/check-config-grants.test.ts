@@ -164,6 +164,38 @@ describe('check-config --connect with LISTEN_DATABASE_URL unset: migrate runs as
     )
   })
 
+  test('LISTEN_DATABASE_URL set to the same URL (one plain Postgres, as the deploy guide allows) is said to be that, not unset', async () => {
+    const owner = decodeURIComponent(new URL(db.url).username)
+    const same = await checkConfig(
+      {
+        MAIL_TRANSPORT: 'discard',
+        API_JWT_SECRET: jwtSecret,
+        DATABASE_URL: db.url,
+        LISTEN_DATABASE_URL: db.url,
+        LISTEN_MODE: 'poll',
+      },
+      { connect: true, role: 'api' },
+    )
+    expect(same).toMatchObject({ ok: true, problems: [] })
+    expect(same.checks.filter((c) => c.includes('may change the mailer schema'))).toEqual([
+      `database "default" (DATABASE_URL): role ${owner} may change the mailer schema, as migrate does (LISTEN_DATABASE_URL is this same URL: migrate runs over it)`,
+    ])
+    const database = new URL(db.url).pathname.slice(1)
+    const service = await checkConfig(
+      {
+        MAIL_TRANSPORT: 'discard',
+        API_JWT_SECRET: jwtSecret,
+        DATABASE_URL: urlAs(role),
+        LISTEN_DATABASE_URL: urlAs(role),
+        LISTEN_MODE: 'poll',
+      },
+      { connect: true, role: 'api' },
+    )
+    expect(service.checks.filter((c) => c.includes('would fail'))).toEqual([
+      `warning: database "default" (DATABASE_URL): LISTEN_DATABASE_URL is this same URL, so migrate, the release command, runs over it and would fail (SQLSTATE 42501): the role ${role} may not create or change the mailer schema: migrate runs as the role that owns it (before the first migrate, one that may create schemas: grant create on database ${database} to it); set LISTEN_DATABASE_URL to that role's direct URL, the service's role staying in DATABASE_URL (deploy guide, step 7)`,
+    ])
+  })
+
   test('the schema’s owner is named as the role migrate runs as', async () => {
     const owner = decodeURIComponent(new URL(db.url).username)
     const r = await alone(db.url)
