@@ -374,9 +374,16 @@ describe('renderLease', () => {
     ])
   })
 
-  test('a null column renders empty; a deleted template is named', () => {
+  test('a null column renders empty, and an inverted section (the guides’ advice) writes its stand-in; a deleted template is named', () => {
     expect(render({ name: null, email: 'a@example.com', message: 'm' }).subject).toBe(
       'Inquiry from',
+    )
+    const standIn = { subject: 'Inquiry from {{name}}{{^name}}a visitor{{/name}}' }
+    expect(render({ name: null, email: 'a@example.com', message: 'm' }, standIn).subject).toBe(
+      'Inquiry from a visitor',
+    )
+    expect(render({ name: 'Ada', email: 'a@example.com', message: 'm' }, standIn).subject).toBe(
+      'Inquiry from Ada',
     )
     expect(() =>
       renderLease(lease({ template: 'gone', sourceRow: {} }), new Map(), 'a@example.com'),
