@@ -22,6 +22,7 @@ import { describe, type Findings } from './findings.ts'
 import { checkGrants } from './grants-check.ts'
 import { checkMigrateRole } from './migrate-role-check.ts'
 import { untestedVersionWarning } from './server-version.ts'
+import { checkTriggerTemplates } from './trigger-templates-check.ts'
 
 /** A failed connect in the server's words; a login it refused (password, role, database), a TLS or a network failure with its cause and what to check. */
 const connectFailure = (e: unknown): string =>
@@ -102,6 +103,20 @@ export async function checkDatabase(
         else out.checks.push(grants.check)
       } catch (e) {
         out.problems.push(`${where}: its grants could not be read: ${describe(e)}`)
+      }
+    }
+    // The application's triggers (step 7): a template missing or naming a column the table lacks
+    // fails every insert or every mail, which nothing else says before the first one. A role that
+    // may not read the templates is the grants check's to name.
+    if (schemaThere) {
+      const where = `database "${d.name}"`
+      try {
+        out.checks.push(...(await checkTriggerTemplates(pool, where)))
+      } catch (e) {
+        if ((e as { code?: unknown }).code !== PERMISSION_DENIED_SQLSTATE)
+          out.checks.push(
+            `warning: ${where}: its triggers' templates could not be read: ${describe(e)}`,
+          )
       }
     }
     // No direct URL of its own (unset, or given as this same URL): migrate (the release command)

@@ -81,6 +81,18 @@ class JsonValueWriter extends Mustache.Writer {
 }
 const jsonWriter = new JsonValueWriter()
 
+/**
+ * The names a field's placeholders look up in the source row, as fill checks them (outside
+ * sections: a name inside one may be its item's); null when mustache cannot parse the field.
+ */
+export function placeholderNames(tpl: string): string[] | null {
+  try {
+    return placeholders(Mustache.parse(tpl)).filter((name) => name !== '.')
+  } catch {
+    return null
+  }
+}
+
 function placeholders(tokens: unknown[], out: string[] = []): string[] {
   for (const t of tokens as [string, string, number, number, unknown[]?][]) {
     if (t[0] === 'name' || t[0] === '&' || t[0] === '{') out.push(t[1])

@@ -520,6 +520,42 @@ describe('with --connect', () => {
     expect(text).toContain('schema current')
   })
 
+  test('the application’s triggers: a template missing, or naming a column its table lacks (or its columns option leaves out), is a warning before the first insert meets it', async () => {
+    await db.pool.query(`
+      create table public.cc_orders (id bigint generated always as identity primary key,
+        customer_email text, meta jsonb, items jsonb);
+      insert into mailer.templates (name, subject, text_body, to_addresses) values
+        ('cc_ok', 'Order {{id}} {{meta.plan}}', '{{#items}}{{sku}}{{/items}}{{^meta}}none{{/meta}}',
+         array['{{customer_email}}']),
+        ('cc_typo', 'Order {{id}} ({{phone}})', '{{customer_emial}}', array['{{customer_email}}']);
+      ${[
+        ['ok_mail', `'cc_ok'`],
+        ['typo_mail', `'cc_typo'`],
+        ['kept_mail', `'cc_ok', '{"columns": ["id", "customer_email"]}'`],
+        ['ghost_mail', `'cc_ghost'`],
+        ['off_mail', `'cc_ghost'`],
+      ]
+        .map(
+          ([name, args]) =>
+            `create trigger ${name} after insert on public.cc_orders for each row execute function mailer.enqueue_from_row(${args});`,
+        )
+        .join('\n')}
+      alter table public.cc_orders disable trigger off_mail;`)
+    try {
+      const r = await checkConfig(discard({ DATABASE_URL: db.url }), { connect: true })
+      expect(r).toMatchObject({ ok: true, problems: [] })
+      expect(r.checks.filter((c) => c.includes('trigger'))).toEqual([
+        'warning: database "default": trigger ghost_mail on public.cc_orders names template "cc_ghost", which does not exist: every insert into public.cc_orders fails (mailer: unknown template); insert it into mailer.templates (deploy guide, step 7)',
+        'warning: database "default": trigger kept_mail on public.cc_orders: template "cc_ok" names {{meta.plan}} (subject), {{items}} (text_body), {{meta}} (text_body), which no column of public.cc_orders that the trigger\'s "columns" option keeps holds: every mail it enqueues fails with template_error; fix the template or the option, then retry the rows failed so (README, "How it works")',
+        'warning: database "default": trigger typo_mail on public.cc_orders: template "cc_typo" names {{phone}} (subject), {{customer_emial}} (text_body), which no column of public.cc_orders holds: every mail it enqueues fails with template_error; fix the template, then retry the rows failed so (README, "How it works")',
+      ])
+    } finally {
+      await db.pool.query(`
+        drop table public.cc_orders;
+        delete from mailer.templates where name in ('cc_ok', 'cc_typo');`)
+    }
+  })
+
   test('a newer release’s migrations pass if they keep this release working, and are a problem if not', async () => {
     const ahead = await createTestDb()
     try {
