@@ -6,6 +6,7 @@ import { type DbHandle, openDb } from '../../src/db/open.ts'
 import type { Queryable } from '../../src/db/queryable.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createDrainer, type Drainer } from '../../src/outbox/drainer.ts'
+import type { DrainerDeps } from '../../src/outbox/drainer-deps.ts'
 import { createListener, type Listener } from '../../src/outbox/listener.ts'
 import { pickupPrimer } from '../../src/outbox/pickup-primes.ts'
 import { openGate } from '../../src/outbox/send-gate.ts'
@@ -82,7 +83,16 @@ async function primeRolledBack(session: Queryable): Promise<void> {
   }
 }
 
-export function outboxEngineSystem(database: string, url: string, probe: Probe): BenchSystem {
+/**
+ * `claim`: the drainer's claim statement in place of claimBatch (bench/drain-timeline.ts wraps it
+ * to mark each claim's asking and answer); absent, the product's.
+ */
+export function outboxEngineSystem(
+  database: string,
+  url: string,
+  probe: Probe,
+  claim?: DrainerDeps['claim'],
+): BenchSystem {
   let handle: DbHandle | null = null
   let drainer: Drainer | null = null
   let listener: Listener | null = null
@@ -141,6 +151,7 @@ export function outboxEngineSystem(database: string, url: string, probe: Probe):
       const d = createDrainer({
         dbName: 'bench',
         db: handle.statements.db,
+        ...(claim && { claim }),
         sender,
         gate: openGate,
         slots: createSlots(config.worker.concurrency),
