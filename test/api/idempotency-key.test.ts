@@ -32,6 +32,9 @@ describe('the same key with another request', () => {
     const others: [string, unknown][] = [
       ['another subject', { message: { ...message, subject: 'Order 8 shipped' } }],
       ['another recipient', { message: { ...message, to: 'bob@example.com' } }],
+      // A body enqueue refuses under a new key: the key names a row first (0175), as for a header.
+      ['an empty text', { message: { ...message, text: '' } }],
+      ['a text of blanks', { message: { ...message, text: ' \u00a0\n' } }],
       [
         'an attachment more',
         {

@@ -691,6 +691,35 @@ describe('dedupe keys', () => {
     expect(await count()).toBe(1)
   })
 
+  test('a key naming a row answers any repeat with it, a blank body, a header twice and a past expiresAt at once; a new key names them in the keyless order (0175)', async () => {
+    const judged = (m: Record<string, unknown>, o: Record<string, unknown> = {}) =>
+      enqueue(t, { to: 'a@b.co', subject: 's', ...m }, o).then(
+        (id) => id,
+        // The code and the field named.
+        (e: Error & { code?: string }) => `${e.code} ${e.message.split(' ')[1]}`,
+      )
+    const first = await enqueue(t, ok, { dedupeKey: 'named' })
+    const twice = { headers: { 'X-A': '1', 'x-a': '2' } }
+    const past = '2000-01-01T00:00:00Z'
+    const refusals = [
+      [{ text: ' \u00a0\n' }, {}],
+      [{ text: '', html: '\u3000' }, {}],
+      [{ text: ' ', ...twice }, { expiresAt: past }],
+      [{ text: ' ' }, { expiresAt: past }],
+    ] as const
+    const headerTwice = '22023 message.headers.X-A'
+    const blank = '22023 message.text'
+    expect(
+      await Promise.all(refusals.map(([m, o]) => judged(m, { ...o, dedupeKey: 'named' }))),
+    ).toEqual([first, first, first, first])
+    expect(
+      await Promise.all(
+        refusals.flatMap(([m, o], i) => [judged(m, { ...o, dedupeKey: `new ${i}` }), judged(m, o)]),
+      ),
+    ).toEqual([blank, blank, blank, blank, headerTwice, headerTwice, blank, blank])
+    expect(await count()).toBe(1)
+  })
+
   test('concurrent enqueues with one key yield one row and one id', async () => {
     const ids = await Promise.all(
       Array.from({ length: 8 }, () => enqueue(t, ok, { dedupeKey: 'race' })),
