@@ -2,7 +2,7 @@
 import type { ExpressionBuilder, Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BulkOptions } from './cancel.ts'
-import { countMatching, lowestMatching } from './candidate-ids.ts'
+import { countFinishedWithCode, countMatching, lowestMatching } from './candidate-ids.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { probeDueHint } from './probe-due-hint.ts'
@@ -12,6 +12,10 @@ import { wakeWorkers } from './wake-workers.ts'
 /**
  * How many rows a bulk retry with this filter would requeue now (expired rows excluded), within
  * `senders` (`inside`, true) or outside them (false: what a confined caller's retry leaves).
+ * A row's expires_at is read from the heap, so the count reads each candidate row's: the failed and
+ * cancelled rows, or a tenant's (email_outbox_tenant_failed_cancelled_idx, 0085), or with a
+ * lastErrorCode only that code's (countFinishedWithCode), unless a narrower index already finds
+ * them (a tenant's, ids by the primary key, a dedupe key's or a correlation id's).
  */
 export async function countRequeueable(
   db: Kysely<Database>,
@@ -21,13 +25,17 @@ export async function countRequeueable(
   inside = true,
 ): Promise<number> {
   const within = withinSenders(senders)
-  return countMatching(db, (eb) =>
+  const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([
       matchOutbox(eb, filter, scopeTenant),
       requeueable(eb),
       inside ? within(eb) : eb.not(within(eb)),
-    ]),
-  )
+    ])
+  const code = filter.lastErrorCode
+  const narrower =
+    filter.tenant ?? scopeTenant ?? filter.ids ?? filter.dedupeKey ?? filter.correlationId
+  if (code !== undefined && narrower == null) return countFinishedWithCode(db, code, where)
+  return countMatching(db, where)
 }
 
 interface BulkRequeueResult {

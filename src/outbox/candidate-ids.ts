@@ -78,3 +78,33 @@ export async function countMatching(db: Kysely<Database>, where: Where): Promise
     .executeTakeFirstOrThrow()
   return Number(r.n)
 }
+
+/**
+ * countMatching for rows whose last_error_code is `code` among the failed and cancelled ones (`where`
+ * still checked whole): their ids first, from email_outbox_failed_cancelled_code_idx alone (0025:
+ * (status, id) include (last_error_code), an index-only scan of the finished rows' vacuumed pages),
+ * then each of them in the heap for the rest of `where` (a retry's expires_at is in the heap alone).
+ * As one condition the planner reads every failed and cancelled row's heap to check its code.
+ * Materialized: Postgres 18 would fold a plain self-join on the primary key back into that scan.
+ */
+export async function countFinishedWithCode(
+  db: Kysely<Database>,
+  code: string,
+  where: Where,
+): Promise<number> {
+  const r = await db
+    .with(
+      (cte) => cte('coded').materialized(),
+      (qb) =>
+        qb
+          .selectFrom('mailer.email_outbox')
+          .select('id')
+          .where('status', 'in', ['failed', 'cancelled'])
+          .where('last_error_code', '=', code),
+    )
+    .selectFrom('mailer.email_outbox')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where((eb) => eb.and([eb('id', 'in', eb.selectFrom('coded').select('id')), where(eb)]))
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
+}

@@ -13,11 +13,20 @@ export interface OutboxReads<T> {
   seqScans: number
   /** Entries its indexes returned plus rows its sequential scans read: the rows a statement looked at. */
   rowsRead: number
+  /**
+   * Heap rows it looked at: those its index scans fetched (an index-only scan's rows on all-visible
+   * pages are not) plus those its sequential scans read.
+   */
+  heapRows: number
 }
 
 const xactStats = (trx: Kysely<Database>) =>
-  sql<{ pages: string; scans: string; rows: string }>`
+  sql<{ pages: string; scans: string; rows: string; heap: string }>`
     select pg_stat_get_xact_blocks_fetched('mailer.email_outbox'::regclass) as pages,
+           pg_stat_get_xact_tuples_returned('mailer.email_outbox'::regclass)
+             + pg_stat_get_xact_tuples_fetched('mailer.email_outbox'::regclass)
+             + (select coalesce(sum(pg_stat_get_xact_tuples_fetched(indexrelid)), 0)
+                  from pg_index where indrelid = 'mailer.email_outbox'::regclass) as heap,
            pg_stat_get_xact_numscans('mailer.email_outbox'::regclass) as scans,
            pg_stat_get_xact_tuples_returned('mailer.email_outbox'::regclass)
              + (select coalesce(sum(pg_stat_get_xact_tuples_returned(indexrelid)), 0)
@@ -27,6 +36,7 @@ const xactStats = (trx: Kysely<Database>) =>
       pages: Number(r.rows[0]!.pages),
       scans: Number(r.rows[0]!.scans),
       rows: Number(r.rows[0]!.rows),
+      heap: Number(r.rows[0]!.heap),
     }))
 
 /**
@@ -54,6 +64,7 @@ export async function outboxReadsOf<T>(
         heapPages: after.pages - before.pages,
         seqScans: after.scans - before.scans,
         rowsRead: after.rows - before.rows,
+        heapRows: after.heap - before.heap,
       }
       throw new Rollback()
     })
