@@ -9,11 +9,16 @@
 // time, its HTTP status and what came back; `!` marks one past 500 ms (a 503 is the API's 5 s
 // statement timeout). With --plans, auto_explain prints the plan (ANALYZE, BUFFERS) of every
 // statement past 150 ms as it runs. Wall times on a shared machine: compare within one run.
+// YEAR_OUTBOX_URL=<a database it filled before> asks that one again, neither started nor filled
+// (rows and pending must be those it was filled with; --plans then needs auto_explain there);
+// --only=<text> asks only the lines whose label holds it (`--only="dry run"`).
 import pg from 'pg'
 import { encodeCursor } from '../src/api/cursor.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
+import { withStatementTimeout } from '../src/outbox/statement-timeout.ts'
+import { outboxStats } from '../src/outbox/stats.ts'
 import { readDatabaseStatus } from '../src/status/database-status.ts'
 import { appOnDefault } from '../test/api/support/harness.ts'
 import { startBenchCluster } from './cluster.ts'
@@ -23,6 +28,8 @@ const args = process.argv.slice(2).filter((a) => !a.startsWith('--'))
 const rows = Number(args[0] ?? 2_000_000)
 const pending = Number(args[1] ?? 20_000)
 const plans = process.argv.includes('--plans')
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
+const reuse = process.env.YEAR_OUTBOX_URL
 
 const DAY = 'createdFrom=2026-06-01T00:00:00Z&createdTo=2026-06-02T00:00:00Z'
 const SHAPES: [string, string][] = [
@@ -70,28 +77,33 @@ const explain = [
   'auto_explain.log_analyze=on',
   'auto_explain.log_buffers=on',
 ]
-const cluster = await startBenchCluster({
-  extraFlags: [
-    '-c',
-    `shared_preload_libraries=pg_stat_statements${plans ? ',auto_explain' : ''}`,
-    ...(plans ? explain.flatMap((s) => ['-c', s]) : []),
-  ],
-  onLogLine: (l) => {
-    if (plans && (/duration: .* plan:/.test(l) || l.startsWith('\t'))) console.log(`    ${l}`)
-  },
-})
+const cluster = reuse
+  ? null
+  : await startBenchCluster({
+      extraFlags: [
+        '-c',
+        `shared_preload_libraries=pg_stat_statements${plans ? ',auto_explain' : ''}`,
+        ...(plans ? explain.flatMap((s) => ['-c', s]) : []),
+      ],
+      onLogLine: (l) => {
+        if (plans && (/duration: .* plan:/.test(l) || l.startsWith('\t'))) console.log(`    ${l}`)
+      },
+    })
 try {
-  await cluster.createDatabase('year_outbox')
-  const url = cluster.url('year_outbox')
-  await migrate({ url, log: silentLogger })
-  const client = new pg.Client(url)
-  await client.connect()
-  const t0 = performance.now()
-  await fillYearOutbox(client, rows, pending)
-  await client.end()
-  console.log(
-    `${rows} rows, ${pending} pending, filled in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
-  )
+  let url = reuse ?? ''
+  if (cluster) {
+    url = cluster.url('year_outbox')
+    await cluster.createDatabase('year_outbox')
+    await migrate({ url, log: silentLogger })
+    const client = new pg.Client(url)
+    await client.connect()
+    const t0 = performance.now()
+    await fillYearOutbox(client, rows, pending)
+    await client.end()
+    console.log(
+      `${rows} rows, ${pending} pending, filled in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
+    )
+  }
   const handle = openDb({ name: 'default', url, log: silentLogger })
   // Dev mode: no token, every tenant's rows (the harness's app over this database, as test/api's).
   const { app, deps } = appOnDefault(handle, {
@@ -102,7 +114,9 @@ try {
     console.log(
       `${ms > 500 ? '!' : ' '} ${label.padEnd(50)} ${ms.toFixed(0).padStart(6)} ms  ${what}`,
     )
+  const asked = (label: string) => only === undefined || label.includes(only)
   const ask = async (label: string, path: string, init?: RequestInit) => {
+    if (!asked(label)) return {}
     const t = performance.now()
     const res = await app.request(`http://bench${path}`, init)
     const body = (await res.json()) as Record<string, unknown>
@@ -122,7 +136,7 @@ try {
     }
   }
   let cursor = ''
-  for (let page = 1; page <= 40; page++) {
+  for (let page = 1; page <= (asked('failed, page') ? 40 : 0); page++) {
     const t = performance.now()
     const res = await app.request(`http://bench/v1/outbox?status=failed&limit=200${cursor}`)
     const body = (await res.json()) as { nextCursor: string | null }
@@ -133,6 +147,12 @@ try {
   await ask('one sent row with its history', `/v1/outbox/${rows / 2}`)
   await ask('one failed row with its history', `/v1/outbox/${67 * Math.floor(rows / 134)}`)
   await ask('stats', '/v1/stats')
+  if (asked('stats of a tenant')) {
+    // A tenant's token asks /v1/stats so: its counts, with its rows alone (outboxStats, as the route).
+    const t = performance.now()
+    const s = await withStatementTimeout(handle.db, 30_000, (trx) => outboxStats(trx, 'corp'))
+    line('stats of a tenant (corp)', performance.now() - t, `sent ${s.counts.sent}`)
+  }
   const post = (filter: object) => ({
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -142,18 +162,20 @@ try {
     for (const action of actions)
       await ask(`${action} dry run ${label}`, `/v1/outbox/${action}`, post(filter))
   }
-  for (let scrape = 1; scrape <= 3; scrape++) {
+  for (let scrape = 1; scrape <= (asked('metrics scrape') ? 3 : 0); scrape++) {
     const t = performance.now()
     await deps.metrics.render()
     line(`metrics scrape ${scrape}`, performance.now() - t, '')
   }
-  const t = performance.now()
-  const status = await readDatabaseStatus(
-    { name: 'default', url } as Parameters<typeof readDatabaseStatus>[0],
-    { timeoutMs: 30_000, leaseSeconds: 60 },
-  )
-  line('status (readDatabaseStatus)', performance.now() - t, status.error?.message ?? 'ok')
+  if (asked('status (readDatabaseStatus)')) {
+    const t = performance.now()
+    const status = await readDatabaseStatus(
+      { name: 'default', url } as Parameters<typeof readDatabaseStatus>[0],
+      { timeoutMs: 30_000, leaseSeconds: 60 },
+    )
+    line('status (readDatabaseStatus)', performance.now() - t, status.error?.message ?? 'ok')
+  }
   await handle.close()
 } finally {
-  await cluster.stop()
+  await cluster?.stop()
 }
