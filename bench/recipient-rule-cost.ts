@@ -14,7 +14,7 @@ import { type DbHandle, openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median } from './percentiles.ts'
-import { fmt } from './report.ts'
+import { fmt, ratioSpread } from './report.ts'
 import { backendCpuSeconds } from './server-stats.ts'
 
 const rounds = Number(process.argv[2] ?? 30)
@@ -87,11 +87,7 @@ try {
   )
   console.log('| --- | --- | --- | --- | --- |')
   const [before, now, again] = subjects as [Subject, Subject, Subject]
-  const ratio = (a: Subject, b: Subject, shape: Shape) => {
-    const r = a.us[shape].map((u, i) => u / b.us[shape][i]!).sort((x, y) => x - y)
-    const q = (p: number) => r[Math.min(r.length - 1, Math.floor(p * r.length))]!
-    return `${fmt(median(r), 3)} (${fmt(q(0.25), 2)}–${fmt(q(0.75), 2)})`
-  }
+  const ratio = (a: Subject, b: Subject, shape: Shape) => ratioSpread(a.us[shape], b.us[shape])
   for (const shape of Object.keys(shapes) as Shape[]) {
     console.log(
       `| ${shape} | ${subjects.map((s) => fmt(median(s.us[shape]), 1)).join(' · ')} | ${ratio(now, before, shape)} | ${ratio(again, before, shape)} | ${ratio(again, now, shape)} |`,

@@ -46,6 +46,16 @@ export const fmt = (n: number, digits = 0) =>
     : '–'
 
 /**
+ * Two subjects measured round by round in turns (A/B, A/A): the median of the rounds' ratios a / b
+ * and their 25th–75th percentiles, `1.030 (0.94–1.09)`.
+ */
+export function ratioSpread(a: readonly number[], b: readonly number[]): string {
+  const r = a.map((x, i) => x / b[i]!).sort((x, y) => x - y)
+  const q = (p: number) => r[Math.min(r.length - 1, Math.floor(p * r.length))]!
+  return `${fmt(median(r), 3)} (${fmt(q(0.25), 2)}–${fmt(q(0.75), 2)})`
+}
+
+/**
  * Statements per row: three significant digits below one, since a drain's statements are few per
  * row (a target compares 0.00410 with 0.00405, which three decimals showed both as 0.004).
  */
