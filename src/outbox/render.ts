@@ -21,6 +21,7 @@ import {
   sendableStoredBodies,
   sendableStoredSubject,
   sendableSubject,
+  shownBodies,
 } from './stored-message.ts'
 import { checkStoredRecipients, sendableAddresses, sendableSender } from './stored-recipients.ts'
 import { fill } from './template-fill.ts'
@@ -53,9 +54,11 @@ export function renderLease(
     )
   const subject = sendableSubject(m.subject)
   const bodies = sendableBodies(m)
-  const { text, html } = lease.template
-    ? renderedBodies(lease.template, bodies)
-    : sendableStoredBodies(bodies, m.attachments)
+  const { text, html } = shownBodies(
+    lease.template
+      ? renderedBodies(lease.template, bodies)
+      : sendableStoredBodies(bodies, m.attachments),
+  )
   const mail: OutboundMail = {
     outboxId: lease.id,
     tenant: lease.tenant,

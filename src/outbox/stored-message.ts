@@ -97,6 +97,22 @@ export function sendableStoredBodies(
   return bodies
 }
 
+/**
+ * The bodies a transport sends: a blank one ("" or blanks only) beside one that shows something is
+ * none, so that one is the whole mail. Graph takes one body and took the html, a blank one too
+ * (the text dropped, the recipient saw nothing); the .eml held a blank part beside it, which a
+ * reader preferring that type shows. Both blank (beside a file) are sent as they are.
+ */
+export function shownBodies(bodies: { text: string | null; html: string | null }): {
+  text: string | null
+  html: string | null
+} {
+  const { text, html } = bodies
+  if (text !== null && html !== null && isBlank(text) !== isBlank(html))
+    return isBlank(text) ? { text: null, html } : { text, html: null }
+  return bodies
+}
+
 /** Neither body shows anything: each absent, "" or blanks only. */
 export const isBodiless = (bodies: { text: string | null; html: string | null }): boolean =>
   isBlank(bodies.text ?? '') && isBlank(bodies.html ?? '')

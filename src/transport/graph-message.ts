@@ -82,7 +82,8 @@ export function buildSendMailBody(
   const message: Record<string, unknown> = {
     subject: mail.subject,
     // An empty html is no body: the .eml has no HTML part for it (nodemailer), and a text beside
-    // it is the message (sent as an empty HTML body, the recipient saw nothing). Blank is a body.
+    // it is the message (sent as an empty HTML body, the recipient saw nothing). A blank one beside
+    // a text that shows something the renderer left out already (shownBodies).
     body:
       mail.html !== null && mail.html !== ''
         ? { contentType: 'HTML', content: mail.html }

@@ -8,6 +8,7 @@ import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { createFileSender } from '../../src/transport/file-sender.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
+import { BLANK_BODIES } from '../support/blank-bodies.ts'
 import { useTestDb } from '../support/db.ts'
 import { decodeWords, type EmlPart, header, leafParts, readEml } from '../support/eml-reader.ts'
 import { createTestEngine, type TestEngine } from '../support/engine.ts'
@@ -235,6 +236,34 @@ test('a text beside an empty html is the body of both: an empty html is no body,
   const parts = leafParts(eml).map((p) => [p.type, p.body.toString('utf8').replace(/\r\n$/, '')])
   expect(parts).toEqual([['text/plain', text]])
   expect(request.body).toEqual({ contentType: 'Text', content: text })
+})
+
+test('a blank body beside one that shows something is in neither: the other is the body of both', async () => {
+  // A client's `html: htmlBody ?? " "` or a template's layout of blanks beside a real text (and
+  // the other way round): the recipient saw the blank HTML, the text dropped (Graph), or a reader
+  // showed the blank part (.eml). Blank as blank-body.ts says, each character of it at once.
+  const blank = BLANK_BODIES.map(([, b]) => b).join('')
+  const text = 'Your order has shipped.'
+  const html = '<p>Your order has shipped.</p>'
+  const bodies = async (message: Record<string, unknown>) => {
+    const { eml, request } = await sentBothWays(message)
+    await engine?.stop()
+    await graph?.stop()
+    engine = null
+    graph = null
+    return {
+      eml: leafParts(eml).map((p) => [p.type, p.body.toString('utf8').replace(/\r\n$/, '')]),
+      graph: request.body,
+    }
+  }
+  expect(await bodies({ text, html: blank })).toEqual({
+    eml: [['text/plain', text]],
+    graph: { contentType: 'Text', content: text },
+  })
+  expect(await bodies({ text: blank, html })).toEqual({
+    eml: [['text/html', html]],
+    graph: { contentType: 'HTML', content: html },
+  })
 })
 
 describe('a subject or X- header is the text given, in both', () => {

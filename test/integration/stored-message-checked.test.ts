@@ -575,6 +575,26 @@ describe.each(transports)('the %s transport', (_name, transport) => {
     }
   })
 
+  test("a template's html_body rendered blank beside a text_body that shows something: the text is the mail", async () => {
+    // A form's empty note filled into the html alone: the recipient got the blank HTML and the text
+    // was dropped (Graph), or a blank HTML part beside it (.eml).
+    const id = await insertTemplated(
+      { text: 'Thanks for writing.\n{{note}}', html: ' {{note}}\u00a0\n' },
+      { note: null },
+    )
+    expect(await drained(id, transport)).toMatchObject({ status: 'sent', code: null })
+    if (graph) {
+      const m = graph.accepted[0]!.body.message as { body: unknown }
+      expect(m.body).toEqual({ contentType: 'Text', content: 'Thanks for writing.\n' })
+    } else {
+      const eml = await readFile(join(dir, `outbox-${id}.eml`), 'utf8')
+      expect([eml.includes('Thanks for writing.'), eml.includes('text/html')]).toEqual([
+        true,
+        false,
+      ])
+    }
+  })
+
   test('a template whose rendered header passes 256 KB fails the row with template_error, unsent', async () => {
     // Rendered at send from the row its trigger stored: a column filled into a display name may be
     // any length, and Exchange Online takes no header past 256 KB (as enqueue counts it, 0086).

@@ -5,6 +5,7 @@ import { retryDelayMs } from '../../src/outbox/backoff.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import { RenderError } from '../../src/outbox/render-error.ts'
+import { BLANK_BODIES } from '../support/blank-bodies.ts'
 import { claimedLease } from '../support/claimed-lease.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -415,6 +416,33 @@ describe('renderLease', () => {
         { filename: 'a.txt', contentType: 'application/octet-stream', contentBase64: 'aGVsbG8=' },
       ],
     })
+  })
+
+  test('a blank body beside one that shows something is left out, stored or rendered; both blank beside a file are kept', () => {
+    const bodiesOf = (message: Record<string, unknown>) => {
+      const m = renderLease(
+        lease({ message: { to: [{ address: 'a@example.com' }], subject: 'S', ...message } }),
+        new Map(),
+        'outbox@example.com',
+      )
+      return [m.text, m.html]
+    }
+    for (const [what, blank] of [...BLANK_BODIES, ['empty', ''] as const]) {
+      expect([
+        what,
+        bodiesOf({ text: 'T', html: blank }),
+        bodiesOf({ text: blank, html: '<p>H</p>' }),
+      ]).toEqual([what, ['T', null], [null, '<p>H</p>']])
+    }
+    // Neither shows anything: the file is the mail, the bodies go as they are.
+    const pdf = [{ filename: 'a.pdf', contentBase64: 'JVBERi0=' }]
+    expect(bodiesOf({ text: ' ', html: '\u00a0', attachments: pdf })).toEqual([' ', '\u00a0'])
+    // A template's alike: an empty column filled into its html alone.
+    const m = render(
+      { name: 'Ann', email: 'a@example.com', note: null },
+      { text_body: 'Hi {{name}}', html_body: '{{note}} ' },
+    )
+    expect([m.text, m.html]).toEqual(['Hi Ann', null])
   })
 
   test('a correlation id stored with control characters (before 0024) is one line; nothing left, none', () => {
