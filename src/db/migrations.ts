@@ -126,6 +126,9 @@ import m0174 from '../../sql/0174_empty_body_alone_refused.sql' with { type: 'te
 import m0175 from '../../sql/0175_blank_body_refused_and_keyed_repeat_answered.sql' with {
   type: 'text',
 }
+import m0177 from '../../sql/0177_blank_beside_a_body_counted_blank_template_refused_address_blanks_spelt_out.sql' with {
+  type: 'text',
+}
 import m0178 from '../../sql/0178_pause_moved_by_a_write_naming_no_cause_loses_it.sql' with {
   type: 'text',
 }
@@ -248,6 +251,11 @@ export const migrations: readonly Migration[] = [
   { version: 173, name: '0173_pending_rows_after_an_error_index', sql: m0173 },
   { version: 174, name: '0174_empty_body_alone_refused', sql: m0174 },
   { version: 175, name: '0175_blank_body_refused_and_keyed_repeat_answered', sql: m0175 },
+  {
+    version: 177,
+    name: '0177_blank_beside_a_body_counted_blank_template_refused_address_blanks_spelt_out',
+    sql: m0177,
+  },
   {
     version: 178,
     name: '0178_pause_moved_by_a_write_naming_no_cause_loses_it',

@@ -242,6 +242,11 @@ describe('mailer.enqueue_email validation', () => {
       [`^[${BLANK_CLASS}]*$`],
     )
     expect(rows[0]!.src).toContain(`'^[${BLANK_CLASS}]*$'`)
+    // normalize_message counts the text's request when a blank html beside it is not sent (0177).
+    const counted = await t.pool.query<{ src: string }>(
+      `select prosrc as src from pg_proc where oid = 'mailer.normalize_message(jsonb, boolean)'::regprocedure`,
+    )
+    expect(counted.rows[0]!.src).toContain(`'^[${BLANK_CLASS}]*$'`)
     const js = Array.from({ length: 65535 }, (_, i) => i + 1).filter(
       (cp) => (cp < 0xd800 || cp > 0xdfff) && isBlank(String.fromCharCode(cp)),
     )

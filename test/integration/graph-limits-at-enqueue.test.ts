@@ -419,6 +419,20 @@ describe('a sendMail request past 4 MB', () => {
       text: `"quoted" é ${'x'.repeat(n)}`,
       html: '',
     }),
+    // Nor is a blank one beside a text that shows something (shownBodies): the text is sent.
+    'text beside a blank html': (n) => ({
+      to: 'a@example.com',
+      subject: 's',
+      text: `"quoted" é ${'x'.repeat(n)}`,
+      html: ' \u00a0\n\u200b',
+    }),
+    // A blank text beside an html is left out: the html is sent (and counted), as it always was.
+    'html beside a blank text': (n) => ({
+      to: 'a@example.com',
+      subject: 's',
+      text: '\u3000'.repeat(1000),
+      html: `<p>"q"</p>${'h'.repeat(n)}`,
+    }),
     'text, 500 named recipients, reply-to, headers and importance': (n) => ({
       to: names('t', 300),
       cc: names('c', 150),

@@ -1,0 +1,275 @@
+-- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template blank from the start is refused; an address's blanks are spelt out.
+-- Forward-only. Never edit this file after release: add a new numbered file instead.
+--
+-- Why, the count: the transports send a blank body (blank-body.ts's class, as 0175) beside one
+-- that shows something as no body (src/outbox/stored-message.ts shownBodies): a blank html beside
+-- a text is the text's request, not the html's. mailer.normalize_message (its two-argument form,
+-- 0087, which normalize_message(m) and enqueue_email call) counted the html unless it was "" (0074),
+-- so a text near 4 MB beside html " " was taken here and failed at send with message_too_large.
+-- It now counts the text then too; otherwise as in 0087 (same signature, privileges, owner and
+-- pinned settings: create or replace keeps them). The class is read only past the bound under
+-- which nothing is counted (a message's jsonb past ~700 kB), and stops at the html's first
+-- character that shows something.
+--
+-- Older binaries enqueue through these functions. They send the blank html, whose request is
+-- smaller than the one counted: what they enqueue is refused in one case more, never stored in a
+-- shape they cannot send.
+--! older-binaries-compatible
+
+-- 0087's normalize_message, the body a blank html beside a text leaves counted as the text.
+create or replace function mailer.normalize_message(m jsonb, refuse_header boolean) returns jsonb language plpgsql immutable
+  set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
+declare
+  k text;
+  out jsonb;
+  n int;
+  folded_subject text;
+  att jsonb;
+  content text;
+  stripped text;
+  chars bigint;
+  attachment_bytes bigint := 0;
+  attachments_json bigint := 0;
+  request bigint;
+  header_bytes bigint;
+  refusal text[];
+begin
+  if m is null or jsonb_typeof(m) <> 'object' then
+    perform mailer.invalid('message', 'must be a JSON object');
+  end if;
+  for k in select jsonb_object_keys(m) loop
+    if k not in ('from', 'to', 'cc', 'bcc', 'replyTo', 'subject', 'text', 'html', 'headers', 'attachments', 'importance') then
+      perform mailer.invalid(format('message.%s', k), 'is not a known key (from, to, cc, bcc, replyTo, subject, text, html, headers, attachments, importance)');
+    end if;
+  end loop;
+  -- Counted before any of them is normalised, which takes time quadratic in their number; the
+  -- reply-to addresses too.
+  select coalesce(sum(case when v is null or v = 'null'::jsonb then 0
+                           when jsonb_typeof(v) = 'array' then jsonb_array_length(v)
+                           else 1 end), 0)
+    into n
+    from (values (m -> 'to'), (m -> 'cc'), (m -> 'bcc')) as r(v);
+  if n > 500 then
+    perform mailer.invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)');
+  end if;
+  if jsonb_typeof(m -> 'replyTo') = 'array' and jsonb_array_length(m -> 'replyTo') > 500 then
+    perform mailer.invalid('message.replyTo', 'has too many addresses (at most 500)');
+  end if;
+  out := jsonb_build_object(
+    'to', mailer.normalize_recipients(m -> 'to', 'message.to'),
+    'cc', mailer.normalize_recipients(m -> 'cc', 'message.cc'),
+    'bcc', mailer.normalize_recipients(m -> 'bcc', 'message.bcc'),
+    'replyTo', mailer.normalize_recipients(m -> 'replyTo', 'message.replyTo'));
+  if jsonb_array_length(out -> 'to') + jsonb_array_length(out -> 'cc') + jsonb_array_length(out -> 'bcc') = 0 then
+    perform mailer.invalid('message.to', 'is required: a message needs at least one recipient in to, cc or bcc');
+  end if;
+  if jsonb_array_length(out -> 'to') + jsonb_array_length(out -> 'cc') + jsonb_array_length(out -> 'bcc') > 500 then
+    perform mailer.invalid('message.to', 'has too many recipients (at most 500 in to, cc and bcc together)');
+  end if;
+  if m ? 'from' and m -> 'from' <> 'null'::jsonb then
+    if jsonb_typeof(m -> 'from') = 'array' then perform mailer.invalid('message.from', 'must be a single address'); end if;
+    out := out || jsonb_build_object('from', mailer.normalize_recipients(m -> 'from', 'message.from') -> 0);
+  end if;
+  if jsonb_typeof(m -> 'subject') is distinct from 'string' then
+    perform mailer.invalid('message.subject', 'is required and must be a non-empty string');
+  end if;
+  folded_subject := mailer.fold_control_characters(m ->> 'subject');
+  if length(btrim(folded_subject)) = 0 then
+    perform mailer.invalid('message.subject', 'is required and must be a non-empty string');
+  end if;
+  if length(folded_subject) > 998 then
+    perform mailer.invalid('message.subject', 'must be at most 998 characters');
+  end if;
+  out := out || jsonb_build_object('subject', folded_subject);
+  if m ? 'text' and jsonb_typeof(m -> 'text') not in ('string', 'null') then
+    perform mailer.invalid('message.text', 'must be a string');
+  end if;
+  if m ? 'html' and jsonb_typeof(m -> 'html') not in ('string', 'null') then
+    perform mailer.invalid('message.html', 'must be a string');
+  end if;
+  if coalesce(m ->> 'text', m ->> 'html') is null then
+    perform mailer.invalid('message.text', 'or message.html is required');
+  end if;
+  out := out || jsonb_strip_nulls(jsonb_build_object('text', m -> 'text', 'html', m -> 'html'));
+  if m ? 'importance' and m -> 'importance' <> 'null'::jsonb then
+    if (m ->> 'importance') not in ('low', 'normal', 'high') then
+      perform mailer.invalid('message.importance', 'must be low, normal or high');
+    end if;
+    out := out || jsonb_build_object('importance', m -> 'importance');
+  end if;
+  if m ? 'headers' and m -> 'headers' <> 'null'::jsonb then
+    if jsonb_typeof(m -> 'headers') <> 'object' then
+      perform mailer.invalid('message.headers', 'must be an object of "X-Name": "value"');
+    end if;
+    select count(*) into n from jsonb_object_keys(m -> 'headers');
+    if n > 3 then
+      perform mailer.invalid('message.headers', 'may hold at most 3 headers (X-Outbox-Id and X-Correlation-Id are added)');
+    end if;
+    for k in select jsonb_object_keys(m -> 'headers') loop
+      if k !~ '^[Xx]-[A-Za-z0-9-]{1,70}$' or lower(k) in ('x-outbox-id', 'x-correlation-id') then
+        perform mailer.invalid(format('message.headers.%s', k), 'must be an X- header name other than X-Outbox-Id and X-Correlation-Id');
+      end if;
+      -- A tab is whitespace in a header value (RFC 5322); any other control character is refused.
+      if jsonb_typeof(m -> 'headers' -> k) <> 'string' or (m -> 'headers' ->> k) ~ '[\x01-\x08\x0a-\x1f\x7f]' then
+        perform mailer.invalid(format('message.headers.%s', k), 'must be a one-line string without control characters (a tab is allowed)');
+      end if;
+    end loop;
+    -- Exchange Online's limit on a message's header (256 KB), by the lines these alone would take.
+    -- Counted only past the bound their jsonb gives (each key and value held as its bytes and 4 more,
+    -- at least what ": " and CRLF add): nearly every message pays one pg_column_size.
+    if pg_column_size(m -> 'headers') > 262144 then
+      select coalesce(sum(octet_length(h.key) + octet_length(h.value #>> '{}') + 4), 0) into header_bytes
+        from (select distinct on (lower(e.key)) e.key, e.value
+                from jsonb_each(m -> 'headers') with ordinality e(key, value, i)
+               order by lower(e.key), e.i) h;
+      if header_bytes > 262144 then
+        perform mailer.invalid('message.headers',
+          format('must total at most 262144 bytes as "Name: value" lines (256 KB: Exchange Online takes no larger message header); these total %s', header_bytes));
+      end if;
+    end if;
+    out := out || jsonb_build_object('headers', m -> 'headers');
+  end if;
+  if m ? 'attachments' and m -> 'attachments' <> 'null'::jsonb then
+    if jsonb_typeof(m -> 'attachments') <> 'array' then
+      perform mailer.invalid('message.attachments', 'must be an array');
+    end if;
+    n := 0;
+    -- Each attachment as jsonb, read in place: taken as text and cast back for every check, it was
+    -- parsed again each time, its base64 content included.
+    for att in select value from jsonb_array_elements(m -> 'attachments') loop
+      if jsonb_typeof(att) <> 'object'
+         or exists (select 1 from jsonb_object_keys(att) x where x not in ('filename', 'contentType', 'contentBase64', 'contentId'))
+         or jsonb_typeof(att -> 'filename') is distinct from 'string' or length(att ->> 'filename') = 0
+         or jsonb_typeof(att -> 'contentBase64') is distinct from 'string'
+         or coalesce(jsonb_typeof(att -> 'contentType'), 'null') not in ('string', 'null')
+         or coalesce(jsonb_typeof(att -> 'contentId'), 'null') not in ('string', 'null') then
+        perform mailer.invalid(format('message.attachments[%s]', n),
+          'must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content');
+      end if;
+      -- Base64 without whitespace (the usual) in one pass. Base64 in lines: its line breaks taken
+      -- out by replace (regexp_replace took 0.1-0.25 s for 4 MB), what is left in one pass too;
+      -- such a content matches the pattern of 0024 (whitespace anywhere before the padding) unless
+      -- a line break splits its "==" ("QQ=\n="). Anything else: the pattern of 0024, and the
+      -- whitespace taken out to count the groups of four.
+      content := att ->> 'contentBase64';
+      if content !~ '^[A-Za-z0-9+/]*={0,2}$' then
+        stripped := replace(replace(content, E'\r', ''), E'\n', '');
+        if stripped ~ '^[A-Za-z0-9+/]*={0,2}$'
+           and (stripped not like '%==' or content like '%==%') then
+          content := stripped;
+        else
+          if content !~ '^[A-Za-z0-9+/\s]*={0,2}\s*$' then
+            perform mailer.invalid(format('message.attachments[%s]', n),
+              'must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content');
+          end if;
+          content := regexp_replace(stripped, '\s+', '', 'g');
+        end if;
+      end if;
+      -- Written into the part's Content-Type header (and Graph's contentType) as it is.
+      if not mailer.is_mime_type(coalesce(att ->> 'contentType', 'text/plain')) then
+        perform mailer.invalid(format('message.attachments[%s].contentType', n),
+          'must be a MIME type: type/subtype, then optional ; name=value parameters (e.g. text/plain; charset=utf-8)');
+      end if;
+      -- The file name and content id become header parameters (and Graph's name and contentId).
+      if (att ->> 'filename') ~ '[\x01-\x1f\x7f]' then
+        perform mailer.invalid(format('message.attachments[%s].filename', n),
+          'must not contain a control character (such as a line break or a tab)');
+      end if;
+      if (att ->> 'contentId') ~ '[\x01-\x1f\x7f]' then
+        perform mailer.invalid(format('message.attachments[%s].contentId', n),
+          'must not contain a control character (such as a line break or a tab)');
+      end if;
+      -- Whole groups of four (octet_length: ASCII once the pattern passed and whitespace is gone);
+      -- the decoded size as attachmentBytes counts it.
+      chars := octet_length(content);
+      if chars % 4 <> 0 then
+        perform mailer.invalid(format('message.attachments[%s].contentBase64', n),
+          format('must be whole groups of four base64 characters (pad the last with =); this holds %s', chars));
+      end if;
+      -- The pattern holds = to the padding at the end. By like, which matches bytes: strpos counted
+      -- the characters up to an = it found, and looked for "==" at a third of the speed (each took
+      -- about as long as the pattern on 4 MB); right() counts every character.
+      attachment_bytes := attachment_bytes + chars / 4 * 3
+        - case when content not like '%=' then 0 when content like '%==' then 2 else 1 end;
+      -- This attachment's entry in the request (buildSendMailBody), its content without whitespace.
+      attachments_json := attachments_json + (case when n > 0 then 1 else 0 end)
+        + octet_length('{"@odata.type":"#microsoft.graph.fileAttachment","name":,"contentType":,"contentBytes":""}')
+        + octet_length((att -> 'filename')::text) + chars
+        -- Sent as application/octet-stream when multipart/* or message/* (sentContentType), and as
+        -- given by an older binary: the longer of the two.
+        + greatest(octet_length(to_jsonb(coalesce(att ->> 'contentType', 'application/octet-stream'))::text),
+                   case when att ->> 'contentType' ~* '^(multipart|message)/'
+                        then octet_length('"application/octet-stream"') else 0 end)
+        + case when coalesce(att ->> 'contentId', '') <> ''
+               then octet_length(',"contentId":,"isInline":true') + octet_length((att -> 'contentId')::text)
+               else octet_length(',"isInline":false') end;
+      n := n + 1;
+    end loop;
+    -- The transport's MAX_INLINE_ATTACHMENT_BYTES (attachment_too_large), checked first as there.
+    if attachment_bytes > 3145728 then
+      perform mailer.invalid('message.attachments',
+        format('must total at most 3145728 bytes (3 MB, decoded): Graph sendMail takes no more in one message; these total %s', attachment_bytes));
+    end if;
+    if n > 0 then
+      attachments_json := attachments_json + octet_length(',"attachments":[]');
+    end if;
+    out := out || jsonb_build_object('attachments', m -> 'attachments');
+  end if;
+  -- 0086's refusals, here so that a message with another problem too is named by that one. Only a
+  -- message with headers or a large jsonb can be refused: every other pays no call.
+  if refuse_header and (out ? 'headers' or pg_column_size(out) > 262144) then
+    refusal := mailer.header_refusal(out);
+    if refusal is not null then perform mailer.invalid(refusal[1], refusal[2]); end if;
+  end if;
+  -- Far below the limit (nearly every message): the request is at most six times the message's
+  -- jsonb size (a control character escaped as \u00XX is six bytes for one; each recipient,
+  -- header or attachment takes more in jsonb than a sixth of its place in the request), plus its
+  -- fixed parts (under 4 kB). Only a larger message is counted.
+  if pg_column_size(out) * 6 + 4096 > 4194304 then
+    -- The sendMail request buildSendMailBody writes for this message (MAX_REQUEST_BYTES), with
+    -- saveToSentItems true and the tags the row gets at their largest: never smaller than the one
+    -- sent. A text's size is its jsonb text's, escaped as JSON.stringify escapes it. The body is
+    -- the html unless it is empty, or blank beside a text that shows something (0175's class,
+    -- shownBodies), then the text (an older binary sent that html: smaller).
+    request := octet_length('{"message":{"subject":,"body":{"contentType":"Text","content":}')
+      + octet_length((out -> 'subject')::text)
+      + octet_length(coalesce(case when out ->> 'html' <> ''
+                                    and not (out ->> 'html' ~ '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$'
+                                             and coalesce(out ->> 'text', '') !~ '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$')
+                                   then out -> 'html' end, out -> 'text', '""')::text)
+      + mailer.sendmail_recipients_bytes(out -> 'to', 'toRecipients')
+      + case when jsonb_array_length(out -> 'cc') > 0 then mailer.sendmail_recipients_bytes(out -> 'cc', 'ccRecipients') else 0 end
+      + case when jsonb_array_length(out -> 'bcc') > 0 then mailer.sendmail_recipients_bytes(out -> 'bcc', 'bccRecipients') else 0 end
+      + case when jsonb_array_length(out -> 'replyTo') > 0 then mailer.sendmail_recipients_bytes(out -> 'replyTo', 'replyTo') else 0 end
+      + coalesce(octet_length(',"importance":') + octet_length((out -> 'importance')::text), 0)
+      -- The row's id (bigint: at most 19 digits) in X-Outbox-Id and OutboxId.
+      + octet_length(',"internetMessageHeaders":[{"name":"X-Outbox-Id","value":"9223372036854775807"}]')
+      -- X-Correlation-Id: at most 200 characters, each at most 4 bytes in JSON (a control
+      -- character, which JSON would escape in 6, enqueue refuses and the transport folds to a space).
+      + octet_length(',{"name":"X-Correlation-Id","value":""}') + 200 * 4
+      + octet_length(',"singleValueExtendedProperties":[{"id":"String {5b1f3c2e-8d47-4a8e-9c61-0e7a1d9b4f25} Name OutboxId","value":"9223372036854775807"}]')
+      -- OutboxDatabase: a name of at most 40 of a-z 0-9 _ - (config/database-list.ts).
+      + octet_length(',{"id":"String {5b1f3c2e-8d47-4a8e-9c61-0e7a1d9b4f25} Name OutboxDatabase","value":""}') + 40
+      -- OutboxDatabaseId: mailer.database_identity's uuid as text.
+      + octet_length(',{"id":"String {5b1f3c2e-8d47-4a8e-9c61-0e7a1d9b4f25} Name OutboxDatabaseId","value":"00000000-0000-0000-0000-000000000000"}')
+      + attachments_json
+      + octet_length('},"saveToSentItems":true}');
+    if out ? 'headers' then
+      -- The transport sends the first of names equal but for case, in the order jsonb keeps keys.
+      -- A blank one (empty, or spaces and tabs only) it no longer sends, and an older binary does:
+      -- counted still, so that neither sends more than was counted.
+      select request + coalesce(sum(octet_length(',{"name":,"value":}') + octet_length(to_jsonb(h.key)::text)
+                                    + octet_length(h.value::text)), 0)
+        into request
+        from (select distinct on (lower(e.key)) e.key, e.value
+                from jsonb_each(out -> 'headers') with ordinality e(key, value, i)
+               order by lower(e.key), e.i) h;
+    end if;
+    if request > 4194304 then
+      perform mailer.invalid('message',
+        format('is too large for one Graph sendMail request: %s bytes with the largest ids the transport adds, Graph takes at most 4194304 (4 MB; attachments count as base64)', request));
+    end if;
+  end if;
+  return out;
+end $$;
+
