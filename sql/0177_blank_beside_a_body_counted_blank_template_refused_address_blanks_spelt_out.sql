@@ -1,4 +1,4 @@
--- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template blank from the start is refused; an address's blanks are spelt out.
+-- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template whose bodies are blank without a placeholder is refused.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why, the count: the transports send a blank body (blank-body.ts's class, as 0175) beside one
@@ -11,9 +11,20 @@
 -- which nothing is counted (a message's jsonb past ~700 kB), and stops at the html's first
 -- character that shows something.
 --
+-- Why, templates: a row whose template's bodies render blank fails at send (template_error, f2ab7e7),
+-- and a template whose text_body and html_body (those it has) hold no placeholder and are empty or
+-- blanks only renders so for every row: each row its trigger enqueues failed, one by one, while
+-- the table took the template. mailer.check_template (0031's, restated with 0050's pinned
+-- settings) now refuses it where it is written, 22023 naming text_body when the template has one,
+-- else html_body, as 0031 refuses what fails every mail: "text_body is empty or blanks only and has
+-- no placeholder: every mail of the template would fail (a mail without a body is not sent)" (",
+-- as is html_body, and neither has a placeholder" when both are so). A body with a placeholder is
+-- the row's to fill; markup ("<p> </p>") is a body. Templates stored before are kept as they are;
+-- the deploy guide's step 6 check (0031's) lists them too.
+--
 -- Older binaries enqueue through these functions. They send the blank html, whose request is
 -- smaller than the one counted: what they enqueue is refused in one case more, never stored in a
--- shape they cannot send.
+-- shape they cannot send. They write no template (`bun run dev`'s demo one passes).
 --! older-binaries-compatible
 
 -- 0087's normalize_message, the body a blank html beside a text leaves counted as the text.
@@ -273,3 +284,72 @@ begin
   return out;
 end $$;
 
+-- 0031's check, with the bodies a template without a placeholder leaves blank refused (0177).
+create or replace function mailer.check_template() returns trigger language plpgsql
+  set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
+declare
+  field text;
+  value text;
+  problem text;
+  recipients int := cardinality(new.to_addresses) + cardinality(new.cc_addresses) + cardinality(new.bcc_addresses);
+  any_recipient boolean := false;
+begin
+  if recipients > 500 then
+    perform mailer.invalid('to_addresses',
+      format('has %s entries with cc_addresses and bcc_addresses; a message takes at most 500 recipients', recipients));
+  end if;
+  -- Each field as render.ts names it, in its order of fields.
+  for field, value in
+    select f, v from (
+      select 1, 0, 'subject', new.subject union all
+      select 2, 0, 'text_body', new.text_body union all
+      select 3, 0, 'html_body', new.html_body union all
+      select 4, i, format('to_addresses[%s]', i - 1), new.to_addresses[i] from generate_subscripts(new.to_addresses, 1) i union all
+      select 5, i, format('cc_addresses[%s]', i - 1), new.cc_addresses[i] from generate_subscripts(new.cc_addresses, 1) i union all
+      select 6, i, format('bcc_addresses[%s]', i - 1), new.bcc_addresses[i] from generate_subscripts(new.bcc_addresses, 1) i union all
+      select 7, 0, 'reply_to', new.reply_to union all
+      select 8, 0, 'from_address', new.from_address) x(o, i, f, v)
+    where v is not null
+    order by o, i
+  loop
+    problem := mailer.mustache_problem(value);
+    if problem is not null then
+      perform mailer.invalid(field, problem);
+    end if;
+    if field not in ('subject', 'text_body', 'html_body') and strpos(value, '{{') = 0
+       and not mailer.template_address_renders(value) then
+      perform mailer.invalid(field,
+        'is not an e-mail address ("Name <address>" or an address) and has no placeholder: every mail of the template would fail');
+    end if;
+  end loop;
+  -- renderedSubject: trimmed, then each run of control characters folded to a space dropped at
+  -- either end; nothing left fails every mail.
+  if strpos(new.subject, '{{') = 0 and mailer.js_trim(new.subject) ~ '^[\x01-\x1f\x7f]*$' then
+    perform mailer.invalid('subject', 'is empty once trimmed and its control characters folded');
+  end if;
+  -- Each entry left renders one recipient or fails (refused above) unless empty; a NULL one renders
+  -- nothing, as an empty one. None at all is the table's own check (templates_recipient_check).
+  select bool_or(strpos(a, '{{') > 0
+                 or a !~ '^(?:[^<>]*<[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*>)?[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$')
+    into any_recipient
+    from unnest(new.to_addresses || new.cc_addresses || new.bcc_addresses) a;
+  if recipients > 0 and not coalesce(any_recipient, false) then
+    perform mailer.invalid('to_addresses',
+      'is required: each entry of to_addresses, cc_addresses and bcc_addresses is empty and has no placeholder');
+  end if;
+  -- renderedBodies: the bodies the template has (one at least, templates_body_check), each without
+  -- a placeholder and empty or blanks only (0175's class), render so for every row and fail it
+  -- (0177). Named at text_body when it has one, as render.ts names them; a body with a placeholder
+  -- is the row's to fill.
+  if (new.text_body is not null or new.html_body is not null)
+     and coalesce(strpos(new.text_body, '{{') = 0
+              and new.text_body ~ '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$', true)
+     and coalesce(strpos(new.html_body, '{{') = 0
+              and new.html_body ~ '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$', true) then
+    perform mailer.invalid(case when new.text_body is not null then 'text_body' else 'html_body' end,
+      case when new.text_body is not null and new.html_body is not null
+           then 'is empty or blanks only, as is html_body, and neither has a placeholder: every mail of the template would fail (a mail without a body is not sent)'
+           else 'is empty or blanks only and has no placeholder: every mail of the template would fail (a mail without a body is not sent)' end);
+  end if;
+  return new;
+end $$;

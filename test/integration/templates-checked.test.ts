@@ -91,6 +91,8 @@ const refusedAs = (field: string, problem: string) => ({
   code: '22023',
   message: `mailer: ${field} ${problem}`,
 })
+const NO_BODY =
+  'is empty or blanks only and has no placeholder: every mail of the template would fail (a mail without a body is not sent)'
 const NOT_AN_ADDRESS =
   'is not an e-mail address ("Name <address>" or an address) and has no placeholder: every mail of the template would fail'
 
@@ -146,6 +148,24 @@ describe('refused, naming the field, because every mail of the template would fa
       'a subject of blanks and line breaks',
       { subject: '\t\r\n\u00a0' },
       refusedAs('subject', 'is empty once trimmed and its control characters folded'),
+    ],
+    [
+      'a text_body of blanks only and no html_body',
+      { text_body: ' \r\n\t' },
+      refusedAs('text_body', NO_BODY),
+    ],
+    [
+      'an html_body of blanks only and no text_body',
+      { text_body: null, html_body: '\u00a0\u3000' },
+      refusedAs('html_body', NO_BODY),
+    ],
+    [
+      'both bodies empty or blanks only, none with a placeholder',
+      { text_body: '', html_body: '\u200b\ufeff\n' },
+      refusedAs(
+        'text_body',
+        'is empty or blanks only, as is html_body, and neither has a placeholder: every mail of the template would fail (a mail without a body is not sent)',
+      ),
     ],
     [
       'an unclosed tag',
@@ -228,6 +248,13 @@ describe('taken: what a row may still render into a mail', () => {
     ['a comment holding what would be a section', { text_body: '{{! {{#items}} }}Hi' }],
     ['braces that open no tag', { text_body: 'a { b } }} c' }],
     ['delimiters changed, not followed by the check', { text_body: '{{=<% %>=}}<%name%> {{/x}}' }],
+    // One body that shows something (or may, once filled) is the mail; markup is a body.
+    ['a blank text_body beside an html_body', { text_body: ' \n', html_body: '<p>Hi</p>' }],
+    [
+      'a blank html_body beside a text_body a column fills',
+      { text_body: '{{name}}', html_body: '\u00a0' },
+    ],
+    ['an html_body of markup alone', { text_body: null, html_body: '<p> </p>' }],
   ]
   for (const [name, fields] of cases) {
     test(`${name}: renders for a row, and is stored`, async () => {
@@ -277,21 +304,23 @@ describe('templates stored before 0031', () => {
     return block
   }
 
-  test("the deploy guide's check names each one with 0031's reason, and changes nothing", async () => {
+  test("the deploy guide's check names each one with 0031's (or 0177's) reason, and changes nothing", async () => {
     // Stored as a release before 0031 stored them: its check off.
     const c = await t.pool.connect()
     try {
       await c.query('begin')
       await c.query('alter table mailer.templates disable trigger templates_checked')
-      for (const [name, subject, from] of [
-        ['a-fine', 'Hello {{name}}', null],
-        ['b-open-tag', 'Hello {{name', null],
-        ['c-bad-sender', 'Hello', 'not an address'],
+      for (const [name, subject, from, text] of [
+        ['a-fine', 'Hello {{name}}', null, 'Hi'],
+        ['b-open-tag', 'Hello {{name', null, 'Hi'],
+        ['c-bad-sender', 'Hello', 'not an address', 'Hi'],
+        // Refused since 0177: blank, every mail of it fails (template_error), unsent.
+        ['d-no-body', 'Hello', null, ' \n'],
       ]) {
         await c.query(
           `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
-           values ($1, $2, 'Hi', '{sales@example.com}', $3)`,
-          [name, subject, from],
+           values ($1, $2, $4, '{sales@example.com}', $3)`,
+          [name, subject, from, text],
         )
       }
       await c.query('alter table mailer.templates enable trigger templates_checked')
@@ -318,6 +347,7 @@ describe('templates stored before 0031', () => {
       expect.stringMatching(
         /^template c-bad-sender: mailer: from_address is not an e-mail address/,
       ),
+      `template d-no-body: mailer: text_body ${NO_BODY}`,
     ])
     // Rolled back: not one template rewritten.
     const after = await t.pool.query(
