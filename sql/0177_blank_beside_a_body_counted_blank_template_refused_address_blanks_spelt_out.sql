@@ -1,4 +1,4 @@
--- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template whose bodies are blank without a placeholder is refused.
+-- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template whose bodies are blank without a placeholder is refused; an address string's blanks are spelt out.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why, the count: the transports send a blank body (blank-body.ts's class, as 0175) beside one
@@ -22,9 +22,26 @@
 -- the row's to fill; markup ("<p> </p>") is a body. Templates stored before are kept as they are;
 -- the deploy guide's step 6 check (0031's) lists them too.
 --
+-- Why, addresses: mailer.normalize_recipients (0168) read the blanks around "Name <address>" (before
+-- a quoted name, before the <, after the >), between a list's entries in one string and between a
+-- display name's words with \s, which is the database locale's: ASCII whitespace in C, U+3000,
+-- U+00A0, U+0085 and more (ICU's even U+001C-U+001F) in an ICU or glibc UTF-8 database. So one
+-- string was taken in one database and refused in another, and the API, which reads the sender as
+-- SQL stores it to check it against MAIL_FROM_ALLOWED and a token's senders claim
+-- (src/api/enqueued-sender.ts, src/outbox/email-address.ts: ASCII blanks), did not read
+-- "Boss <ceo@example.com>" followed by U+3000 that an ICU database stored as ceo@example.com: the
+-- claim, which no worker asks again, was passed. These blanks are now 0175's class in both, spelt
+-- out, in every database: what a UTF-8 database took is taken everywhere and stored as it was
+-- (a keyed repeat of it compares equal), what a C one refused for such a blank alone is taken;
+-- U+001C-U+001F (control characters, refused in an address) after the > are refused. Each
+-- address as before (is_email_address, 0043; btrim's spaces). normalize_recipients otherwise as
+-- in 0168 (same signature, privileges, owner, pinned settings).
+--
 -- Older binaries enqueue through these functions. They send the blank html, whose request is
 -- smaller than the one counted: what they enqueue is refused in one case more, never stored in a
--- shape they cannot send. They write no template (`bun run dev`'s demo one passes).
+-- shape they cannot send. They write no template (`bun run dev`'s demo one passes). Their API's
+-- sender check reads ASCII blanks alone, as before: until they are gone, a blank other than
+-- those after a sender's > passes it in every database, as it did in a UTF-8 one.
 --! older-binaries-compatible
 
 -- 0087's normalize_message, the body a blank html beside a text leaves counted as the text.
@@ -352,4 +369,96 @@ begin
            else 'is empty or blanks only and has no placeholder: every mail of the template would fail (a mail without a body is not sent)' end);
   end if;
   return new;
+end $$;
+
+-- 0168's normalize_recipients, its blanks spelt out (0177).
+create or replace function mailer.normalize_recipients(v jsonb, field text) returns jsonb language plpgsql immutable
+  set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
+declare
+  item jsonb;
+  i int := 0;
+  out jsonb := '[]';
+  addr text;
+  named text[];
+  -- from is one address, and a lone value of any other field was sent as one: such an entry is
+  -- the field itself. A list's entries are named by their index.
+  one boolean := field = 'message.from' or jsonb_typeof(v) <> 'array';
+  entry text;
+  pieces text[];
+  why text;
+  tail text[];
+  held int;
+  told boolean;
+  advice text;
+begin
+  if v is null or v = 'null'::jsonb then return '[]'; end if;
+  if jsonb_typeof(v) <> 'array' then v := jsonb_build_array(v); end if;
+  for item in select value from jsonb_array_elements(v) loop
+    entry := case when one then field else format('%s[%s]', field, i) end;
+    if jsonb_typeof(item) = 'string' then
+      addr := btrim(item #>> '{}');
+      if mailer.is_email_address(addr) then
+        out := out || jsonb_build_array(jsonb_build_object('address', addr));
+      else
+        -- "Name <address>": a quoted name, or one without " < > @ , ; (no list read as one entry).
+        -- Blanks around it, between a list's entries and a name's words are 0175's class, spelt
+        -- out as email-address.ts spells them: a class shorthand would be the locale's (0177).
+        named := regexp_match(item #>> '{}', '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*(?:"([^"]*)"|([^"<>@,;]*))[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*<([^<>]*)>[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$');
+        if named is null or not mailer.is_email_address(btrim(named[3])) then
+          why := mailer.address_refusal(coalesce(btrim(named[3]), addr));
+          told := false;
+          advice := case when field = 'message.from'
+                         then 'from is one address, the sender (to, cc and bcc take a JSON list)'
+                         else 'give each its own entry in a JSON list, as ["ann@example.com", "Bob <bob@example.com>"]' end;
+          -- A list joined into one string: two pieces or more, each an address, alone or "Name
+          -- <address>" (a separator closing the list, as a mail client copies it, is no piece).
+          if named is null and addr ~ '[,;]' then
+            pieces := regexp_split_to_array(regexp_replace(addr, '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff,;]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff,;]+$', '', 'g'), '[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*[,;][\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*');
+            if cardinality(pieces) > 1 and not exists (select 1 from unnest(pieces) p
+                            where not mailer.is_email_address(p)
+                              and (regexp_match(p, '^(?:"[^"]*"|[^"<>@,;]*)[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*<([^<>]*)>$') is null
+                                   or not mailer.is_email_address(btrim((regexp_match(p, '<([^<>]*)>$'))[1])))) then
+              why := format('is not a valid e-mail address: it holds %s addresses separated by , or ;: %s',
+                cardinality(pieces), advice);
+              told := true;
+            end if;
+          end if;
+          -- Else "Name <address>" whose name, outside double quotes, holds addresses: the words of
+          -- it (between blanks, < > , ; ") that are one.
+          if named is null and not told then
+            tail := regexp_match(item #>> '{}', '^(.*)<([^<>]*)>[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$');
+            if tail is not null and mailer.is_email_address(btrim(tail[2]))
+               and btrim(tail[1]) !~ '^"[^"]*"$' then
+              select count(*) into held from regexp_matches(tail[1], '[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff<>,;"]+', 'g') w
+               where mailer.is_email_address(w[1]);
+              if held > 0 then
+                why := format('is not a valid e-mail address: it holds %s addresses, %s in its display name: %s; a display name meant to show an address goes in double quotes',
+                  held + 1, held, advice);
+              end if;
+            end if;
+          end if;
+          perform mailer.invalid(entry, why);
+        end if;
+        out := out || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+          'address', btrim(named[3]),
+          'name', nullif(btrim(mailer.fold_control_characters(coalesce(named[1], named[2]))), ''))));
+      end if;
+    elsif jsonb_typeof(item) = 'object' then
+      if exists (select 1 from jsonb_object_keys(item) k where k not in ('address', 'name')) then
+        perform mailer.invalid(entry, 'may only have the keys address and name');
+      end if;
+      addr := btrim(item ->> 'address');
+      if jsonb_typeof(item -> 'address') is distinct from 'string' or not mailer.is_email_address(addr) then
+        perform mailer.invalid(format('%s.address', entry), mailer.address_refusal(addr));
+      end if;
+      if item ? 'name' and jsonb_typeof(item -> 'name') not in ('string', 'null') then
+        perform mailer.invalid(format('%s.name', entry), 'must be a string');
+      end if;
+      out := out || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object('address', addr, 'name', mailer.fold_control_characters(item ->> 'name'))));
+    else
+      perform mailer.invalid(entry, 'must be an address string or {"address","name"}');
+    end if;
+    i := i + 1;
+  end loop;
+  return out;
 end $$;

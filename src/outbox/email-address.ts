@@ -1,11 +1,16 @@
 // An address written "Name <address>" as mailer.normalize_recipients takes it (sql/0035); the address rule is config/email-address.ts's.
 import { isEmailAddress } from '../config/email-address.ts'
+import { BLANK_CLASS } from './blank-body.ts'
 import { foldControlCharacters } from './header-text.ts'
 
 // "Name <address>" as mailer.normalize_recipients takes it (sql/0035): a name in double quotes, or
-// one without " < > @ , ; (a list in one string is no such entry); blanks as Postgres's \s.
-const NAMED_ADDRESS =
-  /^[\t\n\v\f\r ]*(?:"([^"]*)"|([^"<>@,;]*))[\t\n\v\f\r ]*<([^<>]*)>[\t\n\v\f\r ]*$/
+// one without " < > @ , ; (a list in one string is no such entry). Blanks around it are
+// blank-body.ts's, as SQL spells them (0177): its \s was the database locale's (ASCII in C, U+3000
+// and more in an ICU or glibc UTF-8 one), and a string it took there this did not read, so that
+// the API's sender check passed a sender the row was then stored with.
+const NAMED_ADDRESS = new RegExp(
+  `^[${BLANK_CLASS}]*(?:"([^"]*)"|([^"<>@,;]*))[${BLANK_CLASS}]*<([^<>]*)>[${BLANK_CLASS}]*$`,
+)
 // btrim's spaces only, as the SQL trims.
 const trimSpaces = (s: string) => s.replace(/^ +| +$/g, '')
 
