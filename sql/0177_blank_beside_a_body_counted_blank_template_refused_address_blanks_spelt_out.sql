@@ -1,4 +1,4 @@
--- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template whose bodies are blank without a placeholder is refused; an address string's blanks are spelt out.
+-- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template whose bodies are blank without a placeholder is refused; an address string's blanks and base64's whitespace are spelt out.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why, the count: the transports send a blank body (blank-body.ts's class, as 0175) beside one
@@ -37,6 +37,12 @@
 -- address as before (is_email_address, 0043; btrim's spaces). normalize_recipients otherwise as
 -- in 0168 (same signature, privileges, owner, pinned settings).
 --
+-- Why, base64: normalize_message took whitespace in an attachment's contentBase64 by \s too (0024,
+-- 0032): in an ICU or glibc UTF-8 database a no-break or ideographic space there was taken, kept
+-- in the stored row, and the worker, which reads ASCII whitespace (stored-message.ts, as the API
+-- does), failed the row at send (invalid_message). Now ASCII's tab, LF, VT, FF, CR and space,
+-- spelt out, in every database; a C database takes and refuses as before.
+--
 -- Older binaries enqueue through these functions. They send the blank html, whose request is
 -- smaller than the one counted: what they enqueue is refused in one case more, never stored in a
 -- shape they cannot send. They write no template (`bun run dev`'s demo one passes). Their API's
@@ -44,7 +50,8 @@
 -- those after a sender's > passes it in every database, as it did in a UTF-8 one.
 --! older-binaries-compatible
 
--- 0087's normalize_message, the body a blank html beside a text leaves counted as the text.
+-- 0087's normalize_message, the body a blank html beside a text leaves counted as the text, and
+-- base64's whitespace spelt out.
 create or replace function mailer.normalize_message(m jsonb, refuse_header boolean) returns jsonb language plpgsql immutable
   set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
 declare
@@ -186,11 +193,13 @@ begin
            and (stripped not like '%==' or content like '%==%') then
           content := stripped;
         else
-          if content !~ '^[A-Za-z0-9+/\s]*={0,2}\s*$' then
+          -- Whitespace is ASCII's, spelt out (0177): a class shorthand is the database locale's,
+          -- and an ICU one's took a no-break space the worker then failed the row for.
+          if content !~ '^[A-Za-z0-9+/\t\n\v\f\r ]*={0,2}[\t\n\v\f\r ]*$' then
             perform mailer.invalid(format('message.attachments[%s]', n),
               'must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content');
           end if;
-          content := regexp_replace(stripped, '\s+', '', 'g');
+          content := regexp_replace(stripped, '[\t\n\v\f\r ]+', '', 'g');
         end if;
       end if;
       -- Written into the part's Content-Type header (and Graph's contentType) as it is.

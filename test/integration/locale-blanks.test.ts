@@ -1,4 +1,4 @@
-// The blanks around an address string ("Name <address>", a list in one string) read alike by mailer.normalize_recipients in every database's locale and by the TypeScript that reads what it stores.
+// What enqueue reads as a blank (around an address string, inside base64) is read alike in every database's locale and by the TypeScript that reads what it stores.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { checkEnqueuedSender } from '../../src/api/enqueued-sender.ts'
@@ -7,6 +7,8 @@ import { migrate } from '../../src/db/migrate.ts'
 import { silentLogger } from '../../src/log.ts'
 import { isBlank } from '../../src/outbox/blank-body.ts'
 import { namedAddress } from '../../src/outbox/email-address.ts'
+import { RenderError } from '../../src/outbox/render-error.ts'
+import { sendableAttachments } from '../../src/outbox/stored-message.ts'
 import { testCluster } from '../preload.ts'
 import { useTestDb } from '../support/db.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -25,10 +27,26 @@ beforeAll(async () => {
   const cluster = await testCluster()
   admin = cluster.admin
   icuName = `outbox_icu_${crypto.randomUUID().replaceAll('-', '').slice(0, 12)}`
-  await adminQuery(
-    admin,
-    `create database ${icuName} template template0 encoding 'UTF8' locale_provider icu icu_locale 'und' locale 'C'`,
-  )
+  // ICU's, else (a TEST_DATABASE_URL server built without it) Postgres 17's builtin C.UTF-8, else
+  // glibc's: each a \s wider than C's.
+  const locales = [
+    `locale_provider icu icu_locale 'und' locale 'C'`,
+    `locale_provider builtin builtin_locale 'C.UTF-8' locale 'C'`,
+    `locale_provider libc locale 'C.UTF-8'`,
+  ]
+  for (const [i, locale] of locales.entries()) {
+    const made = await adminQuery(
+      admin,
+      `create database ${icuName} template template0 encoding 'UTF8' ${locale}`,
+    ).then(
+      () => true,
+      (e: unknown) => {
+        if (i === locales.length - 1) throw e
+        return false
+      },
+    )
+    if (made) break
+  }
   icuUrl = cluster.url(icuName)
   await migrate({ url: icuUrl, log: silentLogger })
 })
@@ -84,11 +102,17 @@ const codePoint = (c: string) => `U+${c.charCodeAt(0).toString(16).padStart(4, '
 const named = (i: number) =>
   `shape ${Math.floor(i / CHARACTERS.length)}, ${codePoint(CHARACTERS[i % CHARACTERS.length]!)}`
 
-test('normalize_recipients spells its blanks out: no \\s, which is the database locale’s', async () => {
-  const { rows } = await t.pool.query<{ src: string }>(
-    `select prosrc as src from pg_proc where oid = 'mailer.normalize_recipients(jsonb, text)'::regprocedure`,
+test('normalize_recipients and normalize_message spell their blanks out: no \\s, which is the database locale’s', async () => {
+  const { rows } = await t.pool.query<{ f: string; src: string }>(
+    `select p.oid::regprocedure::text as f, prosrc as src from pg_proc p
+      where p.oid in ('mailer.normalize_recipients(jsonb, text)'::regprocedure,
+                      'mailer.normalize_message(jsonb, boolean)'::regprocedure)
+      order by 1`,
   )
-  expect(rows[0]!.src).not.toMatch(/\\[sS]|\[:space:\]/)
+  expect(rows.map((r) => [r.f, /\\[sS]|\[:space:\]/.exec(r.src)?.[0] ?? null])).toEqual([
+    ['mailer.normalize_message(jsonb,boolean)', null],
+    ['mailer.normalize_recipients(jsonb,text)', null],
+  ])
 })
 
 test('an address string is read alike in a C and an ICU database, and as the TypeScript reads it', async () => {
@@ -143,4 +167,63 @@ test('a blank around "Name <address>" is dropped; a list or a name holding an ad
   }
   // A control character is no blank: refused after the address, as in the address itself.
   expect(of(0, '\u001c')).toBe('mailer: message.from is not a valid e-mail address')
+})
+
+test('base64 is read alike in a C and an ICU database, and as the worker reads it at send', async () => {
+  // Whitespace in base64 (MIME's line breaks, a space) is ASCII's, as the worker and the API read
+  // it: an ICU database's \s took a no-break space there, stored a row the worker then failed.
+  const contents = [
+    'QQ==',
+    'QQ\r\n==',
+    ' Q Q== ',
+    'QUJD\tREVG\n',
+    ...CHARACTERS.map((c) => `QUJD${c}REVG`),
+    ...CHARACTERS.map((c) => `QQ==${c}`),
+  ]
+  const verdicts = async (url: string) => {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      const out: string[] = []
+      for (const contentBase64 of contents) {
+        out.push(
+          await client
+            .query(
+              `select jsonb_typeof(mailer.normalize_message($1::jsonb, true) -> 'attachments') as r`,
+              [
+                JSON.stringify({
+                  to: 'a@example.com',
+                  subject: 's',
+                  text: 't',
+                  attachments: [{ filename: 'a.bin', contentBase64 }],
+                }),
+              ],
+            )
+            .then(
+              () => 'taken',
+              (e: Error) => e.message,
+            ),
+        )
+      }
+      return out
+    } finally {
+      await client.end()
+    }
+  }
+  const [inC, inIcu] = await Promise.all([verdicts(t.url), verdicts(icuUrl)])
+  const atSend = contents.map((contentBase64) => {
+    try {
+      sendableAttachments([{ filename: 'a.bin', contentBase64 }])
+      return 'taken'
+    } catch (e) {
+      return e instanceof RenderError ? 'refused' : String(e)
+    }
+  })
+  const differ = contents.flatMap((c, i) =>
+    inC[i] === inIcu[i] && (inC[i] === 'taken') === (atSend[i] === 'taken')
+      ? []
+      : [`${JSON.stringify(c)}: C ${inC[i]} | ICU ${inIcu[i]} | at send ${atSend[i]}`],
+  )
+  expect(differ).toEqual([])
+  expect(inC.slice(0, 4)).toEqual(['taken', 'taken', 'taken', 'taken'])
 })
