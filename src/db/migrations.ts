@@ -132,6 +132,9 @@ import m0177 from '../../sql/0177_blank_beside_a_body_counted_blank_template_ref
 import m0178 from '../../sql/0178_pause_moved_by_a_write_naming_no_cause_loses_it.sql' with {
   type: 'text',
 }
+import m0184 from '../../sql/0184_pause_cause_named_by_a_0172_release_keeps_it.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -260,6 +263,11 @@ export const migrations: readonly Migration[] = [
     version: 178,
     name: '0178_pause_moved_by_a_write_naming_no_cause_loses_it',
     sql: m0178,
+  },
+  {
+    version: 184,
+    name: '0184_pause_cause_named_by_a_0172_release_keeps_it',
+    sql: m0184,
   },
 ]
 

@@ -4,6 +4,8 @@ import { createMetrics } from '../../src/api/metrics.ts'
 import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { pauseMailbox } from '../../src/outbox/mailbox-pacing.ts'
+import { RATE_IN_FORCE } from '../../src/outbox/pacing-rate.ts'
+import { pauseEnd } from '../../src/outbox/paused-now.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { mailboxKey } from '../../src/outbox/send-gate.ts'
 import { renderStatusTable } from '../../src/status/status-table.ts'
@@ -209,4 +211,58 @@ test('a refusal noted again past its own pause stays one; a refusal lifted by ha
   expect((await readers()).json).toMatchObject({ count: 0, refused: 0 })
   await olderBinaryPause('refused@example.com', 60_000)
   expect((await readers()).json).toMatchObject({ count: 1, refused: 0 })
+})
+
+/** A pause of a release with 0172 but before 0178 (33b2cf3e's pauseMailbox, verbatim): it names its cause, not pause_reason_ends. */
+const pause0172Binary = (mailbox: string, ms: number, cause: 'throttle' | 'refused') =>
+  t.pool.query(
+    `insert into mailer.mailbox_pacing as m (mailbox, next_at, turn_interval, throttled_until, pause_reason)
+     values ($1, now() + make_interval(secs => $2::float8 / 1000), interval '0',
+             now() + make_interval(secs => $2::float8 / 1000), $3)
+     on conflict (mailbox) do update
+        set next_at = greatest(m.next_at, now() + make_interval(secs => $2::float8 / 1000)),
+            throttled_until = greatest(m.throttled_until, now() + make_interval(secs => $2::float8 / 1000)),
+            turn_interval = case when m.next_at < now() + make_interval(secs => $2::float8 / 1000)
+                                 then interval '0' else m.turn_interval end,
+            pause_reason = case when ${pauseEnd('m', RATE_IN_FORCE)} > now() + make_interval(secs => $2::float8 / 1000)
+                                then m.pause_reason else excluded.pause_reason end`,
+    [mailboxKey(mailbox), ms, cause],
+  )
+
+test('during a rolling deploy from a release with 0172, its refusal noted again past the pause stays a refusal; its throttle past it takes the pause', async () => {
+  // A MAIL_FROM Graph refuses, probed at each pause's end by the older workers: each probe refused
+  // again names the cause, though not pause_reason_ends, which that release does not know.
+  await pause0172Binary('refused@example.com', 60_000, 'refused')
+  await pause0172Binary('refused@example.com', 300_000, 'refused')
+  expect((await readers()).json).toMatchObject({ count: 1, refused: 1 })
+  // The same after this release noted the refusal.
+  await gate().pause('other@example.com', 60_000, REFUSED)
+  await pause0172Binary('other@example.com', 300_000, 'refused')
+  expect((await readers()).json).toMatchObject({ count: 2, refused: 2 })
+  // A shorter refusal within the pause, and a throttle past it, as that release notes them.
+  await pause0172Binary('refused@example.com', 30_000, 'refused')
+  expect((await readers()).json).toMatchObject({ count: 2, refused: 2 })
+  await pause0172Binary('refused@example.com', 900_000, 'throttle')
+  expect((await readers()).json).toMatchObject({ count: 2, refused: 1 })
+  // Then an older binary's throttle (no cause named) past it: still a throttle.
+  await olderBinaryPause('other@example.com', 1_200_000)
+  expect((await readers()).json).toMatchObject({ count: 2, refused: 0 })
+  // A hand update that moves the pause later and names the cause it holds keeps it too.
+  await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = next_at + interval '1 hour',
+            throttled_until = next_at + interval '1 hour', pause_reason = 'throttle'
+      where mailbox = $1`,
+    [mailboxKey('refused@example.com')],
+  )
+  await t.pool.query(
+    `update mailer.mailbox_pacing set pause_reason = 'refused' where mailbox = $1`,
+    [mailboxKey('refused@example.com')],
+  )
+  await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = next_at + interval '1 hour',
+            throttled_until = next_at + interval '1 hour', pause_reason = 'refused'
+      where mailbox = $1`,
+    [mailboxKey('refused@example.com')],
+  )
+  expect((await readers()).json).toMatchObject({ count: 2, refused: 1 })
 })
