@@ -74,7 +74,7 @@ export function renderStatusTable(r: StatusReport): string {
         p.longestSeconds === null
           ? 'with no end (next_at infinity)'
           : `for ${age(p.longestSeconds)} more`
-      const refusal = `by Graph refusing it (check MAIL_FROM, and that the mailbox exists, is licensed and the app may send from it)`
+      const refusal = `by Graph refusing it (check MAIL_FROM or the rows' own from, and that the mailbox exists, is licensed and the app may send from it)`
       const throttles = p.count - p.refused
       const cause =
         p.refused === 0

@@ -83,7 +83,7 @@ async function readers() {
 }
 
 const CHECK =
-  'check MAIL_FROM, and that the mailbox exists, is licensed and the app may send from it'
+  "check MAIL_FROM or the rows' own from, and that the mailbox exists, is licensed and the app may send from it"
 
 test('a mailbox Graph refuses beside one throttled is said as a refusal, its code rare among the pending rows', async () => {
   const g = gate()

@@ -20,7 +20,7 @@ function pausedLine(count: number, refused: number): string | undefined {
 }
 
 const REFUSAL =
-  'by Graph refusing it (check MAIL_FROM, and that the mailbox exists, is licensed and the app may send from it)'
+  "by Graph refusing it (check MAIL_FROM or the rows' own from, and that the mailbox exists, is licensed and the app may send from it)"
 
 test('throttles keep their words, whatever codes the pending rows hold', () => {
   expect(pausedLine(2, 0)).toBe(
@@ -35,4 +35,9 @@ test('a mailbox Graph refuses (a mistyped MAIL_FROM: 404 ErrorInvalidUser; the a
   expect(pausedLine(3, 1)).toBe(
     `default: 3 mailbox(es) paused: 2 by a provider throttle, 1 ${REFUSAL}, the longest for 4m0s more`,
   )
+})
+
+test("a refused mailbox may be one rows name themselves (a template's from_address, 403 ErrorAccessDenied): the words do not send the operator to MAIL_FROM alone", () => {
+  // status never says which mailbox is paused: the words cover both.
+  expect(pausedLine(1, 1)).toContain("check MAIL_FROM or the rows' own from,")
 })

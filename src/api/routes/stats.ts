@@ -42,7 +42,7 @@ const DatabaseStats = z
     }),
     pausedMailboxesRefused: Count.nullable().openapi({
       description:
-        'Of pausedMailboxes, those paused because Graph refuses the mailbox itself (404 ErrorInvalidUser: a mistyped MAIL_FROM; 403: the app not allowed to send from it): check MAIL_FROM and the mailbox. The others a provider throttle pauses. null for a token confined to a tenant',
+        "Of pausedMailboxes, those paused because Graph refuses the mailbox itself (404 ErrorInvalidUser: a mistyped MAIL_FROM; 403: the app not allowed to send from it, MAIL_FROM or a mailbox rows name themselves): check MAIL_FROM or the rows' own from, and the mailbox. The others a provider throttle pauses. null for a token confined to a tenant",
     }),
   })
   .openapi('DatabaseStats')
