@@ -21,7 +21,7 @@ import {
 import { planMigrations, runsOutsideTransaction } from './migration-plan.ts'
 import { ensureMigrationsTable, readApplied } from './migration-record.ts'
 import { migrations as embedded, type Migration } from './migrations.ts'
-import { assertMigrationsFit } from './server-encoding.ts'
+import { assertEncodingTakesMigrations, notUtf8Warning } from './server-encoding.ts'
 import { CONNECT_TIMEOUT_MS, SessionClient } from './session-settings.ts'
 
 interface MigrateOptions {
@@ -88,8 +88,10 @@ export async function migrate(o: MigrateOptions): Promise<MigrateResult> {
     // A role's or database's statement_timeout (managed Postgres often sets one) would cancel a
     // long index build, and every rerun of it; waits stay bounded by lock_timeout.
     await client.query(`set statement_timeout = 0; set lock_timeout = ${lockTimeoutMs}`)
-    // Before the schema or its table is made: an encoding that cannot hold them gets nothing.
-    await assertMigrationsFit(client, list)
+    // Before the schema or its table is made: a new install gets nothing in an encoding not UTF8,
+    // an existing one nothing its encoding cannot hold.
+    const encoding = await assertEncodingTakesMigrations(client, list)
+    if (encoding !== null) o.log.warn(notUtf8Warning(encoding), { encoding })
     at = { step: 'lock' }
     await takeMigrationLock(client, withinDeadline(deadline, lockTimeoutMs), o.clock ?? systemClock)
     locked = true

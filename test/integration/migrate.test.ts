@@ -12,7 +12,7 @@ import {
 import { migrations } from '../../src/db/migrations.ts'
 import { openDb } from '../../src/db/open.ts'
 import { assertSchemaCurrent } from '../../src/db/schema-state.ts'
-import { silentLogger } from '../../src/log.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
 import { testCluster } from '../preload.ts'
 import { runBinary } from '../support/binary.ts'
 import { adminQuery } from '../support/postgres.ts'
@@ -560,23 +560,74 @@ describe('migrate', () => {
     await refusedThroughPooler({ sessions: 2, statementMode: true }, 'statement pooling mode')
   })
 
-  test('a database whose encoding cannot hold the migrations (LATIN1) is refused before anything is applied, asking for UTF8', async () => {
-    // It applied 0001-0009 and then failed at 0010 ("character with byte sequence 0xe2 0x80 0xa6
-    // in encoding UTF8 has no equivalent in encoding LATIN1"), saying to run migrate again, which
-    // fails the same way for good: a half-made schema no release can finish.
-    const url = await emptyDatabase('LATIN1')
-    await expect(migrate({ url, log: silentLogger })).rejects.toMatchObject({
+  test('a new install into a database whose encoding is not UTF8 is refused before anything changes, saying why and how to create a UTF8 one', async () => {
+    // SQL_ASCII took every migration, and then the schema's character rules saw bytes: {"text":
+    // "\u00a0"} was taken (201) and failed at send (invalid_message). LATIN1 applied 0001-0009 and
+    // failed at 0010 ("character with byte sequence 0xe2 0x80 0xa6 in encoding UTF8 has no
+    // equivalent in encoding LATIN1") for good. WIN1252 took them all, and refuses an emoji's mail.
+    for (const encoding of ['SQL_ASCII', 'LATIN1', 'WIN1252']) {
+      const url = await emptyDatabase(encoding)
+      const refusal = await migrate({ url, log: silentLogger }).then(
+        () => 'migrated',
+        (e: { code?: string; message?: string }) => [e.code, e.message],
+      )
+      expect([encoding, refusal]).toEqual([
+        encoding,
+        [
+          'config_invalid',
+          expect.stringContaining(`encoding is ${encoding}: outbox-mailer needs a UTF8 database`),
+        ],
+      ])
+      expect((refusal as string[])[1]).toContain('createdb -E UTF8 -T template0')
+      expect((refusal as string[])[1]).toEndWith('Nothing was changed')
+      const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
+      expect([encoding, rows[0].schema]).toEqual([encoding, null])
+    }
+  })
+
+  test('a database some release migrated in an encoding not UTF8 is migrated on, with a warning; in LATIN1 migrations it cannot hold are refused', async () => {
+    // Refusing it would fail every deploy of a running deployment at its release command: warned of
+    // instead (as check-config --connect and /readyz do), so its operator moves the data.
+    const next = (sql: string) => ({ version: 1000, name: '1000_next', sql })
+    async function migratedIn(encoding: string): Promise<string> {
+      const url = await emptyDatabase(encoding)
+      // As a release that took it left it: every embedded migration recorded.
+      await adminQuery(
+        url,
+        `create schema mailer;
+         create table mailer.schema_migrations (version integer primary key, name text not null,
+           checksum text not null, applied_at timestamptz not null default now(),
+           older_binaries_compatible boolean not null default false)`,
+      )
+      await adminQuery(
+        url,
+        `insert into mailer.schema_migrations (version, name, checksum)
+           select * from unnest($1::int[], $2::text[], $3::text[])`,
+        [
+          migrations.map((m) => m.version),
+          migrations.map((m) => m.name),
+          migrations.map((m) => checksumOf(m.sql)),
+        ],
+      )
+      return url
+    }
+    for (const encoding of ['SQL_ASCII', 'WIN1252']) {
+      const lines: { level: string; msg: string }[] = []
+      const log = createLogger('info', (l) => lines.push(JSON.parse(l)))
+      const url = await migratedIn(encoding)
+      const r = await migrate({ url, log, migrations: [...migrations, next("select '…'")] })
+      expect([encoding, r.applied]).toEqual([encoding, [1000]])
+      expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+        expect.stringContaining(`the database's encoding is ${encoding}, not UTF8`),
+      ])
+    }
+    const latin1 = await migratedIn('LATIN1')
+    await expect(
+      migrate({ url: latin1, log: silentLogger, migrations: [...migrations, next("select '…'")] }),
+    ).rejects.toMatchObject({
       code: 'config_invalid',
-      message: expect.stringContaining('encoding is LATIN1: outbox-mailer needs a UTF8 database'),
+      message: expect.stringMatching(/migration \S+ holds characters LATIN1 has not/),
     })
-    const { rows } = await adminQuery(url, `select to_regnamespace('mailer') as schema`)
-    expect(rows[0].schema).toBeNull()
-    // An encoding that holds every character of the migrations (WIN1252 has "…" and "–") is
-    // migrated as before: a database some release already migrated keeps working.
-    const win = await emptyDatabase('WIN1252')
-    expect((await migrate({ url: win, log: silentLogger })).applied.at(-1)).toBe(
-      migrations.at(-1)?.version,
-    )
   })
 
   test('refuses a database that is ahead of the binary', async () => {
