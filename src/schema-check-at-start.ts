@@ -7,6 +7,7 @@ import {
 import { loginRefusal } from './db/login-refusal.ts'
 import type { DbHandle } from './db/open.ts'
 import { assertSchemaCurrentAndWrites } from './db/schema-state.ts'
+import { notUtf8Warning } from './db/server-encoding.ts'
 import { PERMISSION_DENIED_SQLSTATE } from './db/sqlstate.ts'
 import {
   refusesTransactions,
@@ -29,6 +30,8 @@ export interface StartSchemas {
   current: string[]
   /** Readiness's first probe may stand on this answer, as on a probe's own that found it so. */
   takingWrites: string[]
+  /** Of those, each one whose encoding is not UTF8, with its encoding: readiness warns of it. */
+  notUtf8: Record<string, string>
 }
 
 /**
@@ -48,12 +51,18 @@ export async function checkSchemas(
   if (pooled) throw new AppError('config_invalid', `${pooled.name}: ${STATEMENT_POOLING_PROBLEM}`)
   const current: string[] = []
   const takingWrites: string[] = []
+  const notUtf8: Record<string, string> = {}
   for (const [i, r] of outcomes.entries()) {
     const db = handles[i]!.name
     if (r.status === 'fulfilled') {
       if (r.value === 'pooled') continue
       current.push(db)
       if (r.value.refusesWrites === false) takingWrites.push(db)
+      // Warned of, not refused: a running deployment keeps working (migrate refuses a new install).
+      if (r.value.encoding !== null && r.value.encoding !== 'UTF8') {
+        notUtf8[db] = r.value.encoding
+        log.warn(notUtf8Warning(r.value.encoding), { db, encoding: r.value.encoding })
+      }
       if (r.value.newer.length > 0) {
         log.warn('database has migrations from a newer release; they keep this one working', {
           db,
@@ -92,7 +101,7 @@ export async function checkSchemas(
       } else log.warn('database unreachable at start; will keep trying', { db, err: r.reason })
     }
   }
-  return { current, takingWrites }
+  return { current, takingWrites, notUtf8 }
 }
 
 /**
@@ -105,7 +114,7 @@ export async function checkSchemas(
  */
 async function probeThenRead(
   h: DbHandle,
-): Promise<'pooled' | { newer: number[]; refusesWrites: boolean | null }> {
+): Promise<'pooled' | { newer: number[]; refusesWrites: boolean | null; encoding: string | null }> {
   const client = await h.pool.connect()
   // Never lent again mid-transaction or ended: a connection that met a failure is discarded.
   let failed = true

@@ -67,7 +67,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
     // Each LISTEN session connects while the schema is checked, so a start waits for one new
     // connection rather than two in a row. A wake before its drainer starts is moot: a start claims.
     if (o.role !== 'api') startListeners(config, worker, handles, listeners, drainers, onEvent, log)
-    const { current: schemaCurrent, takingWrites } = await checkSchemas(handles, log)
+    const { current: schemaCurrent, takingWrites, notUtf8 } = await checkSchemas(handles, log)
     // The URL texts were compared with the configuration; two may still reach one database.
     if (handles.length > 1) warnSameServerDatabases(handles, log)
     if (o.role !== 'api') {
@@ -95,6 +95,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       })),
       schemaCurrent,
       takingWrites,
+      notUtf8,
       wedgedAfterMs: Math.max(3 * config.worker.pollIntervalSeconds * 1000, 120_000),
       transportProblem: () => transportProblem(),
       transportWarning: () => transportWarning(),

@@ -11,6 +11,7 @@ import {
 import { withLoginAdvice } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { readServerDatabase } from '../db/server-database.ts'
+import { notUtf8Consequence, notUtf8Warning } from '../db/server-encoding.ts'
 import { SessionClient } from '../db/session-settings.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { poolRefusesTransactions, STATEMENT_POOLING_PROBLEM } from '../db/statement-pooling.ts'
@@ -52,8 +53,9 @@ export async function checkDatabase(
   pool.on('error', () => {})
   let reachable = false
   try {
-    const { rows } = await pool.query<{ version: string; num: number }>(
-      `select current_setting('server_version') as version, current_setting('server_version_num')::int as num`,
+    const { rows } = await pool.query<{ version: string; num: number; encoding: string }>(
+      `select current_setting('server_version') as version, current_setting('server_version_num')::int as num,
+              current_setting('server_encoding') as encoding`,
     )
     reachable = true
     out.checks.push(
@@ -67,6 +69,8 @@ export async function checkDatabase(
     if (await poolRefusesTransactions(pool)) {
       out.problems.push(`database "${d.name}" (${label('url')}): ${STATEMENT_POOLING_PROBLEM}`)
     }
+    const encoding = rows[0]?.encoding ?? 'UTF8'
+    let installRefused = false
     let schemaThere = false
     try {
       // A lock in the way fails the read at half the bound (55P03), leaving time to name its holder.
@@ -78,7 +82,13 @@ export async function checkDatabase(
         `database "${d.name}": schema current${newer.length ? ` (also has ${newer.join(', ')} from a newer release, which this one works with)` : ''}`,
       )
     } catch (e) {
-      if (isAppError(e) && SCHEMA_PENDING.has(e.code)) {
+      if (isAppError(e) && e.code === 'schema_missing' && encoding !== 'UTF8') {
+        // migrate (the release command) refuses to install into it: the first deploy would fail.
+        installRefused = true
+        out.problems.push(
+          `database "${d.name}": its encoding is ${encoding}, and outbox-mailer needs a UTF8 database (${notUtf8Consequence(encoding)}): \`migrate\` refuses to install into it; create one with ENCODING 'UTF8' (createdb -E UTF8 -T template0 …) and point the URLs at it`,
+        )
+      } else if (isAppError(e) && SCHEMA_PENDING.has(e.code)) {
         // Normal before a deploy that brings a migration: release_command applies it.
         out.checks.push(`warning: ${e.message} (the release_command does this on deploy)`)
       } else if ((e as { code?: unknown }).code === PERMISSION_DENIED_SQLSTATE) {
@@ -94,6 +104,9 @@ export async function checkDatabase(
         out.problems.push(`database "${d.name}": ${describe(e)}`)
       }
     }
+    // Installed already (a release took it): warned of, not refused, as serve and migrate do.
+    if (encoding !== 'UTF8' && !installRefused)
+      out.checks.push(`warning: database "${d.name}": ${notUtf8Warning(encoding)}`)
     // The role serve runs its statements as (step 7's mailer_svc), not only the schema's owner.
     if (schemaThere) {
       const where = `database "${d.name}" (${label('url')})`

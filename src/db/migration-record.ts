@@ -36,12 +36,13 @@ export async function readApplied(client: Queryable): Promise<Applied[]> {
 /**
  * readApplied's statement, which also says whether a write on this session would be refused as
  * read-only (sessionRefusesWrites's question, asked in the same statement: readiness's schema check
- * costs no second one). Null when the table has no row.
+ * costs no second one), and the database's encoding (server-encoding.ts: one not UTF8 is warned
+ * of). Both null when the table has no row.
  */
 export async function readAppliedAndWrites(
   client: Queryable,
   o: { lockTimeoutMs?: number } = {},
-): Promise<{ applied: Applied[]; refusesWrites: boolean | null }> {
+): Promise<{ applied: Applied[]; refusesWrites: boolean | null; encoding: string | null }> {
   // With a lock timeout: set local to the one implicit transaction of a two-statement simple query
   // (no parameters), so the session (the worker's, shared) keeps its own setting after it.
   const bound =
@@ -49,18 +50,20 @@ export async function readAppliedAndWrites(
       ? ''
       : `select set_config('lock_timeout', '${Math.max(1, Math.round(o.lockTimeoutMs))}', true); `
   // Through to_jsonb: a database that no binary with the column has migrated yet lacks it.
-  const answer = await client.query<Applied & { refusesWrites: boolean }>(
+  const answer = await client.query<Applied & { refusesWrites: boolean; serverEncoding: string }>(
     `${bound}select version, name, checksum,
             coalesce((to_jsonb(s) ->> 'older_binaries_compatible')::boolean, false)
               as "olderBinariesCompatible",
-            current_setting('transaction_read_only')::boolean as "refusesWrites"
+            current_setting('transaction_read_only')::boolean as "refusesWrites",
+            current_setting('server_encoding') as "serverEncoding"
        from mailer.schema_migrations s order by version`,
   )
   // Two statements answer with one result each: the read's is the last.
   const { rows } = Array.isArray(answer) ? (answer.at(-1) as typeof answer) : answer
   return {
-    applied: rows.map(({ refusesWrites: _, ...applied }) => applied),
+    applied: rows.map(({ refusesWrites: _, serverEncoding: __, ...applied }) => applied),
     refusesWrites: rows[0]?.refusesWrites ?? null,
+    encoding: rows[0]?.serverEncoding ?? null,
   }
 }
 

@@ -63,15 +63,15 @@ export async function assertSchemaCurrent(
 }
 
 /**
- * assertSchemaCurrent, and whether this session would refuse a write as read-only (null: not
- * known), read by the same one statement: readiness runs this.
+ * assertSchemaCurrent, whether this session would refuse a write as read-only (null: not known) and
+ * the database's encoding, read by the same one statement: readiness runs this.
  */
 export async function assertSchemaCurrentAndWrites(
   pool: Queryable,
   dbName: string,
   list: readonly Migration[] = embedded,
   o: { lockTimeoutMs?: number } = {},
-): Promise<{ newer: number[]; refusesWrites: boolean | null }> {
+): Promise<{ newer: number[]; refusesWrites: boolean | null; encoding: string | null }> {
   // One statement: a missing table or schema is its own answer.
   let read: Awaited<ReturnType<typeof readAppliedAndWrites>>
   try {
@@ -90,5 +90,5 @@ export async function assertSchemaCurrentAndWrites(
       `database "${dbName}" lacks ${pending.length} migration(s) (${pending.map((m) => m.name).join(', ')}): run \`outbox-mailer migrate\` first`,
     )
   }
-  return { newer, refusesWrites: read.refusesWrites }
+  return { newer, refusesWrites: read.refusesWrites, encoding: read.encoding }
 }

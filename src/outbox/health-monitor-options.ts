@@ -32,6 +32,8 @@ export interface HealthMonitorOptions {
    * answer noted on the database's `answeredAt`: the first probe may stand on it, as on a probe's.
    */
   takingWrites?: readonly string[]
+  /** Of those, each one whose encoding the same statement found not UTF8, with its encoding. */
+  notUtf8?: Readonly<Record<string, string>>
   probeTimeoutMs?: number
   /** A loop silent for longer than this is wedged. */
   wedgedAfterMs: number

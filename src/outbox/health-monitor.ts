@@ -2,6 +2,7 @@
 import { monotonicNow, systemClock, waitAtMost } from '../clock.ts'
 import { LOCK_TIMEOUT_SQLSTATE } from '../db/lock-in-the-way.ts'
 import { assertSchemaCurrentAndWrites } from '../db/schema-state.ts'
+import { notUtf8Warning } from '../db/server-encoding.ts'
 import { sessionRefusesWrites } from '../db/server-takes-writes.ts'
 import { unreachableCause } from '../db/unreachable-cause.ts'
 import {
@@ -55,6 +56,17 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthSource {
   // none says whether writes are refused (an API-only process may serve reads from a standby).
   const readOnlySeen = new Map<string, number | null>()
   for (const name of o.takingWrites ?? []) readOnlySeen.set(name, null)
+  // A database's encoding, when its schema read found it not UTF8: fixed at its creation, so a
+  // warning for as long as the process runs, read again with the schema, whatever else is wrong.
+  const notUtf8 = new Map(Object.entries(o.notUtf8 ?? {}))
+  const warningOf = (d: MonitoredDatabase) => {
+    const encoding = notUtf8.get(d.name)
+    const said = [
+      d.drainer ? transportWarning() : null,
+      encoding === undefined ? null : notUtf8Warning(encoding),
+    ].filter((w) => w !== null)
+    return said.length > 0 ? said.join('; ') : null
+  }
 
   async function probe(d: MonitoredDatabase): Promise<DatabaseHealth> {
     const status = d.drainer?.status()
@@ -67,7 +79,7 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthSource {
       lastLoopAt: status?.lastLoopAt ?? null,
       problem: null,
       // Shown whatever else is wrong: the database's state does not change it.
-      warning: d.drainer ? transportWarning() : null,
+      warning: warningOf(d),
     }
     const checkedAt = schemaCheckedAt.get(d.name)
     const refusedSince = d.writes?.refusingSince() ?? null
@@ -84,7 +96,10 @@ export function createHealthMonitor(o: HealthMonitorOptions): HealthSource {
         const schema = assertSchemaCurrentAndWrites(d.statements, d.name, undefined, {
           lockTimeoutMs: timeoutMs / 2,
         })
-        refuses = (await waitAtMost(systemClock, schema, timeoutMs)).refusesWrites
+        const read = await waitAtMost(systemClock, schema, timeoutMs)
+        refuses = read.refusesWrites
+        if (read.encoding !== null && read.encoding !== 'UTF8') notUtf8.set(d.name, read.encoding)
+        report.warning = warningOf(d)
         schemaCheckedAt.set(d.name, elapsed())
       } else if (
         // With the session lost (reconnecting, stopped), only a statement of the probe's own says

@@ -180,6 +180,7 @@ test("serve's schema check at start is answered ahead of its connection's prime:
     expect(await checkSchemas([h], silentLogger)).toEqual({
       current: ['pool'],
       takingWrites: ['pool'],
+      notUtf8: {},
     })
     // Its answer stands for readiness as one of the route's would (the first probe asks nothing).
     expect(h.statements.answeredAt()).not.toBeNull()

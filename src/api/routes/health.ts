@@ -24,7 +24,7 @@ const DatabaseReadiness = z
     problem: z.string().nullable(),
     warning: z.string().nullable().openapi({
       description:
-        'Something to act on that does not make the database unready, e.g. a credential Entra refuses (under --role all for as long as it lasts: the process still accepts and stores mail; under --role worker while a cached token still serves sends), MAIL_FROM refused by Graph, Graph out of reach',
+        'Something to act on that does not make the database unready, e.g. a credential Entra refuses (under --role all for as long as it lasts: the process still accepts and stores mail; under --role worker while a cached token still serves sends), MAIL_FROM refused by Graph, Graph out of reach, a database whose encoding is not UTF8',
     }),
   })
   .openapi('DatabaseReadiness')
