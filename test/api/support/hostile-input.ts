@@ -158,6 +158,14 @@ const TEXTS = [
   '\u0007bell',
   '\u007f',
   '\u2028\u2029',
+  // Blanks outside ASCII (0175's class), and what only looks blank: a body or none, alike in
+  // TypeScript and SQL, or one is taken that the worker's render then fails (invalid_message).
+  '\u00a0',
+  '\u3000',
+  '\u0085',
+  '\u200b\ufeff',
+  '\u3164',
+  '\u00a0x\u00a0',
   '\ud83d\ude00',
   '=?utf-8?b?AAAA?=',
   '{{x}}',
@@ -268,6 +276,11 @@ export const ENQUEUE = (): Body => ({
     maxAttempts: 3,
     correlationId: 'c-1',
   },
+})
+// The least a message holds: a field at its edge is then the message's one text, subject or address.
+export const PLAIN_ENQUEUE = (): Body => ({
+  message: { to: ADDRESS, subject: SUBJECT, text: TEXT },
+  options: { dedupeKey: 'k' },
 })
 export const filter = (status: string): Body => ({
   filter: {
