@@ -630,6 +630,29 @@ describe('migrate', () => {
     })
   })
 
+  test('every migration applies in a WIN1252 or SQL_ASCII database an older release installed: its text holds nothing such an encoding cannot parse', async () => {
+    // A release before the refusal above installed into such databases, and their upgrades run
+    // every later migration in them: 0177's first E'' string spelled U+0085, which WIN1252 cannot
+    // hold, and failed there. 0001 applied and recorded by hand, as that release left it.
+    const [first] = migrations
+    for (const encoding of ['WIN1252', 'SQL_ASCII']) {
+      const url = await emptyDatabase(encoding)
+      await adminQuery(url, first!.sql)
+      await adminQuery(
+        url,
+        `create table mailer.schema_migrations (version integer primary key, name text not null,
+           checksum text not null, applied_at timestamptz not null default now())`,
+      )
+      await adminQuery(
+        url,
+        'insert into mailer.schema_migrations (version, name, checksum) values ($1, $2, $3)',
+        [first!.version, first!.name, checksumOf(first!.sql)],
+      )
+      const r = await migrate({ url, log: silentLogger })
+      expect([encoding, r.applied]).toEqual([encoding, migrations.slice(1).map((m) => m.version)])
+    }
+  })
+
   test('refuses a database that is ahead of the binary', async () => {
     const url = await migratedDatabase()
     await adminQuery(
