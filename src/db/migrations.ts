@@ -135,6 +135,7 @@ import m0178 from '../../sql/0178_pause_moved_by_a_write_naming_no_cause_loses_i
 import m0184 from '../../sql/0184_pause_cause_named_by_a_0172_release_keeps_it.sql' with {
   type: 'text',
 }
+import m0188 from '../../sql/0188_template_sender_keyed_as_rendered.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -269,6 +270,7 @@ export const migrations: readonly Migration[] = [
     name: '0184_pause_cause_named_by_a_0172_release_keeps_it',
     sql: m0184,
   },
+  { version: 188, name: '0188_template_sender_keyed_as_rendered', sql: m0188 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

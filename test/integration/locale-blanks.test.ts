@@ -1,13 +1,17 @@
-// What enqueue reads as a blank (around an address string, inside base64) is read alike in every database's locale and by the TypeScript that reads what it stores.
+// What enqueue reads as a blank (around an address string, inside base64) and what a template's from_address keys as its rows' mailbox are read alike in every database's locale and by the TypeScript that reads what it stores.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import pg from 'pg'
 import { checkEnqueuedSender } from '../../src/api/enqueued-sender.ts'
+import { senderKey } from '../../src/config/allowed-senders.ts'
 import { isEmailAddress } from '../../src/config/email-address.ts'
 import { migrate } from '../../src/db/migrate.ts'
+import { migrations } from '../../src/db/migrations.ts'
 import { silentLogger } from '../../src/log.ts'
 import { isBlank } from '../../src/outbox/blank-body.ts'
+import { countRequeueable } from '../../src/outbox/bulk-requeue.ts'
 import { namedAddress } from '../../src/outbox/email-address.ts'
 import { RenderError } from '../../src/outbox/render-error.ts'
+import { renderedAddress } from '../../src/outbox/rendered-address.ts'
 import { sendableAttachments } from '../../src/outbox/stored-message.ts'
 import { testCluster } from '../preload.ts'
 import { useTestDb } from '../support/db.ts'
@@ -102,16 +106,21 @@ const codePoint = (c: string) => `U+${c.charCodeAt(0).toString(16).padStart(4, '
 const named = (i: number) =>
   `shape ${Math.floor(i / CHARACTERS.length)}, ${codePoint(CHARACTERS[i % CHARACTERS.length]!)}`
 
-test('normalize_recipients and normalize_message spell their blanks out: no \\s, which is the database locale’s', async () => {
+test('normalize_recipients, normalize_message and the sender key spell their blanks out: no \\s, which is the database locale’s', async () => {
+  // The sender key (0188): the mailbox a pause holds a row back for and a senders claim names.
   const { rows } = await t.pool.query<{ f: string; src: string }>(
     `select p.oid::regprocedure::text as f, prosrc as src from pg_proc p
       where p.oid in ('mailer.normalize_recipients(jsonb, text)'::regprocedure,
-                      'mailer.normalize_message(jsonb, boolean)'::regprocedure)
+                      'mailer.normalize_message(jsonb, boolean)'::regprocedure,
+                      'mailer.address_key(text)'::regprocedure,
+                      'mailer.row_sender_key(jsonb, text)'::regprocedure)
       order by 1`,
   )
   expect(rows.map((r) => [r.f, /\\[sS]|\[:space:\]/.exec(r.src)?.[0] ?? null])).toEqual([
+    ['mailer.address_key(text)', null],
     ['mailer.normalize_message(jsonb,boolean)', null],
     ['mailer.normalize_recipients(jsonb,text)', null],
+    ['mailer.row_sender_key(jsonb,text)', null],
   ])
 })
 
@@ -226,4 +235,110 @@ test('base64 is read alike in a C and an ICU database, and as the worker reads i
   )
   expect(differ).toEqual([])
   expect(inC.slice(0, 4)).toEqual(['taken', 'taken', 'taken', 'taken'])
+})
+
+/**
+ * The sender key (mailer.row_sender_key) a row of a template with each from_address gets, in the
+ * database at `url`: null for none (MAIL_FROM's), 'refused' when the table refuses the template.
+ */
+async function templateKeysBy(url: string, inputs: readonly string[]): Promise<(string | null)[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query('begin')
+    await client.query(`create function pg_temp.key_of(s text, n bigint) returns text language plpgsql as $$
+      begin
+        insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+        values ('key_' || n, 'S', 'x', array['a@example.com'], s);
+        return coalesce(mailer.row_sender_key(null, 'key_' || n), '(none)');
+      exception when sqlstate '22023' then
+        return 'refused';
+      end $$`)
+    const { rows } = await client.query<{ k: string }>(
+      'select pg_temp.key_of(s, i) as k from unnest($1::text[]) with ordinality u(s, i) order by i',
+      [inputs],
+    )
+    return rows.map((r) => (r.k === '(none)' ? null : r.k))
+  } finally {
+    await client.query('rollback').catch(() => {})
+    await client.end()
+  }
+}
+
+// render.ts's NO_ADDRESS: nothing, or a name before an empty "<>" (JavaScript's \s).
+const NO_ADDRESS = /^(?:[^<>]*<\s*>)?\s*$/s
+
+test("a template's from_address keys its rows' mailbox as the worker renders it, in a C and an ICU database", async () => {
+  // The key holds a row back while its mailbox is paused and decides which rows a token confined
+  // to senders may retry; the worker sends from (and pauses) the mailbox it renders.
+  const shapes = [
+    (b: string) => `Desk <desk@example.com>${b}`,
+    (b: string) => `Desk <${b}desk@example.com>`,
+    (b: string) => `Desk <desk@example.com${b}>`,
+    (b: string) => `${b}desk@example.com${b}`,
+    (b: string) => `Desk <${b}>${b}`,
+    (b: string) => `Desk${b}<desk@example.com>`,
+  ]
+  const inputs = shapes.flatMap((shape) => CHARACTERS.map(shape))
+  const [inC, inIcu] = await Promise.all([
+    templateKeysBy(t.url, inputs),
+    templateKeysBy(icuUrl, inputs),
+  ])
+  const name = (i: number) =>
+    `shape ${Math.floor(i / CHARACTERS.length)}, ${codePoint(CHARACTERS[i % CHARACTERS.length]!)}`
+  const differ = inputs.flatMap((s, i) => {
+    let rendered: string | null
+    if (NO_ADDRESS.test(s)) rendered = null
+    else {
+      try {
+        rendered = senderKey(renderedAddress(s, 'from_address').address)
+      } catch {
+        // Fails its rows at send whatever their key; the table refuses nearly all such.
+        return []
+      }
+    }
+    return inC[i] === rendered && inIcu[i] === rendered
+      ? []
+      : [`${name(i)}: rendered ${rendered} | C ${inC[i]} | ICU ${inIcu[i]}`]
+  })
+  expect(differ).toEqual([])
+  // Not all skipped: the plain one keyed.
+  expect(inC[CHARACTERS.indexOf(' ')]).toBe('desk@example.com')
+})
+
+test('a token confined to the mailbox a template renders may retry its rows; rows keyed before 0188 are keyed again', async () => {
+  await t.pool.query(
+    `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+     values ('desk_nbsp', 's', 't', '{rcpt@example.com}', E'Desk <desk@example.com>\\u00a0'),
+            ('desk_plain', 's', 't', '{rcpt@example.com}', 'Desk <desk@example.com>')`,
+  )
+  await t.pool.query(
+    `insert into mailer.email_outbox (template, source_row, status, last_error_code)
+     select t, '{}', s, case when s = 'failed' then 'x' end
+       from unnest(array['desk_nbsp', 'desk_plain']) t, unnest(array['failed', 'pending', 'sent']) s`,
+  )
+  // Sent from desk@example.com either way (the worker renders the address, trimmed).
+  const desk = new Set(['desk@example.com'])
+  expect([
+    await countRequeueable(t.db, { template: 'desk_nbsp' }, null, desk),
+    await countRequeueable(t.db, { template: 'desk_nbsp' }, null, desk, false),
+  ]).toEqual([1, 0])
+  // As 0039's key left them; 0188 keys the unsent ones again, the plain template's rows untouched.
+  await t.pool.query(
+    `update mailer.email_outbox set sender_key = lower(from_address)
+       from mailer.templates where name = template`,
+  )
+  await t.pool.query(migrations.find((m) => m.version === 188)!.sql)
+  const { rows } = await t.pool.query<{ k: string }>(
+    `select template || ' ' || status || ': ' || sender_key as k from mailer.email_outbox
+      where template like 'desk_%' order by template, status`,
+  )
+  expect(rows.map((r) => r.k)).toEqual([
+    'desk_nbsp failed: desk@example.com',
+    'desk_nbsp pending: desk@example.com',
+    'desk_nbsp sent: desk <desk@example.com>\u00a0',
+    'desk_plain failed: desk <desk@example.com>',
+    'desk_plain pending: desk <desk@example.com>',
+    'desk_plain sent: desk <desk@example.com>',
+  ])
 })

@@ -703,7 +703,7 @@ describe('migrate', () => {
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
         112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 165, 168, 171,
-        172, 173, 174, 175, 177, 178, 184,
+        172, 173, 174, 175, 177, 178, 184, 188,
       ])
       expect(
         (await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] }))
@@ -808,9 +808,10 @@ describe('migrate', () => {
         { version: 177, c: true },
         { version: 178, c: true },
         { version: 184, c: true },
+        { version: 188, c: true },
         { version: 1000, c: true },
       ])
-      // 0010–0184 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
+      // 0010–0188 declare it too: a binary knowing only 0001–0009 that reads the flag keeps working.
       expect(
         await migrate({ url, log: silentLogger, migrations: migrations.slice(0, 9) }),
       ).toMatchObject({
@@ -820,7 +821,7 @@ describe('migrate', () => {
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
           107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 165,
-          168, 171, 172, 173, 174, 175, 177, 178, 184, 1000,
+          168, 171, 172, 173, 174, 175, 177, 178, 184, 188, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -1084,7 +1085,7 @@ describe('migrate', () => {
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
       112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 165, 168, 171, 172,
-      173, 174, 175, 177, 178, 184,
+      173, 174, 175, 177, 178, 184, 188,
     ])
     const { rows } = await adminQuery(
       url,
