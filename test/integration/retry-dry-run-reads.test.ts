@@ -35,7 +35,11 @@ beforeAll(async () => {
         set last_error_code = case when status = 'failed' then (array['${CODES.join("','")}'])[1 + (id / 10) % 4]
                                    when id % 5 = 0 then 'graph_rejected' end,
             expires_at = case when id % 30 = 0 then now() - interval '1 hour'
-                              when id % 70 = 0 then now() + interval '1 day' end
+                              when id % 70 = 0 then now() + interval '1 day' end,
+            -- A sender of its own on two rows in three (one inside the senders compared below),
+            -- MAIL_FROM's on the third: a count inside or outside them tells them apart.
+            message = message || jsonb_build_object('from', case when id % 3 = 0 then 'orders@example.com'
+                                                                 when id % 3 = 1 then 'Desk <desk@example.com>' end)
       where status in ('failed', 'cancelled')`,
   )
   await vacuumAllVisible(t.pool)
