@@ -1,6 +1,7 @@
 // Lease upkeep on timers: a drainer's heartbeats (lease-heartbeat.ts: its leases and its registry entry), its reclaim of expired leases and its expiry sweep (reclaim-report.ts tells what each did).
 import type { WorkerConfig } from '../config.ts'
 import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
+import { everyFormerMailFromRowDue } from './former-mail-from-rows.ts'
 import { createLeaseHeartbeat, type LeaseHeartbeatDeps } from './lease-heartbeat.ts'
 import { lookupPastExpirySeconds } from './lookup-grace.ts'
 import { reclaimExpired } from './reclaim.ts'
@@ -62,6 +63,28 @@ export function createLeaseUpkeep(
    * Reclaims what has ended and fails what has expired unclaimed; returns the milliseconds until
    * the next reclaim is due.
    */
+  /**
+   * A probe cleared as no live worker's (a former MAIL_FROM's): the rows naming no sender given
+   * back to its pause's end are this worker's MAIL_FROM's now, due at once. Failing, they wait for
+   * that pause's end, as before.
+   */
+  async function formerRowsDue() {
+    const own = d.worker.probeMailbox ?? ''
+    if (own === '') return
+    try {
+      const due = await everyFormerMailFromRowDue(d.db, own)
+      if (due > 0) {
+        d.log.info('rows a former MAIL_FROM’s pause held are due now', { db: d.dbName, count: due })
+        d.wake()
+      }
+    } catch (err) {
+      d.log.warn('could not bring due the rows a former MAIL_FROM’s pause held', {
+        db: d.dbName,
+        err,
+      })
+    }
+  }
+
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
     const r = await reclaimExpired(d.db, {
@@ -81,6 +104,7 @@ export function createLeaseUpkeep(
       staleProbes: { ownMailbox: d.worker.probeMailbox ?? '' },
     })
     reportReclaim(d, r)
+    if (r.staleProbes) await formerRowsDue()
     // More ended (or expired) than one statement takes: again at once. Otherwise when the earliest
     // lease in flight ends; none ends sooner than a lease taken from now on, a lease length away.
     if (r.rows.length >= limit || r.swept.length >= EXPIRY_SWEEP_LIMIT) return 0

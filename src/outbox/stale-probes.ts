@@ -19,7 +19,10 @@ export interface StaleProbes {
  * (its worker may beat that seldom). An entry that
  * notes no mailbox (an older binary's, NULL) keeps every probe owed while it is live. `spent_hints`
  * deletes the hints no claim reads: past ones, or all once no probe stays owed (a hint committed
- * after this snapshot is not seen, and was written for a probe owed since: it stays).
+ * after this snapshot is not seen, and was written for a probe owed since: it stays). A pause a
+ * cleared probe followed is lifted as the README lifts one (next_at now(): status and /metrics
+ * count it no more) unless a pending row names that mailbox itself; the rows naming no sender it
+ * held are the upkeep's to bring due after (former-mail-from-rows.ts).
  * Invariant: a probe is cleared only for a mailbox no live worker claims for; the own key is
  * excluded because this statement's own registration is not in its snapshot.
  * Reads mailbox_pacing_probe_owed_idx (empty unless a probe is owed) and the registry (a handful of rows).
@@ -27,7 +30,10 @@ export interface StaleProbes {
 export function staleProbeClear(s: StaleProbes) {
   return sql`stale_probes as (
       update mailer.mailbox_pacing p
-         set probe_owed = false, probe_id = null, probe_due_at = null
+         set probe_owed = false, probe_id = null, probe_due_at = null,
+             next_at = case when exists (select from mailer.email_outbox o
+                                          where o.sender_key = p.mailbox and o.status = 'pending')
+                            then p.next_at else least(p.next_at, now()) end
        where p.probe_owed and p.mailbox <> ${s.ownMailbox}::text
          and not exists (select from mailer.workers w
                           where w.last_heartbeat_at >= now() - make_interval(

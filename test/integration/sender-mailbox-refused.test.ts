@@ -3,6 +3,10 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createMetrics } from '../../src/api/metrics.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createLogger } from '../../src/log.ts'
+import {
+  everyFormerMailFromRowDue,
+  formerMailFromRowsDue,
+} from '../../src/outbox/former-mail-from-rows.ts'
 import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
 import { fakeHealth } from '../api/support/fake-health.ts'
@@ -39,19 +43,26 @@ afterEach(async () => {
 })
 
 /** A worker wired as serve wires Graph (createTransport): the shared gate, no pacing, MAIL_FROM as given. */
-async function startWorker(fakeOptions: FakeGraphOptions, faults?: FakeGraphFaults): Promise<Run> {
-  const fake = await startFakeGraph({
-    clientSecret: 'right',
-    concurrencyLimit: 1000,
-    ...fakeOptions,
-  })
+async function startWorker(
+  fakeOptions: FakeGraphOptions,
+  faults?: FakeGraphFaults,
+  mailFrom = MAIL_FROM,
+  fakeGraph?: FakeGraph,
+): Promise<Run> {
+  const fake =
+    fakeGraph ??
+    (await startFakeGraph({
+      clientSecret: 'right',
+      concurrencyLimit: 1000,
+      ...fakeOptions,
+    }))
   if (faults) fake.setFaults(faults)
   const lines: string[] = []
   const log = createLogger('debug', (l) => lines.push(l))
   const config = loadConfig(
     {
       ...graphEnvFor(fake),
-      MAIL_FROM,
+      MAIL_FROM: mailFrom,
       GRAPH_CLIENT_SECRET: 'right',
       MAILBOX_RATE_PER_MINUTE: '0',
     },
@@ -66,7 +77,7 @@ async function startWorker(fakeOptions: FakeGraphOptions, faults?: FakeGraphFaul
       lookup: transport.lookupFor('test'),
       sendBlockedForMs: transport.blockedForMs,
       sendTimeoutMs: 5_000,
-      mailFrom: MAIL_FROM,
+      mailFrom,
     },
   })
   await engine.start()
@@ -92,7 +103,7 @@ async function allTried(ids: string[]) {
  * claims pass them over while it stands), whether a claim met them before it began or not, and
  * each due one says why it waits (a code).
  */
-async function pausedAndIdle(r: Run) {
+async function pausedAndIdle(r: Run, mailFrom = MAIL_FROM) {
   await pollUntil(async () => {
     const p = await t.pool.query(
       `select (select count(*)::int from mailer.mailbox_pacing where mailbox = $1 and next_at > now() + interval '1 minute') as paused,
@@ -100,7 +111,7 @@ async function pausedAndIdle(r: Run) {
               (select count(*)::int from mailer.email_outbox
                 where status = 'pending' and send_at <= now() and sender_key is null
                   and last_error_code is null) as unnamed`,
-      [MAIL_FROM],
+      [mailFrom],
     )
     const { paused, sending, unnamed } = p.rows[0]
     return paused === 1 &&
@@ -697,6 +708,125 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
         (x: { status: string; attempts: number }) => x.status === 'pending' && x.attempts === 0,
       ),
     )
+  })
+})
+
+describe('MAIL_FROM corrected after Graph refused it', () => {
+  test('restarted with the new address, the rows that met the old one’s refusal go at once, not at its pause’s end; that pause is lifted; a row scheduled ahead keeps its time', async () => {
+    const TYPO = 'sendr@example.com'
+    // The database's reset keeps mailer.mailbox_pacing: no pause of an earlier test stands.
+    await t.pool.query(
+      `update mailer.mailbox_pacing set next_at = now(), probe_owed = false, probe_id = null, probe_due_at = null`,
+    )
+    const first = await startWorker({ mailboxes: [OWN, MAIL_FROM] }, undefined, TYPO)
+    const defaults: string[] = []
+    for (let i = 0; i < 3; i++) defaults.push(await enqueue(t))
+    const inAnHour = new Date(Date.now() + 3_600_000).toISOString()
+    const later = await enqueue(t, undefined, { sendAt: inAnHour })
+    await allTried(defaults)
+    await pausedAndIdle(first, TYPO)
+    // Each row went back to the old address's pause's end (5 minutes), none due now.
+    const waits = await t.pool.query<{ s: number }>(
+      `select extract(epoch from send_at - now())::float8 as s from mailer.email_outbox
+        where id = any($1::bigint[])`,
+      [defaults],
+    )
+    expect(waits.rows.every((w) => w.s > 60)).toBe(true)
+    await first.engine.stop()
+
+    const fixed = await startWorker({}, undefined, MAIL_FROM, first.fake)
+    // Far within the old pause (300 s): the new address has no pause, so its rows go now.
+    const statuses = async () => (await rowsOf(defaults)).map((x) => x.status)
+    await pollUntil(
+      async () => ((await statuses()).every((x) => x === 'sent') ? true : undefined),
+      15_000,
+    ).catch(() => {})
+    expect(await statuses()).toEqual(['sent', 'sent', 'sent'])
+    const sent = fixed.fake.accepted.filter((a) => a.mailbox === MAIL_FROM).map((a) => a.outboxId)
+    expect(sent.sort()).toEqual([...defaults].sort())
+    // The old address's pause holds nothing now: status says no mailbox paused.
+    expect(await mailboxPauses(t.db)).toMatchObject({ mailboxes: 0, refused: 0 })
+    const scheduled = await t.pool.query(
+      `select status, send_at = $2::timestamptz as kept from mailer.email_outbox where id = $1`,
+      [later, inAnHour],
+    )
+    expect(scheduled.rows).toEqual([{ status: 'pending', kept: true }])
+  })
+
+  test('which rows come due: those given back for a pause uncounted, naming no sender; not a pacing turn’s, a credential’s, a backoff’s, a sendAt’s, a named mailbox’s nor an interrupted send’s; none while the new address is paused; a statement at a time', async () => {
+    await t.pool.query(
+      `update mailer.mailbox_pacing set next_at = now(), probe_owed = false, probe_id = null, probe_due_at = null`,
+    )
+    /** A pending row due in 5 minutes whose last try met `code` (null: none), its last attempt `outcome`. */
+    const row = async (
+      code: string | null,
+      outcome: string | null,
+      o: { from?: string; started?: boolean } = {},
+    ) => {
+      const message = {
+        to: 'rcpt@example.com',
+        subject: 's',
+        text: 't',
+        ...(o.from && { from: o.from }),
+      }
+      const id = (
+        await t.pool.query<{ id: string }>(
+          `insert into mailer.email_outbox (message, status, send_at, last_error_code, last_error, send_started_at)
+           values ($1::jsonb, 'pending', now() + interval '5 minutes', $2::text, $2::text,
+                   case when $3::boolean then now() - interval '1 minute' end)
+           returning id::text`,
+          [JSON.stringify(message), code, o.started ?? false],
+        )
+      ).rows[0]!.id
+      if (outcome !== null) {
+        await t.pool.query(
+          `insert into mailer.email_attempts (outbox_id, attempt, outcome, error_code) values ($1, 1, $2, $3)`,
+          [id, outcome, code],
+        )
+      }
+      return id
+    }
+    const moved = [
+      await row('ErrorInvalidUser', 'throttled'),
+      await row('mailbox_paused', 'throttled'),
+      await row('ApplicationThrottled', 'throttled'),
+    ]
+    const kept = [
+      await row('mailbox_paced', null),
+      await row('AADSTS7000222', 'throttled'),
+      await row('http_500', 'retry'),
+      await row(null, null),
+      await row('mailbox_paused', 'throttled', { from: OWN }),
+      await row('mailbox_paused', 'throttled', { started: true }),
+    ]
+    const due = async (ids: string[]) =>
+      (
+        await t.pool.query<{ due: boolean }>(
+          'select send_at <= now() as due from mailer.email_outbox where id = any($1::bigint[]) order by id',
+          [ids],
+        )
+      ).rows.map((r) => r.due)
+    // The new address paused (or owing its probe): its rows wait for it as they are.
+    await t.pool.query(
+      `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, probe_owed)
+       values ($1, now() + interval '5 minutes', interval '0', false)
+       on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval`,
+      [MAIL_FROM],
+    )
+    expect(await formerMailFromRowsDue(t.db, MAIL_FROM)).toBe(0)
+    await t.pool.query(
+      `update mailer.mailbox_pacing set next_at = now(), probe_owed = true where mailbox = $1`,
+      [MAIL_FROM],
+    )
+    expect(await formerMailFromRowsDue(t.db, MAIL_FROM)).toBe(0)
+    await t.pool.query(`update mailer.mailbox_pacing set probe_owed = false where mailbox = $1`, [
+      MAIL_FROM,
+    ])
+    // Two a statement: the second takes the third, and the rest stay.
+    expect(await formerMailFromRowsDue(t.db, MAIL_FROM, 2)).toBe(2)
+    expect(await everyFormerMailFromRowDue(t.db, MAIL_FROM, 2)).toBe(1)
+    expect(await due(moved)).toEqual([true, true, true])
+    expect(await due(kept)).toEqual([false, false, false, false, false, false])
   })
 })
 

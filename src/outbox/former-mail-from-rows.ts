@@ -1,0 +1,76 @@
+// The rows naming no sender that waited for a former MAIL_FROM's pause, brought due once the reclaim finds no live worker sending from it.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
+import { PACED_CODE, PAUSED_CODE, TOKEN_WAIT_CODE } from './settle-item.ts'
+
+/** Rows one statement brings due at most: each stays short, and holds few rows locked from the API. */
+export const FORMER_ROWS_PER_STATEMENT = 1_000
+
+/**
+ * Rows naming no sender of their own are MAIL_FROM's (`ownMailbox`, the worker's pause key),
+ * whichever address it names now: a row given back to the end of a former MAIL_FROM's pause
+ * (sql/0039: its send_at moved there; a typo corrected, the variable changed, the worker restarted)
+ * waited out that address's pause, up to 5 minutes for a refusal, an hour for a throttle, while the
+ * new address's rows went at once. Asked once the reclaim has cleared a probe no live worker owes
+ * (stale-probes.ts: the old release stopped): up to `limit` such rows are due now, and the new
+ * address's claim sends them or meets its own pause; the answer wakes the workers. Not while
+ * `ownMailbox` stands paused (PAUSED_MAILBOXES_NOW) or owes its probe (sql/0062): the rows wait for
+ * it as they are. A row waits for a mailbox's pause when given back for one uncounted
+ * (`mailbox_paused`, or Graph's code with its last attempt `throttled`), not for a pacing turn, a
+ * credential (TOKEN_WAIT_CODE: no mailbox's) or a sendAt; one whose interrupted send is still to be
+ * looked up (send_started_at kept) is left to that lookup, which asks the mailbox it was sent
+ * from. Invariant: only earlier, only pending rows naming no sender, none past its expiresAt (the
+ * sweep's to fail), none another transaction holds (it waits out the old pause, as before).
+ * email_outbox_pending_error_idx (sql/0173), each row's last attempt by primary key. Returns how
+ * many came due.
+ */
+export async function formerMailFromRowsDue(
+  db: Kysely<Database>,
+  ownMailbox: string,
+  limit = FORMER_ROWS_PER_STATEMENT,
+): Promise<number> {
+  const { rows } = await sql<{ due: number }>`
+    with held as (
+      select o.id from mailer.email_outbox o
+       where not exists (select from (${PAUSED_MAILBOXES_NOW}) p where p.mailbox = ${ownMailbox})
+         and not exists (select from mailer.mailbox_pacing m
+                          where m.mailbox = ${ownMailbox} and m.probe_owed)
+         and o.status = 'pending' and o.last_error_code is not null
+         and o.last_error_code <> ${PACED_CODE} and o.last_error_code !~ ${TOKEN_WAIT_CODE}
+         and o.sender_key is null and o.send_at > now() and o.send_started_at is null
+         and (o.expires_at is null or o.expires_at > now())
+         and (o.last_error_code = ${PAUSED_CODE}
+              or coalesce((select a.outcome = 'throttled' and a.error_code = o.last_error_code
+                             from mailer.email_attempts a where a.outbox_id = o.id
+                            order by a.id desc limit 1), false))
+       order by o.priority, o.send_at, o.id
+       limit ${limit}
+         for update of o skip locked
+    ), due as (
+      update mailer.email_outbox o set send_at = now()
+        from held h
+       where o.id = h.id and o.status = 'pending' and o.send_at > now()
+      returning 1
+    ), woken as (
+      select pg_notify('mailer_outbox', '') where exists (select from due)
+    )
+    select (select count(*) from due)::int as due, (select count(*) from woken) as woken`.execute(
+    db,
+  )
+  return rows[0]?.due ?? 0
+}
+
+/** formerMailFromRowsDue, statement after statement while one brings `limit` due. Returns the total. */
+export async function everyFormerMailFromRowDue(
+  db: Kysely<Database>,
+  ownMailbox: string,
+  limit = FORMER_ROWS_PER_STATEMENT,
+): Promise<number> {
+  let total = 0
+  for (;;) {
+    const due = await formerMailFromRowsDue(db, ownMailbox, limit)
+    total += due
+    if (due < limit) return total
+  }
+}
