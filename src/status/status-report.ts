@@ -81,6 +81,17 @@ export function judge(
       `the oldest due pending row has waited ${Math.round(age)} s (more than ${t.maxPendingAgeSeconds} s)`,
     )
   }
+  // A refusal does not end by itself, as a throttle does: a fix (MAIL_FROM, the mailbox, the app's
+  // access) is owed. Its age says nothing: the rows a claim met are given back to the pause's end,
+  // not due (with one row waiting, all of them), so the oldest due age may read none throughout.
+  const refused = r.pauses?.refused ?? 0
+  const pending = r.stats?.counts.pending ?? 0
+  if (refused > 0 && pending > 0) {
+    raise(
+      'attention',
+      `Graph refuses ${refused} sender mailbox(es), each paused meanwhile, with ${pending} pending row(s): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)`,
+    )
+  }
   const p = r.presence
   if (p && p.overdueLeases > 0) {
     raise(

@@ -8,9 +8,11 @@ import {
   formerMailFromRowsDue,
 } from '../../src/outbox/former-mail-from-rows.ts'
 import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
+import { exitCodeOf } from '../../src/status/status-report.ts'
 import { createTransport, type Transport } from '../../src/transport-wiring.ts'
 import { fakeHealth } from '../api/support/fake-health.ts'
 import { useTestDb } from '../support/db.ts'
+import { defaultStatus } from '../support/default-status.ts'
 import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import {
@@ -311,6 +313,36 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
       expect(message).not.toContain(MAIL_FROM)
     }
     // The database's reset keeps mailer.mailbox_pacing: the next test's MAIL_FROM starts unpaused.
+    await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
+  })
+
+  test('one row waiting on it: given back to the pause’s end, so no row is due and the oldest due age reads nothing; status still needs attention (exit 5) and says why', async () => {
+    await t.pool.query(
+      `update mailer.mailbox_pacing set next_at = now(), probe_owed = false, probe_id = null, probe_due_at = null`,
+    )
+    const r = await startWorker({ mailboxes: [OWN] })
+    const one = await enqueue(t)
+    await allTried([one])
+    await pausedAndIdle(r)
+    const due = await t.pool.query(
+      `select send_at > now() + interval '1 minute' as later from mailer.email_outbox where id = $1`,
+      [one],
+    )
+    expect(due.rows).toEqual([{ later: true }])
+    const s = await defaultStatus(t)
+    expect({
+      health: s.health,
+      exit: exitCodeOf([s]),
+      oldest: s.oldestDuePendingSeconds,
+      reasons: s.reasons,
+    }).toEqual({
+      health: 'attention',
+      exit: 5,
+      oldest: null,
+      reasons: [
+        'Graph refuses 1 sender mailbox(es), each paused meanwhile, with 1 pending row(s): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
+      ],
+    })
     await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
   })
 

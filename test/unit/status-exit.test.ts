@@ -81,3 +81,29 @@ test("rows waiting past their expiresAt (for an interrupted send's lookup) are s
     }),
   ).not.toContain('past their expiresAt')
 })
+
+test('a mailbox paused by Graph refusing it while rows are pending needs attention, whatever their age: its rows given back to the pause’s end are not due; a throttle’s pause, or a refusal with nothing pending, does not', () => {
+  const paused = (refused: number, pending: number): DatabaseReading => {
+    const r = reading(null)
+    return {
+      ...r,
+      stats: r.stats && {
+        ...r.stats,
+        counts: { ...r.stats.counts, pending },
+        pausedMailboxes: 1,
+        pausedMailboxesRefused: refused,
+      },
+      pauses: { mailboxes: 1, refused, longestSeconds: 290 },
+    }
+  }
+  const refused = judge(paused(1, 1), thresholds, (s) => s)
+  expect({ health: refused.health, reasons: refused.reasons }).toEqual({
+    health: 'attention',
+    reasons: [
+      'Graph refuses 1 sender mailbox(es), each paused meanwhile, with 1 pending row(s): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
+    ],
+  })
+  expect(exitCodeOf([refused])).toBe(5)
+  expect(judge(paused(0, 1), thresholds, (s) => s).health).toBe('ok')
+  expect(judge(paused(1, 0), thresholds, (s) => s).health).toBe('ok')
+})
