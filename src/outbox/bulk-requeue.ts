@@ -2,7 +2,12 @@
 import type { ExpressionBuilder, Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BulkOptions } from './cancel.ts'
-import { countFinishedWithCode, countMatching, lowestMatching } from './candidate-ids.ts'
+import {
+  countFinishedWithCode,
+  countMatching,
+  lowestFinishedWithCode,
+  lowestMatching,
+} from './candidate-ids.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { probeDueHint } from './probe-due-hint.ts'
@@ -10,12 +15,22 @@ import { requeueable, requeueSet, withinSenders } from './requeue.ts'
 import { wakeWorkers } from './wake-workers.ts'
 
 /**
+ * The lastErrorCode whose rows a retry finds first by their code (0025's index), or null: none, or
+ * a narrower index already finds the rows (a tenant's, 0085; ids by the primary key; a dedupe key's;
+ * a correlation id's).
+ */
+function codeFirst(filter: OutboxFilter, scopeTenant: string | null): string | null {
+  const narrower =
+    filter.tenant ?? scopeTenant ?? filter.ids ?? filter.dedupeKey ?? filter.correlationId
+  return narrower == null ? (filter.lastErrorCode ?? null) : null
+}
+
+/**
  * How many rows a bulk retry with this filter would requeue now (expired rows excluded), within
  * `senders` (`inside`, true) or outside them (false: what a confined caller's retry leaves).
  * A row's expires_at is read from the heap, so the count reads each candidate row's: the failed and
  * cancelled rows, or a tenant's (email_outbox_tenant_failed_cancelled_idx, 0085), or with a
- * lastErrorCode only that code's (countFinishedWithCode), unless a narrower index already finds
- * them (a tenant's, ids by the primary key, a dedupe key's or a correlation id's).
+ * lastErrorCode only that code's (countFinishedWithCode, codeFirst).
  */
 export async function countRequeueable(
   db: Kysely<Database>,
@@ -31,19 +46,24 @@ export async function countRequeueable(
       requeueable(eb),
       inside ? within(eb) : eb.not(within(eb)),
     ])
-  const code = filter.lastErrorCode
-  const narrower =
-    filter.tenant ?? scopeTenant ?? filter.ids ?? filter.dedupeKey ?? filter.correlationId
-  if (code !== undefined && narrower == null) return countFinishedWithCode(db, code, where)
-  return countMatching(db, where)
+  const code = codeFirst(filter, scopeTenant)
+  return code === null ? countMatching(db, where) : countFinishedWithCode(db, code, where)
 }
+
+/** The statuses a retry takes rows from that the filter's status leaves. */
+const requeuedStatuses = (filter: OutboxFilter) =>
+  (['failed', 'cancelled'] as const).filter((s) => filter.status?.includes(s) ?? true)
 
 interface BulkRequeueResult {
   items: { id: string; outcome: 'requeued' }[]
   more: boolean
 }
 
-/** Requeues a batch (lowest ids first) and wakes the workers when any row was requeued. */
+/**
+ * Requeues a batch (lowest ids first) and wakes the workers when any row was requeued. With a
+ * lastErrorCode (codeFirst) the batch's ids are that code's rows' (lowestFinishedWithCode): found
+ * in id order through the failed and cancelled rows' heap, a rare code's batch read most of them.
+ */
 export async function requeueMatching(
   db: Kysely<Database>,
   filter: OutboxFilter,
@@ -53,7 +73,11 @@ export async function requeueMatching(
   const within = withinSenders(o.senders ?? null)
   const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb), within(eb)])
-  const ids = await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
+  const code = codeFirst(filter, scopeTenant)
+  const ids =
+    code === null
+      ? await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
+      : await lowestFinishedWithCode(db, code, requeuedStatuses(filter), matching, o.limit)
   if (ids.length === 0) return { items: [], more: false }
   // Locks the candidates in id order, checking the filter again on each latest version, then
   // updates them.

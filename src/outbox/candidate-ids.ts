@@ -80,31 +80,79 @@ export async function countMatching(db: Kysely<Database>, where: Where): Promise
 }
 
 /**
+ * `db` with a materialized CTE `coded`: the ids of the rows in `statuses` (failed, cancelled) whose
+ * last_error_code is `code`, in id order, from email_outbox_failed_cancelled_idx alone (0025
+ * rebuilt it as (status, id) include (last_error_code): an index-only scan of the finished rows'
+ * vacuumed pages),
+ * a status at a time, merged: read as far as the statement asks, not sorted whole first. As one
+ * condition with the rest, the planner reads every failed and cancelled row's heap to check its
+ * code (an index scan does not filter on an INCLUDE column). Materialized: Postgres 18 would fold a
+ * plain self-join on the primary key back into that scan.
+ */
+const withFinishedCoded = (
+  db: Kysely<Database>,
+  code: string,
+  statuses: readonly ('failed' | 'cancelled')[],
+) =>
+  db.with(
+    (cte) => cte('coded').materialized(),
+    () =>
+      sql<{ id: string }>`(${sql.join(
+        statuses.map(
+          (status) => sql`select id from (select id from mailer.email_outbox
+                                           where status = ${status} and last_error_code = ${code}
+                                           order by id) as ${sql.id(status)}`,
+        ),
+        sql` union all `,
+      )} order by id)`,
+  )
+
+/**
  * countMatching for rows whose last_error_code is `code` among the failed and cancelled ones (`where`
- * still checked whole): their ids first, from email_outbox_failed_cancelled_code_idx alone (0025:
- * (status, id) include (last_error_code), an index-only scan of the finished rows' vacuumed pages),
- * then each of them in the heap for the rest of `where` (a retry's expires_at is in the heap alone).
- * As one condition the planner reads every failed and cancelled row's heap to check its code.
- * Materialized: Postgres 18 would fold a plain self-join on the primary key back into that scan.
+ * still checked whole): their ids first (withFinishedCoded), then each of them in the heap for the
+ * rest of `where` (a retry's expires_at is in the heap alone).
  */
 export async function countFinishedWithCode(
   db: Kysely<Database>,
   code: string,
   where: Where,
 ): Promise<number> {
-  const r = await db
-    .with(
-      (cte) => cte('coded').materialized(),
-      (qb) =>
-        qb
-          .selectFrom('mailer.email_outbox')
-          .select('id')
-          .where('status', 'in', ['failed', 'cancelled'])
-          .where('last_error_code', '=', code),
-    )
+  const r = await withFinishedCoded(db, code, ['failed', 'cancelled'])
     .selectFrom('mailer.email_outbox')
     .select((eb) => eb.fn.countAll<string>().as('n'))
     .where((eb) => eb.and([eb('id', 'in', eb.selectFrom('coded').select('id')), where(eb)]))
     .executeTakeFirstOrThrow()
   return Number(r.n)
+}
+
+/**
+ * lowestMatching among the rows in `statuses` whose last_error_code is `code` (`where` still
+ * checked whole): their ids in order (withFinishedCoded), each one's row read by the primary key
+ * until `limit` match, so a batch reads the heap of that code's rows at most, never of every failed
+ * row before them. Lateral: `where` names the outbox's columns unqualified, and `coded` has an id too.
+ */
+export async function lowestFinishedWithCode(
+  db: Kysely<Database>,
+  code: string,
+  statuses: readonly ('failed' | 'cancelled')[],
+  where: Where,
+  limit: number,
+): Promise<string[]> {
+  if (statuses.length === 0) return []
+  const rows = await withFinishedCoded(db, code, statuses)
+    .selectFrom('coded')
+    .innerJoinLateral(
+      (eb) =>
+        eb
+          .selectFrom('mailer.email_outbox')
+          .select('id')
+          .where((w) => w.and([w('id', '=', w.ref('coded.id')), where(w)]))
+          .as('matched'),
+      (join) => join.onTrue(),
+    )
+    .select('matched.id')
+    .orderBy('coded.id')
+    .limit(limit)
+    .execute()
+  return rows.map((r) => String(r.id))
 }
