@@ -299,8 +299,10 @@ describe('hostile JSON bodies', () => {
       }),
       { ...assertOptions, numRuns: 2 * RUNS },
     )
-    // Most edges are refused; the seed's cases take 45. Far fewer, and the check above checks little.
-    expect(taken).toBeGreaterThanOrEqual(30)
+    // Most edges are refused; the seed's 300 cases take 45 (about 1 in 7). Fewer than 1 in 15, and
+    // the check above checks little: a share of the cases run, so HOSTILE_RUNS and HOSTILE_SEED
+    // may change them (20 runs take 5 of 40 cases).
+    expect(taken).toBeGreaterThanOrEqual(Math.max(1, Math.floor((2 * RUNS) / 15)))
   })
 
   test('bytes that are no UTF-8 and wrong or absent content types and headers: a 4xx problem, nothing stored', async () => {
