@@ -100,7 +100,7 @@ test('a mailbox paused by Graph refusing it while rows are pending needs attenti
   expect({ health: refused.health, reasons: refused.reasons }).toEqual({
     health: 'attention',
     reasons: [
-      'Graph refuses 1 sender mailbox(es), each paused meanwhile, with 1 pending row(s): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
+      'Graph refuses 1 sender mailbox(es), each paused meanwhile, while 1 row(s) are pending (of any mailbox: status does not read which wait for it; a refused pause no row waits for ends by itself, within 5 minutes or Graph’s Retry-After): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
     ],
   })
   expect(exitCodeOf([refused])).toBe(5)
