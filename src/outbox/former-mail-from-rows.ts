@@ -7,6 +7,13 @@ import { PACED_CODE, PAUSED_CODE, TOKEN_WAIT_CODE } from './settle-item.ts'
 /** Rows one statement brings due at most: each stays short, and holds few rows locked from the API. */
 export const FORMER_ROWS_PER_STATEMENT = 1_000
 
+export interface FormerRowsAnswer {
+  /** Rows brought due. */
+  due: number
+  /** The worker's own MAIL_FROM stood paused or owed its probe: none was asked, they wait for it. */
+  ownHeld: boolean
+}
+
 /**
  * Rows naming no sender of their own are MAIL_FROM's (`ownMailbox`, the worker's pause key),
  * whichever address it names now: a row given back to the end of a former MAIL_FROM's pause
@@ -16,26 +23,28 @@ export const FORMER_ROWS_PER_STATEMENT = 1_000
  * (stale-probes.ts: the old release stopped): up to `limit` such rows are due now, and the new
  * address's claim sends them or meets its own pause; the answer wakes the workers. Not while
  * `ownMailbox` stands paused (PAUSED_MAILBOXES_NOW) or owes its probe (sql/0062): the rows wait for
- * it as they are. A row waits for a mailbox's pause when given back for one uncounted
+ * it as they are, and `ownHeld` says so (the caller asks again later). A row waits for a mailbox's pause when given back for one uncounted
  * (`mailbox_paused`, or Graph's code with its last attempt `throttled`), not for a pacing turn, a
  * credential (TOKEN_WAIT_CODE: no mailbox's) or a sendAt; one whose interrupted send is still to be
  * looked up (send_started_at kept) is left to that lookup, which asks the mailbox it was sent
  * from. Invariant: only earlier, only pending rows naming no sender, none past its expiresAt (the
  * sweep's to fail), none another transaction holds (it waits out the old pause, as before).
  * email_outbox_pending_error_idx (sql/0173), each row's last attempt by primary key. Returns how
- * many came due.
+ * many came due, and whether `ownMailbox`'s pause or owed probe held them all.
  */
 export async function formerMailFromRowsDue(
   db: Kysely<Database>,
   ownMailbox: string,
   limit = FORMER_ROWS_PER_STATEMENT,
-): Promise<number> {
-  const { rows } = await sql<{ due: number }>`
-    with held as (
+): Promise<FormerRowsAnswer> {
+  const { rows } = await sql<{ due: number; own_held: boolean }>`
+    with own as (
+      select exists (select from (${PAUSED_MAILBOXES_NOW}) p where p.mailbox = ${ownMailbox})
+          or exists (select from mailer.mailbox_pacing m
+                      where m.mailbox = ${ownMailbox} and m.probe_owed) as held
+    ), held as (
       select o.id from mailer.email_outbox o
-       where not exists (select from (${PAUSED_MAILBOXES_NOW}) p where p.mailbox = ${ownMailbox})
-         and not exists (select from mailer.mailbox_pacing m
-                          where m.mailbox = ${ownMailbox} and m.probe_owed)
+       where not (select held from own)
          and o.status = 'pending' and o.last_error_code is not null
          and o.last_error_code <> ${PACED_CODE} and o.last_error_code !~ ${TOKEN_WAIT_CODE}
          and o.sender_key is null and o.send_at > now() and o.send_started_at is null
@@ -55,22 +64,21 @@ export async function formerMailFromRowsDue(
     ), woken as (
       select pg_notify('mailer_outbox', '') where exists (select from due)
     )
-    select (select count(*) from due)::int as due, (select count(*) from woken) as woken`.execute(
-    db,
-  )
-  return rows[0]?.due ?? 0
+    select (select count(*) from due)::int as due, (select held from own) as own_held,
+           (select count(*) from woken) as woken`.execute(db)
+  return { due: rows[0]?.due ?? 0, ownHeld: rows[0]?.own_held ?? false }
 }
 
-/** formerMailFromRowsDue, statement after statement while one brings `limit` due. Returns the total. */
+/** formerMailFromRowsDue, statement after statement while one brings `limit` due: the total, and the last one's ownHeld. */
 export async function everyFormerMailFromRowDue(
   db: Kysely<Database>,
   ownMailbox: string,
   limit = FORMER_ROWS_PER_STATEMENT,
-): Promise<number> {
+): Promise<FormerRowsAnswer> {
   let total = 0
   for (;;) {
-    const due = await formerMailFromRowsDue(db, ownMailbox, limit)
+    const { due, ownHeld } = await formerMailFromRowsDue(db, ownMailbox, limit)
     total += due
-    if (due < limit) return total
+    if (due < limit) return { due: total, ownHeld }
   }
 }

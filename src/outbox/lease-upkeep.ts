@@ -11,6 +11,11 @@ import { reportReclaim } from './reclaim-report.ts'
 // is strict, and timers fire a little early or late).
 const RECLAIM_MARGIN_MS = 100
 
+// How long the rows a former MAIL_FROM's pause held are asked for while the own MAIL_FROM holds
+// them: that pause, no longer renewed by a probe, ends by itself within it (a refusal's 5 minutes,
+// Graph's Retry-After honoured up to an hour).
+const FORMER_ROWS_ASKED_MS = 3_600_000
+
 interface LeaseUpkeep {
   /**
    * A heartbeat of any lease held, then one reclaim, which registers the worker: before the first
@@ -59,32 +64,41 @@ export function createLeaseUpkeep(
 
   const heartbeatOnce = createLeaseHeartbeat(d, track, () => stopped)
 
-  /**
-   * Reclaims what has ended and fails what has expired unclaimed; returns the milliseconds until
-   * the next reclaim is due.
-   */
+  // Since when a reclaim cleared a former MAIL_FROM's probe whose rows are still to be brought due
+  // (this worker's own MAIL_FROM stood paused or owed its probe, or the statement failed); null
+  // when none. Asked at each reclaim until done, so the rows go once the own pause ends, not at the
+  // former one's; given up FORMER_ROWS_ASKED_MS on, when that pause has ended by itself.
+  let formerRowsOwedSince: number | null = null
+
   /**
    * A probe cleared as no live worker's (a former MAIL_FROM's): the rows naming no sender given
-   * back to its pause's end are this worker's MAIL_FROM's now, due at once. Failing, they wait for
-   * that pause's end, as before.
+   * back to its pause's end are this worker's MAIL_FROM's now, due at once. Returns whether that is
+   * done; not while the own MAIL_FROM holds them (they wait for it), nor after a failure: asked
+   * again at the next reclaim.
    */
-  async function formerRowsDue() {
+  async function formerRowsDue(): Promise<boolean> {
     const own = d.worker.probeMailbox ?? ''
-    if (own === '') return
+    if (own === '') return true
     try {
-      const due = await everyFormerMailFromRowDue(d.db, own)
+      const { due, ownHeld } = await everyFormerMailFromRowDue(d.db, own)
       if (due > 0) {
         d.log.info('rows a former MAIL_FROM’s pause held are due now', { db: d.dbName, count: due })
         d.wake()
       }
+      return !ownHeld
     } catch (err) {
       d.log.warn('could not bring due the rows a former MAIL_FROM’s pause held', {
         db: d.dbName,
         err,
       })
+      return false
     }
   }
 
+  /**
+   * Reclaims what has ended and fails what has expired unclaimed; returns the milliseconds until
+   * the next reclaim is due.
+   */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
     const r = await reclaimExpired(d.db, {
@@ -104,7 +118,12 @@ export function createLeaseUpkeep(
       staleProbes: { ownMailbox: d.worker.probeMailbox ?? '' },
     })
     reportReclaim(d, r)
-    if (r.staleProbes) await formerRowsDue()
+    if (r.staleProbes) formerRowsOwedSince = d.clock.now()
+    if (formerRowsOwedSince !== null) {
+      const done =
+        d.clock.now() - formerRowsOwedSince > FORMER_ROWS_ASKED_MS || (await formerRowsDue())
+      if (done) formerRowsOwedSince = null
+    }
     // More ended (or expired) than one statement takes: again at once. Otherwise when the earliest
     // lease in flight ends; none ends sooner than a lease taken from now on, a lease length away.
     if (r.rows.length >= limit || r.swept.length >= EXPIRY_SWEEP_LIMIT) return 0

@@ -845,18 +845,18 @@ describe('MAIL_FROM corrected after Graph refused it', () => {
        on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval`,
       [MAIL_FROM],
     )
-    expect(await formerMailFromRowsDue(t.db, MAIL_FROM)).toBe(0)
+    expect(await formerMailFromRowsDue(t.db, MAIL_FROM)).toEqual({ due: 0, ownHeld: true })
     await t.pool.query(
       `update mailer.mailbox_pacing set next_at = now(), probe_owed = true where mailbox = $1`,
       [MAIL_FROM],
     )
-    expect(await formerMailFromRowsDue(t.db, MAIL_FROM)).toBe(0)
+    expect(await formerMailFromRowsDue(t.db, MAIL_FROM)).toEqual({ due: 0, ownHeld: true })
     await t.pool.query(`update mailer.mailbox_pacing set probe_owed = false where mailbox = $1`, [
       MAIL_FROM,
     ])
     // Two a statement: the second takes the third, and the rest stay.
-    expect(await formerMailFromRowsDue(t.db, MAIL_FROM, 2)).toBe(2)
-    expect(await everyFormerMailFromRowDue(t.db, MAIL_FROM, 2)).toBe(1)
+    expect(await formerMailFromRowsDue(t.db, MAIL_FROM, 2)).toEqual({ due: 2, ownHeld: false })
+    expect(await everyFormerMailFromRowDue(t.db, MAIL_FROM, 2)).toEqual({ due: 1, ownHeld: false })
     expect(await due(moved)).toEqual([true, true, true])
     expect(await due(kept)).toEqual([false, false, false, false, false, false])
   })

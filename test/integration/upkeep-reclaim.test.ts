@@ -205,3 +205,68 @@ test('a sweep that filled its batch comes again at once, not a lease length late
     await upkeep.stopTimers()
   }
 })
+
+test('rows a former MAIL_FROM’s pause held, left while this worker’s own MAIL_FROM stood paused, come due at a later reclaim once it stands no more, not at the old pause’s end', async () => {
+  const [OLD, OWN] = ['old@example.com', 'own@example.com']
+  // The reset keeps mailer.mailbox_pacing: no pause of an earlier test stands.
+  await t.pool.query(
+    `update mailer.mailbox_pacing set next_at = now(), probe_owed = false, probe_id = null, probe_due_at = null`,
+  )
+  // The old address's refusal, its probe owed and no live worker sending from it; the worker's own
+  // MAIL_FROM paused too (a throttle at its start).
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, probe_owed, pause_reason)
+     values ($1, now() + interval '5 minutes', interval '0', true, 'refused'),
+            ($2, now() + interval '5 minutes', interval '0', false, 'throttle')
+     on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval,
+                                         probe_owed = excluded.probe_owed, pause_reason = excluded.pause_reason`,
+    [OLD, OWN],
+  )
+  const id = await enqueue(t)
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() + interval '5 minutes', last_error_code = 'mailbox_paused'
+      where id = $1`,
+    [id],
+  )
+  const due = async () =>
+    (
+      await t.pool.query<{ due: boolean }>(
+        `select send_at <= now() as due from mailer.email_outbox where id = $1`,
+        [id],
+      )
+    ).rows[0]!.due
+  let woken = 0
+  const upkeep = createLeaseUpkeep({
+    dbName: 'test',
+    db: t.db,
+    worker: { id: 'w-own', host: 'h', pid: 1, version: 't', probeMailbox: OWN },
+    config: { heartbeatSeconds: 20, leaseSeconds: 60, maxAttempts: 3 },
+    clock: systemClock,
+    log: silentLogger,
+    held: new Map(),
+    settling: () => false,
+    wake: () => woken++,
+  })
+  try {
+    // The reclaim clears the old address's probe; the row waits, its own MAIL_FROM paused.
+    await upkeep.first()
+    const probe = await t.pool.query(
+      `select probe_owed from mailer.mailbox_pacing where mailbox = $1`,
+      [OLD],
+    )
+    expect({ probeOwed: probe.rows[0]?.probe_owed, due: await due() }).toEqual({
+      probeOwed: false,
+      due: false,
+    })
+    // Its own pause over (and no probe owed): the next reclaim brings the row due and wakes.
+    await t.pool.query(`update mailer.mailbox_pacing set next_at = now() where mailbox = $1`, [OWN])
+    await upkeep.first()
+    expect({ due: await due(), woken }).toEqual({ due: true, woken: 1 })
+  } finally {
+    await upkeep.stopTimers()
+    await t.pool.query(
+      `update mailer.mailbox_pacing set next_at = now(), probe_owed = false where mailbox = any($1)`,
+      [[OLD, OWN]],
+    )
+  }
+})
