@@ -11,6 +11,7 @@ import { STATUS, TITLE } from './problem-codes.ts'
 import { NUL_MESSAGE } from './storable-text.ts'
 import { closest } from './union-issues.ts'
 import { eachUnknownKey } from './unknown-keys.ts'
+import { untranslatableOf, untranslatableRefusal } from './untranslatable-character.ts'
 import { notJsonError } from './utf8-body.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
@@ -47,6 +48,8 @@ function send(
 
 // A string Postgres cannot store (U+0000: 22P05 in jsonb, 22021 in text) is the request's fault. The
 // schemas refuse it first; this catches one that reached a statement another way (a token claim).
+// A character the database's encoding lacks (22P05 too, in a WIN1252 or LATIN1 database) is told
+// apart first (untranslatable-character.ts).
 const UNSTORABLE_SQLSTATE = new Set(['22P05', '22021'])
 
 // Hono's own rejections, given the fixed code of their status.
@@ -122,6 +125,15 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
       status,
       detail: err.message || undefined,
     })
+  }
+  const untranslatable = untranslatableOf(err)
+  if (untranslatable) {
+    // The request is refused, but the fix is the operator's: said each time, naming no character.
+    c.get('log')?.warn(
+      'a request value holds a character the database encoding cannot hold (deploy guide, "Database encoding")',
+      { encoding: untranslatable.encoding },
+    )
+    return untranslatableRefusal(c, untranslatable).then((e) => onError(e, c))
   }
   if (UNSTORABLE_SQLSTATE.has((err as { code?: unknown }).code as string)) {
     return send(c, 400, {

@@ -1343,6 +1343,28 @@ describe('NUL characters (U+0000), which Postgres cannot store', () => {
       })
     }
   })
+
+  test('a character the database encoding has not (22P05 too) is told apart by its routine, in any lc_messages', async () => {
+    const probe = new OpenAPIHono<AppEnv>()
+    probe.onError(onError)
+    probe.get('/', () => {
+      throw Object.assign(
+        new Error(
+          'Zeichen mit Byte-Folge 0xf0 0x9f 0x98 0x80 in Kodierung »UTF8« hat keine Entsprechung in Kodierung »WIN1252«',
+        ),
+        { code: '22P05', routine: 'report_untranslatable_char' },
+      )
+    })
+    const r = await probe.request('/')
+    expect([r.status, await r.json()]).toEqual([
+      400,
+      expect.objectContaining({
+        type: 'urn:outbox-mailer:problem:validation_failed',
+        detail:
+          'a request value holds U+1F600, a character the database\'s encoding (WIN1252) cannot hold: the database must be UTF8 (deploy guide, "Database encoding")',
+      }),
+    ])
+  })
 })
 
 describe('unpaired UTF-16 surrogates, which JSON can carry and Postgres cannot store', () => {

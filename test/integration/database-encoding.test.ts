@@ -1,5 +1,5 @@
-// A database whose encoding is not UTF8, migrated by an older release: warned of by check-config --connect, serve's start and /readyz, not refused.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+// A database whose encoding is not UTF8, migrated by an older release: warned of by check-config --connect, serve's start and /readyz, not refused; a request value it cannot hold refused in words of its own.
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
 import { checkConfig } from '../../src/check-config.ts'
 import { migrate } from '../../src/db/migrate.ts'
@@ -10,6 +10,7 @@ import { createLogger, silentLogger } from '../../src/log.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { checkSchemas } from '../../src/schema-check-at-start.ts'
 import { appOnDefault, send } from '../api/support/harness.ts'
+import { token } from '../api/support/tokens.ts'
 import { testCluster } from '../preload.ts'
 import { adminQuery } from '../support/postgres.ts'
 
@@ -32,20 +33,27 @@ async function databaseIn(encoding: string): Promise<string> {
   return cluster.url(name)
 }
 
-beforeAll(async () => {
-  empty = await databaseIn('SQL_ASCII')
-  // As a release before this one left it (migrate now refuses a new install in SQL_ASCII): 0001
-  // applied and recorded, then this release's migrate, which goes on with an existing install.
-  migrated = await databaseIn('SQL_ASCII')
+/**
+ * As a release before this one left it (migrate now refuses a new install in an encoding not UTF8):
+ * 0001 applied and recorded, then this release's migrate, which goes on with an existing install.
+ */
+async function migratedByAnOlderRelease(encoding: string): Promise<string> {
+  const url = await databaseIn(encoding)
   const [first] = migrations
-  await adminQuery(migrated, first!.sql)
+  await adminQuery(url, first!.sql)
   await adminQuery(
-    migrated,
+    url,
     `create table mailer.schema_migrations (version integer primary key, name text not null,
        checksum text not null, applied_at timestamptz not null default now());
      insert into mailer.schema_migrations (version, name, checksum) values (${first!.version}, '${first!.name}', '${checksumOf(first!.sql)}')`,
   )
-  await migrate({ url: migrated, log: silentLogger })
+  await migrate({ url, log: silentLogger })
+  return url
+}
+
+beforeAll(async () => {
+  empty = await databaseIn('SQL_ASCII')
+  migrated = await migratedByAnOlderRelease('SQL_ASCII')
   handle = openDb({ name: 'default', url: migrated, log: silentLogger })
 })
 afterAll(async () => {
@@ -109,4 +117,69 @@ test("serve's start warns of it and goes on; /readyz stays ready with a warning,
       ],
     })
   }
+})
+
+describe('a WIN1252 database an older release installed: a character it cannot hold', () => {
+  let win1252: DbHandle
+  beforeAll(async () => {
+    const url = await migratedByAnOlderRelease('WIN1252')
+    win1252 = openDb({ name: 'default', url, log: silentLogger })
+  })
+  afterAll(async () => {
+    await win1252?.close()
+  })
+
+  const cannotHold = (char: string) =>
+    `holds ${char}, a character the database's encoding (WIN1252) cannot hold: the database must be UTF8 (deploy guide, "Database encoding")`
+
+  test('an enqueue is refused naming the field and the encoding, not a NUL character; nothing is stored', async () => {
+    const { app } = appOnDefault(win1252)
+    const auth = await token()
+    for (const [message, path, char] of [
+      [{ to: 'ada@example.com', subject: 'Hi 😀', text: 'Hello' }, 'message.subject', 'U+1F600'],
+      [
+        { to: 'ada@example.com', subject: 'Hi', text: 'Hello\u3000there' },
+        'message.text',
+        'U+3000',
+      ],
+    ] as const) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: auth, body: { message } })
+      expect([path, r.status, r.body]).toEqual([
+        path,
+        400,
+        expect.objectContaining({
+          type: 'urn:outbox-mailer:problem:validation_failed',
+          errors: [{ path, message: cannotHold(char) }],
+        }),
+      ])
+    }
+    // Characters WIN1252 has (é, €, …) are taken as before.
+    const taken = await send(app, 'POST', '/v1/outbox', {
+      token: auth,
+      body: { message: { to: 'ada@example.com', subject: 'Café €5 …', text: 'Hello' } },
+    })
+    expect(taken.status).toBe(201)
+    const { rows } = await win1252.pool.query('select count(*)::int as n from mailer.email_outbox')
+    expect(rows[0].n).toBe(1)
+  })
+
+  test('a list or bulk filter holding one names its parameter or field', async () => {
+    const { app } = appOnDefault(win1252)
+    const auth = await token()
+    const listed = await send(app, 'GET', `/v1/outbox?dedupeKey=${encodeURIComponent('k😀')}`, {
+      token: auth,
+    })
+    expect([listed.status, (listed.body as { errors?: unknown }).errors]).toEqual([
+      400,
+      [{ path: 'dedupeKey', message: cannotHold('U+1F600') }],
+    ])
+    const bulk = await send(app, 'POST', '/v1/outbox/retry', {
+      token: auth,
+      body: { filter: { status: ['failed'], dedupeKey: 'k\u3000' } },
+    })
+    expect([bulk.status, (bulk.body as { errors?: unknown }).errors]).toEqual([
+      400,
+      [{ path: 'filter.dedupeKey', message: cannotHold('U+3000') }],
+    ])
+  })
 })
