@@ -182,4 +182,20 @@ describe('a WIN1252 database an older release installed: a character it cannot h
       [{ path: 'filter.dedupeKey', message: cannotHold('U+3000') }],
     ])
   })
+
+  test("a template's bodies are read there too: one of a comment alone is refused (0192), one with text taken", async () => {
+    const write = (text: string) =>
+      win1252.pool
+        .query(
+          `insert into mailer.templates (name, subject, text_body, to_addresses)
+           values ('t' || md5($1), 'Hello', $1, '{sales@example.com}')`,
+          [text],
+        )
+        .then(
+          () => null,
+          (e: { message: string }) => e.message,
+        )
+    expect(await write('{{! note }}\u00a0')).toStartWith('mailer: text_body has no placeholder')
+    expect(await write('{{#a}}Café{{/a}}')).toBeNull()
+  })
 })

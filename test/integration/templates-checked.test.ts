@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import Mustache from 'mustache'
 import pg from 'pg'
 import type { TemplateRow } from '../../src/db/schema.ts'
+import { isBlank } from '../../src/outbox/blank-body.ts'
 import type { Lease } from '../../src/outbox/claim.ts'
 import { renderLease } from '../../src/outbox/render.ts'
 import { RenderError } from '../../src/outbox/render-error.ts'
@@ -93,6 +94,8 @@ const refusedAs = (field: string, problem: string) => ({
 })
 const NO_BODY =
   'is empty or blanks only and has no placeholder: every mail of the template would fail (a mail without a body is not sent)'
+const RENDERS_BLANK =
+  'has no placeholder and no text but blanks outside its tags (comments, partials and sections holding neither): every mail of the template would render it blank and fail (a mail without a body is not sent)'
 const NOT_AN_ADDRESS =
   'is not an e-mail address ("Name <address>" or an address) and has no placeholder: every mail of the template would fail'
 
@@ -165,6 +168,24 @@ describe('refused, naming the field, because every mail of the template would fa
       refusedAs(
         'text_body',
         'is empty or blanks only, as is html_body, and neither has a placeholder: every mail of the template would fail (a mail without a body is not sent)',
+      ),
+    ],
+    [
+      'a text_body of a comment alone',
+      { text_body: '{{! a note for whoever edits this }}' },
+      refusedAs('text_body', RENDERS_BLANK),
+    ],
+    [
+      'a text_body of sections holding nothing, a partial and comments',
+      { text_body: ' {{#items}}\n{{/items}}{{^a}}\u00a0{{/a}}{{> footer}}{{ ! x }}\n' },
+      refusedAs('text_body', RENDERS_BLANK),
+    ],
+    [
+      'an html_body of a comment beside a blank text_body',
+      { text_body: ' ', html_body: '{{!<p>Hi</p>}}' },
+      refusedAs(
+        'text_body',
+        'has no placeholder and no text but blanks outside its tags (comments, partials and sections holding neither), nor has html_body: every mail of the template would render them blank and fail (a mail without a body is not sent)',
       ),
     ],
     [
@@ -246,6 +267,13 @@ describe('taken: what a row may still render into a mail', () => {
     ],
     ['triple mustaches and ampersands', { html_body: '{{{name}}} {{& name}} {{ {name}}}' }],
     ['a comment holding what would be a section', { text_body: '{{! {{#items}} }}Hi' }],
+    ['text inside a section alone', { text_body: '{{! note }}{{#a}}Hi{{/a}}' }],
+    [
+      'text inside sections alone, inverted too',
+      { text_body: '{{^a}}x{{/a}}{{! note }}{{#b}}y{{/b}}' },
+    ],
+    ['a placeholder inside a section alone', { text_body: '{{#a}} {{name}} {{/a}}' }],
+    ['text after a comment', { html_body: '{{! note }}<p>', text_body: null }],
     ['braces that open no tag', { text_body: 'a { b } }} c' }],
     ['delimiters changed, not followed by the check', { text_body: '{{=<% %>=}}<%name%> {{/x}}' }],
     // One body that shows something (or may, once filled) is the mail; markup is a body.
@@ -294,6 +322,59 @@ describe('taken: what a row may still render into a mail', () => {
   })
 })
 
+describe('a body that renders blank for every row (0192), read in SQL as mustache.js parses it', () => {
+  // Blank for every row when mustache.js's tokens hold no variable and no text but blanks, in or
+  // out of a section; a delimiter change is not followed (may render).
+  const blankTokens = (tokens: unknown[]): boolean =>
+    (tokens as [string, string, number, number, unknown[]?][]).every((t) =>
+      t[0] === 'text'
+        ? isBlank(t[1])
+        : t[0] === '#' || t[0] === '^'
+          ? blankTokens(t[4] ?? [])
+          : t[0] === '!' || t[0] === '>' || t[0] === '/',
+    )
+  const FRAGMENTS = [
+    '',
+    ' ',
+    '\u3000\n',
+    'x',
+    '{{! c }}',
+    '{{!x}}}',
+    '{{#a}}',
+    '{{/a}}',
+    '{{^ a }}',
+    '{{> p}}',
+    '{{name}}',
+    '{{{name}}}',
+    '{{& name}}',
+    '{{ {name}}}',
+    '{{=<% %>=}}',
+    '}}',
+    '{',
+  ]
+
+  test('agrees with the renderer on every body of up to three fragments mustache parses', async () => {
+    const bodies: string[] = []
+    for (const a of FRAGMENTS)
+      for (const b of FRAGMENTS) for (const c of FRAGMENTS) bodies.push(a + b + c)
+    const parsed = [...new Set(bodies)].flatMap((body) => {
+      try {
+        const tokens = Mustache.parse(body)
+        return [{ body, blank: !body.includes('{{=') && blankTokens(tokens) }]
+      } catch {
+        return []
+      }
+    })
+    const { rows } = await t.pool.query<{ body: string; blank: boolean }>(
+      'select b as body, mailer.template_body_renders_blank(b) as blank from unnest($1::text[]) b',
+      [parsed.map((p) => p.body)],
+    )
+    expect(rows.filter((r, i) => r.blank !== parsed[i]!.blank)).toEqual([])
+    // Both verdicts are met.
+    expect(new Set(rows.map((r) => r.blank))).toEqual(new Set([true, false]))
+  })
+})
+
 describe('templates stored before 0031', () => {
   /** The deploy guide's check (step 6) that lists the stored templates 0031 would refuse. */
   function documentedCheck(): string {
@@ -304,7 +385,7 @@ describe('templates stored before 0031', () => {
     return block
   }
 
-  test("the deploy guide's check names each one with 0031's (or 0177's) reason, and changes nothing", async () => {
+  test("the deploy guide's check names each one with 0031's (or 0177's, 0192's) reason, and changes nothing", async () => {
     // Stored as a release before 0031 stored them: its check off.
     const c = await t.pool.connect()
     try {
@@ -316,6 +397,8 @@ describe('templates stored before 0031', () => {
         ['c-bad-sender', 'Hello', 'not an address', 'Hi'],
         // Refused since 0177: blank, every mail of it fails (template_error), unsent.
         ['d-no-body', 'Hello', null, ' \n'],
+        // Refused since 0192: a comment alone renders blank for every row too.
+        ['e-comment-body', 'Hello', null, '{{! write the body }}'],
       ]) {
         await c.query(
           `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
@@ -348,6 +431,7 @@ describe('templates stored before 0031', () => {
         /^template c-bad-sender: mailer: from_address is not an e-mail address/,
       ),
       `template d-no-body: mailer: text_body ${NO_BODY}`,
+      `template e-comment-body: mailer: text_body ${RENDERS_BLANK}`,
     ])
     // Rolled back: not one template rewritten.
     const after = await t.pool.query(
