@@ -1,5 +1,6 @@
-// Trigger templates check: each enabled trigger calling mailer.enqueue_from_row names a template that exists, whose placeholders name columns its table's rows carry.
+// Trigger templates check: each enabled trigger calling mailer.enqueue_from_row names a template that exists, with a body a row can fill, whose placeholders name columns its table's rows carry.
 import type pg from 'pg'
+import { rendersBlankForEveryRow } from '../outbox/blank-template-body.ts'
 import { placeholderNames } from '../outbox/template-fill.ts'
 
 interface TriggerRow {
@@ -83,8 +84,9 @@ function fieldNames(t: TemplateFields): [string, string[]][] {
 
 /**
  * Warnings for `where`, one per trigger whose mails would all fail (or whose inserts would): its
- * template missing, or a placeholder naming no column its rows keep (`{{col}}`, or a dotted
- * `{{col.field}}` whose `col` is none). What a json column holds inside is not known here.
+ * template missing, its bodies blank for every row (stored before 0192), or a placeholder naming no
+ * column its rows keep (`{{col}}`, or a dotted `{{col.field}}` whose `col` is none). What a json
+ * column holds inside is not known here.
  */
 export async function checkTriggerTemplates(pool: pg.Pool, where: string): Promise<string[]> {
   const triggers = await readTriggers(pool)
@@ -104,6 +106,18 @@ export async function checkTriggerTemplates(pool: pg.Pool, where: string): Promi
     if (!template) {
       warnings.push(
         `warning: ${where}: ${on} names template "${name}", which does not exist: every insert into ${tr.table} fails (mailer: unknown template); insert it into mailer.templates (deploy guide, step 7)`,
+      )
+      continue
+    }
+    // Stored before 0192 refused it (or with its check off): no body a row could fill.
+    const bodies = [template.text_body, template.html_body].filter((b) => b !== null)
+    if (bodies.every(rendersBlankForEveryRow)) {
+      const which =
+        bodies.length === 2
+          ? 'a text_body and an html_body that render'
+          : `a ${template.text_body !== null ? 'text_body' : 'html_body'} that renders`
+      warnings.push(
+        `warning: ${where}: ${on}: template "${name}" has ${which} blank for every row (no placeholder and no text but blanks outside its tags): every mail it enqueues fails with template_error; fix the template, then retry the rows failed so (README, "How it works")`,
       )
       continue
     }

@@ -528,11 +528,17 @@ describe('with --connect', () => {
         ('cc_ok', 'Order {{id}} {{meta.plan}}', '{{#items}}{{sku}}{{/items}}{{^meta}}none{{/meta}}',
          array['{{customer_email}}']),
         ('cc_typo', 'Order {{id}} ({{phone}})', '{{customer_emial}}', array['{{customer_email}}']);
+      -- Stored before 0192 refused it (its check off, as that release's): a body of a comment alone.
+      alter table mailer.templates disable trigger templates_checked;
+      insert into mailer.templates (name, subject, text_body, to_addresses) values
+        ('cc_blank', 'Order {{id}}', '{{! the body, one day }}{{#items}} {{/items}}', array['{{customer_email}}']);
+      alter table mailer.templates enable trigger templates_checked;
       ${[
         ['ok_mail', `'cc_ok'`],
         ['typo_mail', `'cc_typo'`],
         ['kept_mail', `'cc_ok', '{"columns": ["id", "customer_email"]}'`],
         ['ghost_mail', `'cc_ghost'`],
+        ['blank_mail', `'cc_blank'`],
         ['off_mail', `'cc_ghost'`],
       ]
         .map(
@@ -545,6 +551,7 @@ describe('with --connect', () => {
       const r = await checkConfig(discard({ DATABASE_URL: db.url }), { connect: true })
       expect(r).toMatchObject({ ok: true, problems: [] })
       expect(r.checks.filter((c) => c.includes('trigger'))).toEqual([
+        'warning: database "default": trigger blank_mail on public.cc_orders: template "cc_blank" has a text_body that renders blank for every row (no placeholder and no text but blanks outside its tags): every mail it enqueues fails with template_error; fix the template, then retry the rows failed so (README, "How it works")',
         'warning: database "default": trigger ghost_mail on public.cc_orders names template "cc_ghost", which does not exist: every insert into public.cc_orders fails (mailer: unknown template); insert it into mailer.templates (deploy guide, step 7)',
         'warning: database "default": trigger kept_mail on public.cc_orders: template "cc_ok" names {{meta.plan}} (subject), {{items}} (text_body), {{meta}} (text_body), which no column of public.cc_orders that the trigger\'s "columns" option keeps holds: every mail it enqueues fails with template_error; fix the template or the option, then retry the rows failed so (README, "How it works")',
         'warning: database "default": trigger typo_mail on public.cc_orders: template "cc_typo" names {{phone}} (subject), {{customer_emial}} (text_body), which no column of public.cc_orders holds: every mail it enqueues fails with template_error; fix the template, then retry the rows failed so (README, "How it works")',
@@ -552,7 +559,7 @@ describe('with --connect', () => {
     } finally {
       await db.pool.query(`
         drop table public.cc_orders;
-        delete from mailer.templates where name in ('cc_ok', 'cc_typo');`)
+        delete from mailer.templates where name in ('cc_ok', 'cc_typo', 'cc_blank');`)
     }
   })
 
