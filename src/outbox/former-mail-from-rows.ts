@@ -2,10 +2,11 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
+import { everyRowMadeDue, ROWS_MADE_DUE_PER_STATEMENT, rowsMadeDue } from './rows-made-due.ts'
 import { PACED_CODE, PAUSED_CODE, TOKEN_WAIT_CODE } from './settle-item.ts'
 
-/** Rows one statement brings due at most: each stays short, and holds few rows locked from the API. */
-export const FORMER_ROWS_PER_STATEMENT = 1_000
+/** Rows one statement brings due at most (rows-made-due.ts). */
+export const FORMER_ROWS_PER_STATEMENT = ROWS_MADE_DUE_PER_STATEMENT
 
 export interface FormerRowsAnswer {
   /** Rows brought due. */
@@ -23,7 +24,8 @@ export interface FormerRowsAnswer {
  * (stale-probes.ts: the old release stopped): up to `limit` such rows are due now, and the new
  * address's claim sends them or meets its own pause; the answer wakes the workers. Not while
  * `ownMailbox` stands paused (PAUSED_MAILBOXES_NOW) or owes its probe (sql/0062): the rows wait for
- * it as they are, and `ownHeld` says so (the caller asks again later). A row waits for a mailbox's pause when given back for one uncounted
+ * it as they are, and `ownHeld` says so (the caller asks again later). A row waits for a mailbox's
+ * pause when given back for one uncounted
  * (`mailbox_paused`, or Graph's code with its last attempt `throttled`), not for a pacing turn, a
  * credential (TOKEN_WAIT_CODE: no mailbox's) or a sendAt; one whose interrupted send is still to be
  * looked up (send_started_at kept) is left to that lookup, which asks the mailbox it was sent
@@ -37,36 +39,21 @@ export async function formerMailFromRowsDue(
   ownMailbox: string,
   limit = FORMER_ROWS_PER_STATEMENT,
 ): Promise<FormerRowsAnswer> {
-  const { rows } = await sql<{ due: number; own_held: boolean }>`
-    with own as (
-      select exists (select from (${PAUSED_MAILBOXES_NOW}) p where p.mailbox = ${ownMailbox})
-          or exists (select from mailer.mailbox_pacing m
-                      where m.mailbox = ${ownMailbox} and m.probe_owed) as held
-    ), held as (
-      select o.id from mailer.email_outbox o
-       where not (select held from own)
-         and o.status = 'pending' and o.last_error_code is not null
+  const { due, heldAll } = await rowsMadeDue(
+    db,
+    sql`o.last_error_code is not null
          and o.last_error_code <> ${PACED_CODE} and o.last_error_code !~ ${TOKEN_WAIT_CODE}
-         and o.sender_key is null and o.send_at > now() and o.send_started_at is null
-         and (o.expires_at is null or o.expires_at > now())
+         and o.sender_key is null and o.send_started_at is null
          and (o.last_error_code = ${PAUSED_CODE}
               or coalesce((select a.outcome = 'throttled' and a.error_code = o.last_error_code
                              from mailer.email_attempts a where a.outbox_id = o.id
-                            order by a.id desc limit 1), false))
-       order by o.priority, o.send_at, o.id
-       limit ${limit}
-         for update of o skip locked
-    ), due as (
-      update mailer.email_outbox o set send_at = now()
-        from held h
-       where o.id = h.id and o.status = 'pending' and o.send_at > now()
-      returning 1
-    ), woken as (
-      select pg_notify('mailer_outbox', '') where exists (select from due)
-    )
-    select (select count(*) from due)::int as due, (select held from own) as own_held,
-           (select count(*) from woken) as woken`.execute(db)
-  return { due: rows[0]?.due ?? 0, ownHeld: rows[0]?.own_held ?? false }
+                            order by a.id desc limit 1), false))`,
+    limit,
+    sql`exists (select from (${PAUSED_MAILBOXES_NOW}) p where p.mailbox = ${ownMailbox})
+         or exists (select from mailer.mailbox_pacing m
+                     where m.mailbox = ${ownMailbox} and m.probe_owed)`,
+  )
+  return { due, ownHeld: heldAll }
 }
 
 /** formerMailFromRowsDue, statement after statement while one brings `limit` due: the total, and the last one's ownHeld. */
@@ -75,10 +62,10 @@ export async function everyFormerMailFromRowDue(
   ownMailbox: string,
   limit = FORMER_ROWS_PER_STATEMENT,
 ): Promise<FormerRowsAnswer> {
-  let total = 0
-  for (;;) {
-    const { due, ownHeld } = await formerMailFromRowsDue(db, ownMailbox, limit)
-    total += due
-    if (due < limit) return { due: total, ownHeld }
-  }
+  const { due, heldAll } = await everyRowMadeDue(
+    (n) =>
+      formerMailFromRowsDue(db, ownMailbox, n).then((a) => ({ due: a.due, heldAll: a.ownHeld })),
+    limit,
+  )
+  return { due, ownHeld: heldAll }
 }
