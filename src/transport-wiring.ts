@@ -52,6 +52,8 @@ export interface Transport {
   blockedBy(): { code: string; message: string } | null
   /** The certificate the provider's credential is (Graph: its portal thumbprint and notAfter, epoch ms); absent: none. */
   certificate?: { thumbprint: string; notAfter: number }
+  /** As GraphTransport's onTokenCame: told when a provider token comes after none; absent: no token needed. */
+  onTokenCame?(listener: () => void): void
   /** Prepares what the first send would otherwise wait for (Graph: the first token), in the background. */
   warmUp(): void
 }
@@ -127,6 +129,7 @@ export function createTransport(
         warning: graph.warning,
         blockedForMs: graph.blockedForMs,
         blockedBy: graph.blockedBy,
+        onTokenCame: graph.onTokenCame,
         senderMailboxRefused: graph.senderMailboxRefused,
         credential: { kind: graph.credential.info.kind, refused: graph.credentialRefused },
         providerOutage: graph.graphOutage,

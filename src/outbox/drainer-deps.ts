@@ -46,6 +46,12 @@ export interface DrainerDeps {
    * its first line), which the due pending rows are given once per block (waiting-rows.ts).
    */
   sendBlockedBy?: () => { code: string; message: string } | null
+  /**
+   * Calls `listener` each time a provider token comes after none (the process's first, or the
+   * first after a failure), at once if one came before: the rows given back for want of one are
+   * brought due then (token-wait-rows.ts). Absent: a sender that needs no token.
+   */
+  tokenCame?: (listener: () => void) => void
   /** How long one send may take (Graph's request timeout): a send starts only with that much lease left. */
   sendTimeoutMs?: number
   /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */

@@ -13,6 +13,7 @@ import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
 import { createSideStatements } from './side-statements.ts'
+import { createTokenCame } from './token-wait-rows.ts'
 import type { UnrecordedIds } from './unrecorded-ids.ts'
 import { createWakeNews } from './wake-news.ts'
 import { backstopPollMs, createWakeTimers } from './wake-timers.ts'
@@ -85,6 +86,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     signal: stopping.signal,
     besides,
   })
+  d.tokenCame?.(createTokenCame({ db: d.db, log, besides, stopping: stopping.signal, wake }))
   const { due, poll } = createWakeTimers({
     clock: d.clock,
     pollMs,

@@ -43,6 +43,11 @@ export interface GraphTransport {
   /** While blockedForMs is above 0: the refusal's AADSTS code and its first line; else null. */
   blockedBy(): { code: string; message: string } | null
   /**
+   * Calls `listener` each time a token comes after none (the process's first, or the first after
+   * a failure: the credential fixed, Entra back), and at once if one has come and none failed since.
+   */
+  onTokenCame(listener: () => void): void
+  /**
    * Asks Entra for the first token in the background: the first send after a start does not wait
    * for it, and a refused credential shows in readiness before any mail is due. Never throws.
    */
@@ -63,6 +68,9 @@ export function createGraphTransport(
   // A certificate past its end (or before its start) loads: each token request is refused for it,
   // so the API and health stay up and say so, rather than the start ending (exit 2).
   const credential = loadGraphCredential(config, d.clock.now(), 'at-each-token')
+  // The last token request's outcome (none yet: undefined), and who is told when one comes after none.
+  let lastRefresh: 'success' | 'failure' | undefined
+  const tokenCame: (() => void)[] = []
   // One token cache per process, shared by every database's drainer.
   const tokens = createTokenSource({
     fetch: d.fetch,
@@ -72,7 +80,12 @@ export function createGraphTransport(
     credential,
     tokenUrl: tokenUrlFor(config.authorityUrl, config.tenantId),
     scope: graphScopeFor(config.apiUrl),
-    ...(d.onTokenRefresh ? { onRefresh: d.onTokenRefresh } : {}),
+    onRefresh: (outcome, code) => {
+      d.onTokenRefresh?.(outcome, code)
+      const came = outcome === 'success' && lastRefresh !== 'success'
+      lastRefresh = outcome
+      if (came) for (const listener of tokenCame) listener()
+    },
   })
   const sender = createGraphSender({
     config,
@@ -86,6 +99,10 @@ export function createGraphTransport(
     sender,
     tokens,
     credential,
+    onTokenCame(listener) {
+      tokenCame.push(listener)
+      if (lastRefresh === 'success') listener()
+    },
     warmUp() {
       // A failure is logged and kept by the token source (readiness, the next send's error).
       tokens.getToken().catch(() => {})

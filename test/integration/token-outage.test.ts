@@ -1,11 +1,21 @@
-// An Entra (token endpoint) outage through the drainer and the real Graph sender: rows wait uncounted, then go out once.
+// An Entra (token endpoint) outage or refusal through the drainer and the real Graph sender: rows wait uncounted, then go out once, all at once when a token comes.
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { createLogger } from '../../src/log.ts'
+import type { WorkerConfig } from '../../src/config.ts'
+import { createLogger, silentLogger } from '../../src/log.ts'
+import { everyTokenWaitRowDue, tokenWaitRowsDue } from '../../src/outbox/token-wait-rows.ts'
+import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
-import { allIn } from '../support/engine.ts'
+import { allIn, enqueue } from '../support/engine.ts'
 import { pollUntil, settledFor } from '../support/events.ts'
-import { generateTestCertificate, type TestCertificate } from '../support/fake-graph.ts'
 import {
+  generateTestCertificate,
+  graphConfigFor,
+  startFakeGraph,
+  type TestCertificate,
+  type TokenFault,
+} from '../support/fake-graph.ts'
+import {
+  ManualClock,
   type OutageRun,
   outageCycle,
   PAST_ANY_BACKOFF_MS,
@@ -27,6 +37,27 @@ afterEach(async () => {
   await run?.stop()
   run = null
 })
+
+/**
+ * 30 rows due oldest first (in id order), Entra answering `tokenFault`, the worker woken to claim
+ * them: its first claim meets the first 10 (WORKER_CONCURRENCY).
+ */
+async function thirtyDue(tokenFault: TokenFault, config: Partial<WorkerConfig> = {}) {
+  const r = await startOutage(t, {
+    rows: 30,
+    cert,
+    tokenFault,
+    config,
+    // Not due while they are enqueued one by one (a claim would take the first few alone).
+    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
+  })
+  run = r
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() - interval '1 hour' + id * interval '1 millisecond'`,
+  )
+  r.engine.drainer.wake()
+  return r
+}
 
 describe('an Entra outage', () => {
   const ROWS = 30
@@ -268,18 +299,7 @@ describe('a refused credential (an unregistered certificate)', () => {
   })
 
   test('every due row the refusal holds names it, met by a claim or not, enqueued before it or during it, each written once: not again at the next refusal', async () => {
-    const r = await startOutage(t, {
-      rows: 30,
-      cert,
-      tokenFault: REFUSED,
-      // Not due while they are enqueued one by one (a claim would take the first few alone).
-      options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
-    })
-    run = r
-    await t.pool.query(
-      `update mailer.email_outbox set send_at = now() - interval '1 hour' + id * interval '1 millisecond'`,
-    )
-    r.engine.drainer.wake()
+    const r = await thirtyDue(REFUSED)
     await refusalCycle(r, 1)
     const [first, rest] = [r.ids.slice(0, 10), r.ids.slice(10)]
     expect(await metSoFar()).toEqual([...first].sort())
@@ -334,20 +354,8 @@ describe('a refused credential (an unregistered certificate)', () => {
   })
 
   test('rows are met WORKER_CONCURRENCY a minute, those due longest first; one past THROTTLE_DEADLINE_SECONDS fails `throttled` when met again, not before', async () => {
-    const r = await startOutage(t, {
-      rows: 30,
-      cert,
-      tokenFault: REFUSED,
-      config: { throttleDeadlineSeconds: 60 },
-      // Not due while they are enqueued one by one (a claim would take the first few alone).
-      options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
-    })
-    run = r
+    const r = await thirtyDue(REFUSED, { throttleDeadlineSeconds: 60 })
     const [first, second, third] = [r.ids.slice(0, 10), r.ids.slice(10, 20), r.ids.slice(20)]
-    await t.pool.query(
-      `update mailer.email_outbox set send_at = now() - interval '1 hour' + id * interval '1 millisecond'`,
-    )
-    r.engine.drainer.wake()
     await refusalCycle(r, 1)
     expect(await metSoFar()).toEqual([...first].sort())
     // The first ten's waits began an hour ago (database time): past their deadline from now on.
@@ -367,4 +375,144 @@ describe('a refused credential (an unregistered certificate)', () => {
     ])
     expect(r.fake.tokenRequests).toHaveLength(4)
   })
+})
+
+/** A client secret Entra refuses (AADSTS7000215): the certificate's refusal is the same to the rows. */
+const SECRET_REFUSED = { status: 401, error: 'invalid_client', aadsts: 7000215 }
+/** Past the refusal's cooldown (a minute, on the token source's clock). */
+const COOLDOWN_PASSED_MS = 61_000
+/** Far below the minute a row a refusal met is given back for: the rows go at once, or not. */
+const AT_ONCE_MS = 15_000
+
+const count = async (where: string) =>
+  (await t.pool.query(`select count(*)::int as n from mailer.email_outbox where ${where}`)).rows[0]
+    .n as number
+
+/**
+ * 30 rows due, oldest first: the worker's claim meets 10 (WORKER_CONCURRENCY), Entra refuses, they
+ * go back a minute (database time); the other 20 and 5 enqueued during the refusal are named.
+ */
+async function refused(): Promise<OutageRun> {
+  const r = await thirtyDue(SECRET_REFUSED)
+  await pollUntil(async () => {
+    if (r.fake.tokenRequests.length < 1 || r.engine.drainer.status().inFlight > 0) return undefined
+    if (r.transport.blockedForMs() === 0) return undefined
+    return (await count(`status = 'sending'`)) === 0 ? true : undefined
+  }, 30_000)
+  for (let i = 0; i < 5; i++) await enqueue(t)
+  r.engine.drainer.wake()
+  await pollUntil(
+    async () =>
+      (await count(`status = 'pending' and last_error_code = 'AADSTS7000215'`)) === 35
+        ? true
+        : undefined,
+    30_000,
+  )
+  return r
+}
+
+/** Polls (bounded) until every row is sent; returns the ms it took and each status's count. */
+async function timeToSent(since: number): Promise<{ ms: number; statuses: unknown[] }> {
+  await pollUntil(
+    async () => ((await count(`status = 'sent'`)) === 35 ? true : undefined),
+    AT_ONCE_MS,
+  ).catch(() => undefined)
+  const s = await t.pool.query(
+    'select status, count(*)::int as n from mailer.email_outbox group by 1 order by 1',
+  )
+  return { ms: Date.now() - since, statuses: s.rows }
+}
+
+describe('a refused credential fixed', () => {
+  test('by a restart with the new secret (fly secrets set): every waiting row goes at once, those a refused claim gave back a minute too', async () => {
+    const r = await refused()
+    // The ten the claim met were given back to the end of the refusal's cooldown.
+    expect(await count(`status = 'pending' and send_at > now() + interval '50 seconds'`)).toBe(10)
+    await r.stop()
+    run = null
+    const fixedAt = Date.now()
+    run = await startOutage(t, { rows: 0, cert, tokenFault: null })
+    const { ms, statuses } = await timeToSent(fixedAt)
+    console.log(
+      `[credential fixed by a restart] 35 rows (10 met by the refusal) all sent ${ms} ms after the start`,
+    )
+    expect(statuses).toEqual([{ status: 'sent', n: 35 }])
+  })
+
+  test('in Entra without a restart (a certificate uploaded): every row goes once the cooldown lets Entra be asked again, within a minute of the fix', async () => {
+    const r = await refused()
+    r.fake.setFaults({})
+    // A minute passes on both clocks (the token source's, the rows' waits in database time).
+    r.clock.advance(COOLDOWN_PASSED_MS)
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = send_at - interval '61 seconds' where status = 'pending'`,
+    )
+    const fixedAt = Date.now()
+    r.engine.drainer.wake()
+    const { ms, statuses } = await timeToSent(fixedAt)
+    console.log(`[credential fixed in Entra] 35 rows all sent ${ms} ms after the cooldown's end`)
+    expect(statuses).toEqual([{ status: 'sent', n: 35 }])
+    expect(r.refreshes).toEqual(['failure AADSTS7000215', 'success'])
+  })
+})
+
+describe('tokenWaitRowsDue', () => {
+  test('brings due the pending rows given back for want of a token, bounded per statement; a certificate past its end too; not a graph_* wait, a pacing turn, another code or a row past its expiresAt', async () => {
+    const later = `now() + interval '1 hour'`
+    const ids: string[] = []
+    for (let i = 0; i < 8; i++) ids.push(await enqueue(t))
+    const set = (id: string | undefined, code: string, extra = `send_at = ${later}`) =>
+      t.pool.query(`update mailer.email_outbox set last_error_code = $2, ${extra} where id = $1`, [
+        id,
+        code,
+      ])
+    await set(ids[0], 'AADSTS7000215')
+    await set(ids[1], 'certificate_expired')
+    await set(ids[2], 'token_http_503')
+    await set(ids[3], 'graph_unreachable')
+    await set(ids[4], 'mailbox_paced')
+    await set(ids[5], 'ErrorInvalidUser')
+    await set(
+      ids[6],
+      'AADSTS700027',
+      `send_started_at = now() - interval '2 minutes', expires_at = now() - interval '1 second', send_at = ${later}`,
+    )
+    await set(ids[7], 'AADSTS700027', `status = 'failed', send_at = ${later}`)
+    expect(await tokenWaitRowsDue(t.db, 1)).toBe(1)
+    expect(await everyTokenWaitRowDue(t.db, 1)).toBe(2)
+    const due = await t.pool.query<{ id: string }>(
+      `select id::text from mailer.email_outbox where send_at <= now() order by id`,
+    )
+    expect(due.rows.map((x) => x.id)).toEqual(ids.slice(0, 3))
+    expect(await tokenWaitRowsDue(t.db)).toBe(0)
+  })
+})
+
+test('the transport tells of a token that comes after none: the first, the first after a refusal, not one after a token; at once to a listener that comes after it', async () => {
+  const clock = new ManualClock()
+  const fake = await startFakeGraph({ certificates: [cert.certPem], now: clock.now })
+  try {
+    fake.setFaults({ token: [SECRET_REFUSED] })
+    const graph = createGraphTransport(
+      graphConfigFor(fake, { certificate: cert.certPem, privateKey: cert.keyPem }),
+      'sender@example.com',
+      { fetch, clock, log: silentLogger },
+    )
+    const told: string[] = []
+    graph.onTokenCame(() => told.push('first'))
+    await expect(graph.tokens.getToken()).rejects.toThrow()
+    expect(told).toEqual([])
+    clock.advance(COOLDOWN_PASSED_MS)
+    await graph.tokens.getToken()
+    expect(told).toEqual(['first'])
+    graph.onTokenCame(() => told.push('late'))
+    expect(told).toEqual(['first', 'late'])
+    // A token again (the cached one's use over): nothing new to tell.
+    clock.advance(2 * 3600_000)
+    await graph.tokens.getToken()
+    expect(fake.tokenRequests).toHaveLength(3)
+    expect(told).toEqual(['first', 'late'])
+  } finally {
+    await fake.stop()
+  }
 })

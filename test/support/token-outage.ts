@@ -117,6 +117,7 @@ export async function startOutage(
       },
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,
+      tokenCame: transport.onTokenCame,
       sendTimeoutMs: 5_000,
       ...(o.interrupted
         ? {

@@ -1,0 +1,74 @@
+// The rows given back for want of a provider token, brought due once a token comes: the credential works again.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { everyRowMadeDue, ROWS_MADE_DUE_PER_STATEMENT, rowsMadeDue } from './rows-made-due.ts'
+import { PACED_CODE } from './settle-item.ts'
+import type { SideStatements } from './side-statements.ts'
+
+/**
+ * The codes of a row given back because no token came: settle-item.ts TOKEN_WAIT_CODE without
+ * Graph's own (out of reach, or refusing every token, is not over because Entra issued one), and
+ * with a GRAPH_CERTIFICATE outside its dates, refused before Entra is asked (graph-credential.ts).
+ */
+const NO_TOKEN_CODE = '^(token_|AADSTS[0-9]|certificate_expired$|certificate_not_yet_valid$)'
+
+/**
+ * A row a claim met while Entra refused the credential (or was down) went back to the end of the
+ * token source's hold-off (a minute for a refusal, up to 5 for an outage: its send_at moved there),
+ * one batch per worker at each hold-off, those due longest first: once a token comes (the secret
+ * fixed and the machine restarted, or the certificate uploaded), those oldest rows would still wait
+ * that out while rows enqueued since went at once. Up to `limit` such rows are due now. A row whose
+ * interrupted send is still to be looked up comes due too: its lookup waited for the same token.
+ * email_outbox_pending_error_idx (sql/0173). Returns how many came due.
+ */
+export function tokenWaitRowsDue(
+  db: Kysely<Database>,
+  limit = ROWS_MADE_DUE_PER_STATEMENT,
+): Promise<number> {
+  return rowsMadeDue(
+    db,
+    sql`o.last_error_code is not null and o.last_error_code <> ${PACED_CODE}
+         and o.last_error_code ~ ${NO_TOKEN_CODE}`,
+    limit,
+  ).then((r) => r.due)
+}
+
+/** tokenWaitRowsDue, statement after statement while one brings `limit` due. Returns the total. */
+export function everyTokenWaitRowDue(
+  db: Kysely<Database>,
+  limit = ROWS_MADE_DUE_PER_STATEMENT,
+): Promise<number> {
+  return everyRowMadeDue(
+    (n) => tokenWaitRowsDue(db, n).then((due) => ({ due, heldAll: false })),
+    limit,
+  ).then((r) => r.due)
+}
+
+/**
+ * What a worker does when a token comes after none (the process's first, or the first after a
+ * failure): brings the rows waiting for one due (beside its claims: its stop waits for it), and
+ * wakes itself when any came due. A failure leaves them to their own wait's end, as before.
+ */
+export function createTokenCame(d: {
+  db: Kysely<Database>
+  log: Logger
+  besides: SideStatements
+  stopping: AbortSignal
+  wake: () => void
+}): () => void {
+  return () => {
+    if (d.stopping.aborted) return
+    void d.besides.track(
+      everyTokenWaitRowDue(d.db).then(
+        (due) => {
+          if (due === 0) return
+          d.log.info('rows that waited for a Graph token are due now', { count: due })
+          d.wake()
+        },
+        (err: unknown) =>
+          d.log.warn('could not bring due the rows that waited for a Graph token', { err }),
+      ),
+    )
+  }
+}
