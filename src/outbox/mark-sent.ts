@@ -1,7 +1,8 @@
 // markSent: records a batch of successful sends and their attempt history in one lean statement.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import { type SettleItem, storable } from './settle-item.ts'
+import type { SettleItem } from './settle-item.ts'
+import { type Fit, writingStorable } from './storable-in-encoding.ts'
 
 /** What a markSent statement did with its batch. */
 export interface SentMarks {
@@ -52,11 +53,14 @@ export async function markSent(
   const statuses = items.some((i) => i.httpStatus != null)
     ? items.map((i) => i.httpStatus ?? null)
     : null
-  const requestIds = items.some((i) => i.requestId != null)
-    ? items.map((i) => (i.requestId == null ? null : storable(i.requestId)))
-    : null
+  // Request ids as the database's encoding can hold them (storable-in-encoding.ts).
+  const requestIds = (storable: Fit) =>
+    items.some((i) => i.requestId != null)
+      ? items.map((i) => (i.requestId == null ? null : storable(i.requestId)))
+      : null
   // An empty element of the send times is a null (a send found in the mailbox has no start time).
-  const { rows } = await sql<{ sent: string | null; busy: string | null }>`
+  const { rows } = await writingStorable(db, (storable) =>
+    sql<{ sent: string | null; busy: string | null }>`
     /* prepared outbox_mark_sent */
     select sent, busy from mailer.mark_sent_unlocked(
              string_to_array(${items.map((i) => i.id).join(',')}::text, ',')::bigint[],
@@ -64,7 +68,8 @@ export async function markSent(
                 from (select ${tokens}::uuid[] as list) t,
                      unnest(string_to_array(${tokenOfRow.join(',')}::text, ',')) with ordinality as r(n, ord)),
              string_to_array(${items.map((i) => i.startedAt?.getTime() ?? '').join(',')}::text, ',', '')::float8[],
-             ${statuses}::int[], ${requestIds}::text[], ${workerId}::text)`.execute(db)
+             ${statuses}::int[], ${requestIds(storable)}::text[], ${workerId}::text)`.execute(db),
+  )
   const ids = (list: string | null | undefined) => new Set(list ? list.split(',') : [])
   return { sent: ids(rows[0]?.sent), busy: ids(rows[0]?.busy) }
 }

@@ -19,9 +19,9 @@ import {
   type SettledRow,
   type SettleItem,
   type Settlement,
-  storable,
   TOKEN_WAIT_CODE,
 } from './settle-item.ts'
+import { type Fit, writingStorable } from './storable-in-encoding.ts'
 
 const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
 /**
@@ -138,7 +138,9 @@ export async function settleLeases(
   // ends as a sweep past that bound ends the row (expiry-sweep.ts), counting no attempt either
   // (lookupOnly, `past`).
   const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
-  const { rows } = await sql<SettledRow & { due_ms: number | null; attempt: number | null }>`
+  // The provider's texts as the database's encoding can hold them (storable-in-encoding.ts).
+  const { rows } = await writingStorable(db, (storable: Fit) =>
+    sql<SettledRow & { due_ms: number | null; attempt: number | null }>`
     with input as (
       select * from unnest(
         ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
@@ -301,7 +303,8 @@ export async function settleLeases(
     union all
     select id, 'sending', ${BUSY_OUTCOME}::text, null::text, null::float8, null::int from held where id not in (select id from locked)
        -- Read only when a lease was left unlocked (rare: held by another transaction, or lost).
-       and (select count(*) from locked) < ${items.length}`.execute(db)
+       and (select count(*) from locked) < ${items.length}`.execute(db),
+  )
   return rows.map(({ due_ms, attempt, ...row }) => ({
     ...row,
     ...(due_ms != null && { dueMs: due_ms }),

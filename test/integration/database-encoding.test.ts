@@ -1,17 +1,26 @@
 // A database whose encoding is not UTF8, migrated by an older release: warned of by check-config --connect, serve's start and /readyz, not refused; a request value it cannot hold refused in words of its own.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import { checkConfig } from '../../src/check-config.ts'
 import { migrate } from '../../src/db/migrate.ts'
 import { checksumOf } from '../../src/db/migration-plan.ts'
 import { migrations } from '../../src/db/migrations.ts'
 import { type DbHandle, openDb } from '../../src/db/open.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
+import { claimBatch } from '../../src/outbox/claim.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
+import { markSent } from '../../src/outbox/mark-sent.ts'
+import { fitFor } from '../../src/outbox/storable-in-encoding.ts'
 import { checkSchemas } from '../../src/schema-check-at-start.ts'
 import { appOnDefault, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
 import { testCluster } from '../preload.ts'
+import type { TestDb } from '../support/db.ts'
+import { attemptsOf, enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
 import { adminQuery } from '../support/postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -121,9 +130,10 @@ test("serve's start warns of it and goes on; /readyz stays ready with a warning,
 
 describe('a WIN1252 database an older release installed: a character it cannot hold', () => {
   let win1252: DbHandle
+  let win1252Url: string
   beforeAll(async () => {
-    const url = await migratedByAnOlderRelease('WIN1252')
-    win1252 = openDb({ name: 'default', url, log: silentLogger })
+    win1252Url = await migratedByAnOlderRelease('WIN1252')
+    win1252 = openDb({ name: 'default', url: win1252Url, log: silentLogger })
   })
   afterAll(async () => {
     await win1252?.close()
@@ -197,5 +207,132 @@ describe('a WIN1252 database an older release installed: a character it cannot h
         )
     expect(await write('{{! note }}\u00a0')).toStartWith('mailer: text_body has no placeholder')
     expect(await write('{{#a}}Café{{/a}}')).toBeNull()
+  })
+
+  test("a worker stores Graph's error text holding characters WIN1252 has not as \\u{…}: the row fails, each row beside it is sent once, every row settled", async () => {
+    const t = { ...win1252, url: win1252Url } as TestDb
+    // Rows the tests above stored, which the worker would claim too.
+    await t.pool.query('delete from mailer.email_outbox')
+    const fake = await startFakeGraph({ clientSecret: 'right' })
+    // Graph quoting a name in another script, and an emoji of a subject; WIN1252 holds "é" and "–".
+    // The worker keeps Graph's words but for the address (masked, as in logs).
+    const said = 'Invalid recipient 中文 <zh@example.com> (café – 😀)'
+    fake.setFaults({ sendMail: [{ status: 400, code: 'ErrorInvalidRecipients', message: said }] })
+    const ids: string[] = []
+    for (const n of [1, 2, 3])
+      ids.push(await enqueue(t, { to: `r${n}@example.com`, subject: 'Hello', text: 'Hi there' }))
+    const worker = graphWorker(t, fake, {
+      workerId: 'w-win1252',
+      mailFrom: 'noreply@contoso.com',
+      graceSeconds: 1,
+      lookups: false,
+    })
+    const statuses = async () =>
+      (
+        await t.pool.query<{ status: string; last_error: string | null }>(
+          'select status, last_error from mailer.email_outbox where id = any($1::bigint[]) order by status',
+          [ids],
+        )
+      ).rows
+    await worker.start()
+    try {
+      // Bounded well inside half the lease (30 s), after which an unrecorded outcome is given up.
+      await pollUntil(
+        async () =>
+          (await statuses()).every((r) => r.status !== 'sending' && r.status !== 'pending')
+            ? true
+            : undefined,
+        8_000,
+      ).catch(() => {})
+    } finally {
+      await worker.stop()
+      await fake.stop()
+    }
+    const stored = 'Invalid recipient \\u{4E2D}\\u{6587} <[address]> (café – \\u{1F600})'
+    expect(await statuses()).toEqual([
+      { status: 'failed', last_error: expect.stringContaining(stored) },
+      { status: 'sent', last_error: null },
+      { status: 'sent', last_error: null },
+    ])
+    const failed = (
+      await t.pool.query(
+        "select id from mailer.email_outbox where id = any($1::bigint[]) and status = 'failed'",
+        [ids],
+      )
+    ).rows[0]!.id as string
+    expect(await attemptsOf(t, failed, 'outcome, error')).toEqual([
+      { outcome: 'failed', error: expect.stringContaining(stored) },
+    ])
+    // Three requests: the refused one and one per row sent; none sent again.
+    expect(fake.accepted).toHaveLength(2)
+    expect(new Set(fake.accepted.map((a) => a.outboxId)).size).toBe(2)
+  })
+
+  test('a sent row whose request id holds such a character is recorded sent, the id written \\u{…}', async () => {
+    // A handle of its own: its statements have not met the encoding yet.
+    const h = openDb({ name: 'test', url: win1252Url, log: silentLogger })
+    const t = { ...win1252, url: win1252Url } as TestDb
+    try {
+      const id = await enqueue(t, {
+        to: 'r@example.com',
+        subject: 'Hello',
+        text: 'Hi there',
+      })
+      const oneLease = { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }
+      const [lease] = (await claimBatch(h.db, oneLease)).leases
+      expect(lease?.id).toBe(id)
+      const marked = await markSent(
+        h.db,
+        [
+          {
+            id,
+            token: lease!.token,
+            settlement: { kind: 'sent' },
+            startedAt: null,
+            requestId: 'req-中',
+          },
+        ],
+        'w1',
+      )
+      expect([...marked.sent]).toEqual([id])
+      expect(await attemptsOf(t, id, 'outcome, request_id')).toEqual([
+        { outcome: 'sent', request_id: 'req-\\u{4E2D}' },
+      ])
+    } finally {
+      await h.close()
+    }
+  })
+
+  test('the fit of a WIN1252 or LATIN1 database keeps exactly the characters Postgres converts into it', async () => {
+    // U+0080-U+2FFF (Latin, Greek, Cyrillic, punctuation, symbols; WIN1252's 0x80-0x9F among
+    // them), and an astral character: each asked of Postgres's own conversion, in one statement.
+    const points = [...Array.from({ length: 0x3000 - 0x80 }, (_, i) => 0x80 + i), 0x1f600]
+    // WIN1252's the database above; LATIN1's one created empty (its conversion needs no schema).
+    for (const [encoding, url] of [
+      ['WIN1252', win1252Url],
+      ['LATIN1', await databaseIn('LATIN1')],
+    ] as const) {
+      const client = new pg.Client({ connectionString: url })
+      await client.connect()
+      try {
+        await client.query(`create function pg_temp.holds(utf8 bytea) returns boolean language plpgsql as $$
+          begin perform convert_from(utf8, 'UTF8'); return true;
+          exception when untranslatable_character then return false; end $$`)
+        const { rows } = await client.query<{ held: number[] }>(
+          `select coalesce(array_agg(cp order by cp), '{}') as held
+             from unnest($1::int[], $2::text[]) as t(cp, hex) where pg_temp.holds(decode(hex, 'hex'))`,
+          [points, points.map((cp) => Buffer.from(String.fromCodePoint(cp)).toString('hex'))],
+        )
+        const fit = fitFor(encoding)
+        const held = points.filter(
+          (cp) => fit(String.fromCodePoint(cp)) === String.fromCodePoint(cp),
+        )
+        expect([encoding, held]).toEqual([encoding, rows[0]!.held])
+      } finally {
+        await client.end()
+      }
+    }
+    expect(fitFor('WIN1252')('Café € 中 😀 \u0000')).toBe('Café € \\u{4E2D} \\u{1F600} ')
+    expect(fitFor('UTF8')('中 😀 \u0000')).toBe('中 😀 ')
   })
 })
