@@ -122,12 +122,23 @@ export const pausedRowMessage = (reason: string | null): string =>
 /**
  * The codes of a row given back uncounted because the app got no provider token (Entra down,
  * hung, unreachable, throttling or refusing the credential): our own `token_…` (token_timeout,
- * token_network, token_http_503, …) or Entra's `AADSTS…`; or because the provider itself is out of
- * reach or refuses every token (`graph_unreachable`, `graph_unauthorized`). Nothing of the row's
- * reached the provider, so consecutive ones say nothing new about it
- * (test/unit/graph-token-error.test.ts keeps the transport to it).
+ * token_network, token_http_503, …), Entra's `AADSTS…`, or a GRAPH_CERTIFICATE outside its dates,
+ * refused before Entra is asked (transport/graph-credential.ts). Over once a token comes
+ * (token-wait-rows.ts).
  */
-export const TOKEN_WAIT_CODE = '^(token_|AADSTS[0-9]|graph_unreachable$|graph_unauthorized$)'
+const NO_TOKEN = 'token_|AADSTS[0-9]|certificate_expired$|certificate_not_yet_valid$'
+/** A Postgres regular expression (`~`) matching NO_TOKEN's codes. */
+export const NO_TOKEN_CODE = `^(${NO_TOKEN})`
+
+/**
+ * The codes of a row given back uncounted to wait for a token: NO_TOKEN_CODE's, or the provider
+ * itself out of reach or refusing every token (`graph_unreachable`, `graph_unauthorized`: not over
+ * because Entra issued one). Nothing of the row's reached the provider, so consecutive ones say
+ * nothing new about it: recorded once per run, logged at debug, renamed by a pause, never a
+ * mailbox's pause (test/unit/graph-token-error.test.ts and graph-credential.test.ts keep the
+ * transport to it).
+ */
+export const TOKEN_WAIT_CODE = `^(${NO_TOKEN}|graph_unreachable$|graph_unauthorized$)`
 
 export interface SettleItem {
   id: string

@@ -3,15 +3,8 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { everyRowMadeDue, ROWS_MADE_DUE_PER_STATEMENT, rowsMadeDue } from './rows-made-due.ts'
-import { PACED_CODE } from './settle-item.ts'
+import { NO_TOKEN_CODE, PACED_CODE } from './settle-item.ts'
 import type { SideStatements } from './side-statements.ts'
-
-/**
- * The codes of a row given back because no token came: settle-item.ts TOKEN_WAIT_CODE without
- * Graph's own (out of reach, or refusing every token, is not over because Entra issued one), and
- * with a GRAPH_CERTIFICATE outside its dates, refused before Entra is asked (graph-credential.ts).
- */
-const NO_TOKEN_CODE = '^(token_|AADSTS[0-9]|certificate_expired$|certificate_not_yet_valid$)'
 
 /**
  * A row a claim met while Entra refused the credential (or was down) went back to the end of the

@@ -1145,6 +1145,28 @@ describe('the throttle deadline', () => {
     expect(history[0].finished_at).toEqual(first[0].finished_at)
   })
 
+  test('a GRAPH_CERTIFICATE outside its dates is a wait for a token too: a run of them, Entra’s among them, recorded once', async () => {
+    const id = await enqueue(t)
+    const settleAs = async (s: Settlement) => {
+      const [lease] = await claim(1)
+      await settleOne(id, lease!.token, s)
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+    }
+    // Refused before Entra is asked, once a minute for as long as nobody uploads a new one.
+    await settleAs(retryOf('certificate_expired', 60_000, true))
+    await settleAs(retryOf('certificate_expired', 60_000, true))
+    await settleAs(retryOf('AADSTS700027', 60_000, true))
+    await settleAs(retryOf('certificate_not_yet_valid', 60_000, true))
+    expect(await attemptsOf(t, id, 'attempt, outcome, error_code')).toEqual([
+      { attempt: 1, outcome: 'throttled', error_code: 'certificate_expired' },
+    ])
+    expect(await rowOf(t, id)).toMatchObject({
+      status: 'pending',
+      attempts: 0,
+      last_error_code: 'certificate_not_yet_valid',
+    })
+  })
+
   test('the throttle deadline counts from the first of a run of token waits recorded once', async () => {
     const id = await enqueue(t)
     const tokenWait = async () => {

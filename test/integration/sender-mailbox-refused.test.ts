@@ -826,6 +826,7 @@ describe('MAIL_FROM corrected after Graph refused it', () => {
     const kept = [
       await row('mailbox_paced', null),
       await row('AADSTS7000222', 'throttled'),
+      await row('certificate_expired', 'throttled'),
       await row('http_500', 'retry'),
       await row(null, null),
       await row('mailbox_paused', 'throttled', { from: OWN }),
@@ -858,7 +859,7 @@ describe('MAIL_FROM corrected after Graph refused it', () => {
     expect(await formerMailFromRowsDue(t.db, MAIL_FROM, 2)).toEqual({ due: 2, ownHeld: false })
     expect(await everyFormerMailFromRowDue(t.db, MAIL_FROM, 2)).toEqual({ due: 1, ownHeld: false })
     expect(await due(moved)).toEqual([true, true, true])
-    expect(await due(kept)).toEqual([false, false, false, false, false, false])
+    expect(await due(kept)).toEqual([false, false, false, false, false, false, false])
   })
 })
 

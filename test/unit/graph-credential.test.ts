@@ -8,11 +8,13 @@ import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
 import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose'
 import type { GraphConfig } from '../../src/config/graph-settings.ts'
 import { AppError } from '../../src/errors.ts'
+import { TOKEN_WAIT_CODE } from '../../src/outbox/settle-item.ts'
 import {
   CLIENT_ASSERTION_TYPE,
   certificateCredential,
   loadGraphCredential,
 } from '../../src/transport/graph-credential.ts'
+import type { GraphAuthError } from '../../src/transport/graph-token-error.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/test-certificate.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). Each test
@@ -141,6 +143,25 @@ describe('client assertion', () => {
     expect(Object.keys(o).sort()).toEqual(Object.keys(m).sort())
     expect({ aud: o.aud, iss: o.iss, sub: o.sub }).toEqual({ aud: m.aud, iss: m.iss, sub: m.sub })
     expect(o.exp! - o.nbf!).toBe(m.exp! - m.nbf!)
+  })
+
+  test('a certificate outside its dates when a token is asked for: refused before Entra is, a token wait as Entra’s refusals are', async () => {
+    const cred = certificateCredential({
+      certPem: good.certPem,
+      keyPem: good.keyPem,
+      algorithm: 'PS256',
+      now: NOW,
+    })
+    const codeAt = (now: number) =>
+      cred.authFields({ tokenUrl: TOKEN_URL, clientId: CLIENT_ID, now }).then(
+        () => null,
+        (e: unknown) => e as GraphAuthError,
+      )
+    const codes = [(await codeAt(NOW - 30 * DAY))?.code, (await codeAt(NOW + 3650 * DAY))?.code]
+    expect(codes).toEqual(['certificate_not_yet_valid', 'certificate_expired'])
+    // Its rows wait uncounted for a token, recorded once per run, logged at debug, renamed by a
+    // pause, never taken for a mailbox's pause (outbox/settle-item.ts TOKEN_WAIT_CODE).
+    for (const code of codes) expect(code).toMatch(new RegExp(TOKEN_WAIT_CODE))
   })
 })
 
