@@ -2,11 +2,13 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
-import { everyRowMadeDue, ROWS_MADE_DUE_PER_STATEMENT, rowsMadeDue } from './rows-made-due.ts'
+import {
+  everyRowMadeDue,
+  ROWS_MADE_DUE_PER_STATEMENT,
+  type RowsMadeDue,
+  rowsMadeDue,
+} from './rows-made-due.ts'
 import { PACED_CODE, PAUSED_CODE, TOKEN_WAIT_CODE } from './settle-item.ts'
-
-/** Rows one statement brings due at most (rows-made-due.ts). */
-export const FORMER_ROWS_PER_STATEMENT = ROWS_MADE_DUE_PER_STATEMENT
 
 export interface FormerRowsAnswer {
   /** Rows brought due. */
@@ -25,21 +27,35 @@ export interface FormerRowsAnswer {
  * address's claim sends them or meets its own pause; the answer wakes the workers. Not while
  * `ownMailbox` stands paused (PAUSED_MAILBOXES_NOW) or owes its probe (sql/0062): the rows wait for
  * it as they are, and `ownHeld` says so (the caller asks again later). A row waits for a mailbox's
- * pause when given back for one uncounted
- * (`mailbox_paused`, or Graph's code with its last attempt `throttled`), not for a pacing turn, a
- * credential (TOKEN_WAIT_CODE: no mailbox's) or a sendAt; one whose interrupted send is still to be
- * looked up (send_started_at kept) is left to that lookup, which asks the mailbox it was sent
- * from. Invariant: only earlier, only pending rows naming no sender, none past its expiresAt (the
- * sweep's to fail), none another transaction holds (it waits out the old pause, as before).
+ * pause when given back for one uncounted (`mailbox_paused`, or Graph's code with its last
+ * attempt `throttled`), not for a pacing turn, a credential (TOKEN_WAIT_CODE: no mailbox's) or a
+ * sendAt; one whose interrupted send is still to be looked up (send_started_at kept) is left to
+ * that lookup, which asks the mailbox it was sent from. Invariant: only earlier, only pending rows
+ * naming no sender, none past its expiresAt (the sweep's to fail), none another transaction holds
+ * (it waits out the old pause, as before).
  * email_outbox_pending_error_idx (sql/0173), each row's last attempt by primary key. Returns how
  * many came due, and whether `ownMailbox`'s pause or owed probe held them all.
  */
 export async function formerMailFromRowsDue(
   db: Kysely<Database>,
   ownMailbox: string,
-  limit = FORMER_ROWS_PER_STATEMENT,
+  limit = ROWS_MADE_DUE_PER_STATEMENT,
 ): Promise<FormerRowsAnswer> {
-  const { due, heldAll } = await rowsMadeDue(
+  return answer(await formerRowsStep(db, ownMailbox, limit))
+}
+
+/** formerMailFromRowsDue, statement after statement while one brings `limit` due: the total, and the last one's ownHeld. */
+export async function everyFormerMailFromRowDue(
+  db: Kysely<Database>,
+  ownMailbox: string,
+  limit = ROWS_MADE_DUE_PER_STATEMENT,
+): Promise<FormerRowsAnswer> {
+  return answer(await everyRowMadeDue((n) => formerRowsStep(db, ownMailbox, n), limit))
+}
+
+/** The rows a former MAIL_FROM's pause held, made due unless `ownMailbox`'s own pause or owed probe holds them all. */
+const formerRowsStep = (db: Kysely<Database>, ownMailbox: string, limit: number) =>
+  rowsMadeDue(
     db,
     sql`o.last_error_code is not null
          and o.last_error_code <> ${PACED_CODE} and o.last_error_code !~ ${TOKEN_WAIT_CODE}
@@ -53,19 +69,5 @@ export async function formerMailFromRowsDue(
          or exists (select from mailer.mailbox_pacing m
                      where m.mailbox = ${ownMailbox} and m.probe_owed)`,
   )
-  return { due, ownHeld: heldAll }
-}
 
-/** formerMailFromRowsDue, statement after statement while one brings `limit` due: the total, and the last one's ownHeld. */
-export async function everyFormerMailFromRowDue(
-  db: Kysely<Database>,
-  ownMailbox: string,
-  limit = FORMER_ROWS_PER_STATEMENT,
-): Promise<FormerRowsAnswer> {
-  const { due, heldAll } = await everyRowMadeDue(
-    (n) =>
-      formerMailFromRowsDue(db, ownMailbox, n).then((a) => ({ due: a.due, heldAll: a.ownHeld })),
-    limit,
-  )
-  return { due, ownHeld: heldAll }
-}
+const answer = ({ due, heldAll }: RowsMadeDue): FormerRowsAnswer => ({ due, ownHeld: heldAll })

@@ -11,31 +11,27 @@ import type { SideStatements } from './side-statements.ts'
  * token source's hold-off (a minute for a refusal, up to 5 for an outage: its send_at moved there),
  * one batch per worker at each hold-off, those due longest first: once a token comes (the secret
  * fixed and the machine restarted, or the certificate uploaded), those oldest rows would still wait
- * that out while rows enqueued since went at once. Up to `limit` such rows are due now. A row whose
- * interrupted send is still to be looked up comes due too: its lookup waited for the same token.
- * email_outbox_pending_error_idx (sql/0173). Returns how many came due.
+ * that out while rows enqueued since went at once. Such rows come due now (rows-made-due.ts). A row
+ * whose interrupted send is still to be looked up comes due too: its lookup waited for the same
+ * token, and its claim looks it up before any send. email_outbox_pending_error_idx (sql/0173).
  */
-export function tokenWaitRowsDue(
+const waitedForToken = sql`o.last_error_code is not null and o.last_error_code <> ${PACED_CODE}
+  and o.last_error_code ~ ${NO_TOKEN_CODE}`
+
+/** Up to `limit` rows that waited for a token are due now. Returns how many came due. */
+export async function tokenWaitRowsDue(
   db: Kysely<Database>,
   limit = ROWS_MADE_DUE_PER_STATEMENT,
 ): Promise<number> {
-  return rowsMadeDue(
-    db,
-    sql`o.last_error_code is not null and o.last_error_code <> ${PACED_CODE}
-         and o.last_error_code ~ ${NO_TOKEN_CODE}`,
-    limit,
-  ).then((r) => r.due)
+  return (await rowsMadeDue(db, waitedForToken, limit)).due
 }
 
 /** tokenWaitRowsDue, statement after statement while one brings `limit` due. Returns the total. */
-export function everyTokenWaitRowDue(
+export async function everyTokenWaitRowDue(
   db: Kysely<Database>,
   limit = ROWS_MADE_DUE_PER_STATEMENT,
 ): Promise<number> {
-  return everyRowMadeDue(
-    (n) => tokenWaitRowsDue(db, n).then((due) => ({ due, heldAll: false })),
-    limit,
-  ).then((r) => r.due)
+  return (await everyRowMadeDue((n) => rowsMadeDue(db, waitedForToken, n), limit)).due
 }
 
 /**
