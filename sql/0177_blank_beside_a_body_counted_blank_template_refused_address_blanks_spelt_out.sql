@@ -1,4 +1,4 @@
--- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template whose bodies are blank without a placeholder is refused; an address string's blanks and base64's whitespace are spelt out.
+-- 0177: normalize_message counts the body the transport sends when the html is blank beside a text; a template whose bodies are blank without a placeholder (or through their tags alone) is refused; an address string's blanks and base64's whitespace are spelt out.
 -- Forward-only. Never edit this file after release: add a new numbered file instead.
 --
 -- Why, the count: the transports send a blank body (blank-body.ts's class, as 0175) beside one
@@ -21,6 +21,17 @@
 -- as is html_body, and neither has a placeholder" when both are so). A body with a placeholder is
 -- the row's to fill; markup ("<p> </p>") is a body. Templates stored before are kept as they are;
 -- the deploy guide's step 6 check (0031's) lists them too.
+--
+-- A body of tags alone renders blank for every row too: a comment ("{{! write the body }}"),
+-- sections holding nothing ("{{#items}}{{/items}}", "{{^a}} {{/a}}") or a partial (none is ever
+-- given: it renders nothing). mailer.template_body_renders_blank reads a body as mustache.js does
+-- (the tokens of mailer.mustache_problem, 0031: a tag's type after the blanks mustache skips, "{{{"
+-- closed by "}}}"): it is blank for every row when it has no variable tag ({{name}}, {{{name}}},
+-- {{&name}}: a column may fill it) and its text outside tags (inside a section or not: a row may
+-- open the section) is 0175's blanks alone, spelt out. A delimiter change ({{=…=}}) is not
+-- followed: such a body may render, and is taken. A body mustache cannot parse is refused by
+-- mustache_problem first. A body without a tag is named in the words above; one with tags with
+-- what it lacks ("has no placeholder and no text but blanks outside its tags …").
 --
 -- Why, addresses: mailer.normalize_recipients (0168) read the blanks around "Name <address>" (before
 -- a quoted name, before the <, after the >), between a list's entries in one string and between a
@@ -310,7 +321,44 @@ begin
   return out;
 end $$;
 
--- 0031's check, with the bodies a template without a placeholder leaves blank refused (0177).
+-- Whether a template body renders nothing but blanks for every row (see the header); null for null.
+create function mailer.template_body_renders_blank(tpl text) returns boolean language plpgsql immutable parallel safe
+  set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
+declare
+  pieces text[] := string_to_array(tpl, '{{');
+  n int := cardinality(pieces);
+  i int := 2;
+  at int;
+  kind text;
+  blank constant text := '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$';
+begin
+  if tpl is null then return null; end if;
+  if pieces[1] !~ blank then return false; end if;
+  while i <= n loop
+    -- As mustache_problem: blank up to a {{ of its own is a {{{ tag.
+    if i < n and pieces[i] ~ '^[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*$' then
+      kind := '{';
+    else
+      kind := substring(pieces[i] from '^[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*([#^/>{&=!]?)');
+    end if;
+    -- A variable a column fills, or delimiters this read does not follow: it may render.
+    if kind not in ('#', '^', '/', '>', '!') then
+      return false;
+    end if;
+    loop
+      at := strpos(pieces[i], '}}');
+      exit when at > 0;
+      i := i + 1;
+      if i > n then return false; end if;
+    end loop;
+    -- The text after the tag, up to the next {{.
+    if substr(pieces[i], at + 2) !~ blank then return false; end if;
+    i := i + 1;
+  end loop;
+  return true;
+end $$;
+
+-- 0031's check, with the bodies that render blank for every row refused (0177).
 create or replace function mailer.check_template() returns trigger language plpgsql
   set search_path = pg_catalog, pg_temp set standard_conforming_strings = on as $$
 declare
@@ -363,17 +411,19 @@ begin
     perform mailer.invalid('to_addresses',
       'is required: each entry of to_addresses, cc_addresses and bcc_addresses is empty and has no placeholder');
   end if;
-  -- renderedBodies: the bodies the template has (one at least, templates_body_check), each without
-  -- a placeholder and empty or blanks only (0175's class), render so for every row and fail it
-  -- (0177). Named at text_body when it has one, as render.ts names them; a body with a placeholder
-  -- is the row's to fill.
+  -- renderedBodies: the bodies the template has (one at least, templates_body_check) each render
+  -- blank for every row (empty or blanks only without a tag, or through their tags) and fail it.
+  -- Named at text_body when it has one, as render.ts names them; bodies without a tag in the
+  -- first words below.
   if (new.text_body is not null or new.html_body is not null)
-     and coalesce(strpos(new.text_body, '{{') = 0
-              and new.text_body ~ '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$', true)
-     and coalesce(strpos(new.html_body, '{{') = 0
-              and new.html_body ~ '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]*$', true) then
+     and coalesce(mailer.template_body_renders_blank(new.text_body), true)
+     and coalesce(mailer.template_body_renders_blank(new.html_body), true) then
     perform mailer.invalid(case when new.text_body is not null then 'text_body' else 'html_body' end,
-      case when new.text_body is not null and new.html_body is not null
+      case when coalesce(strpos(new.text_body, '{{'), 0) + coalesce(strpos(new.html_body, '{{'), 0) > 0
+           then case when new.text_body is not null and new.html_body is not null
+                     then 'has no placeholder and no text but blanks outside its tags (comments, partials and sections holding neither), nor has html_body: every mail of the template would render them blank and fail (a mail without a body is not sent)'
+                     else 'has no placeholder and no text but blanks outside its tags (comments, partials and sections holding neither): every mail of the template would render it blank and fail (a mail without a body is not sent)' end
+           when new.text_body is not null and new.html_body is not null
            then 'is empty or blanks only, as is html_body, and neither has a placeholder: every mail of the template would fail (a mail without a body is not sent)'
            else 'is empty or blanks only and has no placeholder: every mail of the template would fail (a mail without a body is not sent)' end);
   end if;

@@ -84,7 +84,7 @@ function fieldNames(t: TemplateFields): [string, string[]][] {
 
 /**
  * Warnings for `where`, one per trigger whose mails would all fail (or whose inserts would): its
- * template missing, its bodies blank for every row (stored before 0192), or a placeholder naming no
+ * template missing, its bodies blank for every row (stored before 0177), or a placeholder naming no
  * column its rows keep (`{{col}}`, or a dotted `{{col.field}}` whose `col` is none). What a json
  * column holds inside is not known here.
  */
@@ -109,7 +109,7 @@ export async function checkTriggerTemplates(pool: pg.Pool, where: string): Promi
       )
       continue
     }
-    // Stored before 0192 refused it (or with its check off): no body a row could fill.
+    // Stored before 0177 refused it (or with its check off): no body a row could fill.
     const bodies = [template.text_body, template.html_body].filter((b) => b !== null)
     if (bodies.every(rendersBlankForEveryRow)) {
       const which =

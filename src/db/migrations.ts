@@ -136,9 +136,6 @@ import m0184 from '../../sql/0184_pause_cause_named_by_a_0172_release_keeps_it.s
   type: 'text',
 }
 import m0188 from '../../sql/0188_template_sender_keyed_as_rendered.sql' with { type: 'text' }
-import m0192 from '../../sql/0192_template_body_of_comments_or_empty_sections_refused.sql' with {
-  type: 'text',
-}
 
 export interface Migration {
   version: number
@@ -274,11 +271,6 @@ export const migrations: readonly Migration[] = [
     sql: m0184,
   },
   { version: 188, name: '0188_template_sender_keyed_as_rendered', sql: m0188 },
-  {
-    version: 192,
-    name: '0192_template_body_of_comments_or_empty_sections_refused',
-    sql: m0192,
-  },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

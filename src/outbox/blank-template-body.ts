@@ -1,4 +1,4 @@
-// Whether a template body renders blank for every row, read from mustache's own parse: the renderer's view of sql/0192's mailer.template_body_renders_blank.
+// Whether a template body renders blank for every row, read from mustache's own parse: the renderer's view of sql/0177's mailer.template_body_renders_blank.
 import Mustache from 'mustache'
 import { isBlank } from './blank-body.ts'
 
@@ -18,7 +18,7 @@ const blankTokens = (tokens: Token[]): boolean =>
 /**
  * True when `tpl` renders nothing but blanks whatever the row (a comment alone, sections holding
  * nothing). False when it may render something, when mustache cannot parse it (refused otherwise,
- * template_error) or when it changes delimiters ({{=…=}}), which sql/0192 does not follow either.
+ * template_error) or when it changes delimiters ({{=…=}}), which sql/0177 does not follow either.
  */
 export function rendersBlankForEveryRow(tpl: string): boolean {
   if (tpl.includes('{{=')) return false

@@ -528,7 +528,7 @@ describe('with --connect', () => {
         ('cc_ok', 'Order {{id}} {{meta.plan}}', '{{#items}}{{sku}}{{/items}}{{^meta}}none{{/meta}}',
          array['{{customer_email}}']),
         ('cc_typo', 'Order {{id}} ({{phone}})', '{{customer_emial}}', array['{{customer_email}}']);
-      -- Stored before 0192 refused it (its check off, as that release's): a body of a comment alone.
+      -- Stored before 0177 refused it (its check off, as that release's): a body of a comment alone.
       alter table mailer.templates disable trigger templates_checked;
       insert into mailer.templates (name, subject, text_body, to_addresses) values
         ('cc_blank', 'Order {{id}}', '{{! the body, one day }}{{#items}} {{/items}}', array['{{customer_email}}']);

@@ -193,7 +193,7 @@ describe('a WIN1252 database an older release installed: a character it cannot h
     ])
   })
 
-  test("a template's bodies are read there too: one of a comment alone is refused (0192), one with text taken", async () => {
+  test("a template's bodies are read there too: one of a comment alone is refused (0177), one with text taken", async () => {
     const write = (text: string) =>
       win1252.pool
         .query(

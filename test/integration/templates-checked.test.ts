@@ -324,7 +324,7 @@ describe('taken: what a row may still render into a mail', () => {
   })
 })
 
-describe('a body that renders blank for every row (0192), read in SQL as mustache.js parses it', () => {
+describe('a body that renders blank for every row (0177), read in SQL as mustache.js parses it', () => {
   // The renderer's own parse (blank-template-body.ts, Mustache.parse's tokens) is the reference.
   const FRAGMENTS = [
     '',
@@ -386,7 +386,7 @@ describe('templates stored before 0031', () => {
     return block
   }
 
-  test("the deploy guide's check names each one with 0031's (or 0177's, 0192's) reason, and changes nothing", async () => {
+  test("the deploy guide's check names each one with 0031's (or 0177's) reason, and changes nothing", async () => {
     // Stored as a release before 0031 stored them: its check off.
     const c = await t.pool.connect()
     try {
@@ -398,7 +398,7 @@ describe('templates stored before 0031', () => {
         ['c-bad-sender', 'Hello', 'not an address', 'Hi'],
         // Refused since 0177: blank, every mail of it fails (template_error), unsent.
         ['d-no-body', 'Hello', null, ' \n'],
-        // Refused since 0192: a comment alone renders blank for every row too.
+        // Refused since 0177: a comment alone renders blank for every row too.
         ['e-comment-body', 'Hello', null, '{{! write the body }}'],
       ]) {
         await c.query(
