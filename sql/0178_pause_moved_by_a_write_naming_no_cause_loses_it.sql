@@ -22,8 +22,8 @@
 -- The marker tells a cause noted again with the same value (a refusal met again, past its own
 -- pause) from one not named: both leave pause_reason as it was.
 --
--- A hand update that moves a pause later and sets pause_reason to the value it already holds,
--- pause_reason_ends left as it was, names no cause either: set pause_reason_ends too.
+-- A write that names pause_reason (a hand update, a 0172 release's pause statement) keeps its
+-- cause: 0184's trigger, which fires before this one, writes pause_reason_ends for it.
 --
 -- Cost: the column is added without a default, no table rewrite. The trigger's WHEN reads the
 -- row's own columns: only a row holding a cause calls the function (one primary-key read of the

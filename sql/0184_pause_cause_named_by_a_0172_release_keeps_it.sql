@@ -17,7 +17,7 @@
 -- (mailer.pause_end under the rate in force: the new pause's end when the cause is the new pause's,
 -- the standing one's when it kept its cause), before 0178's trigger reads it: fired in name order,
 -- "…_named" before "…_unnamed", whose WHEN then sees the marker moved and leaves the cause. A hand
--- update that sets pause_reason names it too (0178's caveat no longer holds). A write that does not
+-- update that sets pause_reason names it too. A write that does not
 -- name pause_reason (a release before 0172, takePacing, a hand lift of next_at) fires nothing here.
 --
 -- Cost: only a statement naming pause_reason calls it (pauseMailbox, a pause, never a pacing turn):
