@@ -3,7 +3,6 @@ import type { Kysely } from 'kysely'
 import type { Clock } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
-import { AddressRefused, wordedRefusal } from './address-refusal.ts'
 import { cancelledAsClaimed } from './cancelled-interrupted.ts'
 import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
@@ -13,7 +12,8 @@ import type { LeaseDeadlines } from './lease-deadlines.ts'
 import { recordOutcome } from './lease-outcome.ts'
 import type { MailboxLookup } from './mailbox-lookup.ts'
 import { renderLease } from './render.ts'
-import { afterInterruptedSend, RenderError } from './render-error.ts'
+import { afterInterruptedSend } from './render-error.ts'
+import { renderFailure } from './render-failure.ts'
 import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 import type { Sender } from './sender.ts'
@@ -101,22 +101,18 @@ export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): P
           mail: renderLease(lease, templates, d.mailFrom, d.allowedSenders ?? null),
         })
       } catch (e) {
-        const code = e instanceof RenderError ? e.code : 'template_error'
-        const failed = (text: string) =>
-          // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
-          // kept, so a retry once the row renders again looks it up before sending it again (past
-          // its expiresAt, the row fails expired naming it: pastExpiry).
-          finish(lease, {
-            kind: 'failed',
-            code,
-            message: lease.ambiguous ? afterInterruptedSend(text) : text,
-            ambiguous: lease.ambiguous,
-          })
-        // A refused address is worded by the database (one round trip, on this path alone).
+        // An interrupted earlier send stays unresolved (nothing to look it up by): its mark is
+        // kept, so a retry once the row renders again looks it up before sending it again (past
+        // its expiresAt, the row fails expired naming it: pastExpiry).
         settling.push(
-          e instanceof AddressRefused
-            ? wordedRefusal(d, e, lease.id).then(failed)
-            : failed(e instanceof Error ? e.message : String(e)),
+          renderFailure(d, e, lease.id).then(({ code, message }) =>
+            finish(lease, {
+              kind: 'failed',
+              code,
+              message: lease.ambiguous ? afterInterruptedSend(message) : message,
+              ambiguous: lease.ambiguous,
+            }),
+          ),
         )
       }
     }

@@ -29,8 +29,17 @@ import { fill } from './template-fill.ts'
 // Nothing, or a name before an empty "<>": a NULL or empty column left no address (none, not a bad one).
 const NO_ADDRESS = /^(?:[^<>]*<\s*>)?\s*$/s
 
+/**
+ * What rendering reads of a row: a claimed lease, or a row read for inspection (row-rendering.ts),
+ * which this one path renders as its worker would.
+ */
+export type RenderableRow = Pick<
+  Lease,
+  'id' | 'tenant' | 'attempt' | 'correlationId' | 'message' | 'template' | 'sourceRow'
+>
+
 export function renderLease(
-  lease: Lease,
+  lease: RenderableRow,
   templates: ReadonlyMap<string, TemplateRow>,
   defaultFrom: string | null,
   /** MAIL_FROM_ALLOWED's keys: a sender the row names must be one; null, any. */
@@ -110,7 +119,7 @@ export function parseDefaultFrom(raw: string): MailAddress {
   return defaultFromCache.address
 }
 
-function renderTemplate(lease: Lease, t: TemplateRow | undefined): StoredMessage {
+function renderTemplate(lease: RenderableRow, t: TemplateRow | undefined): StoredMessage {
   if (!t) {
     throw new RenderError('template_not_found', `template "${lease.template}" no longer exists`)
   }
