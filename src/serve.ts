@@ -118,6 +118,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       databases: handles,
       auth: config.api,
       allowedSenders: config.allowedSenders,
+      mailFrom: config.mailFrom,
       dev: o.dev === true,
       health,
       metrics,

@@ -30,6 +30,11 @@ export interface ApiDeps {
    */
   allowedSenders?: ReadonlySet<string> | null
   /**
+   * MAIL_FROM: the sender GET /v1/outbox/{id} renders a row naming none with, as its worker does;
+   * null or absent, such a row shows no_sender.
+   */
+  mailFrom?: string | null
+  /**
    * The process's slots for bodies past 4 MiB (large-body-slots.ts); absent, the app makes its
    * own (serve makes one app per process).
    */

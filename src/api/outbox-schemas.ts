@@ -3,8 +3,10 @@ import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import { rfc3339Text } from '../db/timestamp-reading.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
+import type { RowRendering } from '../outbox/row-rendering.ts'
 import { CorrelationIdFilter, TemplateFilter, TenantFilter } from './bounded-filter.ts'
 import { ListOrderParam, ListStatuses, PageLimit } from './list-params.ts'
+import { RenderErrorShape, RenderedMessage, toRenderedJson } from './rendered-schemas.ts'
 import { withStorableText } from './storable-text.ts'
 import { strictQuery } from './strict-query.ts'
 import { TimeBound } from './time-bound.ts'
@@ -82,7 +84,10 @@ export const OutboxItem = z
     sendStartedAt: Timestamp.nullable(),
     cancelRequestedAt: Timestamp.nullable(),
   })
-  .openapi('OutboxItem', { description: 'An outbox row without its bodies (message, sourceRow)' })
+  .openapi('OutboxItem', {
+    description:
+      'An outbox row without its bodies (message, sourceRow) and unrendered: a list renders no row (each would cost its template read and filled), GET /v1/outbox/{id} renders one (rendered, renderError)',
+  })
 
 const OutboxAttempt = z
   .object({
@@ -105,8 +110,13 @@ const OutboxAttempt = z
 const JsonObject = z.record(z.string(), z.unknown())
 
 export const OutboxDetail = OutboxItem.extend({
-  message: JsonObject.nullable().openapi({ description: 'The normalised message (enqueue_email)' }),
+  message: JsonObject.nullable().openapi({
+    description:
+      "The normalised message as stored (enqueue_email); null for a template's row, which stores none (what it renders is rendered)",
+  }),
   sourceRow: JsonObject.nullable().openapi({ description: 'The row a template trigger saw' }),
+  rendered: RenderedMessage.nullable(),
+  renderError: RenderErrorShape.nullable(),
   history: z.array(OutboxAttempt),
 }).openapi('OutboxDetail')
 
@@ -169,12 +179,17 @@ const toAttemptJson = (a: Attempt): z.infer<typeof OutboxAttempt> => ({
   finishedAt: rfc3339Text(a.finishedAt),
 })
 
-export function toDetailJson(r: OutboxRecord, history: Attempt[]): z.infer<typeof OutboxDetail> {
+export function toDetailJson(
+  r: OutboxRecord,
+  history: Attempt[],
+  rendering: RowRendering,
+): z.infer<typeof OutboxDetail> {
   const { message, sourceRow, ...summary } = r
   return {
     ...toItemJson(summary),
     message: (message ?? null) as Record<string, unknown> | null,
     sourceRow: (sourceRow ?? null) as Record<string, unknown> | null,
+    ...toRenderedJson(rendering),
     history: history.map(toAttemptJson),
   }
 }

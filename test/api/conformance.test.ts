@@ -1099,6 +1099,18 @@ test('every property a response declares is sent by some answer of this file', a
     [id],
   )
   await send(app, 'GET', `/v1/outbox/${id}`, { token: full })
+  // A row that renders (this app has no MAIL_FROM, so the row names its sender), a file with it.
+  const renders = await enqueueSql(
+    t.pool,
+    {},
+    {
+      from: 'Shop <shop@example.com>',
+      ...message,
+      attachments: [{ filename: 'a.txt', contentBase64: 'aGk=' }],
+    },
+  )
+  const rendered = await send(app, 'GET', `/v1/outbox/${renders}`, { token: full })
+  expect((rendered.body as { renderError: unknown }).renderError).toBeNull()
   await send(app, 'GET', '/v1/outbox?limit=1', { token: full })
   const bulk = await send(app, 'POST', '/v1/outbox/retry', {
     token: full,

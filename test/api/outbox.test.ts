@@ -742,6 +742,148 @@ describe('GET /v1/outbox/{id}', () => {
   })
 })
 
+describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker renders it', () => {
+  let rendering: App
+  beforeAll(() => {
+    rendering = appOnDefault(t, {
+      mailFrom: 'Outbox <outbox@example.com>',
+      allowedSenders: new Set(['outbox@example.com', 'billing@example.com']),
+    }).app
+  })
+  const inquiry = () =>
+    t.pool.query(
+      `insert into mailer.templates (name, subject, text_body, html_body, to_addresses, cc_addresses, reply_to)
+       values ('inquiry', 'Inquiry from {{name}}', '{{name}} wrote: {{note}}', '<p>{{name}} &amp; co</p>',
+               '{sales@example.com}', '{"{{name}} <{{email}}>"}', '{{email}}')`,
+    )
+  const templateRow = async (
+    template: string,
+    source: Record<string, unknown>,
+    tenant = 'default',
+  ) =>
+    (
+      await t.pool.query(
+        `insert into mailer.email_outbox (tenant, template, source_row) values ($1, $2, $3) returning id::text`,
+        [tenant, template, JSON.stringify(source)],
+      )
+    ).rows[0].id as string
+  const detail = async (id: string, tok = tk) => {
+    const r = await send(rendering, 'GET', `/v1/outbox/${id}`, { token: tok })
+    expect(r.status).toBe(200)
+    return r.body as Row
+  }
+
+  test("a template's row shows its from, recipients, subject and bodies (rendered); message stays null", async () => {
+    await inquiry()
+    const id = await templateRow('inquiry', {
+      name: 'Zoë',
+      email: 'zoe@example.com',
+      note: 'Call me',
+    })
+    const body = await detail(id)
+    expect([body.message, body.renderError]).toEqual([null, null])
+    expect(body.rendered).toEqual({
+      from: { name: 'Outbox', address: 'outbox@example.com' },
+      to: [{ address: 'sales@example.com' }],
+      cc: [{ name: 'Zoë', address: 'zoe@example.com' }],
+      bcc: [],
+      replyTo: [{ address: 'zoe@example.com' }],
+      subject: 'Inquiry from Zoë',
+      text: 'Zoë wrote: Call me',
+      html: '<p>Zoë &amp; co</p>',
+      // UTF-8 bytes, as Graph's 4 MB request counts them: ë is two.
+      textBytes: 19,
+      htmlBytes: 20,
+      importance: null,
+      headers: {},
+      attachments: [],
+    })
+  })
+
+  test('a row that cannot render now says why (renderError), as its worker would fail it', async () => {
+    await inquiry()
+    const gone = await templateRow('gone', { name: 'Ann' })
+    const noColumn = await templateRow('inquiry', { name: 'Ann', email: 'ann@example.com' })
+    await t.pool.query(
+      `insert into mailer.templates (name, subject, text_body, to_addresses)
+       values ('notify', 'Order', 'Shipped', '{"{{email}}"}')`,
+    )
+    const list = await templateRow('notify', { email: 'ann@example.com, bob@example.com' })
+    const answers = await Promise.all([gone, noColumn, list].map((id) => detail(id)))
+    expect(answers.map((b) => [b.rendered, b.renderError])).toEqual([
+      [null, { code: 'template_not_found', message: 'template "gone" no longer exists' }],
+      [null, { code: 'template_error', message: 'text_body: placeholder {{note}} has no column' }],
+      [
+        null,
+        {
+          code: 'template_error',
+          // Worded by the database, as the row's lastError would be.
+          message:
+            'to_addresses[0] is not a valid e-mail address after rendering: it holds 2 addresses separated by , or ;: each entry of to_addresses renders one address: give each its own entry, filled from a column that holds one',
+        },
+      ],
+    ])
+  })
+
+  test("a stored message's row shows what its worker sends: MAIL_FROM when it names none, files by name and size", async () => {
+    const id = await enqueueSql(
+      t.pool,
+      {},
+      {
+        to: 'ada@example.com',
+        subject: 'Invoice',
+        text: '   ',
+        html: '<p>Attached</p>',
+        importance: 'high',
+        headers: { 'X-Ref': 'r-1' },
+        attachments: [{ filename: 'a.txt', contentBase64: 'aGVsbG8=', contentType: 'text/plain' }],
+      },
+    )
+    const refused = await enqueueSql(t.pool, {}, { ...message, from: 'ceo@example.com' })
+    const body = await detail(id)
+    expect((body.message as { text: string }).text).toBe('   ')
+    expect(body.rendered).toEqual({
+      from: { name: 'Outbox', address: 'outbox@example.com' },
+      to: [{ address: 'ada@example.com' }],
+      cc: [],
+      bcc: [],
+      replyTo: [],
+      subject: 'Invoice',
+      // A blank text beside an html is not sent (shownBodies).
+      text: null,
+      html: '<p>Attached</p>',
+      textBytes: null,
+      htmlBytes: 15,
+      importance: 'high',
+      headers: { 'X-Ref': 'r-1' },
+      attachments: [{ filename: 'a.txt', contentType: 'text/plain', contentId: null, bytes: 5 }],
+    })
+    expect(body.renderError).toBeNull()
+    expect((await detail(refused)).renderError).toEqual({
+      code: 'sender_not_allowed',
+      message: 'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent',
+    })
+  })
+
+  test("a tenant's token sees its own row rendered and another tenant's not at all; a list renders none", async () => {
+    await inquiry()
+    const source = { name: 'Ann', email: 'ann@example.com', note: 'x' }
+    const own = await templateRow('inquiry', source, 'acme')
+    const other = await templateRow('inquiry', source, 'globex')
+    const acme = await token({ tenant: 'acme' })
+    expect(((await detail(own, acme)).rendered as { subject: string }).subject).toBe(
+      'Inquiry from Ann',
+    )
+    const r = await send(rendering, 'GET', `/v1/outbox/${other}`, { token: acme })
+    expect(r.status).toBe(404)
+    const list = await send(rendering, 'GET', '/v1/outbox', { token: tk })
+    for (const item of (list.body as { items: Row[] }).items) {
+      expect(item).not.toHaveProperty('rendered')
+      expect(item).not.toHaveProperty('renderError')
+    }
+  })
+})
+
 describe('cancel', () => {
   test('a pending row is cancelled at once (200)', async () => {
     const id = await enqueueSql(t.pool)
@@ -832,7 +974,10 @@ describe('cancel', () => {
       [id],
     )
     const before = await send(app, 'GET', `/v1/outbox/${id}`, { token: tk })
-    const { history, message, sourceRow, ...row } = before.body as Record<string, unknown>
+    const { history, message, sourceRow, rendered, renderError, ...row } = before.body as Record<
+      string,
+      unknown
+    >
     const l = await listen()
     try {
       const again = await send(app, 'POST', `/v1/outbox/${id}/cancel`, { token: tk })

@@ -4,7 +4,9 @@ import { systemClock } from '../../clock.ts'
 import { AppError } from '../../errors.ts'
 import { listOutbox } from '../../outbox/inspect.ts'
 import { findOutboxRow, listAttempts } from '../../outbox/outbox-row.ts'
+import { renderRow } from '../../outbox/row-rendering.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
+import { loadTemplates } from '../../outbox/templates.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
@@ -27,13 +29,16 @@ export function outboxRoutes(deps: ApiDeps) {
   const clock = deps.clock ?? systemClock
   const db = selectDatabase(deps.databases)
   const read = [requireScope('outbox:read'), db]
+  // One row is rendered as its worker renders it: with the sender settings the workers are given.
+  const settings = { mailFrom: deps.mailFrom ?? null, allowedSenders: deps.allowedSenders ?? null }
 
   const list = createRoute({
     method: 'get',
     path: '/v1/outbox',
     operationId: 'listRows',
     tags: ['outbox'],
-    summary: 'List outbox rows, newest first or with order=oldest oldest first (bodies omitted)',
+    summary:
+      'List outbox rows, newest first or with order=oldest oldest first (bodies omitted, no row rendered)',
     security: BEARER_SECURITY,
     middleware: read,
     request: { query: ListQuery },
@@ -55,7 +60,8 @@ export function outboxRoutes(deps: ApiDeps) {
     path: '/v1/outbox/{id}',
     operationId: 'getRow',
     tags: ['outbox'],
-    summary: 'One row with its message and attempt history',
+    summary:
+      'One row with its message, what it renders to (rendered) or why it cannot (renderError), and its attempt history',
     security: BEARER_SECURITY,
     middleware: read,
     request: { params: IdParam, query: DbQuery },
@@ -97,10 +103,20 @@ export function outboxRoutes(deps: ApiDeps) {
         QUERY_TIMEOUT_MS,
         async (trx) => {
           const row = await findOutboxRow(trx, id, c.get('principal').tenant)
-          return row ? { row, history: await listAttempts(trx, id) } : null
+          if (!row) return null
+          const history = await listAttempts(trx, id)
+          const templates = await loadTemplates(trx, row.template ? [row.template] : [])
+          return { row, history, templates }
         },
       )
       if (!found) throw new AppError('not_found', `outbox row ${id} does not exist`)
-      return c.json(toDetailJson(found.row, found.history), 200)
+      const { name, db: rowDb } = c.get('database')
+      const rendering = await renderRow(
+        { db: rowDb, dbName: name, log: c.get('log') },
+        found.row,
+        found.templates,
+        settings,
+      )
+      return c.json(toDetailJson(found.row, found.history, rendering), 200)
     })
 }

@@ -1,0 +1,115 @@
+// Wire shape of what one row renders to (rendered) or why it cannot (renderError): GET /v1/outbox/{id} alone, never a list.
+import { z } from '@hono/zod-openapi'
+import type { RowRendering } from '../outbox/row-rendering.ts'
+import type { MailAddress, MailAttachment } from '../outbox/sender.ts'
+
+const RenderedAddress = z
+  .object({
+    address: z.string().openapi({ example: 'ada@example.com' }),
+    name: z.string().optional(),
+  })
+  .openapi('RenderedAddress')
+
+const Addresses = z.array(RenderedAddress)
+
+const BYTES = 'Its size in bytes as UTF-8 (as Graph counts its 4 MB request); null when not sent'
+
+export const RenderedMessage = z
+  .object({
+    from: RenderedAddress.openapi({
+      description:
+        "The sender: the row's own (message.from, the template's from_address), else this process's MAIL_FROM",
+    }),
+    to: Addresses,
+    cc: Addresses,
+    bcc: Addresses,
+    replyTo: Addresses,
+    subject: z.string(),
+    text: z.string().nullable().openapi({
+      description:
+        'The text body as sent: null when there is none, or when it is blank beside an html body that shows something (that one is the whole mail)',
+    }),
+    html: z.string().nullable().openapi({ description: 'The html body as sent, as text is' }),
+    textBytes: z.number().int().nullable().openapi({ description: BYTES }),
+    htmlBytes: z.number().int().nullable().openapi({ description: BYTES }),
+    importance: z.enum(['low', 'normal', 'high']).nullable(),
+    headers: z.record(z.string(), z.string()).openapi({
+      description: 'The X- headers the message names (X-Outbox-Id and X-Correlation-Id are added)',
+    }),
+    attachments: z
+      .array(
+        z.object({
+          filename: z.string(),
+          contentType: z.string(),
+          contentId: z.string().nullable(),
+          bytes: z.number().int().openapi({ description: 'Its decoded size in bytes' }),
+        }),
+      )
+      .openapi({
+        description:
+          "Each file by name and size, not its content (a stored message's is in message.attachments; a template has none)",
+      }),
+  })
+  .openapi('RenderedMessage', {
+    description:
+      "What the row's worker sends, rendered now by the renderer it sends through (with this process's MAIL_FROM and MAIL_FROM_ALLOWED): a template's row from the template as it stands and the row's sourceRow, a stored message as checked and completed at send. A row sent before its template was edited sent what the template then said. Null when the row cannot render now (renderError)",
+  })
+
+export const RenderErrorShape = z
+  .object({
+    code: z.string().openapi({
+      example: 'template_not_found',
+      description:
+        'What the row fails with at send: template_not_found, template_error (a placeholder naming no column, an address that is none after rendering, a blank subject or body), invalid_message, no_sender or sender_not_allowed',
+    }),
+    message: z.string().openapi({
+      example: 'template "inquiry" no longer exists',
+      description: "The failure's text, as the row's lastError would hold it",
+    }),
+  })
+  .openapi('RenderError', {
+    description:
+      'Why the row cannot render now, as its worker would fail it (never sent): fix the template or the row, then retry it. Null when it renders (rendered)',
+  })
+
+const address = (a: MailAddress): z.infer<typeof RenderedAddress> =>
+  a.name === undefined ? { address: a.address } : { address: a.address, name: a.name }
+
+const utf8Bytes = (s: string | null) => (s === null ? null : Buffer.byteLength(s, 'utf8'))
+
+// Whole groups of four, whitespace gone (sendableAttachments): three bytes each, less the padding.
+const decodedBytes = (base64: string) =>
+  (base64.length / 4) * 3 - (base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0)
+
+const attachment = (a: MailAttachment) => ({
+  filename: a.filename,
+  contentType: a.contentType,
+  contentId: a.contentId ?? null,
+  bytes: decodedBytes(a.contentBase64),
+})
+
+export function toRenderedJson(r: RowRendering): {
+  rendered: z.infer<typeof RenderedMessage> | null
+  renderError: z.infer<typeof RenderErrorShape> | null
+} {
+  if (!r.mail) return { rendered: null, renderError: r.error }
+  const m = r.mail
+  return {
+    rendered: {
+      from: address(m.from),
+      to: m.to.map(address),
+      cc: m.cc.map(address),
+      bcc: m.bcc.map(address),
+      replyTo: m.replyTo.map(address),
+      subject: m.subject,
+      text: m.text,
+      html: m.html,
+      textBytes: utf8Bytes(m.text),
+      htmlBytes: utf8Bytes(m.html),
+      importance: m.importance,
+      headers: m.headers,
+      attachments: m.attachments.map(attachment),
+    },
+    renderError: null,
+  }
+}
