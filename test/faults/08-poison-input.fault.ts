@@ -5,6 +5,7 @@ import {
   cleanupAll,
   enqueue,
   FAST,
+  MAILBOX,
   report,
   seconds,
   sharedDatabase,
@@ -111,6 +112,22 @@ test('each poison row ends in a clear terminal state or error while everything e
     status: 'failed',
     lastErrorCode: 'template_error',
     attempts: 1,
+  })
+  // The binary's API renders a row as its worker did: the broken one fails with the same code and
+  // text, a sent one of the other template shows what went (MAIL_FROM its sender).
+  const brokenRow = rows.broken as unknown as Record<string, unknown>
+  expect([brokenRow.rendered, brokenRow.renderError]).toEqual([
+    null,
+    { code: 'template_error', message: brokenRow.lastError },
+  ])
+  const inquiry = templated.find((r) => r.template === 'inquiry')!.id
+  const sent = (await (await mailer.api(`/v1/outbox/${inquiry}`)).json()) as {
+    rendered: { from: unknown; to: unknown; subject: string }
+  }
+  expect(sent.rendered).toMatchObject({
+    from: { address: MAILBOX },
+    to: [{ address: 'sales@example.com' }],
+    subject: expect.stringMatching(/^Inquiry from name \d+$/),
   })
   expect(rows.rejected).toMatchObject({
     status: 'failed',
