@@ -2,6 +2,7 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { PACED_CODE, TOKEN_WAIT_CODE } from './settle-item.ts'
+import { type Fit, writingStorable } from './storable-in-encoding.ts'
 
 /**
  * Rows marked per statement at most, those due longest first (the claim's order): each statement
@@ -49,9 +50,13 @@ function heldBy(c: WaitingCause, r: RawBuilder<unknown>): RawBuilder<unknown> {
          or ${r}.last_error_code ~ ${TOKEN_WAIT_CODE})`
 }
 
-/** The rows of the CTE `picked` named by `c`, fenced by status (primary key); returns their ids. */
-const naming = (c: WaitingCause) => sql`update mailer.email_outbox o
-   set last_error_code = ${c.code}, last_error = ${c.message}
+/**
+ * The rows of the CTE `picked` named by `c`, fenced by status (primary key); returns their ids.
+ * `c.message` is Entra's words (a refusal's first line, which may quote the directory's display
+ * name, in any script), as the database's encoding can hold them (storable-in-encoding.ts).
+ */
+const naming = (c: WaitingCause, fit: Fit) => sql`update mailer.email_outbox o
+   set last_error_code = ${c.code}, last_error = ${fit(c.message)}
  where o.id in (select id from picked) and o.status = 'pending'
 returning o.id`
 
@@ -78,13 +83,14 @@ export async function markWaitingRowsFrom(
     after === null
       ? sql``
       : sql`and (o.priority, o.send_at, o.id) > (${after[0]}::smallint, ${after[1]}::timestamptz, ${after[2]}::bigint)`
-  const { rows } = await sql<{
-    marked: number
-    next_priority: number | null
-    next_send_at: string | null
-    next_id: string | null
-    top_id: string
-  }>`
+  const { rows } = await writingStorable(db, (fit) =>
+    sql<{
+      marked: number
+      next_priority: number | null
+      next_send_at: string | null
+      next_id: string | null
+      top_id: string
+    }>`
     with scanned as materialized (
       select o.id, o.priority, o.send_at, o.sender_key, o.last_error_code
         from mailer.email_outbox o
@@ -98,7 +104,7 @@ export async function markWaitingRowsFrom(
        order by s.priority, s.send_at, s.id
        limit ${bound.marked}
          for update of o skip locked
-    ), marked as (${naming(c)}), last_read as (
+    ), marked as (${naming(c, fit)}), last_read as (
       -- Where the pass goes on: past the last row it named when it named all it may, else past
       -- the last row it read when it read all it may, else nowhere (the end).
       select * from (select p.priority, p.send_at, p.id from picked p
@@ -113,7 +119,8 @@ export async function markWaitingRowsFrom(
     select (select count(*) from marked)::int as marked,
            l.priority::int as next_priority, l.send_at::text as next_send_at, l.id::text as next_id,
            ${topId} as top_id
-      from (select 1) one left join last_read l on true`.execute(db)
+      from (select 1) one left join last_read l on true`.execute(db),
+  )
   const r = rows[0]
   const next: ClaimPosition | null =
     r?.next_id != null && r.next_priority !== null && r.next_send_at !== null
@@ -133,7 +140,8 @@ export async function markWaitingRowsAbove(
   c: WaitingCause,
   aboveId: string,
 ): Promise<{ marked: number; topId: string }> {
-  const { rows } = await sql<{ marked: number; top_id: string }>`
+  const { rows } = await writingStorable(db, (fit) =>
+    sql<{ marked: number; top_id: string }>`
     with picked as (
       select o.id from mailer.email_outbox o
        where o.status = 'pending' and o.send_at <= ${dueBy} and o.id > ${aboveId}::bigint
@@ -141,8 +149,9 @@ export async function markWaitingRowsAbove(
        order by o.id
        limit ${WAITING_ROWS_PER_MARK}
          for update of o skip locked
-    ), marked as (${naming(c)})
+    ), marked as (${naming(c, fit)})
     select (select count(*) from marked)::int as marked,
-           ${topId} as top_id`.execute(db)
+           ${topId} as top_id`.execute(db),
+  )
   return { marked: rows[0]?.marked ?? 0, topId: rows[0]?.top_id ?? '0' }
 }

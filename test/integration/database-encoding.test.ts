@@ -12,6 +12,11 @@ import { claimBatch } from '../../src/outbox/claim.ts'
 import { createHealthMonitor } from '../../src/outbox/health-monitor.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'
 import { fitFor } from '../../src/outbox/storable-in-encoding.ts'
+import {
+  markWaitingRowsAbove,
+  markWaitingRowsFrom,
+  type WaitingCause,
+} from '../../src/outbox/waiting-rows.ts'
 import { checkSchemas } from '../../src/schema-check-at-start.ts'
 import { appOnDefault, send } from '../api/support/harness.ts'
 import { token } from '../api/support/tokens.ts'
@@ -297,6 +302,39 @@ describe('a WIN1252 database an older release installed: a character it cannot h
       expect([...marked.sent]).toEqual([id])
       expect(await attemptsOf(t, id, 'outcome, request_id')).toEqual([
         { outcome: 'sent', request_id: 'req-\\u{4E2D}' },
+      ])
+    } finally {
+      await h.close()
+    }
+  })
+
+  test("a refused credential's words (Entra's, naming a directory in another script) name the due rows it holds, written \\u{…}", async () => {
+    // A handle of its own: its statements have not met the encoding yet.
+    const h = openDb({ name: 'test', url: win1252Url, log: silentLogger })
+    const t = { ...win1252, url: win1252Url } as TestDb
+    try {
+      await t.pool.query('delete from mailer.email_outbox')
+      const first = await enqueue(t)
+      // Entra's AADSTS700016 quotes the directory's display name, which may be in any script.
+      const cause: WaitingCause = {
+        code: 'AADSTS700016',
+        message:
+          "unauthorized_client: AADSTS700016: Application with identifier 'a1' was not found in the directory '株式会社 Café'.",
+        mailFromKey: null,
+      }
+      expect((await markWaitingRowsFrom(h.db, cause, null)).marked).toBe(1)
+      // The rows enqueued since, by id.
+      const second = await enqueue(t)
+      expect((await markWaitingRowsAbove(h.db, cause, first)).marked).toBe(1)
+      const { rows } = await t.pool.query(
+        'select last_error_code, last_error from mailer.email_outbox where id = any($1::bigint[]) order by id',
+        [[first, second]],
+      )
+      const stored =
+        "unauthorized_client: AADSTS700016: Application with identifier 'a1' was not found in the directory '\\u{682A}\\u{5F0F}\\u{4F1A}\\u{793E} Café'."
+      expect(rows).toEqual([
+        { last_error_code: 'AADSTS700016', last_error: stored },
+        { last_error_code: 'AADSTS700016', last_error: stored },
       ])
     } finally {
       await h.close()
