@@ -2,19 +2,20 @@
 import { isSenderAllowed } from '../config/allowed-senders.ts'
 import { isEmailAddress } from '../config/email-address.ts'
 import { AppError } from '../errors.ts'
-import { namedAddress } from '../outbox/email-address.ts'
+import { namedSender } from '../outbox/email-address.ts'
 import type { Principal } from './context.ts'
 
 /**
- * The address `from` names as mailer.normalize_message reads it ("Name <address>", an address, or
- * {address, name}); null for none, and for one it would refuse, which enqueue then names (400).
+ * The address `from` names as mailer.normalize_message reads it ("Name <address>" with the blanks a
+ * sender takes, sql/0194; an address; or {address, name}); null for none, and for one it would
+ * refuse, which enqueue then names (400).
  * Invariant: whatever Postgres stores as the sender, this reads as the same address (sql/0035's
  * forms, trimmed as it trims): else a token's claim, which no worker checks again, could be passed.
  */
 function senderAddress(from: unknown): string | null {
   const raw =
     typeof from === 'string'
-      ? (namedAddress(from)?.address ?? from)
+      ? (namedSender(from)?.address ?? from)
       : from !== null && typeof from === 'object' && 'address' in from
         ? (from as { address: unknown }).address
         : null

@@ -11,6 +11,9 @@ import { foldControlCharacters } from './header-text.ts'
 const NAMED_ADDRESS = new RegExp(
   `^[${BLANK_CLASS}]*(?:"([^"]*)"|([^"<>@,;]*))[${BLANK_CLASS}]*<([^<>]*)>[${BLANK_CLASS}]*$`,
 )
+// A sender's form (sql/0194): after the > and around a quoted name ASCII's blanks alone, where an
+// earlier release's API check reads no other; between an unquoted name's words, any.
+const NAMED_SENDER = /^[\t\n\v\f\r ]*(?:"[^"]*"|[^"<>@,;]*)[\t\n\v\f\r ]*<[^<>]*>[\t\n\v\f\r ]*$/
 // btrim's spaces only, as the SQL trims.
 const trimSpaces = (s: string) => s.replace(/^ +| +$/g, '')
 
@@ -26,3 +29,7 @@ export function namedAddress(s: string): { address: string; name?: string } | nu
   const name = trimSpaces(foldControlCharacters(m[1] ?? m[2]!))
   return name === '' ? { address } : { address, name }
 }
+
+/** namedAddress of message.from, the sender, as enqueue takes one (sql/0194); null for any other. */
+export const namedSender = (s: string): { address: string; name?: string } | null =>
+  NAMED_SENDER.test(s) ? namedAddress(s) : null

@@ -116,6 +116,9 @@ describe('a token with a senders claim', () => {
       ' <ceo@acme.example> ',
       'Support <support@shop-a.example> <ceo@acme.example>',
       'Support <support@shop-a.example',
+      // Blanks an earlier release's check did not read (0194).
+      'Boss <ceo@acme.example>\u3000',
+      '"Boss"\u00a0<ceo@acme.example>',
       'CEO@ACME.EXAMPLE',
       // Allowed, and stored as the listed mailbox:
       '"ceo@acme.example" <support@shop-a.example>',
@@ -140,6 +143,30 @@ describe('a token with a senders claim', () => {
       stored++
     }
     expect(stored).toBe(3)
+  })
+
+  test("a from with a blank other than ASCII's after its > or around its quoted name is refused 400 naming message.from, even a listed mailbox (0194)", async () => {
+    const shopA = await token({ ...write, extra: { senders: ['support@shop-a.example'] } })
+    for (const from of [
+      'Support <support@shop-a.example>\u3000',
+      '\ufeff"Support" <support@shop-a.example>',
+    ]) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: shopA, body: mail(from) })
+      expect([
+        from,
+        r.status,
+        (r.body as { errors?: { path: string }[] }).errors?.[0]?.path,
+      ]).toEqual([from, 400, 'message.from'])
+    }
+    // Between an unquoted name's words, and as a recipient, it is taken as before.
+    for (const body of [
+      mail('Support\u00a0Desk <support@shop-a.example>'),
+      { message: { ...mail().message, to: 'Ada <ada@example.com>\u3000' } },
+    ]) {
+      const r = await send(app, 'POST', '/v1/outbox', { token: shopA, body })
+      expect(r.status).toBe(201)
+    }
+    expect(await rows()).toBe(2)
   })
 
   /**

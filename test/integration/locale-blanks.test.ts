@@ -9,7 +9,7 @@ import { migrations } from '../../src/db/migrations.ts'
 import { silentLogger } from '../../src/log.ts'
 import { isBlank } from '../../src/outbox/blank-body.ts'
 import { countRequeueable } from '../../src/outbox/bulk-requeue.ts'
-import { namedAddress } from '../../src/outbox/email-address.ts'
+import { namedSender } from '../../src/outbox/email-address.ts'
 import { RenderError } from '../../src/outbox/render-error.ts'
 import { renderedAddress } from '../../src/outbox/rendered-address.ts'
 import { sendableAttachments } from '../../src/outbox/stored-message.ts'
@@ -58,20 +58,24 @@ afterAll(async () => {
   await adminQuery(admin, `drop database if exists ${icuName} with (force)`)
 })
 
-/** What normalize_recipients makes of each string as message.from: the stored JSON, or its refusal's words. */
-async function readBy(url: string, inputs: readonly string[]): Promise<string[]> {
+/** What normalize_recipients makes of each string as `field`: the stored JSON, or its refusal's words. */
+async function readBy(
+  url: string,
+  inputs: readonly string[],
+  field = 'message.from',
+): Promise<string[]> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
-    await client.query(`create function pg_temp.read_from(s text) returns text language plpgsql as $$
+    await client.query(`create function pg_temp.read_from(s text, field text) returns text language plpgsql as $$
       begin
-        return mailer.normalize_recipients(to_jsonb(s), 'message.from')::text;
+        return mailer.normalize_recipients(to_jsonb(s), field)::text;
       exception when sqlstate '22023' then
         return sqlerrm;
       end $$`)
     const { rows } = await client.query<{ r: string }>(
-      'select pg_temp.read_from(s) as r from unnest($1::text[]) with ordinality u(s, i) order by i',
-      [inputs],
+      'select pg_temp.read_from(s, $2) as r from unnest($1::text[]) with ordinality u(s, i) order by i',
+      [inputs, field],
     )
     return rows.map((r) => r.r)
   } finally {
@@ -79,10 +83,14 @@ async function readBy(url: string, inputs: readonly string[]): Promise<string[]>
   }
 }
 
-/** The TypeScript's reading (stored-recipients.ts, enqueued-sender.ts): the address stored, or null. */
+/**
+ * The TypeScript's reading of a sender (enqueued-sender.ts): the address stored, or null. The
+ * worker (stored-recipients.ts) reads a string a row inserted directly holds with namedAddress, the
+ * blanks of to, cc and bcc around it: a sender an older release stored so is sent as before.
+ */
 function readByTs(s: string): { address: string; name?: string } | null {
   const bare = s.replace(/^ +| +$/g, '')
-  return isEmailAddress(bare) ? { address: bare } : namedAddress(s)
+  return isEmailAddress(bare) ? { address: bare } : namedSender(s)
 }
 
 // Every blank (blank-body.ts) and three that are not: a control character ICU's \s holds, a
@@ -158,16 +166,61 @@ test('an address string is read alike in a C and an ICU database, and as the Typ
   expect(disagree).toEqual([])
 })
 
-test('a blank around "Name <address>" is dropped; a list or a name holding an address is told so, whatever the blank', async () => {
+/**
+ * The sender the release before (33b2cf3e) reads to hold it to MAIL_FROM_ALLOWED and a token's
+ * senders claim (its api/enqueued-sender.ts and outbox/email-address.ts, as they were): "Name
+ * <address>" with ASCII blanks around it, else the string trimmed; null asks neither list.
+ */
+function readByAnOlderApi(s: string): string | null {
+  const m = /^[\t\n\v\f\r ]*(?:"([^"]*)"|([^"<>@,;]*))[\t\n\v\f\r ]*<([^<>]*)>[\t\n\v\f\r ]*$/.exec(
+    s,
+  )
+  const named = m ? m[3]!.replace(/^ +| +$/g, '') : null
+  const address = (named !== null && isEmailAddress(named) ? named : s).trim()
+  return isEmailAddress(address) ? address : null
+}
+
+test("the release before's API check reads the sender SQL stores, so a token's senders claim holds during a deploy or after a rollback", async () => {
+  // A machine of that release serves the API beside this schema while a deploy replaces it (and
+  // after a rollback): a sender it reads as none it checks against neither list, and no worker
+  // asks the senders claim again.
   const inC = await readBy(t.url, INPUTS)
+  const passed = INPUTS.flatMap((s, i) => {
+    const stored = inC[i]!.startsWith('[') ? (JSON.parse(inC[i]!)[0].address as string) : null
+    return stored === null || readByAnOlderApi(s) === stored
+      ? []
+      : [`${named(i)}: stored ${stored}, the older check reads ${readByAnOlderApi(s)}`]
+  })
+  expect(passed).toEqual([])
+})
+
+test('a blank around "Name <address>" is dropped (a sender\'s after the > or around a quoted name ASCII\'s alone, 0194); a list or a name holding an address is told so, whatever the blank', async () => {
+  const [inC, asTo] = await Promise.all([
+    readBy(t.url, INPUTS),
+    readBy(t.url, INPUTS, 'message.to'),
+  ])
   const of = (shape: number, c: string) => inC[shape * CHARACTERS.length + CHARACTERS.indexOf(c)]
+  const ofTo = (shape: number, c: string) => asTo[shape * CHARACTERS.length + CHARACTERS.indexOf(c)]
+  const ann = '[{"name": "Ann", "address": "ann@example.com"}]'
+  const notASender =
+    'mailer: message.from is not a valid e-mail address: a sender written "Name <address>" takes no blank but spaces, tabs and line breaks after its > and around a quoted name (not a no-break, ideographic or zero-width space)'
   for (const b of BLANKS) {
+    const sender = /^[\t\n\v\f\r ]$/.test(b) ? ann : notASender
     expect([codePoint(b), of(0, b), of(1, b), of(2, b)]).toEqual([
       codePoint(b),
-      '[{"name": "Ann", "address": "ann@example.com"}]',
-      '[{"name": "Ann", "address": "ann@example.com"}]',
-      '[{"name": "Ann", "address": "ann@example.com"}]',
+      sender,
+      sender,
+      sender,
     ])
+    // A recipient, which no list is asked about, takes every blank there.
+    expect([codePoint(b), ofTo(0, b), ofTo(1, b), ofTo(2, b)]).toEqual([
+      codePoint(b),
+      ann,
+      ann,
+      ann,
+    ])
+    // Between an unquoted name and its <, as an earlier release's check reads it: the name's.
+    expect(of(3, b)).toStartWith('[{"name": "Ann')
     expect([codePoint(b), of(5, b), of(6, b)]).toEqual([
       codePoint(b),
       'mailer: message.from is not a valid e-mail address: it holds 2 addresses separated by , or ;: from is one address, the sender (to, cc and bcc take a JSON list)',
