@@ -78,8 +78,17 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
   )
 }
 
+/** A bulk retry's cursor: a loop's next calls act on the rows its first call could, each once. */
+const RetryCursor = z.string().min(1).optional().openapi({
+  description:
+    "Continue a loop: the `nextCursor` of this route's previous answer, passed back unchanged with the same filter. The call then acts only on rows past those the loop's earlier calls read, and none enqueued after its first call: a row it requeued that fails again is left for a later loop, and the loop ends even while the cause keeps failing rows. Without it, a call starts again from the lowest matching id. With `dryRun`, counts what the rest of the loop would requeue",
+})
+
 // A criterion beside "filter" is told it belongs inside it.
-const bulkRequest = <F extends z.ZodObject>(filter: F) =>
+const bulkRequest = <F extends z.ZodObject, E extends z.ZodRawShape = Record<never, never>>(
+  filter: F,
+  extra: E = {} as E,
+) =>
   withStorableText(
     z.strictObject(
       {
@@ -93,8 +102,9 @@ const bulkRequest = <F extends z.ZodObject>(filter: F) =>
           .int()
           .default(1000)
           .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
+        ...extra,
       },
-      closedKeys('a key of the body', ['filter', 'dryRun', 'limit'], {
+      closedKeys('a key of the body', ['filter', 'dryRun', 'limit', ...Object.keys(extra)], {
         filter: Object.keys(filter.shape),
       }),
     ),
@@ -103,9 +113,9 @@ const bulkRequest = <F extends z.ZodObject>(filter: F) =>
 export const BulkCancelRequest = bulkRequest(bulkFilter(['pending', 'sending'])).openapi(
   'BulkCancelRequest',
 )
-export const BulkRetryRequest = bulkRequest(bulkFilter(['failed', 'cancelled'])).openapi(
-  'BulkRetryRequest',
-)
+export const BulkRetryRequest = bulkRequest(bulkFilter(['failed', 'cancelled']), {
+  cursor: RetryCursor,
+}).openapi('BulkRetryRequest')
 
 export const BulkResult = z
   .object({
@@ -118,6 +128,10 @@ export const BulkResult = z
       z.object({ id: OutboxId, outcome: z.enum(['cancelled', 'cancel_requested', 'requeued']) }),
     ),
     more: z.boolean().openapi({ description: 'The batch was full: call again for the rest' }),
+    nextCursor: z.string().optional().openapi({
+      description:
+        'Bulk retry only, present while `more` is true: pass it back as `cursor` (with the same filter) so the next call continues this loop, acting on no row an earlier call of it read and on none enqueued after its first call (each row requeued once, and the loop ends)',
+    }),
     cancelled: z.number().int().optional().openapi({
       description:
         'Bulk cancel only (not a dry run): of `items`, the rows cancelled now (outcome cancelled)',

@@ -1,13 +1,15 @@
-// Bulk requeue: a filter's failed and cancelled rows back to pending, a batch at a time, and the count a retry would requeue.
+// Bulk requeue: a filter's failed and cancelled rows back to pending, a batch at a time (a loop's within its span), and the count a retry would requeue.
 import type { ExpressionBuilder, Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BulkOptions } from './cancel.ts'
 import {
   countFinishedWithCode,
   countMatching,
+  type IdSpan,
   lowestFinishedWithCode,
   lowestMatching,
 } from './candidate-ids.ts'
+import { highestOutboxId } from './highest-outbox-id.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { probeDueHint } from './probe-due-hint.ts'
@@ -26,6 +28,24 @@ function codeFirst(filter: OutboxFilter, scopeTenant: string | null): string | n
 }
 
 /**
+ * A retry loop's span: the ids past `after` (the last its previous call read; null: none yet) up to
+ * `upTo` (the outbox's highest id when the loop began). A row the loop requeued that fails again is
+ * behind `after` and left; a row enqueued after it began is past `upTo`: each row once, and the
+ * loop ends.
+ */
+export type RetryLoopSpan = IdSpan
+
+/** The rows of `span` (all rows for none), by the primary key and each status index's id. */
+const inSpan =
+  (span: RetryLoopSpan | null) => (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    span === null
+      ? eb.lit(true)
+      : eb.and([
+          ...(span.after === null ? [] : [eb('id', '>', span.after)]),
+          eb('id', '<=', span.upTo),
+        ])
+
+/**
  * How many rows a bulk retry with this filter would requeue now (expired rows excluded), within
  * `senders` (`inside`, true) or outside them (false: what a confined caller's retry leaves).
  * A row's expires_at is read from the heap, so the count reads each candidate row's: the failed and
@@ -38,6 +58,8 @@ export async function countRequeueable(
   scopeTenant: string | null,
   senders: ReadonlySet<string> | null = null,
   inside = true,
+  /** A loop's rest: the rows its next calls would take (null: every matching row). */
+  span: RetryLoopSpan | null = null,
 ): Promise<number> {
   const within = withinSenders(senders)
   const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
@@ -45,9 +67,10 @@ export async function countRequeueable(
       matchOutbox(eb, filter, scopeTenant),
       requeueable(eb),
       inside ? within(eb) : eb.not(within(eb)),
+      inSpan(span)(eb),
     ])
   const code = codeFirst(filter, scopeTenant)
-  return code === null ? countMatching(db, where) : countFinishedWithCode(db, code, where)
+  return code === null ? countMatching(db, where) : countFinishedWithCode(db, code, where, span)
 }
 
 /** The statuses a retry takes rows from that the filter's status leaves. */
@@ -57,6 +80,8 @@ const requeuedStatuses = (filter: OutboxFilter) =>
 interface BulkRequeueResult {
   items: { id: string; outcome: 'requeued' }[]
   more: boolean
+  /** The highest id the batch read (requeued or left as it stopped matching), null for none. */
+  last: string | null
 }
 
 /**
@@ -68,17 +93,18 @@ export async function requeueMatching(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
-  o: BulkOptions & { senders?: ReadonlySet<string> | null },
+  o: BulkOptions & { senders?: ReadonlySet<string> | null; span?: RetryLoopSpan | null },
 ): Promise<BulkRequeueResult> {
   const within = withinSenders(o.senders ?? null)
+  const span = o.span ?? null
   const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-    eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb), within(eb)])
+    eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb), within(eb), inSpan(span)(eb)])
   const code = codeFirst(filter, scopeTenant)
   const ids =
     code === null
       ? await lowestMatching(db, ['failed', 'cancelled'], matching, o.limit)
-      : await lowestFinishedWithCode(db, code, requeuedStatuses(filter), matching, o.limit)
-  if (ids.length === 0) return { items: [], more: false }
+      : await lowestFinishedWithCode(db, code, requeuedStatuses(filter), matching, o.limit, span)
+  if (ids.length === 0) return { items: [], more: false, last: null }
   // Locks the candidates in id order, checking the filter again on each latest version, then
   // updates them.
   const rows = await withLockedInIdOrder(db, ids, matching)
@@ -97,5 +123,22 @@ export async function requeueMatching(
   const items = rows
     .map((r) => ({ id: String(r.id), outcome: 'requeued' as const }))
     .sort((a, b) => Number(BigInt(a.id) - BigInt(b.id)))
-  return { items, more: ids.length === o.limit }
+  return { items, more: ids.length === o.limit, last: ids[ids.length - 1]! }
+}
+
+/**
+ * One call of a retry loop: requeueMatching within `span` (null: the loop's first call, bounded by
+ * the outbox's highest id now), and the span its next call takes, null once `more` is false.
+ */
+export async function requeueLoopStep(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+  o: BulkOptions & { senders?: ReadonlySet<string> | null; span: RetryLoopSpan | null },
+): Promise<Omit<BulkRequeueResult, 'last'> & { next: RetryLoopSpan | null }> {
+  const upTo = o.span?.upTo ?? (await highestOutboxId(db))
+  if (upTo === null) return { items: [], more: false, next: null }
+  const span = { after: o.span?.after ?? null, upTo }
+  const { items, more, last } = await requeueMatching(db, filter, scopeTenant, { ...o, span })
+  return { items, more, next: more && last !== null ? { after: last, upTo } : null }
 }

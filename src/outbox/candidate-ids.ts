@@ -79,6 +79,18 @@ export async function countMatching(db: Kysely<Database>, where: Where): Promise
   return Number(r.n)
 }
 
+/** The ids past `after` (none: from the first) up to `upTo`, both ids. */
+export interface IdSpan {
+  after: string | null
+  upTo: string
+}
+
+/** `span` as conditions on id, to follow others in a WHERE (nothing for none). */
+const spanned = (span: IdSpan | null) =>
+  span === null
+    ? sql``
+    : sql`and id <= ${span.upTo}::bigint ${span.after === null ? sql`` : sql`and id > ${span.after}::bigint`}`
+
 /**
  * `db` with a materialized CTE `coded`: the ids of the rows in `statuses` (failed, cancelled) whose
  * last_error_code is `code`, in id order, from email_outbox_failed_cancelled_idx alone (0025
@@ -87,12 +99,14 @@ export async function countMatching(db: Kysely<Database>, where: Where): Promise
  * a status at a time, merged: read as far as the statement asks, not sorted whole first. As one
  * condition with the rest, the planner reads every failed and cancelled row's heap to check its
  * code (an index scan does not filter on an INCLUDE column). Materialized: Postgres 18 would fold a
- * plain self-join on the primary key back into that scan.
+ * plain self-join on the primary key back into that scan. Within `span` (a retry loop's), the
+ * index is read from its `after` on: the rows behind it, requeued or not, are never read again.
  */
 const withFinishedCoded = (
   db: Kysely<Database>,
   code: string,
   statuses: readonly ('failed' | 'cancelled')[],
+  span: IdSpan | null,
 ) =>
   db.with(
     (cte) => cte('coded').materialized(),
@@ -101,6 +115,7 @@ const withFinishedCoded = (
         statuses.map(
           (status) => sql`select id from (select id from mailer.email_outbox
                                            where status = ${status} and last_error_code = ${code}
+                                             ${spanned(span)}
                                            order by id) as ${sql.id(status)}`,
         ),
         sql` union all `,
@@ -116,8 +131,9 @@ export async function countFinishedWithCode(
   db: Kysely<Database>,
   code: string,
   where: Where,
+  span: IdSpan | null = null,
 ): Promise<number> {
-  const r = await withFinishedCoded(db, code, ['failed', 'cancelled'])
+  const r = await withFinishedCoded(db, code, ['failed', 'cancelled'], span)
     .selectFrom('mailer.email_outbox')
     .select((eb) => eb.fn.countAll<string>().as('n'))
     .where((eb) => eb.and([eb('id', 'in', eb.selectFrom('coded').select('id')), where(eb)]))
@@ -137,9 +153,10 @@ export async function lowestFinishedWithCode(
   statuses: readonly ('failed' | 'cancelled')[],
   where: Where,
   limit: number,
+  span: IdSpan | null = null,
 ): Promise<string[]> {
   if (statuses.length === 0) return []
-  const rows = await withFinishedCoded(db, code, statuses)
+  const rows = await withFinishedCoded(db, code, statuses, span)
     .selectFrom('coded')
     .innerJoinLateral(
       (eb) =>

@@ -1,11 +1,12 @@
 // Steering rows: cancel and retry, one by id or in bulk by filter (with a dry run).
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
-import { countRequeueable, requeueMatching } from '../../outbox/bulk-requeue.ts'
+import { countRequeueable, requeueLoopStep } from '../../outbox/bulk-requeue.ts'
 import { cancelMatching, cancelOutbox, countCancellable } from '../../outbox/cancel.ts'
 import { requeueOutbox } from '../../outbox/requeue.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
+import { decodeRetryCursor, encodeRetryCursor } from '../bulk-retry-cursor.ts'
 import { runBulk } from '../bulk-run.ts'
 import {
   BULK_BODY_SHAPE,
@@ -133,7 +134,8 @@ export function outboxActionRoutes(deps: ApiDeps) {
     path: '/v1/outbox/retry',
     operationId: 'retryRows',
     tags: ['outbox'],
-    summary: 'Requeue the failed and cancelled rows that match a filter (expired rows are left)',
+    summary:
+      'Requeue the failed and cancelled rows that match a filter (expired rows are left), up to `limit` a call: loop while `more`, passing back `nextCursor` as `cursor` so that each row is requeued once and the loop ends',
     security: BEARER_SECURITY,
     middleware: withBody,
     request: {
@@ -176,13 +178,18 @@ export function outboxActionRoutes(deps: ApiDeps) {
     .openapi(bulkRetry, async (c) => {
       // A token confined to sender mailboxes retries its rows only, and is told how many it left.
       const senders = c.get('principal').senders
+      const body = c.req.valid('json')
+      const span = decodeRetryCursor(body.cursor)
       return c.json(
         await runBulk(
           c,
-          c.req.valid('json'),
+          body,
           'bulk retry',
-          (db, f, tenant) => countRequeueable(db, f, tenant, senders),
-          (db, f, tenant, o) => requeueMatching(db, f, tenant, { ...o, senders }),
+          (db, f, tenant) => countRequeueable(db, f, tenant, senders, true, span),
+          async (db, f, tenant, o) => {
+            const { next, ...r } = await requeueLoopStep(db, f, tenant, { ...o, senders, span })
+            return next === null ? r : { ...r, nextCursor: encodeRetryCursor(next) }
+          },
           senders === null
             ? undefined
             : (db, f, tenant) => countRequeueable(db, f, tenant, senders, false),

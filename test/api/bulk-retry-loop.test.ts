@@ -1,0 +1,252 @@
+// A bulk retry looped while `more`: each row requeued once per loop, the loop bounded by its start, its cursor checked.
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { encodeCursor } from '../../src/api/cursor.ts'
+import { enqueueSql, send } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const s = appOnOwnDatabase()
+const FILTER = { status: ['failed'], lastErrorCode: 'throttled' }
+
+/** A row of `tenant` failed with `code`, as a settlement leaves it. */
+async function failedWith(code: string, tenant = 'default'): Promise<string> {
+  const id = await enqueueSql(s.t.pool, { tenant })
+  await failAgain([id], code)
+  return id
+}
+
+/** The rows fail (again) with `code`, as a worker's settlement of their next attempt leaves them. */
+async function failAgain(ids: string[], code = 'throttled') {
+  await s.t.pool.query(
+    `update mailer.email_outbox set status = 'failed', attempts = 1, last_error_code = $2,
+       last_error = 'failed: ' || $2 where id = any($1::bigint[])`,
+    [ids, code],
+  )
+}
+
+/**
+ * An operator's loop: POST /v1/outbox/retry while `more`, passing back each answer's nextCursor;
+ * `between` runs after each call (the workers failing rows meanwhile). At most 10 calls.
+ */
+async function retryLoop(
+  o: {
+    tk?: string
+    limit?: number
+    filter?: object
+    cursor?: string
+    between?: (requeued: string[]) => Promise<void>
+  } = {},
+) {
+  const calls: string[][] = []
+  let cursor = o.cursor
+  for (let more = true; more && calls.length < 10; ) {
+    const r = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: o.tk ?? s.tk,
+      body: { filter: o.filter ?? FILTER, limit: o.limit ?? 2, ...(cursor ? { cursor } : {}) },
+    })
+    expect(r.status).toBe(200)
+    const body = r.body as { items: { id: string }[]; more: boolean; nextCursor?: string }
+    const requeued = body.items.map((i) => i.id)
+    calls.push(requeued)
+    await o.between?.(requeued)
+    more = body.more
+    cursor = body.nextCursor
+  }
+  return calls
+}
+
+describe('a bulk retry loop', () => {
+  test('a row that fails again while the loop runs is requeued once, not by a later call', async () => {
+    const [a, b, c] = [
+      await failedWith('throttled'),
+      await failedWith('throttled'),
+      await failedWith('throttled'),
+    ]
+    // The first call requeues a and b; a's next attempt fails the same way before the second call.
+    let first = true
+    const calls = await retryLoop({
+      between: async (requeued) => {
+        if (first) await failAgain(requeued.slice(0, 1))
+        first = false
+      },
+    })
+    expect(calls).toEqual([[a, b], [c]])
+    expect(
+      (await s.t.pool.query('select status from mailer.email_outbox where id = $1', [a])).rows[0]
+        .status,
+    ).toBe('failed')
+  })
+
+  test('a loop over a code that keeps recurring ends, each row requeued once', async () => {
+    const ids = [
+      await failedWith('throttled'),
+      await failedWith('throttled'),
+      await failedWith('throttled'),
+    ]
+    // Every row a call requeues fails again with the same code before the next call.
+    const calls = await retryLoop({ between: (requeued) => failAgain(requeued) })
+    expect(calls).toEqual([ids.slice(0, 2), ids.slice(2)])
+  })
+})
+
+describe("a bulk retry loop's bound", () => {
+  test('rows enqueued after its first call are left; a row past its position failing meanwhile is taken once', async () => {
+    const [a, b] = [await failedWith('throttled'), await failedWith('throttled')]
+    // Pending as the loop begins, past the first call's batch: its first failure comes mid-loop.
+    const later = await enqueueSql(s.t.pool)
+    let enqueued = ''
+    const calls = await retryLoop({
+      limit: 1,
+      between: async (requeued) => {
+        if (requeued[0] !== a) return
+        await failAgain([later])
+        enqueued = await failedWith('throttled')
+      },
+    })
+    expect(calls).toEqual([[a], [b], [later], []])
+    const { rows } = await s.t.pool.query(
+      'select id::text, status from mailer.email_outbox where id = $1',
+      [enqueued],
+    )
+    expect(rows).toEqual([{ id: enqueued, status: 'failed' }])
+    // The next loop takes it.
+    expect(await retryLoop()).toEqual([[enqueued]])
+  })
+
+  test('a dry run given the cursor counts what the rest of the loop would requeue', async () => {
+    const ids = [
+      await failedWith('throttled'),
+      await failedWith('throttled'),
+      await failedWith('throttled'),
+      await failedWith('ErrorInvalidRecipients'),
+    ]
+    const first = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: { filter: FILTER, limit: 1 },
+    })
+    const { nextCursor } = first.body as { nextCursor: string }
+    // The row requeued fails again, and one is enqueued and fails: neither is the loop's any more.
+    await failAgain([ids[0]!])
+    await failedWith('throttled')
+    const dry = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: { filter: FILTER, dryRun: true, cursor: nextCursor },
+    })
+    expect(dry.body).toEqual({ dryRun: true, matched: 2, items: [], more: false })
+    const all = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: { filter: FILTER, dryRun: true },
+    })
+    expect((all.body as { matched: number }).matched).toBe(4)
+  })
+
+  test("a tenant's loop requeues its own rows only, whatever cursor it is given", async () => {
+    const [acme1, beta1, beta2, acme2] = [
+      await failedWith('throttled', 'acme'),
+      await failedWith('throttled', 'beta'),
+      await failedWith('throttled', 'beta'),
+      await failedWith('throttled', 'acme'),
+    ]
+    const acmeTk = await token({ tenant: 'acme' })
+    expect(await retryLoop({ tk: acmeTk, limit: 1 })).toEqual([[acme1], [acme2], []])
+    // Acme's rows fail again; a loop of acme's begins, and its cursor is given with beta's token:
+    // beta's rows past its position, none of acme's.
+    await failAgain([acme1!, acme2!])
+    const acmeFirst = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: acmeTk,
+      body: { filter: FILTER, limit: 1 },
+    })
+    expect((acmeFirst.body as { items: unknown[] }).items).toEqual([
+      { id: acme1, outcome: 'requeued' },
+    ])
+    const { nextCursor } = acmeFirst.body as { nextCursor: string }
+    const betaTk = await token({ tenant: 'beta' })
+    expect(await retryLoop({ tk: betaTk, cursor: nextCursor, limit: 10 })).toEqual([[beta1, beta2]])
+    const { rows } = await s.t.pool.query('select status from mailer.email_outbox where id = $1', [
+      acme2,
+    ])
+    expect(rows).toEqual([{ status: 'failed' }])
+  })
+})
+
+describe("a bulk retry's cursor", () => {
+  const refusal = async (cursor: unknown, extra: object = {}) => {
+    const r = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: { filter: FILTER, cursor, ...extra },
+    })
+    expect(r.status).toBe(400)
+    expect(r.headers.get('content-type')).toContain('application/problem+json')
+    return (r.body as { errors: { path: string; message: string }[] }).errors
+  }
+  const NOT_OURS =
+    "is not a cursor this API returned: pass back a bulk retry's nextCursor unchanged, or leave cursor out to begin a loop"
+  const b64 = (text: string) => Buffer.from(text).toString('base64url')
+
+  test('anything but a nextCursor a bulk retry answered is a 400 naming cursor, nothing requeued', async () => {
+    const id = await failedWith('throttled')
+    for (const bad of [
+      'bogus',
+      b64('r1:5'),
+      b64('r1:9:5'),
+      b64('r1:0:5'),
+      b64('r1:5:9:1'),
+      b64('r1:5:99999999999999999999'),
+      `${b64('r1:5:9')}=`,
+    ]) {
+      expect({ bad, errors: await refusal(bad) }).toEqual({
+        bad,
+        errors: [{ path: 'cursor', message: NOT_OURS }],
+      })
+      expect({ bad, errors: await refusal(bad, { dryRun: true }) }).toEqual({
+        bad,
+        errors: [{ path: 'cursor', message: NOT_OURS }],
+      })
+    }
+    expect(await refusal(encodeCursor('newest', '5'))).toEqual([
+      {
+        path: 'cursor',
+        message:
+          "is a list's cursor (GET /v1/outbox's nextCursor), not a bulk retry's: pass back the nextCursor a bulk retry answered, or leave cursor out to begin a loop",
+      },
+    ])
+    expect((await refusal(''))[0]?.path).toBe('cursor')
+    expect((await refusal(7))[0]?.path).toBe('cursor')
+    expect((await refusal(null))[0]?.path).toBe('cursor')
+    const { rows } = await s.t.pool.query('select status from mailer.email_outbox where id = $1', [
+      id,
+    ])
+    expect(rows).toEqual([{ status: 'failed' }])
+  })
+
+  test('inside the filter it is no criterion; a bulk cancel takes none', async () => {
+    const inFilter = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: { filter: { ...FILTER, cursor: 'x' } },
+    })
+    expect(inFilter.status).toBe(400)
+    expect((inFilter.body as { errors: { path: string }[] }).errors[0]?.path).toBe('filter.cursor')
+    const cancel = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: { status: ['pending'] }, cursor: 'x' },
+    })
+    expect(cancel.status).toBe(400)
+    expect((cancel.body as { errors: { path: string }[] }).errors[0]?.path).toBe('cursor')
+  })
+
+  test('the document describes it and nextCursor', async () => {
+    const doc = (await (await s.app.request('/openapi.json')).json()) as {
+      components: {
+        schemas: Record<string, { properties: Record<string, { description?: string }> }>
+      }
+    }
+    const { BulkRetryRequest, BulkCancelRequest, BulkResult } = doc.components.schemas
+    expect(BulkRetryRequest?.properties.cursor?.description).toContain('nextCursor')
+    expect(BulkRetryRequest?.properties.cursor?.description).toContain('fails again is left')
+    expect(BulkCancelRequest?.properties.cursor).toBeUndefined()
+    expect(BulkResult?.properties.nextCursor?.description).toContain('`cursor`')
+  })
+})
