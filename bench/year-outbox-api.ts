@@ -5,8 +5,8 @@
 // user asks: GET /v1/outbox with each filter the API documents, newest and oldest first, from the
 // start and from a cursor deep in the list (a tenth of the ids from the far end); a walk of 40
 // pages of 200 failed rows; one row with its history; /v1/stats; bulk cancel and retry dry runs;
-// bulk retries by lastErrorCode as a caller loops them, rolled back; three /metrics scrapes;
-// `status`'s reads (readDatabaseStatus). Each line is one request's wall time (a retry loop's: all
+// bulk retries by lastErrorCode as a caller loops them, without and with the cursor, rolled back;
+// three /metrics scrapes; `status`'s reads (readDatabaseStatus). Each line is one request's wall time (a retry loop's: all
 // its calls), its HTTP status and what came back; `!` marks one past 500 ms (a 503 is the API's 5 s
 // statement timeout). With --plans, auto_explain prints the plan (ANALYZE, BUFFERS) of every
 // statement past 150 ms as it runs. Wall times on a shared machine: compare within one run.
@@ -18,7 +18,7 @@ import { encodeCursor } from '../src/api/cursor.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
-import { requeueMatching } from '../src/outbox/bulk-requeue.ts'
+import { type RetryLoopSpan, requeueLoopStep } from '../src/outbox/bulk-requeue.ts'
 import { withStatementTimeout } from '../src/outbox/statement-timeout.ts'
 import { outboxStats } from '../src/outbox/stats.ts'
 import { readDatabaseStatus } from '../src/status/database-status.ts'
@@ -166,32 +166,41 @@ try {
     for (const action of actions)
       await ask(`${action} dry run ${label}`, `/v1/outbox/${action}`, post(filter))
   }
-  // Bulk retries (requeueMatching, as the route runs it) in batches of 1,000 while `more`, in one
-  // transaction rolled back so the outbox stays as filled: a code a quarter of the failed rows hold,
-  // and one none holds, a rare code's bound (before round 53, each batch read every failed row).
+  // Bulk retries in batches of 1,000 while `more`, in one transaction rolled back so the outbox
+  // stays as filled: a code a quarter of the failed rows hold, and one none holds, a rare code's
+  // bound (before round 53, each batch read every failed row). Each loop as a caller without the
+  // cursor runs it (each call requeueLoopStep from no span, as the route does: bounded by the
+  // highest id, from the lowest matching id), then passing each call's span to the next (round 54).
   for (const code of ['expired', 'ErrorQuotaExceeded']) {
-    const label = `retry loop lastErrorCode=${code} (rolled back)`
-    if (!asked(label)) continue
-    const t = performance.now()
-    const batches: number[] = []
-    let requeued = 0
-    await handle.db
-      .transaction()
-      .execute(async (trx) => {
-        for (let more = true; more; ) {
-          const b = performance.now()
-          const r = await requeueMatching(trx, { lastErrorCode: code }, null, { limit: 1000 })
-          batches.push(performance.now() - b)
-          requeued += r.items.length
-          more = r.more
-        }
-        throw new RolledBack()
-      })
-      .catch((e) => {
-        if (!(e instanceof RolledBack)) throw e
-      })
-    const each = batches.map((b) => b.toFixed(0)).join(' ')
-    line(label, performance.now() - t, `${requeued} rows, batches ${each} ms`)
+    for (const cursor of [false, true]) {
+      const label = `retry loop lastErrorCode=${code}${cursor ? ', cursor' : ''} (rolled back)`
+      if (!asked(label)) continue
+      const t = performance.now()
+      const batches: number[] = []
+      let requeued = 0
+      await handle.db
+        .transaction()
+        .execute(async (trx) => {
+          let span: RetryLoopSpan | null = null
+          for (let more = true; more; ) {
+            const b = performance.now()
+            const r = await requeueLoopStep(trx, { lastErrorCode: code }, null, {
+              limit: 1000,
+              span,
+            })
+            batches.push(performance.now() - b)
+            requeued += r.items.length
+            more = r.more
+            if (cursor) span = r.next
+          }
+          throw new RolledBack()
+        })
+        .catch((e) => {
+          if (!(e instanceof RolledBack)) throw e
+        })
+      const each = batches.map((b) => b.toFixed(0)).join(' ')
+      line(label, performance.now() - t, `${requeued} rows, batches ${each} ms`)
+    }
   }
   for (let scrape = 1; scrape <= (asked('metrics scrape') ? 3 : 0); scrape++) {
     const t = performance.now()
