@@ -3,7 +3,12 @@ import { beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import type { Database } from '../../src/db/schema.ts'
-import { countRequeueable, requeueMatching } from '../../src/outbox/bulk-requeue.ts'
+import {
+  countRequeueable,
+  type RetryLoopSpan,
+  requeueLoopStep,
+  requeueMatching,
+} from '../../src/outbox/bulk-requeue.ts'
 import { countMatching, lowestMatching } from '../../src/outbox/candidate-ids.ts'
 import { matchOutbox, type OutboxFilter } from '../../src/outbox/outbox-filter.ts'
 import { requeueable, withinSenders } from '../../src/outbox/requeue.ts'
@@ -63,18 +68,20 @@ const FILTERS: OutboxFilter[] = [
   { status: ['failed'] },
 ]
 
-/** The count as one condition: the statement a dry run ran before countFinishedWithCode. */
+/** The count as one condition: the statement a dry run ran before countFinishedWithCode (ids within `span`). */
 const oneCondition = (
   f: OutboxFilter,
   scope: string | null,
   senders: ReadonlySet<string> | null,
   inside: boolean,
+  span: RetryLoopSpan | null = null,
 ) =>
   countMatching(t.db, (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([
       matchOutbox(eb, f, scope),
       requeueable(eb),
       inside ? withinSenders(senders)(eb) : eb.not(withinSenders(senders)(eb)),
+      ...(span ? [eb('id', '>', span.after!), eb('id', '<=', span.upTo)] : []),
     ]),
   )
 
@@ -91,6 +98,16 @@ test('a retry dry run counts what one condition counts, by code, status, tenant 
       ] as const) {
         got.push({ f, scope, inside, n: await countRequeueable(t.db, f, scope, s, inside) })
         want.push({ f, scope, inside, n: await oneCondition(f, scope, s, inside) })
+        // The rest of a loop (a dry run given its cursor): the ids past its position up to its bound.
+        const span = { after: '3000', upTo: '8000' }
+        got.push({
+          f,
+          scope,
+          inside,
+          span,
+          n: await countRequeueable(t.db, f, scope, s, inside, span),
+        })
+        want.push({ f, scope, inside, span, n: await oneCondition(f, scope, s, inside, span) })
       }
     }
   }
@@ -136,17 +153,26 @@ async function rolledBack<T>(act: (trx: Kysely<Database>) => Promise<T>): Promis
 }
 class RolledBack extends Error {}
 
-/** A caller's loop: batches of `limit` while `more` is true, each batch's ids and `more`. */
+/**
+ * A caller's loop: batches of `limit` while `more` is true, each batch's ids and `more`; with
+ * `cursor`, each call given the span the last returned (requeueLoopStep, as the route runs a call
+ * given the nextCursor before).
+ */
 async function retryLoop(
   db: Kysely<Database>,
   f: OutboxFilter,
   scope: string | null,
   senders: ReadonlySet<string> | null,
   limit: number,
+  cursor = false,
 ) {
   const batches: { ids: string[]; more: boolean }[] = []
+  let span: RetryLoopSpan | null = null
   for (let more = true; more; ) {
-    const r = await requeueMatching(db, f, scope, { limit, senders })
+    const r: { items: { id: string }[]; more: boolean; next?: RetryLoopSpan | null } = cursor
+      ? await requeueLoopStep(db, f, scope, { limit, senders, span })
+      : await requeueMatching(db, f, scope, { limit, senders })
+    span = r.next ?? null
     batches.push({ ids: r.items.map((i) => i.id), more: r.more })
     more = r.more
     if (batches.length > 100) throw new Error(`${JSON.stringify(f)}: still more after 100 batches`)
@@ -182,8 +208,17 @@ test('a bulk retry requeues what one condition finds, batch by batch, by code, s
   for (const f of FILTERS) {
     for (const scope of [null, 'b']) {
       for (const s of [null, senders]) {
+        const want1 = { f, scope, s, b: await oneConditionBatches(f, scope, s, 100) }
         got.push({ f, scope, s, b: await rolledBack((trx) => retryLoop(trx, f, scope, s, 100)) })
-        want.push({ f, scope, s, b: await oneConditionBatches(f, scope, s, 100) })
+        want.push(want1)
+        // Passing each call's span to the next: the same batches, nothing changing meanwhile.
+        got.push({
+          f,
+          scope,
+          s,
+          b: await rolledBack((trx) => retryLoop(trx, f, scope, s, 100, true)),
+        })
+        want.push(want1)
       }
     }
   }
