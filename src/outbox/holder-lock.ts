@@ -63,7 +63,9 @@ export function heldHolderLocks(): RawBuilder<{ key: string; pid: number }> {
  * then, however the process died. Null when another session holds it (a previous LISTEN session
  * the server has not ended yet: this session's takes then note nothing, for its lock's end would
  * not be this one's), and when the statement fails or goes unanswered within `timeoutMs` (the
- * session's checks find a dead one): the slots then wait out their TTL, as before.
+ * session's checks find a dead one): the slots taken meanwhile then wait out their TTL, unless a
+ * later take of the lock (a retry, the next session) notes them, as it notes every busy slot its
+ * holder holds.
  */
 export async function takeHolderLock(
   session: {
@@ -74,14 +76,22 @@ export async function takeHolderLock(
   o: { db: string; clock: Clock; log: Logger; timeoutMs: number; quiet?: boolean },
 ): Promise<string | null> {
   // Held again (a later session of a live worker's): the takes' sightings of its lock gone are
-  // cleared with it, so they count from its next loss, not this one (sql/0129).
+  // cleared with it, so they count from its next loss, not this one (sql/0129). Held: the slots
+  // the worker holds now get this session's note, as its takes from now on write it; those taken
+  // while no session of its held the lock (its first pickup at its start, before this session
+  // connected; a wait for an earlier session's end) noted none, and would have waited out their
+  // TTL once this session ends, however long that is after (fault 12's cut slot holder). Only its
+  // own busy slots: a free one gets its next taker's note.
   const take = session
     .query(
-      `with l as (select pg_try_advisory_lock(hashtextextended($1::text, 0)) as locked),
-            cleared as (update mailer.send_slots set holder_lock_gone_at = null
-                         where holder = $1::text and holder_lock_gone_at is not null
-                           and (select locked from l))
-       select case when locked then $1::text || ${SERVER_RUN} end as note from l`,
+      `with l as (select pg_try_advisory_lock(hashtextextended($1::text, 0)) as locked,
+                         $1::text || ${SERVER_RUN} as note),
+            noted as (update mailer.send_slots s set holder_lock = l.note, holder_lock_gone_at = null
+                        from l
+                       where l.locked and s.holder = $1::text
+                         and (s.holder_lock_gone_at is not null
+                              or (s.expires_at > now() and s.holder_lock is distinct from l.note)))
+       select case when locked then note end as note from l`,
       [holder],
     )
     .then(({ rows }) => rows[0]?.note ?? null)

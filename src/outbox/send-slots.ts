@@ -17,7 +17,8 @@ interface SlotTake {
   ttlMs: number
   /**
    * The note of `holder`'s liveness lock, read by its LISTEN session when it took the lock
-   * (takeHolderLock); absent or null: not held, and the slots taken wait out their TTL if it dies.
+   * (takeHolderLock); absent or null: not held, and the slots taken wait out their TTL if it dies
+   * before a session of its takes the lock (which notes the slots its holder holds then).
    * A take after the session ended, before the listener learned it, still writes it: that slot
    * is then as any of a worker whose session ended (seen gone, kept if the next session locks).
    */

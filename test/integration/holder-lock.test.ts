@@ -125,6 +125,21 @@ test('a sighting left on a slot whose holder holds its lock is cleared by the ne
   expect(await take('b')).toHaveLength(2)
 })
 
+test('a slot its holder took before its LISTEN session took the lock is noted by that take of the lock: taken once the session ends, as the others', async () => {
+  // A worker's first pickup at its start (rows already waiting) takes a slot while its LISTEN
+  // session is still connecting: no note to write yet.
+  expect(await takeSlots(t.db, { want: 1, max: 2, holder: 'a', ttlMs: 600_000 })).toHaveLength(1)
+  const a = await lockSession('a')
+  expect(await take('a', a.note)).toHaveLength(1)
+  expect((await notes()).filter((n) => n.noted).map((n) => n.slot)).toEqual([1, 2])
+  // Its session cut: both slots seen gone, both taken once that has lasted HOLDER_GONE_MS.
+  await t.pool.query('select pg_terminate_backend($1)', [a.pid])
+  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  expect(await take('b')).toEqual([])
+  await backdateSightings()
+  expect(await take('b')).toHaveLength(2)
+})
+
 test('a free slot is taken before a dead holder’s', async () => {
   const a = await lockSession('a')
   expect(await take('a', a.note)).toHaveLength(2)
@@ -245,9 +260,13 @@ test('a listener whose earlier session still holds the lock names none, and take
   try {
     await listening()
     expect(listener.holderLockPid()).toBeNull()
+    // A take meanwhile notes nothing; the retake that gets the lock notes it.
+    expect(await take('a', listener.holderLockNote())).toHaveLength(2)
+    expect((await notes()).map((n) => n.noted)).toEqual([false, false])
     destroyClient(earlier.client)
     const pid = await pollUntil(async () => listener.holderLockPid() ?? undefined)
     expect(pid).toBe(listener.backendPid()!)
+    expect((await notes()).map((n) => n.noted)).toEqual([true, true])
   } finally {
     await listener.stop()
   }
