@@ -61,6 +61,12 @@ const backdateSightings = () =>
 const backendGone = async (pid: number) =>
   (await t.pool.query('select 1 from pg_stat_activity where pid = $1', [pid])).rowCount === 0
 
+/** A lock session's backend ended by the server (pg_terminate_backend), as a cut or a timeout ends it. */
+const sessionEnded = async (pid: number) => {
+  await t.pool.query('select pg_terminate_backend($1)', [pid])
+  await pollUntil(async () => ((await backendGone(pid)) ? true : undefined))
+}
+
 test('a live holder keeps its slots; once its lock session is cut (a kill -9) another worker takes them', async () => {
   const a = await lockSession('a')
   // The note the lock's session read once, as the takes check it.
@@ -89,8 +95,7 @@ test('a live holder whose lock session alone ends keeps its slots: taken again o
   const a = await lockSession('a')
   expect(await take('a', a.note)).toHaveLength(2)
   // Its LISTEN session ended under it (pg_terminate_backend, idle_session_timeout): its sends run on.
-  await t.pool.query('select pg_terminate_backend($1)', [a.pid])
-  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  await sessionEnded(a.pid)
   expect(await take('b')).toEqual([])
   // Its next session takes the lock again: however long ago the lock was seen gone, the slots stay a's.
   const next = await lockSession('a')
@@ -98,8 +103,7 @@ test('a live holder whose lock session alone ends keeps its slots: taken again o
   await backdateSightings()
   expect(await take('b')).toEqual([])
   // That session ends too: a's lock is seen gone afresh, not since its first loss.
-  await t.pool.query('select pg_terminate_backend($1)', [next.pid])
-  await pollUntil(async () => ((await backendGone(next.pid)) ? true : undefined))
+  await sessionEnded(next.pid)
   expect(await take('b')).toEqual([])
   expect((await notes()).map((n) => n.holder)).toEqual(['a', 'a'])
   // Gone for good: once the lock has stayed gone HOLDER_GONE_MS since that sighting, b takes them.
@@ -117,8 +121,7 @@ test('a sighting left on a slot whose holder holds its lock is cleared by the ne
     `update mailer.send_slots set holder_lock_gone_at = now() - interval '1 minute'`,
   )
   expect(await take('b')).toEqual([])
-  await t.pool.query('select pg_terminate_backend($1)', [a.pid])
-  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  await sessionEnded(a.pid)
   // Gone only now: seen gone, not taken until that has lasted HOLDER_GONE_MS.
   expect(await take('b')).toEqual([])
   await backdateSightings()
@@ -133,8 +136,7 @@ test('a slot its holder took before its LISTEN session took the lock is noted by
   expect(await take('a', a.note)).toHaveLength(1)
   expect((await notes()).filter((n) => n.noted).map((n) => n.slot)).toEqual([1, 2])
   // Its session cut: both slots seen gone, both taken once that has lasted HOLDER_GONE_MS.
-  await t.pool.query('select pg_terminate_backend($1)', [a.pid])
-  await pollUntil(async () => ((await backendGone(a.pid)) ? true : undefined))
+  await sessionEnded(a.pid)
   expect(await take('b')).toEqual([])
   await backdateSightings()
   expect(await take('b')).toHaveLength(2)
@@ -282,8 +284,7 @@ test('a listener whose earlier session held the lock takes it soon after that se
   try {
     await listening()
     expect(listener.holderLockPid()).toBeNull()
-    await t.pool.query('select pg_terminate_backend($1)', [earlier.pid])
-    await pollUntil(async () => ((await backendGone(earlier.pid)) ? true : undefined))
+    await sessionEnded(earlier.pid)
     expect(await take('b')).toEqual([])
     // Held again well before a sighting ages HOLDER_GONE_MS (bounded by it, not by the check).
     const pid = await pollUntil(async () => listener.holderLockPid() ?? undefined, HOLDER_GONE_MS)
