@@ -143,6 +143,22 @@ export async function freeUnknownSlots(
 }
 
 /**
+ * Writes `note` on slots a take got, each fenced by its token and still busy, where it is not
+ * theirs yet: the take wrote none (or another), its worker's LISTEN session having taken the lock
+ * while it ran, whose statement noted the slots its worker held before this take committed.
+ */
+export async function noteSlots(
+  db: Kysely<Database>,
+  held: readonly { slot: number; token: string }[],
+  note: string,
+): Promise<void> {
+  await sql`update mailer.send_slots s set holder_lock = ${note}
+              from unnest(${held.map((h) => h.slot)}::int[], ${held.map((h) => h.token)}::uuid[]) as f(slot, token)
+             where s.slot = f.slot and s.token = f.token and s.expires_at > now()
+               and s.holder_lock is distinct from ${note}::text`.execute(db)
+}
+
+/**
  * Extends slots still in use by another TTL, each fenced by its token; returns the tokens extended.
  * A slot freed meanwhile (its send given back while this ran) or already expired is left alone:
  * extending a freed slot would hold it for nobody, and an expired one may be another worker's now.

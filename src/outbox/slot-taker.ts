@@ -4,7 +4,7 @@ import { type Clock, monotonicNow } from '../clock.ts'
 import type { Database } from '../db/schema.ts'
 import { jitter } from './backoff.ts'
 import type { HeldSlot } from './held-slot.ts'
-import { freeUnknownSlots, takeSlots } from './send-slots.ts'
+import { freeUnknownSlots, noteSlots, takeSlots } from './send-slots.ts'
 
 interface SlotTaker {
   /** Starts the take loop unless it runs; resolves when it stops (no send waits, or closed). */
@@ -69,6 +69,7 @@ export function createSlotTaker(o: {
         continue
       }
       const takenAt = monotonicNow(o.clock)
+      const lockNote = o.lockNote?.() ?? null
       let got: { slot: number; token: string }[]
       try {
         got = await takeSlots(o.db, {
@@ -76,13 +77,14 @@ export function createSlotTaker(o: {
           max: o.max,
           holder: o.holder,
           ttlMs: o.ttlMs,
-          lockNote: o.lockNote?.() ?? null,
+          lockNote,
         })
       } catch (err) {
         for (const w of waiting.splice(0)) w.fail(err)
         lostTakeAt = takenAt
         continue
       }
+      await noteSinceLocked(got, lockNote)
       for (const g of got) o.giveBack({ ...g, takenAt, sureAt: takenAt })
       if (got.length > 0 || waiting.length === 0) {
         delay = 20
@@ -93,6 +95,15 @@ export function createSlotTaker(o: {
       nap = null
       delay = Math.min(delay * 2, o.maxWaitMs)
     }
+  }
+
+  // The LISTEN session took the lock while the take ran: the lock's statement noted the slots this
+  // worker held when it ran, not these if the take committed after. A failure leaves them as the
+  // take wrote them: they wait out their TTL should this worker die, as before the lock was held.
+  async function noteSinceLocked(got: { slot: number; token: string }[], wrote: string | null) {
+    const note = o.lockNote?.() ?? null
+    if (got.length === 0 || note === null || note === wrote) return
+    await noteSlots(o.db, got, note).catch(() => {})
   }
 
   // True when done: freed, or expired by now anyway. A failure fails the sends waiting meanwhile.

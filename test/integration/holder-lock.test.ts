@@ -6,10 +6,12 @@ import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
 import { holderLockNote, takeHolderLock } from '../../src/outbox/holder-lock.ts'
 import { destroyClient } from '../../src/outbox/listen-session.ts'
-import { HOLDER_GONE_MS, takeSlots } from '../../src/outbox/send-slots.ts'
+import { ensureSlots, HOLDER_GONE_MS, takeSlots } from '../../src/outbox/send-slots.ts'
+import { createSlotKeeper } from '../../src/outbox/slot-keeper.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
 import { loneListener } from '../support/lone-listener.ts'
+import { throughQueries } from '../support/through-queries.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -140,6 +142,44 @@ test('a slot its holder took before its LISTEN session took the lock is noted by
   expect(await take('b')).toEqual([])
   await backdateSightings()
   expect(await take('b')).toHaveLength(2)
+})
+
+test('a take under way while its worker’s session takes the lock notes its slots once it answers: the lock’s statement ran before the take committed', async () => {
+  await ensureSlots(t.db, 1)
+  let note: string | null = null
+  let session: Awaited<ReturnType<typeof lockSession>> | undefined
+  // The take, its note read (none), reaches the server after the lock's statement has run (which
+  // finds no slot of a's to note) and answers after that statement's answer is in.
+  const db = throughQueries(t, async (run, text) => {
+    if (!text.includes('seen_gone') || session) return run()
+    session = await lockSession('a')
+    const answer = await run()
+    note = session.note
+    return answer
+  })
+  const keeper = createSlotKeeper({
+    db,
+    clock: systemClock,
+    log: silentLogger,
+    holder: 'a',
+    max: 1,
+    ttlMs: 600_000,
+    maxWaitMs: 20,
+    reuseMs: 500,
+    parkMs: 50,
+    lockNote: () => note,
+  })
+  const permit = await keeper.acquire(new AbortController().signal)
+  expect(permit).not.toBeNull()
+  expect(session!.note).not.toBeNull()
+  expect(await notes()).toEqual([{ slot: 1, holder: 'a', noted: true }])
+  await sessionEnded(session!.pid)
+  const takeB = () => takeSlots(t.db, { want: 1, max: 1, holder: 'b', ttlMs: 600_000 })
+  expect(await takeB()).toEqual([])
+  await backdateSightings()
+  expect(await takeB()).toHaveLength(1)
+  await permit!.release()
+  await keeper.close()
 })
 
 test('a free slot is taken before a dead holder’s', async () => {
