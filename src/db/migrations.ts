@@ -136,6 +136,9 @@ import m0184 from '../../sql/0184_pause_cause_named_by_a_0172_release_keeps_it.s
   type: 'text',
 }
 import m0188 from '../../sql/0188_template_sender_keyed_as_rendered.sql' with { type: 'text' }
+import m0189 from '../../sql/0189_attempt_history_entries_carry_their_kind.sql' with {
+  type: 'text',
+}
 import m0194 from '../../sql/0194_sender_blanks_read_as_every_release_checks_them.sql' with {
   type: 'text',
 }
@@ -274,6 +277,7 @@ export const migrations: readonly Migration[] = [
     sql: m0184,
   },
   { version: 188, name: '0188_template_sender_keyed_as_rendered', sql: m0188 },
+  { version: 189, name: '0189_attempt_history_entries_carry_their_kind', sql: m0189 },
   {
     version: 194,
     name: '0194_sender_blanks_read_as_every_release_checks_them',

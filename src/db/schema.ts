@@ -57,6 +57,8 @@ interface EmailAttemptsTable {
   request_id: string | null
   error_code: string | null
   error: string | null
+  /** What the entry records (sql/0189, outbox/history-kind.ts); null: written by an older binary. */
+  kind: string | null
 }
 
 interface TemplatesTable {

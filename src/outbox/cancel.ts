@@ -3,6 +3,7 @@ import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
 import { countMatching, lowestMatching } from './candidate-ids.ts'
+import { kindLit } from './history-kind.ts'
 import { summarySelection } from './lease-owner-name.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
@@ -81,7 +82,7 @@ const notStarted = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
 const historyOfCancelled = (db: Kysely<Database>) =>
   db
     .insertInto('mailer.email_attempts')
-    .columns(['outbox_id', 'attempt', 'outcome', 'error_code', 'error'])
+    .columns(['outbox_id', 'attempt', 'outcome', 'error_code', 'error', 'kind'])
     .expression(
       db
         // biome-ignore lint/suspicious/noExplicitAny: the CTE named below, unknown to the schema type
@@ -93,6 +94,7 @@ const historyOfCancelled = (db: Kysely<Database>) =>
           sql.lit('cancelled').as('error_code'),
           // Only a row without an interrupted send's mark is cancelled here (cancelSet).
           sql.lit('cancelled through the API before it was claimed').as('error'),
+          kindLit('attempt').as('kind'),
         ])
         .where('status', '=', 'cancelled'),
     )

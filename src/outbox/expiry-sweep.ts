@@ -7,6 +7,7 @@ import {
   cancelRecorded,
 } from './cancel-wins.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
+import { kindLit } from './history-kind.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { lookupPastExpirySeconds } from './lookup-grace.ts'
 
@@ -109,10 +110,14 @@ export function expirySweep(s: ExpirySweep) {
       -- that claim's; the count + 1 for a 504's send given back uncounted, no claim counted since.
       returning o.id, o.status, o.tenant,
                 case when ${counted} then o.attempts else ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)} end as attempts,
-                o.correlation_id, o.last_error_code, o.last_error
+                o.correlation_id, o.last_error_code, o.last_error,
+                -- Its kind (history-kind.ts): a row keeping an interrupted send's mark ends with that
+                -- send unresolved (last_error names it), any other ends unsent.
+                case when o.send_started_at is null then ${kindLit('attempt')}
+                     else ${kindLit('unresolved')} end as kind
     ), swept_history as (
       -- The outcome is the code: expired, or cancelled.
-      insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
-      select id, attempts, ${s.workerId}, last_error_code, last_error_code, last_error from swept
+      insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error, kind)
+      select id, attempts, ${s.workerId}, last_error_code, last_error_code, last_error, kind from swept
     )`
 }

@@ -1,5 +1,6 @@
 // A reclaimed lease under which no send started while its row kept an interrupted send's mark (a lookup's, or with lookups off a counted claim's before it sent again): its words, and the history entries that record a send's end (such a stop's do not).
 import { sql } from 'kysely'
+import { byKind, kindIn, OLD_BEFORE_SENDING_AGAIN, OLD_LOOKING_UP_STOPPED } from './history-kind.ts'
 
 /** What every lookup's stop says first: the worker that stopped was not sending. */
 const LOOKING_UP_STOPPED = 'the worker looking up its interrupted send stopped'
@@ -24,13 +25,18 @@ export const STOPPED_BEFORE_SENDING_AGAIN = sql.lit(
 
 /**
  * Of a history entry `alias`: a stop under which no send started though the row kept a mark (a
- * lookup's: LOOKUP_STOPPED, CANCEL_LOOKUP_STOPPED; STOPPED_BEFORE_SENDING_AGAIN). Never null.
+ * lookup's: LOOKUP_STOPPED, CANCEL_LOOKUP_STOPPED; STOPPED_BEFORE_SENDING_AGAIN), by its kind
+ * (history-kind.ts), or an older binary's by its words. Never null.
  */
 export const stoppedLookingUp = (alias: string) => {
   const h = sql.ref(alias)
   return sql<boolean>`(${h}.outcome = 'lease_expired'
-    and coalesce(${h}.error like ${sql.lit(`${LOOKING_UP_STOPPED}%`)}
-                 or ${h}.error like ${sql.lit(`${BEFORE_SENDING_AGAIN}%`)}, false))`
+    and ${byKind(
+      alias,
+      kindIn(alias, ['stopped_looking_up', 'stopped_before_resend']),
+      sql<boolean>`(${h}.error like ${sql.lit(`${OLD_LOOKING_UP_STOPPED}%`)}
+                    or ${h}.error like ${sql.lit(`${OLD_BEFORE_SENDING_AGAIN}%`)})`,
+    )})`
 }
 
 /**

@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { CANCELLED_LOOKUP_STOPPED } from './cancel-wins.ts'
 import { type ExpirySweep, expirySweep } from './expiry-sweep.ts'
 import { beatEntryKey, registryBeat, type WorkerIdentity } from './heartbeat.ts'
+import { kindLit } from './history-kind.ts'
 import { leaseOwnerName } from './lease-owner-name.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
 import {
@@ -53,6 +54,14 @@ export function reclaimStatement(p: ReclaimParams) {
   const beat = p.beat ? sql`, ${registryBeat(p.beat)}` : sql``
   const sweep = p.sweep ? sql`, ${expirySweep(p.sweep)}` : sql``
   const stale = p.staleProbes ? sql`, ${staleProbeClear(p.staleProbes)}` : sql``
+  // The history entry's kind (history-kind.ts): the stop as last_error's case (below) words it,
+  // branch for branch in its order, read on the version the same statement locks and updates.
+  const stopKind = sql`case when ${d.cancelled} then ${kindLit('stopped_before_send')}
+      when ${d.lookupsEnd} or ${d.expiredLookupEnds} then ${kindLit('unresolved')}
+      when ${d.cancelLookup} or ${d.lookupStopped} then ${kindLit('stopped_looking_up')}
+      when ${d.noSendStarted} then ${kindLit('stopped_before_resend')}
+      when o.send_started_at is null then ${kindLit('stopped_before_send')}
+      else ${kindLit('stopped_during_send')} end`
   const keep = p.keep?.length
     ? sql`and (o.id, o.lease_token) not in (select * from unnest(${p.keep.map((l) => l.id)}::bigint[], ${p.keep.map((l) => l.token)}::uuid[]))`
     : sql``
@@ -80,7 +89,7 @@ export function reclaimStatement(p: ReclaimParams) {
     ), expired as (
       -- The lease's holder, read before the update clears it: the history names the worker that stopped.
       -- Reached by id; the conditions are checked again on the locked latest version.
-      select o.id, o.lease_owner from mailer.email_outbox o
+      select o.id, o.lease_owner, ${stopKind} as entry_kind from mailer.email_outbox o
        where o.id = any((select expired_ids from in_flight)::bigint[])
          and o.status = 'sending' and o.lease_expires_at < now() ${keep}
        order by o.id
@@ -122,14 +131,15 @@ export function reclaimStatement(p: ReclaimParams) {
                 -- counted claim that sent nothing, that claim's), as its settlement would (settle.ts).
                 case when ${d.cancelLookup} or ${d.lookupOnly} then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
                      else o.attempts end as attempts,
-                o.last_error_code, o.last_error, expired.lease_owner, o.tenant, o.correlation_id
+                o.last_error_code, o.last_error, expired.lease_owner, expired.entry_kind, o.tenant,
+                o.correlation_id
     ), history as (
       -- A lease key named by the worker id its registry entry holds (workers_lease_key_idx).
-      insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error)
+      insert into mailer.email_attempts (outbox_id, attempt, worker_id, outcome, error_code, error, kind)
       select id, attempts, ${leaseOwnerName('done.lease_owner')},
              case when status = 'cancelled' then 'cancelled'
                   when last_error_code = 'expired' then 'expired' else 'lease_expired' end,
-             last_error_code, last_error
+             last_error_code, last_error, entry_kind
         from done
     )${beat}${sweep}${stale}
     select 'reclaimed' as kind, id, status, ambiguous, tenant, attempts as attempt,

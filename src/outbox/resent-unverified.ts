@@ -1,5 +1,15 @@
 // The words naming which send may have delivered a row an unverified resend left failed: that send, the interrupted one before it, or both; read from the settlement, or from the row's history.
 import { type RawBuilder, sql } from 'kysely'
+import {
+  byKind,
+  kindIn,
+  kindIs,
+  kindUnknown,
+  OLD_BOTH,
+  OLD_DURING_THE_SEND,
+  OLD_EARLIER,
+  OLD_MAY_HAVE_DELIVERED,
+} from './history-kind.ts'
 import { endsASend, stoppedLookingUp } from './lookup-stop.ts'
 import { AMBIGUOUS_CODES } from './send-verdict.ts'
 
@@ -30,10 +40,19 @@ export const lastSendMayHaveDelivered = (resent: RawBuilder<unknown>) => sql`cas
   when 'both' then ${sql.lit(BOTH_MAY_HAVE_DELIVERED)}
   else ' (that send may have delivered it)' end`
 
-/** Of an entry's error `error`: the Resent its settlement named at its end, else null. */
-const resentNamed = (error: RawBuilder<unknown>) => sql<Resent>`case
-  when right(${error}, ${sql.lit(BOTH_MAY_HAVE_DELIVERED.length)}) = ${sql.lit(BOTH_MAY_HAVE_DELIVERED)} then 'both'
-  when right(${error}, ${sql.lit(EARLIER_MAY_HAVE_DELIVERED.length)}) = ${sql.lit(EARLIER_MAY_HAVE_DELIVERED)} then 'earlier' end`
+/**
+ * Of a history entry `alias`: the Resent its settlement recorded, by its kind (history-kind.ts),
+ * or, an older binary's, named at its error's end; else null.
+ */
+const resentNamed = (alias: string) => {
+  const h = sql.ref(alias)
+  return sql<Resent>`case
+  when ${kindUnknown(alias)} then case
+    when right(${h}.error, ${sql.lit(OLD_BOTH.length)}) = ${sql.lit(OLD_BOTH)} then 'both'
+    when right(${h}.error, ${sql.lit(OLD_EARLIER.length)}) = ${sql.lit(OLD_EARLIER)} then 'earlier' end
+  when ${kindIs(alias, 'resent_interrupted')} then 'both'
+  when ${kindIs(alias, 'resent')} then 'earlier' end`
+}
 
 /** A Postgres regular expression of the suffixes a retry of an unverified resend ends with. */
 const RESENT_NAMED_AT_END = `(${[EARLIER_MAY_HAVE_DELIVERED, BOTH_MAY_HAVE_DELIVERED]
@@ -60,8 +79,12 @@ const interrupted = (alias: string) => {
   return sql<boolean>`coalesce((${h}.outcome in ('retry', 'throttled')
                                 and (${h}.error_code = any(${[...AMBIGUOUS_CODES]}::text[])
                                      or ${h}.http_status in (502, 504)))
-    or (${h}.outcome = 'lease_expired' and ${h}.error like '%during the send%')
-    or ${h}.error like '%may have delivered it%', false)`
+    or ${byKind(
+      alias,
+      kindIn(alias, ['stopped_during_send', 'unresolved', 'resent', 'resent_interrupted']),
+      sql<boolean>`((${h}.outcome = 'lease_expired' and ${h}.error like ${sql.lit(`%${OLD_DURING_THE_SEND}%`)})
+                    or ${h}.error like ${sql.lit(`%${OLD_MAY_HAVE_DELIVERED}%`)})`,
+    )}, false)`
 }
 
 /**
@@ -79,14 +102,14 @@ const interrupted = (alias: string) => {
  * the one before (a 504's send given back, last, names itself unless its words say more). From the
  * history's primary key (outbox_id, id); read for such a failure only.
  */
-export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed(sql.ref('e.error'))}, case
+export const resentOfLastSend = sql<Resent>`(select coalesce(${resentNamed('e')}, case
       when e.outcome = 'retry' and not ${interrupted('e')} then 'earlier'
       when e.outcome = 'lease_expired' and ${interrupted('e')} and exists (
-        select 1 from (select p.outcome, p.error_code, p.http_status, p.error from mailer.email_attempts p
+        select 1 from (select p.outcome, p.error_code, p.http_status, p.error, p.kind from mailer.email_attempts p
                         where p.outbox_id = i.id and p.id < e.id
                           and (p.outcome not in ('throttled', 'released') or p.started_at is not null)
                           and not ${stoppedLookingUp('p')}
                         order by p.id desc limit 1) p
          where ${interrupted('p')}) then 'both' end)
-    from (select h.id, h.outcome, h.error_code, h.http_status, h.error from mailer.email_attempts h
+    from (select h.id, h.outcome, h.error_code, h.http_status, h.error, h.kind from mailer.email_attempts h
            where h.outbox_id = i.id and ${endsASend('h')} order by h.id desc limit 1) e)`

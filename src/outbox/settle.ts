@@ -3,6 +3,7 @@ import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
 import { expiredUnresolved } from './expired-unresolved.ts'
+import { kindLit } from './history-kind.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
 import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
 import { endsASend } from './lookup-stop.ts'
@@ -87,6 +88,39 @@ const throttledSince = sql`case when i.refund and i.kind = 'retry' and i.code is
       now()) end`
 
 /**
+ * A lease claimed past its expiresAt whose wait to look up may not run on (its bound passed): it
+ * ends as a sweep past that bound ends the row (expiry-sweep.ts), counting no attempt either
+ * (lookupOnly, `past`).
+ */
+const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
+
+/**
+ * The kind of a settled lease's history entry (history-kind.ts), by the branch of last_error
+ * (below) that words it: read on the locked row `l` (its verdict; `unstarted`, the row's send start
+ * before this statement) and the input `i`. A retry of an unverified resend names which sends may
+ * have delivered the row; an ending that keeps an interrupted send unresolved (its mark) says so;
+ * every other entry is an attempt's (a sent one's implied).
+ */
+const entryKind = sql`case l.verdict
+    when 'retry' then case i.resent when 'both' then ${kindLit('resent_interrupted')}
+                                    when 'earlier' then ${kindLit('resent')}
+                                    else ${kindLit('attempt')} end
+    when 'expired' then case
+      when ${boundPassed} then ${kindLit('unresolved')}
+      when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE} then ${kindLit('unresolved')}
+      when i.kind = 'retry' and i.refund
+      then case when i.ambiguous then ${kindLit('unresolved')} else ${kindLit('attempt')} end
+      when i.kind = 'expired' and i.message is not null then ${kindLit('attempt')}
+      when not i.ambiguous and (i.kind <> 'expired' or l.unstarted) then ${kindLit('attempt')}
+      else ${kindLit('unresolved')} end
+    -- A sent entry's is implied (history-kind.ts kindOf): not stored.
+    when 'sent' then null
+    when 'released' then ${kindLit('attempt')}
+    -- Failed (a refused resend names the earlier send; a row no longer rendering, a lookup's 404),
+    -- out of attempts, throttled out, cancelled: the mark kept, that send is named unresolved.
+    else case when i.ambiguous then ${kindLit('unresolved')} else ${kindLit('attempt')} end end`
+
+/**
  * Applies outcomes; returns the rows actually settled, and as BUSY_OUTCOME those another
  * transaction held locked (not settled: asked again). A lease missing from the result was lost:
  * the caller logs it and never treats it as success.
@@ -134,10 +168,6 @@ export async function settleLeases(
     when j.look_first and j.judged in ('exhausted', 'expired') then 'retry'
     when j.lookup_wait and j.judged <> 'retry' and j.retry_at >= j.expires_at then 'expired'
     else j.judged end`
-  // A lease claimed past its expiresAt whose wait to look up may not run on (its bound passed): it
-  // ends as a sweep past that bound ends the row (expiry-sweep.ts), counting no attempt either
-  // (lookupOnly, `past`).
-  const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
   // The provider's texts as the database's encoding can hold them (storable-in-encoding.ts).
   const { rows } = await writingStorable(db, (storable: Fit) =>
     sql<SettledRow & { due_ms: number | null; attempt: number | null }>`
@@ -169,9 +199,10 @@ export async function settleLeases(
       -- locks): the select list reads its answer, not copies of its call.
       -- retry_at: a retry's due time (now() plus its delay), which the verdict reads and send_at takes.
       select j.id, ${verdict} as verdict, ${cancelling} as cancelling, ${lookupAtExpiry} as at_expiry,
-             j.retry_at
+             j.retry_at, j.unstarted
         from (select o.id, ${judged} as judged, ${cancelRecorded} as cancel_recorded,
                      i.kind, i.look_first, i.look_again, i.lookup_wait, o.expires_at,
+                     o.send_started_at is null as unstarted,
                      now() + make_interval(secs => i.delay_ms / 1000) as retry_at
                 from mailer.email_outbox o join input i on o.id = i.id and o.lease_token = i.token
                      cross join lateral (select ${throttledSince} as since) ts
@@ -263,7 +294,7 @@ export async function settleLeases(
                 case when i.past then ${lookedUpAttempt(sql`o.id`, sql`o.attempts`)}
                      else o.attempts + (i.refund and o.status <> 'cancelled')::int end as attempt,
                 i.started_ms, i.http_status, i.request_id,
-                case when i.kind = 'sent' then i.message end as sent_note,
+                case when i.kind = 'sent' then i.message end as sent_note, ${entryKind} as entry_kind,
                 case when o.status = 'cancelled' then 'cancelled' when i.kind = 'exhausted' then 'failed'
                      when i.kind <> 'retry' then i.kind
                      when o.status = 'pending' then case when i.refund then 'throttled' else 'retry' end
@@ -280,9 +311,9 @@ export async function settleLeases(
       -- throttle deadline counts from; the row's columns say what held it last and when it is due.
       -- The row's latest entry, from the history's primary key (outbox_id, id), read for those only.
       insert into mailer.email_attempts
-             (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error)
+             (outbox_id, attempt, worker_id, started_at, outcome, http_status, request_id, error_code, error, kind)
       select id, attempt, ${p.workerId}, to_timestamp(started_ms / 1000), outcome,
-             http_status, request_id, last_error_code, coalesce(last_error, sent_note)
+             http_status, request_id, last_error_code, coalesce(last_error, sent_note), entry_kind
         from done
        where case when outcome <> 'throttled' then true
                   when last_error_code = ${PACED_CODE}

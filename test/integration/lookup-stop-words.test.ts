@@ -167,6 +167,10 @@ const possiblyDelivering = async (id: string, sendTimes: number[] = []) =>
     sendTimes,
   )
 
+/** The kinds of row `id`'s history entries (sql/0189; null: written by hand, as an older binary would). */
+const kinds = async (id: string) =>
+  (await attemptsOf(t, id, 'kind')).map((h: { kind: string | null }) => h.kind)
+
 const entries = async (id: string) =>
   (await attemptsOf(t, id, 'attempt, outcome, error_code, error')).map(
     (h: { attempt: number; outcome: string; error_code: string; error: string }) => [
@@ -191,6 +195,7 @@ test("max 1, its send timed out; the lookup's worker stopped, the next lookup co
     [1, 'lease_expired', 'lease_expired', LOOKUP_STOPPED],
     [1, 'failed', 'timeout', `attempts exhausted; last error: ${TIMED_OUT}${THAT}`],
   ])
+  expect(await kinds(id)).toEqual([null, 'stopped_looking_up', 'unresolved'])
 })
 
 test('two lookups in a row whose workers stopped, then one that could not tell: failed naming the timed-out send', async () => {
@@ -298,6 +303,7 @@ test('the crash-loop rule counts every worker stop in a row, one before its send
       'expiresAt passed; an interrupted send may have delivered it (the worker looking it up stopped)',
     ],
   ])
+  expect(await kinds(id)).toEqual(['stopped_before_send', 'stopped_during_send', 'unresolved'])
   expect(await rowOf(t, id)).toMatchObject({ attempts: 2, status: 'failed' })
   expect(await historyProblems(id)).toEqual([])
 })
@@ -317,6 +323,7 @@ test('lookups off, a counted claim of a row with an interrupted send whose worke
     [2, 'lease_expired', 'lease_expired', STOPPED_BEFORE_SENDING_AGAIN],
     [3, 'lease_expired', 'lease_expired', STOPPED_BEFORE_SENDING_AGAIN],
   ])
+  expect(await kinds(id)).toEqual([null, 'stopped_before_resend', 'stopped_before_resend'])
   // The chaos checker counts attempt 1's send alone, as no sendMail came after it.
   expect(await possiblyDelivering(id)).toBe(1)
 })

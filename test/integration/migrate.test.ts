@@ -703,7 +703,7 @@ describe('migrate', () => {
         33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
         61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
         112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 165, 168, 171,
-        172, 173, 174, 175, 177, 178, 184, 188, 194,
+        172, 173, 174, 175, 177, 178, 184, 188, 189, 194,
       ])
       expect(
         (await migrate({ url, log: silentLogger, migrations: [...migrations, compatible] }))
@@ -809,6 +809,7 @@ describe('migrate', () => {
         { version: 178, c: true },
         { version: 184, c: true },
         { version: 188, c: true },
+        { version: 189, c: true },
         { version: 194, c: true },
         { version: 1000, c: true },
       ])
@@ -822,7 +823,7 @@ describe('migrate', () => {
           32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56,
           57, 59, 61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104,
           107, 109, 112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 165,
-          168, 171, 172, 173, 174, 175, 177, 178, 184, 188, 194, 1000,
+          168, 171, 172, 173, 174, 175, 177, 178, 184, 188, 189, 194, 1000,
         ],
       })
       // The release before it: its migrate is a no-op that says why, its schema check passes.
@@ -1034,7 +1035,7 @@ describe('migrate', () => {
     expect(runsOutsideTransaction(next.at(-1)!)).toBe(true)
     expect(statementsOf(next.at(-1)!)).toHaveLength(2)
     expect(migrations.filter(runsOutsideTransaction).map((m) => m.version)).toEqual([
-      9, 10, 22, 25, 38, 39, 45, 50, 83, 85, 155, 160, 173,
+      9, 10, 22, 25, 38, 39, 45, 50, 83, 85, 155, 160, 173, 189,
     ])
     // In a transaction, Postgres refuses CREATE INDEX CONCURRENTLY: the split is what lets it run.
     await migrate({ url, log: silentLogger, migrations })
@@ -1086,7 +1087,7 @@ describe('migrate', () => {
       33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 50, 51, 54, 55, 56, 57, 59,
       61, 62, 69, 70, 74, 75, 76, 78, 79, 82, 83, 84, 85, 86, 87, 91, 92, 100, 103, 104, 107, 109,
       112, 116, 117, 129, 133, 135, 137, 146, 151, 155, 157, 160, 161, 162, 163, 165, 168, 171, 172,
-      173, 174, 175, 177, 178, 184, 188, 194,
+      173, 174, 175, 177, 178, 184, 188, 189, 194,
     ])
     const { rows } = await adminQuery(
       url,

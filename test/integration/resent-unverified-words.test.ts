@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { reclaimExpired } from '../../src/outbox/reclaim.ts'
+import { requeueOutboxRow } from '../../src/outbox/requeue.ts'
 import { settleLeases } from '../../src/outbox/settle.ts'
 import type { Settlement } from '../../src/outbox/settle-item.ts'
 import { useTestDb } from '../support/db.ts'
@@ -60,7 +61,7 @@ async function drained(sends: GraphFault[], maxAttempts: number, unreadAfter: nu
     engine,
     id,
     45_000,
-    'attempt, outcome, error_code, error',
+    'attempt, outcome, error_code, error, kind',
   )
   return {
     end: { status: row.status, error: row.last_error, marked: row.send_started_at !== null },
@@ -72,12 +73,13 @@ async function drained(sends: GraphFault[], maxAttempts: number, unreadAfter: nu
 test('two resends in a row (the first answered 500, the second interrupted), no lookup able to tell: the failure names both the last send and the first interrupted one', async () => {
   const { end, history, sends } = await drained([HANG, ERROR_500, HANG], 3, 0)
   expect(sends).toBe(3)
-  // Each resend's retry names the send that may have delivered it, as its failure would.
-  expect(history.map((h) => [h.attempt, h.outcome, h.error_code, h.error])).toEqual([
-    [1, 'retry', 'timeout', TIMED_OUT],
-    [2, 'retry', 'InternalServerError', `Internal Server Error${EARLIER}`],
-    [3, 'retry', 'timeout', `${TIMED_OUT}${BOTH}`],
-    [3, 'failed', 'timeout', `attempts exhausted; last error: ${TIMED_OUT}${BOTH}`],
+  // Each resend's retry names the send that may have delivered it, as its failure would, and its
+  // kind says so (what the failure reads back, not the words).
+  expect(history.map((h) => [h.attempt, h.outcome, h.error_code, h.error, h.kind])).toEqual([
+    [1, 'retry', 'timeout', TIMED_OUT, 'attempt'],
+    [2, 'retry', 'InternalServerError', `Internal Server Error${EARLIER}`, 'resent'],
+    [3, 'retry', 'timeout', `${TIMED_OUT}${BOTH}`, 'resent_interrupted'],
+    [3, 'failed', 'timeout', `attempts exhausted; last error: ${TIMED_OUT}${BOTH}`, 'unresolved'],
   ])
   expect(end).toEqual({
     status: 'failed',
@@ -106,8 +108,11 @@ const claimOne = async () =>
   (await claimBatch(t.db, { limit: 1, workerId: 'w1', leaseSeconds: 30, defaultMaxAttempts: 3 }))
     .leases
 
-/** A history entry: attempt, outcome, code, error, and for a send's the HTTP status it was answered. */
-type Entry = [number, string, string, string, number?]
+/**
+ * A history entry: attempt, outcome, code, error, for a send's the HTTP status it was answered,
+ * and its kind (none: an entry of a binary before 0189, read by its words).
+ */
+type Entry = [number, string, string, string, (number | null)?, string?]
 
 /**
  * A row of two attempts, `attempts` of them counted, keeping an interrupted send's mark, whose
@@ -119,12 +124,12 @@ async function markedRow(attempts: number, entries: Entry[]) {
     `update mailer.email_outbox set attempts = $2, send_started_at = now() - interval '1 minute' where id = $1`,
     [id, attempts],
   )
-  for (const [attempt, outcome, code, error, status] of entries) {
+  for (const [attempt, outcome, code, error, status, kind] of entries) {
     await t.pool.query(
       `insert into mailer.email_attempts
-              (outbox_id, attempt, worker_id, outcome, error_code, error, http_status, started_at)
-       values ($1, $2, 'w0', $3, $4, $5, $6, case when $6::int is not null then now() - interval '2 minutes' end)`,
-      [id, attempt, outcome, code, error, status ?? null],
+              (outbox_id, attempt, worker_id, outcome, error_code, error, http_status, started_at, kind)
+       values ($1, $2, 'w0', $3, $4, $5, $6, case when $6::int is not null then now() - interval '2 minutes' end, $7)`,
+      [id, attempt, outcome, code, error, status ?? null, kind ?? null],
     )
   }
   return id
@@ -184,6 +189,29 @@ test('a last send whose worker stopped during it (which names no resend) is take
   ]).toEqual([`${STOPPED}${BOTH}`, `${STOPPED}${BOTH}`, `${STOPPED}${BOTH}`, `${STOPPED}${THAT}`])
 })
 
+test("an entry with a kind is read by it, not by its words: a resend's retry worded otherwise, a provider's text in our words", async () => {
+  const STOPPED =
+    'attempts exhausted; last error: the worker holding the lease stopped during the send; outcome unknown'
+  expect([
+    await stoppedDuringLastSend([
+      1,
+      'retry',
+      'InternalServerError',
+      'Internal Server Error',
+      500,
+      'resent',
+    ]),
+    await stoppedDuringLastSend([
+      1,
+      'retry',
+      'InternalServerError',
+      `Internal Server Error${EARLIER}`,
+      500,
+      'attempt',
+    ]),
+  ]).toEqual([`${STOPPED}${BOTH}`, `${STOPPED}${THAT}`])
+})
+
 test("a resend's retry that named both sends, then its lookup: the failure names them once when it cannot tell, and neither when it found nothing", async () => {
   const resent = () =>
     markedRow(2, [
@@ -195,5 +223,38 @@ test("a resend's retry that named both sends, then its lookup: the failure names
   )
   expect(await lookedUp(await resent(), { kind: 'exhausted', notSent: true })).toBe(
     `attempts exhausted; last error: ${TIMED_OUT} (that send was looked up and not found: not sent)`,
+  )
+})
+
+test('a row cancelled with its interrupted send unresolved, retried, whose worker stopped during the resend: the failure names both sends', async () => {
+  const id = await markedRow(1, [[1, 'retry', 'timeout', TIMED_OUT]])
+  const [cancelled] = await claimOne()
+  // Cancelled by its settlement with that send still unresolved (its lookup could not tell): as
+  // the binary words and records it, the mark kept.
+  await settleLeases(
+    t.db,
+    [
+      {
+        id,
+        token: cancelled!.token,
+        settlement: { kind: 'cancelled', ambiguous: true },
+        ambiguous: true,
+        startedAt: null,
+      },
+    ],
+    { workerId: 'w', defaultMaxAttempts: 3, throttleDeadlineSeconds: 86_400 },
+  )
+  // Retried through the API (attempts back to 0), then on its last attempt but one.
+  await requeueOutboxRow(t.db, id, null)
+  await t.pool.query(`update mailer.email_outbox set attempts = 1 where id = $1`, [id])
+  const [resend] = await claimOne()
+  expect(resend?.ambiguous).toBe(true)
+  await t.pool.query(
+    `update mailer.email_outbox set send_started_at = now(), lease_expires_at = now() - interval '1 second' where id = $1`,
+    [id],
+  )
+  await reclaimExpired(t.db, { defaultMaxAttempts: 3, lookups: true })
+  expect(await lookedUp(id, { kind: 'exhausted' })).toBe(
+    `attempts exhausted; last error: the worker holding the lease stopped during the send; outcome unknown${BOTH}`,
   )
 })
