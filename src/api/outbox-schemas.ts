@@ -2,6 +2,7 @@
 import { z } from '@hono/zod-openapi'
 import { OUTBOX_STATUSES } from '../db/schema.ts'
 import { rfc3339Text } from '../db/timestamp-reading.ts'
+import { HISTORY_KINDS } from '../outbox/history-kind.ts'
 import type { Attempt, OutboxRecord, OutboxSummary } from '../outbox/outbox-view.ts'
 import type { RowRendering } from '../outbox/row-rendering.ts'
 import { CorrelationIdFilter, TemplateFilter, TenantFilter } from './bounded-filter.ts'
@@ -104,6 +105,11 @@ const OutboxAttempt = z
     }),
     errorCode: z.string().nullable(),
     error: z.string().nullable(),
+    kind: z.enum(HISTORY_KINDS).nullable().openapi({
+      description:
+        "What the entry records. attempt: an attempt's outcome, a wait, a mailbox lookup's answer, a cancel or an expiry, naming no interrupted send left unresolved (whether its own send was interrupted, errorCode timeout, network or aborted, or httpStatus 502 or 504, says). resent: a retry of a send made again without knowing whether an interrupted earlier send had delivered the message, answered for sure: that earlier send may have delivered it. resent_interrupted: such a resend that may itself have reached Microsoft: it, or the earlier interrupted send, may have delivered it. unresolved: the row ended (failed, expired, cancelled) with an interrupted send whose outcome is unknown: it may have delivered it. stopped_before_send, stopped_during_send (outcome unknown), stopped_looking_up (while looking up an interrupted send: nothing sent), stopped_before_resend (an interrupted send unresolved, before sending again): the worker holding the lease stopped. null: an entry recorded by a release before migration 0189",
+      example: 'attempt',
+    }),
   })
   .openapi('OutboxAttempt')
 

@@ -1,5 +1,6 @@
 // The domain's view of an outbox row and its attempts: camelCase, mapped from the snake_case columns.
 import type { AttemptRow, OutboxRow, OutboxStatus } from '../db/schema.ts'
+import { type HistoryKind, kindOf } from './history-kind.ts'
 
 /** Every column except the bodies (message, source_row): what lists return. */
 export const SUMMARY_COLUMNS = [
@@ -66,6 +67,8 @@ export interface Attempt {
   requestId: string | null
   errorCode: string | null
   error: string | null
+  /** What the entry records (history-kind.ts); null: an entry of a binary before sql/0189. */
+  kind: HistoryKind | null
 }
 
 // schema.ts declares some timestamps as Generated<Timestamp>, which this Kysely version selects as the
@@ -114,5 +117,6 @@ export function toAttempt(r: AttemptRow): Attempt {
     requestId: r.request_id,
     errorCode: r.error_code,
     error: r.error,
+    kind: kindOf(r.outcome, r.kind),
   }
 }

@@ -671,8 +671,9 @@ describe('GET /v1/outbox/{id}', () => {
   test('returns the row with its message and attempt history, oldest first', async () => {
     const id = await enqueueSql(t.pool)
     await t.pool.query(
-      `insert into mailer.email_attempts (outbox_id, attempt, outcome, http_status, error_code)
-       values ($1, 1, 'throttled', 429, 'TooManyRequests'), ($1, 2, 'sent', 202, null)`,
+      `insert into mailer.email_attempts (outbox_id, attempt, outcome, http_status, error_code, kind)
+       values ($1, 1, 'throttled', 429, 'TooManyRequests', null), ($1, 2, 'retry', null, 'timeout', 'attempt'),
+              ($1, 2, 'lease_expired', null, 'lease_expired', 'stopped_looking_up'), ($1, 3, 'sent', 202, null, null)`,
       [id],
     )
     const r = await send(app, 'GET', `/v1/outbox/${id}`, { token: tk })
@@ -680,9 +681,13 @@ describe('GET /v1/outbox/{id}', () => {
     const body = r.body as Row & { history: Row[]; message: { subject: string } }
     expect(body.id).toBe(id)
     expect(body.message.subject).toBe('Hi')
-    expect(body.history.map((h) => [h.attempt, h.outcome, h.httpStatus])).toEqual([
-      [1, 'throttled', 429],
-      [2, 'sent', 202],
+    // Each entry says what it records (null: an entry of a release before 0189), a sent one an
+    // attempt's (not stored).
+    expect(body.history.map((h) => [h.attempt, h.outcome, h.httpStatus, h.kind])).toEqual([
+      [1, 'throttled', 429, null],
+      [2, 'retry', null, 'attempt'],
+      [2, 'lease_expired', null, 'stopped_looking_up'],
+      [3, 'sent', 202, 'attempt'],
     ])
   })
 
