@@ -16,8 +16,8 @@ test('one pending row cancelled: one history entry, cancelled; a claimed one’s
   const pending = await enqueue(t)
   expect((await cancelOutboxRow(t.db, pending, null))?.status).toBe('cancelled')
   expect((await cancelOutboxRow(t.db, claimed, null))?.status).toBe('sending')
-  expect(await attemptsOf(t, pending, 'attempt, outcome, error_code')).toEqual([
-    { attempt: 0, outcome: 'cancelled', error_code: 'cancelled' },
+  expect(await attemptsOf(t, pending, 'attempt, outcome, error_code, kind')).toEqual([
+    { attempt: 0, outcome: 'cancelled', error_code: 'cancelled', kind: 'attempt' },
   ])
   expect(await attemptsOf(t, claimed, 'outcome')).toEqual([])
 })

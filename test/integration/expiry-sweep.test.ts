@@ -43,7 +43,7 @@ const expireNow = (ids: string[]) =>
 const historyOf = async (id: string) =>
   (
     await t.pool.query(
-      `select attempt, worker_id, outcome, error_code, error from mailer.email_attempts
+      `select attempt, worker_id, outcome, error_code, error, kind from mailer.email_attempts
         where outbox_id = $1 order by id`,
       [id],
     )
@@ -85,6 +85,7 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
         outcome: 'expired',
         error_code: 'expired',
         error: 'not sent before expiresAt',
+        kind: 'attempt',
       },
     ])
     // Counted as a claim-time expiry is (outbox_sends_total{outcome="expired"}).
@@ -130,6 +131,7 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
         outcome: 'expired',
         error_code: 'expired',
         error: 'not sent before expiresAt',
+        kind: 'attempt',
       },
     ])
   })
@@ -207,6 +209,7 @@ describe('a pending row whose expiresAt passes while no worker claims it', () =>
     outcome: 'expired',
     error_code: 'expired',
     error: 'expiresAt passed; an interrupted send may have delivered it',
+    kind: 'unresolved',
   }
 
   test('one with an interrupted earlier send keeps its mark and says so, as at a claim, counting no attempt: it was not sent again', async () => {
@@ -276,6 +279,7 @@ describe('a pending row with a cancel recorded, past its expiresAt', () => {
         outcome: 'cancelled',
         error_code: 'cancelled',
         error: 'cancelled before the send started',
+        kind: 'attempt',
       },
     ])
     expect(await rowOf(t, plain)).toMatchObject({ status: 'failed', last_error_code: 'expired' })
@@ -376,6 +380,7 @@ describe("with lookups on, a pending row keeping an interrupted send's mark past
         outcome: 'expired',
         error_code: 'expired',
         error: ENDED.last_error,
+        kind: 'unresolved',
       },
     ])
     expect(await rowOf(t, within)).toMatchObject({ status: 'pending', attempts: 1 })
