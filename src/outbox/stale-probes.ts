@@ -1,6 +1,6 @@
 // Probes owed for a mailbox no live worker sends from, and the due hints they keep written, cleared as CTEs of the reclaim statement.
 import { sql } from 'kysely'
-import { LONGEST_LEASE_SECONDS } from '../config/env-schema.ts'
+import { liveRegistryEntry } from './live-registry-entry.ts'
 
 export interface StaleProbes {
   /** The reclaiming worker's own MAIL_FROM pause key ('' none): never cleared by its own reclaim. */
@@ -36,8 +36,7 @@ export function staleProbeClear(s: StaleProbes) {
                             then p.next_at else least(p.next_at, now()) end
        where p.probe_owed and p.mailbox <> ${s.ownMailbox}::text
          and not exists (select from mailer.workers w
-                          where w.last_heartbeat_at >= now() - make_interval(
-                                  secs => 2 * coalesce(w.lease_seconds, ${LONGEST_LEASE_SECONDS}::int))
+                          where ${liveRegistryEntry('w')}
                             and (w.probe_mailbox is null or w.probe_mailbox = p.mailbox))
       returning p.mailbox
     ), spent_hints as (
