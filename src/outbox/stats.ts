@@ -2,6 +2,7 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
+import { refusedPausePending } from './refused-pause-rows.ts'
 
 export interface OutboxStats {
   counts: Record<OutboxStatus, number>
@@ -18,6 +19,8 @@ export interface OutboxStats {
   pausedMailboxes: number | null
   /** As LiveStats's: null for a caller confined to a tenant. */
   pausedMailboxesRefused: number | null
+  /** As LiveStats's: null for a caller confined to a tenant. */
+  refusedMailboxPending: number | null
 }
 
 export interface LiveStats {
@@ -42,6 +45,12 @@ export interface LiveStats {
    * app not let send from it), as the pause keeps its cause (sql/0172); the others a throttle's.
    */
   pausedMailboxesRefused: number | null
+  /**
+   * Pending rows that send from a mailbox of pausedMailboxesRefused (refused-pause-rows.ts: its own
+   * from, or none when it is a live worker's MAIL_FROM): what status's exit 5 for a refusal counts;
+   * null for a caller confined to a tenant.
+   */
+  refusedMailboxPending: number | null
   /** Fill level (0..1) of the server's NOTIFY queue; near 1, NOTIFYing commits start to fail. */
   notificationQueueUsage: number
 }
@@ -53,7 +62,9 @@ export type SettledCounts = Pick<Record<OutboxStatus, number>, 'sent' | 'failed'
  * (email_outbox_claim_idx, email_outbox_sending_idx): cost O(pending + sending), whatever the
  * number of finished rows the table keeps; the held-back ones among the pending rows not due
  * (those read from the heap too), the mailboxes paused (mailer.mailbox_pacing: two rows per
- * mailbox used); and the NOTIFY queue's fill. One statement, cheap enough for every metrics scrape.
+ * mailbox used) and, while Graph refuses one, the pending rows that send from it
+ * (refused-pause-rows.ts: their index entries); and the NOTIFY queue's fill. One statement, cheap
+ * enough for every metrics scrape.
  *
  * A mailbox is paused as every reader of a pause says (PAUSED_MAILBOXES_NOW, paused-now.ts): the
  * gate's, status's PAUSED count and this one agree.
@@ -70,14 +81,14 @@ export async function liveStats(
     past_expiry: string
     paused: string | null
     refused: string | null
+    refused_pending: string | null
     usage: number
   }>`
     with paused as materialized (${PAUSED_MAILBOXES_NOW})
     select
       -- First: pg_stat_activity keeps a statement's first 1 KB (track_activity_query_size).
       pg_notification_queue_usage()::float8 as usage,
-      (select count(*) from mailer.email_outbox
-        where status = 'pending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as pending,
+      pending.n as pending,
       (select count(*) from mailer.email_outbox
         where status = 'sending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as sending,
       (select extract(epoch from now() - min(send_at))::float8 from mailer.email_outbox
@@ -97,7 +108,13 @@ export async function liveStats(
         where status = 'pending' and expires_at <= now()
           and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as past_expiry,
       (select count(*) from paused) as paused,
-      (select count(*) from paused where refused) as refused
+      (select count(*) from paused where refused) as refused,
+      -- A tenant's count is no count of every pending row: a tenant reads no pause.
+      case when ${scopeTenant}::text is null
+           then ${refusedPausePending('paused', sql`pending.n`)} end as refused_pending
+      -- In FROM, after the list (the 1 KB above): read once, for the column and the count.
+      from (select count(*) as n from mailer.email_outbox
+             where status = 'pending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) pending
   `.execute(db)
   const r = rows[0]
   return {
@@ -108,6 +125,7 @@ export async function liveStats(
     pastExpiryPending: Number(r?.past_expiry ?? 0),
     pausedMailboxes: scopeTenant === null ? Number(r?.paused ?? 0) : null,
     pausedMailboxesRefused: scopeTenant === null ? Number(r?.refused ?? 0) : null,
+    refusedMailboxPending: scopeTenant === null ? Number(r?.refused_pending ?? 0) : null,
     notificationQueueUsage: r?.usage ?? 0,
   }
 }
@@ -186,5 +204,6 @@ export async function outboxStats(
     pastExpiryPending: live.pastExpiryPending,
     pausedMailboxes: live.pausedMailboxes,
     pausedMailboxesRefused: live.pausedMailboxesRefused,
+    refusedMailboxPending: live.refusedMailboxPending,
   }
 }

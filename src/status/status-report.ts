@@ -84,15 +84,15 @@ export function judge(
   // A refusal does not end by itself, as a throttle does: a fix (MAIL_FROM, the mailbox, the app's
   // access) is owed. Its age says nothing: the rows a claim met are given back to the pause's end,
   // not due (with one row waiting, all of them), so the oldest due age may read none throughout.
-  // Bound: the count is every pending row's (which wait for the mailbox is not read); a refused
-  // pause no row waits for is met again by none, and ends by itself (SENDER_MAILBOX_PAUSE_MS, or
-  // Graph's Retry-After, MAX_RETRY_AFTER_MS at most).
-  const refused = r.pauses?.refused ?? 0
-  const pending = r.stats?.counts.pending ?? 0
-  if (refused > 0 && pending > 0) {
+  // Counted as /v1/stats counts it (one statement: refused-pause-rows.ts): a refused pause no row
+  // sends from is met again by none, and ends by itself (SENDER_MAILBOX_PAUSE_MS, or Graph's
+  // Retry-After): no attention.
+  const refused = r.stats?.pausedMailboxesRefused ?? 0
+  const waiting = r.stats?.refusedMailboxPending ?? 0
+  if (refused > 0 && waiting > 0) {
     raise(
       'attention',
-      `Graph refuses ${refused} sender mailbox(es), each paused meanwhile, while ${pending} row(s) are pending (of any mailbox: status does not read which wait for it; a refused pause no row waits for ends by itself, within 5 minutes or Graph’s Retry-After): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)`,
+      `Graph refuses ${refused} sender mailbox(es), each paused meanwhile, and ${waiting} pending row(s) send from it: they wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)`,
     )
   }
   const p = r.presence
@@ -139,6 +139,7 @@ export function judge(
           count: r.pauses.mailboxes,
           longestSeconds: r.pauses.longestSeconds,
           refused: r.pauses.refused,
+          refusedPending: r.stats?.refusedMailboxPending ?? null,
         }
       : null,
     pacing: r.pacing

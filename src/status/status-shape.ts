@@ -41,8 +41,15 @@ export interface DatabaseStatus {
    * one rule (paused-now.ts). `longestSeconds` null with a count: a pause without end (next_at
    * 'infinity', hand-written). `refused`: of them, those Graph refuses (a mistyped MAIL_FROM, the app
    * not let send from it), as the pause keeps its cause (sql/0172); the others a provider throttle's.
+   * `refusedPending`: the pending rows that send from a refused one (/v1/stats'
+   * refusedMailboxPending), the exit 5's count; null when the counts were not read.
    */
-  pausedMailboxes: { count: number; longestSeconds: number | null; refused: number } | null
+  pausedMailboxes: {
+    count: number
+    longestSeconds: number | null
+    refused: number
+    refusedPending: number | null
+  } | null
   /**
    * The MAILBOX_RATE_PER_MINUTE every worker paces by (the newest worker's; 0: none), the worker id
    * whose start noted it (null: an older binary's) and when (ISO, or 'infinity' / '-infinity' as

@@ -82,7 +82,13 @@ export function renderStatusTable(r: StatusReport): string {
           : throttles === 0
             ? ` ${refusal}`
             : `: ${throttles} by a provider throttle, ${p.refused} ${refusal}`
-      lines.push(`${d.name}: ${p.count} mailbox(es) paused${cause}, the longest ${longest}`)
+      const sending =
+        p.refused > 0 && p.refusedPending !== null
+          ? `, ${p.refusedPending} pending row(s) sending from a refused one`
+          : ''
+      lines.push(
+        `${d.name}: ${p.count} mailbox(es) paused${cause}${sending}, the longest ${longest}`,
+      )
     }
     const r = d.pacing
     if (r) {

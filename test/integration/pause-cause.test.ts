@@ -57,7 +57,11 @@ async function readers() {
   const res = await appOnDefault(t).app.request('/v1/stats', { headers: bearer(await token()) })
   expect(res.status).toBe(200)
   const stats = (await res.json()) as {
-    databases: { pausedMailboxes: number; pausedMailboxesRefused: number | null }[]
+    databases: {
+      pausedMailboxes: number
+      pausedMailboxesRefused: number | null
+      refusedMailboxPending: number | null
+    }[]
   }
   const metrics = await createMetrics({
     databases: [{ name: 'default', db: t.db, statements: t.statements }],
@@ -74,6 +78,7 @@ async function readers() {
     stats: {
       pausedMailboxes: stats.databases[0]?.pausedMailboxes,
       pausedMailboxesRefused: stats.databases[0]?.pausedMailboxesRefused,
+      refusedMailboxPending: stats.databases[0]?.refusedMailboxPending,
     },
     gauges: {
       paused: gauge('outbox_mailboxes_paused'),
@@ -101,9 +106,9 @@ test('a mailbox Graph refuses beside one throttled is said as a refusal, its cod
     await pending(n, code)
   }
   expect(await readers()).toEqual({
-    line: `default: 2 mailbox(es) paused: 1 by a provider throttle, 1 by Graph refusing it (${CHECK}), the longest for … more`,
-    json: { count: 2, longestSeconds: expect.any(Number), refused: 1 },
-    stats: { pausedMailboxes: 2, pausedMailboxesRefused: 1 },
+    line: `default: 2 mailbox(es) paused: 1 by a provider throttle, 1 by Graph refusing it (${CHECK}), 0 pending row(s) sending from a refused one, the longest for … more`,
+    json: { count: 2, longestSeconds: expect.any(Number), refused: 1, refusedPending: 0 },
+    stats: { pausedMailboxes: 2, pausedMailboxesRefused: 1, refusedMailboxPending: 0 },
     gauges: { paused: 2, refused: 1 },
   })
 })
@@ -114,8 +119,8 @@ test("a throttle is said as one though a refusal's code lingers among the pendin
   await pending(1, 'ErrorInvalidUser')
   expect(await readers()).toEqual({
     line: 'default: 1 mailbox(es) paused by a provider throttle, the longest for … more',
-    json: { count: 1, longestSeconds: expect.any(Number), refused: 0 },
-    stats: { pausedMailboxes: 1, pausedMailboxesRefused: 0 },
+    json: { count: 1, longestSeconds: expect.any(Number), refused: 0, refusedPending: 0 },
+    stats: { pausedMailboxes: 1, pausedMailboxesRefused: 0, refusedMailboxPending: 0 },
     gauges: { paused: 1, refused: 0 },
   })
 })
@@ -124,7 +129,7 @@ test('a refusal alone is said as one; a throttle that outlasts it, or one noted 
   const g = gate()
   await g.pause('refused@example.com', 300_000, REFUSED)
   expect((await readers()).line).toBe(
-    `default: 1 mailbox(es) paused by Graph refusing it (${CHECK}), the longest for … more`,
+    `default: 1 mailbox(es) paused by Graph refusing it (${CHECK}), 0 pending row(s) sending from a refused one, the longest for … more`,
   )
   // A shorter throttle within the refusal's pause leaves it the refusal's.
   await g.pause('refused@example.com', 60_000)
@@ -148,6 +153,7 @@ test("an older binary's pause (no cause written: NULL) reads as a throttle, as b
     count: 1,
     longestSeconds: expect.any(Number),
     refused: 0,
+    refusedPending: 0,
   })
 })
 
@@ -265,4 +271,80 @@ test('during a rolling deploy from a release with 0172, its refusal noted again 
     [mailboxKey('refused@example.com')],
   )
   expect((await readers()).json).toMatchObject({ count: 2, refused: 1 })
+})
+
+/**
+ * `n` pending rows sending from `from` (null: none of their own, MAIL_FROM's), given back to the
+ * pause's end as a claim that met it leaves them: not due.
+ */
+const pendingFrom = (n: number, from: string | null) =>
+  t.pool.query(
+    `insert into mailer.email_outbox (message, status, send_at)
+     select jsonb_build_object('to', jsonb_build_array('a@example.com'), 'subject', 's', 'text', 't')
+              || case when $1::text is null then '{}'::jsonb
+                      else jsonb_build_object('from', jsonb_build_object('address', $1::text)) end,
+            'pending', now() + interval '5 minutes'
+       from generate_series(1, $2::int)`,
+    [from, n],
+  )
+
+/** A worker's registry entry noting `mailFrom` as its MAIL_FROM's pause key (sql/0079), beating `ago` seconds ago. */
+const worker = (id: string, mailFrom: string, ago: number) =>
+  t.pool.query(
+    `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds, last_heartbeat_at)
+     values ($1, 'h', 1, 'v', $2, 60, now() - make_interval(secs => $3::float8))`,
+    [id, mailboxKey(mailFrom), ago],
+  )
+
+test("a refused pause counts the pending rows that send from its mailbox, not the others': exit 5 only while one does", async () => {
+  await gate().pause('desk@example.com', 300_000, REFUSED)
+  // (a) Rows pending only for another mailbox, and for MAIL_FROM (no live worker sends from desk):
+  // none waits for the refusal.
+  await pendingFrom(3, 'other@example.com')
+  await pendingFrom(2, null)
+  const none = await defaultStatus(t)
+  expect({ health: none.health, reasons: none.reasons }).toEqual({ health: 'ok', reasons: [] })
+  expect(await readers()).toEqual({
+    line: `default: 1 mailbox(es) paused by Graph refusing it (${CHECK}), 0 pending row(s) sending from a refused one, the longest for … more`,
+    json: { count: 1, longestSeconds: expect.any(Number), refused: 1, refusedPending: 0 },
+    stats: { pausedMailboxes: 1, pausedMailboxesRefused: 1, refusedMailboxPending: 0 },
+    gauges: { paused: 1, refused: 1 },
+  })
+  // (b) Its rows: a message's from (as a caller spells it), and a template's from_address keyed as
+  // the worker renders it (0188: a no-break space after the >); a cancelled one is not waiting.
+  await pendingFrom(2, 'Desk@Example.com')
+  await t.pool.query(
+    `insert into mailer.templates (name, subject, text_body, to_addresses, from_address)
+     values ('desk-note', 'Hi', 'x', '{"rcpt@example.com"}', E'Help Desk <desk@example.com>\\u00a0')`,
+  )
+  await t.pool.query(
+    `insert into mailer.email_outbox (template, source_row, status, send_at)
+     values ('desk-note', '{}', 'pending', now() + interval '5 minutes'),
+            ('desk-note', '{}', 'cancelled', now())`,
+  )
+  const reason = (n: number) =>
+    `Graph refuses 1 sender mailbox(es), each paused meanwhile, and ${n} pending row(s) send from it: they wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)`
+  const three = await defaultStatus(t)
+  expect({ health: three.health, reasons: three.reasons }).toEqual({
+    health: 'attention',
+    reasons: [reason(3)],
+  })
+  expect((await readers()).stats.refusedMailboxPending).toBe(3)
+  // desk@example.com is MAIL_FROM of a live worker: the rows naming no sender send from it too;
+  // an entry silent past two lease lengths (its worker gone) says nothing of MAIL_FROM.
+  await worker('gone', 'other@example.com', 600)
+  expect((await readers()).stats.refusedMailboxPending).toBe(3)
+  await worker('live', 'desk@example.com', 5)
+  const five = await defaultStatus(t)
+  expect(five.reasons).toEqual([reason(5)])
+  expect(five.pausedMailboxes?.refusedPending).toBe(5)
+  expect((await readers()).stats.refusedMailboxPending).toBe(5)
+  // A token confined to a tenant reads no pause: null, as pausedMailboxesRefused.
+  const res = await appOnDefault(t).app.request('/v1/stats', {
+    headers: bearer(await token({ tenant: 'shop' })),
+  })
+  expect(
+    ((await res.json()) as { databases: { refusedMailboxPending: number | null }[] }).databases[0]
+      ?.refusedMailboxPending,
+  ).toBeNull()
 })

@@ -340,7 +340,7 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
       exit: 5,
       oldest: null,
       reasons: [
-        'Graph refuses 1 sender mailbox(es), each paused meanwhile, while 1 row(s) are pending (of any mailbox: status does not read which wait for it; a refused pause no row waits for ends by itself, within 5 minutes or Graph’s Retry-After): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
+        'Graph refuses 1 sender mailbox(es), each paused meanwhile, and 1 pending row(s) send from it: they wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
       ],
     })
     await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)

@@ -185,7 +185,12 @@ describe('one database', () => {
             claims: { rows: 3, workers: 2, overdueLeases: 0 },
             workers: { live: 2 },
             listener: { sessions: 1 },
-            pausedMailboxes: { count: 1, longestSeconds: expect.any(Number), refused: 0 },
+            pausedMailboxes: {
+              count: 1,
+              longestSeconds: expect.any(Number),
+              refused: 0,
+              refusedPending: 0,
+            },
             pacing: { ratePerMinute: 30, notedBy: 'w2', notedAt: expect.any(String) },
             failedLast24h: {
               total: 3,
@@ -509,7 +514,7 @@ describe('one database', () => {
     expect({ code, ...report.databases[0] }).toMatchObject({
       code: 0,
       reasons: [],
-      pausedMailboxes: { count: 1, longestSeconds: null, refused: 0 },
+      pausedMailboxes: { count: 1, longestSeconds: null, refused: 0, refusedPending: 0 },
       pacing: { ratePerMinute: 30, notedBy: 'w2', notedAt: '-infinity' },
     })
     const text = await runStatus([], { DATABASE_URL: db.url })

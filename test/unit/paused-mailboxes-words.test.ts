@@ -5,10 +5,10 @@ import { oneDatabaseTable } from '../support/one-database-table.ts'
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
 
-/** The table's line of `count` paused mailboxes, `refused` of them by Graph refusing them. */
-function pausedLine(count: number, refused: number): string | undefined {
+/** The table's line of `count` paused mailboxes, `refused` of them by Graph refusing them, `refusedPending` rows sending from those. */
+function pausedLine(count: number, refused: number, refusedPending = 0): string | undefined {
   const table = oneDatabaseTable({
-    pausedMailboxes: { count, longestSeconds: 240, refused },
+    pausedMailboxes: { count, longestSeconds: 240, refused, refusedPending },
     // A refusal's code among the pending rows says nothing of the pauses standing now.
     pendingLastErrors: {
       total: 1,
@@ -30,10 +30,10 @@ test('throttles keep their words, whatever codes the pending rows hold', () => {
 
 test('a mailbox Graph refuses (a mistyped MAIL_FROM: 404 ErrorInvalidUser; the app not let send from it: 403) is said as that, alone or beside throttles', () => {
   expect(pausedLine(1, 1)).toBe(
-    `default: 1 mailbox(es) paused ${REFUSAL}, the longest for 4m0s more`,
+    `default: 1 mailbox(es) paused ${REFUSAL}, 0 pending row(s) sending from a refused one, the longest for 4m0s more`,
   )
-  expect(pausedLine(3, 1)).toBe(
-    `default: 3 mailbox(es) paused: 2 by a provider throttle, 1 ${REFUSAL}, the longest for 4m0s more`,
+  expect(pausedLine(3, 1, 4)).toBe(
+    `default: 3 mailbox(es) paused: 2 by a provider throttle, 1 ${REFUSAL}, 4 pending row(s) sending from a refused one, the longest for 4m0s more`,
   )
 })
 

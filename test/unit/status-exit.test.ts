@@ -37,6 +37,7 @@ const reading = (age: number | null, pastExpiry = 0): DatabaseReading => ({
     pastExpiryPending: pastExpiry,
     pausedMailboxes: 0,
     pausedMailboxesRefused: 0,
+    refusedMailboxPending: 0,
   },
   presence: null,
   failures: null,
@@ -82,28 +83,36 @@ test("rows waiting past their expiresAt (for an interrupted send's lookup) are s
   ).not.toContain('past their expiresAt')
 })
 
-test('a mailbox paused by Graph refusing it while rows are pending needs attention, whatever their age: its rows given back to the pause’s end are not due; a throttle’s pause, or a refusal with nothing pending, does not', () => {
-  const paused = (refused: number, pending: number): DatabaseReading => {
+test('a mailbox paused by Graph refusing it while rows that send from it are pending needs attention, whatever their age: its rows given back to the pause’s end are not due; a throttle’s pause, or a refusal no pending row sends from, does not', () => {
+  /** `refused` of one paused mailbox, `waiting` rows sending from it among 10 pending. */
+  const paused = (refused: number, waiting: number): DatabaseReading => {
     const r = reading(null)
     return {
       ...r,
       stats: r.stats && {
         ...r.stats,
-        counts: { ...r.stats.counts, pending },
+        counts: { ...r.stats.counts, pending: 10 },
         pausedMailboxes: 1,
         pausedMailboxesRefused: refused,
+        refusedMailboxPending: waiting,
       },
       pauses: { mailboxes: 1, refused, longestSeconds: 290 },
     }
   }
-  const refused = judge(paused(1, 1), thresholds, (s) => s)
-  expect({ health: refused.health, reasons: refused.reasons }).toEqual({
+  const refused = judge(paused(1, 3), thresholds, (s) => s)
+  expect({
+    health: refused.health,
+    reasons: refused.reasons,
+    paused: refused.pausedMailboxes,
+  }).toEqual({
     health: 'attention',
     reasons: [
-      'Graph refuses 1 sender mailbox(es), each paused meanwhile, while 1 row(s) are pending (of any mailbox: status does not read which wait for it; a refused pause no row waits for ends by itself, within 5 minutes or Graph’s Retry-After): the rows that send from it wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
+      'Graph refuses 1 sender mailbox(es), each paused meanwhile, and 3 pending row(s) send from it: they wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)',
     ],
+    paused: { count: 1, longestSeconds: 290, refused: 1, refusedPending: 3 },
   })
   expect(exitCodeOf([refused])).toBe(5)
-  expect(judge(paused(0, 1), thresholds, (s) => s).health).toBe('ok')
+  expect(judge(paused(0, 0), thresholds, (s) => s).health).toBe('ok')
+  // Ten rows pending, none of them the refused mailbox's: it ends by itself.
   expect(judge(paused(1, 0), thresholds, (s) => s).health).toBe('ok')
 })

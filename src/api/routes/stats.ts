@@ -44,6 +44,10 @@ const DatabaseStats = z
       description:
         "Of pausedMailboxes, those paused because Graph refuses the mailbox itself (404 ErrorInvalidUser: a mistyped MAIL_FROM; 403: the app not allowed to send from it, MAIL_FROM or a mailbox rows name themselves): check MAIL_FROM or the rows' own from, and the mailbox. The others a provider throttle pauses. null for a token confined to a tenant",
     }),
+    refusedMailboxPending: Count.nullable().openapi({
+      description:
+        "Pending rows that send from a mailbox of pausedMailboxesRefused: those whose own from (or template's from_address) is it, and those naming none when it is MAIL_FROM of a live worker; not a row whose template's from_address has placeholders (its mailbox is known once rendered). outbox-mailer status exits 5 (needs attention) while it is above 0; a refused pause with none ends by itself (5 minutes, or Graph's Retry-After). null for a token confined to a tenant",
+    }),
   })
   .openapi('DatabaseStats')
 
