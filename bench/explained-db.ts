@@ -45,3 +45,33 @@ export function planCost(plan: string): { ms: number; buffers: number } {
     buffers: Number(top?.[1] ?? 0) + Number(top?.[2] ?? 0),
   }
 }
+
+export interface TurnCosts {
+  ms: number[]
+  buffers: number[]
+  /** The last run's plan. */
+  plan: string
+}
+
+/** Each of `runs` run `reps` times, taking turns on `e`'s connection: every run's duration, top buffers and last plan. */
+export async function costsTakingTurns(
+  e: ExplainedDb,
+  runs: Record<string, () => Promise<unknown>>,
+  reps: number,
+): Promise<Record<string, TurnCosts>> {
+  const costs: Record<string, TurnCosts> = {}
+  for (let i = 0; i < reps; i++) {
+    for (const [name, run] of Object.entries(runs)) {
+      e.notices.length = 0
+      await run()
+      const plan = e.notices.join('\n')
+      const cost = planCost(plan)
+      costs[name] ??= { ms: [], buffers: [], plan }
+      const c = costs[name]
+      c.ms.push(cost.ms)
+      c.buffers.push(cost.buffers)
+      c.plan = plan
+    }
+  }
+  return costs
+}

@@ -14,7 +14,7 @@ import { migrate } from '../src/db/migrate.ts'
 import { silentLogger } from '../src/log.ts'
 import { liveStats } from '../src/outbox/stats.ts'
 import { startBenchCluster } from './cluster.ts'
-import { openExplainedDb, planCost } from './explained-db.ts'
+import { costsTakingTurns, openExplainedDb } from './explained-db.ts'
 import { fillKept } from './kept-rows.ts'
 import { median } from './percentiles.ts'
 import { openProbe } from './systems/probe.ts'
@@ -99,25 +99,13 @@ try {
   console.log('rows in play:', JSON.stringify(shape.rows))
   await setup.end()
 
-  const { db, notices } = await openExplainedDb(cluster.url(DB), { timing: false })
+  const explained = await openExplainedDb(cluster.url(DB), { timing: false })
+  const { db } = explained
   const runs = {
     before: async () => void (await BEFORE.execute(db)),
     now: async () => void (await liveStats(db, null)),
   }
-  const costs: Record<string, { ms: number[]; buffers: number[]; plan: string }> = {}
-  for (let i = 0; i < reps; i++) {
-    for (const [name, run] of Object.entries(runs)) {
-      notices.length = 0
-      await run()
-      const plan = notices.join('\n')
-      const cost = planCost(plan)
-      costs[name] ??= { ms: [], buffers: [], plan }
-      const c = costs[name]
-      c.ms.push(cost.ms)
-      c.buffers.push(cost.buffers)
-      c.plan = plan
-    }
-  }
+  const costs = await costsTakingTurns(explained, runs, reps)
   const now = (await liveStats(db, null)) as unknown as Record<string, unknown>
   console.log('now reads:', JSON.stringify(now))
   for (const [name, c] of Object.entries(costs))
