@@ -18,7 +18,8 @@ import { encodeCursor } from '../src/api/cursor.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { openDb } from '../src/db/open.ts'
 import { silentLogger } from '../src/log.ts'
-import { type RetryLoopSpan, requeueLoopStep } from '../src/outbox/bulk-requeue.ts'
+import type { BulkLoopSpan } from '../src/outbox/bulk-loop-span.ts'
+import { requeueLoopStep } from '../src/outbox/bulk-requeue.ts'
 import { withStatementTimeout } from '../src/outbox/statement-timeout.ts'
 import { outboxStats } from '../src/outbox/stats.ts'
 import { readDatabaseStatus } from '../src/status/database-status.ts'
@@ -181,7 +182,7 @@ try {
       await handle.db
         .transaction()
         .execute(async (trx) => {
-          let span: RetryLoopSpan | null = null
+          let span: BulkLoopSpan | null = null
           for (let more = true; more; ) {
             const b = performance.now()
             const r = await requeueLoopStep(trx, { lastErrorCode: code }, null, {

@@ -78,17 +78,18 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
   )
 }
 
-/** A bulk retry's cursor: a loop's next calls act on the rows its first call could, each once. */
-const RetryCursor = z.string().min(1).optional().openapi({
-  description:
-    "Continue a loop: the `nextCursor` of this route's previous answer, passed back unchanged with the same filter. The call then acts only on rows past those the loop's earlier calls read, and none enqueued after its first call: a row it requeued that fails again is left for a later loop, and the loop ends even while the cause keeps failing rows. Without it, a call starts again from the lowest matching id. With `dryRun`, counts what the rest of the loop would requeue",
-})
+/** A bulk action's cursor: a loop's next calls act on the rows its first call could, each once. */
+const loopCursor = (rest: string, verb: 'cancel' | 'requeue') =>
+  z
+    .string()
+    .min(1)
+    .optional()
+    .openapi({
+      description: `Continue a loop: the \`nextCursor\` of this route's previous answer, passed back unchanged with the same filter. The call then acts only on rows past those the loop's earlier calls read, and none enqueued after its first call: ${rest}. Without it, a call starts again from the lowest matching id. With \`dryRun\`, counts what the rest of the loop would ${verb}`,
+    })
 
 // A criterion beside "filter" is told it belongs inside it.
-const bulkRequest = <F extends z.ZodObject, E extends z.ZodRawShape = Record<never, never>>(
-  filter: F,
-  extra: E = {} as E,
-) =>
+const bulkRequest = <F extends z.ZodObject>(filter: F, cursor: ReturnType<typeof loopCursor>) =>
   withStorableText(
     z.strictObject(
       {
@@ -102,20 +103,28 @@ const bulkRequest = <F extends z.ZodObject, E extends z.ZodRawShape = Record<nev
           .int()
           .default(1000)
           .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
-        ...extra,
+        cursor,
       },
-      closedKeys('a key of the body', ['filter', 'dryRun', 'limit', ...Object.keys(extra)], {
+      closedKeys('a key of the body', ['filter', 'dryRun', 'limit', 'cursor'], {
         filter: Object.keys(filter.shape),
       }),
     ),
   )
 
-export const BulkCancelRequest = bulkRequest(bulkFilter(['pending', 'sending'])).openapi(
-  'BulkCancelRequest',
-)
-export const BulkRetryRequest = bulkRequest(bulkFilter(['failed', 'cancelled']), {
-  cursor: RetryCursor,
-}).openapi('BulkRetryRequest')
+export const BulkCancelRequest = bulkRequest(
+  bulkFilter(['pending', 'sending']),
+  loopCursor(
+    'rows the application keeps enqueueing for the filter are left for a later loop, and the loop ends; a row it passed whose send had started (left, as a bulk cancel leaves it) is left too should it be pending again',
+    'cancel',
+  ),
+).openapi('BulkCancelRequest')
+export const BulkRetryRequest = bulkRequest(
+  bulkFilter(['failed', 'cancelled']),
+  loopCursor(
+    'a row it requeued that fails again is left for a later loop, and the loop ends even while the cause keeps failing rows',
+    'requeue',
+  ),
+).openapi('BulkRetryRequest')
 
 export const BulkResult = z
   .object({
@@ -130,7 +139,7 @@ export const BulkResult = z
     more: z.boolean().openapi({ description: 'The batch was full: call again for the rest' }),
     nextCursor: z.string().optional().openapi({
       description:
-        'Bulk retry only, present while `more` is true: pass it back as `cursor` (with the same filter) so the next call continues this loop, acting on no row an earlier call of it read and on none enqueued after its first call (each row requeued once, and the loop ends)',
+        'Present while `more` is true (not a dry run): pass it back as `cursor` (with the same filter) so the next call continues this loop, acting on no row an earlier call of it read and on none enqueued after its first call (each row cancelled or requeued once, and the loop ends)',
     }),
     cancelled: z.number().int().optional().openapi({
       description:

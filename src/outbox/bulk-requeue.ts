@@ -1,15 +1,14 @@
 // Bulk requeue: a filter's failed and cancelled rows back to pending, a batch at a time (a loop's within its span), and the count a retry would requeue.
 import type { ExpressionBuilder, Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { type BulkLoopSpan, inSpan, loopStep } from './bulk-loop-span.ts'
 import type { BulkOptions } from './cancel.ts'
 import {
   countFinishedWithCode,
   countMatching,
-  type IdSpan,
   lowestFinishedWithCode,
   lowestMatching,
 } from './candidate-ids.ts'
-import { highestOutboxId } from './highest-outbox-id.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { probeDueHint } from './probe-due-hint.ts'
@@ -28,24 +27,6 @@ function codeFirst(filter: OutboxFilter, scopeTenant: string | null): string | n
 }
 
 /**
- * A retry loop's span: the ids past `after` (the last its previous call read; null: none yet) up to
- * `upTo` (the outbox's highest id when the loop began). A row the loop requeued that fails again is
- * behind `after` and left; a row enqueued after it began is past `upTo`: each row once, and the
- * loop ends.
- */
-export type RetryLoopSpan = IdSpan
-
-/** The rows of `span` (all rows for none), by the primary key and each status index's id. */
-const inSpan =
-  (span: RetryLoopSpan | null) => (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-    span === null
-      ? eb.lit(true)
-      : eb.and([
-          ...(span.after === null ? [] : [eb('id', '>', span.after)]),
-          eb('id', '<=', span.upTo),
-        ])
-
-/**
  * How many rows a bulk retry with this filter would requeue now (expired rows excluded), within
  * `senders` (`inside`, true) or outside them (false: what a confined caller's retry leaves).
  * A row's expires_at is read from the heap, so the count reads each candidate row's: the failed and
@@ -59,7 +40,7 @@ export async function countRequeueable(
   senders: ReadonlySet<string> | null = null,
   inside = true,
   /** A loop's rest: the rows its next calls would take (null: every matching row). */
-  span: RetryLoopSpan | null = null,
+  span: BulkLoopSpan | null = null,
 ): Promise<number> {
   const within = withinSenders(senders)
   const where = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
@@ -93,7 +74,7 @@ export async function requeueMatching(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
-  o: BulkOptions & { senders?: ReadonlySet<string> | null; span?: RetryLoopSpan | null },
+  o: BulkOptions & { senders?: ReadonlySet<string> | null; span?: BulkLoopSpan | null },
 ): Promise<BulkRequeueResult> {
   const within = withinSenders(o.senders ?? null)
   const span = o.span ?? null
@@ -127,18 +108,14 @@ export async function requeueMatching(
 }
 
 /**
- * One call of a retry loop: requeueMatching within `span` (null: the loop's first call, bounded by
- * the outbox's highest id now), and the span its next call takes, null once `more` is false.
+ * One call of a retry loop (loopStep): requeueMatching within `span` (null: the loop's first call),
+ * and the span its next call takes, null once `more` is false.
  */
-export async function requeueLoopStep(
+export function requeueLoopStep(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
-  o: BulkOptions & { senders?: ReadonlySet<string> | null; span: RetryLoopSpan | null },
-): Promise<Omit<BulkRequeueResult, 'last'> & { next: RetryLoopSpan | null }> {
-  const upTo = o.span?.upTo ?? (await highestOutboxId(db))
-  if (upTo === null) return { items: [], more: false, next: null }
-  const span = { after: o.span?.after ?? null, upTo }
-  const { items, more, last } = await requeueMatching(db, filter, scopeTenant, { ...o, span })
-  return { items, more, next: more && last !== null ? { after: last, upTo } : null }
+  o: BulkOptions & { senders?: ReadonlySet<string> | null; span: BulkLoopSpan | null },
+) {
+  return loopStep(db, o.span, (span) => requeueMatching(db, filter, scopeTenant, { ...o, span }))
 }

@@ -2,6 +2,7 @@
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { AppError } from '../errors.ts'
+import { type BulkLoopSpan, inSpan, loopStep } from './bulk-loop-span.ts'
 import { countMatching, lowestMatching } from './candidate-ids.ts'
 import { kindLit } from './history-kind.ts'
 import { summarySelection } from './lease-owner-name.ts'
@@ -201,6 +202,8 @@ interface BulkCancelResult {
   /** Of `items`: how many were cancelled now, how many had their cancel recorded for their worker. */
   cancelled: number
   cancelRequested: number
+  /** The highest id the batch read (acted on or left as it stopped matching), null for none. */
+  last: string | null
 }
 
 // A row whose cancel is already requested (sending, or pending with an interrupted send's mark) no
@@ -223,32 +226,38 @@ const cancellable = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     ),
   ])
 
-/** How many rows a bulk cancel with this filter would touch now. */
+/** How many rows a bulk cancel with this filter would touch now (within `span`: the rest of a loop). */
 export async function countCancellable(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
+  span: BulkLoopSpan | null = null,
 ): Promise<number> {
-  return countMatching(db, (eb) => eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)]))
+  return countMatching(db, (eb) =>
+    eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb), inSpan(span)(eb)]),
+  )
 }
 
 /**
- * Cancels the next batch (lowest ids first). Its rows are locked first, in id order
- * (withLockedInIdOrder, which checks the filter again on each row's latest version), and the
- * update's case in the SET reads its status too: a row a worker claimed meanwhile gets its cancel
- * requested, one whose send started or that settled meanwhile is left alone. `more` counts the
- * candidates, so a row skipped that way never ends a bulk cancel early.
+ * Cancels the next batch (lowest ids first; a loop's within its span). Its rows are locked first,
+ * in id order (withLockedInIdOrder, which checks the filter again on each row's latest version),
+ * and the update's case in the SET reads its status too: a row a worker claimed meanwhile gets its
+ * cancel requested, one whose send started or that settled meanwhile is left alone. `more` counts
+ * the candidates, so a row skipped that way never ends a bulk cancel early.
  */
 export async function cancelMatching(
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
-  o: BulkOptions,
+  o: BulkOptions & { span?: BulkLoopSpan | null },
 ): Promise<BulkCancelResult> {
+  const span = o.span ?? null
   const matching = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
-    eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)])
+    eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb), inSpan(span)(eb)])
   const ids = await lowestMatching(db, ['pending', 'sending'], matching, o.limit)
-  if (ids.length === 0) return { items: [], more: false, cancelled: 0, cancelRequested: 0 }
+  if (ids.length === 0) {
+    return { items: [], more: false, cancelled: 0, cancelRequested: 0, last: null }
+  }
   const rows = await withLockedInIdOrder(db, ids, matching)
     .with('cancelled_now', (qb) =>
       qb
@@ -275,5 +284,20 @@ export async function cancelMatching(
     more: ids.length === o.limit,
     cancelled,
     cancelRequested: items.length - cancelled,
+    last: ids[ids.length - 1]!,
   }
+}
+
+/**
+ * One call of a cancel loop (loopStep): cancelMatching within `span` (null: the loop's first call),
+ * and the span its next call takes, null once `more` is false. Bounded so, a loop over rows an
+ * application keeps enqueueing ends, and cancels none enqueued after it began.
+ */
+export function cancelLoopStep(
+  db: Kysely<Database>,
+  filter: OutboxFilter,
+  scopeTenant: string | null,
+  o: BulkOptions & { span: BulkLoopSpan | null },
+) {
+  return loopStep(db, o.span, (span) => cancelMatching(db, filter, scopeTenant, { ...o, span }))
 }

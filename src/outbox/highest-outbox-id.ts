@@ -1,4 +1,4 @@
-// The outbox's highest row id now: where a bulk retry loop that begins now stops.
+// The outbox's highest row id now: where a bulk cancel or retry loop that begins now stops.
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 

@@ -56,7 +56,8 @@ describe('POST /v1/outbox/cancel and /v1/outbox/retry', () => {
         },
         {
           path: 'ids',
-          message: `is not a key of the body (filter, dryRun, limit${action === 'retry' ? ', cursor' : ''}): it belongs inside "filter"`,
+          message:
+            'is not a key of the body (filter, dryRun, limit, cursor): it belongs inside "filter"',
         },
       ])
     })

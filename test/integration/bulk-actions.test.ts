@@ -113,6 +113,7 @@ describe('bulk actions in a large outbox', () => {
         more: true,
         cancelled: 1,
         cancelRequested: 0,
+        last: ids[1]!,
       })
       const second = await cancelMatching(t.db, {}, null, { limit: 2 })
       expect(second).toEqual({
@@ -120,6 +121,7 @@ describe('bulk actions in a large outbox', () => {
         more: false,
         cancelled: 1,
         cancelRequested: 0,
+        last: ids[2]!,
       })
       const { rows } = await t.pool.query<{ status: string }>(
         'select status from mailer.email_outbox order by id',
@@ -156,6 +158,7 @@ describe('bulk actions in a large outbox', () => {
         more: true,
         cancelled: 0,
         cancelRequested: 1,
+        last: ids[1]!,
       })
       const { rows } = await t.pool.query<{ requested: boolean }>(
         'select cancel_requested_at is not null as requested from mailer.email_outbox order by id',

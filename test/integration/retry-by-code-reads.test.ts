@@ -3,9 +3,9 @@ import { beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { type ExpressionBuilder, type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import type { Database } from '../../src/db/schema.ts'
+import type { BulkLoopSpan } from '../../src/outbox/bulk-loop-span.ts'
 import {
   countRequeueable,
-  type RetryLoopSpan,
   requeueLoopStep,
   requeueMatching,
 } from '../../src/outbox/bulk-requeue.ts'
@@ -74,7 +74,7 @@ const oneCondition = (
   scope: string | null,
   senders: ReadonlySet<string> | null,
   inside: boolean,
-  span: RetryLoopSpan | null = null,
+  span: BulkLoopSpan | null = null,
 ) =>
   countMatching(t.db, (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
     eb.and([
@@ -167,9 +167,9 @@ async function retryLoop(
   cursor = false,
 ) {
   const batches: { ids: string[]; more: boolean }[] = []
-  let span: RetryLoopSpan | null = null
+  let span: BulkLoopSpan | null = null
   for (let more = true; more; ) {
-    const r: { items: { id: string }[]; more: boolean; next?: RetryLoopSpan | null } = cursor
+    const r: { items: { id: string }[]; more: boolean; next?: BulkLoopSpan | null } = cursor
       ? await requeueLoopStep(db, f, scope, { limit, senders, span })
       : await requeueMatching(db, f, scope, { limit, senders })
     span = r.next ?? null

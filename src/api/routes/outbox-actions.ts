@@ -1,12 +1,11 @@
 // Steering rows: cancel and retry, one by id or in bulk by filter (with a dry run).
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
 import { countRequeueable, requeueLoopStep } from '../../outbox/bulk-requeue.ts'
-import { cancelMatching, cancelOutbox, countCancellable } from '../../outbox/cancel.ts'
+import { cancelLoopStep, cancelOutbox, countCancellable } from '../../outbox/cancel.ts'
 import { requeueOutbox } from '../../outbox/requeue.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
-import { decodeRetryCursor, encodeRetryCursor } from '../bulk-retry-cursor.ts'
 import { runBulk } from '../bulk-run.ts'
 import {
   BULK_BODY_SHAPE,
@@ -115,7 +114,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
     operationId: 'cancelRows',
     tags: ['outbox'],
     summary:
-      'Cancel the pending rows, and the sending rows whose send has not started, that match a filter: each as the single cancel does (cancelled, or cancel_requested for a worker to settle), counted in cancelled and cancelRequested',
+      'Cancel the pending rows, and the sending rows whose send has not started, that match a filter: each as the single cancel does (cancelled, or cancel_requested for a worker to settle), counted in cancelled and cancelRequested; up to `limit` a call: loop while `more`, passing back `nextCursor` as `cursor` so that the loop ends and cancels no row enqueued after it began',
     security: BEARER_SECURITY,
     middleware: withBody,
     request: {
@@ -171,25 +170,20 @@ export function outboxActionRoutes(deps: ApiDeps) {
     })
     .openapi(bulkCancel, async (c) =>
       c.json(
-        await runBulk(c, c.req.valid('json'), 'bulk cancel', countCancellable, cancelMatching),
+        await runBulk(c, c.req.valid('json'), 'cancel', countCancellable, cancelLoopStep),
         200,
       ),
     )
     .openapi(bulkRetry, async (c) => {
       // A token confined to sender mailboxes retries its rows only, and is told how many it left.
       const senders = c.get('principal').senders
-      const body = c.req.valid('json')
-      const span = decodeRetryCursor(body.cursor)
       return c.json(
         await runBulk(
           c,
-          body,
-          'bulk retry',
-          (db, f, tenant) => countRequeueable(db, f, tenant, senders, true, span),
-          async (db, f, tenant, o) => {
-            const { next, ...r } = await requeueLoopStep(db, f, tenant, { ...o, senders, span })
-            return next === null ? r : { ...r, nextCursor: encodeRetryCursor(next) }
-          },
+          c.req.valid('json'),
+          'retry',
+          (db, f, tenant, span) => countRequeueable(db, f, tenant, senders, true, span),
+          (db, f, tenant, o) => requeueLoopStep(db, f, tenant, { ...o, senders }),
           senders === null
             ? undefined
             : (db, f, tenant) => countRequeueable(db, f, tenant, senders, false),

@@ -1,0 +1,44 @@
+// A bulk cancel or retry loop's span of ids: past what its earlier calls read, up to the outbox's highest id at its first call.
+import type { ExpressionBuilder, Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { IdSpan } from './candidate-ids.ts'
+import { highestOutboxId } from './highest-outbox-id.ts'
+
+/**
+ * A loop's span: the ids past `after` (the last its previous call read; null: none yet) up to
+ * `upTo` (the outbox's highest id when the loop began). A row the loop acted on that matches again
+ * (a retry's row failing again, a cancel's row back to pending) is behind `after` and left; a row
+ * enqueued after it began is past `upTo`: each row once, and the loop ends.
+ */
+export type BulkLoopSpan = IdSpan
+
+/** The rows of `span` (all rows for none), by the primary key and each status index's id. */
+export const inSpan =
+  (span: BulkLoopSpan | null) => (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+    span === null
+      ? eb.lit(true)
+      : eb.and([
+          ...(span.after === null ? [] : [eb('id', '>', span.after)]),
+          eb('id', '<=', span.upTo),
+        ])
+
+/** A batch of a loop: its answer and the highest id it read (acted on or left), null for none. */
+export interface LoopBatch {
+  more: boolean
+  last: string | null
+}
+
+/**
+ * One call of a loop: `batch` within `span` (null: the loop's first call, bounded by the outbox's
+ * highest id now), and the span its next call takes, null once `more` is false.
+ */
+export async function loopStep<R extends LoopBatch>(
+  db: Kysely<Database>,
+  span: BulkLoopSpan | null,
+  batch: (span: BulkLoopSpan) => Promise<R>,
+): Promise<Omit<R, 'last'> & { next: BulkLoopSpan | null }> {
+  // An empty outbox: no id is 0 or below, so the batch finds nothing.
+  const upTo = span?.upTo ?? (await highestOutboxId(db)) ?? '0'
+  const { last, ...r } = await batch({ after: span?.after ?? null, upTo })
+  return { ...r, next: r.more && last !== null ? { after: last, upTo } : null }
+}

@@ -1,0 +1,204 @@
+// A bulk cancel looped while `more`: bounded by its start, each row acted on once, its cursor checked.
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { encodeCursor } from '../../src/api/cursor.ts'
+import { type BulkLoopOptions, bulkLoop } from './support/bulk-loop.ts'
+import { enqueueSql, send, setState } from './support/harness.ts'
+import { appOnOwnDatabase } from './support/own-database-app.ts'
+import { token } from './support/tokens.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const s = appOnOwnDatabase()
+// "Everything pending for acme", as an operator stopping a tenant's mail would say it.
+const FILTER = { status: ['pending'], tenant: 'acme' }
+
+/** A pending row of `tenant`, as the application's trigger enqueues it. */
+const enqueued = (tenant = 'acme') => enqueueSql(s.t.pool, { tenant })
+
+/** An operator's cancel loop (bulkLoop) over FILTER with limit 2 and the full token unless told otherwise. */
+const cancelLoop = (o: Partial<BulkLoopOptions> = {}) =>
+  bulkLoop(s.app, 'cancel', { tk: s.tk, filter: FILTER, ...o })
+
+async function statuses(ids: string[]): Promise<string[]> {
+  const { rows } = await s.t.pool.query(
+    'select status from mailer.email_outbox where id = any($1::bigint[]) order by id',
+    [ids],
+  )
+  return rows.map((r) => r.status)
+}
+
+describe('a bulk cancel loop', () => {
+  test('a loop while a trigger keeps enqueueing rows it matches ends, and leaves the rows enqueued after it began', async () => {
+    const [a, b, c] = [await enqueued(), await enqueued(), await enqueued()]
+    // The application's trigger enqueues two more of acme's rows after each call.
+    const later: string[] = []
+    const calls = await cancelLoop({
+      between: async () => {
+        later.push(await enqueued(), await enqueued())
+      },
+    })
+    expect(calls).toEqual([[a, b], [c]])
+    expect(await statuses([a!, b!, c!])).toEqual(['cancelled', 'cancelled', 'cancelled'])
+    expect(await statuses(later)).toEqual(['pending', 'pending', 'pending', 'pending'])
+    // The next loop takes them.
+    expect(await cancelLoop()).toEqual([later.slice(0, 2), later.slice(2), []])
+  })
+
+  test('a claimed row is asked once; one whose send had started as the loop passed it is left, as a bulk cancel leaves it', async () => {
+    const filter = { tenant: 'acme' }
+    const [started, a, claimed, b] = [
+      await enqueued(),
+      await enqueued(),
+      await enqueued(),
+      await enqueued(),
+    ]
+    await setState(s.t.pool, started!, 'sending', { sendStarted: true })
+    await setState(s.t.pool, claimed!, 'sending')
+    let first = true
+    const calls = await cancelLoop({
+      filter,
+      between: async () => {
+        // The started send's worker stops; its lease reclaimed, the row is pending again (with
+        // the interrupted send's mark), behind the loop's position.
+        if (first) {
+          await s.t.pool.query(
+            `update mailer.email_outbox set status = 'pending', lease_owner = null,
+               lease_token = null, lease_expires_at = null where id = $1`,
+            [started],
+          )
+        }
+        first = false
+      },
+    })
+    expect(calls).toEqual([[a, claimed], [b]])
+    expect(await statuses([started!, claimed!])).toEqual(['pending', 'sending'])
+    // A new loop takes it.
+    expect(await cancelLoop({ filter })).toEqual([[started]])
+  })
+
+  test('a dry run given the cursor counts what the rest of the loop would cancel', async () => {
+    for (let i = 0; i < 4; i++) await enqueued()
+    await enqueued('beta')
+    const first = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: FILTER, limit: 1 },
+    })
+    const { nextCursor, ...rest } = first.body as { nextCursor: string }
+    expect(typeof nextCursor).toBe('string')
+    expect(rest).toMatchObject({ matched: 1, more: true })
+    // Enqueued after the loop began: not the loop's.
+    await enqueued()
+    const dry = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: FILTER, dryRun: true, cursor: nextCursor },
+    })
+    expect(dry.body).toEqual({ dryRun: true, matched: 3, items: [], more: false })
+    const all = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: FILTER, dryRun: true },
+    })
+    expect((all.body as { matched: number }).matched).toBe(4)
+  })
+
+  test("a tenant's loop cancels its own rows only, whatever cursor it is given", async () => {
+    const [acme1, beta1, beta2, acme2] = [
+      await enqueued('acme'),
+      await enqueued('beta'),
+      await enqueued('beta'),
+      await enqueued('acme'),
+    ]
+    const filter = { status: ['pending'] }
+    const acmeTk = await token({ tenant: 'acme' })
+    const acmeFirst = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: acmeTk,
+      body: { filter, limit: 1 },
+    })
+    expect((acmeFirst.body as { items: unknown[] }).items).toEqual([
+      { id: acme1, outcome: 'cancelled' },
+    ])
+    // Acme's cursor given with beta's token: beta's rows past its position, none of acme's.
+    const { nextCursor } = acmeFirst.body as { nextCursor: string }
+    const betaTk = await token({ tenant: 'beta' })
+    expect(await cancelLoop({ tk: betaTk, filter, cursor: nextCursor, limit: 10 })).toEqual([
+      [beta1, beta2],
+    ])
+    expect(await statuses([acme2!])).toEqual(['pending'])
+  })
+})
+
+describe("a bulk cancel's cursor", () => {
+  const refusal = async (action: 'cancel' | 'retry', cursor: unknown, extra: object = {}) => {
+    const r = await send(s.app, 'POST', `/v1/outbox/${action}`, {
+      token: s.tk,
+      body: {
+        filter: action === 'cancel' ? FILTER : { status: ['failed'] },
+        cursor,
+        ...extra,
+      },
+    })
+    expect(r.status).toBe(400)
+    expect(r.headers.get('content-type')).toContain('application/problem+json')
+    return (r.body as { errors: { path: string; message: string }[] }).errors
+  }
+  const b64 = (text: string) => Buffer.from(text).toString('base64url')
+
+  test('anything but a nextCursor a bulk cancel answered is a 400 naming cursor, nothing cancelled', async () => {
+    const id = await enqueued()
+    const notOurs = [
+      {
+        path: 'cursor',
+        message:
+          "is not a cursor this API returned: pass back a bulk cancel's nextCursor unchanged, or leave cursor out to begin a loop",
+      },
+    ]
+    for (const bad of ['bogus', b64('c1:5'), b64('c1:9:5'), b64('c1:5:9:1'), `${b64('c1:5:9')}=`]) {
+      expect({ bad, errors: await refusal('cancel', bad) }).toEqual({ bad, errors: notOurs })
+      expect({ bad, errors: await refusal('cancel', bad, { dryRun: true }) }).toEqual({
+        bad,
+        errors: notOurs,
+      })
+    }
+    expect(await refusal('cancel', b64('r1:5:9'))).toEqual([
+      {
+        path: 'cursor',
+        message:
+          "is a bulk retry's cursor (POST /v1/outbox/retry's nextCursor), not a bulk cancel's: pass back the nextCursor a bulk cancel answered, or leave cursor out to begin a loop",
+      },
+    ])
+    expect(await refusal('cancel', encodeCursor('newest', '5'))).toEqual([
+      {
+        path: 'cursor',
+        message:
+          "is a list's cursor (GET /v1/outbox's nextCursor), not a bulk cancel's: pass back the nextCursor a bulk cancel answered, or leave cursor out to begin a loop",
+      },
+    ])
+    expect((await refusal('cancel', ''))[0]?.path).toBe('cursor')
+    expect((await refusal('cancel', null))[0]?.path).toBe('cursor')
+    expect(await statuses([id])).toEqual(['pending'])
+  })
+
+  test("a bulk retry refuses a bulk cancel's cursor by name", async () => {
+    expect(await refusal('retry', Buffer.from('c1:5:9').toString('base64url'))).toEqual([
+      {
+        path: 'cursor',
+        message:
+          "is a bulk cancel's cursor (POST /v1/outbox/cancel's nextCursor), not a bulk retry's: pass back the nextCursor a bulk retry answered, or leave cursor out to begin a loop",
+      },
+    ])
+  })
+
+  test('the document describes it and nextCursor for both actions', async () => {
+    const doc = (await (await s.app.request('/openapi.json')).json()) as {
+      components: {
+        schemas: Record<string, { properties: Record<string, { description?: string }> }>
+      }
+    }
+    const { BulkCancelRequest, BulkResult } = doc.components.schemas
+    expect(BulkCancelRequest?.properties.cursor?.description).toContain('nextCursor')
+    expect(BulkCancelRequest?.properties.cursor?.description).toContain(
+      'none enqueued after its first call',
+    )
+    expect(BulkResult?.properties.nextCursor?.description).not.toContain('Bulk retry only')
+  })
+})

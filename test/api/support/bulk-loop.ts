@@ -1,0 +1,37 @@
+// An operator's bulk cancel or retry loop: called while `more`, each answer's nextCursor passed back, at most 10 calls.
+import { expect } from 'bun:test'
+import { type App, send } from './harness.ts'
+
+export interface BulkLoopOptions {
+  tk: string
+  filter: object
+  limit?: number
+  /** The first call's cursor (none: the loop begins). */
+  cursor?: string
+  /** Runs after each call with the ids it acted on (the workers, a trigger, meanwhile). */
+  between?: (acted: string[]) => Promise<void>
+}
+
+/** The ids each call of the loop acted on, in order; a loop that does not end stops at 10 calls. */
+export async function bulkLoop(
+  app: App,
+  action: 'cancel' | 'retry',
+  o: BulkLoopOptions,
+): Promise<string[][]> {
+  const calls: string[][] = []
+  let cursor = o.cursor
+  for (let more = true; more && calls.length < 10; ) {
+    const r = await send(app, 'POST', `/v1/outbox/${action}`, {
+      token: o.tk,
+      body: { filter: o.filter, limit: o.limit ?? 2, ...(cursor ? { cursor } : {}) },
+    })
+    expect(r.status).toBe(200)
+    const body = r.body as { items: { id: string }[]; more: boolean; nextCursor?: string }
+    const acted = body.items.map((i) => i.id)
+    calls.push(acted)
+    await o.between?.(acted)
+    more = body.more
+    cursor = body.nextCursor
+  }
+  return calls
+}
