@@ -10,6 +10,9 @@ import { TimeBound } from './time-bound.ts'
 import { windowsHoldTime } from './time-windows.ts'
 import { closedKeys } from './unknown-keys.ts'
 
+/** A bulk body's keys, as its refusals name them. */
+const BODY_KEYS = ['filter', 'dryRun', 'limit', 'cursor']
+
 /** A bulk body's shape, as its refusals name it. */
 export const BULK_BODY_SHAPE =
   '{"filter": {...}, "dryRun": ..., "limit": ...} (dryRun and limit optional)'
@@ -56,7 +59,16 @@ function bulkFilter<const S extends readonly [OutboxStatus, ...OutboxStatus[]]>(
     template: TemplateFilter,
     ids: z.array(OutboxId).min(1).max(1000).optional(),
   }
-  const closed = closedKeys('a criterion of filter', Object.keys(criteria))
+  // A key of the body given inside it is told it belongs next to it.
+  const closed = closedKeys(
+    'a criterion of filter',
+    Object.keys(criteria),
+    {},
+    {
+      field: 'filter',
+      keys: BODY_KEYS.filter((k) => k !== 'filter'),
+    },
+  )
   return (
     z
       .strictObject(criteria, {
@@ -88,7 +100,7 @@ const loopCursor = (rest: string, verb: 'cancel' | 'requeue') =>
       description: `Continue a loop: the \`nextCursor\` of this route's previous answer, passed back unchanged with the same filter. The call then acts only on rows past those the loop's earlier calls read, and none enqueued after its first call: ${rest}. Without it, a call starts again from the lowest matching id. With \`dryRun\`, counts what the rest of the loop would ${verb}`,
     })
 
-// A criterion beside "filter" is told it belongs inside it.
+// A criterion beside "filter" is told it belongs inside it (and a key of the body inside it, bulkFilter).
 const bulkRequest = <F extends z.ZodObject>(filter: F, cursor: ReturnType<typeof loopCursor>) =>
   withStorableText(
     z.strictObject(
@@ -105,7 +117,7 @@ const bulkRequest = <F extends z.ZodObject>(filter: F, cursor: ReturnType<typeof
           .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
         cursor,
       },
-      closedKeys('a key of the body', ['filter', 'dryRun', 'limit', 'cursor'], {
+      closedKeys('a key of the body', BODY_KEYS, {
         filter: Object.keys(filter.shape),
       }),
     ),

@@ -1,4 +1,4 @@
-// A body key one level off (an option beside "message", a criterion beside "filter") is named by its own path with where it belongs.
+// A body key one level off (an option beside "message", a criterion beside "filter", a cursor inside it) is named by its own path with where it belongs.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { send } from './support/harness.ts'
 import { appOnUnreachedDatabase } from './support/unreached-database-app.ts'
@@ -60,6 +60,22 @@ describe('POST /v1/outbox/cancel and /v1/outbox/retry', () => {
             'is not a key of the body (filter, dryRun, limit, cursor): it belongs inside "filter"',
         },
       ])
+    })
+
+    test(`${action}: a key of the body given inside "filter" is named, with the body as its place`, async () => {
+      const r = await send(s.app, 'POST', `/v1/outbox/${action}`, {
+        token: s.tk,
+        body: { filter: { tenant: 'acme', cursor: 'x', dryRun: true, limit: 5 } },
+      })
+      expect(r.status).toBe(400)
+      const criteria =
+        'is not a criterion of filter (status, tenant, createdFrom, createdTo, sentFrom, sentTo, dedupeKey, correlationId, lastErrorCode, template, ids)'
+      expect((r.body as { errors: unknown }).errors).toEqual(
+        ['cursor', 'dryRun', 'limit'].map((key) => ({
+          path: `filter.${key}`,
+          message: `${criteria}: it belongs next to "filter", not inside it`,
+        })),
+      )
     })
 
     test(`${action}: an unknown criterion inside "filter" is named with the criteria it takes`, async () => {
