@@ -15,12 +15,22 @@ function databaseUrlProblem(value: string): string | null {
   if (value.includes('#')) {
     return 'has a # (what follows it is dropped as a fragment): a password holding one must percent-encode it as %23 (and @ : / ? as %40 %3A %2F %3F)'
   }
-  let parsed: { sslmode?: unknown }
+  let parsed: { sslmode?: unknown; port?: unknown }
   try {
     // The options type names no sslmode, which the parser keeps as every query parameter.
-    parsed = parseConnectionString(value) as { sslmode?: unknown }
+    parsed = parseConnectionString(value) as { sslmode?: unknown; port?: unknown }
   } catch {
     return 'is not a valid URL (check the host and port; a password must percent-encode @ : / # ?)'
+  }
+  const twice = settingGivenTwice(value)
+  if (twice !== null) {
+    return `gives ${twice} twice, with different values (the driver would take the last): give it once`
+  }
+  // The parser refuses :99999 in the host part but keeps ?port= as written (and :0): each
+  // connection then failed, ERR_SOCKET_BAD_PORT "Received NaN" or ECONNREFUSED.
+  const port = String(parsed.port ?? '')
+  if (port !== '' && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) {
+    return "its port must be a whole number from 1 to 65535 (the host's :5432, or ?port=5432)"
   }
   // The driver reads any sslmode but disable and no-verify as TLS with the certificate checked, a
   // slip included: `sslmode=disabled` asked a server without TLS for it, the opposite of what was
@@ -38,6 +48,53 @@ function databaseUrlProblem(value: string): string | null {
     return 'sslmode=allow is not one the driver can do (it would ask for TLS and check the certificate, where libpq tries without TLS first): use sslmode=disable for a server that takes no TLS, on a private network only, or sslmode=verify-full (deploy guide, step 4)'
   }
   return null
+}
+
+/**
+ * The name of a setting the URL gives two values (a query parameter repeated, or the host part's
+ * user, password, host or port given again as ?user= …), or null: the driver takes the last, so
+ * `?sslmode=verify-full&sslmode=disable` (a platform's parameters appended to the user's) connected
+ * without TLS. Only the name is said: the value may be a password. An empty value is none.
+ */
+function settingGivenTwice(value: string): string | null {
+  const at = value.indexOf('?')
+  if (at < 0) return null
+  const given = new Map(Object.entries(hostPart(value)).filter(([, v]) => v !== ''))
+  for (const pair of value.slice(at + 1).split('&')) {
+    const eq = pair.indexOf('=')
+    const key = decoded((eq < 0 ? pair : pair.slice(0, eq)).replaceAll('+', ' '))
+    const v = eq < 0 ? '' : decoded(pair.slice(eq + 1).replaceAll('+', ' '))
+    if (key === '' || v === '') continue
+    const before = given.get(key)
+    if (before !== undefined && before !== v) return key
+    given.set(key, v)
+  }
+  return null
+}
+
+/** The settings the URL's host part gives, as the parser reads them (none when it reads no host part). */
+function hostPart(value: string): Record<'user' | 'password' | 'host' | 'port', string> {
+  try {
+    const u = new URL(value)
+    return {
+      user: decoded(u.username),
+      password: decoded(u.password),
+      host: decoded(u.hostname.replace(/^\[(.+)\]$/, '$1')),
+      port: u.port,
+    }
+  } catch {
+    return { user: '', password: '', host: '', port: '' }
+  }
+}
+
+// A % not followed by two hex digits stays as written, as the parser keeps it. (A query's + is a
+// blank, as URLSearchParams reads it: the caller replaces it; the host part's is a +.)
+function decoded(s: string): string {
+  try {
+    return decodeURIComponent(s)
+  } catch {
+    return s
+  }
 }
 
 // libpq's sslmode words, and node-postgres's own no-verify.

@@ -473,6 +473,66 @@ describe('loadConfig', () => {
     }
   })
 
+  test('a port the driver cannot connect to, written as ?port= or as 0, is refused at start as :99999 is, not at every connection', () => {
+    // The host part's :99999 is refused by the parser; ?port= was kept as written and each
+    // connection failed: ERR_SOCKET_BAD_PORT "Received NaN" (abc), ECONNREFUSED (0).
+    const problems = (env: Record<string, string>) =>
+      configProblems({ MAIL_TRANSPORT: 'file', ...env })
+    const port = (variable: string) =>
+      `${variable}: its port must be a whole number from 1 to 65535 (the host's :5432, or ?port=5432)`
+    expect(
+      ['?port=abc', '?port=99999', '?port=-5', '?port=1.5', '?port=0'].map((q) =>
+        problems({ DATABASE_URL: `postgres://u:p@db/app${q}` }),
+      ),
+    ).toEqual(Array(5).fill([port('DATABASE_URL')]))
+    expect(problems({ DATABASE_URL: 'postgres://u:p@db:0/app' })).toEqual([port('DATABASE_URL')])
+    expect(
+      problems({
+        MAILER_DATABASES:
+          '[{"name":"a","url":"postgres://db/a","listenUrl":"postgres://db/a?port=x"}]',
+      }),
+    ).toEqual([port('MAILER_DATABASES[0].listenUrl')])
+    for (const url of [
+      'postgres://u@db:6543/app',
+      'postgres://u@db/app?port=6543',
+      'postgres://u@db/app?port=',
+    ])
+      expect([url, problems({ DATABASE_URL: url })]).toEqual([url, []])
+  })
+
+  test('a database URL that gives one setting two values (sslmode twice, a port in the host and in ?port=) is refused, not read as the last one', () => {
+    // The driver takes the last: `?sslmode=verify-full&sslmode=disable` (a platform's parameters
+    // appended to the user's) connected without TLS, the certificate check written first dropped.
+    const password = `pw-${crypto.randomUUID().slice(0, 8)}`
+    const problems = (env: Record<string, string>) =>
+      configProblems({ MAIL_TRANSPORT: 'file', ...env })
+    const twice = (variable: string, key: string) =>
+      `${variable}: gives ${key} twice, with different values (the driver would take the last): give it once`
+    expect([
+      problems({ DATABASE_URL: 'postgres://u@db/app?sslmode=verify-full&sslmode=disable' }),
+      problems({
+        LISTEN_DATABASE_URL: 'postgres://u@db/app?sslmode=disable&sslmode=verify-full',
+        DATABASE_URL: 'postgres://u@db/app',
+      }),
+      problems({ DATABASE_URL: `postgres://u:${password}@db/app?password=other` }),
+      problems({ DATABASE_URL: `postgres://u@db/app?password=${password}&password=other` }),
+      problems({ DATABASE_URL: 'postgres://u@db:5432/app?port=6543' }),
+    ]).toEqual([
+      [twice('DATABASE_URL', 'sslmode')],
+      [twice('LISTEN_DATABASE_URL', 'sslmode')],
+      [twice('DATABASE_URL', 'password')],
+      [twice('DATABASE_URL', 'password')],
+      [twice('DATABASE_URL', 'port')],
+    ])
+    // The same value twice says one thing: taken.
+    for (const url of [
+      'postgres://u@db/app?sslmode=verify-full&sslmode=verify-full',
+      `postgres://u:${password}@db/app?password=${password}`,
+      'postgres://u@db:5432/app?port=5432',
+    ])
+      expect([url, problems({ DATABASE_URL: url })]).toEqual([url, []])
+  })
+
   test('an sslmode the driver does not know (sslmode=disabled, a slip of disable) is refused at start, not taken as TLS required', () => {
     // node-postgres reads any sslmode but disable (and no-verify) as TLS with its certificate
     // checked: "disabled" asked a server without TLS for it, every connection then refused
