@@ -68,10 +68,24 @@ function notPem(name: 'GRAPH_CERTIFICATE' | 'GRAPH_PRIVATE_KEY', value: string):
   if (cert && THUMBPRINT.test(v)) {
     return `${name}: holds a certificate thumbprint, not the certificate: set it to the .crt file's contents (${name}="$(cat <file>.crt)"); the thumbprint is computed from it (check-config prints it as the portal shows it)`
   }
-  if (cert && /-----BEGIN (RSA |ENCRYPTED )?PRIVATE KEY-----/.test(v))
+  // The block it holds instead, named as its file shows it: "no BEGIN PRIVATE KEY block" read as
+  // nonsense beside a file that says BEGIN EC PRIVATE KEY.
+  const label = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(v)?.[1]
+  if (cert && label?.endsWith('PRIVATE KEY'))
     return `${name}: holds a private key, not a certificate ${SWAPPED}`
-  if (!cert && v.includes('-----BEGIN CERTIFICATE-----'))
+  if (!cert && label === 'CERTIFICATE')
     return `${name}: holds a certificate, not a private key ${SWAPPED}`
+  if (label?.endsWith('PUBLIC KEY')) {
+    return cert
+      ? `${name}: holds a public key (BEGIN ${label}), not the certificate: set it to the certificate uploaded to the app registration (BEGIN CERTIFICATE)`
+      : `${name}: holds a public key (BEGIN ${label}), not the private key: set it to the private key the certificate was made with (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)`
+  }
+  if (cert && label?.endsWith('CERTIFICATE REQUEST'))
+    return `${name}: holds a certificate signing request (BEGIN ${label}), not the certificate: set it to the certificate issued for it (BEGIN CERTIFICATE)`
+  if (!cert && (label === 'EC PRIVATE KEY' || label === 'DSA PRIVATE KEY'))
+    return `${name}: must be an RSA key (PS256/RS256), got ${label.split(' ')[0]!.toLowerCase()} (BEGIN ${label})`
+  if (!cert && label === 'OPENSSH PRIVATE KEY')
+    return `${name}: is in OpenSSH’s format (BEGIN OPENSSH PRIVATE KEY), not PEM: convert a copy with \`ssh-keygen -p -m PKCS8 -f <copy>\` (the RSA key the certificate was made with)`
   return cert
     ? `${name}: is not a PEM certificate (no BEGIN CERTIFICATE block)`
     : `${name}: is not a PEM private key (no BEGIN PRIVATE KEY block)`

@@ -1,6 +1,11 @@
 // The Entra credential: PEM loading errors, and the client assertion's header and claims for both algorithms.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
-import { createPrivateKey, X509Certificate } from 'node:crypto'
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  X509Certificate,
+} from 'node:crypto'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -296,6 +301,55 @@ describe('loading the credential', () => {
       }
       expect(problems).toEqual(expected)
     }
+  })
+
+  test('a PEM of another kind (an EC or OpenSSH key, a public key, a signing request) is named for what it is, not as "no BEGIN PRIVATE KEY block"', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const sec1 = ec.privateKey.export({ type: 'sec1', format: 'pem' }).toString()
+    const publicKey = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+    const rsaPublic = createPublicKey(good.keyPem).export({ type: 'pkcs1', format: 'pem' })
+    const pem = (label: string) => `-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`
+    const problemsOf = (cfg: Partial<GraphConfig>) => {
+      try {
+        loadGraphCredential(config(cfg), NOW)
+      } catch (e) {
+        return (e as AppError).details?.problems
+      }
+      return []
+    }
+    const key = (privateKey: string) => problemsOf({ certificate: good.certPem, privateKey })
+    const cert = (certificate: string) => problemsOf({ certificate, privateKey: good.keyPem })
+    expect([
+      key(sec1),
+      key(pem('OPENSSH PRIVATE KEY')),
+      key(publicKey),
+      key(rsaPublic.toString()),
+      cert(publicKey),
+      cert(pem('CERTIFICATE REQUEST')),
+      cert(sec1),
+    ]).toEqual([
+      ['GRAPH_PRIVATE_KEY: must be an RSA key (PS256/RS256), got ec (BEGIN EC PRIVATE KEY)'],
+      [
+        'GRAPH_PRIVATE_KEY: is in OpenSSH’s format (BEGIN OPENSSH PRIVATE KEY), not PEM: convert a copy with `ssh-keygen -p -m PKCS8 -f <copy>` (the RSA key the certificate was made with)',
+      ],
+      [
+        'GRAPH_PRIVATE_KEY: holds a public key (BEGIN PUBLIC KEY), not the private key: set it to the private key the certificate was made with (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)',
+      ],
+      [
+        'GRAPH_PRIVATE_KEY: holds a public key (BEGIN RSA PUBLIC KEY), not the private key: set it to the private key the certificate was made with (BEGIN PRIVATE KEY or BEGIN RSA PRIVATE KEY)',
+      ],
+      [
+        'GRAPH_CERTIFICATE: holds a public key (BEGIN PUBLIC KEY), not the certificate: set it to the certificate uploaded to the app registration (BEGIN CERTIFICATE)',
+      ],
+      [
+        'GRAPH_CERTIFICATE: holds a certificate signing request (BEGIN CERTIFICATE REQUEST), not the certificate: set it to the certificate issued for it (BEGIN CERTIFICATE)',
+      ],
+      [
+        'GRAPH_CERTIFICATE: holds a private key, not a certificate (GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY swapped?)',
+      ],
+    ])
+    // No key's text is echoed.
+    expect(JSON.stringify([key(sec1), cert(sec1)])).not.toContain(sec1.split('\n')[1]!.slice(0, 40))
   })
 
   test('the certificate’s thumbprint where the certificate goes (as openssl prints it, or as the portal shows it) says to set the .crt file’s contents', () => {
