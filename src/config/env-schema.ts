@@ -2,6 +2,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { pgUrl } from './database-url.ts'
+import { secondsWritten } from './seconds-written.ts'
 
 const optional = z
   .string()
@@ -12,19 +13,31 @@ export const LONGEST_LEASE_SECONDS = 3600
 /** MIGRATE_DEADLINE_SECONDS's and --deadline's largest, a day: a timer past 2^31 - 1 ms fires at once. */
 export const LONGEST_MIGRATE_DEADLINE_SECONDS = 86400
 
-// A refusal says what the variable takes, never zod's "Too small: expected number to be >=1".
-const int = (min: number, max: number) =>
+// A refusal says what the variable takes, never zod's "Too small: expected number to be >=1": its
+// range, and for a duration (`seconds`) that it is written without a unit, with what 90s would be.
+const int = (min: number, max: number, unit?: 'seconds') =>
   optional.pipe(
     z
       .string()
-      .regex(/^-?\d+$/, 'must be a whole number')
-      .transform(Number)
-      .pipe(
-        z
-          .number()
-          .min(min, `must be from ${min} to ${max}`)
-          .max(max, `must be from ${min} to ${max}`),
-      )
+      .transform((v, ctx) => {
+        if (!/^-?\d+$/.test(v)) {
+          const seconds = unit ? secondsWritten(v, min, max) : null
+          ctx.addIssue({
+            code: 'custom',
+            message: unit
+              ? `must be a whole number of seconds from ${min} to ${max}, without a unit${seconds === null ? '' : ` (${v} is ${seconds})`}`
+              : `must be a whole number from ${min} to ${max}`,
+          })
+          return z.NEVER
+        }
+        const n = Number(v)
+        if (n < min || n > max) {
+          ctx.addIssue({ code: 'custom', message: `must be from ${min} to ${max}` })
+          return z.NEVER
+        }
+        // -0 is 0: a port or a count, never a sign.
+        return n === 0 ? 0 : n
+      })
       .optional(),
   )
 /** One of a closed set of words, named as such when refused (not zod's `"a"|"b"`). */
@@ -69,10 +82,10 @@ const Env = z.object({
   GRAPH_AUTHORITY_URL: optional.pipe(httpUrl.default('https://login.microsoftonline.com')),
   GRAPH_API_URL: optional.pipe(httpUrl.default('https://graph.microsoft.com/v1.0')),
   GRAPH_SAVE_TO_SENT_ITEMS: bool,
-  GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 600),
+  GRAPH_REQUEST_TIMEOUT_SECONDS: int(1, 600, 'seconds'),
   GRAPH_MAILBOX_LOOKUP: bool,
   AMBIGUOUS_SEND_POLICY: optional.pipe(choice(['resend', 'hold']).default('resend')),
-  THROTTLE_DEADLINE_SECONDS: int(60, 30 * 86400),
+  THROTTLE_DEADLINE_SECONDS: int(60, 30 * 86400, 'seconds'),
   HOST: optional.pipe(
     z
       .string()
@@ -95,18 +108,18 @@ const Env = z.object({
   API_JWT_AUDIENCE: optional,
   LOG_LEVEL: optional.pipe(choice(['debug', 'info', 'warn', 'error']).default('info')),
   WORKER_CONCURRENCY: int(1, 500),
-  LEASE_SECONDS: int(5, LONGEST_LEASE_SECONDS),
-  HEARTBEAT_SECONDS: int(1, 1200),
+  LEASE_SECONDS: int(5, LONGEST_LEASE_SECONDS, 'seconds'),
+  HEARTBEAT_SECONDS: int(1, 1200, 'seconds'),
   MAX_ATTEMPTS: int(1, 100),
-  RETRY_BASE_SECONDS: int(1, 3600),
-  RETRY_MAX_SECONDS: int(1, 7 * 86400),
-  POLL_INTERVAL_SECONDS: int(1, 3600),
-  LISTEN_CHECK_SECONDS: int(1, 600),
+  RETRY_BASE_SECONDS: int(1, 3600, 'seconds'),
+  RETRY_MAX_SECONDS: int(1, 7 * 86400, 'seconds'),
+  POLL_INTERVAL_SECONDS: int(1, 3600, 'seconds'),
+  LISTEN_CHECK_SECONDS: int(1, 600, 'seconds'),
   LISTEN_MODE: optional.pipe(choice(['auto', 'poll']).default('auto')),
-  SHUTDOWN_GRACE_SECONDS: int(0, 600),
+  SHUTDOWN_GRACE_SECONDS: int(0, 600, 'seconds'),
   GRAPH_MAX_CONCURRENCY: int(1, 100),
   MAILBOX_RATE_PER_MINUTE: int(0, 100_000),
-  MIGRATE_DEADLINE_SECONDS: int(0, LONGEST_MIGRATE_DEADLINE_SECONDS),
+  MIGRATE_DEADLINE_SECONDS: int(0, LONGEST_MIGRATE_DEADLINE_SECONDS, 'seconds'),
 })
 
 export type EnvValues = z.output<typeof Env>

@@ -72,7 +72,40 @@ describe('loadConfig', () => {
       loadConfig({ ...base, MIGRATE_DEADLINE_SECONDS: '0' }).migrate,
     ]).toEqual([{ deadlineSeconds: 270 }, { deadlineSeconds: 900 }, { deadlineSeconds: 0 }])
     expect(configProblems({ ...base, MIGRATE_DEADLINE_SECONDS: '4m' })).toEqual([
-      'MIGRATE_DEADLINE_SECONDS: must be a whole number',
+      'MIGRATE_DEADLINE_SECONDS: must be a whole number of seconds from 0 to 86400, without a unit (4m is 240)',
+    ])
+  })
+
+  test('a number that is no whole number names its range, and a duration written with a unit is told in seconds', () => {
+    // Told "must be a whole number", a user who wrote 1.5 or 30s learnt neither the range nor the
+    // unit, and was refused again for 99999 ("must be from 0 to 65535").
+    expect(
+      [
+        { PORT: '1.5' },
+        { PORT: '٣' },
+        { METRICS_PORT: '1e3' },
+        { WORKER_CONCURRENCY: 'lots' },
+        { LEASE_SECONDS: '90s' },
+        { MIGRATE_DEADLINE_SECONDS: '4m' },
+        { THROTTLE_DEADLINE_SECONDS: '2 h' },
+        { SHUTDOWN_GRACE_SECONDS: '1.5s' },
+        { RETRY_MAX_SECONDS: '30d' },
+        { HEARTBEAT_SECONDS: '500ms' },
+        { POLL_INTERVAL_SECONDS: '1e999' },
+      ].flatMap((env) => configProblems({ ...base, ...env })),
+    ).toEqual([
+      'PORT: must be a whole number from 0 to 65535',
+      'PORT: must be a whole number from 0 to 65535',
+      'METRICS_PORT: must be a whole number from 0 to 65535',
+      'WORKER_CONCURRENCY: must be a whole number from 1 to 500',
+      'LEASE_SECONDS: must be a whole number of seconds from 5 to 3600, without a unit (90s is 90)',
+      'MIGRATE_DEADLINE_SECONDS: must be a whole number of seconds from 0 to 86400, without a unit (4m is 240)',
+      'THROTTLE_DEADLINE_SECONDS: must be a whole number of seconds from 60 to 2592000, without a unit (2 h is 7200)',
+      'SHUTDOWN_GRACE_SECONDS: must be a whole number of seconds from 0 to 600, without a unit',
+      // 30 days is past RETRY_MAX_SECONDS's largest: no number offered that would be refused.
+      'RETRY_MAX_SECONDS: must be a whole number of seconds from 1 to 604800, without a unit',
+      'HEARTBEAT_SECONDS: must be a whole number of seconds from 1 to 1200, without a unit',
+      'POLL_INTERVAL_SECONDS: must be a whole number of seconds from 1 to 3600, without a unit',
     ])
   })
 
@@ -145,7 +178,7 @@ describe('loadConfig', () => {
   test('a malformed value does not hide the missing ones: every problem is named in one run', () => {
     const named = configProblems({ MAIL_TRANSPORT: 'graph', WORKER_CONCURRENCY: 'lots' })
     for (const name of [
-      'WORKER_CONCURRENCY: must be a whole number',
+      'WORKER_CONCURRENCY: must be a whole number from 1 to 500',
       'DATABASE_URL (or MAILER_DATABASES) is required',
       'GRAPH_TENANT_ID is required',
       'a Graph credential is required',
@@ -154,10 +187,10 @@ describe('loadConfig', () => {
     }
     // A rule between two settings is not reported against a value that is itself refused.
     expect(configProblems({ ...base, LEASE_SECONDS: 'soon', HEARTBEAT_SECONDS: '40' })).toEqual([
-      'LEASE_SECONDS: must be a whole number',
+      'LEASE_SECONDS: must be a whole number of seconds from 5 to 3600, without a unit',
     ])
     expect(configProblems({ ...base, PORT: 'x', METRICS_PORT: '8080' })).toEqual([
-      'PORT: must be a whole number',
+      'PORT: must be a whole number from 0 to 65535',
     ])
     expect(configProblems({ DATABASE_URL: 'mysql://x', MAIL_TRANSPORT: 'smtp' })).toEqual([
       'DATABASE_URL: must be a postgres:// or postgresql:// URL',
