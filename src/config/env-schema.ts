@@ -2,6 +2,7 @@
 import { isIP } from 'node:net'
 import { z } from 'zod'
 import { pgUrl } from './database-url.ts'
+import { invisibleCharacterProblem } from './invisible-character.ts'
 import { secondsWritten } from './seconds-written.ts'
 
 const optional = z
@@ -159,6 +160,15 @@ export function parseVariables(env: Record<string, string | undefined>): {
       problems.push(
         `${name}: its value is wrapped in ${quotes} quotes, which are kept as part of it: set it without them (a shell removes its own quotes; a dashboard’s secret field or an env file keeps them)`,
       )
+      values[name] = schema.safeParse(undefined).data
+      continue
+    }
+    const invisible = env[name] === undefined ? null : invisibleCharacterProblem(name, env[name])
+    if (invisible) {
+      // Taken, it failed where the value is used (a token, a send, a connection), quoting a value
+      // that looks right; parsed, it would be named as malformed without saying why.
+      refused.add(name)
+      problems.push(invisible)
       values[name] = schema.safeParse(undefined).data
       continue
     }

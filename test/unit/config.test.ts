@@ -109,6 +109,43 @@ describe('loadConfig', () => {
     ])
   })
 
+  test('an invisible character in a value (a zero-width space, a word joiner, a control character) is refused, naming where, never the value', () => {
+    // A copy from a web page, a chat or a document brings them, and no one sees them: taken, a
+    // client id failed at every token (AADSTS700016), a sender at every send, a host at every
+    // connection (ENOTFOUND), each naming a value that looks right.
+    const secret = `s${crypto.randomUUID()}`
+    expect(
+      [
+        { GRAPH_CLIENT_ID: '11111111-2222-3333-4444-555555555555\u200b' },
+        { GRAPH_TENANT_ID: 'contoso\u2060.onmicrosoft.com' },
+        { MAIL_FROM: 'outbox\u200b@example.com' },
+        { DATABASE_URL: 'postgres://u:p@db\u00ad.example/app' },
+        { API_JWT_AUDIENCE: 'api://outbox\u200e' },
+        { GRAPH_CLIENT_SECRET: `${secret}\u001b` },
+        { GRAPH_CLIENT_ID: '11111111-2222-3333-4444-555555555555\n11111111' },
+      ].flatMap((env) => configProblems({ ...graphWithSecret, ...env })),
+    ).toEqual([
+      'GRAPH_CLIENT_ID: holds an invisible character, U+200B (zero-width space), at character 37 of 37: a copy from a web page, a chat or a document leaves them; type that part again',
+      'GRAPH_TENANT_ID: holds an invisible character, U+2060 (word joiner), at character 8 of 24: a copy from a web page, a chat or a document leaves them; type that part again',
+      'MAIL_FROM: holds an invisible character, U+200B (zero-width space), at character 7 of 19: a copy from a web page, a chat or a document leaves them; type that part again',
+      'DATABASE_URL: holds an invisible character, U+00AD (soft hyphen), at character 18 of 30: a copy from a web page, a chat or a document leaves them; type that part again',
+      'API_JWT_AUDIENCE: holds an invisible character, U+200E (left-to-right mark), at character 13 of 13: a copy from a web page, a chat or a document leaves them; type that part again',
+      'GRAPH_CLIENT_SECRET: holds an invisible character, U+001B (a control character), at character 38 of 38: a copy from a web page, a chat or a document leaves them; type that part again',
+      'GRAPH_CLIENT_ID: holds an invisible character, U+000A (a line break), at character 37 of 45: a copy from a web page, a chat or a document leaves them; type that part again',
+    ])
+    // Line breaks where a value takes them (a PEM, a JSON list, a list of addresses), and a joiner
+    // inside an emoji of a sender's name, are taken.
+    expect(
+      configProblems({
+        ...base,
+        MAIL_FROM: 'Team \u{1F468}\u200d\u{1F469} <outbox@example.com>',
+        MAIL_FROM_ALLOWED: 'a@example.com,\nb@example.com',
+        MAILER_DATABASES: '[\n  {"name": "a", "url": "postgres://db/a"}\n]',
+        DATABASE_URL: undefined,
+      }),
+    ).toEqual([])
+  })
+
   test('LISTEN_DATABASE_URL and MAILER_DATABASES', () => {
     expect(
       loadConfig({ ...base, LISTEN_DATABASE_URL: 'postgres://direct/app' }).databases[0]!.listenUrl,
@@ -930,9 +967,12 @@ describe('loadConfig', () => {
     expect(problems({ ...graph, MAIL_FROM: userId })).toEqual([])
     // Before, each of these passed the start and failed every row without a sender, for good.
     // A control character, since 0043 (the renderer refuses it: every row would fail).
+    // (named as the invisible character it holds, where it is).
     for (const from of ['outbox', 'outbox@example', 'Outbox <nope>', 'out\u0001box@example.com']) {
       expect(problems({ ...graph, MAIL_FROM: from })).toEqual([
-        expect.stringMatching(/^MAIL_FROM: must be an e-mail address/),
+        expect.stringMatching(
+          /^MAIL_FROM: (must be an e-mail address|holds an invisible character, U\+0001 )/,
+        ),
       ])
     }
     // The operator's own display name may hold anything, an @ or a comma too: the sender is the

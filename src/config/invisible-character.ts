@@ -1,0 +1,45 @@
+// A character no one sees in a variable's value (a control or format character: a zero-width space, a word joiner, a soft hyphen), named with where it is.
+
+// Control (Cc) and format (Cf) characters: what a copy from a web page, a chat or a document leaves.
+const INVISIBLE = /[\p{Cc}\p{Cf}]/u
+// Variables whose values span lines (a PEM, a JSON list, a list of addresses): tab, CR, LF taken.
+const TAKES_LINE_BREAKS = new Set([
+  'GRAPH_CERTIFICATE',
+  'GRAPH_PRIVATE_KEY',
+  'MAILER_DATABASES',
+  'MAIL_FROM_ALLOWED',
+])
+const LABELS: Record<number, string> = {
+  9: 'a tab',
+  10: 'a line break',
+  13: 'a carriage return',
+  173: 'soft hyphen',
+  8203: 'zero-width space',
+  8204: 'zero-width non-joiner',
+  8205: 'zero-width joiner',
+  8206: 'left-to-right mark',
+  8207: 'right-to-left mark',
+  8288: 'word joiner',
+  65279: 'byte order mark',
+}
+const PICTOGRAPH = /\p{Extended_Pictographic}/u
+
+/**
+ * What is wrong with `value` (trimmed, as it is read) holding such a character, naming the first by
+ * code point and position (in characters from 1), never the value (it may be a secret); else null.
+ * A zero-width joiner between two pictographs is part of an emoji (a sender's name may hold one).
+ */
+export function invisibleCharacterProblem(name: string, value: string): string | null {
+  const chars = [...value.trim()]
+  const at = chars.findIndex((c, i) => {
+    if (!INVISIBLE.test(c)) return false
+    if (TAKES_LINE_BREAKS.has(name) && (c === '\t' || c === '\n' || c === '\r')) return false
+    const emoji = PICTOGRAPH.test(chars[i - 1] ?? '') && PICTOGRAPH.test(chars[i + 1] ?? '')
+    return !(c === '\u200d' && emoji)
+  })
+  if (at < 0) return null
+  const code = chars[at]!.codePointAt(0)!
+  const hex = code.toString(16).toUpperCase().padStart(4, '0')
+  const label = LABELS[code] ?? (code < 0xa0 ? 'a control character' : 'a format character')
+  return `${name}: holds an invisible character, U+${hex} (${label}), at character ${at + 1} of ${chars.length}: a copy from a web page, a chat or a document leaves them; type that part again`
+}
