@@ -1,8 +1,8 @@
 // Each environment variable parsed on its own: its form, its range, its default.
-import { isIP } from 'node:net'
 import { z } from 'zod'
 import { pgUrl } from './database-url.ts'
 import { invisibleCharacterProblem } from './invisible-character.ts'
+import { listenHost } from './listen-host.ts'
 import { secondsWritten } from './seconds-written.ts'
 
 const optional = z
@@ -47,10 +47,6 @@ const choice = <const T extends readonly [string, ...string[]]>(words: T) =>
 const bool = optional.pipe(
   z.enum(['true', 'false', '1', '0'], { error: 'must be true or false (or 1 or 0)' }).optional(),
 )
-// RFC 1123 labels: anything else (an underscore, a URL, a port) fails only at bind, as "port in use?".
-const HOSTNAME =
-  /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i
-
 // One check, so a value that is no URL at all is named once, not as "Invalid URL" and as this too.
 const isHttpUrl = (u: string) => {
   try {
@@ -87,15 +83,7 @@ const Env = z.object({
   GRAPH_MAILBOX_LOOKUP: bool,
   AMBIGUOUS_SEND_POLICY: optional.pipe(choice(['resend', 'hold']).default('resend')),
   THROTTLE_DEADLINE_SECONDS: int(60, 30 * 86400, 'seconds'),
-  HOST: optional.pipe(
-    z
-      .string()
-      .refine(
-        (h) => isIP(h.replace(/^\[(.*)\]$/, '$1')) !== 0 || HOSTNAME.test(h),
-        'must be an IP address (0.0.0.0, ::) or a host name (letters, digits, hyphens, dots)',
-      )
-      .default('0.0.0.0'),
-  ),
+  HOST: optional.pipe(listenHost.default('0.0.0.0')),
   PORT: int(0, 65535),
   METRICS_PORT: int(0, 65535),
   API_JWT_SECRET: optional.pipe(

@@ -1090,6 +1090,21 @@ describe('loadConfig', () => {
     }
   })
 
+  test('a HOST whose last part is a number is no host name: refused, not read by the system as a shortened address', () => {
+    // Taken as a host name, the system read it as an address of the old forms: 0 and 2130706433
+    // listened on 0.0.0.0 and 127.0.0.1, 127.1 on 127.0.0.1; 1.5 and 00010 failed at bind with
+    // EADDRNOTAVAIL, 9999999999 with ENOTCONN.
+    const numeric =
+      'HOST: must be an IP address written in full (0.0.0.0, 127.0.0.1, ::) or a host name whose last part is not a number: the system reads 127.1 or 2130706433 as a shortened address'
+    expect(
+      ['0', '127.1', '2130706433', '9999999999', '00010', '1.5', '0x7f.1', '0x10', 'db.1.'].map(
+        (host) => configProblems({ ...base, HOST: host }),
+      ),
+    ).toEqual(Array(9).fill([numeric]))
+    for (const host of ['1a', 'db-1', 'host.example1', '10.0.0.1', '1.example', '0.0.0.0'])
+      expect([host, configProblems({ ...base, HOST: host })]).toEqual([host, []])
+  })
+
   test('an http(s) URL variable that is no URL is one problem, named once', () => {
     const problemsOf = (env: Record<string, string | undefined>) =>
       configProblems({ ...base, ...env })
