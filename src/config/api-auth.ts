@@ -1,6 +1,7 @@
 // The API's bearer-token settings: HS256 secrets (with a former one during a rotation) or a JWKS URL pinned by issuer and audience.
 import { entraIssuerProblems } from './entra-issuer.ts'
 import type { Accepted, EnvValues } from './env-schema.ts'
+import { plainHttpMicrosoftHost } from './microsoft-cloud.ts'
 
 export interface ApiAuthConfig {
   jwtSecret: string | null
@@ -42,6 +43,12 @@ export function apiAuthProblems(
   ) {
     problems.push(
       'the API needs auth: set API_JWT_SECRET or API_JWKS_URL (or run `serve --role worker` for health and metrics only)',
+    )
+  }
+  const clear = e.API_JWKS_URL ? plainHttpMicrosoftHost(e.API_JWKS_URL) : null
+  if (clear) {
+    problems.push(
+      `API_JWKS_URL: must be https:// for a Microsoft host (${clear}): keys fetched over plain http can be replaced on the way, and a token signed with such a key would be taken`,
     )
   }
   if (e.API_JWKS_URL && (!e.API_JWT_ISSUER || !e.API_JWT_AUDIENCE)) {

@@ -1,7 +1,7 @@
 // The Graph transport's settings: tenant and app, exactly one credential, endpoints, send options.
 import type { Accepted, EnvValues } from './env-schema.ts'
 import { requestTimeoutProblem } from './lease-timing.ts'
-import { cloudMismatch } from './microsoft-cloud.ts'
+import { cloudMismatch, plainHttpMicrosoftHost } from './microsoft-cloud.ts'
 
 export interface GraphConfig {
   tenantId: string
@@ -57,6 +57,16 @@ export function graphSettings(
       "GRAPH_AUTHORITY_URL: must be the authority's origin, no path (e.g. https://login.microsoftonline.com): the tenant goes in GRAPH_TENANT_ID, and the token URL adds it and /oauth2/v2.0/token",
     )
   }
+  const clear = (name: 'GRAPH_AUTHORITY_URL' | 'GRAPH_API_URL', what: string) => {
+    const host = ok(name) ? plainHttpMicrosoftHost(e[name]) : null
+    if (host) {
+      problems.push(
+        `${name}: must be https:// for a Microsoft host (${host}): ${what}, which plain http sends in the clear`,
+      )
+    }
+  }
+  clear('GRAPH_AUTHORITY_URL', 'the token request carries the app’s credential')
+  clear('GRAPH_API_URL', 'each request carries the Graph token and the mail')
   if (ok('GRAPH_AUTHORITY_URL', 'GRAPH_API_URL')) {
     const mismatch = cloudMismatch(e.GRAPH_AUTHORITY_URL, e.GRAPH_API_URL)
     if (mismatch) problems.push(mismatch)

@@ -43,6 +43,19 @@ export const CLOUD_NAMES: Record<MicrosoftCloud, string> = {
   china: 'the China cloud (21Vianet)',
 }
 
+/**
+ * The host of `url` when it is written http:// and is a Microsoft cloud's (an authority or a Graph
+ * host): what it carries (a credential, a token, the keys that verify tokens) would cross in the
+ * clear. Null for https, and for any other host (a fake, a proxy on the machine).
+ */
+export function plainHttpMicrosoftHost(url: string): string | null {
+  const u = new URL(url)
+  if (u.protocol !== 'http:') return null
+  const host = u.hostname.toLowerCase()
+  const known = Object.values(CLOUDS).some((c) => c.authorities.test(host) || c.graph.has(host))
+  return known ? host : null
+}
+
 function cloudOf(url: string, hosts: (c: CloudHosts) => (host: string) => boolean) {
   const host = new URL(url).hostname.toLowerCase()
   for (const [cloud, c] of Object.entries(CLOUDS) as [MicrosoftCloud, CloudHosts][]) {

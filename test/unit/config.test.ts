@@ -1122,6 +1122,47 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, ...jwks }).api.jwksUrl).toBe('http://127.0.0.1:9/keys')
   })
 
+  test('a Microsoft host written http:// is refused: the credential, the Graph token or the API keys would cross in the clear', () => {
+    // Taken, the token request (the client secret or assertion) went to http://login.microsoftonline.com
+    // as written, each Graph request's bearer token to http://graph.microsoft.com, and the API's keys
+    // came over plain http, where anyone on the way could put their own.
+    const tenant = '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b'
+    const jwks = {
+      API_JWT_ISSUER: `https://login.microsoftonline.com/${tenant}/v2.0`,
+      API_JWT_AUDIENCE: 'a',
+    }
+    expect([
+      configProblems({
+        ...graphWithSecret,
+        GRAPH_AUTHORITY_URL: 'http://login.microsoftonline.com',
+      }),
+      configProblems({ ...graphWithSecret, GRAPH_API_URL: 'HTTP://Graph.Microsoft.com/v1.0' }),
+      configProblems({
+        ...base,
+        ...jwks,
+        API_JWKS_URL: `http://login.microsoftonline.com/${tenant}/discovery/v2.0/keys`,
+      }),
+    ]).toEqual([
+      [
+        'GRAPH_AUTHORITY_URL: must be https:// for a Microsoft host (login.microsoftonline.com): the token request carries the app’s credential, which plain http sends in the clear',
+      ],
+      [
+        'GRAPH_API_URL: must be https:// for a Microsoft host (graph.microsoft.com): each request carries the Graph token and the mail, which plain http sends in the clear',
+      ],
+      [
+        'API_JWKS_URL: must be https:// for a Microsoft host (login.microsoftonline.com): keys fetched over plain http can be replaced on the way, and a token signed with such a key would be taken',
+      ],
+    ])
+    // Any other host (a fake, a proxy on the machine) may be http.
+    expect(
+      configProblems({
+        ...graphWithSecret,
+        GRAPH_AUTHORITY_URL: 'http://127.0.0.1:9',
+        GRAPH_API_URL: 'http://127.0.0.1:9/v1.0',
+      }),
+    ).toEqual([])
+  })
+
   test('--help lists every environment variable DESIGN.md names', async () => {
     const design = await Bun.file(new URL('../../../shared/DESIGN.md', import.meta.url))
       .text()
