@@ -1,5 +1,6 @@
 // The compiled binary's commands as a user runs them: serve and migrate, their exit codes, signals, flags and the variables they name.
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -11,6 +12,7 @@ import { pollUntil } from '../support/events.ts'
 import { growingOutput } from '../support/growing-output.ts'
 import { listeningPort } from '../support/listening-port.ts'
 import { adminQuery } from '../support/postgres.ts'
+import { generateTestCertificate } from '../support/test-certificate.ts'
 
 let bin: string
 let url: string
@@ -280,6 +282,60 @@ test('a variable it does not read (a typo) is named by every command, with the o
   for (const r of [refused, migrated, status]) {
     expect(r.stdout + r.stderr).not.toContain('value-never-printed')
   }
+})
+
+test('check-config against hostile variables: exit 2, one problem line naming each, no stack, no secret; blanks around valid values: exit 0', async () => {
+  // The in-process property (unit/hostile-config.test.ts) searches; this is what the binary prints.
+  const marker = `mk${crypto.randomUUID().replaceAll('-', '')}`
+  // Shorter than an HS256 key may be: refused, never echoed.
+  const previous = `pv${marker.slice(2, 16)}`
+  const hostile = await run(['check-config'], {
+    DATABASE_URL: `postgres://u:${marker}@db.example/app?sslmode=verify-full&sslmode=disable`,
+    MAIL_FROM: 'outbox\u200b@example.com',
+    HOST: '127.1',
+    PORT: '1e999',
+    API_JWT_SECRET_PREVIOUS: previous,
+    LEASE_SECONDS: '90s',
+  })
+  const lines = hostile.stderr.trimEnd().split('\n')
+  expect([hostile.code, lines.map((l) => /^problem: ([A-Z_]+)/.exec(l)?.[1])]).toEqual([
+    2,
+    ['DATABASE_URL', 'MAIL_FROM', 'HOST', 'PORT', 'API_JWT_SECRET_PREVIOUS', 'LEASE_SECONDS'],
+  ])
+  expect(hostile.stdout.trimEnd().split('\n').at(-1)).toBe('6 problem(s)')
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const key = ec.privateKey.export({ type: 'sec1', format: 'pem' }).toString()
+  const cert = await generateTestCertificate()
+  const wrongKey = await run(['check-config'], {
+    MAIL_TRANSPORT: 'graph',
+    GRAPH_TENANT_ID: crypto.randomUUID(),
+    GRAPH_CLIENT_ID: crypto.randomUUID(),
+    GRAPH_CERTIFICATE: cert.certPem,
+    GRAPH_PRIVATE_KEY: key,
+  })
+  expect([wrongKey.code, wrongKey.stderr]).toEqual([
+    2,
+    'problem: GRAPH_PRIVATE_KEY: must be an RSA key (PS256/RS256), got ec (BEGIN EC PRIVATE KEY)\n',
+  ])
+  for (const r of [hostile, wrongKey]) {
+    const printed = r.stdout + r.stderr
+    expect([
+      printed.includes(marker),
+      printed.includes(previous),
+      printed.includes(key.split('\n')[1]!),
+      /\n\s+at /.test(printed),
+    ]).toEqual([false, false, false, false])
+  }
+  const padded = await run(['check-config'], {
+    MAIL_FROM: '  outbox@example.com\t',
+    PORT: ' 8080 ',
+    LOG_LEVEL: '\twarn\n',
+  })
+  expect([padded.code, padded.stderr, padded.stdout.trimEnd().split('\n').at(-1)]).toEqual([
+    0,
+    '',
+    'configuration OK',
+  ])
 })
 
 test('a SIGTERM while serve is still starting stops it cleanly (exit 0), not like a SIGKILL', async () => {
