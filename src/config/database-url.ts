@@ -1,6 +1,7 @@
 // What a database URL must be, checked at the start rather than at every connection.
 import { parse as parseConnectionString } from 'pg-connection-string'
 import { z } from 'zod'
+import { pemFileProblem } from './pem-file.ts'
 
 /**
  * What is wrong with a database URL, in words that never repeat it (it may hold a password): what
@@ -14,6 +15,13 @@ function databaseUrlProblem(value: string): string | null {
   // one unencoded is cut there and the rest read as the host ('ENOTFOUND' plus a piece of it).
   if (value.includes('#')) {
     return 'has a # (what follows it is dropped as a fragment): a password holding one must percent-encode it as %23 (and @ : / ? as %40 %3A %2F %3F)'
+  }
+  // The parser reads these files as it parses: each is checked first, and named when it fails.
+  for (const [key, path] of queryPairs(value)) {
+    if (!PEM_FILES.has(key) || path === '') continue
+    const unfit = pemFileProblem(path)
+    if (unfit)
+      return `its ${key} ${unfit}: set it to the path of the PEM file (deploy guide, step 4)`
   }
   let parsed: { sslmode?: unknown; port?: unknown }
   try {
@@ -57,13 +65,8 @@ function databaseUrlProblem(value: string): string | null {
  * without TLS. Only the name is said: the value may be a password. An empty value is none.
  */
 function settingGivenTwice(value: string): string | null {
-  const at = value.indexOf('?')
-  if (at < 0) return null
   const given = new Map(Object.entries(hostPart(value)).filter(([, v]) => v !== ''))
-  for (const pair of value.slice(at + 1).split('&')) {
-    const eq = pair.indexOf('=')
-    const key = decoded((eq < 0 ? pair : pair.slice(0, eq)).replaceAll('+', ' '))
-    const v = eq < 0 ? '' : decoded(pair.slice(eq + 1).replaceAll('+', ' '))
+  for (const [key, v] of queryPairs(value)) {
     if (key === '' || v === '') continue
     const before = given.get(key)
     if (before !== undefined && before !== v) return key
@@ -71,6 +74,23 @@ function settingGivenTwice(value: string): string | null {
   }
   return null
 }
+
+/** The query's parameters in order, decoded as URLSearchParams reads them (a + is a blank). */
+function queryPairs(value: string): [string, string][] {
+  const at = value.indexOf('?')
+  if (at < 0) return []
+  return value
+    .slice(at + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      const [k, v] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)]
+      return [decoded(k.replaceAll('+', ' ')), decoded(v.replaceAll('+', ' '))]
+    })
+}
+
+// The files the driver's parser reads as it parses a URL (pg-connection-string).
+const PEM_FILES = new Set(['sslrootcert', 'sslcert', 'sslkey'])
 
 /** The settings the URL's host part gives, as the parser reads them (none when it reads no host part). */
 function hostPart(value: string): Record<'user' | 'password' | 'host' | 'port', string> {

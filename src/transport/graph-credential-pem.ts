@@ -1,12 +1,15 @@
 // The Graph credential's PEM inputs: read inline or from a file, then parsed; a problem names the variable, never its value.
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { pemFileProblem } from '../config/pem-file.ts'
 import { AppError } from '../errors.ts'
 
 export function readPem(inline: string | null, file: string | null, name: string): string {
   if (inline) return normalizePem(inline)
   if (!file)
     throw invalidCredential(`${name} or ${name}_FILE is required with a certificate credential`)
+  const unfit = pemFileProblem(file)
+  if (unfit) throw invalidCredential(`${name}_FILE: ${unfit}: set it to the path of the PEM file`)
   try {
     return normalizePem(readFileSync(file, 'utf8'))
   } catch (e) {

@@ -109,6 +109,8 @@ export const oddDatabaseUrl = (marker: string) =>
       `postgres://u:${marker}@db/app?application_name=%zz`,
       `postgres://u:pa#${marker}@db/app`,
       `postgres://u:${marker}@db/app?sslrootcert=/nonexistent`,
+      `postgres://u:${marker}@db/app?sslrootcert=/dev/zero`,
+      `postgres://u:${marker}@db/app?sslkey=/tmp`,
       `mysql://u:${marker}@db/app`,
       `https://u:${marker}@db/app`,
       `POSTGRES://u:${marker}@db/app`,

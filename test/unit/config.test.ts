@@ -1,5 +1,8 @@
 // loadConfig: defaults, every problem named at once without echoing a secret, URLs and cross-field rules checked at start.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { urlVariable } from '../../src/config/database-list.ts'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -603,6 +606,36 @@ describe('loadConfig', () => {
       expect([url, problems({ DATABASE_URL: url })]).toEqual([url, []])
   })
 
+  test("a database URL's sslrootcert, sslcert or sslkey that cannot be read is named as such, not as a bad host or port, and a device is never read", () => {
+    // The driver's parser reads these files as it parses the URL: a path that does not exist was
+    // refused as "is not a valid URL (check the host and port …)", and /dev/null taken as an empty
+    // CA (every connection then refused); /dev/zero read until the memory ran out.
+    const problems = (url: string) => configProblems({ MAIL_TRANSPORT: 'file', DATABASE_URL: url })
+    expect([
+      problems('postgres://u:p@db/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem'),
+      problems('postgres://u:p@db/app?sslmode=verify-full&sslrootcert=/dev/null'),
+      problems('postgres://u:p@db/app?sslcert=/nonexistent/c.pem&sslkey=/nonexistent/k.pem'),
+      problems('postgres://u:p@db/app?sslmode=verify-full&sslrootcert=/dev/zero'),
+      problems(`postgres://u:p@db/app?sslmode=verify-full&sslrootcert=${tmpdir()}`),
+    ]).toEqual([
+      [
+        'DATABASE_URL: its sslrootcert cannot be read (ENOENT): set it to the path of the PEM file (deploy guide, step 4)',
+      ],
+      [
+        'DATABASE_URL: its sslrootcert is not a regular file (a character device): set it to the path of the PEM file (deploy guide, step 4)',
+      ],
+      [
+        'DATABASE_URL: its sslcert cannot be read (ENOENT): set it to the path of the PEM file (deploy guide, step 4)',
+      ],
+      [
+        'DATABASE_URL: its sslrootcert is not a regular file (a character device): set it to the path of the PEM file (deploy guide, step 4)',
+      ],
+      [
+        'DATABASE_URL: its sslrootcert is not a regular file (a directory): set it to the path of the PEM file (deploy guide, step 4)',
+      ],
+    ])
+  })
+
   test('an sslmode the driver does not know (sslmode=disabled, a slip of disable) is refused at start, not taken as TLS required', () => {
     // node-postgres reads any sslmode but disable (and no-verify) as TLS with its certificate
     // checked: "disabled" asked a server without TLS for it, every connection then refused
@@ -624,11 +657,14 @@ describe('loadConfig', () => {
           '[{"name":"a","url":"postgres://db/a","listenUrl":"postgres://db/a?sslmode=off"}]',
       }),
     ).toEqual([one.replace('DATABASE_URL', 'MAILER_DATABASES[0].listenUrl')])
+    // An empty file for the CA: a device is refused, as the test before shows.
+    const ca = join(mkdtempSync(join(tmpdir(), 'outbox-ca-')), 'ca.pem')
+    writeFileSync(ca, '')
     for (const mode of ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'])
-      expect([
+      expect([mode, problems(`postgres://u:p@db/app?sslmode=${mode}&sslrootcert=${ca}`)]).toEqual([
         mode,
-        problems(`postgres://u:p@db/app?sslmode=${mode}&sslrootcert=/dev/null`),
-      ]).toEqual([mode, []])
+        [],
+      ])
   })
 
   test("sslmode=allow (libpq's: no TLS first, TLS if the server insists) is refused at start, naming what to use, not read as verify-full", () => {

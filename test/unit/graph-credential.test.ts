@@ -77,6 +77,16 @@ async function assertionOf(algorithm: 'PS256' | 'RS256') {
   return fields.client_assertion!
 }
 
+/** The problems loading the credential names (none when it loads). */
+function credentialProblems(cfg: Partial<GraphConfig>): unknown {
+  try {
+    loadGraphCredential(config(cfg), NOW)
+  } catch (e) {
+    return (e as AppError).details?.problems
+  }
+  return []
+}
+
 function expectConfigError(fn: () => unknown, pattern: RegExp, secret?: string) {
   try {
     fn()
@@ -309,16 +319,10 @@ describe('loading the credential', () => {
     const publicKey = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString()
     const rsaPublic = createPublicKey(good.keyPem).export({ type: 'pkcs1', format: 'pem' })
     const pem = (label: string) => `-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`
-    const problemsOf = (cfg: Partial<GraphConfig>) => {
-      try {
-        loadGraphCredential(config(cfg), NOW)
-      } catch (e) {
-        return (e as AppError).details?.problems
-      }
-      return []
-    }
-    const key = (privateKey: string) => problemsOf({ certificate: good.certPem, privateKey })
-    const cert = (certificate: string) => problemsOf({ certificate, privateKey: good.keyPem })
+    const key = (privateKey: string) =>
+      credentialProblems({ certificate: good.certPem, privateKey })
+    const cert = (certificate: string) =>
+      credentialProblems({ certificate, privateKey: good.keyPem })
     expect([
       key(sec1),
       key(pem('OPENSSH PRIVATE KEY')),
@@ -390,7 +394,7 @@ describe('loading the credential', () => {
       [
         { certificateFile: '/nonexistent/cert.pem', privateKey: 'garbage' },
         [
-          'GRAPH_CERTIFICATE_FILE: cannot be read (ENOENT)',
+          'GRAPH_CERTIFICATE_FILE: cannot be read (ENOENT): set it to the path of the PEM file',
           'GRAPH_PRIVATE_KEY: is not a PEM private key (no BEGIN PRIVATE KEY block)',
         ],
       ],
@@ -417,6 +421,36 @@ describe('loading the credential', () => {
       }
       expect(problems).toEqual(expected)
     }
+  })
+
+  test('a file variable naming a device, a FIFO or a huge file is refused before it is read, not read forever or whole', async () => {
+    // readFileSync read a character device to its end: /dev/null as an empty key, /dev/zero until
+    // the memory ran out (the binary: ENOMEM after 4 GB under ulimit, 2 s; killed without one),
+    // a FIFO or /dev/stdin until a writer came, and a log file named by mistake whole.
+    const dir = await mkdtemp(join(tmpdir(), 'outbox-pem-'))
+    const big = join(dir, 'big.pem')
+    await writeFile(big, `${good.certPem}\n${'#'.repeat(2 * 1024 * 1024)}`)
+    const fifo = join(dir, 'key.fifo')
+    expect(Bun.spawnSync(['mkfifo', fifo]).exitCode).toBe(0)
+    expect([
+      credentialProblems({ certificate: good.certPem, privateKeyFile: '/dev/null' }),
+      credentialProblems({ certificate: good.certPem, privateKeyFile: '/dev/zero' }),
+      credentialProblems({ certificate: good.certPem, privateKeyFile: fifo }),
+      credentialProblems({ certificateFile: big, privateKey: good.keyPem }),
+    ]).toEqual([
+      [
+        'GRAPH_PRIVATE_KEY_FILE: is not a regular file (a character device): set it to the path of the PEM file',
+      ],
+      [
+        'GRAPH_PRIVATE_KEY_FILE: is not a regular file (a character device): set it to the path of the PEM file',
+      ],
+      [
+        'GRAPH_PRIVATE_KEY_FILE: is not a regular file (a FIFO): set it to the path of the PEM file',
+      ],
+      [
+        `GRAPH_CERTIFICATE_FILE: is ${2 * 1024 * 1024 + good.certPem.length + 1} bytes, more than a PEM file holds (at most 1 MiB): set it to the path of the PEM file`,
+      ],
+    ])
   })
 
   test('an unreadable key file names the variable, not the file contents', () => {
