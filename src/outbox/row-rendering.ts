@@ -4,6 +4,7 @@ import type { Database, TemplateRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { OutboxRecord } from './outbox-view.ts'
 import { renderLease } from './render.ts'
+import { afterInterruptedSend } from './render-error.ts'
 import { type RenderFailure, renderFailure } from './render-failure.ts'
 import type { OutboundMail } from './sender.ts'
 
@@ -22,7 +23,9 @@ export interface RenderSettings {
  * `templates` (loadTemplates of its template, read with it): a template's row renders from the
  * template as it stands now, so a row sent before an edit sent what the template then said. It
  * fails as deliver.ts fails the row (renderFailure: a refused address asks the database for its
- * words, outside the read's transaction: its refusal is an error, which would abort it).
+ * words, outside the read's transaction: its refusal is an error, which would abort it), in its
+ * words: a row keeping an interrupted send's mark says that send may have delivered it, not "not
+ * sent" (afterInterruptedSend), as its next claim (ambiguous) will.
  */
 export async function renderRow(
   d: { db: Kysely<Database>; dbName: string; log: Logger },
@@ -45,6 +48,18 @@ export async function renderRow(
       error: null,
     }
   } catch (e) {
-    return { mail: null, error: await renderFailure(d, e, row.id) }
+    const { code, message } = await renderFailure(d, e, row.id)
+    return {
+      mail: null,
+      error: { code, message: keepsMark(row) ? afterInterruptedSend(message) : message },
+    }
   }
 }
+
+/**
+ * The row keeps an interrupted send's mark, which its next claim reads as `ambiguous`: a pending,
+ * failed or cancelled row holds send_started_at only so (a settlement clears it otherwise). A
+ * claimed one's may be its own send's start: its worker has rendered it already.
+ */
+const keepsMark = (row: OutboxRecord) =>
+  row.sendStartedAt !== null && row.status !== 'sending' && row.status !== 'sent'

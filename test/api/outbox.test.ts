@@ -870,6 +870,34 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
     })
   })
 
+  test("a row keeping an interrupted send's mark that cannot render says, as its worker would fail it, that the earlier send may have delivered it", async () => {
+    const gone = await templateRow('gone', { name: 'Ann' })
+    const refused = await enqueueSql(t.pool, {}, { ...message, from: 'ceo@example.com' })
+    // Its send timed out (the mark kept); then failed, as its retry's worker will render it again.
+    await t.pool.query(
+      `update mailer.email_outbox set send_started_at = now() - interval '1 minute' where id = any($1::bigint[])`,
+      [[gone, refused]],
+    )
+    await t.pool.query(
+      `update mailer.email_outbox set status = 'failed', last_error_code = 'timeout' where id = $1`,
+      [refused],
+    )
+    const answers = await Promise.all([gone, refused].map((id) => detail(id)))
+    // The words interrupted-send-unrenderable.test.ts holds the worker's failure to.
+    expect(answers.map((b) => b.renderError)).toEqual([
+      {
+        code: 'template_not_found',
+        message:
+          'template "gone" no longer exists: not sent again; an earlier send was interrupted and may have delivered it',
+      },
+      {
+        code: 'sender_not_allowed',
+        message:
+          'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier send was interrupted and may have delivered it',
+      },
+    ])
+  })
+
   test("a tenant's token sees its own row rendered and another tenant's not at all; a list renders none", async () => {
     await inquiry()
     const source = { name: 'Ann', email: 'ann@example.com', note: 'x' }
