@@ -62,6 +62,18 @@ export const OLD_BEFORE_SENDING_AGAIN = 'the worker holding the lease stopped be
 export const OLD_DURING_THE_SEND = 'during the send'
 /** Every ending or retry that named a send that may have delivered the row. */
 export const OLD_MAY_HAVE_DELIVERED = 'may have delivered it'
+/**
+ * A cancel that left an interrupted send unresolved (kind unresolved) in other words: its lookup
+ * could not tell (cancel-wins.ts CANCELLED_UNRESOLVED) or its workers kept stopping
+ * (CANCELLED_LOOKUP_STOPPED) end so.
+ */
+export const OLD_UNKNOWN_WHETHER_DELIVERED = 'whether it delivered the message is unknown'
+/**
+ * A failure at a lookup refused (404: the mailbox does not exist), its interrupted send unresolved
+ * (kind unresolved; interrupted-send.ts) begins so. A wait at MAIL_FROM's refusal begins so too, a
+ * retry, never read as a failure.
+ */
+export const OLD_LOOKUP_REFUSED = 'the mailbox lookup of an interrupted send was refused: '
 /** The retry of an unverified resend answered for sure ends so (resent 'earlier'). */
 export const OLD_EARLIER = ' (an earlier send was interrupted and may have delivered it)'
 /** The retry of an unverified resend that may itself have reached the provider ends so ('both'). */

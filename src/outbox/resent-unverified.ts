@@ -8,7 +8,9 @@ import {
   OLD_BOTH,
   OLD_DURING_THE_SEND,
   OLD_EARLIER,
+  OLD_LOOKUP_REFUSED,
   OLD_MAY_HAVE_DELIVERED,
+  OLD_UNKNOWN_WHETHER_DELIVERED,
 } from './history-kind.ts'
 import { endsASend, stoppedLookingUp } from './lookup-stop.ts'
 import { AMBIGUOUS_CODES } from './send-verdict.ts'
@@ -83,7 +85,9 @@ const interrupted = (alias: string) => {
       alias,
       kindIn(alias, ['stopped_during_send', 'unresolved', 'resent', 'resent_interrupted']),
       sql<boolean>`((${h}.outcome = 'lease_expired' and ${h}.error like ${sql.lit(`%${OLD_DURING_THE_SEND}%`)})
-                    or ${h}.error like ${sql.lit(`%${OLD_MAY_HAVE_DELIVERED}%`)})`,
+                    or ${h}.error like ${sql.lit(`%${OLD_MAY_HAVE_DELIVERED}%`)}
+                    or (${h}.outcome = 'cancelled' and ${h}.error like ${sql.lit(`%${OLD_UNKNOWN_WHETHER_DELIVERED}`)})
+                    or (${h}.outcome = 'failed' and ${h}.error like ${sql.lit(`${OLD_LOOKUP_REFUSED}%`)}))`,
     )}, false)`
 }
 

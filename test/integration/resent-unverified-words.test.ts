@@ -212,6 +212,52 @@ test("an entry with a kind is read by it, not by its words: a resend's retry wor
   ]).toEqual([`${STOPPED}${BOTH}`, `${STOPPED}${THAT}`])
 })
 
+test('an older binary\'s cancel or lookup refusal that left an interrupted send unresolved (no kind; its words name no "may have delivered it") is read as one, as this binary\'s entry (unresolved) is', async () => {
+  const STOPPED =
+    'attempts exhausted; last error: the worker holding the lease stopped during the send; outcome unknown'
+  // The words every release since cancels looked interrupted sends up has written (cancel-wins.ts
+  // CANCELLED_UNRESOLVED, and the reclaim's CANCELLED_LOOKUP_STOPPED): a row cancelled so before
+  // the upgrade to 0189 (or by a machine of the release before it, during the deploy), then
+  // retried, sent again and its worker stopped during that send.
+  const cancelled = (error: string, kind?: string): Entry => [
+    1,
+    'cancelled',
+    'cancelled',
+    error,
+    null,
+    kind,
+  ]
+  const UNRESOLVED =
+    'cancelled; an interrupted send could not be looked up: whether it delivered the message is unknown'
+  const LOOKUP_STOPPED =
+    'cancelled; an interrupted send could not be looked up (the worker looking it up stopped): whether it delivered the message is unknown'
+  expect([
+    await stoppedDuringLastSend(cancelled(UNRESOLVED)),
+    await stoppedDuringLastSend(cancelled(LOOKUP_STOPPED)),
+    await stoppedDuringLastSend(cancelled(UNRESOLVED, 'unresolved')),
+    // Failed as its lookup was refused (404: the mailbox does not exist), its mark kept
+    // (interrupted-send.ts), as every release since such a refusal failed the row words it.
+    await stoppedDuringLastSend([
+      1,
+      'failed',
+      'ErrorInvalidUser',
+      'the mailbox lookup of an interrupted send was refused: The requested user is invalid.',
+    ]),
+    // Looked up and not found: that earlier send delivered nothing.
+    await stoppedDuringLastSend(
+      cancelled(
+        'cancelled; an interrupted send was looked up in the mailbox and not found: not sent',
+      ),
+    ),
+  ]).toEqual([
+    `${STOPPED}${BOTH}`,
+    `${STOPPED}${BOTH}`,
+    `${STOPPED}${BOTH}`,
+    `${STOPPED}${BOTH}`,
+    `${STOPPED}${THAT}`,
+  ])
+})
+
 test("a resend's retry that named both sends, then its lookup: the failure names them once when it cannot tell, and neither when it found nothing", async () => {
   const resent = () =>
     markedRow(2, [
