@@ -34,7 +34,8 @@ export const RenderedMessage = z
     htmlBytes: z.number().int().nullable().openapi({ description: BYTES }),
     importance: z.enum(['low', 'normal', 'high']).nullable(),
     headers: z.record(z.string(), z.string()).openapi({
-      description: 'The X- headers the message names (X-Outbox-Id and X-Correlation-Id are added)',
+      description:
+        'The X- headers the message names, as stored: one whose value is empty or blanks (spaces, tabs) is not sent (neither Graph nor the .eml carries it). Not listed here, X-Outbox-Id and, when the row has a correlation id, X-Correlation-Id are added at send',
     }),
     attachments: z
       .array(
