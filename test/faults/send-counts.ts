@@ -1,5 +1,6 @@
 // Each row's acceptances by the Graph fake read against its attempt history: a resend after an interrupted send (allowed) or a double send (never).
 import type { AttemptEntry } from './chaos/outcome.ts'
+import { stoppedDuringSend } from './chaos/worker-stops.ts'
 import type { Database, Graph } from './harness.ts'
 
 /**
@@ -17,10 +18,6 @@ export const sendUnanswered = (h: AttemptEntry) =>
     h.http_status === 502 ||
     h.http_status === 504 ||
     (h.http_status === null && /may have delivered/.test(h.error ?? '')))
-
-/** A reclaim's entry: the worker holding the lease stopped while the row carried a send's mark. */
-const stoppedDuringSend = (h: AttemptEntry) =>
-  h.outcome === 'lease_expired' && /during the send/.test(h.error ?? '')
 
 /**
  * How many sends of a row may have delivered it unanswered, each counted once, read from its
@@ -98,7 +95,7 @@ export async function attemptHistory(
   ids: readonly string[],
 ): Promise<Map<string, AttemptEntry[]>> {
   const rows = await db.q<AttemptEntry>(
-    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status,
+    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status, kind,
             started_at is not null as started,
             (extract(epoch from finished_at) * 1000)::float8 as finished_ms
        from mailer.email_attempts where outbox_id = any($1::bigint[]) order by outbox_id, id`,

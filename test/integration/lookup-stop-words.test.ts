@@ -139,7 +139,7 @@ async function historyProblems(id: string, mode: 'lookup' | 'hold' = 'lookup') {
   const hist = (await attemptsOf(
     t,
     id,
-    'outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status',
+    'outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status, kind',
   )) as AttemptEntry[]
   const said: string[] = []
   checkHistory(mode, {
@@ -161,7 +161,7 @@ const possiblyDelivering = async (id: string, sendTimes: number[] = []) =>
     (await attemptsOf(
       t,
       id,
-      `outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status,
+      `outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status, kind,
        started_at is not null as started, (extract(epoch from finished_at) * 1000)::float8 as finished_ms`,
     )) as AttemptEntry[],
     sendTimes,

@@ -30,6 +30,7 @@ const entry = (attempt: number, outcome: string, o: Partial<AttemptEntry> = {}):
   error_code: null,
   error: null,
   http_status: null,
+  kind: null,
   started: false,
   finished_ms: 0,
   ...o,
@@ -154,30 +155,56 @@ test("past its expiresAt, a lookup whose worker stopped is reclaimed numbered as
   ])
 })
 
+/** Seed 843078098's row 73 (hold): failed at its expiresAt, its first send timed out, attempts 2. */
+const EXPIRY = 'expiresAt passed; an interrupted send may have delivered it'
+const row73 = row({
+  expires_at: new Date(0),
+  status: 'failed',
+  attempts: 2,
+  last_error_code: 'expired',
+  last_error: EXPIRY,
+})
+const row73Problems = (stop: AttemptEntry, expired: Partial<AttemptEntry> = {}) =>
+  problemsOf(
+    row73,
+    [
+      entry(1, 'retry', { error_code: 'timeout' }),
+      stop,
+      entry(2, 'expired', { error_code: 'expired', error: EXPIRY, ...expired }),
+    ],
+    false,
+  )
+
 test("seed 843078098's row 73 (hold): after a counted claim's stop before sending again, the expiry numbered as that claim (the row's count) names the earlier send, counting none; after a stop before a first send, it would not", () => {
-  const expiry = 'expiresAt passed; an interrupted send may have delivered it'
-  const r = row({
-    expires_at: new Date(0),
-    status: 'failed',
-    attempts: 2,
-    last_error_code: 'expired',
-    last_error: expiry,
-  })
-  const timedOut = entry(1, 'retry', { error_code: 'timeout' })
   const stoppedBeforeSendingAgain = entry(2, 'lease_expired', {
     error_code: 'lease_expired',
     error:
       "the worker holding the lease stopped before sending again; the earlier interrupted send's outcome unknown",
   })
-  const expired = entry(2, 'expired', { error_code: 'expired', error: expiry })
-  expect(problemsOf(r, [timedOut, stoppedBeforeSendingAgain, expired], false)).toEqual([])
+  expect(row73Problems(stoppedBeforeSendingAgain)).toEqual([])
   // A stop before a first send (no mark): the row's expiry counts its claim, so one numbered as
   // the stop's is one attempt too many.
   const stoppedBeforeSending = {
     ...stoppedBeforeSendingAgain,
     error: 'the worker holding the lease stopped before sending',
   }
-  expect(problemsOf(r, [timedOut, stoppedBeforeSending, expired], false)).toEqual([
-    'counted attempts 1,2,2 do not number 1..2',
-  ])
+  expect(row73Problems(stoppedBeforeSending)).toEqual(['counted attempts 1,2,2 do not number 1..2'])
+})
+
+test("a worker's stop is read by its kind where the entry carries one (sql/0189), whatever its words; an older release's entry (no kind) by its words", () => {
+  const stop = (kind: AttemptEntry['kind'], error: string) =>
+    entry(2, 'lease_expired', { error_code: 'lease_expired', error, kind })
+  // Row 73's stop worded otherwise by a later release: its kind says it stopped before sending
+  // again, which the expiry numbered as that claim follows.
+  const reworded = 'the worker stopped with the row in hand; it sent nothing this time'
+  expect(row73Problems(stop('stopped_before_resend', reworded), { kind: 'unresolved' })).toEqual([])
+  // A kind names a stop before a first send, though the words read as one during the send: counted.
+  expect(
+    row73Problems(
+      stop('stopped_before_send', 'the worker holding the lease stopped during the send'),
+      { kind: 'unresolved' },
+    ),
+  ).toEqual(['counted attempts 1,2,2 do not number 1..2'])
+  // No kind (an older release's entry): its words decide, which a rewording would have misled.
+  expect(row73Problems(stop(null, reworded))).toEqual(['counted attempts 1,2,2 do not number 1..2'])
 })

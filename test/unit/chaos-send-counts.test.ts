@@ -25,6 +25,7 @@ const entry = (attempt: number, outcome: string, o: Partial<Entry> = {}): Entry 
   error_code: outcome,
   error: null,
   http_status: null,
+  kind: null,
   started: false,
   ...o,
 })
@@ -167,6 +168,25 @@ test("seed 5101's row 60: a reclaim during the send whose lease sent (a sendMail
     { ...sent, finished_ms: at('00:23:51.135') },
   )
   expect(sends(hist, [at('00:22:58.140'), at('00:23:36.964'), at('00:23:51.121')])).toBe(2)
+})
+
+test("row 60's reclaim read by its kind where the entry carries one (sql/0189), whatever its words; an older release's (no kind) by its words", () => {
+  const sendTimes = [at('00:22:58.140'), at('00:23:36.964'), at('00:23:51.121')]
+  const withStop = (stop: Partial<Entry>) =>
+    sends(
+      history(
+        { ...timedOut, finished_ms: at('00:23:00.153') },
+        { ...reclaimed(2, '00:23:41.509'), ...stop },
+        { ...sent, finished_ms: at('00:23:51.135') },
+      ),
+      sendTimes,
+    )
+  const reworded = 'the worker holding the lease went away mid-request'
+  expect([
+    withStop({ kind: 'stopped_during_send', error: reworded }),
+    withStop({ kind: 'stopped_looking_up' }),
+    withStop({ kind: null, error: reworded }),
+  ]).toEqual([2, 1, 1])
 })
 
 test("seed 5101's row 126, failed out of attempts after one send that timed out (accepted): a second acceptance of a row not sent is one its sends leave unexplained", () => {

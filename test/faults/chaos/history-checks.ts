@@ -1,6 +1,7 @@
 // A finished row's attempt history: it agrees with the row, numbers its counted attempts, and explains the row's final state.
 import type { AttemptEntry, OutboxRow } from './outcome.ts'
 import type { Mode } from './settings.ts'
+import { stoppedEndingAttempt } from './worker-stops.ts'
 
 const FINAL = new Set(['sent', 'failed', 'expired', 'cancelled'])
 
@@ -84,17 +85,12 @@ function lookedUp(
   // the stop of its counted claim's worker before it sent, the row still marked by an earlier
   // send: while it looked that send up (lookups on) or, lookups off, before it sent again
   // (held or resent). The product numbers what follows such a stop as the row's count, that
-  // claim's, in both (lookup-stop-words.test.ts pins it).
+  // claim's, in both (worker-stops.ts: by the entry's kind, an older release's by its words).
   return hist
     .slice(0, i)
     .some(
       (e) =>
-        (e.attempt === h.attempt &&
-          (e.outcome === 'retry' ||
-            (e.outcome === 'lease_expired' &&
-              /during the send|^the worker looking up its interrupted send stopped|^the worker holding the lease stopped before sending again/.test(
-                e.error ?? '',
-              )))) ||
+        (e.attempt === h.attempt && (e.outcome === 'retry' || stoppedEndingAttempt(e))) ||
         (older && cancelling && e.attempt === h.attempt + 1 && gatewayTimeout(e)),
     )
 }

@@ -1,4 +1,5 @@
 // What the chaos left: every outbox row, every attempt, and what the Graph fake accepted for each row and when.
+import type { HistoryKind } from '../../../src/outbox/history-kind.ts'
 import type { Database, Graph } from '../harness.ts'
 import { sendMailTimes } from '../send-counts.ts'
 import { MAX_ATTEMPTS, REJECTED } from './settings.ts'
@@ -28,6 +29,8 @@ export interface AttemptEntry {
   error_code: string | null
   error: string | null
   http_status: number | null
+  /** What it records (sql/0189, history-kind.ts); null: an older release wrote it (CHAOS_OLDER_BINARY). */
+  kind: HistoryKind | null
   /** Its lease made a send (the history records a start for a send only: send-verdict.ts). */
   started: boolean
   /** When the entry was written (finished_at, ms since the epoch). */
@@ -55,7 +58,7 @@ export async function readOutcome(db: Database, graph: Graph): Promise<ChaosOutc
     [REJECTED],
   )
   const history = await db.q<AttemptEntry>(
-    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status,
+    `select outbox_id::text, attempt, worker_id, outcome, error_code, error, http_status, kind,
             started_at is not null as started,
             (extract(epoch from finished_at) * 1000)::float8 as finished_ms
        from mailer.email_attempts order by outbox_id, id`,
