@@ -111,6 +111,14 @@ export function createMetricFamilies() {
       labelNames: ['db'] as const,
       registers,
     }),
+    // What "Mailbox refused" alerts on: a refused pause no row sends from ends by itself, as
+    // status's exit 5 reads it (refused-pause-rows.ts), so the count above alone would fire for it.
+    refusedMailboxPending: new Gauge({
+      name: 'outbox_refused_mailbox_pending',
+      help: `Pending rows that send from a mailbox of outbox_mailboxes_paused_refused: their own from or template's from_address, and, while it is MAIL_FROM of a live worker, those naming none (not a row whose from_address has placeholders, known once rendered); what outbox-mailer status exits 5 for and /v1/stats' refusedMailboxPending; 0 while a refused pause no row sends from stands; ${DATABASE_WIDE}`,
+      labelNames: ['db'] as const,
+      registers,
+    }),
     heldBackPending: new Gauge({
       name: 'outbox_pending_held_back',
       help: `Pending rows not due yet because a pacing turn (MAILBOX_RATE_PER_MINUTE) or their mailbox's pause put them later: a backlog outbox_oldest_pending_age_seconds does not count; ${DATABASE_WIDE}`,

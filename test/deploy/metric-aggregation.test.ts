@@ -15,6 +15,7 @@ const DATABASE_WIDE = [
   'outbox_notification_queue_usage',
   'outbox_mailboxes_paused',
   'outbox_mailboxes_paused_refused',
+  'outbox_refused_mailbox_pending',
   'outbox_pending_held_back',
   'outbox_pending_past_expiry',
 ]

@@ -14,6 +14,7 @@ import { appOnDefault } from '../api/support/harness.ts'
 import { bearer, token } from '../api/support/tokens.ts'
 import { useTestDb } from '../support/db.ts'
 import { defaultStatus } from '../support/default-status.ts'
+import { guideAlertRules } from '../support/guide-alert-rules.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -83,9 +84,19 @@ async function readers() {
     gauges: {
       paused: gauge('outbox_mailboxes_paused'),
       refused: gauge('outbox_mailboxes_paused_refused'),
+      refusedPending: gauge('outbox_refused_mailbox_pending'),
     },
+    // The deploy guide's "Mailbox refused" rule: each gauge an arm of it fires on alone (`max(…) > 0`).
+    rule: Object.fromEntries(
+      [...mailboxRefusedRule.matchAll(/max\((outbox_\w+)\) > 0/g)].map(([, name]) => [
+        name,
+        gauge(name!),
+      ]),
+    ),
   }
 }
+
+const mailboxRefusedRule = guideAlertRules().find((r) => r.alert === 'Mailbox refused')!.rule
 
 const CHECK =
   "check MAIL_FROM or the rows' own from, and that the mailbox exists, is licensed and the app may send from it"
@@ -109,7 +120,8 @@ test('a mailbox Graph refuses beside one throttled is said as a refusal, its cod
     line: `default: 2 mailbox(es) paused: 1 by a provider throttle, 1 by Graph refusing it (${CHECK}), 0 pending row(s) sending from a refused one, the longest for … more`,
     json: { count: 2, longestSeconds: expect.any(Number), refused: 1, refusedPending: 0 },
     stats: { pausedMailboxes: 2, pausedMailboxesRefused: 1, refusedMailboxPending: 0 },
-    gauges: { paused: 2, refused: 1 },
+    gauges: { paused: 2, refused: 1, refusedPending: 0 },
+    rule: { outbox_refused_mailbox_pending: 0 },
   })
 })
 
@@ -121,7 +133,8 @@ test("a throttle is said as one though a refusal's code lingers among the pendin
     line: 'default: 1 mailbox(es) paused by a provider throttle, the longest for … more',
     json: { count: 1, longestSeconds: expect.any(Number), refused: 0, refusedPending: 0 },
     stats: { pausedMailboxes: 1, pausedMailboxesRefused: 0, refusedMailboxPending: 0 },
-    gauges: { paused: 1, refused: 0 },
+    gauges: { paused: 1, refused: 0, refusedPending: 0 },
+    rule: { outbox_refused_mailbox_pending: 0 },
   })
 })
 
@@ -308,7 +321,9 @@ test("a refused pause counts the pending rows that send from its mailbox, not th
     line: `default: 1 mailbox(es) paused by Graph refusing it (${CHECK}), 0 pending row(s) sending from a refused one, the longest for … more`,
     json: { count: 1, longestSeconds: expect.any(Number), refused: 1, refusedPending: 0 },
     stats: { pausedMailboxes: 1, pausedMailboxesRefused: 1, refusedMailboxPending: 0 },
-    gauges: { paused: 1, refused: 1 },
+    // No row sends from it: "Mailbox refused" does not fire on the pause alone.
+    gauges: { paused: 1, refused: 1, refusedPending: 0 },
+    rule: { outbox_refused_mailbox_pending: 0 },
   })
   // (b) Its rows: a message's from (as a caller spells it), and a template's from_address keyed as
   // the worker renders it (0188: a no-break space after the >); a cancelled one is not waiting.
@@ -329,7 +344,11 @@ test("a refused pause counts the pending rows that send from its mailbox, not th
     health: 'attention',
     reasons: [reason(3)],
   })
-  expect((await readers()).stats.refusedMailboxPending).toBe(3)
+  expect(await readers()).toMatchObject({
+    stats: { refusedMailboxPending: 3 },
+    gauges: { refusedPending: 3 },
+    rule: { outbox_refused_mailbox_pending: 3 },
+  })
   // desk@example.com is MAIL_FROM of a live worker: the rows naming no sender send from it too;
   // an entry silent past two lease lengths (its worker gone) says nothing of MAIL_FROM.
   await worker('gone', 'other@example.com', 600)
@@ -338,7 +357,10 @@ test("a refused pause counts the pending rows that send from its mailbox, not th
   const five = await defaultStatus(t)
   expect(five.reasons).toEqual([reason(5)])
   expect(five.pausedMailboxes?.refusedPending).toBe(5)
-  expect((await readers()).stats.refusedMailboxPending).toBe(5)
+  expect(await readers()).toMatchObject({
+    stats: { refusedMailboxPending: 5 },
+    gauges: { refusedPending: 5 },
+  })
   // A token confined to a tenant reads no pause: null, as pausedMailboxesRefused.
   const res = await appOnDefault(t).app.request('/v1/stats', {
     headers: bearer(await token({ tenant: 'shop' })),
