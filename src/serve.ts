@@ -15,6 +15,7 @@ import { createHealthMonitor } from './outbox/health-monitor.ts'
 import type { Listener } from './outbox/listener.ts'
 import { startLivenessWatchdog } from './outbox/liveness-watchdog.ts'
 import { pickupPrimer } from './outbox/pickup-primes.ts'
+import { mailFromUnknownHere } from './outbox/row-rendering.ts'
 import { checkSchemas } from './schema-check-at-start.ts'
 import type { Running, ServeOptions } from './serve-options.ts'
 import { warnOfConfigAtStart } from './serve-start-warnings.ts'
@@ -119,6 +120,9 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
       auth: config.api,
       allowedSenders: config.allowedSenders,
       mailFrom: config.mailFrom,
+      // Its own start asks nothing of MAIL_FROM: what it says of the workers' is not known here.
+      mailFromUnknown:
+        o.role === 'api' ? mailFromUnknownHere(config.mailFrom, config.transport) : null,
       dev: o.dev === true,
       health,
       metrics,

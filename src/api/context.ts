@@ -35,6 +35,12 @@ export interface ApiDeps {
    */
   mailFrom?: string | null
   /**
+   * Why mailFrom does not tell the workers' (serve --role api: row-rendering.ts
+   * mailFromUnknownHere): GET /v1/outbox/{id} shows a row naming no sender with `from` null and
+   * this; null or absent, mailFrom is theirs.
+   */
+  mailFromUnknown?: string | null
+  /**
    * The process's slots for bodies past 4 MiB (large-body-slots.ts); absent, the app makes its
    * own (serve makes one app per process).
    */

@@ -16,9 +16,15 @@ const BYTES = 'Its size in bytes as UTF-8 (as Graph counts its 4 MB request); nu
 
 export const RenderedMessage = z
   .object({
-    from: RenderedAddress.openapi({
+    from: RenderedAddress.nullable().openapi({
       description:
-        "The sender: the row's own (message.from, the template's from_address), else this process's MAIL_FROM",
+        "The sender: the row's own (message.from, the template's from_address), else this process's MAIL_FROM; null for a row naming none where this process cannot tell the workers' MAIL_FROM (serve --role api, which sends nothing, without a MAIL_FROM or with one no worker could send from): fromNote says which",
+    }),
+    fromNote: z.string().nullable().openapi({
+      example:
+        "the row names no sender: its worker sends it from the workers' MAIL_FROM, which this process (serve --role api, which sends nothing) cannot tell: it has no MAIL_FROM",
+      description:
+        "Why from is null: the workers' MAIL_FROM sends the row, which this process cannot tell (it has no MAIL_FROM, or one that is no address, named with its problem). Null when from is given",
     }),
     to: Addresses,
     cc: Addresses,
@@ -61,7 +67,7 @@ export const RenderErrorShape = z
     code: z.string().openapi({
       example: 'template_not_found',
       description:
-        'What the row fails with at send: template_not_found, template_error (a placeholder naming no column, an address that is none after rendering, a blank subject or body), invalid_message, no_sender or sender_not_allowed',
+        "What the row fails with at send: template_not_found, template_error (a placeholder naming no column, an address that is none after rendering, a blank subject or body), invalid_message, no_sender (a row naming no sender, this process's MAIL_FROM unset: a process that drains, its worker fails it so) or sender_not_allowed",
     }),
     message: z.string().openapi({
       example: 'template "inquiry" no longer exists',
@@ -97,7 +103,8 @@ export function toRenderedJson(r: RowRendering): {
   const m = r.mail
   return {
     rendered: {
-      from: address(m.from),
+      from: m.from === null ? null : address(m.from),
+      fromNote: r.fromNote,
       to: m.to.map(address),
       cc: m.cc.map(address),
       bcc: m.bcc.map(address),

@@ -45,18 +45,46 @@ export function renderLease(
   /** MAIL_FROM_ALLOWED's keys: a sender the row names must be one; null, any. */
   allowedSenders: ReadonlySet<string> | null = null,
 ): OutboundMail {
+  return renderWith(lease, templates, allowedSenders, () =>
+    sendableSender(null, defaultFrom ? parseDefaultFrom(defaultFrom) : null),
+  )
+}
+
+const UNKNOWN: unique symbol = Symbol('MAIL_FROM unknown here')
+
+/**
+ * renderLease where the sender of a row naming none is not known (row-rendering.ts: a process that
+ * sends nothing, without a MAIL_FROM a worker could send from): its `from` null, all else as sent.
+ */
+export function renderMailFromUnknown(
+  lease: RenderableRow,
+  templates: ReadonlyMap<string, TemplateRow>,
+  allowedSenders: ReadonlySet<string> | null,
+): Omit<OutboundMail, 'from'> & { from: MailAddress | null } {
+  const mail = renderWith<typeof UNKNOWN>(lease, templates, allowedSenders, () => UNKNOWN)
+  return { ...mail, from: mail.from === UNKNOWN ? null : mail.from }
+}
+
+/** `unnamed()`: the sender of a row naming none (MAIL_FROM), or null: none, the row fails no_sender. */
+function renderWith<F>(
+  lease: RenderableRow,
+  templates: ReadonlyMap<string, TemplateRow>,
+  allowedSenders: ReadonlySet<string> | null,
+  unnamed: () => F | null,
+): Omit<OutboundMail, 'from'> & { from: MailAddress | F } {
   const m = lease.template
     ? renderTemplate(lease, templates.get(lease.template))
     : (lease.message as StoredMessage | null)
   if (!m || typeof m !== 'object') throw new RenderError('invalid_message', 'row has no message')
   // A template's addresses were each checked as it rendered them.
   if (!lease.template) checkStoredRecipients(m)
-  const from = sendableSender(m.from, defaultFrom ? parseDefaultFrom(defaultFrom) : null)
+  const own = m.from == null ? null : sendableSender(m.from, null)
+  const from = m.from == null ? unnamed() : own
   if (!from)
     throw new RenderError('no_sender', 'no from address on the row and MAIL_FROM is not set')
   // A row written through SQL (or a template's from_address) was never asked at enqueue; one the
   // API took is asked again, the list may have changed since. MAIL_FROM itself is never refused.
-  if (m.from != null && !isSenderAllowed(allowedSenders, from.address))
+  if (own && !isSenderAllowed(allowedSenders, own.address))
     throw new RenderError(
       'sender_not_allowed',
       `message.from names a mailbox MAIL_FROM_ALLOWED does not list${NOT_SENT}`,
@@ -68,7 +96,7 @@ export function renderLease(
       ? renderedBodies(lease.template, bodies)
       : sendableStoredBodies(bodies, m.attachments),
   )
-  const mail: OutboundMail = {
+  const mail = {
     outboxId: lease.id,
     tenant: lease.tenant,
     attempt: lease.attempt,
@@ -86,7 +114,7 @@ export function renderLease(
     headers: sendableHeaders(m.headers),
     attachments: sendableAttachments(m.attachments),
   }
-  checkHeaderSize(mail, m.from != null, lease.template ? 'template_error' : 'invalid_message')
+  checkHeaderSize(mail, own, lease.template ? 'template_error' : 'invalid_message')
   return mail
 }
 
@@ -96,11 +124,12 @@ export function renderLease(
  * a column may fill a display name of any length) fails here rather than at Graph.
  */
 function checkHeaderSize(
-  mail: OutboundMail,
-  namesFrom: boolean,
+  mail: Omit<OutboundMail, 'from'>,
+  /** The sender the row names: MAIL_FROM, which enqueue never saw, is not held to it. */
+  own: MailAddress | null,
   code: 'invalid_message' | 'template_error',
 ): void {
-  const bytes = headerFieldsBytes({ ...mail, from: namesFrom ? mail.from : null })
+  const bytes = headerFieldsBytes({ ...mail, from: own })
   if (bytes > MAX_HEADER_BYTES)
     throw new RenderError(
       code,

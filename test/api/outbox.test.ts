@@ -6,17 +6,19 @@ import pg from 'pg'
 import type { AppEnv } from '../../src/api/context.ts'
 import { EnqueueRequest } from '../../src/api/enqueue-schemas.ts'
 import { onError } from '../../src/api/problem.ts'
+import { loadConfig } from '../../src/config.ts'
 import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
+import { serve } from '../../src/serve.ts'
 import { BLANK_BODIES, NOT_BLANK_BODIES } from '../support/blank-bodies.ts'
 import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { untilLockWaits } from '../support/lock-waits.ts'
 import { type App, appOnDefault, buildApp, enqueueSql, send, setState } from './support/harness.ts'
-import { token } from './support/tokens.ts'
+import { AUDIENCE, bearer, ISSUER, SECRET, token } from './support/tokens.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -789,6 +791,7 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
     expect([body.message, body.renderError]).toEqual([null, null])
     expect(body.rendered).toEqual({
       from: { name: 'Outbox', address: 'outbox@example.com' },
+      fromNote: null,
       to: [{ address: 'sales@example.com' }],
       cc: [{ name: 'Zoë', address: 'zoe@example.com' }],
       bcc: [],
@@ -849,6 +852,7 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
     expect((body.message as { text: string }).text).toBe('   ')
     expect(body.rendered).toEqual({
       from: { name: 'Outbox', address: 'outbox@example.com' },
+      fromNote: null,
       to: [{ address: 'ada@example.com' }],
       cc: [],
       bcc: [],
@@ -914,6 +918,73 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       expect(item).not.toHaveProperty('rendered')
       expect(item).not.toHaveProperty('renderError')
     }
+  })
+})
+
+describe('GET /v1/outbox/{id} on a process that sends nothing (serve --role api): the sender it cannot know', () => {
+  /** Row `id` as a `serve --role api` process with `env` (MAIL_FROM's) renders it: rendered and renderError. */
+  async function onApiProcess(env: Record<string, string>, ids: string[]) {
+    const running = await serve(
+      loadConfig(
+        {
+          DATABASE_URL: t.url,
+          API_JWT_SECRET: SECRET,
+          API_JWT_ISSUER: ISSUER,
+          API_JWT_AUDIENCE: AUDIENCE,
+          HOST: '127.0.0.1',
+          PORT: '0',
+          ...env,
+        },
+        { role: 'api', servesApi: true },
+      ),
+      { role: 'api', log: silentLogger },
+    )
+    try {
+      return await Promise.all(
+        ids.map(async (id) => {
+          const r = await fetch(`http://127.0.0.1:${running.port}/v1/outbox/${id}`, {
+            headers: bearer(tk),
+          })
+          expect(r.status).toBe(200)
+          const { rendered, renderError } = (await r.json()) as {
+            rendered: { from: unknown; fromNote: unknown; subject: string } | null
+            renderError: unknown
+          }
+          return [rendered?.from, rendered?.fromNote, rendered?.subject, renderError]
+        }),
+      )
+    } finally {
+      await running.stop('test')
+    }
+  }
+  const UNKNOWN =
+    "the row names no sender: its worker sends it from the workers' MAIL_FROM, which this process (serve --role api, which sends nothing) cannot tell:"
+
+  test("without MAIL_FROM, or with one that is no address, a row naming no sender shows everything but its sender (from null, and why), not no_sender or template_error; a row naming its own shows it, and a usable MAIL_FROM is taken for the workers'", async () => {
+    const none = await enqueueSql(t.pool, {}, message)
+    const own = await enqueueSql(t.pool, {}, { ...message, from: 'Desk <desk@example.com>' })
+    expect(await onApiProcess({}, [none, own])).toEqual([
+      [null, `${UNKNOWN} it has no MAIL_FROM`, 'Hello', null],
+      [{ name: 'Desk', address: 'desk@example.com' }, null, 'Hello', null],
+    ])
+    // A process that drains (here without MAIL_FROM) fails it so itself: no_sender stands there.
+    const drains = await send(app, 'GET', `/v1/outbox/${none}`, { token: tk })
+    expect((drains.body as Row).renderError).toEqual({
+      code: 'no_sender',
+      message: 'no from address on the row and MAIL_FROM is not set',
+    })
+    expect(await onApiProcess({ MAIL_FROM: 'Outbox <outbox@>' }, [none])).toEqual([
+      [
+        null,
+        `${UNKNOWN} its MAIL_FROM is no address a worker could send from (MAIL_FROM: must be an e-mail address ("Name <address>" is fine) or a Graph user id (a GUID))`,
+        'Hello',
+        null,
+      ],
+    ])
+    // One a worker could send from is taken for theirs (the deploy guide: keep it the workers').
+    expect(await onApiProcess({ MAIL_FROM: 'Outbox <outbox@example.com>' }, [none])).toEqual([
+      [{ name: 'Outbox', address: 'outbox@example.com' }, null, 'Hello', null],
+    ])
   })
 })
 

@@ -30,7 +30,11 @@ export function outboxRoutes(deps: ApiDeps) {
   const db = selectDatabase(deps.databases)
   const read = [requireScope('outbox:read'), db]
   // One row is rendered as its worker renders it: with the sender settings the workers are given.
-  const settings = { mailFrom: deps.mailFrom ?? null, allowedSenders: deps.allowedSenders ?? null }
+  const settings = {
+    mailFrom: deps.mailFrom ?? null,
+    allowedSenders: deps.allowedSenders ?? null,
+    mailFromUnknown: deps.mailFromUnknown ?? null,
+  }
 
   const list = createRoute({
     method: 'get',
