@@ -42,12 +42,17 @@ afterEach(async () => {
  * 30 rows due oldest first (in id order), Entra answering `tokenFault`, the worker woken to claim
  * them: its first claim meets the first 10 (WORKER_CONCURRENCY).
  */
-async function thirtyDue(tokenFault: TokenFault, config: Partial<WorkerConfig> = {}) {
+async function thirtyDue(
+  tokenFault: TokenFault | null,
+  config: Partial<WorkerConfig> = {},
+  ratePerMinute = 0,
+) {
   const r = await startOutage(t, {
     rows: 30,
     cert,
     tokenFault,
     config,
+    ratePerMinute,
     // Not due while they are enqueued one by one (a claim would take the first few alone).
     options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
   })
@@ -459,6 +464,30 @@ describe('a refused credential fixed', () => {
     console.log(`[credential fixed in Entra] 35 rows all sent ${ms} ms after the cooldown's end`)
     expect(statuses).toEqual([{ status: 'sent', n: 35 }])
     expect(r.refreshes).toEqual(['failure AADSTS7000215', 'success'])
+  })
+})
+
+describe('under MAILBOX_RATE_PER_MINUTE', () => {
+  test('with the credential working, pacing holds as before: one send per turn, the claim’s other rows sent back to turns reserved an interval apart', async () => {
+    // One a minute: no second turn comes within the test.
+    const r = await thirtyDue(null, {}, 1)
+    // Read in the database: the fake accepts a message before its settlement is written.
+    await pollUntil(async () => {
+      if ((await count(`status = 'sent'`)) < 1) return undefined
+      return (await count(`last_error_code = 'mailbox_paced'`)) >= 9 ? true : undefined
+    }, 30_000)
+    const turns = (
+      await t.pool.query<{ gap: number | null }>(
+        `select extract(epoch from send_at - lag(send_at) over (order by send_at))::float8 as gap
+           from mailer.email_outbox where last_error_code = 'mailbox_paced' order by send_at`,
+      )
+    ).rows.slice(1)
+    expect(turns.length).toBeGreaterThanOrEqual(8)
+    // Turns an interval apart (database time), at most a few milliseconds early by the clock.
+    expect(turns.filter((x) => (x.gap ?? 0) < 59.9)).toEqual([])
+    expect(r.fake.accepted).toHaveLength(1)
+    expect(await count(`status = 'sent'`)).toBe(1)
+    expect(r.fake.tokenRequests).toHaveLength(1)
   })
 })
 

@@ -49,8 +49,8 @@ export interface OutageRun {
 
 /**
  * Entra answers 500 until told otherwise; `rows` rows are enqueued. The worker gets the Graph
- * transport's pieces as database-engines.ts gives them: the shared send gate (no pacing, so only
- * the outage holds rows back) and `sendBlockedForMs`.
+ * transport's pieces as database-engines.ts gives them: the shared send gate (no pacing unless
+ * `ratePerMinute` says, so only the outage holds rows back) and `sendBlockedForMs`.
  */
 export async function startOutage(
   t: TestDb,
@@ -70,6 +70,8 @@ export async function startOutage(
     interrupted?: boolean
     /** The worker's log (default silent). */
     log?: Logger
+    /** The shared gate's MAILBOX_RATE_PER_MINUTE (default 0: no pacing, only the outage holds rows back). */
+    ratePerMinute?: number
   },
 ): Promise<OutageRun> {
   const clock = new ManualClock()
@@ -98,7 +100,7 @@ export async function startOutage(
     log: silentLogger,
     holder: 'test-worker',
     maxConcurrency: 4,
-    ratePerMinute: 0,
+    ratePerMinute: o.ratePerMinute ?? 0,
     slotTtlMs: 20_000,
   })
   let permits = 0
