@@ -21,6 +21,9 @@ export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish)
     // Given back before its interrupted send is looked up (lookups on), the row's wait is one to
     // look it up: it may run past the expiresAt, where the row is only looked up (settle.ts).
     const lookupWait = !resolved && d.lookup !== null
+    // The provider's answer first (a token), then the pacing turn: a row a refused credential
+    // holds goes back named by the refusal, not for a turn it could not use (sender.ts, ready).
+    await d.sender.ready?.(d.stopping)
     if (await givenBackUnsendable(d, r, finish, lookupWait)) return
     let permit: Awaited<ReturnType<SendGate['acquire']>>
     try {

@@ -87,6 +87,14 @@ export interface Sender {
    */
   unavailable?(): SendOutcome | null
   /**
+   * Resolves once `unavailable` can tell whether a send would reach the provider now (Graph: a
+   * token in hand, or the answer of the one token request in flight or asked now); never throws.
+   * A row awaits it before its mailbox's pacing turn: else a claim's rows all take or reserve
+   * turns while the first asks Entra, and those sent back for a turn are named `mailbox_paced`
+   * though a refused credential is what holds them. Statement-free: a cached token answers at once.
+   */
+  ready?(signal: AbortSignal): Promise<void>
+  /**
    * Why `mailbox` stands paused, when it is not a throttle and the transport knows (Graph refusing
    * MAIL_FROM, with its code), else null: the rows sent back for the pause say it.
    */

@@ -66,6 +66,7 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   })
   // Never aborted: a shutdown is no reason for the token source's error.
   const running = new AbortController().signal
+  const noop = () => {}
   const unavailable = () => {
     const e = d.tokens.failingWith()
     return e ? noTokenOutcome(e, running, d.tokens) : reachability.holding()
@@ -79,6 +80,8 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     name: 'graph',
     send: (mail, signal, spentMs) => send(log, mail, signal, database?.name, databaseId, spentMs),
     unavailable,
+    // Its failure is the token source's to keep (failingWith), read by `unavailable`.
+    ready: (signal) => d.tokens.getToken(signal).then(noop, noop),
     pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
       apiUrl,

@@ -468,6 +468,60 @@ describe('a refused credential fixed', () => {
 })
 
 describe('under MAILBOX_RATE_PER_MINUTE', () => {
+  /** An expired client secret: the refusal an operator meets when one runs out. */
+  const EXPIRED = { status: 401, error: 'invalid_client', aadsts: 7000222 }
+  const codes = async () =>
+    (
+      await t.pool.query(
+        `select status, last_error_code as code, count(*)::int as n from mailer.email_outbox
+          group by 1, 2 order by 1, 2`,
+      )
+    ).rows
+  /** Turns reserved for rows sent back to wait for them (reservePacing's horizon, 'queue ' || mailbox). */
+  const reservedTurns = async () =>
+    (
+      await t.pool.query<{ n: number }>(
+        `select count(*)::int as n from mailer.mailbox_pacing where mailbox like 'queue %'`,
+      )
+    ).rows[0]!.n
+  /**
+   * Refusal `k` (1-based) settled: Entra asked `k` times, nothing claimed or settling, the worker
+   * held off, and every due row named (the block's pass made). Not within the bound: the rows are
+   * read as they stand (a row held in the gate for its turn, rows sent back for theirs).
+   */
+  async function refusalSettled(r: OutageRun, k: number) {
+    await pollUntil(async () => {
+      if (r.fake.tokenRequests.length < k || r.engine.drainer.status().inFlight > 0)
+        return undefined
+      if (r.transport.blockedForMs() === 0) return undefined
+      if ((await count(`status = 'sending'`)) > 0) return undefined
+      const unnamed = `status = 'pending' and send_at <= now() and last_error_code is distinct from 'AADSTS7000222'`
+      return (await count(unnamed)) === 0 ? true : undefined
+    }, 30_000).catch(() => undefined)
+  }
+
+  test('every row waiting names the refusal, the rows a claim met too: none is sent back for a pacing turn, none reserves one, at each refusal', async () => {
+    // Two a minute: a turn reserved for a row is a minute off at least, never due within the test.
+    const r = await thirtyDue(EXPIRED, {}, 2)
+    await refusalSettled(r, 1)
+    // The claim's ten wait for the token's answer before the pacing gate: had they met the gate
+    // first, one would take the mailbox's turn and meet the refusal, the other nine go back to
+    // turns reserved for them (not due when the pass ran), named `mailbox_paced` at each refusal.
+    expect(await codes()).toEqual([{ status: 'pending', code: 'AADSTS7000222', n: 30 }])
+    expect(await reservedTurns()).toBe(0)
+    // The next refusal: past the cooldown the next ten are met, and so named.
+    r.clock.advance(COOLDOWN_PASSED_MS)
+    await t.pool.query(
+      `update mailer.email_outbox set send_at = send_at - interval '10 minutes' where status = 'pending'`,
+    )
+    r.engine.drainer.wake()
+    await refusalSettled(r, 2)
+    expect(await codes()).toEqual([{ status: 'pending', code: 'AADSTS7000222', n: 30 }])
+    expect(await reservedTurns()).toBe(0)
+    expect(r.fake.tokenRequests).toHaveLength(2)
+    expect(r.fake.accepted).toHaveLength(0)
+  })
+
   test('with the credential working, pacing holds as before: one send per turn, the claim’s other rows sent back to turns reserved an interval apart', async () => {
     // One a minute: no second turn comes within the test.
     const r = await thirtyDue(null, {}, 1)
