@@ -119,6 +119,7 @@ export function startDrainers(
       listener,
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,
+      ...(transport.credential ? { credentialRefusal: transport.credential.refusal } : {}),
       ...(transport.onTokenCame ? { tokenCame: transport.onTokenCame } : {}),
       ...(config.graph ? { sendTimeoutMs: config.graph.requestTimeoutMs } : {}),
       onEvent,

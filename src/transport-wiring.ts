@@ -41,7 +41,12 @@ export interface Transport {
    * The app's credential (Graph: a certificate or a client secret) and whether the provider refuses
    * it for good now (Entra's AADSTS refusal, a cached token serving or not); absent: none.
    */
-  credential?: { kind: 'certificate' | 'secret'; refused(): boolean }
+  credential?: {
+    kind: 'certificate' | 'secret'
+    refused(): boolean
+    /** While refused: the provider's code and how long the refusal has stood (its workers' registry entries note it). */
+    refusal(): { code: string; forMs: number } | null
+  }
   /** True while the provider refuses the configured sender mailbox (MAIL_FROM); absent: never. */
   senderMailboxRefused?(): boolean
   /** What keeps the provider out of reach now (Graph: no connection, every token refused); absent: never. */
@@ -131,7 +136,11 @@ export function createTransport(
         blockedBy: graph.blockedBy,
         onTokenCame: graph.onTokenCame,
         senderMailboxRefused: graph.senderMailboxRefused,
-        credential: { kind: graph.credential.info.kind, refused: graph.credentialRefused },
+        credential: {
+          kind: graph.credential.info.kind,
+          refused: graph.credentialRefused,
+          refusal: graph.credentialRefusal,
+        },
         providerOutage: graph.graphOutage,
         ...(graph.credential.info.kind === 'certificate'
           ? {

@@ -142,6 +142,7 @@ import m0189 from '../../sql/0189_attempt_history_entries_carry_their_kind.sql' 
 import m0194 from '../../sql/0194_sender_blanks_read_as_every_release_checks_them.sql' with {
   type: 'text',
 }
+import m0198 from '../../sql/0198_worker_notes_its_credential_refused.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -283,6 +284,7 @@ export const migrations: readonly Migration[] = [
     name: '0194_sender_blanks_read_as_every_release_checks_them',
     sql: m0194,
   },
+  { version: 198, name: '0198_worker_notes_its_credential_refused', sql: m0198 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

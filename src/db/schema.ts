@@ -90,6 +90,10 @@ interface WorkersTable {
   probe_mailbox: string | null
   /** Its LEASE_SECONDS, by which it is judged live (sql/0084); null: an older binary's. */
   lease_seconds: number | null
+  /** Entra's code while it refuses the worker's Graph credential (sql/0198); null: none, or an older binary's. */
+  credential_refused_code: string | null
+  /** When that refusal began (database time); null with no code. */
+  credential_refused_since: NullableTimestamp
 }
 
 interface SchemaMigrationsTable {

@@ -47,6 +47,12 @@ export interface DrainerDeps {
    */
   sendBlockedBy?: () => { code: string; message: string } | null
   /**
+   * While the provider refuses the credential for good (Graph: Entra's code), whether or not a
+   * cached token still serves: the code and how long it has stood, which the worker's registry
+   * entry notes at each beat (sql/0198). Absent: a sender without a credential.
+   */
+  credentialRefusal?: () => { code: string; forMs: number } | null
+  /**
    * Calls `listener` each time a provider token comes after none (the process's first, or the
    * first after a failure), at once if one came before: the rows given back for want of one are
    * brought due then (token-wait-rows.ts). Absent: a sender that needs no token.

@@ -25,6 +25,17 @@ export interface WorkerIdentity {
    * so another worker judges it live by that (stale-probes.ts); null or absent: an older binary's.
    */
   readonly leaseSeconds?: number | null
+  /**
+   * While the provider refuses its credential for good (Graph: Entra's code, never its text): the
+   * code and how long the refusal has stood, noted in its registry entry at each beat (sql/0198);
+   * null or absent: not refused (an older binary notes nothing).
+   */
+  readonly credentialRefusal?: { code: string; forMs: number } | null
+}
+
+/** A code as the registry keeps it: Entra's and ours are short words; anything else is named by none of its text. */
+function storedRefusalCode(code: string): string {
+  return /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : 'refused'
 }
 
 /**
@@ -42,20 +53,31 @@ export function registryBeat(worker: WorkerIdentity) {
   const timeout = worker.requestTimeoutSeconds ?? null
   const mailbox = worker.probeMailbox ?? null
   const lease = worker.leaseSeconds ?? null
+  const refusal = worker.credentialRefusal ?? null
+  const refusedCode = refusal ? storedRefusalCode(refusal.code) : null
+  const refusedForSeconds = refusal ? refusal.forMs / 1000 : null
+  // Since when, in database time: now() less how long the process has seen the refusal stand.
+  const since = sql`now() - make_interval(secs => ${refusedForSeconds}::float8)`
   return sql`beat_keyed as (
                insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox,
-                                           lease_seconds)
+                                           lease_seconds, credential_refused_code, credential_refused_since)
                values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key}, ${timeout}::int,
-                       ${mailbox}::text, ${lease}::int)
+                       ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since})
                on conflict do nothing
                returning lease_key
              ),
              beat as (
-               insert into mailer.workers (id, host, pid, version, request_timeout_seconds, probe_mailbox, lease_seconds)
+               insert into mailer.workers (id, host, pid, version, request_timeout_seconds, probe_mailbox, lease_seconds,
+                                           credential_refused_code, credential_refused_since)
                select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text, ${timeout}::int,
-                      ${mailbox}::text, ${lease}::int
+                      ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}
                 where not exists (select from beat_keyed)
-               on conflict (id) do update set last_heartbeat_at = now()
+               -- A refusal standing keeps the since its first beat noted; a token clears both.
+               on conflict (id) do update
+                 set last_heartbeat_at = now(),
+                     credential_refused_code = excluded.credential_refused_code,
+                     credential_refused_since = case when excluded.credential_refused_code is not null
+                       then coalesce(mailer.workers.credential_refused_since, excluded.credential_refused_since) end
                returning lease_key
              )`
 }

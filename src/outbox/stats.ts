@@ -1,6 +1,11 @@
 // Counts by status, the age of the oldest due pending row (database time), what pauses and pacing hold back, the pending rows past their expiresAt, and the NOTIFY queue's fill.
 import { type Kysely, sql } from 'kysely'
 import type { Database, OutboxStatus } from '../db/schema.ts'
+import {
+  type CredentialRefused,
+  credentialRefusedNow,
+  credentialRefusedOf,
+} from './credential-refusals.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
 import { refusedPausePending } from './refused-pause-rows.ts'
 
@@ -21,6 +26,8 @@ export interface OutboxStats {
   pausedMailboxesRefused: number | null
   /** As LiveStats's: null for a caller confined to a tenant. */
   refusedMailboxPending: number | null
+  /** As LiveStats's: null for a caller confined to a tenant. */
+  credentialRefused: CredentialRefused | null
 }
 
 export interface LiveStats {
@@ -51,6 +58,12 @@ export interface LiveStats {
    * null for a caller confined to a tenant.
    */
   refusedMailboxPending: number | null
+  /**
+   * The live workers whose registry entry notes the provider refusing their credential (Entra's
+   * AADSTS code, sql/0198), their codes and since when: every send of theirs waits; null for a
+   * caller confined to a tenant (the workers are the database's, not a tenant's).
+   */
+  credentialRefused: CredentialRefused | null
   /** Fill level (0..1) of the server's NOTIFY queue; near 1, NOTIFYing commits start to fail. */
   notificationQueueUsage: number
 }
@@ -83,6 +96,9 @@ export async function liveStats(
     refused: string | null
     refused_pending: string | null
     usage: number
+    cred_workers: string
+    cred_codes: string[]
+    cred_since: Date | null
   }>`
     with paused as materialized (${PAUSED_MAILBOXES_NOW})
     select
@@ -111,10 +127,12 @@ export async function liveStats(
       (select count(*) from paused where refused) as refused,
       -- A tenant's count is no count of every pending row: a tenant reads no pause.
       case when ${scopeTenant}::text is null
-           then ${refusedPausePending('paused', sql`pending.n`)} end as refused_pending
+           then ${refusedPausePending('paused', sql`pending.n`)} end as refused_pending,
+      cred.workers as cred_workers, cred.codes as cred_codes, cred.since as cred_since
       -- In FROM, after the list (the 1 KB above): read once, for the column and the count.
       from (select count(*) as n from mailer.email_outbox
-             where status = 'pending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) pending
+             where status = 'pending' and (${scopeTenant}::text is null or tenant = ${scopeTenant})) pending,
+           ${credentialRefusedNow('cred')}
   `.execute(db)
   const r = rows[0]
   return {
@@ -126,6 +144,10 @@ export async function liveStats(
     pausedMailboxes: scopeTenant === null ? Number(r?.paused ?? 0) : null,
     pausedMailboxesRefused: scopeTenant === null ? Number(r?.refused ?? 0) : null,
     refusedMailboxPending: scopeTenant === null ? Number(r?.refused_pending ?? 0) : null,
+    credentialRefused:
+      scopeTenant === null && r
+        ? credentialRefusedOf({ workers: r.cred_workers, codes: r.cred_codes, since: r.cred_since })
+        : null,
     notificationQueueUsage: r?.usage ?? 0,
   }
 }
@@ -205,5 +227,6 @@ export async function outboxStats(
     pausedMailboxes: live.pausedMailboxes,
     pausedMailboxesRefused: live.pausedMailboxesRefused,
     refusedMailboxPending: live.refusedMailboxPending,
+    credentialRefused: live.credentialRefused,
   }
 }

@@ -30,10 +30,15 @@ export function createWorkerRegistration(d: DrainerDeps, log: Logger) {
       }),
   })
   // The identity its heartbeats and reclaims beat under carries the key, so a lost entry comes back keyed.
+  // It notes too, at each beat, whether the provider refuses its credential (sql/0198): read by
+  // status and /v1/stats (credential-refusals.ts).
   const worker = {
     ...registered,
     get leaseKey() {
       return leaseKey.current()
+    },
+    get credentialRefusal() {
+      return d.credentialRefusal?.() ?? null
     },
   }
   return { leaseKey, worker }

@@ -5,6 +5,8 @@ import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { timestampText } from '../db/timestamp-reading.ts'
 import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { EXIT } from '../errors.ts'
+import type { CredentialRefused } from '../outbox/credential-refusals.ts'
+import { entraRefusalHint } from '../transport/entra-refusal-hints.ts'
 import type { DatabaseReading } from './database-status.ts'
 import type { DatabaseStatus, Health, Thresholds } from './status-shape.ts'
 
@@ -95,6 +97,18 @@ export function judge(
       `Graph refuses ${refused} sender mailbox(es), each paused meanwhile, and ${waiting} pending row(s) send from it: they wait until MAIL_FROM or the mailbox is fixed (the workers’ log and /readyz name Graph’s code; GET /v1/outbox?status=pending lists the rows)`,
     )
   }
+  // A refused credential stops every send of the workers that hold it until someone acts (a new
+  // secret or certificate, the app registration mended): its rows' age says so only after
+  // --max-pending-age, and not at all for rows given back to a later try. No row pending: nothing
+  // waits on it (the table's line still names it).
+  const credential = r.stats?.credentialRefused ?? null
+  const pending = r.stats?.counts.pending ?? 0
+  if (credential && credential.workers > 0 && pending > 0) {
+    raise(
+      'attention',
+      `${credentialRefusalWords(credential)}, and ${pending} pending row(s) wait: ${CREDENTIAL_FIX}`,
+    )
+  }
   const p = r.presence
   if (p && p.overdueLeases > 0) {
     raise(
@@ -133,6 +147,7 @@ export function judge(
         ? { rows: r.stats.counts.sending, workers: p.claimHolders, overdueLeases: p.overdueLeases }
         : null,
     workers: p ? { live: p.liveWorkers } : null,
+    credentialRefused: credential,
     listener: p ? { sessions: p.listenerSessions } : null,
     pausedMailboxes: r.pauses
       ? {
@@ -160,6 +175,21 @@ export function judge(
         }
       : null,
   }
+}
+
+/** What to do about a refused credential: the deploy guide's "Credential refused". */
+export const CREDENTIAL_FIX =
+  'nothing of theirs goes out once a token fetched before the refusal ends (an hour at most) until it is fixed (a new GRAPH_CLIENT_SECRET or GRAPH_CERTIFICATE, or the app registration mended: the deploy guide\'s "Credential refused")'
+
+/** "Entra refuses the Graph credential of N live worker(s) (CODE: what it means) since ISO". */
+export function credentialRefusalWords(c: CredentialRefused): string {
+  const codes = c.codes
+    .map((code) => {
+      const hint = entraRefusalHint(code)
+      return hint ? `${code}: ${hint}` : code
+    })
+    .join('; ')
+  return `Entra refuses the Graph credential of ${c.workers} live worker(s) (${codes})${c.since ? ` since ${c.since}` : ''}`
 }
 
 function schemaReason(s: SchemaState): string {

@@ -1,5 +1,6 @@
 // The status command's --json shape: one database's judged reading and the whole report; keys are stable (README, "status").
 import type { SchemaVerdict } from '../db/schema-state.ts'
+import type { CredentialRefused } from '../outbox/credential-refusals.ts'
 import type { StatusError } from './status-error.ts'
 
 export type Health = 'ok' | 'attention' | 'schema' | 'permission' | 'unreachable'
@@ -35,6 +36,13 @@ export interface DatabaseStatus {
   pastExpiryPending: number | null
   claims: { rows: number; workers: number; overdueLeases: number } | null
   workers: { live: number } | null
+  /**
+   * The live workers whose registry entry notes that Entra refuses their Graph credential (sql/0198),
+   * their codes (AADSTS…, certificate_expired; never Entra's text) and since when (ISO, the earliest):
+   * /v1/stats' credentialRefused; exit 5 while `workers` is above 0 and rows are pending. Null when
+   * the counts were not read.
+   */
+  credentialRefused: CredentialRefused | null
   listener: { sessions: number } | null
   /**
    * `count` is /v1/stats' pausedMailboxes (a number there) and the outbox_mailboxes_paused gauge, by

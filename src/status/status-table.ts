@@ -1,5 +1,6 @@
 // The status report as text for a terminal: one table row per database, then each database's reasons and failures, then the process warnings.
 import { pastExpiryPendingMeaning } from '../outbox/past-expiry-pending.ts'
+import { credentialRefusalWords } from './status-report.ts'
 import type { DatabaseStatus, StatusReport } from './status-shape.ts'
 
 const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
@@ -67,6 +68,11 @@ export function renderStatusTable(r: StatusReport): string {
       lines.push(
         `${d.name}: ${pastExpiryPendingMeaning(`${d.pastExpiryPending} pending row(s)`, 'OLDEST DUE')}`,
       )
+    }
+    // With rows pending, a reason above says it; with none, nothing waits on it yet.
+    const c = d.credentialRefused
+    if (c && c.workers > 0 && d.counts?.pending === 0) {
+      lines.push(`${d.name}: ${credentialRefusalWords(c)}: no row waits on it yet`)
     }
     const p = d.pausedMailboxes
     if (p && p.count > 0) {

@@ -1,5 +1,5 @@
 // Builds the Graph transport from configuration: credential (checked at start), one token cache, the sender.
-import type { Clock } from '../clock.ts'
+import { type Clock, monotonicNow } from '../clock.ts'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import type { Logger } from '../log.ts'
 import { entraRefusalHint } from './entra-refusal-hints.ts'
@@ -30,6 +30,12 @@ export interface GraphTransport {
    * not a cached token still serves; false once a token comes. Asks Entra nothing.
    */
   credentialRefused(): boolean
+  /**
+   * While credentialRefused: Entra's code (never its text, which names the app and may name the
+   * tenant) and how long the refusal has stood (ms since the first refused request after a token
+   * or a start), which the worker's registry entry notes (sql/0198); else null.
+   */
+  credentialRefusal(): { code: string; forMs: number } | null
   /** True while Graph refuses the configured sender mailbox (MAIL_FROM) itself; see sender-mailbox.ts. */
   senderMailboxRefused(): boolean
   /** What keeps Graph away from this process now (no connection, every token refused), else null. */
@@ -70,6 +76,9 @@ export function createGraphTransport(
   const credential = loadGraphCredential(config, d.clock.now(), 'at-each-token')
   // The last token request's outcome (none yet: undefined), and who is told when one comes after none.
   let lastRefresh: 'success' | 'failure' | undefined
+  // Since when (a monotonic reading) Entra has refused the credential for good, request after
+  // request; cleared by a token or by any other answer (a refusal no longer stands then).
+  let refusedSince: number | undefined
   const tokenCame: (() => void)[] = []
   // One token cache per process, shared by every database's drainer.
   const tokens = createTokenSource({
@@ -82,6 +91,8 @@ export function createGraphTransport(
     scope: graphScopeFor(config.apiUrl),
     onRefresh: (outcome, code) => {
       d.onTokenRefresh?.(outcome, code)
+      const refused = outcome === 'failure' && standingRefusal(tokens) !== null
+      refusedSince = refused ? (refusedSince ?? monotonicNow(d.clock)) : undefined
       const came = outcome === 'success' && lastRefresh !== 'success'
       lastRefresh = outcome
       if (came) for (const listener of tokenCame) listener()
@@ -123,6 +134,12 @@ export function createGraphTransport(
       return said.length > 0 ? said.join('; ') : null
     },
     credentialRefused: () => standingRefusal(tokens) !== null,
+    credentialRefusal() {
+      const e = standingRefusal(tokens)
+      if (e === null) return null
+      const since = refusedSince ?? monotonicNow(d.clock)
+      return { code: e.code, forMs: Math.max(0, monotonicNow(d.clock) - since) }
+    },
     senderMailboxRefused: () => sender.senderMailbox.isRefused(),
     graphOutage: () => sender.reachability.cause(),
     blockedForMs: () => sendBlock(tokens)?.forMs ?? 0,

@@ -7,6 +7,7 @@ import type { Role } from '../../src/serve-options.ts'
 import { AUDIENCE, bearer, ISSUER, SECRET, token } from '../api/support/tokens.ts'
 import { useTestDb } from '../support/db.ts'
 import { pollUntil } from '../support/events.ts'
+import { answerSecretExpired, EXPIRED_SECRET } from '../support/expired-secret.ts'
 import {
   type FakeGraph,
   generateTestCertificate,
@@ -138,19 +139,11 @@ test('--role worker: a worker that cannot send is not ready (its own check, outs
 
 test('an expired client secret (AADSTS7000222): /readyz and the log line say what the code means and what to do, as check-config does', async () => {
   await t.reset()
-  const secret = 'a client secret Entra no longer takes'
-  const entra = await startFakeGraph({ clientSecret: secret })
-  // What Entra answers a secret past its end date (graph.md §1.3), every time it is asked.
-  entra.setFaults({
-    token: Array.from({ length: 50 }, () => ({
-      status: 401,
-      error: 'invalid_client',
-      aadsts: 7000222,
-      description: `The provided client secret keys for app '${entra.clientId}' are expired.`,
-    })),
-  })
+  const entra = await startFakeGraph({ clientSecret: EXPIRED_SECRET })
+  // Every time it is asked.
+  answerSecretExpired(entra, 50)
   const lines: string[] = []
-  const running = await serve(loadConfig(envFor(entra, { GRAPH_CLIENT_SECRET: secret })), {
+  const running = await serve(loadConfig(envFor(entra, { GRAPH_CLIENT_SECRET: EXPIRED_SECRET })), {
     role: 'worker',
     log: createLogger('info', (l) => lines.push(l)),
   })

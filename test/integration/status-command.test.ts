@@ -184,6 +184,7 @@ describe('one database', () => {
             pastExpiryPending: 0,
             claims: { rows: 3, workers: 2, overdueLeases: 0 },
             workers: { live: 2 },
+            credentialRefused: { workers: 0, codes: [], since: null },
             listener: { sessions: 1 },
             pausedMailboxes: {
               count: 1,

@@ -38,6 +38,7 @@ const reading = (age: number | null, pastExpiry = 0): DatabaseReading => ({
     pausedMailboxes: 0,
     pausedMailboxesRefused: 0,
     refusedMailboxPending: 0,
+    credentialRefused: { workers: 0, codes: [], since: null },
   },
   presence: null,
   failures: null,
@@ -115,4 +116,47 @@ test('a mailbox paused by Graph refusing it while rows that send from it are pen
   expect(judge(paused(0, 0), thresholds, (s) => s).health).toBe('ok')
   // Ten rows pending, none of them the refused mailbox's: it ends by itself.
   expect(judge(paused(1, 0), thresholds, (s) => s).health).toBe('ok')
+})
+
+test("live workers noting their Graph credential refused while rows are pending need attention, each code with what it means and the guide's row; with none pending, a line of the table says so and the exit stays 0", () => {
+  const refused = (pending: number): DatabaseReading => {
+    const r = reading(null)
+    return {
+      ...r,
+      stats: r.stats && {
+        ...r.stats,
+        counts: { ...r.stats.counts, pending },
+        credentialRefused: {
+          workers: 2,
+          codes: ['AADSTS7000222', 'AADSTS9999999'],
+          since: '2026-12-07T08:00:00.000Z',
+        },
+      },
+    }
+  }
+  const waiting = judge(refused(3), thresholds, (s) => s)
+  expect({ health: waiting.health, reasons: waiting.reasons }).toEqual({
+    health: 'attention',
+    reasons: [
+      `Entra refuses the Graph credential of 2 live worker(s) (AADSTS7000222: the client secret has expired: create a new one; AADSTS9999999) since 2026-12-07T08:00:00.000Z, and 3 pending row(s) wait: nothing of theirs goes out once a token fetched before the refusal ends (an hour at most) until it is fixed (a new GRAPH_CLIENT_SECRET or GRAPH_CERTIFICATE, or the app registration mended: the deploy guide's "Credential refused")`,
+    ],
+  })
+  expect(exitCodeOf([waiting])).toBe(5)
+  const idle = judge(refused(0), thresholds, (s) => s)
+  expect({ health: idle.health, credentialRefused: idle.credentialRefused }).toEqual({
+    health: 'ok',
+    credentialRefused: {
+      workers: 2,
+      codes: ['AADSTS7000222', 'AADSTS9999999'],
+      since: '2026-12-07T08:00:00.000Z',
+    },
+  })
+  const table = (d: DatabaseStatus) =>
+    renderStatusTable({ version: 'test', thresholds, exitCode: 0, warnings: [], databases: [d] })
+  expect(table(idle)).toContain(
+    'default: Entra refuses the Graph credential of 2 live worker(s) (AADSTS7000222: the client secret has expired: create a new one; AADSTS9999999) since 2026-12-07T08:00:00.000Z: no row waits on it yet\n',
+  )
+  // Said once, as the reason, when rows wait.
+  expect(table(waiting).match(/Entra refuses/g)).toHaveLength(1)
+  expect(table(judge(reading(null), thresholds, (s) => s))).not.toContain('Entra refuses')
 })

@@ -48,6 +48,27 @@ const DatabaseStats = z
       description:
         "Pending rows that send from a mailbox of pausedMailboxesRefused: those whose own from (or template's from_address) is it, and those naming none when it is MAIL_FROM of a live worker; not a row whose template's from_address has placeholders (its mailbox is known once rendered). outbox-mailer status exits 5 (needs attention) while it is above 0; a refused pause with none ends by itself (5 minutes, or Graph's Retry-After). null for a token confined to a tenant",
     }),
+    credentialRefused: z
+      .object({
+        workers: Count.openapi({
+          description:
+            'Live workers (registry entries beating within two of their own lease lengths) whose last Graph token request Entra refused for good',
+        }),
+        codes: z.array(z.string()).openapi({
+          description:
+            "Their refusals' codes, sorted (AADSTS7000222: the client secret expired; AADSTS700027: the certificate not registered; certificate_expired; …); never Entra's text",
+          example: ['AADSTS7000222'],
+        }),
+        since: z.string().nullable().openapi({
+          description:
+            'When the earliest of those refusals began (ISO 8601, database time); null with none',
+        }),
+      })
+      .nullable()
+      .openapi({
+        description:
+          "The workers' Graph credential as their registry entries note it at each beat (an idle worker's once per LEASE_SECONDS; an older release's notes nothing): while `workers` is above 0 their sends wait until the credential is fixed (deploy guide, \"Credential refused\"), and outbox-mailer status exits 5 (needs attention) while rows are pending. null for a token confined to a tenant",
+      }),
   })
   .openapi('DatabaseStats')
 

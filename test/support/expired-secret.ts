@@ -1,0 +1,33 @@
+// A fake Entra holding a client secret past its end date: every token request answered AADSTS7000222, as graph.md §1.3 says.
+import { afterAll, beforeAll } from 'bun:test'
+import { type FakeGraph, startFakeGraph } from './fake-graph.ts'
+
+/** The secret the fake was registered with (no real secret: built here, never Entra's). */
+export const EXPIRED_SECRET = 'a client secret Entra no longer takes'
+
+/** Makes `entra` answer its next `count` token requests as Entra answers an expired secret. */
+export function answerSecretExpired(entra: FakeGraph, count: number): void {
+  entra.setFaults({
+    token: Array.from({ length: count }, () => ({
+      status: 401,
+      error: 'invalid_client',
+      aadsts: 7000222,
+      description: `The provided client secret keys for app '${entra.clientId}' are expired.`,
+    })),
+  })
+}
+
+/** A fake Entra taking EXPIRED_SECRET, started once for the file and stopped after it. */
+export function useEntraOfExpiredSecret(): () => FakeGraph {
+  let entra: FakeGraph | undefined
+  beforeAll(async () => {
+    entra = await startFakeGraph({ clientSecret: EXPIRED_SECRET })
+  })
+  afterAll(async () => {
+    await entra?.stop()
+  })
+  return () => {
+    if (!entra) throw new Error('the fake Entra is started in beforeAll')
+    return entra
+  }
+}
