@@ -9,7 +9,7 @@ import { checkMailFrom } from './check-config/mail-from-check.ts'
 import { redactor } from './check-config/redactor.ts'
 import { describeSenders } from './check-config/senders-report.ts'
 import { graphConcurrencyWarning } from './config/outlook-concurrency.ts'
-import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
+import { apiMailFromWarning, MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import { unknownVariables, unknownVariableText } from './config/unknown-variables.ts'
 import {
   URL_APPLICATION_NAME_WARNING,
@@ -86,6 +86,9 @@ export async function checkConfig(
   if (role !== 'api' && config.transport !== 'graph' && !config.mailFrom) {
     checks.push(`warning: ${MAIL_FROM_UNSET_WARNING}`)
   }
+  // An API-only process starts with any MAIL_FROM, which its workers' start would refuse.
+  const apiMailFrom = role === 'api' ? apiMailFromWarning(config.mailFrom, config.transport) : null
+  if (apiMailFrom) checks.push(`warning: ${apiMailFrom}`)
 
   const concurrency = graphConcurrencyWarning({
     role,

@@ -1,6 +1,6 @@
 // What serve's log warns of in its configuration as it starts: check-config says the same, but a serve log is where an operator who skipped it looks.
 import { graphConcurrencyWarning } from './config/outlook-concurrency.ts'
-import { MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
+import { apiMailFromWarning, MAIL_FROM_UNSET_WARNING } from './config/sender-mailbox.ts'
 import {
   URL_APPLICATION_NAME_WARNING,
   urlsNamingApplication,
@@ -14,6 +14,8 @@ export function warnOfConfigAtStart(config: Config, role: ServeOptions['role'], 
   if (role !== 'api' && config.transport !== 'graph' && config.mailFrom === null) {
     log.warn(MAIL_FROM_UNSET_WARNING, { transport: config.transport })
   }
+  const apiMailFrom = role === 'api' ? apiMailFromWarning(config.mailFrom, config.transport) : null
+  if (apiMailFrom) log.warn(apiMailFrom, { transport: config.transport })
   const concurrency = graphConcurrencyWarning({
     role,
     transport: config.transport,

@@ -29,3 +29,19 @@ export function mailFromProblem(
   if (isSenderMailbox(mailFrom, byId)) return null
   return `MAIL_FROM: must be an e-mail address ("Name <address>" is fine)${byId ? ' or a Graph user id (a GUID)' : ''}`
 }
+
+/**
+ * What serve --role api logs at its start and check-config --role api prints when its MAIL_FROM is
+ * set and no address a worker could send from: valid for a process that sends nothing, but it
+ * cannot stand for the workers' MAIL_FROM (GET /v1/outbox/{id}: row-rendering.ts
+ * mailFromUnknownHere), and a worker given the same refuses to start. Null otherwise: none set is
+ * the deploy guide's api/worker split, and a usable one is taken for the workers'. Never the value.
+ */
+export function apiMailFromWarning(
+  mailFrom: string | null,
+  transport: EnvValues['MAIL_TRANSPORT'],
+): string | null {
+  const problem = mailFrom === null ? null : mailFromProblem(mailFrom, transport)
+  if (problem === null) return null
+  return `MAIL_FROM is no address a worker could send from (${problem}): serve --role api sends nothing and starts, but GET /v1/outbox/{id} cannot tell from it the sender of a row naming none (rendered.from null, fromNote says why), and a worker refuses to start with it: set it to the workers' MAIL_FROM, or unset it`
+}

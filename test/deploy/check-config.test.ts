@@ -225,6 +225,24 @@ describe('without --connect', () => {
     }
   })
 
+  test('--role api with a MAIL_FROM that is no address is valid with a warning (a worker refuses it); with none, or one a worker could send from, no warning', async () => {
+    const env = {
+      DATABASE_URL: 'postgres://h/db',
+      MAIL_TRANSPORT: 'graph',
+      API_JWT_SECRET: jwtSecret,
+    }
+    const mailFromWarnings = async (extra: Record<string, string>) => {
+      const r = await checkConfig({ ...env, ...extra }, { connect: false, role: 'api' })
+      expect(r).toMatchObject({ ok: true, problems: [] })
+      return r.checks.filter((c) => c.startsWith('warning: MAIL_FROM'))
+    }
+    expect(await mailFromWarnings({ MAIL_FROM: 'Outbox <outbox@>' })).toEqual([
+      'warning: MAIL_FROM is no address a worker could send from (MAIL_FROM: must be an e-mail address ("Name <address>" is fine) or a Graph user id (a GUID)): serve --role api sends nothing and starts, but GET /v1/outbox/{id} cannot tell from it the sender of a row naming none (rendered.from null, fromNote says why), and a worker refuses to start with it: set it to the workers\' MAIL_FROM, or unset it',
+    ])
+    expect(await mailFromWarnings({})).toEqual([])
+    expect(await mailFromWarnings({ MAIL_FROM: 'Outbox <outbox@example.com>' })).toEqual([])
+  })
+
   test('the senders rows may name are reported: any without MAIL_FROM_ALLOWED, else how many it lists (never which), and MAIL_FROM left out of it warned', async () => {
     const env = discard({
       DATABASE_URL: 'postgres://h/db',

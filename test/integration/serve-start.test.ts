@@ -299,6 +299,9 @@ test('METRICS_PORT serves /metrics there only, and a start failing on the main p
   }
 })
 
+const API_MAIL_FROM_WARNING =
+  'MAIL_FROM is no address a worker could send from (MAIL_FROM: must be an e-mail address ("Name <address>" is fine) or a Graph user id (a GUID)): serve --role api sends nothing and starts, but GET /v1/outbox/{id} cannot tell from it the sender of a row naming none (rendered.from null, fromNote says why), and a worker refuses to start with it: set it to the workers\' MAIL_FROM, or unset it'
+
 /** A port free when looked at: only where the test must know it before the start binds it. */
 async function free() {
   const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
@@ -328,6 +331,33 @@ test('a start with the file or discard transport and no MAIL_FROM warns once tha
   expect(await warnings({}, 'worker')).toEqual([])
   // An API-only process sends nothing: MAIL_FROM is not its concern.
   expect(await warnings({ MAIL_FROM: '', API_JWT_SECRET: 'k'.repeat(40) }, 'api')).toEqual([])
+})
+
+test('--role api with a MAIL_FROM that is no address warns once at start: its rows naming no sender show from null; with none, or one a worker could send from, it does not', async () => {
+  const warnings = async (mailFrom: string | undefined) => {
+    const lines: string[] = []
+    const env: Record<string, string> = {
+      DATABASE_URL: migrated.url,
+      MAIL_TRANSPORT: 'graph',
+      API_JWT_SECRET: 'k'.repeat(40),
+      HOST: '127.0.0.1',
+      PORT: '0',
+      ...(mailFrom === undefined ? {} : { MAIL_FROM: mailFrom }),
+    }
+    const running = await serve(loadConfig(env, { role: 'api', servesApi: true }), {
+      role: 'api',
+      log: createLogger('warn', (l) => lines.push(l)),
+    })
+    await running.stop('test')
+    return lines.map((l) => JSON.parse(l)).filter((l) => String(l.msg).includes('MAIL_FROM'))
+  }
+  expect(await warnings('Outbox <outbox@>')).toEqual([
+    expect.objectContaining({ level: 'warn', msg: API_MAIL_FROM_WARNING }),
+  ])
+  // Never the value: a MAIL_FROM is an address.
+  expect(JSON.stringify(await warnings('Outbox <outbox@>'))).not.toContain('outbox@')
+  expect(await warnings(undefined)).toEqual([])
+  expect(await warnings('Outbox <outbox@example.com>')).toEqual([])
 })
 
 test('a start that fails after its workers began (the port taken) stops them and keeps no session open', async () => {
