@@ -23,16 +23,25 @@ const LABELS: Record<number, string> = {
   65279: 'byte order mark',
 }
 const PICTOGRAPH = /\p{Extended_Pictographic}/u
+const FORMAT = /\p{Cf}/u
+// MAIL_FROM's `<address>` as splitNamedAddress reads it (the last such group): what is before it is the name.
+const ADDRESS_LAST = /<[^<>]+>$/
 
 /**
  * What is wrong with `value` (trimmed, as it is read) holding such a character, naming the first by
  * code point and position (in characters from 1), never the value (it may be a secret); else null.
- * A zero-width joiner between two pictographs is part of an emoji (a sender's name may hold one).
+ * A zero-width joiner between two pictographs is part of an emoji. MAIL_FROM's display name takes
+ * any format character: it is shown, never used to reach anything, and scripts and emoji are
+ * written with them (a Persian non-joiner, a Devanagari joiner, a skin tone's joiner, a flag's tags).
  */
 export function invisibleCharacterProblem(name: string, value: string): string | null {
-  const chars = [...value.trim()]
+  const trimmed = value.trim()
+  const chars = [...trimmed]
+  const address = name === 'MAIL_FROM' ? ADDRESS_LAST.exec(trimmed) : null
+  const nameLength = address ? [...trimmed.slice(0, address.index)].length : 0
   const at = chars.findIndex((c, i) => {
     if (!INVISIBLE.test(c)) return false
+    if (i < nameLength && FORMAT.test(c)) return false
     if (TAKES_LINE_BREAKS.has(name) && (c === '\t' || c === '\n' || c === '\r')) return false
     const emoji = PICTOGRAPH.test(chars[i - 1] ?? '') && PICTOGRAPH.test(chars[i + 1] ?? '')
     return !(c === '\u200d' && emoji)

@@ -149,6 +149,35 @@ describe('loadConfig', () => {
     ).toEqual([])
   })
 
+  test("MAIL_FROM's display name takes the format characters its script or its emoji is written with; its address takes none", () => {
+    // The name is shown on each mail, never used to reach anything: Persian writes with a
+    // non-joiner, Devanagari with a joiner, an emoji with a skin tone or a variation selector
+    // before its joiner, a flag with tag characters, a Hebrew name beside Latin with a direction mark.
+    for (const from of [
+      'کتاب\u200cخانه <outbox@example.com>',
+      'क्\u200dष Team <outbox@example.com>',
+      '\u{1F469}\u{1F3FD}\u200d\u{1F4BB} Support <outbox@example.com>',
+      '\u2764\ufe0f\u200d\u{1F525} Deals <outbox@example.com>',
+      '\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} Tours <outbox@example.com>',
+      '"\u05d7\u05e0\u05d5\u05ea\u200f ACME" <outbox@example.com>',
+    ]) {
+      expect({ from, problems: configProblems({ ...graphWithSecret, MAIL_FROM: from }) }).toEqual({
+        from,
+        problems: [],
+      })
+    }
+    // The address still takes none (every send would go to a mailbox no one has), nor the name a
+    // control character.
+    expect(
+      ['Outbox\u200c <outbox\u200b@example.com>', 'Out\u0001box <outbox@example.com>'].flatMap(
+        (from) => configProblems({ ...graphWithSecret, MAIL_FROM: from }),
+      ),
+    ).toEqual([
+      'MAIL_FROM: holds an invisible character, U+200B (zero-width space), at character 16 of 29: a copy from a web page, a chat or a document leaves them; type that part again',
+      'MAIL_FROM: holds an invisible character, U+0001 (a control character), at character 4 of 28: a copy from a web page, a chat or a document leaves them; type that part again',
+    ])
+  })
+
   test('LISTEN_DATABASE_URL and MAILER_DATABASES', () => {
     expect(
       loadConfig({ ...base, LISTEN_DATABASE_URL: 'postgres://direct/app' }).databases[0]!.listenUrl,
