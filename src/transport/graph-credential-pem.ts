@@ -20,9 +20,12 @@ export function readPem(inline: string | null, file: string | null, name: string
   }
 }
 
-// Secret stores and .env files often flatten a PEM onto one line with literal "\n" sequences.
+// Secret stores and .env files often flatten a PEM onto one line with literal "\n" sequences. A
+// file saved by a Windows editor may open with a byte order mark, which readFileSync keeps: the
+// key's parser (unlike the certificate's block search) then found no BEGIN line.
 function normalizePem(pem: string): string {
-  return pem.includes('\n') ? pem : pem.replaceAll('\\n', '\n')
+  const text = pem.replace(/^\ufeff/, '')
+  return text.includes('\n') ? text : text.replaceAll('\\n', '\n')
 }
 
 export function parseCertificate(pem: string): X509Certificate {

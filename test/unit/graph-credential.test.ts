@@ -192,6 +192,19 @@ describe('loading the credential', () => {
     expect(cred.info).toMatchObject({ kind: 'certificate', algorithm: 'PS256' })
   })
 
+  test('from PEM files saved with a byte order mark and Windows line ends, as Windows editors save them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'outbox-cred-'))
+    const windows = (pem: string) => `\ufeff${pem.replaceAll('\n', '\r\n')}`
+    await writeFile(join(dir, 'c.pem'), windows(good.certPem))
+    await writeFile(join(dir, 'k.pem'), windows(good.keyPem))
+    await writeFile(join(dir, 'k-crlf.pem'), good.keyPem.replaceAll('\n', '\r\n'))
+    expect(
+      [join(dir, 'k.pem'), join(dir, 'k-crlf.pem')].map((keyFile) =>
+        credentialProblems({ certificateFile: join(dir, 'c.pem'), privateKeyFile: keyFile }),
+      ),
+    ).toEqual([[], []])
+  })
+
   test('from one-line PEMs with literal \\n, as secret stores flatten them', () => {
     const flat = (s: string) => s.trim().replaceAll('\n', '\\n')
     const cred = loadGraphCredential(
