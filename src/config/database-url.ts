@@ -1,4 +1,5 @@
 // What a database URL must be, checked at the start rather than at every connection.
+import { isIP } from 'node:net'
 import { parse as parseConnectionString } from 'pg-connection-string'
 import { z } from 'zod'
 import { pemFileProblem } from './pem-file.ts'
@@ -65,14 +66,36 @@ function databaseUrlProblem(value: string): string | null {
  * without TLS. Only the name is said: the value may be a password. An empty value is none.
  */
 function settingGivenTwice(value: string): string | null {
-  const given = new Map(Object.entries(hostPart(value)).filter(([, v]) => v !== ''))
-  for (const [key, v] of queryPairs(value)) {
-    if (key === '' || v === '') continue
+  const given = new Map(
+    Object.entries(hostPart(value))
+      .filter(([, v]) => v !== '')
+      .map(([key, v]) => [key, settingRead(key, v)]),
+  )
+  for (const [key, written] of queryPairs(value)) {
+    if (key === '' || written === '') continue
+    const v = settingRead(key, written)
     const before = given.get(key)
     if (before !== undefined && before !== v) return key
     given.set(key, v)
   }
   return null
+}
+
+/**
+ * A host or port as the connection reads it, so one written two ways is one value: a host name in
+ * any case (names are case-insensitive; a socket's directory is a path, kept as written), an IPv6
+ * address with or without its zeros, a port with a leading zero. Any other setting as written.
+ */
+function settingRead(key: string, v: string): string {
+  if (key === 'port') return /^\d{1,5}$/.test(v) ? String(Number(v)) : v
+  if (key !== 'host' || v.startsWith('/')) return v
+  if (isIP(v) !== 6) return v.toLowerCase()
+  try {
+    return new URL(`http://[${v}]`).hostname
+  } catch {
+    // A zone (fe80::1%eth0) no URL takes: as written.
+    return v.toLowerCase()
+  }
 }
 
 /** The query's parameters in order, decoded as URLSearchParams reads them (a + is a blank). */

@@ -631,6 +631,11 @@ describe('loadConfig', () => {
       'postgres://u@db/app?sslmode=verify-full&sslmode=verify-full',
       `postgres://u:${password}@db/app?password=${password}`,
       'postgres://u@db:5432/app?port=5432',
+      // One host or port however written: a host name in another case (names are
+      // case-insensitive), an IPv6 address with its zeros, a port with a leading zero.
+      'postgres://u@DB.internal/app?host=db.internal',
+      'postgres://u@[::1]/app?host=0:0:0:0:0:0:0:1',
+      'postgres://u@db:5432/app?port=05432',
     ])
       expect([url, problems({ DATABASE_URL: url })]).toEqual([url, []])
   })
