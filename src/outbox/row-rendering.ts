@@ -50,8 +50,8 @@ export function mailFromUnknownHere(
 }
 
 /**
- * renderLease, the one renderer a worker sends through, over `row` as read (findOutboxRow) with
- * `templates` (loadTemplates of its template, read with it): a template's row renders from the
+ * renderLease, the one renderer a worker sends through, over `row` as read with `templates` (its
+ * template, in the row's statement: findOutboxRowWithTemplate): a template's row renders from the
  * template as it stands now, so a row sent before an edit sent what the template then said. It
  * fails as deliver.ts fails the row (renderFailure: a refused address asks the database for its
  * words, outside the read's transaction: its refusal is an error, which would abort it), in its

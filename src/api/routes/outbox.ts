@@ -3,10 +3,9 @@ import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
 import { systemClock } from '../../clock.ts'
 import { AppError } from '../../errors.ts'
 import { listOutbox } from '../../outbox/inspect.ts'
-import { findOutboxRow, listAttempts } from '../../outbox/outbox-row.ts'
+import { findOutboxRowWithTemplate, listAttempts } from '../../outbox/outbox-row.ts'
 import { renderRow } from '../../outbox/row-rendering.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
-import { loadTemplates } from '../../outbox/templates.ts'
 import { requireScope } from '../auth.ts'
 import { BEARER_SECURITY } from '../bearer-security.ts'
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
@@ -106,11 +105,11 @@ export function outboxRoutes(deps: ApiDeps) {
         c.get('database').db,
         QUERY_TIMEOUT_MS,
         async (trx) => {
-          const row = await findOutboxRow(trx, id, c.get('principal').tenant)
-          if (!row) return null
+          const read = await findOutboxRowWithTemplate(trx, id, c.get('principal').tenant)
+          if (!read) return null
+          const { row, template } = read
           const history = await listAttempts(trx, id)
-          const templates = await loadTemplates(trx, row.template ? [row.template] : [])
-          return { row, history, templates }
+          return { row, history, templates: new Map(template ? [[template.name, template]] : []) }
         },
       )
       if (!found) throw new AppError('not_found', `outbox row ${id} does not exist`)
