@@ -5,14 +5,17 @@
 // Each binary is started as the suite starts its binary (bench/systems/outbox-binary.ts: the release
 // image's environment, `/readyz` polled every 2 ms), with the discard transport (or, as the suite's
 // figure, the Graph fake's: its worker primes a claim, a slot take and a last check), at concurrency 10,
-// on one migrated database, `starts` times, the binaries alternating start by start so that a
-// slower spell of the machine lands on each alike; each binary after the first is also compared
-// with it round by round (median paired difference). Without binaries: this checkout's build.
+// on one migrated database (the first binary's migrations: list the newest first), `starts` times,
+// the binaries alternating start by start so that a slower spell of the machine lands on each alike,
+// their order rotating round by round (as the other turns benches: no binary always starts right
+// after the same one's stop); each binary after the first is also compared with it round by round
+// (median paired difference). Without binaries: this checkout's build.
 import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { median, percentile } from './percentiles.ts'
 import { outboxBinarySystem } from './systems/outbox-binary.ts'
 import { openProbe } from './systems/probe.ts'
+import { rotated } from './turns.ts'
 
 const starts = Number(process.argv[2] ?? 20)
 const bins = process.argv.length > 3 ? process.argv.slice(3) : [await compiledBinary()]
@@ -31,7 +34,7 @@ try {
     try {
       await systems[0]!.sys.prepare()
       for (let i = 0; i < starts; i++) {
-        for (const s of systems) {
+        for (const s of rotated(systems, i)) {
           await s.sys.start({ concurrency: 10 })
           s.ms.push(s.sys.lastRun()!.readyMs)
           await s.sys.stop()
