@@ -60,7 +60,8 @@ end $$;
 function postgresPortOfValidConfiguration(): number {
   try {
     const port = devPostgresPort(process.env)
-    const url = `postgres://postgres@127.0.0.1:${port}/${DATABASE}`
+    // Port 0 (the system chooses) is no port a URL can name: the stand-in names Postgres's own.
+    const url = `postgres://postgres@127.0.0.1:${port === 0 ? 5432 : port}/${DATABASE}`
     loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), { dev: true })
     return port
   } catch (e) {
