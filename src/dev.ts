@@ -55,12 +55,13 @@ end $$;
 /**
  * Where the embedded Postgres listens, once every problem of the shell's variables that dev reads
  * is named before it starts (exit 2, as `serve` does), not in a stack trace once it ran. The URL is
- * a stand-in: dev sets the embedded one, so no problem can be its.
+ * a stand-in: dev sets the embedded one, so no problem can be its. DEV_POSTGRES_PORT=0 (any free
+ * port, known once Postgres binds it) is no port a URL can name, and the configuration refuses it:
+ * the stand-in names Postgres's own then.
  */
 function postgresPortOfValidConfiguration(): number {
   try {
     const port = devPostgresPort(process.env)
-    // Port 0 (the system chooses) is no port a URL can name: the stand-in names Postgres's own.
     const url = `postgres://postgres@127.0.0.1:${port === 0 ? 5432 : port}/${DATABASE}`
     loadConfig(devEnvironment(process.env, { url, mailDir: MAIL_DIR, port: PORT }), { dev: true })
     return port
