@@ -26,6 +26,7 @@ import {
   within,
 } from './harness.ts'
 import { test } from './kept-evidence.ts'
+import { lockLostWhileUnanswered } from './lock-kept.ts'
 import { sendCounts } from './send-counts.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
@@ -279,15 +280,18 @@ test('SIGTERM while sends are in flight: the stopping worker keeps its liveness 
   const holder = held!.holder
   mailer.proc.kill('SIGTERM')
   // Until Graph has answered both sends: their slots are the stopping worker's, its lock held.
-  let lockLost = false
-  while (graph.fake.accepted.length < 2 && !lockLost) {
-    const [r] = await db.q<{ held: boolean }>(
-      `select exists (select 1 from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
-                         and (classid::int8 << 32) | objid::int8 = hashtextextended($1, 0)) as held`,
-      [holder],
-    )
-    lockLost = !r!.held
-  }
+  const lockLost = await lockLostWhileUnanswered({
+    held: async () => {
+      const [r] = await db.q<{ held: boolean }>(
+        `select exists (select 1 from pg_locks where locktype = 'advisory' and objsubid = 1 and granted
+                           and (classid::int8 << 32) | objid::int8 = hashtextextended($1, 0)) as held`,
+        [holder],
+      )
+      return r!.held
+    },
+    answered: () => graph.fake.accepted.length,
+    sends: 2,
+  })
   expect(lockLost).toBe(false)
   expect(await mailer.exited).toBe(0)
 }, 120_000)
