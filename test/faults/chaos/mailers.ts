@@ -2,6 +2,7 @@
 import { type Mailer, seconds, spawnMailer } from '../harness.ts'
 import type { ChaosRecord } from './record.ts'
 import { GRACE_SECONDS, OLDER_BINARY, pollsOnSlot, runsOlderBinary, WORKERS } from './settings.ts'
+import { stopVerdict } from './stop-verdict.ts'
 import { type Release, releaseEnv, releaseFor } from './worker-configs.ts'
 
 export interface ChaosMailers {
@@ -104,11 +105,8 @@ export async function stopWorker(
           m.logTail(3).includes('"msg":"stopped with accepted sends unrecorded'))) ||
         (code === 0 && m.logTail(3).includes('"msg":"stop cut short: exiting"'))) &&
         slowedBetween(t0, performance.now())) ||
-      // Leases the chaos took meanwhile (Postgres crashed or restarted, backends ended): a send
-      // whose lease was found lost during the stop is named unrecorded, exit 1 (lostlease's rule).
-      (code === 1 &&
-        m.logTail(3).includes('"msg":"stopped with accepted sends unrecorded') &&
-        m.logTail(40).includes('"msg":"lease lost before the outcome was recorded"'))
+      // Leases the chaos took meanwhile: a send whose lease was found lost during the stop.
+      stopVerdict(code, (n) => m.logTail(n)) === 'unrecorded'
     ) {
       record.figures.stopsUnfinished++
       note(`${m.name}: stop unfinished or sends unrecorded (its leases expire, are reclaimed)`)
