@@ -1,0 +1,59 @@
+// The deploy guide's "Graph turning sends away" rule: it fires within ten minutes of a Graph outage answering every send, and one short throttle cannot fire it.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ROOT } from './deploy-files.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const guide = readFileSync(join(ROOT, 'deploy/README.md'), 'utf8')
+const table = guide.slice(guide.indexOf('## 11. Alerts'), guide.indexOf('## 12. '))
+
+/** The table's rules reading the throttle counter: name, expression, `for` and each series' window, in minutes. */
+function throttleRules() {
+  return [...table.matchAll(/^\| ([^|]+) \| `([^`]+)`(?: for (\d+) m)? \|/gm)]
+    .map(([, alert, rule, forMin]) => ({
+      alert: alert!,
+      rule: rule!.replaceAll('\\|', '|'),
+      forMin: Number(forMin ?? 0),
+    }))
+    .filter((r) => r.rule.includes('outbox_graph_throttled_total'))
+    .map((r) => {
+      const windowOf = (series: string) =>
+        [...r.rule.matchAll(new RegExp(`${series}(?:\\{[^}]*\\})?\\[(\\d+)m\\]`, 'g'))].map((m) =>
+          Number(m[1]),
+        )
+      return {
+        ...r,
+        throttled: windowOf('outbox_graph_throttled_total'),
+        sent: windowOf('outbox_sends_total'),
+      }
+    })
+}
+
+test('a rule fires within ten minutes of a Graph outage answering 503 to every send, and one 429 of a minute cannot fire it', () => {
+  // oncall55: a 503 to every send (each mailbox paused 30 s at a time, one probe per pause) fired
+  // nothing for a quarter hour: "Outbox backing up" at ~15 min, "Mailbox throttled" at 30.
+  const soon = throttleRules()
+    .filter((r) => r.forMin > 0 && Math.max(...r.throttled, ...r.sent) + r.forMin <= 10)
+    .map((r) => ({
+      alert: r.alert,
+      // No row sent over the window: an outage, not a mailbox throttled between sends.
+      readsSent: r.rule.includes(
+        'unless on (db) sum by (db) (increase(outbox_sends_total{outcome="sent"}',
+      ),
+      // A mailbox Graph refuses is "Mailbox refused"'s, not this one's.
+      leavesRefusals: r.rule.includes('outbox_mailboxes_paused_refused'),
+      // One count (a single 429) leaves the counter's window before the `for` has run.
+      oneCountQuiet: r.throttled.every((w) => w < r.forMin),
+    }))
+  expect(soon).toEqual([
+    {
+      alert: 'Graph turning sends away',
+      readsSent: true,
+      leavesRefusals: true,
+      oneCountQuiet: true,
+    },
+  ])
+})
