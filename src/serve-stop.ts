@@ -1,4 +1,5 @@
 // The stop of `serve`: the drainers within the grace, then the listeners, the HTTP servers and the pools; sends left unrecorded said.
+import type { GraphConfig } from './config/graph-settings.ts'
 import type { DbHandle } from './db/open.ts'
 import type { Logger } from './log.ts'
 import type { Drainer } from './outbox/drainer.ts'
@@ -16,6 +17,21 @@ export function unrecordedSendsOf(drainers: ReadonlyMap<string, Drainer>): Unrec
   })
 }
 
+/**
+ * The stop's last line when sends stay unrecorded: what the claim after each reclaimed lease does
+ * with such a row (marked interrupted) under this process's settings, the ones its own workers
+ * claim by: looked up in the mailbox (GRAPH_MAILBOX_LOOKUP=true), else as AMBIGUOUS_SEND_POLICY
+ * says; without Graph (file, discard) there is no lookup and no policy: sent again.
+ */
+export function unrecordedStopLine(graph: GraphConfig | null): string {
+  const fate = graph?.mailboxLookup
+    ? 'looked up in the mailbox once their leases expire'
+    : graph?.ambiguousSendPolicy === 'hold'
+      ? 'held for an operator once their leases expire (failed ambiguous_send, not sent again)'
+      : 'sent again once their leases expire'
+  return `stopped with accepted sends unrecorded: ${fate}`
+}
+
 export async function stopServing(s: {
   log: Logger
   graceSeconds: number
@@ -25,6 +41,8 @@ export async function stopServing(s: {
   handles: readonly DbHandle[]
   stopWatchdog: () => void
   reason: string
+  /** The process's Graph settings (null: another transport): the last line's words. */
+  graph: GraphConfig | null
 }): Promise<void> {
   const { log, graceSeconds, drainers, listeners, servers, handles } = s
   log.info('stopping', { reason: s.reason, graceSeconds })
@@ -40,10 +58,7 @@ export async function stopServing(s: {
   await Promise.all(servers.map((sv) => sv.stop()))
   await Promise.all(handles.map((h) => h.close()))
   const unrecorded = unrecordedSendsOf(drainers)
-  // Its exit is 1 then (run-until-signalled.ts): each of them goes out again once reclaimed.
+  // Its exit is 1 then (run-until-signalled.ts): each of them is reclaimed as an interrupted send.
   if (unrecorded.length === 0) log.info('stopped')
-  else
-    log.error('stopped with accepted sends unrecorded: sent again once their leases expire', {
-      unrecorded,
-    })
+  else log.error(unrecordedStopLine(s.graph), { unrecorded })
 }

@@ -190,6 +190,7 @@ export async function serve(config: Config, o: ServeOptions): Promise<Running> {
         handles,
         stopWatchdog,
         reason,
+        graph: config.graph,
       })
       return stopped
     },

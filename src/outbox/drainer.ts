@@ -27,7 +27,7 @@ export interface Drainer {
   owedRowsHeld(): void
   /** Stops claiming, lets in-flight sends finish within `graceMs`, then aborts them. */
   stop(graceMs: number): Promise<void>
-  /** Sends the provider accepted whose outcome is not recorded (settlements.ts): each goes again once its lease is reclaimed. */
+  /** Sends the provider accepted whose outcome is not recorded (settlements.ts): each is reclaimed as an interrupted send once its lease expires. */
   unrecordedSends(): UnrecordedIds
   status(): DrainerStatus
 }

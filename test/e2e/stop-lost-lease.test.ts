@@ -33,7 +33,11 @@ afterAll(async () => {
  * `signalWhile`: the SIGTERM comes while the send is held (the loss found during the stop), or once
  * the loss was logged (before it).
  */
-async function acceptedSendLeaseLost(name: string, signalWhile: 'held' | 'lost') {
+async function acceptedSendLeaseLost(
+  name: string,
+  signalWhile: 'held' | 'lost',
+  env: Record<string, string> = {},
+) {
   const database = await cloneTemplateDb(name)
   databases.push(database)
   const fake = await startFakeGraph({ certificates: [cert.certPem], mailboxes: [FROM] })
@@ -44,7 +48,7 @@ async function acceptedSendLeaseLost(name: string, signalWhile: 'held' | 'lost')
     fake,
     cert,
     mailFrom: FROM,
-    env: { SHUTDOWN_GRACE_SECONDS: '10' },
+    env: { SHUTDOWN_GRACE_SECONDS: '10', ...env },
   })
   let code: number
   let id: string
@@ -89,15 +93,18 @@ async function acceptedSendLeaseLost(name: string, signalWhile: 'held' | 'lost')
   }
 }
 
-test('a send Graph accepted whose settlement finds its lease lost during the stop: exit 1, the last line names it', async () => {
-  const r = await acceptedSendLeaseLost('outbox_stop_lost', 'held')
+// Under AMBIGUOUS_SEND_POLICY=hold (not the default): the last line's words are the process's settings'.
+test('a send Graph accepted whose settlement finds its lease lost during the stop: exit 1, the last line names it and says it will be held', async () => {
+  const r = await acceptedSendLeaseLost('outbox_stop_lost', 'held', {
+    AMBIGUOUS_SEND_POLICY: 'hold',
+  })
   expect(r).toEqual({
     id: r.id,
     accepted: [r.id],
     lost: true,
     code: 1,
     last: {
-      msg: 'stopped with accepted sends unrecorded: sent again once their leases expire',
+      msg: 'stopped with accepted sends unrecorded: held for an operator once their leases expire (failed ambiguous_send, not sent again)',
       unrecorded: [r.id],
     },
   })

@@ -17,7 +17,7 @@ const lostAtStop = [
   line('lease lost before the outcome was recorded', ',"outboxId":"132","outcome":"sent"'),
   line('lease lost before the outcome was recorded', ',"outboxId":"108","outcome":"sent"'),
   line(
-    'stopped with accepted sends unrecorded: sent again once their leases expire',
+    'stopped with accepted sends unrecorded: held for an operator once their leases expire (failed ambiguous_send, not sent again)',
     ',"unrecorded":[{"db":"default","ids":["132","108"]}]',
   ),
 ]
