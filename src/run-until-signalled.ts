@@ -74,7 +74,7 @@ export async function runUntilSignalled(
       .stop(signal)
       .then(p.afterStop)
       .then(
-        // A send accepted but unrecorded goes again (serve's last line names it): exit 1.
+        // A send accepted but unrecorded is reclaimed as interrupted (serve's last line names it): exit 1.
         () => process.exit(faulted || r.unrecordedSends().length > 0 ? EXIT.failure : EXIT.ok),
         (err) => {
           o.log.error('shutdown failed', { err })

@@ -13,7 +13,8 @@ export const STOP_MARGIN_MS = 8_000
 
 /**
  * The recording of outcomes gives up this long before the stop's bound: time for its last line.
- * Until then it has the time: a send the provider accepted and left unrecorded is sent again.
+ * Until then it has the time: a send the provider accepted and left unrecorded is reclaimed as an
+ * interrupted one (looked up, sent again or held: serve-stop.ts unrecordedStopLine).
  */
 const RECORDING_MARGIN_MS = 1_000
 
