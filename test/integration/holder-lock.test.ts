@@ -23,6 +23,15 @@ beforeEach(async () => {
 })
 afterEach(async () => {
   for (const s of sessions.splice(0)) destroyClient(s)
+  // A session's backend outlives its client's close a moment, a stopped listener's too: the next
+  // test's lockSession of the same holder would find the lock still held, and not take it.
+  await pollUntil(async () => {
+    const { rows } = await t.pool.query(
+      `select 1 from pg_locks where locktype = 'advisory' and granted
+          and database = (select oid from pg_database where datname = current_database())`,
+    )
+    return rows.length === 0 ? true : undefined
+  })
 })
 
 /** A session as a worker's LISTEN session holds it: `holder`'s lock taken, or tried. */
@@ -318,6 +327,7 @@ test('a listener whose earlier session held the lock takes it soon after that se
   // The earlier session of a's (a cut connection whose backend Postgres had not ended when the
   // next one connected) took a's slots; its next session listens, the lock not yet its own.
   const earlier = await lockSession('a')
+  expect(earlier.locked).toBe(true)
   expect(await take('a', earlier.note)).toHaveLength(2)
   // Checks 10 minutes apart: none within the test.
   const { listener, listening } = holderListener(600_000)
