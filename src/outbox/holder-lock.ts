@@ -55,6 +55,11 @@ export function heldHolderLocks(): RawBuilder<{ key: string; pid: number }> {
      where l.locktype = 'advisory' and l.objsubid = 1 and l.granted`
 }
 
+/** The worker's LISTEN session, as the lock's statements use it. */
+type LockSession = {
+  query(text: string, values: unknown[]): Promise<{ rows: { note?: string | null }[] }>
+}
+
 /**
  * Takes `holder`'s lock on `session`, the worker's LISTEN session (a direct one: a pooler's would
  * hold it on a server session that outlives the worker, or end it under a live one). When held,
@@ -66,14 +71,22 @@ export function heldHolderLocks(): RawBuilder<{ key: string; pid: number }> {
  * session's checks find a dead one): the slots taken meanwhile then wait out their TTL, unless a
  * later take of the lock (a retry, the next session) notes them, as it notes every busy slot its
  * holder holds.
+ *
+ * `held` is given the note the moment the lock is held, before the slots taken meanwhile are noted
+ * again (noteTakenMeanwhile): the worker's takes answered from then on note their own slots.
  */
 export async function takeHolderLock(
-  session: {
-    query(text: string, values: unknown[]): Promise<{ rows: { note?: string | null }[] }>
-  },
+  session: LockSession,
   holder: string,
   /** quiet: a retry, which says nothing of a lock still held elsewhere or a failure. */
-  o: { db: string; clock: Clock; log: Logger; timeoutMs: number; quiet?: boolean },
+  o: {
+    db: string
+    clock: Clock
+    log: Logger
+    timeoutMs: number
+    quiet?: boolean
+    held?: (note: string) => void
+  },
 ): Promise<string | null> {
   // Held again (a later session of a live worker's): the takes' sightings of its lock gone are
   // cleared with it, so they count from its next loss, not this one (sql/0129). Held: the slots
@@ -95,19 +108,42 @@ export async function takeHolderLock(
       [holder],
     )
     .then(({ rows }) => rows[0]?.note ?? null)
+  let note: string | null
   try {
-    const note = await waitAtMost(o.clock, take, o.timeoutMs)
-    if (note) return note
-    if (!o.quiet)
-      o.log.info('liveness lock held by an earlier session; send slots wait out their TTL', {
-        db: o.db,
-      })
+    note = await waitAtMost(o.clock, take, o.timeoutMs)
   } catch (err) {
     if (!o.quiet)
       o.log.warn('could not take the liveness lock; send slots wait out their TTL', {
         db: o.db,
         err,
       })
+    return null
   }
+  if (note) {
+    o.held?.(note)
+    await waitAtMost(o.clock, noteTakenMeanwhile(session, holder, note), o.timeoutMs).catch(
+      () => {},
+    )
+    return note
+  }
+  if (!o.quiet)
+    o.log.info('liveness lock held by an earlier session; send slots wait out their TTL', {
+      db: o.db,
+    })
   return null
+}
+
+/**
+ * Notes the busy slots `holder` holds that its lock's statement did not: a take that committed
+ * after that statement read the slots, and answered before the worker had the note (`held`), wrote
+ * none and found none to note again (slot-taker.ts). Any take answered before `held` committed
+ * before this statement reads them; any answered after notes its own. A failure leaves such a slot
+ * to its TTL, as before the lock was held.
+ */
+export async function noteTakenMeanwhile(session: LockSession, holder: string, note: string) {
+  await session.query(
+    `update mailer.send_slots set holder_lock = $2::text
+      where holder = $1::text and expires_at > now() and holder_lock is distinct from $2::text`,
+    [holder, note],
+  )
 }

@@ -47,6 +47,11 @@ export function createListener(d: ListenerDeps): Listener {
     d.onEvent?.({ type: 'listener', db: d.db, state: s })
   }
 
+  // The lock held: takes answered from now on note their own slots (holder-lock.ts).
+  const held = (note: string) => {
+    lockNote = note
+  }
+
   async function session(): Promise<'lost' | 'pooled'> {
     // Taken before connecting: a session opened before a failover may reach the old primary, which
     // hears no NOTIFY of the application's any more, yet answers, so no check would replace it. A
@@ -66,7 +71,7 @@ export function createListener(d: ListenerDeps): Listener {
       if (pid === null) return 'pooled'
       // Before the session is shared or listening is told: its statements are this one's alone.
       if (d.holder !== undefined)
-        lockNote = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs })
+        lockNote = await takeHolderLock(client, d.holder, { ...d, timeoutMs: checkTimeoutMs, held })
       setState('listening')
       let answeredAt = Number.NEGATIVE_INFINITY
       d.shared?.attach(client, () => {
@@ -93,7 +98,7 @@ export function createListener(d: ListenerDeps): Listener {
       void retired?.then(({ first }) => end(first ? 'retired' : 'retired-again'))
       const cutShort = AbortSignal.any([stopping.signal, over.signal])
       const retakeLock = async (holder: string) => {
-        lockNote = await retakeHolderLock(client, holder, d, checkTimeoutMs)
+        lockNote = await retakeHolderLock(client, holder, d, checkTimeoutMs, held)
       }
       const waitInterval = () =>
         waitCheckInterval({

@@ -7,14 +7,16 @@ import type { ListenerDeps } from './listener-deps.ts'
 /**
  * Takes `holder`'s lock again on the LISTEN session `client`, quietly, in the shared session's
  * turn when it is shared: the note its takes write, or null (not taken, or the statement failed).
+ * `held`: as takeHolderLock's.
  */
 export function retakeHolderLock(
   client: pg.Client,
   holder: string,
   d: ListenerDeps,
   timeoutMs: number,
+  held: (note: string) => void,
 ): Promise<string | null> {
-  const take = () => takeHolderLock(client, holder, { ...d, timeoutMs, quiet: true })
+  const take = () => takeHolderLock(client, holder, { ...d, timeoutMs, quiet: true, held })
   return d.shared ? d.shared.inTurn(take).catch(() => null) : take()
 }
 

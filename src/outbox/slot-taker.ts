@@ -98,8 +98,10 @@ export function createSlotTaker(o: {
   }
 
   // The LISTEN session took the lock while the take ran: the lock's statement noted the slots this
-  // worker held when it ran, not these if the take committed after. A failure leaves them as the
-  // take wrote them: they wait out their TTL should this worker die, as before the lock was held.
+  // worker held when it ran, not these if the take committed after. (One answered before the note
+  // was in is noted by the session's statement after the lock's: holder-lock.ts.) A failure leaves
+  // them as the take wrote them: they wait out their TTL should this worker die, as before the lock
+  // was held.
   async function noteSinceLocked(got: { slot: number; token: string }[], wrote: string | null) {
     const note = o.lockNote?.() ?? null
     if (got.length === 0 || note === null || note === wrote) return

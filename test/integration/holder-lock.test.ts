@@ -1,8 +1,9 @@
 // A dead holder's send slots are taken again once the session holding its liveness lock ends: never a live holder's, an older binary's, or one noted before a restart.
 import { afterEach, beforeEach, expect, setDefaultTimeout, test } from 'bun:test'
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import pg from 'pg'
 import { systemClock } from '../../src/clock.ts'
+import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { holderLockNote, takeHolderLock } from '../../src/outbox/holder-lock.ts'
 import { destroyClient } from '../../src/outbox/listen-session.ts'
@@ -60,6 +61,21 @@ const notes = async () =>
       'select slot, holder, holder_lock is not null as noted from mailer.send_slots order by slot',
     )
   ).rows
+
+/** Holder a's slot keeper (as a worker's send gate holds it) on slots 1..max, its takes noting `lockNote`. */
+const keeperOfA = (db: Kysely<Database>, max: number, lockNote: () => string | null) =>
+  createSlotKeeper({
+    db,
+    clock: systemClock,
+    log: silentLogger,
+    holder: 'a',
+    max,
+    ttlMs: 600_000,
+    maxWaitMs: 20,
+    reuseMs: 500,
+    parkMs: 50,
+    lockNote,
+  })
 
 /** Database time passing for the sightings: each as if made HOLDER_GONE_MS and more ago. */
 const backdateSightings = () =>
@@ -166,18 +182,7 @@ test('a take under way while its worker’s session takes the lock notes its slo
     note = session.note
     return answer
   })
-  const keeper = createSlotKeeper({
-    db,
-    clock: systemClock,
-    log: silentLogger,
-    holder: 'a',
-    max: 1,
-    ttlMs: 600_000,
-    maxWaitMs: 20,
-    reuseMs: 500,
-    parkMs: 50,
-    lockNote: () => note,
-  })
+  const keeper = keeperOfA(db, 1, () => note)
   const permit = await keeper.acquire(new AbortController().signal)
   expect(permit).not.toBeNull()
   expect(session!.note).not.toBeNull()
@@ -187,6 +192,60 @@ test('a take under way while its worker’s session takes the lock notes its slo
   expect(await takeB()).toEqual([])
   await backdateSightings()
   expect(await takeB()).toHaveLength(1)
+  await permit!.release()
+  await keeper.close()
+})
+
+test('a take that commits after the lock’s statement read the slots and answers before that statement does is noted too: its slot is taken once the worker dies, not after its TTL', async () => {
+  // Slot 2 a's already, taken before its session (no note); slot 1 free. The test holds slot 2's
+  // row: the lock's statement, its slots read, waits for it before it commits and answers.
+  await ensureSlots(t.db, 2)
+  await t.pool.query(
+    `update mailer.send_slots set holder = 'a', token = gen_random_uuid(),
+            expires_at = now() + interval '10 minutes' where slot = 2`,
+  )
+  const row = await t.pool.connect()
+  const { listener, listening } = loneListener(t.url, { checkTimeoutMs: 30_000, holder: 'a' })
+  const keeper = keeperOfA(t.db, 2, () => listener.holderLockNote())
+  let permit: Awaited<ReturnType<typeof keeper.acquire>> = null
+  let pid: number | null = null
+  try {
+    await row.query('begin')
+    await row.query('select 1 from mailer.send_slots where slot = 2 for update')
+    const listened = listening()
+    await pollUntil(async () => {
+      pid = listener.backendPid()
+      if (pid === null) return undefined
+      const { rows } = await t.pool.query(
+        `select 1 from pg_stat_activity where pid = $1 and wait_event_type = 'Lock'`,
+        [pid],
+      )
+      return rows.length === 1 ? true : undefined
+    })
+    // The take, no note yet to write, commits and answers while the lock's statement waits.
+    permit = await keeper.acquire(new AbortController().signal)
+    expect(permit).not.toBeNull()
+    expect(listener.holderLockNote()).toBeNull()
+    await row.query('commit')
+    await listened
+    expect(listener.holderLockNote()).not.toBeNull()
+    expect(await notes()).toEqual([
+      { slot: 1, holder: 'a', noted: true },
+      { slot: 2, holder: 'a', noted: true },
+    ])
+  } finally {
+    await row.query('rollback').catch(() => {})
+    row.release()
+    await listener.stop()
+  }
+  // The worker dead (its session's backend ended): both its slots go to b once the lock has
+  // stayed gone HOLDER_GONE_MS, not the one its take wrote no note on after its TTL.
+  const ended = pid!
+  await pollUntil(async () => ((await backendGone(ended)) ? true : undefined))
+  const takeB = () => takeSlots(t.db, { want: 2, max: 2, holder: 'b', ttlMs: 600_000 })
+  expect(await takeB()).toEqual([])
+  await backdateSightings()
+  expect((await takeB()).map((s) => s.slot).sort()).toEqual([1, 2])
   await permit!.release()
   await keeper.close()
 })
