@@ -143,6 +143,9 @@ import m0194 from '../../sql/0194_sender_blanks_read_as_every_release_checks_the
   type: 'text',
 }
 import m0198 from '../../sql/0198_worker_notes_its_credential_refused.sql' with { type: 'text' }
+import m0199 from '../../sql/0199_send_slot_holder_lock_comment_says_who_notes.sql' with {
+  type: 'text',
+}
 
 export interface Migration {
   version: number
@@ -285,6 +288,11 @@ export const migrations: readonly Migration[] = [
     sql: m0194,
   },
   { version: 198, name: '0198_worker_notes_its_credential_refused', sql: m0198 },
+  {
+    version: 199,
+    name: '0199_send_slot_holder_lock_comment_says_who_notes',
+    sql: m0199,
+  },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

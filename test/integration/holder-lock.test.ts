@@ -405,3 +405,20 @@ test('a listener whose earlier session held the lock takes it soon after that se
     await listener.stop()
   }
 })
+
+test('the catalogue says who writes a slot’s note, the take or its worker’s session, naming functions that exist (0199)', async () => {
+  const { rows } = await t.pool.query<{ comment: string | null }>(
+    `select col_description('mailer.send_slots'::regclass,
+              (select attnum from pg_attribute
+                where attrelid = 'mailer.send_slots'::regclass and attname = 'holder_lock')) as comment`,
+  )
+  const comment = rows[0]?.comment ?? ''
+  expect(comment).toContain('noted by the session when it takes the lock')
+  expect(comment).toContain('seen gone (holder_lock_gone_at, 0129) and taken again 5 s on')
+  expect(comment).not.toContain('was held at the take')
+  const src = async (file: string) =>
+    Bun.file(new URL(`../../src/outbox/${file}`, import.meta.url)).text()
+  expect(await src('holder-lock.ts')).toContain('export async function noteTakenMeanwhile(')
+  expect(await src('holder-lock.ts')).toContain('export function holderLockNote(')
+  expect(await src('send-slots.ts')).toContain('export async function noteSlots(')
+})
