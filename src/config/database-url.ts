@@ -3,6 +3,7 @@ import { isIP } from 'node:net'
 import { parse as parseConnectionString } from 'pg-connection-string'
 import { z } from 'zod'
 import { pemFileProblem } from './pem-file.ts'
+import { percentEncodingProblem } from './url-percent-encoding.ts'
 
 /**
  * What is wrong with a database URL, in words that never repeat it (it may hold a password): what
@@ -17,6 +18,8 @@ function databaseUrlProblem(value: string): string | null {
   if (value.includes('#')) {
     return 'has a # (what follows it is dropped as a fragment): a password holding one must percent-encode it as %23 (and @ : / ? as %40 %3A %2F %3F)'
   }
+  const encoding = percentEncodingProblem(value)
+  if (encoding) return encoding
   // The parser reads these files as it parses: each is checked first, and named when it fails.
   for (const [key, path] of queryPairs(value)) {
     if (!PEM_FILES.has(key) || path === '') continue
@@ -130,8 +133,9 @@ function hostPart(value: string): Record<'user' | 'password' | 'host' | 'port', 
   }
 }
 
-// A % not followed by two hex digits stays as written, as the parser keeps it. (A query's + is a
-// blank, as URLSearchParams reads it: the caller replaces it; the host part's is a +.)
+// Escapes are well-formed here (percentEncodingProblem refused the URL otherwise); the catch is
+// for safety's sake. (A query's + is a blank, as URLSearchParams reads it: the caller replaces it;
+// the host part's is a +.)
 function decoded(s: string): string {
   try {
     return decodeURIComponent(s)
