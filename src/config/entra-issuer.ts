@@ -1,8 +1,8 @@
 // API_JWT_ISSUER and API_JWT_AUDIENCE against what Microsoft Entra ID writes in its tokens: a pair no Entra token can carry is a start-up problem, not a 401 for every request.
 
+import { GUID } from './entra-ids.ts'
 import { CLOUD_NAMES, type MicrosoftCloud } from './microsoft-cloud.ts'
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const TENANT = '<tenant-id>'
 
 /**

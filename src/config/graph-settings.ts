@@ -1,4 +1,5 @@
 // The Graph transport's settings: tenant and app, exactly one credential, endpoints, send options.
+import { clientIdProblem, tenantProblem } from './entra-ids.ts'
 import type { Accepted, EnvValues } from './env-schema.ts'
 import { requestTimeoutProblem } from './lease-timing.ts'
 import { cloudMismatch, plainHttpMicrosoftHost } from './microsoft-cloud.ts'
@@ -42,6 +43,8 @@ export function graphSettings(
   const tenant = e.GRAPH_TENANT_ID ? tenantProblem(e.GRAPH_TENANT_ID) : null
   if (tenant) problems.push(tenant)
   required('GRAPH_CLIENT_ID')
+  const client = e.GRAPH_CLIENT_ID ? clientIdProblem(e.GRAPH_CLIENT_ID) : null
+  if (client) problems.push(client)
   required('MAIL_FROM')
   // Only a Graph request can outlive its lease; the file and discard transports make none.
   const timeout =
@@ -138,21 +141,4 @@ function namesGraphVersion(url: string): boolean {
 function isOrigin(url: string): boolean {
   const u = new URL(url)
   return (u.pathname === '/' || u.pathname === '') && u.search === '' && u.hash === ''
-}
-
-// Entra's multi-tenant aliases: a token request for an app's own permissions must name its tenant.
-const NO_TENANT = new Set(['common', 'organizations', 'consumers'])
-
-/**
- * What is wrong with a GRAPH_TENANT_ID that can get no token, or null: an alias that names no tenant,
- * or a URL copied whole. A GUID or a domain of the tenant is left to Entra (AADSTS90002 if unknown).
- */
-function tenantProblem(v: string): string | null {
-  if (NO_TENANT.has(v.toLowerCase())) {
-    return `GRAPH_TENANT_ID: "${v.toLowerCase()}" names no tenant, and an app-only token comes from one: set the Directory (tenant) ID of the app registration's Overview page (a GUID), or a domain of the tenant (contoso.onmicrosoft.com)`
-  }
-  if (/[/:\s]/.test(v)) {
-    return "GRAPH_TENANT_ID: must be the tenant's id alone (a GUID, or a domain of the tenant such as contoso.onmicrosoft.com), not a URL: the token URL is made of GRAPH_AUTHORITY_URL, this id and /oauth2/v2.0/token"
-  }
-  return null
 }

@@ -1,5 +1,6 @@
 // deploy/README.md step 4 as an operator runs it: the secrets it sets with fly.toml's [env] are what the binary reads, and each is one the operator can use again.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse as parseConnectionString } from 'pg-connection-string'
@@ -25,12 +26,18 @@ function secretsSet(): Array<{ name: string; value: string }> {
   }))
 }
 
-/** fly.toml's [env] once step 4's edit is made: its commented-out ids uncommented. */
+/**
+ * fly.toml's [env] once step 4's edit is made: its commented-out ids uncommented "with your values"
+ * (its all-zero GUIDs are placeholders, which the start refuses: the operator's own ids stand in).
+ */
 async function flyEnvFilledIn(): Promise<Record<string, string>> {
   const text = readFileSync(join(ROOT, 'fly.toml'), 'utf8')
   const section = /^\[env\]\n([\s\S]*?)^\[/m.exec(text)?.[1] ?? ''
   const uncommented = Object.fromEntries(
-    [...section.matchAll(/^\s*#\s*([A-Z][A-Z0-9_]*)\s*=\s*"([^"]*)"/gm)].map((m) => [m[1]!, m[2]!]),
+    [...section.matchAll(/^\s*#\s*([A-Z][A-Z0-9_]*)\s*=\s*"([^"]*)"/gm)].map((m) => [
+      m[1]!,
+      /^[0-]+$/.test(m[2]!) ? randomUUID() : m[2]!,
+    ]),
   )
   return { ...flyEnv(await readFlyConfig()), ...uncommented }
 }

@@ -15,8 +15,8 @@ const base = { DATABASE_URL: 'postgres://u:p@db/app', MAIL_TRANSPORT: 'file' }
 const graphWithSecret = {
   ...base,
   MAIL_TRANSPORT: 'graph',
-  GRAPH_TENANT_ID: 't',
-  GRAPH_CLIENT_ID: 'c',
+  GRAPH_TENANT_ID: '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b',
+  GRAPH_CLIENT_ID: '0c4b9f1e-6a2d-4e8b-b3a7-5d9c2e1f4a8b',
   GRAPH_CLIENT_SECRET: 's',
   MAIL_FROM: 'outbox@example.com',
 }
@@ -777,8 +777,8 @@ describe('loadConfig', () => {
     const graph = {
       ...base,
       MAIL_TRANSPORT: 'graph',
-      GRAPH_TENANT_ID: 't',
-      GRAPH_CLIENT_ID: 'c',
+      GRAPH_TENANT_ID: '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b',
+      GRAPH_CLIENT_ID: '0c4b9f1e-6a2d-4e8b-b3a7-5d9c2e1f4a8b',
       MAIL_FROM: 'outbox@example.com',
     }
     const secret = { ...graph, GRAPH_CLIENT_SECRET: 's' }
@@ -931,7 +931,7 @@ describe('loadConfig', () => {
         ...base,
         MAIL_TRANSPORT: 'graph',
         GRAPH_TENANT_ID: 'contoso.onmicrosoft.com',
-        GRAPH_CLIENT_ID: 'c',
+        GRAPH_CLIENT_ID: '0c4b9f1e-6a2d-4e8b-b3a7-5d9c2e1f4a8b',
         GRAPH_CLIENT_SECRET: 's',
         MAIL_FROM: 'outbox@example.com',
         // A Graph URL of no known cloud: each authority's own cloud is not the point here.
@@ -1025,8 +1025,8 @@ describe('loadConfig', () => {
     const problems = (env: Record<string, string>) => configProblems({ ...base, ...env })
     const graph = {
       MAIL_TRANSPORT: 'graph',
-      GRAPH_TENANT_ID: 't',
-      GRAPH_CLIENT_ID: 'c',
+      GRAPH_TENANT_ID: '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b',
+      GRAPH_CLIENT_ID: '0c4b9f1e-6a2d-4e8b-b3a7-5d9c2e1f4a8b',
       GRAPH_CLIENT_SECRET: 's',
     }
     const userId = '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b'

@@ -11,8 +11,8 @@ setDefaultTimeout(30_000)
 const graph = {
   DATABASE_URL: 'postgres://u:p@db/app',
   MAIL_TRANSPORT: 'graph',
-  GRAPH_TENANT_ID: 't',
-  GRAPH_CLIENT_ID: 'c',
+  GRAPH_TENANT_ID: '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b',
+  GRAPH_CLIENT_ID: '0c4b9f1e-6a2d-4e8b-b3a7-5d9c2e1f4a8b',
   GRAPH_CLIENT_SECRET: 's',
   MAIL_FROM: 'outbox@example.com',
 }
