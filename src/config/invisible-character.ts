@@ -50,5 +50,11 @@ export function invisibleCharacterProblem(name: string, value: string): string |
   const code = chars[at]!.codePointAt(0)!
   const hex = code.toString(16).toUpperCase().padStart(4, '0')
   const label = LABELS[code] ?? (code < 0xa0 ? 'a control character' : 'a format character')
-  return `${name}: holds an invisible character, U+${hex} (${label}), at character ${at + 1} of ${chars.length}: a copy from a web page, a chat or a document leaves them; type that part again`
+  return `${name}: holds an invisible character, U+${hex} (${label}), at character ${at + 1} of ${chars.length}: a copy from a web page, a chat or a document leaves them; ${ADVICE[name] ?? 'type that part again'}`
+}
+
+// A client secret is random characters Entra shows once: no one types part of it again.
+const ADVICE: Record<string, string> = {
+  GRAPH_CLIENT_SECRET:
+    "copy the secret's Value again from where it was saved (Entra shows it once, when it is added: if it is lost, add a new client secret under the app registration's Certificates & secrets)",
 }

@@ -3,6 +3,7 @@ import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { checkConfig } from '../../src/check-config.ts'
 import { urlVariable } from '../../src/config/database-list.ts'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -133,7 +134,7 @@ describe('loadConfig', () => {
       'MAIL_FROM: holds an invisible character, U+200B (zero-width space), at character 7 of 19: a copy from a web page, a chat or a document leaves them; type that part again',
       'DATABASE_URL: holds an invisible character, U+00AD (soft hyphen), at character 18 of 30: a copy from a web page, a chat or a document leaves them; type that part again',
       'API_JWT_AUDIENCE: holds an invisible character, U+200E (left-to-right mark), at character 13 of 13: a copy from a web page, a chat or a document leaves them; type that part again',
-      'GRAPH_CLIENT_SECRET: holds an invisible character, U+001B (a control character), at character 38 of 38: a copy from a web page, a chat or a document leaves them; type that part again',
+      "GRAPH_CLIENT_SECRET: holds an invisible character, U+001B (a control character), at character 38 of 38: a copy from a web page, a chat or a document leaves them; copy the secret's Value again from where it was saved (Entra shows it once, when it is added: if it is lost, add a new client secret under the app registration's Certificates & secrets)",
       'GRAPH_CLIENT_ID: holds an invisible character, U+000A (a line break), at character 37 of 45: a copy from a web page, a chat or a document leaves them; type that part again',
     ])
     // Line breaks where a value takes them (a PEM, a JSON list, a list of addresses), and a joiner
@@ -147,6 +148,25 @@ describe('loadConfig', () => {
         DATABASE_URL: undefined,
       }),
     ).toEqual([])
+  })
+
+  test('a client secret holding a soft hyphen (a document breaking it across lines) names U+00AD and says to copy the secret again, never quoting it', async () => {
+    // A client secret is 40 random characters Entra shows once: no one types part of it again.
+    const secret = `Xy8Q~${crypto.randomUUID().replaceAll('-', '')}`
+    const pasted = `${secret.slice(0, 20)}\u00ad${secret.slice(20)}`
+    const soft = `GRAPH_CLIENT_SECRET: holds an invisible character, U+00AD (soft hyphen), at character 21 of ${secret.length + 1}: a copy from a web page, a chat or a document leaves them; copy the secret's Value again from where it was saved (Entra shows it once, when it is added: if it is lost, add a new client secret under the app registration's Certificates & secrets)`
+    expect(configProblems({ ...graphWithSecret, GRAPH_CLIENT_SECRET: pasted })).toEqual([soft])
+    const report = await checkConfig(
+      {
+        ...graphWithSecret,
+        API_JWT_SECRET: crypto.randomUUID().repeat(2),
+        GRAPH_CLIENT_SECRET: pasted,
+      },
+      { connect: false },
+    )
+    expect(report.problems).toEqual([soft])
+    expect(JSON.stringify(report)).not.toContain(secret.slice(0, 20))
+    expect(JSON.stringify(report)).not.toContain(secret.slice(20))
   })
 
   test("MAIL_FROM's display name takes the format characters its script or its emoji is written with; its address takes none", () => {
