@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { ClientAssertion, CryptoProvider } from '@azure/msal-node'
 import { compactVerify, decodeJwt, decodeProtectedHeader } from 'jose'
 import type { GraphConfig } from '../../src/config/graph-settings.ts'
+import { loadConfig } from '../../src/config.ts'
 import { AppError } from '../../src/errors.ts'
 import { TOKEN_WAIT_CODE } from '../../src/outbox/settle-item.ts'
 import {
@@ -203,6 +204,25 @@ describe('loading the credential', () => {
         credentialProblems({ certificateFile: join(dir, 'c.pem'), privateKeyFile: keyFile }),
       ),
     ).toEqual([[], []])
+  })
+
+  test('from GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY holding such a file whole, its byte order mark first ("$(cat file)")', () => {
+    // The mark leads the value: read as a blank around it, as every variable's blanks are.
+    const bom = (pem: string) => `\ufeff${pem.replaceAll('\n', '\r\n')}`
+    const loaded = loadConfig({
+      DATABASE_URL: 'postgres://u@db/app',
+      MAIL_FROM: 'notifications@example.com',
+      GRAPH_TENANT_ID: '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b',
+      GRAPH_CLIENT_ID: CLIENT_ID,
+      GRAPH_CERTIFICATE: bom(good.certPem),
+      GRAPH_PRIVATE_KEY: bom(good.keyPem),
+    })
+    const cred = loadGraphCredential(loaded.graph!, NOW)
+    const plain = loadGraphCredential(
+      config({ certificate: good.certPem, privateKey: good.keyPem }),
+      NOW,
+    )
+    expect(cred.info).toEqual(plain.info)
   })
 
   test('from one-line PEMs with literal \\n, as secret stores flatten them', () => {
