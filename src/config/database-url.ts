@@ -2,7 +2,7 @@
 import { isIP } from 'node:net'
 import { parse as parseConnectionString } from 'pg-connection-string'
 import { z } from 'zod'
-import { pemFileProblem } from './pem-file.ts'
+import { pemEncodingProblem, pemFileProblem } from './pem-file.ts'
 import { percentEncodingProblem } from './url-percent-encoding.ts'
 
 /**
@@ -26,6 +26,8 @@ function databaseUrlProblem(value: string): string | null {
     const unfit = pemFileProblem(path)
     if (unfit)
       return `its ${key} ${unfit}: set it to the path of the PEM file (deploy guide, step 4)`
+    const encoding = pemEncodingProblem(path)
+    if (encoding) return `its ${key} file ${encoding} (deploy guide, step 4)`
   }
   let parsed: { sslmode?: unknown; port?: unknown }
   try {
