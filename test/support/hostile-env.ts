@@ -78,9 +78,25 @@ const numberLike = fc.oneof(
     .map(([n, digits]) => String(n).replace(/\d/g, (d) => digits[Number(d)]!)),
 )
 
-/** A postgres URL with something wrong or odd in it; its password, if any, holds `marker`. */
-export const oddDatabaseUrl = (marker: string) =>
+/**
+ * A postgres URL with something wrong or odd in it; its password, if any, holds `marker`; its
+ * sslrootcert, sslcert or sslkey may name one of `pemFiles` (made by the caller at test time).
+ */
+export const oddDatabaseUrl = (marker: string, pemFiles: readonly string[] = []) =>
   fc.oneof(
+    ...(pemFiles.length === 0
+      ? []
+      : [
+          fc
+            .tuple(
+              fc.constantFrom('sslrootcert', 'sslcert', 'sslkey'),
+              fc.constantFrom(...pemFiles),
+            )
+            .map(
+              ([key, path]) =>
+                `postgres://u:${marker}@db.example/app?sslmode=verify-full&${key}=${path}`,
+            ),
+        ]),
     fc.constantFrom(
       'postgres://',
       'postgres:///',
@@ -120,7 +136,11 @@ export const oddDatabaseUrl = (marker: string) =>
         fc.constantFrom(
           '%',
           '%2',
+          '%4',
           '%zz',
+          '%FF',
+          '%C3%28',
+          '%c3%a9',
           '%25',
           '%40',
           '%2F',
@@ -140,6 +160,38 @@ export const oddDatabaseUrl = (marker: string) =>
         return `${url.slice(0, i)}${bit}${url.slice(i)}`
       }),
   )
+
+/** Entra ids of every wrong form, and right ones in forms a check might refuse (capitals, a domain). */
+const oddEntraId = fc.oneof(
+  fc.constantFrom(
+    'contoso',
+    'contoso.',
+    'contoso.onmicrosoft.com',
+    'CONTOSO.COM',
+    'xn--mnchen-3ya.de',
+    'münchen.de',
+    'admin@contoso.onmicrosoft.com',
+    '10.0.0.1',
+    '00000000-0000-0000-0000-000000000000',
+    'organizations',
+    'api://outbox',
+    'outbox-mailer',
+  ),
+  fc
+    .tuple(
+      fc.uuid(),
+      fc.constantFrom('upper', 'braces', 'parens', 'undashed', 'short', 'long', 'g'),
+    )
+    .map(([id, form]) => {
+      if (form === 'upper') return id.toUpperCase()
+      if (form === 'braces') return `{${id}}`
+      if (form === 'parens') return `(${id})`
+      if (form === 'undashed') return id.replaceAll('-', '')
+      if (form === 'short') return id.slice(1)
+      if (form === 'long') return `${id}0`
+      return `${id.slice(0, -1)}g`
+    }),
+)
 
 const oddHttpUrl = fc.constantFrom(
   'https://',
@@ -203,15 +255,28 @@ const huge = fc
   )
   .map(([c, n]) => c.repeat(n))
 
-/** Any hostile value: for `name`, kinds that variable takes are fed more often. */
-export function hostileValue(name: string, marker: string, pems: OddPems): fc.Arbitrary<string> {
+/**
+ * Any hostile value: for `name`, kinds that variable takes are fed more often. `pemFiles`: paths
+ * of PEM files oddly saved (a byte order mark, UTF-16, Windows line ends), for the variables and
+ * URL parameters that name one.
+ */
+export function hostileValue(
+  name: string,
+  marker: string,
+  pems: OddPems,
+  pemFiles: readonly string[] = [],
+): fc.Arbitrary<string> {
   const own = /URL$/.test(name)
     ? name.includes('DATABASE')
-      ? oddDatabaseUrl(marker)
+      ? oddDatabaseUrl(marker, pemFiles)
       : oddHttpUrl
     : /CERTIFICATE$|PRIVATE_KEY$/.test(name)
       ? oddPem(pems)
-      : numberLike
+      : /_FILE$/.test(name) && pemFiles.length > 0
+        ? fc.constantFrom(...pemFiles)
+        : /^GRAPH_(TENANT|CLIENT)_ID$/.test(name)
+          ? oddEntraId
+          : numberLike
   const core = fc.oneof(
     { weight: 3, arbitrary: own },
     { weight: 2, arbitrary: fc.constantFrom(...FIXED) },

@@ -1,13 +1,17 @@
 // Every variable against hostile values (seeded, bounded), through loadConfig and check-config: a valid configuration that holds what was set, or an error naming the variable, never an exception, a stack or a secret.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import fc from 'fast-check'
+import { parse as parseConnectionString } from 'pg-connection-string'
 import { redactor } from '../../src/check-config/redactor.ts'
 import { checkConfig } from '../../src/check-config.ts'
 import { ENV_VARS } from '../../src/config/env-vars.ts'
 import { type Config, loadConfig, type ServeRole } from '../../src/config.ts'
 import { isAppError } from '../../src/errors.ts'
-import { hostileValue, type OddPems } from '../support/hostile-env.ts'
+import { hostileValue, type OddPems, oddDatabaseUrl } from '../support/hostile-env.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/test-certificate.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -46,8 +50,22 @@ const clientSecret = `cs${randomBytes(18).toString('base64url')}`
 
 let cert: TestCertificate
 let pems: OddPems
+// PEM files saved as Windows tools save them: a byte order mark, UTF-16, Windows line ends.
+let pemFiles: string[] = []
 beforeAll(async () => {
   cert = await generateTestCertificate()
+  const dir = mkdtempSync(join(tmpdir(), 'outbox-hostile-pem-'))
+  const saved: Record<string, string | Buffer> = {
+    'cert-bom.pem': `\ufeff${cert.certPem}`,
+    'key-bom.pem': `\ufeff${cert.keyPem}`,
+    'cert-crlf.pem': cert.certPem.replaceAll('\n', '\r\n'),
+    'cert-utf16.pem': Buffer.from(`\ufeff${cert.certPem}`, 'utf16le'),
+    'bundle-bom.pem': `${cert.certPem}\ufeff${cert.certPem}`,
+  }
+  pemFiles = Object.entries(saved).map(([name, text]) => {
+    writeFileSync(join(dir, name), text)
+    return join(dir, name)
+  })
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const short = generateKeyPairSync('rsa', { modulusLength: 1024 })
   pems = {
@@ -162,6 +180,38 @@ function landed(name: string, value: string, c: Config): { got: unknown; want: u
   return { got, want }
 }
 
+/**
+ * How the driver (pg-connection-string, at each connection) reads a URL otherwise than it is
+ * written, or null: it throws; the host part's password, percent-decoded, is not the password it
+ * sends (it keeps a malformed escape as written, and one anywhere made it read every escape as
+ * written); a PEM file it hands to TLS holds a byte order mark or is no text TLS reads (UTF-16).
+ */
+function driverMisreads(url: string): string | null {
+  let read: ReturnType<typeof parseConnectionString>
+  try {
+    read = parseConnectionString(url)
+  } catch (e) {
+    return `throws ${(e as Error).name}`
+  }
+  const query = url.includes('?') ? new URLSearchParams(url.slice(url.indexOf('?') + 1)) : null
+  let written: string | null = null
+  try {
+    written = decodeURIComponent(new URL(url).password)
+  } catch (e) {
+    // No URL to the URL parser (no host: pg's own parser puts one in), or an escape no UTF-8.
+    if (e instanceof URIError) return 'its password decodes to no text'
+  }
+  if (written && !query?.has('password') && read.password !== written)
+    return 'sends another password than the URL writes'
+  const ssl = typeof read.ssl === 'object' ? read.ssl : {}
+  for (const key of ['ca', 'cert', 'key'] as const) {
+    const text = ssl[key]
+    if (typeof text === 'string' && /[\ufeff\0]/.test(text))
+      return `hands TLS a ${key} it reads no PEM in`
+  }
+  return null
+}
+
 type Case = { base: keyof typeof BASES; role: ServeRole; set: [string, string][] }
 
 const describeCase = (c: Case) =>
@@ -210,6 +260,12 @@ async function expectClearOutcome(c: Case) {
       expect({ where, name, unseen }).toEqual({ where, name, unseen: [] })
       const l = landed(name, value, config)
       if (l) expect({ where, name, ...l }).toEqual({ where, name, got: l.want, want: l.want })
+    }
+    // And each database URL taken is read by the driver as it is written.
+    for (const d of config.databases) {
+      for (const url of new Set([d.url, d.listenUrl])) {
+        expect({ where, misread: driverMisreads(url) }).toEqual({ where, misread: null })
+      }
     }
   } else {
     expect({ where, none: problems.length > 0 }).toEqual({ where, none: true })
@@ -263,7 +319,7 @@ const roleArb = fc.constantFrom<ServeRole>('all', 'all', 'worker', 'api')
 const setting = () =>
   fc
     .constantFrom(...NAMES)
-    .chain((name) => fc.tuple(fc.constant(name), hostileValue(name, marker, pems)))
+    .chain((name) => fc.tuple(fc.constant(name), hostileValue(name, marker, pems, pemFiles)))
 
 const assertOptions = { seed: SEED, numRuns: RUNS, endOnFailure: true }
 
@@ -274,6 +330,21 @@ describe('hostile configuration', () => {
         await expectClearOutcome({ base, role, set: [one] })
       }),
       assertOptions,
+    )
+  })
+
+  test('a database URL alone, its percent-encoding and PEM files odd (a byte order mark, UTF-16): refused, or read by the driver as written', async () => {
+    // Three variables of forty-six hold a URL: the properties above meet few such cases a run.
+    await fc.assert(
+      fc.asyncProperty(
+        baseArb,
+        fc.constantFrom('DATABASE_URL', 'LISTEN_DATABASE_URL'),
+        oddDatabaseUrl(marker, pemFiles),
+        async (base, name, url) => {
+          await expectClearOutcome({ base, role: 'all', set: [[name, url]] })
+        },
+      ),
+      { ...assertOptions, numRuns: Math.ceil(RUNS / 3) },
     )
   })
 
