@@ -291,6 +291,8 @@ test('check-config against hostile variables: exit 2, one problem line naming ea
   const previous = `pv${marker.slice(2, 16)}`
   const hostile = await run(['check-config'], {
     DATABASE_URL: `postgres://u:${marker}@db.example/app?sslmode=verify-full&sslmode=disable`,
+    // A % that starts no escape: the driver sent it as written.
+    LISTEN_DATABASE_URL: `postgres://u:${marker}%zz@db.example/app`,
     MAIL_FROM: 'outbox\u200b@example.com',
     HOST: '127.1',
     PORT: '1e999',
@@ -300,9 +302,17 @@ test('check-config against hostile variables: exit 2, one problem line naming ea
   const lines = hostile.stderr.trimEnd().split('\n')
   expect([hostile.code, lines.map((l) => /^problem: ([A-Z_]+)/.exec(l)?.[1])]).toEqual([
     2,
-    ['DATABASE_URL', 'MAIL_FROM', 'HOST', 'PORT', 'API_JWT_SECRET_PREVIOUS', 'LEASE_SECONDS'],
+    [
+      'DATABASE_URL',
+      'LISTEN_DATABASE_URL',
+      'MAIL_FROM',
+      'HOST',
+      'PORT',
+      'API_JWT_SECRET_PREVIOUS',
+      'LEASE_SECONDS',
+    ],
   ])
-  expect(hostile.stdout.trimEnd().split('\n').at(-1)).toBe('6 problem(s)')
+  expect(hostile.stdout.trimEnd().split('\n').at(-1)).toBe('7 problem(s)')
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const key = ec.privateKey.export({ type: 'sec1', format: 'pem' }).toString()
   const cert = await generateTestCertificate()
