@@ -9,10 +9,9 @@ import {
   seconds,
   spawnMailer,
   statusCounts,
-  within,
 } from './harness.ts'
 import { test } from './kept-evidence.ts'
-import { killedMidDrain } from './killed-mid-drain.ts'
+import { killedMidDrain, killedSessionsEnded } from './killed-mid-drain.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). CI's --timeout
 // (.ci/run): the bound of the hooks (cleanupAll); each scenario passes its own.
@@ -92,21 +91,6 @@ async function variant(lookup: boolean) {
     second.proc.kill('SIGTERM')
     expect(await second.exited).toBe(0)
   }
-}
-
-/**
- * Waits until the killed worker's sessions are gone. A statement it sent before it died runs on to
- * its end (its backend notices the closed connection only then), so a last check's starts may
- * commit after the kill: the state read before would miss sends started, and their deadlines.
- */
-async function killedSessionsEnded(db: Database) {
-  await within("the killed worker's sessions ended", 10_000, async () => {
-    const [r] = await db.q<{ n: number }>(
-      `select count(*)::int as n from pg_stat_activity
-        where datname = current_database() and application_name like 'outbox-mailer%'`,
-    )
-    return r!.n === 0 ? true : undefined
-  })
 }
 
 /** The in-flight sends' deadlines (epoch ms, database time) at the kill, by row id. */

@@ -58,3 +58,18 @@ export async function killedMidDrain(o: {
   expect(await first.exited).not.toBe(0)
   return { db, graph, ids, env }
 }
+
+/**
+ * Waits until the killed worker's sessions are gone. A statement it sent before it died runs on to
+ * its end (its backend notices the closed connection only then), so a last check's starts may
+ * commit after the kill: the state read before would miss sends started, and their deadlines.
+ */
+export async function killedSessionsEnded(db: Database) {
+  await within("the killed worker's sessions ended", 10_000, async () => {
+    const [r] = await db.q<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity
+        where datname = current_database() and application_name like 'outbox-mailer%'`,
+    )
+    return r!.n === 0 ? true : undefined
+  })
+}
