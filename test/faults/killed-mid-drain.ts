@@ -1,5 +1,6 @@
 // A drain killed -9 mid-flight (scenarios 1 and 11): one worker process sends a database's rows at Graph's 200 ms pace until Graph has accepted some and sends are in flight, then dies.
 import { expect } from 'bun:test'
+import type { GraphFault } from '../support/fake-graph.ts'
 import {
   type Database,
   enqueue,
@@ -10,6 +11,15 @@ import {
   startGraph,
   within,
 } from './harness.ts'
+
+const LATENCY_MS = 200
+
+/** Graph's answer to a send it does not take once the kill has come: nobody is left to read it. */
+export const NOT_TAKEN = {
+  status: 503,
+  code: 'ServiceUnavailable',
+  message: 'not taken: the worker was killed while its request was in flight',
+} as const satisfies GraphFault
 
 export interface KilledDrain {
   db: Database
@@ -22,6 +32,10 @@ export interface KilledDrain {
 /**
  * `rows` rows on a new database `database`; the worker `mailer` is killed once Graph has accepted
  * `acceptedBeforeKill` of them with at least 8 sends in flight, and has exited.
+ * `halfTakenAtKill`: of the sends in flight at the kill, Graph takes every other one and answers
+ * the rest NOT_TAKEN (first taken), so the kill leaves, each run, sends Graph took that nobody
+ * recorded and started sends it never took; otherwise it takes them all, and a send whose start
+ * was recorded but whose request had not reached Graph yet is left by chance.
  */
 export async function killedMidDrain(o: {
   database: string
@@ -29,10 +43,11 @@ export async function killedMidDrain(o: {
   rows: number
   lookup: boolean
   acceptedBeforeKill: number
+  halfTakenAtKill?: boolean
 }): Promise<KilledDrain> {
   const db = await sharedDatabase(o.database)
   const graph = await startGraph({ mailRead: o.lookup, concurrencyLimit: 40 })
-  graph.fake.setFaults({ latencyMs: 200 })
+  graph.fake.setFaults({ latencyMs: LATENCY_MS })
   const ids = await enqueue(db, o.rows)
   const env = {
     DATABASE_URL: db.url,
@@ -54,6 +69,15 @@ export async function killedMidDrain(o: {
         : undefined,
     { mailers: [first], every: 5 },
   )
+  if (o.halfTakenAtKill) {
+    // In the same turn as the kill: the sends in flight are still in their latency, so none is
+    // answered before the worker is gone.
+    let n = 0
+    graph.fake.setFaults({
+      latencyMs: LATENCY_MS,
+      pickSendMail: () => (n++ % 2 === 1 ? NOT_TAKEN : undefined),
+    })
+  }
   first.proc.kill('SIGKILL')
   expect(await first.exited).not.toBe(0)
   return { db, graph, ids, env }
