@@ -33,24 +33,39 @@ export async function runBulk<I extends { id: string }, C extends object = objec
     tenant: string | null,
     o: { limit: number; span: BulkLoopSpan | null },
     // Counts of its own (a bulk cancel's cancelled and cancelRequested) join the answer as given.
-  ) => Promise<{ items: I[]; more: boolean; next: BulkLoopSpan | null } & C>,
-  /** The matching rows the caller's senders claim leaves out, for a caller with one. */
-  outside?: (db: Kysely<Database>, f: OutboxFilter, tenant: string | null) => Promise<number>,
+  ) => Promise<{ items: I[]; more: boolean; span: BulkLoopSpan; next: BulkLoopSpan | null } & C>,
+  /**
+   * The matching rows the caller's senders claim leaves out, for a caller with one: within the
+   * call's span (the rest of its loop, as the call bounds it; null: every matching row), so a
+   * loop's count shrinks as it passes them.
+   */
+  outside?: (
+    db: Kysely<Database>,
+    f: OutboxFilter,
+    tenant: string | null,
+    span: BulkLoopSpan | null,
+  ) => Promise<number>,
 ) {
   // Refused before any statement: nothing is acted on.
   const span = decodeLoopCursor(action, body.cursor)
   const filter = toOutboxFilter(body.filter)
   const tenant = c.get('principal').tenant
   const result = await withStatementTimeout(c.get('database').db, BULK_TIMEOUT_MS, async (trx) => {
-    const r = body.dryRun
-      ? {
-          dryRun: true,
-          matched: await count(trx, filter, tenant, span),
-          items: [] as I[],
-          more: false,
-        }
-      : bulkResult(action, await step(trx, filter, tenant, { limit: body.limit, span }))
-    return outside ? { ...r, outsideSenders: await outside(trx, filter, tenant) } : r
+    if (body.dryRun) {
+      const r = {
+        dryRun: true,
+        matched: await count(trx, filter, tenant, span),
+        items: [] as I[],
+        more: false,
+      }
+      return outside ? { ...r, outsideSenders: await outside(trx, filter, tenant, span) } : r
+    }
+    const { span: within, ...stepped } = await step(trx, filter, tenant, {
+      limit: body.limit,
+      span,
+    })
+    const r = bulkResult(action, stepped)
+    return outside ? { ...r, outsideSenders: await outside(trx, filter, tenant, within) } : r
   })
   // Each row acted on, by id: a row's story in the log names its bulk cancel or retry too.
   c.get('log').info(`bulk ${action}`, {

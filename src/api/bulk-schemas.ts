@@ -163,7 +163,7 @@ export const BulkResult = z
     }),
     outsideSenders: z.number().int().optional().openapi({
       description:
-        'Bulk retry by a token with a senders claim only: the rows the filter matches (in total, not per batch) that it left, as they are sent from a mailbox the claim does not list (or one only their rendering can say)',
+        "Bulk retry by a token with a senders claim only: the rows the filter matches that it leaves, as they are sent from a mailbox the claim does not list (or one only their rendering can say); not per batch: the rest of the loop the call bounds (past the position `cursor` names, none enqueued after the loop began; a dry run without `cursor`, every matching row), so a loop's count shrinks to 0 as it passes them",
     }),
   })
   .openapi('BulkResult')

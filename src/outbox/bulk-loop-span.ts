@@ -30,15 +30,23 @@ export interface LoopBatch {
 
 /**
  * One call of a loop: `batch` within `span` (null: the loop's first call, bounded by the outbox's
- * highest id now), and the span its next call takes, null once `more` is false.
+ * highest id now), the span it read within (`span`: what else the call counts reads the same
+ * rows), and the span its next call takes, null once `more` is false.
  */
 export async function loopStep<R extends LoopBatch>(
   db: Kysely<Database>,
   span: BulkLoopSpan | null,
   batch: (span: BulkLoopSpan) => Promise<R>,
-): Promise<Omit<R, 'last'> & { next: BulkLoopSpan | null }> {
+): Promise<Omit<R, 'last'> & { span: BulkLoopSpan; next: BulkLoopSpan | null }> {
   // An empty outbox: no id is 0 or below, so the batch finds nothing.
-  const upTo = span?.upTo ?? (await highestOutboxId(db)) ?? '0'
-  const { last, ...r } = await batch({ after: span?.after ?? null, upTo })
-  return { ...r, next: r.more && last !== null ? { after: last, upTo } : null }
+  const within = {
+    after: span?.after ?? null,
+    upTo: span?.upTo ?? (await highestOutboxId(db)) ?? '0',
+  }
+  const { last, ...r } = await batch(within)
+  return {
+    ...r,
+    span: within,
+    next: r.more && last !== null ? { after: last, upTo: within.upTo } : null,
+  }
 }

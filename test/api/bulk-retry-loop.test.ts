@@ -144,6 +144,57 @@ describe("a bulk retry loop's bound", () => {
     ])
     expect(rows).toEqual([{ status: 'failed' }])
   })
+
+  test("a senders-confined token's outsideSenders counts the rows the rest of its loop passes, and shrinks as it goes", async () => {
+    const from = (address: string) => ({
+      from: address,
+      to: 'ada@example.com',
+      subject: 'Hi',
+      text: 'x',
+    })
+    /** A failed row sent from `address`: the claim's own mailbox, or one it does not list. */
+    const failedFrom = async (address: string) => {
+      const id = await enqueueSql(s.t.pool, {}, from(address))
+      await failAgain([id])
+      return id
+    }
+    const [own, other] = ['support@shop-a.example', 'ceo@acme.example']
+    const ids = [
+      await failedFrom(other),
+      await failedFrom(own),
+      await failedFrom(other),
+      await failedFrom(own),
+      await failedFrom(other),
+      await failedFrom(own),
+    ]
+    const shopA = await token({ extra: { senders: [own] } })
+    const call = (o: { cursor?: string; dryRun?: boolean }) =>
+      send(s.app, 'POST', '/v1/outbox/retry', {
+        token: shopA,
+        body: { filter: FILTER, limit: 1, ...o },
+      }).then(
+        (r) => r.body as { items: { id: string }[]; outsideSenders: number; nextCursor?: string },
+      )
+    const answers: [string[], number, number | null][] = []
+    let cursor: string | undefined
+    for (let more = true; more && answers.length < 10; ) {
+      // What the dry run given the same cursor counts: the same bounds as the call's.
+      const dry =
+        cursor === undefined ? null : (await call({ cursor, dryRun: true })).outsideSenders
+      const r = await call(cursor === undefined ? {} : { cursor })
+      answers.push([r.items.map((i) => i.id), r.outsideSenders, dry])
+      // A row outside the claim enqueued after the loop began is none of its rows.
+      if (answers.length === 1) await failedFrom(other)
+      more = r.nextCursor !== undefined
+      cursor = r.nextCursor
+    }
+    expect(answers).toEqual([
+      [[ids[1]!], 3, null],
+      [[ids[3]!], 2, 2],
+      [[ids[5]!], 1, 1],
+      [[], 0, 0],
+    ])
+  })
 })
 
 describe("a bulk retry's cursor", () => {
@@ -215,5 +266,8 @@ describe("a bulk retry's cursor", () => {
     expect(BulkRetryRequest?.properties.cursor?.description).toContain('nextCursor')
     expect(BulkRetryRequest?.properties.cursor?.description).toContain('fails again is left')
     expect(BulkResult?.properties.nextCursor?.description).toContain('`cursor`')
+    expect(BulkResult?.properties.outsideSenders?.description).toContain(
+      'the rest of the loop the call bounds',
+    )
   })
 })

@@ -186,7 +186,7 @@ export function outboxActionRoutes(deps: ApiDeps) {
           (db, f, tenant, o) => requeueLoopStep(db, f, tenant, { ...o, senders }),
           senders === null
             ? undefined
-            : (db, f, tenant) => countRequeueable(db, f, tenant, senders, false),
+            : (db, f, tenant, span) => countRequeueable(db, f, tenant, senders, false, span),
         ),
         200,
       )
