@@ -26,14 +26,22 @@ export async function runBulk<I extends { id: string }, C extends object = objec
     tenant: string | null,
     span: BulkLoopSpan | null,
   ) => Promise<number>,
-  /** One call of a loop (loopStep): its rows, and the span of the loop's next call. */
+  /** One call of a loop (loopStep): its rows, the span of the loop's next call, the rows it passed being sent. */
   step: (
     db: Kysely<Database>,
     f: OutboxFilter,
     tenant: string | null,
     o: { limit: number; span: BulkLoopSpan | null },
     // Counts of its own (a bulk cancel's cancelled and cancelRequested) join the answer as given.
-  ) => Promise<{ items: I[]; more: boolean; span: BulkLoopSpan; next: BulkLoopSpan | null } & C>,
+  ) => Promise<
+    {
+      items: I[]
+      more: boolean
+      span: BulkLoopSpan
+      next: BulkLoopSpan | null
+      leftSending: string[]
+    } & C
+  >,
   /**
    * The matching rows the caller's senders claim leaves out, for a caller with one: within the
    * call's span (the rest of its loop, as the call bounds it; null: every matching row), so a
@@ -73,14 +81,24 @@ export async function runBulk<I extends { id: string }, C extends object = objec
     matched: result.matched,
     ...('outsideSenders' in result ? { outsideSenders: result.outsideSenders } : {}),
     ...(result.dryRun ? {} : { outboxIds: result.items.map((i) => i.id) }),
+    ...('leftSending' in result ? { leftSending: result.leftSending } : {}),
   })
   return result
 }
 
-/** A call's answer: its next span as `nextCursor`, absent once `more` is false. */
+/**
+ * A call's answer: its next span as `nextCursor`, absent once `more` is false; the rows it passed
+ * being sent as `leftSending`, absent when none (so an answer passing none is as it was).
+ */
 const bulkResult = <I, C extends object>(
   action: BulkAction,
-  { items, more, next, ...counts }: { items: I[]; more: boolean; next: BulkLoopSpan | null } & C,
+  {
+    items,
+    more,
+    next,
+    leftSending,
+    ...counts
+  }: { items: I[]; more: boolean; next: BulkLoopSpan | null; leftSending: string[] } & C,
 ) => ({
   dryRun: false,
   matched: items.length,
@@ -88,4 +106,5 @@ const bulkResult = <I, C extends object>(
   more,
   ...counts,
   ...(next === null ? {} : { nextCursor: encodeLoopCursor(action, next) }),
+  ...(leftSending.length === 0 ? {} : { leftSending }),
 })

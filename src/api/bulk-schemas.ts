@@ -126,14 +126,14 @@ const bulkRequest = <F extends z.ZodObject>(filter: F, cursor: ReturnType<typeof
 export const BulkCancelRequest = bulkRequest(
   bulkFilter(['pending', 'sending']),
   loopCursor(
-    'rows the application keeps enqueueing for the filter are left for a later loop, and the loop ends; a row it passed whose send had started (left, as a bulk cancel leaves it) is left too should it be pending again',
+    'rows the application keeps enqueueing for the filter are left for a later loop, and the loop ends; a row it passed whose send had started (left, as a bulk cancel leaves it) is left too should it be pending again: its call names it in `leftSending`',
     'cancel',
   ),
 ).openapi('BulkCancelRequest')
 export const BulkRetryRequest = bulkRequest(
   bulkFilter(['failed', 'cancelled']),
   loopCursor(
-    'a row it requeued that fails again is left for a later loop, and the loop ends even while the cause keeps failing rows',
+    'a row it requeued that fails again is left for a later loop, and the loop ends even while the cause keeps failing rows; a row it passed in `sending` is left too should it fail again: its call names it in `leftSending`',
     'requeue',
   ),
 ).openapi('BulkRetryRequest')
@@ -152,6 +152,10 @@ export const BulkResult = z
     nextCursor: z.string().optional().openapi({
       description:
         'Present while `more` is true (not a dry run): pass it back as `cursor` (with the same filter) so the next call continues this loop, acting on no row an earlier call of it read and on none enqueued after its first call (each row cancelled or requeued once, and the loop ends)',
+    }),
+    leftSending: z.array(OutboxId).optional().openapi({
+      description:
+        "Not a dry run; present when any: the ids (up to `limit`, lowest first) of rows this call passed (up to the highest id it read; a loop's last call, up to the loop's bound) that the filter matches but for their status, being sent: a bulk cancel's whose send had started (left, as a bulk cancel leaves them), a bulk retry's in `sending`. Should such a send fail and the row be pending (a retry's: failed) again, the loop leaves it, as it is behind the loop's position: collect them, and once the loop ends cancel (retry) them with `{\"filter\": {\"ids\": [...]}}`, which acts on those rows alone and on those whose send has ended so",
     }),
     cancelled: z.number().int().optional().openapi({
       description:

@@ -31,22 +31,25 @@ export interface LoopBatch {
 /**
  * One call of a loop: `batch` within `span` (null: the loop's first call, bounded by the outbox's
  * highest id now), the span it read within (`span`: what else the call counts reads the same
- * rows), and the span its next call takes, null once `more` is false.
+ * rows), the span its next call takes, null once `more` is false, and `leftSending`: the rows
+ * `passedSending` finds among those the call passed (up to the highest id it read; its loop's last
+ * call, up to the loop's bound), which the loop leaves behind its position.
  */
 export async function loopStep<R extends LoopBatch>(
   db: Kysely<Database>,
   span: BulkLoopSpan | null,
   batch: (span: BulkLoopSpan) => Promise<R>,
-): Promise<Omit<R, 'last'> & { span: BulkLoopSpan; next: BulkLoopSpan | null }> {
+  passedSending: (passed: BulkLoopSpan) => Promise<string[]>,
+): Promise<
+  Omit<R, 'last'> & { span: BulkLoopSpan; next: BulkLoopSpan | null; leftSending: string[] }
+> {
   // An empty outbox: no id is 0 or below, so the batch finds nothing.
   const within = {
     after: span?.after ?? null,
     upTo: span?.upTo ?? (await highestOutboxId(db)) ?? '0',
   }
   const { last, ...r } = await batch(within)
-  return {
-    ...r,
-    span: within,
-    next: r.more && last !== null ? { after: last, upTo: within.upTo } : null,
-  }
+  const next = r.more && last !== null ? { after: last, upTo: within.upTo } : null
+  const leftSending = await passedSending({ after: within.after, upTo: next?.after ?? within.upTo })
+  return { ...r, span: within, next, leftSending }
 }

@@ -9,6 +9,7 @@ import {
   lowestFinishedWithCode,
   lowestMatching,
 } from './candidate-ids.ts'
+import { sendingPassed } from './left-sending.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { probeDueHint } from './probe-due-hint.ts'
@@ -109,7 +110,8 @@ export async function requeueMatching(
 
 /**
  * One call of a retry loop (loopStep): requeueMatching within `span` (null: the loop's first call),
- * and the span its next call takes, null once `more` is false.
+ * the span its next call takes, null once `more` is false, and the rows it passed being sent
+ * (leftSending).
  */
 export function requeueLoopStep(
   db: Kysely<Database>,
@@ -117,5 +119,11 @@ export function requeueLoopStep(
   scopeTenant: string | null,
   o: BulkOptions & { senders?: ReadonlySet<string> | null; span: BulkLoopSpan | null },
 ) {
-  return loopStep(db, o.span, (span) => requeueMatching(db, filter, scopeTenant, { ...o, span }))
+  return loopStep(
+    db,
+    o.span,
+    (span) => requeueMatching(db, filter, scopeTenant, { ...o, span }),
+    // A row being sent: failed again behind the loop's position, the loop leaves it, so named.
+    sendingPassed(db, filter, scopeTenant, withinSenders(o.senders ?? null), o.limit),
+  )
 }

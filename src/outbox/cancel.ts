@@ -6,6 +6,7 @@ import { type BulkLoopSpan, inSpan, loopStep } from './bulk-loop-span.ts'
 import { countMatching, lowestMatching } from './candidate-ids.ts'
 import { kindLit } from './history-kind.ts'
 import { summarySelection } from './lease-owner-name.ts'
+import { sendingPassed } from './left-sending.ts'
 import { withLockedInIdOrder } from './locked-in-id-order.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 import { type OutboxSummary, SUMMARY_COLUMNS, toOutboxSummary } from './outbox-view.ts'
@@ -290,8 +291,9 @@ export async function cancelMatching(
 
 /**
  * One call of a cancel loop (loopStep): cancelMatching within `span` (null: the loop's first call),
- * and the span its next call takes, null once `more` is false. Bounded so, a loop over rows an
- * application keeps enqueueing ends, and cancels none enqueued after it began.
+ * the span its next call takes, null once `more` is false, and the rows it passed whose send had
+ * started (leftSending). Bounded so, a loop over rows an application keeps enqueueing ends, and
+ * cancels none enqueued after it began.
  */
 export function cancelLoopStep(
   db: Kysely<Database>,
@@ -299,5 +301,12 @@ export function cancelLoopStep(
   scopeTenant: string | null,
   o: BulkOptions & { span: BulkLoopSpan | null },
 ) {
-  return loopStep(db, o.span, (span) => cancelMatching(db, filter, scopeTenant, { ...o, span }))
+  return loopStep(
+    db,
+    o.span,
+    (span) => cancelMatching(db, filter, scopeTenant, { ...o, span }),
+    // One whose send has started: left, as notStarted leaves it; pending again behind the loop's
+    // position, left by the loop too, so named.
+    sendingPassed(db, filter, scopeTenant, (eb) => eb('send_started_at', 'is not', null), o.limit),
+  )
 }

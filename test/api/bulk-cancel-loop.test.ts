@@ -1,7 +1,7 @@
 // A bulk cancel looped while `more`: bounded by its start, each row acted on once, its cursor checked.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { encodeCursor } from '../../src/api/cursor.ts'
-import { type BulkLoopOptions, bulkLoop } from './support/bulk-loop.ts'
+import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers } from './support/bulk-loop.ts'
 import { enqueueSql, send, setState } from './support/harness.ts'
 import { appOnOwnDatabase } from './support/own-database-app.ts'
 import { token } from './support/tokens.ts'
@@ -26,6 +26,15 @@ async function statuses(ids: string[]): Promise<string[]> {
     [ids],
   )
   return rows.map((r) => r.status)
+}
+
+/** A row its worker held in `sending` that is pending again, its send failed (a settlement clears its start). */
+async function backToPending(id: string) {
+  await s.t.pool.query(
+    `update mailer.email_outbox set status = 'pending', lease_owner = null, lease_token = null,
+       lease_expires_at = null, send_started_at = null, last_error_code = 'throttled' where id = $1`,
+    [id],
+  )
 }
 
 describe('a bulk cancel loop', () => {
@@ -75,6 +84,42 @@ describe('a bulk cancel loop', () => {
     expect(await statuses([started!, claimed!])).toEqual(['pending', 'sending'])
     // A new loop takes it.
     expect(await cancelLoop({ filter })).toEqual([[started]])
+  })
+
+  test('a row whose send had started as a call passed it is named in its leftSending: the loop leaves it, a cancel by those ids takes it once pending again', async () => {
+    const [a, started, b, c, d] = [
+      await enqueued(),
+      await enqueued(),
+      await enqueued(),
+      await enqueued(),
+      await enqueued(),
+    ]
+    // Held in `sending`, its send started, as each call passes it; another tenant's too.
+    const beta = await enqueued('beta')
+    await setState(s.t.pool, started!, 'sending', { sendStarted: true })
+    await setState(s.t.pool, beta!, 'sending', { sendStarted: true })
+    let first = true
+    const answers = await bulkLoopAnswers(s.app, 'cancel', {
+      tk: s.tk,
+      filter: FILTER,
+      // Its send fails and the row is pending again before the loop ends, behind its position.
+      between: async () => {
+        if (first) await backToPending(started!)
+        first = false
+      },
+    })
+    expect(answers).toEqual([
+      { items: [a, b], leftSending: [started] },
+      { items: [c, d] },
+      { items: [] },
+    ])
+    expect(await statuses([started!])).toEqual(['pending'])
+    // The operator's follow-up: the ids the loop named, cancelled by id (no cursor, nothing else).
+    const after = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: { ids: [started] } },
+    })
+    expect(after.body).toMatchObject({ matched: 1, items: [{ id: started, outcome: 'cancelled' }] })
   })
 
   test('a dry run given the cursor counts what the rest of the loop would cancel', async () => {

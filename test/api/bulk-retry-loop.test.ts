@@ -1,8 +1,8 @@
 // A bulk retry looped while `more`: each row requeued once per loop, the loop bounded by its start, its cursor checked.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { encodeCursor } from '../../src/api/cursor.ts'
-import { type BulkLoopOptions, bulkLoop } from './support/bulk-loop.ts'
-import { enqueueSql, send } from './support/harness.ts'
+import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers } from './support/bulk-loop.ts'
+import { enqueueSql, send, setState } from './support/harness.ts'
 import { appOnOwnDatabase } from './support/own-database-app.ts'
 import { token } from './support/tokens.ts'
 
@@ -143,6 +143,45 @@ describe("a bulk retry loop's bound", () => {
       acme2,
     ])
     expect(rows).toEqual([{ status: 'failed' }])
+  })
+
+  test('a row being sent as a call passed it is named in its leftSending: the loop leaves it failed again, a retry by those ids takes it', async () => {
+    const [a, b] = [await failedWith('throttled'), await failedWith('throttled')]
+    // Throttled before, its next attempt under way as the loop passes it (held so by the test).
+    const inFlight = await failedWith('throttled')
+    await setState(s.t.pool, inFlight, 'sending', { sendStarted: true })
+    const c = await failedWith('throttled')
+    const answers = await bulkLoopAnswers(s.app, 'retry', { tk: s.tk, filter: FILTER })
+    // The last call passed it (up to the loop's bound): named there.
+    expect(answers).toEqual([{ items: [a, b] }, { items: [c], leftSending: [inFlight] }])
+    // It fails the same way again: the loop has ended; a retry by the ids it named takes it.
+    await s.t.pool.query(
+      `update mailer.email_outbox set status = 'failed', lease_owner = null, lease_token = null,
+         lease_expires_at = null, send_started_at = null, last_error_code = 'throttled'
+       where id = $1`,
+      [inFlight],
+    )
+    const after = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: { filter: { ids: [inFlight] } },
+    })
+    expect(after.body).toMatchObject({ matched: 1, items: [{ id: inFlight, outcome: 'requeued' }] })
+    // A token confined to senders is told of its own mailboxes' rows only.
+    await setState(s.t.pool, inFlight, 'sending', { sendStarted: true })
+    const confined = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: await token({ extra: { senders: ['support@shop-a.example'] } }),
+      body: { filter: FILTER },
+    })
+    expect(confined.body).toMatchObject({ leftSending: [inFlight] })
+    await s.t.pool.query(
+      `update mailer.email_outbox set message = message || '{"from": "ceo@acme.example"}' where id = $1`,
+      [inFlight],
+    )
+    const outside = await send(s.app, 'POST', '/v1/outbox/retry', {
+      token: await token({ extra: { senders: ['support@shop-a.example'] } }),
+      body: { filter: FILTER },
+    })
+    expect(outside.body).not.toHaveProperty('leftSending')
   })
 
   test("a senders-confined token's outsideSenders counts the rows the rest of its loop passes, and shrinks as it goes", async () => {

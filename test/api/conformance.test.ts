@@ -1130,6 +1130,14 @@ test('every property a response declares is sent by some answer of this file', a
     body: { filter: { ids: [id] } },
   })
   expect(cancelled.body).toMatchObject({ cancelled: 1, cancelRequested: 0 })
+  // A row being sent, its send started, that a bulk cancel passes: named in leftSending.
+  const inFlight = await enqueueSql(t.pool)
+  await setState(t.pool, inFlight, 'sending', { sendStarted: true })
+  const passed = await send(app, 'POST', '/v1/outbox/cancel', {
+    token: full,
+    body: { filter: { ids: [inFlight] } },
+  })
+  expect(passed.body).toMatchObject({ matched: 0, leftSending: [inFlight] })
   const dead = openDb({
     name: 'down',
     url: `postgres://nobody@127.0.0.1:${await closedPort()}/x`,

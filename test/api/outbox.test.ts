@@ -1314,6 +1314,8 @@ describe('bulk actions', () => {
       more: false,
       cancelled: 0,
       cancelRequested: 2,
+      // The row whose send had started, left: named, should its send fail and it be pending again.
+      leftSending: [started],
     })
     const { rows } = await t.pool.query(
       `select id, status, cancel_requested_at is not null as requested from mailer.email_outbox
