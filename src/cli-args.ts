@@ -18,8 +18,8 @@ Usage:
   outbox-mailer check-config [--connect] [--role all|worker|api]
                                                 validate the environment; --connect also reaches the
                                                 databases and fetches a Graph token
-  outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]
-                                                per database: reachable, schema, counts, oldest due
+  outbox-mailer status [--json] [--max-pending-age SECONDS] [--max-send-gap SECONDS]
+                [--timeout SECONDS]             per database: reachable, schema, counts, oldest due
                                                 row, claims, workers, listener, failures (read-only)
   outbox-mailer --version | --help | COMMAND --help
 
@@ -28,9 +28,10 @@ Arguments a command does not know are refused (exit 2), never ignored.
 Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, 3 database schema missing, outdated or
 newer, or a migration it applied edited since.
 status also: 4 a database unreachable (or not answering), 5 mail needs attention (a due row older
-than --max-pending-age, default 600; claims no worker took back; rows due and no live worker; the
-database takes no writes; a read that failed), 6 a database's role may not read the mailer schema
-(a privilege refused, 42501).
+than --max-pending-age, default 600; no row sent for longer than --max-send-gap, default 300, while
+rows wait on a throttled mailbox or Graph out of reach: an outage; claims no worker took back; rows
+due and no live worker; the database takes no writes; a read that failed), 6 a database's role may
+not read the mailer schema (a privilege refused, 42501).
 The worst database decides: 4, then 6, then 3, then 5.
 
 Environment (every variable is validated at start; one set that it does not read is named):

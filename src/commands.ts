@@ -160,7 +160,8 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     example: 'outbox-mailer check-config --connect --role worker',
   },
   status: {
-    usage: 'outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]',
+    usage:
+      'outbox-mailer status [--json] [--max-pending-age SECONDS] [--max-send-gap SECONDS] [--timeout SECONDS]',
     does: 'Per database: reachable, schema, counts, oldest due row, claims, workers, listener, failures. Read-only; the worst database decides the exit code: 4, then 6, then 3, then 5.',
     flags: {
       '--json': { kind: 'switch', does: 'one JSON object instead of text' },
@@ -168,6 +169,11 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
         kind: 'value',
         shown: '--max-pending-age SECONDS',
         does: 'a due row older than this needs attention (default 600)',
+      },
+      '--max-send-gap': {
+        kind: 'value',
+        shown: '--max-send-gap SECONDS',
+        does: 'no row sent for longer than this while rows wait on a throttled mailbox or Graph out of reach (an outage) needs attention (default 300)',
       },
       '--timeout': {
         kind: 'value',
@@ -182,13 +188,13 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = {
     // as the gauge and /v1/stats tell it (paused-now.ts).
     env: ['DATABASE_URL', 'MAILER_DATABASES', 'LEASE_SECONDS'],
     exits: {
-      ok: 'every database ok (paused mailboxes and rows held back by pacing or a pause included: they are not due; alert on heldBackPending or pausedMailboxes.count in --json)',
+      ok: 'every database ok (paused mailboxes and rows held back by pacing or a pause included, while a row went within --max-send-gap: they are not due; alert on heldBackPending or pausedMailboxes.count in --json)',
       failure: UNCAUGHT_EXIT,
       usage: CONFIG_EXIT,
       schema: 'a schema missing, behind, ahead, or a migration it applied edited since',
       unreachable: 'a database unreachable (or not answering within --timeout)',
       attention:
-        'mail needs attention: a due row older than --max-pending-age; claims no worker took back; rows due and no live worker; the database takes no writes; a read that failed',
+        'mail needs attention: a due row older than --max-pending-age; no row sent for longer than --max-send-gap while rows wait on a throttled mailbox or Graph out of reach (an outage); claims no worker took back; rows due and no live worker; the database takes no writes; a read that failed',
       permission:
         'the role may not read the mailer schema (a privilege refused, 42501: grant CONNECT, USAGE on schema mailer, SELECT on its tables)',
     },

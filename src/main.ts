@@ -20,6 +20,7 @@ import { collectProcessWarnings, logProcessWarnings } from './process-warnings.t
 import { runUntilSignalled } from './run-until-signalled.ts'
 import { sendTest } from './send-test.ts'
 import type { Role } from './serve-options.ts'
+import { DEFAULT_MAX_SEND_GAP_SECONDS } from './status/status-report.ts'
 import { type StatusOptions, status } from './status.ts'
 import { exitOnUncaught } from './uncaught-exit.ts'
 import { VERSION } from './version.ts'
@@ -44,6 +45,11 @@ async function main(argv: string[]): Promise<number> {
             '--max-pending-age',
             flags.get('--max-pending-age'),
             600,
+          ),
+          maxSendGapSeconds: parseSeconds(
+            '--max-send-gap',
+            flags.get('--max-send-gap'),
+            DEFAULT_MAX_SEND_GAP_SECONDS,
           ),
           timeoutMs: parseStatusTimeoutSeconds(flags.get('--timeout')) * 1000,
         }))

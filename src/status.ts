@@ -11,6 +11,8 @@ export interface StatusOptions {
   json: boolean
   /** A due pending row older than this needs attention. */
   maxPendingAgeSeconds: number
+  /** No row sent for longer than this while rows wait on a throttle's pause or Graph out of reach needs attention. */
+  maxSendGapSeconds: number
   /** Bounds connecting to a database and each statement. */
   timeoutMs: number
 }
@@ -37,6 +39,7 @@ export async function status(
   const thresholds = {
     maxPendingAgeSeconds: o.maxPendingAgeSeconds,
     leaseSeconds: config.worker.leaseSeconds,
+    maxSendGapSeconds: o.maxSendGapSeconds,
   }
   const databases = readings.map((r) => judge(r, thresholds, mask))
   const report: StatusReport = {

@@ -1,7 +1,8 @@
-// Mailbox pauses: how many sender mailboxes a provider throttle or Graph's refusal holds back now, by cause, and for how long (never which).
+// Mailbox pauses: how many sender mailboxes a provider throttle or Graph's refusal holds back now, by cause, for how long (never which), and how long rows have waited with none sent.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { isEndlessPause } from './endless-pause.ts'
+import { NONE_SENT_FOR_SECONDS } from './none-sent-for.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
 
 export interface MailboxPauses {
@@ -13,6 +14,12 @@ export interface MailboxPauses {
    * no end (next_at 'infinity', by hand).
    */
   longestSeconds: number | null
+  /**
+   * Seconds rows have waited with no row sent (none-sent-for.ts): a pause that goes with a long one
+   * is an outage's (every send turned away), not a throttle's (rows go between its answers); null
+   * when not known.
+   */
+  noneSentForSeconds: number | null
 }
 
 /**
@@ -26,9 +33,12 @@ export async function mailboxPauses(db: Kysely<Database>): Promise<MailboxPauses
     mailboxes: number
     refused: number
     longest: number | string | null
+    quiet: number | null
   }>`
     select count(*)::int as mailboxes, (count(*) filter (where p.refused))::int as refused,
-           mailer.ms_until(max(p.ends)) / 1000 as longest
+           mailer.ms_until(max(p.ends)) / 1000 as longest,
+           -- In this statement: status reads what a pause stalls with it, no statement more.
+           ${NONE_SENT_FOR_SECONDS} as quiet
       from (${PAUSED_MAILBOXES_NOW}) p`.execute(db)
   const r = rows[0]
   const longest = r?.longest ?? null
@@ -36,5 +46,6 @@ export async function mailboxPauses(db: Kysely<Database>): Promise<MailboxPauses
     mailboxes: r?.mailboxes ?? 0,
     refused: r?.refused ?? 0,
     longestSeconds: longest === null || isEndlessPause(longest) ? null : Number(longest),
+    noneSentForSeconds: r?.quiet == null ? null : Math.max(0, Number(r.quiet)),
   }
 }

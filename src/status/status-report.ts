@@ -7,6 +7,7 @@ import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { EXIT } from '../errors.ts'
 import type { CredentialRefused } from '../outbox/credential-refusals.ts'
 import { entraRefusalHint } from '../transport/entra-refusal-hints.ts'
+import { GRAPH_UNAUTHORIZED_CODE, GRAPH_UNREACHABLE_CODE } from '../transport/graph-outage.ts'
 import type { DatabaseReading } from './database-status.ts'
 import type { DatabaseStatus, Health, Thresholds } from './status-shape.ts'
 
@@ -22,6 +23,13 @@ const HEALTH_EXIT: Readonly<Record<Health, number>> = {
   unreachable: EXIT.unreachable,
 }
 const SEVERITY: readonly Health[] = ['ok', 'attention', 'schema', 'permission', 'unreachable']
+/** --max-send-gap's default: an outage is told within 5 minutes, where --max-pending-age's 600 s waits 10. */
+export const DEFAULT_MAX_SEND_GAP_SECONDS = 300
+/** The codes rows wait on while Graph is out of reach or refuses every token: no mailbox is paused then. */
+const GRAPH_AWAY_CODES: ReadonlySet<string> = new Set([
+  GRAPH_UNREACHABLE_CODE,
+  GRAPH_UNAUTHORIZED_CODE,
+])
 /** What a role needs for status to read everything (README, Status). */
 const GRANTS = 'CONNECT on the database, USAGE on schema mailer and SELECT on its tables'
 
@@ -109,6 +117,8 @@ export function judge(
       `${credentialRefusalWords(credential)}, and ${pending} pending row(s) wait: ${CREDENTIAL_FIX}`,
     )
   }
+  const outage = outageReason(r, t.maxSendGapSeconds ?? DEFAULT_MAX_SEND_GAP_SECONDS)
+  if (outage) raise('attention', outage)
   const p = r.presence
   if (p && p.overdueLeases > 0) {
     raise(
@@ -140,6 +150,7 @@ export function judge(
       : null,
     counts: r.stats ? { ...r.stats.counts } : null,
     oldestDuePendingSeconds: age,
+    noneSentForSeconds: r.pauses ? r.pauses.noneSentForSeconds : null,
     heldBackPending: r.stats ? r.stats.heldBackPending : null,
     pastExpiryPending: r.stats ? r.stats.pastExpiryPending : null,
     claims:
@@ -175,6 +186,38 @@ export function judge(
         }
       : null,
   }
+}
+
+/**
+ * An outage, told by the database alone: rows have waited with no row sent for longer than
+ * `maxGapSeconds` (none-sent-for.ts) while a throttle's pause stands (Graph answering 503 or 504, or
+ * 429, to every send: each mailbox paused 30 s or its Retry-After at a time, one request probing it
+ * at each end, its rows given back to the pause's end, so that --max-pending-age reads nothing for 10
+ * minutes), or while rows wait on Graph out of reach or refusing every token (their code among the
+ * pending rows' five most frequent: that wait pauses no mailbox). A throttle between sends is none:
+ * the rows go between its answers. A refused mailbox or credential has a reason of its own. Null
+ * when none.
+ */
+function outageReason(r: DatabaseReading, maxGapSeconds: number): string | null {
+  const gap = r.pauses?.noneSentForSeconds ?? null
+  const pending = r.stats?.counts.pending ?? 0
+  if (gap === null || gap <= maxGapSeconds || pending === 0) return null
+  const throttles = r.pauses ? r.pauses.mailboxes - r.pauses.refused : 0
+  const away = (r.pendingErrors?.byCode ?? []).filter((c) => GRAPH_AWAY_CODES.has(c.code))
+  const on = [
+    ...(throttles > 0
+      ? [
+          `${throttles} sender mailbox(es) paused by a provider throttle: most likely a Graph outage answering 503 or 504 (or 429) to every send`,
+        ]
+      : []),
+    ...(away.length > 0
+      ? [
+          `Graph out of reach or refusing every token (${away.map((c) => `${c.code} ${c.rows}`).join(', ')}): the deploy guide's "Graph out of reach"`,
+        ]
+      : []),
+  ]
+  if (on.length === 0) return null
+  return `no row sent for ${Math.round(gap)} s (more than --max-send-gap, ${maxGapSeconds} s) while ${pending} pending row(s) wait on ${on.join('; and on ')} (Microsoft 365's service health says whether Graph is down; the pending rows' codes below say what it answered; nothing is lost or counted as an attempt meanwhile)`
 }
 
 /** What to do about a refused credential: the deploy guide's "Credential refused". */

@@ -30,6 +30,13 @@ export interface DatabaseStatus {
     cancelled: number
   } | null
   oldestDuePendingSeconds: number | null
+  /**
+   * Seconds rows have waited with no row sent: since the later of the newest send and the oldest
+   * waiting row's coming due, among the newest 10,000 rows (none-sent-for.ts); past --max-send-gap
+   * while a throttle's pause or Graph out of reach holds the rows, exit 5. Null when none waits and
+   * none was sent, when not read, or when the newest 10,000 rows hold no sent row (a larger backlog).
+   */
+  noneSentForSeconds: number | null
   /** Pending rows a pacing turn or a pause of their mailbox made due later (not in the age above). */
   heldBackPending: number | null
   /** Pending rows past their expiresAt (/v1/stats' pastExpiryPending): waiting for a lookup, or a sweep. */
@@ -95,4 +102,6 @@ export interface StatusReport {
 export interface Thresholds {
   maxPendingAgeSeconds: number
   leaseSeconds: number
+  /** --max-send-gap; judge takes DEFAULT_MAX_SEND_GAP_SECONDS when not given. */
+  maxSendGapSeconds?: number
 }

@@ -160,7 +160,7 @@ describe('one database', () => {
       expect(printed).not.toContain(SUBJECT)
       expect(report).toEqual({
         version: expect.any(String),
-        thresholds: { maxPendingAgeSeconds: 600, leaseSeconds: 60 },
+        thresholds: { maxPendingAgeSeconds: 600, leaseSeconds: 60, maxSendGapSeconds: 300 },
         exitCode: 0,
         warnings: [],
         databases: [
@@ -180,6 +180,7 @@ describe('one database', () => {
             },
             counts: { pending: 2, sending: 3, sent: 1, failed: 4, cancelled: 1 },
             oldestDuePendingSeconds: expect.any(Number),
+            noneSentForSeconds: expect.any(Number),
             heldBackPending: 0,
             pastExpiryPending: 0,
             claims: { rows: 3, workers: 2, overdueLeases: 0 },
@@ -254,6 +255,32 @@ describe('one database', () => {
     )
     const wide = await statusJson({ DATABASE_URL: db.url }, ['--max-pending-age', '3600'])
     expect(wide.code).toBe(0)
+  })
+
+  test('a Graph outage as the database records it (a throttle pause, the rows given back after their 503s, the first of them come 7 minutes ago, after the last send): exit 5 naming it, 420 s; --max-send-gap 900: 0', async () => {
+    await db.pool.query(`
+      insert into mailer.workers (id, host, pid, version) values ('w1', 'h', 1, 'v');
+      insert into mailer.email_outbox (message, status, created_at, sent_at) values
+        (${message()}, 'sent', now() - interval '9 minutes', now() - interval '8 minutes');
+      insert into mailer.email_outbox (message, send_at, created_at, last_error_code) values
+        (${message()}, now() + interval '20 seconds', now() - interval '7 minutes', 'ServiceUnavailable'),
+        (${message()}, now() + interval '20 seconds', now() - interval '6 minutes', 'mailbox_paused');
+      insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+        values ('${ADDRESS}', now() + interval '20 seconds', interval '0')`)
+    const { code, report } = await statusJson({ DATABASE_URL: db.url })
+    expect({ code, reasons: report.databases[0].reasons }).toEqual({
+      code: 5,
+      reasons: [
+        expect.stringMatching(
+          /^no row sent for 4[12]\d s \(more than --max-send-gap, 300 s\) while 2 pending row\(s\) wait on 1 sender mailbox\(es\) paused by a provider throttle: most likely a Graph outage/,
+        ),
+      ],
+    })
+    const wide = await statusJson({ DATABASE_URL: db.url }, ['--max-send-gap', '900'])
+    expect({ code: wide.code, thresholds: wide.report.thresholds }).toEqual({
+      code: 0,
+      thresholds: { maxPendingAgeSeconds: 600, leaseSeconds: 60, maxSendGapSeconds: 900 },
+    })
   })
 
   test('claims whose lease ended a lease length ago and no worker took back: exit 5', async () => {
@@ -539,7 +566,12 @@ describe('one database', () => {
   }, 90_000)
 
   test('bad flags are refused with exit 2 before the environment is read', async () => {
-    for (const args of [['--max-pending-age', 'soon'], ['--timeout', '0'], ['--verbose']]) {
+    for (const args of [
+      ['--max-pending-age', 'soon'],
+      ['--max-send-gap', '0'],
+      ['--timeout', '0'],
+      ['--verbose'],
+    ]) {
       const r = await runStatus(args, {})
       expect(r.code).toBe(2)
       expect(r.stdout).toBe('')

@@ -169,6 +169,7 @@ test('--help and status --help name each cause of status exit 5, as the README d
     const text = (help.kind === 'help' ? help.text : '').replace(/\s+/g, ' ')
     for (const cause of [
       'older than --max-pending-age',
+      'no row sent for longer than --max-send-gap',
       'claims no worker took back',
       'rows due and no live worker',
       'the database takes no writes',
@@ -198,7 +199,7 @@ test("every command's --help says what it does, names each of its flags, the var
       exits: [0, 1, 2],
     },
     status: {
-      flags: ['--json', '--max-pending-age', '--timeout'],
+      flags: ['--json', '--max-pending-age', '--max-send-gap', '--timeout'],
       env: ['DATABASE_URL', 'MAILER_DATABASES'],
       exits: [0, 1, 2, 3, 4, 5, 6],
     },
@@ -276,7 +277,7 @@ test('a flag value refused names its command and shows its usage, as every other
     ],
     [
       2,
-      'status: --timeout must be a positive number of seconds (got "0")\nusage: outbox-mailer status [--json] [--max-pending-age SECONDS] [--timeout SECONDS]',
+      'status: --timeout must be a positive number of seconds (got "0")\nusage: outbox-mailer status [--json] [--max-pending-age SECONDS] [--max-send-gap SECONDS] [--timeout SECONDS]',
     ],
     [
       2,

@@ -97,7 +97,7 @@ test('a mailbox paused by Graph refusing it while rows that send from it are pen
         pausedMailboxesRefused: refused,
         refusedMailboxPending: waiting,
       },
-      pauses: { mailboxes: 1, refused, longestSeconds: 290 },
+      pauses: { mailboxes: 1, refused, longestSeconds: 290, noneSentForSeconds: null },
     }
   }
   const refused = judge(paused(1, 3), thresholds, (s) => s)
@@ -116,6 +116,66 @@ test('a mailbox paused by Graph refusing it while rows that send from it are pen
   expect(judge(paused(0, 0), thresholds, (s) => s).health).toBe('ok')
   // Ten rows pending, none of them the refused mailbox's: it ends by itself.
   expect(judge(paused(1, 0), thresholds, (s) => s).health).toBe('ok')
+})
+
+test('rows waiting with none sent for longer than --max-send-gap need attention while a throttle’s pause stands or they wait on Graph out of reach: an outage; not within it, nor with neither, nor for a refused mailbox alone', () => {
+  /** 10 rows pending, none sent for `gap` s; `throttles` mailboxes paused by a throttle, `refused` by a refusal; `away` rows waiting on graph_unreachable. */
+  const quiet = (
+    gap: number | null,
+    o: { throttles?: number; refused?: number; away?: number } = {},
+  ): DatabaseReading => {
+    const r = reading(null)
+    const [throttles, refused, away] = [o.throttles ?? 0, o.refused ?? 0, o.away ?? 0]
+    return {
+      ...r,
+      stats: r.stats && { ...r.stats, counts: { ...r.stats.counts, pending: 10 } },
+      pauses: {
+        mailboxes: throttles + refused,
+        refused,
+        longestSeconds: throttles + refused > 0 ? 25 : null,
+        noneSentForSeconds: gap,
+      },
+      pendingErrors: {
+        total: 10,
+        byCode: [
+          ...(away > 0 ? [{ code: 'graph_unreachable', rows: away }] : []),
+          { code: 'ServiceUnavailable', rows: 10 - away },
+        ],
+        complete: true,
+      },
+    }
+  }
+  const judged = (r: DatabaseReading, maxSendGapSeconds?: number) =>
+    judge(r, { ...thresholds, ...(maxSendGapSeconds && { maxSendGapSeconds }) }, (s) => s)
+  const paused = judged(quiet(301.4, { throttles: 1 }))
+  expect({
+    health: paused.health,
+    reasons: paused.reasons,
+    quiet: paused.noneSentForSeconds,
+  }).toEqual({
+    health: 'attention',
+    reasons: [
+      "no row sent for 301 s (more than --max-send-gap, 300 s) while 10 pending row(s) wait on 1 sender mailbox(es) paused by a provider throttle: most likely a Graph outage answering 503 or 504 (or 429) to every send (Microsoft 365's service health says whether Graph is down; the pending rows' codes below say what it answered; nothing is lost or counted as an attempt meanwhile)",
+    ],
+    quiet: 301.4,
+  })
+  expect(exitCodeOf([paused])).toBe(5)
+  const away = judged(quiet(900, { away: 4 }))
+  expect(away.reasons).toEqual([
+    expect.stringMatching(
+      /^no row sent for 900 s \(more than --max-send-gap, 300 s\) while 10 pending row\(s\) wait on Graph out of reach or refusing every token \(graph_unreachable 4\): the deploy guide's "Graph out of reach" \(/,
+    ),
+  ])
+  expect(
+    [
+      quiet(300, { throttles: 1 }),
+      quiet(null, { throttles: 1, away: 4 }),
+      quiet(900),
+      quiet(900, { refused: 1 }),
+    ].map((r) => judged(r).health),
+  ).toEqual(['ok', 'ok', 'ok', 'ok'])
+  // --max-send-gap 600: the same 301 s is within it.
+  expect(judged(quiet(301.4, { throttles: 1 }), 600).health).toBe('ok')
 })
 
 test("live workers noting their Graph credential refused while rows are pending need attention, each code with what it means and the guide's row; with none pending, a line of the table says so and the exit stays 0", () => {

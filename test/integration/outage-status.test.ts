@@ -1,0 +1,87 @@
+// Through a Graph outage (a 503 to every send), status needs attention once no row has gone for --max-send-gap while rows wait on a paused mailbox, long before --max-pending-age; a throttle between sends does not.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
+import { useTestDb } from '../support/db.ts'
+import { defaultStatus } from '../support/default-status.ts'
+import { allIn, enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
+import { sendOnlyWorker, useGraphPerTest } from '../support/graph-per-test.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const g = useGraphPerTest()
+const MAIL_FROM = 'outbox@example.com'
+/** Graph down: a 503 without Retry-After, each mailbox paused 30 s at a time. */
+const UNAVAILABLE = { status: 503, code: 'ServiceUnavailable' } as const
+/** An ordinary throttle: a 429 asking for a minute. */
+const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '60' } as const
+
+/**
+ * One row sent, then Graph answers `fault` to every send: two rows enqueued meet it, MAIL_FROM is
+ * paused and the rows wait (no row claimed, none due but at the pause's end).
+ */
+async function sentThenTurnedAway(fault: GraphFault): Promise<void> {
+  g.fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [MAIL_FROM] })
+  const engine = sendOnlyWorker(t, g, MAIL_FROM)
+  await enqueue(t)
+  await engine.start()
+  await allIn(t, 'sent', 1)
+  g.fake.setFaults({ pickSendMail: () => fault })
+  await enqueue(t)
+  await enqueue(t)
+  engine.drainer.wake()
+  await pollUntil(async () => {
+    if ((await mailboxPauses(t.db)).mailboxes !== 1) return undefined
+    const r = await t.pool.query(
+      `select count(*)::int as n from mailer.email_outbox
+        where status = 'pending' and last_error_code is not null`,
+    )
+    return r.rows[0].n === 2 ? true : undefined
+  })
+}
+
+/** As if the send and the rows' arrival were `minutes` ago (their due times left as they are). */
+const aged = (minutes: number) =>
+  t.pool.query(
+    `update mailer.email_outbox
+        set created_at = created_at - make_interval(mins => $1), sent_at = sent_at - make_interval(mins => $1)`,
+    [minutes],
+  )
+
+test('Graph answering 503 to every send for 6 minutes: status needs attention, naming the paused mailbox and what to check, though no due row is 600 s old', async () => {
+  await sentThenTurnedAway(UNAVAILABLE)
+  await aged(6)
+  const status = await defaultStatus(t)
+  expect({ health: status.health, reasons: status.reasons }).toEqual({
+    health: 'attention',
+    reasons: [
+      expect.stringMatching(
+        /^no row sent for 3\d\d s \(more than --max-send-gap, 300 s\) while 2 pending row\(s\) wait on 1 sender mailbox\(es\) paused by a provider throttle: most likely a Graph outage answering 503 or 504 \(or 429\) to every send/,
+      ),
+    ],
+  })
+  expect(status.noneSentForSeconds).toBeGreaterThanOrEqual(360)
+  expect(status.oldestDuePendingSeconds ?? 0).toBeLessThan(600)
+})
+
+test('a throttle while rows were sent within --max-send-gap needs no attention: the mailbox sends between its answers', async () => {
+  await sentThenTurnedAway(THROTTLED)
+  await aged(2)
+  const status = await defaultStatus(t)
+  expect({ health: status.health, reasons: status.reasons }).toEqual({ health: 'ok', reasons: [] })
+  expect(status.noneSentForSeconds).toBeGreaterThanOrEqual(120)
+})
+
+test('the first row after a quiet hour meeting a throttle needs no attention: the gap counts from its arrival', async () => {
+  await sentThenTurnedAway(THROTTLED)
+  // The last send an hour ago; the rows waiting came just now.
+  await t.pool.query(
+    `update mailer.email_outbox set sent_at = sent_at - interval '1 hour' where status = 'sent'`,
+  )
+  const status = await defaultStatus(t)
+  expect({ health: status.health, reasons: status.reasons }).toEqual({ health: 'ok', reasons: [] })
+  expect(status.noneSentForSeconds).toBeLessThan(60)
+})
