@@ -23,6 +23,8 @@ export type EngineEvent =
       code?: string
       /** A wait because Graph refused the sender mailbox itself, not a throttle (Settlement's). */
       mailboxRefused?: true
+      /** The provider's answer to a wait's request (429, 503…), when it answered: /metrics tells a throttle from an outage by it. */
+      httpStatus?: number
       /** Wall time of the send call, when one was made. */
       durationMs?: number
     }

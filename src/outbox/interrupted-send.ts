@@ -127,7 +127,12 @@ export async function resolveAmbiguity(
         lookupWait: true,
         ...(refused && { mailboxRefused: true }),
       },
-      refused ? { httpStatus: refused.httpStatus, requestId: refused.requestId } : {},
+      // Graph's status for a throttled lookup too: its history entry and /metrics' cause say it.
+      refused
+        ? { httpStatus: refused.httpStatus, requestId: refused.requestId }
+        : verdict.httpStatus !== undefined
+          ? { httpStatus: verdict.httpStatus }
+          : {},
     )
     await afterGivenBack(d, r, asked.givenBack)
   } else if (verdict === 'error') {

@@ -75,6 +75,8 @@ export async function recordOutcome(
         ...(outcome === 'throttled' &&
           s.kind === 'retry' &&
           s.mailboxRefused && { mailboxRefused: true }),
+        ...(outcome === 'throttled' &&
+          extra.httpStatus !== undefined && { httpStatus: extra.httpStatus }),
         ...(extra.durationMs !== undefined ? { durationMs: extra.durationMs } : {}),
       })
     }

@@ -23,6 +23,8 @@ export type LookupResult =
   | 'error'
   | {
       throttledForMs: number
+      /** The status Graph answered the lookup with (429, 503, 504…); absent for a wait no request met. */
+      httpStatus?: number
       /** Graph refused the configured sender mailbox itself (a 404 for MAIL_FROM): its code. */
       refused?: LookupRejection
     }

@@ -112,11 +112,17 @@ export function createMailboxLookup(d: {
           requestId,
         })
         if (THROTTLE_STATUSES.has(res.status)) {
-          return { throttledForMs: throttleWaitMs(res.headers, d.now(), DEFAULT_THROTTLE_MS) }
+          return {
+            throttledForMs: throttleWaitMs(res.headers, d.now(), DEFAULT_THROTTLE_MS),
+            httpStatus: res.status,
+          }
         }
         // A full mailbox refuses reads too (a 403): no missing Mail.Read, asked again as a send is.
         if (isMailboxQuota(error.code)) {
-          return { throttledForMs: throttleWaitMs(res.headers, d.now(), SENDING_QUOTA_PAUSE_MS) }
+          return {
+            throttledForMs: throttleWaitMs(res.headers, d.now(), SENDING_QUOTA_PAUSE_MS),
+            httpStatus: res.status,
+          }
         }
         if (res.status === 404) {
           const rejected = {

@@ -34,6 +34,7 @@ test('outbox_graph_throttled_total says it counts the sends and lookups told to 
 test('the README and the deploy guide say which of the two counts rows', () => {
   const says = (doc: string) =>
     doc.includes('`outbox_sends_total{outcome}` (rows') &&
-    doc.includes('`outbox_graph_throttled_total` (one per send or lookup')
+    // The README names its label as it does outbox_sends_total's.
+    /`outbox_graph_throttled_total(\{cause\})?` \(one per send or lookup/.test(doc)
   expect({ readme: says(readme), guide: says(guide) }).toEqual({ readme: true, guide: true })
 })

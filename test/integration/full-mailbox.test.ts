@@ -57,6 +57,7 @@ describe('a full sender mailbox (403 ErrorQuotaExceeded)', () => {
     // "unavailable" hands the row to AMBIGUOUS_SEND_POLICY: resent unverified, or held.
     expect(await sender.lookupSentMessage(FROM, '1', live())).toEqual({
       throttledForMs: SENDING_QUOTA_PAUSE_MS,
+      httpStatus: 403,
     })
   })
 

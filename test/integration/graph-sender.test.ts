@@ -1476,8 +1476,14 @@ describe('mailbox lookup', () => {
     const throttled = { status: 429, code: 'ApplicationThrottled', retryAfter: '7' }
     const unavailable = { status: 503, code: 'ServiceUnavailable' }
     s.fake.setFaults({ lookup: [throttled, unavailable] })
-    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 7_000 })
-    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 30_000 })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({
+      throttledForMs: 7_000,
+      httpStatus: 429,
+    })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({
+      throttledForMs: 30_000,
+      httpStatus: 503,
+    })
     expect(await s.sender.lookupSentMessage(FROM, '1', live())).toBe('not_found')
   })
 
@@ -1485,7 +1491,10 @@ describe('mailbox lookup', () => {
     const s = await setup()
     s.fake.setFaults({ lookup: [{ status: 429, code: 'ApplicationThrottled', retryAfter: '0' }] })
     // 0 would ask again at once, uncounted, in a loop until the throttle deadline.
-    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({ throttledForMs: 1_000 })
+    expect(await s.sender.lookupSentMessage(FROM, '1', live())).toEqual({
+      throttledForMs: 1_000,
+      httpStatus: 429,
+    })
   })
 
   test('a lookup that gets no token answers the wait a send gets (the shared backoff), not an error', async () => {

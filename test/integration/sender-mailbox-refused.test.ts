@@ -164,8 +164,11 @@ async function graphWaitCounters(r: Run) {
   const metrics = createMetrics({ databases: [], health: fakeHealth([]) })
   for (const e of r.engine.events.events) metrics.observe(e)
   const text = await metrics.render()
+  // Summed over every cause (the throttle counter's label).
   const count = (name: string) =>
-    Number(new RegExp(`^${name}\\{db="test"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0)
+    [
+      ...text.matchAll(new RegExp(`^${name}\\{db="test"(?:,cause="\\w+")?\\} (\\S+)$`, 'gm')),
+    ].reduce((n, m) => n + Number(m[1]), 0)
   return {
     throttled: count('outbox_graph_throttled_total'),
     refused: count('outbox_graph_mailbox_refused_total'),

@@ -1,0 +1,31 @@
+// Why a send or lookup was told to wait, as outbox_graph_throttled_total's `cause` label says it: a throttle, the provider unavailable, out of reach, or another wait.
+
+import { GRAPH_UNREACHABLE_CODE } from './graph-outage.ts'
+import { isMailboxQuota } from './graph-outcome.ts'
+
+/**
+ * Every value, each exported at 0 from a worker's start (an alert's increase() sees the first):
+ * `throttled` a 429 (Graph's or Entra's) or a mailbox's spent sending quota: the provider's limits,
+ * which end by themselves while other sends go; `unavailable` a 503 or 504 (Graph or Entra down, or
+ * a gateway timing out): an outage when nothing goes; `unreachable` no connection (Graph out of
+ * reach, Entra out of reach or not answering in time); `other` the rest: Entra refusing the
+ * credential, Graph refusing every token (which "Credential refused", "Token failures" and "Graph
+ * out of reach" name), a mailbox lookup asked again later (too early to tell, or failed).
+ */
+export const THROTTLE_CAUSES = ['throttled', 'unavailable', 'unreachable', 'other'] as const
+export type ThrottleCause = (typeof THROTTLE_CAUSES)[number]
+
+/** Codes of a wait for a token whose request met no answer (graph-token-error.ts). */
+const NO_ANSWER_TOKEN_CODES: ReadonlySet<string> = new Set(['token_network', 'token_timeout'])
+
+/** The cause of a wait recorded with `code` (the row's last error code) after an answer of `httpStatus`, if any. */
+export function throttleCause(
+  code: string | undefined,
+  httpStatus: number | undefined,
+): ThrottleCause {
+  if (httpStatus === 429 || isMailboxQuota(code)) return 'throttled'
+  if (httpStatus === 503 || httpStatus === 504) return 'unavailable'
+  if (code === GRAPH_UNREACHABLE_CODE || (code !== undefined && NO_ANSWER_TOKEN_CODES.has(code)))
+    return 'unreachable'
+  return 'other'
+}

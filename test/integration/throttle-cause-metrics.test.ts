@@ -1,0 +1,61 @@
+// outbox_graph_throttled_total by cause: Graph's 503 (unavailable) counted apart from its 429 (throttled), each series at 0 from a worker's start, so that an alert tells an outage from a throttle.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { createMetrics } from '../../src/api/metrics.ts'
+import { fakeHealth } from '../api/support/fake-health.ts'
+import { useTestDb } from '../support/db.ts'
+import { enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { sendOnlyWorker, useGraphPerTest } from '../support/graph-per-test.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+const g = useGraphPerTest()
+const MAIL_FROM = 'outbox@example.com'
+const OTHER = 'other@example.com'
+
+test('a 503 counts as cause="unavailable", a 429 as cause="throttled"; every cause exported at 0 from the start', async () => {
+  g.fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [MAIL_FROM, OTHER] })
+  // Graph down for MAIL_FROM (503, no Retry-After), throttling OTHER (429, a minute).
+  g.fake.setFaults({
+    pickSendMail: (mailbox) =>
+      mailbox === MAIL_FROM
+        ? { status: 503, code: 'ServiceUnavailable' }
+        : { status: 429, code: 'ApplicationThrottled', retryAfter: '60' },
+  })
+  const engine = sendOnlyWorker(t, g, MAIL_FROM)
+  const metrics = createMetrics({
+    databases: [{ name: 'test', db: t.db, statements: t.statements }],
+    health: fakeHealth(['test']),
+    drains: true,
+  })
+  const series = async () =>
+    (await metrics.render()).split('\n').filter((l) => l.startsWith('outbox_graph_throttled_total'))
+  const atStart = await series()
+  await enqueue(t)
+  await enqueue(t, { to: 'rcpt@example.com', subject: 'Hello', text: 'Hi', from: OTHER })
+  await engine.start()
+  await pollUntil(async () => {
+    const r = await t.pool.query(
+      `select count(*)::int as n from mailer.email_outbox where status = 'pending' and last_error_code is not null`,
+    )
+    return r.rows[0].n === 2 ? true : undefined
+  })
+  for (const e of engine.events.events) metrics.observe(e)
+  expect({ atStart, after: await series() }).toEqual({
+    atStart: [
+      'outbox_graph_throttled_total{db="test",cause="throttled"} 0',
+      'outbox_graph_throttled_total{db="test",cause="unavailable"} 0',
+      'outbox_graph_throttled_total{db="test",cause="unreachable"} 0',
+      'outbox_graph_throttled_total{db="test",cause="other"} 0',
+    ],
+    after: [
+      'outbox_graph_throttled_total{db="test",cause="throttled"} 1',
+      'outbox_graph_throttled_total{db="test",cause="unavailable"} 1',
+      'outbox_graph_throttled_total{db="test",cause="unreachable"} 0',
+      'outbox_graph_throttled_total{db="test",cause="other"} 0',
+    ],
+  })
+})
