@@ -1,4 +1,4 @@
-// The deploy guide's "Graph turning sends away" rule: it fires within ten minutes of a Graph outage answering every send, and one short throttle cannot fire it.
+// The deploy guide's "Graph turning sends away" rule: it fires within ten minutes of a Graph outage answering every send, reads the counter's 503s apart from its 429s, and one short throttle cannot fire it.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -32,7 +32,7 @@ function throttleRules() {
     })
 }
 
-test('a rule fires within ten minutes of a Graph outage answering 503 to every send, and one 429 of a minute cannot fire it', () => {
+test('a rule fires within ten minutes of a Graph outage answering 503 to every send, counting its 503s and 504s alone, and one 429 of a minute cannot fire it', () => {
   // oncall55: a 503 to every send (each mailbox paused 30 s at a time, one probe per pause) fired
   // nothing for a quarter hour: "Outbox backing up" at ~15 min, "Mailbox throttled" at 30.
   const soon = throttleRules()
@@ -47,6 +47,10 @@ test('a rule fires within ten minutes of a Graph outage answering 503 to every s
       leavesRefusals: r.rule.includes('outbox_mailboxes_paused_refused'),
       // One count (a single 429) leaves the counter's window before the `for` has run.
       oneCountQuiet: r.throttled.every((w) => w < r.forMin),
+      // Graph unavailable (503, 504), not throttling (429): an outage, not a mailbox at its limit.
+      counts: [...r.rule.matchAll(/outbox_graph_throttled_total(\{[^}]*\})?\[/g)].map(
+        (m) => m[1] ?? '(every cause)',
+      ),
     }))
   expect(soon).toEqual([
     {
@@ -54,6 +58,7 @@ test('a rule fires within ten minutes of a Graph outage answering 503 to every s
       readsSent: true,
       leavesRefusals: true,
       oneCountQuiet: true,
+      counts: ['{cause="unavailable"}'],
     },
   ])
 })
