@@ -1,13 +1,17 @@
-// `bun run bench/detail-read-turns.ts [rounds] [requests] [other binary ...]`: GET /v1/outbox/{id} of a stored message's row and a template's, this build's binary against another's, taking turns.
+// `bun run bench/detail-read-turns.ts [rounds] [requests] [other binary ...]`: GET /v1/outbox/{id} of stored messages' rows and a template's, this build's binary against another's, taking turns.
 //
 // Each binary runs as an API process (`serve --role api`, the release image's environment, an
-// HS256 secret) on a database it migrated itself, holding the same two pending rows: one enqueued
-// with its message stored (enqueue_email) and one a template fills from its source row (the
-// template read and rendered by the request since round 54's `rendered`). Each round, the binaries
+// HS256 secret) on a database it migrated itself, holding the same three pending rows: one enqueued
+// with its message stored (enqueue_email), one so with a 1 MB text body and a 2 MB attachment
+// (`large`: the answer's size is its bodies', which `rendered` may repeat), and one a template fills
+// from its source row (the template read and rendered by the request since round 54's `rendered`),
+// read with the admin's token and with one confined to the row's tenant (`template-tenant`: such a
+// token is shown the template's recipients filled from the row alone). Each round, the binaries
 // in turn (the order rotating round by round) answer `requests` GETs of one row, then of the other,
 // one at a time over keep-alive, after 100 unmeasured ones each at the start; each batch has a token
 // subject of its own (the API allows one 600 requests a minute: at most 500 a batch). Reported per
-// binary and row: pooled p50 / p90 / p99 of a request's wall time (fetch → body read), the
+// binary and row: the answer's bytes, pooled p50 / p90 / p99 of a request's wall time (fetch → body
+// read, not parsed), the
 // statements one GET runs (pg_stat_statements, its database), and each other binary's per-round
 // medians against the first's (ratio median and range): the two turns of a ratio ran seconds apart,
 // which is all this shared machine lets one compare. The first binary is this checkout's build
@@ -27,7 +31,7 @@ const requests = Math.min(500, Number(process.argv[3] ?? 200))
 const others = process.argv.slice(4)
 const WARM = 100
 const SECRET = `${crypto.randomUUID()}${crypto.randomUUID()}`
-const KINDS = ['stored', 'template'] as const
+const KINDS = ['stored', 'large', 'template', 'template-tenant'] as const
 type Kind = (typeof KINDS)[number]
 
 await inImageEnv()
@@ -35,8 +39,11 @@ console.log(`before: ${loadAverage()}`)
 const bins = [await compiledBinary(), ...others]
 // The API allows a token's subject 600 requests a minute: each batch of GETs has a subject of its own.
 let subjects = 0
-const bearer = async () => ({
-  authorization: `Bearer ${await new SignJWT({ scope: 'outbox:read' })
+const bearer = async (kind: Kind) => ({
+  authorization: `Bearer ${await new SignJWT({
+    scope: 'outbox:read',
+    ...(kind === 'template-tenant' ? { tenant: 'default' } : {}),
+  })
     .setProtectedHeader({ alg: 'HS256' })
     .setIssuedAt()
     .setSubject(`bench-${++subjects}`)
@@ -53,6 +60,7 @@ interface Served {
   ids: Record<Kind, string>
   ms: Record<Kind, number[][]>
   statements: Record<Kind, number[]>
+  bytes: Partial<Record<Kind, number>>
 }
 
 const cluster = await startBenchCluster()
@@ -83,6 +91,9 @@ try {
        values ('inquiry', 'Inquiry from {{name}}', '{{name}} wrote: {{note}}', '<p>{{name}} &amp; {{note}}</p>',
                '{sales@example.com}', '{"{{name}} <{{email}}>"}', '{{email}}')`,
     )
+    await db.query(
+      `update mailer.templates set bcc_addresses = '{archive@example.com}' where name = 'inquiry'`,
+    )
     const template = (
       await db.query(
         `insert into mailer.email_outbox (template, source_row) values ('inquiry', $1) returning id::text`,
@@ -100,6 +111,16 @@ try {
         await db.query(
           `select mailer.enqueue_email(jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Hi',
                     'text', repeat('Call me back. ', 40), 'html', '<p>' || repeat('Call me back. ', 40) || '</p>')) as id`,
+        )
+      ).rows[0].id,
+    )
+    const large = String(
+      (
+        await db.query(
+          `select mailer.enqueue_email(jsonb_build_object('to', 'rcpt@example.com', 'subject', 'Scan',
+                    'text', repeat('Call me back. ', 75000), 'attachments',
+                    jsonb_build_array(jsonb_build_object('filename', 'scan.pdf', 'contentBase64', $1::text)))) as id`,
+          [Buffer.alloc(2_000_000, 'scan').toString('base64')],
         )
       ).rows[0].id,
     )
@@ -122,17 +143,20 @@ try {
       port,
       db,
       database,
-      ids: { stored, template },
-      ms: { stored: [], template: [] },
-      statements: { stored: [], template: [] },
+      ids: { stored, large, template, 'template-tenant': template },
+      ms: { stored: [], large: [], template: [], 'template-tenant': [] },
+      statements: { stored: [], large: [], template: [], 'template-tenant': [] },
+      bytes: {},
     })
   }
   const get = async (s: Served, kind: Kind, headers: Record<string, string>) => {
     const t0 = performance.now()
     const r = await fetch(`http://127.0.0.1:${s.port}/v1/outbox/${s.ids[kind]}`, { headers })
-    const body = (await r.json()) as { rendered?: unknown }
+    const body = await r.arrayBuffer()
     const ms = performance.now() - t0
-    if (r.status !== 200) throw new Error(`GET ${kind}: ${r.status} ${JSON.stringify(body)}`)
+    if (r.status !== 200)
+      throw new Error(`GET ${kind}: ${r.status} ${new TextDecoder().decode(body)}`)
+    s.bytes[kind] = body.byteLength
     return ms
   }
   // The GETs' statements in the binary's database (pg_stat_statements lives in the admin's).
@@ -148,13 +172,13 @@ try {
     )
   for (const s of served)
     for (const kind of KINDS) {
-      const headers = await bearer()
+      const headers = await bearer(kind)
       for (let i = 0; i < WARM; i++) await get(s, kind, headers)
     }
   for (let r = 0; r < rounds; r++) {
     for (const s of rotated(served, r)) {
       for (const kind of KINDS) {
-        const headers = await bearer()
+        const headers = await bearer(kind)
         const before = await calls(s)
         const ms: number[] = []
         for (let i = 0; i < requests; i++) ms.push(await get(s, kind, headers))
@@ -180,6 +204,7 @@ console.table(
       return {
         binary: s.bin,
         row: kind,
+        bytes: s.bytes[kind],
         'p50 / p90 / p99 ms': [50, 90, 99].map((p) => percentile(all, p).toFixed(2)).join(' / '),
         'round p50s ms': s.ms[kind].map((x) => median(x).toFixed(2)).join(' '),
         'statements/GET': (median(s.statements[kind]) / requests).toFixed(2),
