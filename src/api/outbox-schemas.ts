@@ -195,7 +195,8 @@ export function toDetailJson(
     ...toItemJson(summary),
     message: (message ?? null) as Record<string, unknown> | null,
     sourceRow: (sourceRow ?? null) as Record<string, unknown> | null,
-    ...toRenderedJson(rendering),
+    // A template's row stores no message: what it sends is rendered; a stored one's, its message.
+    ...toRenderedJson(rendering, r.template === null ? 'message' : 'rendered'),
     history: history.map(toAttemptJson),
   }
 }

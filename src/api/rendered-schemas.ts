@@ -31,11 +31,19 @@ export const RenderedMessage = z
     bcc: Addresses,
     replyTo: Addresses,
     subject: z.string(),
+    bodiesIn: z.enum(['rendered', 'message']).openapi({
+      example: 'message',
+      description:
+        "Where the bodies sent are, each given once in the answer. rendered: in text and html (a template's row, whose message is null). message: in the row's message (a stored message's row), byte for byte as stored, so text and html are null here: a body is sent when its size (textBytes, htmlBytes) is not null, and is then message.text or message.html; one whose size is null is not sent (absent, or blank beside a body that shows something)",
+    }),
     text: z.string().nullable().openapi({
       description:
-        'The text body as sent: null when there is none, or when it is blank beside an html body that shows something (that one is the whole mail)',
+        'The text body as sent: null when there is none, when it is blank beside an html body that shows something (that one is the whole mail), or when bodiesIn is message (then it is message.text, if textBytes is not null)',
     }),
-    html: z.string().nullable().openapi({ description: 'The html body as sent, as text is' }),
+    html: z.string().nullable().openapi({
+      description:
+        'The html body as sent, as text is (when bodiesIn is message: message.html, if htmlBytes is not null)',
+    }),
     textBytes: z.number().int().nullable().openapi({ description: BYTES }),
     htmlBytes: z.number().int().nullable().openapi({ description: BYTES }),
     importance: z.enum(['low', 'normal', 'high']).nullable(),
@@ -95,12 +103,21 @@ const attachment = (a: MailAttachment) => ({
   bytes: decodedBytes(a.contentBase64),
 })
 
-export function toRenderedJson(r: RowRendering): {
+/**
+ * `bodiesIn`: a stored message's bodies render as stored, byte for byte, or are not sent
+ * (sendableBodies, shownBodies: nothing added, nothing normalised), so the answer gives them once,
+ * in its `message`, and their sizes here say which are sent; a 1 MB body answered twice.
+ */
+export function toRenderedJson(
+  r: RowRendering,
+  bodiesIn: 'rendered' | 'message',
+): {
   rendered: z.infer<typeof RenderedMessage> | null
   renderError: z.infer<typeof RenderErrorShape> | null
 } {
   if (!r.mail) return { rendered: null, renderError: r.error }
   const m = r.mail
+  const given = bodiesIn === 'rendered'
   return {
     rendered: {
       from: m.from === null ? null : address(m.from),
@@ -110,8 +127,9 @@ export function toRenderedJson(r: RowRendering): {
       bcc: m.bcc.map(address),
       replyTo: m.replyTo.map(address),
       subject: m.subject,
-      text: m.text,
-      html: m.html,
+      bodiesIn,
+      text: given ? m.text : null,
+      html: given ? m.html : null,
       textBytes: utf8Bytes(m.text),
       htmlBytes: utf8Bytes(m.html),
       importance: m.importance,

@@ -10,7 +10,9 @@ import { loadConfig } from '../../src/config.ts'
 import { openDb } from '../../src/db/open.ts'
 import { isAppError } from '../../src/errors.ts'
 import { silentLogger } from '../../src/log.ts'
+import { renderLease } from '../../src/outbox/render.ts'
 import { withStatementTimeout } from '../../src/outbox/statement-timeout.ts'
+import { shownBodies } from '../../src/outbox/stored-message.ts'
 import { serve } from '../../src/serve.ts'
 import { BLANK_BODIES, NOT_BLANK_BODIES } from '../support/blank-bodies.ts'
 import { closedPort } from '../support/closed-port.ts'
@@ -797,6 +799,7 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       bcc: [],
       replyTo: [{ address: 'zoe@example.com' }],
       subject: 'Inquiry from Zoë',
+      bodiesIn: 'rendered',
       text: 'Zoë wrote: Call me',
       html: '<p>Zoë &amp; co</p>',
       // UTF-8 bytes, as Graph's 4 MB request counts them: ë is two.
@@ -858,9 +861,11 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       bcc: [],
       replyTo: [],
       subject: 'Invoice',
-      // A blank text beside an html is not sent (shownBodies).
+      // The bodies are message's, as stored: a blank text beside an html is not sent (shownBodies),
+      // its size null.
+      bodiesIn: 'message',
       text: null,
-      html: '<p>Attached</p>',
+      html: null,
       textBytes: null,
       htmlBytes: 15,
       importance: 'high',
@@ -872,6 +877,83 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       code: 'sender_not_allowed',
       message: 'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent',
     })
+  })
+
+  test("a stored message's row carries each body once, in message: rendered says so (bodiesIn) and keeps their sizes", async () => {
+    // 100 KB bodies of two-byte letters, and a file: the answer repeated both bodies in rendered.
+    const text = `Scan attached. ${'é'.repeat(50_000)}`
+    const html = `<p>${'ü'.repeat(50_000)}</p>`
+    const file = Buffer.alloc(30_000, 'scan').toString('base64')
+    const id = await enqueueSql(
+      t.pool,
+      {},
+      { ...message, text, html, attachments: [{ filename: 'scan.pdf', contentBase64: file }] },
+    )
+    const answer = await rendering.request(`/v1/outbox/${id}`, { headers: bearer(tk) })
+    const raw = await answer.text()
+    expect([answer.status, raw.split(text).length - 1, raw.split(html).length - 1]).toEqual([
+      200, 1, 1,
+    ])
+    // The bodies and the file once, and the rest of the row: under 4 KB besides.
+    expect(Buffer.byteLength(raw)).toBeLessThan(
+      Buffer.byteLength(text) + Buffer.byteLength(html) + file.length + 4096,
+    )
+    const { rendered } = JSON.parse(raw) as { rendered: Row }
+    expect(rendered).toMatchObject({
+      bodiesIn: 'message',
+      text: null,
+      html: null,
+      textBytes: 100_015,
+      htmlBytes: 100_007,
+    })
+  })
+
+  test("a stored message's bodies render as stored, byte for byte, or are not sent: what bodiesIn: message rests on", async () => {
+    const bodies = [
+      ...NOT_BLANK_BODIES.map(([, body]) => body),
+      'CR LF\r\nlines\r\n, a lone CR\r and LF\n, tabs\t and trailing blanks \u00a0 ',
+      `a line of 2,000 characters, never wrapped: ${'x'.repeat(2000)}`,
+      'e\u0301 (decomposed: not normalised to é), \ufb01 (a ligature), 😀, \u200d, \u202e',
+      '<p style="color:red">Ünïcode &amp; entities &nbsp; <!-- a comment --></p>',
+    ]
+    const rows = [
+      ...bodies.flatMap((body) => [{ text: body }, { html: body }, { text: body, html: body }]),
+      // A blank one beside a body is not sent (shownBodies): its size null, never another body.
+      ...BLANK_BODIES.flatMap(([, blank]) => [
+        { text: blank, html: '<p>Hi</p>' },
+        { text: 'Hi', html: blank },
+      ]),
+    ]
+    const ids = await Promise.all(
+      rows.map((b) => enqueueSql(t.pool, {}, { ...message, text: undefined, ...b })),
+    )
+    const stored = await t.pool.query<{ id: string; message: { text?: string; html?: string } }>(
+      `select id::text, message from mailer.email_outbox where id = any($1::bigint[]) order by id`,
+      [ids],
+    )
+    const problems = stored.rows.flatMap(({ id, message: m }) => {
+      const mail = renderLease(
+        {
+          id,
+          tenant: 'default',
+          attempt: 1,
+          correlationId: null,
+          message: m,
+          template: null,
+          sourceRow: null,
+        },
+        new Map(),
+        'outbox@example.com',
+      )
+      const shown = shownBodies({ text: m.text ?? null, html: m.html ?? null })
+      return [
+        ['text', mail.text, m.text, shown.text],
+        ['html', mail.html, m.html, shown.html],
+      ].flatMap(([field, sent, kept, expected]) =>
+        sent === expected && (sent === null || sent === kept) ? [] : [{ id, field, sent, kept }],
+      )
+    })
+    expect([stored.rows.length, problems]).toEqual([rows.length, []])
   })
 
   test("a row keeping an interrupted send's mark that cannot render says, as its worker would fail it, that the earlier send may have delivered it", async () => {
