@@ -12,6 +12,8 @@ const RenderedAddress = z
 
 const Addresses = z.array(RenderedAddress)
 
+const Count = z.number().int().nonnegative()
+
 const BYTES = 'Its size in bytes as UTF-8 (as Graph counts its 4 MB request); null when not sent'
 
 export const RenderedMessage = z
@@ -29,6 +31,14 @@ export const RenderedMessage = z
     to: Addresses,
     cc: Addresses,
     bcc: Addresses,
+    hiddenRecipients: z
+      .object({ to: Count, cc: Count, bcc: Count })
+      .nullable()
+      .openapi({
+        example: { to: 0, cc: 0, bcc: 1 },
+        description:
+          "How many recipients of to, cc and bcc are left out of them: shown to a token confined to a tenant, a template's row leaves out those its template names itself (in to_addresses, cc_addresses, bcc_addresses an address written out, or made of text and placeholders, as an internal bcc or a team's inbox: the operator's), and shows those an entry fills from one column of the row alone ({{email}}, {{name}} <{{email}}>). Null when none is left out: always for a token of no tenant, and for a stored message's row",
+      }),
     replyTo: Addresses,
     subject: z.string(),
     bodiesIn: z.enum(['rendered', 'message']).openapi({
@@ -125,6 +135,7 @@ export function toRenderedJson(
       to: m.to.map(address),
       cc: m.cc.map(address),
       bcc: m.bcc.map(address),
+      hiddenRecipients: r.hiddenRecipients,
       replyTo: m.replyTo.map(address),
       subject: m.subject,
       bodiesIn,

@@ -27,7 +27,7 @@ import { checkStoredRecipients, sendableAddresses, sendableSender } from './stor
 import { fill } from './template-fill.ts'
 
 // Nothing, or a name before an empty "<>": a NULL or empty column left no address (none, not a bad one).
-const NO_ADDRESS = /^(?:[^<>]*<\s*>)?\s*$/s
+export const NO_ADDRESS = /^(?:[^<>]*<\s*>)?\s*$/s
 
 /**
  * What rendering reads of a row: a claimed lease, or a row read for inspection (row-rendering.ts),

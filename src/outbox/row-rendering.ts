@@ -9,13 +9,20 @@ import { renderLease, renderMailFromUnknown } from './render.ts'
 import { afterInterruptedSend } from './render-error.ts'
 import { type RenderFailure, renderFailure } from './render-failure.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
+import { type HiddenRecipients, withoutTemplateOwnRecipients } from './template-own-recipients.ts'
 
 /** What the row sends; `from` null where this process cannot tell it (fromNote says why). */
 export type InspectedMail = Omit<OutboundMail, 'from'> & { from: MailAddress | null }
 
 export type RowRendering =
-  | { mail: InspectedMail; fromNote: string | null; error: null }
-  | { mail: null; fromNote: null; error: RenderFailure }
+  | {
+      mail: InspectedMail
+      fromNote: string | null
+      /** Of a template's row shown to a token confined to a tenant: the template's own, left out. */
+      hiddenRecipients: HiddenRecipients | null
+      error: null
+    }
+  | { mail: null; fromNote: null; hiddenRecipients: null; error: RenderFailure }
 
 /** What the row's worker renders it with: its process's MAIL_FROM and MAIL_FROM_ALLOWED. */
 export interface RenderSettings {
@@ -58,13 +65,17 @@ export function mailFromUnknownHere(
  * words: a row keeping an interrupted send's mark says that send may have delivered it, not "not
  * sent" (afterInterruptedSend), as its next claim (ambiguous) will. Where the workers' MAIL_FROM
  * is unknown here, a row naming no sender renders all but its sender: not a failure (no_sender,
- * or an unusable MAIL_FROM's words) its worker would not meet.
+ * or an unusable MAIL_FROM's words) its worker would not meet. Shown to a token confined to a
+ * tenant, a template's row leaves out the recipients its template names itself, counted
+ * (withoutTemplateOwnRecipients): its rendering, and so its renderError, is the worker's.
  */
 export async function renderRow(
   d: { db: Kysely<Database>; dbName: string; log: Logger },
   row: OutboxRecord,
   templates: ReadonlyMap<string, TemplateRow>,
   settings: RenderSettings,
+  /** The reader is a token confined to a tenant: a template's own recipients are not its to see. */
+  confinedToTenant = false,
 ): Promise<RowRendering> {
   const renderable = {
     id: row.id,
@@ -75,21 +86,33 @@ export async function renderRow(
     template: row.template,
     sourceRow: row.sourceRow as Record<string, unknown> | null,
   }
+  let rendered: { mail: InspectedMail; fromNote: string | null }
   try {
     if (settings.mailFromUnknown === null) {
       const mail = renderLease(renderable, templates, settings.mailFrom, settings.allowedSenders)
-      return { mail, fromNote: null, error: null }
+      rendered = { mail, fromNote: null }
+    } else {
+      const mail = renderMailFromUnknown(renderable, templates, settings.allowedSenders)
+      rendered = { mail, fromNote: mail.from === null ? settings.mailFromUnknown : null }
     }
-    const mail = renderMailFromUnknown(renderable, templates, settings.allowedSenders)
-    return { mail, fromNote: mail.from === null ? settings.mailFromUnknown : null, error: null }
   } catch (e) {
     const { code, message } = await renderFailure(d, e, row.id)
     return {
       mail: null,
       fromNote: null,
+      hiddenRecipients: null,
       error: { code, message: keepsMark(row) ? afterInterruptedSend(message) : message },
     }
   }
+  // It rendered: a template's row has its template.
+  const template = row.template === null ? undefined : templates.get(row.template)
+  if (!confinedToTenant || !template) return { ...rendered, hiddenRecipients: null, error: null }
+  const { mail, hidden } = withoutTemplateOwnRecipients(
+    rendered.mail,
+    template,
+    renderable.sourceRow ?? {},
+  )
+  return { mail, fromNote: rendered.fromNote, hiddenRecipients: hidden, error: null }
 }
 
 /**

@@ -1111,6 +1111,21 @@ test('every property a response declares is sent by some answer of this file', a
   )
   const rendered = await send(app, 'GET', `/v1/outbox/${renders}`, { token: full })
   expect((rendered.body as { renderError: unknown }).renderError).toBeNull()
+  // A template's row read by a token confined to its tenant: the template's own bcc counted, not shown.
+  await t.pool.query(
+    `insert into mailer.templates (name, subject, text_body, from_address, to_addresses, bcc_addresses)
+     values ('desk', 'Ticket', 'Opened', 'Desk <desk@example.com>', '{"{{email}}"}', '{archive@example.com}')`,
+  )
+  const ticket = await t.pool.query<{ id: string }>(
+    `insert into mailer.email_outbox (tenant, template, source_row)
+     values ('acme', 'desk', '{"email": "ann@example.com"}') returning id::text`,
+  )
+  const hidden = await send(app, 'GET', `/v1/outbox/${ticket.rows[0]!.id}`, {
+    token: await token({ tenant: 'acme' }),
+  })
+  expect((hidden.body as { rendered: unknown }).rendered).toMatchObject({
+    hiddenRecipients: { to: 0, cc: 0, bcc: 1 },
+  })
   await send(app, 'GET', '/v1/outbox?limit=1', { token: full })
   // A full batch (limit 1): `more`, with the cursor that continues the loop.
   const bulk = await send(app, 'POST', '/v1/outbox/retry', {

@@ -797,6 +797,7 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       to: [{ address: 'sales@example.com' }],
       cc: [{ name: 'Zoë', address: 'zoe@example.com' }],
       bcc: [],
+      hiddenRecipients: null,
       replyTo: [{ address: 'zoe@example.com' }],
       subject: 'Inquiry from Zoë',
       bodiesIn: 'rendered',
@@ -859,6 +860,7 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       to: [{ address: 'ada@example.com' }],
       cc: [],
       bcc: [],
+      hiddenRecipients: null,
       replyTo: [],
       subject: 'Invoice',
       // The bodies are message's, as stored: a blank text beside an html is not sent (shownBodies),
@@ -982,6 +984,65 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
           'message.from names a mailbox MAIL_FROM_ALLOWED does not list: not sent again; an earlier send was interrupted and may have delivered it',
       },
     ])
+  })
+
+  test("a token confined to a tenant is not shown the recipients a template names itself (an internal bcc), only how many; the admin's token sees each", async () => {
+    await t.pool.query(
+      `insert into mailer.templates (name, subject, text_body, to_addresses, cc_addresses, bcc_addresses)
+       values ('desk', 'Ticket {{ref}}', 'Opened', '{"{{name}} <{{email}}>", "Sales <sales@example.com>"}',
+               '{"{{manager}}", "audit+{{ref}}@ops.example", "Desk <{{desk}}>"}', '{archive@ops.example, "{{{copy}}}"}')`,
+    )
+    // No manager, no copy: those entries render no address, and are no recipient to count.
+    const source = {
+      name: 'Ann',
+      email: 'ann@example.com',
+      manager: null,
+      ref: 'r7',
+      desk: 'desk@example.com',
+      copy: '',
+    }
+    const id = await templateRow('desk', source, 'acme')
+    const stored = await enqueueSql(
+      t.pool,
+      { tenant: 'acme' },
+      { ...message, bcc: 'boss@example.com' },
+    )
+    const acme = await token({ tenant: 'acme' })
+    const shown = async (row: string, tok: string) => {
+      const r = await rendering.request(`/v1/outbox/${row}`, { headers: bearer(tok) })
+      const raw = await r.text()
+      const { to, cc, bcc, hiddenRecipients } = (JSON.parse(raw) as { rendered: Row }).rendered
+      return {
+        to,
+        cc,
+        bcc,
+        hiddenRecipients,
+        // The operator's addresses anywhere in the answer.
+        operators: ['sales@example.com', '@ops.example'].filter((a) => raw.includes(a)),
+      }
+    }
+    expect(await shown(id, tk)).toEqual({
+      to: [
+        { name: 'Ann', address: 'ann@example.com' },
+        { name: 'Sales', address: 'sales@example.com' },
+      ],
+      cc: [{ address: 'audit+r7@ops.example' }, { name: 'Desk', address: 'desk@example.com' }],
+      bcc: [{ address: 'archive@ops.example' }],
+      hiddenRecipients: null,
+      operators: ['sales@example.com', '@ops.example'],
+    })
+    expect(await shown(id, acme)).toEqual({
+      to: [{ name: 'Ann', address: 'ann@example.com' }],
+      cc: [{ name: 'Desk', address: 'desk@example.com' }],
+      bcc: [],
+      hiddenRecipients: { to: 1, cc: 1, bcc: 1 },
+      operators: [],
+    })
+    // Its own message's recipients are the tenant's: each shown.
+    expect(await shown(stored, acme)).toMatchObject({
+      bcc: [{ address: 'boss@example.com' }],
+      hiddenRecipients: null,
+    })
   })
 
   test("a tenant's token sees its own row rendered and another tenant's not at all; a list renders none", async () => {

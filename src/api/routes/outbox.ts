@@ -119,6 +119,7 @@ export function outboxRoutes(deps: ApiDeps) {
         found.row,
         found.templates,
         settings,
+        c.get('principal').tenant !== null,
       )
       return c.json(toDetailJson(found.row, found.history, rendering), 200)
     })
