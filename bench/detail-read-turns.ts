@@ -12,7 +12,9 @@
 // subject of its own (the API allows one 600 requests a minute: at most 500 a batch). Reported per
 // binary and row: the answer's bytes, pooled p50 / p90 / p99 of a request's wall time (fetch → body
 // read, not parsed), the
-// statements one GET runs (pg_stat_statements, its database), and each other binary's per-round
+// statements one GET runs (pg_stat_statements, its database), the API process's CPU time per GET
+// (user + system, /proc: less swayed by a loaded machine than wall time, in 10 ms ticks over a
+// batch), and each other binary's per-round
 // medians against the first's (ratio median and range): the two turns of a ratio ran seconds apart,
 // which is all this shared machine lets one compare. The first binary is this checkout's build
 // (TEST_BINARY: one made before); without others it runs alone.
@@ -60,6 +62,7 @@ interface Served {
   ids: Record<Kind, string>
   ms: Record<Kind, number[][]>
   statements: Record<Kind, number[]>
+  cpuMs: Record<Kind, number[]>
   bytes: Partial<Record<Kind, number>>
 }
 
@@ -146,6 +149,7 @@ try {
       ids: { stored, large, template, 'template-tenant': template },
       ms: { stored: [], large: [], template: [], 'template-tenant': [] },
       statements: { stored: [], large: [], template: [], 'template-tenant': [] },
+      cpuMs: { stored: [], large: [], template: [], 'template-tenant': [] },
       bytes: {},
     })
   }
@@ -158,6 +162,12 @@ try {
       throw new Error(`GET ${kind}: ${r.status} ${new TextDecoder().decode(body)}`)
     s.bytes[kind] = body.byteLength
     return ms
+  }
+  // The API process's user + system time so far, in ms (/proc/PID/stat's utime and stime, 100 Hz ticks).
+  const cpu = async (s: Served) => {
+    const stat = await Bun.file(`/proc/${s.proc.pid}/stat`).text()
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10
   }
   // The GETs' statements in the binary's database (pg_stat_statements lives in the admin's).
   const calls = async (s: Served) =>
@@ -180,8 +190,10 @@ try {
       for (const kind of KINDS) {
         const headers = await bearer(kind)
         const before = await calls(s)
+        const cpuBefore = await cpu(s)
         const ms: number[] = []
         for (let i = 0; i < requests; i++) ms.push(await get(s, kind, headers))
+        s.cpuMs[kind].push(((await cpu(s)) - cpuBefore) / requests)
         s.statements[kind].push((await calls(s)) - before)
         s.ms[kind].push(ms)
       }
@@ -208,6 +220,7 @@ console.table(
         'p50 / p90 / p99 ms': [50, 90, 99].map((p) => percentile(all, p).toFixed(2)).join(' / '),
         'round p50s ms': s.ms[kind].map((x) => median(x).toFixed(2)).join(' '),
         'statements/GET': (median(s.statements[kind]) / requests).toFixed(2),
+        'CPU ms/GET': (s.cpuMs[kind].reduce((a, b) => a + b, 0) / s.cpuMs[kind].length).toFixed(2),
       }
     }),
   ),
@@ -217,8 +230,9 @@ for (const s of rest) {
   for (const kind of KINDS) {
     const ratios = s.ms[kind].map((x, i) => median(x) / median(first!.ms[kind][i]!))
     const p99s = s.ms[kind].map((x, i) => percentile(x, 99) / percentile(first!.ms[kind][i]!, 99))
+    const cpus = s.cpuMs[kind].map((x, i) => x / first!.cpuMs[kind][i]!)
     console.log(
-      `${kind}: ${s.bin} ÷ ${first!.bin}: p50 ${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}), p99 ${median(p99s).toFixed(2)}× (${Math.min(...p99s).toFixed(2)}–${Math.max(...p99s).toFixed(2)}); ${ratios.filter((x) => x > 1).length} of ${ratios.length} rounds slower`,
+      `${kind}: ${s.bin} ÷ ${first!.bin}: CPU ${median(cpus).toFixed(2)}× (${Math.min(...cpus).toFixed(2)}–${Math.max(...cpus).toFixed(2)}); p50 ${median(ratios).toFixed(2)}× (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}), p99 ${median(p99s).toFixed(2)}× (${Math.min(...p99s).toFixed(2)}–${Math.max(...p99s).toFixed(2)}); ${ratios.filter((x) => x > 1).length} of ${ratios.length} rounds slower`,
     )
   }
 }
