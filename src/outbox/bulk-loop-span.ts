@@ -24,22 +24,30 @@ export const inSpan =
 
 /** A batch of a loop: its answer and the highest id it read (acted on or left), null for none. */
 export interface LoopBatch {
+  items: { id: string }[]
   more: boolean
   last: string | null
+}
+
+/** The rows of a span being sent now (sendingPassed): up to `limit` ids, lowest first, one statement. */
+export interface PassedSending {
+  read: (span: BulkLoopSpan) => Promise<string[]>
+  limit: number
 }
 
 /**
  * One call of a loop: `batch` within `span` (null: the loop's first call, bounded by the outbox's
  * highest id now), the span it read within (`span`: what else the call counts reads the same
  * rows), the span its next call takes, null once `more` is false, and `leftSending`: the rows
- * `passedSending` finds among those the call passed (up to the highest id it read; its loop's last
- * call, up to the loop's bound), which the loop leaves behind its position.
+ * `passedSending` finds being sent among those the call passed (up to the highest id it read; its
+ * loop's last call, up to the loop's bound) and did not act on, which the loop leaves behind its
+ * position, at most its limit.
  */
 export async function loopStep<R extends LoopBatch>(
   db: Kysely<Database>,
   span: BulkLoopSpan | null,
   batch: (span: BulkLoopSpan) => Promise<R>,
-  passedSending: (passed: BulkLoopSpan) => Promise<string[]>,
+  passedSending: PassedSending,
 ): Promise<
   Omit<R, 'last'> & { span: BulkLoopSpan; next: BulkLoopSpan | null; leftSending: string[] }
 > {
@@ -48,8 +56,19 @@ export async function loopStep<R extends LoopBatch>(
     after: span?.after ?? null,
     upTo: span?.upTo ?? (await highestOutboxId(db)) ?? '0',
   }
+  // Read before the batch and again after it, each statement seeing the rows as it starts: a send
+  // that fails while the batch runs (waiting on a row's lock, a thousand rows' update) brings its
+  // row back behind the position before the second read, which alone would miss it; one that
+  // starts meanwhile, on a row the batch then leaves, the first misses.
+  const before = await passedSending.read(within)
   const { last, ...r } = await batch(within)
   const next = r.more && last !== null ? { after: last, upTo: within.upTo } : null
-  const leftSending = await passedSending({ after: within.after, upTo: next?.after ?? within.upTo })
+  const passed = { after: within.after, upTo: next?.after ?? within.upTo }
+  const after = await passedSending.read(passed)
+  const acted = new Set(r.items.map((i) => i.id))
+  const leftSending = [...new Set([...before, ...after])]
+    .filter((id) => BigInt(id) <= BigInt(passed.upTo) && !acted.has(id))
+    .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1))
+    .slice(0, passedSending.limit)
   return { ...r, span: within, next, leftSending }
 }

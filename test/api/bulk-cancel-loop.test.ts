@@ -122,6 +122,42 @@ describe('a bulk cancel loop', () => {
     expect(after.body).toMatchObject({ matched: 1, items: [{ id: started, outcome: 'cancelled' }] })
   })
 
+  test('a row whose send fails while the call waits on a row its batch locks is named too: it was being sent as the call passed it', async () => {
+    const [a, started, b] = [await enqueued(), await enqueued(), await enqueued()]
+    await setState(s.t.pool, started!, 'sending', { sendStarted: true })
+    // Another transaction holds b (a worker's claim, a trigger's update): the batch read a and b,
+    // and waits on b's lock before it cancels them.
+    const holder = await s.t.pool.connect()
+    try {
+      await holder.query('begin')
+      await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [b])
+      const call = send(s.app, 'POST', '/v1/outbox/cancel', {
+        token: s.tk,
+        body: { filter: FILTER, limit: 2 },
+      })
+      // The call's update waiting on that lock: polled, at most 5 s.
+      let waiting = false
+      for (let i = 0; i < 500 && !waiting; i++) {
+        const { rows } = await s.t.pool.query(
+          `select count(*)::int as n from pg_stat_activity
+            where wait_event_type = 'Lock' and query like '%cancelled_now%'`,
+        )
+        waiting = rows[0].n > 0
+        if (!waiting) await Bun.sleep(10)
+      }
+      expect(waiting).toBe(true)
+      // Meanwhile the started send fails: the row is pending again, behind the loop's position.
+      await backToPending(started!)
+      await holder.query('commit')
+      const r = await call
+      expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
+      expect((r.body as { leftSending?: string[] }).leftSending).toEqual([started!])
+    } finally {
+      holder.release()
+    }
+    expect(await statuses([started!])).toEqual(['pending'])
+  })
+
   test('a dry run given the cursor counts what the rest of the loop would cancel', async () => {
     for (let i = 0; i < 4; i++) await enqueued()
     await enqueued('beta')
