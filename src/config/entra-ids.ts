@@ -5,8 +5,12 @@ export const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 const NIL_GUID = '00000000-0000-0000-0000-000000000000'
 const BRACED = /^\{([0-9a-f-]{36})\}$|^\(([0-9a-f-]{36})\)$/i
 const UNDASHED = /^[0-9a-f]{32}$/i
-// A GUID typed or copied wrong (a digit short, a letter past f): hex-like characters with its dashes, no dot.
+// A GUID typed or copied wrong (a digit short, a letter past f): hex-like characters with its dashes,
+// no dot, a few slips at most (HEX_AT_LEAST of its 32 digits); a name of dashed words is no GUID.
 const GUID_LIKE = /^(?=(?:[^-]*-){3})[0-9a-z-]{30,40}$/i
+const HEX_AT_LEAST = 28
+const guidLike = (v: string) =>
+  GUID_LIKE.test(v) && !v.includes('.') && (v.match(/[0-9a-f]/gi)?.length ?? 0) >= HEX_AT_LEAST
 // A domain's label: letters (any script, with their marks), digits and hyphens; punycode is such.
 const LABEL = /^[\p{L}\p{M}\p{N}-]+$/u
 
@@ -56,7 +60,7 @@ export function tenantProblem(v: string): string | null {
     return `GRAPH_TENANT_ID: is the all-zero GUID, a placeholder (fly.toml's), which Entra refuses (AADSTS90002): set your tenant's: ${TENANT_ID_SHOWN}`
   }
   if (GUID.test(v)) return null
-  if (GUID_LIKE.test(v) && !v.includes('.')) {
+  if (guidLike(v)) {
     return `GRAPH_TENANT_ID: is not a GUID (a digit more or less, or a character that is no hexadecimal digit): ${TENANT_ID_SHOWN}`
   }
   const labels = v.split('.')

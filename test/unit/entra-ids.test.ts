@@ -54,6 +54,10 @@ describe('GRAPH_TENANT_ID', () => {
         tenantProblems,
       ),
     ).toEqual(Array(6).fill([notDomain]))
+    // A name of several words dashed apart, as long as a GUID: a name still, not a GUID mistyped.
+    expect(
+      ['contoso-holdings-europe-uk-ltd', 'fabrikam-north-america-east-region'].map(tenantProblems),
+    ).toEqual(Array(2).fill([notDomain]))
     expect(tenantProblems('admin@contoso.onmicrosoft.com')).toEqual([
       "GRAPH_TENANT_ID: holds an @ (a user's address?): set the tenant's domain alone, the part after the @ (contoso.onmicrosoft.com), or its Directory (tenant) ID shown on the app registration's Overview page in the Entra admin center",
     ])
