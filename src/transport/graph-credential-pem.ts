@@ -11,13 +11,23 @@ export function readPem(inline: string | null, file: string | null, name: string
   const unfit = pemFileProblem(file)
   if (unfit) throw invalidCredential(`${name}_FILE: ${unfit}: set it to the path of the PEM file`)
   try {
-    return normalizePem(readFileSync(file, 'utf8'))
+    return normalizePem(fileText(readFileSync(file)))
   } catch (e) {
     const code = (e as { code?: unknown }).code
     throw invalidCredential(
       `${name}_FILE: cannot be read (${typeof code === 'string' ? code : 'error'})`,
     )
   }
+}
+
+/**
+ * A PEM file's text: UTF-8, or UTF-16 when it opens with that encoding's mark (PowerShell 5's `>`
+ * and Out-File save so; read as UTF-8, no BEGIN line was found in it). The decoder drops the mark.
+ */
+function fileText(bytes: Buffer): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return new TextDecoder('utf-16le').decode(bytes)
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return new TextDecoder('utf-16be').decode(bytes)
+  return bytes.toString('utf8')
 }
 
 // Secret stores and .env files often flatten a PEM onto one line with literal "\n" sequences. A

@@ -206,6 +206,34 @@ describe('loading the credential', () => {
     ).toEqual([[], []])
   })
 
+  test("from PEM files saved as UTF-16, as PowerShell 5's > and Out-File save them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'outbox-cred-'))
+    // Their mark first, then each character in two bytes: little-endian (PowerShell), or big.
+    const le = (pem: string) => Buffer.from(`\ufeff${pem.replaceAll('\n', '\r\n')}`, 'utf16le')
+    const be = (pem: string) => le(pem).swap16()
+    await writeFile(join(dir, 'c-le.pem'), le(good.certPem))
+    await writeFile(join(dir, 'k-le.pem'), le(good.keyPem))
+    await writeFile(join(dir, 'c-be.pem'), be(good.certPem))
+    await writeFile(join(dir, 'k-be.pem'), be(good.keyPem))
+    expect(
+      ['le', 'be'].map((e) =>
+        credentialProblems({
+          certificateFile: join(dir, `c-${e}.pem`),
+          privateKeyFile: join(dir, `k-${e}.pem`),
+        }),
+      ),
+    ).toEqual([[], []])
+    const cred = loadGraphCredential(
+      config({ certificateFile: join(dir, 'c-le.pem'), privateKeyFile: join(dir, 'k-le.pem') }),
+      NOW,
+    )
+    const plain = loadGraphCredential(
+      config({ certificate: good.certPem, privateKey: good.keyPem }),
+      NOW,
+    )
+    expect(cred.info).toEqual(plain.info)
+  })
+
   test('from GRAPH_CERTIFICATE and GRAPH_PRIVATE_KEY holding such a file whole, its byte order mark first ("$(cat file)")', () => {
     // The mark leads the value: read as a blank around it, as every variable's blanks are.
     const bom = (pem: string) => `\ufeff${pem.replaceAll('\n', '\r\n')}`
