@@ -57,7 +57,7 @@ export function pemEncodingProblem(path: string): string | null {
     return null
   }
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
-    return "is UTF-16 text (as PowerShell 5's > and Out-File save it), in which the driver's TLS finds no PEM block: save it as ASCII or UTF-8 (Out-File -Encoding ascii, or iconv -f UTF-16 -t UTF-8 <file>)"
+    return "is UTF-16 text (as PowerShell 5's > and Out-File save it), in which the driver's TLS finds no PEM block: save it as ASCII or UTF-8 (Out-File -Encoding ascii, or iconv -f UTF-16 -t UTF-8 <file> > <file>.utf8 && mv <file>.utf8 <file>)"
   }
   const at = bytes.indexOf(BYTE_ORDER_MARK)
   if (at < 0) return null

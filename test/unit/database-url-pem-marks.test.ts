@@ -85,8 +85,21 @@ describe("a database URL's PEM file saved with a byte order mark", () => {
       marked('sslcert', 'at its start'),
     ])
     expect(problems(url(`sslrootcert=${file('ca-utf16.pem')}`))).toEqual([
-      `DATABASE_URL: its sslrootcert file is UTF-16 text (as PowerShell 5's > and Out-File save it), in which the driver's TLS finds no PEM block: save it as ASCII or UTF-8 (Out-File -Encoding ascii, or iconv -f UTF-16 -t UTF-8 <file>) (deploy guide, step 4)`,
+      `DATABASE_URL: its sslrootcert file is UTF-16 text (as PowerShell 5's > and Out-File save it), in which the driver's TLS finds no PEM block: save it as ASCII or UTF-8 (Out-File -Encoding ascii, or iconv -f UTF-16 -t UTF-8 <file> > <file>.utf8 && mv <file>.utf8 <file>) (deploy guide, step 4)`,
     ])
+  })
+
+  test("each line's own command, run on the file, leaves one the start takes", () => {
+    for (const name of ['ca-bom.pem', 'bundle-bom.pem', 'ca-utf16.pem']) {
+      const path = file(`fixed-${name}`)
+      writeFileSync(path, readFileSync(file(name)))
+      const [line] = problems(url(`sslrootcert=${path}`))
+      // The command the line gives in parentheses, for the shell, <file> being this file's path.
+      const command = /\((?:[^()]*, or )?((?:sed|iconv) [^()]*)\)/.exec(line!)?.[1]
+      expect([name, command]).toEqual([name, expect.stringContaining('<file>')])
+      const run = Bun.spawnSync(['sh', '-c', command!.replaceAll('<file>', path)])
+      expect([name, run.exitCode, problems(url(`sslrootcert=${path}`))]).toEqual([name, 0, []])
+    }
   })
 
   test('check-config names it as the start does', async () => {
