@@ -51,7 +51,7 @@ export function percentEncodingProblem(value: string): string | null {
   for (const [part, text] of parts) {
     const at = text.search(MALFORMED)
     if (at >= 0) {
-      return `its ${part} holds a % not followed by two hexadecimal digits, at character ${at + 1} of the ${part}: the driver would use it as written (libpq refuses it); write a % itself as %25, and @ : / ? # as %40 %3A %2F %3F %23`
+      return `its ${part} holds a % not followed by two hexadecimal digits, at character ${characterAt(text, at)} of the ${part}: the driver would use it as written (libpq refuses it); write a % itself as %25, and @ : / ? # as %40 %3A %2F %3F %23`
     }
   }
   for (const [part, text] of parts) {
@@ -59,9 +59,13 @@ export function percentEncodingProblem(value: string): string | null {
       try {
         decodeURIComponent(run[0])
       } catch {
-        return `its ${part}'s percent-encoding at character ${run.index + 1} of the ${part} decodes to no UTF-8 text (the driver cannot read it): percent-encode the ${part}'s UTF-8 bytes, as encodeURIComponent does`
+        return `its ${part}'s percent-encoding at character ${characterAt(text, run.index)} of the ${part} decodes to no UTF-8 text (the driver cannot read it): percent-encode the ${part}'s UTF-8 bytes, as encodeURIComponent does`
       }
     }
   }
   return null
 }
+
+// Where UTF-16 index `i` of `text` is, in characters from 1, as the other lines count them (an
+// emoji is one, though two UTF-16 units: invisible-character.ts).
+const characterAt = (text: string, i: number) => [...text.slice(0, i)].length + 1

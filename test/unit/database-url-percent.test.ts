@@ -39,6 +39,16 @@ describe('a database URL whose percent-encoding is malformed', () => {
     ])
   })
 
+  test('where it is counts characters as the other lines do: an emoji before it is one', () => {
+    // As invisible-character.ts counts them (an emoji is one, though two UTF-16 units).
+    expect(problems({ DATABASE_URL: `postgres://u:\u{1F600}${password}%zz@db/app` })).toEqual([
+      malformed('DATABASE_URL', 'password', password.length + 2),
+    ])
+    expect(problems({ DATABASE_URL: 'postgres://u:\u{1F600}%FF@db/app' })).toEqual([
+      "DATABASE_URL: its password's percent-encoding at character 2 of the password decodes to no UTF-8 text (the driver cannot read it): percent-encode the password's UTF-8 bytes, as encodeURIComponent does",
+    ])
+  })
+
   test('in LISTEN_DATABASE_URL and each URL of MAILER_DATABASES, named by where it is set', () => {
     expect(
       problems({
