@@ -1,4 +1,4 @@
-// GRAPH_TENANT_ID: a tenant's id or one of its domains is taken; "common" and its kin, a URL, a name with no domain suffix and a GUID mistyped, which no token comes from, are refused at start saying what to set and where to find it.
+// GRAPH_TENANT_ID and GRAPH_CLIENT_ID: a tenant's id or one of its domains, and an app's id, are taken; "common" and its kin, a URL, a name with no domain suffix, a client id that is no GUID and a GUID mistyped, which no token comes from, are refused at start saying what to set and where to find it.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { checkConfig } from '../../src/check-config.ts'
