@@ -92,6 +92,7 @@ export interface Sender {
    * A row awaits it before its mailbox's pacing turn: else a claim's rows all take or reserve
    * turns while the first asks Entra, and those sent back for a turn are named `mailbox_paced`
    * though a refused credential is what holds them. Statement-free: a cached token answers at once.
+   * With `signal` aborted (a stop begun) it resolves at once and asks the provider nothing.
    */
   ready?(signal: AbortSignal): Promise<void>
   /**

@@ -80,8 +80,11 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     name: 'graph',
     send: (mail, signal, spentMs) => send(log, mail, signal, database?.name, databaseId, spentMs),
     unavailable,
-    // Its failure is the token source's to keep (failingWith), read by `unavailable`.
-    ready: (signal) => d.tokens.getToken(signal).then(noop, noop),
+    // Its failure is the token source's to keep (failingWith), read by `unavailable`. Once a stop
+    // has begun the row goes back unstarted whatever the answer: no token request is begun for it
+    // (getToken begins one before it reads the signal).
+    ready: (signal) =>
+      signal.aborted ? Promise.resolve() : d.tokens.getToken(signal).then(noop, noop),
     pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
       apiUrl,

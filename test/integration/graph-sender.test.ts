@@ -261,6 +261,19 @@ describe('token source', () => {
     expect(s.fake.tokenRequests).toHaveLength(1)
   })
 
+  test('ready() once a stop has begun asks Entra nothing (the row goes back unstarted); before it, ready() asks once', async () => {
+    const s = await setup()
+    const stopping = new AbortController()
+    stopping.abort(new Error('stopping'))
+    await s.sender.ready?.(stopping.signal)
+    // Counted when asked (refreshCount), not when the fake hears it: a request begun and left
+    // behind by the stop would reach the fake after this line.
+    expect(s.tokens.refreshCount()).toBe(0)
+    await s.sender.ready?.(live())
+    expect(s.tokens.refreshCount()).toBe(1)
+    expect(s.fake.tokenRequests).toHaveLength(1)
+  })
+
   test('expires_in sent as a string is understood', async () => {
     const s = await setup({ fake: { expiresInAsString: true } })
     const first = await s.tokens.getToken()
