@@ -119,7 +119,12 @@ export function startDrainers(
       listener,
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,
-      ...(transport.credential ? { credentialRefusal: transport.credential.refusal } : {}),
+      ...(transport.credential
+        ? {
+            credentialRefusal: transport.credential.refusal,
+            credentialRefusalChanged: transport.credential.onRefusalChanged,
+          }
+        : {}),
       ...(transport.onTokenCame ? { tokenCame: transport.onTokenCame } : {}),
       ...(config.graph ? { sendTimeoutMs: config.graph.requestTimeoutMs } : {}),
       onEvent,

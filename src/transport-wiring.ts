@@ -46,6 +46,8 @@ export interface Transport {
     refused(): boolean
     /** While refused: the provider's code and how long the refusal has stood (its workers' registry entries note it). */
     refusal(): { code: string; forMs: number } | null
+    /** Calls `listener` each time refusal()'s code changes (refused, another code, no longer). */
+    onRefusalChanged(listener: () => void): void
   }
   /** True while the provider refuses the configured sender mailbox (MAIL_FROM); absent: never. */
   senderMailboxRefused?(): boolean
@@ -140,6 +142,7 @@ export function createTransport(
           kind: graph.credential.info.kind,
           refused: graph.credentialRefused,
           refusal: graph.credentialRefusal,
+          onRefusalChanged: graph.onCredentialRefusalChanged,
         },
         providerOutage: graph.graphOutage,
         ...(graph.credential.info.kind === 'certificate'

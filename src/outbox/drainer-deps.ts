@@ -53,6 +53,12 @@ export interface DrainerDeps {
    */
   credentialRefusal?: () => { code: string; forMs: number } | null
   /**
+   * Calls `listener` each time credentialRefusal's code changes (refused, another code, no
+   * longer): the registry entry notes it then (credential-refusal-note.ts), not a lease length
+   * later at an idle worker's next beat. Absent: a sender without a credential.
+   */
+  credentialRefusalChanged?: (listener: () => void) => void
+  /**
    * Calls `listener` each time a provider token comes after none (the process's first, or the
    * first after a failure), at once if one came before: the rows given back for want of one are
    * brought due then (token-wait-rows.ts). Absent: a sender that needs no token.

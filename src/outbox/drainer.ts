@@ -4,6 +4,7 @@ import { withLateFields } from '../log.ts'
 import { createBlockNaming } from './block-naming.ts'
 import { createClaimFailures } from './claim-failures.ts'
 import { createClaimRound } from './claim-round.ts'
+import { createCredentialRefusalNote } from './credential-refusal-note.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import { createLeaseKeeping } from './drainer-lease-keeping.ts'
 import { createSendRecords } from './drainer-send-records.ts'
@@ -87,6 +88,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
     besides,
   })
   d.tokenCame?.(createTokenCame({ db: d.db, log, besides, stopping: stopping.signal, wake }))
+  d.credentialRefusalChanged?.(
+    createCredentialRefusalNote({ db: d.db, worker, log, besides, stopping: stopping.signal }),
+  )
   const { due, poll } = createWakeTimers({
     clock: d.clock,
     pollMs,

@@ -27,7 +27,8 @@ export interface WorkerIdentity {
   readonly leaseSeconds?: number | null
   /**
    * While the provider refuses its credential for good (Graph: Entra's code, never its text): the
-   * code and how long the refusal has stood, noted in its registry entry at each beat (sql/0198);
+   * code and how long the refusal has stood, noted in its registry entry at each beat and as it
+   * changes (sql/0198, credential-refusal-note.ts);
    * null or absent: not refused (an older binary notes nothing).
    */
   readonly credentialRefusal?: { code: string; forMs: number } | null
@@ -36,6 +37,18 @@ export interface WorkerIdentity {
 /** A code as the registry keeps it: Entra's and ours are short words; anything else is named by none of its text. */
 function storedRefusalCode(code: string): string {
   return /^[A-Za-z0-9_.-]{1,64}$/.test(code) ? code : 'refused'
+}
+
+/**
+ * What the worker's entry notes of its credential now (sql/0198): the code as kept (null: not
+ * refused) and since when, in database time: now() less how long the process has seen the refusal
+ * stand (no machine clock trusted). A refusal standing keeps the since its entry noted first.
+ */
+export function credentialRefusalColumns(worker: WorkerIdentity) {
+  const refusal = worker.credentialRefusal ?? null
+  const code = refusal ? storedRefusalCode(refusal.code) : null
+  const forSeconds = refusal ? refusal.forMs / 1000 : null
+  return { code, since: sql`now() - make_interval(secs => ${forSeconds}::float8)` }
 }
 
 /**
@@ -53,11 +66,11 @@ export function registryBeat(worker: WorkerIdentity) {
   const timeout = worker.requestTimeoutSeconds ?? null
   const mailbox = worker.probeMailbox ?? null
   const lease = worker.leaseSeconds ?? null
-  const refusal = worker.credentialRefusal ?? null
-  const refusedCode = refusal ? storedRefusalCode(refusal.code) : null
-  const refusedForSeconds = refusal ? refusal.forMs / 1000 : null
-  // Since when, in database time: now() less how long the process has seen the refusal stand.
-  const since = sql`now() - make_interval(secs => ${refusedForSeconds}::float8)`
+  const { code: refusedCode, since } = credentialRefusalColumns(worker)
+  // The entry written by a statement begun after this one (its last_heartbeat_at later than this
+  // now(): a note of a refusal changed meanwhile, credential-refusal-note.ts) keeps what that one
+  // wrote: this beat read the refusal before it, and waited (a lock, the pool) past its commit.
+  const newer = sql`mailer.workers.last_heartbeat_at > now()`
   return sql`beat_keyed as (
                insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox,
                                            lease_seconds, credential_refused_code, credential_refused_since)
@@ -74,9 +87,11 @@ export function registryBeat(worker: WorkerIdentity) {
                 where not exists (select from beat_keyed)
                -- A refusal standing keeps the since its first beat noted; a token clears both.
                on conflict (id) do update
-                 set last_heartbeat_at = now(),
-                     credential_refused_code = excluded.credential_refused_code,
-                     credential_refused_since = case when excluded.credential_refused_code is not null
+                 set last_heartbeat_at = greatest(mailer.workers.last_heartbeat_at, now()),
+                     credential_refused_code = case when ${newer} then mailer.workers.credential_refused_code
+                       else excluded.credential_refused_code end,
+                     credential_refused_since = case when ${newer} then mailer.workers.credential_refused_since
+                       when excluded.credential_refused_code is not null
                        then coalesce(mailer.workers.credential_refused_since, excluded.credential_refused_since) end
                returning lease_key
              )`

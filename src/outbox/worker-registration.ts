@@ -30,8 +30,8 @@ export function createWorkerRegistration(d: DrainerDeps, log: Logger) {
       }),
   })
   // The identity its heartbeats and reclaims beat under carries the key, so a lost entry comes back keyed.
-  // It notes too, at each beat, whether the provider refuses its credential (sql/0198): read by
-  // status and /v1/stats (credential-refusals.ts).
+  // It notes too, at each beat and as the refusal changes (credential-refusal-note.ts), whether
+  // the provider refuses its credential (sql/0198): read by status and /v1/stats (credential-refusals.ts).
   const worker = {
     ...registered,
     get leaseKey() {

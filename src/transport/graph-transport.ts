@@ -36,6 +36,13 @@ export interface GraphTransport {
    * or a start), which the worker's registry entry notes (sql/0198); else null.
    */
   credentialRefusal(): { code: string; forMs: number } | null
+  /**
+   * Calls `listener` each time credentialRefusal's code changes, as a token request's answer makes
+   * it (Entra refuses the credential, refuses it with another code, or no longer: a token came, or
+   * another answer): the worker's registry entry notes it then, not at its next beat. Not for a
+   * refusal that stands, request after request.
+   */
+  onCredentialRefusalChanged(listener: () => void): void
   /** True while Graph refuses the configured sender mailbox (MAIL_FROM) itself; see sender-mailbox.ts. */
   senderMailboxRefused(): boolean
   /** What keeps Graph away from this process now (no connection, every token refused), else null. */
@@ -79,6 +86,9 @@ export function createGraphTransport(
   // Since when (a monotonic reading) Entra has refused the credential for good, request after
   // request; cleared by a token or by any other answer (a refusal no longer stands then).
   let refusedSince: number | undefined
+  // The code credentialRefusal last told its listeners of (null: none), and those listeners.
+  let refusedCode: string | null = null
+  const refusalChanged: (() => void)[] = []
   const tokenCame: (() => void)[] = []
   // One token cache per process, shared by every database's drainer.
   const tokens = createTokenSource({
@@ -91,10 +101,13 @@ export function createGraphTransport(
     scope: graphScopeFor(config.apiUrl),
     onRefresh: (outcome, code) => {
       d.onTokenRefresh?.(outcome, code)
-      const refused = outcome === 'failure' && standingRefusal(tokens) !== null
-      refusedSince = refused ? (refusedSince ?? monotonicNow(d.clock)) : undefined
+      const refusal = outcome === 'failure' ? standingRefusal(tokens) : null
+      refusedSince = refusal ? (refusedSince ?? monotonicNow(d.clock)) : undefined
       const came = outcome === 'success' && lastRefresh !== 'success'
       lastRefresh = outcome
+      const changed = (refusal?.code ?? null) !== refusedCode
+      refusedCode = refusal?.code ?? null
+      if (changed) for (const listener of refusalChanged) listener()
       if (came) for (const listener of tokenCame) listener()
     },
   })
@@ -110,6 +123,9 @@ export function createGraphTransport(
     sender,
     tokens,
     credential,
+    onCredentialRefusalChanged(listener) {
+      refusalChanged.push(listener)
+    },
     onTokenCame(listener) {
       tokenCame.push(listener)
       if (lastRefresh === 'success') listener()

@@ -1,17 +1,23 @@
-// A worker's registry entry notes Entra refusing its credential (sql/0198): the code and since when at each beat, kept while it stands, cleared by a token; an older binary's entry and a gone worker's count for nothing.
+// A worker's registry entry notes Entra refusing its credential (sql/0198): the code and since when at each beat and as the refusal changes, kept while it stands, cleared by a token; an older binary's entry and a gone worker's count for nothing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
 import type { Clock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
+import { noteCredentialRefusal } from '../../src/outbox/credential-refusal-note.ts'
 import { extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
 import {
   answerSecretExpired,
   EXPIRED_SECRET,
   useEntraOfExpiredSecret,
 } from '../support/expired-secret.ts'
 import { graphConfigFor } from '../support/fake-graph.ts'
+import { throughQueries } from '../support/through-queries.ts'
+import { ManualClock } from '../support/token-outage.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -123,4 +129,143 @@ test('an older binary’s entry (its beat writes neither column) and a gone work
     codes: [],
     since: null,
   })
+})
+
+/** Past the token source's wait after a refusal (a minute): Entra is asked again. */
+const COOLDOWN_PASSED_MS = 61_000
+
+test('refused, refused again, then a token: the entry is written at the refusal and at the token, not at the refusal that stood, nor a lease length later', async () => {
+  const entra = entraOf()
+  const clock = new ManualClock()
+  const transport = createGraphTransport(
+    graphConfigFor(entra, { clientSecret: EXPIRED_SECRET }),
+    'outbox@example.com',
+    { fetch, clock, log: silentLogger },
+  )
+  // Two refusals, then the secret taken again (a new one, as the fake sees it).
+  answerSecretExpired(entra, 2)
+  // The fake is the file's: the requests of the tests before are its first.
+  const before = entra.tokenRequests.length
+  const asked = () => entra.tokenRequests.slice(before)
+  const notes: string[] = []
+  const db = throughQueries(t, (run, text) => {
+    if (text.includes('update mailer.workers w')) notes.push(text)
+    return run()
+  })
+  const changes: (string | null)[] = []
+  transport.onCredentialRefusalChanged(() =>
+    changes.push(transport.credentialRefusal()?.code ?? null),
+  )
+  const engine = createTestEngine(t, {
+    // An idle worker beats once per lease length: 300 s, so no beat comes within the test.
+    config: { leaseSeconds: 300, heartbeatSeconds: 100, retryBaseSeconds: 1 },
+    workerId: 'host:1:noted',
+    deps: {
+      db,
+      sender: transport.sender,
+      sendBlockedForMs: transport.blockedForMs,
+      sendBlockedBy: transport.blockedBy,
+      tokenCame: transport.onTokenCame,
+      credentialRefusal: transport.credentialRefusal,
+      credentialRefusalChanged: transport.onCredentialRefusalChanged,
+    },
+  })
+  await engine.start()
+  try {
+    await pollUntil(async () => ((await entry()).length > 0 ? true : undefined))
+    const id = await enqueue(t)
+    /** The row given back by the refusal (its settlement done), then due again, and the worker woken. */
+    const dueAgain = async () => {
+      await pollUntil(async () => {
+        if (engine.drainer.status().inFlight > 0) return undefined
+        const r = await t.pool.query(
+          `select 1 from mailer.email_outbox where id = $1 and status = 'pending' and last_error_code = 'AADSTS7000222'`,
+          [id],
+        )
+        return r.rowCount ? true : undefined
+      })
+      await t.pool.query(`update mailer.email_outbox set send_at = now() where id = $1`, [id])
+      engine.drainer.wake()
+    }
+    const noted = async (code: string | null) =>
+      pollUntil(async () => {
+        const [e] = await entry()
+        return e?.code === code ? e : undefined
+      }, 5_000)
+    expect(await noted('AADSTS7000222')).toEqual({ code: 'AADSTS7000222', age: 0 })
+    expect(notes).toHaveLength(1)
+
+    // The next refusal, past the wait: the same code, so nothing is written.
+    clock.advance(COOLDOWN_PASSED_MS)
+    await dueAgain()
+    await pollUntil(async () =>
+      asked().length === 2 && engine.drainer.status().inFlight === 0 ? true : undefined,
+    )
+    expect(asked().map((r) => r.ok)).toEqual([false, false])
+
+    // Fixed: the next request's token clears the entry, and the row goes.
+    clock.advance(COOLDOWN_PASSED_MS)
+    await dueAgain()
+    expect(await noted(null)).toEqual({ code: null, age: null })
+    await pollUntil(async () => (entra.accepted.length >= 1 ? true : undefined))
+    expect(asked().map((r) => r.ok)).toEqual([false, false, true])
+    // One statement per change: had the standing refusal written one, it came before the token's.
+    expect(changes).toEqual(['AADSTS7000222', null])
+    expect(notes).toHaveLength(2)
+  } finally {
+    await engine.stop()
+    entra.setFaults({})
+  }
+})
+
+test('a note keeps the since a standing refusal noted, clears both without one, and writes no entry that is not there', async () => {
+  let refusal: { code: string; forMs: number } | null = { code: 'AADSTS700027', forMs: 20_000 }
+  const worker = workerWith(() => refusal)
+  // Not registered yet (or deregistered by its stop): nothing is written, its first beat notes it.
+  expect(await noteCredentialRefusal(t.db, worker)).toBe(false)
+  expect(await t.pool.query('select 1 from mailer.workers')).toMatchObject({ rowCount: 0 })
+  await extendLeases(
+    t.db,
+    workerWith(() => null),
+    [],
+    60,
+  )
+  expect(await noteCredentialRefusal(t.db, worker)).toBe(true)
+  expect(await entry()).toEqual([{ code: 'AADSTS700027', age: 20 }])
+  // Another code while the refusal stands keeps its since.
+  refusal = { code: 'AADSTS7000222', forMs: 0 }
+  await noteCredentialRefusal(t.db, worker)
+  expect(await entry()).toEqual([{ code: 'AADSTS7000222', age: 20 }])
+  refusal = null
+  await noteCredentialRefusal(t.db, worker)
+  expect(await entry()).toEqual([{ code: null, age: null }])
+})
+
+test('a beat read before a note and reaching the entry after it commits keeps what the note wrote; a beat begun after it writes its own', async () => {
+  let refusal: { code: string; forMs: number } | null = null
+  const worker = workerWith(() => refusal)
+  await extendLeases(t.db, worker, [], 60)
+  const beatAt = async () =>
+    (await t.pool.query('select last_heartbeat_at::text as at from mailer.workers')).rows[0].at
+  let notedAt = ''
+  await t.db.transaction().execute(async (trx) => {
+    // The beat's transaction has begun (its now()) before the refusal is learned and noted.
+    await sql`select now()`.execute(trx)
+    refusal = { code: 'AADSTS7000222', forMs: 0 }
+    expect(await noteCredentialRefusal(t.db, worker)).toBe(true)
+    notedAt = await beatAt()
+    // Read before the refusal: it notes none.
+    await extendLeases(
+      trx,
+      workerWith(() => null),
+      [],
+      60,
+    )
+  })
+  expect(await entry()).toEqual([{ code: 'AADSTS7000222', age: 0 }])
+  // Nor does the entry's beat time go back to the stale beat's.
+  expect(await beatAt()).toBe(notedAt)
+  refusal = null
+  await extendLeases(t.db, worker, [], 60)
+  expect(await entry()).toEqual([{ code: null, age: null }])
 })

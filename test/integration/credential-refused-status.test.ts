@@ -10,8 +10,10 @@ import { pollUntil } from '../support/events.ts'
 import {
   answerSecretExpired,
   EXPIRED_SECRET,
+  secretExpired,
   useEntraOfExpiredSecret,
 } from '../support/expired-secret.ts'
+import { ENTRA_500 } from '../support/token-outage.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -31,8 +33,9 @@ async function started() {
       GRAPH_CLIENT_SECRET: EXPIRED_SECRET,
       GRAPH_AUTHORITY_URL: entra.authorityUrl,
       GRAPH_API_URL: entra.apiUrl,
-      // An idle worker's registry entry beats once per lease length: 5 s keeps the wait short.
-      LEASE_SECONDS: '5',
+      // An idle worker beats once per lease length: none comes within a test, so what status
+      // reads the worker wrote as it learned the refusal.
+      LEASE_SECONDS: '300',
       GRAPH_REQUEST_TIMEOUT_SECONDS: '2',
       API_JWT_SECRET: SECRET,
       API_JWT_ISSUER: ISSUER,
@@ -44,23 +47,32 @@ async function started() {
   )
 }
 
-/** Once the process counts the credential refused: a registry beat of its worker begun after that. */
-async function beatAfterRefusal(port: number | null) {
+/** Until the process counts the credential refused (its metric). */
+async function refusedByMetric(port: number | null, timeoutMs?: number) {
   await pollUntil(async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
     return metrics.includes('\noutbox_graph_credential_refused{credential="secret"} 1\n')
       ? true
       : undefined
+  }, timeoutMs)
+}
+
+/** One row enqueued through the API. */
+async function enqueueOne(port: number | null) {
+  const enqueued = await fetch(`http://127.0.0.1:${port}/v1/outbox`, {
+    method: 'POST',
+    headers: { ...bearer(await token()), 'content-type': 'application/json' },
+    body: JSON.stringify({ message: { to: 'a@example.com', subject: 's', text: 't' } }),
   })
-  const { rows } = await t.pool.query<{ at: Date }>('select now() as at')
-  const refusedAt = rows[0]!.at
-  // Idle, the worker beats at each reclaim: one lease length (5 s) apart.
-  await pollUntil(async () => {
-    const beat = await t.pool.query('select 1 from mailer.workers where last_heartbeat_at > $1', [
-      refusedAt,
-    ])
-    return beat.rowCount ? true : undefined
-  }, 20_000)
+  expect(enqueued.status).toBe(201)
+}
+
+/** Once the process counts the credential refused: until status reads it (far within a lease). */
+async function refusalNoted(port: number | null) {
+  await refusedByMetric(port)
+  await pollUntil(async () =>
+    ((await defaultStatus(t)).credentialRefused?.workers ?? 0) > 0 ? true : undefined,
+  )
 }
 
 async function stats(port: number | null, tenant?: string) {
@@ -77,13 +89,8 @@ test('Entra refusing the workers’ credential while rows wait: status needs att
   answerSecretExpired(entraOf(), 200)
   const running = await started()
   try {
-    const enqueued = await fetch(`http://127.0.0.1:${running.port}/v1/outbox`, {
-      method: 'POST',
-      headers: { ...bearer(await token()), 'content-type': 'application/json' },
-      body: JSON.stringify({ message: { to: 'a@example.com', subject: 's', text: 't' } }),
-    })
-    expect(enqueued.status).toBe(201)
-    await beatAfterRefusal(running.port)
+    await enqueueOne(running.port)
+    await refusalNoted(running.port)
     const status = await defaultStatus(t)
     expect({ health: status.health, reasons: status.reasons }).toEqual({
       health: 'attention',
@@ -114,10 +121,40 @@ test('no row pending: the refusal is shown, yet status is ok (nothing waits on i
   answerSecretExpired(entraOf(), 200)
   const running = await started()
   try {
-    await beatAfterRefusal(running.port)
+    await refusalNoted(running.port)
     const status = await defaultStatus(t)
     expect(status.health).toBe('ok')
     expect(status.credentialRefused).toMatchObject({ workers: 1, codes: ['AADSTS7000222'] })
+  } finally {
+    await running.stop('test')
+  }
+})
+
+test('a refusal met after the worker started shows in status at once, not at its next beat a lease length later', async () => {
+  await t.reset()
+  const entra = entraOf()
+  // The start's token request meets an Entra error (not a refusal), so the worker registers and
+  // beats knowing none; the row's next try (5 s on, the least wait after no token) meets the refusal.
+  entra.setFaults({
+    token: [ENTRA_500, ...Array.from({ length: 200 }, () => secretExpired(entra))],
+  })
+  const running = await started()
+  try {
+    await enqueueOne(running.port)
+    await refusedByMetric(running.port, 20_000)
+    // Far within the lease: the entry is written when the worker learns the refusal.
+    const status = await pollUntil(async () => {
+      const s = await defaultStatus(t)
+      return (s.credentialRefused?.workers ?? 0) > 0 ? s : undefined
+    }, 10_000).catch(() => defaultStatus(t))
+    expect({ health: status.health, credentialRefused: status.credentialRefused }).toEqual({
+      health: 'attention',
+      credentialRefused: {
+        workers: 1,
+        codes: ['AADSTS7000222'],
+        since: expect.stringMatching(/^\d{4}-/),
+      },
+    })
   } finally {
     await running.stop('test')
   }

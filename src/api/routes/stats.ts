@@ -67,7 +67,7 @@ const DatabaseStats = z
       .nullable()
       .openapi({
         description:
-          "The workers' Graph credential as their registry entries note it at each beat (an idle worker's once per LEASE_SECONDS; an older release's notes nothing): while `workers` is above 0 their sends wait until the credential is fixed (deploy guide, \"Credential refused\"), and outbox-mailer status exits 5 (needs attention) while rows are pending. null for a token confined to a tenant",
+          "The workers' Graph credential as their registry entries note it, each as its token request's answer tells it (refused, or a token again), not at its next beat (an idle worker's once per LEASE_SECONDS; an older release's notes nothing): while `workers` is above 0 their sends wait until the credential is fixed (deploy guide, \"Credential refused\"), and outbox-mailer status exits 5 (needs attention) while rows are pending. null for a token confined to a tenant",
       }),
   })
   .openapi('DatabaseStats')

@@ -1,0 +1,68 @@
+// A worker's registry entry notes a change of its credential's refusal when the worker learns it (sql/0198): one statement per change, not the next beat's wait.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { credentialRefusalColumns, type WorkerIdentity } from './heartbeat.ts'
+import type { SideStatements } from './side-statements.ts'
+
+/**
+ * Writes into `worker`'s registry entry (primary key) the credential's refusal as it stands now, as
+ * a beat does (registryBeat: the code, a since kept while a refusal stands, both cleared without
+ * one), and when: last_heartbeat_at, never moved back. A beat read before this and committed after
+ * it keeps what this wrote (registryBeat's `newer`). An entry not there (the worker not registered
+ * yet, or deregistered by its stop) is not written: its first beat notes the refusal, and a stopped
+ * worker's entry stays gone. Returns whether the entry was written.
+ */
+export async function noteCredentialRefusal(
+  db: Kysely<Database>,
+  worker: WorkerIdentity,
+): Promise<boolean> {
+  const { code, since } = credentialRefusalColumns(worker)
+  const r = await sql`update mailer.workers w
+       set last_heartbeat_at = greatest(w.last_heartbeat_at, now()),
+           credential_refused_code = ${code}::text,
+           credential_refused_since = case when ${code}::text is not null
+             then coalesce(w.credential_refused_since, ${since}) end
+     where w.id = ${worker.id}`.execute(db)
+  return Number(r.numAffectedRows ?? 0) > 0
+}
+
+/**
+ * What a worker does each time its credential's refusal changes (transport: Entra refuses it, with
+ * another code, or no longer): its registry entry notes it at once, so status and /v1/stats know
+ * it within the statement's time, where the next beat came up to a lease length later (an idle
+ * worker beats once per LEASE_SECONDS). One note at a time: a change during one is written by
+ * another after it, read then. Beside the claims (the stop waits for it); none once stopping. A
+ * failure is logged: the next beat writes the same.
+ */
+export function createCredentialRefusalNote(d: {
+  db: Kysely<Database>
+  worker: WorkerIdentity
+  log: Logger
+  besides: SideStatements
+  stopping: AbortSignal
+}): () => void {
+  let noting: 'idle' | 'running' | 'again' = 'idle'
+  function note() {
+    if (d.stopping.aborted) return
+    if (noting !== 'idle') {
+      noting = 'again'
+      return
+    }
+    noting = 'running'
+    void d.besides.track(
+      noteCredentialRefusal(d.db, d.worker)
+        .catch((err: unknown) =>
+          d.log.warn('could not note the Graph credential’s refusal in the worker registry', {
+            err,
+          }),
+        )
+        .finally(() => {
+          const again = noting === 'again'
+          noting = 'idle'
+          if (again) note()
+        }),
+    )
+  }
+  return note
+}
