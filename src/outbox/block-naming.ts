@@ -1,6 +1,7 @@
-// Block naming: the due rows a send block (a refused credential) holds are told why they wait, once per block.
+// Block naming: the due rows a send block (a refused credential) holds are told why they wait, once per block; the rows sent back for a pacing turn before it are made due and told too.
 import type { Logger } from '../log.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
+import { pacedRowsBlocked } from './paced-rows-blocked.ts'
 import { createWaitingMarks } from './waiting-marks.ts'
 
 export function createBlockNaming(d: DrainerDeps, log: Logger) {
@@ -10,6 +11,14 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
   const waitingMarks = createWaitingMarks(d.db)
   // This block's step of the pass made; reset by each claim.
   let blockNamed = false
+  // The turns reserved before a block given up, their rows due and named by it, since the last
+  // token (paced-rows-blocked.ts): a row is paced only with a token in hand (sender.ts, ready),
+  // so no claim paces one while blocks last, and one statement at the first block after a token
+  // does it.
+  let pacedNamed = false
+  d.tokenCame?.(() => {
+    pacedNamed = false
+  })
   async function markWaiting() {
     const blocked = d.sendBlockedBy?.() ?? null
     if (blocked === null) return
@@ -17,6 +26,11 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
     const marked = await waitingMarks.mark({ ...blocked, mailFromKey: null }, step)
     blockNamed = true
     if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
+    if (pacedNamed) return
+    const paced = await pacedRowsBlocked(d.db, blocked)
+    pacedNamed = true
+    if (paced > 0)
+      log.debug('rows sent back for a pacing turn due and named by the block', { paced })
   }
   return {
     /** Names the rows the block holds; a failure is the loop's error event, and the loop goes on. */

@@ -1,0 +1,48 @@
+// The pacing turns reserved before a send block began (a token served then) given up: the rows sent back to them due and named by the block.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { PACED_CODE } from './settle-item.ts'
+import { writingStorable } from './storable-in-encoding.ts'
+import { WAITING_ROWS_PER_MARK } from './waiting-rows.ts'
+
+/**
+ * While a block stands (a refused credential: no send can go, whatever the mailbox), a turn
+ * reserved for a row is one no row can use. Drops every mailbox's horizon of reserved turns
+ * ('queue ' || mailbox, mailbox-pacing.ts reservePacing), as a changed rate does (pacing-rate.ts),
+ * and makes up to `limit` pending rows given back to those turns (PACED_CODE, not due yet; turns
+ * soonest first) due now, named by the block (Entra's code and first line) as the rows it met are.
+ * Such a row said "sends at MAILBOX_RATE_PER_MINUTE; due at the turn reserved for it", was counted
+ * held back by pacing, not waiting on the refusal, and kept that until a pass found it due after
+ * its turn (the block's pass names due rows only, waiting-rows.ts). Once a token comes they take
+ * their mailbox's turns again from then, not after the horizon the block left unused.
+ * Uncounted: attempts and history untouched. Read as stats' held-back count reads paced rows: not
+ * due, up to the furthest turn (email_outbox_claim_idx: pending; send_at its second key). Rows
+ * another transaction holds are skipped (each is named by a pass once due). Returns the rows named.
+ */
+export async function pacedRowsBlocked(
+  db: Kysely<Database>,
+  block: { code: string; message: string },
+  limit = WAITING_ROWS_PER_MARK,
+): Promise<number> {
+  const { rows } = await writingStorable(db, (fit) =>
+    sql<{ named: number }>`
+    with picked as (
+      select o.id from mailer.email_outbox o
+       where o.status = 'pending' and o.send_at > now()
+         and o.send_at <= (select max(m.next_at) from mailer.mailbox_pacing m)
+         and o.last_error_code = ${PACED_CODE}
+       order by o.send_at, o.id
+       limit ${limit}
+         for update of o skip locked
+    ), named as (
+      update mailer.email_outbox o
+         set last_error_code = ${block.code}, last_error = ${fit(block.message)}, send_at = now()
+       where o.id in (select id from picked) and o.status = 'pending'
+      returning 1
+    ), given_up as (
+      delete from mailer.mailbox_pacing where mailbox like 'queue %'
+    )
+    select count(*)::int as named from named`.execute(db),
+  )
+  return rows[0]?.named ?? 0
+}
