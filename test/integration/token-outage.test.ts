@@ -197,22 +197,24 @@ describe('an Entra outage', () => {
 
 describe('a stop while a row waits for its Graph token (Entra hangs)', () => {
   // Nothing reached Graph: the row goes back as any unstarted one on a stop, uncounted and due at
-  // once for another worker (which may have a token), its interrupted send's mark kept.
-  test.each([
-    ['its send', false],
-    ['the mailbox lookup of its interrupted send', true],
-  ])('%s: the row is released, not retried', async (_, interrupted) => {
-    const r = await startOutage(t, { rows: 1, cert, tokenFault: 'hang', interrupted })
-    run = r
-    await pollUntil(async () =>
+  // once for another worker (which may have a token), its interrupted send's mark kept. So whether
+  // the worker looks that send up or leaves it to its policy: the token comes before either.
+  const CASES = [
+    ['its send', {}],
+    ['the mailbox lookup of its interrupted send', { interrupted: true }],
+    ['its interrupted send, lookups off (resend)', { interrupted: true, lookup: false }],
+    [
+      'its interrupted send, lookups off (hold)',
+      { interrupted: true, lookup: false, ambiguousPolicy: 'hold' },
+    ],
+  ] as const
+  const waitingForToken = (r: OutageRun) =>
+    pollUntil(async () =>
       r.fake.tokenRequests.length === 1 && r.engine.drainer.status().inFlight === 1
         ? true
         : undefined,
     )
-    // Past the grace the wait is aborted (the request deadline, 5 s, is far off).
-    await r.engine.stop(50)
-    await r.fake.stop()
-    run = null
+  async function givenBackOnce(interrupted: boolean) {
     const row = await t.pool.query(
       `select status, attempts, send_at <= now() as due, send_started_at is not null as marked
          from mailer.email_outbox`,
@@ -220,6 +222,17 @@ describe('a stop while a row waits for its Graph token (Entra hangs)', () => {
     expect(row.rows).toEqual([{ status: 'pending', attempts: 0, due: true, marked: interrupted }])
     const history = await t.pool.query('select outcome from mailer.email_attempts')
     expect(history.rows).toEqual([{ outcome: 'released' }])
+  }
+
+  test.each(CASES)('%s: the row is released, not retried', async (_, o) => {
+    const r = await startOutage(t, { rows: 1, cert, tokenFault: 'hang', ...o })
+    run = r
+    await waitingForToken(r)
+    // Past the grace the wait is aborted (the request deadline, 5 s, is far off).
+    await r.engine.stop(50)
+    await r.fake.stop()
+    run = null
+    await givenBackOnce('interrupted' in o)
   })
 })
 

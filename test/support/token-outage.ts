@@ -65,9 +65,14 @@ export async function startOutage(
     fetch?: typeof fetch
     /**
      * The rows' earlier send was interrupted (send_started_at set before the worker starts), and
-     * the worker looks them up in the mailbox (GRAPH_MAILBOX_LOOKUP) before sending again.
+     * the worker looks them up in the mailbox (GRAPH_MAILBOX_LOOKUP) before sending again, or,
+     * with `lookup: false`, leaves it to its AMBIGUOUS_SEND_POLICY.
      */
     interrupted?: boolean
+    /** With `interrupted`: whether the worker looks them up (default true). */
+    lookup?: boolean
+    /** The worker's AMBIGUOUS_SEND_POLICY (default resend). */
+    ambiguousPolicy?: 'resend' | 'hold'
     /** The worker's log (default silent). */
     log?: Logger
     /** The shared gate's MAILBOX_RATE_PER_MINUTE (default 0: no pacing, only the outage holds rows back). */
@@ -75,6 +80,7 @@ export async function startOutage(
   },
 ): Promise<OutageRun> {
   const clock = new ManualClock()
+  const lookup = o.interrupted === true && o.lookup !== false
   const refreshes: string[] = []
   const fake = await startFakeGraph({ certificates: [o.cert.certPem], now: clock.now })
   if (o.tokenFault !== null)
@@ -83,7 +89,7 @@ export async function startOutage(
     graphConfigFor(fake, {
       certificate: o.cert.certPem,
       privateKey: o.cert.keyPem,
-      mailboxLookup: o.interrupted === true,
+      mailboxLookup: lookup,
     }),
     'sender@example.com',
     {
@@ -121,7 +127,8 @@ export async function startOutage(
       sendBlockedBy: transport.blockedBy,
       tokenCame: transport.onTokenCame,
       sendTimeoutMs: 5_000,
-      ...(o.interrupted
+      ...(o.ambiguousPolicy && { ambiguousPolicy: o.ambiguousPolicy }),
+      ...(lookup
         ? {
             lookup: (mail, signal) =>
               transport.sender.lookupSentMessage(mail.from.address, mail.outboxId, signal),
