@@ -2,6 +2,7 @@
 import { monotonicNow } from '../clock.ts'
 import type { Logger } from '../log.ts'
 import { claimBatch } from './claim.ts'
+import { createClaimBeforeGiveBack } from './claim-before-give-back.ts'
 import { createDefaultSenderPause } from './default-sender-pause.ts'
 import { deliverBatch } from './deliver.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
@@ -63,6 +64,10 @@ export function createClaimRound(r: {
     log,
     r.besides,
   )
+
+  // During a stop, rows given back wait for the claim under way (claim-before-give-back.ts).
+  const giveBack = createClaimBeforeGiveBack(r.stopping, log)
+  const givenBackAfterClaims = giveBack.settle(settle)
 
   // MAIL_FROM noted as a sender before the first claim, so that a row this worker sends from it is
   // looked up there after a redeploy changed MAIL_FROM (past-senders.ts). A failure fails the
@@ -136,7 +141,7 @@ export function createClaimRound(r: {
         sender: d.sender,
         gate,
         slots: d.slots,
-        settle,
+        settle: givenBackAfterClaims,
         start: lastChecks,
         clock: d.clock,
         log,
@@ -191,5 +196,5 @@ export function createClaimRound(r: {
     // A probe's claim is full too: the backlog behind it is claimed once it is done.
     return { claimed: leases.length, full: leases.length === limit || pause.limit(1) === 0, run }
   }
-  return claimAndDeliver
+  return (notifiedId) => giveBack.track(claimAndDeliver(notifiedId))
 }

@@ -2,6 +2,7 @@
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import type { WorkerConfig } from '../../src/config.ts'
 import { createLogger, silentLogger } from '../../src/log.ts'
+import { GIVE_BACKS_WAIT_FOR_CLAIM } from '../../src/outbox/claim-before-give-back.ts'
 import { everyTokenWaitRowDue, tokenWaitRowsDue } from '../../src/outbox/token-wait-rows.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
@@ -234,6 +235,39 @@ describe('a stop while a row waits for its Graph token (Entra hangs)', () => {
     run = null
     await givenBackOnce('interrupted' in o)
   })
+
+  // ciH: a claim the loop began just before the stop (the listener's sweep, heard during the
+  // claim that took the row) ran its statement after the stop's give-back was written: it took
+  // the row again, and the stop gave it back a second time (history: released, released).
+  test.each(CASES)(
+    '%s, a claim under way as the stop begins: the row is given back once, not claimed again',
+    async (_, o) => {
+      const lines: Record<string, unknown>[] = []
+      const log = createLogger('debug', (l) => lines.push(JSON.parse(l)))
+      const r = await startOutage(t, { rows: 1, cert, tokenFault: 'hang', log, ...o })
+      run = r
+      await waitingForToken(r)
+      const hold = r.holdNextClaim()
+      r.engine.drainer.wake()
+      await hold.entered
+      const stopped = r.engine.stop(50)
+      try {
+        // The claim's statement runs once the stop's give-back is written, or waits for the claim.
+        await pollUntil(async () => {
+          if (lines.some((l) => l.msg === GIVE_BACKS_WAIT_FOR_CLAIM)) return true
+          const row = await t.pool.query('select status from mailer.email_outbox')
+          return row.rows[0].status === 'pending' ? true : undefined
+        })
+      } finally {
+        hold.release()
+      }
+      await stopped
+      await r.fake.stop()
+      run = null
+      await givenBackOnce('interrupted' in o)
+      expect(r.claims.rows).toBe(1)
+    },
+  )
 })
 
 describe('a refused credential (an unregistered certificate)', () => {

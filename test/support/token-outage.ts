@@ -44,6 +44,11 @@ export interface OutageRun {
   claims: { rows: number; statements: number }
   /** Provider slots the worker's sends took from the shared gate. */
   permits: () => number
+  /**
+   * Holds the worker's next claim before its statement: `entered` once a claim round waits there,
+   * which runs its statement once `release()` is called.
+   */
+  holdNextClaim(): { entered: Promise<void>; release(): void }
   stop(): Promise<void>
 }
 
@@ -100,6 +105,7 @@ export async function startOutage(
     },
   )
   const claims = { rows: 0, statements: 0, inFlight: 0 }
+  let claimHold: { entered: () => void; released: Promise<void> } | null = null
   const gate = createPgSendGate({
     db: t.statements.db,
     clock: systemClock,
@@ -136,6 +142,12 @@ export async function startOutage(
         : {}),
       claim: async (db, p) => {
         claims.inFlight++
+        const hold = claimHold
+        claimHold = null
+        if (hold) {
+          hold.entered()
+          await hold.released
+        }
         try {
           const r = await claimBatch(db, p)
           claims.rows += r.leases.length
@@ -171,6 +183,12 @@ export async function startOutage(
     refreshes,
     claims,
     permits: () => permits,
+    holdNextClaim() {
+      const entered = Promise.withResolvers<void>()
+      const released = Promise.withResolvers<void>()
+      claimHold = { entered: entered.resolve, released: released.promise }
+      return { entered: entered.promise, release: released.resolve }
+    },
     claimsInFlight: () => claims.inFlight,
     async stop() {
       await engine.stop()
