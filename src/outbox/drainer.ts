@@ -60,7 +60,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
 
   // The news since the last claim began (wake-news.ts); a refill is none.
   const news = createWakeNews()
+  let wakes = 0
   const wake = (rowId?: string) => {
+    wakes++
     news.heard(rowId)
     wanted = true
     wakeUp?.()
@@ -152,9 +154,12 @@ export function createDrainer(d: DrainerDeps): Drainer {
       if (stopping.signal.aborted) break
       // Blocked, the wake stays wanted and the loop looks again when the block ends.
       if (blockedMs() > 0) {
-        // Once per block, and at each wake meanwhile (rows enqueued since).
+        // Once per block, and at each wake meanwhile (rows enqueued since), one heard while its
+        // statement ran too: that statement may not have seen the rows it told of, and the wait
+        // below would lose it (they went unnamed until the block's end).
+        const heard = wakes
         if (!blockNaming.named() || wanted) await blockNaming.markWaiting()
-        if (mayClaim() || stopping.signal.aborted) continue
+        if (mayClaim() || stopping.signal.aborted || wakes !== heard) continue
         if (wanted) poll.arm(blockedMs())
       }
       poll.arm(pollMs())

@@ -5,6 +5,7 @@ import { systemClock } from '../../src/clock.ts'
 import type { WorkerConfig } from '../../src/config.ts'
 import { type Logger, silentLogger } from '../../src/log.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import type { DrainerDeps } from '../../src/outbox/drainer-deps.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
 import type { TestDb } from './db.ts'
@@ -82,6 +83,8 @@ export async function startOutage(
     log?: Logger
     /** The shared gate's MAILBOX_RATE_PER_MINUTE (default 0: no pacing, only the outage holds rows back). */
     ratePerMinute?: number
+    /** The worker's other pieces: its statements' Kysely (one holding an answer), its backstop poll. */
+    deps?: Pick<Partial<DrainerDeps>, 'db' | 'pollIntervalMs'>
   },
 ): Promise<OutageRun> {
   const clock = new ManualClock()
@@ -120,6 +123,7 @@ export async function startOutage(
     config: o.config ?? {},
     deps: {
       ...(o.log ? { log: o.log } : {}),
+      ...o.deps,
       sender: transport.sender,
       gate: {
         ...gate,
