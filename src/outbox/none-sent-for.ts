@@ -7,21 +7,39 @@ export const NONE_SENT_WINDOW = 10_000
 /**
  * A scalar subquery: seconds since the later of the newest send and the moment the oldest row
  * waiting came due, among the newest NONE_SENT_WINDOW rows. A row waits when it is pending and due,
- * or was given back after a try (to a pause's end, a retry's, a pacing turn: its send_at names its
- * next try, so it came due at its creation); an untried row scheduled ahead waits for nobody. The
+ * or was given back after a try (to a pause's end, a retry's, a pacing turn). An untried row came
+ * due at the later of its creation and its send_at; one given back came due, at the latest, at its
+ * first history entry since the newest send (email_attempts_pkey, its own entries): its send_at
+ * names its next try, and its creation may be a schedule's day earlier or a requeued row's first
+ * life (requeue.ts keeps last_error_code), either of which would read as hours with none sent. A row
+ * with a code and no such entry (paced, or named by a block: no history) came due at its send_at
+ * when that has passed, else at its creation. An untried row scheduled ahead waits for nobody. The
  * later of the two: a row that came after a quiet hour and met a throttle has waited since it came,
  * not an hour. Null when no row waits, or when the window is full and holds no sent row (a backlog
  * larger than it: a send among older rows cannot be ruled out). sent_at is in no index (the table
  * keeps every row): the newest ids are where the rows in play and the latest sends are, read
- * backwards through the primary key, NONE_SENT_WINDOW heap rows at most.
+ * backwards through the primary key, NONE_SENT_WINDOW heap rows at most, and the history of the
+ * waiting rows given back among them.
  */
 export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
-  select case when count(*) filter (where w.waiting) = 0 then null
-              when count(*) = ${sql.lit(NONE_SENT_WINDOW)} and count(*) filter (where w.sent) = 0 then null
-              else -mailer.ms_until(greatest(max(w.sent_at) filter (where w.sent),
-                                             min(w.came) filter (where w.waiting))) / 1000
+  with w as (
+    select o.id, o.status = 'sent' as sent, o.sent_at, o.created_at, o.send_at, o.last_error_code,
+           o.status = 'pending' and (o.send_at <= now() or o.last_error_code is not null) as waiting
+      from mailer.email_outbox o order by o.id desc limit ${sql.lit(NONE_SENT_WINDOW)}),
+  s as (
+    select max(w.sent_at) filter (where w.sent) as at, count(*) as n,
+           count(*) filter (where w.sent) as sent, count(*) filter (where w.waiting) as waiting
+      from w)
+  select case when s.waiting = 0 then null
+              when s.n = ${sql.lit(NONE_SENT_WINDOW)} and s.sent = 0 then null
+              else -mailer.ms_until(greatest(s.at, (
+                select min(case when w.last_error_code is null then greatest(w.created_at, w.send_at)
+                                else coalesce((select min(coalesce(a.started_at, a.finished_at))
+                                                 from mailer.email_attempts a
+                                                where a.outbox_id = w.id and (s.at is null or a.finished_at >= s.at)),
+                                              case when w.send_at <= now() then greatest(w.created_at, w.send_at)
+                                                   else w.created_at end)
+                           end)
+                  from w where w.waiting))) / 1000
          end
-    from (select o.status = 'sent' as sent, o.sent_at,
-                 o.status = 'pending' and (o.send_at <= now() or o.last_error_code is not null) as waiting,
-                 case when o.last_error_code is null then greatest(o.created_at, o.send_at) else o.created_at end as came
-            from mailer.email_outbox o order by o.id desc limit ${sql.lit(NONE_SENT_WINDOW)}) w)`
+    from s)`

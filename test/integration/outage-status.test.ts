@@ -43,13 +43,19 @@ async function sentThenTurnedAway(fault: GraphFault): Promise<void> {
   })
 }
 
-/** As if the send and the rows' arrival were `minutes` ago (their due times left as they are). */
-const aged = (minutes: number) =>
-  t.pool.query(
+/** As if the send, the rows' arrival and their tries were `minutes` ago (their due times left as they are). */
+async function aged(minutes: number): Promise<void> {
+  await t.pool.query(
     `update mailer.email_outbox
         set created_at = created_at - make_interval(mins => $1), sent_at = sent_at - make_interval(mins => $1)`,
     [minutes],
   )
+  await t.pool.query(
+    `update mailer.email_attempts
+        set started_at = started_at - make_interval(mins => $1), finished_at = finished_at - make_interval(mins => $1)`,
+    [minutes],
+  )
+}
 
 test('Graph answering 503 to every send for 6 minutes: status needs attention, naming the paused mailbox and what to check, though no due row is 600 s old', async () => {
   await sentThenTurnedAway(UNAVAILABLE)
@@ -75,13 +81,42 @@ test('a throttle while rows were sent within --max-send-gap needs no attention: 
   expect(status.noneSentForSeconds).toBeGreaterThanOrEqual(120)
 })
 
-test('the first row after a quiet hour meeting a throttle needs no attention: the gap counts from its arrival', async () => {
+/**
+ * A throttle met by the rows enqueued after the last send, that send set an hour back and the rows
+ * then rewritten by `rows` (each statement run in turn): status needs no attention, the gap under a
+ * minute.
+ */
+async function quietHourThenThrottled(rows: string[]): Promise<void> {
   await sentThenTurnedAway(THROTTLED)
-  // The last send an hour ago; the rows waiting came just now.
   await t.pool.query(
     `update mailer.email_outbox set sent_at = sent_at - interval '1 hour' where status = 'sent'`,
   )
+  for (const statement of rows) await t.pool.query(statement)
   const status = await defaultStatus(t)
   expect({ health: status.health, reasons: status.reasons }).toEqual({ health: 'ok', reasons: [] })
   expect(status.noneSentForSeconds).toBeLessThan(60)
+}
+
+test('the first row after a quiet hour meeting a throttle needs no attention: the gap counts from its arrival', async () => {
+  // The rows waiting came just now.
+  await quietHourThenThrottled([])
+})
+
+test('a row scheduled a day ahead, the first after a quiet hour, meeting a throttle needs no attention: the gap counts from when it came due, not its creation', async () => {
+  // The rows waiting were enqueued a day ago to go now (send_at then a day ahead).
+  await quietHourThenThrottled([
+    `update mailer.email_outbox set created_at = created_at - interval '1 day' where status = 'pending'`,
+  ])
+})
+
+test('rows that failed yesterday, requeued now and meeting a throttle, need no attention: their first life is not a wait', async () => {
+  // The rows waiting failed a day ago and were requeued now: due, their last error kept
+  // (requeue.ts), their history a day old.
+  await quietHourThenThrottled([
+    `update mailer.email_outbox set created_at = created_at - interval '1 day', send_at = now()
+      where status = 'pending'`,
+    `update mailer.email_attempts
+        set started_at = started_at - interval '1 day', finished_at = finished_at - interval '1 day'
+      where outcome <> 'sent'`,
+  ])
 })
