@@ -7,11 +7,20 @@ import { type Finish, type Ready, sendInSlot } from './send-attempt.ts'
 import type { SendGate } from './send-gate.ts'
 
 /**
- * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send, then
- * sends through the last check; a long pause or a reserved pacing turn sends the row back
- * uncounted instead of holding the worker's place. Never throws.
+ * Waits for the gate (pacing, pauses, a provider slot), resolves an interrupted earlier send (one
+ * the hold policy decides, before all that), then sends through the last check; a long pause or a
+ * reserved pacing turn sends the row back uncounted instead of holding the worker's place. Never
+ * throws.
  */
 export async function sendThroughGate(d: DeliveryDeps, r: Ready, finish: Finish): Promise<void> {
+  // Held for an operator (lookups off, AMBIGUOUS_SEND_POLICY=hold): a decision that asks the
+  // provider nothing waits for neither its token nor a permit, as it does not on an open gate
+  // (deliver.ts), so an Entra outage or a paused mailbox cannot hold such a row back, named by the
+  // token's code until it fails `throttled` or `expired`. A stop under way changes nothing of it.
+  if (r.lease.ambiguous && d.lookup === null && d.ambiguousPolicy === 'hold') {
+    await resolveInterrupted(d, r, finish)
+    return
+  }
   const mailbox = r.mail.from.address
   // A mailbox lookup is a provider request too: it must not go to a paused mailbox, so the gate
   // reads the pause before it even when it would leave that to the last check.

@@ -83,6 +83,28 @@ test('no lookup and policy hold: failed for review, not sent', async () => {
   expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'ambiguous_send' })
 })
 
+test('no lookup and policy hold, its mailbox paused: failed for review at once, no permit asked for a decision that asks Graph nothing', async () => {
+  const id = await interruptedRow()
+  let acquired = 0
+  engine = createTestEngine(t, {
+    deps: {
+      gate: {
+        ...grantingGate,
+        acquire: async () => {
+          acquired++
+          return { pausedForMs: 20 * 60_000 }
+        },
+      },
+      ambiguousPolicy: 'hold',
+    },
+  })
+  await engine.start()
+  expect(await engine.events.waitFor(settledFor(id))).toMatchObject({ outcome: 'failed' })
+  expect(await rowOf(t, id)).toMatchObject({ status: 'failed', last_error_code: 'ambiguous_send' })
+  expect(acquired).toBe(0)
+  expect(engine.sender.calls).toEqual([])
+})
+
 test('claimed past its expiresAt with its mailbox paused (no lookup now): waits pending, its mark kept, until the pause ends, then is looked up and settles sent, never sent again', async () => {
   const id = await enqueue(t)
   await diedMidSendPastExpiry(t, id)

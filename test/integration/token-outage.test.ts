@@ -17,6 +17,7 @@ import {
 } from '../support/fake-graph.ts'
 import { throughQueries } from '../support/through-queries.ts'
 import {
+  ENTRA_500,
   ManualClock,
   type OutageRun,
   outageCycle,
@@ -197,18 +198,59 @@ describe('an Entra outage', () => {
   })
 })
 
+describe('AMBIGUOUS_SEND_POLICY=hold, lookups off: rows whose earlier send was interrupted', () => {
+  // Held for an operator: the policy needs nothing of Graph, so an outage neither delays it nor
+  // names the rows by the token's code (until THROTTLE_DEADLINE_SECONDS, then `throttled`).
+  test.each([
+    ['Entra hangs', 'hang'],
+    ['Entra answers 500', ENTRA_500],
+  ] as const)(
+    '%s: each fails `ambiguous_send` at once, no token asked for, no provider slot taken',
+    async (_, tokenFault) => {
+      const r = await startOutage(t, {
+        rows: 3,
+        cert,
+        tokenFault,
+        interrupted: true,
+        lookup: false,
+        ambiguousPolicy: 'hold',
+      })
+      run = r
+      // Settled, or waiting on a token it asked for.
+      await pollUntil(async () => {
+        if (r.fake.tokenRequests.length > 0) return true
+        const q = await t.pool.query(
+          `select count(*)::int as n from mailer.email_outbox where status = 'failed'`,
+        )
+        return q.rows[0].n === 3 ? true : undefined
+      })
+      const rows = await t.pool.query(
+        `select distinct status, attempts, last_error_code, send_started_at is not null as marked
+         from mailer.email_outbox`,
+      )
+      // Its mark cleared: retried through the API, it is sent (README, AMBIGUOUS_SEND_POLICY).
+      expect(rows.rows).toEqual([
+        { status: 'failed', attempts: 1, last_error_code: 'ambiguous_send', marked: false },
+      ])
+      expect(r.fake.tokenRequests).toHaveLength(0)
+      expect(r.permits()).toBe(0)
+      const entries = await t.pool.query(
+        'select outcome, error_code, count(*)::int as n from mailer.email_attempts group by 1, 2',
+      )
+      expect(entries.rows).toEqual([{ outcome: 'failed', error_code: 'ambiguous_send', n: 3 }])
+    },
+  )
+})
+
 describe('a stop while a row waits for its Graph token (Entra hangs)', () => {
   // Nothing reached Graph: the row goes back as any unstarted one on a stop, uncounted and due at
   // once for another worker (which may have a token), its interrupted send's mark kept. So whether
-  // the worker looks that send up or leaves it to its policy: the token comes before either.
+  // the worker looks that send up or sends it again unverified (resend): the token comes before
+  // either. (Under hold, lookups off, the row waits for no token: above.)
   const CASES = [
     ['its send', {}],
     ['the mailbox lookup of its interrupted send', { interrupted: true }],
     ['its interrupted send, lookups off (resend)', { interrupted: true, lookup: false }],
-    [
-      'its interrupted send, lookups off (hold)',
-      { interrupted: true, lookup: false, ambiguousPolicy: 'hold' },
-    ],
   ] as const
   const waitingForToken = (r: OutageRun) =>
     pollUntil(async () =>
