@@ -81,10 +81,9 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     send: (mail, signal, spentMs) => send(log, mail, signal, database?.name, databaseId, spentMs),
     unavailable,
     // Its failure is the token source's to keep (failingWith), read by `unavailable`. Once a stop
-    // has begun the row goes back unstarted whatever the answer: no token request is begun for it
-    // (getToken begins one before it reads the signal).
-    ready: (signal) =>
-      signal.aborted ? Promise.resolve() : d.tokens.getToken(signal).then(noop, noop),
+    // has begun the row goes back unstarted whatever the answer: getToken begins no token request
+    // for an aborted signal.
+    ready: (signal) => d.tokens.getToken(signal).then(noop, noop),
     pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
       apiUrl,

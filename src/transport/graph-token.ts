@@ -22,6 +22,10 @@ const TOKEN_BACKOFF_MAX_MS = 300_000
 const REFUSED_AGAIN_HOLD_MS = 60_000
 
 export interface TokenSource {
+  /**
+   * The cached token while it serves, else the one refresh's. `signal` ends this caller's wait, not
+   * the refresh; already aborted, no request is begun (a token that serves is still handed out).
+   */
   getToken(signal?: AbortSignal): Promise<string>
   /**
    * Graph answered 401 to `token`: drops it if it is still the cached one, so the next getToken
@@ -119,13 +123,17 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
         // A background refresh that failed without saying for how long (a network error, a 5xx)
         // is not tried again at every send while the cached token still serves.
         const retryLater = failure !== undefined && now - failure.at < BACKGROUND_REFRESH_RETRY_MS
-        if (now >= cached.refreshAt && !inflight && !holdingOff(now) && !retryLater) {
+        const asking = !signal?.aborted && !inflight && !holdingOff(now) && !retryLater
+        if (now >= cached.refreshAt && asking) {
           // Proactive refresh (refresh_in): callers keep the valid token; a failure is only logged.
           refresh().catch(() => {})
         }
         return cached.token
       }
       if (holdingOff(now) && failure) throw failure.error
+      // A caller that has given up (a stop, a deadline past) begins no request, background or
+      // its own: abortable would leave it behind at once, one more request to Entra for nothing.
+      if (signal?.aborted) throw signal.reason
       return abortable(refresh(), signal)
     },
     invalidate(token) {

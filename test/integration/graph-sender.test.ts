@@ -261,6 +261,24 @@ describe('token source', () => {
     expect(s.fake.tokenRequests).toHaveLength(1)
   })
 
+  test('a caller that has already given up (its signal aborted) begins no token request: none cached, or the cached one due for its refresh', async () => {
+    const s = await setup({ fake: { refreshInSeconds: 1800 } })
+    const gaveUp = new AbortController()
+    gaveUp.abort(new Error('gave up'))
+    await expect(s.tokens.getToken(gaveUp.signal)).rejects.toThrow('gave up')
+    // Counted when asked (refreshCount), not when the fake hears it: a request begun and left
+    // behind would reach the fake after this line.
+    expect(s.tokens.refreshCount()).toBe(0)
+    const first = await s.tokens.getToken()
+    s.clock.advance(1801_000)
+    // Still serving, the cached token is handed out; its background refresh waits for a caller
+    // that has not given up.
+    expect(await s.tokens.getToken(gaveUp.signal)).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(1)
+    expect(await s.tokens.getToken()).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(2)
+  })
+
   test('ready() once a stop has begun asks Entra nothing (the row goes back unstarted); before it, ready() asks once', async () => {
     const s = await setup()
     const stopping = new AbortController()
