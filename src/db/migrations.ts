@@ -146,6 +146,7 @@ import m0198 from '../../sql/0198_worker_notes_its_credential_refused.sql' with 
 import m0199 from '../../sql/0199_send_slot_holder_lock_comment_says_who_notes.sql' with {
   type: 'text',
 }
+import m0200 from '../../sql/0200_paused_rows_moved_say_why.sql' with { type: 'text' }
 
 export interface Migration {
   version: number
@@ -293,6 +294,7 @@ export const migrations: readonly Migration[] = [
     name: '0199_send_slot_holder_lock_comment_says_who_notes',
     sql: m0199,
   },
+  { version: 200, name: '0200_paused_rows_moved_say_why', sql: m0200 },
 ]
 
 export const latestVersion = migrations.at(-1)?.version ?? 0

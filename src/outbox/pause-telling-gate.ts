@@ -16,9 +16,9 @@ export function gateTellingPauses(
   // A send of this worker's that pauses MAIL_FROM (the probe meeting the refusal again) says so
   // too, as a row another worker's pause sends back does (onMailboxPaused). One that pauses a
   // mailbox a row names itself, past a row's hold, moves that mailbox's waiting rows to the
-  // pause's end (one write each) rather than leaving them to be claimed and given back; not
-  // awaited: the send's slot is not held for it (the stop's is: `besides`), and a failure leaves
-  // the rows as they were.
+  // pause's end, each told why (the throttle, or the refusal with Graph's code) in its one write,
+  // rather than leaving them to be claimed and given back; not awaited: the send's slot is not
+  // held for it (the stop's is: `besides`), and a failure leaves the rows as they were.
   const gate: SendGate = {
     ...d.gate,
     pause: async (mailbox, ms, refused) => {
@@ -31,7 +31,7 @@ export function gateTellingPauses(
       // Owed for every worker, before the row that met the pause is settled.
       if (key === pause.key) return oweProbe(d.db, key)
       void besides.track(
-        deferPausedRows(d.db, key).catch((err) =>
+        deferPausedRows(d.db, key, refused).catch((err) =>
           log.warn('could not move a paused mailbox’s rows to its pause’s end', { err }),
         ),
       )

@@ -74,6 +74,7 @@ test('pending rows a pacing turn or a pause moved later count as held back; due 
   const paced = await enqueueSql(t.pool)
   const givenBack = await enqueueSql(t.pool)
   const deferred = await enqueueSql(t.pool, {}, named('busy@example.com'))
+  const deferredByOlder = await enqueueSql(t.pool, {}, named('older-busy@example.com'))
   await enqueueSql(t.pool, { sendAt: new Date(Date.now() + 3_600_000).toISOString() })
   await enqueueSql(t.pool)
   // As giveBackPaused leaves them: a reserved pacing turn, a pause's end.
@@ -83,18 +84,25 @@ test('pending rows a pacing turn or a pause moved later count as held back; due 
      where id in ($1, $2)`,
     [paced, givenBack],
   )
-  // A named mailbox's pause moves its rows to the pause's end, their code as it was.
-  const key = (
-    await t.pool.query<{ k: string }>(
-      'select sender_key as k from mailer.email_outbox where id = $1',
-      [deferred],
-    )
-  ).rows[0]!.k
+  // A named mailbox's pause moves its rows to the pause's end, named `mailbox_paused` (0200); an
+  // older binary's move (0104's one-argument function) names none: held by the pause alone.
+  const keyOf = async (id: string) =>
+    (
+      await t.pool.query<{ k: string }>(
+        'select sender_key as k from mailer.email_outbox where id = $1',
+        [id],
+      )
+    ).rows[0]!.k
+  const [key, olderKey] = [await keyOf(deferred), await keyOf(deferredByOlder)]
   await pauseMailbox(t.db, { mailbox: key, ms: 600_000 })
+  await pauseMailbox(t.db, { mailbox: olderKey, ms: 600_000 })
   expect(await deferPausedRows(t.db, key)).toBe(1)
-  expect(await scrape()).toEqual({ paused: 1, held: 3, pastExpiry: 0 })
+  expect(
+    (await t.pool.query('select mailer.defer_paused_rows($1) as n', [olderKey])).rows[0].n,
+  ).toBe(1)
+  expect(await scrape()).toEqual({ paused: 2, held: 4, pastExpiry: 0 })
   const live = await liveStats(t.db, null)
-  expect({ pending: live.pending, held: live.heldBackPending }).toEqual({ pending: 5, held: 3 })
+  expect({ pending: live.pending, held: live.heldBackPending }).toEqual({ pending: 6, held: 4 })
 })
 
 test('/v1/stats says both; a token confined to a tenant reads its own held rows and no pause count', async () => {

@@ -146,3 +146,84 @@ test("a pause with no end (next_at 'infinity', by hand) moves no row: they stay 
   expect(await deferPausedRows(t.db, 'other@example.com').catch((e) => e.message)).toBe(0)
   expect([await at(due), await at(scheduled)]).toEqual(before)
 })
+
+test('a moved row says why it waits, in the write that moves it: a wait no try of its own met is renamed `mailbox_paused`, a code its own try met stays; no history', async () => {
+  const OTHER = 'other@example.com'
+  const waits = {
+    untried: [null, null],
+    paced: ['mailbox_paced', 'not sent yet: its sender mailbox sends at MAILBOX_RATE_PER_MINUTE'],
+    token: ['AADSTS7000215', 'Invalid client secret provided.'],
+    unreachable: ['graph_unreachable', 'Graph out of reach'],
+    pausedBefore: [
+      'mailbox_paused',
+      'not sent: its sender mailbox is paused after a provider throttle',
+    ],
+    refusedItself: ['ErrorAccessDenied', 'Access is denied.'],
+    backoff: ['graph_http_500', 'Graph answered 500'],
+  } as const
+  const ids: Record<string, string> = {}
+  for (const [name, [code, words]] of Object.entries(waits)) {
+    ids[name] = await enqueue(t, from(OTHER))
+    await t.pool.query(
+      'update mailer.email_outbox set last_error_code = $2, last_error = $3 where id = $1',
+      [ids[name], code, words],
+    )
+  }
+  await pause(OTHER, 60)
+  expect(await deferPausedRows(t.db, OTHER, { code: 'ErrorAccessDenied', httpStatus: 403 })).toBe(
+    Object.keys(waits).length,
+  )
+  const { rows } = await t.pool.query<{ id: string; code: string; words: string; later: boolean }>(
+    `select id::text, last_error_code as code, last_error as words,
+            send_at > now() + interval '50 seconds' as later
+       from mailer.email_outbox where id = any($1::bigint[])`,
+    [Object.values(ids)],
+  )
+  const got = Object.fromEntries(
+    Object.entries(ids).map(([name, id]) => {
+      const r = rows.find((x) => x.id === id)!
+      return [name, [r.code, r.words, r.later]]
+    }),
+  )
+  const refusal = [
+    'mailbox_paused',
+    "not sent: the sender mailbox it names is refused by Graph (HTTP 403 ErrorAccessDenied): paused, its rows tried again at the pause's end",
+    true,
+  ]
+  expect(got).toEqual({
+    untried: refusal,
+    paced: refusal,
+    token: refusal,
+    unreachable: refusal,
+    pausedBefore: refusal,
+    refusedItself: ['ErrorAccessDenied', 'Access is denied.', true],
+    backoff: ['graph_http_500', 'Graph answered 500', true],
+  })
+  const history = await t.pool.query('select count(*)::int as n from mailer.email_attempts')
+  expect(history.rows[0].n).toBe(0)
+})
+
+test('a throttle’s move names the throttle; an older binary’s call (the one-argument function) moves the row naming nothing, as before', async () => {
+  const OTHER = 'other@example.com'
+  const mine = await enqueue(t, from(OTHER))
+  const older = await enqueue(t, from('older@example.com'))
+  await pause(OTHER, 60)
+  await pause('older@example.com', 60)
+  expect(await deferPausedRows(t.db, OTHER)).toBe(1)
+  const moved = await t.pool.query('select mailer.defer_paused_rows($1) as n', [
+    'older@example.com',
+  ])
+  expect(moved.rows[0].n).toBe(1)
+  const { rows } = await t.pool.query(
+    `select last_error_code as code, last_error as words from mailer.email_outbox
+      where id = any($1::bigint[]) order by id`,
+    [[mine, older]],
+  )
+  expect(rows).toEqual([
+    {
+      code: 'mailbox_paused',
+      words: 'not sent: its sender mailbox is paused after a provider throttle',
+    },
+    { code: null, words: null },
+  ])
+})

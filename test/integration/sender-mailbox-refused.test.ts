@@ -103,7 +103,7 @@ async function allTried(ids: string[]) {
 /**
  * A mailbox the rows name themselves stands paused for minutes and the worker holds no row: each
  * listed row waits for the pause's end, whether a claim met it (given back with Graph's code) or not
- * (moved there uncoded by the pause: deferPausedRows); which one a row enqueued just before the
+ * (moved there by the pause, `mailbox_paused`: deferPausedRows); which one a row enqueued just before the
  * refusal takes depends on the machine's load. Due past the next minute, not at the pause's end to
  * the millisecond: a later 403 of a send in flight may push the end on past a row given back.
  */
@@ -679,6 +679,19 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
     ).toBe(true)
     expect(recorded.rows[0].n).toBeGreaterThan(0)
     expect(recorded.rows[0].n).toBeLessThan(N / 4)
+    // The rows moved unclaimed say why they wait, as MAIL_FROM's rows left unclaimed do.
+    const unrecorded = await t.pool.query(
+      `select distinct o.last_error_code, o.last_error from mailer.email_outbox o
+        where o.id = any($1::bigint[]) and o.status = 'pending'
+          and not exists (select from mailer.email_attempts a where a.outbox_id = o.id)`,
+      [mine],
+    )
+    expect(unrecorded.rows).toEqual([
+      {
+        last_error_code: 'mailbox_paused',
+        last_error: 'not sent: its sender mailbox is paused after a provider throttle',
+      },
+    ])
     // Another mailbox's rows still go meanwhile.
     const other = await enqueue(t)
     await pollUntil(
@@ -709,8 +722,19 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
       mine.push(await enqueue(t, { from: OWN, to: 'rcpt@example.com', subject: 'Hi', text: 'x' }))
     await waitingOutPause(r, mine)
     expect((await rowsOf(mine)).every((x) => x.status === 'pending' && x.attempts === 0)).toBe(true)
-    // The scheduled row was moved, not given back: no code, no history.
-    expect((await rowsOf([moved]))[0].last_error_code).toBeNull()
+    // The scheduled row was moved, not given back: no history, but it says why it waits, as a
+    // row given back for MAIL_FROM's refusal does: the refusal named, Graph's code and status.
+    const movedRow = await t.pool.query(
+      'select last_error_code, last_error from mailer.email_outbox where id = $1',
+      [moved],
+    )
+    expect(movedRow.rows).toEqual([
+      {
+        last_error_code: 'mailbox_paused',
+        last_error:
+          "not sent: the sender mailbox it names is refused by Graph (HTTP 403 ErrorAccessDenied): paused, its rows tried again at the pause's end",
+      },
+    ])
     const movedHistory = await t.pool.query(
       'select count(*)::int as n from mailer.email_attempts where outbox_id = $1',
       [moved],
