@@ -1,13 +1,16 @@
 // `bun run bench/live-stats-cost.ts [reps] [scheduled]`: what the live statement of every /metrics scrape (liveStats) costs a production-like outbox, as released before round 46 and now.
 //
 // The outbox keeps 100,000 sent rows (1 KB bodies, frozen and analyzed as autovacuum leaves them)
-// and 4,000 pending: 2,000 due, 1,000 sent back to a reserved pacing turn (mailbox_paced, due in
-// the next half hour), 500 of 5 paused mailboxes moved to their pause's end, `scheduled` (default 500) scheduled
-// by the caller a day ahead; 20 sending. mailer.mailbox_pacing holds 200 mailboxes as pacing leaves them
-// (a turn and a horizon of reserved turns each), 5 of them paused by a throttle, 2 more throttled
-// within a turn. The two statements take turns `reps` times (default 21), through one connection
-// whose every plan comes back (auto_explain: analyze, buffers, no per-node timing); it prints each
-// one's median duration and shared buffers (hit + read), and the last plans.
+// and 4,000 pending: 1,700 due, 1,000 sent back to a reserved pacing turn (mailbox_paced, due in
+// the next half hour), 500 of 5 paused mailboxes moved to their pause's end, 300 of MAIL_FROM (a
+// live worker's, paused by a 503 for 10 minutes) given back to its pause's end plus a few
+// milliseconds (100 that met the 503, ServiceUnavailable; 200 the gate turned away,
+// mailbox_paused), `scheduled` (default 500) scheduled by the caller a day ahead; 20 sending.
+// mailer.mailbox_pacing holds 200 mailboxes as pacing leaves them (a turn and a horizon of reserved
+// turns each), 5 of them paused by a throttle, 2 more throttled within a turn, and MAIL_FROM paused.
+// The two statements take turns `reps` times (default 21), through one connection whose every plan
+// comes back (auto_explain: analyze, buffers, no per-node timing); it prints each one's median
+// duration and shared buffers (hit + read), and the last plans.
 import { sql } from 'kysely'
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
@@ -79,6 +82,25 @@ try {
     `update mailer.email_outbox set send_at = now() + (1 + id % 1800) * interval '1 second', last_error_code = 'mailbox_paced'
       where id in (select id from mailer.email_outbox where status = 'pending' and sender_key is null
                     and send_at <= now() order by id limit 1000)`,
+  )
+  // MAIL_FROM paused by a 503 (its Retry-After 600: a pause the runs do not outlast) and noted by a
+  // live worker (sql/0079); the rows that met it or that the gate turned away, given back to its
+  // end as their settlements' now() leaves them.
+  await setup.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval, throttled_until, pause_reason, pause_reason_ends)
+     values ('outbox@example.com', now() + interval '10 minutes', interval '0', now() + interval '10 minutes',
+             'throttle', now() + interval '10 minutes')`,
+  )
+  await setup.query(
+    `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+     values ('w', 'h', 1, 'v', 'outbox@example.com', 3600)`,
+  )
+  await setup.query(
+    `update mailer.email_outbox
+        set send_at = now() + interval '10 minutes' + (id % 50) * interval '1 millisecond',
+            last_error_code = case when id % 3 = 0 then 'ServiceUnavailable' else 'mailbox_paused' end
+      where id in (select id from mailer.email_outbox where status = 'pending' and sender_key is null
+                    and send_at <= now() order by id limit 300)`,
   )
   // Their mailbox's horizon of reserved turns reaches past the last of them, as reservePacing leaves it.
   await setup.query(
