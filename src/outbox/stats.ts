@@ -6,8 +6,18 @@ import {
   credentialRefusedNow,
   credentialRefusedOf,
 } from './credential-refusals.ts'
+import { liveRegistryEntry } from './live-registry-entry.ts'
 import { PAUSED_MAILBOXES_NOW } from './paused-now.ts'
 import { refusedPausePending } from './refused-pause-rows.ts'
+
+/**
+ * How far past its mailbox's pause end a row given back to that end may be due: the pause is
+ * written (pauseMailbox), or read for how long it still lasts (the gate's give-back), before the
+ * row's settlement, whose now() its delay counts from (settle.ts: a statement later, its batch's
+ * turn in the settle queue, a row locked meanwhile asked again up to 2 s apart). Milliseconds as a
+ * rule; a row tried again through its own backoff this soon after the pause is held by it all but.
+ */
+const GIVEN_BACK_SKEW = sql`interval '5 seconds'`
 
 export interface OutboxStats {
   counts: Record<OutboxStatus, number>
@@ -36,8 +46,9 @@ export interface LiveStats {
   oldestPendingAgeSeconds: number | null
   /**
    * Pending rows not due yet because a pacing turn reserved for them (mailbox_paced) or a mailbox's
-   * pause (mailbox_paused, or moved to the end of their own sender's pause) put them later: they
-   * count in neither the due rows' age nor `sending`.
+   * pause (mailbox_paused, moved to the end of their own sender's pause, or given back to it by the
+   * send that met it: GIVEN_BACK_SKEW) put them later: they count in neither the due rows' age nor
+   * `sending`.
    */
   heldBackPending: number
   /** Pending rows past their expiresAt: which, as past-expiry-pending.ts defines them. */
@@ -110,14 +121,25 @@ export async function liveStats(
       (select extract(epoch from now() - min(send_at))::float8 from mailer.email_outbox
         where status = 'pending' and send_at <= now()
           and (${scopeTenant}::text is null or tenant = ${scopeTenant})) as oldest,
-      -- Held: due by the furthest turn or pause end at most, so rows scheduled past it are left in
-      -- email_outbox_claim_idx (pending; send_at its second key), and only those before are read.
+      -- Held: due by the furthest turn or pause end (plus GIVEN_BACK_SKEW) at most, so rows scheduled
+      -- past it are left in email_outbox_claim_idx (pending; send_at its second key), and only those
+      -- before are read. A row tried (a code) is given back to its sender's pause end plus the skew:
+      -- its own (sender_key) or, naming none, a live worker's MAIL_FROM (sql/0079, as
+      -- refused-pause-rows.ts reads it); an untried row is held only up to the end itself.
       (select count(*) from mailer.email_outbox o
         where o.status = 'pending' and o.send_at > now()
-          and o.send_at <= (select max(m.next_at) from mailer.mailbox_pacing m)
+          and o.send_at <= (select max(m.next_at) from mailer.mailbox_pacing m) + ${GIVEN_BACK_SKEW}
           and (${scopeTenant}::text is null or o.tenant = ${scopeTenant})
           and (o.last_error_code in ('mailbox_paced', 'mailbox_paused')
-               or exists (select from paused p where p.mailbox = o.sender_key and p.next_at >= o.send_at))) as held,
+               or exists (select from paused p where p.mailbox = o.sender_key and p.next_at >= o.send_at)
+               or o.last_error_code is not null
+                  and exists (select from paused p
+                               where p.next_at + ${GIVEN_BACK_SKEW} >= o.send_at
+                                 and (p.mailbox = o.sender_key
+                                      or o.sender_key is null
+                                         and exists (select from mailer.workers w
+                                                      where w.probe_mailbox = p.mailbox
+                                                        and ${liveRegistryEntry('w')}))))) as held,
       -- Past their expiresAt (email_outbox_expiring_idx, sql/0022: the pending rows with one, a
       -- range up to now()); few, as the sweep ends them.
       (select count(*) from mailer.email_outbox

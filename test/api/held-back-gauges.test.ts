@@ -105,6 +105,46 @@ test('pending rows a pacing turn or a pause moved later count as held back; due 
   expect({ pending: live.pending, held: live.heldBackPending }).toEqual({ pending: 6, held: 4 })
 })
 
+test("rows given back to their mailbox's pause by the send that met it or by the gate, due a few milliseconds past its end, count as held back; rows the caller scheduled there do not", async () => {
+  const MAIL_FROM = 'outbox@example.com'
+  // The worker whose MAIL_FROM sends the rows naming none (sql/0079: its pause key), live.
+  await t.pool.query(
+    `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+     values ('w', 'h', 1, 'v', $1, 60)`,
+    [mailboxKey(MAIL_FROM)],
+  )
+  await pauseMailbox(t.db, { mailbox: mailboxKey(MAIL_FROM), ms: 30_000 })
+  const busy = mailboxKey('busy@example.com')
+  await pauseMailbox(t.db, { mailbox: busy, ms: 30_000 })
+  const metOwn = await enqueueSql(t.pool)
+  const turnedAway = await enqueueSql(t.pool)
+  const metNamed = await enqueueSql(t.pool, {}, named('busy@example.com'))
+  const backoff = await enqueueSql(t.pool)
+  const scheduled = await enqueueSql(t.pool, {}, named('busy@example.com'))
+  const scheduledOwn = await enqueueSql(t.pool)
+  // As settle.ts leaves them: due at now() plus the pause's length, the settlement's now() a few
+  // milliseconds after the pause's (its statement came later).
+  const at = (id: string, code: string | null, past: string) =>
+    t.pool.query(
+      `update mailer.email_outbox o set last_error_code = $2,
+              send_at = (select p.next_at from mailer.mailbox_pacing p
+                          where p.mailbox = coalesce(o.sender_key, $4)) + $3::interval
+        where o.id = $1`,
+      [id, code, past, mailboxKey(MAIL_FROM)],
+    )
+  await at(metOwn, 'ServiceUnavailable', '9 milliseconds')
+  await at(turnedAway, 'mailbox_paused', '23 milliseconds')
+  await at(metNamed, 'ApplicationThrottled', '5 milliseconds')
+  // A retry's backoff a minute past the pause waits for its own time, not the pause.
+  await at(backoff, 'InternalServerError', '1 minute')
+  // Untried rows the caller scheduled just past the pauses' ends (send_at at enqueue).
+  await at(scheduled, null, '5 milliseconds')
+  await at(scheduledOwn, null, '5 milliseconds')
+  expect(await scrape()).toEqual({ paused: 2, held: 3, pastExpiry: 0 })
+  const live = await liveStats(t.db, null)
+  expect({ pending: live.pending, held: live.heldBackPending }).toEqual({ pending: 6, held: 3 })
+})
+
 test('/v1/stats says both; a token confined to a tenant reads its own held rows and no pause count', async () => {
   await pauseMailbox(t.db, { mailbox: mailboxKey('long@example.com'), ms: 600_000 })
   const held = await enqueueSql(t.pool, { tenant: 'acme' })

@@ -71,6 +71,9 @@ test('Graph answering 503 to every send for 6 minutes: status needs attention, n
   })
   expect(status.noneSentForSeconds).toBeGreaterThanOrEqual(360)
   expect(status.oldestDuePendingSeconds ?? 0).toBeLessThan(600)
+  // Both rows given back to the pause's end (the one that met the 503, the one the gate turned
+  // away), each a few milliseconds past it as its settlement came after the pause: held back.
+  expect(status.heldBackPending).toBe(2)
 })
 
 test('a throttle while rows were sent within --max-send-gap needs no attention: the mailbox sends between its answers', async () => {
