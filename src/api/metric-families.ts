@@ -41,7 +41,7 @@ export function createMetricFamilies() {
     }),
     throttled: new Counter({
       name: 'outbox_graph_throttled_total',
-      help: 'Sends and mailbox lookups told to wait, one per send or lookup (429/503/504, a spent quota, no Graph token: a refused credential, Entra down or unreachable; Graph out of reach or refusing every token) and rescheduled without burning an attempt, by cause: throttled (a 429, a spent sending quota), unavailable (a 503 or 504: Graph or Entra down), unreachable (no connection to Graph or Entra), other (a refused credential, every token refused, a mailbox lookup asked again later); sum without (cause) for them all; not the rows a pause or pacing turn another send caused held back, which outbox_sends_total{outcome="throttled"} counts as well, nor Graph refusing the sender mailbox itself, which outbox_graph_mailbox_refused_total counts',
+      help: 'Sends and mailbox lookups told to wait, one per send or lookup (429/503/504, a spent quota, no Graph token: a refused credential, Entra down or unreachable; Graph out of reach or refusing every token) and rescheduled without burning an attempt, by cause: throttled (a 429, a mailbox quota: its sending quota spent, its store full), unavailable (a 503 or 504: Graph or Entra down), unreachable (no connection to Graph or Entra), other (a refused credential, every token refused, a mailbox lookup asked again later); sum without (cause) for them all; not the rows a pause or pacing turn another send caused held back, which outbox_sends_total{outcome="throttled"} counts as well, nor Graph refusing the sender mailbox itself, which outbox_graph_mailbox_refused_total counts',
       labelNames: ['db', 'cause'] as const,
       registers,
     }),

@@ -107,7 +107,9 @@ export async function resolveAmbiguity(
     // So is one refused because the configured sender mailbox is not one (MAIL_FROM wrong): the
     // row keeps Graph's code, which says what to fix, as its send would.
     // A past sender mailbox held back (paused, its probe owed) was not asked: no throttle to note.
+    // So is one the mailbox's quota holds (a full mailbox): Graph's code kept, as a send's is.
     const refused = verdict.refused
+    const quota = verdict.quota
     if (!asked.held) {
       await d.gate.pause(asked.mailbox, verdict.throttledForMs, refused).catch(() => {})
     }
@@ -115,12 +117,14 @@ export async function resolveAmbiguity(
       r.lease,
       {
         kind: 'retry',
-        code: refused?.code ?? (asked.held ? PAUSED_CODE : 'lookup_failed'),
+        code: refused?.code ?? quota?.code ?? (asked.held ? PAUSED_CODE : 'lookup_failed'),
         message: refused
           ? `the mailbox lookup of an interrupted send was refused: ${refused.message}; will ask again`
-          : asked.held
-            ? 'the mailbox lookup of an interrupted send waits for a mailbox it may have gone from, paused by a throttle or its probe owed; will ask again'
-            : 'the mailbox lookup of an interrupted send was throttled; will ask again',
+          : quota
+            ? `the mailbox lookup of an interrupted send was refused for now: ${quota.message}; will ask again`
+            : asked.held
+              ? 'the mailbox lookup of an interrupted send waits for a mailbox it may have gone from, paused by a throttle or its probe owed; will ask again'
+              : 'the mailbox lookup of an interrupted send was throttled; will ask again',
         delayMs: verdict.throttledForMs,
         throttled: true,
         ambiguous: true,

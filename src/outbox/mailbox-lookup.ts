@@ -25,6 +25,11 @@ export type LookupResult =
       throttledForMs: number
       /** The status Graph answered the lookup with (429, 503, 504…); absent for a wait no request met. */
       httpStatus?: number
+      /**
+       * Graph's word when the mailbox's quota holds it (its store full, its sending quota spent:
+       * ErrorQuotaExceeded, …): the row keeps the code, as a send refused so does.
+       */
+      quota?: { code: string; message: string }
       /** Graph refused the configured sender mailbox itself (a 404 for MAIL_FROM): its code. */
       refused?: LookupRejection
     }

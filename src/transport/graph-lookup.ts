@@ -117,11 +117,16 @@ export function createMailboxLookup(d: {
             httpStatus: res.status,
           }
         }
-        // A full mailbox refuses reads too (a 403): no missing Mail.Read, asked again as a send is.
-        if (isMailboxQuota(error.code)) {
+        // A full mailbox refuses reads too (a 403): no missing Mail.Read, asked again as a send is,
+        // Graph's code kept as the send's is (its row's code, /metrics' cause: a throttle).
+        if (error.code !== undefined && isMailboxQuota(error.code)) {
           return {
             throttledForMs: throttleWaitMs(res.headers, d.now(), SENDING_QUOTA_PAUSE_MS),
             httpStatus: res.status,
+            quota: {
+              code: error.code,
+              message: error.message ?? `Graph answered HTTP ${res.status}`,
+            },
           }
         }
         if (res.status === 404) {

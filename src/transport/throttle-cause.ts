@@ -5,7 +5,8 @@ import { isMailboxQuota } from './graph-outcome.ts'
 
 /**
  * Every value, each exported at 0 from a worker's start (an alert's increase() sees the first):
- * `throttled` a 429 (Graph's or Entra's) or a mailbox's spent sending quota: the provider's limits,
+ * `throttled` a 429 (Graph's or Entra's) or a mailbox's quota (its sending quota spent, its store
+ * full: isMailboxQuota), a send's or a lookup's, which keeps Graph's code: the provider's limits,
  * which end by themselves while other sends go; `unavailable` a 503 or 504 (Graph or Entra down, or
  * a gateway timing out): an outage when nothing goes; `unreachable` no connection (Graph out of
  * reach, Entra out of reach or not answering in time); `other` the rest: Entra refusing the

@@ -55,9 +55,11 @@ describe('a full sender mailbox (403 ErrorQuotaExceeded)', () => {
   test('a lookup in it is asked again after the same pause, not taken for a missing Mail.Read', async () => {
     const { sender } = await senderWithFull([FROM])
     // "unavailable" hands the row to AMBIGUOUS_SEND_POLICY: resent unverified, or held.
+    // Graph's word kept: the row's code, as the send's (throttle-cause-metrics.test.ts).
     expect(await sender.lookupSentMessage(FROM, '1', live())).toEqual({
       throttledForMs: SENDING_QUOTA_PAUSE_MS,
       httpStatus: 403,
+      quota: { code: 'ErrorQuotaExceeded', message: 'Mailbox has exceeded maximum mailbox size.' },
     })
   })
 

@@ -1,4 +1,4 @@
-// outbox_graph_throttled_total by cause: Graph's 503 (unavailable) counted apart from its 429 (throttled), each series at 0 from a worker's start, so that an alert tells an outage from a throttle.
+// outbox_graph_throttled_total by cause: Graph's 503 (unavailable) counted apart from its 429 (throttled), each series at 0 from a worker's start, so that an alert tells an outage from a throttle; a lookup and a send a full mailbox refuses alike.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createMetrics } from '../../src/api/metrics.ts'
 import { fakeHealth } from '../api/support/fake-health.ts'
@@ -7,6 +7,7 @@ import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { startFakeGraph } from '../support/fake-graph.ts'
 import { sendOnlyWorker, useGraphPerTest } from '../support/graph-per-test.ts'
+import { graphWorker } from '../support/graph-worker.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -54,6 +55,58 @@ test('a 503 counts as cause="unavailable", a 429 as cause="throttled"; every cau
     after: [
       'outbox_graph_throttled_total{db="test",cause="throttled"} 1',
       'outbox_graph_throttled_total{db="test",cause="unavailable"} 1',
+      'outbox_graph_throttled_total{db="test",cause="unreachable"} 0',
+      'outbox_graph_throttled_total{db="test",cause="other"} 0',
+    ],
+  })
+})
+
+test('a full mailbox (403 ErrorQuotaExceeded) refusing a mailbox lookup counts as cause="throttled", as it does refusing a send, and the row keeps its code', async () => {
+  g.fake = await startFakeGraph({
+    clientSecret: 'right',
+    mailboxes: [MAIL_FROM, OTHER],
+    fullMailboxes: [MAIL_FROM, OTHER],
+  })
+  const engine = graphWorker(t, g.fake, { workerId: 'w', mailFrom: MAIL_FROM, graceSeconds: 1 })
+  g.engines.push(engine)
+  const metrics = createMetrics({
+    databases: [{ name: 'test', db: t.db, statements: t.statements }],
+    health: fakeHealth(['test']),
+    drains: true,
+  })
+  // MAIL_FROM's row: its earlier send interrupted two minutes ago, so it is looked up first.
+  const looked = await enqueue(t)
+  await t.pool.query(
+    `update mailer.email_outbox set send_started_at = now() - interval '2 minutes' where id = $1`,
+    [looked],
+  )
+  // OTHER's row: sent, and refused for the same reason.
+  const sent = await enqueue(t, {
+    to: 'rcpt@example.com',
+    subject: 'Hello',
+    text: 'Hi',
+    from: OTHER,
+  })
+  await engine.start()
+  const codes = await pollUntil(async () => {
+    const r = await t.pool.query(
+      `select id::text, last_error_code as code from mailer.email_outbox
+        where status = 'pending' and last_error_code is not null order by id`,
+    )
+    return r.rows.length === 2 ? r.rows : undefined
+  })
+  for (const e of engine.events.events) metrics.observe(e)
+  const series = (await metrics.render())
+    .split('\n')
+    .filter((l) => l.startsWith('outbox_graph_throttled_total'))
+  expect({ codes, series }).toEqual({
+    codes: [
+      { id: looked, code: 'ErrorQuotaExceeded' },
+      { id: sent, code: 'ErrorQuotaExceeded' },
+    ],
+    series: [
+      'outbox_graph_throttled_total{db="test",cause="throttled"} 2',
+      'outbox_graph_throttled_total{db="test",cause="unavailable"} 0',
       'outbox_graph_throttled_total{db="test",cause="unreachable"} 0',
       'outbox_graph_throttled_total{db="test",cause="other"} 0',
     ],
