@@ -1,4 +1,5 @@
 // A character no one sees in a variable's value (a control or format character: a zero-width space, a word joiner, a soft hyphen), named with where it is.
+import { byteOrderMarkProblem } from './pem-file.ts'
 
 // Control (Cc) and format (Cf) characters: what a copy from a web page, a chat or a document leaves.
 const INVISIBLE = /[\p{Cc}\p{Cf}]/u
@@ -9,6 +10,8 @@ const TAKES_LINE_BREAKS = new Set([
   'MAILER_DATABASES',
   'MAIL_FROM_ALLOWED',
 ])
+// Variables holding a PEM's text: a file's contents, "$(cat <file>)".
+const PEM_VALUES = new Set(['GRAPH_CERTIFICATE', 'GRAPH_PRIVATE_KEY'])
 const LABELS: Record<number, string> = {
   9: 'a tab',
   10: 'a line break',
@@ -48,6 +51,16 @@ export function invisibleCharacterProblem(name: string, value: string): string |
   })
   if (at < 0) return null
   const code = chars[at]!.codePointAt(0)!
+  // A PEM's mark inside (its leading one is a blank, trimmed): a file saved "UTF-8 with BOM"
+  // joined after another, not a copy from a page; named as the files' checks name it.
+  if (code === 0xfeff && PEM_VALUES.has(name)) {
+    const line = chars.slice(0, at).filter((c) => c === '\n').length + 1
+    return `${name}: ${byteOrderMarkProblem(
+      `at line ${line}`,
+      'a file so saved was joined after another ("$(cat a.pem b.pem)"), its mark kept',
+      "save each file without it (sed -i 's/\\xEF\\xBB\\xBF//g' <file>) and set the value again",
+    )}`
+  }
   const hex = code.toString(16).toUpperCase().padStart(4, '0')
   const label = LABELS[code] ?? (code < 0xa0 ? 'a control character' : 'a format character')
   return `${name}: holds an invisible character, U+${hex} (${label}), at character ${at + 1} of ${chars.length}: a copy from a web page, a chat or a document leaves them; ${ADVICE[name] ?? 'type that part again'}`

@@ -253,6 +253,29 @@ describe('loading the credential', () => {
     expect(cred.info).toEqual(plain.info)
   })
 
+  test('GRAPH_CERTIFICATE holding two files so saved joined ("$(cat a.pem b.pem)"): the mark inside is named, where it is and how to drop it', () => {
+    // The first file's mark leads the value (a blank, as read); the second's opens its line.
+    const line = good.certPem.split('\n').length
+    const problems = (() => {
+      try {
+        loadConfig({
+          DATABASE_URL: 'postgres://u@db/app',
+          MAIL_FROM: 'notifications@example.com',
+          GRAPH_TENANT_ID: '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b',
+          GRAPH_CLIENT_ID: CLIENT_ID,
+          GRAPH_CERTIFICATE: `\ufeff${good.certPem}\ufeff${other.certPem}`,
+          GRAPH_PRIVATE_KEY: `\ufeff${good.keyPem}`,
+        })
+        return []
+      } catch (e) {
+        return (e as AppError).details?.problems
+      }
+    })()
+    expect(problems).toEqual([
+      `GRAPH_CERTIFICATE: holds a byte order mark (U+FEFF, as a Windows editor saves "UTF-8 with BOM") at line ${line}: a file so saved was joined after another ("$(cat a.pem b.pem)"), its mark kept; save each file without it (sed -i 's/\\xEF\\xBB\\xBF//g' <file>) and set the value again`,
+    ])
+  })
+
   test('from one-line PEMs with literal \\n, as secret stores flatten them', () => {
     const flat = (s: string) => s.trim().replaceAll('\n', '\\n')
     const cred = loadGraphCredential(
