@@ -21,8 +21,19 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
     meaning:
       'the only mailboxes a row may name in "from" (addresses, apart by commas); unset: any the app may send as',
   },
-  { name: 'GRAPH_TENANT_ID', default: '-', meaning: 'Entra tenant (GUID or domain)' },
-  { name: 'GRAPH_CLIENT_ID', default: '-', meaning: 'Entra app registration (client) id' },
+  // The forms the start takes (config/entra-ids.ts): it refuses any other.
+  {
+    name: 'GRAPH_TENANT_ID',
+    default: '-',
+    meaning:
+      'Directory (tenant) ID: a GUID (8-4-4-4-12 hexadecimal digits), or a domain verified in the tenant (contoso.onmicrosoft.com); not common or organizations',
+  },
+  {
+    name: 'GRAPH_CLIENT_ID',
+    default: '-',
+    meaning:
+      'Application (client) ID of the app registration: a GUID (8-4-4-4-12 hexadecimal digits)',
+  },
   { name: 'GRAPH_CERTIFICATE', default: '-', meaning: 'PEM certificate (for the thumbprint)' },
   { name: 'GRAPH_CERTIFICATE_FILE', default: '-', meaning: 'path of the PEM certificate' },
   {

@@ -7,6 +7,7 @@ import {
   parseSeconds,
   parseStatusTimeoutSeconds,
 } from '../../src/cli-args.ts'
+import { clientIdProblem, tenantProblem } from '../../src/config/entra-ids.ts'
 import { runBinary } from '../support/binary.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -161,6 +162,38 @@ test('--help names every cause of exit 3, an edited migration included, as the R
     const p = parseArgs(argv)
     expect(p.kind === 'help' && p.text).toMatch(/3 [^\n]*missing[\s\S]*edited/)
   }
+})
+
+test("--help and each command's that lists them say the forms GRAPH_TENANT_ID and GRAPH_CLIENT_ID take: the start refuses any other", () => {
+  const lines = (argv: string[]) => {
+    const p = parseArgs(argv)
+    // A command's help wraps a meaning under its first line's text (indented past the names).
+    return (p.kind === 'help' ? p.text : '')
+      .replace(/\n {12,}/g, ' ')
+      .split('\n')
+      .filter((l) => /^\s+GRAPH_(TENANT|CLIENT)_ID\s/.test(l))
+      .map((l) => l.trim().replace(/\s+/g, ' '))
+  }
+  for (const argv of [
+    ['--help'],
+    ['serve', '--help'],
+    ['send-test', '--help'],
+    ['check-config', '--help'],
+  ]) {
+    expect({ argv, lines: lines(argv) }).toEqual({
+      argv,
+      lines: [
+        'GRAPH_TENANT_ID Directory (tenant) ID: a GUID (8-4-4-4-12 hexadecimal digits), or a domain verified in the tenant (contoso.onmicrosoft.com); not common or organizations (default: -)',
+        'GRAPH_CLIENT_ID Application (client) ID of the app registration: a GUID (8-4-4-4-12 hexadecimal digits) (default: -)',
+      ],
+    })
+  }
+  // The forms it says are those taken, the words it refuses refused.
+  const guid = '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b'
+  expect({
+    taken: [tenantProblem(guid), tenantProblem('contoso.onmicrosoft.com'), clientIdProblem(guid)],
+    refused: [tenantProblem('common'), tenantProblem('organizations')].map((p) => p !== null),
+  }).toEqual({ taken: [null, null, null], refused: [true, true] })
 })
 
 test('--help and status --help name each cause of status exit 5, as the README does', () => {
