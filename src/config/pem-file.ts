@@ -42,6 +42,14 @@ function kindOf(s: Stats): string {
 const BYTE_ORDER_MARK = Buffer.from([0xef, 0xbb, 0xbf])
 
 /**
+ * A byte order mark in a PEM's text, in the words every check of one says it: where (`where`: "at
+ * its start", "at line N"), what it does there (`effect`) and how to drop it (`fix`).
+ */
+export function byteOrderMarkProblem(where: string, effect: string, fix: string): string {
+  return `holds a byte order mark (U+FEFF, as a Windows editor saves "UTF-8 with BOM") ${where}: ${effect}; ${fix}`
+}
+
+/**
  * Why TLS would read no PEM block where file `path` (a PEM file pemFileProblem passed) has one, or
  * null: UTF-16 text (PowerShell 5's `>` and Out-File), or a byte order mark before a block (a
  * Windows editor's "UTF-8 with BOM", at the start or where two such files were joined), which
@@ -62,5 +70,9 @@ export function pemEncodingProblem(path: string): string | null {
   const at = bytes.indexOf(BYTE_ORDER_MARK)
   if (at < 0) return null
   const line = bytes.subarray(0, at).filter((b) => b === 0x0a).length + 1
-  return `holds a byte order mark (U+FEFF, as a Windows editor saves "UTF-8 with BOM") ${line === 1 ? 'at its start' : `at line ${line}`}: the driver's TLS skips the PEM block it opens, and every connection would fail; save the file without it (sed -i 's/\\xEF\\xBB\\xBF//g' <file>)`
+  return byteOrderMarkProblem(
+    line === 1 ? 'at its start' : `at line ${line}`,
+    "the driver's TLS skips the PEM block it opens, and every connection would fail",
+    "save the file without it (sed -i 's/\\xEF\\xBB\\xBF//g' <file>)",
+  )
 }
