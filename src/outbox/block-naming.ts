@@ -1,4 +1,4 @@
-// Block naming: the due rows a send block (a refused credential) holds are told why they wait, once per block; the rows sent back for a pacing turn before it are made due and told too.
+// Block naming: the due rows a send block (a refused credential) holds are told why they wait, once per block; the rows sent back for a pacing turn before it are made due and told too, once the refusal is every live worker's.
 import type { Logger } from '../log.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import { pacedRowsBlocked } from './paced-rows-blocked.ts'
@@ -14,8 +14,11 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
   // The turns reserved before a block given up, their rows due and named by it, since the last
   // token (paced-rows-blocked.ts): a row is paced only with a token in hand (sender.ts, ready),
   // so no claim paces one while blocks last, and one statement at the first block after a token
-  // does it.
+  // does it, once the refusal is every live worker's. Until then it is asked once per block
+  // (reset by each claim: a refusal's cooldown, a minute), as the refusal may reach the others
+  // later: never per wake.
   let pacedNamed = false
+  let pacedAsked = false
   d.tokenCame?.(() => {
     pacedNamed = false
   })
@@ -26,11 +29,14 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
     const marked = await waitingMarks.mark({ ...blocked, mailFromKey: null }, step)
     blockNamed = true
     if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
-    if (pacedNamed) return
-    const paced = await pacedRowsBlocked(d.db, blocked)
-    pacedNamed = true
-    if (paced > 0)
-      log.debug('rows sent back for a pacing turn due and named by the block', { paced })
+    if (pacedNamed || pacedAsked) return
+    const paced = await pacedRowsBlocked(d.db, blocked, d.worker.id)
+    pacedAsked = true
+    pacedNamed = paced.everyone
+    if (paced.named > 0)
+      log.debug('rows sent back for a pacing turn due and named by the block', {
+        paced: paced.named,
+      })
   }
   return {
     /** Names the rows the block holds; a failure is the loop's error event, and the loop goes on. */
@@ -43,6 +49,7 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
     /** A claim was made: the next block is named from its pass. */
     claimed: () => {
       blockNamed = false
+      pacedAsked = false
     },
   }
 }

@@ -1,6 +1,7 @@
-// The pacing turns reserved before a send block began (a token served then) given up: the rows sent back to them due and named by the block.
+// The pacing turns reserved before a send block began (a token served then) given up, when every live worker is refused: the rows sent back to them due and named by the block.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { liveRegistryEntry } from './live-registry-entry.ts'
 import { PACED_CODE } from './settle-item.ts'
 import { writingStorable } from './storable-in-encoding.ts'
 import { WAITING_ROWS_PER_MARK } from './waiting-rows.ts'
@@ -15,20 +16,34 @@ import { WAITING_ROWS_PER_MARK } from './waiting-rows.ts'
  * held back by pacing, not waiting on the refusal, and kept that until a pass found it due after
  * its turn (the block's pass names due rows only, waiting-rows.ts). Once a token comes they take
  * their mailbox's turns again from then, not after the horizon the block left unused.
+ * Only when the refusal is everyone's (`everyone`): every live registry entry but `workerId`'s own
+ * (its worker knows it is refused before its note may have landed) notes a refusal (sql/0198,
+ * live-registry-entry.ts). A turn another machine reserved with a working credential is one it
+ * sends at: dropped, its rows carried this worker's refusal and the mailbox could send above the
+ * rate for a moment. An older binary's entry notes none: while one is live, nothing is done (the
+ * rows keep their turns, named once a refusal meets them after it).
  * Uncounted: attempts and history untouched. Read as stats' held-back count reads paced rows: not
  * due, up to the furthest turn (email_outbox_claim_idx: pending; send_at its second key). Rows
- * another transaction holds are skipped (each is named by a pass once due). Returns the rows named.
+ * another transaction holds are skipped (each is named by a pass once due). The registry is a
+ * handful of rows, read whole once (an InitPlan: when not everyone's, no outbox row is read).
+ * Returns whether it acted and the rows it named.
  */
 export async function pacedRowsBlocked(
   db: Kysely<Database>,
   block: { code: string; message: string },
+  workerId: string,
   limit = WAITING_ROWS_PER_MARK,
-): Promise<number> {
+): Promise<{ everyone: boolean; named: number }> {
   const { rows } = await writingStorable(db, (fit) =>
-    sql<{ named: number }>`
-    with picked as (
+    sql<{ everyone: boolean; named: number }>`
+    with everyone as materialized (
+      select not exists (select from mailer.workers w
+                          where w.id <> ${workerId} and w.credential_refused_code is null
+                            and ${liveRegistryEntry('w')}) as refused
+    ), picked as (
       select o.id from mailer.email_outbox o
-       where o.status = 'pending' and o.send_at > now()
+       where (select refused from everyone)
+         and o.status = 'pending' and o.send_at > now()
          and o.send_at <= (select max(m.next_at) from mailer.mailbox_pacing m)
          and o.last_error_code = ${PACED_CODE}
        order by o.send_at, o.id
@@ -40,9 +55,11 @@ export async function pacedRowsBlocked(
        where o.id in (select id from picked) and o.status = 'pending'
       returning 1
     ), given_up as (
-      delete from mailer.mailbox_pacing where mailbox like 'queue %'
+      delete from mailer.mailbox_pacing where mailbox like 'queue %' and (select refused from everyone)
     )
-    select count(*)::int as named from named`.execute(db),
+    select (select refused from everyone) as everyone, (select count(*) from named)::int as named`.execute(
+      db,
+    ),
   )
-  return rows[0]?.named ?? 0
+  return { everyone: rows[0]?.everyone ?? false, named: rows[0]?.named ?? 0 }
 }

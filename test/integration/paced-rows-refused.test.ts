@@ -6,6 +6,7 @@ import { useTestDb } from '../support/db.ts'
 import { enqueue } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
+import { throughQueries } from '../support/through-queries.ts'
 import { type OutageRun, startOutage } from '../support/token-outage.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -33,15 +34,23 @@ const reservedTurns = async () =>
     )
   ).rows[0]!.n
 
-test('a refusal that blocks every send gives up the pacing turns reserved before it: their rows are due and named by it, as the rows it met; once fixed they are paced again from then', async () => {
-  // One a minute, 10 rows: one sent, the other nine sent back to turns reserved a minute apart.
-  const r = await startOutage(t, {
+/**
+ * One a minute, 10 rows (held an hour ahead until rowsPaced brings them due): one sent, the other
+ * nine sent back to turns reserved a minute apart. `deps`: the worker's statements' Kysely.
+ */
+async function startPaced(deps?: Parameters<typeof startOutage>[1]['deps']) {
+  return startOutage(t, {
     rows: 10,
     cert: await generateTestCertificate(),
     tokenFault: null,
     ratePerMinute: 1,
     options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
+    ...(deps && { deps }),
   })
+}
+
+test('a refusal that blocks every send gives up the pacing turns reserved before it: their rows are due and named by it, as the rows it met; once fixed they are paced again from then', async () => {
+  const r = await startPaced()
   try {
     await rowsPacedThenRefused(r)
   } finally {
@@ -49,8 +58,8 @@ test('a refusal that blocks every send gives up the pacing turns reserved before
   }
 })
 
-/** One sent, nine paced; then the cached token's use ends and Entra refuses; then it is fixed. */
-async function rowsPacedThenRefused(r: OutageRun) {
+/** One sent, the other nine sent back to turns reserved a minute apart. */
+async function rowsPaced(r: OutageRun) {
   await t.pool.query(`update mailer.email_outbox set send_at = now() - interval '1 hour'`)
   r.engine.drainer.wake()
   await pollUntil(async () => {
@@ -59,17 +68,27 @@ async function rowsPacedThenRefused(r: OutageRun) {
     return (await count(`last_error_code = 'mailbox_paced'`)) === 9 ? true : undefined
   }, 30_000)
   expect(await reservedTurns()).toBe(1)
+}
 
-  // The cached token's use ends and Entra refuses the secret: the next row's claim meets it.
-  r.clock.advance(TOKEN_USED_UP_MS)
+/** The cached token's use ends (`advanceMs`) and Entra refuses the secret: a new row's claim meets it. */
+async function refusedAgain(r: OutageRun, advanceMs: number) {
+  const asked = r.fake.tokenRequests.length
+  r.clock.advance(advanceMs)
   r.fake.setFaults({ token: Array.from({ length: 100 }, () => EXPIRED) })
   await enqueue(t)
   r.engine.drainer.wake()
   await pollUntil(async () => {
-    if (r.fake.tokenRequests.length < 2 || r.engine.drainer.status().inFlight > 0) return undefined
+    if (r.fake.tokenRequests.length <= asked || r.engine.drainer.status().inFlight > 0)
+      return undefined
     if (r.transport.blockedForMs() === 0) return undefined
     return (await count(`last_error_code = 'AADSTS7000222'`)) > 0 ? true : undefined
   }, 30_000)
+}
+
+/** One sent, nine paced; then the cached token's use ends and Entra refuses; then it is fixed. */
+async function rowsPacedThenRefused(r: OutageRun) {
+  await rowsPaced(r)
+  await refusedAgain(r, TOKEN_USED_UP_MS)
   // Named within a bound, the block's first pass made (read as they stand should it not come).
   await pollUntil(async () =>
     (await count(`last_error_code = 'mailbox_paced'`)) === 0 ? true : undefined,
@@ -116,3 +135,62 @@ async function rowsPacedThenRefused(r: OutageRun) {
   expect(r.fake.tokenRequests.map((x) => x.ok)).toEqual([true, false, true])
   expect(r.fake.accepted.length).toBeLessThanOrEqual(2)
 }
+
+/** What GET /v1/outbox shows of the pending rows: their code, Entra's words or not, due or not. */
+const pendingRows = async () =>
+  (
+    await t.pool.query(
+      `select last_error_code as code, last_error ~ '^invalid_client: AADSTS7000222' as words,
+              send_at <= now() as due, count(*)::int as n
+         from mailer.email_outbox where status = 'pending' group by 1, 2, 3 order by 1, 3`,
+    )
+  ).rows
+
+test('a refusal one worker meets while another live worker’s credential works leaves the turns that one paced; once every live worker notes a refusal, the next block gives them up', async () => {
+  // The statement's answers, counted: the test waits for the worker's decision, not for a bound.
+  let pacedAnswers = 0
+  const db = throughQueries(t, async (run, text) => {
+    const answer = await run()
+    if (text.includes("delete from mailer.mailbox_pacing where mailbox like 'queue %'"))
+      pacedAnswers++
+    return answer
+  })
+  const r = await startPaced({ db })
+  // Another machine whose token requests Entra answers (one the misconfigured secret has not
+  // reached, or whose rotation came first): its live registry entry notes no refusal.
+  const other = `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+                 values ('working:2:abcdef', 'working', 2, 'test', '', 60)
+                 on conflict (id) do update set last_heartbeat_at = now()`
+  try {
+    await t.pool.query(other)
+    await rowsPaced(r)
+    await refusedAgain(r, TOKEN_USED_UP_MS)
+    await pollUntil(async () => (pacedAnswers > 0 ? true : undefined))
+    // The nine keep the turns reserved for them (the working machine sends them at the rate),
+    // the row the refusal met is named by it.
+    expect(await pendingRows()).toEqual([
+      { code: 'AADSTS7000222', words: true, due: false, n: 1 },
+      { code: 'mailbox_paced', words: false, due: false, n: 9 },
+    ])
+    expect(await reservedTurns()).toBe(1)
+    expect((await liveStats(t.db, null)).heldBackPending).toBe(9)
+
+    // The refusal reaches the other machine too (its entry notes it): the next block, a refusal
+    // past the cooldown, gives the turns up.
+    await t.pool.query(
+      `update mailer.workers set credential_refused_code = 'AADSTS7000222',
+              credential_refused_since = now(), last_heartbeat_at = now()
+        where id = 'working:2:abcdef'`,
+    )
+    await refusedAgain(r, 61_000)
+    await pollUntil(async () => (pacedAnswers > 1 ? true : undefined))
+    expect(await pendingRows()).toEqual([
+      { code: 'AADSTS7000222', words: true, due: false, n: 2 },
+      { code: 'AADSTS7000222', words: true, due: true, n: 9 },
+    ])
+    expect(await reservedTurns()).toBe(0)
+    expect(r.fake.accepted).toHaveLength(1)
+  } finally {
+    await r.stop()
+  }
+})
