@@ -34,6 +34,12 @@ export async function noteCredentialRefusal(
  * worker beats once per LEASE_SECONDS). One note at a time: a change during one is written by
  * another after it, read then. Beside the claims (the stop waits for it); none once stopping. A
  * failure is logged: the next beat writes the same.
+ * `beatCommitted`: a beat (heartbeat, reclaim) writes the refusal it was built with (beatNow), and
+ * one built before a change may reach the database after the change's note committed (waiting for
+ * a connection): registryBeat's `newer` keeps the note only for a beat whose transaction began
+ * first, so this one wrote the older state back until the next beat, up to a lease length. Told of
+ * each committed beat, it notes again when what the beat wrote differs from the state now: no
+ * statement while the refusal stands unchanged (the steady state), one more after such a beat.
  */
 export function createCredentialRefusalNote(d: {
   db: Kysely<Database>
@@ -41,7 +47,7 @@ export function createCredentialRefusalNote(d: {
   log: Logger
   besides: SideStatements
   stopping: AbortSignal
-}): () => void {
+}): { changed: () => void; beatCommitted: (beat: WorkerIdentity) => void } {
   let noting: 'idle' | 'running' | 'again' = 'idle'
   function note() {
     if (d.stopping.aborted) return
@@ -64,5 +70,10 @@ export function createCredentialRefusalNote(d: {
         }),
     )
   }
-  return note
+  return {
+    changed: note,
+    beatCommitted(beat) {
+      if (credentialRefusalColumns(beat).code !== credentialRefusalColumns(d.worker).code) note()
+    },
+  }
 }

@@ -1,6 +1,7 @@
 // A drainer's lease keeping: the deadlines of the leases it holds, and the upkeep (lease-upkeep.ts) that beats and reclaims on timers.
 import type { Logger } from '../log.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
+import type { WorkerIdentity } from './heartbeat.ts'
 import type { HeldLeases } from './held-leases.ts'
 import { createLeaseDeadlines } from './lease-deadlines.ts'
 import { createLeaseUpkeep } from './lease-upkeep.ts'
@@ -11,10 +12,12 @@ export function createLeaseKeeping(k: {
   log: Logger
   leases: HeldLeases
   registration: ReturnType<typeof createWorkerRegistration>
+  /** What a committed beat built from `beat` wrote may be older than the worker now. */
+  beatCommitted: (beat: WorkerIdentity) => void
   /** Reclaimed rows are pending again: claim them. */
   wake: () => void
 }) {
-  const { d, log, leases, registration, wake } = k
+  const { d, log, leases, registration, beatCommitted, wake } = k
   const cfg = d.config
   const deadlines = createLeaseDeadlines(d.clock, cfg.leaseSeconds * 1000, {
     ...(d.sendTimeoutMs !== undefined ? { sendTimeoutMs: d.sendTimeoutMs } : {}),
@@ -32,6 +35,7 @@ export function createLeaseKeeping(k: {
     settling: leases.settling,
     deadlines,
     onBeat: registration.leaseKey.beaten,
+    beatCommitted,
     wake,
     lookups: d.lookup !== null,
     lookupGraceSeconds: d.lookupGraceSeconds,

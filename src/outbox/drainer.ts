@@ -71,17 +71,26 @@ export function createDrainer(d: DrainerDeps): Drainer {
     wanted = true
     wakeUp?.()
   }
+  // The statements begun beside the claims and sends, awaited by none: the stop waits for each.
+  const besides = createSideStatements()
+  const refusalNote = createCredentialRefusalNote({
+    db: d.db,
+    worker,
+    log,
+    besides,
+    stopping: stopping.signal,
+  })
+  d.credentialRefusalChanged?.(refusalNote.changed)
   const { deadlines, upkeep } = createLeaseKeeping({
     d,
     log,
     leases: heldLeases,
     registration: { leaseKey, worker },
+    beatCommitted: refusalNote.beatCommitted,
     wake,
   })
   // Rows an owed probe's end left locked: after its notification, and at each backstop poll while
   // no notification can be heard (the idle cost stays one statement per poll while LISTEN works).
-  // The statements begun beside the claims and sends, awaited by none: the stop waits for each.
-  const besides = createSideStatements()
   const heldOwedRows = createHeldOwedRows({
     db: d.db,
     clock: d.clock,
@@ -90,9 +99,6 @@ export function createDrainer(d: DrainerDeps): Drainer {
     besides,
   })
   d.tokenCame?.(createTokenCame({ db: d.db, log, besides, stopping: stopping.signal, wake }))
-  d.credentialRefusalChanged?.(
-    createCredentialRefusalNote({ db: d.db, worker, log, besides, stopping: stopping.signal }),
-  )
   const { due, poll } = createWakeTimers({
     clock: d.clock,
     pollMs,

@@ -52,6 +52,16 @@ export function credentialRefusalColumns(worker: WorkerIdentity) {
 }
 
 /**
+ * The identity as a beat built now writes it: its getters (the lease key, the credential's
+ * refusal) read once. A beat built from it and sent later (the pool holding it) writes what it
+ * was built with, whatever changed meanwhile: the caller hands it, once the beat has committed, to
+ * what compares it with the state then (credential-refusal-note.ts, beatCommitted).
+ */
+export function beatNow(worker: WorkerIdentity): WorkerIdentity {
+  return { ...worker }
+}
+
+/**
  * The worker registry's upsert, as CTEs (`beat_keyed`, `beat`) of a statement the worker runs
  * anyway (heartbeat, reclaim): the registry never costs a statement of its own. An entry lost while
  * its worker lives (purged as silent for a day, a failover to a replica its registration had not

@@ -9,6 +9,7 @@ import type { Lease } from './claim.ts'
 import type { EngineEventHandler } from './events.ts'
 import {
   type BeatResult,
+  beatNow,
   extendLeases,
   extendReachableLeases,
   type WorkerIdentity,
@@ -37,6 +38,11 @@ export interface LeaseHeartbeatDeps {
   deadlines?: LeaseDeadlines
   /** What each heartbeat's or reclaim's registry beat met (the worker's entry's key). */
   onBeat?: (beat: BeatResult) => void
+  /**
+   * A heartbeat's or reclaim's registry beat built from `beat` (beatNow) committed: what it wrote
+   * of the worker may be older than the worker's state now (credential-refusal-note.ts).
+   */
+  beatCommitted?: (beat: WorkerIdentity) => void
 }
 
 /**
@@ -66,8 +72,10 @@ export function createLeaseHeartbeat(
     const answered = d.deadlines?.asked(leases, sentAt)
     let reached: Awaited<ReturnType<typeof extendReachableLeases>>
     try {
-      reached = await extendReachableLeases(d.db, d.worker, leases, d.config.leaseSeconds)
+      const beat = beatNow(d.worker)
+      reached = await extendReachableLeases(d.db, beat, leases, d.config.leaseSeconds)
       d.onBeat?.(reached.beat)
+      d.beatCommitted?.(beat)
       judge(
         leases.filter((l) => !reached.busy.has(l.id)),
         reached.extended,
@@ -117,7 +125,9 @@ export function createLeaseHeartbeat(
         const at = monotonicNow(d.clock)
         const answered = d.deadlines?.asked(leases, at)
         try {
-          judge(leases, await extendLeases(d.db, d.worker, leases, d.config.leaseSeconds), at)
+          const beat = beatNow(d.worker)
+          judge(leases, await extendLeases(d.db, beat, leases, d.config.leaseSeconds), at)
+          d.beatCommitted?.(beat)
           leases = []
           tries = 0
         } catch (error) {

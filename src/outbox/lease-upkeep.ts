@@ -2,6 +2,7 @@
 import type { WorkerConfig } from '../config.ts'
 import { EXPIRY_SWEEP_LIMIT } from './expiry-sweep.ts'
 import { everyFormerMailFromRowDue } from './former-mail-from-rows.ts'
+import { beatNow } from './heartbeat.ts'
 import { createLeaseHeartbeat, type LeaseHeartbeatDeps } from './lease-heartbeat.ts'
 import { lookupPastExpirySeconds } from './lookup-grace.ts'
 import { reclaimExpired } from './reclaim.ts'
@@ -101,13 +102,14 @@ export function createLeaseUpkeep(
    */
   async function reclaimOnce(): Promise<number> {
     const limit = 1000
+    const beat = beatNow(d.worker)
     const r = await reclaimExpired(d.db, {
       defaultMaxAttempts: d.config.maxAttempts,
       lookups: d.lookups ?? false,
       limit,
       // Rows whose outcome this worker is recording are its settlement's to write (reclaim.ts).
       keep: [...d.held.values()].filter(d.settling),
-      beat: d.worker,
+      beat,
       sweep: {
         workerId: d.worker.id,
         limit: EXPIRY_SWEEP_LIMIT,
@@ -117,6 +119,7 @@ export function createLeaseUpkeep(
       // Another entry is live while it beat within two of its own lease lengths (stale-probes.ts).
       staleProbes: { ownMailbox: d.worker.probeMailbox ?? '' },
     })
+    d.beatCommitted?.(beat)
     reportReclaim(d, r)
     if (r.staleProbes) formerRowsOwedSince = d.clock.now()
     if (formerRowsOwedSince !== null) {

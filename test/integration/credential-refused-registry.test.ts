@@ -269,3 +269,74 @@ test('a beat read before a note and reaching the entry after it commits keeps wh
   await extendLeases(t.db, worker, [], 60)
   expect(await entry()).toEqual([{ code: null, age: null }])
 })
+
+// A reclaim carries the idle worker's beat (once per lease length); a heartbeat tick, a busy one's.
+for (const via of ['reclaim', 'heartbeat'] as const)
+  test(`a beat built before a refusal and sent after its note committed (waiting for a connection) does not leave the older state written: the note is written again once it answers (${via})`, async () => {
+    // The worker's entry is there (a beat before), noting no refusal.
+    await extendLeases(t.db, { ...workerWith(() => null), id: 'host:1:held' }, [], 60)
+    let refusal: { code: string; forMs: number } | null = null
+    const listeners: (() => void)[] = []
+    const notes: string[] = []
+    // The beat is built (the refusal read) at once, its statement held before it reaches the
+    // database, as a pool with no free connection holds it: the start's reclaim, or the first
+    // heartbeat tick once a send is under way.
+    const beatText = via === 'reclaim' ? 'in_flight as materialized' : 'ours as materialized'
+    const beatBuilt = Promise.withResolvers<void>()
+    const beatSent = Promise.withResolvers<void>()
+    let beatAnswered = false
+    let held = false
+    const db = throughQueries(t, async (run, text) => {
+      if (text.includes('update mailer.workers w')) notes.push(text)
+      if (!text.includes(beatText) || held) return run()
+      held = true
+      beatBuilt.resolve()
+      await beatSent.promise
+      const answer = await run()
+      beatAnswered = true
+      return answer
+    })
+    const engine = createTestEngine(t, {
+      // An idle worker beats once per lease length: 300 s, so no reclaim comes within the test.
+      config: { leaseSeconds: 300, heartbeatSeconds: via === 'reclaim' ? 100 : 1 },
+      workerId: 'host:1:held',
+      deps: {
+        db,
+        credentialRefusal: () => refusal,
+        credentialRefusalChanged: (listener) => listeners.push(listener),
+      },
+    })
+    if (via === 'heartbeat') {
+      engine.sender.hold()
+      held = true
+    }
+    await engine.start()
+    try {
+      if (via === 'heartbeat') {
+        await enqueue(t)
+        await pollUntil(async () => (engine.sender.inFlight() === 1 ? true : undefined))
+        held = false
+      }
+      await beatBuilt.promise
+      // Entra refuses the credential now: the note is written (its own statement, not held).
+      refusal = { code: 'AADSTS7000222', forMs: 0 }
+      for (const l of listeners) l()
+      await pollUntil(async () => ((await entry())[0]?.code === 'AADSTS7000222' ? true : undefined))
+      expect(notes).toHaveLength(1)
+      // The beat reaches the database now, its transaction begun after the note's: it writes the
+      // state it was built with (none), as its statement says.
+      beatSent.resolve()
+      await pollUntil(async () => (beatAnswered ? true : undefined))
+      // Within moments, not at the next beat (a lease length): the refusal noted again.
+      await pollUntil(
+        async () => ((await entry())[0]?.code === 'AADSTS7000222' ? true : undefined),
+        5_000,
+      ).catch(() => undefined)
+      expect(await entry()).toEqual([{ code: 'AADSTS7000222', age: 0 }])
+      expect(notes).toHaveLength(2)
+    } finally {
+      beatSent.resolve()
+      engine.sender.release()
+      await engine.stop()
+    }
+  })
