@@ -29,9 +29,18 @@ export interface LoopBatch {
   last: string | null
 }
 
-/** The rows of a span being sent now (sendingPassed): up to `limit` ids, lowest first, one statement. */
+/**
+ * The rows of a span being sent (sendingPassed), up to `limit` ids, lowest first: `read` before a
+ * call's batch; `left` after it, in one statement, the rows of the span it passed in flight now and
+ * those of `before` still left (not settled otherwise meanwhile), less those it `acted` on.
+ */
 export interface PassedSending {
   read: (span: BulkLoopSpan) => Promise<string[]>
+  left: (
+    passed: BulkLoopSpan,
+    before: readonly string[],
+    acted: readonly string[],
+  ) => Promise<string[]>
   limit: number
 }
 
@@ -59,16 +68,16 @@ export async function loopStep<R extends LoopBatch>(
   // Read before the batch and again after it, each statement seeing the rows as it starts: a send
   // that fails while the batch runs (waiting on a row's lock, a thousand rows' update) brings its
   // row back behind the position before the second read, which alone would miss it; one that
-  // starts meanwhile, on a row the batch then leaves, the first misses.
+  // starts meanwhile, on a row the batch then leaves, the first misses. The second drops a row the
+  // first read whose send settled meanwhile (sent): a follow-up by its id would refuse it.
   const before = await passedSending.read(within)
   const { last, ...r } = await batch(within)
   const next = r.more && last !== null ? { after: last, upTo: within.upTo } : null
   const passed = { after: within.after, upTo: next?.after ?? within.upTo }
-  const after = await passedSending.read(passed)
-  const acted = new Set(r.items.map((i) => i.id))
-  const leftSending = [...new Set([...before, ...after])]
-    .filter((id) => BigInt(id) <= BigInt(passed.upTo) && !acted.has(id))
-    .sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1))
-    .slice(0, passedSending.limit)
+  const leftSending = await passedSending.left(
+    passed,
+    before,
+    r.items.map((i) => i.id),
+  )
   return { ...r, span: within, next, leftSending }
 }

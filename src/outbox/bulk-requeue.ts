@@ -119,11 +119,30 @@ export function requeueLoopStep(
   scopeTenant: string | null,
   o: BulkOptions & { senders?: ReadonlySet<string> | null; span: BulkLoopSpan | null },
 ) {
+  const within = withinSenders(o.senders ?? null)
   return loopStep(
     db,
     o.span,
     (span) => requeueMatching(db, filter, scopeTenant, { ...o, span }),
-    // A row being sent: failed again behind the loop's position, the loop leaves it, so named.
-    sendingPassed(db, filter, scopeTenant, withinSenders(o.senders ?? null), o.limit),
+    // A row being sent: failed again behind the loop's position, the loop leaves it, so named;
+    // pending again, it may fail yet. Sent (or cancelled, unless the filter retries those) meanwhile,
+    // nothing is left of it.
+    sendingPassed(
+      db,
+      filter,
+      scopeTenant,
+      {
+        inFlight: within,
+        stillLeft: (eb) =>
+          eb.and([
+            within(eb),
+            eb.or([
+              eb('status', 'in', ['pending', 'sending']),
+              eb.and([matchOutbox(eb, filter, scopeTenant), requeueable(eb)]),
+            ]),
+          ]),
+      },
+      o.limit,
+    ),
   )
 }

@@ -289,6 +289,9 @@ export async function cancelMatching(
   }
 }
 
+const started = (eb: ExpressionBuilder<Database, 'mailer.email_outbox'>) =>
+  eb('send_started_at', 'is not', null)
+
 /**
  * One call of a cancel loop (loopStep): cancelMatching within `span` (null: the loop's first call),
  * the span its next call takes, null once `more` is false, and the rows it passed whose send had
@@ -306,7 +309,20 @@ export function cancelLoopStep(
     o.span,
     (span) => cancelMatching(db, filter, scopeTenant, { ...o, span }),
     // One whose send has started: left, as notStarted leaves it; pending again behind the loop's
-    // position, left by the loop too, so named.
-    sendingPassed(db, filter, scopeTenant, (eb) => eb('send_started_at', 'is not', null), o.limit),
+    // position, left by the loop too, so named. Sent (or failed) meanwhile, nothing is left of it.
+    sendingPassed(
+      db,
+      filter,
+      scopeTenant,
+      {
+        inFlight: started,
+        stillLeft: (eb) =>
+          eb.or([
+            eb.and([eb('status', '=', 'sending'), started(eb)]),
+            eb.and([matchOutbox(eb, filter, scopeTenant), cancellable(eb)]),
+          ]),
+      },
+      o.limit,
+    ),
   )
 }

@@ -1,41 +1,77 @@
 // The rows a bulk call passed while they were being sent, which neither it nor the rest of its loop acts on: named in its answer.
-import type { Kysely } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { inSpan, type PassedSending } from './bulk-loop-span.ts'
 import type { IdSpan, Where } from './candidate-ids.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 
+/** What a bulk action counts as left of a row it passed (cancel.ts, bulk-requeue.ts say theirs). */
+export interface LeftRows {
+  /** Of the rows in `sending` (and the filter's but for its status): those it counts in flight. */
+  inFlight: Where
+  /**
+   * Of a row read in flight before the batch, at the end of the call: still in flight, or what the
+   * action would take now (a cancel's: pending again; a retry's: failed again); not one settled
+   * otherwise (sent; a cancel's failed or cancelled), which a follow-up by its id would refuse.
+   */
+  stillLeft: Where
+}
+
 /**
- * For a loop step (loopStep's passedSending, read before its batch and after): the ids of up to
- * `limit` rows of a span that are being sent (status `sending`) and match `filter` but for its
- * status (a settle brings them back to another) and `also`, lowest first: rows its loop leaves
- * behind its position, should their send fail and bring them back to what the filter takes. Through
- * email_outbox_sending_idx (id) where status = 'sending' (0005): the rows in flight within the
- * range, never the rows it passed otherwise.
+ * For a loop step (loopStep's passedSending): `read`, before its batch, the ids of up to `limit`
+ * rows of a span in `sending` that match `filter` but for its status (a settle brings them back to
+ * another) and `left.inFlight`, lowest first, through email_outbox_sending_idx (id) where status =
+ * 'sending' (0005): the rows in flight within the range, never the rows it passed otherwise. `left`,
+ * after the batch, in one statement: those read so again (rows in flight now), and of the ids read
+ * before (at most `limit`, by the primary key) those `left.stillLeft` keeps, less the rows the
+ * batch acted on, lowest first, at most `limit`.
  */
 export const sendingPassed = (
   db: Kysely<Database>,
   filter: OutboxFilter,
   scopeTenant: string | null,
-  also: Where,
+  left: LeftRows,
   limit: number,
-): PassedSending => ({
-  limit,
-  read: async (passed: IdSpan): Promise<string[]> => {
-    const rows = await db
+): PassedSending => {
+  const unfiltered = { ...filter, status: undefined }
+  const inFlight = (span: IdSpan, acted: readonly string[]) =>
+    db
       .selectFrom('mailer.email_outbox')
       .select('id')
       .where((eb) =>
         eb.and([
           eb('status', '=', 'sending'),
-          inSpan(passed)(eb),
-          matchOutbox(eb, { ...filter, status: undefined }, scopeTenant),
-          also(eb),
+          inSpan(span)(eb),
+          matchOutbox(eb, unfiltered, scopeTenant),
+          left.inFlight(eb),
+          sql<boolean>`id <> all(${[...acted]}::bigint[])`,
         ]),
       )
       .orderBy('id')
       .limit(limit)
-      .execute()
-    return rows.map((r) => String(r.id))
-  },
-})
+  return {
+    limit,
+    read: async (span) => (await inFlight(span, []).execute()).map((r) => String(r.id)),
+    left: async (passed, before, acted) => {
+      const stillLeft = db
+        .selectFrom('mailer.email_outbox')
+        .select('id')
+        .where((eb) =>
+          eb.and([
+            sql<boolean>`id = any(${[...before]}::bigint[])`,
+            inSpan(passed)(eb),
+            matchOutbox(eb, unfiltered, scopeTenant),
+            left.stillLeft(eb),
+            sql<boolean>`id <> all(${[...acted]}::bigint[])`,
+          ]),
+        )
+      const { rows } = await sql<{ id: string }>`
+        select id from (${inFlight(passed, acted)}) as in_flight
+        union
+        select id from (${stillLeft}) as still_left
+         order by id
+         limit ${limit}`.execute(db)
+      return rows.map((r) => String(r.id))
+    },
+  }
+}

@@ -37,6 +37,47 @@ async function backToPending(id: string) {
   )
 }
 
+/** A row its worker held in `sending` that its send settled `sent`. */
+async function settledSent(id: string) {
+  await s.t.pool.query(
+    `update mailer.email_outbox set status = 'sent', sent_at = now(), lease_owner = null,
+       lease_token = null, lease_expires_at = null, send_started_at = null where id = $1`,
+    [id],
+  )
+}
+
+/**
+ * A cancel call over FILTER, limit 2, whose batch waits on `held`'s lock (another transaction holds
+ * it: a worker's claim, a trigger's update) while `meanwhile` runs; its answer once the lock is let go.
+ */
+async function whileBatchWaitsOn(held: string, meanwhile: () => Promise<void>) {
+  const holder = await s.t.pool.connect()
+  try {
+    await holder.query('begin')
+    await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [held])
+    const call = send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: FILTER, limit: 2 },
+    })
+    // The call's update waiting on that lock: polled, at most 5 s.
+    let waiting = false
+    for (let i = 0; i < 500 && !waiting; i++) {
+      const { rows } = await s.t.pool.query(
+        `select count(*)::int as n from pg_stat_activity
+          where wait_event_type = 'Lock' and query like '%cancelled_now%'`,
+      )
+      waiting = rows[0].n > 0
+      if (!waiting) await Bun.sleep(10)
+    }
+    expect(waiting).toBe(true)
+    await meanwhile()
+    await holder.query('commit')
+    return await call
+  } finally {
+    holder.release()
+  }
+}
+
 describe('a bulk cancel loop', () => {
   test('a loop while a trigger keeps enqueueing rows it matches ends, and leaves the rows enqueued after it began', async () => {
     const [a, b, c] = [await enqueued(), await enqueued(), await enqueued()]
@@ -125,37 +166,21 @@ describe('a bulk cancel loop', () => {
   test('a row whose send fails while the call waits on a row its batch locks is named too: it was being sent as the call passed it', async () => {
     const [a, started, b] = [await enqueued(), await enqueued(), await enqueued()]
     await setState(s.t.pool, started!, 'sending', { sendStarted: true })
-    // Another transaction holds b (a worker's claim, a trigger's update): the batch read a and b,
-    // and waits on b's lock before it cancels them.
-    const holder = await s.t.pool.connect()
-    try {
-      await holder.query('begin')
-      await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [b])
-      const call = send(s.app, 'POST', '/v1/outbox/cancel', {
-        token: s.tk,
-        body: { filter: FILTER, limit: 2 },
-      })
-      // The call's update waiting on that lock: polled, at most 5 s.
-      let waiting = false
-      for (let i = 0; i < 500 && !waiting; i++) {
-        const { rows } = await s.t.pool.query(
-          `select count(*)::int as n from pg_stat_activity
-            where wait_event_type = 'Lock' and query like '%cancelled_now%'`,
-        )
-        waiting = rows[0].n > 0
-        if (!waiting) await Bun.sleep(10)
-      }
-      expect(waiting).toBe(true)
-      // Meanwhile the started send fails: the row is pending again, behind the loop's position.
-      await backToPending(started!)
-      await holder.query('commit')
-      const r = await call
-      expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
-      expect((r.body as { leftSending?: string[] }).leftSending).toEqual([started!])
-    } finally {
-      holder.release()
-    }
+    // Meanwhile the started send fails: the row is pending again, behind the loop's position.
+    const r = await whileBatchWaitsOn(b!, () => backToPending(started!))
+    expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
+    expect((r.body as { leftSending?: string[] }).leftSending).toEqual([started!])
     expect(await statuses([started!])).toEqual(['pending'])
+  })
+
+  test('a row whose send succeeds while the call waits on a row its batch locks is not named: nothing is left of it', async () => {
+    const [a, started, b] = [await enqueued(), await enqueued(), await enqueued()]
+    await setState(s.t.pool, started!, 'sending', { sendStarted: true })
+    // Read being sent before the batch; meanwhile its send succeeds, and the row is settled sent.
+    const r = await whileBatchWaitsOn(b!, () => settledSent(started!))
+    expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
+    expect((r.body as { leftSending?: string[] }).leftSending).toBeUndefined()
+    expect(await statuses([started!])).toEqual(['sent'])
   })
 
   test('a dry run given the cursor counts what the rest of the loop would cancel', async () => {
