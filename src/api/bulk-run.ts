@@ -40,6 +40,7 @@ export async function runBulk<I extends { id: string }, C extends object = objec
       span: BulkLoopSpan
       next: BulkLoopSpan | null
       leftSending: string[]
+      leftSendingMore: boolean
     } & C
   >,
   /**
@@ -82,13 +83,15 @@ export async function runBulk<I extends { id: string }, C extends object = objec
     ...('outsideSenders' in result ? { outsideSenders: result.outsideSenders } : {}),
     ...(result.dryRun ? {} : { outboxIds: result.items.map((i) => i.id) }),
     ...('leftSending' in result ? { leftSending: result.leftSending } : {}),
+    ...('leftSendingMore' in result ? { leftSendingMore: true } : {}),
   })
   return result
 }
 
 /**
  * A call's answer: its next span as `nextCursor`, absent once `more` is false; the rows it passed
- * being sent as `leftSending`, absent when none (so an answer passing none is as it was).
+ * being sent as `leftSending`, absent when none (so an answer passing none is as it was), and
+ * `leftSendingMore` when it passed more than it names, absent otherwise.
  */
 const bulkResult = <I, C extends object>(
   action: BulkAction,
@@ -97,8 +100,15 @@ const bulkResult = <I, C extends object>(
     more,
     next,
     leftSending,
+    leftSendingMore,
     ...counts
-  }: { items: I[]; more: boolean; next: BulkLoopSpan | null; leftSending: string[] } & C,
+  }: {
+    items: I[]
+    more: boolean
+    next: BulkLoopSpan | null
+    leftSending: string[]
+    leftSendingMore: boolean
+  } & C,
 ) => ({
   dryRun: false,
   matched: items.length,
@@ -107,4 +117,5 @@ const bulkResult = <I, C extends object>(
   ...counts,
   ...(next === null ? {} : { nextCursor: encodeLoopCursor(action, next) }),
   ...(leftSending.length === 0 ? {} : { leftSending }),
+  ...(leftSendingMore ? { leftSendingMore: true as const } : {}),
 })

@@ -155,7 +155,11 @@ export const BulkResult = z
     }),
     leftSending: z.array(OutboxId).optional().openapi({
       description:
-        "Not a dry run; present when any: the ids (up to `limit`, lowest first) of rows this call passed (up to the highest id it read; a loop's last call, up to the loop's bound) that the filter matches but for their status, being sent: a bulk cancel's whose send had started (left, as a bulk cancel leaves them), a bulk retry's in `sending`. Should such a send fail and the row be pending (a retry's: failed) again, the loop leaves it, as it is behind the loop's position: collect them, and once the loop ends cancel (retry) them with `{\"filter\": {\"ids\": [...]}}`, which acts on those rows alone and on those whose send has ended so",
+        "Not a dry run; present when any: the ids (the lowest `limit`; `leftSendingMore` says when there are more) of rows this call passed (up to the highest id it read; a loop's last call, up to the loop's bound) that the filter matches but for their status, being sent: a bulk cancel's whose send had started (left, as a bulk cancel leaves them), a bulk retry's in `sending`. Should such a send fail and the row be pending (a retry's: failed) again, the loop leaves it, as it is behind the loop's position: collect them, and once the loop ends cancel (retry) them with `{\"filter\": {\"ids\": [...]}}`, which acts on those rows alone and on those whose send has ended so. A row read being sent whose send has ended otherwise by the end of the call (sent; a cancel's failed; a retry's cancelled unless the filter retries those) is not named",
+    }),
+    leftSendingMore: z.literal(true).optional().openapi({
+      description:
+        "Present (true) when the call passed more such rows than `leftSending` names (it names the lowest `limit`): no later call of the loop names them, as they are behind its position. Once the loop has ended, run it again without `cursor` (a retry's new loop also takes the rows this one requeued that failed again), or loop with a higher `limit`",
     }),
     cancelled: z.number().int().optional().openapi({
       description:

@@ -30,9 +30,10 @@ export interface LoopBatch {
 }
 
 /**
- * The rows of a span being sent (sendingPassed), up to `limit` ids, lowest first: `read` before a
- * call's batch; `left` after it, in one statement, the rows of the span it passed in flight now and
- * those of `before` still left (not settled otherwise meanwhile), less those it `acted` on.
+ * The rows of a span being sent (sendingPassed), up to `limit` + 1 ids, lowest first (one past the
+ * limit: there are more): `read` before a call's batch; `left` after it, in one statement, the rows
+ * of the span it passed in flight now and those of `before` still left (not settled otherwise
+ * meanwhile), less those it `acted` on.
  */
 export interface PassedSending {
   read: (span: BulkLoopSpan) => Promise<string[]>
@@ -50,7 +51,8 @@ export interface PassedSending {
  * rows), the span its next call takes, null once `more` is false, and `leftSending`: the rows
  * `passedSending` finds being sent among those the call passed (up to the highest id it read; its
  * loop's last call, up to the loop's bound) and did not act on, which the loop leaves behind its
- * position, at most its limit.
+ * position, at most its limit, and `leftSendingMore` when it passed more than that (no later call
+ * of the loop names them: they are behind its position).
  */
 export async function loopStep<R extends LoopBatch>(
   db: Kysely<Database>,
@@ -58,7 +60,12 @@ export async function loopStep<R extends LoopBatch>(
   batch: (span: BulkLoopSpan) => Promise<R>,
   passedSending: PassedSending,
 ): Promise<
-  Omit<R, 'last'> & { span: BulkLoopSpan; next: BulkLoopSpan | null; leftSending: string[] }
+  Omit<R, 'last'> & {
+    span: BulkLoopSpan
+    next: BulkLoopSpan | null
+    leftSending: string[]
+    leftSendingMore: boolean
+  }
 > {
   // An empty outbox: no id is 0 or below, so the batch finds nothing.
   const within = {
@@ -74,10 +81,16 @@ export async function loopStep<R extends LoopBatch>(
   const { last, ...r } = await batch(within)
   const next = r.more && last !== null ? { after: last, upTo: within.upTo } : null
   const passed = { after: within.after, upTo: next?.after ?? within.upTo }
-  const leftSending = await passedSending.left(
+  const left = await passedSending.left(
     passed,
     before,
     r.items.map((i) => i.id),
   )
-  return { ...r, span: within, next, leftSending }
+  const { limit } = passedSending
+  // More than named: past the limit after the batch, or before it, past the limit within the range
+  // passed (rows above the first read's last were not read: any may have failed meanwhile).
+  const leftSendingMore =
+    left.length > limit || (before.length > limit && BigInt(before[limit]!) < BigInt(passed.upTo))
+  const leftSending = left.slice(0, limit)
+  return { ...r, span: within, next, leftSending, leftSendingMore }
 }

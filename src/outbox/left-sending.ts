@@ -18,13 +18,13 @@ export interface LeftRows {
 }
 
 /**
- * For a loop step (loopStep's passedSending): `read`, before its batch, the ids of up to `limit`
+ * For a loop step (loopStep's passedSending): `read`, before its batch, the ids of up to `limit` + 1
  * rows of a span in `sending` that match `filter` but for its status (a settle brings them back to
  * another) and `left.inFlight`, lowest first, through email_outbox_sending_idx (id) where status =
  * 'sending' (0005): the rows in flight within the range, never the rows it passed otherwise. `left`,
  * after the batch, in one statement: those read so again (rows in flight now), and of the ids read
- * before (at most `limit`, by the primary key) those `left.stillLeft` keeps, less the rows the
- * batch acted on, lowest first, at most `limit`.
+ * before (at most `limit` + 1, by the primary key) those `left.stillLeft` keeps, less the rows the
+ * batch acted on, lowest first, at most `limit` + 1: the one past `limit` tells there are more.
  */
 export const sendingPassed = (
   db: Kysely<Database>,
@@ -48,7 +48,7 @@ export const sendingPassed = (
         ]),
       )
       .orderBy('id')
-      .limit(limit)
+      .limit(limit + 1)
   return {
     limit,
     read: async (span) => (await inFlight(span, []).execute()).map((r) => String(r.id)),
@@ -70,7 +70,7 @@ export const sendingPassed = (
         union
         select id from (${stillLeft}) as still_left
          order by id
-         limit ${limit}`.execute(db)
+         limit ${limit + 1}`.execute(db)
       return rows.map((r) => String(r.id))
     },
   }

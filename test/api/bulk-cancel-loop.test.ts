@@ -183,6 +183,41 @@ describe('a bulk cancel loop', () => {
     expect(await statuses([started!])).toEqual(['sent'])
   })
 
+  test('a call that passed more rows being sent than its limit names the lowest and says there are more', async () => {
+    const a = await enqueued()
+    const flying = [await enqueued(), await enqueued(), await enqueued()]
+    const b = await enqueued()
+    for (const id of flying) await setState(s.t.pool, id!, 'sending', { sendStarted: true })
+    const r = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: FILTER, limit: 2 },
+    })
+    expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
+    const { leftSending, leftSendingMore } = r.body as {
+      leftSending?: string[]
+      leftSendingMore?: boolean
+    }
+    expect({ leftSending, leftSendingMore }).toEqual({
+      leftSending: flying.slice(0, 2) as string[],
+      leftSendingMore: true,
+    })
+    // As many as its limit: all named, nothing more to say.
+    await s.t.pool.query(
+      `update mailer.email_outbox set status = 'sent', lease_owner = null, lease_token = null,
+         lease_expires_at = null, sent_at = now() where id = $1`,
+      [flying[2]],
+    )
+    const [c, d] = [await enqueued(), await enqueued()]
+    for (const id of [c, d]) await setState(s.t.pool, id!, 'sending', { sendStarted: true })
+    const e = await enqueued()
+    const next = await send(s.app, 'POST', '/v1/outbox/cancel', {
+      token: s.tk,
+      body: { filter: { ...FILTER, ids: [c, d, e] }, limit: 2 },
+    })
+    expect(next.body).toMatchObject({ items: [{ id: e }], more: false, leftSending: [c, d] })
+    expect(next.body).not.toHaveProperty('leftSendingMore')
+  })
+
   test('a dry run given the cursor counts what the rest of the loop would cancel', async () => {
     for (let i = 0; i < 4; i++) await enqueued()
     await enqueued('beta')

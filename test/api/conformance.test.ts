@@ -1146,13 +1146,20 @@ test('every property a response declares is sent by some answer of this file', a
   })
   expect(cancelled.body).toMatchObject({ cancelled: 1, cancelRequested: 0 })
   // A row being sent, its send started, that a bulk cancel passes: named in leftSending.
+  // Two of them, limit 1: the lower named, and leftSendingMore says there are more.
   const inFlight = await enqueueSql(t.pool)
-  await setState(t.pool, inFlight, 'sending', { sendStarted: true })
+  const alsoInFlight = await enqueueSql(t.pool)
+  for (const row of [inFlight, alsoInFlight])
+    await setState(t.pool, row, 'sending', { sendStarted: true })
   const passed = await send(app, 'POST', '/v1/outbox/cancel', {
     token: full,
-    body: { filter: { ids: [inFlight] } },
+    body: { filter: { ids: [inFlight, alsoInFlight] }, limit: 1 },
   })
-  expect(passed.body).toMatchObject({ matched: 0, leftSending: [inFlight] })
+  expect(passed.body).toMatchObject({
+    matched: 0,
+    leftSending: [inFlight],
+    leftSendingMore: true,
+  })
   const dead = openDb({
     name: 'down',
     url: `postgres://nobody@127.0.0.1:${await closedPort()}/x`,
