@@ -46,35 +46,58 @@ async function settledSent(id: string) {
   )
 }
 
+/** Polls (at most 5 s) until the cancel's update waits on a lock `holderPid`'s transaction holds. */
+async function cancelWaitsOn(holderPid: number) {
+  let waiting = false
+  for (let i = 0; i < 500 && !waiting; i++) {
+    const { rows } = await s.t.pool.query(
+      `select count(*)::int as n from pg_stat_activity
+        where wait_event_type = 'Lock' and query like '%cancelled_now%'
+          and $1::int = any(pg_blocking_pids(pid))`,
+      [holderPid],
+    )
+    waiting = rows[0].n > 0
+    if (!waiting) await Bun.sleep(10)
+  }
+  expect(waiting).toBe(true)
+}
+
+/** A session in a transaction holding `id`'s row lock (a worker's claim, a trigger's update). */
+async function holding(
+  id: string,
+  update = 'select 1 from mailer.email_outbox where id = $1 for update',
+) {
+  const holder = await s.t.pool.connect()
+  await holder.query('begin')
+  await holder.query(update, [id])
+  const { rows } = await holder.query('select pg_backend_pid() as pid')
+  return {
+    pid: rows[0].pid as number,
+    end: async () => {
+      await holder.query('commit')
+      holder.release()
+    },
+  }
+}
+
 /**
  * A cancel call over FILTER, limit 2, whose batch waits on `held`'s lock (another transaction holds
  * it: a worker's claim, a trigger's update) while `meanwhile` runs; its answer once the lock is let go.
  */
 async function whileBatchWaitsOn(held: string, meanwhile: () => Promise<void>) {
-  const holder = await s.t.pool.connect()
+  const holder = await holding(held)
   try {
-    await holder.query('begin')
-    await holder.query('select 1 from mailer.email_outbox where id = $1 for update', [held])
     const call = send(s.app, 'POST', '/v1/outbox/cancel', {
       token: s.tk,
       body: { filter: FILTER, limit: 2 },
     })
-    // The call's update waiting on that lock: polled, at most 5 s.
-    let waiting = false
-    for (let i = 0; i < 500 && !waiting; i++) {
-      const { rows } = await s.t.pool.query(
-        `select count(*)::int as n from pg_stat_activity
-          where wait_event_type = 'Lock' and query like '%cancelled_now%'`,
-      )
-      waiting = rows[0].n > 0
-      if (!waiting) await Bun.sleep(10)
-    }
-    expect(waiting).toBe(true)
+    await cancelWaitsOn(holder.pid)
     await meanwhile()
-    await holder.query('commit')
+    await holder.end()
     return await call
-  } finally {
-    holder.release()
+  } catch (e) {
+    await holder.end()
+    throw e
   }
 }
 
@@ -181,6 +204,43 @@ describe('a bulk cancel loop', () => {
     expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
     expect((r.body as { leftSending?: string[] }).leftSending).toBeUndefined()
     expect(await statuses([started!])).toEqual(['sent'])
+  })
+
+  test('a row pending as the call began whose send starts as its batch reads it is named: the batch holds it in flight to the end of the call', async () => {
+    const [a, r, b] = [await enqueued(), await enqueued(), await enqueued()]
+    // A worker claims r and starts its send, not yet committed as the call reads the rows in
+    // flight and its batch reads r pending; another transaction holds b.
+    const worker = await holding(
+      r!,
+      `update mailer.email_outbox set status = 'sending', lease_owner = 'w1',
+         lease_token = gen_random_uuid(), lease_expires_at = now() + interval '1 minute',
+         attempts = attempts + 1, send_started_at = now() where id = $1`,
+    )
+    const other = await holding(b!)
+    try {
+      const call = send(s.app, 'POST', '/v1/outbox/cancel', {
+        token: s.tk,
+        body: { filter: FILTER, limit: 3 },
+      })
+      await cancelWaitsOn(worker.pid)
+      // Its start committed, the batch's lock finds r started and leaves it, locked: a settle
+      // (which skips a row another transaction holds) cannot bring it back to pending before the
+      // call ends, so the call's last read finds it in flight.
+      await worker.end()
+      await cancelWaitsOn(other.pid)
+      const settle = await s.t.pool.query(
+        'select 1 from mailer.email_outbox where id = $1 for update skip locked',
+        [r],
+      )
+      expect(settle.rowCount).toBe(0)
+      await other.end()
+      const answer = await call
+      expect(answer.body).toMatchObject({ items: [{ id: a }, { id: b }] })
+      expect((answer.body as { leftSending?: string[] }).leftSending).toEqual([r!])
+    } finally {
+      await worker.end().catch(() => {})
+      await other.end().catch(() => {})
+    }
   })
 
   test('a call that passed more rows being sent than its limit names the lowest and says there are more', async () => {
