@@ -3,6 +3,7 @@ import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { encodeCursor } from '../../src/api/cursor.ts'
 import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers } from './support/bulk-loop.ts'
 import { enqueueSql, send, setState } from './support/harness.ts'
+import { batchWaitsOn, holding as heldLock } from './support/held-row-lock.ts'
 import { appOnOwnDatabase } from './support/own-database-app.ts'
 import { token } from './support/tokens.ts'
 
@@ -47,38 +48,10 @@ async function settledSent(id: string) {
 }
 
 /** Polls (at most 5 s) until the cancel's update waits on a lock `holderPid`'s transaction holds. */
-async function cancelWaitsOn(holderPid: number) {
-  let waiting = false
-  for (let i = 0; i < 500 && !waiting; i++) {
-    const { rows } = await s.t.pool.query(
-      `select count(*)::int as n from pg_stat_activity
-        where wait_event_type = 'Lock' and query like '%cancelled_now%'
-          and $1::int = any(pg_blocking_pids(pid))`,
-      [holderPid],
-    )
-    waiting = rows[0].n > 0
-    if (!waiting) await Bun.sleep(10)
-  }
-  expect(waiting).toBe(true)
-}
+const cancelWaitsOn = (holderPid: number) => batchWaitsOn(s.t.pool, 'cancelled_now', holderPid)
 
-/** A session in a transaction holding `id`'s row lock (a worker's claim, a trigger's update). */
-async function holding(
-  id: string,
-  update = 'select 1 from mailer.email_outbox where id = $1 for update',
-) {
-  const holder = await s.t.pool.connect()
-  await holder.query('begin')
-  await holder.query(update, [id])
-  const { rows } = await holder.query('select pg_backend_pid() as pid')
-  return {
-    pid: rows[0].pid as number,
-    end: async () => {
-      await holder.query('commit')
-      holder.release()
-    },
-  }
-}
+/** A session in a transaction holding `id`'s row lock, or having run `statement` on it (held-row-lock.ts). */
+const holding = (id: string, statement?: string) => heldLock(s.t.pool, id, statement)
 
 /**
  * A cancel call over FILTER, limit 2, whose batch waits on `held`'s lock (another transaction holds
@@ -95,9 +68,8 @@ async function whileBatchWaitsOn(held: string, meanwhile: () => Promise<void>) {
     await meanwhile()
     await holder.end()
     return await call
-  } catch (e) {
+  } finally {
     await holder.end()
-    throw e
   }
 }
 
@@ -238,8 +210,8 @@ describe('a bulk cancel loop', () => {
       expect(answer.body).toMatchObject({ items: [{ id: a }, { id: b }] })
       expect((answer.body as { leftSending?: string[] }).leftSending).toEqual([r!])
     } finally {
-      await worker.end().catch(() => {})
-      await other.end().catch(() => {})
+      await worker.end()
+      await other.end()
     }
   })
 

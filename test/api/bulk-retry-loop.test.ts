@@ -3,6 +3,7 @@ import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { encodeCursor } from '../../src/api/cursor.ts'
 import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers } from './support/bulk-loop.ts'
 import { enqueueSql, send, setState } from './support/harness.ts'
+import { batchWaitsOn, holding } from './support/held-row-lock.ts'
 import { appOnOwnDatabase } from './support/own-database-app.ts'
 import { token } from './support/tokens.ts'
 
@@ -182,6 +183,40 @@ describe("a bulk retry loop's bound", () => {
       body: { filter: FILTER },
     })
     expect(outside.body).not.toHaveProperty('leftSending')
+  })
+
+  test('of the rows read being sent before its batch, a call names those failed again by its end, not one cancelled that its filter leaves', async () => {
+    const a = await failedWith('throttled')
+    const [cancelledMeanwhile, failedMeanwhile] = [
+      await failedWith('throttled'),
+      await failedWith('throttled'),
+    ]
+    for (const id of [cancelledMeanwhile, failedMeanwhile])
+      await setState(s.t.pool, id, 'sending', { sendStarted: true })
+    const b = await failedWith('throttled')
+    // Another transaction holds b: the batch waits on it while the two sends end.
+    const holder = await holding(s.t.pool, b)
+    try {
+      const call = send(s.app, 'POST', '/v1/outbox/retry', {
+        token: s.tk,
+        body: { filter: { status: ['failed'] }, limit: 2 },
+      })
+      await batchWaitsOn(s.t.pool, 'requeued', holder.pid)
+      await s.t.pool.query(
+        `update mailer.email_outbox set status = case when id = $1 then 'cancelled' else 'failed' end,
+           last_error_code = case when id = $1 then 'cancelled' else 'throttled' end,
+           lease_owner = null, lease_token = null, lease_expires_at = null, send_started_at = null
+         where id = any($2::bigint[])`,
+        [cancelledMeanwhile, [cancelledMeanwhile, failedMeanwhile]],
+      )
+      await holder.end()
+      const r = await call
+      expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
+      // The filter retries failed rows alone: the cancelled one is nothing the loop left.
+      expect((r.body as { leftSending?: string[] }).leftSending).toEqual([failedMeanwhile])
+    } finally {
+      await holder.end()
+    }
   })
 
   test("a senders-confined token's outsideSenders counts the rows the rest of its loop passes, and shrinks as it goes", async () => {
