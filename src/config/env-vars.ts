@@ -26,7 +26,7 @@ export const ENV_VARS: readonly { name: string; default: string; meaning: string
     name: 'GRAPH_TENANT_ID',
     default: '-',
     meaning:
-      'Directory (tenant) ID: a GUID (8-4-4-4-12 hexadecimal digits), or a domain verified in the tenant (contoso.onmicrosoft.com); not common or organizations',
+      'Directory (tenant) ID: a GUID (8-4-4-4-12 hexadecimal digits), or a domain verified in the tenant (contoso.onmicrosoft.com); not common, organizations or consumers',
   },
   {
     name: 'GRAPH_CLIENT_ID',

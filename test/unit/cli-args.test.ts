@@ -183,7 +183,7 @@ test("--help and each command's that lists them say the forms GRAPH_TENANT_ID an
     expect({ argv, lines: lines(argv) }).toEqual({
       argv,
       lines: [
-        'GRAPH_TENANT_ID Directory (tenant) ID: a GUID (8-4-4-4-12 hexadecimal digits), or a domain verified in the tenant (contoso.onmicrosoft.com); not common or organizations (default: -)',
+        'GRAPH_TENANT_ID Directory (tenant) ID: a GUID (8-4-4-4-12 hexadecimal digits), or a domain verified in the tenant (contoso.onmicrosoft.com); not common, organizations or consumers (default: -)',
         'GRAPH_CLIENT_ID Application (client) ID of the app registration: a GUID (8-4-4-4-12 hexadecimal digits) (default: -)',
       ],
     })
@@ -192,8 +192,8 @@ test("--help and each command's that lists them say the forms GRAPH_TENANT_ID an
   const guid = '8f2a61c4-0b3e-4d5f-9a7b-1c2d3e4f5a6b'
   expect({
     taken: [tenantProblem(guid), tenantProblem('contoso.onmicrosoft.com'), clientIdProblem(guid)],
-    refused: [tenantProblem('common'), tenantProblem('organizations')].map((p) => p !== null),
-  }).toEqual({ taken: [null, null, null], refused: [true, true] })
+    refused: ['common', 'organizations', 'consumers'].map((w) => tenantProblem(w) !== null),
+  }).toEqual({ taken: [null, null, null], refused: [true, true, true] })
 })
 
 test('--help and status --help name each cause of status exit 5, as the README does', () => {
