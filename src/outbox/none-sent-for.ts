@@ -1,5 +1,6 @@
 // How long rows have waited with no row sent, read from the outbox's newest rows: what tells an outage (nothing goes) from a throttle (rows go between its answers).
 import { sql } from 'kysely'
+import { PAUSED_CODE } from './settle-item.ts'
 
 /** The newest rows looked at (by id, email_outbox_pkey): bounds the read however many rows are kept. */
 export const NONE_SENT_WINDOW = 10_000
@@ -13,7 +14,13 @@ export const NONE_SENT_WINDOW = 10_000
  * names its next try, and its creation may be a schedule's day earlier or a requeued row's first
  * life (requeue.ts keeps last_error_code), either of which would read as hours with none sent. A row
  * with a code and no such entry (paced, or named by a block: no history) came due at its send_at
- * when that has passed, else at its creation. An untried row scheduled ahead waits for nobody. The
+ * when that has passed, else at its creation; but a row a named mailbox's pause moved to its end
+ * before any claim met it (mailbox_paused, a sender_key, no history at all: sql/0200) at now(): the
+ * move overwrote the send_at it had, which may have been ahead (a row created an hour before, for two
+ * minutes later, read as waiting an hour with none sent at one 429), so it counts as waiting and
+ * dates nothing; the row that met the pause dates it (its history entry), and at the pause's end it
+ * is due, dated by it. A row given back to such a pause has history: unchanged. An untried row
+ * scheduled ahead waits for nobody. The
  * later of the two: a row that came after a quiet hour and met a throttle has waited since it came,
  * not an hour. Null when no row waits, or when the window is full and holds no sent row (a backlog
  * larger than it: a send among older rows cannot be ruled out). sent_at is in no index (the table
@@ -23,7 +30,7 @@ export const NONE_SENT_WINDOW = 10_000
  */
 export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
   with w as (
-    select o.id, o.status = 'sent' as sent, o.sent_at, o.created_at, o.send_at, o.last_error_code,
+    select o.id, o.status = 'sent' as sent, o.sent_at, o.created_at, o.send_at, o.last_error_code, o.sender_key,
            o.status = 'pending' and (o.send_at <= now() or o.last_error_code is not null) as waiting
       from mailer.email_outbox o order by o.id desc limit ${sql.lit(NONE_SENT_WINDOW)}),
   s as (
@@ -38,6 +45,9 @@ export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
                                                  from mailer.email_attempts a
                                                 where a.outbox_id = w.id and (s.at is null or a.finished_at >= s.at)),
                                               case when w.send_at <= now() then greatest(w.created_at, w.send_at)
+                                                   when w.last_error_code = ${PAUSED_CODE} and w.sender_key is not null
+                                                        and not exists (select from mailer.email_attempts a
+                                                                         where a.outbox_id = w.id) then now()
                                                    else w.created_at end)
                            end)
                   from w where w.waiting))) / 1000

@@ -1,6 +1,8 @@
 // The claims while MAIL_FROM stands paused (claim_past_paused) and the move of a paused mailbox's rows (defer_paused_rows), at their edges.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { sql } from 'kysely'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import { NONE_SENT_FOR_SECONDS } from '../../src/outbox/none-sent-for.ts'
 import { deferPausedRows } from '../../src/outbox/paused-rows.ts'
 import { useTestDb } from '../support/db.ts'
 import { enqueue, rowOf } from '../support/engine.ts'
@@ -226,4 +228,52 @@ test('a throttle’s move names the throttle; an older binary’s call (the one-
     },
     { code: null, words: null },
   ])
+})
+
+test("a row scheduled ahead that a pause moved does not read, in status' none-sent-for, as waiting since its creation", async () => {
+  // A quiet outbox: the last send two hours ago. A named mailbox's 429 (Retry-After 10 minutes)
+  // met one row just now (given back past the pause's end, its history entry now); another row,
+  // created an hour ago for two minutes from now, is moved to the pause's end and named.
+  const OTHER = 'other@example.com'
+  const sent = await enqueue(t)
+  const met = await enqueue(t, from(OTHER))
+  const scheduled = await enqueue(t, from(OTHER), {
+    sendAt: new Date(Date.now() + 120_000).toISOString(),
+  })
+  await t.pool.query(
+    `update mailer.email_outbox set status = 'sent', sent_at = now() - interval '2 hours',
+            created_at = now() - interval '3 hours' where id = $1`,
+    [sent],
+  )
+  await t.pool.query(
+    `update mailer.email_outbox set created_at = now() - interval '1 hour' where id = any($1::bigint[])`,
+    [[met, scheduled]],
+  )
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() + interval '10 minutes 1 second',
+            last_error_code = 'ApplicationThrottled', last_error = 'throttled' where id = $1`,
+    [met],
+  )
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, finished_at, outcome, error_code)
+     values ($1, 0, 'w1', now(), now(), 'throttled', 'ApplicationThrottled')`,
+    [met],
+  )
+  await pause(OTHER, 600)
+  const noneSentFor = async () =>
+    (await sql<{ s: number | null }>`select ${NONE_SENT_FOR_SECONDS} as s`.execute(t.db)).rows[0]!.s
+  expect(await noneSentFor()).toBeLessThan(60)
+  expect(await deferPausedRows(t.db, OTHER)).toBe(1)
+  expect((await rowOf(t, scheduled)).last_error_code).toBe('mailbox_paused')
+  // Waiting since the 429 (moments), not since the moved row's creation an hour ago: that read
+  // made status exit 5, "no row sent for 3600 s ... most likely a Graph outage", at one 429.
+  expect(await noneSentFor()).toBeLessThan(60)
+  // A row with history (given back before, its entry older than the newest send) is not one the
+  // move alone named: it still dates from its creation, a stall it shows not hidden.
+  await t.pool.query(
+    `insert into mailer.email_attempts (outbox_id, attempt, worker_id, started_at, finished_at, outcome, error_code)
+     values ($1, 0, 'w1', now() - interval '150 minutes', now() - interval '150 minutes', 'throttled', 'mailbox_paused')`,
+    [scheduled],
+  )
+  expect(Math.round((await noneSentFor())! / 60)).toBe(60)
 })
