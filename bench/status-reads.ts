@@ -12,7 +12,11 @@
 // touch of each shared-buffer page it reads (its page tables are filled then), which the second
 // read does not; fewer pages touched (0025: the codes from the index) is what makes it cheaper.
 // Wall-clock medians on this machine (compare within one run only).
+// STATUS_READS_FROM=<another checkout> (a worktree of an earlier release) adds that checkout's
+// whole read and its pauses section, taking turns with this one's on the same rows and connection,
+// so that a section a round changed is read against the release in one sitting.
 import { readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
 import { migrate } from '../src/db/migrate.ts'
@@ -50,6 +54,20 @@ const SECTIONS: Record<string, Section> = {
   'failures, all kept': (db) =>
     recentFailures(db, { hours: 48, limit: 5, scanLimit: 2_000_000_000 }),
 }
+
+const otherCheckout = process.env.STATUS_READS_FROM
+  ? resolve(process.env.STATUS_READS_FROM)
+  : undefined
+type ReadStatus = typeof readDatabaseStatus
+const other: { read: ReadStatus; pauses: Section } | undefined = otherCheckout
+  ? {
+      read: (await import(join(otherCheckout, 'src/status/database-status.ts')))
+        .readDatabaseStatus as ReadStatus,
+      pauses: (await import(join(otherCheckout, 'src/outbox/mailbox-pauses.ts')))
+        .mailboxPauses as Section,
+    }
+  : undefined
+if (other) SECTIONS['pauses (STATUS_READS_FROM)'] = other.pauses
 
 // The failed rows' index as each migration leaves it (same name, same rows).
 const INDEX_SHAPES = {
@@ -97,15 +115,21 @@ try {
   for (let rep = 0; rep < reps; rep++) {
     for (const shape of rep % 2 === 0 ? shapes : [...shapes].reverse()) {
       await buildIndex(probe, shape)
-      // Once unmeasured, so that every page read below is in shared buffers.
-      await readDatabaseStatus(d, { timeoutMs: 30_000, leaseSeconds: 60 })
-      const t0 = performance.now()
-      const r = await readDatabaseStatus(d, {
-        timeoutMs: 30_000,
-        leaseSeconds: 60,
-      })
-      add(`${shape}|whole`, performance.now() - t0)
-      if (!r.reachable || r.unread.length > 0) throw new Error(JSON.stringify(r))
+      // Each read once unmeasured, so that every page read below is in shared buffers; with
+      // STATUS_READS_FROM, the two reads' order swapped rep by rep.
+      const ours: [string, ReadStatus] = ['whole', readDatabaseStatus]
+      const reads: [string, ReadStatus][] = !other
+        ? [ours]
+        : rep % 2 === 0
+          ? [ours, ['whole (STATUS_READS_FROM)', other.read]]
+          : [['whole (STATUS_READS_FROM)', other.read], ours]
+      for (const [key, read] of reads) {
+        await read(d, { timeoutMs: 30_000, leaseSeconds: 60 })
+        const t0 = performance.now()
+        const r = await read(d, { timeoutMs: 30_000, leaseSeconds: 60 })
+        add(`${shape}|${key}`, performance.now() - t0)
+        if (!r.reachable || r.unread.length > 0) throw new Error(JSON.stringify(r))
+      }
       // A new connection, as status opens: connecting, then each section first and again.
       const pool = new pg.Pool({ connectionString: d.url, max: 1 })
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
@@ -138,6 +162,10 @@ try {
     console.log(
       `status read of one database (connect included): median ${m(`${shape}|whole`, 1)} ms (${(times.get(`${shape}|whole`) ?? []).map((x) => fmt(x, 0)).join(', ')})`,
     )
+    if (other)
+      console.log(
+        `  STATUS_READS_FROM's read: median ${m(`${shape}|whole (STATUS_READS_FROM)`, 1)} ms (${(times.get(`${shape}|whole (STATUS_READS_FROM)`) ?? []).map((x) => fmt(x, 0)).join(', ')})`,
+      )
     console.log(`  a new connection: connect median ${m(`${shape}|connect`, 1)} ms`)
     for (const name of Object.keys(SECTIONS)) {
       const turn = (t: string) =>
