@@ -20,9 +20,8 @@ export const NONE_SENT_WINDOW = 10_000
  * minutes later, read as waiting an hour with none sent at one 429), so it counts as waiting and
  * dates nothing; the row that met the pause dates it (its history entry), and at the pause's end it
  * is due, dated by it. A row given back to such a pause has history: unchanged. An untried row
- * scheduled ahead waits for nobody. The
- * later of the two: a row that came after a quiet hour and met a throttle has waited since it came,
- * not an hour. Null when no row waits, or when the window is full and holds no sent row (a backlog
+ * scheduled ahead waits for nobody. The later of the newest send and that moment: a row that came
+ * after a quiet hour and met a throttle has waited since it came, not an hour. Null when no row waits, or when the window is full and holds no sent row (a backlog
  * larger than it: a send among older rows cannot be ruled out). sent_at is in no index (the table
  * keeps every row): the newest ids are where the rows in play and the latest sends are, read
  * backwards through the primary key, NONE_SENT_WINDOW heap rows at most, and the history of the
