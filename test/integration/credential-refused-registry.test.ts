@@ -1,10 +1,16 @@
 // A worker's registry entry notes Entra refusing its credential (sql/0198): the code and since when at each beat and as the refusal changes, kept while it stands, cleared by a token; an older binary's entry and a gone worker's count for nothing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
-import type { Clock } from '../../src/clock.ts'
+import { type Clock, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
-import { noteCredentialRefusal } from '../../src/outbox/credential-refusal-note.ts'
+import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
+import {
+  createCredentialRefusalNote,
+  noteCredentialRefusal,
+} from '../../src/outbox/credential-refusal-note.ts'
 import { extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
+import { createLeaseHeartbeat } from '../../src/outbox/lease-heartbeat.ts'
+import { createSideStatements } from '../../src/outbox/side-statements.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { createGraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
@@ -16,6 +22,7 @@ import {
   useEntraOfExpiredSecret,
 } from '../support/expired-secret.ts'
 import { graphConfigFor } from '../support/fake-graph.ts'
+import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { throughQueries } from '../support/through-queries.ts'
 import { ManualClock } from '../support/token-outage.ts'
 
@@ -340,3 +347,87 @@ for (const via of ['reclaim', 'heartbeat'] as const)
       await engine.stop()
     }
   })
+
+test('a busy row’s own lease statement (the wait past a tick) built before a refusal and sent after its note committed does not leave the older state written: the note is written again once it answers', async () => {
+  let refusal: { code: string; forMs: number } | null = null
+  const worker = workerWith(() => refusal)
+  // The worker's entry is there (a beat before), noting no refusal; it holds one row's lease.
+  await extendLeases(t.db, worker, [], 300)
+  const id = await enqueue(t)
+  const { leases } = await claimBatch(t.db, {
+    limit: 1,
+    workerId: worker.id,
+    leaseSeconds: 300,
+    defaultMaxAttempts: 3,
+  })
+  const held = new Map<string, Lease>(leases.map((l) => [l.id, l]))
+  const notes: string[] = []
+  // The busy row's statement (extendLeases: it waits for the row's lock; the tick's skips it) is
+  // built (the refusal read) when the tick meets the row busy, and held before it reaches the
+  // database, as a pool with no free connection holds it.
+  const busyBuilt = Promise.withResolvers<void>()
+  const busySent = Promise.withResolvers<void>()
+  const db = throughQueries(t, async (run, text) => {
+    if (text.includes('update mailer.workers w')) notes.push(text)
+    if (!text.includes('locked as materialized') || text.includes('skip locked')) return run()
+    busyBuilt.resolve()
+    await busySent.promise
+    return run()
+  })
+  const besides = createSideStatements()
+  const note = createCredentialRefusalNote({
+    db,
+    worker,
+    log: silentLogger,
+    besides,
+    stopping: new AbortController().signal,
+  })
+  const running = new Set<Promise<unknown>>()
+  // One tick, called here: no timer's tick writes the entry meanwhile.
+  const heartbeat = createLeaseHeartbeat(
+    {
+      dbName: 'test',
+      db,
+      worker,
+      config: { leaseSeconds: 300 },
+      clock: systemClock,
+      log: silentLogger,
+      held,
+      settling: () => false,
+      beatCommitted: note.beatCommitted,
+    },
+    (p) => {
+      running.add(p)
+      return p
+    },
+    () => false,
+  )
+  // An application's open UPDATE of the row: the tick finds it busy and leaves it to the wait.
+  const app = await holdRowLocked(t.pool, id, 'update')
+  try {
+    await heartbeat()
+    await busyBuilt.promise
+    // Entra refuses the credential now: the note is written (its own statement, not held).
+    refusal = { code: 'AADSTS7000222', forMs: 0 }
+    note.changed()
+    await besides.settled()
+    expect(await entry()).toEqual([{ code: 'AADSTS7000222', age: 0 }])
+    expect(notes).toHaveLength(1)
+  } finally {
+    await app.end('commit')
+    // The busy row's statement reaches the database now, its transaction begun after the note's:
+    // it writes the state it was built with (none), as its statement says.
+    busySent.resolve()
+  }
+  await Promise.all(running)
+  // Its answer told the note, which wrote the refusal again: awaited, not a lease length later.
+  await besides.settled()
+  expect(await entry()).toEqual([{ code: 'AADSTS7000222', age: 0 }])
+  expect(notes).toHaveLength(2)
+  // Its lease was extended by that statement.
+  const left = await t.pool.query<{ s: number }>(
+    `select extract(epoch from lease_expires_at - now())::float8 as s from mailer.email_outbox where id = $1`,
+    [id],
+  )
+  expect(left.rows[0]!.s).toBeGreaterThan(200)
+})
