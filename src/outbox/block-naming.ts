@@ -16,21 +16,35 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
   // so no claim paces one while blocks last, and one statement at the first block after a token
   // does it, once the refusal is every live worker's. Until then it is asked once per block
   // (reset by each claim: a refusal's cooldown, a minute), as the refusal may reach the others
-  // later: never per wake.
+  // later: never per wake. And once more when the worker's own note of a refusal commits after
+  // this block's ask began (askAgain): two workers refused at once each asked before the other's
+  // note landed and found the other not refused; the one whose note lands last asks after both
+  // have, and acts.
   let pacedNamed = false
   let pacedAsked = false
+  let asking = false
+  let askAgain = false
   d.tokenCame?.(() => {
     pacedNamed = false
   })
   async function markWaiting() {
+    // Taken at once, so that a loop asked to come back for it comes back once.
+    const again = askAgain
+    askAgain = false
     const blocked = d.sendBlockedBy?.() ?? null
     if (blocked === null) return
     const step = blockNamed ? 'new' : 'pass'
     const marked = await waitingMarks.mark({ ...blocked, mailFromKey: null }, step)
     blockNamed = true
     if (marked > 0) log.debug('rows waiting for the block named', { marked, code: blocked.code })
-    if (pacedNamed || pacedAsked) return
-    const paced = await pacedRowsBlocked(d.db, blocked, d.worker.id)
+    if (pacedNamed || (pacedAsked && !again)) return
+    asking = true
+    let paced: Awaited<ReturnType<typeof pacedRowsBlocked>>
+    try {
+      paced = await pacedRowsBlocked(d.db, blocked, d.worker.id)
+    } finally {
+      asking = false
+    }
     pacedAsked = true
     pacedNamed = paced.everyone
     if (paced.named > 0)
@@ -50,6 +64,17 @@ export function createBlockNaming(d: DrainerDeps, log: Logger) {
     claimed: () => {
       blockNamed = false
       pacedAsked = false
+      askAgain = false
     },
+    /**
+     * The worker's own entry noted a refusal (credential-refusal-note.ts): an ask this block made
+     * before it, or makes now, is owed again. Returns whether one is (the caller wakes the loop).
+     */
+    refusalNoted: () => {
+      if (!pacedNamed && (pacedAsked || asking)) askAgain = true
+      return askAgain
+    },
+    /** An ask owed again: the loop calls markWaiting once more before it waits. */
+    askOwed: () => askAgain,
   }
 }

@@ -47,6 +47,8 @@ export function createCredentialRefusalNote(d: {
   log: Logger
   besides: SideStatements
   stopping: AbortSignal
+  /** A note that wrote a refusal (not its end) into the entry committed. */
+  noted?: () => void
 }): { changed: () => void; beatCommitted: (beat: WorkerIdentity) => void } {
   let noting: 'idle' | 'running' | 'again' = 'idle'
   function note() {
@@ -56,8 +58,13 @@ export function createCredentialRefusalNote(d: {
       return
     }
     noting = 'running'
+    // What the statement writes, read as it is built (the worker's getter, once).
+    const refused = credentialRefusalColumns(d.worker).code !== null
     void d.besides.track(
       noteCredentialRefusal(d.db, d.worker)
+        .then((written) => {
+          if (written && refused) d.noted?.()
+        })
         .catch((err: unknown) =>
           d.log.warn('could not note the Graph credential’s refusal in the worker registry', {
             err,

@@ -79,6 +79,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     log,
     besides,
     stopping: stopping.signal,
+    // An ask made in this block before the note landed may have missed another's (block-naming.ts).
+    noted: () => {
+      if (blockNaming.refusalNoted()) wakeUp?.()
+    },
   })
   d.credentialRefusalChanged?.(refusalNote.changed)
   const { deadlines, upkeep } = createLeaseKeeping({
@@ -164,8 +168,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
         // statement ran too: that statement may not have seen the rows it told of, and the wait
         // below would lose it (they went unnamed until the block's end).
         const heard = wakes
-        if (!blockNaming.named() || wanted) await blockNaming.markWaiting()
-        if (mayClaim() || stopping.signal.aborted || wakes !== heard) continue
+        if (!blockNaming.named() || wanted || blockNaming.askOwed()) await blockNaming.markWaiting()
+        const again = wakes !== heard || blockNaming.askOwed()
+        if (mayClaim() || stopping.signal.aborted || again) continue
         if (wanted) poll.arm(blockedMs())
       }
       poll.arm(pollMs())

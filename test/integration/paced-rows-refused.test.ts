@@ -3,7 +3,7 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { pendingLastErrors } from '../../src/outbox/pending-last-errors.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { useTestDb } from '../support/db.ts'
-import { enqueue } from '../support/engine.ts'
+import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
 import { generateTestCertificate } from '../support/fake-graph.ts'
 import { throughQueries } from '../support/through-queries.ts'
@@ -192,5 +192,80 @@ test('a refusal one worker meets while another live worker’s credential works 
     expect(r.fake.accepted).toHaveLength(1)
   } finally {
     await r.stop()
+  }
+})
+
+/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
+const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
+/** A refusal's note in the worker's own entry (credential-refusal-note.ts). */
+const NOTE = 'update mailer.workers w'
+
+test('two workers refused at once, each asking before the other’s note landed: once both notes land, the turns are given up, not left to the next block', async () => {
+  // Three rows sent back to turns reserved a minute apart (as a working token paced them).
+  for (let i = 1; i <= 3; i++) {
+    const id = await enqueue(t)
+    await t.pool.query(
+      `update mailer.email_outbox set last_error_code = 'mailbox_paced', last_error = 'not sent yet',
+              send_at = now() + make_interval(mins => $2) where id = $1`,
+      [id, i],
+    )
+  }
+  await t.pool.query(
+    `insert into mailer.mailbox_pacing (mailbox, next_at) values ('queue sender@example.com', now() + interval '4 minutes')`,
+  )
+  // One secret on both machines, refused by Entra at the same moment (a deploy of a mistyped one).
+  let refusal: { code: string; forMs: number } | null = null
+  const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
+  const asked = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
+  const noted = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
+  const engines: TestEngine[] = []
+  const listeners: (() => void)[] = []
+  for (const [me, other] of [
+    ['a', 'b'],
+    ['b', 'a'],
+  ] as const) {
+    // Each worker's note reaches the database once the other worker's ask has answered: each ask
+    // then reads the other's entry as not refused.
+    const db = throughQueries(t, async (run, text) => {
+      if (text.includes(NOTE)) await asked[other].promise
+      const answer = await run()
+      if (text.includes(ASK)) asked[me].resolve()
+      if (text.includes(NOTE)) noted[me].resolve()
+      return answer
+    })
+    engines.push(
+      createTestEngine(t, {
+        // No beat within the test (an idle worker's comes once per lease), no backstop poll.
+        config: { listenMode: 'poll', leaseSeconds: 300, heartbeatSeconds: 100 },
+        workerId: `${me}:1:abcdef`,
+        deps: {
+          db,
+          sendBlockedForMs: () => (refusal ? 60_000 : 0),
+          sendBlockedBy: () => (refusal ? block : null),
+          credentialRefusal: () => refusal,
+          credentialRefusalChanged: (l) => listeners.push(l),
+        },
+      }),
+    )
+  }
+  try {
+    for (const e of engines) await e.start()
+    await pollUntil(async () =>
+      (await t.pool.query('select 1 from mailer.workers')).rowCount === 2 ? true : undefined,
+    )
+    refusal = { code: 'AADSTS7000222', forMs: 0 }
+    for (const l of listeners) l()
+    for (const e of engines) e.drainer.wake()
+    await Promise.all([noted.a.promise, noted.b.promise])
+    // Both entries note the refusal: status says every worker is refused.
+    expect((await liveStats(t.db, null)).credentialRefused).toMatchObject({ workers: 2 })
+    // Given up within a bound (read as they stand should it not come).
+    await pollUntil(async () => ((await reservedTurns()) === 0 ? true : undefined), 5_000).catch(
+      () => undefined,
+    )
+    expect(await pendingRows()).toEqual([{ code: 'AADSTS7000222', words: true, due: true, n: 3 }])
+    expect(await reservedTurns()).toBe(0)
+  } finally {
+    for (const e of engines) await e.stop()
   }
 })
