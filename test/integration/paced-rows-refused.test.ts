@@ -1,5 +1,6 @@
 // Rows sent back for a pacing turn while a token served, when a refusal then blocks every send: due and named by it, their turns given up; what GET /v1/outbox and status read.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { pacedRowsBlocked } from '../../src/outbox/paced-rows-blocked.ts'
 import { pendingLastErrors } from '../../src/outbox/pending-last-errors.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
 import { useTestDb } from '../support/db.ts'
@@ -195,14 +196,9 @@ test('a refusal one worker meets while another live worker’s credential works 
   }
 })
 
-/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
-const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
-/** A refusal's note in the worker's own entry (credential-refusal-note.ts). */
-const NOTE = 'update mailer.workers w'
-
-test('two workers refused at once, each asking before the other’s note landed: once both notes land, the turns are given up, not left to the next block', async () => {
-  // Three rows sent back to turns reserved a minute apart (as a working token paced them).
-  for (let i = 1; i <= 3; i++) {
+/** `n` rows sent back to turns reserved a minute apart (as a working token paced them). */
+async function turnsReserved(n: number) {
+  for (let i = 1; i <= n; i++) {
     const id = await enqueue(t)
     await t.pool.query(
       `update mailer.email_outbox set last_error_code = 'mailbox_paced', last_error = 'not sent yet',
@@ -211,8 +207,58 @@ test('two workers refused at once, each asking before the other’s note landed:
     )
   }
   await t.pool.query(
-    `insert into mailer.mailbox_pacing (mailbox, next_at) values ('queue sender@example.com', now() + interval '4 minutes')`,
+    `insert into mailer.mailbox_pacing (mailbox, next_at)
+     values ('queue sender@example.com', now() + make_interval(mins => $1))`,
+    [n + 1],
   )
+}
+
+test('an entry noting no refusal holds the turns while live by its own lease length (two of them: a crashed process’s too, as an idle live one beats once per lease); past that, or noting one, it does not; a release before 0084’s, two of the longest lease', async () => {
+  await turnsReserved(3)
+  const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
+  const entry = async (id: string, leaseSeconds: number | null, beatSecondsAgo: number) =>
+    t.pool.query(
+      `insert into mailer.workers (id, host, pid, version, lease_seconds, last_heartbeat_at)
+       values ($1, 'h', 2, 'v', $2::int, now() - make_interval(secs => $3))`,
+      [id, leaseSeconds, beatSecondsAgo],
+    )
+  // The caller's own entry, not refused yet as the database reads it: left out.
+  await entry('me:1:abcdef', 60, 0)
+  const ask = () => pacedRowsBlocked(t.db, block, 'me:1:abcdef')
+  // Killed 100 s ago (a lease of 60 s): an idle live worker beats once per lease length, and
+  // later after a failed reclaim, so one beat missed is no death.
+  await entry('crashed:2:abcdef', 60, 100)
+  expect(await ask()).toEqual({ everyone: false, named: 0 })
+  expect(await reservedTurns()).toBe(1)
+  // Two of its lease lengths passed: no longer live. A release before 0084 (no lease noted),
+  // stopped uncleanly 1 h 59 min ago, still is: LEASE_SECONDS' longest, an hour, twice.
+  const beatAgo = (id: string, s: number) =>
+    t.pool.query(
+      `update mailer.workers set last_heartbeat_at = now() - make_interval(secs => $2) where id = $1`,
+      [id, s],
+    )
+  await beatAgo('crashed:2:abcdef', 121)
+  await entry('older:3:abcdef', null, 7140)
+  expect(await ask()).toEqual({ everyone: false, named: 0 })
+  // A refused one counts as refused, live or not; the older one gone: the turns are given up.
+  await t.pool.query(
+    `update mailer.workers set credential_refused_code = 'AADSTS7000222', credential_refused_since = now()
+      where id = 'crashed:2:abcdef'`,
+  )
+  await beatAgo('crashed:2:abcdef', 10)
+  await beatAgo('older:3:abcdef', 7201)
+  expect(await ask()).toEqual({ everyone: true, named: 3 })
+  expect(await reservedTurns()).toBe(0)
+  expect(await pendingRows()).toEqual([{ code: 'AADSTS7000222', words: true, due: true, n: 3 }])
+})
+
+/** The statement that gives the turns up once everyone is refused (paced-rows-blocked.ts). */
+const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
+/** A refusal's note in the worker's own entry (credential-refusal-note.ts). */
+const NOTE = 'update mailer.workers w'
+
+test('two workers refused at once, each asking before the other’s note landed: once both notes land, the turns are given up, not left to the next block', async () => {
+  await turnsReserved(3)
   // One secret on both machines, refused by Entra at the same moment (a deploy of a mistyped one).
   let refusal: { code: string; forMs: number } | null = null
   const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
