@@ -1,4 +1,4 @@
-// The deploy guide's "Graph turning sends away" rule: it fires within ten minutes of a Graph outage answering every send, reads the counter's 503s apart from its 429s, and one short throttle cannot fire it.
+// The deploy guide's rules reading the throttle counter: "Graph turning sends away" fires within ten minutes of a Graph outage answering every send, reads the counter's 503s apart from its 429s, and one short throttle cannot fire it; no rule counts a refusal's waits (cause="other").
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -60,5 +60,22 @@ test('a rule fires within ten minutes of a Graph outage answering 503 to every s
       oneCountQuiet: true,
       counts: ['{cause="unavailable"}'],
     },
+  ])
+})
+
+test('no rule reading the throttle counter counts its `other` waits: a refused credential fires "Credential refused", not "Mailbox throttled" half an hour on', () => {
+  // review36: Entra refusing the credential gives back a batch a minute per worker, each a wait of
+  // cause="other" (AADSTS…), so a rule summing every cause held "Mailbox throttled" firing from
+  // 30 minutes on (promtool, the counter's `other` rising 10 a minute: firing at 40 m) with words
+  // that send the reader to Exchange's limits.
+  const counted = throttleRules().map((r) => ({
+    alert: r.alert,
+    counts: [...r.rule.matchAll(/outbox_graph_throttled_total(\{[^}]*\})?\[/g)].map(
+      (m) => m[1] ?? '(every cause)',
+    ),
+  }))
+  expect(counted).toEqual([
+    { alert: 'Mailbox throttled', counts: ['{cause!="other"}'] },
+    { alert: 'Graph turning sends away', counts: ['{cause="unavailable"}'] },
   ])
 })
