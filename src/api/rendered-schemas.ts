@@ -14,7 +14,8 @@ const Addresses = z.array(RenderedAddress)
 
 const Count = z.number().int().nonnegative()
 
-const BYTES = 'Its size in bytes as UTF-8 (as Graph counts its 4 MB request); null when not sent'
+const BYTES =
+  'Its size in bytes as UTF-8 (as Graph counts its 4 MB request); null when not sent. Through Graph, a text body beside an html body that shows something is not in the request (see text), its size given all the same'
 
 export const RenderedMessage = z
   .object({
@@ -44,11 +45,11 @@ export const RenderedMessage = z
     bodiesIn: z.enum(['rendered', 'message']).openapi({
       example: 'message',
       description:
-        "Where the bodies sent are, each given once in the answer. rendered: in text and html (a template's row, whose message is null). message: in the row's message (a stored message's row), byte for byte as stored, so text and html are null here: a body is sent when its size (textBytes, htmlBytes) is not null, and is then message.text or message.html; one whose size is null is not sent (absent, or blank beside a body that shows something)",
+        "Where the bodies sent are, each given once in the answer. rendered: in text and html (a template's row, whose message is null). message: in the row's message (a stored message's row), byte for byte as stored, so text and html are null here: a body is sent when its size (textBytes, htmlBytes) is not null, and is then message.text or message.html; one whose size is null is not sent (absent, or blank beside a body that shows something). Through Graph, whose message has one body, a text beside an html body that shows something is not sent either (see text)",
     }),
     text: z.string().nullable().openapi({
       description:
-        'The text body as sent: null when there is none, when it is blank beside an html body that shows something (that one is the whole mail), or when bodiesIn is message (then it is message.text, if textBytes is not null)',
+        "The text body the renderer hands the transport: null when there is none, when it is blank beside an html body that shows something (that one is the whole mail), or when bodiesIn is message (then it is message.text, if textBytes is not null). Beside an html body that shows something, Graph's request carries the html alone (a Graph message has one body); the file transport's .eml holds both (multipart/alternative)",
     }),
     html: z.string().nullable().openapi({
       description:
