@@ -15,6 +15,10 @@ const PERMANENT_ERRORS = new Set([
 /** AADSTS codes that come with a 4xx but clear up by themselves (throttling, loop detection). */
 const TRANSIENT_AADSTS = new Set(['AADSTS50196', 'AADSTS90055'])
 
+/** Entra's code says it throttles the token request (TRANSIENT_AADSTS), whatever 4xx came with it. */
+export const isEntraThrottle = (code: string | undefined): boolean =>
+  code !== undefined && TRANSIENT_AADSTS.has(code)
+
 export class GraphAuthError extends Error {
   override readonly name = 'GraphAuthError'
   /** Entra asked us to come back later (429/503/504, a throttling AADSTS code): not the row's fault. */

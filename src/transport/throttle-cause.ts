@@ -2,16 +2,21 @@
 
 import { GRAPH_UNREACHABLE_CODE } from './graph-outage.ts'
 import { isMailboxQuota } from './graph-outcome.ts'
+import { isEntraThrottle } from './graph-token-error.ts'
 
 /**
  * Every value, each exported at 0 from a worker's start (an alert's increase() sees the first):
- * `throttled` a 429 (Graph's or Entra's) or a mailbox's quota (its sending quota spent, its store
- * full: isMailboxQuota), a send's or a lookup's, which keeps Graph's code: the provider's limits,
- * which end by themselves while other sends go; `unavailable` a 503 or 504 (Graph or Entra down, or
- * a gateway timing out): an outage when nothing goes; `unreachable` no connection (Graph out of
- * reach, Entra out of reach or not answering in time); `other` the rest: Entra refusing the
- * credential, Graph refusing every token (which "Credential refused", "Token failures" and "Graph
- * out of reach" name), a mailbox lookup asked again later (too early to tell, or failed).
+ * `throttled` a 429 (Graph's or Entra's), Entra's throttling codes that come with another 4xx
+ * (isEntraThrottle: AADSTS90055, AADSTS50196, which the token source waits out as throttles) or a
+ * mailbox's quota (its sending quota spent, its store full: isMailboxQuota), a send's or a
+ * lookup's, which keeps Graph's code: the provider's limits, which end by themselves while other
+ * sends go; `unavailable` a 5xx: Graph's 503 or 504 (Graph down, or a gateway timing out), or Entra
+ * failing a token request (AADSTS50000's 500, a 502, 503 or 504: Entra down): an outage when
+ * nothing goes (a Graph 5xx else is a counted attempt, never a wait); `unreachable` no connection
+ * (Graph out of reach, Entra out of reach or not answering in time); `other` the rest: Entra
+ * refusing the credential, Graph refusing every token (which "Credential refused", "Token
+ * failures" and "Graph out of reach" name), a mailbox lookup asked again later (too early to tell,
+ * or failed), the database's id unread.
  */
 export const THROTTLE_CAUSES = ['throttled', 'unavailable', 'unreachable', 'other'] as const
 export type ThrottleCause = (typeof THROTTLE_CAUSES)[number]
@@ -24,8 +29,8 @@ export function throttleCause(
   code: string | undefined,
   httpStatus: number | undefined,
 ): ThrottleCause {
-  if (httpStatus === 429 || isMailboxQuota(code)) return 'throttled'
-  if (httpStatus === 503 || httpStatus === 504) return 'unavailable'
+  if (httpStatus === 429 || isMailboxQuota(code) || isEntraThrottle(code)) return 'throttled'
+  if (httpStatus !== undefined && httpStatus >= 500) return 'unavailable'
   if (code === GRAPH_UNREACHABLE_CODE || (code !== undefined && NO_ANSWER_TOKEN_CODES.has(code)))
     return 'unreachable'
   return 'other'

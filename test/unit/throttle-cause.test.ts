@@ -1,5 +1,6 @@
 // outbox_graph_throttled_total's cause of each wait: a 429 or spent quota throttled, a 503 or 504 unavailable, no connection unreachable, the rest other.
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { parseTokenError } from '../../src/transport/graph-token-error.ts'
 import { throttleCause } from '../../src/transport/throttle-cause.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -46,5 +47,58 @@ test('each wait a worker records is counted under the cause its answer says', ()
     'certificate_expired -: other',
     'lookup_too_early -: other',
     'lookup_failed -: other',
+  ])
+})
+
+test("Entra's token answers count as the token source reads them: its throttling codes that come with a 400 throttled, its 500s unavailable", () => {
+  // review36: the token source waits out AADSTS50196 and AADSTS90055 as throttles (they come with
+  // a 400) and the deploy guide calls AADSTS50000 (a 500) an Entra outage; each counted `other`,
+  // beside a refused credential, where no rule reads it.
+  const answers: [number, object][] = [
+    [
+      400,
+      {
+        error: 'invalid_request',
+        error_codes: [90055],
+        error_description: 'AADSTS90055: TenantThrottlingError',
+      },
+    ],
+    [
+      400,
+      {
+        error: 'invalid_request',
+        error_codes: [50196],
+        error_description: 'AADSTS50196: loop detected',
+      },
+    ],
+    [
+      500,
+      {
+        error: 'server_error',
+        error_codes: [50000],
+        error_description: 'AADSTS50000: There was an error issuing a token',
+      },
+    ],
+    [502, {}],
+    [
+      401,
+      {
+        error: 'invalid_client',
+        error_codes: [7000222],
+        error_description: 'AADSTS7000222: expired',
+      },
+    ],
+  ]
+  expect(
+    answers.map(([status, body]) => {
+      const e = parseTokenError(status, JSON.stringify(body))
+      return `${e.code} ${e.httpStatus}: ${throttleCause(e.code, e.httpStatus)}`
+    }),
+  ).toEqual([
+    'AADSTS90055 400: throttled',
+    'AADSTS50196 400: throttled',
+    'AADSTS50000 500: unavailable',
+    'token_http_502 502: unavailable',
+    'AADSTS7000222 401: other',
   ])
 })
