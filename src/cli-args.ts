@@ -3,6 +3,7 @@ import { commandHelp } from './command-help.ts'
 import { COMMANDS } from './commands.ts'
 import { LONGEST_MIGRATE_DEADLINE_SECONDS } from './config/env-schema.ts'
 import { ENV_VARS } from './config/env-vars.ts'
+import { secondsWritten } from './config/seconds-written.ts'
 import { AppError, EXIT } from './errors.ts'
 import type { Role } from './serve-options.ts'
 import { VERSION } from './version.ts'
@@ -140,6 +141,8 @@ export function inCommand<T>(command: string, read: () => T): T {
 // fire at once, so a longer one reported every database unreachable.
 const LONGEST_STATUS_TIMEOUT_SECONDS = 86_400
 
+const DECIMAL_SECONDS = /^\s*\d+(\.\d+)?\s*$/
+
 /** A flag's positive number of seconds (at most `longest`, when given), or its default when absent. */
 export function parseSeconds(
   flag: string,
@@ -148,11 +151,16 @@ export function parseSeconds(
   longest = Number.POSITIVE_INFINITY,
 ): number {
   if (value === undefined) return fallback
-  const n = Number(value)
-  if (!Number.isFinite(n) || n <= 0 || value.trim() === '') {
+  // Decimal seconds only, as --deadline and the *_SECONDS variables take them: Number() would also
+  // take '0x12c' and '1e3'. One written with a unit is told what it stands for (secondsWritten).
+  const n = DECIMAL_SECONDS.test(value) ? Number(value) : Number.NaN
+  if (!Number.isFinite(n) || n <= 0) {
+    const seconds = secondsWritten(value.trim(), 1, longest)
     throw new AppError(
       'config_invalid',
-      `${flag} must be a positive number of seconds (got "${value}")`,
+      seconds === null
+        ? `${flag} must be a positive number of seconds (got "${value}")`
+        : `${flag} must be a positive number of seconds, without a unit (got "${value}": that is ${seconds})`,
     )
   }
   if (n > longest) {

@@ -79,6 +79,28 @@ describe('parseArgs', () => {
     })
   })
 
+  test("status' seconds are written in decimal, without a unit: hex and exponents are refused, not read as Number() reads them, and a unit is named", () => {
+    // review36: `status --max-send-gap 0x12c` ran with 300 and `1e3` with 1000, where
+    // --deadline (parseDeadlineSeconds) and every *_SECONDS variable refuse them; `5m` was refused
+    // without saying what the flag takes instead.
+    const said = (value: string) => {
+      try {
+        return parseSeconds('--max-send-gap', value, 300)
+      } catch (e) {
+        return (e as Error).message
+      }
+    }
+    expect(['0x12c', '1e3', '5m', '90 s', '300', ' 300 ', '0.5'].map(said)).toEqual([
+      '--max-send-gap must be a positive number of seconds (got "0x12c")',
+      '--max-send-gap must be a positive number of seconds (got "1e3")',
+      '--max-send-gap must be a positive number of seconds, without a unit (got "5m": that is 300)',
+      '--max-send-gap must be a positive number of seconds, without a unit (got "90 s": that is 90)',
+      300,
+      300,
+      0.5,
+    ])
+  })
+
   test('seconds are positive: 0 is refused (a --timeout of 0 would bound nothing), a fraction taken', () => {
     expect(() => parseSeconds('--timeout', '0', 5)).toThrow(
       '--timeout must be a positive number of seconds (got "0")',
@@ -94,7 +116,7 @@ describe('parseArgs', () => {
     expect([parseStatusTimeoutSeconds('86400'), parseStatusTimeoutSeconds(undefined)]).toEqual([
       86400, 5,
     ])
-    for (const value of ['86400.5', '2147484', '1e9']) {
+    for (const value of ['86400.5', '2147484', '1000000000']) {
       expect(() => parseStatusTimeoutSeconds(value)).toThrow(
         `--timeout is at most 86400 seconds (got "${value}")`,
       )
