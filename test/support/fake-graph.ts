@@ -357,11 +357,13 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     }
     const problem = sendMailBodyError(body)
     if (problem) return graphError(400, problem.code, problem.message)
-    if (fault === 'invalid_recipients' || hasRejectedRecipient(body)) {
+    const rejected = rejectedRecipient(body)
+    if (fault === 'invalid_recipients' || rejected !== null) {
+      // Graph quotes the recipient it could not resolve, as the request spelt it.
       return graphError(
         400,
         'ErrorInvalidRecipients',
-        "At least one recipient isn't valid., Recipient 'nobody@example.invalid' isn't resolved. All recipients must be resolved before a message can be submitted.",
+        `At least one recipient isn't valid., Recipient '${rejected ?? 'nobody@example.invalid'}' isn't resolved. All recipients must be resolved before a message can be submitted.`,
       )
     }
     const message = (body.message ?? body.Message) as Record<string, unknown>
@@ -395,15 +397,18 @@ export async function startFakeGraph(opts: FakeGraphOptions = {}) {
     })
   }
 
-  function hasRejectedRecipient(body: Record<string, unknown>): boolean {
-    if (!opts.rejectRecipients?.length) return false
+  /** The first recipient of the request Graph cannot resolve (`rejectRecipients`), as sent; null: none. */
+  function rejectedRecipient(body: Record<string, unknown>): string | null {
+    if (!opts.rejectRecipients?.length) return null
     const message = (body.message ?? body.Message) as Record<string, unknown>
     const rejected = new Set(opts.rejectRecipients.map((r) => r.toLowerCase()))
-    return ['toRecipients', 'ccRecipients', 'bccRecipients'].some((k) =>
-      ((message[k] ?? []) as { emailAddress?: { address?: string } }[]).some((r) =>
-        rejected.has(String(r.emailAddress?.address ?? '').toLowerCase()),
-      ),
-    )
+    for (const k of ['toRecipients', 'ccRecipients', 'bccRecipients']) {
+      for (const r of (message[k] ?? []) as { emailAddress?: { address?: string } }[]) {
+        const address = String(r.emailAddress?.address ?? '')
+        if (rejected.has(address.toLowerCase())) return address
+      }
+    }
+    return null
   }
 
   function listMessages(
