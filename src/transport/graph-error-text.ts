@@ -33,7 +33,34 @@ export function parseGraphError(bodyText: string): GraphError {
 // Graph quotes recipients and mailboxes in its messages ("Recipient 'a@b.c' isn't resolved"), and
 // some fetch errors quote the request URL, whose path holds the sender mailbox percent-encoded
 // (`/users/a%40b.c/sendMail`); the message reaches logs and the attempt history, which must hold
-// no addresses.
+// no addresses (a tenant's token reads a template's own recipients in neither).
+
+// What an address's text is made of: anything but blanks and the marks that delimit one in prose.
+const IN_ADDRESS = /[^\s'"<>(),;:]/
+const AT_SIGN = /@|%40/gi
+
+/**
+ * `message` with each address in it, from the run of text before its @ (or %40) to the run after,
+ * replaced by `[address]`, then cut to 500 characters. An address's local part may hold an
+ * apostrophe (`o'hara@b.c`: mailer.is_email_address takes it), the one character of its Graph also
+ * quotes it with: the run before the @ takes apostrophes too, but does not begin with one. One
+ * pass: each character is looked at a bounded number of times, whatever Graph sent.
+ */
 export function redact(message: string): string {
-  return message.replace(/[^\s'"<>(),;:]+(?:@|%40)[^\s'"<>(),;:]+/gi, '[address]').slice(0, 500)
+  let out = ''
+  // message[0, done) is in `out`, its addresses replaced.
+  let done = 0
+  for (const at of message.matchAll(AT_SIGN)) {
+    if (at.index < done) continue
+    let end = at.index + at[0].length
+    while (end < message.length && IN_ADDRESS.test(message[end]!)) end++
+    let start = at.index
+    while (start > done && (message[start - 1] === "'" || IN_ADDRESS.test(message[start - 1]!)))
+      start--
+    while (message[start] === "'") start++
+    if (start === at.index || end === at.index + at[0].length) continue
+    out += `${message.slice(done, start)}[address]`
+    done = end
+  }
+  return (out + message.slice(done)).slice(0, 500)
 }

@@ -17,6 +17,9 @@ import { serve } from '../../src/serve.ts'
 import { BLANK_BODIES, NOT_BLANK_BODIES } from '../support/blank-bodies.ts'
 import { closedPort } from '../support/closed-port.ts'
 import { createTestDb, useTestDb } from '../support/db.ts'
+import { pollUntil } from '../support/events.ts'
+import { startFakeGraph } from '../support/fake-graph.ts'
+import { graphWorker } from '../support/graph-worker.ts'
 import { holdRowLocked } from '../support/hold-row-locked.ts'
 import { untilLockWaits } from '../support/lock-waits.ts'
 import { type App, appOnDefault, buildApp, enqueueSql, send, setState } from './support/harness.ts'
@@ -1043,6 +1046,62 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
       bcc: [{ address: 'boss@example.com' }],
       hiddenRecipients: null,
     })
+  })
+
+  test("a template's own recipient Graph refused is named in no error text a tenant's token reads: lastError, history, the list", async () => {
+    await t.pool.query(
+      `insert into mailer.templates (name, subject, text_body, to_addresses, bcc_addresses)
+       values ('audited', 'Ticket {{ref}}', 'Opened', '{"{{email}}"}', '{"audit+{{ref}}@ops.example"}')`,
+    )
+    // Graph quotes the recipient it cannot resolve; an apostrophe is an address's as any letter.
+    const hidden = ['audit+r7@ops.example', "audit+o'hara@ops.example"]
+    const fake = await startFakeGraph({ clientSecret: 'right', rejectRecipients: hidden })
+    const ids = [
+      await templateRow('audited', { email: 'ann@example.com', ref: 'r7' }, 'acme'),
+      await templateRow('audited', { email: 'ann@example.com', ref: "o'hara" }, 'acme'),
+    ]
+    const worker = graphWorker(t, fake, {
+      workerId: 'w-hidden',
+      mailFrom: 'outbox@example.com',
+      graceSeconds: 1,
+      lookups: false,
+    })
+    await worker.start()
+    try {
+      await pollUntil(async () => {
+        const { rows } = await t.pool.query(
+          `select count(*)::int as n from mailer.email_outbox where status = 'failed'`,
+        )
+        return rows[0].n === 2 ? true : undefined
+      })
+    } finally {
+      await worker.stop()
+      await fake.stop()
+    }
+    const refused =
+      "At least one recipient isn't valid., Recipient '[address]' isn't resolved. All recipients must be resolved before a message can be submitted."
+    const acme = await token({ tenant: 'acme' })
+    for (const tok of [acme, tk]) {
+      const list = await rendering.request('/v1/outbox?status=failed', { headers: bearer(tok) })
+      const answers = [await list.text()]
+      for (const id of ids) {
+        const r = await rendering.request(`/v1/outbox/${id}`, { headers: bearer(tok) })
+        const raw = await r.text()
+        answers.push(raw)
+        const row = JSON.parse(raw) as Row & { history: { error: string | null }[] }
+        expect([row.lastErrorCode, row.lastError, row.history.map((h) => h.error)]).toEqual([
+          'ErrorInvalidRecipients',
+          refused,
+          [refused],
+        ])
+      }
+      // Neither address, nor the template's part of it, in any answer to the tenant's token (the
+      // row's own part, its ref, is in its sourceRow); the admin's is shown them in rendered.bcc.
+      if (tok === acme) for (const raw of answers) expect(raw).not.toMatch(/audit\+|ops\.example/)
+    }
+    // A retry answers the row with its last error kept (requeue.ts): the same words.
+    const retried = await send(rendering, 'POST', `/v1/outbox/${ids[1]}/retry`, { token: acme })
+    expect([retried.status, (retried.body as Row).lastError]).toEqual([200, refused])
   })
 
   test("a tenant's token sees its own row rendered and another tenant's not at all; a list renders none", async () => {

@@ -1,6 +1,7 @@
 // Table test of the one mapping from Graph sendMail responses and fetch failures to outcomes.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { PAST_EXPIRY_LOOKUP_LIMIT_SECONDS } from '../../src/outbox/lookup-grace.ts'
+import { redact } from '../../src/transport/graph-error-text.ts'
 import {
   APP_PERMISSION_PAUSE_MS,
   classifySendFailure,
@@ -380,6 +381,21 @@ describe('classifySendResponse', () => {
     expect(outcome.kind === 'reject' && outcome.message).toBe(
       "Recipient '[address]' isn't resolved.",
     )
+  })
+
+  test("an address with an apostrophe in its local part is taken out whole, Graph's quotes and words kept", () => {
+    const said = [
+      "Recipient 'mary.o'hara@contoso.com' isn't resolved.",
+      "Recipients 'd'arcy.o'neil@contoso.com','o'hara@contoso.com' aren't resolved.",
+      "It doesn't resolve /users/o'hara%40contoso.com/sendMail",
+      "Recipient 'o'@contoso.com' isn't resolved.",
+    ]
+    expect(said.map(redact)).toEqual([
+      "Recipient '[address]' isn't resolved.",
+      "Recipients '[address]','[address]' aren't resolved.",
+      "It doesn't resolve [address]",
+      "Recipient '[address]' isn't resolved.",
+    ])
   })
 })
 
