@@ -884,6 +884,36 @@ describe('GET /v1/outbox/{id}: what the row sends, rendered as its worker render
     })
   })
 
+  test('a row inserted around enqueue_email whose file is not base64 shows the invalid_message its worker fails it with: each read checks the files', async () => {
+    // The application's role may insert rows itself (the deploy guide grants it insert, as
+    // enqueue_email runs with its rights), and an older release's enqueue took what 0024 and 0029
+    // refuse: no row says its message was checked, so the read checks each file as the worker does.
+    const stored = { to: [{ address: 'ada@example.com' }], subject: 'Scan', text: 'Attached' }
+    const ids: string[] = []
+    for (const contentBase64 of ['aGVsbG8=', 'not base64!?', 'aGVsbG8']) {
+      const attachments = [{ filename: 'scan.pdf', contentBase64 }]
+      const { rows } = await t.pool.query(
+        'insert into mailer.email_outbox (message) values ($1) returning id::text',
+        [JSON.stringify({ ...stored, attachments })],
+      )
+      ids.push(rows[0].id)
+    }
+    const answers = await Promise.all(ids.map((id) => detail(id)))
+    expect(answers.map((b) => b.renderError)).toEqual([
+      null,
+      {
+        code: 'invalid_message',
+        message:
+          'message.attachments[0] must be {"filename", "contentBase64", "contentType"?, "contentId"?} with base64 content',
+      },
+      {
+        code: 'invalid_message',
+        message:
+          'message.attachments[0].contentBase64 must be whole groups of four base64 characters (pad the last with =); this holds 7',
+      },
+    ])
+  })
+
   test("a stored message's row carries each body once, in message: rendered says so (bodiesIn) and keeps their sizes", async () => {
     // 100 KB bodies of two-byte letters, and a file: the answer repeated both bodies in rendered.
     const text = `Scan attached. ${'é'.repeat(50_000)}`
