@@ -108,13 +108,10 @@ const bulkRequest = <F extends z.ZodObject>(filter: F, cursor: ReturnType<typeof
         filter,
         dryRun: z.boolean().default(false).openapi({ description: 'Only count the matching rows' }),
         // Past its max the limit is that one problem: int() would add its own bound, 2^53 - 1.
-        limit: z
-          .number()
-          .min(1)
-          .max(1000, { abort: true })
-          .int()
-          .default(1000)
-          .openapi({ description: 'Rows per call, lowest ids first; repeat while `more` is true' }),
+        limit: z.number().min(1).max(1000, { abort: true }).int().default(1000).openapi({
+          description:
+            "Rows per call, lowest ids first; repeat while `more` is true, passing each answer's `nextCursor` back as `cursor`",
+        }),
         cursor,
       },
       closedKeys('a key of the body', BODY_KEYS, {
@@ -148,7 +145,9 @@ export const BulkResult = z
     items: z.array(
       z.object({ id: OutboxId, outcome: z.enum(['cancelled', 'cancel_requested', 'requeued']) }),
     ),
-    more: z.boolean().openapi({ description: 'The batch was full: call again for the rest' }),
+    more: z.boolean().openapi({
+      description: 'The batch was full: call again for the rest, with `nextCursor` as `cursor`',
+    }),
     nextCursor: z.string().optional().openapi({
       description:
         'Present while `more` is true (not a dry run): pass it back as `cursor` (with the same filter) so the next call continues this loop, acting on no row an earlier call of it read and on none enqueued after its first call (each row cancelled or requeued once, and the loop ends)',
