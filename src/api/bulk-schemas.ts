@@ -158,7 +158,7 @@ export const BulkResult = z
     }),
     leftSendingMore: z.literal(true).optional().openapi({
       description:
-        "Present (true) when the call may have passed more such rows than `leftSending` names (it names the lowest `limit`): more than `limit` were being sent after its batch, or its first read found more than `limit` within the range it passed, where those past the limit were not read again (one may have been sent since: then true of rows no longer left). No later call of the loop names them, as they are behind its position. Once the loop has ended, run it again without `cursor` (a retry's new loop also takes the rows this one requeued that failed again), or loop with a higher `limit`",
+        "Present (true) when the call left more such rows than `leftSending` names (it names the lowest `limit`), and only then: it reads every row being sent in the rest of its loop before its batch (whatever `limit`) and those it passed again after it, so a row sent meanwhile is not counted. No later call of the loop names them, as they are behind its position. Once the loop has ended, run it again without `cursor` (a retry's new loop also takes the rows this one requeued that failed again), or loop with a higher `limit`",
     }),
     cancelled: z.number().int().optional().openapi({
       description:

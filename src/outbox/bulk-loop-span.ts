@@ -30,10 +30,10 @@ export interface LoopBatch {
 }
 
 /**
- * The rows of a span being sent (sendingPassed), up to `limit` + 1 ids, lowest first (one past the
- * limit: there are more): `read` before a call's batch; `left` after it, in one statement, the rows
- * of the span it passed in flight now and those of `before` still left (not settled otherwise
- * meanwhile), less those it `acted` on.
+ * The rows of a span being sent (sendingPassed), lowest first: `read` before a call's batch, every
+ * such row of the span; `left` after it, in one statement, up to `limit` + 1 ids (one past the
+ * limit: there are more), the rows of the span it passed in flight now and those of `before` still
+ * left (not settled otherwise meanwhile), less those it `acted` on.
  */
 export interface PassedSending {
   read: (span: BulkLoopSpan) => Promise<string[]>
@@ -51,8 +51,8 @@ export interface PassedSending {
  * rows), the span its next call takes, null once `more` is false, and `leftSending`: the rows
  * `passedSending` finds being sent among those the call passed (up to the highest id it read; its
  * loop's last call, up to the loop's bound) and did not act on, which the loop leaves behind its
- * position, at most its limit, and `leftSendingMore` when it passed more than that (no later call
- * of the loop names them: they are behind its position).
+ * position, at most its limit, and `leftSendingMore` when more than that are left at its end (no
+ * later call of the loop names them: they are behind its position).
  */
 export async function loopStep<R extends LoopBatch>(
   db: Kysely<Database>,
@@ -87,10 +87,11 @@ export async function loopStep<R extends LoopBatch>(
     r.items.map((i) => i.id),
   )
   const { limit } = passedSending
-  // More than named: past the limit after the batch, or before it, past the limit within the range
-  // passed (rows above the first read's last were not read: any may have failed meanwhile).
-  const leftSendingMore =
-    left.length > limit || (before.length > limit && BigInt(before[limit]!) < BigInt(passed.upTo))
+  // More than named: past the limit after the batch. The first read took every row in flight, so a
+  // row of it sent meanwhile is dropped however many there were, and the batch is never cut short
+  // for them: a loop without `cursor` starts again from the lowest matching id, and one stopped
+  // below the rows in flight would act on nothing while they stay so.
+  const leftSendingMore = left.length > limit
   const leftSending = left.slice(0, limit)
   return { ...r, span: within, next, leftSending, leftSendingMore }
 }

@@ -18,13 +18,14 @@ export interface LeftRows {
 }
 
 /**
- * For a loop step (loopStep's passedSending): `read`, before its batch, the ids of up to `limit` + 1
- * rows of a span in `sending` that match `filter` but for its status (a settle brings them back to
- * another) and `left.inFlight`, lowest first, through email_outbox_sending_idx (id) where status =
- * 'sending' (0005): the rows in flight within the range, never the rows it passed otherwise. `left`,
- * after the batch, in one statement: those read so again (rows in flight now), and of the ids read
- * before (at most `limit` + 1, by the primary key) those `left.stillLeft` keeps, less the rows the
- * batch acted on, lowest first, at most `limit` + 1: the one past `limit` tells there are more.
+ * For a loop step (loopStep's passedSending): `read`, before its batch, the ids of every row of a
+ * span in `sending` that matches `filter` but for its status (a settle brings them back to another)
+ * and `left.inFlight`, lowest first, through email_outbox_sending_idx (id) where status = 'sending'
+ * (0005): the rows in flight within the range (as many as the workers hold, whatever `limit`),
+ * never the rows it passed otherwise. `left`, after the batch, in one statement: those read so again
+ * (rows in flight now), and of the ids read before within the range passed (by the primary key)
+ * those `left.stillLeft` keeps, less the rows the batch acted on, lowest first, at most `limit` + 1:
+ * the one past `limit` tells there are more, as every row in flight at the first read was read.
  */
 export const sendingPassed = (
   db: Kysely<Database>,
@@ -34,7 +35,7 @@ export const sendingPassed = (
   limit: number,
 ): PassedSending => {
   const unfiltered = { ...filter, status: undefined }
-  const inFlight = (span: IdSpan, acted: readonly string[]) =>
+  const inFlight = (span: IdSpan, acted: readonly string[], most: number | null) =>
     db
       .selectFrom('mailer.email_outbox')
       .select('id')
@@ -48,10 +49,10 @@ export const sendingPassed = (
         ]),
       )
       .orderBy('id')
-      .limit(limit + 1)
+      .$if(most !== null, (q) => q.limit(most!))
   return {
     limit,
-    read: async (span) => (await inFlight(span, []).execute()).map((r) => String(r.id)),
+    read: async (span) => (await inFlight(span, [], null).execute()).map((r) => String(r.id)),
     left: async (passed, before, acted) => {
       const stillLeft = db
         .selectFrom('mailer.email_outbox')
@@ -66,7 +67,7 @@ export const sendingPassed = (
           ]),
         )
       const { rows } = await sql<{ id: string }>`
-        select id from (${inFlight(passed, acted)}) as in_flight
+        select id from (${inFlight(passed, acted, limit + 1)}) as in_flight
         union
         select id from (${stillLeft}) as still_left
          order by id

@@ -1,7 +1,7 @@
 // A bulk cancel looped while `more`: bounded by its start, each row acted on once, its cursor checked.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { encodeCursor } from '../../src/api/cursor.ts'
-import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers } from './support/bulk-loop.ts'
+import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers, leftOf } from './support/bulk-loop.ts'
 import { enqueueSql, send, setState } from './support/harness.ts'
 import { batchWaitsOn, holding as heldLock } from './support/held-row-lock.ts'
 import { appOnOwnDatabase } from './support/own-database-app.ts'
@@ -71,6 +71,15 @@ async function whileBatchWaitsOn(held: string, meanwhile: () => Promise<void>) {
   } finally {
     await holder.end()
   }
+}
+
+/** Pending a, four rows being sent (their sends started), pending b: a call with limit 2 reads four in flight. */
+async function fourInFlight() {
+  const a = await enqueued()
+  const flying = [await enqueued(), await enqueued(), await enqueued(), await enqueued()]
+  const b = await enqueued()
+  for (const id of flying) await setState(s.t.pool, id, 'sending', { sendStarted: true })
+  return { a, flying, b }
 }
 
 describe('a bulk cancel loop', () => {
@@ -248,6 +257,47 @@ describe('a bulk cancel loop', () => {
     })
     expect(next.body).toMatchObject({ items: [{ id: e }], more: false, leftSending: [c, d] })
     expect(next.body).not.toHaveProperty('leftSendingMore')
+  })
+
+  test('a call that read more rows being sent than its limit, most of them sent by its end, names those left and says no more', async () => {
+    const { a, flying, b } = await fourInFlight()
+    // Four in flight as the call begins (its limit 2); two succeed while its batch waits on a, one
+    // of them past the lowest three.
+    const r = await whileBatchWaitsOn(a, async () => {
+      for (const id of flying.slice(2)) await settledSent(id)
+    })
+    expect(leftOf(r.body)).toEqual([[a, b], true, flying.slice(0, 2), false])
+  })
+
+  test('a call that read more rows being sent than its limit says there are more when one past the lowest three failed by its end', async () => {
+    const { a, flying, b } = await fourInFlight()
+    // The lowest succeeds and the highest fails, pending again, while the batch waits on a: three
+    // left, two named.
+    const r = await whileBatchWaitsOn(a, async () => {
+      await settledSent(flying[0]!)
+      await backToPending(flying[3]!)
+    })
+    expect(leftOf(r.body)).toEqual([[a, b], true, flying.slice(1, 3), true])
+  })
+
+  test('a loop without cursor while more rows than its limit are being sent acts on rows at each call, and ends', async () => {
+    const rows = [] as string[]
+    for (let i = 0; i < 8; i++) rows.push(await enqueued())
+    // Every other row in flight, its send started: four, the loop's limit 2.
+    const flying = rows.filter((_, i) => i % 2 === 0)
+    const pending = rows.filter((_, i) => i % 2 === 1)
+    for (const id of flying) await setState(s.t.pool, id, 'sending', { sendStarted: true })
+    const calls: string[][] = []
+    for (let more = true; more && calls.length < 10; ) {
+      const r = await send(s.app, 'POST', '/v1/outbox/cancel', {
+        token: s.tk,
+        body: { filter: FILTER, limit: 2 },
+      })
+      const body = r.body as { items: { id: string }[]; more: boolean }
+      calls.push(body.items.map((i) => i.id))
+      more = body.more
+    }
+    expect(calls).toEqual([pending.slice(0, 2), pending.slice(2), []])
   })
 
   test('a dry run given the cursor counts what the rest of the loop would cancel', async () => {

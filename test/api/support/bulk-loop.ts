@@ -55,3 +55,17 @@ export async function bulkLoop(
 ): Promise<string[][]> {
   return (await bulkLoopAnswers(app, action, o)).map((a) => a.items)
 }
+
+/**
+ * A call's answer as the leftSending tests compare it: [the ids it acted on, `more`, the rows it
+ * named in `leftSending` (none: []), whether it said `leftSendingMore`].
+ */
+export function leftOf(body: unknown): [string[], boolean, string[], boolean] {
+  const b = body as {
+    items: { id: string }[]
+    more: boolean
+    leftSending?: string[]
+    leftSendingMore?: true
+  }
+  return [b.items.map((i) => i.id), b.more, b.leftSending ?? [], b.leftSendingMore === true]
+}
