@@ -1,7 +1,7 @@
 // A bulk retry looped while `more`: each row requeued once per loop, the loop bounded by its start, its cursor checked.
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { encodeCursor } from '../../src/api/cursor.ts'
-import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers } from './support/bulk-loop.ts'
+import { type BulkLoopOptions, bulkLoop, bulkLoopAnswers, leftOf } from './support/bulk-loop.ts'
 import { enqueueSql, send, setState } from './support/harness.ts'
 import { batchWaitsOn, holding } from './support/held-row-lock.ts'
 import { appOnOwnDatabase } from './support/own-database-app.ts'
@@ -32,6 +32,26 @@ async function failAgain(ids: string[], code = 'throttled') {
 /** An operator's retry loop (bulkLoop) over FILTER with limit 2 and the full token unless told otherwise. */
 const retryLoop = (o: Partial<BulkLoopOptions> = {}) =>
   bulkLoop(s.app, 'retry', { tk: s.tk, filter: FILTER, ...o })
+
+/**
+ * A retry call over `{"status": ["failed"]}`, limit 2, whose batch waits on `held`'s lock (another
+ * transaction holds it) while `meanwhile` runs; its answer once the lock is let go.
+ */
+async function whileBatchWaitsOn(held: string, meanwhile: () => Promise<void>) {
+  const holder = await holding(s.t.pool, held)
+  try {
+    const call = send(s.app, 'POST', '/v1/outbox/retry', {
+      token: s.tk,
+      body: { filter: { status: ['failed'] }, limit: 2 },
+    })
+    await batchWaitsOn(s.t.pool, 'requeued', holder.pid)
+    await meanwhile()
+    await holder.end()
+    return await call
+  } finally {
+    await holder.end()
+  }
+}
 
 describe('a bulk retry loop', () => {
   test('a row that fails again while the loop runs is requeued once, not by a later call', async () => {
@@ -195,13 +215,7 @@ describe("a bulk retry loop's bound", () => {
       await setState(s.t.pool, id, 'sending', { sendStarted: true })
     const b = await failedWith('throttled')
     // Another transaction holds b: the batch waits on it while the two sends end.
-    const holder = await holding(s.t.pool, b)
-    try {
-      const call = send(s.app, 'POST', '/v1/outbox/retry', {
-        token: s.tk,
-        body: { filter: { status: ['failed'] }, limit: 2 },
-      })
-      await batchWaitsOn(s.t.pool, 'requeued', holder.pid)
+    const r = await whileBatchWaitsOn(b, async () => {
       await s.t.pool.query(
         `update mailer.email_outbox set status = case when id = $1 then 'cancelled' else 'failed' end,
            last_error_code = case when id = $1 then 'cancelled' else 'throttled' end,
@@ -209,14 +223,32 @@ describe("a bulk retry loop's bound", () => {
          where id = any($2::bigint[])`,
         [cancelledMeanwhile, [cancelledMeanwhile, failedMeanwhile]],
       )
-      await holder.end()
-      const r = await call
-      expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
-      // The filter retries failed rows alone: the cancelled one is nothing the loop left.
-      expect((r.body as { leftSending?: string[] }).leftSending).toEqual([failedMeanwhile])
-    } finally {
-      await holder.end()
-    }
+    })
+    expect(r.body).toMatchObject({ items: [{ id: a }, { id: b }], more: true })
+    // The filter retries failed rows alone: the cancelled one is nothing the loop left.
+    expect((r.body as { leftSending?: string[] }).leftSending).toEqual([failedMeanwhile])
+  })
+
+  test('a call that read more rows being sent than its limit, two of them sent by its end, names the two left and says no more', async () => {
+    const a = await failedWith('throttled')
+    const flying = [] as string[]
+    for (let i = 0; i < 4; i++) flying.push(await enqueueSql(s.t.pool))
+    for (const id of flying) await setState(s.t.pool, id, 'sending', { sendStarted: true })
+    const b = await failedWith('throttled')
+    // Four in flight as the call begins (its limit 2). While its batch waits on b, the two highest
+    // are sent (one past the lowest three) and the lowest fails again.
+    const r = await whileBatchWaitsOn(b, async () => {
+      await s.t.pool.query(
+        `update mailer.email_outbox
+            set status = case when id = $1 then 'failed' else 'sent' end,
+                sent_at = case when id <> $1 then now() end,
+                last_error_code = case when id = $1 then 'throttled' end,
+                lease_owner = null, lease_token = null, lease_expires_at = null, send_started_at = null
+          where id = any($2::bigint[])`,
+        [flying[0], [flying[0], ...flying.slice(2)]],
+      )
+    })
+    expect(leftOf(r.body)).toEqual([[a, b], true, flying.slice(0, 2), false])
   })
 
   test("a senders-confined token's outsideSenders counts the rows the rest of its loop passes, and shrinks as it goes", async () => {
