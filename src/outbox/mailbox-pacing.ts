@@ -15,12 +15,19 @@ import { pauseEnd } from './paused-now.ts'
  * no end: a recheck, pauseLeftMs), and the interval it paced by. With `rowId`, no turn
  * is taken while the mailbox's probe is owed (a MAIL_FROM's, owed-probe.ts) and the row is not that
  * probe (probe_id): probeOwed says so. Taken, `turn` names the next send time it left (epoch, text):
- * while next_at still reads so, no turn was taken since (kept-turn-wait.ts).
+ * while next_at still reads so, no turn was taken since (kept-turn-wait.ts). Not taken, `refused`
+ * says a pause stands whose cause is Graph refusing the mailbox (pause_reason, sql/0172).
  */
 export async function takePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number; rowId?: string },
-): Promise<{ waitMs: PauseLeftMs; intervalMs: number; probeOwed?: true; turn?: string }> {
+): Promise<{
+  waitMs: PauseLeftMs
+  intervalMs: number
+  probeOwed?: true
+  turn?: string
+  refused?: true
+}> {
   // Another row's probe owed: a row of a worker whose MAIL_FROM is another (a rolling deploy that
   // changed it) names this mailbox and would send past the probe. On the row the upsert reads.
   const row = p.rowId ?? null
@@ -29,6 +36,7 @@ export async function takePacing(
     interval_ms: number
     probe_owed: boolean
     turn: string | null
+    refused: boolean | null
   }>`
     with r as materialized (
       select ${rateInForceOr(sql`make_interval(secs => ${p.intervalMs / 1000})`)} as i
@@ -45,14 +53,16 @@ export async function takePacing(
          and not (${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint)
       returning 0::float8 as wait_ms, extract(epoch from m.next_at)::text as turn
     )
-    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed, turn from taken
+    select wait_ms, (select extract(epoch from i) * 1000 from r)::float8 as interval_ms, false as probe_owed, turn,
+           null::boolean as refused from taken
     union all
     select greatest(1, mailer.ms_until(greatest(case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                                                      else m.next_at end,
                                                 case when m.throttled_until <= m.next_at then m.throttled_until end))),
            (extract(epoch from r.i) * 1000)::float8,
            ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint,
-           null
+           -- A pause standing whose cause is Graph refusing the mailbox (0172): the rows it sends back say so.
+           null, m.pause_reason = 'refused' and ${GATE_PAUSE_END} > now()
       from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox} and not exists (select 1 from taken)`.execute(
     db,
   )
@@ -62,6 +72,7 @@ export async function takePacing(
   if (!r) return { waitMs: pauseLeftMs(1), intervalMs: p.intervalMs }
   const waitMs = pauseLeftMs(r.wait_ms)
   if (r.probe_owed) return { waitMs, intervalMs: r.interval_ms, probeOwed: true }
+  if (r.refused) return { waitMs, intervalMs: r.interval_ms, refused: true }
   return r.turn === null
     ? { waitMs, intervalMs: r.interval_ms }
     : { waitMs, intervalMs: r.interval_ms, turn: r.turn }
@@ -138,8 +149,9 @@ const PAUSE_STANDING_END = sql.raw(pauseEnd('m', RATE_IN_FORCE))
  * mailbox, however short (pauseEnd, paused-now.ts: the rule /v1/stats, the gauge and status count
  * paused mailboxes by): a throttle that is the wait (turn_interval 0), one within a pacing turn
  * (throttled_until, sql/0112), a wait past one interval (an older binary's row, next_at set by
- * hand); absent when none does. nextAt: next_at as takePacing's `turn` names it; absent with no row. Read
- * per mailbox, shared by its sends.
+ * hand); absent when none does. nextAt: next_at as takePacing's `turn` names it; absent with no row.
+ * refused: that pause's cause is Graph refusing the mailbox (pause_reason, sql/0172), which the rows
+ * it sends back say. Read per mailbox, shared by its sends.
  */
 export async function mailboxPausedFor(
   db: Kysely<Database>,
@@ -150,6 +162,7 @@ export async function mailboxPausedFor(
   owedProbe?: string | null
   throttledMs?: PauseLeftMs
   nextAt?: string
+  refused?: true
 }> {
   const { rows } = await sql<{
     wait_ms: number | string | null
@@ -158,6 +171,7 @@ export async function mailboxPausedFor(
     probe_id: string | null
     throttled_ms: number | string | null
     next_at: string | null
+    refused: boolean | null
   }>`
     with r as materialized (
       select ${sql.raw(RATE_IN_FORCE)} as i
@@ -167,7 +181,8 @@ export async function mailboxPausedFor(
            (extract(epoch from r.i) * 1000)::float8 as interval_ms,
            m.probe_owed, m.probe_id::text as probe_id,
            greatest(0, mailer.ms_until(${GATE_PAUSE_END})) as throttled_ms,
-           extract(epoch from m.next_at)::text as next_at
+           extract(epoch from m.next_at)::text as next_at,
+           m.pause_reason = 'refused' as refused
       from r left join mailer.mailbox_pacing m on m.mailbox = ${p.mailbox}`.execute(db)
   const r = rows[0]
   const throttledMs = pauseLeftMs(r?.throttled_ms ?? 0)
@@ -176,6 +191,7 @@ export async function mailboxPausedFor(
     intervalMs: r?.interval_ms ?? 0,
     ...(throttledMs > 0 && { throttledMs }),
     ...(r?.next_at != null && { nextAt: r.next_at }),
+    ...(throttledMs > 0 && r?.refused === true && { refused: true as const }),
   }
   return r?.probe_owed ? { ...read, owedProbe: r.probe_id } : read
 }

@@ -1,5 +1,6 @@
 // A row the gate turned away (its mailbox paused past the hold, or a pacing turn reserved for it): given back uncounted, due when its wait ends.
 import type { DeliveryDeps } from './deliver.ts'
+import { namedMailboxRefusedReason } from './paused-rows.ts'
 import type { Finish, Ready } from './send-attempt.ts'
 import type { MailboxPaused } from './send-gate.ts'
 import { PACED_CODE, PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
@@ -29,7 +30,12 @@ export async function giveBackPaused(
         }
       : {
           code: PAUSED_CODE,
-          message: pausedRowMessage(d.sender.pauseReason?.(mailbox) ?? null),
+          // The pause's cause as the gate read it (a refusal another worker met says so too):
+          // the transport's words for MAIL_FROM, else the refusal of the mailbox the row names.
+          message: pausedRowMessage(
+            d.sender.pauseReason?.(mailbox, paused.refused === true) ??
+              (paused.refused ? namedMailboxRefusedReason() : null),
+          ),
         }),
     delayMs: paused.pausedForMs,
     throttled: true,

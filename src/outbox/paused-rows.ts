@@ -15,10 +15,12 @@ const RENAMED_CODES = `^(${PACED_CODE}|${PAUSED_CODE})$|${TOKEN_WAIT_CODE}`
 /**
  * Why the rows of a mailbox they name themselves wait while Graph refuses it (the 403 of an app
  * not let send from it): the refusal, as MAIL_FROM's rows are told of theirs (pauseReason), not a
- * throttle. No address: the row's own from (or its template's) names the mailbox.
+ * throttle; Graph's code where the writer met it (`r`: the pause's own move), not where only the
+ * pause's cause was read (a row the gate gives back: the database keeps 'refused' alone, sql/0172).
+ * No address: the row's own from (or its template's) names the mailbox.
  */
-export const namedMailboxRefusedReason = (r: MailboxRefusal): string =>
-  `the sender mailbox it names is refused by Graph (${r.httpStatus === undefined ? '' : `HTTP ${r.httpStatus} `}${r.code}): paused, its rows tried again at the pause's end`
+export const namedMailboxRefusedReason = (r?: MailboxRefusal): string =>
+  `the sender mailbox it names is refused by Graph${r === undefined ? '' : ` (${r.httpStatus === undefined ? '' : `HTTP ${r.httpStatus} `}${r.code})`}: paused, its rows tried again at the pause's end`
 
 /**
  * mailer.defer_paused_rows (sql/0200): the pending rows keyed `mailbox` (their sender, as the gate

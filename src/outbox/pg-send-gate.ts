@@ -95,6 +95,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
           intervalMs: paced,
           owed,
           turn,
+          refused,
         } = unpaced
           ? await pausedFor(k).then((x) => ({
               ...x,
@@ -115,7 +116,9 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         // Taken: the turn, for the row to keep through a wait without its permit (turnTaken).
         if (wait === 0) return unpaced ? 'check' : { turn: turn ?? '' }
-        if (wait > Math.max(paced, PAUSE_HOLD_MS)) return { pausedForMs: wait }
+        // The pause's cause goes with the row, which says it (a refusal is no throttle).
+        if (wait > Math.max(paced, PAUSE_HOLD_MS))
+          return refused === true ? { pausedForMs: wait, refused } : { pausedForMs: wait }
         await o.clock.sleep(Math.max(5, Math.min(wait, 5_000)), signal)
       }
       return false

@@ -29,6 +29,8 @@ export interface SendPermit {
 export interface MailboxPaused {
   pausedForMs: number
   reserved?: boolean
+  /** The pause's cause is Graph refusing the mailbox (sql/0172), not a throttle: the row says so. */
+  refused?: true
   /** Run once the row's give-back is recorded (a wait that may have ended meanwhile). */
   givenBack?: () => Promise<void>
 }

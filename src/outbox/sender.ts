@@ -97,7 +97,8 @@ export interface Sender {
   ready?(signal: AbortSignal): Promise<void>
   /**
    * Why `mailbox` stands paused, when it is not a throttle and the transport knows (Graph refusing
-   * MAIL_FROM, with its code), else null: the rows sent back for the pause say it.
+   * MAIL_FROM, with its code; with `refused`, the pause's cause read from the database, a refusal
+   * of MAIL_FROM another worker met, without it), else null: the rows sent back for the pause say it.
    */
-  pauseReason?(mailbox: string): string | null
+  pauseReason?(mailbox: string, refused?: boolean): string | null
 }

@@ -37,9 +37,11 @@ export interface SenderMailbox {
   isRefused(): boolean
   /**
    * Why rows of `address` wait, when it is this mailbox and Graph refuses it (its pause is the
-   * refusal's, not a throttle's): said in the rows it sends back; null otherwise. No address.
+   * refusal's, not a throttle's): said in the rows it sends back; null otherwise. `refused`: the
+   * pause's cause, read from the database, is a refusal, which another worker may have met: said
+   * without Graph's code when this process met none. No address.
    */
-  pauseReason(address: string): string | null
+  pauseReason(address: string, refused?: boolean): string | null
   /** For readiness: what is wrong and what to fix, without the address; null while it sends. */
   warning(): string | null
 }
@@ -83,10 +85,12 @@ export function createSenderMailbox(d: {
       })
     },
     isRefused: () => refusals.current() !== null,
-    pauseReason(address) {
+    pauseReason(address, refused = false) {
+      if (key === '' || mailboxKey(address) !== key) return null
       const refusal = refusals.current()
-      if (!refusal || key === '' || mailboxKey(address) !== key) return null
-      return `its sender mailbox ${SENDER_MAILBOX_NAME} is refused by Graph (HTTP ${refusal.logged.httpStatus} ${refusal.logged.code}): paused, one row tries it again at the pause's end`
+      if (!refusal && !refused) return null
+      const met = refusal ? ` (HTTP ${refusal.logged.httpStatus} ${refusal.logged.code})` : ''
+      return `its sender mailbox ${SENDER_MAILBOX_NAME} is refused by Graph${met}: paused, one row tries it again at the pause's end`
     },
     warning() {
       const refusal = refusals.current()

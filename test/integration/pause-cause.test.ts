@@ -14,6 +14,8 @@ import { appOnDefault } from '../api/support/harness.ts'
 import { bearer, token } from '../api/support/tokens.ts'
 import { useTestDb } from '../support/db.ts'
 import { defaultStatus } from '../support/default-status.ts'
+import { createTestEngine, enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
 import { guideAlertRules } from '../support/guide-alert-rules.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
@@ -370,3 +372,52 @@ test("a refused pause counts the pending rows that send from its mailbox, not th
       ?.refusedMailboxPending,
   ).toBeNull()
 })
+
+for (const rate of [0, 60])
+  test(`MAILBOX_RATE_PER_MINUTE=${rate}: a row the gate gives back to a refusal's pause of the mailbox it names says the refusal, not a throttle, as the rows the pause moved do`, async () => {
+    // The refusal met by another worker (or before this one started): this worker's transport
+    // knows nothing of it; the pause's cause (0172) is what tells.
+    await gate().pause('desk@example.com', 300_000, { code: 'ErrorAccessDenied', httpStatus: 403 })
+    const engine = createTestEngine(t, {
+      deps: {
+        gate: createPgSendGate({
+          db: t.db,
+          clock: systemClock,
+          log: silentLogger,
+          holder: 'w',
+          maxConcurrency: 2,
+          ratePerMinute: rate,
+          slotTtlMs: 30_000,
+          maxWaitMs: 20,
+        }),
+      },
+    })
+    const id = await enqueue(t, {
+      from: 'desk@example.com',
+      to: 'rcpt@example.com',
+      subject: 'Hi',
+      text: 'x',
+    })
+    try {
+      await engine.start()
+      const back = await pollUntil(async () => {
+        const r = await t.pool.query(
+          `select status, last_error_code as code, last_error as words,
+                  send_at > now() + interval '4 minutes' as later
+             from mailer.email_outbox where id = $1`,
+          [id],
+        )
+        return r.rows[0].code !== null && r.rows[0].status === 'pending' ? r.rows[0] : undefined
+      }, 20_000)
+      expect(back).toEqual({
+        status: 'pending',
+        code: 'mailbox_paused',
+        words:
+          "not sent: the sender mailbox it names is refused by Graph: paused, its rows tried again at the pause's end",
+        later: true,
+      })
+      expect(engine.sender.calls).toEqual([])
+    } finally {
+      await engine.stop()
+    }
+  })

@@ -127,3 +127,21 @@ test('a wall clock stepped forward neither drops a refusal from readiness nor mo
   expect(mailbox.isRefused()).toBe(true)
   expect(mailbox.warning()).toContain('since 2026-03-01T12:00:00.000Z')
 })
+
+test("a row sent back for MAIL_FROM's pause is told its cause: Graph's code when this process met the refusal, the pause's cause read when another worker did, else nothing", () => {
+  const { mailbox } = setup()
+  const refusedHere =
+    "its sender mailbox MAIL_FROM is refused by Graph (HTTP 404 ErrorInvalidUser): paused, one row tries it again at the pause's end"
+  const refusedElsewhere =
+    "its sender mailbox MAIL_FROM is refused by Graph: paused, one row tries it again at the pause's end"
+  // A throttle's pause (or none known): the caller words it.
+  expect(mailbox.pauseReason('sender@example.com')).toBeNull()
+  // The database says the pause is a refusal another worker met.
+  expect(mailbox.pauseReason('sender@example.com', true)).toBe(refusedElsewhere)
+  // Another mailbox is not MAIL_FROM: the caller words the refusal of a mailbox a row names.
+  expect(mailbox.pauseReason('other@example.com', true)).toBeNull()
+  mailbox.refused({ code: 'ErrorInvalidUser', httpStatus: 404 })
+  expect(mailbox.pauseReason(' Sender@example.com')).toBe(refusedHere)
+  expect(mailbox.pauseReason('sender@example.com', true)).toBe(refusedHere)
+  expect(mailbox.pauseReason('other@example.com')).toBeNull()
+})
