@@ -11,6 +11,11 @@ import { writingStorable } from './storable-in-encoding.ts'
  * MAIL_FROM's naming replaces them (waiting-rows.ts); a code its own attempt met stays.
  */
 const RENAMED_CODES = `^(${PACED_CODE}|${PAUSED_CODE})$|${TOKEN_WAIT_CODE}`
+/**
+ * As RENAMED_CODES, but an earlier `mailbox_paused` stays: a throttle's move within a refusal's
+ * pause, whose words know no Graph code, leaves the words the refusal's move (or give-back) wrote.
+ */
+const RENAMED_CODES_BUT_PAUSED = `^(${PACED_CODE})$|${TOKEN_WAIT_CODE}`
 
 /**
  * Why the rows of a mailbox they name themselves wait while Graph refuses it (the 403 of an app
@@ -28,6 +33,10 @@ export const namedMailboxRefusedReason = (r?: MailboxRefusal): string =>
  * recorded, and say why as a row given back for the pause does (`mailbox_paused`, the refusal or
  * the throttle) unless a code of their own try stands; rows another transaction holds, and rows
  * whose expiresAt comes first, are left as they are. Returns how many moved.
+ * A throttle's move names the cause the pause kept: one noted within a longer refusal's pause
+ * leaves it the refusal's (pauseMailbox), so its rows are told the refusal (without Graph's code,
+ * which the throttle's sender does not know), and those the refusal named keep its words. The
+ * cause is read in the move's statement, by the table's primary key.
  */
 export async function deferPausedRows(
   db: Kysely<Database>,
@@ -35,11 +44,21 @@ export async function deferPausedRows(
   /** Graph refused the mailbox itself: what paused it. Else a throttle. */
   refused?: MailboxRefusal,
 ): Promise<number> {
-  const reason = pausedRowMessage(refused ? namedMailboxRefusedReason(refused) : null)
   const { rows } = await writingStorable(db, (fit) =>
-    sql<{ moved: number }>`
-      select mailer.defer_paused_rows(${mailbox}, ${PAUSED_CODE}, ${fit(reason)},
-                                      ${RENAMED_CODES}) as moved`.execute(db),
+    refused
+      ? sql<{ moved: number }>`
+          select mailer.defer_paused_rows(${mailbox}, ${PAUSED_CODE},
+                                          ${fit(pausedRowMessage(namedMailboxRefusedReason(refused)))},
+                                          ${RENAMED_CODES}) as moved`.execute(db)
+      : sql<{ moved: number }>`
+          select mailer.defer_paused_rows(${mailbox}, ${PAUSED_CODE},
+                   case when k.refused then ${fit(pausedRowMessage(namedMailboxRefusedReason()))}
+                        else ${fit(pausedRowMessage(null))} end,
+                   case when k.refused then ${RENAMED_CODES_BUT_PAUSED} else ${RENAMED_CODES} end) as moved
+            from (select exists (select from mailer.mailbox_pacing p
+                                  where p.mailbox = ${mailbox} and p.pause_reason = 'refused') as refused) k`.execute(
+          db,
+        ),
   )
   return rows[0]?.moved ?? 0
 }

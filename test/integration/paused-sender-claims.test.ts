@@ -2,6 +2,7 @@
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { sql } from 'kysely'
 import { claimBatch } from '../../src/outbox/claim.ts'
+import { pauseMailbox } from '../../src/outbox/mailbox-pacing.ts'
 import { NONE_SENT_FOR_SECONDS } from '../../src/outbox/none-sent-for.ts'
 import { deferPausedRows } from '../../src/outbox/paused-rows.ts'
 import { useTestDb } from '../support/db.ts'
@@ -276,4 +277,47 @@ test("a row scheduled ahead that a pause moved does not read, in status' none-se
     [scheduled],
   )
   expect(Math.round((await noneSentFor())! / 60)).toBe(60)
+})
+
+test("a throttle met within a longer refusal's pause leaves the pause the refusal's, and its move words the rows by the refusal, not the 429", async () => {
+  const OTHER = 'other@example.com'
+  const refused = { code: 'ErrorAccessDenied', httpStatus: 403 }
+  const first = await enqueue(t, from(OTHER))
+  await pauseMailbox(t.db, { mailbox: OTHER, ms: 300_000, cause: 'refused' })
+  expect(await deferPausedRows(t.db, OTHER, refused)).toBe(1)
+  // Enqueued while the refusal stands; and one already named by it, due before its end (as a row
+  // the refusal's move skipped, locked, would be once a claim gave it back to a shorter wait).
+  const since = await enqueue(t, from(OTHER))
+  const named = await enqueue(t, from(OTHER))
+  const refusalWords =
+    "not sent: the sender mailbox it names is refused by Graph (HTTP 403 ErrorAccessDenied): paused, its rows tried again at the pause's end"
+  await t.pool.query(
+    `update mailer.email_outbox set last_error_code = 'mailbox_paused', last_error = $2 where id = $1`,
+    [named, refusalWords],
+  )
+  // Then a send in flight meets a 429 (Retry-After: 60).
+  await pauseMailbox(t.db, { mailbox: OTHER, ms: 60_000, cause: 'throttle' })
+  expect(await deferPausedRows(t.db, OTHER)).toBe(2)
+  const pause = await t.pool.query(
+    `select pause_reason, next_at > now() + interval '250 seconds' as refusals_end
+       from mailer.mailbox_pacing where mailbox = $1`,
+    [OTHER],
+  )
+  expect(pause.rows).toEqual([{ pause_reason: 'refused', refusals_end: true }])
+  const { rows } = await t.pool.query(
+    `select last_error_code as code, last_error as words,
+            send_at > now() + interval '250 seconds' as at_refusals_end
+       from mailer.email_outbox where id = any($1::bigint[]) order by id`,
+    [[first, since, named]],
+  )
+  expect(rows).toEqual([
+    { code: 'mailbox_paused', words: refusalWords, at_refusals_end: true },
+    {
+      code: 'mailbox_paused',
+      words:
+        "not sent: the sender mailbox it names is refused by Graph: paused, its rows tried again at the pause's end",
+      at_refusals_end: true,
+    },
+    { code: 'mailbox_paused', words: refusalWords, at_refusals_end: true },
+  ])
 })
