@@ -15,7 +15,14 @@ import { refusedPausePending } from './refused-pause-rows.ts'
  * written (pauseMailbox), or read for how long it still lasts (the gate's give-back), before the
  * row's settlement, whose now() its delay counts from (settle.ts: a statement later, its batch's
  * turn in the settle queue, a row locked meanwhile asked again up to 2 s apart). Milliseconds as a
- * rule; a row tried again through its own backoff this soon after the pause is held by it all but.
+ * rule. A row given back by the gate says `mailbox_paused` and needs no skew; the one that met the
+ * throttle keeps its own code, as a row a counted failure's backoff put later does, and nothing on
+ * the row tells the two apart: its settlement's time is not kept, and which its last wait was
+ * (uncounted or not) only its history says, a lookup per row each scrape; a send_at at the pause's
+ * end to the microsecond would take the pause's end into the settlement, the send path's statement.
+ * So the bound, not exactness: a row whose own backoff comes due within this skew after its
+ * mailbox's pause end counts as held back while the pause stands, though its backoff holds it,
+ * which ends at most this long after the pause.
  */
 const GIVEN_BACK_SKEW = sql`interval '5 seconds'`
 
