@@ -6,6 +6,10 @@ import { PAUSED_CODE, pausedRowMessage } from './settle-item.ts'
 import type { SideStatements } from './side-statements.ts'
 import { createWaitingMarks } from './waiting-marks.ts'
 
+/** A refusal of MAIL_FROM's, for a transport that words none (file, discard never pause). */
+const MAIL_FROM_REFUSED =
+  "its sender mailbox is refused by Graph: paused, one row tries it again at the pause's end"
+
 export function createPausedRowNaming(
   d: DrainerDeps,
   pause: DefaultSenderPause,
@@ -27,9 +31,12 @@ export function createPausedRowNaming(
       return
     }
     naming = 'running'
+    // The words by the pause's cause, read where the rows are named: a refusal another worker
+    // met is told as one (the transport's words for MAIL_FROM, Graph's code where it met it).
     const cause = {
       code: PAUSED_CODE,
       message: pausedRowMessage(d.sender.pauseReason?.(key) ?? null),
+      refusedMessage: pausedRowMessage(d.sender.pauseReason?.(key, true) ?? MAIL_FROM_REFUSED),
       mailFromKey: key,
     }
     const name = async () => {

@@ -28,6 +28,12 @@ export interface WaitingCause {
    * unreachable provider, a pacing turn) or none is replaced.
    */
   mailFromKey: string | null
+  /**
+   * With mailFromKey: the words instead of `message` when that pause keeps Graph's refusal as its
+   * cause (pause_reason, sql/0172), which another worker may have met: read in the naming
+   * statement, so a worker whose transport knows of no refusal does not tell a throttle.
+   */
+  refusedMessage?: string
 }
 
 /** A place in the claim order (priority, send_at as Postgres prints it, id), where a pass goes on. */
@@ -56,9 +62,17 @@ function heldBy(c: WaitingCause, r: RawBuilder<unknown>): RawBuilder<unknown> {
  * name, in any script), as the database's encoding can hold them (storable-in-encoding.ts).
  */
 const naming = (c: WaitingCause, fit: Fit) => sql`update mailer.email_outbox o
-   set last_error_code = ${c.code}, last_error = ${fit(c.message)}
+   set last_error_code = ${c.code}, last_error = ${words(c, fit)}
  where o.id in (select id from picked) and o.status = 'pending'
 returning o.id`
+
+/** The words `c` names its rows with: by the pause's cause when it has a refusal's (read once: an initplan). */
+const words = (c: WaitingCause, fit: Fit) =>
+  c.refusedMessage === undefined || c.mailFromKey === null
+    ? sql`${fit(c.message)}`
+    : sql`case when exists (select from mailer.mailbox_pacing p
+                             where p.mailbox = ${c.mailFromKey} and p.pause_reason = 'refused')
+               then ${fit(c.refusedMessage)} else ${fit(c.message)} end`
 
 /** The table's highest id when the statement began ('0' when empty): where the next mark by id starts. */
 const topId = sql`coalesce((select max(id) from mailer.email_outbox), 0)::text`

@@ -143,6 +143,21 @@ async function pausedAndIdle(r: Run, mailFrom = MAIL_FROM) {
   }, 30_000)
 }
 
+/**
+ * Five rows naming no sender meet MAIL_FROM's refusal on `r`'s worker, which is then stopped; they
+ * are made due and unnamed, for a worker started next to find. Returns their ids.
+ */
+async function refusedRowsDueOnceStopped(r: Run): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i < 5; i++) ids.push(await enqueue(t))
+  await pausedAndIdle(r)
+  await r.engine.stop()
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now(), last_error_code = null, last_error = null where status = 'pending'`,
+  )
+  return ids
+}
+
 async function rowsOf(ids: string[]) {
   const r = await t.pool.query(
     `select status, attempts, last_error_code from mailer.email_outbox
@@ -294,17 +309,10 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
 
   test('a row another worker sends back for the refused MAIL_FROM’s pause says the mailbox is refused, with Graph’s code, not a throttle', async () => {
     const r = await startWorker({ mailboxes: [OWN] })
-    const defaults: string[] = []
-    for (let i = 0; i < 5; i++) defaults.push(await enqueue(t))
-    await pausedAndIdle(r)
     // A worker that has not met the pause itself (a new one: it claims as usual) finds the rows
-    // due while the pause stands, and sends them back for it.
-    await r.engine.stop()
-    // Due before it starts: its first claim takes them, before any give-back of its own tells it
-    // of the pause.
-    await t.pool.query(
-      `update mailer.email_outbox set send_at = now(), last_error_code = null, last_error = null where status = 'pending'`,
-    )
+    // due while the pause stands, and sends them back for it. Due before it starts: its first
+    // claim takes them, before any give-back of its own tells it of the pause.
+    const defaults = await refusedRowsDueOnceStopped(r)
     r.engine = createTestEngine(t, {
       deps: {
         log: createLogger('debug', (l) => r.lines.push(l)),
@@ -334,6 +342,25 @@ describe('a sender mailbox (MAIL_FROM) Graph refuses', () => {
       expect(message).not.toContain(MAIL_FROM)
     }
     // The database's reset keeps mailer.mailbox_pacing: the next test's MAIL_FROM starts unpaused.
+    await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
+  })
+
+  test('a worker that never met the refusal (its own transport) tells the MAIL_FROM rows it finds waiting the refusal the pause keeps, not a throttle', async () => {
+    const first = await startWorker({ mailboxes: [OWN] })
+    // As rows enqueued while the pause stands reach a machine started since.
+    const defaults = await refusedRowsDueOnceStopped(first)
+    await startWorker({}, undefined, MAIL_FROM, first.fake)
+    const words = await pollUntil(async () => {
+      const q = await t.pool.query(
+        `select last_error from mailer.email_outbox
+          where id = any($1::bigint[]) and last_error_code = 'mailbox_paused'`,
+        [defaults],
+      )
+      return q.rows.length === defaults.length ? q.rows.map((x) => String(x.last_error)) : undefined
+    }, 30_000)
+    expect([...new Set(words)]).toEqual([
+      "not sent: its sender mailbox MAIL_FROM is refused by Graph: paused, one row tries it again at the pause's end",
+    ])
     await t.pool.query(`update mailer.mailbox_pacing set next_at = now()`)
   })
 
