@@ -94,6 +94,8 @@ interface WorkersTable {
   credential_refused_code: string | null
   /** When that refusal began (database time); null with no code. */
   credential_refused_since: NullableTimestamp
+  /** When it last recorded a row sent (sql/0201, database time); null: none since it started, or an older binary's. */
+  last_sent_at: NullableTimestamp
 }
 
 interface SchemaMigrationsTable {

@@ -13,6 +13,7 @@ import { createLoopPulse, type DrainerStatus } from './drainer-status.ts'
 import { windDown } from './drainer-wind-down.ts'
 import { createHeldLeases } from './held-leases.ts'
 import { createHeldOwedRows } from './held-owed-rows.ts'
+import { createLastSend } from './last-send.ts'
 import { createSideStatements } from './side-statements.ts'
 import { createTokenCame } from './token-wait-rows.ts'
 import type { UnrecordedIds } from './unrecorded-ids.ts'
@@ -50,13 +51,15 @@ export function createDrainer(d: DrainerDeps): Drainer {
     const key = leaseKey.current()
     return key === null ? {} : { workerKey: key }
   })
-  const { leaseKey, worker } = createWorkerRegistration(d, log)
+  // Its newest send, noted in its registry entry by the next beat (sql/0201).
+  const lastSend = createLastSend(d.clock)
+  const { leaseKey, worker } = createWorkerRegistration(d, log, lastSend)
   // A loop that runs but whose claims all fail (a read-only database after a failover, a revoked
   // privilege) sends nothing: readiness must say so, since the loop itself looks alive.
   const claimFailures = createClaimFailures(d.clock, log)
   const pollMs = () => backstopPollMs(d)
 
-  const { settle, lastChecks } = createSendRecords(d, log)
+  const { settle, lastChecks } = createSendRecords(d, log, lastSend)
 
   // The news since the last claim began (wake-news.ts); a refill is none.
   const news = createWakeNews()
@@ -90,7 +93,10 @@ export function createDrainer(d: DrainerDeps): Drainer {
     log,
     leases: heldLeases,
     registration: { leaseKey, worker },
-    beatCommitted: refusalNote.beatCommitted,
+    beatCommitted: (beat) => {
+      refusalNote.beatCommitted(beat)
+      lastSend.beatCommitted(beat)
+    },
     wake,
   })
   // Rows an owed probe's end left locked: after its notification, and at each backstop poll while

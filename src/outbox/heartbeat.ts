@@ -32,6 +32,11 @@ export interface WorkerIdentity {
    * null or absent: not refused (an older binary notes nothing).
    */
   readonly credentialRefusal?: { code: string; forMs: number } | null
+  /**
+   * Its newest recorded send not yet noted in its registry entry (sql/0201, last-send.ts): noted
+   * at the next beat as now() less `agoMs`; null or absent: none to note (an older binary notes none).
+   */
+  readonly unnotedSend?: { atMs: number; agoMs: number } | null
 }
 
 /** A code as the registry keeps it: Entra's and ours are short words; anything else is named by none of its text. */
@@ -77,23 +82,26 @@ export function registryBeat(worker: WorkerIdentity) {
   const mailbox = worker.probeMailbox ?? null
   const lease = worker.leaseSeconds ?? null
   const { code: refusedCode, since } = credentialRefusalColumns(worker)
+  // Null with none to note: greatest() below keeps the entry's.
+  const agoSeconds = worker.unnotedSend ? worker.unnotedSend.agoMs / 1000 : null
+  const sentAt = sql`now() - make_interval(secs => ${agoSeconds}::float8)`
   // The entry written by a statement begun after this one (its last_heartbeat_at later than this
   // now(): a note of a refusal changed meanwhile, credential-refusal-note.ts) keeps what that one
   // wrote: this beat read the refusal before it, and waited (a lock, the pool) past its commit.
   const newer = sql`mailer.workers.last_heartbeat_at > now()`
   return sql`beat_keyed as (
                insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox,
-                                           lease_seconds, credential_refused_code, credential_refused_since)
+                                           lease_seconds, credential_refused_code, credential_refused_since, last_sent_at)
                values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key}, ${timeout}::int,
-                       ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since})
+                       ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}, ${sentAt})
                on conflict do nothing
                returning lease_key
              ),
              beat as (
                insert into mailer.workers (id, host, pid, version, request_timeout_seconds, probe_mailbox, lease_seconds,
-                                           credential_refused_code, credential_refused_since)
+                                           credential_refused_code, credential_refused_since, last_sent_at)
                select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text, ${timeout}::int,
-                      ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}
+                      ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}, ${sentAt}
                 where not exists (select from beat_keyed)
                -- A refusal standing keeps the since its first beat noted; a token clears both.
                on conflict (id) do update
@@ -102,7 +110,9 @@ export function registryBeat(worker: WorkerIdentity) {
                        else excluded.credential_refused_code end,
                      credential_refused_since = case when ${newer} then mailer.workers.credential_refused_since
                        when excluded.credential_refused_code is not null
-                       then coalesce(mailer.workers.credential_refused_since, excluded.credential_refused_since) end
+                       then coalesce(mailer.workers.credential_refused_since, excluded.credential_refused_since) end,
+                     -- A send is a fact: never moved back, whichever beat came first (greatest skips a null).
+                     last_sent_at = greatest(mailer.workers.last_sent_at, excluded.last_sent_at)
                returning lease_key
              )`
 }

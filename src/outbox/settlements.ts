@@ -37,6 +37,8 @@ export function createSettlements(d: {
   lookupPastExpirySeconds?: number
   clock: Clock
   log: Logger
+  /** A write recorded a row sent (last-send.ts: the registry beat notes when). */
+  sendRecorded?: () => void
 }): Settlements {
   // One for both queues: an outcome of either kind may be the last one to come.
   const gather = createStopGather(d.clock)
@@ -51,6 +53,7 @@ export function createSettlements(d: {
     })
   const sent = queue(async (items) => {
     const { sent, busy } = await markSent(d.db, items, d.workerId)
+    if (sent.size > 0) d.sendRecorded?.()
     return items.flatMap((i) =>
       sent.has(i.id)
         ? [{ id: i.id, status: 'sent', outcome: 'sent', code: null }]
@@ -59,16 +62,18 @@ export function createSettlements(d: {
           : [],
     )
   })
-  const others = queue((items) =>
-    settleLeases(d.db, items, {
+  const others = queue(async (items) => {
+    const rows = await settleLeases(d.db, items, {
       workerId: d.workerId,
       defaultMaxAttempts: d.config.maxAttempts,
       throttleDeadlineSeconds: d.config.throttleDeadlineSeconds,
       ...(d.lookupPastExpirySeconds !== undefined && {
         lookupPastExpirySeconds: d.lookupPastExpirySeconds,
       }),
-    }),
-  )
+    })
+    if (rows.some((r) => r.status === 'sent')) d.sendRecorded?.()
+    return rows
+  })
   return {
     // A lease that only looks a send up gives its claim's count back, which markSent does not; nor does
     // it record a sent row's history text (a found send whose cancel came after it).

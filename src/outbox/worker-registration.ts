@@ -2,9 +2,10 @@
 import type { Logger } from '../log.ts'
 import { mailFromPauseKey } from './default-sender-pause.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
+import type { LastSend } from './last-send.ts'
 import { createLeaseKey } from './lease-key.ts'
 
-export function createWorkerRegistration(d: DrainerDeps, log: Logger) {
+export function createWorkerRegistration(d: DrainerDeps, log: Logger, lastSend: LastSend) {
   const cfg = d.config
   // What its claimed rows name it by in this database (lease_owner); its registry entry says who.
   // Its registry entry notes the timeout its sends run under, whole seconds rounded up, for older
@@ -39,6 +40,11 @@ export function createWorkerRegistration(d: DrainerDeps, log: Logger) {
     },
     get credentialRefusal() {
       return d.credentialRefusal?.() ?? null
+    },
+    // And its newest send, until a beat has noted it (sql/0201): status reads the outbox's newest
+    // send from the registry (none-sent-for.ts).
+    get unnotedSend() {
+      return lastSend.unnoted()
     },
   }
   return { leaseKey, worker }

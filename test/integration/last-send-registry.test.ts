@@ -1,0 +1,76 @@
+// A worker's registry entry notes its newest recorded send (sql/0201): written by the beat after it, once, as database time, never moved back.
+import { expect, setDefaultTimeout, test } from 'bun:test'
+import { extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import { sendNoted } from '../support/send-noted.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(30_000)
+
+const t = useTestDb({ resetEach: true })
+
+const worker = (unnotedSend: { atMs: number; agoMs: number } | null): WorkerIdentity => ({
+  id: 'host:1:abcdef',
+  host: 'host',
+  pid: 1,
+  version: 'test',
+  unnotedSend,
+})
+
+/** Seconds since the entry's last send, whole; null when it notes none. */
+const sentAge = async () =>
+  (
+    await t.pool.query(
+      'select extract(epoch from now() - last_sent_at)::int as age from mailer.workers',
+    )
+  ).rows[0]?.age ?? null
+
+/** Whether the entry's note of row `id`'s send lies between its sent_at and the entry's last beat. */
+const notedBetween = async (id: string) =>
+  (
+    await t.pool.query<{ between: boolean }>(
+      `select w.last_sent_at between o.sent_at and w.last_heartbeat_at as between
+         from mailer.workers w, mailer.email_outbox o where o.id = $1`,
+      [id],
+    )
+  ).rows[0]?.between
+
+test('a beat notes its send as now() less its age; one with none to note keeps the entry’s; an older send never moves it back', async () => {
+  await extendLeases(t.db, worker(null), [], 60)
+  expect(await sentAge()).toBeNull()
+  await extendLeases(t.db, worker({ atMs: 1, agoMs: 30_000 }), [], 60)
+  expect(await sentAge()).toBe(30)
+  await extendLeases(t.db, worker(null), [], 60)
+  expect(await sentAge()).toBe(30)
+  await extendLeases(t.db, worker({ atMs: 0, agoMs: 90_000 }), [], 60)
+  expect(await sentAge()).toBe(30)
+  await extendLeases(t.db, worker({ atMs: 2, agoMs: 5_000 }), [], 60)
+  expect(await sentAge()).toBe(5)
+})
+
+test('a worker notes a send by its next beat, then no more until it sends again: a note moved back stays so', async () => {
+  const engine = createTestEngine(t, { config: { leaseSeconds: 2, heartbeatSeconds: 1 } })
+  try {
+    const first = await enqueue(t)
+    await engine.start()
+    await sendNoted(t, first, true)
+    expect(await notedBetween(first)).toBe(true)
+    await t.pool.query(`update mailer.workers set last_sent_at = last_sent_at - interval '1 hour'`)
+    // A beat begun after the move writes nothing over it (the idle reclaim's, every 2 s).
+    const { rows } = await t.pool.query<{ at: Date }>('select now() as at')
+    await pollUntil(async () => {
+      const r = await t.pool.query('select 1 from mailer.workers where last_heartbeat_at > $1', [
+        rows[0]!.at,
+      ])
+      return r.rowCount ? true : undefined
+    })
+    expect(Math.round((await sentAge()) / 60)).toBe(60)
+    const second = await enqueue(t)
+    await sendNoted(t, second)
+    expect(await notedBetween(second)).toBe(true)
+  } finally {
+    await engine.stop()
+  }
+})
