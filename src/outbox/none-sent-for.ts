@@ -1,4 +1,4 @@
-// How long rows have waited with no row sent, read from the outbox's newest rows: what tells an outage (nothing goes) from a throttle (rows go between its answers).
+// How long rows have waited with no row sent, read from the workers' registry and the outbox's newest rows: what tells an outage (nothing goes) from a throttle (rows go between its answers).
 import { sql } from 'kysely'
 import { PAUSED_CODE } from './settle-item.ts'
 
@@ -7,7 +7,12 @@ export const NONE_SENT_WINDOW = 10_000
 
 /**
  * A scalar subquery: seconds since the later of the newest send and the moment the oldest row
- * waiting came due, among the newest NONE_SENT_WINDOW rows. A row waits when it is pending and due,
+ * waiting came due, among the newest NONE_SENT_WINDOW rows. The newest send is the later of the
+ * newest among those rows and the newest a worker's registry entry notes (sql/0201: its last
+ * recorded send, written by its next beat: a beat late at most, a heartbeat while it sends, a lease
+ * length idle), whatever its row's id: a campaign of older ids sending while newer rows wait on a
+ * 429 is no outage. The rows still tell the sends of older binaries (they note none) and of workers
+ * stopped since (a clean stop removes the entry). A row waits when it is pending and due,
  * or was given back after a try (to a pause's end, a retry's, a pacing turn). An untried row came
  * due at the later of its creation and its send_at; one given back came due, at the latest, at its
  * first history entry since the newest send (email_attempts_pkey, its own entries): its send_at
@@ -21,11 +26,12 @@ export const NONE_SENT_WINDOW = 10_000
  * dates nothing; the row that met the pause dates it (its history entry), and at the pause's end it
  * is due, dated by it. A row given back to such a pause has history: unchanged. An untried row
  * scheduled ahead waits for nobody. The later of the newest send and that moment: a row that came
- * after a quiet hour and met a throttle has waited since it came, not an hour. Null when no row waits, or when the window is full and holds no sent row (a backlog
- * larger than it: a send among older rows cannot be ruled out). sent_at is in no index (the table
- * keeps every row): the newest ids are where the rows in play and the latest sends are, read
- * backwards through the primary key, NONE_SENT_WINDOW heap rows at most, and the history of the
- * waiting rows given back among them.
+ * after a quiet hour and met a throttle has waited since it came, not an hour. Null when no row
+ * waits, or when the window is full, holds no sent row and no entry notes a send (a backlog larger
+ * than it: a send among older rows cannot be ruled out). sent_at is in no index (the table keeps
+ * every row; one would cost WAL at every settlement): the newest ids are where the rows in play
+ * are, read backwards through the primary key, NONE_SENT_WINDOW heap rows at most, and the history
+ * of the waiting rows given back among them; the registry holds a row per worker.
  */
 export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
   with w as (
@@ -33,11 +39,12 @@ export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
            o.status = 'pending' and (o.send_at <= now() or o.last_error_code is not null) as waiting
       from mailer.email_outbox o order by o.id desc limit ${sql.lit(NONE_SENT_WINDOW)}),
   s as (
-    select max(w.sent_at) filter (where w.sent) as at, count(*) as n,
-           count(*) filter (where w.sent) as sent, count(*) filter (where w.waiting) as waiting
+    select greatest(max(w.sent_at) filter (where w.sent),
+                    (select max(k.last_sent_at) from mailer.workers k)) as at,
+           count(*) as n, count(*) filter (where w.waiting) as waiting
       from w)
   select case when s.waiting = 0 then null
-              when s.n = ${sql.lit(NONE_SENT_WINDOW)} and s.sent = 0 then null
+              when s.n = ${sql.lit(NONE_SENT_WINDOW)} and s.at is null then null
               else -mailer.ms_until(greatest(s.at, (
                 select min(case when w.last_error_code is null then greatest(w.created_at, w.send_at)
                                 else coalesce((select min(coalesce(a.started_at, a.finished_at))

@@ -31,10 +31,11 @@ export interface DatabaseStatus {
   } | null
   oldestDuePendingSeconds: number | null
   /**
-   * Seconds rows have waited with no row sent: since the later of the newest send and the oldest
-   * waiting row's coming due, among the newest 10,000 rows (none-sent-for.ts); past --max-send-gap
-   * while a throttle's pause or Graph out of reach holds the rows, exit 5. Null when none waits and
-   * none was sent, when not read, or when the newest 10,000 rows hold no sent row (a larger backlog).
+   * Seconds rows have waited with no row sent: since the later of the newest send (among the newest
+   * 10,000 rows, or noted in a worker's registry entry) and the oldest waiting row's coming due,
+   * among those rows (none-sent-for.ts); past --max-send-gap while a throttle's pause or Graph out
+   * of reach holds the rows, exit 5. Null when none waits and none was sent, when not read, or when
+   * the newest 10,000 rows hold no sent row and no entry notes one (a larger backlog).
    */
   noneSentForSeconds: number | null
   /** Pending rows a pacing turn or a pause of their mailbox made due later (not in the age above). */

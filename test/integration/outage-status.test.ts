@@ -1,12 +1,14 @@
-// Through a Graph outage (a 503 to every send), status needs attention once no row has gone for --max-send-gap while rows wait on a paused mailbox, long before --max-pending-age; a throttle between sends does not.
+// Through a Graph outage (a 503 to every send), status needs attention once no row has gone for --max-send-gap while rows wait on a paused mailbox, long before --max-pending-age; a throttle between sends does not, nor one while older ids send.
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { mailboxPauses } from '../../src/outbox/mailbox-pauses.ts'
 import { useTestDb } from '../support/db.ts'
 import { defaultStatus } from '../support/default-status.ts'
-import { allIn, enqueue } from '../support/engine.ts'
+import { enqueue, rowOf } from '../support/engine.ts'
 import { pollUntil } from '../support/events.ts'
-import { type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
-import { sendOnlyWorker, useGraphPerTest } from '../support/graph-per-test.ts'
+import { type FakeGraph, type GraphFault, startFakeGraph } from '../support/fake-graph.ts'
+import { useGraphPerTest } from '../support/graph-per-test.ts'
+import { graphWorker } from '../support/graph-worker.ts'
+import { sendNoted } from '../support/send-noted.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(60_000)
@@ -19,17 +21,44 @@ const UNAVAILABLE = { status: 503, code: 'ServiceUnavailable' } as const
 /** An ordinary throttle: a 429 asking for a minute. */
 const THROTTLED = { status: 429, code: 'ApplicationThrottled', retryAfter: '60' } as const
 
+/** The campaign's sender mailbox (campaign test): allowed, never throttled. */
+const CAMPAIGN = 'campaign@example.com'
+
 /**
- * One row sent, then Graph answers `fault` to every send: two rows enqueued meet it, MAIL_FROM is
- * paused and the rows wait (no row claimed, none due but at the pause's end).
+ * A worker `id` of MAIL_FROM, mailbox lookups off, rows may name CAMPAIGN; a lease of 2 s (a beat
+ * each second while it holds claims, a reclaim's every 2 s idle), so its entry notes a send within
+ * seconds. In `g`'s engines.
  */
-async function sentThenTurnedAway(fault: GraphFault): Promise<void> {
-  g.fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [MAIL_FROM] })
-  const engine = sendOnlyWorker(t, g, MAIL_FROM)
-  await enqueue(t)
+function worker(fake: FakeGraph, id: string) {
+  const engine = graphWorker(t, fake, {
+    workerId: id,
+    mailFrom: MAIL_FROM,
+    graceSeconds: 30,
+    lookups: false,
+    leaseSeconds: 2,
+    allowedSenders: [CAMPAIGN],
+  })
+  g.engines.push(engine)
+  return engine
+}
+
+/**
+ * One row sent by a worker that then stops (a clean stop removes its registry entry, and the note of
+ * its send with it: the send is told by the rows alone, as an older binary's), then Graph answers
+ * `fault` to every send from MAIL_FROM: two rows enqueued meet it at worker `w`, MAIL_FROM is
+ * paused and the rows wait (no row claimed, none due but at the pause's end). Returns `w`.
+ */
+async function sentThenTurnedAway(fault: GraphFault) {
+  g.fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [MAIL_FROM, CAMPAIGN] })
+  const first = worker(g.fake, 'w0')
+  const sent = await enqueue(t)
+  await first.start()
+  await pollUntil(async () => ((await rowOf(t, sent)).status === 'sent' ? true : undefined))
+  await first.stop()
+  expect((await t.pool.query('select count(*)::int as n from mailer.workers')).rows[0].n).toBe(0)
+  const engine = worker(g.fake, 'w')
+  g.fake.setFaults({ pickSendMail: (mailbox) => (mailbox === MAIL_FROM ? fault : undefined) })
   await engine.start()
-  await allIn(t, 'sent', 1)
-  g.fake.setFaults({ pickSendMail: () => fault })
   await enqueue(t)
   await enqueue(t)
   engine.drainer.wake()
@@ -41,6 +70,7 @@ async function sentThenTurnedAway(fault: GraphFault): Promise<void> {
     )
     return r.rows[0].n === 2 ? true : undefined
   })
+  return engine
 }
 
 /** As if the send, the rows' arrival and their tries were `minutes` ago (their due times left as they are). */
@@ -128,4 +158,34 @@ test('rows that failed yesterday, requeued now and meeting a throttle, need no a
         set started_at = started_at - interval '1 day', finished_at = finished_at - interval '1 day'
       where outcome <> 'sent'`,
   ])
+})
+
+test('a campaign of older ids sending while the newest 10,000 rows hold none sent since, and rows wait on a 429, needs no attention: the registry notes its sends', async () => {
+  // The campaign's row, scheduled: its id is older than every row below.
+  const campaign = await enqueue(
+    t,
+    { to: 'rcpt@example.com', from: CAMPAIGN, subject: 'Hello', text: 'Hi there' },
+    { sendAt: new Date(Date.now() + 3600_000).toISOString() },
+  )
+  // Then the day's mail, sent: 10,000 rows, the whole window status reads rows from (none-sent-for.ts).
+  await t.pool.query(
+    `select mailer.enqueue_email('{"to": "rcpt@example.com", "subject": "Hello", "text": "Hi there"}'::jsonb)
+       from generate_series(1, 10000)`,
+  )
+  await t.pool.query(
+    `update mailer.email_outbox set status = 'sent', sent_at = now() where status = 'pending' and id > $1`,
+    [campaign],
+  )
+  // Two rows meet a 429 and wait, then 6 minutes pass: the window's newest send is 6 minutes old
+  // and the rows have waited as long.
+  const engine = await sentThenTurnedAway(THROTTLED)
+  await aged(6)
+  // The campaign comes due and is sent by the worker: its row is older than the window.
+  await t.pool.query('update mailer.email_outbox set send_at = now() where id = $1', [campaign])
+  engine.drainer.wake()
+  await sendNoted(t, campaign)
+  const status = await defaultStatus(t)
+  expect({ health: status.health, reasons: status.reasons }).toEqual({ health: 'ok', reasons: [] })
+  expect(status.noneSentForSeconds).toBeLessThan(60)
+  expect(status.pausedMailboxes?.count).toBe(1)
 })
