@@ -1,6 +1,6 @@
 // How long rows have waited with no row sent, read from the workers' registry and the outbox's newest rows: what tells an outage (nothing goes) from a throttle (rows go between its answers).
 import { sql } from 'kysely'
-import { PAUSED_CODE } from './settle-item.ts'
+import { PACED_CODE, PAUSED_CODE } from './settle-item.ts'
 
 /** The newest rows looked at (by id, email_outbox_pkey): bounds the read however many rows are kept. */
 export const NONE_SENT_WINDOW = 10_000
@@ -24,7 +24,10 @@ export const NONE_SENT_WINDOW = 10_000
  * move overwrote the send_at it had, which may have been ahead (a row created an hour before, for two
  * minutes later, read as waiting an hour with none sent at one 429), so it counts as waiting and
  * dates nothing; the row that met the pause dates it (its history entry), and at the pause's end it
- * is due, dated by it. A row given back to such a pause has history: unchanged. An untried row
+ * is due, dated by it. So does a row a pacing turn gave back (mailbox_paced, no history): claimed
+ * when due, its send_at overwritten by its turn, it dates nothing until the turn has passed (a row
+ * created an hour before for a minute before read as an hour with none sent). A row given back to
+ * such a pause has history: unchanged. An untried row
  * scheduled ahead waits for nobody. The later of the newest send and that moment: a row that came
  * after a quiet hour and met a throttle has waited since it came, not an hour. Null when no row
  * waits, or when the window is full, holds no sent row and no entry notes a send (a backlog larger
@@ -51,7 +54,8 @@ export const NONE_SENT_FOR_SECONDS = sql<number | null>`(
                                                  from mailer.email_attempts a
                                                 where a.outbox_id = w.id and (s.at is null or a.finished_at >= s.at)),
                                               case when w.send_at <= now() then greatest(w.created_at, w.send_at)
-                                                   when w.last_error_code = ${PAUSED_CODE} and w.sender_key is not null
+                                                   when (w.last_error_code = ${PACED_CODE}
+                                                         or w.last_error_code = ${PAUSED_CODE} and w.sender_key is not null)
                                                         and not exists (select from mailer.email_attempts a
                                                                          where a.outbox_id = w.id) then now()
                                                    else w.created_at end)

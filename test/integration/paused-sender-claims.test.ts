@@ -231,27 +231,25 @@ test('a throttle’s move names the throttle; an older binary’s call (the one-
   ])
 })
 
-test("a row scheduled ahead that a pause moved does not read, in status' none-sent-for, as waiting since its creation", async () => {
-  // A quiet outbox: the last send two hours ago. A named mailbox's 429 (Retry-After 10 minutes)
-  // met one row just now (given back past the pause's end, its history entry now); another row,
-  // created an hour ago for two minutes from now, is moved to the pause's end and named.
-  const OTHER = 'other@example.com'
+/** status' none-sent-for (none-sent-for.ts), read alone. */
+const noneSentFor = async () =>
+  (await sql<{ s: number | null }>`select ${NONE_SENT_FOR_SECONDS} as s`.execute(t.db)).rows[0]!.s
+
+/**
+ * A quiet outbox meeting a 429: the last send two hours ago; a row naming `mailbox`, created an hour
+ * ago, met the 429 just now (given back past the pause's end, its history entry now).
+ */
+async function quietThenThrottled(mailbox: string): Promise<void> {
   const sent = await enqueue(t)
-  const met = await enqueue(t, from(OTHER))
-  const scheduled = await enqueue(t, from(OTHER), {
-    sendAt: new Date(Date.now() + 120_000).toISOString(),
-  })
+  const met = await enqueue(t, from(mailbox))
   await t.pool.query(
     `update mailer.email_outbox set status = 'sent', sent_at = now() - interval '2 hours',
             created_at = now() - interval '3 hours' where id = $1`,
     [sent],
   )
   await t.pool.query(
-    `update mailer.email_outbox set created_at = now() - interval '1 hour' where id = any($1::bigint[])`,
-    [[met, scheduled]],
-  )
-  await t.pool.query(
     `update mailer.email_outbox set send_at = now() + interval '10 minutes 1 second',
+            created_at = now() - interval '1 hour',
             last_error_code = 'ApplicationThrottled', last_error = 'throttled' where id = $1`,
     [met],
   )
@@ -260,9 +258,21 @@ test("a row scheduled ahead that a pause moved does not read, in status' none-se
      values ($1, 0, 'w1', now(), now(), 'throttled', 'ApplicationThrottled')`,
     [met],
   )
+}
+
+test("a row scheduled ahead that a pause moved does not read, in status' none-sent-for, as waiting since its creation", async () => {
+  // A quiet outbox meeting a 429 (Retry-After 10 minutes); another row of the mailbox, created an
+  // hour ago for two minutes from now, is moved to the pause's end and named.
+  const OTHER = 'other@example.com'
+  await quietThenThrottled(OTHER)
+  const scheduled = await enqueue(t, from(OTHER), {
+    sendAt: new Date(Date.now() + 120_000).toISOString(),
+  })
+  await t.pool.query(
+    `update mailer.email_outbox set created_at = now() - interval '1 hour' where id = $1`,
+    [scheduled],
+  )
   await pause(OTHER, 600)
-  const noneSentFor = async () =>
-    (await sql<{ s: number | null }>`select ${NONE_SENT_FOR_SECONDS} as s`.execute(t.db)).rows[0]!.s
   expect(await noneSentFor()).toBeLessThan(60)
   expect(await deferPausedRows(t.db, OTHER)).toBe(1)
   expect((await rowOf(t, scheduled)).last_error_code).toBe('mailbox_paused')
@@ -320,4 +330,27 @@ test("a throttle met within a longer refusal's pause leaves the pause the refusa
     },
     { code: 'mailbox_paused', words: refusalWords, at_refusals_end: true },
   ])
+})
+
+test("a row scheduled ahead that a pacing turn gave back does not read, in status' none-sent-for, as waiting since its creation", async () => {
+  // A quiet outbox meeting a 429; another row of the mailbox, created an hour ago for a minute ago,
+  // was claimed when due and given back to its pacing turn five minutes on (mailbox_paced, no
+  // history: the send_at it had is overwritten).
+  const OTHER = 'other@example.com'
+  await quietThenThrottled(OTHER)
+  const paced = await enqueue(t, from(OTHER))
+  await t.pool.query(
+    `update mailer.email_outbox set created_at = now() - interval '1 hour', send_at = now() + interval '5 minutes',
+            last_error_code = 'mailbox_paced', last_error = 'paced' where id = $1`,
+    [paced],
+  )
+  await pause(OTHER, 600)
+  // Waiting since the 429 (moments): the paced row waits its turn and dates nothing; once the turn
+  // has passed it is dated by it.
+  expect(await noneSentFor()).toBeLessThan(60)
+  await t.pool.query(
+    `update mailer.email_outbox set send_at = now() - interval '2 minutes' where id = $1`,
+    [paced],
+  )
+  expect(Math.round((await noneSentFor())! / 60)).toBe(2)
 })
