@@ -8,7 +8,12 @@ import { type EngineEvent, type ListenerState, SETTLE_OUTCOMES } from '../outbox
 import type { HealthSource } from '../outbox/health.ts'
 import { GRAPH_OUTAGE_CAUSES } from '../transport/graph-outage.ts'
 import { SENDER_MAILBOX_NAME } from '../transport/sender-mailbox.ts'
-import { THROTTLE_CAUSES, throttleCause } from '../transport/throttle-cause.ts'
+import {
+  THROTTLE_CAUSES,
+  THROTTLE_SERVICES,
+  throttleCause,
+  throttleService,
+} from '../transport/throttle-cause.ts'
 import { createDatabaseScrape } from './database-scrape.ts'
 import { createMetricFamilies } from './metric-families.ts'
 
@@ -89,7 +94,8 @@ export function createMetrics(deps: MetricsDeps): Metrics {
   if (deps.drains) {
     for (const { name: db } of deps.databases) {
       for (const outcome of SETTLE_OUTCOMES) metric.sends.inc({ db, outcome }, 0)
-      for (const cause of THROTTLE_CAUSES) metric.throttled.inc({ db, cause }, 0)
+      for (const service of THROTTLE_SERVICES)
+        for (const cause of THROTTLE_CAUSES) metric.throttled.inc({ db, cause, service }, 0)
       for (const counter of [
         metric.mailboxRefused,
         metric.reclaimed,
@@ -129,14 +135,20 @@ export function createMetrics(deps: MetricsDeps): Metrics {
           // A row sent back from a paused mailbox (or to a reserved pacing turn) asked nobody: the
           // send that caused the pause counted. A refusal of the mailbox is no throttle: counted
           // apart, so "Mailbox throttled" does not fire for what "Mailbox refused" says. A wait by
-          // its cause: an outage (503) told from a throttle (429) by "Graph turning sends away".
+          // its cause and service: Graph's outage (503) told from a throttle (429) and from Entra's by
+          // "Graph turning sends away".
           if (
             e.outcome === 'throttled' &&
             e.code !== 'mailbox_paused' &&
             e.code !== 'mailbox_paced'
           ) {
             if (e.mailboxRefused) metric.mailboxRefused.inc({ db: e.db })
-            else metric.throttled.inc({ db: e.db, cause: throttleCause(e.code, e.httpStatus) })
+            else
+              metric.throttled.inc({
+                db: e.db,
+                cause: throttleCause(e.code, e.httpStatus),
+                service: throttleService(e.code),
+              })
           }
           if (e.durationMs !== undefined) metric.duration.observe({ db: e.db }, e.durationMs / 1000)
           break

@@ -1,5 +1,6 @@
-// Why a send or lookup was told to wait, as outbox_graph_throttled_total's `cause` label says it: a throttle, the provider unavailable, out of reach, or another wait.
+// Why a send or lookup was told to wait, as outbox_graph_throttled_total's `cause` and `service` labels say it: a throttle, the provider unavailable, out of reach, or another wait; Entra's (no token) or Graph's.
 
+import { NO_TOKEN_CODE } from '../outbox/settle-item.ts'
 import { GRAPH_UNREACHABLE_CODE } from './graph-outage.ts'
 import { isMailboxQuota } from './graph-outcome.ts'
 import { isEntraThrottle } from './graph-token-error.ts'
@@ -34,4 +35,22 @@ export function throttleCause(
   if (code === GRAPH_UNREACHABLE_CODE || (code !== undefined && NO_ANSWER_TOKEN_CODES.has(code)))
     return 'unreachable'
   return 'other'
+}
+
+/**
+ * Which service told the send or lookup to wait, outbox_graph_throttled_total's `service` label,
+ * each exported at 0 with every cause: `entra` a wait for a token (NO_TOKEN_CODE's codes: Entra
+ * down, throttling, out of reach or refusing the credential), `graph` Graph's own answer, or Graph
+ * out of reach or refusing every token. Both fail the same rows, but an Entra outage is no Graph
+ * outage: "Graph turning sends away" reads Graph's 503s and 504s alone (an Entra outage while an
+ * earlier throttle's pause stood fired it, pointing at Graph's service health).
+ */
+export const THROTTLE_SERVICES = ['graph', 'entra'] as const
+export type ThrottleService = (typeof THROTTLE_SERVICES)[number]
+
+const NO_TOKEN = new RegExp(NO_TOKEN_CODE)
+
+/** The service whose answer (or silence) made a wait recorded with `code`. */
+export function throttleService(code: string | undefined): ThrottleService {
+  return code !== undefined && NO_TOKEN.test(code) ? 'entra' : 'graph'
 }

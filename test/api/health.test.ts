@@ -593,7 +593,9 @@ describe('/metrics', () => {
     expect(text).toContain('outbox_sends_total{db="default",outcome="sent"} 1')
     expect(text).toContain('outbox_sends_total{db="default",outcome="throttled"} 3')
     // Graph's answer named none (no httpStatus on the event): another wait than a 429 or 503.
-    expect(text).toContain('outbox_graph_throttled_total{db="default",cause="other"} 1')
+    expect(text).toContain(
+      'outbox_graph_throttled_total{db="default",cause="other",service="graph"} 1',
+    )
     expect(text).toContain('outbox_send_duration_seconds_count{db="default"} 2')
     expect(text).toContain('outbox_leases_reclaimed_total{db="default"} 2')
     expect(text).toContain('outbox_token_refreshes_total{outcome="success"} 1')

@@ -35,6 +35,6 @@ test('the README and the deploy guide say which of the two counts rows', () => {
   const says = (doc: string) =>
     doc.includes('`outbox_sends_total{outcome}` (rows') &&
     // The README names its label as it does outbox_sends_total's.
-    /`outbox_graph_throttled_total(\{cause\})?` \(one per send or lookup/.test(doc)
+    /`outbox_graph_throttled_total(\{cause,service\})?` \(one per send or lookup/.test(doc)
   expect({ readme: says(readme), guide: says(guide) }).toEqual({ readme: true, guide: true })
 })

@@ -197,10 +197,12 @@ async function graphWaitCounters(r: Run) {
   const metrics = createMetrics({ databases: [], health: fakeHealth([]) })
   for (const e of r.engine.events.events) metrics.observe(e)
   const text = await metrics.render()
-  // Summed over every cause (the throttle counter's label).
+  // Summed over every cause and service (the throttle counter's labels).
   const count = (name: string) =>
     [
-      ...text.matchAll(new RegExp(`^${name}\\{db="test"(?:,cause="\\w+")?\\} (\\S+)$`, 'gm')),
+      ...text.matchAll(
+        new RegExp(`^${name}\\{db="test"(?:,cause="\\w+",service="\\w+")?\\} (\\S+)$`, 'gm'),
+      ),
     ].reduce((n, m) => n + Number(m[1]), 0)
   return {
     throttled: count('outbox_graph_throttled_total'),

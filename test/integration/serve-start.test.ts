@@ -139,8 +139,11 @@ test('a worker exports the deploy guide’s alert counters at 0 from its start (
     ...['sent', 'retry', 'throttled', 'failed', 'expired', 'cancelled', 'lease_lost'].map(
       (outcome) => `outbox_sends_total{db="default",outcome="${outcome}"} 0`,
     ),
-    ...['throttled', 'unavailable', 'unreachable', 'other'].map(
-      (cause) => `outbox_graph_throttled_total{db="default",cause="${cause}"} 0`,
+    ...['graph', 'entra'].flatMap((service) =>
+      ['throttled', 'unavailable', 'unreachable', 'other'].map(
+        (cause) =>
+          `outbox_graph_throttled_total{db="default",cause="${cause}",service="${service}"} 0`,
+      ),
     ),
     'outbox_graph_mailbox_refused_total{db="default"} 0',
     'outbox_leases_reclaimed_total{db="default"} 0',

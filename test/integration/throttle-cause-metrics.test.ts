@@ -17,6 +17,15 @@ const g = useGraphPerTest()
 const MAIL_FROM = 'outbox@example.com'
 const OTHER = 'other@example.com'
 
+/** The counter's eight series of database `test`, in their order, each at 0 but the Graph causes `graph` counts. */
+const throttledSeries = (graph: Partial<Record<string, number>>) =>
+  ['graph', 'entra'].flatMap((service) =>
+    ['throttled', 'unavailable', 'unreachable', 'other'].map(
+      (cause) =>
+        `outbox_graph_throttled_total{db="test",cause="${cause}",service="${service}"} ${service === 'graph' ? (graph[cause] ?? 0) : 0}`,
+    ),
+  )
+
 test('a 503 counts as cause="unavailable", a 429 as cause="throttled"; every cause exported at 0 from the start', async () => {
   g.fake = await startFakeGraph({ clientSecret: 'right', mailboxes: [MAIL_FROM, OTHER] })
   // Graph down for MAIL_FROM (503, no Retry-After), throttling OTHER (429, a minute).
@@ -46,18 +55,8 @@ test('a 503 counts as cause="unavailable", a 429 as cause="throttled"; every cau
   })
   for (const e of engine.events.events) metrics.observe(e)
   expect({ atStart, after: await series() }).toEqual({
-    atStart: [
-      'outbox_graph_throttled_total{db="test",cause="throttled"} 0',
-      'outbox_graph_throttled_total{db="test",cause="unavailable"} 0',
-      'outbox_graph_throttled_total{db="test",cause="unreachable"} 0',
-      'outbox_graph_throttled_total{db="test",cause="other"} 0',
-    ],
-    after: [
-      'outbox_graph_throttled_total{db="test",cause="throttled"} 1',
-      'outbox_graph_throttled_total{db="test",cause="unavailable"} 1',
-      'outbox_graph_throttled_total{db="test",cause="unreachable"} 0',
-      'outbox_graph_throttled_total{db="test",cause="other"} 0',
-    ],
+    atStart: throttledSeries({}),
+    after: throttledSeries({ throttled: 1, unavailable: 1 }),
   })
 })
 
@@ -104,11 +103,6 @@ test('a full mailbox (403 ErrorQuotaExceeded) refusing a mailbox lookup counts a
       { id: looked, code: 'ErrorQuotaExceeded' },
       { id: sent, code: 'ErrorQuotaExceeded' },
     ],
-    series: [
-      'outbox_graph_throttled_total{db="test",cause="throttled"} 2',
-      'outbox_graph_throttled_total{db="test",cause="unavailable"} 0',
-      'outbox_graph_throttled_total{db="test",cause="unreachable"} 0',
-      'outbox_graph_throttled_total{db="test",cause="other"} 0',
-    ],
+    series: throttledSeries({ throttled: 2 }),
   })
 })

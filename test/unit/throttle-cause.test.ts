@@ -1,7 +1,9 @@
-// outbox_graph_throttled_total's cause of each wait: a 429 or spent quota throttled, a 503 or 504 unavailable, no connection unreachable, the rest other.
+// outbox_graph_throttled_total's cause of each wait (a 429 or spent quota throttled, a 503 or 504 unavailable, no connection unreachable, the rest other) and its service (Entra for a token, else Graph).
 import { expect, setDefaultTimeout, test } from 'bun:test'
+import { createMetrics } from '../../src/api/metrics.ts'
 import { parseTokenError } from '../../src/transport/graph-token-error.ts'
 import { throttleCause } from '../../src/transport/throttle-cause.ts'
+import { fakeHealth } from '../api/support/fake-health.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
@@ -100,5 +102,46 @@ test("Entra's token answers count as the token source reads them: its throttling
     'AADSTS50000 500: unavailable',
     'token_http_502 502: unavailable',
     'AADSTS7000222 401: other',
+  ])
+})
+
+test('each wait is counted under the service that answered it: Entra (no token) apart from Graph, so an Entra outage is no Graph outage', async () => {
+  // alerts57: "Graph turning sends away" reads cause="unavailable"; an Entra outage (503s to the
+  // token requests) while an earlier 429's pause stood counted there too, and fired it (promtool)
+  // with words sending the reader to Graph's service health.
+  const metrics = createMetrics({ databases: [], health: fakeHealth([]) })
+  const waits: [string, number | undefined][] = [
+    ['ServiceUnavailable', 503],
+    ['http_504', 504],
+    ['lookup_failed', 503],
+    ['ApplicationThrottled', 429],
+    ['graph_unreachable', undefined],
+    ['graph_unauthorized', 401],
+    ['token_http_503', 503],
+    ['AADSTS50000', 500],
+    ['AADSTS90055', 400],
+    ['token_timeout', undefined],
+    ['AADSTS7000222', 401],
+    ['certificate_expired', undefined],
+  ]
+  for (const [code, httpStatus] of waits)
+    metrics.observe({
+      type: 'settled',
+      db: 'eu',
+      id: '1',
+      outcome: 'throttled',
+      code,
+      ...(httpStatus === undefined ? {} : { httpStatus }),
+    })
+  const text = await metrics.registry.metrics()
+  expect(text.split('\n').filter((l) => l.startsWith('outbox_graph_throttled_total{'))).toEqual([
+    'outbox_graph_throttled_total{db="eu",cause="unavailable",service="graph"} 3',
+    'outbox_graph_throttled_total{db="eu",cause="throttled",service="graph"} 1',
+    'outbox_graph_throttled_total{db="eu",cause="unreachable",service="graph"} 1',
+    'outbox_graph_throttled_total{db="eu",cause="other",service="graph"} 1',
+    'outbox_graph_throttled_total{db="eu",cause="unavailable",service="entra"} 2',
+    'outbox_graph_throttled_total{db="eu",cause="throttled",service="entra"} 1',
+    'outbox_graph_throttled_total{db="eu",cause="unreachable",service="entra"} 1',
+    'outbox_graph_throttled_total{db="eu",cause="other",service="entra"} 2',
   ])
 })
