@@ -1,4 +1,4 @@
-// The deploy guide's rules reading the throttle counter: "Graph turning sends away" fires within ten minutes of a Graph outage answering every send, reads the counter's 503s apart from its 429s, and one short throttle cannot fire it; no rule counts a refusal's waits (cause="other").
+// The deploy guide's rules reading the throttle counter: "Graph turning sends away" fires within ten minutes of a Graph outage answering every send, reads the counter's Graph 503s apart from its 429s and from Entra's 5xx, and one short throttle cannot fire it; no rule counts a refusal's waits (cause="other").
 import { expect, setDefaultTimeout, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -32,7 +32,7 @@ function throttleRules() {
     })
 }
 
-test('a rule fires within ten minutes of a Graph outage answering 503 to every send, counting its 503s and 504s alone, and one 429 of a minute cannot fire it', () => {
+test('a rule fires within ten minutes of a Graph outage answering 503 to every send, counting Graph 503s and 504s alone (not Entra 5xx), and one 429 of a minute cannot fire it', () => {
   // oncall55: a 503 to every send (each mailbox paused 30 s at a time, one probe per pause) fired
   // nothing for a quarter hour: "Outbox backing up" at ~15 min, "Mailbox throttled" at 30.
   const soon = throttleRules()
@@ -47,7 +47,9 @@ test('a rule fires within ten minutes of a Graph outage answering 503 to every s
       leavesRefusals: r.rule.includes('outbox_mailboxes_paused_refused'),
       // One count (a single 429) leaves the counter's window before the `for` has run.
       oneCountQuiet: r.throttled.every((w) => w < r.forMin),
-      // Graph unavailable (503, 504), not throttling (429): an outage, not a mailbox at its limit.
+      // Graph unavailable (503, 504), not throttling (429): an outage, not a mailbox at its limit;
+      // and Graph's, not Entra's: alerts57, an Entra outage (503s to the token requests, each due
+      // row given back per token delay) while an earlier 429's pause stood fired it (promtool).
       counts: [...r.rule.matchAll(/outbox_graph_throttled_total(\{[^}]*\})?\[/g)].map(
         (m) => m[1] ?? '(every cause)',
       ),
@@ -58,7 +60,7 @@ test('a rule fires within ten minutes of a Graph outage answering 503 to every s
       readsSent: true,
       leavesRefusals: true,
       oneCountQuiet: true,
-      counts: ['{cause="unavailable"}'],
+      counts: ['{cause="unavailable",service="graph"}'],
     },
   ])
 })
@@ -76,6 +78,6 @@ test('no rule reading the throttle counter counts its `other` waits: a refused c
   }))
   expect(counted).toEqual([
     { alert: 'Mailbox throttled', counts: ['{cause!="other"}'] },
-    { alert: 'Graph turning sends away', counts: ['{cause="unavailable"}'] },
+    { alert: 'Graph turning sends away', counts: ['{cause="unavailable",service="graph"}'] },
   ])
 })
