@@ -1,4 +1,4 @@
-// The deploy guide's suggested alert rules (section 11's table) and what each asks of a scrape: the series it names, the labels it matches, groups and subtracts by.
+// The deploy guide's suggested alert rules (section 11's table) and what each asks of a scrape: the series it names, the labels (and values) it matches, groups and subtracts by.
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createMetricFamilies } from '../../src/api/metric-families.ts'
@@ -32,16 +32,32 @@ function scrapedLabels(lines: string[]): Map<string, string[][]> {
   return seen
 }
 
+/** The values each label of a metric takes in a scrape's text, by `name label`. */
+function scrapedValues(lines: string[]): Map<string, Set<string>> {
+  const seen = new Map<string, Set<string>>()
+  for (const line of lines) {
+    const m = /^(outbox_\w+)\{([^}]*)\} \S+$/.exec(line)
+    for (const [, label, value] of m ? m[2]!.matchAll(/(\w+)="([^"]*)"/g) : []) {
+      const key = `${m![1]} ${label}`
+      seen.set(key, (seen.get(key) ?? new Set()).add(value!))
+    }
+  }
+  return seen
+}
+
 /**
  * What the guide's rules ask that `scrape` (a worker's /metrics, its lines) does not give: a series
  * named that no process exports (one absent from this scrape must say it is absent without the Graph
  * transport, as the gauges of a Graph worker do); a label matched or grouped by that its metric does
- * not carry; a subtraction of two series whose labels differ (PromQL pairs them by every label: a
+ * not carry, or a value it matches that no series of the scrape carries (a typo'd `cause="unavailabe"`
+ * never matches, and `cause!="unavailabe"` matches every series: either rule reads nothing it says);
+ * a subtraction of two series whose labels differ (PromQL pairs them by every label: a
  * series left without its pair drops out, and the rule never fires). Empty when none.
  */
 export async function alertRuleProblems(scrape: string[]): Promise<string[]> {
   const families = createMetricFamilies().registry
   const scraped = scrapedLabels(scrape)
+  const values = scrapedValues(scrape)
   const labelsOf = (name: string) =>
     (families.getSingleMetric(name) as unknown as { labelNames?: string[] } | undefined)
       ?.labelNames ?? null
@@ -70,6 +86,18 @@ export async function alertRuleProblems(scrape: string[]): Promise<string[]> {
     ]
     for (const [name, label] of asked) {
       if (!labelsOf(name!)?.includes(label!)) say(`${name} carries no label ${label}`)
+    }
+    // Values are checked where the scrape has the metric: a worker exports each at 0 from its start.
+    for (const [, name, m] of rule.matchAll(/\b(outbox_\w+)\{([^}]*)\}/g)) {
+      for (const [, label, op, value] of m!.matchAll(/(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"/g)) {
+        const known = values.get(`${name} ${label}`)
+        if (!scraped.has(name!) || !known) continue
+        if (op!.includes('~') && !/^[\w|]+$/.test(value!)) continue
+        const wanted = op!.includes('~') ? value!.split('|') : [value!]
+        for (const v of wanted)
+          if (!known.has(v))
+            say(`${name}{${label}${op}"${value}"}: no series carries ${label}="${v}"`)
+      }
     }
     for (const [, a, b] of rule.matchAll(/\b(outbox_\w+) - (outbox_\w+)\b/g)) {
       const [la, lb] = [labelsOf(a!), labelsOf(b!)].map((l) => [...(l ?? [])].sort().join(','))
