@@ -54,7 +54,11 @@ export async function keptTurnWait(
       const due = read.waitMs === 0 && read.intervalMs > 0
       return due || read.nextAt !== turn ? 'retake' : true
     }
-    if (heldMs > holdMs) return { pausedForMs: heldMs }
+    // The pause's cause goes with the row (a refusal is no throttle), as waitForPacing's.
+    if (heldMs > holdMs)
+      return read.refused === true
+        ? { pausedForMs: heldMs, refused: true }
+        : { pausedForMs: heldMs }
     await o.clock.sleep(Math.max(5, Math.min(heldMs, 5_000)), signal)
   }
   return false

@@ -551,6 +551,34 @@ for (const [meanwhile, what] of [
     })
   })
 
+// A pause's cause goes with the row it sends back (0172), the kept turn's wait too: a refusal met
+// by another worker (its transport knows nothing of it) is no throttle.
+test('a paced row whose mailbox Graph refused during its wait for the heartbeat goes back saying the refusal, not a throttle', async () => {
+  const h = await heartbeatUnanswered({ gated: true, waitHeld: true })
+  const gate = oneRequestGate({ ratePerMinute: 60 })
+  const delivering = h.deliverAt(1_028_000, { gate })
+  await pollUntil(async () => (h.waits.length > 0 ? true : undefined))
+  await gate.pause('sender@example.com', 300_000, { code: 'ErrorAccessDenied', httpStatus: 403 })
+  await h.answerWhileWaiting(delivering)
+  expect(h.sender.calls).toEqual([])
+  const { rows } = await t.pool.query(
+    `select status, attempts, last_error_code as code, last_error as words,
+            send_at > now() + interval '4 minutes' as later
+       from mailer.email_outbox where id = $1`,
+    [h.id],
+  )
+  expect(rows).toEqual([
+    {
+      status: 'pending',
+      attempts: 0,
+      code: 'mailbox_paused',
+      words:
+        "not sent: the sender mailbox it names is refused by Graph: paused, its rows tried again at the pause's end",
+      later: true,
+    },
+  ])
+})
+
 // The kept turn is the row's only while it is the mailbox's last one taken and the next is not due:
 // sent under a turn another row took since, the two sends would go out together.
 test("a paced row whose mailbox's next turn another worker's row took during its wait for the heartbeat takes a turn of its own again: not sent before that turn's interval is over", async () => {
