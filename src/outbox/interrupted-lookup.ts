@@ -10,6 +10,8 @@ interface Answer {
   mailbox: string
   /** The verdict's throttle is a pause or an owed probe the gate already holds: nothing to pause. */
   held?: true
+  /** Held by a pause whose cause is Graph refusing that mailbox (sql/0172): the row says so. */
+  heldRefused?: true
   /** Held: run once the row's give-back is recorded (SendGate.heldFor). */
   givenBack?: () => Promise<void>
 }
@@ -58,8 +60,14 @@ export async function lookUpInterruptedSend(
     )
     if (held === 'error') return { verdict: 'error', mailbox: own }
     if (held !== null) {
-      const { pausedForMs: throttledForMs, givenBack } = held
-      return { verdict: { throttledForMs }, mailbox, held: true, ...(givenBack && { givenBack }) }
+      const { pausedForMs: throttledForMs, givenBack, refused } = held
+      return {
+        verdict: { throttledForMs },
+        mailbox,
+        held: true,
+        ...(refused && { heldRefused: true }),
+        ...(givenBack && { givenBack }),
+      }
     }
     const there = await ask(mailbox)
     if (there === 'not_found' || (typeof there === 'object' && 'rejected' in there)) continue

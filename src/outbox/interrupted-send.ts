@@ -122,9 +122,11 @@ export async function resolveAmbiguity(
           ? `the mailbox lookup of an interrupted send was refused: ${refused.message}; will ask again`
           : quota
             ? `the mailbox lookup of an interrupted send was refused for now: ${quota.message}; will ask again`
-            : asked.held
-              ? 'the mailbox lookup of an interrupted send waits for a mailbox it may have gone from, paused by a throttle or its probe owed; will ask again'
-              : 'the mailbox lookup of an interrupted send was throttled; will ask again',
+            : asked.heldRefused
+              ? "the mailbox lookup of an interrupted send waits for a mailbox it may have gone from, refused by Graph: paused; will ask again at the pause's end"
+              : asked.held
+                ? 'the mailbox lookup of an interrupted send waits for a mailbox it may have gone from, paused by a throttle or its probe owed; will ask again'
+                : 'the mailbox lookup of an interrupted send was throttled; will ask again',
         delayMs: verdict.throttledForMs,
         throttled: true,
         ambiguous: true,

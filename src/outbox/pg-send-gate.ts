@@ -168,7 +168,10 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         return owedLookupGiveBack(o.db, k, rowId, read.waitMs)
       }
       const heldMs = throttleHoldsMs(read)
-      return heldMs > 0 ? { pausedForMs: heldMs } : null
+      if (heldMs === 0) return null
+      return read.refused === true
+        ? { pausedForMs: heldMs, refused: true }
+        : { pausedForMs: heldMs }
     },
     async pause(mailbox, ms, refused) {
       await pauseMailbox(o.db, {

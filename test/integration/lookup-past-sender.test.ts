@@ -201,20 +201,26 @@ test('MAIL_FROM replaced by a redeploy after 5 template edits of the old workerâ
 })
 
 /**
- * A send interrupted in the old mailbox, that mailbox then paused until `nextAt` (SQL), and a worker
- * of the new MAIL_FROM (pacing at `ratePerMinute`) looking it up: its own mailbox is asked (twice),
- * the paused one never; the row waits unsent. Returns the row's id.
+ * A send interrupted in the old mailbox, that mailbox then paused until `nextAt` (SQL; or by
+ * `nextAt` itself, called), and a worker of the new MAIL_FROM (pacing at `ratePerMinute`) looking it
+ * up: its own mailbox is asked (twice), the paused one never; the row waits unsent. Returns the
+ * row's id.
  */
-async function lookedUpPastPausedSender(nextAt: string, ratePerMinute = 0): Promise<string> {
+async function lookedUpPastPausedSender(
+  nextAt: string | (() => Promise<void>),
+  ratePerMinute = 0,
+): Promise<string> {
   const fake = await graph()
   const id = await enqueue(t)
   await interruptedBy(fake, worker(fake, 'before', OLD_FROM), id)
-  await t.pool.query(
-    `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
-       values ($1, ${nextAt}, interval '0')
-     on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval`,
-    [OLD_FROM],
-  )
+  if (typeof nextAt === 'function') await nextAt()
+  else
+    await t.pool.query(
+      `insert into mailer.mailbox_pacing (mailbox, next_at, turn_interval)
+         values ($1, ${nextAt}, interval '0')
+       on conflict (mailbox) do update set next_at = excluded.next_at, turn_interval = excluded.turn_interval`,
+      [OLD_FROM],
+    )
   const asked = fake.requests.length
   const after = worker(fake, 'after', NEW_FROM, 'resend', ratePerMinute)
   await after.start()
@@ -232,6 +238,19 @@ test('a past sender mailbox paused by a throttle is not asked while the pause la
   expect([row.status, row.last_error_code, row.send_started_at === null]).toEqual([
     'pending',
     'mailbox_paused',
+    false,
+  ])
+})
+
+test('a past sender mailbox paused by Graph refusing it is not asked: the row waits, mailbox_paused, saying the refusal, not a throttle', async () => {
+  // Another deployment sending from the old mailbox met Graph refusing it (a 403): 5 minutes.
+  const id = await lookedUpPastPausedSender(() =>
+    pauseMailbox(t.db, { mailbox: mailboxKey(OLD_FROM), ms: 300_000, cause: 'refused' }),
+  )
+  const row = await rowOf(t, id)
+  expect([row.last_error_code, row.last_error, row.send_started_at === null]).toEqual([
+    'mailbox_paused',
+    "the mailbox lookup of an interrupted send waits for a mailbox it may have gone from, refused by Graph: paused; will ask again at the pause's end",
     false,
   ])
 })
