@@ -33,7 +33,8 @@ export async function noteCredentialRefusal(
  * it within the statement's time, where the next beat came up to a lease length later (an idle
  * worker beats once per LEASE_SECONDS). One note at a time: a change during one is written by
  * another after it, read then. Beside the claims (the stop waits for it); none once stopping. A
- * failure is logged: the next beat writes the same.
+ * failure is logged: the next beat writes the same, and a refusal it so writes is told (`noted`)
+ * as the note's would have been.
  * `beatCommitted`: a beat (heartbeat, reclaim) writes the refusal it was built with (beatNow), and
  * one built before a change may reach the database after the change's note committed (waiting for
  * a connection): registryBeat's `newer` keeps the note only for a beat whose transaction began
@@ -47,10 +48,13 @@ export function createCredentialRefusalNote(d: {
   log: Logger
   besides: SideStatements
   stopping: AbortSignal
-  /** A note that wrote a refusal (not its end) into the entry committed. */
+  /** A note that wrote a refusal (not its end) into the entry committed, or a beat in its stead. */
   noted?: () => void
 }): { changed: () => void; beatCommitted: (beat: WorkerIdentity) => void } {
   let noting: 'idle' | 'running' | 'again' = 'idle'
+  // A refusal no note wrote (the statement failed, or the entry was not there yet): the next beat
+  // writes it, and tells `noted` then, as the note would have.
+  let unwritten = false
   function note() {
     if (d.stopping.aborted) return
     if (noting !== 'idle') {
@@ -63,13 +67,15 @@ export function createCredentialRefusalNote(d: {
     void d.besides.track(
       noteCredentialRefusal(d.db, d.worker)
         .then((written) => {
+          unwritten = refused && !written
           if (written && refused) d.noted?.()
         })
-        .catch((err: unknown) =>
+        .catch((err: unknown) => {
+          unwritten = refused
           d.log.warn('could not note the Graph credential’s refusal in the worker registry', {
             err,
-          }),
-        )
+          })
+        })
         .finally(() => {
           const again = noting === 'again'
           noting = 'idle'
@@ -80,7 +86,12 @@ export function createCredentialRefusalNote(d: {
   return {
     changed: note,
     beatCommitted(beat) {
-      if (credentialRefusalColumns(beat).code !== credentialRefusalColumns(d.worker).code) note()
+      const wrote = credentialRefusalColumns(beat).code
+      if (wrote !== credentialRefusalColumns(d.worker).code) note()
+      else if (unwritten && wrote !== null && noting === 'idle' && !d.stopping.aborted) {
+        unwritten = false
+        d.noted?.()
+      }
     },
   }
 }

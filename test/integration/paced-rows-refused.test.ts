@@ -256,62 +256,81 @@ test('an entry noting no refusal holds the turns while live by its own lease len
 const ASK = "delete from mailer.mailbox_pacing where mailbox like 'queue %'"
 /** A refusal's note in the worker's own entry (credential-refusal-note.ts). */
 const NOTE = 'update mailer.workers w'
+/** A beat of the worker's entry (heartbeat.ts registryBeat: an idle worker's rides on the reclaim). */
+const BEAT = 'insert into mailer.workers'
 
-test('two workers refused at once, each asking before the other’s note landed: once both notes land, the turns are given up, not left to the next block', async () => {
-  await turnsReserved(3)
-  // One secret on both machines, refused by Entra at the same moment (a deploy of a mistyped one).
-  let refusal: { code: string; forMs: number } | null = null
-  const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
-  const asked = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
-  const noted = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
-  const engines: TestEngine[] = []
-  const listeners: (() => void)[] = []
-  for (const [me, other] of [
-    ['a', 'b'],
-    ['b', 'a'],
-  ] as const) {
-    // Each worker's note reaches the database once the other worker's ask has answered: each ask
-    // then reads the other's entry as not refused.
-    const db = throughQueries(t, async (run, text) => {
-      if (text.includes(NOTE)) await asked[other].promise
-      const answer = await run()
-      if (text.includes(ASK)) asked[me].resolve()
-      if (text.includes(NOTE)) noted[me].resolve()
-      return answer
-    })
-    engines.push(
-      createTestEngine(t, {
-        // No beat within the test (an idle worker's comes once per lease), no backstop poll.
-        config: { listenMode: 'poll', leaseSeconds: 300, heartbeatSeconds: 100 },
-        workerId: `${me}:1:abcdef`,
-        deps: {
-          db,
-          sendBlockedForMs: () => (refusal ? 60_000 : 0),
-          sendBlockedBy: () => (refusal ? block : null),
-          credentialRefusal: () => refusal,
-          credentialRefusalChanged: (l) => listeners.push(l),
-        },
-      }),
-    )
-  }
-  try {
-    for (const e of engines) await e.start()
-    await pollUntil(async () =>
-      (await t.pool.query('select 1 from mailer.workers')).rowCount === 2 ? true : undefined,
-    )
-    refusal = { code: 'AADSTS7000222', forMs: 0 }
-    for (const l of listeners) l()
-    for (const e of engines) e.drainer.wake()
-    await Promise.all([noted.a.promise, noted.b.promise])
-    // Both entries note the refusal: status says every worker is refused.
-    expect((await liveStats(t.db, null)).credentialRefused).toMatchObject({ workers: 2 })
-    // Given up within a bound (read as they stand should it not come).
-    await pollUntil(async () => ((await reservedTurns()) === 0 ? true : undefined), 5_000).catch(
-      () => undefined,
-    )
-    expect(await pendingRows()).toEqual([{ code: 'AADSTS7000222', words: true, due: true, n: 3 }])
-    expect(await reservedTurns()).toBe(0)
-  } finally {
-    for (const e of engines) await e.stop()
-  }
-})
+// The second: b's note fails (its database away a moment), and its next beat writes the refusal.
+for (const bNoteFails of [false, true])
+  test(`two workers refused at once, each asking before the other’s note landed: once both ${bNoteFails ? 'refusals are written (one by a beat, its note failed)' : 'notes land'}, the turns are given up, not left to the next block`, async () => {
+    await turnsReserved(3)
+    // One secret on both machines, refused by Entra at the same moment (a deploy of a mistyped one).
+    let refusal: { code: string; forMs: number } | null = null
+    const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
+    const asked = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
+    const noted = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
+    const askedAgain = { a: Promise.withResolvers<void>(), b: Promise.withResolvers<void>() }
+    const asks = { a: 0, b: 0 }
+    const engines: TestEngine[] = []
+    const listeners: (() => void)[] = []
+    for (const [me, other] of [
+      ['a', 'b'],
+      ['b', 'a'],
+    ] as const) {
+      // Each worker's note reaches the database once the other worker's ask has answered: each ask
+      // then reads the other's entry as not refused.
+      const fails = bNoteFails && me === 'b'
+      const db = throughQueries(t, async (run, text) => {
+        if (text.includes(NOTE)) await asked[other].promise
+        if (fails && text.includes(NOTE)) {
+          noted[me].resolve()
+          throw new Error('forced: the note did not reach the database')
+        }
+        // b's beat writes its refusal once a's ask after its own note has answered (b read working).
+        if (fails && refusal !== null && text.includes(BEAT)) await askedAgain.a.promise
+        const answer = await run()
+        if (text.includes(ASK)) asked[me].resolve()
+        if (text.includes(ASK) && ++asks[me] === 2) askedAgain[me].resolve()
+        if (text.includes(NOTE)) noted[me].resolve()
+        return answer
+      })
+      engines.push(
+        createTestEngine(t, {
+          // No beat within the test (an idle worker's comes once per lease), no backstop poll.
+          // b's beat, whose note failed, within 3 s (an idle worker beats once per lease length).
+          config: fails
+            ? { listenMode: 'poll', leaseSeconds: 3, heartbeatSeconds: 1 }
+            : { listenMode: 'poll', leaseSeconds: 300, heartbeatSeconds: 100 },
+          workerId: `${me}:1:abcdef`,
+          deps: {
+            db,
+            sendBlockedForMs: () => (refusal ? 60_000 : 0),
+            sendBlockedBy: () => (refusal ? block : null),
+            credentialRefusal: () => refusal,
+            credentialRefusalChanged: (l) => listeners.push(l),
+          },
+        }),
+      )
+    }
+    try {
+      for (const e of engines) await e.start()
+      await pollUntil(async () =>
+        (await t.pool.query('select 1 from mailer.workers')).rowCount === 2 ? true : undefined,
+      )
+      refusal = { code: 'AADSTS7000222', forMs: 0 }
+      for (const l of listeners) l()
+      for (const e of engines) e.drainer.wake()
+      await Promise.all([noted.a.promise, noted.b.promise])
+      // Both entries note the refusal (b's once its beat wrote it): status says every worker is refused.
+      await pollUntil(async () =>
+        (await liveStats(t.db, null)).credentialRefused?.workers === 2 ? true : undefined,
+      )
+      // Given up within a bound (read as they stand should it not come).
+      await pollUntil(async () => ((await reservedTurns()) === 0 ? true : undefined), 5_000).catch(
+        () => undefined,
+      )
+      expect(await pendingRows()).toEqual([{ code: 'AADSTS7000222', words: true, due: true, n: 3 }])
+      expect(await reservedTurns()).toBe(0)
+    } finally {
+      for (const e of engines) await e.stop()
+    }
+  })
