@@ -43,23 +43,34 @@ const AT_SIGN = /@|%40/gi
  * `message` with each address in it, from the run of text before its @ (or %40) to the run after,
  * replaced by `[address]`, then cut to 500 characters. An address's local part may hold an
  * apostrophe (`o'hara@b.c`: mailer.is_email_address takes it), the one character of its Graph also
- * quotes it with: the run before the @ takes apostrophes too, but does not begin with one. One
- * pass: each character is looked at a bounded number of times, whatever Graph sent.
+ * quotes it with: the run before the @ takes apostrophes too, but does not begin with one. Each
+ * character is read a bounded number of times, whatever Graph sent: the run before an @ is where
+ * the text read so far last met a character outside it (not read back from each @: a run of `@'`
+ * would be read once per @), and its leading apostrophes are skipped by a position that only moves
+ * on, as the starts it is asked from only do.
  */
 export function redact(message: string): string {
   let out = ''
   // message[0, done) is in `out`, its addresses replaced.
   let done = 0
+  // message[0, read) has been read for runs: message[runFrom, read) is the run ending there.
+  let read = 0
+  let runFrom = 0
+  // The first character at or past the last start asked that is not an apostrophe.
+  let unquoted = 0
   for (const at of message.matchAll(AT_SIGN)) {
     if (at.index < done) continue
     let end = at.index + at[0].length
     while (end < message.length && IN_ADDRESS.test(message[end]!)) end++
-    let start = at.index
-    while (start > done && (message[start - 1] === "'" || IN_ADDRESS.test(message[start - 1]!)))
-      start--
-    while (message[start] === "'") start++
-    if (start === at.index || end === at.index + at[0].length) continue
-    out += `${message.slice(done, start)}[address]`
+    for (; read < at.index; read++) {
+      const c = message[read]!
+      if (c !== "'" && !IN_ADDRESS.test(c)) runFrom = read + 1
+    }
+    const start = Math.max(done, runFrom)
+    if (unquoted < start) unquoted = start
+    while (unquoted < at.index && message[unquoted] === "'") unquoted++
+    if (unquoted === at.index || end === at.index + at[0].length) continue
+    out += `${message.slice(done, unquoted)}[address]`
     done = end
   }
   return (out + message.slice(done)).slice(0, 500)

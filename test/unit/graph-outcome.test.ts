@@ -397,6 +397,37 @@ describe('classifySendResponse', () => {
       "Recipient '[address]' isn't resolved.",
     ])
   })
+
+  // The reads of the text's characters, counted (a Proxy over it), not timed: each @ of a run with
+  // no blank once read back to the run's start, so a body of @' repeated was read n²/4 times.
+  test('redact reads each character of the text a bounded number of times, whatever the text', () => {
+    const readsOf = (text: string) => {
+      let reads = 0
+      const target = new String(text)
+      const counted = new Proxy(target, {
+        get(t, k) {
+          if (typeof k === 'string' && /^\d+$/.test(k)) reads++
+          const v = Reflect.get(t, k)
+          return typeof v === 'function' ? v.bind(t) : v
+        },
+      }) as unknown as string
+      const redacted = redact(counted)
+      expect(redacted).toBe(redact(text))
+      return reads
+    }
+    const n = 4_000
+    const texts = [
+      "@'".repeat(n / 2),
+      "'".repeat(n / 2) + "@'".repeat(n / 4),
+      'a%4'.repeat(n / 3),
+      'a@ '.repeat(n / 3),
+      `${'x'.repeat(n / 2)}@`.repeat(2),
+      "Recipient 'mary.o'hara@contoso.com' isn't resolved. ".repeat(n / 52),
+    ]
+    // Reads per character of each text, those past 4 listed by their index.
+    const perCharacter = texts.map((text, i) => [i, Math.round(readsOf(text) / text.length)])
+    expect(perCharacter.filter(([, r]) => r! > 4)).toEqual([])
+  })
 })
 
 describe('classifySendFailure', () => {
