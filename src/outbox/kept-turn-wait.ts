@@ -46,7 +46,7 @@ export async function keptTurnWait(
   while (!signal.aborted) {
     const read = await o.read(mailbox)
     if (rowId !== undefined && read.owedProbe !== undefined && read.owedProbe !== rowId)
-      return owedGiveBack(o.db, mailbox, rowId, read.waitMs)
+      return owedGiveBack(o.db, mailbox, rowId, read.waitMs, { refused: read.refused === true })
     const heldMs = throttleHoldsMs(read)
     if (heldMs === 0) {
       if (inForceMs === 0) return 'check'

@@ -71,7 +71,13 @@ export async function takePacing(
   const r = rows[0]
   if (!r) return { waitMs: pauseLeftMs(1), intervalMs: p.intervalMs }
   const waitMs = pauseLeftMs(r.wait_ms)
-  if (r.probe_owed) return { waitMs, intervalMs: r.interval_ms, probeOwed: true }
+  if (r.probe_owed)
+    return {
+      waitMs,
+      intervalMs: r.interval_ms,
+      probeOwed: true,
+      ...(r.refused && { refused: true }),
+    }
   if (r.refused) return { waitMs, intervalMs: r.interval_ms, refused: true }
   return r.turn === null
     ? { waitMs, intervalMs: r.interval_ms }
@@ -95,19 +101,25 @@ export async function takePacing(
 export async function reservePacing(
   db: Kysely<Database>,
   p: { mailbox: string; intervalMs: number; rowId?: string },
-): Promise<PauseLeftMs | null | { probeOwed: true; waitMs: PauseLeftMs }> {
+): Promise<PauseLeftMs | null | { probeOwed: true; waitMs: PauseLeftMs; refused?: true }> {
   // The newest worker's interval, as takePacing; the horizon's last turn (next_at − turn_interval)
   // is spaced from by it, so turns reserved under a changed rate continue at the new one. A pause
   // to 'infinity' (by hand) or a horizon left there counts from now(): the horizon stays finite.
   // The turn is no permit: takePacing still holds the row while the pause stands.
   const row = p.rowId ?? null
-  const { rows } = await sql<{ wait_ms: number | string; probe_owed: boolean }>`
+  const { rows } = await sql<{
+    wait_ms: number | string
+    probe_owed: boolean
+    refused: boolean | null
+  }>`
     with r as materialized (
       select ${rateInForceOr(sql`make_interval(secs => ${p.intervalMs / 1000})`)} as i
     ), m as materialized (
       select case when m.turn_interval > interval '0' then m.next_at - m.turn_interval + r.i
                   else m.next_at end as turn_at,
-             ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint as owed
+             ${row}::bigint is not null and m.probe_owed and m.probe_id is distinct from ${row}::bigint as owed,
+             -- A pause standing whose cause is Graph refusing the mailbox (0172): the row sent back says so.
+             m.pause_reason = 'refused' and ${GATE_PAUSE_END} > now() as refused
         from mailer.mailbox_pacing m, r where m.mailbox = ${p.mailbox}
     ), reserved as (
       insert into mailer.mailbox_pacing as q (mailbox, next_at, turn_interval)
@@ -123,13 +135,16 @@ export async function reservePacing(
              turn_interval = excluded.turn_interval
       returning greatest(0, extract(epoch from q.next_at - q.turn_interval - now()) * 1000)::float8 as wait_ms
     )
-    select wait_ms, false as probe_owed from reserved
+    select wait_ms, false as probe_owed, null::boolean as refused from reserved
     union all
-    select greatest(1, mailer.ms_until(turn_at))::float8, true from m where m.owed`.execute(db)
+    select greatest(1, mailer.ms_until(turn_at))::float8, true, refused from m where m.owed`.execute(
+    db,
+  )
   const r = rows[0]
   if (!r) return null
   const waitMs = pauseLeftMs(r.wait_ms)
-  return r.probe_owed ? { probeOwed: true, waitMs } : waitMs
+  if (!r.probe_owed) return waitMs
+  return r.refused ? { probeOwed: true, waitMs, refused: true } : { probeOwed: true, waitMs }
 }
 
 // The pause's end as every reader of a pause reads it (paused-now.ts), of the row read (m) under

@@ -19,19 +19,21 @@ const OWED_NONE_OUT_MS = 60_000
  * Row `rowId`, naming `mailbox` (its key) whose probe is owed, goes back, to be sent after the
  * probe's answer (`waitMs`: the pause still standing); once recorded, `givenBack` brings it due
  * if the owed state ended meanwhile. `noted`: the owed state's end brings it due by its note
- * (owedLookupGiveBack).
+ * (owedLookupGiveBack). `refused`: the pause standing is Graph refusing the mailbox (the read's,
+ * sql/0172), which the row says, as a row the pause itself sends back does.
  */
 export async function owedGiveBack(
   db: Kysely<Database>,
   mailbox: string,
   rowId: string,
   waitMs: number,
-  noted = false,
+  { noted = false, refused = false }: { noted?: boolean; refused?: boolean } = {},
 ): Promise<MailboxPaused> {
   const ends = (await owedProbeEndsInMs(db, mailbox, rowId, { ms: OWED_NONE_OUT_MS, noted })) ?? 0
   const pausedForMs = Math.max(waitMs, OWED_PROBE_RETRY_MS, ends)
   return {
     pausedForMs,
+    ...(refused && { refused: true as const }),
     givenBack: async () => {
       await owedRowDueIfProbeEnded(db, mailbox, rowId)
       // A lookup's row names another mailbox: never the probe (its note brings it due instead).
@@ -50,10 +52,12 @@ export async function owedLookupGiveBack(
   mailbox: string,
   rowId: string,
   waitMs: number,
+  { refused = false }: { refused?: boolean } = {},
 ): Promise<MailboxPaused> {
-  const back = await owedGiveBack(db, mailbox, rowId, waitMs, true)
+  const back = await owedGiveBack(db, mailbox, rowId, waitMs, { noted: true, refused })
   return {
     pausedForMs: back.pausedForMs,
+    ...(back.refused && { refused: true as const }),
     givenBack: async () => {
       await noteOwedProbeLookup(db, mailbox, rowId)
       await back.givenBack?.()

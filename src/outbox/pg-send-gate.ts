@@ -74,7 +74,9 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         ...(rowId !== undefined && { rowId }),
       })
       if (typeof wait === 'object' && wait !== null && rowId !== undefined)
-        return signal.aborted ? false : owedGiveBack(o.db, k, rowId, wait.waitMs)
+        return signal.aborted
+          ? false
+          : owedGiveBack(o.db, k, rowId, wait.waitMs, { refused: wait.refused === true })
       if (typeof wait === 'number')
         return signal.aborted ? false : { pausedForMs: wait, reserved: true }
       // No pacing in force (the newest worker's rate is 0): no turn to wait for, none reserved.
@@ -112,7 +114,8 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
         readInForce(paced)
         // A newer worker's rate is in force: the send takes a turn under it first.
         if (unpaced && paced > 0) continue
-        if (owed && rowId !== undefined) return owedGiveBack(o.db, k, rowId, wait)
+        if (owed && rowId !== undefined)
+          return owedGiveBack(o.db, k, rowId, wait, { refused: refused === true })
         // Read unpaced, the pause is read again in the last check, as one committed since counts.
         // Taken: the turn, for the row to keep through a wait without its permit (turnTaken).
         if (wait === 0) return unpaced ? 'check' : { turn: turn ?? '' }
@@ -165,7 +168,7 @@ export function createPgSendGate(o: PgSendGateOptions): SendGate {
       const k = key(mailbox)
       const read = await pausedFor(k)
       if (read.owedProbe !== undefined && read.owedProbe !== rowId) {
-        return owedLookupGiveBack(o.db, k, rowId, read.waitMs)
+        return owedLookupGiveBack(o.db, k, rowId, read.waitMs, { refused: read.refused === true })
       }
       const heldMs = throttleHoldsMs(read)
       if (heldMs === 0) return null

@@ -3,7 +3,8 @@ import { expect, setDefaultTimeout, test } from 'bun:test'
 import { createMetrics } from '../../src/api/metrics.ts'
 import { systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
-import { pauseMailbox } from '../../src/outbox/mailbox-pacing.ts'
+import { pauseMailbox, reservePacing } from '../../src/outbox/mailbox-pacing.ts'
+import { oweProbe } from '../../src/outbox/owed-probe.ts'
 import { RATE_IN_FORCE } from '../../src/outbox/pacing-rate.ts'
 import { pauseEnd } from '../../src/outbox/paused-now.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
@@ -373,11 +374,26 @@ test("a refused pause counts the pending rows that send from its mailbox, not th
   ).toBeNull()
 })
 
-for (const rate of [0, 60])
-  test(`MAILBOX_RATE_PER_MINUTE=${rate}: a row the gate gives back to a refusal's pause of the mailbox it names says the refusal, not a throttle, as the rows the pause moved do`, async () => {
+// Owed: desk@example.com is another live worker's MAIL_FROM, which met the refusal, so its probe
+// is owed too (sql/0062): the row goes back for it, before the pause is read.
+for (const [rate, owed] of [
+  [0, false],
+  [60, false],
+  [0, true],
+  [60, true],
+] as const)
+  test(`MAILBOX_RATE_PER_MINUTE=${rate}: a row the gate gives back to a refusal's pause of the mailbox it names${owed ? ", another worker's MAIL_FROM whose probe is owed," : ''} says the refusal, not a throttle, as the rows the pause moved do`, async () => {
     // The refusal met by another worker (or before this one started): this worker's transport
     // knows nothing of it; the pause's cause (0172) is what tells.
     await gate().pause('desk@example.com', 300_000, { code: 'ErrorAccessDenied', httpStatus: 403 })
+    if (owed) {
+      await t.pool.query(
+        `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds)
+         values ('other:1:abcdef', 'other', 1, 'v', $1, 300)`,
+        [mailboxKey('desk@example.com')],
+      )
+      await oweProbe(t.db, mailboxKey('desk@example.com'))
+    }
     const engine = createTestEngine(t, {
       deps: {
         gate: createPgSendGate({
@@ -421,3 +437,24 @@ for (const rate of [0, 60])
       await engine.stop()
     }
   })
+
+// A paced row of a backlog goes back to a turn reserved for it (reservePacing), or, while the probe
+// is owed to another row, for the probe: that read carries the cause too.
+test("reservePacing's answer while a refusal's pause stands and its probe is owed says the refusal; a throttle's says none", async () => {
+  const desk = mailboxKey('desk@example.com')
+  const rowId = await enqueue(t, {
+    from: 'desk@example.com',
+    to: 'rcpt@example.com',
+    subject: 'Hi',
+    text: 'x',
+  })
+  const owedRead = async () => {
+    await oweProbe(t.db, desk)
+    return reservePacing(t.db, { mailbox: desk, intervalMs: 1_000, rowId })
+  }
+  await gate().pause('desk@example.com', 300_000, { code: 'ErrorAccessDenied', httpStatus: 403 })
+  expect(await owedRead()).toMatchObject({ probeOwed: true, refused: true })
+  await t.pool.query('delete from mailer.mailbox_pacing')
+  await gate().pause('desk@example.com', 300_000)
+  expect(await owedRead()).not.toHaveProperty('refused')
+})
