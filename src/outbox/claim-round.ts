@@ -7,6 +7,7 @@ import { createDefaultSenderPause } from './default-sender-pause.ts'
 import { deliverBatch } from './deliver.ts'
 import type { DrainerDeps } from './drainer-deps.ts'
 import type { DueTimer } from './due-timer.ts'
+import { gateAfterRefusalCleared } from './gate-after-refusal-cleared.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { LeaseKey } from './lease-key.ts'
@@ -44,6 +45,8 @@ export function createClaimRound(r: {
   leaseKey: LeaseKey
   /** The statements begun beside the claims and sends, for the stop to wait for. */
   besides: SideStatements
+  /** The note clearing a refusal under way (credential-refusal-note.ts): permits wait for it. */
+  refusalClearing?: () => Promise<void> | null
 }): (notifiedId: string | null) => Promise<ClaimRound> {
   const { d, log, deadlines, due, settle, lastChecks, deliveries } = r
   const { held, unsent, release, batch, maxUnsent, maxHeld } = r.leases
@@ -56,7 +59,10 @@ export function createClaimRound(r: {
   const claim = d.claim ?? claimBatch
   // While MAIL_FROM stands paused its backlog waits unclaimed; a pause's end is probed by one row.
   const pause = createDefaultSenderPause(d.gate, d.mailFrom)
-  const gate = gateTellingPauses(d, pause, log, r.besides)
+  const gate = gateAfterRefusalCleared(
+    gateTellingPauses(d, pause, log, r.besides),
+    r.refusalClearing,
+  )
   const { namePausedRows, pausedMarks } = createPausedRowNaming(
     d,
     pause,

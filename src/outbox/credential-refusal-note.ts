@@ -41,6 +41,11 @@ export async function noteCredentialRefusal(
  * first, so this one wrote the older state back until the next beat, up to a lease length. Told of
  * each committed beat, it notes again when what the beat wrote differs from the state now: no
  * statement while the refusal stands unchanged (the steady state), one more after such a beat.
+ * `clearing`: while a note that clears a refusal (a token came) is to come or under way, a promise
+ * settled once it is over (written, failed, or not written as the worker stops); null otherwise.
+ * Until then the entry may still note the refusal, and another worker refused alone reads it as
+ * every live worker refused (paced-rows-blocked.ts): a pacing turn this worker reserves meanwhile
+ * would be given up, its row made due and named by that worker's refusal.
  */
 export function createCredentialRefusalNote(d: {
   db: Kysely<Database>
@@ -50,13 +55,23 @@ export function createCredentialRefusalNote(d: {
   stopping: AbortSignal
   /** A note that wrote a refusal (not its end) into the entry committed, or a beat in its stead. */
   noted?: () => void
-}): { changed: () => void; beatCommitted: (beat: WorkerIdentity) => void } {
+}): {
+  changed: () => void
+  beatCommitted: (beat: WorkerIdentity) => void
+  clearing: () => Promise<void> | null
+} {
   let noting: 'idle' | 'running' | 'again' = 'idle'
   // A refusal no note wrote (the statement failed, or the entry was not there yet): the next beat
   // writes it, and tells `noted` then, as the note would have.
   let unwritten = false
+  let clearing: PromiseWithResolvers<void> | null = null
+  function cleared() {
+    clearing?.resolve()
+    clearing = null
+  }
   function note() {
-    if (d.stopping.aborted) return
+    if (d.stopping.aborted) return cleared()
+    if (credentialRefusalColumns(d.worker).code === null) clearing ??= Promise.withResolvers()
     if (noting !== 'idle') {
       noting = 'again'
       return
@@ -79,7 +94,9 @@ export function createCredentialRefusalNote(d: {
         .finally(() => {
           const again = noting === 'again'
           noting = 'idle'
+          // The note to come reads the state then, and settles what is still owed.
           if (again) note()
+          else cleared()
         }),
     )
   }
@@ -93,5 +110,6 @@ export function createCredentialRefusalNote(d: {
         d.noted?.()
       }
     },
+    clearing: () => clearing?.promise ?? null,
   }
 }

@@ -130,6 +130,7 @@ export function createDrainer(d: DrainerDeps): Drainer {
     deliveries,
     leaseKey,
     besides,
+    refusalClearing: refusalNote.clearing,
     // A backlog wakes the loop at low water; without one, a wake claims at once (when not too busy).
     roomMade: () => {
       if ((backlog || wanted) && roomToClaim()) refill()

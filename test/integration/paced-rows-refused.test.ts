@@ -334,3 +334,93 @@ for (const bNoteFails of [false, true])
       for (const e of engines) await e.stop()
     }
   })
+
+/** A turn reserved for a row sent back to wait for it (mailbox-pacing.ts reservePacing). */
+const RESERVE = 'insert into mailer.mailbox_pacing as q'
+
+test('a worker whose token came reserves no turn before its entry’s note clearing the refusal has landed: a refused worker asking meanwhile leaves the turns it paces and their rows', async () => {
+  // Once armed, the worker's note clearing its refusal is held until another worker's ask has
+  // answered after the first turn the worker reserved (or, should no turn be reserved while the
+  // note is held, a bound: reserved 30-95 ms after the note was held, before the fix).
+  let armed = false
+  const noteHeld = Promise.withResolvers<void>()
+  const release = Promise.withResolvers<void>()
+  let asking = false
+  let asked: Awaited<ReturnType<typeof pacedRowsBlocked>> | null = null
+  const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
+  const db = throughQueries(t, async (run, text) => {
+    if (armed && text.includes(NOTE)) {
+      noteHeld.resolve()
+      await release.promise
+    }
+    const answer = await run()
+    if (armed && text.includes(RESERVE) && !asking) {
+      asking = true
+      // Another machine refused by the same secret (live, its entry noting it) asks now.
+      asked = await pacedRowsBlocked(t.db, block, 'a:1:abcdef')
+      release.resolve()
+    }
+    return answer
+  })
+  const r = await startOutage(t, {
+    rows: 10,
+    cert: await generateTestCertificate(),
+    tokenFault: EXPIRED,
+    ratePerMinute: 1,
+    notesRefusal: true,
+    // No beat within the test (an idle worker's comes once per lease): the note alone clears.
+    config: { leaseSeconds: 300, heartbeatSeconds: 100 },
+    deps: { db },
+    gateDb: db,
+  })
+  try {
+    // The worker is refused: its rows go back named by the refusal, its entry notes it.
+    await pollUntil(async () =>
+      (await count(`last_error_code = 'AADSTS7000222'`)) === 10 &&
+      (await t.pool.query(`select 1 from mailer.workers where credential_refused_code is not null`))
+        .rowCount === 1
+        ? true
+        : undefined,
+    )
+    await t.pool.query(
+      `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds,
+                                   credential_refused_code, credential_refused_since)
+       values ('a:1:abcdef', 'a', 1, 'test', '', 60, 'AADSTS7000222', now())`,
+    )
+    // The secret fixed on this machine: its next claim's token; its ten rows, one a minute.
+    armed = true
+    r.fake.setFaults({})
+    r.clock.advance(61_000)
+    await t.pool.query(`update mailer.email_outbox set send_at = now() where status = 'pending'`)
+    r.engine.drainer.wake()
+    await noteHeld.promise
+    await pollUntil(async () => (asked !== null ? true : undefined), 500).catch(() => undefined)
+    release.resolve()
+    // One sent; the other nine sent back to turns reserved for them, but one that may wait in
+    // place for the next turn (read as they stand should they not come within a bound).
+    const paced = () => count(`status = 'pending' and last_error_code = 'mailbox_paced'`)
+    const inPlace = () => count(`status = 'sending'`)
+    await pollUntil(async () =>
+      asked !== null &&
+      r.engine.drainer.status().inFlight <= 1 &&
+      (await paced()) + (await inPlace()) === 9
+        ? true
+        : undefined,
+    ).catch(() => undefined)
+    expect(asked as unknown).toEqual({ everyone: false, named: 0 })
+    const n = 9 - (await inPlace())
+    expect(await pendingRows()).toEqual([{ code: 'mailbox_paced', words: false, due: false, n }])
+    // A turn each, a minute apart: none reserved again from the mailbox's turn onto one handed out.
+    const gaps = await t.pool.query(
+      `select min(gap) > 55 as apart from (
+         select extract(epoch from send_at - lag(send_at) over (order by send_at)) as gap
+           from mailer.email_outbox where status = 'pending' and last_error_code = 'mailbox_paced') g`,
+    )
+    expect(gaps.rows).toEqual([{ apart: true }])
+    expect(await reservedTurns()).toBe(1)
+    expect(r.fake.accepted).toHaveLength(1)
+  } finally {
+    release.resolve()
+    await r.stop()
+  }
+})

@@ -85,6 +85,10 @@ export async function startOutage(
     ratePerMinute?: number
     /** The worker's other pieces: its statements' Kysely (one holding an answer), its backstop poll. */
     deps?: Pick<Partial<DrainerDeps>, 'db' | 'pollIntervalMs'>
+    /** The shared gate's statements' Kysely (default the test database's): one holding an answer. */
+    gateDb?: DrainerDeps['db']
+    /** The worker's registry entry notes the credential's refusal, as `serve` wires it (sql/0198). */
+    notesRefusal?: true
   },
 ): Promise<OutageRun> {
   const clock = new ManualClock()
@@ -110,7 +114,7 @@ export async function startOutage(
   const claims = { rows: 0, statements: 0, inFlight: 0 }
   let claimHold: { entered: () => void; released: Promise<void> } | null = null
   const gate = createPgSendGate({
-    db: t.statements.db,
+    db: o.gateDb ?? t.statements.db,
     clock: systemClock,
     log: silentLogger,
     holder: 'test-worker',
@@ -136,6 +140,10 @@ export async function startOutage(
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,
       tokenCame: transport.onTokenCame,
+      ...(o.notesRefusal && {
+        credentialRefusal: transport.credentialRefusal,
+        credentialRefusalChanged: transport.onCredentialRefusalChanged,
+      }),
       sendTimeoutMs: 5_000,
       ...(o.ambiguousPolicy && { ambiguousPolicy: o.ambiguousPolicy }),
       ...(lookup
