@@ -1,14 +1,15 @@
 // A worker's registry entry notes Entra refusing its credential (sql/0198): the code and since when at each beat and as the refusal changes, kept while it stands, cleared by a token; an older binary's entry and a gone worker's count for nothing.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { sql } from 'kysely'
+import { type Kysely, sql } from 'kysely'
 import { type Clock, systemClock } from '../../src/clock.ts'
+import type { Database } from '../../src/db/schema.ts'
 import { silentLogger } from '../../src/log.ts'
 import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
 import {
   createCredentialRefusalNote,
   noteCredentialRefusal,
 } from '../../src/outbox/credential-refusal-note.ts'
-import { extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
+import { beatNow, extendLeases, type WorkerIdentity } from '../../src/outbox/heartbeat.ts'
 import { createLeaseHeartbeat } from '../../src/outbox/lease-heartbeat.ts'
 import { createSideStatements } from '../../src/outbox/side-statements.ts'
 import { liveStats } from '../../src/outbox/stats.ts'
@@ -348,6 +349,20 @@ for (const via of ['reclaim', 'heartbeat'] as const)
     }
   })
 
+/** The worker's note (credential-refusal-note.ts) on `db`, its side statements to wait for. */
+function noteOf(db: Kysely<Database>, worker: WorkerIdentity, noted?: () => void) {
+  const besides = createSideStatements()
+  const note = createCredentialRefusalNote({
+    db,
+    worker,
+    log: silentLogger,
+    besides,
+    stopping: new AbortController().signal,
+    ...(noted && { noted }),
+  })
+  return { note, besides }
+}
+
 test('a busy row’s own lease statement (the wait past a tick) built before a refusal and sent after its note committed does not leave the older state written: the note is written again once it answers', async () => {
   let refusal: { code: string; forMs: number } | null = null
   const worker = workerWith(() => refusal)
@@ -374,14 +389,7 @@ test('a busy row’s own lease statement (the wait past a tick) built before a r
     await busySent.promise
     return run()
   })
-  const besides = createSideStatements()
-  const note = createCredentialRefusalNote({
-    db,
-    worker,
-    log: silentLogger,
-    besides,
-    stopping: new AbortController().signal,
-  })
+  const { note, besides } = noteOf(db, worker)
   const running = new Set<Promise<unknown>>()
   // One tick, called here: no timer's tick writes the entry meanwhile.
   const heartbeat = createLeaseHeartbeat(
@@ -430,4 +438,37 @@ test('a busy row’s own lease statement (the wait past a tick) built before a r
     [id],
   )
   expect(left.rows[0]!.s).toBeGreaterThan(200)
+})
+
+test('a refusal a beat writes after the note of it failed tells the worker as the note would have (an ask made before it is owed again, block-naming.ts); a beat writing it again tells nothing', async () => {
+  let refusal: { code: string; forMs: number } | null = null
+  const worker = workerWith(() => refusal)
+  // The worker's entry is there (a beat before), noting no refusal.
+  await extendLeases(t.db, worker, [], 60)
+  // The note's statement fails (a connection lost): the next beat writes the same.
+  const db = throughQueries(t, async (run, text) => {
+    if (text.includes('update mailer.workers w')) throw new Error('Connection terminated')
+    return run()
+  })
+  let noted = 0
+  const { note, besides } = noteOf(db, worker, () => noted++)
+  refusal = { code: 'AADSTS7000222', forMs: 0 }
+  note.changed()
+  await besides.settled()
+  expect(await entry()).toEqual([{ code: null, age: null }])
+  expect(noted).toBe(0)
+  // The next beat (a reclaim's, an idle worker's once per lease) writes it, and tells the note.
+  const beat = beatNow(worker)
+  await extendLeases(t.db, beat, [], 60)
+  note.beatCommitted(beat)
+  expect(await entry()).toEqual([{ code: 'AADSTS7000222', age: 0 }])
+  expect(noted).toBe(1)
+  // The beats after it write what the entry notes already: nothing more, no statement.
+  for (let i = 0; i < 2; i++) {
+    const again = beatNow(worker)
+    await extendLeases(t.db, again, [], 60)
+    note.beatCommitted(again)
+  }
+  await besides.settled()
+  expect(noted).toBe(1)
 })
