@@ -119,6 +119,7 @@ export function startDrainers(
       listener,
       sendBlockedForMs: transport.blockedForMs,
       sendBlockedBy: transport.blockedBy,
+      ...(transport.heldForToken ? { heldForToken: transport.heldForToken } : {}),
       ...(transport.credential
         ? {
             credentialRefusal: transport.credential.refusal,

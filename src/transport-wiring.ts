@@ -57,6 +57,8 @@ export interface Transport {
   blockedForMs(): number
   /** While blockedForMs is above 0: its code and first line (Graph: Entra's AADSTS refusal); else null. */
   blockedBy(): { code: string; message: string } | null
+  /** While a send would wait on a slow token request (Graph): resolves when it ends; else null. Absent: never. */
+  heldForToken?(): Promise<void> | null
   /** The certificate the provider's credential is (Graph: its portal thumbprint and notAfter, epoch ms); absent: none. */
   certificate?: { thumbprint: string; notAfter: number }
   /** As GraphTransport's onTokenCame: told when a provider token comes after none; absent: no token needed. */
@@ -136,6 +138,7 @@ export function createTransport(
         warning: graph.warning,
         blockedForMs: graph.blockedForMs,
         blockedBy: graph.blockedBy,
+        heldForToken: graph.heldForToken,
         onTokenCame: graph.onTokenCame,
         senderMailboxRefused: graph.senderMailboxRefused,
         credential: {

@@ -15,6 +15,7 @@ import { probeAnswered } from './owed-probe.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { gateTellingPauses } from './pause-telling-gate.ts'
 import { createPausedRowNaming } from './paused-row-naming.ts'
+import { createPeerWake } from './peer-wake.ts'
 import type { SettleQueue } from './settle-queue.ts'
 import type { SideStatements } from './side-statements.ts'
 import type { StartQueue } from './start-queue.ts'
@@ -63,6 +64,7 @@ export function createClaimRound(r: {
     gateTellingPauses(d, pause, log, r.besides),
     r.refusalClearing,
   )
+  const wakePeers = createPeerWake({ db: d.db, log, besides: r.besides, stopping: r.stopping })
   const { namePausedRows, pausedMarks } = createPausedRowNaming(
     d,
     pause,
@@ -183,6 +185,7 @@ export function createClaimRound(r: {
           } else if (released) r.roomMade()
         },
         onRetry: due.arm,
+        givenBackForOthers: wakePeers,
         onMailboxPaused: pause.mailboxPaused,
       },
       leases,

@@ -65,6 +65,8 @@ export interface DeliveryDeps {
   onMailboxPaused?: (mailbox: string) => void
   /** A row was rescheduled `delayMs` from now: the drainer arms its timer for it. */
   onRetry?: (delayMs: number) => void
+  /** A row went back due at once for another worker (no token here yet): the others are woken. */
+  givenBackForOthers?: () => void
 }
 
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {

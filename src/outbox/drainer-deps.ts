@@ -64,6 +64,12 @@ export interface DrainerDeps {
    * brought due then (token-wait-rows.ts). Absent: a sender that needs no token.
    */
   tokenCame?: (listener: () => void) => void
+  /**
+   * While a send would wait on a slow provider token request (Graph: no cached token serves and
+   * Entra has not answered for TOKEN_SLOW_MS): resolves when that request ends; else null. Nothing
+   * is claimed meanwhile: the rows would only go back, for workers with a token. Absent: never.
+   */
+  heldForToken?: () => Promise<void> | null
   /** How long one send may take (Graph's request timeout): a send starts only with that much lease left. */
   sendTimeoutMs?: number
   /** The claim statement (claimBatch); replaced only by tests that inject a failure into it. */

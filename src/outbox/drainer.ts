@@ -141,7 +141,9 @@ export function createDrainer(d: DrainerDeps): Drainer {
 
   // Rows claimed while no send can succeed would only be handed back, each with a history row.
   const blockedMs = () => d.sendBlockedForMs?.() ?? 0
-  const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0
+  // Nor while this worker's token request hangs: its rows would go back for a worker with a token.
+  const heldForToken = () => d.heldForToken?.() ?? null
+  const mayClaim = () => wanted && roomToClaim() && blockedMs() <= 0 && heldForToken() === null
   const blockNaming = createBlockNaming(d, log)
 
   async function run() {
@@ -183,8 +185,11 @@ export function createDrainer(d: DrainerDeps): Drainer {
       poll.arm(pollMs())
       // No claim until a wake: failed claims, if any, are not being retried now.
       claimFailures.idle()
+      // Held for a token, the wake stays wanted and the request's end is one.
+      const tokenEnds = wanted ? heldForToken() : null
       await new Promise<void>((resolve) => {
         wakeUp = resolve
+        void tokenEnds?.then(resolve)
       })
       wakeUp = null
     }

@@ -101,5 +101,7 @@ async function givenBackUnsendable(
     },
     { httpStatus: outcome.httpStatus },
   )
+  // Due at once (Graph: this worker's token request is slow): a worker with a token takes it.
+  if (outcome.afterMs === 0) d.givenBackForOthers?.()
   return true
 }

@@ -11,7 +11,7 @@ import { classifySendResponse, refusesMailbox } from './graph-outcome.ts'
 import { createGraphReachability, type GraphReachability } from './graph-reachability.ts'
 import { createGraphRequest } from './graph-request.ts'
 import { logSendOutcome } from './graph-send-log.ts'
-import type { TokenSource } from './graph-token.ts'
+import { TOKEN_SLOW_CODE, TOKEN_SLOW_MS, type TokenSource } from './graph-token.ts'
 import type { LookupDatabase, RowMail } from './lookup-match.ts'
 import { noTokenOutcome } from './no-token-outcome.ts'
 import { createSenderMailbox, type SenderMailbox } from './sender-mailbox.ts'
@@ -69,7 +69,8 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
   const noop = () => {}
   const unavailable = () => {
     const e = d.tokens.failingWith()
-    return e ? noTokenOutcome(e, running, d.tokens) : reachability.holding()
+    if (e) return noTokenOutcome(e, running, d.tokens)
+    return d.tokens.slowRequest() ? TOKEN_SLOW : reachability.holding()
   }
 
   const bound = (
@@ -82,8 +83,13 @@ export function createGraphSender(d: GraphSenderDeps): GraphSender {
     unavailable,
     // Its failure is the token source's to keep (failingWith), read by `unavailable`. Once a stop
     // has begun the row goes back unstarted whatever the answer: getToken begins no token request
-    // for an aborted signal.
-    ready: (signal) => d.tokens.getToken(signal).then(noop, noop),
+    // for an aborted signal. Not past the request's turning slow: `unavailable` gives the row back
+    // then, for a worker with a token, rather than holding it for the request's 30 s deadline.
+    ready: (signal) => {
+      const token = d.tokens.getToken(signal).then(noop, noop)
+      const slowed = d.tokens.endsOrSlows()
+      return slowed ? Promise.race([token, slowed]) : token
+    },
     pauseReason: senderMailbox.pauseReason,
     lookupSentMessage: createMailboxLookup({
       apiUrl,
@@ -181,6 +187,21 @@ const DATABASE_ID_UNREAD: SendOutcome = {
   code: 'database_id_unread',
   message: "the database's id (mailer.database_identity) could not be read; nothing was sent",
   throttled: true,
+  pausesMailbox: false,
+  ambiguous: false,
+}
+
+/**
+ * A send whose token request Entra has not answered for TOKEN_SLOW_MS (no cached token serving):
+ * nothing was asked of Graph, so the row goes back uncounted and due at once, for a worker that has
+ * a token (or this one, once its request ends). A token wait: recorded once per run of waits.
+ */
+const TOKEN_SLOW: SendOutcome = {
+  kind: 'retry',
+  code: TOKEN_SLOW_CODE,
+  message: `no Graph token: Entra has not answered this worker's token request within ${TOKEN_SLOW_MS / 1000} s; given back unsent for a worker with a token`,
+  throttled: true,
+  afterMs: 0,
   pausesMailbox: false,
   ambiguous: false,
 }

@@ -20,6 +20,15 @@ const TOKEN_BACKOFF_MAX_MS = 300_000
  * every send, whose attempts would each cost a token request (Entra's loop detection, AADSTS50196).
  */
 const REFUSED_AGAIN_HOLD_MS = 60_000
+/**
+ * A token request Entra has not answered for this long, with no cached token serving, is slow: the
+ * rows a worker claimed are given back for workers with a token rather than held for the request's
+ * own 30 s deadline, and the worker claims none until it ends (sender.ts `unavailable`, drainer.ts).
+ * Entra answers in well under a second; a real timer, as the request's own deadline is.
+ */
+export const TOKEN_SLOW_MS = 3_000
+/** The code of a row given back for a slow token request (a `token_…` wait: settle-item.ts). */
+export const TOKEN_SLOW_CODE = 'token_slow'
 
 export interface TokenSource {
   /**
@@ -48,9 +57,21 @@ export interface TokenSource {
   failingWith(): GraphAuthError | null
   /** ms the cached token is still handed out (a failed refresh leaves it serving until then), else 0. */
   servesForMs(): number
+  /**
+   * While no cached token serves and the one token request has gone unanswered for TOKEN_SLOW_MS:
+   * a promise that resolves when it ends (never rejects); else null.
+   */
+  slowRequest(): Promise<void> | null
+  /**
+   * While a token request is in flight: resolves once it ends or turns slow (TOKEN_SLOW_MS), never
+   * rejects; else null.
+   */
+  endsOrSlows(): Promise<void> | null
 }
 
 interface TokenSourceDeps extends TokenRequest {
+  /** TOKEN_SLOW_MS unless given (a test that stops a worker mid-wait, timed by its own clock). */
+  slowMs?: number
   log: Logger
   /** Told about every token request's result, a failure with its code (metrics). */
   onRefresh?: (outcome: 'success' | 'failure', code?: string) => void
@@ -75,6 +96,8 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   let failure: { error: GraphAuthError; at: number; holdOffMs: number; streak: number } | undefined
   /** Since Graph's last 401 dropped a token (`at`): the next token (once fetched), until Graph accepts it. */
   let unproven: { at: number; token?: string } | undefined
+  /** The request in flight: `ended` when it settles, `slowed` at TOKEN_SLOW_MS or its end. */
+  let watch: { slow: boolean; ended: Promise<void>; slowed: Promise<void> } | undefined
 
   // Counted when asked, whatever the answer.
   const requestToken = () => {
@@ -83,7 +106,18 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
   }
 
   function refresh(): Promise<string> {
-    inflight ??= requestToken()
+    if (inflight) return inflight
+    const ended = Promise.withResolvers<void>()
+    const slowed = Promise.withResolvers<void>()
+    const w = { slow: false, ended: ended.promise, slowed: slowed.promise }
+    const timer = setTimeout(() => {
+      w.slow = true
+      slowed.resolve()
+    }, d.slowMs ?? TOKEN_SLOW_MS)
+    // Nothing to wait for once the process is done otherwise (a command's one token request).
+    timer.unref()
+    watch = w
+    inflight = requestToken()
       .then((c) => {
         cached = c
         if (unproven && unproven.token === undefined) unproven.token = c.token
@@ -108,6 +142,10 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       })
       .finally(() => {
         inflight = undefined
+        watch = undefined
+        clearTimeout(timer)
+        ended.resolve()
+        slowed.resolve()
       })
     return inflight
   }
@@ -163,6 +201,11 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       return holdingOff(now) ? (failure?.error ?? null) : null
     },
     servesForMs: () => (cached ? msUntil(cached.usableUntil) : 0),
+    slowRequest() {
+      if (!watch?.slow) return null
+      return cached && monotonicNow(d.clock) < cached.usableUntil ? null : watch.ended
+    },
+    endsOrSlows: () => watch?.slowed ?? null,
   }
 }
 

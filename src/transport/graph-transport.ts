@@ -56,6 +56,11 @@ export interface GraphTransport {
   /** While blockedForMs is above 0: the refusal's AADSTS code and its first line; else null. */
   blockedBy(): { code: string; message: string } | null
   /**
+   * While Entra leaves the token request unanswered past TOKEN_SLOW_MS and no cached token serves:
+   * resolves when that request ends; else null. Workers claim nothing meanwhile (drainer.ts).
+   */
+  heldForToken(): Promise<void> | null
+  /**
    * Calls `listener` each time a token comes after none (the process's first, or the first after
    * a failure: the credential fixed, Entra back), and at once if one has come and none failed since.
    */
@@ -76,6 +81,8 @@ export function createGraphTransport(
     clock: Clock
     log: Logger
     onTokenRefresh?: (outcome: 'success' | 'failure', code?: string) => void
+    /** When a token request counts as slow (graph-token.ts TOKEN_SLOW_MS unless given). */
+    tokenSlowMs?: number
   },
 ): GraphTransport {
   // A certificate past its end (or before its start) loads: each token request is refused for it,
@@ -99,6 +106,7 @@ export function createGraphTransport(
     credential,
     tokenUrl: tokenUrlFor(config.authorityUrl, config.tenantId),
     scope: graphScopeFor(config.apiUrl),
+    ...(d.tokenSlowMs !== undefined && { slowMs: d.tokenSlowMs }),
     onRefresh: (outcome, code) => {
       d.onTokenRefresh?.(outcome, code)
       const refusal = outcome === 'failure' ? standingRefusal(tokens) : null
@@ -159,6 +167,7 @@ export function createGraphTransport(
     senderMailboxRefused: () => sender.senderMailbox.isRefused(),
     graphOutage: () => sender.reachability.cause(),
     blockedForMs: () => sendBlock(tokens)?.forMs ?? 0,
+    heldForToken: () => tokens.slowRequest(),
     blockedBy() {
       const block = sendBlock(tokens)
       return block ? { code: block.refusal.code, message: block.refusal.message } : null

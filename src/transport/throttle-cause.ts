@@ -23,7 +23,11 @@ export const THROTTLE_CAUSES = ['throttled', 'unavailable', 'unreachable', 'othe
 export type ThrottleCause = (typeof THROTTLE_CAUSES)[number]
 
 /** Codes of a wait for a token whose request met no answer (graph-token-error.ts). */
-const NO_ANSWER_TOKEN_CODES: ReadonlySet<string> = new Set(['token_network', 'token_timeout'])
+const NO_ANSWER_TOKEN_CODES: ReadonlySet<string> = new Set([
+  'token_network',
+  'token_timeout',
+  'token_slow',
+])
 
 /** The cause of a wait recorded with `code` (the row's last error code) after an answer of `httpStatus`, if any. */
 export function throttleCause(

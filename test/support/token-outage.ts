@@ -109,6 +109,9 @@ export async function startOutage(
       clock,
       log: o.log ?? silentLogger,
       onTokenRefresh: (outcome, code) => refreshes.push(`${outcome} ${code ?? ''}`.trim()),
+      // The rows wait for the hung request as long as a test takes (a stop mid-wait), not 3 s of
+      // real time (token-wait-give-back.test.ts gives them back).
+      tokenSlowMs: 600_000,
     },
   )
   const claims = { rows: 0, statements: 0, inFlight: 0 }

@@ -35,6 +35,8 @@ function tokens(): TokenSource {
     retryInMs: () => 0,
     failingWith: () => null,
     servesForMs: () => 0,
+    slowRequest: () => null,
+    endsOrSlows: () => null,
   }
 }
 

@@ -24,6 +24,8 @@ test('each wait a worker records is counted under the cause its answer says', ()
     ['graph_unreachable', undefined],
     ['token_network', undefined],
     ['token_timeout', undefined],
+    // Entra leaving a token request unanswered past TOKEN_SLOW_MS: the row went back for a worker with a token.
+    ['token_slow', undefined],
     ['graph_unauthorized', 401],
     ['AADSTS7000222', 401],
     ['certificate_expired', undefined],
@@ -44,6 +46,7 @@ test('each wait a worker records is counted under the cause its answer says', ()
     'graph_unreachable -: unreachable',
     'token_network -: unreachable',
     'token_timeout -: unreachable',
+    'token_slow -: unreachable',
     'graph_unauthorized 401: other',
     'AADSTS7000222 401: other',
     'certificate_expired -: other',

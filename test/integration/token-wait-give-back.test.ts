@@ -1,0 +1,133 @@
+// A worker whose Entra token request hangs gives its claimed rows back to workers with a token, and claims no more meanwhile.
+import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
+import { monotonicNow, systemClock } from '../../src/clock.ts'
+import { silentLogger } from '../../src/log.ts'
+import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
+import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
+import { useTestDb } from '../support/db.ts'
+import { createTestEngine, enqueue, type TestEngine } from '../support/engine.ts'
+import { pollUntil } from '../support/events.ts'
+import {
+  type FakeGraph,
+  generateTestCertificate,
+  graphConfigFor,
+  startFakeGraph,
+  type TestCertificate,
+} from '../support/fake-graph.ts'
+
+// Per file: a preload's default timeout reaches only a run's first file (bun#43787).
+setDefaultTimeout(60_000)
+
+const t = useTestDb({ resetEach: true })
+
+let cert: TestCertificate
+beforeAll(async () => {
+  cert = await generateTestCertificate()
+})
+
+interface GraphWorker {
+  fake: FakeGraph
+  transport: GraphTransport
+  engine: TestEngine
+}
+const started: GraphWorker[] = []
+afterEach(async () => {
+  for (const w of started.splice(0)) {
+    await w.engine.stop(50)
+    await w.fake.stop()
+  }
+})
+
+/**
+ * A worker wired as `serve` wires Graph (its own fake Entra and Graph, the shared Postgres send
+ * gate, the real clock: the token request's 30 s deadline is real), `hang`: its token endpoint
+ * never answers.
+ */
+async function graphWorker(name: string, o: { hang: boolean }): Promise<GraphWorker> {
+  const fake = await startFakeGraph({ certificates: [cert.certPem] })
+  if (o.hang) fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
+  const transport = createGraphTransport(
+    graphConfigFor(fake, { certificate: cert.certPem, privateKey: cert.keyPem }),
+    'sender@example.com',
+    { fetch, clock: systemClock, log: silentLogger },
+  )
+  const gate = createPgSendGate({
+    db: t.statements.db,
+    clock: systemClock,
+    log: silentLogger,
+    holder: name,
+    maxConcurrency: 4,
+    ratePerMinute: 0,
+    slotTtlMs: 20_000,
+  })
+  const engine = createTestEngine(t, {
+    workerId: name,
+    deps: {
+      sender: transport.sender,
+      gate,
+      sendBlockedForMs: transport.blockedForMs,
+      sendBlockedBy: transport.blockedBy,
+      tokenCame: transport.onTokenCame,
+      heldForToken: transport.heldForToken,
+    },
+  })
+  const w = { fake, transport, engine }
+  started.push(w)
+  await engine.start()
+  return w
+}
+
+const statusCounts = async () =>
+  (
+    await t.pool.query<{ status: string; n: number }>(
+      'select status, count(*)::int as n from mailer.email_outbox group by 1 order by 1',
+    )
+  ).rows
+
+describe('Entra hangs for one worker, not for another', () => {
+  const ROWS = 5
+
+  test('the rows the hung worker claimed are sent by the other within seconds, not after the token request’s 30 s', async () => {
+    const hung = await graphWorker('hung-worker', { hang: true })
+    for (let i = 0; i < ROWS; i++) await enqueue(t)
+    // The hung worker holds every row, waiting for the token its request never gets.
+    await pollUntil(async () =>
+      hung.fake.tokenRequests.length === 1 && hung.engine.drainer.status().inFlight === ROWS
+        ? true
+        : undefined,
+    )
+    const since = monotonicNow(systemClock)
+    const working = await graphWorker('working-worker', { hang: false })
+    // Every row sent, or the hung worker's token request over (its 30 s deadline), whichever first.
+    await pollUntil(async () => {
+      if (hung.transport.tokens.lastError() !== null) return true
+      const c = await statusCounts()
+      return c.length === 1 && c[0]!.status === 'sent' ? true : undefined
+    }, 45_000)
+    console.log(
+      `[token wait] ${ROWS} rows: ${JSON.stringify(await statusCounts())} ${(monotonicNow(systemClock) - since).toFixed(0)} ms after the working worker started`,
+    )
+    // Sent while the hung worker's request still hangs: its rows did not wait out its deadline.
+    expect(hung.transport.tokens.lastError()?.code ?? null).toBeNull()
+    expect(await statusCounts()).toEqual([{ status: 'sent', n: ROWS }])
+    expect(working.fake.accepted).toHaveLength(ROWS)
+    expect(hung.fake.accepted).toHaveLength(0)
+    // The hung worker claimed nothing more while its request hung (the rows it gave back were due
+    // at once, and its own wakes came), and asked Entra nothing more.
+    const claimed = hung.engine.events.events.reduce(
+      (n, e) => n + (e.type === 'claimed' ? e.count : 0),
+      0,
+    )
+    expect(claimed).toBe(ROWS)
+    expect(hung.fake.tokenRequests).toHaveLength(1)
+    // Each row: its wait given back uncounted (one entry), then its send, the first attempt.
+    const rows = await t.pool.query(
+      `select o.attempts, array_agg(a.outcome || ' ' || coalesce(a.error_code, '') order by a.id) as history
+         from mailer.email_outbox o join mailer.email_attempts a on a.outbox_id = o.id
+        group by o.id, o.attempts`,
+    )
+    expect(new Set(rows.rows.map((r) => JSON.stringify(r)))).toEqual(
+      new Set([JSON.stringify({ attempts: 1, history: ['throttled token_slow', 'sent '] })]),
+    )
+  })
+})
