@@ -7,6 +7,13 @@ import { GraphAuthError, parseTokenError } from './graph-token-error.ts'
 /** MSAL's DEFAULT_TOKEN_RENEWAL_OFFSET_SEC: a token is not handed out in its last 5 minutes. */
 const TOKEN_RENEWAL_OFFSET_MS = 5 * 60_000
 const TOKEN_REQUEST_TIMEOUT_MS = 30_000
+/**
+ * Without Entra's refresh_in (its usual client-credentials answer: expires_in alone), a refresh
+ * begins in the background this long before the token's use ends, the cached token serving
+ * meanwhile: else every worker's sends waited for a new token once an hour, and a request Entra
+ * hung then held them (a failed background refresh is tried again every 30 s: graph-token.ts).
+ */
+const REFRESH_AHEAD_MS = 5 * 60_000
 
 export interface TokenRequest {
   fetch: typeof fetch
@@ -92,8 +99,11 @@ function readTokenResponse(text: string, started: number): IssuedToken {
   // A token shorter-lived than twice the offset (test fakes, unusual tenants) is still reused for half its life.
   const usableUntil = started + lifetime - Math.min(TOKEN_RENEWAL_OFFSET_MS, lifetime / 2)
   const refreshIn = seconds(json.refresh_in)
+  // Not before half its use: a short-lived token (above) is not refreshed at every send.
   const refreshAt =
-    refreshIn === undefined ? usableUntil : Math.min(usableUntil, started + refreshIn * 1000)
+    refreshIn === undefined
+      ? Math.max(started + (usableUntil - started) / 2, usableUntil - REFRESH_AHEAD_MS)
+      : Math.min(usableUntil, started + refreshIn * 1000)
   return { token, refreshAt, usableUntil }
 }
 

@@ -231,6 +231,24 @@ describe('token source', () => {
     expect(s.fake.tokenRequests).toHaveLength(2)
   })
 
+  test('without refresh_in (Entra’s usual answer) a background refresh begins 5 minutes before the cached token’s use ends: a steady sender never waits for Entra', async () => {
+    const s = await setup()
+    const first = await s.tokens.getToken()
+    // Its use ends at 3599 - 300 s; from 300 s before that, a send starts the refresh and goes on
+    // with the cached token.
+    s.clock.advance(2998_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(1)
+    s.clock.advance(2_000)
+    expect(await s.tokens.getToken()).toBe(first)
+    expect(s.tokens.refreshCount()).toBe(2)
+    await until(async () => (await s.tokens.getToken()) !== first, 'the refreshed token')
+    // The new token serves past the first's end without another request.
+    s.clock.advance(300_000)
+    expect(await s.tokens.getToken()).not.toBe(first)
+    expect(s.fake.tokenRequests).toHaveLength(2)
+  })
+
   test('a caller giving up does not cancel the refresh others wait for', async () => {
     const s = await setup()
     const gate = Promise.withResolvers<void>()
@@ -295,7 +313,8 @@ describe('token source', () => {
   test('expires_in sent as a string is understood', async () => {
     const s = await setup({ fake: { expiresInAsString: true } })
     const first = await s.tokens.getToken()
-    s.clock.advance(3000_000)
+    // Short of the refresh ahead of its use's end (3599 - 600 s).
+    s.clock.advance(2900_000)
     expect(await s.tokens.getToken()).toBe(first)
     expect(s.fake.tokenRequests).toHaveLength(1)
   })
