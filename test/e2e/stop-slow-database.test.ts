@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from 'bun:test'
 import { compiledBinary } from '../support/binary.ts'
 import { generateTestCertificate, type TestCertificate } from '../support/fake-graph.ts'
-import { SENDS_AT_SIGNAL, stopWhileSlow } from '../support/stop-while-slow.ts'
+import { SENDS_AT_SIGNAL, stopSaid, stopWhileSlow } from '../support/stop-while-slow.ts'
 import { cloneTemplateDb, type TemplateDb } from '../support/template-db.ts'
 
 // Builds and drives the real binary; the stop it watches waits on seconds-late answers.
@@ -27,7 +27,10 @@ test('SIGTERM with sends in flight while every answer is 2 s late: each accepted
   const unrecorded = [...accepted].filter((id) => !sent.has(id)).sort()
   const said = [...r.last.unrecorded].sort()
   // The exit and its last line say whether any of them went unrecorded (to be sent again), and which.
-  expect({ code: r.code, last: { level: r.last.line.level, unrecorded: said } }).toEqual(
+  expect(
+    { code: r.code, last: { level: r.last.line.level, unrecorded: said } },
+    stopSaid(r),
+  ).toEqual(
     unrecorded.length === 0
       ? { code: 0, last: { level: expect.not.stringMatching(/error/), unrecorded: [] } }
       : { code: 1, last: { level: 'error', unrecorded } },
@@ -59,13 +62,16 @@ test('SIGTERM while the sends take longer than the pool keeps an idle connection
       graceSeconds: 20,
     })
     const accepted = new Set(r.accepted)
-    expect({
-      unrecorded: [...accepted].filter((id) => !r.sent.includes(id)),
-      code: r.code,
-      last: r.last.line.msg,
-      primes: r.statements.filter((s) => s.includes("set_config('lock_timeout'")).length,
-      connectionsOpened: r.connectionsOpened,
-    }).toEqual({ unrecorded: [], code: 0, last: 'stopped', primes: 0, connectionsOpened: 0 })
+    expect(
+      {
+        unrecorded: [...accepted].filter((id) => !r.sent.includes(id)),
+        code: r.code,
+        last: r.last.line.msg,
+        primes: r.statements.filter((s) => s.includes("set_config('lock_timeout'")).length,
+        connectionsOpened: r.connectionsOpened,
+      },
+      stopSaid(r),
+    ).toEqual({ unrecorded: [], code: 0, last: 'stopped', primes: 0, connectionsOpened: 0 })
   } finally {
     await slow.drop()
   }

@@ -126,6 +126,26 @@ export async function stopWhileSlow(o: {
   }
 }
 
+/**
+ * What the binary said (its lines above debug: time, level, message, the signal, origin or reason
+ * named, its error if any) and when it exited: a stop that ended otherwise than expected says why
+ * (a second signal, an error nothing caught, the bound), where its last line names only the end.
+ */
+export function stopSaid(r: SlowStop): string {
+  const lines = r.stdout
+    .text()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.level !== 'debug')
+    .map((l) =>
+      [l.ts, l.level, l.msg, l.signal ?? l.origin ?? l.reason ?? '', JSON.stringify(l.err) ?? '']
+        .filter((v) => v !== '')
+        .join(' '),
+    )
+  return `exit ${r.code} ${Math.round(r.exitMs)} ms after the signal; the binary said:\n${lines.join('\n')}`
+}
+
 function signalled(proxy: DelayingProxy) {
   return {
     connections: proxy.connections(),
