@@ -44,8 +44,8 @@ export interface Transport {
   credential?: {
     kind: 'certificate' | 'secret'
     refused(): boolean
-    /** While refused: the provider's code and how long the refusal has stood (its workers' registry entries note it). */
-    refusal(): { code: string; forMs: number } | null
+    /** While refused: the provider's code, how long the refusal has stood, how long a cached token serves on (registry entries note them). */
+    refusal(): { code: string; forMs: number; servesForMs?: number } | null
     /** Calls `listener` each time refusal()'s code changes (refused, another code, no longer). */
     onRefusalChanged(listener: () => void): void
   }

@@ -94,6 +94,8 @@ interface WorkersTable {
   credential_refused_code: string | null
   /** When that refusal began (database time); null with no code. */
   credential_refused_since: NullableTimestamp
+  /** While refused: until when its cached token serves sends (sql/0202, database time); null: none serves, or an older binary's. */
+  credential_serves_until: NullableTimestamp
   /** When it last recorded a row sent (sql/0201, database time); null: none since it started, or an older binary's. */
   last_sent_at: NullableTimestamp
 }

@@ -7,8 +7,8 @@ import type { SideStatements } from './side-statements.ts'
 
 /**
  * Writes into `worker`'s registry entry (primary key) the credential's refusal as it stands now, as
- * a beat does (registryBeat: the code, a since kept while a refusal stands, both cleared without
- * one), and when: last_heartbeat_at, never moved back. A beat read before this and committed after
+ * a beat does (registryBeat: the code, a since kept while a refusal stands, until when the cached
+ * token serves (sql/0202), all cleared without one), and when: last_heartbeat_at, never moved back. A beat read before this and committed after
  * it keeps what this wrote (registryBeat's `newer`). An entry not there (the worker not registered
  * yet, or deregistered by its stop) is not written: its first beat notes the refusal, and a stopped
  * worker's entry stays gone. Returns whether the entry was written.
@@ -17,12 +17,13 @@ export async function noteCredentialRefusal(
   db: Kysely<Database>,
   worker: WorkerIdentity,
 ): Promise<boolean> {
-  const { code, since } = credentialRefusalColumns(worker)
+  const { code, since, servesUntil } = credentialRefusalColumns(worker)
   const r = await sql`update mailer.workers w
        set last_heartbeat_at = greatest(w.last_heartbeat_at, now()),
            credential_refused_code = ${code}::text,
            credential_refused_since = case when ${code}::text is not null
-             then coalesce(w.credential_refused_since, ${since}) end
+             then coalesce(w.credential_refused_since, ${since}) end,
+           credential_serves_until = ${servesUntil}
      where w.id = ${worker.id}`.execute(db)
   return Number(r.numAffectedRows ?? 0) > 0
 }

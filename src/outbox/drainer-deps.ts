@@ -49,9 +49,10 @@ export interface DrainerDeps {
   /**
    * While the provider refuses the credential for good (Graph: Entra's code), whether or not a
    * cached token still serves: the code and how long it has stood, which the worker's registry
-   * entry notes at each beat (sql/0198). Absent: a sender without a credential.
+   * entry notes at each beat (sql/0198), with how long the cached token still serves sends (sql/0202:
+   * 0 or absent, none). Absent: a sender without a credential.
    */
-  credentialRefusal?: () => { code: string; forMs: number } | null
+  credentialRefusal?: () => { code: string; forMs: number; servesForMs?: number } | null
   /**
    * Calls `listener` each time credentialRefusal's code changes (refused, another code, no
    * longer): the registry entry notes it then (credential-refusal-note.ts), not a lease length

@@ -28,10 +28,11 @@ export interface WorkerIdentity {
   /**
    * While the provider refuses its credential for good (Graph: Entra's code, never its text): the
    * code and how long the refusal has stood, noted in its registry entry at each beat and as it
-   * changes (sql/0198, credential-refusal-note.ts);
-   * null or absent: not refused (an older binary notes nothing).
+   * changes (sql/0198, credential-refusal-note.ts); and how long its cached token still serves
+   * sends (a refusal met by the refresh ahead of the token's end), noted with it (sql/0202): 0 or
+   * absent, none serves. Null or absent: not refused (an older binary notes nothing).
    */
-  readonly credentialRefusal?: { code: string; forMs: number } | null
+  readonly credentialRefusal?: { code: string; forMs: number; servesForMs?: number } | null
   /**
    * Its newest recorded send not yet noted in its registry entry (sql/0201, last-send.ts): noted
    * at the next beat as now() less `agoMs`; null or absent: none to note (an older binary notes none).
@@ -48,12 +49,20 @@ function storedRefusalCode(code: string): string {
  * What the worker's entry notes of its credential now (sql/0198): the code as kept (null: not
  * refused) and since when, in database time: now() less how long the process has seen the refusal
  * stand (no machine clock trusted). A refusal standing keeps the since its entry noted first.
+ * `servesUntil` (sql/0202): while refused, now() plus how long the cached token still serves
+ * sends; null when none serves (make_interval of a null is null), or with no refusal.
  */
 export function credentialRefusalColumns(worker: WorkerIdentity) {
   const refusal = worker.credentialRefusal ?? null
   const code = refusal ? storedRefusalCode(refusal.code) : null
   const forSeconds = refusal ? refusal.forMs / 1000 : null
-  return { code, since: sql`now() - make_interval(secs => ${forSeconds}::float8)` }
+  const servesMs = refusal?.servesForMs ?? 0
+  const servesSeconds = servesMs > 0 ? servesMs / 1000 : null
+  return {
+    code,
+    since: sql`now() - make_interval(secs => ${forSeconds}::float8)`,
+    servesUntil: sql`now() + make_interval(secs => ${servesSeconds}::float8)`,
+  }
 }
 
 /**
@@ -81,7 +90,7 @@ export function registryBeat(worker: WorkerIdentity) {
   const timeout = worker.requestTimeoutSeconds ?? null
   const mailbox = worker.probeMailbox ?? null
   const lease = worker.leaseSeconds ?? null
-  const { code: refusedCode, since } = credentialRefusalColumns(worker)
+  const { code: refusedCode, since, servesUntil } = credentialRefusalColumns(worker)
   // Null with none to note: greatest() below keeps the entry's.
   const agoSeconds = worker.unnotedSend ? worker.unnotedSend.agoMs / 1000 : null
   const sentAt = sql`now() - make_interval(secs => ${agoSeconds}::float8)`
@@ -91,17 +100,19 @@ export function registryBeat(worker: WorkerIdentity) {
   const newer = sql`mailer.workers.last_heartbeat_at > now()`
   return sql`beat_keyed as (
                insert into mailer.workers (id, host, pid, version, lease_key, request_timeout_seconds, probe_mailbox,
-                                           lease_seconds, credential_refused_code, credential_refused_since, last_sent_at)
+                                           lease_seconds, credential_refused_code, credential_refused_since,
+                                           credential_serves_until, last_sent_at)
                values (${worker.id}, ${worker.host}, ${worker.pid}, ${worker.version}, ${key}, ${timeout}::int,
-                       ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}, ${sentAt})
+                       ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}, ${servesUntil}, ${sentAt})
                on conflict do nothing
                returning lease_key
              ),
              beat as (
                insert into mailer.workers (id, host, pid, version, request_timeout_seconds, probe_mailbox, lease_seconds,
-                                           credential_refused_code, credential_refused_since, last_sent_at)
+                                           credential_refused_code, credential_refused_since, credential_serves_until,
+                                           last_sent_at)
                select ${worker.id}::text, ${worker.host}::text, ${worker.pid}::int, ${worker.version}::text, ${timeout}::int,
-                      ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}, ${sentAt}
+                      ${mailbox}::text, ${lease}::int, ${refusedCode}::text, ${since}, ${servesUntil}, ${sentAt}
                 where not exists (select from beat_keyed)
                -- A refusal standing keeps the since its first beat noted; a token clears both.
                on conflict (id) do update
@@ -111,6 +122,8 @@ export function registryBeat(worker: WorkerIdentity) {
                      credential_refused_since = case when ${newer} then mailer.workers.credential_refused_since
                        when excluded.credential_refused_code is not null
                        then coalesce(mailer.workers.credential_refused_since, excluded.credential_refused_since) end,
+                     credential_serves_until = case when ${newer} then mailer.workers.credential_serves_until
+                       else excluded.credential_serves_until end,
                      -- A send is a fact: never moved back, whichever beat came first (greatest skips a null).
                      last_sent_at = greatest(mailer.workers.last_sent_at, excluded.last_sent_at)
                returning lease_key

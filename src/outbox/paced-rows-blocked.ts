@@ -1,4 +1,4 @@
-// The pacing turns reserved before a send block began (a token served then) given up, when every live worker is refused: the rows sent back to them due and named by the block.
+// The pacing turns reserved before a send block began (a token served then) given up, when no live worker can send (each refused, no cached token serving): the rows sent back to them due and named by the block.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { liveRegistryEntry } from './live-registry-entry.ts'
@@ -18,10 +18,15 @@ import { WAITING_ROWS_PER_MARK } from './waiting-rows.ts'
  * their mailbox's turns again from then, not after the horizon the block left unused.
  * Only when the refusal is everyone's (`everyone`): every live registry entry but `workerId`'s own
  * (its worker knows it is refused before its note may have landed) notes a refusal (sql/0198,
- * live-registry-entry.ts). A turn another machine reserved with a working credential is one it
- * sends at: dropped, its rows carried this worker's refusal and the mailbox could send above the
- * rate for a moment. An older binary's entry notes none: while one is live, nothing is done (the
- * rows keep their turns, named once a refusal meets them after it).
+ * live-registry-entry.ts) and no cached token serving its sends (sql/0202: none noted, or its use
+ * past). A turn another machine reserved with a working credential, or with a token that still
+ * serves after its refresh was refused (the common first sign of an expired secret, 10 minutes
+ * before the token's end), is one it sends at: dropped, its rows carried this worker's refusal and
+ * the mailbox could send above the rate for a moment. Such a machine's turns are given up once its
+ * token's use has passed, read in database time: no note needed then. An older binary's entry notes
+ * no refusal: while one is live, nothing is done (the rows keep their turns, named once a refusal
+ * meets them after it); one of a release before 0202 notes a refusal with no token's end, read as
+ * unable to send (as every refused entry was read before).
  * Uncounted: attempts and history untouched. Read as stats' held-back count reads paced rows: not
  * due, up to the furthest turn (email_outbox_claim_idx: pending; send_at its second key). Rows
  * another transaction holds are skipped (each is named by a pass once due). The registry is a
@@ -38,7 +43,8 @@ export async function pacedRowsBlocked(
     sql<{ everyone: boolean; named: number }>`
     with everyone as materialized (
       select not exists (select from mailer.workers w
-                          where w.id <> ${workerId} and w.credential_refused_code is null
+                          where w.id <> ${workerId}
+                            and (w.credential_refused_code is null or w.credential_serves_until > now())
                             and ${liveRegistryEntry('w')}) as refused
     ), picked as (
       select o.id from mailer.email_outbox o

@@ -33,9 +33,10 @@ export interface GraphTransport {
   /**
    * While credentialRefused: Entra's code (never its text, which names the app and may name the
    * tenant) and how long the refusal has stood (ms since the first refused request after a token
-   * or a start), which the worker's registry entry notes (sql/0198); else null.
+   * or a start), which the worker's registry entry notes (sql/0198); and how long the cached token
+   * still serves sends (0: none), which it notes too (sql/0202); else null.
    */
-  credentialRefusal(): { code: string; forMs: number } | null
+  credentialRefusal(): { code: string; forMs: number; servesForMs: number } | null
   /**
    * Calls `listener` each time credentialRefusal's code changes, as a token request's answer makes
    * it (Entra refuses the credential, refuses it with another code, or no longer: a token came, or
@@ -162,7 +163,11 @@ export function createGraphTransport(
       const e = standingRefusal(tokens)
       if (e === null) return null
       const since = refusedSince ?? monotonicNow(d.clock)
-      return { code: e.code, forMs: Math.max(0, monotonicNow(d.clock) - since) }
+      return {
+        code: e.code,
+        forMs: Math.max(0, monotonicNow(d.clock) - since),
+        servesForMs: tokens.servesForMs(),
+      }
     },
     senderMailboxRefused: () => sender.senderMailbox.isRefused(),
     graphOutage: () => sender.reachability.cause(),

@@ -33,7 +33,7 @@ setDefaultTimeout(30_000)
 const t = useTestDb({ resetEach: true })
 const entraOf = useEntraOfExpiredSecret()
 
-test('the transport tells the refusal’s code and how long it has stood, across refusals, until a token comes', async () => {
+test('the transport tells the refusal’s code and how long it has stood, across refusals, until a token comes (no cached token serving meanwhile)', async () => {
   let now = Date.now()
   const clock: Clock = { now: () => now, sleep: async () => {} }
   const entra = entraOf()
@@ -46,13 +46,21 @@ test('the transport tells the refusal’s code and how long it has stood, across
   try {
     expect(transport.credentialRefusal()).toBeNull()
     await transport.tokens.getToken().catch(() => {})
-    expect(transport.credentialRefusal()).toEqual({ code: 'AADSTS7000222', forMs: 0 })
+    expect(transport.credentialRefusal()).toEqual({
+      code: 'AADSTS7000222',
+      forMs: 0,
+      servesForMs: 0,
+    })
     // Past the refusal's cooldown (60 s), refused again: it has stood since the first.
     now += 61_000
     await transport.tokens.getToken().catch(() => {})
     expect(entra.tokenRequests).toHaveLength(2)
     now += 9_000
-    expect(transport.credentialRefusal()).toEqual({ code: 'AADSTS7000222', forMs: 70_000 })
+    expect(transport.credentialRefusal()).toEqual({
+      code: 'AADSTS7000222',
+      forMs: 70_000,
+      servesForMs: 0,
+    })
     // The secret fixed (the fake takes it again): the next request's token clears it.
     now += 61_000
     await transport.tokens.getToken()

@@ -424,3 +424,99 @@ test('a worker whose token came reserves no turn before its entry’s note clear
     await r.stop()
   }
 })
+
+/** Into a token's hour, past where its refresh begins in the background (10 minutes before expiry), short of its use's end. */
+const REFRESH_BEGUN_MS = 3_020_000
+
+test('a worker whose refresh is refused while its cached token serves sends and paces on: another worker refused with no token leaves its turns and rows; once its token’s use ends, they are given up', async () => {
+  // A: its entry notes the refusal (as `serve` wires it), and beats every second or so, idle.
+  const r = await startOutage(t, {
+    rows: 10,
+    cert: await generateTestCertificate(),
+    tokenFault: null,
+    ratePerMinute: 1,
+    notesRefusal: true,
+    config: { leaseSeconds: 3, heartbeatSeconds: 1 },
+    options: () => ({ sendAt: new Date(Date.now() + 3600_000).toISOString() }),
+  })
+  const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
+  // B: another machine with the same expired secret and no token (started since, or its own token
+  // ended): live, its entry noting the refusal.
+  const b = `insert into mailer.workers (id, host, pid, version, probe_mailbox, lease_seconds,
+                                         credential_refused_code, credential_refused_since)
+             values ('b:1:abcdef', 'b', 1, 'test', '', 60, 'AADSTS7000222', now())
+             on conflict (id) do update set last_heartbeat_at = now()`
+  try {
+    await rowsPaced(r)
+    // The secret expires: A's refresh ahead of its token's end is refused; its cached token serves
+    // on. Its next send's token begins that refresh (as warmUp's ask does here).
+    r.clock.advance(REFRESH_BEGUN_MS)
+    r.fake.setFaults({ token: Array.from({ length: 100 }, () => EXPIRED) })
+    r.transport.warmUp()
+    await pollUntil(async () =>
+      r.transport.credentialRefused() &&
+      (await t.pool.query(`select 1 from mailer.workers where credential_refused_code is not null`))
+        .rowCount === 1
+        ? true
+        : undefined,
+    )
+    expect(r.transport.blockedForMs()).toBe(0)
+    // Its entry notes until when its token serves: about the 5 minutes left of the token's use.
+    const serves = await t.pool.query(
+      `select credential_serves_until between now() + interval '3 minutes' and now() + interval '5 minutes'
+                as noted from mailer.workers`,
+    )
+    expect(serves.rows).toEqual([{ noted: true }])
+    // Status says the refusal at once (A's entry notes it): the early warning.
+    expect((await liveStats(t.db, null)).credentialRefused?.codes).toEqual(['AADSTS7000222'])
+
+    // B asks: A still sends, so its turns and the rows waiting for them are left alone.
+    await t.pool.query(b)
+    expect(await pacedRowsBlocked(t.db, block, 'b:1:abcdef')).toEqual({
+      everyone: false,
+      named: 0,
+    })
+    expect(await pendingRows()).toEqual([{ code: 'mailbox_paced', words: false, due: false, n: 9 }])
+    expect(await reservedTurns()).toBe(1)
+
+    // A's token's use ends (its last 5 minutes): A can send no more, and its next beat says so.
+    r.clock.advance(10 * 60_000)
+    await pollUntil(async () =>
+      (
+        await t.pool.query(
+          `select 1 from mailer.workers where id <> 'b:1:abcdef'
+              and credential_refused_code is not null and credential_serves_until is null`,
+        )
+      ).rowCount === 1
+        ? true
+        : undefined,
+    )
+    await t.pool.query(b)
+    expect((await pacedRowsBlocked(t.db, block, 'b:1:abcdef')).everyone).toBe(true)
+    expect(await pendingRows()).toEqual([{ code: 'AADSTS7000222', words: true, due: true, n: 9 }])
+    expect(await reservedTurns()).toBe(0)
+    expect(r.fake.accepted).toHaveLength(1)
+  } finally {
+    await r.stop()
+  }
+})
+
+test('an entry noting a refusal with a cached token serving holds the turns until that token’s noted use passes, in database time, no note needed then', async () => {
+  await turnsReserved(3)
+  const block = { code: 'AADSTS7000222', message: 'invalid_client: AADSTS7000222: expired' }
+  await t.pool.query(
+    `insert into mailer.workers (id, host, pid, version, lease_seconds, credential_refused_code,
+                                 credential_refused_since, credential_serves_until)
+     values ('serving:2:abcdef', 'h', 2, 'v', 60, 'AADSTS7000222', now(), now() + interval '4 minutes')`,
+  )
+  const ask = () => pacedRowsBlocked(t.db, block, 'me:1:abcdef')
+  expect(await ask()).toEqual({ everyone: false, named: 0 })
+  expect(await reservedTurns()).toBe(1)
+  // Its use passed (as the database's clock reads it): the entry still notes the refusal, unchanged.
+  await t.pool.query(
+    `update mailer.workers set credential_serves_until = now() - interval '1 second'
+      where id = 'serving:2:abcdef'`,
+  )
+  expect(await ask()).toEqual({ everyone: true, named: 3 })
+  expect(await reservedTurns()).toBe(0)
+})

@@ -1,0 +1,22 @@
+-- 0202: a worker refused by Entra notes in its registry entry until when its cached token still serves sends, so another refused worker gives up the pacing turns only when no worker can send.
+-- Forward-only. Never edit this file after release: add a new numbered file instead.
+--
+-- Why: a refused refresh while the cached token serves (the background refresh 10 minutes before
+-- a token's end: the first sign of an expired secret) notes the refusal at once (0198: status' early
+-- warning), yet the worker sends and reserves pacing turns for up to the token's remaining use.
+-- Another worker refused with no token read every live entry as refused, gave up those turns and
+-- named the working machine's paced rows by the refusal (paced-rows-blocked.ts), once a minute.
+--
+-- mailer.workers.credential_serves_until: while credential_refused_code is set, when the worker's
+-- cached token stops serving sends (database time: now() plus how long the process reads it still
+-- serves, no machine clock trusted); NULL: no token serves (the worker cannot send), or no refusal.
+-- Past, it reads as NULL: no statement is needed when the token's use ends. Written by the note of a
+-- refusal and the registry beat that already write the refusal (credential-refusal-note.ts,
+-- heartbeat.ts registryBeat): no statement is added, none per send.
+--
+-- Older binaries register and beat without it (NULL: a refused entry of theirs reads as unable to
+-- send, as they all did before), and never read it: both run side by side during a rolling deploy.
+-- Nullable without a default: no rewrite.
+--! older-binaries-compatible
+
+alter table mailer.workers add column credential_serves_until timestamptz;
