@@ -11,6 +11,7 @@ import { gateAfterRefusalCleared } from './gate-after-refusal-cleared.ts'
 import type { HeldLeases } from './held-leases.ts'
 import type { LeaseDeadlines } from './lease-deadlines.ts'
 import type { LeaseKey } from './lease-key.ts'
+import { createLoneTokenWait } from './lone-token-wait.ts'
 import { probeAnswered } from './owed-probe.ts'
 import { mailFromAddress, noteSenderMailbox } from './past-senders.ts'
 import { gateTellingPauses } from './pause-telling-gate.ts'
@@ -65,6 +66,15 @@ export function createClaimRound(r: {
     r.refusalClearing,
   )
   const wakePeers = createPeerWake({ db: d.db, log, besides: r.besides, stopping: r.stopping })
+  const keptForToken = d.heldForToken
+    ? createLoneTokenWait({
+        db: d.db,
+        workerId: d.worker.id,
+        log,
+        stopping: r.stopping,
+        heldForToken: d.heldForToken,
+      })
+    : undefined
   const { namePausedRows, pausedMarks } = createPausedRowNaming(
     d,
     pause,
@@ -186,6 +196,7 @@ export function createClaimRound(r: {
         },
         onRetry: due.arm,
         givenBackForOthers: wakePeers,
+        ...(keptForToken && { keptForToken }),
         onMailboxPaused: pause.mailboxPaused,
       },
       leases,

@@ -67,6 +67,11 @@ export interface DeliveryDeps {
   onRetry?: (delayMs: number) => void
   /** A row went back due at once for another worker (no token here yet): the others are woken. */
   givenBackForOthers?: () => void
+  /**
+   * Asked before such a give-back: true once the slow token request has ended when no other live
+   * worker could take the row, which then goes on here (lone-token-wait.ts); absent: given back.
+   */
+  keptForToken?: () => Promise<boolean>
 }
 
 export async function deliverBatch(d: DeliveryDeps, leases: readonly Lease[]): Promise<void> {

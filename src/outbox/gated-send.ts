@@ -88,6 +88,8 @@ async function givenBackUnsendable(
   if (d.stopping.aborted) return false
   const outcome = d.sender.unavailable?.()
   if (outcome?.kind !== 'retry') return false
+  // Due at once (a slow token request) with no other worker to take it: kept, its request waited out.
+  if (outcome.afterMs === 0 && (await d.keptForToken?.())) return false
   await finish(
     r.lease,
     {

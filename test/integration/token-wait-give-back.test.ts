@@ -41,15 +41,29 @@ afterEach(async () => {
 /**
  * A worker wired as `serve` wires Graph (its own fake Entra and Graph, the shared Postgres send
  * gate, the real clock: the token request's 30 s deadline is real), `hang`: its token endpoint
- * never answers.
+ * never answers; `tokenAnswered`: Entra's answers wait for it (and `tokenSlowMs` the transport's).
  */
-async function graphWorker(name: string, o: { hang: boolean }): Promise<GraphWorker> {
+async function graphWorker(
+  name: string,
+  o: { hang: boolean; tokenAnswered?: Promise<void>; tokenSlowMs?: number },
+): Promise<GraphWorker> {
   const fake = await startFakeGraph({ certificates: [cert.certPem] })
   if (o.hang) fake.setFaults({ token: Array.from({ length: 100 }, () => 'hang' as const) })
+  const answered = o.tokenAnswered
+  const slowEntra = (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = input instanceof Request ? input.url : String(input)
+    if (answered && url.includes('/oauth2/v2.0/token')) await answered
+    return fetch(input, init)
+  }) as typeof fetch
   const transport = createGraphTransport(
     graphConfigFor(fake, { certificate: cert.certPem, privateKey: cert.keyPem }),
     'sender@example.com',
-    { fetch, clock: systemClock, log: silentLogger },
+    {
+      fetch: slowEntra,
+      clock: systemClock,
+      log: silentLogger,
+      ...(o.tokenSlowMs !== undefined && { tokenSlowMs: o.tokenSlowMs }),
+    },
   )
   const gate = createPgSendGate({
     db: t.statements.db,
@@ -88,6 +102,11 @@ describe('Entra hangs for one worker, not for another', () => {
   const ROWS = 5
 
   test('the rows the hung worker claimed are sent by the other within seconds, not after the token request’s 30 s', async () => {
+    // The working worker's entry live before the hung worker's request turns slow, whatever the
+    // machine's load: a worker alone keeps its rows (lone-token-wait.ts). Its start beats into it.
+    await t.pool.query(
+      `insert into mailer.workers (id, host, pid, version, lease_seconds) values ('working-worker', 'test', 1, 'test', 30)`,
+    )
     const hung = await graphWorker('hung-worker', { hang: true })
     for (let i = 0; i < ROWS; i++) await enqueue(t)
     // The hung worker holds every row, waiting for the token its request never gets.
@@ -129,5 +148,69 @@ describe('Entra hangs for one worker, not for another', () => {
     expect(new Set(rows.rows.map((r) => JSON.stringify(r)))).toEqual(
       new Set([JSON.stringify({ attempts: 1, history: ['throttled token_slow', 'sent '] })]),
     )
+  })
+})
+
+describe('Entra slow for a worker alone', () => {
+  test('its rows wait for its token as before: no give-back to itself, no history entry, no second claim', async () => {
+    const ROWS = 5
+    const entra = Promise.withResolvers<void>()
+    // Slow at 200 ms (3 s in production): the same path, without 3 s of a test's time.
+    const solo = await graphWorker('solo-worker', {
+      hang: false,
+      tokenAnswered: entra.promise,
+      tokenSlowMs: 200,
+    })
+    for (let i = 0; i < ROWS; i++) await enqueue(t)
+    await pollUntil(async () => (solo.engine.drainer.status().inFlight === ROWS ? true : undefined))
+    // Its token request turned slow with the rows in hand: given back, each row's history has its
+    // entry within a moment (a bounded look: a worker alone keeps them, and none comes).
+    await pollUntil(async () => (solo.transport.heldForToken() !== null ? true : undefined))
+    const lookedFrom = monotonicNow(systemClock)
+    while (monotonicNow(systemClock) - lookedFrom < 500) {
+      const n = await t.pool.query('select 1 from mailer.email_attempts')
+      if (n.rowCount !== 0) break
+    }
+    entra.resolve()
+    await pollUntil(async () => {
+      const c = await statusCounts()
+      return c.length === 1 && c[0]!.status === 'sent' ? true : undefined
+    })
+    expect(solo.fake.accepted).toHaveLength(ROWS)
+    const rows = await t.pool.query(
+      `select o.attempts, array_agg(a.outcome || ' ' || coalesce(a.error_code, '') order by a.id) as history
+         from mailer.email_outbox o join mailer.email_attempts a on a.outbox_id = o.id
+        group by o.id, o.attempts`,
+    )
+    expect(new Set(rows.rows.map((r) => JSON.stringify(r)))).toEqual(
+      new Set([JSON.stringify({ attempts: 1, history: ['sent '] })]),
+    )
+    const claimed = solo.engine.events.events.reduce(
+      (n, e) => n + (e.type === 'claimed' ? e.count : 0),
+      0,
+    )
+    expect(claimed).toBe(ROWS)
+  })
+
+  test('a stop while it waits releases its rows unsent and uncounted, at once', async () => {
+    const solo = await graphWorker('solo-worker', {
+      hang: false,
+      tokenAnswered: new Promise<void>(() => {}),
+      tokenSlowMs: 200,
+    })
+    const ids: string[] = []
+    for (let i = 0; i < 3; i++) ids.push(await enqueue(t))
+    await pollUntil(async () => (solo.engine.drainer.status().inFlight === 3 ? true : undefined))
+    await pollUntil(async () => (solo.transport.heldForToken() !== null ? true : undefined))
+    const stoppedFrom = monotonicNow(systemClock)
+    await solo.engine.stop(50)
+    // Within the stop's grace and its statements, not the token request's 30 s deadline.
+    expect(monotonicNow(systemClock) - stoppedFrom).toBeLessThan(10_000)
+    expect(await statusCounts()).toEqual([{ status: 'pending', n: 3 }])
+    // Released as a stop releases any unstarted row: no token_slow entry.
+    const history = await t.pool.query('select outcome, error_code from mailer.email_attempts')
+    expect(history.rows).toEqual(ids.map(() => ({ outcome: 'released', error_code: null })))
+    const attempts = await t.pool.query('select attempts from mailer.email_outbox')
+    expect(attempts.rows.map((r) => r.attempts)).toEqual([0, 0, 0])
   })
 })

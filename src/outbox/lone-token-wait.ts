@@ -1,0 +1,58 @@
+// A worker alone keeps the rows its slow token request holds: giving them back would hand them to nobody but itself.
+import { type Kysely, sql } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { liveRegistryEntry } from './live-registry-entry.ts'
+
+/**
+ * Whether a live registry entry other than `workerId`'s notes no credential refusal: a worker that
+ * could take rows given back due at once. The registry is a handful of rows, read whole.
+ */
+export async function anotherWorkerLive(db: Kysely<Database>, workerId: string): Promise<boolean> {
+  const { rows } = await sql<{ other: boolean }>`
+    select exists (select from mailer.workers w
+                    where w.id <> ${workerId} and w.credential_refused_code is null
+                      and ${liveRegistryEntry('w')}) as other`.execute(db)
+  return rows[0]?.other === true
+}
+
+/**
+ * Returns what a delivery asks before it gives a row back for a slow token request (Graph's
+ * token_slow: due at once, for a worker with a token): true once that request has ended (or a
+ * stop began) when no other live worker could take the row, which then goes on as it did before
+ * the give-back existed; false to give it back. A worker alone (the common deployment) otherwise
+ * gave each row back to itself, a history entry and a claim more each, its send no sooner.
+ * One registry read per slow request, shared by its rows; an unanswered read gives them back.
+ */
+export function createLoneTokenWait(d: {
+  db: Kysely<Database>
+  workerId: string
+  log: Logger
+  stopping: AbortSignal
+  /** While a token request is slow (no cached token serving): resolves when it ends; else null. */
+  heldForToken: () => Promise<void> | null
+}): () => Promise<boolean> {
+  let asked: { ends: Promise<void>; alone: Promise<boolean> } | null = null
+  const stopped = new Promise<void>((resolve) => {
+    if (d.stopping.aborted) resolve()
+    else d.stopping.addEventListener('abort', () => resolve(), { once: true })
+  })
+  return async () => {
+    const ends = d.heldForToken()
+    // Ended since the row was found waiting: it goes on, the gate's next look tells a failure.
+    if (ends === null) return true
+    if (asked?.ends !== ends) {
+      const alone = anotherWorkerLive(d.db, d.workerId).then(
+        (other) => !other,
+        (err: unknown) => {
+          d.log.warn('could not read whether another worker could take the rows', { err })
+          return false
+        },
+      )
+      asked = { ends, alone }
+    }
+    if (!(await asked.alone)) return false
+    await Promise.race([ends, stopped])
+    return true
+  }
+}
