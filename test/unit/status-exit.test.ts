@@ -220,3 +220,37 @@ test("live workers noting their Graph credential refused while rows are pending 
   expect(table(waiting).match(/Entra refuses/g)).toHaveLength(1)
   expect(table(judge(reading(null), thresholds, (s) => s))).not.toContain('Entra refuses')
 })
+
+test('rows waiting on Entra (a token request hung, timed out, failed or refused: token_…, AADSTS…) with none sent for longer than --max-send-gap need attention: that wait pauses no mailbox and moves each row ahead', () => {
+  const entra = (gap: number | null, byCode: { code: string; rows: number }[]): DatabaseReading => {
+    const r = reading(null)
+    return {
+      ...r,
+      stats: r.stats && { ...r.stats, counts: { ...r.stats.counts, pending: 10 } },
+      pauses: { mailboxes: 0, refused: 0, longestSeconds: null, noneSentForSeconds: gap },
+      pendingErrors: { total: 10, byCode, complete: true },
+    }
+  }
+  const judged = judge(
+    entra(900, [
+      { code: 'token_timeout', rows: 6 },
+      { code: 'token_slow', rows: 4 },
+    ]),
+    thresholds,
+    (s) => s,
+  )
+  expect(judged.health).toBe('attention')
+  expect(judged.reasons).toEqual([
+    expect.stringMatching(
+      /^no row sent for 900 s \(more than --max-send-gap, 300 s\) while 10 pending row\(s\) wait on Entra giving no token: hung, out of reach, failing or refusing the token requests \(token_timeout 6, token_slow 4\): the deploy guide's "Token failures" \(/,
+    ),
+  ])
+  // Within the gap, or rows waiting on something else: no outage told.
+  expect(
+    [
+      entra(300, [{ code: 'token_timeout', rows: 10 }]),
+      entra(null, [{ code: 'token_slow', rows: 10 }]),
+      entra(900, [{ code: 'ErrorInvalidRecipients', rows: 10 }]),
+    ].map((r) => judge(r, thresholds, (s) => s).health),
+  ).toEqual(['ok', 'ok', 'ok'])
+})
