@@ -2,16 +2,18 @@
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { entryCanSend } from './entry-can-send.ts'
 import { liveRegistryEntry } from './live-registry-entry.ts'
 
 /**
- * Whether a live registry entry other than `workerId`'s notes no credential refusal: a worker that
- * could take rows given back due at once. The registry is a handful of rows, read whole.
+ * Whether a live registry entry other than `workerId`'s can send (entry-can-send.ts: no credential
+ * refusal noted, or a cached token still serving): a worker that could take rows given back due at
+ * once. The registry is a handful of rows, read whole.
  */
 export async function anotherWorkerLive(db: Kysely<Database>, workerId: string): Promise<boolean> {
   const { rows } = await sql<{ other: boolean }>`
     select exists (select from mailer.workers w
-                    where w.id <> ${workerId} and w.credential_refused_code is null
+                    where w.id <> ${workerId} and ${entryCanSend('w')}
                       and ${liveRegistryEntry('w')}) as other`.execute(db)
   return rows[0]?.other === true
 }

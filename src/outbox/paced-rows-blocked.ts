@@ -1,6 +1,7 @@
 // The pacing turns reserved before a send block began (a token served then) given up, when no live worker can send (each refused, no cached token serving): the rows sent back to them due and named by the block.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { entryCanSend } from './entry-can-send.ts'
 import { liveRegistryEntry } from './live-registry-entry.ts'
 import { PACED_CODE } from './settle-item.ts'
 import { writingStorable } from './storable-in-encoding.ts'
@@ -43,8 +44,7 @@ export async function pacedRowsBlocked(
     sql<{ everyone: boolean; named: number }>`
     with everyone as materialized (
       select not exists (select from mailer.workers w
-                          where w.id <> ${workerId}
-                            and (w.credential_refused_code is null or w.credential_serves_until > now())
+                          where w.id <> ${workerId} and ${entryCanSend('w')}
                             and ${liveRegistryEntry('w')}) as refused
     ), picked as (
       select o.id from mailer.email_outbox o

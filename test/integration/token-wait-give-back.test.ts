@@ -2,6 +2,7 @@
 import { afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { monotonicNow, systemClock } from '../../src/clock.ts'
 import { silentLogger } from '../../src/log.ts'
+import { anotherWorkerLive } from '../../src/outbox/lone-token-wait.ts'
 import { createPgSendGate } from '../../src/outbox/pg-send-gate.ts'
 import { createGraphTransport, type GraphTransport } from '../../src/transport/graph-transport.ts'
 import { useTestDb } from '../support/db.ts'
@@ -213,4 +214,29 @@ describe('Entra slow for a worker alone', () => {
     const attempts = await t.pool.query('select attempts from mailer.email_outbox')
     expect(attempts.rows.map((r) => r.attempts)).toEqual([0, 0, 0])
   })
+})
+
+test('another live worker refused on refresh while its cached token serves can take the rows (sql/0202), as the pacing turns’ give-up reads it; not once that use has passed', async () => {
+  const other = (code: string | null, servesUntil: string | null) =>
+    t.pool.query(
+      `insert into mailer.workers (id, host, pid, version, lease_seconds, credential_refused_code,
+                                   credential_refused_since, credential_serves_until)
+       values ('other:2:abcdef', 'h', 2, 'v', 60, $1::text,
+               case when $1::text is not null then now() end, now() + $2::interval)`,
+      [code, servesUntil],
+    )
+  const ask = () => anotherWorkerLive(t.db, 'me:1:abcdef')
+  expect(await ask()).toBe(false)
+  await other('AADSTS7000222', '4 minutes')
+  expect(await ask()).toBe(true)
+  // Its token's use passed, in database time: refused, no token, it takes nothing.
+  await t.pool.query(
+    `update mailer.workers set credential_serves_until = now() - interval '1 second' where id = 'other:2:abcdef'`,
+  )
+  expect(await ask()).toBe(false)
+  await t.pool.query(`update mailer.workers set credential_serves_until = null`)
+  expect(await ask()).toBe(false)
+  await t.pool.query(`delete from mailer.workers`)
+  await other(null, null)
+  expect(await ask()).toBe(true)
 })
