@@ -12,9 +12,12 @@
 // touch of each shared-buffer page it reads (its page tables are filled then), which the second
 // read does not; fewer pages touched (0025: the codes from the index) is what makes it cheaper.
 // Wall-clock medians on this machine (compare within one run only).
-// STATUS_READS_FROM=<another checkout> (a worktree of an earlier release) adds that checkout's
-// whole read and its pauses section, taking turns with this one's on the same rows and connection,
-// so that a section a round changed is read against the release in one sitting.
+// STATUS_READS_FROM=<another checkout> (a worktree of an earlier release, its own `bun install`)
+// adds that checkout's whole read and every section, on the same rows, index shape and connection,
+// the two checkouts taking turns at going first rep by rep: what runs second on a connection finds
+// the pages the first touched already mapped, so each figure is reported by its place (read first,
+// read second) and compared with the other checkout's at the same place. Use an even `reps` to
+// give both orders the same count; an A/A run (a clone of this same commit) shows the bench's own spread.
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Kysely, PostgresDialect, sql } from 'kysely'
@@ -44,30 +47,52 @@ const [kept, failedEvery, reps] = [1_000_000, 100, 5].map((d, i) => {
 }) as [number, number, number]
 
 type Section = (db: Kysely<Database>) => Promise<unknown>
-const SECTIONS: Record<string, Section> = {
-  counts: (db) => outboxStats(db, null),
-  workers: (db) => workerPresence(db, { liveSeconds: 120, overdueSeconds: 60 }),
-  pauses: (db) => mailboxPauses(db),
+/** The section reads as a checkout exports them (the same names since round 55). */
+interface SectionReads {
+  outboxStats: typeof outboxStats
+  workerPresence: typeof workerPresence
+  mailboxPauses: typeof mailboxPauses
+  recentFailures: typeof recentFailures
+}
+const sectionsOf = (f: SectionReads): Record<string, Section> => ({
+  counts: (db) => f.outboxStats(db, null),
+  workers: (db) => f.workerPresence(db, { liveSeconds: 120, overdueSeconds: 60 }),
+  pauses: (db) => f.mailboxPauses(db),
   // A 48 h window: every failed row (finished a day ago) is in it.
-  failures: (db) => recentFailures(db, { hours: 48, limit: 5, scanLimit: 10_000 }),
+  failures: (db) => f.recentFailures(db, { hours: 48, limit: 5, scanLimit: 10_000 }),
   // As first written: every failed row kept looked at.
   'failures, all kept': (db) =>
-    recentFailures(db, { hours: 48, limit: 5, scanLimit: 2_000_000_000 }),
-}
+    f.recentFailures(db, { hours: 48, limit: 5, scanLimit: 2_000_000_000 }),
+})
 
+type ReadStatus = typeof readDatabaseStatus
+interface Checkout {
+  label: string
+  read: ReadStatus
+  sections: Record<string, Section>
+}
+const ours: Checkout = {
+  label: 'this checkout',
+  read: readDatabaseStatus,
+  sections: sectionsOf({ outboxStats, workerPresence, mailboxPauses, recentFailures }),
+}
 const otherCheckout = process.env.STATUS_READS_FROM
   ? resolve(process.env.STATUS_READS_FROM)
   : undefined
-type ReadStatus = typeof readDatabaseStatus
-const other: { read: ReadStatus; pauses: Section } | undefined = otherCheckout
+const load = async (path: string) => import(join(otherCheckout!, path))
+const other: Checkout | undefined = otherCheckout
   ? {
-      read: (await import(join(otherCheckout, 'src/status/database-status.ts')))
-        .readDatabaseStatus as ReadStatus,
-      pauses: (await import(join(otherCheckout, 'src/outbox/mailbox-pauses.ts')))
-        .mailboxPauses as Section,
+      label: 'STATUS_READS_FROM',
+      read: (await load('src/status/database-status.ts')).readDatabaseStatus,
+      sections: sectionsOf({
+        outboxStats: (await load('src/outbox/stats.ts')).outboxStats,
+        workerPresence: (await load('src/outbox/worker-presence.ts')).workerPresence,
+        mailboxPauses: (await load('src/outbox/mailbox-pauses.ts')).mailboxPauses,
+        recentFailures: (await load('src/outbox/recent-failures.ts')).recentFailures,
+      }),
     }
   : undefined
-if (other) SECTIONS['pauses (STATUS_READS_FROM)'] = other.pauses
+const PLACES = ['read first', 'read second'] as const
 
 // The failed rows' index as each migration leaves it (same name, same rows).
 const INDEX_SHAPES = {
@@ -109,28 +134,26 @@ try {
     `\n${fmt(kept)} finished rows kept (${fmt(Math.floor(kept / failedEvery))} failed), 1,000 pending, filled in ${fmt(fillS)} s`,
   )
   const d = { name: DB, url: cluster.url(DB), listenUrl: cluster.url(DB) }
+  // Keyed `shape|checkout|what|place`; `what` is `whole`, `connect` or `section|turn[|cpu|faults]`.
   const times = new Map<string, number[]>()
   const add = (key: string, v: number) => times.set(key, [...(times.get(key) ?? []), v])
   const shapes = Object.keys(INDEX_SHAPES) as Shape[]
   for (let rep = 0; rep < reps; rep++) {
+    // The checkouts' order swapped rep by rep, for the whole reads and on the new connection alike.
+    const order = !other ? [ours] : rep % 2 === 0 ? [ours, other] : [other, ours]
+    const placed = order.map((c, i) => [c, PLACES[i]!] as const)
     for (const shape of rep % 2 === 0 ? shapes : [...shapes].reverse()) {
       await buildIndex(probe, shape)
-      // Each read once unmeasured, so that every page read below is in shared buffers; with
-      // STATUS_READS_FROM, the two reads' order swapped rep by rep.
-      const ours: [string, ReadStatus] = ['whole', readDatabaseStatus]
-      const reads: [string, ReadStatus][] = !other
-        ? [ours]
-        : rep % 2 === 0
-          ? [ours, ['whole (STATUS_READS_FROM)', other.read]]
-          : [['whole (STATUS_READS_FROM)', other.read], ours]
-      for (const [key, read] of reads) {
-        await read(d, { timeoutMs: 30_000, leaseSeconds: 60 })
+      // Each read once unmeasured, so that every page read below is in shared buffers.
+      for (const [c, place] of placed) {
+        await c.read(d, { timeoutMs: 30_000, leaseSeconds: 60 })
         const t0 = performance.now()
-        const r = await read(d, { timeoutMs: 30_000, leaseSeconds: 60 })
-        add(`${shape}|${key}`, performance.now() - t0)
+        const r = await c.read(d, { timeoutMs: 30_000, leaseSeconds: 60 })
+        add(`${shape}|${c.label}|whole|${place}`, performance.now() - t0)
         if (!r.reachable || r.unread.length > 0) throw new Error(JSON.stringify(r))
       }
-      // A new connection, as status opens: connecting, then each section first and again.
+      // A new connection, as status opens: connecting, then each checkout's sections first and
+      // again; the checkout read second finds the pages the first touched already mapped.
       const pool = new pg.Pool({ connectionString: d.url, max: 1 })
       const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
       const tc = performance.now()
@@ -138,40 +161,75 @@ try {
       add(`${shape}|connect`, performance.now() - tc)
       const pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(db)).rows[0]!
         .pid
-      for (const turn of ['first', 'again']) {
-        for (const [name, read] of Object.entries(SECTIONS)) {
-          const u0 = backendUsage(pid)
-          const t = performance.now()
-          await read(db)
-          add(`${shape}|${name}|${turn}`, performance.now() - t)
-          const u1 = backendUsage(pid)
-          add(`${shape}|${name}|${turn}|cpu`, u1.cpuMs - u0.cpuMs)
-          add(`${shape}|${name}|${turn}|faults`, u1.faults - u0.faults)
+      for (const turn of ['first on it', 'again']) {
+        for (const [c, place] of placed) {
+          for (const [name, read] of Object.entries(c.sections)) {
+            const key = `${shape}|${c.label}|${name}|${turn}`
+            const u0 = backendUsage(pid)
+            const t = performance.now()
+            await read(db)
+            add(`${key}|${place}`, performance.now() - t)
+            const u1 = backendUsage(pid)
+            add(`${key}|cpu|${place}`, u1.cpuMs - u0.cpuMs)
+            add(`${key}|faults|${place}`, u1.faults - u0.faults)
+          }
         }
       }
       await db.destroy()
     }
   }
   await probe.close()
-  const m = (key: string, digits = 0) => {
-    const v = times.get(key) ?? []
-    return `${fmt(median(v), digits)}`
+  const m = (key: string, digits = 0) => fmt(median(times.get(key) ?? []), digits)
+  const all = (key: string) => (times.get(key) ?? []).map((x) => fmt(x, 0)).join(', ')
+  // One checkout's figure at one place: its median, with what else is asked for alongside.
+  const at = (shape: Shape, c: Checkout, what: string, place: string, list = false) => {
+    const key = `${shape}|${c.label}|${what}|${place}`
+    return `${m(key, 1)} ms${list ? ` (${all(key)})` : ''}`
   }
+  /** The other checkout's median over this one's at the same place. */
+  const ratioAt = (shape: Shape, what: string, place: string) => {
+    const [a, b] = [ours, other!].map((c) =>
+      median(times.get(`${shape}|${c.label}|${what}|${place}`) ?? []),
+    )
+    return b! / a!
+  }
+  const ratio = (shape: Shape, what: string, place: string) =>
+    `${fmt(ratioAt(shape, what, place), 2)}×`
+  /** Both places' ratios by their geometric mean: the order's effect taken out. */
+  const balanced = (shape: Shape, what: string) =>
+    `${PLACES.map((p) => ratio(shape, what, p)).join(' and ')} at the same place, ${fmt(Math.sqrt(ratioAt(shape, what, PLACES[0]) * ratioAt(shape, what, PLACES[1])), 2)}× both orders`
+  const section = (shape: Shape, name: string, turn: string) => {
+    const what = `${name}|${turn}`
+    const usage = (u: 'cpu' | 'faults', place: string) =>
+      (other ? [ours, other] : [ours])
+        .map((c) => m(`${shape}|${c.label}|${what}|${u}|${place}`))
+        .join(' vs ')
+    const server = (p: string) =>
+      `server CPU ${usage('cpu', p)} ms, ${usage('faults', p)} minor faults`
+    if (!other) return `${turn} ${at(shape, ours, what, PLACES[0])} (${server(PLACES[0])})`
+    const places = PLACES.map(
+      (p) => `${p} ${at(shape, ours, what, p)} vs ${at(shape, other, what, p)} (${server(p)})`,
+    )
+    return `${turn}: ${places.join('; ')}; ${balanced(shape, what)}`
+  }
+  if (other)
+    console.log(
+      `\nEach figure "this checkout vs STATUS_READS_FROM" at one place (read first or second of the two), and the latter ÷ the former; ${Math.ceil(reps / 2)} reps with this checkout read first, ${Math.floor(reps / 2)} with it read second.`,
+    )
   for (const shape of shapes) {
     console.log(`\nfailed rows' index as ${shape}:`)
-    console.log(
-      `status read of one database (connect included): median ${m(`${shape}|whole`, 1)} ms (${(times.get(`${shape}|whole`) ?? []).map((x) => fmt(x, 0)).join(', ')})`,
-    )
-    if (other)
+    if (!other)
       console.log(
-        `  STATUS_READS_FROM's read: median ${m(`${shape}|whole (STATUS_READS_FROM)`, 1)} ms (${(times.get(`${shape}|whole (STATUS_READS_FROM)`) ?? []).map((x) => fmt(x, 0)).join(', ')})`,
+        `status read of one database (connect included): median ${at(shape, ours, 'whole', PLACES[0], true)}`,
+      )
+    else
+      console.log(
+        `status read of one database (connect included): ${PLACES.map((p) => `${p} ${at(shape, ours, 'whole', p, true)} vs ${at(shape, other, 'whole', p, true)}`).join('; ')}; ${balanced(shape, 'whole')}`,
       )
     console.log(`  a new connection: connect median ${m(`${shape}|connect`, 1)} ms`)
-    for (const name of Object.keys(SECTIONS)) {
-      const turn = (t: string) =>
-        `${m(`${shape}|${name}|${t}`, 1)} ms (server CPU ${m(`${shape}|${name}|${t}|cpu`)} ms, ${m(`${shape}|${name}|${t}|faults`)} minor faults)`
-      console.log(`  ${name}: first on it ${turn('first')}; again ${turn('again')}`)
-    }
+    for (const name of Object.keys(ours.sections))
+      for (const turn of ['first on it', 'again'])
+        console.log(`  ${name}, ${section(shape, name, turn)}`)
   }
 } finally {
   await cluster.stop()
