@@ -1,60 +1,29 @@
 // settleLeases: records the outcomes of a batch of leases and their attempt history in one statement.
 import { type Kysely, sql } from 'kysely'
 import type { Database } from '../db/schema.ts'
-import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED, cancelRecorded } from './cancel-wins.ts'
-import { expiredUnresolved } from './expired-unresolved.ts'
-import { kindLit } from './history-kind.ts'
+import { cancelRecorded } from './cancel-wins.ts'
 import { lookedUpAttempt } from './looked-up-attempt.ts'
-import { LOOKUP_TOO_EARLY_CODE, lookupPastExpirySeconds } from './lookup-grace.ts'
-import { endsASend } from './lookup-stop.ts'
-import {
-  EARLIER_MAY_HAVE_DELIVERED,
-  lastSendMayHaveDelivered,
-  resentOfLastSend,
-  withoutResentNamed,
-} from './resent-unverified.ts'
+import { lookupPastExpirySeconds } from './lookup-grace.ts'
+import { entryKind } from './settle-entry-kind.ts'
+import { settleInput } from './settle-input.ts'
 import {
   BUSY_OUTCOME,
   PACED_CODE,
   PAUSED_CODE,
   type SettledRow,
   type SettleItem,
-  type Settlement,
   TOKEN_WAIT_CODE,
 } from './settle-item.ts'
+import { exhaustedError, settledLastError } from './settle-last-error.ts'
 import { type Fit, writingStorable } from './storable-in-encoding.ts'
+import { throttledSince } from './throttled-since.ts'
 
-const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
-/**
- * The suffix of an out-of-attempts error whose last attempt's send left it ambiguous: that send's,
- * or, resent unverified (Settlement resentUnverified), the earlier interrupted send's, and this
- * one's too when it may also have reached the provider. A retry of such a resend ends with it too.
- */
-const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
-/** The suffix of a refused unverified resend's failure (Settlement failed, resentUnverified). */
-const EARLIER = sql.lit(EARLIER_MAY_HAVE_DELIVERED)
-/** As LAST_SEND_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
-const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(resentOfLastSend)
-/** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
-const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
-  then '; an interrupted send may have delivered it' else '' end`
 /**
  * How long before its expiresAt a row waits to look its interrupted send up (lookUpFirst): a row is
  * due before it expires (email_outbox_expiry_check), and woken at the expiresAt its claim finds it
  * expired, so only looks that send up.
  */
 const BEFORE_EXPIRY = sql`interval '1 millisecond'`
-
-/**
- * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's
- * (its retry, its worker's stop: a reclaim's lease_expired, or a gateway's 504 given back before a
- * claim whose worker stopped before it sent again), which the waits to look it up since (uncounted,
- * `throttled`) and the stops of its lookups' workers (endsASend) replaced on the row.
- * From the history's primary key (outbox_id, id); read for such a lease's failure only.
- */
-const exhaustedError = (column: 'error_code' | 'error') =>
-  sql`(select h.${sql.raw(column)} from mailer.email_attempts h
-        where h.outbox_id = i.id and ${endsASend('h')} order by h.id desc limit 1)`
 
 interface SettleParams {
   workerId: string
@@ -67,58 +36,6 @@ interface SettleParams {
    */
   lookupPastExpirySeconds?: number
 }
-
-/**
- * Since when the row has waited uncounted (throttled, a refused credential, a lookup asked again):
- * the first such attempt after its last other outcome, or now for a first one. The throttle
- * deadline counts from there: from creation, a row scheduled days ahead or retried through the API
- * failed at its first throttle. A failure ends a run, so a retried row starts a new one.
- * A wait for the mailbox's pacing turn (MAILBOX_RATE_PER_MINUTE, code PACED_CODE) is our own
- * schedule, not a throttle: it has no deadline (null here), neither starts a run nor ends one, and
- * a backlog longer than the deadline at the configured rate never fails its rows.
- * Read only for an uncounted retry, from the history's primary key (outbox_id, id), in id order.
- */
-const throttledSince = sql`case when i.refund and i.kind = 'retry' and i.code is distinct from ${PACED_CODE}
-    then coalesce(
-      (select min(a.finished_at) from mailer.email_attempts a
-        where a.outbox_id = i.id and a.outcome = 'throttled'
-          and a.error_code is distinct from ${PACED_CODE}
-          and a.id > coalesce((select max(b.id) from mailer.email_attempts b
-                                where b.outbox_id = i.id and b.outcome not in ('throttled', 'released')), 0)),
-      now()) end`
-
-/**
- * A lease claimed past its expiresAt whose wait to look up may not run on (its bound passed): it
- * ends as a sweep past that bound ends the row (expiry-sweep.ts), counting no attempt either
- * (lookupOnly, `past`).
- */
-const boundPassed = sql`(i.past_expiry and i.kind = 'retry' and l.verdict = 'expired')`
-
-/**
- * The kind of a settled lease's history entry (history-kind.ts), by the branch of last_error
- * (below) that words it: read on the locked row `l` (its verdict; `unstarted`, the row's send start
- * before this statement) and the input `i`. A retry of an unverified resend names which sends may
- * have delivered the row; an ending that keeps an interrupted send unresolved (its mark) says so;
- * every other entry is an attempt's (a sent one's implied).
- */
-const entryKind = sql`case l.verdict
-    when 'retry' then case i.resent when 'both' then ${kindLit('resent_interrupted')}
-                                    when 'earlier' then ${kindLit('resent')}
-                                    else ${kindLit('attempt')} end
-    when 'expired' then case
-      when ${boundPassed} then ${kindLit('unresolved')}
-      when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE} then ${kindLit('unresolved')}
-      when i.kind = 'retry' and i.refund
-      then case when i.ambiguous then ${kindLit('unresolved')} else ${kindLit('attempt')} end
-      when i.kind = 'expired' and i.message is not null then ${kindLit('attempt')}
-      when not i.ambiguous and (i.kind <> 'expired' or l.unstarted) then ${kindLit('attempt')}
-      else ${kindLit('unresolved')} end
-    -- A sent entry's is implied (history-kind.ts kindOf): not stored.
-    when 'sent' then null
-    when 'released' then ${kindLit('attempt')}
-    -- Failed (a refused resend names the earlier send; a row no longer rendering, a lookup's 404),
-    -- out of attempts, throttled out, cancelled: the mark kept, that send is named unresolved.
-    else case when i.ambiguous then ${kindLit('unresolved')} else ${kindLit('attempt')} end end`
 
 /**
  * Applies outcomes; returns the rows actually settled, and as BUSY_OUTCOME those another
@@ -134,7 +51,6 @@ export async function settleLeases(
   p: SettleParams,
 ): Promise<SettledRow[]> {
   if (items.length === 0) return []
-  const col = <T>(f: (i: SettleItem, s: Settlement) => T) => items.map((i) => f(i, i.settlement))
   // Judged where the rows are locked (locked, below), once a row.
   // A lease past its attempts (Lease.pastAttempts) only looks its interrupted send up: its waits
   // to look again are never out of attempts. With lookups on, an interrupted send on the last
@@ -172,22 +88,7 @@ export async function settleLeases(
   const { rows } = await writingStorable(db, (storable: Fit) =>
     sql<SettledRow & { due_ms: number | null; attempt: number | null }>`
     with input as (
-      select * from unnest(
-        ${col((i) => i.id)}::bigint[], ${col((i) => i.token)}::uuid[], ${col((_, s) => s.kind)}::text[],
-        ${col((_, s) => ('code' in s ? storable(s.code) : null))}::text[],
-        ${col((_, s) => ('message' in s && s.message !== undefined ? storable(s.message) : s.kind === 'expired' && s.notSent ? NOT_SENT_BEFORE_EXPIRY : null))}::text[],
-        ${col((_, s) => (s.kind === 'retry' ? s.delayMs : 0))}::float8[],
-        ${col((_, s) => s.kind === 'released' || (s.kind === 'retry' && s.throttled))}::bool[],
-        ${col((i, s) => (s.kind === 'retry' || s.kind === 'failed' || s.kind === 'cancelled' ? s.ambiguous === true : s.kind === 'expired' || s.kind === 'exhausted' ? s.notSent !== true && i.ambiguous === true : s.kind === 'released' && i.ambiguous === true))}::bool[],
-        ${col((i) => i.startedAt?.getTime() ?? null)}::float8[], ${col((i) => i.httpStatus ?? null)}::int[],
-        ${col((i) => (i.requestId == null ? null : storable(i.requestId)))}::text[],
-        ${col((i) => i.uncounted === true)}::bool[],
-        ${col((_, s) => s.kind === 'retry' && s.lookUpFirst === true)}::bool[],
-        ${col((i, s) => i.cancelRequested === true && i.ambiguous === true && (s.kind === 'released' || (s.kind === 'retry' && s.throttled)))}::bool[],
-        ${col((_, s) => s.kind === 'retry' && s.lookupWait === true)}::bool[],
-        ${col((i) => i.pastExpiry === true)}::bool[],
-        ${col((_, s) => (s.kind === 'retry' && s.resentUnverified ? (s.resentUnverified.sendAmbiguous ? 'both' : 'earlier') : s.kind === 'failed' && s.resentUnverified ? 'earlier' : null))}::text[]
-      ) as t(id, token, kind, code, message, delay_ms, refund, ambiguous, started_ms, http_status, request_id, past, look_first, look_again, lookup_wait, past_expiry, resent)
+      ${settleInput(items, storable)}
     ), locked as materialized (
       -- Locked first, in id order, as the API's bulk cancel and retry lock theirs: a batch in the
       -- order its sends finished deadlocked with a bulk action over the same rows. A row another
@@ -229,47 +130,7 @@ export async function settleLeases(
                -- A lease past its attempts: its last attempt's code (exhaustedError).
                when 'exhausted' then coalesce(i.code, ${exhaustedError('error_code')}, o.last_error_code)
                else i.code end,
-             last_error = case l.verdict
-               when 'sent' then null when 'released' then o.last_error
-               -- The mark is an earlier send's only on a row found expired before its send started
-               -- (the last check that finds it so keeps it, sql/0018, and the lease knows); after a
-               -- send, it is that send's own start, and a send answered for sure (a 500) delivered nothing.
-               -- A wait given back uncounted (a throttle) that its expiresAt ended names what held
-               -- the row back, as one ended by THROTTLE_DEADLINE_SECONDS does.
-               when 'expired' then case
-                 -- Claimed past it, its lookup held back past the bound (lookupWait): as any
-                 -- interrupted send found past its expiresAt and not looked up.
-                 when ${boundPassed} then ${expiredUnresolved()}
-                 -- A wait to look an interrupted send up again that would end past its bound (the
-                 -- row is never sent past its expiresAt): no throttle, and no lookup to come.
-                 when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
-                 then 'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it'
-                 when i.kind = 'retry' and i.refund
-                 then 'still throttled at its expiresAt: ' || coalesce(i.message, '') || ${INTERRUPTED_MAY_HAVE_DELIVERED}
-                 -- Its interrupted send looked up and not found (expired-interrupted.ts).
-                 when i.kind = 'expired' and i.message is not null then i.message
-                 when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
-                 then ${NOT_SENT_BEFORE_EXPIRY}
-                 else ${expiredUnresolved()} end
-               -- Its own word (cancelled-interrupted.ts); an interrupted send left unresolved is named.
-               when 'cancelled' then case when i.kind = 'cancelled' and i.message is not null then i.message
-                                          when i.ambiguous then ${CANCELLED_UNRESOLVED}
-                                          else ${CANCELLED_BEFORE_SEND} end
-               when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
-                                         || ${INTERRUPTED_MAY_HAVE_DELIVERED}
-               -- An interrupted last send is named alike whether it went unlooked (lookups off) or
-               -- its lookup could not tell.
-               when 'exhausted' then 'attempts exhausted; last error: ' || case
-                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
-                 when i.ambiguous then coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
-                 else coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ' (that send was looked up and not found: not sent)' end
-               -- A retry of an unverified resend names the send that may have delivered it, as its
-               -- failure would: read back (resentOfLastSend) once a lookup after it cannot tell.
-               when 'retry' then i.message || case when i.resent is not null then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
-               -- A refused unverified resend (Settlement resentUnverified) names the earlier send.
-               when 'failed' then i.message || case when i.kind = 'failed' and i.resent = 'earlier'
-                                                    then ${EARLIER} else '' end
-               else i.message end,
+             last_error = ${settledLastError},
              lease_owner = null, lease_token = null, lease_expires_at = null,
              -- The mark of a send that may have reached the provider survives until it is resolved,
              -- also on a row that fails now (out of attempts, throttled out, its lookup refused, or

@@ -1,0 +1,85 @@
+// How a settled lease's last_error is worded (settleLeases): by its verdict, naming any send that may have delivered the row.
+import { sql } from 'kysely'
+import { CANCELLED_BEFORE_SEND, CANCELLED_UNRESOLVED } from './cancel-wins.ts'
+import { expiredUnresolved } from './expired-unresolved.ts'
+import { LOOKUP_TOO_EARLY_CODE } from './lookup-grace.ts'
+import { endsASend } from './lookup-stop.ts'
+import {
+  EARLIER_MAY_HAVE_DELIVERED,
+  lastSendMayHaveDelivered,
+  resentOfLastSend,
+  withoutResentNamed,
+} from './resent-unverified.ts'
+import { boundPassed } from './settle-entry-kind.ts'
+
+export const NOT_SENT_BEFORE_EXPIRY = 'not sent before expiresAt'
+/**
+ * The suffix of an out-of-attempts error whose last attempt's send left it ambiguous: that send's,
+ * or, resent unverified (Settlement resentUnverified), the earlier interrupted send's, and this
+ * one's too when it may also have reached the provider. A retry of such a resend ends with it too.
+ */
+const LAST_SEND_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(sql`i.resent`)
+/** The suffix of a refused unverified resend's failure (Settlement failed, resentUnverified). */
+const EARLIER = sql.lit(EARLIER_MAY_HAVE_DELIVERED)
+/** As LAST_SEND_MAY_HAVE_DELIVERED, of a row out of attempts after its lookup: its last send read from its history. */
+const LOOKED_UP_MAY_HAVE_DELIVERED = lastSendMayHaveDelivered(resentOfLastSend)
+/** The suffix of a throttle's ending error on a row an interrupted send may have delivered. */
+const INTERRUPTED_MAY_HAVE_DELIVERED = sql`case when i.ambiguous
+  then '; an interrupted send may have delivered it' else '' end`
+
+/**
+ * The last counted attempt's error (`column`) of a lease past its attempts: the interrupted send's
+ * (its retry, its worker's stop: a reclaim's lease_expired, or a gateway's 504 given back before a
+ * claim whose worker stopped before it sent again), which the waits to look it up since (uncounted,
+ * `throttled`) and the stops of its lookups' workers (endsASend) replaced on the row.
+ * From the history's primary key (outbox_id, id); read for such a lease's failure only.
+ */
+export const exhaustedError = (column: 'error_code' | 'error') =>
+  sql`(select h.${sql.raw(column)} from mailer.email_attempts h
+        where h.outbox_id = i.id and ${endsASend('h')} order by h.id desc limit 1)`
+
+/**
+ * The last_error of a settled lease, read on the locked row `l` (its verdict), the input `i` and the
+ * outbox row `o` as the statement found it.
+ */
+export const settledLastError = sql`case l.verdict
+               when 'sent' then null when 'released' then o.last_error
+               -- The mark is an earlier send's only on a row found expired before its send started
+               -- (the last check that finds it so keeps it, sql/0018, and the lease knows); after a
+               -- send, it is that send's own start, and a send answered for sure (a 500) delivered nothing.
+               -- A wait given back uncounted (a throttle) that its expiresAt ended names what held
+               -- the row back, as one ended by THROTTLE_DEADLINE_SECONDS does.
+               when 'expired' then case
+                 -- Claimed past it, its lookup held back past the bound (lookupWait): as any
+                 -- interrupted send found past its expiresAt and not looked up.
+                 when ${boundPassed} then ${expiredUnresolved()}
+                 -- A wait to look an interrupted send up again that would end past its bound (the
+                 -- row is never sent past its expiresAt): no throttle, and no lookup to come.
+                 when i.kind = 'retry' and i.code = ${LOOKUP_TOO_EARLY_CODE}
+                 then 'expiresAt comes before its interrupted send can be looked up again (not in the mailbox yet); that send may have delivered it'
+                 when i.kind = 'retry' and i.refund
+                 then 'still throttled at its expiresAt: ' || coalesce(i.message, '') || ${INTERRUPTED_MAY_HAVE_DELIVERED}
+                 -- Its interrupted send looked up and not found (expired-interrupted.ts).
+                 when i.kind = 'expired' and i.message is not null then i.message
+                 when not i.ambiguous and (i.kind <> 'expired' or o.send_started_at is null)
+                 then ${NOT_SENT_BEFORE_EXPIRY}
+                 else ${expiredUnresolved()} end
+               -- Its own word (cancelled-interrupted.ts); an interrupted send left unresolved is named.
+               when 'cancelled' then case when i.kind = 'cancelled' and i.message is not null then i.message
+                                          when i.ambiguous then ${CANCELLED_UNRESOLVED}
+                                          else ${CANCELLED_BEFORE_SEND} end
+               when 'throttled_out' then 'still throttled at the throttle deadline: ' || coalesce(i.message, '')
+                                         || ${INTERRUPTED_MAY_HAVE_DELIVERED}
+               -- An interrupted last send is named alike whether it went unlooked (lookups off) or
+               -- its lookup could not tell.
+               when 'exhausted' then 'attempts exhausted; last error: ' || case
+                 when i.kind <> 'exhausted' then coalesce(i.message, '') || case when i.ambiguous then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
+                 when i.ambiguous then coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ${LOOKED_UP_MAY_HAVE_DELIVERED}
+                 else coalesce(${withoutResentNamed(exhaustedError('error'))}, '') || ' (that send was looked up and not found: not sent)' end
+               -- A retry of an unverified resend names the send that may have delivered it, as its
+               -- failure would: read back (resentOfLastSend) once a lookup after it cannot tell.
+               when 'retry' then i.message || case when i.resent is not null then ${LAST_SEND_MAY_HAVE_DELIVERED} else '' end
+               -- A refused unverified resend (Settlement resentUnverified) names the earlier send.
+               when 'failed' then i.message || case when i.kind = 'failed' and i.resent = 'earlier'
+                                                    then ${EARLIER} else '' end
+               else i.message end`
