@@ -1,8 +1,8 @@
 // Bulk requeue: a filter's failed and cancelled rows back to pending, a batch at a time (a loop's within its span), and the count a retry would requeue.
 import type { ExpressionBuilder, Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import type { BulkOptions } from './bulk-cancel.ts'
 import { type BulkLoopSpan, inSpan, loopStep } from './bulk-loop-span.ts'
-import type { BulkOptions } from './cancel.ts'
 import {
   countFinishedWithCode,
   countMatching,

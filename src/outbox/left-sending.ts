@@ -5,7 +5,7 @@ import { inSpan, type PassedSending } from './bulk-loop-span.ts'
 import type { IdSpan, Where } from './candidate-ids.ts'
 import { matchOutbox, type OutboxFilter } from './outbox-filter.ts'
 
-/** What a bulk action counts as left of a row it passed (cancel.ts, bulk-requeue.ts say theirs). */
+/** What a bulk action counts as left of a row it passed (bulk-cancel.ts, bulk-requeue.ts say theirs). */
 export interface LeftRows {
   /** Of the rows in `sending` (and the filter's but for its status): those it counts in flight. */
   inFlight: Where

@@ -1,6 +1,7 @@
 // A row cancelled through the API while pending gets its history entry, one or many at a time; a claimed one gets it from its worker.
 import { expect, setDefaultTimeout, test } from 'bun:test'
-import { cancelMatching, cancelOutboxRow } from '../../src/outbox/cancel.ts'
+import { cancelMatching } from '../../src/outbox/bulk-cancel.ts'
+import { cancelOutboxRow } from '../../src/outbox/cancel.ts'
 import { claimBatch } from '../../src/outbox/claim.ts'
 import { useTestDb } from '../support/db.ts'
 import { attemptsOf, enqueue } from '../support/engine.ts'

@@ -2,7 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { openDb } from '../../src/db/open.ts'
 import { silentLogger } from '../../src/log.ts'
-import { cancelMatching } from '../../src/outbox/cancel.ts'
+import { cancelMatching } from '../../src/outbox/bulk-cancel.ts'
 import { claimBatch, type Lease } from '../../src/outbox/claim.ts'
 import { extendLeases } from '../../src/outbox/heartbeat.ts'
 import { markSent } from '../../src/outbox/mark-sent.ts'

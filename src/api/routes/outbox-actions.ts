@@ -1,7 +1,8 @@
 // Steering rows: cancel and retry, one by id or in bulk by filter (with a dry run).
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi'
+import { cancelLoopStep, countCancellable } from '../../outbox/bulk-cancel.ts'
 import { countRequeueable, requeueLoopStep } from '../../outbox/bulk-requeue.ts'
-import { cancelLoopStep, cancelOutbox, countCancellable } from '../../outbox/cancel.ts'
+import { cancelOutbox } from '../../outbox/cancel.ts'
 import { requeueOutbox } from '../../outbox/requeue.ts'
 import { withStatementTimeout } from '../../outbox/statement-timeout.ts'
 import { requireScope } from '../auth.ts'
