@@ -1,6 +1,6 @@
 // Finished-row counts for /metrics: counting them reads every row's index entry, so at most once per interval.
 import { type Clock, monotonicNow, waitAtMost } from '../clock.ts'
-import type { SettledCounts } from '../outbox/stats.ts'
+import type { SettledCounts } from '../outbox/settled-counts.ts'
 
 export interface SettledCountsCache {
   /**

@@ -2,7 +2,7 @@
 import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { createSettledCountsCache } from '../../src/api/settled-counts-cache.ts'
 import type { Clock } from '../../src/clock.ts'
-import type { SettledCounts } from '../../src/outbox/stats.ts'
+import type { SettledCounts } from '../../src/outbox/settled-counts.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787).
 setDefaultTimeout(30_000)
