@@ -1,6 +1,6 @@
 // The status report as text for a terminal: one table row per database, then each database's reasons and failures, then the process warnings.
 import { pastExpiryPendingMeaning } from '../outbox/past-expiry-pending.ts'
-import { credentialRefusalWords } from './status-report.ts'
+import { credentialRefusalWords } from './credential-refusal-words.ts'
 import type { DatabaseStatus, StatusReport } from './status-shape.ts'
 
 const COLUMNS: readonly [string, (d: DatabaseStatus) => string][] = [
