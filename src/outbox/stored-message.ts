@@ -62,7 +62,7 @@ export function sendableSubject(subject: unknown): string {
 export const isSubjectTooLong = (subject: string): boolean =>
   subject.length > 998 && [...subject].length > 998
 
-/** A stored subject as long as enqueue takes one (a template's: renderedSubject in render.ts). */
+/** A stored subject as long as enqueue takes one (a template's: renderedSubject in render-template.ts). */
 export function sendableStoredSubject(subject: string): string {
   if (isSubjectTooLong(subject)) throw invalid('message.subject', 'must be at most 998 characters')
   return subject

@@ -1,7 +1,7 @@
 // A template's row as a token confined to a tenant is shown it: without the recipients the template names itself, the operator's addresses, counted.
 import Mustache from 'mustache'
 import type { TemplateRow } from '../db/schema.ts'
-import { NO_ADDRESS } from './render.ts'
+import { NO_ADDRESS } from './render-template.ts'
 import type { MailAddress } from './sender.ts'
 import { fill } from './template-fill.ts'
 

@@ -318,7 +318,7 @@ async function templateKeysBy(url: string, inputs: readonly string[]): Promise<(
   }
 }
 
-// render.ts's NO_ADDRESS: nothing, or a name before an empty "<>" (JavaScript's \s).
+// render-template.ts's NO_ADDRESS: nothing, or a name before an empty "<>" (JavaScript's \s).
 const NO_ADDRESS = /^(?:[^<>]*<\s*>)?\s*$/s
 
 test("a template's from_address keys its rows' mailbox as the worker renders it, in a C and an ICU database", async () => {
