@@ -1,19 +1,12 @@
 // The app-only Graph access token: one cache per process, one refresh in flight, Entra errors kept by code.
 import { monotonicNow } from '../clock.ts'
 import type { Logger } from '../log.ts'
+import { abortable } from './abortable-wait.ts'
 import { entraRefusalHint } from './entra-refusal-hints.ts'
 import { GraphAuthError } from './graph-token-error.ts'
 import { type IssuedToken, requestGraphToken, type TokenRequest } from './graph-token-request.ts'
+import { PERMANENT_FAILURE_COOLDOWN_MS, tokenHoldOffMs } from './token-hold-off.ts'
 
-/** After a permanent failure (e.g. an unregistered certificate) Entra is not asked again for this long. */
-const PERMANENT_FAILURE_COOLDOWN_MS = 60_000
-/**
- * After a transient failure (a 5xx, a timeout, a dropped connection) Entra is not asked again for
- * this long, doubling with each failure in a row up to the cap, reset by a success: every send of
- * the process waits on this one delay, so a struggling Entra is not asked once per row.
- */
-const TOKEN_BACKOFF_FIRST_MS = 1_000
-const TOKEN_BACKOFF_MAX_MS = 300_000
 /**
  * Graph refusing (401) the token fetched after its last 401 says that a new token does not help
  * (an expired or revoked one is replaced at once): Entra is asked again after this long, not at
@@ -128,7 +121,12 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
       .catch((e: unknown) => {
         const error = e instanceof GraphAuthError ? e : GraphAuthError.network(e)
         const streak = (failure?.streak ?? 0) + 1
-        failure = { error, at: monotonicNow(d.clock), holdOffMs: holdOffMs(error, streak), streak }
+        failure = {
+          error,
+          at: monotonicNow(d.clock),
+          holdOffMs: tokenHoldOffMs(error, streak),
+          streak,
+        }
         d.onRefresh?.('failure', error.code)
         d.log.warn('graph token request failed', {
           code: error.code,
@@ -211,27 +209,3 @@ export function createTokenSource(d: TokenSourceDeps): TokenSource {
 
 /** A background refresh that failed is tried again after this long (the cached token still serves). */
 const BACKGROUND_REFRESH_RETRY_MS = 30_000
-
-/**
- * How long after a failure Entra is not asked again: a refusal for good, else the backoff of the
- * `streak`-th failure in a row, or Entra's own Retry-After when that is longer.
- */
-function holdOffMs(e: GraphAuthError, streak: number): number {
-  if (e.permanent) return PERMANENT_FAILURE_COOLDOWN_MS
-  const backoff = Math.min(
-    TOKEN_BACKOFF_MAX_MS,
-    TOKEN_BACKOFF_FIRST_MS * 2 ** Math.min(streak - 1, 30),
-  )
-  return Math.max(backoff, e.throttled ? (e.retryAfterMs ?? 0) : 0)
-}
-
-// One caller giving up must not cancel the refresh the others are waiting for.
-function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
-}
