@@ -8,9 +8,9 @@ import { NOT_SENT, RenderError } from './render-error.ts'
 import { renderedBodies, renderTemplate } from './render-template.ts'
 import { renderedAddress } from './rendered-address.ts'
 import type { MailAddress, OutboundMail } from './sender.ts'
+import { sendableAttachments } from './stored-attachments.ts'
 import {
   type StoredMessage,
-  sendableAttachments,
   sendableBodies,
   sendableCorrelationId,
   sendableHeaders,
