@@ -2,7 +2,7 @@
 import type { ZodError } from 'zod'
 import { AppError } from '../errors.ts'
 import { MESSAGE_FIELDS } from './enqueue-schemas.ts'
-import { validationHook } from './problem.ts'
+import { validationHook } from './validation-hook.ts'
 
 /** The enqueue body's shape, as its refusals name it. */
 export const ENQUEUE_BODY_SHAPE = '{"message": {...}, "options": {...}} (options optional)'

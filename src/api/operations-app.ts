@@ -3,11 +3,12 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import { AppError } from '../errors.ts'
 import type { ApiDeps, AppEnv } from './context.ts'
 import { headLength } from './head-length.ts'
-import { notFoundHandler, onError, validationHook } from './problem.ts'
+import { notFoundHandler, onError } from './problem.ts'
 import { requestContext } from './request-context.ts'
 import { healthRoutes } from './routes/health.ts'
 import { metricsRoutes } from './routes/metrics.ts'
 import { servedMethods } from './served-methods.ts'
+import { validationHook } from './validation-hook.ts'
 
 /** What a platform probes or scrapes: all a worker-only process serves, and the first routes of the API's app. */
 export function createOperationsApp(deps: ApiDeps): OpenAPIHono<AppEnv> {

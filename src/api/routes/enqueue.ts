@@ -13,10 +13,10 @@ import { checkEnqueuedSender } from '../enqueued-sender.ts'
 import { withAsciiDomains } from '../idn-addresses.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery } from '../outbox-schemas.ts'
-import { validationHook } from '../problem.ts'
 import { JSON_BODY_PROBLEMS, problemResponse, V1_PROBLEMS } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
 import { utf8JsonBody } from '../utf8-body.ts'
+import { validationHook } from '../validation-hook.ts'
 
 export function enqueueRoutes(deps: ApiDeps) {
   const write = [requireScope('outbox:write'), selectDatabase(deps.databases)]

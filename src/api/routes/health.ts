@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import { type DatabaseHealth, sessionHolds } from '../../outbox/health.ts'
 import type { ApiDeps, AppEnv } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
-import { validationHook } from '../problem.ts'
+import { validationHook } from '../validation-hook.ts'
 
 const Liveness = z
   .object({ status: z.enum(['ok', 'failing']), problems: z.array(z.string()) })

@@ -1,7 +1,7 @@
 // /metrics: Prometheus text exposition (no token: scraped over Fly's private network).
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { ApiDeps, AppEnv } from '../context.ts'
-import { validationHook } from '../problem.ts'
+import { validationHook } from '../validation-hook.ts'
 
 export function metricsRoutes(deps: ApiDeps) {
   const route = createRoute({

@@ -17,7 +17,6 @@ import {
 import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery, IdParam, OutboxItem, toItemJson } from '../outbox-schemas.ts'
-import { validationHook } from '../problem.ts'
 import {
   BODY_PROBLEMS,
   JSON_BODY_PROBLEMS,
@@ -28,6 +27,7 @@ import {
 import { noRowActionBody } from '../row-action-body.ts'
 import { selectDatabase } from '../select-database.ts'
 import { utf8JsonBody } from '../utf8-body.ts'
+import { validationHook } from '../validation-hook.ts'
 
 const conflict = problemResponse('The row is in a state that does not allow this (conflict)', [
   'conflict',

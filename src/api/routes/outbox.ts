@@ -20,9 +20,9 @@ import {
   toDetailJson,
   toItemJson,
 } from '../outbox-schemas.ts'
-import { validationHook } from '../problem.ts'
 import { ROW_PROBLEMS, V1_PROBLEMS } from '../problem-responses.ts'
 import { selectDatabase } from '../select-database.ts'
+import { validationHook } from '../validation-hook.ts'
 
 export function outboxRoutes(deps: ApiDeps) {
   const clock = deps.clock ?? systemClock

@@ -11,8 +11,9 @@ import { type ApiDeps, type AppEnv, QUERY_TIMEOUT_MS } from '../context.ts'
 import { reachableDatabases } from '../database-claim.ts'
 import { jsonResponse } from '../json-response.ts'
 import { DbQuery } from '../outbox-schemas.ts'
-import { Problem, problemOf, validationHook } from '../problem.ts'
+import { Problem, problemOf } from '../problem.ts'
 import { problemResponse, V1_PROBLEMS } from '../problem-responses.ts'
+import { validationHook } from '../validation-hook.ts'
 
 const Count = z.number().int()
 
