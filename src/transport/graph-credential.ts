@@ -1,8 +1,9 @@
-// The Entra app credential: loads the certificate + key (or a client secret) and signs client assertions.
-import { createHash, type KeyObject, randomUUID, type X509Certificate } from 'node:crypto'
-import { SignJWT } from 'jose'
+// The Entra app credential: loads the certificate + key (or a client secret) and gives each token request its proof (a certificate's: a client assertion, client-assertion.ts).
+import { createHash, type X509Certificate } from 'node:crypto'
 import type { GraphConfig } from '../config/graph-settings.ts'
 import { isAppError } from '../errors.ts'
+import { certificateValidityProblem } from './certificate-validity.ts'
+import { signClientAssertion } from './client-assertion.ts'
 import {
   invalidCredential,
   parseCertificate,
@@ -16,10 +17,7 @@ export type AssertionAlgorithm = 'PS256' | 'RS256'
 /** The shortest RSA key PS256/RS256 may use (RFC 7518 §3.3: "2048 bits or larger MUST"); jose refuses less. */
 const MIN_RSA_BITS = 2048
 
-/** Entra accepts at most what we sign; MSAL uses the same 10 minutes. */
-const ASSERTION_LIFETIME_SECONDS = 600
-
-interface CertificateCredential {
+export interface CertificateCredential {
   readonly kind: 'certificate'
   readonly algorithm: AssertionAlgorithm
   /** base64url (no padding) SHA-1 of the DER certificate: the `x5t` header. */
@@ -130,7 +128,7 @@ function certificateFrom(
   const notBefore = cert ? Date.parse(cert.validFrom) : Number.NaN
   const notAfter = cert ? Date.parse(cert.validTo) : Number.NaN
   if (p.validity !== 'at-each-token') {
-    const outside = validityProblem(p.now, notBefore, notAfter)
+    const outside = certificateValidityProblem(p.now, notBefore, notAfter)
     if (outside) problems.push(`GRAPH_CERTIFICATE: ${outside.message}`)
   }
   if (problems.length > 0 || !cert || !key) throw invalidCredential(...problems)
@@ -144,7 +142,7 @@ function certificateFrom(
   return {
     info,
     authFields: async ({ tokenUrl, clientId, now }) => {
-      const outside = validityProblem(now, notBefore, notAfter)
+      const outside = certificateValidityProblem(now, notBefore, notAfter)
       if (outside) {
         throw new GraphAuthError(outside.code, `GRAPH_CERTIFICATE ${outside.message}`, true)
       }
@@ -154,50 +152,6 @@ function certificateFrom(
       }
     },
   }
-}
-
-/** Where `now` falls outside the certificate's validity period, what Entra would refuse; else null. */
-function validityProblem(
-  now: number,
-  notBefore: number,
-  notAfter: number,
-): { code: 'certificate_not_yet_valid' | 'certificate_expired'; message: string } | null {
-  if (now < notBefore) {
-    const at = new Date(notBefore).toISOString()
-    return { code: 'certificate_not_yet_valid', message: `is not valid before ${at}` }
-  }
-  if (now >= notAfter) {
-    return {
-      code: 'certificate_expired',
-      message: `expired at ${new Date(notAfter).toISOString()}`,
-    }
-  }
-  return null
-}
-
-/** A fresh assertion per token request: requests are rare (about one an hour), so no reuse. */
-function signClientAssertion(p: {
-  key: KeyObject
-  info: CertificateCredential
-  tokenUrl: string
-  clientId: string
-  now: number
-}): Promise<string> {
-  const nowSeconds = Math.floor(p.now / 1000)
-  const header =
-    p.info.algorithm === 'PS256'
-      ? { alg: 'PS256', typ: 'JWT', 'x5t#S256': p.info.x5tS256 }
-      : { alg: 'RS256', typ: 'JWT', x5t: p.info.x5t }
-  return new SignJWT({})
-    .setProtectedHeader(header)
-    .setAudience(p.tokenUrl)
-    .setIssuer(p.clientId)
-    .setSubject(p.clientId)
-    .setJti(randomUUID())
-    .setNotBefore(nowSeconds)
-    .setIssuedAt(nowSeconds)
-    .setExpirationTime(nowSeconds + ASSERTION_LIFETIME_SECONDS)
-    .sign(p.key)
 }
 
 function thumbprint(cert: X509Certificate, hash: 'sha1' | 'sha256'): string {
