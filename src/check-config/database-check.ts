@@ -1,33 +1,26 @@
-// Database check: reaches one configured database, reads its schema status, and asks whether LISTEN holds on it.
+// Database check: reaches one configured database and reads its schema status, grants and pooling; whether LISTEN holds on it is listen-url-check.ts's.
 import pg from 'pg'
 import { type DatabaseConfig, urlVariable } from '../config/database-list.ts'
 import type { Config, ServeRole } from '../config.ts'
-import { hearsOtherSessions } from '../db/listen-probe.ts'
 import {
   describeLocksInTheWay,
   LOCK_TIMEOUT_SQLSTATE,
   readLocksInTheWay,
 } from '../db/lock-in-the-way.ts'
-import { withLoginAdvice } from '../db/login-refusal.ts'
 import { assertSchemaCurrent } from '../db/schema-state.ts'
 import { readServerDatabase } from '../db/server-database.ts'
 import { notUtf8Consequence, notUtf8Warning } from '../db/server-encoding.ts'
 import { SessionClient } from '../db/session-settings.ts'
 import { PERMISSION_DENIED_SQLSTATE } from '../db/sqlstate.ts'
 import { poolRefusesTransactions, STATEMENT_POOLING_PROBLEM } from '../db/statement-pooling.ts'
-import { withTlsAdvice } from '../db/tls-failure.ts'
-import { withUnreachableAdvice } from '../db/unreachable-cause.ts'
 import { isAppError } from '../errors.ts'
-import { CHANNEL, listeningPid } from '../outbox/listen-session.ts'
+import { connectFailure } from './connect-failure.ts'
 import { describe, type Findings } from './findings.ts'
 import { checkGrants } from './grants-check.ts'
+import { checkListenUrl } from './listen-url-check.ts'
 import { checkMigrateRole } from './migrate-role-check.ts'
 import { untestedVersionWarning } from './server-version.ts'
 import { checkTriggerTemplates } from './trigger-templates-check.ts'
-
-/** A failed connect in the server's words; a login it refused (password, role, database), a TLS or a network failure with its cause and what to check. */
-const connectFailure = (e: unknown): string =>
-  withUnreachableAdvice(withTlsAdvice(withLoginAdvice(describe(e), e), e), e)
 
 // Schema states a deploy fixes by itself (release_command runs migrate); the others need a human.
 const SCHEMA_PENDING = new Set(['schema_missing', 'schema_outdated'])
@@ -161,65 +154,6 @@ export async function checkDatabase(
     await pool.end().catch(() => {})
   }
 
-  // A URL of its own is for LISTEN and migrations, both needing a session; the one URL is listened
-  // on only by a role that listens, unless LISTEN_MODE=poll says the deployment polls on purpose.
-  const apart = d.listenUrl !== d.url
-  const listens = role !== 'api' && config.worker.listenMode === 'auto'
-  const which = label(apart ? 'listenUrl' : 'url')
-  if (apart || (listens && reachable)) {
-    const client = new SessionClient({
-      connectionString: d.listenUrl,
-      application_name: 'outbox-mailer:check-config',
-      connectionTimeoutMillis: timeoutMs,
-      query_timeout: timeoutMs,
-    })
-    client.on('error', () => {})
-    let connected = false
-    try {
-      await client.connect()
-      connected = true
-      // A transaction pooler accepts the LISTEN and loses it with its session: asked as serve asks.
-      await client.query(`listen ${CHANNEL}`)
-      const pid = await listeningPid(client, timeoutMs)
-      const holds =
-        pid !== null &&
-        (await hearsOtherSessions(client, {
-          url: d.listenUrl,
-          backendPid: pid,
-          applicationName: 'outbox-mailer:check-config',
-          timeoutMs,
-        })) !== false
-      await client.query('unlisten *')
-      if (!holds) {
-        out.problems.push(
-          `database "${d.name}" (${which}): LISTEN does not hold on this connection (a transaction pooler?)${listens ? ': serve would poll instead of being woken' : ''}. ${apart ? `${which} must be a direct (session) URL, for LISTEN and migrations` : `Give this database a direct (session) URL to listen on (${label('listenUrl')}), or set LISTEN_MODE=poll to poll on purpose`}`,
-        )
-      } else {
-        out.checks.push(
-          `database "${d.name}" (${which}): ${apart ? 'reachable, ' : ''}LISTEN holds`,
-        )
-      }
-      // A URL of its own is migrate's (the release command), and so most often a third role's.
-      if (apart) {
-        const where = `database "${d.name}" (${which})`
-        const variables = { listen: which, url: label('url') }
-        try {
-          const role = await checkMigrateRole(client, where, variables)
-          if ('problem' in role) out.problems.push(role.problem)
-          else out.checks.push(role.check)
-        } catch (e) {
-          out.problems.push(
-            `${where}: whether its role may migrate could not be read: ${describe(e)}`,
-          )
-        }
-      }
-    } catch (e) {
-      out.problems.push(
-        `database "${d.name}" (${which}): ${connected ? `LISTEN could not be checked: ${describe(e)}` : `cannot connect: ${connectFailure(e)}`}`,
-      )
-    } finally {
-      await client.end().catch(() => {})
-    }
-  }
+  await checkListenUrl({ d, config, role, timeoutMs, reachable, label }, out)
   return out
 }
