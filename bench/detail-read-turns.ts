@@ -20,7 +20,7 @@
 // (TEST_BINARY: one made before); without others it runs alone.
 import { SignJWT } from 'jose'
 import pg from 'pg'
-import { freePort } from '../src/embedded-postgres.ts'
+import { freePort } from '../src/embedded-postgres/free-port.ts'
 import { compiledBinary } from '../test/support/binary.ts'
 import { startBenchCluster } from './cluster.ts'
 import { imageEnvInEffect, inImageEnv } from './image-env.ts'

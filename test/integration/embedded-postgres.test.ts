@@ -6,7 +6,8 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { freePort, startEmbeddedPostgres } from '../../src/embedded-postgres.ts'
+import { freePort } from '../../src/embedded-postgres/free-port.ts'
+import { startEmbeddedPostgres } from '../../src/embedded-postgres.ts'
 
 // Per file: a preload's default timeout reaches only a run's first file (bun#43787). Each test
 // creates a cluster (initdb) and starts it: 16-22 s of them on a loaded 2-core machine.
